@@ -1,0 +1,10 @@
+package io.moemesh.cli;
+
+import picocli.CommandLine.Command;
+
+@Command(name = "moemesh", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
+        description = "Serve Mixture-of-Experts language models disaggregated: dense layers in a gateway, experts "
+                + "in their own services.",
+        subcommands = {GenerateCommand.class, SynthCommand.class})
+final class MoemeshCommand {
+}

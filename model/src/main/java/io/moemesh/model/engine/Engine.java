@@ -1,0 +1,187 @@
+package io.moemesh.model.engine;
+
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.kernel.MatMul;
+import io.moemesh.model.kernel.VectorOps;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The MoE decoder forward pass over a batched step: any mix of prefill chunks and decode tokens from many
+ * sequences runs as one set of GEMMs per projection, attention per token over its own sequence's paged KV,
+ * and each MoE layer's experts through an {@link ExpertDispatch} (in-process, or the mesh). Not thread-safe:
+ * one step at a time; its buffers are reused across steps so a warmed-up decode loop does not allocate.
+ */
+public final class Engine {
+    private final ModelConfig c;
+    private final DenseWeights w;
+    private final ExpertDispatch experts;
+    private final Attention attention;
+    private final Rope rope;
+    private final Router router;
+    private final StepBuffers buf = new StepBuffers();
+
+    public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts) {
+        this.c = config;
+        this.w = weights;
+        this.experts = experts;
+        this.attention = new Attention(config);
+        this.rope = new Rope(config.headDim(), config.ropeTheta());
+        this.router = new Router(config);
+    }
+
+    public ModelConfig config() {
+        return c;
+    }
+
+    /**
+     * Runs one step. The cache must be able to hold each sequence up to its {@link SequenceStep#endPos()}
+     * (the scheduler reserves blocks first; a step that finds the pool short fails fast).
+     */
+    public List<StepOutput> step(List<SequenceStep> batch, KvCache cache) {
+        int tokens = 0;
+        for (SequenceStep s : batch) {
+            if (s.endPos() > c.maxPositionEmbeddings()) {
+                throw new IllegalArgumentException("sequence " + s.seqId() + " reaches position " + s.endPos()
+                        + ", beyond max_position_embeddings " + c.maxPositionEmbeddings());
+            }
+            if (!cache.ensureCapacity(s.seqId(), s.endPos())) {
+                throw new IllegalStateException("KV cache has no room for sequence " + s.seqId()
+                        + " up to position " + s.endPos() + "; reserve blocks before the step");
+            }
+            tokens += s.tokens().length;
+        }
+        int hidden = c.hiddenSize();
+        int pairs = c.pairsPerToken();
+        buf.ensure(c, tokens);
+        int[][] tables = buf.tables;
+        int t = 0;
+        for (SequenceStep s : batch) {
+            int[] table = cache.blockTable(s.seqId());
+            for (int i = 0; i < s.tokens().length; i++, t++) {
+                int id = s.tokens()[i];
+                if (id < 0 || id >= c.vocabSize()) {
+                    throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, "
+                            + c.vocabSize() + ")");
+                }
+                w.embed().row(id, buf.h, t * hidden);
+                buf.pos[t] = s.startPos() + i;
+                tables[t] = table;
+            }
+        }
+        int[][][][] traced = new int[batch.size()][][][];
+        for (int b = 0; b < batch.size(); b++) {
+            if (batch.get(b).traceRoutes()) {
+                traced[b] = new int[c.numLayers()][batch.get(b).tokens().length][];
+            }
+        }
+        float eps = (float) c.rmsNormEps();
+        for (int l = 0; l < c.numLayers(); l++) {
+            LayerWeights lw = w.layers()[l];
+            VectorOps.rmsNorm(buf.h, 0, lw.inputNorm(), eps, buf.xn, 0, tokens, hidden);
+            attentionBlock(l, lw, cache, tokens);
+            VectorOps.add(buf.o, 0, buf.h, 0, tokens * hidden);
+
+            VectorOps.rmsNorm(buf.h, 0, lw.postAttentionNorm(), eps, buf.xn, 0, tokens, hidden);
+            MatMul.matmul(buf.xn, tokens, lw.router(), buf.routerLogits);
+            for (int i = 0; i < tokens; i++) {
+                router.route(buf.routerLogits, i * c.numExperts(), buf.experts, buf.weights, i * pairs);
+            }
+            if (lw.sharedGate() != null) {
+                // Qwen2-MoE: the shared expert joins every token with weight sigmoid(shared_expert_gate · x).
+                MatMul.matmul(buf.xn, tokens, lw.sharedGate(), buf.sharedLogit);
+                for (int i = 0; i < tokens; i++) {
+                    buf.experts[i * pairs + c.topK()] = c.numExperts();
+                    buf.weights[i * pairs + c.topK()] = VectorOps.sigmoid(buf.sharedLogit[i]);
+                }
+            }
+            recordRoutes(batch, traced, l, pairs);
+            experts.run(l, buf.xn, tokens, buf.experts, buf.weights, pairs, buf.moe);
+            VectorOps.add(buf.moe, 0, buf.h, 0, tokens * hidden);
+        }
+        return logits(batch, traced, tokens);
+    }
+
+    private void attentionBlock(int l, LayerWeights lw, KvCache cache, int tokens) {
+        int qDim = c.qDim();
+        int kvDim = c.kvDim();
+        MatMul.matmul(buf.xn, tokens, lw.q(), buf.q);
+        MatMul.matmul(buf.xn, tokens, lw.k(), buf.k);
+        MatMul.matmul(buf.xn, tokens, lw.v(), buf.v);
+        if (lw.qBias() != null) {
+            for (int i = 0; i < tokens; i++) {
+                VectorOps.add(lw.qBias(), 0, buf.q, i * qDim, qDim);
+                VectorOps.add(lw.kBias(), 0, buf.k, i * kvDim, kvDim);
+                VectorOps.add(lw.vBias(), 0, buf.v, i * kvDim, kvDim);
+            }
+        }
+        if (lw.qNorm() != null) {
+            // OLMoE normalises the whole q and k projections before splitting them into heads.
+            float eps = (float) c.rmsNormEps();
+            VectorOps.rmsNorm(buf.q, 0, lw.qNorm(), eps, buf.q, 0, tokens, qDim);
+            VectorOps.rmsNorm(buf.k, 0, lw.kNorm(), eps, buf.k, 0, tokens, kvDim);
+        }
+        for (int i = 0; i < tokens; i++) {
+            rope.apply(buf.q, i * qDim, c.numHeads(), buf.pos[i]);
+            rope.apply(buf.k, i * kvDim, c.numKvHeads(), buf.pos[i]);
+            attention.write(cache, l, buf.tables[i], buf.pos[i], buf.k, buf.v, i);
+        }
+        attention.attend(cache, l, buf.q, buf.tables, buf.pos, tokens, buf.attn);
+        MatMul.matmul(buf.attn, tokens, lw.o(), buf.o);
+    }
+
+    private void recordRoutes(List<SequenceStep> batch, int[][][][] traced, int layer, int pairs) {
+        int t = 0;
+        for (int b = 0; b < batch.size(); b++) {
+            int n = batch.get(b).tokens().length;
+            if (traced[b] != null) {
+                for (int i = 0; i < n; i++) {
+                    int[] k = new int[c.topK()];
+                    System.arraycopy(buf.experts, (t + i) * pairs, k, 0, c.topK());
+                    traced[b][layer][i] = k;
+                }
+            }
+            t += n;
+        }
+    }
+
+    private List<StepOutput> logits(List<SequenceStep> batch, int[][][][] traced, int tokens) {
+        int hidden = c.hiddenSize();
+        int vocab = c.vocabSize();
+        List<StepOutput> out = new ArrayList<>(batch.size());
+        int rows = 0;
+        int t = 0;
+        for (SequenceStep s : batch) {
+            int n = s.tokens().length;
+            int from = switch (s.logits()) {
+                case NONE -> n;
+                case LAST -> n - 1;
+                case ALL -> 0;
+            };
+            for (int i = from; i < n; i++) {
+                System.arraycopy(buf.h, (t + i) * hidden, buf.xn, rows * hidden, hidden);
+                rows++;
+            }
+            t += n;
+        }
+        if (rows > 0) {
+            VectorOps.rmsNorm(buf.xn, 0, w.finalNorm(), (float) c.rmsNormEps(), buf.xn, 0, rows, hidden);
+            buf.ensureLogits(rows * vocab);
+            MatMul.matmul(buf.xn, rows, w.lmHead(), buf.logits);
+        }
+        int row = 0;
+        for (int b = 0; b < batch.size(); b++) {
+            SequenceStep s = batch.get(b);
+            int n = switch (s.logits()) {
+                case NONE -> 0;
+                case LAST -> 1;
+                case ALL -> s.tokens().length;
+            };
+            float[] logits = new float[n * vocab];
+            System.arraycopy(buf.logits, row * vocab, logits, 0, n * vocab);
+            row += n;
+            out.add(new StepOutput(s.seqId(), logits, n, traced[b]));
+        }
+        return out;
+    }
+}

@@ -1,0 +1,18 @@
+package io.moemesh.model.engine;
+
+/**
+ * Where the engine sends a layer's expert work: computed in-process ({@link LocalExperts}) or dispatched to
+ * expert-service instances by the gateway. Correctness never depends on where: every implementation
+ * returns {@code Σ w · FFN_e(x)} per token.
+ */
+public interface ExpertDispatch {
+
+    /**
+     * For each token {@code t < tokens}: {@code out[t·H, (t+1)·H) = Σ_j weights[t·P + j] · FFN_{experts[t·P + j]}(x[t·H, ...))}
+     * where P = {@code pairsPerToken} and H the hidden size. Expert ids are those of {@link ExpertKey} (the
+     * shared expert of Qwen2-MoE is {@code numExperts}). {@code out} is overwritten.
+     *
+     * @param x normalised hidden states [tokens, hidden] float32
+     */
+    void run(int layer, float[] x, int tokens, int[] experts, float[] weights, int pairsPerToken, float[] out);
+}

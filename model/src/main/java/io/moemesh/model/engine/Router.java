@@ -1,0 +1,60 @@
+package io.moemesh.model.engine;
+
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.kernel.VectorOps;
+
+/**
+ * The true gate of an MoE layer, as the published transformers code computes it: softmax over all experts
+ * in float32, top-k (ties to the lower index, like torch.topk on CPU), then renormalised to sum to one when
+ * the architecture does (Mixtral always; Qwen2-MoE and OLMoE only with {@code norm_topk_prob}).
+ */
+public final class Router {
+    private final int experts;
+    private final int topK;
+    private final boolean renormalise;
+
+    public Router(ModelConfig config) {
+        this.experts = config.numExperts();
+        this.topK = config.topK();
+        this.renormalise = config.normTopKProb();
+    }
+
+    /**
+     * Routes one token: {@code logits[lo, lo + E)} are the router logits (turned into probabilities in place);
+     * writes expert ids by descending probability and their weights at {@code outOff}.
+     */
+    public void route(float[] logits, int lo, int[] outExperts, float[] outWeights, int outOff) {
+        VectorOps.softmax(logits, lo, experts);
+        for (int j = 0; j < topK; j++) {
+            int best = -1;
+            float bestP = Float.NEGATIVE_INFINITY;
+            for (int e = 0; e < experts; e++) {
+                float p = logits[lo + e];
+                if (p > bestP && !taken(outExperts, outOff, j, e)) {
+                    best = e;
+                    bestP = p;
+                }
+            }
+            outExperts[outOff + j] = best;
+            outWeights[outOff + j] = bestP;
+        }
+        if (renormalise) {
+            float sum = 0f;
+            for (int j = 0; j < topK; j++) {
+                sum += outWeights[outOff + j];
+            }
+            for (int j = 0; j < topK; j++) {
+                outWeights[outOff + j] /= sum;
+            }
+        }
+    }
+
+    private static boolean taken(int[] chosen, int off, int n, int e) {
+        for (int j = 0; j < n; j++) {
+            if (chosen[off + j] == e) {
+                return true;
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,52 @@
+package io.moemesh.model.engine;
+
+import io.moemesh.model.config.ModelConfig;
+
+/** The engine's per-step scratch, grown to the largest step seen and then reused. */
+final class StepBuffers {
+    int capacity;
+    float[] h = new float[0];
+    float[] xn = new float[0];
+    float[] q = new float[0];
+    float[] k = new float[0];
+    float[] v = new float[0];
+    float[] attn = new float[0];
+    float[] o = new float[0];
+    float[] routerLogits = new float[0];
+    float[] sharedLogit = new float[0];
+    int[] experts = new int[0];
+    float[] weights = new float[0];
+    float[] moe = new float[0];
+    int[] pos = new int[0];
+    int[][] tables = new int[0][];
+    float[] logits = new float[0];
+
+    void ensure(ModelConfig c, int tokens) {
+        if (tokens <= capacity) {
+            return;
+        }
+        int n = Math.max(tokens, capacity * 2);
+        int hidden = c.hiddenSize();
+        h = new float[n * hidden];
+        xn = new float[n * hidden];
+        q = new float[n * c.qDim()];
+        k = new float[n * c.kvDim()];
+        v = new float[n * c.kvDim()];
+        attn = new float[n * c.qDim()];
+        o = new float[n * hidden];
+        routerLogits = new float[n * c.numExperts()];
+        sharedLogit = new float[n];
+        experts = new int[n * c.pairsPerToken()];
+        weights = new float[n * c.pairsPerToken()];
+        moe = new float[n * hidden];
+        pos = new int[n];
+        tables = new int[n][];
+        capacity = n;
+    }
+
+    void ensureLogits(int floats) {
+        if (logits.length < floats) {
+            logits = new float[floats];
+        }
+    }
+}

@@ -1,0 +1,113 @@
+package io.moemesh.model.kernel;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/** Element-wise float32 operations of a transformer layer, vectorised, in the order torch evaluates them. */
+public final class VectorOps {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    private VectorOps() {
+    }
+
+    /**
+     * RMSNorm of {@code rows} rows of length {@code n} (transformers' MixtralRMSNorm et al.):
+     * {@code w · (x · rsqrt(mean(x²) + eps))}, all in float32.
+     */
+    public static void rmsNorm(float[] x, int xOff, float[] w, float eps, float[] out, int outOff, int rows, int n) {
+        for (int r = 0; r < rows; r++) {
+            int xo = xOff + r * n;
+            int oo = outOff + r * n;
+            float ss = sumOfSquares(x, xo, n);
+            float inv = (float) (1.0 / Math.sqrt((float) (ss / n) + eps));
+            int i = 0;
+            for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+                FloatVector v = FloatVector.fromArray(F, x, xo + i).mul(inv);
+                v.mul(FloatVector.fromArray(F, w, i)).intoArray(out, oo + i);
+            }
+            for (; i < n; i++) {
+                out[oo + i] = w[i] * (x[xo + i] * inv);
+            }
+        }
+    }
+
+    static float sumOfSquares(float[] x, int off, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector v = FloatVector.fromArray(F, x, off + i);
+            acc = v.fma(v, acc);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += x[off + i] * x[off + i];
+        }
+        return s;
+    }
+
+    public static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += a[ao + i] * b[bo + i];
+        }
+        return s;
+    }
+
+    /** y[yo..] += a · x[xo..] over n elements. */
+    public static void axpy(float a, float[] x, int xo, float[] y, int yo, int n) {
+        FloatVector va = FloatVector.broadcast(F, a);
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector.fromArray(F, x, xo + i).fma(va, FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
+        }
+        for (; i < n; i++) {
+            y[yo + i] += a * x[xo + i];
+        }
+    }
+
+    /** y[yo..] += x[xo..]. */
+    public static void add(float[] x, int xo, float[] y, int yo, int n) {
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector.fromArray(F, x, xo + i).add(FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
+        }
+        for (; i < n; i++) {
+            y[yo + i] += x[xo + i];
+        }
+    }
+
+    /** SwiGLU's middle: gate[i] = silu(gate[i]) · up[i], silu(g) = g / (1 + e^-g). */
+    public static void siluMul(float[] gate, float[] up, int n) {
+        for (int i = 0; i < n; i++) {
+            float g = gate[i];
+            gate[i] = (g / (1.0f + (float) Math.exp(-g))) * up[i];
+        }
+    }
+
+    /** In-place softmax over x[off, off + n), float32, max-subtracted as torch does. */
+    public static void softmax(float[] x, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, x[off + i]);
+        }
+        float sum = 0f;
+        for (int i = 0; i < n; i++) {
+            float e = (float) Math.exp(x[off + i] - max);
+            x[off + i] = e;
+            sum += e;
+        }
+        for (int i = 0; i < n; i++) {
+            x[off + i] /= sum;
+        }
+    }
+
+    public static float sigmoid(float x) {
+        return 1.0f / (1.0f + (float) Math.exp(-x));
+    }
+}

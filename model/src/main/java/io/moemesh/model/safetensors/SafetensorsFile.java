@@ -1,0 +1,137 @@
+package io.moemesh.model.safetensors;
+
+import io.moemesh.model.ModelFormatException;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * A memory-mapped safetensors file (https://github.com/huggingface/safetensors#format): an 8-byte
+ * little-endian header length, a JSON header of {@code name → {dtype, shape, data_offsets}}, then the data.
+ * The whole file is mapped as one {@link MemorySegment}, so files over 2 GiB work; only the header is read on
+ * open, tensor pages are faulted in when used.
+ */
+public final class SafetensorsFile {
+    /** The format caps the header at 100 MB; a larger value means a corrupt or foreign file. */
+    private static final long MAX_HEADER = 100L * 1024 * 1024;
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    private final Path path;
+    private final MemorySegment file;
+    private final Map<String, TensorView> tensors;
+
+    private SafetensorsFile(Path path, MemorySegment file, Map<String, TensorView> tensors) {
+        this.path = path;
+        this.file = file;
+        this.tensors = tensors;
+    }
+
+    /** Maps {@code path} in {@code arena}; the mapping lives as long as the arena. */
+    public static SafetensorsFile open(Path path, Arena arena) {
+        if (!Files.isRegularFile(path)) {
+            throw new ModelFormatException(path + ": file not found");
+        }
+        MemorySegment seg;
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            long size = ch.size();
+            if (size < 8) {
+                throw new ModelFormatException(path + ": truncated safetensors file (" + size + " bytes, no header length)");
+            }
+            seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+        } catch (IOException e) {
+            throw new ModelFormatException(path + ": cannot read (" + e.getMessage() + ")", e);
+        }
+        long headerLen = seg.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0);
+        if (headerLen <= 0 || headerLen > MAX_HEADER || headerLen > seg.byteSize() - 8) {
+            throw new ModelFormatException(path + ": truncated or corrupt safetensors header (header length "
+                    + headerLen + ", file size " + seg.byteSize() + " bytes)");
+        }
+        byte[] headerBytes = seg.asSlice(8, headerLen).toArray(ValueLayout.JAVA_BYTE);
+        JsonNode header;
+        try {
+            header = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8));
+        } catch (JacksonException e) {
+            throw new ModelFormatException(path + ": safetensors header is not valid JSON (" + e.getOriginalMessage() + ")", e);
+        }
+        if (header == null || !header.isObject()) {
+            throw new ModelFormatException(path + ": safetensors header is not a JSON object");
+        }
+        long dataStart = 8 + headerLen;
+        long dataLen = seg.byteSize() - dataStart;
+        Map<String, TensorView> tensors = new LinkedHashMap<>();
+        for (Map.Entry<String, JsonNode> e : header.properties()) {
+            if (e.getKey().equals("__metadata__")) {
+                continue;
+            }
+            tensors.put(e.getKey(), parseEntry(path, e.getKey(), e.getValue(), seg, dataStart, dataLen));
+        }
+        return new SafetensorsFile(path, seg, Collections.unmodifiableMap(tensors));
+    }
+
+    private static TensorView parseEntry(Path path, String name, JsonNode entry, MemorySegment seg, long dataStart,
+                                         long dataLen) {
+        String where = path + ": tensor " + name;
+        JsonNode dtypeNode = entry.get("dtype");
+        JsonNode shapeNode = entry.get("shape");
+        JsonNode offsets = entry.get("data_offsets");
+        if (dtypeNode == null || shapeNode == null || offsets == null || !shapeNode.isArray() || !offsets.isArray()
+                || offsets.size() != 2) {
+            throw new ModelFormatException(where + ": header entry needs dtype, shape and data_offsets [begin, end]");
+        }
+        String dtypeName = dtypeNode.stringValue("");
+        DType dtype = DType.fromSafetensors(dtypeName).orElseThrow(() -> new ModelFormatException(
+                where + ": dtype " + dtypeName + " is not supported (F32, BF16, F16)"));
+        long[] shape = new long[shapeNode.size()];
+        long elements = 1;
+        for (int i = 0; i < shape.length; i++) {
+            JsonNode d = shapeNode.get(i);
+            if (!d.isIntegralNumber() || d.longValue() < 0) {
+                throw new ModelFormatException(where + ": shape " + shapeNode + " is not a list of sizes");
+            }
+            shape[i] = d.longValue();
+            elements = Math.multiplyExact(elements, shape[i]);
+        }
+        long begin = offsets.get(0).longValue(-1);
+        long end = offsets.get(1).longValue(-1);
+        if (begin < 0 || end < begin || end > dataLen) {
+            throw new ModelFormatException(where + ": data_offsets [" + begin + ", " + end
+                    + "] fall outside the " + dataLen + " data bytes (truncated file?)");
+        }
+        if (end - begin != elements * dtype.bytes()) {
+            throw new ModelFormatException(where + ": " + (end - begin) + " bytes do not hold shape " + shapeNode
+                    + " of " + dtype);
+        }
+        return new TensorView(name, dtype, shape, seg.asSlice(dataStart + begin, end - begin), path.getFileName().toString());
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    public Set<String> names() {
+        return tensors.keySet();
+    }
+
+    public Optional<TensorView> tensor(String name) {
+        return Optional.ofNullable(tensors.get(name));
+    }
+
+    /** Total mapped size in bytes. */
+    public long byteSize() {
+        return file.byteSize();
+    }
+}

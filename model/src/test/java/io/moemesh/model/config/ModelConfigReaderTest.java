@@ -1,0 +1,121 @@
+package io.moemesh.model.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.model.ModelFormatException;
+import io.moemesh.model.golden.TestModels;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import tools.jackson.databind.json.JsonMapper;
+import tools.jackson.databind.node.ObjectNode;
+
+class ModelConfigReaderTest {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void read_transformers5Layout_ropeParametersAndDtype() {
+        ModelConfig c = ModelConfigReader.read(TestModels.dir(TestModels.MIXTRAL));
+        assertThat(c.architecture()).isEqualTo(Architecture.MIXTRAL);
+        assertThat(c.ropeTheta()).isEqualTo(10000.0);
+        assertThat(c.headDim()).isEqualTo(16);
+        assertThat(c.dtype()).isEqualTo("float32");
+        assertThat(c.eosTokenIds()).containsExactly(1);
+        assertThat(c.bosTokenId()).contains(0);
+        assertThat(c.normTopKProb()).isTrue();
+    }
+
+    @Test
+    void read_legacyLayout_topLevelRopeThetaAndTorchDtype() {
+        ModelConfig c = ModelConfigReader.read(TestModels.dir(TestModels.MIXTRAL_BF16));
+        assertThat(c.ropeTheta()).isEqualTo(10000.0);
+        assertThat(c.dtype()).isEqualTo("bfloat16");
+    }
+
+    @Test
+    void read_qwen2Moe_sharedExpertAndNoRenormalisation() {
+        ModelConfig c = ModelConfigReader.read(TestModels.dir(TestModels.QWEN2_MOE));
+        assertThat(c.architecture()).isEqualTo(Architecture.QWEN2_MOE);
+        assertThat(c.sharedExpertIntermediateSize()).isEqualTo(96);
+        assertThat(c.expertIntermediateSize()).isEqualTo(48);
+        assertThat(c.normTopKProb()).isFalse();
+        assertThat(c.attentionBias()).isTrue();
+        assertThat(c.pairsPerToken()).isEqualTo(4);
+    }
+
+    @Test
+    void read_eosAsListAndGenerationConfig_overridesConfig() throws IOException {
+        Path dir = patched(TestModels.MIXTRAL, "eos_token_id", "[1, 2]");
+        assertThat(ModelConfigReader.read(dir).eosTokenIds()).containsExactly(1, 2);
+        Files.writeString(dir.resolve("generation_config.json"), "{\"bos_token_id\": 3, \"eos_token_id\": [5, 6]}");
+        ModelConfig c = ModelConfigReader.read(dir);
+        assertThat(c.eosTokenIds()).containsExactly(5, 6);
+        assertThat(c.bosTokenId()).isEqualTo(Optional.of(3));
+    }
+
+    @ParameterizedTest(name = "{1}={2}")
+    @CsvSource(delimiter = '|', value = {
+        "mixtral-tiny  | model_type          | \"llama\"                                  | model_type \"llama\" is not supported",
+        "mixtral-tiny  | rope_parameters     | {\"rope_type\": \"yarn\", \"factor\": 4}   | rope_type",
+        "mixtral-tiny  | rope_scaling        | {\"type\": \"linear\", \"factor\": 2}      | rope_scaling.rope_type",
+        "mixtral-tiny  | sliding_window      | 4096                                       | sliding_window 4096",
+        "qwen2moe-tiny | use_sliding_window  | true                                       | use_sliding_window",
+        "qwen2moe-tiny | mlp_only_layers     | [1]                                        | mlp_only_layers",
+        "qwen2moe-tiny | decoder_sparse_step | 2                                          | decoder_sparse_step",
+        "mixtral-tiny  | hidden_size         | -64                                        | hidden_size",
+        "mixtral-tiny  | hidden_size         | \"64\"                                     | hidden_size",
+        "mixtral-tiny  | num_key_value_heads | 3                                          | num_key_value_heads 3",
+        "mixtral-tiny  | num_experts_per_tok | 9                                          | num_experts_per_tok 9 exceeds",
+        "mixtral-tiny  | hidden_act          | \"gelu\"                                   | hidden_act",
+        "mixtral-tiny  | dtype               | \"int8\"                                   | dtype \"int8\"",
+        "mixtral-tiny  | eos_token_id        | \"x\"                                      | eos_token_id",
+        "mixtral-tiny  | num_local_experts   | null                                       | num_local_experts",
+    })
+    void read_unsupportedOrInvalidKey_failsNamingTheKey(String model, String key, String value, String message)
+            throws IOException {
+        Path dir = patched(model, key, value);
+        assertThatThrownBy(() -> ModelConfigReader.read(dir)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining(message).hasMessageContaining("config.json");
+    }
+
+    @Test
+    void read_olmoeClipQkv_isRefused() throws IOException {
+        Path dir = tmp.resolve("olmoe");
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("config.json"), """
+                {"model_type": "olmoe", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1,
+                 "intermediate_size": 32, "num_experts": 4, "num_experts_per_tok": 2, "vocab_size": 512,
+                 "clip_qkv": 8.0}""");
+        assertThatThrownBy(() -> ModelConfigReader.read(dir)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("clip_qkv");
+    }
+
+    @Test
+    void read_missingOrMalformedConfig_namesTheFile() throws IOException {
+        assertThatThrownBy(() -> ModelConfigReader.read(tmp)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("config.json").hasMessageContaining("not found");
+        Files.writeString(tmp.resolve("config.json"), "{\"model_type\": \"mixtral\",");
+        assertThatThrownBy(() -> ModelConfigReader.read(tmp)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("config.json").hasMessageContaining("not valid JSON");
+    }
+
+    /** A copy of a bundled model's config.json with one key replaced (JSON literal). */
+    private Path patched(String model, String key, String jsonValue) throws IOException {
+        ObjectNode config = (ObjectNode) JSON.readTree(TestModels.dir(model).resolve("config.json").toFile());
+        config.set(key, JSON.readTree(jsonValue));
+        Path dir = tmp.resolve(model + "-" + key);
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(config));
+        return dir;
+    }
+
+}

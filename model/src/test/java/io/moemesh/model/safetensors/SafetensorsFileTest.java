@@ -1,0 +1,108 @@
+package io.moemesh.model.safetensors;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.model.ModelFormatException;
+import io.moemesh.model.golden.TestModels;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class SafetensorsFileTest {
+    @TempDir
+    Path tmp;
+
+    /** Header JSON then {@code dataBytes} zero bytes, in the safetensors layout. */
+    private Path file(String header, int dataBytes) throws IOException {
+        byte[] h = header.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.allocate(8 + h.length + dataBytes).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(h.length).put(h);
+        Path p = tmp.resolve("model.safetensors");
+        Files.write(p, b.array());
+        return p;
+    }
+
+    @Test
+    void open_readsDtypeShapeAndLittleEndianData() throws IOException {
+        byte[] h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}".getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.allocate(8 + h.length + 8).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(h.length).put(h).putFloat(1.5f).putFloat(-2f);
+        Path p = tmp.resolve("x.safetensors");
+        Files.write(p, b.array());
+        try (Arena arena = Arena.ofConfined()) {
+            TensorView t = SafetensorsFile.open(p, arena).tensor("a").orElseThrow();
+            assertThat(t.dtype()).isEqualTo(DType.F32);
+            assertThat(t.shape()).containsExactly(2);
+            assertThat(io.moemesh.model.kernel.Matrix.of1d(t).get(0, 1)).isEqualTo(-2f);
+        }
+    }
+
+    @ParameterizedTest(name = "{2}")
+    @CsvSource(delimiter = '|', value = {
+        "{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}  | 8  | dtype I64 is not supported",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}} | 8  | fall outside",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}  | 8  | do not hold shape",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}                         | 8  | data_offsets",
+        "{\"a\": [1, 2                                                      | 0  | not valid JSON",
+        "[1, 2]                                                             | 0  | not a JSON object",
+    })
+    void open_corruptHeader_failsNamingFileAndProblem(String header, int data, String message) throws IOException {
+        Path p = file(header, data);
+        try (Arena arena = Arena.ofConfined()) {
+            assertThatThrownBy(() -> SafetensorsFile.open(p, arena)).isInstanceOf(ModelFormatException.class)
+                    .hasMessageContaining(p.toString()).hasMessageContaining(message);
+        }
+    }
+
+    @Test
+    void open_truncatedFile_saysTruncated() throws IOException {
+        Path shortFile = tmp.resolve("short.safetensors");
+        Files.write(shortFile, new byte[] {1, 2, 3});
+        Path cut = tmp.resolve("cut.safetensors");
+        byte[] full = Files.readAllBytes(TestModels.dir(TestModels.MIXTRAL).resolve("model.safetensors"));
+        Files.write(cut, java.util.Arrays.copyOf(full, 100));
+        try (Arena arena = Arena.ofConfined()) {
+            assertThatThrownBy(() -> SafetensorsFile.open(shortFile, arena)).hasMessageContaining("truncated");
+            assertThatThrownBy(() -> SafetensorsFile.open(cut, arena)).hasMessageContaining("truncated");
+            assertThatThrownBy(() -> SafetensorsFile.open(tmp.resolve("none.safetensors"), arena))
+                    .hasMessageContaining("file not found");
+        }
+    }
+
+    @Test
+    void store_sharded_mapsOnlyTheShardsAskedFor() {
+        try (TensorStore store = TensorStore.open(TestModels.dir(TestModels.MIXTRAL_BF16))) {
+            assertThat(store.openedShards()).isZero();
+            TensorView t = store.tensor("model.embed_tokens.weight", 512, 64);
+            assertThat(t.dtype()).isEqualTo(DType.BF16);
+            assertThat(store.openedShards()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void store_missingTensorOrWrongShape_namesTensorAndShapes() {
+        try (TensorStore store = TensorStore.open(TestModels.dir(TestModels.MIXTRAL))) {
+            assertThatThrownBy(() -> store.tensor("model.layers.9.mlp.gate.weight"))
+                    .isInstanceOf(ModelFormatException.class).hasMessageContaining("model.layers.9.mlp.gate.weight")
+                    .hasMessageContaining("missing");
+            assertThatThrownBy(() -> store.tensor("model.embed_tokens.weight", 64, 512))
+                    .isInstanceOf(ModelFormatException.class).hasMessageContaining("[512, 64]")
+                    .hasMessageContaining("expected [64, 512]");
+        }
+    }
+
+    @Test
+    void store_noWeights_saysWhichFilesItLookedFor() {
+        assertThatThrownBy(() -> TensorStore.open(tmp)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("model.safetensors.index.json");
+    }
+}
