@@ -8,13 +8,11 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args));
+        System.exit(commandLine().execute(args));
     }
 
-    /** Runs the command line and returns its exit code (for tests). */
-    public static int run(String... args) {
-        return new CommandLine(new MoemeshCommand())
-                .setExecutionExceptionHandler(new InputErrorHandler())
-                .execute(args);
+    /** The configured command line; tests set its out/err writers and call {@code execute}. */
+    public static CommandLine commandLine() {
+        return new CommandLine(new MoemeshCommand()).setExecutionExceptionHandler(new InputErrorHandler());
     }
 }

@@ -1,0 +1,107 @@
+package io.moemesh.model;
+
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.config.ModelConfigReader;
+import io.moemesh.model.engine.DenseWeights;
+import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.engine.PagedKvCache;
+import io.moemesh.model.safetensors.TensorStore;
+import io.moemesh.model.tokenizer.Tokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A Hugging Face model directory opened for inference: config, tokenizer, memory-mapped weights. Builds
+ * engines whose experts run in-process ({@link #localEngine()}) or wherever an {@link ExpertDispatch} sends them.
+ */
+public final class MoeModel implements AutoCloseable {
+    private final Path dir;
+    private final ModelConfig config;
+    private final Tokenizer tokenizer;
+    private final TensorStore store;
+    private final DenseWeights dense;
+
+    private MoeModel(Path dir, ModelConfig config, Tokenizer tokenizer, TensorStore store, DenseWeights dense) {
+        this.dir = dir;
+        this.config = config;
+        this.tokenizer = tokenizer;
+        this.store = store;
+        this.dense = dense;
+    }
+
+    /** Opens {@code dir}; every problem is a {@link ModelFormatException} naming the file and what is wrong. */
+    public static MoeModel open(Path dir) {
+        if (!Files.isDirectory(dir)) {
+            throw new ModelFormatException(dir + ": model directory not found");
+        }
+        ModelConfig config = ModelConfigReader.read(dir);
+        Tokenizer tokenizer = Tokenizer.load(dir.resolve("tokenizer.json"));
+        if (tokenizer.vocabSize() > config.vocabSize()) {
+            throw new ModelFormatException(dir.resolve("tokenizer.json") + ": " + tokenizer.vocabSize()
+                    + " token ids do not fit vocab_size " + config.vocabSize() + " of config.json");
+        }
+        TensorStore store = TensorStore.open(dir);
+        try {
+            return new MoeModel(dir, config, tokenizer, store, DenseWeights.load(store, config));
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
+        }
+    }
+
+    public Path directory() {
+        return dir;
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public TensorStore tensors() {
+        return store;
+    }
+
+    public DenseWeights denseWeights() {
+        return dense;
+    }
+
+    /** The prompt's ids with the BOS rule: prepend bos_token_id when set and not already first. */
+    public int[] encodePrompt(String text) {
+        return withBos(tokenizer.encode(text));
+    }
+
+    public int[] withBos(int[] ids) {
+        if (config.bosTokenId().isEmpty() || (ids.length > 0 && ids[0] == config.bosTokenId().get())) {
+            return ids;
+        }
+        int[] out = new int[ids.length + 1];
+        out[0] = config.bosTokenId().get();
+        System.arraycopy(ids, 0, out, 1, ids.length);
+        return out;
+    }
+
+    /** An engine computing every expert in this process: the monolithic reference. */
+    public Engine localEngine() {
+        return new Engine(config, dense, LocalExperts.fromStore(store, config));
+    }
+
+    public Engine engine(ExpertDispatch experts) {
+        return new Engine(config, dense, experts);
+    }
+
+    /** A KV cache for {@code tokens} positions in total over all sequences. */
+    public PagedKvCache newCache(int tokens) {
+        return PagedKvCache.forTokens(config.numLayers(), config.kvDim(), tokens);
+    }
+
+    @Override
+    public void close() {
+        store.close();
+    }
+}

@@ -1,0 +1,159 @@
+package io.moemesh.model.chat;
+
+import com.hubspot.jinjava.Jinjava;
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.interpret.RenderResult;
+import com.hubspot.jinjava.interpret.TemplateError;
+import io.moemesh.model.ModelFormatException;
+import io.moemesh.model.tokenizer.TokenizerConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * A Hugging Face chat template (Jinja), rendered like transformers' {@code apply_chat_template(messages,
+ * add_generation_prompt=..., tokenize=False)}: the template sees {@code messages} (maps with "role" and
+ * "content"), {@code add_generation_prompt}, the special tokens of tokenizer_config.json ({@code bos_token},
+ * {@code eos_token}, ...), {@code tools}/{@code documents} as None, and the functions {@code raise_exception} and
+ * {@code strftime_now}. Rendering is done by Jinjava configured like Jinja with {@code trim_blocks} and
+ * {@code lstrip_blocks}. Instances are immutable and thread-safe.
+ */
+public final class ChatTemplate {
+    private static final Jinjava JINJAVA = JinjaEnvironment.create();
+
+    private final String source;
+    private final String body;
+    private final Map<String, String> specialTokens;
+
+    private ChatTemplate(String source, Map<String, String> specialTokens) {
+        this.source = source;
+        this.body = stripOneTrailingNewline(source);
+        this.specialTokens = Map.copyOf(specialTokens);
+        checkCompiles();
+    }
+
+    /**
+     * The template of a tokenizer_config.json, or empty when it has no {@code chat_template}. When
+     * {@code chat_template} is a list of named templates, the one named "default" is used.
+     *
+     * @throws ModelFormatException  if the file is missing or malformed, or lists templates but none is "default"
+     * @throws ChatTemplateException if the template does not compile
+     */
+    public static Optional<ChatTemplate> fromTokenizerConfig(Path tokenizerConfigJson) {
+        TokenizerConfig config = TokenizerConfig.load(tokenizerConfigJson);
+        if (config.chatTemplates().isEmpty()) {
+            return Optional.empty();
+        }
+        String template = config.chatTemplate().orElseThrow(() -> new ModelFormatException(tokenizerConfigJson
+                + ": chat_template lists " + config.chatTemplates().keySet() + " but none is named \"default\""));
+        return Optional.of(of(template, config.specialTokens()));
+    }
+
+    /**
+     * A template with the given special-token variables ({@code "bos_token" -> "<s>"}, ...).
+     *
+     * @throws ChatTemplateException if the template does not compile
+     */
+    public static ChatTemplate of(String template, Map<String, String> specialTokens) {
+        return new ChatTemplate(Objects.requireNonNull(template, "template"), specialTokens);
+    }
+
+    /** The Jinja source as given. */
+    public String source() {
+        return source;
+    }
+
+    /**
+     * Renders the conversation.
+     *
+     * @param addGenerationPrompt whether to end with the header of an assistant turn
+     * @throws ChatTemplateException if the template raises (e.g. roles that do not alternate) or fails
+     */
+    public String render(List<ChatMessage> messages, boolean addGenerationPrompt) {
+        return render(messages, addGenerationPrompt, Map.of());
+    }
+
+    /**
+     * Renders with extra template variables (e.g. {@code tools}, or flags such as {@code enable_thinking}), as
+     * {@code apply_chat_template(..., **kwargs)} passes them.
+     */
+    public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, ?> variables) {
+        Map<String, Object> context = new HashMap<>();
+        context.put("tools", null);
+        context.put("documents", null);
+        context.putAll(specialTokens);
+        context.putAll(variables);
+        List<Map<String, Object>> list = new ArrayList<>(messages.size());
+        for (ChatMessage m : messages) {
+            Map<String, Object> map = new LinkedHashMap<>();
+            map.put("role", m.role());
+            map.put("content", m.content());
+            list.add(map);
+        }
+        context.put("messages", list);
+        context.put("add_generation_prompt", addGenerationPrompt);
+        RenderResult result = JINJAVA.renderForResult(body, context);
+        failOnErrors(result.getErrors());
+        return result.getOutput();
+    }
+
+    /**
+     * Parse-time checks, so a broken template fails when the model is loaded rather than on the first request:
+     * tag structure (Jinjava's parser) and filter names (Jinja rejects unknown filters at compile time, Jinjava
+     * would print nothing). Errors inside expressions only show when rendering.
+     */
+    private void checkCompiles() {
+        JinjavaInterpreter interpreter = JINJAVA.newInterpreter();
+        JinjavaInterpreter.pushCurrent(interpreter);
+        try {
+            interpreter.parse(body);
+            failOnErrors(interpreter.getErrors());
+        } finally {
+            JinjavaInterpreter.popCurrent();
+        }
+        for (String filter : FilterNames.in(body)) {
+            if (JINJAVA.getGlobalContext().getFilter(filter) == null) {
+                throw new ChatTemplateException("TemplateAssertionError: No filter named '" + filter + "'.");
+            }
+        }
+    }
+
+    /**
+     * Jinjava collects errors instead of throwing. A {@code raise_exception} call becomes transformers'
+     * {@code "TemplateError: <message>"}; any fatal error or syntax error (Jinjava reports some, such as an
+     * unclosed tag, as warnings) fails the render too.
+     */
+    private static void failOnErrors(List<TemplateError> errors) {
+        for (TemplateError e : errors) {
+            for (Throwable t = e.getException(); t != null; t = t.getCause()) {
+                if (t instanceof TemplateFunctions.RaisedException raised) {
+                    throw new ChatTemplateException("TemplateError: " + raised.getMessage());
+                }
+            }
+        }
+        for (TemplateError e : errors) {
+            boolean syntax = e.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR;
+            if (syntax || e.getSeverity() == TemplateError.ErrorType.FATAL) {
+                String line = e.getLineno() > 0 ? " (line " + e.getLineno() + ")" : "";
+                throw new ChatTemplateException((syntax ? "TemplateSyntaxError: " : "TemplateError: ")
+                        + e.getMessage() + line, e.getException());
+            }
+        }
+    }
+
+    /** Jinja's keep_trailing_newline=False: one newline at the very end of the source is not output. */
+    private static String stripOneTrailingNewline(String s) {
+        if (s.endsWith("\r\n")) {
+            return s.substring(0, s.length() - 2);
+        }
+        if (s.endsWith("\n") || s.endsWith("\r")) {
+            return s.substring(0, s.length() - 1);
+        }
+        return s;
+    }
+}

@@ -1,0 +1,202 @@
+package io.moemesh.model.tokenizer;
+
+import io.moemesh.model.ModelFormatException;
+import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * A Hugging Face {@code tokenizer.json} tokenizer (BPE model) that reproduces the Rust {@code tokenizers} library
+ * exactly: {@link #encode} is {@code tokenizer.encode(text, add_special_tokens=False).ids} and {@link #decode} is
+ * {@code tokenizer.decode(ids, skip_special_tokens)}.
+ *
+ * <p>Encoding follows HF's pipeline: added tokens are cut out of the raw text first (they are never split or
+ * normalized), each remaining piece is normalized on its own, cut into words by the pre-tokenizer, and each word
+ * is turned into ids by BPE. Instances are immutable and thread-safe.
+ */
+public final class Tokenizer {
+    private final Normalizer normalizer;
+    private final PreTokenizer preTokenizer;
+    private final BpeModel model;
+    private final Decoder decoder;
+    private final AddedVocabulary addedVocabulary;
+    /** id → token string; added tokens take precedence over the model vocabulary, as in HF's id_to_token. */
+    private final String[] idToToken;
+    private final Map<String, Integer> addedTokenIds;
+    /** Contents of the special added tokens: HF skips by content when decoding. */
+    private final Set<String> specialContents;
+    private final Set<Integer> specialIds;
+
+    Tokenizer(Normalizer normalizer, PreTokenizer preTokenizer, BpeModel model, Decoder decoder,
+              List<AddedToken> addedTokens) {
+        this.normalizer = normalizer;
+        this.preTokenizer = preTokenizer;
+        this.model = model;
+        this.decoder = decoder;
+        this.addedVocabulary = new AddedVocabulary(addedTokens, normalizer);
+        int maxId = -1;
+        for (int id : model.vocab().values()) {
+            maxId = Math.max(maxId, id);
+        }
+        for (AddedToken t : addedTokens) {
+            maxId = Math.max(maxId, t.id());
+        }
+        this.idToToken = new String[maxId + 1];
+        model.vocab().forEach((token, id) -> idToToken[id] = token);
+        Map<String, Integer> added = new HashMap<>();
+        Set<String> special = new HashSet<>();
+        for (AddedToken t : addedTokens) {
+            idToToken[t.id()] = t.content();
+            added.put(t.content(), t.id());
+            if (t.special() && !t.content().isEmpty()) {
+                special.add(t.content());
+            }
+        }
+        this.addedTokenIds = Map.copyOf(added);
+        this.specialContents = Set.copyOf(special);
+        Set<Integer> ids = new TreeSet<>();
+        for (int id = 0; id < idToToken.length; id++) {
+            if (idToToken[id] != null && specialContents.contains(idToToken[id])) {
+                ids.add(id);
+            }
+        }
+        this.specialIds = Collections.unmodifiableSet(ids);
+    }
+
+    /**
+     * Loads a tokenizer.json.
+     *
+     * @throws ModelFormatException if the file is missing, unreadable, not UTF-8, malformed or uses a component
+     *                              this implementation does not support; the message names the file
+     */
+    public static Tokenizer load(Path tokenizerJson) {
+        String text;
+        try {
+            byte[] bytes = Files.readAllBytes(tokenizerJson);
+            text = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(java.nio.ByteBuffer.wrap(bytes))
+                    .toString();
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ModelFormatException(tokenizerJson + ": file not found", e);
+        } catch (CharacterCodingException e) {
+            throw new ModelFormatException(tokenizerJson + ": not valid UTF-8", e);
+        } catch (IOException e) {
+            throw new ModelFormatException(tokenizerJson + ": cannot be read: " + e, e);
+        }
+        return parse(text, tokenizerJson.toString());
+    }
+
+    /**
+     * Parses tokenizer.json content.
+     *
+     * @param sourceName how error messages name the input, e.g. the file name
+     * @throws ModelFormatException if the JSON is malformed or uses an unsupported component
+     */
+    public static Tokenizer parse(String json, String sourceName) {
+        return TokenizerJsonParser.parse(json, sourceName);
+    }
+
+    /**
+     * The ids of {@code text}, as HF's {@code encode(text, add_special_tokens=False)}: added tokens written in the
+     * text (e.g. {@code <s>}, {@code <|im_start|>}) are matched as such; no BOS/EOS is added.
+     */
+    public int[] encode(String text) {
+        IntList out = new IntList(text.length() / 3 + 8);
+        List<PreTokenizer.Piece> words = new ArrayList<>();
+        for (AddedVocabulary.Segment s : addedVocabulary.extract(text)) {
+            if (s.isAddedToken()) {
+                out.add(s.tokenId());
+            } else if (preTokenizer == null) {
+                model.tokenize(s.text(), out);
+            } else {
+                words.clear();
+                preTokenizer.split(new PreTokenizer.Piece(s.text(), s.atInputStart()), words);
+                for (PreTokenizer.Piece w : words) {
+                    model.tokenize(w.text(), out);
+                }
+            }
+        }
+        return out.toArray();
+    }
+
+    /**
+     * The text of {@code ids}, as HF's {@code decode(ids, skip_special_tokens)}: ids become token strings (ids
+     * without one are ignored), special tokens are dropped when asked, and the decoder chain runs over the list.
+     * Byte sequences that are not valid UTF-8 come out as U+FFFD.
+     */
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+        List<String> tokens = new ArrayList<>(ids.length);
+        for (int id : ids) {
+            if (id < 0 || id >= idToToken.length || idToToken[id] == null) {
+                continue;
+            }
+            String t = idToToken[id];
+            if (skipSpecialTokens && specialContents.contains(t)) {
+                continue;
+            }
+            tokens.add(t);
+        }
+        // Without a decoder HF joins the tokens with spaces.
+        return decoder == null ? String.join(" ", tokens) : decoder.decode(tokens);
+    }
+
+    /** Max id + 1 over the model vocabulary and the added tokens. */
+    public int vocabSize() {
+        return idToToken.length;
+    }
+
+    /** The id of a token string (added tokens first, then the model vocabulary). */
+    public OptionalInt tokenId(String token) {
+        Integer id = addedTokenIds.get(token);
+        if (id == null) {
+            id = model.vocab().get(token);
+        }
+        return id == null ? OptionalInt.empty() : OptionalInt.of(id);
+    }
+
+    /**
+     * The token string of an id, as the vocabulary spells it (byte-level tokens read "Ġworld").
+     *
+     * @throws IllegalArgumentException if no token has this id
+     */
+    public String token(int id) {
+        return findToken(id).orElseThrow(() -> new IllegalArgumentException(
+                "token id " + id + " is not in the vocabulary (size " + idToToken.length + ")"));
+    }
+
+    /** The token string of an id, or empty when no token has it. */
+    public Optional<String> findToken(int id) {
+        return id < 0 || id >= idToToken.length ? Optional.empty() : Optional.ofNullable(idToToken[id]);
+    }
+
+    /** Whether {@code id} is a special added token (one that {@code decode(ids, true)} drops). */
+    public boolean isSpecial(int id) {
+        return specialIds.contains(id);
+    }
+
+    /** The ids of all special added tokens, ascending. */
+    public Set<Integer> specialIds() {
+        return specialIds;
+    }
+
+    /** Token strings of {@code ids}, for logs and tests. */
+    public List<String> tokens(int[] ids) {
+        return Arrays.stream(ids).mapToObj(this::token).toList();
+    }
+}

@@ -1,0 +1,173 @@
+package io.moemesh.model.tokenizer;
+
+import io.moemesh.model.ModelFormatException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Reads a Hugging Face tokenizer.json: {@code added_tokens}, the BPE {@code model} and, through
+ * {@link ComponentParser}, the normalizer, pre-tokenizer and decoder. The {@code post_processor},
+ * {@code truncation} and {@code padding} sections are not read: {@link Tokenizer#encode} is HF's
+ * {@code encode(text, add_special_tokens=False)}, which does not apply them, and limits are the server's business.
+ */
+final class TokenizerJsonParser {
+    private static final JsonMapper MAPPER = JsonMapper.builder().build();
+
+    private final Json json;
+    private final ComponentParser components;
+
+    private TokenizerJsonParser(String source) {
+        this.json = new Json(source);
+        this.components = new ComponentParser(json);
+    }
+
+    static Tokenizer parse(String text, String source) {
+        return new TokenizerJsonParser(source).parse(text);
+    }
+
+    private Tokenizer parse(String text) {
+        JsonNode root;
+        try {
+            root = MAPPER.readTree(text);
+        } catch (JacksonException e) {
+            throw new ModelFormatException(json.source() + ": malformed JSON: " + e.getOriginalMessage(), e);
+        }
+        if (root == null || !root.isObject()) {
+            throw new ModelFormatException(json.source() + ": malformed JSON: the top level must be an object");
+        }
+        Normalizer normalizer = components.normalizer(root.get("normalizer"), "normalizer");
+        PreTokenizer preTokenizer = components.preTokenizer(root.get("pre_tokenizer"), "pre_tokenizer");
+        Decoder decoder = components.decoder(root.get("decoder"), "decoder");
+        List<AddedToken> added = addedTokens(root);
+        BpeModel model = model(json.object(root, "model", ""), added);
+        return new Tokenizer(normalizer, preTokenizer, model, decoder, added);
+    }
+
+    private List<AddedToken> addedTokens(JsonNode root) {
+        List<AddedToken> out = new ArrayList<>();
+        JsonNode arr = root.get("added_tokens");
+        if (arr == null || arr.isNull()) {
+            return out;
+        }
+        if (!arr.isArray()) {
+            throw json.error("added_tokens", "must be an array");
+        }
+        for (int i = 0; i < arr.size(); i++) {
+            String path = "added_tokens[" + i + "]";
+            JsonNode t = arr.get(i);
+            if (!t.isObject()) {
+                throw json.error(path, "must be an object");
+            }
+            JsonNode idNode = t.get("id");
+            if (idNode == null || !idNode.isIntegralNumber() || !idNode.canConvertToInt() || idNode.intValue() < 0) {
+                throw json.error(path + ".id", "must be a non-negative integer");
+            }
+            boolean special = json.bool(t, "special", path, false);
+            out.add(new AddedToken(idNode.intValue(), json.string(t, "content", path),
+                    json.bool(t, "single_word", path, false), json.bool(t, "lstrip", path, false),
+                    json.bool(t, "rstrip", path, false), json.bool(t, "normalized", path, !special), special));
+        }
+        return out;
+    }
+
+    private BpeModel model(JsonNode m, List<AddedToken> added) {
+        String type = json.optString(m, "type", "model");
+        // Files written before the "type" tag was added hold a BPE model when they have merges.
+        if (type == null && m.has("merges")) {
+            type = "BPE";
+        }
+        if (!"BPE".equals(type)) {
+            throw json.error("model", "type " + (type == null ? "(missing)" : "\"" + type + "\"")
+                    + " is not supported (supported: BPE)");
+        }
+        JsonNode dropout = m.get("dropout");
+        if (dropout != null && !dropout.isNull() && (!dropout.isNumber() || dropout.doubleValue() != 0.0)) {
+            throw json.error("model.dropout", "is not supported (BPE dropout makes encoding random; expected null)");
+        }
+        Map<String, Integer> vocab = vocab(m);
+        String prefix = json.optString(m, "continuing_subword_prefix", "model");
+        String suffix = json.optString(m, "end_of_word_suffix", "model");
+        MergeTable merges = merges(m, vocab, prefix == null ? 0 : prefix.length());
+        int unkId = -1;
+        String unk = json.optString(m, "unk_token", "model");
+        if (unk != null) {
+            Integer id = vocab.get(unk);
+            if (id == null) {
+                id = added.stream().filter(t -> t.content().equals(unk)).map(AddedToken::id).findFirst().orElse(null);
+            }
+            if (id == null) {
+                throw json.error("model.unk_token", "\"" + unk + "\" is not in the vocabulary");
+            }
+            unkId = id;
+        }
+        return new BpeModel(vocab, merges, unkId, json.bool(m, "fuse_unk", "model", false),
+                json.bool(m, "byte_fallback", "model", false), json.bool(m, "ignore_merges", "model", false),
+                prefix, suffix);
+    }
+
+    private Map<String, Integer> vocab(JsonNode m) {
+        JsonNode v = json.object(m, "vocab", "model");
+        Map<String, Integer> vocab = new HashMap<>(v.size() * 2);
+        for (Map.Entry<String, JsonNode> e : v.properties()) {
+            JsonNode id = e.getValue();
+            if (!id.isIntegralNumber() || !id.canConvertToInt() || id.intValue() < 0) {
+                throw json.error("model.vocab[\"" + e.getKey() + "\"]", "must be a non-negative integer id");
+            }
+            vocab.put(e.getKey(), id.intValue());
+        }
+        return vocab;
+    }
+
+    /**
+     * {@code merges} as {@code ["a", "b"]} pairs (tokenizers >= 0.20) or legacy {@code "a b"} strings. As in
+     * HF's BpeBuilder, the merged token is {@code a + b} without b's continuing-subword prefix, and every part
+     * must be in the vocabulary.
+     */
+    private MergeTable merges(JsonNode m, Map<String, Integer> vocab, int prefixLength) {
+        JsonNode arr = m.get("merges");
+        if (arr == null || arr.isNull()) {
+            return new MergeTable(0);
+        }
+        if (!arr.isArray()) {
+            throw json.error("model.merges", "must be an array");
+        }
+        MergeTable table = new MergeTable(arr.size());
+        for (int i = 0; i < arr.size(); i++) {
+            String path = "model.merges[" + i + "]";
+            JsonNode e = arr.get(i);
+            String a;
+            String b;
+            if (e.isString()) {
+                String[] parts = e.stringValue().split(" ", -1);
+                if (parts.length != 2) {
+                    throw json.error(path, "\"" + e.stringValue() + "\" is not two tokens separated by one space");
+                }
+                a = parts[0];
+                b = parts[1];
+            } else if (e.isArray() && e.size() == 2 && e.get(0).isString() && e.get(1).isString()) {
+                a = e.get(0).stringValue();
+                b = e.get(1).stringValue();
+            } else {
+                throw json.error(path, "must be a [\"left\", \"right\"] pair or a \"left right\" string");
+            }
+            if (b.length() < prefixLength) {
+                throw json.error(path, "\"" + b + "\" is shorter than continuing_subword_prefix");
+            }
+            table.put(id(vocab, a, path), id(vocab, b, path), i, id(vocab, a + b.substring(prefixLength), path));
+        }
+        return table;
+    }
+
+    private int id(Map<String, Integer> vocab, String token, String path) {
+        Integer id = vocab.get(token);
+        if (id == null) {
+            throw json.error(path, "uses \"" + token + "\", which is not in model.vocab");
+        }
+        return id;
+    }
+}

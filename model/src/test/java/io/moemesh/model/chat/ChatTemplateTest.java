@@ -1,0 +1,182 @@
+package io.moemesh.model.chat;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.model.ModelFormatException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Jinja behaviour the HF templates rely on, and how broken templates fail. */
+class ChatTemplateTest {
+    private static final List<ChatMessage> CHAT = List.of(ChatMessage.system("Be brief."), ChatMessage.user("Hi"),
+            ChatMessage.assistant("Hello"));
+
+    private static String render(String template) {
+        return ChatTemplate.of(template, Map.of("bos_token", "<s>", "eos_token", "</s>")).render(CHAT, true);
+    }
+
+    @Test
+    void render_appliesTrimBlocksAndLstripBlocks_likeTransformers() {
+        String template = """
+                {% for message in messages %}
+                    {% if loop.first %}
+                [{{ message.role }}]
+                    {% endif %}
+                {{ message['content'] }}
+                {% endfor %}
+                """;
+        assertThat(render(template)).isEqualTo("[system]\nBe brief.\nHi\nHello\n");
+    }
+
+    @Test
+    void render_dropsOneTrailingNewlineOfTheSource_butNotOfTheOutput() {
+        assertThat(render("{{ bos_token }}\n")).isEqualTo("<s>");
+        assertThat(render("{{ 'x\\n' }}")).isEqualTo("x\n");
+        assertThat(render("{{ 'x' }}\n\n")).isEqualTo("x\n");
+    }
+
+    @Test
+    void render_supportsTheExpressionsHfTemplatesUse() {
+        String template = "{{ bos_token + messages[0]['role'] }}|{{ loop_missing is defined }}|"
+                + "{% for m in messages %}{{ loop.index0 }}{{ m.role[:1] }}{% if not loop.last %},{% endif %}"
+                + "{% endfor %}|{{ messages[1:]|length }}|{{ (messages[1]['role'] == 'user') != (1 % 2 == 0) }}|"
+                + "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}"
+                + "{{ ns.n }}|{{ messages[0].tool_calls }}|{{ 'a' if add_generation_prompt else 'b' }}|"
+                + "{{ eos_token ~ '!' }}|{{ '  x '|trim }}";
+        assertThat(render(template)).isEqualTo("<s>system|false|0s,1u,2a|2|true|3||a|</s>!|x");
+    }
+
+    @Test
+    void render_supportsPythonStringMethods() {
+        ChatTemplate t = ChatTemplate.of("{% set c = messages[0].content %}{{ c.strip() }}|{{ c.lstrip() }}|"
+                + "{{ c.rstrip() }}|{{ c.startswith(' <think>') }}|{{ c.strip().endswith(('x', 'd')) }}|"
+                + "{{ c.split('</think>')[-1].strip() }}|{{ c.split()|length }}|{{ c.upper().strip() }}|"
+                + "{{ c.replace('think', 't') }}|{{ '-'.join(['a', 'b']) }}|{{ c.strip().title() }}", Map.of());
+        assertThat(t.render(List.of(ChatMessage.user(" <think>x</think> answered \n")), false))
+                .isEqualTo("<think>x</think> answered|<think>x</think> answered \n| <think>x</think> answered|"
+                        + "true|true|answered|2|<THINK>X</THINK> ANSWERED| <t>x</t> answered \n|a-b|"
+                        + "<Think>X</Think> Answered");
+    }
+
+    @Test
+    void render_printsMessageContentVerbatim_withoutEvaluatingJinjaInIt() {
+        ChatTemplate t = ChatTemplate.of("{{ messages[0].content }}", Map.of());
+        assertThat(t.render(List.of(ChatMessage.user("{{ 7 * 6 }} {% if %}")), false))
+                .isEqualTo("{{ 7 * 6 }} {% if %}");
+    }
+
+    @Test
+    void tojson_formatsLikePythonJsonDumps() {
+        ChatTemplate t = ChatTemplate.of("{{ tools|tojson }}|{{ tools[0]|tojson(indent=2) }}", Map.of());
+        Map<String, Object> tool = new java.util.LinkedHashMap<>();
+        tool.put("name", "get_weather");
+        tool.put("args", List.of("city", "ünit \"c\"", 3, 1.5, true));
+        tool.put("empty", Map.of());
+        String out = t.render(List.of(), false, Map.of("tools", List.of(tool)));
+        assertThat(out).isEqualTo("[{\"name\": \"get_weather\", \"args\": [\"city\", \"ünit \\\"c\\\"\", 3, 1.5,"
+                + " true], \"empty\": {}}]|{\n  \"name\": \"get_weather\",\n  \"args\": [\n    \"city\",\n"
+                + "    \"ünit \\\"c\\\"\",\n    3,\n    1.5,\n    true\n  ],\n  \"empty\": {}\n}");
+    }
+
+    @Test
+    void raiseException_failsTheRender_withTransformersMessage() {
+        ChatTemplate t = ChatTemplate.of("a{{ raise_exception('No system role!') }}b", Map.of());
+        assertThatThrownBy(() -> t.render(CHAT, false))
+                .isInstanceOf(ChatTemplateException.class)
+                .hasMessage("TemplateError: No system role!");
+    }
+
+    @Test
+    void templateWithUnclosedBlock_failsWhenCreated() {
+        assertThatThrownBy(() -> ChatTemplate.of("{% for m in messages %}{{ m.content }}", Map.of()))
+                .isInstanceOf(ChatTemplateException.class)
+                .hasMessageStartingWith("TemplateSyntaxError: ")
+                .hasMessageContaining("endfor");
+    }
+
+    @Test
+    void templateWithUnknownTag_failsWhenCreated() {
+        assertThatThrownBy(() -> ChatTemplate.of("{% generation %}x{% endgeneration %}", Map.of()))
+                .isInstanceOf(ChatTemplateException.class)
+                .hasMessageStartingWith("TemplateSyntaxError: ");
+    }
+
+    @Test
+    void templateWithUnknownFilter_failsWhenCreated() {
+        assertThatThrownBy(() -> ChatTemplate.of("{{ messages|first|frobnicate }}", Map.of()))
+                .isInstanceOf(ChatTemplateException.class)
+                .hasMessage("TemplateAssertionError: No filter named 'frobnicate'.");
+    }
+
+    @Test
+    void filterLikeTextInsideStringsAndComments_isNotMistakenForAFilter() {
+        ChatTemplate t = ChatTemplate.of("{# x|nofilter #}{{ '|nofilter' }}{% raw %}{{ y|nofilter }}{% endraw %}",
+                Map.of());
+        assertThat(t.render(List.of(), false)).isEqualTo("|nofilter{{ y|nofilter }}");
+    }
+
+    @Test
+    void expressionSyntaxError_failsTheRender() {
+        ChatTemplate t = ChatTemplate.of("{{ messages[0]['role'] + }}", Map.of());
+        assertThatThrownBy(() -> t.render(CHAT, false))
+                .isInstanceOf(ChatTemplateException.class)
+                .hasMessageStartingWith("TemplateSyntaxError: ");
+    }
+
+    @Test
+    void fromTokenizerConfig_isEmpty_whenThereIsNoChatTemplate(@TempDir Path dir) throws Exception {
+        Path config = dir.resolve("tokenizer_config.json");
+        Files.writeString(config, "{\"bos_token\": \"<s>\"}");
+        assertThat(ChatTemplate.fromTokenizerConfig(config)).isEmpty();
+    }
+
+    @Test
+    void fromTokenizerConfig_picksTheDefaultOfNamedTemplates_andReadsTokenObjects(@TempDir Path dir)
+            throws Exception {
+        Path config = dir.resolve("tokenizer_config.json");
+        Files.writeString(config, """
+                {"bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": false},
+                 "eos_token": null,
+                 "chat_template": [{"name": "tool_use", "template": "tools"},
+                                   {"name": "default", "template": "{{ bos_token }}[{{ eos_token }}]"}]}""");
+        assertThat(ChatTemplate.fromTokenizerConfig(config).orElseThrow().render(CHAT, false)).isEqualTo("<s>[]");
+    }
+
+    @Test
+    void fromTokenizerConfig_fails_whenNamedTemplatesHaveNoDefault(@TempDir Path dir) throws Exception {
+        Path config = dir.resolve("tokenizer_config.json");
+        Files.writeString(config, "{\"chat_template\": [{\"name\": \"rag\", \"template\": \"x\"}]}");
+        assertThatThrownBy(() -> ChatTemplate.fromTokenizerConfig(config))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining(config.toString())
+                .hasMessageContaining("default");
+    }
+
+    @Test
+    void fromTokenizerConfig_failsNamingTheFile_whenItIsMissingOrMalformed(@TempDir Path dir) throws Exception {
+        Path missing = dir.resolve("tokenizer_config.json");
+        assertThatThrownBy(() -> ChatTemplate.fromTokenizerConfig(missing))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining(missing.toString());
+        Path broken = dir.resolve("broken.json");
+        Files.writeString(broken, "{\"chat_template\": ");
+        assertThatThrownBy(() -> ChatTemplate.fromTokenizerConfig(broken))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith(broken + ": malformed JSON");
+    }
+
+    @Test
+    void strftimeNow_formatsLikePython() {
+        LocalDateTime t = LocalDateTime.of(2024, 7, 4, 9, 5, 3);
+        assertThat(TemplateFunctions.strftime(t, "%d %b %Y, %A %H:%M:%S %p %-d/%-m %%"))
+                .isEqualTo("04 Jul 2024, Thursday 09:05:03 AM 4/7 %");
+        assertThat(ChatTemplate.of("{{ strftime_now('%Y') }}", Map.of()).render(List.of(), false))
+                .isEqualTo(Integer.toString(LocalDateTime.now().getYear()));
+    }
+}
