@@ -1,0 +1,15 @@
+package io.moemesh.model.generate;
+
+/**
+ * Receives one sequence's progress from the {@link StepScheduler}, on the scheduler's thread: keep it cheap
+ * (hand off to an executor or a stream's own buffering).
+ */
+public interface SequenceListener {
+
+    void onToken(int token);
+
+    /** Exactly one of onFinish / onError ends every sequence. */
+    void onFinish(GenerationResult result);
+
+    void onError(Throwable error);
+}

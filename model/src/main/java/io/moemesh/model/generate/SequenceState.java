@@ -1,0 +1,111 @@
+package io.moemesh.model.generate;
+
+import java.util.Arrays;
+
+/** One sequence inside the {@link StepScheduler}: its tokens, progress and sampler. */
+final class SequenceState {
+    final long id;
+    final GenerationRequest request;
+    final SequenceListener listener;
+    final Sampler sampler;
+    /** Positions already in the KV cache. */
+    int prefilled;
+    float[] lastLogits;
+    private int[] generated = new int[16];
+    private int count;
+    private int[][][] routes;
+    /** Set after a preemption: the context is recomputed without sampling, then decoding resumes. */
+    private boolean resuming;
+    private volatile boolean cancelled;
+
+    SequenceState(long id, GenerationRequest request, SequenceListener listener) {
+        this.id = id;
+        this.request = request;
+        this.listener = listener;
+        this.sampler = new Sampler(request.params());
+    }
+
+    int promptLength() {
+        return request.promptIds().length;
+    }
+
+    int length() {
+        return promptLength() + count;
+    }
+
+    int generatedCount() {
+        return count;
+    }
+
+    int lastToken() {
+        return generated[count - 1];
+    }
+
+    /** Prefill covers the prompt, or after a preemption every token but the last generated one. */
+    int prefillTarget() {
+        return resuming ? length() - 1 : promptLength();
+    }
+
+    boolean decoding() {
+        return count > 0 && !resuming && prefilled >= prefillTarget();
+    }
+
+    boolean resuming() {
+        return resuming;
+    }
+
+    /** Tokens [from, from + n) of prompt followed by generated tokens. */
+    int[] context(int from, int n) {
+        int[] out = new int[n];
+        int p = promptLength();
+        for (int i = 0; i < n; i++) {
+            int pos = from + i;
+            out[i] = pos < p ? request.promptIds()[pos] : generated[pos - p];
+        }
+        return out;
+    }
+
+    void add(int token) {
+        if (count == generated.length) {
+            generated = Arrays.copyOf(generated, count * 2);
+        }
+        generated[count++] = token;
+    }
+
+    void preempt() {
+        prefilled = 0;
+        if (count == 0) {
+            routes = null;
+        }
+        resuming = count > 0;
+    }
+
+    void resumed() {
+        resuming = false;
+    }
+
+    void cancel() {
+        cancelled = true;
+    }
+
+    boolean cancelled() {
+        return cancelled;
+    }
+
+    void appendRoutes(int[][][] chunk) {
+        if (routes == null) {
+            routes = chunk;
+            return;
+        }
+        int[][][] out = new int[routes.length][][];
+        for (int l = 0; l < routes.length; l++) {
+            out[l] = Arrays.copyOf(routes[l], routes[l].length + chunk[l].length);
+            System.arraycopy(chunk[l], 0, out[l], routes[l].length, chunk[l].length);
+        }
+        routes = out;
+    }
+
+    GenerationResult result(FinishReason reason) {
+        return new GenerationResult(request.promptIds(), Arrays.copyOf(generated, count), reason, lastLogits, routes);
+    }
+}

@@ -1,0 +1,227 @@
+package io.moemesh.model.generate;
+
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.KvCache;
+import io.moemesh.model.engine.SequenceStep;
+import io.moemesh.model.engine.StepOutput;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Iteration-level scheduling over the engine's batched step API (Orca, OSDI '22; vLLM): each {@link #step()}
+ * decodes one token for every running sequence and fills the rest of the token budget with chunks of waiting
+ * prompts (chunked prefill, Sarathi-Serve arXiv:2403.02310). New requests join at step boundaries. When the KV
+ * pool runs out, the newest running sequence is preempted and later recomputed from its tokens so far.
+ * Results never depend on batching: each sequence samples with its own generator.
+ *
+ * <p>{@link #submit} and {@link Handle#cancel} are thread-safe; {@link #step()} runs on one thread.
+ */
+public final class StepScheduler {
+    private final Engine engine;
+    private final KvCache cache;
+    private final int stepTokenBudget;
+    private final int maxRunning;
+    private final ModelConfig c;
+    private final ConcurrentLinkedQueue<SequenceState> incoming = new ConcurrentLinkedQueue<>();
+    private final ArrayDeque<SequenceState> waiting = new ArrayDeque<>();
+    private final List<SequenceState> running = new ArrayList<>();
+    private final AtomicLong ids = new AtomicLong();
+    /** The step being built: batch.get(i) belongs to members.get(i). */
+    private final List<SequenceStep> batch = new ArrayList<>();
+    private final List<SequenceState> members = new ArrayList<>();
+
+    public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning) {
+        if (stepTokenBudget < 1 || maxRunning < 1) {
+            throw new IllegalArgumentException("step token budget and max running sequences must be ≥ 1");
+        }
+        this.engine = engine;
+        this.cache = cache;
+        this.stepTokenBudget = stepTokenBudget;
+        this.maxRunning = maxRunning;
+        this.c = engine.config();
+    }
+
+    /** A submitted sequence: cancel it (applied at the next step boundary). */
+    public interface Handle {
+        void cancel();
+    }
+
+    public Handle submit(GenerationRequest request, SequenceListener listener) {
+        if (request.promptIds().length >= c.maxPositionEmbeddings()) {
+            throw new IllegalArgumentException("prompt of " + request.promptIds().length
+                    + " tokens leaves no room to generate within max_position_embeddings " + c.maxPositionEmbeddings());
+        }
+        for (int id : request.promptIds()) {
+            if (id < 0 || id >= c.vocabSize()) {
+                throw new IllegalArgumentException("prompt token id " + id + " is outside the vocabulary [0, "
+                        + c.vocabSize() + ")");
+            }
+        }
+        SequenceState s = new SequenceState(ids.incrementAndGet(), request, listener);
+        incoming.add(s);
+        return s::cancel;
+    }
+
+    /** Sequences admitted and not finished. */
+    public int running() {
+        return running.size();
+    }
+
+    /** Sequences submitted and not yet running (prefill not started). */
+    public int waiting() {
+        return waiting.size() + incoming.size();
+    }
+
+    public boolean idle() {
+        return incoming.isEmpty() && waiting.isEmpty() && running.isEmpty();
+    }
+
+    /**
+     * One iteration. Returns false when there was nothing to do. An engine failure (e.g. no healthy replica of
+     * an expert) ends every sequence of that step with the error; the others continue.
+     */
+    public boolean step() {
+        for (SequenceState s; (s = incoming.poll()) != null; ) {
+            waiting.add(s);
+        }
+        dropCancelled();
+        batch.clear();
+        members.clear();
+        int budget = stepTokenBudget;
+        for (SequenceState s : List.copyOf(running)) {
+            if (s.decoding() && running.contains(s) && reserve(s, s.length())) {
+                batch.add(SequenceStep.decode(s.id, s.lastToken(), s.length() - 1));
+                members.add(s);
+                budget--;
+            }
+        }
+        for (SequenceState s : running) {
+            if (!s.decoding() && budget > 0 && !members.contains(s)) {
+                budget -= addPrefill(s, budget);
+            }
+        }
+        while (budget > 0 && !waiting.isEmpty() && running.size() < maxRunning) {
+            SequenceState s = waiting.peek();
+            if (!cache.ensureCapacity(s.id, Math.min(s.prefillTarget(), s.prefilled + budget))) {
+                break;
+            }
+            waiting.poll();
+            running.add(s);
+            budget -= addPrefill(s, budget);
+        }
+        if (batch.isEmpty()) {
+            return false;
+        }
+        List<StepOutput> outs;
+        try {
+            outs = engine.step(List.copyOf(batch), cache);
+        } catch (RuntimeException e) {
+            for (SequenceState s : List.copyOf(members)) {
+                finish(s);
+                s.listener.onError(e);
+            }
+            return true;
+        }
+        List<SequenceState> stepped = List.copyOf(members);
+        List<SequenceStep> steps = List.copyOf(batch);
+        for (int i = 0; i < stepped.size(); i++) {
+            advance(stepped.get(i), steps.get(i), outs.get(i));
+        }
+        return true;
+    }
+
+    private int addPrefill(SequenceState s, int budget) {
+        int n = Math.min(budget, s.prefillTarget() - s.prefilled);
+        if (!cache.ensureCapacity(s.id, s.prefilled + n)) {
+            return 0;
+        }
+        boolean last = s.prefilled + n == s.prefillTarget();
+        SequenceStep.Logits logits = last && !s.resuming() ? SequenceStep.Logits.LAST : SequenceStep.Logits.NONE;
+        batch.add(new SequenceStep(s.id, s.context(s.prefilled, n), s.prefilled, logits,
+                s.request.trace() && !s.resuming()));
+        members.add(s);
+        return n;
+    }
+
+    /** Reserves KV for a decode at position length-1; preempts the newest other sequences if the pool is short. */
+    private boolean reserve(SequenceState s, int length) {
+        while (!cache.ensureCapacity(s.id, length)) {
+            SequenceState victim = running.getLast();
+            preempt(victim);
+            if (victim == s) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void preempt(SequenceState s) {
+        cache.release(s.id);
+        running.remove(s);
+        int at = members.indexOf(s);
+        if (at >= 0) {
+            members.remove(at);
+            batch.remove(at);
+        }
+        s.preempt();
+        waiting.addFirst(s);
+    }
+
+    private void advance(SequenceState s, SequenceStep step, StepOutput out) {
+        if (!s.decoding()) {
+            if (out.routes() != null) {
+                s.appendRoutes(out.routes());
+            }
+            s.prefilled += step.tokens().length;
+            if (s.prefilled < s.prefillTarget()) {
+                return;
+            }
+            if (s.resuming()) {
+                s.resumed();
+                return;
+            }
+            if (s.request.trace()) {
+                s.lastLogits = out.logits().clone();
+            }
+        }
+        int token = s.sampler.sample(out.logits(), 0, c.vocabSize());
+        s.add(token);
+        s.listener.onToken(token);
+        SamplingParams p = s.request.params();
+        if (!p.ignoreEos() && c.eosTokenIds().contains(token)) {
+            complete(s, FinishReason.STOP);
+        } else if (s.generatedCount() >= p.maxTokens() || s.length() >= c.maxPositionEmbeddings()) {
+            complete(s, FinishReason.LENGTH);
+        }
+    }
+
+    private void complete(SequenceState s, FinishReason reason) {
+        finish(s);
+        s.listener.onFinish(s.result(reason));
+    }
+
+    private void finish(SequenceState s) {
+        cache.release(s.id);
+        running.remove(s);
+    }
+
+    private void dropCancelled() {
+        for (SequenceState s : List.copyOf(running)) {
+            if (s.cancelled()) {
+                finish(s);
+                s.listener.onError(new java.util.concurrent.CancellationException("cancelled"));
+            }
+        }
+        waiting.removeIf(s -> {
+            if (s.cancelled()) {
+                s.listener.onError(new java.util.concurrent.CancellationException("cancelled"));
+                return true;
+            }
+            return false;
+        });
+    }
+}

@@ -1,0 +1,108 @@
+package io.moemesh.model.generate;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.PagedKvCache;
+import io.moemesh.model.golden.TestModels;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.concurrent.CancellationException;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class StepSchedulerTest {
+    private static MoeModel model;
+
+    @BeforeAll
+    static void open() {
+        model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL));
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    private static List<GenerationRequest> mixedRequests() {
+        List<GenerationRequest> out = new ArrayList<>();
+        String[] prompts = {"a", "Mixture of experts routes each token", "gRPC streams", "The KV cache grows linearly "
+                + "with sequence length, so long prompts need many blocks", "αβγ 🙂"};
+        for (int i = 0; i < prompts.length; i++) {
+            SamplingParams p = i % 2 == 0 ? new SamplingParams(0, 1, 0, OptionalLong.empty(), 20 + i, true)
+                    : new SamplingParams(0.9, 0.95, 0, OptionalLong.of(100 + i), 20 + i, true);
+            out.add(new GenerationRequest(model.encodePrompt(prompts[i]), p, false));
+        }
+        return out;
+    }
+
+    private static List<int[]> alone(List<GenerationRequest> requests) {
+        List<int[]> out = new ArrayList<>();
+        for (GenerationRequest r : requests) {
+            Generator g = new Generator(model.localEngine(), model.newCache(512), 512);
+            out.add(g.generate(List.of(r), TokenListener.NONE).getFirst().generatedIds());
+        }
+        return out;
+    }
+
+    @Test
+    void concurrentRequests_equalEachRunAlone_greedyAndSeeded() {
+        List<GenerationRequest> requests = mixedRequests();
+        List<GenerationResult> together = new Generator(model.localEngine(), model.newCache(1024), 16)
+                .generate(requests, TokenListener.NONE);
+        List<int[]> alone = alone(requests);
+        for (int i = 0; i < requests.size(); i++) {
+            assertThat(together.get(i).generatedIds()).as("request %d", i).containsExactly(alone.get(i));
+        }
+    }
+
+    @Test
+    void kvPoolTooSmallForAll_preemptsAndRecomputes_withSameTokens() {
+        List<GenerationRequest> requests = mixedRequests();
+        // 6 blocks of 16 positions: fewer than the five sequences need together, enough for any one alone.
+        PagedKvCache small = new PagedKvCache(model.config().numLayers(), model.config().kvDim(), 16, 6);
+        List<GenerationResult> together = new Generator(model.localEngine(), small, 32).generate(requests,
+                TokenListener.NONE);
+        List<int[]> alone = alone(requests);
+        for (int i = 0; i < requests.size(); i++) {
+            assertThat(together.get(i).generatedIds()).as("request %d", i).containsExactly(alone.get(i));
+        }
+        assertThat(small.freeBlocks()).isEqualTo(6);
+    }
+
+    @Test
+    void cancel_endsTheSequenceWithCancellation_andFreesItsBlocks() {
+        Engine engine = model.localEngine();
+        PagedKvCache cache = model.newCache(512);
+        StepScheduler scheduler = new StepScheduler(engine, cache, 64, 8);
+        List<Object> events = new ArrayList<>();
+        StepScheduler.Handle h = scheduler.submit(new GenerationRequest(model.encodePrompt("hello"),
+                SamplingParams.greedy(100), false), new SequenceListener() {
+                    @Override
+                    public void onToken(int token) {
+                        events.add(token);
+                    }
+
+                    @Override
+                    public void onFinish(GenerationResult result) {
+                        events.add(result);
+                    }
+
+                    @Override
+                    public void onError(Throwable error) {
+                        events.add(error);
+                    }
+                });
+        scheduler.step();
+        scheduler.step();
+        h.cancel();
+        scheduler.step();
+        assertThat(events).hasSize(3);
+        assertThat(events.getLast()).isInstanceOf(CancellationException.class);
+        assertThat(scheduler.idle()).isTrue();
+        assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
+    }
+}
