@@ -30,6 +30,13 @@ public interface KvCache {
     /** The value pool of a layer, same layout as {@link #keys(int)}. */
     float[] values(int layer);
 
+    /**
+     * The tokens about to be written at positions [startPos, startPos + tokens.length) of a sequence, told by
+     * the scheduler before the step, so a cache can key full blocks by their chained prefix hash.
+     */
+    default void onTokens(long seqId, int startPos, int[] tokens) {
+    }
+
     /** Frees the sequence's blocks. Unknown ids are ignored. */
     void release(long seqId);
 }

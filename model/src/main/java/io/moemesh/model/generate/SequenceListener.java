@@ -6,6 +6,10 @@ package io.moemesh.model.generate;
  */
 public interface SequenceListener {
 
+    /** The prompt is in the KV cache; called on the engine thread right after that step, before sampling. */
+    default void onPrefillComplete() {
+    }
+
     void onToken(int token);
 
     /** Exactly one of onFinish / onError ends every sequence. */

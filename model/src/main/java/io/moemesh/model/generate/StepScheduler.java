@@ -95,6 +95,7 @@ public final class StepScheduler {
         for (SequenceState s : List.copyOf(running)) {
             if (s.decoding() && running.contains(s) && reserve(s, s.length())) {
                 batch.add(SequenceStep.decode(s.id, s.lastToken(), s.length() - 1));
+                cache.onTokens(s.id, s.length() - 1, new int[] {s.lastToken()});
                 members.add(s);
                 budget--;
             }
@@ -141,8 +142,9 @@ public final class StepScheduler {
         }
         boolean last = s.prefilled + n == s.prefillTarget();
         SequenceStep.Logits logits = last && !s.resuming() ? SequenceStep.Logits.LAST : SequenceStep.Logits.NONE;
-        batch.add(new SequenceStep(s.id, s.context(s.prefilled, n), s.prefilled, logits,
-                s.request.trace() && !s.resuming()));
+        int[] tokens = s.context(s.prefilled, n);
+        batch.add(new SequenceStep(s.id, tokens, s.prefilled, logits, s.request.trace() && !s.resuming()));
+        cache.onTokens(s.id, s.prefilled, tokens);
         members.add(s);
         return n;
     }
@@ -187,6 +189,7 @@ public final class StepScheduler {
             if (s.request.trace()) {
                 s.lastLogits = out.logits().clone();
             }
+            s.listener.onPrefillComplete();
         }
         int token = s.sampler.sample(out.logits(), 0, c.vocabSize());
         s.add(token);

@@ -1,0 +1,109 @@
+package io.moemesh.gateway.config;
+
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.moemesh.gateway.dispatch.MeshExpertDispatch;
+import io.moemesh.gateway.dispatch.ResilientInstance;
+import io.moemesh.gateway.grpc.GatewayGrpcService;
+import io.moemesh.gateway.grpc.GrpcInstanceClient;
+import io.moemesh.gateway.kv.PrefixHashedKvCache;
+import io.moemesh.gateway.placement.FilePlacementSource;
+import io.moemesh.gateway.placement.PlacementSource;
+import io.moemesh.gateway.scheduling.EngineLoop;
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.chat.ChatTemplate;
+import io.moemesh.model.engine.Engine;
+import io.moemesh.model.generate.StepScheduler;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.List;
+import java.util.Optional;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+
+/** Wires the gateway: model, placement, expert dispatch, KV cache, engine loop and the public gRPC server. */
+@Configuration(proxyBeanMethods = false)
+public class GatewayConfiguration {
+
+    @Bean(destroyMethod = "close")
+    MoeModel model(GatewayProperties p) {
+        if (p.nativeCacheDir() != null && System.getProperty("org.bytedeco.javacpp.cachedir") == null) {
+            System.setProperty("org.bytedeco.javacpp.cachedir", p.nativeCacheDir().toString());
+        }
+        return MoeModel.open(p.modelDir());
+    }
+
+    /** Null (no bean) when the model has no chat template; Optional injection points see it as empty. */
+    @Bean
+    ChatTemplate chatTemplate(GatewayProperties p) {
+        Path config = p.modelDir().resolve("tokenizer_config.json");
+        return Files.isRegularFile(config) ? ChatTemplate.fromTokenizerConfig(config).orElse(null) : null;
+    }
+
+    /** Null when no placement file is configured: experts then run in-process. */
+    @Bean
+    PlacementSource placementSource(GatewayProperties p, MoeModel model) {
+        if (p.placementFile() == null) {
+            return null;
+        }
+        return (new FilePlacementSource(p.placementFile(), model.config().numLayers(),
+                model.config().dispatchableExperts(), p.placementPollInterval(), Clock.systemUTC()));
+    }
+
+    @Bean
+    MeshExpertDispatch meshDispatch(GatewayProperties p, MoeModel model, Optional<PlacementSource> source) {
+        if (source.isEmpty()) {
+            return null;
+        }
+        GatewayProperties.Dispatch d = p.dispatch();
+        DType wire = switch (d.wireDtype()) {
+            case "f32" -> DType.DTYPE_F32;
+            case "bf16" -> DType.DTYPE_BF16;
+            default -> throw new IllegalArgumentException("moemesh.gateway.dispatch.wire-dtype must be f32 or bf16, got "
+                    + d.wireDtype());
+        };
+        MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(),
+                in -> new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), wire,
+                        p.maxInboundMessageBytes()), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait()),
+                d.stepDeadline());
+        source.get().current().ifPresent(dispatch::usePlacement);
+        return dispatch;
+    }
+
+    @Bean
+    PrefixHashedKvCache kvCache(GatewayProperties p, MoeModel model) {
+        return new PrefixHashedKvCache(model.newCache(p.kvCacheTokens()), model.directory().getFileName().toString());
+    }
+
+    @Bean(destroyMethod = "close")
+    EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
+                          Optional<PlacementSource> source, PrefixHashedKvCache cache, MeterRegistry meters) {
+        Engine engine = mesh.<Engine>map(model::engine).orElseGet(model::localEngine);
+        StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning());
+        Runnable boundary = mesh.isPresent()
+                ? () -> source.get().current().ifPresent(mesh.get()::usePlacement)
+                : () -> { };
+        EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval());
+        Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
+        Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
+        Gauge.builder("moemesh_gateway_kv_blocks_used", cache, c -> c.totalBlocks() - c.freeBlocks()).register(meters);
+        return loop;
+    }
+
+    @Bean
+    GatewayGrpcService gatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, EngineLoop loop,
+                                          Optional<MeshExpertDispatch> mesh) {
+        return new GatewayGrpcService(model, chat, loop,
+                () -> mesh.map(MeshExpertDispatch::lastStep).orElse(List.of()),
+                () -> mesh.map(MeshExpertDispatch::epoch).orElse(0L));
+    }
+
+    @Bean
+    GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service) {
+        return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), p.maxInboundMessageBytes(),
+                p.shutdownGrace(), List.of(service), List.of());
+    }
+}

@@ -1,0 +1,62 @@
+package io.moemesh.gateway.config;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.boot.context.properties.bind.DefaultValue;
+
+/**
+ * Settings of the gateway ({@code moemesh.gateway.*}, or environment variables {@code MOEMESH_GATEWAY_*}: the
+ * same under {@code moemesh up} and under Kubernetes).
+ *
+ * @param modelDir              Hugging Face model directory (dense weights, tokenizer); required
+ * @param grpcHost              address the public gRPC API binds (loopback by default)
+ * @param grpcPort              public gRPC port; 0 picks a free one
+ * @param placementFile         JSON of router.v1.Placement; empty runs every expert in-process (monolithic)
+ * @param placementPollInterval how often the placement file is checked for a new epoch
+ * @param kvCacheTokens         KV positions the paged cache holds over all sequences
+ * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
+ * @param maxRunning            sequences decoding at once
+ * @param nativeCacheDir        where native libraries are unpacked (a read-only root filesystem must work)
+ * @param dispatch              expert-service data path settings
+ */
+@ConfigurationProperties("moemesh.gateway")
+public record GatewayProperties(
+        Path modelDir,
+        @DefaultValue("127.0.0.1") String grpcHost,
+        @DefaultValue("9000") int grpcPort,
+        Path placementFile,
+        @DefaultValue("500ms") Duration placementPollInterval,
+        @DefaultValue("65536") int kvCacheTokens,
+        @DefaultValue("512") int stepTokenBudget,
+        @DefaultValue("256") int maxRunning,
+        @DefaultValue("67108864") int maxInboundMessageBytes,
+        @DefaultValue("30s") Duration shutdownGrace,
+        Path nativeCacheDir,
+        @DefaultValue Dispatch dispatch) {
+
+    /**
+     * @param stepDeadline        a layer's expert calls, retries included, must finish within this
+     * @param maxConcurrentCalls  bulkhead: calls in flight per instance
+     * @param failureRateThreshold circuit breaker: percent of failed calls that opens it
+     * @param openStateWait       circuit breaker: how long an open breaker rejects calls before probing
+     * @param wireDtype           f32 (exact, default) or bf16 (lossy, half the bytes)
+     */
+    public record Dispatch(
+            @DefaultValue("10s") Duration stepDeadline,
+            @DefaultValue("64") int maxConcurrentCalls,
+            @DefaultValue("50") float failureRateThreshold,
+            @DefaultValue("5s") Duration openStateWait,
+            @DefaultValue("f32") String wireDtype) {
+    }
+
+    public GatewayProperties {
+        if (modelDir == null) {
+            throw new IllegalArgumentException("moemesh.gateway.model-dir (MOEMESH_GATEWAY_MODEL_DIR) is required");
+        }
+        if (kvCacheTokens < 16 || stepTokenBudget < 1 || maxRunning < 1) {
+            throw new IllegalArgumentException("moemesh.gateway: kv-cache-tokens ≥ 16, step-token-budget ≥ 1 and "
+                    + "max-running ≥ 1 are required");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+package io.moemesh.gateway.dispatch;
+
+import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.service.placement.PlacementTable;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
+
+/**
+ * The gateway's {@link ExpertDispatch}: for each MoE layer, every (token, expert) pair is assigned to a
+ * healthy instance holding the expert (a replica on an instance the token already visits first, else the
+ * least loaded), one {@link ExpertCall} goes to each instance, and the replies are summed into the output in
+ * instance order (deterministic). A failed call is retried on other replicas within the step deadline; if an
+ * expert has no healthy replica left the step fails with {@link ExpertUnavailableException} naming it.
+ * Called from the engine thread only.
+ */
+public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
+    private final int hidden;
+    private final Function<Instance, ResilientInstance> connect;
+    private final Duration stepDeadline;
+    private final Map<String, ResilientInstance> clients = new HashMap<>();
+    private final Map<String, Instance> known = new HashMap<>();
+    private PlacementTable table;
+    private ResilientInstance[] byIndex = new ResilientInstance[0];
+    private final LayerDispatchRecord[] lastStep;
+
+    public MeshExpertDispatch(int hidden, int layers, Function<Instance, ResilientInstance> connect, Duration stepDeadline) {
+        this.hidden = hidden;
+        this.connect = connect;
+        this.stepDeadline = stepDeadline;
+        this.lastStep = new LayerDispatchRecord[layers];
+    }
+
+    /** Switches to a placement (at a step boundary): connects new instances, closes removed ones. */
+    public void usePlacement(PlacementTable next) {
+        if (table != null && next.epoch() == table.epoch() && next.instances().equals(table.instances())) {
+            return;
+        }
+        Map<String, Instance> wanted = new HashMap<>();
+        for (Instance in : next.instances()) {
+            wanted.put(in.getId(), in);
+        }
+        for (String id : List.copyOf(clients.keySet())) {
+            Instance w = wanted.get(id);
+            if (w == null || !w.getEndpoint().equals(known.get(id).getEndpoint())) {
+                clients.remove(id).close();
+                known.remove(id);
+            }
+        }
+        ResilientInstance[] idx = new ResilientInstance[next.instances().size()];
+        for (int i = 0; i < idx.length; i++) {
+            Instance in = next.instances().get(i);
+            idx[i] = clients.computeIfAbsent(in.getId(), k -> connect.apply(in));
+            known.put(in.getId(), in);
+        }
+        byIndex = idx;
+        table = next;
+    }
+
+    public long epoch() {
+        return table == null ? 0 : table.epoch();
+    }
+
+    /** Where each layer's tokens went in the last step (for traces and the demo). */
+    public List<LayerDispatchRecord> lastStep() {
+        return Arrays.stream(lastStep).filter(r -> r != null).toList();
+    }
+
+    @Override
+    public void run(int layer, float[] x, int tokens, int[] experts, float[] weights, int pairsPerToken, float[] out) {
+        if (table == null) {
+            throw new IllegalStateException("no placement: the gateway does not know where experts live");
+        }
+        long deadline = System.nanoTime() + stepDeadline.toNanos();
+        int pairs = tokens * pairsPerToken;
+        int[] target = new int[pairs];
+        boolean[] failed = new boolean[byIndex.length];
+        assign(layer, tokens, experts, pairsPerToken, target, failed, null);
+        float[][] partial = new float[byIndex.length][];
+        int[][] rowsOf = new int[byIndex.length][];
+        boolean[] pending = new boolean[pairs];
+        Arrays.fill(pending, true);
+        List<Integer> outstanding = new ArrayList<>();
+        Throwable lastError = null;
+        while (true) {
+            Map<Integer, CompletableFuture<float[]>> calls = new HashMap<>();
+            Map<Integer, int[]> callRows = new HashMap<>();
+            for (int inst = 0; inst < byIndex.length; inst++) {
+                Batch b = batchFor(inst, layer, x, tokens, experts, weights, pairsPerToken, target, pending);
+                if (b != null) {
+                    calls.put(inst, byIndex[inst].call(b.call));
+                    callRows.put(inst, b.tokenRows);
+                }
+            }
+            outstanding.clear();
+            for (var e : calls.entrySet()) {
+                int inst = e.getKey();
+                try {
+                    long wait = deadline - System.nanoTime();
+                    float[] r = e.getValue().get(Math.max(0, wait), TimeUnit.NANOSECONDS);
+                    merge(partial, rowsOf, inst, r, callRows.get(inst));
+                    for (int p = 0; p < pairs; p++) {
+                        if (pending[p] && target[p] == inst) {
+                            pending[p] = false;
+                        }
+                    }
+                } catch (ExecutionException | TimeoutException ex) {
+                    lastError = ex instanceof ExecutionException ? ex.getCause() : ex;
+                    e.getValue().cancel(false);
+                    failed[inst] = true;
+                    outstanding.add(inst);
+                } catch (InterruptedException ex) {
+                    Thread.currentThread().interrupt();
+                    throw new ExpertUnavailableException("layer " + layer + ": interrupted while waiting for experts", ex);
+                }
+            }
+            if (outstanding.isEmpty()) {
+                break;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new ExpertUnavailableException("layer " + layer + ": expert calls did not finish within the step "
+                        + "deadline of " + stepDeadline.toMillis() + " ms", lastError);
+            }
+            assign(layer, tokens, experts, pairsPerToken, target, failed, pending);
+        }
+        record(layer, tokens, experts, pairsPerToken, target);
+        Arrays.fill(out, 0, tokens * hidden, 0f);
+        for (int inst = 0; inst < byIndex.length; inst++) {
+            if (partial[inst] == null) {
+                continue;
+            }
+            int[] rows = rowsOf[inst];
+            for (int r = 0; r < rows.length; r++) {
+                int t = rows[r];
+                for (int i = 0; i < hidden; i++) {
+                    out[t * hidden + i] += partial[inst][r * hidden + i];
+                }
+            }
+        }
+    }
+
+    /** Partial results of an instance may arrive in several rounds (after retries): keep them per token row. */
+    private void merge(float[][] partial, int[][] rowsOf, int inst, float[] result, int[] tokenRows) {
+        if (partial[inst] == null) {
+            partial[inst] = result;
+            rowsOf[inst] = tokenRows;
+            return;
+        }
+        int[] rows = Arrays.copyOf(rowsOf[inst], rowsOf[inst].length + tokenRows.length);
+        System.arraycopy(tokenRows, 0, rows, rowsOf[inst].length, tokenRows.length);
+        float[] p = Arrays.copyOf(partial[inst], rows.length * hidden);
+        System.arraycopy(result, 0, p, rowsOf[inst].length * hidden, tokenRows.length * hidden);
+        partial[inst] = p;
+        rowsOf[inst] = rows;
+    }
+
+    /**
+     * Picks an instance for every pair still to compute (all when {@code only} is null): among healthy holders
+     * not failed in this step, the one the token already visits, else the least loaded.
+     */
+    private void assign(int layer, int tokens, int[] experts, int perToken, int[] target, boolean[] failed,
+                        boolean[] only) {
+        int[] assignedTokens = new int[byIndex.length];
+        for (int t = 0; t < tokens; t++) {
+            for (int j = 0; j < perToken; j++) {
+                int p = t * perToken + j;
+                if (only != null && !only[p]) {
+                    continue;
+                }
+                int e = experts[p];
+                int[] holders = table.holders()[layer][e];
+                int best = -1;
+                for (int h : holders) {
+                    if (failed[h] || !byIndex[h].available()) {
+                        continue;
+                    }
+                    boolean visited = false;
+                    for (int k = 0; k < j; k++) {
+                        visited |= target[t * perToken + k] == h;
+                    }
+                    if (visited) {
+                        best = h;
+                        break;
+                    }
+                    if (best < 0 || load(h, assignedTokens) < load(best, assignedTokens)) {
+                        best = h;
+                    }
+                }
+                if (best < 0) {
+                    StringBuilder ids = new StringBuilder();
+                    for (int h : holders) {
+                        ids.append(ids.isEmpty() ? "" : ", ").append(table.instances().get(h).getId());
+                    }
+                    throw new ExpertUnavailableException("layer " + layer + " expert " + e
+                            + " has no healthy replica (placed on " + ids + ", epoch " + table.epoch() + ")", null);
+                }
+                target[p] = best;
+                assignedTokens[best]++;
+            }
+        }
+    }
+
+    private int load(int inst, int[] assignedTokens) {
+        return assignedTokens[inst] + byIndex[inst].load() * 64;
+    }
+
+    private record Batch(ExpertCall call, int[] tokenRows) {
+    }
+
+    private Batch batchFor(int inst, int layer, float[] x, int tokens, int[] experts, float[] weights, int perToken,
+                           int[] target, boolean[] pending) {
+        int rows = 0;
+        int pairs = 0;
+        for (int t = 0; t < tokens; t++) {
+            int n = 0;
+            for (int j = 0; j < perToken; j++) {
+                int p = t * perToken + j;
+                if (pending[p] && target[p] == inst) {
+                    n++;
+                }
+            }
+            if (n > 0) {
+                rows++;
+                pairs += n;
+            }
+        }
+        if (rows == 0) {
+            return null;
+        }
+        float[] act = new float[rows * hidden];
+        int[] tokenRows = new int[rows];
+        int[] counts = new int[rows];
+        int[] ex = new int[pairs];
+        float[] w = new float[pairs];
+        int r = 0;
+        int q = 0;
+        for (int t = 0; t < tokens; t++) {
+            int n = 0;
+            for (int j = 0; j < perToken; j++) {
+                int p = t * perToken + j;
+                if (pending[p] && target[p] == inst) {
+                    ex[q] = experts[p];
+                    w[q++] = weights[p];
+                    n++;
+                }
+            }
+            if (n > 0) {
+                System.arraycopy(x, t * hidden, act, r * hidden, hidden);
+                tokenRows[r] = t;
+                counts[r++] = n;
+            }
+        }
+        return new Batch(new ExpertCall(table.epoch(), layer, act, rows, hidden, counts, ex, w), tokenRows);
+    }
+
+    private void record(int layer, int tokens, int[] experts, int perToken, int[] target) {
+        List<LayerDispatchRecord.InstanceShare> shares = new ArrayList<>();
+        for (int inst = 0; inst < byIndex.length; inst++) {
+            java.util.TreeSet<Integer> ex = new java.util.TreeSet<>();
+            int count = 0;
+            for (int t = 0; t < tokens; t++) {
+                boolean visits = false;
+                for (int j = 0; j < perToken; j++) {
+                    if (target[t * perToken + j] == inst) {
+                        ex.add(experts[t * perToken + j]);
+                        visits = true;
+                    }
+                }
+                count += visits ? 1 : 0;
+            }
+            if (count > 0) {
+                shares.add(new LayerDispatchRecord.InstanceShare(table.instances().get(inst).getId(), count, ex));
+            }
+        }
+        lastStep[layer] = new LayerDispatchRecord(layer, shares);
+    }
+
+    @Override
+    public void close() {
+        clients.values().forEach(ResilientInstance::close);
+        clients.clear();
+    }
+}

@@ -1,0 +1,114 @@
+package io.moemesh.gateway.grpc;
+
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.gateway.dispatch.LayerDispatchRecord;
+import io.moemesh.gateway.scheduling.EngineLoop;
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.chat.ChatTemplate;
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.StepScheduler;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.GenerateResponse;
+import io.moemesh.proto.gateway.v1.ModelInfoRequest;
+import io.moemesh.proto.gateway.v1.ModelInfoResponse;
+import io.moemesh.proto.gateway.v1.TokenizeRequest;
+import io.moemesh.proto.gateway.v1.TokenizeResponse;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.function.LongSupplier;
+import java.util.function.Supplier;
+
+/** The public gRPC API (moemesh.gateway.v1): a thin adapter over the engine loop. */
+public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceImplBase {
+    private final MoeModel model;
+    private final Optional<ChatTemplate> chat;
+    private final PromptBuilder prompts;
+    private final EngineLoop engine;
+    private final Supplier<List<LayerDispatchRecord>> dispatch;
+    private final LongSupplier epoch;
+
+    public GatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, EngineLoop engine,
+                              Supplier<List<LayerDispatchRecord>> dispatch, LongSupplier epoch) {
+        this.model = model;
+        this.chat = chat;
+        this.prompts = new PromptBuilder(model, chat);
+        this.engine = engine;
+        this.dispatch = dispatch;
+        this.epoch = epoch;
+    }
+
+    @Override
+    public void generate(GenerateRequest request, StreamObserver<GenerateResponse> observer) {
+        ServerCallStreamObserver<GenerateResponse> out = (ServerCallStreamObserver<GenerateResponse>) observer;
+        GenerationRequest r;
+        try {
+            r = prompts.request(request);
+        } catch (RuntimeException e) {
+            out.onError(GatewayStatus.of(e).asRuntimeException());
+            return;
+        }
+        String requestId = request.getRequestId().isEmpty() ? UUID.randomUUID().toString() : request.getRequestId();
+        out.onNext(GenerateResponse.newBuilder().setRequestId(requestId).setPromptTokens(r.promptIds().length).build());
+        GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), dispatch, epoch);
+        StepScheduler.Handle handle;
+        try {
+            handle = engine.submit(r, stream);
+        } catch (RuntimeException e) {
+            out.onError(GatewayStatus.of(e).asRuntimeException());
+            return;
+        }
+        // Client gone or deadline passed: the sequence is dropped at the next step boundary.
+        out.setOnCancelHandler(handle::cancel);
+    }
+
+    @Override
+    public void tokenize(TokenizeRequest request, StreamObserver<TokenizeResponse> out) {
+        try {
+            TokenizeResponse.Builder b = TokenizeResponse.newBuilder();
+            String text = switch (request.getInputCase()) {
+                case TEXT -> request.getText();
+                case CHAT -> {
+                    String rendered = prompts.renderChat(request.getChat());
+                    b.setRenderedPrompt(rendered);
+                    yield rendered;
+                }
+                case INPUT_NOT_SET -> throw new IllegalArgumentException("the request has no input: set text or chat");
+            };
+            int[] ids = model.tokenizer().encode(text);
+            if (!request.hasAddBos() || request.getAddBos()) {
+                ids = model.withBos(ids);
+            }
+            for (int id : ids) {
+                b.addTokenIds(id);
+                b.addTokens(model.tokenizer().token(id));
+            }
+            out.onNext(b.build());
+            out.onCompleted();
+        } catch (RuntimeException e) {
+            out.onError(GatewayStatus.of(e).asRuntimeException());
+        }
+    }
+
+    @Override
+    public void modelInfo(ModelInfoRequest request, StreamObserver<ModelInfoResponse> out) {
+        ModelConfig c = model.config();
+        ModelInfoResponse.Builder b = ModelInfoResponse.newBuilder().setModel(prompts.modelName())
+                .setArchitecture(c.architecture().hfClass()).setNumLayers(c.numLayers()).setNumExperts(c.numExperts())
+                .setTopK(c.topK()).setHiddenSize(c.hiddenSize()).setVocabSize(c.vocabSize())
+                .setMaxPositionEmbeddings(c.maxPositionEmbeddings()).addAllEosTokenIds(c.eosTokenIds())
+                .setDtype(switch (c.dtype()) {
+                    case "bfloat16" -> DType.DTYPE_BF16;
+                    case "float16" -> DType.DTYPE_F16;
+                    default -> DType.DTYPE_F32;
+                })
+                .setHasChatTemplate(chat.isPresent()).setNumSharedExperts(c.hasSharedExpert() ? 1 : 0);
+        c.bosTokenId().ifPresent(b::setBosTokenId);
+        out.onNext(b.build());
+        out.onCompleted();
+    }
+}

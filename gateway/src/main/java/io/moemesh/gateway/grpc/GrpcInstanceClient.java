@@ -1,0 +1,151 @@
+package io.moemesh.gateway.grpc;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import io.moemesh.gateway.dispatch.ExpertCall;
+import io.moemesh.gateway.dispatch.InstanceClient;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.expert.v1.ExpertBatchRequest;
+import io.moemesh.proto.expert.v1.ExpertBatchResponse;
+import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.service.grpc.TensorCodec;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One long-lived {@code ExpertBatch} bidi stream per instance: a request message per layer per step, replies
+ * matched by batch_id (they may come back in any order). A broken stream fails every call in flight and is
+ * reopened by the next call, so a restarted instance is picked up again.
+ */
+public final class GrpcInstanceClient implements InstanceClient {
+    private final String id;
+    private final ManagedChannel channel;
+    private final DType wireDtype;
+    private final AtomicLong batchIds = new AtomicLong();
+    private final Map<Long, Pending> pending = new ConcurrentHashMap<>();
+    private ClientCallStreamObserver<ExpertBatchRequest> stream;
+
+    private record Pending(CompletableFuture<float[]> future, int rows, int hidden) {
+    }
+
+    public GrpcInstanceClient(String id, String endpoint, DType wireDtype, int maxInboundMessageBytes) {
+        this.id = id;
+        this.wireDtype = wireDtype;
+        this.channel = NettyChannelBuilder.forTarget(endpoint).usePlaintext()
+                .maxInboundMessageSize(maxInboundMessageBytes)
+                .keepAliveTime(30, TimeUnit.SECONDS)
+                .build();
+    }
+
+    @Override
+    public String id() {
+        return id;
+    }
+
+    @Override
+    public int inFlight() {
+        return pending.size();
+    }
+
+    @Override
+    public CompletableFuture<float[]> call(ExpertCall c) {
+        long batchId = batchIds.incrementAndGet();
+        CompletableFuture<float[]> f = new CompletableFuture<>();
+        pending.put(batchId, new Pending(f, c.rows(), c.hidden()));
+        f.whenComplete((r, e) -> pending.remove(batchId));
+        ExpertBatchRequest.Builder req = ExpertBatchRequest.newBuilder().setBatchId(batchId)
+                .setPlacementEpoch(c.epoch()).setLayer(c.layer())
+                .setActivations(TensorCodec.encode(c.activations(), 0, c.rows(), c.hidden(), wireDtype))
+                .setOutputDtype(wireDtype);
+        for (int n : c.counts()) {
+            req.addTokenExpertCounts(n);
+        }
+        for (int e : c.experts()) {
+            req.addExperts(e);
+        }
+        for (float w : c.weights()) {
+            req.addWeights(w);
+        }
+        try {
+            synchronized (this) {
+                if (stream == null) {
+                    stream = open();
+                }
+                stream.onNext(req.build());
+            }
+        } catch (RuntimeException e) {
+            f.completeExceptionally(e);
+        }
+        return f;
+    }
+
+    private ClientCallStreamObserver<ExpertBatchRequest> open() {
+        ClientResponseObserver<ExpertBatchRequest, ExpertBatchResponse> observer = new ClientResponseObserver<>() {
+            private ClientCallStreamObserver<ExpertBatchRequest> requests;
+
+            @Override
+            public void beforeStart(ClientCallStreamObserver<ExpertBatchRequest> requestStream) {
+                this.requests = requestStream;
+            }
+
+            @Override
+            public void onNext(ExpertBatchResponse r) {
+                Pending p = pending.get(r.getBatchId());
+                if (p == null) {
+                    return;
+                }
+                if (r.hasStatus() && r.getStatus().getCode() != Status.Code.OK.value()) {
+                    p.future.completeExceptionally(Status.fromCodeValue(r.getStatus().getCode())
+                            .withDescription(id + ": " + r.getStatus().getMessage()).asRuntimeException());
+                    return;
+                }
+                try {
+                    float[] out = new float[p.rows * p.hidden];
+                    TensorCodec.decode(r.getOutputs(), id + " outputs", p.rows, p.hidden, out, 0);
+                    p.future.complete(out);
+                } catch (IllegalArgumentException e) {
+                    p.future.completeExceptionally(e);
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                broken(requests, t);
+            }
+
+            @Override
+            public void onCompleted() {
+                broken(requests, Status.UNAVAILABLE.withDescription(id + " closed the ExpertBatch stream").asRuntimeException());
+            }
+        };
+        return (ClientCallStreamObserver<ExpertBatchRequest>) ExpertServiceGrpc.newStub(channel).expertBatch(observer);
+    }
+
+    private void broken(ClientCallStreamObserver<ExpertBatchRequest> which, Throwable t) {
+        synchronized (this) {
+            if (stream == which) {
+                stream = null;
+            }
+        }
+        for (Pending p : pending.values()) {
+            p.future.completeExceptionally(t);
+        }
+    }
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (stream != null) {
+                stream.onCompleted();
+                stream = null;
+            }
+        }
+        channel.shutdownNow();
+    }
+}

@@ -1,0 +1,79 @@
+package io.moemesh.gateway.scheduling;
+
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.SequenceListener;
+import io.moemesh.model.generate.StepScheduler;
+import java.time.Duration;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The gateway's one engine thread: steps the {@link StepScheduler} while there is work, and before each step
+ * runs the boundary hook (placement epoch switch). Requests from any thread join at the next step boundary.
+ */
+public final class EngineLoop implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(EngineLoop.class);
+
+    private final StepScheduler scheduler;
+    private final Runnable atStepBoundary;
+    private final Duration idlePoll;
+    private final Semaphore wake = new Semaphore(0);
+    private final Thread thread;
+    private volatile boolean running = true;
+
+    public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll) {
+        this.scheduler = scheduler;
+        this.atStepBoundary = atStepBoundary;
+        this.idlePoll = idlePoll;
+        this.thread = Thread.ofPlatform().name("moemesh-engine").daemon().unstarted(this::loop);
+        thread.start();
+    }
+
+    public StepScheduler.Handle submit(GenerationRequest request, SequenceListener listener) {
+        StepScheduler.Handle h = scheduler.submit(request, listener);
+        wake.release();
+        return () -> {
+            h.cancel();
+            wake.release();
+        };
+    }
+
+    public int running() {
+        return scheduler.running();
+    }
+
+    public int waiting() {
+        return scheduler.waiting();
+    }
+
+    private void loop() {
+        while (running) {
+            try {
+                atStepBoundary.run();
+                if (!scheduler.step()) {
+                    wake.tryAcquire(idlePoll.toMillis(), TimeUnit.MILLISECONDS);
+                    wake.drainPermits();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            } catch (RuntimeException e) {
+                // A step's own failures reach its sequences; anything here is a bug in the loop: log, keep serving.
+                log.error("engine step failed", e);
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        running = false;
+        thread.interrupt();
+        try {
+            thread.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+package io.moemesh.gateway.dispatch;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.SequenceStep;
+import io.moemesh.model.engine.StepOutput;
+import io.moemesh.model.golden.GoldenCase;
+import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.service.placement.EvenPlacement;
+import io.moemesh.service.placement.PlacementTable;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+class MeshExpertDispatchTest {
+
+    private record Mesh(MeshExpertDispatch dispatch, Map<String, InProcessInstance> instances, MoeModel model) {
+    }
+
+    private static Mesh mesh(String modelName, int n, int replicas) {
+        MoeModel model = MoeModel.open(TestModels.dir(modelName));
+        Map<String, InProcessInstance> instances = new HashMap<>();
+        MeshExpertDispatch d = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(), in -> {
+            InProcessInstance i = new InProcessInstance(in.getId(), model);
+            instances.put(in.getId(), i);
+            return new ResilientInstance(i, 8, 50, Duration.ofSeconds(30));
+        }, Duration.ofSeconds(10));
+        List<Instance> ins = IntStream.range(0, n).mapToObj(i -> Instance.newBuilder().setId("expert-" + i)
+                .setEndpoint("127.0.0.1:" + (9100 + i)).build()).toList();
+        var c = model.config();
+        d.usePlacement(PlacementTable.of(EvenPlacement.build(1, ins, c.numLayers(), c.numExperts(), c.hasSharedExpert(),
+                replicas), c.numLayers(), c.dispatchableExperts()));
+        return new Mesh(d, instances, model);
+    }
+
+    static Stream<Arguments> meshes() {
+        return Stream.of(TestModels.MIXTRAL, TestModels.MIXTRAL_BF16, TestModels.QWEN2_MOE).flatMap(m -> Stream.of(
+                Arguments.of(m, 1, 1), Arguments.of(m, 2, 1), Arguments.of(m, 3, 1), Arguments.of(m, 3, 2)));
+    }
+
+    @ParameterizedTest(name = "{0} on {1} instances x{2}")
+    @MethodSource("meshes")
+    void dispatch_sameLogitsAndRoutesAsReference_anyPlacement(String modelName, int n, int replicas) {
+        Mesh mesh = mesh(modelName, n, replicas);
+        Engine engine = mesh.model().engine(mesh.dispatch());
+        for (GoldenCase g : GoldenCase.load(modelName)) {
+            StepOutput out = engine.step(List.of(new SequenceStep(1, g.inputIds(), 0, SequenceStep.Logits.LAST, true)),
+                    mesh.model().newCache(128)).getFirst();
+            assertThat(out.logits()).as(g.prompt()).containsExactly(g.lastLogits(), within(1e-4f));
+            for (int l = 0; l < g.routerTopk().length; l++) {
+                for (int p = 0; p < g.inputIds().length; p++) {
+                    assertThat(out.routes()[l][p]).containsExactly(g.routerTopk()[l][p]);
+                }
+            }
+        }
+        assertThat(mesh.dispatch().lastStep()).hasSize(mesh.model().config().numLayers());
+    }
+
+    @Test
+    void replicaDown_pairsRetriedOnTheOtherReplica_sameLogits() {
+        Mesh mesh = mesh(TestModels.MIXTRAL, 3, 2);
+        mesh.instances().get("expert-1").down.set(true);
+        GoldenCase g = GoldenCase.load(TestModels.MIXTRAL).getFirst();
+        StepOutput out = mesh.model().engine(mesh.dispatch()).step(List.of(new SequenceStep(1, g.inputIds(), 0,
+                SequenceStep.Logits.LAST, false)), mesh.model().newCache(128)).getFirst();
+        assertThat(out.logits()).containsExactly(g.lastLogits(), within(1e-4f));
+        assertThat(mesh.dispatch().lastStep()).allSatisfy(r ->
+                assertThat(r.instances()).noneMatch(s -> s.instanceId().equals("expert-1")));
+    }
+
+    @Test
+    void allReplicasOfAnExpertDown_failsWithUnavailableNamingTheExpert() {
+        Mesh mesh = mesh(TestModels.MIXTRAL, 2, 1);
+        mesh.instances().get("expert-0").down.set(true);
+        GoldenCase g = GoldenCase.load(TestModels.MIXTRAL).getFirst();
+        Engine engine = mesh.model().engine(mesh.dispatch());
+        assertThatThrownBy(() -> engine.step(List.of(new SequenceStep(1, g.inputIds(), 0, SequenceStep.Logits.LAST,
+                false)), mesh.model().newCache(128)))
+                .isInstanceOf(ExpertUnavailableException.class)
+                .hasMessageMatching("layer \\d+ expert \\d+ has no healthy replica \\(placed on expert-0, epoch 1\\)");
+    }
+}
