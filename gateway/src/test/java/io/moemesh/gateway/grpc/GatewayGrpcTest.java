@@ -1,0 +1,152 @@
+package io.moemesh.gateway.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.moemesh.model.golden.GoldenCase;
+import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.GenerateResponse;
+import io.moemesh.proto.gateway.v1.ModelInfoRequest;
+import io.moemesh.proto.gateway.v1.PromptIds;
+import io.moemesh.proto.gateway.v1.SamplingParams;
+import io.moemesh.proto.gateway.v1.TokenizeRequest;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.grpc.TensorCodec;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+
+/** The public gRPC API on a real socket, experts in-process (the mesh data path has its own tests). */
+@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class GatewayGrpcTest {
+
+    @DynamicPropertySource
+    static void props(DynamicPropertyRegistry r) {
+        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(TestModels.QWEN2_MOE).toString());
+        r.add("moemesh.gateway.grpc-port", () -> "0");
+        r.add("moemesh.gateway.step-token-budget", () -> "64");
+    }
+
+    @Autowired
+    GrpcServerLifecycle server;
+
+    ManagedChannel channel;
+    GatewayServiceGrpc.GatewayServiceBlockingStub stub;
+
+    @BeforeAll
+    void connect() {
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        stub = GatewayServiceGrpc.newBlockingStub(channel);
+    }
+
+    @AfterAll
+    void disconnect() {
+        channel.shutdownNow();
+    }
+
+    static List<GoldenCase> cases() {
+        return GoldenCase.load(TestModels.QWEN2_MOE);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("cases")
+    void generate_traced_matchesGolden(GoldenCase g) {
+        List<GenerateResponse> msgs = new ArrayList<>();
+        stub.withDeadlineAfter(60, TimeUnit.SECONDS).generate(GenerateRequest.newBuilder().setPrompt(g.prompt())
+                .setSampling(SamplingParams.newBuilder().setMaxTokens(16)).setTrace(true).build()).forEachRemaining(msgs::add);
+        GenerateResponse last = msgs.getLast();
+        assertThat(msgs.getFirst().getPromptTokens()).isEqualTo(g.inputIds().length);
+        assertThat(msgs.stream().flatMap(m -> m.getTokenIdsList().stream()).mapToInt(Integer::intValue).toArray())
+                .containsExactly(g.greedyIds());
+        assertThat(String.join("", msgs.stream().map(GenerateResponse::getText).toList())).isEqualTo(g.greedyText());
+        assertThat(last.getTrace().getInputIdsList()).containsExactly(IntStream.of(g.inputIds()).boxed().toArray(Integer[]::new));
+        float[] logits = new float[g.lastLogits().length];
+        TensorCodec.decode(last.getTrace().getLastLogits().toBuilder().clearShape().addShape(1).addShape(logits.length)
+                .build(), "last_logits", 1, logits.length, logits, 0);
+        assertThat(logits).containsExactly(g.lastLogits(), within(1e-4f));
+        assertThat(last.getTrace().getRouterTopk(2).getPositions(0).getExpertsList())
+                .containsExactly(IntStream.of(g.routerTopk()[2][0]).boxed().toArray(Integer[]::new));
+        assertThat(last.getUsage().getCompletionTokens()).isEqualTo(16);
+    }
+
+    @Test
+    void concurrentStreams_allFinish_withTheTokensEachGetsAlone() throws Exception {
+        GatewayServiceGrpc.GatewayServiceStub async = GatewayServiceGrpc.newStub(channel);
+        List<GoldenCase> golden = cases();
+        List<CompletableFuture<List<Integer>>> futures = new ArrayList<>();
+        for (int i = 0; i < 16; i++) {
+            GoldenCase g = golden.get(i % golden.size());
+            CompletableFuture<List<Integer>> f = new CompletableFuture<>();
+            List<Integer> ids = new ArrayList<>();
+            async.generate(GenerateRequest.newBuilder().setPrompt(g.prompt())
+                    .setSampling(SamplingParams.newBuilder().setMaxTokens(16)).build(), new io.grpc.stub.StreamObserver<>() {
+                        public void onNext(GenerateResponse r) {
+                            ids.addAll(r.getTokenIdsList());
+                        }
+
+                        public void onError(Throwable t) {
+                            f.completeExceptionally(t);
+                        }
+
+                        public void onCompleted() {
+                            f.complete(ids);
+                        }
+                    });
+            futures.add(f);
+        }
+        for (int i = 0; i < futures.size(); i++) {
+            assertThat(futures.get(i).get(60, TimeUnit.SECONDS).stream().mapToInt(Integer::intValue).toArray())
+                    .containsExactly(golden.get(i % golden.size()).greedyIds());
+        }
+    }
+
+    @Test
+    void badRequests_areInvalidArgument_andTheGatewayKeepsServing() {
+        List<GenerateRequest> bad = List.of(
+                GenerateRequest.newBuilder().build(),
+                GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder().addTokenIds(99999)).build(),
+                GenerateRequest.newBuilder().setPrompt("x").setSampling(SamplingParams.newBuilder().setTemperature(-1)).build(),
+                GenerateRequest.newBuilder().setPrompt("x").setSampling(SamplingParams.newBuilder().setTopP(2)).build(),
+                GenerateRequest.newBuilder().setPrompt("x").setModel("other-model").build(),
+                GenerateRequest.newBuilder().setPrompt("word ".repeat(600)).build());
+        for (GenerateRequest r : bad) {
+            assertThatThrownBy(() -> {
+                Iterator<GenerateResponse> it = stub.generate(r);
+                while (it.hasNext()) {
+                    it.next();
+                }
+            }).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                assertThat(e.getStatus().getDescription()).isNotBlank();
+            });
+        }
+        assertThat(HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.getDefaultInstance()).getStatus())
+                .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+        assertThat(stub.tokenize(TokenizeRequest.newBuilder().setText("gRPC").build()).getTokenIdsList()).startsWith(0);
+        assertThat(stub.modelInfo(ModelInfoRequest.getDefaultInstance()).getNumSharedExperts()).isEqualTo(1);
+    }
+}
