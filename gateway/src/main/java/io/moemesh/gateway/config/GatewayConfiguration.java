@@ -4,7 +4,17 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
+import io.moemesh.gateway.auth.ApiKeys;
+import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
+import io.moemesh.gateway.http.PublicApiFilter;
+import io.moemesh.gateway.scheduling.DrainLifecycle;
+import io.moemesh.gateway.serving.AdmissionControl;
+import io.moemesh.gateway.serving.GenerationService;
+import io.moemesh.gateway.serving.ServingMetrics;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
+import org.springframework.core.Ordered;
+import tools.jackson.databind.json.JsonMapper;
 import io.moemesh.gateway.grpc.GrpcInstanceClient;
 import io.moemesh.gateway.kv.PrefixHashedKvCache;
 import io.moemesh.gateway.placement.FilePlacementSource;
@@ -94,16 +104,48 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    GatewayGrpcService gatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, EngineLoop loop,
+    AdmissionControl admissionControl(GatewayProperties p, MoeModel model, EngineLoop loop) {
+        GatewayProperties.Admission a = p.admission();
+        int context = model.config().maxPositionEmbeddings();
+        return new AdmissionControl(a.maxWaiting(), a.tenantRequestsPerSecond(), a.tenantBurst(),
+                a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context, a.maxNewTokens() > 0 ? a.maxNewTokens() : context,
+                loop::waiting, System::nanoTime);
+    }
+
+    @Bean
+    GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters) {
+        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters));
+    }
+
+    @Bean
+    DrainLifecycle drainLifecycle(AdmissionControl admission, EngineLoop loop, GatewayProperties p) {
+        return new DrainLifecycle(admission, loop, p.shutdownGrace());
+    }
+
+    @Bean
+    ApiKeys apiKeys(GatewayProperties p) {
+        return ApiKeys.load(p.apiKeysFile(), p.apiKeys());
+    }
+
+    @Bean
+    FilterRegistrationBean<PublicApiFilter> publicApiFilter(ApiKeys keys, JsonMapper json, GatewayProperties p) {
+        FilterRegistrationBean<PublicApiFilter> r = new FilterRegistrationBean<>(
+                new PublicApiFilter(keys, json, p.admission().maxRequestBytes()));
+        r.setOrder(Ordered.HIGHEST_PRECEDENCE + 10);
+        return r;
+    }
+
+    @Bean
+    GatewayGrpcService gatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
                                           Optional<MeshExpertDispatch> mesh) {
-        return new GatewayGrpcService(model, chat, loop,
+        return new GatewayGrpcService(model, chat, service,
                 () -> mesh.map(MeshExpertDispatch::lastStep).orElse(List.of()),
                 () -> mesh.map(MeshExpertDispatch::epoch).orElse(0L));
     }
 
     @Bean
-    GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service) {
-        return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), p.maxInboundMessageBytes(),
-                p.shutdownGrace(), List.of(service), List.of());
+    GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys) {
+        return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), p.admission().maxRequestBytes(),
+                p.shutdownGrace(), List.of(service), List.of(new AuthInterceptor(keys)));
     }
 }

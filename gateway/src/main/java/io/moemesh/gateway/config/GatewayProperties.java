@@ -19,6 +19,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param maxRunning            sequences decoding at once
  * @param nativeCacheDir        where native libraries are unpacked (a read-only root filesystem must work)
  * @param dispatch              expert-service data path settings
+ * @param admission             queue, rate and size limits of the public APIs
+ * @param apiKeysFile           "KEY TENANT" lines; with apiKeys unset and no file, auth is off (local mode)
+ * @param apiKeys               "KEY:TENANT,KEY:TENANT" (e.g. from the environment: MOEMESH_GATEWAY_API_KEYS)
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -33,7 +36,27 @@ public record GatewayProperties(
         @DefaultValue("67108864") int maxInboundMessageBytes,
         @DefaultValue("30s") Duration shutdownGrace,
         Path nativeCacheDir,
-        @DefaultValue Dispatch dispatch) {
+        @DefaultValue Dispatch dispatch,
+        @DefaultValue Admission admission,
+        Path apiKeysFile,
+        String apiKeys) {
+
+    /**
+     * @param maxWaiting              requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
+     * @param tenantRequestsPerSecond per-tenant request rate (token bucket); 0 disables
+     * @param tenantBurst             per-tenant bucket size
+     * @param maxPromptTokens         longest prompt accepted; 0 = the model's context
+     * @param maxNewTokens            largest max_tokens accepted; 0 = the model's context
+     * @param maxRequestBytes         largest HTTP body / gRPC message accepted
+     */
+    public record Admission(
+            @DefaultValue("1024") int maxWaiting,
+            @DefaultValue("0") double tenantRequestsPerSecond,
+            @DefaultValue("20") double tenantBurst,
+            @DefaultValue("0") int maxPromptTokens,
+            @DefaultValue("0") int maxNewTokens,
+            @DefaultValue("4194304") int maxRequestBytes) {
+    }
 
     /**
      * @param stepDeadline        a layer's expert calls, retries included, must finish within this

@@ -3,12 +3,12 @@ package io.moemesh.gateway.grpc;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.gateway.dispatch.LayerDispatchRecord;
-import io.moemesh.gateway.scheduling.EngineLoop;
+import io.moemesh.gateway.serving.GenerationService;
+import io.moemesh.gateway.serving.ServingRequest;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.generate.GenerationRequest;
-import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
@@ -28,16 +28,16 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
     private final MoeModel model;
     private final Optional<ChatTemplate> chat;
     private final PromptBuilder prompts;
-    private final EngineLoop engine;
+    private final GenerationService service;
     private final Supplier<List<LayerDispatchRecord>> dispatch;
     private final LongSupplier epoch;
 
-    public GatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, EngineLoop engine,
+    public GatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
                               Supplier<List<LayerDispatchRecord>> dispatch, LongSupplier epoch) {
         this.model = model;
         this.chat = chat;
         this.prompts = new PromptBuilder(model, chat);
-        this.engine = engine;
+        this.service = service;
         this.dispatch = dispatch;
         this.epoch = epoch;
     }
@@ -45,19 +45,19 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
     @Override
     public void generate(GenerateRequest request, StreamObserver<GenerateResponse> observer) {
         ServerCallStreamObserver<GenerateResponse> out = (ServerCallStreamObserver<GenerateResponse>) observer;
-        GenerationRequest r;
-        try {
-            r = prompts.request(request);
-        } catch (RuntimeException e) {
-            out.onError(GatewayStatus.of(e).asRuntimeException());
-            return;
-        }
         String requestId = request.getRequestId().isEmpty() ? UUID.randomUUID().toString() : request.getRequestId();
-        out.onNext(GenerateResponse.newBuilder().setRequestId(requestId).setPromptTokens(r.promptIds().length).build());
-        GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), dispatch, epoch);
-        StepScheduler.Handle handle;
+        GenerationService.Handle handle;
         try {
-            handle = engine.submit(r, stream);
+            GenerationRequest r = prompts.request(request);
+            ServingRequest serving = new ServingRequest(requestId, Tenants.current(), r,
+                    request.getSampling().getStopList());
+            GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), dispatch, epoch);
+            // The first message goes out before the sequence can produce tokens on the engine thread.
+            synchronized (out) {
+                handle = service.submit(serving, stream);
+                out.onNext(GenerateResponse.newBuilder().setRequestId(requestId).setPromptTokens(r.promptIds().length)
+                        .build());
+            }
         } catch (RuntimeException e) {
             out.onError(GatewayStatus.of(e).asRuntimeException());
             return;

@@ -2,6 +2,8 @@ package io.moemesh.gateway.grpc;
 
 import io.grpc.Status;
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
+import io.moemesh.gateway.serving.DrainingException;
+import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.service.grpc.StatusMapping;
 import java.util.concurrent.CancellationException;
 
@@ -12,6 +14,12 @@ final class GatewayStatus {
 
     static Status of(Throwable t) {
         if (t instanceof ExpertUnavailableException) {
+            return Status.UNAVAILABLE.withDescription(t.getMessage());
+        }
+        if (t instanceof OverloadedException o) {
+            return Status.RESOURCE_EXHAUSTED.withDescription(o.getMessage() + " (retry after " + o.retryAfterSeconds() + " s)");
+        }
+        if (t instanceof DrainingException) {
             return Status.UNAVAILABLE.withDescription(t.getMessage());
         }
         if (t instanceof CancellationException) {

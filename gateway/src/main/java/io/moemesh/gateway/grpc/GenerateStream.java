@@ -1,9 +1,11 @@
 package io.moemesh.gateway.grpc;
 
+import com.google.protobuf.ByteString;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.moemesh.gateway.dispatch.LayerDispatchRecord;
+import io.moemesh.gateway.serving.CompletionSink;
 import io.moemesh.model.generate.GenerationResult;
-import io.moemesh.model.generate.SequenceListener;
+import io.moemesh.model.generate.TokenLogprobs;
 import io.moemesh.model.tokenizer.Tokenizer;
 import io.moemesh.proto.gateway.v1.FinishReason;
 import io.moemesh.proto.gateway.v1.GenerateResponse;
@@ -11,29 +13,28 @@ import io.moemesh.proto.gateway.v1.InstanceDispatch;
 import io.moemesh.proto.gateway.v1.LayerDispatch;
 import io.moemesh.proto.gateway.v1.LayerRoutes;
 import io.moemesh.proto.gateway.v1.PositionRoutes;
+import io.moemesh.proto.gateway.v1.TokenLogprob;
+import io.moemesh.proto.gateway.v1.TopLogprob;
 import io.moemesh.proto.gateway.v1.TraceInfo;
 import io.moemesh.proto.gateway.v1.Usage;
 import io.moemesh.service.grpc.TensorCodec;
-import java.util.Arrays;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
- * Streams one sequence to its gRPC caller: a message per token with the new text (an incomplete UTF-8
- * sequence, shown by the decoder as U+FFFD, is held back so the pieces join to exactly the full decode), then
- * a final message with finish reason, usage and trace. Runs on the engine thread.
+ * Streams one request to its gRPC caller: a message per token with the text it makes safe to send, then a
+ * final message with finish reason, usage and trace (input_ids always; logits, routes and dispatch when the
+ * request asked for a trace). Runs on the engine thread.
  */
-final class GenerateStream implements SequenceListener {
+final class GenerateStream implements CompletionSink {
     private final ServerCallStreamObserver<GenerateResponse> out;
     private final Tokenizer tokenizer;
     private final int[] promptIds;
     private final boolean trace;
     private final Supplier<List<LayerDispatchRecord>> dispatch;
     private final LongSupplier epoch;
-    private int[] generated = new int[16];
-    private int count;
-    private int sentChars;
     private List<LayerDispatchRecord> prefillDispatch = List.of();
 
     GenerateStream(ServerCallStreamObserver<GenerateResponse> out, Tokenizer tokenizer, int[] promptIds, boolean trace,
@@ -47,46 +48,47 @@ final class GenerateStream implements SequenceListener {
     }
 
     @Override
-    public void onPrefillComplete() {
-        if (trace) {
+    public void onToken(int token, String textDelta, TokenLogprobs lp) {
+        if (trace && prefillDispatch.isEmpty()) {
+            // The first token follows the prompt's last prefill step: that is where its tokens went.
             prefillDispatch = dispatch.get();
         }
+        GenerateResponse.Builder b = GenerateResponse.newBuilder().addTokenIds(token).setText(textDelta);
+        if (lp != null) {
+            TokenLogprob.Builder t = TokenLogprob.newBuilder().setTokenId(token).setLogprob(lp.logprob())
+                    .setTokenBytes(bytes(token));
+            for (int i = 0; i < lp.topIds().length; i++) {
+                t.addTopLogprobs(TopLogprob.newBuilder().setTokenId(lp.topIds()[i]).setLogprob(lp.topLogprobs()[i])
+                        .setTokenBytes(bytes(lp.topIds()[i])));
+            }
+            b.addLogprobs(t);
+        }
+        send(b.build());
+    }
+
+    private ByteString bytes(int token) {
+        return ByteString.copyFrom(tokenizer.decode(new int[] {token}, false), StandardCharsets.UTF_8);
     }
 
     @Override
-    public void onToken(int token) {
-        if (count == generated.length) {
-            generated = Arrays.copyOf(generated, count * 2);
-        }
-        generated[count++] = token;
-        String text = tokenizer.decode(Arrays.copyOf(generated, count), true);
-        String delta = "";
-        if (!text.endsWith("\uFFFD") && text.length() > sentChars) {
-            delta = text.substring(sentChars);
-            sentChars = text.length();
-        }
-        send(GenerateResponse.newBuilder().addTokenIds(token).setText(delta).build());
-    }
-
-    @Override
-    public void onFinish(GenerationResult r) {
-        String text = tokenizer.decode(r.generatedIds(), true);
-        GenerateResponse.Builder last = GenerateResponse.newBuilder()
-                .setText(text.length() > sentChars ? text.substring(sentChars) : "")
-                .setFinishReason(r.finishReason() == io.moemesh.model.generate.FinishReason.STOP
-                        ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH)
-                .setUsage(Usage.newBuilder().setPromptTokens(promptIds.length).setCompletionTokens(r.generatedIds().length))
-                .setTrace(trace(r));
-        send(last.build());
-        if (!out.isCancelled()) {
-            out.onCompleted();
+    public void onComplete(Completion c) {
+        send(GenerateResponse.newBuilder().setText(c.restOfText())
+                .setFinishReason(c.reason().equals("stop") ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH)
+                .setUsage(Usage.newBuilder().setPromptTokens(c.promptTokens()).setCompletionTokens(c.generatedIds().length))
+                .setTrace(trace(c.result())).build());
+        synchronized (out) {
+            if (!out.isCancelled()) {
+                out.onCompleted();
+            }
         }
     }
 
     @Override
     public void onError(Throwable error) {
-        if (!out.isCancelled()) {
-            out.onError(GatewayStatus.of(error).asRuntimeException());
+        synchronized (out) {
+            if (!out.isCancelled()) {
+                out.onError(GatewayStatus.of(error).asRuntimeException());
+            }
         }
     }
 
@@ -95,7 +97,7 @@ final class GenerateStream implements SequenceListener {
         for (int id : promptIds) {
             t.addInputIds(id);
         }
-        if (!trace) {
+        if (!trace || r == null) {
             return t.build();
         }
         t.setPlacementEpoch(epoch.getAsLong());
@@ -128,8 +130,10 @@ final class GenerateStream implements SequenceListener {
     }
 
     private void send(GenerateResponse r) {
-        if (!out.isCancelled()) {
-            out.onNext(r);
+        synchronized (out) {
+            if (!out.isCancelled()) {
+                out.onNext(r);
+            }
         }
     }
 }

@@ -56,18 +56,15 @@ final class PromptBuilder {
                     + "max_position_embeddings is " + maxPos);
         }
         var s = r.getSampling();
-        if (s.getStopCount() > 0) {
-            throw new IllegalArgumentException("sampling.stop is not supported yet");
-        }
-        if (s.getLogprobs() > 0) {
-            throw new IllegalArgumentException("sampling.logprobs is not supported yet");
+        if (s.getLogprobs() > 5) {
+            throw new IllegalArgumentException("sampling.logprobs must be in [0, 5], got " + s.getLogprobs());
         }
         int room = maxPos - ids.length;
         int maxTokens = s.getMaxTokens() == 0 ? room : Math.min(s.getMaxTokens(), room);
         SamplingParams params = new SamplingParams(s.getTemperature(), s.getTopP() == 0 ? 1 : s.getTopP(),
                 s.getTopK(), s.hasSeed() ? OptionalLong.of(s.getSeed()) : OptionalLong.empty(), maxTokens,
                 s.getIgnoreEos());
-        return new GenerationRequest(ids, params, r.getTrace());
+        return new GenerationRequest(ids, params, r.getTrace(), s.getLogprobs() > 0 ? s.getLogprobs() : -1);
     }
 
     String modelName() {

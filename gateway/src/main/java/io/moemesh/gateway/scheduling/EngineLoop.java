@@ -22,6 +22,7 @@ public final class EngineLoop implements AutoCloseable {
     private final Semaphore wake = new Semaphore(0);
     private final Thread thread;
     private volatile boolean running = true;
+    private final Object idle = new Object();
 
     public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll) {
         this.scheduler = scheduler;
@@ -40,6 +41,21 @@ public final class EngineLoop implements AutoCloseable {
         };
     }
 
+    /** Waits up to {@code max} for the scheduler to have nothing running or waiting. */
+    public void awaitIdle(Duration max) {
+        long deadline = System.nanoTime() + max.toNanos();
+        synchronized (idle) {
+            while (!scheduler.idle() && System.nanoTime() < deadline) {
+                try {
+                    idle.wait(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
+    }
+
     public int running() {
         return scheduler.running();
     }
@@ -53,6 +69,9 @@ public final class EngineLoop implements AutoCloseable {
             try {
                 atStepBoundary.run();
                 if (!scheduler.step()) {
+                    synchronized (idle) {
+                        idle.notifyAll();
+                    }
                     wake.tryAcquire(idlePoll.toMillis(), TimeUnit.MILLISECONDS);
                     wake.drainPermits();
                 }

@@ -10,6 +10,10 @@ public interface SequenceListener {
     default void onPrefillComplete() {
     }
 
+    /** When the request asked for logprobs: called just before {@link #onToken} with the same token. */
+    default void onLogprobs(TokenLogprobs logprobs) {
+    }
+
     void onToken(int token);
 
     /** Exactly one of onFinish / onError ends every sequence. */

@@ -192,6 +192,9 @@ public final class StepScheduler {
             s.listener.onPrefillComplete();
         }
         int token = s.sampler.sample(out.logits(), 0, c.vocabSize());
+        if (s.request.logprobs() >= 0) {
+            s.listener.onLogprobs(TokenLogprobs.of(out.logits(), 0, c.vocabSize(), token, s.request.logprobs()));
+        }
         s.add(token);
         s.listener.onToken(token);
         SamplingParams p = s.request.params();

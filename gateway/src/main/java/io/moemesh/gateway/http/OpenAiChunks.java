@@ -1,0 +1,152 @@
+package io.moemesh.gateway.http;
+
+import io.moemesh.gateway.serving.CompletionSink;
+import io.moemesh.model.generate.TokenLogprobs;
+import io.moemesh.model.tokenizer.Tokenizer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The JSON objects of OpenAI's completions and chat completions APIs (responses and stream chunks), as maps
+ * in the field order of https://platform.openai.com/docs/api-reference.
+ */
+final class OpenAiChunks {
+    private final boolean chat;
+    private final String id;
+    private final long created;
+    private final String model;
+    private final Tokenizer tokenizer;
+
+    OpenAiChunks(boolean chat, String id, String model, Tokenizer tokenizer) {
+        this.chat = chat;
+        this.id = id;
+        this.created = System.currentTimeMillis() / 1000;
+        this.model = model;
+        this.tokenizer = tokenizer;
+    }
+
+    String id() {
+        return id;
+    }
+
+    private Map<String, Object> envelope(boolean chunk) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", id);
+        m.put("object", chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion");
+        m.put("created", created);
+        m.put("model", model);
+        return m;
+    }
+
+    /** A stream chunk: text delta (chat: {@code delta.content}), optional logprobs and finish reason. */
+    Map<String, Object> chunk(String text, List<TokenLogprobs> logprobs, String finishReason, boolean roleOnly) {
+        Map<String, Object> choice = new LinkedHashMap<>();
+        choice.put("index", 0);
+        if (chat) {
+            Map<String, Object> delta = new LinkedHashMap<>();
+            if (roleOnly) {
+                delta.put("role", "assistant");
+                delta.put("content", "");
+            } else if (finishReason == null || !text.isEmpty()) {
+                delta.put("content", text);
+            }
+            choice.put("delta", delta);
+        } else {
+            choice.put("text", text);
+        }
+        choice.put("logprobs", logprobs == null ? null : logprobs(logprobs));
+        choice.put("finish_reason", finishReason);
+        Map<String, Object> m = envelope(true);
+        m.put("choices", List.of(choice));
+        return m;
+    }
+
+    /** The last chunk of a stream with include_usage: no choices, the usage. */
+    Map<String, Object> usageChunk(int prompt, int completion) {
+        Map<String, Object> m = envelope(true);
+        m.put("choices", List.of());
+        m.put("usage", usage(prompt, completion));
+        return m;
+    }
+
+    /** The whole (non-streamed) response. */
+    Map<String, Object> response(CompletionSink.Completion c, List<TokenLogprobs> logprobs) {
+        Map<String, Object> choice = new LinkedHashMap<>();
+        choice.put("index", 0);
+        if (chat) {
+            Map<String, Object> msg = new LinkedHashMap<>();
+            msg.put("role", "assistant");
+            msg.put("content", c.text());
+            choice.put("message", msg);
+        } else {
+            choice.put("text", c.text());
+        }
+        choice.put("logprobs", logprobs == null ? null : logprobs(logprobs));
+        choice.put("finish_reason", c.reason());
+        Map<String, Object> m = envelope(false);
+        m.put("choices", List.of(choice));
+        m.put("usage", usage(c.promptTokens(), c.generatedIds().length));
+        return m;
+    }
+
+    private static Map<String, Object> usage(int prompt, int completion) {
+        Map<String, Object> u = new LinkedHashMap<>();
+        u.put("prompt_tokens", prompt);
+        u.put("completion_tokens", completion);
+        u.put("total_tokens", prompt + completion);
+        return u;
+    }
+
+    private String text(int token) {
+        return tokenizer.decode(new int[] {token}, false);
+    }
+
+    private Object logprobs(List<TokenLogprobs> lps) {
+        if (chat) {
+            List<Map<String, Object>> content = new ArrayList<>();
+            for (TokenLogprobs lp : lps) {
+                Map<String, Object> t = tokenEntry(lp.token(), lp.logprob());
+                List<Map<String, Object>> top = new ArrayList<>();
+                for (int i = 0; i < lp.topIds().length; i++) {
+                    top.add(tokenEntry(lp.topIds()[i], lp.topLogprobs()[i]));
+                }
+                t.put("top_logprobs", top);
+                content.add(t);
+            }
+            return Map.of("content", content);
+        }
+        List<String> tokens = new ArrayList<>();
+        List<Float> tokenLogprobs = new ArrayList<>();
+        List<Map<String, Float>> top = new ArrayList<>();
+        for (TokenLogprobs lp : lps) {
+            tokens.add(text(lp.token()));
+            tokenLogprobs.add(lp.logprob());
+            Map<String, Float> alts = new LinkedHashMap<>();
+            for (int i = 0; i < lp.topIds().length; i++) {
+                alts.putIfAbsent(text(lp.topIds()[i]), lp.topLogprobs()[i]);
+            }
+            top.add(alts);
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("tokens", tokens);
+        m.put("token_logprobs", tokenLogprobs);
+        m.put("top_logprobs", top);
+        return m;
+    }
+
+    private Map<String, Object> tokenEntry(int token, float logprob) {
+        Map<String, Object> t = new LinkedHashMap<>();
+        String s = text(token);
+        t.put("token", s);
+        t.put("logprob", logprob);
+        List<Integer> bytes = new ArrayList<>();
+        for (byte b : s.getBytes(StandardCharsets.UTF_8)) {
+            bytes.add(b & 0xff);
+        }
+        t.put("bytes", bytes);
+        return t;
+    }
+}

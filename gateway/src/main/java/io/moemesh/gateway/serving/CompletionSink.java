@@ -1,0 +1,26 @@
+package io.moemesh.gateway.serving;
+
+import io.moemesh.model.generate.GenerationResult;
+import io.moemesh.model.generate.TokenLogprobs;
+
+/** Where one request's output goes (an SSE stream, a gRPC stream, a pending HTTP response). */
+public interface CompletionSink {
+
+    /** A generated token, the text it makes safe to send (maybe empty), and its logprobs when asked for. */
+    void onToken(int token, String textDelta, TokenLogprobs logprobs);
+
+    /** The end: the finish reason, the held-back rest of the text, the whole result (ids, trace). */
+    void onComplete(Completion completion);
+
+    void onError(Throwable error);
+
+    /**
+     * @param reason       "stop" (EOS or a stop string) or "length"
+     * @param text         the whole generated text (truncated before a stop string)
+     * @param generatedIds every generated token id
+     * @param result       the engine's result with trace data; null when a stop string ended the sequence early
+     */
+    record Completion(String reason, String restOfText, String text, int[] generatedIds, GenerationResult result,
+                      int promptTokens) {
+    }
+}

@@ -1,0 +1,140 @@
+package io.moemesh.gateway.serving;
+
+import io.moemesh.gateway.scheduling.EngineLoop;
+import io.moemesh.model.generate.FinishReason;
+import io.moemesh.model.generate.GenerationResult;
+import io.moemesh.model.generate.SequenceListener;
+import io.moemesh.model.generate.StepScheduler;
+import io.moemesh.model.generate.TokenLogprobs;
+import io.moemesh.model.tokenizer.Tokenizer;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The one path from a public API to the engine: admission, then a sequence on the engine loop whose tokens
+ * become text deltas (UTF-8 and stop strings held back), finish reasons, usage and metrics.
+ */
+public final class GenerationService {
+    private static final Logger log = LoggerFactory.getLogger(GenerationService.class);
+
+    private final EngineLoop engine;
+    private final Tokenizer tokenizer;
+    private final AdmissionControl admission;
+    private final ServingMetrics metrics;
+
+    public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics) {
+        this.engine = engine;
+        this.tokenizer = tokenizer;
+        this.admission = admission;
+        this.metrics = metrics;
+    }
+
+    /** A running request; cancel when the client goes away. */
+    public interface Handle {
+        void cancel();
+    }
+
+    public Handle submit(ServingRequest request, CompletionSink sink) {
+        var g = request.generation();
+        admission.admit(request.tenant(), g.promptIds().length, g.params().maxTokens());
+        Run run = new Run(request, sink);
+        run.handle = engine.submit(g, run);
+        metrics.admitted(g.promptIds().length);
+        log.debug("request {} tenant {} admitted: {} prompt tokens", request.requestId(), request.tenant(),
+                g.promptIds().length);
+        return run::cancelByClient;
+    }
+
+    public AdmissionControl admission() {
+        return admission;
+    }
+
+    private final class Run implements SequenceListener {
+        private final ServingRequest request;
+        private final CompletionSink sink;
+        private final TextAssembler text;
+        private final long arrival = System.nanoTime();
+        private final AtomicBoolean done = new AtomicBoolean();
+        private volatile StepScheduler.Handle handle;
+        private TokenLogprobs pendingLogprobs;
+        private long firstToken;
+        private long lastToken;
+        private int tokens;
+        private int[] ids = new int[16];
+
+        Run(ServingRequest request, CompletionSink sink) {
+            this.request = request;
+            this.sink = sink;
+            this.text = new TextAssembler(tokenizer, request.stop());
+        }
+
+        void cancelByClient() {
+            if (done.compareAndSet(false, true)) {
+                metrics.request("cancelled", request.tenant());
+                StepScheduler.Handle h = handle;
+                if (h != null) {
+                    h.cancel();
+                }
+            }
+        }
+
+        @Override
+        public void onLogprobs(TokenLogprobs logprobs) {
+            pendingLogprobs = logprobs;
+        }
+
+        @Override
+        public void onToken(int token) {
+            if (done.get()) {
+                return;
+            }
+            long now = System.nanoTime();
+            metrics.token(now - arrival, now - lastToken, tokens == 0);
+            if (tokens == 0) {
+                firstToken = now;
+            }
+            lastToken = now;
+            if (tokens == ids.length) {
+                ids = java.util.Arrays.copyOf(ids, tokens * 2);
+            }
+            ids[tokens++] = token;
+            String delta = text.add(token);
+            TokenLogprobs lp = pendingLogprobs;
+            pendingLogprobs = null;
+            sink.onToken(token, delta, lp);
+            if (text.stopped() && done.compareAndSet(false, true)) {
+                // A stop string ended the text: finish now and let the scheduler drop the sequence.
+                handle.cancel();
+                complete("stop", null);
+            }
+        }
+
+        @Override
+        public void onFinish(GenerationResult result) {
+            if (done.compareAndSet(false, true)) {
+                complete(result.finishReason() == FinishReason.STOP ? "stop" : "length", result);
+            }
+        }
+
+        private void complete(String reason, GenerationResult result) {
+            metrics.finished(System.nanoTime() - arrival, firstToken - arrival, tokens);
+            metrics.request("ok", request.tenant());
+            String rest = text.finish();
+            sink.onComplete(new CompletionSink.Completion(reason, rest, text.text(), java.util.Arrays.copyOf(ids, tokens),
+                    result, request.generation().promptIds().length));
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            if (error instanceof CancellationException) {
+                return;
+            }
+            if (done.compareAndSet(false, true)) {
+                metrics.request(error.getClass().getSimpleName(), request.tenant());
+                sink.onError(error);
+            }
+        }
+    }
+}

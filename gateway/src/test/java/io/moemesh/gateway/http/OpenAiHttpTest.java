@@ -1,0 +1,162 @@
+package io.moemesh.gateway.http;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.model.golden.GoldenCase;
+import io.moemesh.model.golden.TestModels;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/** The OpenAI-compatible HTTP API on a real socket (the official openai client runs against it in e2e). */
+@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+class OpenAiHttpTest {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+    private static final HttpClient HTTP = HttpClient.newHttpClient();
+    static final String MODEL = TestModels.MIXTRAL_BF16;
+
+    @DynamicPropertySource
+    static void props(DynamicPropertyRegistry r) {
+        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
+        r.add("moemesh.gateway.grpc-port", () -> "0");
+    }
+
+    @LocalServerPort
+    int port;
+
+    HttpResponse<String> post(String path, String body) throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** The data payloads of an SSE body, [DONE] included. */
+    static List<String> events(String body) {
+        List<String> out = new ArrayList<>();
+        for (String line : body.split("\n")) {
+            if (line.startsWith("data:")) {
+                out.add(line.substring(5).strip());
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void completion_greedy_equalsGoldenText_andStreamJoinsToTheSameText() throws Exception {
+        GoldenCase g = GoldenCase.load(MODEL).get(2);
+        String req = JSON.writeValueAsString(java.util.Map.of("model", MODEL, "prompt", g.prompt(), "max_tokens", 16,
+                "temperature", 0));
+        HttpResponse<String> r = post("/v1/completions", req);
+        assertThat(r.statusCode()).isEqualTo(200);
+        JsonNode body = JSON.readTree(r.body());
+        assertThat(body.at("/choices/0/text").stringValue()).isEqualTo(g.greedyText());
+        assertThat(body.at("/choices/0/finish_reason").stringValue()).isEqualTo("length");
+        assertThat(body.at("/usage/completion_tokens").intValue()).isEqualTo(16);
+        assertThat(body.at("/usage/prompt_tokens").intValue()).isEqualTo(g.inputIds().length);
+        assertThat(r.headers().firstValue("X-Request-Id")).isPresent();
+
+        String streamReq = req.substring(0, req.length() - 1) + ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+        HttpResponse<String> s = post("/v1/completions", streamReq);
+        List<String> events = events(s.body());
+        assertThat(events.getLast()).isEqualTo("[DONE]");
+        StringBuilder text = new StringBuilder();
+        for (String e : events.subList(0, events.size() - 2)) {
+            text.append(JSON.readTree(e).at("/choices/0/text").stringValue());
+        }
+        assertThat(text.toString()).isEqualTo(g.greedyText());
+        assertThat(JSON.readTree(events.get(events.size() - 2)).at("/usage/total_tokens").intValue())
+                .isEqualTo(16 + g.inputIds().length);
+    }
+
+    @Test
+    void chat_streamed_equalsNonStreamed_withRoleChunkFirst() throws Exception {
+        String req = "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi there\"}],"
+                + "\"max_tokens\":12,\"temperature\":0.7,\"seed\":5";
+        JsonNode whole = JSON.readTree(post("/v1/chat/completions", req + "}").body());
+        List<String> events = events(post("/v1/chat/completions", req + ",\"stream\":true}").body());
+        assertThat(JSON.readTree(events.getFirst()).at("/choices/0/delta/role").stringValue()).isEqualTo("assistant");
+        StringBuilder text = new StringBuilder();
+        for (String e : events.subList(0, events.size() - 1)) {
+            text.append(JSON.readTree(e).at("/choices/0/delta/content").stringValue(""));
+        }
+        assertThat(text.toString()).isEqualTo(whole.at("/choices/0/message/content").stringValue());
+        assertThat(whole.at("/object").stringValue()).isEqualTo("chat.completion");
+    }
+
+    @Test
+    void stopString_endsTheTextBeforeIt_inBothModes() throws Exception {
+        GoldenCase g = GoldenCase.load(MODEL).get(2);
+        String stop = g.greedyText().substring(5, 8);
+        String expected = g.greedyText().substring(0, g.greedyText().indexOf(stop));
+        String req = "{\"model\":\"" + MODEL + "\",\"prompt\":" + JSON.writeValueAsString(g.prompt())
+                + ",\"max_tokens\":16,\"temperature\":0,\"stop\":[" + JSON.writeValueAsString(stop) + "]";
+        JsonNode whole = JSON.readTree(post("/v1/completions", req + "}").body());
+        assertThat(whole.at("/choices/0/text").stringValue()).isEqualTo(expected);
+        assertThat(whole.at("/choices/0/finish_reason").stringValue()).isEqualTo("stop");
+        StringBuilder text = new StringBuilder();
+        for (String e : events(post("/v1/completions", req + ",\"stream\":true}").body())) {
+            if (!e.equals("[DONE]")) {
+                text.append(JSON.readTree(e).at("/choices/0/text").stringValue());
+            }
+        }
+        assertThat(text.toString()).isEqualTo(expected);
+    }
+
+    @Test
+    void logprobs_topFive_chosenTokenIsTheMostLikelyWhenGreedy() throws Exception {
+        JsonNode r = JSON.readTree(post("/v1/completions", "{\"model\":\"" + MODEL
+                + "\",\"prompt\":\"gRPC\",\"max_tokens\":3,\"temperature\":0,\"logprobs\":5}").body());
+        JsonNode lp = r.at("/choices/0/logprobs");
+        assertThat(lp.get("tokens")).hasSize(3);
+        assertThat(lp.get("top_logprobs").get(0).size()).isBetween(1, 5);
+        assertThat(lp.get("token_logprobs").get(0).doubleValue()).isLessThanOrEqualTo(0);
+    }
+
+    @Test
+    void models_listsTheServedModel() throws Exception {
+        JsonNode r = JSON.readTree(HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/models"))
+                .build(), HttpResponse.BodyHandlers.ofString()).body());
+        assertThat(r.at("/data/0/id").stringValue()).isEqualTo(MODEL);
+    }
+
+    @ParameterizedTest(name = "{2}")
+    @CsvSource(delimiter = '|', value = {
+        "/v1/completions      | {\"model\":\"MODEL\",\"prompt\":\"x\",\"frequency_penalty\":0.5}     | 400 | frequency_penalty",
+        "/v1/completions      | {\"model\":\"MODEL\",\"prompt\":\"x\",\"n\":2}                        | 400 | unsupported parameter(s): n",
+        "/v1/chat/completions | {\"model\":\"MODEL\",\"messages\":[],\"tools\":[{\"type\":\"f\"}]}    | 400 | tools",
+        "/v1/completions      | {\"model\":\"nope\",\"prompt\":\"x\"}                                 | 404 | does not exist",
+        "/v1/completions      | {\"model\":\"MODEL\",\"prompt\":\"x\",\"temperature\":5}              | 400 | temperature",
+        "/v1/completions      | {\"model\":\"MODEL\",\"prompt\":\"x\",\"logprobs\":9}                 | 400 | logprobs",
+        "/v1/completions      | {\"model\":\"MODEL\",\"prompt\":\"x\",\"max_tokens\":0}               | 400 | max_tokens",
+        "/v1/completions      | {\"model\":\"MODEL\"                                                   | 400 | not valid JSON",
+        "/v1/chat/completions | {\"model\":\"MODEL\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]} | 400 | role",
+        "/v1/completions      | {\"prompt\":\"x\"}                                                     | 400 | model is required",
+    })
+    void badRequest_openAiErrorJson_withStatusAndMessage(String path, String body, int status, String message)
+            throws Exception {
+        HttpResponse<String> r = post(path, body.replace("MODEL", MODEL));
+        assertThat(r.statusCode()).isEqualTo(status);
+        JsonNode e = JSON.readTree(r.body()).get("error");
+        assertThat(e.get("message").stringValue()).contains(message);
+        assertThat(e.has("type")).isTrue();
+    }
+
+    @Test
+    void promptLongerThanContext_is400ContextLengthExceeded() throws Exception {
+        HttpResponse<String> r = post("/v1/completions", "{\"model\":\"" + MODEL + "\",\"prompt\":\"" + "word ".repeat(600) + "\"}");
+        assertThat(r.statusCode()).isEqualTo(400);
+        assertThat(JSON.readTree(r.body()).at("/error/code").stringValue()).isEqualTo("context_length_exceeded");
+    }
+}
