@@ -2,6 +2,8 @@ package io.moemesh.gateway.config;
 
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import java.util.concurrent.TimeUnit;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
 import io.moemesh.gateway.auth.ApiKeys;
@@ -64,7 +66,8 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    MeshExpertDispatch meshDispatch(GatewayProperties p, MoeModel model, Optional<PlacementSource> source) {
+    MeshExpertDispatch meshDispatch(GatewayProperties p, MoeModel model, Optional<PlacementSource> source,
+                                    MeterRegistry meters) {
         if (source.isEmpty()) {
             return null;
         }
@@ -77,7 +80,15 @@ public class GatewayConfiguration {
         };
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(),
                 in -> new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), wire,
-                        p.maxInboundMessageBytes()), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait()),
+                        p.maxInboundMessageBytes()), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
+                        (id, nanos, error) -> {
+                            Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
+                                    + "gateway → expert-service → gateway").tag("instance", id).publishPercentileHistogram()
+                                    .register(meters).record(nanos, TimeUnit.NANOSECONDS);
+                            if (error != null) {
+                                meters.counter("moemesh.gateway.dispatch.errors", "instance", id).increment();
+                            }
+                        }),
                 d.stepDeadline());
         source.get().current().ifPresent(dispatch::usePlacement);
         return dispatch;

@@ -18,9 +18,24 @@ public final class ResilientInstance {
     private final InstanceClient client;
     private final CircuitBreaker breaker;
     private final Bulkhead bulkhead;
+    private final CallObserver observer;
+
+    /** Sees every call's latency and outcome (metrics). */
+    @FunctionalInterface
+    public interface CallObserver {
+        CallObserver NONE = (id, nanos, error) -> { };
+
+        void observe(String instanceId, long nanos, Throwable error);
+    }
 
     public ResilientInstance(InstanceClient client, int maxConcurrent, float failureRate, Duration openWait) {
+        this(client, maxConcurrent, failureRate, openWait, CallObserver.NONE);
+    }
+
+    public ResilientInstance(InstanceClient client, int maxConcurrent, float failureRate, Duration openWait,
+                             CallObserver observer) {
         this.client = client;
+        this.observer = observer;
         this.breaker = CircuitBreaker.of(client.id(), CircuitBreakerConfig.custom()
                 .failureRateThreshold(failureRate)
                 .slidingWindowSize(10)
@@ -69,6 +84,7 @@ public final class ResilientInstance {
         return f.whenComplete((r, e) -> {
             bulkhead.onComplete();
             long took = System.nanoTime() - start;
+            observer.observe(client.id(), took, e);
             if (e == null) {
                 breaker.onSuccess(took, TimeUnit.NANOSECONDS);
             } else {

@@ -32,8 +32,8 @@ public final class EngineLoop implements AutoCloseable {
         thread.start();
     }
 
-    public StepScheduler.Handle submit(GenerationRequest request, SequenceListener listener) {
-        StepScheduler.Handle h = scheduler.submit(request, listener);
+    public StepScheduler.Handle submit(GenerationRequest request, SequenceListener listener, String tenant) {
+        StepScheduler.Handle h = scheduler.submit(request, listener, tenant);
         wake.release();
         return () -> {
             h.cancel();

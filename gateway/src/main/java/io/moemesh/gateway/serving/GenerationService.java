@@ -40,7 +40,11 @@ public final class GenerationService {
         var g = request.generation();
         admission.admit(request.tenant(), g.promptIds().length, g.params().maxTokens());
         Run run = new Run(request, sink);
-        run.handle = engine.submit(g, run);
+        run.handle = engine.submit(g, run, request.tenant());
+        if (run.cancelRequested) {
+            // The engine thread may have stopped the sequence before the handle was stored.
+            run.handle.cancel();
+        }
         metrics.admitted(g.promptIds().length);
         log.debug("request {} tenant {} admitted: {} prompt tokens", request.requestId(), request.tenant(),
                 g.promptIds().length);
@@ -58,6 +62,7 @@ public final class GenerationService {
         private final long arrival = System.nanoTime();
         private final AtomicBoolean done = new AtomicBoolean();
         private volatile StepScheduler.Handle handle;
+        private volatile boolean cancelRequested;
         private TokenLogprobs pendingLogprobs;
         private long firstToken;
         private long lastToken;
@@ -73,10 +78,16 @@ public final class GenerationService {
         void cancelByClient() {
             if (done.compareAndSet(false, true)) {
                 metrics.request("cancelled", request.tenant());
-                StepScheduler.Handle h = handle;
-                if (h != null) {
-                    h.cancel();
-                }
+                cancelSequence();
+            }
+        }
+
+        /** Drops the sequence at the next step boundary, whether or not submit has returned its handle yet. */
+        private void cancelSequence() {
+            cancelRequested = true;
+            StepScheduler.Handle h = handle;
+            if (h != null) {
+                h.cancel();
             }
         }
 
@@ -106,7 +117,7 @@ public final class GenerationService {
             sink.onToken(token, delta, lp);
             if (text.stopped() && done.compareAndSet(false, true)) {
                 // A stop string ended the text: finish now and let the scheduler drop the sequence.
-                handle.cancel();
+                cancelSequence();
                 complete("stop", null);
             }
         }

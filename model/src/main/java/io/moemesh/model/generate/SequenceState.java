@@ -7,6 +7,7 @@ final class SequenceState {
     final long id;
     final GenerationRequest request;
     final SequenceListener listener;
+    final String tenant;
     final Sampler sampler;
     /** Positions already in the KV cache. */
     int prefilled;
@@ -18,8 +19,9 @@ final class SequenceState {
     private boolean resuming;
     private volatile boolean cancelled;
 
-    SequenceState(long id, GenerationRequest request, SequenceListener listener) {
+    SequenceState(long id, GenerationRequest request, SequenceListener listener, String tenant) {
         this.id = id;
+        this.tenant = tenant;
         this.request = request;
         this.listener = listener;
         this.sampler = new Sampler(request.params());

@@ -51,6 +51,11 @@ public final class StepScheduler {
     }
 
     public Handle submit(GenerationRequest request, SequenceListener listener) {
+        return submit(request, listener, "default");
+    }
+
+    /** Submits on behalf of a tenant: admission is FCFS with per-tenant fairness. */
+    public Handle submit(GenerationRequest request, SequenceListener listener, String tenant) {
         if (request.promptIds().length >= c.maxPositionEmbeddings()) {
             throw new IllegalArgumentException("prompt of " + request.promptIds().length
                     + " tokens leaves no room to generate within max_position_embeddings " + c.maxPositionEmbeddings());
@@ -61,7 +66,7 @@ public final class StepScheduler {
                         + c.vocabSize() + ")");
             }
         }
-        SequenceState s = new SequenceState(ids.incrementAndGet(), request, listener);
+        SequenceState s = new SequenceState(ids.incrementAndGet(), request, listener, tenant);
         incoming.add(s);
         return s::cancel;
     }
@@ -106,11 +111,11 @@ public final class StepScheduler {
             }
         }
         while (budget > 0 && !waiting.isEmpty() && running.size() < maxRunning) {
-            SequenceState s = waiting.peek();
+            SequenceState s = nextFair();
             if (!cache.ensureCapacity(s.id, Math.min(s.prefillTarget(), s.prefilled + budget))) {
                 break;
             }
-            waiting.poll();
+            waiting.remove(s);
             running.add(s);
             budget -= addPrefill(s, budget);
         }
@@ -130,9 +135,43 @@ public final class StepScheduler {
         List<SequenceState> stepped = List.copyOf(members);
         List<SequenceStep> steps = List.copyOf(batch);
         for (int i = 0; i < stepped.size(); i++) {
-            advance(stepped.get(i), steps.get(i), outs.get(i));
+            SequenceState s = stepped.get(i);
+            try {
+                advance(s, steps.get(i), outs.get(i));
+            } catch (RuntimeException e) {
+                // A listener that throws loses its sequence, never the scheduler or the other sequences.
+                if (running.contains(s)) {
+                    finish(s);
+                    s.listener.onError(e);
+                }
+            }
         }
         return true;
+    }
+
+    /**
+     * FCFS with per-tenant fairness: a preempted sequence resumes first; otherwise the oldest waiting request
+     * of the tenant with the fewest running sequences, so one tenant's burst cannot starve the others.
+     */
+    private SequenceState nextFair() {
+        SequenceState head = waiting.peek();
+        if (head.resuming() || head.prefilled > 0) {
+            return head;
+        }
+        java.util.Map<String, Integer> share = new java.util.HashMap<>();
+        for (SequenceState r : running) {
+            share.merge(r.tenant, 1, Integer::sum);
+        }
+        SequenceState best = head;
+        int bestShare = share.getOrDefault(head.tenant, 0);
+        for (SequenceState w : waiting) {
+            int sh = share.getOrDefault(w.tenant, 0);
+            if (sh < bestShare) {
+                best = w;
+                bestShare = sh;
+            }
+        }
+        return best;
     }
 
     private int addPrefill(SequenceState s, int budget) {

@@ -105,4 +105,36 @@ class StepSchedulerTest {
         assertThat(scheduler.idle()).isTrue();
         assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
     }
+
+    @Test
+    void tenantFairness_aLateTenantIsAdmittedBeforeTheBusyTenantsBacklog() {
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), model.newCache(1024), 64, 2);
+        List<String> order = new ArrayList<>();
+        for (String who : new String[] {"a1", "a2", "a3", "a4", "b1"}) {
+            scheduler.submit(new GenerationRequest(model.encodePrompt("hello " + who), SamplingParams.greedy(2), false),
+                    new SequenceListener() {
+                        boolean first = true;
+
+                        @Override
+                        public void onToken(int token) {
+                            if (first) {
+                                order.add(who);
+                                first = false;
+                            }
+                        }
+
+                        @Override
+                        public void onFinish(GenerationResult result) {
+                        }
+
+                        @Override
+                        public void onError(Throwable error) {
+                        }
+                    }, who.substring(0, 1));
+        }
+        while (!scheduler.idle()) {
+            scheduler.step();
+        }
+        assertThat(order.indexOf("b1")).isLessThan(order.indexOf("a3"));
+    }
 }
