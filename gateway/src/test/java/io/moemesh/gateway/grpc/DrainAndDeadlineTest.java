@@ -1,0 +1,122 @@
+package io.moemesh.gateway.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.gateway.GatewayApplication;
+import io.moemesh.gateway.kv.PrefixHashedKvCache;
+import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.GenerateResponse;
+import io.moemesh.proto.gateway.v1.SamplingParams;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.SpringApplication;
+import org.springframework.context.ConfigurableApplicationContext;
+
+/**
+ * Shutdown drains (what SIGTERM triggers through Spring's shutdown hook): in-flight streams finish, new
+ * requests are refused. A deadline or a client that goes away frees the sequence's KV blocks.
+ */
+class DrainAndDeadlineTest {
+
+    private static ConfigurableApplicationContext start() {
+        return SpringApplication.run(GatewayApplication.class,
+                "--moemesh.gateway.model-dir=" + TestModels.dir(TestModels.MIXTRAL), "--moemesh.gateway.grpc-port=0",
+                "--server.port=0", "--moemesh.gateway.kv-cache-tokens=1024", "--moemesh.gateway.shutdown-grace=60s");
+    }
+
+    private static GenerateRequest longRequest(int tokens) {
+        return GenerateRequest.newBuilder().setPrompt("drain me")
+                .setSampling(SamplingParams.newBuilder().setMaxTokens(tokens).setIgnoreEos(true)).build();
+    }
+
+    @Test
+    void shutdown_finishesInFlightStreams_andRefusesNewOnes() throws Exception {
+        ConfigurableApplicationContext ctx = start();
+        int port = ctx.getBean(GrpcServerLifecycle.class).port();
+        ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+        try {
+            AtomicInteger tokens = new AtomicInteger();
+            CompletableFuture<Status> done = new CompletableFuture<>();
+            GatewayServiceGrpc.newStub(ch).generate(longRequest(300), new StreamObserver<>() {
+                public void onNext(GenerateResponse r) {
+                    tokens.addAndGet(r.getTokenIdsCount());
+                }
+
+                public void onError(Throwable t) {
+                    done.complete(Status.fromThrowable(t));
+                }
+
+                public void onCompleted() {
+                    done.complete(Status.OK);
+                }
+            });
+            await().atMost(Duration.ofSeconds(60)).until(() -> tokens.get() > 0);
+            CompletableFuture<Void> closing = CompletableFuture.runAsync(ctx::close);
+            await().atMost(Duration.ofSeconds(30)).until(() ->
+                    ctx.getBean(io.moemesh.gateway.serving.AdmissionControl.class).draining());
+            StatusRuntimeException refused = org.junit.jupiter.api.Assertions.assertThrows(StatusRuntimeException.class,
+                    () -> GatewayServiceGrpc.newBlockingStub(ch).generate(longRequest(2)).forEachRemaining(r -> { }));
+            assertThat(refused.getStatus().getCode()).isIn(Status.Code.UNAVAILABLE);
+            assertThat(done.get(120, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.OK);
+            assertThat(tokens.get()).isEqualTo(300);
+            closing.get(120, TimeUnit.SECONDS);
+        } finally {
+            ch.shutdownNow();
+            if (ctx.isActive()) {
+                ctx.close();
+            }
+        }
+    }
+
+    @Test
+    void deadlineOrClientCancel_endsTheCall_andFreesTheSequencesKvBlocks() throws Exception {
+        try (ConfigurableApplicationContext ctx = start()) {
+            int port = ctx.getBean(GrpcServerLifecycle.class).port();
+            PrefixHashedKvCache cache = ctx.getBean(PrefixHashedKvCache.class);
+            ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+            try {
+                var it = GatewayServiceGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MILLISECONDS)
+                        .generate(longRequest(400));
+                StatusRuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(StatusRuntimeException.class,
+                        () -> it.forEachRemaining(r -> { }));
+                assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+
+                // A client that goes away mid-stream: its sequence is dropped at the next step.
+                AtomicInteger tokens = new AtomicInteger();
+                io.grpc.Context.CancellableContext call = io.grpc.Context.current().withCancellation();
+                CompletableFuture<Status> end = new CompletableFuture<>();
+                call.run(() -> GatewayServiceGrpc.newStub(ch).generate(longRequest(450), new StreamObserver<>() {
+                    public void onNext(GenerateResponse r) {
+                        if (tokens.addAndGet(r.getTokenIdsCount()) >= 3) {
+                            call.cancel(null);
+                        }
+                    }
+
+                    public void onError(Throwable t) {
+                        end.complete(Status.fromThrowable(t));
+                    }
+
+                    public void onCompleted() {
+                        end.complete(Status.OK);
+                    }
+                }));
+                assertThat(end.get(60, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.CANCELLED);
+                await().atMost(Duration.ofSeconds(30)).until(() -> cache.freeBlocks() == cache.totalBlocks());
+            } finally {
+                ch.shutdownNow();
+            }
+        }
+    }
+}
