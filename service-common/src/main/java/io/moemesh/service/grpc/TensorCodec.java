@@ -53,6 +53,9 @@ public final class TensorCodec {
             throw new IllegalArgumentException(what + ": shape " + Arrays.toString(shape) + " does not match ["
                     + rows + ", " + cols + "]");
         }
+        if ((long) rows * cols > Integer.MAX_VALUE / 4 || rows < 0 || cols < 0) {
+            throw new IllegalArgumentException(what + ": [" + rows + ", " + cols + "] is too large for one message");
+        }
         int n = rows * cols;
         ByteString data = t.getData();
         switch (t.getDtype()) {

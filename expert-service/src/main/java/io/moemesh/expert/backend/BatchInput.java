@@ -1,0 +1,26 @@
+package io.moemesh.expert.backend;
+
+/**
+ * One layer's worth of tokens for one instance, already validated: for token t, pairs
+ * {@code [s_t, s_t + counts[t])} of {@code experts}/{@code weights}, where {@code s_t} is the sum of the counts
+ * before t (token-major, as on the wire).
+ *
+ * @param x [tokens, hidden] float32 activations, row-major
+ */
+public record BatchInput(int layer, int tokens, float[] x, int[] counts, int[] experts, float[] weights) {
+
+    public int pairs() {
+        return experts.length;
+    }
+
+    /** token index of every pair. */
+    public int[] pairTokens(int[] into) {
+        int p = 0;
+        for (int t = 0; t < tokens; t++) {
+            for (int j = 0; j < counts[t]; j++) {
+                into[p++] = t;
+            }
+        }
+        return into;
+    }
+}

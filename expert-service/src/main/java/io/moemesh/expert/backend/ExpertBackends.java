@@ -1,0 +1,19 @@
+package io.moemesh.expert.backend;
+
+import java.util.List;
+
+/** Backends by configured name. */
+public final class ExpertBackends {
+    public static final List<String> NAMES = List.of("cpu", "noop");
+
+    private ExpertBackends() {
+    }
+
+    public static ExpertBackend create(String name, ExpertModel model) {
+        return switch (name.strip().toLowerCase(java.util.Locale.ROOT)) {
+            case "cpu" -> new CpuExpertBackend(model);
+            case "noop" -> new NoOpExpertBackend(model.hiddenSize());
+            default -> throw new IllegalArgumentException("backend \"" + name + "\" is unknown (known: " + NAMES + ")");
+        };
+    }
+}

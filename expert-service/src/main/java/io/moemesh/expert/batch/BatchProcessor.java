@@ -1,0 +1,151 @@
+package io.moemesh.expert.batch;
+
+import io.moemesh.expert.assignment.AssignmentManager;
+import io.moemesh.expert.backend.BatchInput;
+import io.moemesh.expert.backend.ExpertBackend;
+import io.moemesh.expert.backend.ExpertModel;
+import io.moemesh.expert.residency.ResidentSet;
+import java.util.Arrays;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BiConsumer;
+import java.util.function.LongSupplier;
+
+/**
+ * Validates ExpertBatch messages against the model and the assignment, then computes them on a bounded pool of
+ * worker threads (never on the transport's threads). Each message succeeds or fails alone; when every worker is
+ * busy and the queue is full, the message is refused (RejectedExecutionException → RESOURCE_EXHAUSTED) rather
+ * than buffered without bound.
+ */
+public final class BatchProcessor implements AutoCloseable {
+    private final ExpertModel model;
+    private final ExpertBackend backend;
+    private final ResidentSet resident;
+    private final AssignmentManager assignments;
+    private final LoadTracker load;
+    private final LongSupplier nanoClock;
+    private final ThreadPoolExecutor workers;
+
+    public BatchProcessor(ExpertModel model, ExpertBackend backend, ResidentSet resident, AssignmentManager assignments,
+                          LoadTracker load, LongSupplier nanoClock, int threads, int maxQueued) {
+        this.model = model;
+        this.backend = backend;
+        this.resident = resident;
+        this.assignments = assignments;
+        this.load = load;
+        this.nanoClock = nanoClock;
+        BlockingQueue<Runnable> queue = maxQueued == 0 ? new SynchronousQueue<>() : new ArrayBlockingQueue<>(maxQueued);
+        AtomicInteger n = new AtomicInteger();
+        String who = assignments.instanceId();
+        this.workers = new ThreadPoolExecutor(threads, threads, 0, TimeUnit.SECONDS, queue, r -> {
+            Thread t = new Thread(r, "expert-compute-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        }, (r, pool) -> {
+            throw new RejectedExecutionException(who + ": all " + threads + " compute workers busy and " + maxQueued
+                    + " batches queued; retry later or send to another replica");
+        });
+    }
+
+    /**
+     * Validates and schedules a batch; {@code done} gets the result or the failure, exactly once, on a worker
+     * thread (or on the caller's thread when the batch is refused before computing).
+     *
+     * @param arrivalNanos when the message was decoded, for queue_micros
+     */
+    public void submit(BatchRequest request, long arrivalNanos, BiConsumer<BatchResult, Throwable> done) {
+        load.batchArrived();
+        BiConsumer<BatchResult, Throwable> answer = (r, t) -> {
+            try {
+                done.accept(r, t);
+            } finally {
+                load.batchAnswered();
+            }
+        };
+        long servingEpoch;
+        try {
+            validate(request.input());
+            servingEpoch = assignments.checkHeld(request.epoch(), request.input().layer(), distinctExperts(request.input()));
+            workers.execute(() -> compute(request.input(), arrivalNanos, servingEpoch, answer));
+        } catch (RuntimeException e) {
+            answer.accept(null, e);
+        }
+    }
+
+    private void compute(BatchInput in, long arrivalNanos, long servingEpoch, BiConsumer<BatchResult, Throwable> done) {
+        long start = nanoClock.getAsLong();
+        BatchResult result;
+        try {
+            float[] out = new float[in.tokens() * model.hiddenSize()];
+            backend.compute(in, resident::acquire, out);
+            long end = nanoClock.getAsLong();
+            load.tokensProcessed(in.tokens());
+            result = new BatchResult(in.layer(), in.tokens(), out, start - arrivalNanos, end - start, servingEpoch);
+        } catch (RuntimeException | Error e) {
+            done.accept(null, e);
+            return;
+        }
+        done.accept(result, null);
+    }
+
+    /** The structural rules of an ExpertBatchRequest (see expert.proto); IllegalArgumentException says which. */
+    void validate(BatchInput in) {
+        model.checkLayer(in.layer());
+        if (in.tokens() < 1) {
+            throw new IllegalArgumentException("activations: num_tokens must be >= 1, got " + in.tokens());
+        }
+        if (in.x().length != in.tokens() * model.hiddenSize()) {
+            throw new IllegalArgumentException("activations: " + in.x().length + " floats for " + in.tokens()
+                    + " tokens of hidden size " + model.hiddenSize());
+        }
+        if (in.counts().length != in.tokens()) {
+            throw new IllegalArgumentException("token_expert_counts has " + in.counts().length + " entries for "
+                    + in.tokens() + " tokens");
+        }
+        long sum = 0;
+        for (int c : in.counts()) {
+            sum += Integer.toUnsignedLong(c);
+        }
+        if (sum != in.experts().length) {
+            throw new IllegalArgumentException("token_expert_counts sum to " + sum + " but experts has "
+                    + in.experts().length + " entries");
+        }
+        if (in.weights().length != in.experts().length) {
+            throw new IllegalArgumentException("weights has " + in.weights().length + " entries but experts has "
+                    + in.experts().length);
+        }
+        for (int i = 0; i < in.experts().length; i++) {
+            try {
+                model.key(in.layer(), in.experts()[i]);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("experts[" + i + "]: " + e.getMessage(), e);
+            }
+            if (!Float.isFinite(in.weights()[i])) {
+                throw new IllegalArgumentException("weights[" + i + "] is " + in.weights()[i]
+                        + " (combine weights must be finite)");
+            }
+        }
+    }
+
+    private static int[] distinctExperts(BatchInput in) {
+        return Arrays.stream(in.experts()).sorted().distinct().toArray();
+    }
+
+    @Override
+    public void close() {
+        workers.shutdown();
+        try {
+            if (!workers.awaitTermination(10, TimeUnit.SECONDS)) {
+                workers.shutdownNow();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            workers.shutdownNow();
+        }
+    }
+}

@@ -1,0 +1,80 @@
+package io.moemesh.expert.config;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.boot.context.properties.bind.DefaultValue;
+
+/**
+ * Settings of an expert-service instance, {@code moemesh.expert.*}: from application.yaml, {@code --key=value}
+ * arguments, system properties or environment variables (relaxed binding: {@code moemesh.expert.model-dir} =
+ * {@code MOEMESH_EXPERT_MODEL_DIR}), the same way under the local launcher and on Kubernetes.
+ *
+ * @param modelDir               Hugging Face model directory (config.json + safetensors); required
+ * @param instanceId             this instance's id in placements (moemesh.router.v1.Instance.id)
+ * @param deviceSlot             GPU ordinal on a GPU node; a logical slot number on CPU
+ * @param memoryBudgetBytes      bound of the resident set, bytes of compute-ready expert weights
+ * @param grpcHost               address the gRPC server binds; loopback unless told otherwise
+ * @param grpcPort               gRPC port; 0 = a free port (logged at startup)
+ * @param placementFile          optional placement (protobuf JSON of router.v1.Placement) to load at startup:
+ *                               this instance's experts, at the file's epoch
+ * @param assignAll              without a placement file, hold every expert of the model at epoch 0 (a single
+ *                               instance, tests); otherwise nothing is held until LoadAssignment
+ * @param backend                ExpertBackend by name: cpu, or noop (identity experts, for hop benchmarks)
+ * @param maxInboundMessageBytes largest gRPC message accepted (an ExpertBatch of a long prefill chunk is big)
+ * @param shutdownGrace          how long in-flight calls may finish on shutdown
+ * @param drainGrace             how long requests carrying the previous placement epoch are still served
+ * @param computeThreads         ExpertBatch worker threads; 0 = one per available processor
+ * @param maxQueuedBatches       batches that may wait for a worker; beyond that RESOURCE_EXHAUSTED
+ * @param streamWindow           unanswered messages one ExpertBatch stream may have (gRPC flow control)
+ * @param nativeCacheDir         where native libraries (JavaCPP/OpenBLAS) are unpacked; must be writable
+ */
+@ConfigurationProperties("moemesh.expert")
+public record ExpertProperties(
+        Path modelDir,
+        @DefaultValue("expert-0") String instanceId,
+        @DefaultValue("0") int deviceSlot,
+        @DefaultValue("8589934592") long memoryBudgetBytes,
+        @DefaultValue("127.0.0.1") String grpcHost,
+        @DefaultValue("9100") int grpcPort,
+        Path placementFile,
+        @DefaultValue("false") boolean assignAll,
+        @DefaultValue("cpu") String backend,
+        @DefaultValue("268435456") int maxInboundMessageBytes,
+        @DefaultValue("10s") Duration shutdownGrace,
+        @DefaultValue("10s") Duration drainGrace,
+        @DefaultValue("0") int computeThreads,
+        @DefaultValue("256") int maxQueuedBatches,
+        @DefaultValue("64") int streamWindow,
+        Path nativeCacheDir) {
+
+    public ExpertProperties {
+        if (modelDir == null || modelDir.toString().isBlank()) {
+            throw new IllegalArgumentException("moemesh.expert.model-dir (environment MOEMESH_EXPERT_MODEL_DIR) is "
+                    + "required: the Hugging Face model directory whose experts this instance serves");
+        }
+        require(instanceId != null && !instanceId.isBlank(), "instance-id must not be blank");
+        require(deviceSlot >= 0, "device-slot must be >= 0, got " + deviceSlot);
+        require(memoryBudgetBytes >= 0, "memory-budget-bytes must be >= 0, got " + memoryBudgetBytes);
+        require(grpcPort >= 0 && grpcPort <= 65535, "grpc-port must be in [0, 65535], got " + grpcPort);
+        require(maxInboundMessageBytes > 0, "max-inbound-message-bytes must be > 0");
+        require(computeThreads >= 0, "compute-threads must be >= 0 (0 = one per processor)");
+        require(maxQueuedBatches >= 0, "max-queued-batches must be >= 0");
+        require(streamWindow >= 1, "stream-window must be >= 1");
+        require(!drainGrace.isNegative(), "drain-grace must be >= 0");
+        require(placementFile == null || !assignAll, "set placement-file or assign-all, not both");
+        if (nativeCacheDir == null) {
+            nativeCacheDir = Path.of(System.getProperty("java.io.tmpdir"), "moemesh-native");
+        }
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException("moemesh.expert." + message);
+        }
+    }
+
+    public int effectiveComputeThreads() {
+        return computeThreads > 0 ? computeThreads : Runtime.getRuntime().availableProcessors();
+    }
+}

@@ -1,0 +1,148 @@
+package io.moemesh.expert.grpc;
+
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.expert.batch.BatchProcessor;
+import io.moemesh.expert.batch.BatchRequest;
+import io.moemesh.expert.batch.BatchResult;
+import io.moemesh.expert.batch.LoadTracker;
+import io.moemesh.expert.metrics.ExpertMetrics;
+import io.moemesh.proto.expert.v1.ExpertBatchRequest;
+import io.moemesh.proto.expert.v1.ExpertBatchResponse;
+import io.moemesh.service.grpc.TensorCodec;
+import java.util.function.LongSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One ExpertBatch stream. Every message is answered once, in completion order (the caller correlates by
+ * batch_id); a bad message gets a reply with its status and the stream goes on. Flow control is manual: the
+ * stream holds at most {@code window} unanswered messages, and takes the next one only while the reply side is
+ * ready, so a slow reader or a burst cannot make the instance buffer without bound.
+ */
+final class BatchStream implements StreamObserver<ExpertBatchRequest> {
+    private static final Logger log = LoggerFactory.getLogger(BatchStream.class);
+
+    private final ServerCallStreamObserver<ExpertBatchResponse> out;
+    private final BatchProcessor processor;
+    private final ExpertMetrics metrics;
+    private final LoadTracker load;
+    private final LongSupplier servingEpoch;
+    private final int hidden;
+    private final Object lock = new Object();
+    private int unanswered;
+    /** Messages we may take but did not request yet because the reply side was not ready. */
+    private int owed;
+    private boolean halfClosed;
+    private boolean finished;
+
+    BatchStream(ServerCallStreamObserver<ExpertBatchResponse> out, BatchProcessor processor, ExpertMetrics metrics,
+                LoadTracker load, LongSupplier servingEpoch, int hidden, int window) {
+        this.out = out;
+        this.processor = processor;
+        this.metrics = metrics;
+        this.load = load;
+        this.servingEpoch = servingEpoch;
+        this.hidden = hidden;
+        out.disableAutoRequest();
+        out.setOnReadyHandler(this::onReady);
+        out.setOnCancelHandler(this::finish);
+        load.streamOpened();
+        out.request(window);
+    }
+
+    @Override
+    public void onNext(ExpertBatchRequest req) {
+        long arrival = System.nanoTime();
+        synchronized (lock) {
+            unanswered++;
+        }
+        BatchRequest request;
+        try {
+            request = ProtoMapping.toDomain(req, hidden);
+        } catch (RuntimeException e) {
+            answer(failure(req, e));
+            return;
+        }
+        processor.submit(request, arrival, (result, error) ->
+                answer(result != null ? success(req, result) : failure(req, error)));
+    }
+
+    private ExpertBatchResponse success(ExpertBatchRequest req, BatchResult r) {
+        metrics.batchComputed(r.layer(), r.tokens(), r.queueNanos(), r.computeNanos());
+        return ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId()).setLayer(req.getLayer())
+                .setOutputs(TensorCodec.encode(r.out(), 0, r.tokens(), hidden, ProtoMapping.outputDtype(req)))
+                .setComputeMicros(r.computeNanos() / 1000).setQueueMicros(r.queueNanos() / 1000)
+                .setServingEpoch(r.servingEpoch()).build();
+    }
+
+    private ExpertBatchResponse failure(ExpertBatchRequest req, Throwable error) {
+        com.google.rpc.Status status = ProtoMapping.toRpcStatus(error);
+        Status.Code code = Status.fromCodeValue(status.getCode()).getCode();
+        metrics.error(code.name());
+        if (code == Status.Code.INTERNAL) {
+            log.error("ExpertBatch {} layer {} failed", Long.toUnsignedString(req.getBatchId()), req.getLayer(), error);
+        }
+        return ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId()).setLayer(req.getLayer())
+                .setStatus(status).setServingEpoch(servingEpoch.getAsLong()).build();
+    }
+
+    /** Called from worker threads: replies are serialised here (a StreamObserver is not thread-safe). */
+    private void answer(ExpertBatchResponse response) {
+        synchronized (lock) {
+            unanswered--;
+            if (finished) {
+                return;
+            }
+            out.onNext(response);
+            if (out.isReady()) {
+                out.request(1);
+            } else {
+                owed++;
+            }
+            if (halfClosed && unanswered == 0) {
+                out.onCompleted();
+                finishLocked();
+            }
+        }
+    }
+
+    private void onReady() {
+        synchronized (lock) {
+            if (owed > 0 && !finished) {
+                out.request(owed);
+                owed = 0;
+            }
+        }
+    }
+
+    @Override
+    public void onError(Throwable t) {
+        finish();
+    }
+
+    @Override
+    public void onCompleted() {
+        synchronized (lock) {
+            halfClosed = true;
+            if (unanswered == 0 && !finished) {
+                out.onCompleted();
+                finishLocked();
+            }
+        }
+    }
+
+    private void finish() {
+        synchronized (lock) {
+            finishLocked();
+        }
+    }
+
+    private void finishLocked() {
+        if (!finished) {
+            finished = true;
+            load.streamClosed();
+        }
+    }
+}

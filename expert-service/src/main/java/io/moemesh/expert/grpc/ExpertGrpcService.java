@@ -1,0 +1,129 @@
+package io.moemesh.expert.grpc;
+
+import io.grpc.Status;
+import io.grpc.protobuf.StatusProto;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.expert.assignment.Assignment;
+import io.moemesh.expert.assignment.AssignmentManager;
+import io.moemesh.expert.assignment.LoadResult;
+import io.moemesh.expert.assignment.PrefetchResult;
+import io.moemesh.expert.assignment.Prefetcher;
+import io.moemesh.expert.backend.ExpertModel;
+import io.moemesh.expert.batch.BatchProcessor;
+import io.moemesh.expert.batch.LoadTracker;
+import io.moemesh.expert.metrics.ExpertMetrics;
+import io.moemesh.expert.residency.ResidentSet;
+import io.moemesh.model.engine.ExpertKey;
+import io.moemesh.proto.expert.v1.DescribeInstanceRequest;
+import io.moemesh.proto.expert.v1.DescribeInstanceResponse;
+import io.moemesh.proto.expert.v1.ExpertBatchRequest;
+import io.moemesh.proto.expert.v1.ExpertBatchResponse;
+import io.moemesh.proto.expert.v1.ExpertRef;
+import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.proto.expert.v1.InstanceLoad;
+import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
+import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
+import io.moemesh.proto.expert.v1.PrefetchRequest;
+import io.moemesh.proto.expert.v1.PrefetchResponse;
+import java.util.List;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** moemesh.expert.v1.ExpertService over the domain objects; errors become statuses through StatusMapping. */
+public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImplBase {
+    private static final Logger log = LoggerFactory.getLogger(ExpertGrpcService.class);
+
+    /** Identity reported by DescribeInstance. */
+    public record Identity(String instanceId, int deviceSlot, String backend) {
+    }
+
+    private final Identity identity;
+    private final ExpertModel model;
+    private final AssignmentManager assignments;
+    private final ResidentSet resident;
+    private final Prefetcher prefetcher;
+    private final BatchProcessor processor;
+    private final LoadTracker load;
+    private final ExpertMetrics metrics;
+    private final int streamWindow;
+
+    public ExpertGrpcService(Identity identity, ExpertModel model, AssignmentManager assignments, ResidentSet resident,
+                             Prefetcher prefetcher, BatchProcessor processor, LoadTracker load, ExpertMetrics metrics,
+                             int streamWindow) {
+        this.identity = identity;
+        this.model = model;
+        this.assignments = assignments;
+        this.resident = resident;
+        this.prefetcher = prefetcher;
+        this.processor = processor;
+        this.load = load;
+        this.metrics = metrics;
+        this.streamWindow = streamWindow;
+    }
+
+    @Override
+    public StreamObserver<ExpertBatchRequest> expertBatch(StreamObserver<ExpertBatchResponse> responses) {
+        return new BatchStream((ServerCallStreamObserver<ExpertBatchResponse>) responses, processor, metrics, load,
+                assignments::servingEpoch, model.hiddenSize(), streamWindow);
+    }
+
+    @Override
+    public void prefetch(PrefetchRequest req, StreamObserver<PrefetchResponse> obs) {
+        unary(obs, "Prefetch", () -> {
+            PrefetchResult r = prefetcher.prefetch(req.getPlacementEpoch(), ProtoMapping.toPairs(req.getExpertsList()));
+            return PrefetchResponse.newBuilder().setQueued(r.queued()).setAlreadyResident(r.alreadyResident())
+                    .setIgnored(r.ignored()).build();
+        });
+    }
+
+    @Override
+    public void loadAssignment(LoadAssignmentRequest req, StreamObserver<LoadAssignmentResponse> obs) {
+        unary(obs, "LoadAssignment", () -> {
+            List<ExpertKey> keys = req.getExpertsList().stream().map(r -> new ExpertKey(r.getLayer(), r.getExpert())).toList();
+            long started = System.nanoTime();
+            LoadResult r = assignments.load(req.getInstanceId(), req.getEpoch(), keys);
+            log.info("serving placement epoch {}: {} experts assigned, {} resident ({} bytes) after {} ms", r.epoch(),
+                    keys.size(), r.loadedCount(), r.residentBytes(), (System.nanoTime() - started) / 1_000_000);
+            return LoadAssignmentResponse.newBuilder().setEpoch(r.epoch()).setLoadedCount(r.loadedCount())
+                    .setResidentBytes(r.residentBytes()).build();
+        });
+    }
+
+    @Override
+    public void describeInstance(DescribeInstanceRequest req, StreamObserver<DescribeInstanceResponse> obs) {
+        unary(obs, "DescribeInstance", () -> {
+            Assignment a = assignments.current();
+            List<ExpertRef> residentRefs = resident.residentExperts().stream().map(ProtoMapping::toRef).toList();
+            return DescribeInstanceResponse.newBuilder().setInstanceId(identity.instanceId())
+                    .setDeviceSlot(identity.deviceSlot()).setMemoryBudgetBytes(resident.budgetBytes())
+                    .setResidentBytes(resident.residentBytes()).setEpoch(a.epoch())
+                    .addAllResidentExperts(residentRefs)
+                    .addAllAssignedExperts(a.experts().stream().map(ProtoMapping::toRef).toList())
+                    .setLoad(InstanceLoad.newBuilder().setInFlightBatches(load.inFlightBatches())
+                            .setTokensPerSecond(load.tokensPerSecond()).setOpenStreams(load.openStreams()))
+                    .setBackend(identity.backend()).setModel(model.name()).build();
+        });
+    }
+
+    private <T> void unary(StreamObserver<T> obs, String method, Supplier<T> body) {
+        T response;
+        try {
+            response = body.get();
+        } catch (RuntimeException e) {
+            com.google.rpc.Status status = ProtoMapping.toRpcStatus(e);
+            Status.Code code = Status.fromCodeValue(status.getCode()).getCode();
+            metrics.error(code.name());
+            if (code == Status.Code.INTERNAL) {
+                log.error("{} failed", method, e);
+            } else {
+                log.info("{} refused: {} {}", method, code, status.getMessage());
+            }
+            obs.onError(StatusProto.toStatusRuntimeException(status));
+            return;
+        }
+        obs.onNext(response);
+        obs.onCompleted();
+    }
+}

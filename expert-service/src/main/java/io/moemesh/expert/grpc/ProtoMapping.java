@@ -1,0 +1,86 @@
+package io.moemesh.expert.grpc;
+
+import com.google.protobuf.Any;
+import com.google.rpc.ErrorInfo;
+import io.moemesh.expert.assignment.EpochNotServedException;
+import io.moemesh.expert.assignment.ExpertNotHeldException;
+import io.moemesh.expert.backend.BatchInput;
+import io.moemesh.expert.batch.BatchRequest;
+import io.moemesh.model.engine.ExpertKey;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.common.v1.Tensor;
+import io.moemesh.proto.expert.v1.ExpertBatchRequest;
+import io.moemesh.proto.expert.v1.ExpertRef;
+import io.moemesh.service.grpc.StatusMapping;
+import io.moemesh.service.grpc.TensorCodec;
+import java.util.List;
+
+/** proto ⇄ domain for the expert API, and the per-message error status (StatusMapping plus ErrorInfo). */
+final class ProtoMapping {
+    static final String ERROR_DOMAIN = "expert.moemesh.io";
+
+    private ProtoMapping() {
+    }
+
+    /** Decodes the wire form; IllegalArgumentException says what is malformed. */
+    static BatchRequest toDomain(ExpertBatchRequest req, int hidden) {
+        Tensor t = req.getActivations();
+        int rows = TensorCodec.rows(t);
+        if (t.getShapeCount() == 2 && t.getShape(0) < 1) {
+            throw new IllegalArgumentException("activations: num_tokens must be >= 1, got shape " + t.getShapeList());
+        }
+        // Size the buffer from the payload, not from the declared shape: a lying shape must not make us allocate
+        // more than the message carries. When they disagree TensorCodec rejects it before writing a float.
+        if (t.getShapeCount() == 2 && (double) t.getShape(0) * t.getShape(1) > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("activations: shape " + t.getShapeList()
+                    + " has more elements than a message can carry (truncated or mislabelled payload)");
+        }
+        long declared = rows < 0 ? 0 : (long) rows * hidden;
+        float[] x = new float[declared <= t.getData().size() / 2 ? (int) declared : 0];
+        TensorCodec.decode(t, "activations", rows, hidden, x, 0);
+        if (req.getOutputDtype() != DType.DTYPE_UNSPECIFIED && req.getOutputDtype() != DType.DTYPE_F32
+                && req.getOutputDtype() != DType.DTYPE_BF16) {
+            throw new IllegalArgumentException("output_dtype " + req.getOutputDtype()
+                    + " is not supported (DTYPE_F32, or DTYPE_BF16 as a lossy option)");
+        }
+        int[] counts = req.getTokenExpertCountsList().stream().mapToInt(Integer::intValue).toArray();
+        int[] experts = req.getExpertsList().stream().mapToInt(Integer::intValue).toArray();
+        float[] weights = new float[req.getWeightsCount()];
+        for (int i = 0; i < weights.length; i++) {
+            weights[i] = req.getWeights(i);
+        }
+        return new BatchRequest(req.getPlacementEpoch(), new BatchInput(req.getLayer(), rows, x, counts, experts, weights));
+    }
+
+    static DType outputDtype(ExpertBatchRequest req) {
+        return req.getOutputDtype() == DType.DTYPE_BF16 ? DType.DTYPE_BF16 : DType.DTYPE_F32;
+    }
+
+    /** The status of one failed message: code and text from StatusMapping, plus ErrorInfo for the gateway. */
+    static com.google.rpc.Status toRpcStatus(Throwable t) {
+        com.google.rpc.Status.Builder s = StatusMapping.toRpcStatus(t).toBuilder();
+        if (t instanceof ExpertNotHeldException e) {
+            s.addDetails(Any.pack(ErrorInfo.newBuilder().setReason("EXPERT_NOT_HELD").setDomain(ERROR_DOMAIN)
+                    .putMetadata("layer", Integer.toString(e.layer()))
+                    .putMetadata("expert", Integer.toString(e.expert()))
+                    .putMetadata("serving_epoch", Long.toUnsignedString(e.servingEpoch())).build()));
+        } else if (t instanceof EpochNotServedException e) {
+            s.addDetails(Any.pack(ErrorInfo.newBuilder().setReason(e.stale() ? "STALE_EPOCH" : "EPOCH_NOT_LOADED")
+                    .setDomain(ERROR_DOMAIN)
+                    .putMetadata("serving_epoch", Long.toUnsignedString(e.servingEpoch())).build()));
+        }
+        return s.build();
+    }
+
+    static int[][] toPairs(List<ExpertRef> refs) {
+        int[][] out = new int[refs.size()][];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = new int[] {refs.get(i).getLayer(), refs.get(i).getExpert()};
+        }
+        return out;
+    }
+
+    static ExpertRef toRef(ExpertKey k) {
+        return ExpertRef.newBuilder().setLayer(k.layer()).setExpert(k.expert()).build();
+    }
+}

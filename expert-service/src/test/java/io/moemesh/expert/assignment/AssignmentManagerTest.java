@@ -1,0 +1,146 @@
+package io.moemesh.expert.assignment;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.expert.backend.ExpertModel;
+import io.moemesh.expert.backend.LoadedExpert;
+import io.moemesh.expert.residency.ResidentSet;
+import io.moemesh.model.engine.ExpertKey;
+import io.moemesh.model.golden.TestModels;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class AssignmentManagerTest {
+    private static final long GRACE = Duration.ofSeconds(10).toNanos();
+    private static ExpertModel model;
+
+    private record Fake(ExpertKey key, long byteSize) implements LoadedExpert {
+    }
+
+    private final AtomicLong now = new AtomicLong(1_000);
+    private ResidentSet resident = new ResidentSet(10_000, k -> new Fake(k, 100));
+    private AssignmentManager manager = new AssignmentManager(model, "expert-1", resident, Assignment.empty(),
+            Duration.ofNanos(GRACE), now::get);
+
+    @BeforeAll
+    static void open() {
+        model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL)); // 4 layers × 8 experts
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    private static ExpertKey k(int layer, int expert) {
+        return new ExpertKey(layer, expert);
+    }
+
+    @Test
+    void newEpoch_isLoadedThenServed_previousIsServedDuringGrace_thenStaleAndDropped() {
+        manager.load("expert-1", 1, List.of(k(0, 0), k(0, 1), k(1, 2)));
+        assertThat(manager.checkHeld(1, 0, new int[] {0, 1})).isEqualTo(1);
+
+        LoadResult r = manager.load("expert-1", 2, List.of(k(0, 1), k(2, 3)));
+        assertThat(r.epoch()).isEqualTo(2);
+        assertThat(r.loadedCount()).isEqualTo(2);
+        assertThat(resident.residentExperts()).contains(k(0, 1), k(2, 3), k(0, 0));
+        assertThat(manager.checkHeld(2, 2, new int[] {3})).isEqualTo(2);
+        assertThatThrownBy(() -> manager.checkHeld(2, 0, new int[] {0})).isInstanceOf(ExpertNotHeldException.class);
+        // The previous epoch drains: still served for what it held.
+        assertThat(manager.checkHeld(1, 0, new int[] {0})).isEqualTo(2);
+        manager.expireDrain();
+        assertThat(resident.isResident(k(0, 0))).isTrue();
+
+        now.addAndGet(GRACE);
+        assertThatThrownBy(() -> manager.checkHeld(1, 0, new int[] {1}))
+                .isInstanceOf(EpochNotServedException.class).hasMessage("stale epoch 1, serving 2");
+        manager.expireDrain();
+        assertThat(resident.residentExperts()).containsExactly(k(0, 1), k(2, 3));
+    }
+
+    @Test
+    void secondSwitchWithinGrace_endsTheOlderEpochAtOnce() {
+        manager.load("expert-1", 1, List.of(k(0, 0)));
+        manager.load("expert-1", 2, List.of(k(0, 1)));
+        manager.load("expert-1", 3, List.of(k(0, 2)));
+        assertThatThrownBy(() -> manager.checkHeld(1, 0, new int[] {0})).isInstanceOf(EpochNotServedException.class);
+        assertThat(manager.checkHeld(2, 0, new int[] {1})).isEqualTo(3);
+        assertThat(resident.residentExperts()).containsExactly(k(0, 1), k(0, 2));
+    }
+
+    @Test
+    void requestEpochZero_skipsTheEpochCheck_butNotTheHeldCheck() {
+        manager.load("expert-1", 4, List.of(k(3, 7)));
+        assertThat(manager.checkHeld(0, 3, new int[] {7})).isEqualTo(4);
+        assertThatThrownBy(() -> manager.checkHeld(0, 3, new int[] {6})).isInstanceOf(ExpertNotHeldException.class);
+    }
+
+    @Test
+    void requestEpochNewerThanServed_isNotServedYet_ratherThanStale() {
+        manager.load("expert-1", 4, List.of(k(3, 7)));
+        assertThatThrownBy(() -> manager.checkHeld(5, 3, new int[] {7}))
+                .isInstanceOfSatisfying(EpochNotServedException.class, e -> assertThat(e.stale()).isFalse())
+                .hasMessage("epoch 5 is not loaded yet, serving 4");
+    }
+
+    @Test
+    void expertNotHeld_messageNamesLayerExpertInstanceAndEpoch() {
+        manager.load("expert-1", 3, List.of(k(2, 4)));
+        assertThatThrownBy(() -> manager.checkHeld(3, 2, new int[] {4, 5}))
+                .isInstanceOfSatisfying(ExpertNotHeldException.class, e -> {
+                    assertThat(e.layer()).isEqualTo(2);
+                    assertThat(e.expert()).isEqualTo(5);
+                })
+                .hasMessage("layer 2 expert 5 is not held by expert-1 (epoch 3)");
+    }
+
+    @Test
+    void lowerEpoch_isFailedPrecondition() {
+        manager.load("expert-1", 3, List.of(k(0, 0)));
+        assertThatThrownBy(() -> manager.load("expert-1", 2, List.of(k(0, 0))))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("older than the served epoch 3");
+    }
+
+    @Test
+    void sameEpochSameExperts_isIdempotent_butDifferentExpertsAreRefused() {
+        manager.load("expert-1", 3, List.of(k(0, 0), k(1, 1)));
+        assertThat(manager.load("expert-1", 3, List.of(k(1, 1), k(0, 0))).epoch()).isEqualTo(3);
+        assertThatThrownBy(() -> manager.load("expert-1", 3, List.of(k(0, 0))))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("different assignment");
+    }
+
+    @Test
+    void assignmentForAnotherInstance_isFailedPrecondition() {
+        assertThatThrownBy(() -> manager.load("expert-2", 1, List.of()))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("expert-2").hasMessageContaining("expert-1");
+    }
+
+    @Test
+    void unknownLayerOrExpert_duplicateOrEpochZero_areInvalidArguments() {
+        assertThatThrownBy(() -> manager.load("expert-1", 1, List.of(k(4, 0))))
+                .isExactlyInstanceOf(IllegalArgumentException.class).hasMessageContaining("layer 4 does not exist");
+        assertThatThrownBy(() -> manager.load("expert-1", 1, List.of(k(0, 8))))
+                .isExactlyInstanceOf(IllegalArgumentException.class).hasMessageContaining("layer 0 expert 8 does not exist");
+        assertThatThrownBy(() -> manager.load("expert-1", 1, List.of(k(0, 1), k(0, 1))))
+                .isExactlyInstanceOf(IllegalArgumentException.class).hasMessageContaining("listed twice");
+        assertThatThrownBy(() -> manager.load("expert-1", 0, List.of()))
+                .isExactlyInstanceOf(IllegalArgumentException.class).hasMessageContaining(">= 1");
+        assertThat(manager.servingEpoch()).isZero();
+    }
+
+    @Test
+    void assignmentBeyondBudget_isAccepted_theRestIsPagedInOnUse() {
+        resident = new ResidentSet(250, k -> new Fake(k, 100));
+        manager = new AssignmentManager(model, "expert-1", resident, Assignment.empty(), Duration.ofNanos(GRACE), now::get);
+        LoadResult r = manager.load("expert-1", 1, List.of(k(0, 0), k(0, 1), k(0, 2), k(0, 3)));
+        assertThat(r.loadedCount()).isEqualTo(2);
+        assertThat(r.residentBytes()).isEqualTo(200);
+        assertThat(manager.checkHeld(1, 0, new int[] {0, 1, 2, 3})).isEqualTo(1);
+    }
+}

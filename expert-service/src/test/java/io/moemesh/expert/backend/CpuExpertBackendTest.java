@@ -1,0 +1,155 @@
+package io.moemesh.expert.backend;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import io.moemesh.expert.residency.ResidentSet;
+import io.moemesh.expert.support.Routing;
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.golden.TestModels;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class CpuExpertBackendTest {
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {TestModels.MIXTRAL, TestModels.MIXTRAL_BF16, TestModels.QWEN2_MOE})
+    void cpuBackend_equalsReferenceLocalExperts_bitForBit_onEveryLayer_includingSharedExpert(String name) {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(name))) {
+            ModelConfig c = model.config();
+            LocalExperts reference = LocalExperts.fromStore(model.store(), c);
+            CpuExpertBackend backend = new CpuExpertBackend(model);
+            ResidentSet resident = new ResidentSet(Long.MAX_VALUE, backend::load);
+            warmUp(backend, resident, c);
+            for (int layer = 0; layer < c.numLayers(); layer++) {
+                for (int tokens : new int[] {1, 5, 33}) {
+                    Routing r = Routing.random(c, layer, tokens, 31L * layer + tokens);
+                    float[] want = new float[tokens * c.hiddenSize()];
+                    reference.run(layer, r.x(), tokens, r.experts(), r.weights(), r.pairsPerToken(), want);
+                    float[] got = new float[tokens * c.hiddenSize()];
+                    backend.compute(r.input(), resident::acquire, got);
+                    assertThat(got).as("layer %d, %d tokens", layer, tokens).containsExactly(want);
+                }
+            }
+            if (c.hasSharedExpert()) {
+                assertThat(resident.residentExperts()).anyMatch(k -> k.expert() == c.numExperts());
+            }
+        }
+    }
+
+    @Test
+    void variableExpertCounts_sumWeightedFfnPerToken_andTokenWithoutPairsIsZero() {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.QWEN2_MOE))) {
+            ModelConfig c = model.config();
+            int h = c.hiddenSize();
+            LocalExperts reference = LocalExperts.fromStore(model.store(), c);
+            CpuExpertBackend backend = new CpuExpertBackend(model);
+            Routing base = Routing.random(c, 2, 4, 7);
+            int[] counts = {2, 0, 1, 3};
+            int[] experts = {3, 12, 5, 0, 5, 11};
+            float[] weights = {0.5f, 1f, 0.25f, 0.125f, 2f, 0.75f};
+            float[] got = new float[4 * h];
+            backend.compute(new BatchInput(2, 4, base.x(), counts, experts, weights), backend::load, got);
+
+            float[] want = new float[4 * h];
+            float[] one = new float[h];
+            int p = 0;
+            for (int t = 0; t < 4; t++) {
+                float[] xt = java.util.Arrays.copyOfRange(base.x(), t * h, (t + 1) * h);
+                for (int j = 0; j < counts[t]; j++, p++) {
+                    reference.run(2, xt, 1, new int[] {experts[p]}, new float[] {weights[p]}, 1, one);
+                    for (int i = 0; i < h; i++) {
+                        want[t * h + i] += one[i];
+                    }
+                }
+            }
+            for (int i = 0; i < want.length; i++) {
+                assertThat(got[i]).as("element %d", i).isCloseTo(want[i], within(1e-5f + Math.abs(want[i]) * 1e-5f));
+            }
+            assertThat(java.util.Arrays.copyOfRange(got, h, 2 * h)).containsOnly(0f);
+        }
+    }
+
+    @Test
+    void concurrentBatches_onSeveralThreads_giveTheSameBitsAsOneThread() throws Exception {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL_BF16));
+             ExecutorService pool = Executors.newFixedThreadPool(4)) {
+            ModelConfig c = model.config();
+            CpuExpertBackend backend = new CpuExpertBackend(model);
+            ResidentSet resident = new ResidentSet(Long.MAX_VALUE, backend::load);
+            List<Routing> batches = new ArrayList<>();
+            List<float[]> expected = new ArrayList<>();
+            warmUp(backend, resident, c);
+            for (int i = 0; i < 24; i++) {
+                Routing r = Routing.random(c, i % c.numLayers(), 1 + (i * 7) % 40, i);
+                float[] out = new float[r.tokens() * c.hiddenSize()];
+                backend.compute(r.input(), resident::acquire, out);
+                batches.add(r);
+                expected.add(out);
+            }
+            List<Future<float[]>> results = new ArrayList<>();
+            for (Routing r : batches) {
+                Callable<float[]> task = () -> {
+                    float[] out = new float[r.tokens() * c.hiddenSize()];
+                    backend.compute(r.input(), resident::acquire, out);
+                    return out;
+                };
+                results.add(pool.submit(task));
+            }
+            for (int i = 0; i < batches.size(); i++) {
+                assertThat(results.get(i).get()).as("batch %d", i).containsExactly(expected.get(i));
+            }
+        }
+    }
+
+    /**
+     * The kernels' horizontal sums (Vector API reduceLanes) may round differently in the interpreter and in
+     * compiled code, so bit-for-bit comparisons are made between warm runs.
+     */
+    static void warmUp(CpuExpertBackend backend, ResidentSet resident, ModelConfig c) {
+        for (int i = 0; i < 300; i++) {
+            Routing r = Routing.random(c, i % c.numLayers(), 1 + i % 9, i);
+            backend.compute(r.input(), resident::acquire, new float[r.tokens() * c.hiddenSize()]);
+        }
+    }
+
+    @Test
+    void noOpBackend_isIdentityExperts_soOutputIsWeightSumTimesInput_andReadsNoWeights() {
+        NoOpExpertBackend noop = new NoOpExpertBackend(3);
+        float[] x = {1, 2, 3, 4, 5, 6};
+        float[] out = new float[6];
+        noop.compute(new BatchInput(0, 2, x, new int[] {2, 0}, new int[] {1, 4}, new float[] {0.5f, 0.25f}),
+                k -> { throw new AssertionError("noop must not look up weights"); }, out);
+        assertThat(out).containsExactly(0.75f, 1.5f, 2.25f, 0, 0, 0);
+        assertThat(noop.load(new io.moemesh.model.engine.ExpertKey(0, 1)).byteSize()).isZero();
+    }
+
+    @Test
+    void backendByName_unknownName_isRefusedListingTheKnownOnes() {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL))) {
+            assertThat(ExpertBackends.create("noop", model).name()).isEqualTo("noop");
+            assertThat(ExpertBackends.create("cpu", model).name()).isEqualTo("cpu");
+            assertThatThrownBy(() -> ExpertBackends.create("cuda", model))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("cuda").hasMessageContaining("noop");
+        }
+    }
+
+    @Test
+    void load_makesExpertComputeReady_withItsWeightBytes() {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL_BF16))) {
+            ModelConfig c = model.config();
+            LoadedExpert e = new CpuExpertBackend(model).load(new io.moemesh.model.engine.ExpertKey(3, 7));
+            // gate + up + down of one expert, 2 bytes per bf16 weight
+            assertThat(e.byteSize()).isEqualTo(3L * c.hiddenSize() * c.expertIntermediateSize() * 2);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+package io.moemesh.expert.batch;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.moemesh.expert.assignment.Assignment;
+import io.moemesh.expert.assignment.AssignmentManager;
+import io.moemesh.expert.assignment.ExpertNotHeldException;
+import io.moemesh.expert.backend.BatchInput;
+import io.moemesh.expert.backend.CpuExpertBackend;
+import io.moemesh.expert.backend.ExpertBackend;
+import io.moemesh.expert.backend.ExpertLookup;
+import io.moemesh.expert.backend.ExpertModel;
+import io.moemesh.expert.backend.LoadedExpert;
+import io.moemesh.expert.residency.ResidentSet;
+import io.moemesh.expert.support.Routing;
+import io.moemesh.model.engine.ExpertKey;
+import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.golden.TestModels;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class BatchProcessorTest {
+    private static ExpertModel model;
+    private static int h;
+
+    @BeforeAll
+    static void open() {
+        model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL)); // 4 layers × 8 experts, hidden 64
+        h = model.hiddenSize();
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    private record Outcome(BatchResult result, Throwable error) {
+    }
+
+    private static Outcome run(BatchProcessor p, BatchInput in, long epoch) {
+        CompletableFuture<Outcome> f = new CompletableFuture<>();
+        p.submit(new BatchRequest(epoch, in), System.nanoTime(), (r, e) -> f.complete(new Outcome(r, e)));
+        return f.orTimeout(30, TimeUnit.SECONDS).join();
+    }
+
+    private static AssignmentManager holding(ResidentSet resident, List<ExpertKey> keys) {
+        return new AssignmentManager(model, "expert-0", resident, Assignment.of(0, keys), Duration.ofSeconds(10),
+                System::nanoTime);
+    }
+
+    private static BatchProcessor processor(ExpertBackend backend, List<ExpertKey> held, int threads, int queue) {
+        ResidentSet resident = new ResidentSet(Long.MAX_VALUE, backend::load);
+        return new BatchProcessor(model, backend, resident, holding(resident, held), new LoadTracker(System::nanoTime),
+                System::nanoTime, threads, queue);
+    }
+
+    private static List<ExpertKey> all() {
+        return java.util.stream.IntStream.range(0, 4 * 8).mapToObj(i -> new ExpertKey(i / 8, i % 8)).toList();
+    }
+
+    @Test
+    void validBatch_isComputedOffTheCallerThread_likeTheReferenceEngine() {
+        try (BatchProcessor p = processor(new CpuExpertBackend(model), all(), 2, 8)) {
+            Routing r = Routing.random(model.config(), 1, 6, 3);
+            Outcome o = run(p, r.input(), 0);
+            assertThat(o.error()).isNull();
+            float[] want = new float[6 * h];
+            LocalExperts.fromStore(model.store(), model.config()).run(1, r.x(), 6, r.experts(), r.weights(), 2, want);
+            assertThat(o.result().out()).containsExactly(want);
+            assertThat(o.result().queueNanos()).isNotNegative();
+            assertThat(o.result().computeNanos()).isPositive();
+        }
+    }
+
+    @ParameterizedTest(name = "{0} is INVALID_ARGUMENT")
+    @CsvSource(delimiter = '|', value = {
+        "unknown layer             | layer 4 does not exist",
+        "counts for fewer tokens   | token_expert_counts has 1 entries for 2 tokens",
+        "counts not summing        | token_expert_counts sum to 3 but experts has 2 entries",
+        "weights length            | weights has 1 entries but experts has 2",
+        "expert out of range       | experts[1]: layer 0 expert 8 does not exist",
+        "NaN weight                | weights[0] is NaN",
+        "infinite weight           | weights[1] is Infinity",
+        "activations of wrong size | activations: 64 floats for 2 tokens",
+        "zero tokens               | num_tokens must be >= 1",
+    })
+    void malformedBatch_isRefusedAlone_namingTheProblem(String kase, String message) {
+        float[] x2 = new float[2 * h];
+        BatchInput in = switch (kase.strip()) {
+            case "unknown layer" -> new BatchInput(4, 2, x2, new int[] {1, 1}, new int[] {0, 1}, new float[] {1, 1});
+            case "counts for fewer tokens" -> new BatchInput(0, 2, x2, new int[] {2}, new int[] {0, 1}, new float[] {1, 1});
+            case "counts not summing" -> new BatchInput(0, 2, x2, new int[] {2, 1}, new int[] {0, 1}, new float[] {1, 1});
+            case "weights length" -> new BatchInput(0, 2, x2, new int[] {1, 1}, new int[] {0, 1}, new float[] {1});
+            case "expert out of range" -> new BatchInput(0, 2, x2, new int[] {1, 1}, new int[] {0, 8}, new float[] {1, 1});
+            case "NaN weight" -> new BatchInput(0, 2, x2, new int[] {1, 1}, new int[] {0, 1}, new float[] {Float.NaN, 1});
+            case "infinite weight" -> new BatchInput(0, 2, x2, new int[] {1, 1}, new int[] {0, 1},
+                    new float[] {1, Float.POSITIVE_INFINITY});
+            case "activations of wrong size" -> new BatchInput(0, 2, new float[h], new int[] {1, 1}, new int[] {0, 1},
+                    new float[] {1, 1});
+            default -> new BatchInput(0, 0, new float[0], new int[0], new int[0], new float[0]);
+        };
+        try (BatchProcessor p = processor(new CpuExpertBackend(model), all(), 1, 1)) {
+            Outcome o = run(p, in, 0);
+            assertThat(o.error()).isExactlyInstanceOf(IllegalArgumentException.class).hasMessageContaining(message);
+            assertThat(run(p, Routing.random(model.config(), 0, 2, 1).input(), 0).error()).isNull();
+        }
+    }
+
+    @Test
+    void expertNotHeld_isFailedPrecondition_beforeAnyCompute() {
+        try (BatchProcessor p = processor(new CpuExpertBackend(model), List.of(new ExpertKey(0, 1)), 1, 1)) {
+            BatchInput in = new BatchInput(0, 1, new float[h], new int[] {2}, new int[] {1, 5}, new float[] {1, 1});
+            assertThat(run(p, in, 0).error()).isInstanceOf(ExpertNotHeldException.class)
+                    .hasMessage("layer 0 expert 5 is not held by expert-0 (epoch 0)");
+        }
+    }
+
+    @Test
+    void saturatedWorkers_refuseTheNextBatch_withResourceExhausted_insteadOfQueueingWithoutBound() throws Exception {
+        CountDownLatch started = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        ExpertBackend blocking = new ExpertBackend() {
+            @Override
+            public String name() {
+                return "blocking";
+            }
+
+            @Override
+            public LoadedExpert load(ExpertKey key) {
+                return new LoadedExpert() {
+                    public ExpertKey key() {
+                        return key;
+                    }
+
+                    public long byteSize() {
+                        return 0;
+                    }
+                };
+            }
+
+            @Override
+            public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
+                started.countDown();
+                try {
+                    release.await(30, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        };
+        ResidentSet resident = new ResidentSet(0, blocking::load);
+        LoadTracker load = new LoadTracker(System::nanoTime);
+        try (BatchProcessor p = new BatchProcessor(model, blocking, resident, holding(resident, all()), load,
+                System::nanoTime, 1, 0)) {
+            CompletableFuture<Outcome> first = new CompletableFuture<>();
+            BatchInput in = Routing.random(model.config(), 0, 1, 1).input();
+            p.submit(new BatchRequest(0, in), System.nanoTime(), (r, e) -> first.complete(new Outcome(r, e)));
+            assertThat(started.await(30, TimeUnit.SECONDS)).isTrue();
+            assertThat(load.inFlightBatches()).isEqualTo(1);
+
+            Outcome second = run(p, in, 0);
+            assertThat(second.error()).isInstanceOf(RejectedExecutionException.class).hasMessageContaining("busy");
+            release.countDown();
+            assertThat(first.get(30, TimeUnit.SECONDS).error()).isNull();
+            await().until(() -> load.inFlightBatches() == 0);
+        }
+    }
+}

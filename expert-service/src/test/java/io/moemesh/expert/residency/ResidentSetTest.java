@@ -1,0 +1,111 @@
+package io.moemesh.expert.residency;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.moemesh.expert.backend.LoadedExpert;
+import io.moemesh.model.engine.ExpertKey;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import org.junit.jupiter.api.Test;
+
+class ResidentSetTest {
+    private record Fake(ExpertKey key, long byteSize) implements LoadedExpert {
+    }
+
+    private final AtomicInteger loads = new AtomicInteger();
+    /** Expert e of any layer weighs 100 bytes, except expert 9 which weighs 1000. */
+    private final Function<ExpertKey, LoadedExpert> loader = k -> {
+        loads.incrementAndGet();
+        return new Fake(k, k.expert() == 9 ? 1000 : 100);
+    };
+
+    private static ExpertKey k(int e) {
+        return new ExpertKey(0, e);
+    }
+
+    @Test
+    void overBudget_evictsLeastRecentlyUsed_byBytes() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.acquire(k(1));
+        set.acquire(k(2));
+        set.acquire(k(3));
+        set.acquire(k(1)); // 2 is now the least recently used
+        set.acquire(k(4));
+        assertThat(set.residentExperts()).containsExactly(k(1), k(3), k(4));
+        assertThat(set.residentBytes()).isEqualTo(300);
+    }
+
+    @Test
+    void hitsAndMisses_areCounted_andAnEvictedExpertIsReloadedOnDemand() {
+        ResidentSet set = new ResidentSet(200, loader);
+        set.acquire(k(1));
+        set.acquire(k(1));
+        set.acquire(k(2));
+        set.acquire(k(3)); // evicts 1
+        set.acquire(k(1)); // miss: reloaded
+        assertThat(set.hits()).isEqualTo(1);
+        assertThat(set.misses()).isEqualTo(4);
+        assertThat(loads).hasValue(4);
+        assertThat(set.isResident(k(1))).isTrue();
+    }
+
+    @Test
+    void expertBiggerThanBudget_isServedButNeverKept() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.acquire(k(1));
+        assertThat(set.acquire(k(9)).byteSize()).isEqualTo(1000);
+        assertThat(set.residentExperts()).containsExactly(k(1));
+        assertThat(set.residentBytes()).isLessThanOrEqualTo(set.budgetBytes());
+    }
+
+    @Test
+    void preload_fillsTheBudgetInOrder_withoutEvictingItsOwnExperts() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.acquire(k(7)); // an old expert, evictable
+        int kept = set.preload(List.of(k(1), k(2), k(3), k(4), k(5)));
+        assertThat(kept).isEqualTo(3);
+        assertThat(set.residentExperts()).containsExactly(k(1), k(2), k(3));
+    }
+
+    @Test
+    void restrictTo_dropsOthersNow_andRefusesThemLater() {
+        ResidentSet set = new ResidentSet(1000, loader);
+        set.preload(List.of(k(1), k(2), k(3)));
+        set.restrictTo(key -> key.expert() != 2);
+        assertThat(set.residentExperts()).containsExactly(k(1), k(3));
+        assertThat(set.residentBytes()).isEqualTo(200);
+        assertThat(set.prefetch(k(2))).isFalse();
+        assertThat(set.isResident(k(2))).isFalse();
+    }
+
+    @Test
+    void concurrentMissesOfOneExpert_loadItOnce() throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicInteger started = new AtomicInteger();
+        ResidentSet set = new ResidentSet(1000, key -> {
+            started.incrementAndGet();
+            try {
+                release.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return new Fake(key, 100);
+        });
+        try (ExecutorService pool = Executors.newFixedThreadPool(2)) {
+            Future<LoadedExpert> a = pool.submit(() -> set.acquire(k(1)));
+            await().until(() -> started.get() == 1);
+            Future<LoadedExpert> b = pool.submit(() -> set.acquire(k(1)));
+            await().until(() -> set.misses() == 2);
+            release.countDown();
+            assertThat(a.get()).isSameAs(b.get());
+            assertThat(started).hasValue(1);
+        }
+    }
+}
