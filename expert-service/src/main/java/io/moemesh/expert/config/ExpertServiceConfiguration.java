@@ -24,6 +24,7 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import io.opentelemetry.api.OpenTelemetry;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 
@@ -132,9 +133,10 @@ public final class ExpertServiceConfiguration {
     @Bean
     ExpertGrpcService expertGrpcService(ExpertProperties props, ExpertModel model, AssignmentManager assignments,
                                         ResidentSet resident, Prefetcher prefetcher, BatchProcessor processor,
-                                        LoadTracker load, ExpertMetrics metrics, ExpertBackend backend) {
+                                        LoadTracker load, ExpertMetrics metrics, ExpertBackend backend,
+                                        OpenTelemetry otel) {
         return new ExpertGrpcService(new ExpertGrpcService.Identity(props.instanceId(), props.deviceSlot(), backend.name()),
-                model, assignments, resident, prefetcher, processor, load, metrics, props.streamWindow());
+                model, assignments, resident, prefetcher, processor, load, metrics, props.streamWindow(), otel);
     }
 
     @Bean

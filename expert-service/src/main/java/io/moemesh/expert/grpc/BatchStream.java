@@ -11,6 +11,12 @@ import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import io.moemesh.service.grpc.TensorCodec;
+import io.moemesh.service.grpc.TraceContexts;
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.StatusCode;
+import io.opentelemetry.api.trace.Tracer;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,6 +37,8 @@ final class BatchStream implements StreamObserver<ExpertBatchRequest> {
     private final LongSupplier servingEpoch;
     private final int hidden;
     private final Object lock = new Object();
+    private final Tracer tracer;
+    private final TraceContexts traces;
     private int unanswered;
     /** Messages we may take but did not request yet because the reply side was not ready. */
     private int owed;
@@ -38,7 +46,9 @@ final class BatchStream implements StreamObserver<ExpertBatchRequest> {
     private boolean finished;
 
     BatchStream(ServerCallStreamObserver<ExpertBatchResponse> out, BatchProcessor processor, ExpertMetrics metrics,
-                LoadTracker load, LongSupplier servingEpoch, int hidden, int window) {
+                LoadTracker load, LongSupplier servingEpoch, int hidden, int window, OpenTelemetry otel) {
+        this.tracer = otel.getTracer("moemesh-expert-service");
+        this.traces = new TraceContexts(otel);
         this.out = out;
         this.processor = processor;
         this.metrics = metrics;
@@ -58,15 +68,18 @@ final class BatchStream implements StreamObserver<ExpertBatchRequest> {
         synchronized (lock) {
             unanswered++;
         }
+        Span span = tracer.spanBuilder("moemesh.expert.batch").setSpanKind(SpanKind.SERVER)
+                .setParent(traces.extract(req.getTraceContextMap())).setAttribute("moemesh.layer", req.getLayer())
+                .setAttribute("moemesh.tokens", req.getTokenExpertCountsCount()).startSpan();
         BatchRequest request;
         try {
             request = ProtoMapping.toDomain(req, hidden);
         } catch (RuntimeException e) {
-            answer(failure(req, e));
+            answer(failure(req, e), span);
             return;
         }
         processor.submit(request, arrival, (result, error) ->
-                answer(result != null ? success(req, result) : failure(req, error)));
+                answer(result != null ? success(req, result) : failure(req, error), span));
     }
 
     private ExpertBatchResponse success(ExpertBatchRequest req, BatchResult r) {
@@ -89,7 +102,11 @@ final class BatchStream implements StreamObserver<ExpertBatchRequest> {
     }
 
     /** Called from worker threads: replies are serialised here (a StreamObserver is not thread-safe). */
-    private void answer(ExpertBatchResponse response) {
+    private void answer(ExpertBatchResponse response, Span span) {
+        if (response.hasStatus()) {
+            span.setStatus(StatusCode.ERROR, response.getStatus().getMessage());
+        }
+        span.end();
         synchronized (lock) {
             unanswered--;
             if (finished) {

@@ -4,6 +4,7 @@ import io.grpc.Status;
 import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import io.opentelemetry.api.OpenTelemetry;
 import io.moemesh.expert.assignment.Assignment;
 import io.moemesh.expert.assignment.AssignmentManager;
 import io.moemesh.expert.assignment.LoadResult;
@@ -48,10 +49,20 @@ public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImpl
     private final LoadTracker load;
     private final ExpertMetrics metrics;
     private final int streamWindow;
+    private final OpenTelemetry otel;
 
     public ExpertGrpcService(Identity identity, ExpertModel model, AssignmentManager assignments, ResidentSet resident,
                              Prefetcher prefetcher, BatchProcessor processor, LoadTracker load, ExpertMetrics metrics,
                              int streamWindow) {
+        this(identity, model, assignments, resident, prefetcher, processor, load, metrics, streamWindow,
+                OpenTelemetry.noop());
+    }
+
+    /** With tracing: each message's span joins the trace whose context the gateway put in the message. */
+    public ExpertGrpcService(Identity identity, ExpertModel model, AssignmentManager assignments, ResidentSet resident,
+                             Prefetcher prefetcher, BatchProcessor processor, LoadTracker load, ExpertMetrics metrics,
+                             int streamWindow, OpenTelemetry otel) {
+        this.otel = otel;
         this.identity = identity;
         this.model = model;
         this.assignments = assignments;
@@ -66,7 +77,7 @@ public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImpl
     @Override
     public StreamObserver<ExpertBatchRequest> expertBatch(StreamObserver<ExpertBatchResponse> responses) {
         return new BatchStream((ServerCallStreamObserver<ExpertBatchResponse>) responses, processor, metrics, load,
-                assignments::servingEpoch, model.hiddenSize(), streamWindow);
+                assignments::servingEpoch, model.hiddenSize(), streamWindow, otel);
     }
 
     @Override

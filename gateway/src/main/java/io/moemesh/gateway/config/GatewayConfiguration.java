@@ -3,6 +3,7 @@ package io.moemesh.gateway.config;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import io.opentelemetry.api.OpenTelemetry;
 import java.util.concurrent.TimeUnit;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
@@ -67,7 +68,7 @@ public class GatewayConfiguration {
 
     @Bean
     MeshExpertDispatch meshDispatch(GatewayProperties p, MoeModel model, Optional<PlacementSource> source,
-                                    MeterRegistry meters) {
+                                    MeterRegistry meters, OpenTelemetry otel) {
         if (source.isEmpty()) {
             return null;
         }
@@ -80,7 +81,7 @@ public class GatewayConfiguration {
         };
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(),
                 in -> new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), wire,
-                        p.maxInboundMessageBytes()), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
+                        p.maxInboundMessageBytes(), otel), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
                             Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
                                     + "gateway → expert-service → gateway").tag("instance", id).publishPercentileHistogram()
@@ -101,13 +102,14 @@ public class GatewayConfiguration {
 
     @Bean(destroyMethod = "close")
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
-                          Optional<PlacementSource> source, PrefixHashedKvCache cache, MeterRegistry meters) {
+                          Optional<PlacementSource> source, PrefixHashedKvCache cache, MeterRegistry meters,
+                          OpenTelemetry otel) {
         Engine engine = mesh.<Engine>map(model::engine).orElseGet(model::localEngine);
         StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning());
         Runnable boundary = mesh.isPresent()
                 ? () -> source.get().current().ifPresent(mesh.get()::usePlacement)
                 : () -> { };
-        EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval());
+        EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval(), otel);
         Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
         Gauge.builder("moemesh_gateway_kv_blocks_used", cache, c -> c.totalBlocks() - c.freeBlocks()).register(meters);

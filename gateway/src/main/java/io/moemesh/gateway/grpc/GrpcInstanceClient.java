@@ -12,6 +12,13 @@ import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.TensorCodec;
+import io.moemesh.service.grpc.TraceContexts;
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.StatusCode;
+import io.opentelemetry.api.trace.Tracer;
+import io.opentelemetry.context.Context;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -30,11 +37,20 @@ public final class GrpcInstanceClient implements InstanceClient {
     private final AtomicLong batchIds = new AtomicLong();
     private final Map<Long, Pending> pending = new ConcurrentHashMap<>();
     private ClientCallStreamObserver<ExpertBatchRequest> stream;
+    private final Tracer tracer;
+    private final TraceContexts traces;
 
     private record Pending(CompletableFuture<float[]> future, int rows, int hidden) {
     }
 
     public GrpcInstanceClient(String id, String endpoint, DType wireDtype, int maxInboundMessageBytes) {
+        this(id, endpoint, wireDtype, maxInboundMessageBytes, OpenTelemetry.noop());
+    }
+
+    /** With tracing: each message is a client span whose context travels in the message to the instance. */
+    public GrpcInstanceClient(String id, String endpoint, DType wireDtype, int maxInboundMessageBytes, OpenTelemetry otel) {
+        this.tracer = otel.getTracer("moemesh-gateway");
+        this.traces = new TraceContexts(otel);
         this.id = id;
         this.wireDtype = wireDtype;
         this.channel = NettyChannelBuilder.forTarget(endpoint).usePlaintext()
@@ -58,11 +74,22 @@ public final class GrpcInstanceClient implements InstanceClient {
         long batchId = batchIds.incrementAndGet();
         CompletableFuture<float[]> f = new CompletableFuture<>();
         pending.put(batchId, new Pending(f, c.rows(), c.hidden()));
-        f.whenComplete((r, e) -> pending.remove(batchId));
+        Span span = tracer.spanBuilder("moemesh.expert.call").setSpanKind(SpanKind.CLIENT)
+                .setAttribute("moemesh.instance", id).setAttribute("moemesh.layer", c.layer())
+                .setAttribute("moemesh.tokens", c.rows()).startSpan();
+        f.whenComplete((r, e) -> {
+            pending.remove(batchId);
+            if (e != null) {
+                span.recordException(e);
+                span.setStatus(StatusCode.ERROR, e.getMessage() == null ? "" : e.getMessage());
+            }
+            span.end();
+        });
         ExpertBatchRequest.Builder req = ExpertBatchRequest.newBuilder().setBatchId(batchId)
                 .setPlacementEpoch(c.epoch()).setLayer(c.layer())
                 .setActivations(TensorCodec.encode(c.activations(), 0, c.rows(), c.hidden(), wireDtype))
-                .setOutputDtype(wireDtype);
+                .setOutputDtype(wireDtype)
+                .putAllTraceContext(traces.inject(Context.current().with(span)));
         for (int n : c.counts()) {
             req.addTokenExpertCounts(n);
         }

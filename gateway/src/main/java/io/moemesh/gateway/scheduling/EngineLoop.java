@@ -3,6 +3,10 @@ package io.moemesh.gateway.scheduling;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.Tracer;
+import io.opentelemetry.context.Scope;
 import java.time.Duration;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -23,8 +27,15 @@ public final class EngineLoop implements AutoCloseable {
     private final Thread thread;
     private volatile boolean running = true;
     private final Object idle = new Object();
+    private final Tracer tracer;
 
     public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll) {
+        this(scheduler, atStepBoundary, idlePoll, OpenTelemetry.noop());
+    }
+
+    /** With tracing: each step with work is a span, parent of that step's expert calls. */
+    public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll, OpenTelemetry otel) {
+        this.tracer = otel.getTracer("moemesh-gateway");
         this.scheduler = scheduler;
         this.atStepBoundary = atStepBoundary;
         this.idlePoll = idlePoll;
@@ -68,7 +79,7 @@ public final class EngineLoop implements AutoCloseable {
         while (running) {
             try {
                 atStepBoundary.run();
-                if (!scheduler.step()) {
+                if (!step()) {
                     synchronized (idle) {
                         idle.notifyAll();
                     }
@@ -82,6 +93,19 @@ public final class EngineLoop implements AutoCloseable {
                 // A step's own failures reach its sequences; anything here is a bug in the loop: log, keep serving.
                 log.error("engine step failed", e);
             }
+        }
+    }
+
+    private boolean step() {
+        if (scheduler.idle()) {
+            return scheduler.step();
+        }
+        Span span = tracer.spanBuilder("moemesh.engine.step").setAttribute("moemesh.running", scheduler.running())
+                .setAttribute("moemesh.waiting", scheduler.waiting()).startSpan();
+        try (Scope ignored = span.makeCurrent()) {
+            return scheduler.step();
+        } finally {
+            span.end();
         }
     }
 
