@@ -1,10 +1,11 @@
 package io.moemesh.cli;
 
+import io.moemesh.cli.bench.BenchCommand;
 import picocli.CommandLine.Command;
 
 @Command(name = "moemesh", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = "Serve Mixture-of-Experts language models disaggregated: dense layers in a gateway, experts "
                 + "in their own services.",
-        subcommands = {GenerateCommand.class, SynthCommand.class})
+        subcommands = {GenerateCommand.class, SynthCommand.class, BenchCommand.class})
 final class MoemeshCommand {
 }
