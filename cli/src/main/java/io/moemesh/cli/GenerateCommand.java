@@ -1,11 +1,14 @@
 package io.moemesh.cli;
 
+import io.moemesh.cli.mesh.GatewayClient;
+import io.moemesh.cli.mesh.Generation;
 import io.moemesh.model.ModelFormatException;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.Generator;
 import io.moemesh.model.generate.SamplingParams;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -21,15 +24,32 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Continue a prompt with the reference engine (--model) and stream the text to stdout.")
+        description = "Continue a prompt with the reference engine in this process (--model) or with a running mesh "
+                + "(--endpoint, the gateway's gRPC address) and stream the text to stdout.",
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+            "0:done",
+            "1:unexpected failure, or another gRPC status from the gateway",
+            "2:bad input: usage, files, parameters; INVALID_ARGUMENT from the gateway",
+            "3:UNAVAILABLE: the gateway is unreachable or no replica of a needed expert is healthy"})
 final class GenerateCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "Hugging Face model directory (config.json, tokenizer.json, safetensors).")
-    Path model;
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Target target;
+
+    static final class Target {
+        @Option(names = "--model", paramLabel = "DIR",
+                description = "Run the reference engine on this Hugging Face model directory (config.json, "
+                        + "tokenizer.json, safetensors).")
+        Path model;
+
+        @Option(names = "--endpoint", paramLabel = "HOST:PORT",
+                description = "Call a running mesh: the gateway's gRPC address as printed by `moemesh up`.")
+        String endpoint;
+    }
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     PromptSource prompt;
@@ -66,8 +86,47 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         String text = promptText();
+        // Built in both modes: the same parameter checks and messages whichever engine runs the request.
         SamplingParams params = new SamplingParams(temperature, topP, topK,
                 seed == null ? OptionalLong.empty() : OptionalLong.of(seed), maxTokens, false);
+        return target.endpoint != null ? callMesh(text, params) : runLocally(target.model, text, params);
+    }
+
+    private int callMesh(String text, SamplingParams params) {
+        var sampling = io.moemesh.proto.gateway.v1.SamplingParams.newBuilder().setMaxTokens(params.maxTokens())
+                .setTemperature((float) params.temperature()).setTopP((float) params.topP()).setTopK(params.topK());
+        params.seed().ifPresent(sampling::setSeed);
+        GenerateRequest request = GenerateRequest.newBuilder().setPrompt(text).setSampling(sampling).setTrace(trace).build();
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        boolean[] printed = {false};
+        try (GatewayClient client = new GatewayClient(target.endpoint)) {
+            Generation g = client.generate(request, r -> {
+                if (!r.getRequestId().isEmpty()) {
+                    err.printf("moemesh: request %s on %s, %d prompt tokens%n", r.getRequestId(), target.endpoint,
+                            r.getPromptTokens());
+                    err.flush();
+                }
+                if (!json && !r.getText().isEmpty()) {
+                    out.print(r.getText());
+                    out.flush();
+                    printed[0] = true;
+                }
+            });
+            out.println(json ? GenerationJson.of(g, trace) : "");
+            out.flush();
+            return 0;
+        } catch (RuntimeException e) {
+            if (printed[0]) {
+                // end the partial line on stdout, so the error line on stderr starts a line of its own
+                out.println();
+                out.flush();
+            }
+            throw e;
+        }
+    }
+
+    private int runLocally(Path model, String text, SamplingParams params) {
         long t0 = System.nanoTime();
         PrintWriter err = spec.commandLine().getErr();
         try (MoeModel m = MoeModel.open(model)) {

@@ -1,17 +1,35 @@
 package io.moemesh.cli;
 
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.moemesh.cli.mesh.MeshException;
 import picocli.CommandLine;
 
 /**
  * Bad input (a missing file, a malformed checkpoint, an unsupported feature, an out-of-range parameter) is
- * the caller's to fix: one line naming what is wrong, exit code 2, no stack trace. Anything else is a bug and
- * keeps its stack trace (exit code 1).
+ * the caller's to fix: one line naming what is wrong, exit code 2, no stack trace. A gRPC status from a mesh
+ * is one line with its code: INVALID_ARGUMENT exits 2 (the request was bad), UNAVAILABLE 3 (gateway unreachable
+ * or no healthy replica of an expert), any other code 1; a mesh that does not come up also exits 3. Anything
+ * else is a bug and keeps its stack trace (exit code 1).
  */
 final class InputErrorHandler implements CommandLine.IExecutionExceptionHandler {
     static final int INPUT_ERROR = 2;
+    static final int UNAVAILABLE = MeshException.EXIT_CODE;
 
     @Override
     public int handleExecutionException(Exception e, CommandLine cmd, CommandLine.ParseResult parsed) {
+        if (e instanceof StatusRuntimeException s) {
+            Status.Code code = s.getStatus().getCode();
+            String why = s.getStatus().getDescription() == null ? "" : ": " + s.getStatus().getDescription().replace('\n', ' ');
+            cmd.getErr().println("moemesh " + cmd.getCommandName() + ": " + code + why);
+            cmd.getErr().flush();
+            return code == Status.Code.INVALID_ARGUMENT ? INPUT_ERROR : code == Status.Code.UNAVAILABLE ? UNAVAILABLE : 1;
+        }
+        if (e instanceof MeshException) {
+            cmd.getErr().println("moemesh " + cmd.getCommandName() + ": " + e.getMessage());
+            cmd.getErr().flush();
+            return UNAVAILABLE;
+        }
         if (e instanceof IllegalArgumentException || e instanceof java.io.UncheckedIOException) {
             cmd.getErr().println("moemesh " + cmd.getCommandName() + ": " + e.getMessage());
             cmd.getErr().flush();

@@ -1,11 +1,15 @@
 package io.moemesh.cli;
 
 import io.moemesh.cli.bench.BenchCommand;
+import io.moemesh.cli.mesh.DemoCommand;
+import io.moemesh.cli.mesh.DownCommand;
+import io.moemesh.cli.mesh.UpCommand;
 import picocli.CommandLine.Command;
 
 @Command(name = "moemesh", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = "Serve Mixture-of-Experts language models disaggregated: dense layers in a gateway, experts "
                 + "in their own services.",
-        subcommands = {GenerateCommand.class, SynthCommand.class, BenchCommand.class})
+        subcommands = {GenerateCommand.class, SynthCommand.class, BenchCommand.class,
+                UpCommand.class, DownCommand.class, DemoCommand.class})
 final class MoemeshCommand {
 }

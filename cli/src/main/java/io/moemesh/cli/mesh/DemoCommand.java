@@ -1,0 +1,112 @@
+package io.moemesh.cli.mesh;
+
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.InstanceDispatch;
+import io.moemesh.proto.gateway.v1.LayerDispatch;
+import io.moemesh.proto.gateway.v1.SamplingParams;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        description = "Start a local mesh, stream one greedy generation through it, show where each layer sent the "
+                + "prompt's tokens (instance, token count, experts), and stop the mesh again (also on failure).",
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+            "0:done",
+            "2:bad input (model directory, options, service jars not built)",
+            "3:the mesh did not come up, or the generation failed with UNAVAILABLE"})
+public final class DemoCommand implements Callable<Integer> {
+    static final String DEFAULT_MODEL = "models/mixtral-tiny-bf16";
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", paramLabel = "DIR",
+            description = "Hugging Face model directory (default " + DEFAULT_MODEL + ", bundled).")
+    Path model;
+
+    @Option(names = "--experts", defaultValue = "3", paramLabel = "N", description = "Expert-service instances (default ${DEFAULT-VALUE}).")
+    int experts;
+
+    @Option(names = "--replicas", defaultValue = "2", paramLabel = "R", description = "Replicas of each expert (default ${DEFAULT-VALUE}).")
+    int replicas;
+
+    @Option(names = "--prompt", defaultValue = "Experts in a mixture", paramLabel = "TEXT",
+            description = "Prompt (default \"${DEFAULT-VALUE}\").")
+    String prompt;
+
+    @Option(names = "--max-tokens", defaultValue = "24", paramLabel = "N", description = "Tokens to generate (default ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = "--state-dir", paramLabel = "DIR",
+            description = "State of the demo's mesh (default .moemesh/demo under the repository root).")
+    Path stateDir;
+
+    @Option(names = "--heap", defaultValue = "512m", paramLabel = "SIZE", description = "-Xmx of every service JVM (default ${DEFAULT-VALUE}).")
+    String heap;
+
+    @Option(names = "--jvm-option", paramLabel = "OPTION",
+            description = "An extra JVM option for every service, e.g. --jvm-option=-XX:ActiveProcessorCount=1 (repeatable).")
+    List<String> jvmOptions = new ArrayList<>();
+
+    @Option(names = "--timeout", defaultValue = "180", paramLabel = "SECONDS",
+            description = "How long the services may take to become healthy (default ${DEFAULT-VALUE}).")
+    int timeoutSeconds;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        MeshHome home = MeshHome.detect();
+        Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("demo");
+        MeshSpec ms = new MeshSpec(model != null ? model : home.root().resolve(DEFAULT_MODEL), experts, replicas, dir, heap,
+                Duration.ofSeconds(timeoutSeconds), home, jvmOptions);
+        // stopOnJvmExit: a Ctrl-C during the demo still stops the services it started.
+        try (RunningMesh mesh = MeshLauncher.up(ms, err, true);
+             GatewayClient client = new GatewayClient(mesh.gatewayEndpoint())) {
+            out.println("gateway: " + mesh.gatewayEndpoint());
+            mesh.placementTable().summary().forEach(out::println);
+            out.println();
+            out.println("prompt: " + prompt);
+            out.print("completion: ");
+            out.flush();
+            GenerateRequest request = GenerateRequest.newBuilder().setPrompt(prompt).setTrace(true)
+                    .setSampling(SamplingParams.newBuilder().setMaxTokens(maxTokens)).build();
+            Generation g = client.generate(request, r -> {
+                out.print(r.getText());
+                out.flush();
+            });
+            out.println();
+            out.println();
+            out.printf("where the prompt's %d tokens went (placement epoch %d):%n", g.trace().getInputIdsCount(),
+                    g.trace().getPlacementEpoch());
+            for (LayerDispatch ld : g.trace().getDispatchList()) {
+                out.printf("  layer %d: %s%n", ld.getLayer(),
+                        ld.getInstancesList().stream().map(DemoCommand::describe).collect(Collectors.joining("; ")));
+            }
+            out.flush();
+            err.println("moemesh demo: stopping the mesh");
+            err.flush();
+        } catch (io.grpc.StatusRuntimeException e) {
+            out.println();
+            out.flush();
+            err.println("moemesh demo: the mesh is stopped; its service logs are in " + dir.toAbsolutePath().resolve("logs"));
+            err.flush();
+            throw e;
+        }
+        return 0;
+    }
+
+    private static String describe(InstanceDispatch d) {
+        return d.getInstanceId() + " <- " + d.getTokenCount() + " tokens, experts " + d.getExpertsList();
+    }
+}

@@ -1,0 +1,43 @@
+package io.moemesh.cli.mesh;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+@Command(name = "down", mixinStandardHelpOptions = true,
+        description = "Stop the mesh `moemesh up` started in the state directory: SIGTERM to every service, SIGKILL to "
+                + "those still running after the grace period. Logs stay in <state-dir>/logs. Exits 0 also when no "
+                + "mesh is running.")
+public final class DownCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    StateDirOption stateDir = new StateDirOption();
+
+    @Option(names = "--grace", defaultValue = "20", paramLabel = "SECONDS",
+            description = "Time for a graceful shutdown before SIGKILL (default ${DEFAULT-VALUE}).")
+    int graceSeconds;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        Path dir = stateDir.resolve();
+        List<String> report = MeshLauncher.down(dir, Duration.ofSeconds(graceSeconds));
+        if (report.isEmpty()) {
+            out.println("no mesh running (no " + MeshState.file(dir) + ")");
+        } else {
+            report.forEach(out::println);
+        }
+        out.flush();
+        return 0;
+    }
+}

@@ -1,0 +1,209 @@
+package io.moemesh.cli.mesh;
+
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.config.ModelConfigReader;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.service.placement.EvenPlacement;
+import io.moemesh.service.placement.PlacementFiles;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Brings a local mesh up and down: N expert-service JVMs and one gateway JVM on loopback, configured through
+ * environment variables exactly as a Kubernetes pod would be, sharing one placement file.
+ */
+public final class MeshLauncher {
+    /** Flags every service JVM needs (Vector API kernels, native access) and the collector chosen for them. */
+    static final List<String> SERVICE_JVM_FLAGS =
+            List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC");
+    public static final long FIRST_EPOCH = 1;
+
+    private MeshLauncher() {
+    }
+
+    /**
+     * Starts the mesh and returns once every service reports SERVING. On any failure it stops what it started
+     * and throws. With {@code stopOnJvmExit} the services are also stopped when this JVM exits (tests, demo);
+     * without it they keep running until {@link #down} ({@code moemesh up}).
+     */
+    public static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit) {
+        ModelConfig config = ModelConfigReader.read(spec.model());
+        refuseIfRunning(spec.stateDir());
+        String java = MeshHome.javaBinary();
+        Path expertJar = spec.home().expertJar();
+        Path gatewayJar = spec.home().gatewayJar();
+        Path placementFile = spec.stateDir().resolve("placement.json");
+        int[] ports = freePorts(2 * (spec.experts() + 1));
+
+        List<Instance> instances = new ArrayList<>();
+        List<MeshState.Service> experts = new ArrayList<>();
+        for (int i = 0; i < spec.experts(); i++) {
+            String id = "expert-" + i;
+            int grpc = ports[2 * i];
+            int http = ports[2 * i + 1];
+            instances.add(Instance.newBuilder().setId(id).setEndpoint("127.0.0.1:" + grpc).setDeviceSlot(i).build());
+            Map<String, String> env = new LinkedHashMap<>();
+            env.put("MOEMESH_EXPERT_MODEL_DIR", spec.model().toString());
+            env.put("MOEMESH_EXPERT_INSTANCE_ID", id);
+            env.put("MOEMESH_EXPERT_DEVICE_SLOT", Integer.toString(i));
+            env.put("MOEMESH_EXPERT_GRPC_HOST", "127.0.0.1");
+            env.put("MOEMESH_EXPERT_GRPC_PORT", Integer.toString(grpc));
+            env.put("MOEMESH_EXPERT_PLACEMENT_FILE", placementFile.toString());
+            env.put("MOEMESH_EXPERT_NATIVE_CACHE_DIR", nativeCache(spec, id).toString());
+            experts.add(service(spec, id, java, expertJar, grpc, http, env));
+        }
+        Placement placement = EvenPlacement.build(FIRST_EPOCH, instances, config.numLayers(), config.numExperts(),
+                config.hasSharedExpert(), spec.replicas());
+        PlacementFiles.write(placementFile, placement);
+
+        int gatewayGrpc = ports[2 * spec.experts()];
+        Map<String, String> genv = new LinkedHashMap<>();
+        genv.put("MOEMESH_GATEWAY_MODEL_DIR", spec.model().toString());
+        genv.put("MOEMESH_GATEWAY_GRPC_HOST", "127.0.0.1");
+        genv.put("MOEMESH_GATEWAY_GRPC_PORT", Integer.toString(gatewayGrpc));
+        genv.put("MOEMESH_GATEWAY_PLACEMENT_FILE", placementFile.toString());
+        genv.put("MOEMESH_GATEWAY_NATIVE_CACHE_DIR", nativeCache(spec, "gateway").toString());
+        MeshState.Service gateway = service(spec, "gateway", java, gatewayJar, gatewayGrpc, ports[2 * spec.experts() + 1], genv);
+
+        RunningMesh mesh = new RunningMesh(spec.stateDir(),
+                new MeshState(spec.model().toString(), spec.replicas(), FIRST_EPOCH, placementFile.toString(), List.of(), null),
+                config);
+        Thread abort = new Thread(mesh::stopQuietly, "moemesh-up-abort");
+        Runtime.getRuntime().addShutdownHook(abort);
+        Instant t0 = Instant.now();
+        Instant deadline = t0.plus(spec.startTimeout());
+        try {
+            log.printf("moemesh up: starting %d expert service(s) and the gateway for %s (logs in %s)%n",
+                    spec.experts(), spec.model().getFileName(), spec.stateDir().resolve("logs"));
+            log.flush();
+            // All start at once: JVM startup is largely single-threaded, so the services' startups overlap on
+            // the cores. The gateway connects to expert services lazily (as on Kubernetes, where pods start in
+            // any order), and `up` returns only when every one of them is SERVING.
+            List<MeshState.Service> started = new ArrayList<>();
+            for (MeshState.Service s : experts) {
+                started.add(s.withProcess(ServiceProcess.start(s).toHandle()));
+                mesh.update(mesh.state().withExperts(started));
+            }
+            mesh.update(mesh.state().withGateway(gateway.withProcess(ServiceProcess.start(gateway).toHandle())));
+            for (MeshState.Service s : mesh.state().services()) {
+                awaitServing(s, deadline, t0, log);
+            }
+        } catch (RuntimeException e) {
+            mesh.stopQuietly();
+            removeHook(abort);
+            throw e;
+        }
+        if (!stopOnJvmExit) {
+            removeHook(abort);
+        } else {
+            mesh.onClose(() -> removeHook(abort));
+        }
+        return mesh;
+    }
+
+    /**
+     * Stops the mesh recorded in {@code stateDir}: SIGTERM, then SIGKILL after {@code grace}. Returns one line
+     * per service saying what happened; an empty list when no mesh was recorded there.
+     */
+    public static List<String> down(Path stateDir, Duration grace) {
+        Optional<MeshState> state = MeshState.read(stateDir);
+        if (state.isEmpty()) {
+            return List.of();
+        }
+        List<String> report = new ArrayList<>();
+        List<ProcessHandle> running = new ArrayList<>();
+        for (MeshState.Service s : state.get().services()) {
+            Optional<ProcessHandle> p = s.process();
+            p.ifPresent(running::add);
+            report.add(p.isPresent() ? "stopped " + s.name() + " (pid " + s.pid() + ")" : s.name() + " was not running");
+        }
+        ServiceProcess.stop(running, grace);
+        MeshState.delete(stateDir);
+        return report;
+    }
+
+    private static void awaitServing(MeshState.Service s, Instant deadline, Instant t0, PrintWriter log) {
+        ProcessHandle p = ProcessHandle.of(s.pid()).orElseThrow(() -> new MeshException(s.name()
+                + " exited during startup; see " + s.logFile() + ServiceProcess.tail(Path.of(s.logFile()), 8)));
+        ServiceProcess.awaitServing(s, p, deadline);
+        log.printf("moemesh up: %s SERVING at %s (pid %d, %.1f s)%n", s.name(), s.grpcEndpoint(), s.pid(),
+                Duration.between(t0, Instant.now()).toMillis() / 1000.0);
+        log.flush();
+    }
+
+    private static void refuseIfRunning(Path stateDir) {
+        Optional<MeshState> old = MeshState.read(stateDir);
+        if (old.isPresent() && old.get().services().stream().anyMatch(s -> s.process().isPresent())) {
+            throw new IllegalArgumentException("a mesh is already running in " + stateDir + " (see "
+                    + MeshState.file(stateDir) + "); stop it with: moemesh down --state-dir " + stateDir);
+        }
+    }
+
+    private static MeshState.Service service(MeshSpec spec, String name, String java, Path jar, int grpcPort, int httpPort,
+                                              Map<String, String> env) {
+        env.put("SERVER_PORT", Integer.toString(httpPort));
+        // Actuator on loopback only: the local mesh is not meant to be reachable from the network.
+        env.put("SERVER_ADDRESS", "127.0.0.1");
+        List<String> cmd = new ArrayList<>();
+        cmd.add(java);
+        cmd.addAll(SERVICE_JVM_FLAGS);
+        cmd.add("-Xmx" + spec.heap());
+        cmd.add("-Dorg.bytedeco.javacpp.cachedir=" + nativeCache(spec, name));
+        cmd.addAll(spec.jvmOptions());
+        cmd.add("-jar");
+        cmd.add(jar.toString());
+        Path logFile = spec.stateDir().resolve("logs").resolve(name + ".log");
+        return new MeshState.Service(name, 0, "", grpcPort, httpPort, logFile.toString(), cmd, env);
+    }
+
+    private static Path nativeCache(MeshSpec spec, String service) {
+        // One folder per service: two JVMs unpacking the same native library into one folder can race.
+        return spec.stateDir().resolve("native-cache").resolve(service);
+    }
+
+    /** Distinct free loopback ports: all sockets are held open together, so no port is handed out twice. */
+    static int[] freePorts(int n) {
+        List<ServerSocket> sockets = new ArrayList<>();
+        try {
+            int[] ports = new int[n];
+            for (int i = 0; i < n; i++) {
+                ServerSocket s = new ServerSocket();
+                sockets.add(s);
+                s.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+                ports[i] = s.getLocalPort();
+            }
+            return ports;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot find free loopback ports", e);
+        } finally {
+            for (ServerSocket s : sockets) {
+                try {
+                    s.close();
+                } catch (IOException ignored) {
+                    // closing a listening socket that never accepted cannot lose data
+                }
+            }
+        }
+    }
+
+    static void removeHook(Thread hook) {
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+            // the JVM is already shutting down and the hook is running or ran
+        }
+    }
+}

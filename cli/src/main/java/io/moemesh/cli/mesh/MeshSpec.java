@@ -1,0 +1,30 @@
+package io.moemesh.cli.mesh;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * What {@code up} starts.
+ *
+ * @param heap        -Xmx of every service JVM, e.g. "1g"
+ * @param startTimeout how long all services together may take to report SERVING
+ * @param jvmOptions  extra JVM options for every service (tests: e.g. a smaller code cache)
+ */
+public record MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
+                       MeshHome home, List<String> jvmOptions) {
+    public MeshSpec {
+        if (experts < 1) {
+            throw new IllegalArgumentException("--experts must be ≥ 1, got " + experts);
+        }
+        if (replicas < 1 || replicas > experts) {
+            throw new IllegalArgumentException("--replicas must be in [1, --experts = " + experts + "], got " + replicas);
+        }
+        if (!heap.matches("\\d+[kKmMgG]?")) {
+            throw new IllegalArgumentException("--heap must be a JVM size such as 512m or 1g, got " + heap);
+        }
+        model = model.toAbsolutePath().normalize();
+        stateDir = stateDir.toAbsolutePath().normalize();
+        jvmOptions = List.copyOf(jvmOptions);
+    }
+}

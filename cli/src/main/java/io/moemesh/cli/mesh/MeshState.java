@@ -1,0 +1,138 @@
+package io.moemesh.cli.mesh;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.SerializationFeature;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * What {@code moemesh up} started, as {@code <state>/mesh.json}: enough for {@code down} to stop exactly those
+ * processes (pid plus start time, so a recycled pid is never signalled) and for a restart of one instance with
+ * the same port, instance id and settings.
+ *
+ * @param model         absolute model directory
+ * @param placementFile absolute path of the placement file the services read
+ * @param gateway       null while the experts are still starting
+ */
+public record MeshState(String model, int replicas, long epoch, String placementFile, List<Service> experts,
+                        Service gateway) {
+    static final String FILE_NAME = "mesh.json";
+    private static final JsonMapper JSON = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
+
+    public MeshState {
+        experts = List.copyOf(experts);
+    }
+
+    /**
+     * One service process.
+     *
+     * @param startedAt   the process start instant as the OS reports it ({@link ProcessHandle.Info#startInstant})
+     * @param environment the settings passed as environment variables, as a Kubernetes pod would get them
+     */
+    public record Service(String name, long pid, String startedAt, int grpcPort, int httpPort, String logFile,
+                          List<String> command, Map<String, String> environment) {
+        public Service {
+            command = List.copyOf(command);
+            // sorted, so mesh.json reads the same on every run
+            environment = Collections.unmodifiableMap(new TreeMap<>(environment));
+        }
+
+        public String grpcEndpoint() {
+            return "127.0.0.1:" + grpcPort;
+        }
+
+        Service withProcess(ProcessHandle p) {
+            return new Service(name, p.pid(), startInstant(p), grpcPort, httpPort, logFile, command, environment);
+        }
+
+        /** The live process this entry describes, unless it exited (or its pid now belongs to another process). */
+        public Optional<ProcessHandle> process() {
+            return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).filter(p -> startInstant(p).equals(startedAt));
+        }
+
+        static String startInstant(ProcessHandle p) {
+            return p.info().startInstant().map(Object::toString).orElse("");
+        }
+    }
+
+    /** Every service, experts first and the gateway last (the start order). */
+    public List<Service> services() {
+        List<Service> all = new ArrayList<>(experts);
+        if (gateway != null) {
+            all.add(gateway);
+        }
+        return all;
+    }
+
+    public Service service(String name) {
+        return services().stream().filter(s -> s.name().equals(name)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("no service named " + name + " in this mesh"));
+    }
+
+    MeshState withService(Service s) {
+        List<Service> ex = experts.stream().map(e -> e.name().equals(s.name()) ? s : e).toList();
+        return new MeshState(model, replicas, epoch, placementFile, ex,
+                gateway != null && gateway.name().equals(s.name()) ? s : gateway);
+    }
+
+    MeshState withExperts(List<Service> ex) {
+        return new MeshState(model, replicas, epoch, placementFile, ex, gateway);
+    }
+
+    MeshState withGateway(Service g) {
+        return new MeshState(model, replicas, epoch, placementFile, experts, g);
+    }
+
+    public static Path file(Path stateDir) {
+        return stateDir.resolve(FILE_NAME);
+    }
+
+    /** Written atomically: a concurrent {@code down} never reads half a file. */
+    void write(Path stateDir) {
+        Path file = file(stateDir);
+        try {
+            Files.createDirectories(stateDir);
+            Path tmp = Files.createTempFile(stateDir, FILE_NAME, ".tmp");
+            Files.writeString(tmp, JSON.writeValueAsString(this) + "\n", StandardCharsets.UTF_8);
+            try {
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(file + ": cannot write the mesh state", e);
+        }
+    }
+
+    public static Optional<MeshState> read(Path stateDir) {
+        Path file = file(stateDir);
+        if (!Files.isRegularFile(file)) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(JSON.readValue(Files.readString(file, StandardCharsets.UTF_8), MeshState.class));
+        } catch (IOException | JacksonException e) {
+            throw new IllegalArgumentException(file + ": not a mesh state file (" + e.getMessage() + ")", e);
+        }
+    }
+
+    static void delete(Path stateDir) {
+        try {
+            Files.deleteIfExists(file(stateDir));
+        } catch (IOException e) {
+            throw new UncheckedIOException(file(stateDir) + ": cannot delete the mesh state", e);
+        }
+    }
+}

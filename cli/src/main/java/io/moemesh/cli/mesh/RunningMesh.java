@@ -1,0 +1,124 @@
+package io.moemesh.cli.mesh;
+
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.service.placement.PlacementFiles;
+import io.moemesh.service.placement.PlacementTable;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/** A mesh started by {@link MeshLauncher#up}: its recorded state, and stop / kill / restart of its services. */
+public final class RunningMesh implements AutoCloseable {
+    static final Duration STOP_GRACE = Duration.ofSeconds(20);
+
+    private final Path stateDir;
+    private final ModelConfig config;
+    private volatile MeshState state;
+    private volatile Runnable onClose = () -> { };
+
+    RunningMesh(Path stateDir, MeshState state, ModelConfig config) {
+        this.stateDir = stateDir;
+        this.state = state;
+        this.config = config;
+    }
+
+    public MeshState state() {
+        return state;
+    }
+
+    public Path stateDir() {
+        return stateDir;
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    /** HOST:PORT of the gateway's gRPC API. */
+    public String gatewayEndpoint() {
+        return state.gateway().grpcEndpoint();
+    }
+
+    /** The placement file's current content (tests rewrite it to switch epochs). */
+    public Placement placement() {
+        return PlacementFiles.read(Path.of(state.placementFile()));
+    }
+
+    public PlacementTable placementTable() {
+        return PlacementTable.of(placement(), config.numLayers(), config.dispatchableExperts());
+    }
+
+    /** SIGKILL, as a crash would: no graceful shutdown, open streams are reset. Returns once it has exited. */
+    public void kill(String name) {
+        state.service(name).process().ifPresent(p -> {
+            p.destroyForcibly();
+            try {
+                p.onExit().get(30, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } catch (ExecutionException | TimeoutException e) {
+                throw new MeshException(name + " (pid " + p.pid() + ") did not exit after SIGKILL");
+            }
+        });
+    }
+
+    /**
+     * Starts a service again with its recorded command and settings (same ports, instance id and placement file)
+     * and waits until it reports SERVING.
+     */
+    public void restart(String name, Duration timeout) {
+        restart(List.of(name), timeout);
+    }
+
+    /** Restarts several services at once (their startups overlap) and waits until all report SERVING. */
+    public void restart(List<String> names, Duration timeout) {
+        Instant deadline = Instant.now().plus(timeout);
+        List<MeshState.Service> started = new ArrayList<>();
+        for (String name : names) {
+            MeshState.Service old = state.service(name);
+            if (old.process().isPresent()) {
+                throw new IllegalStateException(name + " is still running (pid " + old.pid() + ")");
+            }
+            MeshState.Service s = old.withProcess(ServiceProcess.start(old).toHandle());
+            update(state.withService(s));
+            started.add(s);
+        }
+        for (MeshState.Service s : started) {
+            ServiceProcess.awaitServing(s, ProcessHandle.of(s.pid()).orElseThrow(() ->
+                    new MeshException(s.name() + " exited at once; see " + s.logFile())), deadline);
+        }
+    }
+
+    synchronized void update(MeshState s) {
+        state = s;
+        s.write(stateDir);
+    }
+
+    void onClose(Runnable r) {
+        onClose = r;
+    }
+
+    /** Stops every recorded service that still runs and forgets the mesh. Never throws. */
+    void stopQuietly() {
+        try {
+            List<ProcessHandle> running = state.services().stream().flatMap(s -> s.process().stream()).toList();
+            ServiceProcess.stop(running, STOP_GRACE);
+            MeshState.delete(stateDir);
+        } catch (RuntimeException e) {
+            System.err.println("moemesh: stopping the mesh in " + stateDir + " failed: " + e);
+        }
+    }
+
+    /** Stops the mesh (SIGTERM, then SIGKILL after a grace period). */
+    @Override
+    public void close() {
+        stopQuietly();
+        onClose.run();
+    }
+}

@@ -1,0 +1,71 @@
+package io.moemesh.cli.mesh;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+@Command(name = "up", mixinStandardHelpOptions = true,
+        description = {"Start a local mesh: N expert-service JVMs and the gateway on loopback (free ports), experts split "
+                + "evenly over the instances and each replicated R times. Returns once every service reports SERVING "
+                + "on gRPC health; the services keep running until `moemesh down`.",
+            "stdout: `gateway: HOST:PORT` on a line of its own, then one line per instance (id, endpoint, experts "
+                + "held per layer). Progress goes to stderr, service output to <state-dir>/logs/<name>.log."},
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+            "0:every service is SERVING",
+            "2:bad input (model directory, --experts/--replicas, service jars not built, a mesh already running)",
+            "3:a service exited or did not become healthy in time (everything started is stopped again)"})
+public final class UpCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+    Path model;
+
+    @Option(names = "--experts", defaultValue = "2", paramLabel = "N",
+            description = "Expert-service instances (default ${DEFAULT-VALUE}).")
+    int experts;
+
+    @Option(names = "--replicas", defaultValue = "1", paramLabel = "R",
+            description = "Instances holding each expert, 1..N (default ${DEFAULT-VALUE}).")
+    int replicas;
+
+    @picocli.CommandLine.Mixin
+    StateDirOption stateDir = new StateDirOption();
+
+    @Option(names = "--heap", defaultValue = "1g", paramLabel = "SIZE",
+            description = "-Xmx of every service JVM (default ${DEFAULT-VALUE}).")
+    String heap;
+
+    @Option(names = "--jvm-option", paramLabel = "OPTION",
+            description = "An extra JVM option for every service, e.g. --jvm-option=-XX:ActiveProcessorCount=1 (repeatable).")
+    List<String> jvmOptions = new ArrayList<>();
+
+    @Option(names = "--timeout", defaultValue = "180", paramLabel = "SECONDS",
+            description = "How long the services may take to become healthy (default ${DEFAULT-VALUE}).")
+    int timeoutSeconds;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        MeshSpec ms = new MeshSpec(model, experts, replicas, stateDir.resolve(), heap, Duration.ofSeconds(timeoutSeconds),
+                MeshHome.detect(), jvmOptions);
+        RunningMesh mesh = MeshLauncher.up(ms, err, false);
+        out.println("gateway: " + mesh.gatewayEndpoint());
+        mesh.placementTable().summary().forEach(out::println);
+        out.flush();
+        err.println("moemesh up: mesh state in " + MeshState.file(ms.stateDir()) + "; stop it with: moemesh down"
+                + (stateDir.isDefault() ? "" : " --state-dir " + ms.stateDir()));
+        err.flush();
+        return 0;
+    }
+}

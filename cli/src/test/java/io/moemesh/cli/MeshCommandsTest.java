@@ -1,0 +1,104 @@
+package io.moemesh.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.cli.mesh.FakeHome;
+import io.moemesh.cli.mesh.MeshState;
+import io.moemesh.model.golden.GoldenCase;
+import io.moemesh.model.golden.TestModels;
+import java.io.IOException;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** up / down / demo as commands (stdout format, exit codes) on fake service jars; e2e/ runs the real services. */
+class MeshCommandsTest {
+    @TempDir
+    Path tmp;
+
+    private String previousHome;
+    private Path state;
+
+    @BeforeEach
+    void fakeHome() throws IOException {
+        Path home = FakeHome.create(tmp.resolve("home")).root();
+        previousHome = System.setProperty("moemesh.home", home.toString());
+        state = tmp.resolve("state");
+    }
+
+    @AfterEach
+    void restore() {
+        CliRun.of("down", "--state-dir", state.toString());
+        if (previousHome == null) {
+            System.clearProperty("moemesh.home");
+        } else {
+            System.setProperty("moemesh.home", previousHome);
+        }
+    }
+
+    @Test
+    void up_printsTheGatewayLineAndOneLinePerInstance_thenDownStopsEverything() {
+        CliRun up = CliRun.of("up", "--model", TestModels.dir(TestModels.MIXTRAL).toString(), "--experts", "2",
+                "--state-dir", state.toString(), "--heap", "256m");
+        assertThat(up.exitCode()).as(up.err()).isZero();
+        String[] lines = up.out().strip().split("\\R");
+        assertThat(lines).hasSize(3);
+        assertThat(lines[0]).matches("gateway: 127\\.0\\.0\\.1:\\d+");
+        assertThat(lines[1]).matches("expert-0 127\\.0\\.0\\.1:\\d+ experts: L0\\[0,2,4,6] L1\\[1,3,5,7] L2\\[0,2,4,6] L3\\[1,3,5,7]");
+        assertThat(lines[2]).startsWith("expert-1 ");
+        assertThat(up.err()).contains("moemesh down --state-dir " + state);
+        MeshState s = MeshState.read(state).orElseThrow();
+        assertThat(lines[0]).isEqualTo("gateway: " + s.gateway().grpcEndpoint());
+
+        CliRun down = CliRun.of("down", "--state-dir", state.toString());
+        assertThat(down.exitCode()).isZero();
+        assertThat(down.out()).contains("stopped expert-0 (pid " + s.experts().getFirst().pid() + ")")
+                .contains("stopped gateway");
+        assertThat(s.services()).allSatisfy(svc -> assertThat(svc.process()).isEmpty());
+    }
+
+    @Test
+    void down_withNothingRunning_exits0() {
+        CliRun down = CliRun.of("down", "--state-dir", state.toString());
+        assertThat(down.exitCode()).isZero();
+        assertThat(down.out()).contains("no mesh running");
+    }
+
+    @Test
+    void up_withMoreReplicasThanExperts_exitsWith2() {
+        CliRun up = CliRun.of("up", "--model", TestModels.dir(TestModels.MIXTRAL).toString(), "--experts", "2",
+                "--replicas", "3", "--state-dir", state.toString());
+        assertThat(up.exitCode()).isEqualTo(2);
+        assertThat(up.err()).contains("--replicas must be in [1, --experts = 2], got 3");
+    }
+
+    @Test
+    void up_withAMissingModel_exitsWith2() {
+        CliRun up = CliRun.of("up", "--model", tmp.resolve("nope").toString(), "--state-dir", state.toString());
+        assertThat(up.exitCode()).isEqualTo(2);
+        assertThat(up.err()).contains("nope");
+    }
+
+    @Test
+    void up_whenAServiceCrashes_exitsWith3NamingItsLog() {
+        CliRun up = CliRun.of("up", "--model", TestModels.dir(TestModels.MIXTRAL).toString(), "--experts", "1",
+                "--state-dir", state.toString(), "--jvm-option=-Dfake.crash=gateway");
+        assertThat(up.exitCode()).isEqualTo(3);
+        assertThat(up.err()).contains("gateway exited during startup; see " + state.resolve("logs/gateway.log"));
+        assertThat(up.out()).isEmpty();
+    }
+
+    @Test
+    void demo_streamsAGenerationShowsTheDispatch_andStopsTheMesh() {
+        GoldenCase g = GoldenCase.load(TestModels.MIXTRAL_BF16).get(2);
+        CliRun demo = CliRun.of("demo", "--model", TestModels.dir(TestModels.MIXTRAL_BF16).toString(), "--state-dir", state.toString(), "--prompt", g.prompt(), "--max-tokens", "16");
+        assertThat(demo.exitCode()).as(demo.err()).isZero();
+        assertThat(demo.out()).startsWith("gateway: 127.0.0.1:")
+                .contains("completion: " + g.greedyText() + System.lineSeparator())
+                .contains("where the prompt's " + g.inputIds().length + " tokens went (placement epoch 0):")
+                .contains("  layer 3: local <- " + g.inputIds().length + " tokens, experts [");
+        assertThat(MeshState.file(state)).doesNotExist();
+    }
+}

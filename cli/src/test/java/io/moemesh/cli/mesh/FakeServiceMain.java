@@ -1,0 +1,53 @@
+package io.moemesh.cli.mesh;
+
+import io.grpc.BindableService;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.moemesh.model.MoeModel;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.placement.PlacementFiles;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * The main class of the fake service jars of {@link FakeHome}: reads its settings from the environment as the
+ * real services do, serves gRPC health (and, as the gateway, {@link FakeGateway}), and misbehaves on request:
+ * {@code -Dfake.crash=NAME} exits 1 at startup, {@code -Dfake.hang=NAME} never reports SERVING.
+ */
+public final class FakeServiceMain {
+    private FakeServiceMain() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        boolean gateway = System.getenv("MOEMESH_GATEWAY_GRPC_PORT") != null;
+        String prefix = gateway ? "MOEMESH_GATEWAY_" : "MOEMESH_EXPERT_";
+        String name = gateway ? "gateway" : System.getenv("MOEMESH_EXPERT_INSTANCE_ID");
+        System.out.println("fake " + name + " pid " + ProcessHandle.current().pid());
+        System.getenv().entrySet().stream().filter(e -> e.getKey().startsWith("MOEMESH_") || e.getKey().startsWith("SERVER_"))
+                .sorted(java.util.Map.Entry.comparingByKey())
+                .forEach(e -> System.out.println("env " + e.getKey() + "=" + e.getValue()));
+        System.out.println("jvm " + ProcessHandle.current().info().arguments().map(List::of).orElse(List.of()));
+        if (name.equals(System.getProperty("fake.crash"))) {
+            System.err.println("boom: scripted crash of " + name);
+            System.exit(1);
+        }
+        var placement = PlacementFiles.read(Path.of(System.getenv(prefix + "PLACEMENT_FILE")));
+        System.out.println("placement epoch " + placement.getEpoch() + " with " + placement.getInstancesCount() + " instances");
+        MoeModel model = gateway ? MoeModel.open(Path.of(System.getenv(prefix + "MODEL_DIR"))) : null;
+        List<BindableService> services = gateway ? List.of(new FakeGateway(model)) : List.of();
+        GrpcServerLifecycle server = new GrpcServerLifecycle(name, System.getenv(prefix + "GRPC_HOST"),
+                Integer.parseInt(System.getenv(prefix + "GRPC_PORT")), 64 << 20, Duration.ofSeconds(1), services, List.of());
+        server.start();
+        if (name.equals(System.getProperty("fake.hang"))) {
+            server.health().setStatus("", ServingStatus.NOT_SERVING);
+        }
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.stop();
+            System.out.println("fake " + name + " stopped gracefully");
+            stopped.countDown();
+        }));
+        stopped.await();
+    }
+}

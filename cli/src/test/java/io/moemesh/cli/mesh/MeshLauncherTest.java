@@ -1,0 +1,134 @@
+package io.moemesh.cli.mesh;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.Placement;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The launcher on fake service jars: real detached JVMs, real health checks, real signals. */
+class MeshLauncherTest {
+    @TempDir
+    Path tmp;
+
+    private MeshHome home;
+    private Path state;
+    private final StringWriter log = new StringWriter();
+
+    @BeforeEach
+    void fakeHome() throws IOException {
+        home = FakeHome.create(tmp.resolve("home"));
+        state = tmp.resolve("state");
+    }
+
+    @AfterEach
+    void stopLeftovers() {
+        MeshLauncher.down(state, Duration.ofSeconds(5));
+    }
+
+    private MeshSpec spec(int experts, int replicas, Duration timeout, String... jvmOptions) {
+        return new MeshSpec(TestModels.dir(TestModels.MIXTRAL_BF16), experts, replicas, state, "256m", timeout, home,
+                List.of(jvmOptions));
+    }
+
+    @Test
+    void up_startsDetachedServicesConfiguredByEnvironment_andDownStopsThemGracefully() throws IOException {
+        RunningMesh mesh = MeshLauncher.up(spec(3, 2, Duration.ofSeconds(90)), new PrintWriter(log, true), false);
+        MeshState s = MeshState.read(state).orElseThrow();
+        assertThat(s).isEqualTo(mesh.state());
+        assertThat(s.experts()).extracting(MeshState.Service::name).containsExactly("expert-0", "expert-1", "expert-2");
+        for (MeshState.Service svc : s.services()) {
+            assertThat(svc.process()).as(svc.name()).isPresent();
+            assertThat(ServiceProcess.serving("127.0.0.1", svc.grpcPort())).as(svc.name()).isTrue();
+            String out = Files.readString(Path.of(svc.logFile()));
+            assertThat(out).contains("fake " + svc.name() + " pid " + svc.pid())
+                    .contains("SERVER_PORT=" + svc.httpPort())
+                    .contains("-Xmx256m").contains("-XX:+UseParallelGC").contains("jdk.incubator.vector")
+                    .contains("placement epoch 1 with 3 instances")
+                    .contains("NATIVE_CACHE_DIR=" + state.resolve("native-cache").resolve(svc.name()));
+        }
+        assertThat(Files.readString(Path.of(s.service("expert-1").logFile())))
+                .contains("env MOEMESH_EXPERT_INSTANCE_ID=expert-1").contains("env MOEMESH_EXPERT_DEVICE_SLOT=1")
+                .contains("env MOEMESH_EXPERT_PLACEMENT_FILE=" + state.resolve("placement.json"));
+
+        Placement p = mesh.placement();
+        assertThat(p.getEpoch()).isEqualTo(1);
+        assertThat(p.getInstancesList()).extracting(Instance::getEndpoint)
+                .containsExactlyElementsOf(s.experts().stream().map(MeshState.Service::grpcEndpoint).toList());
+        assertThat(p.getLayers(0).getExperts(0).getInstanceIdsCount()).isEqualTo(2);
+        assertThat(log.toString()).contains("gateway SERVING at " + mesh.gatewayEndpoint());
+
+        assertThatThrownBy(() -> MeshLauncher.up(spec(1, 1, Duration.ofSeconds(30)), new PrintWriter(log), false))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("already running");
+
+        List<String> report = MeshLauncher.down(state, Duration.ofSeconds(20));
+        assertThat(report).contains("stopped gateway (pid " + s.gateway().pid() + ")");
+        assertThat(s.services()).allSatisfy(svc -> assertThat(ProcessHandle.of(svc.pid()).filter(ProcessHandle::isAlive)).isEmpty());
+        assertThat(Files.readString(Path.of(s.gateway().logFile()))).contains("fake gateway stopped gracefully");
+        assertThat(MeshState.file(state)).doesNotExist();
+    }
+
+    @Test
+    void up_whenAServiceCrashes_failsNamingItsLog_andStopsWhatItStarted() throws IOException {
+        assertThatThrownBy(() -> MeshLauncher.up(spec(2, 1, Duration.ofSeconds(90), "-Dfake.crash=expert-1"),
+                new PrintWriter(log), false))
+                .isInstanceOf(MeshException.class)
+                .hasMessageContaining("expert-1 exited during startup; see " + state.resolve("logs/expert-1.log"))
+                .hasMessageContaining("boom: scripted crash of expert-1");
+        assertThat(pidInLog("expert-0")).satisfies(pid -> assertThat(ProcessHandle.of(pid).filter(ProcessHandle::isAlive)).isEmpty());
+        assertThat(MeshState.file(state)).doesNotExist();
+    }
+
+    @Test
+    void up_whenAServiceNeverReportsServing_timesOutNamingItsLog_andStopsEverything() throws IOException {
+        // expert-0 is awaited first, so the deadline is spent on it whatever the machine's load
+        assertThatThrownBy(() -> MeshLauncher.up(spec(1, 1, Duration.ofSeconds(10), "-Dfake.hang=expert-0"),
+                new PrintWriter(log), false))
+                .isInstanceOf(MeshException.class)
+                .hasMessageContaining("expert-0 did not report SERVING on gRPC health")
+                .hasMessageContaining(state.resolve("logs/expert-0.log").toString());
+        for (String name : List.of("expert-0", "gateway")) {
+            assertThat(ProcessHandle.of(pidInLog(name)).filter(ProcessHandle::isAlive)).as(name).isEmpty();
+        }
+        assertThat(MeshState.file(state)).doesNotExist();
+    }
+
+    @Test
+    void restart_bringsAKilledInstanceBackOnTheSamePort() {
+        try (RunningMesh mesh = MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)), new PrintWriter(log), true)) {
+            MeshState.Service before = mesh.state().service("expert-0");
+            mesh.kill("expert-0");
+            assertThat(before.process()).isEmpty();
+            assertThat(ServiceProcess.serving("127.0.0.1", before.grpcPort())).isFalse();
+            mesh.restart("expert-0", Duration.ofSeconds(60));
+            MeshState.Service after = MeshState.read(state).orElseThrow().service("expert-0");
+            assertThat(after.pid()).isNotEqualTo(before.pid());
+            assertThat(after.grpcPort()).isEqualTo(before.grpcPort());
+            assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort())).isTrue();
+        }
+        assertThat(MeshState.file(state)).doesNotExist();
+    }
+
+    private long pidInLog(String name) throws IOException {
+        Path file = state.resolve("logs").resolve(name + ".log");
+        await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(file) && Files.readString(file).contains(" pid "));
+        Matcher m = Pattern.compile("fake " + name + " pid (\\d+)").matcher(Files.readString(file));
+        assertThat(m.find()).as(file.toString()).isTrue();
+        return Long.parseLong(m.group(1));
+    }
+}

@@ -1,0 +1,153 @@
+package io.moemesh.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.cli.mesh.MeshLauncher;
+import io.moemesh.cli.mesh.MeshState;
+import io.moemesh.cli.mesh.ServiceProcess;
+import io.moemesh.model.golden.GoldenCase;
+import io.moemesh.model.golden.TestModels;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.assertj.core.api.SoftAssertions;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * The launcher as a user runs it: {@code ./moemesh up}, {@code generate --endpoint} for every golden case,
+ * {@code down}, each a separate process of the repository's launcher script.
+ */
+class LauncherScriptTest {
+    private static final Path ROOT = TestModels.repoRoot();
+    private static final Path STATE = TestMeshes.stateDir("launcher");
+    private static final Path RUNS = STATE.resolveSibling("launcher-runs");
+    private static final Thread CLEANUP = new Thread(() -> MeshLauncher.down(STATE, Duration.ofSeconds(10)));
+
+    @BeforeAll
+    static void clean() throws IOException {
+        MeshLauncher.down(STATE, Duration.ofSeconds(10));
+        Files.createDirectories(RUNS);
+        // if this JVM dies mid-test, the detached services must not outlive it
+        Runtime.getRuntime().addShutdownHook(CLEANUP);
+    }
+
+    @AfterAll
+    static void stopMesh() {
+        MeshLauncher.down(STATE, Duration.ofSeconds(10));
+        Runtime.getRuntime().removeShutdownHook(CLEANUP);
+    }
+
+    @Test
+    void upGenerateDown_threeExpertsTwoReplicas_givesTheGoldenOutputs() throws Exception {
+        Run up = moemesh(Duration.ofMinutes(5), "up", "--model", "models/mixtral-tiny-bf16", "--experts", "3",
+                "--replicas", "2", "--state-dir", STATE.toString(), "--heap", TestMeshes.HEAP);
+        assertThat(up.exit()).as("up exit code; stderr:%n%s", up.err()).isZero();
+        List<String> lines = up.out().lines().toList();
+        assertThat(lines).as("up stdout").hasSize(4);
+        assertThat(lines.getFirst()).matches("gateway: 127\\.0\\.0\\.1:\\d+");
+        assertThat(lines.subList(1, 4)).allMatch(l -> l.matches("expert-\\d 127\\.0\\.0\\.1:\\d+ experts:( L\\d\\[[\\d,]+])+"));
+        String endpoint = lines.getFirst().substring("gateway: ".length());
+
+        MeshState state = MeshState.read(STATE).orElseThrow();
+        assertThat(state.services()).as("services outlive the up process").allSatisfy(s -> assertThat(s.process()).isPresent());
+        assertThat(state.services()).allSatisfy(s -> assertThat(Path.of(s.logFile())).isNotEmptyFile());
+
+        SoftAssertions soft = new SoftAssertions();
+        List<GoldenCase> cases = GoldenCase.load(TestModels.MIXTRAL_BF16);
+        for (int i = 0; i < cases.size(); i++) {
+            GoldenCase g = cases.get(i);
+            // a prompt file keeps non-ASCII prompts intact whatever the locale of this JVM
+            Path prompt = RUNS.resolve("prompt-" + i + ".txt");
+            Files.writeString(prompt, g.prompt(), StandardCharsets.UTF_8);
+            Run gen = moemesh(Duration.ofMinutes(2), "generate", "--endpoint", endpoint, "--prompt-file", prompt.toString(),
+                    "--max-tokens", Integer.toString(g.greedyIds().length), "--json", "--trace");
+            soft.assertThat(gen.exit()).as("%s: generate exit code; stderr:%n%s", g, gen.err()).isZero();
+            if (gen.exit() == 0) {
+                JsonNode j = JsonMapper.builder().build().readTree(gen.out().strip().lines().reduce((a, b) -> b).orElseThrow());
+                GoldenAssert.matchesGolden(soft, g, ints(j.get("input_ids")), ints(j.get("generated_ids")),
+                        j.get("text").stringValue(), floats(j.get("last_logits")), routes(j.get("router_topk")));
+                soft.assertThat(j.get("finish_reason").stringValue()).as("%s: finish_reason", g).isEqualTo("length");
+            }
+        }
+        soft.assertAll();
+
+        Run down = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
+        assertThat(down.exit()).as("down exit code; stderr:%n%s", down.err()).isZero();
+        assertThat(down.out()).contains("stopped gateway (pid " + state.gateway().pid() + ")");
+        assertThat(state.services()).allSatisfy(s -> assertThat(s.process()).as(s.name()).isEmpty());
+        assertThat(ServiceProcess.serving("127.0.0.1", state.gateway().grpcPort())).isFalse();
+        assertThat(MeshState.file(STATE)).doesNotExist();
+
+        Run again = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
+        assertThat(again.exit()).isZero();
+        assertThat(again.out()).contains("no mesh running");
+    }
+
+    record Run(int exit, String out, String err) {
+    }
+
+    private static int runs;
+
+    /** Runs the launcher script from the repository root, output to files (no pipe to fill up), bounded in time. */
+    private static Run moemesh(Duration timeout, String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of(ROOT.resolve("moemesh").toString()));
+        cmd.addAll(List.of(args));
+        int n = ++runs;
+        Path out = RUNS.resolve(n + "-" + args[0] + ".out");
+        Path err = RUNS.resolve(n + "-" + args[0] + ".err");
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(ROOT.toFile())
+                .redirectOutput(out.toFile()).redirectError(err.toFile());
+        pb.environment().remove("MOEMESH_REBUILD");
+        Process p = pb.start();
+        p.getOutputStream().close();
+        if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            throw new AssertionError("./moemesh " + String.join(" ", args) + " did not finish within " + timeout
+                    + "; output in " + out + ", " + err);
+        }
+        return new Run(p.exitValue(), Files.readString(out), Files.readString(err));
+    }
+
+    private static int[] ints(JsonNode n) {
+        int[] out = new int[n.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = n.get(i).intValue();
+        }
+        return out;
+    }
+
+    private static float[] floats(JsonNode n) {
+        if (n == null || n.isNull()) {
+            return null;
+        }
+        float[] out = new float[n.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = n.get(i).floatValue();
+        }
+        return out;
+    }
+
+    private static int[][][] routes(JsonNode n) {
+        if (n == null || n.isNull()) {
+            return null;
+        }
+        int[][][] out = new int[n.size()][][];
+        for (int l = 0; l < out.length; l++) {
+            out[l] = new int[n.get(l).size()][];
+            for (int p = 0; p < out[l].length; p++) {
+                out[l][p] = ints(n.get(l).get(p));
+            }
+        }
+        return out;
+    }
+}

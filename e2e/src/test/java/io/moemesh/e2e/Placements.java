@@ -1,0 +1,76 @@
+package io.moemesh.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.moemesh.cli.mesh.GatewayClient;
+import io.moemesh.cli.mesh.MeshState;
+import io.moemesh.cli.mesh.RunningMesh;
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.proto.expert.v1.ExpertRef;
+import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
+import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.SamplingParams;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.service.placement.EvenPlacement;
+import io.moemesh.service.placement.PlacementFiles;
+import io.moemesh.service.placement.PlacementTable;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Switches a running mesh to a new placement epoch the way the router will: every instance of the new
+ * placement loads its assignment first ({@code LoadAssignment}), then the gateway's placement file changes,
+ * and the gateway picks the epoch up at a step boundary.
+ */
+final class Placements {
+    private Placements() {
+    }
+
+    /** The first {@code instances} expert services of the mesh, experts dealt evenly, each on {@code replicas}. */
+    static PlacementTable switchTo(RunningMesh mesh, GatewayClient gateway, long epoch, int instances, int replicas) {
+        ModelConfig c = mesh.config();
+        List<Instance> used = new ArrayList<>();
+        for (int i = 0; i < instances; i++) {
+            MeshState.Service s = mesh.state().experts().get(i);
+            used.add(Instance.newBuilder().setId(s.name()).setEndpoint(s.grpcEndpoint()).setDeviceSlot(i).build());
+        }
+        Placement p = EvenPlacement.build(epoch, used, c.numLayers(), c.numExperts(), c.hasSharedExpert(), replicas);
+        PlacementTable table = PlacementTable.of(p, c.numLayers(), c.dispatchableExperts());
+        for (Instance in : used) {
+            LoadAssignmentRequest.Builder req = LoadAssignmentRequest.newBuilder().setInstanceId(in.getId()).setEpoch(epoch);
+            for (int[] le : table.assignedTo(in.getId())) {
+                req.addExperts(ExpertRef.newBuilder().setLayer(le[0]).setExpert(le[1]));
+            }
+            LoadAssignmentResponse r = loadAssignment(mesh.state().service(in.getId()), req.build());
+            assertThat(r.getEpoch()).as("%s serves epoch", in.getId()).isEqualTo(epoch);
+            assertThat(r.getLoadedCount()).as("%s loaded experts", in.getId()).isEqualTo(req.getExpertsCount());
+        }
+        PlacementFiles.write(Path.of(mesh.state().placementFile()), p);
+        GenerateRequest probe = GenerateRequest.newBuilder().setPrompt("epoch probe").setTrace(true)
+                .setSampling(SamplingParams.newBuilder().setMaxTokens(1)).build();
+        await("gateway on placement epoch " + epoch).atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(200))
+                .ignoreExceptions()
+                .until(() -> gateway.generate(probe, m -> { }).trace().getPlacementEpoch() == epoch);
+        return table;
+    }
+
+    static LoadAssignmentResponse loadAssignment(MeshState.Service s, LoadAssignmentRequest req) {
+        ManagedChannel ch = Grpc.newChannelBuilderForAddress("127.0.0.1", s.grpcPort(), InsecureChannelCredentials.create())
+                .build();
+        try {
+            return ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(2, TimeUnit.MINUTES).loadAssignment(req);
+        } finally {
+            ch.shutdownNow();
+        }
+    }
+}

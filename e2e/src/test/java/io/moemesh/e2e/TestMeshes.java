@@ -1,0 +1,41 @@
+package io.moemesh.e2e;
+
+import io.moemesh.cli.mesh.MeshHome;
+import io.moemesh.cli.mesh.MeshLauncher;
+import io.moemesh.cli.mesh.MeshSpec;
+import io.moemesh.cli.mesh.RunningMesh;
+import io.moemesh.model.golden.TestModels;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * Meshes of real service processes for the tests, started by the CLI's launcher from the jars this reactor
+ * built. State and logs go to {@code e2e/target/meshes/<name>/} and stay there for post-mortems; the services
+ * stop in {@link RunningMesh#close()} or, if the test JVM dies first, in the launcher's shutdown hook.
+ */
+final class TestMeshes {
+    /** Four JVMs start at once on a 2-core machine: generous, but bounded. */
+    static final Duration START_TIMEOUT = Duration.ofMinutes(4);
+    /** Enough for the tiny models; keeps four service JVMs and the test JVM well inside the machine's memory. */
+    static final String HEAP = "512m";
+    /** Of every Generate call a test makes: a hung gateway fails the test instead of hanging the build. */
+    static final Duration CALL_DEADLINE = Duration.ofMinutes(2);
+
+    private TestMeshes() {
+    }
+
+    static Path stateDir(String name) {
+        return TestModels.repoRoot().resolve("e2e").resolve("target").resolve("meshes").resolve(name);
+    }
+
+    static RunningMesh start(String name, String model, int experts, int replicas) {
+        MeshHome home = new MeshHome(TestModels.repoRoot());
+        Path state = stateDir(name);
+        // a mesh left by a test JVM that was SIGKILLed (no shutdown hook ran)
+        MeshLauncher.down(state, Duration.ofSeconds(10));
+        MeshSpec spec = new MeshSpec(TestModels.dir(model), experts, replicas, state, HEAP, START_TIMEOUT, home, List.of());
+        return MeshLauncher.up(spec, new PrintWriter(System.err, true), true);
+    }
+}
