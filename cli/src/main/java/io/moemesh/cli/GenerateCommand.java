@@ -83,6 +83,18 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--trace", description = "With --json: add last_logits and router_topk [layer][position][k].")
     boolean trace;
 
+    @Option(names = "--api-key", paramLabel = "KEY",
+            description = "With --endpoint: the gateway's API key (default: environment MOEMESH_API_KEY). Never logged.")
+    String apiKey;
+
+    private String apiKey() {
+        if (apiKey != null) {
+            return apiKey;
+        }
+        String env = System.getenv("MOEMESH_API_KEY");
+        return env == null || env.isBlank() ? null : env;
+    }
+
     @Override
     public Integer call() throws IOException {
         String text = promptText();
@@ -100,7 +112,7 @@ final class GenerateCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         boolean[] printed = {false};
-        try (GatewayClient client = new GatewayClient(target.endpoint)) {
+        try (GatewayClient client = new GatewayClient(target.endpoint, null, apiKey())) {
             Generation g = client.generate(request, r -> {
                 if (!r.getRequestId().isEmpty()) {
                     err.printf("moemesh: request %s on %s, %d prompt tokens%n", r.getRequestId(), target.endpoint,

@@ -31,11 +31,16 @@ final class TestMeshes {
     }
 
     static RunningMesh start(String name, String model, int experts, int replicas) {
+        return start(name, model, experts, replicas, List.of());
+    }
+
+    /** With extra JVM options for every service (e.g. -D settings such as an OTLP endpoint). */
+    static RunningMesh start(String name, String model, int experts, int replicas, List<String> jvmOptions) {
         MeshHome home = new MeshHome(TestModels.repoRoot());
         Path state = stateDir(name);
         // a mesh left by a test JVM that was SIGKILLed (no shutdown hook ran)
         MeshLauncher.down(state, Duration.ofSeconds(10));
-        MeshSpec spec = new MeshSpec(TestModels.dir(model), experts, replicas, state, HEAP, START_TIMEOUT, home, List.of());
+        MeshSpec spec = new MeshSpec(TestModels.dir(model), experts, replicas, state, HEAP, START_TIMEOUT, home, jvmOptions);
         return MeshLauncher.up(spec, new PrintWriter(System.err, true), true);
     }
 }

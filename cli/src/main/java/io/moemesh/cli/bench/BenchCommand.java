@@ -6,6 +6,6 @@ import picocli.CommandLine.Command;
 /** {@code moemesh bench}: benchmarks. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: serve (load a running gateway like vLLM's bench serve).",
-        subcommands = {ServeCommand.class})
+        subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class})
 public final class BenchCommand {
 }

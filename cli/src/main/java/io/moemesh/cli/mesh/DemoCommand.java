@@ -74,6 +74,7 @@ public final class DemoCommand implements Callable<Integer> {
         try (RunningMesh mesh = MeshLauncher.up(ms, err, true);
              GatewayClient client = new GatewayClient(mesh.gatewayEndpoint())) {
             out.println("gateway: " + mesh.gatewayEndpoint());
+            out.println("http: " + mesh.gatewayHttp());
             mesh.placementTable().summary().forEach(out::println);
             out.println();
             out.println("prompt: " + prompt);

@@ -14,6 +14,7 @@ import java.time.Duration;
 import java.util.Iterator;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import java.util.List;
 import java.util.function.Consumer;
 import java.util.stream.IntStream;
 
@@ -36,6 +37,13 @@ public final class GatewayClient implements AutoCloseable {
      * @param deadline of every call (DEADLINE_EXCEEDED after it); null = none
      */
     public GatewayClient(String endpoint, Duration deadline) {
+        this(endpoint, deadline, null);
+    }
+
+    /**
+     * @param apiKey sent as {@code authorization: Bearer KEY} on every call; null = none (auth off)
+     */
+    public GatewayClient(String endpoint, Duration deadline, String apiKey) {
         int colon = endpoint.lastIndexOf(':');
         if (colon <= 0 || !endpoint.substring(colon + 1).matches("\\d{1,5}")
                 || Integer.parseInt(endpoint.substring(colon + 1)) > 65535 || endpoint.contains("/")) {
@@ -45,7 +53,14 @@ public final class GatewayClient implements AutoCloseable {
         this.endpoint = endpoint;
         this.deadline = deadline;
         this.channel = Grpc.newChannelBuilderForAddress(host, Integer.parseInt(endpoint.substring(colon + 1)),
-                InsecureChannelCredentials.create()).maxInboundMessageSize(MAX_MESSAGE_BYTES).build();
+                InsecureChannelCredentials.create()).maxInboundMessageSize(MAX_MESSAGE_BYTES)
+                .intercept(apiKey == null ? List.of() : List.of(bearer(apiKey))).build();
+    }
+
+    private static io.grpc.ClientInterceptor bearer(String key) {
+        io.grpc.Metadata md = new io.grpc.Metadata();
+        md.put(io.grpc.Metadata.Key.of("authorization", io.grpc.Metadata.ASCII_STRING_MARSHALLER), "Bearer " + key);
+        return io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(md);
     }
 
     public String endpoint() {

@@ -45,6 +45,11 @@ public final class RunningMesh implements AutoCloseable {
         return state.gateway().grpcEndpoint();
     }
 
+    /** The gateway's OpenAI-compatible HTTP base: scheme, host and port (clients append /v1). */
+    public String gatewayHttp() {
+        return "http://127.0.0.1:" + state.gateway().httpPort();
+    }
+
     /** The placement file's current content (tests rewrite it to switch epochs). */
     public Placement placement() {
         return PlacementFiles.read(Path.of(state.placementFile()));

@@ -15,7 +15,7 @@ import picocli.CommandLine.Model.CommandSpec;
         description = {"Start a local mesh: N expert-service JVMs and the gateway on loopback (free ports), experts split "
                 + "evenly over the instances and each replicated R times. Returns once every service reports SERVING "
                 + "on gRPC health; the services keep running until `moemesh down`.",
-            "stdout: `gateway: HOST:PORT` on a line of its own, then one line per instance (id, endpoint, experts "
+            "stdout: `gateway: HOST:PORT` and `http: http://HOST:PORT` on lines of their own, then one line per instance (id, endpoint, experts "
                 + "held per layer). Progress goes to stderr, service output to <state-dir>/logs/<name>.log."},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {
@@ -61,6 +61,7 @@ public final class UpCommand implements Callable<Integer> {
                 MeshHome.detect(), jvmOptions);
         RunningMesh mesh = MeshLauncher.up(ms, err, false);
         out.println("gateway: " + mesh.gatewayEndpoint());
+        out.println("http: " + mesh.gatewayHttp());
         mesh.placementTable().summary().forEach(out::println);
         out.flush();
         err.println("moemesh up: mesh state in " + MeshState.file(ms.stateDir()) + "; stop it with: moemesh down"

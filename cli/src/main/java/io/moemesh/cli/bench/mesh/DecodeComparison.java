@@ -1,0 +1,151 @@
+package io.moemesh.cli.bench.mesh;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.cli.mesh.MeshHome;
+import io.moemesh.cli.mesh.MeshLauncher;
+import io.moemesh.cli.mesh.MeshSpec;
+import io.moemesh.cli.mesh.RunningMesh;
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.Generator;
+import io.moemesh.model.generate.SamplingParams;
+import io.moemesh.model.generate.TokenListener;
+import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.GenerateResponse;
+import io.moemesh.proto.gateway.v1.PromptIds;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Decode tokens/s of the same requests through a mesh of 2 expert-service instances and through the reference
+ * engine in this process, measured one after the other in the same run: 1 and 32 concurrent sequences, 128
+ * tokens each after a 32-token prompt (ignore EOS). Goal (issue): mesh ÷ monolithic ≥ 0.90 at 32.
+ */
+final class DecodeComparison {
+    private static final int PROMPT = 32;
+    private static final int OUTPUT = 128;
+
+    private final Path home;
+    private final Path model;
+    private final Path work;
+    private final PrintWriter err;
+
+    DecodeComparison(Path home, Path model, Path work, PrintWriter err) {
+        this.home = home;
+        this.model = model.toAbsolutePath();
+        this.work = work;
+        this.err = err;
+    }
+
+    private static int[][] prompts(int n, int vocab) {
+        SplittableRandom r = new SplittableRandom(42);
+        int[][] out = new int[n][PROMPT];
+        for (int[] p : out) {
+            p[0] = 0;
+            for (int i = 1; i < PROMPT; i++) {
+                p[i] = 2 + r.nextInt(Math.min(vocab, 512) - 2);
+            }
+        }
+        return out;
+    }
+
+    void run(PrintWriter out) throws Exception {
+        int[] concurrency = {1, 32};
+        double[] mono = new double[2];
+        double[] mesh = new double[2];
+        int vocab;
+        try (MoeModel m = MoeModel.open(model)) {
+            vocab = m.config().vocabSize();
+            for (int i = 0; i < concurrency.length; i++) {
+                monolithic(m, prompts(concurrency[i], vocab));
+                mono[i] = monolithic(m, prompts(concurrency[i], vocab));
+                err.printf("monolithic %d seqs: %.1f tok/s%n", concurrency[i], mono[i]);
+                err.flush();
+            }
+        }
+        MeshSpec spec = new MeshSpec(model, 2, 1, work.resolve("decode-mesh"), "4g", Duration.ofMinutes(5),
+                new MeshHome(home), List.of());
+        try (RunningMesh running = MeshLauncher.up(spec, err, true)) {
+            String[] hp = running.gatewayEndpoint().split(":");
+            ManagedChannel ch = NettyChannelBuilder.forAddress(hp[0], Integer.parseInt(hp[1])).usePlaintext().build();
+            try {
+                for (int i = 0; i < concurrency.length; i++) {
+                    viaMesh(ch, prompts(concurrency[i], vocab));
+                    mesh[i] = viaMesh(ch, prompts(concurrency[i], vocab));
+                    err.printf("mesh %d seqs: %.1f tok/s%n", concurrency[i], mesh[i]);
+                    err.flush();
+                }
+            } finally {
+                ch.shutdownNow();
+            }
+        }
+        out.println();
+        out.println("Decode tokens/s, " + model.getFileName() + ", " + OUTPUT + " tokens after a " + PROMPT
+                + "-token prompt (second of two runs):");
+        out.println();
+        out.println("| sequences | monolithic tok/s | mesh (2 instances) tok/s | mesh ÷ monolithic |");
+        out.println("|---|---|---|---|");
+        for (int i = 0; i < concurrency.length; i++) {
+            out.printf(java.util.Locale.ROOT, "| %d | %.1f | %.1f | %.2f |%n", concurrency[i], mono[i], mesh[i],
+                    mesh[i] / mono[i]);
+        }
+        out.flush();
+    }
+
+    private static double monolithic(MoeModel m, int[][] prompts) {
+        List<GenerationRequest> reqs = new ArrayList<>();
+        for (int[] p : prompts) {
+            reqs.add(new GenerationRequest(p, new SamplingParams(0, 1, 0, OptionalLong.empty(), OUTPUT, true), false));
+        }
+        Generator g = new Generator(m.localEngine(), m.newCache(prompts.length * (PROMPT + OUTPUT) + 64), 512);
+        long t0 = System.nanoTime();
+        g.generate(reqs, TokenListener.NONE);
+        return (double) prompts.length * OUTPUT / ((System.nanoTime() - t0) / 1e9);
+    }
+
+    private static double viaMesh(ManagedChannel ch, int[][] prompts) throws Exception {
+        GatewayServiceGrpc.GatewayServiceStub stub = GatewayServiceGrpc.newStub(ch);
+        List<CompletableFuture<Void>> done = new ArrayList<>();
+        AtomicInteger tokens = new AtomicInteger();
+        long t0 = System.nanoTime();
+        for (int[] p : prompts) {
+            PromptIds.Builder ids = PromptIds.newBuilder();
+            for (int id : p) {
+                ids.addTokenIds(id);
+            }
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            stub.withDeadlineAfter(10, TimeUnit.MINUTES).generate(GenerateRequest.newBuilder().setPromptIds(ids)
+                    .setSampling(io.moemesh.proto.gateway.v1.SamplingParams.newBuilder().setMaxTokens(OUTPUT)
+                            .setIgnoreEos(true)).build(), new StreamObserver<>() {
+                                @Override
+                                public void onNext(GenerateResponse r) {
+                                    tokens.addAndGet(r.getTokenIdsCount());
+                                }
+
+                                @Override
+                                public void onError(Throwable t) {
+                                    f.completeExceptionally(t);
+                                }
+
+                                @Override
+                                public void onCompleted() {
+                                    f.complete(null);
+                                }
+                            });
+            done.add(f);
+        }
+        CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).get(20, TimeUnit.MINUTES);
+        return tokens.get() / ((System.nanoTime() - t0) / 1e9);
+    }
+}

@@ -1,0 +1,90 @@
+package io.moemesh.cli.bench.mesh;
+
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.expert.v1.ExpertBatchRequest;
+import io.moemesh.service.grpc.TensorCodec;
+import java.io.PrintWriter;
+import java.util.SplittableRandom;
+
+/**
+ * The per-layer hop gateway → expert-service → gateway with a no-op backend, next to an (almost) empty
+ * message on the same stream and a memcpy of the payload, all measured in the same run. Goal (issue):
+ * p50 ≤ empty round trip + 3 × memcpy; reported against 100 µs, one Mixtral expert on an H200.
+ */
+final class HopBenchmark {
+    private final HopClient client;
+    private final int hidden;
+    private final int warmup;
+    private final int iterations;
+
+    HopBenchmark(HopClient client, int hidden, int warmup, int iterations) {
+        this.client = client;
+        this.hidden = hidden;
+        this.warmup = warmup;
+        this.iterations = iterations;
+    }
+
+    record Row(int hidden, int tokens, DType wire, long payloadBytes, Percentiles hop, Percentiles empty,
+               Percentiles memcpy) {
+        boolean goalMet() {
+            return hop.p50() <= empty.p50() + 3 * memcpy.p50();
+        }
+    }
+
+    Row run(int tokens, DType wire) throws InterruptedException {
+        SplittableRandom r = new SplittableRandom(tokens * 31L + hidden);
+        float[] x = new float[tokens * hidden];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        ExpertBatchRequest.Builder b = ExpertBatchRequest.newBuilder().setLayer(0)
+                .setActivations(TensorCodec.encode(x, 0, tokens, hidden, wire)).setOutputDtype(wire);
+        for (int t = 0; t < tokens; t++) {
+            b.addTokenExpertCounts(2).addExperts(0).addExperts(1).addWeights(0.6f).addWeights(0.4f);
+        }
+        ExpertBatchRequest hop = b.build();
+        // Zero tokens: the instance answers at once with INVALID_ARGUMENT — a round trip with no payload.
+        ExpertBatchRequest empty = ExpertBatchRequest.newBuilder().setLayer(0).build();
+        if (client.call(hop).hasStatus()) {
+            throw new IllegalStateException("expert-service refused the benchmark message: " + client.call(hop).getStatus());
+        }
+        long payload = hop.getActivations().getData().size();
+        byte[] src = new byte[(int) payload];
+        byte[] dst = new byte[(int) payload];
+        long[] hops = new long[iterations];
+        long[] empties = new long[iterations];
+        long[] copies = new long[iterations];
+        for (int i = 0; i < warmup; i++) {
+            client.roundTrip(hop);
+            client.roundTrip(empty);
+            System.arraycopy(src, 0, dst, 0, src.length);
+        }
+        for (int i = 0; i < iterations; i++) {
+            // Interleaved so that machine noise hits all three alike.
+            hops[i] = client.roundTrip(hop);
+            empties[i] = client.roundTrip(empty);
+            long t0 = System.nanoTime();
+            System.arraycopy(src, 0, dst, 0, src.length);
+            copies[i] = System.nanoTime() - t0;
+            src[i % src.length] ^= dst[(i * 7) % dst.length];
+        }
+        return new Row(hidden, tokens, wire, payload, Percentiles.of(hops, iterations), Percentiles.of(empties, iterations),
+                Percentiles.of(copies, iterations));
+    }
+
+    static void printHeader(PrintWriter out) {
+        out.println("| hidden | tokens | wire | payload KiB | hop p50 µs | hop p99 µs | empty RT p50 µs | memcpy p50 µs "
+                + "| goal: RT + 3×memcpy µs | met | vs 100 µs (H200 expert) |");
+        out.println("|---|---|---|---|---|---|---|---|---|---|---|");
+    }
+
+    static void print(PrintWriter out, Row r) {
+        long goal = r.empty().p50() + 3 * r.memcpy().p50();
+        out.printf(java.util.Locale.ROOT, "| %d | %d | %s | %.1f | %s | %s | %s | %s | %s | %s | %.2f× |%n", r.hidden(),
+                r.tokens(), r.wire() == DType.DTYPE_BF16 ? "bf16" : "f32", r.payloadBytes() / 1024.0,
+                Percentiles.micros(r.hop().p50()), Percentiles.micros(r.hop().p99()), Percentiles.micros(r.empty().p50()),
+                Percentiles.micros(r.memcpy().p50()), Percentiles.micros(goal), r.goalMet() ? "yes" : "no",
+                r.hop().p50() / 100_000.0);
+        out.flush();
+    }
+}

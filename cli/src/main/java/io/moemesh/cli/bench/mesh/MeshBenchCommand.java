@@ -1,0 +1,103 @@
+package io.moemesh.cli.bench.mesh;
+
+import io.moemesh.model.synth.SynthArch;
+import io.moemesh.model.synth.SynthDtype;
+import io.moemesh.model.synth.SynthSpec;
+import io.moemesh.model.synth.SyntheticCheckpoint;
+import io.moemesh.proto.common.v1.DType;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.OptionalInt;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code moemesh bench mesh}: (a) the per-layer hop against a no-op expert-service, next to an empty round trip
+ * and a memcpy of the payload measured in the same run; (b) with {@code --decode MODEL_DIR}, decode tokens/s of
+ * the mesh (2 expert instances) ÷ the reference engine in one process, 1 and 32 concurrent sequences.
+ */
+@Command(name = "mesh", mixinStandardHelpOptions = true,
+        description = "Per-layer hop gateway → expert-service → gateway (no-op backend) vs an empty round trip and "
+                + "a memcpy; with --decode, mesh ÷ monolithic decode tokens/s.")
+public final class MeshBenchCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--hidden", split = ",", defaultValue = "1024,4096", description = "Hidden sizes (default ${DEFAULT-VALUE}).")
+    List<Integer> hidden;
+
+    @Option(names = "--tokens", split = ",", defaultValue = "1,32,128", description = "Tokens per message (default ${DEFAULT-VALUE}).")
+    List<Integer> tokens;
+
+    @Option(names = "--wire", split = ",", defaultValue = "f32,bf16", description = "Wire dtypes: f32 (exact), bf16 (lossy).")
+    List<String> wire;
+
+    @Option(names = "--iterations", defaultValue = "2000", description = "Measured round trips per row.")
+    int iterations;
+
+    @Option(names = "--warmup", defaultValue = "500", description = "Warm-up round trips per row.")
+    int warmup;
+
+    @Option(names = "--work-dir", defaultValue = "target/bench-mesh", description = "Synthetic models and logs.")
+    Path workDir;
+
+    @Option(names = "--decode", paramLabel = "MODEL_DIR",
+            description = "Also measure decode tokens/s: mesh of 2 expert instances ÷ the reference engine.")
+    Path decodeModel;
+
+    @Option(names = "--skip-hop", description = "Only the decode comparison.")
+    boolean skipHop;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        Path home = Path.of(System.getProperty("moemesh.home", ".")).toAbsolutePath();
+        Path work = home.resolve(workDir);
+        if (!skipHop) {
+            out.println("Per-layer hop, one message in flight, no-op expert backend (" + iterations + " round trips per row):");
+            out.println();
+            HopBenchmark.printHeader(out);
+            for (int h : hidden) {
+                Path model = hopModel(work, h);
+                err.printf("moemesh bench mesh: starting a no-op expert-service for hidden %d%n", h);
+                err.flush();
+                try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"));
+                     HopClient client = new HopClient("127.0.0.1", expert.port)) {
+                    HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
+                    for (String w : wire) {
+                        DType dtype = switch (w) {
+                            case "f32" -> DType.DTYPE_F32;
+                            case "bf16" -> DType.DTYPE_BF16;
+                            default -> throw new IllegalArgumentException("--wire takes f32 or bf16, got " + w);
+                        };
+                        for (int t : tokens) {
+                            HopBenchmark.print(out, bench.run(t, dtype));
+                        }
+                    }
+                }
+            }
+        }
+        if (decodeModel != null) {
+            new DecodeComparison(home, decodeModel, work, err).run(out);
+        }
+        return 0;
+    }
+
+    /** A one-layer checkpoint of hidden size h: the no-op backend reads no weights, only the shapes. */
+    private static Path hopModel(Path work, int h) throws IOException {
+        Path dir = work.resolve("hop-h" + h);
+        if (!Files.exists(dir.resolve("config.json"))) {
+            SyntheticCheckpoint.write(new SynthSpec(SynthArch.MIXTRAL, h, 64, 1, 2, 2, h / 128, 1, 512, OptionalInt.of(128),
+                    OptionalInt.empty(), SynthDtype.BF16, 256, 0), dir, "moemesh bench mesh");
+        }
+        return dir;
+    }
+}

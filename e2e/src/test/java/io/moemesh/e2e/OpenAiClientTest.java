@@ -1,0 +1,63 @@
+package io.moemesh.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.cli.mesh.RunningMesh;
+import io.moemesh.model.golden.TestModels;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The official {@code openai} npm client (Node.js) against a started mesh: completions, chat, streaming text
+ * equal to the non-streamed text, logprobs, and error cases (e2e/src/test/node/openai-client.mjs).
+ */
+class OpenAiClientTest {
+    private static RunningMesh mesh;
+
+    @BeforeAll
+    static void start() {
+        mesh = TestMeshes.start("openai-client", TestModels.MIXTRAL, 2, 1);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (mesh != null) {
+            mesh.close();
+        }
+    }
+
+    private static Path nodeDir() {
+        return TestModels.repoRoot().resolve("e2e").resolve("src").resolve("test").resolve("node");
+    }
+
+    /** Installs the pinned client (package-lock.json) unless .ci/run already did. */
+    private static void npmCi() throws IOException, InterruptedException {
+        if (Files.isDirectory(nodeDir().resolve("node_modules").resolve("openai"))) {
+            return;
+        }
+        Process p = new ProcessBuilder("npm", "ci", "--no-audit", "--no-fund").directory(nodeDir().toFile())
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(5, TimeUnit.MINUTES)).as("npm ci finished").isTrue();
+        assertThat(p.exitValue()).as("npm ci: %s", out).isZero();
+    }
+
+    @Test
+    void officialOpenAiClient_completionsChatStreamingAndErrors() throws Exception {
+        npmCi();
+        String base = mesh.gatewayHttp();
+        Process p = new ProcessBuilder(List.of("node", "openai-client.mjs", base, TestModels.MIXTRAL))
+                .directory(nodeDir().toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(5, TimeUnit.MINUTES)).as("node finished").isTrue();
+        assertThat(p.exitValue()).as(out).isZero();
+        assertThat(out.lines().filter(l -> l.contains("\"ok\":true"))).hasSize(7);
+    }
+}
