@@ -94,11 +94,11 @@ class GatewayGrpcTest {
     }
 
     @Test
-    void concurrentStreams_allFinish_withTheTokensEachGetsAlone() throws Exception {
+    void sixtyFourConcurrentStreams_allFinish_withTheTokensEachGetsAlone() throws Exception {
         GatewayServiceGrpc.GatewayServiceStub async = GatewayServiceGrpc.newStub(channel);
         List<GoldenCase> golden = cases();
         List<CompletableFuture<List<Integer>>> futures = new ArrayList<>();
-        for (int i = 0; i < 16; i++) {
+        for (int i = 0; i < 64; i++) {
             GoldenCase g = golden.get(i % golden.size());
             CompletableFuture<List<Integer>> f = new CompletableFuture<>();
             List<Integer> ids = new ArrayList<>();

@@ -1,0 +1,67 @@
+package io.moemesh.gateway.serving;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.gateway.dispatch.ExpertUnavailableException;
+import io.moemesh.gateway.http.OpenAiErrors;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+class AdmissionControlTest {
+    private final AtomicInteger waiting = new AtomicInteger();
+    private final AtomicLong now = new AtomicLong();
+
+    private AdmissionControl control(double rate) {
+        return new AdmissionControl(4, rate, 2, 100, 50, waiting::get, now::get);
+    }
+
+    @Test
+    void fullWaitingQueue_isOverloaded_withARetryHint() {
+        AdmissionControl c = control(0);
+        waiting.set(4);
+        assertThatThrownBy(() -> c.admit("t", 10, 10)).isInstanceOfSatisfying(OverloadedException.class,
+                e -> assertThat(e.retryAfterSeconds()).isPositive()).hasMessageContaining("waiting queue is full");
+        waiting.set(3);
+        c.admit("t", 10, 10);
+    }
+
+    @Test
+    void promptOrMaxTokensOverTheLimit_isACallerMistake() {
+        AdmissionControl c = control(0);
+        assertThatThrownBy(() -> c.admit("t", 101, 1)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("prompt of 101 tokens exceeds the limit of 100");
+        assertThatThrownBy(() -> c.admit("t", 1, 51)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("max_tokens 51 exceeds the limit of 50");
+    }
+
+    @Test
+    void tokenBucket_refillsAtTheTenantsRate_andTenantsAreIndependent() {
+        AdmissionControl c = control(1.0);
+        c.admit("a", 1, 1);
+        c.admit("a", 1, 1);
+        assertThatThrownBy(() -> c.admit("a", 1, 1)).isInstanceOf(OverloadedException.class);
+        c.admit("b", 1, 1);
+        now.addAndGet(1_000_000_000L);
+        c.admit("a", 1, 1);
+    }
+
+    @Test
+    void draining_refusesEverything() {
+        AdmissionControl c = control(0);
+        c.startDraining();
+        assertThatThrownBy(() -> c.admit("t", 1, 1)).isInstanceOf(DrainingException.class);
+    }
+
+    @Test
+    void httpStatuses_followOpenAi() {
+        assertThat(OpenAiErrors.of(new OverloadedException("busy", 3)).getStatusCode().value()).isEqualTo(429);
+        assertThat(OpenAiErrors.of(new OverloadedException("busy", 3)).getHeaders().getFirst("Retry-After")).isEqualTo("3");
+        assertThat(OpenAiErrors.of(new ExpertUnavailableException("layer 1 expert 2 has no healthy replica", null))
+                .getStatusCode().value()).isEqualTo(503);
+        assertThat(OpenAiErrors.of(new DrainingException()).getStatusCode().value()).isEqualTo(503);
+        assertThat(OpenAiErrors.of(new IllegalArgumentException("bad")).getStatusCode().value()).isEqualTo(400);
+        assertThat(OpenAiErrors.of(new IllegalStateException("bug")).getStatusCode().value()).isEqualTo(500);
+    }
+}
