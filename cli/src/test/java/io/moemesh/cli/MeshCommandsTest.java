@@ -39,18 +39,20 @@ class MeshCommandsTest {
     }
 
     @Test
-    void up_printsTheGatewayLineAndOneLinePerInstance_thenDownStopsEverything() {
+    void up_printsTheGatewayAndHttpLinesAndOneLinePerInstance_thenDownStopsEverything() {
         CliRun up = CliRun.of("up", "--model", TestModels.dir(TestModels.MIXTRAL).toString(), "--experts", "2",
                 "--state-dir", state.toString(), "--heap", "256m");
         assertThat(up.exitCode()).as(up.err()).isZero();
         String[] lines = up.out().strip().split("\\R");
-        assertThat(lines).hasSize(3);
+        assertThat(lines).hasSize(4);
         assertThat(lines[0]).matches("gateway: 127\\.0\\.0\\.1:\\d+");
-        assertThat(lines[1]).matches("expert-0 127\\.0\\.0\\.1:\\d+ experts: L0\\[0,2,4,6] L1\\[1,3,5,7] L2\\[0,2,4,6] L3\\[1,3,5,7]");
-        assertThat(lines[2]).startsWith("expert-1 ");
+        assertThat(lines[1]).matches("http: http://127\\.0\\.0\\.1:\\d+");
+        assertThat(lines[2]).matches("expert-0 127\\.0\\.0\\.1:\\d+ experts: L0\\[0,2,4,6] L1\\[1,3,5,7] L2\\[0,2,4,6] L3\\[1,3,5,7]");
+        assertThat(lines[3]).startsWith("expert-1 ");
         assertThat(up.err()).contains("moemesh down --state-dir " + state);
         MeshState s = MeshState.read(state).orElseThrow();
         assertThat(lines[0]).isEqualTo("gateway: " + s.gateway().grpcEndpoint());
+        assertThat(lines[1]).isEqualTo("http: http://127.0.0.1:" + s.gateway().httpPort());
 
         CliRun down = CliRun.of("down", "--state-dir", state.toString());
         assertThat(down.exitCode()).isZero();
