@@ -52,9 +52,10 @@ class LauncherScriptTest {
                 "--replicas", "2", "--state-dir", STATE.toString(), "--heap", TestMeshes.HEAP);
         assertThat(up.exit()).as("up exit code; stderr:%n%s", up.err()).isZero();
         List<String> lines = up.out().lines().toList();
-        assertThat(lines).as("up stdout").hasSize(4);
+        assertThat(lines).as("up stdout").hasSize(5);
         assertThat(lines.getFirst()).matches("gateway: 127\\.0\\.0\\.1:\\d+");
-        assertThat(lines.subList(1, 4)).allMatch(l -> l.matches("expert-\\d 127\\.0\\.0\\.1:\\d+ experts:( L\\d\\[[\\d,]+])+"));
+        assertThat(lines.get(1)).matches("http: http://127\\.0\\.0\\.1:\\d+");
+        assertThat(lines.subList(2, 5)).allMatch(l -> l.matches("expert-\\d 127\\.0\\.0\\.1:\\d+ experts:( L\\d\\[[\\d,]+])+"));
         String endpoint = lines.getFirst().substring("gateway: ".length());
 
         MeshState state = MeshState.read(STATE).orElseThrow();
