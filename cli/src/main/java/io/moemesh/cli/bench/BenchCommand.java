@@ -5,7 +5,9 @@ import picocli.CommandLine.Command;
 
 /** {@code moemesh bench}: benchmarks. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Benchmarks: serve (load a running gateway like vLLM's bench serve).",
-        subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class})
+        description = "Benchmarks: serve (load a running gateway like vLLM's bench serve), mesh (the per-layer hop), "
+                + "engine (the single-process engine), kernels (JMH: expert FFN vs OpenBLAS, memory bandwidth).",
+        subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class, EngineBenchCommand.class,
+            KernelBenchCommand.class})
 public final class BenchCommand {
 }

@@ -2,15 +2,18 @@ package io.moemesh.model.engine;
 
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.kernel.MatMul;
+import io.moemesh.model.kernel.Matrix;
 import io.moemesh.model.kernel.VectorOps;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
  * The MoE decoder forward pass over a batched step: any mix of prefill chunks and decode tokens from many
- * sequences runs as one set of GEMMs per projection, attention per token over its own sequence's paged KV,
- * and each MoE layer's experts through an {@link ExpertDispatch} (in-process, or the mesh). Not thread-safe:
- * one step at a time; its buffers are reused across steps so a warmed-up decode loop does not allocate.
+ * sequences runs as one set of GEMMs per projection (q, k and v fused into one pass), attention per token over
+ * its own sequence's paged KV, and each MoE layer's experts through an {@link ExpertDispatch} (in-process, or
+ * the mesh). Not thread-safe: one step at a time. Its buffers are reused across steps, so a warmed-up step
+ * allocates only what it returns (the {@link StepOutput}s and their logits, route traces when asked for);
+ * nothing per layer. How to drive it: docs/engine.md.
  */
 public final class Engine {
     private final ModelConfig c;
@@ -20,6 +23,9 @@ public final class Engine {
     private final Rope rope;
     private final Router router;
     private final StepBuffers buf = new StepBuffers();
+    /** Per layer {q, k, v}: one fused matmul reads the normalised input once. */
+    private final Matrix[][] qkv;
+    private static final float[] NO_LOGITS = new float[0];
 
     public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts) {
         this.c = config;
@@ -28,6 +34,11 @@ public final class Engine {
         this.attention = new Attention(config);
         this.rope = new Rope(config.headDim(), config.ropeTheta());
         this.router = new Router(config);
+        this.qkv = new Matrix[config.numLayers()][];
+        for (int l = 0; l < qkv.length; l++) {
+            LayerWeights lw = weights.layers()[l];
+            qkv[l] = new Matrix[] {lw.q(), lw.k(), lw.v()};
+        }
     }
 
     public ModelConfig config() {
@@ -69,9 +80,12 @@ public final class Engine {
                 tables[t] = table;
             }
         }
-        int[][][][] traced = new int[batch.size()][][][];
+        int[][][][] traced = null;
         for (int b = 0; b < batch.size(); b++) {
             if (batch.get(b).traceRoutes()) {
+                if (traced == null) {
+                    traced = new int[batch.size()][][][];
+                }
                 traced[b] = new int[c.numLayers()][batch.get(b).tokens().length][];
             }
         }
@@ -95,7 +109,9 @@ public final class Engine {
                     buf.weights[i * pairs + c.topK()] = VectorOps.sigmoid(buf.sharedLogit[i]);
                 }
             }
-            recordRoutes(batch, traced, l, pairs);
+            if (traced != null) {
+                recordRoutes(batch, traced, l, pairs);
+            }
             experts.run(l, buf.xn, tokens, buf.experts, buf.weights, pairs, buf.moe);
             VectorOps.add(buf.moe, 0, buf.h, 0, tokens * hidden);
         }
@@ -105,9 +121,7 @@ public final class Engine {
     private void attentionBlock(int l, LayerWeights lw, KvCache cache, int tokens) {
         int qDim = c.qDim();
         int kvDim = c.kvDim();
-        MatMul.matmul(buf.xn, tokens, lw.q(), buf.q);
-        MatMul.matmul(buf.xn, tokens, lw.k(), buf.k);
-        MatMul.matmul(buf.xn, tokens, lw.v(), buf.v);
+        MatMul.matmul(buf.xn, tokens, qkv[l], buf.qkv);
         if (lw.qBias() != null) {
             for (int i = 0; i < tokens; i++) {
                 VectorOps.add(lw.qBias(), 0, buf.q, i * qDim, qDim);
@@ -177,10 +191,10 @@ public final class Engine {
                 case LAST -> 1;
                 case ALL -> s.tokens().length;
             };
-            float[] logits = new float[n * vocab];
+            float[] logits = n == 0 ? NO_LOGITS : new float[n * vocab];
             System.arraycopy(buf.logits, row * vocab, logits, 0, n * vocab);
             row += n;
-            out.add(new StepOutput(s.seqId(), logits, n, traced[b]));
+            out.add(new StepOutput(s.seqId(), logits, n, traced == null ? null : traced[b]));
         }
         return out;
     }

@@ -1,11 +1,11 @@
 package io.moemesh.model.engine;
 
 import io.moemesh.model.kernel.MatMul;
-import io.moemesh.model.kernel.VectorOps;
 
 /**
  * The SwiGLU FFN of one expert over a gathered group of tokens, as one GEMM per projection:
- * {@code y = down(silu(gate(x)) · up(x))}. Scratch buffers are owned by the caller and reused.
+ * {@code y = down(silu(gate(x)) · up(x))}; gate and up share one parallel pass ({@link MatMul#swiGlu}). Scratch
+ * buffers are owned by this object and reused. Not thread-safe: one per caller thread.
  */
 public final class ExpertFfn {
     private float[] gate = new float[0];
@@ -19,9 +19,7 @@ public final class ExpertFfn {
             gate = new float[need];
             up = new float[need];
         }
-        MatMul.matmul(x, rows, e.gate(), gate);
-        MatMul.matmul(x, rows, e.up(), up);
-        VectorOps.siluMul(gate, up, need);
+        MatMul.swiGlu(x, rows, e.gate(), e.up(), gate, up);
         MatMul.matmul(gate, rows, e.down(), y);
     }
 }

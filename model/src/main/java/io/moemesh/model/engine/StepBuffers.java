@@ -10,6 +10,8 @@ final class StepBuffers {
     float[] q = new float[0];
     float[] k = new float[0];
     float[] v = new float[0];
+    /** {q, k, v}: the outputs of the fused projection. */
+    float[][] qkv = {q, k, v};
     float[] attn = new float[0];
     float[] o = new float[0];
     float[] routerLogits = new float[0];
@@ -32,6 +34,7 @@ final class StepBuffers {
         q = new float[n * c.qDim()];
         k = new float[n * c.kvDim()];
         v = new float[n * c.kvDim()];
+        qkv = new float[][] {q, k, v};
         attn = new float[n * c.qDim()];
         o = new float[n * hidden];
         routerLogits = new float[n * c.numExperts()];

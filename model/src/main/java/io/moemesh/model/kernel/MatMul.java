@@ -1,34 +1,38 @@
 package io.moemesh.model.kernel;
 
 import io.moemesh.model.safetensors.DType;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 
 /**
- * {@code y[m, N] = x[m, K] · Wᵀ} for a weight {@code W[N, K]} in f32 or bf16 (f16 is widened per block):
- * the product of a {@code torch.nn.Linear} without bias. Float32 accumulation; weights widened in registers
- * (bf16 → f32 is a 16-bit shift, exact). Register tiles of 4 activation rows × 4 weight rows keep 16
- * accumulators live, and weight rows are walked in blocks that stay in L2 while every activation row passes.
+ * {@code y[m, N] = x[m, K] · Wᵀ} for a weight {@code W[N, K]} in f32, bf16 or f16: the product of a
+ * {@code torch.nn.Linear} without bias, float32 activations and accumulators, weights widened exactly.
+ *
+ * <p>Paths (measured in docs/performance.md): bf16 → {@link Bf16Tiles} (widening by shift/mask in registers);
+ * f32 → {@link F32Tiles}, or OpenBLAS sgemm ({@link Blas}) from {@link #BLAS_MIN_ROWS} rows up, where it is
+ * faster; f16 → a block of weight rows widened into a per-thread float32 buffer, then {@link F32Tiles}. Output
+ * rows are split across cores by {@link Parallel}. Several weights that read the same input (q/k/v, an
+ * expert's gate and up) run in one parallel region, so a decode step pays one hand-off per group, not per
+ * matrix. Warmed up, no call allocates.
  */
 public final class MatMul {
-    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class,
-            jdk.incubator.vector.VectorShape.forBitSize(F.vectorBitSize() / 2));
-    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
-    private static final int LANES = F.length();
-    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /** Weight rows per cache block: 64 rows × K=4096 × 2 B = 512 KiB, inside a Zen 4 / Skylake L2. */
-    private static final int N_BLOCK = 64;
+    /** From this many activation rows up, float32 weights go to OpenBLAS when it is available. */
+    static final int BLAS_MIN_ROWS = Integer.getInteger("moemesh.blas.minRows", 48);
+    /** Weight bytes per cache block: every activation tile passes over a block while it sits in L2 (1 MB). */
+    private static final int BLOCK_BYTES = 256 * 1024;
+    private static final ThreadLocal<Scratch> WIDENED = ThreadLocal.withInitial(Scratch::new);
 
     private MatMul() {
     }
 
-    /** y[i*N + n] = Σ_k x[i*K + k] · W[n, k] for i < m. */
+    /** y[i*N + n] = Σ_k x[i*K + k] · W[n, k] for i &lt; m. */
     public static void matmul(float[] x, int m, Matrix w, float[] y) {
         matmul(x, 0, m, w, y, 0);
     }
@@ -36,156 +40,293 @@ public final class MatMul {
     public static void matmul(float[] x, int xOff, int m, Matrix w, float[] y, int yOff) {
         int n = w.rows();
         int k = w.cols();
-        if (x.length < xOff + (long) m * k || y.length < yOff + (long) m * n) {
-            throw new IllegalArgumentException("matmul " + w.name() + ": x holds " + (x.length - xOff) + " / y holds "
-                    + (y.length - yOff) + " floats, need " + (long) m * k + " / " + (long) m * n);
-        }
-        if (w.dtype() == DType.F16) {
-            matmulF16(x, xOff, m, w, y, yOff);
+        check(x, xOff, m, w, y, yOff, n);
+        if (m == 0) {
             return;
         }
-        boolean bf16 = w.dtype() == DType.BF16;
-        MemorySegment seg = w.data();
-        Parallel.forRange(n, 4, (long) m * k, (n0, n1) -> rows(x, xOff, m, k, seg, bf16, n0, n1, y, yOff, n));
+        Call c = Call.acquire(x, xOff, m, k, w.dtype() == DType.BF16);
+        try {
+            c.mode = Call.SINGLE;
+            c.w = w;
+            c.y = y;
+            c.yOff = yOff;
+            Parallel.forRange(n, 4, (long) m * k, c);
+        } finally {
+            c.release();
+        }
     }
 
-    /** f16 weights: widen a block of rows to float32 scratch (exact), then the f32 kernel on it. */
-    private static void matmulF16(float[] x, int xOff, int m, Matrix w, float[] y, int yOff) {
-        int n = w.rows();
-        int k = w.cols();
-        Parallel.forRange(n, N_BLOCK, (long) m * k, (n0, n1) -> {
-            float[] scratch = new float[N_BLOCK * k];
-            MemorySegment block = MemorySegment.ofArray(scratch);
-            for (int b0 = n0; b0 < n1; b0 += N_BLOCK) {
-                int b1 = Math.min(n1, b0 + N_BLOCK);
-                Numerics.widen(w.data(), DType.F16, (long) b0 * k, scratch, 0, (b1 - b0) * k);
-                // Output rows are offset so that block row r lands in column b0 + r.
-                rowsShifted(x, xOff, m, k, block, b0, b1, y, yOff, n);
+    /**
+     * {@code ys[j] = x · ws[j]ᵀ} for weights with the same column count (q, k and v of a layer) in one parallel
+     * region over their stacked rows.
+     */
+    public static void matmul(float[] x, int m, Matrix[] ws, float[][] ys) {
+        int k = ws[0].cols();
+        int total = 0;
+        boolean bf16 = false;
+        for (int j = 0; j < ws.length; j++) {
+            if (ws[j].cols() != k) {
+                throw new IllegalArgumentException(ws[j].name() + " has " + ws[j].cols() + " columns, " + ws[0].name()
+                        + " " + k + ": a fused matmul needs one input width");
             }
-        });
+            check(x, 0, m, ws[j], ys[j], 0, ws[j].rows());
+            total += ws[j].rows();
+            bf16 |= ws[j].dtype() == DType.BF16;
+        }
+        if (m == 0) {
+            return;
+        }
+        Call c = Call.acquire(x, 0, m, k, bf16);
+        try {
+            c.mode = Call.FUSED;
+            c.ws = ws;
+            c.ys = ys;
+            Parallel.forRange(total, 4, (long) m * k, c);
+        } finally {
+            c.release();
+        }
     }
 
-    private static void rowsShifted(float[] x, int xOff, int m, int k, MemorySegment block, int b0, int b1,
-                                    float[] y, int yOff, int ldy) {
-        rows(x, xOff, m, k, block, false, 0, b1 - b0, y, yOff + b0, ldy);
+    /**
+     * The SwiGLU hidden state of one expert, {@code h = silu(x · gateᵀ) ⊙ (x · upᵀ)} ([m, F]), in one parallel
+     * region: each thread computes gate and up for its share of the F rows block by block and combines them
+     * while they are in cache. {@code u} is scratch of at least m·F floats.
+     */
+    public static void swiGlu(float[] x, int m, Matrix gate, Matrix up, float[] h, float[] u) {
+        int f = gate.rows();
+        int k = gate.cols();
+        if (up.rows() != f || up.cols() != k) {
+            throw new IllegalArgumentException(up.name() + " must have the shape of " + gate.name());
+        }
+        check(x, 0, m, gate, h, 0, f);
+        check(x, 0, m, up, u, 0, f);
+        if (m == 0) {
+            return;
+        }
+        Call c = Call.acquire(x, 0, m, k, gate.dtype() == DType.BF16 || up.dtype() == DType.BF16);
+        try {
+            c.mode = Call.SWIGLU;
+            c.w = gate;
+            c.up = up;
+            c.y = h;
+            c.u = u;
+            Parallel.forRange(f, 4, 2L * m * k, c);
+        } finally {
+            c.release();
+        }
     }
 
-    /** Output columns [n0, n1) of all m rows; y row stride {@code ldy}. */
-    static void rows(float[] x, int xOff, int m, int k, MemorySegment w, boolean bf16, int n0, int n1,
-                     float[] y, int yOff, int ldy) {
-        for (int b0 = n0; b0 < n1; b0 += N_BLOCK) {
-            int b1 = Math.min(n1, b0 + N_BLOCK);
-            int i = 0;
-            for (; i + 4 <= m; i += 4) {
-                int c = b0;
-                for (; c + 4 <= b1; c += 4) {
-                    tile4x4(x, xOff + i * k, k, w, bf16, c, y, yOff + i * ldy + c, ldy);
+    /**
+     * One matmul's arguments, reused by its thread so that a call allocates nothing (a capturing lambda per
+     * call would be an allocation per layer in the decode loop). A nested call on the same thread gets its own.
+     */
+    private static final class Call implements Parallel.RangeBody {
+        static final int SINGLE = 0;
+        static final int FUSED = 1;
+        static final int SWIGLU = 2;
+        private static final ThreadLocal<Call> MINE = ThreadLocal.withInitial(Call::new);
+
+        int mode;
+        float[] x;
+        int xOff;
+        int m;
+        /** Even/odd-permuted activations for bf16 weights. */
+        float[] xp = new float[0];
+        Matrix w;
+        Matrix up;
+        float[] y;
+        float[] u;
+        int yOff;
+        Matrix[] ws;
+        float[][] ys;
+        private boolean busy;
+
+        static Call acquire(float[] x, int xOff, int m, int k, boolean bf16) {
+            Call c = MINE.get();
+            if (c.busy) {
+                c = new Call();
+            }
+            c.busy = true;
+            c.x = x;
+            c.xOff = xOff;
+            c.m = m;
+            if (bf16) {
+                if (c.xp.length < m * k) {
+                    c.xp = new float[Math.max(m * k, c.xp.length + c.xp.length / 2)];
                 }
-                for (; c < b1; c++) {
-                    for (int r = 0; r < 4; r++) {
-                        y[yOff + (i + r) * ldy + c] = dot(x, xOff + (i + r) * k, k, w, bf16, c);
+                Bf16Tiles.permute(x, xOff, m, k, c.xp);
+            }
+            return c;
+        }
+
+        void release() {
+            busy = false;
+            x = null;
+            w = null;
+            up = null;
+            y = null;
+            u = null;
+            ws = null;
+            ys = null;
+        }
+
+        @Override
+        public void run(int from, int to) {
+            switch (mode) {
+                case SINGLE -> rows(x, xOff, xp, m, w, from, to, y, yOff, w.rows());
+                case FUSED -> {
+                    int base = 0;
+                    for (int j = 0; j < ws.length && base < to; j++) {
+                        int n = ws[j].rows();
+                        int lo = Math.max(from, base);
+                        int hi = Math.min(to, base + n);
+                        if (lo < hi) {
+                            rows(x, 0, xp, m, ws[j], lo - base, hi - base, ys[j], 0, n);
+                        }
+                        base += n;
+                    }
+                }
+                default -> {
+                    int f = w.rows();
+                    int nb = blockRows(w.cols(), w.dtype().bytes());
+                    for (int b0 = from; b0 < to; b0 += nb) {
+                        int b1 = Math.min(to, b0 + nb);
+                        rows(x, 0, xp, m, w, b0, b1, y, 0, f);
+                        rows(x, 0, xp, m, up, b0, b1, u, 0, f);
+                        for (int i = 0; i < m; i++) {
+                            VectorOps.siluMul(y, u, i * f + b0, b1 - b0);
+                        }
                     }
                 }
             }
-            for (; i < m; i++) {
-                int c = b0;
-                for (; c + 4 <= b1; c += 4) {
-                    tile1x4(x, xOff + i * k, k, w, bf16, c, y, yOff + i * ldy + c);
-                }
-                for (; c < b1; c++) {
-                    y[yOff + i * ldy + c] = dot(x, xOff + i * k, k, w, bf16, c);
+        }
+    }
+
+    private static volatile boolean warm;
+
+    /**
+     * Runs every kernel path (each dtype, 1 to 16 rows so every tile remainder, the fused and SwiGLU entry
+     * points) until C2 has compiled it: a second or two of CPU, once per JVM. Without it the first minute of
+     * serving ran the tile methods in the interpreter or C1, where each Vector API operation allocates a boxed
+     * vector and runs ~10x slower, and each batch shape seen for the first time deoptimised the row loop again
+     * (measured with JFR: docs/performance.md). The weights are memory-mapped like a checkpoint's: warming up
+     * on heap segments left a second segment class in the type profile of the vector loads, and C2's code for
+     * the mapped weights then ran at half speed. Servers and benchmarks call it at start-up; correctness never
+     * needs it.
+     */
+    public static void warmUp() {
+        if (warm) {
+            return;
+        }
+        int n = 64;
+        try (Arena arena = Arena.ofShared()) {
+            for (int k : new int[] {256, 100}) {
+                for (DType dtype : new DType[] {DType.BF16, DType.F32}) {
+                    long bytes = (long) n * k * dtype.bytes();
+                    MemorySegment both = mappedZeros(arena, 2 * bytes);
+                    Matrix a = new Matrix("warm-a", both.asSlice(0, bytes), dtype, n, k);
+                    Matrix b = new Matrix("warm-b", both.asSlice(bytes, bytes), dtype, n, k);
+                    Matrix[] ab = {a, b};
+                    float[] x = new float[16 * k];
+                    float[] y = new float[16 * n];
+                    float[] u = new float[16 * n];
+                    float[][] ys = {y, u};
+                    for (int rep = 0; rep < (k == 256 ? 200 : 20); rep++) {
+                        for (int m = 1; m <= 16; m++) {
+                            matmul(x, m, a, y);
+                            matmul(x, m, ab, ys);
+                            swiGlu(x, m, a, b, y, u);
+                        }
+                    }
                 }
             }
+        } catch (IOException e) {
+            throw new UncheckedIOException("kernel warm-up needs a temporary file", e);
+        }
+        warm = true;
+    }
+
+    /** A read-only mapping of {@code bytes} zeros from a temporary file (deleted at once; the mapping stays). */
+    private static MemorySegment mappedZeros(Arena arena, long bytes) throws IOException {
+        Path file = Files.createTempFile("moemesh-warmup", ".bin");
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.allocate(1), bytes - 1);
+            return ch.map(FileChannel.MapMode.READ_ONLY, 0, bytes, arena);
+        } finally {
+            Files.deleteIfExists(file);
         }
     }
 
-    static FloatVector loadW(MemorySegment w, boolean bf16, long element) {
-        if (bf16) {
-            ShortVector s = ShortVector.fromMemorySegment(S, w, element * 2, LE);
-            IntVector wide = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
-            return wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-        }
-        return FloatVector.fromMemorySegment(F, w, element * 4, LE);
+    /** Weight rows per L2 block for rows of k elements of {@code bytes} each (a multiple of 4, 4..256). */
+    static int blockRows(int k, int bytes) {
+        int rows = BLOCK_BYTES / Math.max(1, k * bytes);
+        return Math.max(4, Math.min(256, rows & ~3));
     }
 
-    static float loadScalar(MemorySegment w, boolean bf16, long element) {
-        return bf16 ? Numerics.bf16ToFloat(w.get(Numerics.I16, element * 2)) : w.get(Numerics.F32, element * 4);
+    private static void check(float[] x, int xOff, int m, Matrix w, float[] y, int yOff, int n) {
+        int k = w.cols();
+        if (m < 0 || x.length < xOff + (long) m * k || y.length < yOff + (long) m * n) {
+            throw new IllegalArgumentException("matmul " + w.name() + ": x holds " + (x.length - xOff) + " / y holds "
+                    + (y.length - yOff) + " floats, need " + (long) m * k + " / " + (long) m * n);
+        }
     }
 
-    private static void tile4x4(float[] x, int xo, int k, MemorySegment w, boolean bf16, int c, float[] y, int yo,
-                                int ldy) {
-        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        long w0 = (long) c * k, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
-        int kv = k - k % LANES;
-        for (int p = 0; p < kv; p += LANES) {
-            FloatVector x0 = FloatVector.fromArray(F, x, xo + p);
-            FloatVector x1 = FloatVector.fromArray(F, x, xo + k + p);
-            FloatVector x2 = FloatVector.fromArray(F, x, xo + 2 * k + p);
-            FloatVector x3 = FloatVector.fromArray(F, x, xo + 3 * k + p);
-            FloatVector v = loadW(w, bf16, w0 + p);
-            a00 = x0.fma(v, a00); a10 = x1.fma(v, a10); a20 = x2.fma(v, a20); a30 = x3.fma(v, a30);
-            v = loadW(w, bf16, w1 + p);
-            a01 = x0.fma(v, a01); a11 = x1.fma(v, a11); a21 = x2.fma(v, a21); a31 = x3.fma(v, a31);
-            v = loadW(w, bf16, w2 + p);
-            a02 = x0.fma(v, a02); a12 = x1.fma(v, a12); a22 = x2.fma(v, a22); a32 = x3.fma(v, a32);
-            v = loadW(w, bf16, w3 + p);
-            a03 = x0.fma(v, a03); a13 = x1.fma(v, a13); a23 = x2.fma(v, a23); a33 = x3.fma(v, a33);
+    /** Output columns [n0, n1) of all m rows, on the calling thread. */
+    private static void rows(float[] x, int xOff, float[] xp, int m, Matrix w, int n0, int n1, float[] y, int yOff,
+                             int ldy) {
+        int k = w.cols();
+        switch (w.dtype()) {
+            case BF16 -> Bf16Tiles.rows(xp, m, k, w.data(), n0, n1, y, yOff, ldy);
+            case F32 -> {
+                if (m >= BLAS_MIN_ROWS && Blas.available()) {
+                    Blas.sgemm(MemorySegment.ofArray(x).asSlice(4L * xOff), m, k,
+                            w.data().asSlice(4L * n0 * k), n1 - n0, MemorySegment.ofArray(y).asSlice(4L * (yOff + n0)),
+                            ldy);
+                } else {
+                    F32Tiles.rows(x, xOff, m, k, w.data(), n0, n1, y, yOff, ldy);
+                }
+            }
+            case F16 -> f16Rows(x, xOff, m, w, n0, n1, y, yOff, ldy);
         }
-        y[yo] = tail(a00, x, xo, w, bf16, w0, kv, k);
-        y[yo + 1] = tail(a01, x, xo, w, bf16, w1, kv, k);
-        y[yo + 2] = tail(a02, x, xo, w, bf16, w2, kv, k);
-        y[yo + 3] = tail(a03, x, xo, w, bf16, w3, kv, k);
-        y[yo + ldy] = tail(a10, x, xo + k, w, bf16, w0, kv, k);
-        y[yo + ldy + 1] = tail(a11, x, xo + k, w, bf16, w1, kv, k);
-        y[yo + ldy + 2] = tail(a12, x, xo + k, w, bf16, w2, kv, k);
-        y[yo + ldy + 3] = tail(a13, x, xo + k, w, bf16, w3, kv, k);
-        y[yo + 2 * ldy] = tail(a20, x, xo + 2 * k, w, bf16, w0, kv, k);
-        y[yo + 2 * ldy + 1] = tail(a21, x, xo + 2 * k, w, bf16, w1, kv, k);
-        y[yo + 2 * ldy + 2] = tail(a22, x, xo + 2 * k, w, bf16, w2, kv, k);
-        y[yo + 2 * ldy + 3] = tail(a23, x, xo + 2 * k, w, bf16, w3, kv, k);
-        y[yo + 3 * ldy] = tail(a30, x, xo + 3 * k, w, bf16, w0, kv, k);
-        y[yo + 3 * ldy + 1] = tail(a31, x, xo + 3 * k, w, bf16, w1, kv, k);
-        y[yo + 3 * ldy + 2] = tail(a32, x, xo + 3 * k, w, bf16, w2, kv, k);
-        y[yo + 3 * ldy + 3] = tail(a33, x, xo + 3 * k, w, bf16, w3, kv, k);
     }
 
-    private static void tile1x4(float[] x, int xo, int k, MemorySegment w, boolean bf16, int c, float[] y, int yo) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        long w0 = (long) c * k, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
-        int kv = k - k % LANES;
-        for (int p = 0; p < kv; p += LANES) {
-            FloatVector x0 = FloatVector.fromArray(F, x, xo + p);
-            a0 = x0.fma(loadW(w, bf16, w0 + p), a0);
-            a1 = x0.fma(loadW(w, bf16, w1 + p), a1);
-            a2 = x0.fma(loadW(w, bf16, w2 + p), a2);
-            a3 = x0.fma(loadW(w, bf16, w3 + p), a3);
+    /** f16 weights: widen a block of rows to float32 (exact), then the f32 tiles on it. */
+    private static void f16Rows(float[] x, int xOff, int m, Matrix w, int n0, int n1, float[] y, int yOff, int ldy) {
+        int k = w.cols();
+        int nb = blockRows(k, 4);
+        Scratch s = WIDENED.get().acquire(nb * k);
+        try {
+            MemorySegment block = MemorySegment.ofArray(s.data);
+            for (int b0 = n0; b0 < n1; b0 += nb) {
+                int b1 = Math.min(n1, b0 + nb);
+                Numerics.widen(w.data(), DType.F16, (long) b0 * k, s.data, 0, (b1 - b0) * k);
+                F32Tiles.rows(x, xOff, m, k, block, 0, b1 - b0, y, yOff + b0, ldy);
+            }
+        } finally {
+            s.release();
         }
-        y[yo] = tail(a0, x, xo, w, bf16, w0, kv, k);
-        y[yo + 1] = tail(a1, x, xo, w, bf16, w1, kv, k);
-        y[yo + 2] = tail(a2, x, xo, w, bf16, w2, kv, k);
-        y[yo + 3] = tail(a3, x, xo, w, bf16, w3, kv, k);
     }
 
-    private static float dot(float[] x, int xo, int k, MemorySegment w, boolean bf16, int c) {
-        FloatVector a = FloatVector.zero(F);
-        long w0 = (long) c * k;
-        int kv = k - k % LANES;
-        for (int p = 0; p < kv; p += LANES) {
-            a = FloatVector.fromArray(F, x, xo + p).fma(loadW(w, bf16, w0 + p), a);
-        }
-        return tail(a, x, xo, w, bf16, w0, kv, k);
-    }
+    /** A per-thread buffer, grown on demand; a nested use on the same thread gets a private array. */
+    private static final class Scratch {
+        float[] data = new float[0];
+        private boolean busy;
+        private Scratch nested;
 
-    /** Horizontal sum of the accumulator plus the scalar tail k ∈ [kv, k). */
-    private static float tail(FloatVector acc, float[] x, int xo, MemorySegment w, boolean bf16, long w0, int kv,
-                              int k) {
-        float s = acc.reduceLanes(VectorOperators.ADD);
-        for (int p = kv; p < k; p++) {
-            s += x[xo + p] * loadScalar(w, bf16, w0 + p);
+        Scratch acquire(int floats) {
+            if (busy) {
+                nested = new Scratch();
+                return nested.acquire(floats);
+            }
+            busy = true;
+            if (data.length < floats) {
+                data = new float[Math.max(floats, data.length + data.length / 2)];
+            }
+            return this;
         }
-        return s;
+
+        void release() {
+            busy = false;
+        }
     }
 }

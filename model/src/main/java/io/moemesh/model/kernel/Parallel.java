@@ -1,24 +1,50 @@
 package io.moemesh.model.kernel;
 
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * Splits a range of output rows across the machine's cores. One pool for all kernels, so concurrent callers
- * share the cores instead of oversubscribing them. Small ranges run on the caller's thread: forking costs
- * more than a few thousand FLOPs.
+ * Splits a range of output rows across the machine's cores. A decode step runs ~10 parallel regions per layer,
+ * each only 50-300 µs long, so the hand-off must cost a few µs, not the tens of µs it takes to wake a parked
+ * ForkJoinPool worker: the calling thread works too, and helper threads spin for {@link #SPIN_NANOS} after
+ * each region before they park.
+ *
+ * <p>The range is cut into a few contiguous chunks per thread (each chunk's weight rows are read sequentially)
+ * that the threads claim from a counter. A helper that the OS has descheduled (another process on the core)
+ * therefore only delays the chunk it holds: the caller takes every chunk left and, if the helper never joined,
+ * closes the region without it.
+ *
+ * <p>One set of helpers serves all kernels. A caller that arrives while another region runs (a second engine, a
+ * nested call) runs its range on its own thread instead of waiting, so concurrent callers never oversubscribe
+ * the cores nor deadlock. Threads: {@code -Dmoemesh.kernel.threads} (default: all cores).
  */
 public final class Parallel {
-    /** Below this many multiply-adds a kernel call runs on one thread. */
-    static final long MIN_PARALLEL_WORK = 1L << 17;
-    private static final ForkJoinPool POOL = new ForkJoinPool(
+    /** Below this many multiply-adds a region runs on the caller's thread: the hand-off costs more. */
+    static final long MIN_PARALLEL_WORK = 1L << 15;
+    /** Chunks per thread: enough to rebalance around a descheduled helper, few enough to stream sequentially. */
+    private static final int CHUNKS_PER_THREAD = 4;
+    /** How long an idle helper spins before it parks: longer than the serial gap between two regions. */
+    static final long SPIN_NANOS = Long.getLong("moemesh.kernel.spinMicros", 100) * 1000;
+    private static final int THREADS = Math.max(1,
             Integer.getInteger("moemesh.kernel.threads", Runtime.getRuntime().availableProcessors()));
+    private static final ReentrantLock LOCK = new ReentrantLock();
+    private static final Region REGION = new Region();
+    private static final Thread[] HELPERS = new Thread[THREADS - 1];
+    /** Bumped once per region; helpers wait for it to change. */
+    private static volatile long generation;
+
+    static {
+        for (int i = 0; i < HELPERS.length; i++) {
+            HELPERS[i] = Thread.ofPlatform().daemon().name("moemesh-kernel-" + (i + 1)).start(Parallel::helperLoop);
+        }
+    }
 
     private Parallel() {
     }
 
     public static int threads() {
-        return POOL.getParallelism();
+        return THREADS;
     }
 
     /** Body over [from, to). */
@@ -28,45 +54,126 @@ public final class Parallel {
     }
 
     /**
-     * Runs {@code body} over [0, n) in chunks aligned to {@code align} rows. {@code workPerRow} is the number
-     * of multiply-adds one row costs, to decide whether splitting pays.
+     * Runs {@code body} over [0, n) in chunks whose bounds are multiples of {@code align} (except n).
+     * {@code workPerRow} is the multiply-adds one row costs, to decide whether splitting pays.
      */
     public static void forRange(int n, int align, long workPerRow, RangeBody body) {
-        int threads = POOL.getParallelism();
-        if (threads <= 1 || n <= align || workPerRow * n < MIN_PARALLEL_WORK
-                || java.util.concurrent.ForkJoinTask.getPool() == POOL) {
+        if (THREADS == 1 || n <= align || workPerRow * n < MIN_PARALLEL_WORK || LOCK.isHeldByCurrentThread()
+                || !LOCK.tryLock()) {
             body.run(0, n);
             return;
         }
-        int chunks = Math.min(threads * 2, (n + align - 1) / align);
-        int per = ((n + chunks - 1) / chunks + align - 1) / align * align;
-        POOL.invoke(new Chunk(body, 0, n, per));
+        try {
+            Region r = REGION;
+            r.open(body, n, align);
+            generation = generation + 1;
+            for (Thread h : HELPERS) {
+                LockSupport.unpark(h);
+            }
+            r.work();
+            r.close();
+            Throwable failure = r.failure;
+            r.body = null;
+            if (failure instanceof RuntimeException e) {
+                throw e;
+            }
+            if (failure instanceof Error e) {
+                throw e;
+            }
+        } finally {
+            LOCK.unlock();
+        }
     }
 
-    private static final class Chunk extends RecursiveAction {
-        private final RangeBody body;
-        private final int from;
-        private final int to;
-        private final int per;
+    private static void helperLoop() {
+        long seen = 0;
+        while (true) {
+            long deadline = System.nanoTime() + SPIN_NANOS;
+            int spins = 0;
+            while (generation == seen) {
+                Thread.onSpinWait();
+                if ((++spins & 127) == 0 && System.nanoTime() > deadline) {
+                    LockSupport.park(Parallel.class);
+                }
+            }
+            seen = generation;
+            Region r = REGION;
+            if (r.join()) {
+                r.work();
+                r.leave();
+            }
+        }
+    }
 
-        Chunk(RangeBody body, int from, int to, int per) {
-            this.body = body;
-            this.from = from;
-            this.to = to;
-            this.per = per;
+    /** The region in flight: its chunks, a claim counter and who is working on it. */
+    private static final class Region {
+        private static final int CLOSED = 1 << 30;
+        private final AtomicInteger next = new AtomicInteger();
+        /** Helpers inside {@link #work}, plus {@link #CLOSED} once the caller stopped admitting them. */
+        private final AtomicInteger state = new AtomicInteger(CLOSED);
+        volatile RangeBody body;
+        volatile Throwable failure;
+        private int n;
+        private int chunks;
+        private int unitsPerChunk;
+        private int align;
+
+        void open(RangeBody b, int rows, int rowAlign) {
+            int units = (rows + rowAlign - 1) / rowAlign;
+            n = rows;
+            align = rowAlign;
+            chunks = Math.min(units, THREADS * CHUNKS_PER_THREAD);
+            unitsPerChunk = units / chunks;
+            failure = null;
+            body = b;
+            next.set(0);
+            state.set(0);
         }
 
-        @Override
-        protected void compute() {
-            if (to - from <= per) {
-                body.run(from, to);
-                return;
+        boolean join() {
+            while (true) {
+                int s = state.get();
+                if ((s & CLOSED) != 0) {
+                    return false;
+                }
+                if (state.compareAndSet(s, s + 1)) {
+                    return true;
+                }
             }
-            int mid = from + ((to - from) / per / 2) * per;
-            if (mid <= from) {
-                mid = from + per;
+        }
+
+        void leave() {
+            state.decrementAndGet();
+        }
+
+        /** Stops admitting helpers and waits for those inside to finish their chunk. */
+        void close() {
+            int s;
+            do {
+                s = state.get();
+            } while (!state.compareAndSet(s, s | CLOSED));
+            while (state.get() != CLOSED) {
+                Thread.onSpinWait();
             }
-            invokeAll(new Chunk(body, from, mid, per), new Chunk(body, mid, to, per));
+        }
+
+        void work() {
+            RangeBody b = body;
+            int c;
+            while ((c = next.getAndIncrement()) < chunks) {
+                // Chunk c covers units [c·u + min(c, extra), ...): sizes differ by at most one unit.
+                int units = (n + align - 1) / align;
+                int extra = units - unitsPerChunk * chunks;
+                int from = (c * unitsPerChunk + Math.min(c, extra)) * align;
+                int to = Math.min(n, ((c + 1) * unitsPerChunk + Math.min(c + 1, extra)) * align);
+                try {
+                    b.run(from, to);
+                } catch (Throwable t) {
+                    if (failure == null) {
+                        failure = t;
+                    }
+                }
+            }
         }
     }
 }

@@ -84,9 +84,69 @@ public final class VectorOps {
 
     /** SwiGLU's middle: gate[i] = silu(gate[i]) · up[i], silu(g) = g / (1 + e^-g). */
     public static void siluMul(float[] gate, float[] up, int n) {
-        for (int i = 0; i < n; i++) {
-            float g = gate[i];
-            gate[i] = (g / (1.0f + (float) Math.exp(-g))) * up[i];
+        siluMul(gate, up, 0, n);
+    }
+
+    /**
+     * {@link #siluMul(float[], float[], int)} over [off, off + n). Vectorised: the Vector API's EXP (SVML on
+     * x86) is within 1 ulp of the correctly rounded result, as torch's vectorised Sleef exp is; a scalar
+     * Math.exp per element cost ~30% of a prefill's expert time.
+     */
+    public static void siluMul(float[] gate, float[] up, int off, int n) {
+        int i = 0;
+        FloatVector one = FloatVector.broadcast(F, 1f);
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector g = FloatVector.fromArray(F, gate, off + i);
+            FloatVector e = g.neg().lanewise(VectorOperators.EXP);
+            g.div(e.add(one)).mul(FloatVector.fromArray(F, up, off + i)).intoArray(gate, off + i);
+        }
+        for (; i < n; i++) {
+            float g = gate[off + i];
+            gate[off + i] = (g / (1.0f + (float) Math.exp(-g))) * up[off + i];
+        }
+    }
+
+    /** The largest of x[off, off + n). */
+    public static float max(float[] x, int off, int n) {
+        FloatVector acc = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            acc = acc.max(FloatVector.fromArray(F, x, off + i));
+        }
+        float m = acc.reduceLanes(VectorOperators.MAX);
+        for (; i < n; i++) {
+            m = Math.max(m, x[off + i]);
+        }
+        return m;
+    }
+
+    /** x[i] = e^(x[i] - max) over [off, off + n), vectorised (see {@link #siluMul}); returns their sum. */
+    public static float expShifted(float[] x, int off, int n, float max) {
+        FloatVector vmax = FloatVector.broadcast(F, max);
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector e = FloatVector.fromArray(F, x, off + i).sub(vmax).lanewise(VectorOperators.EXP);
+            e.intoArray(x, off + i);
+            acc = acc.add(e);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            float e = (float) Math.exp(x[off + i] - max);
+            x[off + i] = e;
+            sum += e;
+        }
+        return sum;
+    }
+
+    /** x[off, off + n) /= d (a division, as torch's softmax normalises, not a multiply by 1/d). */
+    public static void divide(float[] x, int off, int n, float d) {
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector.fromArray(F, x, off + i).div(d).intoArray(x, off + i);
+        }
+        for (; i < n; i++) {
+            x[off + i] /= d;
         }
     }
 

@@ -1,0 +1,214 @@
+package io.moemesh.model.kernel;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * {@code y = x · Wᵀ} for bf16 weights {@code W[N, K]}, float32 activations and accumulators.
+ *
+ * <p>Widening without shuffles: one int lane of a 64-byte load holds two bf16 weights, {@code w[2j]} in its
+ * low half and {@code w[2j+1]} in its high half (little-endian). {@code lane << 16} is then exactly the float
+ * {@code w[2j]} and {@code lane & 0xFFFF0000} exactly {@code w[2j+1]}: two ALU ops per 32 weights, where the
+ * zero-extending convert ({@code vpmovzxwd}) costs a cross-lane shuffle per 16 (the trick llamafile's tinyBLAS
+ * and ggml use for bf16). The activations are permuted once per call to match: within each block of
+ * {@code 2·L} elements (L = float lanes) the even elements come first, then the odd ones ({@link #permute}).
+ * The products and float32 sums are those of the plain dot product, only added in another order.
+ *
+ * <p>Tiles of 4 activation rows × 4 weight rows keep 16 accumulators, 4 weight and 4 activation registers
+ * live (25 of AVX-512's 32); one weight load feeds 8 FMAs. A single activation row (decode) walks the weight
+ * rows one after another instead, so the weights stream from memory in one sequential pass.
+ */
+final class Bf16Tiles {
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    static final int L = F.length();
+    /** Elements per even/odd block: one int vector of bf16 pairs. */
+    static final int BLOCK = 2 * L;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
+    private static final VectorShuffle<Float> EVEN = VectorShuffle.fromOp(F, i -> 2 * i);
+    private static final VectorShuffle<Float> ODD = VectorShuffle.fromOp(F, i -> 2 * i + 1);
+
+    private Bf16Tiles() {
+    }
+
+    /** xp = x with each full block of {@link #BLOCK} elements of every row split into [evens, odds]. */
+    static void permute(float[] x, int xOff, int m, int k, float[] xp) {
+        int kv = k - k % BLOCK;
+        for (int i = 0; i < m; i++) {
+            int src = xOff + i * k;
+            int dst = i * k;
+            for (int p = 0; p < kv; p += BLOCK) {
+                FloatVector a = FloatVector.fromArray(F, x, src + p);
+                FloatVector b = FloatVector.fromArray(F, x, src + p + L);
+                a.rearrange(EVEN, b).intoArray(xp, dst + p);
+                a.rearrange(ODD, b).intoArray(xp, dst + p + L);
+            }
+            System.arraycopy(x, src + kv, xp, dst + kv, k - kv);
+        }
+    }
+
+    private static FloatVector even(IntVector v) {
+        return v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    private static FloatVector odd(IntVector v) {
+        return v.and(HIGH).reinterpretAsFloats();
+    }
+
+    /** even(v) for (-1, 16), odd(v) for (0xFFFF0000, 0). */
+    private static FloatVector half(IntVector v, int mask, int shift) {
+        return v.and(mask).lanewise(VectorOperators.LSHL, shift).reinterpretAsFloats();
+    }
+
+    /** Output columns [n0, n1) of all m rows from permuted activations xp; y row stride ldy. */
+    static void rows(float[] xp, int m, int k, MemorySegment w, int n0, int n1, float[] y, int yOff, int ldy) {
+        int kv = k - k % BLOCK;
+        int nb = MatMul.blockRows(k, 2);
+        for (int b0 = n0; b0 < n1; b0 += nb) {
+            int b1 = Math.min(n1, b0 + nb);
+            int i = 0;
+            for (; i + 4 <= m; i += 4) {
+                int c = b0;
+                for (; c + 4 <= b1; c += 4) {
+                    tile4x4(xp, i * k, k, kv, w, c, y, yOff + i * ldy + c, ldy);
+                }
+                for (; c < b1; c++) {
+                    for (int r = 0; r < 4; r++) {
+                        y[yOff + (i + r) * ldy + c] = dot(xp, (i + r) * k, k, kv, w, c);
+                    }
+                }
+            }
+            if (m - i == 1) {
+                for (int c = b0; c < b1; c++) {
+                    y[yOff + i * ldy + c] = dot(xp, i * k, k, kv, w, c);
+                }
+            } else if (m - i > 1) {
+                // 2 or 3 rows left (decode batches spread over experts): one pass over each weight row for all.
+                int last = m - 1;
+                for (int c = b0; c < b1; c++) {
+                    tile3x1(xp, i * k, Math.min(i + 2, last) * k, k, kv, w, c, y, yOff + i * ldy + c, ldy, m - i);
+                }
+            }
+        }
+    }
+
+    /**
+     * Activation rows x0, x0 + k and x2 (x2 repeats the second row when only two are left) × weight row c:
+     * one weight load feeds all rows.
+     */
+    private static void tile3x1(float[] xp, int x0, int x2, int k, int kv, MemorySegment w, int c, float[] y, int yo,
+                                int ldy, int rows) {
+        FloatVector a0 = FloatVector.zero(F), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0;
+        long r = 2L * c * k;
+        int x1 = x0 + k;
+        for (int p = 0; p < kv; p += BLOCK) {
+            IntVector v = IntVector.fromMemorySegment(I, w, r + 2L * p, LE);
+            FloatVector e = even(v);
+            FloatVector o = odd(v);
+            a0 = e.fma(FloatVector.fromArray(F, xp, x0 + p), a0);
+            b0 = o.fma(FloatVector.fromArray(F, xp, x0 + p + L), b0);
+            a1 = e.fma(FloatVector.fromArray(F, xp, x1 + p), a1);
+            b1 = o.fma(FloatVector.fromArray(F, xp, x1 + p + L), b1);
+            a2 = e.fma(FloatVector.fromArray(F, xp, x2 + p), a2);
+            b2 = o.fma(FloatVector.fromArray(F, xp, x2 + p + L), b2);
+        }
+        long e0 = (long) c * k;
+        y[yo] = tail(a0.add(b0).reduceLanes(VectorOperators.ADD), xp, x0, w, e0, kv, k);
+        y[yo + ldy] = tail(a1.add(b1).reduceLanes(VectorOperators.ADD), xp, x1, w, e0, kv, k);
+        if (rows == 3) {
+            y[yo + 2 * ldy] = tail(a2.add(b2).reduceLanes(VectorOperators.ADD), xp, x2, w, e0, kv, k);
+        }
+    }
+
+    private static void tile4x4(float[] xp, int x0, int k, int kv, MemorySegment w, int c, float[] y, int yo,
+                                int ldy) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        long rowBytes = 2L * k;
+        long r0 = c * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+        int x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+        for (int p = 0; p < kv; p += BLOCK) {
+            long b = 2L * p;
+            // Evens then odds; the weight vectors are loaded again for the odds (an L1 hit): holding all four
+            // across both halves made the method too big for C2 to keep the vectors unboxed. The half is picked
+            // with scalars (mask, shift), not by choosing between two vectors, which C2 would box at the merge.
+            for (int h = 0; h < 2; h++) {
+                int xo = p + h * L;
+                int mask = h == 0 ? -1 : 0xFFFF0000;
+                int shift = h == 0 ? 16 : 0;
+                FloatVector xa = FloatVector.fromArray(F, xp, x0 + xo);
+                FloatVector xb = FloatVector.fromArray(F, xp, x1 + xo);
+                FloatVector xc = FloatVector.fromArray(F, xp, x2 + xo);
+                FloatVector xd = FloatVector.fromArray(F, xp, x3 + xo);
+                FloatVector v = half(IntVector.fromMemorySegment(I, w, r0 + b, LE), mask, shift);
+                a00 = v.fma(xa, a00); a10 = v.fma(xb, a10); a20 = v.fma(xc, a20); a30 = v.fma(xd, a30);
+                v = half(IntVector.fromMemorySegment(I, w, r1 + b, LE), mask, shift);
+                a01 = v.fma(xa, a01); a11 = v.fma(xb, a11); a21 = v.fma(xc, a21); a31 = v.fma(xd, a31);
+                v = half(IntVector.fromMemorySegment(I, w, r2 + b, LE), mask, shift);
+                a02 = v.fma(xa, a02); a12 = v.fma(xb, a12); a22 = v.fma(xc, a22); a32 = v.fma(xd, a32);
+                v = half(IntVector.fromMemorySegment(I, w, r3 + b, LE), mask, shift);
+                a03 = v.fma(xa, a03); a13 = v.fma(xb, a13); a23 = v.fma(xc, a23); a33 = v.fma(xd, a33);
+            }
+        }
+        long e0 = (long) c * k;
+        y[yo] = tail(a00.reduceLanes(VectorOperators.ADD), xp, x0, w, e0, kv, k);
+        y[yo + 1] = tail(a01.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a02.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a03.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + 3L * k, kv, k);
+        yo += ldy;
+        y[yo] = tail(a10.reduceLanes(VectorOperators.ADD), xp, x1, w, e0, kv, k);
+        y[yo + 1] = tail(a11.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a12.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a13.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + 3L * k, kv, k);
+        yo += ldy;
+        y[yo] = tail(a20.reduceLanes(VectorOperators.ADD), xp, x2, w, e0, kv, k);
+        y[yo + 1] = tail(a21.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a22.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a23.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + 3L * k, kv, k);
+        yo += ldy;
+        y[yo] = tail(a30.reduceLanes(VectorOperators.ADD), xp, x3, w, e0, kv, k);
+        y[yo + 1] = tail(a31.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a32.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a33.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + 3L * k, kv, k);
+    }
+
+    /** One activation row · one weight row, two blocks per iteration for 4 independent FMA chains. */
+    private static float dot(float[] xp, int x0, int k, int kv, MemorySegment w, int c) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        long r = 2L * c * k;
+        int p = 0;
+        for (; p + 2 * BLOCK <= kv; p += 2 * BLOCK) {
+            IntVector v0 = IntVector.fromMemorySegment(I, w, r + 2L * p, LE);
+            IntVector v1 = IntVector.fromMemorySegment(I, w, r + 2L * p + 4L * L, LE);
+            a0 = even(v0).fma(FloatVector.fromArray(F, xp, x0 + p), a0);
+            a1 = odd(v0).fma(FloatVector.fromArray(F, xp, x0 + p + L), a1);
+            a2 = even(v1).fma(FloatVector.fromArray(F, xp, x0 + p + 2 * L), a2);
+            a3 = odd(v1).fma(FloatVector.fromArray(F, xp, x0 + p + 3 * L), a3);
+        }
+        for (; p < kv; p += BLOCK) {
+            IntVector v0 = IntVector.fromMemorySegment(I, w, r + 2L * p, LE);
+            a0 = even(v0).fma(FloatVector.fromArray(F, xp, x0 + p), a0);
+            a1 = odd(v0).fma(FloatVector.fromArray(F, xp, x0 + p + L), a1);
+        }
+        return tail(a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD), xp, x0, w, (long) c * k, kv, k);
+    }
+
+    /**
+     * The lanes' sum s plus the scalar tail k ∈ [kv, k), which {@link #permute} left in natural order. A
+     * float, not the vector, crosses the call: a vector argument of a call C2 does not inline is boxed.
+     */
+    private static float tail(float s, float[] xp, int x0, MemorySegment w, long e0, int kv, int k) {
+        for (int p = kv; p < k; p++) {
+            s += xp[x0 + p] * Numerics.bf16ToFloat(w.get(Numerics.I16, 2 * (e0 + p)));
+        }
+        return s;
+    }
+}

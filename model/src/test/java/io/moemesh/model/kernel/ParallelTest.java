@@ -1,0 +1,81 @@
+package io.moemesh.model.kernel;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class ParallelTest {
+
+    @ParameterizedTest(name = "n={0} align={1}")
+    @CsvSource({"1, 1", "7, 4", "64, 4", "1000, 4", "1001, 16", "3, 1", "100000, 64"})
+    void forRange_coversEveryRowOnce_inAlignedChunks(int n, int align) {
+        AtomicIntegerArray hits = new AtomicIntegerArray(n);
+        Parallel.forRange(n, align, 1L << 20, (from, to) -> {
+            assertThat(from % align).isZero();
+            assertThat(to == n || to % align == 0).isTrue();
+            for (int i = from; i < to; i++) {
+                hits.incrementAndGet(i);
+            }
+        });
+        for (int i = 0; i < n; i++) {
+            assertThat(hits.get(i)).as("row %d", i).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void forRange_rethrowsTheBodysFailure_andStaysUsable() {
+        assertThatThrownBy(() -> Parallel.forRange(1000, 4, 1L << 20, (from, to) -> {
+            if (to == 1000) {
+                throw new IllegalStateException("boom");
+            }
+        })).isInstanceOf(IllegalStateException.class).hasMessage("boom");
+        AtomicIntegerArray hits = new AtomicIntegerArray(1);
+        Parallel.forRange(1000, 4, 1L << 20, (from, to) -> hits.addAndGet(0, to - from));
+        assertThat(hits.get(0)).isEqualTo(1000);
+    }
+
+    @Test
+    void nestedForRange_runsInline_withoutDeadlock() {
+        AtomicIntegerArray hits = new AtomicIntegerArray(1);
+        Parallel.forRange(64, 4, 1L << 20, (from, to) ->
+                Parallel.forRange(100, 4, 1L << 20, (a, b) -> hits.addAndGet(0, (to - from) * (b - a))));
+        assertThat(hits.get(0)).isEqualTo(64 * 100);
+    }
+
+    @Test
+    void concurrentCallers_eachGetTheirWholeRangeDone() throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            CountDownLatch start = new CountDownLatch(1);
+            Future<?>[] fs = new Future<?>[4];
+            AtomicIntegerArray sums = new AtomicIntegerArray(4);
+            for (int c = 0; c < 4; c++) {
+                int caller = c;
+                fs[c] = pool.submit(() -> {
+                    start.await();
+                    for (int rep = 0; rep < 200; rep++) {
+                        Parallel.forRange(512, 4, 1L << 20, (from, to) -> sums.addAndGet(caller, to - from));
+                    }
+                    return null;
+                });
+            }
+            start.countDown();
+            for (Future<?> f : fs) {
+                f.get();
+            }
+            for (int c = 0; c < 4; c++) {
+                assertThat(sums.get(c)).isEqualTo(200 * 512);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+}
