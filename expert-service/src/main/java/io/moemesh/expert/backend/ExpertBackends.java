@@ -1,5 +1,6 @@
 package io.moemesh.expert.backend;
 
+import io.moemesh.model.kernel.MatMul;
 import java.util.List;
 
 /** Backends by configured name. */
@@ -11,7 +12,11 @@ public final class ExpertBackends {
 
     public static ExpertBackend create(String name, ExpertModel model) {
         return switch (name.strip().toLowerCase(java.util.Locale.ROOT)) {
-            case "cpu" -> new CpuExpertBackend(model);
+            case "cpu" -> {
+                // Compile the kernels before the first batch instead of during it (see MatMul.warmUp).
+                MatMul.warmUp();
+                yield new CpuExpertBackend(model);
+            }
             case "noop" -> new NoOpExpertBackend(model.hiddenSize());
             default -> throw new IllegalArgumentException("backend \"" + name + "\" is unknown (known: " + NAMES + ")");
         };

@@ -3,39 +3,40 @@ package io.moemesh.gateway.config;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
-import io.opentelemetry.api.OpenTelemetry;
-import java.util.concurrent.TimeUnit;
+import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
-import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
-import io.moemesh.gateway.http.PublicApiFilter;
-import io.moemesh.gateway.scheduling.DrainLifecycle;
-import io.moemesh.gateway.serving.AdmissionControl;
-import io.moemesh.gateway.serving.GenerationService;
-import io.moemesh.gateway.serving.ServingMetrics;
-import org.springframework.boot.web.servlet.FilterRegistrationBean;
-import org.springframework.core.Ordered;
-import tools.jackson.databind.json.JsonMapper;
 import io.moemesh.gateway.grpc.GrpcInstanceClient;
+import io.moemesh.gateway.http.PublicApiFilter;
 import io.moemesh.gateway.kv.PrefixHashedKvCache;
 import io.moemesh.gateway.placement.FilePlacementSource;
 import io.moemesh.gateway.placement.PlacementSource;
+import io.moemesh.gateway.scheduling.DrainLifecycle;
 import io.moemesh.gateway.scheduling.EngineLoop;
+import io.moemesh.gateway.serving.AdmissionControl;
+import io.moemesh.gateway.serving.GenerationService;
+import io.moemesh.gateway.serving.ServingMetrics;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.generate.StepScheduler;
+import io.moemesh.model.kernel.MatMul;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.opentelemetry.api.OpenTelemetry;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.core.Ordered;
+import tools.jackson.databind.json.JsonMapper;
 
 /** Wires the gateway: model, placement, expert dispatch, KV cache, engine loop and the public gRPC server. */
 @Configuration(proxyBeanMethods = false)
@@ -104,6 +105,8 @@ public class GatewayConfiguration {
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixHashedKvCache cache, MeterRegistry meters,
                           OpenTelemetry otel) {
+        // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
+        MatMul.warmUp();
         Engine engine = mesh.<Engine>map(model::engine).orElseGet(model::localEngine);
         StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning());
         Runnable boundary = mesh.isPresent()

@@ -88,22 +88,13 @@ public final class VectorOps {
     }
 
     /**
-     * {@link #siluMul(float[], float[], int)} over [off, off + n). Vectorised: the Vector API's EXP (SVML on
-     * x86) is within 1 ulp of the correctly rounded result, as torch's vectorised Sleef exp is; a scalar
-     * Math.exp per element cost ~30% of a prefill's expert time.
+     * {@link #siluMul(float[], float[], int)} over [off, off + n). Vectorised with {@link Exp} (about 1 ulp, as
+     * torch's vectorised Sleef exp is; a scalar Math.exp per element cost ~30% of a prefill's expert time),
+     * whose tail gives the bits of its vector body, so an element's result does not depend on where the range
+     * was cut.
      */
     public static void siluMul(float[] gate, float[] up, int off, int n) {
-        int i = 0;
-        FloatVector one = FloatVector.broadcast(F, 1f);
-        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
-            FloatVector g = FloatVector.fromArray(F, gate, off + i);
-            FloatVector e = g.neg().lanewise(VectorOperators.EXP);
-            g.div(e.add(one)).mul(FloatVector.fromArray(F, up, off + i)).intoArray(gate, off + i);
-        }
-        for (; i < n; i++) {
-            float g = gate[off + i];
-            gate[off + i] = (g / (1.0f + (float) Math.exp(-g))) * up[off + i];
-        }
+        Exp.siluMul(gate, up, off, n);
     }
 
     /** The largest of x[off, off + n). */
@@ -122,21 +113,7 @@ public final class VectorOps {
 
     /** x[i] = e^(x[i] - max) over [off, off + n), vectorised (see {@link #siluMul}); returns their sum. */
     public static float expShifted(float[] x, int off, int n, float max) {
-        FloatVector vmax = FloatVector.broadcast(F, max);
-        FloatVector acc = FloatVector.zero(F);
-        int i = 0;
-        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
-            FloatVector e = FloatVector.fromArray(F, x, off + i).sub(vmax).lanewise(VectorOperators.EXP);
-            e.intoArray(x, off + i);
-            acc = acc.add(e);
-        }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) {
-            float e = (float) Math.exp(x[off + i] - max);
-            x[off + i] = e;
-            sum += e;
-        }
-        return sum;
+        return Exp.shiftedInPlace(x, off, n, max);
     }
 
     /** x[off, off + n) /= d (a division, as torch's softmax normalises, not a multiply by 1/d). */
