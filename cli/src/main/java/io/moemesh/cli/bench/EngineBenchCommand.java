@@ -56,6 +56,7 @@ final class EngineBenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        validate();
         Path cache = modelsDir != null ? modelsDir : BenchModels.defaultCache();
         List<String> rows = new ArrayList<>();
         MatMul.warmUp();
@@ -82,6 +83,35 @@ final class EngineBenchCommand implements Callable<Integer> {
         rows.forEach(out::println);
         out.flush();
         return 0;
+    }
+
+    /** Every option before any work: a typo must not cost a model write and a warm-up first. */
+    private void validate() {
+        for (String name : models) {
+            BenchModels.spec(name, SynthDtype.F32);
+        }
+        for (String d : dtypes) {
+            SynthDtype.parse(d);
+        }
+        positive("--repeats", repeats);
+        positive("--prompt-tokens", promptTokens);
+        positive("--decode-prompt", decodePrompt);
+        positive("--decode-tokens", decodeTokens);
+        for (int n : concurrency) {
+            positive("--concurrency", n);
+        }
+        // Both models share max_position_embeddings; a prompt past it would fail in the middle of the run.
+        int maxPositions = BenchModels.spec("S", SynthDtype.F32).maxPosition();
+        if (promptTokens > maxPositions || decodePrompt + decodeTokens > maxPositions) {
+            throw new IllegalArgumentException("--prompt-tokens " + promptTokens + " / --decode-prompt + --decode-tokens "
+                    + (decodePrompt + decodeTokens) + " must fit the bench models' " + maxPositions + " positions");
+        }
+    }
+
+    static void positive(String option, int value) {
+        if (value < 1) {
+            throw new IllegalArgumentException(option + " must be at least 1, got " + value);
+        }
     }
 
     private String row(String name, SynthDtype dtype, EngineRuns runs, PrintWriter err) {

@@ -60,6 +60,7 @@ final class KernelBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        validate();
         PrintWriter out = spec.commandLine().getOut();
         List<String> jvm = new ArrayList<>(ManagementFactory.getRuntimeMXBean().getInputArguments());
         jvm.removeIf(a -> a.startsWith("-agentlib") || a.startsWith("-javaagent") || a.startsWith("-XX:StartFlightRecording"));
@@ -81,6 +82,29 @@ final class KernelBenchCommand implements Callable<Integer> {
                 OutputFormatFactory.createFormatInstance(progress, VerboseMode.NORMAL)).run();
         print(out, results);
         return 0;
+    }
+
+    /** Every option before JMH forks anything (its own errors come late and as stack traces). */
+    private void validate() {
+        for (String t : tokens) {
+            int m;
+            try {
+                m = Integer.parseInt(t.strip());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--tokens takes whole numbers, got \"" + t + "\"");
+            }
+            EngineBenchCommand.positive("--tokens", m);
+        }
+        EngineBenchCommand.positive("--hidden", hidden);
+        EngineBenchCommand.positive("--intermediate", intermediate);
+        EngineBenchCommand.positive("--iterations", iterations);
+        if (warmup < 0) {
+            throw new IllegalArgumentException("--warmup must be 0 or more, got " + warmup);
+        }
+        if (experts < 8) {
+            throw new IllegalArgumentException("--experts must be at least 8 so the weights stream from memory, got "
+                    + experts);
+        }
     }
 
     private void print(PrintWriter out, Collection<RunResult> results) {

@@ -8,6 +8,8 @@ import java.io.StringWriter;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import picocli.CommandLine;
 
 class EngineBenchCommandTest {
@@ -34,5 +36,28 @@ class EngineBenchCommandTest {
         assertThat(r[1].lines().filter(l -> l.startsWith("| S | bf16 | ")).findFirst().orElseThrow().split("\\|"))
                 .hasSize(6);
         assertThat(models.resolve("S-bf16").resolve("config.json")).exists();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "engine --models XL | unknown bench model XL",
+            "engine --dtypes f8 | f8",
+            "engine --repeats 0 | --repeats must be at least 1, got 0",
+            "engine --concurrency 1,0 | --concurrency must be at least 1, got 0",
+            "engine --prompt-tokens 5000 | must fit the bench models' 4096 positions",
+            "kernels --tokens 1,x | --tokens takes whole numbers, got \"x\"",
+            "kernels --tokens -4 | --tokens must be at least 1, got -4",
+            "kernels --experts 4 | --experts must be at least 8",
+            "kernels --iterations 0 | --iterations must be at least 1, got 0"})
+    void badOptions_exitTwo_withOneLineNamingTheOption_beforeAnyWork(String args, String message) {
+        String[] argv = ("bench " + args + " --models-dir " + models).split(" ");
+        if (args.startsWith("kernels")) {
+            argv = ("bench " + args).split(" ");
+        }
+        String[] r = run(argv);
+        assertThat(r[0]).isEqualTo("2");
+        assertThat(r[2].strip()).contains(message).doesNotContain("Exception").hasLineCount(1);
+        assertThat(r[1]).isEmpty();
+        assertThat(models).isEmptyDirectory();
     }
 }
