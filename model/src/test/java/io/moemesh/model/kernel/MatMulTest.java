@@ -5,10 +5,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
 import io.moemesh.model.safetensors.DType;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
-import java.util.SplittableRandom;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -22,23 +18,9 @@ class MatMulTest {
         "F16, 1, 2, 3", "F16, 6, 70, 40", "F16, 12, 130, 256"
     })
     void matmul_equalsScalarLoops_forEveryDtypeAndOddShape(DType dtype, int m, int n, int k) {
-        SplittableRandom rnd = new SplittableRandom(m * 31L + n * 7L + k);
-        float[] x = new float[m * k];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) rnd.nextGaussian();
-        }
-        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * dtype.bytes()]);
-        ValueLayout.OfShort i16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        ValueLayout.OfFloat f32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        for (int i = 0; i < n * k; i++) {
-            float v = (float) (rnd.nextGaussian() * 0.1);
-            switch (dtype) {
-                case F32 -> seg.setAtIndex(f32, i, v);
-                case BF16 -> seg.setAtIndex(i16, i, (short) (Float.floatToRawIntBits(v) >>> 16));
-                case F16 -> seg.setAtIndex(i16, i, Float.floatToFloat16(v));
-            }
-        }
-        Matrix w = new Matrix("w", seg, dtype, n, k);
+        long seed = m * 31L + n * 7L + k;
+        float[] x = FusedKernelsTest.input(m * k, seed);
+        Matrix w = FusedKernelsTest.random("w", dtype, n, k, seed + 1);
         float[] y = new float[m * n];
         MatMul.matmul(x, m, w, y);
         for (int i = 0; i < m; i++) {
