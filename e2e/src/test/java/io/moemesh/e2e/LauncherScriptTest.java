@@ -12,9 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.assertj.core.api.SoftAssertions;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -48,7 +46,7 @@ class LauncherScriptTest {
 
     @Test
     void upGenerateDown_threeExpertsTwoReplicas_givesTheGoldenOutputs() throws Exception {
-        Run up = moemesh(Duration.ofMinutes(5), "up", "--model", "models/mixtral-tiny-bf16", "--experts", "3",
+        LauncherRun up = moemesh(Duration.ofMinutes(5), "up", "--model", "models/mixtral-tiny-bf16", "--experts", "3",
                 "--replicas", "2", "--state-dir", STATE.toString(), "--heap", TestMeshes.HEAP);
         assertThat(up.exit()).as("up exit code; stderr:%n%s", up.err()).isZero();
         List<String> lines = up.out().lines().toList();
@@ -69,7 +67,7 @@ class LauncherScriptTest {
             // a prompt file keeps non-ASCII prompts intact whatever the locale of this JVM
             Path prompt = RUNS.resolve("prompt-" + i + ".txt");
             Files.writeString(prompt, g.prompt(), StandardCharsets.UTF_8);
-            Run gen = moemesh(Duration.ofMinutes(2), "generate", "--endpoint", endpoint, "--prompt-file", prompt.toString(),
+            LauncherRun gen = moemesh(Duration.ofMinutes(2), "generate", "--endpoint", endpoint, "--prompt-file", prompt.toString(),
                     "--max-tokens", Integer.toString(g.greedyIds().length), "--json", "--trace");
             soft.assertThat(gen.exit()).as("%s: generate exit code; stderr:%n%s", g, gen.err()).isZero();
             if (gen.exit() == 0) {
@@ -81,42 +79,20 @@ class LauncherScriptTest {
         }
         soft.assertAll();
 
-        Run down = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
+        LauncherRun down = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
         assertThat(down.exit()).as("down exit code; stderr:%n%s", down.err()).isZero();
         assertThat(down.out()).contains("stopped gateway (pid " + state.gateway().pid() + ")");
         assertThat(state.services()).allSatisfy(s -> assertThat(s.process()).as(s.name()).isEmpty());
         assertThat(ServiceProcess.serving("127.0.0.1", state.gateway().grpcPort())).isFalse();
         assertThat(MeshState.file(STATE)).doesNotExist();
 
-        Run again = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
+        LauncherRun again = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
         assertThat(again.exit()).isZero();
         assertThat(again.out()).contains("no mesh running");
     }
 
-    record Run(int exit, String out, String err) {
-    }
-
-    private static int runs;
-
-    /** Runs the launcher script from the repository root, output to files (no pipe to fill up), bounded in time. */
-    private static Run moemesh(Duration timeout, String... args) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of(ROOT.resolve("moemesh").toString()));
-        cmd.addAll(List.of(args));
-        int n = ++runs;
-        Path out = RUNS.resolve(n + "-" + args[0] + ".out");
-        Path err = RUNS.resolve(n + "-" + args[0] + ".err");
-        ProcessBuilder pb = new ProcessBuilder(cmd).directory(ROOT.toFile())
-                .redirectOutput(out.toFile()).redirectError(err.toFile());
-        pb.environment().remove("MOEMESH_REBUILD");
-        Process p = pb.start();
-        p.getOutputStream().close();
-        if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
-            throw new AssertionError("./moemesh " + String.join(" ", args) + " did not finish within " + timeout
-                    + "; output in " + out + ", " + err);
-        }
-        return new Run(p.exitValue(), Files.readString(out), Files.readString(err));
+    private static LauncherRun moemesh(Duration timeout, String... args) throws IOException, InterruptedException {
+        return LauncherRun.of(RUNS, timeout, args);
     }
 
     private static int[] ints(JsonNode n) {

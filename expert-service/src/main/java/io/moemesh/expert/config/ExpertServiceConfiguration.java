@@ -14,9 +14,12 @@ import io.moemesh.expert.grpc.ExpertGrpcService;
 import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.expert.residency.ResidentSet;
 import io.moemesh.model.engine.ExpertKey;
+import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.opentelemetry.api.OpenTelemetry;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -24,7 +27,6 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import io.opentelemetry.api.OpenTelemetry;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 
@@ -142,6 +144,8 @@ public final class ExpertServiceConfiguration {
     @Bean
     GrpcServerLifecycle grpcServer(ExpertProperties props, ExpertGrpcService service) {
         return new GrpcServerLifecycle("expert-service " + props.instanceId(), props.grpcHost(), props.grpcPort(),
-                props.maxInboundMessageBytes(), props.shutdownGrace(), List.<BindableService>of(service), List.of());
+                props.maxInboundMessageBytes(), props.shutdownGrace(), List.<BindableService>of(service), List.of(),
+                // The stream handler only decodes and queues to the compute workers: no executor hop before that.
+                Set.of(ExpertServiceGrpc.getExpertBatchMethod().getFullMethodName()));
     }
 }

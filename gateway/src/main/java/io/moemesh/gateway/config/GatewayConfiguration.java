@@ -8,7 +8,7 @@ import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
-import io.moemesh.gateway.grpc.GrpcInstanceClient;
+import io.moemesh.service.expert.GrpcInstanceClient;
 import io.moemesh.gateway.http.PublicApiFilter;
 import io.moemesh.gateway.kv.PrefixHashedKvCache;
 import io.moemesh.gateway.placement.FilePlacementSource;

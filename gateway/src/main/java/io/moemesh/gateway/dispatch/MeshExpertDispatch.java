@@ -2,6 +2,7 @@ package io.moemesh.gateway.dispatch;
 
 import io.moemesh.model.engine.ExpertDispatch;
 import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.placement.PlacementTable;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -5,6 +5,8 @@ import io.moemesh.model.engine.ExpertFfn;
 import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.model.engine.ExpertWeights;
 import io.moemesh.model.kernel.VectorOps;
+import io.moemesh.service.expert.ExpertCall;
+import io.moemesh.service.expert.InstanceClient;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;

@@ -1,7 +1,7 @@
 package io.moemesh.cli.bench.mesh;
 
 import io.moemesh.proto.common.v1.DType;
-import io.moemesh.proto.expert.v1.ExpertBatchRequest;
+import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.grpc.TensorCodec;
 import java.io.PrintWriter;
 import java.util.SplittableRandom;
@@ -37,32 +37,35 @@ final class HopBenchmark {
         for (int i = 0; i < x.length; i++) {
             x[i] = (float) r.nextGaussian();
         }
-        ExpertBatchRequest.Builder b = ExpertBatchRequest.newBuilder().setLayer(0)
-                .setActivations(TensorCodec.encode(x, 0, tokens, hidden, wire)).setOutputDtype(wire);
+        int[] counts = new int[tokens];
+        int[] experts = new int[2 * tokens];
+        float[] weights = new float[2 * tokens];
         for (int t = 0; t < tokens; t++) {
-            b.addTokenExpertCounts(2).addExperts(0).addExperts(1).addWeights(0.6f).addWeights(0.4f);
+            counts[t] = 2;
+            experts[2 * t + 1] = 1;
+            weights[2 * t] = 0.6f;
+            weights[2 * t + 1] = 0.4f;
         }
-        ExpertBatchRequest hop = b.build();
-        // Zero tokens: the instance answers at once with INVALID_ARGUMENT — a round trip with no payload.
-        ExpertBatchRequest empty = ExpertBatchRequest.newBuilder().setLayer(0).build();
-        if (client.call(hop).hasStatus()) {
-            throw new IllegalStateException("expert-service refused the benchmark message: " + client.call(hop).getStatus());
-        }
-        long payload = hop.getActivations().getData().size();
+        ExpertCall hop = new ExpertCall(0, 0, x, tokens, hidden, counts, experts, weights);
+        // Zero tokens: the instance answers at once with INVALID_ARGUMENT — a round trip with no payload (it
+        // includes building the client's StatusRuntimeException, a few µs).
+        ExpertCall empty = new ExpertCall(0, 0, new float[0], 0, hidden, new int[0], new int[0], new float[0]);
+        client.roundTrip(hop, wire, false);
+        long payload = TensorCodec.encode(x, 0, tokens, hidden, wire).getData().size();
         byte[] src = new byte[(int) payload];
         byte[] dst = new byte[(int) payload];
         long[] hops = new long[iterations];
         long[] empties = new long[iterations];
         long[] copies = new long[iterations];
         for (int i = 0; i < warmup; i++) {
-            client.roundTrip(hop);
-            client.roundTrip(empty);
+            client.roundTrip(hop, wire, false);
+            client.roundTrip(empty, wire, true);
             System.arraycopy(src, 0, dst, 0, src.length);
         }
         for (int i = 0; i < iterations; i++) {
             // Interleaved so that machine noise hits all three alike.
-            hops[i] = client.roundTrip(hop);
-            empties[i] = client.roundTrip(empty);
+            hops[i] = client.roundTrip(hop, wire, false);
+            empties[i] = client.roundTrip(empty, wire, true);
             long t0 = System.nanoTime();
             System.arraycopy(src, 0, dst, 0, src.length);
             copies[i] = System.nanoTime() - t0;

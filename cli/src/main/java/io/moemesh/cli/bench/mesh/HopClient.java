@@ -1,68 +1,55 @@
 package io.moemesh.cli.bench.mesh;
 
-import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.grpc.stub.StreamObserver;
-import io.moemesh.proto.expert.v1.ExpertBatchRequest;
-import io.moemesh.proto.expert.v1.ExpertBatchResponse;
-import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.expert.ExpertCall;
+import io.moemesh.service.expert.GrpcInstanceClient;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
- * One long-lived ExpertBatch stream used the way the gateway uses it, one message in flight: the time from
- * sending a message to having its reply is the per-layer hop (serialisation, two socket crossings, the
- * instance's decode and encode) when the instance's backend does no work.
+ * The gateway's own ExpertBatch client ({@link GrpcInstanceClient}, one per wire dtype) with one message in
+ * flight: the time from handing it a call to having the decoded float32 reply is the per-layer hop as the
+ * gateway pays it (encode, two socket crossings, the instance's decode and encode, the gateway's decode).
  */
 final class HopClient implements AutoCloseable {
-    private final ManagedChannel channel;
-    private final StreamObserver<ExpertBatchRequest> requests;
-    private final BlockingQueue<Object> replies = new ArrayBlockingQueue<>(1);
+    private final String endpoint;
+    private final Map<DType, GrpcInstanceClient> clients = new EnumMap<>(DType.class);
 
     HopClient(String host, int port) {
-        channel = NettyChannelBuilder.forAddress(host, port).usePlaintext().maxInboundMessageSize(256 << 20).build();
-        requests = ExpertServiceGrpc.newStub(channel).expertBatch(new StreamObserver<>() {
-            @Override
-            public void onNext(ExpertBatchResponse r) {
-                replies.offer(r);
-            }
-
-            @Override
-            public void onError(Throwable t) {
-                replies.offer(t);
-            }
-
-            @Override
-            public void onCompleted() {
-            }
-        });
+        this.endpoint = host + ":" + port;
     }
 
-    /** Sends one message and waits for its reply; returns the round-trip time in nanoseconds. */
-    long roundTrip(ExpertBatchRequest req) throws InterruptedException {
+    /**
+     * Sends one call and waits for its reply; returns the round-trip time in nanoseconds.
+     *
+     * @param refusalExpected the call is meant to be answered with an error status (the empty round trip);
+     *     otherwise an error fails the benchmark
+     */
+    long roundTrip(ExpertCall call, DType wire, boolean refusalExpected) throws InterruptedException {
+        GrpcInstanceClient client = clients.computeIfAbsent(wire,
+                w -> new GrpcInstanceClient("noop-expert", endpoint, w, 256 << 20));
         long t0 = System.nanoTime();
-        requests.onNext(req);
-        Object r = replies.poll(60, TimeUnit.SECONDS);
-        long t = System.nanoTime() - t0;
-        if (r == null || r instanceof Throwable) {
-            throw new IllegalStateException("expert-service did not answer: " + r, r instanceof Throwable e ? e : null);
+        try {
+            client.call(call).get(60, TimeUnit.SECONDS);
+            if (refusalExpected) {
+                throw new IllegalStateException("expert-service accepted a message it should refuse");
+            }
+        } catch (ExecutionException e) {
+            if (!refusalExpected) {
+                throw new IllegalStateException("expert-service refused the benchmark message: "
+                        + e.getCause().getMessage(), e.getCause());
+            }
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("expert-service did not answer within 60 s", e);
         }
-        return t;
-    }
-
-    ExpertBatchResponse call(ExpertBatchRequest req) throws InterruptedException {
-        requests.onNext(req);
-        Object r = replies.poll(60, TimeUnit.SECONDS);
-        if (!(r instanceof ExpertBatchResponse resp)) {
-            throw new IllegalStateException("expert-service did not answer: " + r);
-        }
-        return resp;
+        return System.nanoTime() - t0;
     }
 
     @Override
     public void close() {
-        requests.onCompleted();
-        channel.shutdownNow();
+        clients.values().forEach(GrpcInstanceClient::close);
     }
 }

@@ -57,6 +57,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        List<DType> wires = validate();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         Path home = Path.of(System.getProperty("moemesh.home", ".")).toAbsolutePath();
@@ -72,12 +73,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
                 try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"));
                      HopClient client = new HopClient("127.0.0.1", expert.port)) {
                     HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
-                    for (String w : wire) {
-                        DType dtype = switch (w) {
-                            case "f32" -> DType.DTYPE_F32;
-                            case "bf16" -> DType.DTYPE_BF16;
-                            default -> throw new IllegalArgumentException("--wire takes f32 or bf16, got " + w);
-                        };
+                    for (DType dtype : wires) {
                         for (int t : tokens) {
                             HopBenchmark.print(out, bench.run(t, dtype));
                         }
@@ -89,6 +85,41 @@ public final class MeshBenchCommand implements Callable<Integer> {
             new DecodeComparison(home, decodeModel, work, err).run(out);
         }
         return 0;
+    }
+
+    /** Every option before a process starts; returns the wire dtypes. */
+    private List<DType> validate() {
+        List<DType> wires = new java.util.ArrayList<>();
+        for (String w : wire) {
+            wires.add(switch (w.strip()) {
+                case "f32" -> DType.DTYPE_F32;
+                case "bf16" -> DType.DTYPE_BF16;
+                default -> throw new IllegalArgumentException("--wire takes f32 or bf16, got " + w);
+            });
+        }
+        for (int h : hidden) {
+            if (h < 128 || h % 128 != 0) {
+                throw new IllegalArgumentException("--hidden must be a positive multiple of 128 (128-wide heads), got " + h);
+            }
+        }
+        for (int t : tokens) {
+            if (t < 1) {
+                throw new IllegalArgumentException("--tokens must be at least 1, got " + t);
+            }
+        }
+        if (iterations < 1) {
+            throw new IllegalArgumentException("--iterations must be at least 1, got " + iterations);
+        }
+        if (warmup < 0) {
+            throw new IllegalArgumentException("--warmup must be 0 or more, got " + warmup);
+        }
+        if (decodeModel != null && !Files.isRegularFile(decodeModel.resolve("config.json"))) {
+            throw new IllegalArgumentException("--decode " + decodeModel + ": no config.json there");
+        }
+        if (skipHop && decodeModel == null) {
+            throw new IllegalArgumentException("--skip-hop leaves nothing to measure without --decode MODEL_DIR");
+        }
+        return wires;
     }
 
     /** A one-layer checkpoint of hidden size h: the no-op backend reads no weights, only the shapes. */

@@ -1,4 +1,4 @@
-package io.moemesh.gateway.dispatch;
+package io.moemesh.service.expert;
 
 /**
  * One message to one expert-service instance: the tokens of a layer that visit it, and per token the

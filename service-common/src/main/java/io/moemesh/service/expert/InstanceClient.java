@@ -1,4 +1,4 @@
-package io.moemesh.gateway.dispatch;
+package io.moemesh.service.expert;
 
 import java.util.concurrent.CompletableFuture;
 

@@ -1,0 +1,51 @@
+package io.moemesh.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** {@code ./moemesh bench mesh} as a user runs it: a real no-op expert-service and the gateway's client. */
+class BenchMeshTest {
+    private static final Path RUNS = TestMeshes.stateDir("bench-mesh-runs");
+    private static final Path WORK = TestMeshes.stateDir("bench-mesh-work");
+
+    @Test
+    void hop_printsARowPerWireAndTokenCount_withTheGoalColumns() throws Exception {
+        LauncherRun r = LauncherRun.of(RUNS, Duration.ofMinutes(4), "bench", "mesh", "--hidden", "256", "--tokens", "1,4",
+                "--wire", "f32,bf16", "--iterations", "20", "--warmup", "20", "--work-dir", WORK.toString());
+        assertThat(r.exit()).as("exit code; stderr:%n%s", r.err()).isZero();
+        List<String> rows = r.out().lines().filter(l -> l.startsWith("| 256 |")).toList();
+        assertThat(rows).hasSize(4);
+        assertThat(rows).extracting(l -> l.split("\\|")[2].strip() + " " + l.split("\\|")[3].strip())
+                .containsExactly("1 f32", "4 f32", "1 bf16", "4 bf16");
+        for (String row : rows) {
+            String[] cells = row.split("\\|");
+            // payload KiB: tokens × 256 × 4 (f32) or 2 (bf16) bytes
+            int tokens = Integer.parseInt(cells[2].strip());
+            int bytes = cells[3].strip().equals("f32") ? 4 : 2;
+            assertThat(Double.parseDouble(cells[4].strip())).as(row).isEqualTo(tokens * 256.0 * bytes / 1024);
+            assertThat(Double.parseDouble(cells[5].strip())).as("hop p50 of %s", row).isPositive();
+            assertThat(Double.parseDouble(cells[7].strip())).as("empty RT p50 of %s", row).isPositive();
+            assertThat(cells[10].strip()).isIn("yes", "no");
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "--wire f16 | --wire takes f32 or bf16, got f16",
+            "--hidden 100 | --hidden must be a positive multiple of 128",
+            "--tokens 0 | --tokens must be at least 1, got 0",
+            "--skip-hop | --skip-hop leaves nothing to measure"})
+    void badOptions_exitTwo_beforeStartingAnything(String option, String message) throws Exception {
+        List<String> args = new java.util.ArrayList<>(List.of("bench", "mesh", "--work-dir", WORK.toString()));
+        args.addAll(List.of(option.split(" ")));
+        LauncherRun r = LauncherRun.of(RUNS, Duration.ofMinutes(1), args.toArray(String[]::new));
+        assertThat(r.exit()).isEqualTo(2);
+        assertThat(r.err()).contains(message).doesNotContain("starting a no-op expert-service");
+    }
+}

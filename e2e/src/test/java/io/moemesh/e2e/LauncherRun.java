@@ -1,0 +1,41 @@
+package io.moemesh.e2e;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/** One run of the repository's {@code ./moemesh} script, as a user starts it: exit code, stdout, stderr. */
+record LauncherRun(int exit, String out, String err) {
+    private static final AtomicInteger RUNS = new AtomicInteger();
+
+    /**
+     * Runs the launcher from the repository root, output to files in {@code runs} (no pipe to fill up), bounded
+     * in time: on timeout the process tree is killed and the test fails naming the output files.
+     */
+    static LauncherRun of(Path runs, Duration timeout, String... args) throws IOException, InterruptedException {
+        Path root = io.moemesh.model.golden.TestModels.repoRoot();
+        List<String> cmd = new ArrayList<>(List.of(root.resolve("moemesh").toString()));
+        cmd.addAll(List.of(args));
+        Files.createDirectories(runs);
+        int n = RUNS.incrementAndGet();
+        Path out = runs.resolve(n + "-" + args[0] + ".out");
+        Path err = runs.resolve(n + "-" + args[0] + ".err");
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(root.toFile())
+                .redirectOutput(out.toFile()).redirectError(err.toFile());
+        pb.environment().remove("MOEMESH_REBUILD");
+        Process p = pb.start();
+        p.getOutputStream().close();
+        if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            throw new AssertionError("./moemesh " + String.join(" ", args) + " did not finish within " + timeout
+                    + "; output in " + out + ", " + err);
+        }
+        return new LauncherRun(p.exitValue(), Files.readString(out), Files.readString(err));
+    }
+}
