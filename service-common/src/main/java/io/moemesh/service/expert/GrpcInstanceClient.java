@@ -54,9 +54,10 @@ public final class GrpcInstanceClient implements InstanceClient {
         this.channel = NettyChannelBuilder.forTarget(endpoint).usePlaintext()
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .keepAliveTime(30, TimeUnit.SECONDS)
-                // Replies are decoded and their futures completed on the event loop that read them: the engine
-                // thread waiting on the step is then one wake-up away, not two (no executor hop in between).
-                .directExecutor()
+                // Not directExecutor(): call() opens the stream and sends under this object's lock, and with a
+                // direct executor a stream that fails at once (instance just killed) calls back into broken()
+                // inside open(), before the stream is assigned; the dead stream was then kept and every later
+                // call waited out the step deadline (ExpertFailoverTest).
                 .build();
     }
 

@@ -49,7 +49,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
 
     /**
      * @param transportThreadMethods full method names whose call callbacks run on the Netty event loop that read
-     *     the message instead of being handed to gRPC's default executor. Only for handlers that never block (the
+     *     the message instead of being handed to gRPC's default executor (from the call's start on: grpc-java
+     *     looks the method up on the default executor). Only for handlers that never block (the
      *     ExpertBatch stream decodes and queues to its own workers): each hand-off is a thread wake-up on the
      *     per-layer hop, tens of µs on a busy host.
      */

@@ -11,6 +11,7 @@ import io.grpc.ServerServiceDefinition;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
+import io.grpc.stub.StreamObserver;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -19,6 +20,9 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -41,7 +45,7 @@ class GrpcServerLifecycleTest {
     };
 
     private static MethodDescriptor<String, String> method(String name) {
-        return MethodDescriptor.<String, String>newBuilder().setType(MethodDescriptor.MethodType.UNARY)
+        return MethodDescriptor.<String, String>newBuilder().setType(MethodDescriptor.MethodType.BIDI_STREAMING)
                 .setFullMethodName(MethodDescriptor.generateFullMethodName("test.Threads", name))
                 .setRequestMarshaller(TEXT).setResponseMarshaller(TEXT).build();
     }
@@ -49,17 +53,59 @@ class GrpcServerLifecycleTest {
     private static final MethodDescriptor<String, String> DIRECT = method("Direct");
     private static final MethodDescriptor<String, String> POOLED = method("Pooled");
 
-    /** Answers with the name of the thread its handler ran on. */
+    /** Answers every message with the name of the thread its handler ran on. */
     private static final BindableService THREADS = () -> ServerServiceDefinition.builder("test.Threads")
-            .addMethod(DIRECT, ServerCalls.asyncUnaryCall((req, out) -> {
-                out.onNext(Thread.currentThread().getName());
-                out.onCompleted();
-            }))
-            .addMethod(POOLED, ServerCalls.asyncUnaryCall((req, out) -> {
-                out.onNext(Thread.currentThread().getName());
-                out.onCompleted();
-            }))
+            .addMethod(DIRECT, ServerCalls.asyncBidiStreamingCall(GrpcServerLifecycleTest::threadNames))
+            .addMethod(POOLED, ServerCalls.asyncBidiStreamingCall(GrpcServerLifecycleTest::threadNames))
             .build();
+
+    private static StreamObserver<String> threadNames(StreamObserver<String> out) {
+        return new StreamObserver<>() {
+            @Override
+            public void onNext(String value) {
+                out.onNext(Thread.currentThread().getName());
+            }
+
+            @Override
+            public void onError(Throwable t) {
+            }
+
+            @Override
+            public void onCompleted() {
+                out.onCompleted();
+            }
+        };
+    }
+
+    /**
+     * The thread that handled the second message of a stream: grpc-java looks the method up (and asks for its
+     * executor) on the default executor, so the first messages of a call may still be handled there.
+     */
+    private String secondMessageThread(MethodDescriptor<String, String> method) throws InterruptedException {
+        BlockingQueue<String> replies = new LinkedBlockingQueue<>();
+        StreamObserver<String> requests = ClientCalls.asyncBidiStreamingCall(channel.newCall(method, CallOptions.DEFAULT),
+                new StreamObserver<>() {
+                    @Override
+                    public void onNext(String value) {
+                        replies.add(value);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        replies.add("error: " + t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                    }
+                });
+        requests.onNext("1");
+        assertThat(replies.poll(10, TimeUnit.SECONDS)).isNotNull();
+        requests.onNext("2");
+        String second = replies.poll(10, TimeUnit.SECONDS);
+        requests.onCompleted();
+        return second;
+    }
 
     private GrpcServerLifecycle server;
     private ManagedChannel channel;
@@ -75,26 +121,23 @@ class GrpcServerLifecycleTest {
     }
 
     @Test
-    void transportThreadMethods_runOnTheEventLoop_othersOnTheDefaultExecutor() {
+    void transportThreadMethods_runOnTheEventLoop_othersOnTheDefaultExecutor() throws InterruptedException {
         server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
                 List.of(), Set.of(DIRECT.getFullMethodName()));
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-        String direct = ClientCalls.blockingUnaryCall(channel, DIRECT, CallOptions.DEFAULT, "");
-        String pooled = ClientCalls.blockingUnaryCall(channel, POOLED, CallOptions.DEFAULT, "");
         // grpc-java names its Netty event loop threads *-ELG-*; its default executor grpc-default-executor-N.
-        assertThat(direct).contains("ELG");
-        assertThat(pooled).startsWith("grpc-default-executor");
+        assertThat(secondMessageThread(DIRECT)).contains("ELG");
+        assertThat(secondMessageThread(POOLED)).startsWith("grpc-default-executor");
     }
 
     @Test
-    void withoutTransportThreadMethods_everyCallRunsOnTheDefaultExecutor() {
+    void withoutTransportThreadMethods_everyCallRunsOnTheDefaultExecutor() throws InterruptedException {
         server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
                 List.of());
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-        assertThat(ClientCalls.blockingUnaryCall(channel, DIRECT, CallOptions.DEFAULT, ""))
-                .startsWith("grpc-default-executor");
+        assertThat(secondMessageThread(DIRECT)).startsWith("grpc-default-executor");
     }
 
     @Test
