@@ -6,9 +6,6 @@ import io.moemesh.proto.gateway.v1.LayerDispatch;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
@@ -51,16 +48,8 @@ public final class DemoCommand implements Callable<Integer> {
             description = "State of the demo's mesh (default .moemesh/demo under the repository root).")
     Path stateDir;
 
-    @Option(names = "--heap", defaultValue = "512m", paramLabel = "SIZE", description = "-Xmx of every service JVM (default ${DEFAULT-VALUE}).")
-    String heap;
-
-    @Option(names = "--jvm-option", paramLabel = "OPTION",
-            description = "An extra JVM option for every service, e.g. --jvm-option=-XX:ActiveProcessorCount=1 (repeatable).")
-    List<String> jvmOptions = new ArrayList<>();
-
-    @Option(names = "--timeout", defaultValue = "180", paramLabel = "SECONDS",
-            description = "How long the services may take to become healthy (default ${DEFAULT-VALUE}).")
-    int timeoutSeconds;
+    @picocli.CommandLine.Mixin
+    ServiceJvmOptions jvm = new ServiceJvmOptions("512m");
 
     @Override
     public Integer call() {
@@ -68,8 +57,8 @@ public final class DemoCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         MeshHome home = MeshHome.detect();
         Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("demo");
-        MeshSpec ms = new MeshSpec(model != null ? model : home.root().resolve(DEFAULT_MODEL), experts, replicas, dir, heap,
-                Duration.ofSeconds(timeoutSeconds), home, jvmOptions);
+        MeshSpec ms = new MeshSpec(model != null ? model : home.root().resolve(DEFAULT_MODEL), experts, replicas, dir, jvm.heap,
+                jvm.timeout(), home, jvm.jvmOptions);
         // stopOnJvmExit: a Ctrl-C during the demo still stops the services it started.
         try (RunningMesh mesh = MeshLauncher.up(ms, err, true);
              GatewayClient client = new GatewayClient(mesh.gatewayEndpoint())) {

@@ -27,7 +27,7 @@ import java.util.Optional;
  */
 public final class MeshLauncher {
     /** Flags every service JVM needs (Vector API kernels, native access) and the collector chosen for them. */
-    static final List<String> SERVICE_JVM_FLAGS =
+    public static final List<String> SERVICE_JVM_FLAGS =
             List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC");
     public static final long FIRST_EPOCH = 1;
 
@@ -175,7 +175,7 @@ public final class MeshLauncher {
     }
 
     /** Distinct free loopback ports: all sockets are held open together, so no port is handed out twice. */
-    static int[] freePorts(int n) {
+    public static int[] freePorts(int n) {
         List<ServerSocket> sockets = new ArrayList<>();
         try {
             int[] ports = new int[n];

@@ -2,9 +2,6 @@ package io.moemesh.cli.mesh;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -41,24 +38,15 @@ public final class UpCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     StateDirOption stateDir = new StateDirOption();
 
-    @Option(names = "--heap", defaultValue = "1g", paramLabel = "SIZE",
-            description = "-Xmx of every service JVM (default ${DEFAULT-VALUE}).")
-    String heap;
-
-    @Option(names = "--jvm-option", paramLabel = "OPTION",
-            description = "An extra JVM option for every service, e.g. --jvm-option=-XX:ActiveProcessorCount=1 (repeatable).")
-    List<String> jvmOptions = new ArrayList<>();
-
-    @Option(names = "--timeout", defaultValue = "180", paramLabel = "SECONDS",
-            description = "How long the services may take to become healthy (default ${DEFAULT-VALUE}).")
-    int timeoutSeconds;
+    @picocli.CommandLine.Mixin
+    ServiceJvmOptions jvm = new ServiceJvmOptions("1g");
 
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        MeshSpec ms = new MeshSpec(model, experts, replicas, stateDir.resolve(), heap, Duration.ofSeconds(timeoutSeconds),
-                MeshHome.detect(), jvmOptions);
+        MeshSpec ms = new MeshSpec(model, experts, replicas, stateDir.resolve(), jvm.heap, jvm.timeout(),
+                MeshHome.detect(), jvm.jvmOptions);
         RunningMesh mesh = MeshLauncher.up(ms, err, false);
         out.println("gateway: " + mesh.gatewayEndpoint());
         out.println("http: " + mesh.gatewayHttp());
