@@ -40,12 +40,14 @@ final class DecodeComparison {
     private final Path model;
     private final Path work;
     private final PrintWriter err;
+    private final List<String> meshJvmOptions;
 
-    DecodeComparison(Path home, Path model, Path work, PrintWriter err) {
+    DecodeComparison(Path home, Path model, Path work, PrintWriter err, List<String> meshJvmOptions) {
         this.home = home;
         this.model = model.toAbsolutePath();
         this.work = work;
         this.err = err;
+        this.meshJvmOptions = List.copyOf(meshJvmOptions);
     }
 
     private static int[][] prompts(int n, int vocab) {
@@ -75,7 +77,7 @@ final class DecodeComparison {
             }
         }
         MeshSpec spec = new MeshSpec(model, 2, 1, work.resolve("decode-mesh"), "4g", Duration.ofMinutes(5),
-                new MeshHome(home), List.of());
+                new MeshHome(home), meshJvmOptions);
         try (RunningMesh running = MeshLauncher.up(spec, err, true)) {
             String[] hp = running.gatewayEndpoint().split(":");
             ManagedChannel ch = NettyChannelBuilder.forAddress(hp[0], Integer.parseInt(hp[1])).usePlaintext().build();

@@ -52,6 +52,11 @@ public final class MeshBenchCommand implements Callable<Integer> {
             description = "Also measure decode tokens/s: mesh of 2 expert instances ÷ the reference engine.")
     Path decodeModel;
 
+    @Option(names = "--mesh-jvm-option", paramLabel = "OPTION",
+            description = "With --decode: an extra JVM option for the mesh's services, e.g. "
+                    + "--mesh-jvm-option=-Dmoemesh.kernel.threads=1 (repeatable).")
+    List<String> meshJvmOptions = new java.util.ArrayList<>();
+
     @Option(names = "--skip-hop", description = "Only the decode comparison.")
     boolean skipHop;
 
@@ -82,7 +87,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
             }
         }
         if (decodeModel != null) {
-            new DecodeComparison(home, decodeModel, work, err).run(out);
+            new DecodeComparison(home, decodeModel, work, err, meshJvmOptions).run(out);
         }
         return 0;
     }
