@@ -1,5 +1,6 @@
 package io.moemesh.cli;
 
+import static io.moemesh.model.golden.JsonArrays.ints;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
@@ -117,13 +118,5 @@ class GenerateCommandTest {
         CliRun run = CliRun.of("generate", "--model", dir.toString(), "--prompt", "hi");
         assertThat(run.exitCode()).isEqualTo(2);
         assertThat(run.err()).contains("model.safetensors").contains("corrupt");
-    }
-
-    private static int[] ints(JsonNode n) {
-        int[] out = new int[n.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = n.get(i).intValue();
-        }
-        return out;
     }
 }

@@ -1,5 +1,8 @@
 package io.moemesh.e2e;
 
+import static io.moemesh.model.golden.JsonArrays.floats;
+import static io.moemesh.model.golden.JsonArrays.ints;
+import static io.moemesh.model.golden.JsonArrays.routes;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moemesh.cli.mesh.MeshLauncher;
@@ -93,38 +96,5 @@ class LauncherScriptTest {
 
     private static LauncherRun moemesh(Duration timeout, String... args) throws IOException, InterruptedException {
         return LauncherRun.of(RUNS, timeout, args);
-    }
-
-    private static int[] ints(JsonNode n) {
-        int[] out = new int[n.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = n.get(i).intValue();
-        }
-        return out;
-    }
-
-    private static float[] floats(JsonNode n) {
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        float[] out = new float[n.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = n.get(i).floatValue();
-        }
-        return out;
-    }
-
-    private static int[][][] routes(JsonNode n) {
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        int[][][] out = new int[n.size()][][];
-        for (int l = 0; l < out.length; l++) {
-            out[l] = new int[n.get(l).size()][];
-            for (int p = 0; p < out[l].length; p++) {
-                out[l][p] = ints(n.get(l).get(p));
-            }
-        }
-        return out;
     }
 }

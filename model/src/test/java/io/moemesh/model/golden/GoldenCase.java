@@ -1,5 +1,8 @@
 package io.moemesh.model.golden;
 
+import static io.moemesh.model.golden.JsonArrays.floats;
+import static io.moemesh.model.golden.JsonArrays.ints;
+
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -52,22 +55,6 @@ public record GoldenCase(String model, String prompt, int[] inputIds, float[] la
         List<GoldenCase> out = new ArrayList<>();
         for (String m : models) {
             out.addAll(load(m));
-        }
-        return out;
-    }
-
-    static int[] ints(JsonNode n) {
-        int[] out = new int[n.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = n.get(i).intValue();
-        }
-        return out;
-    }
-
-    static float[] floats(JsonNode n) {
-        float[] out = new float[n.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = n.get(i).floatValue();
         }
         return out;
     }

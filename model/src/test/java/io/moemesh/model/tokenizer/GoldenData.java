@@ -1,5 +1,7 @@
 package io.moemesh.model.tokenizer;
 
+import static io.moemesh.model.golden.JsonArrays.ints;
+
 import java.net.URISyntaxException;
 import java.net.URL;
 import java.nio.file.Path;
@@ -93,9 +95,5 @@ public final class GoldenData {
             }
         }
         return out;
-    }
-
-    private static int[] ints(JsonNode arr) {
-        return arr.valueStream().mapToInt(JsonNode::intValue).toArray();
     }
 }
