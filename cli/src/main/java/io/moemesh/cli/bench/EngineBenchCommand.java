@@ -93,24 +93,18 @@ final class EngineBenchCommand implements Callable<Integer> {
         for (String d : dtypes) {
             SynthDtype.parse(d);
         }
-        positive("--repeats", repeats);
-        positive("--prompt-tokens", promptTokens);
-        positive("--decode-prompt", decodePrompt);
-        positive("--decode-tokens", decodeTokens);
+        BenchOptions.positive("--repeats", repeats);
+        BenchOptions.positive("--prompt-tokens", promptTokens);
+        BenchOptions.positive("--decode-prompt", decodePrompt);
+        BenchOptions.positive("--decode-tokens", decodeTokens);
         for (int n : concurrency) {
-            positive("--concurrency", n);
+            BenchOptions.positive("--concurrency", n);
         }
         // Both models share max_position_embeddings; a prompt past it would fail in the middle of the run.
         int maxPositions = BenchModels.spec("S", SynthDtype.F32).maxPosition();
         if (promptTokens > maxPositions || decodePrompt + decodeTokens > maxPositions) {
             throw new IllegalArgumentException("--prompt-tokens " + promptTokens + " / --decode-prompt + --decode-tokens "
                     + (decodePrompt + decodeTokens) + " must fit the bench models' " + maxPositions + " positions");
-        }
-    }
-
-    static void positive(String option, int value) {
-        if (value < 1) {
-            throw new IllegalArgumentException(option + " must be at least 1, got " + value);
         }
     }
 

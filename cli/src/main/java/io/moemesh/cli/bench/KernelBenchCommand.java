@@ -93,14 +93,12 @@ final class KernelBenchCommand implements Callable<Integer> {
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("--tokens takes whole numbers, got \"" + t + "\"");
             }
-            EngineBenchCommand.positive("--tokens", m);
+            BenchOptions.positive("--tokens", m);
         }
-        EngineBenchCommand.positive("--hidden", hidden);
-        EngineBenchCommand.positive("--intermediate", intermediate);
-        EngineBenchCommand.positive("--iterations", iterations);
-        if (warmup < 0) {
-            throw new IllegalArgumentException("--warmup must be 0 or more, got " + warmup);
-        }
+        BenchOptions.positive("--hidden", hidden);
+        BenchOptions.positive("--intermediate", intermediate);
+        BenchOptions.positive("--iterations", iterations);
+        BenchOptions.notNegative("--warmup", warmup);
         if (experts < 8) {
             throw new IllegalArgumentException("--experts must be at least 8 so the weights stream from memory, got "
                     + experts);

@@ -1,5 +1,6 @@
 package io.moemesh.service.grpc;
 
+import com.google.common.util.concurrent.MoreExecutors;
 import io.grpc.BindableService;
 import io.grpc.Metadata;
 import io.grpc.Server;
@@ -87,7 +88,7 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                 @Override
                 public <Q, R> Executor getExecutor(ServerCall<Q, R> call, Metadata headers) {
                     return transportThreadMethods.contains(call.getMethodDescriptor().getFullMethodName())
-                            ? Runnable::run : null;
+                            ? MoreExecutors.directExecutor() : null;
                 }
             });
         }

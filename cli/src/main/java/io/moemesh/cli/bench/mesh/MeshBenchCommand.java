@@ -1,5 +1,6 @@
 package io.moemesh.cli.bench.mesh;
 
+import io.moemesh.cli.bench.BenchOptions;
 import io.moemesh.model.synth.SynthArch;
 import io.moemesh.model.synth.SynthDtype;
 import io.moemesh.model.synth.SynthSpec;
@@ -9,13 +10,14 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalInt;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
-import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code moemesh bench mesh}: (a) the per-layer hop against a no-op expert-service, next to an empty round trip
@@ -55,7 +57,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
     @Option(names = "--mesh-jvm-option", paramLabel = "OPTION",
             description = "With --decode: an extra JVM option for the mesh's services, e.g. "
                     + "--mesh-jvm-option=-Dmoemesh.kernel.threads=1 (repeatable).")
-    List<String> meshJvmOptions = new java.util.ArrayList<>();
+    List<String> meshJvmOptions = new ArrayList<>();
 
     @Option(names = "--skip-hop", description = "Only the decode comparison.")
     boolean skipHop;
@@ -94,7 +96,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
 
     /** Every option before a process starts; returns the wire dtypes. */
     private List<DType> validate() {
-        List<DType> wires = new java.util.ArrayList<>();
+        List<DType> wires = new ArrayList<>();
         for (String w : wire) {
             wires.add(switch (w.strip()) {
                 case "f32" -> DType.DTYPE_F32;
@@ -108,16 +110,10 @@ public final class MeshBenchCommand implements Callable<Integer> {
             }
         }
         for (int t : tokens) {
-            if (t < 1) {
-                throw new IllegalArgumentException("--tokens must be at least 1, got " + t);
-            }
+            BenchOptions.positive("--tokens", t);
         }
-        if (iterations < 1) {
-            throw new IllegalArgumentException("--iterations must be at least 1, got " + iterations);
-        }
-        if (warmup < 0) {
-            throw new IllegalArgumentException("--warmup must be 0 or more, got " + warmup);
-        }
+        BenchOptions.positive("--iterations", iterations);
+        BenchOptions.notNegative("--warmup", warmup);
         if (decodeModel != null && !Files.isRegularFile(decodeModel.resolve("config.json"))) {
             throw new IllegalArgumentException("--decode " + decodeModel + ": no config.json there");
         }

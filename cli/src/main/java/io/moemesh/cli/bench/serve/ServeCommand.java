@@ -1,5 +1,6 @@
 package io.moemesh.cli.bench.serve;
 
+import io.moemesh.cli.bench.BenchOptions;
 import io.moemesh.model.config.ModelConfigReader;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -261,23 +262,23 @@ public final class ServeCommand implements Callable<Integer> {
         if (compareEngine && modelDir == null) {
             throw new IllegalArgumentException("--compare-engine needs --model-dir DIR (the gateway's model)");
         }
-        positive("--num-prompts", numPrompts);
-        positive("--random-output", randomOutput);
-        positive("--sharegpt-output-len", shareGptOutput);
-        positive("--timeout", timeoutSeconds);
-        positive("--compare-streams", compareStreams);
-        positive("--compare-input-len", compareInput);
-        positive("--compare-output-len", compareOutput);
-        positive("--compare-rounds", compareRounds);
-        positive("--engine-step-tokens", engineStepTokens);
+        BenchOptions.positive("--num-prompts", numPrompts);
+        BenchOptions.positive("--random-output", randomOutput);
+        BenchOptions.positive("--sharegpt-output-len", shareGptOutput);
+        BenchOptions.positive("--timeout", timeoutSeconds);
+        BenchOptions.positive("--compare-streams", compareStreams);
+        BenchOptions.positive("--compare-input-len", compareInput);
+        BenchOptions.positive("--compare-output-len", compareOutput);
+        BenchOptions.positive("--compare-rounds", compareRounds);
+        BenchOptions.positive("--engine-step-tokens", engineStepTokens);
         if (source != null && source.randomInput != null) {
-            positive("--random-input", source.randomInput);
+            BenchOptions.positive("--random-input", source.randomInput);
         }
         if (maxConcurrency != null) {
-            positive("--max-concurrency", maxConcurrency);
+            BenchOptions.positive("--max-concurrency", maxConcurrency);
         }
         if (maxContext != null) {
-            positive("--max-context", maxContext);
+            BenchOptions.positive("--max-context", maxContext);
         }
         if (requestRate != null && !(requestRate > 0)) {
             throw new IllegalArgumentException("--request-rate must be > 0 (default inf), got " + requestRate);
@@ -285,14 +286,6 @@ public final class ServeCommand implements Callable<Integer> {
         if (!(speedup > 0) || Double.isInfinite(speedup)) {
             throw new IllegalArgumentException("--speedup must be a finite number > 0, got " + speedup);
         }
-        if (warmupTokens < 0) {
-            throw new IllegalArgumentException("--warmup-tokens must be ≥ 0, got " + warmupTokens);
-        }
-    }
-
-    private static void positive(String name, long value) {
-        if (value < 1) {
-            throw new IllegalArgumentException(name + " must be ≥ 1, got " + value);
-        }
+        BenchOptions.notNegative("--warmup-tokens", warmupTokens);
     }
 }
