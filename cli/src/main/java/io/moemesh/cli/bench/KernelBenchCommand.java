@@ -139,13 +139,20 @@ final class KernelBenchCommand implements Callable<Integer> {
             double bytes = 3.0 * hidden * intermediate * 2;
             double stream = one[0] * bytes / 1e9;
             out.printf(Locale.ROOT, "%nWeights streamed at 1 token (bf16): %.1f GB/s; plain memory read, same run: "
-                    + "%.1f ± %.1f GB/s; ratio %.0f%%%n", stream, bandwidth, bandwidthErr, 100 * stream / bandwidth);
+                    + "%s GB/s; ratio %.0f%%%n", stream, gflops(new double[] {bandwidth, bandwidthErr}, 1),
+                    100 * stream / bandwidth);
         }
         out.flush();
     }
 
+    /** "score ± error" of a JMH result scaled by {@code perOp} (GFLOP or GB per operation). */
     private static String gflops(double[] r, double gflopPerOp) {
-        return r == null ? "–" : String.format(Locale.ROOT, "%.1f ± %.1f", r[0] * gflopPerOp, r[1] * gflopPerOp);
+        if (r == null) {
+            return "–";
+        }
+        // JMH has no error estimate for too few iterations (--quick): the score alone then.
+        return Double.isNaN(r[1]) ? String.format(Locale.ROOT, "%.1f", r[0] * gflopPerOp)
+                : String.format(Locale.ROOT, "%.1f ± %.1f", r[0] * gflopPerOp, r[1] * gflopPerOp);
     }
 
     private static String ratio(double[] a, double[] b) {

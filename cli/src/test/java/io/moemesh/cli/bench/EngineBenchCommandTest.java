@@ -30,6 +30,22 @@ class EngineBenchCommandTest {
         assertThat(models.resolve("S-bf16").resolve("config.json")).exists();
     }
 
+    @Test
+    void benchKernels_runsJmh_andPrintsTheKernelAgainstSgemm_andTheStreamAgainstTheReadBandwidth() {
+        String[] r = run("bench", "kernels", "--quick", "--tokens", "1,8", "--hidden", "128", "--intermediate", "256");
+        assertThat(r[0]).as(r[2]).isEqualTo("0");
+        assertThat(r[1]).contains("| tokens | ours, bf16 weights | ours, f32 weights | OpenBLAS sgemm, f32 | bf16 / sgemm "
+                + "| f32 / sgemm |");
+        for (String tokens : new String[] {"1", "8"}) {
+            String row = r[1].lines().filter(l -> l.startsWith("| " + tokens + " | ")).findFirst().orElseThrow();
+            // GFLOP/s ± error for the three kernels, then two percentages: every cell measured, none missing
+            assertThat(row).doesNotContain("–").matches("\\| " + tokens
+                    + "( \\| [\\d.]+( ± [\\d.]+)?){3} \\| \\d+% \\| \\d+% \\|");
+        }
+        assertThat(r[1]).containsPattern("Weights streamed at 1 token \\(bf16\\): [\\d.]+ GB/s; plain memory read, same run: "
+                + "[\\d.]+( ± [\\d.]+)? GB/s; ratio \\d+%");
+    }
+
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
             "engine --models XL | unknown bench model XL",
