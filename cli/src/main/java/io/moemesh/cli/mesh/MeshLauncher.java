@@ -27,8 +27,10 @@ import java.util.Optional;
  */
 public final class MeshLauncher {
     /** Flags every service JVM needs (Vector API kernels, native access) and the collector chosen for them. */
-    public static final List<String> SERVICE_JVM_FLAGS =
-            List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC");
+    // ExitOnOutOfMemoryError: a JVM that ran out of heap may have lost any thread (Tomcat's poller, the engine
+    // loop) and keep answering health; exiting lets the supervisor (or Kubernetes) start a clean one.
+    public static final List<String> SERVICE_JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
+            "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC", "-XX:+ExitOnOutOfMemoryError");
     public static final long FIRST_EPOCH = 1;
 
     private MeshLauncher() {
@@ -40,13 +42,22 @@ public final class MeshLauncher {
      * without it they keep running until {@link #down} ({@code moemesh up}).
      */
     public static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit) {
+        return up(spec, log, stopOnJvmExit, System.getenv());
+    }
+
+    /** @param callerEnv the environment whose service settings and API keys the services get (tests pass their own) */
+    static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit, Map<String, String> callerEnv) {
         ModelConfig config = ModelConfigReader.read(spec.model());
         refuseIfRunning(spec.stateDir());
+        // what a mesh that is no longer running left behind
+        MeshState.delete(spec.stateDir());
         String java = MeshHome.javaBinary();
         Path expertJar = spec.home().expertJar();
         Path gatewayJar = spec.home().gatewayJar();
         Path placementFile = spec.stateDir().resolve("placement.json");
-        int[] ports = freePorts(2 * (spec.experts() + 1));
+        // per expert: gRPC and HTTP (its actuator); the gateway: gRPC, HTTP API, management (actuator)
+        int[] ports = freePorts(2 * spec.experts() + 3);
+        Map<String, String> settings = MeshSecrets.settings(callerEnv);
 
         List<Instance> instances = new ArrayList<>();
         List<MeshState.Service> experts = new ArrayList<>();
@@ -55,7 +66,7 @@ public final class MeshLauncher {
             int grpc = ports[2 * i];
             int http = ports[2 * i + 1];
             instances.add(Instance.newBuilder().setId(id).setEndpoint("127.0.0.1:" + grpc).setDeviceSlot(i).build());
-            Map<String, String> env = new LinkedHashMap<>();
+            Map<String, String> env = new LinkedHashMap<>(settings);
             env.put("MOEMESH_EXPERT_MODEL_DIR", spec.model().toString());
             env.put("MOEMESH_EXPERT_INSTANCE_ID", id);
             env.put("MOEMESH_EXPERT_DEVICE_SLOT", Integer.toString(i));
@@ -63,20 +74,23 @@ public final class MeshLauncher {
             env.put("MOEMESH_EXPERT_GRPC_PORT", Integer.toString(grpc));
             env.put("MOEMESH_EXPERT_PLACEMENT_FILE", placementFile.toString());
             env.put("MOEMESH_EXPERT_NATIVE_CACHE_DIR", nativeCache(spec, id).toString());
-            experts.add(service(spec, id, java, expertJar, grpc, http, env));
+            // The expert's HTTP port serves only the actuator: management shares it.
+            experts.add(service(spec, id, java, expertJar, grpc, http, http, env));
         }
         Placement placement = EvenPlacement.build(FIRST_EPOCH, instances, config.numLayers(), config.numExperts(),
                 config.hasSharedExpert(), spec.replicas());
         PlacementFiles.write(placementFile, placement);
 
         int gatewayGrpc = ports[2 * spec.experts()];
-        Map<String, String> genv = new LinkedHashMap<>();
+        Map<String, String> genv = new LinkedHashMap<>(settings);
+        genv.putAll(MeshSecrets.gatewayApiKeys(spec.stateDir(), callerEnv));
         genv.put("MOEMESH_GATEWAY_MODEL_DIR", spec.model().toString());
         genv.put("MOEMESH_GATEWAY_GRPC_HOST", "127.0.0.1");
         genv.put("MOEMESH_GATEWAY_GRPC_PORT", Integer.toString(gatewayGrpc));
         genv.put("MOEMESH_GATEWAY_PLACEMENT_FILE", placementFile.toString());
         genv.put("MOEMESH_GATEWAY_NATIVE_CACHE_DIR", nativeCache(spec, "gateway").toString());
-        MeshState.Service gateway = service(spec, "gateway", java, gatewayJar, gatewayGrpc, ports[2 * spec.experts() + 1], genv);
+        MeshState.Service gateway = service(spec, "gateway", java, gatewayJar, gatewayGrpc, ports[2 * spec.experts() + 1],
+                ports[2 * spec.experts() + 2], genv);
 
         RunningMesh mesh = new RunningMesh(spec.stateDir(),
                 new MeshState(spec.model().toString(), spec.replicas(), FIRST_EPOCH, placementFile.toString(), List.of(), null),
@@ -101,6 +115,13 @@ public final class MeshLauncher {
             for (MeshState.Service s : mesh.state().services()) {
                 awaitServing(s, deadline, t0, log);
             }
+            if (spec.restart() == MeshSpec.RestartPolicy.ALWAYS) {
+                MeshState.Service sup = supervisor(spec, java).withProcess(ServiceProcess.start(supervisor(spec, java)).toHandle());
+                mesh.update(mesh.state().withSupervisor(sup));
+                log.printf("moemesh up: services that exit are restarted by the supervisor (pid %d, log %s)%n", sup.pid(),
+                        sup.logFile());
+                log.flush();
+            }
         } catch (RuntimeException e) {
             mesh.stopQuietly();
             removeHook(abort);
@@ -124,6 +145,15 @@ public final class MeshLauncher {
             return List.of();
         }
         List<String> report = new ArrayList<>();
+        // The supervisor first, so it restarts nothing while the services stop; then the state it may have
+        // changed (a restart in progress is recorded before it exits).
+        if (stopSupervisor(state.get(), grace)) {
+            report.add("stopped supervisor (pid " + state.get().supervisor().pid() + ")");
+            state = MeshState.read(stateDir);
+            if (state.isEmpty()) {
+                return report;
+            }
+        }
         List<ProcessHandle> running = new ArrayList<>();
         for (MeshState.Service s : state.get().services()) {
             Optional<ProcessHandle> p = s.process();
@@ -133,6 +163,28 @@ public final class MeshLauncher {
         ServiceProcess.stop(running, grace);
         MeshState.delete(stateDir);
         return report;
+    }
+
+    /** SIGTERM to the mesh's supervisor, if one runs; true when there was one. */
+    static boolean stopSupervisor(MeshState state, Duration grace) {
+        if (state.supervisor() == null) {
+            return false;
+        }
+        Optional<ProcessHandle> p = state.supervisor().process();
+        p.ifPresent(h -> ServiceProcess.stop(List.of(h), grace.compareTo(Duration.ofSeconds(15)) < 0 ? grace
+                : Duration.ofSeconds(15)));
+        return p.isPresent();
+    }
+
+    /** The supervisor process: this CLI's own class path and JDK, a small heap. */
+    private static MeshState.Service supervisor(MeshSpec spec, String java) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(java);
+        cmd.addAll(List.of("--add-modules", "jdk.incubator.vector", "-Xmx64m", "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"), "io.moemesh.cli.Main",
+                "supervise", "--state-dir", spec.stateDir().toString()));
+        Path logFile = spec.stateDir().resolve("logs").resolve("supervisor.log");
+        return new MeshState.Service("supervisor", 0, "", 0, 0, logFile.toString(), cmd, Map.of());
     }
 
     private static void awaitServing(MeshState.Service s, Instant deadline, Instant t0, PrintWriter log) {
@@ -146,17 +198,20 @@ public final class MeshLauncher {
 
     private static void refuseIfRunning(Path stateDir) {
         Optional<MeshState> old = MeshState.read(stateDir);
-        if (old.isPresent() && old.get().services().stream().anyMatch(s -> s.process().isPresent())) {
+        if (old.isPresent() && (old.get().services().stream().anyMatch(s -> s.process().isPresent())
+                || (old.get().supervisor() != null && old.get().supervisor().process().isPresent()))) {
             throw new IllegalArgumentException("a mesh is already running in " + stateDir + " (see "
                     + MeshState.file(stateDir) + "); stop it with: moemesh down --state-dir " + stateDir);
         }
     }
 
     private static MeshState.Service service(MeshSpec spec, String name, String java, Path jar, int grpcPort, int httpPort,
-                                              Map<String, String> env) {
+                                              int managementPort, Map<String, String> env) {
         env.put("SERVER_PORT", Integer.toString(httpPort));
-        // Actuator on loopback only: the local mesh is not meant to be reachable from the network.
+        env.put("MANAGEMENT_SERVER_PORT", Integer.toString(managementPort));
+        // HTTP and actuator on loopback only: the local mesh is not meant to be reachable from the network.
         env.put("SERVER_ADDRESS", "127.0.0.1");
+        env.put("MANAGEMENT_SERVER_ADDRESS", "127.0.0.1");
         List<String> cmd = new ArrayList<>();
         cmd.add(java);
         cmd.addAll(SERVICE_JVM_FLAGS);
@@ -166,7 +221,7 @@ public final class MeshLauncher {
         cmd.add("-jar");
         cmd.add(jar.toString());
         Path logFile = spec.stateDir().resolve("logs").resolve(name + ".log");
-        return new MeshState.Service(name, 0, "", grpcPort, httpPort, logFile.toString(), cmd, env);
+        return new MeshState.Service(name, 0, "", grpcPort, httpPort, logFile.toString(), cmd, env, managementPort, 0);
     }
 
     private static Path nativeCache(MeshSpec spec, String service) {

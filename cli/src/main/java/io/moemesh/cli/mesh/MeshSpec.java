@@ -10,10 +10,29 @@ import java.util.List;
  * @param heap        -Xmx of every service JVM, e.g. "1g"
  * @param startTimeout how long all services together may take to report SERVING
  * @param jvmOptions  extra JVM options for every service (tests: e.g. a smaller code cache)
+ * @param restart     whether a supervisor process restarts services that exit ({@code up}'s default) or not
  */
 public record MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
-                       MeshHome home, List<String> jvmOptions) {
+                       MeshHome home, List<String> jvmOptions, RestartPolicy restart) {
+
+    /** What happens to a service that exits, in the words of a pod's restartPolicy. */
+    public enum RestartPolicy {
+        /** A supervisor ({@link MeshSupervisor}) starts it again, with backoff. */
+        ALWAYS,
+        /** It stays down (tests that kill instances on purpose, the demo). */
+        NEVER
+    }
+
+    /** Without a supervisor. */
+    public MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
+                    MeshHome home, List<String> jvmOptions) {
+        this(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, RestartPolicy.NEVER);
+    }
+
     public MeshSpec {
+        if (restart == null) {
+            throw new IllegalArgumentException("restart policy must be set");
+        }
         if (experts < 1) {
             throw new IllegalArgumentException("--experts must be ≥ 1, got " + experts);
         }

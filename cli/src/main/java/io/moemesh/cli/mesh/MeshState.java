@@ -3,16 +3,20 @@ package io.moemesh.cli.mesh;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
+import java.util.concurrent.locks.ReentrantLock;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.SerializationFeature;
 import tools.jackson.databind.json.JsonMapper;
@@ -25,28 +29,45 @@ import tools.jackson.databind.json.JsonMapper;
  * @param model         absolute model directory
  * @param placementFile absolute path of the placement file the services read
  * @param gateway       null while the experts are still starting
+ * @param supervisor    the process that restarts services that exit ({@link MeshSupervisor}); null when the mesh
+ *                      runs without one ({@code --restart never}, tests)
  */
 public record MeshState(String model, int replicas, long epoch, String placementFile, List<Service> experts,
-                        Service gateway) {
+                        Service gateway, Service supervisor) {
     static final String FILE_NAME = "mesh.json";
+    private static final String LOCK_NAME = "mesh.lock";
     private static final JsonMapper JSON = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
+    /** FileChannel locks are per process: threads of one JVM take this first. */
+    private static final ReentrantLock IN_PROCESS = new ReentrantLock();
 
     public MeshState {
         experts = List.copyOf(experts);
     }
 
+    public MeshState(String model, int replicas, long epoch, String placementFile, List<Service> experts, Service gateway) {
+        this(model, replicas, epoch, placementFile, experts, gateway, null);
+    }
+
     /**
      * One service process.
      *
-     * @param startedAt   the process start instant as the OS reports it ({@link ProcessHandle.Info#startInstant})
-     * @param environment the settings passed as environment variables, as a Kubernetes pod would get them
+     * @param startedAt      the process start instant as the OS reports it ({@link ProcessHandle.Info#startInstant})
+     * @param environment    the settings passed as environment variables, as a Kubernetes pod would get them
+     *                       (never a secret: API keys go to a 0600 file, see {@link MeshSecrets})
+     * @param managementPort the actuator's port (health, Prometheus); 0 when the service has none
+     * @param restarts       how often the supervisor restarted it since {@code up}
      */
     public record Service(String name, long pid, String startedAt, int grpcPort, int httpPort, String logFile,
-                          List<String> command, Map<String, String> environment) {
+                          List<String> command, Map<String, String> environment, int managementPort, int restarts) {
         public Service {
             command = List.copyOf(command);
             // sorted, so mesh.json reads the same on every run
-            environment = Collections.unmodifiableMap(new TreeMap<>(environment));
+            environment = Collections.unmodifiableMap(new TreeMap<>(environment == null ? Map.of() : environment));
+        }
+
+        public Service(String name, long pid, String startedAt, int grpcPort, int httpPort, String logFile,
+                       List<String> command, Map<String, String> environment) {
+            this(name, pid, startedAt, grpcPort, httpPort, logFile, command, environment, 0, 0);
         }
 
         public String grpcEndpoint() {
@@ -54,7 +75,14 @@ public record MeshState(String model, int replicas, long epoch, String placement
         }
 
         Service withProcess(ProcessHandle p) {
-            return new Service(name, p.pid(), startInstant(p), grpcPort, httpPort, logFile, command, environment);
+            return new Service(name, p.pid(), startInstant(p), grpcPort, httpPort, logFile, command, environment,
+                    managementPort, restarts);
+        }
+
+        /** The entry after the supervisor started it again as {@code p}. */
+        Service restartedAs(ProcessHandle p) {
+            return new Service(name, p.pid(), startInstant(p), grpcPort, httpPort, logFile, command, environment,
+                    managementPort, restarts + 1);
         }
 
         /** The live process this entry describes, unless it exited (or its pid now belongs to another process). */
@@ -84,15 +112,47 @@ public record MeshState(String model, int replicas, long epoch, String placement
     MeshState withService(Service s) {
         List<Service> ex = experts.stream().map(e -> e.name().equals(s.name()) ? s : e).toList();
         return new MeshState(model, replicas, epoch, placementFile, ex,
-                gateway != null && gateway.name().equals(s.name()) ? s : gateway);
+                gateway != null && gateway.name().equals(s.name()) ? s : gateway, supervisor);
     }
 
     MeshState withExperts(List<Service> ex) {
-        return new MeshState(model, replicas, epoch, placementFile, ex, gateway);
+        return new MeshState(model, replicas, epoch, placementFile, ex, gateway, supervisor);
     }
 
     MeshState withGateway(Service g) {
-        return new MeshState(model, replicas, epoch, placementFile, experts, g);
+        return new MeshState(model, replicas, epoch, placementFile, experts, g, supervisor);
+    }
+
+    MeshState withSupervisor(Service s) {
+        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, s);
+    }
+
+    /**
+     * Read-modify-write of {@code <state>/mesh.json} under a lock file, so the supervisor's restarts and a test's or
+     * a command's changes never overwrite each other. {@code change} gets the current state (empty when the mesh
+     * is gone) and returns the new one, or empty to leave the file as it is.
+     */
+    static Optional<MeshState> update(Path stateDir, java.util.function.Function<Optional<MeshState>, Optional<MeshState>> change) {
+        IN_PROCESS.lock();
+        try (FileChannel ch = FileChannel.open(lockFile(stateDir), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+             FileLock ignored = ch.lock()) {
+            Optional<MeshState> next = change.apply(read(stateDir));
+            next.ifPresent(s -> s.write(stateDir));
+            return next;
+        } catch (IOException e) {
+            throw new UncheckedIOException(lockFile(stateDir) + ": cannot lock the mesh state", e);
+        } finally {
+            IN_PROCESS.unlock();
+        }
+    }
+
+    private static Path lockFile(Path stateDir) {
+        try {
+            Files.createDirectories(stateDir);
+        } catch (IOException e) {
+            throw new UncheckedIOException(stateDir + ": cannot create the state directory", e);
+        }
+        return stateDir.resolve(LOCK_NAME);
     }
 
     public static Path file(Path stateDir) {

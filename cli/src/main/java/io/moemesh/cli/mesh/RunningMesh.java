@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -28,7 +29,16 @@ public final class RunningMesh implements AutoCloseable {
         this.config = config;
     }
 
+    /** The recorded state: mesh.json as it is now (the supervisor rewrites it when it restarts a service). */
     public MeshState state() {
+        try {
+            MeshState onDisk = MeshState.read(stateDir).orElse(null);
+            if (onDisk != null) {
+                state = onDisk;
+            }
+        } catch (IllegalArgumentException e) {
+            // a half-written file cannot be read (writes are atomic renames); keep the last good one
+        }
         return state;
     }
 
@@ -61,7 +71,7 @@ public final class RunningMesh implements AutoCloseable {
 
     /** SIGKILL, as a crash would: no graceful shutdown, open streams are reset. Returns once it has exited. */
     public void kill(String name) {
-        state.service(name).process().ifPresent(p -> {
+        state().service(name).process().ifPresent(p -> {
             p.destroyForcibly();
             try {
                 p.onExit().get(30, TimeUnit.SECONDS);
@@ -86,12 +96,12 @@ public final class RunningMesh implements AutoCloseable {
         Instant deadline = Instant.now().plus(timeout);
         List<MeshState.Service> started = new ArrayList<>();
         for (String name : names) {
-            MeshState.Service old = state.service(name);
+            MeshState.Service old = state().service(name);
             if (old.process().isPresent()) {
                 throw new IllegalStateException(name + " is still running (pid " + old.pid() + ")");
             }
             MeshState.Service s = old.withProcess(ServiceProcess.start(old).toHandle());
-            update(state.withService(s));
+            update(state().withService(s));
             started.add(s);
         }
         for (MeshState.Service s : started) {
@@ -100,9 +110,37 @@ public final class RunningMesh implements AutoCloseable {
         }
     }
 
+    /**
+     * Waits until the supervisor has started {@code name} again (a live process other than {@code previousPid} is
+     * recorded) and it reports SERVING; returns its entry.
+     */
+    public MeshState.Service awaitRestarted(String name, long previousPid, Duration timeout) {
+        Instant deadline = Instant.now().plus(timeout);
+        while (true) {
+            MeshState.Service s = state().service(name);
+            Optional<ProcessHandle> p = s.pid() != previousPid ? s.process() : Optional.empty();
+            if (p.isPresent()) {
+                ServiceProcess.awaitServing(s, p.get(), deadline);
+                return s;
+            }
+            if (Instant.now().isAfter(deadline)) {
+                throw new MeshException(name + " was not restarted within " + timeout.toSeconds() + " s; see "
+                        + stateDir.resolve("logs").resolve("supervisor.log"));
+            }
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new MeshException("interrupted while waiting for " + name + " to be restarted");
+            }
+        }
+    }
+
+    /** Records a change under the state lock (the supervisor may write mesh.json at the same time). */
     synchronized void update(MeshState s) {
         state = s;
-        s.write(stateDir);
+        MeshState.update(stateDir, current -> Optional.of(s.supervisor() == null && current.isPresent()
+                ? s.withSupervisor(current.get().supervisor()) : s));
     }
 
     void onClose(Runnable r) {
@@ -112,7 +150,8 @@ public final class RunningMesh implements AutoCloseable {
     /** Stops every recorded service that still runs and forgets the mesh. Never throws. */
     void stopQuietly() {
         try {
-            List<ProcessHandle> running = state.services().stream().flatMap(s -> s.process().stream()).toList();
+            MeshLauncher.stopSupervisor(state(), STOP_GRACE);
+            List<ProcessHandle> running = state().services().stream().flatMap(s -> s.process().stream()).toList();
             ServiceProcess.stop(running, STOP_GRACE);
             MeshState.delete(stateDir);
         } catch (RuntimeException e) {

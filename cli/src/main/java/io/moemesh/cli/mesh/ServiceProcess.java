@@ -50,6 +50,8 @@ public final class ServiceProcess {
                     StandardOpenOption.CREATE, StandardOpenOption.APPEND);
             ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
                     .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+            // Secrets of the caller (API keys) reach a service only through the 0600 files MeshSecrets writes.
+            pb.environment().keySet().removeIf(MeshSecrets::withheld);
             pb.environment().putAll(s.environment());
             Process p = pb.start();
             p.getOutputStream().close();

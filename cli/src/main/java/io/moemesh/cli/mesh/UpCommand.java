@@ -35,6 +35,12 @@ public final class UpCommand implements Callable<Integer> {
             description = "Instances holding each expert, 1..N (default ${DEFAULT-VALUE}).")
     int replicas;
 
+    @Option(names = "--restart", defaultValue = "always", paramLabel = "POLICY",
+            description = "always: a supervisor process restarts a service that exits, with backoff (1 s doubling to "
+                    + "30 s; the first restart at once), as a pod's restartPolicy does; never: it stays down "
+                    + "(default ${DEFAULT-VALUE}).")
+    String restart;
+
     @picocli.CommandLine.Mixin
     StateDirOption stateDir = new StateDirOption();
 
@@ -45,8 +51,13 @@ public final class UpCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        MeshSpec.RestartPolicy policy = switch (restart) {
+            case "always" -> MeshSpec.RestartPolicy.ALWAYS;
+            case "never" -> MeshSpec.RestartPolicy.NEVER;
+            default -> throw new IllegalArgumentException("--restart must be always or never, got " + restart);
+        };
         MeshSpec ms = new MeshSpec(model, experts, replicas, stateDir.resolve(), jvm.heap, jvm.timeout(),
-                MeshHome.detect(), jvm.jvmOptions);
+                MeshHome.detect(), jvm.jvmOptions, policy);
         RunningMesh mesh = MeshLauncher.up(ms, err, false);
         out.println("gateway: " + mesh.gatewayEndpoint());
         out.println("http: " + mesh.gatewayHttp());

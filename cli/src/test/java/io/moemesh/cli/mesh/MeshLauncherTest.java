@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
@@ -122,6 +123,54 @@ class MeshLauncherTest {
             assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort())).isTrue();
         }
         assertThat(MeshState.file(state)).doesNotExist();
+    }
+
+    @Test
+    void supervisedMesh_restartsAKilledService_onItsPort_recordsTheNewPid_andDownStopsEverything() throws IOException {
+        MeshSpec spec = new MeshSpec(TestModels.dir(TestModels.MIXTRAL_BF16), 2, 1, state, "256m", Duration.ofSeconds(90),
+                home, List.of(), MeshSpec.RestartPolicy.ALWAYS);
+        RunningMesh mesh = MeshLauncher.up(spec, new PrintWriter(log, true), true);
+        try {
+            MeshState.Service supervisor = mesh.state().supervisor();
+            assertThat(supervisor).isNotNull();
+            assertThat(supervisor.process()).isPresent();
+            for (String name : List.of("expert-1", "gateway")) {
+                MeshState.Service before = mesh.state().service(name);
+                mesh.kill(name);
+                MeshState.Service after = mesh.awaitRestarted(name, before.pid(), Duration.ofSeconds(60));
+                assertThat(after.pid()).isNotEqualTo(before.pid());
+                assertThat(after.grpcPort()).isEqualTo(before.grpcPort());
+                assertThat(after.restarts()).isEqualTo(1);
+                assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort())).as(name).isTrue();
+            }
+            assertThat(Files.readString(state.resolve("logs/supervisor.log"))).contains("restarted expert-1")
+                    .contains("restarted gateway");
+            MeshState recorded = MeshState.read(state).orElseThrow();
+            List<String> report = MeshLauncher.down(state, Duration.ofSeconds(20));
+            assertThat(report).first().asString().startsWith("stopped supervisor");
+            assertThat(supervisor.process()).isEmpty();
+            assertThat(recorded.services()).allSatisfy(svc -> assertThat(svc.process()).as(svc.name()).isEmpty());
+            assertThat(MeshState.file(state)).doesNotExist();
+        } finally {
+            mesh.close();
+        }
+    }
+
+    @Test
+    void apiKeysOfTheCaller_reachTheGatewayAsA0600File_neverInMeshJsonOrItsEnvironment() throws IOException {
+        Map<String, String> env = Map.of("MOEMESH_GATEWAY_API_KEYS", "sk-test-secret:acme",
+                "MOEMESH_GATEWAY_STEP_TOKEN_BUDGET", "32");
+        try (RunningMesh mesh = MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)), new PrintWriter(log, true), true, env)) {
+            Path keys = state.resolve("secrets/api-keys");
+            String gatewayLog = Files.readString(Path.of(mesh.state().gateway().logFile()));
+            assertThat(gatewayLog).contains("env MOEMESH_GATEWAY_API_KEYS_FILE=" + keys)
+                    .contains("env MOEMESH_GATEWAY_STEP_TOKEN_BUDGET=32").doesNotContain("sk-test-secret");
+            assertThat(Files.readString(MeshState.file(state))).doesNotContain("sk-test-secret")
+                    .contains("MOEMESH_GATEWAY_STEP_TOKEN_BUDGET");
+            assertThat(Files.readString(keys)).contains("sk-test-secret acme");
+            assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(keys)))
+                    .isEqualTo("rw-------");
+        }
     }
 
     private long pidInLog(String name) throws IOException {

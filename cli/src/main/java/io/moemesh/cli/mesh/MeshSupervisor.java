@@ -1,0 +1,135 @@
+package io.moemesh.cli.mesh;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+
+/**
+ * Restarts the services of a local mesh that exit, like a pod's {@code restartPolicy: Always}: every poll it reads
+ * {@code <state>/mesh.json}; a service whose recorded process is gone is started again with its recorded command
+ * and settings (same ports, instance id and placement file) once {@link RestartBackoff} allows, and its new pid is
+ * written back, so {@code down} stops the new process. It ends when the mesh's state file is removed ({@code down})
+ * or {@link #stop()} is called (SIGTERM). It never waits for health: a restarted service that fails again is simply
+ * restarted later, with a longer wait.
+ */
+public final class MeshSupervisor implements Runnable {
+    static final Duration POLL = Duration.ofMillis(200);
+
+    private final Path stateDir;
+    private final RestartBackoff backoff;
+    private final PrintWriter log;
+    private final LongSupplier nanoClock;
+    private volatile boolean stopping;
+    private volatile boolean started;
+    /** Counted down when the loop has ended (not when its thread ends: after SIGTERM main blocks in System.exit). */
+    private final CountDownLatch ended = new CountDownLatch(1);
+
+    public MeshSupervisor(Path stateDir, PrintWriter log) {
+        this(stateDir, RestartBackoff.standard(), log, System::nanoTime);
+    }
+
+    MeshSupervisor(Path stateDir, RestartBackoff backoff, PrintWriter log, LongSupplier nanoClock) {
+        this.stateDir = stateDir;
+        this.backoff = backoff;
+        this.log = log;
+        this.nanoClock = nanoClock;
+    }
+
+    @Override
+    public void run() {
+        started = true;
+        try {
+            loop();
+        } finally {
+            ended.countDown();
+        }
+    }
+
+    private void loop() {
+        say("supervising the mesh in " + stateDir + " (pid " + ProcessHandle.current().pid() + ")");
+        while (!stopping) {
+            Optional<MeshState> state;
+            try {
+                state = MeshState.read(stateDir);
+            } catch (IllegalArgumentException e) {
+                say("cannot read the mesh state, retrying: " + e.getMessage());
+                pause();
+                continue;
+            }
+            if (state.isEmpty()) {
+                say("the mesh state is gone (down): stopping");
+                return;
+            }
+            for (MeshState.Service s : state.get().services()) {
+                if (stopping) {
+                    break;
+                }
+                check(s);
+            }
+            pause();
+        }
+        say("stopped");
+    }
+
+    /** Asks the loop to end and waits (bounded) for a restart in progress to be recorded. */
+    public void stop() {
+        stopping = true;
+        if (!started) {
+            return;
+        }
+        try {
+            ended.await(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void check(MeshState.Service s) {
+        long now = nanoClock.getAsLong();
+        if (s.process().isPresent()) {
+            backoff.running(s.name(), s.pid(), now);
+            return;
+        }
+        long notBefore = backoff.exited(s.name(), s.pid(), now);
+        if (notBefore - now > 0) {
+            return;
+        }
+        // Under the state lock, and only if nobody restarted it meanwhile (a test, another tool): then the entry's
+        // pid has changed and is alive.
+        MeshState.update(stateDir, current -> current.flatMap(cur -> {
+            MeshState.Service c = cur.services().stream().filter(x -> x.name().equals(s.name())).findFirst().orElse(null);
+            if (c == null || c.pid() != s.pid() || c.process().isPresent() || stopping) {
+                return Optional.empty();
+            }
+            ProcessHandle p;
+            try {
+                p = ServiceProcess.start(c).toHandle();
+            } catch (RuntimeException e) {
+                say("cannot start " + c.name() + ": " + e.getMessage());
+                return Optional.empty();
+            }
+            say("restarted " + c.name() + " (pid " + c.pid() + " exited; new pid " + p.pid() + ", restart #"
+                    + (c.restarts() + 1) + ", " + backoff.crashes(c.name()) + " exit(s) in a row)");
+            return Optional.of(cur.withService(c.restartedAs(p)));
+        }));
+    }
+
+    private void pause() {
+        try {
+            Thread.sleep(POLL);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            stopping = true;
+        }
+    }
+
+    private void say(String line) {
+        log.println(Instant.now() + " moemesh supervisor: " + line);
+        log.flush();
+    }
+}

@@ -1,0 +1,61 @@
+package io.moemesh.cli.mesh;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class MeshSecretsTest {
+    @TempDir
+    Path state;
+
+    @ParameterizedTest(name = "{0} withheld: {1}")
+    @CsvSource({"MOEMESH_GATEWAY_API_KEYS, true", "MOEMESH_API_KEY, true", "AWS_SECRET_ACCESS_KEY, true",
+        "DB_PASSWORD, true", "GITHUB_TOKEN, true", "MOEMESH_GATEWAY_API_KEYS_FILE, false", "PATH, false",
+        "MOEMESH_GATEWAY_STEP_TOKEN_BUDGET, false"})
+    void withheld_namesThatHoldSecrets_notPathsToThem(String name, boolean withheld) {
+        assertThat(MeshSecrets.withheld(name)).isEqualTo(withheld);
+    }
+
+    @Test
+    void settings_keepServiceConfiguration_dropSecretsAndLauncherVariables() {
+        Map<String, String> s = MeshSecrets.settings(Map.of("MOEMESH_GATEWAY_STEP_TOKEN_BUDGET", "64",
+                "MANAGEMENT_OPENTELEMETRY_TRACING_EXPORT_OTLP_ENDPOINT", "http://c:4318", "MOEMESH_GATEWAY_API_KEYS",
+                "k:t", "MOEMESH_REBUILD", "1", "HOME", "/root", "SPRING_PROFILES_ACTIVE", "x"));
+        assertThat(s).containsOnlyKeys("MOEMESH_GATEWAY_STEP_TOKEN_BUDGET",
+                "MANAGEMENT_OPENTELEMETRY_TRACING_EXPORT_OTLP_ENDPOINT", "SPRING_PROFILES_ACTIVE");
+    }
+
+    @Test
+    void gatewayApiKeys_writtenOwnerOnly_asKeyTenantLines_afterTheCallersKeyFile() throws Exception {
+        Path own = state.resolve("own-keys");
+        Files.writeString(own, "k0 t0\n");
+        Map<String, String> env = MeshSecrets.gatewayApiKeys(state, Map.of("MOEMESH_GATEWAY_API_KEYS",
+                "sk-a:alpha, sk-b:beta", "MOEMESH_GATEWAY_API_KEYS_FILE", own.toString()));
+        Path file = Path.of(env.get("MOEMESH_GATEWAY_API_KEYS_FILE"));
+        assertThat(file).isEqualTo(state.resolve("secrets/api-keys"));
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file))).isEqualTo("rw-------");
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file.getParent()))).isEqualTo("rwx------");
+        assertThat(Files.readAllLines(file)).contains("k0 t0", "sk-a alpha", "sk-b beta");
+    }
+
+    @Test
+    void gatewayApiKeys_noneSet_noFile() {
+        assertThat(MeshSecrets.gatewayApiKeys(state, Map.of())).isEmpty();
+        assertThat(state.resolve("secrets")).doesNotExist();
+    }
+
+    @Test
+    void gatewayApiKeys_malformed_refusedWithoutEchoingTheKeys() {
+        assertThatThrownBy(() -> MeshSecrets.gatewayApiKeys(state, Map.of("MOEMESH_GATEWAY_API_KEYS", "sk-secret-only")))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("KEY:TENANT")
+                .hasMessageNotContaining("sk-secret-only");
+    }
+}
