@@ -1,6 +1,7 @@
 package io.moemesh.cli;
 
 import io.moemesh.cli.bench.BenchCommand;
+import io.moemesh.cli.chaos.ChaosCommand;
 import io.moemesh.cli.mesh.DemoCommand;
 import io.moemesh.cli.mesh.DownCommand;
 import io.moemesh.cli.mesh.SuperviseCommand;
@@ -11,6 +12,6 @@ import picocli.CommandLine.Command;
         description = "Serve Mixture-of-Experts language models disaggregated: dense layers in a gateway, experts "
                 + "in their own services.",
         subcommands = {GenerateCommand.class, SynthCommand.class, BenchCommand.class,
-                UpCommand.class, DownCommand.class, DemoCommand.class, SuperviseCommand.class})
+                UpCommand.class, DownCommand.class, DemoCommand.class, ChaosCommand.class, SuperviseCommand.class})
 final class MoemeshCommand {
 }

@@ -36,11 +36,18 @@ final class TestMeshes {
 
     /** With extra JVM options for every service (e.g. -D settings such as an OTLP endpoint). */
     static RunningMesh start(String name, String model, int experts, int replicas, List<String> jvmOptions) {
+        return start(name, model, experts, replicas, jvmOptions, MeshSpec.RestartPolicy.NEVER);
+    }
+
+    /** With a restart policy: ALWAYS starts the supervisor that restarts killed services, as {@code up} does. */
+    static RunningMesh start(String name, String model, int experts, int replicas, List<String> jvmOptions,
+                             MeshSpec.RestartPolicy restart) {
         MeshHome home = new MeshHome(TestModels.repoRoot());
         Path state = stateDir(name);
         // a mesh left by a test JVM that was SIGKILLed (no shutdown hook ran)
         MeshLauncher.down(state, Duration.ofSeconds(10));
-        MeshSpec spec = new MeshSpec(TestModels.dir(model), experts, replicas, state, HEAP, START_TIMEOUT, home, jvmOptions);
+        MeshSpec spec = new MeshSpec(TestModels.dir(model), experts, replicas, state, HEAP, START_TIMEOUT, home, jvmOptions,
+                restart);
         return MeshLauncher.up(spec, new PrintWriter(System.err, true), true);
     }
 }

@@ -55,16 +55,16 @@ public final class MeshLauncher {
         Path expertJar = spec.home().expertJar();
         Path gatewayJar = spec.home().gatewayJar();
         Path placementFile = spec.stateDir().resolve("placement.json");
-        // per expert: gRPC and HTTP (its actuator); the gateway: gRPC, HTTP API, management (actuator)
-        int[] ports = freePorts(2 * spec.experts() + 3);
+        // per service: gRPC, HTTP (the gateway's OpenAI API), management (actuator: health, Prometheus)
+        int[] ports = freePorts(3 * (spec.experts() + 1));
         Map<String, String> settings = MeshSecrets.settings(callerEnv);
 
         List<Instance> instances = new ArrayList<>();
         List<MeshState.Service> experts = new ArrayList<>();
         for (int i = 0; i < spec.experts(); i++) {
             String id = "expert-" + i;
-            int grpc = ports[2 * i];
-            int http = ports[2 * i + 1];
+            int grpc = ports[3 * i];
+            int http = ports[3 * i + 1];
             instances.add(Instance.newBuilder().setId(id).setEndpoint("127.0.0.1:" + grpc).setDeviceSlot(i).build());
             Map<String, String> env = new LinkedHashMap<>(settings);
             env.put("MOEMESH_EXPERT_MODEL_DIR", spec.model().toString());
@@ -74,14 +74,13 @@ public final class MeshLauncher {
             env.put("MOEMESH_EXPERT_GRPC_PORT", Integer.toString(grpc));
             env.put("MOEMESH_EXPERT_PLACEMENT_FILE", placementFile.toString());
             env.put("MOEMESH_EXPERT_NATIVE_CACHE_DIR", nativeCache(spec, id).toString());
-            // The expert's HTTP port serves only the actuator: management shares it.
-            experts.add(service(spec, id, java, expertJar, grpc, http, http, env));
+            experts.add(service(spec, id, java, expertJar, grpc, http, ports[3 * i + 2], env));
         }
         Placement placement = EvenPlacement.build(FIRST_EPOCH, instances, config.numLayers(), config.numExperts(),
                 config.hasSharedExpert(), spec.replicas());
         PlacementFiles.write(placementFile, placement);
 
-        int gatewayGrpc = ports[2 * spec.experts()];
+        int gatewayGrpc = ports[3 * spec.experts()];
         Map<String, String> genv = new LinkedHashMap<>(settings);
         genv.putAll(MeshSecrets.gatewayApiKeys(spec.stateDir(), callerEnv));
         genv.put("MOEMESH_GATEWAY_MODEL_DIR", spec.model().toString());
@@ -89,8 +88,8 @@ public final class MeshLauncher {
         genv.put("MOEMESH_GATEWAY_GRPC_PORT", Integer.toString(gatewayGrpc));
         genv.put("MOEMESH_GATEWAY_PLACEMENT_FILE", placementFile.toString());
         genv.put("MOEMESH_GATEWAY_NATIVE_CACHE_DIR", nativeCache(spec, "gateway").toString());
-        MeshState.Service gateway = service(spec, "gateway", java, gatewayJar, gatewayGrpc, ports[2 * spec.experts() + 1],
-                ports[2 * spec.experts() + 2], genv);
+        MeshState.Service gateway = service(spec, "gateway", java, gatewayJar, gatewayGrpc, ports[3 * spec.experts() + 1],
+                ports[3 * spec.experts() + 2], genv);
 
         RunningMesh mesh = new RunningMesh(spec.stateDir(),
                 new MeshState(spec.model().toString(), spec.replicas(), FIRST_EPOCH, placementFile.toString(), List.of(), null),
