@@ -157,6 +157,10 @@ public final class MeshLauncher {
         env.put("SERVER_PORT", Integer.toString(httpPort));
         // Actuator on loopback only: the local mesh is not meant to be reachable from the network.
         env.put("SERVER_ADDRESS", "127.0.0.1");
+        // The actuator listens on management.server.port (9081 / 9181 by default, the same in every instance):
+        // any free port, so several instances run side by side. Not recorded in mesh.json: each service logs it
+        // ("Tomcat started on port N" after the public one).
+        env.put("MANAGEMENT_SERVER_PORT", "0");
         List<String> cmd = new ArrayList<>();
         cmd.add(java);
         cmd.addAll(SERVICE_JVM_FLAGS);
