@@ -61,10 +61,13 @@ public record GatewayProperties(
     }
 
     /**
-     * @param stepDeadline        a layer's expert calls, retries included, must finish within this
+     * @param stepDeadline        a layer's expert calls, retries included, must finish within this; a probe of an
+     *                            instance whose breaker is half-open may use half of it
      * @param maxConcurrentCalls  bulkhead: calls in flight per instance
-     * @param failureRateThreshold circuit breaker: percent of failed calls that opens it
-     * @param openStateWait       circuit breaker: how long an open breaker rejects calls before probing
+     * @param failureRateThreshold circuit breaker: percent of failed calls (of the last 10, at least 3) that opens it
+     * @param openStateWait       circuit breaker: how long an open breaker rejects calls before it half-opens by
+     *                            itself to let one probe through (at once when the instance's gRPC health turns
+     *                            SERVING again)
      * @param wireDtype           f32 (exact, default) or bf16 (lossy, half the bytes)
      */
     public record Dispatch(
@@ -86,7 +89,7 @@ public record GatewayProperties(
      * @param engineWedged       liveness fails past this, and as soon as the engine thread died; unset = 3 ×
      *                           engine-stall; never shorter than engine-stall
      * @param httpProbeInterval  how often the public HTTP listener is probed (a GET of /v1/models)
-     * @param httpProbeTimeout   a probe not answered within this (connect included) fails
+     * @param httpProbeTimeout   a probe whose connect, or whose answer, takes longer than this fails
      * @param httpProbeFailures  failed probes in a row that fail readiness and liveness
      * @param httpProbePort      port the probe connects to on server.address; 0 = this gateway's own HTTP port
      * @param grpcHealthInterval how often readiness is re-evaluated into the gRPC health service (it also is
