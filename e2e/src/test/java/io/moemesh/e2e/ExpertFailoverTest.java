@@ -18,6 +18,7 @@ import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.InstanceDispatch;
 import io.moemesh.service.placement.PlacementTable;
 import java.time.Duration;
 import java.util.Arrays;
@@ -27,6 +28,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import org.assertj.core.api.SoftAssertions;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -122,9 +124,14 @@ class ExpertFailoverTest {
 
         MeshState.Service gw = mesh.state().gateway();
         assertThat(gw.process()).as("gateway process").isPresent();
-        assertThat(ServiceProcess.serving("127.0.0.1", gw.grpcPort())).as("gateway health").isTrue();
+        // Health tells the truth: an expert without a live replica makes the gateway not ready (gRPC health
+        // mirrors its readiness), and it is ready again once a replica is back.
+        await("gateway health NOT_SERVING while an expert has no replica").atMost(Duration.ofSeconds(30))
+                .until(() -> !ServiceProcess.serving("127.0.0.1", gw.grpcPort()));
 
         mesh.restart("expert-0", RESTART_TIMEOUT);
+        await("gateway health SERVING again").atMost(Duration.ofSeconds(10))
+                .until(() -> ServiceProcess.serving("127.0.0.1", gw.grpcPort()));
         AtomicReference<Generation> after = new AtomicReference<>();
         await("the same request succeeds once expert-0 is back").atMost(Duration.ofSeconds(90))
                 .pollInterval(Duration.ofMillis(500)).ignoreExceptions()
@@ -135,6 +142,44 @@ class ExpertFailoverTest {
         SoftAssertions soft = new SoftAssertions();
         GoldenAssert.matchesGolden(soft, g, after.get());
         soft.assertAll();
+    }
+
+    /**
+     * The replica that failed is used again (the issue's scenario): expert-1 is killed while requests keep coming
+     * (its failed calls may open its breaker; its health watch sees it unreachable), restarted, and must carry
+     * tokens again within 10 s of reporting SERVING; then the other replica of its experts on expert-0 dies and
+     * every request still gets the reference tokens, served by expert-1.
+     */
+    @Test
+    @Order(3)
+    void replicaRestartedAfterFailing_carriesTokensAgain_andServesAloneWhenTheOtherReplicaDies() {
+        List<GoldenCase> cases = GoldenCase.load(MODEL);
+        mesh.kill("expert-1");
+        for (GoldenCase g : cases) {
+            Generation r = gateway.generate(GoldenAssert.request(g), m -> { });
+            assertThat(r.generatedIds()).as("%s with expert-1 down", g).containsExactly(g.greedyIds());
+            assertThat(instancesUsed(r)).doesNotContain("expert-1");
+        }
+
+        mesh.restart("expert-1", RESTART_TIMEOUT);
+        await("expert-1 carries tokens within 10 s of reporting SERVING").atMost(Duration.ofSeconds(10))
+                .pollInterval(Duration.ofMillis(200))
+                .until(() -> instancesUsed(gateway.generate(GoldenAssert.request(cases.getFirst()), m -> { }))
+                        .contains("expert-1"));
+
+        mesh.kill("expert-0");
+        for (GoldenCase g : cases) {
+            Generation r = gateway.generate(GoldenAssert.request(g), m -> { });
+            assertThat(r.generatedIds()).as("%s with expert-0 down after expert-1 came back", g)
+                    .containsExactly(g.greedyIds());
+            assertThat(instancesUsed(r)).contains("expert-1").doesNotContain("expert-0");
+        }
+    }
+
+    /** Instances the prompt's tokens went to, over all layers (from the trace). */
+    private static Set<String> instancesUsed(Generation g) {
+        return g.trace().getDispatchList().stream().flatMap(l -> l.getInstancesList().stream())
+                .map(InstanceDispatch::getInstanceId).collect(Collectors.toSet());
     }
 
     /** Greedy tokens of the single-process reference engine. */

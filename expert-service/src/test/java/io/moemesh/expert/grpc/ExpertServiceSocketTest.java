@@ -204,16 +204,18 @@ class ExpertServiceSocketTest extends PlacedInstanceTestBase {
     }
 
     @Test
-    void actuatorPrometheus_exposesTheExpertMetrics() throws Exception {
+    void actuatorPrometheus_onTheManagementPort_exposesTheExpertMetrics() throws Exception {
         try (BatchClient stream = new BatchClient(channel)) {
             stream.call(heldCase(0, 4, 1).request());
             stream.call(Requests.single(0, 1, EPOCH, H).build()); // not held: an error by code
         }
         try (HttpClient http = HttpClient.newHttpClient()) {
             HttpResponse<String> r = http.send(HttpRequest.newBuilder(
-                    URI.create("http://127.0.0.1:" + httpPort + "/actuator/prometheus")).build(),
+                    URI.create("http://127.0.0.1:" + managementPort + "/actuator/prometheus")).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertThat(r.statusCode()).isEqualTo(200);
+            assertThat(http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/actuator/prometheus"))
+                    .build(), HttpResponse.BodyHandlers.discarding()).statusCode()).as("not on server.port").isEqualTo(404);
             assertThat(r.body()).contains("moemesh_expert_batch_tokens_count", "moemesh_expert_compute_seconds_bucket{layer=\"0\"",
                     "moemesh_expert_queue_seconds", "moemesh_expert_resident_hits_total", "moemesh_expert_resident_misses_total",
                     "moemesh_expert_resident_bytes", "moemesh_expert_budget_bytes 200000.0",

@@ -22,6 +22,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalManagementPort;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
@@ -48,6 +49,8 @@ abstract class PlacedInstanceTestBase {
     GrpcServerLifecycle grpcServer;
     @LocalServerPort
     int httpPort;
+    @LocalManagementPort
+    int managementPort;
     ManagedChannel channel;
 
     @DynamicPropertySource

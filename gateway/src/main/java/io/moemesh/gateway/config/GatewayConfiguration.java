@@ -81,7 +81,7 @@ public class GatewayConfiguration {
                     + d.wireDtype());
         };
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(),
-                in -> new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), wire,
+                in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), wire,
                         p.maxInboundMessageBytes(), otel), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
                             Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
@@ -90,7 +90,7 @@ public class GatewayConfiguration {
                             if (error != null) {
                                 meters.counter("moemesh.gateway.dispatch.errors", "instance", id).increment();
                             }
-                        }),
+                        })),
                 d.stepDeadline());
         source.get().current().ifPresent(dispatch::usePlacement);
         return dispatch;

@@ -22,6 +22,7 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param admission             queue, rate and size limits of the public APIs
  * @param apiKeysFile           "KEY TENANT" lines; with apiKeys unset and no file, auth is off (local mode)
  * @param apiKeys               "KEY:TENANT,KEY:TENANT" (e.g. from the environment: MOEMESH_GATEWAY_API_KEYS)
+ * @param health                readiness and liveness checks (actuator groups, mirrored into gRPC health)
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -39,7 +40,8 @@ public record GatewayProperties(
         @DefaultValue Dispatch dispatch,
         @DefaultValue Admission admission,
         Path apiKeysFile,
-        String apiKeys) {
+        String apiKeys,
+        @DefaultValue Health health) {
 
     /**
      * @param maxWaiting              requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
@@ -59,10 +61,13 @@ public record GatewayProperties(
     }
 
     /**
-     * @param stepDeadline        a layer's expert calls, retries included, must finish within this
+     * @param stepDeadline        a layer's expert calls, retries included, must finish within this; a probe of an
+     *                            instance whose breaker is half-open may use half of it
      * @param maxConcurrentCalls  bulkhead: calls in flight per instance
-     * @param failureRateThreshold circuit breaker: percent of failed calls that opens it
-     * @param openStateWait       circuit breaker: how long an open breaker rejects calls before probing
+     * @param failureRateThreshold circuit breaker: percent of failed calls (of the last 10, at least 3) that opens it
+     * @param openStateWait       circuit breaker: how long an open breaker rejects calls before it half-opens by
+     *                            itself to let one probe through (at once when the instance's gRPC health turns
+     *                            SERVING again)
      * @param wireDtype           f32 (exact, default) or bf16 (lossy, half the bytes)
      */
     public record Dispatch(
@@ -71,6 +76,83 @@ public record GatewayProperties(
             @DefaultValue("50") float failureRateThreshold,
             @DefaultValue("5s") Duration openStateWait,
             @DefaultValue("f32") String wireDtype) {
+    }
+
+    /**
+     * What the actuator's readiness and liveness groups (on {@code management.server.port}) and the gateway's
+     * gRPC health check besides Spring's own availability state.
+     *
+     * @param engineStall        readiness fails while the engine has work and has not finished a step for this
+     *                           long. Unset: max(60 s, layers × dispatch.step-deadline) with expert services,
+     *                           since a step may legitimately wait up to step-deadline in every layer while
+     *                           replicas fail; 60 s with experts in-process
+     * @param engineWedged       liveness fails past this, and as soon as the engine thread died; unset = 3 ×
+     *                           engine-stall; never shorter than engine-stall
+     * @param httpProbeInterval  how often the public HTTP listener is probed (a GET of /v1/models)
+     * @param httpProbeTimeout   a probe whose connect, or whose answer, takes longer than this fails
+     * @param httpProbeFailures  failed probes in a row that fail readiness and liveness
+     * @param httpProbePort      port the probe connects to on server.address; 0 = this gateway's own HTTP port
+     * @param grpcHealthInterval how often readiness is re-evaluated into the gRPC health service (it also is
+     *                           at once when Spring's readiness state changes)
+     */
+    public record Health(
+            Duration engineStall,
+            Duration engineWedged,
+            @DefaultValue("5s") Duration httpProbeInterval,
+            @DefaultValue("2s") Duration httpProbeTimeout,
+            @DefaultValue("3") int httpProbeFailures,
+            @DefaultValue("0") int httpProbePort,
+            @DefaultValue("1s") Duration grpcHealthInterval) {
+        /** The engine-stall default's floor (and the default without expert services). */
+        static final Duration MIN_ENGINE_STALL = Duration.ofSeconds(60);
+
+        public Health {
+            positive("engine-stall", engineStall, true);
+            positive("engine-wedged", engineWedged, true);
+            positive("http-probe-interval", httpProbeInterval, false);
+            positive("http-probe-timeout", httpProbeTimeout, false);
+            positive("grpc-health-interval", grpcHealthInterval, false);
+            if (engineStall != null && engineWedged != null && engineWedged.compareTo(engineStall) < 0) {
+                throw new IllegalArgumentException("moemesh.gateway.health.engine-wedged (" + engineWedged
+                        + ") must not be shorter than moemesh.gateway.health.engine-stall (" + engineStall + ")");
+            }
+            if (httpProbeFailures < 1) {
+                throw new IllegalArgumentException("moemesh.gateway.health.http-probe-failures must be >= 1, got "
+                        + httpProbeFailures);
+            }
+            if (httpProbePort < 0 || httpProbePort > 65535) {
+                throw new IllegalArgumentException("moemesh.gateway.health.http-probe-port must be in [0, 65535], got "
+                        + httpProbePort);
+            }
+        }
+
+        private static void positive(String name, Duration d, boolean optional) {
+            if (d == null ? !optional : d.isNegative() || d.isZero()) {
+                throw new IllegalArgumentException("moemesh.gateway.health." + name + " must be a positive duration, got "
+                        + d);
+            }
+        }
+
+        /** engine-stall, or its default for a model of {@code layers} layers (see the record's javadoc). */
+        public Duration engineStall(int layers, Duration stepDeadline, boolean mesh) {
+            if (engineStall != null) {
+                return engineStall;
+            }
+            Duration worstStep = mesh ? stepDeadline.multipliedBy(layers) : Duration.ZERO;
+            return worstStep.compareTo(MIN_ENGINE_STALL) > 0 ? worstStep : MIN_ENGINE_STALL;
+        }
+
+        /** engine-wedged, or 3 × the effective engine-stall. */
+        public Duration engineWedged(Duration effectiveStall) {
+            if (engineWedged != null) {
+                if (engineWedged.compareTo(effectiveStall) < 0) {
+                    throw new IllegalArgumentException("moemesh.gateway.health.engine-wedged (" + engineWedged
+                            + ") must not be shorter than the engine-stall limit (" + effectiveStall + ")");
+                }
+                return engineWedged;
+            }
+            return effectiveStall.multipliedBy(3);
+        }
     }
 
     public GatewayProperties {

@@ -22,7 +22,11 @@ import java.util.function.Function;
  * least loaded), one {@link ExpertCall} goes to each instance, and the replies are summed into the output in
  * instance order (deterministic). A failed call is retried on other replicas within the step deadline; if an
  * expert has no healthy replica left the step fails with {@link ExpertUnavailableException} naming it.
- * Called from the engine thread only.
+ * "Healthy" is {@link ResilientInstance#available()}: breaker not open, gRPC health not down. A call to an
+ * instance whose breaker is HALF_OPEN (a probe) may use at most half the step deadline, so when the probe
+ * fails or hangs its tokens still fit on another replica: probing never fails a request by itself.
+ * {@link #run} and {@link #usePlacement} are called from the engine thread only; {@link #missingExperts()},
+ * {@link #instances()} and {@link #epoch()} from any thread.
  */
 public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     private final int hidden;
@@ -32,7 +36,24 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     private final Map<String, Instance> known = new HashMap<>();
     private PlacementTable table;
     private ResilientInstance[] byIndex = new ResilientInstance[0];
+    /** The same two for other threads (health checks, metrics): replaced whole, never mutated. */
+    private volatile Placed placed;
     private final LayerDispatchRecord[] lastStep;
+
+    private record Placed(PlacementTable table, List<ResilientInstance> instances) {
+    }
+
+    /**
+     * An expert of the current placement with no usable replica now.
+     *
+     * @param placedOn ids of the instances that hold it
+     */
+    public record MissingExpert(int layer, int expert, List<String> placedOn) {
+        @Override
+        public String toString() {
+            return "layer " + layer + " expert " + expert + " (placed on " + String.join(", ", placedOn) + ")";
+        }
+    }
 
     public MeshExpertDispatch(int hidden, int layers, Function<Instance, ResilientInstance> connect, Duration stepDeadline) {
         this.hidden = hidden;
@@ -65,10 +86,57 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         }
         byIndex = idx;
         table = next;
+        placed = new Placed(next, List.of(idx));
     }
 
+    /** The current placement's epoch; 0 before the first placement. */
     public long epoch() {
-        return table == null ? 0 : table.epoch();
+        Placed p = placed;
+        return p == null ? 0 : p.table().epoch();
+    }
+
+    /** Whether a placement is known (without one, every step fails). */
+    public boolean hasPlacement() {
+        return placed != null;
+    }
+
+    /** The instances of the current placement, in its order. */
+    public List<ResilientInstance> instances() {
+        Placed p = placed;
+        return p == null ? List.of() : p.instances();
+    }
+
+    /**
+     * Experts of the current placement none of whose replicas is {@link ResilientInstance#available() available}
+     * now: a token routed to one of them would fail its request. Layer-major, then by expert.
+     */
+    public List<MissingExpert> missingExperts() {
+        Placed p = placed;
+        if (p == null) {
+            return List.of();
+        }
+        boolean[] usable = new boolean[p.instances().size()];
+        for (int i = 0; i < usable.length; i++) {
+            usable[i] = p.instances().get(i).available();
+        }
+        List<MissingExpert> missing = new ArrayList<>();
+        int[][][] holders = p.table().holders();
+        for (int layer = 0; layer < holders.length; layer++) {
+            for (int expert = 0; expert < holders[layer].length; expert++) {
+                boolean any = false;
+                for (int h : holders[layer][expert]) {
+                    any |= usable[h];
+                }
+                if (!any) {
+                    List<String> ids = new ArrayList<>();
+                    for (int h : holders[layer][expert]) {
+                        ids.add(p.table().instances().get(h).getId());
+                    }
+                    missing.add(new MissingExpert(layer, expert, ids));
+                }
+            }
+        }
+        return missing;
     }
 
     /** Where each layer's tokens went in the last step (for traces and the demo). */
@@ -95,18 +163,22 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         while (true) {
             Map<Integer, CompletableFuture<float[]>> calls = new HashMap<>();
             Map<Integer, int[]> callRows = new HashMap<>();
+            Map<Integer, Long> waitUntil = new HashMap<>();
+            long roundStart = System.nanoTime();
             for (int inst = 0; inst < byIndex.length; inst++) {
                 Batch b = batchFor(inst, layer, x, tokens, experts, weights, pairsPerToken, target, pending);
                 if (b != null) {
+                    boolean probe = byIndex[inst].probing();
                     calls.put(inst, byIndex[inst].call(b.call));
                     callRows.put(inst, b.tokenRows);
+                    waitUntil.put(inst, probe ? Math.min(deadline, roundStart + stepDeadline.toNanos() / 2) : deadline);
                 }
             }
             outstanding.clear();
             for (var e : calls.entrySet()) {
                 int inst = e.getKey();
                 try {
-                    long wait = deadline - System.nanoTime();
+                    long wait = waitUntil.get(inst) - System.nanoTime();
                     float[] r = e.getValue().get(Math.max(0, wait), TimeUnit.NANOSECONDS);
                     merge(partial, rowsOf, inst, r, callRows.get(inst));
                     for (int p = 0; p < pairs; p++) {
@@ -121,6 +193,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
                     outstanding.add(inst);
                 } catch (InterruptedException ex) {
                     Thread.currentThread().interrupt();
+                    calls.values().forEach(f -> f.cancel(false));
                     throw new ExpertUnavailableException("layer " + layer + ": interrupted while waiting for experts", ex);
                 }
             }

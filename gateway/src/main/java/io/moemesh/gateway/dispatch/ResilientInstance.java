@@ -4,23 +4,37 @@ import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.bulkhead.BulkheadConfig;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import io.github.resilience4j.circuitbreaker.IllegalStateTransitionException;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.InstanceClient;
+import io.moemesh.service.expert.InstanceHealth;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * An instance behind a Resilience4j circuit breaker (an instance that keeps failing is skipped until a probe
  * succeeds) and a semaphore bulkhead (at most N calls in flight, so one slow instance cannot absorb every
  * request). Retry on another replica is the dispatcher's job: it knows the replicas.
+ *
+ * <p>How an instance comes back: an OPEN breaker moves to HALF_OPEN by itself after {@code openWait}
+ * (Resilience4j's automatic transition: the dispatcher only routes to available instances, so no caller would
+ * ever ask an OPEN breaker for permission and move it on), or at once when the instance's gRPC health turns
+ * SERVING again. In HALF_OPEN the instance is available again: the next call is the probe, and one successful
+ * probe closes the breaker. While its health says NOT_SERVING or UNREACHABLE the instance is skipped whatever
+ * its breaker says, so no request pays a failed call for an instance known to be down.
  */
 public final class ResilientInstance {
     private final InstanceClient client;
     private final CircuitBreaker breaker;
     private final Bulkhead bulkhead;
     private final CallObserver observer;
+    private final List<Runnable> onClose = new CopyOnWriteArrayList<>();
 
     /** Sees every call's latency and outcome (metrics). */
     @FunctionalInterface
@@ -43,19 +57,32 @@ public final class ResilientInstance {
                 .slidingWindowSize(10)
                 .minimumNumberOfCalls(3)
                 .waitDurationInOpenState(openWait)
+                .automaticTransitionFromOpenToHalfOpenEnabled(true)
                 .permittedNumberOfCallsInHalfOpenState(1)
                 .build());
         this.bulkhead = Bulkhead.of(client.id(), BulkheadConfig.custom()
                 .maxConcurrentCalls(maxConcurrent).maxWaitDuration(Duration.ZERO).build());
+        client.onHealthChange(this::healthChanged);
     }
 
     public String id() {
         return client.id();
     }
 
-    /** Healthy enough to try: the breaker is not open. */
+    /**
+     * Calls may be routed here: the breaker lets calls through (CLOSED, or HALF_OPEN for a probe) and the
+     * instance's health does not say it is down.
+     */
     public boolean available() {
-        return breaker.getState() != CircuitBreaker.State.OPEN && breaker.getState() != CircuitBreaker.State.FORCED_OPEN;
+        return client.health().usable() && switch (breaker.getState()) {
+            case OPEN, FORCED_OPEN -> false;
+            default -> true;
+        };
+    }
+
+    /** The breaker is HALF_OPEN: the next call is a probe of an instance that failed before. */
+    public boolean probing() {
+        return breaker.getState() == CircuitBreaker.State.HALF_OPEN;
     }
 
     public int load() {
@@ -66,6 +93,25 @@ public final class ResilientInstance {
         return breaker.getState();
     }
 
+    public InstanceHealth health() {
+        return client.health();
+    }
+
+    private void healthChanged(InstanceHealth health) {
+        if (health == InstanceHealth.SERVING && breaker.getState() == CircuitBreaker.State.OPEN) {
+            try {
+                breaker.transitionToHalfOpenState();
+            } catch (IllegalStateTransitionException e) {
+                // The automatic transition (or a probe) moved the breaker on in between: nothing left to do.
+            }
+        }
+    }
+
+    /**
+     * Sends a call through the breaker and the bulkhead. Cancelling the returned future (the dispatcher does
+     * when the step deadline passes) counts as a failed call and frees its bulkhead slot and, in HALF_OPEN, the
+     * probe's permission at once: otherwise an instance that never answers would hold them for good.
+     */
     public CompletableFuture<float[]> call(ExpertCall call) {
         if (!breaker.tryAcquirePermission()) {
             return CompletableFuture.failedFuture(new RejectedExecutionException(
@@ -77,25 +123,53 @@ public final class ResilientInstance {
                     client.id() + " has " + bulkhead.getBulkheadConfig().getMaxConcurrentCalls() + " calls in flight"));
         }
         long start = System.nanoTime();
-        CompletableFuture<float[]> f;
+        CompletableFuture<float[]> sent;
         try {
-            f = client.call(call);
+            sent = client.call(call);
         } catch (RuntimeException e) {
-            f = CompletableFuture.failedFuture(e);
+            sent = CompletableFuture.failedFuture(e);
         }
-        return f.whenComplete((r, e) -> {
-            bulkhead.onComplete();
-            long took = System.nanoTime() - start;
-            observer.observe(client.id(), took, e);
+        AtomicBoolean recorded = new AtomicBoolean();
+        CompletableFuture<float[]> result = new CompletableFuture<>();
+        sent.whenComplete((r, e) -> {
+            record(recorded, start, e);
             if (e == null) {
-                breaker.onSuccess(took, TimeUnit.NANOSECONDS);
+                result.complete(r);
             } else {
-                breaker.onError(took, TimeUnit.NANOSECONDS, e);
+                result.completeExceptionally(e);
             }
         });
+        CompletableFuture<float[]> underlying = sent;
+        result.whenComplete((r, e) -> {
+            if (result.isCancelled()) {
+                record(recorded, start, new TimeoutException(client.id() + " did not answer in time"));
+                underlying.cancel(false);
+            }
+        });
+        return result;
+    }
+
+    private void record(AtomicBoolean recorded, long start, Throwable error) {
+        if (!recorded.compareAndSet(false, true)) {
+            return;
+        }
+        bulkhead.onComplete();
+        long took = System.nanoTime() - start;
+        observer.observe(client.id(), took, error);
+        if (error == null) {
+            breaker.onSuccess(took, TimeUnit.NANOSECONDS);
+        } else {
+            breaker.onError(took, TimeUnit.NANOSECONDS, error);
+        }
+    }
+
+    /** Runs {@code action} when this instance is closed (e.g. to remove its metrics). */
+    public void onClose(Runnable action) {
+        onClose.add(action);
     }
 
     public void close() {
         client.close();
+        onClose.forEach(Runnable::run);
     }
 }

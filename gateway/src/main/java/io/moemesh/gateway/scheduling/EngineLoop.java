@@ -16,6 +16,10 @@ import org.slf4j.LoggerFactory;
 /**
  * The gateway's one engine thread: steps the {@link StepScheduler} while there is work, and before each step
  * runs the boundary hook (placement epoch switch). Requests from any thread join at the next step boundary.
+ * Every pass of the loop (a step, or an idle wait) records {@link #lastProgressNanos()}, so a health check can
+ * tell a loop stuck inside a step from an idle one. An {@link Error} (OutOfMemoryError, StackOverflowError) is
+ * never caught: it ends the thread, {@link #alive()} turns false and liveness fails, instead of a loop that
+ * logs and limps on in a JVM whose state is unknown.
  */
 public final class EngineLoop implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(EngineLoop.class);
@@ -26,6 +30,7 @@ public final class EngineLoop implements AutoCloseable {
     private final Semaphore wake = new Semaphore(0);
     private final Thread thread;
     private volatile boolean running = true;
+    private volatile long lastProgressNanos = System.nanoTime();
     private final Object idle = new Object();
     private final Tracer tracer;
 
@@ -39,7 +44,10 @@ public final class EngineLoop implements AutoCloseable {
         this.scheduler = scheduler;
         this.atStepBoundary = atStepBoundary;
         this.idlePoll = idlePoll;
-        this.thread = Thread.ofPlatform().name("moemesh-engine").daemon().unstarted(this::loop);
+        this.thread = Thread.ofPlatform().name("moemesh-engine").daemon()
+                .uncaughtExceptionHandler((t, e) -> log.error("the engine thread died: no request makes progress from "
+                        + "now on (liveness fails)", e))
+                .unstarted(this::loop);
         thread.start();
     }
 
@@ -75,6 +83,21 @@ public final class EngineLoop implements AutoCloseable {
         return scheduler.waiting();
     }
 
+    /** Sequences are running or waiting: the loop owes them a step. */
+    public boolean busy() {
+        return scheduler.running() + scheduler.waiting() > 0;
+    }
+
+    /** {@link System#nanoTime()} when the loop last finished a pass (a step, or an idle wait). */
+    public long lastProgressNanos() {
+        return lastProgressNanos;
+    }
+
+    /** The engine thread runs (false once it died of an Error, or after {@link #close()}). */
+    public boolean alive() {
+        return thread.isAlive();
+    }
+
     private void loop() {
         while (running) {
             try {
@@ -86,11 +109,14 @@ public final class EngineLoop implements AutoCloseable {
                     wake.tryAcquire(idlePoll.toMillis(), TimeUnit.MILLISECONDS);
                     wake.drainPermits();
                 }
+                lastProgressNanos = System.nanoTime();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
             } catch (RuntimeException e) {
                 // A step's own failures reach its sequences; anything here is a bug in the loop: log, keep serving.
+                // Only RuntimeException: an Error must end the thread (see the class comment).
+                // No progress recorded: a loop that fails pass after pass while it has work is stalled.
                 log.error("engine step failed", e);
             }
         }

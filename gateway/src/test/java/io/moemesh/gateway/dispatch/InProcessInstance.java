@@ -7,21 +7,33 @@ import io.moemesh.model.engine.ExpertWeights;
 import io.moemesh.model.kernel.VectorOps;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.InstanceClient;
+import io.moemesh.service.expert.InstanceHealth;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 
 /**
  * An expert instance computed in the test's JVM (the network boundary is what is faked here; the real gRPC
- * path is covered by the e2e suite). It can be made to fail, and counts the calls it served.
+ * path is covered by the e2e suite). It can be made to fail or to never answer, reports a settable gRPC health
+ * to its listeners like the real client's health watch, and counts the calls it got and served.
  */
 final class InProcessInstance implements InstanceClient {
     private final String id;
     private final MoeModel model;
     private final ExpertFfn ffn = new ExpertFfn();
     final AtomicBoolean down = new AtomicBoolean();
+    /** Calls are accepted and never answered (a wedged instance). */
+    final AtomicBoolean hang = new AtomicBoolean();
+    /** Every call that reached the instance, failed or not. */
+    final AtomicInteger attempts = new AtomicInteger();
     final AtomicInteger calls = new AtomicInteger();
+    final List<CompletableFuture<float[]>> unanswered = new CopyOnWriteArrayList<>();
+    private final List<Consumer<InstanceHealth>> healthListeners = new CopyOnWriteArrayList<>();
+    private volatile InstanceHealth health = InstanceHealth.UNKNOWN;
     final Set<Integer> layersSeen = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     InProcessInstance(String id, MoeModel model) {
@@ -34,8 +46,30 @@ final class InProcessInstance implements InstanceClient {
         return id;
     }
 
+    /** What its health watch would see next; listeners are told at once, on this thread. */
+    void health(InstanceHealth h) {
+        health = h;
+        healthListeners.forEach(l -> l.accept(h));
+    }
+
+    @Override
+    public InstanceHealth health() {
+        return health;
+    }
+
+    @Override
+    public void onHealthChange(Consumer<InstanceHealth> listener) {
+        healthListeners.add(listener);
+    }
+
     @Override
     public synchronized CompletableFuture<float[]> call(ExpertCall c) {
+        attempts.incrementAndGet();
+        if (hang.get()) {
+            CompletableFuture<float[]> never = new CompletableFuture<>();
+            unanswered.add(never);
+            return never;
+        }
         if (down.get()) {
             return CompletableFuture.failedFuture(new IllegalStateException(id + " is down"));
         }

@@ -26,23 +26,33 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 class MeshExpertDispatchTest {
 
-    private record Mesh(MeshExpertDispatch dispatch, Map<String, InProcessInstance> instances, MoeModel model) {
+    record Mesh(MeshExpertDispatch dispatch, Map<String, InProcessInstance> instances, MoeModel model,
+                PlacementTable table) {
+        ResilientInstance resilient(String id) {
+            return dispatch.instances().stream().filter(i -> i.id().equals(id)).findFirst().orElseThrow();
+        }
     }
 
     private static Mesh mesh(String modelName, int n, int replicas) {
+        return mesh(modelName, n, replicas, Duration.ofSeconds(30), Duration.ofSeconds(10));
+    }
+
+    /** n in-process instances, every expert on {@code replicas} of them, breakers failing at 50 %. */
+    static Mesh mesh(String modelName, int n, int replicas, Duration openWait, Duration stepDeadline) {
         MoeModel model = MoeModel.open(TestModels.dir(modelName));
         Map<String, InProcessInstance> instances = new HashMap<>();
         MeshExpertDispatch d = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(), in -> {
             InProcessInstance i = new InProcessInstance(in.getId(), model);
             instances.put(in.getId(), i);
-            return new ResilientInstance(i, 8, 50, Duration.ofSeconds(30));
-        }, Duration.ofSeconds(10));
+            return new ResilientInstance(i, 8, 50, openWait);
+        }, stepDeadline);
         List<Instance> ins = IntStream.range(0, n).mapToObj(i -> Instance.newBuilder().setId("expert-" + i)
                 .setEndpoint("127.0.0.1:" + (9100 + i)).build()).toList();
         var c = model.config();
-        d.usePlacement(PlacementTable.of(EvenPlacement.build(1, ins, c.numLayers(), c.numExperts(), c.hasSharedExpert(),
-                replicas), c.numLayers(), c.dispatchableExperts()));
-        return new Mesh(d, instances, model);
+        PlacementTable table = PlacementTable.of(EvenPlacement.build(1, ins, c.numLayers(), c.numExperts(),
+                c.hasSharedExpert(), replicas), c.numLayers(), c.dispatchableExperts());
+        d.usePlacement(table);
+        return new Mesh(d, instances, model, table);
     }
 
     static Stream<Arguments> meshes() {

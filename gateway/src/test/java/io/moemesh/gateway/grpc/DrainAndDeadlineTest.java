@@ -33,7 +33,8 @@ class DrainAndDeadlineTest {
     private static ConfigurableApplicationContext start() {
         return SpringApplication.run(GatewayApplication.class,
                 "--moemesh.gateway.model-dir=" + TestModels.dir(TestModels.MIXTRAL), "--moemesh.gateway.grpc-port=0",
-                "--server.port=0", "--moemesh.gateway.kv-cache-tokens=1024", "--moemesh.gateway.shutdown-grace=60s");
+                "--server.port=0", "--management.server.port=0", "--moemesh.gateway.kv-cache-tokens=1024",
+                "--moemesh.gateway.shutdown-grace=60s");
     }
 
     private static GenerateRequest longRequest(int tokens) {

@@ -22,11 +22,14 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 
 /**
  * One long-lived {@code ExpertBatch} bidi stream per instance: a request message per layer per step, replies
  * matched by batch_id (they may come back in any order). A broken stream fails every call in flight and is
- * reopened by the next call, so a restarted instance is picked up again.
+ * reopened by the next call, so a restarted instance is picked up again. A gRPC health watch on the same
+ * channel ({@link HealthWatch}) tells {@link #health()} and reconnects the channel as soon as a restarted
+ * instance listens again.
  */
 public final class GrpcInstanceClient implements InstanceClient {
     private final String id;
@@ -37,6 +40,7 @@ public final class GrpcInstanceClient implements InstanceClient {
     private ClientCallStreamObserver<ExpertBatchRequest> stream;
     private final Tracer tracer;
     private final TraceContexts traces;
+    private final HealthWatch health;
 
     private record Pending(CompletableFuture<float[]> future, int rows, int hidden) {
     }
@@ -59,6 +63,8 @@ public final class GrpcInstanceClient implements InstanceClient {
                 // inside open(), before the stream is assigned; the dead stream was then kept and every later
                 // call waited out the step deadline (ExpertFailoverTest).
                 .build();
+        this.health = new HealthWatch(id, channel);
+        health.start();
     }
 
     @Override
@@ -69,6 +75,16 @@ public final class GrpcInstanceClient implements InstanceClient {
     @Override
     public int inFlight() {
         return pending.size();
+    }
+
+    @Override
+    public InstanceHealth health() {
+        return health.current();
+    }
+
+    @Override
+    public void onHealthChange(Consumer<InstanceHealth> listener) {
+        health.addListener(listener);
     }
 
     @Override
@@ -169,6 +185,7 @@ public final class GrpcInstanceClient implements InstanceClient {
 
     @Override
     public void close() {
+        health.close();
         synchronized (this) {
             if (stream != null) {
                 stream.onCompleted();

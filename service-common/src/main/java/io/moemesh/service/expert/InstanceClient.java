@@ -1,6 +1,7 @@
 package io.moemesh.service.expert;
 
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Consumer;
 
 /** The data path to one expert-service instance (a long-lived gRPC stream in production, fakes in tests). */
 public interface InstanceClient extends AutoCloseable {
@@ -12,6 +13,18 @@ public interface InstanceClient extends AutoCloseable {
 
     /** Calls in flight now (the load signal for replica choice). */
     int inFlight();
+
+    /** What the instance's health service last said; {@link InstanceHealth#UNKNOWN} for clients that do not watch it. */
+    default InstanceHealth health() {
+        return InstanceHealth.UNKNOWN;
+    }
+
+    /**
+     * Calls {@code listener} with the new value on every change of {@link #health()}, from any thread; it must
+     * return quickly. Clients that do not watch health never call it.
+     */
+    default void onHealthChange(Consumer<InstanceHealth> listener) {
+    }
 
     @Override
     void close();

@@ -38,10 +38,12 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     private final int maxInboundMessageBytes;
     private final Duration shutdownGrace;
     private final List<BindableService> services;
+    private final List<String> serviceNames;
     private final List<ServerInterceptor> interceptors;
     private final Set<String> transportThreadMethods;
     private final HealthStatusManager health = new HealthStatusManager();
     private volatile Server server;
+    private volatile boolean servingOnStart = true;
 
     public GrpcServerLifecycle(String name, String host, int port, int maxInboundMessageBytes, Duration shutdownGrace,
                                List<BindableService> services, List<ServerInterceptor> interceptors) {
@@ -67,6 +69,7 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         this.maxInboundMessageBytes = maxInboundMessageBytes;
         this.shutdownGrace = shutdownGrace;
         this.services = List.copyOf(services);
+        this.serviceNames = this.services.stream().map(s -> s.bindService().getServiceDescriptor().getName()).toList();
         this.interceptors = List.copyOf(interceptors);
         this.transportThreadMethods = Set.copyOf(transportThreadMethods);
     }
@@ -97,11 +100,30 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         } catch (IOException e) {
             throw new UncheckedIOException(name + ": cannot bind gRPC on " + host + ":" + requestedPort, e);
         }
-        health.setStatus("", ServingStatus.SERVING);
-        for (BindableService s : services) {
-            health.setStatus(s.bindService().getServiceDescriptor().getName(), ServingStatus.SERVING);
-        }
+        setServing(servingOnStart);
         log.info("{} gRPC listening on {}:{}", name, host, server.getPort());
+    }
+
+    /**
+     * Call before {@link #start()}: the server then reports NOT_SERVING from its start until
+     * {@link #setServing(boolean) setServing(true)} (the gateway mirrors its readiness into gRPC health, and must
+     * not look ready before it is).
+     */
+    public GrpcServerLifecycle startNotServing() {
+        servingOnStart = false;
+        return this;
+    }
+
+    /**
+     * Sets the health of service {@code ""} and of every service of this server. No effect once {@link #stop()}
+     * began: grpc's HealthStatusManager keeps its terminal NOT_SERVING, so a draining server never looks ready.
+     */
+    public void setServing(boolean serving) {
+        ServingStatus status = serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+        health.setStatus("", status);
+        for (String service : serviceNames) {
+            health.setStatus(service, status);
+        }
     }
 
     @Override

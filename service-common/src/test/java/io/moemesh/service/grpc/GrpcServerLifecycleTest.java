@@ -2,12 +2,17 @@ package io.moemesh.service.grpc;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import io.grpc.BindableService;
 import io.grpc.CallOptions;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerServiceDefinition;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
@@ -21,6 +26,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -138,6 +144,69 @@ class GrpcServerLifecycleTest {
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
         assertThat(secondMessageThread(DIRECT)).startsWith("grpc-default-executor");
+    }
+
+    private ServingStatus status(String service) {
+        return HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.newBuilder().setService(service).build())
+                .getStatus();
+    }
+
+    @Test
+    void startNotServing_reportsNotServingUntilSet_forServiceAndServer() {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
+                List.of()).startNotServing();
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        assertThat(List.of(status(""), status("test.Threads"))).containsOnly(ServingStatus.NOT_SERVING);
+        server.setServing(true);
+        assertThat(List.of(status(""), status("test.Threads"))).containsOnly(ServingStatus.SERVING);
+        server.setServing(false);
+        assertThat(List.of(status(""), status("test.Threads"))).containsOnly(ServingStatus.NOT_SERVING);
+    }
+
+    @Test
+    void byDefault_servingFromStart() {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
+                List.of());
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        assertThat(List.of(status(""), status("test.Threads"))).containsOnly(ServingStatus.SERVING);
+    }
+
+    @Test
+    void setServing_whileStopping_keepsTheTerminalNotServing() throws Exception {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(2), List.of(THREADS),
+                List.of());
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        BlockingQueue<ServingStatus> watched = new LinkedBlockingQueue<>();
+        CompletableFuture<Void> ended = new CompletableFuture<>();
+        HealthGrpc.newStub(channel).watch(HealthCheckRequest.newBuilder().setService("").build(), new StreamObserver<>() {
+            @Override
+            public void onNext(HealthCheckResponse r) {
+                watched.add(r.getStatus());
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                ended.complete(null);
+            }
+
+            @Override
+            public void onCompleted() {
+                ended.complete(null);
+            }
+        });
+        assertThat(watched.poll(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.SERVING);
+        // stop() waits up to the grace period for the open watch; meanwhile a late setServing(true) must not win.
+        GrpcServerLifecycle stopping = server;
+        CompletableFuture<Void> stopped = CompletableFuture.runAsync(stopping::stop);
+        assertThat(watched.poll(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.NOT_SERVING);
+        stopping.setServing(true);
+        await().until(ended::isDone);
+        stopped.get(10, TimeUnit.SECONDS);
+        server = null;
+        assertThat(watched).doesNotContain(ServingStatus.SERVING);
     }
 
     @Test

@@ -33,7 +33,7 @@ final class NoOpExpertProcess implements AutoCloseable {
         command.addAll(MeshLauncher.SERVICE_JVM_FLAGS);
         command.addAll(List.of("-Xmx2g", "-jar", jar.toString(), "--moemesh.expert.model-dir=" + model,
                 "--moemesh.expert.backend=noop", "--moemesh.expert.assign-all=true",
-                "--moemesh.expert.grpc-port=" + port, "--server.port=0", "--server.address=127.0.0.1",
+                "--moemesh.expert.grpc-port=" + port, "--server.port=0", "--server.address=127.0.0.1", "--management.server.port=0",
                 "--moemesh.expert.native-cache-dir=" + logDir.resolve("native")));
         MeshState.Service service = new MeshState.Service("expert-noop", 0, "", port, 0, log.toString(), command, Map.of());
         process = ServiceProcess.start(service).toHandle();

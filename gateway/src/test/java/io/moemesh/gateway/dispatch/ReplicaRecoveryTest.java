@@ -1,0 +1,193 @@
+package io.moemesh.gateway.dispatch;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+import static org.awaitility.Awaitility.await;
+
+import io.github.resilience4j.circuitbreaker.CircuitBreaker.State;
+import io.moemesh.gateway.dispatch.MeshExpertDispatchTest.Mesh;
+import io.moemesh.model.engine.SequenceStep;
+import io.moemesh.model.engine.StepOutput;
+import io.moemesh.model.golden.GoldenCase;
+import io.moemesh.model.golden.TestModels;
+import io.moemesh.service.expert.ExpertCall;
+import io.moemesh.service.expert.InstanceHealth;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * A replica that failed comes back: the real Resilience4j breaker of {@link ResilientInstance} goes
+ * CLOSED → OPEN (after its minimum number of calls) → HALF_OPEN (by itself after the wait, or at once when the
+ * instance's health turns SERVING) → CLOSED after one successful probe, and the dispatcher routes tokens to the
+ * instance again, every step giving the reference engine's logits. An instance whose health says it is down is
+ * skipped without a call.
+ */
+class ReplicaRecoveryTest {
+    private static final String MODEL = TestModels.MIXTRAL;
+    private static final GoldenCase CASE = GoldenCase.load(MODEL).getFirst();
+
+    /** One prompt pass through the mesh; its logits must be the reference's whatever the replicas do. */
+    private static void goldenStep(Mesh mesh) {
+        StepOutput out = mesh.model().engine(mesh.dispatch()).step(List.of(new SequenceStep(1, CASE.inputIds(), 0,
+                SequenceStep.Logits.LAST, false)), mesh.model().newCache(128)).getFirst();
+        assertThat(out.logits()).containsExactly(CASE.lastLogits(), within(1e-4f));
+    }
+
+    private static boolean routedTo(Mesh mesh, String id) {
+        return mesh.dispatch().lastStep().stream()
+                .anyMatch(r -> r.instances().stream().anyMatch(s -> s.instanceId().equals(id)));
+    }
+
+    /**
+     * Steps with the instance failing until its breaker opens (3 calls is the breaker's minimum). With a short
+     * open wait the breaker may already have moved on to HALF_OPEN when this returns.
+     */
+    private static void failUntilOpen(Mesh mesh, String id) {
+        mesh.instances().get(id).down.set(true);
+        for (int i = 0; i < 20 && mesh.resilient(id).state() == State.CLOSED; i++) {
+            goldenStep(mesh);
+        }
+        assertThat(mesh.resilient(id).state()).isIn(State.OPEN, State.HALF_OPEN);
+        assertThat(mesh.instances().get(id).attempts.get()).isGreaterThanOrEqualTo(3);
+    }
+
+    @Test
+    void breaker_opensAfterFailures_halfOpensByItselfAfterTheWait_closesOnASuccessfulProbe_andTheInstanceServesAgain() {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 3, 2, Duration.ofMillis(200), Duration.ofSeconds(10));
+        InProcessInstance one = mesh.instances().get("expert-1");
+        goldenStep(mesh);
+        assertThat(routedTo(mesh, "expert-1")).as("expert-1 carries tokens while healthy").isTrue();
+
+        failUntilOpen(mesh, "expert-1");
+        one.down.set(false);
+        int attempts = one.attempts.get();
+        await("HALF_OPEN without any caller asking").until(() -> mesh.resilient("expert-1").state() == State.HALF_OPEN);
+        assertThat(one.attempts.get()).as("no call while OPEN").isEqualTo(attempts);
+        assertThat(mesh.resilient("expert-1").available()).isTrue();
+
+        goldenStep(mesh);
+        assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.CLOSED);
+        assertThat(routedTo(mesh, "expert-1")).as("expert-1 carries tokens again").isTrue();
+    }
+
+    @Test
+    void openBreaker_routesNothingToTheInstance_untilTheWaitEnds() {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 3, 2, Duration.ofMinutes(5), Duration.ofSeconds(10));
+        failUntilOpen(mesh, "expert-1");
+        assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.OPEN);
+        int attempts = mesh.instances().get("expert-1").attempts.get();
+        goldenStep(mesh);
+        goldenStep(mesh);
+        assertThat(mesh.instances().get("expert-1").attempts.get()).isEqualTo(attempts);
+        assertThat(routedTo(mesh, "expert-1")).isFalse();
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = InstanceHealth.class, names = {"NOT_SERVING", "UNREACHABLE"})
+    void healthDown_instanceSkipped_withoutAFailedCall(InstanceHealth down) {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 3, 2, Duration.ofMinutes(5), Duration.ofSeconds(10));
+        InProcessInstance one = mesh.instances().get("expert-1");
+        one.health(down);
+        assertThat(mesh.resilient("expert-1").available()).isFalse();
+        goldenStep(mesh);
+        goldenStep(mesh);
+        assertThat(one.attempts.get()).isZero();
+        assertThat(routedTo(mesh, "expert-1")).isFalse();
+        assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.CLOSED);
+
+        one.health(InstanceHealth.SERVING);
+        goldenStep(mesh);
+        assertThat(routedTo(mesh, "expert-1")).isTrue();
+    }
+
+    @Test
+    void healthTurnsServing_openBreakerHalfOpensAtOnce_andTheNextStepUsesTheInstance() {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 3, 2, Duration.ofMinutes(5), Duration.ofSeconds(10));
+        InProcessInstance one = mesh.instances().get("expert-1");
+        failUntilOpen(mesh, "expert-1");
+        one.health(InstanceHealth.UNREACHABLE);
+        one.down.set(false);
+        one.health(InstanceHealth.SERVING);
+        assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.HALF_OPEN);
+
+        goldenStep(mesh);
+        assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.CLOSED);
+        assertThat(routedTo(mesh, "expert-1")).isTrue();
+    }
+
+    @Test
+    void failingProbe_retriedOnAnotherReplica_sameLogits_andTheBreakerOpensAgain() {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 3, 2, Duration.ofMinutes(5), Duration.ofSeconds(10));
+        InProcessInstance one = mesh.instances().get("expert-1");
+        failUntilOpen(mesh, "expert-1");
+        one.health(InstanceHealth.UNREACHABLE);
+        one.health(InstanceHealth.SERVING);
+        int attempts = one.attempts.get();
+
+        goldenStep(mesh);
+        assertThat(one.attempts.get()).as("the probe").isEqualTo(attempts + 1);
+        assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.OPEN);
+        assertThat(routedTo(mesh, "expert-1")).isFalse();
+    }
+
+    @Test
+    void probeThatNeverAnswers_givesUpAtHalfTheStepDeadline_andTheStepCompletesOnAnotherReplica() {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 3, 2, Duration.ofMinutes(5), Duration.ofSeconds(4));
+        InProcessInstance one = mesh.instances().get("expert-1");
+        failUntilOpen(mesh, "expert-1");
+        one.down.set(false);
+        one.hang.set(true);
+        one.health(InstanceHealth.UNREACHABLE);
+        one.health(InstanceHealth.SERVING);
+
+        goldenStep(mesh);
+        assertThat(one.unanswered).hasSize(1).allSatisfy(f -> assertThat(f).isCancelled());
+        assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.OPEN);
+    }
+
+    @Test
+    void cancelledCall_countsAsAFailure_andFreesItsBulkheadSlot() {
+        InProcessInstance wedged = new InProcessInstance("expert-9", null);
+        wedged.hang.set(true);
+        ResilientInstance r = new ResilientInstance(wedged, 1, 50, Duration.ofMinutes(5));
+        ExpertCall c = new ExpertCall(1, 0, new float[4], 1, 4, new int[] {1}, new int[] {0}, new float[] {1});
+        for (int i = 0; i < 3; i++) {
+            CompletableFuture<float[]> f = r.call(c);
+            // With one slot, a second call is only let through because the cancelled one gave its slot back.
+            assertThat(wedged.attempts.get()).isEqualTo(i + 1);
+            f.cancel(false);
+        }
+        assertThat(wedged.unanswered).allSatisfy(f -> assertThat(f).isCancelled());
+        assertThat(r.state()).as("3 failed calls of 3").isEqualTo(State.OPEN);
+        assertThat(r.call(c)).isCompletedExceptionally();
+        assertThat(wedged.attempts.get()).isEqualTo(3);
+    }
+
+    @Test
+    void missingExperts_namesEveryExpertWhoseReplicasAreAllUnusable() {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 3, 2, Duration.ofMinutes(5), Duration.ofSeconds(10));
+        assertThat(mesh.dispatch().missingExperts()).isEmpty();
+        mesh.instances().get("expert-0").health(InstanceHealth.NOT_SERVING);
+        assertThat(mesh.dispatch().missingExperts()).as("every expert has another replica").isEmpty();
+
+        mesh.instances().get("expert-1").health(InstanceHealth.UNREACHABLE);
+        List<MeshExpertDispatch.MissingExpert> missing = mesh.dispatch().missingExperts();
+        assertThat(missing).isNotEmpty().allSatisfy(m -> {
+            assertThat(m.placedOn()).containsExactlyInAnyOrder("expert-0", "expert-1");
+            assertThat(m.toString()).matches("layer \\d+ expert \\d+ \\(placed on expert-\\d, expert-\\d\\)");
+        });
+        Set<Integer> down = Set.of(mesh.table().instanceIndex("expert-0"), mesh.table().instanceIndex("expert-1"));
+        long expected = Arrays.stream(mesh.table().holders()).flatMap(Arrays::stream)
+                .filter(h -> Arrays.stream(h).allMatch(down::contains)).count();
+        assertThat(missing).hasSize((int) expected);
+
+        mesh.instances().get("expert-1").health(InstanceHealth.SERVING);
+        assertThat(mesh.dispatch().missingExperts()).isEmpty();
+    }
+}
