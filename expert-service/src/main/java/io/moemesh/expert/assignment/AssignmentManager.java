@@ -17,10 +17,14 @@ import java.util.function.LongSupplier;
  * boundary; after it they are stale. Epoch 0 in a request skips the epoch check (local mode, tests).
  */
 public final class AssignmentManager {
+    /** The epoch-jump limit of the constructor without one (and of {@code moemesh.expert.max-epoch-jump}). */
+    public static final long DEFAULT_MAX_EPOCH_JUMP = 1000;
+
     private final ExpertModel model;
     private final String instanceId;
     private final ResidentSet resident;
     private final long drainGraceNanos;
+    private final long maxEpochJump;
     private final LongSupplier nanoClock;
     private final Object switching = new Object();
     private volatile State state;
@@ -34,6 +38,16 @@ public final class AssignmentManager {
 
     public AssignmentManager(ExpertModel model, String instanceId, ResidentSet resident, Assignment initial,
                              Duration drainGrace, LongSupplier nanoClock) {
+        this(model, instanceId, resident, initial, drainGrace, DEFAULT_MAX_EPOCH_JUMP, nanoClock);
+    }
+
+    /** @param maxEpochJump how far past the served epoch a new one may be (>= 1) */
+    public AssignmentManager(ExpertModel model, String instanceId, ResidentSet resident, Assignment initial,
+                             Duration drainGrace, long maxEpochJump, LongSupplier nanoClock) {
+        if (maxEpochJump < 1) {
+            throw new IllegalArgumentException("max epoch jump must be >= 1, got " + maxEpochJump);
+        }
+        this.maxEpochJump = maxEpochJump;
         this.model = model;
         this.instanceId = instanceId;
         this.resident = resident;
@@ -65,6 +79,17 @@ public final class AssignmentManager {
             if (Long.compareUnsigned(epoch, serving) < 0) {
                 throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch)
                         + " is older than the served epoch " + Long.toUnsignedString(serving));
+            }
+            // epoch >= serving here, so the difference is the unsigned distance.
+            if (serving != 0 && Long.compareUnsigned(epoch - serving, maxEpochJump) > 0) {
+                throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " jumps "
+                        + Long.toUnsignedString(epoch - serving) + " epochs past the served epoch " + serving
+                        + ", more than moemesh.expert.max-epoch-jump (" + maxEpochJump + "); epoch " + serving
+                        + " stays served");
+            }
+            if (serving == 0 && epoch < 0) {
+                throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " is not below "
+                        + "2^63: no placement gets there, and none could follow it; epoch 0 stays served");
             }
             if (epoch == serving) {
                 if (!next.experts().equals(s.current().experts())) {

@@ -1,5 +1,6 @@
 package io.moemesh.gateway.config;
 
+import io.grpc.InsecureServerCredentials;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -25,6 +26,7 @@ import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kernel.MatMul;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.tls.MeshCredentials;
 import io.opentelemetry.api.OpenTelemetry;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -67,12 +69,20 @@ public class GatewayConfiguration {
                 model.config().dispatchableExperts(), p.placementPollInterval(), Clock.systemUTC()));
     }
 
+    /** Credentials of the channels to expert-services (moemesh.gateway.tls.*); none without a placement. */
+    @Bean(destroyMethod = "close")
+    MeshCredentials expertChannelCredentials(GatewayProperties p) {
+        return p.placementFile() == null ? null : MeshCredentials.load(p.tls(), "moemesh.gateway.tls");
+    }
+
     @Bean
     MeshExpertDispatch meshDispatch(GatewayProperties p, MoeModel model, Optional<PlacementSource> source,
-                                    MeterRegistry meters, OpenTelemetry otel) {
+                                    Optional<MeshCredentials> expertChannelCredentials, MeterRegistry meters,
+                                    OpenTelemetry otel) {
         if (source.isEmpty()) {
             return null;
         }
+        var credentials = expertChannelCredentials.orElseThrow().channel();
         GatewayProperties.Dispatch d = p.dispatch();
         DType wire = switch (d.wireDtype()) {
             case "f32" -> DType.DTYPE_F32;
@@ -81,7 +91,7 @@ public class GatewayConfiguration {
                     + d.wireDtype());
         };
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(),
-                in -> new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), wire,
+                in -> new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials, wire,
                         p.maxInboundMessageBytes(), otel), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
                             Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
@@ -161,7 +171,8 @@ public class GatewayConfiguration {
 
     @Bean
     GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys) {
-        return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), p.admission().maxRequestBytes(),
-                p.shutdownGrace(), List.of(service), List.of(new AuthInterceptor(keys)));
+        // The public API authenticates clients by API key; moemesh.gateway.tls is for the channels to experts only.
+        return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
+                p.admission().maxRequestBytes(), p.shutdownGrace(), List.of(service), List.of(new AuthInterceptor(keys)));
     }
 }

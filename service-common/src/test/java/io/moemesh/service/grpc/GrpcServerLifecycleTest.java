@@ -5,9 +5,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.grpc.BindableService;
 import io.grpc.CallOptions;
+import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerServiceDefinition;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
@@ -122,8 +126,8 @@ class GrpcServerLifecycleTest {
 
     @Test
     void transportThreadMethods_runOnTheEventLoop_othersOnTheDefaultExecutor() throws InterruptedException {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
-                List.of(), Set.of(DIRECT.getFullMethodName()));
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of(), Set.of(DIRECT.getFullMethodName()));
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
         // grpc-java names its Netty event loop threads *-ELG-*; its default executor grpc-default-executor-N.
@@ -133,17 +137,30 @@ class GrpcServerLifecycleTest {
 
     @Test
     void withoutTransportThreadMethods_everyCallRunsOnTheDefaultExecutor() throws InterruptedException {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
-                List.of());
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of());
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
         assertThat(secondMessageThread(DIRECT)).startsWith("grpc-default-executor");
     }
 
     @Test
+    void stoppedAndStartedAgain_reportsServingAgain() {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of());
+        server.start();
+        server.stop();
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        assertThat(HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .check(HealthCheckRequest.newBuilder().setService("test.Threads").build()).getStatus())
+                .isEqualTo(ServingStatus.SERVING);
+    }
+
+    @Test
     void portOutOfRange_isRefused_namingTheServer() {
-        assertThatThrownBy(() -> new GrpcServerLifecycle("expert-service x", "127.0.0.1", 70000, 1 << 20,
-                Duration.ofSeconds(1), List.of(THREADS), List.of()))
+        assertThatThrownBy(() -> new GrpcServerLifecycle("expert-service x", "127.0.0.1", 70000,
+                InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(1), List.of(THREADS), List.of()))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("expert-service x: gRPC port must be in [0, 65535], got 70000");
     }
