@@ -15,6 +15,12 @@ import java.util.function.LongSupplier;
  * leave the resident set). During the grace, requests still carrying the previous epoch are served for the
  * experts the previous assignment held, because the gateway moves to a new placement only at its next step
  * boundary; after it they are stale. Epoch 0 in a request skips the epoch check (local mode, tests).
+ *
+ * <p>Epochs only grow, so one absurd epoch would pin the instance: after 2^64-1 no placement can follow, and a
+ * far jump leaves it ahead of every gateway. A new epoch may therefore be at most {@code maxEpochJump} past the
+ * served one (FAILED_PRECONDITION otherwise, the served epoch unchanged). The first epoch of an instance that
+ * serves none yet (0) cannot be judged that way (the router's epoch may be anywhere after a restart); it only
+ * has to be below 2^63, which no placement that counts its changes reaches.
  */
 public final class AssignmentManager {
     /** The epoch-jump limit of the constructor without one (and of {@code moemesh.expert.max-epoch-jump}). */

@@ -1,5 +1,6 @@
 package io.moemesh.gateway.config;
 
+import io.grpc.ChannelCredentials;
 import io.grpc.InsecureServerCredentials;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -34,6 +35,8 @@ import java.time.Clock;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -43,6 +46,7 @@ import tools.jackson.databind.json.JsonMapper;
 /** Wires the gateway: model, placement, expert dispatch, KV cache, engine loop and the public gRPC server. */
 @Configuration(proxyBeanMethods = false)
 public class GatewayConfiguration {
+    private static final Logger log = LoggerFactory.getLogger(GatewayConfiguration.class);
 
     @Bean(destroyMethod = "close")
     MoeModel model(GatewayProperties p) {
@@ -72,7 +76,15 @@ public class GatewayConfiguration {
     /** Credentials of the channels to expert-services (moemesh.gateway.tls.*); none without a placement. */
     @Bean(destroyMethod = "close")
     MeshCredentials expertChannelCredentials(GatewayProperties p) {
-        return p.placementFile() == null ? null : MeshCredentials.load(p.tls(), "moemesh.gateway.tls");
+        if (p.placementFile() == null) {
+            return null;
+        }
+        MeshCredentials credentials = MeshCredentials.load(p.tls(), "moemesh.gateway.tls");
+        if (!credentials.isMtls()) {
+            log.warn("moemesh.gateway.tls.mode=plaintext: the channels to expert-services are not encrypted, and "
+                    + "expert-services in mtls mode refuse them");
+        }
+        return credentials;
     }
 
     @Bean
@@ -82,7 +94,7 @@ public class GatewayConfiguration {
         if (source.isEmpty()) {
             return null;
         }
-        var credentials = expertChannelCredentials.orElseThrow().channel();
+        ChannelCredentials credentials = expertChannelCredentials.orElseThrow().channel();
         GatewayProperties.Dispatch d = p.dispatch();
         DType wire = switch (d.wireDtype()) {
             case "f32" -> DType.DTYPE_F32;
