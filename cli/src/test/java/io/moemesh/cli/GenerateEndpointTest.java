@@ -3,6 +3,7 @@ package io.moemesh.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.grpc.InsecureServerCredentials;
 import io.moemesh.cli.mesh.FakeGateway;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.golden.GoldenCase;
@@ -31,8 +32,8 @@ class GenerateEndpointTest {
     @BeforeAll
     static void startFakeGateway() {
         model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL_BF16));
-        server = new GrpcServerLifecycle("fake-gateway", "127.0.0.1", 0, 64 << 20, Duration.ofSeconds(1),
-                List.of(new FakeGateway(model)), List.of());
+        server = new GrpcServerLifecycle("fake-gateway", "127.0.0.1", 0, InsecureServerCredentials.create(), 64 << 20,
+                Duration.ofSeconds(1), List.of(new FakeGateway(model)), List.of());
         server.start();
         endpoint = "127.0.0.1:" + server.port();
     }

@@ -5,17 +5,27 @@ import static io.moemesh.model.golden.JsonArrays.ints;
 import static io.moemesh.model.golden.JsonArrays.routes;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.grpc.ChannelCredentials;
+import io.grpc.Grpc;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshState;
 import io.moemesh.cli.mesh.ServiceProcess;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
+import io.moemesh.service.tls.CertificateDirectory;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.assertj.core.api.SoftAssertions;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -62,6 +72,7 @@ class LauncherScriptTest {
         MeshState state = MeshState.read(STATE).orElseThrow();
         assertThat(state.services()).as("services outlive the up process").allSatisfy(s -> assertThat(s.process()).isPresent());
         assertThat(state.services()).allSatisfy(s -> assertThat(Path.of(s.logFile())).isNotEmptyFile());
+        internalPortsRefuseStrangers_andRogueAssignments(state);
 
         SoftAssertions soft = new SoftAssertions();
         List<GoldenCase> cases = GoldenCase.load(TestModels.MIXTRAL_BF16);
@@ -92,6 +103,47 @@ class LauncherScriptTest {
         LauncherRun again = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
         assertThat(again.exit()).isZero();
         assertThat(again.out()).contains("no mesh running");
+    }
+
+    /**
+     * What `up` set up for service-to-service gRPC: keys owner-only in <state>/tls/; every expert port refuses a
+     * client without the mesh's certificate (plaintext, or another CA's), LoadAssignment from a mesh member that is
+     * not the placer, and an epoch that would pin it (2^64-1). The golden cases that follow show the instances
+     * still serve.
+     */
+    private static void internalPortsRefuseStrangers_andRogueAssignments(MeshState state) throws IOException {
+        Path tlsDir = MeshLauncher.tlsDir(STATE);
+        for (String key : List.of("ca.key", "placer.key", "gateway.key", "expert-0.key")) {
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(tlsDir.resolve(key)))).as(key)
+                    .isEqualTo("rw-------");
+        }
+        CertificateDirectory mesh = CertificateDirectory.open(tlsDir);
+        CertificateDirectory foreign = CertificateDirectory.create(RUNS.resolve("foreign-tls"), List.of("placer"));
+        for (MeshState.Service expert : state.experts()) {
+            int port = expert.grpcPort();
+            assertThat(ServiceProcess.serving("127.0.0.1", port)).as("%s plaintext", expert.name()).isFalse();
+            assertThat(ServiceProcess.serving("127.0.0.1", port, foreign.channelCredentials("placer")))
+                    .as("%s with another CA's certificate", expert.name()).isFalse();
+            assertThat(ServiceProcess.serving("127.0.0.1", port, mesh.channelCredentials("placer"))).isTrue();
+            LoadAssignmentRequest rogue = LoadAssignmentRequest.newBuilder().setInstanceId(expert.name())
+                    .setEpoch(-1).build();
+            assertThat(loadAssignment(port, mesh.channelCredentials("gateway"), rogue))
+                    .as("%s: the gateway places", expert.name()).isEqualTo(Status.Code.PERMISSION_DENIED);
+            assertThat(loadAssignment(port, mesh.channelCredentials("placer"), rogue))
+                    .as("%s: epoch 2^64-1", expert.name()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+        }
+    }
+
+    private static Status.Code loadAssignment(int port, ChannelCredentials credentials, LoadAssignmentRequest req) {
+        ManagedChannel ch = Grpc.newChannelBuilderForAddress("127.0.0.1", port, credentials).build();
+        try {
+            ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES).loadAssignment(req);
+            return Status.Code.OK;
+        } catch (StatusRuntimeException e) {
+            return e.getStatus().getCode();
+        } finally {
+            ch.shutdownNow();
+        }
     }
 
     private static LauncherRun moemesh(Duration timeout, String... args) throws IOException, InterruptedException {

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.moemesh.cli.mesh.GatewayClient;
 import io.moemesh.cli.mesh.MeshState;
@@ -29,8 +28,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Switches a running mesh to a new placement epoch the way the router will: every instance of the new
- * placement loads its assignment first ({@code LoadAssignment}), then the gateway's placement file changes,
- * and the gateway picks the epoch up at a step boundary.
+ * placement loads its assignment first ({@code LoadAssignment}, as the placer identity), then the gateway's
+ * placement file changes, and the gateway picks the epoch up at a step boundary.
  */
 final class Placements {
     private Placements() {
@@ -51,7 +50,7 @@ final class Placements {
             for (int[] le : table.assignedTo(in.getId())) {
                 req.addExperts(ExpertRef.newBuilder().setLayer(le[0]).setExpert(le[1]));
             }
-            LoadAssignmentResponse r = loadAssignment(mesh.state().service(in.getId()), req.build());
+            LoadAssignmentResponse r = loadAssignment(mesh, mesh.state().service(in.getId()), req.build());
             assertThat(r.getEpoch()).as("%s serves epoch", in.getId()).isEqualTo(epoch);
             assertThat(r.getLoadedCount()).as("%s loaded experts", in.getId()).isEqualTo(req.getExpertsCount());
         }
@@ -64,8 +63,9 @@ final class Placements {
         return table;
     }
 
-    static LoadAssignmentResponse loadAssignment(MeshState.Service s, LoadAssignmentRequest req) {
-        ManagedChannel ch = Grpc.newChannelBuilderForAddress("127.0.0.1", s.grpcPort(), InsecureChannelCredentials.create())
+    /** As the launcher's placer identity, the one the instances accept LoadAssignment from (mutual TLS). */
+    static LoadAssignmentResponse loadAssignment(RunningMesh mesh, MeshState.Service s, LoadAssignmentRequest req) {
+        ManagedChannel ch = Grpc.newChannelBuilderForAddress("127.0.0.1", s.grpcPort(), mesh.placerCredentials())
                 .build();
         try {
             return ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(2, TimeUnit.MINUTES).loadAssignment(req);

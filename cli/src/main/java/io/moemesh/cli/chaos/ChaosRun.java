@@ -154,7 +154,8 @@ public final class ChaosRun {
                 Thread.sleep(20);
             }
             restarted = seconds(System.nanoTime());
-            ServiceProcess.awaitServing(after, process.get(), Instant.now().plusNanos(deadline - System.nanoTime()));
+            ServiceProcess.awaitServing(after, process.get(), Instant.now().plusNanos(deadline - System.nanoTime()),
+                    mesh.grpcCredentials(after));
             serving = seconds(System.nanoTime());
             int port = after.managementPort() > 0 ? after.managementPort() : after.httpPort();
             while (System.nanoTime() - deadline < 0) {

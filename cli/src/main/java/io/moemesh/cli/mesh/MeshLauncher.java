@@ -6,6 +6,7 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
+import io.moemesh.service.tls.CertificateDirectory;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
@@ -23,7 +24,10 @@ import java.util.Optional;
 
 /**
  * Brings a local mesh up and down: N expert-service JVMs and one gateway JVM on loopback, configured through
- * environment variables exactly as a Kubernetes pod would be, sharing one placement file.
+ * environment variables exactly as a Kubernetes pod would be, sharing one placement file. Service-to-service
+ * gRPC is mutual TLS: {@code up} issues the mesh CA and one certificate per service (and one for itself, the
+ * {@link #PLACER} identity allowed to LoadAssignment) into {@code <state-dir>/tls/} and hands each service its
+ * files as {@code MOEMESH_*_TLS_*} variables, as a mounted Secret would be on Kubernetes.
  */
 public final class MeshLauncher {
     /** Flags every service JVM needs (Vector API kernels, native access) and the collector chosen for them. */
@@ -32,6 +36,9 @@ public final class MeshLauncher {
     public static final List<String> SERVICE_JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
             "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC", "-XX:+ExitOnOutOfMemoryError");
     public static final long FIRST_EPOCH = 1;
+    /** The launcher's identity: the expert-services accept LoadAssignment from it (their default placer). */
+    public static final String PLACER = "placer";
+    public static final String GATEWAY = "gateway";
 
     private MeshLauncher() {
     }
@@ -58,6 +65,12 @@ public final class MeshLauncher {
         // per service: gRPC, HTTP (the gateway's OpenAI API), management (actuator: health, Prometheus)
         int[] ports = freePorts(3 * (spec.experts() + 1));
         Map<String, String> settings = MeshSecrets.settings(callerEnv);
+        List<String> identities = new ArrayList<>();
+        for (int i = 0; i < spec.experts(); i++) {
+            identities.add("expert-" + i);
+        }
+        identities.addAll(List.of(GATEWAY, PLACER));
+        CertificateDirectory tls = CertificateDirectory.create(tlsDir(spec.stateDir()), identities);
 
         List<Instance> instances = new ArrayList<>();
         List<MeshState.Service> experts = new ArrayList<>();
@@ -74,6 +87,7 @@ public final class MeshLauncher {
             env.put("MOEMESH_EXPERT_GRPC_PORT", Integer.toString(grpc));
             env.put("MOEMESH_EXPERT_PLACEMENT_FILE", placementFile.toString());
             env.put("MOEMESH_EXPERT_NATIVE_CACHE_DIR", nativeCache(spec, id).toString());
+            tlsEnvironment(env, "MOEMESH_EXPERT_TLS_", tls, id);
             experts.add(service(spec, id, java, expertJar, grpc, http, ports[3 * i + 2], env));
         }
         Placement placement = EvenPlacement.build(FIRST_EPOCH, instances, config.numLayers(), config.numExperts(),
@@ -87,8 +101,9 @@ public final class MeshLauncher {
         genv.put("MOEMESH_GATEWAY_GRPC_HOST", "127.0.0.1");
         genv.put("MOEMESH_GATEWAY_GRPC_PORT", Integer.toString(gatewayGrpc));
         genv.put("MOEMESH_GATEWAY_PLACEMENT_FILE", placementFile.toString());
-        genv.put("MOEMESH_GATEWAY_NATIVE_CACHE_DIR", nativeCache(spec, "gateway").toString());
-        MeshState.Service gateway = service(spec, "gateway", java, gatewayJar, gatewayGrpc, ports[3 * spec.experts() + 1],
+        genv.put("MOEMESH_GATEWAY_NATIVE_CACHE_DIR", nativeCache(spec, GATEWAY).toString());
+        tlsEnvironment(genv, "MOEMESH_GATEWAY_TLS_", tls, GATEWAY);
+        MeshState.Service gateway = service(spec, GATEWAY, java, gatewayJar, gatewayGrpc, ports[3 * spec.experts() + 1],
                 ports[3 * spec.experts() + 2], genv);
 
         RunningMesh mesh = new RunningMesh(spec.stateDir(),
@@ -112,7 +127,7 @@ public final class MeshLauncher {
             }
             mesh.update(mesh.state().withGateway(gateway.withProcess(ServiceProcess.start(gateway).toHandle())));
             for (MeshState.Service s : mesh.state().services()) {
-                awaitServing(s, deadline, t0, log);
+                awaitServing(mesh, s, deadline, t0, log);
             }
             if (spec.restart() == MeshSpec.RestartPolicy.ALWAYS) {
                 MeshState.Service sup = supervisor(spec, java).withProcess(ServiceProcess.start(supervisor(spec, java)).toHandle());
@@ -186,10 +201,23 @@ public final class MeshLauncher {
         return new MeshState.Service("supervisor", 0, "", 0, 0, logFile.toString(), cmd, Map.of());
     }
 
-    private static void awaitServing(MeshState.Service s, Instant deadline, Instant t0, PrintWriter log) {
+    /** {@code <state-dir>/tls/}: the mesh CA and the certificates {@code up} issued. */
+    public static Path tlsDir(Path stateDir) {
+        return stateDir.resolve("tls");
+    }
+
+    /** The three files of {@code name}'s certificate, as a pod gets them from its Secret; mode mtls (the default). */
+    private static void tlsEnvironment(Map<String, String> env, String prefix, CertificateDirectory tls, String name) {
+        env.put(prefix + "CERT_CHAIN", tls.certChain(name).toString());
+        env.put(prefix + "PRIVATE_KEY", tls.privateKey(name).toString());
+        env.put(prefix + "CA_BUNDLE", tls.caBundle().toString());
+    }
+
+    private static void awaitServing(RunningMesh mesh, MeshState.Service s, Instant deadline, Instant t0,
+                                     PrintWriter log) {
         ProcessHandle p = ProcessHandle.of(s.pid()).orElseThrow(() -> new MeshException(s.name()
                 + " exited during startup; see " + s.logFile() + ServiceProcess.tail(Path.of(s.logFile()), 8)));
-        ServiceProcess.awaitServing(s, p, deadline);
+        ServiceProcess.awaitServing(s, p, deadline, mesh.grpcCredentials(s));
         log.printf("moemesh up: %s SERVING at %s (pid %d, %.1f s)%n", s.name(), s.grpcEndpoint(), s.pid(),
                 Duration.between(t0, Instant.now()).toMillis() / 1000.0);
         log.flush();

@@ -1,9 +1,12 @@
 package io.moemesh.cli.mesh;
 
+import io.grpc.ChannelCredentials;
+import io.grpc.InsecureChannelCredentials;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.placement.PlacementTable;
+import io.moemesh.service.tls.CertificateDirectory;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -69,6 +72,32 @@ public final class RunningMesh implements AutoCloseable {
         return PlacementTable.of(placement(), config.numLayers(), config.dispatchableExperts());
     }
 
+    /** The mesh CA and the certificates {@code up} issued ({@code <state-dir>/tls/}). */
+    public CertificateDirectory tls() {
+        return CertificateDirectory.open(MeshLauncher.tlsDir(stateDir));
+    }
+
+    /**
+     * Channel credentials for the mesh's internal gRPC ports as the launcher, {@link MeshLauncher#PLACER}: the
+     * identity the expert-services accept LoadAssignment from (tests and tools that place experts use it).
+     */
+    public ChannelCredentials placerCredentials() {
+        return credentials(MeshLauncher.PLACER);
+    }
+
+    /** Channel credentials as one of the identities {@code up} issued a certificate for (expert-N, gateway, placer). */
+    public ChannelCredentials credentials(String identity) {
+        return tls().channelCredentials(identity);
+    }
+
+    /**
+     * How to reach a service's gRPC port: the gateway's is its public API (plaintext; clients use API keys), every
+     * other service's is internal (mutual TLS, as the placer).
+     */
+    public ChannelCredentials grpcCredentials(MeshState.Service s) {
+        return s.name().equals(MeshLauncher.GATEWAY) ? InsecureChannelCredentials.create() : placerCredentials();
+    }
+
     /** SIGKILL, as a crash would: no graceful shutdown, open streams are reset. Returns once it has exited. */
     public void kill(String name) {
         state().service(name).process().ifPresent(p -> {
@@ -106,7 +135,7 @@ public final class RunningMesh implements AutoCloseable {
         }
         for (MeshState.Service s : started) {
             ServiceProcess.awaitServing(s, ProcessHandle.of(s.pid()).orElseThrow(() ->
-                    new MeshException(s.name() + " exited at once; see " + s.logFile())), deadline);
+                    new MeshException(s.name() + " exited at once; see " + s.logFile())), deadline, grpcCredentials(s));
         }
     }
 
@@ -120,7 +149,7 @@ public final class RunningMesh implements AutoCloseable {
             MeshState.Service s = state().service(name);
             Optional<ProcessHandle> p = s.pid() != previousPid ? s.process() : Optional.empty();
             if (p.isPresent()) {
-                ServiceProcess.awaitServing(s, p.get(), deadline);
+                ServiceProcess.awaitServing(s, p.get(), deadline, grpcCredentials(s));
                 return s;
             }
             if (Instant.now().isAfter(deadline)) {

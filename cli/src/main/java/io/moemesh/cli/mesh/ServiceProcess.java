@@ -1,5 +1,6 @@
 package io.moemesh.cli.mesh;
 
+import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -64,11 +65,13 @@ public final class ServiceProcess {
     /**
      * Waits until the service's gRPC health (service "") is SERVING.
      *
+     * @param credentials how to reach its port: the mesh's client certificate for an internal (mutual TLS) port,
+     *     insecure for the gateway's public one
      * @throws MeshException when the process exits first or the deadline passes, naming its log file
      */
-    public static void awaitServing(MeshState.Service s, ProcessHandle process, Instant deadline) {
-        ManagedChannel ch = Grpc.newChannelBuilderForAddress("127.0.0.1", s.grpcPort(), InsecureChannelCredentials.create())
-                .build();
+    public static void awaitServing(MeshState.Service s, ProcessHandle process, Instant deadline,
+                                    ChannelCredentials credentials) {
+        ManagedChannel ch = Grpc.newChannelBuilderForAddress("127.0.0.1", s.grpcPort(), credentials).build();
         try {
             HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(ch);
             CompletableFuture<ProcessHandle> exit = process.onExit();
@@ -97,9 +100,17 @@ public final class ServiceProcess {
         }
     }
 
-    /** One gRPC health check of service "", SERVING or not (unreachable counts as not). */
+    /** One gRPC health check of service "" over plaintext (the gateway's public port), SERVING or not. */
     public static boolean serving(String endpointHost, int port) {
-        ManagedChannel ch = Grpc.newChannelBuilderForAddress(endpointHost, port, InsecureChannelCredentials.create()).build();
+        return serving(endpointHost, port, InsecureChannelCredentials.create());
+    }
+
+    /**
+     * One gRPC health check of service "", SERVING or not (unreachable, or a TLS handshake that fails, counts as
+     * not).
+     */
+    public static boolean serving(String endpointHost, int port, ChannelCredentials credentials) {
+        ManagedChannel ch = Grpc.newChannelBuilderForAddress(endpointHost, port, credentials).build();
         try {
             return serving(HealthGrpc.newBlockingStub(ch));
         } finally {

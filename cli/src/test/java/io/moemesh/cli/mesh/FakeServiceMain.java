@@ -1,10 +1,14 @@
 package io.moemesh.cli.mesh;
 
 import io.grpc.BindableService;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.ServerCredentials;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.moemesh.model.MoeModel;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.placement.PlacementFiles;
+import io.moemesh.service.tls.MeshCredentials;
+import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -12,7 +16,8 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * The main class of the fake service jars of {@link FakeHome}: reads its settings from the environment as the
- * real services do, serves gRPC health (and, as the gateway, {@link FakeGateway}), and misbehaves on request:
+ * real services do, serves gRPC health (and, as the gateway, {@link FakeGateway}) — an expert over mutual TLS
+ * with the MOEMESH_EXPERT_TLS_* files, the gateway in plaintext (its public port) — and misbehaves on request:
  * {@code -Dfake.crash=NAME} exits 1 at startup, {@code -Dfake.hang=NAME} never reports SERVING.
  */
 public final class FakeServiceMain {
@@ -36,8 +41,12 @@ public final class FakeServiceMain {
         System.out.println("placement epoch " + placement.getEpoch() + " with " + placement.getInstancesCount() + " instances");
         MoeModel model = gateway ? MoeModel.open(Path.of(System.getenv(prefix + "MODEL_DIR"))) : null;
         List<BindableService> services = gateway ? List.of(new FakeGateway(model)) : List.of();
+        ServerCredentials credentials = gateway ? InsecureServerCredentials.create()
+                : MeshCredentials.load(TlsSettings.mtls(env(prefix + "TLS_CERT_CHAIN"), env(prefix + "TLS_PRIVATE_KEY"),
+                        env(prefix + "TLS_CA_BUNDLE")), "moemesh.expert.tls").server();
         GrpcServerLifecycle server = new GrpcServerLifecycle(name, System.getenv(prefix + "GRPC_HOST"),
-                Integer.parseInt(System.getenv(prefix + "GRPC_PORT")), 64 << 20, Duration.ofSeconds(1), services, List.of());
+                Integer.parseInt(System.getenv(prefix + "GRPC_PORT")), credentials, 64 << 20, Duration.ofSeconds(1),
+                services, List.of());
         server.start();
         if (name.equals(System.getProperty("fake.hang"))) {
             server.health().setStatus("", ServingStatus.NOT_SERVING);
@@ -49,5 +58,13 @@ public final class FakeServiceMain {
             stopped.countDown();
         }));
         stopped.await();
+    }
+
+    private static Path env(String name) {
+        String v = System.getenv(name);
+        if (v == null) {
+            throw new IllegalStateException(name + " is not set");
+        }
+        return Path.of(v);
     }
 }

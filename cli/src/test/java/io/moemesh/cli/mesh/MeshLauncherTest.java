@@ -7,11 +7,13 @@ import static org.awaitility.Awaitility.await;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.service.tls.CertificateDirectory;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -51,11 +53,13 @@ class MeshLauncherTest {
     void up_startsDetachedServicesConfiguredByEnvironment_andDownStopsThemGracefully() throws IOException {
         RunningMesh mesh = MeshLauncher.up(spec(3, 2, Duration.ofSeconds(90)), new PrintWriter(log, true), false);
         MeshState s = MeshState.read(state).orElseThrow();
+        Path tls = state.resolve("tls").toAbsolutePath();
         assertThat(s).isEqualTo(mesh.state());
         assertThat(s.experts()).extracting(MeshState.Service::name).containsExactly("expert-0", "expert-1", "expert-2");
         for (MeshState.Service svc : s.services()) {
             assertThat(svc.process()).as(svc.name()).isPresent();
-            assertThat(ServiceProcess.serving("127.0.0.1", svc.grpcPort())).as(svc.name()).isTrue();
+            assertThat(ServiceProcess.serving("127.0.0.1", svc.grpcPort(), mesh.grpcCredentials(svc))).as(svc.name())
+                    .isTrue();
             String out = Files.readString(Path.of(svc.logFile()));
             assertThat(out).contains("fake " + svc.name() + " pid " + svc.pid())
                     .contains("SERVER_PORT=" + svc.httpPort())
@@ -65,7 +69,28 @@ class MeshLauncherTest {
         }
         assertThat(Files.readString(Path.of(s.service("expert-1").logFile())))
                 .contains("env MOEMESH_EXPERT_INSTANCE_ID=expert-1").contains("env MOEMESH_EXPERT_DEVICE_SLOT=1")
-                .contains("env MOEMESH_EXPERT_PLACEMENT_FILE=" + state.resolve("placement.json"));
+                .contains("env MOEMESH_EXPERT_PLACEMENT_FILE=" + state.resolve("placement.json"))
+                .contains("env MOEMESH_EXPERT_TLS_CERT_CHAIN=" + tls.resolve("expert-1.crt"))
+                .contains("env MOEMESH_EXPERT_TLS_PRIVATE_KEY=" + tls.resolve("expert-1.key"))
+                .contains("env MOEMESH_EXPERT_TLS_CA_BUNDLE=" + tls.resolve("ca.crt"));
+        assertThat(Files.readString(Path.of(s.gateway().logFile())))
+                .contains("env MOEMESH_GATEWAY_TLS_CERT_CHAIN=" + tls.resolve("gateway.crt"))
+                .contains("env MOEMESH_GATEWAY_TLS_PRIVATE_KEY=" + tls.resolve("gateway.key"))
+                .contains("env MOEMESH_GATEWAY_TLS_CA_BUNDLE=" + tls.resolve("ca.crt"));
+        // Internal ports are mutual TLS: a plaintext health check (or one with another CA's certificate) fails.
+        CertificateDirectory foreign = CertificateDirectory.create(tmp.resolve("foreign"), List.of("placer"));
+        for (MeshState.Service expert : s.experts()) {
+            assertThat(ServiceProcess.serving("127.0.0.1", expert.grpcPort())).as(expert.name()).isFalse();
+            assertThat(ServiceProcess.serving("127.0.0.1", expert.grpcPort(), foreign.channelCredentials("placer")))
+                    .as(expert.name()).isFalse();
+        }
+        assertThat(tls).isDirectoryContaining("glob:**/placer.crt").isDirectoryContaining("glob:**/expert-2.key");
+        for (String key : List.of("ca.key", "expert-0.key", "gateway.key", "placer.key")) {
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(tls.resolve(key)))).as(key)
+                    .isEqualTo("rw-------");
+        }
+        byte[] ca = Files.readAllBytes(tls.resolve("ca.crt"));
+        byte[] placer = Files.readAllBytes(tls.resolve("placer.crt"));
 
         Placement p = mesh.placement();
         assertThat(p.getEpoch()).isEqualTo(1);
@@ -82,6 +107,11 @@ class MeshLauncherTest {
         assertThat(s.services()).allSatisfy(svc -> assertThat(ProcessHandle.of(svc.pid()).filter(ProcessHandle::isAlive)).isEmpty());
         assertThat(Files.readString(Path.of(s.gateway().logFile()))).contains("fake gateway stopped gracefully");
         assertThat(MeshState.file(state)).doesNotExist();
+
+        // The next up keeps the mesh CA (clients that trust it keep working) and issues fresh certificates.
+        MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)), new PrintWriter(log, true), false);
+        assertThat(Files.readAllBytes(tls.resolve("ca.crt"))).isEqualTo(ca);
+        assertThat(Files.readAllBytes(tls.resolve("placer.crt"))).isNotEqualTo(placer);
     }
 
     @Test
@@ -120,7 +150,7 @@ class MeshLauncherTest {
             MeshState.Service after = MeshState.read(state).orElseThrow().service("expert-0");
             assertThat(after.pid()).isNotEqualTo(before.pid());
             assertThat(after.grpcPort()).isEqualTo(before.grpcPort());
-            assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort())).isTrue();
+            assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort(), mesh.placerCredentials())).isTrue();
         }
         assertThat(MeshState.file(state)).doesNotExist();
     }
@@ -141,7 +171,7 @@ class MeshLauncherTest {
                 assertThat(after.pid()).isNotEqualTo(before.pid());
                 assertThat(after.grpcPort()).isEqualTo(before.grpcPort());
                 assertThat(after.restarts()).isEqualTo(1);
-                assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort())).as(name).isTrue();
+                assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort(), mesh.grpcCredentials(after))).as(name).isTrue();
             }
             assertThat(Files.readString(state.resolve("logs/supervisor.log"))).contains("restarted expert-1")
                     .contains("restarted gateway");

@@ -15,12 +15,22 @@ import java.util.function.LongSupplier;
  * leave the resident set). During the grace, requests still carrying the previous epoch are served for the
  * experts the previous assignment held, because the gateway moves to a new placement only at its next step
  * boundary; after it they are stale. Epoch 0 in a request skips the epoch check (local mode, tests).
+ *
+ * <p>Epochs only grow, so one absurd epoch would pin the instance: after 2^64-1 no placement can follow, and a
+ * far jump leaves it ahead of every gateway. A new epoch may therefore be at most {@code maxEpochJump} past the
+ * served one (FAILED_PRECONDITION otherwise, the served epoch unchanged). The first epoch of an instance that
+ * serves none yet (0) cannot be judged that way (the router's epoch may be anywhere after a restart); it only
+ * has to be below 2^63, which no placement that counts its changes reaches.
  */
 public final class AssignmentManager {
+    /** The epoch-jump limit of the constructor without one (and of {@code moemesh.expert.max-epoch-jump}). */
+    public static final long DEFAULT_MAX_EPOCH_JUMP = 1000;
+
     private final ExpertModel model;
     private final String instanceId;
     private final ResidentSet resident;
     private final long drainGraceNanos;
+    private final long maxEpochJump;
     private final LongSupplier nanoClock;
     private final Object switching = new Object();
     private volatile State state;
@@ -34,6 +44,16 @@ public final class AssignmentManager {
 
     public AssignmentManager(ExpertModel model, String instanceId, ResidentSet resident, Assignment initial,
                              Duration drainGrace, LongSupplier nanoClock) {
+        this(model, instanceId, resident, initial, drainGrace, DEFAULT_MAX_EPOCH_JUMP, nanoClock);
+    }
+
+    /** @param maxEpochJump how far past the served epoch a new one may be (>= 1) */
+    public AssignmentManager(ExpertModel model, String instanceId, ResidentSet resident, Assignment initial,
+                             Duration drainGrace, long maxEpochJump, LongSupplier nanoClock) {
+        if (maxEpochJump < 1) {
+            throw new IllegalArgumentException("max epoch jump must be >= 1, got " + maxEpochJump);
+        }
+        this.maxEpochJump = maxEpochJump;
         this.model = model;
         this.instanceId = instanceId;
         this.resident = resident;
@@ -65,6 +85,17 @@ public final class AssignmentManager {
             if (Long.compareUnsigned(epoch, serving) < 0) {
                 throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch)
                         + " is older than the served epoch " + Long.toUnsignedString(serving));
+            }
+            // epoch >= serving here, so the difference is the unsigned distance.
+            if (serving != 0 && Long.compareUnsigned(epoch - serving, maxEpochJump) > 0) {
+                throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " jumps "
+                        + Long.toUnsignedString(epoch - serving) + " epochs past the served epoch " + serving
+                        + ", more than moemesh.expert.max-epoch-jump (" + maxEpochJump + "); epoch " + serving
+                        + " stays served");
+            }
+            if (serving == 0 && epoch < 0) {
+                throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " is not below "
+                        + "2^63: no placement gets there, and none could follow it; epoch 0 stays served");
             }
             if (epoch == serving) {
                 if (!next.experts().equals(s.current().experts())) {

@@ -1,7 +1,10 @@
 package io.moemesh.expert.config;
 
+import io.moemesh.service.tls.MeshIdentity;
+import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Set;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
 
@@ -28,6 +31,16 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param maxQueuedBatches       batches that may wait for a worker; beyond that RESOURCE_EXHAUSTED
  * @param streamWindow           unanswered messages one ExpertBatch stream may have (gRPC flow control)
  * @param nativeCacheDir         where native libraries (JavaCPP/OpenBLAS) are unpacked; must be writable
+ * @param tls                    the gRPC port's transport security, {@code moemesh.expert.tls.*} ({@link TlsSettings}):
+ *                               mutual TLS by default (cert-chain, private-key and ca-bundle files required; startup
+ *                               fails naming them when they are missing); plaintext only with {@code mode=plaintext}
+ * @param placerIdentities       mesh identities (the NAME of a certificate's {@code spiffe://moemesh/NAME} SAN) that may
+ *                               call LoadAssignment; everyone else gets PERMISSION_DENIED. Default: {@code placer}
+ *                               (the local launcher) and {@code router} (the router-service). In plaintext mode there
+ *                               is no identity and LoadAssignment is open to any caller
+ * @param maxEpochJump           largest step from the served placement epoch to a new one that LoadAssignment accepts;
+ *                               a bigger jump (a corrupt or forged epoch, e.g. 2^64-1, after which no placement could
+ *                               follow) is refused with FAILED_PRECONDITION and the served epoch stays
  */
 @ConfigurationProperties("moemesh.expert")
 public record ExpertProperties(
@@ -46,7 +59,10 @@ public record ExpertProperties(
         @DefaultValue("0") int computeThreads,
         @DefaultValue("256") int maxQueuedBatches,
         @DefaultValue("64") int streamWindow,
-        Path nativeCacheDir) {
+        Path nativeCacheDir,
+        @DefaultValue TlsSettings tls,
+        @DefaultValue({"placer", "router"}) Set<String> placerIdentities,
+        @DefaultValue("1000") long maxEpochJump) {
 
     public ExpertProperties {
         if (modelDir == null || modelDir.toString().isBlank()) {
@@ -63,6 +79,16 @@ public record ExpertProperties(
         require(streamWindow >= 1, "stream-window must be >= 1");
         require(!drainGrace.isNegative(), "drain-grace must be >= 0");
         require(placementFile == null || !assignAll, "set placement-file or assign-all, not both");
+        require(maxEpochJump >= 1, "max-epoch-jump must be >= 1, got " + maxEpochJump);
+        placerIdentities = Set.copyOf(placerIdentities == null ? Set.of() : placerIdentities);
+        for (String id : placerIdentities) {
+            try {
+                new MeshIdentity(id);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("moemesh.expert.placer-identities: " + e.getMessage(), e);
+            }
+        }
+        tls = (tls == null ? new TlsSettings(null, null, null, null, null) : tls).validated("moemesh.expert.tls");
         if (nativeCacheDir == null) {
             nativeCacheDir = Path.of(System.getProperty("java.io.tmpdir"), "moemesh-native");
         }

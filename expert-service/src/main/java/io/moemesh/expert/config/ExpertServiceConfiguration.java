@@ -4,6 +4,7 @@ import io.grpc.BindableService;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.moemesh.expert.assignment.Assignment;
 import io.moemesh.expert.assignment.AssignmentManager;
+import io.moemesh.expert.assignment.PlacerPolicy;
 import io.moemesh.expert.assignment.Prefetcher;
 import io.moemesh.expert.backend.ExpertBackend;
 import io.moemesh.expert.backend.ExpertBackends;
@@ -16,10 +17,13 @@ import io.moemesh.expert.residency.ResidentSet;
 import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.tls.MeshCredentials;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
 import io.opentelemetry.api.OpenTelemetry;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -79,7 +83,7 @@ public final class ExpertServiceConfiguration {
             initial = Assignment.of(0, all);
         }
         AssignmentManager manager = new AssignmentManager(model, props.instanceId(), resident, initial,
-                props.drainGrace(), System::nanoTime);
+                props.drainGrace(), props.maxEpochJump(), System::nanoTime);
         if (props.placementFile() != null) {
             StartupPlacement.load(props.placementFile(), props.instanceId(), model, manager);
         } else {
@@ -132,19 +136,36 @@ public final class ExpertServiceConfiguration {
         return new ExpertMetrics(registry, model.numLayers(), resident, assignments, load);
     }
 
+    /** The gRPC port's credentials (moemesh.expert.tls.*), re-reading rotated files until shutdown. */
+    @Bean(destroyMethod = "close")
+    MeshCredentials meshCredentials(ExpertProperties props) {
+        MeshCredentials credentials = MeshCredentials.load(props.tls(), "moemesh.expert.tls");
+        if (credentials.isMtls()) {
+            log.info("{}: gRPC with mutual TLS (certificate {}, CA {}); LoadAssignment only from {}", props.instanceId(),
+                    props.tls().certChain(), props.tls().caBundle(), new TreeSet<>(props.placerIdentities()));
+        } else {
+            log.warn("{}: moemesh.expert.tls.mode=plaintext: gRPC without TLS, callers are not authenticated and any "
+                    + "of them may LoadAssignment", props.instanceId());
+        }
+        return credentials;
+    }
+
     @Bean
     ExpertGrpcService expertGrpcService(ExpertProperties props, ExpertModel model, AssignmentManager assignments,
                                         ResidentSet resident, Prefetcher prefetcher, BatchProcessor processor,
                                         LoadTracker load, ExpertMetrics metrics, ExpertBackend backend,
-                                        OpenTelemetry otel) {
+                                        OpenTelemetry otel, MeshCredentials credentials) {
+        PlacerPolicy placers = credentials.isMtls() ? PlacerPolicy.of(props.placerIdentities())
+                : PlacerPolicy.unauthenticated();
         return new ExpertGrpcService(new ExpertGrpcService.Identity(props.instanceId(), props.deviceSlot(), backend.name()),
-                model, assignments, resident, prefetcher, processor, load, metrics, props.streamWindow(), otel);
+                model, assignments, resident, prefetcher, processor, load, metrics, props.streamWindow(), otel, placers);
     }
 
     @Bean
-    GrpcServerLifecycle grpcServer(ExpertProperties props, ExpertGrpcService service) {
+    GrpcServerLifecycle grpcServer(ExpertProperties props, ExpertGrpcService service, MeshCredentials credentials) {
         return new GrpcServerLifecycle("expert-service " + props.instanceId(), props.grpcHost(), props.grpcPort(),
-                props.maxInboundMessageBytes(), props.shutdownGrace(), List.<BindableService>of(service), List.of(),
+                credentials.server(), props.maxInboundMessageBytes(), props.shutdownGrace(),
+                List.<BindableService>of(service), List.of(new PeerIdentityInterceptor()),
                 // The stream handler only decodes and queues to the compute workers: no executor hop before that.
                 Set.of(ExpertServiceGrpc.getExpertBatchMethod().getFullMethodName()));
     }

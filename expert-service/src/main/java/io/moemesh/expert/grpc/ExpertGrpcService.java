@@ -8,6 +8,7 @@ import io.opentelemetry.api.OpenTelemetry;
 import io.moemesh.expert.assignment.Assignment;
 import io.moemesh.expert.assignment.AssignmentManager;
 import io.moemesh.expert.assignment.LoadResult;
+import io.moemesh.expert.assignment.PlacerPolicy;
 import io.moemesh.expert.assignment.PrefetchResult;
 import io.moemesh.expert.assignment.Prefetcher;
 import io.moemesh.expert.backend.ExpertModel;
@@ -27,12 +28,18 @@ import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
+import io.moemesh.service.tls.MeshIdentity;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.util.List;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** moemesh.expert.v1.ExpertService over the domain objects; errors become statuses through StatusMapping. */
+/**
+ * moemesh.expert.v1.ExpertService over the domain objects; errors become statuses through StatusMapping.
+ * LoadAssignment is only for the placer identities ({@link PlacerPolicy}; the caller's identity comes from its
+ * certificate through {@link PeerIdentityInterceptor}); the other calls are open to every member of the mesh.
+ */
 public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImplBase {
     private static final Logger log = LoggerFactory.getLogger(ExpertGrpcService.class);
 
@@ -50,19 +57,26 @@ public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImpl
     private final ExpertMetrics metrics;
     private final int streamWindow;
     private final OpenTelemetry otel;
+    private final PlacerPolicy placers;
 
+    /** Untraced. */
     public ExpertGrpcService(Identity identity, ExpertModel model, AssignmentManager assignments, ResidentSet resident,
                              Prefetcher prefetcher, BatchProcessor processor, LoadTracker load, ExpertMetrics metrics,
-                             int streamWindow) {
+                             int streamWindow, PlacerPolicy placers) {
         this(identity, model, assignments, resident, prefetcher, processor, load, metrics, streamWindow,
-                OpenTelemetry.noop());
+                OpenTelemetry.noop(), placers);
     }
 
-    /** With tracing: each message's span joins the trace whose context the gateway put in the message. */
+    /**
+     * With tracing: each message's span joins the trace whose context the gateway put in the message.
+     *
+     * @param placers who may call LoadAssignment
+     */
     public ExpertGrpcService(Identity identity, ExpertModel model, AssignmentManager assignments, ResidentSet resident,
                              Prefetcher prefetcher, BatchProcessor processor, LoadTracker load, ExpertMetrics metrics,
-                             int streamWindow, OpenTelemetry otel) {
+                             int streamWindow, OpenTelemetry otel, PlacerPolicy placers) {
         this.otel = otel;
+        this.placers = placers;
         this.identity = identity;
         this.model = model;
         this.assignments = assignments;
@@ -92,6 +106,7 @@ public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImpl
     @Override
     public void loadAssignment(LoadAssignmentRequest req, StreamObserver<LoadAssignmentResponse> obs) {
         unary(obs, "LoadAssignment", () -> {
+            placers.checkMayPlace(PeerIdentityInterceptor.current().map(MeshIdentity::name));
             List<ExpertKey> keys = req.getExpertsList().stream().map(r -> new ExpertKey(r.getLayer(), r.getExpert())).toList();
             long started = System.nanoTime();
             LoadResult r = assignments.load(req.getInstanceId(), req.getEpoch(), keys);

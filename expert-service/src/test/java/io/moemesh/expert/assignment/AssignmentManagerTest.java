@@ -11,9 +11,13 @@ import io.moemesh.model.golden.TestModels;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 class AssignmentManagerTest {
     private static final long GRACE = Duration.ofSeconds(10).toNanos();
@@ -142,5 +146,42 @@ class AssignmentManagerTest {
         assertThat(r.loadedCount()).isEqualTo(2);
         assertThat(r.residentBytes()).isEqualTo(200);
         assertThat(manager.checkHeld(1, 0, new int[] {0, 1, 2, 3})).isEqualTo(1);
+    }
+
+    static Stream<Arguments> absurdEpochs() {
+        return Stream.of(
+                Arguments.of(-1L, "assignment epoch 18446744073709551615 jumps 18446744073709551612 epochs past the "
+                        + "served epoch 3, more than moemesh.expert.max-epoch-jump (1000); epoch 3 stays served"),
+                Arguments.of(3L + 1_000_000, "assignment epoch 1000003 jumps 1000000 epochs past the served epoch 3, "
+                        + "more than moemesh.expert.max-epoch-jump (1000); epoch 3 stays served"),
+                Arguments.of(3L + 1001, "assignment epoch 1004 jumps 1001 epochs past the served epoch 3, "
+                        + "more than moemesh.expert.max-epoch-jump (1000); epoch 3 stays served"));
+    }
+
+    @ParameterizedTest
+    @MethodSource("absurdEpochs")
+    void epochJumpingFurtherThanTheLimit_isFailedPrecondition_andTheServedEpochStays(long epoch, String message) {
+        manager = new AssignmentManager(model, "expert-1", resident, Assignment.empty(), Duration.ofNanos(GRACE), 1000,
+                now::get);
+        manager.load("expert-1", 3, List.of(k(0, 0)));
+        assertThatThrownBy(() -> manager.load("expert-1", epoch, List.of(k(0, 1))))
+                .isExactlyInstanceOf(IllegalStateException.class).hasMessage(message);
+        assertThat(manager.servingEpoch()).isEqualTo(3);
+        assertThat(manager.checkHeld(3, 0, new int[] {0})).isEqualTo(3);
+        assertThat(resident.residentExperts()).containsExactly(k(0, 0));
+
+        assertThat(manager.load("expert-1", 3 + 1000, List.of(k(0, 1))).epoch()).as("a jump of exactly the limit")
+                .isEqualTo(1003);
+    }
+
+    @Test
+    void firstEpoch_mayBeAnythingBelow2pow63_butNotBeyond() {
+        assertThatThrownBy(() -> manager.load("expert-1", Long.MIN_VALUE, List.of(k(0, 0))))
+                .isExactlyInstanceOf(IllegalStateException.class)
+                .hasMessage("assignment epoch 9223372036854775808 is not below 2^63: no placement gets there, and none "
+                        + "could follow it; epoch 0 stays served");
+        assertThat(manager.servingEpoch()).isZero();
+        assertThat(manager.load("expert-1", 5_000_000, List.of(k(0, 0))).epoch()).as("a router that ran for long")
+                .isEqualTo(5_000_000);
     }
 }

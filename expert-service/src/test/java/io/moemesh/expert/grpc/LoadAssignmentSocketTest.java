@@ -5,12 +5,12 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.moemesh.expert.ExpertServiceApplication;
 import io.moemesh.expert.support.BatchClient;
 import io.moemesh.expert.support.Requests;
+import io.moemesh.expert.support.TestCertificates;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.expert.v1.DescribeInstanceRequest;
 import io.moemesh.proto.expert.v1.DescribeInstanceResponse;
@@ -33,7 +33,7 @@ import org.springframework.test.annotation.DirtiesContext;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
-/** An instance started without a placement: LoadAssignment gives it experts, epoch by epoch. */
+/** An instance started without a placement: LoadAssignment (from the placer identity) gives it experts, epoch by epoch. */
 @SpringBootTest(classes = ExpertServiceApplication.class, webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT,
         properties = {"moemesh.expert.grpc-port=0", "moemesh.expert.instance-id=expert-7",
             "moemesh.expert.drain-grace=3s"})
@@ -51,11 +51,12 @@ class LoadAssignmentSocketTest {
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) {
         registry.add("moemesh.expert.model-dir", () -> TestModels.dir(TestModels.MIXTRAL).toString());
+        TestCertificates.serve(registry, "expert-7");
     }
 
     @BeforeAll
     void open() {
-        channel = ManagedChannelBuilder.forAddress("127.0.0.1", grpcServer.port()).usePlaintext().build();
+        channel = TestCertificates.channel(grpcServer.port(), "placer");
         stub = ExpertServiceGrpc.newBlockingStub(channel);
     }
 

@@ -1,8 +1,8 @@
 package io.moemesh.expert.grpc;
 
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.moemesh.expert.ExpertServiceApplication;
+import io.moemesh.expert.support.TestCertificates;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.golden.TestModels;
@@ -31,7 +31,8 @@ import org.springframework.test.context.DynamicPropertySource;
  * One real expert-service (qwen2moe-tiny, with its shared expert) on real sockets: instance expert-0 of a
  * two-instance placement file at epoch 3, so it holds half the experts (EvenPlacement: expert e of layer l
  * lives on expert-((e + l) % 2)). A small memory budget (about five experts) makes LRU eviction happen.
- * Subclasses share the Spring context.
+ * Mutual TLS as deployed: the instance has its mesh certificate, the tests call as the gateway does (identity
+ * gateway). Subclasses share the Spring context.
  */
 @SpringBootTest(classes = ExpertServiceApplication.class, webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT,
         properties = {"moemesh.expert.grpc-port=0", "moemesh.expert.instance-id=expert-0",
@@ -57,6 +58,7 @@ abstract class PlacedInstanceTestBase {
     static void properties(DynamicPropertyRegistry registry) {
         registry.add("moemesh.expert.model-dir", MODEL::toString);
         registry.add("moemesh.expert.placement-file", () -> placementFile().toString());
+        TestCertificates.serve(registry, "expert-0");
     }
 
     static synchronized Path placementFile() {
@@ -85,8 +87,7 @@ abstract class PlacedInstanceTestBase {
 
     @BeforeAll
     void openChannel() {
-        channel = ManagedChannelBuilder.forAddress("127.0.0.1", grpcServer.port()).usePlaintext()
-                .maxInboundMessageSize(64 << 20).build();
+        channel = TestCertificates.channel(grpcServer.port(), "gateway");
     }
 
     @AfterAll

@@ -1,5 +1,7 @@
 package io.moemesh.gateway.config;
 
+import io.grpc.ChannelCredentials;
+import io.grpc.InsecureServerCredentials;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -25,6 +27,7 @@ import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kernel.MatMul;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.tls.MeshCredentials;
 import io.opentelemetry.api.OpenTelemetry;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,6 +35,8 @@ import java.time.Clock;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -41,6 +46,7 @@ import tools.jackson.databind.json.JsonMapper;
 /** Wires the gateway: model, placement, expert dispatch, KV cache, engine loop and the public gRPC server. */
 @Configuration(proxyBeanMethods = false)
 public class GatewayConfiguration {
+    private static final Logger log = LoggerFactory.getLogger(GatewayConfiguration.class);
 
     @Bean(destroyMethod = "close")
     MoeModel model(GatewayProperties p) {
@@ -67,12 +73,28 @@ public class GatewayConfiguration {
                 model.config().dispatchableExperts(), p.placementPollInterval(), Clock.systemUTC()));
     }
 
+    /** Credentials of the channels to expert-services (moemesh.gateway.tls.*); none without a placement. */
+    @Bean(destroyMethod = "close")
+    MeshCredentials expertChannelCredentials(GatewayProperties p) {
+        if (p.placementFile() == null) {
+            return null;
+        }
+        MeshCredentials credentials = MeshCredentials.load(p.tls(), "moemesh.gateway.tls");
+        if (!credentials.isMtls()) {
+            log.warn("moemesh.gateway.tls.mode=plaintext: the channels to expert-services are not encrypted, and "
+                    + "expert-services in mtls mode refuse them");
+        }
+        return credentials;
+    }
+
     @Bean
     MeshExpertDispatch meshDispatch(GatewayProperties p, MoeModel model, Optional<PlacementSource> source,
-                                    MeterRegistry meters, OpenTelemetry otel) {
+                                    Optional<MeshCredentials> expertChannelCredentials, MeterRegistry meters,
+                                    OpenTelemetry otel) {
         if (source.isEmpty()) {
             return null;
         }
+        ChannelCredentials credentials = expertChannelCredentials.orElseThrow().channel();
         GatewayProperties.Dispatch d = p.dispatch();
         DType wire = switch (d.wireDtype()) {
             case "f32" -> DType.DTYPE_F32;
@@ -81,7 +103,7 @@ public class GatewayConfiguration {
                     + d.wireDtype());
         };
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(),
-                in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), wire,
+                in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials, wire,
                         p.maxInboundMessageBytes(), otel), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
                             Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
@@ -161,7 +183,8 @@ public class GatewayConfiguration {
 
     @Bean
     GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys) {
-        return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), p.admission().maxRequestBytes(),
-                p.shutdownGrace(), List.of(service), List.of(new AuthInterceptor(keys)));
+        // The public API authenticates clients by API key; moemesh.gateway.tls is for the channels to experts only.
+        return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
+                p.admission().maxRequestBytes(), p.shutdownGrace(), List.of(service), List.of(new AuthInterceptor(keys)));
     }
 }

@@ -1,5 +1,6 @@
 package io.moemesh.gateway.config;
 
+import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
 import org.springframework.boot.context.properties.ConfigurationProperties;
@@ -23,6 +24,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param apiKeysFile           "KEY TENANT" lines; with apiKeys unset and no file, auth is off (local mode)
  * @param apiKeys               "KEY:TENANT,KEY:TENANT" (e.g. from the environment: MOEMESH_GATEWAY_API_KEYS)
  * @param health                readiness and liveness checks (actuator groups, mirrored into gRPC health)
+ * @param tls                   transport security of the channels to expert-services, {@code moemesh.gateway.tls.*}
+ *                              ({@link TlsSettings}): mutual TLS by default, its files required (and checked at
+ *                              startup) when a placement file is set; plaintext only with {@code mode=plaintext}.
+ *                              The public gRPC and HTTP APIs stay as they are
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -41,7 +46,8 @@ public record GatewayProperties(
         @DefaultValue Admission admission,
         Path apiKeysFile,
         String apiKeys,
-        @DefaultValue Health health) {
+        @DefaultValue Health health,
+        @DefaultValue TlsSettings tls) {
 
     /**
      * @param maxWaiting              requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
@@ -162,6 +168,11 @@ public record GatewayProperties(
         if (kvCacheTokens < 16 || stepTokenBudget < 1 || maxRunning < 1) {
             throw new IllegalArgumentException("moemesh.gateway: kv-cache-tokens ≥ 16, step-token-budget ≥ 1 and "
                     + "max-running ≥ 1 are required");
+        }
+        tls = tls == null ? new TlsSettings(null, null, null, null, null) : tls;
+        // Only a gateway with expert-services (a placement file) opens channels that need the certificate.
+        if (placementFile != null) {
+            tls.validated("moemesh.gateway.tls");
         }
     }
 }

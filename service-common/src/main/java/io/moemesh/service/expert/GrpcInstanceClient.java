@@ -1,5 +1,6 @@
 package io.moemesh.service.expert;
 
+import io.grpc.ChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
@@ -45,17 +46,23 @@ public final class GrpcInstanceClient implements InstanceClient {
     private record Pending(CompletableFuture<float[]> future, int rows, int hidden) {
     }
 
-    public GrpcInstanceClient(String id, String endpoint, DType wireDtype, int maxInboundMessageBytes) {
-        this(id, endpoint, wireDtype, maxInboundMessageBytes, OpenTelemetry.noop());
+    /**
+     * @param credentials the mesh's channel credentials (mutual TLS, {@code MeshCredentials#channel()}), or
+     *     {@code InsecureChannelCredentials} when plaintext was chosen explicitly
+     */
+    public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials, DType wireDtype,
+                              int maxInboundMessageBytes) {
+        this(id, endpoint, credentials, wireDtype, maxInboundMessageBytes, OpenTelemetry.noop());
     }
 
     /** With tracing: each message is a client span whose context travels in the message to the instance. */
-    public GrpcInstanceClient(String id, String endpoint, DType wireDtype, int maxInboundMessageBytes, OpenTelemetry otel) {
+    public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials, DType wireDtype,
+                              int maxInboundMessageBytes, OpenTelemetry otel) {
         this.tracer = otel.getTracer("moemesh-gateway");
         this.traces = new TraceContexts(otel);
         this.id = id;
         this.wireDtype = wireDtype;
-        this.channel = NettyChannelBuilder.forTarget(endpoint).usePlaintext()
+        this.channel = NettyChannelBuilder.forTarget(endpoint, credentials)
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .keepAliveTime(30, TimeUnit.SECONDS)
                 // Not directExecutor(): call() opens the stream and sends under this object's lock, and with a

@@ -6,8 +6,10 @@ import io.grpc.Metadata;
 import io.grpc.Server;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallExecutorSupplier;
+import io.grpc.ServerCredentials;
 import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
+import io.grpc.TlsServerCredentials;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -17,6 +19,7 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
@@ -27,7 +30,10 @@ import org.springframework.context.SmartLifecycle;
 /**
  * Runs a plain grpc-java Netty server inside a Spring context: started after the beans it serves, stopped
  * gracefully first (health NOT_SERVING, no new calls, in-flight calls get {@code shutdownGrace}). gRPC health
- * v1 and reflection v1 are always on. Port 0 binds a free port; {@link #port()} reads it back.
+ * v1 and reflection v1 are always on. Port 0 binds a free port; {@link #port()} reads it back. The server's
+ * {@link ServerCredentials} apply to every service on the port, health and reflection included: with mutual
+ * TLS ({@code io.moemesh.service.tls.MeshCredentials}) a client without the mesh's certificate fails the
+ * handshake before any call; with {@code InsecureServerCredentials} the port is plaintext.
  */
 public final class GrpcServerLifecycle implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(GrpcServerLifecycle.class);
@@ -35,19 +41,22 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     private final String name;
     private final String host;
     private final int requestedPort;
+    private final ServerCredentials credentials;
     private final int maxInboundMessageBytes;
     private final Duration shutdownGrace;
     private final List<BindableService> services;
     private final List<String> serviceNames;
     private final List<ServerInterceptor> interceptors;
     private final Set<String> transportThreadMethods;
-    private final HealthStatusManager health = new HealthStatusManager();
+    /** Replaced on stop: a stopped manager is terminal, and Spring may start a stopped context again. */
+    private volatile HealthStatusManager health = new HealthStatusManager();
     private volatile Server server;
     private volatile boolean servingOnStart = true;
 
-    public GrpcServerLifecycle(String name, String host, int port, int maxInboundMessageBytes, Duration shutdownGrace,
-                               List<BindableService> services, List<ServerInterceptor> interceptors) {
-        this(name, host, port, maxInboundMessageBytes, shutdownGrace, services, interceptors, Set.of());
+    public GrpcServerLifecycle(String name, String host, int port, ServerCredentials credentials,
+                               int maxInboundMessageBytes, Duration shutdownGrace, List<BindableService> services,
+                               List<ServerInterceptor> interceptors) {
+        this(name, host, port, credentials, maxInboundMessageBytes, shutdownGrace, services, interceptors, Set.of());
     }
 
     /**
@@ -57,15 +66,16 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
      *     ExpertBatch stream decodes and queues to its own workers): each hand-off is a thread wake-up on the
      *     per-layer hop, tens of µs on a busy host.
      */
-    public GrpcServerLifecycle(String name, String host, int port, int maxInboundMessageBytes, Duration shutdownGrace,
-                               List<BindableService> services, List<ServerInterceptor> interceptors,
-                               Set<String> transportThreadMethods) {
+    public GrpcServerLifecycle(String name, String host, int port, ServerCredentials credentials,
+                               int maxInboundMessageBytes, Duration shutdownGrace, List<BindableService> services,
+                               List<ServerInterceptor> interceptors, Set<String> transportThreadMethods) {
         if (port < 0 || port > 65535) {
             throw new IllegalArgumentException(name + ": gRPC port must be in [0, 65535], got " + port);
         }
         this.name = name;
         this.host = host;
         this.requestedPort = port;
+        this.credentials = Objects.requireNonNull(credentials, "credentials");
         this.maxInboundMessageBytes = maxInboundMessageBytes;
         this.shutdownGrace = shutdownGrace;
         this.services = List.copyOf(services);
@@ -76,7 +86,7 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
 
     @Override
     public void start() {
-        NettyServerBuilder b = NettyServerBuilder.forAddress(new InetSocketAddress(host, requestedPort))
+        NettyServerBuilder b = NettyServerBuilder.forAddress(new InetSocketAddress(host, requestedPort), credentials)
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .permitKeepAliveTime(10, TimeUnit.SECONDS)
                 .permitKeepAliveWithoutCalls(true)
@@ -101,7 +111,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
             throw new UncheckedIOException(name + ": cannot bind gRPC on " + host + ":" + requestedPort, e);
         }
         setServing(servingOnStart);
-        log.info("{} gRPC listening on {}:{}", name, host, server.getPort());
+        log.info("{} gRPC listening on {}:{} ({})", name, host, server.getPort(),
+                credentials instanceof TlsServerCredentials ? "mutual TLS" : "plaintext");
     }
 
     /**
@@ -143,6 +154,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
             s.shutdownNow();
         }
         server = null;
+        // Spring's test context cache stops idle contexts and starts them again (pause / resume).
+        health = new HealthStatusManager();
     }
 
     @Override

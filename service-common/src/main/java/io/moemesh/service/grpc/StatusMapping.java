@@ -10,7 +10,8 @@ import java.util.concurrent.TimeoutException;
 /**
  * The one exception → gRPC Status mapping of the services: caller mistakes ({@link IllegalArgumentException})
  * are INVALID_ARGUMENT, state that does not allow the call ({@link IllegalStateException}) FAILED_PRECONDITION,
- * shortage RESOURCE_EXHAUSTED, anything else INTERNAL with the message (never a stack trace on the wire).
+ * a caller whose identity may not make the call ({@link SecurityException}) PERMISSION_DENIED, shortage
+ * RESOURCE_EXHAUSTED, anything else INTERNAL with the message (never a stack trace on the wire).
  */
 public final class StatusMapping {
     private StatusMapping() {
@@ -28,6 +29,9 @@ public final class StatusMapping {
         }
         if (t instanceof IllegalStateException) {
             return Status.FAILED_PRECONDITION.withDescription(t.getMessage());
+        }
+        if (t instanceof SecurityException) {
+            return Status.PERMISSION_DENIED.withDescription(t.getMessage());
         }
         if (t instanceof RejectedExecutionException) {
             return Status.RESOURCE_EXHAUSTED.withDescription(t.getMessage());

@@ -10,6 +10,8 @@ import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.InsecureServerCredentials;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -48,7 +50,7 @@ class GrpcInstanceClientHealthTest {
     }
 
     private static GrpcServerLifecycle instance(int port) {
-        GrpcServerLifecycle s = new GrpcServerLifecycle("fake expert", "127.0.0.1", port, 1 << 20, Duration.ofMillis(200),
+        GrpcServerLifecycle s = new GrpcServerLifecycle("fake expert", "127.0.0.1", port, InsecureServerCredentials.create(), 1 << 20, Duration.ofMillis(200),
                 List.of(new EchoExperts()), List.of());
         s.start();
         return s;
@@ -63,7 +65,8 @@ class GrpcInstanceClientHealthTest {
         GrpcServerLifecycle first = instance(0);
         int port = first.port();
         List<InstanceHealth> seen = new CopyOnWriteArrayList<>();
-        try (GrpcInstanceClient client = new GrpcInstanceClient("expert-0", "127.0.0.1:" + port, DType.DTYPE_F32, 1 << 20)) {
+        try (GrpcInstanceClient client = new GrpcInstanceClient("expert-0", "127.0.0.1:" + port,
+                InsecureChannelCredentials.create(), DType.DTYPE_F32, 1 << 20)) {
             client.onHealthChange(seen::add);
             await().atMost(SERVING_AGAIN).until(() -> client.health() == InstanceHealth.SERVING);
             assertThat(client.call(call(1, 2, 3)).get(10, TimeUnit.SECONDS)).containsExactly(1, 2, 3);
@@ -97,7 +100,8 @@ class GrpcInstanceClientHealthTest {
         GrpcServerLifecycle probe = instance(0);
         int port = probe.port();
         probe.stop();
-        try (GrpcInstanceClient client = new GrpcInstanceClient("expert-1", "127.0.0.1:" + port, DType.DTYPE_F32, 1 << 20)) {
+        try (GrpcInstanceClient client = new GrpcInstanceClient("expert-1", "127.0.0.1:" + port,
+                InsecureChannelCredentials.create(), DType.DTYPE_F32, 1 << 20)) {
             await().until(() -> client.health() == InstanceHealth.UNREACHABLE);
             GrpcServerLifecycle late = instance(port);
             try {

@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 
 import io.grpc.BindableService;
 import io.grpc.CallOptions;
+import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerServiceDefinition;
@@ -128,8 +129,8 @@ class GrpcServerLifecycleTest {
 
     @Test
     void transportThreadMethods_runOnTheEventLoop_othersOnTheDefaultExecutor() throws InterruptedException {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
-                List.of(), Set.of(DIRECT.getFullMethodName()));
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of(), Set.of(DIRECT.getFullMethodName()));
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
         // grpc-java names its Netty event loop threads *-ELG-*; its default executor grpc-default-executor-N.
@@ -139,8 +140,8 @@ class GrpcServerLifecycleTest {
 
     @Test
     void withoutTransportThreadMethods_everyCallRunsOnTheDefaultExecutor() throws InterruptedException {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
-                List.of());
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of());
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
         assertThat(secondMessageThread(DIRECT)).startsWith("grpc-default-executor");
@@ -153,7 +154,7 @@ class GrpcServerLifecycleTest {
 
     @Test
     void startNotServing_reportsNotServingUntilSet_forServiceAndServer() {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
                 List.of()).startNotServing();
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
@@ -166,7 +167,7 @@ class GrpcServerLifecycleTest {
 
     @Test
     void byDefault_servingFromStart() {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(1), List.of(THREADS),
                 List.of());
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
@@ -175,7 +176,7 @@ class GrpcServerLifecycleTest {
 
     @Test
     void setServing_whileStopping_keepsTheTerminalNotServing() throws Exception {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, 1 << 20, Duration.ofSeconds(2), List.of(THREADS),
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(2), List.of(THREADS),
                 List.of());
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
@@ -210,9 +211,22 @@ class GrpcServerLifecycleTest {
     }
 
     @Test
+    void stoppedAndStartedAgain_reportsServingAgain() {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of());
+        server.start();
+        server.stop();
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        assertThat(HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .check(HealthCheckRequest.newBuilder().setService("test.Threads").build()).getStatus())
+                .isEqualTo(ServingStatus.SERVING);
+    }
+
+    @Test
     void portOutOfRange_isRefused_namingTheServer() {
-        assertThatThrownBy(() -> new GrpcServerLifecycle("expert-service x", "127.0.0.1", 70000, 1 << 20,
-                Duration.ofSeconds(1), List.of(THREADS), List.of()))
+        assertThatThrownBy(() -> new GrpcServerLifecycle("expert-service x", "127.0.0.1", 70000,
+                InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(1), List.of(THREADS), List.of()))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("expert-service x: gRPC port must be in [0, 65535], got 70000");
     }

@@ -1,5 +1,6 @@
 package io.moemesh.cli.bench.mesh;
 
+import io.grpc.ChannelCredentials;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.GrpcInstanceClient;
@@ -16,10 +17,12 @@ import java.util.concurrent.TimeoutException;
  */
 final class HopClient implements AutoCloseable {
     private final String endpoint;
+    private final ChannelCredentials credentials;
     private final Map<DType, GrpcInstanceClient> clients = new EnumMap<>(DType.class);
 
-    HopClient(String host, int port) {
+    HopClient(String host, int port, ChannelCredentials credentials) {
         this.endpoint = host + ":" + port;
+        this.credentials = credentials;
     }
 
     /**
@@ -30,7 +33,7 @@ final class HopClient implements AutoCloseable {
      */
     long roundTrip(ExpertCall call, DType wire, boolean refusalExpected) throws InterruptedException {
         GrpcInstanceClient client = clients.computeIfAbsent(wire,
-                w -> new GrpcInstanceClient("noop-expert", endpoint, w, 256 << 20));
+                w -> new GrpcInstanceClient("noop-expert", endpoint, credentials, w, 256 << 20));
         long t0 = System.nanoTime();
         try {
             client.call(call).get(60, TimeUnit.SECONDS);

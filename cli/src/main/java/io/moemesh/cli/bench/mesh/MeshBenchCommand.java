@@ -1,11 +1,13 @@
 package io.moemesh.cli.bench.mesh;
 
 import io.moemesh.cli.bench.BenchOptions;
+import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.model.synth.SynthArch;
 import io.moemesh.model.synth.SynthDtype;
 import io.moemesh.model.synth.SynthSpec;
 import io.moemesh.model.synth.SyntheticCheckpoint;
 import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.tls.CertificateDirectory;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -47,7 +49,8 @@ public final class MeshBenchCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "500", description = "Warm-up round trips per row.")
     int warmup;
 
-    @Option(names = "--work-dir", defaultValue = "target/bench-mesh", description = "Synthetic models and logs.")
+    @Option(names = "--work-dir", defaultValue = "target/bench-mesh",
+            description = "Synthetic models, certificates and logs.")
     Path workDir;
 
     @Option(names = "--decode", paramLabel = "MODEL_DIR",
@@ -73,12 +76,16 @@ public final class MeshBenchCommand implements Callable<Integer> {
             out.println("Per-layer hop, one message in flight, no-op expert backend (" + iterations + " round trips per row):");
             out.println();
             HopBenchmark.printHeader(out);
+            // Mutual TLS, the default every mesh runs with: a CA and certificates of the two ends in <work>/tls/.
+            CertificateDirectory tls = CertificateDirectory.create(work.resolve("tls"),
+                    List.of(NoOpExpertProcess.IDENTITY, MeshLauncher.GATEWAY));
             for (int h : hidden) {
                 Path model = hopModel(work, h);
                 err.printf("moemesh bench mesh: starting a no-op expert-service for hidden %d%n", h);
                 err.flush();
-                try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"));
-                     HopClient client = new HopClient("127.0.0.1", expert.port)) {
+                try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls);
+                     HopClient client = new HopClient("127.0.0.1", expert.port,
+                             tls.channelCredentials(MeshLauncher.GATEWAY))) {
                     HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
                     for (DType dtype : wires) {
                         for (int t : tokens) {

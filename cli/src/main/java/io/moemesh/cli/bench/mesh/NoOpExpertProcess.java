@@ -3,6 +3,7 @@ package io.moemesh.cli.bench.mesh;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshState;
 import io.moemesh.cli.mesh.ServiceProcess;
+import io.moemesh.service.tls.CertificateDirectory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -14,14 +15,17 @@ import java.util.Map;
 /**
  * An expert-service process with the no-op backend holding every expert: the far end of the hop benchmark.
  * Started, awaited and stopped the way {@code moemesh up} starts its services ({@link ServiceProcess}, the same
- * JVM flags); its output goes to a log file.
+ * JVM flags); its output goes to a log file. Its port is mutual TLS, as every expert-service's is by default:
+ * its certificate is {@link #IDENTITY}'s of {@code tls}, and clients call it as {@link MeshLauncher#GATEWAY}.
  */
 final class NoOpExpertProcess implements AutoCloseable {
+    static final String IDENTITY = "expert-noop";
     private final ProcessHandle process;
     final int port;
     final Path log;
 
-    NoOpExpertProcess(Path home, Path model, Path logDir) {
+    /** @param tls holds certificates for {@link #IDENTITY} and {@link MeshLauncher#GATEWAY} */
+    NoOpExpertProcess(Path home, Path model, Path logDir, CertificateDirectory tls) {
         Path jar = home.resolve("expert-service/target/moemesh-expert-service.jar");
         if (!Files.isRegularFile(jar)) {
             throw new IllegalArgumentException(jar + " not found: build with ./mvnw install -DskipTests");
@@ -34,11 +38,15 @@ final class NoOpExpertProcess implements AutoCloseable {
         command.addAll(List.of("-Xmx2g", "-jar", jar.toString(), "--moemesh.expert.model-dir=" + model,
                 "--moemesh.expert.backend=noop", "--moemesh.expert.assign-all=true",
                 "--moemesh.expert.grpc-port=" + port, "--server.port=0", "--server.address=127.0.0.1", "--management.server.port=0",
-                "--moemesh.expert.native-cache-dir=" + logDir.resolve("native")));
-        MeshState.Service service = new MeshState.Service("expert-noop", 0, "", port, 0, log.toString(), command, Map.of());
+                "--moemesh.expert.native-cache-dir=" + logDir.resolve("native"),
+                "--moemesh.expert.tls.cert-chain=" + tls.certChain(IDENTITY),
+                "--moemesh.expert.tls.private-key=" + tls.privateKey(IDENTITY),
+                "--moemesh.expert.tls.ca-bundle=" + tls.caBundle()));
+        MeshState.Service service = new MeshState.Service(IDENTITY, 0, "", port, 0, log.toString(), command, Map.of());
         process = ServiceProcess.start(service).toHandle();
         try {
-            ServiceProcess.awaitServing(service, process, Instant.now().plus(Duration.ofMinutes(3)));
+            ServiceProcess.awaitServing(service, process, Instant.now().plus(Duration.ofMinutes(3)),
+                    tls.channelCredentials(MeshLauncher.GATEWAY));
         } catch (RuntimeException e) {
             close();
             throw e;
