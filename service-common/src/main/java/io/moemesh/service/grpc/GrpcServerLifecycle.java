@@ -27,7 +27,8 @@ import org.springframework.context.SmartLifecycle;
 /**
  * Runs a plain grpc-java Netty server inside a Spring context: started after the beans it serves, stopped
  * gracefully first (health NOT_SERVING, no new calls, in-flight calls get {@code shutdownGrace}). gRPC health
- * v1 and reflection v1 are always on. Port 0 binds a free port; {@link #port()} reads it back.
+ * v1 and reflection v1 are always on. Port 0 binds a free port; {@link #port()} reads it back. Every service's
+ * requests are parsed by {@link RequestParsingGuard}: an unparseable message is INVALID_ARGUMENT, not UNKNOWN.
  */
 public final class GrpcServerLifecycle implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(GrpcServerLifecycle.class);
@@ -77,10 +78,10 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .permitKeepAliveTime(10, TimeUnit.SECONDS)
                 .permitKeepAliveWithoutCalls(true)
-                .addService(health.getHealthService())
-                .addService(ProtoReflectionServiceV1.newInstance());
+                .addService(RequestParsingGuard.guard(health.getHealthService().bindService()))
+                .addService(RequestParsingGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()));
         for (BindableService s : services) {
-            b.addService(ServerInterceptors.intercept(s, interceptors));
+            b.addService(ServerInterceptors.intercept(RequestParsingGuard.guard(s.bindService()), interceptors));
         }
         if (!transportThreadMethods.isEmpty()) {
             // null = the server's default executor.

@@ -10,9 +10,14 @@ import java.util.concurrent.TimeoutException;
 /**
  * The one exception → gRPC Status mapping of the services: caller mistakes ({@link IllegalArgumentException})
  * are INVALID_ARGUMENT, state that does not allow the call ({@link IllegalStateException}) FAILED_PRECONDITION,
- * shortage RESOURCE_EXHAUSTED, anything else INTERNAL with the message (never a stack trace on the wire).
+ * shortage RESOURCE_EXHAUSTED, anything else INTERNAL. An INTERNAL status says only "internal error": the
+ * exception (its class, message and stack) is its cause, for the caller to log, and never goes on the wire, where
+ * it could leak implementation details (and a caller could not act on it anyway).
  */
 public final class StatusMapping {
+    /** The whole description of an INTERNAL status. */
+    public static final String INTERNAL_DESCRIPTION = "internal error; the server logged the details";
+
     private StatusMapping() {
     }
 
@@ -38,7 +43,7 @@ public final class StatusMapping {
         if (t instanceof CancellationException) {
             return Status.CANCELLED.withDescription(t.getMessage());
         }
-        return Status.INTERNAL.withDescription(t.getClass().getSimpleName() + ": " + t.getMessage()).withCause(t);
+        return Status.INTERNAL.withDescription(INTERNAL_DESCRIPTION).withCause(t);
     }
 
     /** The same as a {@code google.rpc.Status} message, for per-message errors on a stream. */
