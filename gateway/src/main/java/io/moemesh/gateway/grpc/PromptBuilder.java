@@ -10,6 +10,7 @@ import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.proto.gateway.v1.ChatInput;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.service.grpc.StatusMapping;
 import java.nio.charset.StandardCharsets;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -99,8 +100,8 @@ final class PromptBuilder {
     /** NOT_FOUND unless {@code requested} is empty or the served model's name (gateway.proto). */
     void checkModel(String requested) {
         if (!requested.isEmpty() && !requested.equals(modelName())) {
-            throw Status.NOT_FOUND.withDescription("model \"" + requested + "\" is not served here (serving \""
-                    + modelName() + "\")").asRuntimeException();
+            throw Status.NOT_FOUND.withDescription(StatusMapping.bounded("model \"" + requested
+                    + "\" is not served here (serving \"" + modelName() + "\")")).asRuntimeException();
         }
     }
 

@@ -93,8 +93,10 @@ public class OpenAiController {
 
     private Object run(OpenAiRequest r, boolean isChat, HttpServletRequest http) {
         if (!r.model().equals(modelName)) {
+            // The name is echoed cut short: it may be megabytes long.
+            String asked = r.model().length() > 256 ? r.model().substring(0, 256) + "…" : r.model();
             throw new OpenAiException(404, "invalid_request_error", "model_not_found", "model",
-                    "The model `" + r.model() + "` does not exist; this gateway serves `" + modelName + "`");
+                    "The model `" + asked + "` does not exist; this gateway serves `" + modelName + "`");
         }
         int[] ids = promptIds(r, isChat);
         int context = model.config().maxPositionEmbeddings();

@@ -243,7 +243,7 @@ class GatewayGrpcFuzzTest {
                 Arbitraries.of(-1, Integer.MIN_VALUE, Integer.MAX_VALUE));
         Arbitrary<Integer> inputKind = Arbitraries.integers().between(0, 3);
         return Combinators.combine(inputKind, text(), ids.list().ofMaxSize(8), chat(), sampling(),
-                        Arbitraries.of("", MODEL, "gpt-4"), text(), Arbitraries.of(true, false))
+                        Arbitraries.of("", MODEL, "gpt-4", "m".repeat(20_000)), text(), Arbitraries.of(true, false))
                 .as((kind, prompt, promptIds, chat, sampling, model, requestId, trace) -> {
                     GenerateRequest.Builder b = GenerateRequest.newBuilder().setModel(model).setSampling(sampling)
                             .setRequestId(requestId).setTrace(trace);

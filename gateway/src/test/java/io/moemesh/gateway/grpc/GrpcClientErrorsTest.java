@@ -152,6 +152,10 @@ class GrpcClientErrorsTest {
     @Test
     void otherModel_isNotFound_chatWithoutTemplate_isFailedPrecondition_forGenerateAndTokenize() {
         assertThat(generateStatus(prompt(sampling()).setModel("gpt-4").build()).getCode()).isEqualTo(Status.Code.NOT_FOUND);
+        Status longName = generateStatus(prompt(sampling()).setModel("m".repeat(100_000)).build());
+        assertThat(longName.getCode()).as("a 100 KB name is echoed cut short, within the client's header limit")
+                .isEqualTo(Status.Code.NOT_FOUND);
+        assertThat(longName.getDescription()).hasSizeLessThanOrEqualTo(1024);
         Status tokenize = tokenizeStatus(TokenizeRequest.newBuilder().setModel("gpt-4").setText("x").build());
         assertThat(tokenize.getCode()).isEqualTo(Status.Code.NOT_FOUND);
         ChatInput chat = ChatInput.newBuilder().addMessages(ChatMessage.newBuilder().setRole("user").setContent("hi")).build();

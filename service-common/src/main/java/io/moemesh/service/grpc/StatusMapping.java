@@ -17,6 +17,12 @@ import java.util.concurrent.TimeoutException;
 public final class StatusMapping {
     /** The whole description of an INTERNAL status. */
     public static final String INTERNAL_DESCRIPTION = "internal error; the server logged the details";
+    /**
+     * Longest description put on a status. A description travels in the trailers, and a message that echoes a
+     * multi-megabyte request field would exceed the client's header limit (8 KiB in grpc-java), turning a client
+     * error into a transport failure.
+     */
+    public static final int MAX_DESCRIPTION_CHARS = 1024;
 
     private StatusMapping() {
     }
@@ -29,21 +35,29 @@ public final class StatusMapping {
             return e.getStatus();
         }
         if (t instanceof IllegalArgumentException) {
-            return Status.INVALID_ARGUMENT.withDescription(t.getMessage());
+            return Status.INVALID_ARGUMENT.withDescription(bounded(t.getMessage()));
         }
         if (t instanceof IllegalStateException) {
-            return Status.FAILED_PRECONDITION.withDescription(t.getMessage());
+            return Status.FAILED_PRECONDITION.withDescription(bounded(t.getMessage()));
         }
         if (t instanceof RejectedExecutionException) {
-            return Status.RESOURCE_EXHAUSTED.withDescription(t.getMessage());
+            return Status.RESOURCE_EXHAUSTED.withDescription(bounded(t.getMessage()));
         }
         if (t instanceof TimeoutException) {
-            return Status.DEADLINE_EXCEEDED.withDescription(t.getMessage());
+            return Status.DEADLINE_EXCEEDED.withDescription(bounded(t.getMessage()));
         }
         if (t instanceof CancellationException) {
-            return Status.CANCELLED.withDescription(t.getMessage());
+            return Status.CANCELLED.withDescription(bounded(t.getMessage()));
         }
         return Status.INTERNAL.withDescription(INTERNAL_DESCRIPTION).withCause(t);
+    }
+
+    /** {@code text} cut to {@link #MAX_DESCRIPTION_CHARS}, saying how long it was. */
+    public static String bounded(String text) {
+        if (text == null || text.length() <= MAX_DESCRIPTION_CHARS) {
+            return text;
+        }
+        return text.substring(0, MAX_DESCRIPTION_CHARS - 40) + "… (" + text.length() + " characters in all)";
     }
 
     /** The same as a {@code google.rpc.Status} message, for per-message errors on a stream. */

@@ -322,5 +322,8 @@ class RequestParsingGuardTest {
         assertThatThrownBy(() -> {
             throw StatusMapping.toStatus(new IllegalArgumentException("bad field")).asRuntimeException();
         }).hasMessage("INVALID_ARGUMENT: bad field");
+        String echoed = StatusMapping.toStatus(new IllegalArgumentException("x".repeat(1 << 20))).getDescription();
+        assertThat(echoed).as("descriptions travel in trailers: bounded").hasSizeLessThanOrEqualTo(
+                StatusMapping.MAX_DESCRIPTION_CHARS).endsWith("(1048576 characters in all)");
     }
 }
