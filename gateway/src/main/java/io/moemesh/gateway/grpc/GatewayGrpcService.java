@@ -1,7 +1,7 @@
 package io.moemesh.gateway.grpc;
 
-import io.grpc.MethodDescriptor;
 import io.grpc.BindableService;
+import io.grpc.MethodDescriptor;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.gateway.dispatch.LayerDispatchRecord;

@@ -275,6 +275,54 @@ class RequestParsingGuardTest {
         assertThat(grpcWarnings).isEmpty();
     }
 
+    /** Opens an echo stream whose replies and end land in {@code replies}. */
+    private StreamObserver<byte[]> echoStream(BlockingQueue<Object> replies) {
+        return ClientCalls.asyncBidiStreamingCall(channel.newCall(raw(ECHO), CallOptions.DEFAULT),
+                new StreamObserver<byte[]>() {
+                    @Override
+                    public void onNext(byte[] value) {
+                        replies.add("reply");
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        replies.add(Status.fromThrowable(t));
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        replies.add("completed");
+                    }
+                });
+    }
+
+    /**
+     * Over the inbound limit, grpc-java's transport ends the stream before any handler sees the message, with
+     * trailers saying RESOURCE_EXHAUSTED and a reset (the client is still sending): which one the client reports
+     * depends on their race, so CANCELLED is possible too. Either way at once, and the handler gets its cancel.
+     */
+    @Test
+    void bidiStream_messageOverTheInboundLimit_endsTheStreamAtOnce_andTheHandlerSeesACancel() throws Exception {
+        start(echoService());
+        byte[] big = HealthCheckRequest.newBuilder().setService("x".repeat(MAX_INBOUND + 1)).build().toByteArray();
+        BlockingQueue<Object> first = new LinkedBlockingQueue<>();
+        echoStream(first).onNext(big);
+        assertThat(first.poll(10, TimeUnit.SECONDS)).isInstanceOfSatisfying(Status.class,
+                st -> assertThat(st.getCode()).isIn(Status.Code.RESOURCE_EXHAUSTED, Status.Code.CANCELLED));
+        assertThat(pollAll(3)).containsExactly("cancel-handler", "onError CANCELLED", "late reply ignored");
+
+        BlockingQueue<Object> later = new LinkedBlockingQueue<>();
+        StreamObserver<byte[]> requests = echoStream(later);
+        requests.onNext(HealthCheckRequest.newBuilder().setService("small").build().toByteArray());
+        assertThat(later.poll(10, TimeUnit.SECONDS)).isEqualTo("reply");
+        requests.onNext(big);
+        assertThat(later.poll(10, TimeUnit.SECONDS)).isInstanceOfSatisfying(Status.class,
+                st -> assertThat(st.getCode()).isIn(Status.Code.RESOURCE_EXHAUSTED, Status.Code.CANCELLED));
+        assertThat(pollAll(4)).containsExactly("message small", "cancel-handler", "onError CANCELLED",
+                "late reply ignored");
+        assertThat(unaryStatus(UNARY, HealthCheckRequest.getDefaultInstance().toByteArray(), null)).isEqualTo(Status.OK);
+    }
+
     private List<String> pollAll(int n) throws InterruptedException {
         List<String> out = new java.util.ArrayList<>();
         for (int i = 0; i < n; i++) {
