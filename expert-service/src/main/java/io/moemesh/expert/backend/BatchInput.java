@@ -5,7 +5,10 @@ package io.moemesh.expert.backend;
  * {@code [s_t, s_t + counts[t])} of {@code experts}/{@code weights}, where {@code s_t} is the sum of the counts
  * before t (token-major, as on the wire).
  *
- * @param x [tokens, hidden] float32 activations, row-major
+ * @param layer  the decoder layer; a uint32 on the wire, so a value of 2^31 or more arrives negative and is
+ *               refused by BatchProcessor.validate, which reports it unsigned
+ * @param x      [tokens, hidden] float32 activations, row-major
+ * @param counts per token, in [0, experts.length]: ProtoMapping reads the uint32 counts unsigned and refuses larger
  */
 public record BatchInput(int layer, int tokens, float[] x, int[] counts, int[] experts, float[] weights) {
 

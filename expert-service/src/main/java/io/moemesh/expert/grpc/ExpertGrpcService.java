@@ -107,7 +107,7 @@ public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImpl
     public void loadAssignment(LoadAssignmentRequest req, StreamObserver<LoadAssignmentResponse> obs) {
         unary(obs, "LoadAssignment", () -> {
             placers.checkMayPlace(PeerIdentityInterceptor.current().map(MeshIdentity::name));
-            List<ExpertKey> keys = req.getExpertsList().stream().map(r -> new ExpertKey(r.getLayer(), r.getExpert())).toList();
+            List<ExpertKey> keys = ProtoMapping.toKeys(req.getExpertsList(), model);
             long started = System.nanoTime();
             LoadResult r = assignments.load(req.getInstanceId(), req.getEpoch(), keys);
             log.info("serving placement epoch {}: {} experts assigned, {} resident ({} bytes) after {} ms", r.epoch(),

@@ -5,6 +5,7 @@ import com.google.rpc.ErrorInfo;
 import io.moemesh.expert.assignment.EpochNotServedException;
 import io.moemesh.expert.assignment.ExpertNotHeldException;
 import io.moemesh.expert.backend.BatchInput;
+import io.moemesh.expert.backend.ExpertModel;
 import io.moemesh.expert.batch.BatchRequest;
 import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.proto.common.v1.DType;
@@ -43,7 +44,17 @@ final class ProtoMapping {
             throw new IllegalArgumentException("output_dtype " + req.getOutputDtype()
                     + " is not supported (DTYPE_F32, or DTYPE_BF16 as a lossy option)");
         }
-        int[] counts = req.getTokenExpertCountsList().stream().mapToInt(Integer::intValue).toArray();
+        // uint32 on the wire: Java reads values >= 2^31 as negative ints, so they are checked as unsigned here.
+        int[] counts = new int[req.getTokenExpertCountsCount()];
+        for (int i = 0; i < counts.length; i++) {
+            long c = Integer.toUnsignedLong(req.getTokenExpertCounts(i));
+            if (c > Integer.MAX_VALUE) {
+                // Larger than any message can carry experts for; smaller mismatches get BatchProcessor's sum check.
+                throw new IllegalArgumentException("token_expert_counts[" + i + "] is " + c
+                        + ", more than a message can carry experts for");
+            }
+            counts[i] = (int) c;
+        }
         int[] experts = req.getExpertsList().stream().mapToInt(Integer::intValue).toArray();
         float[] weights = new float[req.getWeightsCount()];
         for (int i = 0; i < weights.length; i++) {
@@ -72,6 +83,23 @@ final class ProtoMapping {
         return s.build();
     }
 
+    /**
+     * LoadAssignment's experts, each checked against the model (layer and expert are uint32: a value of 2^31 or
+     * more is reported unsigned); the IllegalArgumentException names the entry, e.g. "experts[3]: layer 9 ...".
+     */
+    static List<ExpertKey> toKeys(List<ExpertRef> refs, ExpertModel model) {
+        List<ExpertKey> keys = new java.util.ArrayList<>(refs.size());
+        for (int i = 0; i < refs.size(); i++) {
+            try {
+                keys.add(model.key(refs.get(i).getLayer(), refs.get(i).getExpert()));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("experts[" + i + "]: " + e.getMessage(), e);
+            }
+        }
+        return keys;
+    }
+
+    /** Prefetch hints as (layer, expert); out-of-range values (uint32 read as negative ints) are ignored hints. */
     static int[][] toPairs(List<ExpertRef> refs) {
         int[][] out = new int[refs.size()][];
         for (int i = 0; i < out.length; i++) {

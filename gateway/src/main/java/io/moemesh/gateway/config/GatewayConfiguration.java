@@ -19,6 +19,8 @@ import io.moemesh.gateway.scheduling.DrainLifecycle;
 import io.moemesh.gateway.scheduling.EngineLoop;
 import io.moemesh.gateway.serving.AdmissionControl;
 import io.moemesh.gateway.serving.GenerationService;
+import io.moemesh.gateway.serving.IntakeLimiter;
+import io.moemesh.gateway.serving.PromptLimits;
 import io.moemesh.gateway.serving.ServingMetrics;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
@@ -150,6 +152,20 @@ public class GatewayConfiguration {
                 loop::waiting, System::nanoTime);
     }
 
+    /** Shared by the HTTP and gRPC APIs: large requests in intake at once (see IntakeLimiter). */
+    @Bean
+    IntakeLimiter intakeLimiter(GatewayProperties p) {
+        return new IntakeLimiter(p.admission().largeRequestBytes(), p.admission().maxConcurrentLargeRequests());
+    }
+
+    @Bean
+    PromptLimits promptLimits(GatewayProperties p, MoeModel model) {
+        int context = model.config().maxPositionEmbeddings();
+        GatewayProperties.Admission a = p.admission();
+        return new PromptLimits(context, a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context,
+                model.tokenizer().maxInputBytesPerToken(), a.maxChatMessages());
+    }
+
     @Bean
     GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters) {
         return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters));
@@ -166,17 +182,18 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    FilterRegistrationBean<PublicApiFilter> publicApiFilter(ApiKeys keys, JsonMapper json, GatewayProperties p) {
+    FilterRegistrationBean<PublicApiFilter> publicApiFilter(ApiKeys keys, JsonMapper json, GatewayProperties p,
+                                                            IntakeLimiter intake) {
         FilterRegistrationBean<PublicApiFilter> r = new FilterRegistrationBean<>(
-                new PublicApiFilter(keys, json, p.admission().maxRequestBytes()));
+                new PublicApiFilter(keys, json, p.admission().maxRequestBytes(), intake));
         r.setOrder(Ordered.HIGHEST_PRECEDENCE + 10);
         return r;
     }
 
     @Bean
     GatewayGrpcService gatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
-                                          Optional<MeshExpertDispatch> mesh) {
-        return new GatewayGrpcService(model, chat, service,
+                                          PromptLimits limits, IntakeLimiter intake, Optional<MeshExpertDispatch> mesh) {
+        return new GatewayGrpcService(model, chat, service, limits, intake,
                 () -> mesh.map(MeshExpertDispatch::lastStep).orElse(List.of()),
                 () -> mesh.map(MeshExpertDispatch::epoch).orElse(0L));
     }
@@ -185,6 +202,6 @@ public class GatewayConfiguration {
     GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys) {
         // The public API authenticates clients by API key; moemesh.gateway.tls is for the channels to experts only.
         return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
-                p.admission().maxRequestBytes(), p.shutdownGrace(), List.of(service), List.of(new AuthInterceptor(keys)));
+                p.admission().maxRequestBytes(), p.shutdownGrace(), List.of(service.guarded()), List.of(new AuthInterceptor(keys)));
     }
 }

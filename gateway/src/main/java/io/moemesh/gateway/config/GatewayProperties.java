@@ -50,12 +50,20 @@ public record GatewayProperties(
         @DefaultValue TlsSettings tls) {
 
     /**
-     * @param maxWaiting              requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
-     * @param tenantRequestsPerSecond per-tenant request rate (token bucket); 0 disables
-     * @param tenantBurst             per-tenant bucket size
-     * @param maxPromptTokens         longest prompt accepted; 0 = the model's context
-     * @param maxNewTokens            largest max_tokens accepted; 0 = the model's context
-     * @param maxRequestBytes         largest HTTP body / gRPC message accepted
+     * @param maxWaiting                requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
+     * @param tenantRequestsPerSecond   per-tenant request rate (token bucket); 0 disables
+     * @param tenantBurst               per-tenant bucket size
+     * @param maxPromptTokens           longest prompt accepted; 0 = the model's context (at most context − 1 either
+     *                                  way: one token must remain to generate)
+     * @param maxNewTokens              largest max_tokens accepted; 0 = the model's context
+     * @param maxRequestBytes           largest HTTP body (also without Content-Length: counted while read) and gRPC
+     *                                  message accepted (413 / RESOURCE_EXHAUSTED)
+     * @param largeRequestBytes         an HTTP body or gRPC Generate / Tokenize message above this many bytes is
+     *                                  large: only {@code maxConcurrentLargeRequests} are parsed and tokenized at once
+     * @param maxConcurrentLargeRequests large requests in intake at once; more get 429 + Retry-After /
+     *                                  RESOURCE_EXHAUSTED at once, without waiting
+     * @param maxChatMessages           messages a chat may have (400 naming {@code messages}, INVALID_ARGUMENT naming
+     *                                  {@code chat.messages}), checked while the body is read
      */
     public record Admission(
             @DefaultValue("1024") int maxWaiting,
@@ -63,7 +71,31 @@ public record GatewayProperties(
             @DefaultValue("20") double tenantBurst,
             @DefaultValue("0") int maxPromptTokens,
             @DefaultValue("0") int maxNewTokens,
-            @DefaultValue("4194304") int maxRequestBytes) {
+            @DefaultValue("4194304") int maxRequestBytes,
+            @DefaultValue("262144") int largeRequestBytes,
+            @DefaultValue("2") int maxConcurrentLargeRequests,
+            @DefaultValue("2048") int maxChatMessages) {
+
+        public Admission {
+            String prefix = "moemesh.gateway.admission.";
+            if (maxRequestBytes < 1) {
+                throw new IllegalArgumentException(prefix + "max-request-bytes must be ≥ 1, got " + maxRequestBytes);
+            }
+            if (largeRequestBytes < 1) {
+                throw new IllegalArgumentException(prefix + "large-request-bytes must be ≥ 1, got " + largeRequestBytes);
+            }
+            if (maxConcurrentLargeRequests < 1) {
+                throw new IllegalArgumentException(prefix + "max-concurrent-large-requests must be ≥ 1, got "
+                        + maxConcurrentLargeRequests);
+            }
+            if (maxChatMessages < 1) {
+                throw new IllegalArgumentException(prefix + "max-chat-messages must be ≥ 1, got " + maxChatMessages);
+            }
+            if (maxPromptTokens < 0 || maxNewTokens < 0) {
+                throw new IllegalArgumentException(prefix + "max-prompt-tokens and max-new-tokens must be ≥ 0 (0 = the"
+                        + " model's context), got " + maxPromptTokens + " and " + maxNewTokens);
+            }
+        }
     }
 
     /**

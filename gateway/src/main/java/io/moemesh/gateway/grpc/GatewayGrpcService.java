@@ -1,9 +1,13 @@
 package io.moemesh.gateway.grpc;
 
+import io.grpc.BindableService;
+import io.grpc.MethodDescriptor;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.gateway.dispatch.LayerDispatchRecord;
 import io.moemesh.gateway.serving.GenerationService;
+import io.moemesh.gateway.serving.IntakeLimiter;
+import io.moemesh.gateway.serving.PromptLimits;
 import io.moemesh.gateway.serving.ServingRequest;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
@@ -17,29 +21,58 @@ import io.moemesh.proto.gateway.v1.ModelInfoRequest;
 import io.moemesh.proto.gateway.v1.ModelInfoResponse;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.proto.gateway.v1.TokenizeResponse;
+import io.moemesh.service.grpc.RequestParsingGuard;
 import java.util.List;
 import java.util.Optional;
 import java.util.UUID;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
-/** The public gRPC API (moemesh.gateway.v1): a thin adapter over the engine loop. */
+/**
+ * The public gRPC API (moemesh.gateway.v1): a thin adapter over the engine loop. Its requests are parsed by
+ * {@link RequestParsingGuard}, which also admits Generate and Tokenize messages by size through the
+ * {@link IntakeLimiter} shared with the HTTP API (RESOURCE_EXHAUSTED when too many large ones are in intake).
+ */
 public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceImplBase {
     private final MoeModel model;
     private final Optional<ChatTemplate> chat;
     private final PromptBuilder prompts;
+    private final PromptLimits limits;
     private final GenerationService service;
+    private final IntakeLimiter intake;
     private final Supplier<List<LayerDispatchRecord>> dispatch;
     private final LongSupplier epoch;
 
     public GatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
+                              PromptLimits limits, IntakeLimiter intake,
                               Supplier<List<LayerDispatchRecord>> dispatch, LongSupplier epoch) {
         this.model = model;
         this.chat = chat;
-        this.prompts = new PromptBuilder(model, chat);
+        this.limits = limits;
+        this.prompts = new PromptBuilder(model, chat, limits);
         this.service = service;
+        this.intake = intake;
         this.dispatch = dispatch;
         this.epoch = epoch;
+    }
+
+    /** This service with its requests parsed by the guard and large ones admitted by the intake limiter. */
+    public BindableService guarded() {
+        return () -> RequestParsingGuard.guard(bindService(), this::admit);
+    }
+
+    /** Large Generate and Tokenize messages take an intake permit for their parsing and tokenization. */
+    private Runnable admit(MethodDescriptor<?, ?> method, int bytes) {
+        String name = method.getFullMethodName();
+        if (!name.equals(GatewayServiceGrpc.getGenerateMethod().getFullMethodName())
+                && !name.equals(GatewayServiceGrpc.getTokenizeMethod().getFullMethodName())) {
+            return () -> { };
+        }
+        try {
+            return intake.admit(bytes)::close;
+        } catch (RuntimeException e) {
+            throw GatewayStatus.of(e, "").asRuntimeException();
+        }
     }
 
     @Override
@@ -51,7 +84,8 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             GenerationRequest r = prompts.request(request);
             ServingRequest serving = new ServingRequest(requestId, Tenants.current(), r,
                     request.getSampling().getStopList());
-            GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), dispatch, epoch);
+            GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), dispatch, epoch,
+                    requestId);
             // The first message goes out before the sequence can produce tokens on the engine thread.
             synchronized (out) {
                 handle = service.submit(serving, stream);
@@ -59,7 +93,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
                         .build());
             }
         } catch (RuntimeException e) {
-            out.onError(GatewayStatus.of(e).asRuntimeException());
+            out.onError(GatewayStatus.of(e, requestId).asRuntimeException());
             return;
         }
         // Client gone or deadline passed: the sequence is dropped at the next step boundary.
@@ -69,6 +103,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
     @Override
     public void tokenize(TokenizeRequest request, StreamObserver<TokenizeResponse> out) {
         try {
+            prompts.checkModel(request.getModel());
             TokenizeResponse.Builder b = TokenizeResponse.newBuilder();
             String text = switch (request.getInputCase()) {
                 case TEXT -> request.getText();
@@ -79,6 +114,8 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
                 }
                 case INPUT_NOT_SET -> throw new IllegalArgumentException("the request has no input: set text or chat");
             };
+            // Tokenize answers for texts a prompt could be: one that cannot fit is refused untokenized.
+            limits.checkText(request.getInputCase() == TokenizeRequest.InputCase.TEXT ? "text" : "chat", text);
             int[] ids = model.tokenizer().encode(text);
             if (!request.hasAddBos() || request.getAddBos()) {
                 ids = model.withBos(ids);
@@ -90,7 +127,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             out.onNext(b.build());
             out.onCompleted();
         } catch (RuntimeException e) {
-            out.onError(GatewayStatus.of(e).asRuntimeException());
+            out.onError(GatewayStatus.of(e, "tokenize").asRuntimeException());
         }
     }
 

@@ -6,13 +6,20 @@ import io.moemesh.gateway.serving.DrainingException;
 import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.service.grpc.StatusMapping;
 import java.util.concurrent.CancellationException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
-/** The gateway's exception → Status mapping: the shared one, plus the data path's own failures. */
+/**
+ * The gateway's exception → Status mapping: the shared one, plus the data path's own failures. An INTERNAL status
+ * (a bug) is logged here once, with the request id, and says only "internal error" and that id on the wire.
+ */
 final class GatewayStatus {
+    private static final Logger log = LoggerFactory.getLogger(GatewayStatus.class);
+
     private GatewayStatus() {
     }
 
-    static Status of(Throwable t) {
+    static Status of(Throwable t, String requestId) {
         if (t instanceof ExpertUnavailableException) {
             return Status.UNAVAILABLE.withDescription(t.getMessage());
         }
@@ -25,6 +32,11 @@ final class GatewayStatus {
         if (t instanceof CancellationException) {
             return Status.CANCELLED.withDescription("the request was cancelled");
         }
-        return StatusMapping.toStatus(t);
+        Status s = StatusMapping.toStatus(t);
+        if (s.getCode() == Status.Code.INTERNAL || s.getCode() == Status.Code.UNKNOWN) {
+            log.error("request {} failed", requestId, t);
+            return Status.INTERNAL.withDescription("internal error; request id " + requestId);
+        }
+        return s;
     }
 }

@@ -26,7 +26,10 @@ import java.util.function.Supplier;
 /**
  * Streams one request to its gRPC caller: a message per token with the text it makes safe to send, then a
  * final message with finish reason, usage and trace (input_ids always; logits, routes and dispatch when the
- * request asked for a trace). Runs on the engine thread.
+ * request asked for a trace). Runs on the engine thread. A failure before the first token ends the call with its
+ * status; after tokens were streamed it ends with a final message carrying FINISH_REASON_ERROR and {@code error}
+ * (the status as google.rpc.Status) and the call completes OK, as gateway.proto promises: the caller keeps the
+ * tokens it got and learns why there are no more.
  */
 final class GenerateStream implements CompletionSink {
     private final ServerCallStreamObserver<GenerateResponse> out;
@@ -35,11 +38,15 @@ final class GenerateStream implements CompletionSink {
     private final boolean trace;
     private final Supplier<List<LayerDispatchRecord>> dispatch;
     private final LongSupplier epoch;
+    private final String requestId;
     private List<LayerDispatchRecord> prefillDispatch = List.of();
+    /** Token messages sent so far (engine thread only). */
+    private int tokensSent;
 
     GenerateStream(ServerCallStreamObserver<GenerateResponse> out, Tokenizer tokenizer, int[] promptIds, boolean trace,
-                   Supplier<List<LayerDispatchRecord>> dispatch, LongSupplier epoch) {
+                   Supplier<List<LayerDispatchRecord>> dispatch, LongSupplier epoch, String requestId) {
         this.out = out;
+        this.requestId = requestId;
         this.tokenizer = tokenizer;
         this.promptIds = promptIds;
         this.trace = trace;
@@ -63,6 +70,7 @@ final class GenerateStream implements CompletionSink {
             }
             b.addLogprobs(t);
         }
+        tokensSent++;
         send(b.build());
     }
 
@@ -85,10 +93,21 @@ final class GenerateStream implements CompletionSink {
 
     @Override
     public void onError(Throwable error) {
+        io.grpc.Status status = GatewayStatus.of(error, requestId);
         synchronized (out) {
-            if (!out.isCancelled()) {
-                out.onError(GatewayStatus.of(error).asRuntimeException());
+            if (out.isCancelled()) {
+                return;
             }
+            if (tokensSent == 0) {
+                out.onError(status.asRuntimeException());
+                return;
+            }
+            out.onNext(GenerateResponse.newBuilder().setFinishReason(FinishReason.FINISH_REASON_ERROR)
+                    .setError(com.google.rpc.Status.newBuilder().setCode(status.getCode().value())
+                            .setMessage(status.getDescription() == null ? "" : status.getDescription()))
+                    .setUsage(Usage.newBuilder().setPromptTokens(promptIds.length).setCompletionTokens(tokensSent))
+                    .build());
+            out.onCompleted();
         }
     }
 

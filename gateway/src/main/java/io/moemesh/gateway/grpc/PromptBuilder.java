@@ -1,5 +1,8 @@
 package io.moemesh.gateway.grpc;
 
+import io.grpc.Status;
+import io.moemesh.gateway.serving.PromptLimits;
+import io.moemesh.gateway.serving.ServingRequest;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatMessage;
 import io.moemesh.model.chat.ChatTemplate;
@@ -7,64 +10,148 @@ import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.proto.gateway.v1.ChatInput;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.service.grpc.StatusMapping;
+import java.nio.charset.StandardCharsets;
 import java.util.Optional;
 import java.util.OptionalLong;
 
-/** Turns a gateway.v1 request into token ids and sampling parameters, refusing what it cannot honour. */
+/**
+ * Turns a gateway.v1 request into token ids and sampling parameters, refusing what it cannot honour with the
+ * status gateway.proto promises: INVALID_ARGUMENT naming the field for a bad value, NOT_FOUND for another model,
+ * FAILED_PRECONDITION for chat input to a model without a chat template. uint32 fields arrive as Java ints,
+ * negative from 2^31 on, so they are read unsigned before any range check.
+ */
 final class PromptBuilder {
+    static final int MAX_REQUEST_ID_BYTES = 128;
+    /** top_k values beyond this are refused (any value ≥ the vocabulary size already keeps every token). */
+    static final long MAX_TOP_K = Integer.MAX_VALUE;
+
     private final MoeModel model;
     private final Optional<ChatTemplate> chat;
+    private final PromptLimits limits;
 
-    PromptBuilder(MoeModel model, Optional<ChatTemplate> chat) {
+    PromptBuilder(MoeModel model, Optional<ChatTemplate> chat, PromptLimits limits) {
         this.model = model;
         this.chat = chat;
+        this.limits = limits;
     }
 
     int[] promptIds(GenerateRequest r) {
-        return switch (r.getInputCase()) {
-            case PROMPT -> model.encodePrompt(r.getPrompt());
-            case PROMPT_IDS -> {
-                int[] ids = r.getPromptIds().getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
-                if (ids.length == 0) {
-                    throw new IllegalArgumentException("prompt_ids is empty");
-                }
-                yield model.withBos(ids);
+        String field;
+        int[] ids = switch (r.getInputCase()) {
+            case PROMPT -> {
+                field = "prompt";
+                limits.checkText(field, r.getPrompt());
+                yield model.encodePrompt(r.getPrompt());
             }
-            case CHAT -> model.withBos(model.tokenizer().encode(renderChat(r.getChat())));
-            case INPUT_NOT_SET -> throw new IllegalArgumentException("the request has no input: set prompt, prompt_ids or chat");
+            case PROMPT_IDS -> {
+                field = "prompt_ids.token_ids";
+                yield promptIds(r.getPromptIds().getTokenIdsList());
+            }
+            case CHAT -> {
+                field = "chat";
+                String rendered = renderChat(r.getChat());
+                limits.checkText(field, rendered);
+                yield model.withBos(model.tokenizer().encode(rendered));
+            }
+            case INPUT_NOT_SET -> throw new IllegalArgumentException(
+                    "the request has no input: set prompt, prompt_ids or chat");
         };
+        limits.checkTokens(field, ids.length);
+        return ids;
     }
 
+    private int[] promptIds(java.util.List<Integer> given) {
+        if (given.isEmpty()) {
+            throw new IllegalArgumentException("prompt_ids.token_ids is empty");
+        }
+        // BOS may be prepended: one more than the limit is certainly too long.
+        limits.checkTokens("prompt_ids.token_ids", given.size());
+        int vocab = model.config().vocabSize();
+        int[] ids = new int[given.size()];
+        for (int i = 0; i < ids.length; i++) {
+            int id = given.get(i);
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("prompt_ids.token_ids[" + i + "] = " + id + " is outside [0, "
+                        + vocab + ") (vocab_size)");
+            }
+            ids[i] = id;
+        }
+        return model.withBos(ids);
+    }
+
+    /** Size limits first (they are cheap and hold whatever the model), then the template. */
     String renderChat(ChatInput c) {
-        ChatTemplate t = chat.orElseThrow(() -> new IllegalArgumentException(
-                "chat input needs a chat template, and the model has none (tokenizer_config.json chat_template)"));
         if (c.getMessagesCount() == 0) {
             throw new IllegalArgumentException("chat.messages is empty");
         }
+        limits.checkChatMessages("chat.messages", c.getMessagesCount());
+        long bytes = 0;
+        for (var m : c.getMessagesList()) {
+            bytes += PromptLimits.utf8Length(m.getContent()) + PromptLimits.utf8Length(m.getRole());
+        }
+        limits.checkChatBytes("chat.messages", bytes);
+        ChatTemplate t = chat.orElseThrow(() -> new IllegalStateException(
+                "chat input needs a chat template, and the model has none (tokenizer_config.json chat_template)"));
         return t.render(c.getMessagesList().stream().map(m -> new ChatMessage(m.getRole(), m.getContent())).toList(),
                 !c.hasAddGenerationPrompt() || c.getAddGenerationPrompt());
     }
 
+    /** NOT_FOUND unless {@code requested} is empty or the served model's name (gateway.proto). */
+    void checkModel(String requested) {
+        if (!requested.isEmpty() && !requested.equals(modelName())) {
+            throw Status.NOT_FOUND.withDescription(StatusMapping.bounded("model \"" + requested
+                    + "\" is not served here (serving \"" + modelName() + "\")")).asRuntimeException();
+        }
+    }
+
+    static void checkRequestId(String id) {
+        int bytes = id.getBytes(StandardCharsets.UTF_8).length;
+        if (bytes > MAX_REQUEST_ID_BYTES) {
+            throw new IllegalArgumentException("request_id has " + bytes + " bytes; at most " + MAX_REQUEST_ID_BYTES
+                    + " are allowed");
+        }
+        // It goes into logs: a line break or another control character could forge log lines.
+        if (id.codePoints().anyMatch(Character::isISOControl)) {
+            throw new IllegalArgumentException("request_id must not contain control characters");
+        }
+    }
+
     GenerationRequest request(GenerateRequest r) {
-        if (!r.getModel().isEmpty() && !r.getModel().equals(modelName())) {
-            throw new IllegalArgumentException("model \"" + r.getModel() + "\" is not served here (serving \"" + modelName() + "\")");
+        checkModel(r.getModel());
+        checkRequestId(r.getRequestId());
+        var s = r.getSampling();
+        long maxTokens = Integer.toUnsignedLong(s.getMaxTokens());
+        if (maxTokens > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("sampling.max_tokens must be at most " + Integer.MAX_VALUE + ", got "
+                    + maxTokens);
+        }
+        if (!(s.getTemperature() >= 0) || Float.isInfinite(s.getTemperature())) {
+            throw new IllegalArgumentException("sampling.temperature must be a finite number ≥ 0, got "
+                    + s.getTemperature());
+        }
+        if (!(s.getTopP() >= 0 && s.getTopP() <= 1)) {
+            throw new IllegalArgumentException("sampling.top_p must be in [0, 1] (0 or 1 = disabled), got " + s.getTopP());
+        }
+        long topK = Integer.toUnsignedLong(s.getTopK());
+        if (topK > MAX_TOP_K) {
+            throw new IllegalArgumentException("sampling.top_k must be in [0, " + MAX_TOP_K + "] (0 = disabled), got "
+                    + topK);
+        }
+        long logprobs = Integer.toUnsignedLong(s.getLogprobs());
+        if (logprobs > 5) {
+            throw new IllegalArgumentException("sampling.logprobs must be in [0, 5], got " + logprobs);
+        }
+        String stopProblem = ServingRequest.stopProblem(s.getStopList(), ServingRequest.MAX_STOP);
+        if (stopProblem != null) {
+            throw new IllegalArgumentException("sampling.stop " + stopProblem);
         }
         int[] ids = promptIds(r);
-        int maxPos = model.config().maxPositionEmbeddings();
-        if (ids.length >= maxPos) {
-            throw new IllegalArgumentException("prompt of " + ids.length + " tokens exceeds the context: "
-                    + "max_position_embeddings is " + maxPos);
-        }
-        var s = r.getSampling();
-        if (s.getLogprobs() > 5) {
-            throw new IllegalArgumentException("sampling.logprobs must be in [0, 5], got " + s.getLogprobs());
-        }
-        int room = maxPos - ids.length;
-        int maxTokens = s.getMaxTokens() == 0 ? room : Math.min(s.getMaxTokens(), room);
+        int room = model.config().maxPositionEmbeddings() - ids.length;
+        int max = maxTokens == 0 ? room : (int) Math.min(maxTokens, room);
         SamplingParams params = new SamplingParams(s.getTemperature(), s.getTopP() == 0 ? 1 : s.getTopP(),
-                s.getTopK(), s.hasSeed() ? OptionalLong.of(s.getSeed()) : OptionalLong.empty(), maxTokens,
-                s.getIgnoreEos());
-        return new GenerationRequest(ids, params, r.getTrace(), s.getLogprobs() > 0 ? s.getLogprobs() : -1);
+                (int) topK, s.hasSeed() ? OptionalLong.of(s.getSeed()) : OptionalLong.empty(), max, s.getIgnoreEos());
+        return new GenerationRequest(ids, params, r.getTrace(), logprobs > 0 ? (int) logprobs : -1);
     }
 
     String modelName() {

@@ -4,20 +4,22 @@ import io.moemesh.gateway.serving.CompletionSink;
 import io.moemesh.model.generate.TokenLogprobs;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import org.springframework.http.ResponseEntity;
+import org.springframework.web.context.request.async.DeferredResult;
 
 /** Collects a non-streamed completion into one response. */
 final class CollectingSink implements CompletionSink {
     private final OpenAiChunks chunks;
     private final boolean logprobs;
+    private final String requestId;
     private final List<TokenLogprobs> collected = new ArrayList<>();
-    final CompletableFuture<ResponseEntity<Map<String, Object>>> response = new CompletableFuture<>();
+    /** No timeout: a long generation is not an error (the client's own timeout or disconnect ends it). */
+    final DeferredResult<Object> response = new DeferredResult<>(0L);
 
-    CollectingSink(OpenAiChunks chunks, boolean logprobs) {
+    CollectingSink(OpenAiChunks chunks, boolean logprobs, String requestId) {
         this.chunks = chunks;
         this.logprobs = logprobs;
+        this.requestId = requestId;
     }
 
     @Override
@@ -29,11 +31,11 @@ final class CollectingSink implements CompletionSink {
 
     @Override
     public void onComplete(Completion c) {
-        response.complete(ResponseEntity.ok(chunks.response(c, logprobs ? collected : null)));
+        response.setResult(ResponseEntity.ok(chunks.response(c, logprobs ? collected : null)));
     }
 
     @Override
     public void onError(Throwable error) {
-        response.complete(OpenAiErrors.of(error));
+        response.setResult(OpenAiErrors.of(error, requestId));
     }
 }

@@ -1,30 +1,30 @@
 package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.serving.GenerationService;
+import io.moemesh.gateway.serving.PromptLimits;
 import io.moemesh.gateway.serving.ServingRequest;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.SamplingParams;
 import jakarta.servlet.http.HttpServletRequest;
+import java.io.IOException;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
 import java.util.UUID;
-import java.util.concurrent.CompletableFuture;
 import org.springframework.http.MediaType;
-import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PostMapping;
-import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RestController;
-import org.springframework.web.servlet.mvc.method.annotation.SseEmitter;
-import tools.jackson.databind.JsonNode;
+import org.springframework.web.context.request.async.DeferredResult;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
  * The OpenAI-compatible HTTP API: {@code POST /v1/completions}, {@code POST /v1/chat/completions},
- * {@code GET /v1/models}. Streaming answers are server-sent events ending with {@code data: [DONE]}.
+ * {@code GET /v1/models}. Streaming answers are server-sent events ending with {@code data: [DONE]}, committed
+ * only once the first chunk is ready, so errors before it keep their HTTP status. Answers are asynchronous
+ * ({@link DeferredResult} without a timeout): the request thread is free while the engine generates.
  */
 @RestController
 public class OpenAiController {
@@ -36,14 +36,16 @@ public class OpenAiController {
     private final ChatTemplate chat;
     private final GenerationService service;
     private final JsonMapper json;
+    private final PromptLimits limits;
     private final String modelName;
 
     public OpenAiController(MoeModel model, java.util.Optional<ChatTemplate> chat, GenerationService service,
-                            JsonMapper json) {
+                            JsonMapper json, PromptLimits limits) {
         this.model = model;
         this.chat = chat.orElseGet(() -> ChatTemplate.of(DEFAULT_CHAT_TEMPLATE, Map.of()));
         this.service = service;
         this.json = json;
+        this.limits = limits;
         this.modelName = model.directory().getFileName().toString();
     }
 
@@ -53,28 +55,51 @@ public class OpenAiController {
                 "created", 0, "owned_by", "moemesh", "max_model_len", model.config().maxPositionEmbeddings())));
     }
 
+    /** The body is read by the request parser itself, as a stream (see {@link OpenAiRequestParser} for why). */
     @PostMapping(value = "/v1/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
-    public Object completions(@RequestBody JsonNode body, HttpServletRequest http) {
-        return run(OpenAiRequest.parse(body, false), false, http);
+    public Object completions(HttpServletRequest http) throws IOException {
+        return run(OpenAiRequest.parse(http.getInputStream(), false, json, limits), false, http);
     }
 
     @PostMapping(value = "/v1/chat/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
-    public Object chatCompletions(@RequestBody JsonNode body, HttpServletRequest http) {
-        return run(OpenAiRequest.parse(body, true), true, http);
+    public Object chatCompletions(HttpServletRequest http) throws IOException {
+        return run(OpenAiRequest.parse(http.getInputStream(), true, json, limits), true, http);
+    }
+
+    /** The prompt's ids, BOS included, refused as early as its size allows (see {@link PromptLimits}). */
+    private int[] promptIds(OpenAiRequest r, boolean isChat) {
+        int[] ids;
+        String field = isChat ? "messages" : "prompt";
+        if (isChat) {
+            String rendered = chat.render(r.messages(), true);
+            limits.checkText(field, rendered);
+            ids = model.withBos(model.tokenizer().encode(rendered));
+        } else if (r.promptIds() != null) {
+            int vocab = model.config().vocabSize();
+            for (int i = 0; i < r.promptIds().length; i++) {
+                if (r.promptIds()[i] >= vocab) {
+                    throw OpenAiException.invalid("prompt", "prompt[" + i + "] = " + r.promptIds()[i]
+                            + " is not a token id of this model (vocabulary size " + vocab + ")");
+                }
+            }
+            ids = model.withBos(r.promptIds());
+        } else {
+            limits.checkText(field, r.prompt());
+            ids = model.encodePrompt(r.prompt());
+        }
+        limits.checkTokens(field, ids.length);
+        return ids;
     }
 
     private Object run(OpenAiRequest r, boolean isChat, HttpServletRequest http) {
         if (!r.model().equals(modelName)) {
+            // The name is echoed cut short: it may be megabytes long.
+            String asked = r.model().length() > 256 ? r.model().substring(0, 256) + "…" : r.model();
             throw new OpenAiException(404, "invalid_request_error", "model_not_found", "model",
-                    "The model `" + r.model() + "` does not exist; this gateway serves `" + modelName + "`");
+                    "The model `" + asked + "` does not exist; this gateway serves `" + modelName + "`");
         }
-        int[] ids = isChat ? model.withBos(model.tokenizer().encode(chat.render(r.messages(), true)))
-                : r.promptIds() != null ? model.withBos(r.promptIds()) : model.encodePrompt(r.prompt());
+        int[] ids = promptIds(r, isChat);
         int context = model.config().maxPositionEmbeddings();
-        if (ids.length >= context) {
-            throw new OpenAiException(400, "invalid_request_error", "context_length_exceeded", "messages",
-                    "This model's maximum context length is " + context + " tokens; the prompt has " + ids.length);
-        }
         int room = context - ids.length;
         int maxTokens = r.maxTokens() < 0 ? (isChat ? room : Math.min(16, room)) : Math.min(r.maxTokens(), room);
         SamplingParams params = new SamplingParams(r.temperature(), r.topP() == 0 ? 1e-9 : r.topP(),
@@ -86,17 +111,13 @@ public class OpenAiController {
         OpenAiChunks chunks = new OpenAiChunks(isChat, (isChat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID(), modelName,
                 model.tokenizer());
         if (!r.stream()) {
-            CollectingSink sink = new CollectingSink(chunks, r.logprobs() >= 0);
-            service.submit(serving, sink);
-            CompletableFuture<ResponseEntity<Map<String, Object>>> f = sink.response;
-            return f;
+            CollectingSink sink = new CollectingSink(chunks, r.logprobs() >= 0, requestId);
+            GenerationService.Handle handle = service.submit(serving, sink);
+            sink.response.onError(e -> handle.cancel());
+            return sink.response;
         }
-        SseEmitter emitter = new SseEmitter(0L);
-        SseSink sink = new SseSink(emitter, chunks, json, r.includeUsage(), r.logprobs() >= 0);
-        if (isChat) {
-            sink.send(chunks.chunk("", null, null, true));
-        }
+        SseSink sink = new SseSink(chunks, json, r.includeUsage(), r.logprobs() >= 0, isChat, requestId);
         sink.attach(service.submit(serving, sink));
-        return emitter;
+        return sink.response;
     }
 }

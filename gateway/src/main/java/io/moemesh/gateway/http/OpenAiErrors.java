@@ -3,22 +3,27 @@ package io.moemesh.gateway.http;
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
 import io.moemesh.gateway.serving.DrainingException;
 import io.moemesh.gateway.serving.OverloadedException;
+import io.moemesh.gateway.serving.PromptTooLongException;
+import jakarta.servlet.http.HttpServletRequest;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.http.HttpStatus;
+import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
-import org.springframework.http.converter.HttpMessageNotReadableException;
-import org.springframework.web.HttpMediaTypeNotSupportedException;
-import org.springframework.web.HttpRequestMethodNotSupportedException;
+import org.springframework.web.ErrorResponse;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.RestControllerAdvice;
+import org.springframework.web.context.request.async.AsyncRequestNotUsableException;
 
 /**
  * Every failure of the HTTP API as OpenAI's error JSON {@code {"error": {message, type, param, code}}} with the
- * status OpenAI uses: 400 bad request, 401 auth, 404 unknown model, 429 overloaded (Retry-After), 503 no
- * healthy experts or draining, 500 a bug (message only, never a stack trace).
+ * status OpenAI uses: 400 bad request (a prompt that cannot fit: code {@code context_length_exceeded}), 401 auth,
+ * 404 unknown model or path, 405/406/415 for the wrong method, Accept or Content-Type, 413 body too large, 429
+ * overloaded (Retry-After), 503 no healthy experts or draining (Retry-After), 500 a bug: the message then says only
+ * "internal error" and the request id, and the exception is logged once with that id (never a class name or a
+ * stack trace on the wire).
  */
 @RestControllerAdvice
 public class OpenAiErrors {
@@ -33,48 +38,58 @@ public class OpenAiErrors {
         return Map.of("error", e);
     }
 
-    /** The response for any throwable, shared by the synchronous and the asynchronous (SSE) paths. */
-    public static ResponseEntity<Map<String, Object>> of(Throwable t) {
+    /**
+     * The response for any throwable, shared by the synchronous and the asynchronous (SSE) paths. Its content type
+     * is set, so it is written as JSON whatever the request's Accept header asked for (text/event-stream).
+     */
+    public static ResponseEntity<Map<String, Object>> of(Throwable t, String requestId) {
+        ResponseEntity<Map<String, Object>> r = entity(t, requestId);
+        return ResponseEntity.status(r.getStatusCode()).headers(r.getHeaders()).contentType(MediaType.APPLICATION_JSON)
+                .body(r.getBody());
+    }
+
+    private static ResponseEntity<Map<String, Object>> entity(Throwable t, String requestId) {
         if (t instanceof java.util.concurrent.CompletionException && t.getCause() != null) {
             t = t.getCause();
         }
         return switch (t) {
             case OpenAiException e -> ResponseEntity.status(e.status()).body(body(e.getMessage(), e.type(), e.param(), e.code()));
+            case PromptTooLongException e -> ResponseEntity.badRequest()
+                    .body(body(e.getMessage(), "invalid_request_error", e.field(), "context_length_exceeded"));
             case OverloadedException e -> ResponseEntity.status(HttpStatus.TOO_MANY_REQUESTS)
                     .header("Retry-After", Integer.toString(e.retryAfterSeconds()))
                     .body(body(e.getMessage(), "rate_limit_error", null, "rate_limit_exceeded"));
+            // A replica is usually back (or the breaker half-open) within seconds: worth a retry soon.
             case ExpertUnavailableException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
-                    .body(body(e.getMessage(), "service_unavailable", null, "no_healthy_experts"));
+                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "no_healthy_experts"));
             case DrainingException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "draining"));
             case IllegalArgumentException e -> ResponseEntity.badRequest()
                     .body(body(e.getMessage(), "invalid_request_error", null, null));
             default -> {
-                log.error("request failed", t);
-                yield ResponseEntity.internalServerError().body(body(t.getClass().getSimpleName() + ": " + t.getMessage(),
+                log.error("request {} failed", requestId, t);
+                yield ResponseEntity.internalServerError().body(body("internal error; request id " + requestId,
                         "server_error", null, null));
             }
         };
     }
 
     @ExceptionHandler(Exception.class)
-    public ResponseEntity<Map<String, Object>> handle(Exception e) {
-        if (e instanceof HttpMessageNotReadableException) {
-            return ResponseEntity.badRequest().body(body("the request body is not valid JSON", "invalid_request_error",
-                    null, null));
-        }
-        if (e instanceof HttpRequestMethodNotSupportedException m) {
-            return ResponseEntity.status(HttpStatus.METHOD_NOT_ALLOWED).body(body(m.getMessage(),
-                    "invalid_request_error", null, null));
-        }
-        if (e instanceof HttpMediaTypeNotSupportedException m) {
-            return ResponseEntity.status(HttpStatus.UNSUPPORTED_MEDIA_TYPE).body(body(m.getMessage(),
-                    "invalid_request_error", null, null));
+    public ResponseEntity<Map<String, Object>> handle(Exception e, HttpServletRequest request) {
+        if (e instanceof AsyncRequestNotUsableException) {
+            // The client is gone: there is no one to answer.
+            return null;
         }
         if (e instanceof org.springframework.web.servlet.resource.NoResourceFoundException) {
-            return ResponseEntity.status(HttpStatus.NOT_FOUND).body(body(e.getMessage(), "invalid_request_error", null,
-                    "not_found"));
+            return ResponseEntity.status(HttpStatus.NOT_FOUND).contentType(MediaType.APPLICATION_JSON)
+                    .body(body(e.getMessage(), "invalid_request_error", null, "not_found"));
         }
-        return of(e);
+        // Spring MVC's own refusals (405 method, 406 Accept, 415 Content-Type, ...) keep their 4xx status.
+        if (e instanceof ErrorResponse r && r.getStatusCode().is4xxClientError()) {
+            String detail = r.getBody().getDetail();
+            return ResponseEntity.status(r.getStatusCode()).contentType(MediaType.APPLICATION_JSON)
+                    .body(body(detail == null ? e.getMessage() : detail, "invalid_request_error", null, null));
+        }
+        return of(e, RequestIds.current(request));
     }
 }

@@ -1,11 +1,14 @@
 package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.auth.ApiKeys;
+import io.moemesh.gateway.serving.IntakeLimiter;
+import io.moemesh.gateway.serving.OverloadedException;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.io.InputStream;
 import java.util.Optional;
 import java.util.UUID;
 import java.util.regex.Pattern;
@@ -15,25 +18,35 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * For every request: a request id (the caller's X-Request-Id when it is sane, else a new UUID) returned in
- * the response and put in the log context; for {@code /v1/**}: a body size limit (413) and the API key →
- * tenant, or 401, both in OpenAI's error JSON. Keys are never logged.
+ * the response and put in the log context; for {@code /v1/**}: the body limits and the API key → tenant, or
+ * 401, in OpenAI's error JSON. Keys are never logged.
+ *
+ * <p>Body limits, before anything parses the body: a declared Content-Length over {@code maxRequestBytes} is 413 at
+ * once; a body without one is counted as it is read ({@link LimitedBody}) and fails with 413 past the limit. A
+ * large body (see {@link IntakeLimiter}) needs a permit for its parsing and tokenization: taken here for a declared
+ * length, or when the count passes the threshold; none free = 429 with Retry-After at once. When a request is
+ * refused before its body was read, the rest of the body (up to the limit) is read and dropped so the client,
+ * still sending, sees the answer instead of a reset connection; a longer rest closes the connection.
  */
 public final class PublicApiFilter extends OncePerRequestFilter {
     private static final Pattern SANE_ID = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
     private final ApiKeys keys;
     private final JsonMapper json;
     private final long maxRequestBytes;
+    private final IntakeLimiter intake;
 
-    public PublicApiFilter(ApiKeys keys, JsonMapper json, long maxRequestBytes) {
+    public PublicApiFilter(ApiKeys keys, JsonMapper json, long maxRequestBytes, IntakeLimiter intake) {
         this.keys = keys;
         this.json = json;
         this.maxRequestBytes = maxRequestBytes;
+        this.intake = intake;
     }
 
-    private void reject(HttpServletResponse res, int status, String message, String code) throws IOException {
+    private void reject(HttpServletResponse res, int status, String message, String type, String code)
+            throws IOException {
         res.setStatus(status);
         res.setContentType("application/json");
-        res.getWriter().write(json.writeValueAsString(OpenAiErrors.body(message, "invalid_request_error", null, code)));
+        res.getWriter().write(json.writeValueAsString(OpenAiErrors.body(message, type, null, code)));
     }
 
     @Override
@@ -45,25 +58,73 @@ public final class PublicApiFilter extends OncePerRequestFilter {
         res.setHeader(RequestIds.HEADER, id);
         MDC.put("requestId", id);
         try {
-            boolean api = req.getRequestURI().startsWith("/v1/");
-            if (api && req.getContentLengthLong() > maxRequestBytes) {
-                reject(res, 413, "the request body of " + req.getContentLengthLong() + " bytes exceeds the limit of "
-                        + maxRequestBytes + " bytes", "request_too_large");
+            if (!req.getRequestURI().startsWith("/v1/")) {
+                chain.doFilter(req, res);
                 return;
             }
-            if (keys.enabled() && api) {
+            long declared = req.getContentLengthLong();
+            if (declared > maxRequestBytes) {
+                drain(req, res);
+                reject(res, 413, "the request body of " + declared + " bytes exceeds the limit of " + maxRequestBytes
+                        + " bytes", "invalid_request_error", "request_too_large");
+                return;
+            }
+            if (keys.enabled()) {
                 String header = req.getHeader("Authorization");
                 Optional<String> tenant = keys.tenantOf(ApiKeys.bearer(header));
                 if (tenant.isEmpty()) {
                     reject(res, 401, header == null ? "missing API key: send \"Authorization: Bearer KEY\""
-                            : "incorrect API key provided", "invalid_api_key");
+                            : "incorrect API key provided", "invalid_request_error", "invalid_api_key");
                     return;
                 }
                 req.setAttribute(Tenant.ATTRIBUTE, tenant.get());
             }
-            chain.doFilter(req, res);
+            IntakeLimiter.Permit permit = null;
+            if (intake.isLarge(declared)) {
+                try {
+                    permit = intake.admit(declared);
+                } catch (OverloadedException e) {
+                    drain(req, res);
+                    res.setHeader("Retry-After", Integer.toString(e.retryAfterSeconds()));
+                    reject(res, 429, e.getMessage(), "rate_limit_error", "rate_limit_exceeded");
+                    return;
+                }
+            }
+            try (LimitedBody body = new LimitedBody(req, maxRequestBytes, intake, permit)) {
+                try {
+                    chain.doFilter(body, res);
+                } finally {
+                    // Refused (413, 429, a parse error) before the body was read to its end.
+                    if (res.getStatus() >= 400 && !body.fullyRead() && !req.isAsyncStarted()) {
+                        drain(req, res);
+                    }
+                }
+            }
         } finally {
             MDC.remove("requestId");
         }
+    }
+
+    /**
+     * Reads and drops what is left of the body, up to {@code maxRequestBytes}: a client that is still sending
+     * reads the answer only once the server has taken what it sent (or the connection is closed). Past that, the
+     * connection is closed after the answer.
+     */
+    private void drain(HttpServletRequest req, HttpServletResponse res) {
+        byte[] buf = new byte[16384];
+        long left = maxRequestBytes;
+        try {
+            InputStream in = req.getInputStream();
+            while (left > 0) {
+                int n = in.read(buf, 0, (int) Math.min(buf.length, left));
+                if (n < 0) {
+                    return;
+                }
+                left -= n;
+            }
+        } catch (IOException | RuntimeException e) {
+            // Nothing more to read (the client stopped, or the container consumed the body already).
+        }
+        res.setHeader("Connection", "close");
     }
 }

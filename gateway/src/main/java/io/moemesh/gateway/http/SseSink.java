@@ -6,29 +6,41 @@ import io.moemesh.model.generate.TokenLogprobs;
 import java.io.IOException;
 import java.util.List;
 import java.util.Map;
+import org.springframework.web.context.request.async.DeferredResult;
 import org.springframework.web.servlet.mvc.method.annotation.SseEmitter;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Streams a completion as server-sent events: one chunk per token, the final chunk with finish_reason, the
- * usage chunk when asked, then {@code data: [DONE]}. A failed write means the client went away: the sequence
- * is cancelled and its KV blocks freed at the next step.
+ * usage chunk when asked, then {@code data: [DONE]}. The response is committed (200, text/event-stream) only when
+ * the first chunk is ready: until then {@link #response} is pending, so a failure before any text (overload, no
+ * healthy expert, a prompt the engine refuses) is answered with its real status and OpenAI's error JSON. A chat's
+ * role chunk goes out just before its first content chunk. A failure after chunks were sent can only be an SSE
+ * event carrying the error JSON, followed by [DONE]. A failed write means the client went away: the sequence is
+ * cancelled and its KV blocks freed at the next step.
  */
 final class SseSink implements CompletionSink {
-    private final SseEmitter emitter;
+    private final SseEmitter emitter = new SseEmitter(0L);
+    /** Completes with the emitter (stream started) or with the error response. No timeout, as for the emitter. */
+    final DeferredResult<Object> response = new DeferredResult<>(0L);
     private final OpenAiChunks chunks;
     private final JsonMapper json;
     private final boolean includeUsage;
     private final boolean logprobs;
+    private final boolean chat;
+    private final String requestId;
     private volatile GenerationService.Handle handle;
     private volatile boolean gone;
+    private boolean started;
 
-    SseSink(SseEmitter emitter, OpenAiChunks chunks, JsonMapper json, boolean includeUsage, boolean logprobs) {
-        this.emitter = emitter;
+    SseSink(OpenAiChunks chunks, JsonMapper json, boolean includeUsage, boolean logprobs, boolean chat,
+            String requestId) {
         this.chunks = chunks;
         this.json = json;
         this.includeUsage = includeUsage;
         this.logprobs = logprobs;
+        this.chat = chat;
+        this.requestId = requestId;
     }
 
     void attach(GenerationService.Handle h) {
@@ -36,6 +48,11 @@ final class SseSink implements CompletionSink {
         emitter.onCompletion(this::clientGone);
         emitter.onTimeout(this::clientGone);
         emitter.onError(e -> clientGone());
+        response.onError(e -> clientGone());
+        response.onTimeout(this::clientGone);
+        if (gone) {
+            h.cancel();
+        }
     }
 
     private void clientGone() {
@@ -46,7 +63,18 @@ final class SseSink implements CompletionSink {
         }
     }
 
-    void send(Map<String, Object> chunk) {
+    /** Commits the stream: hands the emitter to Spring (events sent before that are buffered by it). */
+    private synchronized void start() {
+        if (!started) {
+            started = true;
+            response.setResult(emitter);
+            if (chat) {
+                sendRaw(json.writeValueAsString(chunks.chunk("", null, null, true)));
+            }
+        }
+    }
+
+    private void send(Map<String, Object> chunk) {
         sendRaw(json.writeValueAsString(chunk));
     }
 
@@ -66,11 +94,13 @@ final class SseSink implements CompletionSink {
         if (textDelta.isEmpty() && lp == null) {
             return;
         }
+        start();
         send(chunks.chunk(textDelta, lp == null || !logprobs ? null : List.of(lp), null, false));
     }
 
     @Override
     public void onComplete(Completion c) {
+        start();
         send(chunks.chunk(c.restOfText(), logprobs ? List.of() : null, c.reason(), false));
         if (includeUsage) {
             send(chunks.usageChunk(c.promptTokens(), c.generatedIds().length));
@@ -80,8 +110,13 @@ final class SseSink implements CompletionSink {
     }
 
     @Override
-    public void onError(Throwable error) {
-        var r = OpenAiErrors.of(error);
+    public synchronized void onError(Throwable error) {
+        var r = OpenAiErrors.of(error, requestId);
+        if (!started) {
+            started = true;
+            response.setResult(r);
+            return;
+        }
         send(r.getBody());
         sendRaw("[DONE]");
         emitter.complete();

@@ -131,7 +131,6 @@ class GatewayGrpcTest {
                 GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder().addTokenIds(99999)).build(),
                 GenerateRequest.newBuilder().setPrompt("x").setSampling(SamplingParams.newBuilder().setTemperature(-1)).build(),
                 GenerateRequest.newBuilder().setPrompt("x").setSampling(SamplingParams.newBuilder().setTopP(2)).build(),
-                GenerateRequest.newBuilder().setPrompt("x").setModel("other-model").build(),
                 GenerateRequest.newBuilder().setPrompt("word ".repeat(600)).build());
         for (GenerateRequest r : bad) {
             assertThatThrownBy(() -> {
@@ -144,6 +143,13 @@ class GatewayGrpcTest {
                 assertThat(e.getStatus().getDescription()).isNotBlank();
             });
         }
+        assertThatThrownBy(() -> stub.generate(GenerateRequest.newBuilder().setPrompt("x").setModel("other-model")
+                .build()).hasNext())
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).as("gateway.proto: an unknown model is NOT_FOUND")
+                            .isEqualTo(Status.Code.NOT_FOUND);
+                    assertThat(e.getStatus().getDescription()).contains("other-model");
+                });
         assertThat(HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.getDefaultInstance()).getStatus())
                 .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
         assertThat(stub.tokenize(TokenizeRequest.newBuilder().setText("gRPC").build()).getTokenIdsList()).startsWith(0);

@@ -71,6 +71,8 @@ class ExpertAndEngineHealthTest {
         r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
         r.add("moemesh.gateway.grpc-port", () -> "0");
         r.add("moemesh.gateway.placement-file", placement::toString);
+        // the fake instances are plaintext: the explicit opt-out of mutual TLS
+        r.add("moemesh.gateway.tls.mode", () -> "plaintext");
         r.add("moemesh.gateway.dispatch.step-deadline", () -> "120s");
         r.add("moemesh.gateway.health.engine-stall", () -> "1s");
         r.add("moemesh.gateway.health.engine-wedged", () -> "2s");

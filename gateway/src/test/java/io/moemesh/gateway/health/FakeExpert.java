@@ -7,6 +7,7 @@ import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.TensorCodec;
+import io.grpc.InsecureServerCredentials;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -32,7 +33,7 @@ final class FakeExpert implements AutoCloseable {
     }
 
     synchronized void start(int onPort) {
-        server = new GrpcServerLifecycle("fake expert", "127.0.0.1", onPort, 64 << 20, Duration.ofMillis(100),
+        server = new GrpcServerLifecycle("fake expert", "127.0.0.1", onPort, InsecureServerCredentials.create(), 64 << 20, Duration.ofMillis(100),
                 List.of(new ZeroExperts()), List.of());
         server.start();
         port = server.port();

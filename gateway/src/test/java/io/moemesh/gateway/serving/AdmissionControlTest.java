@@ -55,13 +55,26 @@ class AdmissionControlTest {
     }
 
     @Test
-    void httpStatuses_followOpenAi() {
-        assertThat(OpenAiErrors.of(new OverloadedException("busy", 3)).getStatusCode().value()).isEqualTo(429);
-        assertThat(OpenAiErrors.of(new OverloadedException("busy", 3)).getHeaders().getFirst("Retry-After")).isEqualTo("3");
-        assertThat(OpenAiErrors.of(new ExpertUnavailableException("layer 1 expert 2 has no healthy replica", null))
-                .getStatusCode().value()).isEqualTo(503);
-        assertThat(OpenAiErrors.of(new DrainingException()).getStatusCode().value()).isEqualTo(503);
-        assertThat(OpenAiErrors.of(new IllegalArgumentException("bad")).getStatusCode().value()).isEqualTo(400);
-        assertThat(OpenAiErrors.of(new IllegalStateException("bug")).getStatusCode().value()).isEqualTo(500);
+    void httpStatuses_followOpenAi_withRetryAfterOnEveryRetryableOne() {
+        assertThat(OpenAiErrors.of(new OverloadedException("busy", 3), "r1").getStatusCode().value()).isEqualTo(429);
+        assertThat(OpenAiErrors.of(new OverloadedException("busy", 3), "r1").getHeaders().getFirst("Retry-After"))
+                .isEqualTo("3");
+        var unavailable = OpenAiErrors.of(new ExpertUnavailableException("layer 1 expert 2 has no healthy replica", null),
+                "r1");
+        assertThat(unavailable.getStatusCode().value()).isEqualTo(503);
+        assertThat(unavailable.getHeaders().getFirst("Retry-After")).isEqualTo("1");
+        assertThat(OpenAiErrors.of(new DrainingException(), "r1").getStatusCode().value()).isEqualTo(503);
+        assertThat(OpenAiErrors.of(new IllegalArgumentException("bad"), "r1").getStatusCode().value()).isEqualTo(400);
+        var tooLong = OpenAiErrors.of(new PromptTooLongException("messages", "too long"), "r1");
+        assertThat(tooLong.getStatusCode().value()).isEqualTo(400);
+        assertThat(tooLong.getBody().get("error")).asString().contains("context_length_exceeded").contains("messages");
+    }
+
+    @Test
+    void serverError_is500_sayingOnlyInternalErrorAndTheRequestId() {
+        var r = OpenAiErrors.of(new IllegalStateException("secret internals"), "req-42");
+        assertThat(r.getStatusCode().value()).isEqualTo(500);
+        assertThat(r.getBody().get("error")).asString().contains("internal error; request id req-42")
+                .doesNotContain("IllegalStateException").doesNotContain("secret internals");
     }
 }

@@ -58,6 +58,33 @@ final class BpeModel {
         return vocab;
     }
 
+    /**
+     * An upper bound on the UTF-8 bytes of (normalized, pre-tokenized) text one id stands for, or 0 when there is
+     * none: a character missing from the vocabulary is dropped (no unknown token, no complete byte fallback), or
+     * a run of them fuses into one unknown token. A vocabulary token stands for at most its own UTF-8 bytes (a
+     * byte-level or byte-fallback token for fewer); an unknown token for one code point, at most 4 bytes.
+     *
+     * @param byteLevelInput whether every character reaching the model is a byte-level alphabet character
+     */
+    int maxBytesPerToken(boolean byteLevelInput) {
+        int longest = 0;
+        for (String token : vocab.keySet()) {
+            longest = Math.max(longest, Utf8.encode(token).length);
+        }
+        boolean completeFallback = byteIds != null && java.util.Arrays.stream(byteIds).allMatch(id -> id >= 0);
+        if (completeFallback) {
+            return longest;
+        }
+        boolean plain = continuingSubwordPrefix == null && endOfWordSuffix == null;
+        if (byteLevelInput && plain && ByteLevelAlphabet.characters().allMatch(vocab::containsKey)) {
+            return longest;
+        }
+        if (unkId >= 0 && !fuseUnk) {
+            return Math.max(longest, 4);
+        }
+        return 0;
+    }
+
     /** Appends the ids of one pre-tokenized word. */
     void tokenize(String word, IntList out) {
         if (word.isEmpty()) {

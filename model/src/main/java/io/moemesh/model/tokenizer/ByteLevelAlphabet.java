@@ -25,6 +25,11 @@ final class ByteLevelAlphabet {
     private ByteLevelAlphabet() {
     }
 
+    /** The 256 characters of the alphabet, one string each. */
+    static java.util.stream.Stream<String> characters() {
+        return java.util.stream.IntStream.range(0, 256).mapToObj(b -> String.valueOf(BYTE_TO_CHAR[b]));
+    }
+
     /** Each UTF-8 byte of {@code text} as its alphabet character. */
     static String encode(String text) {
         byte[] bytes = Utf8.encode(text);

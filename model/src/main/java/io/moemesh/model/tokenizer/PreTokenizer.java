@@ -24,6 +24,14 @@ sealed interface PreTokenizer {
     /** Appends the non-empty pieces {@code piece} is cut into (HF drops empty splits). */
     void split(Piece piece, List<Piece> out);
 
+    /** Whether some input can vanish (a split that removes its delimiters); see {@link Tokenizer#maxInputBytesPerToken()}. */
+    boolean dropsText();
+
+    /** Whether every piece it outputs consists of byte-level alphabet characters only. */
+    default boolean spellsBytes() {
+        return false;
+    }
+
     /** pre_tokenizers/sequence.rs: each pre-tokenizer over every piece the previous one produced. */
     record Sequence(List<PreTokenizer> preTokenizers) implements PreTokenizer {
         public Sequence {
@@ -42,6 +50,17 @@ sealed interface PreTokenizer {
             }
             out.addAll(current);
         }
+
+        @Override
+        public boolean dropsText() {
+            return preTokenizers.stream().anyMatch(PreTokenizer::dropsText);
+        }
+
+        /** Only the last step decides: a later one (Metaspace's prepended replacement) may add other characters. */
+        @Override
+        public boolean spellsBytes() {
+            return !preTokenizers.isEmpty() && preTokenizers.getLast().spellsBytes();
+        }
     }
 
     /**
@@ -52,6 +71,11 @@ sealed interface PreTokenizer {
         @Override
         public void split(Piece piece, List<Piece> out) {
             PatternSplitter.split(piece, pattern, invert, behavior, out);
+        }
+
+        @Override
+        public boolean dropsText() {
+            return behavior == SplitBehavior.REMOVED;
         }
     }
 
@@ -80,6 +104,16 @@ sealed interface PreTokenizer {
                 out.add(new Piece(ByteLevelAlphabet.encode(part.text()), part.atInputStart()));
             }
         }
+
+        @Override
+        public boolean dropsText() {
+            return false;
+        }
+
+        @Override
+        public boolean spellsBytes() {
+            return true;
+        }
     }
 
     /**
@@ -107,6 +141,11 @@ sealed interface PreTokenizer {
             } else if (!text.isEmpty()) {
                 out.add(replaced);
             }
+        }
+
+        @Override
+        public boolean dropsText() {
+            return false;
         }
     }
 

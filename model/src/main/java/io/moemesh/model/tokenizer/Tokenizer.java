@@ -40,6 +40,7 @@ public final class Tokenizer {
     /** Contents of the special added tokens: HF skips by content when decoding. */
     private final Set<String> specialContents;
     private final Set<Integer> specialIds;
+    private final OptionalInt maxInputBytesPerToken;
 
     Tokenizer(Normalizer normalizer, PreTokenizer preTokenizer, BpeModel model, Decoder decoder,
               List<AddedToken> addedTokens) {
@@ -75,6 +76,36 @@ public final class Tokenizer {
             }
         }
         this.specialIds = Collections.unmodifiableSet(ids);
+        this.maxInputBytesPerToken = inputBytesBound(addedTokens);
+    }
+
+    /** See {@link #maxInputBytesPerToken()}; the argument for each step is in the javadoc of its method. */
+    private OptionalInt inputBytesBound(List<AddedToken> addedTokens) {
+        int shrink = normalizer == null ? 1 : normalizer.maxShrink();
+        if (shrink == 0 || (preTokenizer != null && preTokenizer.dropsText())) {
+            return OptionalInt.empty();
+        }
+        boolean byteLevelInput = preTokenizer != null ? preTokenizer.spellsBytes()
+                : normalizer != null && normalizer.spellsBytes();
+        int longest = model.maxBytesPerToken(byteLevelInput);
+        if (longest == 0) {
+            return OptionalInt.empty();
+        }
+        for (AddedToken t : addedTokens) {
+            if (t.content().isEmpty()) {
+                continue;
+            }
+            if (t.lstrip() || t.rstrip()) {
+                // The match swallows any amount of white space next to it.
+                return OptionalInt.empty();
+            }
+            longest = Math.max(longest, Utf8.encode(t.content()).length);
+            if (t.normalized() && normalizer != null) {
+                longest = Math.max(longest, Utf8.encode(normalizer.normalize(t.content())).length);
+            }
+        }
+        long bound = (long) shrink * longest;
+        return bound > Integer.MAX_VALUE ? OptionalInt.empty() : OptionalInt.of((int) bound);
     }
 
     /**
@@ -154,6 +185,23 @@ public final class Tokenizer {
         }
         // Without a decoder HF joins the tokens with spaces.
         return decoder == null ? String.join(" ", tokens) : decoder.decode(tokens);
+    }
+
+    /**
+     * An upper bound B on the UTF-8 bytes of input one token can stand for, so that for every text
+     * {@code encode(text).length >= utf8Bytes(text) / B}: a text longer than {@code n * B} bytes certainly has more
+     * than n tokens, and a server can refuse a prompt that cannot fit its context without tokenizing it.
+     *
+     * <p>B = (the most input bytes the normalizer turns into one byte) × (the longest token in UTF-8 bytes, added
+     * tokens included; 4 when an unknown token stands for one code point). Why that holds: added tokens are cut
+     * out verbatim; normalizers never shorten text by more than their factor; pre-tokenizers only cut or spell
+     * bytes with longer characters; each BPE id stands for at most its own bytes. Empty when no bound exists
+     * because input can vanish: a Strip normalizer, a Replace by a regex or by "", a pre-tokenizer that removes
+     * its delimiters, added tokens with lstrip/rstrip, characters missing from the vocabulary without a complete
+     * byte fallback or a per-character unknown token (fuse_unk makes one id stand for a whole run).
+     */
+    public OptionalInt maxInputBytesPerToken() {
+        return maxInputBytesPerToken;
     }
 
     /** Max id + 1 over the model vocabulary and the added tokens. */

@@ -30,9 +30,10 @@ import org.springframework.context.SmartLifecycle;
 /**
  * Runs a plain grpc-java Netty server inside a Spring context: started after the beans it serves, stopped
  * gracefully first (health NOT_SERVING, no new calls, in-flight calls get {@code shutdownGrace}). gRPC health
- * v1 and reflection v1 are always on. Port 0 binds a free port; {@link #port()} reads it back. The server's
- * {@link ServerCredentials} apply to every service on the port, health and reflection included: with mutual
- * TLS ({@code io.moemesh.service.tls.MeshCredentials}) a client without the mesh's certificate fails the
+ * v1 and reflection v1 are always on. Port 0 binds a free port; {@link #port()} reads it back. Every service's
+ * requests are parsed by {@link RequestParsingGuard}: an unparseable message is INVALID_ARGUMENT, not UNKNOWN.
+ * The server's {@link ServerCredentials} apply to every service on the port, health and reflection included: with
+ * mutual TLS ({@code io.moemesh.service.tls.MeshCredentials}) a client without the mesh's certificate fails the
  * handshake before any call; with {@code InsecureServerCredentials} the port is plaintext.
  */
 public final class GrpcServerLifecycle implements SmartLifecycle {
@@ -90,10 +91,10 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .permitKeepAliveTime(10, TimeUnit.SECONDS)
                 .permitKeepAliveWithoutCalls(true)
-                .addService(health.getHealthService())
-                .addService(ProtoReflectionServiceV1.newInstance());
+                .addService(RequestParsingGuard.guard(health.getHealthService().bindService()))
+                .addService(RequestParsingGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()));
         for (BindableService s : services) {
-            b.addService(ServerInterceptors.intercept(s, interceptors));
+            b.addService(ServerInterceptors.intercept(RequestParsingGuard.guard(s.bindService()), interceptors));
         }
         if (!transportThreadMethods.isEmpty()) {
             // null = the server's default executor.

@@ -113,4 +113,31 @@ class GrpcBackendTest {
             server.shutdownNow().awaitTermination();
         }
     }
+
+    /** gateway.proto: a failure after tokens is a final message with FINISH_REASON_ERROR; the call itself is OK. */
+    @Test
+    void finishReasonErrorAfterTokens_countsAsAFailedRequest_namingTheStatus() throws Exception {
+        GatewayServiceGrpc.GatewayServiceImplBase failing = new GatewayServiceGrpc.GatewayServiceImplBase() {
+            @Override
+            public void generate(GenerateRequest request, StreamObserver<GenerateResponse> out) {
+                out.onNext(GenerateResponse.newBuilder().setRequestId("r").setPromptTokens(3).build());
+                out.onNext(GenerateResponse.newBuilder().addTokenIds(5).setText("a").build());
+                out.onNext(GenerateResponse.newBuilder().setFinishReason(FinishReason.FINISH_REASON_ERROR)
+                        .setError(com.google.rpc.Status.newBuilder().setCode(io.grpc.Status.Code.UNAVAILABLE.value())
+                                .setMessage("layer 1 expert 3 has no healthy replica"))
+                        .setUsage(Usage.newBuilder().setPromptTokens(3).setCompletionTokens(1)).build());
+                out.onCompleted();
+            }
+        };
+        Server server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0)).addService(failing).build()
+                .start();
+        try (GrpcBackend backend = new GrpcBackend(Endpoint.parse("127.0.0.1:" + server.getPort()), null)) {
+            RequestOutcome r = backend.send(new StreamingBackend.RequestSpec("fake", 0, true),
+                    new BenchPrompt(null, new int[] {0, 5, 6}, 3, 4, false));
+            assertThat(r.success()).isFalse();
+            assertThat(r.error()).contains("FINISH_REASON_ERROR").contains("no healthy replica");
+        } finally {
+            server.shutdownNow().awaitTermination();
+        }
+    }
 }

@@ -1,0 +1,111 @@
+package io.moemesh.gateway.serving;
+
+import java.util.OptionalInt;
+
+/**
+ * Refuses prompts that cannot fit before they cost memory and CPU: a text longer than
+ * {@code maxPromptTokens × maxInputBytesPerToken} UTF-8 bytes certainly tokenizes to more than
+ * {@code maxPromptTokens} tokens (see {@code Tokenizer.maxInputBytesPerToken}), so it is refused without being
+ * tokenized; a chat is refused by its message count and by the total bytes of its contents before its template
+ * runs. The same limits hold for HTTP and gRPC; the field names differ, so every check takes the field to name.
+ */
+public final class PromptLimits {
+    private final int maxPromptTokens;
+    private final int context;
+    private final long maxPromptBytes;
+    private final int maxChatMessages;
+
+    /**
+     * @param context               the model's max_position_embeddings: prompt + completion tokens
+     * @param configuredMaxPrompt   the configured prompt limit; the effective one is at most context − 1 (one
+     *                              token must remain to generate)
+     * @param maxInputBytesPerToken the tokenizer's bound; empty when it has none (then only tokens are counted)
+     * @param maxChatMessages       messages a chat may have
+     */
+    public PromptLimits(int context, int configuredMaxPrompt, OptionalInt maxInputBytesPerToken, int maxChatMessages) {
+        if (context < 2 || configuredMaxPrompt < 1 || maxChatMessages < 1) {
+            throw new IllegalArgumentException("context ≥ 2, max prompt tokens ≥ 1 and max chat messages ≥ 1 are "
+                    + "required, got " + context + ", " + configuredMaxPrompt + ", " + maxChatMessages);
+        }
+        this.context = context;
+        this.maxPromptTokens = Math.min(configuredMaxPrompt, context - 1);
+        this.maxPromptBytes = maxInputBytesPerToken.isPresent()
+                ? (long) maxPromptTokens * maxInputBytesPerToken.getAsInt() : Long.MAX_VALUE;
+        this.maxChatMessages = maxChatMessages;
+    }
+
+    /** The most tokens a prompt may have, BOS and template tokens included. */
+    public int maxPromptTokens() {
+        return maxPromptTokens;
+    }
+
+    /** UTF-8 bytes beyond which a text is certainly too many tokens; Long.MAX_VALUE when unknown. */
+    public long maxPromptBytes() {
+        return maxPromptBytes;
+    }
+
+    public int maxChatMessages() {
+        return maxChatMessages;
+    }
+
+    private String limit() {
+        return maxPromptTokens == context - 1
+                ? "This model's maximum context length is " + context + " tokens"
+                : "The prompt limit of this gateway is " + maxPromptTokens + " tokens";
+    }
+
+    /** Before tokenizing {@code text}: refuses it when it is certainly too long. */
+    public void checkText(String field, CharSequence text) {
+        // Every UTF-16 unit is at least one UTF-8 byte: most long texts are refused without counting.
+        if (text.length() > maxPromptBytes || utf8Length(text) > maxPromptBytes) {
+            throw new PromptTooLongException(field, limit() + "; " + field + " has " + utf8Length(text)
+                    + " bytes of text, more than " + maxPromptTokens + " tokens can hold (at most " + maxPromptBytes
+                    + " bytes)");
+        }
+    }
+
+    /** While reading a chat: its contents so far already make a prompt certainly too long. */
+    public void checkChatBytes(String field, long contentBytes) {
+        if (contentBytes > maxPromptBytes) {
+            throw new PromptTooLongException(field, limit() + "; the contents of " + field + " have more than "
+                    + maxPromptBytes + " bytes of text, more than " + maxPromptTokens + " tokens can hold");
+        }
+    }
+
+    /** While reading a chat: {@code count} messages so far. */
+    public void checkChatMessages(String field, long count) {
+        if (count > maxChatMessages) {
+            throw new IllegalArgumentException(field + " has more than " + maxChatMessages + " messages, the limit"
+                    + " of this gateway");
+        }
+    }
+
+    /** After tokenizing: the prompt's ids, BOS included. */
+    public void checkTokens(String field, int tokens) {
+        if (tokens > maxPromptTokens) {
+            throw new PromptTooLongException(field, limit() + "; the prompt has " + tokens + " tokens"
+                    + (maxPromptTokens == context - 1 ? " and at least one must remain for the completion" : ""));
+        }
+    }
+
+    /** The UTF-8 length of {@code s}, as String.getBytes(UTF_8) encodes it (an unpaired surrogate becomes "?"). */
+    public static long utf8Length(CharSequence s) {
+        long n = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x80) {
+                n++;
+            } else if (c < 0x800) {
+                n += 2;
+            } else if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                n += 4;
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                n++;
+            } else {
+                n += 3;
+            }
+        }
+        return n;
+    }
+}

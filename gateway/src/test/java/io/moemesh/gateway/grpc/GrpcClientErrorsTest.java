@@ -1,0 +1,231 @@
+package io.moemesh.gateway.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.grpc.CallOptions;
+import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.ClientCalls;
+import io.moemesh.gateway.serving.IntakeLimiter;
+import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.gateway.v1.ChatInput;
+import io.moemesh.proto.gateway.v1.ChatMessage;
+import io.moemesh.proto.gateway.v1.FinishReason;
+import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.GenerateResponse;
+import io.moemesh.proto.gateway.v1.PromptIds;
+import io.moemesh.proto.gateway.v1.SamplingParams;
+import io.moemesh.proto.gateway.v1.TokenizeRequest;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+
+/**
+ * What gateway.proto promises for bad input, on a real socket: uint32 fields read unsigned, floats NaN/∞/out of
+ * range, stop strings (at most 16, non-empty), request_id ≤ 128 bytes, prompt ids in [0, vocab_size) are
+ * INVALID_ARGUMENT naming the field; another model is NOT_FOUND; chat without a template FAILED_PRECONDITION;
+ * large messages beyond the intake cap RESOURCE_EXHAUSTED; unparseable bytes INVALID_ARGUMENT.
+ */
+@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class GrpcClientErrorsTest {
+
+    @DynamicPropertySource
+    static void props(DynamicPropertyRegistry r) {
+        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(TestModels.QWEN2_MOE).toString());
+        r.add("moemesh.gateway.grpc-port", () -> "0");
+    }
+
+    @Autowired
+    GrpcServerLifecycle server;
+    @Autowired
+    IntakeLimiter intake;
+    ManagedChannel channel;
+    GatewayServiceGrpc.GatewayServiceBlockingStub stub;
+
+    @BeforeAll
+    void connect() {
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        stub = GatewayServiceGrpc.newBlockingStub(channel);
+    }
+
+    @AfterAll
+    void disconnect() {
+        channel.shutdownNow();
+    }
+
+    private List<GenerateResponse> generate(GenerateRequest r) {
+        List<GenerateResponse> out = new ArrayList<>();
+        stub.withDeadlineAfter(60, TimeUnit.SECONDS).generate(r).forEachRemaining(out::add);
+        return out;
+    }
+
+    private Status generateStatus(GenerateRequest r) {
+        try {
+            generate(r);
+            return Status.OK;
+        } catch (StatusRuntimeException e) {
+            return e.getStatus();
+        }
+    }
+
+    private static GenerateRequest.Builder prompt(SamplingParams.Builder s) {
+        return GenerateRequest.newBuilder().setPrompt("gRPC").setSampling(s.getMaxTokens() == 0 ? s.setMaxTokens(1) : s);
+    }
+
+    private static SamplingParams.Builder sampling() {
+        return SamplingParams.newBuilder();
+    }
+
+    static Stream<Arguments> invalid() {
+        ChatInput.Builder many = ChatInput.newBuilder();
+        for (int i = 0; i < 2049; i++) {
+            many.addMessages(ChatMessage.newBuilder().setRole("user").setContent("a"));
+        }
+        return Stream.of(
+                Arguments.of(prompt(sampling().setMaxTokens(-1)), "sampling.max_tokens must be at most 2147483647, got 4294967295"),
+                Arguments.of(prompt(sampling().setLogprobs(Integer.MIN_VALUE)), "sampling.logprobs must be in [0, 5], got 2147483648"),
+                Arguments.of(prompt(sampling().setLogprobs(6)), "sampling.logprobs must be in [0, 5], got 6"),
+                Arguments.of(prompt(sampling().setTopK(-1)), "sampling.top_k must be in [0, 2147483647] (0 = disabled), got 4294967295"),
+                Arguments.of(prompt(sampling().setTemperature(Float.NaN)), "sampling.temperature must be a finite number"),
+                Arguments.of(prompt(sampling().setTemperature(Float.POSITIVE_INFINITY)), "sampling.temperature"),
+                Arguments.of(prompt(sampling().setTemperature(-1)), "sampling.temperature"),
+                Arguments.of(prompt(sampling().setTopP(Float.NaN)), "sampling.top_p must be in [0, 1]"),
+                Arguments.of(prompt(sampling().setTopP(1.5f)), "sampling.top_p"),
+                Arguments.of(prompt(sampling().addAllStop(Collections.nCopies(17, "x"))), "sampling.stop takes at most 16"),
+                Arguments.of(prompt(sampling().addStop("")), "sampling.stop strings must not be empty"),
+                Arguments.of(prompt(sampling().addStop("s".repeat(257))), "sampling.stop strings may have at most 256"),
+                Arguments.of(prompt(sampling()).setRequestId("r".repeat(129)), "request_id has 129 bytes"),
+                Arguments.of(prompt(sampling()).setRequestId("é".repeat(65)), "request_id has 130 bytes"),
+                Arguments.of(prompt(sampling()).setRequestId("a\nforged log line"), "request_id must not contain control"),
+                Arguments.of(GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder().addTokenIds(5).addTokenIds(-1)),
+                        "prompt_ids.token_ids[1] = -1 is outside [0, "),
+                Arguments.of(GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder().addTokenIds(1 << 20)),
+                        "prompt_ids.token_ids[0] = 1048576 is outside [0, "),
+                Arguments.of(GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder()), "prompt_ids.token_ids is empty"),
+                Arguments.of(GenerateRequest.newBuilder().setPrompt("x".repeat(100_000)), "prompt has 100000 bytes of text"),
+                Arguments.of(GenerateRequest.newBuilder().setChat(many), "chat.messages has more than 2048 messages"),
+                Arguments.of(GenerateRequest.newBuilder(), "the request has no input"));
+    }
+
+    @ParameterizedTest(name = "{1}")
+    @MethodSource("invalid")
+    void badGenerate_isInvalidArgument_namingTheField(GenerateRequest.Builder request, String message) {
+        Status s = generateStatus(request.build());
+        assertThat(s.getCode()).as(s.getDescription()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(s.getDescription()).contains(message);
+    }
+
+    @Test
+    void limitsThemselves_areAccepted_sixteenStopStrings_maxTokensAtIntMax_topKAtIntMax() {
+        List<GenerateResponse> r = generate(prompt(sampling().addAllStop(Collections.nCopies(16, "zzz"))
+                .setTopK(Integer.MAX_VALUE).setLogprobs(5)).setRequestId("r".repeat(128)).build());
+        assertThat(r.getLast().getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
+        assertThat(r.getFirst().getRequestId()).hasSize(128);
+        assertThat(generate(GenerateRequest.newBuilder().setPrompt("gRPC").setSampling(sampling()
+                .setMaxTokens(Integer.MAX_VALUE).setTemperature(0)).build()).getLast().getFinishReason())
+                .isIn(FinishReason.FINISH_REASON_STOP, FinishReason.FINISH_REASON_LENGTH);
+    }
+
+    @Test
+    void otherModel_isNotFound_chatWithoutTemplate_isFailedPrecondition_forGenerateAndTokenize() {
+        assertThat(generateStatus(prompt(sampling()).setModel("gpt-4").build()).getCode()).isEqualTo(Status.Code.NOT_FOUND);
+        Status longName = generateStatus(prompt(sampling()).setModel("m".repeat(100_000)).build());
+        assertThat(longName.getCode()).as("a 100 KB name is echoed cut short, within the client's header limit")
+                .isEqualTo(Status.Code.NOT_FOUND);
+        assertThat(longName.getDescription()).hasSizeLessThanOrEqualTo(1024);
+        Status tokenize = tokenizeStatus(TokenizeRequest.newBuilder().setModel("gpt-4").setText("x").build());
+        assertThat(tokenize.getCode()).isEqualTo(Status.Code.NOT_FOUND);
+        ChatInput chat = ChatInput.newBuilder().addMessages(ChatMessage.newBuilder().setRole("user").setContent("hi")).build();
+        Status s = generateStatus(GenerateRequest.newBuilder().setChat(chat).build());
+        assertThat(s.getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+        assertThat(s.getDescription()).contains("chat template");
+        assertThat(tokenizeStatus(TokenizeRequest.newBuilder().setChat(chat).build()).getCode())
+                .isEqualTo(Status.Code.FAILED_PRECONDITION);
+        Status tooLong = tokenizeStatus(TokenizeRequest.newBuilder().setText("y".repeat(100_000)).build());
+        assertThat(tooLong.getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(tooLong.getDescription()).contains("text has 100000 bytes");
+    }
+
+    private Status tokenizeStatus(TokenizeRequest r) {
+        try {
+            stub.tokenize(r);
+            return Status.OK;
+        } catch (StatusRuntimeException e) {
+            return e.getStatus();
+        }
+    }
+
+    @Test
+    void largeMessagesBeyondTheIntakeCap_areResourceExhaustedAtOnce_smallOnesServed() {
+        GenerateRequest large = GenerateRequest.newBuilder().setPrompt("z".repeat(300_000)).build();
+        try (IntakeLimiter.Permit a = intake.admit(Long.MAX_VALUE); IntakeLimiter.Permit b = intake.admit(Long.MAX_VALUE)) {
+            Status s = generateStatus(large);
+            assertThat(s.getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+            assertThat(s.getDescription()).contains("retry after 1 s");
+            assertThat(tokenizeStatus(TokenizeRequest.newBuilder().setText("z".repeat(300_000)).build()).getCode())
+                    .isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+            assertThat(generateStatus(prompt(sampling()).build())).isEqualTo(Status.OK);
+        }
+        assertThat(generateStatus(large).getCode()).as("a permit is free again").isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(intake.largeInIntake()).isZero();
+    }
+
+    private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
+        @Override
+        public InputStream stream(byte[] value) {
+            return new ByteArrayInputStream(value);
+        }
+
+        @Override
+        public byte[] parse(InputStream stream) {
+            try {
+                return stream.readAllBytes();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    };
+
+    @Test
+    void unparseableOrOversizedMessages_areInvalidArgumentOrResourceExhausted_neverUnknown() {
+        MethodDescriptor<byte[], byte[]> raw = GatewayServiceGrpc.getGenerateMethod().toBuilder(BYTES, BYTES).build();
+        byte[] notUtf8 = {0x12, 0x02, (byte) 0xC3, 0x28};
+        for (byte[] body : List.of(new byte[] {0x12, 0x7F}, notUtf8, new byte[] {0x00})) {
+            try {
+                ClientCalls.blockingServerStreamingCall(channel, raw, CallOptions.DEFAULT.withDeadlineAfter(30,
+                        TimeUnit.SECONDS), body).forEachRemaining(m -> { });
+                throw new AssertionError("accepted");
+            } catch (StatusRuntimeException e) {
+                assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                assertThat(e.getStatus().getDescription()).startsWith(
+                        "the request is not a valid moemesh.gateway.v1.GenerateRequest: ");
+            }
+        }
+        Status big = generateStatus(GenerateRequest.newBuilder().setPrompt("w".repeat(5 << 20)).build());
+        assertThat(big.getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+        assertThat(generateStatus(prompt(sampling()).build())).isEqualTo(Status.OK);
+    }
+}
