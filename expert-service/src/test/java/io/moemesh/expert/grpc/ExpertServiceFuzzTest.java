@@ -6,13 +6,13 @@ import static org.assertj.core.api.Assertions.within;
 import com.google.protobuf.ByteString;
 import io.grpc.CallOptions;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.expert.ExpertServiceApplication;
+import io.moemesh.expert.support.TestCertificates;
 import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.safetensors.TensorStore;
 import io.moemesh.proto.common.v1.DType;
@@ -54,7 +54,7 @@ import org.springframework.context.ConfigurableApplicationContext;
 
 /**
  * Fuzzing a real expert-service (instance expert-0 of the placed qwen2moe-tiny test instance, Spring Boot on real
- * sockets, plaintext): ExpertBatch messages with random field values (layers and counts past 2^31, unknown
+ * sockets, mutual TLS as the placer): ExpertBatch messages with random field values (layers and counts past 2^31, unknown
  * experts, non-finite weights, lying shapes, unknown dtypes, truncated payloads) and mutated bytes, each on a
  * stream of its own; Prefetch, DescribeInstance and LoadAssignment with random and mutated requests. No reply or
  * call may carry UNKNOWN, INTERNAL or DATA_LOSS, and after each property the instance still computes an expert it
@@ -93,9 +93,13 @@ class ExpertServiceFuzzTest {
                 "--moemesh.expert.placement-file=" + PlacedInstanceTestBase.placementFile(),
                 "--moemesh.expert.grpc-port=0", "--moemesh.expert.instance-id=expert-0",
                 "--moemesh.expert.device-slot=1", "--moemesh.expert.memory-budget-bytes=200000",
-                "--moemesh.expert.compute-threads=2", "--server.port=0", "--spring.main.banner-mode=off");
-        channel = ManagedChannelBuilder.forAddress("127.0.0.1", app.getBean(GrpcServerLifecycle.class).port())
-                .usePlaintext().maxInboundMessageSize(64 << 20).build();
+                "--moemesh.expert.compute-threads=2", "--server.port=0", "--management.server.port=0",
+                "--spring.main.banner-mode=off",
+                "--moemesh.expert.tls.cert-chain=" + TestCertificates.mesh().certChain("expert-0"),
+                "--moemesh.expert.tls.private-key=" + TestCertificates.mesh().privateKey("expert-0"),
+                "--moemesh.expert.tls.ca-bundle=" + TestCertificates.mesh().caBundle());
+        // As the placer: LoadAssignment, the privileged call, is fuzzed past its authorization check.
+        channel = TestCertificates.channel(app.getBean(GrpcServerLifecycle.class).port(), "placer");
         store = TensorStore.open(PlacedInstanceTestBase.MODEL);
     }
 

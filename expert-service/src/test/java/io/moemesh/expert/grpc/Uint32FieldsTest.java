@@ -3,10 +3,12 @@ package io.moemesh.expert.grpc;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.moemesh.expert.support.BatchClient;
 import io.moemesh.expert.support.Requests;
+import io.moemesh.expert.support.TestCertificates;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
@@ -27,15 +29,22 @@ class Uint32FieldsTest extends PlacedInstanceTestBase {
         "-1, 0, 'experts[1]: layer 4294967295 does not exist'",
         "0, -2147483648, 'experts[1]: layer 0 expert 2147483648 does not exist'",
     })
-    void loadAssignment_outOfRangeLayerOrExpert_isInvalidArgument_namingTheEntry(int layer, int expert, String message) {
-        var stub = ExpertServiceGrpc.newBlockingStub(channel);
-        assertThatThrownBy(() -> stub.loadAssignment(LoadAssignmentRequest.newBuilder().setInstanceId("expert-0")
-                .setEpoch(EPOCH + 1).addExperts(ExpertRef.newBuilder().setLayer(0).setExpert(0))
-                .addExperts(ExpertRef.newBuilder().setLayer(layer).setExpert(expert)).build()))
-                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
-                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-                    assertThat(e.getStatus().getDescription()).startsWith(message);
-                });
+    void loadAssignment_outOfRangeLayerOrExpert_isInvalidArgument_namingTheEntry(int layer, int expert, String message)
+            throws InterruptedException {
+        // LoadAssignment is the placer's call: another identity would get PERMISSION_DENIED before any check
+        ManagedChannel placer = TestCertificates.channel(grpcServer.port(), "placer");
+        var stub = ExpertServiceGrpc.newBlockingStub(placer);
+        try {
+            assertThatThrownBy(() -> stub.loadAssignment(LoadAssignmentRequest.newBuilder().setInstanceId("expert-0")
+                    .setEpoch(EPOCH + 1).addExperts(ExpertRef.newBuilder().setLayer(0).setExpert(0))
+                    .addExperts(ExpertRef.newBuilder().setLayer(layer).setExpert(expert)).build()))
+                    .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                        assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                        assertThat(e.getStatus().getDescription()).startsWith(message);
+                    });
+        } finally {
+            placer.shutdownNow().awaitTermination(5, java.util.concurrent.TimeUnit.SECONDS);
+        }
     }
 
     @Test
