@@ -1,5 +1,7 @@
 package io.moemesh.expert.grpc;
 
+import static io.moemesh.service.testing.RawMessages.mutated;
+import static io.moemesh.service.testing.RawMessages.raw;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
@@ -27,10 +29,6 @@ import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.TensorCodec;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -66,21 +64,6 @@ class ExpertServiceFuzzTest {
             Status.Code.DATA_LOSS);
     private static final int H = PlacedInstanceTestBase.H;
     private static final int EXPERTS = PlacedInstanceTestBase.CONFIG.numExperts();
-    private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
-        @Override
-        public InputStream stream(byte[] value) {
-            return new ByteArrayInputStream(value);
-        }
-
-        @Override
-        public byte[] parse(InputStream stream) {
-            try {
-                return stream.readAllBytes();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-    };
     private static final AtomicInteger CASES = new AtomicInteger();
     private static ConfigurableApplicationContext app;
     private static ManagedChannel channel;
@@ -110,9 +93,6 @@ class ExpertServiceFuzzTest {
         store.close();
     }
 
-    private static <Q, R> MethodDescriptor<byte[], byte[]> raw(MethodDescriptor<Q, R> m) {
-        return m.toBuilder(BYTES, BYTES).build();
-    }
 
     private static final MethodDescriptor<byte[], byte[]> BATCH = raw(ExpertServiceGrpc.getExpertBatchMethod());
     private static final MethodDescriptor<byte[], byte[]> PREFETCH = raw(ExpertServiceGrpc.getPrefetchMethod());
@@ -321,31 +301,6 @@ class ExpertServiceFuzzTest {
                 .collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append).toString();
     }
 
-    /** The message as built (half the time), or its bytes flipped, cut, spliced, made invalid UTF-8, or noise. */
-    private static Arbitrary<byte[]> mutated(Arbitrary<byte[]> valid) {
-        Arbitrary<byte[]> flipped = Combinators.combine(valid, Arbitraries.doubles().between(0, 1),
-                Arbitraries.integers().between(0, 255)).as((b, at, v) -> {
-                    byte[] c = b.clone();
-                    if (c.length > 0) {
-                        c[Math.min(c.length - 1, (int) (c.length * at))] = (byte) (int) v;
-                    }
-                    return c;
-                });
-        Arbitrary<byte[]> truncated = Combinators.combine(valid, Arbitraries.doubles().between(0, 1))
-                .as((b, f) -> Arrays.copyOf(b, (int) (b.length * f)));
-        Arbitrary<byte[]> inserted = Combinators.combine(valid, Arbitraries.doubles().between(0, 1),
-                Arbitraries.bytes().array(byte[].class).ofMinSize(1).ofMaxSize(6)).as((b, f, ins) -> {
-                    int at = (int) (b.length * f);
-                    byte[] c = new byte[b.length + ins.length];
-                    System.arraycopy(b, 0, c, 0, at);
-                    System.arraycopy(ins, 0, c, at, ins.length);
-                    System.arraycopy(b, at, c, at + ins.length, b.length - at);
-                    return c;
-                });
-        Arbitrary<byte[]> noise = Arbitraries.bytes().array(byte[].class).ofMaxSize(48);
-        return Arbitraries.frequencyOf(Tuple.of(8, valid), Tuple.of(3, flipped), Tuple.of(2, truncated),
-                Tuple.of(2, inserted), Tuple.of(1, noise));
-    }
 
     private static Arbitrary<List<ExpertRef>> refs() {
         return Combinators.combine(uint32(5), uint32(EXPERTS + 1))

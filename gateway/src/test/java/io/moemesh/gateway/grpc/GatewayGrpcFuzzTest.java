@@ -1,5 +1,7 @@
 package io.moemesh.gateway.grpc;
 
+import static io.moemesh.service.testing.RawMessages.mutated;
+import static io.moemesh.service.testing.RawMessages.raw;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.InvalidProtocolBufferException;
@@ -17,18 +19,12 @@ import io.moemesh.proto.gateway.v1.ChatInput;
 import io.moemesh.proto.gateway.v1.ChatMessage;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
-import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.ModelInfoRequest;
 import io.moemesh.proto.gateway.v1.PromptIds;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -39,7 +35,6 @@ import net.jqwik.api.Combinators;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
-import net.jqwik.api.Tuple;
 import net.jqwik.api.lifecycle.AfterContainer;
 import net.jqwik.api.lifecycle.AfterProperty;
 import net.jqwik.api.lifecycle.BeforeContainer;
@@ -59,21 +54,6 @@ class GatewayGrpcFuzzTest {
     private static final String MODEL = TestModels.QWEN2_MOE;
     private static final Set<Status.Code> SERVER_FAULTS = Set.of(Status.Code.UNKNOWN, Status.Code.INTERNAL,
             Status.Code.DATA_LOSS);
-    private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
-        @Override
-        public InputStream stream(byte[] value) {
-            return new ByteArrayInputStream(value);
-        }
-
-        @Override
-        public byte[] parse(InputStream stream) {
-            try {
-                return stream.readAllBytes();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-    };
     private static ConfigurableApplicationContext app;
     /** Cases run by the current property: checked against the configured tries after it. */
     private static final AtomicInteger CASES = new AtomicInteger();
@@ -94,9 +74,6 @@ class GatewayGrpcFuzzTest {
         app.close();
     }
 
-    private static <Q, R> MethodDescriptor<byte[], byte[]> raw(MethodDescriptor<Q, R> m) {
-        return m.toBuilder(BYTES, BYTES).build();
-    }
 
     private static final MethodDescriptor<byte[], byte[]> GENERATE = raw(GatewayServiceGrpc.getGenerateMethod());
     private static final MethodDescriptor<byte[], byte[]> TOKENIZE = raw(GatewayServiceGrpc.getTokenizeMethod());
@@ -257,42 +234,6 @@ class GatewayGrpcFuzzTest {
                 });
     }
 
-    /** Raw bytes: the message as built (half the time), or its serialised bytes damaged. */
-    private static Arbitrary<byte[]> mutated(Arbitrary<byte[]> valid) {
-        Arbitrary<byte[]> flipped = Combinators.combine(valid, Arbitraries.doubles().between(0, 1),
-                Arbitraries.integers().between(0, 255)).as((b, at, v) -> {
-                    byte[] c = b.clone();
-                    if (c.length > 0) {
-                        c[Math.min(c.length - 1, (int) (c.length * at))] = (byte) (int) v;
-                    }
-                    return c;
-                });
-        Arbitrary<byte[]> truncated = Combinators.combine(valid, Arbitraries.doubles().between(0, 1))
-                .as((b, f) -> Arrays.copyOf(b, (int) (b.length * f)));
-        Arbitrary<byte[]> inserted = Combinators.combine(valid, Arbitraries.doubles().between(0, 1),
-                Arbitraries.bytes().array(byte[].class).ofMinSize(1).ofMaxSize(6)).as((b, f, ins) -> {
-                    int at = (int) (b.length * f);
-                    byte[] c = new byte[b.length + ins.length];
-                    System.arraycopy(b, 0, c, 0, at);
-                    System.arraycopy(ins, 0, c, at, ins.length);
-                    System.arraycopy(b, at, c, at + ins.length, b.length - at);
-                    return c;
-                });
-        Arbitrary<byte[]> invalidUtf8 = valid.map(b -> {
-            // Turn the first byte of every string-looking payload byte run into a lone continuation byte.
-            byte[] c = b.clone();
-            for (int i = 0; i < c.length; i++) {
-                if (c[i] >= 'a' && c[i] <= 'z') {
-                    c[i] = (byte) 0x80;
-                    break;
-                }
-            }
-            return c;
-        });
-        Arbitrary<byte[]> noise = Arbitraries.bytes().array(byte[].class).ofMaxSize(48);
-        return Arbitraries.frequencyOf(Tuple.of(8, valid), Tuple.of(3, flipped), Tuple.of(2, truncated),
-                Tuple.of(2, inserted), Tuple.of(2, invalidUtf8), Tuple.of(1, noise));
-    }
 
     @Provide
     Arbitrary<byte[]> generateBytes() {

@@ -1,5 +1,6 @@
 package io.moemesh.service.grpc;
 
+import static io.moemesh.service.testing.RawMessages.raw;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -19,10 +20,6 @@ import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import io.grpc.InsecureServerCredentials;
 import java.time.Duration;
 import java.util.List;
@@ -51,21 +48,6 @@ class RequestParsingGuardTest {
     private static final int MAX_INBOUND = 64 << 10;
     private static final String ECHO_SERVICE = "test.Echo";
 
-    private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
-        @Override
-        public InputStream stream(byte[] value) {
-            return new ByteArrayInputStream(value);
-        }
-
-        @Override
-        public byte[] parse(InputStream stream) {
-            try {
-                return stream.readAllBytes();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-    };
 
     private static final MethodDescriptor<HealthCheckRequest, HealthCheckResponse> ECHO = MethodDescriptor
             .<HealthCheckRequest, HealthCheckResponse>newBuilder().setType(MethodDescriptor.MethodType.BIDI_STREAMING)
@@ -78,9 +60,6 @@ class RequestParsingGuardTest {
             .setFullMethodName(MethodDescriptor.generateFullMethodName(ECHO_SERVICE, "Unary")).build();
 
     /** The same method names, sending whatever bytes the test wants. */
-    private static <Q, R> MethodDescriptor<byte[], byte[]> raw(MethodDescriptor<Q, R> m) {
-        return m.toBuilder(BYTES, BYTES).build();
-    }
 
     private final List<LogRecord> grpcWarnings = new CopyOnWriteArrayList<>();
     private final Handler capture = new Handler() {
