@@ -77,17 +77,17 @@ final class HopBenchmark {
 
     static void printHeader(PrintWriter out) {
         out.println("| hidden | tokens | wire | payload KiB | hop p50 µs | hop p99 µs | empty RT p50 µs | memcpy p50 µs "
-                + "| goal: RT + 3×memcpy µs | met | vs 100 µs (H200 expert) |");
-        out.println("|---|---|---|---|---|---|---|---|---|---|---|");
+                + "| goal: RT + 3×memcpy µs | met | vs 100 µs (H200 expert) | transport |");
+        out.println("|---|---|---|---|---|---|---|---|---|---|---|---|");
     }
 
-    static void print(PrintWriter out, Row r) {
+    static void print(PrintWriter out, Row r, String transport) {
         long goal = r.empty().p50() + 3 * r.memcpy().p50();
-        out.printf(java.util.Locale.ROOT, "| %d | %d | %s | %.1f | %s | %s | %s | %s | %s | %s | %.2f× |%n", r.hidden(),
+        out.printf(java.util.Locale.ROOT, "| %d | %d | %s | %.1f | %s | %s | %s | %s | %s | %s | %.2f× | %s |%n", r.hidden(),
                 r.tokens(), r.wire() == DType.DTYPE_BF16 ? "bf16" : "f32", r.payloadBytes() / 1024.0,
                 Percentiles.micros(r.hop().p50()), Percentiles.micros(r.hop().p99()), Percentiles.micros(r.empty().p50()),
                 Percentiles.micros(r.memcpy().p50()), Percentiles.micros(goal), r.goalMet() ? "yes" : "no",
-                r.hop().p50() / 100_000.0);
+                r.hop().p50() / 100_000.0, transport);
         out.flush();
     }
 }

@@ -43,6 +43,11 @@ public final class MeshBenchCommand implements Callable<Integer> {
     @Option(names = "--wire", split = ",", defaultValue = "f32,bf16", description = "Wire dtypes: f32 (exact), bf16 (lossy).")
     List<String> wire;
 
+    @Option(names = "--transport", split = ",", defaultValue = "mtls",
+            description = "Transports of the hop: mtls (the default every mesh runs with), plaintext (the explicit "
+                    + "opt-out; both to see what TLS costs, side by side) (default ${DEFAULT-VALUE}).")
+    List<String> transport;
+
     @Option(names = "--iterations", defaultValue = "2000", description = "Measured round trips per row.")
     int iterations;
 
@@ -68,6 +73,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         List<DType> wires = validate();
+        List<String> transports = transport.stream().map(String::strip).distinct().toList();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         Path home = Path.of(System.getProperty("moemesh.home", ".")).toAbsolutePath();
@@ -77,19 +83,21 @@ public final class MeshBenchCommand implements Callable<Integer> {
             out.println();
             HopBenchmark.printHeader(out);
             // Mutual TLS, the default every mesh runs with: a CA and certificates of the two ends in <work>/tls/.
-            CertificateDirectory tls = CertificateDirectory.create(work.resolve("tls"),
+            CertificateDirectory certificates = CertificateDirectory.create(work.resolve("tls"),
                     List.of(NoOpExpertProcess.IDENTITY, MeshLauncher.GATEWAY));
-            for (int h : hidden) {
-                Path model = hopModel(work, h);
-                err.printf("moemesh bench mesh: starting a no-op expert-service for hidden %d%n", h);
-                err.flush();
-                try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls);
-                     HopClient client = new HopClient("127.0.0.1", expert.port,
-                             tls.channelCredentials(MeshLauncher.GATEWAY))) {
-                    HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
-                    for (DType dtype : wires) {
-                        for (int t : tokens) {
-                            HopBenchmark.print(out, bench.run(t, dtype));
+            for (String tr : transports) {
+                CertificateDirectory tls = tr.equals("mtls") ? certificates : null;
+                for (int h : hidden) {
+                    Path model = hopModel(work, h);
+                    err.printf("moemesh bench mesh: starting a no-op expert-service for hidden %d (%s)%n", h, tr);
+                    err.flush();
+                    try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls);
+                         HopClient client = new HopClient("127.0.0.1", expert.port, NoOpExpertProcess.credentials(tls))) {
+                        HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
+                        for (DType dtype : wires) {
+                            for (int t : tokens) {
+                                HopBenchmark.print(out, bench.run(t, dtype), tr);
+                            }
                         }
                     }
                 }
@@ -110,6 +118,11 @@ public final class MeshBenchCommand implements Callable<Integer> {
                 case "bf16" -> DType.DTYPE_BF16;
                 default -> throw new IllegalArgumentException("--wire takes f32 or bf16, got " + w);
             });
+        }
+        for (String t : transport) {
+            if (!t.strip().equals("mtls") && !t.strip().equals("plaintext")) {
+                throw new IllegalArgumentException("--transport takes mtls or plaintext, got " + t);
+            }
         }
         for (int h : hidden) {
             if (h < 128 || h % 128 != 0) {

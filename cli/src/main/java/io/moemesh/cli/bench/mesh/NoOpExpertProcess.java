@@ -3,6 +3,8 @@ package io.moemesh.cli.bench.mesh;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshState;
 import io.moemesh.cli.mesh.ServiceProcess;
+import io.grpc.ChannelCredentials;
+import io.grpc.InsecureChannelCredentials;
 import io.moemesh.service.tls.CertificateDirectory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,7 +26,10 @@ final class NoOpExpertProcess implements AutoCloseable {
     final int port;
     final Path log;
 
-    /** @param tls holds certificates for {@link #IDENTITY} and {@link MeshLauncher#GATEWAY} */
+    /**
+     * @param tls holds certificates for {@link #IDENTITY} and {@link MeshLauncher#GATEWAY}; null = plaintext (the
+     *            explicit opt-out, to measure what mutual TLS costs next to it)
+     */
     NoOpExpertProcess(Path home, Path model, Path logDir, CertificateDirectory tls) {
         Path jar = home.resolve("expert-service/target/moemesh-expert-service.jar");
         if (!Files.isRegularFile(jar)) {
@@ -38,19 +43,27 @@ final class NoOpExpertProcess implements AutoCloseable {
         command.addAll(List.of("-Xmx2g", "-jar", jar.toString(), "--moemesh.expert.model-dir=" + model,
                 "--moemesh.expert.backend=noop", "--moemesh.expert.assign-all=true",
                 "--moemesh.expert.grpc-port=" + port, "--server.port=0", "--server.address=127.0.0.1", "--management.server.port=0",
-                "--moemesh.expert.native-cache-dir=" + logDir.resolve("native"),
-                "--moemesh.expert.tls.cert-chain=" + tls.certChain(IDENTITY),
-                "--moemesh.expert.tls.private-key=" + tls.privateKey(IDENTITY),
-                "--moemesh.expert.tls.ca-bundle=" + tls.caBundle()));
+                "--moemesh.expert.native-cache-dir=" + logDir.resolve("native")));
+        if (tls == null) {
+            command.add("--moemesh.expert.tls.mode=plaintext");
+        } else {
+            command.addAll(List.of("--moemesh.expert.tls.cert-chain=" + tls.certChain(IDENTITY),
+                    "--moemesh.expert.tls.private-key=" + tls.privateKey(IDENTITY),
+                    "--moemesh.expert.tls.ca-bundle=" + tls.caBundle()));
+        }
         MeshState.Service service = new MeshState.Service(IDENTITY, 0, "", port, 0, log.toString(), command, Map.of());
         process = ServiceProcess.start(service).toHandle();
         try {
-            ServiceProcess.awaitServing(service, process, Instant.now().plus(Duration.ofMinutes(3)),
-                    tls.channelCredentials(MeshLauncher.GATEWAY));
+            ServiceProcess.awaitServing(service, process, Instant.now().plus(Duration.ofMinutes(3)), credentials(tls));
         } catch (RuntimeException e) {
             close();
             throw e;
         }
+    }
+
+    /** The client side of {@code tls}: the gateway's certificate, or plaintext when {@code tls} is null. */
+    static ChannelCredentials credentials(CertificateDirectory tls) {
+        return tls == null ? InsecureChannelCredentials.create() : tls.channelCredentials(MeshLauncher.GATEWAY);
     }
 
     @Override
