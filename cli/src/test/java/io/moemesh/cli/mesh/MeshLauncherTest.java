@@ -63,7 +63,8 @@ class MeshLauncherTest {
             String out = Files.readString(Path.of(svc.logFile()));
             assertThat(out).contains("fake " + svc.name() + " pid " + svc.pid())
                     .contains("SERVER_PORT=" + svc.httpPort())
-                    .contains("-Xmx256m").contains("-XX:+UseParallelGC").contains("jdk.incubator.vector")
+                    .contains("-Xmx256m").contains("-XX:+UseParallelGC").contains("-XX:+ExitOnOutOfMemoryError")
+                    .contains("jdk.incubator.vector")
                     .contains("placement epoch 1 with 3 instances")
                     .contains("NATIVE_CACHE_DIR=" + state.resolve("native-cache").resolve(svc.name()));
         }
