@@ -52,13 +52,22 @@ public record ChaosReport(ChaosPlan plan, List<RequestOutcome> requests, List<Ki
         return false;
     }
 
-    /** p-th percentile (nearest rank) of e2e latency in ms over the requests that match; NaN when none do. */
-    public double latencyMillis(double p, boolean faulted) {
-        return percentile(requests.stream().filter(r -> duringFault(r) == faulted), p);
+    /** Started during the warm-up (cold JIT, load ramping up): left out of the latency figures. */
+    boolean warmingUp(RequestOutcome r) {
+        return r.start() < plan.warmup().toNanos() / 1e9;
     }
 
+    /**
+     * p-th percentile (nearest rank) of e2e latency in ms over the requests after the warm-up that ran during a
+     * fault ({@code faulted}) or in steady state; NaN when there are none.
+     */
+    public double latencyMillis(double p, boolean faulted) {
+        return percentile(requests.stream().filter(r -> !warmingUp(r) && duringFault(r) == faulted), p);
+    }
+
+    /** p-th percentile over all requests after the warm-up. */
     public double latencyMillis(double p) {
-        return percentile(requests.stream(), p);
+        return percentile(requests.stream().filter(r -> !warmingUp(r)), p);
     }
 
     private static double percentile(java.util.stream.Stream<RequestOutcome> rs, double p) {
@@ -82,11 +91,13 @@ public record ChaosReport(ChaosPlan plan, List<RequestOutcome> requests, List<Ki
                 finished(), seconds, failed(), tokenDifferences()));
         failures().entrySet().stream().limit(5).forEach(e -> b.append(String.format(Locale.ROOT, "  %d x %s%n",
                 e.getValue(), e.getKey())));
-        long faulted = requests.stream().filter(this::duringFault).count();
-        b.append(String.format(Locale.ROOT, "latency ms (e2e): all p50 %.0f p99 %.0f; steady (%d) p50 %.0f p99 %.0f; "
-                        + "during faults (%d) p50 %.0f p99 %.0f%n", latencyMillis(50), latencyMillis(99),
-                finished() - faulted, latencyMillis(50, false), latencyMillis(99, false), faulted,
-                latencyMillis(50, true), latencyMillis(99, true)));
+        long warm = requests.stream().filter(r -> !warmingUp(r)).count();
+        long faulted = requests.stream().filter(r -> !warmingUp(r) && duringFault(r)).count();
+        b.append(String.format(Locale.ROOT, "latency ms (e2e, after the %d s warm-up): all (%d) p50 %.0f p99 %.0f; "
+                        + "steady (%d) p50 %.0f p99 %.0f; during faults (%d) p50 %.0f p99 %.0f%n",
+                plan.warmup().toSeconds(), warm, latencyMillis(50), latencyMillis(99), warm - faulted,
+                latencyMillis(50, false), latencyMillis(99, false), faulted, latencyMillis(50, true),
+                latencyMillis(99, true)));
         b.append(String.format(Locale.ROOT, "kills: %d%n", kills.size()));
         for (Kill k : kills) {
             b.append(String.format(Locale.ROOT, "  t=%6.1fs %-10s restarted +%.1fs, SERVING +%.1fs, carries traffic "

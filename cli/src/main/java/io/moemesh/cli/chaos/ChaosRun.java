@@ -38,7 +38,11 @@ public final class ChaosRun {
     private final InstanceTraffic traffic = new InstanceTraffic();
     private final ConcurrentLinkedQueue<RequestOutcome> outcomes = new ConcurrentLinkedQueue<>();
     private long t0;
+    /** When kills stop being scheduled (the plan's duration); the last kill is still followed to its recovery. */
+    private long killUntil;
+    /** When the streams stop starting requests: set once the kills are over (a last stretch of load after them). */
     private volatile long stopAt;
+    private volatile boolean stopSet;
 
     public ChaosRun(RunningMesh mesh, List<ChaosPrompt> prompts, ChaosPlan plan, PrintWriter progress) {
         if (prompts.isEmpty()) {
@@ -56,7 +60,7 @@ public final class ChaosRun {
 
     public ChaosReport run() {
         t0 = System.nanoTime();
-        stopAt = t0 + plan.duration().toNanos();
+        killUntil = t0 + plan.duration().toNanos();
         List<Kill> kills = new ArrayList<>();
         ExecutorService streams = Executors.newFixedThreadPool(plan.streams(), Thread.ofPlatform().name("chaos-stream-", 0)
                 .daemon().factory());
@@ -65,7 +69,14 @@ public final class ChaosRun {
                 int stream = s;
                 streams.submit(() -> stream(gateway, stream));
             }
-            killLoop(kills);
+            try {
+                killLoop(kills);
+            } finally {
+                if (!stopSet) {
+                    stopAt = System.nanoTime();
+                    stopSet = true;
+                }
+            }
             streams.shutdown();
             if (!streams.awaitTermination(plan.recoveryTimeout().toSeconds() + 60, TimeUnit.SECONDS)) {
                 streams.shutdownNow();
@@ -80,7 +91,7 @@ public final class ChaosRun {
 
     private void stream(GatewayClient gateway, int stream) {
         int next = stream;
-        while (System.nanoTime() - stopAt < 0) {
+        while (!stopSet || System.nanoTime() - stopAt < 0) {
             ChaosPrompt p = prompts.get(next % prompts.size());
             next += plan.streams();
             GenerateRequest req = GenerateRequest.newBuilder().setPrompt(p.text()).setRequestId("chaos-" + stream + "-" + next)
@@ -103,10 +114,10 @@ public final class ChaosRun {
         Random random = new Random(plan.seed());
         List<String> round = new ArrayList<>();
         long nextKill = t0 + plan.warmup().toNanos();
-        while (System.nanoTime() - stopAt < 0 && (plan.maxKills() == 0 || kills.size() < plan.maxKills())) {
+        while (System.nanoTime() - killUntil < 0 && (plan.maxKills() == 0 || kills.size() < plan.maxKills())) {
             long wait = nextKill - System.nanoTime();
             if (wait > 0) {
-                Thread.sleep(Duration.ofNanos(Math.min(wait, stopAt - System.nanoTime())).toMillis() + 1);
+                Thread.sleep(Duration.ofNanos(Math.min(wait, killUntil - System.nanoTime())).toMillis() + 1);
                 continue;
             }
             if (round.isEmpty()) {
@@ -126,8 +137,10 @@ public final class ChaosRun {
                 break;
             }
         }
-        // Done killing (all kills made, or a victim did not come back): a last stretch of load, then stop.
-        stopAt = Math.min(stopAt, System.nanoTime() + plan.warmup().toNanos());
+        // Done killing (the duration is over, all kills made, or a victim did not come back; the last victim was
+        // followed until it carried traffic): a last stretch of load, then stop.
+        stopAt = System.nanoTime() + plan.warmup().toNanos();
+        stopSet = true;
     }
 
     /** SIGKILL, then the supervisor's restart, SERVING, and the first batch the new process computes. */

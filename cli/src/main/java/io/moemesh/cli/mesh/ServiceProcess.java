@@ -85,6 +85,10 @@ public final class ServiceProcess {
                 if (Instant.now().isAfter(deadline)) {
                     throw failure(s, "did not report SERVING on gRPC health at " + s.grpcEndpoint() + " in time");
                 }
+                // A port that refused connections puts the channel in grpc's reconnect backoff (1 s growing by
+                // 1.6x): after half a minute of JVM startup a check would wait 10 s or more after the service
+                // listens. Every poll may connect at once instead.
+                ch.resetConnectBackoff();
                 // Waiting on the exit future doubles as the poll interval and notices a crash at once.
                 try {
                     exit.get(POLL.toMillis(), TimeUnit.MILLISECONDS);
