@@ -1,9 +1,11 @@
 package io.moemesh.cli.chaos;
 
+import io.moemesh.cli.mesh.BundledMeshOptions;
 import io.moemesh.cli.mesh.MeshHome;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshSpec;
 import io.moemesh.cli.mesh.RunningMesh;
+import io.moemesh.cli.mesh.ServiceJvmOptions;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -26,20 +28,11 @@ import picocli.CommandLine.Model.CommandSpec;
         exitCodeList = {"0:goals met (0 failed, 0 token differences, every restarted instance carried traffic within 10 s)",
             "1:goals not met", "2:bad input", "3:the mesh did not start"})
 public final class ChaosCommand implements Callable<Integer> {
-    static final String DEFAULT_MODEL = "models/mixtral-tiny-bf16";
-
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", paramLabel = "DIR", description = "Model directory (default " + DEFAULT_MODEL + ").")
-    Path model;
-
-    @Option(names = "--experts", defaultValue = "3", paramLabel = "N", description = "Instances (default ${DEFAULT-VALUE}).")
-    int experts;
-
-    @Option(names = "--replicas", defaultValue = "2", paramLabel = "R",
-            description = "Instances per expert, >= 2 so one can die (default ${DEFAULT-VALUE}).")
-    int replicas;
+    @Mixin
+    BundledMeshOptions mesh = new BundledMeshOptions();
 
     @Option(names = "--streams", defaultValue = "8", paramLabel = "N", description = "Concurrent streams (default ${DEFAULT-VALUE}).")
     int streams;
@@ -66,13 +59,15 @@ public final class ChaosCommand implements Callable<Integer> {
     @Option(names = "--state-dir", paramLabel = "DIR", description = "State of the chaos mesh (default .moemesh/chaos).")
     Path stateDir;
 
-    @Option(names = "--heap", defaultValue = "512m", paramLabel = "SIZE", description = "-Xmx of every service (default ${DEFAULT-VALUE}).")
-    String heap;
+    @Mixin
+    ServiceJvmOptions jvm = new ServiceJvmOptions("512m");
 
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        int experts = mesh.experts();
+        int replicas = mesh.replicas();
         if (replicas < 2) {
             throw new IllegalArgumentException("--replicas must be >= 2: chaos kills one instance at a time and every "
                     + "expert needs a live replica meanwhile, got " + replicas);
@@ -80,9 +75,9 @@ public final class ChaosCommand implements Callable<Integer> {
         ChaosPlan plan = new ChaosPlan(streams, Duration.ofSeconds(durationSeconds), Duration.ofSeconds(killEverySeconds),
                 Duration.ofSeconds(warmupSeconds), kills, seed, maxTokens, Duration.ofMinutes(3));
         MeshHome home = MeshHome.detect();
-        Path modelDir = model != null ? model : home.root().resolve(DEFAULT_MODEL);
+        Path modelDir = mesh.model(home);
         Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("chaos");
-        MeshSpec ms = new MeshSpec(modelDir, experts, replicas, dir, heap, Duration.ofMinutes(4), home, List.of(),
+        MeshSpec ms = new MeshSpec(modelDir, experts, replicas, dir, jvm.heap(), jvm.timeout(), home, jvm.jvmOptions(),
                 MeshSpec.RestartPolicy.ALWAYS);
         err.println("moemesh chaos: reference completions of " + ReferenceCompletions.DEFAULT_PROMPTS.size() + " prompts");
         err.flush();

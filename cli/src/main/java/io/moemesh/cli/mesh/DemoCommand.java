@@ -22,20 +22,11 @@ import picocli.CommandLine.Model.CommandSpec;
             "2:bad input (model directory, options, service jars not built)",
             "3:the mesh did not come up, or the generation failed with UNAVAILABLE"})
 public final class DemoCommand implements Callable<Integer> {
-    static final String DEFAULT_MODEL = "models/mixtral-tiny-bf16";
-
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", paramLabel = "DIR",
-            description = "Hugging Face model directory (default " + DEFAULT_MODEL + ", bundled).")
-    Path model;
-
-    @Option(names = "--experts", defaultValue = "3", paramLabel = "N", description = "Expert-service instances (default ${DEFAULT-VALUE}).")
-    int experts;
-
-    @Option(names = "--replicas", defaultValue = "2", paramLabel = "R", description = "Replicas of each expert (default ${DEFAULT-VALUE}).")
-    int replicas;
+    @picocli.CommandLine.Mixin
+    BundledMeshOptions mesh = new BundledMeshOptions();
 
     @Option(names = "--prompt", defaultValue = "Experts in a mixture", paramLabel = "TEXT",
             description = "Prompt (default \"${DEFAULT-VALUE}\").")
@@ -57,7 +48,7 @@ public final class DemoCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         MeshHome home = MeshHome.detect();
         Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("demo");
-        MeshSpec ms = new MeshSpec(model != null ? model : home.root().resolve(DEFAULT_MODEL), experts, replicas, dir, jvm.heap,
+        MeshSpec ms = new MeshSpec(mesh.model(home), mesh.experts(), mesh.replicas(), dir, jvm.heap,
                 jvm.timeout(), home, jvm.jvmOptions);
         // stopOnJvmExit: a Ctrl-C during the demo still stops the services it started.
         try (RunningMesh mesh = MeshLauncher.up(ms, err, true);

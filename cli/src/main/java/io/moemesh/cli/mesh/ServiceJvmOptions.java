@@ -10,7 +10,7 @@ import picocli.CommandLine.Option;
  * default is the command's (the demo's tiny model needs less than a real one); picocli shows the field's
  * initial value as the default.
  */
-final class ServiceJvmOptions {
+public final class ServiceJvmOptions {
     @Option(names = "--heap", paramLabel = "SIZE", description = "-Xmx of every service JVM (default ${DEFAULT-VALUE}).")
     String heap;
 
@@ -22,11 +22,19 @@ final class ServiceJvmOptions {
             description = "How long the services may take to become healthy (default ${DEFAULT-VALUE}).")
     int timeoutSeconds;
 
-    ServiceJvmOptions(String defaultHeap) {
+    public ServiceJvmOptions(String defaultHeap) {
         this.heap = defaultHeap;
     }
 
-    Duration timeout() {
+    public String heap() {
+        return heap;
+    }
+
+    public List<String> jvmOptions() {
+        return List.copyOf(jvmOptions);
+    }
+
+    public Duration timeout() {
         return Duration.ofSeconds(timeoutSeconds);
     }
 }

@@ -29,13 +29,13 @@ import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.TensorCodec;
+import io.moemesh.service.testing.CountedProperties;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Combinators;
@@ -46,7 +46,6 @@ import net.jqwik.api.Tuple;
 import net.jqwik.api.lifecycle.AfterContainer;
 import net.jqwik.api.lifecycle.AfterProperty;
 import net.jqwik.api.lifecycle.BeforeContainer;
-import net.jqwik.api.lifecycle.BeforeProperty;
 import org.springframework.boot.builder.SpringApplicationBuilder;
 import org.springframework.context.ConfigurableApplicationContext;
 
@@ -59,12 +58,11 @@ import org.springframework.context.ConfigurableApplicationContext;
  * holds exactly as the reference engine does. Cases per property: jqwik's default tries ({@code -Dfuzz.tries},
  * 1000 in the build).
  */
-class ExpertServiceFuzzTest {
+class ExpertServiceFuzzTest extends CountedProperties {
     private static final Set<Status.Code> SERVER_FAULTS = Set.of(Status.Code.UNKNOWN, Status.Code.INTERNAL,
             Status.Code.DATA_LOSS);
     private static final int H = PlacedInstanceTestBase.H;
     private static final int EXPERTS = PlacedInstanceTestBase.CONFIG.numExperts();
-    private static final AtomicInteger CASES = new AtomicInteger();
     private static ConfigurableApplicationContext app;
     private static ManagedChannel channel;
     private static TensorStore store;
@@ -105,7 +103,7 @@ class ExpertServiceFuzzTest {
     }
 
     private static void unary(MethodDescriptor<byte[], byte[]> method, byte[] request) {
-        CASES.incrementAndGet();
+        countCase();
         try {
             ClientCalls.blockingUnaryCall(channel, method, CallOptions.DEFAULT.withDeadlineAfter(30, TimeUnit.SECONDS),
                     request);
@@ -117,7 +115,7 @@ class ExpertServiceFuzzTest {
     @Property
     void expertBatch_eachMessageIsAnsweredOrTheStreamEnds_neverAsAServerFault(@ForAll("batchBytes") byte[] message)
             throws Exception {
-        CASES.incrementAndGet();
+        countCase();
         CompletableFuture<Object> first = new CompletableFuture<>();
         CompletableFuture<Status> end = new CompletableFuture<>();
         StreamObserver<byte[]> requests = ClientCalls.asyncBidiStreamingCall(channel.newCall(BATCH,
@@ -187,16 +185,7 @@ class ExpertServiceFuzzTest {
         return r.toBuilder().setEpoch(served + 1).build().toByteArray();
     }
 
-    @BeforeProperty
-    void countFromZero() {
-        CASES.set(0);
-    }
 
-    /** -Dfuzz.tries reaches jqwik: the property ran exactly that many cases (1000, jqwik's default, without it). */
-    @AfterProperty
-    void ranTheConfiguredNumberOfCases() {
-        assertThat(CASES.get()).isEqualTo(Integer.getInteger("jqwik.tries.default", 1000));
-    }
 
     /** An expert the instance holds now (assigning one when a fuzzed LoadAssignment left it none) is exact. */
     @AfterProperty

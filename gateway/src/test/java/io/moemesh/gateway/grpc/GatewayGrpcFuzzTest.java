@@ -24,11 +24,11 @@ import io.moemesh.proto.gateway.v1.PromptIds;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.testing.CountedProperties;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Combinators;
@@ -38,7 +38,6 @@ import net.jqwik.api.Provide;
 import net.jqwik.api.lifecycle.AfterContainer;
 import net.jqwik.api.lifecycle.AfterProperty;
 import net.jqwik.api.lifecycle.BeforeContainer;
-import net.jqwik.api.lifecycle.BeforeProperty;
 import org.springframework.boot.builder.SpringApplicationBuilder;
 import org.springframework.context.ConfigurableApplicationContext;
 
@@ -50,13 +49,12 @@ import org.springframework.context.ConfigurableApplicationContext;
  * property Generate still returns the golden greedy tokens. Cases per property: jqwik's default tries
  * ({@code -Dfuzz.tries}, 1000 in the build); a message that still parses asks for at most 2 tokens.
  */
-class GatewayGrpcFuzzTest {
+class GatewayGrpcFuzzTest extends CountedProperties {
     private static final String MODEL = TestModels.QWEN2_MOE;
     private static final Set<Status.Code> SERVER_FAULTS = Set.of(Status.Code.UNKNOWN, Status.Code.INTERNAL,
             Status.Code.DATA_LOSS);
     private static ConfigurableApplicationContext app;
     /** Cases run by the current property: checked against the configured tries after it. */
-    private static final AtomicInteger CASES = new AtomicInteger();
     private static ManagedChannel channel;
 
     @BeforeContainer
@@ -90,7 +88,7 @@ class GatewayGrpcFuzzTest {
 
     @Property
     void generate_neverAnswersAsAServerFault(@ForAll("generateBytes") byte[] request) {
-        CASES.incrementAndGet();
+        countCase();
         try {
             ClientCalls.blockingServerStreamingCall(channel, GENERATE, options(), cheap(request))
                     .forEachRemaining(m -> { });
@@ -101,7 +99,7 @@ class GatewayGrpcFuzzTest {
 
     @Property
     void tokenize_neverAnswersAsAServerFault(@ForAll("tokenizeBytes") byte[] request) {
-        CASES.incrementAndGet();
+        countCase();
         try {
             ClientCalls.blockingUnaryCall(channel, TOKENIZE, options(), request);
         } catch (StatusRuntimeException e) {
@@ -111,7 +109,7 @@ class GatewayGrpcFuzzTest {
 
     @Property
     void modelInfo_neverAnswersAsAServerFault(@ForAll("modelInfoBytes") byte[] request) {
-        CASES.incrementAndGet();
+        countCase();
         try {
             ClientCalls.blockingUnaryCall(channel, MODEL_INFO, options(), request);
         } catch (StatusRuntimeException e) {
@@ -119,16 +117,7 @@ class GatewayGrpcFuzzTest {
         }
     }
 
-    @BeforeProperty
-    void countFromZero() {
-        CASES.set(0);
-    }
 
-    /** -Dfuzz.tries reaches jqwik: the property ran exactly that many cases (1000, jqwik's default, without it). */
-    @AfterProperty
-    void ranTheConfiguredNumberOfCases() {
-        assertThat(CASES.get()).isEqualTo(Integer.getInteger("jqwik.tries.default", 1000));
-    }
 
     @AfterProperty
     void stillGolden() {

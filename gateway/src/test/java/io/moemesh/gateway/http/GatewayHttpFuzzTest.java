@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.moemesh.gateway.GatewayApplication;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
+import io.moemesh.service.testing.CountedProperties;
 import java.io.ByteArrayInputStream;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -12,7 +13,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -28,7 +28,6 @@ import net.jqwik.api.Tuple;
 import net.jqwik.api.lifecycle.AfterContainer;
 import net.jqwik.api.lifecycle.AfterProperty;
 import net.jqwik.api.lifecycle.BeforeContainer;
-import net.jqwik.api.lifecycle.BeforeProperty;
 import org.springframework.boot.builder.SpringApplicationBuilder;
 import org.springframework.context.ConfigurableApplicationContext;
 import tools.jackson.databind.JsonNode;
@@ -43,13 +42,12 @@ import tools.jackson.databind.json.JsonMapper;
  * jqwik's default tries ({@code -Dfuzz.tries}, 1000 in the build). Valid-looking requests ask for at most 2
  * tokens, so a case costs milliseconds.
  */
-class GatewayHttpFuzzTest {
+class GatewayHttpFuzzTest extends CountedProperties {
     private static final String MODEL = TestModels.MIXTRAL_BF16;
     private static final JsonMapper JSON = JsonMapper.builder().build();
     private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
     private static ConfigurableApplicationContext app;
     /** Cases run by the current property: checked against the configured tries after it. */
-    private static final AtomicInteger CASES = new AtomicInteger();
     private static int port;
 
     @BeforeContainer
@@ -84,16 +82,7 @@ class GatewayHttpFuzzTest {
         check(request);
     }
 
-    @BeforeProperty
-    void countFromZero() {
-        CASES.set(0);
-    }
 
-    /** -Dfuzz.tries reaches jqwik: the property ran exactly that many cases (1000, jqwik's default, without it). */
-    @AfterProperty
-    void ranTheConfiguredNumberOfCases() {
-        assertThat(CASES.get()).isEqualTo(Integer.getInteger("jqwik.tries.default", 1000));
-    }
 
     @AfterProperty
     void stillGolden() throws Exception {
@@ -116,7 +105,7 @@ class GatewayHttpFuzzTest {
     }
 
     private static void check(Fuzzed f) throws Exception {
-        CASES.incrementAndGet();
+        countCase();
         HttpResponse<String> r = send(f);
         assertThat(r.statusCode()).as(r.body()).isIn(200, 400, 404, 413, 415);
         assertThat(r.body()).doesNotContain("Exception").doesNotContain("server_error");
