@@ -13,12 +13,19 @@ import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.gateway.GatewayApplication;
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.SamplingParams;
+import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.placement.EvenPlacement;
+import io.moemesh.service.placement.PlacementFiles;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -31,16 +38,25 @@ import org.springframework.context.ConfigurableApplicationContext;
 
 /**
  * Shutdown (what SIGTERM triggers): the gateway's gRPC health turns NOT_SERVING before draining begins, so
- * clients stop picking it while its in-flight streams still finish, and it never says SERVING again.
+ * clients stop picking it while its in-flight streams still finish, and it never says SERVING again. The stream
+ * is kept in flight by an expert stand-in that holds its messages until NOT_SERVING was seen, so the order does
+ * not depend on how fast the machine generates.
  */
 class ShutdownHealthTest {
 
     @Test
     void shutdown_grpcHealthNotServingBeforeTheInFlightStreamEnds_andNeverServingAgain() throws Exception {
+        FakeExpert expert = new FakeExpert();
+        ModelConfig c = ModelConfigReader.read(TestModels.dir(TestModels.MIXTRAL));
+        Path placement = Files.createTempDirectory("moemesh-shutdown-test").resolve("placement.json");
+        PlacementFiles.write(placement, EvenPlacement.build(1, List.of(Instance.newBuilder().setId("expert-0")
+                .setEndpoint("127.0.0.1:" + expert.port()).build()), c.numLayers(), c.numExperts(), c.hasSharedExpert(), 1));
         ConfigurableApplicationContext ctx = SpringApplication.run(GatewayApplication.class,
                 "--moemesh.gateway.model-dir=" + TestModels.dir(TestModels.MIXTRAL), "--moemesh.gateway.grpc-port=0",
                 "--server.port=0", "--management.server.port=0", "--moemesh.gateway.kv-cache-tokens=1024",
-                "--moemesh.gateway.shutdown-grace=60s");
+                "--moemesh.gateway.shutdown-grace=60s", "--moemesh.gateway.placement-file=" + placement,
+                // the stand-in is plaintext: the explicit opt-out of mutual TLS
+                "--moemesh.gateway.tls.mode=plaintext", "--moemesh.gateway.dispatch.step-deadline=60s");
         ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", ctx.getBean(GrpcServerLifecycle.class).port())
                 .usePlaintext().build();
         try {
@@ -86,7 +102,12 @@ class ShutdownHealthTest {
                         }
                     });
             await().atMost(Duration.ofSeconds(60)).until(() -> tokens.get() > 0);
+            expert.hold();
             CompletableFuture<Void> closing = CompletableFuture.runAsync(ctx::close);
+            await("NOT_SERVING while the stream is held in flight").atMost(Duration.ofSeconds(30))
+                    .until(() -> events.contains(ServingStatus.NOT_SERVING.name()));
+            assertThat(events).as("the stream is still in flight").doesNotContain("stream completed");
+            expert.release();
             assertThat(done.get(120, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.OK);
             assertThat(tokens.get()).isEqualTo(400);
             watch.cancel(null);
@@ -99,10 +120,12 @@ class ShutdownHealthTest {
                     .isGreaterThan(notServing);
             assertThat(events.subList(notServing, events.size())).doesNotContain(ServingStatus.SERVING.name());
         } finally {
+            expert.release();
             ch.shutdownNow();
             if (ctx.isActive()) {
                 ctx.close();
             }
+            expert.close();
         }
     }
 }
