@@ -5,6 +5,7 @@ import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.engine.DenseWeights;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.engine.PagedKvCache;
 import io.moemesh.model.safetensors.TensorStore;
@@ -93,6 +94,11 @@ public final class MoeModel implements AutoCloseable {
 
     public Engine engine(ExpertDispatch experts) {
         return new Engine(config, dense, experts);
+    }
+
+    /** With an observer that sees the gate's choice for every row at every MoE layer. */
+    public Engine engine(ExpertDispatch experts, RouteObserver routes) {
+        return new Engine(config, dense, experts, routes);
     }
 
     /** A KV cache for {@code tokens} positions in total over all sequences. */

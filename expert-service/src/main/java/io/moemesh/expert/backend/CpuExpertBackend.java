@@ -1,25 +1,24 @@
 package io.moemesh.expert.backend;
 
-import io.moemesh.model.engine.ExpertFfn;
-import io.moemesh.model.engine.ExpertGrouping;
 import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.model.engine.ExpertWeights;
+import io.moemesh.model.engine.GroupedExperts;
 import io.moemesh.model.kernel.Matrix;
-import io.moemesh.model.kernel.VectorOps;
-import java.util.Arrays;
 
 /**
- * The CPU backend: the same grouping, SwiGLU GEMMs and weighted scatter as the reference engine's
- * {@code LocalExperts}, in the same order, so a batch gives bit-identical outputs to the in-process engine.
- * Weights stay memory-mapped in the checkpoint dtype; "loading" an expert pre-faults its pages.
+ * The CPU backend: the reference engine's own grouped-expert loop ({@link GroupedExperts}: grouping, SwiGLU
+ * GEMMs and weighted scatter in the same order as {@code LocalExperts}), so a batch gives the in-process engine's
+ * outputs by construction. Weights stay memory-mapped in the checkpoint dtype; "loading" an expert pre-faults its
+ * pages.
  */
 public final class CpuExpertBackend implements ExpertBackend {
     private final ExpertModel model;
-    /** ExpertFfn and ExpertGrouping keep scratch buffers and are not thread-safe: one set per worker thread. */
-    private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
+    /** The loop keeps scratch buffers and is not thread-safe: one per worker thread. */
+    private final ThreadLocal<GroupedExperts> loops;
 
     public CpuExpertBackend(ExpertModel model) {
         this.model = model;
+        this.loops = ThreadLocal.withInitial(() -> new GroupedExperts(model.hiddenSize(), model.dispatchableExperts()));
     }
 
     @Override
@@ -41,32 +40,11 @@ public final class CpuExpertBackend implements ExpertBackend {
 
     @Override
     public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
-        int hidden = model.hiddenSize();
-        int dispatchable = model.dispatchableExperts();
-        Scratch s = scratch.get();
+        GroupedExperts loop = loops.get();
         int pairs = batch.pairs();
-        int[] pairToken = batch.pairTokens(s.pairTokens(pairs));
-        Arrays.fill(out, 0, batch.tokens() * hidden, 0f);
-        // One "token" per pair: the grouping is then the same stable per-expert order as LocalExperts'.
-        s.grouping.group(batch.experts(), pairs, 1, dispatchable);
-        for (int e = 0; e < dispatchable; e++) {
-            int n = s.grouping.count(e);
-            if (n == 0) {
-                continue;
-            }
-            ExpertWeights w = weights(experts.get(new ExpertKey(batch.layer(), e)));
-            float[] gathered = s.gathered(n * hidden);
-            float[] result = s.result(n * hidden);
-            int start = s.grouping.start(e);
-            for (int i = 0; i < n; i++) {
-                System.arraycopy(batch.x(), pairToken[s.grouping.pair(start + i)] * hidden, gathered, i * hidden, hidden);
-            }
-            s.ffn.apply(w, gathered, n, result);
-            for (int i = 0; i < n; i++) {
-                int pair = s.grouping.pair(start + i);
-                VectorOps.axpy(batch.weights()[pair], result, i * hidden, out, pairToken[pair] * hidden, hidden);
-            }
-        }
+        int[] pairTokens = batch.pairTokens(loop.pairTokens(pairs));
+        loop.compute(batch.layer(), batch.x(), batch.tokens(), batch.experts(), batch.weights(), pairs, pairTokens,
+                (layer, e) -> weights(experts.get(new ExpertKey(layer, e))), out);
     }
 
     private static ExpertWeights weights(LoadedExpert e) {
@@ -86,35 +64,6 @@ public final class CpuExpertBackend implements ExpertBackend {
         @Override
         public long byteSize() {
             return weights.byteSize();
-        }
-    }
-
-    private static final class Scratch {
-        final ExpertGrouping grouping = new ExpertGrouping();
-        final ExpertFfn ffn = new ExpertFfn();
-        private int[] pairTokens = new int[0];
-        private float[] gathered = new float[0];
-        private float[] result = new float[0];
-
-        int[] pairTokens(int n) {
-            if (pairTokens.length < n) {
-                pairTokens = new int[n];
-            }
-            return pairTokens;
-        }
-
-        float[] gathered(int n) {
-            if (gathered.length < n) {
-                gathered = new float[n];
-            }
-            return gathered;
-        }
-
-        float[] result(int n) {
-            if (result.length < n) {
-                result = new float[n];
-            }
-            return result;
         }
     }
 }

@@ -8,6 +8,7 @@ import io.moemesh.expert.residency.ResidentSet;
 import io.moemesh.expert.support.Routing;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.engine.TestSteps;
 import io.moemesh.model.golden.TestModels;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,7 +35,8 @@ class CpuExpertBackendTest {
                 for (int tokens : new int[] {1, 5, 33}) {
                     Routing r = Routing.random(c, layer, tokens, 31L * layer + tokens);
                     float[] want = new float[tokens * c.hiddenSize()];
-                    reference.run(layer, r.x(), tokens, r.experts(), r.weights(), r.pairsPerToken(), want);
+                    reference.run(TestSteps.rows(tokens), layer, r.x(), r.experts(), r.weights(), r.pairsPerToken(),
+                            want);
                     float[] got = new float[tokens * c.hiddenSize()];
                     backend.compute(r.input(), resident::acquire, got);
                     // Same kernels; to 1e-6 because the two calls may run in different JIT tiers (see warmUp).
@@ -67,7 +69,7 @@ class CpuExpertBackendTest {
             for (int t = 0; t < 4; t++) {
                 float[] xt = java.util.Arrays.copyOfRange(base.x(), t * h, (t + 1) * h);
                 for (int j = 0; j < counts[t]; j++, p++) {
-                    reference.run(2, xt, 1, new int[] {experts[p]}, new float[] {weights[p]}, 1, one);
+                    reference.run(TestSteps.rows(1), 2, xt, new int[] {experts[p]}, new float[] {weights[p]}, 1, one);
                     for (int i = 0; i < h; i++) {
                         want[t * h + i] += one[i];
                     }

@@ -17,6 +17,7 @@ import io.moemesh.expert.residency.ResidentSet;
 import io.moemesh.expert.support.Routing;
 import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.engine.TestSteps;
 import io.moemesh.model.golden.TestModels;
 import java.time.Duration;
 import java.util.List;
@@ -76,7 +77,8 @@ class BatchProcessorTest {
             Outcome o = run(p, r.input(), 0);
             assertThat(o.error()).isNull();
             float[] want = new float[6 * h];
-            LocalExperts.fromStore(model.store(), model.config()).run(1, r.x(), 6, r.experts(), r.weights(), 2, want);
+            LocalExperts.fromStore(model.store(), model.config()).run(TestSteps.rows(6), 1, r.x(), r.experts(), r.weights(),
+                    2, want);
             assertThat(o.result().out()).containsExactly(want, within(1e-6f));
             assertThat(o.result().queueNanos()).isNotNegative();
             assertThat(o.result().computeNanos()).isPositive();

@@ -16,6 +16,7 @@ import io.grpc.stub.StreamObserver;
 import io.moemesh.expert.ExpertServiceApplication;
 import io.moemesh.expert.support.TestCertificates;
 import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.engine.TestSteps;
 import io.moemesh.model.safetensors.TensorStore;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.common.v1.Tensor;
@@ -231,7 +232,7 @@ class ExpertServiceFuzzTest extends CountedProperties {
         float[] out = new float[2 * H];
         TensorCodec.decode(got.getOutputs(), "outputs", 2, H, out, 0);
         float[] expected = new float[2 * H];
-        LocalExperts.fromStore(store, PlacedInstanceTestBase.CONFIG).run(held.getLayer(), x, 2,
+        LocalExperts.fromStore(store, PlacedInstanceTestBase.CONFIG).run(TestSteps.rows(2), held.getLayer(), x,
                 new int[] {held.getExpert(), held.getExpert()}, new float[] {0.75f, 1.5f}, 1, expected);
         for (int i = 0; i < expected.length; i++) {
             assertThat(out[i]).isCloseTo(expected[i], within(1e-5f + Math.abs(expected[i]) * 1e-5f));

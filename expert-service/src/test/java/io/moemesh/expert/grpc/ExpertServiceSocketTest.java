@@ -10,6 +10,7 @@ import io.grpc.health.v1.HealthGrpc;
 import io.moemesh.expert.support.BatchClient;
 import io.moemesh.expert.support.Requests;
 import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.engine.TestSteps;
 import io.moemesh.model.safetensors.TensorStore;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.expert.v1.DescribeInstanceRequest;
@@ -82,7 +83,7 @@ class ExpertServiceSocketTest extends PlacedInstanceTestBase {
             }
         }
         float[] expected = new float[tokens * H];
-        reference.run(layer, x, tokens, experts, weights, p, expected);
+        reference.run(TestSteps.rows(tokens), layer, x, experts, weights, p, expected);
         return new Case(b.build(), expected, tokens);
     }
 

@@ -1,6 +1,7 @@
 package io.moemesh.gateway.dispatch;
 
 import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.model.engine.StepContext;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.placement.PlacementTable;
@@ -145,7 +146,9 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     }
 
     @Override
-    public void run(int layer, float[] x, int tokens, int[] experts, float[] weights, int pairsPerToken, float[] out) {
+    public void run(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairsPerToken,
+                    float[] out) {
+        int tokens = step.rows();
         if (table == null) {
             throw new IllegalStateException("no placement: the gateway does not know where experts live");
         }

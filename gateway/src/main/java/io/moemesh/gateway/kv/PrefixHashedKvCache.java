@@ -2,6 +2,8 @@ package io.moemesh.gateway.kv;
 
 import io.moemesh.model.engine.KvCache;
 import io.moemesh.model.engine.PagedKvCache;
+import io.moemesh.model.engine.SequenceStep;
+import io.moemesh.model.engine.StepContext;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -70,7 +72,13 @@ public final class PrefixHashedKvCache implements KvCache {
     }
 
     @Override
-    public void onTokens(long seqId, int startPos, int[] tokens) {
+    public void stepStarted(StepContext step) {
+        for (SequenceStep s : step.sequences()) {
+            onTokens(s.seqId(), s.startPos(), s.tokens());
+        }
+    }
+
+    private void onTokens(long seqId, int startPos, int[] tokens) {
         Sequence s = sequences.computeIfAbsent(seqId, k -> new Sequence());
         if (startPos < s.length) {
             // Recompute after preemption rewrites the same positions: drop what follows.

@@ -54,9 +54,17 @@ public final class EngineLoop implements AutoCloseable {
     public StepScheduler.Handle submit(GenerationRequest request, SequenceListener listener, String tenant) {
         StepScheduler.Handle h = scheduler.submit(request, listener, tenant);
         wake.release();
-        return () -> {
-            h.cancel();
-            wake.release();
+        return new StepScheduler.Handle() {
+            @Override
+            public void cancel() {
+                h.cancel();
+                wake.release();
+            }
+
+            @Override
+            public long sequenceId() {
+                return h.sequenceId();
+            }
         };
     }
 

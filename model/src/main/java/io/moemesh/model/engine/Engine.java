@@ -11,14 +11,17 @@ import java.util.List;
  * The MoE decoder forward pass over a batched step: any mix of prefill chunks and decode tokens from many
  * sequences runs as one set of GEMMs per projection (q, k and v fused into one pass), attention per token over
  * its own sequence's paged KV, and each MoE layer's experts through an {@link ExpertDispatch} (in-process, or
- * the mesh). Not thread-safe: one step at a time. Its buffers are reused across steps, so a warmed-up step
- * allocates only what it returns (the {@link StepOutput}s and their logits, route traces when asked for);
- * nothing per layer. How to drive it: docs/engine.md.
+ * the mesh). Each step is described by a {@link StepContext} (which sequence, position, token, tenant and
+ * phase every row is), which the engine hands to the expert dispatch, the KV cache and the {@link RouteObserver}.
+ * Not thread-safe: one step at a time. Its buffers are reused across steps, so a warmed-up step allocates only
+ * what it returns (the {@link StepOutput}s and their logits, route traces when asked for) and, when called with
+ * a list, its step context; nothing per layer. How to drive it: docs/engine.md.
  */
 public final class Engine {
     private final ModelConfig c;
     private final DenseWeights w;
     private final ExpertDispatch experts;
+    private final RouteObserver routes;
     private final Attention attention;
     private final Rope rope;
     private final Router router;
@@ -28,9 +31,15 @@ public final class Engine {
     private static final float[] NO_LOGITS = new float[0];
 
     public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts) {
+        this(config, weights, experts, RouteObserver.NONE);
+    }
+
+    /** With an observer that sees the gate's choice for every row at every MoE layer. */
+    public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts, RouteObserver routes) {
         this.c = config;
         this.w = weights;
         this.experts = experts;
+        this.routes = routes;
         this.attention = new Attention(config);
         this.rope = new Rope(config.headDim(), config.ropeTheta());
         this.router = new Router(config);
@@ -50,6 +59,16 @@ public final class Engine {
      * (the scheduler reserves blocks first; a step that finds the pool short fails fast).
      */
     public List<StepOutput> step(List<SequenceStep> batch, KvCache cache) {
+        return step(StepContext.of(batch), cache);
+    }
+
+    /**
+     * Runs the step the context describes: reserves each sequence's capacity, tells the cache the step starts,
+     * computes every layer (the dispatch and the route observer see the context), and tells the cache it
+     * completed; a step that fails throws and completes nothing.
+     */
+    public List<StepOutput> step(StepContext ctx, KvCache cache) {
+        List<SequenceStep> batch = ctx.sequences();
         int tokens = 0;
         for (SequenceStep s : batch) {
             if (s.endPos() > c.maxPositionEmbeddings()) {
@@ -80,13 +99,18 @@ public final class Engine {
                 tables[t] = table;
             }
         }
+        // Token ids are valid (checked above while embedding): the cache may learn what this step writes.
+        cache.stepStarted(ctx);
         int[][][][] traced = null;
+        float[][][][] tracedWeights = null;
         for (int b = 0; b < batch.size(); b++) {
             if (batch.get(b).traceRoutes()) {
                 if (traced == null) {
                     traced = new int[batch.size()][][][];
+                    tracedWeights = new float[batch.size()][][][];
                 }
                 traced[b] = new int[c.numLayers()][batch.get(b).tokens().length][];
+                tracedWeights[b] = new float[c.numLayers()][batch.get(b).tokens().length][];
             }
         }
         float eps = (float) c.rmsNormEps();
@@ -110,12 +134,15 @@ public final class Engine {
                 }
             }
             if (traced != null) {
-                recordRoutes(batch, traced, l, pairs);
+                recordRoutes(batch, traced, tracedWeights, l, pairs);
             }
-            experts.run(l, buf.xn, tokens, buf.experts, buf.weights, pairs, buf.moe);
+            routes.onRoutes(ctx, l, buf.experts, buf.weights, pairs);
+            experts.run(ctx, l, buf.xn, buf.experts, buf.weights, pairs, buf.moe);
             VectorOps.add(buf.moe, 0, buf.h, 0, tokens * hidden);
         }
-        return logits(batch, traced, tokens);
+        List<StepOutput> out = logits(batch, traced, tracedWeights, tokens);
+        cache.stepCompleted(ctx);
+        return out;
     }
 
     private void attentionBlock(int l, LayerWeights lw, KvCache cache, int tokens) {
@@ -144,22 +171,27 @@ public final class Engine {
         MatMul.matmul(buf.attn, tokens, lw.o(), buf.o);
     }
 
-    private void recordRoutes(List<SequenceStep> batch, int[][][][] traced, int layer, int pairs) {
+    private void recordRoutes(List<SequenceStep> batch, int[][][][] traced, float[][][][] tracedWeights, int layer,
+                              int pairs) {
         int t = 0;
         for (int b = 0; b < batch.size(); b++) {
             int n = batch.get(b).tokens().length;
             if (traced[b] != null) {
                 for (int i = 0; i < n; i++) {
                     int[] k = new int[c.topK()];
+                    float[] kw = new float[c.topK()];
                     System.arraycopy(buf.experts, (t + i) * pairs, k, 0, c.topK());
+                    System.arraycopy(buf.weights, (t + i) * pairs, kw, 0, c.topK());
                     traced[b][layer][i] = k;
+                    tracedWeights[b][layer][i] = kw;
                 }
             }
             t += n;
         }
     }
 
-    private List<StepOutput> logits(List<SequenceStep> batch, int[][][][] traced, int tokens) {
+    private List<StepOutput> logits(List<SequenceStep> batch, int[][][][] traced, float[][][][] tracedWeights,
+                                    int tokens) {
         int hidden = c.hiddenSize();
         int vocab = c.vocabSize();
         List<StepOutput> out = new ArrayList<>(batch.size());
@@ -194,7 +226,8 @@ public final class Engine {
             float[] logits = n == 0 ? NO_LOGITS : new float[n * vocab];
             System.arraycopy(buf.logits, row * vocab, logits, 0, n * vocab);
             row += n;
-            out.add(new StepOutput(s.seqId(), logits, n, traced == null ? null : traced[b]));
+            out.add(new StepOutput(s.seqId(), logits, n, traced == null ? null : traced[b],
+                    tracedWeights == null ? null : tracedWeights[b]));
         }
         return out;
     }

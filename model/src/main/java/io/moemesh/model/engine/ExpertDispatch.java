@@ -8,11 +8,12 @@ package io.moemesh.model.engine;
 public interface ExpertDispatch {
 
     /**
-     * For each token {@code t < tokens}: {@code out[t·H, (t+1)·H) = Σ_j weights[t·P + j] · FFN_{experts[t·P + j]}(x[t·H, ...))}
+     * For each row {@code t < step.rows()}: {@code out[t·H, (t+1)·H) = Σ_j weights[t·P + j] · FFN_{experts[t·P + j]}(x[t·H, ...))}
      * where P = {@code pairsPerToken} and H the hidden size. Expert ids are those of {@link ExpertKey} (the
-     * shared expert of Qwen2-MoE is {@code numExperts}). {@code out} is overwritten.
+     * shared expert of Qwen2-MoE is {@code numExperts}). {@code out} is overwritten. {@code step} says which
+     * sequence, position, tenant and phase each row is; an implementation that does not need it ignores it.
      *
-     * @param x normalised hidden states [tokens, hidden] float32
+     * @param x normalised hidden states [rows, hidden] float32
      */
-    void run(int layer, float[] x, int tokens, int[] experts, float[] weights, int pairsPerToken, float[] out);
+    void run(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairsPerToken, float[] out);
 }

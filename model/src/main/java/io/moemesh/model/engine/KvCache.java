@@ -31,10 +31,18 @@ public interface KvCache {
     float[] values(int layer);
 
     /**
-     * The tokens about to be written at positions [startPos, startPos + tokens.length) of a sequence, told by
-     * the scheduler before the step, so a cache can key full blocks by their chained prefix hash.
+     * A step is about to run: every row's sequence, position, token and tenant (a cache that keys full blocks by
+     * their chained prefix hash learns the tokens here). Called by the engine once every sequence of the step
+     * has its capacity, before anything is computed.
      */
-    default void onTokens(long seqId, int startPos, int[] tokens) {
+    default void stepStarted(StepContext step) {
+    }
+
+    /**
+     * The step completed: the keys and values of all its rows are written and final, so blocks they filled may
+     * now be shared. Not called when the step failed (its sequences end, their blocks are released unshared).
+     */
+    default void stepCompleted(StepContext step) {
     }
 
     /** Frees the sequence's blocks. Unknown ids are ignored. */

@@ -6,6 +6,13 @@ package io.moemesh.model.generate;
  */
 public interface SequenceListener {
 
+    /**
+     * The sequence was admitted for the first time (its prefill starts this step): {@code cachedPromptTokens}
+     * leading prompt positions came from the prefix cache and are not computed (0 without a hit).
+     */
+    default void onAdmitted(int cachedPromptTokens) {
+    }
+
     /** The prompt is in the KV cache; called on the engine thread right after that step, before sampling. */
     default void onPrefillComplete() {
     }

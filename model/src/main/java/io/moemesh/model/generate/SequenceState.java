@@ -12,9 +12,12 @@ final class SequenceState {
     /** Positions already in the KV cache. */
     int prefilled;
     float[] lastLogits;
+    /** Set at the first admission: prompt positions the prefix cache had (-1 before). */
+    int cachedPromptTokens = -1;
     private int[] generated = new int[16];
     private int count;
     private int[][][] routes;
+    private float[][][] routeWeights;
     /** Set after a preemption: the context is recomputed without sampling, then decoding resumes. */
     private boolean resuming;
     private volatile boolean cancelled;
@@ -52,6 +55,15 @@ final class SequenceState {
         return count > 0 && !resuming && prefilled >= prefillTarget();
     }
 
+    /** Positions whose KV the cache holds now: the prefill so far, or every token but the last sampled one. */
+    int cachedPositions() {
+        return decoding() ? length() - 1 : prefilled;
+    }
+
+    boolean admittedBefore() {
+        return cachedPromptTokens >= 0;
+    }
+
     boolean resuming() {
         return resuming;
     }
@@ -78,6 +90,7 @@ final class SequenceState {
         prefilled = 0;
         if (count == 0) {
             routes = null;
+            routeWeights = null;
         }
         resuming = count > 0;
     }
@@ -94,20 +107,25 @@ final class SequenceState {
         return cancelled;
     }
 
-    void appendRoutes(int[][][] chunk) {
-        if (routes == null) {
-            routes = chunk;
-            return;
+    void appendRoutes(int[][][] chunk, float[][][] weights) {
+        routes = append(routes, chunk);
+        routeWeights = append(routeWeights, weights);
+    }
+
+    private static <T> T[][] append(T[][] sofar, T[][] chunk) {
+        if (sofar == null) {
+            return chunk;
         }
-        int[][][] out = new int[routes.length][][];
-        for (int l = 0; l < routes.length; l++) {
-            out[l] = Arrays.copyOf(routes[l], routes[l].length + chunk[l].length);
-            System.arraycopy(chunk[l], 0, out[l], routes[l].length, chunk[l].length);
+        T[][] out = Arrays.copyOf(sofar, sofar.length);
+        for (int l = 0; l < sofar.length; l++) {
+            out[l] = Arrays.copyOf(sofar[l], sofar[l].length + chunk[l].length);
+            System.arraycopy(chunk[l], 0, out[l], sofar[l].length, chunk[l].length);
         }
-        routes = out;
+        return out;
     }
 
     GenerationResult result(FinishReason reason) {
-        return new GenerationResult(request.promptIds(), Arrays.copyOf(generated, count), reason, lastLogits, routes);
+        return new GenerationResult(request.promptIds(), Arrays.copyOf(generated, count), reason, lastLogits, routes,
+                routeWeights, Math.max(0, cachedPromptTokens));
     }
 }

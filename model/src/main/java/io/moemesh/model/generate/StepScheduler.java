@@ -4,6 +4,8 @@ import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.engine.KvCache;
 import io.moemesh.model.engine.SequenceStep;
+import io.moemesh.model.engine.PrefixSource;
+import io.moemesh.model.engine.StepContext;
 import io.moemesh.model.engine.StepOutput;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -25,6 +27,8 @@ public final class StepScheduler {
     private final KvCache cache;
     private final int stepTokenBudget;
     private final int maxRunning;
+    private final PrefixSource prefixes;
+    private final PreemptionPolicy preemption;
     private final ModelConfig c;
     private final ConcurrentLinkedQueue<SequenceState> incoming = new ConcurrentLinkedQueue<>();
     private final ArrayDeque<SequenceState> waiting = new ArrayDeque<>();
@@ -34,7 +38,13 @@ public final class StepScheduler {
     private final List<SequenceStep> batch = new ArrayList<>();
     private final List<SequenceState> members = new ArrayList<>();
 
+    /** Without prefix reuse, recomputing preempted sequences. */
     public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning) {
+        this(engine, cache, stepTokenBudget, maxRunning, PrefixSource.NONE, PreemptionPolicy.RECOMPUTE);
+    }
+
+    public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning, PrefixSource prefixes,
+                         PreemptionPolicy preemption) {
         if (stepTokenBudget < 1 || maxRunning < 1) {
             throw new IllegalArgumentException("step token budget and max running sequences must be ≥ 1");
         }
@@ -42,12 +52,29 @@ public final class StepScheduler {
         this.cache = cache;
         this.stepTokenBudget = stepTokenBudget;
         this.maxRunning = maxRunning;
+        this.prefixes = prefixes;
+        this.preemption = preemption;
         this.c = engine.config();
     }
 
     /** A submitted sequence: cancel it (applied at the next step boundary). */
     public interface Handle {
         void cancel();
+
+        /** The sequence's id in step contexts, KV caches and expert dispatch. */
+        long sequenceId();
+    }
+
+    private record SequenceHandle(SequenceState s) implements Handle {
+        @Override
+        public void cancel() {
+            s.cancel();
+        }
+
+        @Override
+        public long sequenceId() {
+            return s.id;
+        }
     }
 
     public Handle submit(GenerationRequest request, SequenceListener listener) {
@@ -68,7 +95,7 @@ public final class StepScheduler {
         }
         SequenceState s = new SequenceState(ids.incrementAndGet(), request, listener, tenant);
         incoming.add(s);
-        return s::cancel;
+        return new SequenceHandle(s);
     }
 
     /** Sequences admitted and not finished. */
@@ -99,8 +126,7 @@ public final class StepScheduler {
         int budget = stepTokenBudget;
         for (SequenceState s : List.copyOf(running)) {
             if (s.decoding() && running.contains(s) && reserve(s, s.length())) {
-                batch.add(SequenceStep.decode(s.id, s.lastToken(), s.length() - 1));
-                cache.onTokens(s.id, s.length() - 1, new int[] {s.lastToken()});
+                batch.add(SequenceStep.decode(s.id, s.lastToken(), s.length() - 1, s.tenant));
                 members.add(s);
                 budget--;
             }
@@ -112,7 +138,7 @@ public final class StepScheduler {
         }
         while (budget > 0 && !waiting.isEmpty() && running.size() < maxRunning) {
             SequenceState s = nextFair();
-            if (!cache.ensureCapacity(s.id, Math.min(s.prefillTarget(), s.prefilled + budget))) {
+            if (!admit(s, budget)) {
                 break;
             }
             waiting.remove(s);
@@ -124,7 +150,7 @@ public final class StepScheduler {
         }
         List<StepOutput> outs;
         try {
-            outs = engine.step(List.copyOf(batch), cache);
+            outs = engine.step(StepContext.of(batch), cache);
         } catch (RuntimeException e) {
             for (SequenceState s : List.copyOf(members)) {
                 finish(s);
@@ -174,6 +200,34 @@ public final class StepScheduler {
         return best;
     }
 
+    /**
+     * Takes the context's available prefix from the prefix source (never for a traced request: a trace covers
+     * every position) and reserves the first chunk; false, with nothing held, when the pool has no room.
+     */
+    private boolean admit(SequenceState s, int budget) {
+        int cached = 0;
+        if (!s.request.trace()) {
+            int[] context = s.context(0, s.prefillTarget());
+            cached = prefixes.acquirePrefix(s.id, context, s.tenant);
+            if (cached < 0 || cached >= context.length || cached % cache.blockTokens() != 0) {
+                cache.release(s.id);
+                throw new IllegalStateException("prefix source returned " + cached + " cached positions for a context of "
+                        + context.length + " (must be a multiple of " + cache.blockTokens() + " below it)");
+            }
+        }
+        s.prefilled = cached;
+        if (!cache.ensureCapacity(s.id, Math.min(s.prefillTarget(), s.prefilled + budget))) {
+            cache.release(s.id);
+            s.prefilled = 0;
+            return false;
+        }
+        if (!s.admittedBefore()) {
+            s.cachedPromptTokens = cached;
+            s.listener.onAdmitted(cached);
+        }
+        return true;
+    }
+
     private int addPrefill(SequenceState s, int budget) {
         int n = Math.min(budget, s.prefillTarget() - s.prefilled);
         if (!cache.ensureCapacity(s.id, s.prefilled + n)) {
@@ -182,8 +236,8 @@ public final class StepScheduler {
         boolean last = s.prefilled + n == s.prefillTarget();
         SequenceStep.Logits logits = last && !s.resuming() ? SequenceStep.Logits.LAST : SequenceStep.Logits.NONE;
         int[] tokens = s.context(s.prefilled, n);
-        batch.add(new SequenceStep(s.id, tokens, s.prefilled, logits, s.request.trace() && !s.resuming()));
-        cache.onTokens(s.id, s.prefilled, tokens);
+        batch.add(new SequenceStep(s.id, tokens, s.prefilled, logits, s.request.trace() && !s.resuming(), s.tenant,
+                SequenceStep.Phase.PREFILL));
         members.add(s);
         return n;
     }
@@ -201,6 +255,10 @@ public final class StepScheduler {
     }
 
     private void preempt(SequenceState s) {
+        int[] held = s.context(0, s.cachedPositions());
+        if (preemption.choose(s.id, held, s.tenant) == PreemptionPolicy.Choice.SWAP_OUT) {
+            preemption.swapOut(s.id, held, s.tenant);
+        }
         cache.release(s.id);
         running.remove(s);
         int at = members.indexOf(s);
@@ -215,7 +273,7 @@ public final class StepScheduler {
     private void advance(SequenceState s, SequenceStep step, StepOutput out) {
         if (!s.decoding()) {
             if (out.routes() != null) {
-                s.appendRoutes(out.routes());
+                s.appendRoutes(out.routes(), out.routeWeights());
             }
             s.prefilled += step.tokens().length;
             if (s.prefilled < s.prefillTarget()) {
