@@ -1,0 +1,437 @@
+package io.moemesh.model.kv;
+
+import io.moemesh.model.engine.KvCache;
+import io.moemesh.model.engine.PrefixSource;
+import io.moemesh.model.engine.SequenceStep;
+import io.moemesh.model.engine.StepContext;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The gateway's paged KV cache with automatic prefix caching, as vLLM does it (KVCacheManager / BlockPool): a
+ * fixed pool of blocks, a block table per sequence, and every full block that a completed step made final keyed
+ * by its chained {@link BlockHash} (parent, tokens, {@link ModelFingerprint}, tenant salt) in a hash → block map.
+ * A new sequence's longest cached prefix ({@link #acquirePrefix}) becomes part of its block table, so the
+ * scheduler skips computing it.
+ *
+ * <p>Every block is in exactly one of three states:
+ * <ul>
+ *   <li><b>held</b>: referenced by one or more sequences' block tables (a reference count per block; running
+ *       sequences with a common prefix share its blocks);</li>
+ *   <li><b>cached</b>: held by nobody, but findable by its hash: the least recently released first in an LRU;</li>
+ *   <li><b>free</b>: held by nobody and without a hash (never filled, or filled by a step that did not complete).</li>
+ * </ul>
+ * {@link #release} returns a sequence's blocks: those with a hash become cached, the others free, tail blocks
+ * first so that eviction takes a prefix's end before its start (a chain lookup stops at its first miss).
+ * {@link #ensureCapacity} takes free blocks and only when none is left evicts the least recently used cached
+ * block (its hash is forgotten).
+ *
+ * <p>Rules that keep every sequence's keys and values its own:
+ * <ul>
+ *   <li>A block becomes findable only in {@link #stepCompleted}, when its keys and values are final; a step that
+ *       failed never completes, so its blocks are released without a hash and are never found.</li>
+ *   <li>A block with a hash is never written. The engine writes only positions ≥ a step's start, and a prefix is
+ *       handed out only in full blocks before the last token: the last token is always computed, for its logits.
+ *       When a whole prompt is cached (its length a multiple of the block size), reuse therefore stops one block
+ *       earlier: handing out the block of the last token would make the engine write that position into a shared
+ *       block, and the kernels' result for a position can differ in its last bits with the batch it is computed in
+ *       (another tile shape adds its products in another order), so the rewrite could change keys and values
+ *       another sequence is reading. {@link #stepStarted} refuses a step that would write into a block with a
+ *       hash.</li>
+ *   <li>Tenants never share: the tenant's name salts every block hash.</li>
+ * </ul>
+ *
+ * <p>With {@code enabled} false it is a plain paged cache: {@link #acquirePrefix} returns 0 and no block ever gets
+ * a hash. Engine thread only, like every {@link KvCache} (no locks); the counters ({@link #freeBlocks},
+ * {@link #cachedBlocks}, {@link #usedBlocks}, {@link #lookedUpTokens}, {@link #servedTokens}) may be read from any
+ * thread (metrics), and are exact between steps.
+ */
+public final class PrefixCachingKvCache implements KvCache, PrefixSource {
+    public static final int DEFAULT_BLOCK_TOKENS = 16;
+
+    private final int blockTokens;
+    private final int numBlocks;
+    private final float[][] keys;
+    private final float[][] values;
+    private final ModelFingerprint fingerprint;
+    private final boolean enabled;
+    /** Per block: how many block tables hold it. */
+    private final int[] refs;
+    /** Per block: its hash while it is findable in {@link #index}, else null. */
+    private final BlockHash[] hashOf;
+    private final Map<BlockHash, Integer> index = new HashMap<>();
+    private final BlockLru lru;
+    /** Free blocks: a stack, {@code free[0, freeCount)}. */
+    private final int[] free;
+    private volatile int freeCount;
+    private volatile int cachedCount;
+    private volatile long lookedUp;
+    private volatile long served;
+    private final Map<Long, Sequence> sequences = new HashMap<>();
+
+    private static final class Sequence {
+        int[] blocks = new int[8];
+        int size;
+        /** The tenant salting its hashes; null until an admission or a step names it. */
+        String tenant;
+        /** Positions [0, length) have final keys and values and known tokens, hashed up to the last full block. */
+        int length;
+        /** The tokens of the block being filled: positions [length - length % B, length). */
+        final int[] partial;
+        /** The hash of the last full block, null before the first. */
+        BlockHash last;
+        /** False once a step did not continue where the last ended (its tokens are then not all known). */
+        boolean hashable = true;
+        /** The last lookup's context and hit tokens, counted when the sequence's first step starts. */
+        int pendingLookedUp;
+        int pendingServed;
+
+        Sequence(int blockTokens, String tenant) {
+            this.partial = new int[blockTokens];
+            this.tenant = tenant;
+        }
+    }
+
+    /**
+     * @param fingerprint the served model's, part of every block hash
+     * @param enabled     false: a plain paged cache (no prefix is ever looked up or registered)
+     */
+    public PrefixCachingKvCache(int layers, int kvDim, int blockTokens, int numBlocks, ModelFingerprint fingerprint,
+                                boolean enabled) {
+        if (layers <= 0 || kvDim <= 0 || blockTokens <= 0 || numBlocks <= 0) {
+            throw new IllegalArgumentException("KV cache needs positive layers, kv dim, block size and block count");
+        }
+        long floats = (long) numBlocks * blockTokens * kvDim;
+        if (floats > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("a KV cache of " + numBlocks + " blocks exceeds one array per layer");
+        }
+        this.blockTokens = blockTokens;
+        this.numBlocks = numBlocks;
+        this.keys = new float[layers][(int) floats];
+        this.values = new float[layers][(int) floats];
+        this.fingerprint = fingerprint;
+        this.enabled = enabled;
+        this.refs = new int[numBlocks];
+        this.hashOf = new BlockHash[numBlocks];
+        this.lru = new BlockLru(numBlocks);
+        this.free = new int[numBlocks];
+        // Block 0 on top: the first sequence gets blocks 0, 1, 2 ... (easier to read in a debugger).
+        for (int b = 0; b < numBlocks; b++) {
+            free[b] = numBlocks - 1 - b;
+        }
+        this.freeCount = numBlocks;
+    }
+
+    /** A cache of 16-token blocks able to hold {@code tokens} positions in total. */
+    public static PrefixCachingKvCache forTokens(int layers, int kvDim, int tokens, ModelFingerprint fingerprint,
+                                                 boolean enabled) {
+        return new PrefixCachingKvCache(layers, kvDim, DEFAULT_BLOCK_TOKENS,
+                Math.max(1, (tokens + DEFAULT_BLOCK_TOKENS - 1) / DEFAULT_BLOCK_TOKENS), fingerprint, enabled);
+    }
+
+    public boolean enabled() {
+        return enabled;
+    }
+
+    @Override
+    public int blockTokens() {
+        return blockTokens;
+    }
+
+    /**
+     * Looks the context's full blocks up, block 0 first, until the first miss, and puts the hits at the start of
+     * the sequence's block table (each one more reference; a cached block leaves the LRU). At most
+     * {@code (tokens.length - 1) / B} blocks: the block of the last token is always computed (see the class
+     * comment for why a whole cached prompt stops one block early).
+     */
+    @Override
+    public int acquirePrefix(long seqId, int[] tokens, String tenant) {
+        if (tenant == null) {
+            throw new IllegalArgumentException("sequence " + seqId + ": tenant must be set (\"\" for none)");
+        }
+        Sequence s = sequences.get(seqId);
+        if (s != null && s.size > 0) {
+            throw new IllegalStateException("sequence " + seqId + " already holds " + s.size
+                    + " KV blocks: release it before admitting it again");
+        }
+        if (!enabled) {
+            return 0;
+        }
+        s = new Sequence(blockTokens, tenant);
+        sequences.put(seqId, s);
+        int max = (tokens.length - 1) / blockTokens;
+        int hits = 0;
+        BlockHash parent = null;
+        while (hits < max) {
+            BlockHash h = BlockHash.of(parent, tokens, hits * blockTokens, blockTokens, fingerprint, tenant);
+            Integer b = index.get(h);
+            if (b == null) {
+                break;
+            }
+            if (refs[b] == 0) {
+                lru.remove(b);
+                cachedCount--;
+            }
+            refs[b]++;
+            append(s, b);
+            parent = h;
+            hits++;
+        }
+        s.length = hits * blockTokens;
+        s.last = parent;
+        s.pendingLookedUp = tokens.length;
+        s.pendingServed = hits * blockTokens;
+        return hits * blockTokens;
+    }
+
+    @Override
+    public boolean ensureCapacity(long seqId, int length) {
+        int need = (length + blockTokens - 1) / blockTokens;
+        Sequence s = sequences.get(seqId);
+        int have = s == null ? 0 : s.size;
+        if (need <= have) {
+            return true;
+        }
+        if (need - have > freeCount + lru.size()) {
+            return false;
+        }
+        if (s == null) {
+            s = new Sequence(blockTokens, null);
+            sequences.put(seqId, s);
+        }
+        for (int i = have; i < need; i++) {
+            append(s, allocate());
+        }
+        return true;
+    }
+
+    private static void append(Sequence s, int block) {
+        if (s.size == s.blocks.length) {
+            s.blocks = Arrays.copyOf(s.blocks, s.size * 2);
+        }
+        s.blocks[s.size++] = block;
+    }
+
+    /** A free block, else the least recently used cached one, whose hash is forgotten (evicted). */
+    private int allocate() {
+        int b;
+        if (freeCount > 0) {
+            b = free[--freeCount];
+        } else {
+            b = lru.pollFirst();
+            cachedCount--;
+            index.remove(hashOf[b]);
+            hashOf[b] = null;
+        }
+        refs[b] = 1;
+        return b;
+    }
+
+    @Override
+    public int[] blockTable(long seqId) {
+        Sequence s = sequences.get(seqId);
+        if (s == null || s.size == 0) {
+            throw new IllegalStateException("sequence " + seqId + " has no KV blocks");
+        }
+        return s.blocks;
+    }
+
+    @Override
+    public float[] keys(int layer) {
+        return keys[layer];
+    }
+
+    @Override
+    public float[] values(int layer) {
+        return values[layer];
+    }
+
+    /**
+     * Refuses (before anything is computed) a step that would write into a block with a hash; counts the lookups
+     * of sequences whose first step this is.
+     */
+    @Override
+    public void stepStarted(StepContext step) {
+        if (!enabled) {
+            return;
+        }
+        for (SequenceStep st : step.sequences()) {
+            Sequence s = sequences.get(st.seqId());
+            if (s == null) {
+                continue;
+            }
+            if (s.pendingLookedUp > 0) {
+                lookedUp += s.pendingLookedUp;
+                served += s.pendingServed;
+                s.pendingLookedUp = 0;
+                s.pendingServed = 0;
+            }
+            int to = Math.min(s.size, (st.endPos() - 1) / blockTokens + 1);
+            for (int i = st.startPos() / blockTokens; i < to; i++) {
+                if (hashOf[s.blocks[i]] != null) {
+                    throw new IllegalStateException("sequence " + st.seqId() + " would write positions ["
+                            + st.startPos() + ", " + st.endPos() + ") into its block " + i
+                            + ", which holds a cached prefix other sequences may read");
+                }
+            }
+        }
+    }
+
+    /** The rows' keys and values are final: every block they filled gets its hash and becomes findable. */
+    @Override
+    public void stepCompleted(StepContext step) {
+        if (!enabled) {
+            return;
+        }
+        for (SequenceStep st : step.sequences()) {
+            Sequence s = sequences.get(st.seqId());
+            if (s == null || !s.hashable) {
+                continue;
+            }
+            if (s.tenant == null) {
+                s.tenant = st.tenant();
+            }
+            if (st.startPos() != s.length) {
+                // Not where the last step ended: the tokens of the positions between are unknown here, so this
+                // sequence's later blocks are never registered (the scheduler never steps a sequence this way).
+                s.hashable = false;
+                continue;
+            }
+            for (int token : st.tokens()) {
+                s.partial[s.length % blockTokens] = token;
+                s.length++;
+                if (s.length % blockTokens == 0) {
+                    BlockHash h = BlockHash.of(s.last, s.partial, 0, blockTokens, fingerprint, s.tenant);
+                    s.last = h;
+                    register(s.blocks[s.length / blockTokens - 1], h);
+                }
+            }
+        }
+    }
+
+    /**
+     * Makes the block findable, unless another block already is under that hash (two sequences computed the same
+     * prefix side by side): then this one stays unhashed and goes to the free list when released.
+     */
+    private void register(int block, BlockHash h) {
+        if (hashOf[block] == null && !index.containsKey(h)) {
+            index.put(h, block);
+            hashOf[block] = h;
+        }
+    }
+
+    /**
+     * Drops the sequence's references, last block first: a block nobody holds any more becomes cached when it has
+     * a hash, free otherwise. Unknown ids are ignored (a second release of the same sequence is a no-op).
+     */
+    @Override
+    public void release(long seqId) {
+        Sequence s = sequences.remove(seqId);
+        if (s == null) {
+            return;
+        }
+        for (int i = s.size - 1; i >= 0; i--) {
+            int b = s.blocks[i];
+            if (refs[b] <= 0) {
+                throw new IllegalStateException("block " + b + " of sequence " + seqId + " was already free");
+            }
+            if (--refs[b] == 0) {
+                if (hashOf[b] != null) {
+                    lru.addLast(b);
+                    cachedCount++;
+                } else {
+                    free[freeCount++] = b;
+                }
+            }
+        }
+    }
+
+    public int totalBlocks() {
+        return numBlocks;
+    }
+
+    /** Blocks nobody holds and without a hash. */
+    public int freeBlocks() {
+        return freeCount;
+    }
+
+    /** Blocks nobody holds that keep a findable prefix until evicted (the LRU). */
+    public int cachedBlocks() {
+        return cachedCount;
+    }
+
+    /** Blocks held by at least one sequence (a shared block counts once). */
+    public int usedBlocks() {
+        return numBlocks - freeCount - cachedCount;
+    }
+
+    /**
+     * Context tokens looked up by {@link #acquirePrefix} for admissions that ran (first admissions, and resumes after
+     * a preemption): counted when the sequence's first step starts, so an admission that found no room for its
+     * first chunk and is tried again later counts once.
+     */
+    public long lookedUpTokens() {
+        return lookedUp;
+    }
+
+    /** Of {@link #lookedUpTokens}, those served from cached blocks instead of computed. */
+    public long servedTokens() {
+        return served;
+    }
+
+    /**
+     * Checks every block's bookkeeping against the others (tests): each block is exactly one of held (its count
+     * equals the block tables holding it), cached (in the LRU, its hash indexed) or free; every indexed hash names
+     * a block carrying it; the counters match. Returns the number of held blocks, counted from the tables.
+     */
+    int audit() {
+        int[] counted = new int[numBlocks];
+        for (Sequence s : sequences.values()) {
+            for (int i = 0; i < s.size; i++) {
+                counted[s.blocks[i]]++;
+            }
+        }
+        boolean[] isFree = new boolean[numBlocks];
+        for (int i = 0; i < freeCount; i++) {
+            if (isFree[free[i]]) {
+                throw new IllegalStateException("block " + free[i] + " is on the free list twice");
+            }
+            isFree[free[i]] = true;
+        }
+        int held = 0;
+        for (int b = 0; b < numBlocks; b++) {
+            if (counted[b] != refs[b]) {
+                throw new IllegalStateException("block " + b + ": " + counted[b] + " tables hold it, count says " + refs[b]);
+            }
+            int states = (refs[b] > 0 ? 1 : 0) + (lru.contains(b) ? 1 : 0) + (isFree[b] ? 1 : 0);
+            if (states != 1) {
+                throw new IllegalStateException("block " + b + " is in " + states + " states (held " + refs[b]
+                        + ", cached " + lru.contains(b) + ", free " + isFree[b] + ")");
+            }
+            if (lru.contains(b) && hashOf[b] == null || isFree[b] && hashOf[b] != null) {
+                throw new IllegalStateException("block " + b + ": cached blocks need a hash, free ones have none");
+            }
+            if (hashOf[b] != null && index.get(hashOf[b]) != b) {
+                throw new IllegalStateException("block " + b + "'s hash is not indexed to it");
+            }
+            held += refs[b] > 0 ? 1 : 0;
+        }
+        for (Map.Entry<BlockHash, Integer> e : index.entrySet()) {
+            if (!e.getKey().equals(hashOf[e.getValue()])) {
+                throw new IllegalStateException("hash " + e.getKey() + " names block " + e.getValue() + ", which has "
+                        + hashOf[e.getValue()]);
+            }
+        }
+        if (lru.size() != cachedCount || held != usedBlocks()) {
+            throw new IllegalStateException("counters: cached " + cachedCount + " vs LRU " + lru.size() + ", used "
+                    + usedBlocks() + " vs held " + held);
+        }
+        return held;
+    }
+
+    /** Cached blocks, least recently used first (tests of the eviction order). */
+    int[] lruOrder() {
+        return lru.toArray();
+    }
+}

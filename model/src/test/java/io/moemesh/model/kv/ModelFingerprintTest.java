@@ -1,0 +1,99 @@
+package io.moemesh.model.kv;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.model.ModelFormatException;
+import io.moemesh.model.golden.TestModels;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class ModelFingerprintTest {
+    @TempDir
+    Path tmp;
+
+    private Path copy(String model, String as) throws IOException {
+        Path to = tmp.resolve(as);
+        Files.createDirectories(to);
+        try (Stream<Path> files = Files.list(TestModels.dir(model))) {
+            for (Path f : files.toList()) {
+                Files.copy(f, to.resolve(f.getFileName()));
+            }
+        }
+        return to;
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {TestModels.MIXTRAL, TestModels.MIXTRAL_BF16, TestModels.QWEN2_MOE})
+    void sameDirectoryTwice_andARenamedCopy_giveTheSameFingerprint(String model) throws IOException {
+        ModelFingerprint a = ModelFingerprint.of(TestModels.dir(model));
+        assertThat(ModelFingerprint.of(TestModels.dir(model))).isEqualTo(a);
+        assertThat(ModelFingerprint.of(copy(model, "renamed-" + model))).isEqualTo(a);
+    }
+
+    @Test
+    void differentModels_differ_evenTheSameWeightsInAnotherDtype() {
+        assertThat(ModelFingerprint.of(TestModels.dir(TestModels.MIXTRAL)))
+                .isNotEqualTo(ModelFingerprint.of(TestModels.dir(TestModels.MIXTRAL_BF16)))
+                .isNotEqualTo(ModelFingerprint.of(TestModels.dir(TestModels.QWEN2_MOE)));
+    }
+
+    @Test
+    void aChangedConfig_changesIt() throws IOException {
+        Path dir = copy(TestModels.MIXTRAL, "m");
+        ModelFingerprint before = ModelFingerprint.of(dir);
+        Path config = dir.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replace("\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 1e-06"));
+        assertThat(ModelFingerprint.of(dir)).isNotEqualTo(before);
+    }
+
+    @Test
+    void aChangedSafetensorsHeader_changesIt() throws IOException {
+        Path dir = copy(TestModels.MIXTRAL, "m");
+        ModelFingerprint before = ModelFingerprint.of(dir);
+        Path weights = dir.resolve("model.safetensors");
+        byte[] b = Files.readAllBytes(weights);
+        int headerLen = (int) ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        String header = new String(b, 8, headerLen, StandardCharsets.UTF_8);
+        // same length, another tensor name: a header edit that leaves every offset valid
+        String edited = header.replace("lm_head.weight", "lm_head.weighT");
+        assertThat(edited).isNotEqualTo(header);
+        System.arraycopy(edited.getBytes(StandardCharsets.UTF_8), 0, b, 8, headerLen);
+        Files.write(weights, b);
+        assertThat(ModelFingerprint.of(dir)).isNotEqualTo(before);
+    }
+
+    @Test
+    void fineTunedWeights_underTheSameConfigAndHeaders_changeIt() throws IOException {
+        Path dir = copy(TestModels.MIXTRAL, "m");
+        ModelFingerprint before = ModelFingerprint.of(dir);
+        Path weights = dir.resolve("model.safetensors");
+        byte[] b = Files.readAllBytes(weights);
+        b[b.length - 1] ^= 1; // the last weight's lowest mantissa byte: inside the last data sample
+        Files.write(weights, b);
+        assertThat(ModelFingerprint.of(dir)).isNotEqualTo(before);
+    }
+
+    @Test
+    void missingOrBrokenFiles_areModelFormatErrorsNamingTheFile() throws IOException {
+        Path dir = copy(TestModels.MIXTRAL, "m");
+        Files.write(dir.resolve("model.safetensors"), new byte[] {1, 2, 3});
+        assertThatThrownBy(() -> ModelFingerprint.of(dir)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("model.safetensors").hasMessageContaining("truncated");
+        Files.delete(dir.resolve("model.safetensors"));
+        assertThatThrownBy(() -> ModelFingerprint.of(dir)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("no model.safetensors");
+        Files.delete(dir.resolve("config.json"));
+        assertThatThrownBy(() -> ModelFingerprint.of(dir)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("config.json");
+    }
+}
