@@ -8,6 +8,6 @@ import picocli.CommandLine.Command;
         description = "Benchmarks: serve (load a running gateway like vLLM's bench serve), mesh (the per-layer hop), "
                 + "engine (the single-process engine), kernels (JMH: expert FFN vs OpenBLAS, memory bandwidth).",
         subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class, EngineBenchCommand.class,
-            KernelBenchCommand.class})
+            KernelBenchCommand.class, PrefixBenchCommand.class})
 public final class BenchCommand {
 }

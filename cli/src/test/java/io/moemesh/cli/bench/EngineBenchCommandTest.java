@@ -31,6 +31,18 @@ class EngineBenchCommandTest {
     }
 
     @Test
+    void benchPrefix_timesTheSamePromptAsAMissThenAHit_andReportsTheCachedTokensAndTheRatio() {
+        String[] r = run("bench", "prefix", "--model", "S", "--prompt-tokens", "40", "--repeats", "2",
+                "--step-token-budget", "16", "--models-dir", models.toString());
+        assertThat(r[0]).as(r[2]).isEqualTo("0");
+        assertThat(r[1]).contains("| model | prompt tokens | TTFT miss, ms | TTFT hit, ms | cached tokens | hit ÷ miss |");
+        // 40 tokens = 2 full blocks of 16 and 8 more: both full blocks come from the cache on the second run
+        assertThat(r[1].lines().filter(l -> l.startsWith("| S f32 | 40 | ")).findFirst().orElseThrow())
+                .matches("\\| S f32 \\| 40 \\| [\\d.]+( \\([\\d.]+–[\\d.]+\\))? \\| [\\d.]+( \\([\\d.]+–[\\d.]+\\))? \\| 32 "
+                        + "\\| [\\d.]+ \\([\\d.]+–[\\d.]+\\) \\|");
+    }
+
+    @Test
     void benchKernels_runsJmh_andPrintsTheKernelAgainstSgemm_andTheStreamAgainstTheReadBandwidth() {
         String[] r = run("bench", "kernels", "--quick", "--tokens", "1,8", "--hidden", "128", "--intermediate", "256");
         assertThat(r[0]).as(r[2]).isEqualTo("0");
@@ -53,6 +65,11 @@ class EngineBenchCommandTest {
             "engine --repeats 0 | --repeats must be at least 1, got 0",
             "engine --concurrency 1,0 | --concurrency must be at least 1, got 0",
             "engine --prompt-tokens 5000 | must fit the bench models' 4096 positions",
+            "prefix --model XL | unknown bench model XL",
+            "prefix --prompt-tokens 1 | --prompt-tokens must be between 2 and 4095",
+            "prefix --prompt-tokens 4096 | --prompt-tokens must be between 2 and 4095",
+            "prefix --repeats 0 | --repeats must be at least 1, got 0",
+            "prefix --step-token-budget 0 | --step-token-budget must be at least 1, got 0",
             "kernels --tokens 1,x | --tokens takes whole numbers, got \"x\"",
             "kernels --tokens -4 | --tokens must be at least 1, got -4",
             "kernels --experts 4 | --experts must be at least 8",
