@@ -50,12 +50,18 @@ public final class ApiKeys {
             }
         }
         if (inline != null && !inline.isBlank()) {
-            for (String pair : inline.split(",")) {
-                int colon = pair.lastIndexOf(':');
-                if (colon <= 0 || colon == pair.length() - 1) {
-                    throw new IllegalArgumentException("API keys must be KEY:TENANT pairs separated by commas");
+            String[] pairs = inline.split(",");
+            for (int i = 0; i < pairs.length; i++) {
+                int colon = pairs[i].lastIndexOf(':');
+                String key = colon < 0 ? "" : pairs[i].substring(0, colon).strip();
+                String tenant = colon < 0 ? "" : pairs[i].substring(colon + 1).strip();
+                // An empty key would let "Authorization: Bearer " in; keys and tenants with spaces cannot be
+                // written to a key file (moemesh up turns these pairs into one). The key itself is never quoted.
+                if (key.isEmpty() || tenant.isEmpty() || hasSpace(key) || hasSpace(tenant)) {
+                    throw new IllegalArgumentException("API keys must be KEY:TENANT pairs separated by commas, "
+                            + "without spaces inside a key or tenant (pair " + (i + 1) + " is not)");
                 }
-                out.add(new Entry(digest(pair.substring(0, colon).strip()), pair.substring(colon + 1).strip()));
+                out.add(new Entry(digest(key), tenant));
             }
         }
         return new ApiKeys(out);
@@ -90,6 +96,10 @@ public final class ApiKeys {
             return null;
         }
         return header.substring(7).strip();
+    }
+
+    private static boolean hasSpace(String s) {
+        return s.chars().anyMatch(Character::isWhitespace);
     }
 
     private static byte[] digest(String key) {

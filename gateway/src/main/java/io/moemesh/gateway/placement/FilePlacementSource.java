@@ -1,10 +1,12 @@
 package io.moemesh.gateway.placement;
 
+import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.placement.PlacementTable;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
 import java.time.Clock;
 import java.time.Duration;
@@ -15,7 +17,8 @@ import org.slf4j.LoggerFactory;
 /**
  * A placement file re-read when it changes (checked at most once per poll interval, from the engine thread).
  * A newer file that does not parse or does not fit the model is logged and ignored: the last good placement
- * keeps serving. Only a higher epoch replaces the current placement (epochs version placements).
+ * keeps serving. Only a higher epoch replaces the current placement (epochs version placements); a file with an
+ * older epoch, or the current epoch with other contents, is logged and ignored.
  */
 public final class FilePlacementSource implements PlacementSource {
     private static final Logger log = LoggerFactory.getLogger(FilePlacementSource.class);
@@ -26,17 +29,33 @@ public final class FilePlacementSource implements PlacementSource {
     private final Duration poll;
     private final Clock clock;
     private volatile PlacementTable current;
-    private FileTime seen;
+    private Placement currentPlacement;
+    private Version seen;
     private long nextCheck;
 
+    /**
+     * What tells one version of the file from the next. The modification time alone does not: Linux file
+     * timestamps move in clock ticks of a few milliseconds, so a file rewritten within one tick of the last read
+     * keeps its time and would never be read again. A file replaced by rename ({@link PlacementFiles#write}, the
+     * router's way) is a new inode (the file key); an edit in place almost always changes the size or the time.
+     */
+    private record Version(FileTime modified, long size, Object fileKey) {
+    }
+
+    /**
+     * @throws IllegalArgumentException when the file is missing, does not parse or does not fit the model (the
+     *                                  message names the file)
+     */
     public FilePlacementSource(Path file, int layers, int dispatchableExperts, Duration poll, Clock clock) {
         this.file = file;
         this.layers = layers;
         this.dispatchableExperts = dispatchableExperts;
         this.poll = poll;
         this.clock = clock;
-        this.current = PlacementTable.of(PlacementFiles.read(file), layers, dispatchableExperts);
-        this.seen = modified();
+        // The version before the read: a write during the read is then seen at the next check, not lost.
+        this.seen = version();
+        this.currentPlacement = PlacementFiles.read(file);
+        this.current = table(currentPlacement);
         this.nextCheck = clock.millis() + poll.toMillis();
     }
 
@@ -52,27 +71,42 @@ public final class FilePlacementSource implements PlacementSource {
 
     /** Re-reads the file now if it changed; returns the placement in force afterwards. */
     public synchronized PlacementTable reloadIfChanged() {
-        FileTime m = modified();
-        if (m != null && !m.equals(seen)) {
-            seen = m;
+        Version v = version();
+        if (v != null && !v.equals(seen)) {
+            seen = v;
             try {
-                PlacementTable next = PlacementTable.of(PlacementFiles.read(file), layers, dispatchableExperts);
+                Placement read = PlacementFiles.read(file);
+                PlacementTable next = table(read);
                 if (next.epoch() > current.epoch()) {
                     log.info("{}: placement epoch {} → {}", file, current.epoch(), next.epoch());
                     current = next;
+                    currentPlacement = read;
                 } else if (next.epoch() < current.epoch()) {
                     log.warn("{}: epoch {} is older than the current {}; ignored", file, next.epoch(), current.epoch());
+                } else if (!read.equals(currentPlacement)) {
+                    log.warn("{}: epoch {} is the current epoch with other contents; ignored (a new placement needs a "
+                            + "higher epoch)", file, next.epoch());
                 }
             } catch (IllegalArgumentException e) {
-                log.error("{}: keeping placement epoch {}: {}", file, current.epoch(), e.getMessage());
+                // The message names the file.
+                log.error("keeping placement epoch {}: {}", current.epoch(), e.getMessage());
             }
         }
         return current;
     }
 
-    private FileTime modified() {
+    private PlacementTable table(Placement p) {
         try {
-            return Files.getLastModifiedTime(file);
+            return PlacementTable.of(p, layers, dispatchableExperts);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private Version version() {
+        try {
+            BasicFileAttributes a = Files.readAttributes(file, BasicFileAttributes.class);
+            return new Version(a.lastModifiedTime(), a.size(), a.fileKey());
         } catch (IOException e) {
             return null;
         }

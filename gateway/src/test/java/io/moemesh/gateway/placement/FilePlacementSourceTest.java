@@ -1,0 +1,272 @@
+package io.moemesh.gateway.placement;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.service.placement.EvenPlacement;
+import io.moemesh.service.placement.PlacementFiles;
+import io.moemesh.service.placement.PlacementTable;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileTime;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
+import java.util.List;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The placement file's epoch rules on real files and a fake clock: only a higher epoch replaces the placement in
+ * force, anything else (older, equal, unparseable, not fitting the model, deleted) leaves the last good one
+ * serving and is logged; the file is checked at most once per poll interval.
+ */
+class FilePlacementSourceTest {
+    private static final int LAYERS = 2;
+    private static final int EXPERTS = 4;
+    private static final Duration POLL = Duration.ofSeconds(10);
+
+    @TempDir
+    Path dir;
+    private Path file;
+    private final FakeClock clock = new FakeClock();
+    private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
+    private final Logger logger = (Logger) LoggerFactory.getLogger(FilePlacementSource.class);
+
+    /** A clock that moves only when the test moves it. */
+    private static final class FakeClock extends Clock {
+        long millis = 1_000_000;
+
+        @Override
+        public ZoneId getZone() {
+            return ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(ZoneId zone) {
+            return this;
+        }
+
+        @Override
+        public Instant instant() {
+            return Instant.ofEpochMilli(millis);
+        }
+    }
+
+    @BeforeEach
+    void setUp() {
+        file = dir.resolve("placement.json");
+        logged.start();
+        logger.addAppender(logged);
+    }
+
+    @AfterEach
+    void tearDown() {
+        logger.detachAppender(logged);
+    }
+
+    /** A placement of the test model's 2 layers × 4 experts on {@code instances} instances. */
+    private static Placement placement(long epoch, int instances) {
+        return placement(epoch, instances, LAYERS, EXPERTS);
+    }
+
+    private static Placement placement(long epoch, int instances, int layers, int experts) {
+        List<Instance> ins = IntStream.range(0, instances).mapToObj(i -> Instance.newBuilder().setId("expert-" + i)
+                .setEndpoint("127.0.0.1:" + (9100 + i)).build()).toList();
+        return EvenPlacement.build(epoch, ins, layers, experts, false, 1);
+    }
+
+    private FilePlacementSource source() {
+        return new FilePlacementSource(file, LAYERS, EXPERTS, POLL, clock);
+    }
+
+    /** Checks the file as the engine thread does: once the poll interval has passed. */
+    private PlacementTable afterPoll(FilePlacementSource s) {
+        clock.millis += POLL.toMillis();
+        return s.current().orElseThrow();
+    }
+
+    /** Replaces the file by rename, as {@link PlacementFiles#write} does, with text that need not be a placement. */
+    private void writeRaw(String text) throws IOException {
+        Path tmp = Files.createTempFile(dir, "placement", ".tmp");
+        Files.writeString(tmp, text, StandardCharsets.UTF_8);
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    private List<String> messages(Level level) {
+        return logged.list.stream().filter(e -> e.getLevel() == level).map(ILoggingEvent::getFormattedMessage).toList();
+    }
+
+    @Test
+    void higherEpoch_replacesThePlacement_atTheNextPoll() {
+        PlacementFiles.write(file, placement(1, 2));
+        FilePlacementSource s = source();
+        assertThat(s.current().orElseThrow().epoch()).isEqualTo(1);
+
+        PlacementFiles.write(file, placement(2, 3));
+        PlacementTable t = afterPoll(s);
+        assertThat(t.epoch()).isEqualTo(2);
+        assertThat(t.instances()).hasSize(3);
+        assertThat(messages(Level.INFO)).containsExactly(file + ": placement epoch 1 → 2");
+    }
+
+    @Test
+    void olderEpoch_ignored_andLogged() {
+        PlacementFiles.write(file, placement(5, 2));
+        FilePlacementSource s = source();
+        PlacementFiles.write(file, placement(4, 3));
+        PlacementTable t = afterPoll(s);
+        assertThat(t.epoch()).isEqualTo(5);
+        assertThat(t.instances()).hasSize(2);
+        assertThat(messages(Level.WARN)).containsExactly(file + ": epoch 4 is older than the current 5; ignored");
+    }
+
+    @Test
+    void equalEpoch_withOtherContents_ignored_andLogged() {
+        PlacementFiles.write(file, placement(3, 2));
+        FilePlacementSource s = source();
+        PlacementFiles.write(file, placement(3, 3));
+        PlacementTable t = afterPoll(s);
+        assertThat(t.epoch()).isEqualTo(3);
+        assertThat(t.instances()).hasSize(2);
+        assertThat(messages(Level.WARN)).containsExactly(file + ": epoch 3 is the current epoch with other contents; "
+                + "ignored (a new placement needs a higher epoch)");
+    }
+
+    @Test
+    void equalEpoch_sameContentsRewritten_ignoredSilently() {
+        PlacementFiles.write(file, placement(3, 2));
+        FilePlacementSource s = source();
+        PlacementFiles.write(file, placement(3, 2));
+        assertThat(afterPoll(s).epoch()).isEqualTo(3);
+        assertThat(logged.list).isEmpty();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"{not json", "", "{\"epoch\": \"seven\"}", "{\"unknownField\": 1}"})
+    void unparseableFile_keepsTheLastGoodPlacement_andLogsWhy(String text) throws IOException {
+        PlacementFiles.write(file, placement(1, 2));
+        FilePlacementSource s = source();
+        writeRaw(text);
+        assertThat(afterPoll(s).epoch()).isEqualTo(1);
+        assertThat(messages(Level.ERROR)).singleElement().asString()
+                .startsWith("keeping placement epoch 1: " + file + ": not a moemesh.router.v1.Placement in JSON");
+
+        PlacementFiles.write(file, placement(2, 2));
+        assertThat(afterPoll(s).epoch()).as("a good file after a bad one is read").isEqualTo(2);
+    }
+
+    @Test
+    void fileThatDoesNotFitTheModel_keepsTheLastGoodPlacement_evenWithAHigherEpoch() {
+        PlacementFiles.write(file, placement(1, 2));
+        FilePlacementSource s = source();
+
+        PlacementFiles.write(file, placement(2, 2, LAYERS + 1, EXPERTS));
+        assertThat(afterPoll(s).epoch()).isEqualTo(1);
+        PlacementFiles.write(file, placement(3, 2, LAYERS, EXPERTS - 1));
+        assertThat(afterPoll(s).epoch()).isEqualTo(1);
+        assertThat(messages(Level.ERROR)).containsExactly(
+                "keeping placement epoch 1: " + file + ": placement epoch 2: layer 2 does not exist (model has 2)",
+                "keeping placement epoch 1: " + file + ": placement epoch 3: layer 0 expert 3 is not placed");
+    }
+
+    @Test
+    void deletedFile_keepsTheLastPlacement_untilANewOneAppears() throws IOException {
+        PlacementFiles.write(file, placement(1, 2));
+        FilePlacementSource s = source();
+        Files.delete(file);
+        assertThat(afterPoll(s).epoch()).isEqualTo(1);
+        assertThat(afterPoll(s).epoch()).isEqualTo(1);
+
+        PlacementFiles.write(file, placement(2, 2));
+        assertThat(afterPoll(s).epoch()).isEqualTo(2);
+    }
+
+    @Test
+    void fileIsCheckedAtMostOncePerPollInterval_countedFromTheLastCheck() {
+        PlacementFiles.write(file, placement(1, 2));
+        FilePlacementSource s = source();
+        PlacementFiles.write(file, placement(2, 2));
+        clock.millis += POLL.toMillis() - 1;
+        assertThat(s.current().orElseThrow().epoch()).as("before the interval ends").isEqualTo(1);
+        clock.millis += 1;
+        assertThat(s.current().orElseThrow().epoch()).isEqualTo(2);
+
+        // The next check is one interval after this one, however long the engine went without asking.
+        clock.millis += 3 * POLL.toMillis() + 500;
+        assertThat(s.current().orElseThrow().epoch()).isEqualTo(2);
+        PlacementFiles.write(file, placement(3, 2));
+        clock.millis += POLL.toMillis() - 1;
+        assertThat(s.current().orElseThrow().epoch()).isEqualTo(2);
+        clock.millis += 1;
+        assertThat(s.current().orElseThrow().epoch()).isEqualTo(3);
+    }
+
+    @Test
+    void reloadIfChanged_readsAtOnce_withoutWaitingForThePoll() {
+        PlacementFiles.write(file, placement(1, 2));
+        FilePlacementSource s = source();
+        PlacementFiles.write(file, placement(2, 2));
+        assertThat(s.reloadIfChanged().epoch()).isEqualTo(2);
+        assertThat(s.current().orElseThrow().epoch()).isEqualTo(2);
+    }
+
+    /**
+     * Linux file timestamps move in ticks of a few milliseconds: a router that writes a new epoch right after the
+     * gateway read the file leaves the time unchanged (set back by hand here, so the test does not depend on
+     * timing). The new file must still be read.
+     */
+    @Test
+    void newFileWithTheSameModificationTime_isStillRead() throws IOException {
+        PlacementFiles.write(file, placement(1, 2));
+        FileTime before = Files.getLastModifiedTime(file);
+        FilePlacementSource s = source();
+
+        PlacementFiles.write(file, placement(2, 2));
+        Files.setLastModifiedTime(file, before);
+        assertThat(afterPoll(s).epoch()).as("replaced by rename").isEqualTo(2);
+
+        FileTime now = Files.getLastModifiedTime(file);
+        Files.writeString(file, PlacementFiles.toJson(placement(3, 3)), StandardCharsets.UTF_8);
+        Files.setLastModifiedTime(file, now);
+        assertThat(afterPoll(s).epoch()).as("rewritten in place").isEqualTo(3);
+    }
+
+    @Test
+    void missingFileAtStart_failsNamingTheFile() {
+        assertThatThrownBy(this::source).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage(file + ": placement file not found");
+    }
+
+    @Test
+    void unparseableFileAtStart_failsNamingTheFile() throws IOException {
+        Files.writeString(file, "{not json");
+        assertThatThrownBy(this::source).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith(file + ": not a moemesh.router.v1.Placement in JSON");
+    }
+
+    @Test
+    void fileThatDoesNotFitTheModelAtStart_failsNamingTheFileAndWhatDoesNotFit() {
+        PlacementFiles.write(file, placement(1, 2, LAYERS, EXPERTS + 1));
+        assertThatThrownBy(this::source).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage(file + ": placement epoch 1: layer 0 expert 4 does not exist (model has 4 dispatchable "
+                        + "experts)");
+    }
+}
