@@ -64,7 +64,25 @@ public final class ApiKeys {
                 out.add(new Entry(digest(key), tenant));
             }
         }
+        refuseAmbiguous(out);
         return new ApiKeys(out);
+    }
+
+    /**
+     * One key of two tenants would make the tenant, and with it the tenant's rate limit and prefix-cache salt,
+     * depend on the order of the sources: refused, naming the tenants (never the key).
+     */
+    private static void refuseAmbiguous(List<Entry> entries) {
+        for (int i = 0; i < entries.size(); i++) {
+            for (int j = i + 1; j < entries.size(); j++) {
+                Entry a = entries.get(i);
+                Entry b = entries.get(j);
+                if (MessageDigest.isEqual(a.digest, b.digest) && !a.tenant.equals(b.tenant)) {
+                    throw new IllegalArgumentException("an API key is listed for two tenants, " + a.tenant + " and "
+                            + b.tenant + ": give each key one tenant");
+                }
+            }
+        }
     }
 
     public static ApiKeys none() {

@@ -75,6 +75,20 @@ class ApiKeysTest {
         assertThat(keys.tenantOf("key-three")).contains("shared");
     }
 
+    @Test
+    void oneKeyOfTwoTenants_isRefused_namingTheTenantsNotTheKey() throws IOException {
+        Path file = keyFile(ALICE_KEY + " alice");
+        assertThatThrownBy(() -> ApiKeys.load(file, ALICE_KEY + ":mallory"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("an API key is listed for two tenants, alice and mallory: give each key one tenant");
+    }
+
+    @Test
+    void oneKeyListedTwiceForOneTenant_isAccepted() throws IOException {
+        ApiKeys keys = ApiKeys.load(keyFile(ALICE_KEY + " alice"), ALICE_KEY + ":alice");
+        assertThat(keys.tenantOf(ALICE_KEY)).contains("alice");
+    }
+
     @ParameterizedTest(name = "\"{0}\"")
     @ValueSource(strings = {
             "sk-alice-0123456780", // a wrong key of the same length
