@@ -3,12 +3,26 @@ package io.moemesh.e2e;
 import io.moemesh.cli.mesh.GatewayClient;
 import io.moemesh.cli.mesh.Generation;
 import io.moemesh.cli.mesh.RunningMesh;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.Generator;
 import io.moemesh.model.golden.GoldenCase;
+import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.GenerateResponse;
+import io.moemesh.proto.gateway.v1.PromptIds;
+import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.service.placement.PlacementTable;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.assertj.core.api.SoftAssertions;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -17,7 +31,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * All golden cases of one model through one mesh of three expert services, under four placements in turn
  * (1, 2 and 3 instances without replicas, 3 instances with every expert on 2): each placement is a new epoch
- * the services load with LoadAssignment and the gateway reads from its placement file.
+ * the services load with LoadAssignment and the gateway reads from its placement file. And a long prompt sent twice:
+ * the second reuses the first's cached KV blocks (prefix caching) and still gives the reference engine's tokens.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 abstract class GoldenMeshTestBase {
@@ -60,5 +75,35 @@ abstract class GoldenMeshTestBase {
             GoldenAssert.dispatchFollows(soft, g, r, table, c.numExperts(), c.hasSharedExpert());
         }
         soft.assertAll();
+    }
+
+    /**
+     * The golden prompts are shorter than what prefix caching reuses (full 16-token blocks before the last token),
+     * so this one has 60 tokens: 48 of them come from the cache the second time.
+     */
+    @Test
+    void aLongPromptSentTwice_reusesItsCachedBlocks_andGivesTheReferenceTokens() {
+        SplittableRandom random = new SplittableRandom(60);
+        PromptIds.Builder ids = PromptIds.newBuilder();
+        for (int i = 0; i < 59; i++) {
+            ids.addTokenIds(2 + random.nextInt(mesh.config().vocabSize() - 2)); // the gateway prepends BOS
+        }
+        GenerateRequest request = GenerateRequest.newBuilder().setPromptIds(ids)
+                .setSampling(SamplingParams.newBuilder().setMaxTokens(12)).build();
+        AtomicReference<GenerateResponse> last = new AtomicReference<>();
+        Generation miss = gateway.generate(request, last::set);
+        assertThat(last.get().getUsage().getCachedPromptTokens()).isZero();
+        Generation hit = gateway.generate(request, last::set);
+        assertThat(last.get().getUsage().getPromptTokens()).isEqualTo(60);
+        assertThat(last.get().getUsage().getCachedPromptTokens()).isEqualTo(48);
+
+        int[] reference;
+        try (MoeModel m = MoeModel.open(TestModels.dir(model()))) {
+            reference = new Generator(m.localEngine(), m.newCache(1024), 512).generate(List.of(new GenerationRequest(
+                    hit.inputIds(), io.moemesh.model.generate.SamplingParams.greedy(12), false)), (i, t) -> { })
+                    .getFirst().generatedIds();
+        }
+        assertThat(hit.inputIds()).hasSize(60).containsExactly(miss.inputIds());
+        assertThat(hit.generatedIds()).containsExactly(miss.generatedIds()).containsExactly(reference);
     }
 }

@@ -2,6 +2,7 @@ package io.moemesh.gateway.config;
 
 import io.grpc.ChannelCredentials;
 import io.grpc.InsecureServerCredentials;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -12,7 +13,6 @@ import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
 import io.moemesh.service.expert.GrpcInstanceClient;
 import io.moemesh.gateway.http.PublicApiFilter;
-import io.moemesh.gateway.kv.PrefixHashedKvCache;
 import io.moemesh.gateway.placement.FilePlacementSource;
 import io.moemesh.gateway.placement.PlacementSource;
 import io.moemesh.gateway.scheduling.DrainLifecycle;
@@ -25,8 +25,11 @@ import io.moemesh.gateway.serving.ServingMetrics;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.engine.Engine;
+import io.moemesh.model.generate.PreemptionPolicy;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kernel.MatMul;
+import io.moemesh.model.kv.ModelFingerprint;
+import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.tls.MeshCredentials;
@@ -120,26 +123,42 @@ public class GatewayConfiguration {
         return dispatch;
     }
 
+    /**
+     * The paged KV cache with automatic prefix caching (moemesh.gateway.prefix-caching.enabled). Every block hash
+     * carries the model's fingerprint (config.json, the weight files' headers and data samples), not the directory's
+     * name: the key stays valid for blocks kept outside this process (kvcache.v1), where another model may serve.
+     */
     @Bean
-    PrefixHashedKvCache kvCache(GatewayProperties p, MoeModel model) {
-        return new PrefixHashedKvCache(model.newCache(p.kvCacheTokens()), model.directory().getFileName().toString());
+    PrefixCachingKvCache kvCache(GatewayProperties p, MoeModel model) {
+        return PrefixCachingKvCache.forTokens(model.config().numLayers(), model.config().kvDim(), p.kvCacheTokens(),
+                ModelFingerprint.of(model.directory()), p.prefixCaching().enabled());
     }
 
     @Bean(destroyMethod = "close")
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
-                          Optional<PlacementSource> source, PrefixHashedKvCache cache, MeterRegistry meters,
+                          Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
                           OpenTelemetry otel) {
         // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
         MatMul.warmUp();
         Engine engine = mesh.<Engine>map(model::engine).orElseGet(model::localEngine);
-        StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning());
+        // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix.
+        StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning(), cache,
+                PreemptionPolicy.RECOMPUTE);
         Runnable boundary = mesh.isPresent()
                 ? () -> source.get().current().ifPresent(mesh.get()::usePlacement)
                 : () -> { };
         EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval(), otel);
         Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
-        Gauge.builder("moemesh_gateway_kv_blocks_used", cache, c -> c.totalBlocks() - c.freeBlocks()).register(meters);
+        // Held by running sequences (a shared block once); cached blocks are reclaimable, so they are not "used".
+        Gauge.builder("moemesh_gateway_kv_blocks_used", cache, PrefixCachingKvCache::usedBlocks).register(meters);
+        Gauge.builder("moemesh_gateway_kv_blocks_cached", cache, PrefixCachingKvCache::cachedBlocks)
+                .description("KV blocks no sequence holds that keep a reusable prefix until evicted").register(meters);
+        FunctionCounter.builder("moemesh_gateway_prefix_cache_queried_tokens", cache, PrefixCachingKvCache::lookedUpTokens)
+                .description("prompt tokens looked up in the prefix cache at admission").register(meters);
+        FunctionCounter.builder("moemesh_gateway_prefix_cache_hit_tokens", cache, PrefixCachingKvCache::servedTokens)
+                .description("of the looked-up prompt tokens, those served from cached blocks instead of computed")
+                .register(meters);
         return loop;
     }
 

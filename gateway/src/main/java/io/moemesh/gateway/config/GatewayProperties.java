@@ -28,6 +28,7 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              ({@link TlsSettings}): mutual TLS by default, its files required (and checked at
  *                              startup) when a placement file is set; plaintext only with {@code mode=plaintext}.
  *                              The public gRPC and HTTP APIs stay as they are
+ * @param prefixCaching         automatic prefix caching in the paged KV cache, {@code moemesh.gateway.prefix-caching.*}
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -47,7 +48,19 @@ public record GatewayProperties(
         Path apiKeysFile,
         String apiKeys,
         @DefaultValue Health health,
-        @DefaultValue TlsSettings tls) {
+        @DefaultValue TlsSettings tls,
+        @DefaultValue PrefixCaching prefixCaching) {
+
+    /**
+     * Automatic prefix caching (vLLM's): full KV blocks are kept, keyed by their chained hash (tokens, model
+     * fingerprint, tenant), after the sequence that computed them ends, and a later prompt of the same tenant that
+     * starts with the same tokens skips their prefill ({@code io.moemesh.model.kv.PrefixCachingKvCache}).
+     *
+     * @param enabled false: every prompt position is computed, no block is kept after its sequence, and
+     *                {@code cached_tokens} is always 0
+     */
+    public record PrefixCaching(@DefaultValue("true") boolean enabled) {
+    }
 
     /**
      * @param maxWaiting                requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED

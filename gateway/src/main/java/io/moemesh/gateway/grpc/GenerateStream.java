@@ -42,6 +42,8 @@ final class GenerateStream implements CompletionSink {
     private List<LayerDispatchRecord> prefillDispatch = List.of();
     /** Token messages sent so far (engine thread only). */
     private int tokensSent;
+    /** Prompt tokens served from the prefix cache (Usage.cached_prompt_tokens), known at the first admission. */
+    private volatile int cachedPromptTokens;
 
     GenerateStream(ServerCallStreamObserver<GenerateResponse> out, Tokenizer tokenizer, int[] promptIds, boolean trace,
                    Supplier<List<LayerDispatchRecord>> dispatch, LongSupplier epoch, String requestId) {
@@ -52,6 +54,11 @@ final class GenerateStream implements CompletionSink {
         this.trace = trace;
         this.dispatch = dispatch;
         this.epoch = epoch;
+    }
+
+    @Override
+    public void onAdmitted(int cached) {
+        cachedPromptTokens = cached;
     }
 
     @Override
@@ -82,7 +89,8 @@ final class GenerateStream implements CompletionSink {
     public void onComplete(Completion c) {
         send(GenerateResponse.newBuilder().setText(c.restOfText())
                 .setFinishReason(c.reason().equals("stop") ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH)
-                .setUsage(Usage.newBuilder().setPromptTokens(c.promptTokens()).setCompletionTokens(c.generatedIds().length))
+                .setUsage(Usage.newBuilder().setPromptTokens(c.promptTokens()).setCompletionTokens(c.generatedIds().length)
+                        .setCachedPromptTokens(c.cachedPromptTokens()))
                 .setTrace(trace(c.result())).build());
         synchronized (out) {
             if (!out.isCancelled()) {
@@ -105,7 +113,8 @@ final class GenerateStream implements CompletionSink {
             out.onNext(GenerateResponse.newBuilder().setFinishReason(FinishReason.FINISH_REASON_ERROR)
                     .setError(com.google.rpc.Status.newBuilder().setCode(status.getCode().value())
                             .setMessage(status.getDescription() == null ? "" : status.getDescription()))
-                    .setUsage(Usage.newBuilder().setPromptTokens(promptIds.length).setCompletionTokens(tokensSent))
+                    .setUsage(Usage.newBuilder().setPromptTokens(promptIds.length).setCompletionTokens(tokensSent)
+                            .setCachedPromptTokens(cachedPromptTokens))
                     .build());
             out.onCompleted();
         }

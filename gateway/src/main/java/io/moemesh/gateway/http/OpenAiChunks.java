@@ -65,10 +65,10 @@ final class OpenAiChunks {
     }
 
     /** The last chunk of a stream with include_usage: no choices, the usage. */
-    Map<String, Object> usageChunk(int prompt, int completion) {
+    Map<String, Object> usageChunk(CompletionSink.Completion c) {
         Map<String, Object> m = envelope(true);
         m.put("choices", List.of());
-        m.put("usage", usage(prompt, completion));
+        m.put("usage", usage(c));
         return m;
     }
 
@@ -88,15 +88,22 @@ final class OpenAiChunks {
         choice.put("finish_reason", c.reason());
         Map<String, Object> m = envelope(false);
         m.put("choices", List.of(choice));
-        m.put("usage", usage(c.promptTokens(), c.generatedIds().length));
+        m.put("usage", usage(c));
         return m;
     }
 
-    private static Map<String, Object> usage(int prompt, int completion) {
+    /**
+     * OpenAI's usage object; {@code prompt_tokens_details.cached_tokens} (OpenAI's and vLLM's name) is always
+     * present: the prompt tokens served from the prefix cache, 0 without a hit.
+     */
+    private static Map<String, Object> usage(CompletionSink.Completion c) {
+        int prompt = c.promptTokens();
+        int completion = c.generatedIds().length;
         Map<String, Object> u = new LinkedHashMap<>();
         u.put("prompt_tokens", prompt);
         u.put("completion_tokens", completion);
         u.put("total_tokens", prompt + completion);
+        u.put("prompt_tokens_details", Map.of("cached_tokens", c.cachedPromptTokens()));
         return u;
     }
 

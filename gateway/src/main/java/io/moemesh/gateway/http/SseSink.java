@@ -103,7 +103,7 @@ final class SseSink implements CompletionSink {
         start();
         send(chunks.chunk(c.restOfText(), logprobs ? List.of() : null, c.reason(), false));
         if (includeUsage) {
-            send(chunks.usageChunk(c.promptTokens(), c.generatedIds().length));
+            send(chunks.usageChunk(c));
         }
         sendRaw("[DONE]");
         emitter.complete();

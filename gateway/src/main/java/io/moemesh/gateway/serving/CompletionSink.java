@@ -6,6 +6,14 @@ import io.moemesh.model.generate.TokenLogprobs;
 /** Where one request's output goes (an SSE stream, a gRPC stream, a pending HTTP response). */
 public interface CompletionSink {
 
+    /**
+     * The sequence was admitted for the first time: {@code cachedPromptTokens} leading prompt tokens (full blocks
+     * from position 0, BOS included) come from the prefix cache instead of being computed. Called once, on the
+     * engine thread, before the first token; never when the request failed or was cancelled before admission.
+     */
+    default void onAdmitted(int cachedPromptTokens) {
+    }
+
     /** A generated token, the text it makes safe to send (maybe empty), and its logprobs when asked for. */
     void onToken(int token, String textDelta, TokenLogprobs logprobs);
 
@@ -19,8 +27,12 @@ public interface CompletionSink {
      * @param text         the whole generated text (truncated before a stop string)
      * @param generatedIds every generated token id
      * @param result       the engine's result with trace data; null when a stop string ended the sequence early
+     * @param promptTokens the prompt's token count (BOS and chat-template tokens included)
+     * @param cachedPromptTokens of {@code promptTokens}, those served from the prefix cache at the first admission
+     *                     (a multiple of the block size; 0 without a hit): OpenAI's
+     *                     {@code usage.prompt_tokens_details.cached_tokens}
      */
     record Completion(String reason, String restOfText, String text, int[] generatedIds, GenerationResult result,
-                      int promptTokens) {
+                      int promptTokens, int cachedPromptTokens) {
     }
 }

@@ -64,6 +64,8 @@ public final class GenerationService {
         private volatile StepScheduler.Handle handle;
         private volatile boolean cancelRequested;
         private TokenLogprobs pendingLogprobs;
+        /** Set by the engine thread at the first admission, before any token: read by the same thread after. */
+        private int cachedPromptTokens;
         private long firstToken;
         private long lastToken;
         private int tokens;
@@ -89,6 +91,12 @@ public final class GenerationService {
             if (h != null) {
                 h.cancel();
             }
+        }
+
+        @Override
+        public void onAdmitted(int cached) {
+            cachedPromptTokens = cached;
+            sink.onAdmitted(cached);
         }
 
         @Override
@@ -134,7 +142,7 @@ public final class GenerationService {
             metrics.request("ok", request.tenant());
             String rest = text.finish();
             sink.onComplete(new CompletionSink.Completion(reason, rest, text.text(), java.util.Arrays.copyOf(ids, tokens),
-                    result, request.generation().promptIds().length));
+                    result, request.generation().promptIds().length, cachedPromptTokens));
         }
 
         @Override

@@ -9,7 +9,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.gateway.GatewayApplication;
-import io.moemesh.gateway.kv.PrefixHashedKvCache;
+import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
@@ -86,7 +86,7 @@ class DrainAndDeadlineTest {
     void deadlineOrClientCancel_endsTheCall_andFreesTheSequencesKvBlocks() throws Exception {
         try (ConfigurableApplicationContext ctx = start()) {
             int port = ctx.getBean(GrpcServerLifecycle.class).port();
-            PrefixHashedKvCache cache = ctx.getBean(PrefixHashedKvCache.class);
+            PrefixCachingKvCache cache = ctx.getBean(PrefixCachingKvCache.class);
             ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
             try {
                 var it = GatewayServiceGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MILLISECONDS)
@@ -115,7 +115,7 @@ class DrainAndDeadlineTest {
                     }
                 }));
                 assertThat(end.get(60, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.CANCELLED);
-                await().atMost(Duration.ofSeconds(30)).until(() -> cache.freeBlocks() == cache.totalBlocks());
+                await().atMost(Duration.ofSeconds(30)).until(() -> cache.usedBlocks() == 0);
             } finally {
                 ch.shutdownNow();
             }
