@@ -6,8 +6,10 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.moemesh.gateway.auth.ApiKeys;
+import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
+import io.moemesh.gateway.dispatch.TracedLocalExperts;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
 import io.moemesh.service.expert.GrpcInstanceClient;
@@ -25,6 +27,7 @@ import io.moemesh.gateway.serving.ServingMetrics;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kernel.MatMul;
 import io.moemesh.proto.common.v1.DType;
@@ -89,22 +92,28 @@ public class GatewayConfiguration {
         return credentials;
     }
 
+    /**
+     * Where traced requests' prompt rows went, per sequence. At most 2 × max-running records (at least 64) are
+     * held: a record lives while its sequence runs or waits preempted, so only a sequence that never reports
+     * back is ever dropped.
+     */
+    @Bean
+    DispatchTraces dispatchTraces(GatewayProperties p, MoeModel model) {
+        return new DispatchTraces(model.config().numLayers(), Math.max(64, 2 * p.maxRunning()));
+    }
+
     @Bean
     MeshExpertDispatch meshDispatch(GatewayProperties p, MoeModel model, Optional<PlacementSource> source,
                                     Optional<MeshCredentials> expertChannelCredentials, MeterRegistry meters,
-                                    OpenTelemetry otel) {
+                                    OpenTelemetry otel, DispatchTraces traces) {
         if (source.isEmpty()) {
             return null;
         }
         ChannelCredentials credentials = expertChannelCredentials.orElseThrow().channel();
         GatewayProperties.Dispatch d = p.dispatch();
-        DType wire = switch (d.wireDtype()) {
-            case "f32" -> DType.DTYPE_F32;
-            case "bf16" -> DType.DTYPE_BF16;
-            default -> throw new IllegalArgumentException("moemesh.gateway.dispatch.wire-dtype must be f32 or bf16, got "
-                    + d.wireDtype());
-        };
-        MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(),
+        // Values checked by GatewayProperties.Dispatch.
+        DType wire = d.wireDtype().equals("bf16") ? DType.DTYPE_BF16 : DType.DTYPE_F32;
+        MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(),
                 in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials, wire,
                         p.maxInboundMessageBytes(), otel), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
@@ -115,7 +124,7 @@ public class GatewayConfiguration {
                                 meters.counter("moemesh.gateway.dispatch.errors", "instance", id).increment();
                             }
                         })),
-                d.stepDeadline());
+                d.stepDeadline(), d.picker(), traces);
         source.get().current().ifPresent(dispatch::usePlacement);
         return dispatch;
     }
@@ -128,10 +137,11 @@ public class GatewayConfiguration {
     @Bean(destroyMethod = "close")
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixHashedKvCache cache, MeterRegistry meters,
-                          OpenTelemetry otel) {
+                          OpenTelemetry otel, DispatchTraces traces) {
         // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
         MatMul.warmUp();
-        Engine engine = mesh.<Engine>map(model::engine).orElseGet(model::localEngine);
+        Engine engine = mesh.<Engine>map(model::engine).orElseGet(() -> model.engine(
+                new TracedLocalExperts(LocalExperts.fromStore(model.tensors(), model.config()), traces)));
         StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning());
         Runnable boundary = mesh.isPresent()
                 ? () -> source.get().current().ifPresent(mesh.get()::usePlacement)
@@ -167,8 +177,9 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters) {
-        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters));
+    GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters,
+                                        DispatchTraces traces) {
+        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters), traces);
     }
 
     @Bean
@@ -192,10 +203,8 @@ public class GatewayConfiguration {
 
     @Bean
     GatewayGrpcService gatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
-                                          PromptLimits limits, IntakeLimiter intake, Optional<MeshExpertDispatch> mesh) {
-        return new GatewayGrpcService(model, chat, service, limits, intake,
-                () -> mesh.map(MeshExpertDispatch::lastStep).orElse(List.of()),
-                () -> mesh.map(MeshExpertDispatch::epoch).orElse(0L));
+                                          PromptLimits limits, IntakeLimiter intake) {
+        return new GatewayGrpcService(model, chat, service, limits, intake);
     }
 
     @Bean

@@ -1,5 +1,6 @@
 package io.moemesh.gateway.serving;
 
+import io.moemesh.gateway.dispatch.PromptDispatch;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.TokenLogprobs;
 
@@ -19,8 +20,10 @@ public interface CompletionSink {
      * @param text         the whole generated text (truncated before a stop string)
      * @param generatedIds every generated token id
      * @param result       the engine's result with trace data; null when a stop string ended the sequence early
+     * @param dispatch     where a traced request's prompt rows went (all prefill chunks, this request's rows
+     *                     only); {@link PromptDispatch#NONE} for an untraced one
      */
     record Completion(String reason, String restOfText, String text, int[] generatedIds, GenerationResult result,
-                      int promptTokens) {
+                      int promptTokens, PromptDispatch dispatch) {
     }
 }
