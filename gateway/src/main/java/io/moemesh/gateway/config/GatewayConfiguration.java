@@ -93,9 +93,10 @@ public class GatewayConfiguration {
     }
 
     /**
-     * Where traced requests' prompt rows went, per sequence. At most 2 × max-running records (at least 64) are
-     * held: a record lives while its sequence runs or waits preempted, so only a sequence that never reports
-     * back is ever dropped.
+     * Where traced requests' prompt rows went, per sequence. A record lives from its request's prompt pass until
+     * the request ends (running or waiting preempted), so the traced requests in flight hold one each; beyond
+     * 2 × max-running records (at least 64) the eldest is dropped (its trace then has no dispatch), so nothing
+     * can leak even if a sequence never reports back.
      */
     @Bean
     DispatchTraces dispatchTraces(GatewayProperties p, MoeModel model) {

@@ -2,9 +2,12 @@ package io.moemesh.gateway.grpc;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
+import static org.awaitility.Awaitility.await;
 
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.support.FakeExpertInstance;
@@ -32,6 +35,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -243,6 +247,42 @@ class TracedDispatchTest {
         assertThat(hog.last().getUsage().getCompletionTokens()).isEqualTo(232);
         assertThat(traces.rerecorded()).as("the traced prompt was recomputed after a preemption").isGreaterThan(before);
         assertThat(traces.held()).isZero();
+    }
+
+    @Test
+    void tracedRequestCancelledByItsClient_itsDispatchRecordIsDiscarded() {
+        CompletableFuture<ClientCallStreamObserver<GenerateRequest>> call = new CompletableFuture<>();
+        CompletableFuture<Throwable> ended = new CompletableFuture<>();
+        int[] ids = prompt(20, 300);
+        stub.generate(GenerateRequest.newBuilder().setTrace(true)
+                .setPromptIds(PromptIds.newBuilder().addAllTokenIds(IntStream.of(ids).boxed().toList()))
+                .setSampling(SamplingParams.newBuilder().setMaxTokens(200).setIgnoreEos(true)).build(),
+                new ClientResponseObserver<GenerateRequest, GenerateResponse>() {
+                    @Override
+                    public void beforeStart(ClientCallStreamObserver<GenerateRequest> requests) {
+                        call.complete(requests);
+                    }
+
+                    @Override
+                    public void onNext(GenerateResponse r) {
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        ended.complete(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        ended.complete(null);
+                    }
+                });
+        // The record exists from the prompt pass until the request ends (here: 200 decode steps later).
+        await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(5)).until(() -> traces.held() == 1);
+        call.join().cancel("the client went away", null);
+
+        assertThat(ended.orTimeout(30, TimeUnit.SECONDS).join()).as("the call ended by the cancellation").isNotNull();
+        await().atMost(Duration.ofSeconds(30)).until(() -> traces.held() == 0);
     }
 
     @Test
