@@ -94,13 +94,14 @@ public class GatewayConfiguration {
 
     /**
      * Where traced requests' prompt rows went, per sequence. A record lives from its request's prompt pass until
-     * the request ends (running or waiting preempted), so the traced requests in flight hold one each; beyond
-     * 2 × max-running records (at least 64) the eldest is dropped (its trace then has no dispatch), so nothing
-     * can leak even if a sequence never reports back.
+     * the request ends (running, or waiting preempted), so at most every sequence the scheduler holds has one:
+     * max-running plus admission.max-waiting (which bounds the waiting ones, preempted included), plus 64 for
+     * requests admitted at the same instant. Beyond that the eldest is dropped (its trace would have no
+     * dispatch): a bound that only a sequence that never reports back can reach, so nothing leaks.
      */
     @Bean
     DispatchTraces dispatchTraces(GatewayProperties p, MoeModel model) {
-        return new DispatchTraces(model.config().numLayers(), Math.max(64, 2 * p.maxRunning()));
+        return new DispatchTraces(model.config().numLayers(), p.maxRunning() + Math.max(0, p.admission().maxWaiting()) + 64);
     }
 
     @Bean
