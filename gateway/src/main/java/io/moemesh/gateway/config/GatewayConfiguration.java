@@ -7,8 +7,10 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.moemesh.gateway.auth.ApiKeys;
+import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
+import io.moemesh.gateway.dispatch.TracedLocalExperts;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
 import io.moemesh.service.expert.GrpcInstanceClient;
@@ -26,6 +28,7 @@ import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.generate.PreemptionPolicy;
+import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kernel.MatMul;
 import io.moemesh.model.kv.ModelFingerprint;
@@ -92,22 +95,30 @@ public class GatewayConfiguration {
         return credentials;
     }
 
+    /**
+     * Where traced requests' prompt rows went, per sequence. A record lives from its request's prompt pass until
+     * the request ends (running, or waiting preempted), so at most every sequence the scheduler holds has one:
+     * max-running plus admission.max-waiting (which bounds the waiting ones, preempted included), plus 64 for
+     * requests admitted at the same instant. Beyond that the eldest is dropped (its trace would have no
+     * dispatch): a bound that only a sequence that never reports back can reach, so nothing leaks.
+     */
+    @Bean
+    DispatchTraces dispatchTraces(GatewayProperties p, MoeModel model) {
+        return new DispatchTraces(model.config().numLayers(), p.maxRunning() + Math.max(0, p.admission().maxWaiting()) + 64);
+    }
+
     @Bean
     MeshExpertDispatch meshDispatch(GatewayProperties p, MoeModel model, Optional<PlacementSource> source,
                                     Optional<MeshCredentials> expertChannelCredentials, MeterRegistry meters,
-                                    OpenTelemetry otel) {
+                                    OpenTelemetry otel, DispatchTraces traces) {
         if (source.isEmpty()) {
             return null;
         }
         ChannelCredentials credentials = expertChannelCredentials.orElseThrow().channel();
         GatewayProperties.Dispatch d = p.dispatch();
-        DType wire = switch (d.wireDtype()) {
-            case "f32" -> DType.DTYPE_F32;
-            case "bf16" -> DType.DTYPE_BF16;
-            default -> throw new IllegalArgumentException("moemesh.gateway.dispatch.wire-dtype must be f32 or bf16, got "
-                    + d.wireDtype());
-        };
-        MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(),
+        // Values checked by GatewayProperties.Dispatch.
+        DType wire = d.wireDtype().equals("bf16") ? DType.DTYPE_BF16 : DType.DTYPE_F32;
+        MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(),
                 in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials, wire,
                         p.maxInboundMessageBytes(), otel), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
@@ -118,7 +129,7 @@ public class GatewayConfiguration {
                                 meters.counter("moemesh.gateway.dispatch.errors", "instance", id).increment();
                             }
                         })),
-                d.stepDeadline());
+                d.stepDeadline(), d.picker(), traces);
         source.get().current().ifPresent(dispatch::usePlacement);
         return dispatch;
     }
@@ -137,10 +148,11 @@ public class GatewayConfiguration {
     @Bean(destroyMethod = "close")
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
-                          OpenTelemetry otel) {
+                          OpenTelemetry otel, DispatchTraces traces) {
         // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
         MatMul.warmUp();
-        Engine engine = mesh.<Engine>map(model::engine).orElseGet(model::localEngine);
+        Engine engine = mesh.<Engine>map(model::engine).orElseGet(() -> model.engine(
+                new TracedLocalExperts(LocalExperts.fromStore(model.tensors(), model.config()), traces)));
         // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix.
         StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning(), cache,
                 PreemptionPolicy.RECOMPUTE);
@@ -186,8 +198,9 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters) {
-        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters));
+    GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters,
+                                        DispatchTraces traces) {
+        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters), traces);
     }
 
     @Bean
@@ -211,10 +224,8 @@ public class GatewayConfiguration {
 
     @Bean
     GatewayGrpcService gatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
-                                          PromptLimits limits, IntakeLimiter intake, Optional<MeshExpertDispatch> mesh) {
-        return new GatewayGrpcService(model, chat, service, limits, intake,
-                () -> mesh.map(MeshExpertDispatch::lastStep).orElse(List.of()),
-                () -> mesh.map(MeshExpertDispatch::epoch).orElse(0L));
+                                          PromptLimits limits, IntakeLimiter intake) {
+        return new GatewayGrpcService(model, chat, service, limits, intake);
     }
 
     @Bean

@@ -1,5 +1,6 @@
 package io.moemesh.gateway.config;
 
+import io.moemesh.gateway.dispatch.ReplicaPicker;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -120,13 +121,31 @@ public record GatewayProperties(
      *                            itself to let one probe through (at once when the instance's gRPC health turns
      *                            SERVING again)
      * @param wireDtype           f32 (exact, default) or bf16 (lossy, half the bytes)
+     * @param replicaPicker       which replica of an expert computes a token's pair ({@link ReplicaPicker#names()}):
+     *                            {@code prefer-visited} (default: an instance the token already visits at the
+     *                            layer, else the least loaded) or {@code least-loaded} (the least loaded, visited or
+     *                            not). Never changes tokens, only where experts run
      */
     public record Dispatch(
             @DefaultValue("10s") Duration stepDeadline,
             @DefaultValue("64") int maxConcurrentCalls,
             @DefaultValue("50") float failureRateThreshold,
             @DefaultValue("5s") Duration openStateWait,
-            @DefaultValue("f32") String wireDtype) {
+            @DefaultValue("f32") String wireDtype,
+            @DefaultValue("prefer-visited") String replicaPicker) {
+
+        public Dispatch {
+            if (!"f32".equals(wireDtype) && !"bf16".equals(wireDtype)) {
+                throw new IllegalArgumentException("moemesh.gateway.dispatch.wire-dtype must be f32 or bf16, got "
+                        + wireDtype);
+            }
+            ReplicaPicker.named(replicaPicker, "moemesh.gateway.dispatch.replica-picker");
+        }
+
+        /** The configured {@link #replicaPicker}. */
+        public ReplicaPicker picker() {
+            return ReplicaPicker.named(replicaPicker, "moemesh.gateway.dispatch.replica-picker");
+        }
     }
 
     /**

@@ -19,9 +19,9 @@ import java.util.function.Function;
 
 /**
  * The gateway's {@link ExpertDispatch}: for each MoE layer, every (token, expert) pair is assigned to a
- * healthy instance holding the expert (a replica on an instance the token already visits first, else the
- * least loaded), one {@link ExpertCall} goes to each instance, and the replies are summed into the output in
- * instance order (deterministic). A failed call is retried on other replicas within the step deadline; if an
+ * healthy instance holding the expert (which replica: the configured {@link ReplicaPicker}), one
+ * {@link ExpertCall} goes to each instance, and the replies are summed into the output in instance order
+ * (deterministic). Where the rows of traced prompt passes went is recorded per sequence in {@link DispatchTraces}. A failed call is retried on other replicas within the step deadline; if an
  * expert has no healthy replica left the step fails with {@link ExpertUnavailableException} naming it.
  * "Healthy" is {@link ResilientInstance#available()}: breaker not open, gRPC health not down. A call to an
  * instance whose breaker is HALF_OPEN (a probe) may use at most half the step deadline, so when the probe
@@ -33,13 +33,17 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     private final int hidden;
     private final Function<Instance, ResilientInstance> connect;
     private final Duration stepDeadline;
+    private final ReplicaPicker picker;
+    private final DispatchTraces traces;
+    private final Choice choice = new Choice();
     private final Map<String, ResilientInstance> clients = new HashMap<>();
     private final Map<String, Instance> known = new HashMap<>();
     private PlacementTable table;
     private ResilientInstance[] byIndex = new ResilientInstance[0];
+    /** The current placement's instance ids, in its order (what {@code target} indexes). */
+    private List<String> ids = List.of();
     /** The same two for other threads (health checks, metrics): replaced whole, never mutated. */
     private volatile Placed placed;
-    private final LayerDispatchRecord[] lastStep;
 
     private record Placed(PlacementTable table, List<ResilientInstance> instances) {
     }
@@ -56,11 +60,29 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         }
     }
 
+    /** With today's replica rule ({@link ReplicaPicker#PREFER_VISITED}) and a record of traces of its own. */
     public MeshExpertDispatch(int hidden, int layers, Function<Instance, ResilientInstance> connect, Duration stepDeadline) {
+        this(hidden, connect, stepDeadline, ReplicaPicker.PREFER_VISITED, new DispatchTraces(layers, 64));
+    }
+
+    /**
+     * @param connect      opens the client of an instance of a new placement
+     * @param stepDeadline a layer's calls, retries included, must finish within this
+     * @param picker       which replica computes a pair
+     * @param traces       where the rows of traced prompt passes are recorded
+     */
+    public MeshExpertDispatch(int hidden, Function<Instance, ResilientInstance> connect, Duration stepDeadline,
+                              ReplicaPicker picker, DispatchTraces traces) {
         this.hidden = hidden;
         this.connect = connect;
         this.stepDeadline = stepDeadline;
-        this.lastStep = new LayerDispatchRecord[layers];
+        this.picker = picker;
+        this.traces = traces;
+    }
+
+    /** Where the rows of traced prompt passes went. */
+    public DispatchTraces traces() {
+        return traces;
     }
 
     /** Switches to a placement (at a step boundary): connects new instances, closes removed ones. */
@@ -86,6 +108,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             known.put(in.getId(), in);
         }
         byIndex = idx;
+        ids = next.instances().stream().map(Instance::getId).toList();
         table = next;
         placed = new Placed(next, List.of(idx));
     }
@@ -138,11 +161,6 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             }
         }
         return missing;
-    }
-
-    /** Where each layer's tokens went in the last step (for traces and the demo). */
-    public List<LayerDispatchRecord> lastStep() {
-        return Arrays.stream(lastStep).filter(r -> r != null).toList();
     }
 
     @Override
@@ -209,7 +227,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             }
             assign(layer, tokens, experts, pairsPerToken, target, failed, pending);
         }
-        record(layer, tokens, experts, pairsPerToken, target);
+        traces.record(step, layer, experts, pairsPerToken, target, ids, table.epoch());
         Arrays.fill(out, 0, tokens * hidden, 0f);
         for (int inst = 0; inst < byIndex.length; inst++) {
             if (partial[inst] == null) {
@@ -241,12 +259,12 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     }
 
     /**
-     * Picks an instance for every pair still to compute (all when {@code only} is null): among healthy holders
-     * not failed in this step, the one the token already visits, else the least loaded.
+     * Picks an instance for every pair still to compute (all when {@code only} is null): the {@link #picker}'s
+     * choice among the holders that are healthy and did not fail in this step.
      */
     private void assign(int layer, int tokens, int[] experts, int perToken, int[] target, boolean[] failed,
                         boolean[] only) {
-        int[] assignedTokens = new int[byIndex.length];
+        choice.start(perToken, target, failed);
         for (int t = 0; t < tokens; t++) {
             for (int j = 0; j < perToken; j++) {
                 int p = t * perToken + j;
@@ -255,39 +273,66 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
                 }
                 int e = experts[p];
                 int[] holders = table.holders()[layer][e];
-                int best = -1;
-                for (int h : holders) {
-                    if (failed[h] || !byIndex[h].available()) {
-                        continue;
-                    }
-                    boolean visited = false;
-                    for (int k = 0; k < j; k++) {
-                        visited |= target[t * perToken + k] == h;
-                    }
-                    if (visited) {
-                        best = h;
-                        break;
-                    }
-                    if (best < 0 || load(h, assignedTokens) < load(best, assignedTokens)) {
-                        best = h;
-                    }
-                }
+                choice.pair(t, j);
+                int best = picker.pick(holders, choice);
                 if (best < 0) {
-                    StringBuilder ids = new StringBuilder();
+                    StringBuilder names = new StringBuilder();
                     for (int h : holders) {
-                        ids.append(ids.isEmpty() ? "" : ", ").append(table.instances().get(h).getId());
+                        names.append(names.isEmpty() ? "" : ", ").append(ids.get(h));
                     }
                     throw new ExpertUnavailableException("layer " + layer + " expert " + e
-                            + " has no healthy replica (placed on " + ids + ", epoch " + table.epoch() + ")", null);
+                            + " has no healthy replica (placed on " + names + ", epoch " + table.epoch() + ")", null);
                 }
                 target[p] = best;
-                assignedTokens[best]++;
+                choice.assigned[best]++;
             }
         }
     }
 
-    private int load(int inst, int[] assignedTokens) {
-        return assignedTokens[inst] + byIndex[inst].load() * 64;
+    /** The picker's view of one pair; reused for every pair (engine thread only). */
+    private final class Choice implements ReplicaPicker.Candidates {
+        int[] assigned = new int[0];
+        private int perToken;
+        private int[] target;
+        private boolean[] failed;
+        private int token;
+        private int index;
+
+        void start(int perToken, int[] target, boolean[] failed) {
+            this.perToken = perToken;
+            this.target = target;
+            this.failed = failed;
+            if (assigned.length != byIndex.length) {
+                assigned = new int[byIndex.length];
+            } else {
+                Arrays.fill(assigned, 0);
+            }
+        }
+
+        void pair(int token, int index) {
+            this.token = token;
+            this.index = index;
+        }
+
+        @Override
+        public boolean usable(int instance) {
+            return !failed[instance] && byIndex[instance].available();
+        }
+
+        @Override
+        public boolean visited(int instance) {
+            for (int k = 0; k < index; k++) {
+                if (target[token * perToken + k] == instance) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        @Override
+        public int load(int instance) {
+            return assigned[instance] + byIndex[instance].load() * ReplicaPicker.IN_FLIGHT_WEIGHT;
+        }
     }
 
     private record Batch(ExpertCall call, int[] tokenRows) {
@@ -337,28 +382,6 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             }
         }
         return new Batch(new ExpertCall(table.epoch(), layer, act, rows, hidden, counts, ex, w), tokenRows);
-    }
-
-    private void record(int layer, int tokens, int[] experts, int perToken, int[] target) {
-        List<LayerDispatchRecord.InstanceShare> shares = new ArrayList<>();
-        for (int inst = 0; inst < byIndex.length; inst++) {
-            java.util.TreeSet<Integer> ex = new java.util.TreeSet<>();
-            int count = 0;
-            for (int t = 0; t < tokens; t++) {
-                boolean visits = false;
-                for (int j = 0; j < perToken; j++) {
-                    if (target[t * perToken + j] == inst) {
-                        ex.add(experts[t * perToken + j]);
-                        visits = true;
-                    }
-                }
-                count += visits ? 1 : 0;
-            }
-            if (count > 0) {
-                shares.add(new LayerDispatchRecord.InstanceShare(table.instances().get(inst).getId(), count, ex));
-            }
-        }
-        lastStep[layer] = new LayerDispatchRecord(layer, shares);
     }
 
     @Override

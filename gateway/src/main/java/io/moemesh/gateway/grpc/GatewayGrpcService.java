@@ -4,7 +4,6 @@ import io.grpc.BindableService;
 import io.grpc.MethodDescriptor;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import io.moemesh.gateway.dispatch.LayerDispatchRecord;
 import io.moemesh.gateway.serving.GenerationService;
 import io.moemesh.gateway.serving.IntakeLimiter;
 import io.moemesh.gateway.serving.PromptLimits;
@@ -22,11 +21,8 @@ import io.moemesh.proto.gateway.v1.ModelInfoResponse;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.proto.gateway.v1.TokenizeResponse;
 import io.moemesh.service.grpc.RequestParsingGuard;
-import java.util.List;
 import java.util.Optional;
 import java.util.UUID;
-import java.util.function.LongSupplier;
-import java.util.function.Supplier;
 
 /**
  * The public gRPC API (moemesh.gateway.v1): a thin adapter over the engine loop. Its requests are parsed by
@@ -40,20 +36,15 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
     private final PromptLimits limits;
     private final GenerationService service;
     private final IntakeLimiter intake;
-    private final Supplier<List<LayerDispatchRecord>> dispatch;
-    private final LongSupplier epoch;
 
     public GatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
-                              PromptLimits limits, IntakeLimiter intake,
-                              Supplier<List<LayerDispatchRecord>> dispatch, LongSupplier epoch) {
+                              PromptLimits limits, IntakeLimiter intake) {
         this.model = model;
         this.chat = chat;
         this.limits = limits;
         this.prompts = new PromptBuilder(model, chat, limits);
         this.service = service;
         this.intake = intake;
-        this.dispatch = dispatch;
-        this.epoch = epoch;
     }
 
     /** This service with its requests parsed by the guard and large ones admitted by the intake limiter. */
@@ -84,9 +75,9 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             GenerationRequest r = prompts.request(request);
             ServingRequest serving = new ServingRequest(requestId, Tenants.current(), r,
                     request.getSampling().getStopList());
-            GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), dispatch, epoch,
-                    requestId);
-            // The first message goes out before the sequence can produce tokens on the engine thread.
+            GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), requestId);
+            // The first message goes out before the sequence can produce tokens on the engine thread (and so
+            // before it can complete: GenerationService relies on that to hand over its dispatch record).
             synchronized (out) {
                 handle = service.submit(serving, stream);
                 out.onNext(GenerateResponse.newBuilder().setRequestId(requestId).setPromptTokens(r.promptIds().length)

@@ -2,31 +2,20 @@ package io.moemesh.gateway.grpc;
 
 import com.google.protobuf.ByteString;
 import io.grpc.stub.ServerCallStreamObserver;
-import io.moemesh.gateway.dispatch.LayerDispatchRecord;
 import io.moemesh.gateway.serving.CompletionSink;
-import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.TokenLogprobs;
 import io.moemesh.model.tokenizer.Tokenizer;
 import io.moemesh.proto.gateway.v1.FinishReason;
 import io.moemesh.proto.gateway.v1.GenerateResponse;
-import io.moemesh.proto.gateway.v1.InstanceDispatch;
-import io.moemesh.proto.gateway.v1.LayerDispatch;
-import io.moemesh.proto.gateway.v1.LayerRoutes;
-import io.moemesh.proto.gateway.v1.PositionRoutes;
 import io.moemesh.proto.gateway.v1.TokenLogprob;
 import io.moemesh.proto.gateway.v1.TopLogprob;
-import io.moemesh.proto.gateway.v1.TraceInfo;
 import io.moemesh.proto.gateway.v1.Usage;
-import io.moemesh.service.grpc.TensorCodec;
 import java.nio.charset.StandardCharsets;
-import java.util.List;
-import java.util.function.LongSupplier;
-import java.util.function.Supplier;
 
 /**
  * Streams one request to its gRPC caller: a message per token with the text it makes safe to send, then a
- * final message with finish reason, usage and trace (input_ids always; logits, routes and dispatch when the
- * request asked for a trace). Runs on the engine thread. A failure before the first token ends the call with its
+ * final message with finish reason, usage and trace ({@link TraceMessage}: input_ids always; logits, routes with
+ * their weights, and where this request's own prompt rows went when it asked for a trace). Runs on the engine thread. A failure before the first token ends the call with its
  * status; after tokens were streamed it ends with a final message carrying FINISH_REASON_ERROR and {@code error}
  * (the status as google.rpc.Status) and the call completes OK, as gateway.proto promises: the caller keeps the
  * tokens it got and learns why there are no more.
@@ -36,24 +25,19 @@ final class GenerateStream implements CompletionSink {
     private final Tokenizer tokenizer;
     private final int[] promptIds;
     private final boolean trace;
-    private final Supplier<List<LayerDispatchRecord>> dispatch;
-    private final LongSupplier epoch;
     private final String requestId;
-    private List<LayerDispatchRecord> prefillDispatch = List.of();
     /** Token messages sent so far (engine thread only). */
     private int tokensSent;
     /** Prompt tokens served from the prefix cache (Usage.cached_prompt_tokens), known at the first admission. */
     private volatile int cachedPromptTokens;
 
     GenerateStream(ServerCallStreamObserver<GenerateResponse> out, Tokenizer tokenizer, int[] promptIds, boolean trace,
-                   Supplier<List<LayerDispatchRecord>> dispatch, LongSupplier epoch, String requestId) {
+                   String requestId) {
         this.out = out;
         this.requestId = requestId;
         this.tokenizer = tokenizer;
         this.promptIds = promptIds;
         this.trace = trace;
-        this.dispatch = dispatch;
-        this.epoch = epoch;
     }
 
     @Override
@@ -63,10 +47,6 @@ final class GenerateStream implements CompletionSink {
 
     @Override
     public void onToken(int token, String textDelta, TokenLogprobs lp) {
-        if (trace && prefillDispatch.isEmpty()) {
-            // The first token follows the prompt's last prefill step: that is where its tokens went.
-            prefillDispatch = dispatch.get();
-        }
         GenerateResponse.Builder b = GenerateResponse.newBuilder().addTokenIds(token).setText(textDelta);
         if (lp != null) {
             TokenLogprob.Builder t = TokenLogprob.newBuilder().setTokenId(token).setLogprob(lp.logprob())
@@ -91,7 +71,7 @@ final class GenerateStream implements CompletionSink {
                 .setFinishReason(c.reason().equals("stop") ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH)
                 .setUsage(Usage.newBuilder().setPromptTokens(c.promptTokens()).setCompletionTokens(c.generatedIds().length)
                         .setCachedPromptTokens(c.cachedPromptTokens()))
-                .setTrace(trace(c.result())).build());
+                .setTrace(new TraceMessage(promptIds, trace, c.result(), c.dispatch()).toProto()).build());
         synchronized (out) {
             if (!out.isCancelled()) {
                 out.onCompleted();
@@ -118,43 +98,6 @@ final class GenerateStream implements CompletionSink {
                     .build());
             out.onCompleted();
         }
-    }
-
-    private TraceInfo trace(GenerationResult r) {
-        TraceInfo.Builder t = TraceInfo.newBuilder();
-        for (int id : promptIds) {
-            t.addInputIds(id);
-        }
-        if (!trace || r == null) {
-            return t.build();
-        }
-        t.setPlacementEpoch(epoch.getAsLong());
-        if (r.lastLogits() != null) {
-            t.setLastLogits(TensorCodec.encode(r.lastLogits(), 0, 1, r.lastLogits().length).toBuilder()
-                    .clearShape().addShape(r.lastLogits().length));
-        }
-        if (r.routerTopk() != null) {
-            for (int l = 0; l < r.routerTopk().length; l++) {
-                LayerRoutes.Builder lr = LayerRoutes.newBuilder().setLayer(l);
-                for (int[] pos : r.routerTopk()[l]) {
-                    PositionRoutes.Builder pr = PositionRoutes.newBuilder();
-                    for (int e : pos) {
-                        pr.addExperts(e);
-                    }
-                    lr.addPositions(pr);
-                }
-                t.addRouterTopk(lr);
-            }
-        }
-        for (LayerDispatchRecord rec : prefillDispatch) {
-            LayerDispatch.Builder ld = LayerDispatch.newBuilder().setLayer(rec.layer());
-            for (LayerDispatchRecord.InstanceShare s : rec.instances()) {
-                ld.addInstances(InstanceDispatch.newBuilder().setInstanceId(s.instanceId()).setTokenCount(s.tokens())
-                        .addAllExperts(s.experts()));
-            }
-            t.addDispatch(ld);
-        }
-        return t.build();
     }
 
     private void send(GenerateResponse r) {

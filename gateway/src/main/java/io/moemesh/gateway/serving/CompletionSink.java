@@ -1,5 +1,6 @@
 package io.moemesh.gateway.serving;
 
+import io.moemesh.gateway.dispatch.PromptDispatch;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.TokenLogprobs;
 
@@ -31,8 +32,10 @@ public interface CompletionSink {
      * @param cachedPromptTokens of {@code promptTokens}, those served from the prefix cache at the first admission
      *                     (a multiple of the block size; 0 without a hit): OpenAI's
      *                     {@code usage.prompt_tokens_details.cached_tokens}
+     * @param dispatch     where a traced request's prompt rows went (all prefill chunks, this request's rows
+     *                     only); {@link PromptDispatch#NONE} for an untraced one
      */
     record Completion(String reason, String restOfText, String text, int[] generatedIds, GenerationResult result,
-                      int promptTokens, int cachedPromptTokens) {
+                      int promptTokens, int cachedPromptTokens, PromptDispatch dispatch) {
     }
 }

@@ -1,5 +1,7 @@
 package io.moemesh.gateway.serving;
 
+import io.moemesh.gateway.dispatch.DispatchTraces;
+import io.moemesh.gateway.dispatch.PromptDispatch;
 import io.moemesh.gateway.scheduling.EngineLoop;
 import io.moemesh.model.generate.FinishReason;
 import io.moemesh.model.generate.GenerationResult;
@@ -14,7 +16,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The one path from a public API to the engine: admission, then a sequence on the engine loop whose tokens
- * become text deltas (UTF-8 and stop strings held back), finish reasons, usage and metrics.
+ * become text deltas (UTF-8 and stop strings held back), finish reasons, usage and metrics. A traced request's
+ * dispatch record ({@link DispatchTraces}, by its sequence id) goes to its sink with the completion, and is
+ * discarded whatever else ends the sequence (error, cancellation), so none outlives its request.
  */
 public final class GenerationService {
     private static final Logger log = LoggerFactory.getLogger(GenerationService.class);
@@ -23,12 +27,15 @@ public final class GenerationService {
     private final Tokenizer tokenizer;
     private final AdmissionControl admission;
     private final ServingMetrics metrics;
+    private final DispatchTraces traces;
 
-    public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics) {
+    public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics,
+                             DispatchTraces traces) {
         this.engine = engine;
         this.tokenizer = tokenizer;
         this.admission = admission;
         this.metrics = metrics;
+        this.traces = traces;
     }
 
     /** A running request; cancel when the client goes away. */
@@ -44,6 +51,10 @@ public final class GenerationService {
         if (run.cancelRequested) {
             // The engine thread may have stopped the sequence before the handle was stored.
             run.handle.cancel();
+        }
+        if (run.endedWithoutHandle) {
+            // It even ended: its dispatch record could not be released by id then.
+            traces.discard(run.handle.sequenceId());
         }
         metrics.admitted(g.promptIds().length);
         log.debug("request {} tenant {} admitted: {} prompt tokens", request.requestId(), request.tenant(),
@@ -63,6 +74,8 @@ public final class GenerationService {
         private final AtomicBoolean done = new AtomicBoolean();
         private volatile StepScheduler.Handle handle;
         private volatile boolean cancelRequested;
+        /** The sequence ended before {@link #handle} was stored: submit releases its dispatch record. */
+        private volatile boolean endedWithoutHandle;
         private TokenLogprobs pendingLogprobs;
         /** Set by the engine thread at the first admission, before any token: read by the same thread after. */
         private int cachedPromptTokens;
@@ -134,6 +147,8 @@ public final class GenerationService {
         public void onFinish(GenerationResult result) {
             if (done.compareAndSet(false, true)) {
                 complete(result.finishReason() == FinishReason.STOP ? "stop" : "length", result);
+            } else {
+                releaseDispatch();
             }
         }
 
@@ -142,11 +157,27 @@ public final class GenerationService {
             metrics.request("ok", request.tenant());
             String rest = text.finish();
             sink.onComplete(new CompletionSink.Completion(reason, rest, text.text(), java.util.Arrays.copyOf(ids, tokens),
-                    result, request.generation().promptIds().length, cachedPromptTokens));
+                    result, request.generation().promptIds().length, cachedPromptTokens,
+                    releaseDispatch()));
+        }
+
+        /**
+         * Takes the sequence's dispatch record (engine thread, when the sequence ends). Before submit stored the
+         * handle the id is unknown here: submit discards the record then (a token reaches a gRPC sink only after
+         * submit returned, so a completed traced request always has its handle by now).
+         */
+        private PromptDispatch releaseDispatch() {
+            StepScheduler.Handle h = handle;
+            if (h == null) {
+                endedWithoutHandle = true;
+                return PromptDispatch.NONE;
+            }
+            return traces.take(h.sequenceId());
         }
 
         @Override
         public void onError(Throwable error) {
+            releaseDispatch();
             if (error instanceof CancellationException) {
                 return;
             }

@@ -34,18 +34,27 @@ class MeshExpertDispatchTest {
     }
 
     private static Mesh mesh(String modelName, int n, int replicas) {
-        return mesh(modelName, n, replicas, Duration.ofSeconds(30), Duration.ofSeconds(10));
+        return mesh(modelName, n, replicas, ReplicaPicker.PREFER_VISITED);
+    }
+
+    private static Mesh mesh(String modelName, int n, int replicas, ReplicaPicker picker) {
+        return mesh(modelName, n, replicas, Duration.ofSeconds(30), Duration.ofSeconds(10), picker);
+    }
+
+    static Mesh mesh(String modelName, int n, int replicas, Duration openWait, Duration stepDeadline) {
+        return mesh(modelName, n, replicas, openWait, stepDeadline, ReplicaPicker.PREFER_VISITED);
     }
 
     /** n in-process instances, every expert on {@code replicas} of them, breakers failing at 50 %. */
-    static Mesh mesh(String modelName, int n, int replicas, Duration openWait, Duration stepDeadline) {
+    static Mesh mesh(String modelName, int n, int replicas, Duration openWait, Duration stepDeadline,
+                     ReplicaPicker picker) {
         MoeModel model = MoeModel.open(TestModels.dir(modelName));
         Map<String, InProcessInstance> instances = new HashMap<>();
-        MeshExpertDispatch d = new MeshExpertDispatch(model.config().hiddenSize(), model.config().numLayers(), in -> {
+        MeshExpertDispatch d = new MeshExpertDispatch(model.config().hiddenSize(), in -> {
             InProcessInstance i = new InProcessInstance(in.getId(), model);
             instances.put(in.getId(), i);
             return new ResilientInstance(i, 8, 50, openWait);
-        }, stepDeadline);
+        }, stepDeadline, picker, new DispatchTraces(model.config().numLayers(), 8));
         List<Instance> ins = IntStream.range(0, n).mapToObj(i -> Instance.newBuilder().setId("expert-" + i)
                 .setEndpoint("127.0.0.1:" + (9100 + i)).build()).toList();
         var c = model.config();
@@ -57,13 +66,16 @@ class MeshExpertDispatchTest {
 
     static Stream<Arguments> meshes() {
         return Stream.of(TestModels.MIXTRAL, TestModels.MIXTRAL_BF16, TestModels.QWEN2_MOE).flatMap(m -> Stream.of(
-                Arguments.of(m, 1, 1), Arguments.of(m, 2, 1), Arguments.of(m, 3, 1), Arguments.of(m, 3, 2)));
+                Arguments.of(m, 1, 1, "prefer-visited"), Arguments.of(m, 2, 1, "prefer-visited"),
+                Arguments.of(m, 3, 1, "prefer-visited"), Arguments.of(m, 3, 2, "prefer-visited"),
+                Arguments.of(m, 3, 2, "least-loaded")));
     }
 
-    @ParameterizedTest(name = "{0} on {1} instances x{2}")
+    @ParameterizedTest(name = "{0} on {1} instances x{2}, {3}")
     @MethodSource("meshes")
-    void dispatch_sameLogitsAndRoutesAsReference_anyPlacement(String modelName, int n, int replicas) {
-        Mesh mesh = mesh(modelName, n, replicas);
+    void dispatch_sameLogitsAndRoutesAsReference_anyPlacementAndPicker(String modelName, int n, int replicas,
+                                                                       String picker) {
+        Mesh mesh = mesh(modelName, n, replicas, ReplicaPicker.named(picker, "picker"));
         Engine engine = mesh.model().engine(mesh.dispatch());
         for (GoldenCase g : GoldenCase.load(modelName)) {
             StepOutput out = engine.step(List.of(new SequenceStep(1, g.inputIds(), 0, SequenceStep.Logits.LAST, true)),
@@ -74,8 +86,61 @@ class MeshExpertDispatchTest {
                     assertThat(out.routes()[l][p]).containsExactly(g.routerTopk()[l][p]);
                 }
             }
+            assertDispatchFollowsRoutes(mesh, g, mesh.dispatch().traces().take(1));
         }
-        assertThat(mesh.dispatch().lastStep()).hasSize(mesh.model().config().numLayers());
+    }
+
+    /**
+     * Each layer's record lists instances of the placement, ascending, each applying only experts it holds to at
+     * most the prompt's rows, together exactly the routed experts (plus the shared one); with one replica per
+     * expert, the rows and experts are exactly what the routes and the placement imply.
+     */
+    private static void assertDispatchFollowsRoutes(Mesh mesh, GoldenCase g, PromptDispatch d) {
+        var c = mesh.model().config();
+        PlacementTable table = mesh.table();
+        assertThat(d.epoch()).isEqualTo(table.epoch());
+        assertThat(d.layers()).extracting(LayerDispatchRecord::layer)
+                .containsExactlyElementsOf(IntStream.range(0, c.numLayers()).boxed().toList());
+        for (LayerDispatchRecord rec : d.layers()) {
+            int l = rec.layer();
+            assertThat(rec.instances()).extracting(LayerDispatchRecord.InstanceShare::instanceId).isSorted();
+            java.util.TreeSet<Integer> applied = new java.util.TreeSet<>();
+            for (LayerDispatchRecord.InstanceShare s : rec.instances()) {
+                int idx = table.instanceIndex(s.instanceId());
+                assertThat(s.tokens()).isBetween(1, g.inputIds().length);
+                for (int e : s.experts()) {
+                    assertThat(table.holders()[l][e]).contains(idx);
+                }
+                applied.addAll(s.experts());
+            }
+            java.util.TreeSet<Integer> routed = new java.util.TreeSet<>();
+            for (int[] pos : g.routerTopk()[l]) {
+                for (int e : pos) {
+                    routed.add(e);
+                }
+            }
+            if (c.hasSharedExpert()) {
+                routed.add(c.numExperts());
+            }
+            assertThat(applied).as("layer %d", l).isEqualTo(routed);
+            if (IntStream.range(0, table.holders()[l].length).allMatch(e -> table.holders()[l][e].length == 1)) {
+                Map<String, Integer> rows = new java.util.TreeMap<>();
+                for (int[] pos : g.routerTopk()[l]) {
+                    java.util.Set<String> visits = new java.util.HashSet<>();
+                    for (int e : pos) {
+                        visits.add(table.instances().get(table.holders()[l][e][0]).getId());
+                    }
+                    if (c.hasSharedExpert()) {
+                        visits.add(table.instances().get(table.holders()[l][c.numExperts()][0]).getId());
+                    }
+                    visits.forEach(id -> rows.merge(id, 1, Integer::sum));
+                }
+                assertThat(rec.instances()).extracting(LayerDispatchRecord.InstanceShare::instanceId,
+                        LayerDispatchRecord.InstanceShare::tokens).as("layer %d", l)
+                        .containsExactlyElementsOf(rows.entrySet().stream()
+                                .map(en -> org.assertj.core.groups.Tuple.tuple(en.getKey(), en.getValue())).toList());
+            }
+        }
     }
 
     @Test
@@ -84,9 +149,10 @@ class MeshExpertDispatchTest {
         mesh.instances().get("expert-1").down.set(true);
         GoldenCase g = GoldenCase.load(TestModels.MIXTRAL).getFirst();
         StepOutput out = mesh.model().engine(mesh.dispatch()).step(List.of(new SequenceStep(1, g.inputIds(), 0,
-                SequenceStep.Logits.LAST, false)), mesh.model().newCache(128)).getFirst();
+                SequenceStep.Logits.LAST, true)), mesh.model().newCache(128)).getFirst();
         assertThat(out.logits()).containsExactly(g.lastLogits(), within(1e-4f));
-        assertThat(mesh.dispatch().lastStep()).allSatisfy(r ->
+        PromptDispatch d = mesh.dispatch().traces().take(1);
+        assertThat(d.layers()).hasSize(mesh.model().config().numLayers()).allSatisfy(r ->
                 assertThat(r.instances()).noneMatch(s -> s.instanceId().equals("expert-1")));
     }
 

@@ -32,15 +32,20 @@ class ReplicaRecoveryTest {
     private static final String MODEL = TestModels.MIXTRAL;
     private static final GoldenCase CASE = GoldenCase.load(MODEL).getFirst();
 
-    /** One prompt pass through the mesh; its logits must be the reference's whatever the replicas do. */
-    private static void goldenStep(Mesh mesh) {
+    /**
+     * One traced prompt pass through the mesh; its logits must be the reference's whatever the replicas do.
+     * Returns where its rows went.
+     */
+    private static PromptDispatch goldenStep(Mesh mesh) {
         StepOutput out = mesh.model().engine(mesh.dispatch()).step(List.of(new SequenceStep(1, CASE.inputIds(), 0,
-                SequenceStep.Logits.LAST, false)), mesh.model().newCache(128)).getFirst();
+                SequenceStep.Logits.LAST, true)), mesh.model().newCache(128)).getFirst();
         assertThat(out.logits()).containsExactly(CASE.lastLogits(), within(1e-4f));
+        return mesh.dispatch().traces().take(1);
     }
 
-    private static boolean routedTo(Mesh mesh, String id) {
-        return mesh.dispatch().lastStep().stream()
+    private static boolean routedTo(PromptDispatch step, String id) {
+        assertThat(step.layers()).as("a traced step is recorded").isNotEmpty();
+        return step.layers().stream()
                 .anyMatch(r -> r.instances().stream().anyMatch(s -> s.instanceId().equals(id)));
     }
 
@@ -61,8 +66,8 @@ class ReplicaRecoveryTest {
     void breaker_opensAfterFailures_halfOpensByItselfAfterTheWait_closesOnASuccessfulProbe_andTheInstanceServesAgain() {
         Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 3, 2, Duration.ofMillis(200), Duration.ofSeconds(10));
         InProcessInstance one = mesh.instances().get("expert-1");
-        goldenStep(mesh);
-        assertThat(routedTo(mesh, "expert-1")).as("expert-1 carries tokens while healthy").isTrue();
+        PromptDispatch step = goldenStep(mesh);
+        assertThat(routedTo(step, "expert-1")).as("expert-1 carries tokens while healthy").isTrue();
 
         failUntilOpen(mesh, "expert-1");
         one.down.set(false);
@@ -71,9 +76,9 @@ class ReplicaRecoveryTest {
         assertThat(one.attempts.get()).as("no call while OPEN").isEqualTo(attempts);
         assertThat(mesh.resilient("expert-1").available()).isTrue();
 
-        goldenStep(mesh);
+        step = goldenStep(mesh);
         assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.CLOSED);
-        assertThat(routedTo(mesh, "expert-1")).as("expert-1 carries tokens again").isTrue();
+        assertThat(routedTo(step, "expert-1")).as("expert-1 carries tokens again").isTrue();
     }
 
     @Test
@@ -83,9 +88,9 @@ class ReplicaRecoveryTest {
         assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.OPEN);
         int attempts = mesh.instances().get("expert-1").attempts.get();
         goldenStep(mesh);
-        goldenStep(mesh);
+        PromptDispatch step = goldenStep(mesh);
         assertThat(mesh.instances().get("expert-1").attempts.get()).isEqualTo(attempts);
-        assertThat(routedTo(mesh, "expert-1")).isFalse();
+        assertThat(routedTo(step, "expert-1")).isFalse();
     }
 
     @ParameterizedTest
@@ -96,14 +101,14 @@ class ReplicaRecoveryTest {
         one.health(down);
         assertThat(mesh.resilient("expert-1").available()).isFalse();
         goldenStep(mesh);
-        goldenStep(mesh);
+        PromptDispatch step = goldenStep(mesh);
         assertThat(one.attempts.get()).isZero();
-        assertThat(routedTo(mesh, "expert-1")).isFalse();
+        assertThat(routedTo(step, "expert-1")).isFalse();
         assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.CLOSED);
 
         one.health(InstanceHealth.SERVING);
-        goldenStep(mesh);
-        assertThat(routedTo(mesh, "expert-1")).isTrue();
+        step = goldenStep(mesh);
+        assertThat(routedTo(step, "expert-1")).isTrue();
     }
 
     @Test
@@ -116,9 +121,9 @@ class ReplicaRecoveryTest {
         one.health(InstanceHealth.SERVING);
         assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.HALF_OPEN);
 
-        goldenStep(mesh);
+        PromptDispatch step = goldenStep(mesh);
         assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.CLOSED);
-        assertThat(routedTo(mesh, "expert-1")).isTrue();
+        assertThat(routedTo(step, "expert-1")).isTrue();
     }
 
     @Test
@@ -130,10 +135,10 @@ class ReplicaRecoveryTest {
         one.health(InstanceHealth.SERVING);
         int attempts = one.attempts.get();
 
-        goldenStep(mesh);
+        PromptDispatch step = goldenStep(mesh);
         assertThat(one.attempts.get()).as("the probe").isEqualTo(attempts + 1);
         assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.OPEN);
-        assertThat(routedTo(mesh, "expert-1")).isFalse();
+        assertThat(routedTo(step, "expert-1")).isFalse();
     }
 
     @Test

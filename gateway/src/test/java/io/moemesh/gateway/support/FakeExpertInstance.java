@@ -59,6 +59,11 @@ public final class FakeExpertInstance implements AutoCloseable {
         return placement;
     }
 
+    /** The gRPC port it listens on (127.0.0.1), for placements of several instances. */
+    public int port() {
+        return server.port();
+    }
+
     @Override
     public void close() {
         server.stop();

@@ -6,10 +6,14 @@ import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
+import io.grpc.stub.StreamObserver;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
+import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.proto.expert.v1.PrefetchRequest;
+import io.moemesh.proto.expert.v1.PrefetchResponse;
 import io.moemesh.service.grpc.TensorCodec;
 import io.moemesh.service.grpc.TraceContexts;
 import io.opentelemetry.api.OpenTelemetry;
@@ -30,9 +34,15 @@ import java.util.function.Consumer;
  * matched by batch_id (they may come back in any order). A broken stream fails every call in flight and is
  * reopened by the next call, so a restarted instance is picked up again. A gRPC health watch on the same
  * channel ({@link HealthWatch}) tells {@link #health()} and reconnects the channel as soon as a restarted
- * instance listens again.
+ * instance listens again. {@link #prefetch Prefetch} hints are unary calls on the same channel (and so the same
+ * credentials).
  */
 public final class GrpcInstanceClient implements InstanceClient {
+    /**
+     * How long a Prefetch call may take: the instance only queues the loads before it answers, so an answer that
+     * takes longer means the instance is in trouble, and a hint that late is worthless anyway.
+     */
+    public static final long PREFETCH_DEADLINE_MS = 5_000;
     private final String id;
     private final ManagedChannel channel;
     private final DType wireDtype;
@@ -131,6 +141,41 @@ public final class GrpcInstanceClient implements InstanceClient {
                 }
                 stream.onNext(req.build());
             }
+        } catch (RuntimeException e) {
+            f.completeExceptionally(e);
+        }
+        return f;
+    }
+
+    @Override
+    public CompletableFuture<PrefetchAnswer> prefetch(PrefetchHints hints) {
+        PrefetchRequest.Builder req = PrefetchRequest.newBuilder().setPlacementEpoch(hints.epoch());
+        for (PrefetchHints.Expert e : hints.experts()) {
+            req.addExperts(ExpertRef.newBuilder().setLayer(e.layer()).setExpert(e.expert()));
+        }
+        CompletableFuture<PrefetchAnswer> f = new CompletableFuture<>();
+        try {
+            ExpertServiceGrpc.newStub(channel).withDeadlineAfter(PREFETCH_DEADLINE_MS, TimeUnit.MILLISECONDS)
+                    .prefetch(req.build(), new StreamObserver<>() {
+                        @Override
+                        public void onNext(PrefetchResponse r) {
+                            f.complete(new PrefetchAnswer(r.getQueued(), r.getAlreadyResident(), r.getIgnored()));
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            Status s = Status.fromThrowable(t);
+                            f.completeExceptionally(s.withDescription(id + ": Prefetch: "
+                                    + (s.getDescription() == null ? s.getCode() : s.getDescription())).asRuntimeException());
+                        }
+
+                        @Override
+                        public void onCompleted() {
+                            // A unary call without an answer is a broken server; the future must still end.
+                            f.completeExceptionally(Status.INTERNAL.withDescription(id + ": Prefetch ended without an answer")
+                                    .asRuntimeException());
+                        }
+                    });
         } catch (RuntimeException e) {
             f.completeExceptionally(e);
         }

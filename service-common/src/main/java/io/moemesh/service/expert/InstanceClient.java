@@ -11,6 +11,15 @@ public interface InstanceClient extends AutoCloseable {
     /** Completes with [rows, hidden] float32 = Σ w · FFN per token, or exceptionally. */
     CompletableFuture<float[]> call(ExpertCall call);
 
+    /**
+     * Sends prefetch hints (expert.proto {@code Prefetch}): completes with what the instance did with them, or
+     * exceptionally with the call's status. Clients that cannot send hints (in-process test instances) fail the
+     * future with {@link UnsupportedOperationException}; nothing in the data path depends on hints.
+     */
+    default CompletableFuture<PrefetchAnswer> prefetch(PrefetchHints hints) {
+        return CompletableFuture.failedFuture(new UnsupportedOperationException(id() + " takes no prefetch hints"));
+    }
+
     /** Calls in flight now (the load signal for replica choice). */
     int inFlight();
 

@@ -1,0 +1,117 @@
+package io.moemesh.gateway.dispatch;
+
+import java.util.List;
+
+/**
+ * Chooses which replica of an expert computes one (token, expert) pair of a layer, among the instances the
+ * placement lists for it. Chosen by name in configuration ({@code moemesh.gateway.dispatch.replica-picker}), like
+ * the expert backend and the wire dtype. A picker never changes a result, only where it is computed: every
+ * replica holds the same weights. Called on the engine thread, once per pair and layer: allocation-free.
+ */
+public interface ReplicaPicker {
+
+    /**
+     * The dispatch's view of the instances for one pair (indices into the placement's instance list).
+     * Valid only during the {@link #pick} call it is passed to.
+     */
+    interface Candidates {
+        /** The instance may get calls: breaker not open, gRPC health not down, no failed call in this step. */
+        boolean usable(int instance);
+
+        /** An earlier pair of the same token at this layer already goes to the instance (one more row is free). */
+        boolean visited(int instance);
+
+        /**
+         * Pairs assigned to the instance at this layer so far plus its calls in flight weighted by
+         * {@link #IN_FLIGHT_WEIGHT} (a call in flight is a whole batch of rows).
+         */
+        int load(int instance);
+    }
+
+    /** How many assigned pairs one call in flight counts as in {@link Candidates#load}. */
+    int IN_FLIGHT_WEIGHT = 64;
+
+    /**
+     * Today's rule, and the default: a replica on an instance the token already visits at this layer (its row is
+     * sent there anyway, so the pair adds no row and no message), else the least loaded; ties go to the first
+     * holder in placement order.
+     */
+    ReplicaPicker PREFER_VISITED = new ReplicaPicker() {
+        @Override
+        public int pick(int[] holders, Candidates c) {
+            int best = -1;
+            for (int h : holders) {
+                if (!c.usable(h)) {
+                    continue;
+                }
+                if (c.visited(h)) {
+                    return h;
+                }
+                if (best < 0 || c.load(h) < c.load(best)) {
+                    best = h;
+                }
+            }
+            return best;
+        }
+
+        @Override
+        public String name() {
+            return "prefer-visited";
+        }
+    };
+
+    /**
+     * The least loaded usable replica, whether or not the token visits it already (ties: first in placement
+     * order): spreads rows evenly at the price of more rows on the wire; the baseline to measure a locality rule
+     * against.
+     */
+    ReplicaPicker LEAST_LOADED = new ReplicaPicker() {
+        @Override
+        public int pick(int[] holders, Candidates c) {
+            int best = -1;
+            for (int h : holders) {
+                if (c.usable(h) && (best < 0 || c.load(h) < c.load(best))) {
+                    best = h;
+                }
+            }
+            return best;
+        }
+
+        @Override
+        public String name() {
+            return "least-loaded";
+        }
+    };
+
+    /** Every picker, the default first. */
+    List<ReplicaPicker> ALL = List.of(PREFER_VISITED, LEAST_LOADED);
+
+    /**
+     * @param holders the instances holding the expert, in placement order (never empty)
+     * @return one of {@code holders} that is {@link Candidates#usable usable}, or -1 when none is
+     */
+    int pick(int[] holders, Candidates candidates);
+
+    /** The name configuration uses. */
+    String name();
+
+    /** The names configuration accepts, the default first. */
+    static List<String> names() {
+        return ALL.stream().map(ReplicaPicker::name).toList();
+    }
+
+    /**
+     * The picker of that name.
+     *
+     * @throws IllegalArgumentException naming {@code property} and the accepted names when there is none
+     */
+    static ReplicaPicker named(String name, String property) {
+        for (ReplicaPicker p : ALL) {
+            if (p.name().equals(name)) {
+                return p;
+            }
+        }
+        throw new IllegalArgumentException(property + " must be one of " + String.join(", ", names()) + ", got '"
+                + name + "'");
+    }
+}
