@@ -71,6 +71,11 @@ final class EngineRuns {
     }
 
     private int[] prompt(int n, long seed) {
+        return randomPrompt(model, n, seed);
+    }
+
+    /** {@code n} token ids drawn uniformly from the model's vocabulary, the same for the same seed. */
+    static int[] randomPrompt(MoeModel model, int n, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) {

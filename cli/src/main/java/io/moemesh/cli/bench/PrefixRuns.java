@@ -8,7 +8,6 @@ import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kv.PrefixCachingKvCache;
-import java.util.SplittableRandom;
 
 /**
  * The prefix-cache scenario, driven through the {@link StepScheduler} as the gateway's engine loop drives it: a
@@ -41,7 +40,7 @@ final class PrefixRuns {
      * anything cached, if the hit found nothing, or if the two first tokens differ (a hit must not change tokens).
      */
     Pair missThenHit(int tokens, long seed) {
-        int[] prompt = prompt(tokens, seed);
+        int[] prompt = EngineRuns.randomPrompt(model, tokens, seed);
         Run miss = run(prompt);
         Run hit = run(prompt);
         if (miss.cachedTokens() != 0) {
@@ -72,15 +71,6 @@ final class PrefixRuns {
             throw new IllegalStateException("the bench request failed: " + l.error.getMessage(), l.error);
         }
         return new Run(ttft / 1e6, l.cached, l.first);
-    }
-
-    private int[] prompt(int n, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        int[] ids = new int[n];
-        for (int i = 0; i < n; i++) {
-            ids[i] = r.nextInt(model.config().vocabSize());
-        }
-        return ids;
     }
 
     private static final class Listener implements SequenceListener {

@@ -80,32 +80,7 @@ class EngineStepBoundaryTest {
     void cacheHooks_startThenComplete_andAFailedStepNeverCompletes(boolean fail) {
         List<String> events = new ArrayList<>();
         PagedKvCache pool = model.newCache(64);
-        KvCache cache = new KvCache() {
-            @Override
-            public int blockTokens() {
-                return pool.blockTokens();
-            }
-
-            @Override
-            public boolean ensureCapacity(long seqId, int length) {
-                return pool.ensureCapacity(seqId, length);
-            }
-
-            @Override
-            public int[] blockTable(long seqId) {
-                return pool.blockTable(seqId);
-            }
-
-            @Override
-            public float[] keys(int layer) {
-                return pool.keys(layer);
-            }
-
-            @Override
-            public float[] values(int layer) {
-                return pool.values(layer);
-            }
-
+        KvCache cache = new ForwardingKvCache(pool) {
             @Override
             public void stepStarted(StepContext step) {
                 events.add("started " + step.rows());
@@ -114,11 +89,6 @@ class EngineStepBoundaryTest {
             @Override
             public void stepCompleted(StepContext step) {
                 events.add("completed " + step.rows());
-            }
-
-            @Override
-            public void release(long seqId) {
-                pool.release(seqId);
             }
         };
         LocalExperts local = LocalExperts.fromStore(model.tensors(), model.config());

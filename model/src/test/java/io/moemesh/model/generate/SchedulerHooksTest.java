@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.model.MoeModel;
-import io.moemesh.model.engine.KvCache;
+import io.moemesh.model.engine.ForwardingKvCache;
 import io.moemesh.model.engine.PagedKvCache;
 import io.moemesh.model.engine.PrefixSource;
 import io.moemesh.model.engine.SequenceStep;
@@ -35,47 +35,16 @@ class SchedulerHooksTest {
     }
 
     /** A paged cache that records every step context it is told about. */
-    private static final class Recording implements KvCache {
-        final PagedKvCache pool;
+    private static final class Recording extends ForwardingKvCache {
         final List<StepContext> started = new ArrayList<>();
 
         Recording(PagedKvCache pool) {
-            this.pool = pool;
-        }
-
-        @Override
-        public int blockTokens() {
-            return pool.blockTokens();
-        }
-
-        @Override
-        public boolean ensureCapacity(long seqId, int length) {
-            return pool.ensureCapacity(seqId, length);
-        }
-
-        @Override
-        public int[] blockTable(long seqId) {
-            return pool.blockTable(seqId);
-        }
-
-        @Override
-        public float[] keys(int layer) {
-            return pool.keys(layer);
-        }
-
-        @Override
-        public float[] values(int layer) {
-            return pool.values(layer);
+            super(pool);
         }
 
         @Override
         public void stepStarted(StepContext step) {
             started.add(step);
-        }
-
-        @Override
-        public void release(long seqId) {
-            pool.release(seqId);
         }
     }
 
@@ -157,7 +126,7 @@ class SchedulerHooksTest {
     @Test
     void admission_skipsThePrefillOfThePrefixTheSourceHas_andReportsItOnce() {
         Recording cache = new Recording(model.newCache(512));
-        FixedPrefix prefixes = new FixedPrefix(cache.pool, 32);
+        FixedPrefix prefixes = new FixedPrefix(cache.pool(), 32);
         StepScheduler s = new StepScheduler(model.localEngine(), cache, 512, 4, prefixes, PreemptionPolicy.RECOMPUTE);
         Outcome o = new Outcome();
         s.submit(new GenerationRequest(prompt(40), SamplingParams.greedy(2), false), o, "acme");
@@ -168,13 +137,13 @@ class SchedulerHooksTest {
         assertThat(firstPrefill.tokens()).hasSize(8);
         assertThat(o.admitted).containsExactly(32);
         assertThat(o.result.cachedPromptTokens()).isEqualTo(32);
-        assertThat(cache.pool.freeBlocks()).isEqualTo(cache.pool.totalBlocks());
+        assertThat(cache.pool().freeBlocks()).isEqualTo(cache.pool().totalBlocks());
     }
 
     @Test
     void tracedRequests_neverAskThePrefixSource_andComputeEveryPosition() {
         Recording cache = new Recording(model.newCache(512));
-        FixedPrefix prefixes = new FixedPrefix(cache.pool, 32);
+        FixedPrefix prefixes = new FixedPrefix(cache.pool(), 32);
         StepScheduler s = new StepScheduler(model.localEngine(), cache, 512, 4, prefixes, PreemptionPolicy.RECOMPUTE);
         Outcome o = new Outcome();
         s.submit(new GenerationRequest(prompt(40), SamplingParams.greedy(2), true), o);
