@@ -1,0 +1,231 @@
+package io.moemesh.router.prediction;
+
+import io.moemesh.router.trace.TokenRoute;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The count tables the predictors read, updated by every learned token: per-layer expert frequency (and the
+ * order experts were first seen, for relabel-proof tie-breaks), inter-layer co-activation (expert e at layer j
+ * and x at layer l > j in one token: the affinity of ExFlow and the transitions of Pre-gated MoE), expert
+ * frequency per token id and per previous token id (Read-ME's decoupled, token-conditioned router), and the
+ * temporal table (the previous token of the sequence had e at layer l, this one x at l). Sizes: layers² ×
+ * experts² ints for co-activation, which is 262k for FLAME-MoE and 65k for Mixtral.
+ */
+final class RouteCounts {
+
+    private final ModelShape shape;
+    private final int layers;
+    private final int experts;
+    private final long[] popularity;
+    private final long[] popularityTotal;
+    private final int[] firstSeen;
+    private final int[] seenAtLayer;
+    private final int[] pair;
+    private final int[] pairTotal;
+    private final Map<Integer, int[]> byToken = new HashMap<>();
+    private final Map<Integer, int[]> byPreviousToken = new HashMap<>();
+    private final int[] temporal;
+    private final int[] temporalTotal;
+
+    RouteCounts(ModelShape shape) {
+        this.shape = shape;
+        this.layers = shape.layers();
+        this.experts = shape.experts();
+        popularity = new long[layers * experts];
+        popularityTotal = new long[layers];
+        firstSeen = new int[layers * experts];
+        java.util.Arrays.fill(firstSeen, Integer.MAX_VALUE);
+        seenAtLayer = new int[layers];
+        pair = new int[layers * layers * experts * experts];
+        pairTotal = new int[layers * layers * experts];
+        temporal = new int[layers * experts * experts];
+        temporalTotal = new int[layers * experts];
+    }
+
+    ModelShape shape() {
+        return shape;
+    }
+
+    /** Counts the observed routes of {@code token}, whose sequence's previous token is {@code previous} (or null). */
+    void add(TokenRoute token, TokenRoute previous) {
+        int[][] routes = token.experts();
+        if (routes.length != layers) {
+            throw new IllegalArgumentException("token " + token.key() + " has " + routes.length
+                    + " layer entries, the model " + layers);
+        }
+        for (int l = 0; l < layers; l++) {
+            if (routes[l] == null) {
+                continue;
+            }
+            for (int x : routes[l]) {
+                if (x < 0 || x >= experts) {
+                    throw new IllegalArgumentException("token " + token.key() + " layer index " + l + ": expert " + x
+                            + " is out of range 0.." + (experts - 1));
+                }
+                popularity[l * experts + x]++;
+                if (firstSeen[l * experts + x] == Integer.MAX_VALUE) {
+                    firstSeen[l * experts + x] = seenAtLayer[l]++;
+                }
+            }
+            popularityTotal[l] += routes[l].length;
+            for (int j = 0; j < l; j++) {
+                if (routes[j] == null) {
+                    continue;
+                }
+                for (int e : routes[j]) {
+                    int base = ((j * layers + l) * experts + e);
+                    pairTotal[base] += routes[l].length;
+                    for (int x : routes[l]) {
+                        pair[base * experts + x]++;
+                    }
+                }
+            }
+            if (token.tokenId() >= 0) {
+                addTo(byToken.computeIfAbsent(token.tokenId(), id -> new int[layers * (experts + 1)]), l, routes[l]);
+            }
+            if (previous != null && previous.tokenId() >= 0) {
+                addTo(byPreviousToken.computeIfAbsent(previous.tokenId(), id -> new int[layers * (experts + 1)]), l,
+                        routes[l]);
+            }
+            if (previous != null && previous.layers() == layers && previous.has(l)) {
+                for (int e : previous.experts()[l]) {
+                    temporalTotal[l * experts + e] += routes[l].length;
+                    for (int x : routes[l]) {
+                        temporal[(l * experts + e) * experts + x]++;
+                    }
+                }
+            }
+        }
+    }
+
+    private void addTo(int[] table, int l, int[] routes) {
+        int base = l * (experts + 1);
+        for (int x : routes) {
+            table[base + x]++;
+        }
+        table[base + experts] += routes.length;
+    }
+
+    /**
+     * Refuses a target layer out of range or a context that knows routes at or after it (that would not be a
+     * prediction).
+     */
+    void checkTarget(PredictionContext context, int targetLayer) {
+        if (targetLayer < 0 || targetLayer >= layers) {
+            throw new IllegalArgumentException("target layer index must be 0.." + (layers - 1) + ", got "
+                    + targetLayer);
+        }
+        if (context.known().length != layers) {
+            throw new IllegalArgumentException("the context has " + context.known().length
+                    + " layer entries, the model " + layers);
+        }
+        if (context.lastKnownLayer() >= targetLayer) {
+            throw new IllegalArgumentException("the context knows layer index " + context.lastKnownLayer()
+                    + ", not before the target " + targetLayer);
+        }
+    }
+
+    /** Raw frequency of each expert at layer {@code l} into {@code out}. */
+    void popularityCounts(int l, double[] out) {
+        for (int x = 0; x < experts; x++) {
+            out[x] = popularity[l * experts + x];
+        }
+    }
+
+    /** The smoothed frequency distribution at layer {@code l} (add-one), into {@code out}. */
+    void popularityDistribution(int l, double[] out) {
+        double total = popularityTotal[l] + experts;
+        for (int x = 0; x < experts; x++) {
+            out[x] = (popularity[l * experts + x] + 1) / total;
+        }
+    }
+
+    /** Raw co-activation counts: Σ over {@code from} of tokens with e at layer j and x at layer l. */
+    void pairCounts(int j, int[] from, int l, double[] out) {
+        java.util.Arrays.fill(out, 0);
+        for (int e : from) {
+            int base = ((j * layers + l) * experts + e) * experts;
+            for (int x = 0; x < experts; x++) {
+                out[x] += pair[base + x];
+            }
+        }
+    }
+
+    /**
+     * P(x at l | the experts {@code from} at layer j), the mean over {@code from} of each expert's conditional
+     * distribution, each smoothed towards {@code prior} with {@code strength} pseudo-counts; into {@code out}.
+     */
+    void pairDistribution(int j, int[] from, int l, double[] prior, double strength, double[] out) {
+        java.util.Arrays.fill(out, 0);
+        for (int e : from) {
+            int base = (j * layers + l) * experts + e;
+            double total = pairTotal[base] + strength;
+            for (int x = 0; x < experts; x++) {
+                out[x] += (pair[base * experts + x] + strength * prior[x]) / total / from.length;
+            }
+        }
+    }
+
+    /** Like {@link #pairDistribution} from the previous token's experts at the same layer. */
+    void temporalDistribution(int[] previous, int l, double[] prior, double strength, double[] out) {
+        java.util.Arrays.fill(out, 0);
+        for (int e : previous) {
+            int base = l * experts + e;
+            double total = temporalTotal[base] + strength;
+            for (int x = 0; x < experts; x++) {
+                out[x] += (temporal[base * experts + x] + strength * prior[x]) / total / previous.length;
+            }
+        }
+    }
+
+    /**
+     * P(x at l | token id), smoothed towards {@code prior}, into {@code out}; false (and {@code out} untouched)
+     * when the id is unknown (-1) or was never seen.
+     */
+    boolean tokenDistribution(int tokenId, boolean previousToken, int l, double[] prior, double strength,
+                              double[] out) {
+        int[] table = tokenId < 0 ? null : (previousToken ? byPreviousToken : byToken).get(tokenId);
+        if (table == null) {
+            return false;
+        }
+        int base = l * (experts + 1);
+        double total = table[base + experts] + strength;
+        if (table[base + experts] == 0) {
+            return false;
+        }
+        for (int x = 0; x < experts; x++) {
+            out[x] = (table[base + x] + strength * prior[x]) / total;
+        }
+        return true;
+    }
+
+    /**
+     * The {@code n} experts with the highest {@code score} at layer {@code l}; ties go to the more frequent expert
+     * at l, then to the one seen first there, and only among never-seen experts to the lower id.
+     */
+    int[] top(double[] score, int l, int n) {
+        if (n < 1 || n > experts) {
+            throw new IllegalArgumentException("n must be 1.." + experts + ", got " + n);
+        }
+        Integer[] order = new Integer[experts];
+        for (int x = 0; x < experts; x++) {
+            order[x] = x;
+        }
+        java.util.Arrays.sort(order, (a, b) -> {
+            int c = Double.compare(score[b], score[a]);
+            if (c == 0) {
+                c = Long.compare(popularity[l * experts + b], popularity[l * experts + a]);
+            }
+            if (c == 0) {
+                c = Integer.compare(firstSeen[l * experts + a], firstSeen[l * experts + b]);
+            }
+            return c != 0 ? c : Integer.compare(a, b);
+        });
+        int[] best = new int[n];
+        for (int i = 0; i < n; i++) {
+            best[i] = order[i];
+        }
+        return best;
+    }
+}
