@@ -4,8 +4,8 @@ import io.moemesh.router.trace.TokenRoute;
 import java.util.List;
 
 /**
- * An online softmax regression over the experts of the target layer (the learned predictor of ExpertFlow and of
- * Pre-gated MoE's gate applied early, here fitted on routes instead of hidden states), with sparse binary
+ * An online softmax regression over the experts of the target layer (in the spirit of ExpertFlow's learned path
+ * predictor, fitted here on routes instead of hidden states, which the router does not have), with sparse binary
  * features of what is known of the token:
  * <ul>
  *   <li>each expert it chose at every known earlier layer (one feature per (layer, expert): all earlier layers,
