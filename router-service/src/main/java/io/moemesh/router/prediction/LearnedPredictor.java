@@ -1,6 +1,7 @@
 package io.moemesh.router.prediction;
 
 import io.moemesh.router.trace.TokenRoute;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -122,7 +123,7 @@ final class LearnedPredictor implements PathPredictor {
         int gap = last < 0 ? GAPS : Math.min(GAPS, targetLayer - last);
         float[] w = weights[targetLayer * GAPS + gap - 1];
         if (w == null) {
-            java.util.Arrays.fill(score, 0);
+            Arrays.fill(score, 0);
         } else {
             scores(w, features(context, targetLayer));
         }
@@ -130,7 +131,7 @@ final class LearnedPredictor implements PathPredictor {
     }
 
     private void scores(float[] w, int n) {
-        java.util.Arrays.fill(score, 0);
+        Arrays.fill(score, 0);
         for (int i = 0; i < n; i++) {
             int base = active[i] * experts;
             for (int x = 0; x < experts; x++) {

@@ -1,6 +1,7 @@
 package io.moemesh.router.prediction;
 
 import io.moemesh.router.trace.TokenRoute;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -130,7 +131,7 @@ final class PooledPredictor implements PathPredictor {
     /** Fills {@link #features}, {@link #present} and {@link #score} for {@code l} with the weights at {@code w}. */
     private void pool(PredictionContext context, int l, int w) {
         counts.popularityDistribution(l, prior);
-        java.util.Arrays.fill(present, false);
+        Arrays.fill(present, false);
         int source = 0;
         for (int j = l - 1; j >= 0 && source < LAYER_SOURCES; j--) {
             int[] known = context.known()[j];
@@ -149,7 +150,7 @@ final class PooledPredictor implements PathPredictor {
         }
         System.arraycopy(prior, 0, features[POPULARITY], 0, experts);
         present[POPULARITY] = true;
-        java.util.Arrays.fill(score, 0);
+        Arrays.fill(score, 0);
         for (int s = 0; s < SOURCES; s++) {
             if (!present[s]) {
                 continue;

@@ -1,6 +1,7 @@
 package io.moemesh.router.prediction;
 
 import io.moemesh.router.trace.TokenRoute;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -35,7 +36,7 @@ final class RouteCounts {
         popularity = new long[layers * experts];
         popularityTotal = new long[layers];
         firstSeen = new int[layers * experts];
-        java.util.Arrays.fill(firstSeen, Integer.MAX_VALUE);
+        Arrays.fill(firstSeen, Integer.MAX_VALUE);
         seenAtLayer = new int[layers];
         pair = new int[layers * layers * experts * experts];
         pairTotal = new int[layers * layers * experts];
@@ -143,7 +144,7 @@ final class RouteCounts {
 
     /** Raw co-activation counts: Σ over {@code from} of tokens with e at layer j and x at layer l. */
     void pairCounts(int j, int[] from, int l, double[] out) {
-        java.util.Arrays.fill(out, 0);
+        Arrays.fill(out, 0);
         for (int e : from) {
             int base = ((j * layers + l) * experts + e) * experts;
             for (int x = 0; x < experts; x++) {
@@ -157,7 +158,7 @@ final class RouteCounts {
      * distribution, each smoothed towards {@code prior} with {@code strength} pseudo-counts; into {@code out}.
      */
     void pairDistribution(int j, int[] from, int l, double[] prior, double strength, double[] out) {
-        java.util.Arrays.fill(out, 0);
+        Arrays.fill(out, 0);
         for (int e : from) {
             int base = (j * layers + l) * experts + e;
             double total = pairTotal[base] + strength;
@@ -169,7 +170,7 @@ final class RouteCounts {
 
     /** Like {@link #pairDistribution} from the previous token's experts at the same layer. */
     void temporalDistribution(int[] previous, int l, double[] prior, double strength, double[] out) {
-        java.util.Arrays.fill(out, 0);
+        Arrays.fill(out, 0);
         for (int e : previous) {
             int base = l * experts + e;
             double total = temporalTotal[base] + strength;
@@ -212,7 +213,7 @@ final class RouteCounts {
         for (int x = 0; x < experts; x++) {
             order[x] = x;
         }
-        java.util.Arrays.sort(order, (a, b) -> {
+        Arrays.sort(order, (a, b) -> {
             int c = Double.compare(score[b], score[a]);
             if (c == 0) {
                 c = Long.compare(popularity[l * experts + b], popularity[l * experts + a]);
