@@ -6,12 +6,14 @@ import io.moemesh.cli.mesh.DemoCommand;
 import io.moemesh.cli.mesh.DownCommand;
 import io.moemesh.cli.mesh.SuperviseCommand;
 import io.moemesh.cli.mesh.UpCommand;
+import io.moemesh.cli.router.RouterCommand;
 import picocli.CommandLine.Command;
 
 @Command(name = "moemesh", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = "Serve Mixture-of-Experts language models disaggregated: dense layers in a gateway, experts "
                 + "in their own services.",
         subcommands = {GenerateCommand.class, SynthCommand.class, BenchCommand.class,
-                UpCommand.class, DownCommand.class, DemoCommand.class, ChaosCommand.class, SuperviseCommand.class})
+                UpCommand.class, DownCommand.class, DemoCommand.class, ChaosCommand.class, SuperviseCommand.class,
+                RouterCommand.class})
 final class MoemeshCommand {
 }

@@ -7,13 +7,15 @@ import java.util.List;
  * Affinity packing, layer by layer (the default planner).
  *
  * <ol>
- *   <li><b>Replicas where they pay</b> (EPLB's redundant-expert rule, DeepSeek-V3 technical report §3.4 and
+ *   <li><b>Replicas in the spare slots</b> (EPLB's redundant-expert rule, DeepSeek-V3 technical report §3.4 and
  *       github.com/deepseek-ai/EPLB; Lina, Li et al., USENIX ATC 2023, replicates popular experts the same way):
- *       while a slot is free, the expert whose copies carry the most (token, expert) pairs each gets one more copy,
- *       as long as each copy would still carry more than a mean slot's load ({@code layer load / (N × S)}) — a
- *       copy of a cold expert buys no balance and only costs memory.</li>
+ *       while a slot is free, the expert whose copies carry the most (token, expert) pairs each gets one more copy
+ *       (never more copies than instances; experts with no traffic get none). Every spare slot is used: a copy is
+ *       what lets the gateway's least-loaded rule absorb a test load that differs from the training load (on the
+ *       traces, filling only the slots whose copy would carry more than a mean slot's load balanced worse:
+ *       docs/performance.md, "Placement").</li>
  *   <li><b>Greedy packing</b>: copies heaviest first, each onto an instance with a free slot that does not hold the
- *       expert yet, within the load cap ({@code (1 + 2%) ×} the mean instance load, at least the copy itself),
+ *       expert yet, within the load cap ({@code (1 + 1%) ×} the mean instance load, at least the copy itself),
  *       choosing the instance with the most affinity: tokens that chose this expert together with the experts
  *       already there (within-layer co-activation: a token's top-k on one instance is one message instead of
  *       several) plus, weighted {@link #INTER_LAYER_WEIGHT}, tokens that came to it from the experts this instance
@@ -36,7 +38,7 @@ public final class AffinityPlanner implements PlacementPlanner {
     /** Weight of one inter-layer transition against one within-layer co-activation (fan-out first). */
     static final double INTER_LAYER_WEIGHT = 0.5;
     /** Load cap above the mean instance load: the slowest instance gates every layer. */
-    static final double LOAD_TOLERANCE = 0.02;
+    static final double LOAD_TOLERANCE = 0.01;
     private static final int MAX_PASSES = 30;
     private static final double EPS = 1e-9;
 
@@ -117,20 +119,17 @@ public final class AffinityPlanner implements PlacementPlanner {
                 total += v;
             }
             java.util.Arrays.fill(copies, 1);
-            int spare = n * s - experts;
-            double meanSlot = total / (n * s);
-            while (spare > 0) {
+            for (int spare = n * s - experts; spare > 0; spare--) {
                 int best = -1;
                 for (int e = 0; e < experts; e++) {
                     if (copies[e] < n && (best < 0 || load[e] / copies[e] > load[best] / copies[best])) {
                         best = e;
                     }
                 }
-                if (best < 0 || load[best] / (copies[best] + 1) <= meanSlot) {
+                if (best < 0 || load[best] == 0) {
                     break;
                 }
                 copies[best]++;
-                spare--;
             }
             List<int[]> items = new ArrayList<>();
             for (int e = 0; e < experts; e++) {

@@ -67,7 +67,7 @@ class PlacementPlannersTest {
     }
 
     @Test
-    void affinity_replicatesAHotExpert_intoSpareSlots_andNotACold_one() {
+    void affinity_fillsSpareSlots_hottestCopiesFirst_upToOneCopyPerInstance() {
         // expert 0 gets every token; experts 1..7 share the rest
         List<io.moemesh.router.trace.TokenRoute> tokens = new java.util.ArrayList<>();
         for (int t = 0; t < 700; t++) {
@@ -75,10 +75,11 @@ class PlacementPlannersTest {
         }
         RouteStats stats = RouteStats.of(new RouteTrace("hot", 0, 1, 8, 2, tokens));
         Placement p = new AffinityPlanner().plan(stats, PlacementBudget.slots(4, 3), PlacementPlanners.localIds(4));
-        assertThat(p.holders()[0][0].length).isGreaterThan(1);
-        for (int e = 1; e < 8; e++) {
-            assertThat(p.holders()[0][e]).hasSize(1);
-        }
+        // 12 slots, 8 experts: expert 0 (700 pairs) gets a copy on each of the 4 instances (175 each), then one
+        // cold expert (100 pairs) gets the last spare slot
+        assertThat(p.holders()[0][0]).containsExactly(0, 1, 2, 3);
+        assertThat(p.extraReplicas()).isEqualTo(4);
+        assertThat(p.maxSlotsUsed()).isEqualTo(3);
     }
 
     @Test
