@@ -70,6 +70,9 @@ public final class AffinityPlanner implements PlacementPlanner {
         final int s;
         final int experts;
         final double[] load;
+        /** Tokens that chose a, then b ranked below it (RouteStats' co-activation). */
+        final double[][] directed;
+        /** Symmetric pair weight once the copies are known: see {@link #pairWeights()}. */
         final double[][] co;
         /** [instance][expert] affinity with the instance's previous-layer experts, already weighted. */
         final double[][] prevAff;
@@ -88,7 +91,8 @@ public final class AffinityPlanner implements PlacementPlanner {
             this.s = s;
             this.experts = load.length;
             this.load = load;
-            this.co = co;
+            this.directed = co;
+            this.co = new double[experts][experts];
             this.slot = new int[n * s];
             java.util.Arrays.fill(slot, -1);
             this.share = new double[n * s];
@@ -131,6 +135,7 @@ public final class AffinityPlanner implements PlacementPlanner {
                 }
                 copies[best]++;
             }
+            pairWeights();
             List<int[]> items = new ArrayList<>();
             for (int e = 0; e < experts; e++) {
                 hottest = Math.max(hottest, load[e] / copies[e]);
@@ -148,6 +153,23 @@ public final class AffinityPlanner implements PlacementPlanner {
             }
             repairBalance();
             localSearch();
+        }
+
+        /**
+         * The worth of a and b sharing an instance, as the gateway's rule sees it: a token that chose a, then b, sends
+         * a to the least loaded of a's copies and then b to that instance if b is there; with a's copies spread
+         * evenly, one instance holding both keeps the pair together for 1 / copies(a) of those tokens. Hence
+         * {@code directed[a][b] / copies(a) + directed[b][a] / copies(b)}: a pair next to one copy of a hot,
+         * many-times replicated expert is worth less than next to a single-copy expert.
+         */
+        private void pairWeights() {
+            for (int a = 0; a < experts; a++) {
+                for (int b = 0; b < experts; b++) {
+                    if (a != b) {
+                        co[a][b] = directed[a][b] / copies[a] + directed[b][a] / copies[b];
+                    }
+                }
+            }
         }
 
         private double affinity(int i, int e) {

@@ -5,7 +5,8 @@ import io.moemesh.router.trace.TokenRoute;
 
 /**
  * What a placement planner knows about the traffic: per MoE layer, how many (token, expert) pairs each expert
- * received, how often two experts were chosen together by one token (within-layer co-activation of its top-k), and
+ * received, how often a token chose expert a and then, ranked below it, expert b (within-layer co-activation of its
+ * top-k, ordered because the gateway places a token's experts best first: where b goes depends on where a went), and
  * how often a token went from expert a at one layer to expert b at the next (inter-layer transitions, ExFlow's
  * "expert affinity": Yao et al., "Exploiting Inter-Layer Expert Affinity for Accelerating Mixture-of-Experts Model
  * Inference", IPDPS 2024, arXiv:2401.08383).
@@ -19,7 +20,8 @@ import io.moemesh.router.trace.TokenRoute;
  * @param experts      routed experts per layer
  * @param topK         experts per token per layer
  * @param load         [layer index][expert] (token, expert) pairs
- * @param coactivation [layer index][a][b] tokens that chose both a and b at that layer (symmetric, zero diagonal)
+ * @param coactivation [layer index][a][b] tokens that chose a and, ranked below a, b at that layer (zero diagonal;
+ *                     {@code [a][b] + [b][a]} is how often the two were chosen together)
  * @param transitions  [layer index l][a][b] tokens that chose a at l and b at l + 1 ({@code layers - 1} entries)
  */
 public record RouteStats(int firstLayer, int layers, int experts, int topK, double[][] load, double[][][] coactivation,
@@ -62,7 +64,6 @@ public record RouteStats(int firstLayer, int layers, int experts, int topK, doub
                         int b = check(trace, t, l, es[j]);
                         if (a != b) {
                             co[l][a][b]++;
-                            co[l][b][a]++;
                         }
                     }
                     if (full && l + 1 < layers) {

@@ -19,7 +19,7 @@ class RouteStatsTest {
     }
 
     @Test
-    void counts_loadAndCoactivationOfEveryRow_transitionsOfFullPathsOnly() {
+    void counts_loadAndOrderedCoactivationOfEveryRow_transitionsOfFullPathsOnly() {
         RouteTrace trace = new RouteTrace("t", 2, 2, 4, 2, List.of(
                 token("0", new int[] {0, 1}, new int[] {2, 3}),
                 token("1", new int[] {0, 2}, null),
@@ -28,10 +28,12 @@ class RouteStatsTest {
         assertThat(s.firstLayer()).isEqualTo(2);
         assertThat(s.load()[0]).containsExactly(2, 1, 1, 0);
         assertThat(s.load()[1]).containsExactly(0, 1, 1, 2);
+        // ordered: the better-ranked expert first
         assertThat(s.coactivation()[0][0][1]).isEqualTo(1);
-        assertThat(s.coactivation()[0][1][0]).isEqualTo(1);
+        assertThat(s.coactivation()[0][1][0]).isZero();
         assertThat(s.coactivation()[0][0][2]).isEqualTo(1);
-        assertThat(s.coactivation()[1][1][3]).isEqualTo(1);
+        assertThat(s.coactivation()[1][3][1]).isEqualTo(1);
+        assertThat(s.coactivation()[1][1][3]).isZero();
         // only token 0 has both layers: 0→2, 0→3, 1→2, 1→3
         assertThat(s.transitions()[0][0]).containsExactly(0, 0, 1, 1);
         assertThat(s.transitions()[0][1]).containsExactly(0, 0, 1, 1);
