@@ -45,7 +45,7 @@ final class PlanCommand implements Callable<Integer> {
     int slots;
 
     @Option(names = "--planner", defaultValue = PlacementPlanners.DEFAULT, paramLabel = "NAME",
-            description = "affinity or round-robin (default ${DEFAULT-VALUE}).")
+            description = "affinity, affinity-stats or round-robin (default ${DEFAULT-VALUE}).")
     String planner;
 
     @Option(names = "--memory-budget", defaultValue = "0", paramLabel = "BYTES",

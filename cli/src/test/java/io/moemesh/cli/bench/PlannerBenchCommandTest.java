@@ -25,7 +25,7 @@ class PlannerBenchCommandTest {
             "--repeats 0 | --repeats must be at least 1, got 0",
             "--instances 0 | --instances must be at least 1, got 0",
             "--top-k 0 | --top-k must be between 1 and --experts (256), got 0",
-            "--planner best | --planner must be one of affinity, round-robin, got \"best\""})
+            "--planner best | --planner must be one of affinity, affinity-stats, round-robin, got \"best\""})
     void badOptions_exitTwo_withOneLineNamingTheOption(String args, String message) {
         CliRun r = CliRun.of(("bench planner " + args).split(" "));
         assertThat(r.exitCode()).isEqualTo(2);

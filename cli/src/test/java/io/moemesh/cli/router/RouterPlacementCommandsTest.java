@@ -110,7 +110,7 @@ class RouterPlacementCommandsTest {
             "--instances 0 --slots-per-instance 4 | --instances must be at least 1, got 0",
             "--instances 2 --slots-per-instance 7 | --slots-per-instance 7 × --instances 2 = 14 slots per layer cannot "
                     + "hold the 16 experts of a layer once (needs at least 8 slots per instance)",
-            "--instances 2 --slots-per-instance 8 --planner greedy | --planner must be one of affinity, round-robin, "
+            "--instances 2 --slots-per-instance 8 --planner greedy | --planner must be one of affinity, affinity-stats, round-robin, "
                     + "got \"greedy\"",
             "--instances 2 --slots-per-instance 8 --memory-budget 1000 --expert-bytes 100 | --memory-budget 1000 bytes "
                     + "holds 10 experts of 100 bytes per instance, 3 per layer over 3 layers: 2 instances cannot hold "

@@ -25,16 +25,24 @@ import java.util.List;
  *   <li><b>Balance repair</b>, then <b>local search</b> (Kernighan–Lin style pairwise swaps of copies, empty slots
  *       included, so moves too): a swap is taken when it raises the affinity and leaves both instances within the
  *       cap (or no worse than the more loaded of the two was), until a pass changes nothing.</li>
+ *   <li><b>Replay</b> ({@link ReplayRefinement}; not in {@value #STATS_ONLY_NAME}): where the layer's training rows
+ *       are few enough, hill climbing scored by replaying the gateway's replica rule over them.</li>
  * </ol>
+ *
+ * <p>Pair weights follow the gateway's rule: a token's experts are placed best first, so expert b joins a on a
+ * shared instance only when a's chosen copy is there ({@code pairWeights}).
  *
  * <p>The expected load of a copy is the expert's load divided by its copies; the gateway's replica rule
  * (prefer an instance the token already visits, else the least loaded) splits it less evenly, which
- * {@link PlacementEval} measures. Each layer costs O(passes × (N × S)²) with O(1) per swap (per-instance affinity
- * sums are kept up to date), so 256 experts × 60 layers × 64 instances plans in well under the 2 s goal
- * ({@code moemesh bench planner}).
+ * {@link PlacementEval} measures. Steps 1–3 cost O(passes × (N × S)²) per layer with O(1) per swap (per-instance
+ * affinity sums are kept up to date), so 256 experts × 60 layers × 64 instances plans in well under the 2 s goal
+ * ({@code moemesh bench planner}); the replay is bounded by {@link ReplayRefinement#WORK_BUDGET} per layer and
+ * skipped beyond it (as at that size).
  */
 public final class AffinityPlanner implements PlacementPlanner {
     public static final String NAME = "affinity";
+    /** The same packing without the replay step: statistics only (what a router has once rows are too many). */
+    public static final String STATS_ONLY_NAME = "affinity-stats";
     /** Weight of one inter-layer transition against one within-layer co-activation (fan-out first). */
     static final double INTER_LAYER_WEIGHT = 0.5;
     /** Load cap above the mean instance load: the slowest instance gates every layer. */
@@ -42,9 +50,21 @@ public final class AffinityPlanner implements PlacementPlanner {
     private static final int MAX_PASSES = 30;
     private static final double EPS = 1e-9;
 
+    private final boolean replay;
+
+    /** The default planner: packing from the statistics, then the replay where it is affordable. */
+    public AffinityPlanner() {
+        this(true);
+    }
+
+    /** @param replay whether to refine affordable layers by replaying the rows ({@link ReplayRefinement}) */
+    public AffinityPlanner(boolean replay) {
+        this.replay = replay;
+    }
+
     @Override
     public String name() {
-        return NAME;
+        return replay ? NAME : STATS_ONLY_NAME;
     }
 
     @Override
@@ -58,6 +78,11 @@ public final class AffinityPlanner implements PlacementPlanner {
             double[][] transitionsIn = l == 0 ? null : stats.transitions()[l - 1];
             LayerPacking p = new LayerPacking(n, slots, stats.load()[l], stats.coactivation()[l], previous, transitionsIn);
             p.pack();
+            int[][] rows = stats.rows()[l];
+            if (replay && ReplayRefinement.affordable(n, slots, stats.experts(), rows)) {
+                ReplayRefinement.refine(n, slots, stats.experts(), rows, p.slot);
+                p.rebuildHolds();
+            }
             holders[l] = p.holders();
             previous = p.holds;
         }
@@ -386,6 +411,18 @@ public final class AffinityPlanner implements PlacementPlanner {
                 }
                 if (!changed) {
                     return;
+                }
+            }
+        }
+
+        /** After the slots changed outside this class (the replay): which instance holds which expert again. */
+        void rebuildHolds() {
+            for (boolean[] h : holds) {
+                java.util.Arrays.fill(h, false);
+            }
+            for (int k = 0; k < slot.length; k++) {
+                if (slot[k] >= 0) {
+                    holds[k / s][slot[k]] = true;
                 }
             }
         }

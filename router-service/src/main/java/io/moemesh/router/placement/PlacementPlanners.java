@@ -12,7 +12,8 @@ public final class PlacementPlanners {
 
     private static final Map<String, Supplier<PlacementPlanner>> BY_NAME = new TreeMap<>(Map.of(
             RoundRobinPlanner.NAME, RoundRobinPlanner::new,
-            AffinityPlanner.NAME, AffinityPlanner::new));
+            AffinityPlanner.NAME, AffinityPlanner::new,
+            AffinityPlanner.STATS_ONLY_NAME, () -> new AffinityPlanner(false)));
 
     private PlacementPlanners() {
     }

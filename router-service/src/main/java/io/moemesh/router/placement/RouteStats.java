@@ -23,15 +23,18 @@ import io.moemesh.router.trace.TokenRoute;
  * @param coactivation [layer index][a][b] tokens that chose a and, ranked below a, b at that layer (zero diagonal;
  *                     {@code [a][b] + [b][a]} is how often the two were chosen together)
  * @param transitions  [layer index l][a][b] tokens that chose a at l and b at l + 1 ({@code layers - 1} entries)
+ * @param rows         [layer index][row] a token's experts at that layer, best first, in trace order (every row),
+ *                     so a planner can replay the gateway's replica rule; empty per layer when only counts are known
  */
 public record RouteStats(int firstLayer, int layers, int experts, int topK, double[][] load, double[][][] coactivation,
-                         double[][][] transitions) {
+                         double[][][] transitions, int[][][] rows) {
 
     public RouteStats {
         if (layers < 1 || experts < 1 || topK < 1 || topK > experts) {
             throw new IllegalArgumentException("route stats need ≥ 1 layer, ≥ 1 expert and 1 ≤ top-k ≤ experts");
         }
-        if (load.length != layers || coactivation.length != layers || transitions.length != layers - 1) {
+        if (load.length != layers || coactivation.length != layers || transitions.length != layers - 1
+                || rows.length != layers) {
             throw new IllegalArgumentException("route stats need load and co-activation per layer and transitions per "
                     + "pair of consecutive layers (" + layers + " layers)");
         }
@@ -50,6 +53,10 @@ public record RouteStats(int firstLayer, int layers, int experts, int topK, doub
         double[][] load = new double[layers][experts];
         double[][][] co = new double[layers][experts][experts];
         double[][][] tr = new double[Math.max(0, layers - 1)][experts][experts];
+        java.util.List<java.util.List<int[]>> rows = new java.util.ArrayList<>();
+        for (int l = 0; l < layers; l++) {
+            rows.add(new java.util.ArrayList<>());
+        }
         for (TokenRoute t : trace.tokens()) {
             boolean full = t.fullPath();
             for (int l = 0; l < layers; l++) {
@@ -57,6 +64,7 @@ public record RouteStats(int firstLayer, int layers, int experts, int topK, doub
                 if (es == null) {
                     continue;
                 }
+                rows.get(l).add(es.clone());
                 for (int i = 0; i < es.length; i++) {
                     int a = check(trace, t, l, es[i]);
                     load[l][a]++;
@@ -74,7 +82,11 @@ public record RouteStats(int firstLayer, int layers, int experts, int topK, doub
                 }
             }
         }
-        return new RouteStats(trace.firstLayer(), layers, experts, trace.topK(), load, co, tr);
+        int[][][] r = new int[layers][][];
+        for (int l = 0; l < layers; l++) {
+            r[l] = rows.get(l).toArray(int[][]::new);
+        }
+        return new RouteStats(trace.firstLayer(), layers, experts, trace.topK(), load, co, tr, r);
     }
 
     private static int check(RouteTrace trace, TokenRoute t, int layer, int expert) {

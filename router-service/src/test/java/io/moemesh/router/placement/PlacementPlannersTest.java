@@ -83,9 +83,34 @@ class PlacementPlannersTest {
     }
 
     @Test
+    void replay_neverScoresWorseOnItsTrainingRows_thanTheStatisticsOnlyPacking_itStartsFrom() {
+        // one layer: the replay starts from exactly the statistics-only packing of that layer
+        RouteTrace trace = SyntheticTraces.clustered(600, 1, 24, 3, 3, 0.2, 9);
+        RouteStats stats = RouteStats.of(trace);
+        PlacementBudget budget = PlacementBudget.slots(4, 8);
+        List<String> ids = PlacementPlanners.localIds(4);
+        PlacementEval statsOnly = PlacementEval.score(PlacementPlanners.named("affinity-stats").plan(stats, budget, ids),
+                trace);
+        PlacementEval replayed = PlacementEval.score(PlacementPlanners.named("affinity").plan(stats, budget, ids), trace);
+        assertThat(objective(replayed)).isLessThanOrEqualTo(objective(statsOnly) + 1e-9);
+    }
+
+    private static double objective(PlacementEval e) {
+        return e.fanOut() + ReplayRefinement.OVERLOAD_PENALTY * Math.max(0, e.loadMaxOverMean()
+                - ReplayRefinement.LOAD_TARGET);
+    }
+
+    @Test
+    void replay_isSkipped_beyondItsWorkBudget_andWithoutRows() {
+        assertThat(ReplayRefinement.affordable(4, 3, 8, new int[400][2])).isTrue();
+        assertThat(ReplayRefinement.affordable(64, 5, 256, new int[4096][8])).isFalse();
+        assertThat(ReplayRefinement.affordable(4, 3, 8, new int[0][])).isFalse();
+    }
+
+    @Test
     void named_refusesAnUnknownPlanner_listingTheNames() {
         assertThatThrownBy(() -> PlacementPlanners.named("greedy")).isInstanceOf(IllegalArgumentException.class)
-                .hasMessage("--planner must be one of affinity, round-robin, got \"greedy\"");
+                .hasMessage("--planner must be one of affinity, affinity-stats, round-robin, got \"greedy\"");
         assertThat(PlacementPlanners.named(PlacementPlanners.DEFAULT)).isInstanceOf(AffinityPlanner.class);
     }
 
@@ -110,7 +135,7 @@ class PlacementPlannersTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"affinity", "round-robin"})
+    @ValueSource(strings = {"affinity", "affinity-stats", "round-robin"})
     void aMemoryBudget_limitsTheExpertsPerInstancePerLayer(String planner) {
         RouteStats stats = RouteStats.of(SyntheticTraces.clustered(200, 2, 8, 2, 2, 0.1, 5));
         // 2 layers × 3 experts × 100 bytes: 3 per layer although 8 slots are allowed
