@@ -6,8 +6,9 @@ import picocli.CommandLine.Command;
 /** {@code moemesh bench}: benchmarks. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: serve (load a running gateway like vLLM's bench serve), mesh (the per-layer hop), "
-                + "engine (the single-process engine), kernels (JMH: expert FFN vs OpenBLAS, memory bandwidth).",
+                + "engine (the single-process engine), kernels (JMH: expert FFN vs OpenBLAS, memory bandwidth), "
+                + "prefix (prefix-cache TTFT), planner (placement planning time).",
         subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class, EngineBenchCommand.class,
-            KernelBenchCommand.class, PrefixBenchCommand.class})
+            KernelBenchCommand.class, PrefixBenchCommand.class, PlannerBenchCommand.class})
 public final class BenchCommand {
 }

@@ -4,8 +4,9 @@ import picocli.CommandLine.Command;
 
 /** {@code moemesh router}: the router's offline tools on routing traces. */
 @Command(name = "router", mixinStandardHelpOptions = true,
-        description = "The router's offline tools on routing traces: eval-predict (expert-path prediction recall), "
-                + "split-trace (a train/test split of one trace file).",
-        subcommands = {EvalPredictCommand.class, SplitTraceCommand.class})
+        description = "The pre-gating router's offline tools on routing traces: eval-predict (expert-path prediction "
+                + "recall), split-trace (a train/test split of one trace file), plan (a placement from a trace) and "
+                + "eval-placement (a placement scored on a test trace next to round-robin).",
+        subcommands = {EvalPredictCommand.class, SplitTraceCommand.class, PlanCommand.class, EvalPlacementCommand.class})
 public final class RouterCommand {
 }

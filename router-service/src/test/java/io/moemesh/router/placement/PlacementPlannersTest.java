@@ -1,0 +1,146 @@
+package io.moemesh.router.placement;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.router.trace.RouteTrace;
+import java.util.Arrays;
+import java.util.List;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class PlacementPlannersTest {
+
+    @Property(tries = 60)
+    void everyPlanner_placesEveryExpertOfEveryLayer_onDistinctInstances_withinTheSlots(
+            @ForAll @IntRange(min = 1, max = 6) int instances, @ForAll @IntRange(min = 0, max = 3) int extraSlots,
+            @ForAll @IntRange(min = 2, max = 12) int experts, @ForAll @IntRange(min = 1, max = 4) int layers,
+            @ForAll long seed) {
+        int topK = Math.min(2, experts);
+        RouteTrace trace = SyntheticTraces.clustered(40, layers, experts, topK, 1, 0.3, seed);
+        RouteStats stats = RouteStats.of(trace);
+        int slots = (experts + instances - 1) / instances + extraSlots;
+        for (String name : PlacementPlanners.names()) {
+            Placement p = PlacementPlanners.named(name).plan(stats, PlacementBudget.slots(instances, slots),
+                    PlacementPlanners.localIds(instances));
+            assertThat(p.instances()).isEqualTo(instances);
+            assertThat(p.layers()).isEqualTo(layers);
+            assertThat(p.maxSlotsUsed()).as(name).isLessThanOrEqualTo(slots);
+            for (int[][] layer : p.holders()) {
+                assertThat(layer.length).isEqualTo(experts);
+                for (int[] h : layer) {
+                    assertThat(h).isNotEmpty().doesNotHaveDuplicates();
+                    assertThat(Arrays.stream(h).allMatch(i -> i >= 0 && i < instances)).isTrue();
+                }
+            }
+        }
+    }
+
+    @Test
+    void affinity_isDeterministic_forTheSameStats() {
+        RouteStats stats = RouteStats.of(SyntheticTraces.clustered(500, 4, 16, 2, 4, 0.1, 7));
+        PlacementBudget budget = PlacementBudget.slots(4, 5);
+        Placement a = new AffinityPlanner().plan(stats, budget, PlacementPlanners.localIds(4));
+        Placement b = new AffinityPlanner().plan(stats, budget, PlacementPlanners.localIds(4));
+        assertThat(a.holders()).isDeepEqualTo(b.holders());
+    }
+
+    @Test
+    void affinity_keepsGroupsTogether_balancesLoad_andBeatsRoundRobinOnFanOutAndCrossPairs() {
+        // 4 groups of 8 used together, skewed popularity, held-out test trace from the same distribution
+        RouteTrace all = SyntheticTraces.clustered(6000, 4, 32, 4, 4, 0.05, 1);
+        RouteStats train = RouteStats.of(new RouteTrace("train", 0, 4, 32, 4, all.tokens().subList(0, 4000)));
+        RouteTrace test = new RouteTrace("test", 0, 4, 32, 4, all.tokens().subList(4000, 6000));
+        PlacementBudget budget = PlacementBudget.slots(4, 10);
+        List<String> ids = PlacementPlanners.localIds(4);
+        PlacementEval rr = PlacementEval.score(new RoundRobinPlanner().plan(train, budget, ids), test);
+        PlacementEval aff = PlacementEval.score(new AffinityPlanner().plan(train, budget, ids), test);
+        assertThat(aff.fanOut()).isLessThan(rr.fanOut() * 0.8);
+        assertThat(aff.crossPairs()).isLessThan(rr.crossPairs() * 0.8);
+        assertThat(aff.loadMaxOverMean()).isLessThanOrEqualTo(1.10);
+        assertThat(aff.slotsUsed()).isLessThanOrEqualTo(10);
+    }
+
+    @Test
+    void affinity_fillsSpareSlots_hottestCopiesFirst_upToOneCopyPerInstance() {
+        // expert 0 gets every token; experts 1..7 share the rest
+        List<io.moemesh.router.trace.TokenRoute> tokens = new java.util.ArrayList<>();
+        for (int t = 0; t < 700; t++) {
+            tokens.add(RouteStatsTest.token(Integer.toString(t), new int[] {0, 1 + t % 7}));
+        }
+        RouteStats stats = RouteStats.of(new RouteTrace("hot", 0, 1, 8, 2, tokens));
+        Placement p = new AffinityPlanner().plan(stats, PlacementBudget.slots(4, 3), PlacementPlanners.localIds(4));
+        // 12 slots, 8 experts: expert 0 (700 pairs) gets a copy on each of the 4 instances (175 each), then one
+        // cold expert (100 pairs) gets the last spare slot
+        assertThat(p.holders()[0][0]).containsExactly(0, 1, 2, 3);
+        assertThat(p.extraReplicas()).isEqualTo(4);
+        assertThat(p.maxSlotsUsed()).isEqualTo(3);
+    }
+
+    @Test
+    void replay_neverScoresWorseOnItsTrainingRows_thanTheStatisticsOnlyPacking_itStartsFrom() {
+        // one layer: the replay starts from exactly the statistics-only packing of that layer
+        RouteTrace trace = SyntheticTraces.clustered(600, 1, 24, 3, 3, 0.2, 9);
+        RouteStats stats = RouteStats.of(trace);
+        PlacementBudget budget = PlacementBudget.slots(4, 8);
+        List<String> ids = PlacementPlanners.localIds(4);
+        PlacementEval statsOnly = PlacementEval.score(PlacementPlanners.named("affinity-stats").plan(stats, budget, ids),
+                trace);
+        PlacementEval replayed = PlacementEval.score(PlacementPlanners.named("affinity").plan(stats, budget, ids), trace);
+        assertThat(objective(replayed)).isLessThanOrEqualTo(objective(statsOnly) + 1e-9);
+    }
+
+    private static double objective(PlacementEval e) {
+        return e.fanOut() + ReplayRefinement.OVERLOAD_PENALTY * Math.max(0, e.loadMaxOverMean()
+                - ReplayRefinement.LOAD_TARGET);
+    }
+
+    @Test
+    void replay_isSkipped_beyondItsWorkBudget_andWithoutRows() {
+        assertThat(ReplayRefinement.affordable(4, 3, 8, new int[400][2])).isTrue();
+        assertThat(ReplayRefinement.affordable(64, 5, 256, new int[4096][8])).isFalse();
+        assertThat(ReplayRefinement.affordable(4, 3, 8, new int[0][])).isFalse();
+    }
+
+    @Test
+    void named_refusesAnUnknownPlanner_listingTheNames() {
+        assertThatThrownBy(() -> PlacementPlanners.named("greedy")).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("--planner must be one of affinity, affinity-stats, round-robin, got \"greedy\"");
+        assertThat(PlacementPlanners.named(PlacementPlanners.DEFAULT)).isInstanceOf(AffinityPlanner.class);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "0 instances | 0 | 4 | 0 | 0 | --instances must be at least 1, got 0",
+            "0 slots | 2 | 0 | 0 | 0 | --slots-per-instance must be at least 1, got 0",
+            "slots too few | 2 | 3 | 0 | 0 | --slots-per-instance 3 × --instances 2 = 6 slots per layer cannot hold the 8 "
+                    + "experts of a layer once (needs at least 4 slots per instance)",
+            "memory too small | 2 | 8 | 300 | 100 | --memory-budget 300 bytes holds 3 experts of 100 bytes per instance, "
+                    + "1 per layer over 2 layers: 2 instances cannot hold the 8 experts of a layer once (needs at least "
+                    + "800 bytes)",
+            "negative memory | 2 | 8 | -1 | 100 | --memory-budget must be 0 or more bytes, got -1",
+            "memory without expert bytes | 2 | 8 | 1000 | 0 | --expert-bytes must be at least 1 with --memory-budget, got 0"})
+    void budgets_thatCannotHoldEveryExpertOnce_areRefused_namingTheOption(String name, int instances, int slots,
+                                                                         long memory, long expertBytes, String message) {
+        RouteStats stats = RouteStats.of(SyntheticTraces.clustered(10, 2, 8, 2, 1, 0, 3));
+        assertThatThrownBy(() -> {
+            PlacementBudget budget = new PlacementBudget(instances, slots, memory, expertBytes);
+            new AffinityPlanner().plan(stats, budget, PlacementPlanners.localIds(instances));
+        }).isInstanceOf(IllegalArgumentException.class).hasMessage(message);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"affinity", "affinity-stats", "round-robin"})
+    void aMemoryBudget_limitsTheExpertsPerInstancePerLayer(String planner) {
+        RouteStats stats = RouteStats.of(SyntheticTraces.clustered(200, 2, 8, 2, 2, 0.1, 5));
+        // 2 layers × 3 experts × 100 bytes: 3 per layer although 8 slots are allowed
+        Placement p = PlacementPlanners.named(planner).plan(stats, new PlacementBudget(4, 8, 600, 100),
+                PlacementPlanners.localIds(4));
+        assertThat(p.maxSlotsUsed()).isLessThanOrEqualTo(3);
+    }
+}
