@@ -1,7 +1,6 @@
 package io.moemesh.router.prediction;
 
 import io.moemesh.router.trace.TokenRoute;
-import java.util.List;
 
 /**
  * Token-conditioned prediction after Read-ME's decoupled router (Cai et al., NeurIPS 2024: routing decided from
@@ -10,25 +9,18 @@ import java.util.List;
  * trace without them (Mixtral JSONL, id -1) or an id never seen it degrades to popularity, as it does for a
  * layer the token id was never seen at.
  */
-final class TokenPredictor implements PathPredictor {
+final class TokenPredictor extends CountingPredictor {
 
     /** Pseudo-counts of popularity in each token's distribution (a few occurrences outweigh it). */
     static final double SMOOTHING = 2.0;
 
-    private final RouteCounts counts;
-
     TokenPredictor(ModelShape shape) {
-        this.counts = new RouteCounts(shape);
+        super(shape);
     }
 
     @Override
     public String name() {
         return "token";
-    }
-
-    @Override
-    public void learn(TokenRoute token, List<TokenRoute> recent) {
-        counts.add(token, recent.isEmpty() ? null : recent.getLast());
     }
 
     @Override

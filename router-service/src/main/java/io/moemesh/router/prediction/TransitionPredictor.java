@@ -1,29 +1,19 @@
 package io.moemesh.router.prediction;
 
-import io.moemesh.router.trace.TokenRoute;
-import java.util.List;
-
 /**
  * Naive transition counting, the issue's reference point: the experts most often chosen at the target layer by
  * tokens that chose the same experts at the last layer known of this token (the sum of the co-activation counts
  * of each of those experts). Popularity where nothing is known yet.
  */
-final class TransitionPredictor implements PathPredictor {
-
-    private final RouteCounts counts;
+final class TransitionPredictor extends CountingPredictor {
 
     TransitionPredictor(ModelShape shape) {
-        this.counts = new RouteCounts(shape);
+        super(shape);
     }
 
     @Override
     public String name() {
         return "transitions";
-    }
-
-    @Override
-    public void learn(TokenRoute token, List<TokenRoute> recent) {
-        counts.add(token, recent.isEmpty() ? null : recent.getLast());
     }
 
     @Override
