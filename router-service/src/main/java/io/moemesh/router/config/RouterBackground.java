@@ -1,0 +1,124 @@
+package io.moemesh.router.config;
+
+import io.moemesh.router.coordination.EpochStore;
+import io.moemesh.router.coordination.PlacementCoordinator;
+import io.moemesh.router.grpc.RouterGrpcService;
+import io.moemesh.router.metrics.RouterMetrics;
+import io.moemesh.router.reports.RouteBook;
+import io.moemesh.router.reports.RouteBookSnapshots;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.context.SmartLifecycle;
+
+/**
+ * What runs beside the gRPC server: publishing the first epoch (retried every {@code startup-retry} while instances
+ * are unreachable; gRPC health turns SERVING once it is published), snapshots of the route statistics every
+ * {@code snapshot-period} and at shutdown, and replans every {@code auto-replan-period} when configured (off by
+ * default). Starts after the gRPC server and stops before it, ending the WatchPlacement streams.
+ */
+final class RouterBackground implements SmartLifecycle {
+    private static final Logger log = LoggerFactory.getLogger(RouterBackground.class);
+
+    private final RouterProperties props;
+    private final PlacementCoordinator coordinator;
+    private final RouteBook book;
+    private final GrpcServerLifecycle server;
+    private final RouterGrpcService service;
+    private final RouterMetrics metrics;
+    private final EpochStore store;
+    private volatile ScheduledExecutorService timer;
+
+    RouterBackground(RouterProperties props, PlacementCoordinator coordinator, RouteBook book, GrpcServerLifecycle server,
+                     RouterGrpcService service, RouterMetrics metrics) {
+        this.props = props;
+        this.coordinator = coordinator;
+        this.book = book;
+        this.server = server;
+        this.service = service;
+        this.metrics = metrics;
+        this.store = new EpochStore(props.stateDir());
+    }
+
+    @Override
+    public void start() {
+        ScheduledExecutorService t = Executors.newSingleThreadScheduledExecutor(
+                Thread.ofPlatform().name("router-background").daemon().factory());
+        timer = t;
+        t.execute(this::publishFirstEpoch);
+        long snap = props.snapshotPeriod().toMillis();
+        t.scheduleWithFixedDelay(this::snapshot, snap, snap, TimeUnit.MILLISECONDS);
+        if (!props.autoReplanPeriod().isZero()) {
+            long every = props.autoReplanPeriod().toMillis();
+            t.scheduleWithFixedDelay(this::autoReplan, every, every, TimeUnit.MILLISECONDS);
+        }
+    }
+
+    private void publishFirstEpoch() {
+        try {
+            coordinator.start().whenComplete((o, e) -> {
+                if (e == null) {
+                    server.setServing(true);
+                    return;
+                }
+                metrics.replanFailed();
+                log.warn("first placement epoch not published ({}); retrying in {}", e.getMessage(), props.startupRetry());
+                ScheduledExecutorService t = timer;
+                if (t != null && !t.isShutdown()) {
+                    t.schedule(this::publishFirstEpoch, props.startupRetry().toMillis(), TimeUnit.MILLISECONDS);
+                }
+            });
+        } catch (RuntimeException e) {
+            log.error("cannot publish the first placement epoch", e);
+        }
+    }
+
+    private void autoReplan() {
+        if (coordinator.current() == null || coordinator.replanRunning()) {
+            return;
+        }
+        try {
+            coordinator.replan(null).whenComplete((o, e) -> {
+                if (e != null) {
+                    metrics.replanFailed();
+                    log.warn("automatic replan not published: {}", e.getMessage());
+                }
+            });
+        } catch (IllegalStateException e) {
+            log.debug("automatic replan skipped: {}", e.getMessage());
+        }
+    }
+
+    private void snapshot() {
+        try {
+            RouteBookSnapshots.write(store.routerDir(), book);
+        } catch (RuntimeException e) {
+            log.warn("cannot snapshot the route statistics to {}", store.routerDir(), e);
+        }
+    }
+
+    @Override
+    public void stop() {
+        ScheduledExecutorService t = timer;
+        timer = null;
+        if (t != null) {
+            t.shutdownNow();
+        }
+        service.endWatches();
+        snapshot();
+    }
+
+    @Override
+    public boolean isRunning() {
+        return timer != null;
+    }
+
+    /** After the gRPC server (Integer.MAX_VALUE - 2048) on start, before it on stop. */
+    @Override
+    public int getPhase() {
+        return Integer.MAX_VALUE - 1024;
+    }
+}

@@ -1,0 +1,135 @@
+package io.moemesh.router.config;
+
+import io.grpc.BindableService;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.config.ModelConfigReader;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.router.coordination.EpochStore;
+import io.moemesh.router.coordination.PlacementCoordinator;
+import io.moemesh.router.coordination.WatcherRegistry;
+import io.moemesh.router.grpc.GrpcInstanceLoader;
+import io.moemesh.router.grpc.RouterGrpcService;
+import io.moemesh.router.metrics.RouterMetrics;
+import io.moemesh.router.placement.PlacementBudget;
+import io.moemesh.router.prediction.ModelShape;
+import io.moemesh.router.prediction.PathPredictors;
+import io.moemesh.router.reports.RouteBook;
+import io.moemesh.router.reports.RouteBookSnapshots;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.placement.PlacementFiles;
+import io.moemesh.service.tls.MeshCredentials;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+
+/** Wires the route book, the placement coordinator and the gRPC server from {@link RouterProperties}. */
+@Configuration(proxyBeanMethods = false)
+public final class RouterServiceConfiguration {
+    private static final Logger log = LoggerFactory.getLogger(RouterServiceConfiguration.class);
+
+    /** The model as the router sees it: every decoder layer is a MoE layer of the meshes this serves. */
+    @Bean
+    ModelConfig modelConfig(RouterProperties props) {
+        ModelConfig c = ModelConfigReader.read(props.modelDir());
+        log.info("model {}: {} layers, {} experts{}, top-{}", props.modelDir(), c.numLayers(), c.numExperts(),
+                c.hasSharedExpert() ? " + shared" : "", c.topK());
+        return c;
+    }
+
+    /** The route book, its statistics restored from {@code <state-dir>/router/routes.json} when there. */
+    @Bean
+    RouteBook routeBook(RouterProperties props, ModelConfig c) {
+        ModelShape shape = new ModelShape(c.numLayers(), c.numExperts(), c.topK());
+        RouteBook book = new RouteBook(shape, PathPredictors.named(props.predictor(), shape), props.windowTokens());
+        if (RouteBookSnapshots.restore(new EpochStore(props.stateDir()).routerDir(), book)) {
+            log.info("restored {} routes into the window ({} seen in all)", book.windowSize(), book.ingested());
+        }
+        return book;
+    }
+
+    @Bean
+    WatcherRegistry watcherRegistry() {
+        return new WatcherRegistry();
+    }
+
+    /** The gRPC port's credentials and the client credentials towards the expert-services (moemesh.router.tls.*). */
+    @Bean(destroyMethod = "close")
+    MeshCredentials meshCredentials(RouterProperties props) {
+        MeshCredentials credentials = MeshCredentials.load(props.tls(), "moemesh.router.tls");
+        if (!credentials.isMtls()) {
+            log.warn("moemesh.router.tls.mode=plaintext: gRPC without TLS, in and out; expert-services accept "
+                    + "LoadAssignment from the router only when they run plaintext too");
+        }
+        return credentials;
+    }
+
+    @Bean(destroyMethod = "close")
+    GrpcInstanceLoader instanceLoader(MeshCredentials credentials) {
+        return new GrpcInstanceLoader(credentials.channel());
+    }
+
+    @Bean(destroyMethod = "close")
+    PlacementCoordinator placementCoordinator(RouterProperties props, ModelConfig c, RouteBook book,
+                                              GrpcInstanceLoader loader) {
+        List<Instance> instances = instances(props);
+        PlacementBudget budget = Budgets.of(props, c, instances.size());
+        var settings = new PlacementCoordinator.Settings(instances, book.shape(), c.hasSharedExpert(),
+                props.replicas(), budget, props.planner(), props.minRoutesToPlan(), props.loadTimeout());
+        ExecutorService replans = Executors.newSingleThreadExecutor(
+                Thread.ofPlatform().name("router-replan").daemon().factory());
+        ExecutorService loads = Executors.newFixedThreadPool(Math.min(64, instances.size()),
+                Thread.ofPlatform().name("router-load-", 0).daemon().factory());
+        return new PlacementCoordinator(settings, book, loader, new EpochStore(props.stateDir()), replans, loads,
+                System::nanoTime);
+    }
+
+    @Bean
+    RouterMetrics routerMetrics(MeterRegistry registry, RouteBook book, PlacementCoordinator coordinator) {
+        return new RouterMetrics(registry, book, coordinator);
+    }
+
+    @Bean(destroyMethod = "shutdownNow")
+    ExecutorService watcherWaits() {
+        return Executors.newVirtualThreadPerTaskExecutor();
+    }
+
+    @Bean
+    RouterGrpcService routerGrpcService(RouteBook book, PlacementCoordinator coordinator, WatcherRegistry watchers,
+                                        ExecutorService watcherWaits, RouterMetrics metrics) {
+        return new RouterGrpcService(book, coordinator, watchers, watcherWaits, metrics::replanFailed);
+    }
+
+    /** NOT_SERVING until the first epoch is published ({@link RouterBackground}). */
+    @Bean
+    GrpcServerLifecycle grpcServer(RouterProperties props, RouterGrpcService service, MeshCredentials credentials) {
+        return new GrpcServerLifecycle("router-service", props.grpcHost(), props.grpcPort(), credentials.server(),
+                props.maxInboundMessageBytes(), props.shutdownGrace(), List.<BindableService>of(service),
+                List.of(new PeerIdentityInterceptor())).startNotServing();
+    }
+
+    @Bean
+    RouterBackground routerBackground(RouterProperties props, PlacementCoordinator coordinator, RouteBook book,
+                                      GrpcServerLifecycle server, RouterGrpcService service, RouterMetrics metrics) {
+        return new RouterBackground(props, coordinator, book, server, service, metrics);
+    }
+
+    /** The configured instances, or those of the placement file in instances-from. */
+    static List<Instance> instances(RouterProperties props) {
+        if (props.instances().isEmpty()) {
+            List<Instance> fromFile = PlacementFiles.read(props.instancesFrom()).getInstancesList();
+            if (fromFile.isEmpty()) {
+                throw new IllegalArgumentException("moemesh.router.instances-from: " + props.instancesFrom()
+                        + " lists no instances: the router needs at least one expert-service instance");
+            }
+            return fromFile;
+        }
+        return props.instances().stream().map(i -> Instance.newBuilder().setId(i.id()).setEndpoint(i.endpoint())
+                .setDeviceSlot(i.deviceSlot()).setMemoryBudgetBytes(i.memoryBudgetBytes()).build()).toList();
+    }
+}

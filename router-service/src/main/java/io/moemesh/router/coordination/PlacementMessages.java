@@ -1,0 +1,105 @@
+package io.moemesh.router.coordination;
+
+import io.moemesh.proto.router.v1.ExpertPlacement;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.LayerPlacement;
+import io.moemesh.router.placement.Placement;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The planner's {@link Placement} (routed experts, layers from 0) as the published {@code router.v1.Placement} and
+ * back, and one instance's share of a placement. The service's layers are the model's decoder layers 0..L-1 (every
+ * layer is MoE in the models the mesh serves).
+ */
+public final class PlacementMessages {
+    private PlacementMessages() {
+    }
+
+    /**
+     * @param sharedExperts 1 when the model has an always-on shared expert (id = routed experts), else 0: planners
+     *                      place routed experts only, so the shared one goes, like in the even deal, on
+     *                      {@code sharedReplicas} consecutive instances offset by the layer
+     */
+    public static io.moemesh.proto.router.v1.Placement toProto(Placement p, long epoch, List<Instance> instances,
+                                                               int sharedExperts, int sharedReplicas) {
+        if (!p.instanceIds().equals(instances.stream().map(Instance::getId).toList())) {
+            throw new IllegalArgumentException("the plan's instances " + p.instanceIds() + " are not the configured ones");
+        }
+        io.moemesh.proto.router.v1.Placement.Builder b = io.moemesh.proto.router.v1.Placement.newBuilder()
+                .setEpoch(epoch).addAllInstances(instances);
+        int n = instances.size();
+        for (int l = 0; l < p.layers(); l++) {
+            LayerPlacement.Builder lp = LayerPlacement.newBuilder().setLayer(p.firstLayer() + l);
+            for (int e = 0; e < p.experts(l); e++) {
+                ExpertPlacement.Builder ep = ExpertPlacement.newBuilder().setExpert(e);
+                for (int i : p.holders()[l][e]) {
+                    ep.addInstanceIds(p.instanceIds().get(i));
+                }
+                lp.addExperts(ep);
+            }
+            for (int s = 0; s < sharedExperts; s++) {
+                int e = p.experts(l) + s;
+                ExpertPlacement.Builder ep = ExpertPlacement.newBuilder().setExpert(e).setShared(true);
+                for (int r = 0; r < sharedReplicas; r++) {
+                    ep.addInstanceIds(instances.get((e + l + r) % n).getId());
+                }
+                lp.addExperts(ep);
+            }
+            b.addLayers(lp);
+        }
+        return b.build();
+    }
+
+    /**
+     * The routed experts of a published placement as a planner {@link Placement}, for scoring.
+     *
+     * @throws IllegalArgumentException when it does not place every routed expert of layers 0..layers-1
+     */
+    public static Placement toDomain(io.moemesh.proto.router.v1.Placement p, int layers, int experts) {
+        List<String> ids = new ArrayList<>();
+        Map<String, Integer> index = new HashMap<>();
+        for (Instance in : p.getInstancesList()) {
+            index.put(in.getId(), ids.size());
+            ids.add(in.getId());
+        }
+        int[][][] holders = new int[layers][experts][];
+        for (LayerPlacement lp : p.getLayersList()) {
+            if (lp.getLayer() >= layers) {
+                throw new IllegalArgumentException("placement epoch " + p.getEpoch() + " places layer " + lp.getLayer()
+                        + ", the model has " + layers);
+            }
+            for (ExpertPlacement ep : lp.getExpertsList()) {
+                if (ep.getShared() || ep.getExpert() >= experts) {
+                    continue;
+                }
+                int[] h = new int[ep.getInstanceIdsCount()];
+                for (int k = 0; k < h.length; k++) {
+                    Integer i = index.get(ep.getInstanceIds(k));
+                    if (i == null) {
+                        throw new IllegalArgumentException("placement epoch " + p.getEpoch() + " names unknown instance "
+                                + ep.getInstanceIds(k));
+                    }
+                    h[k] = i;
+                }
+                holders[lp.getLayer()][ep.getExpert()] = h;
+            }
+        }
+        return new Placement(ids, 0, holders);
+    }
+
+    /** The experts {@code instanceId} holds in {@code p}, ascending by (layer, expert). */
+    public static List<AssignedExpert> assignment(io.moemesh.proto.router.v1.Placement p, String instanceId) {
+        List<AssignedExpert> out = new ArrayList<>();
+        for (LayerPlacement lp : p.getLayersList()) {
+            for (ExpertPlacement ep : lp.getExpertsList()) {
+                if (ep.getInstanceIdsList().contains(instanceId)) {
+                    out.add(new AssignedExpert(lp.getLayer(), ep.getExpert()));
+                }
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,363 @@
+package io.moemesh.router.grpc;
+
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.proto.router.v1.DescribeRouterRequest;
+import io.moemesh.proto.router.v1.DescribeRouterResponse;
+import io.moemesh.proto.router.v1.PlacementSummary;
+import io.moemesh.proto.router.v1.PredictPathsRequest;
+import io.moemesh.proto.router.v1.PredictPathsResponse;
+import io.moemesh.proto.router.v1.PredictedLayer;
+import io.moemesh.proto.router.v1.PredictedPosition;
+import io.moemesh.proto.router.v1.ReplanRequest;
+import io.moemesh.proto.router.v1.ReplanResponse;
+import io.moemesh.proto.router.v1.ReportRoutesRequest;
+import io.moemesh.proto.router.v1.ReportRoutesResponse;
+import io.moemesh.proto.router.v1.RouteSample;
+import io.moemesh.proto.router.v1.RouterServiceGrpc;
+import io.moemesh.proto.router.v1.SequencePrediction;
+import io.moemesh.proto.router.v1.SequenceQuery;
+import io.moemesh.proto.router.v1.WatchPlacementRequest;
+import io.moemesh.proto.router.v1.WatchPlacementResponse;
+import io.moemesh.proto.router.v1.WatcherState;
+import io.moemesh.router.coordination.PlacementCoordinator;
+import io.moemesh.router.coordination.ReplanOutcome;
+import io.moemesh.router.coordination.WatcherRegistry;
+import io.moemesh.router.placement.PlacementEval;
+import io.moemesh.router.prediction.ModelShape;
+import io.moemesh.router.reports.ReportedToken;
+import io.moemesh.router.reports.RouteBook;
+import io.moemesh.router.trace.TokenRoute;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * moemesh.router.v1.RouterService over the route book and the placement coordinator; every error goes through
+ * {@link RouterStatuses}. Replans run on the coordinator's thread, never on a gRPC thread; the answer is sent from
+ * there (or, waiting for watchers, from {@code waiter}).
+ */
+public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImplBase {
+    private static final Logger log = LoggerFactory.getLogger(RouterGrpcService.class);
+    /** Sequences one PredictPaths call may carry. */
+    static final int MAX_SEQUENCES = 1024;
+    /** Tokens one sequence of PredictPaths may carry. */
+    static final int MAX_TOKENS = 4096;
+    /** (token, layer) predictions one PredictPaths call may ask for: bounds the time it holds the predictor. */
+    static final long MAX_PREDICTIONS = 65_536;
+    static final Duration DEFAULT_WATCHERS_TIMEOUT = Duration.ofSeconds(30);
+
+    private final RouteBook book;
+    private final PlacementCoordinator coordinator;
+    private final WatcherRegistry watchers;
+    private final Executor waiter;
+    private final Runnable replanFailed;
+    private final Set<ServerCallStreamObserver<WatchPlacementResponse>> openWatches = ConcurrentHashMap.newKeySet();
+
+    /**
+     * @param waiter       runs the waits for watchers (blocking; not a gRPC or replan thread)
+     * @param replanFailed called when a replan's epoch was not published (an instance failed to load it)
+     */
+    public RouterGrpcService(RouteBook book, PlacementCoordinator coordinator, WatcherRegistry watchers, Executor waiter,
+                             Runnable replanFailed) {
+        this.replanFailed = replanFailed;
+        this.book = book;
+        this.coordinator = coordinator;
+        this.watchers = watchers;
+        this.waiter = waiter;
+    }
+
+    @Override
+    public void predictPaths(PredictPathsRequest req, StreamObserver<PredictPathsResponse> obs) {
+        unary(obs, "PredictPaths", () -> predict(req));
+    }
+
+    private PredictPathsResponse predict(PredictPathsRequest req) {
+        ModelShape shape = book.shape();
+        if (req.getSequencesCount() == 0 || req.getSequencesCount() > MAX_SEQUENCES) {
+            throw new IllegalArgumentException("sequences: " + req.getSequencesCount() + " sequences, need 1.."
+                    + MAX_SEQUENCES);
+        }
+        long from = Integer.toUnsignedLong(req.getFromLayer());
+        if (from >= shape.layers()) {
+            throw new IllegalArgumentException("from_layer: layer " + from + " is not in [0, " + shape.layers() + ")");
+        }
+        long ahead = Integer.toUnsignedLong(req.getLookaheadLayers());
+        int to = (int) (ahead == 0 ? shape.layers() : Math.min(shape.layers(), from + ahead));
+        long max = Integer.toUnsignedLong(req.getMaxExperts());
+        if (max > shape.experts()) {
+            throw new IllegalArgumentException("max_experts: " + max + " is more than the model's " + shape.experts()
+                    + " experts");
+        }
+        int n = max == 0 ? Math.min(2 * shape.topK(), shape.experts()) : (int) max;
+        long predictions = 0;
+        for (int i = 0; i < req.getSequencesCount(); i++) {
+            int tokens = req.getSequences(i).getTokenIdsCount();
+            if (tokens == 0 || tokens > MAX_TOKENS) {
+                throw new IllegalArgumentException("sequences[" + i + "].token_ids: " + tokens + " tokens, need 1.."
+                        + MAX_TOKENS);
+            }
+            predictions += (long) tokens * (to - from);
+        }
+        if (predictions > MAX_PREDICTIONS) {
+            throw new IllegalArgumentException("sequences: " + predictions + " (token, layer) predictions asked, at most "
+                    + MAX_PREDICTIONS + " per call (fewer tokens or lookahead_layers)");
+        }
+        PredictPathsResponse.Builder out = PredictPathsResponse.newBuilder()
+                .setPlacementEpoch(coordinator.currentEpoch()).setPredictor(book.predictorName());
+        for (int i = 0; i < req.getSequencesCount(); i++) {
+            out.addSequences(predictSequence(req.getSequences(i), "sequences[" + i + "]", (int) from, to, n));
+        }
+        return out.build();
+    }
+
+    private SequencePrediction predictSequence(SequenceQuery q, String field, int from, int to, int n) {
+        Map<Long, TokenRoute> observed = new HashMap<>();
+        for (int j = 0; j < q.getObservedCount(); j++) {
+            ReportedToken t = RouteMessages.toReported(q.getRequestId(), q.getObserved(j));
+            TokenRoute r = book.toRoute(t, field + ".observed[" + j + "]");
+            if (observed.put(t.position(), r) != null) {
+                throw new IllegalArgumentException(field + ".observed[" + j + "].position: position " + t.position()
+                        + " is observed twice");
+            }
+        }
+        long first = Integer.toUnsignedLong(q.getFirstPosition());
+        SequencePrediction.Builder sp = SequencePrediction.newBuilder().setRequestId(q.getRequestId());
+        int tokens = q.getTokenIdsCount();
+        PredictedLayer.Builder[] layers = new PredictedLayer.Builder[to - from];
+        for (int l = from; l < to; l++) {
+            layers[l - from] = PredictedLayer.newBuilder().setLayer(l);
+        }
+        for (int t = 0; t < tokens; t++) {
+            long position = first + t;
+            int tokenId = q.getTokenIds(t);
+            if (tokenId < -1) {
+                throw new IllegalArgumentException(field + ".token_ids[" + t + "]: " + tokenId + " is not a token id");
+            }
+            TokenRoute own = observed.get(position);
+            int[][] known = new int[book.shape().layers()][];
+            if (own != null) {
+                for (int l = 0; l < from; l++) {
+                    known[l] = own.experts()[l];
+                }
+            }
+            TokenRoute previous = observed.get(position - 1);
+            for (int l = from; l < to; l++) {
+                int[] experts = book.predict(tokenId, known, previous, l, n);
+                PredictedPosition.Builder pp = PredictedPosition.newBuilder().setPosition((int) position);
+                for (int r = 0; r < experts.length; r++) {
+                    pp.addExperts(experts[r]).addScores(1f - (float) r / experts.length);
+                }
+                layers[l - from].addPositions(pp);
+            }
+        }
+        for (PredictedLayer.Builder b : layers) {
+            sp.addLayers(b);
+        }
+        return sp.build();
+    }
+
+    @Override
+    public StreamObserver<ReportRoutesRequest> reportRoutes(StreamObserver<ReportRoutesResponse> responses) {
+        return new StreamObserver<>() {
+            private long accepted;
+            private boolean failed;
+
+            @Override
+            public void onNext(ReportRoutesRequest req) {
+                if (failed) {
+                    return;
+                }
+                try {
+                    if (req.getSource().isBlank()) {
+                        throw new IllegalArgumentException("source: must name the reporting gateway (its "
+                                + "WatchPlacement watcher_id)");
+                    }
+                    float rate = req.getSampleRate();
+                    if (!(rate >= 0 && rate <= 1)) {
+                        throw new IllegalArgumentException("sample_rate: " + rate + " is not in (0, 1] (0 = not given)");
+                    }
+                    List<ReportedToken> samples = new ArrayList<>(req.getSamplesCount());
+                    for (RouteSample s : req.getSamplesList()) {
+                        samples.add(RouteMessages.toReported(s.getRequestId(), s.getRoute()));
+                    }
+                    accepted += book.ingest(samples);
+                    watchers.reportApplied(req.getSource(), req.getPlacementEpoch());
+                } catch (RuntimeException e) {
+                    failed = true;
+                    Status status = RouterStatuses.toStatus(e);
+                    logRefusal("ReportRoutes", status, e);
+                    responses.onError(status.asRuntimeException());
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                // The client went away; what it sent before is ingested.
+            }
+
+            @Override
+            public void onCompleted() {
+                if (!failed) {
+                    responses.onNext(ReportRoutesResponse.newBuilder().setAccepted(accepted)
+                            .setPlacementEpoch(coordinator.currentEpoch()).build());
+                    responses.onCompleted();
+                }
+            }
+        };
+    }
+
+    @Override
+    public void watchPlacement(WatchPlacementRequest req, StreamObserver<WatchPlacementResponse> obs) {
+        ServerCallStreamObserver<WatchPlacementResponse> call = (ServerCallStreamObserver<WatchPlacementResponse>) obs;
+        String id = req.getWatcherId();
+        if (id.isBlank()) {
+            Status s = RouterStatuses.toStatus(new IllegalArgumentException("watcher_id: must name the watching "
+                    + "gateway (the source of its ReportRoutes)"));
+            call.onError(s.asRuntimeException());
+            return;
+        }
+        watchers.opened(id);
+        openWatches.add(call);
+        AutoCloseable[] watch = new AutoCloseable[1];
+        Runnable end = () -> {
+            if (openWatches.remove(call)) {
+                watchers.closed(id);
+                try {
+                    if (watch[0] != null) {
+                        watch[0].close();
+                    }
+                } catch (Exception e) {
+                    log.debug("closing watch of {}", id, e);
+                }
+            }
+        };
+        call.setOnCancelHandler(end::run);
+        watch[0] = coordinator.watch(req.getKnownEpoch(), p -> {
+            synchronized (call) {
+                if (!call.isCancelled() && openWatches.contains(call)) {
+                    try {
+                        call.onNext(WatchPlacementResponse.newBuilder().setPlacement(p).build());
+                    } catch (RuntimeException e) {
+                        log.debug("watcher {} went away", id, e);
+                    }
+                }
+            }
+        });
+        if (!openWatches.contains(call) && watch[0] != null) {
+            end.run();
+        }
+    }
+
+    /** Ends every open WatchPlacement stream (UNAVAILABLE: the router is shutting down; watchers reconnect). */
+    public void endWatches() {
+        for (ServerCallStreamObserver<WatchPlacementResponse> call : List.copyOf(openWatches)) {
+            synchronized (call) {
+                try {
+                    call.onError(Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException());
+                } catch (RuntimeException e) {
+                    log.debug("watch already ended", e);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void replan(ReplanRequest req, StreamObserver<ReplanResponse> obs) {
+        long started = System.nanoTime();
+        CompletableFuture<ReplanOutcome> f;
+        try {
+            f = coordinator.replan(req.getPlanner());
+        } catch (RuntimeException e) {
+            Status s = RouterStatuses.toStatus(e);
+            logRefusal("Replan", s, e);
+            obs.onError(s.asRuntimeException());
+            return;
+        }
+        CompletableFuture<ReplanResponse> answer = f.thenApply(o -> response(o, started));
+        if (req.getWaitForWatchers()) {
+            Duration timeout = req.getWatchersTimeoutMs() == 0 ? DEFAULT_WATCHERS_TIMEOUT
+                    : Duration.ofMillis(Integer.toUnsignedLong(req.getWatchersTimeoutMs()));
+            answer = answer.thenApplyAsync(r -> {
+                try {
+                    List<String> pending = watchers.awaitApplied(r.getEpoch(), timeout);
+                    return r.toBuilder().setApplied(pending.isEmpty()).addAllUnappliedWatchers(pending).build();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for the watchers", e);
+                }
+            }, waiter);
+        }
+        answer.whenComplete((r, t) -> {
+            if (t != null) {
+                Status s = RouterStatuses.toStatus(t);
+                if (s.getCode() == Status.Code.ABORTED) {
+                    replanFailed.run();
+                }
+                logRefusal("Replan", s, t);
+                obs.onError(s.asRuntimeException());
+            } else {
+                obs.onNext(r);
+                obs.onCompleted();
+            }
+        });
+    }
+
+    private ReplanResponse response(ReplanOutcome o, long started) {
+        PlacementEval e = o.score();
+        PlacementSummary.Builder s = PlacementSummary.newBuilder().setInstances(o.placement().getInstancesCount())
+                .setRoutesScored(o.routesScored());
+        if (e != null) {
+            s.setExtraReplicas(e.extraReplicas()).setMaxSlotsUsed(e.slotsUsed()).setFanOut(e.fanOut())
+                    .setLoadMaxOverMean(e.loadMaxOverMean());
+        }
+        return ReplanResponse.newBuilder().setEpoch(o.placement().getEpoch()).setPlanner(o.planner()).setSummary(s)
+                .setApplied(true).setPublishMillis((System.nanoTime() - started) / 1_000_000).build();
+    }
+
+    @Override
+    public void describeRouter(DescribeRouterRequest req, StreamObserver<DescribeRouterResponse> obs) {
+        unary(obs, "DescribeRouter", () -> {
+            DescribeRouterResponse.Builder b = DescribeRouterResponse.newBuilder()
+                    .setPlacementEpoch(coordinator.currentEpoch()).setPlanner(coordinator.settings().planner())
+                    .setPredictor(book.predictorName()).setRoutesSeen(book.ingested())
+                    .setRoutesInWindow(book.windowSize()).setReplanRunning(coordinator.replanRunning())
+                    .setInstances(coordinator.settings().instances().size());
+            watchers.watchers().forEach((id, epoch) -> b.addWatchers(
+                    WatcherState.newBuilder().setWatcherId(id).setAppliedEpoch(epoch)));
+            return b.build();
+        });
+    }
+
+    private <T> void unary(StreamObserver<T> obs, String method, Supplier<T> body) {
+        T response;
+        try {
+            response = body.get();
+        } catch (RuntimeException e) {
+            Status s = RouterStatuses.toStatus(e);
+            logRefusal(method, s, e);
+            obs.onError(s.asRuntimeException());
+            return;
+        }
+        obs.onNext(response);
+        obs.onCompleted();
+    }
+
+    private static void logRefusal(String method, Status s, Throwable t) {
+        if (s.getCode() == Status.Code.INTERNAL) {
+            log.error("{} failed", method, t);
+        } else {
+            log.info("{} refused: {} {}", method, s.getCode(), s.getDescription());
+        }
+    }
+}
