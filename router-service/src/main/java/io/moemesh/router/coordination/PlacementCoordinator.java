@@ -221,13 +221,17 @@ public final class PlacementCoordinator implements AutoCloseable {
         CompletableFuture<ReplanOutcome> f = new CompletableFuture<>();
         try {
             replanExecutor.execute(() -> {
+                // The flag is cleared before the future completes: whoever is told the replan is over may start another.
+                ReplanOutcome outcome;
                 try {
-                    f.complete(body.run());
+                    outcome = body.run();
                 } catch (Throwable t) {
-                    f.completeExceptionally(t);
-                } finally {
                     replanning.set(false);
+                    f.completeExceptionally(t);
+                    return;
                 }
+                replanning.set(false);
+                f.complete(outcome);
             });
         } catch (RuntimeException e) {
             replanning.set(false);

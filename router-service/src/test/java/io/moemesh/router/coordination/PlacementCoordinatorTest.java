@@ -1,0 +1,180 @@
+package io.moemesh.router.coordination;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.router.placement.PlacementBudget;
+import io.moemesh.router.reports.ReportedToken;
+import io.moemesh.router.reports.RouteBook;
+import io.moemesh.router.support.TestRoutes;
+import io.moemesh.service.placement.PlacementFiles;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class PlacementCoordinatorTest {
+    static final List<Instance> INSTANCES = List.of(instance("expert-0"), instance("expert-1"), instance("expert-2"));
+
+    @TempDir
+    Path stateDir;
+    /** epoch → instance → experts loaded. */
+    final Map<Long, Map<String, List<AssignedExpert>>> loaded = new ConcurrentHashMap<>();
+    final Set<String> failing = ConcurrentHashMap.newKeySet();
+    volatile CountDownLatch gate = new CountDownLatch(0);
+    final List<PlacementCoordinator> coordinators = new ArrayList<>();
+    RouteBook book = TestRoutes.book(1000);
+
+    static Instance instance(String id) {
+        return Instance.newBuilder().setId(id).setEndpoint("127.0.0.1:1").build();
+    }
+
+    PlacementCoordinator coordinator(int replicas, int minRoutes) {
+        var settings = new PlacementCoordinator.Settings(INSTANCES, book.shape(), false, replicas,
+                PlacementBudget.slots(3, 4), "affinity", minRoutes, Duration.ofSeconds(30));
+        InstanceLoader loader = (in, epoch, experts, timeout) -> {
+            try {
+                gate.await();
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+            if (failing.contains(in.getId())) {
+                throw new IllegalStateException("UNAVAILABLE io exception");
+            }
+            loaded.computeIfAbsent(epoch, e -> new ConcurrentHashMap<>()).put(in.getId(), experts);
+        };
+        PlacementCoordinator c = new PlacementCoordinator(settings, book, loader, new EpochStore(stateDir),
+                Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
+        coordinators.add(c);
+        return c;
+    }
+
+    @AfterEach
+    void close() {
+        coordinators.forEach(PlacementCoordinator::close);
+    }
+
+    @Test
+    void start_loadsTheEvenDealWithExactlyReplicasCopies_ontoEveryInstance_thenPublishesEpoch1() {
+        PlacementCoordinator c = coordinator(2, 10);
+        ReplanOutcome o = c.start().join();
+        assertThat(o.placement().getEpoch()).isEqualTo(1);
+        assertThat(o.planner()).isEqualTo(PlacementCoordinator.EVEN);
+        assertThat(o.placement().getLayersList()).allSatisfy(l -> assertThat(l.getExpertsList())
+                .allSatisfy(e -> assertThat(e.getInstanceIdsCount()).isEqualTo(2)));
+        assertThat(loaded.get(1L)).containsOnlyKeys("expert-0", "expert-1", "expert-2");
+        assertThat(PlacementFiles.read(stateDir.resolve("placement.json"))).isEqualTo(o.placement());
+        assertThat(c.currentEpoch()).isEqualTo(1);
+    }
+
+    @Test
+    void replan_publishesEpochPlusOne_evenWhenThePlanIsUnchanged_andWatchersGetEachEpochOnce() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        List<Long> seen = new CopyOnWriteArrayList<>();
+        c.watch(0, p -> seen.add(p.getEpoch()));
+        Placement second = c.replan(null).join().placement();
+        Placement third = c.replan(null).join().placement();
+        assertThat(seen).containsExactly(1L, 2L, 3L);
+        // Too few routes: the even deal both times, so only the epoch differs.
+        assertThat(third.toBuilder().setEpoch(2).build()).isEqualTo(second);
+        assertThat(PlacementFiles.read(stateDir.resolve("placement.json")).getEpoch()).isEqualTo(3);
+    }
+
+    @Test
+    void replan_withEnoughRoutes_usesThePlanner() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        for (int i = 0; i < 50; i++) {
+            book.ingest(List.<ReportedToken>of(TestRoutes.token("r" + i, 0, i % 5)));
+        }
+        ReplanOutcome o = c.replan("round-robin").join();
+        assertThat(o.planner()).isEqualTo("round-robin");
+        assertThat(o.score()).isNotNull();
+        assertThat(o.routesScored()).isEqualTo(50);
+        assertThat(o.placement().getEpoch()).isEqualTo(2);
+    }
+
+    @Test
+    void replan_whoseLoadFailsOnOneInstance_isNotPublished_namesTheInstance_andTheOldEpochStays() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        List<Long> seen = new CopyOnWriteArrayList<>();
+        c.watch(0, p -> seen.add(p.getEpoch()));
+        failing.add("expert-1");
+        assertThatThrownBy(() -> c.replan(null).join()).isInstanceOf(CompletionException.class)
+                .cause().isInstanceOf(ReplanAbortedException.class)
+                .hasMessageContaining("placement epoch 2 was not published: expert-1 (127.0.0.1:1): UNAVAILABLE")
+                .hasMessageContaining("epoch 1 stays current");
+        assertThat(c.currentEpoch()).isEqualTo(1);
+        assertThat(seen).containsExactly(1L);
+        assertThat(PlacementFiles.read(stateDir.resolve("placement.json")).getEpoch()).isEqualTo(1);
+        // Epoch 2 may be served by the instances that loaded it: the next replan skips it.
+        failing.clear();
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(3);
+    }
+
+    @Test
+    void replan_whileOneRuns_isRefused_andBeforeEpoch1_too() throws Exception {
+        PlacementCoordinator c = coordinator(1, 10);
+        assertThatThrownBy(() -> c.replan(null)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("no placement epoch is published yet");
+        c.start().join();
+        gate = new CountDownLatch(1);
+        var running = c.replan(null);
+        assertThatThrownBy(() -> c.replan(null)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("a replan is already running");
+        gate.countDown();
+        assertThat(running.get(30, TimeUnit.SECONDS).placement().getEpoch()).isEqualTo(2);
+        await().atMost(Duration.ofSeconds(10)).until(() -> !c.replanRunning());
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(3);
+    }
+
+    @Test
+    void replan_withAnUnknownPlanner_isRefused_listingTheNames() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        assertThatThrownBy(() -> c.replan("nope")).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("planner: must be one of affinity, affinity-stats, round-robin, got \"nope\"");
+    }
+
+    @Test
+    void restart_continuesAtThePublishedEpoch_withoutReloading_andNeverPublishesALowerOne() {
+        PlacementCoordinator first = coordinator(1, 10);
+        first.start().join();
+        first.replan(null).join();
+        failing.add("expert-2");
+        assertThatThrownBy(() -> first.replan(null).join()).hasCauseInstanceOf(ReplanAbortedException.class);
+        first.close();
+        failing.clear();
+        loaded.clear();
+        PlacementCoordinator second = coordinator(1, 10);
+        ReplanOutcome o = second.start().join();
+        assertThat(o.placement().getEpoch()).isEqualTo(2);
+        assertThat(o.planner()).isEqualTo("restored");
+        assertThat(loaded).isEmpty();
+        // Epoch 3 was attempted before the restart: the next one is 4.
+        assertThat(second.replan(null).join().placement().getEpoch()).isEqualTo(4);
+    }
+
+    @Test
+    void settings_withoutInstances_areRefused() {
+        assertThatThrownBy(() -> new PlacementCoordinator.Settings(List.of(), book.shape(), false, 1,
+                PlacementBudget.slots(1, 8), "affinity", 1, Duration.ofSeconds(1)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at least one expert-service instance");
+    }
+}
