@@ -1,0 +1,302 @@
+package io.moemesh.router.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.proto.router.v1.DescribeRouterRequest;
+import io.moemesh.proto.router.v1.LayerRoute;
+import io.moemesh.proto.router.v1.PredictPathsRequest;
+import io.moemesh.proto.router.v1.PredictPathsResponse;
+import io.moemesh.proto.router.v1.ReplanRequest;
+import io.moemesh.proto.router.v1.ReplanResponse;
+import io.moemesh.proto.router.v1.ReportRoutesRequest;
+import io.moemesh.proto.router.v1.ReportRoutesResponse;
+import io.moemesh.proto.router.v1.RouteSample;
+import io.moemesh.proto.router.v1.RouterServiceGrpc;
+import io.moemesh.proto.router.v1.SequenceQuery;
+import io.moemesh.proto.router.v1.TokenRoute;
+import io.moemesh.proto.router.v1.WatchPlacementRequest;
+import io.moemesh.proto.router.v1.WatchPlacementResponse;
+import io.moemesh.router.RouterServiceApplication;
+import io.moemesh.router.support.FakeExpertService;
+import io.moemesh.router.support.RouterTestMesh;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.placement.PlacementFiles;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+
+/**
+ * The router-service in a real Spring Boot context, over real sockets with mutual TLS, placing on two fake
+ * expert-services that implement LoadAssignment.
+ */
+@SpringBootTest(classes = RouterServiceApplication.class, webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+class RouterServiceSocketTest {
+    static final List<FakeExpertService> EXPERTS = List.of(new FakeExpertService(RouterTestMesh.certs(), "expert-0"),
+            new FakeExpertService(RouterTestMesh.certs(), "expert-1"));
+    static final Path STATE_DIR;
+
+    static {
+        try {
+            STATE_DIR = Files.createTempDirectory(Files.createDirectories(Path.of("target")), "router-state");
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    @DynamicPropertySource
+    static void properties(DynamicPropertyRegistry registry) {
+        for (String arg : RouterTestMesh.args(STATE_DIR, EXPERTS)) {
+            String kv = arg.substring(2);
+            int eq = kv.indexOf('=');
+            registry.add(kv.substring(0, eq), () -> kv.substring(eq + 1));
+        }
+    }
+
+    @Autowired
+    GrpcServerLifecycle server;
+    ManagedChannel channel;
+    RouterServiceGrpc.RouterServiceBlockingStub stub;
+
+    @BeforeEach
+    void connect() {
+        channel = RouterTestMesh.channel(server.port());
+        stub = RouterServiceGrpc.newBlockingStub(channel).withDeadlineAfter(1, TimeUnit.MINUTES);
+        EXPERTS.forEach(e -> {
+            e.failing = false;
+            e.gate.countDown();
+        });
+        await().atMost(Duration.ofSeconds(30)).until(() -> stub.describeRouter(DescribeRouterRequest.getDefaultInstance())
+                .getPlacementEpoch() >= 1 && !stub.describeRouter(DescribeRouterRequest.getDefaultInstance()).getReplanRunning());
+    }
+
+    @AfterEach
+    void disconnect() throws InterruptedException {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+
+    @AfterAll
+    static void stopExperts() {
+        EXPERTS.forEach(FakeExpertService::close);
+    }
+
+    long epoch() {
+        return stub.describeRouter(DescribeRouterRequest.getDefaultInstance()).getPlacementEpoch();
+    }
+
+    @Test
+    void startup_loadsEpoch1OntoEveryInstance_asTheRouterIdentity_thenReportsServing() {
+        for (FakeExpertService e : EXPERTS) {
+            assertThat(e.loads).filteredOn(l -> l.epoch() == 1).singleElement()
+                    .satisfies(l -> assertThat(l.caller()).isEqualTo("router"))
+                    // 8 experts × 4 layers over 2 instances, one replica.
+                    .satisfies(l -> assertThat(l.experts()).isEqualTo(16));
+        }
+        assertThat(HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.getDefaultInstance()).getStatus())
+                .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+    }
+
+    @Test
+    void replan_publishesTheNextEpochToAWatchStream_andWritesPlacementJson_andWaitsForTheWatcherToApplyIt()
+            throws Exception {
+        long before = epoch();
+        LinkedBlockingQueue<Long> seen = new LinkedBlockingQueue<>();
+        // A gateway: watches placements and reports each epoch applied through ReportRoutes.
+        StreamObserver<ReportRoutesRequest> reports = RouterServiceGrpc.newStub(channel)
+                .reportRoutes(new Noop<>());
+        RouterServiceGrpc.newStub(channel).watchPlacement(WatchPlacementRequest.newBuilder().setWatcherId("gw-1").build(),
+                new Noop<>() {
+                    @Override
+                    public void onNext(WatchPlacementResponse r) {
+                        seen.add(r.getPlacement().getEpoch());
+                        synchronized (reports) {
+                            reports.onNext(ReportRoutesRequest.newBuilder().setSource("gw-1")
+                                    .setPlacementEpoch(r.getPlacement().getEpoch()).build());
+                        }
+                    }
+                });
+        assertThat(seen.poll(30, TimeUnit.SECONDS)).isEqualTo(before);
+        ReplanResponse r = stub.replan(ReplanRequest.newBuilder().setWaitForWatchers(true).build());
+        assertThat(r.getEpoch()).isEqualTo(before + 1);
+        assertThat(r.getApplied()).isTrue();
+        assertThat(r.getUnappliedWatchersList()).isEmpty();
+        assertThat(r.getSummary().getInstances()).isEqualTo(2);
+        assertThat(seen.poll(30, TimeUnit.SECONDS)).isEqualTo(before + 1);
+        assertThat(PlacementFiles.read(STATE_DIR.resolve("placement.json")).getEpoch()).isEqualTo(before + 1);
+        assertThat(EXPERTS).allSatisfy(e -> assertThat(e.loads).anyMatch(l -> l.epoch() == before + 1));
+        synchronized (reports) {
+            reports.onCompleted();
+        }
+    }
+
+    @Test
+    void replan_whoseLoadFailsOnAnInstance_isAborted_namingIt_andTheEpochIsNotPublished() {
+        long before = epoch();
+        EXPERTS.get(1).failing = true;
+        assertThatThrownBy(() -> stub.replan(ReplanRequest.getDefaultInstance()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.ABORTED);
+                    assertThat(e.getStatus().getDescription()).contains("expert-1 (" + EXPERTS.get(1).endpoint()
+                            + "): UNAVAILABLE disk on fire").contains("epoch " + before + " stays current");
+                });
+        assertThat(epoch()).isEqualTo(before);
+        assertThat(PlacementFiles.read(STATE_DIR.resolve("placement.json")).getEpoch()).isEqualTo(before);
+        EXPERTS.get(1).failing = false;
+        assertThat(stub.replan(ReplanRequest.getDefaultInstance()).getEpoch()).isEqualTo(before + 2);
+    }
+
+    @Test
+    void replan_whileOneRuns_isFailedPrecondition() throws Exception {
+        CountDownLatch gate = new CountDownLatch(1);
+        EXPERTS.get(0).gate = gate;
+        CompletableFuture<ReplanResponse> first = CompletableFuture.supplyAsync(
+                () -> stub.replan(ReplanRequest.getDefaultInstance()));
+        await().atMost(Duration.ofSeconds(30)).until(() -> stub.describeRouter(DescribeRouterRequest.getDefaultInstance())
+                .getReplanRunning());
+        assertThatThrownBy(() -> stub.replan(ReplanRequest.getDefaultInstance()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+                    assertThat(e.getStatus().getDescription()).contains("a replan is already running");
+                });
+        gate.countDown();
+        assertThat(first.get(30, TimeUnit.SECONDS).getEpoch()).isPositive();
+    }
+
+    @Test
+    void replan_withAnUnknownPlanner_isInvalidArgument_listingThePlanners() {
+        assertThatThrownBy(() -> stub.replan(ReplanRequest.newBuilder().setPlanner("magic").build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).startsWith("planner: must be one of affinity");
+                });
+    }
+
+    @Test
+    void reportRoutes_withAnUnknownExpert_endsTheStreamWithInvalidArgument_namingTheField() throws Exception {
+        long seenBefore = stub.describeRouter(DescribeRouterRequest.getDefaultInstance()).getRoutesSeen();
+        CompletableFuture<Throwable> error = new CompletableFuture<>();
+        StreamObserver<ReportRoutesRequest> s = RouterServiceGrpc.newStub(channel).reportRoutes(new Noop<>() {
+            @Override
+            public void onError(Throwable t) {
+                error.complete(t);
+            }
+        });
+        s.onNext(ReportRoutesRequest.newBuilder().setSource("gw-2").addSamples(sample(1, 2))
+                .addSamples(sample(3, 9)).build());
+        assertThat(error.get(30, TimeUnit.SECONDS)).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(e.getStatus().getDescription())
+                    .isEqualTo("samples[1].route.layers[0].experts[1]: expert 9 is not in [0, 8) (the model's routed experts)");
+        });
+        assertThat(stub.describeRouter(DescribeRouterRequest.getDefaultInstance()).getRoutesSeen()).isEqualTo(seenBefore);
+    }
+
+    @Test
+    void reportRoutes_ingestsEveryMessage_andAnswersTheCountOnHalfClose() throws Exception {
+        CompletableFuture<ReportRoutesResponse> answer = new CompletableFuture<>();
+        StreamObserver<ReportRoutesRequest> s = RouterServiceGrpc.newStub(channel).reportRoutes(new Noop<>() {
+            @Override
+            public void onNext(ReportRoutesResponse r) {
+                answer.complete(r);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                answer.completeExceptionally(t);
+            }
+        });
+        for (int i = 0; i < 3; i++) {
+            s.onNext(ReportRoutesRequest.newBuilder().setSource("gw-3").setSampleRate(0.5f).addSamples(sample(1, 2))
+                    .addSamples(sample(4, 5)).build());
+        }
+        s.onCompleted();
+        assertThat(answer.get(30, TimeUnit.SECONDS).getAccepted()).isEqualTo(6);
+    }
+
+    @Test
+    void predictPaths_returnsTwoKExpertsPerPositionAndLayerByDefault_andKWhenAsked() {
+        SequenceQuery q = SequenceQuery.newBuilder().setRequestId("req-1").addTokenIds(5).addTokenIds(6)
+                .setFirstPosition(10).addObserved(TokenRoute.newBuilder().setPosition(10).setTokenId(5)
+                        .addLayers(LayerRoute.newBuilder().setLayer(0).addExperts(1).addExperts(2)))
+                .build();
+        PredictPathsResponse r = stub.predictPaths(PredictPathsRequest.newBuilder().addSequences(q).setFromLayer(1)
+                .setLookaheadLayers(2).build());
+        assertThat(r.getPredictor()).isEqualTo("learned");
+        assertThat(r.getSequences(0).getRequestId()).isEqualTo("req-1");
+        assertThat(r.getSequences(0).getLayersList()).extracting(l -> l.getLayer()).containsExactly(1, 2);
+        assertThat(r.getSequences(0).getLayersList()).allSatisfy(l -> {
+            assertThat(l.getPositionsList()).extracting(p -> p.getPosition()).containsExactly(10, 11);
+            assertThat(l.getPositionsList()).allSatisfy(p -> {
+                assertThat(p.getExpertsList()).hasSize(4).doesNotHaveDuplicates().allMatch(e -> e >= 0 && e < 8);
+                assertThat(p.getScoresList()).hasSize(4).isSortedAccordingTo((a, b) -> Float.compare(b, a));
+            });
+        });
+        PredictPathsResponse k = stub.predictPaths(PredictPathsRequest.newBuilder().addSequences(q).setMaxExperts(2)
+                .build());
+        assertThat(k.getSequences(0).getLayersList()).hasSize(4).allSatisfy(l -> assertThat(l.getPositionsList())
+                .allSatisfy(p -> assertThat(p.getExpertsList()).hasSize(2)));
+    }
+
+    @Test
+    void predictPaths_withALayerOutsideTheModel_isInvalidArgument_namingTheField() {
+        assertThatThrownBy(() -> stub.predictPaths(PredictPathsRequest.newBuilder().setFromLayer(4)
+                .addSequences(SequenceQuery.newBuilder().addTokenIds(1)).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).isEqualTo("from_layer: layer 4 is not in [0, 4)");
+                });
+        assertThatThrownBy(() -> stub.predictPaths(PredictPathsRequest.getDefaultInstance()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> assertThat(e.getStatus().getDescription())
+                        .startsWith("sequences: 0 sequences"));
+    }
+
+    @Test
+    void watchPlacement_withoutAWatcherId_isInvalidArgument() {
+        var it = RouterServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+                .watchPlacement(WatchPlacementRequest.getDefaultInstance());
+        assertThatThrownBy(it::hasNext).isInstanceOfSatisfying(StatusRuntimeException.class,
+                e -> assertThat(e.getStatus().getDescription()).startsWith("watcher_id: must name"));
+    }
+
+    static RouteSample sample(int first, int second) {
+        return RouteSample.newBuilder().setRequestId("r").setRoute(TokenRoute.newBuilder().setTokenId(3)
+                .addLayers(LayerRoute.newBuilder().setLayer(0).addExperts(first).addExperts(second))
+                .addLayers(LayerRoute.newBuilder().setLayer(1).addExperts(second).addExperts(first))).build();
+    }
+
+    static class Noop<T> implements StreamObserver<T> {
+        @Override
+        public void onNext(T value) {
+        }
+
+        @Override
+        public void onError(Throwable t) {
+        }
+
+        @Override
+        public void onCompleted() {
+        }
+    }
+}
