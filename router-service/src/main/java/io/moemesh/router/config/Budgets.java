@@ -31,7 +31,7 @@ final class Budgets {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("moemesh.router.slots-per-instance / memory-budget-bytes: "
                     + e.getMessage().replace("--slots-per-instance", "slots-per-instance")
-                    .replace("--memory-budget", "memory-budget-bytes").replace("--instances", "instances"), e);
+                    .replace("--memory-budget", "memory-budget-bytes").replace("--instances", "instances"));
         }
         if (props.memoryBudgetBytes() > 0 && props.memoryBudgetBytes() / budget.expertBytes() / c.numLayers() < evenSlots) {
             throw new IllegalArgumentException("moemesh.router.memory-budget-bytes " + props.memoryBudgetBytes()

@@ -1,0 +1,181 @@
+package io.moemesh.router.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.ManagedChannel;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.proto.router.v1.DescribeRouterRequest;
+import io.moemesh.proto.router.v1.DescribeRouterResponse;
+import io.moemesh.proto.router.v1.LayerRoute;
+import io.moemesh.proto.router.v1.ReplanRequest;
+import io.moemesh.proto.router.v1.ReplanResponse;
+import io.moemesh.proto.router.v1.ReportRoutesRequest;
+import io.moemesh.proto.router.v1.ReportRoutesResponse;
+import io.moemesh.proto.router.v1.RouteSample;
+import io.moemesh.proto.router.v1.RouterServiceGrpc;
+import io.moemesh.proto.router.v1.TokenRoute;
+import io.moemesh.router.RouterServiceApplication;
+import io.moemesh.router.support.FakeExpertService;
+import io.moemesh.router.support.RouterTestMesh;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.context.ConfigurableApplicationContext;
+
+/** Whole Spring contexts of the router: snapshots across a restart, and settings refused at startup. */
+class RouterRestartTest {
+    final List<FakeExpertService> experts = List.of(new FakeExpertService(RouterTestMesh.certs(), "expert-0"),
+            new FakeExpertService(RouterTestMesh.certs(), "expert-1"));
+    @TempDir
+    Path stateDir;
+
+    @AfterEach
+    void stop() {
+        experts.forEach(FakeExpertService::close);
+    }
+
+    ConfigurableApplicationContext run(String... extra) {
+        List<String> args = new ArrayList<>(RouterTestMesh.args(stateDir, experts));
+        args.addAll(List.of(extra));
+        return new SpringApplicationBuilder(RouterServiceApplication.class).run(args.toArray(String[]::new));
+    }
+
+    static <T> T withStub(ConfigurableApplicationContext ctx, java.util.function.Function<RouterServiceGrpc.RouterServiceStub, T> body)
+            throws InterruptedException {
+        ManagedChannel ch = RouterTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+        try {
+            return body.apply(RouterServiceGrpc.newStub(ch));
+        } finally {
+            ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+    }
+
+    static DescribeRouterResponse describe(ConfigurableApplicationContext ctx) throws InterruptedException {
+        ManagedChannel ch = RouterTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+        try {
+            return RouterServiceGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS)
+                    .describeRouter(DescribeRouterRequest.getDefaultInstance());
+        } finally {
+            ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+    }
+
+    static ReplanResponse replan(ConfigurableApplicationContext ctx) throws InterruptedException {
+        ManagedChannel ch = RouterTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+        try {
+            return RouterServiceGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS)
+                    .replan(ReplanRequest.getDefaultInstance());
+        } finally {
+            ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+    }
+
+    /** 40 tokens of one request, each through all 4 layers. */
+    static long report(ConfigurableApplicationContext ctx) throws Exception {
+        return withStub(ctx, stub -> {
+            CompletableFuture<ReportRoutesResponse> answer = new CompletableFuture<>();
+            StreamObserver<ReportRoutesRequest> s = stub.reportRoutes(new StreamObserver<>() {
+                @Override
+                public void onNext(ReportRoutesResponse r) {
+                    answer.complete(r);
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    answer.completeExceptionally(t);
+                }
+
+                @Override
+                public void onCompleted() {
+                }
+            });
+            ReportRoutesRequest.Builder msg = ReportRoutesRequest.newBuilder().setSource("gw-0").setPlacementEpoch(1);
+            for (int t = 0; t < 40; t++) {
+                TokenRoute.Builder route = TokenRoute.newBuilder().setPosition(t).setTokenId(t % 7);
+                for (int l = 0; l < 4; l++) {
+                    route.addLayers(LayerRoute.newBuilder().setLayer(l).addExperts((t + l) % 8).addExperts((t + l + 3) % 8)
+                            .addWeights(0.6f).addWeights(0.2f));
+                }
+                msg.addSamples(RouteSample.newBuilder().setRequestId("req").setRoute(route));
+            }
+            s.onNext(msg.build());
+            s.onCompleted();
+            return answer.orTimeout(30, TimeUnit.SECONDS).join().getAccepted();
+        });
+    }
+
+    static void awaitEpoch(ConfigurableApplicationContext ctx, long epoch) {
+        await().atMost(Duration.ofSeconds(30)).until(() -> describe(ctx).getPlacementEpoch() == epoch);
+    }
+
+    @Test
+    void restart_continuesAtTheEpochWithTheRouteStatistics_andTheNextReplanPlansFromThem() throws Exception {
+        try (ConfigurableApplicationContext first = run()) {
+            awaitEpoch(first, 1);
+            assertThat(report(first)).isEqualTo(40);
+            ReplanResponse r = replan(first);
+            // 40 routes ≥ min-routes-to-plan 20: the configured planner, scored on the window.
+            assertThat(r.getPlanner()).isEqualTo("affinity");
+            assertThat(r.getEpoch()).isEqualTo(2);
+            assertThat(r.getSummary().getRoutesScored()).isEqualTo(40);
+            assertThat(r.getSummary().getFanOut()).isBetween(1.0, 2.0);
+        }
+        int loadsBefore = experts.get(0).loads.size();
+        try (ConfigurableApplicationContext second = run()) {
+            awaitEpoch(second, 2);
+            DescribeRouterResponse d = describe(second);
+            assertThat(d.getRoutesSeen()).isEqualTo(40);
+            assertThat(d.getRoutesInWindow()).isEqualTo(40);
+            // The instances hold epoch 2 already: nothing reloaded.
+            assertThat(experts.get(0).loads).hasSize(loadsBefore);
+            assertThat(replan(second).getEpoch()).isEqualTo(3);
+        }
+    }
+
+    @Test
+    void startup_withInstancesUnreachable_retries_andPublishesEpoch1OnceTheyAnswer() throws Exception {
+        experts.get(1).failing = true;
+        try (ConfigurableApplicationContext ctx = run()) {
+            await().atMost(Duration.ofSeconds(30)).until(() -> experts.get(0).loads.size() >= 2);
+            assertThat(describe(ctx).getPlacementEpoch()).isZero();
+            experts.get(1).failing = false;
+            // Failed attempts used epochs 1, 2, …: the published one is the first that every instance loaded.
+            await().atMost(Duration.ofSeconds(30)).until(() -> describe(ctx).getPlacementEpoch() > 0);
+            long epoch = describe(ctx).getPlacementEpoch();
+            assertThat(experts.get(1).loads).singleElement().satisfies(l -> assertThat(l.epoch()).isEqualTo(epoch));
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+            "--moemesh.router.replicas=3 | moemesh.router.replicas must be in [1, 2] for 2 instances, got 3",
+            "--moemesh.router.slots-per-instance=3 | moemesh.router.slots-per-instance 3 is too small: the even deal of 8 experts",
+            "--moemesh.router.planner=best | moemesh.router.planner must be one of affinity, affinity-stats, round-robin, got \"best\"",
+            "--moemesh.router.predictor=oracle | moemesh.router.predictor must be one of learned,",
+            "--moemesh.router.auto-replan-period=1s | moemesh.router.auto-replan-period must be 0 (off) or >= 10s, got PT1S",
+            "--moemesh.router.memory-budget-bytes=1000 | moemesh.router.slots-per-instance / memory-budget-bytes:"})
+    void startup_withSettingsThatCannotWork_fails_namingTheProperty(String arg, String message) {
+        assertThatThrownBy(() -> run(arg).close()).rootCause().isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining(message);
+    }
+
+    @Test
+    void startup_withoutInstances_fails_namingTheProperties() {
+        assertThatThrownBy(() -> new SpringApplicationBuilder(RouterServiceApplication.class).run(
+                RouterTestMesh.args(stateDir, List.of()).toArray(String[]::new)).close())
+                .rootCause().isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("moemesh.router.instances is empty and instances-from is not set");
+    }
+}
