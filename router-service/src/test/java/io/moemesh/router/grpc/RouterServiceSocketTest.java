@@ -31,6 +31,10 @@ import io.moemesh.router.support.RouterTestMesh;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.placement.PlacementFiles;
 import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -45,6 +49,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalManagementPort;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
@@ -77,6 +82,8 @@ class RouterServiceSocketTest {
 
     @Autowired
     GrpcServerLifecycle server;
+    @LocalManagementPort
+    int managementPort;
     ManagedChannel channel;
     RouterServiceGrpc.RouterServiceBlockingStub stub;
 
@@ -278,6 +285,20 @@ class RouterServiceSocketTest {
                 .watchPlacement(WatchPlacementRequest.getDefaultInstance());
         assertThatThrownBy(it::hasNext).isInstanceOfSatisfying(StatusRuntimeException.class,
                 e -> assertThat(e.getStatus().getDescription()).startsWith("watcher_id: must name"));
+    }
+
+    @Test
+    void prometheus_exposesTheRouterMetrics_withOneLoadSeriesPerInstance() throws Exception {
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + managementPort + "/actuator/prometheus")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(r.statusCode()).isEqualTo(200);
+        assertThat(r.body()).contains("moemesh_router_placement_epoch ", "moemesh_router_replan_seconds_count",
+                "moemesh_router_replan_failures_total", "moemesh_router_prediction_recall{ahead=\"1\",guesses=\"k\"}",
+                "moemesh_router_prediction_recall{ahead=\"1\",guesses=\"2k\"}", "moemesh_router_routes_ingested_total",
+                "moemesh_router_routes_dropped_total", "moemesh_router_routes_window",
+                "moemesh_router_instance_load{instance=\"expert-0\"}", "moemesh_router_instance_load{instance=\"expert-1\"}",
+                "moemesh_router_expert_load_hottest_share", "moemesh_router_expert_load_max_over_mean");
     }
 
     static RouteSample sample(int first, int second) {
