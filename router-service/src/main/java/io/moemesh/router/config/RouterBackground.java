@@ -41,6 +41,7 @@ final class RouterBackground implements SmartLifecycle {
         this.service = service;
         this.metrics = metrics;
         this.store = new EpochStore(props.stateDir());
+        coordinator.onPublished(o -> snapshot());
     }
 
     @Override

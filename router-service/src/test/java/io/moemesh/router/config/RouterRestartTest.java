@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.proto.router.v1.DescribeRouterRequest;
 import io.moemesh.proto.router.v1.DescribeRouterResponse;
@@ -67,6 +70,16 @@ class RouterRestartTest {
         try {
             return RouterServiceGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS)
                     .describeRouter(DescribeRouterRequest.getDefaultInstance());
+        } finally {
+            ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+    }
+
+    static HealthCheckResponse.ServingStatus health(ConfigurableApplicationContext ctx) throws InterruptedException {
+        ManagedChannel ch = RouterTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+        try {
+            return HealthGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS)
+                    .check(HealthCheckRequest.getDefaultInstance()).getStatus();
         } finally {
             ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         }
@@ -150,10 +163,13 @@ class RouterRestartTest {
         try (ConfigurableApplicationContext ctx = run()) {
             await().atMost(Duration.ofSeconds(30)).until(() -> experts.get(0).loads.size() >= 2);
             assertThat(describe(ctx).getPlacementEpoch()).isZero();
+            assertThat(health(ctx)).isEqualTo(HealthCheckResponse.ServingStatus.NOT_SERVING);
             experts.get(1).failing = false;
             // Failed attempts used epochs 1, 2, …: the published one is the first that every instance loaded.
             await().atMost(Duration.ofSeconds(30)).until(() -> describe(ctx).getPlacementEpoch() > 0);
             long epoch = describe(ctx).getPlacementEpoch();
+            await().atMost(Duration.ofSeconds(30))
+                    .until(() -> health(ctx) == HealthCheckResponse.ServingStatus.SERVING);
             assertThat(experts.get(1).loads).singleElement().satisfies(l -> assertThat(l.epoch()).isEqualTo(epoch));
         }
     }
