@@ -22,6 +22,7 @@ import io.moemesh.proto.router.v1.WatchPlacementRequest;
 import io.moemesh.proto.router.v1.WatchPlacementResponse;
 import io.moemesh.proto.router.v1.WatcherState;
 import io.moemesh.router.coordination.PlacementCoordinator;
+import io.moemesh.router.coordination.PlacementMessages;
 import io.moemesh.router.coordination.ReplanOutcome;
 import io.moemesh.router.coordination.WatcherRegistry;
 import io.moemesh.router.placement.PlacementEval;
@@ -315,11 +316,13 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
 
     private ReplanResponse response(ReplanOutcome o, long started) {
         PlacementEval e = o.score();
+        io.moemesh.router.placement.Placement routed = PlacementMessages.toDomain(o.placement(), book.shape().layers(),
+                book.shape().experts());
         PlacementSummary.Builder s = PlacementSummary.newBuilder().setInstances(o.placement().getInstancesCount())
+                .setExtraReplicas(routed.extraReplicas()).setMaxSlotsUsed(routed.maxSlotsUsed())
                 .setRoutesScored(o.routesScored());
         if (e != null) {
-            s.setExtraReplicas(e.extraReplicas()).setMaxSlotsUsed(e.slotsUsed()).setFanOut(e.fanOut())
-                    .setLoadMaxOverMean(e.loadMaxOverMean());
+            s.setFanOut(e.fanOut()).setLoadMaxOverMean(e.loadMaxOverMean());
         }
         return ReplanResponse.newBuilder().setEpoch(o.placement().getEpoch()).setPlanner(o.planner()).setSummary(s)
                 .setApplied(true).setPublishMillis((System.nanoTime() - started) / 1_000_000).build();

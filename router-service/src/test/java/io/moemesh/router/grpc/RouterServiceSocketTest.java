@@ -150,6 +150,9 @@ class RouterServiceSocketTest {
         assertThat(r.getApplied()).isTrue();
         assertThat(r.getUnappliedWatchersList()).isEmpty();
         assertThat(r.getSummary().getInstances()).isEqualTo(2);
+        // The even deal (too few routes) with one replica: 4 experts per instance per layer, no extra copies.
+        assertThat(r.getSummary().getMaxSlotsUsed()).isEqualTo(4);
+        assertThat(r.getSummary().getExtraReplicas()).isZero();
         assertThat(seen.poll(30, TimeUnit.SECONDS)).isEqualTo(before + 1);
         assertThat(PlacementFiles.read(STATE_DIR.resolve("placement.json")).getEpoch()).isEqualTo(before + 1);
         assertThat(EXPERTS).allSatisfy(e -> assertThat(e.loads).anyMatch(l -> l.epoch() == before + 1));
