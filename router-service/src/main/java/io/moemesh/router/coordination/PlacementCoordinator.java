@@ -33,7 +33,8 @@ import org.slf4j.LoggerFactory;
  * (LoadAssignment, all in parallel, each within the load timeout), and publishes the epoch only once all of them hold
  * it: it is recorded on disk ({@link EpochStore}: {@code <state-dir>/placement.json} among others), then sent to every
  * watcher. When an instance fails, the epoch is not published and the previous one stays current; that epoch number
- * is never used again (an instance may already serve it), so the next replan skips it.
+ * is never used again for another assignment (an instance may already serve it): the next attempt reuses it only for
+ * the very same assignment (a retry), else takes the next number.
  *
  * <p>Epoch 1 (at first start) is the even deal with exactly {@code replicas} replicas ({@link EvenPlacement}). A
  * restarted router continues at the epoch it had published when the instances are the same; otherwise it deals
@@ -76,6 +77,8 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final Object publishing = new Object();
     private volatile Placement current;
     private long highestAttempted;
+    /** The last epoch that was not published, while no other was attempted since (replan thread only). */
+    private Placement lastFailed;
 
     /**
      * @param replanExecutor one thread: plans and loads run there, one at a time
@@ -259,7 +262,12 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
     }
 
-    private ReplanOutcome loadAndPublish(Placement p, String planner, long started) throws InterruptedException {
+    private ReplanOutcome loadAndPublish(Placement planned, String planner, long started) throws InterruptedException {
+        // The same assignment as the last failed attempt keeps its epoch (an instance that loaded it accepts the same
+        // epoch with the same experts again): retries while an instance is down do not climb past the expert-services'
+        // max-epoch-jump.
+        Placement p = lastFailed != null && lastFailed.toBuilder().setEpoch(0).build()
+                .equals(planned.toBuilder().setEpoch(0).build()) ? lastFailed : planned;
         long epoch = p.getEpoch();
         highestAttempted = epoch;
         store.recordAttempt(epoch);
@@ -284,6 +292,7 @@ public final class PlacementCoordinator implements AutoCloseable {
                 firstCause = firstCause == null ? e : firstCause;
             }
         }
+        lastFailed = failures.isEmpty() ? null : p;
         if (!failures.isEmpty()) {
             String kept = current == null ? "no epoch is published yet" : "epoch " + currentEpoch() + " stays current";
             log.warn("placement epoch {} not published: {} failed to load it; {}", epoch, failures, kept);

@@ -123,9 +123,27 @@ class PlacementCoordinatorTest {
         assertThat(c.currentEpoch()).isEqualTo(1);
         assertThat(seen).containsExactly(1L);
         assertThat(PlacementFiles.read(stateDir.resolve("placement.json")).getEpoch()).isEqualTo(1);
-        // Epoch 2 may be served by the instances that loaded it: the next replan skips it.
+        // The same assignment again (a retry: the even deal) keeps epoch 2; an instance that loaded it accepts it again.
         failing.clear();
-        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(3);
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(2);
+        assertThat(seen).containsExactly(1L, 2L);
+    }
+
+    @Test
+    void replan_withAnotherAssignment_afterAFailure_neverReusesTheFailedEpoch() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        failing.add("expert-0");
+        assertThatThrownBy(() -> c.replan(null).join()).hasCauseInstanceOf(ReplanAbortedException.class);
+        failing.clear();
+        for (int i = 0; i < 50; i++) {
+            book.ingest(List.<ReportedToken>of(TestRoutes.token("r" + i, 0, i % 5)));
+        }
+        // The affinity plan (with replicas in the spare slots) differs from the failed even deal of epoch 2: epoch 3.
+        ReplanOutcome o = c.replan(null).join();
+        assertThat(o.placement().toBuilder().setEpoch(2).build())
+                .isNotEqualTo(io.moemesh.service.placement.EvenPlacement.build(2, INSTANCES, 4, 8, false, 1));
+        assertThat(o.placement().getEpoch()).isEqualTo(3);
     }
 
     @Test
@@ -159,6 +177,7 @@ class PlacementCoordinatorTest {
         first.replan(null).join();
         failing.add("expert-2");
         assertThatThrownBy(() -> first.replan(null).join()).hasCauseInstanceOf(ReplanAbortedException.class);
+        assertThat(first.currentEpoch()).isEqualTo(2);
         first.close();
         failing.clear();
         loaded.clear();
