@@ -104,6 +104,14 @@ public final class RouteBook {
                 throw new IllegalArgumentException("snapshot token " + t.key() + " has " + t.layers()
                         + " layers, the model " + shape.layers());
             }
+            for (int[] es : t.experts()) {
+                for (int e : es == null ? new int[0] : es) {
+                    if (e < 0 || e >= shape.experts()) {
+                        throw new IllegalArgumentException("snapshot token " + t.key() + " routes to expert " + e
+                                + ", the model has " + shape.experts());
+                    }
+                }
+            }
             predictor.learn(t);
             remember(t);
         }
