@@ -22,6 +22,11 @@ import java.util.function.Predicate;
  * the budget, or everything else is protected) is still returned to the caller but not kept: it is paged in
  * on use, as the contract says for assignments beyond the budget. Loads run outside the lock, at most one per
  * expert at a time, so hits never wait for another expert's load.
+ *
+ * <p>Counted for the critical path: every {@link #acquire} is a hit (resident) or a miss (the batch waits for a
+ * load, whether or not a prefetch of it was queued or is loading). Counted for prefetch: experts a prefetch
+ * made resident, of those the ones a batch then used before their eviction (prefetch hits), and the ones
+ * evicted or dropped unused (prefetch wasted).
  */
 public final class ResidentSet {
     private final long budgetBytes;
@@ -33,6 +38,11 @@ public final class ResidentSet {
     private long bytes;
     private long hits;
     private long misses;
+    /** Made resident by a prefetch and not used by a batch since. */
+    private final Set<ExpertKey> prefetchedUnused = new HashSet<>();
+    private long prefetchLoads;
+    private long prefetchHits;
+    private long prefetchWasted;
 
     public ResidentSet(long budgetBytes, Function<ExpertKey, LoadedExpert> loader) {
         if (budgetBytes < 0) {
@@ -48,12 +58,15 @@ public final class ResidentSet {
             LoadedExpert e = lru.get(key);
             if (e != null) {
                 hits++;
+                if (prefetchedUnused.remove(key)) {
+                    prefetchHits++;
+                }
                 return e;
             }
             misses++;
         }
         LoadedExpert e = loadOnce(key);
-        admit(e, Set.of());
+        admit(e, Set.of(), false);
         return e;
     }
 
@@ -62,7 +75,7 @@ public final class ResidentSet {
         if (isResident(key)) {
             return true;
         }
-        return admit(loadOnce(key), Set.of());
+        return admit(loadOnce(key), Set.of(), true);
     }
 
     /**
@@ -78,7 +91,7 @@ public final class ResidentSet {
                     continue;
                 }
             }
-            if (!admit(loadOnce(k), kept)) {
+            if (!admit(loadOnce(k), kept, false)) {
                 break;
             }
             kept.add(k);
@@ -96,6 +109,7 @@ public final class ResidentSet {
             boolean drop = !keep.test(en.getKey());
             if (drop) {
                 bytes -= en.getValue().byteSize();
+                dropped(en.getKey());
             }
             return drop;
         });
@@ -133,8 +147,19 @@ public final class ResidentSet {
         }
     }
 
-    /** Keeps {@code e} if admissible and it fits after evicting LRU experts outside {@code protect}. */
-    private synchronized boolean admit(LoadedExpert e, Set<ExpertKey> protect) {
+    /** An expert leaves the set: a prefetched one that no batch used was a wasted prefetch. */
+    private void dropped(ExpertKey key) {
+        if (prefetchedUnused.remove(key)) {
+            prefetchWasted++;
+        }
+    }
+
+    /**
+     * Keeps {@code e} if admissible and it fits after evicting LRU experts outside {@code protect}.
+     *
+     * @param byPrefetch a prefetch loads it (counted as a prefetch load when it is kept)
+     */
+    private synchronized boolean admit(LoadedExpert e, Set<ExpertKey> protect, boolean byPrefetch) {
         ExpertKey key = e.key();
         if (lru.get(key) != null) {
             return true;
@@ -158,10 +183,15 @@ public final class ResidentSet {
             if (!protect.contains(en.getKey())) {
                 bytes -= en.getValue().byteSize();
                 it.remove();
+                dropped(en.getKey());
             }
         }
         lru.put(key, e);
         bytes += size;
+        if (byPrefetch) {
+            prefetchLoads++;
+            prefetchedUnused.add(key);
+        }
         return true;
     }
 
@@ -190,5 +220,20 @@ public final class ResidentSet {
 
     public synchronized long misses() {
         return misses;
+    }
+
+    /** Experts a prefetch made resident. */
+    public synchronized long prefetchLoads() {
+        return prefetchLoads;
+    }
+
+    /** Prefetched experts a batch used before they were evicted (each counted once, at its first use). */
+    public synchronized long prefetchHits() {
+        return prefetchHits;
+    }
+
+    /** Prefetched experts evicted or dropped before any batch used them. */
+    public synchronized long prefetchWasted() {
+        return prefetchWasted;
     }
 }

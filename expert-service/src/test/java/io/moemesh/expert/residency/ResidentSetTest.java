@@ -57,6 +57,50 @@ class ResidentSetTest {
     }
 
     @Test
+    void prefetchedExpert_usedBeforeEviction_isAPrefetchHit_once_andNoCriticalPathMiss() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.prefetch(k(1));
+        set.acquire(k(1));
+        set.acquire(k(1));
+        assertThat(set.prefetchLoads()).isEqualTo(1);
+        assertThat(set.prefetchHits()).as("counted at the first use only").isEqualTo(1);
+        assertThat(set.misses()).isZero();
+        assertThat(set.hits()).isEqualTo(2);
+    }
+
+    @Test
+    void prefetchedExpert_evictedUnused_isWasted_andItsLaterUseIsACriticalPathMiss() {
+        ResidentSet set = new ResidentSet(200, loader);
+        set.prefetch(k(1));
+        set.acquire(k(2));
+        set.acquire(k(3)); // evicts 1, never used
+        set.acquire(k(1));
+        assertThat(set.prefetchWasted()).isEqualTo(1);
+        assertThat(set.prefetchHits()).isZero();
+        assertThat(set.misses()).isEqualTo(3);
+    }
+
+    @Test
+    void prefetchOfAResidentExpert_loadsNothing_andCountsNoPrefetch() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.acquire(k(1));
+        assertThat(set.prefetch(k(1))).isTrue();
+        set.acquire(k(1));
+        assertThat(set.prefetchLoads()).isZero();
+        assertThat(set.prefetchHits()).isZero();
+        assertThat(loads).hasValue(1);
+    }
+
+    @Test
+    void prefetchedExpert_droppedByRestriction_isWasted() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.prefetch(k(1));
+        set.restrictTo(key -> key.expert() != 1);
+        assertThat(set.prefetchWasted()).isEqualTo(1);
+        assertThat(set.isResident(k(1))).isFalse();
+    }
+
+    @Test
     void expertBiggerThanBudget_isServedButNeverKept() {
         ResidentSet set = new ResidentSet(300, loader);
         set.acquire(k(1));
