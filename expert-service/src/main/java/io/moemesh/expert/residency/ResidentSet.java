@@ -44,12 +44,27 @@ public final class ResidentSet {
     private long prefetchHits;
     private long prefetchWasted;
 
+    /** Layers of the model (0: unknown, prefetches evict like misses, least recently used first). */
+    private final int layers;
+
     public ResidentSet(long budgetBytes, Function<ExpertKey, LoadedExpert> loader) {
+        this(budgetBytes, loader, 0);
+    }
+
+    /**
+     * @param layers the model's MoE layers, for the order in which a prefetch evicts (see {@link #prefetch});
+     *               0 = unknown
+     */
+    public ResidentSet(long budgetBytes, Function<ExpertKey, LoadedExpert> loader, int layers) {
         if (budgetBytes < 0) {
             throw new IllegalArgumentException("memory budget must be >= 0 bytes, got " + budgetBytes);
         }
+        if (layers < 0) {
+            throw new IllegalArgumentException("layers must be >= 0, got " + layers);
+        }
         this.budgetBytes = budgetBytes;
         this.loader = loader;
+        this.layers = layers;
     }
 
     /** The expert for compute: a hit, or a miss that loads it (and keeps it if it fits). */
@@ -70,7 +85,15 @@ public final class ResidentSet {
         return e;
     }
 
-    /** Makes an expert resident ahead of use (not counted as a hit or miss); true if it is resident now. */
+    /**
+     * Makes an expert resident ahead of use (not counted as a hit or miss); true if it is resident now. Every step
+     * visits the layers in order, 0 to L − 1, so when the layers are known a prefetch for layer p evicts by
+     * Belady's rule, the expert whose next use is furthest away first: layers p − 2, p − 3, … down the cycle to
+     * p + 1 (least recently used first within a layer), and never an expert of layer p (needed as soon as the
+     * prefetched one) nor of layer p − 1 (its batch may be arriving now: the hint is sent just before it).
+     * Least-recently-used eviction would pick exactly that layer p − 1 in a cyclic walk. When only those are left
+     * the prefetched expert is not kept.
+     */
     public boolean prefetch(ExpertKey key) {
         if (isResident(key)) {
             return true;
@@ -168,6 +191,9 @@ public final class ResidentSet {
         if (!admissible.test(key) || size > budgetBytes) {
             return false;
         }
+        if (byPrefetch && layers > 0) {
+            return admitPrefetched(key, e);
+        }
         long evictable = 0;
         for (Map.Entry<ExpertKey, LoadedExpert> en : lru.entrySet()) {
             if (!protect.contains(en.getKey())) {
@@ -192,6 +218,36 @@ public final class ResidentSet {
             prefetchLoads++;
             prefetchedUnused.add(key);
         }
+        return true;
+    }
+
+    /** A prefetch's admission by the cyclic rule of {@link #prefetch}; called with the lock held. */
+    private boolean admitPrefetched(ExpertKey key, LoadedExpert e) {
+        int p = key.layer();
+        long size = e.byteSize();
+        List<ExpertKey> victims = new ArrayList<>();
+        long evictable = 0;
+        for (Map.Entry<ExpertKey, LoadedExpert> en : lru.entrySet()) {
+            int ahead = Math.floorMod(en.getKey().layer() - p, layers);
+            if (ahead != 0 && ahead != layers - 1) {
+                victims.add(en.getKey());
+                evictable += en.getValue().byteSize();
+            }
+        }
+        if (bytes - evictable + size > budgetBytes) {
+            return false;
+        }
+        // Furthest next use first; the sort is stable, so least recently used first within a layer.
+        victims.sort((a, b) -> Integer.compare(Math.floorMod(b.layer() - p, layers), Math.floorMod(a.layer() - p, layers)));
+        for (int i = 0; bytes + size > budgetBytes; i++) {
+            ExpertKey v = victims.get(i);
+            bytes -= lru.remove(v).byteSize();
+            dropped(v);
+        }
+        lru.put(key, e);
+        bytes += size;
+        prefetchLoads++;
+        prefetchedUnused.add(key);
         return true;
     }
 

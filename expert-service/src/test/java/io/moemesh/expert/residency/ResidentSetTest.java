@@ -92,6 +92,26 @@ class ResidentSetTest {
     }
 
     @Test
+    void prefetchForLayerP_evictsFurthestNextUseFirst_neverLayerPNorPMinusOne() {
+        // 4 layers, room for 3 experts: resident are layer 1 (just hinted for: its batch may be arriving), layer 3
+        // and layer 0. A prefetch for layer 2 evicts layer 0 (next use 2 layers on) before layer 3 (1 on), even
+        // though layer 3 is the least recently used.
+        ResidentSet set = new ResidentSet(300, loader, 4);
+        set.acquire(new ExpertKey(3, 1));
+        set.acquire(new ExpertKey(0, 1));
+        set.acquire(new ExpertKey(1, 1));
+        set.prefetch(new ExpertKey(2, 1));
+        assertThat(set.residentExperts()).containsExactly(new ExpertKey(1, 1), new ExpertKey(2, 1), new ExpertKey(3, 1));
+        // Only layers 2 (the prefetch's own) and 1 (p - 1) resident: nothing a prefetch of layer 2 may evict.
+        ResidentSet full = new ResidentSet(200, loader, 4);
+        full.acquire(new ExpertKey(1, 1));
+        full.acquire(new ExpertKey(2, 2));
+        assertThat(full.prefetch(new ExpertKey(2, 3))).isFalse();
+        assertThat(full.residentExperts()).containsExactly(new ExpertKey(1, 1), new ExpertKey(2, 2));
+        assertThat(full.prefetchLoads()).isZero();
+    }
+
+    @Test
     void prefetchedExpert_droppedByRestriction_isWasted() {
         ResidentSet set = new ResidentSet(300, loader);
         set.prefetch(k(1));
