@@ -89,10 +89,9 @@ public final class ResidentSet {
      * Makes an expert resident ahead of use (not counted as a hit or miss); true if it is resident now. Every step
      * visits the layers in order, 0 to L − 1, so when the layers are known a prefetch for layer p evicts by
      * Belady's rule, the expert whose next use is furthest away first: layers p − 2, p − 3, … down the cycle to
-     * p + 1 (least recently used first within a layer), and never an expert of layer p (needed as soon as the
-     * prefetched one) nor of layer p − 1 (its batch may be arriving now: the hint is sent just before it).
-     * Least-recently-used eviction would pick exactly that layer p − 1 in a cyclic walk. When only those are left
-     * the prefetched expert is not kept.
+     * p + 1 (least recently used first within a layer), and only then layer p − 1 (its batch may be arriving now:
+     * the gateway sends the hint just before it) and last layer p (needed as soon as the prefetched one).
+     * Least-recently-used eviction would pick exactly layer p − 1 first in a cyclic walk.
      */
     public boolean prefetch(ExpertKey key) {
         if (isResident(key)) {
@@ -225,20 +224,10 @@ public final class ResidentSet {
     private boolean admitPrefetched(ExpertKey key, LoadedExpert e) {
         int p = key.layer();
         long size = e.byteSize();
-        List<ExpertKey> victims = new ArrayList<>();
-        long evictable = 0;
-        for (Map.Entry<ExpertKey, LoadedExpert> en : lru.entrySet()) {
-            int ahead = Math.floorMod(en.getKey().layer() - p, layers);
-            if (ahead != 0 && ahead != layers - 1) {
-                victims.add(en.getKey());
-                evictable += en.getValue().byteSize();
-            }
-        }
-        if (bytes - evictable + size > budgetBytes) {
-            return false;
-        }
-        // Furthest next use first; the sort is stable, so least recently used first within a layer.
-        victims.sort((a, b) -> Integer.compare(Math.floorMod(b.layer() - p, layers), Math.floorMod(a.layer() - p, layers)));
+        // Everything may go (size <= budget was checked), in order of eviction rank; the sort is stable, so least
+        // recently used first within a layer.
+        List<ExpertKey> victims = new ArrayList<>(lru.keySet());
+        victims.sort((a, b) -> Integer.compare(evictionRank(a.layer(), p), evictionRank(b.layer(), p)));
         for (int i = 0; bytes + size > budgetBytes; i++) {
             ExpertKey v = victims.get(i);
             bytes -= lru.remove(v).byteSize();
@@ -249,6 +238,21 @@ public final class ResidentSet {
         prefetchLoads++;
         prefetchedUnused.add(key);
         return true;
+    }
+
+    /**
+     * Lower goes first when a prefetch for layer {@code p} needs room: layers p − 2, p − 3, … p + 1 (furthest next
+     * use first), then p − 1, then p.
+     */
+    private int evictionRank(int layer, int p) {
+        int ahead = Math.floorMod(layer - p, layers);
+        if (ahead == 0) {
+            return layers + 1;
+        }
+        if (ahead == layers - 1) {
+            return layers;
+        }
+        return layers - ahead;
     }
 
     public synchronized boolean isResident(ExpertKey key) {

@@ -92,23 +92,25 @@ class ResidentSetTest {
     }
 
     @Test
-    void prefetchForLayerP_evictsFurthestNextUseFirst_neverLayerPNorPMinusOne() {
-        // 4 layers, room for 3 experts: resident are layer 1 (just hinted for: its batch may be arriving), layer 3
-        // and layer 0. A prefetch for layer 2 evicts layer 0 (next use 2 layers on) before layer 3 (1 on), even
-        // though layer 3 is the least recently used.
+    void prefetchForLayerP_evictsFurthestNextUseFirst_thenLayerPMinusOne_thenLayerP() {
+        // 4 layers, room for 3 experts: resident are layer 3, layer 0 and layer 1 (just hinted for: its batch may
+        // be arriving). A prefetch for layer 2 evicts layer 0 (next use 2 layers on) before layer 3 (1 on), though
+        // layer 3 is the least recently used.
         ResidentSet set = new ResidentSet(300, loader, 4);
         set.acquire(new ExpertKey(3, 1));
         set.acquire(new ExpertKey(0, 1));
         set.acquire(new ExpertKey(1, 1));
         set.prefetch(new ExpertKey(2, 1));
         assertThat(set.residentExperts()).containsExactly(new ExpertKey(1, 1), new ExpertKey(2, 1), new ExpertKey(3, 1));
-        // Only layers 2 (the prefetch's own) and 1 (p - 1) resident: nothing a prefetch of layer 2 may evict.
-        ResidentSet full = new ResidentSet(200, loader, 4);
-        full.acquire(new ExpertKey(1, 1));
-        full.acquire(new ExpertKey(2, 2));
-        assertThat(full.prefetch(new ExpertKey(2, 3))).isFalse();
-        assertThat(full.residentExperts()).containsExactly(new ExpertKey(1, 1), new ExpertKey(2, 2));
-        assertThat(full.prefetchLoads()).isZero();
+        // Then layer 3, then layer 1 (p - 1), and layer 2's own experts last.
+        set.prefetch(new ExpertKey(2, 2));
+        assertThat(set.residentExperts()).containsExactly(new ExpertKey(1, 1), new ExpertKey(2, 1), new ExpertKey(2, 2));
+        set.prefetch(new ExpertKey(2, 3));
+        assertThat(set.residentExperts()).containsExactly(new ExpertKey(2, 1), new ExpertKey(2, 2), new ExpertKey(2, 3));
+        set.prefetch(new ExpertKey(2, 4));
+        assertThat(set.residentExperts()).containsExactly(new ExpertKey(2, 2), new ExpertKey(2, 3), new ExpertKey(2, 4));
+        assertThat(set.prefetchLoads()).isEqualTo(4);
+        assertThat(set.prefetchWasted()).isEqualTo(1);
     }
 
     @Test
