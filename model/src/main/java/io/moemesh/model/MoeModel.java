@@ -5,6 +5,7 @@ import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.engine.DenseWeights;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.model.engine.LookaheadObserver;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.engine.PagedKvCache;
@@ -99,6 +100,11 @@ public final class MoeModel implements AutoCloseable {
     /** With an observer that sees the gate's choice for every row at every MoE layer. */
     public Engine engine(ExpertDispatch experts, RouteObserver routes) {
         return new Engine(config, dense, experts, routes);
+    }
+
+    /** With a route observer and a lookahead observer (the next layer's experts predicted one layer early). */
+    public Engine engine(ExpertDispatch experts, RouteObserver routes, LookaheadObserver lookahead) {
+        return new Engine(config, dense, experts, routes, lookahead);
     }
 
     /** A KV cache for {@code tokens} positions in total over all sequences. */

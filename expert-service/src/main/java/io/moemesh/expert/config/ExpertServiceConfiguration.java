@@ -65,8 +65,8 @@ public final class ExpertServiceConfiguration {
     }
 
     @Bean
-    ResidentSet residentSet(ExpertProperties props, ExpertBackend backend) {
-        return new ResidentSet(props.memoryBudgetBytes(), backend::load);
+    ResidentSet residentSet(ExpertProperties props, ExpertBackend backend, ExpertModel model) {
+        return new ResidentSet(props.memoryBudgetBytes(), backend::load, model.numLayers());
     }
 
     /** The startup assignment (placement file, or everything, or nothing) is loaded before gRPC serves. */

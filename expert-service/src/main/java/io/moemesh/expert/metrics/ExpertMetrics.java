@@ -18,7 +18,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The expert service's Prometheus metrics, all named {@code moemesh_expert_*}: batch sizes, compute and queue
- * time per layer, resident-set hits, misses and bytes, load, and per-message errors by gRPC status code.
+ * time per layer, resident-set hits, misses and bytes, prefetch loads, hits and wasted prefetches, load, and per-message errors by gRPC status code.
  */
 public final class ExpertMetrics {
     /**
@@ -53,7 +53,14 @@ public final class ExpertMetrics {
         FunctionCounter.builder("moemesh.expert.resident.hits", resident, ResidentSet::hits)
                 .description("Expert lookups served from the resident set").register(registry);
         FunctionCounter.builder("moemesh.expert.resident.misses", resident, ResidentSet::misses)
-                .description("Expert lookups that had to load the expert").register(registry);
+                .description("Expert lookups that had to load the expert: a batch waited on the critical path, "
+                        + "whether or not a prefetch of it was queued").register(registry);
+        FunctionCounter.builder("moemesh.expert.prefetch.loads", resident, ResidentSet::prefetchLoads)
+                .description("Experts a prefetch hint made resident").register(registry);
+        FunctionCounter.builder("moemesh.expert.prefetch.hits", resident, ResidentSet::prefetchHits)
+                .description("Prefetched experts a batch used before their eviction").register(registry);
+        FunctionCounter.builder("moemesh.expert.prefetch.wasted", resident, ResidentSet::prefetchWasted)
+                .description("Prefetched experts evicted or dropped before any batch used them").register(registry);
         Gauge.builder("moemesh.expert.resident", resident, ResidentSet::residentBytes).baseUnit(BaseUnits.BYTES)
                 .description("Bytes of compute-ready expert weights held").register(registry);
         Gauge.builder("moemesh.expert.budget", resident, ResidentSet::budgetBytes).baseUnit(BaseUnits.BYTES)

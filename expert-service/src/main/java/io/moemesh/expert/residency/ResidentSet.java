@@ -22,6 +22,11 @@ import java.util.function.Predicate;
  * the budget, or everything else is protected) is still returned to the caller but not kept: it is paged in
  * on use, as the contract says for assignments beyond the budget. Loads run outside the lock, at most one per
  * expert at a time, so hits never wait for another expert's load.
+ *
+ * <p>Counted for the critical path: every {@link #acquire} is a hit (resident) or a miss (the batch waits for a
+ * load, whether or not a prefetch of it was queued or is loading). Counted for prefetch: experts a prefetch
+ * made resident, of those the ones a batch then used before their eviction (prefetch hits), and the ones
+ * evicted or dropped unused (prefetch wasted).
  */
 public final class ResidentSet {
     private final long budgetBytes;
@@ -33,13 +38,33 @@ public final class ResidentSet {
     private long bytes;
     private long hits;
     private long misses;
+    /** Made resident by a prefetch and not used by a batch since. */
+    private final Set<ExpertKey> prefetchedUnused = new HashSet<>();
+    private long prefetchLoads;
+    private long prefetchHits;
+    private long prefetchWasted;
+
+    /** Layers of the model (0: unknown, prefetches evict like misses, least recently used first). */
+    private final int layers;
 
     public ResidentSet(long budgetBytes, Function<ExpertKey, LoadedExpert> loader) {
+        this(budgetBytes, loader, 0);
+    }
+
+    /**
+     * @param layers the model's MoE layers, for the order in which a prefetch evicts (see {@link #prefetch});
+     *               0 = unknown
+     */
+    public ResidentSet(long budgetBytes, Function<ExpertKey, LoadedExpert> loader, int layers) {
         if (budgetBytes < 0) {
             throw new IllegalArgumentException("memory budget must be >= 0 bytes, got " + budgetBytes);
         }
+        if (layers < 0) {
+            throw new IllegalArgumentException("layers must be >= 0, got " + layers);
+        }
         this.budgetBytes = budgetBytes;
         this.loader = loader;
+        this.layers = layers;
     }
 
     /** The expert for compute: a hit, or a miss that loads it (and keeps it if it fits). */
@@ -48,21 +73,31 @@ public final class ResidentSet {
             LoadedExpert e = lru.get(key);
             if (e != null) {
                 hits++;
+                if (prefetchedUnused.remove(key)) {
+                    prefetchHits++;
+                }
                 return e;
             }
             misses++;
         }
         LoadedExpert e = loadOnce(key);
-        admit(e, Set.of());
+        admit(e, Set.of(), false);
         return e;
     }
 
-    /** Makes an expert resident ahead of use (not counted as a hit or miss); true if it is resident now. */
+    /**
+     * Makes an expert resident ahead of use (not counted as a hit or miss); true if it is resident now. Every step
+     * visits the layers in order, 0 to L − 1, so when the layers are known a prefetch for layer p evicts by
+     * Belady's rule, the expert whose next use is furthest away first: layers p − 2, p − 3, … down the cycle to
+     * p + 1 (least recently used first within a layer), and only then layer p − 1 (its batch may be arriving now:
+     * the gateway sends the hint just before it) and last layer p (needed as soon as the prefetched one).
+     * Least-recently-used eviction would pick exactly layer p − 1 first in a cyclic walk.
+     */
     public boolean prefetch(ExpertKey key) {
         if (isResident(key)) {
             return true;
         }
-        return admit(loadOnce(key), Set.of());
+        return admit(loadOnce(key), Set.of(), true);
     }
 
     /**
@@ -78,7 +113,7 @@ public final class ResidentSet {
                     continue;
                 }
             }
-            if (!admit(loadOnce(k), kept)) {
+            if (!admit(loadOnce(k), kept, false)) {
                 break;
             }
             kept.add(k);
@@ -96,6 +131,7 @@ public final class ResidentSet {
             boolean drop = !keep.test(en.getKey());
             if (drop) {
                 bytes -= en.getValue().byteSize();
+                dropped(en.getKey());
             }
             return drop;
         });
@@ -133,8 +169,19 @@ public final class ResidentSet {
         }
     }
 
-    /** Keeps {@code e} if admissible and it fits after evicting LRU experts outside {@code protect}. */
-    private synchronized boolean admit(LoadedExpert e, Set<ExpertKey> protect) {
+    /** An expert leaves the set: a prefetched one that no batch used was a wasted prefetch. */
+    private void dropped(ExpertKey key) {
+        if (prefetchedUnused.remove(key)) {
+            prefetchWasted++;
+        }
+    }
+
+    /**
+     * Keeps {@code e} if admissible and it fits after evicting LRU experts outside {@code protect}.
+     *
+     * @param byPrefetch a prefetch loads it (counted as a prefetch load when it is kept)
+     */
+    private synchronized boolean admit(LoadedExpert e, Set<ExpertKey> protect, boolean byPrefetch) {
         ExpertKey key = e.key();
         if (lru.get(key) != null) {
             return true;
@@ -142,6 +189,9 @@ public final class ResidentSet {
         long size = e.byteSize();
         if (!admissible.test(key) || size > budgetBytes) {
             return false;
+        }
+        if (byPrefetch && layers > 0) {
+            return admitPrefetched(key, e);
         }
         long evictable = 0;
         for (Map.Entry<ExpertKey, LoadedExpert> en : lru.entrySet()) {
@@ -158,11 +208,51 @@ public final class ResidentSet {
             if (!protect.contains(en.getKey())) {
                 bytes -= en.getValue().byteSize();
                 it.remove();
+                dropped(en.getKey());
             }
         }
         lru.put(key, e);
         bytes += size;
+        if (byPrefetch) {
+            prefetchLoads++;
+            prefetchedUnused.add(key);
+        }
         return true;
+    }
+
+    /** A prefetch's admission by the cyclic rule of {@link #prefetch}; called with the lock held. */
+    private boolean admitPrefetched(ExpertKey key, LoadedExpert e) {
+        int p = key.layer();
+        long size = e.byteSize();
+        // Everything may go (size <= budget was checked), in order of eviction rank; the sort is stable, so least
+        // recently used first within a layer.
+        List<ExpertKey> victims = new ArrayList<>(lru.keySet());
+        victims.sort((a, b) -> Integer.compare(evictionRank(a.layer(), p), evictionRank(b.layer(), p)));
+        for (int i = 0; bytes + size > budgetBytes; i++) {
+            ExpertKey v = victims.get(i);
+            bytes -= lru.remove(v).byteSize();
+            dropped(v);
+        }
+        lru.put(key, e);
+        bytes += size;
+        prefetchLoads++;
+        prefetchedUnused.add(key);
+        return true;
+    }
+
+    /**
+     * Lower goes first when a prefetch for layer {@code p} needs room: layers p − 2, p − 3, … p + 1 (furthest next
+     * use first), then p − 1, then p.
+     */
+    private int evictionRank(int layer, int p) {
+        int ahead = Math.floorMod(layer - p, layers);
+        if (ahead == 0) {
+            return layers + 1;
+        }
+        if (ahead == layers - 1) {
+            return layers;
+        }
+        return layers - ahead;
     }
 
     public synchronized boolean isResident(ExpertKey key) {
@@ -190,5 +280,20 @@ public final class ResidentSet {
 
     public synchronized long misses() {
         return misses;
+    }
+
+    /** Experts a prefetch made resident. */
+    public synchronized long prefetchLoads() {
+        return prefetchLoads;
+    }
+
+    /** Prefetched experts a batch used before they were evicted (each counted once, at its first use). */
+    public synchronized long prefetchHits() {
+        return prefetchHits;
+    }
+
+    /** Prefetched experts evicted or dropped before any batch used them. */
+    public synchronized long prefetchWasted() {
+        return prefetchWasted;
     }
 }

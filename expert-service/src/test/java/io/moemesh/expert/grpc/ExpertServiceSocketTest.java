@@ -219,6 +219,8 @@ class ExpertServiceSocketTest extends PlacedInstanceTestBase {
                     .build(), HttpResponse.BodyHandlers.discarding()).statusCode()).as("not on server.port").isEqualTo(404);
             assertThat(r.body()).contains("moemesh_expert_batch_tokens_count", "moemesh_expert_compute_seconds_bucket{layer=\"0\"",
                     "moemesh_expert_queue_seconds", "moemesh_expert_resident_hits_total", "moemesh_expert_resident_misses_total",
+                    "moemesh_expert_prefetch_loads_total", "moemesh_expert_prefetch_hits_total",
+                    "moemesh_expert_prefetch_wasted_total",
                     "moemesh_expert_resident_bytes", "moemesh_expert_budget_bytes 200000.0",
                     "moemesh_expert_errors_total{code=\"FAILED_PRECONDITION\"}", "moemesh_expert_epoch 3.0",
                     "moemesh_expert_open_streams", "moemesh_expert_inflight_batches", "moemesh_expert_tokens_per_second");

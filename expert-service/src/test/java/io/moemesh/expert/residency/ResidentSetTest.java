@@ -57,6 +57,72 @@ class ResidentSetTest {
     }
 
     @Test
+    void prefetchedExpert_usedBeforeEviction_isAPrefetchHit_once_andNoCriticalPathMiss() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.prefetch(k(1));
+        set.acquire(k(1));
+        set.acquire(k(1));
+        assertThat(set.prefetchLoads()).isEqualTo(1);
+        assertThat(set.prefetchHits()).as("counted at the first use only").isEqualTo(1);
+        assertThat(set.misses()).isZero();
+        assertThat(set.hits()).isEqualTo(2);
+    }
+
+    @Test
+    void prefetchedExpert_evictedUnused_isWasted_andItsLaterUseIsACriticalPathMiss() {
+        ResidentSet set = new ResidentSet(200, loader);
+        set.prefetch(k(1));
+        set.acquire(k(2));
+        set.acquire(k(3)); // evicts 1, never used
+        set.acquire(k(1));
+        assertThat(set.prefetchWasted()).isEqualTo(1);
+        assertThat(set.prefetchHits()).isZero();
+        assertThat(set.misses()).isEqualTo(3);
+    }
+
+    @Test
+    void prefetchOfAResidentExpert_loadsNothing_andCountsNoPrefetch() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.acquire(k(1));
+        assertThat(set.prefetch(k(1))).isTrue();
+        set.acquire(k(1));
+        assertThat(set.prefetchLoads()).isZero();
+        assertThat(set.prefetchHits()).isZero();
+        assertThat(loads).hasValue(1);
+    }
+
+    @Test
+    void prefetchForLayerP_evictsFurthestNextUseFirst_thenLayerPMinusOne_thenLayerP() {
+        // 4 layers, room for 3 experts: resident are layer 3, layer 0 and layer 1 (just hinted for: its batch may
+        // be arriving). A prefetch for layer 2 evicts layer 0 (next use 2 layers on) before layer 3 (1 on), though
+        // layer 3 is the least recently used.
+        ResidentSet set = new ResidentSet(300, loader, 4);
+        set.acquire(new ExpertKey(3, 1));
+        set.acquire(new ExpertKey(0, 1));
+        set.acquire(new ExpertKey(1, 1));
+        set.prefetch(new ExpertKey(2, 1));
+        assertThat(set.residentExperts()).containsExactly(new ExpertKey(1, 1), new ExpertKey(2, 1), new ExpertKey(3, 1));
+        // Then layer 3, then layer 1 (p - 1), and layer 2's own experts last.
+        set.prefetch(new ExpertKey(2, 2));
+        assertThat(set.residentExperts()).containsExactly(new ExpertKey(1, 1), new ExpertKey(2, 1), new ExpertKey(2, 2));
+        set.prefetch(new ExpertKey(2, 3));
+        assertThat(set.residentExperts()).containsExactly(new ExpertKey(2, 1), new ExpertKey(2, 2), new ExpertKey(2, 3));
+        set.prefetch(new ExpertKey(2, 4));
+        assertThat(set.residentExperts()).containsExactly(new ExpertKey(2, 2), new ExpertKey(2, 3), new ExpertKey(2, 4));
+        assertThat(set.prefetchLoads()).isEqualTo(4);
+        assertThat(set.prefetchWasted()).isEqualTo(1);
+    }
+
+    @Test
+    void prefetchedExpert_droppedByRestriction_isWasted() {
+        ResidentSet set = new ResidentSet(300, loader);
+        set.prefetch(k(1));
+        set.restrictTo(key -> key.expert() != 1);
+        assertThat(set.prefetchWasted()).isEqualTo(1);
+        assertThat(set.isResident(k(1))).isFalse();
+    }
+
+    @Test
     void expertBiggerThanBudget_isServedButNeverKept() {
         ResidentSet set = new ResidentSet(300, loader);
         set.acquire(k(1));

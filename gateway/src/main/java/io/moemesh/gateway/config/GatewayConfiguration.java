@@ -8,6 +8,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.dispatch.DispatchTraces;
+import io.moemesh.gateway.dispatch.LookaheadPrefetch;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
 import io.moemesh.gateway.dispatch.TracedLocalExperts;
@@ -145,13 +146,45 @@ public class GatewayConfiguration {
                 ModelFingerprint.of(model.directory()), p.prefixCaching().enabled());
     }
 
+    /**
+     * Prefetch hints from the engine's lookahead (moemesh.gateway.dispatch.lookahead-prefetch.*): only with
+     * expert services and when enabled.
+     */
+    @Bean
+    LookaheadPrefetch lookaheadPrefetch(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
+                                        MeterRegistry meters) {
+        GatewayProperties.LookaheadPrefetch lp = p.dispatch().lookaheadPrefetch();
+        if (mesh.isEmpty() || !lp.enabled()) {
+            return null;
+        }
+        var c = model.config();
+        LookaheadPrefetch prefetch = new LookaheadPrefetch(mesh.get(), Math.min(lp.topK() > 0 ? lp.topK() : c.topK(),
+                c.numExperts()), c.topK(), c.hasSharedExpert() ? c.numExperts() : -1, lp.maxInFlight());
+        FunctionCounter.builder("moemesh_gateway_lookahead_true_experts", prefetch, LookaheadPrefetch::trueExperts)
+                .description("true routed experts (tokens x top-k) at layers the lookahead predicted").register(meters);
+        FunctionCounter.builder("moemesh_gateway_lookahead_hits", prefetch, LookaheadPrefetch::hits)
+                .description("of those, the ones among the lookahead's guesses (recall = hits / true experts)")
+                .register(meters);
+        FunctionCounter.builder("moemesh_gateway_prefetch_hints", prefetch, LookaheadPrefetch::hintsSent)
+                .description("experts hinted to expert services (Prefetch)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_prefetch_requests", prefetch, LookaheadPrefetch::requestsSent)
+                .description("Prefetch calls sent").register(meters);
+        FunctionCounter.builder("moemesh_gateway_prefetch_failed", prefetch, LookaheadPrefetch::requestsFailed)
+                .description("Prefetch calls that failed (never a request)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_prefetch_dropped", prefetch, LookaheadPrefetch::requestsDropped)
+                .description("Prefetch calls not sent: max-in-flight were in flight").register(meters);
+        return prefetch;
+    }
+
     @Bean(destroyMethod = "close")
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
-                          OpenTelemetry otel, DispatchTraces traces) {
+                          OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead) {
         // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
         MatMul.warmUp();
-        Engine engine = mesh.<Engine>map(model::engine).orElseGet(() -> model.engine(
+        Engine engine = mesh.<Engine>map(d -> lookahead.isPresent()
+                ? model.engine(d, lookahead.get(), lookahead.get())
+                : model.engine(d)).orElseGet(() -> model.engine(
                 new TracedLocalExperts(LocalExperts.fromStore(model.tensors(), model.config()), traces)));
         // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix.
         StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning(), cache,

@@ -125,6 +125,8 @@ public record GatewayProperties(
      *                            {@code prefer-visited} (default: an instance the token already visits at the
      *                            layer, else the least loaded) or {@code least-loaded} (the least loaded, visited or
      *                            not). Never changes tokens, only where experts run
+     * @param lookaheadPrefetch   Prefetch hints from the engine's lookahead, {@code
+     *                            moemesh.gateway.dispatch.lookahead-prefetch.*}
      */
     public record Dispatch(
             @DefaultValue("10s") Duration stepDeadline,
@@ -132,7 +134,8 @@ public record GatewayProperties(
             @DefaultValue("50") float failureRateThreshold,
             @DefaultValue("5s") Duration openStateWait,
             @DefaultValue("f32") String wireDtype,
-            @DefaultValue("prefer-visited") String replicaPicker) {
+            @DefaultValue("prefer-visited") String replicaPicker,
+            @DefaultValue LookaheadPrefetch lookaheadPrefetch) {
 
         public Dispatch {
             if (!"f32".equals(wireDtype) && !"bf16".equals(wireDtype)) {
@@ -145,6 +148,38 @@ public record GatewayProperties(
         /** The configured {@link #replicaPicker}. */
         public ReplicaPicker picker() {
             return ReplicaPicker.named(replicaPicker, "moemesh.gateway.dispatch.replica-picker");
+        }
+    }
+
+    /**
+     * Lookahead prefetch (Pre-gated MoE): during layer l the engine applies layer l+1's gate to layer l's MoE
+     * input, and the gateway sends expert.v1 {@code Prefetch} hints for the predicted experts to the instances the
+     * placement and the replica picker would use, so an expert-service whose resident set cannot hold its whole
+     * assignment loads them before layer l+1's batch arrives. Advice only: tokens never depend on it.
+     *
+     * @param enabled     off by default: an expert-service whose resident set holds its whole assignment (the
+     *                    default budget, 8 GiB, holds every synthetic and tiny model) gains nothing, and each
+     *                    layer then costs one more small message per instance; turn it on for instances whose
+     *                    {@code moemesh.expert.memory-budget-bytes} is below their assignment
+     * @param topK        routed experts predicted per token and layer; 0 (default) = the model's top-k. Capped to
+     *                    the model's number of experts
+     * @param maxInFlight Prefetch calls in flight over all instances; a hint beyond it is dropped (counted), so
+     *                    a slow instance never makes hints pile up
+     */
+    public record LookaheadPrefetch(
+            @DefaultValue("false") boolean enabled,
+            @DefaultValue("0") int topK,
+            @DefaultValue("64") int maxInFlight) {
+
+        public LookaheadPrefetch {
+            if (topK < 0) {
+                throw new IllegalArgumentException("moemesh.gateway.dispatch.lookahead-prefetch.top-k must be >= 0 "
+                        + "(0 = the model's top-k), got " + topK);
+            }
+            if (maxInFlight < 1) {
+                throw new IllegalArgumentException("moemesh.gateway.dispatch.lookahead-prefetch.max-in-flight must "
+                        + "be >= 1, got " + maxInFlight);
+            }
         }
     }
 

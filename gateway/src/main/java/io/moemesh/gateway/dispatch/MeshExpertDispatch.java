@@ -243,6 +243,68 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         }
     }
 
+    /**
+     * Where a layer's predicted pairs would be computed if they were its true routes: per instance that would
+     * get any, the distinct experts, in order of first appearance (pass pairs best guess first). The same
+     * {@link ReplicaPicker} over the same usable replicas as {@link #run}, but an expert with no usable replica is
+     * skipped rather than an error: a prediction fails nothing. Engine thread only, between {@link #run}s.
+     *
+     * @param experts for row r, {@code experts[r·perRow + j]}: predicted experts of {@code layer}
+     */
+    public List<PrefetchTarget> prefetchTargets(int layer, int rows, int[] experts, int perRow) {
+        if (table == null || layer < 0 || layer >= table.holders().length) {
+            return List.of();
+        }
+        int[] target = new int[rows * perRow];
+        Arrays.fill(target, -1);
+        choice.start(perRow, target, new boolean[byIndex.length]);
+        int[][] holders = table.holders()[layer];
+        for (int t = 0; t < rows; t++) {
+            for (int j = 0; j < perRow; j++) {
+                int p = t * perRow + j;
+                int e = experts[p];
+                if (e < 0 || e >= holders.length) {
+                    continue;
+                }
+                choice.pair(t, j);
+                int best = picker.pick(holders[e], choice);
+                if (best >= 0) {
+                    target[p] = best;
+                    choice.assigned[best]++;
+                }
+            }
+        }
+        boolean[][] seen = new boolean[byIndex.length][holders.length];
+        int[][] list = new int[byIndex.length][holders.length];
+        int[] count = new int[byIndex.length];
+        // Rank-major (every row's best guess before any second guess): most urgent first, as PrefetchRequest asks.
+        for (int j = 0; j < perRow; j++) {
+            for (int t = 0; t < rows; t++) {
+                int p = t * perRow + j;
+                int inst = target[p];
+                if (inst >= 0 && !seen[inst][experts[p]]) {
+                    seen[inst][experts[p]] = true;
+                    list[inst][count[inst]++] = experts[p];
+                }
+            }
+        }
+        List<PrefetchTarget> out = new ArrayList<>();
+        for (int i = 0; i < byIndex.length; i++) {
+            if (count[i] > 0) {
+                out.add(new PrefetchTarget(byIndex[i], table.epoch(), layer, Arrays.copyOf(list[i], count[i])));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Experts of one layer to hint to one instance.
+     *
+     * @param epoch the placement epoch the targets were computed under
+     */
+    public record PrefetchTarget(ResilientInstance instance, long epoch, int layer, int[] experts) {
+    }
+
     /** Partial results of an instance may arrive in several rounds (after retries): keep them per token row. */
     private void merge(float[][] partial, int[][] rowsOf, int inst, float[] result, int[] tokenRows) {
         if (partial[inst] == null) {

@@ -8,6 +8,8 @@ import io.github.resilience4j.circuitbreaker.IllegalStateTransitionException;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.InstanceClient;
 import io.moemesh.service.expert.InstanceHealth;
+import io.moemesh.service.expert.PrefetchAnswer;
+import io.moemesh.service.expert.PrefetchHints;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -105,6 +107,14 @@ public final class ResilientInstance {
                 // The automatic transition (or a probe) moved the breaker on in between: nothing left to do.
             }
         }
+    }
+
+    /**
+     * Sends prefetch hints straight to the client, past the breaker and the bulkhead: a hint is advice, so its
+     * failure must never open the breaker of an instance that computes fine, nor take a slot a call needs.
+     */
+    public CompletableFuture<PrefetchAnswer> prefetch(PrefetchHints hints) {
+        return client.prefetch(hints);
     }
 
     /**

@@ -27,6 +27,18 @@ class DispatchPropertiesTest {
         assertThat(d.wireDtype()).isEqualTo("f32");
     }
 
+    @Test
+    void lookaheadPrefetch_offByDefault_modelTopK_64InFlight() {
+        GatewayProperties.LookaheadPrefetch lp = bind(Map.of()).lookaheadPrefetch();
+        assertThat(lp.enabled()).isFalse();
+        assertThat(lp.topK()).isZero();
+        assertThat(lp.maxInFlight()).isEqualTo(64);
+        lp = bind(Map.of("moemesh.gateway.dispatch.lookahead-prefetch.enabled", "true",
+                "moemesh.gateway.dispatch.lookahead-prefetch.top-k", "4")).lookaheadPrefetch();
+        assertThat(lp.enabled()).isTrue();
+        assertThat(lp.topK()).isEqualTo(4);
+    }
+
     @ParameterizedTest(name = "{0}")
     @CsvSource({"prefer-visited", "least-loaded"})
     void replicaPicker_chosenByName(String name) {
@@ -38,6 +50,8 @@ class DispatchPropertiesTest {
             "replica-picker | round-robin | moemesh.gateway.dispatch.replica-picker must be one of prefer-visited, least-loaded, got 'round-robin'",
             "replica-picker | ''          | moemesh.gateway.dispatch.replica-picker must be one of prefer-visited, least-loaded, got ''",
             "wire-dtype     | f16         | moemesh.gateway.dispatch.wire-dtype must be f32 or bf16, got f16",
+            "lookahead-prefetch.top-k | -1 | moemesh.gateway.dispatch.lookahead-prefetch.top-k must be >= 0 (0 = the model's top-k), got -1",
+            "lookahead-prefetch.max-in-flight | 0 | moemesh.gateway.dispatch.lookahead-prefetch.max-in-flight must be >= 1, got 0",
     })
     void unknownName_refusedAtStartup_namingThePropertyAndTheChoices(String property, String value, String message) {
         assertThatThrownBy(() -> bind(Map.of("moemesh.gateway.dispatch." + property, value)))

@@ -10,6 +10,8 @@ import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.proto.expert.v1.PrefetchRequest;
+import io.moemesh.proto.expert.v1.PrefetchResponse;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
@@ -34,6 +36,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class FakeExpertInstance implements AutoCloseable {
     /** While set, every message is answered UNAVAILABLE. */
     public final AtomicBoolean down = new AtomicBoolean();
+    /** While set, every Prefetch call is answered UNAVAILABLE. */
+    public final AtomicBoolean prefetchFails = new AtomicBoolean();
+    /** Every Prefetch call received (answered or failed), in arrival order. */
+    public final List<PrefetchRequest> prefetches = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final MoeModel model;
     private final GrpcServerLifecycle server;
     private final Path placement;
@@ -72,6 +78,17 @@ public final class FakeExpertInstance implements AutoCloseable {
 
     private final class Service extends ExpertServiceGrpc.ExpertServiceImplBase {
         private final ExpertFfn ffn = new ExpertFfn();
+
+        @Override
+        public void prefetch(PrefetchRequest req, StreamObserver<PrefetchResponse> out) {
+            prefetches.add(req);
+            if (prefetchFails.get()) {
+                out.onError(io.grpc.Status.UNAVAILABLE.withDescription("the fake instance takes no hints").asRuntimeException());
+                return;
+            }
+            out.onNext(PrefetchResponse.newBuilder().setAlreadyResident(req.getExpertsCount()).build());
+            out.onCompleted();
+        }
 
         @Override
         public StreamObserver<ExpertBatchRequest> expertBatch(StreamObserver<ExpertBatchResponse> out) {

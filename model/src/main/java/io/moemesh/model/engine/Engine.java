@@ -22,6 +22,9 @@ public final class Engine {
     private final DenseWeights w;
     private final ExpertDispatch experts;
     private final RouteObserver routes;
+    private final LookaheadObserver lookahead;
+    /** The lookahead's experts per row, k' (0: none is computed). */
+    private final int guesses;
     private final Attention attention;
     private final Rope rope;
     private final Router router;
@@ -36,10 +39,24 @@ public final class Engine {
 
     /** With an observer that sees the gate's choice for every row at every MoE layer. */
     public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts, RouteObserver routes) {
+        this(config, weights, experts, routes, LookaheadObserver.NONE);
+    }
+
+    /**
+     * With a route observer and a lookahead observer that sees, during each layer but the last, the next layer's
+     * predicted experts for every row (computed only when {@link LookaheadObserver#guesses()} is above 0).
+     */
+    public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts, RouteObserver routes,
+                  LookaheadObserver lookahead) {
+        if (lookahead.guesses() < 0) {
+            throw new IllegalArgumentException("lookahead guesses must be >= 0, got " + lookahead.guesses());
+        }
         this.c = config;
         this.w = weights;
         this.experts = experts;
         this.routes = routes;
+        this.lookahead = lookahead;
+        this.guesses = Math.min(lookahead.guesses(), config.numExperts());
         this.attention = new Attention(config);
         this.rope = new Rope(config.headDim(), config.ropeTheta());
         this.router = new Router(config);
@@ -83,7 +100,7 @@ public final class Engine {
         }
         int hidden = c.hiddenSize();
         int pairs = c.pairsPerToken();
-        buf.ensure(c, tokens);
+        buf.ensure(c, tokens, guesses);
         int[][] tables = buf.tables;
         int t = 0;
         for (SequenceStep s : batch) {
@@ -137,12 +154,61 @@ public final class Engine {
                 recordRoutes(batch, traced, tracedWeights, l, pairs);
             }
             routes.onRoutes(ctx, l, buf.experts, buf.weights, pairs);
+            if (guesses > 0 && l + 1 < c.numLayers()) {
+                lookahead(ctx, l + 1, tokens);
+            }
             experts.run(ctx, l, buf.xn, buf.experts, buf.weights, pairs, buf.moe);
             VectorOps.add(buf.moe, 0, buf.h, 0, tokens * hidden);
         }
         List<StepOutput> out = logits(batch, traced, tracedWeights, tokens);
         cache.stepCompleted(ctx);
         return out;
+    }
+
+    /**
+     * Pre-gated MoE (Hwang et al., ISCA 2024): layer {@code next}'s gate applied to {@code buf.xn}, the
+     * MoE input of layer next − 1 (its hidden state after attention, normalised by its post-attention RMSNorm:
+     * exactly what layer next − 1's own gate sees). That is the closest available stand-in for layer next's true
+     * gate input: the residual stream changes only by layer next − 1's MoE output and layer next's attention
+     * before it, and both layers normalise with an RMSNorm whose scale differs per channel, so the same gate
+     * matrix mostly ranks experts alike. Pre-gated MoE trains a gate for this input; the engine serves published
+     * checkpoints and uses layer next's own gate as is, so the guesses are as good as that resemblance (measured:
+     * docs/engine.md). Writes only the lookahead buffers: the step's result never depends on it.
+     */
+    private void lookahead(StepContext ctx, int next, int tokens) {
+        int e = c.numExperts();
+        MatMul.matmul(buf.xn, tokens, w.layers()[next].router(), buf.lookLogits);
+        for (int i = 0; i < tokens; i++) {
+            VectorOps.softmax(buf.lookLogits, i * e, e);
+            topK(buf.lookLogits, i * e, e, guesses, buf.lookExperts, buf.lookScores, i * guesses);
+        }
+        lookahead.onLookahead(ctx, next, buf.lookExperts, buf.lookScores, guesses);
+    }
+
+    /** The k largest of {@code p[lo, lo + n)} by descending value, ties to the lower index (as {@link Router}). */
+    private static void topK(float[] p, int lo, int n, int k, int[] outIdx, float[] outVal, int off) {
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            float bestP = Float.NEGATIVE_INFINITY;
+            for (int x = 0; x < n; x++) {
+                float v = p[lo + x];
+                if (v > bestP && !chosen(outIdx, off, j, x)) {
+                    best = x;
+                    bestP = v;
+                }
+            }
+            outIdx[off + j] = best;
+            outVal[off + j] = bestP;
+        }
+    }
+
+    private static boolean chosen(int[] idx, int off, int n, int x) {
+        for (int j = 0; j < n; j++) {
+            if (idx[off + j] == x) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private void attentionBlock(int l, LayerWeights lw, KvCache cache, int tokens) {

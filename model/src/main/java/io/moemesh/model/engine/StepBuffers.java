@@ -22,8 +22,13 @@ final class StepBuffers {
     int[] pos = new int[0];
     int[][] tables = new int[0][];
     float[] logits = new float[0];
+    /** The lookahead: layer l+1's router logits on layer l's MoE input, and its top-k' per row (empty without one). */
+    float[] lookLogits = new float[0];
+    int[] lookExperts = new int[0];
+    float[] lookScores = new float[0];
 
-    void ensure(ModelConfig c, int tokens) {
+    /** @param guesses the lookahead's experts per row; 0 = no lookahead buffers */
+    void ensure(ModelConfig c, int tokens, int guesses) {
         if (tokens <= capacity) {
             return;
         }
@@ -44,6 +49,11 @@ final class StepBuffers {
         moe = new float[n * hidden];
         pos = new int[n];
         tables = new int[n][];
+        if (guesses > 0) {
+            lookLogits = new float[n * c.numExperts()];
+            lookExperts = new int[n * guesses];
+            lookScores = new float[n * guesses];
+        }
         capacity = n;
     }
 
