@@ -3,6 +3,7 @@ package io.moemesh.cli.router;
 import io.moemesh.proto.router.v1.ExpertPlacement;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.LayerPlacement;
+import io.moemesh.router.coordination.PlacementMessages;
 import io.moemesh.router.placement.Placement;
 import io.moemesh.router.trace.RouteTrace;
 import java.util.ArrayList;
@@ -19,25 +20,15 @@ final class PlacementProtos {
     private PlacementProtos() {
     }
 
+    /** As the router publishes it ({@link PlacementMessages#toProto}), without a shared expert (traces have none). */
     static io.moemesh.proto.router.v1.Placement toProto(Placement p, long epoch, List<String> endpoints,
                                                         long memoryBudgetBytes) {
-        io.moemesh.proto.router.v1.Placement.Builder b = io.moemesh.proto.router.v1.Placement.newBuilder().setEpoch(epoch);
+        List<Instance> instances = new ArrayList<>();
         for (int i = 0; i < p.instances(); i++) {
-            b.addInstances(Instance.newBuilder().setId(p.instanceIds().get(i)).setEndpoint(endpoints.get(i))
-                    .setDeviceSlot(0).setMemoryBudgetBytes(memoryBudgetBytes));
+            instances.add(Instance.newBuilder().setId(p.instanceIds().get(i)).setEndpoint(endpoints.get(i))
+                    .setDeviceSlot(0).setMemoryBudgetBytes(memoryBudgetBytes).build());
         }
-        for (int l = 0; l < p.layers(); l++) {
-            LayerPlacement.Builder lp = LayerPlacement.newBuilder().setLayer(p.firstLayer() + l);
-            for (int e = 0; e < p.experts(l); e++) {
-                ExpertPlacement.Builder ep = ExpertPlacement.newBuilder().setExpert(e);
-                for (int i : p.holders()[l][e]) {
-                    ep.addInstanceIds(p.instanceIds().get(i));
-                }
-                lp.addExperts(ep);
-            }
-            b.addLayers(lp);
-        }
-        return b.build();
+        return PlacementMessages.toProto(p, epoch, instances, 0, 0);
     }
 
     /**
