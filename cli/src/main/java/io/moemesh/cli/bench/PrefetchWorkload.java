@@ -2,10 +2,9 @@ package io.moemesh.cli.bench;
 
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.grpc.stub.StreamObserver;
+import io.moemesh.cli.bench.mesh.TokenCountingStream;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
-import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.PromptIds;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import java.io.IOException;
@@ -117,26 +116,10 @@ final class PrefetchWorkload {
             for (int id : p) {
                 ids.addTokenIds(id);
             }
-            CompletableFuture<Void> f = new CompletableFuture<>();
+            TokenCountingStream stream = new TokenCountingStream(got);
             stub.withDeadlineAfter(20, TimeUnit.MINUTES).generate(GenerateRequest.newBuilder().setPromptIds(ids)
-                    .setSampling(SamplingParams.newBuilder().setMaxTokens(tokens).setIgnoreEos(true)).build(),
-                    new StreamObserver<>() {
-                        @Override
-                        public void onNext(GenerateResponse r) {
-                            got.addAndGet(r.getTokenIdsCount());
-                        }
-
-                        @Override
-                        public void onError(Throwable t) {
-                            f.completeExceptionally(t);
-                        }
-
-                        @Override
-                        public void onCompleted() {
-                            f.complete(null);
-                        }
-                    });
-            done.add(f);
+                    .setSampling(SamplingParams.newBuilder().setMaxTokens(tokens).setIgnoreEos(true)).build(), stream);
+            done.add(stream.done());
         }
         CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).get(30, TimeUnit.MINUTES);
         return got.get() / ((System.nanoTime() - t0) / 1e9);

@@ -2,7 +2,6 @@ package io.moemesh.cli.bench.mesh;
 
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.grpc.stub.StreamObserver;
 import io.moemesh.cli.mesh.MeshHome;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshSpec;
@@ -14,7 +13,6 @@ import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.model.generate.TokenListener;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
-import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.PromptIds;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -126,26 +124,11 @@ final class DecodeComparison {
             for (int id : p) {
                 ids.addTokenIds(id);
             }
-            CompletableFuture<Void> f = new CompletableFuture<>();
+            TokenCountingStream stream = new TokenCountingStream(tokens);
             stub.withDeadlineAfter(10, TimeUnit.MINUTES).generate(GenerateRequest.newBuilder().setPromptIds(ids)
                     .setSampling(io.moemesh.proto.gateway.v1.SamplingParams.newBuilder().setMaxTokens(OUTPUT)
-                            .setIgnoreEos(true)).build(), new StreamObserver<>() {
-                                @Override
-                                public void onNext(GenerateResponse r) {
-                                    tokens.addAndGet(r.getTokenIdsCount());
-                                }
-
-                                @Override
-                                public void onError(Throwable t) {
-                                    f.completeExceptionally(t);
-                                }
-
-                                @Override
-                                public void onCompleted() {
-                                    f.complete(null);
-                                }
-                            });
-            done.add(f);
+                            .setIgnoreEos(true)).build(), stream);
+            done.add(stream.done());
         }
         CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).get(20, TimeUnit.MINUTES);
         return tokens.get() / ((System.nanoTime() - t0) / 1e9);
