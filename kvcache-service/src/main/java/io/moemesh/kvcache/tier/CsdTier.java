@@ -1,0 +1,126 @@
+package io.moemesh.kvcache.tier;
+
+import io.moemesh.kvcache.attend.BlockAttention;
+import io.moemesh.kvcache.attend.PartialAttention;
+import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.block.KvBlock;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.policy.AccessHint;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A computational-storage tier: an {@link SsdTier} (same files, same guarantees) that can also compute attention
+ * over a sequence's stored blocks where they lie and return only the per-head partial outputs and log-sum-exps
+ * (InstInfer's in-storage attention; the gateway merges them with its own partials over its hot blocks, as
+ * flash-decoding merges split-K partials). Here the "device" is the storage process: K/V are read (CRC-checked)
+ * from the segment files and never cross the network.
+ */
+public final class CsdTier implements KvTier {
+    private final SsdTier ssd;
+
+    public CsdTier(SsdTier ssd) {
+        this.ssd = ssd;
+    }
+
+    /** The SSD tier underneath (its open report, compaction, disk bytes). */
+    public SsdTier ssd() {
+        return ssd;
+    }
+
+    /**
+     * Attention of one query token over the stored blocks {@code chain} (consecutive blocks of one sequence, in
+     * order) at {@code layer}, over their first {@code validPositions} positions. Reading a block counts as a hit
+     * in this tier.
+     *
+     * @throws BlockNotFoundException   naming the first block that is not stored (or failed its CRC32C)
+     * @throws IllegalArgumentException naming the field when a shape or value does not fit
+     */
+    public PartialAttention attend(float[] query, int numHeads, List<BlockKey> chain, int layer, int validPositions,
+                                   float scale) {
+        KvLayout layout = ssd.layout();
+        if ((long) validPositions > (long) chain.size() * layout.blockTokens() || validPositions < 0) {
+            throw new IllegalArgumentException("validPositions must be in [0, "
+                    + (long) chain.size() * layout.blockTokens() + "] for " + chain.size() + " blocks, got "
+                    + validPositions);
+        }
+        int used = (validPositions + layout.blockTokens() - 1) / layout.blockTokens();
+        List<KvBlock> blocks = new ArrayList<>(used);
+        for (int i = 0; i < used; i++) {
+            BlockKey k = chain.get(i);
+            blocks.add(ssd.get(k, AccessHint.atChainPosition(i)).orElseThrow(() -> new BlockNotFoundException(k)));
+        }
+        return BlockAttention.attend(query, numHeads, blocks, layout, layer, validPositions, scale);
+    }
+
+    @Override
+    public TierKind kind() {
+        return TierKind.CSD;
+    }
+
+    @Override
+    public KvLayout layout() {
+        return ssd.layout();
+    }
+
+    @Override
+    public PutResult put(KvBlock block, AccessHint hint) {
+        return ssd.put(block, hint);
+    }
+
+    @Override
+    public Optional<KvBlock> get(BlockKey key, AccessHint hint) {
+        return ssd.get(key, hint);
+    }
+
+    @Override
+    public boolean contains(BlockKey key) {
+        return ssd.contains(key);
+    }
+
+    @Override
+    public boolean remove(BlockKey key) {
+        return ssd.remove(key);
+    }
+
+    @Override
+    public boolean pin(BlockKey key) {
+        return ssd.pin(key);
+    }
+
+    @Override
+    public boolean unpin(BlockKey key) {
+        return ssd.unpin(key);
+    }
+
+    @Override
+    public boolean isPinned(BlockKey key) {
+        return ssd.isPinned(key);
+    }
+
+    @Override
+    public long capacityBytes() {
+        return ssd.capacityBytes();
+    }
+
+    @Override
+    public long usedBytes() {
+        return ssd.usedBytes();
+    }
+
+    @Override
+    public long blockCount() {
+        return ssd.blockCount();
+    }
+
+    @Override
+    public TierStats stats() {
+        return ssd.stats();
+    }
+
+    @Override
+    public void close() {
+        ssd.close();
+    }
+}

@@ -1,0 +1,21 @@
+package io.moemesh.kvcache.tier;
+
+/**
+ * When the SSD tier forces appended records to stable storage ({@code FileChannel.force}). Every put writes its
+ * record with a system call before it returns, so a process crash (kill -9) loses nothing that was acknowledged
+ * under any policy: the bytes are in the OS page cache. The policies differ on an OS crash or power loss.
+ */
+public enum FsyncPolicy {
+    /** Force after every put, before it returns: an acknowledged block survives power loss. Slowest. */
+    ALWAYS,
+    /**
+     * Force when {@code fsyncIntervalMillis} have passed or {@code fsyncIntervalBytes} were appended since the last
+     * force, checked on every put and by a background timer every {@code fsyncIntervalMillis}. The default. Loss
+     * window on power loss: the blocks acknowledged in the last {@code fsyncIntervalMillis} (plus one timer tick),
+     * at most about {@code fsyncIntervalBytes} of records; what is lost is detected as a torn tail or a checksum
+     * failure on restart and never served.
+     */
+    INTERVAL,
+    /** Never force (the OS writes back when it likes); segments are still forced before compaction deletes. */
+    NEVER
+}

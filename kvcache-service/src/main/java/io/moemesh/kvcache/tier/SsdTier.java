@@ -1,0 +1,654 @@
+package io.moemesh.kvcache.tier;
+
+import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.block.KvBlock;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.policy.AccessHint;
+import io.moemesh.kvcache.policy.BlockHistory;
+import io.moemesh.kvcache.policy.EvictionPolicy;
+import io.moemesh.model.kv.ModelFingerprint;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Blocks in append-only segment files on local SSD (the log-structured layout of Mooncake's and LMCache's disk
+ * tiers): {@link Segment}s of fixed-size {@link Records} each carrying its own CRC32C, an in-memory index
+ * key → (segment, offset) rebuilt by scanning the files at {@link #open}, and {@link #compact()} to reclaim the
+ * space of removed and evicted records.
+ *
+ * <p>Guarantees:
+ * <ul>
+ *   <li>A put appends its whole record with system calls, forces it as {@link FsyncPolicy} says, and only then
+ *       enters the index: a reader never sees a record that is not completely in the file.</li>
+ *   <li>Every read verifies the record's CRC32C (and magic, key and length); a mismatch drops the record from the
+ *       index, counts a checksum failure and returns empty.</li>
+ *   <li>At open, a partial record at a segment's end (a crash mid-append) is truncated; a whole record that fails
+ *       its CRC is dropped and counted; a segment whose header is damaged is renamed {@code *.corrupt} and skipped;
+ *       an intact segment of another model, layout or format version makes {@link #open} throw
+ *       {@link SegmentMismatchException} (the directory is misconfigured; nothing is deleted).</li>
+ *   <li>{@link #remove} and eviction are not logged: a removed block can reappear after a restart. That is
+ *       correct, because keys are content hashes (any copy of a key holds the same K/V); remove frees space, it
+ *       does not promise erasure.</li>
+ * </ul>
+ *
+ * <p>Locks: one metadata monitor for the index, the policy and the byte counts (held briefly, never across I/O);
+ * an append lock serialising writers; a compaction lock. Reads are positional and run in parallel; a read that
+ * races with compaction deleting its segment retries on the record's new location.
+ */
+public final class SsdTier implements KvTier {
+    private static final Logger log = LoggerFactory.getLogger(SsdTier.class);
+    private static final int MAX_READ_ATTEMPTS = 8;
+
+    private final SsdConfig config;
+    private final KvLayout layout;
+    private final ModelFingerprint fingerprint;
+    private final EvictionPolicy policy;
+    private final LongSupplier clock;
+    private final TierCounters counters = new TierCounters();
+    private final Object meta = new Object();
+    private final Map<BlockKey, Entry> index = new HashMap<>();
+    private final TreeMap<Long, Segment> segments = new TreeMap<>();
+    private final ReentrantLock appendLock = new ReentrantLock();
+    private final ReentrantLock compactionLock = new ReentrantLock();
+    private final AtomicLong nextSegmentId;
+    private final ScheduledExecutorService syncTimer;
+    private final OpenReport openReport;
+    private long usedBytes;
+    private long pinnedBytes;
+    private volatile Segment active;
+    private long bytesSinceSync;
+    private long lastSyncNanos = System.nanoTime();
+    private volatile boolean closed;
+
+    /** Where a live record is, and its history in this tier. Fields other than the location: under {@code meta}. */
+    static final class Entry {
+        final Segment segment;
+        final long offset;
+        BlockHistory history;
+        boolean pinned;
+
+        Entry(Segment segment, long offset, BlockHistory history, boolean pinned) {
+            this.segment = segment;
+            this.offset = offset;
+            this.history = history;
+            this.pinned = pinned;
+        }
+    }
+
+    private SsdTier(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, EvictionPolicy policy,
+                    LongSupplier clock, SegmentScan.Result scan) {
+        this.config = config;
+        this.layout = layout;
+        this.fingerprint = fingerprint;
+        this.policy = policy;
+        this.clock = clock;
+        for (Segment s : scan.segments()) {
+            segments.put(s.id, s);
+        }
+        this.nextSegmentId = new AtomicLong(scan.nextSegmentId());
+        this.openReport = scan.report();
+        counters.checksumFailures.add(scan.report().checksumFailures());
+        long now = clock.getAsLong();
+        scan.index().forEach((key, e) -> {
+            index.put(key, e);
+            e.history = BlockHistory.inserted(key, e.segment.recordBytes, now, AccessHint.NONE);
+            usedBytes += e.segment.recordBytes;
+            policy.onInsert(e.history);
+        });
+        synchronized (meta) {
+            // A smaller capacity than last time: evict down to it (no block is pinned yet).
+            while (usedBytes > config.capacityBytes()) {
+                evictOne();
+            }
+        }
+        if (config.fsync() == FsyncPolicy.INTERVAL) {
+            syncTimer = Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "kvcache-ssd-fsync");
+                t.setDaemon(true);
+                return t;
+            });
+            long ms = config.fsyncInterval().toMillis();
+            syncTimer.scheduleWithFixedDelay(this::syncIfDirty, ms, ms, TimeUnit.MILLISECONDS);
+        } else {
+            syncTimer = null;
+        }
+    }
+
+    /**
+     * Opens (or creates) the tier in {@code config.directory()}, rebuilding the index from the segment files.
+     *
+     * @param fingerprint the model whose blocks this tier stores; segments of another are refused
+     * @param policy      eviction order when the capacity is reached (a fresh instance per tier)
+     * @param clock       the time {@link BlockHistory} records
+     * @throws SegmentMismatchException when an intact segment belongs to another model, layout or format version
+     * @throws UncheckedIOException     when the directory cannot be read or written
+     */
+    public static SsdTier open(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint,
+                               EvictionPolicy policy, LongSupplier clock) {
+        Objects.requireNonNull(layout, "layout");
+        Objects.requireNonNull(fingerprint, "fingerprint");
+        if (config.capacityBytes() < Records.HEADER_BYTES + config.encoding().payloadBytes(layout)) {
+            throw new IllegalArgumentException("SSD capacityBytes " + config.capacityBytes()
+                    + " cannot hold one record of " + (Records.HEADER_BYTES + config.encoding().payloadBytes(layout))
+                    + " bytes");
+        }
+        SegmentScan.Result scan = SegmentScan.scan(config.directory(), layout, fingerprint);
+        return new SsdTier(config, layout, fingerprint, Objects.requireNonNull(policy, "policy"),
+                Objects.requireNonNull(clock, "clock"), scan);
+    }
+
+    /** {@link #open(SsdConfig, KvLayout, ModelFingerprint, EvictionPolicy, LongSupplier)} with the system clock. */
+    public static SsdTier open(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint,
+                               EvictionPolicy policy) {
+        return open(config, layout, fingerprint, policy, System::nanoTime);
+    }
+
+    /** What the index rebuild at open found. */
+    public OpenReport openReport() {
+        return openReport;
+    }
+
+    public SsdConfig config() {
+        return config;
+    }
+
+    public ModelFingerprint fingerprint() {
+        return fingerprint;
+    }
+
+    @Override
+    public TierKind kind() {
+        return TierKind.SSD;
+    }
+
+    @Override
+    public KvLayout layout() {
+        return layout;
+    }
+
+    /** Bytes a block occupies in new segments (record header + encoded payload). */
+    public int recordBytes() {
+        return Records.HEADER_BYTES + config.encoding().payloadBytes(layout);
+    }
+
+    @Override
+    public PutResult put(KvBlock block, AccessHint hint) {
+        checkOpen();
+        int stride = recordBytes();
+        // open() checked that one record fits the capacity, so a block of the right layout is never oversize.
+        Tiers.checkBlock(block, layout, Long.MAX_VALUE, "SSD tier");
+        BlockKey key = block.key();
+        synchronized (meta) {
+            Entry e = index.get(key);
+            if (e != null) {
+                touch(e, hint);
+                return PutResult.ALREADY_PRESENT;
+            }
+        }
+        // Encode outside every lock: it is the CPU part (and INT8 may refuse the block).
+        int payloadBytes = config.encoding().payloadBytes(layout);
+        ByteBuffer rec = ByteBuffer.allocate(stride);
+        Records.begin(rec, key, payloadBytes);
+        config.encoding().encode(block, rec);
+        Records.seal(rec);
+        appendLock.lock();
+        try {
+            checkOpen();
+            synchronized (meta) {
+                Entry e = index.get(key);
+                if (e != null) {
+                    touch(e, hint);
+                    return PutResult.ALREADY_PRESENT;
+                }
+                if (pinnedBytes + stride > config.capacityBytes()) {
+                    return PutResult.NO_SPACE;
+                }
+                while (usedBytes + stride > config.capacityBytes()) {
+                    evictOne();
+                }
+            }
+            Segment seg = activeFor(stride);
+            long at;
+            try {
+                at = seg.append(rec);
+                syncAfterAppend(seg, stride);
+            } catch (IOException ex) {
+                // The segment's tail is suspect: write the next record into a fresh segment.
+                active = null;
+                throw new UncheckedIOException("appending block " + key + " to " + seg.path + " failed", ex);
+            }
+            synchronized (meta) {
+                Entry e = new Entry(seg, at, BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false);
+                index.put(key, e);
+                usedBytes += stride;
+                seg.liveBytes += stride;
+                policy.onInsert(e.history);
+            }
+            counters.bytesWritten.add(stride);
+            return PutResult.STORED;
+        } finally {
+            appendLock.unlock();
+        }
+    }
+
+    /** The segment to append a record of {@code stride} bytes to: the active one, or a new one past the size. */
+    private Segment activeFor(int stride) {
+        Segment seg = active;
+        if (seg != null && seg.header.encoding() == config.encoding()
+                && (seg.size() + stride <= config.segmentBytes() || seg.recordArea() == 0)) {
+            return seg;
+        }
+        try {
+            if (seg != null && config.fsync() != FsyncPolicy.NEVER) {
+                // A sealed segment is never forced again: force what INTERVAL has not yet.
+                seg.force();
+                bytesSinceSync = 0;
+            }
+            Segment next = Segment.create(config.directory(),
+                    SegmentHeader.of(layout, config.encoding(), fingerprint, nextSegmentId.getAndIncrement()));
+            synchronized (meta) {
+                segments.put(next.id, next);
+            }
+            active = next;
+            return next;
+        } catch (IOException e) {
+            throw new UncheckedIOException("starting a segment in " + config.directory() + " failed", e);
+        }
+    }
+
+    private void syncAfterAppend(Segment seg, int stride) throws IOException {
+        bytesSinceSync += stride;
+        switch (config.fsync()) {
+            case ALWAYS -> {
+                seg.force();
+                bytesSinceSync = 0;
+            }
+            case INTERVAL -> {
+                long now = System.nanoTime();
+                if (bytesSinceSync >= config.fsyncIntervalBytes()
+                        || now - lastSyncNanos >= config.fsyncInterval().toNanos()) {
+                    seg.force();
+                    bytesSinceSync = 0;
+                    lastSyncNanos = now;
+                }
+            }
+            case NEVER -> { }
+        }
+    }
+
+    /** The INTERVAL timer: forces the active segment if records were appended since the last force. */
+    private void syncIfDirty() {
+        appendLock.lock();
+        try {
+            Segment seg = active;
+            if (!closed && seg != null && bytesSinceSync > 0) {
+                seg.force();
+                bytesSinceSync = 0;
+                lastSyncNanos = System.nanoTime();
+            }
+        } catch (IOException e) {
+            log.warn("forcing {} failed: {}", active == null ? "?" : active.path, e.toString());
+        } finally {
+            appendLock.unlock();
+        }
+    }
+
+    /** Forces every appended record to stable storage now, whatever the policy. */
+    public void sync() {
+        appendLock.lock();
+        try {
+            Segment seg = active;
+            if (seg != null) {
+                seg.force();
+                bytesSinceSync = 0;
+                lastSyncNanos = System.nanoTime();
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("forcing the active segment failed", e);
+        } finally {
+            appendLock.unlock();
+        }
+    }
+
+    /**
+     * Record bytes appended since the last force (0 right after a put under ALWAYS; under INTERVAL it returns to 0
+     * within about {@code fsyncInterval} without further puts, by the timer).
+     */
+    public long unsyncedBytes() {
+        appendLock.lock();
+        try {
+            return bytesSinceSync;
+        } finally {
+            appendLock.unlock();
+        }
+    }
+
+    /** Under {@code meta}. */
+    private void evictOne() {
+        BlockKey victim = policy.victim(k -> !index.get(k).pinned).orElseThrow(() -> new IllegalStateException(
+                "eviction policy found no unpinned block while " + (usedBytes - pinnedBytes)
+                        + " unpinned bytes are resident"));
+        drop(victim, index.get(victim));
+        counters.evictions.increment();
+    }
+
+    /** Under {@code meta}: the record becomes dead space. */
+    private void drop(BlockKey key, Entry e) {
+        index.remove(key);
+        int stride = e.segment.recordBytes;
+        usedBytes -= stride;
+        e.segment.liveBytes -= stride;
+        e.segment.deadBytes += stride;
+        if (e.pinned) {
+            pinnedBytes -= stride;
+        }
+        policy.onRemove(key);
+    }
+
+    /** Under {@code meta}. */
+    private void touch(Entry e, AccessHint hint) {
+        e.history = e.history.accessed(clock.getAsLong(), hint);
+        policy.onAccess(e.history);
+    }
+
+    @Override
+    public Optional<KvBlock> get(BlockKey key, AccessHint hint) {
+        checkOpen();
+        for (int attempt = 0; attempt < MAX_READ_ATTEMPTS; attempt++) {
+            Entry e;
+            synchronized (meta) {
+                e = index.get(key);
+            }
+            if (e == null) {
+                break;
+            }
+            ByteBuffer rec;
+            try {
+                rec = e.segment.read(e.offset);
+            } catch (ClosedChannelException closedUnderUs) {
+                checkOpen();
+                continue; // compaction moved the record and closed its old segment: look it up again
+            } catch (IOException ex) {
+                log.warn("reading block {} from {} failed: {}", key, e.segment.path, ex.toString());
+                break;
+            }
+            BlockKey found = Records.verify(rec, e.segment.header.encoding().payloadBytes(layout));
+            if (!key.equals(found)) {
+                dropCorrupt(key, e, "on read");
+                break;
+            }
+            synchronized (meta) {
+                if (index.get(key) == e) {
+                    touch(e, hint);
+                }
+            }
+            counters.hits.increment();
+            counters.bytesRead.add(rec.capacity());
+            return Optional.of(e.segment.header.encoding().decode(key, layout, Records.payload(rec)));
+        }
+        counters.misses.increment();
+        return Optional.empty();
+    }
+
+    private void dropCorrupt(BlockKey key, Entry e, String when) {
+        synchronized (meta) {
+            if (index.get(key) == e) {
+                drop(key, e);
+            }
+        }
+        counters.checksumFailures.increment();
+        log.warn("block {} in {} at offset {} failed its CRC32C check {}: dropped", key, e.segment.path, e.offset,
+                when);
+    }
+
+    @Override
+    public boolean contains(BlockKey key) {
+        synchronized (meta) {
+            return index.containsKey(key);
+        }
+    }
+
+    @Override
+    public boolean remove(BlockKey key) {
+        synchronized (meta) {
+            Entry e = index.get(key);
+            if (e == null) {
+                return false;
+            }
+            drop(key, e);
+            return true;
+        }
+    }
+
+    @Override
+    public boolean pin(BlockKey key) {
+        synchronized (meta) {
+            Entry e = index.get(key);
+            if (e == null) {
+                return false;
+            }
+            if (!e.pinned) {
+                e.pinned = true;
+                pinnedBytes += e.segment.recordBytes;
+            }
+            return true;
+        }
+    }
+
+    @Override
+    public boolean unpin(BlockKey key) {
+        synchronized (meta) {
+            Entry e = index.get(key);
+            if (e == null || !e.pinned) {
+                return false;
+            }
+            e.pinned = false;
+            pinnedBytes -= e.segment.recordBytes;
+            return true;
+        }
+    }
+
+    @Override
+    public boolean isPinned(BlockKey key) {
+        synchronized (meta) {
+            Entry e = index.get(key);
+            return e != null && e.pinned;
+        }
+    }
+
+    /** The block's history in this tier, empty when it is not stored. */
+    public Optional<BlockHistory> history(BlockKey key) {
+        synchronized (meta) {
+            Entry e = index.get(key);
+            return e == null ? Optional.empty() : Optional.of(e.history);
+        }
+    }
+
+    /**
+     * Rewrites every sealed segment whose live bytes are below {@code compactionLiveFraction} of its records:
+     * copies its live records (each CRC-checked; bad ones are dropped) into new segments, forces them, moves the
+     * index entries that still point at the old copies, then deletes the old files. Crash-safe at every step: until
+     * the delete both copies exist and hold the same bytes, and the index rebuild keeps the later segment's.
+     * Concurrent gets keep working (a get that loses the race re-reads from the new location); puts go on into the
+     * active segment, which is never compacted. One compaction at a time.
+     */
+    public CompactionResult compact() {
+        compactionLock.lock();
+        try {
+            checkOpen();
+            return SsdCompactor.run(this);
+        } finally {
+            compactionLock.unlock();
+        }
+    }
+
+    // --- for SsdCompactor (same package) ---
+
+    /** Sealed segments at or below the live fraction, with the live entries in each; under {@code meta}. */
+    Map<Segment, List<Map.Entry<BlockKey, Entry>>> compactionCandidates() {
+        synchronized (meta) {
+            Segment act = active;
+            Map<Segment, List<Map.Entry<BlockKey, Entry>>> out = new HashMap<>();
+            for (Segment s : segments.values()) {
+                long area = s.recordArea();
+                if (s != act && (area == 0 || s.liveBytes < config.compactionLiveFraction() * area)) {
+                    out.put(s, new ArrayList<>());
+                }
+            }
+            for (Map.Entry<BlockKey, Entry> e : index.entrySet()) {
+                List<Map.Entry<BlockKey, Entry>> l = out.get(e.getValue().segment);
+                if (l != null) {
+                    l.add(Map.entry(e.getKey(), e.getValue()));
+                }
+            }
+            return out;
+        }
+    }
+
+    Segment newSegment(PayloadEncoding encoding) throws IOException {
+        Segment s = Segment.create(config.directory(),
+                SegmentHeader.of(layout, encoding, fingerprint, nextSegmentId.getAndIncrement()));
+        synchronized (meta) {
+            segments.put(s.id, s);
+        }
+        return s;
+    }
+
+    /** Moves an entry to its copy if it still points at the old record, and retires the victims; one step. */
+    void swapIn(List<SsdCompactor.Moved> moved, Iterable<Segment> victims) {
+        synchronized (meta) {
+            for (SsdCompactor.Moved m : moved) {
+                int stride = m.to().recordBytes;
+                if (index.get(m.key()) == m.from()) {
+                    index.put(m.key(), new Entry(m.to(), m.offset(), m.from().history, m.from().pinned));
+                    m.to().liveBytes += stride;
+                } else {
+                    m.to().deadBytes += stride;
+                }
+            }
+            for (Segment v : victims) {
+                segments.remove(v.id);
+            }
+        }
+    }
+
+    void verifyOrDrop(BlockKey key, Entry e, ByteBuffer rec, Runnable onGood) {
+        if (key.equals(Records.verify(rec, e.segment.header.encoding().payloadBytes(layout)))) {
+            onGood.run();
+        } else {
+            dropCorrupt(key, e, "during compaction");
+        }
+    }
+
+    void countWritten(long bytes) {
+        counters.bytesWritten.add(bytes);
+    }
+
+    Path directory() {
+        return config.directory();
+    }
+
+    long segmentBytes() {
+        return config.segmentBytes();
+    }
+
+    // --- accounting ---
+
+    @Override
+    public long capacityBytes() {
+        return config.capacityBytes();
+    }
+
+    @Override
+    public long usedBytes() {
+        synchronized (meta) {
+            return usedBytes;
+        }
+    }
+
+    @Override
+    public long blockCount() {
+        synchronized (meta) {
+            return index.size();
+        }
+    }
+
+    /** Bytes of records that are no longer live (removed, evicted, superseded, failed), awaiting compaction. */
+    public long deadBytes() {
+        synchronized (meta) {
+            return segments.values().stream().mapToLong(s -> s.deadBytes).sum();
+        }
+    }
+
+    /** Bytes of all segment files. */
+    public long diskBytes() {
+        synchronized (meta) {
+            return segments.values().stream().mapToLong(Segment::size).sum();
+        }
+    }
+
+    /** Segment files in use. */
+    public int segmentCount() {
+        synchronized (meta) {
+            return segments.size();
+        }
+    }
+
+    @Override
+    public TierStats stats() {
+        synchronized (meta) {
+            return counters.snapshot(index.size(), usedBytes, config.capacityBytes());
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        if (syncTimer != null) {
+            syncTimer.shutdownNow();
+        }
+        compactionLock.lock();
+        appendLock.lock();
+        try {
+            closed = true;
+            Segment seg = active;
+            if (seg != null && config.fsync() != FsyncPolicy.NEVER) {
+                seg.force();
+            }
+        } catch (IOException e) {
+            log.warn("forcing {} at close failed: {}", active.path, e.toString());
+        } finally {
+            synchronized (meta) {
+                segments.values().forEach(Segment::close);
+            }
+            appendLock.unlock();
+            compactionLock.unlock();
+        }
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("the SSD tier in " + config.directory() + " is closed");
+        }
+    }
+}

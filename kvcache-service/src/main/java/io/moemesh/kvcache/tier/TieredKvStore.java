@@ -1,0 +1,312 @@
+package io.moemesh.kvcache.tier;
+
+import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.block.KvBlock;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.policy.AccessHint;
+import io.moemesh.kvcache.policy.AdmissionPolicy;
+import io.moemesh.kvcache.policy.EvictionPolicy;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongSupplier;
+
+/**
+ * DRAM over a lower tier (SSD or CSD), exclusive in capacity: a block lives in exactly one tier, so the store holds
+ * DRAM + lower bytes of distinct blocks (Mooncake's and LMCache's hierarchy; an inclusive cache would waste the
+ * smaller tier on copies).
+ *
+ * <ul>
+ *   <li>{@link #put}: the {@link AdmissionPolicy} may decline; otherwise into DRAM. DRAM's victims are demoted into
+ *       the lower tier synchronously, before they leave DRAM, so a demoted block is visible throughout. When DRAM
+ *       is full of pinned blocks the put goes straight to the lower tier.</li>
+ *   <li>{@link #get}: DRAM, else the lower tier; a lower-tier hit is promoted (stored in DRAM, then removed
+ *       below), keeping the tiers exclusive.</li>
+ *   <li>{@link #pin} counts nested pins per block across tiers: a pinned block is evicted from neither tier, and a
+ *       promotion carries the pin.</li>
+ * </ul>
+ *
+ * <p>Thread-safe. Every move between tiers (put, promotion, demotion, remove, pin) happens under one lock; a DRAM
+ * hit takes only DRAM's monitor and a lower-tier read runs outside the lock (its I/O and CRC check in parallel).
+ * Moves always store the block in its new tier before removing it from the old one, so a reader that misses in
+ * both tiers only because it raced a move retries once under the lock and finds it.
+ */
+public final class TieredKvStore implements AutoCloseable {
+    private final KvLayout layout;
+    private final DramTier dram;
+    private final KvTier lower;
+    private final AdmissionPolicy admission;
+    private final ReentrantLock lock = new ReentrantLock();
+    /** Nested pin counts; guarded by {@link #lock}. */
+    private final Map<BlockKey, Integer> pins = new HashMap<>();
+    private final LongAdder demotions = new LongAdder();
+    private final LongAdder demotionDrops = new LongAdder();
+    private final LongAdder promotions = new LongAdder();
+    private final LongAdder declined = new LongAdder();
+
+    /**
+     * @param dramBytes  DRAM budget in bytes (≥ one block)
+     * @param dramPolicy DRAM's eviction order (a fresh instance)
+     * @param lower      the tier DRAM demotes to (its layout must be {@code layout}); closed with the store
+     * @param admission  whether a new block is stored at all
+     * @param clock      the time DRAM's block histories record
+     */
+    public TieredKvStore(KvLayout layout, long dramBytes, EvictionPolicy dramPolicy, KvTier lower,
+                         AdmissionPolicy admission, LongSupplier clock) {
+        this.layout = Objects.requireNonNull(layout, "layout");
+        this.lower = Objects.requireNonNull(lower, "lower");
+        if (!lower.layout().equals(layout)) {
+            throw new IllegalArgumentException("the " + lower.kind() + " tier stores " + lower.layout()
+                    + ", the store " + layout);
+        }
+        this.admission = Objects.requireNonNull(admission, "admission");
+        this.dram = new DramTier(layout, dramBytes, dramPolicy, clock, this::demote);
+    }
+
+    /** Called by DRAM, under {@link #lock} (every DRAM put is), with a victim that is still in DRAM. */
+    private void demote(KvBlock victim) {
+        PutResult r;
+        try {
+            r = lower.put(victim);
+        } catch (RuntimeException e) {
+            demotionDrops.increment();
+            throw e; // DRAM logs it and drops the block
+        }
+        if (r == PutResult.NO_SPACE) {
+            demotionDrops.increment();
+        } else {
+            demotions.increment();
+        }
+    }
+
+    public KvLayout layout() {
+        return layout;
+    }
+
+    /**
+     * Stores a block (all-or-nothing).
+     *
+     * @throws IllegalArgumentException when the block's layout is not the store's
+     */
+    public StoreResult put(KvBlock block, AccessHint hint) {
+        Tiers.checkBlock(block, layout, Long.MAX_VALUE, "store");
+        lock.lock();
+        try {
+            Optional<TierKind> where = locate(block.key());
+            if (where.isPresent()) {
+                return new StoreResult(PutResult.ALREADY_PRESENT, where);
+            }
+            if (!admission.admit(block.key(), hint)) {
+                declined.increment();
+                return new StoreResult(PutResult.DECLINED, Optional.empty());
+            }
+            PutResult r = dram.put(block, hint);
+            if (r == PutResult.STORED) {
+                return new StoreResult(r, Optional.of(TierKind.DRAM));
+            }
+            // DRAM is full of pinned blocks: the lower tier is the only room.
+            r = lower.put(block, hint);
+            return new StoreResult(r, r == PutResult.STORED ? Optional.of(lower.kind()) : Optional.empty());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** {@link #put(KvBlock, AccessHint)} without a hint. */
+    public StoreResult put(KvBlock block) {
+        return put(block, AccessHint.NONE);
+    }
+
+    /** The whole block from whichever tier holds it, promoting a lower-tier hit to DRAM; empty when not stored. */
+    public Optional<StoredBlock> get(BlockKey key, AccessHint hint) {
+        Optional<KvBlock> hot = dram.get(key, hint);
+        if (hot.isPresent()) {
+            return Optional.of(new StoredBlock(hot.get(), TierKind.DRAM));
+        }
+        Optional<KvBlock> cold = lower.get(key, hint);
+        if (cold.isPresent()) {
+            promote(cold.get(), hint);
+            return Optional.of(new StoredBlock(cold.get(), lower.kind()));
+        }
+        // Both missed: maybe only because a move ran between the two reads. Under the lock nothing moves.
+        lock.lock();
+        try {
+            if (dram.contains(key)) {
+                return dram.get(key, hint).map(b -> new StoredBlock(b, TierKind.DRAM));
+            }
+            if (lower.contains(key)) {
+                Optional<KvBlock> again = lower.get(key, hint);
+                again.ifPresent(b -> promote(b, hint));
+                return again.map(b -> new StoredBlock(b, lower.kind()));
+            }
+            return Optional.empty();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** {@link #get(BlockKey, AccessHint)} without a hint. */
+    public Optional<StoredBlock> get(BlockKey key) {
+        return get(key, AccessHint.NONE);
+    }
+
+    private void promote(KvBlock block, AccessHint hint) {
+        lock.lock();
+        try {
+            BlockKey key = block.key();
+            if (dram.contains(key) || !lower.contains(key)) {
+                return; // another thread promoted it, or it was removed meanwhile
+            }
+            if (dram.put(block, hint) == PutResult.STORED) {
+                lower.remove(key);
+                if (pins.containsKey(key)) {
+                    dram.pin(key);
+                }
+                promotions.increment();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether any tier holds the block. */
+    public boolean contains(BlockKey key) {
+        lock.lock();
+        try {
+            return locate(key).isPresent();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The tier holding the block, if any; under {@link #lock}. */
+    private Optional<TierKind> locate(BlockKey key) {
+        if (dram.contains(key)) {
+            return Optional.of(TierKind.DRAM);
+        }
+        return lower.contains(key) ? Optional.of(lower.kind()) : Optional.empty();
+    }
+
+    /**
+     * The longest leading run of {@code chain} (block 0 first) that is stored in any tier, with the tier of each.
+     * Records no access: a lookup is a question, the get that follows is the use.
+     */
+    public LookupResult lookup(List<BlockKey> chain) {
+        List<TierKind> tiers = new ArrayList<>();
+        lock.lock();
+        try {
+            for (BlockKey k : chain) {
+                Optional<TierKind> t = locate(k);
+                if (t.isEmpty()) {
+                    break;
+                }
+                tiers.add(t.get());
+            }
+        } finally {
+            lock.unlock();
+        }
+        return new LookupResult(tiers);
+    }
+
+    /** Drops the block from whichever tier holds it, with its pins. @return whether it was stored. */
+    public boolean remove(BlockKey key) {
+        lock.lock();
+        try {
+            pins.remove(key);
+            boolean d = dram.remove(key);
+            boolean l = lower.remove(key);
+            return d || l;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Pins a stored block (nested: each pin needs an unpin): it is evicted from no tier until unpinned.
+     *
+     * @return whether the block is stored (false: nothing pinned)
+     */
+    public boolean pin(BlockKey key) {
+        lock.lock();
+        try {
+            Optional<TierKind> where = locate(key);
+            if (where.isEmpty()) {
+                return false;
+            }
+            (where.get() == TierKind.DRAM ? dram : lower).pin(key);
+            pins.merge(key, 1, Integer::sum);
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Releases one pin. @return whether the block had one. */
+    public boolean unpin(BlockKey key) {
+        lock.lock();
+        try {
+            Integer n = pins.get(key);
+            if (n == null) {
+                return false;
+            }
+            if (n > 1) {
+                pins.put(key, n - 1);
+            } else {
+                pins.remove(key);
+                dram.unpin(key);
+                lower.unpin(key);
+            }
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether the block has at least one pin. */
+    public boolean isPinned(BlockKey key) {
+        lock.lock();
+        try {
+            return pins.containsKey(key);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public DramTier dram() {
+        return dram;
+    }
+
+    public KvTier lower() {
+        return lower;
+    }
+
+    public StoreStats stats() {
+        lock.lock();
+        try {
+            return new StoreStats(dram.stats(), lower.stats(), demotions.sum(), demotionDrops.sum(),
+                    promotions.sum(), declined.sum());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Closes both tiers. DRAM's blocks are not written down: the store is a cache, and a restart rebuilds the lower
+     * tier's index from its files.
+     */
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            dram.close();
+            lower.close();
+        } finally {
+            lock.unlock();
+        }
+    }
+}

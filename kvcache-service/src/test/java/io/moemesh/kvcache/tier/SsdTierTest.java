@@ -1,0 +1,232 @@
+package io.moemesh.kvcache.tier;
+
+import static io.moemesh.kvcache.tier.TestBlocks.LAYOUT;
+import static io.moemesh.kvcache.tier.TestBlocks.MODEL;
+import static io.moemesh.kvcache.tier.TestBlocks.RECORD_BYTES;
+import static io.moemesh.kvcache.tier.TestBlocks.block;
+import static io.moemesh.kvcache.tier.TestBlocks.key;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import io.moemesh.kvcache.block.KvBlock;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.policy.LruPolicy;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+class SsdTierTest {
+    @TempDir
+    Path dir;
+
+    static SsdConfig config(Path dir) {
+        return SsdConfig.defaults(dir, 1 << 20).withSegmentBytes(128 + 4L * RECORD_BYTES);
+    }
+
+    static SsdTier open(SsdConfig c) {
+        return SsdTier.open(c, LAYOUT, MODEL, new LruPolicy());
+    }
+
+    static List<Path> segmentFiles(Path dir) throws IOException {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> p.toString().endsWith(".kvseg")).sorted().toList();
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(FsyncPolicy.class)
+    void putThenGet_returnsTheSameBytes_underEveryFsyncPolicy(FsyncPolicy fsync) {
+        try (SsdTier t = open(config(dir).withFsync(fsync))) {
+            for (int i = 0; i < 10; i++) {
+                assertThat(t.put(block(i))).isEqualTo(PutResult.STORED);
+            }
+            assertThat(t.put(block(3))).isEqualTo(PutResult.ALREADY_PRESENT);
+            for (int i = 0; i < 10; i++) {
+                int n = i;
+                assertThat(t.get(key(i))).hasValueSatisfying(b -> assertThat(b.sameContent(block(n))).isTrue());
+            }
+            assertThat(t.get(key(99))).isEmpty();
+            TierStats s = t.stats();
+            assertThat(s.hits()).isEqualTo(10);
+            assertThat(s.misses()).isEqualTo(1);
+            assertThat(s.bytesWritten()).isEqualTo(10L * RECORD_BYTES);
+            assertThat(s.usedBytes()).isEqualTo(10L * RECORD_BYTES);
+        }
+    }
+
+    @Test
+    void segments_rollOverAtTheConfiguredSize() throws IOException {
+        try (SsdTier t = open(config(dir))) {
+            for (int i = 0; i < 10; i++) {
+                t.put(block(i));
+            }
+            assertThat(t.segmentCount()).isEqualTo(3);
+        }
+        List<Path> files = segmentFiles(dir);
+        assertThat(files).hasSize(3);
+        assertThat(Files.size(files.get(0))).isEqualTo(128 + 4L * RECORD_BYTES);
+        assertThat(Files.size(files.get(2))).isEqualTo(128 + 2L * RECORD_BYTES);
+    }
+
+    @Test
+    void reopen_rebuildsExactlyTheIndex_andAppendsToANewSegment() {
+        try (SsdTier t = open(config(dir))) {
+            for (int i = 0; i < 12; i++) {
+                t.put(block(i));
+            }
+        }
+        try (SsdTier t = open(config(dir))) {
+            assertThat(t.openReport().blocks()).isEqualTo(12);
+            assertThat(t.openReport().checksumFailures()).isZero();
+            assertThat(t.blockCount()).isEqualTo(12);
+            assertThat(t.usedBytes()).isEqualTo(12L * RECORD_BYTES);
+            for (int i = 0; i < 12; i++) {
+                int n = i;
+                assertThat(t.get(key(i))).hasValueSatisfying(b -> assertThat(b.sameContent(block(n))).isTrue());
+            }
+            assertThat(t.contains(key(12))).isFalse();
+            // New puts after a reopen go to a new segment, never into an old one.
+            t.put(block(12));
+            assertThat(t.segmentCount()).isEqualTo(4);
+        }
+        try (SsdTier t = open(config(dir))) {
+            assertThat(t.blockCount()).isEqualTo(13);
+        }
+    }
+
+    @Test
+    void capacity_evictsLeastRecentlyUsed_andPinnedBlocksNever() {
+        SsdConfig c = config(dir).withCapacityBytes(3L * RECORD_BYTES);
+        try (SsdTier t = open(c)) {
+            t.put(block(1));
+            t.put(block(2));
+            t.put(block(3));
+            t.pin(key(1));
+            t.put(block(4));
+            assertThat(t.contains(key(1))).isTrue();
+            assertThat(t.contains(key(2))).isFalse();
+            assertThat(t.usedBytes()).isEqualTo(3L * RECORD_BYTES);
+            assertThat(t.deadBytes()).isEqualTo(RECORD_BYTES);
+            assertThat(t.stats().evictions()).isEqualTo(1);
+            t.pin(key(3));
+            t.pin(key(4));
+            assertThat(t.put(block(5))).isEqualTo(PutResult.NO_SPACE);
+            assertThat(t.contains(key(5))).isFalse();
+        }
+    }
+
+    @Test
+    void open_refused_forASegmentOfAnotherModel() {
+        try (SsdTier t = open(config(dir))) {
+            t.put(block(1));
+        }
+        assertThatThrownBy(() -> SsdTier.open(config(dir), LAYOUT, TestBlocks.fingerprint(2), new LruPolicy()))
+                .isInstanceOf(SegmentMismatchException.class)
+                .hasMessageContaining("model fingerprint " + MODEL.hex())
+                .hasMessageContaining("one directory per model");
+    }
+
+    @Test
+    void open_refused_forASegmentOfAnotherLayout() {
+        try (SsdTier t = open(config(dir))) {
+            t.put(block(1));
+        }
+        KvLayout other = new KvLayout(2, 2, 4, 16);
+        assertThatThrownBy(() -> SsdTier.open(config(dir), other, MODEL, new LruPolicy()))
+                .isInstanceOf(SegmentMismatchException.class)
+                .hasMessageContaining("segment of " + LAYOUT).hasMessageContaining("this store serves " + other);
+    }
+
+    @Test
+    void put_refused_forABlockOfAnotherLayout_storeUnchanged() {
+        try (SsdTier t = open(config(dir))) {
+            KvBlock other = block(1, new KvLayout(1, 2, 4, 4));
+            assertThatThrownBy(() -> t.put(other)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("but the SSD tier stores");
+            assertThat(t.blockCount()).isZero();
+            assertThat(t.diskBytes()).isZero();
+        }
+    }
+
+    @Test
+    void open_refused_whenTheCapacityCannotHoldOneRecord() {
+        assertThatThrownBy(() -> open(config(dir).withCapacityBytes(RECORD_BYTES - 1)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("cannot hold one record");
+    }
+
+    @Test
+    void config_refused_withTheFieldNamed() {
+        assertThatThrownBy(() -> config(dir).withCompactionLiveFraction(1.5))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("compactionLiveFraction");
+        assertThatThrownBy(() -> new SsdConfig(dir, 1, 1, FsyncPolicy.INTERVAL, Duration.ZERO, 1, 0.5,
+                PayloadEncoding.FLOAT32)).hasMessageStartingWith("fsyncInterval");
+        assertThatThrownBy(() -> config(dir).withSegmentBytes(0)).hasMessageStartingWith("segmentBytes");
+    }
+
+    @Test
+    void int8_isOffByDefault_andWhenOnStoresWithinHalfAStepPerRow_andSurvivesReopen() {
+        assertThat(config(dir).encoding()).isEqualTo(PayloadEncoding.FLOAT32);
+        SsdConfig c = config(dir).withEncoding(PayloadEncoding.INT8);
+        int rowFloats = LAYOUT.headDim();
+        try (SsdTier t = open(c)) {
+            t.put(block(1));
+            assertThat(t.recordBytes()).isEqualTo(44 + LAYOUT.rowsPerBlock() * (4 + rowFloats));
+        }
+        try (SsdTier t = open(c.withEncoding(PayloadEncoding.FLOAT32))) {
+            // A segment of the other encoding stays readable after the setting changes.
+            float[] want = block(1).toFloats();
+            float[] got = t.get(key(1)).orElseThrow().toFloats();
+            for (int r = 0; r < LAYOUT.rowsPerBlock(); r++) {
+                float max = 0;
+                for (int d = 0; d < rowFloats; d++) {
+                    max = Math.max(max, Math.abs(want[r * rowFloats + d]));
+                }
+                for (int d = 0; d < rowFloats; d++) {
+                    assertThat(got[r * rowFloats + d]).isCloseTo(want[r * rowFloats + d], within(max / 254 + 1e-6f));
+                }
+            }
+            t.put(block(2));
+            assertThat(t.get(key(2)).orElseThrow().sameContent(block(2))).isTrue();
+        }
+    }
+
+    @Test
+    void int8_refusesNonFiniteValues_storeUnchanged() {
+        float[] f = TestBlocks.floats(1, LAYOUT);
+        f[5] = Float.NaN;
+        try (SsdTier t = open(config(dir).withEncoding(PayloadEncoding.INT8))) {
+            assertThatThrownBy(() -> t.put(KvBlock.of(key(1), LAYOUT, f)))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("cannot be stored as int8");
+            assertThat(t.blockCount()).isZero();
+        }
+    }
+
+    @Test
+    void remove_freesTheBytes_andTheSpaceIsDeadUntilCompaction() {
+        try (SsdTier t = open(config(dir))) {
+            t.put(block(1));
+            t.put(block(2));
+            assertThat(t.remove(key(1))).isTrue();
+            assertThat(t.remove(key(1))).isFalse();
+            assertThat(t.get(key(1))).isEmpty();
+            assertThat(t.usedBytes()).isEqualTo(RECORD_BYTES);
+            assertThat(t.deadBytes()).isEqualTo(RECORD_BYTES);
+        }
+    }
+
+    @Test
+    void closedTier_refusesCalls() {
+        SsdTier t = open(config(dir));
+        t.close();
+        assertThatThrownBy(() -> t.put(block(1))).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("closed");
+    }
+}

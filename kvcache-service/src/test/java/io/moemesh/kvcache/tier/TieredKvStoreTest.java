@@ -1,0 +1,197 @@
+package io.moemesh.kvcache.tier;
+
+import static io.moemesh.kvcache.tier.TestBlocks.BLOCK_BYTES;
+import static io.moemesh.kvcache.tier.TestBlocks.LAYOUT;
+import static io.moemesh.kvcache.tier.TestBlocks.RECORD_BYTES;
+import static io.moemesh.kvcache.tier.TestBlocks.block;
+import static io.moemesh.kvcache.tier.TestBlocks.key;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.policy.AccessHint;
+import io.moemesh.kvcache.policy.AdmissionPolicy;
+import io.moemesh.kvcache.policy.LruPolicy;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TieredKvStoreTest {
+    @TempDir
+    Path dir;
+
+    private TieredKvStore store(int dramBlocks, int ssdBlocks, AdmissionPolicy admission) {
+        SsdTier ssd = SsdTierTest.open(SsdConfig.defaults(dir, (long) ssdBlocks * RECORD_BYTES));
+        return new TieredKvStore(LAYOUT, (long) dramBlocks * BLOCK_BYTES, new LruPolicy(), ssd, admission,
+                System::nanoTime);
+    }
+
+    private TieredKvStore store(int dramBlocks, int ssdBlocks) {
+        return store(dramBlocks, ssdBlocks, AdmissionPolicy.ADMIT_ALL);
+    }
+
+    @Test
+    void put_goesToDram_andDramPressureDemotesTheColdestToSsd() {
+        try (TieredKvStore s = store(2, 10)) {
+            assertThat(s.put(block(1))).isEqualTo(new StoreResult(PutResult.STORED, Optional.of(TierKind.DRAM)));
+            s.put(block(2));
+            s.put(block(3));
+            assertThat(s.dram().contains(key(1))).isFalse();
+            assertThat(s.lower().contains(key(1))).isTrue();
+            assertThat(s.stats().demotions()).isEqualTo(1);
+            assertThat(s.put(block(1))).isEqualTo(new StoreResult(PutResult.ALREADY_PRESENT,
+                    Optional.of(TierKind.SSD)));
+        }
+    }
+
+    @Test
+    void anSsdHit_isPromoted_andTheTiersStayExclusive() {
+        try (TieredKvStore s = store(2, 10)) {
+            s.put(block(1));
+            s.put(block(2));
+            s.put(block(3));
+            assertThat(s.get(key(1))).hasValueSatisfying(sb -> {
+                assertThat(sb.tier()).isEqualTo(TierKind.SSD);
+                assertThat(sb.block().sameContent(block(1))).isTrue();
+            });
+            assertThat(s.dram().contains(key(1))).isTrue();
+            assertThat(s.lower().contains(key(1))).isFalse();
+            assertThat(s.lower().contains(key(2))).isTrue(); // made room for the promotion
+            assertThat(s.get(key(1)).orElseThrow().tier()).isEqualTo(TierKind.DRAM);
+            StoreStats st = s.stats();
+            assertThat(st.promotions()).isEqualTo(1);
+            assertThat(st.usedBytes()).isEqualTo(2L * BLOCK_BYTES + RECORD_BYTES);
+        }
+    }
+
+    @Test
+    void lookup_returnsTheLongestLeadingRun_withTheTierOfEach() {
+        try (TieredKvStore s = store(2, 10)) {
+            for (int i = 0; i < 4; i++) {
+                s.put(block(i), AccessHint.atChainPosition(i));
+            }
+            s.put(block(5));
+            LookupResult r = s.lookup(List.of(key(0), key(1), key(2), key(3), key(4), key(5)));
+            assertThat(r.presentBlocks()).isEqualTo(4);
+            assertThat(r.tiers()).containsExactly(TierKind.SSD, TierKind.SSD, TierKind.SSD, TierKind.DRAM);
+            assertThat(s.lookup(List.of(key(9), key(0))).presentBlocks()).isZero();
+        }
+    }
+
+    @Test
+    void pins_spanTiers_nest_andPromotionCarriesThePin() {
+        try (TieredKvStore s = store(1, 2)) {
+            s.put(block(1));
+            s.put(block(2)); // 1 demoted
+            assertThat(s.pin(key(1))).isTrue();
+            assertThat(s.pin(key(1))).isTrue();
+            assertThat(s.lower().isPinned(key(1))).isTrue();
+            s.put(block(3)); // 2 demoted; SSD now full: 1 (pinned) and 2
+            s.put(block(4)); // 3 demoted: SSD evicts 2, never the pinned 1
+            assertThat(s.contains(key(1))).isTrue();
+            assertThat(s.contains(key(2))).isFalse();
+            s.get(key(1)); // promoted, pin and all
+            assertThat(s.dram().isPinned(key(1))).isTrue();
+            s.put(block(5)); // DRAM holds only the pinned 1: the put goes straight to SSD
+            assertThat(s.dram().contains(key(1))).isTrue();
+            assertThat(s.unpin(key(1))).isTrue();
+            assertThat(s.isPinned(key(1))).isTrue();
+            assertThat(s.unpin(key(1))).isTrue();
+            assertThat(s.isPinned(key(1))).isFalse();
+            assertThat(s.unpin(key(1))).isFalse();
+            assertThat(s.pin(key(42))).isFalse();
+        }
+    }
+
+    @Test
+    void theAdmissionPolicy_mayDeclineABlock_andNothingIsStored() {
+        try (TieredKvStore s = store(2, 2, (k, hint) -> hint.chainPosition() < 2)) {
+            assertThat(s.put(block(1), AccessHint.atChainPosition(5)).result()).isEqualTo(PutResult.DECLINED);
+            assertThat(s.contains(key(1))).isFalse();
+            assertThat(s.put(block(1), AccessHint.atChainPosition(0)).result()).isEqualTo(PutResult.STORED);
+            assertThat(s.stats().declined()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aFullyPinnedStore_refusesWithNoSpace() {
+        try (TieredKvStore s = store(1, 1)) {
+            s.put(block(1));
+            s.pin(key(1));
+            s.put(block(2));
+            s.pin(key(2));
+            assertThat(s.put(block(3))).isEqualTo(new StoreResult(PutResult.NO_SPACE, Optional.empty()));
+            assertThat(s.contains(key(3))).isFalse();
+        }
+    }
+
+    @Test
+    void remove_dropsFromEitherTier_withItsPins() {
+        try (TieredKvStore s = store(1, 4)) {
+            s.put(block(1));
+            s.put(block(2));
+            s.pin(key(1));
+            assertThat(s.remove(key(1))).isTrue();
+            assertThat(s.remove(key(2))).isTrue();
+            assertThat(s.remove(key(2))).isFalse();
+            assertThat(s.isPinned(key(1))).isFalse();
+            assertThat(s.stats().usedBytes()).isZero();
+        }
+    }
+
+    @Test
+    void put_refused_forABlockOfAnotherLayout() {
+        try (TieredKvStore s = store(2, 2)) {
+            assertThatThrownBy(() -> s.put(block(1, new KvLayout(2, 2, 4, 16))))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("but the store stores");
+        }
+    }
+
+    @Test
+    void concurrentPutsAndGets_ofEqualAndDifferentKeys_neverSeeAPartialOrWrongBlock() throws Exception {
+        try (TieredKvStore s = store(8, 64)) {
+            int threads = 4;
+            CyclicBarrier start = new CyclicBarrier(threads);
+            ExecutorService pool = Executors.newFixedThreadPool(threads);
+            try {
+                List<Future<?>> fs = new ArrayList<>();
+                for (int th = 0; th < threads; th++) {
+                    int seed = th;
+                    fs.add(pool.submit(() -> {
+                        start.await();
+                        for (int i = 0; i < 400; i++) {
+                            int n = (i * 7 + seed * 13) % 48; // overlapping keys across threads
+                            s.put(block(n));
+                            BlockKey k = key((i * 5 + seed) % 48);
+                            int want = (i * 5 + seed) % 48;
+                            s.get(k).ifPresent(sb -> assertThat(sb.block().sameContent(block(want))).isTrue());
+                        }
+                        return null;
+                    }));
+                }
+                for (Future<?> f : fs) {
+                    f.get();
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+            for (int n = 0; n < 48; n++) {
+                int want = n;
+                assertThat(s.get(key(n))).as("block %d", n)
+                        .hasValueSatisfying(sb -> assertThat(sb.block().sameContent(block(want))).isTrue());
+                assertThat(s.dram().contains(key(n)) && s.lower().contains(key(n))).isFalse();
+            }
+            assertThat(s.dram().usedBytes()).isEqualTo(s.dram().blockCount() * BLOCK_BYTES);
+            assertThat(s.lower().usedBytes()).isEqualTo(s.lower().blockCount() * RECORD_BYTES);
+            assertThat(s.dram().blockCount() + s.lower().blockCount()).isEqualTo(48);
+        }
+    }
+}
