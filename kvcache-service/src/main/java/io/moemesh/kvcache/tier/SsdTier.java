@@ -264,10 +264,12 @@ public final class SsdTier implements KvTier {
             }
             Segment next = Segment.create(config.directory(),
                     SegmentHeader.of(layout, config.encoding(), fingerprint, nextSegmentId.getAndIncrement()));
+            // Active before it is listed: compaction, which skips the active segment, must never see it as a
+            // sealed empty segment and delete it under this put.
+            active = next;
             synchronized (meta) {
                 segments.put(next.id, next);
             }
-            active = next;
             return next;
         } catch (IOException e) {
             throw new UncheckedIOException("starting a segment in " + config.directory() + " failed", e);
