@@ -22,6 +22,10 @@ import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -33,6 +37,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalManagementPort;
 import org.springframework.test.annotation.DirtiesContext;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
@@ -53,6 +58,8 @@ class LoadAssignmentStagesSocketTest {
 
     @Autowired
     GrpcServerLifecycle grpcServer;
+    @LocalManagementPort
+    int managementPort;
     private ManagedChannel channel;
     private ExpertServiceGrpc.ExpertServiceBlockingStub stub;
 
@@ -86,6 +93,13 @@ class LoadAssignmentStagesSocketTest {
         return Status.fromCodeValue(r.getStatus().getCode()).getCode();
     }
 
+    private String prometheus() throws Exception {
+        try (HttpClient http = HttpClient.newHttpClient()) {
+            return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + managementPort
+                    + "/actuator/prometheus")).build(), HttpResponse.BodyHandlers.ofString()).body();
+        }
+    }
+
     private DescribeInstanceResponse describe() {
         return stub.describeInstance(DescribeInstanceRequest.getDefaultInstance());
     }
@@ -102,6 +116,7 @@ class LoadAssignmentStagesSocketTest {
             assertThat(prepared.getLoadedCount()).isEqualTo(2);
             assertThat(describe().getPreparedEpoch()).isEqualTo(2);
             assertThat(describe().getEpoch()).isEqualTo(1);
+            assertThat(prometheus()).contains("moemesh_expert_epoch 1.0", "moemesh_expert_prepared_epoch 2.0");
             ExpertBatchResponse atPrepared = stream.call(Requests.single(0, 2, 2, H).build());
             assertThat(code(atPrepared)).as("the prepared epoch is answered at once").isEqualTo(Status.Code.OK);
             assertThat(atPrepared.getServingEpoch()).isEqualTo(1);

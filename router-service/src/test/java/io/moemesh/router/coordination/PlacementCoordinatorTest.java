@@ -4,8 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.router.metrics.RouterMetrics;
 import io.moemesh.router.placement.PlacementBudget;
 import io.moemesh.router.reports.ReportedToken;
 import io.moemesh.router.reports.RouteBook;
@@ -306,12 +308,16 @@ class PlacementCoordinatorTest {
     @Test
     void commitThatFails_isCounted_theEpochStaysPublished_andTheCommitIsRetriedBeforeTheNextPrepare() {
         PlacementCoordinator c = coordinator(1, 10);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        new RouterMetrics(registry, book, c);
         c.start().join();
         failingCommit.add("expert-2");
         assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(2);
         assertThat(c.currentEpoch()).isEqualTo(2);
         assertThat(c.commitFailures()).isEqualTo(1);
         assertThat(c.pendingCommits()).isEqualTo(1);
+        assertThat(registry.get("moemesh.router.commit.failures").functionCounter().count()).isEqualTo(1);
+        assertThat(registry.get("moemesh.router.commit.pending").gauge().value()).isEqualTo(1);
         assertThat(events).doesNotContain("commit 2 expert-2");
         failingCommit.clear();
         events.clear();
@@ -320,6 +326,7 @@ class PlacementCoordinatorTest {
         assertThat(events).filteredOn(e -> e.startsWith("prepare 3")).hasSize(3);
         assertThat(c.pendingCommits()).isZero();
         assertThat(c.commitFailures()).isEqualTo(1);
+        assertThat(registry.get("moemesh.router.commit.pending").gauge().value()).isZero();
     }
 
     @Test
