@@ -8,13 +8,24 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.LongSupplier;
+import java.util.function.Predicate;
 
 /**
- * Placement epochs of one instance. A new epoch is switched in three steps: load (its experts made resident),
- * serve (requests at the new epoch are accepted), drop (after the drain grace, experts no longer assigned
- * leave the resident set). During the grace, requests still carrying the previous epoch are served for the
- * experts the previous assignment held, because the gateway moves to a new placement only at its next step
- * boundary; after it they are stale. Epoch 0 in a request skips the epoch check (local mode, tests).
+ * Placement epochs of one instance (expert.proto, LoadAssignmentRequest). The instance serves one epoch, may hold one
+ * prepared epoch next to it, and drains the previously served one for the grace after a switch.
+ *
+ * <p>A switch has three steps: load (the new epoch's experts made resident next to the served ones), serve
+ * (requests at the new epoch are accepted), drop (after the drain grace, experts no longer assigned leave the
+ * resident set). {@link #load} does all at once; the placer's two-phase switch splits them: {@link #prepare} loads
+ * and accepts requests at the prepared epoch while the served one keeps being answered with no deadline (a placer
+ * that publishes the epoch only once every instance prepared it lets gateways move to it as soon as it is published),
+ * {@link #commit} makes the prepared epoch the served one and starts the old one's grace, {@link #abort} drops a
+ * prepared epoch (a placer whose other instances failed to prepare it backs out: the served epoch stays, forever,
+ * so a failed switch never leaves the mesh with instances that dropped the epoch the gateways still use).
+ *
+ * <p>During the grace, requests still carrying the previous epoch are served for the experts the previous
+ * assignment held, because the gateway moves to a new placement only at its next step boundary; after it they are
+ * stale. Epoch 0 in a request skips the epoch check (local mode, tests).
  *
  * <p>Epochs only grow, so one absurd epoch would pin the instance: after 2^64-1 no placement can follow, and a
  * far jump leaves it ahead of every gateway. A new epoch may therefore be at most {@code maxEpochJump} past the
@@ -36,10 +47,12 @@ public final class AssignmentManager {
     private volatile State state;
 
     /**
-     * @param previous    the epoch served before {@code current}, still accepted until {@code drainDeadline}; null
-     *                    when there is none (or its grace has been finalised)
+     * @param current  the served epoch
+     * @param previous the epoch served before {@code current}, still accepted until {@code drainDeadline}; null
+     *                 when there is none (or its grace has been finalised)
+     * @param prepared an epoch newer than {@code current}, loaded and accepted but not committed; null when none
      */
-    private record State(Assignment current, Assignment previous, long drainDeadline) {
+    private record State(Assignment current, Assignment previous, long drainDeadline, Assignment prepared) {
     }
 
     public AssignmentManager(ExpertModel model, String instanceId, ResidentSet resident, Assignment initial,
@@ -59,18 +72,97 @@ public final class AssignmentManager {
         this.resident = resident;
         this.drainGraceNanos = drainGrace.toNanos();
         this.nanoClock = nanoClock;
-        this.state = new State(initial, null, 0);
+        this.state = new State(initial, null, 0, null);
         resident.restrictTo(initial::holds);
     }
 
-    /** LoadAssignment: returns once the new epoch's experts are loaded (up to the budget) and it is served. */
+    /**
+     * LoadAssignment without a stage: prepares and commits at once; returns once the new epoch's experts are loaded
+     * (up to the budget) and it is served.
+     */
     public LoadResult load(String forInstance, long epoch, List<ExpertKey> experts) {
+        Assignment next = validated(forInstance, epoch, experts);
+        synchronized (switching) {
+            int loaded = prepareLocked(next);
+            if (state.current().epoch() != epoch) {
+                commitLocked();
+            }
+            return result(epoch, loaded);
+        }
+    }
+
+    /**
+     * LoadAssignment PREPARE: loads {@code epoch}'s experts next to the served ones and accepts requests at it once
+     * this returns; the served epoch stays, with no drain deadline, until a commit. Idempotent for the prepared or
+     * the served epoch with the same experts; a newer epoch replaces a prepared one.
+     *
+     * @throws IllegalStateException for an epoch older than the served or the prepared one, too far past the served
+     *                               one, or already held with other experts
+     */
+    public LoadResult prepare(String forInstance, long epoch, List<ExpertKey> experts) {
+        Assignment next = validated(forInstance, epoch, experts);
+        synchronized (switching) {
+            return result(epoch, prepareLocked(next));
+        }
+    }
+
+    /**
+     * LoadAssignment COMMIT: the prepared epoch becomes the served one and the old served one drains for the grace
+     * (an older one still draining ends now). A no-op for the served epoch.
+     *
+     * @throws IllegalStateException for an epoch that is neither prepared nor served
+     */
+    public LoadResult commit(String forInstance, long epoch) {
+        checkInstanceAndEpoch(forInstance, epoch);
+        synchronized (switching) {
+            State s = state;
+            if (epoch != s.current().epoch()) {
+                if (s.prepared() == null || s.prepared().epoch() != epoch) {
+                    throw new IllegalStateException("cannot commit epoch " + Long.toUnsignedString(epoch)
+                            + ": it is neither prepared nor served (serving epoch "
+                            + Long.toUnsignedString(s.current().epoch()) + ", prepared " + preparedText(s) + ")");
+                }
+                commitLocked();
+            }
+            return result(epoch, residentCount(state.current()));
+        }
+    }
+
+    /**
+     * LoadAssignment ABORT: drops the prepared epoch (its experts not otherwise held leave the resident set); the
+     * served epoch stays, with no deadline. A no-op for any epoch that is not prepared (unknown, older, replaced).
+     *
+     * @throws IllegalStateException for the served epoch
+     */
+    public LoadResult abort(String forInstance, long epoch) {
+        checkInstanceAndEpoch(forInstance, epoch);
+        synchronized (switching) {
+            State s = state;
+            if (epoch == s.current().epoch()) {
+                throw new IllegalStateException("cannot abort epoch " + Long.toUnsignedString(epoch)
+                        + ": it is the served epoch (only a prepared epoch can be aborted; prepared " + preparedText(s)
+                        + ")");
+            }
+            if (s.prepared() != null && s.prepared().epoch() == epoch) {
+                State next = new State(s.current(), s.previous(), s.drainDeadline(), null);
+                state = next;
+                resident.restrictTo(holdsAny(next));
+            }
+            return result(epoch, 0);
+        }
+    }
+
+    private void checkInstanceAndEpoch(String forInstance, long epoch) {
         if (!instanceId.equals(forInstance)) {
             throw new IllegalStateException("assignment is for instance \"" + forInstance + "\", this is " + instanceId);
         }
         if (epoch == 0) {
             throw new IllegalArgumentException("assignment epoch must be >= 1, got 0");
         }
+    }
+
+    private Assignment validated(String forInstance, long epoch, List<ExpertKey> experts) {
+        checkInstanceAndEpoch(forInstance, epoch);
         Set<ExpertKey> seen = new HashSet<>();
         for (ExpertKey k : experts) {
             model.key(k.layer(), k.expert());
@@ -78,45 +170,76 @@ public final class AssignmentManager {
                 throw new IllegalArgumentException(k + " is listed twice in the assignment for epoch " + epoch);
             }
         }
-        Assignment next = Assignment.of(epoch, experts);
-        synchronized (switching) {
-            State s = state;
-            long serving = s.current().epoch();
-            if (Long.compareUnsigned(epoch, serving) < 0) {
-                throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch)
-                        + " is older than the served epoch " + Long.toUnsignedString(serving));
-            }
-            // epoch >= serving here, so the difference is the unsigned distance.
-            if (serving != 0 && Long.compareUnsigned(epoch - serving, maxEpochJump) > 0) {
-                throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " jumps "
-                        + Long.toUnsignedString(epoch - serving) + " epochs past the served epoch " + serving
-                        + ", more than moemesh.expert.max-epoch-jump (" + maxEpochJump + "); epoch " + serving
-                        + " stays served");
-            }
-            if (serving == 0 && epoch < 0) {
-                throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " is not below "
-                        + "2^63: no placement gets there, and none could follow it; epoch 0 stays served");
-            }
-            if (epoch == serving) {
-                if (!next.experts().equals(s.current().experts())) {
-                    throw new IllegalStateException("epoch " + epoch + " is already served with a different assignment ("
-                            + s.current().experts().size() + " experts); a new assignment needs a new epoch");
-                }
-                return new LoadResult(epoch, resident.preload(next.experts()), resident.residentBytes());
-            }
-            // 1. load: the new experts may become resident next to the ones still served.
-            Assignment prev = inGrace(s) ? s.previous() : null;
-            Assignment cur = s.current();
-            resident.restrictTo(k -> next.holds(k) || cur.holds(k) || (prev != null && prev.holds(k)));
-            int loaded = resident.preload(next.experts());
-            // 2. serve: one previous epoch drains; an older one still draining ends now.
-            state = new State(next, cur, nanoClock.getAsLong() + drainGraceNanos);
-            resident.restrictTo(k -> next.holds(k) || cur.holds(k));
-            // 3. drop happens in expireDrain() once the grace is over.
-            if (drainGraceNanos <= 0) {
-                expireDrain();
-            }
-            return new LoadResult(epoch, loaded, resident.residentBytes());
+        return Assignment.of(epoch, experts);
+    }
+
+    /** Prepares {@code next} (or confirms it is served); returns how many of its experts are resident. */
+    private int prepareLocked(Assignment next) {
+        State s = state;
+        long epoch = next.epoch();
+        long serving = s.current().epoch();
+        if (Long.compareUnsigned(epoch, serving) < 0) {
+            throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch)
+                    + " is older than the served epoch " + Long.toUnsignedString(serving));
+        }
+        // epoch >= serving here, so the difference is the unsigned distance.
+        if (serving != 0 && Long.compareUnsigned(epoch - serving, maxEpochJump) > 0) {
+            throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " jumps "
+                    + Long.toUnsignedString(epoch - serving) + " epochs past the served epoch " + serving
+                    + ", more than moemesh.expert.max-epoch-jump (" + maxEpochJump + "); epoch " + serving
+                    + " stays served");
+        }
+        if (serving == 0 && epoch < 0) {
+            throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " is not below "
+                    + "2^63: no placement gets there, and none could follow it; epoch 0 stays served");
+        }
+        if (epoch == serving) {
+            requireSame(next, s.current(), "served");
+            return resident.preload(next.experts());
+        }
+        Assignment prepared = s.prepared();
+        if (prepared != null && Long.compareUnsigned(epoch, prepared.epoch()) < 0) {
+            throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch)
+                    + " is older than the prepared epoch " + Long.toUnsignedString(prepared.epoch()));
+        }
+        if (prepared != null && epoch == prepared.epoch()) {
+            requireSame(next, prepared, "prepared");
+            return resident.preload(next.experts());
+        }
+        // Load next to what is answered now; a replaced prepared epoch's experts go unless still held otherwise.
+        State withNext = new State(s.current(), s.previous(), s.drainDeadline(), next);
+        resident.restrictTo(holdsAny(withNext));
+        int loaded;
+        try {
+            loaded = resident.preload(next.experts());
+        } catch (RuntimeException e) {
+            resident.restrictTo(holdsAny(state));
+            throw e;
+        }
+        // Accepted from now on: requests at the prepared epoch must be answered as soon as the placer publishes it.
+        state = withNext;
+        return loaded;
+    }
+
+    private static void requireSame(Assignment next, Assignment held, String how) {
+        if (!next.experts().equals(held.experts())) {
+            throw new IllegalStateException("epoch " + Long.toUnsignedString(next.epoch()) + " is already " + how
+                    + " with a different assignment (" + held.experts().size()
+                    + " experts); a new assignment needs a new epoch");
+        }
+    }
+
+    /** The prepared epoch becomes the served one; the served one drains; an older one still draining ends now. */
+    private void commitLocked() {
+        State s = state;
+        Assignment next = s.prepared();
+        Assignment cur = s.current();
+        State committed = new State(next, cur, nanoClock.getAsLong() + drainGraceNanos, null);
+        state = committed;
+        resident.restrictTo(holdsAny(committed));
+        // The drop happens in expireDrain() once the grace is over.
+        if (drainGraceNanos <= 0) {
+            expireDrain();
         }
     }
 
@@ -125,8 +248,9 @@ public final class AssignmentManager {
         synchronized (switching) {
             State s = state;
             if (s.previous() != null && !inGrace(s)) {
-                state = new State(s.current(), null, 0);
-                resident.restrictTo(s.current()::holds);
+                State next = new State(s.current(), null, 0, s.prepared());
+                state = next;
+                resident.restrictTo(holdsAny(next));
             }
         }
     }
@@ -135,27 +259,37 @@ public final class AssignmentManager {
         return s.previous() != null && nanoClock.getAsLong() - s.drainDeadline() < 0;
     }
 
+    /** Everything {@code s} answers for: served, prepared, and the previous epoch while in its grace. */
+    private Predicate<ExpertKey> holdsAny(State s) {
+        Assignment cur = s.current();
+        Assignment prev = inGrace(s) ? s.previous() : null;
+        Assignment prep = s.prepared();
+        return k -> cur.holds(k) || (prev != null && prev.holds(k)) || (prep != null && prep.holds(k));
+    }
+
     /**
      * The assignment that applies to a request routed under {@code requestEpoch}: the current one for its epoch,
-     * the previous one for epochs from the previous up to the current during the grace; for 0 (no epoch
-     * check), everything the instance still holds.
+     * the prepared one for the prepared epoch, the previous one for epochs from the previous up to the current
+     * during the grace; for 0 (no epoch check), everything the instance answers for.
      *
-     * @throws EpochNotServedException for a stale epoch or one newer than the served one
+     * @throws EpochNotServedException for a stale epoch or one newer than the served one that is not prepared
      */
     public Held heldFor(long requestEpoch) {
         State s = state;
         Assignment cur = s.current();
-        boolean grace = inGrace(s);
         if (requestEpoch == 0) {
-            Assignment prev = grace ? s.previous() : null;
-            return new Held(cur.epoch(), cur.epoch(), k -> cur.holds(k) || (prev != null && prev.holds(k)));
+            return new Held(cur.epoch(), cur.epoch(), holdsAny(s));
         }
         if (requestEpoch == cur.epoch()) {
             return new Held(cur.epoch(), cur.epoch(), cur::holds);
         }
+        Assignment prep = s.prepared();
+        if (prep != null && requestEpoch == prep.epoch()) {
+            return new Held(prep.epoch(), cur.epoch(), prep::holds);
+        }
         // Epochs are compared as unsigned 64-bit values (uint64 on the wire). A previous "epoch 0" (no placement
         // yet) serves only requests that skip the check.
-        if (Long.compareUnsigned(requestEpoch, cur.epoch()) < 0 && grace && s.previous().epoch() != 0
+        if (Long.compareUnsigned(requestEpoch, cur.epoch()) < 0 && inGrace(s) && s.previous().epoch() != 0
                 && Long.compareUnsigned(requestEpoch, s.previous().epoch()) >= 0) {
             Assignment prev = s.previous();
             return new Held(prev.epoch(), cur.epoch(), prev::holds);
@@ -179,6 +313,7 @@ public final class AssignmentManager {
         return held.servingEpoch();
     }
 
+    /** The served assignment. */
     public Assignment current() {
         return state.current();
     }
@@ -187,12 +322,38 @@ public final class AssignmentManager {
         return state.current().epoch();
     }
 
+    /** The prepared epoch, 0 when none. */
+    public long preparedEpoch() {
+        Assignment p = state.prepared();
+        return p == null ? 0 : p.epoch();
+    }
+
     public String instanceId() {
         return instanceId;
     }
 
+    private LoadResult result(long epoch, int loaded) {
+        State s = state;
+        return new LoadResult(epoch, loaded, resident.residentBytes(), s.current().epoch(),
+                s.prepared() == null ? 0 : s.prepared().epoch());
+    }
+
+    private int residentCount(Assignment a) {
+        int n = 0;
+        for (ExpertKey k : a.experts()) {
+            if (resident.isResident(k)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private static String preparedText(State s) {
+        return s.prepared() == null ? "none" : "epoch " + Long.toUnsignedString(s.prepared().epoch());
+    }
+
     /** What a request at some epoch may use. */
-    public record Held(long checkedEpoch, long servingEpoch, java.util.function.Predicate<ExpertKey> holds) {
+    public record Held(long checkedEpoch, long servingEpoch, Predicate<ExpertKey> holds) {
         public boolean test(ExpertKey k) {
             return holds.test(k);
         }

@@ -17,6 +17,7 @@ import io.moemesh.expert.batch.LoadTracker;
 import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.expert.residency.ResidentSet;
 import io.moemesh.model.engine.ExpertKey;
+import io.moemesh.proto.expert.v1.AssignmentStage;
 import io.moemesh.proto.expert.v1.DescribeInstanceRequest;
 import io.moemesh.proto.expert.v1.DescribeInstanceResponse;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
@@ -107,14 +108,45 @@ public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImpl
     public void loadAssignment(LoadAssignmentRequest req, StreamObserver<LoadAssignmentResponse> obs) {
         unary(obs, "LoadAssignment", () -> {
             placers.checkMayPlace(PeerIdentityInterceptor.current().map(MeshIdentity::name));
-            List<ExpertKey> keys = ProtoMapping.toKeys(req.getExpertsList(), model);
+            AssignmentStage stage = req.getStage();
             long started = System.nanoTime();
-            LoadResult r = assignments.load(req.getInstanceId(), req.getEpoch(), keys);
-            log.info("serving placement epoch {}: {} experts assigned, {} resident ({} bytes) after {} ms", r.epoch(),
-                    keys.size(), r.loadedCount(), r.residentBytes(), (System.nanoTime() - started) / 1_000_000);
+            LoadResult r = switch (stage) {
+                case ASSIGNMENT_STAGE_UNSPECIFIED, ASSIGNMENT_STAGE_PREPARE -> {
+                    List<ExpertKey> keys = ProtoMapping.toKeys(req.getExpertsList(), model);
+                    yield stage == AssignmentStage.ASSIGNMENT_STAGE_PREPARE
+                            ? assignments.prepare(req.getInstanceId(), req.getEpoch(), keys)
+                            : assignments.load(req.getInstanceId(), req.getEpoch(), keys);
+                }
+                case ASSIGNMENT_STAGE_COMMIT, ASSIGNMENT_STAGE_ABORT -> {
+                    if (req.getExpertsCount() > 0) {
+                        throw new IllegalArgumentException("experts: must be empty for " + stage + " (got "
+                                + req.getExpertsCount() + "): the prepared assignment is " + (stage
+                                == AssignmentStage.ASSIGNMENT_STAGE_COMMIT ? "committed" : "dropped") + " as prepared");
+                    }
+                    yield stage == AssignmentStage.ASSIGNMENT_STAGE_COMMIT
+                            ? assignments.commit(req.getInstanceId(), req.getEpoch())
+                            : assignments.abort(req.getInstanceId(), req.getEpoch());
+                }
+                default -> throw new IllegalArgumentException("stage: unknown AssignmentStage value "
+                        + req.getStageValue() + " (UNSPECIFIED, PREPARE, COMMIT or ABORT)");
+            };
+            log.info("LoadAssignment {} epoch {}: serving epoch {}, prepared {}, {} experts of epoch {} resident, {} "
+                    + "bytes resident, after {} ms", stageName(stage), Long.toUnsignedString(r.epoch()),
+                    Long.toUnsignedString(r.servingEpoch()), Long.toUnsignedString(r.preparedEpoch()), r.loadedCount(),
+                    Long.toUnsignedString(r.epoch()), r.residentBytes(), (System.nanoTime() - started) / 1_000_000);
             return LoadAssignmentResponse.newBuilder().setEpoch(r.epoch()).setLoadedCount(r.loadedCount())
-                    .setResidentBytes(r.residentBytes()).build();
+                    .setResidentBytes(r.residentBytes()).setServingEpoch(r.servingEpoch())
+                    .setPreparedEpoch(r.preparedEpoch()).build();
         });
+    }
+
+    private static String stageName(AssignmentStage stage) {
+        return switch (stage) {
+            case ASSIGNMENT_STAGE_UNSPECIFIED -> "load";
+            case ASSIGNMENT_STAGE_PREPARE -> "prepare";
+            case ASSIGNMENT_STAGE_COMMIT -> "commit";
+            default -> "abort";
+        };
     }
 
     @Override
@@ -129,7 +161,8 @@ public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImpl
                     .addAllAssignedExperts(a.experts().stream().map(ProtoMapping::toRef).toList())
                     .setLoad(InstanceLoad.newBuilder().setInFlightBatches(load.inFlightBatches())
                             .setTokensPerSecond(load.tokensPerSecond()).setOpenStreams(load.openStreams()))
-                    .setBackend(identity.backend()).setModel(model.name()).build();
+                    .setBackend(identity.backend()).setModel(model.name())
+                    .setPreparedEpoch(assignments.preparedEpoch()).build();
         });
     }
 

@@ -18,7 +18,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The expert service's Prometheus metrics, all named {@code moemesh_expert_*}: batch sizes, compute and queue
- * time per layer, resident-set hits, misses and bytes, prefetch loads, hits and wasted prefetches, load, and per-message errors by gRPC status code.
+ * time per layer, resident-set hits, misses and bytes, prefetch loads, hits and wasted prefetches, the served and
+ * prepared placement epochs, load, and per-message errors by gRPC status code.
  */
 public final class ExpertMetrics {
     /**
@@ -67,6 +68,9 @@ public final class ExpertMetrics {
                 .description("Memory budget of the resident set").register(registry);
         Gauge.builder("moemesh.expert.epoch", assignments, AssignmentManager::servingEpoch)
                 .description("Placement epoch served").register(registry);
+        Gauge.builder("moemesh.expert.prepared.epoch", assignments, AssignmentManager::preparedEpoch)
+                .description("Placement epoch prepared (LoadAssignment PREPARE) and not yet committed or aborted, "
+                        + "answered next to the served one; 0 = none").register(registry);
         Gauge.builder("moemesh.expert.inflight.batches", load, LoadTracker::inFlightBatches)
                 .description("ExpertBatch messages received and not yet answered").register(registry);
         Gauge.builder("moemesh.expert.open.streams", load, LoadTracker::openStreams)

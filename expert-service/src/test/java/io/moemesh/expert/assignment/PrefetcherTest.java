@@ -54,6 +54,17 @@ class PrefetcherTest {
     }
 
     @Test
+    void hintsUnderAPreparedEpoch_areQueuedForItsExperts() {
+        manager.load("expert-0", 2, List.of(new ExpertKey(0, 0)));
+        manager.prepare("expert-0", 3, List.of(new ExpertKey(0, 1)));
+        Prefetcher p = new Prefetcher(model, manager, resident, Runnable::run);
+        assertThat(p.prefetch(3, new int[][] {{0, 1}, {0, 0}})).as("(0, 0) is epoch 2's only")
+                .isEqualTo(new PrefetchResult(0, 1, 1));
+        manager.abort("expert-0", 3);
+        assertThat(p.prefetch(3, new int[][] {{0, 1}})).isEqualTo(new PrefetchResult(0, 0, 1));
+    }
+
+    @Test
     void hintsBeyondTheLoaderQueue_areIgnored_notBuffered() {
         manager.load("expert-0", 1, List.of(new ExpertKey(0, 3), new ExpertKey(0, 4))); // only (0, 3) fits
         Prefetcher p = new Prefetcher(model, manager, resident, r -> {

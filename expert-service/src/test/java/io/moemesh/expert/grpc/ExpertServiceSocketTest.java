@@ -223,6 +223,7 @@ class ExpertServiceSocketTest extends PlacedInstanceTestBase {
                     "moemesh_expert_prefetch_wasted_total",
                     "moemesh_expert_resident_bytes", "moemesh_expert_budget_bytes 200000.0",
                     "moemesh_expert_errors_total{code=\"FAILED_PRECONDITION\"}", "moemesh_expert_epoch 3.0",
+                    "moemesh_expert_prepared_epoch 0.0",
                     "moemesh_expert_open_streams", "moemesh_expert_inflight_batches", "moemesh_expert_tokens_per_second");
         }
     }

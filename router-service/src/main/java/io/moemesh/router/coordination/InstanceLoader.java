@@ -4,13 +4,28 @@ import io.moemesh.proto.router.v1.Instance;
 import java.time.Duration;
 import java.util.List;
 
-/** Tells one expert-service instance to hold an epoch's experts (expert.v1 LoadAssignment). */
-@FunctionalInterface
+/**
+ * Moves one expert-service instance through the two-phase epoch switch (expert.v1 LoadAssignment with its stage):
+ * prepare an epoch next to the served one, then commit it once it is published, or abort it when the switch fails.
+ * Every method returns once the instance answered, and throws when it refused or did not answer within
+ * {@code timeout} (the message says why).
+ */
 public interface InstanceLoader {
     /**
-     * Returns once the instance serves {@code epoch} with {@code experts} loaded.
-     *
-     * @throws RuntimeException when it does not within {@code timeout} (the message says why)
+     * PREPARE: returns once the instance holds {@code epoch} with {@code experts} loaded, answers requests at it, and
+     * still answers its served epoch (or already serves {@code epoch} with these experts).
      */
-    void load(Instance instance, long epoch, List<AssignedExpert> experts, Duration timeout);
+    void prepare(Instance instance, long epoch, List<AssignedExpert> experts, Duration timeout);
+
+    /**
+     * COMMIT: returns once the instance serves {@code epoch} (the older epoch drains for the instance's grace).
+     *
+     * @throws InstanceRefusedException when the instance answered that it holds {@code epoch} neither prepared nor
+     *                                  served (FAILED_PRECONDITION), e.g. after a restart: it has nothing of it to
+     *                                  switch to, and nothing to lose from a newer PREPARE
+     */
+    void commit(Instance instance, long epoch, Duration timeout);
+
+    /** ABORT: returns once the instance no longer holds {@code epoch} prepared (a no-op for an epoch it does not). */
+    void abort(Instance instance, long epoch, Duration timeout);
 }

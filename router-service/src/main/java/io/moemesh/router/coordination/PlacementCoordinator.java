@@ -13,9 +13,12 @@ import io.moemesh.router.trace.RouteTrace;
 import io.moemesh.service.placement.EvenPlacement;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -23,28 +26,35 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The router owns placement (issue 10, item 2): it plans an epoch, has every expert-service instance load its share
- * (LoadAssignment, all in parallel, each within the load timeout), and publishes the epoch only once all of them hold
- * it: it is recorded on disk ({@link EpochStore}: {@code <state-dir>/placement.json} among others), then sent to every
- * watcher. When an instance fails, the epoch is not published and the previous one stays current; that epoch number
- * is never used again for another assignment (an instance may already serve it): the next attempt reuses it only for
- * the very same assignment (a retry), else takes the next number.
+ * The router owns placement (issue 10, item 2): it plans an epoch and switches every expert-service instance to it in
+ * two phases (expert.proto, LoadAssignmentRequest stages). PREPARE on every instance (all in parallel, each within the
+ * load timeout): each loads its share next to the epoch it serves and answers requests at both. Only once all of them
+ * prepared it is the epoch published: recorded on disk ({@link EpochStore}: {@code <state-dir>/placement.json} among
+ * others), then sent to every watcher, so gateways may dispatch under it at once. Then COMMIT on every instance: the
+ * new epoch becomes the served one and the old one drains for the instance's grace ({@code moemesh.expert.drain-grace}),
+ * counted from the commit, after the publication. An instance that misses the COMMIT still answers both epochs (safe);
+ * the miss is logged and counted ({@link #commitFailures()}) and the COMMIT retried before the next PREPARE.
  *
- * <p>Epoch 1 (at first start) is the even deal with exactly {@code replicas} replicas ({@link EvenPlacement}). A
- * restarted router continues at the epoch it had published when the instances are the same; otherwise it deals
- * evenly at the next epoch. Replans run one at a time on the replan executor, never on a caller's (gRPC) thread;
- * every replan publishes a new epoch, even when the plan is unchanged; with fewer than {@code minRoutesToPlan} tokens
- * in the route window a replan deals evenly ({@value #EVEN}) instead of planning from too little.
+ * <p>When an instance fails to prepare, the instances that prepared the epoch are told to ABORT (best effort, logged:
+ * one that misses it keeps the epoch prepared until a newer PREPARE replaces it), nothing is published, and the
+ * previous epoch stays current and served on every instance with no drain deadline: a failed replan never breaks the
+ * mesh. That epoch number is never used again for another assignment (an instance may still hold it prepared): the
+ * next attempt reuses it only for the very same assignment (a retry), else takes the next number.
  *
- * <p>Caveat (expert-service semantics): an instance that loaded a failed epoch serves it and still serves the previous
- * one for its drain grace ({@code moemesh.expert.drain-grace}); a successful replan after the failure brings every
- * instance to one epoch again.
+ * <p>Epoch 1 (at first start) is the even deal with exactly {@code replicas} replicas ({@link EvenPlacement}), switched
+ * the same way (instances that already serve it from their placement file answer PREPARE and COMMIT as no-ops). A
+ * restarted router continues at the epoch it had published when the instances are the same (no PREPARE: they hold it;
+ * a COMMIT to each, a no-op where it was committed); otherwise it deals evenly at the next epoch. Replans run one at a
+ * time on the replan executor, never on a caller's (gRPC) thread; every replan publishes a new epoch, even when the plan
+ * is unchanged; with fewer than {@code minRoutesToPlan} tokens in the route window a replan deals evenly ({@value #EVEN})
+ * instead of planning from too little.
  */
 public final class PlacementCoordinator implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
@@ -79,6 +89,9 @@ public final class PlacementCoordinator implements AutoCloseable {
     private long highestAttempted;
     /** The last epoch that was not published, while no other was attempted since (replan thread only). */
     private Placement lastFailed;
+    /** Instances that missed the COMMIT of a published epoch, with that epoch (written on the replan thread). */
+    private final Map<Instance, Long> pendingCommits = new ConcurrentHashMap<>();
+    private final AtomicLong commitFailures = new AtomicLong();
 
     /**
      * @param replanExecutor one thread: plans and loads run there, one at a time
@@ -115,15 +128,25 @@ public final class PlacementCoordinator implements AutoCloseable {
         return replanning.get();
     }
 
+    /** COMMITs of published epochs that an instance failed (retries included), since the start. */
+    public long commitFailures() {
+        return commitFailures.get();
+    }
+
+    /** Instances that missed the COMMIT of a published epoch and still answer the epoch before it too (count). */
+    public int pendingCommits() {
+        return pendingCommits.size();
+    }
+
     /** Called with every published epoch (startup's included), on the replan thread. */
     public void onPublished(Consumer<ReplanOutcome> listener) {
         publishListeners.add(listener);
     }
 
     /**
-     * The first epoch of this run: the restored one when the last run published one for the same instances (no load:
-     * they hold it), else the even deal at the next epoch, loaded onto every instance and published. Runs on the
-     * replan executor.
+     * The first epoch of this run: the restored one when the last run published one for the same instances (no
+     * PREPARE: they hold it; a COMMIT to each), else the even deal at the next epoch, prepared on every instance,
+     * published and committed. Runs on the replan executor.
      *
      * @throws ReplanAbortedException (in the future) when an instance fails to load it; call again to retry
      */
@@ -138,7 +161,11 @@ public final class PlacementCoordinator implements AutoCloseable {
                     && fitsModel(restored)) {
                 log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
                 highestAttempted = Math.max(highestAttempted, restored.getEpoch());
-                return publish(restored, "restored", started);
+                ReplanOutcome outcome = publish(restored, "restored", started);
+                // The last run may have stopped between publishing and committing: a COMMIT of the served epoch is a
+                // no-op, so every instance is told again (nothing is loaded).
+                commitEverywhere(restored);
+                return outcome;
             }
             if (restored != null && current == null) {
                 highestAttempted = Math.max(highestAttempted, restored.getEpoch());
@@ -262,44 +289,136 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
     }
 
+    /**
+     * The two-phase switch: PREPARE on every instance (each then answers both the current and the new epoch), publish
+     * only when all of them prepared it, then COMMIT on every instance. When one fails to prepare, the others are told
+     * to ABORT and nothing is published: the current epoch stays served everywhere, with no drain deadline.
+     */
     private ReplanOutcome loadAndPublish(Placement planned, String planner, long started) throws InterruptedException {
-        // The same assignment as the last failed attempt keeps its epoch (an instance that loaded it accepts the same
-        // epoch with the same experts again): retries while an instance is down do not climb past the expert-services'
-        // max-epoch-jump.
+        retryPendingCommits();
+        // The same assignment as the last failed attempt keeps its epoch (an instance that still holds it prepared
+        // accepts the same epoch with the same experts again): retries while an instance is down do not climb past
+        // the expert-services' max-epoch-jump.
         Placement p = lastFailed != null && lastFailed.toBuilder().setEpoch(0).build()
                 .equals(planned.toBuilder().setEpoch(0).build()) ? lastFailed : planned;
         long epoch = p.getEpoch();
         highestAttempted = epoch;
         store.recordAttempt(epoch);
-        List<Future<?>> loads = new ArrayList<>();
-        for (Instance in : p.getInstancesList()) {
-            List<AssignedExpert> share = PlacementMessages.assignment(p, in.getId());
-            loads.add(loadExecutor.submit(() -> loader.load(in, epoch, share, settings.loadTimeout())));
+        Duration timeout = settings.loadTimeout();
+        List<Instance> instances = p.getInstancesList();
+        Map<Instance, Throwable> failed = onEvery(instances,
+                in -> loader.prepare(in, epoch, PlacementMessages.assignment(p, in.getId()), timeout));
+        lastFailed = failed.isEmpty() ? null : p;
+        if (!failed.isEmpty()) {
+            List<Instance> prepared = instances.stream().filter(in -> !failed.containsKey(in)).toList();
+            Map<Instance, Throwable> abortFailed = onEvery(prepared, in -> loader.abort(in, epoch, timeout));
+            abortFailed.forEach((in, t) -> log.warn("placement epoch {}: ABORT on {} failed, so it keeps the epoch "
+                    + "prepared (still serving the current one) until a newer epoch replaces it: {}", epoch,
+                    describe(in), t.getMessage()));
+            List<String> failures = new ArrayList<>();
+            failed.forEach((in, t) -> failures.add(describe(in) + ": " + t.getMessage()));
+            String kept = current == null ? "no epoch is published yet" : "epoch " + currentEpoch() + " stays current";
+            log.warn("placement epoch {} not published: {} failed to prepare it; {} (the {} instances that prepared it "
+                    + "were told to ABORT, {} of them did not answer)", epoch, failures, kept, prepared.size(),
+                    abortFailed.size());
+            throw new ReplanAbortedException("placement epoch " + epoch + " was not published: "
+                    + String.join("; ", failures) + " failed LoadAssignment (PREPARE); " + kept,
+                    failed.values().iterator().next());
         }
-        long deadline = System.nanoTime() + settings.loadTimeout().toNanos() + TimeUnit.SECONDS.toNanos(1);
-        List<String> failures = new ArrayList<>();
-        Throwable firstCause = null;
-        for (int i = 0; i < loads.size(); i++) {
-            Instance in = p.getInstances(i);
-            try {
-                loads.get(i).get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-            } catch (ExecutionException e) {
-                failures.add(in.getId() + " (" + in.getEndpoint() + "): " + e.getCause().getMessage());
-                firstCause = firstCause == null ? e.getCause() : firstCause;
-            } catch (TimeoutException e) {
-                loads.get(i).cancel(true);
-                failures.add(in.getId() + " (" + in.getEndpoint() + "): no answer within " + settings.loadTimeout());
-                firstCause = firstCause == null ? e : firstCause;
+        ReplanOutcome outcome = publish(p, planner, started);
+        commitEverywhere(p);
+        return outcome;
+    }
+
+    /**
+     * COMMIT of a published epoch on every instance. An instance that misses it still answers both epochs, which is
+     * safe (it only keeps the older epoch's experts longer); it is counted, logged and retried before the next PREPARE.
+     */
+    private void commitEverywhere(Placement p) throws InterruptedException {
+        long epoch = p.getEpoch();
+        Map<Instance, Throwable> failed = onEvery(p.getInstancesList(),
+                in -> loader.commit(in, epoch, settings.loadTimeout()));
+        for (Instance in : p.getInstancesList()) {
+            Throwable t = failed.get(in);
+            if (t == null) {
+                pendingCommits.remove(in);
+            } else {
+                commitFailures.incrementAndGet();
+                pendingCommits.put(in, epoch);
+                log.warn("placement epoch {} is published but {} did not commit it (retried before the next replan; it "
+                        + "answers the previous epoch too meanwhile): {}", epoch, describe(in), t.getMessage());
             }
         }
-        lastFailed = failures.isEmpty() ? null : p;
-        if (!failures.isEmpty()) {
-            String kept = current == null ? "no epoch is published yet" : "epoch " + currentEpoch() + " stays current";
-            log.warn("placement epoch {} not published: {} failed to load it; {}", epoch, failures, kept);
-            throw new ReplanAbortedException("placement epoch " + epoch + " was not published: "
-                    + String.join("; ", failures) + " failed LoadAssignment; " + kept, firstCause);
+    }
+
+    /**
+     * Retries the COMMITs an instance missed, before a newer epoch is prepared: a PREPARE of a newer epoch replaces
+     * a still-prepared one on the instance, which would drop the published epoch the gateways dispatch under. An
+     * instance that answers that it holds the epoch neither prepared nor served (restarted) has nothing to lose;
+     * any other failure aborts the replan before anything is prepared.
+     */
+    private void retryPendingCommits() throws InterruptedException {
+        if (pendingCommits.isEmpty()) {
+            return;
         }
-        return publish(p, planner, started);
+        Map<Instance, Long> pending = new LinkedHashMap<>(pendingCommits);
+        List<Instance> instances = new ArrayList<>(pending.keySet());
+        Map<Instance, Throwable> failed = onEvery(instances,
+                in -> loader.commit(in, pending.get(in), settings.loadTimeout()));
+        List<String> blocking = new ArrayList<>();
+        Throwable firstCause = null;
+        for (Instance in : instances) {
+            Throwable t = failed.get(in);
+            if (t == null) {
+                pendingCommits.remove(in);
+                log.info("{} committed placement epoch {} on retry", describe(in), pending.get(in));
+            } else if (t instanceof InstanceRefusedException) {
+                pendingCommits.remove(in);
+                log.warn("{} holds placement epoch {} neither prepared nor served (restarted?): nothing to commit: {}",
+                        describe(in), pending.get(in), t.getMessage());
+            } else {
+                commitFailures.incrementAndGet();
+                blocking.add(describe(in) + ": epoch " + pending.get(in) + ": " + t.getMessage());
+                firstCause = firstCause == null ? t : firstCause;
+            }
+        }
+        if (!blocking.isEmpty()) {
+            String kept = "epoch " + currentEpoch() + " stays current";
+            log.warn("replan aborted before preparing a new epoch: {} failed the COMMIT retry; {}", blocking, kept);
+            throw new ReplanAbortedException("no new placement epoch was prepared: " + String.join("; ", blocking)
+                    + " failed LoadAssignment (COMMIT retry; preparing a newer epoch there would drop the one the "
+                    + "gateways use); " + kept, firstCause);
+        }
+    }
+
+    /**
+     * Runs {@code call} on every instance in parallel on the load executor, each within the load timeout.
+     *
+     * @return the failures by instance, in instance order (empty: all succeeded)
+     */
+    private Map<Instance, Throwable> onEvery(List<Instance> instances, Consumer<Instance> call)
+            throws InterruptedException {
+        List<Future<?>> calls = new ArrayList<>();
+        for (Instance in : instances) {
+            calls.add(loadExecutor.submit(() -> call.accept(in)));
+        }
+        long deadline = System.nanoTime() + settings.loadTimeout().toNanos() + TimeUnit.SECONDS.toNanos(1);
+        Map<Instance, Throwable> failed = new LinkedHashMap<>();
+        for (int i = 0; i < calls.size(); i++) {
+            try {
+                calls.get(i).get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } catch (ExecutionException e) {
+                failed.put(instances.get(i), e.getCause());
+            } catch (TimeoutException e) {
+                calls.get(i).cancel(true);
+                failed.put(instances.get(i), new TimeoutException("no answer within " + settings.loadTimeout()));
+            }
+        }
+        return failed;
+    }
+
+    private static String describe(Instance in) {
+        return in.getId() + " (" + in.getEndpoint() + ")";
     }
 
     private ReplanOutcome publish(Placement p, String planner, long started) {

@@ -3,7 +3,9 @@ package io.moemesh.router.grpc;
 import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.moemesh.proto.expert.v1.AssignmentStage;
 import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
@@ -11,6 +13,7 @@ import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.coordination.AssignedExpert;
 import io.moemesh.router.coordination.InstanceLoader;
+import io.moemesh.router.coordination.InstanceRefusedException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -18,8 +21,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 /**
- * LoadAssignment over gRPC, one channel per endpoint, with the router's client credentials (its certificate is the
- * mesh identity {@code router}, which expert-services accept as a placer).
+ * LoadAssignment with its stages (PREPARE, COMMIT, ABORT) over gRPC, one channel per endpoint, with the router's
+ * client credentials (its certificate is the mesh identity {@code router}, which expert-services accept as a placer).
  */
 public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
     private final ChannelCredentials credentials;
@@ -30,24 +33,57 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
     }
 
     @Override
-    public void load(Instance instance, long epoch, List<AssignedExpert> experts, Duration timeout) {
-        ManagedChannel ch = channels.computeIfAbsent(instance.getEndpoint(),
-                e -> Grpc.newChannelBuilder(e, credentials).build());
-        LoadAssignmentRequest.Builder req = LoadAssignmentRequest.newBuilder().setInstanceId(instance.getId())
-                .setEpoch(epoch);
+    public void prepare(Instance instance, long epoch, List<AssignedExpert> experts, Duration timeout) {
+        LoadAssignmentRequest.Builder req = request(instance, epoch, AssignmentStage.ASSIGNMENT_STAGE_PREPARE);
         for (AssignedExpert a : experts) {
             req.addExperts(ExpertRef.newBuilder().setLayer(a.layer()).setExpert(a.expert()));
         }
+        LoadAssignmentResponse r = call(instance, req.build(), timeout);
+        // Prepared, or already served (an instance that loaded the epoch from its placement file).
+        if (r.getEpoch() != epoch || (r.getPreparedEpoch() != epoch && r.getServingEpoch() != epoch)) {
+            throw new IllegalStateException("answered PREPARE of epoch " + Long.toUnsignedString(epoch) + " with epoch "
+                    + Long.toUnsignedString(r.getEpoch()) + ", serving " + Long.toUnsignedString(r.getServingEpoch())
+                    + ", prepared " + Long.toUnsignedString(r.getPreparedEpoch()));
+        }
+    }
+
+    @Override
+    public void commit(Instance instance, long epoch, Duration timeout) {
         LoadAssignmentResponse r;
         try {
-            r = ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .loadAssignment(req.build());
+            r = call(instance, request(instance, epoch, AssignmentStage.ASSIGNMENT_STAGE_COMMIT).build(), timeout);
+        } catch (IllegalStateException e) {
+            if (e.getCause() instanceof StatusRuntimeException s
+                    && s.getStatus().getCode() == Status.Code.FAILED_PRECONDITION) {
+                throw new InstanceRefusedException(e.getMessage(), s);
+            }
+            throw e;
+        }
+        if (r.getServingEpoch() != epoch) {
+            throw new IllegalStateException("answered COMMIT of epoch " + Long.toUnsignedString(epoch)
+                    + " serving epoch " + Long.toUnsignedString(r.getServingEpoch()));
+        }
+    }
+
+    @Override
+    public void abort(Instance instance, long epoch, Duration timeout) {
+        call(instance, request(instance, epoch, AssignmentStage.ASSIGNMENT_STAGE_ABORT).build(), timeout);
+    }
+
+    private static LoadAssignmentRequest.Builder request(Instance instance, long epoch, AssignmentStage stage) {
+        return LoadAssignmentRequest.newBuilder().setInstanceId(instance.getId()).setEpoch(epoch).setStage(stage);
+    }
+
+    /** @throws IllegalStateException "CODE description" of a failed call, the StatusRuntimeException as its cause */
+    private LoadAssignmentResponse call(Instance instance, LoadAssignmentRequest req, Duration timeout) {
+        ManagedChannel ch = channels.computeIfAbsent(instance.getEndpoint(),
+                e -> Grpc.newChannelBuilder(e, credentials).build());
+        try {
+            return ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .loadAssignment(req);
         } catch (StatusRuntimeException e) {
             throw new IllegalStateException(e.getStatus().getCode() + (e.getStatus().getDescription() == null ? ""
                     : " " + e.getStatus().getDescription()), e);
-        }
-        if (r.getEpoch() != epoch) {
-            throw new IllegalStateException("answered epoch " + r.getEpoch() + " for epoch " + epoch);
         }
     }
 

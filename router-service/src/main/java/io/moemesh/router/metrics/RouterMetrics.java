@@ -36,9 +36,15 @@ public final class RouterMetrics {
         Gauge.builder("moemesh.router.placement.epoch", coordinator, PlacementCoordinator::currentEpoch)
                 .description("The placement epoch the router published last (0 = none yet)").register(registry);
         replan = Timer.builder("moemesh.router.replan").description("From a replan's start to its publication "
-                + "(planning + LoadAssignment on every instance); startup's first epoch included").register(registry);
+                + "(planning + LoadAssignment PREPARE on every instance); startup's first epoch included")
+                .register(registry);
         replanFailures = Counter.builder("moemesh.router.replan.failures").description("Replans not published "
                 + "because an instance failed to load the epoch").register(registry);
+        FunctionCounter.builder("moemesh.router.commit.failures", coordinator, PlacementCoordinator::commitFailures)
+                .description("COMMITs of a published epoch an instance failed (retries included)").register(registry);
+        Gauge.builder("moemesh.router.commit.pending", coordinator, PlacementCoordinator::pendingCommits)
+                .description("Instances that missed the COMMIT of a published epoch (they answer the epoch before "
+                        + "it too until the retry)").register(registry);
         coordinator.onPublished(this::published);
         Gauge.builder("moemesh.router.prediction.recall", book, b -> b.recall().recallK()).tag("guesses", "k")
                 .tag("ahead", "1").description("Online next-layer recall of the predictor with k guesses").register(registry);

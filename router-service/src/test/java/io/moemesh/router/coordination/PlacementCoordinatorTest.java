@@ -4,16 +4,20 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.router.metrics.RouterMetrics;
 import io.moemesh.router.placement.PlacementBudget;
 import io.moemesh.router.reports.ReportedToken;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.support.TestRoutes;
 import io.moemesh.service.placement.PlacementFiles;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -23,6 +27,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -32,9 +38,18 @@ class PlacementCoordinatorTest {
 
     @TempDir
     Path stateDir;
-    /** epoch → instance → experts loaded. */
+    /** epoch → instance → experts prepared. */
     final Map<Long, Map<String, List<AssignedExpert>>> loaded = new ConcurrentHashMap<>();
+    /** Every call and publication in order: "prepare 2 expert-0", "published 2", "commit 2 expert-0", "abort ...". */
+    final List<String> events = new CopyOnWriteArrayList<>();
+    /** PREPARE fails (UNAVAILABLE) on these instances. */
     final Set<String> failing = ConcurrentHashMap.newKeySet();
+    final Set<String> failingCommit = ConcurrentHashMap.newKeySet();
+    /** COMMIT answered FAILED_PRECONDITION: the instance holds the epoch neither prepared nor served. */
+    final Set<String> refusingCommit = ConcurrentHashMap.newKeySet();
+    final Set<String> failingAbort = ConcurrentHashMap.newKeySet();
+    /** The epoch in {@code <state-dir>/placement.json} (0: none) when each prepare and commit event happened. */
+    final Map<String, Long> diskEpochAt = new ConcurrentHashMap<>();
     volatile CountDownLatch gate = new CountDownLatch(0);
     final List<PlacementCoordinator> coordinators = new ArrayList<>();
     RouteBook book = TestRoutes.book(1000);
@@ -43,24 +58,60 @@ class PlacementCoordinatorTest {
         return Instance.newBuilder().setId(id).setEndpoint("127.0.0.1:1").build();
     }
 
-    PlacementCoordinator coordinator(int replicas, int minRoutes) {
-        var settings = new PlacementCoordinator.Settings(INSTANCES, book.shape(), false, replicas,
-                PlacementBudget.slots(3, 4), "affinity", minRoutes, Duration.ofSeconds(30));
-        InstanceLoader loader = (in, epoch, experts, timeout) -> {
+    /** An InstanceLoader that records every call and fails where the test says; each call waits for the gate. */
+    final class FakeLoader implements InstanceLoader {
+        private void pass(Set<String> failingOnes, Instance in) {
             try {
                 gate.await();
             } catch (InterruptedException e) {
                 throw new IllegalStateException(e);
             }
-            if (failing.contains(in.getId())) {
+            if (failingOnes.contains(in.getId())) {
                 throw new IllegalStateException("UNAVAILABLE io exception");
             }
+        }
+
+        private void record(String event) {
+            Path f = stateDir.resolve("placement.json");
+            diskEpochAt.put(event, Files.isRegularFile(f) ? PlacementFiles.read(f).getEpoch() : 0L);
+            events.add(event);
+        }
+
+        @Override
+        public void prepare(Instance in, long epoch, List<AssignedExpert> experts, Duration timeout) {
+            pass(failing, in);
+            record("prepare " + epoch + " " + in.getId());
             loaded.computeIfAbsent(epoch, e -> new ConcurrentHashMap<>()).put(in.getId(), experts);
-        };
-        PlacementCoordinator c = new PlacementCoordinator(settings, book, loader, new EpochStore(stateDir),
+        }
+
+        @Override
+        public void commit(Instance in, long epoch, Duration timeout) {
+            pass(failingCommit, in);
+            if (refusingCommit.contains(in.getId())) {
+                throw new InstanceRefusedException("FAILED_PRECONDITION cannot commit epoch " + epoch, null);
+            }
+            record("commit " + epoch + " " + in.getId());
+        }
+
+        @Override
+        public void abort(Instance in, long epoch, Duration timeout) {
+            pass(failingAbort, in);
+            events.add("abort " + epoch + " " + in.getId());
+        }
+    }
+
+    PlacementCoordinator coordinator(int replicas, int minRoutes) {
+        var settings = new PlacementCoordinator.Settings(INSTANCES, book.shape(), false, replicas,
+                PlacementBudget.slots(3, 4), "affinity", minRoutes, Duration.ofSeconds(30));
+        PlacementCoordinator c = new PlacementCoordinator(settings, book, new FakeLoader(), new EpochStore(stateDir),
                 Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
+        c.onPublished(o -> events.add("published " + o.placement().getEpoch()));
         coordinators.add(c);
         return c;
+    }
+
+    static List<String> each(String call, long epoch, String... ids) {
+        return Arrays.stream(ids).map(id -> call + " " + epoch + " " + id).toList();
     }
 
     @AfterEach
@@ -79,6 +130,8 @@ class PlacementCoordinatorTest {
         assertThat(loaded.get(1L)).containsOnlyKeys("expert-0", "expert-1", "expert-2");
         assertThat(PlacementFiles.read(stateDir.resolve("placement.json"))).isEqualTo(o.placement());
         assertThat(c.currentEpoch()).isEqualTo(1);
+        assertThat(events.subList(3, events.size())).startsWith("published 1")
+                .containsAll(each("commit", 1, "expert-0", "expert-1", "expert-2"));
     }
 
     @Test
@@ -182,10 +235,15 @@ class PlacementCoordinatorTest {
         failing.clear();
         loaded.clear();
         PlacementCoordinator second = coordinator(1, 10);
+        events.clear();
         ReplanOutcome o = second.start().join();
         assertThat(o.placement().getEpoch()).isEqualTo(2);
         assertThat(o.planner()).isEqualTo("restored");
         assertThat(loaded).isEmpty();
+        // The last run may have stopped before its COMMITs: each instance is told again (a no-op where done).
+        assertThat(events.getFirst()).isEqualTo("published 2");
+        assertThat(events.subList(1, events.size()))
+                .containsExactlyInAnyOrderElementsOf(each("commit", 2, "expert-0", "expert-1", "expert-2"));
         // Epoch 3 was attempted before the restart: the next one is 4.
         assertThat(second.replan(null).join().placement().getEpoch()).isEqualTo(4);
     }
@@ -195,5 +253,110 @@ class PlacementCoordinatorTest {
         assertThatThrownBy(() -> new PlacementCoordinator.Settings(List.of(), book.shape(), false, 1,
                 PlacementBudget.slots(1, 8), "affinity", 1, Duration.ofSeconds(1)))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at least one expert-service instance");
+    }
+
+    @Test
+    void replan_preparesEveryInstanceBeforePublishing_andCommitsEveryInstanceAfter() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        events.clear();
+        c.watch(1, p -> events.add("watcher " + p.getEpoch()));
+        c.replan(null).join();
+        List<String> prepares = each("prepare", 2, "expert-0", "expert-1", "expert-2");
+        List<String> commits = each("commit", 2, "expert-0", "expert-1", "expert-2");
+        assertThat(events.subList(0, 3)).containsExactlyInAnyOrderElementsOf(prepares);
+        assertThat(events.subList(3, 5)).containsExactly("watcher 2", "published 2");
+        assertThat(events.subList(5, events.size())).containsExactlyInAnyOrderElementsOf(commits);
+        assertThat(c.commitFailures()).isZero();
+        assertThat(c.pendingCommits()).isZero();
+        assertThat(diskEpochAt).as("placement.json when each call was made")
+                .containsAllEntriesOf(prepares.stream().collect(Collectors.toMap(e -> e, e -> 1L)))
+                .containsAllEntriesOf(commits.stream().collect(Collectors.toMap(e -> e, e -> 2L)));
+    }
+
+    @Test
+    void replan_whosePrepareFailsOnOneInstance_abortsItWhereItWasPrepared_andCommitsNothing() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        events.clear();
+        failing.add("expert-1");
+        assertThatThrownBy(() -> c.replan(null).join()).cause().isInstanceOf(ReplanAbortedException.class)
+                .hasMessage("placement epoch 2 was not published: expert-1 (127.0.0.1:1): UNAVAILABLE io exception "
+                        + "failed LoadAssignment (PREPARE); epoch 1 stays current");
+        assertThat(events).containsExactlyInAnyOrderElementsOf(Stream.concat(
+                each("prepare", 2, "expert-0", "expert-2").stream(),
+                each("abort", 2, "expert-0", "expert-2").stream()).toList());
+        assertThat(events.subList(0, 2)).allMatch(e -> e.startsWith("prepare"));
+        assertThat(c.currentEpoch()).isEqualTo(1);
+    }
+
+    @Test
+    void abortThatFails_isBestEffort_theReplanFailsNamingTheInstanceThatDidNotPrepare() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        failing.add("expert-1");
+        failingAbort.add("expert-0");
+        assertThatThrownBy(() -> c.replan(null).join()).cause().isInstanceOf(ReplanAbortedException.class)
+                .hasMessageContaining("expert-1 (127.0.0.1:1): UNAVAILABLE").hasMessageNotContaining("expert-0");
+        assertThat(events).contains("abort 2 expert-2").doesNotContain("abort 2 expert-0");
+        failing.clear();
+        failingAbort.clear();
+        // expert-0 still holds epoch 2 prepared: the retry is the same assignment, so it prepares it again as a no-op.
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(2);
+    }
+
+    @Test
+    void commitThatFails_isCounted_theEpochStaysPublished_andTheCommitIsRetriedBeforeTheNextPrepare() {
+        PlacementCoordinator c = coordinator(1, 10);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        new RouterMetrics(registry, book, c);
+        c.start().join();
+        failingCommit.add("expert-2");
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(2);
+        assertThat(c.currentEpoch()).isEqualTo(2);
+        assertThat(c.commitFailures()).isEqualTo(1);
+        assertThat(c.pendingCommits()).isEqualTo(1);
+        assertThat(registry.get("moemesh.router.commit.failures").functionCounter().count()).isEqualTo(1);
+        assertThat(registry.get("moemesh.router.commit.pending").gauge().value()).isEqualTo(1);
+        assertThat(events).doesNotContain("commit 2 expert-2");
+        failingCommit.clear();
+        events.clear();
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(3);
+        assertThat(events.getFirst()).isEqualTo("commit 2 expert-2");
+        assertThat(events).filteredOn(e -> e.startsWith("prepare 3")).hasSize(3);
+        assertThat(c.pendingCommits()).isZero();
+        assertThat(c.commitFailures()).isEqualTo(1);
+        assertThat(registry.get("moemesh.router.commit.pending").gauge().value()).isZero();
+    }
+
+    @Test
+    void commitRetryThatFailsAgain_abortsTheNextReplanBeforeAnythingIsPrepared() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        failingCommit.add("expert-2");
+        c.replan(null).join();
+        events.clear();
+        assertThatThrownBy(() -> c.replan(null).join()).cause().isInstanceOf(ReplanAbortedException.class)
+                .hasMessageContaining("no new placement epoch was prepared: expert-2 (127.0.0.1:1): epoch 2: UNAVAILABLE")
+                .hasMessageContaining("epoch 2 stays current");
+        assertThat(events).isEmpty();
+        assertThat(c.commitFailures()).isEqualTo(2);
+        failingCommit.clear();
+        assertThat(c.replan(null).join().placement().getEpoch()).as("no epoch number was used up").isEqualTo(3);
+    }
+
+    @Test
+    void commitRetry_refusedByAnInstanceThatNoLongerHoldsTheEpoch_isDropped_andTheReplanGoesOn() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        failingCommit.add("expert-2");
+        c.replan(null).join();
+        failingCommit.clear();
+        refusingCommit.add("expert-2"); // restarted without the epoch: nothing of it to lose
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(3);
+        assertThat(c.pendingCommits()).as("epoch 3's COMMIT is refused too").isEqualTo(1);
+        refusingCommit.clear();
+        c.replan(null).join();
+        assertThat(c.pendingCommits()).isZero();
     }
 }

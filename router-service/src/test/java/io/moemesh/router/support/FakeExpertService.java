@@ -5,6 +5,7 @@ import io.grpc.Server;
 import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
+import io.moemesh.proto.expert.v1.AssignmentStage;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
@@ -14,23 +15,37 @@ import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * An expert-service that only implements LoadAssignment, on a real socket with the mesh's mutual TLS: it records
- * each assignment with the caller's mesh identity, and can be told to refuse (UNAVAILABLE) or to hold its answer.
+ * An expert-service that only implements LoadAssignment, on a real socket with the mesh's mutual TLS, with the
+ * epoch rules of expert.proto in small (one served and one prepared epoch per fake; stages PREPARE, COMMIT, ABORT and
+ * the load-and-switch of UNSPECIFIED; no expert or epoch-jump checks). It records each call with the caller's mesh
+ * identity, and can be told to refuse (UNAVAILABLE, every call or some stages) or to hold its answers.
  */
 public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImplBase implements AutoCloseable {
-    /** One LoadAssignment call. */
+    /** One accepted LoadAssignment that loads experts (PREPARE or UNSPECIFIED). */
     public record Load(String caller, String instanceId, long epoch, int experts) {
+    }
+
+    /** One answered LoadAssignment call of any stage, refused ones included. */
+    public record Call(AssignmentStage stage, long epoch, Status.Code code) {
     }
 
     private final Server server;
     public final List<Load> loads = new CopyOnWriteArrayList<>();
+    public final List<Call> calls = new CopyOnWriteArrayList<>();
+    /** Every call fails with UNAVAILABLE. */
     public volatile boolean failing;
+    /** Calls of these stages fail with UNAVAILABLE. */
+    public final Set<AssignmentStage> failingStages = ConcurrentHashMap.newKeySet();
     public volatile CountDownLatch gate = new CountDownLatch(0);
+    private long served;
+    private long prepared;
 
     public FakeExpertService(CertificateDirectory certs, String id) {
         try {
@@ -48,6 +63,14 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
         return "127.0.0.1:" + server.getPort();
     }
 
+    public synchronized long served() {
+        return served;
+    }
+
+    public synchronized long prepared() {
+        return prepared;
+    }
+
     @Override
     public void loadAssignment(LoadAssignmentRequest req, StreamObserver<LoadAssignmentResponse> obs) {
         try {
@@ -55,14 +78,49 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (failing) {
+        AssignmentStage stage = req.getStage();
+        long epoch = req.getEpoch();
+        if (failing || failingStages.contains(stage)) {
+            calls.add(new Call(stage, epoch, Status.Code.UNAVAILABLE));
             obs.onError(Status.UNAVAILABLE.withDescription("disk on fire").asRuntimeException());
             return;
         }
-        loads.add(new Load(PeerIdentityInterceptor.current().map(MeshIdentity::name).orElse(""), req.getInstanceId(),
-                req.getEpoch(), req.getExpertsCount()));
-        obs.onNext(LoadAssignmentResponse.newBuilder().setEpoch(req.getEpoch()).setLoadedCount(req.getExpertsCount())
-                .build());
+        LoadAssignmentResponse r;
+        synchronized (this) {
+            String refused = switch (stage) {
+                case ASSIGNMENT_STAGE_COMMIT -> epoch == served || epoch == prepared ? null : "cannot commit epoch "
+                        + epoch + ": it is neither prepared nor served (serving epoch " + served + ")";
+                case ASSIGNMENT_STAGE_ABORT -> epoch == served ? "cannot abort epoch " + epoch + ": it is the served epoch"
+                        : null;
+                default -> epoch < served ? "assignment epoch " + epoch + " is older than the served epoch " + served
+                        : null;
+            };
+            if (refused != null) {
+                calls.add(new Call(stage, epoch, Status.Code.FAILED_PRECONDITION));
+                obs.onError(Status.FAILED_PRECONDITION.withDescription(refused).asRuntimeException());
+                return;
+            }
+            switch (stage) {
+                case ASSIGNMENT_STAGE_PREPARE -> prepared = epoch == served ? prepared : epoch;
+                case ASSIGNMENT_STAGE_COMMIT -> {
+                    prepared = epoch == prepared ? 0 : prepared;
+                    served = epoch;
+                }
+                case ASSIGNMENT_STAGE_ABORT -> prepared = epoch == prepared ? 0 : prepared;
+                default -> {
+                    served = epoch;
+                    prepared = 0;
+                }
+            }
+            r = LoadAssignmentResponse.newBuilder().setEpoch(epoch).setLoadedCount(req.getExpertsCount())
+                    .setServingEpoch(served).setPreparedEpoch(prepared).build();
+        }
+        calls.add(new Call(stage, epoch, Status.Code.OK));
+        if (stage == AssignmentStage.ASSIGNMENT_STAGE_PREPARE || stage == AssignmentStage.ASSIGNMENT_STAGE_UNSPECIFIED) {
+            loads.add(new Load(PeerIdentityInterceptor.current().map(MeshIdentity::name).orElse(""),
+                    req.getInstanceId(), epoch, req.getExpertsCount()));
+        }
+        obs.onNext(r);
         obs.onCompleted();
     }
 
