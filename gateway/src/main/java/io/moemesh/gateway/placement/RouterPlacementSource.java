@@ -1,6 +1,6 @@
 package io.moemesh.gateway.placement;
 
-import io.grpc.Channel;
+import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
@@ -43,6 +43,7 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
     private final int layers;
     private final int dispatchableExperts;
     private final PlacementSource file;
+    private final ManagedChannel channel;
     private final RouterServiceGrpc.RouterServiceStub stub;
     private final Backoff backoff;
     private final Duration maxBackoff;
@@ -65,13 +66,14 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
      * @param watcherId      this gateway's watcher id (its ReportRoutes source)
      * @param file           the placement file's source, or null
      */
-    public RouterPlacementSource(Channel channel, String endpoint, String watcherId, int layers, int dispatchableExperts,
+    public RouterPlacementSource(ManagedChannel channel, String endpoint, String watcherId, int layers, int dispatchableExperts,
                                  PlacementSource file, Duration initialBackoff, Duration maxBackoff) {
         this.endpoint = endpoint;
         this.watcherId = watcherId;
         this.layers = layers;
         this.dispatchableExperts = dispatchableExperts;
         this.file = file;
+        this.channel = channel;
         this.stub = RouterServiceGrpc.newStub(channel);
         this.backoff = new Backoff(initialBackoff, maxBackoff, () -> ThreadLocalRandom.current().nextDouble());
         this.maxBackoff = maxBackoff;
@@ -183,7 +185,12 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
         }
         reconnects.increment();
         try {
-            retry.schedule(this::watch, wait.toNanos(), TimeUnit.NANOSECONDS);
+            retry.schedule(() -> {
+                // grpc-java's own reconnect backoff grows to minutes while the router is away; ours is the one
+                // that counts, so a router back on its address is reached at our next try.
+                channel.resetConnectBackoff();
+                watch();
+            }, wait.toNanos(), TimeUnit.NANOSECONDS);
         } catch (java.util.concurrent.RejectedExecutionException e) {
             // closed meanwhile
         }

@@ -1,6 +1,6 @@
 package io.moemesh.gateway.routing;
 
-import io.grpc.Channel;
+import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
@@ -39,6 +39,7 @@ public final class RouteReporter implements AutoCloseable {
     /** Samples per message at most (router.v1 ReportRoutesRequest.samples). */
     public static final int MAX_SAMPLES = 4096;
 
+    private final ManagedChannel channel;
     private final RouterServiceGrpc.RouterServiceStub stub;
     private final String endpoint;
     private final String source;
@@ -56,6 +57,7 @@ public final class RouteReporter implements AutoCloseable {
     private volatile boolean running;
     private Stream stream;
     private long nextOpenNanos;
+    private boolean retrying;
 
     /** One ReportRoutes call. */
     private static final class Stream {
@@ -75,9 +77,10 @@ public final class RouteReporter implements AutoCloseable {
      * @param appliedEpoch    the placement epoch the gateway dispatches under now (0 = none)
      * @param streamLifetime  how long one ReportRoutes call stays open before it is half-closed and replaced
      */
-    public RouteReporter(Channel channel, String endpoint, String source, String requestIdPrefix, RouteSampler sampler,
+    public RouteReporter(ManagedChannel channel, String endpoint, String source, String requestIdPrefix, RouteSampler sampler,
                          LongSupplier appliedEpoch, Duration flushInterval, Duration streamLifetime,
                          Duration initialBackoff, Duration maxBackoff) {
+        this.channel = channel;
         this.stub = RouterServiceGrpc.newStub(channel);
         this.endpoint = endpoint;
         this.source = source;
@@ -137,6 +140,7 @@ public final class RouteReporter implements AutoCloseable {
                 nextOpenNanos = now;
             } else if (f != null) {
                 nextOpenNanos = now + backoff.next().toNanos();
+                retrying = true;
             }
         }
         if (stream != null && now - stream.openedNanos > streamLifetime.toNanos()) {
@@ -147,6 +151,11 @@ public final class RouteReporter implements AutoCloseable {
         if (stream == null) {
             if (now - nextOpenNanos < 0) {
                 return;
+            }
+            if (retrying) {
+                // grpc-java's own reconnect backoff grows to minutes while the router is away; ours counts.
+                channel.resetConnectBackoff();
+                retrying = false;
             }
             stream = open();
         } else {
