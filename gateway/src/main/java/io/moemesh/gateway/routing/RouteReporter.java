@@ -29,7 +29,8 @@ import org.slf4j.LoggerFactory;
  * queued, and one without samples when none is.
  *
  * <p>Failures never reach the engine: a stream that fails is reopened at a later flush after an exponential backoff
- * with jitter; the routes queued meanwhile wait in the sampler's bounded queue. {@code INVALID_ARGUMENT} means a
+ * with jitter; the routes queued meanwhile wait in the sampler's bounded queue, and samples go only on a stream that
+ * is connected and ready (a new one first carries just the applied epoch), so few are lost with a stream that fails. {@code INVALID_ARGUMENT} means a
  * message of ours was malformed (a bug): the router's message is logged, what was sent on that stream is lost, and
  * the stream is reopened at the next flush without backoff. Every {@code streamLifetime} the stream is half-closed
  * (the router answers with what it accepted) and a new one opened, so nothing on either side grows without bound.
@@ -148,6 +149,7 @@ public final class RouteReporter implements AutoCloseable {
             stream.requests.onCompleted();
             stream = null;
         }
+        boolean opened = false;
         if (stream == null) {
             if (now - nextOpenNanos < 0) {
                 return;
@@ -158,6 +160,7 @@ public final class RouteReporter implements AutoCloseable {
                 retrying = false;
             }
             stream = open();
+            opened = true;
         } else {
             backoff.reset();
         }
@@ -165,24 +168,31 @@ public final class RouteReporter implements AutoCloseable {
         if (requests == null) {
             return;
         }
-        if (!requests.isReady() && now - stream.openedNanos > flushInterval.toNanos()) {
-            // The router does not keep up: do not pile messages up in the transport (the sampler's queue is bounded).
+        if (!requests.isReady()) {
+            // Not connected yet (or the router does not keep up): samples wait in the sampler's bounded queue rather
+            // than in a stream that may never reach the router; a new stream still carries the applied epoch.
+            if (opened) {
+                send(requests, List.of());
+            }
             return;
         }
         int messages = 0;
         int maxMessages = sampler.waiting() / MAX_SAMPLES + 1;
         do {
-            List<SampledRoute> batch = sampler.drain(MAX_SAMPLES);
-            ReportRoutesRequest.Builder m = ReportRoutesRequest.newBuilder().setSource(source)
-                    .setPlacementEpoch(appliedEpoch.getAsLong()).setSampleRate((float) sampler.sampleRate());
-            for (SampledRoute r : batch) {
-                m.addSamples(sample(r));
-            }
-            requests.onNext(m.build());
-            messagesSent.increment();
-            samplesReported.add(batch.size());
+            send(requests, sampler.drain(MAX_SAMPLES));
             messages++;
-        } while (messages < maxMessages && sampler.waiting() > 0 && !stream.ended);
+        } while (messages < maxMessages && sampler.waiting() > 0 && !stream.ended && requests.isReady());
+    }
+
+    private void send(ClientCallStreamObserver<ReportRoutesRequest> requests, List<SampledRoute> batch) {
+        ReportRoutesRequest.Builder m = ReportRoutesRequest.newBuilder().setSource(source)
+                .setPlacementEpoch(appliedEpoch.getAsLong()).setSampleRate((float) sampler.sampleRate());
+        for (SampledRoute r : batch) {
+            m.addSamples(sample(r));
+        }
+        requests.onNext(m.build());
+        messagesSent.increment();
+        samplesReported.add(batch.size());
     }
 
     private RouteSample sample(SampledRoute r) {
