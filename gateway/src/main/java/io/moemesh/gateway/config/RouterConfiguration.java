@@ -31,7 +31,8 @@ public class RouterConfiguration {
         if (!p.router().enabled()) {
             return null;
         }
-        // Keepalive: a router that vanished without closing its connections (a killed pod) is noticed in seconds.
+        // Keepalive: a router that vanished without closing its connections (a lost node) is noticed within about
+        // 40 s, not only when TCP gives up; the watch then reconnects with backoff.
         return NettyChannelBuilder.forTarget(p.router().endpoint(), expertChannelCredentials.orElseThrow().channel())
                 .keepAliveTime(30, TimeUnit.SECONDS).keepAliveTimeout(10, TimeUnit.SECONDS)
                 .maxInboundMessageSize(p.maxInboundMessageBytes()).build();
