@@ -2,6 +2,7 @@ package io.moemesh.gateway.config;
 
 import io.grpc.ChannelCredentials;
 import io.grpc.InsecureServerCredentials;
+import io.grpc.ManagedChannel;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -10,6 +11,7 @@ import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.dispatch.LookaheadPrefetch;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
+import io.moemesh.gateway.dispatch.NoPlacementException;
 import io.moemesh.gateway.dispatch.ResilientInstance;
 import io.moemesh.gateway.dispatch.TracedLocalExperts;
 import io.moemesh.gateway.grpc.AuthInterceptor;
@@ -18,6 +20,8 @@ import io.moemesh.service.expert.GrpcInstanceClient;
 import io.moemesh.gateway.http.PublicApiFilter;
 import io.moemesh.gateway.placement.FilePlacementSource;
 import io.moemesh.gateway.placement.PlacementSource;
+import io.moemesh.gateway.placement.RouterPlacementSource;
+import io.moemesh.gateway.routing.RouteSampler;
 import io.moemesh.gateway.scheduling.DrainLifecycle;
 import io.moemesh.gateway.scheduling.EngineLoop;
 import io.moemesh.gateway.serving.AdmissionControl;
@@ -30,6 +34,8 @@ import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.generate.PreemptionPolicy;
 import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.engine.LookaheadObserver;
+import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kernel.MatMul;
 import io.moemesh.model.kv.ModelFingerprint;
@@ -72,20 +78,40 @@ public class GatewayConfiguration {
         return Files.isRegularFile(config) ? ChatTemplate.fromTokenizerConfig(config).orElse(null) : null;
     }
 
-    /** Null when no placement file is configured: experts then run in-process. */
+    /**
+     * Null when experts run in-process (no placement file, no router). With a router: its watch, starting from the
+     * placement file when one is set (the highest valid epoch of the two serves; the file may be missing at first).
+     */
+    /**
+     * Null when experts run in-process (no placement file, no router). With a router: its watch (started here),
+     * beginning from the placement file when one is set (the highest valid epoch of the two serves; with a router
+     * the file may be missing at first).
+     */
     @Bean
-    PlacementSource placementSource(GatewayProperties p, MoeModel model) {
-        if (p.placementFile() == null) {
-            return null;
+    PlacementSource placementSource(GatewayProperties p, MoeModel model, Optional<ManagedChannel> routerChannel,
+                                    MeterRegistry meters) {
+        int layers = model.config().numLayers();
+        int experts = model.config().dispatchableExperts();
+        if (!p.router().enabled()) {
+            return p.placementFile() == null ? null : new FilePlacementSource(p.placementFile(), layers, experts,
+                    p.placementPollInterval(), Clock.systemUTC());
         }
-        return (new FilePlacementSource(p.placementFile(), model.config().numLayers(),
-                model.config().dispatchableExperts(), p.placementPollInterval(), Clock.systemUTC()));
+        PlacementSource file = p.placementFile() == null ? null : FilePlacementSource.optional(p.placementFile(),
+                layers, experts, p.placementPollInterval(), Clock.systemUTC());
+        RouterProperties r = p.router();
+        RouterPlacementSource watch = new RouterPlacementSource(routerChannel.orElseThrow(), r.endpoint(), r.watcherId(),
+                layers, experts, file, r.reconnect().initialBackoff(), r.reconnect().maxBackoff());
+        FunctionCounter.builder("moemesh_gateway_router_watch_reconnects", watch, RouterPlacementSource::reconnects)
+                .description("placement watches opened again after the previous one failed or ended").register(meters);
+        FunctionCounter.builder("moemesh_gateway_router_placements_rejected", watch, RouterPlacementSource::rejected)
+                .description("placements from the router ignored: not fitting the model, or not newer").register(meters);
+        return watch.start();
     }
 
-    /** Credentials of the channels to expert-services (moemesh.gateway.tls.*); none without a placement. */
+    /** Credentials of the channels to expert-services and the router (moemesh.gateway.tls.*); none in-process. */
     @Bean(destroyMethod = "close")
     MeshCredentials expertChannelCredentials(GatewayProperties p) {
-        if (p.placementFile() == null) {
+        if (!p.expertServices()) {
             return null;
         }
         MeshCredentials credentials = MeshCredentials.load(p.tls(), "moemesh.gateway.tls");
@@ -132,6 +158,8 @@ public class GatewayConfiguration {
                         })),
                 d.stepDeadline(), d.picker(), traces);
         source.get().current().ifPresent(dispatch::usePlacement);
+        Gauge.builder("moemesh_gateway_placement_epoch", dispatch, MeshExpertDispatch::epoch)
+                .description("the placement epoch expert calls are dispatched under; 0 = none yet").register(meters);
         return dispatch;
     }
 
@@ -179,12 +207,13 @@ public class GatewayConfiguration {
     @Bean(destroyMethod = "close")
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
-                          OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead) {
+                          OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
+                          Optional<RouteSampler> routeSampler) {
         // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
         MatMul.warmUp();
-        Engine engine = mesh.<Engine>map(d -> lookahead.isPresent()
-                ? model.engine(d, lookahead.get(), lookahead.get())
-                : model.engine(d)).orElseGet(() -> model.engine(
+        RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
+        Engine engine = mesh.<Engine>map(d -> model.engine(d, routes, lookahead.isPresent() ? lookahead.get()
+                : LookaheadObserver.NONE)).orElseGet(() -> model.engine(
                 new TracedLocalExperts(LocalExperts.fromStore(model.tensors(), model.config()), traces)));
         // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix.
         StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning(), cache,
@@ -193,6 +222,9 @@ public class GatewayConfiguration {
                 ? () -> source.get().current().ifPresent(mesh.get()::usePlacement)
                 : () -> { };
         EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval(), otel);
+        if (source.orElse(null) instanceof RouterPlacementSource r) {
+            r.onNewPlacement(loop::wakeUp);
+        }
         Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
         // Held by running sequences (a shared block once); cached blocks are reclaimable, so they are not "used".
@@ -205,6 +237,17 @@ public class GatewayConfiguration {
                 .description("of the looked-up prompt tokens, those served from cached blocks instead of computed")
                 .register(meters);
         return loop;
+    }
+
+    /** Both observers when both are on (each sees every row's routes at every layer), else the one, else none. */
+    private static RouteObserver routeObserver(RouteObserver a, RouteObserver b) {
+        if (a == null || b == null) {
+            return a != null ? a : b != null ? b : RouteObserver.NONE;
+        }
+        return (step, layer, experts, weights, pairs) -> {
+            a.onRoutes(step, layer, experts, weights, pairs);
+            b.onRoutes(step, layer, experts, weights, pairs);
+        };
     }
 
     @Bean
@@ -232,8 +275,15 @@ public class GatewayConfiguration {
 
     @Bean
     GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters,
-                                        DispatchTraces traces) {
-        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters), traces);
+                                        DispatchTraces traces, Optional<MeshExpertDispatch> mesh,
+                                        Optional<PlacementSource> source) {
+        // With expert services, nothing is admitted before a placement is applied (a router may not have sent one).
+        Runnable ready = mesh.isEmpty() ? () -> { } : () -> {
+            if (!mesh.get().hasPlacement()) {
+                throw new NoPlacementException(source.get().absentReason());
+            }
+        };
+        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters), traces, ready);
     }
 
     @Bean

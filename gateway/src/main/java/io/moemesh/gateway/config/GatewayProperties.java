@@ -14,7 +14,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param modelDir              Hugging Face model directory (dense weights, tokenizer); required
  * @param grpcHost              address the public gRPC API binds (loopback by default)
  * @param grpcPort              public gRPC port; 0 picks a free one
- * @param placementFile         JSON of router.v1.Placement; empty runs every expert in-process (monolithic)
+ * @param placementFile         JSON of router.v1.Placement; empty runs every expert in-process (monolithic), unless
+ *                              a router is set. With a router the file is optional (missing at startup: the router
+ *                              delivers the first placement) and the highest valid epoch of the two serves
  * @param placementPollInterval how often the placement file is checked for a new epoch
  * @param kvCacheTokens         KV positions the paged cache holds over all sequences
  * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
@@ -27,9 +29,12 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param health                readiness and liveness checks (actuator groups, mirrored into gRPC health)
  * @param tls                   transport security of the channels to expert-services, {@code moemesh.gateway.tls.*}
  *                              ({@link TlsSettings}): mutual TLS by default, its files required (and checked at
- *                              startup) when a placement file is set; plaintext only with {@code mode=plaintext}.
- *                              The public gRPC and HTTP APIs stay as they are
+ *                              startup) when a placement file or a router is set; plaintext only with
+ *                              {@code mode=plaintext}. Also the credentials of the channel to the router. The public
+ *                              gRPC and HTTP APIs stay as they are
  * @param prefixCaching         automatic prefix caching in the paged KV cache, {@code moemesh.gateway.prefix-caching.*}
+ * @param router                the router-service to follow and report routes to, {@code moemesh.gateway.router.*}
+ *                              ({@link RouterProperties}); no endpoint = no router
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -50,7 +55,8 @@ public record GatewayProperties(
         String apiKeys,
         @DefaultValue Health health,
         @DefaultValue TlsSettings tls,
-        @DefaultValue PrefixCaching prefixCaching) {
+        @DefaultValue PrefixCaching prefixCaching,
+        @DefaultValue RouterProperties router) {
 
     /**
      * Automatic prefix caching (vLLM's): full KV blocks are kept, keyed by their chained hash (tokens, model
@@ -269,9 +275,19 @@ public record GatewayProperties(
                     + "max-running ≥ 1 are required");
         }
         tls = tls == null ? new TlsSettings(null, null, null, null, null) : tls;
-        // Only a gateway with expert-services (a placement file) opens channels that need the certificate.
-        if (placementFile != null) {
+        router = router == null ? new RouterProperties(null, null, null, null) : router;
+        // Only a gateway with expert-services (a placement file or a router) opens channels that need the certificate.
+        if (expertServices(placementFile, router)) {
             tls.validated("moemesh.gateway.tls");
         }
+    }
+
+    /** Experts run in expert-services (placement from a file or the router), not in this process. */
+    public boolean expertServices() {
+        return expertServices(placementFile, router);
+    }
+
+    private static boolean expertServices(Path placementFile, RouterProperties router) {
+        return placementFile != null || router.enabled();
     }
 }

@@ -9,6 +9,7 @@ import io.moemesh.gateway.health.ExpertReadiness;
 import io.moemesh.gateway.health.HealthMonitor;
 import io.moemesh.gateway.health.HttpSelfProbe;
 import io.moemesh.gateway.health.StallDetector;
+import io.moemesh.gateway.placement.PlacementSource;
 import io.moemesh.gateway.scheduling.EngineLoop;
 import io.moemesh.model.MoeModel;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
@@ -35,8 +36,9 @@ import org.springframework.core.env.Environment;
 public class HealthConfiguration {
 
     @Bean
-    ExpertReadiness expertReadiness(Optional<MeshExpertDispatch> mesh) {
-        return new ExpertReadiness(mesh.orElse(null));
+    ExpertReadiness expertReadiness(Optional<MeshExpertDispatch> mesh, Optional<PlacementSource> source) {
+        return source.isEmpty() ? new ExpertReadiness(mesh.orElse(null))
+                : new ExpertReadiness(mesh.orElse(null), source.get().absentReason());
     }
 
     @Bean

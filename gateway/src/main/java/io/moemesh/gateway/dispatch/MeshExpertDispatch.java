@@ -168,7 +168,8 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
                     float[] out) {
         int tokens = step.rows();
         if (table == null) {
-            throw new IllegalStateException("no placement: the gateway does not know where experts live");
+            // Requests are refused while there is no placement (GenerationService); this is the last guard.
+            throw new NoPlacementException("no expert placement yet: the gateway does not know where experts live");
         }
         long deadline = System.nanoTime() + stepDeadline.toNanos();
         int pairs = tokens * pairsPerToken;

@@ -2,6 +2,7 @@ package io.moemesh.gateway.grpc;
 
 import io.grpc.Status;
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
+import io.moemesh.gateway.dispatch.NoPlacementException;
 import io.moemesh.gateway.serving.DrainingException;
 import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.service.grpc.StatusMapping;
@@ -20,7 +21,7 @@ final class GatewayStatus {
     }
 
     static Status of(Throwable t, String requestId) {
-        if (t instanceof ExpertUnavailableException) {
+        if (t instanceof ExpertUnavailableException || t instanceof NoPlacementException) {
             return Status.UNAVAILABLE.withDescription(t.getMessage());
         }
         if (t instanceof OverloadedException o) {

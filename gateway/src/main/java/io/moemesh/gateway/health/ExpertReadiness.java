@@ -15,10 +15,19 @@ public final class ExpertReadiness {
     /** Missing experts listed in the details; a dead instance can take hundreds with it. */
     static final int LISTED = 8;
     private final MeshExpertDispatch dispatch;
+    private final String absentReason;
 
     /** @param dispatch the mesh data path; null when experts run in this process (always ready) */
     public ExpertReadiness(MeshExpertDispatch dispatch) {
+        this(dispatch, "no placement yet: the gateway does not know where experts live");
+    }
+
+    /**
+     * @param absentReason the verdict while there is no placement (names the router the gateway waits for)
+     */
+    public ExpertReadiness(MeshExpertDispatch dispatch, String absentReason) {
         this.dispatch = dispatch;
+        this.absentReason = absentReason;
     }
 
     public Check check() {
@@ -26,7 +35,7 @@ public final class ExpertReadiness {
             return Check.up("experts run in this process", Map.of());
         }
         if (!dispatch.hasPlacement()) {
-            return Check.down("no placement yet: the gateway does not know where experts live", Map.of());
+            return Check.down(absentReason, Map.of());
         }
         Map<String, Object> instances = new LinkedHashMap<>();
         for (ResilientInstance i : dispatch.instances()) {

@@ -1,6 +1,7 @@
 package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
+import io.moemesh.gateway.dispatch.NoPlacementException;
 import io.moemesh.gateway.serving.DrainingException;
 import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.gateway.serving.PromptTooLongException;
@@ -21,7 +22,7 @@ import org.springframework.web.context.request.async.AsyncRequestNotUsableExcept
  * Every failure of the HTTP API as OpenAI's error JSON {@code {"error": {message, type, param, code}}} with the
  * status OpenAI uses: 400 bad request (a prompt that cannot fit: code {@code context_length_exceeded}), 401 auth,
  * 404 unknown model or path, 405/406/415 for the wrong method, Accept or Content-Type, 413 body too large, 429
- * overloaded (Retry-After), 503 no healthy experts or draining (Retry-After), 500 a bug: the message then says only
+ * overloaded (Retry-After), 503 no healthy experts, no placement yet or draining (Retry-After), 500 a bug: the message then says only
  * "internal error" and the request id, and the exception is logged once with that id (never a class name or a
  * stack trace on the wire).
  */
@@ -62,6 +63,9 @@ public class OpenAiErrors {
             // A replica is usually back (or the breaker half-open) within seconds: worth a retry soon.
             case ExpertUnavailableException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "no_healthy_experts"));
+            // Waiting for the router's first placement: it normally arrives within seconds of startup.
+            case NoPlacementException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
+                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "no_placement"));
             case DrainingException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "draining"));
             case IllegalArgumentException e -> ResponseEntity.badRequest()

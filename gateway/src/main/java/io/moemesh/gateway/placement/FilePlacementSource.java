@@ -18,7 +18,9 @@ import org.slf4j.LoggerFactory;
  * A placement file re-read when it changes (checked at most once per poll interval, from the engine thread).
  * A newer file that does not parse or does not fit the model is logged and ignored: the last good placement
  * keeps serving. Only a higher epoch replaces the current placement (epochs version placements); a file with an
- * older epoch, or the current epoch with other contents, is logged and ignored.
+ * older epoch, or the current epoch with other contents, is logged and ignored. Next to a router
+ * ({@link RouterPlacementSource}) the file may be missing or not fit at startup ({@link #optional}): it then has no
+ * placement until a good version of it appears.
  */
 public final class FilePlacementSource implements PlacementSource {
     private static final Logger log = LoggerFactory.getLogger(FilePlacementSource.class);
@@ -47,6 +49,20 @@ public final class FilePlacementSource implements PlacementSource {
      *                                  message names the file)
      */
     public FilePlacementSource(Path file, int layers, int dispatchableExperts, Duration poll, Clock clock) {
+        this(file, layers, dispatchableExperts, poll, clock, true);
+    }
+
+    /**
+     * A file that need not exist (or fit) yet: the router writes it, and delivers the same epochs itself. Until a
+     * good version appears {@link #current()} is empty.
+     */
+    public static FilePlacementSource optional(Path file, int layers, int dispatchableExperts, Duration poll,
+                                               Clock clock) {
+        return new FilePlacementSource(file, layers, dispatchableExperts, poll, clock, false);
+    }
+
+    private FilePlacementSource(Path file, int layers, int dispatchableExperts, Duration poll, Clock clock,
+                                boolean required) {
         this.file = file;
         this.layers = layers;
         this.dispatchableExperts = dispatchableExperts;
@@ -54,8 +70,16 @@ public final class FilePlacementSource implements PlacementSource {
         this.clock = clock;
         // The version before the read: a write during the read is then seen at the next check, not lost.
         this.seen = version();
-        this.currentPlacement = PlacementFiles.read(file);
-        this.current = table(currentPlacement);
+        try {
+            Placement read = PlacementFiles.read(file);
+            this.current = table(read);
+            this.currentPlacement = read;
+        } catch (IllegalArgumentException e) {
+            if (required) {
+                throw e;
+            }
+            log.warn("no placement from the file yet ({}); waiting for it or the router", e.getMessage());
+        }
         this.nextCheck = clock.millis() + poll.toMillis();
     }
 
@@ -66,10 +90,10 @@ public final class FilePlacementSource implements PlacementSource {
             nextCheck = now + poll.toMillis();
             reloadIfChanged();
         }
-        return Optional.of(current);
+        return Optional.ofNullable(current);
     }
 
-    /** Re-reads the file now if it changed; returns the placement in force afterwards. */
+    /** Re-reads the file now if it changed; returns the placement in force afterwards (null: none yet). */
     public synchronized PlacementTable reloadIfChanged() {
         Version v = version();
         if (v != null && !v.equals(seen)) {
@@ -77,8 +101,8 @@ public final class FilePlacementSource implements PlacementSource {
             try {
                 Placement read = PlacementFiles.read(file);
                 PlacementTable next = table(read);
-                if (next.epoch() > current.epoch()) {
-                    log.info("{}: placement epoch {} → {}", file, current.epoch(), next.epoch());
+                if (current == null || next.epoch() > current.epoch()) {
+                    log.info("{}: placement epoch {} → {}", file, current == null ? 0 : current.epoch(), next.epoch());
                     current = next;
                     currentPlacement = read;
                 } else if (next.epoch() < current.epoch()) {
@@ -89,7 +113,7 @@ public final class FilePlacementSource implements PlacementSource {
                 }
             } catch (IllegalArgumentException e) {
                 // The message names the file.
-                log.error("keeping placement epoch {}: {}", current.epoch(), e.getMessage());
+                log.error("keeping placement epoch {}: {}", current == null ? 0 : current.epoch(), e.getMessage());
             }
         }
         return current;

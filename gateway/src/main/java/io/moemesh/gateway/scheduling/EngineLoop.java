@@ -68,6 +68,11 @@ public final class EngineLoop implements AutoCloseable {
         };
     }
 
+    /** Runs the step boundary hook soon even while idle (a new placement arrived). */
+    public void wakeUp() {
+        wake.release();
+    }
+
     /** Waits up to {@code max} for the scheduler to have nothing running or waiting. */
     public void awaitIdle(Duration max) {
         long deadline = System.nanoTime() + max.toNanos();

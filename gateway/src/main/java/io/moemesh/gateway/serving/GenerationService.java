@@ -28,9 +28,20 @@ public final class GenerationService {
     private final AdmissionControl admission;
     private final ServingMetrics metrics;
     private final DispatchTraces traces;
+    private final Runnable ready;
 
     public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics,
                              DispatchTraces traces) {
+        this(engine, tokenizer, admission, metrics, traces, () -> { });
+    }
+
+    /**
+     * @param ready checked at every submit before admission; throws to refuse the request (a gateway that follows a
+     *              router and has no placement yet: {@code NoPlacementException}, UNAVAILABLE / 503)
+     */
+    public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics,
+                             DispatchTraces traces, Runnable ready) {
+        this.ready = ready;
         this.engine = engine;
         this.tokenizer = tokenizer;
         this.admission = admission;
@@ -45,6 +56,7 @@ public final class GenerationService {
 
     public Handle submit(ServingRequest request, CompletionSink sink) {
         var g = request.generation();
+        ready.run();
         admission.admit(request.tenant(), g.promptIds().length, g.params().maxTokens());
         Run run = new Run(request, sink);
         run.handle = engine.submit(g, run, request.tenant());

@@ -45,8 +45,13 @@ public final class FakeExpertInstance implements AutoCloseable {
     private final Path placement;
 
     public FakeExpertInstance(Path modelDir) {
+        this(modelDir, InsecureServerCredentials.create());
+    }
+
+    /** Listening with these credentials (mutual TLS: a certificate of {@link TestCertificates}). */
+    public FakeExpertInstance(Path modelDir, io.grpc.ServerCredentials credentials) {
         this.model = MoeModel.open(modelDir);
-        this.server = new GrpcServerLifecycle("fake-expert", "127.0.0.1", 0, InsecureServerCredentials.create(), 64 << 20, Duration.ofSeconds(1),
+        this.server = new GrpcServerLifecycle("fake-expert", "127.0.0.1", 0, credentials, 64 << 20, Duration.ofSeconds(1),
                 List.of(new Service()), List.of());
         server.start();
         try {
