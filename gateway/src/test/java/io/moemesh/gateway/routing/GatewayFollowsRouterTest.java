@@ -94,6 +94,8 @@ class GatewayFollowsRouterTest {
     @Autowired
     MeshExpertDispatch dispatch;
     @Autowired
+    io.moemesh.gateway.placement.PlacementSource placementSource;
+    @Autowired
     MeterRegistry meters;
     @LocalServerPort
     int httpPort;
@@ -311,7 +313,18 @@ class GatewayFollowsRouterTest {
             }
         });
         firstToken.orTimeout(60, TimeUnit.SECONDS).join();
-        router.publish(placement(2, 2));
+        // Hold the generation inside a step (its expert calls wait), so the new epoch must arrive while it runs
+        // and be applied at the boundary after that step, with ~158 steps still to go: no race with its end.
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        experts.forEach(e -> e.hold.set(release));
+        try {
+            router.publish(placement(2, 2));
+            await().atMost(WAIT).until(() -> placementSource.current().map(t -> t.epoch()).orElse(0L) == 2);
+            assertThat(dispatch.epoch()).as("not applied inside a step").isEqualTo(1);
+        } finally {
+            experts.forEach(e -> e.hold.set(null));
+            release.countDown();
+        }
         await().atMost(WAIT).until(() -> dispatch.epoch() == 2);
         assertThat(done).as("the switch happened while the generation ran").isNotDone();
 

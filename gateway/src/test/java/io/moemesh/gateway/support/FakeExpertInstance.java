@@ -38,6 +38,12 @@ public final class FakeExpertInstance implements AutoCloseable {
     public final AtomicBoolean down = new AtomicBoolean();
     /** While set, every Prefetch call is answered UNAVAILABLE. */
     public final AtomicBoolean prefetchFails = new AtomicBoolean();
+    /**
+     * While it holds a latch, every ExpertBatch message waits for it before being answered: a test can keep a
+     * generation in the middle of a step (so before the next step boundary) for as long as it needs.
+     */
+    public final java.util.concurrent.atomic.AtomicReference<java.util.concurrent.CountDownLatch> hold =
+            new java.util.concurrent.atomic.AtomicReference<>();
     /** Every Prefetch call received (answered or failed), in arrival order. */
     public final List<PrefetchRequest> prefetches = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final MoeModel model;
@@ -100,6 +106,14 @@ public final class FakeExpertInstance implements AutoCloseable {
             return new StreamObserver<>() {
                 @Override
                 public void onNext(ExpertBatchRequest req) {
+                    java.util.concurrent.CountDownLatch latch = hold.get();
+                    if (latch != null) {
+                        try {
+                            latch.await();
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                        }
+                    }
                     ExpertBatchResponse.Builder r = ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId())
                             .setLayer(req.getLayer()).setServingEpoch(1);
                     if (down.get()) {
