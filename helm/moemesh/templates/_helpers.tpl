@@ -101,33 +101,6 @@ checksum/config: {{ .config | sha256sum }}
 {{- end }}
 {{- end }}
 
-{{/* Environment every service shares: settings ConfigMap plus JVM options. */}}
-{{- define "moemesh.tlsEnv" -}}
-{{- if eq .root.Values.tlsMode "mtls" }}
-- name: {{ .prefix }}_TLS_MODE
-  value: mtls
-- name: {{ .prefix }}_TLS_CERT_CHAIN
-  value: /etc/moemesh/tls/tls.crt
-- name: {{ .prefix }}_TLS_PRIVATE_KEY
-  value: /etc/moemesh/tls/tls.key
-- name: {{ .prefix }}_TLS_CA_BUNDLE
-  value: /etc/moemesh/tls/ca.crt
-- name: {{ .prefix }}_TLS_RELOAD_PERIOD
-  value: {{ .root.Values.tls.reloadPeriod | quote }}
-{{- else }}
-- name: {{ .prefix }}_TLS_MODE
-  value: plaintext
-{{- end }}
-{{- end }}
-
-{{/* User's extra environment of a component (a map NAME: value), sorted so renders are stable. */}}
-{{- define "moemesh.extraEnv" -}}
-{{- range $k, $v := . }}
-- name: {{ $k }}
-  value: {{ $v | toString | quote }}
-{{- end }}
-{{- end }}
-
 {{/* Volume mounts every MoE Mesh container has: /tmp, the native cache, the model, the certificate. */}}
 {{- define "moemesh.commonMounts" -}}
 - name: tmp
@@ -187,6 +160,8 @@ checksum/config: {{ .config | sha256sum }}
       value: /tmp
     - name: HF_HOME
       value: /tmp/hf
+    - name: PIP_DISABLE_PIP_VERSION_CHECK
+      value: "1"
     {{- with .Values.model.initContainer.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -253,7 +228,6 @@ spec:
     - server auth
     - client auth
     - digital signature
-    - key encipherment
   issuerRef:
     name: {{ $cm.issuerRef.name }}
     kind: {{ $cm.issuerRef.kind }}
