@@ -233,3 +233,18 @@ spec:
     kind: {{ $cm.issuerRef.kind }}
     group: {{ $cm.issuerRef.group }}
 {{- end }}
+
+{{/* A component's env value (NAME: value) as more settings ConfigMap entries: (dict "env" .Values.gateway.env
+"settings" <the chart's entries> "value" "gateway.env"). A name the chart already sets fails naming it: the
+chart's value is the one to change, and a ConfigMap with the key twice would be ambiguous. */}}
+{{- define "moemesh.userEnv" -}}
+{{- range $k, $v := .env }}
+{{- if not (regexMatch "^[A-Za-z_][A-Za-z0-9_]*$" $k) }}
+{{- fail (printf "%s.%s is not an environment variable name (letters, digits and _, not starting with a digit)" $.value $k) }}
+{{- end }}
+{{- if hasKey $.settings $k }}
+{{- fail (printf "%s.%s is set by the chart itself; change the chart value that sets it instead (docs/kubernetes.md, values reference)" $.value $k) }}
+{{- end }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
+{{- end }}

@@ -55,7 +55,13 @@ class ChartBadValuesTest {
                         "tls.certManager.issuerRef.name"),
                 bad(Map.of("gateway.autoscaling.servingMetric.name", ""), "gateway.autoscaling.servingMetric.name"),
                 bad(Map.of("router.persistence.enabled", "true", "router.persistence.size", ""),
-                        "router.persistence.size"));
+                        "router.persistence.size"),
+                bad("gateway.env.MOEMESH_GATEWAY_GRPC_PORT", "9001", "gateway.env.MOEMESH_GATEWAY_GRPC_PORT"),
+                bad("expertService.env.MOEMESH_EXPERT_PLACER_IDENTITIES", "anyone",
+                        "expertService.env.MOEMESH_EXPERT_PLACER_IDENTITIES"),
+                bad("router.env.MOEMESH_ROUTER_DISCOVERY_MODE", "static", "router.env.MOEMESH_ROUTER_DISCOVERY_MODE"),
+                bad("kvcache.env.JDK_JAVA_OPTIONS", "-Xmx1g", "kvcache.env.JDK_JAVA_OPTIONS"),
+                bad("gateway.env.BAD-NAME", "1", "gateway.env.BAD-NAME"));
     }
 
     @ParameterizedTest(name = "{0} -> names {1}")
