@@ -1,0 +1,66 @@
+{{/*
+Checks that need more than one value or a non-empty string (values.schema.json checks types, enums and ranges
+first). Each failure names the value, so `helm install` says what to fix. Included by every workload template.
+*/}}
+{{- define "moemesh.validate" -}}
+{{- $v := .Values }}
+{{- if not (has $v.model.source (list "pvc" "initContainer")) }}
+{{- fail (printf "model.source must be pvc or initContainer, got %q" (toString $v.model.source)) }}
+{{- end }}
+{{- if not (trim (toString $v.model.path)) }}
+{{- fail "model.path must name the model directory inside the model volume (e.g. mixtral-8x7b)" }}
+{{- end }}
+{{- if not (hasPrefix "/" (toString $v.model.mountPath)) }}
+{{- fail (printf "model.mountPath must be an absolute path, got %q" (toString $v.model.mountPath)) }}
+{{- end }}
+{{- if and (eq $v.model.source "pvc") (not (trim (toString $v.model.pvc.claimName))) }}
+{{- fail "model.pvc.claimName must name the PersistentVolumeClaim holding the model when model.source is pvc" }}
+{{- end }}
+{{- if eq $v.model.source "initContainer" }}
+{{- if not (trim (toString $v.model.initContainer.image)) }}
+{{- fail "model.initContainer.image must be set when model.source is initContainer" }}
+{{- end }}
+{{- if not $v.model.initContainer.command }}
+{{- fail "model.initContainer.command must be set when model.source is initContainer" }}
+{{- end }}
+{{- end }}
+{{- range $c := list "gateway" "router" "expertService" "kvcache" }}
+{{- if not (trim (toString (index $v $c "image" "repository"))) }}
+{{- fail (printf "%s.image.repository must not be empty" $c) }}
+{{- end }}
+{{- end }}
+{{- if and (eq $v.expertService.device "gpu") (lt (int $v.expertService.gpus) 1) }}
+{{- fail (printf "expertService.gpus must be at least 1 when expertService.device is gpu, got %v (use expertService.device=cpu for pods without a GPU)" $v.expertService.gpus) }}
+{{- end }}
+{{- if and (eq $v.expertService.device "gpu") (not (trim (toString $v.expertService.gpuResource))) }}
+{{- fail "expertService.gpuResource must name the GPU resource (e.g. nvidia.com/gpu) when expertService.device is gpu" }}
+{{- end }}
+{{- range $c := list "gateway" "expertService" }}
+{{- $a := index $v $c "autoscaling" }}
+{{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- fail (printf "%s.autoscaling.minReplicas (%v) must not exceed %s.autoscaling.maxReplicas (%v)" $c $a.minReplicas $c $a.maxReplicas) }}
+{{- end }}
+{{- if and $a.enabled $a.servingMetric.enabled (not (trim (toString $a.servingMetric.name))) }}
+{{- fail (printf "%s.autoscaling.servingMetric.name must name a Pods metric of the custom metrics API when %s.autoscaling.servingMetric.enabled" $c $c) }}
+{{- end }}
+{{- end }}
+{{- $experts := ternary $v.expertService.autoscaling.minReplicas $v.expertService.replicas $v.expertService.autoscaling.enabled }}
+{{- if gt (int $v.router.expertReplicas) (int $experts) }}
+{{- fail (printf "router.expertReplicas (%v) must not exceed the expert-service pods (%v: %s)" $v.router.expertReplicas $experts (ternary "expertService.autoscaling.minReplicas" "expertService.replicas" $v.expertService.autoscaling.enabled)) }}
+{{- end }}
+{{- if and $v.expertService.pdb.enabled (gt (int $v.router.expertReplicas) 1) (ge (int $v.expertService.pdb.maxUnavailable) (int $v.router.expertReplicas)) }}
+{{- fail (printf "expertService.pdb.maxUnavailable (%v) must be below router.expertReplicas (%v): a node drain must never take every replica of an expert at once" $v.expertService.pdb.maxUnavailable $v.router.expertReplicas) }}
+{{- end }}
+{{- if and (eq $v.tlsMode "mtls") $v.tls.certManager.enabled (not (trim (toString $v.tls.certManager.issuerRef.name))) }}
+{{- fail "tls.certManager.issuerRef.name must name the Issuer of the mesh CA when tls.certManager.enabled" }}
+{{- end }}
+{{- if and $v.kvcache.enabled (not (trim (toString $v.kvcache.persistence.size))) }}
+{{- fail "kvcache.persistence.size must be set (the SSD volume of each kvcache pod) when kvcache.enabled" }}
+{{- end }}
+{{- if and $v.kvcache.enabled (not (hasPrefix "/" (toString $v.kvcache.persistence.mountPath))) }}
+{{- fail (printf "kvcache.persistence.mountPath must be an absolute path, got %q" (toString $v.kvcache.persistence.mountPath)) }}
+{{- end }}
+{{- if and $v.router.persistence.enabled (not (trim (toString $v.router.persistence.size))) }}
+{{- fail "router.persistence.size must be set when router.persistence.enabled" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,131 @@
+package io.moemesh.helm;
+
+import com.marcnuri.helm.Helm;
+import com.marcnuri.helm.LintResult;
+import com.marcnuri.helm.TemplateCommand;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.yaml.snakeyaml.DumperOptions;
+import org.yaml.snakeyaml.Yaml;
+
+/**
+ * The chart under test (helm/moemesh, the module's working directory is helm/) and its documented value sets:
+ * the defaults and every file under moemesh/ci/ (each described in docs/kubernetes.md). Helm runs in-process
+ * through helm-java; its native helm library is the Maven artifact com.marcnuri.helm-java:linux-amd64, so nothing
+ * is downloaded at test time.
+ */
+final class Chart {
+    static final Path DIR = Path.of("moemesh");
+    static final String RELEASE = "moemesh";
+    static final String NAMESPACE = "serving";
+
+    private Chart() {
+    }
+
+    /** A documented value set: the defaults ({@code file} null) or a file of moemesh/ci/. */
+    record ValueSet(String name, Path file) {
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    static List<ValueSet> valueSets() {
+        List<ValueSet> sets = new ArrayList<>();
+        sets.add(new ValueSet("defaults", null));
+        try (Stream<Path> files = Files.list(DIR.resolve("ci"))) {
+            files.filter(f -> f.getFileName().toString().endsWith("-values.yaml")).sorted()
+                    .forEach(f -> sets.add(new ValueSet(f.getFileName().toString(), f)));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return sets;
+    }
+
+    /** {@code helm template} of the value set plus {@code --set} pairs; throws with Helm's message on failure. */
+    static String template(ValueSet set, Map<String, String> overrides) {
+        TemplateCommand t = new Helm(DIR).template().withName(RELEASE).withNamespace(NAMESPACE);
+        if (set.file() != null) {
+            t = t.withValuesFile(set.file());
+        }
+        for (Map.Entry<String, String> e : overrides.entrySet()) {
+            t = t.set(e.getKey(), e.getValue());
+        }
+        return t.call();
+    }
+
+    /** The chart's values.yaml with the value set merged in: what the templates see. */
+    static Map<String, Object> values(ValueSet set) {
+        try {
+            Yaml yaml = new Yaml();
+            Map<String, Object> values = yaml.load(Files.readString(DIR.resolve("values.yaml")));
+            return set.file() == null ? values : merge(values, yaml.load(Files.readString(set.file())));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A value by its dotted path, e.g. {@code expertService.gpus}. */
+    @SuppressWarnings("unchecked")
+    static Object value(Map<String, Object> values, String path) {
+        Object v = values;
+        for (String key : path.split("\\.")) {
+            v = ((Map<String, Object>) v).get(key);
+        }
+        return v;
+    }
+
+    static RenderedChart render(ValueSet set) {
+        return RenderedChart.parse(template(set, Map.of()));
+    }
+
+    /**
+     * {@code helm lint --strict} of the chart with the value set. helm-java's lint takes no values file, so the
+     * set is merged into a copy of the chart's values.yaml (Helm's own merge: maps deep, everything else
+     * replaced) and the copy is linted.
+     */
+    static LintResult lint(ValueSet set, Path workDir) throws IOException {
+        if (set.file() == null) {
+            return new Helm(DIR).lint().strict().call();
+        }
+        Path copy = workDir.resolve("moemesh");
+        copyTree(DIR, copy);
+        DumperOptions options = new DumperOptions();
+        options.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
+        Files.writeString(copy.resolve("values.yaml"), new Yaml(options).dump(values(set)));
+        return new Helm(copy).lint().strict().call();
+    }
+
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> merge(Map<String, Object> base, Map<String, Object> overlay) {
+        Map<String, Object> out = new LinkedHashMap<>(base);
+        overlay.forEach((k, v) -> {
+            if (v instanceof Map<?, ?> m && out.get(k) instanceof Map<?, ?> b) {
+                out.put(k, merge((Map<String, Object>) b, (Map<String, Object>) m));
+            } else {
+                out.put(k, v);
+            }
+        });
+        return out;
+    }
+
+    private static void copyTree(Path from, Path to) throws IOException {
+        try (Stream<Path> paths = Files.walk(from)) {
+            for (Path p : (Iterable<Path>) paths::iterator) {
+                Path target = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(p, target);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+package io.moemesh.helm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Broken values make {@code helm template} (and so {@code helm install}) fail with a message naming the value:
+ * values.schema.json for types, enums and ranges (Helm reports them as {@code at '/expertService/gpus'}), the
+ * templates' {@code fail} for everything that depends on several values or on a blank string.
+ */
+class ChartBadValuesTest {
+
+    static Stream<Arguments> badValues() {
+        return Stream.of(
+                // the schema: wrong type, out of range, unknown choice, missing required part
+                bad("expertService.gpus", "-1"),
+                bad("gateway.replicas", "two"),
+                bad("gateway.grpcPort", "70000"),
+                bad("expertService.managementPort", "0"),
+                bad("tlsMode", "none"),
+                bad("model.source", "s3"),
+                bad("expertService.device", "tpu"),
+                bad("expertService.backend", "gpu"),
+                bad("router.planner", "best"),
+                bad("router.expertReplicas", "0"),
+                bad("gateway.image.repository", ""),
+                bad("kvcache.persistence.size", ""),
+                bad("gateway.drain.shutdownGraceSeconds", "0"),
+                bad("tls.reloadPeriod", "soon"),
+                bad("gateway.resources.limits", "null", "gateway.resources"),
+                bad("expertService.resources.requests.memory", "null", "expertService.resources.requests"),
+                bad("gateway.unknownSetting", "1", "gateway"),
+                // the templates' checks
+                bad("expertService.gpus", "0"),
+                bad("model.pvc.claimName", ""),
+                bad("model.path", " "),
+                bad("model.mountPath", "models", "model.mountPath"),
+                bad(Map.of("model.source", "initContainer", "model.initContainer.image", ""),
+                        "model.initContainer.image"),
+                bad(Map.of("expertService.gpuResource", ""), "expertService.gpuResource"),
+                bad(Map.of("gateway.autoscaling.minReplicas", "9"), "gateway.autoscaling.minReplicas"),
+                bad(Map.of("expertService.autoscaling.minReplicas", "20"), "expertService.autoscaling.minReplicas"),
+                bad(Map.of("router.expertReplicas", "5"), "router.expertReplicas"),
+                bad(Map.of("expertService.autoscaling.enabled", "false", "expertService.replicas", "1"),
+                        "router.expertReplicas"),
+                bad(Map.of("expertService.pdb.maxUnavailable", "2"), "expertService.pdb.maxUnavailable"),
+                bad(Map.of("tls.certManager.enabled", "true", "tls.certManager.issuerRef.name", ""),
+                        "tls.certManager.issuerRef.name"),
+                bad(Map.of("gateway.autoscaling.servingMetric.name", ""), "gateway.autoscaling.servingMetric.name"),
+                bad(Map.of("router.persistence.enabled", "true", "router.persistence.size", ""),
+                        "router.persistence.size"),
+                bad("gateway.env.MOEMESH_GATEWAY_GRPC_PORT", "9001", "gateway.env.MOEMESH_GATEWAY_GRPC_PORT"),
+                bad("expertService.env.MOEMESH_EXPERT_PLACER_IDENTITIES", "anyone",
+                        "expertService.env.MOEMESH_EXPERT_PLACER_IDENTITIES"),
+                bad("router.env.MOEMESH_ROUTER_DISCOVERY_MODE", "static", "router.env.MOEMESH_ROUTER_DISCOVERY_MODE"),
+                bad("kvcache.env.JDK_JAVA_OPTIONS", "-Xmx1g", "kvcache.env.JDK_JAVA_OPTIONS"),
+                bad("gateway.env.BAD-NAME", "1", "gateway.env.BAD-NAME"));
+    }
+
+    @ParameterizedTest(name = "{0} -> names {1}")
+    @MethodSource("badValues")
+    void brokenValue_failsTheRender_namingTheValue(Map<String, String> overrides, String valueName) {
+        assertThatThrownBy(() -> Chart.template(Chart.valueSets().getFirst(), overrides))
+                .satisfies(e -> assertThat(e.getMessage())
+                        .containsAnyOf(valueName, "'/" + valueName.replace('.', '/') + "'"));
+    }
+
+    private static Arguments bad(String key, String value) {
+        return bad(key, value, key);
+    }
+
+    private static Arguments bad(String key, String value, String valueName) {
+        return bad(Map.of(key, value), valueName);
+    }
+
+    private static Arguments bad(Map<String, String> overrides, String valueName) {
+        return Arguments.of(new LinkedHashMap<>(overrides), valueName);
+    }
+}
