@@ -177,6 +177,19 @@ class KvCacheServiceTest {
     }
 
     @Test
+    void aRequestOfMoreThan65536Hashes_isRefused_namingTheField() {
+        List<ByteString> many = new ArrayList<>();
+        ByteString h = ByteString.copyFrom(new byte[32]);
+        for (int i = 0; i <= KvMessages.MAX_CHAIN_BLOCKS; i++) {
+            many.add(h);
+        }
+        assertThatThrownBy(() -> lookup(many)).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(e.getStatus().getDescription()).isEqualTo("block_hashes: 65537 hashes, need 0..65536");
+        });
+    }
+
+    @Test
     void anotherTenantsKey_isAMiss_answeredExactlyAsANeverStoredKey() throws Exception {
         int[] tokens = new int[2 * BT];
         for (int i = 0; i < tokens.length; i++) {

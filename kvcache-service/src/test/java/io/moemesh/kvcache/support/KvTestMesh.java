@@ -190,6 +190,9 @@ public final class KvTestMesh {
                 out.add(null);
                 continue;
             }
+            if (r.getData().size() > 1 << 20) {
+                throw new AssertionError("a chunk of " + r.getData().size() + " bytes, more than 1 MiB");
+            }
             if (r.getOffset() != cur.size()) {
                 throw new AssertionError("chunk at " + r.getOffset() + " after " + cur.size() + " bytes");
             }
