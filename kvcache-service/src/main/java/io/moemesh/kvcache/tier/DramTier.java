@@ -201,6 +201,14 @@ public final class DramTier implements KvTier {
         return e != null && e.pinned;
     }
 
+    /**
+     * The resident blocks now (a snapshot, in no particular order), for {@link TieredKvStore#demoteAll()} at
+     * shutdown.
+     */
+    public synchronized java.util.List<KvBlock> residentBlocks() {
+        return entries.values().stream().map(e -> e.block).toList();
+    }
+
     @Override
     public long capacityBytes() {
         return capacityBytes;

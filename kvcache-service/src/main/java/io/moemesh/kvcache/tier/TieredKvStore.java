@@ -277,6 +277,43 @@ public final class TieredKvStore implements AutoCloseable {
         }
     }
 
+    /**
+     * Moves every DRAM block down into the lower tier (pins carried along), so that a service that is shutting
+     * down keeps them across the restart: the lower tier's files are what a restart rebuilds, DRAM is not. The
+     * lower tier makes room by its own policy as for any demotion; a block it cannot take (NO_SPACE, an I/O
+     * error) stays in DRAM and is lost with it.
+     *
+     * @return blocks moved
+     */
+    public int demoteAll() {
+        lock.lock();
+        try {
+            int moved = 0;
+            for (KvBlock b : dram.residentBlocks()) {
+                PutResult r;
+                try {
+                    r = lower.put(b);
+                } catch (RuntimeException e) {
+                    demotionDrops.increment();
+                    continue;
+                }
+                if (r == PutResult.STORED || r == PutResult.ALREADY_PRESENT) {
+                    if (pins.containsKey(b.key())) {
+                        lower.pin(b.key());
+                    }
+                    dram.remove(b.key());
+                    demotions.increment();
+                    moved++;
+                } else {
+                    demotionDrops.increment();
+                }
+            }
+            return moved;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     public DramTier dram() {
         return dram;
     }

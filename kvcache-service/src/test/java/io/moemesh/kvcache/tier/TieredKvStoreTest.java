@@ -53,6 +53,20 @@ class TieredKvStoreTest {
     }
 
     @Test
+    void demoteAll_movesEveryDramBlockDown_withItsPin_soTheLowerTierAloneHoldsThem() {
+        try (TieredKvStore s = store(3, 10)) {
+            s.put(block(1));
+            s.put(block(2));
+            s.pin(key(2));
+            assertThat(s.demoteAll()).isEqualTo(2);
+            assertThat(s.dram().blockCount()).isZero();
+            assertThat(s.lower().contains(key(1))).isTrue();
+            assertThat(s.lower().isPinned(key(2))).isTrue();
+            assertThat(s.get(key(1)).orElseThrow().block().sameContent(block(1))).isTrue();
+        }
+    }
+
+    @Test
     void anSsdHit_isPromoted_andTheTiersStayExclusive() {
         try (TieredKvStore s = store(2, 10)) {
             s.put(block(1));

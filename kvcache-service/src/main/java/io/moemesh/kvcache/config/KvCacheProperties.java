@@ -1,0 +1,111 @@
+package io.moemesh.kvcache.config;
+
+import io.moemesh.kvcache.tier.FsyncPolicy;
+import io.moemesh.service.tls.TlsSettings;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.boot.context.properties.bind.DefaultValue;
+
+/**
+ * Settings of the kvcache-service, {@code moemesh.kvcache.*}: from application.yaml, {@code --key=value} arguments,
+ * system properties or environment variables (relaxed binding: {@code moemesh.kvcache.ssd-dir} =
+ * {@code MOEMESH_KVCACHE_SSD_DIR}; list entries {@code moemesh.kvcache.model-dirs[0]} =
+ * {@code MOEMESH_KVCACHE_MODEL_DIRS_0}, or one comma-separated value).
+ *
+ * @param modelDirs              Hugging Face model directories whose blocks are stored (config.json gives the layers,
+ *                               KV heads, head dim and attention heads; config.json and the weight files give the
+ *                               {@code ModelFingerprint} requests name the model by); at least one; required
+ * @param blockTokens            tokens per block: must be the gateway's block size (requests carry theirs in
+ *                               {@code BlockLayout.block_tokens}; another value is FAILED_PRECONDITION); in [1, 4096];
+ *                               default 16 (the gateway's default)
+ * @param grpcHost               address the gRPC server binds; loopback unless told otherwise
+ * @param grpcPort               gRPC port; 0 = a free port (logged at startup); default 9500
+ * @param dramBytes              bytes of blocks held in host memory (heap), shared evenly by the models; each share
+ *                               must hold one block; default 256 MiB (the JVM heap must be larger)
+ * @param ssdDir                 directory of the SSD tier's segment files, one subdirectory per model and block size
+ *                               ({@code <fingerprint hex>-b<block-tokens>}); kept across restarts (the index is rebuilt
+ *                               from it at startup, before the service reports SERVING); required
+ * @param ssdBytes               bytes of live records on SSD, shared evenly by the models; default 4 GiB
+ * @param segmentBytes           size at which a segment file is sealed and the next begun; at least 4 KiB; default
+ *                               256 MiB
+ * @param fsync                  when appended records are forced to stable storage: {@code always} (before each put
+ *                               is acknowledged), {@code interval} (default) or {@code never}. A kill -9 loses no
+ *                               acknowledged block under any policy (the bytes are in the page cache); on power loss
+ *                               or an OS crash {@code interval} loses at most the blocks acknowledged in the last
+ *                               {@code fsync-interval} (or last {@code fsync-interval-bytes}), {@code never} whatever
+ *                               the OS had not written. A shutdown (SIGTERM) forces everything under every policy.
+ * @param fsyncInterval          {@code interval}: longest time an acknowledged record stays unforced; > 0; default 1s
+ * @param fsyncIntervalBytes     {@code interval}: force once this many record bytes were appended; > 0; default 64 MiB
+ * @param compactionLiveFraction compaction rewrites sealed segments whose live bytes are below this fraction of their
+ *                               records; in [0, 1]; default 0.5
+ * @param compactionPeriod       how often compaction runs in the background; 0 = never; default 1m
+ * @param int8                   store new SSD segments as int8 with a scale per row (about 4x smaller, lossy: error at
+ *                               most max|row| / 254); off by default (the wire and DRAM stay float32 always)
+ * @param csd                    the lower tier is a computational-storage tier (Lookup, Get and Attend report
+ *                               {@code TIER_CSD} for its blocks); the files are the same as SSD's; default false
+ * @param maxInboundMessageBytes largest gRPC message accepted: bounds one Put chunk (a block may span many); at least
+ *                               64 KiB; default 16 MiB
+ * @param shutdownGrace          how long in-flight calls may finish on shutdown before they are cancelled (a Put
+ *                               cancelled midway stores nothing of its incomplete block); default 10s
+ * @param tls                    transport security of the gRPC port, {@code moemesh.kvcache.tls.*} ({@link TlsSettings}):
+ *                               mutual TLS by default with the mesh identity {@code kvcache} (SAN
+ *                               {@code spiffe://moemesh/kvcache}); plaintext only with {@code mode=plaintext}
+ */
+@ConfigurationProperties("moemesh.kvcache")
+public record KvCacheProperties(
+        List<Path> modelDirs,
+        @DefaultValue("16") int blockTokens,
+        @DefaultValue("127.0.0.1") String grpcHost,
+        @DefaultValue("9500") int grpcPort,
+        @DefaultValue("268435456") long dramBytes,
+        Path ssdDir,
+        @DefaultValue("4294967296") long ssdBytes,
+        @DefaultValue("268435456") long segmentBytes,
+        @DefaultValue("interval") FsyncPolicy fsync,
+        @DefaultValue("1s") Duration fsyncInterval,
+        @DefaultValue("67108864") long fsyncIntervalBytes,
+        @DefaultValue("0.5") double compactionLiveFraction,
+        @DefaultValue("1m") Duration compactionPeriod,
+        @DefaultValue("false") boolean int8,
+        @DefaultValue("false") boolean csd,
+        @DefaultValue("16777216") int maxInboundMessageBytes,
+        @DefaultValue("10s") Duration shutdownGrace,
+        @DefaultValue TlsSettings tls) {
+    /** Largest block size accepted: 4096 tokens (a block is still one record of one segment). */
+    public static final int MAX_BLOCK_TOKENS = 4096;
+
+    public KvCacheProperties {
+        modelDirs = modelDirs == null ? List.of() : List.copyOf(modelDirs);
+        require(!modelDirs.isEmpty(), "model-dirs (MOEMESH_KVCACHE_MODEL_DIRS) is required: the model directories "
+                + "whose blocks are stored");
+        require(ssdDir != null && !ssdDir.toString().isBlank(), "ssd-dir (MOEMESH_KVCACHE_SSD_DIR) is required: "
+                + "where the SSD tier's segment files live");
+        require(blockTokens >= 1 && blockTokens <= MAX_BLOCK_TOKENS, "block-tokens must be in [1, " + MAX_BLOCK_TOKENS
+                + "] (the gateway's block size), got " + blockTokens);
+        require(grpcPort >= 0 && grpcPort <= 65535, "grpc-port must be in [0, 65535], got " + grpcPort);
+        require(dramBytes > 0, "dram-bytes must be > 0, got " + dramBytes);
+        require(ssdBytes > 0, "ssd-bytes must be > 0, got " + ssdBytes);
+        require(segmentBytes >= 4096, "segment-bytes must be >= 4096, got " + segmentBytes);
+        require(fsync != null, "fsync must be always, interval or never");
+        require(fsyncInterval != null && !fsyncInterval.isNegative() && !fsyncInterval.isZero(),
+                "fsync-interval must be > 0, got " + fsyncInterval);
+        require(fsyncIntervalBytes > 0, "fsync-interval-bytes must be > 0, got " + fsyncIntervalBytes);
+        require(compactionLiveFraction >= 0 && compactionLiveFraction <= 1,
+                "compaction-live-fraction must be in [0, 1], got " + compactionLiveFraction);
+        require(compactionPeriod != null && !compactionPeriod.isNegative(), "compaction-period must be >= 0 (0 = never), "
+                + "got " + compactionPeriod);
+        require(maxInboundMessageBytes >= 65536, "max-inbound-message-bytes must be >= 65536, got "
+                + maxInboundMessageBytes);
+        require(shutdownGrace != null && !shutdownGrace.isNegative(), "shutdown-grace must be >= 0, got "
+                + shutdownGrace);
+        tls = (tls == null ? new TlsSettings(null, null, null, null, null) : tls).validated("moemesh.kvcache.tls");
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException("moemesh.kvcache." + message);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+package io.moemesh.kvcache.config;
+
+import io.grpc.BindableService;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.grpc.KvCacheGrpcService;
+import io.moemesh.kvcache.metrics.KvCacheMetrics;
+import io.moemesh.kvcache.policy.AdmissionPolicy;
+import io.moemesh.kvcache.policy.LruPolicy;
+import io.moemesh.kvcache.serving.ServedModel;
+import io.moemesh.kvcache.serving.ServedModels;
+import io.moemesh.kvcache.tier.CsdTier;
+import io.moemesh.kvcache.tier.KvTier;
+import io.moemesh.kvcache.tier.OpenReport;
+import io.moemesh.kvcache.tier.PayloadEncoding;
+import io.moemesh.kvcache.tier.SsdConfig;
+import io.moemesh.kvcache.tier.SsdTier;
+import io.moemesh.kvcache.tier.TieredKvStore;
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.config.ModelConfigReader;
+import io.moemesh.model.kv.ModelFingerprint;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.tls.MeshCredentials;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+
+/**
+ * Wires the served models' tiers, the gRPC server and the background compaction from {@link KvCacheProperties}.
+ * The tiers open (each SSD index rebuilt from its segment files) while the beans are created, before the gRPC
+ * server starts: the port is not even bound, let alone SERVING, until every index is rebuilt. On shutdown the
+ * server stops first (no new calls, in-flight calls get {@code shutdown-grace}), then compaction, then
+ * {@link ServedModels#close()} demotes DRAM to SSD and forces the segments.
+ */
+@Configuration(proxyBeanMethods = false)
+public final class KvCacheServiceConfiguration {
+    private static final Logger log = LoggerFactory.getLogger(KvCacheServiceConfiguration.class);
+
+    @Bean(destroyMethod = "close")
+    ServedModels servedModels(KvCacheProperties props) {
+        return open(props);
+    }
+
+    /**
+     * Opens every configured model's tiers: DRAM and SSD budgets are shared evenly, each model's segments live
+     * in {@code <ssd-dir>/<fingerprint hex>-b<block-tokens>}.
+     *
+     * @throws IllegalArgumentException naming the property when a share cannot hold one block
+     */
+    static ServedModels open(KvCacheProperties props) {
+        int n = props.modelDirs().size();
+        List<ServedModel> served = new ArrayList<>();
+        try {
+            for (Path dir : props.modelDirs()) {
+                served.add(openModel(props, dir, props.dramBytes() / n, props.ssdBytes() / n));
+            }
+            return new ServedModels(served);
+        } catch (RuntimeException e) {
+            served.forEach(m -> m.store().close());
+            throw e;
+        }
+    }
+
+    private static ServedModel openModel(KvCacheProperties props, Path dir, long dramBytes, long ssdBytes) {
+        ModelConfig c = ModelConfigReader.read(dir);
+        ModelFingerprint fp = ModelFingerprint.of(dir);
+        String name = dir.toAbsolutePath().normalize().getFileName().toString();
+        KvLayout layout = new KvLayout(c.numLayers(), c.numKvHeads(), c.headDim(), props.blockTokens());
+        if (dramBytes < layout.bytesPerBlock()) {
+            throw new IllegalArgumentException("moemesh.kvcache.dram-bytes: model " + name + "'s share, " + dramBytes
+                    + " bytes, cannot hold one block of " + layout.bytesPerBlock() + " bytes (" + layout + ")");
+        }
+        PayloadEncoding encoding = props.int8() ? PayloadEncoding.INT8 : PayloadEncoding.FLOAT32;
+        long record = 64L + encoding.payloadBytes(layout);
+        if (ssdBytes < record) {
+            throw new IllegalArgumentException("moemesh.kvcache.ssd-bytes: model " + name + "'s share, " + ssdBytes
+                    + " bytes, cannot hold one block of about " + record + " bytes (" + layout + ")");
+        }
+        Path ssdDir = props.ssdDir().resolve(fp.hex() + "-b" + props.blockTokens());
+        SsdConfig cfg = new SsdConfig(ssdDir, ssdBytes, props.segmentBytes(), props.fsync(), props.fsyncInterval(),
+                props.fsyncIntervalBytes(), props.compactionLiveFraction(), encoding);
+        SsdTier ssd = SsdTier.open(cfg, layout, fp, new LruPolicy());
+        OpenReport r = ssd.openReport();
+        log.info("model {} ({}): {}; SSD tier {} rebuilt: {} blocks in {} segments, {} checksum failures dropped, "
+                        + "{} torn bytes truncated, {} segments quarantined", name, fp.hex(), layout, ssdDir, r.blocks(),
+                r.segments(), r.checksumFailures(), r.tornBytesTruncated(), r.quarantined().size());
+        KvTier lower = props.csd() ? new CsdTier(ssd) : ssd;
+        TieredKvStore store = new TieredKvStore(layout, dramBytes, new LruPolicy(), lower, AdmissionPolicy.ADMIT_ALL,
+                System::nanoTime);
+        return new ServedModel(name, fp, c.numHeads(), layout, store, ssd);
+    }
+
+    /** The gRPC port's credentials (moemesh.kvcache.tls.*): the mesh identity {@code kvcache}. */
+    @Bean(destroyMethod = "close")
+    MeshCredentials meshCredentials(KvCacheProperties props) {
+        MeshCredentials credentials = MeshCredentials.load(props.tls(), "moemesh.kvcache.tls");
+        if (!credentials.isMtls()) {
+            log.warn("moemesh.kvcache.tls.mode=plaintext: gRPC without TLS; anyone who reaches the port can read and "
+                    + "write blocks");
+        }
+        return credentials;
+    }
+
+    @Bean
+    KvCacheMetrics kvCacheMetrics(MeterRegistry registry, ServedModels models) {
+        return new KvCacheMetrics(registry, models);
+    }
+
+    @Bean
+    KvCacheGrpcService kvCacheGrpcService(ServedModels models, KvCacheMetrics metrics) {
+        return new KvCacheGrpcService(models, metrics);
+    }
+
+    /** SERVING from its start: the tiers it serves are open (their indexes rebuilt) before it is created. */
+    @Bean
+    GrpcServerLifecycle grpcServer(KvCacheProperties props, KvCacheGrpcService service, MeshCredentials credentials) {
+        return new GrpcServerLifecycle("kvcache-service", props.grpcHost(), props.grpcPort(), credentials.server(),
+                props.maxInboundMessageBytes(), props.shutdownGrace(), List.<BindableService>of(service),
+                List.of(new PeerIdentityInterceptor()));
+    }
+
+    @Bean
+    KvCacheBackground kvCacheBackground(KvCacheProperties props, ServedModels models) {
+        return new KvCacheBackground(props, models);
+    }
+}

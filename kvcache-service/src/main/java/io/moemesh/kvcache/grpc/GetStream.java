@@ -1,0 +1,91 @@
+package io.moemesh.kvcache.grpc;
+
+import io.grpc.stub.ServerCallStreamObserver;
+import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.metrics.KvCacheMetrics;
+import io.moemesh.kvcache.policy.AccessHint;
+import io.moemesh.kvcache.serving.ServedModel;
+import io.moemesh.kvcache.tier.StoredBlock;
+import io.moemesh.proto.kvcache.v1.GetResponse;
+import io.moemesh.proto.kvcache.v1.Tier;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * One Get stream, sent as fast as the client reads it: chunks go out only while the call is ready (gRPC's
+ * outbound flow control), and the rest waits for the next on-ready callback, so a slow reader of a long prefix
+ * holds one block in memory, not the whole answer. A block is read from the store when its first chunk is due;
+ * the bytes are the block's own immutable buffer (no copy).
+ */
+final class GetStream implements Runnable {
+    private final ServedModel model;
+    private final List<BlockKey> keys;
+    private final KvCacheMetrics metrics;
+    private final ServerCallStreamObserver<GetResponse> obs;
+    private int next;
+    /** The block being sent, its index and tier; null between blocks. */
+    private ByteBuffer current;
+    private int currentIndex;
+    private Tier currentTier;
+    private boolean done;
+
+    GetStream(ServedModel model, List<BlockKey> keys, KvCacheMetrics metrics, ServerCallStreamObserver<GetResponse> obs) {
+        this.model = model;
+        this.keys = keys;
+        this.metrics = metrics;
+        this.obs = obs;
+    }
+
+    void start() {
+        obs.setOnCancelHandler(this::cancelled);
+        obs.setOnReadyHandler(this);
+        run();
+    }
+
+    private synchronized void cancelled() {
+        done = true;
+        current = null;
+    }
+
+    /** Sends while the call is ready; called at start and on every on-ready callback. */
+    @Override
+    public synchronized void run() {
+        try {
+            while (!done && obs.isReady()) {
+                if (current == null) {
+                    if (next == keys.size()) {
+                        done = true;
+                        obs.onCompleted();
+                        return;
+                    }
+                    int i = next++;
+                    long t0 = System.nanoTime();
+                    Optional<StoredBlock> b = model.store().get(keys.get(i), AccessHint.NONE);
+                    metrics.restored(model, System.nanoTime() - t0);
+                    if (b.isEmpty()) {
+                        obs.onNext(GetResponse.newBuilder().setIndex(i).setFound(false).setLast(true).build());
+                        continue;
+                    }
+                    current = b.get().block().data();
+                    currentIndex = i;
+                    currentTier = KvMessages.tier(b.get().tier());
+                }
+                int offset = current.position();
+                int n = Math.min(KvMessages.MAX_CHUNK_BYTES, current.remaining());
+                ByteBuffer chunk = current.slice(offset, n);
+                current.position(offset + n);
+                boolean last = !current.hasRemaining();
+                obs.onNext(GetResponse.newBuilder().setIndex(currentIndex).setFound(true).setTier(currentTier)
+                        .setOffset(offset).setData(KvCacheGrpcService.wrap(chunk)).setLast(last).build());
+                if (last) {
+                    current = null;
+                }
+            }
+        } catch (RuntimeException e) {
+            done = true;
+            current = null;
+            obs.onError(KvCacheStatuses.logged("Get", e).asRuntimeException());
+        }
+    }
+}

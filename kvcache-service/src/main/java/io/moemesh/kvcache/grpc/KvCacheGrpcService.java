@@ -1,0 +1,224 @@
+package io.moemesh.kvcache.grpc;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.kvcache.attend.BlockAttention;
+import io.moemesh.kvcache.attend.PartialAttention;
+import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.block.KvBlock;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.metrics.KvCacheMetrics;
+import io.moemesh.kvcache.policy.AccessHint;
+import io.moemesh.kvcache.serving.ServedModel;
+import io.moemesh.kvcache.serving.ServedModels;
+import io.moemesh.kvcache.tier.LookupResult;
+import io.moemesh.kvcache.tier.StoredBlock;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.common.v1.Tensor;
+import io.moemesh.proto.kvcache.v1.AttendRequest;
+import io.moemesh.proto.kvcache.v1.AttendResponse;
+import io.moemesh.proto.kvcache.v1.GetRequest;
+import io.moemesh.proto.kvcache.v1.GetResponse;
+import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.proto.kvcache.v1.LookupRequest;
+import io.moemesh.proto.kvcache.v1.LookupResponse;
+import io.moemesh.proto.kvcache.v1.PinRequest;
+import io.moemesh.proto.kvcache.v1.PinResponse;
+import io.moemesh.proto.kvcache.v1.PutRequest;
+import io.moemesh.proto.kvcache.v1.PutResponse;
+import io.moemesh.proto.kvcache.v1.StatsRequest;
+import io.moemesh.proto.kvcache.v1.StatsResponse;
+import io.moemesh.proto.kvcache.v1.UnpinRequest;
+import io.moemesh.proto.kvcache.v1.UnpinResponse;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Supplier;
+
+/**
+ * moemesh.kvcache.v1.KvCacheService over the served models' tiered stores; every error goes through
+ * {@link KvCacheStatuses}. Calls run on gRPC's executor (SSD reads and writes block it for one record's I/O).
+ */
+public final class KvCacheGrpcService extends KvCacheServiceGrpc.KvCacheServiceImplBase {
+    /** Query tokens one Attend may carry. */
+    static final int MAX_ATTEND_TOKENS = 256;
+
+    private final ServedModels models;
+    private final KvCacheMetrics metrics;
+
+    public KvCacheGrpcService(ServedModels models, KvCacheMetrics metrics) {
+        this.models = models;
+        this.metrics = metrics;
+    }
+
+    @Override
+    public void lookup(LookupRequest req, StreamObserver<LookupResponse> obs) {
+        unary(obs, "Lookup", () -> {
+            ServedModel m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
+            LookupResult r = m.store().lookup(KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0));
+            LookupResponse.Builder out = LookupResponse.newBuilder().setPresentBlocks(r.presentBlocks());
+            r.tiers().forEach(t -> out.addTiers(KvMessages.tier(t)));
+            return out.build();
+        });
+    }
+
+    @Override
+    public StreamObserver<PutRequest> put(StreamObserver<PutResponse> obs) {
+        return new PutStream(models, metrics, obs);
+    }
+
+    @Override
+    public void get(GetRequest req, StreamObserver<GetResponse> obs) {
+        ServedModel m;
+        List<BlockKey> keys;
+        try {
+            m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
+            keys = KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0);
+        } catch (RuntimeException e) {
+            obs.onError(KvCacheStatuses.logged("Get", e).asRuntimeException());
+            return;
+        }
+        new GetStream(m, keys, metrics, (ServerCallStreamObserver<GetResponse>) obs).start();
+    }
+
+    @Override
+    public void pin(PinRequest req, StreamObserver<PinResponse> obs) {
+        unary(obs, "Pin", () -> {
+            ServedModel m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
+            PinResponse.Builder out = PinResponse.newBuilder();
+            KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0).forEach(k -> out.addPinned(m.store().pin(k)));
+            return out.build();
+        });
+    }
+
+    @Override
+    public void unpin(UnpinRequest req, StreamObserver<UnpinResponse> obs) {
+        unary(obs, "Unpin", () -> {
+            ServedModel m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
+            UnpinResponse.Builder out = UnpinResponse.newBuilder();
+            KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0)
+                    .forEach(k -> out.addUnpinned(m.store().unpin(k)));
+            return out.build();
+        });
+    }
+
+    @Override
+    public void stats(StatsRequest req, StreamObserver<StatsResponse> obs) {
+        unary(obs, "Stats", () -> {
+            StatsResponse.Builder out = StatsResponse.newBuilder();
+            models.all().forEach(m -> out.addModels(KvMessages.stats(m)));
+            return out.build();
+        });
+    }
+
+    @Override
+    public void attend(AttendRequest req, StreamObserver<AttendResponse> obs) {
+        unary(obs, "Attend", () -> attend(req));
+    }
+
+    private AttendResponse attend(AttendRequest req) {
+        ServedModel m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
+        KvLayout layout = m.layout();
+        long layer = Integer.toUnsignedLong(req.getLayer());
+        if (layer >= layout.layers()) {
+            throw new IllegalArgumentException("layer: " + layer + " is not in [0, " + layout.layers() + ")");
+        }
+        int heads = m.numHeads();
+        int dim = layout.headDim();
+        Tensor q = req.getQuery();
+        if (q.getDtype() != DType.DTYPE_F32 || q.getShapeCount() != 3 || q.getShape(1) != heads
+                || q.getShape(2) != dim || q.getShape(0) < 1 || q.getShape(0) > MAX_ATTEND_TOKENS) {
+            throw new IllegalArgumentException("query: must be DTYPE_F32 [num_tokens, " + heads + ", " + dim
+                    + "] with 1 <= num_tokens <= " + MAX_ATTEND_TOKENS + ", got " + q.getDtype() + " "
+                    + q.getShapeList());
+        }
+        int tokens = (int) q.getShape(0);
+        if (q.getData().size() != (long) tokens * heads * dim * Float.BYTES) {
+            throw new IllegalArgumentException("query: " + q.getData().size() + " data bytes, expected "
+                    + (long) tokens * heads * dim * Float.BYTES);
+        }
+        if (req.getPositionsCount() != tokens) {
+            throw new IllegalArgumentException("positions: " + req.getPositionsCount() + " positions for " + tokens
+                    + " query tokens");
+        }
+        List<BlockKey> keys = KvMessages.keys(req.getBlockHashesList(), "block_hashes", 1);
+        int bt = layout.blockTokens();
+        long first = Integer.toUnsignedLong(req.getFirstBlock()) * bt;
+        long end = first + (long) keys.size() * bt;
+        if (end > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("first_block: blocks " + req.getFirstBlock() + " .. "
+                    + (Integer.toUnsignedLong(req.getFirstBlock()) + keys.size()) + " reach past position 2^31");
+        }
+        for (int t = 0; t < tokens; t++) {
+            long p = req.getPositions(t);
+            if (p < first || p > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("positions[" + t + "]: " + p + " is not in [" + first + ", 2^31): "
+                        + "the blocks start at position " + first + " (first_block " + req.getFirstBlock()
+                        + " of " + bt + " tokens), and a query attends only to positions up to its own");
+            }
+        }
+        float scale = req.getScale() == 0 ? BlockAttention.defaultScale(dim) : req.getScale();
+        if (!(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale: must be finite and > 0 (or 0 for 1/sqrt(head_dim)), got "
+                    + req.getScale());
+        }
+        long start = System.nanoTime();
+        List<KvBlock> blocks = new ArrayList<>(keys.size());
+        AttendResponse.Builder out = AttendResponse.newBuilder();
+        for (int i = 0; i < keys.size(); i++) {
+            long t0 = System.nanoTime();
+            Optional<StoredBlock> b = m.store().get(keys.get(i),
+                    AccessHint.atChainPosition((int) (req.getFirstBlock() + (long) i)));
+            metrics.restored(m, System.nanoTime() - t0);
+            if (b.isEmpty()) {
+                throw Status.NOT_FOUND.withDescription("block_hashes[" + i + "]: the block is not stored")
+                        .asRuntimeException();
+            }
+            blocks.add(b.get().block());
+            out.addTiers(KvMessages.tier(b.get().tier()));
+        }
+        float[] query = new float[tokens * heads * dim];
+        q.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(query);
+        ByteBuffer outputs = ByteBuffer.allocate(query.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer lse = ByteBuffer.allocate(tokens * heads * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        float[] one = new float[heads * dim];
+        for (int t = 0; t < tokens; t++) {
+            System.arraycopy(query, t * heads * dim, one, 0, one.length);
+            int visible = (int) Math.min(end - first, req.getPositions(t) - first + 1);
+            PartialAttention p = BlockAttention.attend(one, heads, blocks, layout, (int) layer, visible, scale);
+            for (float f : p.output()) {
+                outputs.putFloat(f);
+            }
+            for (float f : p.lse()) {
+                lse.putFloat(f);
+            }
+        }
+        return out.setOutputs(Tensor.newBuilder().setDtype(DType.DTYPE_F32).addShape(tokens).addShape(heads)
+                        .addShape(dim).setData(UnsafeByteOperations.unsafeWrap(outputs.array())))
+                .setLse(Tensor.newBuilder().setDtype(DType.DTYPE_F32).addShape(tokens).addShape(heads)
+                        .setData(UnsafeByteOperations.unsafeWrap(lse.array())))
+                .setComputeMicros((System.nanoTime() - start) / 1000).build();
+    }
+
+    private static <T> void unary(StreamObserver<T> obs, String method, Supplier<T> body) {
+        T response;
+        try {
+            response = body.get();
+        } catch (RuntimeException e) {
+            obs.onError(KvCacheStatuses.logged(method, e).asRuntimeException());
+            return;
+        }
+        obs.onNext(response);
+        obs.onCompleted();
+    }
+
+    /** Bytes as a ByteString without copying (the block's bytes are immutable). */
+    static ByteString wrap(ByteBuffer readOnly) {
+        return UnsafeByteOperations.unsafeWrap(readOnly);
+    }
+}

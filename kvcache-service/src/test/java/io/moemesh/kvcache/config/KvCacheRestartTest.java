@@ -1,0 +1,97 @@
+package io.moemesh.kvcache.config;
+
+import static io.moemesh.kvcache.support.KvTestMesh.hashes;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.moemesh.kvcache.KvCacheServiceApplication;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.support.KvTestMesh;
+import io.moemesh.kvcache.support.KvTestMesh.Block;
+import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.proto.kvcache.v1.LookupRequest;
+import io.moemesh.proto.kvcache.v1.LookupResponse;
+import io.moemesh.proto.kvcache.v1.PutOutcome;
+import io.moemesh.proto.kvcache.v1.PutResponse;
+import io.moemesh.proto.kvcache.v1.Tier;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.context.ConfigurableApplicationContext;
+
+/** Whole Spring contexts of the service: blocks acknowledged before a shutdown are served after it; bad settings. */
+class KvCacheRestartTest {
+    /** 1,100 tokens a block: 1.1 MB, so Put and Get move every block in several chunks. */
+    static final int BT = 1100;
+    static final KvLayout LAYOUT = KvTestMesh.layout(BT);
+    @TempDir
+    Path ssdDir;
+
+    ConfigurableApplicationContext run(String... extra) {
+        List<String> args = new ArrayList<>(KvTestMesh.args(ssdDir, BT, 2L * LAYOUT.bytesPerBlock(),
+                10L * (LAYOUT.bytesPerBlock() + 44)));
+        for (String e : extra) {
+            // A repeated --key=value would bind as a comma-separated list: replace the default instead.
+            args.removeIf(a -> a.startsWith(e.substring(0, e.indexOf('=') + 1)));
+            args.add(e);
+        }
+        return new SpringApplicationBuilder(KvCacheServiceApplication.class).run(args.toArray(String[]::new));
+    }
+
+    static LookupResponse lookup(ManagedChannel ch, List<ByteString> hashes) {
+        return KvCacheServiceGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES).lookup(LookupRequest
+                .newBuilder().setModelFingerprint(ByteString.copyFrom(KvTestMesh.FINGERPRINT.bytes()))
+                .setLayout(KvTestMesh.wire(BT)).addAllBlockHashes(hashes).build());
+    }
+
+    @Test
+    void aRestartOnTheSameSsdDir_servesEveryBlockAcknowledgedBeforeTheShutdown_dramOnesIncluded() throws Exception {
+        List<Block> seq = KvTestMesh.sequence(1, 3, BT, "t");
+        try (ConfigurableApplicationContext first = run()) {
+            ManagedChannel ch = KvTestMesh.channel(first.getBean(GrpcServerLifecycle.class).port());
+            try {
+                PutResponse r = KvTestMesh.put(ch, KvTestMesh.putMessages(seq, BT, "t")).get(1, TimeUnit.MINUTES);
+                assertThat(r.getResultsList()).extracting(x -> x.getOutcome()).containsOnly(PutOutcome.PUT_OUTCOME_STORED);
+                // DRAM holds 2 blocks: block 0 was demoted to SSD, blocks 1 and 2 are in DRAM only.
+                assertThat(lookup(ch, hashes(seq)).getTiersList())
+                        .containsExactly(Tier.TIER_SSD, Tier.TIER_DRAM, Tier.TIER_DRAM);
+            } finally {
+                ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            }
+        }
+        // The lower tier reopened as computational storage: the same segment files.
+        try (ConfigurableApplicationContext second = run("--moemesh.kvcache.csd=true")) {
+            ManagedChannel ch = KvTestMesh.channel(second.getBean(GrpcServerLifecycle.class).port());
+            try {
+                assertThat(HealthGrpc.newBlockingStub(ch).check(HealthCheckRequest.getDefaultInstance()).getStatus())
+                        .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+                LookupResponse l = lookup(ch, hashes(seq));
+                assertThat(l.getPresentBlocks()).isEqualTo(3);
+                assertThat(l.getTiersList()).containsOnly(Tier.TIER_CSD);
+                List<byte[]> got = KvTestMesh.get(ch, BT, hashes(seq));
+                for (int i = 0; i < seq.size(); i++) {
+                    assertThat(got.get(i)).isEqualTo(seq.get(i).payload());
+                }
+            } finally {
+                ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    @Test
+    void aDramShareTooSmallForOneBlock_refusesTheStart_namingTheProperty() {
+        assertThatThrownBy(() -> run("--moemesh.kvcache.dram-bytes=1000").close())
+                .rootCause().hasMessageStartingWith("moemesh.kvcache.dram-bytes: model mixtral-tiny's share, 1000 "
+                        + "bytes, cannot hold one block of " + LAYOUT.bytesPerBlock() + " bytes");
+    }
+}
