@@ -34,8 +34,9 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * The launcher as a user runs it: {@code ./moemesh up}, {@code generate --endpoint} for every golden case,
- * {@code down}, each a separate process of the repository's launcher script.
+ * The launcher as a user runs it: {@code ./moemesh up} (with its router), {@code router describe},
+ * {@code generate --endpoint} for every golden case, {@code down}, each a separate process of the repository's
+ * launcher script.
  */
 class LauncherScriptTest {
     private static final Path ROOT = TestModels.repoRoot();
@@ -63,16 +64,26 @@ class LauncherScriptTest {
                 "--replicas", "2", "--state-dir", STATE.toString(), "--heap", TestMeshes.HEAP);
         assertThat(up.exit()).as("up exit code; stderr:%n%s", up.err()).isZero();
         List<String> lines = up.out().lines().toList();
-        assertThat(lines).as("up stdout").hasSize(5);
+        assertThat(lines).as("up stdout").hasSize(6);
         assertThat(lines.getFirst()).matches("gateway: 127\\.0\\.0\\.1:\\d+");
         assertThat(lines.get(1)).matches("http: http://127\\.0\\.0\\.1:\\d+");
-        assertThat(lines.subList(2, 5)).allMatch(l -> l.matches("expert-\\d 127\\.0\\.0\\.1:\\d+ experts:( L\\d\\[[\\d,]+])+"));
+        assertThat(lines.get(2)).matches("router: 127\\.0\\.0\\.1:\\d+");
+        assertThat(lines.subList(3, 6)).allMatch(l -> l.matches("expert-\\d 127\\.0\\.0\\.1:\\d+ experts:( L\\d\\[[\\d,]+])+"));
         String endpoint = lines.getFirst().substring("gateway: ".length());
 
         MeshState state = MeshState.read(STATE).orElseThrow();
         assertThat(state.services()).as("services outlive the up process").allSatisfy(s -> assertThat(s.process()).isPresent());
         assertThat(state.services()).allSatisfy(s -> assertThat(Path.of(s.logFile())).isNotEmptyFile());
+        assertThat(state.services()).extracting(MeshState.Service::name).contains("router");
+        assertThat(lines.get(2)).isEqualTo("router: " + state.router().grpcEndpoint());
         internalPortsRefuseStrangers_andRogueAssignments(state);
+
+        // the router published epoch 1 (it reports SERVING only then), as the placement file up wrote
+        assertThat(ServiceProcess.serving("127.0.0.1", state.router().grpcPort(),
+                CertificateDirectory.open(MeshLauncher.tlsDir(STATE)).channelCredentials("placer"))).isTrue();
+        LauncherRun describe = moemesh(Duration.ofMinutes(1), "router", "describe", "--state-dir", STATE.toString());
+        assertThat(describe.exit()).as("router describe exit code; stderr:%n%s", describe.err()).isZero();
+        assertThat(describe.out()).startsWith("epoch: 1" + System.lineSeparator()).contains("instances: 3");
 
         SoftAssertions soft = new SoftAssertions();
         List<GoldenCase> cases = GoldenCase.load(TestModels.MIXTRAL_BF16);
@@ -95,7 +106,8 @@ class LauncherScriptTest {
 
         LauncherRun down = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
         assertThat(down.exit()).as("down exit code; stderr:%n%s", down.err()).isZero();
-        assertThat(down.out()).contains("stopped gateway (pid " + state.gateway().pid() + ")");
+        assertThat(down.out()).contains("stopped gateway (pid " + state.gateway().pid() + ")")
+                .contains("stopped router (pid " + state.router().pid() + ")");
         assertThat(state.services()).allSatisfy(s -> assertThat(s.process()).as(s.name()).isEmpty());
         assertThat(ServiceProcess.serving("127.0.0.1", state.gateway().grpcPort())).isFalse();
         assertThat(MeshState.file(STATE)).doesNotExist();
@@ -106,19 +118,23 @@ class LauncherScriptTest {
     }
 
     /**
-     * What `up` set up for service-to-service gRPC: keys owner-only in <state>/tls/; every expert port refuses a
-     * client without the mesh's certificate (plaintext, or another CA's), LoadAssignment from a mesh member that is
+     * What `up` set up for service-to-service gRPC: keys owner-only in <state>/tls/; the router's and every expert's
+     * port refuse a client without the mesh's certificate (plaintext, or another CA's), LoadAssignment from a mesh member that is
      * not the placer, and an epoch that would pin it (2^64-1). The golden cases that follow show the instances
      * still serve.
      */
     private static void internalPortsRefuseStrangers_andRogueAssignments(MeshState state) throws IOException {
         Path tlsDir = MeshLauncher.tlsDir(STATE);
-        for (String key : List.of("ca.key", "placer.key", "gateway.key", "expert-0.key")) {
+        for (String key : List.of("ca.key", "placer.key", "gateway.key", "expert-0.key", "router.key")) {
             assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(tlsDir.resolve(key)))).as(key)
                     .isEqualTo("rw-------");
         }
         CertificateDirectory mesh = CertificateDirectory.open(tlsDir);
         CertificateDirectory foreign = CertificateDirectory.create(RUNS.resolve("foreign-tls"), List.of("placer"));
+        int router = state.router().grpcPort();
+        assertThat(ServiceProcess.serving("127.0.0.1", router)).as("router plaintext").isFalse();
+        assertThat(ServiceProcess.serving("127.0.0.1", router, foreign.channelCredentials("placer")))
+                .as("router with another CA's certificate").isFalse();
         for (MeshState.Service expert : state.experts()) {
             int port = expert.grpcPort();
             assertThat(ServiceProcess.serving("127.0.0.1", port)).as("%s plaintext", expert.name()).isFalse();

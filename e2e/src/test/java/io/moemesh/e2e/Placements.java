@@ -27,16 +27,23 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Switches a running mesh to a new placement epoch the way the router will: every instance of the new
- * placement loads its assignment first ({@code LoadAssignment}, as the placer identity), then the gateway's
+ * Switches a running mesh without a router to a new placement epoch the way the router does: every instance of the
+ * new placement loads its assignment first ({@code LoadAssignment}, as the placer identity), then the gateway's
  * placement file changes, and the gateway picks the epoch up at a step boundary.
  */
 final class Placements {
     private Placements() {
     }
 
-    /** The first {@code instances} expert services of the mesh, experts dealt evenly, each on {@code replicas}. */
+    /**
+     * The first {@code instances} expert services of the mesh, experts dealt evenly, each on {@code replicas}. Only on a
+     * mesh without a router ({@link TestMeshes#start}): a router owns the epochs and would publish over these.
+     */
     static PlacementTable switchTo(RunningMesh mesh, GatewayClient gateway, long epoch, int instances, int replicas) {
+        if (mesh.routerEndpoint().isPresent()) {
+            throw new IllegalStateException("this mesh runs a router (" + mesh.routerEndpoint().get() + "), which owns its "
+                    + "placement epochs: switch placements on a mesh of TestMeshes.start, or replan through the router");
+        }
         ModelConfig c = mesh.config();
         List<Instance> used = new ArrayList<>();
         for (int i = 0; i < instances; i++) {

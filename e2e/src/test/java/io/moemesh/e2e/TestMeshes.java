@@ -14,6 +14,11 @@ import java.util.List;
  * Meshes of real service processes for the tests, started by the CLI's launcher from the jars this reactor
  * built. State and logs go to {@code e2e/target/meshes/<name>/} and stay there for post-mortems; the services
  * stop in {@link RunningMesh#close()} or, if the test JVM dies first, in the launcher's shutdown hook.
+ *
+ * <p>{@link #start} meshes have no router-service (unlike {@code moemesh up}): most tests switch placements
+ * themselves ({@link Placements}: the placement file and LoadAssignment as the placer), which a router publishing
+ * its own epochs would fight, and the others test the data path on the fixed epoch 1, where a router JVM would only
+ * cost startup time. Tests of the router's placement use {@link #startWithRouter}.
  */
 final class TestMeshes {
     /** Four JVMs start at once on a 2-core machine: generous, but bounded. */
@@ -42,12 +47,26 @@ final class TestMeshes {
     /** With a restart policy: ALWAYS starts the supervisor that restarts killed services, as {@code up} does. */
     static RunningMesh start(String name, String model, int experts, int replicas, List<String> jvmOptions,
                              MeshSpec.RestartPolicy restart) {
-        MeshHome home = new MeshHome(TestModels.repoRoot());
-        Path state = stateDir(name);
+        return up(spec(name, model, experts, replicas, jvmOptions, restart).withoutRouter());
+    }
+
+    /**
+     * With the router-service, as {@code moemesh up} starts it: it publishes epoch 1 and every replan to the
+     * instances and the placement file, and the gateway follows it.
+     */
+    static RunningMesh startWithRouter(String name, String model, int experts, int replicas) {
+        return up(spec(name, model, experts, replicas, List.of(), MeshSpec.RestartPolicy.NEVER));
+    }
+
+    private static MeshSpec spec(String name, String model, int experts, int replicas, List<String> jvmOptions,
+                                 MeshSpec.RestartPolicy restart) {
+        return new MeshSpec(TestModels.dir(model), experts, replicas, stateDir(name), HEAP, START_TIMEOUT,
+                new MeshHome(TestModels.repoRoot()), jvmOptions, restart);
+    }
+
+    private static RunningMesh up(MeshSpec spec) {
         // a mesh left by a test JVM that was SIGKILLed (no shutdown hook ran)
-        MeshLauncher.down(state, Duration.ofSeconds(10));
-        MeshSpec spec = new MeshSpec(TestModels.dir(model), experts, replicas, state, HEAP, START_TIMEOUT, home, jvmOptions,
-                restart);
+        MeshLauncher.down(spec.stateDir(), Duration.ofSeconds(10));
         return MeshLauncher.up(spec, new PrintWriter(System.err, true), true);
     }
 }

@@ -77,8 +77,9 @@ public final class ChaosCommand implements Callable<Integer> {
         MeshHome home = MeshHome.detect();
         Path modelDir = mesh.model(home);
         Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("chaos");
+        // No router: chaos measures the data path under kills on a fixed placement (epoch 1, as up writes it).
         MeshSpec ms = new MeshSpec(modelDir, experts, replicas, dir, jvm.heap(), jvm.timeout(), home, jvm.jvmOptions(),
-                MeshSpec.RestartPolicy.ALWAYS);
+                MeshSpec.RestartPolicy.ALWAYS).withoutRouter();
         err.println("moemesh chaos: reference completions of " + ReferenceCompletions.DEFAULT_PROMPTS.size() + " prompts");
         err.flush();
         List<ChaosPrompt> prompts = ReferenceCompletions.compute(ms.model(), ReferenceCompletions.DEFAULT_PROMPTS, maxTokens);

@@ -53,8 +53,7 @@ public final class DemoCommand implements Callable<Integer> {
         // stopOnJvmExit: a Ctrl-C during the demo still stops the services it started.
         try (RunningMesh mesh = MeshLauncher.up(ms, err, true);
              GatewayClient client = new GatewayClient(mesh.gatewayEndpoint())) {
-            out.println("gateway: " + mesh.gatewayEndpoint());
-            out.println("http: " + mesh.gatewayHttp());
+            UpCommand.printEndpoints(mesh, out);
             mesh.placementTable().summary().forEach(out::println);
             out.println();
             out.println("prompt: " + prompt);

@@ -10,6 +10,8 @@ import java.nio.file.Path;
 public record MeshHome(Path root) {
     public static final String GATEWAY_JAR = "gateway/target/moemesh-gateway.jar";
     public static final String EXPERT_JAR = "expert-service/target/moemesh-expert-service.jar";
+    /** The runnable Spring Boot jar (classifier exec; the plain jar is the library the router commands use). */
+    public static final String ROUTER_JAR = "router-service/target/moemesh-router-service-exec.jar";
 
     public static MeshHome detect() {
         String prop = System.getProperty("moemesh.home");
@@ -32,6 +34,10 @@ public record MeshHome(Path root) {
 
     public Path expertJar() {
         return jar(EXPERT_JAR);
+    }
+
+    public Path routerJar() {
+        return jar(ROUTER_JAR);
     }
 
     /** The default state folder: {@code .moemesh} under the repository root. */

@@ -13,6 +13,7 @@ import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -23,11 +24,14 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * Brings a local mesh up and down: N expert-service JVMs and one gateway JVM on loopback, configured through
- * environment variables exactly as a Kubernetes pod would be, sharing one placement file. Service-to-service
- * gRPC is mutual TLS: {@code up} issues the mesh CA and one certificate per service (and one for itself, the
- * {@link #PLACER} identity allowed to LoadAssignment) into {@code <state-dir>/tls/} and hands each service its
- * files as {@code MOEMESH_*_TLS_*} variables, as a mounted Secret would be on Kubernetes.
+ * Brings a local mesh up and down: N expert-service JVMs, the router-service JVM (unless the spec leaves it out) and
+ * one gateway JVM on loopback, configured through environment variables exactly as a Kubernetes pod would be,
+ * sharing one placement file. {@code up} writes epoch 1 (the even deal) to it, which every service starts from; the
+ * router then owns placement: it loads the same epoch 1 onto the instances (as the identity {@link #ROUTER}), reports
+ * SERVING once it is published, and writes every later epoch (a replan) to the same file. Service-to-service gRPC is
+ * mutual TLS: {@code up} issues the mesh CA and one certificate per service (and one for itself, the {@link #PLACER}
+ * identity allowed to LoadAssignment and to Replan) into {@code <state-dir>/tls/} and hands each service its files
+ * as {@code MOEMESH_*_TLS_*} variables, as a mounted Secret would be on Kubernetes.
  */
 public final class MeshLauncher {
     /** Flags every service JVM needs (Vector API kernels, native access) and the collector chosen for them. */
@@ -39,6 +43,10 @@ public final class MeshLauncher {
     /** The launcher's identity: the expert-services accept LoadAssignment from it (their default placer). */
     public static final String PLACER = "placer";
     public static final String GATEWAY = "gateway";
+    /** The router-service's service name and identity (expert-services accept LoadAssignment from it). */
+    public static final String ROUTER = "router";
+    /** -Xmx of the router: it holds the route window (~1.5 KiB a token for 32 layers) and no weights. */
+    static final String ROUTER_HEAP = "256m";
 
     private MeshLauncher() {
     }
@@ -58,18 +66,26 @@ public final class MeshLauncher {
         refuseIfRunning(spec.stateDir());
         // what a mesh that is no longer running left behind
         MeshState.delete(spec.stateDir());
+        // A fresh mesh starts at epoch 1: the router must not continue at the epoch of an earlier run. Its learned
+        // route statistics (router/routes.json) stay.
+        forgetRouterEpochs(spec.stateDir());
         String java = MeshHome.javaBinary();
         Path expertJar = spec.home().expertJar();
         Path gatewayJar = spec.home().gatewayJar();
+        Path routerJar = spec.router() ? spec.home().routerJar() : null;
         Path placementFile = spec.stateDir().resolve("placement.json");
-        // per service: gRPC, HTTP (the gateway's OpenAI API), management (actuator: health, Prometheus)
-        int[] ports = freePorts(3 * (spec.experts() + 1));
+        // per service: gRPC, HTTP (the gateway's OpenAI API), management (actuator: health, Prometheus); the
+        // experts', then the gateway's, then the router's
+        int[] ports = freePorts(3 * (spec.experts() + 2));
         Map<String, String> settings = MeshSecrets.settings(callerEnv);
         List<String> identities = new ArrayList<>();
         for (int i = 0; i < spec.experts(); i++) {
             identities.add("expert-" + i);
         }
         identities.addAll(List.of(GATEWAY, PLACER));
+        if (spec.router()) {
+            identities.add(ROUTER);
+        }
         CertificateDirectory tls = CertificateDirectory.create(tlsDir(spec.stateDir()), identities);
 
         List<Instance> instances = new ArrayList<>();
@@ -87,12 +103,33 @@ public final class MeshLauncher {
             env.put("MOEMESH_EXPERT_GRPC_PORT", Integer.toString(grpc));
             env.put("MOEMESH_EXPERT_PLACEMENT_FILE", placementFile.toString());
             env.put("MOEMESH_EXPERT_NATIVE_CACHE_DIR", nativeCache(spec, id).toString());
+            // The router places (LoadAssignment); the launcher's identity stays allowed, so tools and tests can
+            // still switch placements on a mesh without a router.
+            env.put("MOEMESH_EXPERT_PLACER_IDENTITIES", ROUTER + "," + PLACER);
             tlsEnvironment(env, "MOEMESH_EXPERT_TLS_", tls, id);
             experts.add(service(spec, id, java, expertJar, grpc, http, ports[3 * i + 2], env));
         }
         Placement placement = EvenPlacement.build(FIRST_EPOCH, instances, config.numLayers(), config.numExperts(),
                 config.hasSharedExpert(), spec.replicas());
         PlacementFiles.write(placementFile, placement);
+
+        MeshState.Service router = null;
+        if (spec.router()) {
+            int base = 3 * (spec.experts() + 1);
+            Map<String, String> renv = new LinkedHashMap<>(settings);
+            renv.put("MOEMESH_ROUTER_MODEL_DIR", spec.model().toString());
+            // the mesh's state folder: the router publishes every epoch to <state-dir>/placement.json (the file the
+            // services start from) and keeps its snapshots in <state-dir>/router/
+            renv.put("MOEMESH_ROUTER_STATE_DIR", spec.stateDir().toString());
+            renv.put("MOEMESH_ROUTER_GRPC_HOST", "127.0.0.1");
+            renv.put("MOEMESH_ROUTER_GRPC_PORT", Integer.toString(ports[base]));
+            renv.put("MOEMESH_ROUTER_REPLICAS", Integer.toString(spec.replicas()));
+            // the instances of the epoch-1 file written above, in its order (the router's even deal is the same)
+            renv.put("MOEMESH_ROUTER_INSTANCES_FROM", placementFile.toString());
+            tlsEnvironment(renv, "MOEMESH_ROUTER_TLS_", tls, ROUTER);
+            router = service(spec, ROUTER, ROUTER_HEAP, java, routerJar, ports[base], ports[base + 1], ports[base + 2],
+                    renv);
+        }
 
         int gatewayGrpc = ports[3 * spec.experts()];
         Map<String, String> genv = new LinkedHashMap<>(settings);
@@ -102,6 +139,11 @@ public final class MeshLauncher {
         genv.put("MOEMESH_GATEWAY_GRPC_PORT", Integer.toString(gatewayGrpc));
         genv.put("MOEMESH_GATEWAY_PLACEMENT_FILE", placementFile.toString());
         genv.put("MOEMESH_GATEWAY_NATIVE_CACHE_DIR", nativeCache(spec, GATEWAY).toString());
+        if (router != null) {
+            // the gateway follows the router's WatchPlacement (and reports routes to it); the placement file stays
+            // its starting placement
+            genv.put("MOEMESH_GATEWAY_ROUTER_ENDPOINT", router.grpcEndpoint());
+        }
         tlsEnvironment(genv, "MOEMESH_GATEWAY_TLS_", tls, GATEWAY);
         MeshState.Service gateway = service(spec, GATEWAY, java, gatewayJar, gatewayGrpc, ports[3 * spec.experts() + 1],
                 ports[3 * spec.experts() + 2], genv);
@@ -114,8 +156,9 @@ public final class MeshLauncher {
         Instant t0 = Instant.now();
         Instant deadline = t0.plus(spec.startTimeout());
         try {
-            log.printf("moemesh up: starting %d expert service(s) and the gateway for %s (logs in %s)%n",
-                    spec.experts(), spec.model().getFileName(), spec.stateDir().resolve("logs"));
+            log.printf("moemesh up: starting %d expert service(s)%s and the gateway for %s (logs in %s)%n",
+                    spec.experts(), router != null ? ", the router" : "", spec.model().getFileName(),
+                    spec.stateDir().resolve("logs"));
             log.flush();
             // All start at once: JVM startup is largely single-threaded, so the services' startups overlap on
             // the cores. The gateway connects to expert services lazily (as on Kubernetes, where pods start in
@@ -124,6 +167,9 @@ public final class MeshLauncher {
             for (MeshState.Service s : experts) {
                 started.add(s.withProcess(ServiceProcess.start(s).toHandle()));
                 mesh.update(mesh.state().withExperts(started));
+            }
+            if (router != null) {
+                mesh.update(mesh.state().withRouter(router.withProcess(ServiceProcess.start(router).toHandle())));
             }
             mesh.update(mesh.state().withGateway(gateway.withProcess(ServiceProcess.start(gateway).toHandle())));
             for (MeshState.Service s : mesh.state().services()) {
@@ -201,6 +247,26 @@ public final class MeshLauncher {
         return new MeshState.Service("supervisor", 0, "", 0, 0, logFile.toString(), cmd, Map.of());
     }
 
+    /**
+     * Deletes the router's epoch files of an earlier mesh ({@code router/placement.json}, {@code router/epochs.json};
+     * see the router's EpochStore), so its first epoch is 1 like the placement file's; its route statistics stay.
+     */
+    static void forgetRouterEpochs(Path stateDir) {
+        for (String f : List.of("placement.json", "epochs.json")) {
+            Path file = routerDir(stateDir).resolve(f);
+            try {
+                Files.deleteIfExists(file);
+            } catch (IOException e) {
+                throw new UncheckedIOException(file + ": cannot delete the router's epoch file of an earlier mesh", e);
+            }
+        }
+    }
+
+    /** {@code <state-dir>/router/}: the router's snapshots (route statistics, epochs). */
+    public static Path routerDir(Path stateDir) {
+        return stateDir.resolve("router");
+    }
+
     /** {@code <state-dir>/tls/}: the mesh CA and the certificates {@code up} issued. */
     public static Path tlsDir(Path stateDir) {
         return stateDir.resolve("tls");
@@ -234,6 +300,11 @@ public final class MeshLauncher {
 
     private static MeshState.Service service(MeshSpec spec, String name, String java, Path jar, int grpcPort, int httpPort,
                                               int managementPort, Map<String, String> env) {
+        return service(spec, name, spec.heap(), java, jar, grpcPort, httpPort, managementPort, env);
+    }
+
+    private static MeshState.Service service(MeshSpec spec, String name, String heap, String java, Path jar,
+                                              int grpcPort, int httpPort, int managementPort, Map<String, String> env) {
         env.put("SERVER_PORT", Integer.toString(httpPort));
         env.put("MANAGEMENT_SERVER_PORT", Integer.toString(managementPort));
         // HTTP and actuator on loopback only: the local mesh is not meant to be reachable from the network.
@@ -242,7 +313,7 @@ public final class MeshLauncher {
         List<String> cmd = new ArrayList<>();
         cmd.add(java);
         cmd.addAll(SERVICE_JVM_FLAGS);
-        cmd.add("-Xmx" + spec.heap());
+        cmd.add("-Xmx" + heap);
         cmd.add("-Dorg.bytedeco.javacpp.cachedir=" + nativeCache(spec, name));
         cmd.addAll(spec.jvmOptions());
         cmd.add("-jar");

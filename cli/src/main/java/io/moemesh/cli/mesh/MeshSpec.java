@@ -11,9 +11,13 @@ import java.util.List;
  * @param startTimeout how long all services together may take to report SERVING
  * @param jvmOptions  extra JVM options for every service (tests: e.g. a smaller code cache)
  * @param restart     whether a supervisor process restarts services that exit ({@code up}'s default) or not
+ * @param router      whether the router-service runs too (the default): it owns placement, publishes epoch 1 and
+ *                    every replan to the instances and the placement file; without it the mesh runs from the
+ *                    placement file {@code up} writes, and tests or tools switch epochs themselves
+ *                    ({@link #withoutRouter()})
  */
 public record MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
-                       MeshHome home, List<String> jvmOptions, RestartPolicy restart) {
+                       MeshHome home, List<String> jvmOptions, RestartPolicy restart, boolean router) {
 
     /** What happens to a service that exits, in the words of a pod's restartPolicy. */
     public enum RestartPolicy {
@@ -23,10 +27,25 @@ public record MeshSpec(Path model, int experts, int replicas, Path stateDir, Str
         NEVER
     }
 
-    /** Without a supervisor. */
+    /** With the router. */
+    public MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
+                    MeshHome home, List<String> jvmOptions, RestartPolicy restart) {
+        this(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, true);
+    }
+
+    /** With the router, without a supervisor. */
     public MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
                     MeshHome home, List<String> jvmOptions) {
         this(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, RestartPolicy.NEVER);
+    }
+
+    /**
+     * The same mesh without the router-service: for whoever switches placements itself (the placement file and
+     * LoadAssignment as {@link MeshLauncher#PLACER}), which a router would fight, and for benches that measure the
+     * data path alone.
+     */
+    public MeshSpec withoutRouter() {
+        return new MeshSpec(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, false);
     }
 
     public MeshSpec {

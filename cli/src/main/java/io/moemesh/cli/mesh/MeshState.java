@@ -29,11 +29,15 @@ import tools.jackson.databind.json.JsonMapper;
  * @param model         absolute model directory
  * @param placementFile absolute path of the placement file the services read
  * @param gateway       null while the experts are still starting
+ * @param epoch         the placement epoch {@code up} wrote to the placement file (1); the router, when there is
+ *                      one, publishes later epochs to that file
  * @param supervisor    the process that restarts services that exit ({@link MeshSupervisor}); null when the mesh
  *                      runs without one ({@code --restart never}, tests)
+ * @param router        the router-service; null when the mesh runs without one ({@code up --no-router}, tests that
+ *                      switch placements themselves) and in mesh.json files written before there was one
  */
 public record MeshState(String model, int replicas, long epoch, String placementFile, List<Service> experts,
-                        Service gateway, Service supervisor) {
+                        Service gateway, Service supervisor, Service router) {
     static final String FILE_NAME = "mesh.json";
     private static final String LOCK_NAME = "mesh.lock";
     private static final JsonMapper JSON = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
@@ -45,7 +49,7 @@ public record MeshState(String model, int replicas, long epoch, String placement
     }
 
     public MeshState(String model, int replicas, long epoch, String placementFile, List<Service> experts, Service gateway) {
-        this(model, replicas, epoch, placementFile, experts, gateway, null);
+        this(model, replicas, epoch, placementFile, experts, gateway, null, null);
     }
 
     /**
@@ -95,9 +99,12 @@ public record MeshState(String model, int replicas, long epoch, String placement
         }
     }
 
-    /** Every service, experts first and the gateway last (the start order). */
+    /** Every service, experts first, then the router (if any), the gateway last (the start order). */
     public List<Service> services() {
         List<Service> all = new ArrayList<>(experts);
+        if (router != null) {
+            all.add(router);
+        }
         if (gateway != null) {
             all.add(gateway);
         }
@@ -112,19 +119,24 @@ public record MeshState(String model, int replicas, long epoch, String placement
     MeshState withService(Service s) {
         List<Service> ex = experts.stream().map(e -> e.name().equals(s.name()) ? s : e).toList();
         return new MeshState(model, replicas, epoch, placementFile, ex,
-                gateway != null && gateway.name().equals(s.name()) ? s : gateway, supervisor);
+                gateway != null && gateway.name().equals(s.name()) ? s : gateway, supervisor,
+                router != null && router.name().equals(s.name()) ? s : router);
     }
 
     MeshState withExperts(List<Service> ex) {
-        return new MeshState(model, replicas, epoch, placementFile, ex, gateway, supervisor);
+        return new MeshState(model, replicas, epoch, placementFile, ex, gateway, supervisor, router);
     }
 
     MeshState withGateway(Service g) {
-        return new MeshState(model, replicas, epoch, placementFile, experts, g, supervisor);
+        return new MeshState(model, replicas, epoch, placementFile, experts, g, supervisor, router);
     }
 
     MeshState withSupervisor(Service s) {
-        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, s);
+        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, s, router);
+    }
+
+    MeshState withRouter(Service r) {
+        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, supervisor, r);
     }
 
     /**

@@ -58,6 +58,11 @@ public final class RunningMesh implements AutoCloseable {
         return state.gateway().grpcEndpoint();
     }
 
+    /** HOST:PORT of the router-service's gRPC API (mutual TLS), unless the mesh runs without a router. */
+    public Optional<String> routerEndpoint() {
+        return Optional.ofNullable(state.router()).map(MeshState.Service::grpcEndpoint);
+    }
+
     /** The gateway's OpenAI-compatible HTTP base: scheme, host and port (clients append /v1). */
     public String gatewayHttp() {
         return "http://127.0.0.1:" + state.gateway().httpPort();

@@ -4,17 +4,17 @@ import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
 /** {@code --state-dir}: where a mesh keeps mesh.json, the placement file, logs and native-library caches. */
-final class StateDirOption {
+public final class StateDirOption {
     @Option(names = "--state-dir", paramLabel = "DIR",
-            description = "Mesh state: mesh.json, placement.json, logs/, native-cache/ (default .moemesh under the "
-                    + "repository root).")
+            description = "Mesh state: mesh.json, placement.json, logs/, tls/, router/, native-cache/ (default "
+                    + ".moemesh under the repository root).")
     Path dir;
 
-    Path resolve() {
+    public Path resolve() {
         return (dir != null ? dir : MeshHome.detect().defaultStateDir()).toAbsolutePath().normalize();
     }
 
-    boolean isDefault() {
+    public boolean isDefault() {
         return dir == null;
     }
 }

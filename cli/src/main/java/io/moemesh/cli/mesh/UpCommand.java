@@ -9,11 +9,13 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 @Command(name = "up", mixinStandardHelpOptions = true,
-        description = {"Start a local mesh: N expert-service JVMs and the gateway on loopback (free ports), experts split "
-                + "evenly over the instances and each replicated R times. Returns once every service reports SERVING "
+        description = {"Start a local mesh: N expert-service JVMs, the router-service and the gateway on loopback (free "
+                + "ports), experts split evenly over the instances and each replicated R times (placement epoch 1; the "
+                + "router publishes later epochs: `moemesh router replan`). Returns once every service reports SERVING "
                 + "on gRPC health; the services keep running until `moemesh down`.",
-            "stdout: `gateway: HOST:PORT` and `http: http://HOST:PORT` on lines of their own, then one line per instance (id, endpoint, experts "
-                + "held per layer). Progress goes to stderr, service output to <state-dir>/logs/<name>.log."},
+            "stdout: `gateway: HOST:PORT`, `http: http://HOST:PORT` and `router: HOST:PORT` (not with --no-router) on "
+                + "lines of their own, then one line per instance (id, endpoint, experts held per layer). Progress goes "
+                + "to stderr, service output to <state-dir>/logs/<name>.log."},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {
             "0:every service is SERVING",
@@ -41,6 +43,11 @@ public final class UpCommand implements Callable<Integer> {
                     + "(default ${DEFAULT-VALUE}).")
     String restart;
 
+    @Option(names = "--no-router",
+            description = "Leave the router-service out: the mesh runs from the placement file `up` writes (epoch 1), "
+                    + "and the gateway follows no router.")
+    boolean noRouter;
+
     @picocli.CommandLine.Mixin
     StateDirOption stateDir = new StateDirOption();
 
@@ -58,14 +65,20 @@ public final class UpCommand implements Callable<Integer> {
         };
         MeshSpec ms = new MeshSpec(model, experts, replicas, stateDir.resolve(), jvm.heap, jvm.timeout(),
                 MeshHome.detect(), jvm.jvmOptions, policy);
-        RunningMesh mesh = MeshLauncher.up(ms, err, false);
-        out.println("gateway: " + mesh.gatewayEndpoint());
-        out.println("http: " + mesh.gatewayHttp());
+        RunningMesh mesh = MeshLauncher.up(noRouter ? ms.withoutRouter() : ms, err, false);
+        printEndpoints(mesh, out);
         mesh.placementTable().summary().forEach(out::println);
         out.flush();
         err.println("moemesh up: mesh state in " + MeshState.file(ms.stateDir()) + "; stop it with: moemesh down"
                 + (stateDir.isDefault() ? "" : " --state-dir " + ms.stateDir()));
         err.flush();
         return 0;
+    }
+
+    /** The lines {@code up} and {@code demo} start with: the gateway's gRPC and HTTP endpoints, the router's. */
+    static void printEndpoints(RunningMesh mesh, PrintWriter out) {
+        out.println("gateway: " + mesh.gatewayEndpoint());
+        out.println("http: " + mesh.gatewayHttp());
+        mesh.routerEndpoint().ifPresent(r -> out.println("router: " + r));
     }
 }

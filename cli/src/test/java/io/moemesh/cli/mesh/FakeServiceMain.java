@@ -16,8 +16,9 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * The main class of the fake service jars of {@link FakeHome}: reads its settings from the environment as the
- * real services do, serves gRPC health (and, as the gateway, {@link FakeGateway}) — an expert over mutual TLS
- * with the MOEMESH_EXPERT_TLS_* files, the gateway in plaintext (its public port) — and misbehaves on request:
+ * real services do, serves gRPC health (and, as the gateway, {@link FakeGateway}; as the router, {@link FakeRouter}) —
+ * an expert and the router over mutual TLS with their MOEMESH_*_TLS_* files, the gateway in plaintext (its public
+ * port) — and misbehaves on request:
  * {@code -Dfake.crash=NAME} exits 1 at startup, {@code -Dfake.hang=NAME} never reports SERVING.
  */
 public final class FakeServiceMain {
@@ -26,8 +27,9 @@ public final class FakeServiceMain {
 
     public static void main(String[] args) throws Exception {
         boolean gateway = System.getenv("MOEMESH_GATEWAY_GRPC_PORT") != null;
-        String prefix = gateway ? "MOEMESH_GATEWAY_" : "MOEMESH_EXPERT_";
-        String name = gateway ? "gateway" : System.getenv("MOEMESH_EXPERT_INSTANCE_ID");
+        boolean router = System.getenv("MOEMESH_ROUTER_GRPC_PORT") != null;
+        String prefix = gateway ? "MOEMESH_GATEWAY_" : router ? "MOEMESH_ROUTER_" : "MOEMESH_EXPERT_";
+        String name = gateway ? "gateway" : router ? "router" : System.getenv("MOEMESH_EXPERT_INSTANCE_ID");
         System.out.println("fake " + name + " pid " + ProcessHandle.current().pid());
         System.getenv().entrySet().stream().filter(e -> e.getKey().startsWith("MOEMESH_") || e.getKey().startsWith("SERVER_"))
                 .sorted(java.util.Map.Entry.comparingByKey())
@@ -37,13 +39,15 @@ public final class FakeServiceMain {
             System.err.println("boom: scripted crash of " + name);
             System.exit(1);
         }
-        var placement = PlacementFiles.read(Path.of(System.getenv(prefix + "PLACEMENT_FILE")));
+        Path placementFile = env(prefix + (router ? "INSTANCES_FROM" : "PLACEMENT_FILE"));
+        var placement = PlacementFiles.read(placementFile);
         System.out.println("placement epoch " + placement.getEpoch() + " with " + placement.getInstancesCount() + " instances");
         MoeModel model = gateway ? MoeModel.open(Path.of(System.getenv(prefix + "MODEL_DIR"))) : null;
-        List<BindableService> services = gateway ? List.of(new FakeGateway(model)) : List.of();
+        List<BindableService> services = gateway ? List.of(new FakeGateway(model))
+                : router ? List.of(new FakeRouter(placementFile)) : List.of();
         ServerCredentials credentials = gateway ? InsecureServerCredentials.create()
                 : MeshCredentials.load(TlsSettings.mtls(env(prefix + "TLS_CERT_CHAIN"), env(prefix + "TLS_PRIVATE_KEY"),
-                        env(prefix + "TLS_CA_BUNDLE")), "moemesh.expert.tls").server();
+                        env(prefix + "TLS_CA_BUNDLE")), "moemesh.tls").server();
         GrpcServerLifecycle server = new GrpcServerLifecycle(name, System.getenv(prefix + "GRPC_HOST"),
                 Integer.parseInt(System.getenv(prefix + "GRPC_PORT")), credentials, 64 << 20, Duration.ofSeconds(1),
                 services, List.of());

@@ -51,13 +51,29 @@ class MeshLauncherTest {
 
     @Test
     void up_startsDetachedServicesConfiguredByEnvironment_andDownStopsThemGracefully() throws IOException {
+        // what an earlier mesh's router left: its epochs go (a fresh mesh starts at 1), its route statistics stay
+        Path routerDir = state.resolve("router");
+        Files.createDirectories(routerDir);
+        Files.writeString(routerDir.resolve("placement.json"), "{\"epoch\": \"7\"}");
+        Files.writeString(routerDir.resolve("epochs.json"), "{\"highestAttempted\": 8}");
+        Files.writeString(routerDir.resolve("routes.json"), "{\"version\": 1}");
+
         RunningMesh mesh = MeshLauncher.up(spec(3, 2, Duration.ofSeconds(90)), new PrintWriter(log, true), false);
         MeshState s = MeshState.read(state).orElseThrow();
         Path tls = state.resolve("tls").toAbsolutePath();
         assertThat(s).isEqualTo(mesh.state());
         assertThat(s.experts()).extracting(MeshState.Service::name).containsExactly("expert-0", "expert-1", "expert-2");
+        assertThat(s.services()).extracting(MeshState.Service::name)
+                .containsExactly("expert-0", "expert-1", "expert-2", "router", "gateway");
+        assertThat(routerDir.resolve("placement.json")).doesNotExist();
+        assertThat(routerDir.resolve("epochs.json")).doesNotExist();
+        assertThat(routerDir.resolve("routes.json")).hasContent("{\"version\": 1}");
         for (MeshState.Service svc : s.services()) {
             assertThat(svc.process()).as(svc.name()).isPresent();
+            if (svc.name().equals("router")) {
+                assertThat(ServiceProcess.serving("127.0.0.1", svc.grpcPort(), mesh.grpcCredentials(svc))).isTrue();
+                continue;
+            }
             assertThat(ServiceProcess.serving("127.0.0.1", svc.grpcPort(), mesh.grpcCredentials(svc))).as(svc.name())
                     .isTrue();
             String out = Files.readString(Path.of(svc.logFile()));
@@ -74,19 +90,37 @@ class MeshLauncherTest {
                 .contains("env MOEMESH_EXPERT_TLS_CERT_CHAIN=" + tls.resolve("expert-1.crt"))
                 .contains("env MOEMESH_EXPERT_TLS_PRIVATE_KEY=" + tls.resolve("expert-1.key"))
                 .contains("env MOEMESH_EXPERT_TLS_CA_BUNDLE=" + tls.resolve("ca.crt"));
+        assertThat(Files.readString(Path.of(s.service("expert-1").logFile())))
+                .contains("env MOEMESH_EXPERT_PLACER_IDENTITIES=router,placer");
+        assertThat(Files.readString(Path.of(s.router().logFile())))
+                .contains("env MOEMESH_ROUTER_MODEL_DIR=" + TestModels.dir(TestModels.MIXTRAL_BF16).toAbsolutePath().normalize())
+                .contains("env MOEMESH_ROUTER_STATE_DIR=" + state)
+                .contains("env MOEMESH_ROUTER_GRPC_HOST=127.0.0.1")
+                .contains("env MOEMESH_ROUTER_GRPC_PORT=" + s.router().grpcPort())
+                .contains("env MOEMESH_ROUTER_REPLICAS=2")
+                .contains("env MOEMESH_ROUTER_INSTANCES_FROM=" + state.resolve("placement.json"))
+                .contains("env MOEMESH_ROUTER_TLS_CERT_CHAIN=" + tls.resolve("router.crt"))
+                .contains("env MOEMESH_ROUTER_TLS_PRIVATE_KEY=" + tls.resolve("router.key"))
+                .contains("env MOEMESH_ROUTER_TLS_CA_BUNDLE=" + tls.resolve("ca.crt"))
+                .contains("env SERVER_PORT=" + s.router().httpPort())
+                .contains("-Xmx" + MeshLauncher.ROUTER_HEAP);
+        assertThat(mesh.routerEndpoint()).contains(s.router().grpcEndpoint());
         assertThat(Files.readString(Path.of(s.gateway().logFile())))
+                .contains("env MOEMESH_GATEWAY_ROUTER_ENDPOINT=" + s.router().grpcEndpoint())
                 .contains("env MOEMESH_GATEWAY_TLS_CERT_CHAIN=" + tls.resolve("gateway.crt"))
                 .contains("env MOEMESH_GATEWAY_TLS_PRIVATE_KEY=" + tls.resolve("gateway.key"))
                 .contains("env MOEMESH_GATEWAY_TLS_CA_BUNDLE=" + tls.resolve("ca.crt"));
         // Internal ports are mutual TLS: a plaintext health check (or one with another CA's certificate) fails.
         CertificateDirectory foreign = CertificateDirectory.create(tmp.resolve("foreign"), List.of("placer"));
-        for (MeshState.Service expert : s.experts()) {
+        List<MeshState.Service> internal = new java.util.ArrayList<>(s.experts());
+        internal.add(s.router());
+        for (MeshState.Service expert : internal) {
             assertThat(ServiceProcess.serving("127.0.0.1", expert.grpcPort())).as(expert.name()).isFalse();
             assertThat(ServiceProcess.serving("127.0.0.1", expert.grpcPort(), foreign.channelCredentials("placer")))
                     .as(expert.name()).isFalse();
         }
         assertThat(tls).isDirectoryContaining("glob:**/placer.crt").isDirectoryContaining("glob:**/expert-2.key");
-        for (String key : List.of("ca.key", "expert-0.key", "gateway.key", "placer.key")) {
+        for (String key : List.of("ca.key", "expert-0.key", "gateway.key", "placer.key", "router.key")) {
             assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(tls.resolve(key)))).as(key)
                     .isEqualTo("rw-------");
         }
@@ -98,13 +132,15 @@ class MeshLauncherTest {
         assertThat(p.getInstancesList()).extracting(Instance::getEndpoint)
                 .containsExactlyElementsOf(s.experts().stream().map(MeshState.Service::grpcEndpoint).toList());
         assertThat(p.getLayers(0).getExperts(0).getInstanceIdsCount()).isEqualTo(2);
-        assertThat(log.toString()).contains("gateway SERVING at " + mesh.gatewayEndpoint());
+        assertThat(log.toString()).contains("gateway SERVING at " + mesh.gatewayEndpoint())
+                .contains("router SERVING at " + s.router().grpcEndpoint());
 
         assertThatThrownBy(() -> MeshLauncher.up(spec(1, 1, Duration.ofSeconds(30)), new PrintWriter(log), false))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("already running");
 
         List<String> report = MeshLauncher.down(state, Duration.ofSeconds(20));
-        assertThat(report).contains("stopped gateway (pid " + s.gateway().pid() + ")");
+        assertThat(report).contains("stopped gateway (pid " + s.gateway().pid() + ")")
+                .contains("stopped router (pid " + s.router().pid() + ")");
         assertThat(s.services()).allSatisfy(svc -> assertThat(ProcessHandle.of(svc.pid()).filter(ProcessHandle::isAlive)).isEmpty());
         assertThat(Files.readString(Path.of(s.gateway().logFile()))).contains("fake gateway stopped gracefully");
         assertThat(MeshState.file(state)).doesNotExist();
@@ -113,6 +149,41 @@ class MeshLauncherTest {
         MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)), new PrintWriter(log, true), false);
         assertThat(Files.readAllBytes(tls.resolve("ca.crt"))).isEqualTo(ca);
         assertThat(Files.readAllBytes(tls.resolve("placer.crt"))).isNotEqualTo(placer);
+    }
+
+    @Test
+    void up_withoutRouter_startsNone_andTheGatewayFollowsNoRouter() throws IOException {
+        try (RunningMesh mesh = MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)).withoutRouter(),
+                new PrintWriter(log, true), true)) {
+            MeshState s = mesh.state();
+            assertThat(s.router()).isNull();
+            assertThat(mesh.routerEndpoint()).isEmpty();
+            assertThat(s.services()).extracting(MeshState.Service::name).containsExactly("expert-0", "gateway");
+            assertThat(Files.readString(Path.of(s.gateway().logFile()))).doesNotContain("ROUTER_ENDPOINT");
+            assertThat(state.resolve("tls/router.crt")).doesNotExist();
+        }
+    }
+
+    /** A mesh.json of a launcher from before the router (no "router" member) still stops its services. */
+    @Test
+    void down_readsAMeshJsonWrittenBeforeThereWasARouter() throws IOException {
+        Files.createDirectories(state);
+        Files.writeString(MeshState.file(state), """
+                {"model": "/m", "replicas": 1, "epoch": 1, "placementFile": "/m/placement.json",
+                 "experts": [{"name": "expert-0", "pid": 2147483647, "startedAt": "", "grpcPort": 1, "httpPort": 2,
+                              "logFile": "/tmp/e.log", "command": ["java"], "environment": {}, "managementPort": 5,
+                              "restarts": 0}],
+                 "gateway": {"name": "gateway", "pid": 2147483646, "startedAt": "", "grpcPort": 3, "httpPort": 4,
+                             "logFile": "/tmp/g.log", "command": ["java"], "environment": {}, "managementPort": 6,
+                             "restarts": 0},
+                 "supervisor": null}
+                """);
+        MeshState old = MeshState.read(state).orElseThrow();
+        assertThat(old.router()).isNull();
+        assertThat(old.services()).extracting(MeshState.Service::name).containsExactly("expert-0", "gateway");
+        assertThat(MeshLauncher.down(state, Duration.ofSeconds(5)))
+                .containsExactly("expert-0 was not running", "gateway was not running");
+        assertThat(MeshState.file(state)).doesNotExist();
     }
 
     @Test
@@ -134,7 +205,7 @@ class MeshLauncherTest {
                 .isInstanceOf(MeshException.class)
                 .hasMessageContaining("expert-0 did not report SERVING on gRPC health")
                 .hasMessageContaining(state.resolve("logs/expert-0.log").toString());
-        for (String name : List.of("expert-0", "gateway")) {
+        for (String name : List.of("expert-0", "router", "gateway")) {
             assertThat(ProcessHandle.of(pidInLog(name)).filter(ProcessHandle::isAlive)).as(name).isEmpty();
         }
         assertThat(MeshState.file(state)).doesNotExist();
@@ -165,7 +236,7 @@ class MeshLauncherTest {
             MeshState.Service supervisor = mesh.state().supervisor();
             assertThat(supervisor).isNotNull();
             assertThat(supervisor.process()).isPresent();
-            for (String name : List.of("expert-1", "gateway")) {
+            for (String name : List.of("expert-1", "router", "gateway")) {
                 MeshState.Service before = mesh.state().service(name);
                 mesh.kill(name);
                 MeshState.Service after = mesh.awaitRestarted(name, before.pid(), Duration.ofSeconds(60));
@@ -175,7 +246,7 @@ class MeshLauncherTest {
                 assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort(), mesh.grpcCredentials(after))).as(name).isTrue();
             }
             assertThat(Files.readString(state.resolve("logs/supervisor.log"))).contains("restarted expert-1")
-                    .contains("restarted gateway");
+                    .contains("restarted router").contains("restarted gateway");
             MeshState recorded = MeshState.read(state).orElseThrow();
             List<String> report = MeshLauncher.down(state, Duration.ofSeconds(20));
             assertThat(report).first().asString().startsWith("stopped supervisor");

@@ -2,6 +2,7 @@ package io.moemesh.router.config;
 
 import io.moemesh.router.placement.PlacementPlanners;
 import io.moemesh.router.prediction.PathPredictors;
+import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -52,6 +53,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               certificate must be the mesh identity {@code router} (SAN
  *                               {@code spiffe://moemesh/router}), which expert-services accept for LoadAssignment
  *                               ({@code moemesh.expert.placer-identities}); plaintext only with {@code mode=plaintext}
+ * @param operatorIdentities     mesh identities (the NAME of a certificate's {@code spiffe://moemesh/NAME} SAN) that may
+ *                               call Replan, which changes the whole mesh; everyone else gets PERMISSION_DENIED naming
+ *                               its identity. Default: {@code placer} (the local launcher's identity, which
+ *                               {@code moemesh router replan} uses). In plaintext mode there is no identity and Replan
+ *                               is open to any caller
  */
 @ConfigurationProperties("moemesh.router")
 public record RouterProperties(
@@ -74,7 +80,8 @@ public record RouterProperties(
         @DefaultValue("30s") Duration snapshotPeriod,
         @DefaultValue("16777216") int maxInboundMessageBytes,
         @DefaultValue("5s") Duration shutdownGrace,
-        @DefaultValue TlsSettings tls) {
+        @DefaultValue TlsSettings tls,
+        @DefaultValue("placer") Set<String> operatorIdentities) {
 
     /**
      * One expert-service instance.
@@ -134,6 +141,14 @@ public record RouterProperties(
                 + snapshotPeriod);
         require(maxInboundMessageBytes > 0, "max-inbound-message-bytes must be > 0");
         tls = (tls == null ? new TlsSettings(null, null, null, null, null) : tls).validated("moemesh.router.tls");
+        operatorIdentities = Set.copyOf(operatorIdentities == null ? Set.of() : operatorIdentities);
+        for (String id : operatorIdentities) {
+            try {
+                new MeshIdentity(id);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("moemesh.router.operator-identities: " + e.getMessage(), e);
+            }
+        }
     }
 
     private static void require(boolean ok, String message) {

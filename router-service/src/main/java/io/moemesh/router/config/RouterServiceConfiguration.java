@@ -9,6 +9,7 @@ import io.moemesh.router.coordination.EpochStore;
 import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.coordination.WatcherRegistry;
 import io.moemesh.router.grpc.GrpcInstanceLoader;
+import io.moemesh.router.grpc.OperatorPolicy;
 import io.moemesh.router.grpc.RouterGrpcService;
 import io.moemesh.router.metrics.RouterMetrics;
 import io.moemesh.router.placement.PlacementBudget;
@@ -99,10 +100,14 @@ public final class RouterServiceConfiguration {
         return Executors.newVirtualThreadPerTaskExecutor();
     }
 
+    /** Replan only from moemesh.router.operator-identities; in plaintext mode nobody has an identity to check. */
     @Bean
-    RouterGrpcService routerGrpcService(RouteBook book, PlacementCoordinator coordinator, WatcherRegistry watchers,
-                                        ExecutorService watcherWaits, RouterMetrics metrics) {
-        return new RouterGrpcService(book, coordinator, watchers, watcherWaits, metrics::replanFailed);
+    RouterGrpcService routerGrpcService(RouterProperties props, RouteBook book, PlacementCoordinator coordinator,
+                                        WatcherRegistry watchers, ExecutorService watcherWaits, RouterMetrics metrics,
+                                        MeshCredentials credentials) {
+        OperatorPolicy operators = credentials.isMtls() ? OperatorPolicy.of(props.operatorIdentities())
+                : OperatorPolicy.unauthenticated();
+        return new RouterGrpcService(book, coordinator, watchers, watcherWaits, metrics::replanFailed, operators);
     }
 
     /** NOT_SERVING until the first epoch is published ({@link RouterBackground}). */

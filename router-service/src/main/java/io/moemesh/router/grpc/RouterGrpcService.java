@@ -30,6 +30,8 @@ import io.moemesh.router.prediction.ModelShape;
 import io.moemesh.router.reports.ReportedToken;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.trace.TokenRoute;
+import io.moemesh.service.tls.MeshIdentity;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -46,7 +48,9 @@ import org.slf4j.LoggerFactory;
 /**
  * moemesh.router.v1.RouterService over the route book and the placement coordinator; every error goes through
  * {@link RouterStatuses}. Replans run on the coordinator's thread, never on a gRPC thread; the answer is sent from
- * there (or, waiting for watchers, from {@code waiter}).
+ * there (or, waiting for watchers, from {@code waiter}). Replan is only for the operator identities
+ * ({@link OperatorPolicy}; the caller's identity comes from its mutual TLS certificate through
+ * {@link PeerIdentityInterceptor}); everything else is open to any member of the mesh.
  */
 public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImplBase {
     private static final Logger log = LoggerFactory.getLogger(RouterGrpcService.class);
@@ -63,15 +67,18 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     private final WatcherRegistry watchers;
     private final Executor waiter;
     private final Runnable replanFailed;
+    private final OperatorPolicy operators;
     private final Set<ServerCallStreamObserver<WatchPlacementResponse>> openWatches = ConcurrentHashMap.newKeySet();
 
     /**
      * @param waiter       runs the waits for watchers (blocking; not a gRPC or replan thread)
      * @param replanFailed called when a replan's epoch was not published (an instance failed to load it)
+     * @param operators    who may call Replan
      */
     public RouterGrpcService(RouteBook book, PlacementCoordinator coordinator, WatcherRegistry watchers, Executor waiter,
-                             Runnable replanFailed) {
+                             Runnable replanFailed, OperatorPolicy operators) {
         this.replanFailed = replanFailed;
+        this.operators = operators;
         this.book = book;
         this.coordinator = coordinator;
         this.watchers = watchers;
@@ -278,6 +285,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         long started = System.nanoTime();
         CompletableFuture<ReplanOutcome> f;
         try {
+            operators.checkMayReplan(PeerIdentityInterceptor.current().map(MeshIdentity::name));
             f = coordinator.replan(req.getPlanner());
         } catch (RuntimeException e) {
             Status s = RouterStatuses.toStatus(e);

@@ -86,7 +86,7 @@ class RouterRestartTest {
     }
 
     static ReplanResponse replan(ConfigurableApplicationContext ctx) throws InterruptedException {
-        ManagedChannel ch = RouterTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+        ManagedChannel ch = RouterTestMesh.operatorChannel(ctx.getBean(GrpcServerLifecycle.class).port());
         try {
             return RouterServiceGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS)
                     .replan(ReplanRequest.getDefaultInstance());

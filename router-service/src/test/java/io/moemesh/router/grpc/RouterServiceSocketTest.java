@@ -86,11 +86,16 @@ class RouterServiceSocketTest {
     int managementPort;
     ManagedChannel channel;
     RouterServiceGrpc.RouterServiceBlockingStub stub;
+    /** As the operator identity {@code placer}: the only one Replan accepts by default. */
+    ManagedChannel operatorChannel;
+    RouterServiceGrpc.RouterServiceBlockingStub operator;
 
     @BeforeEach
     void connect() {
         channel = RouterTestMesh.channel(server.port());
         stub = RouterServiceGrpc.newBlockingStub(channel).withDeadlineAfter(1, TimeUnit.MINUTES);
+        operatorChannel = RouterTestMesh.operatorChannel(server.port());
+        operator = RouterServiceGrpc.newBlockingStub(operatorChannel).withDeadlineAfter(1, TimeUnit.MINUTES);
         EXPERTS.forEach(e -> {
             e.failing = false;
             e.gate.countDown();
@@ -102,6 +107,7 @@ class RouterServiceSocketTest {
     @AfterEach
     void disconnect() throws InterruptedException {
         channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        operatorChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     }
 
     @AfterAll
@@ -145,7 +151,7 @@ class RouterServiceSocketTest {
                     }
                 });
         assertThat(seen.poll(30, TimeUnit.SECONDS)).isEqualTo(before);
-        ReplanResponse r = stub.replan(ReplanRequest.newBuilder().setWaitForWatchers(true).build());
+        ReplanResponse r = operator.replan(ReplanRequest.newBuilder().setWaitForWatchers(true).build());
         assertThat(r.getEpoch()).isEqualTo(before + 1);
         assertThat(r.getApplied()).isTrue();
         assertThat(r.getUnappliedWatchersList()).isEmpty();
@@ -165,7 +171,7 @@ class RouterServiceSocketTest {
     void replan_whoseLoadFailsOnAnInstance_isAborted_namingIt_andTheEpochIsNotPublished() {
         long before = epoch();
         EXPERTS.get(1).failing = true;
-        assertThatThrownBy(() -> stub.replan(ReplanRequest.getDefaultInstance()))
+        assertThatThrownBy(() -> operator.replan(ReplanRequest.getDefaultInstance()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.ABORTED);
                     assertThat(e.getStatus().getDescription()).contains("expert-1 (" + EXPERTS.get(1).endpoint()
@@ -175,7 +181,7 @@ class RouterServiceSocketTest {
         assertThat(PlacementFiles.read(STATE_DIR.resolve("placement.json")).getEpoch()).isEqualTo(before);
         EXPERTS.get(1).failing = false;
         // The retry is the same assignment (the even deal): it keeps the unpublished epoch number.
-        assertThat(stub.replan(ReplanRequest.getDefaultInstance()).getEpoch()).isEqualTo(before + 1);
+        assertThat(operator.replan(ReplanRequest.getDefaultInstance()).getEpoch()).isEqualTo(before + 1);
     }
 
     @Test
@@ -183,10 +189,10 @@ class RouterServiceSocketTest {
         CountDownLatch gate = new CountDownLatch(1);
         EXPERTS.get(0).gate = gate;
         CompletableFuture<ReplanResponse> first = CompletableFuture.supplyAsync(
-                () -> stub.replan(ReplanRequest.getDefaultInstance()));
+                () -> operator.replan(ReplanRequest.getDefaultInstance()));
         await().atMost(Duration.ofSeconds(30)).until(() -> stub.describeRouter(DescribeRouterRequest.getDefaultInstance())
                 .getReplanRunning());
-        assertThatThrownBy(() -> stub.replan(ReplanRequest.getDefaultInstance()))
+        assertThatThrownBy(() -> operator.replan(ReplanRequest.getDefaultInstance()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
                     assertThat(e.getStatus().getDescription()).contains("a replan is already running");
@@ -196,8 +202,22 @@ class RouterServiceSocketTest {
     }
 
     @Test
+    void replan_fromAMeshMemberThatIsNoOperator_isPermissionDenied_namingItsIdentity_andPublishesNothing() {
+        long before = epoch();
+        assertThatThrownBy(() -> stub.replan(ReplanRequest.getDefaultInstance()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.PERMISSION_DENIED);
+                    assertThat(e.getStatus().getDescription()).contains("spiffe://moemesh/gateway")
+                            .contains("moemesh.router.operator-identities").contains("[placer]");
+                });
+        assertThat(epoch()).isEqualTo(before);
+        // the same call as the operator identity is accepted
+        assertThat(operator.replan(ReplanRequest.getDefaultInstance()).getEpoch()).isEqualTo(before + 1);
+    }
+
+    @Test
     void replan_withAnUnknownPlanner_isInvalidArgument_listingThePlanners() {
-        assertThatThrownBy(() -> stub.replan(ReplanRequest.newBuilder().setPlanner("magic").build()))
+        assertThatThrownBy(() -> operator.replan(ReplanRequest.newBuilder().setPlanner("magic").build()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
                     assertThat(e.getStatus().getDescription()).startsWith("planner: must be one of affinity");

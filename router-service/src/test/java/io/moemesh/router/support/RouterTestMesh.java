@@ -10,7 +10,7 @@ import java.util.List;
 
 /** Certificates of one mesh CA and the router's settings towards fake expert-services. */
 public final class RouterTestMesh {
-    public static final List<String> NAMES = List.of("router", "expert-0", "expert-1", "gateway");
+    public static final List<String> NAMES = List.of("router", "expert-0", "expert-1", "gateway", "placer");
     private static CertificateDirectory certs;
 
     private RouterTestMesh() {
@@ -45,5 +45,10 @@ public final class RouterTestMesh {
     /** A channel to the router as the mesh identity {@code gateway}. */
     public static ManagedChannel channel(int port) {
         return Grpc.newChannelBuilderForAddress("localhost", port, certs().channelCredentials("gateway")).build();
+    }
+
+    /** A channel to the router as the mesh identity {@code placer}, the default operator (the one Replan accepts). */
+    public static ManagedChannel operatorChannel(int port) {
+        return Grpc.newChannelBuilderForAddress("localhost", port, certs().channelCredentials("placer")).build();
     }
 }

@@ -74,8 +74,9 @@ final class DecodeComparison {
                 err.flush();
             }
         }
+        // No router: the bench measures the data path on the fixed even placement.
         MeshSpec spec = new MeshSpec(model, 2, 1, work.resolve("decode-mesh"), "4g", Duration.ofMinutes(5),
-                new MeshHome(home), meshJvmOptions);
+                new MeshHome(home), meshJvmOptions).withoutRouter();
         try (RunningMesh running = MeshLauncher.up(spec, err, true)) {
             String[] hp = running.gatewayEndpoint().split(":");
             ManagedChannel ch = NettyChannelBuilder.forAddress(hp[0], Integer.parseInt(hp[1])).usePlaintext().build();
