@@ -55,7 +55,12 @@ final class TestMeshes {
      * instances and the placement file, and the gateway follows it.
      */
     static RunningMesh startWithRouter(String name, String model, int experts, int replicas) {
-        return up(spec(name, model, experts, replicas, List.of(), MeshSpec.RestartPolicy.NEVER));
+        return startWithRouter(name, model, experts, replicas, List.of());
+    }
+
+    /** With the router and extra JVM options for every service (e.g. {@code -Dmoemesh.router.min-routes-to-plan=64}). */
+    static RunningMesh startWithRouter(String name, String model, int experts, int replicas, List<String> jvmOptions) {
+        return up(spec(name, model, experts, replicas, jvmOptions, MeshSpec.RestartPolicy.NEVER));
     }
 
     private static MeshSpec spec(String name, String model, int experts, int replicas, List<String> jvmOptions,
