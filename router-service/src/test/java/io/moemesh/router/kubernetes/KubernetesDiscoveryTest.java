@@ -10,6 +10,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.grpc.ManagedChannel;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
@@ -157,5 +158,17 @@ class KubernetesDiscoveryTest {
         assertThat(experts.get(1).calls).noneMatch(c -> c.epoch() == 3);
         // The local placement file is written too.
         assertThat(PlacementFiles.read(stateDir.resolve("placement.json")).getEpoch()).isEqualTo(3);
+
+        // Metrics: 1 ready of the 3 pods seen (expert-0 and the two malformed ones the selector lets through),
+        // three switches, three ConfigMap writes.
+        MeterRegistry registry = ctx.getBean(MeterRegistry.class);
+        assertThat(registry.get("moemesh.router.discovery.instances").tag("state", "ready").gauge().value())
+                .isEqualTo(1);
+        assertThat(registry.get("moemesh.router.discovery.instances").tag("state", "seen").gauge().value())
+                .isEqualTo(3);
+        assertThat(registry.get("moemesh.router.discovery.replans").functionCounter().count()).isEqualTo(3);
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(
+                registry.get("moemesh.router.configmap.writes").functionCounter().count()).isEqualTo(3));
+        assertThat(registry.get("moemesh.router.configmap.failures").functionCounter().count()).isZero();
     }
 }
