@@ -20,11 +20,7 @@ import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
@@ -91,7 +87,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final InstanceLoader loader;
     private final EpochStore store;
     private final ExecutorService replanExecutor;
-    private final ExecutorService loadExecutor;
+    private final ParallelLoads loads;
     private final LongSupplier nanoClock;
     private final AtomicBoolean replanning = new AtomicBoolean();
     private final List<Watch> watches = new CopyOnWriteArrayList<>();
@@ -119,7 +115,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         this.loader = loader;
         this.store = store;
         this.replanExecutor = replanExecutor;
-        this.loadExecutor = loadExecutor;
+        this.loads = new ParallelLoads(loadExecutor, settings.loadTimeout());
         this.nanoClock = nanoClock;
         this.highestAttempted = store.restoreHighestAttempted();
         this.members = new Membership(settings.instances(), settings.budget(), settings.replicas());
@@ -303,7 +299,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     @Override
     public void close() {
         replanExecutor.shutdownNow();
-        loadExecutor.shutdownNow();
+        loads.close();
     }
 
     private interface Body {
@@ -370,12 +366,12 @@ public final class PlacementCoordinator implements AutoCloseable {
         store.recordAttempt(epoch);
         Duration timeout = settings.loadTimeout();
         List<Instance> instances = p.getInstancesList();
-        Map<Instance, Throwable> failed = onEvery(instances,
+        Map<Instance, Throwable> failed = loads.onEvery(instances,
                 in -> loader.prepare(in, epoch, PlacementMessages.assignment(p, in.getId()), timeout));
         lastFailed = failed.isEmpty() ? null : p;
         if (!failed.isEmpty()) {
             List<Instance> prepared = instances.stream().filter(in -> !failed.containsKey(in)).toList();
-            Map<Instance, Throwable> abortFailed = onEvery(prepared, in -> loader.abort(in, epoch, timeout));
+            Map<Instance, Throwable> abortFailed = loads.onEvery(prepared, in -> loader.abort(in, epoch, timeout));
             abortFailed.forEach((in, t) -> log.warn("placement epoch {}: ABORT on {} failed, so it keeps the epoch "
                     + "prepared (still serving the current one) until a newer epoch replaces it: {}", epoch,
                     describe(in), t.getMessage()));
@@ -400,7 +396,7 @@ public final class PlacementCoordinator implements AutoCloseable {
      */
     private void commitEverywhere(Placement p) throws InterruptedException {
         long epoch = p.getEpoch();
-        Map<Instance, Throwable> failed = onEvery(p.getInstancesList(),
+        Map<Instance, Throwable> failed = loads.onEvery(p.getInstancesList(),
                 in -> loader.commit(in, epoch, settings.loadTimeout()));
         for (Instance in : p.getInstancesList()) {
             Throwable t = failed.get(in);
@@ -435,7 +431,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
         Map<Instance, Long> pending = new LinkedHashMap<>(pendingCommits);
         List<Instance> instances = new ArrayList<>(pending.keySet());
-        Map<Instance, Throwable> failed = onEvery(instances,
+        Map<Instance, Throwable> failed = loads.onEvery(instances,
                 in -> loader.commit(in, pending.get(in), settings.loadTimeout()));
         List<String> blocking = new ArrayList<>();
         Throwable firstCause = null;
@@ -461,32 +457,6 @@ public final class PlacementCoordinator implements AutoCloseable {
                     + " failed LoadAssignment (COMMIT retry; preparing a newer epoch there would drop the one the "
                     + "gateways use); " + kept, firstCause);
         }
-    }
-
-    /**
-     * Runs {@code call} on every instance in parallel on the load executor, each within the load timeout.
-     *
-     * @return the failures by instance, in instance order (empty: all succeeded)
-     */
-    private Map<Instance, Throwable> onEvery(List<Instance> instances, Consumer<Instance> call)
-            throws InterruptedException {
-        List<Future<?>> calls = new ArrayList<>();
-        for (Instance in : instances) {
-            calls.add(loadExecutor.submit(() -> call.accept(in)));
-        }
-        long deadline = System.nanoTime() + settings.loadTimeout().toNanos() + TimeUnit.SECONDS.toNanos(1);
-        Map<Instance, Throwable> failed = new LinkedHashMap<>();
-        for (int i = 0; i < calls.size(); i++) {
-            try {
-                calls.get(i).get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-            } catch (ExecutionException e) {
-                failed.put(instances.get(i), e.getCause());
-            } catch (TimeoutException e) {
-                calls.get(i).cancel(true);
-                failed.put(instances.get(i), new TimeoutException("no answer within " + settings.loadTimeout()));
-            }
-        }
-        return failed;
     }
 
     private static String describe(Instance in) {
