@@ -9,18 +9,23 @@ final class Budgets {
     }
 
     static PlacementBudget of(RouterProperties props, ModelConfig c, int instances) {
+        return of(props, c, instances, props.replicas());
+    }
+
+    /** The budget for {@code instances} instances whose even deal has {@code replicas} copies of every expert. */
+    static PlacementBudget of(RouterProperties props, ModelConfig c, int instances, int replicas) {
         int experts = c.numExperts();
-        if (props.replicas() > instances) {
+        if (replicas > instances) {
             throw new IllegalArgumentException("moemesh.router.replicas must be in [1, " + instances + "] for "
-                    + instances + " instances, got " + props.replicas());
+                    + instances + " instances, got " + replicas);
         }
         // The even deal (epoch 1) puts replicas copies of every routed expert on consecutive instances.
-        int evenSlots = ceilDiv((long) experts * props.replicas(), instances);
+        int evenSlots = ceilDiv((long) experts * replicas, instances);
         int slots = props.slotsPerInstance() > 0 ? props.slotsPerInstance()
                 : Math.max(evenSlots, ceilDiv(experts * 5L, 4L * instances));
         if (slots < evenSlots) {
             throw new IllegalArgumentException("moemesh.router.slots-per-instance " + slots + " is too small: the even deal"
-                    + " of " + experts + " experts with moemesh.router.replicas " + props.replicas() + " over " + instances
+                    + " of " + experts + " experts with moemesh.router.replicas " + replicas + " over " + instances
                     + " instances needs " + evenSlots + " per instance per layer");
         }
         long expertBytes = 3L * c.hiddenSize() * c.expertIntermediateSize() * dtypeBytes(c.dtype());
@@ -37,7 +42,7 @@ final class Budgets {
             throw new IllegalArgumentException("moemesh.router.memory-budget-bytes " + props.memoryBudgetBytes()
                     + " holds " + props.memoryBudgetBytes() / budget.expertBytes() / c.numLayers() + " experts of "
                     + budget.expertBytes() + " bytes per layer; the even deal with moemesh.router.replicas "
-                    + props.replicas() + " needs " + evenSlots);
+                    + replicas + " needs " + evenSlots);
         }
         return budget;
     }

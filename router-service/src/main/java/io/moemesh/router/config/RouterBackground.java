@@ -1,6 +1,7 @@
 package io.moemesh.router.config;
 
 import io.moemesh.router.coordination.EpochStore;
+import io.moemesh.router.coordination.InstanceSetFollower;
 import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.grpc.RouterGrpcService;
 import io.moemesh.router.metrics.RouterMetrics;
@@ -15,8 +16,9 @@ import org.slf4j.LoggerFactory;
 import org.springframework.context.SmartLifecycle;
 
 /**
- * What runs beside the gRPC server: publishing the first epoch (retried every {@code startup-retry} while instances
- * are unreachable; gRPC health turns SERVING once it is published), snapshots of the route statistics every
+ * What runs beside the gRPC server: following the instance set ({@link InstanceSetFollower}: the first epoch, retried
+ * every {@code startup-retry} while instances are unreachable, and a new epoch whenever discovery finds the ready set
+ * changed; gRPC health turns SERVING once the first epoch is published), snapshots of the route statistics every
  * {@code snapshot-period} and at shutdown, and replans every {@code auto-replan-period} when configured (off by
  * default). Starts after the gRPC server and stops before it, ending the WatchPlacement streams.
  */
@@ -30,10 +32,15 @@ final class RouterBackground implements SmartLifecycle {
     private final RouterGrpcService service;
     private final RouterMetrics metrics;
     private final EpochStore store;
+    private final RouterDiscovery discovery;
+    private final InstanceSetFollower follower;
     private volatile ScheduledExecutorService timer;
 
     RouterBackground(RouterProperties props, PlacementCoordinator coordinator, RouteBook book, GrpcServerLifecycle server,
-                     RouterGrpcService service, RouterMetrics metrics) {
+                     RouterGrpcService service, RouterMetrics metrics, RouterDiscovery discovery,
+                     InstanceSetFollower follower) {
+        this.discovery = discovery;
+        this.follower = follower;
         this.props = props;
         this.coordinator = coordinator;
         this.book = book;
@@ -42,6 +49,7 @@ final class RouterBackground implements SmartLifecycle {
         this.metrics = metrics;
         this.store = new EpochStore(props.stateDir());
         coordinator.onPublished(o -> snapshot());
+        coordinator.onPublished(o -> server.setServing(true));
     }
 
     @Override
@@ -49,31 +57,15 @@ final class RouterBackground implements SmartLifecycle {
         ScheduledExecutorService t = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("router-background").daemon().factory());
         timer = t;
-        t.execute(this::publishFirstEpoch);
+        // The first epoch and every change of the instance set: the follower places on what discovery delivers
+        // (the configured list at once; in Kubernetes the READY pods, after the settle time), retrying every
+        // startup-retry while instances fail to load it.
+        discovery.instances().start(follower::offer);
         long snap = props.snapshotPeriod().toMillis();
         t.scheduleWithFixedDelay(this::snapshot, snap, snap, TimeUnit.MILLISECONDS);
         if (!props.autoReplanPeriod().isZero()) {
             long every = props.autoReplanPeriod().toMillis();
             t.scheduleWithFixedDelay(this::autoReplan, every, every, TimeUnit.MILLISECONDS);
-        }
-    }
-
-    private void publishFirstEpoch() {
-        try {
-            coordinator.start().whenComplete((o, e) -> {
-                if (e == null) {
-                    server.setServing(true);
-                    return;
-                }
-                metrics.replanFailed();
-                log.warn("first placement epoch not published ({}); retrying in {}", e.getMessage(), props.startupRetry());
-                ScheduledExecutorService t = timer;
-                if (t != null && !t.isShutdown()) {
-                    t.schedule(this::publishFirstEpoch, props.startupRetry().toMillis(), TimeUnit.MILLISECONDS);
-                }
-            });
-        } catch (RuntimeException e) {
-            log.error("cannot publish the first placement epoch", e);
         }
     }
 
@@ -108,6 +100,8 @@ final class RouterBackground implements SmartLifecycle {
         if (t != null) {
             t.shutdownNow();
         }
+        discovery.instances().close();
+        follower.close();
         service.endWatches();
         snapshot();
     }

@@ -58,6 +58,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               its identity. Default: {@code placer} (the local launcher's identity, which
  *                               {@code moemesh router replan} uses). In plaintext mode there is no identity and Replan
  *                               is open to any caller
+ * @param discovery              where the instances come from, {@code moemesh.router.discovery.*}
+ *                               ({@link DiscoverySettings}): the configured list (static, the default) or the READY
+ *                               expert-service pods in Kubernetes (then instances and instances-from stay unset)
  */
 @ConfigurationProperties("moemesh.router")
 public record RouterProperties(
@@ -81,7 +84,8 @@ public record RouterProperties(
         @DefaultValue("16777216") int maxInboundMessageBytes,
         @DefaultValue("5s") Duration shutdownGrace,
         @DefaultValue TlsSettings tls,
-        @DefaultValue("placer") Set<String> operatorIdentities) {
+        @DefaultValue("placer") Set<String> operatorIdentities,
+        @DefaultValue DiscoverySettings discovery) {
 
     /**
      * One expert-service instance.
@@ -105,7 +109,10 @@ public record RouterProperties(
                     + "required: where placement.json and the router's snapshots are written");
         }
         instances = instances == null ? List.of() : List.copyOf(instances);
-        require(!instances.isEmpty() || instancesFrom != null, "instances is empty and instances-from is not set: "
+        discovery = discovery == null ? DiscoverySettings.defaults() : discovery;
+        require(!discovery.kubernetes() || (instances.isEmpty() && instancesFrom == null), "instances and instances-from "
+                + "must be unset with discovery.mode=kubernetes: the instances are the READY expert-service pods");
+        require(discovery.kubernetes() || !instances.isEmpty() || instancesFrom != null, "instances is empty and instances-from is not set: "
                 + "the router needs at least one expert-service instance (moemesh.router.instances[0].id and "
                 + ".endpoint, or a placement file in moemesh.router.instances-from)");
         require(instances.isEmpty() || instancesFrom == null, "set instances or instances-from, not both");

@@ -5,12 +5,20 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.proto.router.v1.Instance;
+import io.kubernetes.client.openapi.ApiClient;
 import io.moemesh.router.coordination.EpochStore;
+import io.moemesh.router.coordination.InstanceSetFollower;
 import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.coordination.WatcherRegistry;
 import io.moemesh.router.grpc.GrpcInstanceLoader;
 import io.moemesh.router.grpc.OperatorPolicy;
 import io.moemesh.router.grpc.RouterGrpcService;
+import io.moemesh.router.discovery.ConfigMapPublisher;
+import io.moemesh.router.discovery.StaticInstanceDiscovery;
+import io.moemesh.router.kubernetes.KubernetesApi;
+import io.moemesh.router.kubernetes.KubernetesPlacementConfigMap;
+import io.moemesh.router.kubernetes.KubernetesPodDiscovery;
+import io.moemesh.router.metrics.DiscoveryMetrics;
 import io.moemesh.router.metrics.RouterMetrics;
 import io.moemesh.router.placement.PlacementBudget;
 import io.moemesh.router.prediction.ModelShape;
@@ -21,6 +29,7 @@ import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.tls.MeshCredentials;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -79,12 +88,14 @@ public final class RouterServiceConfiguration {
     PlacementCoordinator placementCoordinator(RouterProperties props, ModelConfig c, RouteBook book,
                                               GrpcInstanceLoader loader) {
         List<Instance> instances = instances(props);
-        PlacementBudget budget = Budgets.of(props, c, instances.size());
+        // Discovered instances: no budget yet (each switch gets the one for its set, routerFollower).
+        PlacementBudget budget = instances.isEmpty() ? PlacementBudget.slots(1, c.numExperts())
+                : Budgets.of(props, c, instances.size());
         var settings = new PlacementCoordinator.Settings(instances, book.shape(), c.hasSharedExpert(),
                 props.replicas(), budget, props.planner(), props.minRoutesToPlan(), props.loadTimeout());
         ExecutorService replans = Executors.newSingleThreadExecutor(
                 Thread.ofPlatform().name("router-replan").daemon().factory());
-        ExecutorService loads = Executors.newFixedThreadPool(Math.min(64, instances.size()),
+        ExecutorService loads = Executors.newFixedThreadPool(instances.isEmpty() ? 64 : Math.min(64, instances.size()),
                 Thread.ofPlatform().name("router-load-", 0).daemon().factory());
         return new PlacementCoordinator(settings, book, loader, new EpochStore(props.stateDir()), replans, loads,
                 System::nanoTime);
@@ -120,12 +131,45 @@ public final class RouterServiceConfiguration {
 
     @Bean
     RouterBackground routerBackground(RouterProperties props, PlacementCoordinator coordinator, RouteBook book,
-                                      GrpcServerLifecycle server, RouterGrpcService service, RouterMetrics metrics) {
-        return new RouterBackground(props, coordinator, book, server, service, metrics);
+                                      GrpcServerLifecycle server, RouterGrpcService service, RouterMetrics metrics,
+                                      RouterDiscovery discovery, InstanceSetFollower follower) {
+        return new RouterBackground(props, coordinator, book, server, service, metrics, discovery, follower);
     }
 
-    /** The configured instances, or those of the placement file in instances-from. */
+    /** The instance source (moemesh.router.discovery.*) and, in Kubernetes mode, the placement ConfigMap's writer. */
+    @Bean(destroyMethod = "close")
+    RouterDiscovery routerDiscovery(RouterProperties props, PlacementCoordinator coordinator, MeterRegistry registry) {
+        DiscoverySettings d = props.discovery();
+        if (!d.kubernetes()) {
+            return new RouterDiscovery(new StaticInstanceDiscovery(instances(props)), null);
+        }
+        ApiClient client = KubernetesApi.client(d.apiServer(), d.resyncPeriod());
+        var pods = new KubernetesPodDiscovery(client, d.namespace(), d.selector(), d.grpcPort(), d.resyncPeriod());
+        var publisher = new ConfigMapPublisher(new KubernetesPlacementConfigMap(client, d.namespace(), d.configMap()),
+                d.namespace() + "/" + d.configMap(), Executors.newSingleThreadExecutor(
+                        Thread.ofPlatform().name("router-configmap").daemon().factory()));
+        coordinator.onPublished(o -> publisher.offer(o.placement()));
+        return new RouterDiscovery(pods, publisher);
+    }
+
+    /** Places on the discovered set: the settle time in Kubernetes mode, at once on the static list. */
+    @Bean(destroyMethod = "close")
+    InstanceSetFollower instanceSetFollower(RouterProperties props, ModelConfig c, PlacementCoordinator coordinator,
+                                            RouterMetrics metrics, RouterDiscovery discovery, MeterRegistry registry) {
+        DiscoverySettings d = props.discovery();
+        var follower = new InstanceSetFollower(coordinator, n -> Budgets.of(props, c, n, Math.min(props.replicas(), n)),
+                props.replicas(), d.kubernetes() ? d.settleTime() : Duration.ZERO, props.startupRetry(),
+                Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().name("router-follow").daemon().factory()),
+                metrics::replanFailed);
+        DiscoveryMetrics.register(registry, discovery.instances(), follower, discovery.publisher());
+        return follower;
+    }
+
+    /** The configured instances, or those of the placement file in instances-from; none when discovered. */
     static List<Instance> instances(RouterProperties props) {
+        if (props.discovery().kubernetes()) {
+            return List.of();
+        }
         if (props.instances().isEmpty()) {
             List<Instance> fromFile = PlacementFiles.read(props.instancesFrom()).getInstancesList();
             if (fromFile.isEmpty()) {

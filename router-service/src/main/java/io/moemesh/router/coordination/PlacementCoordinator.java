@@ -20,11 +20,7 @@ import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
@@ -55,23 +51,35 @@ import org.slf4j.LoggerFactory;
  * time on the replan executor, never on a caller's (gRPC) thread; every replan publishes a new epoch, even when the plan
  * is unchanged; with fewer than {@code minRoutesToPlan} tokens in the route window a replan deals evenly ({@value #EVEN})
  * instead of planning from too little.
+ *
+ * <p>The instance set may change ({@link #switchTo}, issue 12 item 3: the router follows the READY expert-service pods
+ * in Kubernetes): the next epoch is planned for exactly the new set and PREPAREd on its instances only (a gone instance
+ * is not asked); until it is published, the previous epoch and its instances stay current, and a Replan plans for them.
  */
 public final class PlacementCoordinator implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
     /** The planner name reported for the even deal. */
     public static final String EVEN = "even";
 
-    /** What the coordinator needs to plan. */
+    /**
+     * What the coordinator needs to plan.
+     *
+     * @param instances the configured instances {@link #start} places on; empty when they are discovered (then only
+     *                  {@link #switchTo} places, with the instances and budget it is given)
+     * @param replicas  copies of every expert in the even deal (at most the instance count)
+     * @param budget    the planner's budget for {@code instances} (any budget when they are empty)
+     */
     public record Settings(List<Instance> instances, ModelShape shape, boolean sharedExpert, int replicas,
                            PlacementBudget budget, String planner, int minRoutesToPlan, Duration loadTimeout) {
         public Settings {
             instances = List.copyOf(instances);
-            if (instances.isEmpty()) {
-                throw new IllegalArgumentException("a placement needs at least one expert-service instance");
-            }
             Objects.requireNonNull(loadTimeout, "loadTimeout");
             PlacementPlanners.named(planner);
         }
+    }
+
+    /** The instances an epoch is planned for, with the planner's budget and the even deal's replicas for them. */
+    private record Membership(List<Instance> instances, PlacementBudget budget, int replicas) {
     }
 
     private final Settings settings;
@@ -79,13 +87,15 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final InstanceLoader loader;
     private final EpochStore store;
     private final ExecutorService replanExecutor;
-    private final ExecutorService loadExecutor;
+    private final ParallelLoads loads;
     private final LongSupplier nanoClock;
     private final AtomicBoolean replanning = new AtomicBoolean();
     private final List<Watch> watches = new CopyOnWriteArrayList<>();
     private final List<Consumer<ReplanOutcome>> publishListeners = new CopyOnWriteArrayList<>();
     private final Object publishing = new Object();
     private volatile Placement current;
+    /** The instances of the current epoch (before the first: the configured ones). */
+    private volatile Membership members;
     private long highestAttempted;
     /** The last epoch that was not published, while no other was attempted since (replan thread only). */
     private Placement lastFailed;
@@ -105,9 +115,15 @@ public final class PlacementCoordinator implements AutoCloseable {
         this.loader = loader;
         this.store = store;
         this.replanExecutor = replanExecutor;
-        this.loadExecutor = loadExecutor;
+        this.loads = new ParallelLoads(loadExecutor, settings.loadTimeout());
         this.nanoClock = nanoClock;
         this.highestAttempted = store.restoreHighestAttempted();
+        this.members = new Membership(settings.instances(), settings.budget(), settings.replicas());
+    }
+
+    /** The instances of the current epoch; before the first epoch, the configured ones (empty when discovered). */
+    public List<Instance> instances() {
+        return members.instances();
     }
 
     public Settings settings() {
@@ -151,29 +167,68 @@ public final class PlacementCoordinator implements AutoCloseable {
      * @throws ReplanAbortedException (in the future) when an instance fails to load it; call again to retry
      */
     public CompletableFuture<ReplanOutcome> start() {
+        if (settings.instances().isEmpty()) {
+            throw new IllegalStateException("no expert-service instance is configured: the instances are discovered, "
+                    + "so switchTo places on them");
+        }
         if (!replanning.compareAndSet(false, true)) {
             throw new IllegalStateException("a replan is running");
         }
+        Membership m = new Membership(settings.instances(), settings.budget(), settings.replicas());
+        return run(() -> firstEpoch(m));
+    }
+
+    /**
+     * Places on a new instance set in the background (discovery found instances come, become ready or go). Before the
+     * first epoch this is {@link #start} for these instances; after it, the next epoch is planned for exactly these
+     * instances (the configured planner from the route window, or the even deal with {@code replicas} copies when the
+     * window holds fewer than minRoutesToPlan tokens), PREPAREd on each of them (not on instances that left), published
+     * and committed. Until then the current epoch stays current, with its instances.
+     *
+     * @param budget   the planner's budget for {@code instances.size()} instances
+     * @param replicas the even deal's copies of every expert, in [1, instances.size()]
+     * @throws IllegalArgumentException when {@code instances} is empty or replicas is out of range
+     * @throws IllegalStateException    while a replan runs
+     */
+    public CompletableFuture<ReplanOutcome> switchTo(List<Instance> instances, PlacementBudget budget, int replicas) {
+        if (instances.isEmpty()) {
+            throw new IllegalArgumentException("a placement needs at least one expert-service instance");
+        }
+        if (replicas < 1 || replicas > instances.size()) {
+            throw new IllegalArgumentException("replicas must be in [1, " + instances.size() + "], got " + replicas);
+        }
+        if (!replanning.compareAndSet(false, true)) {
+            throw new IllegalStateException("a replan is already running; try again once it has published");
+        }
+        Membership m = new Membership(List.copyOf(instances), budget, replicas);
         return run(() -> {
-            long started = nanoClock.getAsLong();
-            Placement restored = store.restorePlacement();
-            if (restored != null && current == null && restored.getInstancesList().equals(settings.instances())
-                    && fitsModel(restored)) {
-                log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
-                highestAttempted = Math.max(highestAttempted, restored.getEpoch());
-                ReplanOutcome outcome = publish(restored, "restored", started);
-                // The last run may have stopped between publishing and committing: a COMMIT of the served epoch is a
-                // no-op, so every instance is told again (nothing is loaded).
-                commitEverywhere(restored);
-                return outcome;
+            if (current == null) {
+                return firstEpoch(m);
             }
-            if (restored != null && current == null) {
-                highestAttempted = Math.max(highestAttempted, restored.getEpoch());
-                log.info("the restored placement epoch {} is for other instances or another model: dealing evenly",
-                        restored.getEpoch());
-            }
-            return loadAndPublish(evenDeal(nextEpoch()), EVEN, started);
+            log.info("the instances changed to {}: placing on them", m.instances().stream().map(Instance::getId).toList());
+            return planned(PlacementPlanners.named(settings.planner()), m);
         });
+    }
+
+    private ReplanOutcome firstEpoch(Membership m) throws InterruptedException {
+        long started = nanoClock.getAsLong();
+        Placement restored = store.restorePlacement();
+        if (restored != null && current == null && restored.getInstancesList().equals(m.instances())
+                && fitsModel(restored)) {
+            log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
+            highestAttempted = Math.max(highestAttempted, restored.getEpoch());
+            ReplanOutcome outcome = publish(restored, "restored", started, m);
+            // The last run may have stopped between publishing and committing: a COMMIT of the served epoch is a
+            // no-op, so every instance is told again (nothing is loaded).
+            commitEverywhere(restored);
+            return outcome;
+        }
+        if (restored != null && current == null) {
+            highestAttempted = Math.max(highestAttempted, restored.getEpoch());
+            log.info("the restored placement epoch {} is for other instances or another model: dealing evenly",
+                    restored.getEpoch());
+        }
+        return loadAndPublish(evenDeal(nextEpoch(), m), EVEN, started, m);
     }
 
     /**
@@ -199,21 +254,25 @@ public final class PlacementCoordinator implements AutoCloseable {
         if (!replanning.compareAndSet(false, true)) {
             throw new IllegalStateException("a replan is already running; try again once it has published");
         }
-        return run(() -> {
-            long started = nanoClock.getAsLong();
-            long epoch = nextEpoch();
-            RouteStats stats = book.stats(settings.minRoutesToPlan());
-            if (stats == null) {
-                log.info("replan: {} tokens in the route window, fewer than {}: dealing evenly", book.windowSize(),
-                        settings.minRoutesToPlan());
-                return loadAndPublish(evenDeal(epoch), EVEN, started);
-            }
-            List<String> ids = settings.instances().stream().map(Instance::getId).toList();
-            io.moemesh.router.placement.Placement plan = chosen.plan(stats, settings.budget(), ids);
-            Placement p = PlacementMessages.toProto(plan, epoch, settings.instances(), settings.sharedExpert() ? 1 : 0,
-                    settings.replicas());
-            return loadAndPublish(p, chosen.name(), started);
-        });
+        Membership m = members;
+        return run(() -> planned(chosen, m));
+    }
+
+    /** The next epoch for {@code m}: planned by {@code chosen}, or the even deal with too few routes. */
+    private ReplanOutcome planned(PlacementPlanner chosen, Membership m) throws InterruptedException {
+        long started = nanoClock.getAsLong();
+        long epoch = nextEpoch();
+        RouteStats stats = book.stats(settings.minRoutesToPlan());
+        if (stats == null) {
+            log.info("replan: {} tokens in the route window, fewer than {}: dealing evenly", book.windowSize(),
+                    settings.minRoutesToPlan());
+            return loadAndPublish(evenDeal(epoch, m), EVEN, started, m);
+        }
+        List<String> ids = m.instances().stream().map(Instance::getId).toList();
+        io.moemesh.router.placement.Placement plan = chosen.plan(stats, m.budget(), ids);
+        Placement p = PlacementMessages.toProto(plan, epoch, m.instances(), settings.sharedExpert() ? 1 : 0,
+                m.replicas());
+        return loadAndPublish(p, chosen.name(), started, m);
     }
 
     /**
@@ -240,7 +299,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     @Override
     public void close() {
         replanExecutor.shutdownNow();
-        loadExecutor.shutdownNow();
+        loads.close();
     }
 
     private interface Body {
@@ -274,10 +333,10 @@ public final class PlacementCoordinator implements AutoCloseable {
         return Math.max(highestAttempted, currentEpoch()) + 1;
     }
 
-    private Placement evenDeal(long epoch) {
+    private Placement evenDeal(long epoch, Membership m) {
         ModelShape s = settings.shape();
-        return EvenPlacement.build(epoch, settings.instances(), s.layers(), s.experts(), settings.sharedExpert(),
-                settings.replicas());
+        return EvenPlacement.build(epoch, m.instances(), s.layers(), s.experts(), settings.sharedExpert(),
+                m.replicas());
     }
 
     private boolean fitsModel(Placement p) {
@@ -294,8 +353,9 @@ public final class PlacementCoordinator implements AutoCloseable {
      * only when all of them prepared it, then COMMIT on every instance. When one fails to prepare, the others are told
      * to ABORT and nothing is published: the current epoch stays served everywhere, with no drain deadline.
      */
-    private ReplanOutcome loadAndPublish(Placement planned, String planner, long started) throws InterruptedException {
-        retryPendingCommits();
+    private ReplanOutcome loadAndPublish(Placement planned, String planner, long started, Membership m)
+            throws InterruptedException {
+        retryPendingCommits(m);
         // The same assignment as the last failed attempt keeps its epoch (an instance that still holds it prepared
         // accepts the same epoch with the same experts again): retries while an instance is down do not climb past
         // the expert-services' max-epoch-jump.
@@ -306,12 +366,12 @@ public final class PlacementCoordinator implements AutoCloseable {
         store.recordAttempt(epoch);
         Duration timeout = settings.loadTimeout();
         List<Instance> instances = p.getInstancesList();
-        Map<Instance, Throwable> failed = onEvery(instances,
+        Map<Instance, Throwable> failed = loads.onEvery(instances,
                 in -> loader.prepare(in, epoch, PlacementMessages.assignment(p, in.getId()), timeout));
         lastFailed = failed.isEmpty() ? null : p;
         if (!failed.isEmpty()) {
             List<Instance> prepared = instances.stream().filter(in -> !failed.containsKey(in)).toList();
-            Map<Instance, Throwable> abortFailed = onEvery(prepared, in -> loader.abort(in, epoch, timeout));
+            Map<Instance, Throwable> abortFailed = loads.onEvery(prepared, in -> loader.abort(in, epoch, timeout));
             abortFailed.forEach((in, t) -> log.warn("placement epoch {}: ABORT on {} failed, so it keeps the epoch "
                     + "prepared (still serving the current one) until a newer epoch replaces it: {}", epoch,
                     describe(in), t.getMessage()));
@@ -325,7 +385,7 @@ public final class PlacementCoordinator implements AutoCloseable {
                     + String.join("; ", failures) + " failed LoadAssignment (PREPARE); " + kept,
                     failed.values().iterator().next());
         }
-        ReplanOutcome outcome = publish(p, planner, started);
+        ReplanOutcome outcome = publish(p, planner, started, m);
         commitEverywhere(p);
         return outcome;
     }
@@ -336,7 +396,7 @@ public final class PlacementCoordinator implements AutoCloseable {
      */
     private void commitEverywhere(Placement p) throws InterruptedException {
         long epoch = p.getEpoch();
-        Map<Instance, Throwable> failed = onEvery(p.getInstancesList(),
+        Map<Instance, Throwable> failed = loads.onEvery(p.getInstancesList(),
                 in -> loader.commit(in, epoch, settings.loadTimeout()));
         for (Instance in : p.getInstancesList()) {
             Throwable t = failed.get(in);
@@ -357,13 +417,21 @@ public final class PlacementCoordinator implements AutoCloseable {
      * instance that answers that it holds the epoch neither prepared nor served (restarted) has nothing to lose;
      * any other failure aborts the replan before anything is prepared.
      */
-    private void retryPendingCommits() throws InterruptedException {
+    private void retryPendingCommits(Membership m) throws InterruptedException {
+        // An instance that left the set is not asked (it is gone, or no longer placed on).
+        pendingCommits.keySet().removeIf(in -> {
+            boolean gone = m.instances().stream().noneMatch(x -> x.getId().equals(in.getId()));
+            if (gone) {
+                log.info("{} left the instance set: its missed COMMIT is not retried", describe(in));
+            }
+            return gone;
+        });
         if (pendingCommits.isEmpty()) {
             return;
         }
         Map<Instance, Long> pending = new LinkedHashMap<>(pendingCommits);
         List<Instance> instances = new ArrayList<>(pending.keySet());
-        Map<Instance, Throwable> failed = onEvery(instances,
+        Map<Instance, Throwable> failed = loads.onEvery(instances,
                 in -> loader.commit(in, pending.get(in), settings.loadTimeout()));
         List<String> blocking = new ArrayList<>();
         Throwable firstCause = null;
@@ -391,37 +459,11 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
     }
 
-    /**
-     * Runs {@code call} on every instance in parallel on the load executor, each within the load timeout.
-     *
-     * @return the failures by instance, in instance order (empty: all succeeded)
-     */
-    private Map<Instance, Throwable> onEvery(List<Instance> instances, Consumer<Instance> call)
-            throws InterruptedException {
-        List<Future<?>> calls = new ArrayList<>();
-        for (Instance in : instances) {
-            calls.add(loadExecutor.submit(() -> call.accept(in)));
-        }
-        long deadline = System.nanoTime() + settings.loadTimeout().toNanos() + TimeUnit.SECONDS.toNanos(1);
-        Map<Instance, Throwable> failed = new LinkedHashMap<>();
-        for (int i = 0; i < calls.size(); i++) {
-            try {
-                calls.get(i).get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-            } catch (ExecutionException e) {
-                failed.put(instances.get(i), e.getCause());
-            } catch (TimeoutException e) {
-                calls.get(i).cancel(true);
-                failed.put(instances.get(i), new TimeoutException("no answer within " + settings.loadTimeout()));
-            }
-        }
-        return failed;
-    }
-
     private static String describe(Instance in) {
         return in.getId() + " (" + in.getEndpoint() + ")";
     }
 
-    private ReplanOutcome publish(Placement p, String planner, long started) {
+    private ReplanOutcome publish(Placement p, String planner, long started, Membership m) {
         RouteTrace window = book.windowTrace();
         PlacementEval score = null;
         if (!window.tokens().isEmpty()) {
@@ -430,6 +472,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
         synchronized (publishing) {
             store.recordPublished(p);
+            members = m;
             current = p;
         }
         ReplanOutcome outcome = new ReplanOutcome(p, planner, score, window.tokens().size(),

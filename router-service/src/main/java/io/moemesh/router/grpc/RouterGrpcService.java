@@ -343,7 +343,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
                     .setPlacementEpoch(coordinator.currentEpoch()).setPlanner(coordinator.settings().planner())
                     .setPredictor(book.predictorName()).setRoutesSeen(book.ingested())
                     .setRoutesInWindow(book.windowSize()).setReplanRunning(coordinator.replanRunning())
-                    .setInstances(coordinator.settings().instances().size());
+                    .setInstances(coordinator.instances().size());
             watchers.watchers().forEach((id, epoch) -> b.addWatchers(
                     WatcherState.newBuilder().setWatcherId(id).setAppliedEpoch(epoch)));
             return b.build();

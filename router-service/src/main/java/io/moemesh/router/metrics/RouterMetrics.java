@@ -4,6 +4,8 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.MultiGauge;
+import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
@@ -11,6 +13,8 @@ import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.coordination.PlacementMessages;
 import io.moemesh.router.coordination.ReplanOutcome;
 import io.moemesh.router.reports.RouteBook;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -23,6 +27,7 @@ public final class RouterMetrics {
     private final PlacementCoordinator coordinator;
     private final Timer replan;
     private final Counter replanFailures;
+    private final MultiGauge instanceLoad;
     private volatile LoadEstimate estimate = LoadEstimate.EMPTY;
     private volatile long estimatedAt = Long.MIN_VALUE;
 
@@ -57,14 +62,12 @@ public final class RouterMetrics {
                 .description("Reported token routes dropped (their message was malformed)").register(registry);
         Gauge.builder("moemesh.router.routes.window", book, RouteBook::windowSize)
                 .description("Tokens in the route window a replan plans from").register(registry);
-        for (int i = 0; i < coordinator.settings().instances().size(); i++) {
-            int index = i;
-            Instance in = coordinator.settings().instances().get(i);
-            Gauge.builder("moemesh.router.instance.load", this, m -> m.estimate().instanceShare().length > index
-                            ? m.estimate().instanceShare()[index] : 0).tag("instance", in.getId())
-                    .description("Estimated share of the window's (token, expert) pairs this instance serves under the "
-                            + "current placement (replicas share evenly)").register(registry);
-        }
+        // One series per instance of the current epoch: the rows follow the instance set when it changes
+        // (discovery), so a gone instance's series disappears.
+        instanceLoad = MultiGauge.builder("moemesh.router.instance.load").description("Estimated share of the "
+                + "window's (token, expert) pairs this instance serves under the current placement (replicas share "
+                + "evenly)").register(registry);
+        instanceRows(coordinator.instances());
         Gauge.builder("moemesh.router.expert.load.hottest.share", this, m -> m.estimate().hottestShare())
                 .description("The hottest (layer, expert)'s share of its layer's pairs in the window").register(registry);
         Gauge.builder("moemesh.router.expert.load.max.over.mean", this, m -> m.estimate().maxOverMean())
@@ -78,6 +81,25 @@ public final class RouterMetrics {
 
     private void published(ReplanOutcome o) {
         replan.record(o.publishNanos(), TimeUnit.NANOSECONDS);
+        instanceRows(o.placement().getInstancesList());
+    }
+
+    private void instanceRows(List<Instance> instances) {
+        List<MultiGauge.Row<?>> rows = new ArrayList<>();
+        for (int i = 0; i < instances.size(); i++) {
+            int index = i;
+            String id = instances.get(i).getId();
+            rows.add(MultiGauge.Row.of(Tags.of("instance", id), this, m -> m.share(id, index)));
+        }
+        instanceLoad.register(rows, true);
+    }
+
+    /** The estimated share of instance {@code id}, at {@code index} in the current placement. */
+    private double share(String id, int index) {
+        Placement p = coordinator.current();
+        double[] share = estimate().instanceShare();
+        return p != null && index < share.length && index < p.getInstancesCount()
+                && p.getInstances(index).getId().equals(id) ? share[index] : 0;
     }
 
     /** Recomputed at most once a second (one scrape reads several gauges). */
@@ -91,7 +113,7 @@ public final class RouterMetrics {
         long[][] load = book.expertLoad();
         int layers = load.length;
         int experts = layers == 0 ? 0 : load[0].length;
-        double[] share = new double[coordinator.settings().instances().size()];
+        double[] share = new double[p == null ? 0 : p.getInstancesCount()];
         double hottest = 0;
         double ratio = 0;
         long total = 0;

@@ -249,10 +249,46 @@ class PlacementCoordinatorTest {
     }
 
     @Test
-    void settings_withoutInstances_areRefused() {
-        assertThatThrownBy(() -> new PlacementCoordinator.Settings(List.of(), book.shape(), false, 1,
-                PlacementBudget.slots(1, 8), "affinity", 1, Duration.ofSeconds(1)))
+    void start_withoutConfiguredInstances_isRefused_andSwitchToAnEmptySetToo() {
+        var settings = new PlacementCoordinator.Settings(List.of(), book.shape(), false, 1,
+                PlacementBudget.slots(1, 8), "affinity", 1, Duration.ofSeconds(1));
+        PlacementCoordinator c = new PlacementCoordinator(settings, book, new FakeLoader(), new EpochStore(stateDir),
+                Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
+        coordinators.add(c);
+        assertThatThrownBy(c::start).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("instances are discovered");
+        assertThatThrownBy(() -> c.switchTo(List.of(), PlacementBudget.slots(1, 8), 1))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at least one expert-service instance");
+        assertThat(c.current()).isNull();
+    }
+
+    @Test
+    void switchTo_aNewSet_preparesOnlyItsInstances_andPublishesTheNextEpochForExactlyThem() {
+        PlacementCoordinator c = coordinator(2, 10);
+        c.start().join();
+        events.clear();
+        List<Instance> two = INSTANCES.subList(0, 2);
+        ReplanOutcome o = c.switchTo(two, PlacementBudget.slots(2, 8), 2).join();
+        assertThat(o.placement().getEpoch()).isEqualTo(2);
+        assertThat(o.placement().getInstancesList()).isEqualTo(two);
+        assertThat(c.instances()).isEqualTo(two);
+        assertThat(events).doesNotContain("prepare 2 expert-2", "commit 2 expert-2");
+        assertThat(loaded.get(2L)).containsOnlyKeys("expert-0", "expert-1");
+        // A Replan afterwards plans for the new set.
+        assertThat(c.replan(null).join().placement().getInstancesList()).isEqualTo(two);
+    }
+
+    @Test
+    void switchTo_beforeTheFirstEpoch_dealsEvenlyOverTheGivenSet_asEpoch1() {
+        var settings = new PlacementCoordinator.Settings(List.of(), book.shape(), false, 2,
+                PlacementBudget.slots(1, 8), "affinity", 10, Duration.ofSeconds(30));
+        PlacementCoordinator c = new PlacementCoordinator(settings, book, new FakeLoader(), new EpochStore(stateDir),
+                Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
+        coordinators.add(c);
+        ReplanOutcome o = c.switchTo(INSTANCES.subList(1, 2), PlacementBudget.slots(1, 8), 1).join();
+        assertThat(o.placement().getEpoch()).isEqualTo(1);
+        assertThat(o.planner()).isEqualTo(PlacementCoordinator.EVEN);
+        assertThat(loaded.get(1L)).containsOnlyKeys("expert-1");
     }
 
     @Test

@@ -1,0 +1,134 @@
+package io.moemesh.router.coordination;
+
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.router.placement.PlacementBudget;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Keeps the placement on the instance set discovery delivers (issue 12, item 3): a new set is placed on once it has
+ * been stable for the settle time (pods that come or become ready together make one epoch, not one each), by
+ * {@link PlacementCoordinator#switchTo} with the budget for that many instances and min(replicas, instances) copies in
+ * the even deal. One switch at a time: a set that changes while a switch (or a Replan) runs is placed on after it. A
+ * switch that fails (an instance did not load its share) is retried after the retry pause while the set stays the
+ * same, and keeps the same epoch number for the same assignment. An empty set publishes nothing: the current epoch
+ * stays (before the first one the router stays NOT_SERVING).
+ */
+public final class InstanceSetFollower implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(InstanceSetFollower.class);
+
+    private final PlacementCoordinator coordinator;
+    private final IntFunction<PlacementBudget> budgets;
+    private final int replicas;
+    private final Duration settle;
+    private final Duration retry;
+    private final ScheduledExecutorService timer;
+    private final Runnable failed;
+    private final AtomicLong switches = new AtomicLong();
+    /** The set to place on: the latest delivered (timer thread and discovery thread). */
+    private volatile List<Instance> wanted;
+    private ScheduledFuture<?> pending;
+    private boolean switching;
+
+    /**
+     * @param budgets  the planner's budget for a number of instances (may refuse one with IllegalArgumentException)
+     * @param replicas the configured replicas; a smaller set gets one copy per instance at most
+     * @param settle   how long a set must stay unchanged before it is placed on
+     * @param retry    pause before a failed switch is tried again
+     * @param timer    one thread: the settle timer and the switches' bookkeeping run there
+     * @param failed   called when a switch did not publish (metrics)
+     */
+    public InstanceSetFollower(PlacementCoordinator coordinator, IntFunction<PlacementBudget> budgets, int replicas,
+                               Duration settle, Duration retry, ScheduledExecutorService timer, Runnable failed) {
+        this.coordinator = coordinator;
+        this.budgets = budgets;
+        this.replicas = replicas;
+        this.settle = settle;
+        this.retry = retry;
+        this.timer = timer;
+        this.failed = failed;
+    }
+
+    /** The ready set changed (any thread): it is placed on once stable for the settle time. */
+    public void offer(List<Instance> ready) {
+        wanted = List.copyOf(ready);
+        schedule(settle);
+    }
+
+    /** Switches started because the instance set changed (the first epoch included). */
+    public long switches() {
+        return switches.get();
+    }
+
+    private synchronized void schedule(Duration delay) {
+        if (pending != null) {
+            pending.cancel(false);
+        }
+        try {
+            pending = timer.schedule(this::reconcile, delay.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+            log.debug("instance set not followed: shutting down");
+        }
+    }
+
+    private synchronized void reconcile() {
+        List<Instance> set = wanted;
+        if (switching || set == null) {
+            return; // the switch's end looks again
+        }
+        if (coordinator.current() != null && coordinator.instances().equals(set)) {
+            return;
+        }
+        if (set.isEmpty()) {
+            log.warn("no expert-service instance is ready: nothing to place on; {}", coordinator.current() == null
+                    ? "no placement epoch is published yet (health stays NOT_SERVING)"
+                    : "placement epoch " + coordinator.currentEpoch() + " stays current");
+            return;
+        }
+        if (coordinator.replanRunning()) {
+            schedule(retry);
+            return;
+        }
+        try {
+            int copies = Math.min(replicas, set.size());
+            PlacementBudget budget = budgets.apply(set.size());
+            switching = true;
+            switches.incrementAndGet();
+            coordinator.switchTo(set, budget, copies).whenComplete((o, e) -> done(e));
+        } catch (IllegalStateException e) {
+            switching = false;
+            schedule(retry); // a Replan started meanwhile
+        } catch (IllegalArgumentException e) {
+            switching = false;
+            failed.run();
+            log.error("cannot place on the {} ready instances {}: {}; waiting for the set to change", set.size(),
+                    set.stream().map(Instance::getId).toList(), e.getMessage());
+        }
+    }
+
+    private synchronized void done(Throwable e) {
+        switching = false;
+        if (e != null) {
+            failed.run();
+            log.warn("placement on the instances {} not published ({}); trying again in {}", wanted == null ? List.of()
+                    : wanted.stream().map(Instance::getId).toList(), e.getMessage(), retry);
+            schedule(retry);
+            return;
+        }
+        // The set may have changed while the switch ran.
+        schedule(Duration.ZERO);
+    }
+
+    @Override
+    public void close() {
+        timer.shutdownNow();
+    }
+}

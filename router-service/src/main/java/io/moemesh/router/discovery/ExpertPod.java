@@ -1,0 +1,99 @@
+package io.moemesh.router.discovery;
+
+import io.moemesh.proto.router.v1.Instance;
+import java.util.Map;
+
+/**
+ * What the router reads of one expert-service pod (a plain view of the Kubernetes object, so the rules below are
+ * tested without an API server).
+ *
+ * @param name        metadata.name: the instance id (the chart sets {@code MOEMESH_EXPERT_INSTANCE_ID} from it)
+ * @param labels      metadata.labels
+ * @param annotations metadata.annotations: {@code moemesh.io/device} ({@code cpu} or {@code gpu}),
+ *                    {@code moemesh.io/gpus} (a count), optional {@code moemesh.io/memory-budget-bytes}
+ * @param terminating metadata.deletionTimestamp is set
+ * @param phase       status.phase ({@code Pending}, {@code Running}, ...), may be null
+ * @param ready       the {@code Ready} condition is {@code True}
+ * @param podIp       status.podIP, may be null
+ * @param grpcPort    the container port named {@code grpc}, or null when no container declares one
+ */
+public record ExpertPod(String name, Map<String, String> labels, Map<String, String> annotations, boolean terminating,
+                        String phase, boolean ready, String podIp, Integer grpcPort) {
+    public static final String DEVICE = "moemesh.io/device";
+    public static final String GPUS = "moemesh.io/gpus";
+    public static final String MEMORY_BUDGET = "moemesh.io/memory-budget-bytes";
+
+    public ExpertPod {
+        labels = labels == null ? Map.of() : Map.copyOf(labels);
+        annotations = annotations == null ? Map.of() : Map.copyOf(annotations);
+    }
+
+    /**
+     * What the router makes of the pod: an instance to place on, not ready yet (normal, not logged), or ignored for a
+     * reason (malformed: logged). The device slot is 0: every pod is given its own devices (the chart's one pod per
+     * GPU), which it sees from ordinal 0; the annotations are checked so that a pod the chart did not render is not
+     * placed on by mistake.
+     *
+     * @param selector    the discovery's label selector (checked again here)
+     * @param defaultPort the port when no container port is named {@code grpc}
+     */
+    public Verdict judge(LabelSelector selector, int defaultPort) {
+        if (name == null || name.isBlank()) {
+            return Verdict.ignored("it has no name");
+        }
+        if (!selector.matches(labels)) {
+            return Verdict.ignored("its labels " + labels + " do not match the selector " + selector);
+        }
+        String device = annotations.get(DEVICE);
+        if (device != null && !device.equals("cpu") && !device.equals("gpu")) {
+            return Verdict.ignored("annotation " + DEVICE + " must be cpu or gpu, got \"" + device + "\"");
+        }
+        String gpus = annotations.get(GPUS);
+        if (gpus != null && !gpus.matches("\\d{1,4}")) {
+            return Verdict.ignored("annotation " + GPUS + " must be a count >= 0, got \"" + gpus + "\"");
+        }
+        String memory = annotations.get(MEMORY_BUDGET);
+        long memoryBytes = 0;
+        if (memory != null) {
+            try {
+                memoryBytes = Long.parseLong(memory.strip());
+            } catch (NumberFormatException e) {
+                memoryBytes = -1;
+            }
+            if (memoryBytes < 0) {
+                return Verdict.ignored("annotation " + MEMORY_BUDGET + " must be bytes >= 0, got \"" + memory + "\"");
+            }
+        }
+        if (grpcPort != null && (grpcPort < 1 || grpcPort > 65535)) {
+            return Verdict.ignored("its container port grpc is " + grpcPort + ", not in [1, 65535]");
+        }
+        if (terminating) {
+            return Verdict.notReady("it is terminating");
+        }
+        if (!"Running".equals(phase) || !ready) {
+            return Verdict.notReady("phase " + phase + ", ready " + ready);
+        }
+        if (podIp == null || podIp.isBlank()) {
+            return Verdict.ignored("it is Running and Ready but has no pod IP");
+        }
+        int port = grpcPort != null ? grpcPort : defaultPort;
+        String host = podIp.contains(":") ? "[" + podIp + "]" : podIp;
+        return Verdict.instance(Instance.newBuilder().setId(name).setEndpoint(host + ":" + port).setDeviceSlot(0)
+                .setMemoryBudgetBytes(memoryBytes).build());
+    }
+
+    /** An instance, or why the pod is not one (ignored = malformed, worth a log line; otherwise not ready yet). */
+    public record Verdict(Instance instance, String reason, boolean ignored) {
+        static Verdict instance(Instance in) {
+            return new Verdict(in, null, false);
+        }
+
+        static Verdict notReady(String reason) {
+            return new Verdict(null, reason, false);
+        }
+
+        static Verdict ignored(String reason) {
+            return new Verdict(null, reason, true);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+package io.moemesh.router.metrics;
+
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.moemesh.router.coordination.InstanceSetFollower;
+import io.moemesh.router.discovery.ConfigMapPublisher;
+import io.moemesh.router.discovery.InstanceDiscovery;
+
+/** The discovery's metrics (docs/metrics.md, "Router service"): instances found, switches, ConfigMap writes. */
+public final class DiscoveryMetrics {
+    private DiscoveryMetrics() {
+    }
+
+    /** @param publisher the ConfigMap publisher, or null without one (static mode: its metrics are not registered) */
+    public static void register(MeterRegistry registry, InstanceDiscovery discovery, InstanceSetFollower follower,
+                                ConfigMapPublisher publisher) {
+        Gauge.builder("moemesh.router.discovery.instances", discovery, InstanceDiscovery::ready).tag("state", "ready")
+                .description("Expert-service instances in the ready set the router places on").register(registry);
+        Gauge.builder("moemesh.router.discovery.instances", discovery, InstanceDiscovery::seen).tag("state", "seen")
+                .description("Expert-service instances (pods) seen, ready or not, ignored ones included")
+                .register(registry);
+        FunctionCounter.builder("moemesh.router.discovery.replans", follower, InstanceSetFollower::switches)
+                .description("Placement switches started because the ready instance set changed (the first epoch and "
+                        + "retries included)").register(registry);
+        if (publisher == null) {
+            return;
+        }
+        FunctionCounter.builder("moemesh.router.configmap.writes", publisher, ConfigMapPublisher::writes)
+                .description("Placements written to the placement ConfigMap").register(registry);
+        FunctionCounter.builder("moemesh.router.configmap.failures", publisher, ConfigMapPublisher::failures)
+                .description("Placements not written to the ConfigMap (API error, conflicts, a newer epoch there)")
+                .register(registry);
+        FunctionCounter.builder("moemesh.router.configmap.conflicts", publisher, ConfigMapPublisher::conflicts)
+                .description("409 Conflicts met writing the ConfigMap (another writer)").register(registry);
+        FunctionCounter.builder("moemesh.router.configmap.oversize", publisher, ConfigMapPublisher::oversize)
+                .description("Placements larger than a ConfigMap holds (1 MiB), not written").register(registry);
+    }
+}

@@ -1,0 +1,174 @@
+package io.moemesh.router.kubernetes;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.grpc.ManagedChannel;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.router.RouterServiceApplication;
+import io.moemesh.router.coordination.PlacementCoordinator;
+import io.moemesh.router.support.FakeExpertService;
+import io.moemesh.router.support.RouterTestMesh;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.placement.PlacementFiles;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.context.ConfigurableApplicationContext;
+
+/**
+ * The whole router (Spring context) in {@code discovery.mode=kubernetes} against fabric8's mock API server in CRUD mode,
+ * through the official client: expert-service pods (podIP 127.0.0.1, container port {@code grpc} = a fake
+ * expert-service's port) appear, become ready, go; the router places on the ready ones, epoch after epoch, and writes
+ * each placement to its ConfigMap.
+ */
+@EnableKubernetesMockClient(crud = true, https = false)
+class KubernetesDiscoveryTest {
+    static final String CONFIG_MAP = "test-moemesh-placement";
+    KubernetesMockServer server;
+    KubernetesClient k8s;
+    final List<FakeExpertService> experts = List.of(new FakeExpertService(RouterTestMesh.certs(), "expert-0"),
+            new FakeExpertService(RouterTestMesh.certs(), "expert-1"));
+    @TempDir
+    Path stateDir;
+    ConfigurableApplicationContext ctx;
+
+    @AfterEach
+    void stop() {
+        if (ctx != null) {
+            ctx.close();
+        }
+        experts.forEach(FakeExpertService::close);
+    }
+
+    ConfigurableApplicationContext run() {
+        List<String> args = new ArrayList<>(RouterTestMesh.args(stateDir, List.of()));
+        args.addAll(List.of("--moemesh.router.discovery.mode=kubernetes",
+                "--moemesh.router.discovery.namespace=" + ExpertPods.NAMESPACE,
+                "--moemesh.router.discovery.label-selector=" + ExpertPods.SELECTOR,
+                "--moemesh.router.discovery.config-map=" + CONFIG_MAP,
+                "--moemesh.router.discovery.api-server=" + server.url("/"),
+                "--moemesh.router.discovery.settle-time=200ms", "--moemesh.router.discovery.resync-period=1s",
+                "--moemesh.router.replicas=2"));
+        return new SpringApplicationBuilder(RouterServiceApplication.class).run(args.toArray(String[]::new));
+    }
+
+    int port(int expert) {
+        return Integer.parseInt(experts.get(expert).endpoint().substring("127.0.0.1:".length()));
+    }
+
+    Placement configMapPlacement() {
+        ConfigMap cm = k8s.configMaps().inNamespace(ExpertPods.NAMESPACE).withName(CONFIG_MAP).get();
+        String json = cm.getData() == null ? null : cm.getData().get("placement.json");
+        return json == null ? null : PlacementFiles.parse(json, "ConfigMap " + CONFIG_MAP);
+    }
+
+    static List<String> ids(Placement p) {
+        return p == null ? List.of() : p.getInstancesList().stream().map(Instance::getId).toList();
+    }
+
+    HealthCheckResponse.ServingStatus health() throws InterruptedException {
+        ManagedChannel ch = RouterTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+        try {
+            return HealthGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .check(HealthCheckRequest.getDefaultInstance()).getStatus();
+        } finally {
+            ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void podsAppearBecomeReadyAndGo_epochsFollow_theConfigMapHoldsEachOne_andNothingIsPublishedWhileOneLoads()
+            throws Exception {
+        k8s.configMaps().inNamespace(ExpertPods.NAMESPACE).resource(new ConfigMapBuilder().withNewMetadata()
+                .withName(CONFIG_MAP).withNamespace(ExpertPods.NAMESPACE).endMetadata().build()).create();
+        ctx = run();
+        PlacementCoordinator coordinator = ctx.getBean(PlacementCoordinator.class);
+
+        // A pod that is not ready yet: nothing to place on, nothing published, NOT_SERVING.
+        ExpertPods.create(k8s, ExpertPods.pod("expert-0", port(0)).build());
+        await().during(Duration.ofSeconds(1)).atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
+            assertThat(coordinator.currentEpoch()).isZero();
+            assertThat(configMapPlacement()).isNull();
+        });
+        assertThat(health()).isEqualTo(HealthCheckResponse.ServingStatus.NOT_SERVING);
+
+        // It becomes ready: epoch 1 on it alone (replicas 2 capped at the one instance), in the ConfigMap too.
+        ExpertPods.becomeReady(k8s, "expert-0", "127.0.0.1");
+        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+            assertThat(configMapPlacement()).isNotNull();
+            assertThat(configMapPlacement().getEpoch()).isEqualTo(1);
+        });
+        assertThat(ids(configMapPlacement())).containsExactly("expert-0");
+        assertThat(configMapPlacement().getInstances(0).getEndpoint()).isEqualTo(experts.get(0).endpoint());
+        assertThat(configMapPlacement()).isEqualTo(coordinator.current());
+        assertThat(health()).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+        assertThat(experts.get(0).served()).isEqualTo(1);
+
+        // A second pod ready: epoch 2 over both.
+        ExpertPods.create(k8s, ExpertPods.ready(ExpertPods.pod("expert-1", port(1)).build(), "127.0.0.1"));
+        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(configMapPlacement().getEpoch())
+                .isEqualTo(2));
+        assertThat(ids(configMapPlacement())).containsExactly("expert-0", "expert-1");
+        assertThat(experts.get(1).served()).isEqualTo(2);
+
+        // Malformed pods are ignored: ready without an IP, a bad device annotation, labels that do not match.
+        ExpertPods.create(k8s, ExpertPods.ready(ExpertPods.pod("expert-noip", port(0)).build(), ""));
+        ExpertPods.create(k8s, ExpertPods.ready(new PodBuilder(ExpertPods.pod("expert-baddevice", port(0)).build())
+                .editMetadata().addToAnnotations("moemesh.io/device", "tpu").endMetadata().build(), "127.0.0.1"));
+        ExpertPods.create(k8s, ExpertPods.ready(new PodBuilder(ExpertPods.pod("gateway-0", port(0)).build())
+                .editMetadata().withLabels(Map.of("app.kubernetes.io/component", "gateway")).endMetadata().build(),
+                "127.0.0.1"));
+        await().during(Duration.ofSeconds(2)).atMost(Duration.ofSeconds(6)).untilAsserted(() -> {
+            assertThat(coordinator.currentEpoch()).isEqualTo(2);
+            assertThat(coordinator.replanRunning()).isFalse();
+        });
+
+        // expert-1 goes while expert-0 is slow to load epoch 3: nothing is published until it has loaded it.
+        experts.get(0).gate = new CountDownLatch(1);
+        k8s.pods().inNamespace(ExpertPods.NAMESPACE).withName("expert-1").delete();
+        await().atMost(Duration.ofSeconds(10)).until(coordinator::replanRunning);
+        await().during(Duration.ofSeconds(1)).atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
+            assertThat(coordinator.currentEpoch()).isEqualTo(2);
+            assertThat(configMapPlacement().getEpoch()).isEqualTo(2);
+        });
+        experts.get(0).gate.countDown();
+        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(configMapPlacement().getEpoch())
+                .isEqualTo(3));
+        assertThat(ids(configMapPlacement())).containsExactly("expert-0");
+        assertThat(experts.get(1).calls).noneMatch(c -> c.epoch() == 3);
+        // The local placement file is written too.
+        assertThat(PlacementFiles.read(stateDir.resolve("placement.json")).getEpoch()).isEqualTo(3);
+
+        // Metrics: 1 ready of the 3 pods seen (expert-0 and the two malformed ones the selector lets through),
+        // three switches, three ConfigMap writes.
+        MeterRegistry registry = ctx.getBean(MeterRegistry.class);
+        assertThat(registry.get("moemesh.router.discovery.instances").tag("state", "ready").gauge().value())
+                .isEqualTo(1);
+        assertThat(registry.get("moemesh.router.discovery.instances").tag("state", "seen").gauge().value())
+                .isEqualTo(3);
+        assertThat(registry.get("moemesh.router.discovery.replans").functionCounter().count()).isEqualTo(3);
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(
+                registry.get("moemesh.router.configmap.writes").functionCounter().count()).isEqualTo(3));
+        assertThat(registry.get("moemesh.router.configmap.failures").functionCounter().count()).isZero();
+    }
+}
