@@ -6,12 +6,14 @@ import io.moemesh.model.kernel.Matrix;
 import io.moemesh.model.kernel.VectorOps;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.TreeSet;
 
 /**
  * The MoE decoder forward pass over a batched step: any mix of prefill chunks and decode tokens from many
  * sequences runs as one set of GEMMs per projection (q, k and v fused into one pass), attention per token over
  * its own sequence's paged KV, and each MoE layer's experts through an {@link ExpertDispatch} (in-process, or
- * the mesh). Each step is described by a {@link StepContext} (which sequence, position, token, tenant and
+ * the mesh), attention over a sequence's remote prefix (KV kept by the kvcache-service) through a
+ * {@link RemoteAttention} merged with the local part. Each step is described by a {@link StepContext} (which sequence, position, token, tenant and
  * phase every row is), which the engine hands to the expert dispatch, the KV cache and the {@link RouteObserver}.
  * Not thread-safe: one step at a time. Its buffers are reused across steps, so a warmed-up step allocates only
  * what it returns (the {@link StepOutput}s and their logits, route traces when asked for) and, when called with
@@ -23,6 +25,9 @@ public final class Engine {
     private final ExpertDispatch experts;
     private final RouteObserver routes;
     private final LookaheadObserver lookahead;
+    private final RemoteAttention remote;
+    /** The rows of the current step with a remote prefix, and their partials; count 0 on the default path. */
+    private final RemoteAttentionBatch remoteBatch;
     /** The lookahead's experts per row, k' (0: none is computed). */
     private final int guesses;
     private final Attention attention;
@@ -48,6 +53,15 @@ public final class Engine {
      */
     public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts, RouteObserver routes,
                   LookaheadObserver lookahead) {
+        this(config, weights, experts, routes, lookahead, RemoteAttention.NONE);
+    }
+
+    /**
+     * With route and lookahead observers and the {@link RemoteAttention} that computes attention over the
+     * sequences' remote prefixes ({@link KvCache#remotePrefix}); a step whose cache reports none never calls it.
+     */
+    public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts, RouteObserver routes,
+                  LookaheadObserver lookahead, RemoteAttention remote) {
         if (lookahead.guesses() < 0) {
             throw new IllegalArgumentException("lookahead guesses must be >= 0, got " + lookahead.guesses());
         }
@@ -56,6 +70,8 @@ public final class Engine {
         this.experts = experts;
         this.routes = routes;
         this.lookahead = lookahead;
+        this.remote = remote;
+        this.remoteBatch = new RemoteAttentionBatch(config.numHeads(), config.headDim());
         this.guesses = Math.min(lookahead.guesses(), config.numExperts());
         this.attention = new Attention(config);
         this.rope = new Rope(config.headDim(), config.ropeTheta());
@@ -102,9 +118,12 @@ public final class Engine {
         int pairs = c.pairsPerToken();
         buf.ensure(c, tokens, guesses);
         int[][] tables = buf.tables;
+        boolean remoteRows = false;
         int t = 0;
         for (SequenceStep s : batch) {
+            int prefix = remotePrefix(cache, s);
             int[] table = cache.blockTable(s.seqId());
+            remoteRows |= prefix > 0;
             for (int i = 0; i < s.tokens().length; i++, t++) {
                 int id = s.tokens()[i];
                 if (id < 0 || id >= c.vocabSize()) {
@@ -113,7 +132,16 @@ public final class Engine {
                 }
                 w.embed().row(id, buf.h, t * hidden);
                 buf.pos[t] = s.startPos() + i;
+                buf.prefix[t] = prefix;
                 tables[t] = table;
+            }
+        }
+        if (remoteRows) {
+            remoteBatch.reset(ctx, tokens);
+            for (int r = 0; r < tokens; r++) {
+                if (buf.prefix[r] > 0) {
+                    remoteBatch.add(r, buf.prefix[r]);
+                }
             }
         }
         // Token ids are valid (checked above while embedding): the cache may learn what this step writes.
@@ -134,7 +162,7 @@ public final class Engine {
         for (int l = 0; l < c.numLayers(); l++) {
             LayerWeights lw = w.layers()[l];
             VectorOps.rmsNorm(buf.h, 0, lw.inputNorm(), eps, buf.xn, 0, tokens, hidden);
-            attentionBlock(l, lw, cache, tokens);
+            attentionBlock(l, lw, cache, tokens, remoteRows);
             VectorOps.add(buf.o, 0, buf.h, 0, tokens * hidden);
 
             VectorOps.rmsNorm(buf.h, 0, lw.postAttentionNorm(), eps, buf.xn, 0, tokens, hidden);
@@ -211,7 +239,28 @@ public final class Engine {
         return false;
     }
 
-    private void attentionBlock(int l, LayerWeights lw, KvCache cache, int tokens) {
+    /**
+     * The sequence's remote prefix R, checked against what the engine can compute: a block boundary at or before
+     * the step's first position (the step writes its own keys locally), and a {@link RemoteAttention} to ask.
+     */
+    private int remotePrefix(KvCache cache, SequenceStep s) {
+        int prefix = cache.remotePrefix(s.seqId());
+        if (prefix == 0) {
+            return 0;
+        }
+        if (prefix < 0 || prefix % cache.blockTokens() != 0 || prefix > s.startPos()) {
+            throw new IllegalStateException("sequence " + s.seqId() + ": remote prefix " + prefix
+                    + " must be a multiple of the block size " + cache.blockTokens()
+                    + " and at most the step's start position " + s.startPos());
+        }
+        if (remote == RemoteAttention.NONE) {
+            throw new IllegalStateException("sequence " + s.seqId() + " has a remote prefix of " + prefix
+                    + " positions but the engine has no RemoteAttention to attend over it");
+        }
+        return prefix;
+    }
+
+    private void attentionBlock(int l, LayerWeights lw, KvCache cache, int tokens, boolean remoteRows) {
         int qDim = c.qDim();
         int kvDim = c.kvDim();
         MatMul.matmul(buf.xn, tokens, qkv[l], buf.qkv);
@@ -231,10 +280,72 @@ public final class Engine {
         for (int i = 0; i < tokens; i++) {
             rope.apply(buf.q, i * qDim, c.numHeads(), buf.pos[i]);
             rope.apply(buf.k, i * kvDim, c.numKvHeads(), buf.pos[i]);
-            attention.write(cache, l, buf.tables[i], buf.pos[i], buf.k, buf.v, i);
+            attention.write(cache, l, buf.tables[i], buf.prefix[i], buf.pos[i], buf.k, buf.v, i);
         }
-        attention.attend(cache, l, buf.q, buf.tables, buf.pos, tokens, buf.attn);
+        if (remoteRows) {
+            startRemote(l);
+        }
+        attention.attend(cache, l, buf.q, buf.tables, buf.pos, buf.prefix, tokens, buf.attn, buf.lse);
+        if (remoteRows) {
+            mergeRemote(l);
+        }
         MatMul.matmul(buf.attn, tokens, lw.o(), buf.o);
+    }
+
+    /** Hands the remote rows' queries to the {@link RemoteAttention}: its call overlaps the local attention. */
+    private void startRemote(int l) {
+        RemoteAttentionBatch rb = remoteBatch;
+        int qDim = c.qDim();
+        for (int i = 0; i < rb.count(); i++) {
+            System.arraycopy(buf.q, rb.row(i) * qDim, rb.queries(), i * qDim, qDim);
+        }
+        rb.layer(l);
+        try {
+            remote.start(rb);
+        } catch (RuntimeException e) {
+            throw remoteFailure(l, e.getMessage(), e);
+        }
+    }
+
+    /** Waits for the remote partials and merges each into its row's local partial, in place in {@code buf.attn}. */
+    private void mergeRemote(int l) {
+        RemoteAttentionBatch rb = remoteBatch;
+        try {
+            remote.await(rb);
+        } catch (RuntimeException e) {
+            throw remoteFailure(l, e.getMessage(), e);
+        }
+        int heads = c.numHeads();
+        int headDim = c.headDim();
+        float[] out = rb.output();
+        float[] lse = rb.lse();
+        for (int i = 0; i < rb.count(); i++) {
+            // A non-finite partial would turn the row's attention into NaN: fail the step instead of a wrong token.
+            for (int j = i * heads; j < (i + 1) * heads; j++) {
+                if (!Float.isFinite(lse[j])) {
+                    throw remoteFailure(l, "lse of sequence " + rb.seqId(i) + " head " + (j - i * heads) + " is "
+                            + lse[j], null);
+                }
+            }
+            for (int j = i * heads * headDim; j < (i + 1) * heads * headDim; j++) {
+                if (!Float.isFinite(out[j])) {
+                    throw remoteFailure(l, "output of sequence " + rb.seqId(i) + " is " + out[j], null);
+                }
+            }
+            int r = rb.row(i);
+            Attention.merge(out, i * heads * headDim, lse, i * heads, buf.attn, r * heads * headDim, buf.lse,
+                    r * heads, heads, headDim);
+        }
+    }
+
+    private RemoteAttentionException remoteFailure(int l, String what, Throwable cause) {
+        RemoteAttentionBatch rb = remoteBatch;
+        TreeSet<Long> seqs = new TreeSet<>();
+        for (int i = 0; i < rb.count(); i++) {
+            seqs.add(rb.seqId(i));
+        }
+        return new RemoteAttentionException("layer " + l + ": remote attention over the prefixes of sequences "
+                + seqs + " failed: " + what, cause);
     }
 
     private void recordRoutes(List<SequenceStep> batch, int[][][][] traced, float[][][][] tracedWeights, int layer,

@@ -12,17 +12,29 @@ public interface KvCache {
     int blockTokens();
 
     /**
-     * Makes room for positions [0, length) of {@code seqId}, allocating blocks as needed.
+     * Makes room for positions [0, length) of {@code seqId}, allocating blocks as needed (only for positions at or
+     * after its {@link #remotePrefix}: those before it are not held here).
      *
      * @return false when the pool has no free block left (the caller preempts or waits); nothing changes then
      */
     boolean ensureCapacity(long seqId, int length);
 
     /**
-     * The sequence's block table: entry i is the physical block holding positions [i·B, (i+1)·B). Valid for
-     * the blocks reserved by {@link #ensureCapacity}; read once per step, not per position.
+     * The sequence's block table: entry i is the physical block holding positions [R + i·B, R + (i+1)·B), where
+     * R is its {@link #remotePrefix} (0 unless the cache says otherwise). Valid for the blocks reserved by
+     * {@link #ensureCapacity}; read once per step, not per position.
      */
     int[] blockTable(long seqId);
+
+    /**
+     * R: how many leading positions of the sequence have their keys and values elsewhere, not in this cache (the
+     * kvcache-service keeps them and computes their attention partial: {@link RemoteAttention}); a multiple of
+     * {@link #blockTokens()}, at most the start position of the sequence's next step. The block table then starts
+     * at position R. Read by the engine once per sequence per step; 0 (the default) = every position is here.
+     */
+    default int remotePrefix(long seqId) {
+        return 0;
+    }
 
     /** The key pool of a layer: [num_blocks, block_tokens, num_kv_heads, head_dim]. */
     float[] keys(int layer);

@@ -20,6 +20,10 @@ final class StepBuffers {
     float[] weights = new float[0];
     float[] moe = new float[0];
     int[] pos = new int[0];
+    /** Each row's remote prefix R (0 unless its cache keeps the first R positions elsewhere). */
+    int[] prefix = new int[0];
+    /** [rows, heads]: log-sum-exp of the local attention partial of rows with a remote prefix. */
+    float[] lse = new float[0];
     int[][] tables = new int[0][];
     float[] logits = new float[0];
     /** The lookahead: layer l+1's router logits on layer l's MoE input, and its top-k' per row (empty without one). */
@@ -48,6 +52,8 @@ final class StepBuffers {
         weights = new float[n * c.pairsPerToken()];
         moe = new float[n * hidden];
         pos = new int[n];
+        prefix = new int[n];
+        lse = new float[n * c.numHeads()];
         tables = new int[n][];
         if (guesses > 0) {
             lookLogits = new float[n * c.numExperts()];
