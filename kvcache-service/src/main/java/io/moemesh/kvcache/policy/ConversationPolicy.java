@@ -1,0 +1,269 @@
+package io.moemesh.kvcache.policy;
+
+import io.moemesh.kvcache.block.BlockKey;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.function.Predicate;
+
+/**
+ * A prefix- and conversation-aware eviction and admission policy for multi-turn chat traffic, shared by the tiers of
+ * one {@code TieredKvStore}: it is the store's {@link AdmissionPolicy}, and {@link #newTierPolicy()} gives each tier
+ * an {@link EvictionPolicy} view with one common order.
+ *
+ * <p>Why: only the longest cached <em>prefix</em> of a request counts, and in a chat trace almost all reuse is a
+ * conversation's next turn extending the previous turn's chain. Whether a conversation goes on is what matters,
+ * and it is learnable online: on the Mooncake conversation trace a first turn is followed by another in 31% of
+ * cases, a second in 42%, a fourth in 59%, an eighth in 80%. So each request's blocks get the key
+ * {@code clock + bonus}, with {@code bonus = strength · capacity · ln(p(turn) / p(first turn))}, where
+ * {@code p(t)} is the fraction of turn-{@code t} requests seen so far that got a next turn (Laplace-smoothed); the
+ * clock counts block touches (the store's recency). The lowest key goes first, ties the deepest position first
+ * ({@link PrefixPriority}). A touch never lowers a key, so a chain's head always outranks its tail.
+ *
+ * <p>The strength that wins depends on the capacity (a small cache should hold long conversations for long, a large
+ * one is already near LRU's best), so it is chosen online: keys-only {@link ShadowCache}s replay the same requests
+ * at each candidate strength, and every request uses the strength whose shadow had the most (decayed) prefix hits
+ * so far. The chain's last block is declined when the policy has learned that last blocks are hardly ever reused
+ * (their tokens end mid-block, and the next turn's extra tokens change that block's hash).
+ *
+ * <p>Online: everything it decides for a request depends only on the requests before it ({@link #observe} is
+ * called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
+ * touched a block, the turn counts) is bounded by {@code 256 · capacity} blocks, least recently touched forgotten
+ * first. Callers serialise all calls (the store's lock), as for every policy.
+ */
+public final class ConversationPolicy implements AdmissionPolicy {
+    /** Candidate bonus strengths, in units of the capacity (0 is LRU with tail-first ties). */
+    static final double[] STRENGTHS = {0, 3, 10, 30, 100};
+    /** Per request, shadow scores decay by this factor: about the last 2,000 requests count. */
+    static final double SCORE_DECAY = 1 - 1.0 / 2000;
+    /** Turns from this one on share one continuation estimate. */
+    static final int TURN_CLASSES = 9;
+    /**
+     * Last blocks are declined once at least this many were seen and they were reused less than a quarter as often
+     * as other new blocks.
+     */
+    static final int LAST_BLOCK_EVIDENCE = 100;
+
+    private final int capacityBlocks;
+    private final int metaLimit;
+    private final Map<BlockKey, Meta> meta;
+    private final ShadowCache[] shadows;
+    /** Turn of each request seen, and whether it got a next turn; indexed by request number. */
+    private int[] turnOf = new int[1024];
+    private boolean[] continued = new boolean[1024];
+    private int requests;
+    private final long[] turnSeen = new long[TURN_CLASSES];
+    private final long[] turnContinued = new long[TURN_CLASSES];
+    private long lastCreated;
+    private long lastReused;
+    private long otherCreated;
+    private long otherReused;
+    /** Block touches so far (the policy's clock). */
+    private long clock;
+    private long seq;
+    private int chosen;
+    /** The current request's last block, when it is to be declined. */
+    private BlockKey declineKey;
+
+    private static final class Meta {
+        int request;
+        int depth;
+        double priority;
+        boolean wasLast;
+        boolean reused;
+    }
+
+    /** @param capacityBlocks the store's total capacity in blocks (DRAM + lower tier), ≥ 1 */
+    public ConversationPolicy(int capacityBlocks) {
+        if (capacityBlocks < 1) {
+            throw new IllegalArgumentException("capacityBlocks must be positive, got " + capacityBlocks);
+        }
+        this.capacityBlocks = capacityBlocks;
+        this.metaLimit = (int) Math.min(Integer.MAX_VALUE - 8, Math.max(1L << 16, 256L * capacityBlocks));
+        this.meta = new LinkedHashMap<>(1024, 0.75f, true) {
+            @Override
+            protected boolean removeEldestEntry(Map.Entry<BlockKey, Meta> eldest) {
+                return size() > metaLimit;
+            }
+        };
+        this.shadows = new ShadowCache[STRENGTHS.length];
+        for (int i = 0; i < STRENGTHS.length; i++) {
+            shadows[i] = new ShadowCache(capacityBlocks, STRENGTHS[i]);
+        }
+    }
+
+    /**
+     * Tells the policy the next request's chain (block 0 first), before the request's blocks are looked up, touched
+     * or stored: it sets their keys and whether the last one is admitted.
+     */
+    public void observe(List<BlockKey> chain) {
+        if (chain.isEmpty()) {
+            declineKey = null;
+            return;
+        }
+        int request = requests++;
+        if (request == turnOf.length) {
+            turnOf = Arrays.copyOf(turnOf, request * 2);
+            continued = Arrays.copyOf(continued, request * 2);
+        }
+        int matched = 0;
+        Meta deepest = null;
+        while (matched < chain.size()) {
+            Meta m = meta.get(chain.get(matched));
+            if (m == null) {
+                break;
+            }
+            deepest = m;
+            matched++;
+        }
+        // A shared first block (a system prompt) says nothing about the conversation: position ≥ 1 must match.
+        int turn = 0;
+        if (matched >= 2) {
+            int parent = deepest.request;
+            turn = turnOf[parent] + 1;
+            if (!continued[parent]) {
+                continued[parent] = true;
+                turnContinued[Math.min(turnOf[parent], TURN_CLASSES - 1)]++;
+            }
+        }
+        turnOf[request] = turn;
+        turnSeen[Math.min(turn, TURN_CLASSES - 1)]++;
+        for (int j = 0; j < matched; j++) {
+            Meta m = meta.get(chain.get(j));
+            if (!m.reused) {
+                m.reused = true;
+                if (m.wasLast) {
+                    lastReused++;
+                } else {
+                    otherReused++;
+                }
+            }
+        }
+        boolean skipLast = declinesLastBlocks();
+        double logRatio = Math.log(continuation(turn) / continuation(0));
+        double bonus = STRENGTHS[chosen] * capacityBlocks * logRatio;
+        long first = clock + 1;
+        for (int j = 0; j < chain.size(); j++) {
+            BlockKey k = chain.get(j);
+            Meta m = meta.get(k);
+            double p = first + j + bonus;
+            if (m == null) {
+                m = new Meta();
+                m.priority = p;
+                m.wasLast = j == chain.size() - 1 && j > 0;
+                if (m.wasLast) {
+                    lastCreated++;
+                } else {
+                    otherCreated++;
+                }
+                meta.put(k, m);
+            } else {
+                m.priority = Math.max(m.priority, p);
+            }
+            m.request = request;
+            m.depth = j;
+        }
+        declineKey = skipLast && chain.size() > 1 ? chain.get(chain.size() - 1) : null;
+        for (ShadowCache s : shadows) {
+            s.score = s.score * SCORE_DECAY + s.replay(chain, first, s.strength * capacityBlocks * logRatio, skipLast);
+        }
+        clock += chain.size();
+        int best = chosen;
+        for (int i = 0; i < shadows.length; i++) {
+            if (shadows[i].score > shadows[best].score) {
+                best = i;
+            }
+        }
+        chosen = best;
+    }
+
+    /** Laplace-smoothed fraction of turn-{@code turn} requests that got a next turn. */
+    private double continuation(int turn) {
+        int c = Math.min(turn, TURN_CLASSES - 1);
+        return (turnContinued[c] + 1.0) / (turnSeen[c] + 2.0);
+    }
+
+    private boolean declinesLastBlocks() {
+        if (lastCreated < LAST_BLOCK_EVIDENCE || otherCreated == 0) {
+            return false;
+        }
+        return 4.0 * lastReused / lastCreated < (double) otherReused / otherCreated;
+    }
+
+    /** The bonus strength (in capacities) the next request uses; for tests and the replay's report. */
+    public double strength() {
+        return STRENGTHS[chosen];
+    }
+
+    /** Whether the policy currently declines the last block of a chain. */
+    public boolean declinesLastBlock() {
+        return declineKey != null || declinesLastBlocks();
+    }
+
+    @Override
+    public boolean admit(BlockKey key, AccessHint hint) {
+        return !key.equals(declineKey);
+    }
+
+    /** The order a block gets in a tier: its key from {@link #observe}, or the current clock if never observed. */
+    private PrefixPriority priorityOf(BlockKey key, int position) {
+        Meta m = meta.get(key);
+        if (m == null) {
+            return new PrefixPriority(clock, Math.max(position, 0), seq++);
+        }
+        return new PrefixPriority(m.priority, m.depth, seq++);
+    }
+
+    /** A fresh eviction view for one tier of the store, ordered by this policy's keys. */
+    public EvictionPolicy newTierPolicy() {
+        return new TierView();
+    }
+
+    /** One tier's resident blocks in the policy's order. */
+    private final class TierView implements EvictionPolicy {
+        private final Map<BlockKey, PrefixPriority> resident = new HashMap<>();
+        private final TreeMap<PrefixPriority, BlockKey> order = new TreeMap<>();
+
+        @Override
+        public void onInsert(BlockHistory history) {
+            place(history);
+        }
+
+        @Override
+        public void onAccess(BlockHistory history) {
+            place(history);
+        }
+
+        private void place(BlockHistory history) {
+            PrefixPriority old = resident.remove(history.key());
+            if (old != null) {
+                order.remove(old);
+            }
+            PrefixPriority now = priorityOf(history.key(), history.chainPosition());
+            resident.put(history.key(), now);
+            order.put(now, history.key());
+        }
+
+        @Override
+        public void onRemove(BlockKey key) {
+            PrefixPriority old = resident.remove(key);
+            if (old != null) {
+                order.remove(old);
+            }
+        }
+
+        @Override
+        public Optional<BlockKey> victim(Predicate<BlockKey> evictable) {
+            for (BlockKey k : order.values()) {
+                if (evictable.test(k)) {
+                    return Optional.of(k);
+                }
+            }
+            return Optional.empty();
+        }
+    }
+}
