@@ -1,6 +1,7 @@
 package io.moemesh.kvcache.policy;
 
 import io.moemesh.kvcache.block.BlockKey;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -66,15 +67,23 @@ public final class ConversationPolicy implements AdmissionPolicy {
     private long clock;
     private long seq;
     private int chosen;
+    private final List<TierView> views = new ArrayList<>();
     /** The current request's last block, when it is to be declined. */
     private BlockKey declineKey;
 
     private static final class Meta {
         int request;
         int depth;
-        double priority;
+        /** Clock of the latest touch. */
+        long tick;
+        /** The highest ln(p(turn) / p(first turn)) of the requests that touched it. */
+        double logRatio;
         boolean wasLast;
         boolean reused;
+    }
+
+    /** What a tier view keeps per resident block, so it can re-sort when the strength changes. */
+    private record Stamp(long tick, double logRatio, int depth, long seq) {
     }
 
     /** @param capacityBlocks the store's total capacity in blocks (DRAM + lower tier), ≥ 1 */
@@ -145,15 +154,13 @@ public final class ConversationPolicy implements AdmissionPolicy {
         }
         boolean skipLast = declinesLastBlocks();
         double logRatio = Math.log(continuation(turn) / continuation(0));
-        double bonus = STRENGTHS[chosen] * capacityBlocks * logRatio;
         long first = clock + 1;
         for (int j = 0; j < chain.size(); j++) {
             BlockKey k = chain.get(j);
             Meta m = meta.get(k);
-            double p = first + j + bonus;
             if (m == null) {
                 m = new Meta();
-                m.priority = p;
+                m.logRatio = logRatio;
                 m.wasLast = j == chain.size() - 1 && j > 0;
                 if (m.wasLast) {
                     lastCreated++;
@@ -162,8 +169,9 @@ public final class ConversationPolicy implements AdmissionPolicy {
                 }
                 meta.put(k, m);
             } else {
-                m.priority = Math.max(m.priority, p);
+                m.logRatio = Math.max(m.logRatio, logRatio);
             }
+            m.tick = first + j;
             m.request = request;
             m.depth = j;
         }
@@ -178,7 +186,14 @@ public final class ConversationPolicy implements AdmissionPolicy {
                 best = i;
             }
         }
-        chosen = best;
+        if (best != chosen) {
+            // Keys of every resident block change with the strength: one consistent order, or blocks keyed under
+            // a large strength would outlive their worth after a switch to a small one.
+            chosen = best;
+            for (TierView v : views) {
+                v.resort();
+            }
+        }
     }
 
     /** Laplace-smoothed fraction of turn-{@code turn} requests that got a next turn. */
@@ -199,33 +214,38 @@ public final class ConversationPolicy implements AdmissionPolicy {
         return STRENGTHS[chosen];
     }
 
-    /** Whether the policy currently declines the last block of a chain. */
-    public boolean declinesLastBlock() {
-        return declineKey != null || declinesLastBlocks();
-    }
-
     @Override
     public boolean admit(BlockKey key, AccessHint hint) {
         return !key.equals(declineKey);
     }
 
-    /** The order a block gets in a tier: its key from {@link #observe}, or the current clock if never observed. */
-    private PrefixPriority priorityOf(BlockKey key, int position) {
+    /** What a tier records for a block: its stamp from {@link #observe}, or the current clock if never observed. */
+    private Stamp stampOf(BlockKey key, int position) {
         Meta m = meta.get(key);
         if (m == null) {
-            return new PrefixPriority(clock, Math.max(position, 0), seq++);
+            return new Stamp(clock, 0, Math.max(position, 0), seq++);
         }
-        return new PrefixPriority(m.priority, m.depth, seq++);
+        return new Stamp(m.tick, m.logRatio, m.depth, seq++);
     }
 
-    /** A fresh eviction view for one tier of the store, ordered by this policy's keys. */
+    /** The key of a stamp under the current strength. */
+    private PrefixPriority priority(Stamp s) {
+        return new PrefixPriority(s.tick() + STRENGTHS[chosen] * capacityBlocks * s.logRatio(), s.depth(), s.seq());
+    }
+
+    /**
+     * A fresh eviction view for one tier of the store, ordered by this policy's keys (the policy keeps it, to
+     * re-sort it when the strength changes).
+     */
     public EvictionPolicy newTierPolicy() {
-        return new TierView();
+        TierView v = new TierView();
+        views.add(v);
+        return v;
     }
 
     /** One tier's resident blocks in the policy's order. */
     private final class TierView implements EvictionPolicy {
-        private final Map<BlockKey, PrefixPriority> resident = new HashMap<>();
+        private final Map<BlockKey, Stamp> resident = new HashMap<>();
         private final TreeMap<PrefixPriority, BlockKey> order = new TreeMap<>();
 
         @Override
@@ -239,21 +259,23 @@ public final class ConversationPolicy implements AdmissionPolicy {
         }
 
         private void place(BlockHistory history) {
-            PrefixPriority old = resident.remove(history.key());
-            if (old != null) {
-                order.remove(old);
-            }
-            PrefixPriority now = priorityOf(history.key(), history.chainPosition());
+            onRemove(history.key());
+            Stamp now = stampOf(history.key(), history.chainPosition());
             resident.put(history.key(), now);
-            order.put(now, history.key());
+            order.put(priority(now), history.key());
         }
 
         @Override
         public void onRemove(BlockKey key) {
-            PrefixPriority old = resident.remove(key);
+            Stamp old = resident.remove(key);
             if (old != null) {
-                order.remove(old);
+                order.remove(priority(old));
             }
+        }
+
+        void resort() {
+            order.clear();
+            resident.forEach((k, s) -> order.put(priority(s), k));
         }
 
         @Override
