@@ -19,21 +19,26 @@ import java.util.function.Predicate;
  * <p>Why: only the longest cached <em>prefix</em> of a request counts, and in a chat trace almost all reuse is a
  * conversation's next turn extending the previous turn's chain. Whether a conversation goes on is what matters,
  * and it is learnable online: on the Mooncake conversation trace a first turn is followed by another in 31% of
- * cases, a second in 42%, a fourth in 59%, an eighth in 80%. So each request's blocks get the key
+ * cases, a second in 42%, a fourth in 59%, an eighth in 80%. So all blocks of a request get the key
  * {@code clock + bonus}, with {@code bonus = strength · capacity · ln(p(turn) / p(first turn))}, where
- * {@code p(t)} is the fraction of turn-{@code t} requests seen so far that got a next turn (Laplace-smoothed); the
- * clock counts block touches (the store's recency). The lowest key goes first, ties the deepest position first
- * ({@link PrefixPriority}). A touch never lowers a key, so a chain's head always outranks its tail.
+ * {@code p(t)} is the fraction of turn-{@code t} requests seen so far that got a next turn (Laplace-smoothed; a
+ * request's turn is one more than that of the request that last touched the deepest block of its chain that the
+ * policy remembers, if that block is past position 0), and the clock counts block touches (the store's recency).
+ * The lowest key goes first, ties the deepest position first ({@link PrefixPriority}): a chain loses its tail
+ * before its head. A touch never lowers a key (the clock grows; the turn term keeps its highest value), so a
+ * shared head always outranks the chains below it.
  *
  * <p>The strength that wins depends on the capacity (a small cache should hold long conversations for long, a large
  * one is already near LRU's best), so it is chosen online: keys-only {@link ShadowCache}s replay the same requests
  * at each candidate strength, and every request uses the strength whose shadow had the most (decayed) prefix hits
- * so far. The chain's last block is declined when the policy has learned that last blocks are hardly ever reused
+ * so far; when the choice changes, the tiers re-sort their blocks under the new strength (keys are kept as clock and
+ * turn term, so the order stays one consistent order: mixing keys of two strengths cost 2 points of hit rate on
+ * Mooncake at 2% capacity). The chain's last block is declined when the policy has learned that last blocks are hardly ever reused
  * (their tokens end mid-block, and the next turn's extra tokens change that block's hash).
  *
  * <p>Online: everything it decides for a request depends only on the requests before it ({@link #observe} is
  * called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
- * touched a block, the turn counts) is bounded by {@code 256 · capacity} blocks, least recently touched forgotten
+ * touched a block, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536), least recently touched forgotten
  * first. Callers serialise all calls (the store's lock), as for every policy.
  */
 public final class ConversationPolicy implements AdmissionPolicy {
@@ -88,6 +93,14 @@ public final class ConversationPolicy implements AdmissionPolicy {
 
     /** @param capacityBlocks the store's total capacity in blocks (DRAM + lower tier), ≥ 1 */
     public ConversationPolicy(int capacityBlocks) {
+        this(capacityBlocks, STRENGTHS);
+    }
+
+    /** With other candidate strengths (tests fix one to see its order). */
+    ConversationPolicy(int capacityBlocks, double[] strengths) {
+        if (strengths.length == 0) {
+            throw new IllegalArgumentException("strengths must not be empty");
+        }
         if (capacityBlocks < 1) {
             throw new IllegalArgumentException("capacityBlocks must be positive, got " + capacityBlocks);
         }
@@ -99,9 +112,9 @@ public final class ConversationPolicy implements AdmissionPolicy {
                 return size() > metaLimit;
             }
         };
-        this.shadows = new ShadowCache[STRENGTHS.length];
-        for (int i = 0; i < STRENGTHS.length; i++) {
-            shadows[i] = new ShadowCache(capacityBlocks, STRENGTHS[i]);
+        this.shadows = new ShadowCache[strengths.length];
+        for (int i = 0; i < strengths.length; i++) {
+            shadows[i] = new ShadowCache(capacityBlocks, strengths[i]);
         }
     }
 
@@ -171,7 +184,7 @@ public final class ConversationPolicy implements AdmissionPolicy {
             } else {
                 m.logRatio = Math.max(m.logRatio, logRatio);
             }
-            m.tick = first + j;
+            m.tick = first;
             m.request = request;
             m.depth = j;
         }
@@ -211,7 +224,7 @@ public final class ConversationPolicy implements AdmissionPolicy {
 
     /** The bonus strength (in capacities) the next request uses; for tests and the replay's report. */
     public double strength() {
-        return STRENGTHS[chosen];
+        return shadows[chosen].strength;
     }
 
     @Override
@@ -230,7 +243,7 @@ public final class ConversationPolicy implements AdmissionPolicy {
 
     /** The key of a stamp under the current strength. */
     private PrefixPriority priority(Stamp s) {
-        return new PrefixPriority(s.tick() + STRENGTHS[chosen] * capacityBlocks * s.logRatio(), s.depth(), s.seq());
+        return new PrefixPriority(s.tick() + strength() * capacityBlocks * s.logRatio(), s.depth(), s.seq());
     }
 
     /**

@@ -40,7 +40,7 @@ final class ShadowCache {
         }
         for (int j = 0; j < chain.size(); j++) {
             BlockKey k = chain.get(j);
-            double p = firstTick + j + bonus;
+            double p = firstTick + bonus;
             PrefixPriority old = resident.get(k);
             if (old != null) {
                 order.remove(old);
