@@ -19,14 +19,16 @@ import java.util.function.Predicate;
  * <p>Why: only the longest cached <em>prefix</em> of a request counts, and in a chat trace almost all reuse is a
  * conversation's next turn extending the previous turn's chain. Whether a conversation goes on is what matters,
  * and it is learnable online: on the Mooncake conversation trace a first turn is followed by another in 31% of
- * cases, a second in 42%, a fourth in 59%, an eighth in 80%. So all blocks of a request get the key
- * {@code clock + bonus}, with {@code bonus = strength · capacity · ln(p(turn) / p(first turn))}, where
- * {@code p(t)} is the fraction of turn-{@code t} requests seen so far that got a next turn (Laplace-smoothed; a
- * request's turn is one more than that of the request that last touched the deepest block of its chain that the
- * policy remembers, if that block is past position 0), and the clock counts block touches (the store's recency).
+ * cases, a second in 42%, a fourth in 59%, an eighth in 80%; and a block many requests used (a shared document,
+ * a long conversation's head) is likely used again. So the blocks of a request get the key
+ * {@code clock + strength · capacity · (ln(p(turn) / p(first turn)) + ln(uses))}, where {@code p(t)} is the
+ * fraction of turn-{@code t} requests seen so far that got a next turn (Laplace-smoothed; a request's turn is one
+ * more than that of the request that last touched the deepest block of its chain that the policy remembers, if
+ * that block is past position 0), {@code uses} the requests that touched the block, and the clock counts block
+ * touches (the store's recency), the same for the whole request.
  * The lowest key goes first, ties the deepest position first ({@link PrefixPriority}): a chain loses its tail
- * before its head. A touch never lowers a key (the clock grows; the turn term keeps its highest value), so a
- * shared head always outranks the chains below it.
+ * before its head. A touch never lowers a key (the clock and the uses grow; the turn term keeps its highest
+ * value), so a shared head always outranks the chains below it.
  *
  * <p>The strength that wins depends on the capacity (a small cache should hold long conversations for long, a large
  * one is already near LRU's best), so it is chosen online: keys-only {@link ShadowCache}s replay the same requests
@@ -83,12 +85,14 @@ public final class ConversationPolicy implements AdmissionPolicy {
         long tick;
         /** The highest ln(p(turn) / p(first turn)) of the requests that touched it. */
         double logRatio;
+        /** Requests that touched it (while remembered). */
+        long uses;
         boolean wasLast;
         boolean reused;
     }
 
     /** What a tier view keeps per resident block, so it can re-sort when the strength changes. */
-    private record Stamp(long tick, double logRatio, int depth, long seq) {
+    private record Stamp(long tick, double logRatio, double logUses, int depth, long seq) {
     }
 
     /** @param capacityBlocks the store's total capacity in blocks (DRAM + lower tier), ≥ 1 */
@@ -168,6 +172,7 @@ public final class ConversationPolicy implements AdmissionPolicy {
         boolean skipLast = declinesLastBlocks();
         double logRatio = Math.log(continuation(turn) / continuation(0));
         long first = clock + 1;
+        double[] logUses = new double[chain.size()];
         for (int j = 0; j < chain.size(); j++) {
             BlockKey k = chain.get(j);
             Meta m = meta.get(k);
@@ -185,12 +190,14 @@ public final class ConversationPolicy implements AdmissionPolicy {
                 m.logRatio = Math.max(m.logRatio, logRatio);
             }
             m.tick = first;
+            m.uses++;
+            logUses[j] = Math.log(m.uses);
             m.request = request;
             m.depth = j;
         }
         declineKey = skipLast && chain.size() > 1 ? chain.get(chain.size() - 1) : null;
         for (ShadowCache s : shadows) {
-            s.score = s.score * SCORE_DECAY + s.replay(chain, first, s.strength * capacityBlocks * logRatio, skipLast);
+            s.score = s.score * SCORE_DECAY + s.replay(chain, first, logRatio, logUses, skipLast);
         }
         clock += chain.size();
         int best = chosen;
@@ -236,14 +243,15 @@ public final class ConversationPolicy implements AdmissionPolicy {
     private Stamp stampOf(BlockKey key, int position) {
         Meta m = meta.get(key);
         if (m == null) {
-            return new Stamp(clock, 0, Math.max(position, 0), seq++);
+            return new Stamp(clock, 0, 0, Math.max(position, 0), seq++);
         }
-        return new Stamp(m.tick, m.logRatio, m.depth, seq++);
+        return new Stamp(m.tick, m.logRatio, Math.log(m.uses), m.depth, seq++);
     }
 
     /** The key of a stamp under the current strength. */
     private PrefixPriority priority(Stamp s) {
-        return new PrefixPriority(s.tick() + strength() * capacityBlocks * s.logRatio(), s.depth(), s.seq());
+        return new PrefixPriority(s.tick() + strength() * capacityBlocks * (s.logRatio() + s.logUses()), s.depth(),
+                s.seq());
     }
 
     /**

@@ -28,19 +28,20 @@ final class ShadowCache {
     }
 
     /**
-     * Looks the chain up (longest cached prefix), then touches or stores every block with the priorities the
-     * policy computed for this strength; {@code skipLast}: the chain's last block is not stored when new.
+     * Looks the chain up (longest cached prefix), then touches or stores every block with the key the policy gives
+     * it at this strength ({@code firstTick + strength · capacity · (logRatio + logUses[j])}); {@code skipLast}: the
+     * chain's last block is not stored when new.
      *
      * @return the prefix hits
      */
-    int replay(List<BlockKey> chain, long firstTick, double bonus, boolean skipLast) {
+    int replay(List<BlockKey> chain, long firstTick, double logRatio, double[] logUses, boolean skipLast) {
         int hits = 0;
         while (hits < chain.size() && resident.containsKey(chain.get(hits))) {
             hits++;
         }
         for (int j = 0; j < chain.size(); j++) {
             BlockKey k = chain.get(j);
-            double p = firstTick + bonus;
+            double p = firstTick + strength * capacity * (logRatio + logUses[j]);
             PrefixPriority old = resident.get(k);
             if (old != null) {
                 order.remove(old);
