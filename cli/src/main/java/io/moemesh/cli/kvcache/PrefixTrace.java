@@ -44,11 +44,6 @@ record PrefixTrace(List<long[]> requests) {
         return ids.size();
     }
 
-    /** The first {@code n} requests. */
-    PrefixTrace first(int n) {
-        return new PrefixTrace(requests.subList(0, Math.min(n, requests.size())));
-    }
-
     /**
      * Reads a trace.
      *

@@ -40,8 +40,11 @@ import java.util.function.Predicate;
  *
  * <p>Online: everything it decides for a request depends only on the requests before it ({@link #observe} is
  * called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
- * touched a block, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536), least recently touched forgotten
- * first. Callers serialise all calls (the store's lock), as for every policy.
+ * touched a block, its uses, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536), the
+ * least recently touched forgotten first.
+ *
+ * <p>Thread-safe: the tiers call their views under their own locks (a DRAM hit holds only DRAM's monitor), so the
+ * state the views share is guarded by this object's monitor; no tier lock is ever taken while it is held.
  */
 public final class ConversationPolicy implements AdmissionPolicy {
     /** Candidate bonus strengths, in units of the capacity (0 is LRU with tail-first ties). */
@@ -126,7 +129,7 @@ public final class ConversationPolicy implements AdmissionPolicy {
      * Tells the policy the next request's chain (block 0 first), before the request's blocks are looked up, touched
      * or stored: it sets their keys and whether the last one is admitted.
      */
-    public void observe(List<BlockKey> chain) {
+    public synchronized void observe(List<BlockKey> chain) {
         if (chain.isEmpty()) {
             declineKey = null;
             return;
@@ -230,12 +233,12 @@ public final class ConversationPolicy implements AdmissionPolicy {
     }
 
     /** The bonus strength (in capacities) the next request uses; for tests and the replay's report. */
-    public double strength() {
+    public synchronized double strength() {
         return shadows[chosen].strength;
     }
 
     @Override
-    public boolean admit(BlockKey key, AccessHint hint) {
+    public synchronized boolean admit(BlockKey key, AccessHint hint) {
         return !key.equals(declineKey);
     }
 
@@ -280,33 +283,49 @@ public final class ConversationPolicy implements AdmissionPolicy {
         }
 
         private void place(BlockHistory history) {
-            onRemove(history.key());
-            Stamp now = stampOf(history.key(), history.chainPosition());
-            resident.put(history.key(), now);
-            order.put(priority(now), history.key());
+            synchronized (ConversationPolicy.this) {
+                drop(history.key());
+                Stamp now = stampOf(history.key(), history.chainPosition());
+                resident.put(history.key(), now);
+                order.put(priority(now), history.key());
+            }
         }
 
         @Override
         public void onRemove(BlockKey key) {
+            synchronized (ConversationPolicy.this) {
+                drop(key);
+            }
+        }
+
+        private void drop(BlockKey key) {
             Stamp old = resident.remove(key);
             if (old != null) {
                 order.remove(priority(old));
             }
         }
 
+        /** Under the policy's monitor (from {@link #observe}). */
         void resort() {
             order.clear();
             resident.forEach((k, s) -> order.put(priority(s), k));
         }
 
+        /**
+         * The lowest-keyed block {@code evictable} accepts. The predicate is the tier's (it reads the tier's own
+         * state under the tier's lock, which the caller holds), so it runs under the policy's monitor but never
+         * calls back into the policy.
+         */
         @Override
         public Optional<BlockKey> victim(Predicate<BlockKey> evictable) {
-            for (BlockKey k : order.values()) {
-                if (evictable.test(k)) {
-                    return Optional.of(k);
+            synchronized (ConversationPolicy.this) {
+                for (BlockKey k : order.values()) {
+                    if (evictable.test(k)) {
+                        return Optional.of(k);
+                    }
                 }
+                return Optional.empty();
             }
-            return Optional.empty();
         }
     }
 }

@@ -4,6 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.tier.FsyncPolicy;
+import io.moemesh.kvcache.tier.SsdConfig;
+import io.moemesh.kvcache.tier.SsdTier;
+import io.moemesh.kvcache.tier.TieredKvStore;
+import java.nio.file.Path;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import io.moemesh.kvcache.tier.TestBlocks;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -16,6 +22,7 @@ import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.constraints.IntRange;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class ConversationPolicyTest {
 
@@ -197,5 +204,44 @@ class ConversationPolicyTest {
             known.add(s);
         }
         assertThat(known).containsAll(strengths.values());
+    }
+
+    @Test
+    void sharedByBothTiers_underConcurrentReadersAndWriters_keepsTheStoreWithinCapacity(@TempDir Path dir)
+            throws InterruptedException {
+        // DRAM hits hold only DRAM's monitor and SSD reads only the SSD's: both views share the policy's state.
+        ConversationPolicy policy = new ConversationPolicy(24);
+        SsdTier ssd = SsdTier.open(SsdConfig.defaults(dir, 16L * TestBlocks.RECORD_BYTES)
+                .withFsync(FsyncPolicy.NEVER), TestBlocks.LAYOUT, TestBlocks.MODEL, policy.newTierPolicy());
+        List<List<Long>> trace = conversations(5, 400);
+        ConcurrentLinkedQueue<Throwable> failures = new ConcurrentLinkedQueue<>();
+        try (TieredKvStore store = new TieredKvStore(TestBlocks.LAYOUT, 8L * TestBlocks.BLOCK_BYTES,
+                policy.newTierPolicy(), ssd, policy, System::nanoTime)) {
+            List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                int offset = t;
+                threads.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        for (int i = offset; i < trace.size(); i += 4) {
+                            List<BlockKey> c = trace.get(i).stream().map(TestBlocks::key).toList();
+                            policy.observe(c);
+                            for (int j = 0; j < c.size(); j++) {
+                                if (store.get(c.get(j), AccessHint.atChainPosition(j)).isEmpty()) {
+                                    store.put(TestBlocks.block(trace.get(i).get(j)), AccessHint.atChainPosition(j));
+                                }
+                            }
+                        }
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertThat(failures).isEmpty();
+            assertThat(store.dram().blockCount()).isLessThanOrEqualTo(8);
+            assertThat(store.lower().blockCount()).isLessThanOrEqualTo(16);
+        }
     }
 }
