@@ -2,7 +2,6 @@ package io.moemesh.kvcache.policy;
 
 import io.moemesh.kvcache.block.BlockKey;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -63,10 +62,6 @@ public final class ConversationPolicy implements AdmissionPolicy {
     private final int metaLimit;
     private final Map<BlockKey, Meta> meta;
     private final ShadowCache[] shadows;
-    /** Turn of each request seen, and whether it got a next turn; indexed by request number. */
-    private int[] turnOf = new int[1024];
-    private boolean[] continued = new boolean[1024];
-    private int requests;
     private final long[] turnSeen = new long[TURN_CLASSES];
     private final long[] turnContinued = new long[TURN_CLASSES];
     private long lastCreated;
@@ -81,8 +76,18 @@ public final class ConversationPolicy implements AdmissionPolicy {
     /** The current request's last block, when it is to be declined. */
     private BlockKey declineKey;
 
+    /** A request's turn, and whether it got a next turn; shared by its blocks' metadata, forgotten with them. */
+    private static final class Turn {
+        final int turn;
+        boolean continued;
+
+        Turn(int turn) {
+            this.turn = turn;
+        }
+    }
+
     private static final class Meta {
-        int request;
+        Turn request;
         int depth;
         /** Clock of the latest touch. */
         long tick;
@@ -134,11 +139,6 @@ public final class ConversationPolicy implements AdmissionPolicy {
             declineKey = null;
             return;
         }
-        int request = requests++;
-        if (request == turnOf.length) {
-            turnOf = Arrays.copyOf(turnOf, request * 2);
-            continued = Arrays.copyOf(continued, request * 2);
-        }
         int matched = 0;
         Meta deepest = null;
         while (matched < chain.size()) {
@@ -152,14 +152,14 @@ public final class ConversationPolicy implements AdmissionPolicy {
         // A shared first block (a system prompt) says nothing about the conversation: position ≥ 1 must match.
         int turn = 0;
         if (matched >= 2) {
-            int parent = deepest.request;
-            turn = turnOf[parent] + 1;
-            if (!continued[parent]) {
-                continued[parent] = true;
-                turnContinued[Math.min(turnOf[parent], TURN_CLASSES - 1)]++;
+            Turn parent = deepest.request;
+            turn = parent.turn + 1;
+            if (!parent.continued) {
+                parent.continued = true;
+                turnContinued[Math.min(parent.turn, TURN_CLASSES - 1)]++;
             }
         }
-        turnOf[request] = turn;
+        Turn request = new Turn(turn);
         turnSeen[Math.min(turn, TURN_CLASSES - 1)]++;
         for (int j = 0; j < matched; j++) {
             Meta m = meta.get(chain.get(j));
