@@ -95,4 +95,85 @@ public final class BeladyOracle {
         }
         return hits;
     }
+
+    /**
+     * Block-level Belady MIN on a prefix-cache trace: each request first hits the longest leading run of its chain
+     * that is cached, then every block of the chain is accessed in order; on a miss the block is stored, evicting
+     * the cached block whose next access is farthest ahead, unless the new block itself is needed no sooner than
+     * that one (or never again), in which case it is not stored. The reference for prefix-hit policies, though not
+     * their true optimum (a prefix hit needs whole runs, which MIN does not plan for).
+     *
+     * @return prefix-hit blocks per request, in trace order
+     */
+    public static <K> long[] prefixHits(List<? extends List<K>> requests, int capacity) {
+        if (capacity <= 0) {
+            throw new IllegalArgumentException("capacity must be positive, got " + capacity);
+        }
+        int n = 0;
+        for (List<K> r : requests) {
+            n += r.size();
+        }
+        Map<K, Integer> idOf = new HashMap<>();
+        int[] flat = new int[n];
+        int at = 0;
+        for (List<K> r : requests) {
+            for (K k : r) {
+                flat[at++] = idOf.computeIfAbsent(k, x -> idOf.size());
+            }
+        }
+        int[] next = new int[n];
+        int[] seen = new int[idOf.size()];
+        java.util.Arrays.fill(seen, Integer.MAX_VALUE);
+        for (int i = n - 1; i >= 0; i--) {
+            next[i] = seen[flat[i]];
+            seen[flat[i]] = i;
+        }
+        // nextUse[id] of a cached block, −1 when not cached; the queue holds (nextUse, id), stale entries skipped.
+        int[] nextUse = new int[idOf.size()];
+        java.util.Arrays.fill(nextUse, -1);
+        PriorityQueue<long[]> farthest = new PriorityQueue<>((a, b) -> Long.compare(b[0], a[0]));
+        int cached = 0;
+        long[] hits = new long[requests.size()];
+        int i = 0;
+        for (int r = 0; r < requests.size(); r++) {
+            int len = requests.get(r).size();
+            int h = 0;
+            while (h < len && nextUse[flat[i + h]] >= 0) {
+                h++;
+            }
+            hits[r] = h;
+            for (int j = 0; j < len; j++, i++) {
+                int id = flat[i];
+                int nu = next[i];
+                if (nextUse[id] >= 0) {
+                    nextUse[id] = nu;
+                    farthest.add(new long[] {nu, id});
+                    continue;
+                }
+                if (nu == Integer.MAX_VALUE) {
+                    continue;
+                }
+                if (cached == capacity) {
+                    long[] top;
+                    while (true) {
+                        top = farthest.peek();
+                        if (nextUse[(int) top[1]] == top[0]) {
+                            break;
+                        }
+                        farthest.poll();
+                    }
+                    if (top[0] <= nu) {
+                        continue;
+                    }
+                    farthest.poll();
+                    nextUse[(int) top[1]] = -1;
+                    cached--;
+                }
+                nextUse[id] = nu;
+                farthest.add(new long[] {nu, id});
+                cached++;
+            }
+        }
+        return hits;
+    }
 }

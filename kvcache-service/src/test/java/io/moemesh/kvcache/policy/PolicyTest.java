@@ -73,6 +73,49 @@ class PolicyTest {
     }
 
     @Test
+    void beladyPrefixHits_handChecked() {
+        // Capacity 2, accesses 1 2 | 1 3 | 1 2: 3 is never needed again, so it is not stored and 1 2 survive.
+        List<List<Integer>> requests = List.of(List.of(1, 2), List.of(1, 3), List.of(1, 2));
+        assertThat(BeladyOracle.prefixHits(requests, 2)).containsExactly(0, 1, 2);
+        // Capacity 1: at the first 2, block 1 (needed at access 2) is kept and 2 (needed at 5) not stored.
+        assertThat(BeladyOracle.prefixHits(requests, 1)).containsExactly(0, 1, 1);
+        // Only a prefix counts: 9 is cached but 8 before it is not.
+        assertThat(BeladyOracle.prefixHits(List.of(List.of(8, 9), List.of(7, 9)), 2)).containsExactly(0, 0);
+    }
+
+    @Property(tries = 40)
+    void beladyPrefixHits_withRoomForEverything_isTheUnlimitedPrefixHitCount(
+            @ForAll @IntRange(min = 1, max = 8) int spread, @ForAll long seed) {
+        Random r = new Random(seed);
+        List<List<Integer>> requests = new ArrayList<>();
+        for (int i = 0; i < 60; i++) {
+            List<Integer> c = new ArrayList<>();
+            int len = 1 + r.nextInt(5);
+            int branch = r.nextInt(spread);
+            for (int j = 0; j < len; j++) {
+                c.add(j == 0 ? 0 : branch * 100 + j);
+            }
+            requests.add(c);
+        }
+        java.util.Set<Integer> seen = new java.util.HashSet<>();
+        long unlimited = 0;
+        for (List<Integer> c : requests) {
+            int k = 0;
+            while (k < c.size() && seen.contains(c.get(k))) {
+                k++;
+            }
+            unlimited += k;
+            seen.addAll(c);
+        }
+        long[] hits = BeladyOracle.prefixHits(requests, 10_000);
+        assertThat(java.util.Arrays.stream(hits).sum()).isEqualTo(unlimited);
+        long[] small = BeladyOracle.prefixHits(requests, 3);
+        for (int i = 0; i < requests.size(); i++) {
+            assertThat(small[i]).isBetween(0L, (long) requests.get(i).size()).isLessThanOrEqualTo(hits[i]);
+        }
+    }
+
+    @Test
     void admitAll_admits() {
         assertThat(AdmissionPolicy.ADMIT_ALL.admit(BlockKey.of(new byte[32]), AccessHint.NONE)).isTrue();
     }

@@ -1,0 +1,247 @@
+package io.moemesh.kvcache.policy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.tier.FsyncPolicy;
+import io.moemesh.kvcache.tier.SsdConfig;
+import io.moemesh.kvcache.tier.SsdTier;
+import io.moemesh.kvcache.tier.TieredKvStore;
+import java.nio.file.Path;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import io.moemesh.kvcache.tier.TestBlocks;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConversationPolicyTest {
+
+    private static List<BlockKey> chain(long... ids) {
+        List<BlockKey> c = new ArrayList<>();
+        for (long id : ids) {
+            c.add(TestBlocks.key(id));
+        }
+        return c;
+    }
+
+    private static void insert(EvictionPolicy view, List<BlockKey> chain) {
+        for (int j = 0; j < chain.size(); j++) {
+            view.onInsert(BlockHistory.inserted(chain.get(j), 1, 0, AccessHint.atChainPosition(j)));
+        }
+    }
+
+    @Test
+    void tierView_evictsTheOldestRequestFirst_andAChainsTailBeforeItsHead() {
+        ConversationPolicy policy = new ConversationPolicy(100, new double[] {0});
+        EvictionPolicy view = policy.newTierPolicy();
+        List<BlockKey> first = chain(1, 2, 3);
+        policy.observe(first);
+        insert(view, first);
+        List<BlockKey> second = chain(7, 8);
+        policy.observe(second);
+        insert(view, second);
+
+        List<BlockKey> order = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            BlockKey v = view.victim(k -> true).orElseThrow();
+            order.add(v);
+            view.onRemove(v);
+        }
+        assertThat(order).containsExactly(TestBlocks.key(3), TestBlocks.key(2), TestBlocks.key(1),
+                TestBlocks.key(8), TestBlocks.key(7));
+        assertThat(view.victim(k -> true)).isEmpty();
+    }
+
+    @Test
+    void tierView_skipsBlocksTheTierRefuses() {
+        ConversationPolicy policy = new ConversationPolicy(100, new double[] {0});
+        EvictionPolicy view = policy.newTierPolicy();
+        List<BlockKey> c = chain(1, 2);
+        policy.observe(c);
+        insert(view, c);
+        assertThat(view.victim(k -> !k.equals(TestBlocks.key(2)))).contains(TestBlocks.key(1));
+        assertThat(view.victim(k -> false)).isEmpty();
+    }
+
+    @Test
+    void secondTurn_outranksANewerFirstTurn_onceContinuationIsLearned() {
+        // 40 conversations whose first turn always gets a second, among twice as many one-shot chains: a first
+        // turn continues a third of the time, a second turn (extending the first's chain) every time.
+        ConversationPolicy policy = new ConversationPolicy(50, new double[] {10});
+        long id = 1000;
+        for (int c = 0; c < 40; c++) {
+            long a = id++;
+            policy.observe(chain(0, a));
+            policy.observe(chain(0, id++));
+            policy.observe(chain(0, a, id++));
+            policy.observe(chain(0, a, id++, id++));
+            policy.observe(chain(0, id++));
+        }
+        EvictionPolicy view = policy.newTierPolicy();
+        long head = id++;
+        policy.observe(chain(0, head));
+        List<BlockKey> second = chain(0, head, id++);
+        policy.observe(second);
+        insert(view, second.subList(1, 3));
+        List<BlockKey> fresh = chain(0, id++);
+        policy.observe(fresh); // a newer first turn
+        view.onInsert(BlockHistory.inserted(fresh.get(1), 1, 0, AccessHint.atChainPosition(1)));
+
+        assertThat(view.victim(k -> true)).contains(fresh.get(1));
+    }
+
+    @Test
+    void withoutTurnBonus_theNewerFirstTurnIsKept() {
+        ConversationPolicy policy = new ConversationPolicy(50, new double[] {0});
+        EvictionPolicy view = policy.newTierPolicy();
+        long id = 1000;
+        long head = id++;
+        policy.observe(chain(0, head));
+        List<BlockKey> second = chain(0, head, id++);
+        policy.observe(second);
+        insert(view, second.subList(1, 3));
+        List<BlockKey> fresh = chain(0, id++);
+        policy.observe(fresh);
+        view.onInsert(BlockHistory.inserted(fresh.get(1), 1, 0, AccessHint.atChainPosition(1)));
+
+        assertThat(view.victim(k -> true)).contains(second.get(2));
+    }
+
+    @Test
+    void lastBlock_declined_onceLearnedThatLastBlocksAreNotReused() {
+        ConversationPolicy policy = new ConversationPolicy(1000);
+        long id = 1;
+        for (int c = 0; c < ConversationPolicy.LAST_BLOCK_EVIDENCE; c++) {
+            long head = id++;
+            policy.observe(chain(0, head, id++));
+            policy.observe(chain(0, head, id++, id++)); // reuses the head, never the first turn's last block
+        }
+        List<BlockKey> next = chain(0, id, id + 1);
+        policy.observe(next);
+
+        assertThat(policy.admit(next.get(2), AccessHint.atChainPosition(2))).isFalse();
+        assertThat(policy.admit(next.get(1), AccessHint.atChainPosition(1))).isTrue();
+        assertThat(policy.admit(next.get(0), AccessHint.NONE)).isTrue();
+    }
+
+    @Test
+    void lastBlock_admitted_whileEvidenceIsShort() {
+        ConversationPolicy policy = new ConversationPolicy(1000);
+        List<BlockKey> c = chain(0, 1, 2);
+        policy.observe(c);
+        assertThat(policy.admit(c.get(2), AccessHint.NONE)).isTrue();
+    }
+
+    @Test
+    void capacity_mustBePositive() {
+        assertThatThrownBy(() -> new ConversationPolicy(0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("capacityBlocks");
+    }
+
+    /** A random multi-turn trace: conversations extend their previous chain, one shared first block. */
+    static List<List<Long>> conversations(long seed, int requests) {
+        Random r = new Random(seed);
+        List<List<Long>> open = new ArrayList<>();
+        List<List<Long>> trace = new ArrayList<>();
+        long next = 1;
+        for (int i = 0; i < requests; i++) {
+            List<Long> chain;
+            if (!open.isEmpty() && r.nextInt(3) > 0) {
+                int c = r.nextInt(open.size());
+                List<Long> prev = open.get(c);
+                chain = new ArrayList<>(prev.subList(0, prev.size() - 1));
+                for (int k = 1 + r.nextInt(4); k > 0; k--) {
+                    chain.add(next++);
+                }
+                if (r.nextInt(4) == 0) {
+                    open.remove(c);
+                } else {
+                    open.set(c, chain);
+                }
+            } else {
+                chain = new ArrayList<>(List.of(0L));
+                for (int k = 1 + r.nextInt(6); k > 0; k--) {
+                    chain.add(next++);
+                }
+                open.add(chain);
+            }
+            trace.add(chain);
+        }
+        return trace;
+    }
+
+    @Property(tries = 20)
+    void shadowsAndViews_keepTheirCapacity_andDecisionsDependOnlyOnThePast(
+            @ForAll @IntRange(min = 1, max = 40) int capacity, @ForAll long seed) {
+        List<List<Long>> trace = conversations(seed, 300);
+        ConversationPolicy full = new ConversationPolicy(capacity);
+        ConversationPolicy half = new ConversationPolicy(capacity);
+        Map<Integer, Double> strengths = new HashMap<>();
+        for (int i = 0; i < trace.size(); i++) {
+            List<BlockKey> c = trace.get(i).stream().map(TestBlocks::key).toList();
+            full.observe(c);
+            if (i < 150) {
+                half.observe(c);
+                assertThat(half.strength()).isEqualTo(full.strength());
+                for (BlockKey k : c) {
+                    assertThat(half.admit(k, AccessHint.NONE)).isEqualTo(full.admit(k, AccessHint.NONE));
+                }
+            }
+            strengths.put(i, full.strength());
+        }
+        Set<Double> known = new HashSet<>();
+        for (double s : ConversationPolicy.STRENGTHS) {
+            known.add(s);
+        }
+        assertThat(known).containsAll(strengths.values());
+    }
+
+    @Test
+    void sharedByBothTiers_underConcurrentReadersAndWriters_keepsTheStoreWithinCapacity(@TempDir Path dir)
+            throws InterruptedException {
+        // DRAM hits hold only DRAM's monitor and SSD reads only the SSD's: both views share the policy's state.
+        ConversationPolicy policy = new ConversationPolicy(24);
+        SsdTier ssd = SsdTier.open(SsdConfig.defaults(dir, 16L * TestBlocks.RECORD_BYTES)
+                .withFsync(FsyncPolicy.NEVER), TestBlocks.LAYOUT, TestBlocks.MODEL, policy.newTierPolicy());
+        List<List<Long>> trace = conversations(5, 400);
+        ConcurrentLinkedQueue<Throwable> failures = new ConcurrentLinkedQueue<>();
+        try (TieredKvStore store = new TieredKvStore(TestBlocks.LAYOUT, 8L * TestBlocks.BLOCK_BYTES,
+                policy.newTierPolicy(), ssd, policy, System::nanoTime)) {
+            List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                int offset = t;
+                threads.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        for (int i = offset; i < trace.size(); i += 4) {
+                            List<BlockKey> c = trace.get(i).stream().map(TestBlocks::key).toList();
+                            policy.observe(c);
+                            for (int j = 0; j < c.size(); j++) {
+                                if (store.get(c.get(j), AccessHint.atChainPosition(j)).isEmpty()) {
+                                    store.put(TestBlocks.block(trace.get(i).get(j)), AccessHint.atChainPosition(j));
+                                }
+                            }
+                        }
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertThat(failures).isEmpty();
+            assertThat(store.dram().blockCount()).isLessThanOrEqualTo(8);
+            assertThat(store.lower().blockCount()).isLessThanOrEqualTo(16);
+        }
+    }
+}
