@@ -32,6 +32,16 @@ class ChartDefaultsTest {
                 .containsExactlyInAnyOrder("moemesh-expert-service", "moemesh-kvcache");
     }
 
+    /** The router's discovery reads these from each expert pod (docs/kubernetes.md) into the placement. */
+    @Test
+    void defaults_annotateExpertPods_withDeviceGpusAndMemoryBudget_forTheRoutersDiscovery() {
+        V1StatefulSet experts = chart.all(V1StatefulSet.class).stream()
+                .filter(s -> s.getMetadata().getName().equals("moemesh-expert-service")).findFirst().orElseThrow();
+        assertThat(experts.getSpec().getTemplate().getMetadata().getAnnotations())
+                .containsEntry("moemesh.io/device", "gpu").containsEntry("moemesh.io/gpus", "1")
+                .containsEntry("moemesh.io/memory-budget-bytes", "8589934592");
+    }
+
     @Test
     void defaults_renderHpasForGatewayAndExperts_onCpuAndAServingMetric() {
         assertThat(chart.all(V2HorizontalPodAutoscaler.class)).extracting(h -> h.getSpec().getScaleTargetRef().getName())
