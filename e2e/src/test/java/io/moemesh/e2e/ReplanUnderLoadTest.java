@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
-import io.moemesh.cli.Main;
 import io.moemesh.cli.mesh.GatewayClient;
 import io.moemesh.cli.mesh.Generation;
 import io.moemesh.cli.mesh.MeshState;
@@ -15,8 +14,6 @@ import io.moemesh.proto.expert.v1.AssignmentStage;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -37,7 +34,6 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
-import picocli.CommandLine;
 
 /**
  * Live re-placement (issue 10): a mesh as {@code moemesh up} starts it (router, three expert-services, the gateway
@@ -113,7 +109,7 @@ class ReplanUnderLoadTest {
             long epoch = 1;
             for (String planner : PLANNERS) {
                 long t0 = System.nanoTime();
-                Run run = moemesh("router", "replan", "--planner", planner, "--timeout", "60s");
+                CliRun run = moemesh("router", "replan", "--planner", planner, "--timeout", "60s");
                 replanMillis.add(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
                 outputs.add(run.out());
                 assertThat(run.exit()).as("replan with %s; stdout:%n%s%nstderr:%n%s", planner, run.out(), run.err())
@@ -150,7 +146,7 @@ class ReplanUnderLoadTest {
         assertThat(stage(refusing, epoch + 500, AssignmentStage.ASSIGNMENT_STAGE_PREPARE).getPreparedEpoch())
                 .isEqualTo(epoch + 500);
 
-        Run refused = moemesh("router", "replan", "--timeout", "30s");
+        CliRun refused = moemesh("router", "replan", "--timeout", "30s");
         assertThat(refused.exit()).as("stdout:%n%s", refused.out()).isEqualTo(1);
         assertThat(refused.err()).contains(refusing.name());
         assertThat(mesh.placement().getEpoch()).as("nothing published").isEqualTo(epoch);
@@ -173,7 +169,7 @@ class ReplanUnderLoadTest {
 
         // Once the stray epoch is aborted, the next replan goes through.
         stage(refusing, epoch + 500, AssignmentStage.ASSIGNMENT_STAGE_ABORT);
-        Run next = moemesh("router", "replan", "--timeout", "60s");
+        CliRun next = moemesh("router", "replan", "--timeout", "60s");
         assertThat(next.exit()).as("stdout:%n%s%nstderr:%n%s", next.out(), next.err()).isZero();
         assertThat(mesh.placement().getEpoch()).isGreaterThan(epoch);
     }
@@ -190,20 +186,7 @@ class ReplanUnderLoadTest {
         }
     }
 
-    private record Run(int exit, String out, String err) {
-    }
-
-    /** The command in this JVM, on the mesh's state folder. */
-    private Run moemesh(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine cmd = Main.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        String[] all = new String[args.length + 2];
-        System.arraycopy(args, 0, all, 0, args.length);
-        all[args.length] = "--state-dir";
-        all[args.length + 1] = mesh.stateDir().toString();
-        return new Run(cmd.execute(all), out.toString(), err.toString());
+    private CliRun moemesh(String... args) {
+        return CliRun.on(mesh.stateDir(), args);
     }
 }

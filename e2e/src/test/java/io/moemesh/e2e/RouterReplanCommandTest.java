@@ -8,7 +8,6 @@ import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.moemesh.cli.Main;
 import io.moemesh.cli.mesh.GatewayClient;
 import io.moemesh.cli.mesh.RunningMesh;
 import io.moemesh.model.golden.TestModels;
@@ -16,15 +15,12 @@ import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.proto.router.v1.ReplanRequest;
 import io.moemesh.proto.router.v1.RouterServiceGrpc;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
-import picocli.CommandLine;
 
 /**
  * {@code moemesh router replan} on a mesh the launcher started with its router, as {@code up} does: on a fresh mesh
@@ -58,14 +54,14 @@ class RouterReplanCommandTest {
     void replanOnAFreshMesh_publishesTheEvenDealAtEpoch2ThenEpoch3_intoPlacementJson_andTheGatewayFollows() {
         assertThat(moemesh("router", "describe").out()).startsWith("epoch: 1" + System.lineSeparator());
 
-        Run first = moemesh("router", "replan", "--timeout", "60s");
+        CliRun first = moemesh("router", "replan", "--timeout", "60s");
         assertThat(first.exit()).as("replan exit code; stderr: %s", first.err()).isZero();
         assertThat(first.out()).startsWith("epoch: 2" + System.lineSeparator() + "planner: even" + System.lineSeparator())
                 .contains("instances: 2", "extra replicas: 0", "max slots: 4", "applied: yes");
         assertThat(mesh.placement().getEpoch()).isEqualTo(2);
         awaitGatewayOnEpoch(2);
 
-        Run second = moemesh("router", "replan");
+        CliRun second = moemesh("router", "replan");
         assertThat(second.exit()).as("replan exit code; stderr: %s", second.err()).isZero();
         assertThat(second.out()).startsWith("epoch: 3" + System.lineSeparator() + "planner: even");
         assertThat(mesh.placement().getEpoch()).isEqualTo(3);
@@ -100,20 +96,7 @@ class RouterReplanCommandTest {
                 .until(() -> gateway.generate(probe, m -> { }).trace().getPlacementEpoch() == epoch);
     }
 
-    private record Run(int exit, String out, String err) {
-    }
-
-    /** The command in this JVM, on the mesh's state folder (its mesh.json names the router, its tls/ the placer). */
-    private Run moemesh(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine cmd = Main.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        String[] all = new String[args.length + 2];
-        System.arraycopy(args, 0, all, 0, args.length);
-        all[args.length] = "--state-dir";
-        all[args.length + 1] = mesh.stateDir().toString();
-        return new Run(cmd.execute(all), out.toString(), err.toString());
+    private CliRun moemesh(String... args) {
+        return CliRun.on(mesh.stateDir(), args);
     }
 }
