@@ -7,11 +7,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
 
 /**
  * The gateway's use of the kvcache-service, {@code moemesh.gateway.kvcache.*} (environment variables
- * {@code MOEMESH_GATEWAY_KVCACHE_ENDPOINT}, {@code MOEMESH_GATEWAY_KVCACHE_FETCH_TIMEOUT}, ...). With an endpoint the
- * gateway fetches prompts' cached prefixes from the service at admission, writes its finished and evicted blocks
- * back, and may swap preempted sequences out ({@code io.moemesh.gateway.kvcache.RemotePrefixes}), over mutual TLS
- * with the credentials of {@code moemesh.gateway.tls.*}; without one everything is as before. Needs
- * {@code moemesh.gateway.prefix-caching.enabled=true} (fetched blocks join the prefix cache).
+ * {@code MOEMESH_GATEWAY_KVCACHE_ENDPOINT}, {@code MOEMESH_GATEWAY_KVCACHE_FETCHTIMEOUT}, ...: dashes dropped). With
+ * an endpoint the gateway fetches prompts' cached prefixes from the service at admission, writes its finished and
+ * evicted blocks back, and may swap preempted sequences out ({@code io.moemesh.gateway.kvcache.RemotePrefixes}),
+ * over mutual TLS with the credentials of {@code moemesh.gateway.tls.*} (required then); without one everything is
+ * as before. Needs {@code moemesh.gateway.prefix-caching.enabled=true} (fetched blocks join the prefix cache).
  *
  * @param endpoint           the kvcache-service's gRPC address, {@code host:port}; empty (the default) = not used
  * @param fetchTimeout       how long an admission (or a swapped-out sequence's resume) waits for its blocks from

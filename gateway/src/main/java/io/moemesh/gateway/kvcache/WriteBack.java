@@ -101,8 +101,11 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         synchronized (known) {
             for (BlockHash h : alsoNeeded) {
                 Entry e = queued.get(h);
-                if (e != null && queue.remove(e)) {
-                    queue.offerFirst(e);
+                if (e != null) {
+                    // Still queued: to the front. Already taken by the writer: just wait for its Put.
+                    if (queue.remove(e)) {
+                        queue.offerFirst(e);
+                    }
                     waits.add(e.done);
                 }
             }

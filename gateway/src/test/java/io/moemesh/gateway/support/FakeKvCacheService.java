@@ -76,6 +76,7 @@ public final class FakeKvCacheService implements AutoCloseable {
         stop();
     }
 
+    /** The simulated slowness of a knob (a slow service, on the server's thread; no test waits on it). */
     private static void sleep(Duration d) {
         if (!d.isZero()) {
             try {
