@@ -111,4 +111,15 @@ class WriteBackTest {
         writeBack.writeFirst(c, hashes(c)).get(30, java.util.concurrent.TimeUnit.SECONDS);
         assertThat(client.lookup(hashes(c), Duration.ofSeconds(10))).isEqualTo(3);
     }
+
+    @Test
+    void close_stillWritesWhatIsQueued_withinTheDrainTime() {
+        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(30));
+        List<BlockContents> c = chain(5, 5);
+        c.forEach(writeBack::accept);
+        writeBack.close();
+        assertThat(kv.stored.get()).isEqualTo(5);
+        assertThat(writeBack.wants(chain(1, 6).getFirst().hash())).as("closed: takes nothing more").isFalse();
+        writeBack = null;
+    }
 }
