@@ -5,12 +5,59 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.gateway.kvcache.RemotePrefixes;
 import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.context.properties.source.ConfigurationPropertySources;
+import org.springframework.core.env.StandardEnvironment;
+import org.springframework.core.env.SystemEnvironmentPropertySource;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-/** moemesh.gateway.kvcache.*: defaults, and every bad value refused naming its property. */
+/** moemesh.gateway.kvcache.*: defaults, the environment's names, and every bad value refused naming its property. */
 class KvCachePropertiesTest {
+
+    private static GatewayProperties bind(Map<String, Object> env) {
+        Map<String, Object> all = new HashMap<>(env);
+        all.put("MOEMESH_GATEWAY_MODEL_DIR", "/models/m");
+        all.put("MOEMESH_GATEWAY_TLS_MODE", "plaintext");
+        Binder binder = new Binder(ConfigurationPropertySources.from(new SystemEnvironmentPropertySource(
+                StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME, all)));
+        return binder.bindOrCreate("moemesh.gateway", GatewayProperties.class);
+    }
+
+    @Test
+    void theEnvironmentsNames_areBound() {
+        KvCacheProperties k = bind(Map.of("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "10.0.0.7:9500",
+                "MOEMESH_GATEWAY_KVCACHE_FETCHTIMEOUT", "750ms", "MOEMESH_GATEWAY_KVCACHE_PREEMPTION", "swap",
+                "MOEMESH_GATEWAY_KVCACHE_WRITEBACKQUEUEBLOCKS", "8")).kvcache();
+        assertThat(k.enabled()).isTrue();
+        assertThat(k.endpoint()).isEqualTo("10.0.0.7:9500");
+        assertThat(k.fetchTimeout()).isEqualTo(Duration.ofMillis(750));
+        assertThat(k.mode()).isEqualTo(RemotePrefixes.Mode.SWAP);
+        assertThat(k.writeBackQueueBlocks()).isEqualTo(8);
+    }
+
+    @Test
+    void anEndpoint_withPrefixCachingOff_isRefused_namingBoth() {
+        assertThatThrownBy(() -> bind(Map.of("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "h:1",
+                "MOEMESH_GATEWAY_PREFIXCACHING_ENABLED", "false"))).rootCause()
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("moemesh.gateway.kvcache.endpoint")
+                .hasMessageContaining("moemesh.gateway.prefix-caching.enabled=true");
+    }
+
+    @Test
+    void anEndpoint_needsTheMeshCertificate_evenWithoutExpertServices() {
+        Map<String, Object> env = new HashMap<>();
+        env.put("MOEMESH_GATEWAY_MODEL_DIR", "/models/m");
+        env.put("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "h:1");
+        Binder binder = new Binder(ConfigurationPropertySources.from(new SystemEnvironmentPropertySource(
+                StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME, env)));
+        assertThatThrownBy(() -> binder.bindOrCreate("moemesh.gateway", GatewayProperties.class)).rootCause()
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("moemesh.gateway.tls.cert-chain");
+    }
 
     @Test
     void defaults_areOff_withDocumentedValues() {
