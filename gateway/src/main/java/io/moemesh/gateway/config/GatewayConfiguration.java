@@ -16,6 +16,7 @@ import io.moemesh.gateway.dispatch.ResilientInstance;
 import io.moemesh.gateway.dispatch.TracedLocalExperts;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
+import io.moemesh.gateway.kvcache.RemotePrefixes;
 import io.moemesh.service.expert.GrpcInstanceClient;
 import io.moemesh.gateway.http.PublicApiFilter;
 import io.moemesh.gateway.placement.FilePlacementSource;
@@ -208,20 +209,25 @@ public class GatewayConfiguration {
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
                           OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
-                          Optional<RouteSampler> routeSampler) {
+                          Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote) {
         // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
         MatMul.warmUp();
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
         Engine engine = mesh.<Engine>map(d -> model.engine(d, routes, lookahead.isPresent() ? lookahead.get()
                 : LookaheadObserver.NONE)).orElseGet(() -> model.engine(
                 new TracedLocalExperts(LocalExperts.fromStore(model.tensors(), model.config()), traces)));
-        // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix.
-        StepScheduler scheduler = new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning(), cache,
-                PreemptionPolicy.RECOMPUTE);
+        // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix. With
+        // a kvcache-service, blocks fetched from it join the cache before the sequence is admitted (RemotePrefixes).
+        StepScheduler scheduler = remote.isPresent()
+                ? new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning(), cache, remote.get(), remote.get())
+                : new StepScheduler(engine, cache, p.stepTokenBudget(), p.maxRunning(), cache, PreemptionPolicy.RECOMPUTE);
         Runnable boundary = mesh.isPresent()
                 ? () -> source.get().current().ifPresent(mesh.get()::usePlacement)
                 : () -> { };
-        EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval(), otel);
+        java.util.function.LongConsumer afterStep = remote.isEmpty() ? nanos -> { }
+                : nanos -> remote.get().rates().prefilled(scheduler.lastStepPrefillTokens(), nanos);
+        EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval(), otel, afterStep);
+        remote.ifPresent(r -> r.setWakeUp(loop::wakeUp));
         if (source.orElse(null) instanceof RouterPlacementSource r) {
             r.onNewPlacement(loop::wakeUp);
         }

@@ -35,6 +35,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param prefixCaching         automatic prefix caching in the paged KV cache, {@code moemesh.gateway.prefix-caching.*}
  * @param router                the router-service to follow and report routes to, {@code moemesh.gateway.router.*}
  *                              ({@link RouterProperties}); no endpoint = no router
+ * @param kvcache               the kvcache-service as the KV cache's second tier, {@code moemesh.gateway.kvcache.*}
+ *                              ({@link KvCacheProperties}); no endpoint = not used
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -56,7 +58,8 @@ public record GatewayProperties(
         @DefaultValue Health health,
         @DefaultValue TlsSettings tls,
         @DefaultValue PrefixCaching prefixCaching,
-        @DefaultValue RouterProperties router) {
+        @DefaultValue RouterProperties router,
+        @DefaultValue KvCacheProperties kvcache) {
 
     /**
      * Automatic prefix caching (vLLM's): full KV blocks are kept, keyed by their chained hash (tokens, model
@@ -276,8 +279,14 @@ public record GatewayProperties(
         }
         tls = tls == null ? new TlsSettings(null, null, null, null, null) : tls;
         router = router == null ? new RouterProperties(null, null, null, null) : router;
-        // Only a gateway with expert-services (a placement file or a router) opens channels that need the certificate.
-        if (expertServices(placementFile, router)) {
+        kvcache = kvcache == null ? KvCacheProperties.off() : kvcache;
+        if (kvcache.enabled() && prefixCaching != null && !prefixCaching.enabled()) {
+            throw new IllegalArgumentException("moemesh.gateway.kvcache.endpoint needs "
+                    + "moemesh.gateway.prefix-caching.enabled=true (fetched KV blocks join the prefix cache)");
+        }
+        // Only a gateway with expert-services (a placement file or a router) or a kvcache-service opens channels that
+        // need the certificate.
+        if (expertServices(placementFile, router) || kvcache.enabled()) {
             tls.validated("moemesh.gateway.tls");
         }
     }

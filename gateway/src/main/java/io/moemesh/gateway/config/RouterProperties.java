@@ -33,7 +33,7 @@ public record RouterProperties(
     public RouterProperties {
         endpoint = endpoint == null ? "" : endpoint.strip();
         if (!endpoint.isEmpty()) {
-            checkEndpoint(endpoint);
+            checkEndpoint(endpoint, PREFIX + "endpoint");
         }
         report = report == null ? new Report(0.1, Duration.ofMillis(500), 65536) : report;
         reconnect = reconnect == null ? new Reconnect(Duration.ofMillis(200), Duration.ofSeconds(10)) : reconnect;
@@ -70,7 +70,8 @@ public record RouterProperties(
         }
     }
 
-    private static void checkEndpoint(String e) {
+    /** host:port (or [v6-address]:port), else IllegalArgumentException naming {@code property}. */
+    static void checkEndpoint(String e, String property) {
         int colon = e.lastIndexOf(':');
         String host = colon < 0 ? "" : e.substring(0, colon);
         if (host.startsWith("[") != host.endsWith("]") || host.equals("[]")) {
@@ -85,7 +86,7 @@ public record RouterProperties(
             }
         }
         if (host.isEmpty() || port < 1 || port > 65535 || (!host.startsWith("[") && host.contains(":"))) {
-            throw new IllegalArgumentException(PREFIX + "endpoint must be host:port with a port in [1, 65535] "
+            throw new IllegalArgumentException(property + " must be host:port with a port in [1, 65535] "
                     + "([address]:port for IPv6), got '" + e + "'");
         }
     }

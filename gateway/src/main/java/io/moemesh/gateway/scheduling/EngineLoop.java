@@ -33,6 +33,7 @@ public final class EngineLoop implements AutoCloseable {
     private volatile long lastProgressNanos = System.nanoTime();
     private final Object idle = new Object();
     private final Tracer tracer;
+    private final java.util.function.LongConsumer afterStep;
 
     public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll) {
         this(scheduler, atStepBoundary, idlePoll, OpenTelemetry.noop());
@@ -40,6 +41,16 @@ public final class EngineLoop implements AutoCloseable {
 
     /** With tracing: each step with work is a span, parent of that step's expert calls. */
     public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll, OpenTelemetry otel) {
+        this(scheduler, atStepBoundary, idlePoll, otel, nanos -> { });
+    }
+
+    /**
+     * @param afterStep told how long each step that ran work took (nanoseconds), on the engine thread (the
+     *                  kvcache's prefill-rate estimate reads the scheduler's last step there); must be cheap
+     */
+    public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll, OpenTelemetry otel,
+                      java.util.function.LongConsumer afterStep) {
+        this.afterStep = afterStep;
         this.tracer = otel.getTracer("moemesh-gateway");
         this.scheduler = scheduler;
         this.atStepBoundary = atStepBoundary;
@@ -115,7 +126,10 @@ public final class EngineLoop implements AutoCloseable {
         while (running) {
             try {
                 atStepBoundary.run();
-                if (!step()) {
+                long start = System.nanoTime();
+                if (step()) {
+                    afterStep.accept(System.nanoTime() - start);
+                } else {
                     synchronized (idle) {
                         idle.notifyAll();
                     }

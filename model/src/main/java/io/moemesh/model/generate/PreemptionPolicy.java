@@ -15,7 +15,10 @@ public interface PreemptionPolicy {
          * stay cached until evicted, so a resume soon after finds them).
          */
         RECOMPUTE,
-        /** {@link #swapOut} saves it first (to a slower tier), and the prefix source brings it back on resume. */
+        /**
+         * {@link #swapOut} saves it first (to a slower tier); on resume a {@link PrefixLoader} brings it back into the
+         * prefix source before the sequence is admitted again.
+         */
         SWAP_OUT
     }
 

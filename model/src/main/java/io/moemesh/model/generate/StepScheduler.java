@@ -18,7 +18,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * decodes one token for every running sequence and fills the rest of the token budget with chunks of waiting
  * prompts (chunked prefill, Sarathi-Serve arXiv:2403.02310). New requests join at step boundaries. When the KV
  * pool runs out, the newest running sequence is preempted and later recomputed from its tokens so far.
- * Results never depend on batching: each sequence samples with its own generator.
+ * Results never depend on batching: each sequence samples with its own generator. A {@link PrefixLoader} may hold
+ * a sequence back from admission while its KV is fetched from another tier (others are admitted meanwhile).
  *
  * <p>{@link #submit} and {@link Handle#cancel} are thread-safe; {@link #step()} runs on one thread.
  */
@@ -29,6 +30,9 @@ public final class StepScheduler {
     private final int maxRunning;
     private final PrefixSource prefixes;
     private final PreemptionPolicy preemption;
+    private final PrefixLoader loader;
+    /** Prefill tokens of the last step (its decode rows not counted), for rate estimates. */
+    private volatile int lastPrefillTokens;
     private final ModelConfig c;
     private final ConcurrentLinkedQueue<SequenceState> incoming = new ConcurrentLinkedQueue<>();
     private final ArrayDeque<SequenceState> waiting = new ArrayDeque<>();
@@ -45,6 +49,12 @@ public final class StepScheduler {
 
     public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning, PrefixSource prefixes,
                          PreemptionPolicy preemption) {
+        this(engine, cache, stepTokenBudget, maxRunning, prefixes, preemption, PrefixLoader.NONE);
+    }
+
+    /** With a loader that brings a sequence's KV in from another tier before its admission. */
+    public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning, PrefixSource prefixes,
+                         PreemptionPolicy preemption, PrefixLoader loader) {
         if (stepTokenBudget < 1 || maxRunning < 1) {
             throw new IllegalArgumentException("step token budget and max running sequences must be ≥ 1");
         }
@@ -54,6 +64,7 @@ public final class StepScheduler {
         this.maxRunning = maxRunning;
         this.prefixes = prefixes;
         this.preemption = preemption;
+        this.loader = loader;
         this.c = engine.config();
     }
 
@@ -136,8 +147,19 @@ public final class StepScheduler {
                 budget -= addPrefill(s, budget);
             }
         }
+        java.util.Set<SequenceState> loading = null;
         while (budget > 0 && !waiting.isEmpty() && running.size() < maxRunning) {
-            SequenceState s = nextFair();
+            SequenceState s = nextFair(loading);
+            if (s == null) {
+                break;
+            }
+            if (!s.request.trace() && !loader.ready(s.id, s.context(0, s.prefillTarget()), s.tenant, s.admittedBefore())) {
+                if (loading == null) {
+                    loading = new java.util.HashSet<>();
+                }
+                loading.add(s);
+                continue;
+            }
             if (!admit(s, budget)) {
                 break;
             }
@@ -145,6 +167,11 @@ public final class StepScheduler {
             running.add(s);
             budget -= addPrefill(s, budget);
         }
+        int prefillTokens = 0;
+        for (SequenceStep st : batch) {
+            prefillTokens += st.phase() == SequenceStep.Phase.PREFILL ? st.tokens().length : 0;
+        }
+        lastPrefillTokens = prefillTokens;
         if (batch.isEmpty()) {
             return false;
         }
@@ -175,12 +202,27 @@ public final class StepScheduler {
         return true;
     }
 
+    /** Prefill tokens (prompt chunks and resume recomputation) in the last step's batch. */
+    public int lastStepPrefillTokens() {
+        return lastPrefillTokens;
+    }
+
     /**
      * FCFS with per-tenant fairness: a preempted sequence resumes first; otherwise the oldest waiting request
-     * of the tenant with the fewest running sequences, so one tenant's burst cannot starve the others.
+     * of the tenant with the fewest running sequences, so one tenant's burst cannot starve the others. Sequences
+     * in {@code skip} (still loading) are passed over; null when every waiting one is.
      */
-    private SequenceState nextFair() {
-        SequenceState head = waiting.peek();
+    private SequenceState nextFair(java.util.Set<SequenceState> skip) {
+        SequenceState head = null;
+        for (SequenceState w : waiting) {
+            if (skip == null || !skip.contains(w)) {
+                head = w;
+                break;
+            }
+        }
+        if (head == null) {
+            return null;
+        }
         if (head.resuming() || head.prefilled > 0) {
             return head;
         }
@@ -191,6 +233,9 @@ public final class StepScheduler {
         SequenceState best = head;
         int bestShare = share.getOrDefault(head.tenant, 0);
         for (SequenceState w : waiting) {
+            if (skip != null && skip.contains(w)) {
+                continue;
+            }
             int sh = share.getOrDefault(w.tenant, 0);
             if (sh < bestShare) {
                 best = w;
@@ -310,6 +355,7 @@ public final class StepScheduler {
     private void finish(SequenceState s) {
         cache.release(s.id);
         running.remove(s);
+        loader.forget(s.id);
     }
 
     private void dropCancelled() {
@@ -321,6 +367,7 @@ public final class StepScheduler {
         }
         waiting.removeIf(s -> {
             if (s.cancelled()) {
+                loader.forget(s.id);
                 s.listener.onError(new java.util.concurrent.CancellationException("cancelled"));
                 return true;
             }

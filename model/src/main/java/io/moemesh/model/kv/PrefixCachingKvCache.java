@@ -4,8 +4,10 @@ import io.moemesh.model.engine.KvCache;
 import io.moemesh.model.engine.PrefixSource;
 import io.moemesh.model.engine.SequenceStep;
 import io.moemesh.model.engine.StepContext;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -42,6 +44,12 @@ import java.util.Map;
  *   <li>Tenants never share: the tenant's name salts every block hash.</li>
  * </ul>
  *
+ * <p>Another tier (the kvcache-service) plugs in at two points: a {@link BlockSink} gets a copy of every full
+ * block it {@linkplain BlockSink#wants wants} when the block becomes cached (its last holder released it) and when
+ * it is evicted (write-back), and {@link #importBlocks} makes blocks fetched from the tier cached blocks here, so
+ * the next {@link #acquirePrefix} finds them like any other. Each block with a hash keeps its parent hash, tokens,
+ * tenant and chain position for that.
+ *
  * <p>With {@code enabled} false it is a plain paged cache: {@link #acquirePrefix} returns 0 and no block ever gets
  * a hash. Engine thread only, like every {@link KvCache} (no locks); the counters ({@link #freeBlocks},
  * {@link #cachedBlocks}, {@link #usedBlocks}, {@link #lookedUpTokens}, {@link #servedTokens}) may be read from any
@@ -52,6 +60,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
 
     private final int blockTokens;
     private final int numBlocks;
+    private final int kvDim;
     private final float[][] keys;
     private final float[][] values;
     private final ModelFingerprint fingerprint;
@@ -61,6 +70,13 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     /** Per block: its hash while it is findable in {@link #index}, else null. */
     private final BlockHash[] hashOf;
     private final Map<BlockHash, Integer> index = new HashMap<>();
+    /** Per block with a hash: the previous block's hash (null for block 0), tenant, chain position and tokens. */
+    private final BlockHash[] parentOf;
+    private final String[] tenantOf;
+    private final int[] positionOf;
+    private final int[] tokensOf;
+    private volatile BlockSink sink = BlockSink.NONE;
+    private volatile long imported;
     private final BlockLru lru;
     /** Free blocks: a stack, {@code free[0, freeCount)}. */
     private final int[] free;
@@ -108,6 +124,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         }
         this.blockTokens = blockTokens;
         this.numBlocks = numBlocks;
+        this.kvDim = kvDim;
+        this.parentOf = new BlockHash[numBlocks];
+        this.tenantOf = new String[numBlocks];
+        this.positionOf = new int[numBlocks];
+        this.tokensOf = new int[numBlocks * blockTokens];
         this.keys = new float[layers][(int) floats];
         this.values = new float[layers][(int) floats];
         this.fingerprint = fingerprint;
@@ -221,6 +242,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         } else {
             b = lru.pollFirst();
             cachedCount--;
+            offer(b);
             index.remove(hashOf[b]);
             hashOf[b] = null;
         }
@@ -303,8 +325,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 s.length++;
                 if (s.length % blockTokens == 0) {
                     BlockHash h = BlockHash.of(s.last, s.partial, 0, blockTokens, fingerprint, s.tenant);
+                    int i = s.length / blockTokens - 1;
+                    if (register(s.blocks[i], h)) {
+                        remember(s.blocks[i], s.last, s.partial, s.tenant, i);
+                    }
                     s.last = h;
-                    register(s.blocks[s.length / blockTokens - 1], h);
                 }
             }
         }
@@ -314,11 +339,20 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      * Makes the block findable, unless another block already is under that hash (two sequences computed the same
      * prefix side by side): then this one stays unhashed and goes to the free list when released.
      */
-    private void register(int block, BlockHash h) {
+    private boolean register(int block, BlockHash h) {
         if (hashOf[block] == null && !index.containsKey(h)) {
             index.put(h, block);
             hashOf[block] = h;
+            return true;
         }
+        return false;
+    }
+
+    private void remember(int block, BlockHash parent, int[] tokens, String tenant, int position) {
+        parentOf[block] = parent;
+        tenantOf[block] = tenant;
+        positionOf[block] = position;
+        System.arraycopy(tokens, 0, tokensOf, block * blockTokens, blockTokens);
     }
 
     /**
@@ -340,11 +374,165 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 if (hashOf[b] != null) {
                     lru.addLast(b);
                     cachedCount++;
+                    offer(b);
                 } else {
                     free[freeCount++] = b;
                 }
             }
         }
+    }
+
+    /**
+     * Sets where copies of blocks at risk go (write-back); {@link BlockSink#NONE} by default. Set it before the
+     * engine runs (or on the engine thread).
+     */
+    public void setBlockSink(BlockSink sink) {
+        this.sink = sink == null ? BlockSink.NONE : sink;
+    }
+
+    /** Hands the sink a copy of block {@code b} (which has a hash) if it wants one. */
+    private void offer(int b) {
+        BlockSink to = sink;
+        if (to != BlockSink.NONE && to.wants(hashOf[b])) {
+            to.accept(copy(b));
+        }
+    }
+
+    private BlockContents copy(int b) {
+        int layers = keys.length;
+        float[][] k = new float[layers][];
+        float[][] v = new float[layers][];
+        int from = b * blockTokens * kvDim;
+        for (int l = 0; l < layers; l++) {
+            k[l] = Arrays.copyOfRange(keys[l], from, from + blockTokens * kvDim);
+            v[l] = Arrays.copyOfRange(values[l], from, from + blockTokens * kvDim);
+        }
+        return new BlockContents(hashOf[b], parentOf[b], Arrays.copyOfRange(tokensOf, b * blockTokens,
+                (b + 1) * blockTokens), tenantOf[b], positionOf[b], k, v);
+    }
+
+    /**
+     * Copies of the sequence's blocks that have a hash and that {@code wanted} accepts, block 0 first (a swap-out
+     * saves them before the sequence releases them).
+     */
+    public List<BlockContents> copyHeldBlocks(long seqId, java.util.function.Predicate<BlockHash> wanted) {
+        Sequence s = sequences.get(seqId);
+        List<BlockContents> out = new ArrayList<>();
+        if (s == null) {
+            return out;
+        }
+        for (int i = 0; i < s.size; i++) {
+            BlockHash h = hashOf[s.blocks[i]];
+            if (h == null || positionOf[s.blocks[i]] != i) {
+                break;
+            }
+            if (wanted.test(h)) {
+                out.add(copy(s.blocks[i]));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * The hashes of the first {@code maxBlocks} full blocks of {@code tokens} (fewer when the context has fewer),
+     * as {@link #acquirePrefix} computes them.
+     */
+    public List<BlockHash> prefixChain(int[] tokens, String tenant, int maxBlocks) {
+        int n = Math.min(maxBlocks, tokens.length / blockTokens);
+        List<BlockHash> chain = new ArrayList<>(n);
+        BlockHash parent = null;
+        for (int i = 0; i < n; i++) {
+            parent = BlockHash.of(parent, tokens, i * blockTokens, blockTokens, fingerprint, tenant);
+            chain.add(parent);
+        }
+        return chain;
+    }
+
+    /** How many leading hashes of {@code chain} are findable here now (held or cached). */
+    public int presentBlocks(List<BlockHash> chain) {
+        if (!enabled) {
+            return 0;
+        }
+        int n = 0;
+        while (n < chain.size() && index.containsKey(chain.get(n))) {
+            n++;
+        }
+        return n;
+    }
+
+    /**
+     * Makes blocks of one chain that another tier returned findable here as cached blocks, as if a sequence had
+     * computed and released them. The chain must start at block 0 or continue a block present here; each block's
+     * hash is recomputed from its parent, tokens, tenant and the model fingerprint and must match, and its arrays
+     * must have this cache's shape, else {@link IllegalArgumentException} and nothing is imported. Blocks already
+     * present are kept as they are (equal hashes, equal keys and values). Room comes from free blocks, then by
+     * evicting the least recently used cached blocks (never one of this chain); when the pool is full of held
+     * blocks the import stops early. The chain's tail goes into the LRU first, so eviction takes its end before its
+     * start. Engine thread only.
+     *
+     * @return leading blocks of {@code blocks} findable here afterwards
+     */
+    public int importBlocks(List<BlockContents> blocks) {
+        if (!enabled || blocks.isEmpty()) {
+            return 0;
+        }
+        int floats = blockTokens * kvDim;
+        BlockHash expectedParent = blocks.getFirst().parent();
+        if (expectedParent != null && !index.containsKey(expectedParent)) {
+            throw new IllegalArgumentException("block " + blocks.getFirst().hash() + " continues " + expectedParent
+                    + ", which is not in the cache");
+        }
+        for (BlockContents c : blocks) {
+            if (!java.util.Objects.equals(c.parent(), expectedParent)) {
+                throw new IllegalArgumentException("block " + c.hash() + " does not continue the chain (parent "
+                        + c.parent() + ", expected " + expectedParent + ")");
+            }
+            c.check(blockTokens, keys.length, floats, fingerprint);
+            expectedParent = c.hash();
+        }
+        // Hold every block of the chain (present ones too) while room is made, so eviction never takes one of them.
+        int[] held = new int[blocks.size()];
+        int n = 0;
+        for (BlockContents c : blocks) {
+            Integer present = index.get(c.hash());
+            int b;
+            if (present != null) {
+                b = present;
+                if (refs[b] == 0) {
+                    lru.remove(b);
+                    cachedCount--;
+                }
+                refs[b]++;
+            } else {
+                if (freeCount + lru.size() == 0) {
+                    break;
+                }
+                b = allocate();
+                int at = b * floats;
+                for (int l = 0; l < keys.length; l++) {
+                    System.arraycopy(c.keys()[l], 0, keys[l], at, floats);
+                    System.arraycopy(c.values()[l], 0, values[l], at, floats);
+                }
+                index.put(c.hash(), b);
+                hashOf[b] = c.hash();
+                remember(b, c.parent(), c.tokens(), c.tenant(), c.chainPosition());
+                imported++;
+            }
+            held[n++] = b;
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            int b = held[i];
+            if (--refs[b] == 0) {
+                lru.addLast(b);
+                cachedCount++;
+            }
+        }
+        return n;
+    }
+
+    /** Blocks {@link #importBlocks} wrote into the pool (present ones not counted). */
+    public long importedBlocks() {
+        return imported;
     }
 
     public int totalBlocks() {

@@ -1,0 +1,118 @@
+package io.moemesh.gateway.config;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.moemesh.gateway.kvcache.KvCacheClient;
+import io.moemesh.gateway.kvcache.KvPayload;
+import io.moemesh.gateway.kvcache.RemotePrefixes;
+import io.moemesh.gateway.kvcache.TransferRates;
+import io.moemesh.gateway.kvcache.WriteBack;
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.kv.ModelFingerprint;
+import io.moemesh.model.kv.PrefixCachingKvCache;
+import io.moemesh.service.tls.MeshCredentials;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+
+/**
+ * The kvcache-service as the KV cache's second tier ({@code moemesh.gateway.kvcache.*}, {@link KvCacheProperties}):
+ * a channel over mutual TLS with the gateway's mesh credentials ({@code moemesh.gateway.tls.*}), the write-back of
+ * the prefix cache's blocks, and the scheduler's prefix loader and preemption policy ({@link RemotePrefixes}, wired
+ * into the scheduler in {@link GatewayConfiguration}). No beans without an endpoint. Metrics: docs/metrics.md,
+ * "Gateway", {@code moemesh_gateway_kvcache_*}.
+ */
+@Configuration(proxyBeanMethods = false)
+public class KvCacheConfiguration {
+    private static final Logger log = LoggerFactory.getLogger(KvCacheConfiguration.class);
+
+    @Bean(destroyMethod = "close")
+    KvCacheClient kvCacheClient(GatewayProperties p, MoeModel model, Optional<MeshCredentials> expertChannelCredentials,
+                                PrefixCachingKvCache cache) {
+        KvCacheProperties k = p.kvcache();
+        if (!k.enabled()) {
+            return null;
+        }
+        // The expert channels' credentials when there are expert-services, else our own load of the same files.
+        MeshCredentials own = expertChannelCredentials.isPresent() ? null
+                : MeshCredentials.load(p.tls(), "moemesh.gateway.tls");
+        MeshCredentials credentials = expertChannelCredentials.orElse(own);
+        if (!credentials.isMtls()) {
+            log.warn("moemesh.gateway.tls.mode=plaintext: the channel to the kvcache-service is not encrypted");
+        }
+        ManagedChannel channel = NettyChannelBuilder.forTarget(k.endpoint(), credentials.channel())
+                .keepAliveTime(30, TimeUnit.SECONDS).keepAliveTimeout(10, TimeUnit.SECONDS)
+                .maxInboundMessageSize(p.maxInboundMessageBytes()).build();
+        var c = model.config();
+        return new KvCacheClient(channel, k.endpoint(), ModelFingerprint.of(model.directory()),
+                new KvPayload(c.numLayers(), c.numKvHeads(), cache.blockTokens(), c.headDim()), own);
+    }
+
+    @Bean(destroyMethod = "close")
+    WriteBack kvWriteBack(GatewayProperties p, Optional<KvCacheClient> client, PrefixCachingKvCache cache,
+                          MeterRegistry meters) {
+        if (client.isEmpty()) {
+            return null;
+        }
+        KvCacheProperties k = p.kvcache();
+        WriteBack w = new WriteBack(client.get(), k.writeBackQueueBlocks(), k.putTimeout(), k.rememberedBlocks(),
+                k.drainTimeout());
+        cache.setBlockSink(w);
+        FunctionCounter.builder("moemesh_gateway_kvcache_writeback_blocks", w, WriteBack::writtenBlocks)
+                .description("KV blocks written back to the kvcache-service (stored or already there)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_writeback_bytes", w, WriteBack::writtenBytes)
+                .description("payload bytes of those blocks").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_writeback_dropped_blocks", w, WriteBack::droppedBlocks)
+                .description("KV blocks not written back: the queue (write-back-queue-blocks) was full").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_writeback_failed_blocks", w, WriteBack::failedBlocks)
+                .description("KV blocks whose Put failed or timed out").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_writeback_declined_blocks", w, WriteBack::declinedBlocks)
+                .description("KV blocks the service declined or had no space for").register(meters);
+        Gauge.builder("moemesh_gateway_kvcache_writeback_queued_blocks", w, WriteBack::queuedBlocks)
+                .description("KV blocks waiting to be written back").register(meters);
+        return w;
+    }
+
+    @Bean(destroyMethod = "close")
+    RemotePrefixes remotePrefixes(GatewayProperties p, Optional<KvCacheClient> client, Optional<WriteBack> writeBack,
+                                  PrefixCachingKvCache cache, MeterRegistry meters) {
+        if (client.isEmpty()) {
+            return null;
+        }
+        KvCacheProperties k = p.kvcache();
+        RemotePrefixes r = new RemotePrefixes(cache, client.get(), writeBack.orElseThrow(), new TransferRates(),
+                k.fetchTimeout(), k.minFetchBlocks(), k.mode(), RemotePrefixes.fetchThreads(k.fetchThreads()));
+        FunctionCounter.builder("moemesh_gateway_kvcache_fetches", r, RemotePrefixes::fetches)
+                .description("admissions and restores that looked for blocks in the kvcache-service").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_fetched_blocks", r, RemotePrefixes::fetchedBlocks)
+                .description("KV blocks fetched from the kvcache-service into the local cache").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_fetched_tokens", r, RemotePrefixes::fetchedTokens)
+                .description("positions of those blocks").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_fetch_failures", r, RemotePrefixes::fetchFailures)
+                .description("fetches that failed, timed out or stopped at a bad block (recomputed instead)")
+                .register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_bad_blocks", r, RemotePrefixes::badBlocks)
+                .description("fetched blocks refused: wrong size or order, or not the bytes this gateway stored")
+                .register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_swap_outs", r, RemotePrefixes::swapOuts)
+                .description("preempted sequences swapped out to the kvcache-service").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_restores", r, RemotePrefixes::restores)
+                .description("resumes of swapped-out sequences that restored blocks from the service").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_restored_blocks", r, RemotePrefixes::restoredBlocks)
+                .description("KV blocks those resumes restored").register(meters);
+        Gauge.builder("moemesh_gateway_kvcache_restore_bytes_per_second", r.rates(), TransferRates::restoreBytesPerSecond)
+                .description("measured restore bandwidth (Lookup + Get), moving average; 0 until measured")
+                .register(meters);
+        Gauge.builder("moemesh_gateway_kvcache_prefill_tokens_per_second", r.rates(),
+                        TransferRates::prefillTokensPerSecond)
+                .description("measured prefill throughput of the engine, moving average; 0 until measured")
+                .register(meters);
+        return r;
+    }
+}

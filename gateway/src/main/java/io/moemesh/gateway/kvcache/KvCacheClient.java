@@ -1,0 +1,233 @@
+package io.moemesh.gateway.kvcache;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ManagedChannel;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.model.kv.BlockContents;
+import io.moemesh.model.kv.BlockHash;
+import io.moemesh.model.kv.ModelFingerprint;
+import io.moemesh.proto.kvcache.v1.BlockLayout;
+import io.moemesh.proto.kvcache.v1.GetRequest;
+import io.moemesh.proto.kvcache.v1.GetResponse;
+import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.proto.kvcache.v1.LookupRequest;
+import io.moemesh.proto.kvcache.v1.PutBlockHeader;
+import io.moemesh.proto.kvcache.v1.PutOutcome;
+import io.moemesh.proto.kvcache.v1.PutRequest;
+import io.moemesh.proto.kvcache.v1.PutResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * The gateway's calls to the kvcache-service (kvcache.v1) for one model and block layout: thin, blocking, each
+ * with a deadline; called on the gateway's own threads, never the engine's. Every answer is checked against the
+ * contract before it is used (a block's chunks in order, exactly a block's bytes, the requested index), and a
+ * block that breaks it ends the fetch there ({@link BadBlockException}).
+ */
+public final class KvCacheClient implements AutoCloseable {
+    /** Largest data chunk of a Put message (the service's Get sends at most this too). */
+    static final int CHUNK_BYTES = 1 << 20;
+
+    private final ManagedChannel channel;
+    private final String endpoint;
+    private final ByteString fingerprint;
+    private final BlockLayout layout;
+    private final KvPayload payload;
+    private final AutoCloseable onClose;
+
+    /**
+     * @param onClose closed after the channel (the credentials' reloader), may be null
+     */
+    public KvCacheClient(ManagedChannel channel, String endpoint, ModelFingerprint fingerprint, KvPayload payload,
+                         AutoCloseable onClose) {
+        this.channel = channel;
+        this.endpoint = endpoint;
+        this.fingerprint = ByteString.copyFrom(fingerprint.bytes());
+        this.payload = payload;
+        this.layout = BlockLayout.newBuilder().setBlockTokens(payload.blockTokens()).setNumLayers(payload.layers())
+                .setNumKvHeads(payload.kvHeads()).setHeadDim(payload.headDim()).build();
+        this.onClose = onClose;
+    }
+
+    public String endpoint() {
+        return endpoint;
+    }
+
+    public KvPayload payload() {
+        return payload;
+    }
+
+    /** A stored block's payload broke the contract (size, order, index): it and the blocks after it are unused. */
+    public static final class BadBlockException extends RuntimeException {
+        BadBlockException(String message) {
+            super(message);
+        }
+    }
+
+    /** Length of the leading run of {@code chain} the service stores. */
+    public int lookup(List<BlockHash> chain, Duration deadline) {
+        LookupRequest.Builder req = LookupRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+        for (BlockHash h : chain) {
+            req.addBlockHashes(ByteString.copyFrom(h.bytes()));
+        }
+        int present = KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).lookup(req.build()).getPresentBlocks();
+        return Math.min(present, chain.size());
+    }
+
+    /**
+     * The payloads of the leading run of {@code hashes} the service returns, in order: it stops at the first block
+     * not found. A block whose chunks break the contract ends the run too (the blocks before it are returned;
+     * {@link BadBlockException} when it is the first).
+     */
+    public List<byte[]> get(List<BlockHash> hashes, Duration deadline) {
+        GetRequest.Builder req = GetRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+        for (BlockHash h : hashes) {
+            req.addBlockHashes(ByteString.copyFrom(h.bytes()));
+        }
+        List<byte[]> out = new ArrayList<>();
+        int size = payload.bytes();
+        io.grpc.Context.CancellableContext call = io.grpc.Context.current().withCancellation();
+        try {
+            return call.call(() -> {
+                Iterator<GetResponse> it = KvCacheServiceGrpc.newBlockingStub(channel)
+                        .withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS).get(req.build());
+                byte[] block = null;
+                int filled = 0;
+                while (it.hasNext()) {
+                    GetResponse r = it.next();
+                    if (r.getIndex() != out.size()) {
+                        throw bad("block " + r.getIndex() + " sent while block " + out.size() + " was expected");
+                    }
+                    if (!r.getFound()) {
+                        return out;
+                    }
+                    if (block == null) {
+                        block = new byte[size];
+                    }
+                    if (r.getOffset() != filled || filled + r.getData().size() > size) {
+                        throw bad("block " + out.size() + ": a chunk at offset " + r.getOffset() + " of "
+                                + r.getData().size() + " bytes after " + filled + " of " + size);
+                    }
+                    r.getData().copyTo(block, filled);
+                    filled += r.getData().size();
+                    if (r.getLast()) {
+                        if (filled != size) {
+                            throw bad("block " + out.size() + " ended after " + filled + " of " + size + " bytes");
+                        }
+                        out.add(block);
+                        block = null;
+                        filled = 0;
+                        if (out.size() == hashes.size()) {
+                            return out;
+                        }
+                    }
+                }
+                return out;
+            });
+        } catch (BadBlockException e) {
+            if (out.isEmpty()) {
+                throw e;
+            }
+            return out;
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        } finally {
+            // Ends the stream if we stopped reading early (the service may still be sending).
+            call.cancel(null);
+        }
+    }
+
+    private static BadBlockException bad(String message) {
+        return new BadBlockException(message);
+    }
+
+    /**
+     * Stores blocks in one Put stream (header, then the payload in chunks of at most 1 MiB, per block) and returns
+     * each block's outcome in order.
+     *
+     * @param payloads the blocks' wire payloads (same order)
+     * @throws io.grpc.StatusRuntimeException or {@link IllegalStateException} when the call fails or times out
+     */
+    public List<PutOutcome> put(List<BlockContents> blocks, List<byte[]> payloads, Duration deadline) {
+        CompletableFuture<PutResponse> done = new CompletableFuture<>();
+        StreamObserver<PutRequest> out = KvCacheServiceGrpc.newStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).put(new StreamObserver<>() {
+                    @Override
+                    public void onNext(PutResponse value) {
+                        done.complete(value);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        done.completeExceptionally(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        done.complete(PutResponse.getDefaultInstance());
+                    }
+                });
+        try {
+            for (int i = 0; i < blocks.size(); i++) {
+                BlockContents b = blocks.get(i);
+                PutBlockHeader.Builder h = PutBlockHeader.newBuilder().setModelFingerprint(fingerprint).setLayout(layout)
+                        .setBlockHash(ByteString.copyFrom(b.hash().bytes()))
+                        .setParentHash(ByteString.copyFrom(b.parent() == null ? new byte[BlockHash.BYTES]
+                                : b.parent().bytes()))
+                        .setTenant(b.tenant()).setChainPosition(b.chainPosition());
+                for (int t : b.tokens()) {
+                    h.addTokenIds(t);
+                }
+                byte[] p = payloads.get(i);
+                for (int off = 0; off < p.length; off += CHUNK_BYTES) {
+                    PutRequest.Builder m = PutRequest.newBuilder()
+                            .setData(ByteString.copyFrom(p, off, Math.min(CHUNK_BYTES, p.length - off)));
+                    if (off == 0) {
+                        m.setHeader(h);
+                    }
+                    out.onNext(m.build());
+                }
+            }
+            out.onCompleted();
+        } catch (RuntimeException e) {
+            out.onError(e);
+            throw e;
+        }
+        try {
+            PutResponse r = done.get(deadline.toNanos() + TimeUnit.SECONDS.toNanos(1), TimeUnit.NANOSECONDS);
+            List<PutOutcome> outcomes = new ArrayList<>();
+            for (int i = 0; i < blocks.size(); i++) {
+                outcomes.add(i < r.getResultsCount() ? r.getResults(i).getOutcome() : PutOutcome.PUT_OUTCOME_UNSPECIFIED);
+            }
+            return outcomes;
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("Put to " + endpoint + " did not answer in time");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted");
+        }
+    }
+
+    @Override
+    public void close() {
+        channel.shutdownNow();
+        if (onClose != null) {
+            try {
+                onClose.close();
+            } catch (Exception ignored) {
+                // credentials' reload timer: nothing to recover
+            }
+        }
+    }
+}

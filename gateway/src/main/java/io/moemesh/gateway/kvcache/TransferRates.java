@@ -1,0 +1,53 @@
+package io.moemesh.gateway.kvcache;
+
+/**
+ * Measured rates that decide whether a preempted sequence is swapped out (its KV restored from the kvcache-service
+ * on resume) or recomputed: restore bandwidth of the service's {@code Lookup} + {@code Get} (bytes per second, the
+ * call's fixed costs included, so small restores are judged slow as they are) and the engine's prefill throughput
+ * (prefill tokens per second of the steps that had any). Each an exponentially weighted moving average
+ * ({@link #WEIGHT} for the newest sample); 0 until measured. Thread-safe.
+ */
+public final class TransferRates {
+    /** Weight of the newest sample in each average. */
+    static final double WEIGHT = 0.3;
+
+    private double restoreBytesPerSecond;
+    private double prefillTokensPerSecond;
+
+    /** A fetch moved {@code bytes} of block payload in {@code nanos} (lookup included). */
+    public synchronized void restored(long bytes, long nanos) {
+        if (bytes > 0 && nanos > 0) {
+            restoreBytesPerSecond = ewma(restoreBytesPerSecond, bytes * 1e9 / nanos);
+        }
+    }
+
+    /** A step with {@code prefillTokens} prompt (or recomputation) tokens took {@code nanos}. */
+    public synchronized void prefilled(int prefillTokens, long nanos) {
+        if (prefillTokens > 0 && nanos > 0) {
+            prefillTokensPerSecond = ewma(prefillTokensPerSecond, prefillTokens * 1e9 / nanos);
+        }
+    }
+
+    private static double ewma(double old, double sample) {
+        return old == 0 ? sample : old + WEIGHT * (sample - old);
+    }
+
+    public synchronized double restoreBytesPerSecond() {
+        return restoreBytesPerSecond;
+    }
+
+    public synchronized double prefillTokensPerSecond() {
+        return prefillTokensPerSecond;
+    }
+
+    /**
+     * Restoring {@code tokens} positions ({@code bytesPerToken} each on the wire) is predicted faster than
+     * recomputing them; false while either rate is unmeasured (recompute is the safe default).
+     */
+    public synchronized boolean restoreFaster(long tokens, long bytesPerToken) {
+        if (tokens <= 0 || restoreBytesPerSecond <= 0 || prefillTokensPerSecond <= 0) {
+            return false;
+        }
+        return tokens * bytesPerToken / restoreBytesPerSecond < tokens / prefillTokensPerSecond;
+    }
+}

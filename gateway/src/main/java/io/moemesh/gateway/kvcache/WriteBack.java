@@ -1,0 +1,287 @@
+package io.moemesh.gateway.kvcache;
+
+import io.moemesh.model.kv.BlockContents;
+import io.moemesh.model.kv.BlockHash;
+import io.moemesh.model.kv.BlockSink;
+import io.moemesh.proto.kvcache.v1.PutOutcome;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingDeque;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.zip.CRC32C;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Asynchronous write-back of the gateway's KV blocks to the kvcache-service: the {@link BlockSink} of the
+ * gateway's prefix cache. The engine thread only copies a block and queues it ({@link #accept}, never blocking: a
+ * full queue drops the block and counts it); one writer thread encodes queued blocks (the layout transpose,
+ * {@link KvPayload}) and stores them in {@code Put} streams of up to {@link #BATCH_BLOCKS} blocks.
+ *
+ * <p>It remembers, bounded ({@code remembered} hashes, least recently touched forgotten first), which hashes are
+ * queued or stored (acknowledged {@code STORED} or {@code ALREADY_PRESENT}) with the CRC32C of the payload it
+ * sent, so a block is not copied or sent twice needlessly ({@link #wants}), and a block fetched back can be
+ * checked end to end ({@link #checksum}). A failed, declined or dropped block is forgotten (it may be offered
+ * again). Swap-outs jump the queue ({@link #writeFirst}) and can wait for their blocks to be settled.
+ */
+public final class WriteBack implements BlockSink, AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(WriteBack.class);
+    /** Blocks per Put stream at most. */
+    static final int BATCH_BLOCKS = 16;
+    /** Value of a hash that is queued, not yet acknowledged. */
+    private static final long QUEUED = -1;
+
+    private final KvCacheClient client;
+    private final Duration putTimeout;
+    private final int remembered;
+    private final Duration drain;
+    private final LinkedBlockingDeque<Entry> queue;
+    /** hash → CRC32C of its stored payload, or {@link #QUEUED}. Access order: the least recently used goes first. */
+    private final LinkedHashMap<BlockHash, Long> known;
+    /** Queued hashes → their entry (to move one to the front, and to wait for it). */
+    private final Map<BlockHash, Entry> queued = new HashMap<>();
+    private final Thread writer;
+    private volatile boolean open = true;
+    private final AtomicLong written = new AtomicLong();
+    private final AtomicLong writtenBytes = new AtomicLong();
+    private final AtomicLong dropped = new AtomicLong();
+    private final AtomicLong failed = new AtomicLong();
+    private final AtomicLong declined = new AtomicLong();
+
+    private record Entry(BlockContents block, CompletableFuture<Boolean> done) {
+    }
+
+    /**
+     * @param queueBlocks blocks waiting to be written at most (≥ 1); beyond it new ones are dropped
+     * @param putTimeout  deadline of one Put stream
+     * @param remembered  hashes remembered as stored or queued at most (≥ 1)
+     * @param drain       how long {@link #close()} still writes what is queued
+     */
+    public WriteBack(KvCacheClient client, int queueBlocks, Duration putTimeout, int remembered, Duration drain) {
+        this.drain = drain;
+        this.client = client;
+        this.putTimeout = putTimeout;
+        this.remembered = remembered;
+        this.queue = new LinkedBlockingDeque<>(queueBlocks);
+        this.known = new LinkedHashMap<>(16, 0.75f, true) {
+            @Override
+            protected boolean removeEldestEntry(Map.Entry<BlockHash, Long> eldest) {
+                return size() > WriteBack.this.remembered;
+            }
+        };
+        this.writer = Thread.ofPlatform().name("moemesh-kv-writeback").daemon().unstarted(this::run);
+        writer.start();
+    }
+
+    @Override
+    public boolean wants(BlockHash hash) {
+        synchronized (known) {
+            return open && !known.containsKey(hash);
+        }
+    }
+
+    @Override
+    public void accept(BlockContents block) {
+        enqueue(block, false);
+    }
+
+    /**
+     * Queues {@code blocks} ahead of everything else (a swap-out: its blocks are needed back soon) and moves
+     * {@code alsoNeeded} that are queued already to the front too. The future completes when each of them is
+     * settled (stored, or failed / dropped / declined: then the restore finds fewer blocks and recomputes the rest).
+     */
+    public CompletableFuture<Void> writeFirst(List<BlockContents> blocks, List<BlockHash> alsoNeeded) {
+        List<CompletableFuture<Boolean>> waits = new ArrayList<>();
+        synchronized (known) {
+            for (BlockHash h : alsoNeeded) {
+                Entry e = queued.get(h);
+                if (e != null) {
+                    // Still queued: to the front. Already taken by the writer: just wait for its Put.
+                    if (queue.remove(e)) {
+                        queue.offerFirst(e);
+                    }
+                    waits.add(e.done);
+                }
+            }
+        }
+        for (BlockContents b : blocks.reversed()) {
+            Entry e = enqueue(b, true);
+            if (e != null) {
+                waits.add(e.done);
+            }
+        }
+        return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
+    }
+
+    private Entry enqueue(BlockContents block, boolean first) {
+        Entry e = new Entry(block, new CompletableFuture<>());
+        synchronized (known) {
+            if (!open || known.containsKey(block.hash())) {
+                return null;
+            }
+            boolean in = first ? queue.offerFirst(e) : queue.offerLast(e);
+            if (!in && first) {
+                // Room for a swap-out's block at the expense of the newest ordinary one.
+                Entry last = queue.pollLast();
+                if (last != null) {
+                    forget(last, "dropped");
+                    dropped.incrementAndGet();
+                }
+                in = queue.offerFirst(e);
+            }
+            if (!in) {
+                dropped.incrementAndGet();
+                e.done.complete(false);
+                return e;
+            }
+            known.put(block.hash(), QUEUED);
+            queued.put(block.hash(), e);
+        }
+        return e;
+    }
+
+    /** Forgets a queued entry that is not going to be stored (caller holds {@code known}'s lock). */
+    private void forget(Entry e, String why) {
+        BlockHash h = e.block.hash();
+        queued.remove(h);
+        if (known.get(h) != null && known.get(h) == QUEUED) {
+            known.remove(h);
+        }
+        e.done.complete(false);
+        log.debug("KV block {} not written back: {}", h, why);
+    }
+
+    /**
+     * The CRC32C of the payload this gateway stored under {@code hash}, or -1 when it does not remember one (never
+     * written from here, forgotten, or not yet acknowledged).
+     */
+    public long checksum(BlockHash hash) {
+        synchronized (known) {
+            Long c = known.get(hash);
+            return c == null ? -1 : c;
+        }
+    }
+
+    static long crc32c(byte[] payload) {
+        CRC32C crc = new CRC32C();
+        crc.update(payload);
+        return crc.getValue();
+    }
+
+    private void run() {
+        List<Entry> batch = new ArrayList<>();
+        while (open || !queue.isEmpty()) {
+            try {
+                Entry first = queue.poll(100, TimeUnit.MILLISECONDS);
+                if (first == null) {
+                    continue;
+                }
+                batch.clear();
+                batch.add(first);
+                queue.drainTo(batch, BATCH_BLOCKS - 1);
+                write(batch);
+            } catch (InterruptedException e) {
+                return;
+            } catch (RuntimeException e) {
+                log.warn("KV write-back failed", e);
+            }
+        }
+    }
+
+    private void write(List<Entry> batch) {
+        List<BlockContents> blocks = new ArrayList<>(batch.size());
+        List<byte[]> payloads = new ArrayList<>(batch.size());
+        for (Entry e : batch) {
+            blocks.add(e.block);
+            payloads.add(client.payload().encode(e.block.keys(), e.block.values()));
+        }
+        List<PutOutcome> outcomes;
+        try {
+            outcomes = client.put(blocks, payloads, putTimeout);
+        } catch (RuntimeException e) {
+            failed.addAndGet(batch.size());
+            synchronized (known) {
+                for (Entry en : batch) {
+                    forget(en, "Put failed");
+                }
+            }
+            log.debug("Put of {} KV blocks to {} failed: {}", batch.size(), client.endpoint(), e.toString());
+            return;
+        }
+        synchronized (known) {
+            for (int i = 0; i < batch.size(); i++) {
+                Entry en = batch.get(i);
+                PutOutcome o = outcomes.get(i);
+                if (o == PutOutcome.PUT_OUTCOME_STORED || o == PutOutcome.PUT_OUTCOME_ALREADY_PRESENT) {
+                    queued.remove(en.block.hash());
+                    known.put(en.block.hash(), crc32c(payloads.get(i)));
+                    written.incrementAndGet();
+                    writtenBytes.addAndGet(payloads.get(i).length);
+                    en.done.complete(true);
+                } else {
+                    declined.incrementAndGet();
+                    forget(en, o.name());
+                }
+            }
+        }
+    }
+
+    /** Blocks stored (acknowledged STORED or ALREADY_PRESENT). */
+    public long writtenBlocks() {
+        return written.get();
+    }
+
+    /** Payload bytes of {@link #writtenBlocks}. */
+    public long writtenBytes() {
+        return writtenBytes.get();
+    }
+
+    /** Blocks not queued because the queue was full (or pushed out by a swap-out's). */
+    public long droppedBlocks() {
+        return dropped.get();
+    }
+
+    /** Blocks whose Put stream failed (unreachable, timed out, refused). */
+    public long failedBlocks() {
+        return failed.get();
+    }
+
+    /** Blocks the service answered DECLINED or NO_SPACE. */
+    public long declinedBlocks() {
+        return declined.get();
+    }
+
+    /** Blocks waiting in the queue now. */
+    public int queuedBlocks() {
+        return queue.size();
+    }
+
+    /**
+     * Stops taking blocks and writes what is queued for up to {@code drain} (a gateway that shuts down writes back
+     * what its finished sequences left), then stops the writer.
+     */
+    public void close(Duration drain) {
+        open = false;
+        try {
+            writer.join(Math.max(1, drain.toMillis()));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (writer.isAlive()) {
+            log.warn("{} KV blocks not written back to {} before shutdown", queue.size(), client.endpoint());
+            writer.interrupt();
+        }
+    }
+
+    /** {@link #close(Duration)} with the drain time given at construction. */
+    @Override
+    public void close() {
+        close(drain);
+    }
+}

@@ -1,0 +1,90 @@
+package io.moemesh.gateway.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.gateway.kvcache.RemotePrefixes;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.context.properties.source.ConfigurationPropertySources;
+import org.springframework.core.env.StandardEnvironment;
+import org.springframework.core.env.SystemEnvironmentPropertySource;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** moemesh.gateway.kvcache.*: defaults, the environment's names, and every bad value refused naming its property. */
+class KvCachePropertiesTest {
+
+    private static GatewayProperties bind(Map<String, Object> env) {
+        Map<String, Object> all = new HashMap<>(env);
+        all.put("MOEMESH_GATEWAY_MODEL_DIR", "/models/m");
+        all.put("MOEMESH_GATEWAY_TLS_MODE", "plaintext");
+        Binder binder = new Binder(ConfigurationPropertySources.from(new SystemEnvironmentPropertySource(
+                StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME, all)));
+        return binder.bindOrCreate("moemesh.gateway", GatewayProperties.class);
+    }
+
+    @Test
+    void theEnvironmentsNames_areBound() {
+        KvCacheProperties k = bind(Map.of("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "10.0.0.7:9500",
+                "MOEMESH_GATEWAY_KVCACHE_FETCHTIMEOUT", "750ms", "MOEMESH_GATEWAY_KVCACHE_PREEMPTION", "swap",
+                "MOEMESH_GATEWAY_KVCACHE_WRITEBACKQUEUEBLOCKS", "8")).kvcache();
+        assertThat(k.enabled()).isTrue();
+        assertThat(k.endpoint()).isEqualTo("10.0.0.7:9500");
+        assertThat(k.fetchTimeout()).isEqualTo(Duration.ofMillis(750));
+        assertThat(k.mode()).isEqualTo(RemotePrefixes.Mode.SWAP);
+        assertThat(k.writeBackQueueBlocks()).isEqualTo(8);
+    }
+
+    @Test
+    void anEndpoint_withPrefixCachingOff_isRefused_namingBoth() {
+        assertThatThrownBy(() -> bind(Map.of("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "h:1",
+                "MOEMESH_GATEWAY_PREFIXCACHING_ENABLED", "false"))).rootCause()
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("moemesh.gateway.kvcache.endpoint")
+                .hasMessageContaining("moemesh.gateway.prefix-caching.enabled=true");
+    }
+
+    @Test
+    void anEndpoint_needsTheMeshCertificate_evenWithoutExpertServices() {
+        Map<String, Object> env = new HashMap<>();
+        env.put("MOEMESH_GATEWAY_MODEL_DIR", "/models/m");
+        env.put("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "h:1");
+        Binder binder = new Binder(ConfigurationPropertySources.from(new SystemEnvironmentPropertySource(
+                StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME, env)));
+        assertThatThrownBy(() -> binder.bindOrCreate("moemesh.gateway", GatewayProperties.class)).rootCause()
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("moemesh.gateway.tls.cert-chain");
+    }
+
+    @Test
+    void defaults_areOff_withDocumentedValues() {
+        KvCacheProperties k = KvCacheProperties.off();
+        assertThat(k.enabled()).isFalse();
+        assertThat(k.fetchTimeout()).isEqualTo(Duration.ofSeconds(2));
+        assertThat(k.mode()).isEqualTo(RemotePrefixes.Mode.AUTO);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "endpoint          | nohost   | 1   | 1 | 1 | 1 | auto",
+        "fetch-timeout     | h:1      | 0   | 1 | 1 | 1 | auto",
+        "min-fetch-blocks  | h:1      | 1   | 0 | 1 | 1 | auto",
+        "write-back-queue-blocks | h:1 | 1 | 1 | 0 | 1 | auto",
+        "fetch-threads     | h:1      | 1   | 1 | 1 | 0 | auto",
+        "preemption        | h:1      | 1   | 1 | 1 | 1 | sometimes"})
+    void aBadValue_isRefused_namingItsProperty(String property, String endpoint, int fetchSeconds, int minBlocks,
+                                               int queue, int threads, String preemption) {
+        assertThatThrownBy(() -> new KvCacheProperties(endpoint, Duration.ofSeconds(fetchSeconds), minBlocks, queue,
+                null, 10, threads, preemption, null)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("moemesh.gateway.kvcache." + property);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"auto, AUTO", "RECOMPUTE, RECOMPUTE", " swap , SWAP"})
+    void preemption_namesAMode(String value, RemotePrefixes.Mode mode) {
+        assertThat(new KvCacheProperties("h:1", null, 1, 1, null, 1, 1, value, null).mode()).isEqualTo(mode);
+    }
+}

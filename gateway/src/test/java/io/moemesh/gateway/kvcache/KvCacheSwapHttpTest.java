@@ -1,0 +1,82 @@
+package io.moemesh.gateway.kvcache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.gateway.support.FakeKvCacheService;
+import io.moemesh.gateway.support.TestCertificates;
+import io.moemesh.model.golden.TestModels;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalManagementPort;
+import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+
+/**
+ * Preemption with {@code moemesh.gateway.kvcache.preemption=swap}: two requests that cannot both finish in the
+ * 16-block local cache run at once; the newest is preempted and swapped out (its blocks written to the service
+ * first), and on resume its blocks the local cache lost meanwhile are restored from the service. Both give the
+ * text each gives alone.
+ */
+@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+class KvCacheSwapHttpTest {
+    private static final String MODEL = TestModels.MIXTRAL;
+    private static final FakeKvCacheService KV = new FakeKvCacheService(16);
+
+    @DynamicPropertySource
+    static void props(DynamicPropertyRegistry r) {
+        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
+        r.add("moemesh.gateway.grpc-port", () -> "0");
+        r.add("management.server.port", () -> "0");
+        r.add("moemesh.gateway.kv-cache-tokens", () -> "256");
+        r.add("moemesh.gateway.step-token-budget", () -> "64");
+        r.add("moemesh.gateway.kvcache.endpoint", KV::endpoint);
+        r.add("moemesh.gateway.kvcache.preemption", () -> "swap");
+        r.add("moemesh.gateway.kvcache.fetch-timeout", () -> "10s");
+        TestCertificates.gatewayTls(r);
+    }
+
+    @LocalServerPort
+    int port;
+
+    @LocalManagementPort
+    int managementPort;
+
+    @AfterAll
+    static void stop() {
+        KV.close();
+    }
+
+    @Test
+    void aPreemptedSequence_isSwappedOutAndRestored_withTheTextItGetsAlone() throws Exception {
+        Completions api = new Completions(MODEL, port, managementPort);
+        // 100 + 100 positions = 13 blocks each: both cannot run to the end in 16 blocks, either can alone.
+        int[] a = Completions.prompt(100, 21);
+        int[] b = Completions.prompt(100, 22);
+        String refA = api.complete(a, 100).text();
+        String refB = api.complete(b, 100).text();
+        double swaps = api.metric("moemesh_gateway_kvcache_swap_outs_total");
+        double restores = api.metric("moemesh_gateway_kvcache_restores_total");
+
+        try (ExecutorService clients = Executors.newFixedThreadPool(2)) {
+            CompletableFuture<Completions.Result> ra = CompletableFuture.supplyAsync(() -> call(api, a), clients);
+            CompletableFuture<Completions.Result> rb = CompletableFuture.supplyAsync(() -> call(api, b), clients);
+            assertThat(ra.get().text()).isEqualTo(refA);
+            assertThat(rb.get().text()).isEqualTo(refB);
+        }
+        assertThat(api.metric("moemesh_gateway_kvcache_swap_outs_total") - swaps).isPositive();
+        assertThat(api.metric("moemesh_gateway_kvcache_restores_total") - restores).isPositive();
+    }
+
+    private static Completions.Result call(Completions api, int[] prompt) {
+        try {
+            return api.complete(prompt, 100);
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+package io.moemesh.gateway.kvcache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.moemesh.gateway.support.FakeKvCacheService;
+import io.moemesh.gateway.support.TestCertificates;
+import io.moemesh.model.kv.BlockContents;
+import io.moemesh.model.kv.BlockHash;
+import io.moemesh.model.kv.ModelFingerprint;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The write-back queue against the in-memory kvcache.v1 service over mutual TLS: blocks are stored once (a hash
+ * acknowledged is not sent again, and its CRC32C is remembered), a full queue drops and counts instead of blocking,
+ * and a service that is down fails the blocks (counted, forgotten: offered again later).
+ */
+class WriteBackTest {
+    private static final KvPayload LAYOUT = new KvPayload(2, 2, 4, 8);
+    private static final ModelFingerprint MODEL = ModelFingerprint.of(new byte[32]);
+    private final FakeKvCacheService kv = new FakeKvCacheService(4);
+    private final KvCacheClient client = new KvCacheClient(NettyChannelBuilder.forTarget(kv.endpoint(),
+            TestCertificates.credentials("gateway").channel()).build(), kv.endpoint(), MODEL, LAYOUT, null);
+    private WriteBack writeBack;
+
+    @AfterEach
+    void close() {
+        if (writeBack != null) {
+            writeBack.close(Duration.ZERO);
+        }
+        client.close();
+        kv.close();
+    }
+
+    /** Blocks 0..n-1 of one chain, their keys and values drawn from the position. */
+    private static List<BlockContents> chain(int n, int seed) {
+        List<BlockContents> out = new ArrayList<>();
+        BlockHash parent = null;
+        for (int i = 0; i < n; i++) {
+            int[] tokens = {seed, i, 7, 9};
+            BlockHash h = BlockHash.of(parent, tokens, 0, 4, MODEL, "t");
+            float[][] k = new float[2][LAYOUT.floatsPerLayer()];
+            float[][] v = new float[2][LAYOUT.floatsPerLayer()];
+            for (int l = 0; l < 2; l++) {
+                java.util.Arrays.fill(k[l], seed * 10 + i);
+                java.util.Arrays.fill(v[l], -(seed * 10 + i));
+            }
+            out.add(new BlockContents(h, parent, tokens, "t", i, k, v));
+            parent = h;
+        }
+        return out;
+    }
+
+    private static List<BlockHash> hashes(List<BlockContents> blocks) {
+        return blocks.stream().map(BlockContents::hash).toList();
+    }
+
+    @Test
+    void blocksAreStoredOnce_andTheirChecksumRemembered() {
+        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        List<BlockContents> c = chain(3, 1);
+        c.forEach(writeBack::accept);
+        await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.writtenBlocks() == 3);
+        assertThat(kv.stored.get()).isEqualTo(3);
+        for (BlockContents b : c) {
+            assertThat(writeBack.wants(b.hash())).isFalse();
+            byte[] payload = LAYOUT.encode(b.keys(), b.values());
+            assertThat(writeBack.checksum(b.hash())).isEqualTo(WriteBack.crc32c(payload));
+        }
+        c.forEach(writeBack::accept);
+        assertThat(writeBack.queuedBlocks()).isZero();
+        assertThat(client.lookup(hashes(c), Duration.ofSeconds(10))).isEqualTo(3);
+        assertThat(client.get(hashes(c), Duration.ofSeconds(10))).hasSize(3);
+        assertThat(writeBack.writtenBytes()).isEqualTo(3L * LAYOUT.bytes());
+    }
+
+    @Test
+    void aFullQueue_dropsAndCountsBlocks_neverBlockingTheCaller() {
+        kv.putDelay = Duration.ofSeconds(2);
+        writeBack = new WriteBack(client, 2, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        List<BlockContents> c = chain(40, 2);
+        c.forEach(writeBack::accept);
+        // the writer takes at most 16 + 16 while the first Put is slow; the queue holds 2: the rest is dropped
+        assertThat(writeBack.droppedBlocks()).isPositive();
+        await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.queuedBlocks() == 0
+                && writeBack.writtenBlocks() + writeBack.droppedBlocks() == 40);
+        BlockContents dropped = c.stream().filter(b -> writeBack.wants(b.hash())).findFirst().orElseThrow();
+        assertThat(dropped).as("a dropped block may be offered again").isNotNull();
+    }
+
+    @Test
+    void aServiceThatIsDown_failsTheBlocks_andForgetsThem() {
+        kv.stop();
+        writeBack = new WriteBack(client, 64, Duration.ofSeconds(2), 1000, Duration.ofSeconds(5));
+        List<BlockContents> c = chain(2, 3);
+        c.forEach(writeBack::accept);
+        await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.failedBlocks() == 2);
+        assertThat(writeBack.wants(c.getFirst().hash())).isTrue();
+        assertThat(writeBack.checksum(c.getFirst().hash())).isEqualTo(-1);
+    }
+
+    @Test
+    void aSwapOutsBlocks_jumpTheQueue_andItsFutureCompletesWhenTheyAreStored() throws Exception {
+        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        List<BlockContents> c = chain(3, 4);
+        writeBack.writeFirst(c, hashes(c)).get(30, java.util.concurrent.TimeUnit.SECONDS);
+        assertThat(client.lookup(hashes(c), Duration.ofSeconds(10))).isEqualTo(3);
+    }
+
+    @Test
+    void close_stillWritesWhatIsQueued_withinTheDrainTime() {
+        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(30));
+        List<BlockContents> c = chain(5, 5);
+        c.forEach(writeBack::accept);
+        writeBack.close();
+        assertThat(kv.stored.get()).isEqualTo(5);
+        assertThat(writeBack.wants(chain(1, 6).getFirst().hash())).as("closed: takes nothing more").isFalse();
+        writeBack = null;
+    }
+}

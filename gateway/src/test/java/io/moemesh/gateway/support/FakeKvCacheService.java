@@ -1,0 +1,222 @@
+package io.moemesh.gateway.support;
+
+import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.model.kv.BlockHash;
+import io.moemesh.model.kv.ModelFingerprint;
+import io.moemesh.proto.kvcache.v1.BlockLayout;
+import io.moemesh.proto.kvcache.v1.GetRequest;
+import io.moemesh.proto.kvcache.v1.GetResponse;
+import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.proto.kvcache.v1.LookupRequest;
+import io.moemesh.proto.kvcache.v1.LookupResponse;
+import io.moemesh.proto.kvcache.v1.PutOutcome;
+import io.moemesh.proto.kvcache.v1.PutRequest;
+import io.moemesh.proto.kvcache.v1.PutResponse;
+import io.moemesh.proto.kvcache.v1.PutResult;
+import io.moemesh.proto.kvcache.v1.Tier;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.io.ByteArrayOutputStream;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A small in-memory kvcache.v1 KvCacheService on a real socket with mutual TLS (the mesh certificate "expert-2" of
+ * {@link TestCertificates}), following the contract the gateway relies on: Put streams of header + chunks, a block
+ * stored only when complete and only when its hash matches its parent, tokens, fingerprint and tenant; Lookup of the
+ * leading run; Get in chunks of at most 1 MiB with {@code found = false} for a miss; a block_tokens other than the
+ * configured one is FAILED_PRECONDITION. Knobs for the failure tests: {@link #delay} (every Lookup and Get waits
+ * first), {@link #corrupt} (Get returns the bytes of another stored block of the same size), {@link #putDelay},
+ * {@link #stop} / {@link #restart} (down).
+ */
+public final class FakeKvCacheService implements AutoCloseable {
+    /** Stored payloads by hash. */
+    public final Map<ByteString, byte[]> blocks = new ConcurrentHashMap<>();
+    public volatile Duration delay = Duration.ZERO;
+    public volatile Duration putDelay = Duration.ZERO;
+    public volatile boolean corrupt;
+    public final AtomicInteger lookups = new AtomicInteger();
+    public final AtomicInteger gets = new AtomicInteger();
+    public final AtomicInteger stored = new AtomicInteger();
+    private final int blockTokens;
+    private GrpcServerLifecycle server;
+    private int port;
+
+    public FakeKvCacheService(int blockTokens) {
+        this.blockTokens = blockTokens;
+        start(0);
+    }
+
+    private synchronized void start(int onPort) {
+        server = new GrpcServerLifecycle("test-kvcache", "127.0.0.1", onPort,
+                TestCertificates.credentials("expert-2").server(), 64 << 20, Duration.ofMillis(200),
+                List.of(new Service()), List.of());
+        server.start();
+        port = server.port();
+    }
+
+    public String endpoint() {
+        return "127.0.0.1:" + port;
+    }
+
+    public synchronized void stop() {
+        server.stop();
+    }
+
+    public synchronized void restart() {
+        start(port);
+    }
+
+    @Override
+    public void close() {
+        stop();
+    }
+
+    /** The simulated slowness of a knob (a slow service, on the server's thread; no test waits on it). */
+    private static void sleep(Duration d) {
+        if (!d.isZero()) {
+            try {
+                Thread.sleep(d);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void checkLayout(BlockLayout l) {
+        if (l.getBlockTokens() != blockTokens) {
+            throw Status.FAILED_PRECONDITION.withDescription("layout.block_tokens " + l.getBlockTokens()
+                    + " is not the service's " + blockTokens).asRuntimeException();
+        }
+    }
+
+    private static int payloadBytes(BlockLayout l) {
+        return 2 * l.getNumLayers() * l.getNumKvHeads() * l.getBlockTokens() * l.getHeadDim() * Float.BYTES;
+    }
+
+    private final class Service extends KvCacheServiceGrpc.KvCacheServiceImplBase {
+        @Override
+        public void lookup(LookupRequest req, StreamObserver<LookupResponse> out) {
+            lookups.incrementAndGet();
+            sleep(delay);
+            checkLayout(req.getLayout());
+            LookupResponse.Builder r = LookupResponse.newBuilder();
+            for (ByteString h : req.getBlockHashesList()) {
+                if (!blocks.containsKey(h)) {
+                    break;
+                }
+                r.setPresentBlocks(r.getPresentBlocks() + 1).addTiers(Tier.TIER_DRAM);
+            }
+            out.onNext(r.build());
+            out.onCompleted();
+        }
+
+        @Override
+        public void get(GetRequest req, StreamObserver<GetResponse> out) {
+            gets.incrementAndGet();
+            sleep(delay);
+            checkLayout(req.getLayout());
+            for (int i = 0; i < req.getBlockHashesCount(); i++) {
+                ByteString h = req.getBlockHashes(i);
+                byte[] data = blocks.get(h);
+                if (data != null && corrupt) {
+                    data = blocks.entrySet().stream().filter(e -> !e.getKey().equals(h)
+                            && e.getValue().length == blocks.get(h).length).map(Map.Entry::getValue).findFirst()
+                            .orElse(new byte[data.length]);
+                }
+                if (data == null) {
+                    out.onNext(GetResponse.newBuilder().setIndex(i).setFound(false).build());
+                    continue;
+                }
+                int chunk = 1 << 20;
+                for (int off = 0; off < data.length; off += chunk) {
+                    int n = Math.min(chunk, data.length - off);
+                    out.onNext(GetResponse.newBuilder().setIndex(i).setFound(true).setTier(Tier.TIER_DRAM).setOffset(off)
+                            .setData(ByteString.copyFrom(data, off, n)).setLast(off + n == data.length).build());
+                }
+            }
+            out.onCompleted();
+        }
+
+        @Override
+        public StreamObserver<PutRequest> put(StreamObserver<PutResponse> out) {
+            sleep(putDelay);
+            return new StreamObserver<>() {
+                private final PutResponse.Builder results = PutResponse.newBuilder();
+                private ByteString hash;
+                private int size;
+                private ByteArrayOutputStream data;
+                private boolean failed;
+
+                @Override
+                public void onNext(PutRequest m) {
+                    if (failed) {
+                        return;
+                    }
+                    try {
+                        if (m.hasHeader()) {
+                            if (data != null) {
+                                throw Status.INVALID_ARGUMENT.withDescription("header before the block was complete")
+                                        .asRuntimeException();
+                            }
+                            var hd = m.getHeader();
+                            checkLayout(hd.getLayout());
+                            byte[] parent = hd.getParentHash().toByteArray();
+                            int[] tokens = hd.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
+                            BlockHash expected = BlockHash.of(java.util.Arrays.equals(parent, new byte[32]) ? null
+                                            : BlockHash.fromBytes(parent), tokens, 0, tokens.length,
+                                    ModelFingerprint.of(hd.getModelFingerprint().toByteArray()), hd.getTenant());
+                            if (!java.util.Arrays.equals(expected.bytes(), hd.getBlockHash().toByteArray())) {
+                                throw Status.INVALID_ARGUMENT.withDescription("block_hash").asRuntimeException();
+                            }
+                            hash = hd.getBlockHash();
+                            size = payloadBytes(hd.getLayout());
+                            data = new ByteArrayOutputStream();
+                        }
+                        if (data == null) {
+                            throw Status.INVALID_ARGUMENT.withDescription("data before a header").asRuntimeException();
+                        }
+                        data.writeBytes(m.getData().toByteArray());
+                        if (data.size() > size) {
+                            throw Status.INVALID_ARGUMENT.withDescription("data (oversize put)").asRuntimeException();
+                        }
+                        if (data.size() == size) {
+                            boolean had = blocks.putIfAbsent(hash, data.toByteArray()) != null;
+                            if (!had) {
+                                stored.incrementAndGet();
+                            }
+                            results.addResults(PutResult.newBuilder().setBlockHash(hash).setOutcome(had
+                                    ? PutOutcome.PUT_OUTCOME_ALREADY_PRESENT : PutOutcome.PUT_OUTCOME_STORED)
+                                    .setTier(Tier.TIER_DRAM));
+                            data = null;
+                        }
+                    } catch (RuntimeException e) {
+                        failed = true;
+                        out.onError(e);
+                    }
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                }
+
+                @Override
+                public void onCompleted() {
+                    if (failed) {
+                        return;
+                    }
+                    if (data != null) {
+                        out.onError(Status.INVALID_ARGUMENT.withDescription("stream ended mid-block").asRuntimeException());
+                        return;
+                    }
+                    out.onNext(results.build());
+                    out.onCompleted();
+                }
+            };
+        }
+    }
+}

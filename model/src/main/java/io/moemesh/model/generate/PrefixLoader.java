@@ -1,0 +1,26 @@
+package io.moemesh.model.generate;
+
+/**
+ * Admission's asynchronous step: before the scheduler admits a sequence (first admission, and resume after a
+ * preemption) it asks whether the sequence's KV that another tier holds has been brought in. A loader that must
+ * fetch starts the fetch on its own threads and answers false; the scheduler then leaves the sequence waiting
+ * (others are admitted meanwhile) and asks again at a later step; once the blocks are in (imported into the
+ * {@code PrefixSource}) or the fetch failed or timed out, it answers true and the sequence is admitted, its prefix
+ * found by the prefix source as usual. A loader must wake the engine loop when a fetch ends (the loop may be idle).
+ * Engine thread only; never blocks. Never asked for traced requests (they compute every position).
+ */
+public interface PrefixLoader {
+    /** Nothing to load: every sequence is admitted at once. */
+    PrefixLoader NONE = (seqId, context, tenant, again) -> true;
+
+    /**
+     * @param context the context about to be prefilled (as {@code PrefixSource.acquirePrefix} gets it)
+     * @param again   false at the first admission, true when the sequence was admitted before (a resume)
+     * @return true to admit now, false to wait (ask again at a later step)
+     */
+    boolean ready(long seqId, int[] context, String tenant, boolean again);
+
+    /** The sequence left the scheduler (finished, failed or cancelled): drop what is kept for it. */
+    default void forget(long seqId) {
+    }
+}
