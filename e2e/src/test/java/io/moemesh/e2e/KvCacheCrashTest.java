@@ -125,6 +125,9 @@ class KvCacheCrashTest {
                 assertThat(lost).as("round %d: acknowledged blocks missing after %d kill(s) (only DRAM's may be): "
                         + "%d of %d acknowledged, %d unacknowledged but complete blocks served", round, round, lost,
                         acked.size(), servedUnacked).isLessThanOrEqualTo(round * DRAM_BLOCKS);
+                System.err.printf("KvCacheCrashTest fsync %s round %d: %d blocks acknowledged, %d of them lost with "
+                        + "DRAM, %d complete but unacknowledged blocks served, %d sent in all%n", fsync, round,
+                        acked.size(), lost, servedUnacked, keys.size());
                 // what was lost is gone for good, so it does not count again in the next round
                 missing.forEach(k -> {
                     acked.remove(k);

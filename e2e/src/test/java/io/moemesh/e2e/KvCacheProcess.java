@@ -59,7 +59,7 @@ final class KvCacheProcess implements AutoCloseable {
     private final CertificateDirectory tls;
     private final Path ssdDir;
     private ProcessHandle process;
-    private ManagedChannel channel;
+    private volatile ManagedChannel channel;
 
     /** @param settings more {@code MOEMESH_KVCACHE_*} variables (e.g. {@code _FSYNC}, {@code _DRAM_BYTES}) */
     KvCacheProcess(Path dir, Map<String, String> settings) {
@@ -102,11 +102,12 @@ final class KvCacheProcess implements AutoCloseable {
     KvCacheProcess start() {
         process = ServiceProcess.start(service).toHandle();
         ServiceProcess.awaitServing(service, process, Instant.now().plus(START_TIMEOUT), tls.channelCredentials("gateway"));
-        if (channel == null) {
-            channel = Grpc.newChannelBuilderForAddress("127.0.0.1", service.grpcPort(),
-                    tls.channelCredentials("gateway")).build();
+        // a fresh channel: the old one saw the port refuse connections and would fail calls fast for a while
+        if (channel != null) {
+            channel.shutdownNow();
         }
-        channel.resetConnectBackoff();
+        channel = Grpc.newChannelBuilderForAddress("127.0.0.1", service.grpcPort(), tls.channelCredentials("gateway"))
+                .build();
         return this;
     }
 
