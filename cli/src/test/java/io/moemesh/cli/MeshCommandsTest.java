@@ -39,22 +39,25 @@ class MeshCommandsTest {
     }
 
     @Test
-    void up_printsTheGatewayHttpAndRouterLinesAndOneLinePerInstance_routerCommandsReachItsRouter_thenDownStopsEverything() {
+    void up_printsTheGatewayHttpRouterAndKvCacheLinesAndOneLinePerInstance_routerCommandsReachItsRouter_thenDownStopsEverything() {
         CliRun up = CliRun.of("up", "--model", TestModels.dir(TestModels.MIXTRAL).toString(), "--experts", "2",
                 "--state-dir", state.toString(), "--heap", "256m");
         assertThat(up.exitCode()).as(up.err()).isZero();
         String[] lines = up.out().strip().split("\\R");
-        assertThat(lines).hasSize(5);
+        assertThat(lines).hasSize(6);
         assertThat(lines[0]).matches("gateway: 127\\.0\\.0\\.1:\\d+");
         assertThat(lines[1]).matches("http: http://127\\.0\\.0\\.1:\\d+");
         assertThat(lines[2]).matches("router: 127\\.0\\.0\\.1:\\d+");
-        assertThat(lines[3]).matches("expert-0 127\\.0\\.0\\.1:\\d+ experts: L0\\[0,2,4,6] L1\\[1,3,5,7] L2\\[0,2,4,6] L3\\[1,3,5,7]");
-        assertThat(lines[4]).startsWith("expert-1 ");
+        assertThat(lines[3]).matches("kvcache: 127\\.0\\.0\\.1:\\d+");
+        assertThat(lines[4]).matches("expert-0 127\\.0\\.0\\.1:\\d+ experts: L0\\[0,2,4,6] L1\\[1,3,5,7] L2\\[0,2,4,6] L3\\[1,3,5,7]");
+        assertThat(lines[5]).startsWith("expert-1 ");
         assertThat(up.err()).contains("moemesh down --state-dir " + state);
         MeshState s = MeshState.read(state).orElseThrow();
         assertThat(lines[0]).isEqualTo("gateway: " + s.gateway().grpcEndpoint());
         assertThat(lines[1]).isEqualTo("http: http://127.0.0.1:" + s.gateway().httpPort());
         assertThat(lines[2]).isEqualTo("router: " + s.router().grpcEndpoint());
+        assertThat(lines[3]).isEqualTo("kvcache: " + s.kvcache().grpcEndpoint());
+        assertThat(s.gateway().environment()).containsEntry("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", s.kvcache().grpcEndpoint());
 
         // the router of the mesh.json, as the placer of its tls/ (the fake router keeps its epoch in placement.json)
         CliRun describe = CliRun.of("router", "describe", "--state-dir", state.toString());
@@ -67,17 +70,22 @@ class MeshCommandsTest {
         CliRun down = CliRun.of("down", "--state-dir", state.toString());
         assertThat(down.exitCode()).isZero();
         assertThat(down.out()).contains("stopped expert-0 (pid " + s.experts().getFirst().pid() + ")")
-                .contains("stopped router (pid " + s.router().pid() + ")").contains("stopped gateway");
+                .contains("stopped router (pid " + s.router().pid() + ")").contains("stopped gateway")
+                .contains("stopped kvcache (pid " + s.kvcache().pid() + ")");
         assertThat(s.services()).allSatisfy(svc -> assertThat(svc.process()).isEmpty());
     }
 
     @Test
-    void upNoRouter_printsNoRouterLine_andRouterCommandsSayTheMeshHasNone() {
+    void upNoRouterNoKvCache_printsNeitherLine_andRouterCommandsSayTheMeshHasNone() {
         CliRun up = CliRun.of("up", "--model", TestModels.dir(TestModels.MIXTRAL).toString(), "--experts", "1",
-                "--no-router", "--state-dir", state.toString(), "--heap", "256m");
+                "--no-router", "--no-kvcache", "--state-dir", state.toString(), "--heap", "256m");
         assertThat(up.exitCode()).as(up.err()).isZero();
-        assertThat(up.out().strip().split("\\R")).hasSize(3).noneMatch(l -> l.startsWith("router"));
-        assertThat(MeshState.read(state).orElseThrow().router()).isNull();
+        assertThat(up.out().strip().split("\\R")).hasSize(3).noneMatch(l -> l.startsWith("router"))
+                .noneMatch(l -> l.startsWith("kvcache"));
+        MeshState s = MeshState.read(state).orElseThrow();
+        assertThat(s.router()).isNull();
+        assertThat(s.kvcache()).isNull();
+        assertThat(s.gateway().environment()).doesNotContainKey("MOEMESH_GATEWAY_KVCACHE_ENDPOINT");
 
         CliRun describe = CliRun.of("router", "describe", "--state-dir", state.toString());
         assertThat(describe.exitCode()).isEqualTo(2);

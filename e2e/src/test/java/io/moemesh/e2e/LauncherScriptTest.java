@@ -34,7 +34,7 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * The launcher as a user runs it: {@code ./moemesh up} (with its router), {@code router describe},
+ * The launcher as a user runs it: {@code ./moemesh up} (with its router and kvcache-service), {@code router describe},
  * {@code generate --endpoint} for every golden case, {@code down}, each a separate process of the repository's
  * launcher script.
  */
@@ -64,11 +64,12 @@ class LauncherScriptTest {
                 "--replicas", "2", "--state-dir", STATE.toString(), "--heap", TestMeshes.HEAP);
         assertThat(up.exit()).as("up exit code; stderr:%n%s", up.err()).isZero();
         List<String> lines = up.out().lines().toList();
-        assertThat(lines).as("up stdout").hasSize(6);
+        assertThat(lines).as("up stdout").hasSize(7);
         assertThat(lines.getFirst()).matches("gateway: 127\\.0\\.0\\.1:\\d+");
         assertThat(lines.get(1)).matches("http: http://127\\.0\\.0\\.1:\\d+");
         assertThat(lines.get(2)).matches("router: 127\\.0\\.0\\.1:\\d+");
-        assertThat(lines.subList(3, 6)).allMatch(l -> l.matches("expert-\\d 127\\.0\\.0\\.1:\\d+ experts:( L\\d\\[[\\d,]+])+"));
+        assertThat(lines.get(3)).matches("kvcache: 127\\.0\\.0\\.1:\\d+");
+        assertThat(lines.subList(4, 7)).allMatch(l -> l.matches("expert-\\d 127\\.0\\.0\\.1:\\d+ experts:( L\\d\\[[\\d,]+])+"));
         String endpoint = lines.getFirst().substring("gateway: ".length());
 
         MeshState state = MeshState.read(STATE).orElseThrow();
@@ -76,6 +77,15 @@ class LauncherScriptTest {
         assertThat(state.services()).allSatisfy(s -> assertThat(Path.of(s.logFile())).isNotEmptyFile());
         assertThat(state.services()).extracting(MeshState.Service::name).contains("router");
         assertThat(lines.get(2)).isEqualTo("router: " + state.router().grpcEndpoint());
+        assertThat(state.services()).extracting(MeshState.Service::name).contains("kvcache");
+        assertThat(lines.get(3)).isEqualTo("kvcache: " + state.kvcache().grpcEndpoint());
+        // SERVING only once its SSD index (in <state-dir>/kvcache/) is rebuilt; mutual TLS like every internal port
+        assertThat(ServiceProcess.serving("127.0.0.1", state.kvcache().grpcPort(),
+                CertificateDirectory.open(MeshLauncher.tlsDir(STATE)).channelCredentials("gateway"))).isTrue();
+        assertThat(ServiceProcess.serving("127.0.0.1", state.kvcache().grpcPort())).as("kvcache plaintext").isFalse();
+        assertThat(state.gateway().environment()).containsEntry("MOEMESH_GATEWAY_KVCACHE_ENDPOINT",
+                state.kvcache().grpcEndpoint());
+        assertThat(STATE.resolve("kvcache")).isDirectory();
         internalPortsRefuseStrangers_andRogueAssignments(state);
 
         // the router published epoch 1 (it reports SERVING only then), as the placement file up wrote
@@ -107,7 +117,9 @@ class LauncherScriptTest {
         LauncherRun down = moemesh(Duration.ofMinutes(1), "down", "--state-dir", STATE.toString());
         assertThat(down.exit()).as("down exit code; stderr:%n%s", down.err()).isZero();
         assertThat(down.out()).contains("stopped gateway (pid " + state.gateway().pid() + ")")
-                .contains("stopped router (pid " + state.router().pid() + ")");
+                .contains("stopped router (pid " + state.router().pid() + ")")
+                .contains("stopped kvcache (pid " + state.kvcache().pid() + ")");
+        assertThat(STATE.resolve("kvcache")).as("the SSD tier outlives down").isDirectory();
         assertThat(state.services()).allSatisfy(s -> assertThat(s.process()).as(s.name()).isEmpty());
         assertThat(ServiceProcess.serving("127.0.0.1", state.gateway().grpcPort())).isFalse();
         assertThat(MeshState.file(STATE)).doesNotExist();
@@ -125,7 +137,7 @@ class LauncherScriptTest {
      */
     private static void internalPortsRefuseStrangers_andRogueAssignments(MeshState state) throws IOException {
         Path tlsDir = MeshLauncher.tlsDir(STATE);
-        for (String key : List.of("ca.key", "placer.key", "gateway.key", "expert-0.key", "router.key")) {
+        for (String key : List.of("ca.key", "placer.key", "gateway.key", "expert-0.key", "router.key", "kvcache.key")) {
             assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(tlsDir.resolve(key)))).as(key)
                     .isEqualTo("rw-------");
         }

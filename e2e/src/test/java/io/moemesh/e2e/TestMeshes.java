@@ -18,7 +18,8 @@ import java.util.List;
  * <p>{@link #start} meshes have no router-service (unlike {@code moemesh up}): most tests switch placements
  * themselves ({@link Placements}: the placement file and LoadAssignment as the placer), which a router publishing
  * its own epochs would fight, and the others test the data path on the fixed epoch 1, where a router JVM would only
- * cost startup time. Tests of the router's placement use {@link #startWithRouter}.
+ * cost startup time. Tests of the router's placement use {@link #startWithRouter}; none starts the kvcache-service
+ * but {@link #startWithKvCache}.
  */
 final class TestMeshes {
     /** Four JVMs start at once on a 2-core machine: generous, but bounded. */
@@ -61,6 +62,15 @@ final class TestMeshes {
     /** With the router and extra JVM options for every service (e.g. {@code -Dmoemesh.router.min-routes-to-plan=64}). */
     static RunningMesh startWithRouter(String name, String model, int experts, int replicas, List<String> jvmOptions) {
         return up(spec(name, model, experts, replicas, jvmOptions, MeshSpec.RestartPolicy.NEVER));
+    }
+
+    /**
+     * With the kvcache-service, as {@code moemesh up} starts it (its SSD tier in {@code <state-dir>/kvcache/}, kept
+     * across meshes of the same name), without the router.
+     */
+    static RunningMesh startWithKvCache(String name, String model, int experts, int replicas) {
+        return up(spec(name, model, experts, replicas, List.of(), MeshSpec.RestartPolicy.NEVER).withoutRouter()
+                .withKvCache());
     }
 
     private static MeshSpec spec(String name, String model, int experts, int replicas, List<String> jvmOptions,

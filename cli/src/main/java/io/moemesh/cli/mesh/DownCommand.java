@@ -12,9 +12,11 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 @Command(name = "down", mixinStandardHelpOptions = true,
-        description = "Stop the mesh `moemesh up` started in the state directory: SIGTERM to every service, SIGKILL to "
-                + "those still running after the grace period. Logs stay in <state-dir>/logs. Exits 0 also when no "
-                + "mesh is running.")
+        description = "Stop the mesh `moemesh up` started in the state directory: SIGTERM to the gateway first (it drains "
+                + "its queued KV write-backs), then to the kvcache-service (it persists every acknowledged block; given "
+                + "at least 60 s), then to the others; SIGKILL to those still running after the grace period. Logs "
+                + "stay in <state-dir>/logs, the kvcache-service's SSD tier in <state-dir>/kvcache. Exits 0 also when "
+                + "no mesh is running.")
 public final class DownCommand implements Callable<Integer> {
 
     @Spec
@@ -24,7 +26,7 @@ public final class DownCommand implements Callable<Integer> {
     StateDirOption stateDir = new StateDirOption();
 
     @Option(names = "--grace", defaultValue = "20", paramLabel = "SECONDS",
-            description = "Time for a graceful shutdown before SIGKILL (default ${DEFAULT-VALUE}).")
+            description = "Time for a graceful shutdown before SIGKILL, per stage (default ${DEFAULT-VALUE}).")
     int graceSeconds;
 
     @Override

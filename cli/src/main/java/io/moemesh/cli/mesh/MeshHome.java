@@ -12,6 +12,8 @@ public record MeshHome(Path root) {
     public static final String EXPERT_JAR = "expert-service/target/moemesh-expert-service.jar";
     /** The runnable Spring Boot jar (classifier exec; the plain jar is the library the router commands use). */
     public static final String ROUTER_JAR = "router-service/target/moemesh-router-service-exec.jar";
+    /** The kvcache-service's runnable Spring Boot jar (classifier exec, as the router's). */
+    public static final String KVCACHE_JAR = "kvcache-service/target/moemesh-kvcache-service-exec.jar";
 
     public static MeshHome detect() {
         String prop = System.getProperty("moemesh.home");
@@ -38,6 +40,10 @@ public record MeshHome(Path root) {
 
     public Path routerJar() {
         return jar(ROUTER_JAR);
+    }
+
+    public Path kvcacheJar() {
+        return jar(KVCACHE_JAR);
     }
 
     /** The default state folder: {@code .moemesh} under the repository root. */

@@ -24,14 +24,18 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * Brings a local mesh up and down: N expert-service JVMs, the router-service JVM (unless the spec leaves it out) and
- * one gateway JVM on loopback, configured through environment variables exactly as a Kubernetes pod would be,
- * sharing one placement file. {@code up} writes epoch 1 (the even deal) to it, which every service starts from; the
- * router then owns placement: it loads the same epoch 1 onto the instances (as the identity {@link #ROUTER}), reports
- * SERVING once it is published, and writes every later epoch (a replan) to the same file. Service-to-service gRPC is
+ * Brings a local mesh up and down: N expert-service JVMs, the router-service JVM (unless the spec leaves it out), the
+ * kvcache-service JVM (when the spec asks for it, as {@code moemesh up} does) and one gateway JVM on loopback,
+ * configured through environment variables exactly as a Kubernetes pod would be, sharing one placement file.
+ * {@code up} writes epoch 1 (the even deal) to it, which every service starts from; the router then owns placement: it
+ * loads the same epoch 1 onto the instances (as the identity {@link #ROUTER}), reports SERVING once it is published, and writes every later epoch (a replan) to the same file. Service-to-service gRPC is
  * mutual TLS: {@code up} issues the mesh CA and one certificate per service (and one for itself, the {@link #PLACER}
  * identity allowed to LoadAssignment and to Replan) into {@code <state-dir>/tls/} and hands each service its files
- * as {@code MOEMESH_*_TLS_*} variables, as a mounted Secret would be on Kubernetes.
+ * as {@code MOEMESH_*_TLS_*} variables, as a mounted Secret would be on Kubernetes. The kvcache-service keeps its SSD
+ * tier in {@code <state-dir>/kvcache/}, which neither {@code up} nor {@code down} deletes, so KV blocks stored before
+ * a {@code down} are served after the next {@code up}; {@code down} stops the gateway first (it drains its queued
+ * write-backs to the kvcache-service), then the kvcache-service (it demotes DRAM to SSD and forces its segments),
+ * then the rest.
  */
 public final class MeshLauncher {
     /** Flags every service JVM needs (Vector API kernels, native access) and the collector chosen for them. */
@@ -47,6 +51,8 @@ public final class MeshLauncher {
     public static final String ROUTER = "router";
     /** -Xmx of the router: it holds the route window (~1.5 KiB a token for 32 layers) and no weights. */
     static final String ROUTER_HEAP = "256m";
+    /** The kvcache-service's service name and mesh identity (its certificate's SAN is spiffe://moemesh/kvcache). */
+    public static final String KVCACHE = "kvcache";
 
     private MeshLauncher() {
     }
@@ -73,10 +79,11 @@ public final class MeshLauncher {
         Path expertJar = spec.home().expertJar();
         Path gatewayJar = spec.home().gatewayJar();
         Path routerJar = spec.router() ? spec.home().routerJar() : null;
+        Path kvcacheJar = spec.kvcache() ? spec.home().kvcacheJar() : null;
         Path placementFile = spec.stateDir().resolve("placement.json");
         // per service: gRPC, HTTP (the gateway's OpenAI API), management (actuator: health, Prometheus); the
-        // experts', then the gateway's, then the router's
-        int[] ports = freePorts(3 * (spec.experts() + 2));
+        // experts', then the gateway's, then the router's, then the kvcache-service's
+        int[] ports = freePorts(3 * (spec.experts() + 3));
         Map<String, String> settings = MeshSecrets.settings(callerEnv);
         List<String> identities = new ArrayList<>();
         for (int i = 0; i < spec.experts(); i++) {
@@ -85,6 +92,9 @@ public final class MeshLauncher {
         identities.addAll(List.of(GATEWAY, PLACER));
         if (spec.router()) {
             identities.add(ROUTER);
+        }
+        if (spec.kvcache()) {
+            identities.add(KVCACHE);
         }
         CertificateDirectory tls = CertificateDirectory.create(tlsDir(spec.stateDir()), identities);
 
@@ -131,6 +141,15 @@ public final class MeshLauncher {
                     renv);
         }
 
+        MeshState.Service kvcache = null;
+        if (spec.kvcache()) {
+            int base = 3 * (spec.experts() + 2);
+            Map<String, String> kenv = KvCacheSettings.environment(settings, spec, ports[base]);
+            tlsEnvironment(kenv, "MOEMESH_KVCACHE_TLS_", tls, KVCACHE);
+            kvcache = service(spec, KVCACHE, KvCacheSettings.heap(kenv), java, kvcacheJar, ports[base],
+                    ports[base + 1], ports[base + 2], kenv);
+        }
+
         int gatewayGrpc = ports[3 * spec.experts()];
         Map<String, String> genv = new LinkedHashMap<>(settings);
         genv.putAll(MeshSecrets.gatewayApiKeys(spec.stateDir(), callerEnv));
@@ -144,6 +163,11 @@ public final class MeshLauncher {
             // its starting placement
             genv.put("MOEMESH_GATEWAY_ROUTER_ENDPOINT", router.grpcEndpoint());
         }
+        if (kvcache != null) {
+            // the gateway's kvcache client (moemesh.gateway.kvcache.*): the gateway ignores these until it binds them
+            genv.put("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", kvcache.grpcEndpoint());
+            genv.put("MOEMESH_GATEWAY_KVCACHE_BLOCK_TOKENS", Integer.toString(KvCacheSettings.BLOCK_TOKENS));
+        }
         tlsEnvironment(genv, "MOEMESH_GATEWAY_TLS_", tls, GATEWAY);
         MeshState.Service gateway = service(spec, GATEWAY, java, gatewayJar, gatewayGrpc, ports[3 * spec.experts() + 1],
                 ports[3 * spec.experts() + 2], genv);
@@ -156,8 +180,10 @@ public final class MeshLauncher {
         Instant t0 = Instant.now();
         Instant deadline = t0.plus(spec.startTimeout());
         try {
-            log.printf("moemesh up: starting %d expert service(s)%s and the gateway for %s (logs in %s)%n",
-                    spec.experts(), router != null ? ", the router" : "", spec.model().getFileName(),
+            log.printf("moemesh up: starting %d expert service(s)%s%s and the gateway for %s (logs in %s)%n",
+                    spec.experts(), router != null ? ", the router" : "",
+                    kvcache != null ? ", the kvcache-service (SSD tier in " + spec.kvcacheDir() + ")" : "",
+                    spec.model().getFileName(),
                     spec.stateDir().resolve("logs"));
             log.flush();
             // All start at once: JVM startup is largely single-threaded, so the services' startups overlap on
@@ -170,6 +196,9 @@ public final class MeshLauncher {
             }
             if (router != null) {
                 mesh.update(mesh.state().withRouter(router.withProcess(ServiceProcess.start(router).toHandle())));
+            }
+            if (kvcache != null) {
+                mesh.update(mesh.state().withKvCache(kvcache.withProcess(ServiceProcess.start(kvcache).toHandle())));
             }
             mesh.update(mesh.state().withGateway(gateway.withProcess(ServiceProcess.start(gateway).toHandle())));
             for (MeshState.Service s : mesh.state().services()) {
@@ -214,15 +243,36 @@ public final class MeshLauncher {
                 return report;
             }
         }
-        List<ProcessHandle> running = new ArrayList<>();
         for (MeshState.Service s : state.get().services()) {
-            Optional<ProcessHandle> p = s.process();
-            p.ifPresent(running::add);
-            report.add(p.isPresent() ? "stopped " + s.name() + " (pid " + s.pid() + ")" : s.name() + " was not running");
+            report.add(s.process().isPresent() ? "stopped " + s.name() + " (pid " + s.pid() + ")"
+                    : s.name() + " was not running");
         }
-        ServiceProcess.stop(running, grace);
+        stopServices(state.get(), grace);
         MeshState.delete(stateDir);
         return report;
+    }
+
+    /**
+     * Stops the services of a mesh in the order that keeps KV blocks: the gateway first (SIGTERM; it drains its
+     * queued write-backs to the kvcache-service while it shuts down), then the kvcache-service (SIGTERM; it finishes
+     * in-flight calls, demotes DRAM to SSD and forces its segments, given at least
+     * {@link KvCacheSettings#STOP_GRACE}),
+     * then the others together. Each stage waits until its processes exited (SIGKILL after the grace).
+     */
+    static void stopServices(MeshState state, Duration grace) {
+        List<ProcessHandle> first = new ArrayList<>();
+        List<ProcessHandle> second = new ArrayList<>();
+        List<ProcessHandle> rest = new ArrayList<>();
+        for (MeshState.Service s : state.services()) {
+            Optional<ProcessHandle> p = s.process();
+            if (p.isEmpty()) {
+                continue;
+            }
+            (s.name().equals(GATEWAY) ? first : s.name().equals(KVCACHE) ? second : rest).add(p.get());
+        }
+        ServiceProcess.stop(first, grace);
+        ServiceProcess.stop(second, grace.compareTo(KvCacheSettings.STOP_GRACE) > 0 ? grace : KvCacheSettings.STOP_GRACE);
+        ServiceProcess.stop(rest, grace);
     }
 
     /** SIGTERM to the mesh's supervisor, if one runs; true when there was one. */

@@ -15,9 +15,13 @@ import java.util.List;
  *                    every replan to the instances and the placement file; without it the mesh runs from the
  *                    placement file {@code up} writes, and tests or tools switch epochs themselves
  *                    ({@link #withoutRouter()})
+ * @param kvcache     whether the kvcache-service runs too ({@code moemesh up}'s default, {@link #withKvCache()}): KV
+ *                    blocks of the mesh's model in DRAM over SSD segment files under {@code <state-dir>/kvcache/},
+ *                    which are kept across {@code down} / {@code up}; the gateway is given its endpoint. Off in the
+ *                    shorter constructors (tests, benches, chaos, the demo: one JVM less to start)
  */
 public record MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
-                       MeshHome home, List<String> jvmOptions, RestartPolicy restart, boolean router) {
+                       MeshHome home, List<String> jvmOptions, RestartPolicy restart, boolean router, boolean kvcache) {
 
     /** What happens to a service that exits, in the words of a pod's restartPolicy. */
     public enum RestartPolicy {
@@ -27,13 +31,19 @@ public record MeshSpec(Path model, int experts, int replicas, Path stateDir, Str
         NEVER
     }
 
-    /** With the router. */
+    /** Without the kvcache-service. */
+    public MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
+                    MeshHome home, List<String> jvmOptions, RestartPolicy restart, boolean router) {
+        this(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, router, false);
+    }
+
+    /** With the router, without the kvcache-service. */
     public MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
                     MeshHome home, List<String> jvmOptions, RestartPolicy restart) {
         this(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, true);
     }
 
-    /** With the router, without a supervisor. */
+    /** With the router, without a supervisor nor the kvcache-service. */
     public MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
                     MeshHome home, List<String> jvmOptions) {
         this(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, RestartPolicy.NEVER);
@@ -45,7 +55,19 @@ public record MeshSpec(Path model, int experts, int replicas, Path stateDir, Str
      * data path alone.
      */
     public MeshSpec withoutRouter() {
-        return new MeshSpec(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, false);
+        return new MeshSpec(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, false,
+                kvcache);
+    }
+
+    /** The same mesh with the kvcache-service, as {@code moemesh up} starts it (unless {@code --no-kvcache}). */
+    public MeshSpec withKvCache() {
+        return new MeshSpec(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, router,
+                true);
+    }
+
+    /** {@code <state-dir>/kvcache/}: the kvcache-service's SSD tier; {@code up} and {@code down} never delete it. */
+    public Path kvcacheDir() {
+        return stateDir.resolve("kvcache");
     }
 
     public MeshSpec {

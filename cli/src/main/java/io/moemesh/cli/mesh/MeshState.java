@@ -35,9 +35,11 @@ import tools.jackson.databind.json.JsonMapper;
  *                      runs without one ({@code --restart never}, tests)
  * @param router        the router-service; null when the mesh runs without one ({@code up --no-router}, tests that
  *                      switch placements themselves) and in mesh.json files written before there was one
+ * @param kvcache       the kvcache-service; null when the mesh runs without one ({@code up --no-kvcache}, tests) and
+ *                      in mesh.json files written before there was one
  */
 public record MeshState(String model, int replicas, long epoch, String placementFile, List<Service> experts,
-                        Service gateway, Service supervisor, Service router) {
+                        Service gateway, Service supervisor, Service router, Service kvcache) {
     static final String FILE_NAME = "mesh.json";
     private static final String LOCK_NAME = "mesh.lock";
     private static final JsonMapper JSON = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
@@ -50,6 +52,12 @@ public record MeshState(String model, int replicas, long epoch, String placement
 
     public MeshState(String model, int replicas, long epoch, String placementFile, List<Service> experts, Service gateway) {
         this(model, replicas, epoch, placementFile, experts, gateway, null, null);
+    }
+
+    /** Without a kvcache-service. */
+    public MeshState(String model, int replicas, long epoch, String placementFile, List<Service> experts,
+                     Service gateway, Service supervisor, Service router) {
+        this(model, replicas, epoch, placementFile, experts, gateway, supervisor, router, null);
     }
 
     /**
@@ -99,11 +107,17 @@ public record MeshState(String model, int replicas, long epoch, String placement
         }
     }
 
-    /** Every service, experts first, then the router (if any), the gateway last (the start order). */
+    /**
+     * Every service, experts first, then the router and the kvcache-service (if any), the gateway last (the start
+     * order; {@code down} stops the gateway first, then the kvcache-service, then the rest).
+     */
     public List<Service> services() {
         List<Service> all = new ArrayList<>(experts);
         if (router != null) {
             all.add(router);
+        }
+        if (kvcache != null) {
+            all.add(kvcache);
         }
         if (gateway != null) {
             all.add(gateway);
@@ -120,23 +134,28 @@ public record MeshState(String model, int replicas, long epoch, String placement
         List<Service> ex = experts.stream().map(e -> e.name().equals(s.name()) ? s : e).toList();
         return new MeshState(model, replicas, epoch, placementFile, ex,
                 gateway != null && gateway.name().equals(s.name()) ? s : gateway, supervisor,
-                router != null && router.name().equals(s.name()) ? s : router);
+                router != null && router.name().equals(s.name()) ? s : router,
+                kvcache != null && kvcache.name().equals(s.name()) ? s : kvcache);
     }
 
     MeshState withExperts(List<Service> ex) {
-        return new MeshState(model, replicas, epoch, placementFile, ex, gateway, supervisor, router);
+        return new MeshState(model, replicas, epoch, placementFile, ex, gateway, supervisor, router, kvcache);
     }
 
     MeshState withGateway(Service g) {
-        return new MeshState(model, replicas, epoch, placementFile, experts, g, supervisor, router);
+        return new MeshState(model, replicas, epoch, placementFile, experts, g, supervisor, router, kvcache);
     }
 
     MeshState withSupervisor(Service s) {
-        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, s, router);
+        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, s, router, kvcache);
+    }
+
+    MeshState withKvCache(Service k) {
+        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, supervisor, router, k);
     }
 
     MeshState withRouter(Service r) {
-        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, supervisor, r);
+        return new MeshState(model, replicas, epoch, placementFile, experts, gateway, supervisor, r, kvcache);
     }
 
     /**
@@ -200,6 +219,10 @@ public record MeshState(String model, int replicas, long epoch, String placement
         }
     }
 
+    /**
+     * Deletes {@code mesh.json} only: the state folder's other contents stay, above all {@code kvcache/} (the
+     * kvcache-service's SSD tier, kept across {@code down} / {@code up}), the CA and the router's statistics.
+     */
     static void delete(Path stateDir) {
         try {
             Files.deleteIfExists(file(stateDir));

@@ -63,6 +63,11 @@ public final class RunningMesh implements AutoCloseable {
         return Optional.ofNullable(state.router()).map(MeshState.Service::grpcEndpoint);
     }
 
+    /** HOST:PORT of the kvcache-service's gRPC API (mutual TLS), unless the mesh runs without one. */
+    public Optional<String> kvcacheEndpoint() {
+        return Optional.ofNullable(state.kvcache()).map(MeshState.Service::grpcEndpoint);
+    }
+
     /** The gateway's OpenAI-compatible HTTP base: scheme, host and port (clients append /v1). */
     public String gatewayHttp() {
         return "http://127.0.0.1:" + state.gateway().httpPort();
@@ -90,7 +95,10 @@ public final class RunningMesh implements AutoCloseable {
         return credentials(MeshLauncher.PLACER);
     }
 
-    /** Channel credentials as one of the identities {@code up} issued a certificate for (expert-N, gateway, placer). */
+    /**
+     * Channel credentials as one of the identities {@code up} issued a certificate for (expert-N, gateway, placer,
+     * router, kvcache).
+     */
     public ChannelCredentials credentials(String identity) {
         return tls().channelCredentials(identity);
     }
@@ -185,8 +193,7 @@ public final class RunningMesh implements AutoCloseable {
     void stopQuietly() {
         try {
             MeshLauncher.stopSupervisor(state(), STOP_GRACE);
-            List<ProcessHandle> running = state().services().stream().flatMap(s -> s.process().stream()).toList();
-            ServiceProcess.stop(running, STOP_GRACE);
+            MeshLauncher.stopServices(state(), STOP_GRACE);
             MeshState.delete(stateDir);
         } catch (RuntimeException e) {
             System.err.println("moemesh: stopping the mesh in " + stateDir + " failed: " + e);

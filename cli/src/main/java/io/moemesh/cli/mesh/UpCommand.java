@@ -9,12 +9,13 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 @Command(name = "up", mixinStandardHelpOptions = true,
-        description = {"Start a local mesh: N expert-service JVMs, the router-service and the gateway on loopback (free "
-                + "ports), experts split evenly over the instances and each replicated R times (placement epoch 1; the "
+        description = {"Start a local mesh: N expert-service JVMs, the router-service, the kvcache-service (KV blocks in "
+                + "DRAM over SSD segment files in <state-dir>/kvcache/, kept across down / up) and the gateway on "
+                + "loopback (free ports), experts split evenly over the instances and each replicated R times (placement epoch 1; the "
                 + "router publishes later epochs: `moemesh router replan`). Returns once every service reports SERVING "
                 + "on gRPC health; the services keep running until `moemesh down`.",
-            "stdout: `gateway: HOST:PORT`, `http: http://HOST:PORT` and `router: HOST:PORT` (not with --no-router) on "
-                + "lines of their own, then one line per instance (id, endpoint, experts held per layer). Progress goes "
+            "stdout: `gateway: HOST:PORT`, `http: http://HOST:PORT`, `router: HOST:PORT` (not with --no-router) and "
+                + "`kvcache: HOST:PORT` (not with --no-kvcache) on lines of their own, then one line per instance (id, endpoint, experts held per layer). Progress goes "
                 + "to stderr, service output to <state-dir>/logs/<name>.log."},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {
@@ -48,6 +49,12 @@ public final class UpCommand implements Callable<Integer> {
                     + "and the gateway follows no router.")
     boolean noRouter;
 
+    @Option(names = "--no-kvcache",
+            description = "Leave the kvcache-service out: the gateway keeps KV blocks only in its own memory. With it, "
+                    + "its tiers default to 256 MiB of DRAM and 4 GiB of SSD (MOEMESH_KVCACHE_DRAM_BYTES, "
+                    + "MOEMESH_KVCACHE_SSD_BYTES override them).")
+    boolean noKvCache;
+
     @picocli.CommandLine.Mixin
     StateDirOption stateDir = new StateDirOption();
 
@@ -65,7 +72,10 @@ public final class UpCommand implements Callable<Integer> {
         };
         MeshSpec ms = new MeshSpec(model, experts, replicas, stateDir.resolve(), jvm.heap, jvm.timeout(),
                 MeshHome.detect(), jvm.jvmOptions, policy);
-        RunningMesh mesh = MeshLauncher.up(noRouter ? ms.withoutRouter() : ms, err, false);
+        if (noRouter) {
+            ms = ms.withoutRouter();
+        }
+        RunningMesh mesh = MeshLauncher.up(noKvCache ? ms : ms.withKvCache(), err, false);
         printEndpoints(mesh, out);
         mesh.placementTable().summary().forEach(out::println);
         out.flush();
@@ -75,10 +85,14 @@ public final class UpCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The lines {@code up} and {@code demo} start with: the gateway's gRPC and HTTP endpoints, the router's. */
+    /**
+     * The lines {@code up} and {@code demo} start with: the gateway's gRPC and HTTP endpoints, the router's and the
+     * kvcache-service's (those the mesh has).
+     */
     static void printEndpoints(RunningMesh mesh, PrintWriter out) {
         out.println("gateway: " + mesh.gatewayEndpoint());
         out.println("http: " + mesh.gatewayHttp());
         mesh.routerEndpoint().ifPresent(r -> out.println("router: " + r));
+        mesh.kvcacheEndpoint().ifPresent(k -> out.println("kvcache: " + k));
     }
 }

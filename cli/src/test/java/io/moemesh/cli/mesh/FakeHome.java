@@ -22,7 +22,8 @@ public final class FakeHome {
 
     public static MeshHome create(Path root) throws IOException {
         String classPath = String.join(" ", testClassPath());
-        for (String jar : List.of(MeshHome.GATEWAY_JAR, MeshHome.EXPERT_JAR, MeshHome.ROUTER_JAR)) {
+        for (String jar : List.of(MeshHome.GATEWAY_JAR, MeshHome.EXPERT_JAR, MeshHome.ROUTER_JAR,
+                MeshHome.KVCACHE_JAR)) {
             Path file = root.resolve(jar);
             Files.createDirectories(file.getParent());
             Manifest m = new Manifest();

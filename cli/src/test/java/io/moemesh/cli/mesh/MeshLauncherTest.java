@@ -23,6 +23,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The launcher on fake service jars: real detached JVMs, real health checks, real signals. */
 class MeshLauncherTest {
@@ -164,7 +166,83 @@ class MeshLauncherTest {
         }
     }
 
-    /** A mesh.json of a launcher from before the router (no "router" member) still stops its services. */
+    @Test
+    void up_withKvCache_startsItOnLoopbackOverMutualTls_withItsSsdDirInTheStateDir_andTheGatewayGetsItsEndpoint()
+            throws IOException {
+        Path stopLog = tmp.resolve("stop-order");
+        RunningMesh mesh = MeshLauncher.up(spec(2, 1, Duration.ofSeconds(90), "-Dfake.stop-log=" + stopLog)
+                .withKvCache(), new PrintWriter(log, true), false);
+        MeshState s = mesh.state();
+        Path tls = state.resolve("tls").toAbsolutePath();
+        assertThat(s.services()).extracting(MeshState.Service::name)
+                .containsExactly("expert-0", "expert-1", "router", "kvcache", "gateway");
+        MeshState.Service kv = s.kvcache();
+        assertThat(mesh.kvcacheEndpoint()).contains("127.0.0.1:" + kv.grpcPort());
+        assertThat(ServiceProcess.serving("127.0.0.1", kv.grpcPort(), mesh.grpcCredentials(kv))).isTrue();
+        assertThat(ServiceProcess.serving("127.0.0.1", kv.grpcPort())).as("plaintext").isFalse();
+        assertThat(Files.readString(Path.of(kv.logFile())))
+                .contains("env MOEMESH_KVCACHE_MODEL_DIRS=" + TestModels.dir(TestModels.MIXTRAL_BF16).toAbsolutePath().normalize())
+                .contains("env MOEMESH_KVCACHE_SSD_DIR=" + state.resolve("kvcache"))
+                .contains("env MOEMESH_KVCACHE_BLOCK_TOKENS=16")
+                .contains("env MOEMESH_KVCACHE_DRAM_BYTES=268435456")
+                .contains("env MOEMESH_KVCACHE_SSD_BYTES=4294967296")
+                .contains("env MOEMESH_KVCACHE_GRPC_HOST=127.0.0.1")
+                .contains("env MOEMESH_KVCACHE_GRPC_PORT=" + kv.grpcPort())
+                .contains("env MOEMESH_KVCACHE_TLS_CERT_CHAIN=" + tls.resolve("kvcache.crt"))
+                .contains("env MOEMESH_KVCACHE_TLS_PRIVATE_KEY=" + tls.resolve("kvcache.key"))
+                .contains("env MOEMESH_KVCACHE_TLS_CA_BUNDLE=" + tls.resolve("ca.crt"))
+                .contains("env SERVER_ADDRESS=127.0.0.1")
+                .contains("-Xmx512m");
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(tls.resolve("kvcache.key"))))
+                .isEqualTo("rw-------");
+        assertThat(Files.readString(Path.of(s.gateway().logFile())))
+                .contains("env MOEMESH_GATEWAY_KVCACHE_ENDPOINT=" + kv.grpcEndpoint())
+                .contains("env MOEMESH_GATEWAY_KVCACHE_BLOCK_TOKENS=16");
+        assertThat(log.toString()).contains("kvcache SERVING at " + kv.grpcEndpoint());
+
+        assertThat(MeshLauncher.down(state, Duration.ofSeconds(20))).contains("stopped kvcache (pid " + kv.pid() + ")");
+        assertThat(kv.process()).isEmpty();
+        assertThat(Files.readAllLines(stopLog)).as("the order the services got SIGTERM in")
+                .startsWith("gateway", "kvcache").hasSize(5);
+    }
+
+    @Test
+    void kvcacheSsdDir_isKeptAcrossDownAndUp() throws IOException {
+        MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)).withKvCache(), new PrintWriter(log, true), false);
+        Path segment = state.resolve("kvcache").resolve("fake-segment");
+        assertThat(Files.readAllLines(segment)).hasSize(1);
+        MeshLauncher.down(state, Duration.ofSeconds(20));
+        assertThat(segment).exists();
+        MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)).withKvCache(), new PrintWriter(log, true), false);
+        assertThat(Files.readAllLines(segment)).as("both runs' lines: the directory survived down and up").hasSize(2);
+    }
+
+    @Test
+    void callersKvCacheCapacities_winOverTheDefaults_andTheHeapFollowsTheDramTier() throws IOException {
+        Map<String, String> env = Map.of("MOEMESH_KVCACHE_DRAM_BYTES", Long.toString(64L << 20),
+                "MOEMESH_KVCACHE_SSD_BYTES", "1048576", "MOEMESH_KVCACHE_FSYNC", "always");
+        try (RunningMesh mesh = MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)).withoutRouter().withKvCache(),
+                new PrintWriter(log, true), true, env)) {
+            assertThat(Files.readString(Path.of(mesh.state().kvcache().logFile())))
+                    .contains("env MOEMESH_KVCACHE_DRAM_BYTES=67108864").contains("env MOEMESH_KVCACHE_SSD_BYTES=1048576")
+                    .contains("env MOEMESH_KVCACHE_FSYNC=always").contains("-Xmx320m");
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"256MB", "-1", "0", "", "1e9"})
+    void kvcacheDramBytes_thatIsNotAPositiveByteCount_isRefusedNamingTheVariable(String value) {
+        assertThatThrownBy(() -> MeshLauncher.up(spec(1, 1, Duration.ofSeconds(30)).withKvCache(),
+                new PrintWriter(log), false, Map.of("MOEMESH_KVCACHE_DRAM_BYTES", value)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("MOEMESH_KVCACHE_DRAM_BYTES must be a positive number of bytes, got " + value);
+        assertThat(MeshState.file(state)).doesNotExist();
+    }
+
+    /**
+     * A mesh.json of a launcher from before the router and the kvcache-service (no "router" nor "kvcache" member)
+     * still stops its services.
+     */
     @Test
     void down_readsAMeshJsonWrittenBeforeThereWasARouter() throws IOException {
         Files.createDirectories(state);
@@ -180,6 +258,7 @@ class MeshLauncherTest {
                 """);
         MeshState old = MeshState.read(state).orElseThrow();
         assertThat(old.router()).isNull();
+        assertThat(old.kvcache()).isNull();
         assertThat(old.services()).extracting(MeshState.Service::name).containsExactly("expert-0", "gateway");
         assertThat(MeshLauncher.down(state, Duration.ofSeconds(5)))
                 .containsExactly("expert-0 was not running", "gateway was not running");
@@ -230,13 +309,13 @@ class MeshLauncherTest {
     @Test
     void supervisedMesh_restartsAKilledService_onItsPort_recordsTheNewPid_andDownStopsEverything() throws IOException {
         MeshSpec spec = new MeshSpec(TestModels.dir(TestModels.MIXTRAL_BF16), 2, 1, state, "256m", Duration.ofSeconds(90),
-                home, List.of(), MeshSpec.RestartPolicy.ALWAYS);
+                home, List.of(), MeshSpec.RestartPolicy.ALWAYS).withKvCache();
         RunningMesh mesh = MeshLauncher.up(spec, new PrintWriter(log, true), true);
         try {
             MeshState.Service supervisor = mesh.state().supervisor();
             assertThat(supervisor).isNotNull();
             assertThat(supervisor.process()).isPresent();
-            for (String name : List.of("expert-1", "router", "gateway")) {
+            for (String name : List.of("expert-1", "router", "kvcache", "gateway")) {
                 MeshState.Service before = mesh.state().service(name);
                 mesh.kill(name);
                 MeshState.Service after = mesh.awaitRestarted(name, before.pid(), Duration.ofSeconds(60));
@@ -246,7 +325,7 @@ class MeshLauncherTest {
                 assertThat(ServiceProcess.serving("127.0.0.1", after.grpcPort(), mesh.grpcCredentials(after))).as(name).isTrue();
             }
             assertThat(Files.readString(state.resolve("logs/supervisor.log"))).contains("restarted expert-1")
-                    .contains("restarted router").contains("restarted gateway");
+                    .contains("restarted router").contains("restarted kvcache").contains("restarted gateway");
             MeshState recorded = MeshState.read(state).orElseThrow();
             List<String> report = MeshLauncher.down(state, Duration.ofSeconds(20));
             assertThat(report).first().asString().startsWith("stopped supervisor");

@@ -1,0 +1,73 @@
+package io.moemesh.cli.mesh;
+
+import io.moemesh.model.kv.PrefixCachingKvCache;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * How {@code up} configures the kvcache-service: its environment (as a pod's) and heap, and how long {@code down}
+ * lets it persist. Capacities are laptop-sized; the caller's {@code MOEMESH_KVCACHE_DRAM_BYTES} /
+ * {@code MOEMESH_KVCACHE_SSD_BYTES} (and every other {@code MOEMESH_KVCACHE_*} setting it exports, e.g.
+ * {@code _FSYNC}) win, except what the mesh itself decides: model, SSD directory, block size, address and TLS files.
+ */
+final class KvCacheSettings {
+    /**
+     * Tokens per KV block: the gateway's block size ({@link PrefixCachingKvCache#DEFAULT_BLOCK_TOKENS}, not a gateway
+     * setting today). Passed explicitly to the kvcache-service (which refuses requests of another size) and to the
+     * gateway, so a change of either service's default cannot make them drift apart.
+     */
+    static final int BLOCK_TOKENS = PrefixCachingKvCache.DEFAULT_BLOCK_TOKENS;
+    /** The DRAM tier under {@code up} unless MOEMESH_KVCACHE_DRAM_BYTES says otherwise: 256 MiB. */
+    static final long DRAM_BYTES = 256L << 20;
+    /** The SSD tier under {@code up} unless MOEMESH_KVCACHE_SSD_BYTES says otherwise: 4 GiB of live blocks. */
+    static final long SSD_BYTES = 4L << 30;
+    /** Heap beyond the DRAM tier (which lives on the heap): gRPC buffers, Spring, the SSD index. */
+    static final long HEAP_HEADROOM_BYTES = 256L << 20;
+    /**
+     * The least time {@code down} gives the kvcache-service after SIGTERM before SIGKILL: its in-flight calls get
+     * their shutdown-grace (10 s), then it demotes every DRAM block to SSD and forces the segments (256 MiB at a
+     * laptop SSD's speed: seconds). A SIGKILL in between would lose DRAM's blocks (never corrupt the store).
+     */
+    static final Duration STOP_GRACE = Duration.ofSeconds(60);
+
+    private KvCacheSettings() {
+    }
+
+    /**
+     * The service's environment, TLS files aside: the caller's {@code settings}, the mesh's model, SSD directory
+     * ({@link MeshSpec#kvcacheDir()}), block size and loopback port, the default capacities unless set.
+     */
+    static Map<String, String> environment(Map<String, String> settings, MeshSpec spec, int grpcPort) {
+        Map<String, String> env = new LinkedHashMap<>(settings);
+        env.put("MOEMESH_KVCACHE_MODEL_DIRS", spec.model().toString());
+        // kept across down / up: the index is rebuilt from its segments at startup (SERVING only after that)
+        env.put("MOEMESH_KVCACHE_SSD_DIR", spec.kvcacheDir().toString());
+        env.put("MOEMESH_KVCACHE_BLOCK_TOKENS", Integer.toString(BLOCK_TOKENS));
+        env.putIfAbsent("MOEMESH_KVCACHE_DRAM_BYTES", Long.toString(DRAM_BYTES));
+        env.putIfAbsent("MOEMESH_KVCACHE_SSD_BYTES", Long.toString(SSD_BYTES));
+        env.put("MOEMESH_KVCACHE_GRPC_HOST", "127.0.0.1");
+        env.put("MOEMESH_KVCACHE_GRPC_PORT", Integer.toString(grpcPort));
+        return env;
+    }
+
+    /**
+     * -Xmx of the service: its DRAM tier (on the heap) plus {@link #HEAP_HEADROOM_BYTES}, in MiB (512m by default).
+     *
+     * @throws IllegalArgumentException when MOEMESH_KVCACHE_DRAM_BYTES is not a positive number of bytes
+     */
+    static String heap(Map<String, String> env) {
+        String value = env.get("MOEMESH_KVCACHE_DRAM_BYTES");
+        long dram;
+        try {
+            dram = Long.parseLong(value.strip());
+        } catch (NumberFormatException e) {
+            dram = -1;
+        }
+        if (dram <= 0 || dram > (1L << 50)) {
+            throw new IllegalArgumentException("MOEMESH_KVCACHE_DRAM_BYTES must be a positive number of bytes, got "
+                    + value);
+        }
+        return ((dram + HEAP_HEADROOM_BYTES + (1 << 20) - 1) >> 20) + "m";
+    }
+}
