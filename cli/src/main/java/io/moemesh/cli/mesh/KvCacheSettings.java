@@ -13,9 +13,9 @@ import java.util.Map;
  */
 final class KvCacheSettings {
     /**
-     * Tokens per KV block: the gateway's block size ({@link PrefixCachingKvCache#DEFAULT_BLOCK_TOKENS}, not a gateway
-     * setting today). Passed explicitly to the kvcache-service (which refuses requests of another size) and to the
-     * gateway, so a change of either service's default cannot make them drift apart.
+     * Tokens per KV block ({@link PrefixCachingKvCache#DEFAULT_BLOCK_TOKENS}). Passed explicitly to the kvcache-service
+     * ({@code moemesh.kvcache.block-tokens}, which refuses requests of another size) and to the gateway
+     * ({@code moemesh.gateway.kv-block-tokens}), so a change of either service's default cannot make them drift apart.
      */
     static final int BLOCK_TOKENS = PrefixCachingKvCache.DEFAULT_BLOCK_TOKENS;
     /** The DRAM tier under {@code up} unless MOEMESH_KVCACHE_DRAM_BYTES says otherwise: 256 MiB. */

@@ -166,7 +166,7 @@ public final class MeshLauncher {
         if (kvcache != null) {
             // the gateway's kvcache client (moemesh.gateway.kvcache.*): the gateway ignores these until it binds them
             genv.put("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", kvcache.grpcEndpoint());
-            genv.put("MOEMESH_GATEWAY_KVCACHE_BLOCK_TOKENS", Integer.toString(KvCacheSettings.BLOCK_TOKENS));
+            genv.put("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", Integer.toString(KvCacheSettings.BLOCK_TOKENS));
         }
         tlsEnvironment(genv, "MOEMESH_GATEWAY_TLS_", tls, GATEWAY);
         MeshState.Service gateway = service(spec, GATEWAY, java, gatewayJar, gatewayGrpc, ports[3 * spec.experts() + 1],

@@ -197,7 +197,7 @@ class MeshLauncherTest {
                 .isEqualTo("rw-------");
         assertThat(Files.readString(Path.of(s.gateway().logFile())))
                 .contains("env MOEMESH_GATEWAY_KVCACHE_ENDPOINT=" + kv.grpcEndpoint())
-                .contains("env MOEMESH_GATEWAY_KVCACHE_BLOCK_TOKENS=16");
+                .contains("env MOEMESH_GATEWAY_KV_BLOCK_TOKENS=16");
         assertThat(log.toString()).contains("kvcache SERVING at " + kv.grpcEndpoint());
 
         assertThat(MeshLauncher.down(state, Duration.ofSeconds(20))).contains("stopped kvcache (pid " + kv.pid() + ")");

@@ -171,8 +171,10 @@ public class GatewayConfiguration {
      */
     @Bean
     PrefixCachingKvCache kvCache(GatewayProperties p, MoeModel model) {
-        return PrefixCachingKvCache.forTokens(model.config().numLayers(), model.config().kvDim(), p.kvCacheTokens(),
-                ModelFingerprint.of(model.directory()), p.prefixCaching().enabled());
+        int b = p.kvBlockTokens();
+        return new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), b,
+                Math.max(1, (p.kvCacheTokens() + b - 1) / b), ModelFingerprint.of(model.directory()),
+                p.prefixCaching().enabled());
     }
 
     /**

@@ -19,6 +19,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              delivers the first placement) and the highest valid epoch of the two serves
  * @param placementPollInterval how often the placement file is checked for a new epoch
  * @param kvCacheTokens         KV positions the paged cache holds over all sequences
+ * @param kvBlockTokens         tokens per KV block (the unit of prefix caching and of the kvcache-service, whose
+ *                              {@code moemesh.kvcache.block-tokens} must be the same), in [1, 1024]
  * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
  * @param maxRunning            sequences decoding at once
  * @param nativeCacheDir        where native libraries are unpacked (a read-only root filesystem must work)
@@ -46,6 +48,7 @@ public record GatewayProperties(
         Path placementFile,
         @DefaultValue("500ms") Duration placementPollInterval,
         @DefaultValue("65536") int kvCacheTokens,
+        @DefaultValue("16") int kvBlockTokens,
         @DefaultValue("512") int stepTokenBudget,
         @DefaultValue("256") int maxRunning,
         @DefaultValue("67108864") int maxInboundMessageBytes,
@@ -276,6 +279,10 @@ public record GatewayProperties(
         if (kvCacheTokens < 16 || stepTokenBudget < 1 || maxRunning < 1) {
             throw new IllegalArgumentException("moemesh.gateway: kv-cache-tokens ≥ 16, step-token-budget ≥ 1 and "
                     + "max-running ≥ 1 are required");
+        }
+        if (kvBlockTokens < 1 || kvBlockTokens > 1024 || kvBlockTokens > kvCacheTokens) {
+            throw new IllegalArgumentException("moemesh.gateway.kv-block-tokens must be in [1, 1024] and at most "
+                    + "kv-cache-tokens (" + kvCacheTokens + "), got " + kvBlockTokens);
         }
         tls = tls == null ? new TlsSettings(null, null, null, null, null) : tls;
         router = router == null ? new RouterProperties(null, null, null, null) : router;
