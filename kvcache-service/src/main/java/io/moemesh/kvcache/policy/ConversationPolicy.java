@@ -39,8 +39,8 @@ import java.util.function.Predicate;
  * Mooncake at 2% capacity). The chain's last block is declined when the policy has learned that last blocks are hardly ever reused
  * (their tokens end mid-block, and the next turn's extra tokens change that block's hash).
  *
- * <p>Online: everything it decides for a request depends only on the requests before it ({@link #observe} is
- * called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
+ * <p>Online: everything it decides for a request depends only on the requests before it and the request's own
+ * arrival time ({@link #observe} is called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
  * touched a block, its uses, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536), the
  * least recently touched forgotten first.
  *
