@@ -16,13 +16,26 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * A prefix-cache trace in Mooncake's JSONL format: one request per line, {@code hash_ids} its chain of block ids
- * (one id per 512-token block; equal leading ids are a shared prefix). Other fields ({@code timestamp},
- * {@code input_length}, {@code output_length}) are ignored: the replay needs only the order. Blank lines are
- * skipped.
+ * (one id per 512-token block; equal leading ids are a shared prefix) and {@code timestamp} its arrival in ms
+ * (optional; the conversation policy uses think times). Other fields ({@code input_length}, {@code output_length})
+ * are ignored. Blank lines are skipped.
  *
  * @param requests each request's block ids, in file order
+ * @param arrivals each request's {@code timestamp} (ms), -1 where the line has none
  */
-record PrefixTrace(List<long[]> requests) {
+record PrefixTrace(List<long[]> requests, List<Long> arrivals) {
+
+    PrefixTrace {
+        if (requests.size() != arrivals.size()) {
+            throw new IllegalArgumentException("arrivals: one per request expected, got " + arrivals.size()
+                    + " for " + requests.size());
+        }
+    }
+
+    /** A trace without arrival times. */
+    PrefixTrace(List<long[]> requests) {
+        this(requests, java.util.Collections.nCopies(requests.size(), -1L));
+    }
 
     /** Blocks over all requests. */
     long blocks() {
@@ -53,6 +66,7 @@ record PrefixTrace(List<long[]> requests) {
     static PrefixTrace read(Path file) {
         JsonMapper json = JsonMapper.builder().build();
         List<long[]> requests = new ArrayList<>();
+        List<Long> arrivals = new ArrayList<>();
         try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
             String line;
             int number = 0;
@@ -61,7 +75,9 @@ record PrefixTrace(List<long[]> requests) {
                 if (line.isBlank()) {
                     continue;
                 }
-                requests.add(parse(json, line, file, number));
+                JsonNode node = object(json, line, file, number);
+                requests.add(chain(node, file, number));
+                arrivals.add(arrival(node, file, number));
             }
         } catch (NoSuchFileException e) {
             throw new IllegalArgumentException("--trace: no such file " + file);
@@ -71,10 +87,10 @@ record PrefixTrace(List<long[]> requests) {
         if (requests.isEmpty()) {
             throw new IllegalArgumentException(file + " has no requests");
         }
-        return new PrefixTrace(List.copyOf(requests));
+        return new PrefixTrace(List.copyOf(requests), List.copyOf(arrivals));
     }
 
-    private static long[] parse(JsonMapper json, String line, Path file, int number) {
+    private static JsonNode object(JsonMapper json, String line, Path file, int number) {
         JsonNode node;
         try {
             node = json.readTree(line);
@@ -84,6 +100,22 @@ record PrefixTrace(List<long[]> requests) {
         if (node == null || !node.isObject()) {
             throw new IllegalArgumentException(file + " line " + number + ": not a JSON object");
         }
+        return node;
+    }
+
+    private static long arrival(JsonNode node, Path file, int number) {
+        JsonNode t = node.get("timestamp");
+        if (t == null || t.isNull()) {
+            return -1;
+        }
+        if (!t.isNumber() || t.asDouble() < 0 || !Double.isFinite(t.asDouble())) {
+            throw new IllegalArgumentException(file + " line " + number
+                    + ": timestamp must be a non-negative number of ms, got " + t);
+        }
+        return (long) t.asDouble();
+    }
+
+    private static long[] chain(JsonNode node, Path file, int number) {
         JsonNode ids = node.get("hash_ids");
         if (ids == null || !ids.isArray()) {
             throw new IllegalArgumentException(file + " line " + number + ": hash_ids must be an array of block ids");

@@ -20,7 +20,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
@@ -63,7 +62,6 @@ final class TraceReplay {
         SsdTier lower = SsdTier.open(ssd, LAYOUT, MODEL,
                 conversation != null ? conversation.newTierPolicy() : new LruPolicy(), () -> tick[0]);
         AdmissionPolicy admission = conversation != null ? conversation : AdmissionPolicy.ADMIT_ALL;
-        Consumer<List<BlockKey>> observe = conversation != null ? conversation::observe : chain -> { };
         long[] hits = new long[trace.requests().size()];
         try (TieredKvStore store = new TieredKvStore(LAYOUT, (long) dramBlocks * LAYOUT.bytesPerBlock(),
                 conversation != null ? conversation.newTierPolicy() : new LruPolicy(), lower, admission,
@@ -74,7 +72,9 @@ final class TraceReplay {
                 for (long id : ids) {
                     chain.add(key(id));
                 }
-                observe.accept(chain);
+                if (conversation != null) {
+                    conversation.observe(chain, trace.arrivals().get(r));
+                }
                 hits[r] = store.lookup(chain).presentBlocks();
                 for (int j = 0; j < ids.length; j++) {
                     tick[0]++;

@@ -146,6 +146,8 @@ class KvcacheReplayCommandTest {
             "negative id        | {\"hash_ids\": [0, -4]}\\n       | line 1: hash_ids[1] must be a non-negative integer",
             "fractional id      | {\"hash_ids\": [0.5]}\\n         | line 1: hash_ids[0] must be a non-negative integer",
             "empty chain        | {\"hash_ids\": []}\\n            | line 1: hash_ids must not be empty",
+            "negative timestamp | {\"timestamp\": -5, \"hash_ids\": [0]}\\n | line 1: timestamp must be a non-negative number",
+            "text timestamp     | {\"timestamp\": \"x\", \"hash_ids\": [0]}\\n | line 1: timestamp must be a non-negative number",
             "no requests        | \\n                              | has no requests"})
     void replay_malformedTrace_namesFileAndLine(String name, String content, String message) throws IOException {
         Path t = write("bad.jsonl", content.replace("\\n", "\n"));

@@ -21,7 +21,9 @@ import java.util.function.Predicate;
  * cases, a second in 42%, a fourth in 59%, an eighth in 80%; and a block many requests used (a shared document,
  * a long conversation's head) is likely used again. So the blocks of a request get the key
  * {@code clock + strength · capacity · (ln(p(turn) / p(first turn)) + ln(uses))}, where {@code p(t)} is the
- * fraction of turn-{@code t} requests seen so far that got a next turn (Laplace-smoothed; a request's turn is one
+ * fraction of the requests of turn {@code t} (and, for a later turn, of its think-time class: the time since the
+ * turn it extends, see {@link #THINK_BOUNDS_MS}) seen so far that got a next turn within {@link #HORIZON}
+ * capacities of block touches (smoothed towards the turn's Laplace-smoothed rate; a request's turn is one
  * more than that of the request that last touched the deepest block of its chain that the policy remembers, if
  * that block is past position 0), {@code uses} the requests that touched the block, and the clock counts block
  * touches (the store's recency), the same for the whole request.
@@ -37,8 +39,8 @@ import java.util.function.Predicate;
  * Mooncake at 2% capacity). The chain's last block is declined when the policy has learned that last blocks are hardly ever reused
  * (their tokens end mid-block, and the next turn's extra tokens change that block's hash).
  *
- * <p>Online: everything it decides for a request depends only on the requests before it ({@link #observe} is
- * called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
+ * <p>Online: everything it decides for a request depends only on the requests before it and the request's own
+ * arrival time ({@link #observe} is called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
  * touched a block, its uses, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536), the
  * least recently touched forgotten first.
  *
@@ -53,6 +55,22 @@ public final class ConversationPolicy implements AdmissionPolicy {
     /** Turns from this one on share one continuation estimate. */
     static final int TURN_CLASSES = 9;
     /**
+     * Upper bounds (ms) of the think-time classes of a later turn (the time since the turn it extends); a later turn
+     * above the last bound is in the last class, a first turn or one without arrival times in class 0. Fitted to the
+     * Mooncake conversation trace (its think-time quartiles are 66, 123 and 264 s): a conversation that came back
+     * quickly once tends to come back quickly again.
+     */
+    static final long[] THINK_BOUNDS_MS = {66_000, 200_000};
+    static final int THINK_CLASSES = THINK_BOUNDS_MS.length + 2;
+    /** Pseudo-requests pulling a think-time class's estimate towards its turn's (sparse classes stay near it). */
+    static final double CLASS_PRIOR = 20;
+    /**
+     * A next turn counts as a continuation only if it comes within this many capacities of block touches: a turn
+     * that returns after its chain must have been evicted at this capacity is no reason to keep chains like it
+     * (4 fitted on the Mooncake conversation trace: 2, 4, 8, 16 gave 0.1486, 0.1499, 0.1472, 0.1482 at 2%).
+     */
+    static final double HORIZON = 4;
+    /**
      * Last blocks are declined once at least this many were seen and they were reused less than a quarter as often
      * as other new blocks.
      */
@@ -64,6 +82,8 @@ public final class ConversationPolicy implements AdmissionPolicy {
     private final ShadowCache[] shadows;
     private final long[] turnSeen = new long[TURN_CLASSES];
     private final long[] turnContinued = new long[TURN_CLASSES];
+    private final long[] classSeen = new long[TURN_CLASSES * THINK_CLASSES];
+    private final long[] classContinued = new long[TURN_CLASSES * THINK_CLASSES];
     private long lastCreated;
     private long lastReused;
     private long otherCreated;
@@ -79,10 +99,20 @@ public final class ConversationPolicy implements AdmissionPolicy {
     /** A request's turn, and whether it got a next turn; shared by its blocks' metadata, forgotten with them. */
     private static final class Turn {
         final int turn;
+        final int think;
+        final long arrival;
+        final long tick;
         boolean continued;
 
-        Turn(int turn) {
+        Turn(int turn, int think, long arrival, long tick) {
             this.turn = turn;
+            this.think = think;
+            this.arrival = arrival;
+            this.tick = tick;
+        }
+
+        int cls() {
+            return Math.min(turn, TURN_CLASSES - 1) * THINK_CLASSES + think;
         }
     }
 
@@ -134,7 +164,15 @@ public final class ConversationPolicy implements AdmissionPolicy {
      * Tells the policy the next request's chain (block 0 first), before the request's blocks are looked up, touched
      * or stored: it sets their keys and whether the last one is admitted.
      */
-    public synchronized void observe(List<BlockKey> chain) {
+    public void observe(List<BlockKey> chain) {
+        observe(chain, -1);
+    }
+
+    /**
+     * As {@link #observe(List)}, with the request's arrival time (ms, non-decreasing over requests; negative when
+     * unknown): a later turn's think time (since the turn it extends) refines its continuation estimate.
+     */
+    public synchronized void observe(List<BlockKey> chain, long arrivalMillis) {
         if (chain.isEmpty()) {
             declineKey = null;
             return;
@@ -151,16 +189,22 @@ public final class ConversationPolicy implements AdmissionPolicy {
         }
         // A shared first block (a system prompt) says nothing about the conversation: position ≥ 1 must match.
         int turn = 0;
+        int think = 0;
         if (matched >= 2) {
             Turn parent = deepest.request;
             turn = parent.turn + 1;
-            if (!parent.continued) {
+            if (!parent.continued && clock - parent.tick <= HORIZON * capacityBlocks) {
                 parent.continued = true;
                 turnContinued[Math.min(parent.turn, TURN_CLASSES - 1)]++;
+                classContinued[parent.cls()]++;
+            }
+            if (arrivalMillis >= 0 && parent.arrival >= 0) {
+                think = thinkClass(arrivalMillis - parent.arrival);
             }
         }
-        Turn request = new Turn(turn);
+        Turn request = new Turn(turn, think, arrivalMillis, clock);
         turnSeen[Math.min(turn, TURN_CLASSES - 1)]++;
+        classSeen[request.cls()]++;
         for (int j = 0; j < matched; j++) {
             Meta m = meta.get(chain.get(j));
             if (!m.reused) {
@@ -173,7 +217,7 @@ public final class ConversationPolicy implements AdmissionPolicy {
             }
         }
         boolean skipLast = declinesLastBlocks();
-        double logRatio = Math.log(continuation(turn) / continuation(0));
+        double logRatio = Math.log(continuation(request.cls()) / continuation(0));
         long first = clock + 1;
         double[] logUses = new double[chain.size()];
         for (int j = 0; j < chain.size(); j++) {
@@ -219,10 +263,27 @@ public final class ConversationPolicy implements AdmissionPolicy {
         }
     }
 
-    /** Laplace-smoothed fraction of turn-{@code turn} requests that got a next turn. */
-    private double continuation(int turn) {
-        int c = Math.min(turn, TURN_CLASSES - 1);
-        return (turnContinued[c] + 1.0) / (turnSeen[c] + 2.0);
+    /**
+     * Fraction of the requests of class {@code cls} (turn and think time) that got a next turn: smoothed towards
+     * the Laplace-smoothed fraction of their turn.
+     */
+    private double continuation(int cls) {
+        int t = cls / THINK_CLASSES;
+        double turnRate = (turnContinued[t] + 1.0) / (turnSeen[t] + 2.0);
+        return (classContinued[cls] + CLASS_PRIOR * turnRate) / (classSeen[cls] + CLASS_PRIOR);
+    }
+
+    /** The continuation estimate of a turn without arrival times (think-time class 0); for tests. */
+    synchronized double continuationOfTurn(int turn) {
+        return continuation(Math.min(turn, TURN_CLASSES - 1) * THINK_CLASSES);
+    }
+
+    private static int thinkClass(long thinkMillis) {
+        int c = 1;
+        while (c - 1 < THINK_BOUNDS_MS.length && thinkMillis > THINK_BOUNDS_MS[c - 1]) {
+            c++;
+        }
+        return c;
     }
 
     private boolean declinesLastBlocks() {

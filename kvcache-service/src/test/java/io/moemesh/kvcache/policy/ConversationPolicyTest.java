@@ -2,6 +2,7 @@ package io.moemesh.kvcache.policy;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
 import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.tier.FsyncPolicy;
@@ -22,6 +23,9 @@ import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.constraints.IntRange;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 class ConversationPolicyTest {
@@ -98,6 +102,74 @@ class ConversationPolicyTest {
         view.onInsert(BlockHistory.inserted(fresh.get(1), 1, 0, AccessHint.atChainPosition(1)));
 
         assertThat(view.victim(k -> true)).contains(fresh.get(1));
+    }
+
+    /**
+     * 40 conversations whose second turn came 10 s after the first and always got a third, 40 whose second came
+     * 300 s after and never did; then one of each again, the slow one 300 block touches newer: with arrival times
+     * the quick one's chain is kept over the newer slow one's, without them (one class per turn) recency decides.
+     */
+    @ParameterizedTest(name = "arrival times known: {0}")
+    @ValueSource(booleans = {true, false})
+    void laterTurn_thatCameBackQuickly_outranksANewerSlowOne_onlyWithArrivalTimes(boolean timed) {
+        ConversationPolicy policy = new ConversationPolicy(1000, new double[] {10});
+        long id = 1000;
+        long t = 0;
+        for (int c = 0; c < 40; c++, t += 1_000_000) {
+            long a = id++;
+            long x = id++;
+            policy.observe(chain(0, a), at(timed, t));
+            policy.observe(chain(0, a, x), at(timed, t + 10_000));
+            policy.observe(chain(0, a, x, id++), at(timed, t + 20_000));
+            long b = id++;
+            policy.observe(chain(0, b), at(timed, t + 30_000));
+            policy.observe(chain(0, b, id++), at(timed, t + 330_000));
+        }
+        EvictionPolicy view = policy.newTierPolicy();
+        long quickHead = id++;
+        long slowHead = id++;
+        policy.observe(chain(0, quickHead), at(timed, t));
+        policy.observe(chain(0, slowHead), at(timed, t + 1));
+        List<BlockKey> quick = chain(0, quickHead, id++);
+        policy.observe(quick, at(timed, t + 10_000));
+        insert(view, quick.subList(1, 3));
+        for (int f = 0; f < 100; f++) {
+            policy.observe(chain(id++, id++, id++), at(timed, t + 20_000));
+        }
+        List<BlockKey> slow = chain(0, slowHead, id++);
+        policy.observe(slow, at(timed, t + 301_000));
+        insert(view, slow.subList(1, 3));
+
+        assertThat(view.victim(k -> true)).contains(timed ? slow.get(2) : quick.get(2));
+    }
+
+    private static long at(boolean timed, long millis) {
+        return timed ? millis : -1;
+    }
+
+    /**
+     * Capacity 10: a next turn counts only within 40 block touches. Every second turn here gets a third, right away
+     * or after 50 one-block fillers (50 touches): only the first counts as a continuation.
+     */
+    @ParameterizedTest(name = "{0} fillers before the third turn")
+    @CsvSource({"0, true", "50, false"})
+    void continuationAfterTheHorizon_doesNotCount(int fillers, boolean counted) {
+        ConversationPolicy policy = new ConversationPolicy(10, new double[] {0});
+        long id = 1000;
+        for (int c = 0; c < 40; c++) {
+            long a = id++;
+            long x = id++;
+            policy.observe(chain(0, a));
+            policy.observe(chain(0, a, x));
+            for (int f = 0; f < fillers; f++) {
+                policy.observe(chain(id++));
+            }
+            policy.observe(chain(0, a, x, id++));
+        }
+        // The class estimate (all 40 second turns are in think-time class 0) smoothed towards the turn's
+        // Laplace-smoothed rate with 20 pseudo-requests: 41/42 when all 40 count, 1/42 when none does.
+        double turn = counted ? 41.0 / 42 : 1.0 / 42;
+        assertThat(policy.continuationOfTurn(1)).isCloseTo(((counted ? 40 : 0) + 20 * turn) / 60, within(1e-9));
     }
 
     @Test
