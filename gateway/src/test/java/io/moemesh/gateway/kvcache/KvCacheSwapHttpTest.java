@@ -2,6 +2,7 @@ package io.moemesh.gateway.kvcache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.FakeKvCacheService;
 import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.golden.TestModels;

@@ -3,6 +3,7 @@ package io.moemesh.gateway.kvcache;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.FakeKvCacheService;
 import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.golden.TestModels;

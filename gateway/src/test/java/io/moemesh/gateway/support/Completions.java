@@ -1,4 +1,4 @@
-package io.moemesh.gateway.kvcache;
+package io.moemesh.gateway.support;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -14,25 +14,25 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /** Greedy completions of token-id prompts over a gateway's public HTTP API, and its Prometheus counters. */
-final class Completions {
+public final class Completions {
     private static final JsonMapper JSON = JsonMapper.builder().build();
     private static final HttpClient HTTP = HttpClient.newHttpClient();
     private final String model;
     private final int port;
     private final int managementPort;
 
-    Completions(String model, int port, int managementPort) {
+    public Completions(String model, int port, int managementPort) {
         this.model = model;
         this.port = port;
         this.managementPort = managementPort;
     }
 
     /** Text and usage.prompt_tokens_details.cached_tokens of one completion. */
-    record Result(String text, int cached) {
+    public record Result(String text, int cached) {
     }
 
     /** {@code n} token ids of the tiny models' vocabulary (512), never BOS (0) or EOS (1), drawn from {@code seed}. */
-    static int[] prompt(int n, long seed) {
+    public static int[] prompt(int n, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) {
@@ -41,7 +41,7 @@ final class Completions {
         return ids;
     }
 
-    Result complete(int[] prompt, int maxTokens) throws Exception {
+    public Result complete(int[] prompt, int maxTokens) throws Exception {
         String body = JSON.writeValueAsString(Map.of("model", model, "prompt", prompt, "max_tokens", maxTokens,
                 "temperature", 0));
         HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
@@ -53,7 +53,7 @@ final class Completions {
                 json.at("/usage/prompt_tokens_details/cached_tokens").intValue());
     }
 
-    double metric(String name) throws Exception {
+    public double metric(String name) throws Exception {
         String body = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + managementPort
                 + "/actuator/prometheus")).build(), HttpResponse.BodyHandlers.ofString()).body();
         Matcher m = Pattern.compile("(?m)^" + name + "(?:\\{[^}]*})? (\\S+)$").matcher(body);
