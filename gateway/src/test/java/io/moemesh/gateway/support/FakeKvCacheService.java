@@ -39,6 +39,11 @@ public final class FakeKvCacheService implements AutoCloseable {
     public volatile Duration delay = Duration.ZERO;
     public volatile Duration putDelay = Duration.ZERO;
     public volatile boolean corrupt;
+    /**
+     * While set, every Lookup waits (at most 30 s) until the barrier's other parties looked up too: requests that
+     * arrive apart are then admitted together, since each waits for its fetch.
+     */
+    public volatile java.util.concurrent.CyclicBarrier lookupGate;
     public final AtomicInteger lookups = new AtomicInteger();
     public final AtomicInteger gets = new AtomicInteger();
     public final AtomicInteger stored = new AtomicInteger();
@@ -102,6 +107,16 @@ public final class FakeKvCacheService implements AutoCloseable {
         @Override
         public void lookup(LookupRequest req, StreamObserver<LookupResponse> out) {
             lookups.incrementAndGet();
+            java.util.concurrent.CyclicBarrier gate = lookupGate;
+            if (gate != null) {
+                try {
+                    gate.await(30, java.util.concurrent.TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } catch (java.util.concurrent.BrokenBarrierException | java.util.concurrent.TimeoutException e) {
+                    // answer anyway: the test's own assertions say what went wrong
+                }
+            }
             sleep(delay);
             checkLayout(req.getLayout());
             LookupResponse.Builder r = LookupResponse.newBuilder();
