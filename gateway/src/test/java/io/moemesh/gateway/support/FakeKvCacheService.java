@@ -19,6 +19,8 @@ import io.moemesh.proto.kvcache.v1.Tier;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import java.io.ByteArrayOutputStream;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -81,14 +83,22 @@ public final class FakeKvCacheService implements AutoCloseable {
         stop();
     }
 
-    /** The simulated slowness of a knob (a slow service, on the server's thread; no test waits on it). */
-    private static void sleep(Duration d) {
-        if (!d.isZero()) {
+    /**
+     * The simulated slowness of a knob: {@code answer} runs after {@code d} on a timer thread (at once when zero), so
+     * a slow service holds no gRPC thread; a failure it throws ends the call with its status.
+     */
+    private static void later(Duration d, StreamObserver<?> out, Runnable answer) {
+        Runnable guarded = () -> {
             try {
-                Thread.sleep(d);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+                answer.run();
+            } catch (RuntimeException e) {
+                out.onError(e);
             }
+        };
+        if (d.isZero()) {
+            guarded.run();
+        } else {
+            CompletableFuture.delayedExecutor(d.toNanos(), TimeUnit.NANOSECONDS).execute(guarded);
         }
     }
 
@@ -117,49 +127,50 @@ public final class FakeKvCacheService implements AutoCloseable {
                     // answer anyway: the test's own assertions say what went wrong
                 }
             }
-            sleep(delay);
-            checkLayout(req.getLayout());
-            LookupResponse.Builder r = LookupResponse.newBuilder();
-            for (ByteString h : req.getBlockHashesList()) {
-                if (!blocks.containsKey(h)) {
-                    break;
+            later(delay, out, () -> {
+                checkLayout(req.getLayout());
+                LookupResponse.Builder r = LookupResponse.newBuilder();
+                for (ByteString h : req.getBlockHashesList()) {
+                    if (!blocks.containsKey(h)) {
+                        break;
+                    }
+                    r.setPresentBlocks(r.getPresentBlocks() + 1).addTiers(Tier.TIER_DRAM);
                 }
-                r.setPresentBlocks(r.getPresentBlocks() + 1).addTiers(Tier.TIER_DRAM);
-            }
-            out.onNext(r.build());
-            out.onCompleted();
+                out.onNext(r.build());
+                out.onCompleted();
+            });
         }
 
         @Override
         public void get(GetRequest req, StreamObserver<GetResponse> out) {
             gets.incrementAndGet();
-            sleep(delay);
-            checkLayout(req.getLayout());
-            for (int i = 0; i < req.getBlockHashesCount(); i++) {
-                ByteString h = req.getBlockHashes(i);
-                byte[] data = blocks.get(h);
-                if (data != null && corrupt) {
-                    data = blocks.entrySet().stream().filter(e -> !e.getKey().equals(h)
-                            && e.getValue().length == blocks.get(h).length).map(Map.Entry::getValue).findFirst()
-                            .orElse(new byte[data.length]);
+            later(delay, out, () -> {
+                checkLayout(req.getLayout());
+                for (int i = 0; i < req.getBlockHashesCount(); i++) {
+                    ByteString h = req.getBlockHashes(i);
+                    byte[] data = blocks.get(h);
+                    if (data != null && corrupt) {
+                        data = blocks.entrySet().stream().filter(e -> !e.getKey().equals(h)
+                                && e.getValue().length == blocks.get(h).length).map(Map.Entry::getValue).findFirst()
+                                .orElse(new byte[data.length]);
+                    }
+                    if (data == null) {
+                        out.onNext(GetResponse.newBuilder().setIndex(i).setFound(false).build());
+                        continue;
+                    }
+                    int chunk = 1 << 20;
+                    for (int off = 0; off < data.length; off += chunk) {
+                        int n = Math.min(chunk, data.length - off);
+                        out.onNext(GetResponse.newBuilder().setIndex(i).setFound(true).setTier(Tier.TIER_DRAM).setOffset(off)
+                                .setData(ByteString.copyFrom(data, off, n)).setLast(off + n == data.length).build());
+                    }
                 }
-                if (data == null) {
-                    out.onNext(GetResponse.newBuilder().setIndex(i).setFound(false).build());
-                    continue;
-                }
-                int chunk = 1 << 20;
-                for (int off = 0; off < data.length; off += chunk) {
-                    int n = Math.min(chunk, data.length - off);
-                    out.onNext(GetResponse.newBuilder().setIndex(i).setFound(true).setTier(Tier.TIER_DRAM).setOffset(off)
-                            .setData(ByteString.copyFrom(data, off, n)).setLast(off + n == data.length).build());
-                }
-            }
-            out.onCompleted();
+                out.onCompleted();
+            });
         }
 
         @Override
         public StreamObserver<PutRequest> put(StreamObserver<PutResponse> out) {
-            sleep(putDelay);
             return new StreamObserver<>() {
                 private final PutResponse.Builder results = PutResponse.newBuilder();
                 private ByteString hash;
@@ -228,8 +239,11 @@ public final class FakeKvCacheService implements AutoCloseable {
                         out.onError(Status.INVALID_ARGUMENT.withDescription("stream ended mid-block").asRuntimeException());
                         return;
                     }
-                    out.onNext(results.build());
-                    out.onCompleted();
+                    PutResponse answer = results.build();
+                    later(putDelay, out, () -> {
+                        out.onNext(answer);
+                        out.onCompleted();
+                    });
                 }
             };
         }
