@@ -70,11 +70,8 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     /** Per block: its hash while it is findable in {@link #index}, else null. */
     private final BlockHash[] hashOf;
     private final Map<BlockHash, Integer> index = new HashMap<>();
-    /** Per block with a hash: the previous block's hash (null for block 0), tenant, chain position and tokens. */
-    private final BlockHash[] parentOf;
-    private final String[] tenantOf;
-    private final int[] positionOf;
-    private final int[] tokensOf;
+    /** Per block with a hash: what it was computed from. */
+    private final BlockLineage lineage;
     private volatile BlockSink sink = BlockSink.NONE;
     private volatile long imported;
     private final BlockLru lru;
@@ -125,10 +122,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         this.blockTokens = blockTokens;
         this.numBlocks = numBlocks;
         this.kvDim = kvDim;
-        this.parentOf = new BlockHash[numBlocks];
-        this.tenantOf = new String[numBlocks];
-        this.positionOf = new int[numBlocks];
-        this.tokensOf = new int[numBlocks * blockTokens];
+        this.lineage = new BlockLineage(numBlocks, blockTokens);
         this.keys = new float[layers][(int) floats];
         this.values = new float[layers][(int) floats];
         this.fingerprint = fingerprint;
@@ -327,7 +321,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                     BlockHash h = BlockHash.of(s.last, s.partial, 0, blockTokens, fingerprint, s.tenant);
                     int i = s.length / blockTokens - 1;
                     if (register(s.blocks[i], h)) {
-                        remember(s.blocks[i], s.last, s.partial, s.tenant, i);
+                        lineage.remember(s.blocks[i], s.last, s.partial, s.tenant, i);
                     }
                     s.last = h;
                 }
@@ -346,13 +340,6 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             return true;
         }
         return false;
-    }
-
-    private void remember(int block, BlockHash parent, int[] tokens, String tenant, int position) {
-        parentOf[block] = parent;
-        tenantOf[block] = tenant;
-        positionOf[block] = position;
-        System.arraycopy(tokens, 0, tokensOf, block * blockTokens, blockTokens);
     }
 
     /**
@@ -399,16 +386,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     }
 
     private BlockContents copy(int b) {
-        int layers = keys.length;
-        float[][] k = new float[layers][];
-        float[][] v = new float[layers][];
-        int from = b * blockTokens * kvDim;
-        for (int l = 0; l < layers; l++) {
-            k[l] = Arrays.copyOfRange(keys[l], from, from + blockTokens * kvDim);
-            v[l] = Arrays.copyOfRange(values[l], from, from + blockTokens * kvDim);
-        }
-        return new BlockContents(hashOf[b], parentOf[b], Arrays.copyOfRange(tokensOf, b * blockTokens,
-                (b + 1) * blockTokens), tenantOf[b], positionOf[b], k, v);
+        return lineage.copy(b, hashOf[b], keys, values, kvDim);
     }
 
     /**
@@ -423,7 +401,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         }
         for (int i = 0; i < s.size; i++) {
             BlockHash h = hashOf[s.blocks[i]];
-            if (h == null || positionOf[s.blocks[i]] != i) {
+            if (h == null || lineage.position(s.blocks[i]) != i) {
                 break;
             }
             if (wanted.test(h)) {
@@ -515,7 +493,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 }
                 index.put(c.hash(), b);
                 hashOf[b] = c.hash();
-                remember(b, c.parent(), c.tokens(), c.tenant(), c.chainPosition());
+                lineage.remember(b, c.parent(), c.tokens(), c.tenant(), c.chainPosition());
                 imported++;
             }
             held[n++] = b;

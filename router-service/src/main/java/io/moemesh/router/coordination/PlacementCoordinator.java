@@ -13,16 +13,13 @@ import io.moemesh.router.trace.RouteTrace;
 import io.moemesh.service.placement.EvenPlacement;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
@@ -100,8 +97,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     /** The last epoch that was not published, while no other was attempted since (replan thread only). */
     private Placement lastFailed;
     /** Instances that missed the COMMIT of a published epoch, with that epoch (written on the replan thread). */
-    private final Map<Instance, Long> pendingCommits = new ConcurrentHashMap<>();
-    private final AtomicLong commitFailures = new AtomicLong();
+    private final PendingCommits commits;
 
     /**
      * @param replanExecutor one thread: plans and loads run there, one at a time
@@ -116,6 +112,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         this.store = store;
         this.replanExecutor = replanExecutor;
         this.loads = new ParallelLoads(loadExecutor, settings.loadTimeout());
+        this.commits = new PendingCommits(loader, loads, settings.loadTimeout());
         this.nanoClock = nanoClock;
         this.highestAttempted = store.restoreHighestAttempted();
         this.members = new Membership(settings.instances(), settings.budget(), settings.replicas());
@@ -146,12 +143,12 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     /** COMMITs of published epochs that an instance failed (retries included), since the start. */
     public long commitFailures() {
-        return commitFailures.get();
+        return commits.failures();
     }
 
     /** Instances that missed the COMMIT of a published epoch and still answer the epoch before it too (count). */
     public int pendingCommits() {
-        return pendingCommits.size();
+        return commits.size();
     }
 
     /** Called with every published epoch (startup's included), on the replan thread. */
@@ -220,7 +217,7 @@ public final class PlacementCoordinator implements AutoCloseable {
             ReplanOutcome outcome = publish(restored, "restored", started, m);
             // The last run may have stopped between publishing and committing: a COMMIT of the served epoch is a
             // no-op, so every instance is told again (nothing is loaded).
-            commitEverywhere(restored);
+            commits.commitEverywhere(restored);
             return outcome;
         }
         if (restored != null && current == null) {
@@ -355,7 +352,7 @@ public final class PlacementCoordinator implements AutoCloseable {
      */
     private ReplanOutcome loadAndPublish(Placement planned, String planner, long started, Membership m)
             throws InterruptedException {
-        retryPendingCommits(m);
+        commits.retry(m.instances(), currentEpoch());
         // The same assignment as the last failed attempt keeps its epoch (an instance that still holds it prepared
         // accepts the same epoch with the same experts again): retries while an instance is down do not climb past
         // the expert-services' max-epoch-jump.
@@ -386,80 +383,11 @@ public final class PlacementCoordinator implements AutoCloseable {
                     failed.values().iterator().next());
         }
         ReplanOutcome outcome = publish(p, planner, started, m);
-        commitEverywhere(p);
+        commits.commitEverywhere(p);
         return outcome;
     }
 
-    /**
-     * COMMIT of a published epoch on every instance. An instance that misses it still answers both epochs, which is
-     * safe (it only keeps the older epoch's experts longer); it is counted, logged and retried before the next PREPARE.
-     */
-    private void commitEverywhere(Placement p) throws InterruptedException {
-        long epoch = p.getEpoch();
-        Map<Instance, Throwable> failed = loads.onEvery(p.getInstancesList(),
-                in -> loader.commit(in, epoch, settings.loadTimeout()));
-        for (Instance in : p.getInstancesList()) {
-            Throwable t = failed.get(in);
-            if (t == null) {
-                pendingCommits.remove(in);
-            } else {
-                commitFailures.incrementAndGet();
-                pendingCommits.put(in, epoch);
-                log.warn("placement epoch {} is published but {} did not commit it (retried before the next replan; it "
-                        + "answers the previous epoch too meanwhile): {}", epoch, describe(in), t.getMessage());
-            }
-        }
-    }
-
-    /**
-     * Retries the COMMITs an instance missed, before a newer epoch is prepared: a PREPARE of a newer epoch replaces
-     * a still-prepared one on the instance, which would drop the published epoch the gateways dispatch under. An
-     * instance that answers that it holds the epoch neither prepared nor served (restarted) has nothing to lose;
-     * any other failure aborts the replan before anything is prepared.
-     */
-    private void retryPendingCommits(Membership m) throws InterruptedException {
-        // An instance that left the set is not asked (it is gone, or no longer placed on).
-        pendingCommits.keySet().removeIf(in -> {
-            boolean gone = m.instances().stream().noneMatch(x -> x.getId().equals(in.getId()));
-            if (gone) {
-                log.info("{} left the instance set: its missed COMMIT is not retried", describe(in));
-            }
-            return gone;
-        });
-        if (pendingCommits.isEmpty()) {
-            return;
-        }
-        Map<Instance, Long> pending = new LinkedHashMap<>(pendingCommits);
-        List<Instance> instances = new ArrayList<>(pending.keySet());
-        Map<Instance, Throwable> failed = loads.onEvery(instances,
-                in -> loader.commit(in, pending.get(in), settings.loadTimeout()));
-        List<String> blocking = new ArrayList<>();
-        Throwable firstCause = null;
-        for (Instance in : instances) {
-            Throwable t = failed.get(in);
-            if (t == null) {
-                pendingCommits.remove(in);
-                log.info("{} committed placement epoch {} on retry", describe(in), pending.get(in));
-            } else if (t instanceof InstanceRefusedException) {
-                pendingCommits.remove(in);
-                log.warn("{} holds placement epoch {} neither prepared nor served (restarted?): nothing to commit: {}",
-                        describe(in), pending.get(in), t.getMessage());
-            } else {
-                commitFailures.incrementAndGet();
-                blocking.add(describe(in) + ": epoch " + pending.get(in) + ": " + t.getMessage());
-                firstCause = firstCause == null ? t : firstCause;
-            }
-        }
-        if (!blocking.isEmpty()) {
-            String kept = "epoch " + currentEpoch() + " stays current";
-            log.warn("replan aborted before preparing a new epoch: {} failed the COMMIT retry; {}", blocking, kept);
-            throw new ReplanAbortedException("no new placement epoch was prepared: " + String.join("; ", blocking)
-                    + " failed LoadAssignment (COMMIT retry; preparing a newer epoch there would drop the one the "
-                    + "gateways use); " + kept, firstCause);
-        }
-    }
-
-    private static String describe(Instance in) {
+    static String describe(Instance in) {
         return in.getId() + " (" + in.getEndpoint() + ")";
     }
 

@@ -1,0 +1,113 @@
+package io.moemesh.router.coordination;
+
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.Placement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The COMMIT phase of {@link PlacementCoordinator}'s two-phase switch: the COMMIT of a published epoch on every
+ * instance, and the COMMITs instances missed, kept and retried before the next PREPARE. Replan thread only (the
+ * counts are read from any thread).
+ */
+final class PendingCommits {
+    private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
+
+    private final InstanceLoader loader;
+    private final ParallelLoads loads;
+    private final Duration timeout;
+    private final Map<Instance, Long> pendingCommits = new ConcurrentHashMap<>();
+    private final AtomicLong commitFailures = new AtomicLong();
+
+    PendingCommits(InstanceLoader loader, ParallelLoads loads, Duration timeout) {
+        this.loader = loader;
+        this.loads = loads;
+        this.timeout = timeout;
+    }
+
+    /** COMMITs missed (first tries and retries) since the start. */
+    long failures() {
+        return commitFailures.get();
+    }
+
+    /** Instances with a missed COMMIT not yet retried successfully. */
+    int size() {
+        return pendingCommits.size();
+    }
+
+    /**
+     * COMMIT of a published epoch on every instance. An instance that misses it still answers both epochs, which is
+     * safe (it only keeps the older epoch's experts longer); it is counted, logged and retried before the next PREPARE.
+     */
+    void commitEverywhere(Placement p) throws InterruptedException {
+        long epoch = p.getEpoch();
+        Map<Instance, Throwable> failed = loads.onEvery(p.getInstancesList(),
+                in -> loader.commit(in, epoch, timeout));
+        for (Instance in : p.getInstancesList()) {
+            Throwable t = failed.get(in);
+            if (t == null) {
+                pendingCommits.remove(in);
+            } else {
+                commitFailures.incrementAndGet();
+                pendingCommits.put(in, epoch);
+                log.warn("placement epoch {} is published but {} did not commit it (retried before the next replan; it "
+                        + "answers the previous epoch too meanwhile): {}", epoch, PlacementCoordinator.describe(in), t.getMessage());
+            }
+        }
+    }
+
+    /**
+     * Retries the COMMITs an instance missed, before a newer epoch is prepared: a PREPARE of a newer epoch replaces
+     * a still-prepared one on the instance, which would drop the published epoch the gateways dispatch under. An
+     * instance that answers that it holds the epoch neither prepared nor served (restarted) has nothing to lose;
+     * any other failure aborts the replan before anything is prepared.
+     */
+    void retry(List<Instance> members, long currentEpoch) throws InterruptedException {
+        // An instance that left the set is not asked (it is gone, or no longer placed on).
+        pendingCommits.keySet().removeIf(in -> {
+            boolean gone = members.stream().noneMatch(x -> x.getId().equals(in.getId()));
+            if (gone) {
+                log.info("{} left the instance set: its missed COMMIT is not retried", PlacementCoordinator.describe(in));
+            }
+            return gone;
+        });
+        if (pendingCommits.isEmpty()) {
+            return;
+        }
+        Map<Instance, Long> pending = new LinkedHashMap<>(pendingCommits);
+        List<Instance> instances = new ArrayList<>(pending.keySet());
+        Map<Instance, Throwable> failed = loads.onEvery(instances,
+                in -> loader.commit(in, pending.get(in), timeout));
+        List<String> blocking = new ArrayList<>();
+        Throwable firstCause = null;
+        for (Instance in : instances) {
+            Throwable t = failed.get(in);
+            if (t == null) {
+                pendingCommits.remove(in);
+                log.info("{} committed placement epoch {} on retry", PlacementCoordinator.describe(in), pending.get(in));
+            } else if (t instanceof InstanceRefusedException) {
+                pendingCommits.remove(in);
+                log.warn("{} holds placement epoch {} neither prepared nor served (restarted?): nothing to commit: {}",
+                        PlacementCoordinator.describe(in), pending.get(in), t.getMessage());
+            } else {
+                commitFailures.incrementAndGet();
+                blocking.add(PlacementCoordinator.describe(in) + ": epoch " + pending.get(in) + ": " + t.getMessage());
+                firstCause = firstCause == null ? t : firstCause;
+            }
+        }
+        if (!blocking.isEmpty()) {
+            String kept = "epoch " + currentEpoch + " stays current";
+            log.warn("replan aborted before preparing a new epoch: {} failed the COMMIT retry; {}", blocking, kept);
+            throw new ReplanAbortedException("no new placement epoch was prepared: " + String.join("; ", blocking)
+                    + " failed LoadAssignment (COMMIT retry; preparing a newer epoch there would drop the one the "
+                    + "gateways use); " + kept, firstCause);
+        }
+    }
+}
