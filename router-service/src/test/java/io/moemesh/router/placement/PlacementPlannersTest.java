@@ -3,7 +3,9 @@ package io.moemesh.router.placement;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.trace.RouteTrace;
+import io.moemesh.service.placement.EvenPlacement;
 import java.util.Arrays;
 import java.util.List;
 import net.jqwik.api.ForAll;
@@ -37,6 +39,25 @@ class PlacementPlannersTest {
                     assertThat(h).isNotEmpty().doesNotHaveDuplicates();
                     assertThat(Arrays.stream(h).allMatch(i -> i >= 0 && i < instances)).isTrue();
                 }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1, 8, 2, 0", "2, 8, 4, 0", "3, 60, 2, 1", "4, 5, 3, 2"})
+    void roundRobin_dealsExactlyAsTheLocalMeshPublishes(int instances, int experts, int layers, int firstLayer) {
+        RouteTrace trace = SyntheticTraces.clustered(20, layers, experts, 2, 1, 0.3, 3);
+        RouteStats stats = RouteStats.of(new RouteTrace("shifted", firstLayer, layers, experts, 2, trace.tokens()));
+        List<String> ids = PlacementPlanners.localIds(instances);
+        int slots = (experts + instances - 1) / instances;
+        Placement p = new RoundRobinPlanner().plan(stats, PlacementBudget.slots(instances, slots), ids);
+        io.moemesh.proto.router.v1.Placement even = EvenPlacement.build(1,
+                ids.stream().map(id -> Instance.newBuilder().setId(id).build()).toList(),
+                firstLayer + layers, experts, false, 1);
+        for (int l = 0; l < layers; l++) {
+            for (int e = 0; e < experts; e++) {
+                assertThat(ids.get(p.holders()[l][e][0])).as("layer %d expert %d", firstLayer + l, e)
+                        .isEqualTo(even.getLayers(firstLayer + l).getExperts(e).getInstanceIds(0));
             }
         }
     }

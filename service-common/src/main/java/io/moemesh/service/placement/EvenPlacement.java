@@ -16,6 +16,15 @@ public final class EvenPlacement {
     }
 
     /**
+     * The deal's rule: replica {@code replica} of expert {@code expert} in layer number {@code layer} goes to
+     * instance {@code (expert + layer + replica) mod instances}. The router's round-robin planner uses the same rule
+     * so its baseline is exactly what {@code moemesh up} publishes.
+     */
+    public static int holder(int expert, int layer, int replica, int instances) {
+        return (expert + layer + replica) % instances;
+    }
+
+    /**
      * @param routedExperts experts per layer the router chooses among
      * @param sharedExpert  whether the model has a shared expert (id {@code routedExperts}) every token visits
      */
@@ -35,7 +44,7 @@ public final class EvenPlacement {
             for (int e = 0; e < experts; e++) {
                 ExpertPlacement.Builder ep = ExpertPlacement.newBuilder().setExpert(e).setShared(e == routedExperts);
                 for (int r = 0; r < replicas; r++) {
-                    ep.addInstanceIds(instances.get((e + l + r) % n).getId());
+                    ep.addInstanceIds(instances.get(holder(e, l, r, n)).getId());
                 }
                 lp.addExperts(ep);
             }
