@@ -88,7 +88,8 @@ public final class KvCacheServiceConfiguration {
         StorePolicies policies = props.storePolicy().create((int) Math.min(capacity, Integer.MAX_VALUE / 2));
         SsdTier ssd = SsdTier.open(cfg, layout, fp, policies.lower());
         OpenReport r = ssd.openReport();
-        log.info("model {}: eviction/admission policy {} over about {} blocks", name, props.policy(), capacity);
+        log.info("model {}: eviction/admission policy {} over about {} blocks", name, props.policy(),
+                capacity);
         log.info("model {} ({}): {}; SSD tier {} rebuilt: {} blocks in {} segments, {} checksum failures dropped, "
                         + "{} torn bytes truncated, {} segments quarantined", name, fp.hex(), layout, ssdDir, r.blocks(),
                 r.segments(), r.checksumFailures(), r.tornBytesTruncated(), r.quarantined().size());

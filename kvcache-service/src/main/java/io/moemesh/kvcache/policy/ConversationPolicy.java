@@ -41,8 +41,8 @@ import java.util.function.Predicate;
  *
  * <p>Online: everything it decides for a request depends only on the requests before it and the request's own
  * arrival time ({@link #observe} is called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
- * touched a block, its uses, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536, at most {@link #META_MAX}: a service's heap), the
- * least recently touched forgotten first.
+ * touched a block, its uses, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536, at
+ * most {@link #META_MAX}: a service's heap), the least recently touched forgotten first.
  *
  * <p>Thread-safe: the tiers call their views under their own locks (a DRAM hit holds only DRAM's monitor), so the
  * state the views share is guarded by this object's monitor; no tier lock is ever taken while it is held.
