@@ -8,6 +8,7 @@ import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshSpec;
 import io.moemesh.cli.mesh.RunningMesh;
 import io.moemesh.cli.mesh.ServiceProcess;
+import io.moemesh.model.golden.TestModels;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
