@@ -38,7 +38,6 @@ import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.engine.LookaheadObserver;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.StepScheduler;
-import io.moemesh.model.kernel.MatMul;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.proto.common.v1.DType;
@@ -212,8 +211,8 @@ public class GatewayConfiguration {
                           Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
                           OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
                           Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote) {
-        // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
-        MatMul.warmUp();
+        // Not waiting for MatMul.warmUp (GatewayApplication starts it on its own thread): it buys speed, not
+        // correctness (the kernels give the same bits compiled or not), and waiting for it held readiness seconds.
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
         Engine engine = mesh.<Engine>map(d -> model.engine(d, routes, lookahead.isPresent() ? lookahead.get()
                 : LookaheadObserver.NONE)).orElseGet(() -> model.engine(
