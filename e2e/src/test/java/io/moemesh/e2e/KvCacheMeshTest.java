@@ -220,6 +220,8 @@ class KvCacheMeshTest {
             return withChannel(ch -> lookup(ch, probeBlocks).getPresentBlocks()) == probeBlocks.size();
         });
         probes.forEach(r -> assertGolden(probe, r));
+        System.err.printf("KvCacheMeshTest: the gateway wrote to the restarted kvcache-service after %d request(s)%n",
+                probes.size());
 
         double fetched = metric(gatewayMetrics, "moemesh_gateway_kvcache_fetched_blocks_total");
         Completion r = complete(mesh, b);
