@@ -48,7 +48,8 @@ import java.util.Map;
  * block it {@linkplain BlockSink#wants wants} when the block becomes cached (its last holder released it) and when
  * it is evicted (write-back), and {@link #importBlocks} makes blocks fetched from the tier cached blocks here, so
  * the next {@link #acquirePrefix} finds them like any other. Each block with a hash keeps its parent hash, tokens,
- * tenant and chain position for that.
+ * tenant and chain position for that. A {@link BlockOffload} takes a long sequence's oldest full blocks while it
+ * runs ({@link #setBlockOffload}): the sequence then reports them as its {@link #remotePrefix}.
  *
  * <p>With {@code enabled} false it is a plain paged cache: {@link #acquirePrefix} returns 0 and no block ever gets
  * a hash. Engine thread only, like every {@link KvCache} (no locks); the counters ({@link #freeBlocks},
@@ -73,12 +74,14 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     /** Per block with a hash: what it was computed from. */
     private final BlockLineage lineage;
     private volatile BlockSink sink = BlockSink.NONE;
+    private BlockOffload offload = BlockOffload.NONE;
     private volatile long imported;
     private final BlockLru lru;
     /** Free blocks: a stack, {@code free[0, freeCount)}. */
     private final int[] free;
     private volatile int freeCount;
     private volatile int cachedCount;
+    private volatile int remoteCount;
     private volatile long lookedUp;
     private volatile long served;
     private final Map<Long, Sequence> sequences = new HashMap<>();
@@ -99,6 +102,15 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         /** The last lookup's context and hit tokens, counted when the sequence's first step starts. */
         int pendingLookedUp;
         int pendingServed;
+        /** Leading blocks held remotely (the remote prefix, in blocks): {@code blocks[0]} is block {@code remote}. */
+        int remote;
+        /** An offload in flight ({@link BlockOffload#offload}) that makes blocks [remote, offloadTo) remote. */
+        java.util.concurrent.CompletableFuture<Boolean> offloading;
+        int offloadTo;
+        /** True once an offload was started (then the offload is told of the release). */
+        boolean offloaded;
+        /** An offload failed: the sequence stays local from then on (no retry against a service that is down). */
+        boolean offloadFailed;
 
         Sequence(int blockTokens, String tenant) {
             this.partial = new int[blockTokens];
@@ -166,7 +178,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             throw new IllegalArgumentException("sequence " + seqId + ": tenant must be set (\"\" for none)");
         }
         Sequence s = sequences.get(seqId);
-        if (s != null && s.size > 0) {
+        if (s != null && (s.size > 0 || s.remote > 0)) {
             throw new IllegalStateException("sequence " + seqId + " already holds " + s.size
                     + " KV blocks: release it before admitting it again");
         }
@@ -202,8 +214,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
 
     @Override
     public boolean ensureCapacity(long seqId, int length) {
-        int need = (length + blockTokens - 1) / blockTokens;
         Sequence s = sequences.get(seqId);
+        if (s != null) {
+            applyOffload(s);
+        }
+        int need = (length + blockTokens - 1) / blockTokens - (s == null ? 0 : s.remote);
         int have = s == null ? 0 : s.size;
         if (need <= have) {
             return true;
@@ -253,6 +268,13 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return s.blocks;
     }
 
+    /** Blocks the sequence holds remotely, in positions (0 without an offload). */
+    @Override
+    public int remotePrefix(long seqId) {
+        Sequence s = sequences.get(seqId);
+        return s == null ? 0 : s.remote * blockTokens;
+    }
+
     @Override
     public float[] keys(int layer) {
         return keys[layer];
@@ -283,9 +305,9 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 s.pendingLookedUp = 0;
                 s.pendingServed = 0;
             }
-            int to = Math.min(s.size, (st.endPos() - 1) / blockTokens + 1);
-            for (int i = st.startPos() / blockTokens; i < to; i++) {
-                if (hashOf[s.blocks[i]] != null) {
+            int to = Math.min(s.remote + s.size, (st.endPos() - 1) / blockTokens + 1);
+            for (int i = Math.max(s.remote, st.startPos() / blockTokens); i < to; i++) {
+                if (hashOf[s.blocks[i - s.remote]] != null) {
                     throw new IllegalStateException("sequence " + st.seqId() + " would write positions ["
                             + st.startPos() + ", " + st.endPos() + ") into its block " + i
                             + ", which holds a cached prefix other sequences may read");
@@ -320,12 +342,14 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 if (s.length % blockTokens == 0) {
                     BlockHash h = BlockHash.of(s.last, s.partial, 0, blockTokens, fingerprint, s.tenant);
                     int i = s.length / blockTokens - 1;
-                    if (register(s.blocks[i], h)) {
-                        lineage.remember(s.blocks[i], s.last, s.partial, s.tenant, i);
+                    int b = s.blocks[i - s.remote];
+                    if (register(b, h)) {
+                        lineage.remember(b, s.last, s.partial, s.tenant, i);
                     }
                     s.last = h;
                 }
             }
+            maybeOffload(st.seqId(), s);
         }
     }
 
@@ -352,6 +376,10 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         if (s == null) {
             return;
         }
+        if (s.offloaded) {
+            remoteCount -= s.remote;
+            offload.released(seqId);
+        }
         for (int i = s.size - 1; i >= 0; i--) {
             int b = s.blocks[i];
             if (refs[b] <= 0) {
@@ -375,6 +403,73 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      */
     public void setBlockSink(BlockSink sink) {
         this.sink = sink == null ? BlockSink.NONE : sink;
+    }
+
+    /**
+     * Sets where long sequences' oldest blocks go ({@link BlockOffload#NONE}, the default, keeps them here). After
+     * each completed step of a sequence, when the offload's {@link BlockOffload#remoteBlocks} wants more of its
+     * blocks remote than are and none is in flight, copies of those blocks go to {@link BlockOffload#offload}: only
+     * full blocks with a hash, block 0 first, stopping at one without (a prefix computed twice side by side keeps
+     * its second copy unhashed) or one that is another chain's. Once that completes with true, at the sequence's
+     * next {@link #ensureCapacity} (a step boundary), the sequence lets go of them as {@link #release} does (a block
+     * other sequences share stays held by them; one nobody holds becomes cached, reclaimable, still findable by
+     * its hash) and reports them as its {@link #remotePrefix}. A failed offload leaves the sequence local for the
+     * rest of its life. Engine thread only; set it before the engine runs.
+     */
+    public void setBlockOffload(BlockOffload offload) {
+        if (offload != BlockOffload.NONE && !enabled) {
+            throw new IllegalArgumentException("an offload needs prefix caching (blocks are offloaded by their hash)");
+        }
+        this.offload = offload == null ? BlockOffload.NONE : offload;
+    }
+
+    private void maybeOffload(long seqId, Sequence s) {
+        if (offload == BlockOffload.NONE || s.offloading != null || s.offloadFailed) {
+            return;
+        }
+        int target = Math.min(offload.remoteBlocks(s.length), s.length / blockTokens);
+        List<BlockContents> copies = new ArrayList<>();
+        for (int i = s.remote; i < target; i++) {
+            int b = s.blocks[i - s.remote];
+            if (hashOf[b] == null || lineage.position(b) != i) {
+                break;
+            }
+            copies.add(copy(b));
+        }
+        if (copies.isEmpty()) {
+            return;
+        }
+        s.offloaded = true;
+        s.offloadTo = s.remote + copies.size();
+        s.offloading = offload.offload(seqId, copies);
+    }
+
+    /** Lets go of the blocks of a completed offload (a step boundary: the engine reads the table after this). */
+    private void applyOffload(Sequence s) {
+        if (s.offloading == null || !s.offloading.isDone()) {
+            return;
+        }
+        boolean ok = !s.offloading.isCompletedExceptionally() && !s.offloading.isCancelled()
+                && Boolean.TRUE.equals(s.offloading.getNow(false));
+        s.offloading = null;
+        if (!ok) {
+            s.offloadFailed = true;
+            return;
+        }
+        int n = s.offloadTo - s.remote;
+        // Tail first into the LRU, as release does: eviction takes the chain's end before its start.
+        for (int i = n - 1; i >= 0; i--) {
+            int b = s.blocks[i];
+            if (--refs[b] == 0) {
+                lru.addLast(b);
+                cachedCount++;
+                offer(b);
+            }
+        }
+        System.arraycopy(s.blocks, n, s.blocks, 0, s.size - n);
+        s.size -= n;
+        s.remote = s.offloadTo;
+        remoteCount += n;
     }
 
     /** Hands the sink a copy of block {@code b} (which has a hash) if it wants one. */
@@ -401,7 +496,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         }
         for (int i = 0; i < s.size; i++) {
             BlockHash h = hashOf[s.blocks[i]];
-            if (h == null || lineage.position(s.blocks[i]) != i) {
+            if (h == null || lineage.position(s.blocks[i]) != s.remote + i) {
                 break;
             }
             if (wanted.test(h)) {
@@ -530,6 +625,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     /** Blocks held by at least one sequence (a shared block counts once). */
     public int usedBlocks() {
         return numBlocks - freeCount - cachedCount;
+    }
+
+    /** Blocks of the sequences here that a {@link BlockOffload} holds instead (their remote prefixes, in blocks). */
+    public int remoteBlocks() {
+        return remoteCount;
     }
 
     /**
