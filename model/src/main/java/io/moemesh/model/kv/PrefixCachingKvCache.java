@@ -84,39 +84,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     private volatile int remoteCount;
     private volatile long lookedUp;
     private volatile long served;
-    private final Map<Long, Sequence> sequences = new HashMap<>();
-
-    private static final class Sequence {
-        int[] blocks = new int[8];
-        int size;
-        /** The tenant salting its hashes; null until an admission or a step names it. */
-        String tenant;
-        /** Positions [0, length) have final keys and values and known tokens, hashed up to the last full block. */
-        int length;
-        /** The tokens of the block being filled: positions [length - length % B, length). */
-        final int[] partial;
-        /** The hash of the last full block, null before the first. */
-        BlockHash last;
-        /** False once a step did not continue where the last ended (its tokens are then not all known). */
-        boolean hashable = true;
-        /** The last lookup's context and hit tokens, counted when the sequence's first step starts. */
-        int pendingLookedUp;
-        int pendingServed;
-        /** Leading blocks held remotely (the remote prefix, in blocks): {@code blocks[0]} is block {@code remote}. */
-        int remote;
-        /** An offload in flight ({@link BlockOffload#offload}) that makes blocks [remote, offloadTo) remote. */
-        java.util.concurrent.CompletableFuture<Boolean> offloading;
-        int offloadTo;
-        /** True once an offload was started (then the offload is told of the release). */
-        boolean offloaded;
-        /** An offload failed: the sequence stays local from then on (no retry against a service that is down). */
-        boolean offloadFailed;
-
-        Sequence(int blockTokens, String tenant) {
-            this.partial = new int[blockTokens];
-            this.tenant = tenant;
-        }
-    }
+    private final Map<Long, CachedSequence> sequences = new HashMap<>();
 
     /**
      * @param fingerprint the served model's, part of every block hash
@@ -177,7 +145,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         if (tenant == null) {
             throw new IllegalArgumentException("sequence " + seqId + ": tenant must be set (\"\" for none)");
         }
-        Sequence s = sequences.get(seqId);
+        CachedSequence s = sequences.get(seqId);
         if (s != null && (s.size > 0 || s.remote > 0)) {
             throw new IllegalStateException("sequence " + seqId + " already holds " + s.size
                     + " KV blocks: release it before admitting it again");
@@ -185,7 +153,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         if (!enabled) {
             return 0;
         }
-        s = new Sequence(blockTokens, tenant);
+        s = new CachedSequence(blockTokens, tenant);
         sequences.put(seqId, s);
         int max = (tokens.length - 1) / blockTokens;
         int hits = 0;
@@ -214,7 +182,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
 
     @Override
     public boolean ensureCapacity(long seqId, int length) {
-        Sequence s = sequences.get(seqId);
+        CachedSequence s = sequences.get(seqId);
         if (s != null) {
             applyOffload(s);
         }
@@ -227,7 +195,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             return false;
         }
         if (s == null) {
-            s = new Sequence(blockTokens, null);
+            s = new CachedSequence(blockTokens, null);
             sequences.put(seqId, s);
         }
         for (int i = have; i < need; i++) {
@@ -236,7 +204,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return true;
     }
 
-    private static void append(Sequence s, int block) {
+    private static void append(CachedSequence s, int block) {
         if (s.size == s.blocks.length) {
             s.blocks = Arrays.copyOf(s.blocks, s.size * 2);
         }
@@ -261,7 +229,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
 
     @Override
     public int[] blockTable(long seqId) {
-        Sequence s = sequences.get(seqId);
+        CachedSequence s = sequences.get(seqId);
         if (s == null || s.size == 0) {
             throw new IllegalStateException("sequence " + seqId + " has no KV blocks");
         }
@@ -271,7 +239,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     /** Blocks the sequence holds remotely, in positions (0 without an offload). */
     @Override
     public int remotePrefix(long seqId) {
-        Sequence s = sequences.get(seqId);
+        CachedSequence s = sequences.get(seqId);
         return s == null ? 0 : s.remote * blockTokens;
     }
 
@@ -295,7 +263,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             return;
         }
         for (SequenceStep st : step.sequences()) {
-            Sequence s = sequences.get(st.seqId());
+            CachedSequence s = sequences.get(st.seqId());
             if (s == null) {
                 continue;
             }
@@ -323,7 +291,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             return;
         }
         for (SequenceStep st : step.sequences()) {
-            Sequence s = sequences.get(st.seqId());
+            CachedSequence s = sequences.get(st.seqId());
             if (s == null || !s.hashable) {
                 continue;
             }
@@ -372,7 +340,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      */
     @Override
     public void release(long seqId) {
-        Sequence s = sequences.remove(seqId);
+        CachedSequence s = sequences.remove(seqId);
         if (s == null) {
             return;
         }
@@ -423,7 +391,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         this.offload = offload == null ? BlockOffload.NONE : offload;
     }
 
-    private void maybeOffload(long seqId, Sequence s) {
+    private void maybeOffload(long seqId, CachedSequence s) {
         if (offload == BlockOffload.NONE || s.offloading != null || s.offloadFailed) {
             return;
         }
@@ -445,7 +413,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     }
 
     /** Lets go of the blocks of a completed offload (a step boundary: the engine reads the table after this). */
-    private void applyOffload(Sequence s) {
+    private void applyOffload(CachedSequence s) {
         if (s.offloading == null || !s.offloading.isDone()) {
             return;
         }
@@ -489,7 +457,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      * saves them before the sequence releases them).
      */
     public List<BlockContents> copyHeldBlocks(long seqId, java.util.function.Predicate<BlockHash> wanted) {
-        Sequence s = sequences.get(seqId);
+        CachedSequence s = sequences.get(seqId);
         List<BlockContents> out = new ArrayList<>();
         if (s == null) {
             return out;
@@ -653,7 +621,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      */
     int audit() {
         int[] counted = new int[numBlocks];
-        for (Sequence s : sequences.values()) {
+        for (CachedSequence s : sequences.values()) {
             for (int i = 0; i < s.size; i++) {
                 counted[s.blocks[i]]++;
             }
