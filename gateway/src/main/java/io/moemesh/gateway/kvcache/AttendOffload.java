@@ -42,8 +42,9 @@ import org.slf4j.LoggerFactory;
  * <p><b>Offload</b> (a gateway thread, never the engine's): the blocks go through the {@link WriteBack} queue
  * ahead of everything else ({@link WriteBack#writeFirst}; blocks it already stored are not sent again), then one
  * {@code Pin} for them all. Any block not stored (declined, no space, Put failed) or not pinned, a service that is
- * down, or more than {@code offloadTimeout}: the offload reports false, what it pinned is unpinned, and the
- * sequence stays local for good (no failure, no retry against a failing service).
+ * down, or more than {@code offloadTimeout}: the offload reports false and the sequence stays local for good (no
+ * failure, no retry against a failing service); what it pinned is unpinned at once, or, when the Pin answered only
+ * after the timeout, with the sequence's other pins when it ends.
  *
  * <p><b>Attend</b>: in {@link #start}, one asynchronous call per sequence of the batch (a sequence's rows are
  * consecutive; more than 256 rows, a prefill chunk, go in several), each with a deadline of {@code attendTimeout};
