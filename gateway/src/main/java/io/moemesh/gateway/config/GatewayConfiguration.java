@@ -16,6 +16,7 @@ import io.moemesh.gateway.dispatch.ResilientInstance;
 import io.moemesh.gateway.dispatch.TracedLocalExperts;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
+import io.moemesh.gateway.kvcache.AttendOffload;
 import io.moemesh.gateway.kvcache.RemotePrefixes;
 import io.moemesh.service.expert.GrpcInstanceClient;
 import io.moemesh.gateway.http.PublicApiFilter;
@@ -36,6 +37,7 @@ import io.moemesh.model.engine.Engine;
 import io.moemesh.model.generate.PreemptionPolicy;
 import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.engine.LookaheadObserver;
+import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kv.ModelFingerprint;
@@ -210,13 +212,24 @@ public class GatewayConfiguration {
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
                           OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
+<<<<<<< HEAD
                           Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote) {
         // Not waiting for MatMul.warmUp (GatewayApplication starts it on its own thread): it buys speed, not
         // correctness (the kernels give the same bits compiled or not), and waiting for it held readiness seconds.
+=======
+                          Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote,
+                          Optional<AttendOffload> attend) {
+        // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
+        MatMul.warmUp();
+>>>>>>> i11-attend
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
-        Engine engine = mesh.<Engine>map(d -> model.engine(d, routes, lookahead.isPresent() ? lookahead.get()
-                : LookaheadObserver.NONE)).orElseGet(() -> model.engine(
-                new TracedLocalExperts(LocalExperts.fromStore(model.tensors(), model.config()), traces)));
+        // Long contexts' old blocks attended over in the kvcache-service (moemesh.gateway.kvcache.attend.*).
+        RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);
+        Engine engine = mesh.<Engine>map(d -> new Engine(model.config(), model.denseWeights(), d, routes,
+                lookahead.isPresent() ? lookahead.get() : LookaheadObserver.NONE, remoteAttention))
+                .orElseGet(() -> new Engine(model.config(), model.denseWeights(), new TracedLocalExperts(
+                        LocalExperts.fromStore(model.tensors(), model.config()), traces), RouteObserver.NONE,
+                        LookaheadObserver.NONE, remoteAttention));
         // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix. With
         // a kvcache-service, blocks fetched from it join the cache before the sequence is admitted (RemotePrefixes).
         StepScheduler scheduler = remote.isPresent()
@@ -236,6 +249,9 @@ public class GatewayConfiguration {
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
         // Held by running sequences (a shared block once); cached blocks are reclaimable, so they are not "used".
         Gauge.builder("moemesh_gateway_kv_blocks_used", cache, PrefixCachingKvCache::usedBlocks).register(meters);
+        Gauge.builder("moemesh_gateway_kv_blocks_remote", cache, PrefixCachingKvCache::remoteBlocks)
+                .description("KV blocks of running sequences held in the kvcache-service instead (attend offload)")
+                .register(meters);
         Gauge.builder("moemesh_gateway_kv_blocks_cached", cache, PrefixCachingKvCache::cachedBlocks)
                 .description("KV blocks no sequence holds that keep a reusable prefix until evicted").register(meters);
         FunctionCounter.builder("moemesh_gateway_prefix_cache_queried_tokens", cache, PrefixCachingKvCache::lookedUpTokens)

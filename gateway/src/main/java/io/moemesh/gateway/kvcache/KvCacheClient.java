@@ -7,11 +7,17 @@ import io.grpc.stub.StreamObserver;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.ModelFingerprint;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.common.v1.Tensor;
+import io.moemesh.proto.kvcache.v1.AttendRequest;
+import io.moemesh.proto.kvcache.v1.AttendResponse;
 import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.GetRequest;
 import io.moemesh.proto.kvcache.v1.GetResponse;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
+import io.moemesh.proto.kvcache.v1.PinRequest;
+import io.moemesh.proto.kvcache.v1.UnpinRequest;
 import io.moemesh.proto.kvcache.v1.PutBlockHeader;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
 import io.moemesh.proto.kvcache.v1.PutRequest;
@@ -246,6 +252,61 @@ public final class KvCacheClient implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted");
         }
+    }
+
+    /**
+     * Pins each block once (see {@code Pin}): per hash, same order, whether it was stored and is now pinned.
+     *
+     * @throws io.grpc.StatusRuntimeException when the call fails or times out
+     */
+    public List<Boolean> pin(List<BlockHash> hashes, Duration deadline) {
+        PinRequest.Builder req = PinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+        hashes.forEach(h -> req.addBlockHashes(ByteString.copyFrom(h.bytes())));
+        List<Boolean> pinned = KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).pin(req.build()).getPinnedList();
+        if (pinned.size() != hashes.size()) {
+            throw new IllegalStateException("Pin of " + hashes.size() + " blocks at " + endpoint + " answered "
+                    + pinned.size());
+        }
+        return pinned;
+    }
+
+    /**
+     * Releases one pin of each block; returns how many had one.
+     *
+     * @throws io.grpc.StatusRuntimeException when the call fails or times out
+     */
+    public int unpin(List<BlockHash> hashes, Duration deadline) {
+        UnpinRequest.Builder req = UnpinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+        hashes.forEach(h -> req.addBlockHashes(ByteString.copyFrom(h.bytes())));
+        return (int) KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).unpin(req.build()).getUnpinnedList().stream().filter(b -> b).count();
+    }
+
+    /**
+     * The {@code Attend} request of {@code tokens} query rows of one sequence at one layer over its blocks
+     * {@code [0, blocks.size())} (first_block 0).
+     *
+     * @param query     {@code [tokens, heads, headDim]} float32 little-endian
+     * @param positions the rows' positions, each at or after the blocks' end
+     */
+    public AttendRequest attendRequest(int layer, int tokens, int heads, ByteString query, long[] positions,
+                                       List<ByteString> blocks, float scale) {
+        AttendRequest.Builder req = AttendRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout)
+                .setLayer(layer).setQuery(Tensor.newBuilder().setDtype(DType.DTYPE_F32).addShape(tokens)
+                        .addShape(heads).addShape(payload.headDim()).setData(query))
+                .addAllBlockHashes(blocks).setFirstBlock(0).setScale(scale);
+        for (long p : positions) {
+            req.addPositions(p);
+        }
+        return req.build();
+    }
+
+    /** Sends an {@code Attend} without waiting: the future fails with the call's status (deadline included). */
+    public com.google.common.util.concurrent.ListenableFuture<AttendResponse> attend(AttendRequest req,
+                                                                                    Duration deadline) {
+        return KvCacheServiceGrpc.newFutureStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS)
+                .attend(req);
     }
 
     @Override
