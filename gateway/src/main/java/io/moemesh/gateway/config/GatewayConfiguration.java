@@ -212,16 +212,10 @@ public class GatewayConfiguration {
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
                           OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
-<<<<<<< HEAD
-                          Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote) {
-        // Not waiting for MatMul.warmUp (GatewayApplication starts it on its own thread): it buys speed, not
-        // correctness (the kernels give the same bits compiled or not), and waiting for it held readiness seconds.
-=======
                           Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote,
                           Optional<AttendOffload> attend) {
-        // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
-        MatMul.warmUp();
->>>>>>> i11-attend
+        // Not waiting for MatMul.warmUp (GatewayApplication starts it on its own thread): it buys speed, not
+        // correctness (the kernels give the same bits compiled or not), and waiting for it held readiness seconds.
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
         // Long contexts' old blocks attended over in the kvcache-service (moemesh.gateway.kvcache.attend.*).
         RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);
