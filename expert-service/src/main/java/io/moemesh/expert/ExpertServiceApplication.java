@@ -18,8 +18,7 @@ public final class ExpertServiceApplication {
         SpringApplication app = new SpringApplication(ExpertServiceApplication.class);
         // Cold start: with the cpu backend (the default), the kernel warm-up (seconds of C2 compilation,
         // MatMul.warmUp) runs on a second core while Spring builds the context, as soon as the settings are known;
-        // readiness does not wait for it: the kernels give the same bits compiled or not, only slower until
-        // compiled (MatMul.warmUp, docs/performance.md "Cold start"). The noop backend needs none.
+        // ExpertBackends waits for it to finish (docs/performance.md "Cold start"). The noop backend needs none.
         app.addListeners((ApplicationListener<ApplicationEvent>) e -> {
             if (e instanceof ApplicationEnvironmentPreparedEvent prepared && "cpu".equals(prepared.getEnvironment()
                     .getProperty("moemesh.expert.backend", "cpu").strip().toLowerCase(Locale.ROOT))) {

@@ -10,8 +10,7 @@ import org.springframework.boot.context.properties.ConfigurationPropertiesScan;
 public class GatewayApplication {
     public static void main(String[] args) {
         // Cold start: the kernel warm-up (seconds of C2 compilation, MatMul.warmUp) runs on a second core while
-        // Spring builds the context; readiness does not wait for it: the kernels give the same bits compiled or not,
-        // only slower until compiled (MatMul.warmUp, docs/performance.md "Cold start").
+        // Spring builds the context; the engine-loop bean waits for it to finish (docs/performance.md "Cold start").
         Thread.ofPlatform().daemon().name("kernel-warm-up").start(MatMul::warmUp);
         SpringApplication.run(GatewayApplication.class, args);
     }

@@ -40,6 +40,7 @@ import io.moemesh.model.engine.LookaheadObserver;
 import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.StepScheduler;
+import io.moemesh.model.kernel.MatMul;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.proto.common.v1.DType;
@@ -214,8 +215,9 @@ public class GatewayConfiguration {
                           OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
                           Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote,
                           Optional<AttendOffload> attend) {
-        // Not waiting for MatMul.warmUp (GatewayApplication starts it on its own thread): it buys speed, not
-        // correctness (the kernels give the same bits compiled or not), and waiting for it held readiness seconds.
+        // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves);
+        // GatewayApplication started it on its own thread as the JVM started, so this waits for that run.
+        MatMul.warmUp();
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
         // Long contexts' old blocks attended over in the kvcache-service (moemesh.gateway.kvcache.attend.*).
         RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);

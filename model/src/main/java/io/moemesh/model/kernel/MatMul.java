@@ -212,11 +212,10 @@ public final class MatMul {
      * (measured with JFR: docs/performance.md). The weights are memory-mapped like a checkpoint's: warming up
      * on heap segments left a second segment class in the type profile of the vector loads, and C2's code for
      * the mapped weights then ran at half speed. Servers and benchmarks call it at start-up (the services on a background thread as their JVM starts, so it overlaps
-     * Spring's start; synchronized, so a caller that wants warm kernels waits for that run instead of starting a
-     * second). It buys speed only: the kernels give the same bits in every tier ({@link LaneSums} fixes the order
-     * in which a vector's lanes are added, which {@code reduceLanes} leaves to the tier; KernelTiersTest checks
-     * an {@code -Xint} JVM against a compiled one), so a service may serve before it finishes. The same inputs
-     * give the same bits on every thread and for every split of the rows
+     * Spring's start; synchronized, so the bean that needs warm kernels waits for that run instead of starting a second). Results are within
+     * tolerance either way, but not bit-identical across tiers: C2 adds a vector's lanes (reduceLanes) in a tree,
+     * the interpreter and C1 one by one, so the same product can differ in the last bit before and after
+     * compilation. Warmed up, the same inputs give the same bits on every thread and for every split of the rows
      * ({@link Exp} keeps the exponentials split-independent too).
      */
     public static synchronized void warmUp() {
