@@ -33,9 +33,12 @@ import io.moemesh.gateway.serving.ServingMetrics;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.ExpertWaits;
 import io.moemesh.model.generate.PreemptionPolicy;
 import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.engine.LookaheadObserver;
+import io.moemesh.model.engine.MicroBatching;
+import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kernel.MatMul;
@@ -215,8 +218,12 @@ public class GatewayConfiguration {
         // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
         MatMul.warmUp();
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
-        Engine engine = mesh.<Engine>map(d -> model.engine(d, routes, lookahead.isPresent() ? lookahead.get()
-                : LookaheadObserver.NONE)).orElseGet(() -> model.engine(
+        // Ping-pong micro-batches only with expert-services: in-process experts compute inside start(), so a split
+        // would only read the dense weights once more per micro-batch.
+        MicroBatching microBatching = new MicroBatching(p.microBatches(), p.microBatchMinRows());
+        Engine engine = mesh.<Engine>map(d -> new Engine(model.config(), model.denseWeights(), d, routes,
+                lookahead.isPresent() ? lookahead.get() : LookaheadObserver.NONE, RemoteAttention.NONE, microBatching))
+                .orElseGet(() -> model.engine(
                 new TracedLocalExperts(LocalExperts.fromStore(model.tensors(), model.config()), traces)));
         // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix. With
         // a kvcache-service, blocks fetched from it join the cache before the sequence is admitted (RemotePrefixes).
@@ -233,6 +240,14 @@ public class GatewayConfiguration {
         if (source.orElse(null) instanceof RouterPlacementSource r) {
             r.onNewPlacement(loop::wakeUp);
         }
+        ExpertWaits waits = engine.expertWaits();
+        FunctionCounter.builder("moemesh_gateway_expert_overlap_seconds", waits, w -> w.overlappedNanos() / 1e9)
+                .description("engine time spent computing other micro-batches while an expert call was in flight "
+                        + "(ping-pong)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_expert_wait_seconds", waits, w -> w.waitedNanos() / 1e9)
+                .description("engine time spent blocked waiting for expert results").register(meters);
+        FunctionCounter.builder("moemesh_gateway_expert_awaits", waits, ExpertWaits::calls)
+                .description("expert calls awaited by the engine (one per micro-batch per MoE layer)").register(meters);
         Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
         // Held by running sequences (a shared block once); cached blocks are reclaimable, so they are not "used".
