@@ -17,7 +17,9 @@ import java.util.TreeSet;
  * phase every row is), which the engine hands to the expert dispatch, the KV cache and the {@link RouteObserver}.
  * Not thread-safe: one step at a time. Its buffers are reused across steps, so a warmed-up step allocates only
  * what it returns (the {@link StepOutput}s and their logits, route traces when asked for) and, when called with
- * a list, its step context; nothing per layer. How to drive it: docs/engine.md.
+ * a list, its step context; nothing per layer. With {@link MicroBatching} a step is split into micro-batches
+ * whose expert calls ({@link ExpertDispatch#start}) are in flight while the engine computes the others' layers
+ * (MegaScale-Infer's ping-pong, Zhu et al. 2025). How to drive it: docs/engine.md.
  */
 public final class Engine {
     private final ModelConfig c;
