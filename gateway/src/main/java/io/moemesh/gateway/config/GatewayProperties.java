@@ -45,8 +45,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              layers; 1 = off. Tokens do not change (docs/engine.md). Experts in-process never split
  *                              (nothing to overlap). At least 1
  * @param microBatchMinRows     a step with fewer rows (decode tokens plus prefill chunk tokens) runs as one batch:
- *                              below it, reading the dense weights once per micro-batch costs more than the overlap
- *                              saves (docs/performance.md). At least 2
+ *                              each micro-batch reads the dense weights once more, which a small step's overlap may
+ *                              not repay. Default 8 is a judgement, not yet a measurement (docs/engine.md). At least 2
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
