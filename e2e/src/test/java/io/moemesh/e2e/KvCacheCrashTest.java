@@ -12,7 +12,6 @@ import io.moemesh.proto.kvcache.v1.PutResponse;
 import io.moemesh.proto.kvcache.v1.Tier;
 import io.moemesh.proto.kvcache.v1.TierStats;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -21,7 +20,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -156,7 +154,7 @@ class KvCacheCrashTest {
             assertThat(r.getResultsList()).allSatisfy(x -> assertThat(x.getOutcome()).isEqualTo(PutOutcome.PUT_OUTCOME_STORED));
             // SIGTERM: DRAM is demoted to SSD and the segments forced
             kv.stop();
-            flipPayloadByte(kv.ssdDir(), chain.get(victim).hash().bytes());
+            KvCacheProcess.flipPayloadByte(kv.ssdDir(), chain.get(victim).hash().bytes());
             kv.start();
 
             List<byte[]> served = kv.get(chain.stream().map(KvCacheProcess.Block::key).toList());
@@ -180,38 +178,6 @@ class KvCacheCrashTest {
             assertThat(prometheus(kv.managementPort())).containsPattern(
                     "moemesh_kvcache_tier_checksum_failures_total\\{[^}]*tier=\"(ssd|csd)\"[^}]*} 1\\.0");
         }
-    }
-
-    /** Flips one byte inside the payload of the record whose key is {@code key} (found by its 32 bytes). */
-    private static void flipPayloadByte(Path ssdDir, byte[] key) throws IOException {
-        List<Path> segments;
-        try (Stream<Path> s = Files.walk(ssdDir)) {
-            segments = s.filter(p -> p.getFileName().toString().endsWith(".kvseg")).sorted().toList();
-        }
-        for (Path seg : segments) {
-            byte[] bytes = Files.readAllBytes(seg);
-            int at = Collections.indexOfSubList(toList(bytes), toList(key));
-            if (at >= 0) {
-                // well past the key, length and CRC fields: inside the 16 KiB payload
-                long pos = at + key.length + 1000;
-                try (RandomAccessFile f = new RandomAccessFile(seg.toFile(), "rw")) {
-                    f.seek(pos);
-                    int b = f.read();
-                    f.seek(pos);
-                    f.write(b ^ 0x10);
-                }
-                return;
-            }
-        }
-        throw new AssertionError("no segment under " + ssdDir + " holds the key (segments: " + segments + ")");
-    }
-
-    private static List<Byte> toList(byte[] a) {
-        List<Byte> out = new ArrayList<>(a.length);
-        for (byte b : a) {
-            out.add(b);
-        }
-        return out;
     }
 
     /** Gets in batches of 256 keys (the answer of one Get is flow-controlled, but a batch keeps calls short). */

@@ -24,12 +24,16 @@ import io.moemesh.proto.kvcache.v1.PutResponse;
 import io.moemesh.proto.kvcache.v1.StatsRequest;
 import io.moemesh.service.tls.CertificateDirectory;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,6 +43,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.stream.Stream;
 
 /**
  * One kvcache-service process from its built jar ({@link MeshHome#KVCACHE_JAR}), alone, over mutual TLS with a CA of
@@ -174,7 +179,7 @@ final class KvCacheProcess implements AutoCloseable {
         BlockHash parent = null;
         for (int i = 0; i < n; i++) {
             BlockHash h = BlockHash.of(parent, tokens, i * BLOCK_TOKENS, BLOCK_TOKENS, FINGERPRINT, "");
-            out.add(new Block(i, java.util.Arrays.copyOfRange(tokens, i * BLOCK_TOKENS, (i + 1) * BLOCK_TOKENS), parent,
+            out.add(new Block(i, Arrays.copyOfRange(tokens, i * BLOCK_TOKENS, (i + 1) * BLOCK_TOKENS), parent,
                     h, r.nextLong()));
             parent = h;
         }
@@ -275,5 +280,44 @@ final class KvCacheProcess implements AutoCloseable {
     static ModelStats stats(ManagedChannel channel) {
         return KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(1, TimeUnit.MINUTES)
                 .stats(StatsRequest.getDefaultInstance()).getModels(0);
+    }
+
+    /**
+     * Flips one byte inside the payload of every record under {@code ssdDir} whose key is {@code key} (found by its
+     * 32 bytes in the {@code .kvseg} files); returns how many records it damaged (at least one, else it fails).
+     */
+    static int flipPayloadByte(Path ssdDir, byte[] key) throws IOException {
+        List<Path> segments;
+        try (Stream<Path> s = Files.walk(ssdDir)) {
+            segments = s.filter(p -> p.getFileName().toString().endsWith(".kvseg")).sorted().toList();
+        }
+        int flipped = 0;
+        for (Path seg : segments) {
+            byte[] bytes = Files.readAllBytes(seg);
+            for (int at = indexOf(bytes, key, 0); at >= 0; at = indexOf(bytes, key, at + key.length)) {
+                // well past the key, length and CRC fields: inside the 16 KiB payload
+                long pos = at + key.length + 1000;
+                try (RandomAccessFile f = new RandomAccessFile(seg.toFile(), "rw")) {
+                    f.seek(pos);
+                    int b = f.read();
+                    f.seek(pos);
+                    f.write(b ^ 0x10);
+                }
+                flipped++;
+            }
+        }
+        if (flipped == 0) {
+            throw new AssertionError("no segment under " + ssdDir + " holds the key (segments: " + segments + ")");
+        }
+        return flipped;
+    }
+
+    private static int indexOf(byte[] in, byte[] what, int from) {
+        for (int i = from; i <= in.length - what.length; i++) {
+            if (in[i] == what[0] && Arrays.equals(in, i, i + what.length, what, 0, what.length)) {
+                return i;
+            }
+        }
+        return -1;
     }
 }

@@ -69,7 +69,12 @@ final class TestMeshes {
      * across meshes of the same name), without the router.
      */
     static RunningMesh startWithKvCache(String name, String model, int experts, int replicas) {
-        return up(spec(name, model, experts, replicas, List.of(), MeshSpec.RestartPolicy.NEVER).withoutRouter()
+        return startWithKvCache(name, model, experts, replicas, List.of());
+    }
+
+    /** With the kvcache-service and extra JVM options for every service. */
+    static RunningMesh startWithKvCache(String name, String model, int experts, int replicas, List<String> jvmOptions) {
+        return up(spec(name, model, experts, replicas, jvmOptions, MeshSpec.RestartPolicy.NEVER).withoutRouter()
                 .withKvCache());
     }
 

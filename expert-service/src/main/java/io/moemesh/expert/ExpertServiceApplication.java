@@ -1,8 +1,13 @@
 package io.moemesh.expert;
 
+import io.moemesh.model.kernel.MatMul;
+import java.util.Locale;
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
+import org.springframework.boot.context.event.ApplicationEnvironmentPreparedEvent;
 import org.springframework.boot.context.properties.ConfigurationPropertiesScan;
+import org.springframework.context.ApplicationEvent;
+import org.springframework.context.ApplicationListener;
 
 /** The expert service: batched MoE expert FFNs over gRPC. Everything is wired in {@code config}. */
 @SpringBootApplication(proxyBeanMethods = false)
@@ -10,6 +15,17 @@ import org.springframework.boot.context.properties.ConfigurationPropertiesScan;
 public final class ExpertServiceApplication {
 
     public static void main(String[] args) {
-        SpringApplication.run(ExpertServiceApplication.class, args);
+        SpringApplication app = new SpringApplication(ExpertServiceApplication.class);
+        // Cold start: with the cpu backend (the default), the kernel warm-up (seconds of C2 compilation,
+        // MatMul.warmUp) runs on a second core while Spring builds the context, as soon as the settings are known;
+        // readiness does not wait for it: the kernels give the same bits compiled or not, only slower until
+        // compiled (MatMul.warmUp, docs/performance.md "Cold start"). The noop backend needs none.
+        app.addListeners((ApplicationListener<ApplicationEvent>) e -> {
+            if (e instanceof ApplicationEnvironmentPreparedEvent prepared && "cpu".equals(prepared.getEnvironment()
+                    .getProperty("moemesh.expert.backend", "cpu").strip().toLowerCase(Locale.ROOT))) {
+                Thread.ofPlatform().daemon().name("kernel-warm-up").start(MatMul::warmUp);
+            }
+        });
+        app.run(args);
     }
 }

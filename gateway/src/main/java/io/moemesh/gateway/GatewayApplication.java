@@ -1,5 +1,6 @@
 package io.moemesh.gateway;
 
+import io.moemesh.model.kernel.MatMul;
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
 import org.springframework.boot.context.properties.ConfigurationPropertiesScan;
@@ -8,6 +9,10 @@ import org.springframework.boot.context.properties.ConfigurationPropertiesScan;
 @ConfigurationPropertiesScan
 public class GatewayApplication {
     public static void main(String[] args) {
+        // Cold start: the kernel warm-up (seconds of C2 compilation, MatMul.warmUp) runs on a second core while
+        // Spring builds the context; readiness does not wait for it: the kernels give the same bits compiled or not,
+        // only slower until compiled (MatMul.warmUp, docs/performance.md "Cold start").
+        Thread.ofPlatform().daemon().name("kernel-warm-up").start(MatMul::warmUp);
         SpringApplication.run(GatewayApplication.class, args);
     }
 }

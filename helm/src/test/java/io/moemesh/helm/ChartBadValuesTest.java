@@ -29,6 +29,7 @@ class ChartBadValuesTest {
                 bad("expertService.device", "tpu"),
                 bad("expertService.backend", "gpu"),
                 bad("router.planner", "best"),
+                bad("kvcache.policy", "lfu"),
                 bad("router.expertReplicas", "0"),
                 bad("gateway.image.repository", ""),
                 bad("kvcache.persistence.size", ""),

@@ -244,6 +244,10 @@ class ChartRenderTest {
                 .findFirst().orElseThrow();
         V1VolumeMount mount = gateway.getSpec().getTemplate().getSpec().getContainers().getFirst().getVolumeMounts()
                 .stream().filter(m -> m.getName().equals(placement.getName())).findFirst().orElseThrow();
+        assertThat(placement.getConfigMap().getItems())
+                .as("every key is mounted: placement.json or, past the router's gzip threshold, placement.json.gz")
+                .isNullOrEmpty();
+        assertThat(mount.getSubPath()).as("a subPath mount would never see the router's updates").isNull();
         assertThat(chart.one(V1ConfigMap.class, name("gateway")).getData())
                 .containsEntry("MOEMESH_GATEWAY_PLACEMENT_FILE", mount.getMountPath() + "/placement.json")
                 .containsEntry("MOEMESH_GATEWAY_ROUTER_ENDPOINT",

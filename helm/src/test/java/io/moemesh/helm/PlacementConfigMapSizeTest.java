@@ -10,6 +10,11 @@ import io.moemesh.proto.router.v1.Placement;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.IntStream;
 import java.util.zip.GZIPOutputStream;
 import org.junit.jupiter.api.Test;
 
@@ -37,6 +42,29 @@ class PlacementConfigMapSizeTest {
                 ExpertPlacement.Builder expert = ExpertPlacement.newBuilder().setExpert(e);
                 for (int copy = 0; copy < (e < replicated ? 2 : 1); copy++) {
                     expert.addInstanceIds(podName((slot++ + l) % instances));
+                }
+                layer.addExperts(expert);
+            }
+            p.addLayers(layer);
+        }
+        return p.build();
+    }
+
+    /**
+     * The same shape with every copy on a pseudo-random pod (distinct per expert): as little regularity as a planner's
+     * placement can have, so gzip gains least. The capacities documented are measured on this one.
+     */
+    static Placement shuffled(int experts, int layers, int instances) {
+        Random random = new Random(42);
+        Placement.Builder p = placement(experts, 0, instances).toBuilder();
+        List<Integer> pods = new ArrayList<>(IntStream.range(0, instances).boxed().toList());
+        for (int l = 0; l < layers; l++) {
+            LayerPlacement.Builder layer = LayerPlacement.newBuilder().setLayer(l);
+            for (int e = 0; e < experts; e++) {
+                Collections.shuffle(pods, random);
+                ExpertPlacement.Builder expert = ExpertPlacement.newBuilder().setExpert(e);
+                for (int copy = 0; copy < (e < experts / 4 ? 2 : 1); copy++) {
+                    expert.addInstanceIds(podName(pods.get(copy)));
                 }
                 layer.addExperts(expert);
             }
@@ -75,6 +103,24 @@ class PlacementConfigMapSizeTest {
         System.out.printf("compact: 64 pods %d B, 256 pods %d B, 30 layers %d B%n", at64, at256, halfLayers);
         assertThat(at256).isLessThan(at64 * 11 / 10);
         assertThat(halfLayers).isBetween(at64 * 45 / 100, at64 * 55 / 100);
+    }
+
+    /**
+     * What the router's default threshold (768 KiB as stored: plain JSON bytes, or the base64 length of the gzip)
+     * holds for 256 experts with 25% replicas on 64 pods: 46 layers plain, and gzipped still 480 layers of the
+     * least regular placement (docs/kubernetes.md, "Placement size").
+     */
+    @Test
+    void defaultThreshold_holds46LayersPlain_and480LayersGzipped_of256ExpertsOn64Pods() throws IOException {
+        int threshold = 768 * 1024;
+        assertThat(compactSize(placement(256, 46, 64))).isLessThanOrEqualTo(threshold);
+        assertThat(compactSize(placement(256, 47, 64))).isGreaterThan(threshold);
+        assertThat(compactSize(shuffled(256, 46, 64))).isLessThanOrEqualTo(threshold);
+        Placement deep = shuffled(256, 480, 64);
+        long base64 = (gzip(JsonFormat.printer().omittingInsignificantWhitespace().print(deep)
+                .getBytes(StandardCharsets.UTF_8)).length + 2) / 3 * 4;
+        System.out.printf("shuffled 256 x 480 x 64: compact %d B, gzip in base64 %d B%n", compactSize(deep), base64);
+        assertThat(base64).isLessThanOrEqualTo(threshold).isGreaterThan(threshold * 9L / 10);
     }
 
     private static long compactSize(Placement p) {

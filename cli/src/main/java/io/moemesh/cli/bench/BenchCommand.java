@@ -7,8 +7,9 @@ import picocli.CommandLine.Command;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: serve (load a running gateway like vLLM's bench serve), mesh (the per-layer hop), "
                 + "engine (the single-process engine), kernels (JMH: expert FFN vs OpenBLAS, memory bandwidth), "
-                + "prefix (prefix-cache TTFT), planner (placement planning time).",
+                + "prefix (prefix-cache TTFT), planner (placement planning time), startup (cold start).",
         subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class, EngineBenchCommand.class,
-            KernelBenchCommand.class, PrefixBenchCommand.class, PlannerBenchCommand.class, PrefetchBenchCommand.class})
+            KernelBenchCommand.class, PrefixBenchCommand.class, PlannerBenchCommand.class, PrefetchBenchCommand.class,
+            StartupBenchCommand.class, KvcacheAttendBenchCommand.class})
 public final class BenchCommand {
 }

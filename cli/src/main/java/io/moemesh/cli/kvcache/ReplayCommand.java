@@ -1,6 +1,7 @@
 package io.moemesh.cli.kvcache;
 
 import io.moemesh.kvcache.policy.BeladyOracle;
+import io.moemesh.kvcache.policy.StorePolicy;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -61,12 +62,17 @@ public final class ReplayCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--dram-blocks + --ssd-blocks must be below " + Integer.MAX_VALUE / 2
                     + ", got " + ((long) dram + ssd));
         }
-        ReplayPolicy chosen = ReplayPolicy.named(policy);
+        StorePolicy chosen;
+        try {
+            chosen = StorePolicy.named(policy);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--policy: " + e.getMessage(), e);
+        }
         PrefixTrace t = PrefixTrace.read(trace);
         long blocks = t.blocks();
         long[] hits = TraceReplay.replay(t, dram, ssd, chosen);
         long hitBlocks = sum(hits);
-        long lruHits = chosen == ReplayPolicy.LRU ? hitBlocks : sum(TraceReplay.replay(t, dram, ssd, ReplayPolicy.LRU));
+        long lruHits = chosen == StorePolicy.LRU ? hitBlocks : sum(TraceReplay.replay(t, dram, ssd, StorePolicy.LRU));
         List<List<Long>> chains = new ArrayList<>(t.requests().size());
         for (long[] r : t.requests()) {
             List<Long> c = new ArrayList<>(r.length);
@@ -86,8 +92,8 @@ public final class ReplayCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "capacity: %d DRAM + %d SSD = %d blocks (%.2f%% of the distinct blocks)%n", dram, ssd,
                 dram + ssd, 100.0 * (dram + ssd) / distinct);
         out.printf(Locale.ROOT, "%-13s %10s %9s%n", "policy", "hit blocks", "hit rate");
-        out.printf(Locale.ROOT, "%-13s %10d %9.4f%n", chosen.label, hitBlocks, rate(hitBlocks, blocks));
-        if (chosen != ReplayPolicy.LRU) {
+        out.printf(Locale.ROOT, "%-13s %10d %9.4f%n", chosen.label(), hitBlocks, rate(hitBlocks, blocks));
+        if (chosen != StorePolicy.LRU) {
             out.printf(Locale.ROOT, "%-13s %10d %9.4f%n", "lru", lruHits, rate(lruHits, blocks));
         }
         out.printf(Locale.ROOT, "%-13s %10d %9.4f%n", "belady (MIN)", beladyHits, rate(beladyHits, blocks));

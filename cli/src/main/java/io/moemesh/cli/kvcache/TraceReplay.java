@@ -4,9 +4,9 @@ import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.block.KvBlock;
 import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.kvcache.policy.AccessHint;
-import io.moemesh.kvcache.policy.AdmissionPolicy;
-import io.moemesh.kvcache.policy.ConversationPolicy;
 import io.moemesh.kvcache.policy.LruPolicy;
+import io.moemesh.kvcache.policy.StorePolicies;
+import io.moemesh.kvcache.policy.StorePolicy;
 import io.moemesh.kvcache.tier.FsyncPolicy;
 import io.moemesh.kvcache.tier.SsdConfig;
 import io.moemesh.kvcache.tier.SsdTier;
@@ -38,7 +38,7 @@ final class TraceReplay {
     }
 
     /** Prefix-hit blocks per request of {@code policy} on the trace, DRAM {@code dramBlocks} over SSD {@code ssdBlocks}. */
-    static long[] replay(PrefixTrace trace, int dramBlocks, int ssdBlocks, ReplayPolicy policy) {
+    static long[] replay(PrefixTrace trace, int dramBlocks, int ssdBlocks, StorePolicy policy) {
         Path dir;
         try {
             dir = Files.createTempDirectory("moemesh-kvcache-replay");
@@ -52,29 +52,24 @@ final class TraceReplay {
         }
     }
 
-    private static long[] replayIn(Path dir, PrefixTrace trace, int dramBlocks, int ssdBlocks, ReplayPolicy policy) {
+    private static long[] replayIn(Path dir, PrefixTrace trace, int dramBlocks, int ssdBlocks, StorePolicy policy) {
         int recordBytes = recordBytes(dir.resolve("probe"));
         long[] tick = {0};
-        ConversationPolicy conversation = policy == ReplayPolicy.CONVERSATION
-                ? new ConversationPolicy(dramBlocks + ssdBlocks) : null;
+        // The same policy objects the service builds for a model (StorePolicy.create), sized by the total capacity.
+        StorePolicies policies = policy.create(dramBlocks + ssdBlocks);
         SsdConfig ssd = SsdConfig.defaults(dir.resolve("ssd"), (long) ssdBlocks * recordBytes)
                 .withFsync(FsyncPolicy.NEVER);
-        SsdTier lower = SsdTier.open(ssd, LAYOUT, MODEL,
-                conversation != null ? conversation.newTierPolicy() : new LruPolicy(), () -> tick[0]);
-        AdmissionPolicy admission = conversation != null ? conversation : AdmissionPolicy.ADMIT_ALL;
+        SsdTier lower = SsdTier.open(ssd, LAYOUT, MODEL, policies.lower(), () -> tick[0]);
         long[] hits = new long[trace.requests().size()];
         try (TieredKvStore store = new TieredKvStore(LAYOUT, (long) dramBlocks * LAYOUT.bytesPerBlock(),
-                conversation != null ? conversation.newTierPolicy() : new LruPolicy(), lower, admission,
-                () -> tick[0])) {
+                policies.dram(), lower, policies.admission(), policies.observer(), () -> tick[0])) {
             for (int r = 0; r < hits.length; r++) {
                 long[] ids = trace.requests().get(r);
                 List<BlockKey> chain = new ArrayList<>(ids.length);
                 for (long id : ids) {
                     chain.add(key(id));
                 }
-                if (conversation != null) {
-                    conversation.observe(chain, trace.arrivals().get(r));
-                }
+                store.observe(chain, trace.arrivals().get(r));
                 hits[r] = store.lookup(chain).presentBlocks();
                 for (int j = 0; j < ids.length; j++) {
                     tick[0]++;

@@ -66,8 +66,11 @@ public final class MeshLauncher {
         return up(spec, log, stopOnJvmExit, System.getenv());
     }
 
-    /** @param callerEnv the environment whose service settings and API keys the services get (tests pass their own) */
-    static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit, Map<String, String> callerEnv) {
+    /**
+     * @param callerEnv the environment whose service settings, API keys and {@code MOEMESH_AOT_CACHE} the services get
+     *     (tests and {@code bench startup} pass their own)
+     */
+    public static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit, Map<String, String> callerEnv) {
         ModelConfig config = ModelConfigReader.read(spec.model());
         refuseIfRunning(spec.stateDir());
         // what a mesh that is no longer running left behind
@@ -171,6 +174,21 @@ public final class MeshLauncher {
         tlsEnvironment(genv, "MOEMESH_GATEWAY_TLS_", tls, GATEWAY);
         MeshState.Service gateway = service(spec, GATEWAY, java, gatewayJar, gatewayGrpc, ports[3 * spec.experts() + 1],
                 ports[3 * spec.experts() + 2], genv);
+
+        // The services start from their jars' AOT caches (made once per build of a jar; AotCache says how).
+        Optional<AotCache> aot = AotCache.of(spec.home(), callerEnv);
+        if (aot.isPresent()) {
+            List<MeshState.Service> all = new ArrayList<>(experts);
+            all.add(gateway);
+            Optional.ofNullable(router).ifPresent(all::add);
+            Optional.ofNullable(kvcache).ifPresent(all::add);
+            List<MeshState.Service> cached = aot.get().apply(all, spec.startTimeout(), log);
+            experts = new ArrayList<>(cached.subList(0, experts.size()));
+            gateway = cached.get(experts.size());
+            int next = experts.size() + 1;
+            router = router == null ? null : cached.get(next++);
+            kvcache = kvcache == null ? null : cached.get(next);
+        }
 
         RunningMesh mesh = new RunningMesh(spec.stateDir(),
                 new MeshState(spec.model().toString(), spec.replicas(), FIRST_EPOCH, placementFile.toString(), List.of(), null),

@@ -91,6 +91,12 @@ public record MeshState(String model, int replicas, long epoch, String placement
                     managementPort, restarts);
         }
 
+        /** The same service started by another command (the launcher's AOT cache: {@link AotCache}). */
+        Service withCommand(List<String> newCommand) {
+            return new Service(name, pid, startedAt, grpcPort, httpPort, logFile, newCommand, environment,
+                    managementPort, restarts);
+        }
+
         /** The entry after the supervisor started it again as {@code p}. */
         Service restartedAs(ProcessHandle p) {
             return new Service(name, p.pid(), startInstant(p), grpcPort, httpPort, logFile, command, environment,

@@ -1,6 +1,5 @@
 package io.moemesh.expert.backend;
 
-import io.moemesh.model.kernel.MatMul;
 import java.util.List;
 
 /** Backends by configured name. */
@@ -12,11 +11,9 @@ public final class ExpertBackends {
 
     public static ExpertBackend create(String name, ExpertModel model) {
         return switch (name.strip().toLowerCase(java.util.Locale.ROOT)) {
-            case "cpu" -> {
-                // Compile the kernels before the first batch instead of during it (see MatMul.warmUp).
-                MatMul.warmUp();
-                yield new CpuExpertBackend(model);
-            }
+            // Not waiting for MatMul.warmUp (ExpertServiceApplication starts it on its own thread): it buys speed, not
+            // correctness (the kernels give the same bits compiled or not), and waiting for it held readiness seconds.
+            case "cpu" -> new CpuExpertBackend(model);
             case "noop" -> new NoOpExpertBackend(model.hiddenSize());
             default -> throw new IllegalArgumentException("backend \"" + name + "\" is unknown (known: " + NAMES + ")");
         };

@@ -16,6 +16,7 @@ import io.moemesh.gateway.dispatch.ResilientInstance;
 import io.moemesh.gateway.dispatch.TracedLocalExperts;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
+import io.moemesh.gateway.kvcache.AttendOffload;
 import io.moemesh.gateway.kvcache.RemotePrefixes;
 import io.moemesh.service.expert.GrpcInstanceClient;
 import io.moemesh.gateway.http.PublicApiFilter;
@@ -41,7 +42,6 @@ import io.moemesh.model.engine.MicroBatching;
 import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.StepScheduler;
-import io.moemesh.model.kernel.MatMul;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.proto.common.v1.DType;
@@ -214,17 +214,21 @@ public class GatewayConfiguration {
     EngineLoop engineLoop(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                           Optional<PlacementSource> source, PrefixCachingKvCache cache, MeterRegistry meters,
                           OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
-                          Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote) {
-        // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves).
-        MatMul.warmUp();
+                          Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote,
+                          Optional<AttendOffload> attend) {
+        // Not waiting for MatMul.warmUp (GatewayApplication starts it on its own thread): it buys speed, not
+        // correctness (the kernels give the same bits compiled or not), and waiting for it held readiness seconds.
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
+        // Long contexts' old blocks attended over in the kvcache-service (moemesh.gateway.kvcache.attend.*).
+        RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);
         // Ping-pong micro-batches only with expert-services: in-process experts compute inside start(), so a split
         // would only read the dense weights once more per micro-batch.
         MicroBatching microBatching = new MicroBatching(p.microBatches(), p.microBatchMinRows());
         Engine engine = mesh.<Engine>map(d -> new Engine(model.config(), model.denseWeights(), d, routes,
-                lookahead.isPresent() ? lookahead.get() : LookaheadObserver.NONE, RemoteAttention.NONE, microBatching))
-                .orElseGet(() -> model.engine(
-                new TracedLocalExperts(LocalExperts.fromStore(model.tensors(), model.config()), traces)));
+                lookahead.isPresent() ? lookahead.get() : LookaheadObserver.NONE, remoteAttention, microBatching))
+                .orElseGet(() -> new Engine(model.config(), model.denseWeights(), new TracedLocalExperts(
+                        LocalExperts.fromStore(model.tensors(), model.config()), traces), RouteObserver.NONE,
+                        LookaheadObserver.NONE, remoteAttention));
         // The cache is also the admission's prefix source: a new sequence starts after its longest cached prefix. With
         // a kvcache-service, blocks fetched from it join the cache before the sequence is admitted (RemotePrefixes).
         StepScheduler scheduler = remote.isPresent()
@@ -252,6 +256,9 @@ public class GatewayConfiguration {
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
         // Held by running sequences (a shared block once); cached blocks are reclaimable, so they are not "used".
         Gauge.builder("moemesh_gateway_kv_blocks_used", cache, PrefixCachingKvCache::usedBlocks).register(meters);
+        Gauge.builder("moemesh_gateway_kv_blocks_remote", cache, PrefixCachingKvCache::remoteBlocks)
+                .description("KV blocks of running sequences held in the kvcache-service instead (attend offload)")
+                .register(meters);
         Gauge.builder("moemesh_gateway_kv_blocks_cached", cache, PrefixCachingKvCache::cachedBlocks)
                 .description("KV blocks no sequence holds that keep a reusable prefix until evicted").register(meters);
         FunctionCounter.builder("moemesh_gateway_prefix_cache_queried_tokens", cache, PrefixCachingKvCache::lookedUpTokens)

@@ -5,6 +5,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.moemesh.gateway.kvcache.AttendOffload;
 import io.moemesh.gateway.kvcache.KvCacheClient;
 import io.moemesh.gateway.kvcache.KvPayload;
 import io.moemesh.gateway.kvcache.RemotePrefixes;
@@ -25,7 +26,8 @@ import org.springframework.context.annotation.Configuration;
  * The kvcache-service as the KV cache's second tier ({@code moemesh.gateway.kvcache.*}, {@link KvCacheProperties}):
  * a channel over mutual TLS with the gateway's mesh credentials ({@code moemesh.gateway.tls.*}), the write-back of
  * the prefix cache's blocks, and the scheduler's prefix loader and preemption policy ({@link RemotePrefixes}, wired
- * into the scheduler in {@link GatewayConfiguration}). No beans without an endpoint. Metrics: docs/metrics.md,
+ * into the scheduler in {@link GatewayConfiguration}), and with {@code attend.enabled} the offload of long contexts
+ * ({@link AttendOffload}: the cache's block offload and the engine's remote attention). No beans without an endpoint. Metrics: docs/metrics.md,
  * "Gateway", {@code moemesh_gateway_kvcache_*}.
  */
 @Configuration(proxyBeanMethods = false)
@@ -114,5 +116,36 @@ public class KvCacheConfiguration {
                 .description("measured prefill throughput of the engine, moving average; 0 until measured")
                 .register(meters);
         return r;
+    }
+
+    /**
+     * Long contexts over the service's Attend ({@code moemesh.gateway.kvcache.attend.*}): the cache offloads through
+     * it, and the engine ({@link GatewayConfiguration}) attends through it.
+     */
+    @Bean(destroyMethod = "close")
+    AttendOffload attendOffload(GatewayProperties p, Optional<KvCacheClient> client, Optional<WriteBack> writeBack,
+                                PrefixCachingKvCache cache, MeterRegistry meters) {
+        KvCacheProperties.Attend a = p.kvcache().attend();
+        if (client.isEmpty() || !a.enabled()) {
+            return null;
+        }
+        AttendOffload o = new AttendOffload(client.get(), writeBack.orElseThrow(), a.thresholdTokens(),
+                a.localBlocks(), a.timeout(), a.offloadTimeout());
+        cache.setBlockOffload(o);
+        FunctionCounter.builder("moemesh_gateway_kvcache_attend_offloaded_blocks", o, AttendOffload::offloadedBlocks)
+                .description("KV blocks of long sequences stored and pinned in the kvcache-service and freed locally")
+                .register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_attend_offload_failures", o, AttendOffload::offloadFailures)
+                .description("offloads that failed (the sequence stayed local)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_attend_calls", o, AttendOffload::attendCalls)
+                .description("Attend calls sent (one per sequence per layer per step)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_attend_failures", o, AttendOffload::attendFailures)
+                .description("layers whose Attend failed or missed attend.timeout (each failed its step's requests)")
+                .register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_attend_wire_bytes", o, AttendOffload::attendWireBytes)
+                .description("serialized bytes of answered Attend requests and responses").register(meters);
+        Gauge.builder("moemesh_gateway_kvcache_attend_pinned_sequences", o, AttendOffload::pinnedSequences)
+                .description("sequences with blocks pinned in the kvcache-service").register(meters);
+        return o;
     }
 }

@@ -28,6 +28,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                           predicted faster than recomputing them, from measured rates), {@code recompute} or
  *                           {@code swap} (force either)
  * @param drainTimeout       at shutdown, how long queued write-backs may still be sent: >= 0, default 10s
+ * @param attend             long contexts attended over in the service, {@code moemesh.gateway.kvcache.attend.*}
+ *                           ({@link Attend}); off by default
  */
 public record KvCacheProperties(
         @DefaultValue("") String endpoint,
@@ -38,8 +40,52 @@ public record KvCacheProperties(
         @DefaultValue("65536") int rememberedBlocks,
         @DefaultValue("4") int fetchThreads,
         @DefaultValue("auto") String preemption,
-        @DefaultValue("10s") Duration drainTimeout) {
+        @DefaultValue("10s") Duration drainTimeout,
+        @DefaultValue Attend attend) {
     private static final String PREFIX = "moemesh.gateway.kvcache.";
+
+    /**
+     * Long contexts keep their recent blocks in the gateway and use the service's {@code Attend} for the rest
+     * ({@code io.moemesh.gateway.kvcache.AttendOffload}): a sequence whose final positions reach
+     * {@code threshold-tokens} has its full blocks older than its last {@code local-blocks} stored in the service,
+     * pinned while it runs, and freed from the gateway's pool; every decode step then sends one {@code Attend} per
+     * layer for them. Same tokens either way. Off by default: each step of such a sequence waits a round trip per
+     * layer, which pays only when the gateway's KV memory is what limits it (long contexts, many sequences), not on
+     * one machine with memory to spare ({@code moemesh up}).
+     *
+     * @param enabled         offload long contexts and attend over them remotely; needs an {@code endpoint};
+     *                        default false
+     * @param thresholdTokens final positions of a sequence from which it offloads: >= 1, default 4096
+     * @param localBlocks     most recent full blocks such a sequence keeps in the gateway (the block being filled
+     *                        is always local): >= 0, default 32
+     * @param timeout         deadline of one layer's Attend calls; a call that misses it fails the request (HTTP
+     *                        503 / UNAVAILABLE): > 0, default 2s
+     * @param offloadTimeout  how long storing and pinning a sequence's blocks may take before it stays local: > 0,
+     *                        default 10s
+     */
+    public record Attend(
+            @DefaultValue("false") boolean enabled,
+            @DefaultValue("4096") int thresholdTokens,
+            @DefaultValue("32") int localBlocks,
+            @DefaultValue("2s") Duration timeout,
+            @DefaultValue("10s") Duration offloadTimeout) {
+        public Attend {
+            if (thresholdTokens < 1) {
+                throw new IllegalArgumentException(PREFIX + "attend.threshold-tokens must be >= 1, got "
+                        + thresholdTokens);
+            }
+            if (localBlocks < 0) {
+                throw new IllegalArgumentException(PREFIX + "attend.local-blocks must be >= 0, got " + localBlocks);
+            }
+            timeout = positive(timeout, "attend.timeout", Duration.ofSeconds(2));
+            offloadTimeout = positive(offloadTimeout, "attend.offload-timeout", Duration.ofSeconds(10));
+        }
+
+        /** Off, with the defaults. */
+        public static Attend off() {
+            return new Attend(false, 4096, 32, null, null);
+        }
+    }
 
     public KvCacheProperties {
         endpoint = endpoint == null ? "" : endpoint.strip();
@@ -58,11 +104,16 @@ public record KvCacheProperties(
         atLeastOne(fetchThreads, "fetch-threads");
         preemption = preemption == null ? "auto" : preemption.strip().toLowerCase(Locale.ROOT);
         mode(preemption);
+        attend = attend == null ? Attend.off() : attend;
+        if (attend.enabled() && endpoint.isEmpty()) {
+            throw new IllegalArgumentException(PREFIX + "attend.enabled needs " + PREFIX + "endpoint (the "
+                    + "kvcache-service that stores the offloaded blocks and attends over them)");
+        }
     }
 
     /** Without an endpoint: not used. */
     public static KvCacheProperties off() {
-        return new KvCacheProperties("", null, 1, 256, null, 65536, 4, "auto", null);
+        return new KvCacheProperties("", null, 1, 256, null, 65536, 4, "auto", null, null);
     }
 
     public boolean enabled() {

@@ -5,6 +5,7 @@ import io.moemesh.gateway.dispatch.ExpertUnavailableException;
 import io.moemesh.gateway.dispatch.NoPlacementException;
 import io.moemesh.gateway.serving.DrainingException;
 import io.moemesh.gateway.serving.OverloadedException;
+import io.moemesh.model.engine.RemoteAttentionException;
 import io.moemesh.service.grpc.StatusMapping;
 import java.util.concurrent.CancellationException;
 import org.slf4j.Logger;
@@ -21,7 +22,8 @@ final class GatewayStatus {
     }
 
     static Status of(Throwable t, String requestId) {
-        if (t instanceof ExpertUnavailableException || t instanceof NoPlacementException) {
+        if (t instanceof ExpertUnavailableException || t instanceof NoPlacementException
+                || t instanceof RemoteAttentionException) {
             return Status.UNAVAILABLE.withDescription(t.getMessage());
         }
         if (t instanceof OverloadedException o) {

@@ -5,6 +5,7 @@ import io.moemesh.gateway.dispatch.NoPlacementException;
 import io.moemesh.gateway.serving.DrainingException;
 import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.gateway.serving.PromptTooLongException;
+import io.moemesh.model.engine.RemoteAttentionException;
 import jakarta.servlet.http.HttpServletRequest;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -22,7 +23,8 @@ import org.springframework.web.context.request.async.AsyncRequestNotUsableExcept
  * Every failure of the HTTP API as OpenAI's error JSON {@code {"error": {message, type, param, code}}} with the
  * status OpenAI uses: 400 bad request (a prompt that cannot fit: code {@code context_length_exceeded}), 401 auth,
  * 404 unknown model or path, 405/406/415 for the wrong method, Accept or Content-Type, 413 body too large, 429
- * overloaded (Retry-After), 503 no healthy experts, no placement yet or draining (Retry-After), 500 a bug: the message then says only
+ * overloaded (Retry-After), 503 no healthy experts, no placement yet, the kvcache-service failing a long
+ * context's Attend or draining (Retry-After), 500 a bug: the message then says only
  * "internal error" and the request id, and the exception is logged once with that id (never a class name or a
  * stack trace on the wire).
  */
@@ -66,6 +68,11 @@ public class OpenAiErrors {
             // Waiting for the router's first placement: it normally arrives within seconds of startup.
             case NoPlacementException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "no_placement"));
+            // The KV of a long context's old positions lives in the kvcache-service, which failed or was too slow:
+            // the step cannot be computed without it. The blocks stay stored, so a retry finds its prefix again.
+            case RemoteAttentionException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
+                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null,
+                            "kvcache_unavailable"));
             case DrainingException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "draining"));
             case IllegalArgumentException e -> ResponseEntity.badRequest()

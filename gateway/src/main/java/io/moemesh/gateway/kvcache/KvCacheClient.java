@@ -1,16 +1,23 @@
 package io.moemesh.gateway.kvcache;
 
 import com.google.protobuf.ByteString;
+import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.ModelFingerprint;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.common.v1.Tensor;
+import io.moemesh.proto.kvcache.v1.AttendRequest;
+import io.moemesh.proto.kvcache.v1.AttendResponse;
 import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.GetRequest;
 import io.moemesh.proto.kvcache.v1.GetResponse;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
+import io.moemesh.proto.kvcache.v1.PinRequest;
+import io.moemesh.proto.kvcache.v1.UnpinRequest;
 import io.moemesh.proto.kvcache.v1.PutBlockHeader;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
 import io.moemesh.proto.kvcache.v1.PutRequest;
@@ -23,16 +30,27 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The gateway's calls to the kvcache-service (kvcache.v1) for one model and block layout: thin, blocking, each
  * with a deadline; called on the gateway's own threads, never the engine's. Every answer is checked against the
  * contract before it is used (a block's chunks in order, exactly a block's bytes, the requested index), and a
  * block that breaks it ends the fetch there ({@link BadBlockException}).
+ *
+ * <p>A service that was down is used again as soon as it is back on its address: after a failed connect grpc-java
+ * backs off exponentially up to 2 minutes (connection-backoff.md) and a pick-first channel stays in
+ * TRANSIENT_FAILURE until a connect succeeds, failing every call at once meanwhile (gRFC A62), so a kvcache-service
+ * restarted by the supervisor would be ignored for minutes (every fetch recomputed, every write-back lost). So each
+ * call made while the channel is in TRANSIENT_FAILURE first asks it to reconnect now, at most every
+ * {@link #RECONNECT_EVERY_NANOS} (a refused connect on loopback costs microseconds); that call still fails fast,
+ * the ones after the reconnect succeed.
  */
 public final class KvCacheClient implements AutoCloseable {
     /** Largest data chunk of a Put message (the service's Get sends at most this too). */
     static final int CHUNK_BYTES = 1 << 20;
+    /** Reconnects asked for at most this often while the service is unreachable (1 s). */
+    static final long RECONNECT_EVERY_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private final ManagedChannel channel;
     private final String endpoint;
@@ -40,6 +58,8 @@ public final class KvCacheClient implements AutoCloseable {
     private final BlockLayout layout;
     private final KvPayload payload;
     private final AutoCloseable onClose;
+    /** {@link System#nanoTime()} of the last reconnect asked for. */
+    private final AtomicLong reconnectAskedAt = new AtomicLong(System.nanoTime() - RECONNECT_EVERY_NANOS);
 
     /**
      * @param onClose closed after the channel (the credentials' reloader), may be null
@@ -70,8 +90,21 @@ public final class KvCacheClient implements AutoCloseable {
         }
     }
 
+    /** The class comment's reconnect: called before every call. */
+    private void reconnectIfDown() {
+        if (channel.getState(false) != ConnectivityState.TRANSIENT_FAILURE) {
+            return;
+        }
+        long now = System.nanoTime();
+        long last = reconnectAskedAt.get();
+        if (now - last >= RECONNECT_EVERY_NANOS && reconnectAskedAt.compareAndSet(last, now)) {
+            channel.resetConnectBackoff();
+        }
+    }
+
     /** Length of the leading run of {@code chain} the service stores. */
     public int lookup(List<BlockHash> chain, Duration deadline) {
+        reconnectIfDown();
         LookupRequest.Builder req = LookupRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
         for (BlockHash h : chain) {
             req.addBlockHashes(ByteString.copyFrom(h.bytes()));
@@ -87,6 +120,7 @@ public final class KvCacheClient implements AutoCloseable {
      * {@link BadBlockException} when it is the first).
      */
     public List<byte[]> get(List<BlockHash> hashes, Duration deadline) {
+        reconnectIfDown();
         GetRequest.Builder req = GetRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
         for (BlockHash h : hashes) {
             req.addBlockHashes(ByteString.copyFrom(h.bytes()));
@@ -158,6 +192,7 @@ public final class KvCacheClient implements AutoCloseable {
      * @throws io.grpc.StatusRuntimeException or {@link IllegalStateException} when the call fails or times out
      */
     public List<PutOutcome> put(List<BlockContents> blocks, List<byte[]> payloads, Duration deadline) {
+        reconnectIfDown();
         CompletableFuture<PutResponse> done = new CompletableFuture<>();
         StreamObserver<PutRequest> out = KvCacheServiceGrpc.newStub(channel).withDeadlineAfter(deadline.toNanos(),
                 TimeUnit.NANOSECONDS).put(new StreamObserver<>() {
@@ -217,6 +252,61 @@ public final class KvCacheClient implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted");
         }
+    }
+
+    /**
+     * Pins each block once (see {@code Pin}): per hash, same order, whether it was stored and is now pinned.
+     *
+     * @throws io.grpc.StatusRuntimeException when the call fails or times out
+     */
+    public List<Boolean> pin(List<BlockHash> hashes, Duration deadline) {
+        PinRequest.Builder req = PinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+        hashes.forEach(h -> req.addBlockHashes(ByteString.copyFrom(h.bytes())));
+        List<Boolean> pinned = KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).pin(req.build()).getPinnedList();
+        if (pinned.size() != hashes.size()) {
+            throw new IllegalStateException("Pin of " + hashes.size() + " blocks at " + endpoint + " answered "
+                    + pinned.size());
+        }
+        return pinned;
+    }
+
+    /**
+     * Releases one pin of each block; returns how many had one.
+     *
+     * @throws io.grpc.StatusRuntimeException when the call fails or times out
+     */
+    public int unpin(List<BlockHash> hashes, Duration deadline) {
+        UnpinRequest.Builder req = UnpinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+        hashes.forEach(h -> req.addBlockHashes(ByteString.copyFrom(h.bytes())));
+        return (int) KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).unpin(req.build()).getUnpinnedList().stream().filter(b -> b).count();
+    }
+
+    /**
+     * The {@code Attend} request of {@code tokens} query rows of one sequence at one layer over its blocks
+     * {@code [0, blocks.size())} (first_block 0).
+     *
+     * @param query     {@code [tokens, heads, headDim]} float32 little-endian
+     * @param positions the rows' positions, each at or after the blocks' end
+     */
+    public AttendRequest attendRequest(int layer, int tokens, int heads, ByteString query, long[] positions,
+                                       List<ByteString> blocks, float scale) {
+        AttendRequest.Builder req = AttendRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout)
+                .setLayer(layer).setQuery(Tensor.newBuilder().setDtype(DType.DTYPE_F32).addShape(tokens)
+                        .addShape(heads).addShape(payload.headDim()).setData(query))
+                .addAllBlockHashes(blocks).setFirstBlock(0).setScale(scale);
+        for (long p : positions) {
+            req.addPositions(p);
+        }
+        return req.build();
+    }
+
+    /** Sends an {@code Attend} without waiting: the future fails with the call's status (deadline included). */
+    public com.google.common.util.concurrent.ListenableFuture<AttendResponse> attend(AttendRequest req,
+                                                                                    Duration deadline) {
+        return KvCacheServiceGrpc.newFutureStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS)
+                .attend(req);
     }
 
     @Override

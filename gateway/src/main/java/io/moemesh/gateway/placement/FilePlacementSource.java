@@ -3,14 +3,20 @@ package io.moemesh.gateway.placement;
 import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.placement.PlacementTable;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
 import java.util.Optional;
+import java.util.zip.GZIPInputStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -21,18 +27,27 @@ import org.slf4j.LoggerFactory;
  * older epoch, or the current epoch with other contents, is logged and ignored. Next to a router
  * ({@link RouterPlacementSource}) the file may be missing or not fit at startup ({@link #optional}): it then has no
  * placement until a good version of it appears.
+ *
+ * <p>Two forms (docs/kubernetes.md, "Placement size"): the file is read as gzip when its content starts with gzip's
+ * magic bytes ({@code 1f 8b}; JSON never does), else as JSON, whatever its name. And next to a configured file
+ * {@code F} not ending in {@code .gz}, the file {@code F.gz} is read too: the router's placement ConfigMap holds
+ * {@code placement.json} (compact JSON) or, past its gzip threshold, {@code placement.json.gz} (in binaryData), never
+ * both, and a mounted ConfigMap shows every key as a file. When both files exist the higher valid epoch of the two is
+ * taken (the epoch rules above apply to it); one that is missing or bad is skipped while the other is good.
  */
 public final class FilePlacementSource implements PlacementSource {
     private static final Logger log = LoggerFactory.getLogger(FilePlacementSource.class);
 
     private final Path file;
+    /** {@code file}'s gzip sibling ({@code file + ".gz"}), or null when {@code file} itself ends in .gz. */
+    private final Path gzipSibling;
     private final int layers;
     private final int dispatchableExperts;
     private final Duration poll;
     private final Clock clock;
     private volatile PlacementTable current;
     private Placement currentPlacement;
-    private Version seen;
+    private Versions seen;
     private long nextCheck;
 
     /**
@@ -42,6 +57,13 @@ public final class FilePlacementSource implements PlacementSource {
      * router's way) is a new inode (the file key); an edit in place almost always changes the size or the time.
      */
     private record Version(FileTime modified, long size, Object fileKey) {
+    }
+
+    /** The versions of the file and of its gzip sibling; null for one that does not exist. */
+    private record Versions(Version plain, Version gzip) {
+        boolean any() {
+            return plain != null || gzip != null;
+        }
     }
 
     /**
@@ -64,6 +86,8 @@ public final class FilePlacementSource implements PlacementSource {
     private FilePlacementSource(Path file, int layers, int dispatchableExperts, Duration poll, Clock clock,
                                 boolean required) {
         this.file = file;
+        String fileName = file.getFileName() == null ? "" : file.getFileName().toString();
+        this.gzipSibling = fileName.endsWith(".gz") ? null : file.resolveSibling(fileName + ".gz");
         this.layers = layers;
         this.dispatchableExperts = dispatchableExperts;
         this.poll = poll;
@@ -71,7 +95,7 @@ public final class FilePlacementSource implements PlacementSource {
         // The version before the read: a write during the read is then seen at the next check, not lost.
         this.seen = version();
         try {
-            Placement read = PlacementFiles.read(file);
+            Placement read = readNewest();
             this.current = table(read);
             this.currentPlacement = read;
         } catch (IllegalArgumentException e) {
@@ -95,11 +119,11 @@ public final class FilePlacementSource implements PlacementSource {
 
     /** Re-reads the file now if it changed; returns the placement in force afterwards (null: none yet). */
     public synchronized PlacementTable reloadIfChanged() {
-        Version v = version();
-        if (v != null && !v.equals(seen)) {
+        Versions v = version();
+        if (v.any() && !v.equals(seen)) {
             seen = v;
             try {
-                Placement read = PlacementFiles.read(file);
+                Placement read = readNewest();
                 PlacementTable next = table(read);
                 if (current == null || next.epoch() > current.epoch()) {
                     log.info("{}: placement epoch {} → {}", file, current == null ? 0 : current.epoch(), next.epoch());
@@ -127,12 +151,65 @@ public final class FilePlacementSource implements PlacementSource {
         }
     }
 
-    private Version version() {
+    private Versions version() {
+        return new Versions(version(file), gzipSibling == null ? null : version(gzipSibling));
+    }
+
+    private static Version version(Path path) {
         try {
-            BasicFileAttributes a = Files.readAttributes(file, BasicFileAttributes.class);
+            BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
             return new Version(a.lastModifiedTime(), a.size(), a.fileKey());
         } catch (IOException e) {
             return null;
         }
+    }
+
+    /**
+     * The placement of highest epoch among the file and its gzip sibling, those that exist and parse.
+     *
+     * @throws IllegalArgumentException naming the file(s) when neither exists or none parses
+     */
+    private Placement readNewest() {
+        List<Placement> good = new ArrayList<>();
+        List<IllegalArgumentException> bad = new ArrayList<>();
+        for (Path path : gzipSibling == null ? List.of(file) : List.of(file, gzipSibling)) {
+            if (!Files.isRegularFile(path)) {
+                continue;
+            }
+            try {
+                good.add(read(path));
+            } catch (IllegalArgumentException e) {
+                bad.add(e);
+            }
+        }
+        if (good.isEmpty()) {
+            if (!bad.isEmpty()) {
+                throw bad.getFirst();
+            }
+            throw new IllegalArgumentException(file + ": placement file not found"
+                    + (gzipSibling == null ? "" : " (nor " + gzipSibling.getFileName() + ")"));
+        }
+        // The other form is only logged: the good one serves.
+        bad.forEach(e -> log.warn("skipped: {}", e.getMessage()));
+        return good.stream().max(Comparator.comparing(Placement::getEpoch, Long::compareUnsigned)).orElseThrow();
+    }
+
+    /** One file: gzip when it starts with gzip's magic bytes (1f 8b), else JSON. */
+    static Placement read(Path path) {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(path);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(path + ": cannot read placement file (" + e.getMessage() + ")", e);
+        }
+        if (bytes.length >= 2 && (bytes[0] & 0xff) == 0x1f && (bytes[1] & 0xff) == 0x8b) {
+            try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(bytes))) {
+                bytes = in.readAllBytes();
+            } catch (IOException e) {
+                throw new IllegalArgumentException(path + ": starts like gzip but does not decompress ("
+                        + e.getMessage() + ")", e);
+            }
+        }
+        return PlacementFiles.parse(new String(bytes, StandardCharsets.UTF_8), path.toString());
     }
 }

@@ -65,6 +65,28 @@ class KvCachePropertiesTest {
         assertThat(k.enabled()).isFalse();
         assertThat(k.fetchTimeout()).isEqualTo(Duration.ofSeconds(2));
         assertThat(k.mode()).isEqualTo(RemotePrefixes.Mode.AUTO);
+        assertThat(k.attend()).isEqualTo(new KvCacheProperties.Attend(false, 4096, 32, Duration.ofSeconds(2),
+                Duration.ofSeconds(10)));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "attend.threshold-tokens | 0 | 1  | 1000",
+        "attend.local-blocks     | 1 | -1 | 1000",
+        "attend.timeout          | 1 | 1  | 0"})
+    void aBadAttendValue_isRefused_namingItsProperty(String property, int threshold, int local, long timeoutMillis) {
+        assertThatThrownBy(() -> new KvCacheProperties.Attend(true, threshold, local, Duration.ofMillis(timeoutMillis),
+                null)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("moemesh.gateway.kvcache." + property);
+    }
+
+    @Test
+    void attend_withoutAnEndpoint_isRefused_namingBoth() {
+        assertThatThrownBy(() -> new KvCacheProperties("", null, 1, 1, null, 1, 1, "auto", null,
+                new KvCacheProperties.Attend(true, 64, 2, null, null)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("moemesh.gateway.kvcache.attend.enabled")
+                .hasMessageContaining("moemesh.gateway.kvcache.endpoint");
     }
 
     @ParameterizedTest(name = "{0}")
@@ -78,13 +100,13 @@ class KvCachePropertiesTest {
     void aBadValue_isRefused_namingItsProperty(String property, String endpoint, int fetchSeconds, int minBlocks,
                                                int queue, int threads, String preemption) {
         assertThatThrownBy(() -> new KvCacheProperties(endpoint, Duration.ofSeconds(fetchSeconds), minBlocks, queue,
-                null, 10, threads, preemption, null)).isInstanceOf(IllegalArgumentException.class)
+                null, 10, threads, preemption, null, null)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("moemesh.gateway.kvcache." + property);
     }
 
     @ParameterizedTest
     @CsvSource({"auto, AUTO", "RECOMPUTE, RECOMPUTE", " swap , SWAP"})
     void preemption_namesAMode(String value, RemotePrefixes.Mode mode) {
-        assertThat(new KvCacheProperties("h:1", null, 1, 1, null, 1, 1, value, null).mode()).isEqualTo(mode);
+        assertThat(new KvCacheProperties("h:1", null, 1, 1, null, 1, 1, value, null, null).mode()).isEqualTo(mode);
     }
 }

@@ -18,7 +18,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The write-back queue against the in-memory kvcache.v1 service over mutual TLS: blocks are stored once (a hash
  * acknowledged is not sent again, and its CRC32C is remembered), a full queue drops and counts instead of blocking,
- * and a service that is down fails the blocks (counted, forgotten: offered again later).
+ * a service that is down fails the blocks (counted, forgotten: offered again later), and one back on its address is
+ * written to again.
  */
 class WriteBackTest {
     private static final KvPayload LAYOUT = new KvPayload(2, 2, 4, 8);
@@ -102,6 +103,27 @@ class WriteBackTest {
         await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.failedBlocks() == 2);
         assertThat(writeBack.wants(c.getFirst().hash())).isTrue();
         assertThat(writeBack.checksum(c.getFirst().hash())).isEqualTo(-1);
+    }
+
+    /**
+     * A service back on its address after an outage is written to again (the client asks its channel to reconnect
+     * instead of waiting out grpc-java's backoff): the blocks that failed meanwhile, offered again as the cache
+     * offers them when they are released or evicted again, are stored.
+     */
+    @Test
+    void aServiceBackOnItsAddress_isWrittenToAgain() {
+        kv.stop();
+        writeBack = new WriteBack(client, 64, Duration.ofSeconds(2), 1000, Duration.ofSeconds(5));
+        List<BlockContents> c = chain(2, 7);
+        c.forEach(writeBack::accept);
+        await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.failedBlocks() == 2);
+        kv.restart();
+        await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200)).until(() -> {
+            c.forEach(writeBack::accept);
+            return writeBack.writtenBlocks() == 2;
+        });
+        assertThat(kv.stored.get()).isEqualTo(2);
+        assertThat(client.lookup(hashes(c), Duration.ofSeconds(10))).isEqualTo(2);
     }
 
     @Test

@@ -12,6 +12,8 @@ import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.placement.PlacementTable;
+import com.google.protobuf.util.JsonFormat;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -23,8 +25,10 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.ZoneOffset;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.IntStream;
+import java.util.zip.GZIPOutputStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -252,7 +256,77 @@ class FilePlacementSourceTest {
     @Test
     void missingFileAtStart_failsNamingTheFile() {
         assertThatThrownBy(this::source).isInstanceOf(IllegalArgumentException.class)
-                .hasMessage(file + ": placement file not found");
+                .hasMessage(file + ": placement file not found (nor placement.json.gz)");
+    }
+
+    /** The gzip of a placement's compact JSON: what the router's ConfigMap holds under binaryData placement.json.gz. */
+    private static byte[] gzip(Placement p) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try (GZIPOutputStream gz = new GZIPOutputStream(out)) {
+            gz.write(JsonFormat.printer().omittingInsignificantWhitespace().print(p).getBytes(StandardCharsets.UTF_8));
+        }
+        return out.toByteArray();
+    }
+
+    /** Replaces {@code target} by rename with {@code bytes}. */
+    private void writeBytes(Path target, byte[] bytes) throws IOException {
+        Path tmp = Files.createTempFile(dir, "placement", ".tmp");
+        Files.write(tmp, bytes);
+        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    @Test
+    void largePlacement_mountedAsPlacementJsonGz_only_isRead_equalToTheOriginal() throws IOException {
+        // 80 layers × 256 experts on 64 instances, in the form the router writes past its gzip threshold.
+        Placement large = placement(3, 64, 80, 256);
+        writeBytes(dir.resolve("placement.json.gz"), gzip(large));
+        assertThat(Files.exists(file)).isFalse();
+
+        FilePlacementSource s = new FilePlacementSource(file, 80, 256, POLL, clock);
+
+        assertThat(FilePlacementSource.read(dir.resolve("placement.json.gz"))).isEqualTo(large);
+        PlacementTable t = s.current().orElseThrow();
+        assertThat(t.epoch()).isEqualTo(3);
+        assertThat(t.instances()).hasSize(64);
+    }
+
+    @Test
+    void gzipContent_isDetectedByItsMagicBytes_whateverTheFileName() throws IOException {
+        writeBytes(file, gzip(placement(4, 2)));
+        assertThat(source().current().orElseThrow().epoch()).isEqualTo(4);
+    }
+
+    @Test
+    void routerSwitchingFromPlainToGzip_theNewFormIsReadAtTheNextPoll() throws IOException {
+        PlacementFiles.write(file, placement(1, 2));
+        FilePlacementSource s = source();
+        // The kubelet swaps a ConfigMap volume's files at once: placement.json goes, placement.json.gz comes.
+        writeBytes(dir.resolve("placement.json.gz"), gzip(placement(2, 3)));
+        Files.delete(file);
+        assertThat(afterPoll(s).epoch()).isEqualTo(2);
+        // And back.
+        PlacementFiles.write(file, placement(3, 2));
+        Files.delete(dir.resolve("placement.json.gz"));
+        assertThat(afterPoll(s).epoch()).isEqualTo(3);
+    }
+
+    @Test
+    void bothForms_theHigherEpochServes_whicheverFormItIs() throws IOException {
+        PlacementFiles.write(file, placement(5, 2));
+        writeBytes(dir.resolve("placement.json.gz"), gzip(placement(6, 3)));
+        assertThat(source().current().orElseThrow().epoch()).isEqualTo(6);
+    }
+
+    @Test
+    void corruptGzip_keepsTheLastGoodPlacement_andLogsWhy() throws IOException {
+        writeBytes(dir.resolve("placement.json.gz"), gzip(placement(1, 2)));
+        FilePlacementSource s = new FilePlacementSource(file, LAYERS, EXPERTS, POLL, clock);
+        byte[] broken = Arrays.copyOf(gzip(placement(2, 2)), 20);
+        writeBytes(dir.resolve("placement.json.gz"), broken);
+        assertThat(afterPoll(s).epoch()).isEqualTo(1);
+        assertThat(messages(Level.ERROR)).singleElement().asString()
+                .startsWith("keeping placement epoch 1: " + dir.resolve("placement.json.gz")
+                        + ": starts like gzip but does not decompress");
     }
 
     @Test

@@ -1,5 +1,6 @@
 package io.moemesh.kvcache.config;
 
+import io.moemesh.kvcache.policy.StorePolicy;
 import io.moemesh.kvcache.tier.FsyncPolicy;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
@@ -45,6 +46,12 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               most max|row| / 254); off by default (the wire and DRAM stay float32 always)
  * @param csd                    the lower tier is a computational-storage tier (Lookup, Get and Attend report
  *                               {@code TIER_CSD} for its blocks); the files are the same as SSD's; default false
+ * @param policy                 the eviction and admission policy of each model's tiers ({@link StorePolicy}):
+ *                               {@code conversation} (default: prefix-, turn- and use-aware, shared by DRAM and SSD,
+ *                               told each request's chain by its Lookup; the best measured on the Mooncake
+ *                               conversation trace, docs/performance.md "KV-cache replay") or {@code lru} (least
+ *                               recently used per tier, everything admitted); case-insensitive; another name fails
+ *                               startup naming this property
  * @param maxInboundMessageBytes largest gRPC message accepted: bounds one Put chunk (a block may span many); at least
  *                               64 KiB; default 16 MiB
  * @param shutdownGrace          how long in-flight calls may finish on shutdown before they are cancelled (a Put
@@ -70,6 +77,7 @@ public record KvCacheProperties(
         @DefaultValue("1m") Duration compactionPeriod,
         @DefaultValue("false") boolean int8,
         @DefaultValue("false") boolean csd,
+        @DefaultValue("conversation") String policy,
         @DefaultValue("16777216") int maxInboundMessageBytes,
         @DefaultValue("10s") Duration shutdownGrace,
         @DefaultValue TlsSettings tls) {
@@ -96,11 +104,21 @@ public record KvCacheProperties(
                 "compaction-live-fraction must be in [0, 1], got " + compactionLiveFraction);
         require(compactionPeriod != null && !compactionPeriod.isNegative(), "compaction-period must be >= 0 (0 = never), "
                 + "got " + compactionPeriod);
+        try {
+            policy = StorePolicy.named(policy).label();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("moemesh.kvcache.policy (MOEMESH_KVCACHE_POLICY): " + e.getMessage());
+        }
         require(maxInboundMessageBytes >= 65536, "max-inbound-message-bytes must be >= 65536, got "
                 + maxInboundMessageBytes);
         require(shutdownGrace != null && !shutdownGrace.isNegative(), "shutdown-grace must be >= 0, got "
                 + shutdownGrace);
         tls = (tls == null ? new TlsSettings(null, null, null, null, null) : tls).validated("moemesh.kvcache.tls");
+    }
+
+    /** The configured {@link #policy}. */
+    public StorePolicy storePolicy() {
+        return StorePolicy.named(policy);
     }
 
     private static void require(boolean ok, String message) {

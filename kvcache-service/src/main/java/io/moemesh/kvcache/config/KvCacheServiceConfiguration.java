@@ -5,8 +5,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.kvcache.grpc.KvCacheGrpcService;
 import io.moemesh.kvcache.metrics.KvCacheMetrics;
-import io.moemesh.kvcache.policy.AdmissionPolicy;
-import io.moemesh.kvcache.policy.LruPolicy;
+import io.moemesh.kvcache.policy.StorePolicies;
 import io.moemesh.kvcache.serving.ServedModel;
 import io.moemesh.kvcache.serving.ServedModels;
 import io.moemesh.kvcache.tier.CsdTier;
@@ -84,14 +83,19 @@ public final class KvCacheServiceConfiguration {
         Path ssdDir = props.ssdDir().resolve(fp.hex() + "-b" + props.blockTokens());
         SsdConfig cfg = new SsdConfig(ssdDir, ssdBytes, props.segmentBytes(), props.fsync(), props.fsyncInterval(),
                 props.fsyncIntervalBytes(), props.compactionLiveFraction(), encoding);
-        SsdTier ssd = SsdTier.open(cfg, layout, fp, new LruPolicy());
+        // The policy is sized by the model's whole share (DRAM plus SSD blocks: the tiers are exclusive).
+        long capacity = dramBytes / layout.bytesPerBlock() + ssdBytes / record;
+        StorePolicies policies = props.storePolicy().create((int) Math.min(capacity, Integer.MAX_VALUE / 2));
+        SsdTier ssd = SsdTier.open(cfg, layout, fp, policies.lower());
         OpenReport r = ssd.openReport();
+        log.info("model {}: eviction/admission policy {} over about {} blocks", name, props.policy(),
+                capacity);
         log.info("model {} ({}): {}; SSD tier {} rebuilt: {} blocks in {} segments, {} checksum failures dropped, "
                         + "{} torn bytes truncated, {} segments quarantined", name, fp.hex(), layout, ssdDir, r.blocks(),
                 r.segments(), r.checksumFailures(), r.tornBytesTruncated(), r.quarantined().size());
         KvTier lower = props.csd() ? new CsdTier(ssd) : ssd;
-        TieredKvStore store = new TieredKvStore(layout, dramBytes, new LruPolicy(), lower, AdmissionPolicy.ADMIT_ALL,
-                System::nanoTime);
+        TieredKvStore store = new TieredKvStore(layout, dramBytes, policies.dram(), lower, policies.admission(),
+                policies.observer(), System::nanoTime);
         return new ServedModel(name, fp, c.numHeads(), layout, store, ssd);
     }
 

@@ -60,7 +60,11 @@ public final class KvCacheGrpcService extends KvCacheServiceGrpc.KvCacheServiceI
     public void lookup(LookupRequest req, StreamObserver<LookupResponse> obs) {
         unary(obs, "Lookup", () -> {
             ServedModel m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
-            LookupResult r = m.store().lookup(KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0));
+            List<BlockKey> chain = KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0);
+            // The gateway's Lookup carries the whole prompt's chain: the policy learns the request from it (which
+            // conversation it continues, its think time) before the request's gets and puts arrive.
+            m.store().observe(chain, System.currentTimeMillis());
+            LookupResult r = m.store().lookup(chain);
             LookupResponse.Builder out = LookupResponse.newBuilder().setPresentBlocks(r.presentBlocks());
             r.tiers().forEach(t -> out.addTiers(KvMessages.tier(t)));
             return out.build();

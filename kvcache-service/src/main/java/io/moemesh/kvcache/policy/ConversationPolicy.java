@@ -41,13 +41,13 @@ import java.util.function.Predicate;
  *
  * <p>Online: everything it decides for a request depends only on the requests before it and the request's own
  * arrival time ({@link #observe} is called with each request's chain before its blocks are looked up and stored). Its metadata (which request last
- * touched a block, its uses, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536), the
- * least recently touched forgotten first.
+ * touched a block, its uses, the turn counts) is bounded by {@code 256 · capacity} blocks (at least 65,536, at
+ * most {@link #META_MAX}: a service's heap), the least recently touched forgotten first.
  *
  * <p>Thread-safe: the tiers call their views under their own locks (a DRAM hit holds only DRAM's monitor), so the
  * state the views share is guarded by this object's monitor; no tier lock is ever taken while it is held.
  */
-public final class ConversationPolicy implements AdmissionPolicy {
+public final class ConversationPolicy implements AdmissionPolicy, ChainObserver {
     /** Candidate bonus strengths, in units of the capacity (0 is LRU with tail-first ties). */
     static final double[] STRENGTHS = {0, 3, 10, 30, 100};
     /** Per request, shadow scores decay by this factor: about the last 2,000 requests count. */
@@ -75,6 +75,13 @@ public final class ConversationPolicy implements AdmissionPolicy {
      * as other new blocks.
      */
     static final int LAST_BLOCK_EVIDENCE = 100;
+    /** Declined last blocks remembered for requests whose puts are still to come (concurrent requests). */
+    static final int DECLINED_LIMIT = 4096;
+    /**
+     * Most blocks whose metadata is remembered, whatever the capacity (about 100-200 bytes each: ~200 MB at most); the
+     * Mooncake conversation trace has 182,790 distinct blocks, so the replay never reaches it.
+     */
+    static final int META_MAX = 1 << 20;
 
     private final int capacityBlocks;
     private final int metaLimit;
@@ -93,8 +100,18 @@ public final class ConversationPolicy implements AdmissionPolicy {
     private long seq;
     private int chosen;
     private final List<TierView> views = new ArrayList<>();
-    /** The current request's last block, when it is to be declined. */
-    private BlockKey declineKey;
+    /**
+     * Last blocks of recently observed requests that are to be declined, the newest {@link #DECLINED_LIMIT}: in the
+     * service several requests' lookups and puts interleave, so one request's announcement must not cancel
+     * another's. A chain's own blocks leave the set when it is observed, so what a request's puts see is decided by
+     * its own chain alone (the replay's sequential answers are those of a single key).
+     */
+    private final LinkedHashMap<BlockKey, Boolean> declined = new LinkedHashMap<>(16, 0.75f, false) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<BlockKey, Boolean> eldest) {
+            return size() > DECLINED_LIMIT;
+        }
+    };
 
     /** A request's turn, and whether it got a next turn; shared by its blocks' metadata, forgotten with them. */
     private static final class Turn {
@@ -102,13 +119,16 @@ public final class ConversationPolicy implements AdmissionPolicy {
         final int think;
         final long arrival;
         final long tick;
+        /** Blocks in its chain. */
+        final int length;
         boolean continued;
 
-        Turn(int turn, int think, long arrival, long tick) {
+        Turn(int turn, int think, long arrival, long tick, int length) {
             this.turn = turn;
             this.think = think;
             this.arrival = arrival;
             this.tick = tick;
+            this.length = length;
         }
 
         int cls() {
@@ -147,7 +167,7 @@ public final class ConversationPolicy implements AdmissionPolicy {
             throw new IllegalArgumentException("capacityBlocks must be positive, got " + capacityBlocks);
         }
         this.capacityBlocks = capacityBlocks;
-        this.metaLimit = (int) Math.min(Integer.MAX_VALUE - 8, Math.max(1L << 16, 256L * capacityBlocks));
+        this.metaLimit = (int) Math.min(META_MAX, Math.max(1L << 16, 256L * capacityBlocks));
         this.meta = new LinkedHashMap<>(1024, 0.75f, true) {
             @Override
             protected boolean removeEldestEntry(Map.Entry<BlockKey, Meta> eldest) {
@@ -172,9 +192,9 @@ public final class ConversationPolicy implements AdmissionPolicy {
      * As {@link #observe(List)}, with the request's arrival time (ms, non-decreasing over requests; negative when
      * unknown): a later turn's think time (since the turn it extends) refines its continuation estimate.
      */
+    @Override
     public synchronized void observe(List<BlockKey> chain, long arrivalMillis) {
         if (chain.isEmpty()) {
-            declineKey = null;
             return;
         }
         int matched = 0;
@@ -186,6 +206,14 @@ public final class ConversationPolicy implements AdmissionPolicy {
             }
             deepest = m;
             matched++;
+        }
+        if (matched == chain.size() && isRepeat(chain, deepest.request)) {
+            // The same request announced again (a retry, or a second Lookup before a restore): not a next turn, and
+            // not one more use; its blocks keep their keys.
+            return;
+        }
+        for (BlockKey k : chain) {
+            declined.remove(k);
         }
         // A shared first block (a system prompt) says nothing about the conversation: position ≥ 1 must match.
         int turn = 0;
@@ -202,7 +230,7 @@ public final class ConversationPolicy implements AdmissionPolicy {
                 think = thinkClass(arrivalMillis - parent.arrival);
             }
         }
-        Turn request = new Turn(turn, think, arrivalMillis, clock);
+        Turn request = new Turn(turn, think, arrivalMillis, clock, chain.size());
         turnSeen[Math.min(turn, TURN_CLASSES - 1)]++;
         classSeen[request.cls()]++;
         for (int j = 0; j < matched; j++) {
@@ -242,7 +270,9 @@ public final class ConversationPolicy implements AdmissionPolicy {
             m.request = request;
             m.depth = j;
         }
-        declineKey = skipLast && chain.size() > 1 ? chain.get(chain.size() - 1) : null;
+        if (skipLast && chain.size() > 1) {
+            declined.put(chain.get(chain.size() - 1), Boolean.TRUE);
+        }
         for (ShadowCache s : shadows) {
             s.score = s.score * SCORE_DECAY + s.replay(chain, first, logRatio, logUses, skipLast);
         }
@@ -261,6 +291,19 @@ public final class ConversationPolicy implements AdmissionPolicy {
                 v.resort();
             }
         }
+    }
+
+    /** Whether every block of {@code chain} was last touched by {@code request}, a chain of the same length. */
+    private boolean isRepeat(List<BlockKey> chain, Turn request) {
+        if (request.length != chain.size()) {
+            return false;
+        }
+        for (BlockKey k : chain) {
+            if (meta.get(k).request != request) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**
@@ -300,14 +343,18 @@ public final class ConversationPolicy implements AdmissionPolicy {
 
     @Override
     public synchronized boolean admit(BlockKey key, AccessHint hint) {
-        return !key.equals(declineKey);
+        return !declined.containsKey(key);
     }
 
-    /** What a tier records for a block: its stamp from {@link #observe}, or the current clock if never observed. */
+    /**
+     * What a tier records for a block: its stamp from {@link #observe}, or, never observed (a put or get no Lookup
+     * announced), the next tick of the clock: traffic the policy is not told about is ordered least recently used,
+     * with no bonus.
+     */
     private Stamp stampOf(BlockKey key, int position) {
         Meta m = meta.get(key);
         if (m == null) {
-            return new Stamp(clock, 0, 0, Math.max(position, 0), seq++);
+            return new Stamp(++clock, 0, 0, Math.max(position, 0), seq++);
         }
         return new Stamp(m.tick, m.logRatio, Math.log(m.uses), m.depth, seq++);
     }

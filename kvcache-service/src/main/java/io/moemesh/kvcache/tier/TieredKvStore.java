@@ -5,6 +5,7 @@ import io.moemesh.kvcache.block.KvBlock;
 import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.kvcache.policy.AccessHint;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
+import io.moemesh.kvcache.policy.ChainObserver;
 import io.moemesh.kvcache.policy.EvictionPolicy;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -41,6 +42,7 @@ public final class TieredKvStore implements AutoCloseable {
     private final DramTier dram;
     private final KvTier lower;
     private final AdmissionPolicy admission;
+    private final ChainObserver observer;
     private final ReentrantLock lock = new ReentrantLock();
     /** Nested pin counts; guarded by {@link #lock}. */
     private final Map<BlockKey, Integer> pins = new HashMap<>();
@@ -58,6 +60,19 @@ public final class TieredKvStore implements AutoCloseable {
      */
     public TieredKvStore(KvLayout layout, long dramBytes, EvictionPolicy dramPolicy, KvTier lower,
                          AdmissionPolicy admission, LongSupplier clock) {
+        this(layout, dramBytes, dramPolicy, lower, admission, ChainObserver.NONE, clock);
+    }
+
+    /**
+     * As the constructor without {@code observer}, with a policy that is told each request's chain by
+     * {@link #observe}.
+     *
+     * @param observer told each chain passed to {@link #observe} (a prefix-aware policy; {@link ChainObserver#NONE}
+     *                 for none)
+     */
+    public TieredKvStore(KvLayout layout, long dramBytes, EvictionPolicy dramPolicy, KvTier lower,
+                         AdmissionPolicy admission, ChainObserver observer, LongSupplier clock) {
+        this.observer = Objects.requireNonNull(observer, "observer");
         this.layout = Objects.requireNonNull(layout, "layout");
         this.lower = Objects.requireNonNull(lower, "lower");
         if (!lower.layout().equals(layout)) {
@@ -190,6 +205,17 @@ public final class TieredKvStore implements AutoCloseable {
             return Optional.of(TierKind.DRAM);
         }
         return lower.contains(key) ? Optional.of(lower.kind()) : Optional.empty();
+    }
+
+    /**
+     * Announces a request's whole chain (block 0 first) to the store's policy before the request's blocks are looked
+     * up, read or stored; the service calls it on every Lookup. Stores and reads nothing: a put that was never
+     * announced is still stored (or declined) by what the policy knows of its key.
+     *
+     * @param arrivalMillis the request's arrival time (ms), negative when unknown
+     */
+    public void observe(List<BlockKey> chain, long arrivalMillis) {
+        observer.observe(chain, arrivalMillis);
     }
 
     /**

@@ -3,6 +3,7 @@ package io.moemesh.kvcache.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moemesh.kvcache.policy.StorePolicy;
 import io.moemesh.kvcache.tier.FsyncPolicy;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
@@ -13,7 +14,9 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class KvCachePropertiesTest {
     /** The defaults of application.yaml, plaintext, with a model and an SSD directory. */
@@ -27,7 +30,8 @@ class KvCachePropertiesTest {
 
         KvCacheProperties build() {
             return new KvCacheProperties(modelDirs, blockTokens, "127.0.0.1", grpcPort, dramBytes, ssdDir, ssdBytes,
-                    segmentBytes, fsync, fsyncInterval, 64L << 20, fraction, compaction, false, false, maxInbound,
+                    segmentBytes, fsync, fsyncInterval, 64L << 20, fraction, compaction, false, false, "conversation",
+                    maxInbound,
                     Duration.ofSeconds(10), TlsSettings.plaintext());
         }
     }
@@ -86,8 +90,40 @@ class KvCachePropertiesTest {
     @Test
     void mtlsWithoutFiles_isRefused_namingTheTlsProperties() {
         assertThatThrownBy(() -> new KvCacheProperties(List.of(Path.of("m")), 16, "h", 0, 1, Path.of("s"), 1, 4096,
-                FsyncPolicy.ALWAYS, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, 65536, Duration.ZERO,
+                FsyncPolicy.ALWAYS, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, "lru", 65536,
+                Duration.ZERO,
                 null)).hasMessageStartingWith("moemesh.kvcache.tls.mode is mtls (the default), but "
                 + "moemesh.kvcache.tls.cert-chain (MOEMESH_KVCACHE_TLS_CERT_CHAIN)");
+    }
+
+    static KvCacheProperties withPolicy(String policy) {
+        return new KvCacheProperties(List.of(Path.of("m")), 16, "127.0.0.1", 0, 1, Path.of("s"), 1, 4096,
+                FsyncPolicy.NEVER, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, policy, 65536,
+                Duration.ZERO, TlsSettings.plaintext());
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', textBlock = """
+            conversation    | conversation | CONVERSATION
+            lru             | lru          | LRU
+            ' LRU '         | lru          | LRU
+            Conversation    | conversation | CONVERSATION""")
+    void policy_isOneOfTheKnownNames_caseInsensitive(String configured, String label, StorePolicy expected) {
+        KvCacheProperties p = withPolicy(configured);
+        assertThat(p.policy()).isEqualTo(label);
+        assertThat(p.storePolicy()).isEqualTo(expected);
+    }
+
+    @Test
+    void policy_defaultsToConversation_theBestMeasured() {
+        assertThat(P.defaults().build().storePolicy()).isEqualTo(StorePolicy.CONVERSATION);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"arc", "", "lfu"})
+    void anUnknownPolicy_isRefused_namingThePropertyAndTheKnownNames(String name) {
+        assertThatThrownBy(() -> withPolicy(name)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("moemesh.kvcache.policy (MOEMESH_KVCACHE_POLICY): unknown policy '" + name
+                        + "'; known: conversation, lru");
     }
 }

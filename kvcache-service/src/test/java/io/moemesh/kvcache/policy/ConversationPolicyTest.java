@@ -207,6 +207,48 @@ class ConversationPolicyTest {
     }
 
     @Test
+    void lastBlocks_ofInterleavedRequests_areEachDeclined_untilTheirKeyIsObservedAgainInAnotherPosition() {
+        ConversationPolicy policy = new ConversationPolicy(1000);
+        long id = 1;
+        for (int c = 0; c < ConversationPolicy.LAST_BLOCK_EVIDENCE; c++) {
+            long head = id++;
+            policy.observe(chain(0, head, id++));
+            policy.observe(chain(0, head, id++, id++));
+        }
+        // Two requests' Lookups arrive before either's puts (the service's concurrent requests).
+        List<BlockKey> a = chain(0, id++, id++);
+        List<BlockKey> b = chain(0, id++, id++);
+        policy.observe(a);
+        policy.observe(b);
+        assertThat(policy.admit(a.get(2), AccessHint.NONE)).isFalse();
+        assertThat(policy.admit(b.get(2), AccessHint.NONE)).isFalse();
+        // A chain that has a's last block inside it: its own decisions count, the block is admitted.
+        policy.observe(List.of(a.get(0), a.get(1), a.get(2), TestBlocks.key(id++), TestBlocks.key(id)));
+        assertThat(policy.admit(a.get(2), AccessHint.NONE)).isTrue();
+    }
+
+    @Test
+    void theSameChainAnnouncedTwice_isNotANextTurn() {
+        ConversationPolicy policy = new ConversationPolicy(1000);
+        List<BlockKey> first = chain(0, 1, 2);
+        policy.observe(first);
+        double before = policy.continuationOfTurn(0);
+        policy.observe(first); // a second Lookup of the same request
+        assertThat(policy.continuationOfTurn(0)).isEqualTo(before);
+        policy.observe(chain(0, 1, 2, 3)); // its real next turn
+        assertThat(policy.continuationOfTurn(0)).isGreaterThan(before);
+    }
+
+    @Test
+    void blocksNoLookupAnnounced_areEvictedLeastRecentlyUsedFirst() {
+        ConversationPolicy policy = new ConversationPolicy(100);
+        EvictionPolicy view = policy.newTierPolicy();
+        insert(view, chain(1, 2, 3)); // puts without a prior observe, block 1 first
+
+        assertThat(view.victim(k -> true)).contains(TestBlocks.key(1));
+    }
+
+    @Test
     void lastBlock_admitted_whileEvidenceIsShort() {
         ConversationPolicy policy = new ConversationPolicy(1000);
         List<BlockKey> c = chain(0, 1, 2);

@@ -119,10 +119,10 @@ final class Bf16Tiles {
             b2 = o.fma(FloatVector.fromArray(F, xp, x2 + p + L), b2);
         }
         long e0 = (long) c * k;
-        y[yo] = tail(a0.add(b0).reduceLanes(VectorOperators.ADD), xp, x0, w, e0, kv, k);
-        y[yo + ldy] = tail(a1.add(b1).reduceLanes(VectorOperators.ADD), xp, x1, w, e0, kv, k);
+        y[yo] = tail(LaneSums.of(a0.add(b0)), xp, x0, w, e0, kv, k);
+        y[yo + ldy] = tail(LaneSums.of(a1.add(b1)), xp, x1, w, e0, kv, k);
         if (rows == 3) {
-            y[yo + 2 * ldy] = tail(a2.add(b2).reduceLanes(VectorOperators.ADD), xp, x2, w, e0, kv, k);
+            y[yo + 2 * ldy] = tail(LaneSums.of(a2.add(b2)), xp, x2, w, e0, kv, k);
         }
     }
 
@@ -159,25 +159,25 @@ final class Bf16Tiles {
             }
         }
         long e0 = (long) c * k;
-        y[yo] = tail(a00.reduceLanes(VectorOperators.ADD), xp, x0, w, e0, kv, k);
-        y[yo + 1] = tail(a01.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + k, kv, k);
-        y[yo + 2] = tail(a02.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(a03.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(LaneSums.of(a00), xp, x0, w, e0, kv, k);
+        y[yo + 1] = tail(LaneSums.of(a01), xp, x0, w, e0 + k, kv, k);
+        y[yo + 2] = tail(LaneSums.of(a02), xp, x0, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(LaneSums.of(a03), xp, x0, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(a10.reduceLanes(VectorOperators.ADD), xp, x1, w, e0, kv, k);
-        y[yo + 1] = tail(a11.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + k, kv, k);
-        y[yo + 2] = tail(a12.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(a13.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(LaneSums.of(a10), xp, x1, w, e0, kv, k);
+        y[yo + 1] = tail(LaneSums.of(a11), xp, x1, w, e0 + k, kv, k);
+        y[yo + 2] = tail(LaneSums.of(a12), xp, x1, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(LaneSums.of(a13), xp, x1, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(a20.reduceLanes(VectorOperators.ADD), xp, x2, w, e0, kv, k);
-        y[yo + 1] = tail(a21.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + k, kv, k);
-        y[yo + 2] = tail(a22.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(a23.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(LaneSums.of(a20), xp, x2, w, e0, kv, k);
+        y[yo + 1] = tail(LaneSums.of(a21), xp, x2, w, e0 + k, kv, k);
+        y[yo + 2] = tail(LaneSums.of(a22), xp, x2, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(LaneSums.of(a23), xp, x2, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(a30.reduceLanes(VectorOperators.ADD), xp, x3, w, e0, kv, k);
-        y[yo + 1] = tail(a31.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + k, kv, k);
-        y[yo + 2] = tail(a32.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(a33.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(LaneSums.of(a30), xp, x3, w, e0, kv, k);
+        y[yo + 1] = tail(LaneSums.of(a31), xp, x3, w, e0 + k, kv, k);
+        y[yo + 2] = tail(LaneSums.of(a32), xp, x3, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(LaneSums.of(a33), xp, x3, w, e0 + 3L * k, kv, k);
     }
 
     /** One activation row · one weight row, two blocks per iteration for 4 independent FMA chains. */
@@ -198,7 +198,7 @@ final class Bf16Tiles {
             a0 = even(v0).fma(FloatVector.fromArray(F, xp, x0 + p), a0);
             a1 = odd(v0).fma(FloatVector.fromArray(F, xp, x0 + p + L), a1);
         }
-        return tail(a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD), xp, x0, w, (long) c * k, kv, k);
+        return tail(LaneSums.of(a0.add(a1).add(a2.add(a3))), xp, x0, w, (long) c * k, kv, k);
     }
 
     /**

@@ -93,7 +93,7 @@ final class Exp {
             e.intoArray(v, off + i);
             acc = acc.add(e);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = LaneSums.of(acc);
         for (; i < n; i++) {
             float e = of(v[off + i] - max);
             v[off + i] = e;

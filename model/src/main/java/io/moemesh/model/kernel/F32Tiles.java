@@ -72,25 +72,25 @@ final class F32Tiles {
             a03 = v.fma(xa, a03); a13 = v.fma(xb, a13); a23 = v.fma(xc, a23); a33 = v.fma(xd, a33);
         }
         long e0 = (long) c * k;
-        y[yo] = tail(a00.reduceLanes(VectorOperators.ADD), x, x0, w, e0, kv, k);
-        y[yo + 1] = tail(a01.reduceLanes(VectorOperators.ADD), x, x0, w, e0 + k, kv, k);
-        y[yo + 2] = tail(a02.reduceLanes(VectorOperators.ADD), x, x0, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(a03.reduceLanes(VectorOperators.ADD), x, x0, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(LaneSums.of(a00), x, x0, w, e0, kv, k);
+        y[yo + 1] = tail(LaneSums.of(a01), x, x0, w, e0 + k, kv, k);
+        y[yo + 2] = tail(LaneSums.of(a02), x, x0, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(LaneSums.of(a03), x, x0, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(a10.reduceLanes(VectorOperators.ADD), x, x1, w, e0, kv, k);
-        y[yo + 1] = tail(a11.reduceLanes(VectorOperators.ADD), x, x1, w, e0 + k, kv, k);
-        y[yo + 2] = tail(a12.reduceLanes(VectorOperators.ADD), x, x1, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(a13.reduceLanes(VectorOperators.ADD), x, x1, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(LaneSums.of(a10), x, x1, w, e0, kv, k);
+        y[yo + 1] = tail(LaneSums.of(a11), x, x1, w, e0 + k, kv, k);
+        y[yo + 2] = tail(LaneSums.of(a12), x, x1, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(LaneSums.of(a13), x, x1, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(a20.reduceLanes(VectorOperators.ADD), x, x2, w, e0, kv, k);
-        y[yo + 1] = tail(a21.reduceLanes(VectorOperators.ADD), x, x2, w, e0 + k, kv, k);
-        y[yo + 2] = tail(a22.reduceLanes(VectorOperators.ADD), x, x2, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(a23.reduceLanes(VectorOperators.ADD), x, x2, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(LaneSums.of(a20), x, x2, w, e0, kv, k);
+        y[yo + 1] = tail(LaneSums.of(a21), x, x2, w, e0 + k, kv, k);
+        y[yo + 2] = tail(LaneSums.of(a22), x, x2, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(LaneSums.of(a23), x, x2, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(a30.reduceLanes(VectorOperators.ADD), x, x3, w, e0, kv, k);
-        y[yo + 1] = tail(a31.reduceLanes(VectorOperators.ADD), x, x3, w, e0 + k, kv, k);
-        y[yo + 2] = tail(a32.reduceLanes(VectorOperators.ADD), x, x3, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(a33.reduceLanes(VectorOperators.ADD), x, x3, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(LaneSums.of(a30), x, x3, w, e0, kv, k);
+        y[yo + 1] = tail(LaneSums.of(a31), x, x3, w, e0 + k, kv, k);
+        y[yo + 2] = tail(LaneSums.of(a32), x, x3, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(LaneSums.of(a33), x, x3, w, e0 + 3L * k, kv, k);
     }
 
     /** One activation row · one weight row: 4 independent FMA chains over a sequential weight stream. */
@@ -109,7 +109,7 @@ final class F32Tiles {
         for (; p < kv; p += L) {
             a0 = FloatVector.fromMemorySegment(F, w, r + 4L * p, LE).fma(FloatVector.fromArray(F, x, x0 + p), a0);
         }
-        return tail(a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD), x, x0, w, (long) c * k, kv, k);
+        return tail(LaneSums.of(a0.add(a1).add(a2.add(a3))), x, x0, w, (long) c * k, kv, k);
     }
 
     /**

@@ -211,13 +211,15 @@ public final class MatMul {
      * vector and runs ~10x slower, and each batch shape seen for the first time deoptimised the row loop again
      * (measured with JFR: docs/performance.md). The weights are memory-mapped like a checkpoint's: warming up
      * on heap segments left a second segment class in the type profile of the vector loads, and C2's code for
-     * the mapped weights then ran at half speed. Servers and benchmarks call it at start-up. Results are within
-     * tolerance either way, but not bit-identical across tiers: C2 adds a vector's lanes (reduceLanes) in a tree,
-     * the interpreter and C1 one by one, so the same product can differ in the last bit before and after
-     * compilation. Warmed up, the same inputs give the same bits on every thread and for every split of the rows
+     * the mapped weights then ran at half speed. Servers and benchmarks call it at start-up (the services on a background thread as their JVM starts, so it overlaps
+     * Spring's start; synchronized, so a caller that wants warm kernels waits for that run instead of starting a
+     * second). It buys speed only: the kernels give the same bits in every tier ({@link LaneSums} fixes the order
+     * in which a vector's lanes are added, which {@code reduceLanes} leaves to the tier; KernelTiersTest checks
+     * an {@code -Xint} JVM against a compiled one), so a service may serve before it finishes. The same inputs
+     * give the same bits on every thread and for every split of the rows
      * ({@link Exp} keeps the exponentials split-independent too).
      */
-    public static void warmUp() {
+    public static synchronized void warmUp() {
         if (warm) {
             return;
         }

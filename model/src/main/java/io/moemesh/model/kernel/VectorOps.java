@@ -39,7 +39,7 @@ public final class VectorOps {
             FloatVector v = FloatVector.fromArray(F, x, off + i);
             acc = v.fma(v, acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = LaneSums.of(acc);
         for (; i < n; i++) {
             s += x[off + i] * x[off + i];
         }
@@ -52,7 +52,7 @@ public final class VectorOps {
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = LaneSums.of(acc);
         for (; i < n; i++) {
             s += a[ao + i] * b[bo + i];
         }

@@ -48,7 +48,8 @@ import java.util.Map;
  * block it {@linkplain BlockSink#wants wants} when the block becomes cached (its last holder released it) and when
  * it is evicted (write-back), and {@link #importBlocks} makes blocks fetched from the tier cached blocks here, so
  * the next {@link #acquirePrefix} finds them like any other. Each block with a hash keeps its parent hash, tokens,
- * tenant and chain position for that.
+ * tenant and chain position for that. A {@link BlockOffload} takes a long sequence's oldest full blocks while it
+ * runs ({@link #setBlockOffload}): the sequence then reports them as its {@link #remotePrefix}.
  *
  * <p>With {@code enabled} false it is a plain paged cache: {@link #acquirePrefix} returns 0 and no block ever gets
  * a hash. Engine thread only, like every {@link KvCache} (no locks); the counters ({@link #freeBlocks},
@@ -73,38 +74,17 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     /** Per block with a hash: what it was computed from. */
     private final BlockLineage lineage;
     private volatile BlockSink sink = BlockSink.NONE;
+    private BlockOffload offload = BlockOffload.NONE;
     private volatile long imported;
     private final BlockLru lru;
     /** Free blocks: a stack, {@code free[0, freeCount)}. */
     private final int[] free;
     private volatile int freeCount;
     private volatile int cachedCount;
+    private volatile int remoteCount;
     private volatile long lookedUp;
     private volatile long served;
-    private final Map<Long, Sequence> sequences = new HashMap<>();
-
-    private static final class Sequence {
-        int[] blocks = new int[8];
-        int size;
-        /** The tenant salting its hashes; null until an admission or a step names it. */
-        String tenant;
-        /** Positions [0, length) have final keys and values and known tokens, hashed up to the last full block. */
-        int length;
-        /** The tokens of the block being filled: positions [length - length % B, length). */
-        final int[] partial;
-        /** The hash of the last full block, null before the first. */
-        BlockHash last;
-        /** False once a step did not continue where the last ended (its tokens are then not all known). */
-        boolean hashable = true;
-        /** The last lookup's context and hit tokens, counted when the sequence's first step starts. */
-        int pendingLookedUp;
-        int pendingServed;
-
-        Sequence(int blockTokens, String tenant) {
-            this.partial = new int[blockTokens];
-            this.tenant = tenant;
-        }
-    }
+    private final Map<Long, CachedSequence> sequences = new HashMap<>();
 
     /**
      * @param fingerprint the served model's, part of every block hash
@@ -165,15 +145,15 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         if (tenant == null) {
             throw new IllegalArgumentException("sequence " + seqId + ": tenant must be set (\"\" for none)");
         }
-        Sequence s = sequences.get(seqId);
-        if (s != null && s.size > 0) {
+        CachedSequence s = sequences.get(seqId);
+        if (s != null && (s.size > 0 || s.remote > 0)) {
             throw new IllegalStateException("sequence " + seqId + " already holds " + s.size
                     + " KV blocks: release it before admitting it again");
         }
         if (!enabled) {
             return 0;
         }
-        s = new Sequence(blockTokens, tenant);
+        s = new CachedSequence(blockTokens, tenant);
         sequences.put(seqId, s);
         int max = (tokens.length - 1) / blockTokens;
         int hits = 0;
@@ -202,8 +182,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
 
     @Override
     public boolean ensureCapacity(long seqId, int length) {
-        int need = (length + blockTokens - 1) / blockTokens;
-        Sequence s = sequences.get(seqId);
+        CachedSequence s = sequences.get(seqId);
+        if (s != null) {
+            applyOffload(s);
+        }
+        int need = (length + blockTokens - 1) / blockTokens - (s == null ? 0 : s.remote);
         int have = s == null ? 0 : s.size;
         if (need <= have) {
             return true;
@@ -212,7 +195,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             return false;
         }
         if (s == null) {
-            s = new Sequence(blockTokens, null);
+            s = new CachedSequence(blockTokens, null);
             sequences.put(seqId, s);
         }
         for (int i = have; i < need; i++) {
@@ -221,7 +204,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return true;
     }
 
-    private static void append(Sequence s, int block) {
+    private static void append(CachedSequence s, int block) {
         if (s.size == s.blocks.length) {
             s.blocks = Arrays.copyOf(s.blocks, s.size * 2);
         }
@@ -246,11 +229,18 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
 
     @Override
     public int[] blockTable(long seqId) {
-        Sequence s = sequences.get(seqId);
+        CachedSequence s = sequences.get(seqId);
         if (s == null || s.size == 0) {
             throw new IllegalStateException("sequence " + seqId + " has no KV blocks");
         }
         return s.blocks;
+    }
+
+    /** Blocks the sequence holds remotely, in positions (0 without an offload). */
+    @Override
+    public int remotePrefix(long seqId) {
+        CachedSequence s = sequences.get(seqId);
+        return s == null ? 0 : s.remote * blockTokens;
     }
 
     @Override
@@ -273,7 +263,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             return;
         }
         for (SequenceStep st : step.sequences()) {
-            Sequence s = sequences.get(st.seqId());
+            CachedSequence s = sequences.get(st.seqId());
             if (s == null) {
                 continue;
             }
@@ -283,9 +273,9 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 s.pendingLookedUp = 0;
                 s.pendingServed = 0;
             }
-            int to = Math.min(s.size, (st.endPos() - 1) / blockTokens + 1);
-            for (int i = st.startPos() / blockTokens; i < to; i++) {
-                if (hashOf[s.blocks[i]] != null) {
+            int to = Math.min(s.remote + s.size, (st.endPos() - 1) / blockTokens + 1);
+            for (int i = Math.max(s.remote, st.startPos() / blockTokens); i < to; i++) {
+                if (hashOf[s.blocks[i - s.remote]] != null) {
                     throw new IllegalStateException("sequence " + st.seqId() + " would write positions ["
                             + st.startPos() + ", " + st.endPos() + ") into its block " + i
                             + ", which holds a cached prefix other sequences may read");
@@ -301,7 +291,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             return;
         }
         for (SequenceStep st : step.sequences()) {
-            Sequence s = sequences.get(st.seqId());
+            CachedSequence s = sequences.get(st.seqId());
             if (s == null || !s.hashable) {
                 continue;
             }
@@ -320,12 +310,14 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 if (s.length % blockTokens == 0) {
                     BlockHash h = BlockHash.of(s.last, s.partial, 0, blockTokens, fingerprint, s.tenant);
                     int i = s.length / blockTokens - 1;
-                    if (register(s.blocks[i], h)) {
-                        lineage.remember(s.blocks[i], s.last, s.partial, s.tenant, i);
+                    int b = s.blocks[i - s.remote];
+                    if (register(b, h)) {
+                        lineage.remember(b, s.last, s.partial, s.tenant, i);
                     }
                     s.last = h;
                 }
             }
+            maybeOffload(st.seqId(), s);
         }
     }
 
@@ -348,9 +340,13 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      */
     @Override
     public void release(long seqId) {
-        Sequence s = sequences.remove(seqId);
+        CachedSequence s = sequences.remove(seqId);
         if (s == null) {
             return;
+        }
+        if (s.offloaded) {
+            remoteCount -= s.remote;
+            offload.released(seqId);
         }
         for (int i = s.size - 1; i >= 0; i--) {
             int b = s.blocks[i];
@@ -377,6 +373,73 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         this.sink = sink == null ? BlockSink.NONE : sink;
     }
 
+    /**
+     * Sets where long sequences' oldest blocks go ({@link BlockOffload#NONE}, the default, keeps them here). After
+     * each completed step of a sequence, when the offload's {@link BlockOffload#remoteBlocks} wants more of its
+     * blocks remote than are and none is in flight, copies of those blocks go to {@link BlockOffload#offload}: only
+     * full blocks with a hash, block 0 first, stopping at one without (a prefix computed twice side by side keeps
+     * its second copy unhashed) or one that is another chain's. Once that completes with true, at the sequence's
+     * next {@link #ensureCapacity} (a step boundary), the sequence lets go of them as {@link #release} does (a block
+     * other sequences share stays held by them; one nobody holds becomes cached, reclaimable, still findable by
+     * its hash) and reports them as its {@link #remotePrefix}. A failed offload leaves the sequence local for the
+     * rest of its life. Engine thread only; set it before the engine runs.
+     */
+    public void setBlockOffload(BlockOffload offload) {
+        if (offload != BlockOffload.NONE && !enabled) {
+            throw new IllegalArgumentException("an offload needs prefix caching (blocks are offloaded by their hash)");
+        }
+        this.offload = offload == null ? BlockOffload.NONE : offload;
+    }
+
+    private void maybeOffload(long seqId, CachedSequence s) {
+        if (offload == BlockOffload.NONE || s.offloading != null || s.offloadFailed) {
+            return;
+        }
+        int target = Math.min(offload.remoteBlocks(s.length), s.length / blockTokens);
+        List<BlockContents> copies = new ArrayList<>();
+        for (int i = s.remote; i < target; i++) {
+            int b = s.blocks[i - s.remote];
+            if (hashOf[b] == null || lineage.position(b) != i) {
+                break;
+            }
+            copies.add(copy(b));
+        }
+        if (copies.isEmpty()) {
+            return;
+        }
+        s.offloaded = true;
+        s.offloadTo = s.remote + copies.size();
+        s.offloading = offload.offload(seqId, copies);
+    }
+
+    /** Lets go of the blocks of a completed offload (a step boundary: the engine reads the table after this). */
+    private void applyOffload(CachedSequence s) {
+        if (s.offloading == null || !s.offloading.isDone()) {
+            return;
+        }
+        boolean ok = !s.offloading.isCompletedExceptionally() && !s.offloading.isCancelled()
+                && Boolean.TRUE.equals(s.offloading.getNow(false));
+        s.offloading = null;
+        if (!ok) {
+            s.offloadFailed = true;
+            return;
+        }
+        int n = s.offloadTo - s.remote;
+        // Tail first into the LRU, as release does: eviction takes the chain's end before its start.
+        for (int i = n - 1; i >= 0; i--) {
+            int b = s.blocks[i];
+            if (--refs[b] == 0) {
+                lru.addLast(b);
+                cachedCount++;
+                offer(b);
+            }
+        }
+        System.arraycopy(s.blocks, n, s.blocks, 0, s.size - n);
+        s.size -= n;
+        s.remote = s.offloadTo;
+        remoteCount += n;
+    }
+
     /** Hands the sink a copy of block {@code b} (which has a hash) if it wants one. */
     private void offer(int b) {
         BlockSink to = sink;
@@ -394,14 +457,14 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      * saves them before the sequence releases them).
      */
     public List<BlockContents> copyHeldBlocks(long seqId, java.util.function.Predicate<BlockHash> wanted) {
-        Sequence s = sequences.get(seqId);
+        CachedSequence s = sequences.get(seqId);
         List<BlockContents> out = new ArrayList<>();
         if (s == null) {
             return out;
         }
         for (int i = 0; i < s.size; i++) {
             BlockHash h = hashOf[s.blocks[i]];
-            if (h == null || lineage.position(s.blocks[i]) != i) {
+            if (h == null || lineage.position(s.blocks[i]) != s.remote + i) {
                 break;
             }
             if (wanted.test(h)) {
@@ -532,6 +595,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return numBlocks - freeCount - cachedCount;
     }
 
+    /** Blocks of the sequences here that a {@link BlockOffload} holds instead (their remote prefixes, in blocks). */
+    public int remoteBlocks() {
+        return remoteCount;
+    }
+
     /**
      * Context tokens looked up by {@link #acquirePrefix} for admissions that ran (first admissions, and resumes after
      * a preemption): counted when the sequence's first step starts, so an admission that found no room for its
@@ -553,7 +621,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      */
     int audit() {
         int[] counted = new int[numBlocks];
-        for (Sequence s : sequences.values()) {
+        for (CachedSequence s : sequences.values()) {
             for (int i = 0; i < s.size; i++) {
                 counted[s.blocks[i]]++;
             }

@@ -1,5 +1,6 @@
 package io.moemesh.router.config;
 
+import io.moemesh.router.discovery.ConfigMapPublisher;
 import io.moemesh.router.discovery.LabelSelector;
 import java.net.URI;
 import java.time.Duration;
@@ -29,11 +30,18 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                      API server does not serve the watch, changes are seen at the next list); >= 1s
  * @param apiServer     the Kubernetes API server's URL, e.g. {@code http://127.0.0.1:8001} behind {@code kubectl proxy};
  *                      empty (the default) = in-cluster: the pod's service account token and CA
+ * @param configMapGzipThresholdBytes the most bytes the placement may take in {@code config-map}, counted as stored:
+ *                      compact JSON up to it is written plain under {@code placement.json}; past it the gzip of the
+ *                      JSON goes under {@code binaryData} {@code placement.json.gz} (the plain key removed in the same
+ *                      update) if its base64 length is within it too; else nothing is written (logged, counted). In
+ *                      [1, 1048576] (the API server's limit on a ConfigMap's data); default 786432 (768 KiB) leaves a
+ *                      quarter of the limit for other keys and metadata ({@code ConfigMapPublisher})
  */
 public record DiscoverySettings(@DefaultValue("static") String mode, String namespace, String labelSelector,
                                 String configMap, @DefaultValue("9100") int grpcPort,
                                 @DefaultValue("2s") Duration settleTime, @DefaultValue("30s") Duration resyncPeriod,
-                                String apiServer) {
+                                String apiServer,
+                                @DefaultValue("786432") int configMapGzipThresholdBytes) {
     public static final String STATIC = "static";
     public static final String KUBERNETES = "kubernetes";
 
@@ -64,6 +72,9 @@ public record DiscoverySettings(@DefaultValue("static") String mode, String name
             require(configMap.matches("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"), "config-map must be a DNS subdomain "
                     + "name, got \"" + configMap + "\"");
         }
+        require(configMapGzipThresholdBytes >= 1 && configMapGzipThresholdBytes <= ConfigMapPublisher.LIMIT_BYTES,
+                "config-map-gzip-threshold-bytes must be in [1, " + ConfigMapPublisher.LIMIT_BYTES + "], got "
+                        + configMapGzipThresholdBytes);
         if (apiServer != null && !apiServer.isBlank()) {
             URI u;
             try {
@@ -78,7 +89,8 @@ public record DiscoverySettings(@DefaultValue("static") String mode, String name
 
     /** The defaults: static mode. */
     static DiscoverySettings defaults() {
-        return new DiscoverySettings(null, null, null, null, 9100, null, null, null);
+        return new DiscoverySettings(null, null, null, null, 9100, null, null, null,
+                ConfigMapPublisher.DEFAULT_GZIP_THRESHOLD_BYTES);
     }
 
     public boolean kubernetes() {

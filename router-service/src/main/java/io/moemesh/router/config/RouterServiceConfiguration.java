@@ -147,7 +147,8 @@ public final class RouterServiceConfiguration {
         var pods = new KubernetesPodDiscovery(client, d.namespace(), d.selector(), d.grpcPort(), d.resyncPeriod());
         var publisher = new ConfigMapPublisher(new KubernetesPlacementConfigMap(client, d.namespace(), d.configMap()),
                 d.namespace() + "/" + d.configMap(), Executors.newSingleThreadExecutor(
-                        Thread.ofPlatform().name("router-configmap").daemon().factory()));
+                        Thread.ofPlatform().name("router-configmap").daemon().factory()),
+                d.configMapGzipThresholdBytes());
         coordinator.onPublished(o -> publisher.offer(o.placement()));
         return new RouterDiscovery(pods, publisher);
     }

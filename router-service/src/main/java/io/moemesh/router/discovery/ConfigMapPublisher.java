@@ -3,31 +3,49 @@ package io.moemesh.router.discovery;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.util.JsonFormat;
 import io.moemesh.proto.router.v1.Placement;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.zip.GZIPInputStream;
+import java.util.zip.GZIPOutputStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Writes every published placement to the {@code placement.json} key of the router's ConfigMap (Kubernetes mode), as
- * compact protobuf JSON, so a gateway can mount it as its placement file. The router is the one writer (one replica,
- * Recreate strategy); should a second one run, it loses on the resourceVersion: every write replaces the ConfigMap at
- * the resourceVersion just read, and a 409 Conflict is logged as an error, the ConfigMap read again, and the write
- * retried only while this router's epoch is still newer than the one found there: never a blind overwrite.
+ * Writes every published placement to the router's ConfigMap (Kubernetes mode) so a gateway can mount it as its
+ * placement file: compact protobuf JSON under the {@code data} key {@value #KEY} while it fits the threshold, else its
+ * gzip under the {@code binaryData} key {@value #GZIP_KEY}. The router is the one writer (one replica, Recreate
+ * strategy); should a second one run, it loses on the resourceVersion: every write replaces the ConfigMap at the
+ * resourceVersion just read, and a 409 Conflict is logged as an error, the ConfigMap read again, and the write retried
+ * only while this router's epoch is still newer than the one found there (in either form): never a blind overwrite.
  *
- * <p>A placement larger than a ConfigMap may hold ({@value #LIMIT_BYTES} bytes of data) is not written: an error log
- * names the size and the limit and {@link #oversize()} counts it; the ConfigMap keeps the last placement that fit and
- * gateways that follow the router's WatchPlacement stream still get every epoch.
+ * <p>Sizes (docs/kubernetes.md, "Placement size"): the API server refuses a ConfigMap whose data and binaryData
+ * exceed {@value #LIMIT_BYTES} bytes, and binaryData travels base64-encoded in the API's JSON (4/3 of its bytes;
+ * the API server counts the decoded bytes, so counting base64 is the conservative side). The threshold ({@code moemesh.router.discovery.config-map-gzip-threshold-bytes}, default
+ * {@value #DEFAULT_GZIP_THRESHOLD_BYTES}: a quarter of the limit left for other keys and the object's metadata) bounds
+ * what the placement may take, counted as stored: the JSON's UTF-8 bytes for the plain form, the base64 length of the
+ * gzip for the gzip form. The plain form is preferred (readable with kubectl); the gzip form is written only past the
+ * threshold, replacing the plain key in the same update (and vice versa), so exactly one form is there. A placement
+ * whose gzip form exceeds the threshold too is not written: an error log names the sizes and {@link #oversize()}
+ * counts it; the ConfigMap keeps the last placement that fit and gateways that follow the router's WatchPlacement
+ * stream still get every epoch.
  */
 public final class ConfigMapPublisher implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ConfigMapPublisher.class);
     /** The API server's limit on a ConfigMap's data (1 MiB). */
     public static final int LIMIT_BYTES = 1024 * 1024;
-    /** The key the placement is written to. */
+    /** The data key of the plain form (compact JSON). */
     public static final String KEY = "placement.json";
+    /** The binaryData key of the gzip form (the gzip of the compact JSON), used past the threshold. */
+    public static final String GZIP_KEY = "placement.json.gz";
+    /** 768 KiB: the default threshold, leaving a quarter of {@link #LIMIT_BYTES} for other keys and metadata. */
+    public static final int DEFAULT_GZIP_THRESHOLD_BYTES = 768 * 1024;
     /** Attempts of one write when other writers keep changing the ConfigMap. */
     static final int ATTEMPTS = 3;
 
@@ -37,20 +55,35 @@ public final class ConfigMapPublisher implements AutoCloseable {
     private final PlacementConfigMap configMap;
     private final String name;
     private final ExecutorService writer;
+    private final int gzipThresholdBytes;
     private final AtomicReference<Placement> pending = new AtomicReference<>();
     private final AtomicLong writes = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
     private final AtomicLong conflicts = new AtomicLong();
     private final AtomicLong oversize = new AtomicLong();
+    private final AtomicLong gzipped = new AtomicLong();
+
+    /** With the default threshold, {@value #DEFAULT_GZIP_THRESHOLD_BYTES} bytes. */
+    public ConfigMapPublisher(PlacementConfigMap configMap, String name, ExecutorService writer) {
+        this(configMap, name, writer, DEFAULT_GZIP_THRESHOLD_BYTES);
+    }
 
     /**
-     * @param name   the ConfigMap's namespace/name, for the logs
-     * @param writer one thread: the writes of {@link #offer} run there, the latest placement only
+     * @param name               the ConfigMap's namespace/name, for the logs
+     * @param writer             one thread: the writes of {@link #offer} run there, the latest placement only
+     * @param gzipThresholdBytes the most bytes the placement may take as stored: plain JSON up to it, else the gzip
+     *                           form if its base64 length is within it, else nothing; in [1, {@value #LIMIT_BYTES}]
      */
-    public ConfigMapPublisher(PlacementConfigMap configMap, String name, ExecutorService writer) {
+    public ConfigMapPublisher(PlacementConfigMap configMap, String name, ExecutorService writer,
+                              int gzipThresholdBytes) {
+        if (gzipThresholdBytes < 1 || gzipThresholdBytes > LIMIT_BYTES) {
+            throw new IllegalArgumentException("gzip threshold must be in [1, " + LIMIT_BYTES + "] bytes, got "
+                    + gzipThresholdBytes);
+        }
         this.configMap = configMap;
         this.name = name;
         this.writer = writer;
+        this.gzipThresholdBytes = gzipThresholdBytes;
     }
 
     /** Writes {@code p} in the background; a newer placement offered before the write starts replaces it. */
@@ -76,19 +109,33 @@ public final class ConfigMapPublisher implements AutoCloseable {
         } catch (InvalidProtocolBufferException e) {
             throw new IllegalStateException("placement epoch " + p.getEpoch() + " has no JSON form", e);
         }
-        int bytes = json.getBytes(StandardCharsets.UTF_8).length;
-        if (bytes > LIMIT_BYTES) {
-            oversize.incrementAndGet();
-            log.error("placement epoch {} is {} bytes of compact JSON, more than a ConfigMap holds ({} bytes): not "
-                    + "written to ConfigMap {} (it keeps the last placement that fit); gateways that follow the router's "
-                    + "WatchPlacement stream get it", p.getEpoch(), bytes, LIMIT_BYTES, name);
-            return Result.OVERSIZE;
+        int jsonBytes = json.getBytes(StandardCharsets.UTF_8).length;
+        PlacementConfigMap.Content content;
+        String form;
+        if (jsonBytes <= gzipThresholdBytes) {
+            content = PlacementConfigMap.Content.plain(json);
+            form = jsonBytes + " bytes of JSON under " + KEY;
+        } else {
+            byte[] gz = gzip(json);
+            long stored = base64Length(gz.length);
+            if (stored > gzipThresholdBytes) {
+                oversize.incrementAndGet();
+                log.error("placement epoch {} is {} bytes of compact JSON and {} bytes gzipped ({} in base64), more "
+                        + "than the {} bytes a placement may take in a ConfigMap (the API server's limit is {} bytes; "
+                        + "moemesh.router.discovery.config-map-gzip-threshold-bytes): not written to ConfigMap {} (it "
+                        + "keeps the last placement that fit); gateways that follow the router's WatchPlacement stream "
+                        + "get it", p.getEpoch(), jsonBytes, gz.length, stored, gzipThresholdBytes, LIMIT_BYTES, name);
+                return Result.OVERSIZE;
+            }
+            content = PlacementConfigMap.Content.gzipped(gz);
+            form = jsonBytes + " bytes of JSON past the threshold of " + gzipThresholdBytes + ", gzipped to "
+                    + gz.length + " bytes (" + stored + " in base64) under binaryData " + GZIP_KEY;
         }
         try {
             for (int attempt = 1; attempt <= ATTEMPTS; attempt++) {
                 PlacementConfigMap.Stored stored = configMap.read();
                 if (attempt > 1) {
-                    long theirs = epochOf(stored.placementJson());
+                    long theirs = epochOf(stored);
                     if (Long.compareUnsigned(theirs, p.getEpoch()) >= 0) {
                         log.error("ConfigMap {} now holds placement epoch {}, written by another writer, not older than "
                                 + "this router's epoch {}: not overwritten (is a second router running?)", name, theirs,
@@ -98,9 +145,12 @@ public final class ConfigMapPublisher implements AutoCloseable {
                     }
                 }
                 try {
-                    configMap.replace(json, stored.resourceVersion());
+                    configMap.replace(content, stored.resourceVersion());
                     writes.incrementAndGet();
-                    log.info("placement epoch {} written to ConfigMap {} ({} bytes)", p.getEpoch(), name, bytes);
+                    if (content.isGzip()) {
+                        gzipped.incrementAndGet();
+                    }
+                    log.info("placement epoch {} written to ConfigMap {} ({})", p.getEpoch(), name, form);
                     return Result.WRITTEN;
                 } catch (PlacementConfigMap.ConflictException e) {
                     conflicts.incrementAndGet();
@@ -118,6 +168,22 @@ public final class ConfigMapPublisher implements AutoCloseable {
         return Result.FAILED;
     }
 
+    /** The higher epoch of the two forms stored; 0 when neither is there or is a placement. */
+    static long epochOf(PlacementConfigMap.Stored stored) {
+        long plain = epochOf(stored.placementJson());
+        if (stored.placementGzip() == null) {
+            return plain;
+        }
+        String json;
+        try {
+            json = gunzip(stored.placementGzip());
+        } catch (UncheckedIOException e) {
+            return plain;
+        }
+        long gz = epochOf(json);
+        return Long.compareUnsigned(plain, gz) >= 0 ? plain : gz;
+    }
+
     /** The epoch of a placement.json value; 0 when absent or not a placement. */
     static long epochOf(String json) {
         if (json == null || json.isBlank()) {
@@ -129,6 +195,35 @@ public final class ConfigMapPublisher implements AutoCloseable {
             return b.getEpoch();
         } catch (InvalidProtocolBufferException e) {
             return 0;
+        }
+    }
+
+    /** Bytes of {@code n} bytes in base64 (with padding), as binaryData travels in the API's JSON. */
+    static long base64Length(long n) {
+        return (n + 2) / 3 * 4;
+    }
+
+    /** The gzip of {@code json}'s UTF-8 bytes: what {@value #GZIP_KEY} holds. */
+    public static byte[] gzip(String json) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try (GZIPOutputStream gz = new GZIPOutputStream(out)) {
+            gz.write(json.getBytes(StandardCharsets.UTF_8));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e); // in memory: does not happen
+        }
+        return out.toByteArray();
+    }
+
+    /**
+     * The JSON of a {@value #GZIP_KEY} value.
+     *
+     * @throws UncheckedIOException when it is not gzip
+     */
+    public static String gunzip(byte[] gzip) {
+        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(gzip))) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 
@@ -147,7 +242,12 @@ public final class ConfigMapPublisher implements AutoCloseable {
         return conflicts.get();
     }
 
-    /** Placements too large for a ConfigMap, not written. */
+    /** Placements written in the gzip form (counted in {@link #writes()} too). */
+    public long gzipped() {
+        return gzipped.get();
+    }
+
+    /** Placements too large for a ConfigMap even gzipped, not written. */
     public long oversize() {
         return oversize.get();
     }

@@ -33,7 +33,11 @@ public final class DiscoveryMetrics {
                 .register(registry);
         FunctionCounter.builder("moemesh.router.configmap.conflicts", publisher, ConfigMapPublisher::conflicts)
                 .description("409 Conflicts met writing the ConfigMap (another writer)").register(registry);
+        FunctionCounter.builder("moemesh.router.configmap.gzipped", publisher, ConfigMapPublisher::gzipped)
+                .description("Placements written gzipped (binaryData placement.json.gz): past the gzip threshold")
+                .register(registry);
         FunctionCounter.builder("moemesh.router.configmap.oversize", publisher, ConfigMapPublisher::oversize)
-                .description("Placements larger than a ConfigMap holds (1 MiB), not written").register(registry);
+                .description("Placements larger than the ConfigMap's threshold even gzipped, not written")
+                .register(registry);
     }
 }

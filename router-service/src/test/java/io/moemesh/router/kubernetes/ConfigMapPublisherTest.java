@@ -2,6 +2,8 @@ package io.moemesh.router.kubernetes;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.util.JsonFormat;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -14,7 +16,9 @@ import io.moemesh.router.discovery.ConfigMapPublisher;
 import io.moemesh.router.discovery.PlacementConfigMap;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Executors;
@@ -22,10 +26,13 @@ import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The placement ConfigMap writer through the official client against fabric8's mock API server in CRUD mode, which
- * checks the resourceVersion of a replace like a real API server (409 Conflict when it changed).
+ * checks the resourceVersion of a replace like a real API server (409 Conflict when it changed): both forms (plain
+ * JSON, gzip in binaryData past the threshold), their edges, and a placement too large even gzipped.
  */
 @EnableKubernetesMockClient(crud = true, https = false)
 class ConfigMapPublisherTest {
@@ -55,6 +62,31 @@ class ConfigMapPublisherTest {
         return publisher;
     }
 
+    ConfigMapPublisher publisher(int gzipThresholdBytes) {
+        publisher = new ConfigMapPublisher(new KubernetesPlacementConfigMap(client, NS, NAME), NS + "/" + NAME,
+                Executors.newSingleThreadExecutor(), gzipThresholdBytes);
+        return publisher;
+    }
+
+    ConfigMap current() {
+        return k8s.configMaps().inNamespace(NS).withName(NAME).get();
+    }
+
+    /** The gzip form as stored (fabric8 gives binaryData base64-encoded, as the API's JSON carries it). */
+    byte[] storedGzip() {
+        Map<String, String> binary = current().getBinaryData();
+        String b64 = binary == null ? null : binary.get(ConfigMapPublisher.GZIP_KEY);
+        return b64 == null ? null : Base64.getDecoder().decode(b64);
+    }
+
+    static String compactJson(Placement p) {
+        try {
+            return JsonFormat.printer().omittingInsignificantWhitespace().print(p);
+        } catch (InvalidProtocolBufferException e) {
+            throw new AssertionError(e);
+        }
+    }
+
     static Placement placement(long epoch, int instances, int layers, int experts, int replicas) {
         List<Instance> in = IntStream.range(0, instances).mapToObj(i -> Instance.newBuilder().setId("expert-" + i)
                 .setEndpoint("10.0.0." + i + ":9100").build()).toList();
@@ -78,14 +110,14 @@ class ConfigMapPublisherTest {
             }
 
             @Override
-            public void replace(String json, String resourceVersion) throws ConflictException {
+            public void replace(Content content, String resourceVersion) throws ConflictException {
                 if (!written) {
                     written = true;
                     ConfigMap cm = k8s.configMaps().inNamespace(NS).withName(NAME).get();
                     cm.getData().put(ConfigMapPublisher.KEY, PlacementFiles.toJson(theirs));
                     k8s.configMaps().inNamespace(NS).resource(cm).update();
                 }
-                real.replace(json, resourceVersion);
+                real.replace(content, resourceVersion);
             }
         };
     }
@@ -121,14 +153,105 @@ class ConfigMapPublisherTest {
     }
 
     @Test
-    void placementLargerThanAConfigMapHolds_isNotWritten_andCounted() {
+    void placementPastTheDefaultThreshold_isWrittenGzippedInBinaryData_replacingThePlainKey_andReadsBackEqual() {
         publisher(new KubernetesPlacementConfigMap(client, NS, NAME)).write(placement(1, 2, 4, 8, 1));
-        // 256 experts × 80 layers × 64 instances with 25% replicas (2 of 8 copies... here 2 copies each): > 1 MiB.
+        assertThat(stored()).isNotNull();
+        // 256 experts × 80 layers × 64 instances, every expert twice: 40,960 copies, compact JSON > 1 MiB.
         Placement big = placement(2, 64, 80, 256, 2);
-        assertThat(PlacementFiles.toJson(big).length()).isGreaterThan(ConfigMapPublisher.LIMIT_BYTES);
-        assertThat(publisher.write(big)).isEqualTo(ConfigMapPublisher.Result.OVERSIZE);
-        assertThat(publisher.oversize()).isEqualTo(1);
-        assertThat(PlacementFiles.parse(stored(), "ConfigMap").getEpoch()).isEqualTo(1);
+        assertThat(compactJson(big).length()).isGreaterThan(ConfigMapPublisher.LIMIT_BYTES);
+
+        assertThat(publisher.write(big)).isEqualTo(ConfigMapPublisher.Result.WRITTEN);
+
+        ConfigMap cm = current();
+        assertThat(cm.getData()).as("the plain key goes in the same update; other keys stay")
+                .doesNotContainKey(ConfigMapPublisher.KEY).containsEntry("other", "kept");
+        byte[] gz = storedGzip();
+        assertThat(gz).as("binaryData placement.json.gz").isNotNull();
+        assertThat(gz.length * 4L / 3).isLessThanOrEqualTo(ConfigMapPublisher.DEFAULT_GZIP_THRESHOLD_BYTES);
+        assertThat(PlacementFiles.parse(ConfigMapPublisher.gunzip(gz), "ConfigMap")).isEqualTo(big);
+        assertThat(publisher.gzipped()).isEqualTo(1);
+        assertThat(publisher.writes()).isEqualTo(2);
+        assertThat(publisher.oversize()).isZero();
+
+        // Back under the threshold: plain again, the gzip key removed in the same update.
+        Placement small = placement(3, 2, 4, 8, 1);
+        assertThat(publisher.write(small)).isEqualTo(ConfigMapPublisher.Result.WRITTEN);
+        assertThat(storedGzip()).isNull();
+        assertThat(PlacementFiles.parse(stored(), "ConfigMap")).isEqualTo(small);
+    }
+
+    @ParameterizedTest(name = "threshold = JSON size {0} → gzipped: {1}")
+    @CsvSource({"0, false", "-1, true"})
+    void compactJsonUpToTheThreshold_isPlain_oneByteMoreIsGzipped(int offset, boolean gzipped) {
+        Placement p = placement(7, 4, 8, 16, 2);
+        int jsonBytes = compactJson(p).getBytes(StandardCharsets.UTF_8).length;
+        assertThat(publisher(jsonBytes + offset).write(p)).isEqualTo(ConfigMapPublisher.Result.WRITTEN);
+        if (gzipped) {
+            assertThat(stored()).isNull();
+            assertThat(PlacementFiles.parse(ConfigMapPublisher.gunzip(storedGzip()), "ConfigMap")).isEqualTo(p);
+        } else {
+            assertThat(storedGzip()).isNull();
+            assertThat(PlacementFiles.parse(stored(), "ConfigMap")).isEqualTo(p);
+        }
+        assertThat(publisher.gzipped()).isEqualTo(gzipped ? 1 : 0);
+    }
+
+    @ParameterizedTest(name = "threshold = base64 of the gzip {0} → written: {1}")
+    @CsvSource({"0, true", "-1, false"})
+    void gzipFormCountsItsBase64Length_pastTheThresholdEvenGzipped_nothingIsWritten_andCounted(int offset,
+                                                                                                boolean written) {
+        ConfigMapPublisher first = publisher(ConfigMapPublisher.DEFAULT_GZIP_THRESHOLD_BYTES);
+        first.write(placement(1, 2, 4, 8, 1));
+        first.close();
+        Placement p = placement(2, 8, 16, 64, 2);
+        int gzipBytes = ConfigMapPublisher.gzip(compactJson(p)).length;
+        int base64 = Base64.getEncoder().encodeToString(ConfigMapPublisher.gzip(compactJson(p))).length();
+        assertThat(base64).isEqualTo((gzipBytes + 2) / 3 * 4);
+
+        var result = publisher(base64 + offset).write(p);
+
+        if (written) {
+            assertThat(result).isEqualTo(ConfigMapPublisher.Result.WRITTEN);
+            assertThat(PlacementFiles.parse(ConfigMapPublisher.gunzip(storedGzip()), "ConfigMap")).isEqualTo(p);
+            assertThat(publisher.oversize()).isZero();
+        } else {
+            assertThat(result).isEqualTo(ConfigMapPublisher.Result.OVERSIZE);
+            assertThat(publisher.oversize()).isEqualTo(1);
+            assertThat(publisher.writes()).isZero();
+            assertThat(storedGzip()).as("nothing written").isNull();
+            assertThat(PlacementFiles.parse(stored(), "ConfigMap").getEpoch()).as("the last one that fit")
+                    .isEqualTo(1);
+        }
+    }
+
+    @Test
+    void conflict_withANewerEpochStoredGzipped_isNeverOverwritten() {
+        Placement theirs = placement(9, 2, 4, 8, 1);
+        PlacementConfigMap real = new KubernetesPlacementConfigMap(client, NS, NAME);
+        PlacementConfigMap rival = new PlacementConfigMap() {
+            boolean written;
+
+            @Override
+            public Stored read() {
+                return real.read();
+            }
+
+            @Override
+            public void replace(Content content, String resourceVersion) throws ConflictException {
+                if (!written) {
+                    written = true;
+                    ConfigMap cm = current();
+                    cm.setBinaryData(Map.of(ConfigMapPublisher.GZIP_KEY, Base64.getEncoder()
+                            .encodeToString(ConfigMapPublisher.gzip(compactJson(theirs)))));
+                    k8s.configMaps().inNamespace(NS).resource(cm).update();
+                }
+                real.replace(content, resourceVersion);
+            }
+        };
+        assertThat(publisher(rival).write(placement(5, 2, 4, 8, 1)))
+                .isEqualTo(ConfigMapPublisher.Result.SUPERSEDED);
+        assertThat(PlacementFiles.parse(ConfigMapPublisher.gunzip(storedGzip()), "ConfigMap").getEpoch())
+                .isEqualTo(9);
     }
 
     @Test

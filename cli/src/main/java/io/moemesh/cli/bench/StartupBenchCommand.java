@@ -1,0 +1,159 @@
+package io.moemesh.cli.bench;
+
+import io.moemesh.cli.mesh.AotCache;
+import io.moemesh.cli.mesh.MeshHome;
+import io.moemesh.cli.mesh.MeshLauncher;
+import io.moemesh.cli.mesh.MeshSpec;
+import io.moemesh.cli.mesh.RunningMesh;
+import io.moemesh.cli.mesh.ServiceJvmOptions;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code moemesh bench startup}: cold start (issue 12, item 5). Per run it times {@code up} (gateway, the experts,
+ * the router and the kvcache-service started at once) until every service reports SERVING on gRPC health, then, in
+ * that running mesh, each service alone: SIGKILL, start it again with its recorded command, time process start →
+ * SERVING (health polled every 100 ms). Runs with the launcher's AOT caches ({@link AotCache}) and without
+ * ({@code MOEMESH_AOT_CACHE=off}); missing caches are built by one unmeasured {@code up} first. The medians go to a
+ * markdown table with the load average before and after, since a loaded machine stretches every figure.
+ */
+@Command(name = "startup", mixinStandardHelpOptions = true,
+        description = "Cold start: `up` → every service SERVING, and each service alone (kill, start, gRPC health "
+                + "SERVING), with and without the AOT cache; median of N runs, with the load average.")
+final class StartupBenchCommand implements Callable<Integer> {
+    /** The services timed alone, by their mesh name; expert-0 stands for every expert. */
+    static final List<String> SERVICES = List.of("expert-0", MeshLauncher.ROUTER, MeshLauncher.KVCACHE,
+            MeshLauncher.GATEWAY);
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "Model directory (default models/mixtral-tiny).")
+    Path model;
+
+    @Option(names = "--experts", defaultValue = "2", paramLabel = "N", description = "Expert-service instances (default ${DEFAULT-VALUE}).")
+    int experts;
+
+    @Option(names = "--runs", defaultValue = "3", paramLabel = "N", description = "Measured runs per mode; medians shown (default ${DEFAULT-VALUE}).")
+    int runs;
+
+    @Option(names = "--aot", defaultValue = "both", paramLabel = "MODE",
+            description = "on (with the AOT cache), off (without) or both (default ${DEFAULT-VALUE}).")
+    String aot;
+
+    @Option(names = "--services", split = ",", paramLabel = "NAME",
+            description = "The services to time alone (default expert-0,router,kvcache,gateway; none: only `up`).")
+    List<String> services = new ArrayList<>(SERVICES);
+
+    @Option(names = "--state-dir", paramLabel = "DIR", description = "Where the meshes run (default <repository>/.moemesh/bench-startup).")
+    Path stateDir;
+
+    @Mixin
+    ServiceJvmOptions jvm = new ServiceJvmOptions("1g");
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        BenchOptions.positive("--runs", runs);
+        BenchOptions.positive("--experts", experts);
+        List<Boolean> modes = switch (aot.strip().toLowerCase(Locale.ROOT)) {
+            case "on" -> List.of(true);
+            case "off" -> List.of(false);
+            case "both" -> List.of(true, false);
+            default -> throw new IllegalArgumentException("--aot must be on, off or both, got " + aot);
+        };
+        for (String s : services) {
+            if (!SERVICES.contains(s) && !s.equals("none")) {
+                throw new IllegalArgumentException("--services: " + s + " is not one of " + SERVICES + " or none");
+            }
+        }
+        List<String> timed = services.stream().filter(SERVICES::contains).toList();
+        MeshHome home = MeshHome.detect();
+        Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("bench-startup");
+        MeshSpec ms = new MeshSpec(model != null ? model : home.root().resolve("models/mixtral-tiny"), experts, 1, dir,
+                jvm.heap(), jvm.timeout(), home, jvm.jvmOptions()).withKvCache();
+        String loadBefore = loadAverage();
+        // row -> mode -> seconds of each run
+        Map<String, Map<Boolean, double[]>> seconds = new LinkedHashMap<>();
+        for (boolean withAot : modes) {
+            Map<String, String> env = new HashMap<>(System.getenv());
+            if (!withAot) {
+                env.put(AotCache.ENV, "off");
+            } else if (!cachesReady(home, env, ms)) {
+                err.println("bench startup: building the AOT caches first (one `up`, not measured)");
+                err.flush();
+                MeshLauncher.up(ms, err, true, env).close();
+            }
+            for (int r = 0; r < runs; r++) {
+                err.printf("bench startup: run %d of %d, %s the AOT cache%n", r + 1, runs, withAot ? "with" : "without");
+                err.flush();
+                Instant t0 = Instant.now();
+                try (RunningMesh mesh = MeshLauncher.up(ms, err, true, env)) {
+                    record(seconds, "`up` (" + experts + " experts, router, kvcache, gateway)", withAot, r,
+                            secondsSince(t0));
+                    for (String name : timed) {
+                        mesh.kill(name);
+                        Instant t = Instant.now();
+                        mesh.restart(name, jvm.timeout());
+                        record(seconds, name.equals("expert-0") ? "expert-service" : name, withAot, r, secondsSince(t));
+                    }
+                }
+            }
+        }
+        out.printf("Cold start, process start → gRPC health SERVING, seconds: median (min–max) of %d run(s); model %s%n",
+                runs, ms.model().getFileName());
+        out.println();
+        out.println("| | " + String.join(" | ", modes.stream().map(m -> m ? "with AOT cache" : "without").toList()) + " |");
+        out.println("|---|" + "---|".repeat(modes.size()));
+        seconds.forEach((row, byMode) -> out.println("| " + row + " | " + String.join(" | ", modes.stream()
+                .map(m -> Stats.of(byMode.get(m)).cell()).toList()) + " |"));
+        out.println();
+        out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + loadAverage() + " after; "
+                + Runtime.getRuntime().availableProcessors() + " cores");
+        out.flush();
+        return 0;
+    }
+
+    private void record(Map<String, Map<Boolean, double[]>> seconds, String row, boolean mode, int run, double s) {
+        seconds.computeIfAbsent(row, k -> new LinkedHashMap<>()).computeIfAbsent(mode, k -> new double[runs])[run] = s;
+    }
+
+    /** Whether every jar of the mesh has its AOT cache already (else the first measured run would train). */
+    private static boolean cachesReady(MeshHome home, Map<String, String> env, MeshSpec ms) {
+        AotCache cache = AotCache.of(home, env).orElseThrow();
+        return List.of(home.gatewayJar(), home.expertJar(), home.routerJar(), home.kvcacheJar()).stream()
+                .allMatch(cache::ready);
+    }
+
+    private static double secondsSince(Instant t) {
+        return Duration.between(t, Instant.now()).toMillis() / 1000.0;
+    }
+
+    /** The first three fields of /proc/loadavg, or "n/a" off Linux. */
+    static String loadAverage() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return f[0] + " " + f[1] + " " + f[2];
+        } catch (IOException | UncheckedIOException | ArrayIndexOutOfBoundsException e) {
+            return "n/a";
+        }
+    }
+}

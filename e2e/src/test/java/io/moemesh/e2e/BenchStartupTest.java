@@ -1,0 +1,32 @@
+package io.moemesh.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.model.golden.TestModels;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A smoke test of {@code moemesh bench startup}: one run, the smallest mesh, one service timed alone. It checks only
+ * that the command reports; the figures are measured on a quiet machine (docs/performance.md "Cold start").
+ */
+class BenchStartupTest {
+
+    @Test
+    void benchStartup_reportsUpAndTheServiceTimedAlone_withTheLoadAverage() {
+        CliRun run = CliRun.on(TestMeshes.stateDir("bench-startup"), "bench", "startup", "--runs", "1", "--aot", "off",
+                "--experts", "1", "--services", "kvcache", "--heap", TestMeshes.HEAP,
+                "--model", TestModels.dir("mixtral-tiny").toString());
+
+        assertThat(run.exit()).as(run.err()).isZero();
+        assertThat(run.out()).contains("| `up` (1 experts, router, kvcache, gateway) |").contains("| kvcache |")
+                .contains("| | without |").contains("load average (1, 5, 15 min): ");
+    }
+
+    @Test
+    void benchStartup_refusesAnUnknownService_namingTheOption() {
+        CliRun run = CliRun.on(TestMeshes.stateDir("bench-startup"), "bench", "startup", "--services", "nginx");
+
+        assertThat(run.exit()).isNotZero();
+        assertThat(run.err()).contains("--services").contains("nginx");
+    }
+}

@@ -1,0 +1,355 @@
+package io.moemesh.gateway.kvcache;
+
+import com.google.common.util.concurrent.ListenableFuture;
+import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
+import io.grpc.Status;
+import io.moemesh.model.engine.RemoteAttention;
+import io.moemesh.model.engine.RemoteAttentionBatch;
+import io.moemesh.model.kv.BlockContents;
+import io.moemesh.model.kv.BlockHash;
+import io.moemesh.model.kv.BlockOffload;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.common.v1.Tensor;
+import io.moemesh.proto.kvcache.v1.AttendRequest;
+import io.moemesh.proto.kvcache.v1.AttendResponse;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Long contexts over the kvcache-service's {@code Attend} (issue 11, item 3; InstInfer, Pan et al. 2024): a
+ * sequence whose final positions reach {@code thresholdTokens} keeps its last {@code localBlocks} full blocks (and
+ * the one being filled) in the gateway's pool; its older full blocks are stored in the service, pinned for the
+ * sequence's life, and let go of locally ({@link BlockOffload}, driven by the cache: {@link
+ * io.moemesh.model.kv.PrefixCachingKvCache#setBlockOffload}); the engine then asks for attention over them per
+ * layer per step ({@link RemoteAttention}) and merges the partials exactly with its local ones.
+ *
+ * <p><b>Offload</b> (a gateway thread, never the engine's): the blocks go through the {@link WriteBack} queue
+ * ahead of everything else ({@link WriteBack#writeFirst}; blocks it already stored are not sent again), then one
+ * {@code Pin} for them all. Any block not stored (declined, no space, Put failed) or not pinned, a service that is
+ * down, or more than {@code offloadTimeout}: the offload reports false and the sequence stays local for good (no
+ * failure, no retry against a failing service); what it pinned is unpinned at once, or, when the Pin answered only
+ * after the timeout, with the sequence's other pins when it ends.
+ *
+ * <p><b>Attend</b>: in {@link #start}, one asynchronous call per sequence of the batch (a sequence's rows are
+ * consecutive; more than 256 rows, a prefill chunk, go in several), each with a deadline of {@code attendTimeout};
+ * {@link #await} waits for all of them. A call that fails or misses its deadline fails the step ({@link
+ * io.moemesh.model.engine.RemoteAttentionException}, mapped to HTTP 503 / gRPC UNAVAILABLE): the positions it
+ * covered are no longer held locally, and computing the step without them would produce a wrong token. The
+ * request fails; its blocks stay in the service (and, until evicted, in the local cache as cached blocks), so a
+ * retry finds its prefix again.
+ *
+ * <p><b>Pins</b> are released, asynchronously, whenever the cache releases the sequence (finish, cancel, failed
+ * step, preemption: the cache's {@code release} is on every one of those paths), and for an offload still in flight
+ * when it lands. An Unpin that fails is logged: the service forgets pins on restart.
+ */
+public final class AttendOffload implements BlockOffload, RemoteAttention, AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(AttendOffload.class);
+    /** Query rows one Attend may carry (kvcache.v1 AttendRequest.query). */
+    static final int MAX_ROWS = 256;
+
+    private final KvCacheClient client;
+    private final WriteBack writeBack;
+    private final int thresholdTokens;
+    private final int localBlocks;
+    private final Duration attendTimeout;
+    private final Duration offloadTimeout;
+    private final int blockTokens;
+    private final ExecutorService pins;
+    /** Sequence → the blocks pinned for it, block 0 first (the remote prefix's hashes). */
+    private final Map<Long, Pinned> pinned = new ConcurrentHashMap<>();
+    /** Engine thread only: the calls of the current layer. */
+    private final List<Call> calls = new ArrayList<>();
+    private final AtomicLong offloadedBlocks = new AtomicLong();
+    private final AtomicLong offloadFailures = new AtomicLong();
+    private final AtomicLong attendCalls = new AtomicLong();
+    private final AtomicLong attendFailures = new AtomicLong();
+    private final AtomicLong attendWireBytes = new AtomicLong();
+
+    /** One sequence's pins; closed once the cache released the sequence. */
+    private static final class Pinned {
+        final List<BlockHash> chain = new ArrayList<>();
+        boolean closed;
+    }
+
+    /** One Attend in flight: batch rows [from, from + rows). */
+    private record Call(int from, int rows, long seqId, int requestBytes, ListenableFuture<AttendResponse> answer) {
+    }
+
+    /**
+     * @param thresholdTokens final positions from which a sequence offloads (≥ 1)
+     * @param localBlocks     most recent full blocks a long sequence keeps locally (≥ 0)
+     * @param attendTimeout   deadline of one layer's Attend calls
+     * @param offloadTimeout  how long an offload (Put and Pin) may take before the sequence stays local
+     */
+    public AttendOffload(KvCacheClient client, WriteBack writeBack, int thresholdTokens, int localBlocks,
+                         Duration attendTimeout, Duration offloadTimeout) {
+        if (thresholdTokens < 1 || localBlocks < 0) {
+            throw new IllegalArgumentException("an Attend offload needs threshold-tokens >= 1 and local-blocks >= 0, got "
+                    + thresholdTokens + " and " + localBlocks);
+        }
+        this.client = client;
+        this.writeBack = writeBack;
+        this.thresholdTokens = thresholdTokens;
+        this.localBlocks = localBlocks;
+        this.attendTimeout = attendTimeout;
+        this.offloadTimeout = offloadTimeout;
+        this.blockTokens = client.payload().blockTokens();
+        this.pins = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("moemesh-kv-attend-pins").daemon()
+                .factory());
+    }
+
+    // ---- BlockOffload (engine thread, never blocks) ----
+
+    @Override
+    public int remoteBlocks(int length) {
+        return length < thresholdTokens ? 0 : Math.max(0, length / blockTokens - localBlocks);
+    }
+
+    @Override
+    public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+        Pinned p = pinned.computeIfAbsent(seqId, k -> new Pinned());
+        List<BlockHash> hashes = blocks.stream().map(BlockContents::hash).toList();
+        CompletableFuture<Boolean> done;
+        try {
+            done = writeBack.writeFirst(blocks, hashes).thenApplyAsync(x -> pin(p, hashes), pins);
+        } catch (RuntimeException e) {
+            done = CompletableFuture.failedFuture(e);
+        }
+        return done.orTimeout(offloadTimeout.toNanos(), TimeUnit.NANOSECONDS).handle((ok, e) -> {
+            if (e != null || !ok) {
+                offloadFailures.incrementAndGet();
+                log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", blocks.size(),
+                        seqId, client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
+                return false;
+            }
+            offloadedBlocks.addAndGet(blocks.size());
+            return true;
+        });
+    }
+
+    /** On the pin thread: every block stored (acknowledged to the write-back), then pinned for the sequence. */
+    private boolean pin(Pinned p, List<BlockHash> hashes) {
+        for (BlockHash h : hashes) {
+            if (writeBack.checksum(h) < 0) {
+                return false;
+            }
+        }
+        List<Boolean> ok = client.pin(hashes, offloadTimeout);
+        List<BlockHash> got = new ArrayList<>();
+        for (int i = 0; i < hashes.size(); i++) {
+            if (ok.get(i)) {
+                got.add(hashes.get(i));
+            }
+        }
+        boolean keep;
+        synchronized (p) {
+            keep = !p.closed && got.size() == hashes.size();
+            if (keep) {
+                p.chain.addAll(hashes);
+            }
+        }
+        if (!keep && !got.isEmpty()) {
+            unpin(got);
+        }
+        return keep;
+    }
+
+    @Override
+    public void released(long seqId) {
+        Pinned p = pinned.remove(seqId);
+        if (p == null) {
+            return;
+        }
+        List<BlockHash> chain;
+        synchronized (p) {
+            p.closed = true;
+            chain = List.copyOf(p.chain);
+        }
+        if (!chain.isEmpty()) {
+            try {
+                pins.execute(() -> unpin(chain));
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                log.debug("shutting down: {} KV blocks of sequence {} stay pinned until the service restarts",
+                        chain.size(), seqId);
+            }
+        }
+    }
+
+    private void unpin(List<BlockHash> hashes) {
+        try {
+            client.unpin(hashes, offloadTimeout);
+        } catch (RuntimeException e) {
+            log.warn("Unpin of {} KV blocks at {} failed (they stay pinned until the service restarts): {}",
+                    hashes.size(), client.endpoint(), e.getMessage());
+        }
+    }
+
+    // ---- RemoteAttention (engine thread) ----
+
+    @Override
+    public void start(RemoteAttentionBatch batch) {
+        cancelCalls();
+        int rowFloats = batch.heads() * batch.headDim();
+        for (int i = 0; i < batch.count(); ) {
+            long seq = batch.seqId(i);
+            int r = batch.prefix(i);
+            int n = 1;
+            while (i + n < batch.count() && n < MAX_ROWS && batch.seqId(i + n) == seq) {
+                n++;
+            }
+            List<ByteString> blocks = remoteChain(seq, r);
+            ByteBuffer q = ByteBuffer.allocate(n * rowFloats * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            q.asFloatBuffer().put(batch.queries(), i * rowFloats, n * rowFloats);
+            long[] positions = new long[n];
+            for (int j = 0; j < n; j++) {
+                positions[j] = batch.position(i + j);
+            }
+            AttendRequest req = client.attendRequest(batch.layer(), n, batch.heads(),
+                    UnsafeByteOperations.unsafeWrap(q.array()), positions, blocks, batch.scale());
+            calls.add(new Call(i, n, seq, req.getSerializedSize(), client.attend(req, attendTimeout)));
+            attendCalls.incrementAndGet();
+            i += n;
+        }
+    }
+
+    /** The hashes of the sequence's first {@code prefix / blockTokens} blocks, as pinned for it. */
+    private List<ByteString> remoteChain(long seq, int prefix) {
+        Pinned p = pinned.get(seq);
+        int n = prefix / blockTokens;
+        if (p == null) {
+            throw new IllegalStateException("sequence " + seq + " has a remote prefix of " + n
+                    + " blocks but none is pinned for it");
+        }
+        synchronized (p) {
+            if (p.chain.size() < n) {
+                throw new IllegalStateException("sequence " + seq + " has a remote prefix of " + n
+                        + " blocks but " + p.chain.size() + " are pinned for it");
+            }
+            List<ByteString> out = new ArrayList<>(n);
+            for (int i = 0; i < n; i++) {
+                out.add(ByteString.copyFrom(p.chain.get(i).bytes()));
+            }
+            return out;
+        }
+    }
+
+    @Override
+    public void await(RemoteAttentionBatch batch) {
+        long deadline = System.nanoTime() + attendTimeout.toNanos();
+        try {
+            for (Call c : calls) {
+                AttendResponse a = answer(c, deadline);
+                copy(batch, c, a);
+                attendWireBytes.addAndGet(c.requestBytes() + a.getSerializedSize());
+            }
+        } catch (RuntimeException e) {
+            attendFailures.incrementAndGet();
+            throw e;
+        } finally {
+            cancelCalls();
+        }
+    }
+
+    private AttendResponse answer(Call c, long deadline) {
+        try {
+            return c.answer().get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (ExecutionException e) {
+            Status s = Status.fromThrowable(e.getCause());
+            throw new IllegalStateException("Attend of sequence " + c.seqId() + " at the kvcache-service "
+                    + client.endpoint() + " failed: " + s.getCode()
+                    + (s.getDescription() == null ? "" : " " + s.getDescription()));
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("Attend of sequence " + c.seqId() + " at the kvcache-service "
+                    + client.endpoint() + " did not answer within " + attendTimeout.toMillis() + " ms");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for Attend");
+        }
+    }
+
+    /** Checks the answer's shapes and copies it into the batch's rows. */
+    private static void copy(RemoteAttentionBatch batch, Call c, AttendResponse a) {
+        int heads = batch.heads();
+        int d = batch.headDim();
+        Tensor out = a.getOutputs();
+        Tensor lse = a.getLse();
+        if (out.getDtype() != DType.DTYPE_F32 || out.getData().size() != c.rows() * heads * d * Float.BYTES
+                || lse.getDtype() != DType.DTYPE_F32 || lse.getData().size() != c.rows() * heads * Float.BYTES) {
+            throw new IllegalStateException("Attend of sequence " + c.seqId() + " answered " + out.getShapeList()
+                    + " outputs and " + lse.getShapeList() + " lse for " + c.rows() + " rows of " + heads + " heads");
+        }
+        FloatBuffer o = out.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        o.get(batch.output(), c.from() * heads * d, c.rows() * heads * d);
+        FloatBuffer l = lse.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        l.get(batch.lse(), c.from() * heads, c.rows() * heads);
+    }
+
+    private void cancelCalls() {
+        for (Call c : calls) {
+            c.answer().cancel(true);
+        }
+        calls.clear();
+    }
+
+    // ---- counters (any thread) ----
+
+    /** Blocks stored and pinned by offloads that succeeded. */
+    public long offloadedBlocks() {
+        return offloadedBlocks.get();
+    }
+
+    /** Offloads that failed (the sequence stayed local). */
+    public long offloadFailures() {
+        return offloadFailures.get();
+    }
+
+    /** Attend calls sent. */
+    public long attendCalls() {
+        return attendCalls.get();
+    }
+
+    /** Layers whose Attend failed or timed out (each failed a step). */
+    public long attendFailures() {
+        return attendFailures.get();
+    }
+
+    /** Serialized bytes of answered Attend calls, request plus response (protobuf messages, no HTTP/2 framing). */
+    public long attendWireBytes() {
+        return attendWireBytes.get();
+    }
+
+    /** Sequences with blocks pinned in the service now. */
+    public int pinnedSequences() {
+        return pinned.size();
+    }
+
+    /** Releases every pin still held and stops the pin thread (shutdown). */
+    @Override
+    public void close() {
+        for (Long seq : List.copyOf(pinned.keySet())) {
+            released(seq);
+        }
+        pins.shutdown();
+        try {
+            pins.awaitTermination(offloadTimeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,197 @@
+package io.moemesh.gateway.kvcache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.moemesh.gateway.support.Completions;
+import io.moemesh.gateway.support.RealKvCacheService;
+import io.moemesh.gateway.support.TestCertificates;
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.Generator;
+import io.moemesh.model.generate.SamplingParams;
+import io.moemesh.model.generate.TokenListener;
+import io.moemesh.model.golden.TestModels;
+import io.moemesh.model.kv.BlockHash;
+import io.moemesh.model.kv.PrefixCachingKvCache;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalManagementPort;
+import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Long contexts over the real kvcache-service's {@code Attend} (its gRPC service and tiers in this JVM, over mutual
+ * TLS), through the public HTTP API: with {@code attend.threshold-tokens} 48 and {@code local-blocks} 2, a 60-token
+ * prompt generating 250 tokens has its old blocks stored, pinned and freed from the gateway's pool while it runs,
+ * gets the reference engine's text, and its pins are released when it ends; an Attend that fails or misses
+ * {@code attend.timeout} fails the request with 503 and a message naming the service; a service that cannot pin
+ * leaves the sequence local (same text, no Attend).
+ */
+@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+class KvCacheAttendHttpTest {
+    private static final String MODEL = TestModels.MIXTRAL;
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+    private static final HttpClient HTTP = HttpClient.newHttpClient();
+    private static final RealKvCacheService KV;
+
+    static {
+        try {
+            KV = new RealKvCacheService(TestModels.dir(MODEL), Files.createTempDirectory("kvcache-attend"), 16);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static MoeModel model;
+
+    @DynamicPropertySource
+    static void props(DynamicPropertyRegistry r) {
+        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
+        r.add("moemesh.gateway.grpc-port", () -> "0");
+        r.add("management.server.port", () -> "0");
+        r.add("moemesh.gateway.kv-cache-tokens", () -> "512");
+        r.add("moemesh.gateway.kvcache.endpoint", KV::endpoint);
+        r.add("moemesh.gateway.kvcache.attend.enabled", () -> "true");
+        r.add("moemesh.gateway.kvcache.attend.threshold-tokens", () -> "48");
+        r.add("moemesh.gateway.kvcache.attend.local-blocks", () -> "2");
+        r.add("moemesh.gateway.kvcache.attend.timeout", () -> "1s");
+        TestCertificates.gatewayTls(r);
+    }
+
+    @LocalServerPort
+    int port;
+
+    @LocalManagementPort
+    int managementPort;
+
+    @Autowired
+    PrefixCachingKvCache cache;
+
+    private Completions api;
+
+    @BeforeAll
+    static void open() {
+        model = MoeModel.open(TestModels.dir(MODEL));
+    }
+
+    @AfterAll
+    static void stop() {
+        model.close();
+        KV.close();
+    }
+
+    @BeforeEach
+    void api() {
+        api = new Completions(MODEL, port, managementPort);
+    }
+
+    @AfterEach
+    void serviceBehavesAgain() {
+        KV.failAttend = false;
+        KV.failPin = false;
+        KV.attendDelay = Duration.ZERO;
+    }
+
+    /** The reference engine's greedy text (local attention only, no kvcache-service) of the prompt after BOS. */
+    private static String reference(int[] prompt, int tokens) {
+        GenerationRequest r = new GenerationRequest(model.withBos(prompt), new SamplingParams(0, 1, 0, OptionalLong.empty(), tokens,
+                true), false, 0);
+        int[] ids = new Generator(model.localEngine(), model.newCache(1024), 512).generate(List.of(r),
+                TokenListener.NONE).getFirst().generatedIds();
+        return model.tokenizer().decode(ids, true);
+    }
+
+    private CompletableFuture<HttpResponse<String>> complete(int[] prompt, int maxTokens) {
+        String body = JSON.writeValueAsString(Map.of("model", MODEL, "prompt", prompt, "max_tokens", maxTokens,
+                "temperature", 0, "ignore_eos", true));
+        return HTTP.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    @Test
+    void aLongGeneration_attendsOverItsOffloadedBlocks_withTheReferenceText_pinnedOnlyWhileItRuns() throws Exception {
+        int[] prompt = Completions.prompt(60, 101);
+        List<BlockHash> chain = cache.prefixChain(model.withBos(prompt), "default", 3);
+        double calls = api.metric("moemesh_gateway_kvcache_attend_calls_total");
+
+        CompletableFuture<HttpResponse<String>> running = complete(prompt, 250);
+        // While it runs: its first blocks are pinned in the service and the pool holds only its recent blocks
+        // (2 full ones, the one being filled, and at most the next offload's), of up to 20 a local run needs.
+        await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(5))
+                .until(() -> KV.isPinned(chain.get(0)) && cache.remoteBlocks() >= 4 && cache.usedBlocks() <= 5);
+        HttpResponse<String> r = running.get();
+
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        assertThat(JSON.readTree(r.body()).at("/choices/0/text").stringValue()).isEqualTo(reference(prompt, 250));
+        assertThat(api.metric("moemesh_gateway_kvcache_attend_calls_total") - calls).isPositive();
+        assertThat(api.metric("moemesh_gateway_kvcache_attend_offloaded_blocks_total")).isPositive();
+        await().atMost(Duration.ofSeconds(10)).until(() -> chain.stream().noneMatch(KV::isPinned)
+                && api.metric("moemesh_gateway_kvcache_attend_pinned_sequences") == 0);
+    }
+
+    @Test
+    void anAttendThatFails_failsTheRequest_with503_namingTheService() throws Exception {
+        KV.failAttend = true;
+        double failures = api.metric("moemesh_gateway_kvcache_attend_failures_total");
+
+        HttpResponse<String> r = complete(Completions.prompt(60, 102), 250).get();
+
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(503);
+        assertThat(r.headers().firstValue("Retry-After")).contains("1");
+        JsonNode error = JSON.readTree(r.body()).at("/error");
+        assertThat(error.at("/code").stringValue()).isEqualTo("kvcache_unavailable");
+        assertThat(error.at("/message").stringValue()).contains("Attend", "kvcache-service", KV.endpoint(),
+                "UNAVAILABLE").doesNotContain("Exception");
+        assertThat(api.metric("moemesh_gateway_kvcache_attend_failures_total") - failures).isEqualTo(1);
+        await().atMost(Duration.ofSeconds(10))
+                .until(() -> api.metric("moemesh_gateway_kvcache_attend_pinned_sequences") == 0);
+    }
+
+    @Test
+    void anAttendSlowerThanItsTimeout_failsTheRequest_with503() throws Exception {
+        KV.attendDelay = Duration.ofSeconds(5);
+
+        HttpResponse<String> r = complete(Completions.prompt(60, 103), 250).get();
+
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(503);
+        assertThat(JSON.readTree(r.body()).at("/error/message").stringValue())
+                .containsAnyOf("did not answer within 1000 ms", "DEADLINE_EXCEEDED");
+    }
+
+    @Test
+    void aServiceThatCannotPin_leavesTheSequenceLocal_withTheReferenceText() throws Exception {
+        KV.failPin = true;
+        int[] prompt = Completions.prompt(60, 104);
+        double failures = api.metric("moemesh_gateway_kvcache_attend_offload_failures_total");
+        int attends = KV.attends.get();
+
+        HttpResponse<String> r = complete(prompt, 60).get();
+
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        assertThat(JSON.readTree(r.body()).at("/choices/0/text").stringValue()).isEqualTo(reference(prompt, 60));
+        assertThat(api.metric("moemesh_gateway_kvcache_attend_offload_failures_total") - failures).isEqualTo(1);
+        assertThat(KV.attends.get()).isEqualTo(attends);
+    }
+}

@@ -1,0 +1,96 @@
+package io.moemesh.kvcache.config;
+
+import static io.moemesh.kvcache.support.KvTestMesh.hashes;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ManagedChannel;
+import io.moemesh.kvcache.KvCacheServiceApplication;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.support.KvTestMesh;
+import io.moemesh.kvcache.support.KvTestMesh.Block;
+import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.proto.kvcache.v1.LookupRequest;
+import io.moemesh.proto.kvcache.v1.LookupResponse;
+import io.moemesh.proto.kvcache.v1.PutOutcome;
+import io.moemesh.proto.kvcache.v1.PutResponse;
+import io.moemesh.proto.kvcache.v1.Tier;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.context.ConfigurableApplicationContext;
+
+/**
+ * {@code moemesh.kvcache.policy} reaches the tiers: whole Spring contexts of the service over real gRPC (mutual TLS),
+ * DRAM 4 blocks over SSD 8. The client does what the gateway does, a Lookup of each request's chain and then a Put
+ * of its blocks: an older 3-block chain, then a newer 10-block one, so one of the older chain's blocks must go.
+ * LRU drops the older chain's head (block 0 was touched first), so nothing of it is a prefix hit any more; the
+ * conversation policy drops its tail (same key for a request's blocks, the deepest first), so its first two blocks
+ * still are.
+ */
+class KvCachePolicyWiringTest {
+    static final int BT = 16;
+    static final KvLayout LAYOUT = KvTestMesh.layout(BT);
+    @TempDir
+    Path ssdDir;
+
+    ConfigurableApplicationContext run(String... extra) {
+        List<String> args = new ArrayList<>(KvTestMesh.args(ssdDir, BT, 4L * LAYOUT.bytesPerBlock(),
+                8L * (LAYOUT.bytesPerBlock() + 44)));
+        args.addAll(List.of(extra));
+        return new SpringApplicationBuilder(KvCacheServiceApplication.class).run(args.toArray(String[]::new));
+    }
+
+    static LookupResponse lookup(ManagedChannel ch, List<ByteString> hashes) {
+        return KvCacheServiceGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES).lookup(LookupRequest
+                .newBuilder().setModelFingerprint(ByteString.copyFrom(KvTestMesh.FINGERPRINT.bytes()))
+                .setLayout(KvTestMesh.wire(BT)).addAllBlockHashes(hashes).build());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', textBlock = """
+            (default)                               | 2
+            --moemesh.kvcache.policy=conversation   | 2
+            --moemesh.kvcache.policy=lru            | 0""")
+    void theConfiguredPolicy_choosesWhatLeaves_lruTheOlderChainsHead_conversationItsTail(String setting,
+                                                                                         int olderStillHit)
+            throws Exception {
+        List<Block> older = KvTestMesh.sequence(1, 3, BT, "t");
+        List<Block> newer = KvTestMesh.sequence(2, 10, BT, "t");
+        try (ConfigurableApplicationContext ctx = setting.startsWith("--") ? run(setting) : run()) {
+            ManagedChannel ch = KvTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+            try {
+                for (List<Block> request : List.of(older, newer)) {
+                    assertThat(lookup(ch, hashes(request)).getPresentBlocks()).isZero();
+                    PutResponse r = KvTestMesh.put(ch, KvTestMesh.putMessages(request, BT, "t"))
+                            .get(1, TimeUnit.MINUTES);
+                    assertThat(r.getResultsList()).extracting(x -> x.getOutcome())
+                            .containsOnly(PutOutcome.PUT_OUTCOME_STORED);
+                }
+                // 13 blocks in room for 12: exactly one of the older chain's blocks left (the newer one's first
+                // blocks are in DRAM or SSD either way).
+                assertThat(lookup(ch, hashes(older)).getPresentBlocks())
+                        .isEqualTo(olderStillHit);
+                assertThat(lookup(ch, hashes(newer)).getTiersList())
+                        .hasSize(10).doesNotContain(Tier.TIER_UNSPECIFIED);
+            } finally {
+                ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    @Test
+    void anUnknownPolicy_refusesTheStart_namingThePropertyAndTheKnownPolicies() {
+        assertThatThrownBy(() -> run("--moemesh.kvcache.policy=belady").close())
+                .rootCause().hasMessage("moemesh.kvcache.policy (MOEMESH_KVCACHE_POLICY): unknown policy 'belady'; "
+                        + "known: conversation, lru");
+    }
+}

@@ -1,0 +1,39 @@
+package io.moemesh.model.kv;
+
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * One sequence's state in {@link PrefixCachingKvCache}: its block table, what it has made final and hashed, and
+ * its offload (the blocks a {@link BlockOffload} holds instead: its remote prefix). Engine thread only.
+ */
+final class CachedSequence {
+    int[] blocks = new int[8];
+    int size;
+    /** The tenant salting its hashes; null until an admission or a step names it. */
+    String tenant;
+    /** Positions [0, length) have final keys and values and known tokens, hashed up to the last full block. */
+    int length;
+    /** The tokens of the block being filled: positions [length - length % B, length). */
+    final int[] partial;
+    /** The hash of the last full block, null before the first. */
+    BlockHash last;
+    /** False once a step did not continue where the last ended (its tokens are then not all known). */
+    boolean hashable = true;
+    /** The last lookup's context and hit tokens, counted when the sequence's first step starts. */
+    int pendingLookedUp;
+    int pendingServed;
+    /** Leading blocks held remotely (the remote prefix, in blocks): {@code blocks[0]} is block {@code remote}. */
+    int remote;
+    /** An offload in flight ({@link BlockOffload#offload}) that makes blocks [remote, offloadTo) remote. */
+    CompletableFuture<Boolean> offloading;
+    int offloadTo;
+    /** True once an offload was started (then the offload is told of the release). */
+    boolean offloaded;
+    /** An offload failed: the sequence stays local from then on (no retry against a service that is down). */
+    boolean offloadFailed;
+
+    CachedSequence(int blockTokens, String tenant) {
+        this.partial = new int[blockTokens];
+        this.tenant = tenant;
+    }
+}

@@ -1,0 +1,283 @@
+package io.moemesh.model.kv;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.LocalExperts;
+import io.moemesh.model.engine.LookaheadObserver;
+import io.moemesh.model.engine.RemoteAttention;
+import io.moemesh.model.engine.RemoteAttentionBatch;
+import io.moemesh.model.engine.RemoteAttentionException;
+import io.moemesh.model.engine.RouteObserver;
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.GenerationResult;
+import io.moemesh.model.generate.Generator;
+import io.moemesh.model.generate.PreemptionPolicy;
+import io.moemesh.model.generate.SamplingParams;
+import io.moemesh.model.generate.SequenceListener;
+import io.moemesh.model.generate.StepScheduler;
+import io.moemesh.model.generate.TokenListener;
+import io.moemesh.model.golden.TestModels;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Long sequences' oldest blocks offloaded through a {@link BlockOffload} while they run (mixtral-tiny, 16-token
+ * blocks, the real scheduler and engine), with an in-memory "service" that keeps the offloaded copies and computes
+ * attention over them: the tokens equal the reference engine's, the sequence holds only its recent blocks, shared
+ * prefix blocks stay held by the sequences sharing them, every release is reported, and a failed offload leaves
+ * the sequence local.
+ */
+class OffloadGenerationTest {
+    private static MoeModel model;
+    private static ModelFingerprint fingerprint;
+
+    @BeforeAll
+    static void open() {
+        model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL));
+        fingerprint = ModelFingerprint.of(model.directory());
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    private static int[] prompt(int n, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] ids = new int[n];
+        for (int i = 1; i < n; i++) {
+            ids[i] = 2 + r.nextInt(model.config().vocabSize() - 2);
+        }
+        return ids;
+    }
+
+    private static GenerationRequest greedy(int[] prompt, int tokens) {
+        return new GenerationRequest(prompt, new SamplingParams(0, 1, 0, OptionalLong.empty(), tokens, true), false, 0);
+    }
+
+    private static int[] reference(GenerationRequest r) {
+        return new Generator(model.localEngine(), model.newCache(1024), 512).generate(List.of(r), TokenListener.NONE)
+                .getFirst().generatedIds();
+    }
+
+    /** Keeps offloaded copies per sequence and attends over them in double precision; can refuse offloads. */
+    private static class Service implements BlockOffload, RemoteAttention {
+        final int threshold;
+        final int keepLocal;
+        final Map<Long, List<BlockContents>> pinned = new HashMap<>();
+        final List<Long> released = new ArrayList<>();
+        boolean refuse;
+        int maxPrefix;
+        int offloads;
+
+        Service(int threshold, int keepLocal) {
+            this.threshold = threshold;
+            this.keepLocal = keepLocal;
+        }
+
+        @Override
+        public int remoteBlocks(int length) {
+            return length < threshold ? 0 : Math.max(0, length / 16 - keepLocal);
+        }
+
+        @Override
+        public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+            offloads++;
+            if (refuse) {
+                return CompletableFuture.completedFuture(false);
+            }
+            List<BlockContents> have = pinned.computeIfAbsent(seqId, k -> new ArrayList<>());
+            assertThat(blocks.getFirst().chainPosition()).as("offloads continue the remote run").isEqualTo(have.size());
+            have.addAll(blocks);
+            return CompletableFuture.completedFuture(true);
+        }
+
+        @Override
+        public void released(long seqId) {
+            released.add(seqId);
+            pinned.remove(seqId);
+        }
+
+        @Override
+        public void start(RemoteAttentionBatch batch) {
+        }
+
+        @Override
+        public void await(RemoteAttentionBatch batch) {
+            ModelConfig c = model.config();
+            int heads = batch.heads();
+            int d = batch.headDim();
+            int kvHeads = c.numKvHeads();
+            int group = heads / kvHeads;
+            int kvDim = kvHeads * d;
+            int layer = batch.layer();
+            for (int i = 0; i < batch.count(); i++) {
+                List<BlockContents> blocks = pinned.get(batch.seqId(i));
+                int r = batch.prefix(i);
+                maxPrefix = Math.max(maxPrefix, r);
+                for (int h = 0; h < heads; h++) {
+                    int qo = (i * heads + h) * d;
+                    int ko = (h / group) * d;
+                    double[] s = new double[r];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j < r; j++) {
+                        float[] k = blocks.get(j / 16).keys()[layer];
+                        double dot = 0;
+                        for (int x = 0; x < d; x++) {
+                            dot += (double) batch.queries()[qo + x] * k[(j % 16) * kvDim + ko + x];
+                        }
+                        s[j] = dot * batch.scale();
+                        max = Math.max(max, s[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < r; j++) {
+                        s[j] = Math.exp(s[j] - max);
+                        sum += s[j];
+                    }
+                    for (int x = 0; x < d; x++) {
+                        double acc = 0;
+                        for (int j = 0; j < r; j++) {
+                            acc += s[j] * blocks.get(j / 16).values()[layer][(j % 16) * kvDim + ko + x];
+                        }
+                        batch.output()[qo + x] = (float) (acc / sum);
+                    }
+                    batch.lse()[i * heads + h] = (float) (max + Math.log(sum));
+                }
+            }
+        }
+    }
+
+    private static final class Seen implements SequenceListener {
+        GenerationResult result;
+        Throwable error;
+
+        @Override
+        public void onToken(int token) {
+        }
+
+        @Override
+        public void onFinish(GenerationResult r) {
+            result = r;
+        }
+
+        @Override
+        public void onError(Throwable e) {
+            error = e;
+        }
+    }
+
+    private static Engine engine(RemoteAttention remote) {
+        ModelConfig c = model.config();
+        return new Engine(c, model.denseWeights(), LocalExperts.fromStore(model.tensors(), c), RouteObserver.NONE,
+                LookaheadObserver.NONE, remote);
+    }
+
+    @Test
+    void aLongSequence_attendsOverItsOffloadedBlocks_withTheReferenceTokens_holdingOnlyItsRecentBlocks() {
+        PrefixCachingKvCache cache = new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), 16,
+                64, fingerprint, true);
+        Service service = new Service(48, 2);
+        cache.setBlockOffload(service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        GenerationRequest r = greedy(prompt(40, 3), 60);
+        Seen seen = new Seen();
+        s.submit(r, seen, "t");
+        int maxHeld = 0;
+        while (!s.idle()) {
+            s.step();
+            maxHeld = Math.max(maxHeld, cache.usedBlocks());
+        }
+        assertThat(seen.error).isNull();
+        assertThat(seen.result.generatedIds()).containsExactly(reference(r));
+        // 100 positions = 6 full blocks: at most 2 full + the partial + the one being filled stay held.
+        assertThat(service.maxPrefix).as("positions attended remotely").isGreaterThanOrEqualTo(64);
+        assertThat(maxHeld).as("blocks held at once, of 7 a local-only sequence ends with").isLessThanOrEqualTo(5);
+        assertThat(service.released).containsExactly(1L);
+        assertThat(cache.audit()).isZero();
+    }
+
+    @Test
+    void offloadedBlocksSharedWithAnotherSequence_stayHeldByIt_andBothGetTheReferenceTokens() {
+        PrefixCachingKvCache cache = new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), 16,
+                64, fingerprint, true);
+        Service service = new Service(48, 1);
+        cache.setBlockOffload(service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        int[] common = prompt(40, 5);
+        int[] other = common.clone();
+        other[39] = 7;
+        GenerationRequest a = greedy(common, 40);
+        GenerationRequest b = greedy(other, 16);
+        Seen sa = new Seen();
+        Seen sb = new Seen();
+        s.submit(a, sa, "t");
+        // b starts once a's prompt blocks are cached: it shares a's first two blocks.
+        s.step();
+        s.step();
+        s.submit(b, sb, "t");
+        while (!s.idle()) {
+            s.step();
+            cache.audit();
+        }
+        assertThat(sa.result.generatedIds()).containsExactly(reference(a));
+        assertThat(sb.result.generatedIds()).containsExactly(reference(b));
+        assertThat(service.maxPrefix).isPositive();
+        assertThat(service.released).containsExactlyInAnyOrder(1L, 2L);
+        assertThat(cache.audit()).isZero();
+        assertThat(cache.presentBlocks(cache.prefixChain(common, "t", 2))).as("the shared prefix is still cached")
+                .isEqualTo(2);
+    }
+
+    @Test
+    void aRefusedOffload_leavesTheSequenceLocal_andIsNotRetried() {
+        PrefixCachingKvCache cache = new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), 16,
+                64, fingerprint, true);
+        Service service = new Service(32, 1);
+        service.refuse = true;
+        cache.setBlockOffload(service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        GenerationRequest r = greedy(prompt(40, 4), 30);
+        Seen seen = new Seen();
+        s.submit(r, seen, "t");
+        while (!s.idle()) {
+            s.step();
+        }
+        assertThat(seen.result.generatedIds()).containsExactly(reference(r));
+        assertThat(service.offloads).isEqualTo(1);
+        assertThat(service.maxPrefix).isZero();
+        assertThat(cache.audit()).isZero();
+    }
+
+    @Test
+    void aFailingRemoteAttention_failsOnlyTheStep_andTheSequenceIsReleased() {
+        PrefixCachingKvCache cache = new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), 16,
+                64, fingerprint, true);
+        Service service = new Service(32, 1) {
+            @Override
+            public void await(RemoteAttentionBatch batch) {
+                throw new IllegalStateException("Attend failed: UNAVAILABLE");
+            }
+        };
+        cache.setBlockOffload(service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        Seen seen = new Seen();
+        s.submit(greedy(prompt(40, 6), 30), seen, "t");
+        while (!s.idle()) {
+            s.step();
+        }
+        assertThat(seen.error).isInstanceOf(RemoteAttentionException.class).hasMessageContaining("UNAVAILABLE");
+        assertThat(service.released).containsExactly(1L);
+        assertThat(cache.audit()).isZero();
+    }
+}
