@@ -17,6 +17,9 @@ import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.service.placement.PlacementTable;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.assertj.core.api.SoftAssertions;
@@ -75,6 +78,28 @@ abstract class GoldenMeshTestBase {
             GoldenAssert.dispatchFollows(soft, g, r, table, c.numExperts(), c.hasSharedExpert());
         }
         soft.assertAll();
+    }
+
+    /**
+     * Every golden case at once: the gateway batches them into shared steps, which ping-pong micro-batches (on by
+     * default, {@code moemesh.gateway.micro-batches=2}; the e2e meshes keep the default) split in two whose expert
+     * calls overlap each other's attention. Each case still gives the reference ids, routes, tokens and logits.
+     */
+    @Test
+    void goldenCasesSentTogether_runAsPingPongMicroBatches_andGiveTheReferenceResults() throws Exception {
+        List<GoldenCase> cases = GoldenCase.load(model());
+        ExecutorService pool = Executors.newFixedThreadPool(cases.size());
+        try {
+            List<Future<Generation>> runs = cases.stream()
+                    .map(g -> pool.submit(() -> gateway.generate(GoldenAssert.request(g), m -> { }))).toList();
+            SoftAssertions soft = new SoftAssertions();
+            for (int i = 0; i < cases.size(); i++) {
+                GoldenAssert.matchesGolden(soft, cases.get(i), runs.get(i).get());
+            }
+            soft.assertAll();
+        } finally {
+            pool.shutdownNow();
+        }
     }
 
     /**

@@ -34,9 +34,11 @@ import io.moemesh.gateway.serving.ServingMetrics;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.ExpertWaits;
 import io.moemesh.model.generate.PreemptionPolicy;
 import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.engine.LookaheadObserver;
+import io.moemesh.model.engine.MicroBatching;
 import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.StepScheduler;
@@ -221,8 +223,11 @@ public class GatewayConfiguration {
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
         // Long contexts' old blocks attended over in the kvcache-service (moemesh.gateway.kvcache.attend.*).
         RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);
+        // Ping-pong micro-batches only with expert-services: in-process experts compute inside start(), so a split
+        // would only read the dense weights once more per micro-batch.
+        MicroBatching microBatching = new MicroBatching(p.microBatches(), p.microBatchMinRows());
         Engine engine = mesh.<Engine>map(d -> new Engine(model.config(), model.denseWeights(), d, routes,
-                lookahead.isPresent() ? lookahead.get() : LookaheadObserver.NONE, remoteAttention))
+                lookahead.isPresent() ? lookahead.get() : LookaheadObserver.NONE, remoteAttention, microBatching))
                 .orElseGet(() -> new Engine(model.config(), model.denseWeights(), new TracedLocalExperts(
                         LocalExperts.fromStore(model.tensors(), model.config()), traces), RouteObserver.NONE,
                         LookaheadObserver.NONE, remoteAttention));
@@ -241,6 +246,14 @@ public class GatewayConfiguration {
         if (source.orElse(null) instanceof RouterPlacementSource r) {
             r.onNewPlacement(loop::wakeUp);
         }
+        ExpertWaits waits = engine.expertWaits();
+        FunctionCounter.builder("moemesh_gateway_expert_overlap_seconds", waits, w -> w.overlappedNanos() / 1e9)
+                .description("engine time spent computing other micro-batches while an expert call was in flight "
+                        + "(ping-pong)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_expert_wait_seconds", waits, w -> w.waitedNanos() / 1e9)
+                .description("engine time spent blocked waiting for expert results").register(meters);
+        FunctionCounter.builder("moemesh_gateway_expert_awaits", waits, ExpertWaits::calls)
+                .description("expert calls awaited by the engine (one per micro-batch per MoE layer)").register(meters);
         Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
         // Held by running sequences (a shared block once); cached blocks are reclaimable, so they are not "used".

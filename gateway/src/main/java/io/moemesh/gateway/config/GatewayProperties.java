@@ -39,6 +39,14 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              ({@link RouterProperties}); no endpoint = no router
  * @param kvcache               the kvcache-service as the KV cache's second tier, {@code moemesh.gateway.kvcache.*}
  *                              ({@link KvCacheProperties}); no endpoint = not used
+ * @param microBatches          ping-pong micro-batches per engine step with expert-services (MegaScale-Infer, Zhu et
+ *                              al. 2025): the step's sequences split into this many micro-batches so that one's
+ *                              expert calls are in flight while the engine computes another's attention and dense
+ *                              layers; 1 = off. Tokens do not change (docs/engine.md). Experts in-process never split
+ *                              (nothing to overlap). At least 1
+ * @param microBatchMinRows     a step with fewer rows (decode tokens plus prefill chunk tokens) runs as one batch:
+ *                              each micro-batch reads the dense weights once more, which a small step's overlap may
+ *                              not repay. Default 8 is a judgement, not yet a measurement (docs/engine.md). At least 2
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -62,7 +70,9 @@ public record GatewayProperties(
         @DefaultValue TlsSettings tls,
         @DefaultValue PrefixCaching prefixCaching,
         @DefaultValue RouterProperties router,
-        @DefaultValue KvCacheProperties kvcache) {
+        @DefaultValue KvCacheProperties kvcache,
+        @DefaultValue("2") int microBatches,
+        @DefaultValue("8") int microBatchMinRows) {
 
     /**
      * Automatic prefix caching (vLLM's): full KV blocks are kept, keyed by their chained hash (tokens, model
@@ -283,6 +293,13 @@ public record GatewayProperties(
         if (kvBlockTokens < 1 || kvBlockTokens > 1024 || kvBlockTokens > kvCacheTokens) {
             throw new IllegalArgumentException("moemesh.gateway.kv-block-tokens must be in [1, 1024] and at most "
                     + "kv-cache-tokens (" + kvCacheTokens + "), got " + kvBlockTokens);
+        }
+        if (microBatches < 1) {
+            throw new IllegalArgumentException("moemesh.gateway.micro-batches must be >= 1 (1 = off), got " + microBatches);
+        }
+        if (microBatchMinRows < 2) {
+            throw new IllegalArgumentException("moemesh.gateway.micro-batch-min-rows must be >= 2, got "
+                    + microBatchMinRows);
         }
         tls = tls == null ? new TlsSettings(null, null, null, null, null) : tls;
         router = router == null ? new RouterProperties(null, null, null, null) : router;

@@ -14,7 +14,8 @@ import java.util.concurrent.atomic.LongAdder;
  * hands over the experts layer l+1's gate picks on layer l's MoE input; this sends each instance that the current
  * placement and the replica picker would use for them one expert.v1 {@code Prefetch} with its distinct experts
  * (one message per instance and layer, so a step's hints are deduplicated), before layer l's own experts are
- * dispatched. The shared expert of Qwen2-MoE is never predicted but always needed: it is hinted with them.
+ * dispatched (with ping-pong micro-batches, before the last micro-batch's: the engine observes the whole step once
+ * per layer, so every micro-batch's layer l+1 call comes after the hint). The shared expert of Qwen2-MoE is never predicted but always needed: it is hinted with them.
  *
  * <p>Hints are advice, and nothing here may slow down or fail a step: they are sent asynchronously and never
  * awaited, past the breaker and the bulkhead ({@link ResilientInstance#prefetch}), only to instances that are

@@ -26,7 +26,7 @@ import java.util.function.Function;
  * "Healthy" is {@link ResilientInstance#available()}: breaker not open, gRPC health not down. A call to an
  * instance whose breaker is HALF_OPEN (a probe) may use at most half the step deadline, so when the probe
  * fails or hangs its tokens still fit on another replica: probing never fails a request by itself.
- * {@link #run} and {@link #usePlacement} are called from the engine thread only; {@link #missingExperts()},
+ * {@link #run}, {@link #start} (and its handle) and {@link #usePlacement} are called from the engine thread only; {@link #missingExperts()},
  * {@link #instances()} and {@link #epoch()} from any thread.
  */
 public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
@@ -166,26 +166,73 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     @Override
     public void run(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairsPerToken,
                     float[] out) {
-        int tokens = step.rows();
+        start(step, layer, x, experts, weights, pairsPerToken, out).await();
+    }
+
+    /**
+     * Assigns the layer's pairs and sends the first round of calls, one per instance, without waiting for them
+     * (ping-pong micro-batches: the engine computes another micro-batch meanwhile); {@link Pending#await()} waits,
+     * retries failed pairs on other replicas within the step deadline (counted from here) and sums the replies.
+     * Several layers' calls (of different micro-batches) may be in flight at once; each handle keeps its own
+     * state, and the placement does not change under them (it changes only at step boundaries).
+     */
+    @Override
+    public Pending start(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairsPerToken,
+                         float[] out) {
         if (table == null) {
             // Requests are refused while there is no placement (GenerationService); this is the last guard.
             throw new NoPlacementException("no expert placement yet: the gateway does not know where experts live");
         }
-        long deadline = System.nanoTime() + stepDeadline.toNanos();
-        int pairs = tokens * pairsPerToken;
-        int[] target = new int[pairs];
-        boolean[] failed = new boolean[byIndex.length];
-        assign(layer, tokens, experts, pairsPerToken, target, failed, null);
-        float[][] partial = new float[byIndex.length][];
-        int[][] rowsOf = new int[byIndex.length][];
-        boolean[] pending = new boolean[pairs];
-        Arrays.fill(pending, true);
-        List<Integer> outstanding = new ArrayList<>();
-        Throwable lastError = null;
-        while (true) {
-            Map<Integer, CompletableFuture<float[]>> calls = new HashMap<>();
-            Map<Integer, int[]> callRows = new HashMap<>();
-            Map<Integer, Long> waitUntil = new HashMap<>();
+        InFlight f = new InFlight(step, layer, x, experts, weights, pairsPerToken, out);
+        f.send();
+        return f;
+    }
+
+    /** One layer's calls of one batch of rows, from {@link #start} to the end of {@link #await} or abandon. */
+    private final class InFlight implements Pending {
+        private final StepContext step;
+        private final int layer;
+        private final float[] x;
+        private final int[] experts;
+        private final float[] weights;
+        private final int pairsPerToken;
+        private final float[] out;
+        private final int tokens;
+        private final int pairs;
+        private final long deadline = System.nanoTime() + stepDeadline.toNanos();
+        private final int[] target;
+        private final boolean[] failed = new boolean[byIndex.length];
+        private final float[][] partial = new float[byIndex.length][];
+        private final int[][] rowsOf = new int[byIndex.length][];
+        private final boolean[] pending;
+        /** The current round's calls: per instance, its future, the token rows it carries and its deadline. */
+        private final Map<Integer, CompletableFuture<float[]>> calls = new HashMap<>();
+        private final Map<Integer, int[]> callRows = new HashMap<>();
+        private final Map<Integer, Long> waitUntil = new HashMap<>();
+        private Throwable lastError;
+
+        InFlight(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairsPerToken,
+                 float[] out) {
+            this.step = step;
+            this.layer = layer;
+            this.x = x;
+            this.experts = experts;
+            this.weights = weights;
+            this.pairsPerToken = pairsPerToken;
+            this.out = out;
+            this.tokens = step.rows();
+            this.pairs = tokens * pairsPerToken;
+            this.target = new int[pairs];
+            this.pending = new boolean[pairs];
+            Arrays.fill(pending, true);
+            assign(layer, tokens, experts, pairsPerToken, target, failed, null);
+        }
+
+        /** Sends a round: one call per instance that has pending pairs assigned. */
+        void send() {
+            calls.clear();
+            callRows.clear();
+            waitUntil.clear();
             long roundStart = System.nanoTime();
             for (int inst = 0; inst < byIndex.length; inst++) {
                 Batch b = batchFor(inst, layer, x, tokens, experts, weights, pairsPerToken, target, pending);
@@ -196,51 +243,85 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
                     waitUntil.put(inst, probe ? Math.min(deadline, roundStart + stepDeadline.toNanos() / 2) : deadline);
                 }
             }
-            outstanding.clear();
-            for (var e : calls.entrySet()) {
-                int inst = e.getKey();
-                try {
-                    long wait = waitUntil.get(inst) - System.nanoTime();
-                    float[] r = e.getValue().get(Math.max(0, wait), TimeUnit.NANOSECONDS);
-                    merge(partial, rowsOf, inst, r, callRows.get(inst));
-                    for (int p = 0; p < pairs; p++) {
-                        if (pending[p] && target[p] == inst) {
-                            pending[p] = false;
+        }
+
+        @Override
+        public void await() {
+            List<Integer> outstanding = new ArrayList<>();
+            while (true) {
+                outstanding.clear();
+                for (var e : calls.entrySet()) {
+                    int inst = e.getKey();
+                    try {
+                        long wait = waitUntil.get(inst) - System.nanoTime();
+                        float[] r = e.getValue().get(Math.max(0, wait), TimeUnit.NANOSECONDS);
+                        merge(partial, rowsOf, inst, r, callRows.get(inst));
+                        for (int p = 0; p < pairs; p++) {
+                            if (pending[p] && target[p] == inst) {
+                                pending[p] = false;
+                            }
                         }
+                    } catch (ExecutionException | TimeoutException ex) {
+                        lastError = ex instanceof ExecutionException ? ex.getCause() : ex;
+                        e.getValue().cancel(false);
+                        failed[inst] = true;
+                        outstanding.add(inst);
+                    } catch (InterruptedException ex) {
+                        Thread.currentThread().interrupt();
+                        calls.values().forEach(f -> f.cancel(false));
+                        throw new ExpertUnavailableException("layer " + layer + ": interrupted while waiting for experts",
+                                ex);
                     }
-                } catch (ExecutionException | TimeoutException ex) {
-                    lastError = ex instanceof ExecutionException ? ex.getCause() : ex;
+                }
+                calls.clear();
+                if (outstanding.isEmpty()) {
+                    break;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new ExpertUnavailableException("layer " + layer + ": expert calls did not finish within the "
+                            + "step deadline of " + stepDeadline.toMillis() + " ms", lastError);
+                }
+                assign(layer, tokens, experts, pairsPerToken, target, failed, pending);
+                send();
+            }
+            traces.record(step, layer, experts, pairsPerToken, target, ids, table.epoch());
+            Arrays.fill(out, 0, tokens * hidden, 0f);
+            for (int inst = 0; inst < byIndex.length; inst++) {
+                if (partial[inst] == null) {
+                    continue;
+                }
+                int[] rows = rowsOf[inst];
+                for (int r = 0; r < rows.length; r++) {
+                    int t = rows[r];
+                    for (int i = 0; i < hidden; i++) {
+                        out[t * hidden + i] += partial[inst][r * hidden + i];
+                    }
+                }
+            }
+        }
+
+        /**
+         * Lets the current round's calls finish (their replies are dropped), each within the deadline it would have
+         * been awaited for, and cancels one only once that passes, as {@link #await} would: cancelling a healthy
+         * call at once would count as a failure against its instance's breaker. No retries.
+         */
+        @Override
+        public void abandon() {
+            for (var e : calls.entrySet()) {
+                try {
+                    long wait = waitUntil.get(e.getKey()) - System.nanoTime();
+                    e.getValue().get(Math.max(0, wait), TimeUnit.NANOSECONDS);
+                } catch (ExecutionException | RuntimeException ex) {
+                    // Its failure no longer matters: the step failed already.
+                } catch (TimeoutException ex) {
                     e.getValue().cancel(false);
-                    failed[inst] = true;
-                    outstanding.add(inst);
                 } catch (InterruptedException ex) {
                     Thread.currentThread().interrupt();
                     calls.values().forEach(f -> f.cancel(false));
-                    throw new ExpertUnavailableException("layer " + layer + ": interrupted while waiting for experts", ex);
+                    break;
                 }
             }
-            if (outstanding.isEmpty()) {
-                break;
-            }
-            if (System.nanoTime() > deadline) {
-                throw new ExpertUnavailableException("layer " + layer + ": expert calls did not finish within the step "
-                        + "deadline of " + stepDeadline.toMillis() + " ms", lastError);
-            }
-            assign(layer, tokens, experts, pairsPerToken, target, failed, pending);
-        }
-        traces.record(step, layer, experts, pairsPerToken, target, ids, table.epoch());
-        Arrays.fill(out, 0, tokens * hidden, 0f);
-        for (int inst = 0; inst < byIndex.length; inst++) {
-            if (partial[inst] == null) {
-                continue;
-            }
-            int[] rows = rowsOf[inst];
-            for (int r = 0; r < rows.length; r++) {
-                int t = rows[r];
-                for (int i = 0; i < hidden; i++) {
-                    out[t * hidden + i] += partial[inst][r * hidden + i];
-                }
-            }
+            calls.clear();
         }
     }
 

@@ -17,7 +17,9 @@ import java.util.TreeSet;
  * phase every row is), which the engine hands to the expert dispatch, the KV cache and the {@link RouteObserver}.
  * Not thread-safe: one step at a time. Its buffers are reused across steps, so a warmed-up step allocates only
  * what it returns (the {@link StepOutput}s and their logits, route traces when asked for) and, when called with
- * a list, its step context; nothing per layer. How to drive it: docs/engine.md.
+ * a list, its step context; nothing per layer. With {@link MicroBatching} a step is split into micro-batches
+ * whose expert calls ({@link ExpertDispatch#start}) are in flight while the engine computes the others' layers
+ * (MegaScale-Infer's ping-pong, Zhu et al. 2025). How to drive it: docs/engine.md.
  */
 public final class Engine {
     private final ModelConfig c;
@@ -26,14 +28,26 @@ public final class Engine {
     private final RouteObserver routes;
     private final LookaheadObserver lookahead;
     private final RemoteAttention remote;
-    /** The rows of the current step with a remote prefix, and their partials; count 0 on the default path. */
-    private final RemoteAttentionBatch remoteBatch;
+    private final MicroBatching microBatching;
+    private final ExpertWaits waits = new ExpertWaits();
     /** The lookahead's experts per row, k' (0: none is computed). */
     private final int guesses;
     private final Attention attention;
     private final Rope rope;
     private final Router router;
-    private final StepBuffers buf = new StepBuffers();
+    /**
+     * The step's micro-batches (one unless {@link MicroBatching} splits it), each with its activations, scratch
+     * and remote-attention batch; grown on demand, reused across steps.
+     */
+    private MicroBatch[] lanes;
+    /** With several micro-batches: every row's routes and lookahead, gathered in step row order for the observers. */
+    private int[] allExperts = new int[0];
+    private float[] allWeights = new float[0];
+    private int[] allLookExperts = new int[0];
+    private float[] allLookScores = new float[0];
+    /** The rows that need logits, gathered from the micro-batches, and their logits. */
+    private float[] logitRows = new float[0];
+    private float[] logitsBuf = new float[0];
     /** Per layer {q, k, v}: one fused matmul reads the normalised input once. */
     private final Matrix[][] qkv;
     private static final float[] NO_LOGITS = new float[0];
@@ -62,6 +76,17 @@ public final class Engine {
      */
     public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts, RouteObserver routes,
                   LookaheadObserver lookahead, RemoteAttention remote) {
+        this(config, weights, experts, routes, lookahead, remote, MicroBatching.OFF);
+    }
+
+    /**
+     * With everything above and ping-pong micro-batches ({@link MicroBatching}): each step split so that one
+     * micro-batch's expert call ({@link ExpertDispatch#start}) is in flight while the engine computes another's
+     * layer. Only worth it with a dispatch that sends work elsewhere; {@link MicroBatching#OFF} runs every step
+     * as one batch.
+     */
+    public Engine(ModelConfig config, DenseWeights weights, ExpertDispatch experts, RouteObserver routes,
+                  LookaheadObserver lookahead, RemoteAttention remote, MicroBatching microBatching) {
         if (lookahead.guesses() < 0) {
             throw new IllegalArgumentException("lookahead guesses must be >= 0, got " + lookahead.guesses());
         }
@@ -71,7 +96,8 @@ public final class Engine {
         this.routes = routes;
         this.lookahead = lookahead;
         this.remote = remote;
-        this.remoteBatch = new RemoteAttentionBatch(config.numHeads(), config.headDim());
+        this.microBatching = microBatching;
+        this.lanes = new MicroBatch[] {new MicroBatch(config.numHeads(), config.headDim())};
         this.guesses = Math.min(lookahead.guesses(), config.numExperts());
         this.attention = new Attention(config);
         this.rope = new Rope(config.headDim(), config.ropeTheta());
@@ -85,6 +111,16 @@ public final class Engine {
 
     public ModelConfig config() {
         return c;
+    }
+
+    /** How steps are split into micro-batches. */
+    public MicroBatching microBatching() {
+        return microBatching;
+    }
+
+    /** Where the engine's time went around its expert calls (overlapped vs waited); readable from any thread. */
+    public ExpertWaits expertWaits() {
+        return waits;
     }
 
     /**
@@ -114,35 +150,32 @@ public final class Engine {
             }
             tokens += s.tokens().length;
         }
-        int hidden = c.hiddenSize();
         int pairs = c.pairsPerToken();
-        buf.ensure(c, tokens, guesses);
-        int[][] tables = buf.tables;
-        boolean remoteRows = false;
-        int t = 0;
-        for (SequenceStep s : batch) {
-            int prefix = remotePrefix(cache, s);
-            int[] table = cache.blockTable(s.seqId());
-            remoteRows |= prefix > 0;
-            for (int i = 0; i < s.tokens().length; i++, t++) {
-                int id = s.tokens()[i];
-                if (id < 0 || id >= c.vocabSize()) {
-                    throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, "
-                            + c.vocabSize() + ")");
-                }
-                w.embed().row(id, buf.h, t * hidden);
-                buf.pos[t] = s.startPos() + i;
-                buf.prefix[t] = prefix;
-                tables[t] = table;
+        int[] cuts = microBatching.split(batch);
+        int parts = cuts.length - 1;
+        if (lanes.length < parts) {
+            MicroBatch[] grown = java.util.Arrays.copyOf(lanes, parts);
+            for (int m = lanes.length; m < parts; m++) {
+                grown[m] = new MicroBatch(c.numHeads(), c.headDim());
             }
+            lanes = grown;
         }
-        if (remoteRows) {
-            remoteBatch.reset(ctx, tokens);
-            for (int r = 0; r < tokens; r++) {
-                if (buf.prefix[r] > 0) {
-                    remoteBatch.add(r, buf.prefix[r]);
-                }
-            }
+        int row = 0;
+        for (int m = 0; m < parts; m++) {
+            MicroBatch mb = lanes[m];
+            mb.ctx = parts == 1 ? ctx : StepContext.of(batch.subList(cuts[m], cuts[m + 1]));
+            mb.firstSeq = cuts[m];
+            mb.firstRow = row;
+            mb.rows = mb.ctx.rows();
+            mb.pending = null;
+            row += mb.rows;
+            embed(mb, cache);
+        }
+        if (parts > 1 && allExperts.length < tokens * pairs) {
+            allExperts = new int[tokens * pairs];
+            allWeights = new float[tokens * pairs];
+            allLookExperts = new int[tokens * guesses];
+            allLookScores = new float[tokens * guesses];
         }
         // Token ids are valid (checked above while embedding): the cache may learn what this step writes.
         cache.stepStarted(ctx);
@@ -158,39 +191,160 @@ public final class Engine {
                 tracedWeights[b] = new float[c.numLayers()][batch.get(b).tokens().length][];
             }
         }
-        float eps = (float) c.rmsNormEps();
-        for (int l = 0; l < c.numLayers(); l++) {
-            LayerWeights lw = w.layers()[l];
-            VectorOps.rmsNorm(buf.h, 0, lw.inputNorm(), eps, buf.xn, 0, tokens, hidden);
-            attentionBlock(l, lw, cache, tokens, remoteRows);
-            VectorOps.add(buf.o, 0, buf.h, 0, tokens * hidden);
-
-            VectorOps.rmsNorm(buf.h, 0, lw.postAttentionNorm(), eps, buf.xn, 0, tokens, hidden);
-            MatMul.matmul(buf.xn, tokens, lw.router(), buf.routerLogits);
-            for (int i = 0; i < tokens; i++) {
-                router.route(buf.routerLogits, i * c.numExperts(), buf.experts, buf.weights, i * pairs);
-            }
-            if (lw.sharedGate() != null) {
-                // Qwen2-MoE: the shared expert joins every token with weight sigmoid(shared_expert_gate · x).
-                MatMul.matmul(buf.xn, tokens, lw.sharedGate(), buf.sharedLogit);
-                for (int i = 0; i < tokens; i++) {
-                    buf.experts[i * pairs + c.topK()] = c.numExperts();
-                    buf.weights[i * pairs + c.topK()] = VectorOps.sigmoid(buf.sharedLogit[i]);
+        try {
+            // Ping-pong (MegaScale-Infer): micro-batch m's layer l needs only its own layer l − 1 experts, so while
+            // those of m are in flight the engine computes the others' layers. With one micro-batch this is the
+            // plain order: attention, gate, observers, experts, next layer.
+            for (int l = 0; l < c.numLayers(); l++) {
+                for (int m = 0; m < parts; m++) {
+                    MicroBatch mb = lanes[m];
+                    if (l > 0) {
+                        finish(mb);
+                    }
+                    layerUpToExperts(mb, l, cache);
+                    if (m == parts - 1) {
+                        observe(ctx, batch, parts, l, traced, tracedWeights);
+                    }
+                    mb.pending = experts.start(mb.ctx, l, mb.buf.xn, mb.buf.experts, mb.buf.weights, pairs, mb.buf.moe);
+                    mb.sentAt = System.nanoTime();
                 }
             }
-            if (traced != null) {
-                recordRoutes(batch, traced, tracedWeights, l, pairs);
+            for (int m = 0; m < parts; m++) {
+                finish(lanes[m]);
             }
-            routes.onRoutes(ctx, l, buf.experts, buf.weights, pairs);
-            if (guesses > 0 && l + 1 < c.numLayers()) {
-                lookahead(ctx, l + 1, tokens);
+        } catch (RuntimeException | Error e) {
+            // The step fails as a whole; no micro-batch's call may outlive it.
+            for (int m = 0; m < parts; m++) {
+                ExpertDispatch.Pending p = lanes[m].pending;
+                lanes[m].pending = null;
+                if (p != null) {
+                    try {
+                        p.abandon();
+                    } catch (RuntimeException suppressed) {
+                        e.addSuppressed(suppressed);
+                    }
+                }
             }
-            experts.run(ctx, l, buf.xn, buf.experts, buf.weights, pairs, buf.moe);
-            VectorOps.add(buf.moe, 0, buf.h, 0, tokens * hidden);
+            throw e;
         }
-        List<StepOutput> out = logits(batch, traced, tracedWeights, tokens);
+        List<StepOutput> out = logits(batch, parts, traced, tracedWeights, tokens);
         cache.stepCompleted(ctx);
         return out;
+    }
+
+    /** Embeds a micro-batch's tokens and reads its sequences' positions, remote prefixes and block tables. */
+    private void embed(MicroBatch mb, KvCache cache) {
+        int hidden = c.hiddenSize();
+        StepBuffers buf = mb.buf;
+        buf.ensure(c, mb.rows, guesses);
+        int[][] tables = buf.tables;
+        boolean remoteRows = false;
+        int t = 0;
+        for (SequenceStep s : mb.ctx.sequences()) {
+            int prefix = remotePrefix(cache, s);
+            int[] table = cache.blockTable(s.seqId());
+            remoteRows |= prefix > 0;
+            for (int i = 0; i < s.tokens().length; i++, t++) {
+                int id = s.tokens()[i];
+                if (id < 0 || id >= c.vocabSize()) {
+                    throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, "
+                            + c.vocabSize() + ")");
+                }
+                w.embed().row(id, buf.h, t * hidden);
+                buf.pos[t] = s.startPos() + i;
+                buf.prefix[t] = prefix;
+                tables[t] = table;
+            }
+        }
+        mb.remoteRows = remoteRows;
+        if (remoteRows) {
+            mb.remote.reset(mb.ctx, mb.rows);
+            for (int r = 0; r < mb.rows; r++) {
+                if (buf.prefix[r] > 0) {
+                    mb.remote.add(r, buf.prefix[r]);
+                }
+            }
+        }
+    }
+
+    /** A micro-batch's layer up to its expert dispatch: attention, residual, the gate (and the lookahead). */
+    private void layerUpToExperts(MicroBatch mb, int l, KvCache cache) {
+        int hidden = c.hiddenSize();
+        int pairs = c.pairsPerToken();
+        int tokens = mb.rows;
+        StepBuffers buf = mb.buf;
+        float eps = (float) c.rmsNormEps();
+        LayerWeights lw = w.layers()[l];
+        VectorOps.rmsNorm(buf.h, 0, lw.inputNorm(), eps, buf.xn, 0, tokens, hidden);
+        attentionBlock(mb, l, lw, cache);
+        VectorOps.add(buf.o, 0, buf.h, 0, tokens * hidden);
+
+        VectorOps.rmsNorm(buf.h, 0, lw.postAttentionNorm(), eps, buf.xn, 0, tokens, hidden);
+        MatMul.matmul(buf.xn, tokens, lw.router(), buf.routerLogits);
+        for (int i = 0; i < tokens; i++) {
+            router.route(buf.routerLogits, i * c.numExperts(), buf.experts, buf.weights, i * pairs);
+        }
+        if (lw.sharedGate() != null) {
+            // Qwen2-MoE: the shared expert joins every token with weight sigmoid(shared_expert_gate · x).
+            MatMul.matmul(buf.xn, tokens, lw.sharedGate(), buf.sharedLogit);
+            for (int i = 0; i < tokens; i++) {
+                buf.experts[i * pairs + c.topK()] = c.numExperts();
+                buf.weights[i * pairs + c.topK()] = VectorOps.sigmoid(buf.sharedLogit[i]);
+            }
+        }
+        if (guesses > 0 && l + 1 < c.numLayers()) {
+            lookahead(buf, l + 1, tokens);
+        }
+    }
+
+    /**
+     * The observers' view of layer l, once per layer for the whole step (after the last micro-batch's gate): every
+     * row's routes in step row order (gathered from the micro-batches when there are several), the route trace,
+     * the route observer, and the lookahead observer.
+     */
+    private void observe(StepContext ctx, List<SequenceStep> batch, int parts, int l, int[][][][] traced,
+                         float[][][][] tracedWeights) {
+        int pairs = c.pairsPerToken();
+        int[] routed = lanes[0].buf.experts;
+        float[] routeWeights = lanes[0].buf.weights;
+        int[] look = lanes[0].buf.lookExperts;
+        float[] lookScores = lanes[0].buf.lookScores;
+        boolean ahead = guesses > 0 && l + 1 < c.numLayers();
+        if (parts > 1) {
+            for (int m = 0; m < parts; m++) {
+                MicroBatch mb = lanes[m];
+                System.arraycopy(mb.buf.experts, 0, allExperts, mb.firstRow * pairs, mb.rows * pairs);
+                System.arraycopy(mb.buf.weights, 0, allWeights, mb.firstRow * pairs, mb.rows * pairs);
+                if (ahead) {
+                    System.arraycopy(mb.buf.lookExperts, 0, allLookExperts, mb.firstRow * guesses, mb.rows * guesses);
+                    System.arraycopy(mb.buf.lookScores, 0, allLookScores, mb.firstRow * guesses, mb.rows * guesses);
+                }
+            }
+            routed = allExperts;
+            routeWeights = allWeights;
+            look = allLookExperts;
+            lookScores = allLookScores;
+        }
+        if (traced != null) {
+            recordRoutes(batch, traced, tracedWeights, l, pairs, routed, routeWeights);
+        }
+        routes.onRoutes(ctx, l, routed, routeWeights, pairs);
+        if (ahead) {
+            lookahead.onLookahead(ctx, l + 1, look, lookScores, guesses);
+        }
+    }
+
+    /** Awaits a micro-batch's expert call and adds its result to the residual stream. */
+    private void finish(MicroBatch mb) {
+        ExpertDispatch.Pending p = mb.pending;
+        // Whether await returns or throws, nothing of the call is in flight afterwards (ExpertDispatch.Pending).
+        mb.pending = null;
+        long awaiting = System.nanoTime();
+        p.await();
+        if (p != ExpertDispatch.Pending.DONE) {
+            waits.record(mb.sentAt, awaiting, System.nanoTime());
+        }
+        VectorOps.add(mb.buf.moe, 0, mb.buf.h, 0, mb.rows * c.hiddenSize());
     }
 
     /**
@@ -203,14 +357,13 @@ public final class Engine {
      * checkpoints and uses layer next's own gate as is, so the guesses are as good as that resemblance (measured:
      * docs/engine.md). Writes only the lookahead buffers: the step's result never depends on it.
      */
-    private void lookahead(StepContext ctx, int next, int tokens) {
+    private void lookahead(StepBuffers buf, int next, int tokens) {
         int e = c.numExperts();
         MatMul.matmul(buf.xn, tokens, w.layers()[next].router(), buf.lookLogits);
         for (int i = 0; i < tokens; i++) {
             VectorOps.softmax(buf.lookLogits, i * e, e);
             topK(buf.lookLogits, i * e, e, guesses, buf.lookExperts, buf.lookScores, i * guesses);
         }
-        lookahead.onLookahead(ctx, next, buf.lookExperts, buf.lookScores, guesses);
     }
 
     /** The k largest of {@code p[lo, lo + n)} by descending value, ties to the lower index (as {@link Router}). */
@@ -260,7 +413,10 @@ public final class Engine {
         return prefix;
     }
 
-    private void attentionBlock(int l, LayerWeights lw, KvCache cache, int tokens, boolean remoteRows) {
+    private void attentionBlock(MicroBatch mb, int l, LayerWeights lw, KvCache cache) {
+        StepBuffers buf = mb.buf;
+        int tokens = mb.rows;
+        boolean remoteRows = mb.remoteRows;
         int qDim = c.qDim();
         int kvDim = c.kvDim();
         MatMul.matmul(buf.xn, tokens, qkv[l], buf.qkv);
@@ -283,18 +439,19 @@ public final class Engine {
             attention.write(cache, l, buf.tables[i], buf.prefix[i], buf.pos[i], buf.k, buf.v, i);
         }
         if (remoteRows) {
-            startRemote(l);
+            startRemote(mb, l);
         }
         attention.attend(cache, l, buf.q, buf.tables, buf.pos, buf.prefix, tokens, buf.attn, buf.lse);
         if (remoteRows) {
-            mergeRemote(l);
+            mergeRemote(mb, l);
         }
         MatMul.matmul(buf.attn, tokens, lw.o(), buf.o);
     }
 
     /** Hands the remote rows' queries to the {@link RemoteAttention}: its call overlaps the local attention. */
-    private void startRemote(int l) {
-        RemoteAttentionBatch rb = remoteBatch;
+    private void startRemote(MicroBatch mb, int l) {
+        RemoteAttentionBatch rb = mb.remote;
+        StepBuffers buf = mb.buf;
         int qDim = c.qDim();
         for (int i = 0; i < rb.count(); i++) {
             System.arraycopy(buf.q, rb.row(i) * qDim, rb.queries(), i * qDim, qDim);
@@ -303,17 +460,18 @@ public final class Engine {
         try {
             remote.start(rb);
         } catch (RuntimeException e) {
-            throw remoteFailure(l, e.getMessage(), e);
+            throw remoteFailure(rb, l, e.getMessage(), e);
         }
     }
 
     /** Waits for the remote partials and merges each into its row's local partial, in place in {@code buf.attn}. */
-    private void mergeRemote(int l) {
-        RemoteAttentionBatch rb = remoteBatch;
+    private void mergeRemote(MicroBatch mb, int l) {
+        RemoteAttentionBatch rb = mb.remote;
+        StepBuffers buf = mb.buf;
         try {
             remote.await(rb);
         } catch (RuntimeException e) {
-            throw remoteFailure(l, e.getMessage(), e);
+            throw remoteFailure(rb, l, e.getMessage(), e);
         }
         int heads = c.numHeads();
         int headDim = c.headDim();
@@ -323,13 +481,13 @@ public final class Engine {
             // A non-finite partial would turn the row's attention into NaN: fail the step instead of a wrong token.
             for (int j = i * heads; j < (i + 1) * heads; j++) {
                 if (!Float.isFinite(lse[j])) {
-                    throw remoteFailure(l, "lse of sequence " + rb.seqId(i) + " head " + (j - i * heads) + " is "
+                    throw remoteFailure(rb, l, "lse of sequence " + rb.seqId(i) + " head " + (j - i * heads) + " is "
                             + lse[j], null);
                 }
             }
             for (int j = i * heads * headDim; j < (i + 1) * heads * headDim; j++) {
                 if (!Float.isFinite(out[j])) {
-                    throw remoteFailure(l, "output of sequence " + rb.seqId(i) + " is " + out[j], null);
+                    throw remoteFailure(rb, l, "output of sequence " + rb.seqId(i) + " is " + out[j], null);
                 }
             }
             int r = rb.row(i);
@@ -338,8 +496,8 @@ public final class Engine {
         }
     }
 
-    private RemoteAttentionException remoteFailure(int l, String what, Throwable cause) {
-        RemoteAttentionBatch rb = remoteBatch;
+    private static RemoteAttentionException remoteFailure(RemoteAttentionBatch rb, int l, String what,
+                                                          Throwable cause) {
         TreeSet<Long> seqs = new TreeSet<>();
         for (int i = 0; i < rb.count(); i++) {
             seqs.add(rb.seqId(i));
@@ -349,7 +507,7 @@ public final class Engine {
     }
 
     private void recordRoutes(List<SequenceStep> batch, int[][][][] traced, float[][][][] tracedWeights, int layer,
-                              int pairs) {
+                              int pairs, int[] routed, float[] routeWeights) {
         int t = 0;
         for (int b = 0; b < batch.size(); b++) {
             int n = batch.get(b).tokens().length;
@@ -357,8 +515,8 @@ public final class Engine {
                 for (int i = 0; i < n; i++) {
                     int[] k = new int[c.topK()];
                     float[] kw = new float[c.topK()];
-                    System.arraycopy(buf.experts, (t + i) * pairs, k, 0, c.topK());
-                    System.arraycopy(buf.weights, (t + i) * pairs, kw, 0, c.topK());
+                    System.arraycopy(routed, (t + i) * pairs, k, 0, c.topK());
+                    System.arraycopy(routeWeights, (t + i) * pairs, kw, 0, c.topK());
                     traced[b][layer][i] = k;
                     tracedWeights[b][layer][i] = kw;
                 }
@@ -367,30 +525,50 @@ public final class Engine {
         }
     }
 
-    private List<StepOutput> logits(List<SequenceStep> batch, int[][][][] traced, float[][][][] tracedWeights,
-                                    int tokens) {
+    /**
+     * The final norm and the LM head over the rows that need logits, gathered from every micro-batch in batch
+     * order into one GEMM (the same rows, in the same order, as without micro-batches).
+     */
+    private List<StepOutput> logits(List<SequenceStep> batch, int parts, int[][][][] traced,
+                                    float[][][][] tracedWeights, int tokens) {
         int hidden = c.hiddenSize();
         int vocab = c.vocabSize();
         List<StepOutput> out = new ArrayList<>(batch.size());
         int rows = 0;
-        int t = 0;
         for (SequenceStep s : batch) {
-            int n = s.tokens().length;
-            int from = switch (s.logits()) {
-                case NONE -> n;
-                case LAST -> n - 1;
-                case ALL -> 0;
+            rows += switch (s.logits()) {
+                case NONE -> 0;
+                case LAST -> 1;
+                case ALL -> s.tokens().length;
             };
-            for (int i = from; i < n; i++) {
-                System.arraycopy(buf.h, (t + i) * hidden, buf.xn, rows * hidden, hidden);
-                rows++;
+        }
+        if (logitRows.length < rows * hidden) {
+            logitRows = new float[Math.max(rows * hidden, logitRows.length * 2)];
+        }
+        rows = 0;
+        for (int m = 0; m < parts; m++) {
+            MicroBatch mb = lanes[m];
+            int t = 0;
+            for (SequenceStep s : mb.ctx.sequences()) {
+                int n = s.tokens().length;
+                int from = switch (s.logits()) {
+                    case NONE -> n;
+                    case LAST -> n - 1;
+                    case ALL -> 0;
+                };
+                for (int i = from; i < n; i++) {
+                    System.arraycopy(mb.buf.h, (t + i) * hidden, logitRows, rows * hidden, hidden);
+                    rows++;
+                }
+                t += n;
             }
-            t += n;
         }
         if (rows > 0) {
-            VectorOps.rmsNorm(buf.xn, 0, w.finalNorm(), (float) c.rmsNormEps(), buf.xn, 0, rows, hidden);
-            buf.ensureLogits(rows * vocab);
-            MatMul.matmul(buf.xn, rows, w.lmHead(), buf.logits);
+            VectorOps.rmsNorm(logitRows, 0, w.finalNorm(), (float) c.rmsNormEps(), logitRows, 0, rows, hidden);
+            if (logitsBuf.length < rows * vocab) {
+                logitsBuf = new float[rows * vocab];
+            }
+            MatMul.matmul(logitRows, rows, w.lmHead(), logitsBuf);
         }
         int row = 0;
         for (int b = 0; b < batch.size(); b++) {
@@ -401,7 +579,7 @@ public final class Engine {
                 case ALL -> s.tokens().length;
             };
             float[] logits = n == 0 ? NO_LOGITS : new float[n * vocab];
-            System.arraycopy(buf.logits, row * vocab, logits, 0, n * vocab);
+            System.arraycopy(logitsBuf, row * vocab, logits, 0, n * vocab);
             row += n;
             out.add(new StepOutput(s.seqId(), logits, n, traced == null ? null : traced[b],
                     tracedWeights == null ? null : tracedWeights[b]));

@@ -11,7 +11,7 @@ package io.moemesh.model.engine;
  * the step's result does not depend on where the prefix lives.
  *
  * <p>Threading and overlap: both methods are called on the thread that runs {@link Engine#step}, once per layer
- * per step and only for layers of steps that have rows with a remote prefix (a step without any never calls
+ * per step (per micro-batch of the step with {@link MicroBatching}, one batch at a time) and only for layers of steps that have rows with a remote prefix (a step without any never calls
  * them), in this order: {@link #start} with the layer's queries, then the engine computes the local partial (on
  * the kernel threads and its own), then {@link #await}. An implementation that calls a service sends the request
  * in {@code start} and returns; the round trip overlaps the local attention, and {@code await} blocks for what is

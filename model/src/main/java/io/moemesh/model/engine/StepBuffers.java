@@ -25,7 +25,6 @@ final class StepBuffers {
     /** [rows, heads]: log-sum-exp of the local attention partial of rows with a remote prefix. */
     float[] lse = new float[0];
     int[][] tables = new int[0][];
-    float[] logits = new float[0];
     /** The lookahead: layer l+1's router logits on layer l's MoE input, and its top-k' per row (empty without one). */
     float[] lookLogits = new float[0];
     int[] lookExperts = new int[0];
@@ -61,11 +60,5 @@ final class StepBuffers {
             lookScores = new float[n * guesses];
         }
         capacity = n;
-    }
-
-    void ensureLogits(int floats) {
-        if (logits.length < floats) {
-            logits = new float[floats];
-        }
     }
 }

@@ -1,0 +1,42 @@
+package io.moemesh.gateway.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.springframework.boot.context.properties.bind.BindException;
+import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.context.properties.source.MapConfigurationPropertySource;
+
+/** moemesh.gateway.micro-batches and micro-batch-min-rows, bound as Spring binds them. */
+class MicroBatchPropertiesTest {
+
+    private static GatewayProperties bind(Map<String, String> properties) {
+        Map<String, String> all = new HashMap<>(properties);
+        all.put("moemesh.gateway.model-dir", "/models/m");
+        return new Binder(new MapConfigurationPropertySource(all)).bindOrCreate("moemesh.gateway",
+                GatewayProperties.class);
+    }
+
+    @Test
+    void pingPong_onByDefault_twoMicroBatches_fromEightRows() {
+        GatewayProperties p = bind(Map.of());
+        assertThat(p.microBatches()).isEqualTo(2);
+        assertThat(p.microBatchMinRows()).isEqualTo(8);
+        assertThat(bind(Map.of("moemesh.gateway.micro-batches", "1")).microBatches()).isOne();
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource(delimiter = '|', value = {
+            "micro-batches        | 0 | moemesh.gateway.micro-batches must be >= 1 (1 = off), got 0",
+            "micro-batch-min-rows | 1 | moemesh.gateway.micro-batch-min-rows must be >= 2, got 1"})
+    void outOfRange_refusedAtStartup_namingTheProperty(String property, String value, String message) {
+        assertThatThrownBy(() -> bind(Map.of("moemesh.gateway." + property, value)))
+                .isInstanceOf(BindException.class).rootCause()
+                .isInstanceOf(IllegalArgumentException.class).hasMessage(message);
+    }
+}

@@ -1,0 +1,71 @@
+package io.moemesh.model.engine;
+
+import java.util.List;
+
+/**
+ * How the engine splits a step into micro-batches whose expert hops overlap each other's attention and dense
+ * work: MegaScale-Infer's ping-pong pipeline (Zhu et al. 2025, "MegaScale-Infer: Serving Mixture-of-Experts at
+ * Scale with Disaggregated Expert Parallelism", §4), here on the engine's one thread: per layer, micro-batch A's
+ * attention and gate, then A's experts are sent ({@link ExpertDispatch#start}), then B's attention and gate while
+ * A's are away, B's experts sent, then A's awaited and A's next layer, and so on (docs/engine.md).
+ *
+ * <p>A split is contiguous in batch order and never cuts a sequence (a prefill chunk's rows attend causally to
+ * each other, so they stay together), each micro-batch gets at least one sequence, and the cuts balance rows:
+ * cut k goes at the sequence boundary nearest to k·rows/M, preferring a boundary at a multiple of 4 rows within
+ * about 2 rows of it. Why 4: the GEMM kernels compute rows in tiles of 4 and a remainder, and a row's sum is
+ * ordered by which of the two it falls in, so with cuts at multiples of 4 every row of the dense part sits where
+ * it would in the whole batch and gets the same bits (docs/engine.md says what may still differ).
+ *
+ * @param count   micro-batches per step at most (1 = off: the step runs as one batch, exactly as without)
+ * @param minRows a step with fewer rows runs as one batch (at least 2: one row cannot be split)
+ */
+public record MicroBatching(int count, int minRows) {
+    /** One batch per step. */
+    public static final MicroBatching OFF = new MicroBatching(1, 2);
+
+    public MicroBatching {
+        if (count < 1) {
+            throw new IllegalArgumentException("micro-batches must be >= 1 (1 = off), got " + count);
+        }
+        if (minRows < 2) {
+            throw new IllegalArgumentException("micro-batch min rows must be >= 2, got " + minRows);
+        }
+    }
+
+    /**
+     * Where the step's micro-batches start: {@code cuts[i]} is the index in {@code sequences} of micro-batch i's
+     * first sequence, {@code cuts[n]} = sequences.size(); one micro-batch ({@code {0, size}}) when the step has
+     * fewer than {@link #minRows} rows, a single sequence, or {@link #count} is 1.
+     */
+    public int[] split(List<SequenceStep> sequences) {
+        int n = sequences.size();
+        int[] before = new int[n + 1];
+        for (int i = 0; i < n; i++) {
+            before[i + 1] = before[i] + sequences.get(i).tokens().length;
+        }
+        int rows = before[n];
+        int parts = Math.min(count, n);
+        if (parts < 2 || rows < minRows) {
+            return new int[] {0, n};
+        }
+        int[] cuts = new int[parts + 1];
+        cuts[parts] = n;
+        for (int k = 1; k < parts; k++) {
+            double target = (double) k * rows / parts;
+            // Leave at least one sequence for this micro-batch and for each one after it.
+            int lo = cuts[k - 1] + 1;
+            int hi = n - (parts - k);
+            int best = lo;
+            double bestScore = Double.MAX_VALUE;
+            for (int b = lo; b <= hi; b++) {
+                double score = Math.abs(before[b] - target) + (before[b] % 4 == 0 ? 0 : 2.5);
+                if (score < bestScore) {
+                    best = b;
+                    bestScore = score;
+                }
+            }
+            cuts[k] = best;
+        }
+        return cuts;
+    }
+}
