@@ -112,8 +112,11 @@ public final class TensorCodec {
             for (int done = 0; done < n; ) {
                 int k = Math.min(per, n - done);
                 if (bf16) {
-                    toBf16(src, off + done, c.ints, c.shorts, k);
-                    MemorySegment.copy(c.shorts, 0, bytes, BF16, 0, k);
+                    // One pass per element straight into the chunk: measured faster (JMH Bf16ConversionBenchmark)
+                    // than the branch-free array loop below, whose narrowing store C2 does not vectorise here.
+                    for (int i = 0; i < k; i++) {
+                        BF16_BYTES.set(c.bytes, 2 * i, toBf16(src[off + done + i]));
+                    }
                     out.write(c.bytes, 0, 2 * k);
                 } else {
                     // A bulk copy (memcpy on little-endian hardware), not an element loop.
@@ -128,9 +131,10 @@ public final class TensorCodec {
     }
 
     /**
-     * float32 → bf16 (round to nearest even, NaN → quiet NaN) of {@code k} floats, in two loops C2 vectorises:
-     * a bulk copy of the raw bits, then integer arithmetic without branches (the NaN case is a mask) and a
-     * narrowing store. Same results as {@link #toBf16(float)}.
+     * float32 → bf16 (round to nearest even, NaN → quiet NaN) of {@code k} floats as a bulk copy of the raw bits
+     * and a branch-free integer loop with a narrowing store. Same results as {@link #toBf16(float)}; kept for the
+     * JMH comparison only: C2 did not vectorise the narrowing store and it measured slower than the per-element
+     * loop {@link #write} uses.
      */
     public static void toBf16(float[] src, int off, int[] bits, short[] dst, int k) {
         MemorySegment.copy(MemorySegment.ofArray(src), 4L * off, MemorySegment.ofArray(bits), 0, 4L * k);

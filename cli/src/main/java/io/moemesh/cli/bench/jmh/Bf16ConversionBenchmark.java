@@ -23,9 +23,9 @@ import org.openjdk.jmh.annotations.State;
 /**
  * The hop's bf16 wire conversions (issue 13): the per-element loops TensorCodec had (a VarHandle store per
  * element to encode, an int-pair segment load to decode) against the chunked loops the hop uses now
- * ({@link TensorCodec#toBf16(float[], int, int[], short[], int)}: a bulk bit copy and a branch-free integer loop
- * with a narrowing store; {@link TensorCodec.TensorReader}: a bulk copy and a widening shift loop), for one
- * 32 × 4096 tensor. Run: {@code java -cp cli/target/moemesh-cli.jar org.openjdk.jmh.Main Bf16Conversion}.
+ * ({@link TensorCodec#write}: per element into a cache-resident pool chunk; {@link TensorCodec.TensorReader}: a bulk
+ * copy and a widening shift loop) and the branch-free array loop that was tried for encoding
+ * ({@link TensorCodec#toBf16(float[], int, int[], short[], int)}), for one 32 × 4096 tensor. Run: {@code java -cp cli/target/moemesh-cli.jar org.openjdk.jmh.Main Bf16Conversion}.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -41,6 +41,8 @@ public class Bf16ConversionBenchmark {
     private float[] dst;
     private byte[] bytes;
     private ByteBuffer direct;
+    private int[] bits;
+    private short[] shorts;
 
     @Setup
     public void setup() {
@@ -50,6 +52,8 @@ public class Bf16ConversionBenchmark {
             src[i] = (float) r.nextGaussian();
         }
         dst = new float[elements];
+        bits = new int[elements];
+        shorts = new short[elements];
         bytes = new byte[2 * elements];
         for (int i = 0; i < elements; i++) {
             BF16_BYTES.set(bytes, 2 * i, TensorCodec.toBf16(src[i]));
@@ -66,7 +70,14 @@ public class Bf16ConversionBenchmark {
         return out;
     }
 
-    /** What the hop does: chunked conversion, and the chunk written out (to a sink here, to gRPC's buffers there). */
+    /** The branch-free array loop (bulk bit copy, integer loop, narrowing store). */
+    @Benchmark
+    public short[] encodeArrayLoop() {
+        TensorCodec.toBf16(src, 0, bits, shorts, elements);
+        return shorts;
+    }
+
+    /** What the hop does: per element into a pool chunk, the chunk written out (to a sink here, gRPC's buffers there). */
     @Benchmark
     public void encodeChunked() throws Exception {
         TensorCodec.write(src, 0, elements, DType.DTYPE_BF16, OutputStream.nullOutputStream());
