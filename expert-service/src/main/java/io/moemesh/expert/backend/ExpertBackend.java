@@ -20,4 +20,13 @@ public interface ExpertBackend {
      * without pairs gets a zero row. {@code out} ([tokens, hidden]) is overwritten.
      */
     void compute(BatchInput batch, ExpertLookup experts, float[] out);
+
+    /**
+     * True when {@link #compute} neither blocks nor waits for other threads and costs about one pass over the
+     * batch, so a small batch may run on the transport thread that read it (BatchProcessor's inline rule).
+     * False by default: the CPU backend's kernels fan out to helper threads and wait for them.
+     */
+    default boolean computesInline() {
+        return false;
+    }
 }

@@ -20,6 +20,12 @@ public final class NoOpExpertBackend implements ExpertBackend {
         return "noop";
     }
 
+    /** One multiply per element, no weights, no other threads. */
+    @Override
+    public boolean computesInline() {
+        return true;
+    }
+
     @Override
     public LoadedExpert load(ExpertKey key) {
         return new Identity(key);

@@ -18,9 +18,15 @@ import java.util.function.LongSupplier;
 
 /**
  * Validates ExpertBatch messages against the model and the assignment, then computes them on a bounded pool of
- * worker threads (never on the transport's threads). Each message succeeds or fails alone; when every worker is
- * busy and the queue is full, the message is refused (RejectedExecutionException → RESOURCE_EXHAUSTED) rather
- * than buffered without bound.
+ * worker threads. Each message succeeds or fails alone; when every worker is busy and the queue is full, the
+ * message is refused (RejectedExecutionException → RESOURCE_EXHAUSTED) rather than buffered without bound.
+ *
+ * <p>Inline rule: a batch of at most {@code inlineMaxTokens} tokens is computed on the calling thread (the
+ * transport thread that read the message) instead of waking a worker, when the backend says its compute neither
+ * blocks nor waits ({@link ExpertBackend#computesInline()}) and every expert it uses is resident (no load). That
+ * is safe on an event loop: the work is bounded (one pass over at most inlineMaxTokens × hidden floats per
+ * expert pair) and nothing waits for another thread; larger batches, and any backend that fans out to helper
+ * threads (the CPU kernels), still go to the workers.
  */
 public final class BatchProcessor implements AutoCloseable {
     private final ExpertModel model;
@@ -30,9 +36,21 @@ public final class BatchProcessor implements AutoCloseable {
     private final LoadTracker load;
     private final LongSupplier nanoClock;
     private final ThreadPoolExecutor workers;
+    private final int inlineMaxTokens;
 
+    /** Never inline. */
     public BatchProcessor(ExpertModel model, ExpertBackend backend, ResidentSet resident, AssignmentManager assignments,
                           LoadTracker load, LongSupplier nanoClock, int threads, int maxQueued) {
+        this(model, backend, resident, assignments, load, nanoClock, threads, maxQueued, 0);
+    }
+
+    /** @param inlineMaxTokens largest batch computed on the caller's thread under the inline rule; 0 = never */
+    public BatchProcessor(ExpertModel model, ExpertBackend backend, ResidentSet resident, AssignmentManager assignments,
+                          LoadTracker load, LongSupplier nanoClock, int threads, int maxQueued, int inlineMaxTokens) {
+        if (inlineMaxTokens < 0) {
+            throw new IllegalArgumentException("inlineMaxTokens must be >= 0, got " + inlineMaxTokens);
+        }
+        this.inlineMaxTokens = backend.computesInline() ? inlineMaxTokens : 0;
         this.model = model;
         this.backend = backend;
         this.resident = resident;
@@ -54,7 +72,7 @@ public final class BatchProcessor implements AutoCloseable {
 
     /**
      * Validates and schedules a batch; {@code done} gets the result or the failure, exactly once, on a worker
-     * thread (or on the caller's thread when the batch is refused before computing).
+     * thread (or on the caller's thread when the batch is refused before computing or computed inline).
      *
      * @param arrivalNanos when the message was decoded, for queue_micros
      */
@@ -70,11 +88,28 @@ public final class BatchProcessor implements AutoCloseable {
         long servingEpoch;
         try {
             validate(request.input());
-            servingEpoch = assignments.checkHeld(request.epoch(), request.input().layer(), distinctExperts(request.input()));
+            int[] distinct = distinctExperts(request.input());
+            servingEpoch = assignments.checkHeld(request.epoch(), request.input().layer(), distinct);
+            if (inline(request.input(), distinct)) {
+                compute(request.input(), arrivalNanos, servingEpoch, answer);
+                return;
+            }
             workers.execute(() -> compute(request.input(), arrivalNanos, servingEpoch, answer));
         } catch (RuntimeException e) {
             answer.accept(null, e);
         }
+    }
+
+    private boolean inline(BatchInput in, int[] distinct) {
+        if (in.tokens() > inlineMaxTokens) {
+            return false;
+        }
+        for (int e : distinct) {
+            if (!resident.isResident(model.key(in.layer(), e))) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private void compute(BatchInput in, long arrivalNanos, long servingEpoch, BiConsumer<BatchResult, Throwable> done) {

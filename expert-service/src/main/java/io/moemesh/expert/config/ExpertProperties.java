@@ -29,6 +29,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param drainGrace             how long requests carrying the previous placement epoch are still served
  * @param computeThreads         ExpertBatch worker threads; 0 = one per available processor
  * @param maxQueuedBatches       batches that may wait for a worker; beyond that RESOURCE_EXHAUSTED
+ * @param inlineMaxTokens        batches of at most this many tokens are computed on the gRPC transport thread that
+ *                               read them (no worker wake-up) when the backend's compute never blocks (the noop
+ *                               backend; not cpu, whose kernels wait for helper threads); 0 = always a worker
  * @param streamWindow           unanswered messages one ExpertBatch stream may have (gRPC flow control)
  * @param nativeCacheDir         where native libraries (JavaCPP/OpenBLAS) are unpacked; must be writable
  * @param tls                    the gRPC port's transport security, {@code moemesh.expert.tls.*} ({@link TlsSettings}):
@@ -62,7 +65,8 @@ public record ExpertProperties(
         Path nativeCacheDir,
         @DefaultValue TlsSettings tls,
         @DefaultValue({"placer", "router"}) Set<String> placerIdentities,
-        @DefaultValue("1000") long maxEpochJump) {
+        @DefaultValue("1000") long maxEpochJump,
+        @DefaultValue("32") int inlineMaxTokens) {
 
     public ExpertProperties {
         if (modelDir == null || modelDir.toString().isBlank()) {
@@ -76,6 +80,7 @@ public record ExpertProperties(
         require(maxInboundMessageBytes > 0, "max-inbound-message-bytes must be > 0");
         require(computeThreads >= 0, "compute-threads must be >= 0 (0 = one per processor)");
         require(maxQueuedBatches >= 0, "max-queued-batches must be >= 0");
+        require(inlineMaxTokens >= 0, "inline-max-tokens must be >= 0 (0 = never inline)");
         require(streamWindow >= 1, "stream-window must be >= 1");
         require(!drainGrace.isNegative(), "drain-grace must be >= 0");
         require(placementFile == null || !assignAll, "set placement-file or assign-all, not both");

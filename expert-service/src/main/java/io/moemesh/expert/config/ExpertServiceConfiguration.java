@@ -103,7 +103,7 @@ public final class ExpertServiceConfiguration {
     BatchProcessor batchProcessor(ExpertProperties props, ExpertModel model, ExpertBackend backend,
                                   ResidentSet resident, AssignmentManager assignments, LoadTracker load) {
         return new BatchProcessor(model, backend, resident, assignments, load, System::nanoTime,
-                props.effectiveComputeThreads(), props.maxQueuedBatches());
+                props.effectiveComputeThreads(), props.maxQueuedBatches(), props.inlineMaxTokens());
     }
 
     /** One thread for prefetch loads and the drain-grace check; loads must not compete with compute workers. */

@@ -10,7 +10,7 @@ import io.moemesh.expert.batch.LoadTracker;
 import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
-import io.moemesh.service.grpc.TensorCodec;
+import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.api.trace.Span;
@@ -27,10 +27,10 @@ import org.slf4j.LoggerFactory;
  * stream holds at most {@code window} unanswered messages, and takes the next one only while the reply side is
  * ready, so a slow reader or a burst cannot make the instance buffer without bound.
  */
-final class BatchStream implements StreamObserver<ExpertBatchRequest> {
+final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchRequest>> {
     private static final Logger log = LoggerFactory.getLogger(BatchStream.class);
 
-    private final ServerCallStreamObserver<ExpertBatchResponse> out;
+    private final ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>> out;
     private final BatchProcessor processor;
     private final ExpertMetrics metrics;
     private final LoadTracker load;
@@ -45,7 +45,7 @@ final class BatchStream implements StreamObserver<ExpertBatchRequest> {
     private boolean halfClosed;
     private boolean finished;
 
-    BatchStream(ServerCallStreamObserver<ExpertBatchResponse> out, BatchProcessor processor, ExpertMetrics metrics,
+    BatchStream(ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>> out, BatchProcessor processor, ExpertMetrics metrics,
                 LoadTracker load, LongSupplier servingEpoch, int hidden, int window, OpenTelemetry otel) {
         this.tracer = otel.getTracer("moemesh-expert-service");
         this.traces = new TraceContexts(otel);
@@ -63,8 +63,9 @@ final class BatchStream implements StreamObserver<ExpertBatchRequest> {
     }
 
     @Override
-    public void onNext(ExpertBatchRequest req) {
+    public void onNext(TensorMessage<ExpertBatchRequest> message) {
         long arrival = System.nanoTime();
+        ExpertBatchRequest req = message.header();
         synchronized (lock) {
             unanswered++;
         }
@@ -73,7 +74,7 @@ final class BatchStream implements StreamObserver<ExpertBatchRequest> {
                 .setAttribute("moemesh.tokens", req.getTokenExpertCountsCount()).startSpan();
         BatchRequest request;
         try {
-            request = ProtoMapping.toDomain(req, hidden);
+            request = ProtoMapping.toDomain(message, hidden);
         } catch (RuntimeException e) {
             answer(failure(req, e), span);
             return;
@@ -82,29 +83,29 @@ final class BatchStream implements StreamObserver<ExpertBatchRequest> {
                 answer(result != null ? success(req, result) : failure(req, error), span));
     }
 
-    private ExpertBatchResponse success(ExpertBatchRequest req, BatchResult r) {
+    /** The outputs stay a float array until gRPC's framer drains the reply into its buffers. */
+    private TensorMessage<ExpertBatchResponse> success(ExpertBatchRequest req, BatchResult r) {
         metrics.batchComputed(r.layer(), r.tokens(), r.queueNanos(), r.computeNanos());
-        return ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId()).setLayer(req.getLayer())
-                .setOutputs(TensorCodec.encode(r.out(), 0, r.tokens(), hidden, ProtoMapping.outputDtype(req)))
+        return TensorMessage.of(ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId()).setLayer(req.getLayer())
                 .setComputeMicros(r.computeNanos() / 1000).setQueueMicros(r.queueNanos() / 1000)
-                .setServingEpoch(r.servingEpoch()).build();
+                .setServingEpoch(r.servingEpoch()).build(), r.out(), r.tokens(), hidden, ProtoMapping.outputDtype(req));
     }
 
-    private ExpertBatchResponse failure(ExpertBatchRequest req, Throwable error) {
+    private TensorMessage<ExpertBatchResponse> failure(ExpertBatchRequest req, Throwable error) {
         com.google.rpc.Status status = ProtoMapping.toRpcStatus(error);
         Status.Code code = Status.fromCodeValue(status.getCode()).getCode();
         metrics.error(code.name());
         if (code == Status.Code.INTERNAL) {
             log.error("ExpertBatch {} layer {} failed", Long.toUnsignedString(req.getBatchId()), req.getLayer(), error);
         }
-        return ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId()).setLayer(req.getLayer())
-                .setStatus(status).setServingEpoch(servingEpoch.getAsLong()).build();
+        return TensorMessage.withoutTensor(ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId())
+                .setLayer(req.getLayer()).setStatus(status).setServingEpoch(servingEpoch.getAsLong()).build());
     }
 
     /** Called from worker threads: replies are serialised here (a StreamObserver is not thread-safe). */
-    private void answer(ExpertBatchResponse response, Span span) {
-        if (response.hasStatus()) {
-            span.setStatus(StatusCode.ERROR, response.getStatus().getMessage());
+    private void answer(TensorMessage<ExpertBatchResponse> response, Span span) {
+        if (response.header().hasStatus()) {
+            span.setStatus(StatusCode.ERROR, response.header().getStatus().getMessage());
         }
         span.end();
         synchronized (lock) {

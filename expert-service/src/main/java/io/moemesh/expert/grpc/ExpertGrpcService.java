@@ -1,8 +1,13 @@
 package io.moemesh.expert.grpc;
 
+import io.grpc.BindableService;
+import io.grpc.ServerMethodDefinition;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.ServiceDescriptor;
 import io.grpc.Status;
 import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
 import io.opentelemetry.api.OpenTelemetry;
 import io.moemesh.expert.assignment.Assignment;
@@ -29,6 +34,8 @@ import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
+import io.moemesh.service.expert.ExpertBatchWire;
+import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.util.List;
@@ -41,7 +48,7 @@ import org.slf4j.LoggerFactory;
  * LoadAssignment is only for the placer identities ({@link PlacerPolicy}; the caller's identity comes from its
  * certificate through {@link PeerIdentityInterceptor}); the other calls are open to every member of the mesh.
  */
-public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImplBase {
+public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, BindableService {
     private static final Logger log = LoggerFactory.getLogger(ExpertGrpcService.class);
 
     /** Identity reported by DescribeInstance. */
@@ -89,10 +96,37 @@ public final class ExpertGrpcService extends ExpertServiceGrpc.ExpertServiceImpl
         this.streamWindow = streamWindow;
     }
 
+    /**
+     * The generated service with ExpertBatch served through {@link ExpertBatchWire}'s zero-copy marshallers: the
+     * activations are decoded from gRPC's received buffers into the batch's float array, the outputs written
+     * from the result's float array into gRPC's buffers. Same method name, same wire format.
+     */
     @Override
-    public StreamObserver<ExpertBatchRequest> expertBatch(StreamObserver<ExpertBatchResponse> responses) {
-        return new BatchStream((ServerCallStreamObserver<ExpertBatchResponse>) responses, processor, metrics, load,
-                assignments::servingEpoch, model.hiddenSize(), streamWindow, otel);
+    public ServerServiceDefinition bindService() {
+        ServerServiceDefinition generated = ExpertServiceGrpc.bindService(this);
+        ServiceDescriptor sd = generated.getServiceDescriptor();
+        ServiceDescriptor.Builder descriptor = ServiceDescriptor.newBuilder(sd.getName())
+                .setSchemaDescriptor(sd.getSchemaDescriptor());
+        ServerServiceDefinition.Builder out = null;
+        for (ServerMethodDefinition<?, ?> m : generated.getMethods()) {
+            descriptor.addMethod(m.getMethodDescriptor().getFullMethodName().equals(ExpertBatchWire.METHOD.getFullMethodName())
+                    ? ExpertBatchWire.METHOD : m.getMethodDescriptor());
+        }
+        out = ServerServiceDefinition.builder(descriptor.build());
+        for (ServerMethodDefinition<?, ?> m : generated.getMethods()) {
+            if (m.getMethodDescriptor().getFullMethodName().equals(ExpertBatchWire.METHOD.getFullMethodName())) {
+                out.addMethod(ExpertBatchWire.METHOD, ServerCalls.asyncBidiStreamingCall(this::expertBatchStream));
+            } else {
+                out.addMethod(m);
+            }
+        }
+        return out.build();
+    }
+
+    private StreamObserver<TensorMessage<ExpertBatchRequest>> expertBatchStream(
+            StreamObserver<TensorMessage<ExpertBatchResponse>> responses) {
+        return new BatchStream((ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>>) responses, processor,
+                metrics, load, assignments::servingEpoch, model.hiddenSize(), streamWindow, otel);
     }
 
     @Override

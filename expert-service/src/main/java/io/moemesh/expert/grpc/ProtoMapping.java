@@ -9,11 +9,11 @@ import io.moemesh.expert.backend.ExpertModel;
 import io.moemesh.expert.batch.BatchRequest;
 import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.proto.common.v1.DType;
-import io.moemesh.proto.common.v1.Tensor;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.service.grpc.StatusMapping;
-import io.moemesh.service.grpc.TensorCodec;
+import io.moemesh.service.grpc.TensorMessage;
+import java.util.Arrays;
 import java.util.List;
 
 /** proto ⇄ domain for the expert API, and the per-message error status (StatusMapping plus ErrorInfo). */
@@ -23,22 +23,24 @@ final class ProtoMapping {
     private ProtoMapping() {
     }
 
-    /** Decodes the wire form; IllegalArgumentException says what is malformed. */
-    static BatchRequest toDomain(ExpertBatchRequest req, int hidden) {
-        Tensor t = req.getActivations();
-        int rows = TensorCodec.rows(t);
-        if (t.getShapeCount() == 2 && t.getShape(0) < 1) {
-            throw new IllegalArgumentException("activations: num_tokens must be >= 1, got shape " + t.getShapeList());
+    /**
+     * Decodes the wire form (the activations were decoded from gRPC's buffers by the marshaller, when their byte
+     * length matched their shape and dtype); IllegalArgumentException says what is malformed.
+     */
+    static BatchRequest toDomain(TensorMessage<ExpertBatchRequest> message, int hidden) {
+        ExpertBatchRequest req = message.header();
+        long[] shape = message.shape();
+        int rows = message.rows();
+        if (shape.length == 2 && shape[0] < 1) {
+            throw new IllegalArgumentException("activations: num_tokens must be >= 1, got shape " + Arrays.toString(shape));
         }
-        // Size the buffer from the payload, not from the declared shape: a lying shape must not make us allocate
-        // more than the message carries. When they disagree TensorCodec rejects it before writing a float.
-        if (t.getShapeCount() == 2 && (double) t.getShape(0) * t.getShape(1) > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("activations: shape " + t.getShapeList()
+        // The marshaller sized the array from the payload, not from the declared shape alone: a lying shape
+        // cannot make us allocate more than the message carries.
+        if (shape.length == 2 && (double) shape[0] * shape[1] > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("activations: shape " + Arrays.toString(shape)
                     + " has more elements than a message can carry (truncated or mislabelled payload)");
         }
-        long declared = rows < 0 ? 0 : (long) rows * hidden;
-        float[] x = new float[declared <= t.getData().size() / 2 ? (int) declared : 0];
-        TensorCodec.decode(t, "activations", rows, hidden, x, 0);
+        float[] x = message.floats("activations", rows, hidden);
         if (req.getOutputDtype() != DType.DTYPE_UNSPECIFIED && req.getOutputDtype() != DType.DTYPE_F32
                 && req.getOutputDtype() != DType.DTYPE_BF16) {
             throw new IllegalArgumentException("output_dtype " + req.getOutputDtype()

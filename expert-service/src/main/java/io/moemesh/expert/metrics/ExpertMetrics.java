@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.moemesh.service.grpc.HopBufferPool;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.binder.BaseUnits;
 import io.moemesh.expert.assignment.AssignmentManager;
@@ -62,6 +63,9 @@ public final class ExpertMetrics {
                 .description("Prefetched experts a batch used before their eviction").register(registry);
         FunctionCounter.builder("moemesh.expert.prefetch.wasted", resident, ResidentSet::prefetchWasted)
                 .description("Prefetched experts evicted or dropped before any batch used them").register(registry);
+        Gauge.builder("moemesh.hop.buffer.pool.bytes.in.use", HopBufferPool.shared(), HopBufferPool::bytesInUse)
+                .description("bytes of the per-layer hop's conversion chunks in use (returns to 0 between messages)")
+                .tag("service", "expert-service").register(registry);
         Gauge.builder("moemesh.expert.resident", resident, ResidentSet::residentBytes).baseUnit(BaseUnits.BYTES)
                 .description("Bytes of compute-ready expert weights held").register(registry);
         Gauge.builder("moemesh.expert.budget", resident, ResidentSet::budgetBytes).baseUnit(BaseUnits.BYTES)

@@ -9,6 +9,7 @@ import io.moemesh.expert.assignment.AssignmentManager;
 import io.moemesh.expert.assignment.ExpertNotHeldException;
 import io.moemesh.expert.backend.BatchInput;
 import io.moemesh.expert.backend.CpuExpertBackend;
+import io.moemesh.expert.backend.NoOpExpertBackend;
 import io.moemesh.expert.backend.ExpertBackend;
 import io.moemesh.expert.backend.ExpertLookup;
 import io.moemesh.expert.backend.ExpertModel;
@@ -82,6 +83,25 @@ class BatchProcessorTest {
             assertThat(o.result().out()).containsExactly(want, within(1e-6f));
             assertThat(o.result().queueNanos()).isNotNegative();
             assertThat(o.result().computeNanos()).isPositive();
+        }
+    }
+
+    /**
+     * The inline rule: a small batch of a backend that never blocks runs on the submitting thread (the transport
+     * thread in the service), a larger one, or any batch of a backend that waits for helper threads, on a worker.
+     */
+    @ParameterizedTest(name = "{0} tokens on {1}: inline = {2}")
+    @CsvSource({"1, noop, true", "4, noop, true", "5, noop, false", "1, cpu, false"})
+    void smallBatchOfANonBlockingBackend_isComputedOnTheCallersThread(int tokens, String backendName, boolean inline) {
+        ExpertBackend backend = backendName.equals("noop") ? new NoOpExpertBackend(h) : new CpuExpertBackend(model);
+        ResidentSet resident = new ResidentSet(Long.MAX_VALUE, backend::load);
+        try (BatchProcessor p = new BatchProcessor(model, backend, resident, holding(resident, all()),
+                new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 4)) {
+            resident.preload(all());
+            Routing r = Routing.random(model.config(), 1, tokens, 5);
+            CompletableFuture<Thread> answeredOn = new CompletableFuture<>();
+            p.submit(new BatchRequest(0, r.input()), System.nanoTime(), (res, e) -> answeredOn.complete(Thread.currentThread()));
+            assertThat(answeredOn.orTimeout(30, TimeUnit.SECONDS).join() == Thread.currentThread()).isEqualTo(inline);
         }
     }
 

@@ -19,6 +19,7 @@ import io.moemesh.gateway.grpc.GatewayGrpcService;
 import io.moemesh.gateway.kvcache.AttendOffload;
 import io.moemesh.gateway.kvcache.RemotePrefixes;
 import io.moemesh.service.expert.GrpcInstanceClient;
+import io.moemesh.service.grpc.HopBufferPool;
 import io.moemesh.gateway.http.PublicApiFilter;
 import io.moemesh.gateway.placement.FilePlacementSource;
 import io.moemesh.gateway.placement.PlacementSource;
@@ -155,7 +156,8 @@ public class GatewayConfiguration {
                         p.maxInboundMessageBytes(), otel), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
                             Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
-                                    + "gateway → expert-service → gateway").tag("instance", id).publishPercentileHistogram()
+                                    + "gateway → expert-service → gateway").tag("instance", id)
+                                    .tag("transport", GrpcInstanceClient.transportOf(in.getEndpoint())).publishPercentileHistogram()
                                     .register(meters).record(nanos, TimeUnit.NANOSECONDS);
                             if (error != null) {
                                 meters.counter("moemesh.gateway.dispatch.errors", "instance", id).increment();
@@ -163,6 +165,9 @@ public class GatewayConfiguration {
                         })),
                 d.stepDeadline(), d.picker(), traces);
         source.get().current().ifPresent(dispatch::usePlacement);
+        Gauge.builder("moemesh.hop.buffer.pool.bytes.in.use", HopBufferPool.shared(), HopBufferPool::bytesInUse)
+                .description("bytes of the per-layer hop's conversion chunks in use (returns to 0 between messages)")
+                .tag("service", "gateway").register(meters);
         Gauge.builder("moemesh_gateway_placement_epoch", dispatch, MeshExpertDispatch::epoch)
                 .description("the placement epoch expert calls are dispatched under; 0 = none yet").register(meters);
         return dispatch;

@@ -1,10 +1,12 @@
 package io.moemesh.service.expert;
 
+import io.grpc.CallOptions;
 import io.grpc.ChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.proto.common.v1.DType;
@@ -14,7 +16,7 @@ import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
-import io.moemesh.service.grpc.TensorCodec;
+import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.api.trace.Span;
@@ -26,7 +28,9 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 
 /**
@@ -36,6 +40,11 @@ import java.util.function.Consumer;
  * channel ({@link HealthWatch}) tells {@link #health()} and reconnects the channel as soon as a restarted
  * instance listens again. {@link #prefetch Prefetch} hints are unary calls on the same channel (and so the same
  * credentials).
+ *
+ * <p>The hop without copies: activations go from the call's float array into gRPC's pooled direct buffers, and
+ * replies from gRPC's received buffers into the result's float array ({@link ExpertBatchWire}); the channel
+ * runs its callbacks on the transport thread. A stream the instance stops reading refuses calls past
+ * {@link #MAX_QUEUED_WHILE_NOT_READY} waiting messages with RESOURCE_EXHAUSTED.
  */
 public final class GrpcInstanceClient implements InstanceClient {
     /**
@@ -43,12 +52,20 @@ public final class GrpcInstanceClient implements InstanceClient {
      * takes longer means the instance is in trouble, and a hint that late is worthless anyway.
      */
     public static final long PREFETCH_DEADLINE_MS = 5_000;
+    /**
+     * Messages that may wait for the transport on a stream that is not ready (the instance stopped reading)
+     * before calls are refused: more than a step sends to one instance, far less than memory.
+     */
+    public static final int MAX_QUEUED_WHILE_NOT_READY = 16;
     private final String id;
     private final ManagedChannel channel;
     private final DType wireDtype;
     private final AtomicLong batchIds = new AtomicLong();
     private final Map<Long, Pending> pending = new ConcurrentHashMap<>();
-    private ClientCallStreamObserver<ExpertBatchRequest> stream;
+    private final AtomicReference<Stream> stream = new AtomicReference<>();
+    /** Serialises sends and stream opening (a StreamObserver is not thread-safe); never taken on a transport thread. */
+    private final Object sendLock = new Object();
+    private final int maxQueuedWhileNotReady;
     private final Tracer tracer;
     private final TraceContexts traces;
     private final HealthWatch health;
@@ -68,6 +85,19 @@ public final class GrpcInstanceClient implements InstanceClient {
     /** With tracing: each message is a client span whose context travels in the message to the instance. */
     public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials, DType wireDtype,
                               int maxInboundMessageBytes, OpenTelemetry otel) {
+        this(id, endpoint, credentials, wireDtype, maxInboundMessageBytes, otel, MAX_QUEUED_WHILE_NOT_READY);
+    }
+
+    /**
+     * @param maxQueuedWhileNotReady messages a call may add to a stream the instance is not reading (not ready
+     *     for more) before further calls fail with RESOURCE_EXHAUSTED; the count restarts when it is ready again
+     */
+    public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials, DType wireDtype,
+                              int maxInboundMessageBytes, OpenTelemetry otel, int maxQueuedWhileNotReady) {
+        if (maxQueuedWhileNotReady < 1) {
+            throw new IllegalArgumentException(id + ": maxQueuedWhileNotReady must be >= 1, got " + maxQueuedWhileNotReady);
+        }
+        this.maxQueuedWhileNotReady = maxQueuedWhileNotReady;
         this.tracer = otel.getTracer("moemesh-gateway");
         this.traces = new TraceContexts(otel);
         this.id = id;
@@ -75,10 +105,10 @@ public final class GrpcInstanceClient implements InstanceClient {
         this.channel = NettyChannelBuilder.forTarget(endpoint, credentials)
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .keepAliveTime(30, TimeUnit.SECONDS)
-                // Not directExecutor(): call() opens the stream and sends under this object's lock, and with a
-                // direct executor a stream that fails at once (instance just killed) calls back into broken()
-                // inside open(), before the stream is assigned; the dead stream was then kept and every later
-                // call waited out the step deadline (ExpertFailoverTest).
+                // Callbacks on the transport thread that read the reply: one thread wake-up fewer per hop. Safe
+                // because the callbacks never block (they complete futures) and a failure delivered inside
+                // start() is handled without the send lock (see call() and broken()).
+                .directExecutor()
                 .build();
         this.health = new HealthWatch(id, channel);
         health.start();
@@ -120,31 +150,58 @@ public final class GrpcInstanceClient implements InstanceClient {
             }
             span.end();
         });
-        ExpertBatchRequest.Builder req = ExpertBatchRequest.newBuilder().setBatchId(batchId)
-                .setPlacementEpoch(c.epoch()).setLayer(c.layer())
-                .setActivations(TensorCodec.encode(c.activations(), 0, c.rows(), c.hidden(), wireDtype))
-                .setOutputDtype(wireDtype)
-                .putAllTraceContext(traces.inject(Context.current().with(span)));
-        for (int n : c.counts()) {
-            req.addTokenExpertCounts(n);
-        }
-        for (int e : c.experts()) {
-            req.addExperts(e);
-        }
-        for (float w : c.weights()) {
-            req.addWeights(w);
-        }
         try {
-            synchronized (this) {
-                if (stream == null) {
-                    stream = open();
+            ExpertBatchRequest.Builder req = ExpertBatchRequest.newBuilder().setBatchId(batchId)
+                    .setPlacementEpoch(c.epoch()).setLayer(c.layer()).setOutputDtype(wireDtype)
+                    .putAllTraceContext(traces.inject(Context.current().with(span)));
+            for (int n : c.counts()) {
+                req.addTokenExpertCounts(n);
+            }
+            for (int e : c.experts()) {
+                req.addExperts(e);
+            }
+            for (float w : c.weights()) {
+                req.addWeights(w);
+            }
+            TensorMessage<ExpertBatchRequest> message = TensorMessage.of(req.build(), c.activations(), c.rows(),
+                    c.hidden(), wireDtype);
+            synchronized (sendLock) {
+                Stream s = stream.get();
+                if (s == null || s.failure != null) {
+                    s = new Stream();
+                    stream.set(s);
+                    // With the direct executor a call that fails at once (the instance was just killed) calls
+                    // onError → broken() right here, inside start: broken() takes no lock, clears the stream
+                    // (compareAndSet) and fails every pending call, this one included, exactly once.
+                    s.start();
                 }
-                stream.onNext(req.build());
+                if (s.failure != null) {
+                    stream.compareAndSet(s, null);
+                    f.completeExceptionally(s.failure);
+                    return f;
+                }
+                // Flow control: a peer that stops reading makes the stream not ready (gRPC buffers ~32 KiB, then
+                // HTTP/2 windows fill). A few messages may wait for the transport; past that the call is refused
+                // instead of buffering without bound.
+                if (!s.requests.isReady() && s.sentWhileNotReady.incrementAndGet() > maxQueuedWhileNotReady) {
+                    s.sentWhileNotReady.decrementAndGet();
+                    f.completeExceptionally(Status.RESOURCE_EXHAUSTED.withDescription(id + ": the ExpertBatch stream "
+                            + "is not being read (" + maxQueuedWhileNotReady + " messages already wait for the "
+                            + "transport); the instance is overloaded or stuck").asRuntimeException());
+                    return f;
+                }
+                // The float array is converted into gRPC's buffers here, on this thread, before onNext returns.
+                s.requests.onNext(message);
             }
         } catch (RuntimeException e) {
             f.completeExceptionally(e);
         }
         return f;
+    }
+
+    /** "unix" for a {@code unix:} endpoint, else "tcp": the dispatch latency's {@code transport} label. */
+    public static String transportOf(String endpoint) {
+        return endpoint.startsWith("unix:") ? "unix" : "tcp";
     }
 
     @Override
@@ -182,54 +239,68 @@ public final class GrpcInstanceClient implements InstanceClient {
         return f;
     }
 
-    private ClientCallStreamObserver<ExpertBatchRequest> open() {
-        ClientResponseObserver<ExpertBatchRequest, ExpertBatchResponse> observer = new ClientResponseObserver<>() {
-            private ClientCallStreamObserver<ExpertBatchRequest> requests;
+    /** One ExpertBatch stream; replies complete their calls on the transport thread that read them. */
+    private final class Stream implements ClientResponseObserver<TensorMessage<ExpertBatchRequest>,
+            TensorMessage<ExpertBatchResponse>> {
+        private ClientCallStreamObserver<TensorMessage<ExpertBatchRequest>> requests;
+        private final AtomicInteger sentWhileNotReady = new AtomicInteger();
+        /** Set once the stream failed (possibly inside {@link #start}). */
+        private volatile Throwable failure;
 
-            @Override
-            public void beforeStart(ClientCallStreamObserver<ExpertBatchRequest> requestStream) {
-                this.requests = requestStream;
+        void start() {
+            ClientCalls.asyncBidiStreamingCall(channel.newCall(ExpertBatchWire.METHOD, CallOptions.DEFAULT), this);
+        }
+
+        @Override
+        public void beforeStart(ClientCallStreamObserver<TensorMessage<ExpertBatchRequest>> requestStream) {
+            this.requests = requestStream;
+            requestStream.setOnReadyHandler(() -> sentWhileNotReady.set(0));
+        }
+
+        @Override
+        public void onNext(TensorMessage<ExpertBatchResponse> reply) {
+            ExpertBatchResponse r = reply.header();
+            Pending p = pending.get(r.getBatchId());
+            if (p == null) {
+                return;
             }
-
-            @Override
-            public void onNext(ExpertBatchResponse r) {
-                Pending p = pending.get(r.getBatchId());
-                if (p == null) {
-                    return;
-                }
-                if (r.hasStatus() && r.getStatus().getCode() != Status.Code.OK.value()) {
-                    p.future.completeExceptionally(Status.fromCodeValue(r.getStatus().getCode())
-                            .withDescription(id + ": " + r.getStatus().getMessage()).asRuntimeException());
-                    return;
-                }
-                try {
-                    float[] out = new float[p.rows * p.hidden];
-                    TensorCodec.decode(r.getOutputs(), id + " outputs", p.rows, p.hidden, out, 0);
-                    p.future.complete(out);
-                } catch (IllegalArgumentException e) {
-                    p.future.completeExceptionally(e);
-                }
+            if (r.hasStatus() && r.getStatus().getCode() != Status.Code.OK.value()) {
+                p.future.completeExceptionally(Status.fromCodeValue(r.getStatus().getCode())
+                        .withDescription(id + ": " + r.getStatus().getMessage()).asRuntimeException());
+                return;
             }
-
-            @Override
-            public void onError(Throwable t) {
-                broken(requests, t);
-            }
-
-            @Override
-            public void onCompleted() {
-                broken(requests, Status.UNAVAILABLE.withDescription(id + " closed the ExpertBatch stream").asRuntimeException());
-            }
-        };
-        return (ClientCallStreamObserver<ExpertBatchRequest>) ExpertServiceGrpc.newStub(channel).expertBatch(observer);
-    }
-
-    private void broken(ClientCallStreamObserver<ExpertBatchRequest> which, Throwable t) {
-        synchronized (this) {
-            if (stream == which) {
-                stream = null;
+            try {
+                p.future.complete(reply.floats(id + " outputs", p.rows, p.hidden));
+            } catch (IllegalArgumentException e) {
+                p.future.completeExceptionally(e);
             }
         }
+
+        @Override
+        public void onError(Throwable t) {
+            broken(this, explain(t));
+        }
+
+        @Override
+        public void onCompleted() {
+            broken(this, Status.UNAVAILABLE.withDescription(id + " closed the ExpertBatch stream").asRuntimeException());
+        }
+    }
+
+    /** gRPC cancels a stream whose reply did not parse ("Failed to read message."): say what was wrong instead. */
+    private Throwable explain(Throwable t) {
+        Status s = Status.fromThrowable(t);
+        if (s.getCode() == Status.Code.CANCELLED && s.getCause() instanceof IllegalArgumentException bad) {
+            return Status.INTERNAL.withDescription(id + ": a reply is not a valid " + ExpertBatchWire.RESPONSES.typeName()
+                    + ": " + bad.getMessage()).withCause(bad).asRuntimeException();
+        }
+        return t;
+    }
+
+    /** No lock: it may run inside {@link Stream#start} on the calling thread, or on a transport thread. */
+    private void broken(Stream which, Throwable t) {
+        which.failure = t;
+        stream.compareAndSet(which, null);
         for (Pending p : pending.values()) {
             p.future.completeExceptionally(t);
         }
@@ -238,10 +309,14 @@ public final class GrpcInstanceClient implements InstanceClient {
     @Override
     public void close() {
         health.close();
-        synchronized (this) {
-            if (stream != null) {
-                stream.onCompleted();
-                stream = null;
+        synchronized (sendLock) {
+            Stream s = stream.getAndSet(null);
+            if (s != null && s.failure == null) {
+                try {
+                    s.requests.onCompleted();
+                } catch (RuntimeException alreadyClosed) {
+                    // The call ended meanwhile: nothing to half-close.
+                }
             }
         }
         channel.shutdownNow();

@@ -113,6 +113,9 @@ public final class RequestParsingGuard {
 
     /** The message type's full name when the marshaller knows it, else the method's. */
     private static String typeName(MethodDescriptor<?, ?> method) {
+        if (method.getRequestMarshaller() instanceof TensorMessageMarshaller<?> t) {
+            return t.typeName();
+        }
         if (method.getRequestMarshaller() instanceof MethodDescriptor.PrototypeMarshaller<?> p
                 && p.getMessagePrototype() instanceof com.google.protobuf.Message msg) {
             return msg.getDescriptorForType().getFullName();

@@ -1,0 +1,25 @@
+package io.moemesh.service.expert;
+
+import io.grpc.MethodDescriptor;
+import io.moemesh.proto.expert.v1.ExpertBatchRequest;
+import io.moemesh.proto.expert.v1.ExpertBatchResponse;
+import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.service.grpc.TensorMessage;
+import io.moemesh.service.grpc.TensorMessageMarshaller;
+
+/**
+ * {@code moemesh.expert.v1.ExpertService/ExpertBatch} with zero-copy marshallers ({@link TensorMessageMarshaller}):
+ * the same method and wire format as the generated descriptor, the activations and outputs held as float arrays
+ * instead of {@code Tensor.data} byte strings. The gateway's client calls it; the expert-service serves it.
+ */
+public final class ExpertBatchWire {
+    public static final TensorMessageMarshaller<ExpertBatchRequest> REQUESTS =
+            new TensorMessageMarshaller<>(ExpertBatchRequest.getDefaultInstance(), ExpertBatchRequest.ACTIVATIONS_FIELD_NUMBER);
+    public static final TensorMessageMarshaller<ExpertBatchResponse> RESPONSES =
+            new TensorMessageMarshaller<>(ExpertBatchResponse.getDefaultInstance(), ExpertBatchResponse.OUTPUTS_FIELD_NUMBER);
+    public static final MethodDescriptor<TensorMessage<ExpertBatchRequest>, TensorMessage<ExpertBatchResponse>> METHOD =
+            ExpertServiceGrpc.getExpertBatchMethod().toBuilder(REQUESTS, RESPONSES).build();
+
+    private ExpertBatchWire() {
+    }
+}

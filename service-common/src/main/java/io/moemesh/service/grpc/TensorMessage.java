@@ -1,0 +1,78 @@
+package io.moemesh.service.grpc;
+
+import com.google.protobuf.Message;
+import io.moemesh.proto.common.v1.DType;
+import java.util.Arrays;
+
+/**
+ * A protobuf message one of whose fields is a {@code moemesh.common.v1.Tensor} of float32 values (ExpertBatch's
+ * activations and outputs), kept apart from the rest: {@code header} holds every other field, the tensor is held
+ * as floats. {@link TensorMessageMarshaller} writes and reads it in the message's own wire format, the tensor's
+ * bytes converted straight between the float array and gRPC's buffers.
+ *
+ * <p>Sent: {@code values} holds product(shape) floats from index 0 (it may be longer), {@code dtype} is the wire
+ * dtype (F32, or BF16 as a lossy option). Received: {@code byteLength} is the payload's length as it arrived, and
+ * {@code values} is null when that length does not match shape × dtype or the dtype is not F32/BF16 (then
+ * {@link TensorCodec#check} says which, naming the field); {@code tensorPresent} is false when the field was absent
+ * (then dtype is unspecified and the shape empty, as the generated message's default instance).
+ *
+ * @param <M> the message type; its tensor field is left unset in {@code header}
+ */
+public record TensorMessage<M extends Message>(M header, boolean tensorPresent, DType dtype, long[] shape,
+                                               long byteLength, float[] values) {
+
+    /** A message to send with a [rows, cols] tensor of {@code values}. */
+    public static <M extends Message> TensorMessage<M> of(M header, float[] values, int rows, int cols, DType dtype) {
+        DType wire = dtype == DType.DTYPE_BF16 ? DType.DTYPE_BF16 : DType.DTYPE_F32;
+        if (values.length < (long) rows * cols) {
+            throw new IllegalArgumentException("tensor: " + values.length + " floats for [" + rows + ", " + cols + "]");
+        }
+        return new TensorMessage<>(header, true, wire, new long[] {rows, cols},
+                (long) rows * cols * TensorCodec.elementBytes(wire), values);
+    }
+
+    /** A message to send without the tensor field (an error reply). */
+    public static <M extends Message> TensorMessage<M> withoutTensor(M header) {
+        return new TensorMessage<>(header, false, DType.DTYPE_UNSPECIFIED, new long[0], 0, null);
+    }
+
+    /** Elements the shape declares (product of the dims; 1 for a scalar); -1 when a dim is negative or it overflows. */
+    public long elements() {
+        return elements(shape);
+    }
+
+    static long elements(long[] shape) {
+        long n = 1;
+        for (long d : shape) {
+            if (d < 0 || (d > 0 && n > Long.MAX_VALUE / d)) {
+                return -1;
+            }
+            n *= d;
+        }
+        return n;
+    }
+
+    /** The dims as a rows count for a 2-d tensor, else -1 (as {@link TensorCodec#rows}). */
+    public int rows() {
+        return shape.length == 2 ? (int) Math.min(Integer.MAX_VALUE, shape[0]) : -1;
+    }
+
+    /**
+     * The checked [rows, cols] floats: {@link TensorCodec#check}'s rules, then the values.
+     *
+     * @throws IllegalArgumentException naming {@code what} and the rule broken
+     */
+    public float[] floats(String what, int rows, int cols) {
+        TensorCodec.check(what, dtype, shape, byteLength, rows, cols);
+        if (values == null) {
+            throw new IllegalArgumentException(what + ": unreadable payload");
+        }
+        return values;
+    }
+
+    @Override
+    public String toString() {
+        return header.getDescriptorForType().getName() + "{tensor " + dtype + Arrays.toString(shape) + ", "
+                + byteLength + " bytes}";
+    }
+}

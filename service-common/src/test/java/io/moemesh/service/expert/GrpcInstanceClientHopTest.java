@@ -1,0 +1,308 @@
+package io.moemesh.service.expert;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.MethodDescriptor;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.ServiceDescriptor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.ServerCalls;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.proto.expert.v1.ExpertBatchRequest;
+import io.moemesh.proto.expert.v1.ExpertBatchResponse;
+import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.grpc.HopBufferPool;
+import io.moemesh.service.grpc.TensorCodec;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The gateway's zero-copy client on the hop, against fake instances on real loopback sockets (the generated
+ * protobuf code on the server side, so the wire format is checked against it): results bit-identical to the
+ * generated codec, bad replies fail their own call with a message naming the fault, a peer that stops reading
+ * gets calls refused instead of buffered, and every pool chunk is back after each case.
+ */
+class GrpcInstanceClientHopTest {
+    private final List<GrpcServerLifecycle> servers = new ArrayList<>();
+
+    @AfterEach
+    void stopAndCountChunks() {
+        servers.forEach(GrpcServerLifecycle::stop);
+        await("every hop buffer back in the pool").until(() -> HopBufferPool.shared().outstanding() == 0);
+    }
+
+    /** The reply a fake instance sends for a request (raw bytes: it may be malformed on purpose), or null for none. */
+    private GrpcServerLifecycle instance(Function<ExpertBatchRequest, byte[]> reply) {
+        MethodDescriptor<byte[], byte[]> raw = ExpertServiceGrpc.getExpertBatchMethod().toBuilder(BYTES, BYTES).build();
+        ServiceDescriptor sd = ServiceDescriptor.newBuilder(ExpertServiceGrpc.SERVICE_NAME).addMethod(raw).build();
+        ServerServiceDefinition def = ServerServiceDefinition.builder(sd).addMethod(raw,
+                ServerCalls.asyncBidiStreamingCall((StreamObserver<byte[]> out) -> new StreamObserver<byte[]>() {
+                    @Override
+                    public void onNext(byte[] b) {
+                        try {
+                            byte[] r = reply.apply(ExpertBatchRequest.parseFrom(b));
+                            if (r != null) {
+                                out.onNext(r);
+                            }
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        out.onCompleted();
+                    }
+                })).build();
+        GrpcServerLifecycle s = new GrpcServerLifecycle("fake expert", "127.0.0.1", 0, InsecureServerCredentials.create(),
+                64 << 20, Duration.ofMillis(100), List.of(() -> def), List.of());
+        s.start();
+        servers.add(s);
+        return s;
+    }
+
+    private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
+        @Override
+        public InputStream stream(byte[] value) {
+            return new ByteArrayInputStream(value);
+        }
+
+        @Override
+        public byte[] parse(InputStream stream) {
+            try {
+                return stream.readAllBytes();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    };
+
+    /** Echo through the generated classes: the request's tensor is the reply's outputs, bytes untouched. */
+    private static byte[] echo(ExpertBatchRequest r) {
+        return ExpertBatchResponse.newBuilder().setBatchId(r.getBatchId()).setLayer(r.getLayer())
+                .setOutputs(r.getActivations()).build().toByteArray();
+    }
+
+    private static GrpcInstanceClient client(GrpcServerLifecycle s, DType wire) {
+        return new GrpcInstanceClient("expert-0", "127.0.0.1:" + s.port(), InsecureChannelCredentials.create(), wire, 64 << 20);
+    }
+
+    private static ExpertCall call(int rows, int hidden, long seed) {
+        Random r = new Random(seed);
+        float[] x = new float[rows * hidden];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        int[] counts = new int[rows];
+        Arrays.fill(counts, 1);
+        float[] w = new float[rows];
+        Arrays.fill(w, 1f);
+        return new ExpertCall(1, 0, x, rows, hidden, counts, new int[rows], w);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"DTYPE_F32", "DTYPE_BF16"})
+    void echo_resultIsBitIdenticalToTheGeneratedCodec(DType wire) throws Exception {
+        GrpcServerLifecycle s = instance(GrpcInstanceClientHopTest::echo);
+        try (GrpcInstanceClient client = client(s, wire)) {
+            for (int[] shape : new int[][] {{1, 1024}, {32, 4096}, {3, 777}}) {
+                ExpertCall c = call(shape[0], shape[1], shape[0] * 7L + shape[1]);
+                float[] expected = new float[c.activations().length];
+                TensorCodec.decode(TensorCodec.encode(c.activations(), 0, c.rows(), c.hidden(), wire), "x", c.rows(),
+                        c.hidden(), expected, 0);
+
+                assertThat(client.call(c).get(10, TimeUnit.SECONDS)).containsExactly(expected);
+            }
+        }
+    }
+
+    @Test
+    void replyWhoseBytesDoNotMatchItsShape_failsThatCall_namingTheSizes_andTheStreamGoesOn() throws Exception {
+        GrpcServerLifecycle s = instance(r -> r.getLayer() == 1
+                ? ExpertBatchResponse.newBuilder().setBatchId(r.getBatchId()).setOutputs(r.getActivations().toBuilder()
+                        .setData(r.getActivations().getData().substring(0, 4 * 1024 - 4))).build().toByteArray()
+                : echo(r));
+        try (GrpcInstanceClient client = client(s, DType.DTYPE_F32)) {
+            ExpertCall good = call(1, 1024, 1);
+            ExpertCall bad = new ExpertCall(1, 1, good.activations(), 1, 1024, good.counts(), good.experts(), good.weights());
+
+            assertThatThrownBy(() -> client.call(bad).get(10, TimeUnit.SECONDS)).cause()
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("expert-0 outputs: 4092 bytes of DTYPE_F32 data, expected 4096 (truncated or padded payload)");
+            assertThat(client.call(good).get(10, TimeUnit.SECONDS)).containsExactly(good.activations());
+        }
+    }
+
+    @Test
+    void truncatedReply_failsTheCallsOfThatStream_withInternalNamingIt_andTheNextCallReopens() throws Exception {
+        GrpcServerLifecycle s = instance(r -> {
+            byte[] whole = echo(r);
+            return r.getLayer() == 1 ? Arrays.copyOf(whole, whole.length - 100) : whole;
+        });
+        try (GrpcInstanceClient client = client(s, DType.DTYPE_F32)) {
+            ExpertCall good = call(2, 512, 2);
+            ExpertCall bad = new ExpertCall(1, 1, good.activations(), 2, 512, good.counts(), good.experts(), good.weights());
+
+            assertThatThrownBy(() -> client.call(bad).get(10, TimeUnit.SECONDS)).cause()
+                    .isInstanceOf(StatusRuntimeException.class)
+                    .satisfies(e -> assertThat(((StatusRuntimeException) e).getStatus().getCode()).isEqualTo(Status.Code.INTERNAL))
+                    .hasMessageContaining("expert-0: a reply is not a valid moemesh.expert.v1.ExpertBatchResponse")
+                    .hasMessageContaining("truncated message");
+            assertThat(client.call(good).get(10, TimeUnit.SECONDS)).containsExactly(good.activations());
+        }
+    }
+
+    @Test
+    void cancelledCalls_andAClosedClient_leaveNoBufferOut() throws Exception {
+        GrpcServerLifecycle s = instance(r -> null);
+        GrpcInstanceClient client = client(s, DType.DTYPE_BF16);
+        List<CompletableFuture<float[]>> calls = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            calls.add(client.call(call(16, 1024, i)));
+        }
+        calls.forEach(f -> f.cancel(false));
+        await().until(() -> client.inFlight() == 0);
+        client.close();
+    }
+
+    @Test
+    void instanceDiesWithTheReplyOutstanding_failsTheCall() throws Exception {
+        CountDownLatch received = new CountDownLatch(1);
+        GrpcServerLifecycle s = instance(r -> {
+            received.countDown();
+            return null;
+        });
+        try (GrpcInstanceClient client = client(s, DType.DTYPE_BF16)) {
+            CompletableFuture<float[]> f = client.call(call(8, 2048, 3));
+            assertThat(received.await(10, TimeUnit.SECONDS)).isTrue();
+            s.stop();
+            assertThatThrownBy(() -> f.get(20, TimeUnit.SECONDS)).isInstanceOf(ExecutionException.class);
+        }
+    }
+
+    @Test
+    void peerThatStopsReading_callsPastTheBoundAreRefused_resourceExhausted_andOtherStreamsUnaffected() throws Exception {
+        // Takes no message ever: HTTP/2 flow control stops the sender once its window is full.
+        MethodDescriptor<byte[], byte[]> raw = ExpertServiceGrpc.getExpertBatchMethod().toBuilder(BYTES, BYTES).build();
+        ServerServiceDefinition def = ServerServiceDefinition.builder(ServiceDescriptor.newBuilder(ExpertServiceGrpc.SERVICE_NAME)
+                .addMethod(raw).build()).addMethod(raw, ServerCalls.asyncBidiStreamingCall((StreamObserver<byte[]> out) -> {
+                    ((ServerCallStreamObserver<byte[]>) out).disableAutoRequest();
+                    return new StreamObserver<byte[]>() {
+                        @Override
+                        public void onNext(byte[] value) {
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                        }
+
+                        @Override
+                        public void onCompleted() {
+                        }
+                    };
+                })).build();
+        GrpcServerLifecycle stuck = new GrpcServerLifecycle("stuck expert", "127.0.0.1", 0, InsecureServerCredentials.create(),
+                64 << 20, Duration.ofMillis(100), List.of(() -> def), List.of());
+        stuck.start();
+        servers.add(stuck);
+        GrpcServerLifecycle healthy = instance(GrpcInstanceClientHopTest::echo);
+        try (GrpcInstanceClient toStuck = client(stuck, DType.DTYPE_F32);
+             GrpcInstanceClient toHealthy = client(healthy, DType.DTYPE_F32)) {
+            List<CompletableFuture<float[]>> sent = new ArrayList<>();
+            Throwable refused = null;
+            for (int i = 0; i < 400 && refused == null; i++) {
+                CompletableFuture<float[]> f = toStuck.call(call(16, 1024, i));
+                sent.add(f);
+                if (f.isCompletedExceptionally()) {
+                    refused = f.handle((r, e) -> e).join();
+                }
+            }
+
+            assertThat(refused).as("a call refused once the stream stopped being read").isNotNull();
+            assertThat(Status.fromThrowable(refused).getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+            assertThat(refused).hasMessageContaining("expert-0: the ExpertBatch stream is not being read");
+            ExpertCall c = call(4, 1024, 9);
+            assertThat(toHealthy.call(c).get(10, TimeUnit.SECONDS)).containsExactly(c.activations());
+            sent.forEach(f -> f.cancel(false));
+        }
+    }
+
+    @Test
+    void nothingListening_callsFailPromptly_evenWhenTheStreamFailsInsideItsStart_thenSucceedOnceAnInstanceListens()
+            throws Exception {
+        GrpcServerLifecycle probe = instance(GrpcInstanceClientHopTest::echo);
+        int port = probe.port();
+        probe.stop();
+        servers.remove(probe);
+        try (GrpcInstanceClient client = new GrpcInstanceClient("expert-0", "127.0.0.1:" + port,
+                InsecureChannelCredentials.create(), DType.DTYPE_F32, 1 << 20)) {
+            // The first call waits for the connection attempt; once the channel is in TRANSIENT_FAILURE a call
+            // fails inside start() on the calling thread (direct executor): neither may hang or keep a dead stream.
+            for (int i = 0; i < 3; i++) {
+                assertThatThrownBy(() -> client.call(call(1, 8, 1)).get(10, TimeUnit.SECONDS))
+                        .isInstanceOf(ExecutionException.class)
+                        .satisfies(e -> assertThat(Status.fromThrowable(e.getCause()).getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+            }
+            GrpcServerLifecycle late = new GrpcServerLifecycle("fake expert", "127.0.0.1", port,
+                    InsecureServerCredentials.create(), 1 << 20, Duration.ofMillis(100),
+                    List.of(() -> instanceDefinition()), List.of());
+            late.start();
+            servers.add(late);
+            ExpertCall c = call(1, 8, 2);
+            await().atMost(Duration.ofSeconds(30)).ignoreExceptions()
+                    .until(() -> Arrays.equals(client.call(c).get(10, TimeUnit.SECONDS), c.activations()));
+        }
+    }
+
+    private static ServerServiceDefinition instanceDefinition() {
+        return new ExpertServiceGrpc.ExpertServiceImplBase() {
+            @Override
+            public StreamObserver<ExpertBatchRequest> expertBatch(StreamObserver<ExpertBatchResponse> out) {
+                return new StreamObserver<>() {
+                    @Override
+                    public void onNext(ExpertBatchRequest r) {
+                        out.onNext(ExpertBatchResponse.newBuilder().setBatchId(r.getBatchId())
+                                .setOutputs(r.getActivations()).build());
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        out.onCompleted();
+                    }
+                };
+            }
+        }.bindService();
+    }
+}
