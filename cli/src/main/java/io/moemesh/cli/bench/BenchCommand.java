@@ -9,6 +9,8 @@ import picocli.CommandLine.Command;
                 + "engine (the single-process engine), kernels (JMH: expert FFN vs OpenBLAS, memory bandwidth), "
                 + "prefix (prefix-cache TTFT), planner (placement planning time).",
         subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class, EngineBenchCommand.class,
-            KernelBenchCommand.class, PrefixBenchCommand.class, PlannerBenchCommand.class, PrefetchBenchCommand.class})
+            KernelBenchCommand.class, PrefixBenchCommand.class, PlannerBenchCommand.class, PrefetchBenchCommand.class,
+            KvRestoreBenchCommand.class,
+            KvTtftBenchCommand.class})
 public final class BenchCommand {
 }
