@@ -10,6 +10,7 @@ import picocli.CommandLine.Command;
                 + "prefix (prefix-cache TTFT), planner (placement planning time), startup (cold start).",
         subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class, EngineBenchCommand.class,
             KernelBenchCommand.class, PrefixBenchCommand.class, PlannerBenchCommand.class, PrefetchBenchCommand.class,
-            StartupBenchCommand.class, KvcacheAttendBenchCommand.class})
+            StartupBenchCommand.class, KvcacheAttendBenchCommand.class, KvRestoreBenchCommand.class,
+            KvTtftBenchCommand.class})
 public final class BenchCommand {
 }

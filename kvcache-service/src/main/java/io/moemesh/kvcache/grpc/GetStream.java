@@ -15,10 +15,18 @@ import java.util.Optional;
 /**
  * One Get stream, sent as fast as the client reads it: chunks go out only while the call is ready (gRPC's
  * outbound flow control), and the rest waits for the next on-ready callback, so a slow reader of a long prefix
- * holds one block in memory, not the whole answer. A block is read from the store when its first chunk is due;
- * the bytes are the block's own immutable buffer (no copy).
+ * holds about {@link #READY_THRESHOLD_BYTES} in memory (a few blocks), not the whole answer. A block is read from
+ * the store when its first chunk is due; the bytes are the block's own immutable buffer (no copy).
+ *
+ * <p>The call counts as ready until {@link #READY_THRESHOLD_BYTES} are queued in the transport (gRPC's default is
+ * 32 KiB, less than one block): so the next blocks are read from the tier while the previous ones are on the wire,
+ * instead of each read waiting for the previous block to be sent and the next on-ready callback to be scheduled
+ * (four thread hand-offs per block, which a loaded machine serialises: docs/performance.md, "KV-cache restore").
  */
 final class GetStream implements Runnable {
+    /** Bytes the transport may queue before the call stops being ready: a few blocks of a large model. */
+    static final int READY_THRESHOLD_BYTES = 4 << 20;
+
     private final ServedModel model;
     private final List<BlockKey> keys;
     private final KvCacheMetrics metrics;
@@ -38,6 +46,7 @@ final class GetStream implements Runnable {
     }
 
     void start() {
+        obs.setOnReadyThreshold(READY_THRESHOLD_BYTES);
         obs.setOnCancelHandler(this::cancelled);
         obs.setOnReadyHandler(this);
         run();

@@ -1,0 +1,61 @@
+package io.moemesh.cli.bench;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.cli.CliRun;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** {@code moemesh bench kvcache-restore} at a tiny size: the report's shape, never its timings. */
+class KvRestoreBenchCommandTest {
+
+    @Test
+    void kvcacheRestore_printsDiskTierAndGrpcRows_withPositiveRatios_andDeletesItsFiles(@TempDir Path dir)
+            throws Exception {
+        // model S: 8 layers x 2 KV heads x 64 dims x 16 tokens = 128 KiB blocks; 4 MiB = 32 blocks in 4 prefixes
+        CliRun r = CliRun.of("bench", "kvcache-restore", "--dir", dir.toString(), "--model", "S", "--total", "4m",
+                "--prefix-tokens", "128", "--dram", "256k", "--warmup-prefixes", "1");
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertThat(r.out()).contains("4.0 MiB of K/V in 4 prefixes of up to 8 blocks (131072 bytes each");
+        assertThat(r.out()).containsPattern("page cache (dropped|of the files evicted|NOT dropped)");
+        List<String[]> rows = r.out().lines().filter(l -> l.startsWith("| disk") || l.startsWith("| SSD")
+                || l.startsWith("| gRPC")).map(l -> l.split("\\|")).toList();
+        assertThat(rows).extracting(c -> c[1].strip().split(" ")[0]).containsExactly("disk", "SSD", "gRPC");
+        for (String[] row : rows) {
+            assertThat(Long.parseLong(row[2].strip())).as("bytes of %s", row[1]).isEqualTo(4L << 20);
+            assertThat(Double.parseDouble(row[5].strip())).as("ratio of %s", row[1]).isPositive();
+        }
+        assertThat(r.out()).containsPattern("Restore ÷ disk: SSD tier [0-9.]+, gRPC Get [0-9.]+ \\(goal >= 0.80\\): "
+                + "(met|missed)");
+        try (Stream<Path> left = Files.list(dir)) {
+            assertThat(left).as("segment and baseline files deleted").isEmpty();
+        }
+    }
+
+    @Test
+    void pageCacheFadvise_evictsAForcedFile_withoutPrivileges(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("f.bin");
+        DiskBandwidth.write(f, 1 << 20);
+        PageCache.fadvise(f);
+        assertThat(DiskBandwidth.read(f)).isEqualTo(1 << 20);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "--total 0 | --total must be a positive size such as 512m or 4g, got 0",
+            "--total 4x | --total must be a positive size such as 512m or 4g, got 4x",
+            "--dram 1k | --dram must hold one block of 262144 bytes, got 1024",
+            "--prefix-tokens 0 | --prefix-tokens must be at least 1, got 0",
+            "--model L | unknown bench model L: use S or M"})
+    void badOptions_exitTwo_withOneLineNamingTheOption(String args, String message, @TempDir Path dir) {
+        CliRun r = CliRun.of(("bench kvcache-restore --dir " + dir + " " + args).split(" "));
+        assertThat(r.exitCode()).isEqualTo(2);
+        assertThat(r.err().strip()).isEqualTo("moemesh kvcache-restore: " + message);
+    }
+}
