@@ -7,7 +7,9 @@ import picocli.CommandLine.Command;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: serve (load a running gateway like vLLM's bench serve), mesh (the per-layer hop), "
                 + "engine (the single-process engine), kernels (JMH: expert FFN vs OpenBLAS, memory bandwidth), "
-                + "prefix (prefix-cache TTFT), planner (placement planning time), startup (cold start).",
+                + "prefix (prefix-cache TTFT), planner (placement planning time), prefetch (lookahead prefetch), "
+                + "startup (cold start), kvcache-attend (Attend bytes), kvcache-restore (SSD restore bandwidth), "
+                + "kvcache-ttft (TTFT with a restored prefix).",
         subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class, EngineBenchCommand.class,
             KernelBenchCommand.class, PrefixBenchCommand.class, PlannerBenchCommand.class, PrefetchBenchCommand.class,
             StartupBenchCommand.class, KvcacheAttendBenchCommand.class, KvRestoreBenchCommand.class,

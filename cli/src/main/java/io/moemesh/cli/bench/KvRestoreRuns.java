@@ -158,6 +158,7 @@ final class KvRestoreRuns implements AutoCloseable {
         Server server = NettyServerBuilder.forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
                 .addService(service).build().start();
         ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.getPort()).usePlaintext()
+                .flowControlWindow(16 << 20) // the gateway's window to the kvcache-service (KvCacheConfiguration)
                 .maxInboundMessageSize(8 << 20).build();
         return new GrpcServer(server, channel, store);
     }
