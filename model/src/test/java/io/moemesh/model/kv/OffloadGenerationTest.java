@@ -13,19 +13,14 @@ import io.moemesh.model.engine.RemoteAttentionException;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.GenerationResult;
-import io.moemesh.model.generate.Generator;
 import io.moemesh.model.generate.PreemptionPolicy;
-import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
-import io.moemesh.model.generate.TokenListener;
 import io.moemesh.model.golden.TestModels;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalLong;
-import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -54,21 +49,15 @@ class OffloadGenerationTest {
     }
 
     private static int[] prompt(int n, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        int[] ids = new int[n];
-        for (int i = 1; i < n; i++) {
-            ids[i] = 2 + r.nextInt(model.config().vocabSize() - 2);
-        }
-        return ids;
+        return GenerationRequests.prompt(model, n, seed);
     }
 
     private static GenerationRequest greedy(int[] prompt, int tokens) {
-        return new GenerationRequest(prompt, new SamplingParams(0, 1, 0, OptionalLong.empty(), tokens, true), false, 0);
+        return GenerationRequests.greedy(prompt, tokens, 0);
     }
 
     private static int[] reference(GenerationRequest r) {
-        return new Generator(model.localEngine(), model.newCache(1024), 512).generate(List.of(r), TokenListener.NONE)
-                .getFirst().generatedIds();
+        return GenerationRequests.reference(model, r);
     }
 
     /** Keeps offloaded copies per sequence and attends over them in double precision; can refuse offloads. */

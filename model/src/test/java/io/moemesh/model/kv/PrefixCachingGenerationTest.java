@@ -8,18 +8,14 @@ import io.moemesh.model.engine.Engine;
 import io.moemesh.model.engine.SequenceStep;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.GenerationResult;
-import io.moemesh.model.generate.Generator;
 import io.moemesh.model.generate.PreemptionPolicy;
 import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
-import io.moemesh.model.generate.TokenListener;
 import io.moemesh.model.generate.TokenLogprobs;
 import io.moemesh.model.golden.TestModels;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.OptionalLong;
-import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -50,24 +46,16 @@ class PrefixCachingGenerationTest {
         return new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), 16, blocks, fingerprint, true);
     }
 
-    /** BOS, then {@code n - 1} ids drawn from the vocabulary without BOS and EOS. */
     private static int[] prompt(int n, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        int[] ids = new int[n];
-        for (int i = 1; i < n; i++) {
-            ids[i] = 2 + r.nextInt(model.config().vocabSize() - 2);
-        }
-        return ids;
+        return GenerationRequests.prompt(model, n, seed);
     }
 
     private static GenerationRequest greedy(int[] prompt, int tokens) {
-        return new GenerationRequest(prompt, new SamplingParams(0, 1, 0, OptionalLong.empty(), tokens, true), false, 5);
+        return GenerationRequests.greedy(prompt, tokens, 5);
     }
 
-    /** The reference: the request alone, on the engine's plain paged cache. */
     private static int[] reference(GenerationRequest r) {
-        return new Generator(model.localEngine(), model.newCache(1024), 512).generate(List.of(r), TokenListener.NONE)
-                .getFirst().generatedIds();
+        return GenerationRequests.reference(model, r);
     }
 
     /** What a listener saw of one sequence. */
