@@ -6,7 +6,6 @@ import io.moemesh.model.kernel.Matrix;
 import io.moemesh.model.kernel.VectorOps;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.TreeSet;
 
 /**
  * The MoE decoder forward pass over a batched step: any mix of prefill chunks and decode tokens from many
@@ -27,7 +26,7 @@ public final class Engine {
     private final ExpertDispatch experts;
     private final RouteObserver routes;
     private final LookaheadObserver lookahead;
-    private final RemoteAttention remote;
+    private final RemotePrefixAttention remotes;
     private final MicroBatching microBatching;
     private final ExpertWaits waits = new ExpertWaits();
     /** The lookahead's experts per row, k' (0: none is computed). */
@@ -95,7 +94,7 @@ public final class Engine {
         this.experts = experts;
         this.routes = routes;
         this.lookahead = lookahead;
-        this.remote = remote;
+        this.remotes = new RemotePrefixAttention(remote, config);
         this.microBatching = microBatching;
         this.lanes = new MicroBatch[] {new MicroBatch(config.numHeads(), config.headDim())};
         this.guesses = Math.min(lookahead.guesses(), config.numExperts());
@@ -241,7 +240,7 @@ public final class Engine {
         boolean remoteRows = false;
         int t = 0;
         for (SequenceStep s : mb.ctx.sequences()) {
-            int prefix = remotePrefix(cache, s);
+            int prefix = remotes.prefix(cache, s);
             int[] table = cache.blockTable(s.seqId());
             remoteRows |= prefix > 0;
             for (int i = 0; i < s.tokens().length; i++, t++) {
@@ -392,27 +391,6 @@ public final class Engine {
         return false;
     }
 
-    /**
-     * The sequence's remote prefix R, checked against what the engine can compute: a block boundary at or before
-     * the step's first position (the step writes its own keys locally), and a {@link RemoteAttention} to ask.
-     */
-    private int remotePrefix(KvCache cache, SequenceStep s) {
-        int prefix = cache.remotePrefix(s.seqId());
-        if (prefix == 0) {
-            return 0;
-        }
-        if (prefix < 0 || prefix % cache.blockTokens() != 0 || prefix > s.startPos()) {
-            throw new IllegalStateException("sequence " + s.seqId() + ": remote prefix " + prefix
-                    + " must be a multiple of the block size " + cache.blockTokens()
-                    + " and at most the step's start position " + s.startPos());
-        }
-        if (remote == RemoteAttention.NONE) {
-            throw new IllegalStateException("sequence " + s.seqId() + " has a remote prefix of " + prefix
-                    + " positions but the engine has no RemoteAttention to attend over it");
-        }
-        return prefix;
-    }
-
     private void attentionBlock(MicroBatch mb, int l, LayerWeights lw, KvCache cache) {
         StepBuffers buf = mb.buf;
         int tokens = mb.rows;
@@ -439,71 +417,13 @@ public final class Engine {
             attention.write(cache, l, buf.tables[i], buf.prefix[i], buf.pos[i], buf.k, buf.v, i);
         }
         if (remoteRows) {
-            startRemote(mb, l);
+            remotes.start(mb.remote, buf.q, l);
         }
         attention.attend(cache, l, buf.q, buf.tables, buf.pos, buf.prefix, tokens, buf.attn, buf.lse);
         if (remoteRows) {
-            mergeRemote(mb, l);
+            remotes.merge(mb.remote, buf.attn, buf.lse, l);
         }
         MatMul.matmul(buf.attn, tokens, lw.o(), buf.o);
-    }
-
-    /** Hands the remote rows' queries to the {@link RemoteAttention}: its call overlaps the local attention. */
-    private void startRemote(MicroBatch mb, int l) {
-        RemoteAttentionBatch rb = mb.remote;
-        StepBuffers buf = mb.buf;
-        int qDim = c.qDim();
-        for (int i = 0; i < rb.count(); i++) {
-            System.arraycopy(buf.q, rb.row(i) * qDim, rb.queries(), i * qDim, qDim);
-        }
-        rb.layer(l);
-        try {
-            remote.start(rb);
-        } catch (RuntimeException e) {
-            throw remoteFailure(rb, l, e.getMessage(), e);
-        }
-    }
-
-    /** Waits for the remote partials and merges each into its row's local partial, in place in {@code buf.attn}. */
-    private void mergeRemote(MicroBatch mb, int l) {
-        RemoteAttentionBatch rb = mb.remote;
-        StepBuffers buf = mb.buf;
-        try {
-            remote.await(rb);
-        } catch (RuntimeException e) {
-            throw remoteFailure(rb, l, e.getMessage(), e);
-        }
-        int heads = c.numHeads();
-        int headDim = c.headDim();
-        float[] out = rb.output();
-        float[] lse = rb.lse();
-        for (int i = 0; i < rb.count(); i++) {
-            // A non-finite partial would turn the row's attention into NaN: fail the step instead of a wrong token.
-            for (int j = i * heads; j < (i + 1) * heads; j++) {
-                if (!Float.isFinite(lse[j])) {
-                    throw remoteFailure(rb, l, "lse of sequence " + rb.seqId(i) + " head " + (j - i * heads) + " is "
-                            + lse[j], null);
-                }
-            }
-            for (int j = i * heads * headDim; j < (i + 1) * heads * headDim; j++) {
-                if (!Float.isFinite(out[j])) {
-                    throw remoteFailure(rb, l, "output of sequence " + rb.seqId(i) + " is " + out[j], null);
-                }
-            }
-            int r = rb.row(i);
-            Attention.merge(out, i * heads * headDim, lse, i * heads, buf.attn, r * heads * headDim, buf.lse,
-                    r * heads, heads, headDim);
-        }
-    }
-
-    private static RemoteAttentionException remoteFailure(RemoteAttentionBatch rb, int l, String what,
-                                                          Throwable cause) {
-        TreeSet<Long> seqs = new TreeSet<>();
-        for (int i = 0; i < rb.count(); i++) {
-            seqs.add(rb.seqId(i));
-        }
-        return new RemoteAttentionException("layer " + l + ": remote attention over the prefixes of sequences "
-                + seqs + " failed: " + what, cause);
     }
 
     private void recordRoutes(List<SequenceStep> batch, int[][][][] traced, float[][][][] tracedWeights, int layer,
