@@ -1,44 +1,22 @@
 package io.moemesh.model.engine;
 
-import java.util.ArrayDeque;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
 /**
  * A fixed pool of KV blocks with a block table per sequence and a free list (vLLM's BlockPool without
- * prefix sharing). The reference engine's cache; sized in blocks, so memory is bounded up front.
+ * prefix sharing). The reference engine's cache; sized in blocks, so memory is bounded up front. The pool and the
+ * tables are the same classes the prefix cache ({@code model/kv/PrefixCachingKvCache}) builds on: {@link BlockPool},
+ * {@link BlockTable}; here every block is held by exactly one table or free.
  */
 public final class PagedKvCache implements KvCache {
     public static final int DEFAULT_BLOCK_TOKENS = 16;
 
-    private final int blockTokens;
-    private final int numBlocks;
-    private final float[][] keys;
-    private final float[][] values;
-    private final ArrayDeque<Integer> free = new ArrayDeque<>();
-    private final Map<Long, Table> tables = new HashMap<>();
-
-    private static final class Table {
-        int[] blocks = new int[4];
-        int size;
-    }
+    private final BlockPool pool;
+    private final Map<Long, BlockTable> tables = new HashMap<>();
 
     public PagedKvCache(int layers, int kvDim, int blockTokens, int numBlocks) {
-        if (layers <= 0 || kvDim <= 0 || blockTokens <= 0 || numBlocks <= 0) {
-            throw new IllegalArgumentException("KV cache needs positive layers, kv dim, block size and block count");
-        }
-        long floats = (long) numBlocks * blockTokens * kvDim;
-        if (floats > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("a KV cache of " + numBlocks + " blocks exceeds one array per layer");
-        }
-        this.blockTokens = blockTokens;
-        this.numBlocks = numBlocks;
-        this.keys = new float[layers][(int) floats];
-        this.values = new float[layers][(int) floats];
-        for (int b = 0; b < numBlocks; b++) {
-            free.add(b);
-        }
+        this.pool = new BlockPool(layers, kvDim, blockTokens, numBlocks);
     }
 
     /** A cache able to hold {@code tokens} positions in total. */
@@ -49,68 +27,65 @@ public final class PagedKvCache implements KvCache {
 
     @Override
     public int blockTokens() {
-        return blockTokens;
+        return pool.blockTokens();
     }
 
     @Override
     public boolean ensureCapacity(long seqId, int length) {
-        int need = (length + blockTokens - 1) / blockTokens;
-        Table t = tables.get(seqId);
-        int have = t == null ? 0 : t.size;
+        int need = (length + pool.blockTokens() - 1) / pool.blockTokens();
+        BlockTable t = tables.get(seqId);
+        int have = t == null ? 0 : t.size();
         if (need <= have) {
             return true;
         }
-        if (need - have > free.size()) {
+        if (need - have > pool.freeBlocks()) {
             return false;
         }
         if (t == null) {
-            t = new Table();
+            t = new BlockTable();
             tables.put(seqId, t);
         }
-        if (t.blocks.length < need) {
-            t.blocks = Arrays.copyOf(t.blocks, Math.max(need, t.blocks.length * 2));
-        }
         for (int b = have; b < need; b++) {
-            t.blocks[b] = free.poll();
+            t.add(pool.take());
         }
-        t.size = need;
         return true;
     }
 
     @Override
     public int[] blockTable(long seqId) {
-        Table t = tables.get(seqId);
+        BlockTable t = tables.get(seqId);
         if (t == null) {
             throw new IllegalStateException("sequence " + seqId + " has no KV blocks");
         }
-        return t.blocks;
+        return t.entries();
     }
 
     @Override
     public float[] keys(int layer) {
-        return keys[layer];
+        return pool.keys(layer);
     }
 
     @Override
     public float[] values(int layer) {
-        return values[layer];
+        return pool.values(layer);
     }
 
     @Override
     public void release(long seqId) {
-        Table t = tables.remove(seqId);
+        BlockTable t = tables.remove(seqId);
         if (t != null) {
-            for (int b = 0; b < t.size; b++) {
-                free.add(t.blocks[b]);
+            for (int i = 0; i < t.size(); i++) {
+                pool.drop(t.get(i));
+                pool.free(t.get(i));
             }
         }
     }
 
     public int freeBlocks() {
-        return free.size();
+        return pool.freeBlocks();
     }
 
     public int totalBlocks() {
-        return numBlocks;
+        return pool.totalBlocks();
     }
 }

@@ -1,10 +1,11 @@
 package io.moemesh.model.kv;
 
+import io.moemesh.model.engine.BlockPool;
 import java.util.Arrays;
 
 /**
  * What each pool block with a hash was computed from: the previous block's hash (null for block 0), its tokens,
- * tenant and chain position. {@link PrefixCachingKvCache} keeps it so a block can leave the process (write-back,
+ * tenant and chain position. {@link PrefixBlockPool} keeps it so a block can leave the process (write-back,
  * swap-out) with everything another tier needs to recompute and check its hash. Engine thread only.
  */
 final class BlockLineage {
@@ -35,17 +36,10 @@ final class BlockLineage {
         return positionOf[block];
     }
 
-    /** A copy of block {@code block} with hash {@code hash}: its keys and values from the pool arrays, per layer. */
-    BlockContents copy(int block, BlockHash hash, float[][] keys, float[][] values, int kvDim) {
-        int layers = keys.length;
-        float[][] k = new float[layers][];
-        float[][] v = new float[layers][];
-        int from = block * blockTokens * kvDim;
-        for (int l = 0; l < layers; l++) {
-            k[l] = Arrays.copyOfRange(keys[l], from, from + blockTokens * kvDim);
-            v[l] = Arrays.copyOfRange(values[l], from, from + blockTokens * kvDim);
-        }
+    /** A copy of block {@code block} with hash {@code hash}: its lineage, and its keys and values from the pool. */
+    BlockContents copy(int block, BlockHash hash, BlockPool pool) {
         return new BlockContents(hash, parentOf[block], Arrays.copyOfRange(tokensOf, block * blockTokens,
-                (block + 1) * blockTokens), tenantOf[block], positionOf[block], k, v);
+                (block + 1) * blockTokens), tenantOf[block], positionOf[block], pool.copyKeys(block),
+                pool.copyValues(block));
     }
 }

@@ -1,14 +1,16 @@
 package io.moemesh.model.kv;
 
+import io.moemesh.model.engine.BlockTable;
 import java.util.concurrent.CompletableFuture;
 
 /**
  * One sequence's state in {@link PrefixCachingKvCache}: its block table, what it has made final and hashed, and
- * its offload (the blocks a {@link BlockOffload} holds instead: its remote prefix). Engine thread only.
+ * its offload (the blocks a {@link BlockOffload} holds instead: its remote prefix, which {@link PrefixOffloader}
+ * moves). Engine thread only.
  */
 final class CachedSequence {
-    int[] blocks = new int[8];
-    int size;
+    /** Its local blocks: entry i holds positions of block {@code remote + i}. */
+    final BlockTable table = new BlockTable();
     /** The tenant salting its hashes; null until an admission or a step names it. */
     String tenant;
     /** Positions [0, length) have final keys and values and known tokens, hashed up to the last full block. */
@@ -22,7 +24,7 @@ final class CachedSequence {
     /** The last lookup's context and hit tokens, counted when the sequence's first step starts. */
     int pendingLookedUp;
     int pendingServed;
-    /** Leading blocks held remotely (the remote prefix, in blocks): {@code blocks[0]} is block {@code remote}. */
+    /** Leading blocks held remotely (the remote prefix, in blocks): {@code table.get(0)} is block {@code remote}. */
     int remote;
     /** An offload in flight ({@link BlockOffload#offload}) that makes blocks [remote, offloadTo) remote. */
     CompletableFuture<Boolean> offloading;

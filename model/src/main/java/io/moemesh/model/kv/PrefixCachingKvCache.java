@@ -1,14 +1,15 @@
 package io.moemesh.model.kv;
 
+import io.moemesh.model.engine.BlockPool;
 import io.moemesh.model.engine.KvCache;
 import io.moemesh.model.engine.PrefixSource;
 import io.moemesh.model.engine.SequenceStep;
 import io.moemesh.model.engine.StepContext;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * The gateway's paged KV cache with automatic prefix caching, as vLLM does it (KVCacheManager / BlockPool): a
@@ -51,6 +52,12 @@ import java.util.Map;
  * tenant and chain position for that. A {@link BlockOffload} takes a long sequence's oldest full blocks while it
  * runs ({@link #setBlockOffload}): the sequence then reports them as its {@link #remotePrefix}.
  *
+ * <p>The parts, each its own class: the blocks, their states, hash index, lineage and write-back are a {@link
+ * PrefixBlockPool} over the engine's {@link BlockPool} (the same physical pool {@link
+ * io.moemesh.model.engine.PagedKvCache} uses); each sequence's {@link io.moemesh.model.engine.BlockTable} and what
+ * it hashed so far are a {@link CachedSequence}; offloads are a {@link PrefixOffloader}. This class is the
+ * {@link KvCache} and {@link PrefixSource} over them: it decides when a block is held, hashed or let go of.
+ *
  * <p>With {@code enabled} false it is a plain paged cache: {@link #acquirePrefix} returns 0 and no block ever gets
  * a hash. Engine thread only, like every {@link KvCache} (no locks); the counters ({@link #freeBlocks},
  * {@link #cachedBlocks}, {@link #usedBlocks}, {@link #lookedUpTokens}, {@link #servedTokens}) may be read from any
@@ -60,31 +67,13 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     public static final int DEFAULT_BLOCK_TOKENS = 16;
 
     private final int blockTokens;
-    private final int numBlocks;
-    private final int kvDim;
-    private final float[][] keys;
-    private final float[][] values;
     private final ModelFingerprint fingerprint;
     private final boolean enabled;
-    /** Per block: how many block tables hold it. */
-    private final int[] refs;
-    /** Per block: its hash while it is findable in {@link #index}, else null. */
-    private final BlockHash[] hashOf;
-    private final Map<BlockHash, Integer> index = new HashMap<>();
-    /** Per block with a hash: what it was computed from. */
-    private final BlockLineage lineage;
-    private volatile BlockSink sink = BlockSink.NONE;
-    private BlockOffload offload = BlockOffload.NONE;
-    private volatile long imported;
-    private final BlockLru lru;
-    /** Free blocks: a stack, {@code free[0, freeCount)}. */
-    private final int[] free;
-    private volatile int freeCount;
-    private volatile int cachedCount;
-    private volatile int remoteCount;
+    private final PrefixBlockPool blocks;
+    private final PrefixOffloader offloader;
+    private final Map<Long, CachedSequence> sequences = new HashMap<>();
     private volatile long lookedUp;
     private volatile long served;
-    private final Map<Long, CachedSequence> sequences = new HashMap<>();
 
     /**
      * @param fingerprint the served model's, part of every block hash
@@ -92,30 +81,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      */
     public PrefixCachingKvCache(int layers, int kvDim, int blockTokens, int numBlocks, ModelFingerprint fingerprint,
                                 boolean enabled) {
-        if (layers <= 0 || kvDim <= 0 || blockTokens <= 0 || numBlocks <= 0) {
-            throw new IllegalArgumentException("KV cache needs positive layers, kv dim, block size and block count");
-        }
-        long floats = (long) numBlocks * blockTokens * kvDim;
-        if (floats > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("a KV cache of " + numBlocks + " blocks exceeds one array per layer");
-        }
+        this.blocks = new PrefixBlockPool(new BlockPool(layers, kvDim, blockTokens, numBlocks), fingerprint);
+        this.offloader = new PrefixOffloader(blocks);
         this.blockTokens = blockTokens;
-        this.numBlocks = numBlocks;
-        this.kvDim = kvDim;
-        this.lineage = new BlockLineage(numBlocks, blockTokens);
-        this.keys = new float[layers][(int) floats];
-        this.values = new float[layers][(int) floats];
         this.fingerprint = fingerprint;
         this.enabled = enabled;
-        this.refs = new int[numBlocks];
-        this.hashOf = new BlockHash[numBlocks];
-        this.lru = new BlockLru(numBlocks);
-        this.free = new int[numBlocks];
-        // Block 0 on top: the first sequence gets blocks 0, 1, 2 ... (easier to read in a debugger).
-        for (int b = 0; b < numBlocks; b++) {
-            free[b] = numBlocks - 1 - b;
-        }
-        this.freeCount = numBlocks;
     }
 
     /** A cache of 16-token blocks able to hold {@code tokens} positions in total. */
@@ -146,8 +116,8 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             throw new IllegalArgumentException("sequence " + seqId + ": tenant must be set (\"\" for none)");
         }
         CachedSequence s = sequences.get(seqId);
-        if (s != null && (s.size > 0 || s.remote > 0)) {
-            throw new IllegalStateException("sequence " + seqId + " already holds " + s.size
+        if (s != null && (s.table.size() > 0 || s.remote > 0)) {
+            throw new IllegalStateException("sequence " + seqId + " already holds " + s.table.size()
                     + " KV blocks: release it before admitting it again");
         }
         if (!enabled) {
@@ -160,16 +130,12 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         BlockHash parent = null;
         while (hits < max) {
             BlockHash h = BlockHash.of(parent, tokens, hits * blockTokens, blockTokens, fingerprint, tenant);
-            Integer b = index.get(h);
-            if (b == null) {
+            int b = blocks.find(h);
+            if (b < 0) {
                 break;
             }
-            if (refs[b] == 0) {
-                lru.remove(b);
-                cachedCount--;
-            }
-            refs[b]++;
-            append(s, b);
+            blocks.hold(b);
+            s.table.add(b);
             parent = h;
             hits++;
         }
@@ -180,18 +146,22 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return hits * blockTokens;
     }
 
+    /**
+     * Lets go of the blocks of a completed offload first (a step boundary), then reserves blocks: free ones, and
+     * only when none is left the least recently used cached ones (evicted).
+     */
     @Override
     public boolean ensureCapacity(long seqId, int length) {
         CachedSequence s = sequences.get(seqId);
         if (s != null) {
-            applyOffload(s);
+            offloader.apply(s);
         }
         int need = (length + blockTokens - 1) / blockTokens - (s == null ? 0 : s.remote);
-        int have = s == null ? 0 : s.size;
+        int have = s == null ? 0 : s.table.size();
         if (need <= have) {
             return true;
         }
-        if (need - have > freeCount + lru.size()) {
+        if (!blocks.canAllocate(need - have)) {
             return false;
         }
         if (s == null) {
@@ -199,41 +169,18 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             sequences.put(seqId, s);
         }
         for (int i = have; i < need; i++) {
-            append(s, allocate());
+            s.table.add(blocks.allocate());
         }
         return true;
-    }
-
-    private static void append(CachedSequence s, int block) {
-        if (s.size == s.blocks.length) {
-            s.blocks = Arrays.copyOf(s.blocks, s.size * 2);
-        }
-        s.blocks[s.size++] = block;
-    }
-
-    /** A free block, else the least recently used cached one, whose hash is forgotten (evicted). */
-    private int allocate() {
-        int b;
-        if (freeCount > 0) {
-            b = free[--freeCount];
-        } else {
-            b = lru.pollFirst();
-            cachedCount--;
-            offer(b);
-            index.remove(hashOf[b]);
-            hashOf[b] = null;
-        }
-        refs[b] = 1;
-        return b;
     }
 
     @Override
     public int[] blockTable(long seqId) {
         CachedSequence s = sequences.get(seqId);
-        if (s == null || s.size == 0) {
+        if (s == null || s.table.size() == 0) {
             throw new IllegalStateException("sequence " + seqId + " has no KV blocks");
         }
-        return s.blocks;
+        return s.table.entries();
     }
 
     /** Blocks the sequence holds remotely, in positions (0 without an offload). */
@@ -245,12 +192,12 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
 
     @Override
     public float[] keys(int layer) {
-        return keys[layer];
+        return blocks.pool().keys(layer);
     }
 
     @Override
     public float[] values(int layer) {
-        return values[layer];
+        return blocks.pool().values(layer);
     }
 
     /**
@@ -273,9 +220,9 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 s.pendingLookedUp = 0;
                 s.pendingServed = 0;
             }
-            int to = Math.min(s.remote + s.size, (st.endPos() - 1) / blockTokens + 1);
+            int to = Math.min(s.remote + s.table.size(), (st.endPos() - 1) / blockTokens + 1);
             for (int i = Math.max(s.remote, st.startPos() / blockTokens); i < to; i++) {
-                if (hashOf[s.blocks[i - s.remote]] != null) {
+                if (blocks.hashOf(s.table.get(i - s.remote)) != null) {
                     throw new IllegalStateException("sequence " + st.seqId() + " would write positions ["
                             + st.startPos() + ", " + st.endPos() + ") into its block " + i
                             + ", which holds a cached prefix other sequences may read");
@@ -284,7 +231,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         }
     }
 
-    /** The rows' keys and values are final: every block they filled gets its hash and becomes findable. */
+    /**
+     * The rows' keys and values are final: every block they filled gets its hash and becomes findable (unless
+     * another block already is under that hash: two sequences computed the same prefix side by side, and this one
+     * stays unhashed). Then the sequence's offload may start.
+     */
     @Override
     public void stepCompleted(StepContext step) {
         if (!enabled) {
@@ -310,28 +261,12 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 if (s.length % blockTokens == 0) {
                     BlockHash h = BlockHash.of(s.last, s.partial, 0, blockTokens, fingerprint, s.tenant);
                     int i = s.length / blockTokens - 1;
-                    int b = s.blocks[i - s.remote];
-                    if (register(b, h)) {
-                        lineage.remember(b, s.last, s.partial, s.tenant, i);
-                    }
+                    blocks.register(s.table.get(i - s.remote), h, s.last, s.partial, s.tenant, i);
                     s.last = h;
                 }
             }
-            maybeOffload(st.seqId(), s);
+            offloader.stepCompleted(st.seqId(), s);
         }
-    }
-
-    /**
-     * Makes the block findable, unless another block already is under that hash (two sequences computed the same
-     * prefix side by side): then this one stays unhashed and goes to the free list when released.
-     */
-    private boolean register(int block, BlockHash h) {
-        if (hashOf[block] == null && !index.containsKey(h)) {
-            index.put(h, block);
-            hashOf[block] = h;
-            return true;
-        }
-        return false;
     }
 
     /**
@@ -344,24 +279,9 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         if (s == null) {
             return;
         }
-        if (s.offloaded) {
-            remoteCount -= s.remote;
-            offload.released(seqId);
-        }
-        for (int i = s.size - 1; i >= 0; i--) {
-            int b = s.blocks[i];
-            if (refs[b] <= 0) {
-                throw new IllegalStateException("block " + b + " of sequence " + seqId + " was already free");
-            }
-            if (--refs[b] == 0) {
-                if (hashOf[b] != null) {
-                    lru.addLast(b);
-                    cachedCount++;
-                    offer(b);
-                } else {
-                    free[freeCount++] = b;
-                }
-            }
+        offloader.released(seqId, s);
+        for (int i = s.table.size() - 1; i >= 0; i--) {
+            blocks.letGo(s.table.get(i));
         }
     }
 
@@ -370,7 +290,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      * engine runs (or on the engine thread).
      */
     public void setBlockSink(BlockSink sink) {
-        this.sink = sink == null ? BlockSink.NONE : sink;
+        blocks.setSink(sink);
     }
 
     /**
@@ -388,87 +308,27 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         if (offload != BlockOffload.NONE && !enabled) {
             throw new IllegalArgumentException("an offload needs prefix caching (blocks are offloaded by their hash)");
         }
-        this.offload = offload == null ? BlockOffload.NONE : offload;
-    }
-
-    private void maybeOffload(long seqId, CachedSequence s) {
-        if (offload == BlockOffload.NONE || s.offloading != null || s.offloadFailed) {
-            return;
-        }
-        int target = Math.min(offload.remoteBlocks(s.length), s.length / blockTokens);
-        List<BlockContents> copies = new ArrayList<>();
-        for (int i = s.remote; i < target; i++) {
-            int b = s.blocks[i - s.remote];
-            if (hashOf[b] == null || lineage.position(b) != i) {
-                break;
-            }
-            copies.add(copy(b));
-        }
-        if (copies.isEmpty()) {
-            return;
-        }
-        s.offloaded = true;
-        s.offloadTo = s.remote + copies.size();
-        s.offloading = offload.offload(seqId, copies);
-    }
-
-    /** Lets go of the blocks of a completed offload (a step boundary: the engine reads the table after this). */
-    private void applyOffload(CachedSequence s) {
-        if (s.offloading == null || !s.offloading.isDone()) {
-            return;
-        }
-        boolean ok = !s.offloading.isCompletedExceptionally() && !s.offloading.isCancelled()
-                && Boolean.TRUE.equals(s.offloading.getNow(false));
-        s.offloading = null;
-        if (!ok) {
-            s.offloadFailed = true;
-            return;
-        }
-        int n = s.offloadTo - s.remote;
-        // Tail first into the LRU, as release does: eviction takes the chain's end before its start.
-        for (int i = n - 1; i >= 0; i--) {
-            int b = s.blocks[i];
-            if (--refs[b] == 0) {
-                lru.addLast(b);
-                cachedCount++;
-                offer(b);
-            }
-        }
-        System.arraycopy(s.blocks, n, s.blocks, 0, s.size - n);
-        s.size -= n;
-        s.remote = s.offloadTo;
-        remoteCount += n;
-    }
-
-    /** Hands the sink a copy of block {@code b} (which has a hash) if it wants one. */
-    private void offer(int b) {
-        BlockSink to = sink;
-        if (to != BlockSink.NONE && to.wants(hashOf[b])) {
-            to.accept(copy(b));
-        }
-    }
-
-    private BlockContents copy(int b) {
-        return lineage.copy(b, hashOf[b], keys, values, kvDim);
+        offloader.set(offload);
     }
 
     /**
      * Copies of the sequence's blocks that have a hash and that {@code wanted} accepts, block 0 first (a swap-out
      * saves them before the sequence releases them).
      */
-    public List<BlockContents> copyHeldBlocks(long seqId, java.util.function.Predicate<BlockHash> wanted) {
+    public List<BlockContents> copyHeldBlocks(long seqId, Predicate<BlockHash> wanted) {
         CachedSequence s = sequences.get(seqId);
         List<BlockContents> out = new ArrayList<>();
         if (s == null) {
             return out;
         }
-        for (int i = 0; i < s.size; i++) {
-            BlockHash h = hashOf[s.blocks[i]];
-            if (h == null || lineage.position(s.blocks[i]) != s.remote + i) {
+        for (int i = 0; i < s.table.size(); i++) {
+            int b = s.table.get(i);
+            BlockHash h = blocks.hashOf(b);
+            if (h == null || blocks.position(b) != s.remote + i) {
                 break;
             }
             if (wanted.test(h)) {
-                out.add(copy(s.blocks[i]));
+                out.add(blocks.copy(b));
             }
         }
         return out;
@@ -495,7 +355,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
             return 0;
         }
         int n = 0;
-        while (n < chain.size() && index.containsKey(chain.get(n))) {
+        while (n < chain.size() && blocks.contains(chain.get(n))) {
             n++;
         }
         return n;
@@ -514,90 +374,36 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      * @return leading blocks of {@code blocks} findable here afterwards
      */
     public int importBlocks(List<BlockContents> blocks) {
-        if (!enabled || blocks.isEmpty()) {
-            return 0;
-        }
-        int floats = blockTokens * kvDim;
-        BlockHash expectedParent = blocks.getFirst().parent();
-        if (expectedParent != null && !index.containsKey(expectedParent)) {
-            throw new IllegalArgumentException("block " + blocks.getFirst().hash() + " continues " + expectedParent
-                    + ", which is not in the cache");
-        }
-        for (BlockContents c : blocks) {
-            if (!java.util.Objects.equals(c.parent(), expectedParent)) {
-                throw new IllegalArgumentException("block " + c.hash() + " does not continue the chain (parent "
-                        + c.parent() + ", expected " + expectedParent + ")");
-            }
-            c.check(blockTokens, keys.length, floats, fingerprint);
-            expectedParent = c.hash();
-        }
-        // Hold every block of the chain (present ones too) while room is made, so eviction never takes one of them.
-        int[] held = new int[blocks.size()];
-        int n = 0;
-        for (BlockContents c : blocks) {
-            Integer present = index.get(c.hash());
-            int b;
-            if (present != null) {
-                b = present;
-                if (refs[b] == 0) {
-                    lru.remove(b);
-                    cachedCount--;
-                }
-                refs[b]++;
-            } else {
-                if (freeCount + lru.size() == 0) {
-                    break;
-                }
-                b = allocate();
-                int at = b * floats;
-                for (int l = 0; l < keys.length; l++) {
-                    System.arraycopy(c.keys()[l], 0, keys[l], at, floats);
-                    System.arraycopy(c.values()[l], 0, values[l], at, floats);
-                }
-                index.put(c.hash(), b);
-                hashOf[b] = c.hash();
-                lineage.remember(b, c.parent(), c.tokens(), c.tenant(), c.chainPosition());
-                imported++;
-            }
-            held[n++] = b;
-        }
-        for (int i = n - 1; i >= 0; i--) {
-            int b = held[i];
-            if (--refs[b] == 0) {
-                lru.addLast(b);
-                cachedCount++;
-            }
-        }
-        return n;
+        return enabled ? this.blocks.importChain(blocks) : 0;
     }
 
     /** Blocks {@link #importBlocks} wrote into the pool (present ones not counted). */
     public long importedBlocks() {
-        return imported;
+        return blocks.importedBlocks();
     }
 
     public int totalBlocks() {
-        return numBlocks;
+        return blocks.pool().totalBlocks();
     }
 
     /** Blocks nobody holds and without a hash. */
     public int freeBlocks() {
-        return freeCount;
+        return blocks.freeBlocks();
     }
 
     /** Blocks nobody holds that keep a findable prefix until evicted (the LRU). */
     public int cachedBlocks() {
-        return cachedCount;
+        return blocks.cachedBlocks();
     }
 
     /** Blocks held by at least one sequence (a shared block counts once). */
     public int usedBlocks() {
-        return numBlocks - freeCount - cachedCount;
+        return blocks.usedBlocks();
     }
 
     /** Blocks of the sequences here that a {@link BlockOffload} holds instead (their remote prefixes, in blocks). */
     public int remoteBlocks() {
-        return remoteCount;
+        return offloader.remoteBlocks();
     }
 
     /**
@@ -615,57 +421,21 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     }
 
     /**
-     * Checks every block's bookkeeping against the others (tests): each block is exactly one of held (its count
-     * equals the block tables holding it), cached (in the LRU, its hash indexed) or free; every indexed hash names
-     * a block carrying it; the counters match. Returns the number of held blocks, counted from the tables.
+     * Checks every block's bookkeeping against the block tables (tests): see {@link PrefixBlockPool#audit}. Returns
+     * the number of held blocks, counted from the tables.
      */
     int audit() {
-        int[] counted = new int[numBlocks];
+        int[] tables = new int[totalBlocks()];
         for (CachedSequence s : sequences.values()) {
-            for (int i = 0; i < s.size; i++) {
-                counted[s.blocks[i]]++;
+            for (int i = 0; i < s.table.size(); i++) {
+                tables[s.table.get(i)]++;
             }
         }
-        boolean[] isFree = new boolean[numBlocks];
-        for (int i = 0; i < freeCount; i++) {
-            if (isFree[free[i]]) {
-                throw new IllegalStateException("block " + free[i] + " is on the free list twice");
-            }
-            isFree[free[i]] = true;
-        }
-        int held = 0;
-        for (int b = 0; b < numBlocks; b++) {
-            if (counted[b] != refs[b]) {
-                throw new IllegalStateException("block " + b + ": " + counted[b] + " tables hold it, count says " + refs[b]);
-            }
-            int states = (refs[b] > 0 ? 1 : 0) + (lru.contains(b) ? 1 : 0) + (isFree[b] ? 1 : 0);
-            if (states != 1) {
-                throw new IllegalStateException("block " + b + " is in " + states + " states (held " + refs[b]
-                        + ", cached " + lru.contains(b) + ", free " + isFree[b] + ")");
-            }
-            if (lru.contains(b) && hashOf[b] == null || isFree[b] && hashOf[b] != null) {
-                throw new IllegalStateException("block " + b + ": cached blocks need a hash, free ones have none");
-            }
-            if (hashOf[b] != null && index.get(hashOf[b]) != b) {
-                throw new IllegalStateException("block " + b + "'s hash is not indexed to it");
-            }
-            held += refs[b] > 0 ? 1 : 0;
-        }
-        for (Map.Entry<BlockHash, Integer> e : index.entrySet()) {
-            if (!e.getKey().equals(hashOf[e.getValue()])) {
-                throw new IllegalStateException("hash " + e.getKey() + " names block " + e.getValue() + ", which has "
-                        + hashOf[e.getValue()]);
-            }
-        }
-        if (lru.size() != cachedCount || held != usedBlocks()) {
-            throw new IllegalStateException("counters: cached " + cachedCount + " vs LRU " + lru.size() + ", used "
-                    + usedBlocks() + " vs held " + held);
-        }
-        return held;
+        return blocks.audit(tables);
     }
 
     /** Cached blocks, least recently used first (tests of the eviction order). */
     int[] lruOrder() {
-        return lru.toArray();
+        return blocks.lruOrder();
     }
 }

@@ -1,0 +1,93 @@
+package io.moemesh.model.kv;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Moves running sequences' oldest full blocks to a {@link BlockOffload} and, once it holds them, out of their block
+ * tables: the blocks then make up the sequence's remote prefix ({@link PrefixCachingKvCache#remotePrefix}). The
+ * rules are those of {@link PrefixCachingKvCache#setBlockOffload}; this class keeps each sequence's offload state
+ * in its {@link CachedSequence} and the count of remote blocks. Engine thread only; {@link #remoteBlocks} may be
+ * read from any thread (metrics).
+ */
+final class PrefixOffloader {
+    private final PrefixBlockPool blocks;
+    private BlockOffload offload = BlockOffload.NONE;
+    private volatile int remoteCount;
+
+    PrefixOffloader(PrefixBlockPool blocks) {
+        this.blocks = blocks;
+    }
+
+    void set(BlockOffload offload) {
+        this.offload = offload == null ? BlockOffload.NONE : offload;
+    }
+
+    /**
+     * After a completed step of the sequence ({@code s.length} positions final and hashed): when the policy wants
+     * more of its blocks remote than are and none is in flight, starts an offload of copies of the next ones, only
+     * full blocks with a hash, block {@code s.remote} first, stopping at one without (a prefix computed twice side by
+     * side keeps its second copy unhashed) or one that is another chain's (its chain position differs). A sequence
+     * whose offload failed is never offered again.
+     */
+    void stepCompleted(long seqId, CachedSequence s) {
+        if (offload == BlockOffload.NONE || s.offloading != null || s.offloadFailed) {
+            return;
+        }
+        int target = Math.min(offload.remoteBlocks(s.length), s.length / blocks.pool().blockTokens());
+        List<BlockContents> copies = new ArrayList<>();
+        for (int i = s.remote; i < target; i++) {
+            int b = s.table.get(i - s.remote);
+            if (blocks.hashOf(b) == null || blocks.position(b) != i) {
+                break;
+            }
+            copies.add(blocks.copy(b));
+        }
+        if (copies.isEmpty()) {
+            return;
+        }
+        s.offloaded = true;
+        s.offloadTo = s.remote + copies.size();
+        s.offloading = offload.offload(seqId, copies);
+    }
+
+    /**
+     * At a step boundary (the engine reads the table after this): lets go of the blocks of a completed offload as a
+     * release does (a block other sequences share stays held by them; one nobody holds becomes cached, still
+     * findable by its hash) and counts them as remote. A failed one (false, exceptional or cancelled) leaves the
+     * sequence local for the rest of its life: no retry against a service that is down.
+     */
+    void apply(CachedSequence s) {
+        if (s.offloading == null || !s.offloading.isDone()) {
+            return;
+        }
+        boolean ok = !s.offloading.isCompletedExceptionally() && !s.offloading.isCancelled()
+                && Boolean.TRUE.equals(s.offloading.getNow(false));
+        s.offloading = null;
+        if (!ok) {
+            s.offloadFailed = true;
+            return;
+        }
+        int n = s.offloadTo - s.remote;
+        // Tail first into the LRU, as a release does: eviction takes the chain's end before its start.
+        for (int i = n - 1; i >= 0; i--) {
+            blocks.letGo(s.table.get(i));
+        }
+        s.table.removeFirst(n);
+        s.remote = s.offloadTo;
+        remoteCount += n;
+    }
+
+    /** The sequence left the cache: its remote blocks are no longer counted, and the offload unpins them. */
+    void released(long seqId, CachedSequence s) {
+        if (s.offloaded) {
+            remoteCount -= s.remote;
+            offload.released(seqId);
+        }
+    }
+
+    /** Blocks of the sequences here that the offload holds instead (their remote prefixes, in blocks). */
+    int remoteBlocks() {
+        return remoteCount;
+    }
+}
