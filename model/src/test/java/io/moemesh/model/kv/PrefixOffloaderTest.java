@@ -1,0 +1,180 @@
+package io.moemesh.model.kv;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.model.engine.BlockPool;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Offloads as plain objects: one sequence of three full 2-token blocks (6 final positions) in an 8-block pool, and
+ * an offload whose policy and completion the test sets.
+ */
+class PrefixOffloaderTest {
+    private static final int B = 2;
+    private static final long SEQ = 7;
+    private static final ModelFingerprint MODEL = ModelFingerprint.of(new byte[32]);
+
+    private final PrefixBlockPool blocks = new PrefixBlockPool(new BlockPool(1, 1, B, 8), MODEL);
+    private final PrefixOffloader offloader = new PrefixOffloader(blocks);
+    private final Offload offload = new Offload();
+    private final CachedSequence s = new CachedSequence(B, "t");
+    private final BlockHash[] hashes = new BlockHash[3];
+
+    /** Wants {@code remote} blocks remote; every call gets {@link #next}. */
+    private static final class Offload implements BlockOffload {
+        int remote = 2;
+        CompletableFuture<Boolean> next = new CompletableFuture<>();
+        final List<List<BlockContents>> calls = new ArrayList<>();
+        final List<Long> released = new ArrayList<>();
+
+        @Override
+        public int remoteBlocks(int length) {
+            return remote;
+        }
+
+        @Override
+        public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+            calls.add(blocks);
+            return next;
+        }
+
+        @Override
+        public void released(long seqId) {
+            released.add(seqId);
+        }
+    }
+
+    @BeforeEach
+    void aSequenceOfThreeFinalBlocks() {
+        offloader.set(offload);
+        BlockHash parent = null;
+        for (int i = 0; i < 3; i++) {
+            int b = blocks.allocate();
+            s.table.add(b);
+            hashes[i] = BlockHash.of(parent, new int[] {i, i}, 0, B, MODEL, "t");
+            parent = hashes[i];
+        }
+        s.length = 6;
+    }
+
+    private void register(int i, int position) {
+        BlockHash parent = i == 0 ? null : hashes[i - 1];
+        assertThat(blocks.register(s.table.get(i), hashes[i], parent, new int[] {i, i}, "t", position)).isTrue();
+    }
+
+    @AfterEach
+    void accounted() {
+        int[] tables = new int[8];
+        for (int i = 0; i < s.table.size(); i++) {
+            tables[s.table.get(i)]++;
+        }
+        blocks.audit(tables);
+    }
+
+    @Test
+    void theLeadingHashedBlocks_goToTheOffload_andLeaveTheTableOnlyOnceStored() {
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+        }
+        int third = s.table.get(2);
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls).singleElement().satisfies(copies -> assertThat(copies)
+                .extracting(BlockContents::hash).containsExactly(hashes[0], hashes[1]));
+
+        offloader.apply(s); // still in flight: nothing changes
+        assertThat(s.table.size()).isEqualTo(3);
+        assertThat(s.remote).isZero();
+
+        offload.next.complete(true);
+        offloader.apply(s);
+        assertThat(s.remote).isEqualTo(2);
+        assertThat(s.table.size()).isOne();
+        assertThat(s.table.get(0)).isEqualTo(third);
+        assertThat(offloader.remoteBlocks()).isEqualTo(2);
+        assertThat(blocks.cachedBlocks()).as("let go of, still findable").isEqualTo(2);
+        assertThat(blocks.find(hashes[0])).isNotNegative();
+
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls).as("the policy's 2 blocks are remote already").hasSize(1);
+        offloader.released(SEQ, s);
+        assertThat(offloader.remoteBlocks()).isZero();
+        assertThat(offload.released).containsExactly(SEQ);
+        for (int i = s.table.size() - 1; i >= 0; i--) {
+            blocks.letGo(s.table.get(i));
+        }
+        s.table.removeFirst(s.table.size());
+    }
+
+    @Test
+    void theOffload_takesOnlyFinalFullBlocks_whateverThePolicyWants() {
+        offload.remote = 10;
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+        }
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls.getFirst()).hasSize(3);
+    }
+
+    @Test
+    void theOffload_stopsAtTheFirstBlockWithoutAHash() {
+        register(0, 0);
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls.getFirst()).extracting(BlockContents::hash).containsExactly(hashes[0]);
+    }
+
+    @Test
+    void theOffload_stopsAtABlockHashedAtAnotherChainPosition() {
+        register(0, 0);
+        register(1, 5); // another chain's block
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls.getFirst()).extracting(BlockContents::hash).containsExactly(hashes[0]);
+    }
+
+    @Test
+    void nothingToOffload_startsNothing_andAReleaseTellsTheOffloadNothing() {
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls).isEmpty();
+        offloader.released(SEQ, s);
+        assertThat(offload.released).isEmpty();
+    }
+
+    @Test
+    void anOffloadInFlight_isNotStartedTwice() {
+        register(0, 0);
+        register(1, 1);
+        offloader.stepCompleted(SEQ, s);
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls).hasSize(1);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"false", "exception", "cancelled"})
+    void aFailedOffload_leavesTheSequenceLocal_andIsNeverRetried(String outcome) {
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+        }
+        offloader.stepCompleted(SEQ, s);
+        switch (outcome) {
+            case "false" -> offload.next.complete(false);
+            case "exception" -> offload.next.completeExceptionally(new IllegalStateException("service down"));
+            default -> offload.next.cancel(false);
+        }
+        offloader.apply(s);
+        assertThat(s.table.size()).isEqualTo(3);
+        assertThat(s.remote).isZero();
+        assertThat(s.offloadFailed).isTrue();
+        offload.next = CompletableFuture.completedFuture(true);
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls).hasSize(1);
+        offloader.released(SEQ, s);
+        assertThat(offload.released).as("what it pinned is released").containsExactly(SEQ);
+        assertThat(offloader.remoteBlocks()).isZero();
+    }
+}
