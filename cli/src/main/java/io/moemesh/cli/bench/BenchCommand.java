@@ -9,10 +9,11 @@ import picocli.CommandLine.Command;
                 + "engine (the single-process engine), kernels (JMH: expert FFN vs OpenBLAS, memory bandwidth), "
                 + "prefix (prefix-cache TTFT), planner (placement planning time), prefetch (lookahead prefetch), "
                 + "startup (cold start), kvcache-attend (Attend bytes), kvcache-restore (SSD restore bandwidth), "
-                + "kvcache-ttft (TTFT with a restored prefix).",
+                + "kvcache-ttft (TTFT with a restored prefix), grouping (micro-batch grouping by predicted path, "
+                + "counted on a routing trace).",
         subcommands = {io.moemesh.cli.bench.mesh.MeshBenchCommand.class, ServeCommand.class, EngineBenchCommand.class,
             KernelBenchCommand.class, PrefixBenchCommand.class, PlannerBenchCommand.class, PrefetchBenchCommand.class,
             StartupBenchCommand.class, KvcacheAttendBenchCommand.class, KvRestoreBenchCommand.class,
-            KvTtftBenchCommand.class})
+            KvTtftBenchCommand.class, GroupingBenchCommand.class})
 public final class BenchCommand {
 }

@@ -229,8 +229,8 @@ public class GatewayConfiguration {
         // Long contexts' old blocks attended over in the kvcache-service (moemesh.gateway.kvcache.attend.*).
         RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);
         // Ping-pong micro-batches only with expert-services: in-process experts compute inside start(), so a split
-        // would only read the dense weights once more per micro-batch.
-        MicroBatching microBatching = new MicroBatching(p.microBatches(), p.microBatchMinRows());
+        // would only read the dense weights once more per micro-batch. Grouped by predicted path if so configured.
+        MicroBatching microBatching = new MicroBatching(p.microBatches(), p.microBatchMinRows(), p.microBatchGrouping());
         Engine engine = mesh.<Engine>map(d -> new Engine(model.config(), model.denseWeights(), d, routes,
                 lookahead.isPresent() ? lookahead.get() : LookaheadObserver.NONE, remoteAttention, microBatching))
                 .orElseGet(() -> new Engine(model.config(), model.denseWeights(), new TracedLocalExperts(

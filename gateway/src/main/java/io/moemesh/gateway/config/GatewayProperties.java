@@ -1,6 +1,7 @@
 package io.moemesh.gateway.config;
 
 import io.moemesh.gateway.dispatch.ReplicaPicker;
+import io.moemesh.model.engine.MicroBatchGrouping;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -47,6 +48,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param microBatchMinRows     a step with fewer rows (decode tokens plus prefill chunk tokens) runs as one batch:
  *                              each micro-batch reads the dense weights once more, which a small step's overlap may
  *                              not repay. Default 8 is a judgement, not yet a measurement (docs/engine.md). At least 2
+ * @param microBatchGrouping    which sequences share a micro-batch: {@code contiguous} (default: the batch cut in
+ *                              order) or {@code predicted-path} (sequences whose experts in their previous step were
+ *                              alike together, ExpertFlow's token scheduling: fewer distinct experts and instances
+ *                              per micro-batch and layer; tokens do not change). A measured option
+ *                              (docs/performance.md), not the default
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -72,7 +78,8 @@ public record GatewayProperties(
         @DefaultValue RouterProperties router,
         @DefaultValue KvCacheProperties kvcache,
         @DefaultValue("2") int microBatches,
-        @DefaultValue("8") int microBatchMinRows) {
+        @DefaultValue("8") int microBatchMinRows,
+        @DefaultValue("contiguous") String microBatchGrouping) {
 
     /**
      * Automatic prefix caching (vLLM's): full KV blocks are kept, keyed by their chained hash (tokens, model
@@ -300,6 +307,10 @@ public record GatewayProperties(
         if (microBatchMinRows < 2) {
             throw new IllegalArgumentException("moemesh.gateway.micro-batch-min-rows must be >= 2, got "
                     + microBatchMinRows);
+        }
+        if (microBatchGrouping == null || !MicroBatchGrouping.NAMES.contains(microBatchGrouping)) {
+            throw new IllegalArgumentException("moemesh.gateway.micro-batch-grouping must be one of "
+                    + MicroBatchGrouping.NAMES + ", got '" + microBatchGrouping + "'");
         }
         tls = tls == null ? new TlsSettings(null, null, null, null, null) : tls;
         router = router == null ? new RouterProperties(null, null, null, null) : router;

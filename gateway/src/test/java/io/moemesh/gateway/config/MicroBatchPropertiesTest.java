@@ -12,7 +12,7 @@ import org.springframework.boot.context.properties.bind.BindException;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.source.MapConfigurationPropertySource;
 
-/** moemesh.gateway.micro-batches and micro-batch-min-rows, bound as Spring binds them. */
+/** moemesh.gateway.micro-batches, micro-batch-min-rows and micro-batch-grouping, bound as Spring binds them. */
 class MicroBatchPropertiesTest {
 
     private static GatewayProperties bind(Map<String, String> properties) {
@@ -28,12 +28,17 @@ class MicroBatchPropertiesTest {
         assertThat(p.microBatches()).isEqualTo(2);
         assertThat(p.microBatchMinRows()).isEqualTo(8);
         assertThat(bind(Map.of("moemesh.gateway.micro-batches", "1")).microBatches()).isOne();
+        assertThat(p.microBatchGrouping()).isEqualTo("contiguous");
+        assertThat(bind(Map.of("moemesh.gateway.micro-batch-grouping", "predicted-path")).microBatchGrouping())
+                .isEqualTo("predicted-path");
     }
 
     @ParameterizedTest(name = "{0}={1}")
     @CsvSource(delimiter = '|', value = {
             "micro-batches        | 0 | moemesh.gateway.micro-batches must be >= 1 (1 = off), got 0",
-            "micro-batch-min-rows | 1 | moemesh.gateway.micro-batch-min-rows must be >= 2, got 1"})
+            "micro-batch-min-rows | 1 | moemesh.gateway.micro-batch-min-rows must be >= 2, got 1",
+            "micro-batch-grouping | by-path | moemesh.gateway.micro-batch-grouping must be one of [contiguous, "
+                    + "predicted-path], got 'by-path'"})
     void outOfRange_refusedAtStartup_namingTheProperty(String property, String value, String message) {
         assertThatThrownBy(() -> bind(Map.of("moemesh.gateway." + property, value)))
                 .isInstanceOf(BindException.class).rootCause()

@@ -31,6 +31,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -38,8 +39,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * sockets (every expert on one of them), the engine splitting each step in two ({@link MicroBatching}) with each
  * micro-batch's {@code ExpertBatch} calls in flight while the other's attention runs. Greedy tokens equal those of
  * one batch per step (the stand-ins compute row by row, so here they are bit-identical: docs/engine.md), on the
- * shared tiny models, with chunked prefill mixed into decode steps; and an instance that goes down fails the
- * requests with nothing left in flight.
+ * shared tiny models, with contiguous micro-batches and with micro-batches grouped by predicted expert path, with
+ * chunked prefill mixed into decode steps; and an instance that goes down fails the requests with nothing left in
+ * flight.
  */
 class PingPongMeshTest {
 
@@ -100,16 +102,17 @@ class PingPongMeshTest {
         }).toList();
     }
 
-    @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {TestModels.MIXTRAL, TestModels.QWEN2_MOE})
-    void twoMicroBatches_sameTokensAsOne_throughRealGrpc(String name) {
+    @ParameterizedTest(name = "{0}, {1}")
+    @CsvSource({TestModels.MIXTRAL + ", contiguous", TestModels.QWEN2_MOE + ", contiguous",
+            TestModels.MIXTRAL + ", predicted-path", TestModels.QWEN2_MOE + ", predicted-path"})
+    void twoMicroBatches_sameTokensAsOne_throughRealGrpc(String name, String grouping) {
         List<Object> one;
         List<Object> two;
         long overlapped;
         try (Mesh m = mesh(name, MicroBatching.OFF)) {
             one = generate(m);
         }
-        try (Mesh m = mesh(name, new MicroBatching(2, 2))) {
+        try (Mesh m = mesh(name, new MicroBatching(2, 2, grouping))) {
             two = generate(m);
             overlapped = m.engine().expertWaits().overlappedNanos();
             // Each micro-batch's calls went over the sockets: both stand-ins served and nothing is left in flight.

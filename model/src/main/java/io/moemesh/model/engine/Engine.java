@@ -18,7 +18,8 @@ import java.util.List;
  * what it returns (the {@link StepOutput}s and their logits, route traces when asked for) and, when called with
  * a list, its step context; nothing per layer. With {@link MicroBatching} a step is split into micro-batches
  * whose expert calls ({@link ExpertDispatch#start}) are in flight while the engine computes the others' layers
- * (MegaScale-Infer's ping-pong, Zhu et al. 2025). How to drive it: docs/engine.md.
+ * (MegaScale-Infer's ping-pong, Zhu et al. 2025), grouped by a {@link MicroBatchGrouping}. How to drive it:
+ * docs/engine.md.
  */
 public final class Engine {
     private final ModelConfig c;
@@ -28,6 +29,7 @@ public final class Engine {
     private final LookaheadObserver lookahead;
     private final RemotePrefixAttention remotes;
     private final MicroBatching microBatching;
+    private final MicroBatchGrouping grouping;
     private final ExpertWaits waits = new ExpertWaits();
     /** The lookahead's experts per row, k' (0: none is computed). */
     private final int guesses;
@@ -92,7 +94,8 @@ public final class Engine {
         this.c = config;
         this.w = weights;
         this.experts = experts;
-        this.routes = routes;
+        this.grouping = MicroBatchGrouping.named(microBatching.grouping(), config);
+        this.routes = grouping.observing(routes);
         this.lookahead = lookahead;
         this.remotes = new RemotePrefixAttention(remote, config);
         this.microBatching = microBatching;
@@ -149,8 +152,17 @@ public final class Engine {
             }
             tokens += s.tokens().length;
         }
-        int pairs = c.pairsPerToken();
         int[] cuts = microBatching.split(batch);
+        MicroBatchGrouping.Groups groups = cuts.length > 2 ? grouping.group(batch, cuts) : null;
+        // Grouped: the step runs in micro-batch order (its context so ordered), outputs go back to batch order.
+        return groups == null ? run(ctx, cuts, tokens, cache, ctx)
+                : groups.restore(run(groups.context(batch), groups.cuts(), tokens, cache, ctx));
+    }
+
+    /** The step in the context's order, cut at {@code cuts}; the cache sees the scheduler's context. */
+    private List<StepOutput> run(StepContext ctx, int[] cuts, int tokens, KvCache cache, StepContext scheduled) {
+        List<SequenceStep> batch = ctx.sequences();
+        int pairs = c.pairsPerToken();
         int parts = cuts.length - 1;
         if (lanes.length < parts) {
             MicroBatch[] grown = java.util.Arrays.copyOf(lanes, parts);
@@ -177,7 +189,7 @@ public final class Engine {
             allLookScores = new float[tokens * guesses];
         }
         // Token ids are valid (checked above while embedding): the cache may learn what this step writes.
-        cache.stepStarted(ctx);
+        cache.stepStarted(scheduled);
         int[][][][] traced = null;
         float[][][][] tracedWeights = null;
         for (int b = 0; b < batch.size(); b++) {
@@ -227,7 +239,7 @@ public final class Engine {
             throw e;
         }
         List<StepOutput> out = logits(batch, parts, traced, tracedWeights, tokens);
-        cache.stepCompleted(ctx);
+        cache.stepCompleted(scheduled);
         return out;
     }
 

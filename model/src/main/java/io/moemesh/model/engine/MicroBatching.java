@@ -16,20 +16,41 @@ import java.util.List;
  * ordered by which of the two it falls in, so with cuts at multiples of 4 every row of the dense part sits where
  * it would in the whole batch and gets the same bits (docs/engine.md says what may still differ).
  *
- * @param count   micro-batches per step at most (1 = off: the step runs as one batch, exactly as without)
- * @param minRows a step with fewer rows runs as one batch (at least 2: one row cannot be split)
+ * <p>Which sequences share a micro-batch is the {@link MicroBatchGrouping} named by {@code grouping}: this
+ * contiguous split as is ({@value MicroBatchGrouping#CONTIGUOUS}), or sequences with similar predicted expert
+ * paths together ({@value MicroBatchGrouping#PREDICTED_PATH}, {@link PredictedPathGrouping}), with the same
+ * number of micro-batches.
+ *
+ * @param count    micro-batches per step at most (1 = off: the step runs as one batch, exactly as without)
+ * @param minRows  a step with fewer rows runs as one batch (at least 2: one row cannot be split)
+ * @param grouping the {@link MicroBatchGrouping} by name, one of {@link MicroBatchGrouping#NAMES}
  */
-public record MicroBatching(int count, int minRows) {
+public record MicroBatching(int count, int minRows, String grouping) {
     /** One batch per step. */
     public static final MicroBatching OFF = new MicroBatching(1, 2);
 
+    /** Contiguous micro-batches. */
+    public MicroBatching(int count, int minRows) {
+        this(count, minRows, MicroBatchGrouping.CONTIGUOUS);
+    }
+
     public MicroBatching {
+        checkedGrouping(grouping);
         if (count < 1) {
             throw new IllegalArgumentException("micro-batches must be >= 1 (1 = off), got " + count);
         }
         if (minRows < 2) {
             throw new IllegalArgumentException("micro-batch min rows must be >= 2, got " + minRows);
         }
+    }
+
+    /** The name if it is one of {@link MicroBatchGrouping#NAMES}; else refused naming the choices. */
+    static String checkedGrouping(String name) {
+        if (name == null || !MicroBatchGrouping.NAMES.contains(name)) {
+            throw new IllegalArgumentException("micro-batch grouping must be one of " + MicroBatchGrouping.NAMES
+                    + ", got " + (name == null ? "nothing" : "'" + name + "'"));
+        }
+        return name;
     }
 
     /**

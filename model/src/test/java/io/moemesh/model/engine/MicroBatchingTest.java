@@ -83,5 +83,9 @@ class MicroBatchingTest {
                 .hasMessageContaining("micro-batches must be >= 1");
         assertThatThrownBy(() -> new MicroBatching(2, 1)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("min rows must be >= 2");
+        assertThatThrownBy(() -> new MicroBatching(2, 2, "by-path")).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("micro-batch grouping must be one of [contiguous, predicted-path], got 'by-path'");
+        assertThatThrownBy(() -> new MicroBatching(2, 2, null)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("micro-batch grouping must be one of [contiguous, predicted-path], got nothing");
     }
 }
