@@ -12,14 +12,19 @@ import org.junit.jupiter.api.Test;
 class BenchStartupTest {
 
     @Test
-    void benchStartup_reportsUpAndTheServiceTimedAlone_withTheLoadAverage() {
+    void benchStartup_reportsUpAndTheServiceTimedAlone_withCpuSecondsAndTheLoadAverage() {
         CliRun run = CliRun.on(TestMeshes.stateDir("bench-startup"), "bench", "startup", "--runs", "1", "--aot", "off",
                 "--experts", "1", "--services", "kvcache", "--heap", TestMeshes.HEAP,
                 "--model", TestModels.dir("mixtral-tiny").toString());
 
         assertThat(run.exit()).as(run.err()).isZero();
         assertThat(run.out()).contains("| `up` (1 experts, router, kvcache, gateway) |").contains("| kvcache |")
-                .contains("| | without |").contains("load average (1, 5, 15 min): ");
+                .contains("| | without | CPU s without: total (C2 / C1 / GC / main / other) |")
+                .contains("load average (1, 5, 15 min): ");
+        // every row has a CPU cell: total, then the five kinds; a service that used no CPU was not measured
+        assertThat(run.out().lines().filter(l -> l.startsWith("| `up`") || l.startsWith("| kvcache")))
+                .hasSize(2).allMatch(l -> l.matches("\\| .+ \\| [0-9.]+ \\| [0-9.]+ \\([0-9.]+( / [0-9.]+){4}\\) \\|"))
+                .noneMatch(l -> l.contains("| 0.0 ("));
     }
 
     @Test

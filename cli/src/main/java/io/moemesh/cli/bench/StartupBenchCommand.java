@@ -14,12 +14,14 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.function.ToDoubleFunction;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -33,6 +35,11 @@ import picocli.CommandLine.Spec;
  * SERVING (health polled every 100 ms). Runs with the launcher's AOT caches ({@link AotCache}) and without
  * ({@code MOEMESH_AOT_CACHE=off}); missing caches are built by one unmeasured {@code up} first. The medians go to a
  * markdown table with the load average before and after, since a loaded machine stretches every figure.
+ *
+ * <p>Beside each wall time it reports the CPU seconds the process used until SERVING ({@link ProcessCpu}: user +
+ * system, split into C2 and C1 compiler threads, GC, {@code main} and the rest; for {@code up}, all services
+ * together). On fewer cores than starting JVMs, {@code up} takes about the sum of those, and they hardly depend on
+ * the machine's other load, unlike the wall times: they are what a cut of start-up work is judged by.
  */
 @Command(name = "startup", mixinStandardHelpOptions = true,
         description = "Cold start: `up` → every service SERVING, and each service alone (kill, start, gRPC health "
@@ -91,8 +98,8 @@ final class StartupBenchCommand implements Callable<Integer> {
         MeshSpec ms = new MeshSpec(model != null ? model : home.root().resolve("models/mixtral-tiny"), experts, 1, dir,
                 jvm.heap(), jvm.timeout(), home, jvm.jvmOptions()).withKvCache();
         String loadBefore = loadAverage();
-        // row -> mode -> seconds of each run
-        Map<String, Map<Boolean, double[]>> seconds = new LinkedHashMap<>();
+        // row -> mode -> each run's seconds and CPU time
+        Map<String, Map<Boolean, Sample[]>> seconds = new LinkedHashMap<>();
         for (boolean withAot : modes) {
             Map<String, String> env = new HashMap<>(System.getenv());
             if (!withAot) {
@@ -107,13 +114,18 @@ final class StartupBenchCommand implements Callable<Integer> {
                 err.flush();
                 Instant t0 = Instant.now();
                 try (RunningMesh mesh = MeshLauncher.up(ms, err, true, env)) {
+                    double upSeconds = secondsSince(t0);
                     record(seconds, "`up` (" + experts + " experts, router, kvcache, gateway)", withAot, r,
-                            secondsSince(t0));
+                            new Sample(upSeconds, mesh.state().services().stream()
+                                    .map(s -> ProcessCpu.of(s.pid()).orElse(ProcessCpu.ZERO))
+                                    .reduce(ProcessCpu.ZERO, ProcessCpu::plus)));
                     for (String name : timed) {
                         mesh.kill(name);
                         Instant t = Instant.now();
                         mesh.restart(name, jvm.timeout());
-                        record(seconds, name.equals("expert-0") ? "expert-service" : name, withAot, r, secondsSince(t));
+                        double alone = secondsSince(t);
+                        record(seconds, name.equals("expert-0") ? "expert-service" : name, withAot, r, new Sample(alone,
+                                ProcessCpu.of(mesh.state().service(name).pid()).orElse(ProcessCpu.ZERO)));
                     }
                 }
             }
@@ -121,19 +133,42 @@ final class StartupBenchCommand implements Callable<Integer> {
         out.printf("Cold start, process start → gRPC health SERVING, seconds: median (min–max) of %d run(s); model %s%n",
                 runs, ms.model().getFileName());
         out.println();
-        out.println("| | " + String.join(" | ", modes.stream().map(m -> m ? "with AOT cache" : "without").toList()) + " |");
-        out.println("|---|" + "---|".repeat(modes.size()));
-        seconds.forEach((row, byMode) -> out.println("| " + row + " | " + String.join(" | ", modes.stream()
-                .map(m -> Stats.of(byMode.get(m)).cell()).toList()) + " |"));
+        out.println("| | " + String.join(" | ", modes.stream().map(m -> m ? "with AOT cache" : "without").toList()) + " | "
+                + String.join(" | ", modes.stream().map(m -> "CPU s " + (m ? "with" : "without")
+                + ": total (C2 / C1 / GC / main / other)").toList()) + " |");
+        out.println("|---|" + "---|".repeat(2 * modes.size()));
+        seconds.forEach((row, byMode) -> out.println("| " + row + " | "
+                + String.join(" | ", modes.stream().map(m -> Stats.of(wall(byMode.get(m))).cell()).toList()) + " | "
+                + String.join(" | ", modes.stream().map(m -> cpuCell(byMode.get(m))).toList()) + " |"));
         out.println();
+        out.println("CPU s: user + system seconds the process used until SERVING (for `up`, all services together), "
+                + "medians; C2 / C1: the JIT compiler threads, GC: GC workers and the VM Thread, main: Spring's "
+                + "context, other: the rest (threads already exited included).");
         out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + loadAverage() + " after; "
                 + Runtime.getRuntime().availableProcessors() + " cores");
         out.flush();
         return 0;
     }
 
-    private void record(Map<String, Map<Boolean, double[]>> seconds, String row, boolean mode, int run, double s) {
-        seconds.computeIfAbsent(row, k -> new LinkedHashMap<>()).computeIfAbsent(mode, k -> new double[runs])[run] = s;
+    /** One measurement: process start → SERVING, seconds, and the CPU time used until then. */
+    record Sample(double seconds, ProcessCpu cpu) {
+    }
+
+    private void record(Map<String, Map<Boolean, Sample[]>> seconds, String row, boolean mode, int run, Sample s) {
+        seconds.computeIfAbsent(row, k -> new LinkedHashMap<>()).computeIfAbsent(mode, k -> new Sample[runs])[run] = s;
+    }
+
+    private static double[] wall(Sample[] samples) {
+        return Arrays.stream(samples).mapToDouble(Sample::seconds).toArray();
+    }
+
+    /** {@code 9.1 (8.7–9.6) (3.2 / 1.1 / 0.4 / 2.5 / 1.9)}: the total's median and spread, then each kind's median. */
+    static String cpuCell(Sample[] samples) {
+        List<ToDoubleFunction<ProcessCpu>> kinds = List.of(ProcessCpu::c2, ProcessCpu::c1, ProcessCpu::gc,
+                ProcessCpu::main, ProcessCpu::other);
+        return Stats.of(Arrays.stream(samples).mapToDouble(s -> s.cpu().total()).toArray()).cell() + " ("
+                + String.join(" / ", kinds.stream().map(k -> Stats.fmt(Stats.of(Arrays.stream(samples)
+                .mapToDouble(s -> k.applyAsDouble(s.cpu())).toArray()).median())).toList()) + ")";
     }
 
     /** Whether every jar of the mesh has its AOT cache already (else the first measured run would train). */

@@ -381,6 +381,7 @@ public final class MeshLauncher {
         List<String> cmd = new ArrayList<>();
         cmd.add(java);
         cmd.addAll(SERVICE_JVM_FLAGS);
+        cmd.addAll(ServiceJvmOptions.startupFlags(name));
         cmd.add("-Xmx" + heap);
         cmd.add("-Dorg.bytedeco.javacpp.cachedir=" + nativeCache(spec, name));
         cmd.addAll(spec.jvmOptions());
