@@ -252,9 +252,4 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
         obs.onNext(response);
         obs.onCompleted();
     }
-
-    /** Bytes as a ByteString without copying (the block's bytes are immutable). */
-    static ByteString wrap(ByteBuffer readOnly) {
-        return UnsafeByteOperations.unsafeWrap(readOnly);
-    }
 }
