@@ -1,6 +1,5 @@
 package io.moemesh.kvcache.grpc;
 
-import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
 import io.grpc.BindableService;
 import io.grpc.ServerMethodDefinition;
