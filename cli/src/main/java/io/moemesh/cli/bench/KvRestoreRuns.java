@@ -1,10 +1,14 @@
 package io.moemesh.cli.bench;
 
 import com.google.protobuf.ByteString;
+import io.grpc.CallOptions;
+import io.grpc.Context;
 import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.ClientCalls;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.block.KvBlock;
@@ -24,8 +28,9 @@ import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.GetRequest;
-import io.moemesh.proto.kvcache.v1.GetResponse;
-import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.service.kvcache.GetBlocks;
+import io.moemesh.service.kvcache.GetReply;
+import io.moemesh.service.kvcache.KvGetWire;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -36,7 +41,6 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -51,9 +55,10 @@ import java.util.stream.Stream;
  *   <li>{@link #restoreFromTier}: {@link SsdTier#get} per block, one thread (the read, the CRC32C check, the
  *       block);</li>
  *   <li>{@link #restoreOverGrpc}: the service's {@code Get} stream on loopback, one call per prefix, over the same
- *       tier under a DRAM tier as the service wires it ({@link TieredKvStore}, promotion on hit), served by the
- *       service's own {@link KvCacheGrpcService} on a Netty server; the client copies every chunk into a block's
- *       byte array as the gateway's client does.</li>
+ *       tier under a DRAM tier as the service wires it ({@link TieredKvStore}; a whole-prefix restore promotes
+ *       only into free DRAM), served by the service's own {@link KvCacheGrpcService} on a Netty server; the client
+ *       reads the replies as the gateway's {@code KvCacheClient} does ({@link KvGetWire}'s marshaller parses each
+ *       chunk from gRPC's buffers into the block's array, {@link GetBlocks} checks the contract).</li>
  * </ul>
  */
 final class KvRestoreRuns implements AutoCloseable {
@@ -182,28 +187,24 @@ final class KvRestoreRuns implements AutoCloseable {
                 .setNumLayers(layout.layers()).setNumKvHeads(layout.kvHeads()).setHeadDim(layout.headDim()).build();
         ByteString fp = ByteString.copyFrom(fingerprint.bytes());
         int size = layout.bytesPerBlock();
+        MethodDescriptor<GetRequest, GetReply> getMethod = KvGetWire.client(size);
         long bytes = 0;
         for (List<BlockKey> prefix : warmingUp ? warmup : prefixes) {
             GetRequest.Builder req = GetRequest.newBuilder().setModelFingerprint(fp).setLayout(wireLayout);
             prefix.forEach(k -> req.addBlockHashes(ByteString.copyFrom(k.bytes())));
-            Iterator<GetResponse> it = KvCacheServiceGrpc.newBlockingStub(grpc.channel())
-                    .withDeadlineAfter(10, TimeUnit.MINUTES).get(req.build());
-            byte[] block = new byte[size];
-            int blocks = 0;
-            while (it.hasNext()) {
-                GetResponse r = it.next();
-                if (!r.getFound()) {
-                    throw new IllegalStateException("block " + r.getIndex() + " of a bench prefix was not found");
-                }
-                if (r.getOffset() == 0) {
-                    block = new byte[size];
-                }
-                r.getData().copyTo(block, (int) r.getOffset());
-                bytes += r.getData().size();
-                if (r.getLast()) {
-                    blocks++;
-                }
+            // The gateway's reader (KvCacheClient.get): the zero-copy reply marshaller and the contract checks.
+            Context.CancellableContext call = Context.current().withCancellation();
+            int blocks;
+            try {
+                blocks = call.call(() -> GetBlocks.read(ClientCalls.blockingServerStreamingCall(grpc.channel(),
+                        getMethod, CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.MINUTES), req.build()),
+                        prefix.size(), size).size());
+            } catch (Exception e) {
+                throw e instanceof RuntimeException re ? re : new IllegalStateException(e);
+            } finally {
+                call.cancel(null);
             }
+            bytes += (long) blocks * size;
             if (blocks != prefix.size()) {
                 throw new IllegalStateException("Get returned " + blocks + " of a prefix's " + prefix.size()
                         + " blocks");

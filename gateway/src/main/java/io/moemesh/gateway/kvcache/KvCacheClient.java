@@ -1,7 +1,10 @@
 package io.moemesh.gateway.kvcache;
 
 import com.google.protobuf.ByteString;
+import io.grpc.CallOptions;
 import io.grpc.ConnectivityState;
+import io.grpc.MethodDescriptor;
+import io.grpc.stub.ClientCalls;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.model.kv.BlockContents;
@@ -13,7 +16,6 @@ import io.moemesh.proto.kvcache.v1.AttendRequest;
 import io.moemesh.proto.kvcache.v1.AttendResponse;
 import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.GetRequest;
-import io.moemesh.proto.kvcache.v1.GetResponse;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.PinRequest;
@@ -22,6 +24,9 @@ import io.moemesh.proto.kvcache.v1.PutBlockHeader;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
 import io.moemesh.proto.kvcache.v1.PutRequest;
 import io.moemesh.proto.kvcache.v1.PutResponse;
+import io.moemesh.service.kvcache.GetBlocks;
+import io.moemesh.service.kvcache.GetReply;
+import io.moemesh.service.kvcache.KvGetWire;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -57,6 +62,8 @@ public final class KvCacheClient implements AutoCloseable {
     private final ByteString fingerprint;
     private final BlockLayout layout;
     private final KvPayload payload;
+    /** Get with the zero-copy reply marshaller for this layout's block size (a block arrives with one copy). */
+    private final MethodDescriptor<GetRequest, GetReply> getMethod;
     private final AutoCloseable onClose;
     /** {@link System#nanoTime()} of the last reconnect asked for. */
     private final AtomicLong reconnectAskedAt = new AtomicLong(System.nanoTime() - RECONNECT_EVERY_NANOS);
@@ -72,6 +79,7 @@ public final class KvCacheClient implements AutoCloseable {
         this.payload = payload;
         this.layout = BlockLayout.newBuilder().setBlockTokens(payload.blockTokens()).setNumLayers(payload.layers())
                 .setNumKvHeads(payload.kvHeads()).setHeadDim(payload.headDim()).build();
+        this.getMethod = KvGetWire.client(payload.bytes());
         this.onClose = onClose;
     }
 
@@ -117,7 +125,8 @@ public final class KvCacheClient implements AutoCloseable {
     /**
      * The payloads of the leading run of {@code hashes} the service returns, in order: it stops at the first block
      * not found. A block whose chunks break the contract ends the run too (the blocks before it are returned;
-     * {@link BadBlockException} when it is the first).
+     * {@link BadBlockException} when it is the first). The replies are parsed by {@link KvGetWire}'s marshaller
+     * straight from gRPC's buffers into the block arrays and checked by {@link GetBlocks}.
      */
     public List<byte[]> get(List<BlockHash> hashes, Duration deadline) {
         reconnectIfDown();
@@ -125,51 +134,16 @@ public final class KvCacheClient implements AutoCloseable {
         for (BlockHash h : hashes) {
             req.addBlockHashes(ByteString.copyFrom(h.bytes()));
         }
-        List<byte[]> out = new ArrayList<>();
         int size = payload.bytes();
         io.grpc.Context.CancellableContext call = io.grpc.Context.current().withCancellation();
         try {
             return call.call(() -> {
-                Iterator<GetResponse> it = KvCacheServiceGrpc.newBlockingStub(channel)
-                        .withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS).get(req.build());
-                byte[] block = null;
-                int filled = 0;
-                while (it.hasNext()) {
-                    GetResponse r = it.next();
-                    if (r.getIndex() != out.size()) {
-                        throw bad("block " + r.getIndex() + " sent while block " + out.size() + " was expected");
-                    }
-                    if (!r.getFound()) {
-                        return out;
-                    }
-                    if (block == null) {
-                        block = new byte[size];
-                    }
-                    if (r.getOffset() != filled || filled + r.getData().size() > size) {
-                        throw bad("block " + out.size() + ": a chunk at offset " + r.getOffset() + " of "
-                                + r.getData().size() + " bytes after " + filled + " of " + size);
-                    }
-                    r.getData().copyTo(block, filled);
-                    filled += r.getData().size();
-                    if (r.getLast()) {
-                        if (filled != size) {
-                            throw bad("block " + out.size() + " ended after " + filled + " of " + size + " bytes");
-                        }
-                        out.add(block);
-                        block = null;
-                        filled = 0;
-                        if (out.size() == hashes.size()) {
-                            return out;
-                        }
-                    }
-                }
-                return out;
+                Iterator<GetReply> it = ClientCalls.blockingServerStreamingCall(channel, getMethod,
+                        CallOptions.DEFAULT.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS), req.build());
+                return GetBlocks.read(it, hashes.size(), size);
             });
-        } catch (BadBlockException e) {
-            if (out.isEmpty()) {
-                throw e;
-            }
-            return out;
+        } catch (GetBlocks.BadReplyException e) {
+            throw new BadBlockException(e.getMessage());
         } catch (RuntimeException e) {
             throw e;
         } catch (Exception e) {
@@ -178,10 +152,6 @@ public final class KvCacheClient implements AutoCloseable {
             // Ends the stream if we stopped reading early (the service may still be sending).
             call.cancel(null);
         }
-    }
-
-    private static BadBlockException bad(String message) {
-        return new BadBlockException(message);
     }
 
     /**

@@ -6,8 +6,8 @@ import io.moemesh.kvcache.metrics.KvCacheMetrics;
 import io.moemesh.kvcache.policy.AccessHint;
 import io.moemesh.kvcache.serving.ServedModel;
 import io.moemesh.kvcache.tier.StoredBlock;
-import io.moemesh.proto.kvcache.v1.GetResponse;
 import io.moemesh.proto.kvcache.v1.Tier;
+import io.moemesh.service.kvcache.GetReply;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Optional;
@@ -16,7 +16,10 @@ import java.util.Optional;
  * One Get stream, sent as fast as the client reads it: chunks go out only while the call is ready (gRPC's
  * outbound flow control), and the rest waits for the next on-ready callback, so a slow reader of a long prefix
  * holds about {@link #READY_THRESHOLD_BYTES} in memory (a few blocks), not the whole answer. A block is read from
- * the store when its first chunk is due; the bytes are the block's own immutable buffer (no copy).
+ * the store when its first chunk is due, by {@link io.moemesh.kvcache.tier.TieredKvStore#restore} (a lower-tier
+ * block is promoted only into free DRAM: a long prefix streaming out does not flush DRAM nor cost a demotion write
+ * per block); the chunks are views of the block's own immutable buffer, which the reply marshaller
+ * ({@link io.moemesh.service.kvcache.GetReplyMarshaller}) writes into gRPC's buffers.
  *
  * <p>The call counts as ready until {@link #READY_THRESHOLD_BYTES} are queued in the transport (gRPC's default is
  * 32 KiB, less than one block): so the next blocks are read from the tier while the previous ones are on the wire,
@@ -30,7 +33,7 @@ final class GetStream implements Runnable {
     private final ServedModel model;
     private final List<BlockKey> keys;
     private final KvCacheMetrics metrics;
-    private final ServerCallStreamObserver<GetResponse> obs;
+    private final ServerCallStreamObserver<GetReply> obs;
     private int next;
     /** The block being sent, its index and tier; null between blocks. */
     private ByteBuffer current;
@@ -38,7 +41,7 @@ final class GetStream implements Runnable {
     private Tier currentTier;
     private boolean done;
 
-    GetStream(ServedModel model, List<BlockKey> keys, KvCacheMetrics metrics, ServerCallStreamObserver<GetResponse> obs) {
+    GetStream(ServedModel model, List<BlockKey> keys, KvCacheMetrics metrics, ServerCallStreamObserver<GetReply> obs) {
         this.model = model;
         this.keys = keys;
         this.metrics = metrics;
@@ -70,10 +73,10 @@ final class GetStream implements Runnable {
                     }
                     int i = next++;
                     long t0 = System.nanoTime();
-                    Optional<StoredBlock> b = model.store().get(keys.get(i), AccessHint.NONE);
+                    Optional<StoredBlock> b = model.store().restore(keys.get(i), AccessHint.NONE);
                     metrics.restored(model, System.nanoTime() - t0);
                     if (b.isEmpty()) {
-                        obs.onNext(GetResponse.newBuilder().setIndex(i).setFound(false).setLast(true).build());
+                        obs.onNext(GetReply.miss(i));
                         continue;
                     }
                     current = b.get().block().data();
@@ -85,8 +88,7 @@ final class GetStream implements Runnable {
                 ByteBuffer chunk = current.slice(offset, n);
                 current.position(offset + n);
                 boolean last = !current.hasRemaining();
-                obs.onNext(GetResponse.newBuilder().setIndex(currentIndex).setFound(true).setTier(currentTier)
-                        .setOffset(offset).setData(KvCacheGrpcService.wrap(chunk)).setLast(last).build());
+                obs.onNext(GetReply.chunk(currentIndex, currentTier, offset, chunk, last));
                 if (last) {
                     current = null;
                 }

@@ -1,8 +1,12 @@
 package io.moemesh.kvcache.grpc;
 
-import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
+import io.grpc.BindableService;
+import io.grpc.ServerMethodDefinition;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.ServiceDescriptor;
 import io.grpc.Status;
+import io.grpc.stub.ServerCalls;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.kvcache.attend.BlockAttention;
@@ -21,7 +25,6 @@ import io.moemesh.proto.common.v1.Tensor;
 import io.moemesh.proto.kvcache.v1.AttendRequest;
 import io.moemesh.proto.kvcache.v1.AttendResponse;
 import io.moemesh.proto.kvcache.v1.GetRequest;
-import io.moemesh.proto.kvcache.v1.GetResponse;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.LookupResponse;
@@ -33,6 +36,8 @@ import io.moemesh.proto.kvcache.v1.StatsRequest;
 import io.moemesh.proto.kvcache.v1.StatsResponse;
 import io.moemesh.proto.kvcache.v1.UnpinRequest;
 import io.moemesh.proto.kvcache.v1.UnpinResponse;
+import io.moemesh.service.kvcache.GetReply;
+import io.moemesh.service.kvcache.KvGetWire;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -44,7 +49,7 @@ import java.util.function.Supplier;
  * moemesh.kvcache.v1.KvCacheService over the served models' tiered stores; every error goes through
  * {@link KvCacheStatuses}. Calls run on gRPC's executor (SSD reads and writes block it for one record's I/O).
  */
-public final class KvCacheGrpcService extends KvCacheServiceGrpc.KvCacheServiceImplBase {
+public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService, BindableService {
     /** Query tokens one Attend may carry. */
     static final int MAX_ATTEND_TOKENS = 256;
 
@@ -76,8 +81,34 @@ public final class KvCacheGrpcService extends KvCacheServiceGrpc.KvCacheServiceI
         return new PutStream(models, metrics, obs);
     }
 
+    /**
+     * The generated service with Get served through {@link KvGetWire#SERVER}'s marshaller: each reply's block bytes
+     * are written from the block into gRPC's buffers, with no {@code ByteString} or protobuf buffer between. Same
+     * method name, same wire format.
+     */
     @Override
-    public void get(GetRequest req, StreamObserver<GetResponse> obs) {
+    public ServerServiceDefinition bindService() {
+        ServerServiceDefinition generated = KvCacheServiceGrpc.bindService(this);
+        ServiceDescriptor sd = generated.getServiceDescriptor();
+        String get = KvGetWire.SERVER.getFullMethodName();
+        ServiceDescriptor.Builder descriptor = ServiceDescriptor.newBuilder(sd.getName())
+                .setSchemaDescriptor(sd.getSchemaDescriptor());
+        for (ServerMethodDefinition<?, ?> m : generated.getMethods()) {
+            descriptor.addMethod(m.getMethodDescriptor().getFullMethodName().equals(get)
+                    ? KvGetWire.SERVER : m.getMethodDescriptor());
+        }
+        ServerServiceDefinition.Builder out = ServerServiceDefinition.builder(descriptor.build());
+        for (ServerMethodDefinition<?, ?> m : generated.getMethods()) {
+            if (m.getMethodDescriptor().getFullMethodName().equals(get)) {
+                out.addMethod(KvGetWire.SERVER, ServerCalls.asyncServerStreamingCall(this::getStream));
+            } else {
+                out.addMethod(m);
+            }
+        }
+        return out.build();
+    }
+
+    private void getStream(GetRequest req, StreamObserver<GetReply> obs) {
         ServedModel m;
         List<BlockKey> keys;
         try {
@@ -87,7 +118,7 @@ public final class KvCacheGrpcService extends KvCacheServiceGrpc.KvCacheServiceI
             obs.onError(KvCacheStatuses.logged("Get", e).asRuntimeException());
             return;
         }
-        new GetStream(m, keys, metrics, (ServerCallStreamObserver<GetResponse>) obs).start();
+        new GetStream(m, keys, metrics, (ServerCallStreamObserver<GetReply>) obs).start();
     }
 
     @Override
@@ -219,10 +250,5 @@ public final class KvCacheGrpcService extends KvCacheServiceGrpc.KvCacheServiceI
         }
         obs.onNext(response);
         obs.onCompleted();
-    }
-
-    /** Bytes as a ByteString without copying (the block's bytes are immutable). */
-    static ByteString wrap(ByteBuffer readOnly) {
-        return UnsafeByteOperations.unsafeWrap(readOnly);
     }
 }

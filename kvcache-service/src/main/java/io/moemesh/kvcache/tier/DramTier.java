@@ -214,6 +214,11 @@ public final class DramTier implements KvTier {
         return capacityBytes;
     }
 
+    /** Bytes a put can take without evicting anything. */
+    public synchronized long freeBytes() {
+        return capacityBytes - usedBytes;
+    }
+
     @Override
     public synchronized long usedBytes() {
         return usedBytes;

@@ -61,6 +61,36 @@ final class Records {
         return BlockKey.read(rec.duplicate().position(4));
     }
 
+    /** Bytes CRC-checked and then copied per step of {@link #verifyInto}: stays in L1/L2 between the two. */
+    static final int VERIFY_STEP_BYTES = 64 * 1024;
+
+    /**
+     * As {@link #verify} for a record read into a reused buffer ({@code rec}'s bytes 0 to its limit), copying the
+     * payload into {@code payloadOut} in the same pass: each step is CRC32C-checked and then copied while it is
+     * still in the core's cache, instead of a copy of the whole record followed by a CRC over the copy.
+     *
+     * @return the record's key, or null when the magic, the length or the CRC does not match ({@code payloadOut}
+     *         then holds garbage and must not be used)
+     */
+    static BlockKey verifyInto(ByteBuffer rec, int payloadBytes, byte[] payloadOut) {
+        rec.order(ByteOrder.LITTLE_ENDIAN);
+        if (rec.limit() != HEADER_BYTES + payloadBytes || payloadOut.length != payloadBytes
+                || rec.getInt(0) != MAGIC || rec.getInt(36) != payloadBytes) {
+            return null;
+        }
+        CRC32C c = new CRC32C();
+        c.update(rec.duplicate().position(4).limit(CRC_AT));
+        for (int at = HEADER_BYTES; at < rec.limit(); at += VERIFY_STEP_BYTES) {
+            int n = Math.min(VERIFY_STEP_BYTES, rec.limit() - at);
+            c.update(rec.duplicate().position(at).limit(at + n));
+            rec.get(at, payloadOut, at - HEADER_BYTES, n);
+        }
+        if (rec.getInt(CRC_AT) != (int) c.getValue()) {
+            return null;
+        }
+        return BlockKey.read(rec.duplicate().position(4));
+    }
+
     /** The payload of a verified record: a view, no copy. */
     static ByteBuffer payload(ByteBuffer rec) {
         return rec.duplicate().position(HEADER_BYTES).slice().order(ByteOrder.LITTLE_ENDIAN);

@@ -88,6 +88,21 @@ final class Segment {
         return at;
     }
 
+    /**
+     * Reads the whole record at {@code offset} into {@code into} (a reused direct buffer of at least
+     * {@link #recordBytes}: the read goes straight into it, without the JDK's temporary direct buffer); on return
+     * its position is 0 and its limit the record's end.
+     */
+    void readInto(long offset, ByteBuffer into) throws IOException {
+        into.clear().limit(recordBytes);
+        while (into.hasRemaining()) {
+            if (channel.read(into, offset + into.position()) < 0) {
+                throw new IOException(path + ": ends inside the record at " + offset);
+            }
+        }
+        into.position(0);
+    }
+
     /** Reads the whole record at {@code offset} into a new buffer. */
     ByteBuffer read(long offset) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(recordBytes);

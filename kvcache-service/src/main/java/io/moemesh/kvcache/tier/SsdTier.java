@@ -63,6 +63,8 @@ public final class SsdTier implements KvTier {
     private final EvictionPolicy policy;
     private final LongSupplier clock;
     private final TierCounters counters = new TierCounters();
+    /** Reused read buffers of {@link #get}: read, CRC32C-check and copy out in one pass. */
+    private final RecordReader reader = new RecordReader();
     private final Object meta = new Object();
     private final Map<BlockKey, Entry> index = new HashMap<>();
     private final TreeMap<Long, Segment> segments = new TreeMap<>();
@@ -382,9 +384,9 @@ public final class SsdTier implements KvTier {
             if (e == null) {
                 break;
             }
-            ByteBuffer rec;
+            RecordReader.Read rec;
             try {
-                rec = e.segment.read(e.offset);
+                rec = reader.read(e.segment, e.offset, e.segment.header.encoding().payloadBytes(layout));
             } catch (ClosedChannelException closedUnderUs) {
                 checkOpen();
                 continue; // compaction moved the record and closed its old segment: look it up again
@@ -392,8 +394,7 @@ public final class SsdTier implements KvTier {
                 log.warn("reading block {} from {} failed: {}", key, e.segment.path, ex.toString());
                 break;
             }
-            BlockKey found = Records.verify(rec, e.segment.header.encoding().payloadBytes(layout));
-            if (!key.equals(found)) {
+            if (!key.equals(rec.key())) {
                 dropCorrupt(key, e, "on read");
                 break;
             }
@@ -403,8 +404,8 @@ public final class SsdTier implements KvTier {
                 }
             }
             counters.hits.increment();
-            counters.bytesRead.add(rec.capacity());
-            return Optional.of(e.segment.header.encoding().decode(key, layout, Records.payload(rec)));
+            counters.bytesRead.add(e.segment.recordBytes);
+            return Optional.of(e.segment.header.encoding().decode(key, layout, rec.payload()));
         }
         counters.misses.increment();
         return Optional.empty();
@@ -419,6 +420,11 @@ public final class SsdTier implements KvTier {
         counters.checksumFailures.increment();
         log.warn("block {} in {} at offset {} failed its CRC32C check {}: dropped", key, e.segment.path, e.offset,
                 when);
+    }
+
+    /** Read buffers kept for reuse by {@link #get} (tests: one per concurrent reader, not one per block). */
+    int idleReadBuffers() {
+        return reader.idleBuffers();
     }
 
     @Override

@@ -28,6 +28,10 @@ import java.util.function.LongSupplier;
  *       is full of pinned blocks the put goes straight to the lower tier.</li>
  *   <li>{@link #get}: DRAM, else the lower tier; a lower-tier hit is promoted (stored in DRAM, then removed
  *       below), keeping the tiers exclusive.</li>
+ *   <li>{@link #restore}: the read of a whole-prefix restore (the service's {@code Get}): as {@link #get}, but a
+ *       lower-tier hit is promoted only while DRAM has free room for it; once DRAM is full the block is served
+ *       from the lower tier and stays there (its hit recorded there), so a long prefix streaming through DRAM
+ *       neither flushes it nor costs a demotion write per block.</li>
  *   <li>{@link #pin} counts nested pins per block across tiers: a pinned block is evicted from neither tier, and a
  *       promotion carries the pin.</li>
  * </ul>
@@ -49,6 +53,8 @@ public final class TieredKvStore implements AutoCloseable {
     private final LongAdder demotions = new LongAdder();
     private final LongAdder demotionDrops = new LongAdder();
     private final LongAdder promotions = new LongAdder();
+    /** Lower-tier hits of {@link #restore} left in the lower tier because DRAM had no free room. */
+    private final LongAdder skippedPromotions = new LongAdder();
     private final LongAdder declined = new LongAdder();
 
     /**
@@ -168,6 +174,60 @@ public final class TieredKvStore implements AutoCloseable {
     /** {@link #get(BlockKey, AccessHint)} without a hint. */
     public Optional<StoredBlock> get(BlockKey key) {
         return get(key, AccessHint.NONE);
+    }
+
+    /**
+     * The whole block, as {@link #get}, for a restore that streams a whole prefix out (the service's {@code Get}):
+     * a lower-tier hit is promoted only when DRAM has free room for it, never by evicting (and so demoting) another
+     * block. Why: with exclusive tiers, promoting every block of a prefix larger than DRAM's free room turns a
+     * read-only restore into a read plus a DRAM eviction plus a lower-tier write per block, and pushes out of DRAM
+     * the blocks other requests were about to hit, for a prefix that the gateway now holds in its own cache (it is
+     * the client's copy that is reused next, not ours). Scan-resistant caches do the same with sequential reads
+     * (a one-time scan is not a reason to evict the working set). The lower tier records the hit, so its eviction
+     * order still sees the use.
+     */
+    public Optional<StoredBlock> restore(BlockKey key, AccessHint hint) {
+        Optional<KvBlock> hot = dram.get(key, hint);
+        if (hot.isPresent()) {
+            return Optional.of(new StoredBlock(hot.get(), TierKind.DRAM));
+        }
+        Optional<KvBlock> cold = lower.get(key, hint);
+        if (cold.isPresent()) {
+            promoteIfRoom(cold.get(), hint);
+            return Optional.of(new StoredBlock(cold.get(), lower.kind()));
+        }
+        lock.lock();
+        try {
+            if (dram.contains(key)) {
+                return dram.get(key, hint).map(b -> new StoredBlock(b, TierKind.DRAM));
+            }
+            if (lower.contains(key)) {
+                Optional<KvBlock> again = lower.get(key, hint);
+                again.ifPresent(b -> promoteIfRoom(b, hint));
+                return again.map(b -> new StoredBlock(b, lower.kind()));
+            }
+            return Optional.empty();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void promoteIfRoom(KvBlock block, AccessHint hint) {
+        // Every DRAM put runs under the lock, so the room seen here is the room the put finds.
+        if (dram.freeBytes() < block.sizeBytes()) {
+            skippedPromotions.increment();
+            return;
+        }
+        lock.lock();
+        try {
+            if (dram.freeBytes() < block.sizeBytes()) {
+                skippedPromotions.increment();
+                return;
+            }
+            promote(block, hint);
+        } finally {
+            lock.unlock();
+        }
     }
 
     private void promote(KvBlock block, AccessHint hint) {
@@ -342,6 +402,11 @@ public final class TieredKvStore implements AutoCloseable {
 
     public DramTier dram() {
         return dram;
+    }
+
+    /** Lower-tier hits of {@link #restore} served without promotion (DRAM had no free room for them). */
+    public long restoredWithoutPromotion() {
+        return skippedPromotions.sum();
     }
 
     public KvTier lower() {

@@ -67,6 +67,82 @@ class TieredKvStoreTest {
     }
 
     @Test
+    void restore_ofAPrefixLargerThanDram_promotesNothingOnceDramIsFull_andWritesNothing() {
+        try (TieredKvStore s = store(2, 20)) {
+            for (int i = 1; i <= 10; i++) {
+                s.put(block(i));
+            }
+            s.put(block(11)); // DRAM: 10, 11; SSD: 1..9
+            long demotions = s.stats().demotions();
+            long written = s.lower().stats().bytesWritten();
+            for (int i = 1; i <= 9; i++) {
+                int b = i;
+                assertThat(s.restore(key(i), AccessHint.NONE)).hasValueSatisfying(sb -> {
+                    assertThat(sb.tier()).isEqualTo(TierKind.SSD);
+                    assertThat(sb.block().sameContent(block(b))).isTrue();
+                });
+            }
+            assertThat(s.stats().demotions()).isEqualTo(demotions);
+            assertThat(s.stats().promotions()).isZero();
+            assertThat(s.lower().stats().bytesWritten()).isEqualTo(written);
+            assertThat(s.restoredWithoutPromotion()).isEqualTo(9);
+            // Bookkeeping: each block still in exactly one tier, DRAM's residents the ones it had, hits counted below.
+            assertThat(s.dram().contains(key(10))).isTrue();
+            assertThat(s.dram().contains(key(11))).isTrue();
+            for (int i = 1; i <= 9; i++) {
+                assertThat(s.lower().contains(key(i))).isTrue();
+                assertThat(s.dram().contains(key(i))).isFalse();
+            }
+            assertThat(s.lower().stats().hits()).isEqualTo(9);
+            assertThat(s.lookup(java.util.stream.IntStream.rangeClosed(1, 11).mapToObj(TestBlocks::key).toList())
+                    .presentBlocks()).isEqualTo(11);
+        }
+    }
+
+    @Test
+    void restore_promotesIntoFreeDramOnly_withoutEvicting() {
+        try (TieredKvStore s = store(3, 20)) {
+            for (int i = 1; i <= 5; i++) {
+                s.put(block(i)); // DRAM: 3, 4, 5; SSD: 1, 2
+            }
+            s.remove(key(5)); // one block of free room
+            long demotions = s.stats().demotions();
+            assertThat(s.restore(key(1), AccessHint.NONE).orElseThrow().tier()).isEqualTo(TierKind.SSD);
+            assertThat(s.dram().contains(key(1))).isTrue();
+            assertThat(s.lower().contains(key(1))).isFalse();
+            assertThat(s.restore(key(2), AccessHint.NONE).orElseThrow().tier()).isEqualTo(TierKind.SSD);
+            assertThat(s.dram().contains(key(2))).isFalse();
+            assertThat(s.lower().contains(key(2))).isTrue();
+            assertThat(s.stats().promotions()).isEqualTo(1);
+            assertThat(s.stats().demotions()).isEqualTo(demotions);
+            assertThat(s.dram().contains(key(3))).isTrue();
+            assertThat(s.dram().contains(key(4))).isTrue();
+            assertThat(s.restore(key(1), AccessHint.NONE).orElseThrow().tier()).isEqualTo(TierKind.DRAM);
+        }
+    }
+
+    @Test
+    void restore_ofAPinnedSsdBlock_carriesThePinWhenPromoted() {
+        try (TieredKvStore s = store(2, 20)) {
+            s.put(block(1));
+            s.put(block(2));
+            s.put(block(3)); // 1 demoted
+            s.pin(key(1));
+            s.remove(key(3));
+            s.restore(key(1), AccessHint.NONE);
+            assertThat(s.dram().isPinned(key(1))).isTrue();
+            assertThat(s.isPinned(key(1))).isTrue();
+        }
+    }
+
+    @Test
+    void restore_ofAnUnstoredKey_isEmpty() {
+        try (TieredKvStore s = store(2, 20)) {
+            assertThat(s.restore(key(7), AccessHint.NONE)).isEmpty();
+        }
+    }
+
+    @Test
     void anSsdHit_isPromoted_andTheTiersStayExclusive() {
         try (TieredKvStore s = store(2, 10)) {
             s.put(block(1));

@@ -1,0 +1,319 @@
+package io.moemesh.service.kvcache;
+
+import com.google.protobuf.CodedOutputStream;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.WireFormat;
+import io.grpc.Drainable;
+import io.grpc.HasByteBuffer;
+import io.grpc.KnownLength;
+import io.grpc.MethodDescriptor;
+import io.moemesh.proto.kvcache.v1.GetResponse;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+
+/**
+ * gRPC marshaller of {@code kvcache.v1.GetResponse} as a {@link GetReply}: the generated message's wire format (a
+ * protobuf parser reads what it writes, it reads what a protobuf writer sends), without its copies of the
+ * chunk's bytes. The model is the expert hop's {@code TensorMessageMarshaller}.
+ *
+ * <p>Writing: the stream is {@link Drainable} and {@link KnownLength}, so gRPC's framer drains it straight into
+ * its (pooled, direct) buffers: the few header fields, the data's tag and length, then the chunk's bytes, from its
+ * array when it has one, else through a small scratch array that stays in the core's cache (a read-only block
+ * buffer has no accessible array). The generated marshaller instead serialises through protobuf's own 4 KiB
+ * buffer.
+ *
+ * <p>Reading: one pass over the received stream. The chunk's bytes are copied once, from gRPC's received buffers
+ * where they lie ({@link HasByteBuffer}) into a heap array: a whole block's array when the chunk starts a block
+ * that is {@code blockBytes} long, so a block of one chunk arrives with one copy and no other allocation (the
+ * generated parser copies the message into a buffer, then into a {@code ByteString}, which the client then copies
+ * into the block). A message that is not valid protobuf (a length past the end of the message, a bad wire type,
+ * truncated) throws IllegalArgumentException naming what is wrong, which gRPC turns into the call's failure. The
+ * received buffers stay gRPC's and are released when it closes the stream after {@code parse} returns, so nothing
+ * is held past a cancel or a failure.
+ */
+public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<GetReply> {
+    /** Scratch size for read-only chunks: two HTTP/2 frames, small enough to stay in L2 while written out. */
+    static final int SCRATCH_BYTES = 32 * 1024;
+    private static final int INDEX = GetResponse.INDEX_FIELD_NUMBER;
+    private static final int FOUND = GetResponse.FOUND_FIELD_NUMBER;
+    private static final int TIER = GetResponse.TIER_FIELD_NUMBER;
+    private static final int OFFSET = GetResponse.OFFSET_FIELD_NUMBER;
+    private static final int DATA = GetResponse.DATA_FIELD_NUMBER;
+    private static final int LAST = GetResponse.LAST_FIELD_NUMBER;
+
+    private final int blockBytes;
+
+    /**
+     * @param blockBytes the bytes of one block of the caller's layout (a chunk at offset 0 of at most this many
+     *                   bytes is read into a block-sized array); 0 on a server, which only writes
+     */
+    public GetReplyMarshaller(int blockBytes) {
+        if (blockBytes < 0) {
+            throw new IllegalArgumentException("blockBytes: must be >= 0, got " + blockBytes);
+        }
+        this.blockBytes = blockBytes;
+    }
+
+    @Override
+    public InputStream stream(GetReply value) {
+        ByteArrayOutputStream prefix = new ByteArrayOutputStream(32);
+        try {
+            CodedOutputStream out = CodedOutputStream.newInstance(prefix, 32);
+            // Field order and default-value omission as the generated code writes them (proto3).
+            if (value.index() != 0) {
+                out.writeUInt32(INDEX, value.index());
+            }
+            if (value.found()) {
+                out.writeBool(FOUND, true);
+            }
+            if (value.tier() != 0) {
+                out.writeEnum(TIER, value.tier());
+            }
+            if (value.offset() != 0) {
+                out.writeUInt64(OFFSET, value.offset());
+            }
+            if (value.length() > 0) {
+                out.writeTag(DATA, WireFormat.WIRETYPE_LENGTH_DELIMITED);
+                out.writeUInt32NoTag(value.length());
+            }
+            out.flush();
+            ByteArrayOutputStream suffix = new ByteArrayOutputStream(2);
+            if (value.last()) {
+                CodedOutputStream s = CodedOutputStream.newInstance(suffix, 2);
+                s.writeBool(LAST, true);
+                s.flush();
+            }
+            return new Outgoing(prefix.toByteArray(), value.data().duplicate(), suffix.toByteArray());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The message as gRPC's framer wants it: drained once into its buffers. */
+    private static final class Outgoing extends InputStream implements Drainable, KnownLength {
+        private final byte[] prefix;
+        private final ByteBuffer data;
+        private final byte[] suffix;
+        private final int length;
+        /** Set when something reads instead of draining (not gRPC's framer): the whole message, then read. */
+        private ByteArrayInputStream copy;
+        private boolean drained;
+
+        Outgoing(byte[] prefix, ByteBuffer data, byte[] suffix) {
+            this.prefix = prefix;
+            this.data = data;
+            this.suffix = suffix;
+            this.length = prefix.length + data.remaining() + suffix.length;
+        }
+
+        @Override
+        public int drainTo(OutputStream target) throws IOException {
+            if (drained || copy != null) {
+                return (int) materialise().transferTo(target);
+            }
+            drained = true;
+            target.write(prefix);
+            writeData(target);
+            target.write(suffix);
+            return length;
+        }
+
+        private void writeData(OutputStream target) throws IOException {
+            ByteBuffer d = data;
+            if (d.hasArray()) {
+                target.write(d.array(), d.arrayOffset() + d.position(), d.remaining());
+                return;
+            }
+            byte[] scratch = new byte[Math.min(SCRATCH_BYTES, d.remaining())];
+            for (int at = d.position(); at < d.limit(); ) {
+                int n = Math.min(scratch.length, d.limit() - at);
+                d.get(at, scratch, 0, n);
+                target.write(scratch, 0, n);
+                at += n;
+            }
+        }
+
+        private ByteArrayInputStream materialise() throws IOException {
+            if (copy == null) {
+                ByteArrayOutputStream all = new ByteArrayOutputStream(drained ? 0 : length);
+                if (!drained) {
+                    drainTo(all);
+                }
+                copy = new ByteArrayInputStream(all.toByteArray());
+            }
+            return copy;
+        }
+
+        @Override
+        public int available() throws IOException {
+            return copy != null ? copy.available() : drained ? 0 : length;
+        }
+
+        @Override
+        public int read() throws IOException {
+            return materialise().read();
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return materialise().read(b, off, len);
+        }
+    }
+
+    @Override
+    public GetReply parse(InputStream stream) {
+        try {
+            return new Reading(stream).reply();
+        } catch (IOException e) {
+            throw new IllegalArgumentException("kvcache.v1.GetResponse: "
+                    + (e.getMessage() == null ? "unreadable" : e.getMessage()), e);
+        }
+    }
+
+    /** One message being read; {@code pos} counts bytes consumed. */
+    private final class Reading {
+        private final InputStream in;
+        private long pos;
+        private int index;
+        private boolean found;
+        private int tier;
+        private long offset;
+        private boolean last;
+        private ByteBuffer data;
+
+        Reading(InputStream in) {
+            this.in = in;
+        }
+
+        GetReply reply() throws IOException {
+            while (true) {
+                int first = in.read();
+                if (first < 0) {
+                    break;
+                }
+                pos++;
+                long tag = varint(first);
+                int field = (int) (tag >>> 3);
+                int wire = (int) (tag & 7);
+                if (field == 0) {
+                    throw new InvalidProtocolBufferException("field number 0 at byte " + (pos - 1));
+                }
+                if (wire == WireFormat.WIRETYPE_VARINT && field != DATA) {
+                    long v = varint(readByte());
+                    switch (field) {
+                        case INDEX -> index = (int) v; // uint32: the low 32 bits, as protobuf reads it
+                        case FOUND -> found = v != 0;
+                        case TIER -> tier = (int) v;
+                        case OFFSET -> offset = v;
+                        case LAST -> last = v != 0;
+                        default -> { } // an unknown field: skipped
+                    }
+                } else if (field == DATA && wire == WireFormat.WIRETYPE_LENGTH_DELIMITED) {
+                    data(length());
+                } else {
+                    skipValue(field, wire);
+                }
+            }
+            return new GetReply(index, found, tier, offset, data, last);
+        }
+
+        private void data(int length) throws IOException {
+            // offset 0 (absent: the default) sent before the data, the chunk no larger than a block: the block's
+            // own array. A later duplicate of the field replaces the earlier one (protobuf: the last one wins).
+            boolean startsBlock = blockBytes > 0 && offset == 0 && length <= blockBytes;
+            byte[] into = new byte[startsBlock ? blockBytes : length];
+            readInto(into, length);
+            data = ByteBuffer.wrap(into, 0, length).slice();
+        }
+
+        /** {@code n} bytes into {@code a[0, n)}: from gRPC's own buffers when it offers them, else read. */
+        private void readInto(byte[] a, int n) throws IOException {
+            int at = 0;
+            if (in instanceof HasByteBuffer hb && hb.byteBufferSupported()) {
+                while (at < n) {
+                    ByteBuffer b = hb.getByteBuffer();
+                    if (b == null || !b.hasRemaining()) {
+                        break;
+                    }
+                    int k = Math.min(b.remaining(), n - at);
+                    b.get(b.position(), a, at, k);
+                    skip(k);
+                    at += k;
+                }
+            }
+            int got = in.readNBytes(a, at, n - at);
+            pos += got;
+            if (at + got < n) {
+                throw truncated();
+            }
+        }
+
+        private void skipValue(int field, int wire) throws IOException {
+            switch (wire) {
+                case WireFormat.WIRETYPE_VARINT -> varint(readByte());
+                case WireFormat.WIRETYPE_FIXED64 -> skip(8);
+                case WireFormat.WIRETYPE_LENGTH_DELIMITED -> skip(length());
+                case WireFormat.WIRETYPE_FIXED32 -> skip(4);
+                default -> throw new InvalidProtocolBufferException("field " + field + ": wire type " + wire
+                        + " is not supported (groups are not used by moemesh protos)");
+            }
+        }
+
+        /** A length prefix, checked against what is left of the message when the stream knows its length. */
+        private int length() throws IOException {
+            long n = varint(readByte());
+            if (n < 0 || n > Integer.MAX_VALUE || (in instanceof KnownLength && n > in.available())) {
+                throw new InvalidProtocolBufferException("a length of " + n + " at byte " + pos
+                        + " runs past the end of the message (truncated message)");
+            }
+            return (int) n;
+        }
+
+        private int readByte() throws IOException {
+            int b = in.read();
+            if (b < 0) {
+                throw truncated();
+            }
+            pos++;
+            return b;
+        }
+
+        private long varint(int first) throws IOException {
+            long v = first & 0x7f;
+            int b = first;
+            for (int shift = 7; (b & 0x80) != 0; shift += 7) {
+                if (shift > 63) {
+                    throw new InvalidProtocolBufferException("malformed varint at byte " + pos);
+                }
+                b = readByte();
+                v |= (long) (b & 0x7f) << shift;
+            }
+            return v;
+        }
+
+        private void skip(long n) throws IOException {
+            long left = n;
+            while (left > 0) {
+                long k = in.skip(left);
+                if (k <= 0) {
+                    if (in.read() < 0) {
+                        throw truncated();
+                    }
+                    k = 1;
+                }
+                left -= k;
+                pos += k;
+            }
+        }
+
+        private InvalidProtocolBufferException truncated() {
+            return new InvalidProtocolBufferException("the message ends in the middle of a field at byte " + pos
+                    + " (truncated message)");
+        }
+    }
+}
