@@ -76,7 +76,10 @@ final class Exp {
         }
     }
 
-    /** {@code x[i] = e^(x[i] - max)} over [off, off + n); returns their sum (the lanes in {@link LaneSum}'s order, then the tail). */
+    /**
+     * {@code x[i] = e^(x[i] - max)} over [off, off + n); returns their sum (the lanes in {@link LaneSum}'s vector
+     * order, then the tail).
+     */
     static float shiftedInPlace(float[] v, int off, int n, float max) {
         FloatVector acc = FloatVector.zero(F);
         int i = 0;

@@ -133,10 +133,17 @@ final class F32Tiles {
             a0 = FloatVector.fromMemorySegment(F, w, r + 4L * p, LE).fma(FloatVector.fromArray(F, x, x0 + p), a0);
         }
         FloatVector a = a0.add(a1).add(a2.add(a3));
-        // LaneSum's tile order, as in the tiles (the vector paired with itself): two folds, then Q scalars.
-        a = LaneSum.HALF_LO.selectFrom(a, a).add(LaneSum.HALF_HI.selectFrom(a, a));
-        LaneSum.QUARTER_LO.selectFrom(a, a).add(LaneSum.QUARTER_HI.selectFrom(a, a)).intoArray(s, 0);
-        return tail(LaneSum.quarter(s, 0), x, x0, w, (long) c * k, kv, k);
+        // LaneSum's tile order, as in the tiles: two folds in registers, then the Q lanes as LaneSum.quarter adds them.
+        a = a.add(a.rearrange(LaneSum.SWAP_HALVES));
+        a = a.add(a.rearrange(LaneSum.SWAP_QUARTERS));
+        float sum = switch (Q) {
+            case 4 -> (a.lane(0) + a.lane(2)) + (a.lane(1) + a.lane(3));
+            default -> {
+                a.intoArray(s, 0);
+                yield LaneSum.quarter(s, 0);
+            }
+        };
+        return tail(sum, x, x0, w, (long) c * k, kv, k);
     }
 
     /**

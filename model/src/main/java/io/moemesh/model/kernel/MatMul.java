@@ -10,6 +10,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * {@code y[m, N] = x[m, K] · Wᵀ} for a weight {@code W[N, K]} in f32, bf16 or f16: the product of a
@@ -203,7 +204,7 @@ public final class MatMul {
     }
 
     private static volatile boolean warm;
-    private static final java.util.concurrent.atomic.AtomicBoolean WARMING = new java.util.concurrent.atomic.AtomicBoolean();
+    private static final AtomicBoolean WARMING = new AtomicBoolean();
 
     /**
      * Runs every kernel path (each dtype, 1 to 16 rows so every tile remainder, the fused and SwiGLU entry

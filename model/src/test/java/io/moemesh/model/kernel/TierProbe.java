@@ -24,10 +24,10 @@ import java.util.SplittableRandom;
 
 /**
  * Everything whose bits {@link JitTierBitsTest} compares across JIT tiers: the matmul kernels on random inputs
- * (bf16 and f32 weights at m = 1..16 so every tile remainder, f16 at two, K not a multiple of the vector
- * length, a column count not a multiple of 4, the fused and SwiGLU entry points), the vector kernels over lengths 1..40 (vector bodies and
- * tails), and a prefill plus greedy decode on each bundled tiny model (its logits). {@link #main} runs it in a
- * child JVM and writes the results to the file named by its argument.
+ * (bf16 and f32 weights at m = 1..16 so every tile remainder, f16 at two, K not a multiple of the vector length,
+ * a column count not a multiple of 4, the fused and SwiGLU entry points), the vector kernels over lengths 1..40
+ * (vector bodies and tails), and a prefill plus greedy decode on each bundled tiny model (its logits). {@link
+ * #main} runs it in a child JVM and writes the results to the file named by its argument.
  */
 final class TierProbe {
     static final int DECODE_STEPS = 3;
@@ -123,7 +123,8 @@ final class TierProbe {
             float v = (float) rnd.nextDouble(-1, 1);
             switch (dtype) {
                 case F32 -> seg.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, v);
-                case BF16 -> seg.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, (short) (Float.floatToRawIntBits(v) >>> 16));
+                case BF16 -> seg.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i,
+                        (short) (Float.floatToRawIntBits(v) >>> 16));
                 case F16 -> seg.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16(v));
             }
         }
