@@ -46,9 +46,13 @@ final class Placements {
         }
         ModelConfig c = mesh.config();
         List<Instance> used = new ArrayList<>();
+        // each instance keeps the endpoint the launcher gave it (host:port, or unix:///... on a domain-socket mesh)
+        java.util.Map<String, String> endpoints = new java.util.HashMap<>();
+        mesh.placement().getInstancesList().forEach(in -> endpoints.put(in.getId(), in.getEndpoint()));
         for (int i = 0; i < instances; i++) {
             MeshState.Service s = mesh.state().experts().get(i);
-            used.add(Instance.newBuilder().setId(s.name()).setEndpoint(s.grpcEndpoint()).setDeviceSlot(i).build());
+            used.add(Instance.newBuilder().setId(s.name()).setEndpoint(endpoints.getOrDefault(s.name(), s.grpcEndpoint()))
+                    .setDeviceSlot(i).build());
         }
         Placement p = EvenPlacement.build(epoch, used, c.numLayers(), c.numExperts(), c.hasSharedExpert(), replicas);
         PlacementTable table = PlacementTable.of(p, c.numLayers(), c.dispatchableExperts());

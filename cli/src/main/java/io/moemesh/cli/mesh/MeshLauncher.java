@@ -36,7 +36,10 @@ import java.util.Optional;
  * tier in {@code <state-dir>/kvcache/}, which neither {@code up} nor {@code down} deletes, so KV blocks stored before
  * a {@code down} are served after the next {@code up}; {@code down} stops the gateway first (it drains its queued
  * write-backs to the kvcache-service), then the kvcache-service (it demotes DRAM to SSD and forces its segments),
- * then the rest.
+ * then the rest. With {@link MeshTransport#UNIX} ({@code up}'s default on Linux) each expert-service also listens on
+ * a domain socket in the directory {@link SocketDirectory} picks, and the placement carries {@code unix:///...}
+ * endpoints: the gateway's hops and the router's LoadAssignment calls use the sockets; everything else (readiness,
+ * tools) keeps the TCP ports.
  */
 public final class MeshLauncher {
     /** Flags every service JVM needs (Vector API kernels, native access) and the collector chosen for them. */
