@@ -46,12 +46,11 @@ final class Placements {
         }
         ModelConfig c = mesh.config();
         List<Instance> used = new ArrayList<>();
-        // each instance keeps the endpoint the launcher gave it (host:port, or unix:///... on a domain-socket mesh)
-        java.util.Map<String, String> endpoints = new java.util.HashMap<>();
-        mesh.placement().getInstancesList().forEach(in -> endpoints.put(in.getId(), in.getEndpoint()));
         for (int i = 0; i < instances; i++) {
             MeshState.Service s = mesh.state().experts().get(i);
-            used.add(Instance.newBuilder().setId(s.name()).setEndpoint(endpoints.getOrDefault(s.name(), s.grpcEndpoint()))
+            // the endpoint the launcher gave the instance: its domain socket on a unix-transport mesh, else host:port
+            String socket = s.environment().get("MOEMESH_EXPERT_GRPC_UNIX_SOCKET");
+            used.add(Instance.newBuilder().setId(s.name()).setEndpoint(socket == null ? s.grpcEndpoint() : "unix://" + socket)
                     .setDeviceSlot(i).build());
         }
         Placement p = EvenPlacement.build(epoch, used, c.numLayers(), c.numExperts(), c.hasSharedExpert(), replicas);
