@@ -49,7 +49,11 @@ class MeshCommandsTest {
         assertThat(lines[1]).matches("http: http://127\\.0\\.0\\.1:\\d+");
         assertThat(lines[2]).matches("router: 127\\.0\\.0\\.1:\\d+");
         assertThat(lines[3]).matches("kvcache: 127\\.0\\.0\\.1:\\d+");
-        assertThat(lines[4]).matches("expert-0 127\\.0\\.0\\.1:\\d+ experts: L0\\[0,2,4,6] L1\\[1,3,5,7] L2\\[0,2,4,6] L3\\[1,3,5,7]");
+        // up's default transport: a domain socket per instance where epoll is available (Linux), else loopback TCP
+        String endpoint = io.moemesh.service.grpc.InstanceEndpoint.domainSocketsAvailable()
+                ? java.util.regex.Pattern.quote("unix://" + state.toAbsolutePath().resolve("sockets").resolve("expert-0.sock"))
+                : "127\\.0\\.0\\.1:\\d+";
+        assertThat(lines[4]).matches("expert-0 " + endpoint + " experts: L0\\[0,2,4,6] L1\\[1,3,5,7] L2\\[0,2,4,6] L3\\[1,3,5,7]");
         assertThat(lines[5]).startsWith("expert-1 ");
         assertThat(up.err()).contains("moemesh down --state-dir " + state);
         MeshState s = MeshState.read(state).orElseThrow();

@@ -2,6 +2,7 @@ package io.moemesh.e2e;
 
 import io.moemesh.cli.mesh.GatewayClient;
 import io.moemesh.cli.mesh.Generation;
+import io.moemesh.cli.mesh.MeshTransport;
 import io.moemesh.cli.mesh.RunningMesh;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -15,6 +16,11 @@ import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.PromptIds;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.service.placement.PlacementTable;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
@@ -45,9 +51,14 @@ abstract class GoldenMeshTestBase {
 
     abstract String model();
 
+    /** How the gateway reaches the instances: TCP, or a Unix domain socket each (one subclass, as `up` runs). */
+    MeshTransport transport() {
+        return MeshTransport.TCP;
+    }
+
     @BeforeAll
     void startMesh() {
-        mesh = TestMeshes.start("golden-" + model(), model(), 3, 1);
+        mesh = TestMeshes.start("golden-" + model(), model(), 3, 1, transport());
         gateway = new GatewayClient(mesh.gatewayEndpoint(), TestMeshes.CALL_DEADLINE);
         epoch = mesh.state().epoch();
     }
@@ -70,6 +81,8 @@ abstract class GoldenMeshTestBase {
     @MethodSource("placements")
     void goldenCases_giveTheReferenceIdsRoutesTokensAndLogits_underEveryPlacement(int instances, int replicas) {
         PlacementTable table = Placements.switchTo(mesh, gateway, ++epoch, instances, replicas);
+        String form = transport() == MeshTransport.UNIX ? "unix:///" : "127.0.0.1:";
+        assertThat(table.instances()).allSatisfy(in -> assertThat(in.getEndpoint()).startsWith(form));
         var c = mesh.config();
         SoftAssertions soft = new SoftAssertions();
         for (GoldenCase g : GoldenCase.load(model())) {
@@ -78,6 +91,22 @@ abstract class GoldenMeshTestBase {
             GoldenAssert.dispatchFollows(soft, g, r, table, c.numExperts(), c.hasSharedExpert());
         }
         soft.assertAll();
+    }
+
+    /** The gateway's dispatch latency says how each instance is reached (docs/metrics.md). */
+    @Test
+    void dispatchLatency_isLabelledWithTheInstancesTransport() throws Exception {
+        // the series appears with an instance's first call
+        gateway.generate(GenerateRequest.newBuilder().setPrompt("transport probe")
+                .setSampling(SamplingParams.newBuilder().setMaxTokens(2)).build(), m -> { });
+        try (HttpClient http = HttpClient.newHttpClient()) {
+            String metrics = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+                            + mesh.state().gateway().managementPort() + "/actuator/prometheus"))
+                    .timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString()).body();
+            assertThat(metrics.lines().filter(l -> l.startsWith("moemesh_gateway_dispatch_latency_seconds_count{")))
+                    .isNotEmpty()
+                    .allSatisfy(l -> assertThat(l).contains("transport=\"" + transport().label() + "\""));
+        }
     }
 
     /**

@@ -48,7 +48,10 @@ final class Placements {
         List<Instance> used = new ArrayList<>();
         for (int i = 0; i < instances; i++) {
             MeshState.Service s = mesh.state().experts().get(i);
-            used.add(Instance.newBuilder().setId(s.name()).setEndpoint(s.grpcEndpoint()).setDeviceSlot(i).build());
+            // the endpoint the launcher gave the instance: its domain socket on a unix-transport mesh, else host:port
+            String socket = s.environment().get("MOEMESH_EXPERT_GRPC_UNIX_SOCKET");
+            used.add(Instance.newBuilder().setId(s.name()).setEndpoint(socket == null ? s.grpcEndpoint() : "unix://" + socket)
+                    .setDeviceSlot(i).build());
         }
         Placement p = EvenPlacement.build(epoch, used, c.numLayers(), c.numExperts(), c.hasSharedExpert(), replicas);
         PlacementTable table = PlacementTable.of(p, c.numLayers(), c.dispatchableExperts());

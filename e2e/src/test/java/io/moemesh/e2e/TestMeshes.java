@@ -3,6 +3,7 @@ package io.moemesh.e2e;
 import io.moemesh.cli.mesh.MeshHome;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshSpec;
+import io.moemesh.cli.mesh.MeshTransport;
 import io.moemesh.cli.mesh.RunningMesh;
 import io.moemesh.model.golden.TestModels;
 import java.io.PrintWriter;
@@ -49,6 +50,15 @@ final class TestMeshes {
     static RunningMesh start(String name, String model, int experts, int replicas, List<String> jvmOptions,
                              MeshSpec.RestartPolicy restart) {
         return up(spec(name, model, experts, replicas, jvmOptions, restart).withoutRouter());
+    }
+
+    /**
+     * With the gateway reaching the expert-services over {@code transport} ({@link MeshTransport#UNIX}: a domain
+     * socket per instance, as {@code moemesh up} does on Linux), without the router.
+     */
+    static RunningMesh start(String name, String model, int experts, int replicas, MeshTransport transport) {
+        return up(spec(name, model, experts, replicas, List.of(), MeshSpec.RestartPolicy.NEVER).withoutRouter()
+                .withTransport(transport));
     }
 
     /**

@@ -6,6 +6,7 @@ import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshSpec;
 import io.moemesh.cli.mesh.RunningMesh;
 import io.moemesh.cli.mesh.ServiceJvmOptions;
+import io.moemesh.cli.mesh.TransportOption;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -62,6 +63,9 @@ public final class ChaosCommand implements Callable<Integer> {
     @Mixin
     ServiceJvmOptions jvm = new ServiceJvmOptions("512m");
 
+    @picocli.CommandLine.Mixin
+    TransportOption transport = new TransportOption();
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -79,7 +83,7 @@ public final class ChaosCommand implements Callable<Integer> {
         Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("chaos");
         // No router: chaos measures the data path under kills on a fixed placement (epoch 1, as up writes it).
         MeshSpec ms = new MeshSpec(modelDir, experts, replicas, dir, jvm.heap(), jvm.timeout(), home, jvm.jvmOptions(),
-                MeshSpec.RestartPolicy.ALWAYS).withoutRouter();
+                MeshSpec.RestartPolicy.ALWAYS).withoutRouter().withTransport(transport.resolve());
         err.println("moemesh chaos: reference completions of " + ReferenceCompletions.DEFAULT_PROMPTS.size() + " prompts");
         err.flush();
         List<ChaosPrompt> prompts = ReferenceCompletions.compute(ms.model(), ReferenceCompletions.DEFAULT_PROMPTS, maxTokens);

@@ -42,6 +42,9 @@ public final class DemoCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ServiceJvmOptions jvm = new ServiceJvmOptions("512m");
 
+    @picocli.CommandLine.Mixin
+    TransportOption transport = new TransportOption();
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -49,7 +52,7 @@ public final class DemoCommand implements Callable<Integer> {
         MeshHome home = MeshHome.detect();
         Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("demo");
         MeshSpec ms = new MeshSpec(mesh.model(home), mesh.experts(), mesh.replicas(), dir, jvm.heap,
-                jvm.timeout(), home, jvm.jvmOptions);
+                jvm.timeout(), home, jvm.jvmOptions).withTransport(transport.resolve());
         // stopOnJvmExit: a Ctrl-C during the demo still stops the services it started.
         try (RunningMesh mesh = MeshLauncher.up(ms, err, true);
              GatewayClient client = new GatewayClient(mesh.gatewayEndpoint())) {

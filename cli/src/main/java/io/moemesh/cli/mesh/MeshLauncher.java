@@ -4,6 +4,7 @@ import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.tls.CertificateDirectory;
@@ -35,7 +36,10 @@ import java.util.Optional;
  * tier in {@code <state-dir>/kvcache/}, which neither {@code up} nor {@code down} deletes, so KV blocks stored before
  * a {@code down} are served after the next {@code up}; {@code down} stops the gateway first (it drains its queued
  * write-backs to the kvcache-service), then the kvcache-service (it demotes DRAM to SSD and forces its segments),
- * then the rest.
+ * then the rest. With {@link MeshTransport#UNIX} ({@code up}'s default on Linux) each expert-service also listens on
+ * a domain socket in the directory {@link SocketDirectory} picks, and the placement carries {@code unix:///...}
+ * endpoints: the gateway's hops and the router's LoadAssignment calls use the sockets; everything else (readiness,
+ * tools) keeps the TCP ports.
  */
 public final class MeshLauncher {
     /** Flags every service JVM needs (Vector API kernels, native access) and the collector chosen for them. */
@@ -103,17 +107,27 @@ public final class MeshLauncher {
 
         List<Instance> instances = new ArrayList<>();
         List<MeshState.Service> experts = new ArrayList<>();
+        // With domain sockets the instances listen on <socket dir>/<id>.sock too (their TCP port stays, for the
+        // readiness checks and tools) and the placement carries unix:///... endpoints, so the gateway's hops and the
+        // router's LoadAssignment calls skip the TCP/IP stack.
+        Path sockets = spec.transport() == MeshTransport.UNIX
+                ? SocketDirectory.choose(spec.stateDir(), identities.subList(0, spec.experts()), log) : null;
         for (int i = 0; i < spec.experts(); i++) {
             String id = "expert-" + i;
             int grpc = ports[3 * i];
             int http = ports[3 * i + 1];
-            instances.add(Instance.newBuilder().setId(id).setEndpoint("127.0.0.1:" + grpc).setDeviceSlot(i).build());
+            Path socket = sockets == null ? null : sockets.resolve(id + ".sock");
+            String endpoint = socket == null ? "127.0.0.1:" + grpc : InstanceEndpoint.unix(socket).target();
+            instances.add(Instance.newBuilder().setId(id).setEndpoint(endpoint).setDeviceSlot(i).build());
             Map<String, String> env = new LinkedHashMap<>(settings);
             env.put("MOEMESH_EXPERT_MODEL_DIR", spec.model().toString());
             env.put("MOEMESH_EXPERT_INSTANCE_ID", id);
             env.put("MOEMESH_EXPERT_DEVICE_SLOT", Integer.toString(i));
             env.put("MOEMESH_EXPERT_GRPC_HOST", "127.0.0.1");
             env.put("MOEMESH_EXPERT_GRPC_PORT", Integer.toString(grpc));
+            if (socket != null) {
+                env.put("MOEMESH_EXPERT_GRPC_UNIX_SOCKET", socket.toString());
+            }
             env.put("MOEMESH_EXPERT_PLACEMENT_FILE", placementFile.toString());
             env.put("MOEMESH_EXPERT_NATIVE_CACHE_DIR", nativeCache(spec, id).toString());
             // The router places (LoadAssignment); the launcher's identity stays allowed, so tools and tests can

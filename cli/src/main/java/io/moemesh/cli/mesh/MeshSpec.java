@@ -19,9 +19,21 @@ import java.util.List;
  *                    blocks of the mesh's model in DRAM over SSD segment files under {@code <state-dir>/kvcache/},
  *                    which are kept across {@code down} / {@code up}; the gateway is given its endpoint. Off in the
  *                    shorter constructors (tests, benches, chaos, the demo: one JVM less to start)
+ * @param transport   how the gateway and the router reach the expert-services: {@link MeshTransport#UNIX} (a domain
+ *                    socket per instance, {@code unix:///...} endpoints in the placement; {@code moemesh up}'s
+ *                    default where epoll is available, {@link #withTransport}) or {@link MeshTransport#TCP} (loopback
+ *                    ports; the shorter constructors)
  */
 public record MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
-                       MeshHome home, List<String> jvmOptions, RestartPolicy restart, boolean router, boolean kvcache) {
+                       MeshHome home, List<String> jvmOptions, RestartPolicy restart, boolean router, boolean kvcache,
+                       MeshTransport transport) {
+
+    /** Over TCP. */
+    public MeshSpec(Path model, int experts, int replicas, Path stateDir, String heap, Duration startTimeout,
+                    MeshHome home, List<String> jvmOptions, RestartPolicy restart, boolean router, boolean kvcache) {
+        this(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, router, kvcache,
+                MeshTransport.TCP);
+    }
 
     /** What happens to a service that exits, in the words of a pod's restartPolicy. */
     public enum RestartPolicy {
@@ -56,13 +68,19 @@ public record MeshSpec(Path model, int experts, int replicas, Path stateDir, Str
      */
     public MeshSpec withoutRouter() {
         return new MeshSpec(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, false,
-                kvcache);
+                kvcache, transport);
     }
 
     /** The same mesh with the kvcache-service, as {@code moemesh up} starts it (unless {@code --no-kvcache}). */
     public MeshSpec withKvCache() {
         return new MeshSpec(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, router,
-                true);
+                true, transport);
+    }
+
+    /** The same mesh with the gateway and router reaching the expert-services over {@code transport}. */
+    public MeshSpec withTransport(MeshTransport transport) {
+        return new MeshSpec(model, experts, replicas, stateDir, heap, startTimeout, home, jvmOptions, restart, router,
+                kvcache, transport);
     }
 
     /** {@code <state-dir>/kvcache/}: the kvcache-service's SSD tier; {@code up} and {@code down} never delete it. */
@@ -71,6 +89,9 @@ public record MeshSpec(Path model, int experts, int replicas, Path stateDir, Str
     }
 
     public MeshSpec {
+        if (transport == null) {
+            throw new IllegalArgumentException("transport must be set");
+        }
         if (restart == null) {
             throw new IllegalArgumentException("restart policy must be set");
         }

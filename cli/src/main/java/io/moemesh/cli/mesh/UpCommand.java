@@ -12,7 +12,8 @@ import picocli.CommandLine.Model.CommandSpec;
         description = {"Start a local mesh: N expert-service JVMs, the router-service, the kvcache-service (KV blocks in "
                 + "DRAM over SSD segment files in <state-dir>/kvcache/, kept across down / up) and the gateway on "
                 + "loopback (free ports), experts split evenly over the instances and each replicated R times (placement epoch 1; the "
-                + "router publishes later epochs: `moemesh router replan`). Returns once every service reports SERVING "
+                + "router publishes later epochs: `moemesh router replan`). The gateway and the router reach the "
+                + "expert-services over Unix domain sockets where epoll is available (--transport). Returns once every service reports SERVING "
                 + "on gRPC health; the services keep running until `moemesh down`.",
             "stdout: `gateway: HOST:PORT`, `http: http://HOST:PORT`, `router: HOST:PORT` (not with --no-router) and "
                 + "`kvcache: HOST:PORT` (not with --no-kvcache) on lines of their own, then one line per instance (id, endpoint, experts held per layer). Progress goes "
@@ -56,6 +57,9 @@ public final class UpCommand implements Callable<Integer> {
     boolean noKvCache;
 
     @picocli.CommandLine.Mixin
+    TransportOption transport = new TransportOption();
+
+    @picocli.CommandLine.Mixin
     StateDirOption stateDir = new StateDirOption();
 
     @picocli.CommandLine.Mixin
@@ -71,7 +75,7 @@ public final class UpCommand implements Callable<Integer> {
             default -> throw new IllegalArgumentException("--restart must be always or never, got " + restart);
         };
         MeshSpec ms = new MeshSpec(model, experts, replicas, stateDir.resolve(), jvm.heap, jvm.timeout(),
-                MeshHome.detect(), jvm.jvmOptions, policy);
+                MeshHome.detect(), jvm.jvmOptions, policy).withTransport(transport.resolve());
         if (noRouter) {
             ms = ms.withoutRouter();
         }

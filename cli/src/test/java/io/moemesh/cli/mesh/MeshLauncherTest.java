@@ -154,6 +154,21 @@ class MeshLauncherTest {
     }
 
     @Test
+    void up_overUnixSockets_placementCarriesUnixEndpoints_andEachInstanceListensOnItsSocketToo() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.moemesh.service.grpc.InstanceEndpoint.domainSocketsAvailable());
+        try (RunningMesh mesh = MeshLauncher.up(spec(2, 1, Duration.ofSeconds(90)).withTransport(MeshTransport.UNIX),
+                new PrintWriter(log, true), true)) {
+            Path sockets = state.toAbsolutePath().resolve("sockets");
+            assertThat(mesh.placement().getInstancesList()).extracting(Instance::getEndpoint).containsExactly(
+                    "unix://" + sockets.resolve("expert-0.sock"), "unix://" + sockets.resolve("expert-1.sock"));
+            assertThat(mesh.state().experts().getFirst().environment())
+                    .containsEntry("MOEMESH_EXPERT_GRPC_UNIX_SOCKET", sockets.resolve("expert-0.sock").toString());
+            // the TCP port stays: readiness and tools use it
+            assertThat(mesh.state().experts().getFirst().grpcPort()).isPositive();
+        }
+    }
+
+    @Test
     void up_withoutRouter_startsNone_andTheGatewayFollowsNoRouter() throws IOException {
         try (RunningMesh mesh = MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)).withoutRouter(),
                 new PrintWriter(log, true), true)) {

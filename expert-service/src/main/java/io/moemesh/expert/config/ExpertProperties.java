@@ -1,5 +1,6 @@
 package io.moemesh.expert.config;
 
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
@@ -19,6 +20,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param memoryBudgetBytes      bound of the resident set, bytes of compute-ready expert weights
  * @param grpcHost               address the gRPC server binds; loopback unless told otherwise
  * @param grpcPort               gRPC port; 0 = a free port (logged at startup)
+ * @param grpcUnixSocket         optional absolute path of a Unix domain socket the gRPC server listens on too (in
+ *                               addition to the TCP port, same services and credentials), for a gateway on the same
+ *                               host (endpoint {@code unix:///path}); Linux with Netty's epoll transport only. At most
+ *                               107 bytes (sun_path); a stale socket file left by a killed instance is removed at
+ *                               start, a live listener there is a startup error. Unset: TCP only
  * @param placementFile          optional placement (protobuf JSON of router.v1.Placement) to load at startup:
  *                               this instance's experts, at the file's epoch
  * @param assignAll              without a placement file, hold every expert of the model at epoch 0 (a single
@@ -66,7 +72,8 @@ public record ExpertProperties(
         @DefaultValue TlsSettings tls,
         @DefaultValue({"placer", "router"}) Set<String> placerIdentities,
         @DefaultValue("1000") long maxEpochJump,
-        @DefaultValue("32") int inlineMaxTokens) {
+        @DefaultValue("32") int inlineMaxTokens,
+        Path grpcUnixSocket) {
 
     public ExpertProperties {
         if (modelDir == null || modelDir.toString().isBlank()) {
@@ -77,6 +84,9 @@ public record ExpertProperties(
         require(deviceSlot >= 0, "device-slot must be >= 0, got " + deviceSlot);
         require(memoryBudgetBytes >= 0, "memory-budget-bytes must be >= 0, got " + memoryBudgetBytes);
         require(grpcPort >= 0 && grpcPort <= 65535, "grpc-port must be in [0, 65535], got " + grpcPort);
+        if (grpcUnixSocket != null) {
+            grpcUnixSocket = InstanceEndpoint.socketPath("moemesh.expert.grpc-unix-socket", grpcUnixSocket.toString());
+        }
         require(maxInboundMessageBytes > 0, "max-inbound-message-bytes must be > 0");
         require(computeThreads >= 0, "compute-threads must be >= 0 (0 = one per processor)");
         require(maxQueuedBatches >= 0, "max-queued-batches must be >= 0");

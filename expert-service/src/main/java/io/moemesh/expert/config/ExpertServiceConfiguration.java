@@ -163,10 +163,12 @@ public final class ExpertServiceConfiguration {
 
     @Bean
     GrpcServerLifecycle grpcServer(ExpertProperties props, ExpertGrpcService service, MeshCredentials credentials) {
-        return new GrpcServerLifecycle("expert-service " + props.instanceId(), props.grpcHost(), props.grpcPort(),
+        GrpcServerLifecycle server = new GrpcServerLifecycle("expert-service " + props.instanceId(), props.grpcHost(), props.grpcPort(),
                 credentials.server(), props.maxInboundMessageBytes(), props.shutdownGrace(),
                 List.<BindableService>of(service), List.of(new PeerIdentityInterceptor()),
                 // The stream handler only decodes and queues to the compute workers: no executor hop before that.
                 Set.of(ExpertServiceGrpc.getExpertBatchMethod().getFullMethodName()));
+        return props.grpcUnixSocket() == null ? server
+                : server.alsoOnUnixSocket(props.grpcUnixSocket(), "moemesh.expert.grpc-unix-socket");
     }
 }

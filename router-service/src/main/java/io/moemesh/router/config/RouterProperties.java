@@ -4,6 +4,7 @@ import io.moemesh.router.placement.PlacementPlanners;
 import io.moemesh.router.prediction.PathPredictors;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.TlsSettings;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
@@ -91,7 +92,8 @@ public record RouterProperties(
      * One expert-service instance.
      *
      * @param id                its instance id (router.v1 Instance.id), unique
-     * @param endpoint          its gRPC address, {@code host:port}
+     * @param endpoint          its gRPC address, {@code host:port} or {@code unix:///absolute/path.sock} (a domain
+     *                          socket on the router's host)
      * @param deviceSlot        its device slot (published in the placement), >= 0
      * @param memoryBudgetBytes its memory for expert weights (published in the placement), bytes, >= 0
      */
@@ -122,8 +124,11 @@ public record RouterProperties(
             String f = "instances[" + i + "]";
             require(in.id() != null && !in.id().isBlank(), f + ".id must not be blank");
             require(ids.add(in.id()), f + ".id \"" + in.id() + "\" is used twice (ids must be unique)");
-            require(in.endpoint() != null && in.endpoint().matches(".+:\\d{1,5}"), f + ".endpoint must be host:port, got \""
-                    + in.endpoint() + "\"");
+            try {
+                InstanceEndpoint.parse(in.endpoint());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("moemesh.router." + f + ".endpoint: " + e.getMessage(), e);
+            }
             require(in.deviceSlot() >= 0, f + ".device-slot must be >= 0, got " + in.deviceSlot());
             require(in.memoryBudgetBytes() >= 0, f + ".memory-budget-bytes must be >= 0, got " + in.memoryBudgetBytes());
         }

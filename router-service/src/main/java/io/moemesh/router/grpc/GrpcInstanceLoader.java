@@ -1,8 +1,8 @@
 package io.moemesh.router.grpc;
 
 import io.grpc.ChannelCredentials;
-import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.moemesh.proto.expert.v1.AssignmentStage;
@@ -77,7 +77,8 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
     /** @throws IllegalStateException "CODE description" of a failed call, the StatusRuntimeException as its cause */
     private LoadAssignmentResponse call(Instance instance, LoadAssignmentRequest req, Duration timeout) {
         ManagedChannel ch = channels.computeIfAbsent(instance.getEndpoint(),
-                e -> Grpc.newChannelBuilder(e, credentials).build());
+                // host:port over TCP, unix:///path over a domain socket (InstanceEndpoint)
+                e -> InstanceEndpoint.parse(e).channelBuilder(credentials).build());
         try {
             return ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
                     .loadAssignment(req);

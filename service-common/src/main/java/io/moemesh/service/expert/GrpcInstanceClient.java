@@ -4,7 +4,6 @@ import io.grpc.CallOptions;
 import io.grpc.ChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ClientResponseObserver;
@@ -16,6 +15,7 @@ import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
 import io.opentelemetry.api.OpenTelemetry;
@@ -102,7 +102,9 @@ public final class GrpcInstanceClient implements InstanceClient {
         this.traces = new TraceContexts(otel);
         this.id = id;
         this.wireDtype = wireDtype;
-        this.channel = NettyChannelBuilder.forTarget(endpoint, credentials)
+        // host:port is TCP, unix:///path a domain socket on this host (InstanceEndpoint); a malformed endpoint
+        // fails here naming it.
+        this.channel = InstanceEndpoint.parse(endpoint).channelBuilder(credentials)
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .keepAliveTime(30, TimeUnit.SECONDS)
                 // Callbacks on the transport thread that read the reply: one thread wake-up fewer per hop. Safe
@@ -201,7 +203,7 @@ public final class GrpcInstanceClient implements InstanceClient {
 
     /** "unix" for a {@code unix:} endpoint, else "tcp": the dispatch latency's {@code transport} label. */
     public static String transportOf(String endpoint) {
-        return endpoint.startsWith("unix:") ? "unix" : "tcp";
+        return endpoint.startsWith("unix:") ? InstanceEndpoint.UNIX : InstanceEndpoint.TCP;
     }
 
     @Override

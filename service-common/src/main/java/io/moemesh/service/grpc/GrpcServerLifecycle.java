@@ -14,9 +14,16 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollIoHandler;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import io.grpc.netty.shaded.io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
@@ -35,6 +42,11 @@ import org.springframework.context.SmartLifecycle;
  * The server's {@link ServerCredentials} apply to every service on the port, health and reflection included: with
  * mutual TLS ({@code io.moemesh.service.tls.MeshCredentials}) a client without the mesh's certificate fails the
  * handshake before any call; with {@code InsecureServerCredentials} the port is plaintext.
+ *
+ * <p>{@link #alsoOnUnixSocket} adds a second listener on a Unix domain socket (grpc-netty over epoll), serving the
+ * same services, health and reflection with the same credentials: same-host clients (the local mesh's gateway)
+ * skip the TCP/IP stack; the TCP port stays for everyone else. A socket file left by a killed process is removed
+ * at start when nothing answers on it ({@link UnixSocketFile}); a live listener there is a startup error.
  */
 public final class GrpcServerLifecycle implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(GrpcServerLifecycle.class);
@@ -53,6 +65,10 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     private volatile HealthStatusManager health = new HealthStatusManager();
     private volatile Server server;
     private volatile boolean servingOnStart = true;
+    private Path unixSocket;
+    private String unixSocketSetting;
+    private volatile Server unixServer;
+    private volatile EventLoopGroup unixLoops;
 
     public GrpcServerLifecycle(String name, String host, int port, ServerCredentials credentials,
                                int maxInboundMessageBytes, Duration shutdownGrace, List<BindableService> services,
@@ -85,10 +101,63 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         this.transportThreadMethods = Set.copyOf(transportThreadMethods);
     }
 
+    /**
+     * Call before {@link #start()}: listen on the Unix domain socket {@code socket} too.
+     *
+     * @param setting names the setting the path came from in errors (e.g. {@code moemesh.expert.grpc-unix-socket})
+     * @throws IllegalArgumentException naming {@code setting} when the path is relative, empty or longer than
+     *     {@link InstanceEndpoint#MAX_SOCKET_PATH_BYTES} bytes
+     */
+    public GrpcServerLifecycle alsoOnUnixSocket(Path socket, String setting) {
+        this.unixSocket = InstanceEndpoint.socketPath(setting, socket == null ? null : socket.toString());
+        this.unixSocketSetting = setting;
+        return this;
+    }
+
     @Override
     public void start() {
-        NettyServerBuilder b = NettyServerBuilder.forAddress(new InetSocketAddress(host, requestedPort), credentials)
-                .maxInboundMessageSize(maxInboundMessageBytes)
+        NettyServerBuilder b = configure(NettyServerBuilder.forAddress(new InetSocketAddress(host, requestedPort),
+                credentials));
+        try {
+            server = b.build().start();
+        } catch (IOException e) {
+            throw new UncheckedIOException(name + ": cannot bind gRPC on " + host + ":" + requestedPort, e);
+        }
+        String security = credentials instanceof TlsServerCredentials ? "mutual TLS" : "plaintext";
+        if (unixSocket != null) {
+            try {
+                startUnix();
+            } catch (RuntimeException e) {
+                server.shutdownNow();
+                server = null;
+                throw e;
+            }
+            log.info("{} gRPC listening on {} ({})", name, InstanceEndpoint.unix(unixSocket).target(), security);
+        }
+        setServing(servingOnStart);
+        log.info("{} gRPC listening on {}:{} ({})", name, host, server.getPort(), security);
+    }
+
+    private void startUnix() {
+        InstanceEndpoint.requireEpoll(unixSocketSetting + "=" + unixSocket);
+        UnixSocketFile.prepare(unixSocket, unixSocketSetting);
+        EventLoopGroup loops = new MultiThreadIoEventLoopGroup(Math.max(2, Runtime.getRuntime().availableProcessors()),
+                new DefaultThreadFactory("grpc-uds", true), EpollIoHandler.newFactory());
+        try {
+            unixServer = configure(NettyServerBuilder.forAddress(new DomainSocketAddress(unixSocket.toString()),
+                            credentials)
+                    .channelType(EpollServerDomainSocketChannel.class)
+                    .bossEventLoopGroup(loops).workerEventLoopGroup(loops)).build().start();
+            unixLoops = loops;
+        } catch (IOException | RuntimeException e) {
+            loops.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+            throw new IllegalStateException(name + ": cannot listen on " + unixSocketSetting + "=" + unixSocket + " ("
+                    + e.getMessage() + ")", e);
+        }
+    }
+
+    private NettyServerBuilder configure(NettyServerBuilder b) {
+        b.maxInboundMessageSize(maxInboundMessageBytes)
                 .permitKeepAliveTime(10, TimeUnit.SECONDS)
                 .permitKeepAliveWithoutCalls(true)
                 .addService(RequestParsingGuard.guard(health.getHealthService().bindService()))
@@ -106,14 +175,7 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                 }
             });
         }
-        try {
-            server = b.build().start();
-        } catch (IOException e) {
-            throw new UncheckedIOException(name + ": cannot bind gRPC on " + host + ":" + requestedPort, e);
-        }
-        setServing(servingOnStart);
-        log.info("{} gRPC listening on {}:{} ({})", name, host, server.getPort(),
-                credentials instanceof TlsServerCredentials ? "mutual TLS" : "plaintext");
+        return b;
     }
 
     /**
@@ -145,16 +207,33 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
             return;
         }
         health.enterTerminalState();
+        Server u = unixServer;
         s.shutdown();
+        if (u != null) {
+            u.shutdown();
+        }
         try {
-            if (!s.awaitTermination(shutdownGrace.toMillis(), TimeUnit.MILLISECONDS)) {
-                s.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            long deadline = System.nanoTime() + shutdownGrace.toNanos();
+            for (Server each : u == null ? List.of(s) : List.of(s, u)) {
+                if (!each.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                    each.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+                }
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             s.shutdownNow();
+            if (u != null) {
+                u.shutdownNow();
+            }
         }
         server = null;
+        if (u != null) {
+            unixServer = null;
+            unixLoops.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            unixLoops = null;
+            // Netty unlinks the file when the listening channel closes; a leftover would only be stale.
+            UnixSocketFile.deleteQuietly(unixSocket);
+        }
         // Spring's test context cache stops idle contexts and starts them again (pause / resume).
         health = new HealthStatusManager();
     }

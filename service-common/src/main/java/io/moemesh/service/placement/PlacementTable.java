@@ -4,6 +4,7 @@ import io.moemesh.proto.router.v1.ExpertPlacement;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.LayerPlacement;
 import io.moemesh.proto.router.v1.Placement;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -32,9 +33,10 @@ public record PlacementTable(long epoch, List<Instance> instances, int[][][] hol
             if (in.getId().isBlank()) {
                 throw new IllegalArgumentException(where + ": instance " + i + " has no id");
             }
-            if (!in.getEndpoint().matches("[^:\\s]+:\\d{1,5}")) {
-                throw new IllegalArgumentException(where + ": instance " + in.getId() + " endpoint \"" + in.getEndpoint()
-                        + "\" is not HOST:PORT");
+            try {
+                InstanceEndpoint.parse(in.getEndpoint());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(where + ": instance " + in.getId() + ": " + e.getMessage(), e);
             }
             if (index.put(in.getId(), i) != null) {
                 throw new IllegalArgumentException(where + ": instance id " + in.getId() + " appears twice");

@@ -45,7 +45,8 @@ class PlacementTableTest {
         "missing expert      | is not placed",
         "unknown instance    | unknown instance",
         "extra layer         | layer 4 does not exist",
-        "bad endpoint        | is not HOST:PORT",
+        "bad endpoint        | is neither host:port nor unix:///absolute/path.sock",
+        "relative socket     | unix:///absolute/path.sock (three slashes",
         "duplicate instance  | appears twice",
     })
     void invalidPlacement_isRefusedNamingTheProblem(String kind, String message) {
@@ -56,6 +57,8 @@ class PlacementTableTest {
                     .setExperts(0, p.getLayers(1).getExperts(0).toBuilder().setInstanceIds(0, "ghost"))).build();
             case "extra layer" -> p -> p.toBuilder().addLayers(p.getLayers(0).toBuilder().setLayer(4)).build();
             case "bad endpoint" -> p -> p.toBuilder().setInstances(0, p.getInstances(0).toBuilder().setEndpoint("nohost")).build();
+            case "relative socket" -> p -> p.toBuilder().setInstances(0, p.getInstances(0).toBuilder()
+                    .setEndpoint("unix://relative.sock")).build();
             default -> p -> p.toBuilder().setInstances(1, p.getInstances(0)).build();
         };
         assertThatThrownBy(() -> PlacementTable.of(breakIt.apply(good), 4, 8))

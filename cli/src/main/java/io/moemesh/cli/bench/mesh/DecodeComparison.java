@@ -5,6 +5,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moemesh.cli.mesh.MeshHome;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshSpec;
+import io.moemesh.cli.mesh.MeshTransport;
 import io.moemesh.cli.mesh.RunningMesh;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.generate.GenerationRequest;
@@ -48,8 +49,13 @@ final class DecodeComparison {
         this.meshJvmOptions = List.copyOf(meshJvmOptions);
     }
 
-    private static int[][] prompts(int n, int vocab) {
-        SplittableRandom r = new SplittableRandom(42);
+    /**
+     * {@code n} prompts of their own: the warm-up and the measured run of each sequence count, and the two counts,
+     * use different seeds, so no measured prompt was seen before and a prefix cache (the gateway's, or a kvcache
+     * tier) cannot favour either side.
+     */
+    static int[][] prompts(int n, int vocab, Phase phase) {
+        SplittableRandom r = new SplittableRandom(phase == Phase.WARM_UP ? 1_000_003L * n : 42L * n + 7);
         int[][] out = new int[n][PROMPT];
         for (int[] p : out) {
             p[0] = 0;
@@ -60,6 +66,9 @@ final class DecodeComparison {
         return out;
     }
 
+    /** Which run of a sequence count the prompts are for. */
+    enum Phase { WARM_UP, MEASURED }
+
     void run(PrintWriter out) throws Exception {
         int[] concurrency = {1, 32};
         double[] mono = new double[2];
@@ -68,22 +77,26 @@ final class DecodeComparison {
         try (MoeModel m = MoeModel.open(model)) {
             vocab = m.config().vocabSize();
             for (int i = 0; i < concurrency.length; i++) {
-                monolithic(m, prompts(concurrency[i], vocab));
-                mono[i] = monolithic(m, prompts(concurrency[i], vocab));
+                monolithic(m, prompts(concurrency[i], vocab, Phase.WARM_UP));
+                mono[i] = monolithic(m, prompts(concurrency[i], vocab, Phase.MEASURED));
                 err.printf("monolithic %d seqs: %.1f tok/s%n", concurrency[i], mono[i]);
                 err.flush();
             }
         }
-        // No router: the bench measures the data path on the fixed even placement.
+        // The gateway and 2 expert-services only: no router (the bench measures the data path on the fixed even
+        // placement) and no kvcache-service (the 8-argument spec leaves it out); on `up`'s default transport.
         MeshSpec spec = new MeshSpec(model, 2, 1, work.resolve("decode-mesh"), "4g", Duration.ofMinutes(5),
-                new MeshHome(home), meshJvmOptions).withoutRouter();
+                new MeshHome(home), meshJvmOptions).withoutRouter().withTransport(MeshTransport.hostDefault());
+        if (spec.router() || spec.kvcache()) {
+            throw new IllegalStateException("bench mesh --decode must start the gateway and the expert-services only");
+        }
         try (RunningMesh running = MeshLauncher.up(spec, err, true)) {
             String[] hp = running.gatewayEndpoint().split(":");
             ManagedChannel ch = NettyChannelBuilder.forAddress(hp[0], Integer.parseInt(hp[1])).usePlaintext().build();
             try {
                 for (int i = 0; i < concurrency.length; i++) {
-                    viaMesh(ch, prompts(concurrency[i], vocab));
-                    mesh[i] = viaMesh(ch, prompts(concurrency[i], vocab));
+                    viaMesh(ch, prompts(concurrency[i], vocab, Phase.WARM_UP));
+                    mesh[i] = viaMesh(ch, prompts(concurrency[i], vocab, Phase.MEASURED));
                     err.printf("mesh %d seqs: %.1f tok/s%n", concurrency[i], mesh[i]);
                     err.flush();
                 }
@@ -93,7 +106,8 @@ final class DecodeComparison {
         }
         out.println();
         out.println("Decode tokens/s, " + model.getFileName() + ", " + OUTPUT + " tokens after a " + PROMPT
-                + "-token prompt (second of two runs):");
+                + "-token prompt (after a warm-up run on other prompts; gateway → experts over "
+                + spec.transport().label() + "):");
         out.println();
         out.println("| sequences | monolithic tok/s | mesh (2 instances) tok/s | mesh ÷ monolithic |");
         out.println("|---|---|---|---|");

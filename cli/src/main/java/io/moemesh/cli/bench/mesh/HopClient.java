@@ -20,8 +20,9 @@ final class HopClient implements AutoCloseable {
     private final ChannelCredentials credentials;
     private final Map<DType, GrpcInstanceClient> clients = new EnumMap<>(DType.class);
 
-    HopClient(String host, int port, ChannelCredentials credentials) {
-        this.endpoint = host + ":" + port;
+    /** @param endpoint {@code host:port}, or {@code unix:///path} for the instance's domain socket */
+    HopClient(String endpoint, ChannelCredentials credentials) {
+        this.endpoint = endpoint;
         this.credentials = credentials;
     }
 

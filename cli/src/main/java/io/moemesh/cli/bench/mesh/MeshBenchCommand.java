@@ -2,11 +2,13 @@ package io.moemesh.cli.bench.mesh;
 
 import io.moemesh.cli.bench.BenchOptions;
 import io.moemesh.cli.mesh.MeshLauncher;
+import io.moemesh.cli.mesh.SocketDirectory;
 import io.moemesh.model.synth.SynthArch;
 import io.moemesh.model.synth.SynthDtype;
 import io.moemesh.model.synth.SynthSpec;
 import io.moemesh.model.synth.SyntheticCheckpoint;
 import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.tls.CertificateDirectory;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -23,8 +25,10 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code moemesh bench mesh}: (a) the per-layer hop against a no-op expert-service, next to an empty round trip
- * and a memcpy of the payload measured in the same run; (b) with {@code --decode MODEL_DIR}, decode tokens/s of
- * the mesh (2 expert instances) ÷ the reference engine in one process, 1 and 32 concurrent sequences.
+ * and a memcpy of the payload measured in the same run, per transport (TCP with mutual TLS, plaintext TCP, mutual
+ * TLS over a Unix domain socket); (b) with {@code --decode MODEL_DIR}, decode tokens/s of the mesh (the gateway
+ * and 2 expert instances, on {@code moemesh up}'s default transport) ÷ the reference engine in one process, 1 and
+ * 32 concurrent sequences.
  */
 @Command(name = "mesh", mixinStandardHelpOptions = true,
         description = "Per-layer hop gateway → expert-service → gateway (no-op backend) vs an empty round trip and "
@@ -43,9 +47,10 @@ public final class MeshBenchCommand implements Callable<Integer> {
     @Option(names = "--wire", split = ",", defaultValue = "f32,bf16", description = "Wire dtypes: f32 (exact), bf16 (lossy).")
     List<String> wire;
 
-    @Option(names = "--transport", split = ",", defaultValue = "mtls",
-            description = "Transports of the hop: mtls (the default every mesh runs with), plaintext (the explicit "
-                    + "opt-out; both to see what TLS costs, side by side) (default ${DEFAULT-VALUE}).")
+    @Option(names = "--transport", split = ",", defaultValue = "mtls,unix",
+            description = "Transports of the hop: mtls (TCP with mutual TLS, the default of every mesh), plaintext "
+                    + "(TCP, the explicit opt-out: to see what TLS costs, side by side), unix (mutual TLS over a "
+                    + "Unix domain socket, as `moemesh up` runs gateway → expert on Linux) (default ${DEFAULT-VALUE}).")
     List<String> transport;
 
     @Option(names = "--iterations", defaultValue = "2000", description = "Measured round trips per row.")
@@ -86,13 +91,19 @@ public final class MeshBenchCommand implements Callable<Integer> {
             CertificateDirectory certificates = CertificateDirectory.create(work.resolve("tls"),
                     List.of(NoOpExpertProcess.IDENTITY, MeshLauncher.GATEWAY));
             for (String tr : transports) {
-                CertificateDirectory tls = tr.equals("mtls") ? certificates : null;
+                CertificateDirectory tls = tr.equals("plaintext") ? null : certificates;
+                // unix: the same no-op instance also listens on a domain socket, and the client uses that; the
+                // empty round trip of each row goes over the same socket, so each row's floor is its own transport's.
+                Path socket = tr.equals("unix")
+                        ? SocketDirectory.choose(work.resolve("hop"), List.of(NoOpExpertProcess.IDENTITY), err)
+                                .resolve(NoOpExpertProcess.IDENTITY + ".sock")
+                        : null;
                 for (int h : hidden) {
                     Path model = hopModel(work, h);
                     err.printf("moemesh bench mesh: starting a no-op expert-service for hidden %d (%s)%n", h, tr);
                     err.flush();
-                    try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls);
-                         HopClient client = new HopClient("127.0.0.1", expert.port, NoOpExpertProcess.credentials(tls))) {
+                    try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls, socket);
+                         HopClient client = new HopClient(expert.endpoint, NoOpExpertProcess.credentials(tls))) {
                         HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
                         for (DType dtype : wires) {
                             for (int t : tokens) {
@@ -120,8 +131,12 @@ public final class MeshBenchCommand implements Callable<Integer> {
             });
         }
         for (String t : transport) {
-            if (!t.strip().equals("mtls") && !t.strip().equals("plaintext")) {
-                throw new IllegalArgumentException("--transport takes mtls or plaintext, got " + t);
+            if (!List.of("mtls", "plaintext", "unix").contains(t.strip())) {
+                throw new IllegalArgumentException("--transport takes mtls, plaintext or unix, got " + t);
+            }
+            if (t.strip().equals("unix") && !InstanceEndpoint.domainSocketsAvailable()) {
+                throw new IllegalArgumentException("--transport unix needs Unix domain sockets over Netty's epoll "
+                        + "transport, which this host does not have; use --transport mtls,plaintext");
             }
         }
         for (int h : hidden) {

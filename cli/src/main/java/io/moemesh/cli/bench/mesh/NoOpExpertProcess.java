@@ -5,6 +5,7 @@ import io.moemesh.cli.mesh.MeshState;
 import io.moemesh.cli.mesh.ServiceProcess;
 import io.grpc.ChannelCredentials;
 import io.grpc.InsecureChannelCredentials;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.tls.CertificateDirectory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,12 +26,15 @@ final class NoOpExpertProcess implements AutoCloseable {
     private final ProcessHandle process;
     final int port;
     final Path log;
+    /** {@code unix:///path} of its domain socket, or {@code 127.0.0.1:port} when it listens on TCP only. */
+    final String endpoint;
 
     /**
      * @param tls holds certificates for {@link #IDENTITY} and {@link MeshLauncher#GATEWAY}; null = plaintext (the
      *            explicit opt-out, to measure what mutual TLS costs next to it)
+     * @param unixSocket a domain socket it listens on too (its {@link #endpoint}), or null for TCP only
      */
-    NoOpExpertProcess(Path home, Path model, Path logDir, CertificateDirectory tls) {
+    NoOpExpertProcess(Path home, Path model, Path logDir, CertificateDirectory tls, Path unixSocket) {
         Path jar = home.resolve("expert-service/target/moemesh-expert-service.jar");
         if (!Files.isRegularFile(jar)) {
             throw new IllegalArgumentException(jar + " not found: build with ./mvnw install -DskipTests");
@@ -44,6 +48,10 @@ final class NoOpExpertProcess implements AutoCloseable {
                 "--moemesh.expert.backend=noop", "--moemesh.expert.assign-all=true",
                 "--moemesh.expert.grpc-port=" + port, "--server.port=0", "--server.address=127.0.0.1", "--management.server.port=0",
                 "--moemesh.expert.native-cache-dir=" + logDir.resolve("native")));
+        if (unixSocket != null) {
+            command.add("--moemesh.expert.grpc-unix-socket=" + unixSocket);
+        }
+        endpoint = unixSocket == null ? "127.0.0.1:" + port : InstanceEndpoint.unix(unixSocket).target();
         if (tls == null) {
             command.add("--moemesh.expert.tls.mode=plaintext");
         } else {

@@ -1,0 +1,122 @@
+package io.moemesh.service.grpc;
+
+import io.grpc.ChannelCredentials;
+import io.grpc.Grpc;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+/**
+ * The gRPC address of a service of the mesh, in one of the two forms placement.proto's {@code Instance.endpoint}
+ * allows: {@code host:port} (TCP; IPv6 hosts in brackets), or {@code unix:///absolute/path.sock}, a Unix domain
+ * socket on the same host (the local mesh: no TCP/IP stack, no loopback checksums, per-hop syscalls on one socket
+ * pair). The form chooses the transport; credentials are the same on both (mutual TLS holds on a domain socket too:
+ * the mesh's peers are verified against its CA, not by host name, see {@code MeshCredentials}).
+ *
+ * @param target    the string given to grpc-java's channel builder
+ * @param transport {@code tcp} or {@code unix}: the dispatch latency metric's {@code transport} label
+ * @param socket    the domain socket's path ({@code unix} only), else null
+ */
+public record InstanceEndpoint(String target, String transport, Path socket) {
+    /**
+     * Longest socket path in bytes: {@code sun_path} of {@code struct sockaddr_un} is 108 bytes on Linux, the
+     * terminating NUL included (unix(7)); a longer path cannot be bound or connected to.
+     */
+    public static final int MAX_SOCKET_PATH_BYTES = 107;
+    public static final String TCP = "tcp";
+    public static final String UNIX = "unix";
+    private static final String UNIX_PREFIX = "unix://";
+
+    /**
+     * @throws IllegalArgumentException naming the endpoint when it is neither {@code host:port} nor
+     *     {@code unix:///absolute/path} (a relative path such as {@code unix://relative} would be read as a host
+     *     name by URI rules, so it is refused rather than guessed), or when the socket path is longer than
+     *     {@link #MAX_SOCKET_PATH_BYTES}
+     */
+    public static InstanceEndpoint parse(String endpoint) {
+        if (endpoint == null || endpoint.isBlank()) {
+            throw new IllegalArgumentException("endpoint is empty: expected host:port or unix:///absolute/path.sock");
+        }
+        if (endpoint.startsWith("unix:")) {
+            if (!endpoint.startsWith(UNIX_PREFIX + "/")) {
+                throw new IllegalArgumentException("endpoint \"" + endpoint + "\": a domain socket endpoint is "
+                        + "unix:///absolute/path.sock (three slashes, an absolute path)");
+            }
+            Path socket = socketPath("endpoint \"" + endpoint + "\"", endpoint.substring(UNIX_PREFIX.length()));
+            return new InstanceEndpoint(endpoint, UNIX, socket);
+        }
+        if (!endpoint.matches("(\\[[0-9A-Fa-f:.]+]|[^:\\s/\\[\\]]+):\\d{1,5}")
+                || Integer.parseInt(endpoint.substring(endpoint.lastIndexOf(':') + 1)) > 65535) {
+            throw new IllegalArgumentException("endpoint \"" + endpoint + "\" is neither host:port nor "
+                    + "unix:///absolute/path.sock");
+        }
+        return new InstanceEndpoint(endpoint, TCP, null);
+    }
+
+    /** The endpoint of a domain socket: {@code unix://} + its absolute path. */
+    public static InstanceEndpoint unix(Path socket) {
+        return parse(UNIX_PREFIX + socket);
+    }
+
+    /**
+     * Checks a domain socket path given as a setting: absolute, not empty, at most {@link #MAX_SOCKET_PATH_BYTES}
+     * bytes of UTF-8.
+     *
+     * @param what names the setting in the error (e.g. the property)
+     * @throws IllegalArgumentException naming {@code what} and the limit
+     */
+    public static Path socketPath(String what, String path) {
+        if (path == null || path.isBlank()) {
+            throw new IllegalArgumentException(what + ": the socket path is empty");
+        }
+        Path p = Path.of(path);
+        if (!p.isAbsolute()) {
+            throw new IllegalArgumentException(what + ": the socket path must be absolute, got \"" + path + "\"");
+        }
+        if (p.getFileName() == null || path.endsWith("/")) {
+            throw new IllegalArgumentException(what + ": the socket path names no socket file, got \"" + path + "\"");
+        }
+        int bytes = path.getBytes(StandardCharsets.UTF_8).length;
+        if (bytes > MAX_SOCKET_PATH_BYTES) {
+            throw new IllegalArgumentException(what + ": the socket path is " + bytes + " bytes long; a Unix domain "
+                    + "socket path may have at most " + MAX_SOCKET_PATH_BYTES + " (sun_path is 108 bytes with its NUL)");
+        }
+        return p.normalize();
+    }
+
+    public boolean isUnix() {
+        return socket != null;
+    }
+
+    /**
+     * A channel builder for this endpoint: grpc-netty over TCP, or over an epoll domain socket (grpc-java's
+     * {@code UdsNettyChannelProvider}, picked by the {@code unix} scheme's name resolver, on Netty's shared epoll
+     * event loops).
+     *
+     * @throws IllegalStateException naming the endpoint when it is a domain socket and Netty's native epoll
+     *     transport is not available here (not Linux, or the native library could not load)
+     */
+    public ManagedChannelBuilder<?> channelBuilder(ChannelCredentials credentials) {
+        if (!isUnix()) {
+            return NettyChannelBuilder.forTarget(target, credentials);
+        }
+        requireEpoll(target);
+        return Grpc.newChannelBuilder(target, credentials);
+    }
+
+    /** Whether domain sockets can be used here (Linux with Netty's native epoll transport). */
+    public static boolean domainSocketsAvailable() {
+        return Epoll.isAvailable();
+    }
+
+    static void requireEpoll(String what) {
+        if (!Epoll.isAvailable()) {
+            Throwable cause = Epoll.unavailabilityCause();
+            throw new IllegalStateException(what + ": a Unix domain socket needs Netty's native epoll transport, "
+                    + "which is not available on this host (" + (cause == null ? "unknown reason" : cause.getMessage())
+                    + "); use a host:port endpoint", cause);
+        }
+    }
+}

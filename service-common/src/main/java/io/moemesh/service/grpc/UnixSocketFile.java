@@ -1,0 +1,80 @@
+package io.moemesh.service.grpc;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The file of a Unix domain socket a server is about to bind. {@code bind(2)} fails with EADDRINUSE while the path
+ * exists, even when the process that bound it is gone (a {@code kill -9} leaves the file behind, unix(7)), so a
+ * restart would fail forever. Before binding: a socket file that nobody answers on (connect is refused) is stale
+ * and removed; a socket someone accepts connections on belongs to a live process and is a clear error (never
+ * stolen); a path that is not a socket is never deleted.
+ */
+final class UnixSocketFile {
+    private static final Logger log = LoggerFactory.getLogger(UnixSocketFile.class);
+    /** S_IFMT / S_IFSOCK of st_mode (inode(7)). */
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFSOCK = 0140000;
+
+    private UnixSocketFile() {
+    }
+
+    /**
+     * Makes {@code socket} bindable: creates its directory if missing, removes a stale socket file.
+     *
+     * @param setting names the setting in errors
+     * @throws IllegalStateException naming the setting when a live process listens there or the path is not a socket
+     */
+    static void prepare(Path socket, String setting) {
+        try {
+            Path dir = socket.getParent();
+            if (dir != null) {
+                Files.createDirectories(dir);
+            }
+            if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+                return;
+            }
+            int mode = (Integer) Files.getAttribute(socket, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+            if ((mode & S_IFMT) != S_IFSOCK) {
+                throw new IllegalStateException(setting + "=" + socket + " exists and is not a socket; refusing to "
+                        + "replace it (remove it or choose another path)");
+            }
+            if (listening(socket)) {
+                throw new IllegalStateException(setting + "=" + socket + ": a live process already listens on this "
+                        + "socket (another instance with the same socket path?); stop it or choose another path");
+            }
+            Files.deleteIfExists(socket);
+            log.warn("{}={}: removed a stale socket file (nothing listened on it; left by a process that was killed)",
+                    setting, socket);
+        } catch (IOException e) {
+            throw new UncheckedIOException(setting + "=" + socket + ": cannot prepare the socket path (" + e.getMessage()
+                    + ")", e);
+        }
+    }
+
+    /** Whether something accepts connections on the socket: a refused connect means the file is stale. */
+    static boolean listening(Path socket) {
+        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(socket));
+            return true;
+        } catch (IOException refused) {
+            return false;
+        }
+    }
+
+    static void deleteQuietly(Path socket) {
+        try {
+            Files.deleteIfExists(socket);
+        } catch (IOException e) {
+            log.debug("cannot delete {}: {}", socket, e.toString());
+        }
+    }
+}

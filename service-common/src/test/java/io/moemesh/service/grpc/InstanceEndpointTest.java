@@ -1,0 +1,60 @@
+package io.moemesh.service.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Path;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class InstanceEndpointTest {
+
+    @ParameterizedTest(name = "{0} → {1}")
+    @CsvSource(delimiter = '|', value = {
+        "127.0.0.1:9100            | tcp",
+        "expert-0.moemesh:9100     | tcp",
+        "[::1]:7101                | tcp",
+        "unix:///tmp/m/expert-0.sock | unix",
+    })
+    void endpointForm_choosesTheTransport(String endpoint, String transport) {
+        InstanceEndpoint e = InstanceEndpoint.parse(endpoint);
+        assertThat(e.transport()).isEqualTo(transport);
+        assertThat(e.target()).isEqualTo(endpoint);
+        assertThat(e.isUnix()).isEqualTo(transport.equals("unix"));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "unix://relative.sock   | three slashes, an absolute path",
+        "unix:relative.sock     | three slashes, an absolute path",
+        "'unix://'              | three slashes, an absolute path",
+        "'unix:///'             | the socket path names no socket file",
+        "'unix:///tmp/dir/'     | the socket path names no socket file",
+        "nohost                 | is neither host:port nor unix:///absolute/path.sock",
+        "host:99999             | is neither host:port nor unix:///absolute/path.sock",
+        "http://host:80         | is neither host:port nor unix:///absolute/path.sock",
+        "'  '                   | endpoint is empty",
+    })
+    void badEndpoint_isRefusedNamingIt(String endpoint, String message) {
+        assertThatThrownBy(() -> InstanceEndpoint.parse(endpoint)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining(message);
+    }
+
+    @ParameterizedTest(name = "{0} bytes")
+    @ValueSource(ints = {107, 108, 200})
+    void socketPath_atMost107Bytes(int length) {
+        String path = "/" + "s".repeat(length - 1);
+        if (length <= InstanceEndpoint.MAX_SOCKET_PATH_BYTES) {
+            assertThat(InstanceEndpoint.socketPath("x.socket", path)).isEqualTo(Path.of(path));
+            assertThat(InstanceEndpoint.unix(Path.of(path)).isUnix()).isTrue();
+        } else {
+            assertThatThrownBy(() -> InstanceEndpoint.socketPath("x.socket", path))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("x.socket").hasMessageContaining(length + " bytes")
+                    .hasMessageContaining("at most 107");
+            assertThatThrownBy(() -> InstanceEndpoint.parse("unix://" + path))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at most 107");
+        }
+    }
+}
