@@ -27,15 +27,9 @@ final class Bf16Tiles {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     static final int L = F.length();
-    private static final int Q = LaneSum.Q;
     /** Elements per even/odd block: one int vector of bf16 pairs. */
     static final int BLOCK = 2 * L;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /**
-     * A tile's folded accumulators (4 vectors) stored for {@link LaneSum}'s fixed-order lane sums (the same bits
-     * in every JIT tier); fetched once per {@code rows} call, not per tile, used only within one tile.
-     */
-    private static final ThreadLocal<float[]> LANES = LaneSum.scratch(4);
     private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
     private static final VectorShuffle<Float> EVEN = VectorShuffle.fromOp(F, i -> 2 * i);
     private static final VectorShuffle<Float> ODD = VectorShuffle.fromOp(F, i -> 2 * i + 1);
@@ -76,30 +70,29 @@ final class Bf16Tiles {
     static void rows(float[] xp, int m, int k, MemorySegment w, int n0, int n1, float[] y, int yOff, int ldy) {
         int kv = k - k % BLOCK;
         int nb = MatMul.blockRows(k, 2);
-        float[] s = LANES.get();
         for (int b0 = n0; b0 < n1; b0 += nb) {
             int b1 = Math.min(n1, b0 + nb);
             int i = 0;
             for (; i + 4 <= m; i += 4) {
                 int c = b0;
                 for (; c + 4 <= b1; c += 4) {
-                    tile4x4(xp, i * k, k, kv, w, c, y, yOff + i * ldy + c, ldy, s);
+                    tile4x4(xp, i * k, k, kv, w, c, y, yOff + i * ldy + c, ldy);
                 }
                 for (; c < b1; c++) {
                     for (int r = 0; r < 4; r++) {
-                        y[yOff + (i + r) * ldy + c] = dot(xp, (i + r) * k, k, kv, w, c, s);
+                        y[yOff + (i + r) * ldy + c] = dot(xp, (i + r) * k, k, kv, w, c);
                     }
                 }
             }
             if (m - i == 1) {
                 for (int c = b0; c < b1; c++) {
-                    y[yOff + i * ldy + c] = dot(xp, i * k, k, kv, w, c, s);
+                    y[yOff + i * ldy + c] = dot(xp, i * k, k, kv, w, c);
                 }
             } else if (m - i > 1) {
                 // 2 or 3 rows left (decode batches spread over experts): one pass over each weight row for all.
                 int last = m - 1;
                 for (int c = b0; c < b1; c++) {
-                    tile3x1(xp, i * k, Math.min(i + 2, last) * k, k, kv, w, c, y, yOff + i * ldy + c, ldy, m - i, s);
+                    tile3x1(xp, i * k, Math.min(i + 2, last) * k, k, kv, w, c, y, yOff + i * ldy + c, ldy, m - i);
                 }
             }
         }
@@ -110,7 +103,7 @@ final class Bf16Tiles {
      * one weight load feeds all rows.
      */
     private static void tile3x1(float[] xp, int x0, int x2, int k, int kv, MemorySegment w, int c, float[] y, int yo,
-                                int ldy, int rows, float[] s) {
+                                int ldy, int rows) {
         FloatVector a0 = FloatVector.zero(F), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0;
         long r = 2L * c * k;
         int x1 = x0 + k;
@@ -126,22 +119,15 @@ final class Bf16Tiles {
             b2 = o.fma(FloatVector.fromArray(F, xp, x2 + p + L), b2);
         }
         long e0 = (long) c * k;
-        // LaneSum's tile order for the three sums (the third twice): quarters 0, 1, 2 of one vector.
-        a0 = a0.add(b0);
-        a1 = a1.add(b1);
-        a2 = a2.add(b2);
-        FloatVector h0 = LaneSum.HALF_LO.selectFrom(a0, a1).add(LaneSum.HALF_HI.selectFrom(a0, a1));
-        FloatVector h1 = LaneSum.HALF_LO.selectFrom(a2, a2).add(LaneSum.HALF_HI.selectFrom(a2, a2));
-        LaneSum.QUARTER_LO.selectFrom(h0, h1).add(LaneSum.QUARTER_HI.selectFrom(h0, h1)).intoArray(s, 0);
-        y[yo] = tail(LaneSum.quarter(s, 0), xp, x0, w, e0, kv, k);
-        y[yo + ldy] = tail(LaneSum.quarter(s, Q), xp, x1, w, e0, kv, k);
+        y[yo] = tail(a0.add(b0).reduceLanes(VectorOperators.ADD), xp, x0, w, e0, kv, k);
+        y[yo + ldy] = tail(a1.add(b1).reduceLanes(VectorOperators.ADD), xp, x1, w, e0, kv, k);
         if (rows == 3) {
-            y[yo + 2 * ldy] = tail(LaneSum.quarter(s, 2 * Q), xp, x2, w, e0, kv, k);
+            y[yo + 2 * ldy] = tail(a2.add(b2).reduceLanes(VectorOperators.ADD), xp, x2, w, e0, kv, k);
         }
     }
 
     private static void tile4x4(float[] xp, int x0, int k, int kv, MemorySegment w, int c, float[] y, int yo,
-                                int ldy, float[] s) {
+                                int ldy) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
@@ -172,47 +158,30 @@ final class Bf16Tiles {
                 a03 = v.fma(xa, a03); a13 = v.fma(xb, a13); a23 = v.fma(xc, a23); a33 = v.fma(xd, a33);
             }
         }
-        // The 16 lane sums in LaneSum's tile order: two folds in registers, 4 stores, Q lanes per output left
-        // (output (r, c) at s[r * L + c * Q]).
-        FloatVector lo = LaneSum.HALF_LO, hi = LaneSum.HALF_HI;
-        FloatVector h0 = lo.selectFrom(a00, a01).add(hi.selectFrom(a00, a01));
-        FloatVector h1 = lo.selectFrom(a02, a03).add(hi.selectFrom(a02, a03));
-        FloatVector h2 = lo.selectFrom(a10, a11).add(hi.selectFrom(a10, a11));
-        FloatVector h3 = lo.selectFrom(a12, a13).add(hi.selectFrom(a12, a13));
-        FloatVector h4 = lo.selectFrom(a20, a21).add(hi.selectFrom(a20, a21));
-        FloatVector h5 = lo.selectFrom(a22, a23).add(hi.selectFrom(a22, a23));
-        FloatVector h6 = lo.selectFrom(a30, a31).add(hi.selectFrom(a30, a31));
-        FloatVector h7 = lo.selectFrom(a32, a33).add(hi.selectFrom(a32, a33));
-        lo = LaneSum.QUARTER_LO;
-        hi = LaneSum.QUARTER_HI;
-        lo.selectFrom(h0, h1).add(hi.selectFrom(h0, h1)).intoArray(s, 0);
-        lo.selectFrom(h2, h3).add(hi.selectFrom(h2, h3)).intoArray(s, L);
-        lo.selectFrom(h4, h5).add(hi.selectFrom(h4, h5)).intoArray(s, 2 * L);
-        lo.selectFrom(h6, h7).add(hi.selectFrom(h6, h7)).intoArray(s, 3 * L);
         long e0 = (long) c * k;
-        y[yo] = tail(LaneSum.quarter(s, 0), xp, x0, w, e0, kv, k);
-        y[yo + 1] = tail(LaneSum.quarter(s, Q), xp, x0, w, e0 + k, kv, k);
-        y[yo + 2] = tail(LaneSum.quarter(s, 2 * Q), xp, x0, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(LaneSum.quarter(s, 3 * Q), xp, x0, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(a00.reduceLanes(VectorOperators.ADD), xp, x0, w, e0, kv, k);
+        y[yo + 1] = tail(a01.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a02.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a03.reduceLanes(VectorOperators.ADD), xp, x0, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(LaneSum.quarter(s, L), xp, x1, w, e0, kv, k);
-        y[yo + 1] = tail(LaneSum.quarter(s, L + Q), xp, x1, w, e0 + k, kv, k);
-        y[yo + 2] = tail(LaneSum.quarter(s, L + 2 * Q), xp, x1, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(LaneSum.quarter(s, L + 3 * Q), xp, x1, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(a10.reduceLanes(VectorOperators.ADD), xp, x1, w, e0, kv, k);
+        y[yo + 1] = tail(a11.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a12.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a13.reduceLanes(VectorOperators.ADD), xp, x1, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(LaneSum.quarter(s, 2 * L), xp, x2, w, e0, kv, k);
-        y[yo + 1] = tail(LaneSum.quarter(s, 2 * L + Q), xp, x2, w, e0 + k, kv, k);
-        y[yo + 2] = tail(LaneSum.quarter(s, 2 * L + 2 * Q), xp, x2, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(LaneSum.quarter(s, 2 * L + 3 * Q), xp, x2, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(a20.reduceLanes(VectorOperators.ADD), xp, x2, w, e0, kv, k);
+        y[yo + 1] = tail(a21.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a22.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a23.reduceLanes(VectorOperators.ADD), xp, x2, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(LaneSum.quarter(s, 3 * L), xp, x3, w, e0, kv, k);
-        y[yo + 1] = tail(LaneSum.quarter(s, 3 * L + Q), xp, x3, w, e0 + k, kv, k);
-        y[yo + 2] = tail(LaneSum.quarter(s, 3 * L + 2 * Q), xp, x3, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(LaneSum.quarter(s, 3 * L + 3 * Q), xp, x3, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(a30.reduceLanes(VectorOperators.ADD), xp, x3, w, e0, kv, k);
+        y[yo + 1] = tail(a31.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a32.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a33.reduceLanes(VectorOperators.ADD), xp, x3, w, e0 + 3L * k, kv, k);
     }
 
     /** One activation row · one weight row, two blocks per iteration for 4 independent FMA chains. */
-    private static float dot(float[] xp, int x0, int k, int kv, MemorySegment w, int c, float[] s) {
+    private static float dot(float[] xp, int x0, int k, int kv, MemorySegment w, int c) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         long r = 2L * c * k;
         int p = 0;
@@ -229,18 +198,7 @@ final class Bf16Tiles {
             a0 = even(v0).fma(FloatVector.fromArray(F, xp, x0 + p), a0);
             a1 = odd(v0).fma(FloatVector.fromArray(F, xp, x0 + p + L), a1);
         }
-        FloatVector a = a0.add(a1).add(a2.add(a3));
-        // LaneSum's tile order, as in the tiles: two folds in registers, then the Q lanes as LaneSum.quarter adds them.
-        a = a.add(a.rearrange(LaneSum.SWAP_HALVES));
-        a = a.add(a.rearrange(LaneSum.SWAP_QUARTERS));
-        float sum = switch (Q) {
-            case 4 -> (a.lane(0) + a.lane(2)) + (a.lane(1) + a.lane(3));
-            default -> {
-                a.intoArray(s, 0);
-                yield LaneSum.quarter(s, 0);
-            }
-        };
-        return tail(sum, xp, x0, w, (long) c * k, kv, k);
+        return tail(a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD), xp, x0, w, (long) c * k, kv, k);
     }
 
     /**

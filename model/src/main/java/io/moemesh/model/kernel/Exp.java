@@ -76,10 +76,7 @@ final class Exp {
         }
     }
 
-    /**
-     * {@code x[i] = e^(x[i] - max)} over [off, off + n); returns their sum (the lanes in {@link LaneSum}'s vector
-     * order, then the tail).
-     */
+    /** {@code x[i] = e^(x[i] - max)} over [off, off + n); returns their sum (lane sums, then the tail). */
     static float shiftedInPlace(float[] v, int off, int n, float max) {
         FloatVector acc = FloatVector.zero(F);
         int i = 0;
@@ -96,13 +93,7 @@ final class Exp {
             e.intoArray(v, off + i);
             acc = acc.add(e);
         }
-        // LaneSum's order written in-line (a vector handed to a helper C2 does not inline is boxed): the same
-        // bits in every JIT tier, where reduceLanes(ADD) adds in another order in C2 than in the interpreter.
-        float s0 = acc.lane(0), s1 = acc.lane(1), s2 = acc.lane(2), s3 = acc.lane(3);
-        for (int j = 4; j < F.length(); j += 4) {
-            s0 += acc.lane(j); s1 += acc.lane(j + 1); s2 += acc.lane(j + 2); s3 += acc.lane(j + 3);
-        }
-        float sum = (s0 + s1) + (s2 + s3);
+        float sum = acc.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
             float e = of(v[off + i] - max);
             v[off + i] = e;

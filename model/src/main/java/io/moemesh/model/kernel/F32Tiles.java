@@ -3,6 +3,7 @@ package io.moemesh.model.kernel;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -14,13 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class F32Tiles {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     static final int L = F.length();
-    private static final int Q = LaneSum.Q;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /**
-     * A tile's folded accumulators (4 vectors) stored for {@link LaneSum}'s fixed-order lane sums (the same bits
-     * in every JIT tier); fetched once per {@code rows} call, not per tile, used only within one tile.
-     */
-    private static final ThreadLocal<float[]> LANES = LaneSum.scratch(4);
 
     private F32Tiles() {
     }
@@ -30,31 +25,30 @@ final class F32Tiles {
                      int ldy) {
         int kv = k - k % L;
         int nb = MatMul.blockRows(k, 4);
-        float[] s = LANES.get();
         for (int b0 = n0; b0 < n1; b0 += nb) {
             int b1 = Math.min(n1, b0 + nb);
             int i = 0;
             for (; i + 4 <= m; i += 4) {
                 int c = b0;
                 for (; c + 4 <= b1; c += 4) {
-                    tile4x4(x, xOff + i * k, k, kv, w, c, y, yOff + i * ldy + c, ldy, s);
+                    tile4x4(x, xOff + i * k, k, kv, w, c, y, yOff + i * ldy + c, ldy);
                 }
                 for (; c < b1; c++) {
                     for (int r = 0; r < 4; r++) {
-                        y[yOff + (i + r) * ldy + c] = dot(x, xOff + (i + r) * k, k, kv, w, c, s);
+                        y[yOff + (i + r) * ldy + c] = dot(x, xOff + (i + r) * k, k, kv, w, c);
                     }
                 }
             }
             for (; i < m; i++) {
                 for (int c = b0; c < b1; c++) {
-                    y[yOff + i * ldy + c] = dot(x, xOff + i * k, k, kv, w, c, s);
+                    y[yOff + i * ldy + c] = dot(x, xOff + i * k, k, kv, w, c);
                 }
             }
         }
     }
 
     private static void tile4x4(float[] x, int x0, int k, int kv, MemorySegment w, int c, float[] y, int yo,
-                                int ldy, float[] s) {
+                                int ldy) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
@@ -77,47 +71,30 @@ final class F32Tiles {
             v = FloatVector.fromMemorySegment(F, w, r3 + b, LE);
             a03 = v.fma(xa, a03); a13 = v.fma(xb, a13); a23 = v.fma(xc, a23); a33 = v.fma(xd, a33);
         }
-        // The 16 lane sums in LaneSum's tile order: two folds in registers, 4 stores, Q lanes per output left
-        // (output (r, c) at s[r * L + c * Q]).
-        FloatVector lo = LaneSum.HALF_LO, hi = LaneSum.HALF_HI;
-        FloatVector h0 = lo.selectFrom(a00, a01).add(hi.selectFrom(a00, a01));
-        FloatVector h1 = lo.selectFrom(a02, a03).add(hi.selectFrom(a02, a03));
-        FloatVector h2 = lo.selectFrom(a10, a11).add(hi.selectFrom(a10, a11));
-        FloatVector h3 = lo.selectFrom(a12, a13).add(hi.selectFrom(a12, a13));
-        FloatVector h4 = lo.selectFrom(a20, a21).add(hi.selectFrom(a20, a21));
-        FloatVector h5 = lo.selectFrom(a22, a23).add(hi.selectFrom(a22, a23));
-        FloatVector h6 = lo.selectFrom(a30, a31).add(hi.selectFrom(a30, a31));
-        FloatVector h7 = lo.selectFrom(a32, a33).add(hi.selectFrom(a32, a33));
-        lo = LaneSum.QUARTER_LO;
-        hi = LaneSum.QUARTER_HI;
-        lo.selectFrom(h0, h1).add(hi.selectFrom(h0, h1)).intoArray(s, 0);
-        lo.selectFrom(h2, h3).add(hi.selectFrom(h2, h3)).intoArray(s, L);
-        lo.selectFrom(h4, h5).add(hi.selectFrom(h4, h5)).intoArray(s, 2 * L);
-        lo.selectFrom(h6, h7).add(hi.selectFrom(h6, h7)).intoArray(s, 3 * L);
         long e0 = (long) c * k;
-        y[yo] = tail(LaneSum.quarter(s, 0), x, x0, w, e0, kv, k);
-        y[yo + 1] = tail(LaneSum.quarter(s, Q), x, x0, w, e0 + k, kv, k);
-        y[yo + 2] = tail(LaneSum.quarter(s, 2 * Q), x, x0, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(LaneSum.quarter(s, 3 * Q), x, x0, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(a00.reduceLanes(VectorOperators.ADD), x, x0, w, e0, kv, k);
+        y[yo + 1] = tail(a01.reduceLanes(VectorOperators.ADD), x, x0, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a02.reduceLanes(VectorOperators.ADD), x, x0, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a03.reduceLanes(VectorOperators.ADD), x, x0, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(LaneSum.quarter(s, L), x, x1, w, e0, kv, k);
-        y[yo + 1] = tail(LaneSum.quarter(s, L + Q), x, x1, w, e0 + k, kv, k);
-        y[yo + 2] = tail(LaneSum.quarter(s, L + 2 * Q), x, x1, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(LaneSum.quarter(s, L + 3 * Q), x, x1, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(a10.reduceLanes(VectorOperators.ADD), x, x1, w, e0, kv, k);
+        y[yo + 1] = tail(a11.reduceLanes(VectorOperators.ADD), x, x1, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a12.reduceLanes(VectorOperators.ADD), x, x1, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a13.reduceLanes(VectorOperators.ADD), x, x1, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(LaneSum.quarter(s, 2 * L), x, x2, w, e0, kv, k);
-        y[yo + 1] = tail(LaneSum.quarter(s, 2 * L + Q), x, x2, w, e0 + k, kv, k);
-        y[yo + 2] = tail(LaneSum.quarter(s, 2 * L + 2 * Q), x, x2, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(LaneSum.quarter(s, 2 * L + 3 * Q), x, x2, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(a20.reduceLanes(VectorOperators.ADD), x, x2, w, e0, kv, k);
+        y[yo + 1] = tail(a21.reduceLanes(VectorOperators.ADD), x, x2, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a22.reduceLanes(VectorOperators.ADD), x, x2, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a23.reduceLanes(VectorOperators.ADD), x, x2, w, e0 + 3L * k, kv, k);
         yo += ldy;
-        y[yo] = tail(LaneSum.quarter(s, 3 * L), x, x3, w, e0, kv, k);
-        y[yo + 1] = tail(LaneSum.quarter(s, 3 * L + Q), x, x3, w, e0 + k, kv, k);
-        y[yo + 2] = tail(LaneSum.quarter(s, 3 * L + 2 * Q), x, x3, w, e0 + 2L * k, kv, k);
-        y[yo + 3] = tail(LaneSum.quarter(s, 3 * L + 3 * Q), x, x3, w, e0 + 3L * k, kv, k);
+        y[yo] = tail(a30.reduceLanes(VectorOperators.ADD), x, x3, w, e0, kv, k);
+        y[yo + 1] = tail(a31.reduceLanes(VectorOperators.ADD), x, x3, w, e0 + k, kv, k);
+        y[yo + 2] = tail(a32.reduceLanes(VectorOperators.ADD), x, x3, w, e0 + 2L * k, kv, k);
+        y[yo + 3] = tail(a33.reduceLanes(VectorOperators.ADD), x, x3, w, e0 + 3L * k, kv, k);
     }
 
     /** One activation row · one weight row: 4 independent FMA chains over a sequential weight stream. */
-    private static float dot(float[] x, int x0, int k, int kv, MemorySegment w, int c, float[] s) {
+    private static float dot(float[] x, int x0, int k, int kv, MemorySegment w, int c) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         long r = 4L * c * k;
         int p = 0;
@@ -132,18 +109,7 @@ final class F32Tiles {
         for (; p < kv; p += L) {
             a0 = FloatVector.fromMemorySegment(F, w, r + 4L * p, LE).fma(FloatVector.fromArray(F, x, x0 + p), a0);
         }
-        FloatVector a = a0.add(a1).add(a2.add(a3));
-        // LaneSum's tile order, as in the tiles: two folds in registers, then the Q lanes as LaneSum.quarter adds them.
-        a = a.add(a.rearrange(LaneSum.SWAP_HALVES));
-        a = a.add(a.rearrange(LaneSum.SWAP_QUARTERS));
-        float sum = switch (Q) {
-            case 4 -> (a.lane(0) + a.lane(2)) + (a.lane(1) + a.lane(3));
-            default -> {
-                a.intoArray(s, 0);
-                yield LaneSum.quarter(s, 0);
-            }
-        };
-        return tail(sum, x, x0, w, (long) c * k, kv, k);
+        return tail(a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD), x, x0, w, (long) c * k, kv, k);
     }
 
     /**

@@ -39,13 +39,7 @@ public final class VectorOps {
             FloatVector v = FloatVector.fromArray(F, x, off + i);
             acc = v.fma(v, acc);
         }
-        // LaneSum's order written in-line (a vector handed to a helper C2 does not inline is boxed): the same
-        // bits in every JIT tier, where reduceLanes(ADD) adds in another order in C2 than in the interpreter.
-        float s0 = acc.lane(0), s1 = acc.lane(1), s2 = acc.lane(2), s3 = acc.lane(3);
-        for (int j = 4; j < F.length(); j += 4) {
-            s0 += acc.lane(j); s1 += acc.lane(j + 1); s2 += acc.lane(j + 2); s3 += acc.lane(j + 3);
-        }
-        float s = (s0 + s1) + (s2 + s3);
+        float s = acc.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
             s += x[off + i] * x[off + i];
         }
@@ -58,13 +52,7 @@ public final class VectorOps {
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        // LaneSum's order written in-line (a vector handed to a helper C2 does not inline is boxed): the same
-        // bits in every JIT tier, where reduceLanes(ADD) adds in another order in C2 than in the interpreter.
-        float s0 = acc.lane(0), s1 = acc.lane(1), s2 = acc.lane(2), s3 = acc.lane(3);
-        for (int j = 4; j < F.length(); j += 4) {
-            s0 += acc.lane(j); s1 += acc.lane(j + 1); s2 += acc.lane(j + 2); s3 += acc.lane(j + 3);
-        }
-        float s = (s0 + s1) + (s2 + s3);
+        float s = acc.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
             s += a[ao + i] * b[bo + i];
         }
@@ -116,8 +104,6 @@ public final class VectorOps {
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
             acc = acc.max(FloatVector.fromArray(F, x, off + i));
         }
-        // MAX is exact and commutative (Math.max semantics: NaN wins, +0 over -0), so the lane order reduceLanes
-        // picks cannot change the result: unlike ADD it needs no fixed order.
         float m = acc.reduceLanes(VectorOperators.MAX);
         for (; i < n; i++) {
             m = Math.max(m, x[off + i]);
