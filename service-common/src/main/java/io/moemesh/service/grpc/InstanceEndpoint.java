@@ -4,6 +4,7 @@ import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -103,7 +104,13 @@ public record InstanceEndpoint(String target, String transport, Path socket) {
             return NettyChannelBuilder.forTarget(target, credentials);
         }
         requireEpoll(target);
-        return Grpc.newChannelBuilder(target, credentials);
+        ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, credentials);
+        if (builder instanceof NettyChannelBuilder netty) {
+            // grpc-netty asks every channel for TCP keep-alive; a domain socket has none, and Netty would log
+            // "Unknown channel option 'SO_KEEPALIVE'" at each connect (grpc-java#10408). A null value removes it.
+            netty.withOption(ChannelOption.SO_KEEPALIVE, null);
+        }
+        return builder;
     }
 
     /** Whether domain sockets can be used here (Linux with Netty's native epoll transport). */
