@@ -16,6 +16,7 @@ import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
 import io.grpc.netty.shaded.io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollIoHandler;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
@@ -147,6 +148,9 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
             unixServer = configure(NettyServerBuilder.forAddress(new DomainSocketAddress(unixSocket.toString()),
                             credentials)
                     .channelType(EpollServerDomainSocketChannel.class)
+                    // grpc-netty asks every accepted channel for TCP keep-alive, which a domain socket lacks
+                    // (Netty logs "Unknown channel option" per connection, grpc-java#10408); null removes it.
+                    .withChildOption(ChannelOption.SO_KEEPALIVE, null)
                     .bossEventLoopGroup(loops).workerEventLoopGroup(loops)).build().start();
             unixLoops = loops;
         } catch (IOException | RuntimeException e) {
