@@ -145,30 +145,7 @@ public final class TieredKvStore implements AutoCloseable {
 
     /** The whole block from whichever tier holds it, promoting a lower-tier hit to DRAM; empty when not stored. */
     public Optional<StoredBlock> get(BlockKey key, AccessHint hint) {
-        Optional<KvBlock> hot = dram.get(key, hint);
-        if (hot.isPresent()) {
-            return Optional.of(new StoredBlock(hot.get(), TierKind.DRAM));
-        }
-        Optional<KvBlock> cold = lower.get(key, hint);
-        if (cold.isPresent()) {
-            promote(cold.get(), hint);
-            return Optional.of(new StoredBlock(cold.get(), lower.kind()));
-        }
-        // Both missed: maybe only because a move ran between the two reads. Under the lock nothing moves.
-        lock.lock();
-        try {
-            if (dram.contains(key)) {
-                return dram.get(key, hint).map(b -> new StoredBlock(b, TierKind.DRAM));
-            }
-            if (lower.contains(key)) {
-                Optional<KvBlock> again = lower.get(key, hint);
-                again.ifPresent(b -> promote(b, hint));
-                return again.map(b -> new StoredBlock(b, lower.kind()));
-            }
-            return Optional.empty();
-        } finally {
-            lock.unlock();
-        }
+        return read(key, hint, true);
     }
 
     /** {@link #get(BlockKey, AccessHint)} without a hint. */
@@ -187,15 +164,21 @@ public final class TieredKvStore implements AutoCloseable {
      * order still sees the use.
      */
     public Optional<StoredBlock> restore(BlockKey key, AccessHint hint) {
+        return read(key, hint, false);
+    }
+
+    /** {@link #get} ({@code evictToPromote}) or {@link #restore} (promote only into free room). */
+    private Optional<StoredBlock> read(BlockKey key, AccessHint hint, boolean evictToPromote) {
         Optional<KvBlock> hot = dram.get(key, hint);
         if (hot.isPresent()) {
             return Optional.of(new StoredBlock(hot.get(), TierKind.DRAM));
         }
         Optional<KvBlock> cold = lower.get(key, hint);
         if (cold.isPresent()) {
-            promoteIfRoom(cold.get(), hint);
+            promote(cold.get(), hint, evictToPromote);
             return Optional.of(new StoredBlock(cold.get(), lower.kind()));
         }
+        // Both missed: maybe only because a move ran between the two reads. Under the lock nothing moves.
         lock.lock();
         try {
             if (dram.contains(key)) {
@@ -203,12 +186,20 @@ public final class TieredKvStore implements AutoCloseable {
             }
             if (lower.contains(key)) {
                 Optional<KvBlock> again = lower.get(key, hint);
-                again.ifPresent(b -> promoteIfRoom(b, hint));
+                again.ifPresent(b -> promote(b, hint, evictToPromote));
                 return again.map(b -> new StoredBlock(b, lower.kind()));
             }
             return Optional.empty();
         } finally {
             lock.unlock();
+        }
+    }
+
+    private void promote(KvBlock block, AccessHint hint, boolean evictToPromote) {
+        if (evictToPromote) {
+            promote(block, hint);
+        } else {
+            promoteIfRoom(block, hint);
         }
     }
 

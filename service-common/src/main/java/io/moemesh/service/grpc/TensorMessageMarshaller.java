@@ -155,9 +155,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
     }
 
     /** One message being read; {@code pos} counts bytes consumed from the stream. */
-    private final class Reading {
-        private final InputStream in;
-        private long pos;
+    private final class Reading extends WireReader {
         private boolean present;
         private int dtype;
         private final List<Long> shape = new ArrayList<>();
@@ -169,7 +167,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
         private byte[] raw;
 
         Reading(InputStream in) {
-            this.in = in;
+            super(in);
         }
 
         TensorMessage<M> message() throws IOException {
@@ -281,7 +279,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                 // dtype or shape may still come (fields in any order), or they do not match and finish() says so:
                 // keep the bytes (no more than the message, which gRPC's inbound limit bounds).
                 raw = new byte[(int) length];
-                readFully(raw);
+                readFully(raw, 0, raw.length);
             }
         }
 
@@ -341,68 +339,14 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
 
         private void copyBytes(long n, CodedOutputStream out) throws IOException {
             byte[] b = new byte[(int) n];
-            readFully(b);
+            readFully(b, 0, b.length);
             out.writeRawBytes(b);
         }
 
-        /** A length prefix, checked against what is left of the message when the stream knows its length. */
-        private long length() throws IOException {
-            long n = varint(readByte());
-            if (n < 0 || n > Integer.MAX_VALUE || (in instanceof KnownLength && n > in.available())) {
-                throw new InvalidProtocolBufferException("a length of " + n + " at byte " + pos
-                        + " runs past the end of the message (truncated message)");
-            }
-            return n;
-        }
 
-        private int readByte() throws IOException {
-            int b = in.read();
-            if (b < 0) {
-                throw truncated();
-            }
-            pos++;
-            return b;
-        }
 
-        private long varint(int first) throws IOException {
-            long v = first & 0x7f;
-            int b = first;
-            for (int shift = 7; (b & 0x80) != 0; shift += 7) {
-                if (shift > 63) {
-                    throw new InvalidProtocolBufferException("malformed varint at byte " + pos);
-                }
-                b = readByte();
-                v |= (long) (b & 0x7f) << shift;
-            }
-            return v;
-        }
 
-        private void readFully(byte[] b) throws IOException {
-            int n = in.readNBytes(b, 0, b.length);
-            pos += n;
-            if (n < b.length) {
-                throw truncated();
-            }
-        }
 
-        private void skip(long n) throws IOException {
-            long left = n;
-            while (left > 0) {
-                long k = in.skip(left);
-                if (k <= 0) {
-                    if (in.read() < 0) {
-                        throw truncated();
-                    }
-                    k = 1;
-                }
-                left -= k;
-                pos += k;
-            }
-        }
 
-        private InvalidProtocolBufferException truncated() {
-            return new InvalidProtocolBufferException("the message ends in the middle of a field at byte " + pos
-                    + " (truncated message)");
-        }
     }
 }

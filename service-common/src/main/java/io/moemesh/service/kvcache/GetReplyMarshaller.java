@@ -8,6 +8,7 @@ import io.grpc.HasByteBuffer;
 import io.grpc.KnownLength;
 import io.grpc.MethodDescriptor;
 import io.moemesh.proto.kvcache.v1.GetResponse;
+import io.moemesh.service.grpc.WireReader;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -176,9 +177,7 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
     }
 
     /** One message being read; {@code pos} counts bytes consumed. */
-    private final class Reading {
-        private final InputStream in;
-        private long pos;
+    private final class Reading extends WireReader {
         private int index;
         private boolean found;
         private int tier;
@@ -187,7 +186,7 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
         private ByteBuffer data;
 
         Reading(InputStream in) {
-            this.in = in;
+            super(in);
         }
 
         GetReply reply() throws IOException {
@@ -214,7 +213,7 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
                         default -> { } // an unknown field: skipped
                     }
                 } else if (field == DATA && wire == WireFormat.WIRETYPE_LENGTH_DELIMITED) {
-                    data(length());
+                    data((int) length());
                 } else {
                     skipValue(field, wire);
                 }
@@ -246,11 +245,7 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
                     at += k;
                 }
             }
-            int got = in.readNBytes(a, at, n - at);
-            pos += got;
-            if (at + got < n) {
-                throw truncated();
-            }
+            readFully(a, at, n - at);
         }
 
         private void skipValue(int field, int wire) throws IOException {
@@ -264,56 +259,9 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
             }
         }
 
-        /** A length prefix, checked against what is left of the message when the stream knows its length. */
-        private int length() throws IOException {
-            long n = varint(readByte());
-            if (n < 0 || n > Integer.MAX_VALUE || (in instanceof KnownLength && n > in.available())) {
-                throw new InvalidProtocolBufferException("a length of " + n + " at byte " + pos
-                        + " runs past the end of the message (truncated message)");
-            }
-            return (int) n;
-        }
 
-        private int readByte() throws IOException {
-            int b = in.read();
-            if (b < 0) {
-                throw truncated();
-            }
-            pos++;
-            return b;
-        }
 
-        private long varint(int first) throws IOException {
-            long v = first & 0x7f;
-            int b = first;
-            for (int shift = 7; (b & 0x80) != 0; shift += 7) {
-                if (shift > 63) {
-                    throw new InvalidProtocolBufferException("malformed varint at byte " + pos);
-                }
-                b = readByte();
-                v |= (long) (b & 0x7f) << shift;
-            }
-            return v;
-        }
 
-        private void skip(long n) throws IOException {
-            long left = n;
-            while (left > 0) {
-                long k = in.skip(left);
-                if (k <= 0) {
-                    if (in.read() < 0) {
-                        throw truncated();
-                    }
-                    k = 1;
-                }
-                left -= k;
-                pos += k;
-            }
-        }
 
-        private InvalidProtocolBufferException truncated() {
-            return new InvalidProtocolBufferException("the message ends in the middle of a field at byte " + pos
-                    + " (truncated message)");
-        }
     }
 }
