@@ -9,7 +9,6 @@ import io.grpc.KnownLength;
 import io.grpc.MethodDescriptor;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.common.v1.Tensor;
-import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -90,58 +89,22 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
     }
 
     /** The message as gRPC's framer wants it: drained once into its buffers. */
-    private static final class Outgoing extends InputStream implements Drainable, KnownLength {
+    private static final class Outgoing extends DrainableMessage {
         private final byte[] prefix;
         private final TensorMessage<?> value;
-        private final long length;
-        /** Set when something reads instead of draining (not gRPC's framer): the whole message, then read. */
-        private ByteArrayInputStream copy;
-        private boolean drained;
 
         Outgoing(byte[] prefix, TensorMessage<?> value) {
+            super(prefix.length + (value.tensorPresent() ? value.byteLength() : 0));
             this.prefix = prefix;
             this.value = value;
-            this.length = prefix.length + (value.tensorPresent() ? value.byteLength() : 0);
         }
 
         @Override
-        public int drainTo(OutputStream target) throws IOException {
-            if (drained || copy != null) {
-                // Partly or fully read already: what is left.
-                return (int) materialise().transferTo(target);
-            }
-            drained = true;
+        protected void writeBody(OutputStream target) throws IOException {
             target.write(prefix);
             if (value.tensorPresent()) {
                 TensorCodec.write(value.values(), 0, (int) value.elements(), value.dtype(), target);
             }
-            return (int) length;
-        }
-
-        private ByteArrayInputStream materialise() throws IOException {
-            if (copy == null) {
-                ByteArrayOutputStream all = new ByteArrayOutputStream((int) (drained ? 0 : length));
-                if (!drained) {
-                    drainTo(all);
-                }
-                copy = new ByteArrayInputStream(all.toByteArray());
-            }
-            return copy;
-        }
-
-        @Override
-        public int available() throws IOException {
-            return copy != null ? copy.available() : drained ? 0 : (int) length;
-        }
-
-        @Override
-        public int read() throws IOException {
-            return materialise().read();
-        }
-
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-            return materialise().read(b, off, len);
         }
     }
 

@@ -8,8 +8,8 @@ import io.grpc.HasByteBuffer;
 import io.grpc.KnownLength;
 import io.grpc.MethodDescriptor;
 import io.moemesh.proto.kvcache.v1.GetResponse;
+import io.moemesh.service.grpc.DrainableMessage;
 import io.moemesh.service.grpc.WireReader;
-import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -96,32 +96,23 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
     }
 
     /** The message as gRPC's framer wants it: drained once into its buffers. */
-    private static final class Outgoing extends InputStream implements Drainable, KnownLength {
+    private static final class Outgoing extends DrainableMessage {
         private final byte[] prefix;
         private final ByteBuffer data;
         private final byte[] suffix;
-        private final int length;
-        /** Set when something reads instead of draining (not gRPC's framer): the whole message, then read. */
-        private ByteArrayInputStream copy;
-        private boolean drained;
 
         Outgoing(byte[] prefix, ByteBuffer data, byte[] suffix) {
+            super((long) prefix.length + data.remaining() + suffix.length);
             this.prefix = prefix;
             this.data = data;
             this.suffix = suffix;
-            this.length = prefix.length + data.remaining() + suffix.length;
         }
 
         @Override
-        public int drainTo(OutputStream target) throws IOException {
-            if (drained || copy != null) {
-                return (int) materialise().transferTo(target);
-            }
-            drained = true;
+        protected void writeBody(OutputStream target) throws IOException {
             target.write(prefix);
             writeData(target);
             target.write(suffix);
-            return length;
         }
 
         private void writeData(OutputStream target) throws IOException {
@@ -137,32 +128,6 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
                 target.write(scratch, 0, n);
                 at += n;
             }
-        }
-
-        private ByteArrayInputStream materialise() throws IOException {
-            if (copy == null) {
-                ByteArrayOutputStream all = new ByteArrayOutputStream(drained ? 0 : length);
-                if (!drained) {
-                    drainTo(all);
-                }
-                copy = new ByteArrayInputStream(all.toByteArray());
-            }
-            return copy;
-        }
-
-        @Override
-        public int available() throws IOException {
-            return copy != null ? copy.available() : drained ? 0 : length;
-        }
-
-        @Override
-        public int read() throws IOException {
-            return materialise().read();
-        }
-
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-            return materialise().read(b, off, len);
         }
     }
 
