@@ -12,6 +12,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshState;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.cli.mesh.ServiceProcess;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
@@ -69,7 +70,11 @@ class LauncherScriptTest {
         assertThat(lines.get(1)).matches("http: http://127\\.0\\.0\\.1:\\d+");
         assertThat(lines.get(2)).matches("router: 127\\.0\\.0\\.1:\\d+");
         assertThat(lines.get(3)).matches("kvcache: 127\\.0\\.0\\.1:\\d+");
-        assertThat(lines.subList(4, 7)).allMatch(l -> l.matches("expert-\\d 127\\.0\\.0\\.1:\\d+ experts:( L\\d\\[[\\d,]+])+"));
+        // up's default transport: a domain socket where epoll is available (in the state folder, or a short
+        // folder under /tmp when that path is too long for sun_path), else TCP.
+        String instance = InstanceEndpoint.domainSocketsAvailable() ? "unix:///\\S+/expert-\\d\\.sock"
+                : "127\\.0\\.0\\.1:\\d+";
+        assertThat(lines.subList(4, 7)).allMatch(l -> l.matches("expert-\\d " + instance + " experts:( L\\d\\[[\\d,]+])+"));
         String endpoint = lines.getFirst().substring("gateway: ".length());
 
         MeshState state = MeshState.read(STATE).orElseThrow();
