@@ -136,13 +136,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
         TensorMessage<M> message() throws IOException {
             ByteArrayOutputStream header = new ByteArrayOutputStream(256);
             CodedOutputStream hout = CodedOutputStream.newInstance(header, 256);
-            while (true) {
-                int first = in.read();
-                if (first < 0) {
-                    break;
-                }
-                pos++;
-                long tag = varint(first);
+            for (long tag = nextTag(); tag >= 0; tag = nextTag()) {
                 int field = (int) (tag >>> 3);
                 int wire = (int) (tag & 7);
                 if (field == tensorField && wire == 2) {

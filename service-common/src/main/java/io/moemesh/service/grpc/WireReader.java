@@ -22,6 +22,20 @@ public abstract class WireReader {
         this.in = in;
     }
 
+    /** The next field's tag, or -1 at the end of the message (which may only end between fields). */
+    protected final long nextTag() throws IOException {
+        int first = in.read();
+        if (first < 0) {
+            return -1;
+        }
+        pos++;
+        long tag = varint(first);
+        if (tag < 0) {
+            throw new InvalidProtocolBufferException("malformed tag at byte " + pos);
+        }
+        return tag;
+    }
+
     /** A length prefix, checked against what is left of the message when the stream knows its length. */
     protected final long length() throws IOException {
         long n = varint(readByte());

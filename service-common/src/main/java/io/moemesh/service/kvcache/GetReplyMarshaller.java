@@ -155,13 +155,7 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
         }
 
         GetReply reply() throws IOException {
-            while (true) {
-                int first = in.read();
-                if (first < 0) {
-                    break;
-                }
-                pos++;
-                long tag = varint(first);
+            for (long tag = nextTag(); tag >= 0; tag = nextTag()) {
                 int field = (int) (tag >>> 3);
                 int wire = (int) (tag & 7);
                 if (field == 0) {
