@@ -3,6 +3,7 @@ package io.moemesh.gateway.grpc;
 import io.grpc.Status;
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
 import io.moemesh.gateway.dispatch.NoPlacementException;
+import io.moemesh.gateway.serving.DrainExpiredException;
 import io.moemesh.gateway.serving.DrainingException;
 import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.model.engine.RemoteAttentionException;
@@ -29,7 +30,7 @@ final class GatewayStatus {
         if (t instanceof OverloadedException o) {
             return Status.RESOURCE_EXHAUSTED.withDescription(o.getMessage() + " (retry after " + o.retryAfterSeconds() + " s)");
         }
-        if (t instanceof DrainingException) {
+        if (t instanceof DrainingException || t instanceof DrainExpiredException) {
             return Status.UNAVAILABLE.withDescription(t.getMessage());
         }
         if (t instanceof CancellationException) {

@@ -3,6 +3,7 @@ package io.moemesh.gateway.grpc;
 import com.google.protobuf.ByteString;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.moemesh.gateway.serving.CompletionSink;
+import io.moemesh.gateway.serving.DrainExpiredException;
 import io.moemesh.model.generate.TokenLogprobs;
 import io.moemesh.model.tokenizer.Tokenizer;
 import io.moemesh.proto.gateway.v1.FinishReason;
@@ -90,7 +91,10 @@ final class GenerateStream implements CompletionSink {
                 out.onError(status.asRuntimeException());
                 return;
             }
-            out.onNext(GenerateResponse.newBuilder().setFinishReason(FinishReason.FINISH_REASON_ERROR)
+            // Stopped by the server's shutdown (not failed): CANCELLED, with the retryable UNAVAILABLE as the error.
+            FinishReason reason = error instanceof DrainExpiredException ? FinishReason.FINISH_REASON_CANCELLED
+                    : FinishReason.FINISH_REASON_ERROR;
+            out.onNext(GenerateResponse.newBuilder().setFinishReason(reason)
                     .setError(com.google.rpc.Status.newBuilder().setCode(status.getCode().value())
                             .setMessage(status.getDescription() == null ? "" : status.getDescription()))
                     .setUsage(Usage.newBuilder().setPromptTokens(promptIds.length).setCompletionTokens(tokensSent)

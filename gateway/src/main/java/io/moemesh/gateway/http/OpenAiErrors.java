@@ -2,6 +2,7 @@ package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
 import io.moemesh.gateway.dispatch.NoPlacementException;
+import io.moemesh.gateway.serving.DrainExpiredException;
 import io.moemesh.gateway.serving.DrainingException;
 import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.gateway.serving.PromptTooLongException;
@@ -75,6 +76,9 @@ public class OpenAiErrors {
                             "kvcache_unavailable"));
             case DrainingException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "draining"));
+            // Stopped when the drain grace ended: the whole request is worth retrying on another replica.
+            case DrainExpiredException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
+                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "drain_expired"));
             case IllegalArgumentException e -> ResponseEntity.badRequest()
                     .body(body(e.getMessage(), "invalid_request_error", null, null));
             default -> {

@@ -79,6 +79,12 @@ public final class EngineLoop implements AutoCloseable {
         };
     }
 
+    /** Ends every sequence with {@code reason} at the next step boundary ({@link StepScheduler#stopAll}). */
+    public void stopAll(RuntimeException reason) {
+        scheduler.stopAll(reason);
+        wake.release();
+    }
+
     /** Runs the step boundary hook soon even while idle (a new placement arrived). */
     public void wakeUp() {
         wake.release();

@@ -26,15 +26,19 @@ import org.springframework.context.ConfigurableApplicationContext;
 
 /**
  * Shutdown drains (what SIGTERM triggers through Spring's shutdown hook): in-flight streams finish, new
- * requests are refused. A deadline or a client that goes away frees the sequence's KV blocks.
+ * requests are refused, and streams still running when the grace ends are stopped with a retryable reason. A deadline or a client that goes away frees the sequence's KV blocks.
  */
 class DrainAndDeadlineTest {
 
     private static ConfigurableApplicationContext start() {
+        return start("60s");
+    }
+
+    private static ConfigurableApplicationContext start(String shutdownGrace) {
         return SpringApplication.run(GatewayApplication.class,
                 "--moemesh.gateway.model-dir=" + TestModels.dir(TestModels.MIXTRAL), "--moemesh.gateway.grpc-port=0",
                 "--server.port=0", "--management.server.port=0", "--moemesh.gateway.kv-cache-tokens=1024",
-                "--moemesh.gateway.shutdown-grace=60s");
+                "--moemesh.gateway.shutdown-grace=" + shutdownGrace);
     }
 
     private static GenerateRequest longRequest(int tokens) {
@@ -74,6 +78,48 @@ class DrainAndDeadlineTest {
             assertThat(done.get(120, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.OK);
             assertThat(tokens.get()).isEqualTo(300);
             closing.get(120, TimeUnit.SECONDS);
+        } finally {
+            ch.shutdownNow();
+            if (ctx.isActive()) {
+                ctx.close();
+            }
+        }
+    }
+
+    @Test
+    void shutdown_whenTheGraceEnds_stopsTheStreamWithFinishReasonCancelled_andARetryableError() throws Exception {
+        ConfigurableApplicationContext ctx = start("1ms");
+        int port = ctx.getBean(GrpcServerLifecycle.class).port();
+        ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+        try {
+            java.util.List<GenerateResponse> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+            CompletableFuture<Status> done = new CompletableFuture<>();
+            // More tokens than the drain could ever wait for: the 1 ms grace ends with the stream running.
+            GatewayServiceGrpc.newStub(ch).generate(longRequest(900), new StreamObserver<>() {
+                public void onNext(GenerateResponse r) {
+                    seen.add(r);
+                }
+
+                public void onError(Throwable t) {
+                    done.complete(Status.fromThrowable(t));
+                }
+
+                public void onCompleted() {
+                    done.complete(Status.OK);
+                }
+            });
+            await().atMost(Duration.ofSeconds(60)).until(() -> seen.stream().mapToInt(GenerateResponse::getTokenIdsCount)
+                    .sum() > 0);
+            // The drain alone (ctx.close() runs it first, then stops the servers, whose own 1 ms grace could cut the
+            // last message in flight: that part is the servers', not the drain's).
+            ctx.getBean(io.moemesh.gateway.scheduling.DrainLifecycle.class).stop();
+
+            assertThat(done.get(60, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.OK);
+            GenerateResponse last = seen.getLast();
+            assertThat(last.getFinishReason()).isEqualTo(io.moemesh.proto.gateway.v1.FinishReason.FINISH_REASON_CANCELLED);
+            assertThat(last.getError().getCode()).isEqualTo(Status.Code.UNAVAILABLE.value());
+            assertThat(last.getError().getMessage()).contains("drain grace", "retry on another replica");
+            assertThat(last.getUsage().getCompletionTokens()).isPositive().isLessThan(900);
         } finally {
             ch.shutdownNow();
             if (ctx.isActive()) {

@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * Results never depend on batching: each sequence samples with its own generator. A {@link PrefixLoader} may hold
  * a sequence back from admission while its KV is fetched from another tier (others are admitted meanwhile).
  *
- * <p>{@link #submit} and {@link Handle#cancel} are thread-safe; {@link #step()} runs on one thread.
+ * <p>{@link #submit}, {@link Handle#cancel} and {@link #stopAll} are thread-safe; {@link #step()} runs on one thread.
  */
 public final class StepScheduler {
     private final Engine engine;
@@ -41,6 +41,8 @@ public final class StepScheduler {
     /** The step being built: batch.get(i) belongs to members.get(i). */
     private final List<SequenceStep> batch = new ArrayList<>();
     private final List<SequenceState> members = new ArrayList<>();
+    /** Set once by {@link #stopAll}: from the next step boundary on every sequence ends with it. */
+    private volatile RuntimeException stopReason;
 
     /** Without prefix reuse, recomputing preempted sequences. */
     public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning) {
@@ -119,6 +121,18 @@ public final class StepScheduler {
         return waiting.size() + incoming.size();
     }
 
+    /**
+     * Ends every sequence, running, waiting and submitted later, with {@code reason} at the next step boundary
+     * (their listeners' {@code onError}, KV blocks released): what a server does when its drain grace ends with work
+     * left, so each client learns why instead of a broken stream.
+     */
+    public void stopAll(RuntimeException reason) {
+        if (reason == null) {
+            throw new IllegalArgumentException("stopAll needs a reason");
+        }
+        stopReason = reason;
+    }
+
     public boolean idle() {
         return incoming.isEmpty() && waiting.isEmpty() && running.isEmpty();
     }
@@ -130,6 +144,9 @@ public final class StepScheduler {
     public boolean step() {
         for (SequenceState s; (s = incoming.poll()) != null; ) {
             waiting.add(s);
+        }
+        if (stopReason != null) {
+            endAll(stopReason);
         }
         dropCancelled();
         batch.clear();
@@ -356,6 +373,17 @@ public final class StepScheduler {
         cache.release(s.id);
         running.remove(s);
         loader.forget(s.id);
+    }
+
+    private void endAll(RuntimeException reason) {
+        for (SequenceState s : List.copyOf(running)) {
+            finish(s);
+            s.listener.onError(reason);
+        }
+        for (SequenceState s; (s = waiting.poll()) != null; ) {
+            loader.forget(s.id);
+            s.listener.onError(reason);
+        }
     }
 
     private void dropCancelled() {

@@ -106,6 +106,61 @@ class StepSchedulerTest {
         assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
     }
 
+    /** Records what one sequence's listener was told. */
+    private static final class Events implements SequenceListener {
+        final List<Object> seen = new ArrayList<>();
+
+        @Override
+        public void onToken(int token) {
+            seen.add(token);
+        }
+
+        @Override
+        public void onFinish(GenerationResult result) {
+            seen.add(result);
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            seen.add(error);
+        }
+    }
+
+    @Test
+    void stopAll_endsRunningWaitingAndLaterSequencesWithTheReason_andFreesTheirBlocks() {
+        PagedKvCache cache = model.newCache(512);
+        // One running at a time: the second request waits behind the first.
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), cache, 64, 1);
+        Events running = new Events();
+        Events waiting = new Events();
+        scheduler.submit(new GenerationRequest(model.encodePrompt("hello"), SamplingParams.greedy(100), false), running);
+        scheduler.submit(new GenerationRequest(model.encodePrompt("world"), SamplingParams.greedy(100), false), waiting);
+        scheduler.step();
+        scheduler.step();
+        assertThat(scheduler.running()).isEqualTo(1);
+        assertThat(scheduler.waiting()).isEqualTo(1);
+        IllegalStateException reason = new IllegalStateException("shutting down");
+
+        scheduler.stopAll(reason);
+        scheduler.step();
+
+        assertThat(running.seen).hasSize(3).last().isSameAs(reason);
+        assertThat(waiting.seen).containsExactly(reason);
+        assertThat(scheduler.idle()).isTrue();
+        assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
+        Events late = new Events();
+        scheduler.submit(new GenerationRequest(model.encodePrompt("late"), SamplingParams.greedy(5), false), late);
+        scheduler.step();
+        assertThat(late.seen).containsExactly(reason);
+    }
+
+    @Test
+    void stopAll_withoutReason_refused() {
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), model.newCache(64), 64, 1);
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> scheduler.stopAll(null))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("reason");
+    }
+
     @Test
     void tenantFairness_aLateTenantIsAdmittedBeforeTheBusyTenantsBacklog() {
         StepScheduler scheduler = new StepScheduler(model.localEngine(), model.newCache(1024), 64, 2);
