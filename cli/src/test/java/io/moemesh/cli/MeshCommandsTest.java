@@ -3,6 +3,7 @@ package io.moemesh.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moemesh.cli.mesh.FakeHome;
+import io.moemesh.cli.mesh.KvCacheSettings;
 import io.moemesh.cli.mesh.MeshState;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
@@ -48,7 +49,10 @@ class MeshCommandsTest {
         assertThat(lines[0]).matches("gateway: 127\\.0\\.0\\.1:\\d+");
         assertThat(lines[1]).matches("http: http://127\\.0\\.0\\.1:\\d+");
         assertThat(lines[2]).matches("router: 127\\.0\\.0\\.1:\\d+");
-        assertThat(lines[3]).matches("kvcache: 127\\.0\\.0\\.1:\\d+");
+        // the kvcache-service too: its socket next to the instances' where epoll is available
+        assertThat(lines[3]).matches("kvcache: " + (io.moemesh.service.grpc.InstanceEndpoint.domainSocketsAvailable()
+                ? java.util.regex.Pattern.quote("unix://" + state.toAbsolutePath().resolve("sockets").resolve("kvcache.sock"))
+                : "127\\.0\\.0\\.1:\\d+"));
         // up's default transport: a domain socket per instance where epoll is available (Linux), else loopback TCP
         String endpoint = io.moemesh.service.grpc.InstanceEndpoint.domainSocketsAvailable()
                 ? java.util.regex.Pattern.quote("unix://" + state.toAbsolutePath().resolve("sockets").resolve("expert-0.sock"))
@@ -60,8 +64,9 @@ class MeshCommandsTest {
         assertThat(lines[0]).isEqualTo("gateway: " + s.gateway().grpcEndpoint());
         assertThat(lines[1]).isEqualTo("http: http://127.0.0.1:" + s.gateway().httpPort());
         assertThat(lines[2]).isEqualTo("router: " + s.router().grpcEndpoint());
-        assertThat(lines[3]).isEqualTo("kvcache: " + s.kvcache().grpcEndpoint());
-        assertThat(s.gateway().environment()).containsEntry("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", s.kvcache().grpcEndpoint());
+        assertThat(lines[3]).isEqualTo("kvcache: " + KvCacheSettings.endpoint(s.kvcache()));
+        assertThat(s.gateway().environment()).containsEntry("MOEMESH_GATEWAY_KVCACHE_ENDPOINT",
+                KvCacheSettings.endpoint(s.kvcache()));
 
         // the router of the mesh.json, as the placer of its tls/ (the fake router keeps its epoch in placement.json)
         CliRun describe = CliRun.of("router", "describe", "--state-dir", state.toString());

@@ -10,6 +10,7 @@ import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.moemesh.cli.mesh.KvCacheSettings;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshState;
 import io.moemesh.service.grpc.InstanceEndpoint;
@@ -69,7 +70,9 @@ class LauncherScriptTest {
         assertThat(lines.getFirst()).matches("gateway: 127\\.0\\.0\\.1:\\d+");
         assertThat(lines.get(1)).matches("http: http://127\\.0\\.0\\.1:\\d+");
         assertThat(lines.get(2)).matches("router: 127\\.0\\.0\\.1:\\d+");
-        assertThat(lines.get(3)).matches("kvcache: 127\\.0\\.0\\.1:\\d+");
+        // the kvcache-service on a domain socket next to the instances' where epoll is available, else TCP
+        assertThat(lines.get(3)).matches(InstanceEndpoint.domainSocketsAvailable() ? "kvcache: unix:///\\S+/kvcache\\.sock"
+                : "kvcache: 127\\.0\\.0\\.1:\\d+");
         // up's default transport: a domain socket where epoll is available (in the state folder, or a short
         // folder under /tmp when that path is too long for sun_path), else TCP.
         String instance = InstanceEndpoint.domainSocketsAvailable() ? "unix:///\\S+/expert-\\d\\.sock"
@@ -83,13 +86,13 @@ class LauncherScriptTest {
         assertThat(state.services()).extracting(MeshState.Service::name).contains("router");
         assertThat(lines.get(2)).isEqualTo("router: " + state.router().grpcEndpoint());
         assertThat(state.services()).extracting(MeshState.Service::name).contains("kvcache");
-        assertThat(lines.get(3)).isEqualTo("kvcache: " + state.kvcache().grpcEndpoint());
+        assertThat(lines.get(3)).isEqualTo("kvcache: " + KvCacheSettings.endpoint(state.kvcache()));
         // SERVING only once its SSD index (in <state-dir>/kvcache/) is rebuilt; mutual TLS like every internal port
         assertThat(ServiceProcess.serving("127.0.0.1", state.kvcache().grpcPort(),
                 CertificateDirectory.open(MeshLauncher.tlsDir(STATE)).channelCredentials("gateway"))).isTrue();
         assertThat(ServiceProcess.serving("127.0.0.1", state.kvcache().grpcPort())).as("kvcache plaintext").isFalse();
         assertThat(state.gateway().environment()).containsEntry("MOEMESH_GATEWAY_KVCACHE_ENDPOINT",
-                state.kvcache().grpcEndpoint());
+                KvCacheSettings.endpoint(state.kvcache()));
         assertThat(STATE.resolve("kvcache")).isDirectory();
         internalPortsRefuseStrangers_andRogueAssignments(state);
 

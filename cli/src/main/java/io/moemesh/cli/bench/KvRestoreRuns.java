@@ -2,13 +2,26 @@ package io.moemesh.cli.bench;
 
 import com.google.protobuf.ByteString;
 import io.grpc.CallOptions;
-import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
-import io.grpc.stub.ClientCalls;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.IoHandlerFactory;
+import io.grpc.netty.shaded.io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollIoHandler;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.nio.NioIoHandler;
+import io.grpc.netty.shaded.io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.socket.nio.NioSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import io.grpc.netty.shaded.io.netty.util.concurrent.DefaultThreadFactory;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.block.KvBlock;
@@ -43,6 +56,8 @@ import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -54,7 +69,8 @@ import java.util.stream.Stream;
  * <ul>
  *   <li>{@link #restoreFromTier}: {@link SsdTier#get} per block, one thread (the read, the CRC32C check, the
  *       block);</li>
- *   <li>{@link #restoreOverGrpc}: the service's {@code Get} stream on loopback, one call per prefix, over the same
+ *   <li>{@link #restoreOverGrpc}: the service's {@code Get} stream on loopback TCP or on a Unix domain socket, one
+ *       call per prefix, over the same
  *       tier under a DRAM tier as the service wires it ({@link TieredKvStore}; a whole-prefix restore promotes
  *       only into free DRAM), served by the service's own {@link KvCacheGrpcService} on a Netty server; the client
  *       reads the replies as the gateway's {@code KvCacheClient} does ({@link KvGetWire}'s marshaller parses each
@@ -150,31 +166,69 @@ final class KvRestoreRuns implements AutoCloseable {
     }
 
     /**
-     * Starts the service's gRPC {@code Get} on a loopback port over a {@link TieredKvStore} of {@code dramBytes}
-     * above this tier. The tier is closed with the returned server.
+     * Starts the service's gRPC {@code Get} over a {@link TieredKvStore} of {@code dramBytes} above this tier, on a
+     * loopback port or, with {@code socket}, on that Unix domain socket (epoll), plaintext either way. The server's
+     * threads (its event loop and its call executor) are named {@link #SERVICE_THREADS}..., the client's event loop
+     * {@link #CLIENT_THREADS}..., so {@link CpuClock} can tell the service's CPU time from the client's in this one
+     * process. Closing the returned server demotes what its DRAM tier holds back to this tier, which stays open.
      */
-    GrpcServer serve(long dramBytes) throws IOException {
+    GrpcServer serve(long dramBytes, Path socket) throws IOException {
         TieredKvStore store = new TieredKvStore(layout, dramBytes, new LruPolicy(), tier, AdmissionPolicy.ADMIT_ALL,
                 System::nanoTime);
         ServedModels models = new ServedModels(List.of(new ServedModel("bench", fingerprint, numHeads, layout, store,
                 tier)));
         KvCacheGrpcService service = new KvCacheGrpcService(models, new KvCacheMetrics(new SimpleMeterRegistry(),
                 models));
-        Server server = NettyServerBuilder.forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
+        boolean epoll = Epoll.isAvailable();
+        if (socket != null && !epoll) {
+            throw new IllegalStateException("a Unix domain socket needs Netty's epoll transport, not available here");
+        }
+        IoHandlerFactory io = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
+        EventLoopGroup serverLoop = new MultiThreadIoEventLoopGroup(1,
+                new DefaultThreadFactory(SERVICE_THREADS + "io", true), io);
+        EventLoopGroup clientLoop = new MultiThreadIoEventLoopGroup(1,
+                new DefaultThreadFactory(CLIENT_THREADS + "io", true), io);
+        ExecutorService executor = Executors.newCachedThreadPool(new DefaultThreadFactory(SERVICE_THREADS + "call",
+                true));
+        NettyServerBuilder sb = socket != null
+                ? NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+                        .channelType(EpollServerDomainSocketChannel.class)
+                        .withChildOption(ChannelOption.SO_KEEPALIVE, null) // as GrpcServerLifecycle: no TCP options
+                : NettyServerBuilder.forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
+                        .channelType(epoll ? EpollServerSocketChannel.class : NioServerSocketChannel.class);
+        Server server = sb.bossEventLoopGroup(serverLoop).workerEventLoopGroup(serverLoop).executor(executor)
                 .addService(service).build().start();
-        ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.getPort()).usePlaintext()
+        NettyChannelBuilder cb = socket != null
+                ? NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+                        .channelType(EpollDomainSocketChannel.class).withOption(ChannelOption.SO_KEEPALIVE, null)
+                : NettyChannelBuilder.forAddress("127.0.0.1", server.getPort())
+                        .channelType(epoll ? EpollSocketChannel.class : NioSocketChannel.class);
+        ManagedChannel channel = cb.eventLoopGroup(clientLoop).usePlaintext()
                 .flowControlWindow(16 << 20) // the gateway's window to the kvcache-service (KvCacheConfiguration)
                 .maxInboundMessageSize(8 << 20).build();
-        return new GrpcServer(server, channel, store);
+        return new GrpcServer(server, channel, store, tier, List.of(serverLoop, clientLoop), executor);
     }
 
-    /** A loopback kvcache.v1 server over the bench's tier, and a channel to it. */
-    record GrpcServer(Server server, ManagedChannel channel, TieredKvStore store) implements AutoCloseable {
+    /** Name prefix of the bench service's threads (its event loop and its call executor). */
+    static final String SERVICE_THREADS = "kvbench-service-";
+    /** Name prefix of the bench client's event loop threads (the client's reading thread is the caller's). */
+    static final String CLIENT_THREADS = "kvbench-client-";
+
+    /** A kvcache.v1 server over the bench's tier, and a channel to it. */
+    record GrpcServer(Server server, ManagedChannel channel, TieredKvStore store, SsdTier tier,
+                      List<EventLoopGroup> loops, ExecutorService executor) implements AutoCloseable {
         @Override
         public void close() throws InterruptedException {
             channel.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
             server.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
-            store.close();
+            // The tier stays open for the next row (KvRestoreRuns closes it): what was promoted goes back to it, as
+            // at the service's shutdown (exclusive tiers), so the next row finds every block on the SSD again.
+            store.demoteAll();
+            tier.sync();
+            for (EventLoopGroup g : loops) {
+                g.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            }
+            executor.shutdownNow();
         }
     }
 
@@ -192,18 +246,11 @@ final class KvRestoreRuns implements AutoCloseable {
         for (List<BlockKey> prefix : warmingUp ? warmup : prefixes) {
             GetRequest.Builder req = GetRequest.newBuilder().setModelFingerprint(fp).setLayout(wireLayout);
             prefix.forEach(k -> req.addBlockHashes(ByteString.copyFrom(k.bytes())));
-            // The gateway's reader (KvCacheClient.get): the zero-copy reply marshaller and the contract checks.
-            Context.CancellableContext call = Context.current().withCancellation();
-            int blocks;
-            try {
-                blocks = call.call(() -> GetBlocks.read(ClientCalls.blockingServerStreamingCall(grpc.channel(),
-                        getMethod, CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.MINUTES), req.build()),
-                        prefix.size(), size).size());
-            } catch (Exception e) {
-                throw e instanceof RuntimeException re ? re : new IllegalStateException(e);
-            } finally {
-                call.cancel(null);
-            }
+            // The gateway's reader (KvCacheClient.get): the zero-copy reply marshaller and the contract checks, on
+            // the transport thread.
+            int blocks = GetBlocks.call(grpc.channel(), getMethod,
+                    CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.MINUTES), req.build(), prefix.size(), size)
+                    .size();
             bytes += (long) blocks * size;
             if (blocks != prefix.size()) {
                 throw new IllegalStateException("Get returned " + blocks + " of a prefix's " + prefix.size()

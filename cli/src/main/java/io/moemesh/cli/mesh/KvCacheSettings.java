@@ -1,6 +1,8 @@
 package io.moemesh.cli.mesh;
 
 import io.moemesh.model.kv.PrefixCachingKvCache;
+import io.moemesh.service.grpc.InstanceEndpoint;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -11,7 +13,7 @@ import java.util.Map;
  * {@code MOEMESH_KVCACHE_SSD_BYTES} (and every other {@code MOEMESH_KVCACHE_*} setting it exports, e.g.
  * {@code _FSYNC}) win, except what the mesh itself decides: model, SSD directory, block size, address and TLS files.
  */
-final class KvCacheSettings {
+public final class KvCacheSettings {
     /**
      * Tokens per KV block ({@link PrefixCachingKvCache#DEFAULT_BLOCK_TOKENS}). Passed explicitly to the kvcache-service
      * ({@code moemesh.kvcache.block-tokens}, which refuses requests of another size) and to the gateway
@@ -36,9 +38,11 @@ final class KvCacheSettings {
 
     /**
      * The service's environment, TLS files aside: the caller's {@code settings}, the mesh's model, SSD directory
-     * ({@link MeshSpec#kvcacheDir()}), block size and loopback port, the default capacities unless set.
+     * ({@link MeshSpec#kvcacheDir()}), block size and loopback port, the default capacities unless set; with
+     * {@code socket} (the mesh's domain-socket transport) the service listens on that socket too, which the gateway
+     * then uses ({@link #endpoint}): a restore skips the TCP/IP stack. The TCP port stays (readiness, tools).
      */
-    static Map<String, String> environment(Map<String, String> settings, MeshSpec spec, int grpcPort) {
+    static Map<String, String> environment(Map<String, String> settings, MeshSpec spec, int grpcPort, Path socket) {
         Map<String, String> env = new LinkedHashMap<>(settings);
         env.put("MOEMESH_KVCACHE_MODEL_DIRS", spec.model().toString());
         // kept across down / up: the index is rebuilt from its segments at startup (SERVING only after that)
@@ -48,7 +52,24 @@ final class KvCacheSettings {
         env.putIfAbsent("MOEMESH_KVCACHE_SSD_BYTES", Long.toString(SSD_BYTES));
         env.put("MOEMESH_KVCACHE_GRPC_HOST", "127.0.0.1");
         env.put("MOEMESH_KVCACHE_GRPC_PORT", Integer.toString(grpcPort));
+        if (socket == null) {
+            env.remove(UNIX_SOCKET);
+        } else {
+            env.put(UNIX_SOCKET, socket.toString());
+        }
         return env;
+    }
+
+    /** The service's setting of its domain socket ({@code moemesh.kvcache.grpc-unix-socket}). */
+    static final String UNIX_SOCKET = "MOEMESH_KVCACHE_GRPC_UNIX_SOCKET";
+
+    /**
+     * The endpoint the gateway (and {@code up}'s report) uses for the service {@code kv}: {@code unix:///path} when
+     * it listens on a domain socket, else its loopback {@code HOST:PORT}.
+     */
+    public static String endpoint(MeshState.Service kv) {
+        String socket = kv.environment().get(UNIX_SOCKET);
+        return socket == null ? kv.grpcEndpoint() : InstanceEndpoint.unix(Path.of(socket)).target();
     }
 
     /**

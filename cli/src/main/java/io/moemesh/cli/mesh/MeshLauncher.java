@@ -111,7 +111,7 @@ public final class MeshLauncher {
         // readiness checks and tools) and the placement carries unix:///... endpoints, so the gateway's hops and the
         // router's LoadAssignment calls skip the TCP/IP stack.
         Path sockets = spec.transport() == MeshTransport.UNIX
-                ? SocketDirectory.choose(spec.stateDir(), identities.subList(0, spec.experts()), log) : null;
+                ? SocketDirectory.choose(spec.stateDir(), socketNames(spec, identities), log) : null;
         for (int i = 0; i < spec.experts(); i++) {
             String id = "expert-" + i;
             int grpc = ports[3 * i];
@@ -161,7 +161,9 @@ public final class MeshLauncher {
         MeshState.Service kvcache = null;
         if (spec.kvcache()) {
             int base = 3 * (spec.experts() + 2);
-            Map<String, String> kenv = KvCacheSettings.environment(settings, spec, ports[base]);
+            // under the domain-socket transport the gateway restores over <socket dir>/kvcache.sock
+            Map<String, String> kenv = KvCacheSettings.environment(settings, spec, ports[base],
+                    sockets == null ? null : sockets.resolve(KVCACHE + ".sock"));
             tlsEnvironment(kenv, "MOEMESH_KVCACHE_TLS_", tls, KVCACHE);
             kvcache = service(spec, KVCACHE, KvCacheSettings.heap(kenv), java, kvcacheJar, ports[base],
                     ports[base + 1], ports[base + 2], kenv);
@@ -182,7 +184,7 @@ public final class MeshLauncher {
         }
         if (kvcache != null) {
             // the gateway's kvcache client (moemesh.gateway.kvcache.*): the gateway ignores these until it binds them
-            genv.put("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", kvcache.grpcEndpoint());
+            genv.put("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", KvCacheSettings.endpoint(kvcache));
             genv.put("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", Integer.toString(KvCacheSettings.BLOCK_TOKENS));
         }
         tlsEnvironment(genv, "MOEMESH_GATEWAY_TLS_", tls, GATEWAY);
@@ -403,6 +405,15 @@ public final class MeshLauncher {
         cmd.add(jar.toString());
         Path logFile = spec.stateDir().resolve("logs").resolve(name + ".log");
         return new MeshState.Service(name, 0, "", grpcPort, httpPort, logFile.toString(), cmd, env, managementPort, 0);
+    }
+
+    /** The names of the mesh's sockets ({@code <name>.sock}): the instances', and the kvcache-service's. */
+    private static List<String> socketNames(MeshSpec spec, List<String> identities) {
+        List<String> names = new ArrayList<>(identities.subList(0, spec.experts()));
+        if (spec.kvcache()) {
+            names.add(KVCACHE);
+        }
+        return names;
     }
 
     private static Path nativeCache(MeshSpec spec, String service) {

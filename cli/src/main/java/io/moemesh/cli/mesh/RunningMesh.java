@@ -63,9 +63,12 @@ public final class RunningMesh implements AutoCloseable {
         return Optional.ofNullable(state.router()).map(MeshState.Service::grpcEndpoint);
     }
 
-    /** HOST:PORT of the kvcache-service's gRPC API (mutual TLS), unless the mesh runs without one. */
+    /**
+     * The kvcache-service's gRPC endpoint the gateway uses (mutual TLS): {@code unix:///path} of its domain socket
+     * under the domain-socket transport, else HOST:PORT; empty when the mesh runs without one.
+     */
     public Optional<String> kvcacheEndpoint() {
-        return Optional.ofNullable(state.kvcache()).map(MeshState.Service::grpcEndpoint);
+        return Optional.ofNullable(state.kvcache()).map(KvCacheSettings::endpoint);
     }
 
     /** The gateway's OpenAI-compatible HTTP base: scheme, host and port (clients append /v1). */

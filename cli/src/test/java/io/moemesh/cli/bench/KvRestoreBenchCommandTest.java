@@ -3,6 +3,7 @@ package io.moemesh.cli.bench;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moemesh.cli.CliRun;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -26,13 +27,26 @@ class KvRestoreBenchCommandTest {
         assertThat(r.out()).containsPattern("page cache (dropped|of the files evicted|NOT dropped)");
         List<String[]> rows = r.out().lines().filter(l -> l.startsWith("| disk") || l.startsWith("| SSD")
                 || l.startsWith("| gRPC")).map(l -> l.split("\\|")).toList();
-        assertThat(rows).extracting(c -> c[1].strip().split(" ")[0]).containsExactly("disk", "SSD", "gRPC");
+        boolean unix = InstanceEndpoint.domainSocketsAvailable();
+        assertThat(rows).extracting(c -> c[1].strip().split(" ")[0]).containsExactlyElementsOf(unix
+                ? List.of("disk", "SSD", "gRPC", "gRPC") : List.of("disk", "SSD", "gRPC"));
+        assertThat(rows.get(2)[1]).contains("on loopback TCP");
+        if (unix) {
+            assertThat(rows.get(3)[1]).contains("on a Unix domain socket");
+        }
+        assertThat(r.out()).contains("| read path | bytes | seconds | MiB/s | ÷ disk | service CPU s/GiB | client CPU s/GiB |");
         for (String[] row : rows) {
             assertThat(Long.parseLong(row[2].strip())).as("bytes of %s", row[1]).isEqualTo(4L << 20);
             assertThat(Double.parseDouble(row[5].strip())).as("ratio of %s", row[1]).isPositive();
+            assertThat(Double.parseDouble(row[7].strip())).as("client CPU of %s", row[1]).isPositive();
+            if (row[1].contains("gRPC")) {
+                assertThat(Double.parseDouble(row[6].strip())).as("service CPU of %s", row[1]).isPositive();
+            } else {
+                assertThat(row[6].strip()).as("no service on %s", row[1]).isEqualTo("-");
+            }
         }
-        assertThat(r.out()).containsPattern("Restore ÷ disk: SSD tier [0-9.]+, gRPC Get [0-9.]+ \\(goal >= 0.80\\): "
-                + "(met|missed)");
+        assertThat(r.out()).containsPattern("Restore ÷ disk: SSD tier [0-9.]+, gRPC Get tcp [0-9.]+"
+                + (unix ? ", gRPC Get unix [0-9.]+" : "") + " \\(goal >= 0.80\\): (met|missed)");
         try (Stream<Path> left = Files.list(dir)) {
             assertThat(left).as("segment and baseline files deleted").isEmpty();
         }

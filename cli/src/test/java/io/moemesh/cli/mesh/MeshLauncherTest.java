@@ -154,10 +154,11 @@ class MeshLauncherTest {
     }
 
     @Test
-    void up_overUnixSockets_placementCarriesUnixEndpoints_andEachInstanceListensOnItsSocketToo() {
+    void up_overUnixSockets_placementCarriesUnixEndpoints_andEachInstanceAndTheKvCacheListenOnASocketToo()
+            throws IOException {
         org.junit.jupiter.api.Assumptions.assumeTrue(io.moemesh.service.grpc.InstanceEndpoint.domainSocketsAvailable());
-        try (RunningMesh mesh = MeshLauncher.up(spec(2, 1, Duration.ofSeconds(90)).withTransport(MeshTransport.UNIX),
-                new PrintWriter(log, true), true)) {
+        try (RunningMesh mesh = MeshLauncher.up(spec(2, 1, Duration.ofSeconds(90)).withKvCache()
+                        .withTransport(MeshTransport.UNIX), new PrintWriter(log, true), true)) {
             Path sockets = state.toAbsolutePath().resolve("sockets");
             assertThat(mesh.placement().getInstancesList()).extracting(Instance::getEndpoint).containsExactly(
                     "unix://" + sockets.resolve("expert-0.sock"), "unix://" + sockets.resolve("expert-1.sock"));
@@ -165,6 +166,14 @@ class MeshLauncherTest {
                     .containsEntry("MOEMESH_EXPERT_GRPC_UNIX_SOCKET", sockets.resolve("expert-0.sock").toString());
             // the TCP port stays: readiness and tools use it
             assertThat(mesh.state().experts().getFirst().grpcPort()).isPositive();
+            // the gateway restores from the kvcache-service over its socket in the same directory
+            MeshState.Service kv = mesh.state().kvcache();
+            assertThat(kv.environment())
+                    .containsEntry("MOEMESH_KVCACHE_GRPC_UNIX_SOCKET", sockets.resolve("kvcache.sock").toString());
+            assertThat(mesh.kvcacheEndpoint()).contains("unix://" + sockets.resolve("kvcache.sock"));
+            assertThat(mesh.state().gateway().environment())
+                    .containsEntry("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "unix://" + sockets.resolve("kvcache.sock"));
+            assertThat(kv.grpcPort()).isPositive();
         }
     }
 
@@ -203,6 +212,7 @@ class MeshLauncherTest {
                 .contains("env MOEMESH_KVCACHE_SSD_BYTES=4294967296")
                 .contains("env MOEMESH_KVCACHE_GRPC_HOST=127.0.0.1")
                 .contains("env MOEMESH_KVCACHE_GRPC_PORT=" + kv.grpcPort())
+                .doesNotContain("MOEMESH_KVCACHE_GRPC_UNIX_SOCKET")
                 .contains("env MOEMESH_KVCACHE_TLS_CERT_CHAIN=" + tls.resolve("kvcache.crt"))
                 .contains("env MOEMESH_KVCACHE_TLS_PRIVATE_KEY=" + tls.resolve("kvcache.key"))
                 .contains("env MOEMESH_KVCACHE_TLS_CA_BUNDLE=" + tls.resolve("ca.crt"))

@@ -1,6 +1,7 @@
 package io.moemesh.gateway.config;
 
 import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
@@ -14,6 +15,7 @@ import io.moemesh.gateway.kvcache.WriteBack;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.tls.MeshCredentials;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -24,7 +26,8 @@ import org.springframework.context.annotation.Configuration;
 
 /**
  * The kvcache-service as the KV cache's second tier ({@code moemesh.gateway.kvcache.*}, {@link KvCacheProperties}):
- * a channel over mutual TLS with the gateway's mesh credentials ({@code moemesh.gateway.tls.*}), the write-back of
+ * a channel (TCP, or the service's domain socket for a {@code unix:///} endpoint) over mutual TLS with the gateway's
+ * mesh credentials ({@code moemesh.gateway.tls.*}), the write-back of
  * the prefix cache's blocks, and the scheduler's prefix loader and preemption policy ({@link RemotePrefixes}, wired
  * into the scheduler in {@link GatewayConfiguration}), and with {@code attend.enabled} the offload of long contexts
  * ({@link AttendOffload}: the cache's block offload and the engine's remote attention). No beans without an endpoint. Metrics: docs/metrics.md,
@@ -48,13 +51,18 @@ public class KvCacheConfiguration {
         if (!credentials.isMtls()) {
             log.warn("moemesh.gateway.tls.mode=plaintext: the channel to the kvcache-service is not encrypted");
         }
-        ManagedChannel channel = NettyChannelBuilder.forTarget(k.endpoint(), credentials.channel())
+        // host:port is TCP, unix:///path the service's domain socket on this host (InstanceEndpoint: grpc-netty over
+        // epoll, a NettyChannelBuilder too).
+        ManagedChannelBuilder<?> builder = InstanceEndpoint.parse(k.endpoint()).channelBuilder(credentials.channel())
                 .keepAliveTime(30, TimeUnit.SECONDS).keepAliveTimeout(10, TimeUnit.SECONDS)
-                // Get streams a restored prefix (MiBs per sequence, 1 MiB chunks): with grpc-java's 1 MiB default
-                // window the service stalls after every chunk waiting for a WINDOW_UPDATE (bench kvcache-restore:
-                // 12-27 MiB/s at 1 MiB, 144-291 MiB/s at 16 MiB, loopback, loaded machine).
-                .flowControlWindow(KV_FLOW_CONTROL_WINDOW_BYTES)
-                .maxInboundMessageSize(p.maxInboundMessageBytes()).build();
+                .maxInboundMessageSize(p.maxInboundMessageBytes());
+        if (builder instanceof NettyChannelBuilder netty) {
+            // Get streams a restored prefix (MiBs per sequence, 1 MiB chunks): with grpc-java's 1 MiB default
+            // window the service stalls after every chunk waiting for a WINDOW_UPDATE (bench kvcache-restore:
+            // 12-27 MiB/s at 1 MiB, 144-291 MiB/s at 16 MiB, loopback, loaded machine).
+            netty.flowControlWindow(KV_FLOW_CONTROL_WINDOW_BYTES);
+        }
+        ManagedChannel channel = builder.build();
         var c = model.config();
         return new KvCacheClient(channel, k.endpoint(), ModelFingerprint.of(model.directory()),
                 new KvPayload(c.numLayers(), c.numKvHeads(), cache.blockTokens(), c.headDim()), own);

@@ -1,6 +1,7 @@
 package io.moemesh.gateway.config;
 
 import io.moemesh.gateway.kvcache.RemotePrefixes;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import java.time.Duration;
 import java.util.Locale;
 import org.springframework.boot.context.properties.bind.DefaultValue;
@@ -13,7 +14,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * over mutual TLS with the credentials of {@code moemesh.gateway.tls.*} (required then); without one everything is
  * as before. Needs {@code moemesh.gateway.prefix-caching.enabled=true} (fetched blocks join the prefix cache).
  *
- * @param endpoint           the kvcache-service's gRPC address, {@code host:port}; empty (the default) = not used
+ * @param endpoint           the kvcache-service's gRPC address: {@code host:port} (TCP), or
+ *                           {@code unix:///absolute/path.sock}, the domain socket of a service on this host (its
+ *                           {@code moemesh.kvcache.grpc-unix-socket}; Linux with Netty's epoll transport; what
+ *                           {@code moemesh up} uses): the same calls and credentials without the TCP/IP stack;
+ *                           empty (the default) = not used
  * @param fetchTimeout       how long an admission (or a swapped-out sequence's resume) waits for its blocks from
  *                           the service (Lookup and Get; for a resume, its swap-out's writes too) before it computes
  *                           them instead: > 0, default 2s
@@ -89,7 +94,13 @@ public record KvCacheProperties(
 
     public KvCacheProperties {
         endpoint = endpoint == null ? "" : endpoint.strip();
-        if (!endpoint.isEmpty()) {
+        if (endpoint.startsWith("unix:")) {
+            try {
+                InstanceEndpoint.parse(endpoint);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(PREFIX + "endpoint: " + e.getMessage(), e);
+            }
+        } else if (!endpoint.isEmpty()) {
             RouterProperties.checkEndpoint(endpoint, PREFIX + "endpoint");
         }
         fetchTimeout = positive(fetchTimeout, "fetch-timeout", Duration.ofSeconds(2));

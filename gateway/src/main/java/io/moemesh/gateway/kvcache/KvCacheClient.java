@@ -4,7 +4,6 @@ import com.google.protobuf.ByteString;
 import io.grpc.CallOptions;
 import io.grpc.ConnectivityState;
 import io.grpc.MethodDescriptor;
-import io.grpc.stub.ClientCalls;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.model.kv.BlockContents;
@@ -29,7 +28,6 @@ import io.moemesh.service.kvcache.GetReply;
 import io.moemesh.service.kvcache.KvGetWire;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -126,7 +124,8 @@ public final class KvCacheClient implements AutoCloseable {
      * The payloads of the leading run of {@code hashes} the service returns, in order: it stops at the first block
      * not found. A block whose chunks break the contract ends the run too (the blocks before it are returned;
      * {@link BadBlockException} when it is the first). The replies are parsed by {@link KvGetWire}'s marshaller
-     * straight from gRPC's buffers into the block arrays and checked by {@link GetBlocks}.
+     * straight from gRPC's buffers into the block arrays, on the transport thread that received them, and checked by
+     * {@link GetBlocks#call}.
      */
     public List<byte[]> get(List<BlockHash> hashes, Duration deadline) {
         reconnectIfDown();
@@ -135,22 +134,14 @@ public final class KvCacheClient implements AutoCloseable {
             req.addBlockHashes(ByteString.copyFrom(h.bytes()));
         }
         int size = payload.bytes();
-        io.grpc.Context.CancellableContext call = io.grpc.Context.current().withCancellation();
         try {
-            return call.call(() -> {
-                Iterator<GetReply> it = ClientCalls.blockingServerStreamingCall(channel, getMethod,
-                        CallOptions.DEFAULT.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS), req.build());
-                return GetBlocks.read(it, hashes.size(), size);
-            });
+            // Read on the transport thread as the replies arrive (no hand-off per message); cancelled once the run
+            // ends, so the service stops sending when we stopped reading early.
+            return GetBlocks.call(channel, getMethod,
+                    CallOptions.DEFAULT.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS), req.build(),
+                    hashes.size(), size);
         } catch (GetBlocks.BadReplyException e) {
             throw new BadBlockException(e.getMessage());
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        } finally {
-            // Ends the stream if we stopped reading early (the service may still be sending).
-            call.cancel(null);
         }
     }
 

@@ -40,6 +40,14 @@ class KvCachePropertiesTest {
     }
 
     @Test
+    void aDomainSocketEndpoint_isAccepted() {
+        KvCacheProperties k = new KvCacheProperties("unix:///run/moemesh/kvcache.sock", null, 1, 1, null, 1, 1, "auto",
+                null, null);
+        assertThat(k.enabled()).isTrue();
+        assertThat(k.endpoint()).isEqualTo("unix:///run/moemesh/kvcache.sock");
+    }
+
+    @Test
     void anEndpoint_withPrefixCachingOff_isRefused_namingBoth() {
         assertThatThrownBy(() -> bind(Map.of("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "h:1",
                 "MOEMESH_GATEWAY_PREFIXCACHING_ENABLED", "false"))).rootCause()
@@ -92,6 +100,7 @@ class KvCachePropertiesTest {
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
         "endpoint          | nohost   | 1   | 1 | 1 | 1 | auto",
+        "endpoint          | unix://relative.sock | 1 | 1 | 1 | 1 | auto",
         "fetch-timeout     | h:1      | 0   | 1 | 1 | 1 | auto",
         "min-fetch-blocks  | h:1      | 1   | 0 | 1 | 1 | auto",
         "write-back-queue-blocks | h:1 | 1 | 1 | 0 | 1 | auto",

@@ -50,11 +50,18 @@ public final class FakeKvCacheService implements AutoCloseable {
     public final AtomicInteger gets = new AtomicInteger();
     public final AtomicInteger stored = new AtomicInteger();
     private final int blockTokens;
+    private final java.nio.file.Path unixSocket;
     private GrpcServerLifecycle server;
     private int port;
 
     public FakeKvCacheService(int blockTokens) {
+        this(blockTokens, null);
+    }
+
+    /** Listening on the domain socket {@code unixSocket} too (null: TCP only), as the real service can. */
+    public FakeKvCacheService(int blockTokens, java.nio.file.Path unixSocket) {
         this.blockTokens = blockTokens;
+        this.unixSocket = unixSocket;
         start(0);
     }
 
@@ -62,12 +69,20 @@ public final class FakeKvCacheService implements AutoCloseable {
         server = new GrpcServerLifecycle("test-kvcache", "127.0.0.1", onPort,
                 TestCertificates.credentials("expert-2").server(), 64 << 20, Duration.ofMillis(200),
                 List.of(new Service()), List.of());
+        if (unixSocket != null) {
+            server.alsoOnUnixSocket(unixSocket, "test.kvcache-unix-socket");
+        }
         server.start();
         port = server.port();
     }
 
     public String endpoint() {
         return "127.0.0.1:" + port;
+    }
+
+    /** {@code unix:///path} of the domain socket given at construction. */
+    public String unixEndpoint() {
+        return "unix://" + unixSocket;
     }
 
     public synchronized void stop() {

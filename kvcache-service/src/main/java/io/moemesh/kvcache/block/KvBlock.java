@@ -15,11 +15,16 @@ public final class KvBlock {
     private final BlockKey key;
     private final KvLayout layout;
     private final ByteBuffer data;
+    /** The bytes' heap array when they have one (the buffer the block owns), else null: {@link #arrayView}. */
+    private final byte[] array;
+    private final int arrayOffset;
 
-    private KvBlock(BlockKey key, KvLayout layout, ByteBuffer data) {
+    private KvBlock(BlockKey key, KvLayout layout, ByteBuffer owned) {
         this.key = key;
         this.layout = layout;
-        this.data = data;
+        this.data = owned.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        this.array = owned.hasArray() ? owned.array() : null;
+        this.arrayOffset = owned.hasArray() ? owned.arrayOffset() + owned.position() : 0;
     }
 
     /**
@@ -35,7 +40,7 @@ public final class KvBlock {
         }
         ByteBuffer b = ByteBuffer.allocate(layout.bytesPerBlock()).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(floats);
-        return new KvBlock(key, layout, b.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN));
+        return new KvBlock(key, layout, b);
     }
 
     /**
@@ -48,7 +53,7 @@ public final class KvBlock {
         checkSize(key, layout, bytes.remaining());
         ByteBuffer b = ByteBuffer.allocate(bytes.remaining());
         b.put(bytes.duplicate()).flip();
-        return new KvBlock(key, layout, b.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN));
+        return new KvBlock(key, layout, b);
     }
 
     /**
@@ -58,7 +63,7 @@ public final class KvBlock {
     public static KvBlock wrapOwned(BlockKey key, KvLayout layout, ByteBuffer bytes) {
         requireNonNull(key, layout);
         checkSize(key, layout, bytes.remaining());
-        return new KvBlock(key, layout, bytes.slice().asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN));
+        return new KvBlock(key, layout, bytes.slice());
     }
 
     private static void requireNonNull(BlockKey key, KvLayout layout) {
@@ -90,6 +95,18 @@ public final class KvBlock {
     /** The bytes, read-only, little-endian, position 0 (a new view each call: no shared position). */
     public ByteBuffer data() {
         return data.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    /**
+     * The bytes for a writer that only copies them out, e.g. the Get reply marshaller, which hands a heap array to
+     * gRPC's framer in one {@code write} (a read-only buffer hides its array, so the marshaller would have to copy
+     * it through a scratch array first: one more pass over every byte restored). A view with an accessible array,
+     * position 0, when the block is on the heap; else {@link #data()}. Nobody may write through it: the block is
+     * shared by every reader and must stay the bytes whose CRC32C was checked.
+     */
+    public ByteBuffer arrayView() {
+        return array == null ? data() : ByteBuffer.wrap(array, arrayOffset, data.capacity()).slice()
+                .order(ByteOrder.LITTLE_ENDIAN);
     }
 
     /** The floats, read-only, in {@link KvLayout}'s order (a view, no copy). */

@@ -2,6 +2,7 @@ package io.moemesh.kvcache.config;
 
 import io.moemesh.kvcache.policy.StorePolicy;
 import io.moemesh.kvcache.tier.FsyncPolicy;
+import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -59,6 +60,14 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param tls                    transport security of the gRPC port, {@code moemesh.kvcache.tls.*} ({@link TlsSettings}):
  *                               mutual TLS by default with the mesh identity {@code kvcache} (SAN
  *                               {@code spiffe://moemesh/kvcache}); plaintext only with {@code mode=plaintext}
+ * @param grpcUnixSocket         optional absolute path of a Unix domain socket the gRPC server listens on too (in
+ *                               addition to the TCP port: the same service, health, reflection and credentials), for a
+ *                               gateway on the same host (its {@code moemesh.gateway.kvcache.endpoint}
+ *                               {@code unix:///path}; what {@code moemesh up} uses): restores skip the TCP/IP stack.
+ *                               Linux with Netty's epoll transport only (startup fails naming this property
+ *                               elsewhere). At most 107 bytes (sun_path); a stale socket file left by a killed service
+ *                               is removed at start, a live listener there or a path that is not a socket is a
+ *                               startup error. Unset (the default): TCP only
  */
 @ConfigurationProperties("moemesh.kvcache")
 public record KvCacheProperties(
@@ -80,7 +89,8 @@ public record KvCacheProperties(
         @DefaultValue("conversation") String policy,
         @DefaultValue("16777216") int maxInboundMessageBytes,
         @DefaultValue("10s") Duration shutdownGrace,
-        @DefaultValue TlsSettings tls) {
+        @DefaultValue TlsSettings tls,
+        Path grpcUnixSocket) {
     /** Largest block size accepted: 4096 tokens (a block is still one record of one segment). */
     public static final int MAX_BLOCK_TOKENS = 4096;
 
@@ -113,6 +123,10 @@ public record KvCacheProperties(
                 + maxInboundMessageBytes);
         require(shutdownGrace != null && !shutdownGrace.isNegative(), "shutdown-grace must be >= 0, got "
                 + shutdownGrace);
+        if (grpcUnixSocket != null) {
+            grpcUnixSocket = InstanceEndpoint.socketPath("moemesh.kvcache.grpc-unix-socket "
+                    + "(MOEMESH_KVCACHE_GRPC_UNIX_SOCKET)", grpcUnixSocket.toString());
+        }
         tls = (tls == null ? new TlsSettings(null, null, null, null, null) : tls).validated("moemesh.kvcache.tls");
     }
 

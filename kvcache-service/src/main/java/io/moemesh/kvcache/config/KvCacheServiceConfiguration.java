@@ -120,12 +120,18 @@ public final class KvCacheServiceConfiguration {
         return new KvCacheGrpcService(models, metrics);
     }
 
-    /** SERVING from its start: the tiers it serves are open (their indexes rebuilt) before it is created. */
+    /**
+     * SERVING from its start: the tiers it serves are open (their indexes rebuilt) before it is created. With
+     * {@code grpc-unix-socket} it listens on that domain socket too (same services and credentials).
+     */
     @Bean
     GrpcServerLifecycle grpcServer(KvCacheProperties props, KvCacheGrpcService service, MeshCredentials credentials) {
-        return new GrpcServerLifecycle("kvcache-service", props.grpcHost(), props.grpcPort(), credentials.server(),
-                props.maxInboundMessageBytes(), props.shutdownGrace(), List.<BindableService>of(service),
-                List.of(new PeerIdentityInterceptor()));
+        GrpcServerLifecycle server = new GrpcServerLifecycle("kvcache-service", props.grpcHost(), props.grpcPort(),
+                credentials.server(), props.maxInboundMessageBytes(), props.shutdownGrace(),
+                List.<BindableService>of(service), List.of(new PeerIdentityInterceptor()));
+        // A gateway on this host restores over the domain socket (no TCP/IP stack per byte); the TCP port stays.
+        return props.grpcUnixSocket() == null ? server
+                : server.alsoOnUnixSocket(props.grpcUnixSocket(), "moemesh.kvcache.grpc-unix-socket");
     }
 
     @Bean

@@ -18,8 +18,9 @@ import java.util.Optional;
  * holds about {@link #READY_THRESHOLD_BYTES} in memory (a few blocks), not the whole answer. A block is read from
  * the store when its first chunk is due, by {@link io.moemesh.kvcache.tier.TieredKvStore#restore} (a lower-tier
  * block is promoted only into free DRAM: a long prefix streaming out does not flush DRAM nor cost a demotion write
- * per block); the chunks are views of the block's own immutable buffer, which the reply marshaller
- * ({@link io.moemesh.service.kvcache.GetReplyMarshaller}) writes into gRPC's buffers.
+ * per block); the chunks are views of the block's own array ({@link io.moemesh.kvcache.block.KvBlock#arrayView}: never
+ * written), which the reply marshaller ({@link io.moemesh.service.kvcache.GetReplyMarshaller}) copies into gRPC's
+ * buffers in one pass (through a read-only view it needed a scratch array and a second pass).
  *
  * <p>The call counts as ready until {@link #READY_THRESHOLD_BYTES} are queued in the transport (gRPC's default is
  * 32 KiB, less than one block): so the next blocks are read from the tier while the previous ones are on the wire,
@@ -79,7 +80,8 @@ final class GetStream implements Runnable {
                         obs.onNext(GetReply.miss(i));
                         continue;
                     }
-                    current = b.get().block().data();
+                    // the block's own array: the marshaller writes it into gRPC's buffers in one copy
+                    current = b.get().block().arrayView();
                     currentIndex = i;
                     currentTier = KvMessages.tier(b.get().tier());
                 }

@@ -114,4 +114,34 @@ class BlockTypesTest {
         assertThatThrownBy(() -> b.tensor(2, false)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("layer must be in [0, 2)");
     }
+
+    @Test
+    void arrayView_ofAHeapBlock_exposesItsBytesArray_atTheBlocksOffset_withoutCopying() {
+        byte[] backing = new byte[512 + 100];
+        for (int i = 0; i < backing.length; i++) {
+            backing[i] = (byte) i;
+        }
+        // a block owning bytes 100..611 of a larger array (as a record read into one buffer)
+        KvBlock b = KvBlock.wrapOwned(BlockKey.of(new byte[32]), LAYOUT, ByteBuffer.wrap(backing, 100, 512));
+        ByteBuffer v = b.arrayView();
+        assertThat(v.hasArray()).isTrue();
+        assertThat(v.array()).isSameAs(backing);
+        assertThat(v.arrayOffset()).isEqualTo(100);
+        assertThat(v.position()).isZero();
+        assertThat(v.remaining()).isEqualTo(512);
+        assertThat(v).isEqualTo(b.data());
+        assertThat(b.data().isReadOnly()).as("data() stays read-only").isTrue();
+        KvBlock copied = KvBlock.of(b.key(), LAYOUT, b.toFloats());
+        assertThat(copied.arrayView()).isEqualTo(b.data());
+    }
+
+    @Test
+    void arrayView_ofABlockWithoutAnAccessibleArray_isItsReadOnlyData() {
+        ByteBuffer direct = ByteBuffer.allocateDirect(512);
+        KvBlock d = KvBlock.wrapOwned(BlockKey.of(new byte[32]), LAYOUT, direct);
+        assertThat(d.arrayView().hasArray()).isFalse();
+        assertThat(d.arrayView().isReadOnly()).isTrue();
+        KvBlock ro = KvBlock.wrapOwned(BlockKey.of(new byte[32]), LAYOUT, ByteBuffer.allocate(512).asReadOnlyBuffer());
+        assertThat(ro.arrayView().isReadOnly()).isTrue();
+    }
 }
