@@ -198,4 +198,105 @@ class BatchProcessorTest {
             await().until(() -> load.inFlightBatches() == 0);
         }
     }
+
+    /**
+     * A backend whose compute already uses every core gets one batch at a time (a second one waits, unparked, for
+     * the first: two at once oversubscribe the cores and make the first spin for its helpers); any other backend
+     * computes as many at once as there are workers. Both batches are answered either way.
+     */
+    @ParameterizedTest(name = "computes on all cores = {0}: at most {1} at once")
+    @CsvSource({"true, 1", "false, 2"})
+    void backendComputingOnAllCores_computesOneBatchAtATime(boolean allCores, int most) throws Exception {
+        java.util.concurrent.atomic.AtomicInteger inside = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger peak = new java.util.concurrent.atomic.AtomicInteger();
+        CountDownLatch release = new CountDownLatch(1);
+        CpuExpertBackend cpu = new CpuExpertBackend(model);
+        ExpertBackend gated = new ExpertBackend() {
+            @Override
+            public String name() {
+                return "gated";
+            }
+
+            @Override
+            public boolean computesOnAllCores() {
+                return allCores;
+            }
+
+            @Override
+            public LoadedExpert load(ExpertKey key) {
+                return cpu.load(key);
+            }
+
+            @Override
+            public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
+                peak.accumulateAndGet(inside.incrementAndGet(), Math::max);
+                try {
+                    release.await();
+                    cpu.compute(batch, experts, out);
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                } finally {
+                    inside.decrementAndGet();
+                }
+            }
+        };
+        try (BatchProcessor p = processor(gated, all(), 2, 8)) {
+            Routing r = Routing.random(model.config(), 2, 4, 11);
+            List<CompletableFuture<Outcome>> answers = new java.util.ArrayList<>();
+            for (int i = 0; i < 2; i++) {
+                CompletableFuture<Outcome> f = new CompletableFuture<>();
+                p.submit(new BatchRequest(0, r.input()), System.nanoTime(), (res, e) -> f.complete(new Outcome(res, e)));
+                answers.add(f);
+            }
+            // Both workers have their batch; with one at a time the second stays outside compute.
+            await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(10)).until(() -> inside.get() == most);
+            release.countDown();
+            float[] want = new float[4 * h];
+            LocalExperts.fromStore(model.store(), model.config()).run(TestSteps.rows(4), 2, r.x(), r.experts(),
+                    r.weights(), 2, want);
+            for (CompletableFuture<Outcome> f : answers) {
+                Outcome o = f.orTimeout(30, TimeUnit.SECONDS).join();
+                assertThat(o.error()).isNull();
+                assertThat(o.result().out()).containsExactly(want, within(1e-6f));
+            }
+            assertThat(peak.get()).isEqualTo(most);
+        }
+    }
+
+    /** One at a time, each of a batch's experts is still looked up in the resident set once per batch. */
+    @Test
+    void oneBatchAtATime_acquiresEachExpertOncePerBatch() {
+        CpuExpertBackend cpu = new CpuExpertBackend(model);
+        ResidentSet resident = new ResidentSet(Long.MAX_VALUE, cpu::load);
+        ExpertBackend exclusive = new ExpertBackend() {
+            @Override
+            public String name() {
+                return "exclusive";
+            }
+
+            @Override
+            public boolean computesOnAllCores() {
+                return true;
+            }
+
+            @Override
+            public LoadedExpert load(ExpertKey key) {
+                return cpu.load(key);
+            }
+
+            @Override
+            public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
+                cpu.compute(batch, experts, out);
+            }
+        };
+        try (BatchProcessor p = new BatchProcessor(model, exclusive, resident, holding(resident, all()),
+                new LoadTracker(System::nanoTime), System::nanoTime, 1, 4)) {
+            Routing r = Routing.random(model.config(), 3, 6, 17);
+            long distinct = java.util.Arrays.stream(r.experts()).distinct().count();
+            assertThat(run(p, r.input(), 0).error()).isNull();
+            assertThat(resident.misses()).isEqualTo(distinct);
+            assertThat(run(p, r.input(), 0).error()).isNull();
+            assertThat(resident.hits()).isEqualTo(distinct);
+        }
+    }
 }
