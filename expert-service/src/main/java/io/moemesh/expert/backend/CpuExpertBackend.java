@@ -4,7 +4,6 @@ import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.model.engine.ExpertWeights;
 import io.moemesh.model.engine.GroupedExperts;
 import io.moemesh.model.kernel.Matrix;
-import io.moemesh.model.kernel.Parallel;
 
 /**
  * The CPU backend: the reference engine's own grouped-expert loop ({@link GroupedExperts}: grouping, SwiGLU
@@ -25,17 +24,6 @@ public final class CpuExpertBackend implements ExpertBackend {
     @Override
     public String name() {
         return "cpu";
-    }
-
-    /**
-     * With more than one kernel thread every GEMM of a batch runs on all of them ({@link Parallel}); a second batch
-     * computed meanwhile finds the helpers busy, runs single-threaded beside them and makes the first batch spin
-     * in its region's join while a descheduled helper waits for a core (docs/performance.md, ping-pong on two
-     * cores: twice the CPU per token in the compute workers).
-     */
-    @Override
-    public boolean computesOnAllCores() {
-        return Parallel.threads() > 1;
     }
 
     @Override

@@ -29,13 +29,4 @@ public interface ExpertBackend {
     default boolean computesInline() {
         return false;
     }
-
-    /**
-     * True when one {@link #compute} call already spreads over every core (the CPU kernels' helper threads,
-     * {@code io.moemesh.model.kernel.Parallel}), so two calls at once only oversubscribe the cores: BatchProcessor
-     * then computes one batch at a time (loads still run concurrently). False by default.
-     */
-    default boolean computesOnAllCores() {
-        return false;
-    }
 }

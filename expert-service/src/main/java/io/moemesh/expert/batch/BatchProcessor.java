@@ -3,9 +3,7 @@ package io.moemesh.expert.batch;
 import io.moemesh.expert.assignment.AssignmentManager;
 import io.moemesh.expert.backend.BatchInput;
 import io.moemesh.expert.backend.ExpertBackend;
-import io.moemesh.expert.backend.ExpertLookup;
 import io.moemesh.expert.backend.ExpertModel;
-import io.moemesh.expert.backend.LoadedExpert;
 import io.moemesh.expert.residency.ResidentSet;
 import java.util.Arrays;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -15,7 +13,6 @@ import java.util.concurrent.SynchronousQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BiConsumer;
 import java.util.function.LongSupplier;
 
@@ -30,13 +27,6 @@ import java.util.function.LongSupplier;
  * is safe on an event loop: the work is bounded (one pass over at most inlineMaxTokens × hidden floats per
  * expert pair) and nothing waits for another thread; larger batches, and any backend that fans out to helper
  * threads (the CPU kernels), still go to the workers.
- *
- * <p>One batch at a time when the backend {@link ExpertBackend#computesOnAllCores() computes on all cores}: a
- * worker first makes the batch's experts resident (loads may overlap), then computes holding {@link #computing}.
- * Two batches computed at once there (ping-pong micro-batches of one gateway, or two gateways) do not finish
- * sooner: the second runs single-threaded beside the first's kernel helpers, and the first spins waiting for a
- * helper the OS descheduled for it. Measured as twice the workers' CPU per token with ping-pong on two cores
- * (docs/performance.md). The time a batch waits for the one computing counts as its queue time.
  */
 public final class BatchProcessor implements AutoCloseable {
     private final ExpertModel model;
@@ -47,8 +37,6 @@ public final class BatchProcessor implements AutoCloseable {
     private final LongSupplier nanoClock;
     private final ThreadPoolExecutor workers;
     private final int inlineMaxTokens;
-    /** Held while a batch computes when the backend computes on all cores; null otherwise. */
-    private final ReentrantLock computing;
 
     /** Never inline. */
     public BatchProcessor(ExpertModel model, ExpertBackend backend, ResidentSet resident, AssignmentManager assignments,
@@ -63,7 +51,6 @@ public final class BatchProcessor implements AutoCloseable {
             throw new IllegalArgumentException("inlineMaxTokens must be >= 0, got " + inlineMaxTokens);
         }
         this.inlineMaxTokens = backend.computesInline() ? inlineMaxTokens : 0;
-        this.computing = backend.computesOnAllCores() ? new ReentrantLock() : null;
         this.model = model;
         this.backend = backend;
         this.resident = resident;
@@ -104,10 +91,10 @@ public final class BatchProcessor implements AutoCloseable {
             int[] distinct = distinctExperts(request.input());
             servingEpoch = assignments.checkHeld(request.epoch(), request.input().layer(), distinct);
             if (inline(request.input(), distinct)) {
-                compute(request.input(), distinct, arrivalNanos, servingEpoch, answer);
+                compute(request.input(), arrivalNanos, servingEpoch, answer);
                 return;
             }
-            workers.execute(() -> compute(request.input(), distinct, arrivalNanos, servingEpoch, answer));
+            workers.execute(() -> compute(request.input(), arrivalNanos, servingEpoch, answer));
         } catch (RuntimeException e) {
             answer.accept(null, e);
         }
@@ -125,36 +112,13 @@ public final class BatchProcessor implements AutoCloseable {
         return true;
     }
 
-    private void compute(BatchInput in, int[] distinct, long arrivalNanos, long servingEpoch,
-                         BiConsumer<BatchResult, Throwable> done) {
-        long start;
-        long end;
+    private void compute(BatchInput in, long arrivalNanos, long servingEpoch, BiConsumer<BatchResult, Throwable> done) {
+        long start = nanoClock.getAsLong();
         BatchResult result;
         try {
             float[] out = new float[in.tokens() * model.hiddenSize()];
-            if (computing == null) {
-                start = nanoClock.getAsLong();
-                backend.compute(in, resident::acquire, out);
-            } else {
-                // Acquired (loaded if need be: disk reads) outside the lock, so a batch that needs a load never holds
-                // up the others; each expert once per batch, as the backend's own lookups would.
-                LoadedExpert[] held = new LoadedExpert[distinct.length];
-                for (int i = 0; i < distinct.length; i++) {
-                    held[i] = resident.acquire(model.key(in.layer(), distinct[i]));
-                }
-                ExpertLookup lookup = key -> {
-                    int i = key.layer() == in.layer() ? Arrays.binarySearch(distinct, key.expert()) : -1;
-                    return i >= 0 ? held[i] : resident.acquire(key);
-                };
-                computing.lock();
-                try {
-                    start = nanoClock.getAsLong();
-                    backend.compute(in, lookup, out);
-                } finally {
-                    computing.unlock();
-                }
-            }
-            end = nanoClock.getAsLong();
+            backend.compute(in, resident::acquire, out);
+            long end = nanoClock.getAsLong();
             load.tokensProcessed(in.tokens());
             result = new BatchResult(in.layer(), in.tokens(), out, start - arrivalNanos, end - start, servingEpoch);
         } catch (RuntimeException | Error e) {
