@@ -57,7 +57,13 @@ final class TestMeshes {
      * socket per instance, as {@code moemesh up} does on Linux), without the router.
      */
     static RunningMesh start(String name, String model, int experts, int replicas, MeshTransport transport) {
-        return up(spec(name, model, experts, replicas, List.of(), MeshSpec.RestartPolicy.NEVER).withoutRouter()
+        return start(name, model, experts, replicas, transport, List.of());
+    }
+
+    /** Over {@code transport}, with extra JVM options for every service. */
+    static RunningMesh start(String name, String model, int experts, int replicas, MeshTransport transport,
+                             List<String> jvmOptions) {
+        return up(spec(name, model, experts, replicas, jvmOptions, MeshSpec.RestartPolicy.NEVER).withoutRouter()
                 .withTransport(transport));
     }
 

@@ -230,7 +230,8 @@ public class GatewayConfiguration {
         RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);
         // Ping-pong micro-batches only with expert-services: in-process experts compute inside start(), so a split
         // would only read the dense weights once more per micro-batch. Grouped by predicted path if so configured.
-        MicroBatching microBatching = new MicroBatching(p.microBatches(), p.microBatchMinRows(), p.microBatchGrouping());
+        MicroBatching microBatching = new MicroBatching(p.microBatches(), p.microBatchMinRows(), p.microBatchGrouping(),
+                p.microBatchMinExpertRows());
         Engine engine = mesh.<Engine>map(d -> new Engine(model.config(), model.denseWeights(), d, routes,
                 lookahead.isPresent() ? lookahead.get() : LookaheadObserver.NONE, remoteAttention, microBatching))
                 .orElseGet(() -> new Engine(model.config(), model.denseWeights(), new TracedLocalExperts(

@@ -48,6 +48,15 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param microBatchMinRows     a step with fewer rows (decode tokens plus prefill chunk tokens) runs as one batch:
  *                              each micro-batch reads the dense weights once more, which a small step's overlap may
  *                              not repay. Default 8 is a judgement, not yet a measurement (docs/engine.md). At least 2
+ * @param microBatchMinExpertRows a step is split into only as many micro-batches as keep at least this many rows per
+ *                              routed expert on average (rows · top_k ÷ (micro-batches · experts)); one batch if not
+ *                              even two do. Each micro-batch reads the weights of every expert it routes to, so
+ *                              below the point where an expert's GEMM is bound by its multiply-adds a split
+ *                              multiplies the expert weight traffic (measured: halving a 32-sequence decode of an
+ *                              8-expert top-2 model cost the expert-services 1.5× the CPU per token,
+ *                              docs/performance.md). Default 64 keeps that extra near 6% by those measured
+ *                              costs (MegaScale-Infer sizes micro-batches for the same reason); 0 = no floor. At
+ *                              least 0
  * @param microBatchGrouping    which sequences share a micro-batch: {@code contiguous} (default: the batch cut in
  *                              order) or {@code predicted-path} (sequences whose experts in their previous step were
  *                              alike together, ExpertFlow's token scheduling: fewer distinct experts and instances
@@ -79,7 +88,8 @@ public record GatewayProperties(
         @DefaultValue KvCacheProperties kvcache,
         @DefaultValue("2") int microBatches,
         @DefaultValue("8") int microBatchMinRows,
-        @DefaultValue("contiguous") String microBatchGrouping) {
+        @DefaultValue("contiguous") String microBatchGrouping,
+        @DefaultValue("64") int microBatchMinExpertRows) {
 
     /**
      * Automatic prefix caching (vLLM's): full KV blocks are kept, keyed by their chained hash (tokens, model
@@ -307,6 +317,10 @@ public record GatewayProperties(
         if (microBatchMinRows < 2) {
             throw new IllegalArgumentException("moemesh.gateway.micro-batch-min-rows must be >= 2, got "
                     + microBatchMinRows);
+        }
+        if (microBatchMinExpertRows < 0) {
+            throw new IllegalArgumentException("moemesh.gateway.micro-batch-min-expert-rows must be >= 0 (0 = no floor), got "
+                    + microBatchMinExpertRows);
         }
         if (microBatchGrouping == null || !MicroBatchGrouping.NAMES.contains(microBatchGrouping)) {
             throw new IllegalArgumentException("moemesh.gateway.micro-batch-grouping must be one of "

@@ -12,7 +12,10 @@ import org.springframework.boot.context.properties.bind.BindException;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.source.MapConfigurationPropertySource;
 
-/** moemesh.gateway.micro-batches, micro-batch-min-rows and micro-batch-grouping, bound as Spring binds them. */
+/**
+ * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping and micro-batch-min-expert-rows, bound as
+ * Spring binds them.
+ */
 class MicroBatchPropertiesTest {
 
     private static GatewayProperties bind(Map<String, String> properties) {
@@ -31,12 +34,15 @@ class MicroBatchPropertiesTest {
         assertThat(p.microBatchGrouping()).isEqualTo("contiguous");
         assertThat(bind(Map.of("moemesh.gateway.micro-batch-grouping", "predicted-path")).microBatchGrouping())
                 .isEqualTo("predicted-path");
+        assertThat(p.microBatchMinExpertRows()).isEqualTo(64);
+        assertThat(bind(Map.of("moemesh.gateway.micro-batch-min-expert-rows", "0")).microBatchMinExpertRows()).isZero();
     }
 
     @ParameterizedTest(name = "{0}={1}")
     @CsvSource(delimiter = '|', value = {
             "micro-batches        | 0 | moemesh.gateway.micro-batches must be >= 1 (1 = off), got 0",
             "micro-batch-min-rows | 1 | moemesh.gateway.micro-batch-min-rows must be >= 2, got 1",
+            "micro-batch-min-expert-rows | -1 | moemesh.gateway.micro-batch-min-expert-rows must be >= 0 (0 = no floor), got -1",
             "micro-batch-grouping | by-path | moemesh.gateway.micro-batch-grouping must be one of [contiguous, "
                     + "predicted-path], got 'by-path'"})
     void outOfRange_refusedAtStartup_namingTheProperty(String property, String value, String message) {

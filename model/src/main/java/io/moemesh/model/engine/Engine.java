@@ -152,7 +152,7 @@ public final class Engine {
             }
             tokens += s.tokens().length;
         }
-        int[] cuts = microBatching.split(batch);
+        int[] cuts = microBatching.split(batch, c.topK(), c.numExperts());
         MicroBatchGrouping.Groups groups = cuts.length > 2 ? grouping.group(batch, cuts) : null;
         // Grouped: the step runs in micro-batch order (its context so ordered), outputs go back to batch order.
         return groups == null ? run(ctx, cuts, tokens, cache, ctx)

@@ -21,17 +21,33 @@ import java.util.List;
  * paths together ({@value MicroBatchGrouping#PREDICTED_PATH}, {@link PredictedPathGrouping}), with the same
  * number of micro-batches.
  *
- * @param count    micro-batches per step at most (1 = off: the step runs as one batch, exactly as without)
- * @param minRows  a step with fewer rows runs as one batch (at least 2: one row cannot be split)
- * @param grouping the {@link MicroBatchGrouping} by name, one of {@link MicroBatchGrouping#NAMES}
+ * <p>Splitting costs expert weight traffic: a micro-batch's layer reads every expert it routes to once, whatever
+ * its row count, so M micro-batches of a decode step read the routed experts' weights M times where one batch
+ * reads them once, and an expert GEMM with few rows is bound by that read, not by its multiply-adds. MegaScale-Infer
+ * sizes its micro-batches so that each expert still gets enough tokens to stay compute-bound (Zhu et al. 2025,
+ * §4). {@code minExpertRows} is that floor: a step is split into only as many micro-batches as keep at least
+ * that many rows per routed expert on average, {@code rows · top_k ÷ (micro-batches · experts)} ({@link
+ * #split(List, int, int)}), one batch if not even two do. Measured on 2 shared cores (docs/performance.md):
+ * halving a 32-sequence decode step of an 8-expert top-2 model (8 → 4 rows per expert) made the expert-services
+ * spend 1.5× the CPU per token.
+ *
+ * @param count         micro-batches per step at most (1 = off: the step runs as one batch, exactly as without)
+ * @param minRows       a step with fewer rows runs as one batch (at least 2: one row cannot be split)
+ * @param grouping      the {@link MicroBatchGrouping} by name, one of {@link MicroBatchGrouping#NAMES}
+ * @param minExpertRows rows per routed expert that each micro-batch must keep on average (0 = no such floor)
  */
-public record MicroBatching(int count, int minRows, String grouping) {
+public record MicroBatching(int count, int minRows, String grouping, int minExpertRows) {
     /** One batch per step. */
     public static final MicroBatching OFF = new MicroBatching(1, 2);
 
-    /** Contiguous micro-batches. */
+    /** Contiguous micro-batches, no rows-per-expert floor. */
     public MicroBatching(int count, int minRows) {
         this(count, minRows, MicroBatchGrouping.CONTIGUOUS);
+    }
+
+    /** No rows-per-expert floor. */
+    public MicroBatching(int count, int minRows, String grouping) {
+        this(count, minRows, grouping, 0);
     }
 
     public MicroBatching {
@@ -41,6 +57,10 @@ public record MicroBatching(int count, int minRows, String grouping) {
         }
         if (minRows < 2) {
             throw new IllegalArgumentException("micro-batch min rows must be >= 2, got " + minRows);
+        }
+        if (minExpertRows < 0) {
+            throw new IllegalArgumentException("micro-batch min expert rows must be >= 0 (0 = none), got "
+                    + minExpertRows);
         }
     }
 
@@ -56,9 +76,21 @@ public record MicroBatching(int count, int minRows, String grouping) {
     /**
      * Where the step's micro-batches start: {@code cuts[i]} is the index in {@code sequences} of micro-batch i's
      * first sequence, {@code cuts[n]} = sequences.size(); one micro-batch ({@code {0, size}}) when the step has
-     * fewer than {@link #minRows} rows, a single sequence, or {@link #count} is 1.
+     * fewer than {@link #minRows} rows, a single sequence, or {@link #count} is 1. Ignores {@link #minExpertRows}
+     * (it needs the model's routing: {@link #split(List, int, int)}).
      */
     public int[] split(List<SequenceStep> sequences) {
+        return split(sequences, 0, 0);
+    }
+
+    /**
+     * As {@link #split(List)}, into at most as many micro-batches as keep {@link #minExpertRows} rows per routed
+     * expert on average: the largest {@code m <= count} with {@code rows · topK >= minExpertRows · m · experts}.
+     *
+     * @param topK    experts each row is routed to (the shared expert of Qwen2-MoE not counted: it gets every row)
+     * @param experts routed experts per layer (0: unknown, no floor applies)
+     */
+    public int[] split(List<SequenceStep> sequences, int topK, int experts) {
         int n = sequences.size();
         int[] before = new int[n + 1];
         for (int i = 0; i < n; i++) {
@@ -66,6 +98,10 @@ public record MicroBatching(int count, int minRows, String grouping) {
         }
         int rows = before[n];
         int parts = Math.min(count, n);
+        // experts = 0: the routing is not known (split(List)), so no floor applies.
+        while (experts > 0 && parts >= 2 && (long) rows * topK < (long) minExpertRows * parts * experts) {
+            parts--;
+        }
         if (parts < 2 || rows < minRows) {
             return new int[] {0, n};
         }

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -178,6 +179,21 @@ class EnginePingPongTest {
         assertThat(r.dispatch().awaited).isEqualTo(r.dispatch().started);
         assertThat(r.dispatch().abandoned).isZero();
         assertThat(r.engine().expertWaits().calls()).isEqualTo(2L * count * layers);
+    }
+
+    /**
+     * A step whose micro-batches would give each routed expert fewer rows than the floor runs as one batch (one
+     * expert call per layer), with the tokens and logits of no split; a floor of 0 splits as before.
+     */
+    @ParameterizedTest(name = "floor {0} rows per expert: {1} micro-batches")
+    @CsvSource({"0, 2", "1000000, 1"})
+    void stepBelowTheRowsPerExpertFloor_runsAsOneBatch_withTheSameLogits(int floor, int parts) {
+        Run r = run(TestModels.MIXTRAL, new MicroBatching(2, 2, MicroBatchGrouping.CONTIGUOUS, floor), true);
+        int layers = r.engine().config().numLayers();
+        assertThat(r.engine().expertWaits().calls()).isEqualTo(2L * parts * layers);
+        if (parts == 1) {
+            assertThat(sameLogits(r, run(TestModels.MIXTRAL, MicroBatching.OFF, true))).isTrue();
+        }
     }
 
     @ParameterizedTest(name = "fails in {0}")

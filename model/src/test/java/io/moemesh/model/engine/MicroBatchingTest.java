@@ -47,6 +47,30 @@ class MicroBatchingTest {
         assertThat(new MicroBatching(count, minRows).split(steps(decode(sequences)))).containsExactly(want);
     }
 
+    /**
+     * The rows-per-expert floor (MegaScale-Infer keeps each expert's micro-batch large enough to be compute-bound):
+     * as many micro-batches as keep rows · topK ÷ (micro-batches · experts) at or above it, one batch if not two.
+     */
+    @ParameterizedTest(name = "{0} decode rows, at most {1}, top-{2} of {3} experts, floor {4} -> cuts {5}")
+    @CsvSource(delimiter = ';', value = {
+            "32; 2; 2; 8; 0; 0 16 32",
+            "32; 2; 2; 8; 4; 0 16 32",
+            "32; 2; 2; 8; 5; 0 32",
+            "32; 4; 2; 8; 2; 0 8 16 24 32",
+            "32; 4; 2; 8; 3; 0 16 32",
+            "512; 2; 2; 8; 64; 0 256 512",
+            "511; 2; 2; 8; 64; 0 511",
+            "32; 2; 8; 64; 2; 0 16 32"})
+    void rowsPerExpertFloor_limitsTheMicroBatches(int sequences, int count, int topK, int experts, int floor,
+                                                  String cuts) {
+        int[] want = java.util.Arrays.stream(cuts.split(" ")).mapToInt(Integer::parseInt).toArray();
+        assertThat(new MicroBatching(count, 2, MicroBatchGrouping.CONTIGUOUS, floor)
+                .split(steps(decode(sequences)), topK, experts)).containsExactly(want);
+        // Without the model's routing the floor cannot apply: the plain split.
+        assertThat(new MicroBatching(count, 2, MicroBatchGrouping.CONTIGUOUS, floor).split(steps(decode(sequences))))
+                .containsExactly(new MicroBatching(count, 2).split(steps(decode(sequences))));
+    }
+
     @Test
     void prefillChunks_stayWhole_cutAtTheSequenceBoundaryNearestHalf() {
         // rows 8 | 4 | 4 | 7: half is 11.5; boundary after 12 rows (score 0.5) beats after 8 (3.5).
@@ -85,6 +109,9 @@ class MicroBatchingTest {
                 .hasMessageContaining("min rows must be >= 2");
         assertThatThrownBy(() -> new MicroBatching(2, 2, "by-path")).isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("micro-batch grouping must be one of [contiguous, predicted-path], got 'by-path'");
+        assertThatThrownBy(() -> new MicroBatching(2, 2, MicroBatchGrouping.CONTIGUOUS, -1))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("micro-batch min expert rows must be >= 0 (0 = none), got -1");
         assertThatThrownBy(() -> new MicroBatching(2, 2, null)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("micro-batch grouping must be one of [contiguous, predicted-path], got nothing");
     }

@@ -20,8 +20,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.OptionalLong;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -29,7 +32,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Decode tokens/s of the same requests through a mesh of 2 expert-service instances and through the reference
  * engine in this process, measured one after the other in the same run: 1 and 32 concurrent sequences, 128
- * tokens each after a 32-token prompt (ignore EOS). Goal (issue): mesh ÷ monolithic ≥ 0.90 at 32.
+ * tokens each after a 32-token prompt (ignore EOS). Goal (issue): mesh ÷ monolithic ≥ 0.90 at 32. Next to tok/s,
+ * the CPU seconds each side spent per decoded token over its measured run ({@link ThreadCpu}: this JVM for the
+ * monolithic engine, the gateway and both expert-services for the mesh), which a shared machine's load hardly
+ * moves, and the mesh's split by service and thread kind with its wake-ups per token.
  */
 final class DecodeComparison {
     private static final int PROMPT = 32;
@@ -73,12 +79,19 @@ final class DecodeComparison {
         int[] concurrency = {1, 32};
         double[] mono = new double[2];
         double[] mesh = new double[2];
+        // CPU seconds per decoded token (ThreadCpu): unlike tok/s, hardly moved by what else the machine runs.
+        double[] monoCpu = new double[2];
+        double[] meshCpu = new double[2];
+        List<List<ThreadCpu.Use>> meshUse = new ArrayList<>();
+        Map<String, Long> self = Map.of("monolithic", ProcessHandle.current().pid());
         int vocab;
         try (MoeModel m = MoeModel.open(model)) {
             vocab = m.config().vocabSize();
             for (int i = 0; i < concurrency.length; i++) {
                 monolithic(m, prompts(concurrency[i], vocab, Phase.WARM_UP));
+                ThreadCpu before = ThreadCpu.of(self);
                 mono[i] = monolithic(m, prompts(concurrency[i], vocab, Phase.MEASURED));
+                monoCpu[i] = ThreadCpu.total(ThreadCpu.of(self).minus(before)) / ((double) concurrency[i] * OUTPUT);
                 err.printf("monolithic %d seqs: %.1f tok/s%n", concurrency[i], mono[i]);
                 err.flush();
             }
@@ -93,10 +106,16 @@ final class DecodeComparison {
         try (RunningMesh running = MeshLauncher.up(spec, err, true)) {
             String[] hp = running.gatewayEndpoint().split(":");
             ManagedChannel ch = NettyChannelBuilder.forAddress(hp[0], Integer.parseInt(hp[1])).usePlaintext().build();
+            Map<String, Long> services = new TreeMap<>();
+            running.state().services().forEach(s -> services.put(s.name(), s.pid()));
             try {
                 for (int i = 0; i < concurrency.length; i++) {
                     viaMesh(ch, prompts(concurrency[i], vocab, Phase.WARM_UP));
+                    ThreadCpu before = ThreadCpu.of(services);
                     mesh[i] = viaMesh(ch, prompts(concurrency[i], vocab, Phase.MEASURED));
+                    List<ThreadCpu.Use> used = ThreadCpu.of(services).minus(before);
+                    meshUse.add(used);
+                    meshCpu[i] = ThreadCpu.total(used) / ((double) concurrency[i] * OUTPUT);
                     err.printf("mesh %d seqs: %.1f tok/s%n", concurrency[i], mesh[i]);
                     err.flush();
                 }
@@ -109,11 +128,29 @@ final class DecodeComparison {
                 + "-token prompt (after a warm-up run on other prompts; gateway → experts over "
                 + spec.transport().label() + "):");
         out.println();
-        out.println("| sequences | monolithic tok/s | mesh (2 instances) tok/s | mesh ÷ monolithic |");
-        out.println("|---|---|---|---|");
+        out.println("| sequences | monolithic tok/s | mesh (2 instances) tok/s | mesh ÷ monolithic "
+                + "| monolithic CPU ms/token | mesh CPU ms/token | monolithic ÷ mesh CPU |");
+        out.println("|---|---|---|---|---|---|---|");
         for (int i = 0; i < concurrency.length; i++) {
-            out.printf(java.util.Locale.ROOT, "| %d | %.1f | %.1f | %.2f |%n", concurrency[i], mono[i], mesh[i],
-                    mesh[i] / mono[i]);
+            out.printf(Locale.ROOT, "| %d | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f |%n", concurrency[i], mono[i],
+                    mesh[i], mesh[i] / mono[i], monoCpu[i] * 1e3, meshCpu[i] * 1e3, monoCpu[i] / meshCpu[i]);
+        }
+        out.println();
+        out.println("CPU (user + system, /proc; CPU time, not throughput) per decoded token of the mesh's services, by"
+                + " thread kind (digits as #), with wake-ups (voluntary context switches) per token; kinds under 1%"
+                + " of the total left out:");
+        out.println();
+        out.println("| sequences | service | threads | CPU ms/token | share | wake-ups/token |");
+        out.println("|---|---|---|---|---|---|");
+        for (int i = 0; i < meshUse.size(); i++) {
+            double tokens = (double) concurrency[i] * OUTPUT;
+            double total = ThreadCpu.total(meshUse.get(i));
+            for (ThreadCpu.Use u : meshUse.get(i)) {
+                if (u.cpuSeconds() >= 0.01 * total && total > 0) {
+                    out.printf(Locale.ROOT, "| %d | %s | %s | %.3f | %.1f%% | %.1f |%n", concurrency[i], u.service(),
+                            u.kind(), u.cpuSeconds() * 1e3 / tokens, 100 * u.cpuSeconds() / total, u.wakeUps() / tokens);
+                }
+            }
         }
         out.flush();
     }

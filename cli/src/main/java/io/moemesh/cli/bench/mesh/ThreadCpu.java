@@ -1,0 +1,112 @@
+package io.moemesh.cli.bench.mesh;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * CPU time and thread wake-ups of some processes, per thread, from Linux's {@code /proc/<pid>/task/<tid>/stat}
+ * (utime + stime, proc(5) fields 14 and 15, in USER_HZ = 100 ticks a second) and {@code .../status}
+ * ({@code voluntary_ctxt_switches}: how often the thread blocked, i.e. parked and was woken again). A snapshot
+ * taken before and after a run gives what each process and each kind of thread spent on it ({@link #minus}); a
+ * thread's kind is its name with digits replaced by {@code #} (so {@code expert-compute-1} and {@code -2} add up).
+ * Why CPU and not wall time: on a machine shared with other work, CPU seconds per token hardly depend on what
+ * else runs, wall-clock throughput does. Off Linux every snapshot is empty.
+ *
+ * @param threads per "service/tid": the service's name, the thread's kind, CPU ticks, voluntary switches
+ */
+record ThreadCpu(Map<String, Thread> threads) {
+    /** USER_HZ: /proc's clock ticks per second (proc(5); 100 on every architecture the JDK runs on). */
+    static final double TICKS_PER_SECOND = 100;
+
+    /** One thread's counters. */
+    record Thread(String service, String kind, long ticks, long wakeUps) {
+    }
+
+    /** What one service's thread kind spent between two snapshots. */
+    record Use(String service, String kind, double cpuSeconds, long wakeUps) {
+    }
+
+    /** The threads of {@code pids} (service name → pid) now; a process that exited contributes nothing. */
+    static ThreadCpu of(Map<String, Long> pids) {
+        Map<String, Thread> threads = new HashMap<>();
+        for (var p : pids.entrySet()) {
+            Path tasks = Path.of("/proc", Long.toString(p.getValue()), "task");
+            try (DirectoryStream<Path> dir = Files.newDirectoryStream(tasks)) {
+                for (Path task : dir) {
+                    try {
+                        String stat = Files.readString(task.resolve("stat"));
+                        String status = Files.readString(task.resolve("status"));
+                        threads.put(p.getKey() + "/" + task.getFileName(), new Thread(p.getKey(),
+                                kind(comm(stat)), ticks(stat), field(status, "voluntary_ctxt_switches:")));
+                    } catch (IOException | RuntimeException e) {
+                        // The thread exited while listed: what it used before is lost (it is short-lived work).
+                    }
+                }
+            } catch (IOException e) {
+                // Not Linux, or the process exited: nothing to count.
+            }
+        }
+        return new ThreadCpu(Map.copyOf(threads));
+    }
+
+    /** Per service and thread kind, what {@code this} (later) has beyond {@code before}; sorted by service, kind. */
+    List<Use> minus(ThreadCpu before) {
+        Map<String, long[]> sums = new TreeMap<>();
+        for (var e : threads.entrySet()) {
+            Thread now = e.getValue();
+            Thread then = before.threads.get(e.getKey());
+            long[] s = sums.computeIfAbsent(now.service() + "\u0000" + now.kind(), k -> new long[2]);
+            s[0] += now.ticks() - (then == null ? 0 : then.ticks());
+            s[1] += now.wakeUps() - (then == null ? 0 : then.wakeUps());
+        }
+        return sums.entrySet().stream().map(e -> {
+            String[] sk = e.getKey().split("\u0000", 2);
+            return new Use(sk[0], sk[1], e.getValue()[0] / TICKS_PER_SECOND, e.getValue()[1]);
+        }).toList();
+    }
+
+    /** CPU seconds of all of {@code uses}. */
+    static double total(List<Use> uses) {
+        return uses.stream().mapToDouble(Use::cpuSeconds).sum();
+    }
+
+    /** A thread's kind: its name with every digit replaced by {@code #}. */
+    static String kind(String comm) {
+        return comm.replaceAll("[0-9]", "#");
+    }
+
+    /** The name in a stat line: between the first '(' and the last ')' (it may itself hold spaces and parens). */
+    static String comm(String stat) {
+        int open = stat.indexOf('(');
+        int close = stat.lastIndexOf(')');
+        if (open < 0 || close < open) {
+            throw new IllegalArgumentException("not a /proc stat line: " + stat);
+        }
+        return stat.substring(open + 1, close);
+    }
+
+    /** utime + stime of a stat line (fields 14 and 15; field 3, the state, follows the name). */
+    static long ticks(String stat) {
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
+        if (f.length < 13) {
+            throw new IllegalArgumentException("a /proc stat line with " + f.length + " fields after the name");
+        }
+        return Long.parseLong(f[11]) + Long.parseLong(f[12]);
+    }
+
+    /** A numeric field of a status file ("name:\tvalue"), 0 when absent. */
+    static long field(String status, String name) {
+        for (String line : status.split("\n")) {
+            if (line.startsWith(name)) {
+                return Long.parseLong(line.substring(name.length()).trim());
+            }
+        }
+        return 0;
+    }
+}
