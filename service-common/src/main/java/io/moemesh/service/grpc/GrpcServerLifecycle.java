@@ -159,7 +159,7 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                 throw e;
             }
             log.info("{} gRPC listening on {} ({})", name, InstanceEndpoint.unix(unixSocket).target(),
-                    unixSecurity == UnixSocketSecurity.PEER_UID ? "plaintext, peers of this uid only (kernel-checked)"
+                    unixSecurity == UnixSocketSecurity.PEER_UID ? "plaintext, served to this uid only, kernel-checked"
                             : security);
         }
         setServing(servingOnStart);

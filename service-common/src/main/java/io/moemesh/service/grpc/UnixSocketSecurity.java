@@ -4,7 +4,8 @@ import java.util.Locale;
 
 /**
  * How connections on a service's Unix domain socket are authenticated ({@code moemesh.<service>.unix-socket-security}
- * on a server, the same value on its same-host clients).
+ * on a server; its same-host clients must use the same, {@link InstanceEndpoint#channelBuilder(io.grpc.ChannelCredentials,
+ * UnixSocketSecurity)}, whose default is {@link #PEER_UID}).
  *
  * <p>{@link #PEER_UID} (the default) serves plaintext HTTP/2 and lets the kernel authenticate: a connection is kept
  * only if its peer's uid ({@code SO_PEERCRED}, unix(7)) is the server's own uid; its calls carry the identity
@@ -23,24 +24,5 @@ public enum UnixSocketSecurity {
     /** The property value: {@code peer-uid}, {@code tls}. */
     public String value() {
         return name().toLowerCase(Locale.ROOT).replace('_', '-');
-    }
-
-    /**
-     * Reads a property value ({@code peer-uid} or {@code tls}, case-insensitive; {@code null} or blank is the default
-     * {@link #PEER_UID}).
-     *
-     * @param setting names the property in the error
-     * @throws IllegalArgumentException naming {@code setting} and the allowed values
-     */
-    public static UnixSocketSecurity parse(String setting, String value) {
-        if (value == null || value.isBlank()) {
-            return PEER_UID;
-        }
-        for (UnixSocketSecurity s : values()) {
-            if (s.value().equalsIgnoreCase(value.strip()) || s.name().equalsIgnoreCase(value.strip())) {
-                return s;
-            }
-        }
-        throw new IllegalArgumentException(setting + " must be peer-uid or tls, got \"" + value + "\"");
     }
 }
