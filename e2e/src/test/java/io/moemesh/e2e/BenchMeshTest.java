@@ -15,17 +15,18 @@ class BenchMeshTest {
     private static final Path WORK = TestMeshes.stateDir("bench-mesh-work");
 
     @Test
-    void hop_printsARowPerTransportWireAndTokenCount_withTheGoalColumns_tcpAndDomainSocket() throws Exception {
+    void hop_printsARowPerTransportWireAndTokenCount_withTheGoalColumns_tcpAndBothDomainSocketModes() throws Exception {
         LauncherRun r = LauncherRun.of(RUNS, Duration.ofMinutes(4), "bench", "mesh", "--hidden", "256", "--tokens", "1,4",
-                "--wire", "f32,bf16", "--transport", "plaintext,unix", "--iterations", "20", "--warmup", "20",
+                "--wire", "f32,bf16", "--transport", "plaintext,unix,unix-tls", "--iterations", "20", "--warmup", "20",
                 "--work-dir", WORK.toString());
         assertThat(r.exit()).as("exit code; stderr:%n%s", r.err()).isZero();
         List<String> rows = r.out().lines().filter(l -> l.startsWith("| 256 |")).toList();
-        assertThat(rows).hasSize(8);
+        assertThat(rows).hasSize(12);
         assertThat(rows).extracting(l -> l.split("\\|")[2].strip() + " " + l.split("\\|")[3].strip() + " "
                         + l.split("\\|")[12].strip())
                 .containsExactly("1 f32 plaintext", "4 f32 plaintext", "1 bf16 plaintext", "4 bf16 plaintext",
-                        "1 f32 unix", "4 f32 unix", "1 bf16 unix", "4 bf16 unix");
+                        "1 f32 unix", "4 f32 unix", "1 bf16 unix", "4 bf16 unix",
+                        "1 f32 unix-tls", "4 f32 unix-tls", "1 bf16 unix-tls", "4 bf16 unix-tls");
         for (String row : rows) {
             String[] cells = row.split("\\|");
             // payload KiB: tokens × 256 × 4 (f32) or 2 (bf16) bytes
@@ -43,7 +44,7 @@ class BenchMeshTest {
             "--wire f16 | --wire takes f32 or bf16, got f16",
             "--hidden 100 | --hidden must be a positive multiple of 128",
             "--tokens 0 | --tokens must be at least 1, got 0",
-            "--transport tcp | --transport takes mtls, plaintext or unix, got tcp",
+            "--transport tcp | --transport takes mtls, plaintext, unix or unix-tls, got tcp",
             "--skip-hop | --skip-hop leaves nothing to measure"})
     void badOptions_exitTwo_beforeStartingAnything(String option, String message) throws Exception {
         List<String> args = new java.util.ArrayList<>(List.of("bench", "mesh", "--work-dir", WORK.toString()));

@@ -283,6 +283,8 @@ public final class MeshLauncher {
         }
         stopServices(state.get(), grace);
         MeshState.delete(stateDir);
+        // The short /tmp directory a deep state dir's sockets went to (SocketDirectory), once the services unlinked them.
+        SocketDirectory.removeEmptyFallback(stateDir).ifPresent(report::add);
         return report;
     }
 

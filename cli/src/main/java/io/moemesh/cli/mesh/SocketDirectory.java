@@ -14,7 +14,9 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
+import java.util.stream.Stream;
 
 /**
  * Where a local mesh's domain sockets go: {@code <state-dir>/sockets/}, unless the longest socket path there would
@@ -22,7 +24,8 @@ import java.util.Set;
  * test's or a CI workspace's): then a short directory of its own, {@code /tmp/moemesh-<uid>-<hash of the state
  * dir>/}, the same one for the same state directory (so a restarted service finds its path again), said on the
  * log. Either directory is 0700 and must be owned by this user: a socket's access control is its directory's, and
- * a directory someone else created under /tmp is refused rather than used.
+ * a directory someone else created under /tmp is refused rather than used. {@code moemesh down} removes the short
+ * directory again when it is empty ({@link #removeEmptyFallback}).
  */
 public final class SocketDirectory {
     static final Path SHORT_ROOT = Path.of("/tmp");
@@ -47,7 +50,7 @@ public final class SocketDirectory {
         Path preferred = stateDir.toAbsolutePath().normalize().resolve("sockets");
         Path dir = preferred;
         if (bytes(preferred.resolve(longest).toString()) > InstanceEndpoint.MAX_SOCKET_PATH_BYTES) {
-            dir = shortRoot.resolve("moemesh-" + uid() + "-" + hash(preferred.toString()));
+            dir = fallback(stateDir, shortRoot);
             if (bytes(dir.resolve(longest).toString()) > InstanceEndpoint.MAX_SOCKET_PATH_BYTES) {
                 throw new IllegalArgumentException("socket path " + dir.resolve(longest) + " is longer than "
                         + InstanceEndpoint.MAX_SOCKET_PATH_BYTES + " bytes (sun_path); use --transport tcp");
@@ -59,6 +62,50 @@ public final class SocketDirectory {
         }
         ownerOnlyDirectory(dir);
         return dir;
+    }
+
+    /** The short directory of {@code stateDir}'s sockets under {@code shortRoot}: {@code moemesh-<uid>-<hash>}. */
+    static Path fallback(Path stateDir, Path shortRoot) {
+        Path preferred = stateDir.toAbsolutePath().normalize().resolve("sockets");
+        return shortRoot.resolve("moemesh-" + uid() + "-" + hash(preferred.toString()));
+    }
+
+    /** {@link #removeEmptyFallback(Path, Path)} under /tmp. */
+    public static Optional<String> removeEmptyFallback(Path stateDir) {
+        return removeEmptyFallback(stateDir, SHORT_ROOT);
+    }
+
+    /**
+     * After the mesh of {@code stateDir} stopped: deletes the short socket directory {@link #choose} may have created
+     * for it under {@code shortRoot}, only if it is a directory (not a link) owned by this user and empty (its
+     * services unlink their sockets when they stop; a socket left by a killed one keeps the directory, to be reused
+     * by the next {@code up}). Never fails {@code down}.
+     *
+     * @return a line for {@code down}'s report when the directory was removed
+     */
+    static Optional<String> removeEmptyFallback(Path stateDir, Path shortRoot) {
+        Path dir;
+        try {
+            dir = fallback(stateDir, shortRoot);
+        } catch (IllegalArgumentException unknownUid) {
+            return Optional.empty();
+        }
+        try {
+            if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)
+                    || ((Integer) Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS)) != uid()) {
+                return Optional.empty();
+            }
+            try (Stream<Path> entries = Files.list(dir)) {
+                if (entries.findAny().isPresent()) {
+                    return Optional.empty();
+                }
+            }
+            Files.delete(dir);
+            return Optional.of("removed the socket directory " + dir);
+        } catch (IOException e) {
+            // e.g. a socket created between the check and the delete (DirectoryNotEmptyException): keep it.
+            return Optional.empty();
+        }
     }
 
     private static void ownerOnlyDirectory(Path dir) {

@@ -48,6 +48,34 @@ class SocketDirectoryTest {
     }
 
     @Test
+    void down_removesTheEmptyShortDirItCreated_butKeepsOneWithASocketLeftInIt() throws IOException {
+        Path deep = tmp.resolve("a".repeat(50)).resolve("b".repeat(50)).resolve("state");
+        Path shortRoot = tmp.resolve("short");
+        Path dir = SocketDirectory.choose(deep, NAMES, shortRoot, new PrintWriter(log));
+        Path left = Files.writeString(dir.resolve("expert-0.sock"), "");
+        assertThat(SocketDirectory.removeEmptyFallback(deep, shortRoot)).isEmpty();
+        assertThat(dir).isDirectory();
+        Files.delete(left);
+        assertThat(SocketDirectory.removeEmptyFallback(deep, shortRoot)).hasValueSatisfying(line ->
+                assertThat(line).contains(dir.toString()));
+        assertThat(dir).doesNotExist();
+        assertThat(shortRoot).isDirectory();
+        // nothing there (a state dir whose sockets never needed the short directory): nothing to do
+        assertThat(SocketDirectory.removeEmptyFallback(tmp.resolve("state"), shortRoot)).isEmpty();
+    }
+
+    @Test
+    void down_neverRemovesAShortDirThatIsALink() throws IOException {
+        Path deep = tmp.resolve("a".repeat(50)).resolve("b".repeat(50)).resolve("state");
+        Path shortRoot = Files.createDirectories(tmp.resolve("short"));
+        Path target = Files.createDirectories(tmp.resolve("elsewhere"));
+        Path link = Files.createSymbolicLink(SocketDirectory.fallback(deep, shortRoot), target);
+        assertThat(SocketDirectory.removeEmptyFallback(deep, shortRoot)).isEmpty();
+        assertThat(link).isSymbolicLink();
+        assertThat(target).isDirectory();
+    }
+
+    @Test
     void existingSocketDirWithAWiderMode_isNarrowedToOwnerOnly() throws IOException {
         Path sockets = Files.createDirectories(tmp.resolve("state").resolve("sockets"));
         Files.setPosixFilePermissions(sockets, PosixFilePermissions.fromString("rwxr-xr-x"));

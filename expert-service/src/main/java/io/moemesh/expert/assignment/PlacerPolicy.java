@@ -1,5 +1,6 @@
 package io.moemesh.expert.assignment;
 
+import io.moemesh.service.tls.MeshIdentity;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
@@ -10,7 +11,9 @@ import java.util.TreeSet;
  * Prefetch, DescribeInstance and ExpertBatch change no placement and are open to every member of the mesh
  * (every peer that passed the mutual TLS handshake). Without TLS (plaintext, chosen explicitly) no caller has
  * an identity and the policy is {@link #unauthenticated()}: the explicit opt-out of TLS is also one of this
- * check; the epoch-jump limit still applies.
+ * check; the epoch-jump limit still applies. The same-host owner ({@code MeshIdentity.LOCAL_OWNER}: a caller on the
+ * {@code peer-uid} domain socket the kernel verified to run as this instance's uid) may place too: that uid can read
+ * the placer's private key, so refusing it would protect nothing.
  *
  * @param identities    the names allowed to place (mesh identities, {@code spiffe://moemesh/NAME})
  * @param authenticated false: anyone may place (plaintext mode)
@@ -35,7 +38,8 @@ public record PlacerPolicy(Set<String> identities, boolean authenticated) {
      * @throws SecurityException (PERMISSION_DENIED) when the caller may not place
      */
     public void checkMayPlace(Optional<String> caller) {
-        if (!authenticated || caller.filter(identities::contains).isPresent()) {
+        if (!authenticated || caller.filter(c -> identities.contains(c) || c.equals(MeshIdentity.LOCAL_OWNER.name()))
+                .isPresent()) {
             return;
         }
         throw new SecurityException("LoadAssignment is reserved to the placer identities " + new TreeSet<>(identities)

@@ -1,6 +1,7 @@
 package io.moemesh.expert.config;
 
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
@@ -25,6 +26,12 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               host (endpoint {@code unix:///path}); Linux with Netty's epoll transport only. At most
  *                               107 bytes (sun_path); a stale socket file left by a killed instance is removed at
  *                               start, a live listener there is a startup error. Unset: TCP only
+ * @param unixSocketSecurity     how the domain socket is secured: {@code peer-uid} (default): plaintext, served only to
+ *                               processes of this instance's own uid as the kernel reports them (SO_PEERCRED), whose
+ *                               calls have the identity {@code local-owner} and may do everything a placer may (that
+ *                               uid can read every key of the local mesh anyway); the socket's directory must then be
+ *                               accessible to its owner only. {@code tls}: the port's mutual TLS on the socket too
+ *                               (needs {@code tls.mode=mtls}); clients must use the same value
  * @param placementFile          optional placement (protobuf JSON of router.v1.Placement) to load at startup:
  *                               this instance's experts, at the file's epoch
  * @param assignAll              without a placement file, hold every expert of the model at epoch 0 (a single
@@ -73,7 +80,8 @@ public record ExpertProperties(
         @DefaultValue({"placer", "router"}) Set<String> placerIdentities,
         @DefaultValue("1000") long maxEpochJump,
         @DefaultValue("32") int inlineMaxTokens,
-        Path grpcUnixSocket) {
+        Path grpcUnixSocket,
+        @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity) {
 
     public ExpertProperties {
         if (modelDir == null || modelDir.toString().isBlank()) {
@@ -87,6 +95,7 @@ public record ExpertProperties(
         if (grpcUnixSocket != null) {
             grpcUnixSocket = InstanceEndpoint.socketPath("moemesh.expert.grpc-unix-socket", grpcUnixSocket.toString());
         }
+        unixSocketSecurity = unixSocketSecurity == null ? UnixSocketSecurity.PEER_UID : unixSocketSecurity;
         require(maxInboundMessageBytes > 0, "max-inbound-message-bytes must be > 0");
         require(computeThreads >= 0, "compute-threads must be >= 0 (0 = one per processor)");
         require(maxQueuedBatches >= 0, "max-queued-batches must be >= 0");

@@ -169,6 +169,7 @@ public final class ExpertServiceConfiguration {
                 // The stream handler only decodes and queues to the compute workers: no executor hop before that.
                 Set.of(ExpertServiceGrpc.getExpertBatchMethod().getFullMethodName()));
         return props.grpcUnixSocket() == null ? server
-                : server.alsoOnUnixSocket(props.grpcUnixSocket(), "moemesh.expert.grpc-unix-socket");
+                : server.alsoOnUnixSocket(props.grpcUnixSocket(), "moemesh.expert.grpc-unix-socket",
+                        props.unixSocketSecurity(), "moemesh.expert.unix-socket-security");
     }
 }

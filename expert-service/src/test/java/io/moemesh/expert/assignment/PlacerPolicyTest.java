@@ -3,6 +3,7 @@ package io.moemesh.expert.assignment;
 import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moemesh.service.tls.MeshIdentity;
 import java.util.Optional;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -29,6 +30,12 @@ class PlacerPolicyTest {
     void aCallerWithoutIdentity_isRefused() {
         assertThatThrownBy(() -> policy.checkMayPlace(Optional.empty())).isInstanceOf(SecurityException.class)
                 .hasMessageEndingWith("the caller is a mesh member without a spiffe://moemesh/ identity");
+    }
+
+    @Test
+    void theSameHostOwner_ofAPeerUidDomainSocket_mayPlace() {
+        assertThatCode(() -> policy.checkMayPlace(Optional.of(MeshIdentity.LOCAL_OWNER.name())))
+                .doesNotThrowAnyException();
     }
 
     @Test

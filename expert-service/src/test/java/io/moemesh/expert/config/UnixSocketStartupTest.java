@@ -5,7 +5,17 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.moemesh.expert.support.TestCertificates;
+import io.moemesh.proto.expert.v1.ExpertRef;
+import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
+import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.expert.ExpertServiceApplication;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.golden.TestModels;
@@ -63,6 +73,87 @@ class UnixSocketStartupTest {
             }
         }
         assertThat(socket).doesNotExist();
+    }
+
+    private static ConfigurableApplicationContext runMtls(String... args) {
+        var mesh = TestCertificates.mesh();
+        List<String> all = new ArrayList<>(List.of("--moemesh.expert.model-dir=" + TestModels.dir(TestModels.MIXTRAL),
+                "--moemesh.expert.grpc-port=0", "--server.port=0", "--management.server.port=0",
+                "--moemesh.expert.backend=noop", "--moemesh.expert.instance-id=expert-7",
+                "--moemesh.expert.tls.cert-chain=" + mesh.certChain("expert-7"),
+                "--moemesh.expert.tls.private-key=" + mesh.privateKey("expert-7"),
+                "--moemesh.expert.tls.ca-bundle=" + mesh.caBundle()));
+        all.addAll(List.of(args));
+        return new SpringApplicationBuilder(ExpertServiceApplication.class).run(all.toArray(String[]::new));
+    }
+
+    private static LoadAssignmentRequest assignment(long epoch) {
+        return LoadAssignmentRequest.newBuilder().setInstanceId("expert-7").setEpoch(epoch)
+                .addExperts(ExpertRef.newBuilder().setLayer(0).setExpert(0)).build();
+    }
+
+    private static Status.Code loadAssignment(ManagedChannel ch, long epoch) {
+        try {
+            ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES).loadAssignment(assignment(epoch));
+            return Status.Code.OK;
+        } catch (StatusRuntimeException e) {
+            return e.getStatus().getCode();
+        } finally {
+            ch.shutdownNow();
+        }
+    }
+
+    @Test
+    void peerUidSocket_ofAMutualTlsInstance_letsTheSameUidPlaceWithoutCertificate_whileTcpStillNeedsAPlacer() {
+        assumeTrue(InstanceEndpoint.domainSocketsAvailable());
+        Path socket = dir.resolve("expert-7.sock");
+        try (ConfigurableApplicationContext ctx = runMtls("--moemesh.expert.grpc-unix-socket=" + socket)) {
+            int port = ctx.getBean(GrpcServerLifecycle.class).port();
+            // the local owner (this test's uid, kernel-verified) over the socket, plaintext
+            assertThat(loadAssignment(InstanceEndpoint.unix(socket).channelBuilder(InsecureChannelCredentials.create())
+                    .build(), 1)).isEqualTo(Status.Code.OK);
+            // TCP exactly as before: no certificate, no connection; a mesh member that is not a placer, refused
+            assertThat(loadAssignment(Grpc.newChannelBuilderForAddress("127.0.0.1", port,
+                    InsecureChannelCredentials.create()).build(), 2)).isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(loadAssignment(Grpc.newChannelBuilderForAddress("127.0.0.1", port,
+                    TestCertificates.as("gateway")).build(), 2)).isEqualTo(Status.Code.PERMISSION_DENIED);
+            assertThat(loadAssignment(Grpc.newChannelBuilderForAddress("127.0.0.1", port,
+                    TestCertificates.as("placer")).build(), 2)).isEqualTo(Status.Code.OK);
+        }
+    }
+
+    @Test
+    void tlsSocket_keepsMutualTls_placerCertificateNeeded_andAPlaintextClientIsToldOfTheMismatch() {
+        assumeTrue(InstanceEndpoint.domainSocketsAvailable());
+        Path socket = dir.resolve("expert-7t.sock");
+        try (ConfigurableApplicationContext ctx = runMtls("--moemesh.expert.grpc-unix-socket=" + socket,
+                "--moemesh.expert.unix-socket-security=tls")) {
+            InstanceEndpoint endpoint = InstanceEndpoint.unix(socket);
+            assertThat(loadAssignment(endpoint.channelBuilder(TestCertificates.as("placer"), UnixSocketSecurity.TLS)
+                    .build(), 1)).isEqualTo(Status.Code.OK);
+            assertThat(loadAssignment(endpoint.channelBuilder(TestCertificates.as("gateway"), UnixSocketSecurity.TLS)
+                    .build(), 2)).isEqualTo(Status.Code.PERMISSION_DENIED);
+            ManagedChannel plaintext = endpoint.channelBuilder(TestCertificates.as("placer")).build();
+            try {
+                assertThatThrownBy(() -> ExpertServiceGrpc.newBlockingStub(plaintext)
+                        .withDeadlineAfter(1, TimeUnit.MINUTES).loadAssignment(assignment(2)))
+                        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                            assertThat(e.getStatus().getDescription()).contains("unix-socket-security is tls");
+                        });
+            } finally {
+                plaintext.shutdownNow();
+            }
+        }
+    }
+
+    @Test
+    void tlsSocket_onAPlaintextInstance_failsToStart_namingTheProperty() {
+        assumeTrue(InstanceEndpoint.domainSocketsAvailable());
+        assertThatThrownBy(() -> run("--moemesh.expert.grpc-unix-socket=" + dir.resolve("p.sock"),
+                "--moemesh.expert.unix-socket-security=tls").close()).rootCause()
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("moemesh.expert.unix-socket-security=tls");
     }
 
     @Test

@@ -16,6 +16,7 @@ import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
 import io.opentelemetry.api.OpenTelemetry;
@@ -94,6 +95,18 @@ public final class GrpcInstanceClient implements InstanceClient {
      */
     public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials, DType wireDtype,
                               int maxInboundMessageBytes, OpenTelemetry otel, int maxQueuedWhileNotReady) {
+        this(id, endpoint, credentials, UnixSocketSecurity.PEER_UID, wireDtype, maxInboundMessageBytes, otel,
+                maxQueuedWhileNotReady);
+    }
+
+    /**
+     * @param unixSecurity on a {@code unix:///path} endpoint: {@link UnixSocketSecurity#PEER_UID} (plaintext, the
+     *     instance's default) or {@link UnixSocketSecurity#TLS} ({@code credentials} on the socket too); must match
+     *     the instance's {@code unix-socket-security}. Ignored on TCP
+     */
+    public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials,
+                              UnixSocketSecurity unixSecurity, DType wireDtype, int maxInboundMessageBytes,
+                              OpenTelemetry otel, int maxQueuedWhileNotReady) {
         if (maxQueuedWhileNotReady < 1) {
             throw new IllegalArgumentException(id + ": maxQueuedWhileNotReady must be >= 1, got " + maxQueuedWhileNotReady);
         }
@@ -104,7 +117,7 @@ public final class GrpcInstanceClient implements InstanceClient {
         this.wireDtype = wireDtype;
         // host:port is TCP, unix:///path a domain socket on this host (InstanceEndpoint); a malformed endpoint
         // fails here naming it.
-        this.channel = InstanceEndpoint.parse(endpoint).channelBuilder(credentials)
+        this.channel = InstanceEndpoint.parse(endpoint).channelBuilder(credentials, unixSecurity)
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .keepAliveTime(30, TimeUnit.SECONDS)
                 // Callbacks on the transport thread that read the reply: one thread wake-up fewer per hop. Safe

@@ -11,6 +11,7 @@ import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.grpc.TlsServerCredentials;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.InternalNettyServerCredentials;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
@@ -45,9 +46,12 @@ import org.springframework.context.SmartLifecycle;
  * handshake before any call; with {@code InsecureServerCredentials} the port is plaintext.
  *
  * <p>{@link #alsoOnUnixSocket} adds a second listener on a Unix domain socket (grpc-netty over epoll), serving the
- * same services, health and reflection with the same credentials: same-host clients (the local mesh's gateway)
- * skip the TCP/IP stack; the TCP port stays for everyone else. A socket file left by a killed process is removed
- * at start when nothing answers on it ({@link UnixSocketFile}); a live listener there is a startup error.
+ * same services, health and reflection: same-host clients (the local mesh's gateway) skip the TCP/IP stack; the TCP
+ * port stays for everyone else. By default ({@link UnixSocketSecurity#PEER_UID}) the socket is plaintext and serves
+ * only processes of this server's uid, checked by the kernel ({@link PeerUidNegotiator}); its directory must be
+ * accessible to its owner only and the socket file is made 0600. With {@link UnixSocketSecurity#TLS} it keeps the
+ * server's credentials (mutual TLS). A socket file left by a killed process is removed at start when nothing answers
+ * on it ({@link UnixSocketFile}); a live listener there is a startup error.
  */
 public final class GrpcServerLifecycle implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(GrpcServerLifecycle.class);
@@ -68,6 +72,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     private volatile boolean servingOnStart = true;
     private Path unixSocket;
     private String unixSocketSetting;
+    private UnixSocketSecurity unixSecurity = UnixSocketSecurity.PEER_UID;
+    private String unixSecuritySetting;
     private volatile Server unixServer;
     private volatile EventLoopGroup unixLoops;
 
@@ -110,8 +116,27 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
      *     {@link InstanceEndpoint#MAX_SOCKET_PATH_BYTES} bytes
      */
     public GrpcServerLifecycle alsoOnUnixSocket(Path socket, String setting) {
+        return alsoOnUnixSocket(socket, setting, UnixSocketSecurity.PEER_UID, "unix-socket-security");
+    }
+
+    /**
+     * Call before {@link #start()}: listen on the Unix domain socket {@code socket} too, secured by {@code security}.
+     *
+     * @param setting         names the socket path's setting in errors (e.g. {@code moemesh.expert.grpc-unix-socket})
+     * @param security        {@link UnixSocketSecurity#PEER_UID}: plaintext, this uid's processes only (the socket's
+     *                        directory must then be accessible to its owner only: a startup error names
+     *                        {@code setting} otherwise); {@link UnixSocketSecurity#TLS}: this server's credentials, which
+     *                        must then be TLS ones (a startup error names {@code securitySetting} otherwise)
+     * @param securitySetting names the security's setting in errors (e.g. {@code moemesh.expert.unix-socket-security})
+     * @throws IllegalArgumentException naming {@code setting} when the path is relative, empty or longer than
+     *     {@link InstanceEndpoint#MAX_SOCKET_PATH_BYTES} bytes
+     */
+    public GrpcServerLifecycle alsoOnUnixSocket(Path socket, String setting, UnixSocketSecurity security,
+                                                String securitySetting) {
         this.unixSocket = InstanceEndpoint.socketPath(setting, socket == null ? null : socket.toString());
         this.unixSocketSetting = setting;
+        this.unixSecurity = Objects.requireNonNull(security, "security");
+        this.unixSecuritySetting = securitySetting;
         return this;
     }
 
@@ -133,7 +158,9 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                 server = null;
                 throw e;
             }
-            log.info("{} gRPC listening on {} ({})", name, InstanceEndpoint.unix(unixSocket).target(), security);
+            log.info("{} gRPC listening on {} ({})", name, InstanceEndpoint.unix(unixSocket).target(),
+                    unixSecurity == UnixSocketSecurity.PEER_UID ? "plaintext, served to this uid only, kernel-checked"
+                            : security);
         }
         setServing(servingOnStart);
         log.info("{} gRPC listening on {}:{} ({})", name, host, server.getPort(), security);
@@ -141,19 +168,41 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
 
     private void startUnix() {
         InstanceEndpoint.requireEpoll(unixSocketSetting + "=" + unixSocket);
-        UnixSocketFile.prepare(unixSocket, unixSocketSetting);
+        String where = unixSocketSetting + "=" + unixSocket;
+        ServerCredentials socketCredentials;
+        if (unixSecurity == UnixSocketSecurity.PEER_UID) {
+            UnixSocketFile.prepareOwnerOnly(unixSocket, unixSocketSetting, unixSecuritySetting);
+            socketCredentials = InternalNettyServerCredentials.create(
+                    new PeerUidNegotiator(SameUidRule.ofThisProcess(), where));
+        } else {
+            if (!(credentials instanceof TlsServerCredentials)) {
+                throw new IllegalStateException(name + ": " + unixSecuritySetting + "=tls keeps this service's TLS on "
+                        + where + ", but the service runs without TLS (its tls.mode is plaintext); set "
+                        + unixSecuritySetting + "=peer-uid or enable mutual TLS");
+            }
+            UnixSocketFile.prepare(unixSocket, unixSocketSetting);
+            socketCredentials = credentials;
+        }
         EventLoopGroup loops = new MultiThreadIoEventLoopGroup(Math.max(2, Runtime.getRuntime().availableProcessors()),
                 new DefaultThreadFactory("grpc-uds", true), EpollIoHandler.newFactory());
         try {
             unixServer = configure(NettyServerBuilder.forAddress(new DomainSocketAddress(unixSocket.toString()),
-                            credentials)
+                            socketCredentials)
                     .channelType(EpollServerDomainSocketChannel.class)
                     // grpc-netty asks every accepted channel for TCP keep-alive, which a domain socket lacks
                     // (Netty logs "Unknown channel option" per connection, grpc-java#10408); null removes it.
                     .withChildOption(ChannelOption.SO_KEEPALIVE, null)
                     .bossEventLoopGroup(loops).workerEventLoopGroup(loops)).build().start();
+            if (unixSecurity == UnixSocketSecurity.PEER_UID) {
+                // Defence in depth behind the directory's mode and the peer check: connect(2) needs write access.
+                UnixSocketFile.ownerOnly(unixSocket, unixSocketSetting);
+            }
             unixLoops = loops;
         } catch (IOException | RuntimeException e) {
+            if (unixServer != null) {
+                unixServer.shutdownNow();
+                unixServer = null;
+            }
             loops.shutdownGracefully(0, 0, TimeUnit.SECONDS);
             throw new IllegalStateException(name + ": cannot listen on " + unixSocketSetting + "=" + unixSocket + " ("
                     + e.getMessage() + ")", e);

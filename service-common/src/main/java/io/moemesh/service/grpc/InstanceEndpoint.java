@@ -2,6 +2,7 @@ package io.moemesh.service.grpc;
 
 import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
@@ -13,8 +14,11 @@ import java.nio.file.Path;
  * The gRPC address of a service of the mesh, in one of the two forms placement.proto's {@code Instance.endpoint}
  * allows: {@code host:port} (TCP; IPv6 hosts in brackets), or {@code unix:///absolute/path.sock}, a Unix domain
  * socket on the same host (the local mesh: no TCP/IP stack, no loopback checksums, per-hop syscalls on one socket
- * pair). The form chooses the transport; credentials are the same on both (mutual TLS holds on a domain socket too:
- * the mesh's peers are verified against its CA, not by host name, see {@code MeshCredentials}).
+ * pair). The form chooses the transport. On TCP the channel uses the caller's credentials (mutual TLS by default). On a
+ * domain socket it is plaintext by default ({@link UnixSocketSecurity#PEER_UID}: the server lets the kernel
+ * authenticate the connecting uid instead of TLS), or the caller's credentials with {@link UnixSocketSecurity#TLS}
+ * (mutual TLS holds on a domain socket too: peers are verified against the mesh CA, not by host name, see
+ * {@code MeshCredentials}). Both ends must agree; a mismatch fails each call with UNAVAILABLE naming the setting.
  *
  * @param target    the string given to grpc-java's channel builder
  * @param transport {@code tcp} or {@code unix}: the dispatch latency metric's {@code transport} label
@@ -92,19 +96,32 @@ public record InstanceEndpoint(String target, String transport, Path socket) {
     }
 
     /**
-     * A channel builder for this endpoint: grpc-netty over TCP, or over an epoll domain socket (grpc-java's
-     * {@code UdsNettyChannelProvider}, picked by the {@code unix} scheme's name resolver, on Netty's shared epoll
-     * event loops).
+     * {@link #channelBuilder(ChannelCredentials, UnixSocketSecurity)} with the default
+     * {@link UnixSocketSecurity#PEER_UID}: plaintext on a domain socket, {@code credentials} on TCP.
+     */
+    public ManagedChannelBuilder<?> channelBuilder(ChannelCredentials credentials) {
+        return channelBuilder(credentials, UnixSocketSecurity.PEER_UID);
+    }
+
+    /**
+     * A channel builder for this endpoint: grpc-netty over TCP with {@code credentials}, or over an epoll domain
+     * socket (grpc-java's {@code UdsNettyChannelProvider}, picked by the {@code unix} scheme's name resolver, on
+     * Netty's shared epoll event loops), plaintext when {@code unixSecurity} is {@link UnixSocketSecurity#PEER_UID}
+     * and with {@code credentials} when it is {@link UnixSocketSecurity#TLS}. A domain socket channel's UNAVAILABLE
+     * failures that come from a security mismatch with the server (one end TLS, the other not) say so
+     * ({@link UnixSecurityMismatch}).
      *
      * @throws IllegalStateException naming the endpoint when it is a domain socket and Netty's native epoll
      *     transport is not available here (not Linux, or the native library could not load)
      */
-    public ManagedChannelBuilder<?> channelBuilder(ChannelCredentials credentials) {
+    public ManagedChannelBuilder<?> channelBuilder(ChannelCredentials credentials, UnixSocketSecurity unixSecurity) {
         if (!isUnix()) {
             return NettyChannelBuilder.forTarget(target, credentials);
         }
         requireEpoll(target);
-        ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, credentials);
+        ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target,
+                unixSecurity == UnixSocketSecurity.TLS ? credentials : InsecureChannelCredentials.create());
+        builder.intercept(new UnixSecurityMismatch(target, unixSecurity));
         if (builder instanceof NettyChannelBuilder netty) {
             // grpc-netty asks every channel for TCP keep-alive; a domain socket has none, and Netty would log
             // "Unknown channel option 'SO_KEEPALIVE'" at each connect (grpc-java#10408). A null value removes it.

@@ -8,6 +8,9 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,6 +26,8 @@ final class UnixSocketFile {
     /** S_IFMT / S_IFSOCK of st_mode (inode(7)). */
     private static final int S_IFMT = 0170000;
     private static final int S_IFSOCK = 0140000;
+    private static final Set<PosixFilePermission> OWNER_ONLY_DIR = PosixFilePermissions.fromString("rwx------");
+    private static final Set<PosixFilePermission> OWNER_ONLY_SOCKET = PosixFilePermissions.fromString("rw-------");
 
     private UnixSocketFile() {
     }
@@ -36,8 +41,9 @@ final class UnixSocketFile {
     static void prepare(Path socket, String setting) {
         try {
             Path dir = socket.getParent();
-            if (dir != null) {
-                Files.createDirectories(dir);
+            if (dir != null && !Files.isDirectory(dir)) {
+                // Owner-only, as a peer-uid socket's directory must be (prepareOwnerOnly); umask may narrow it further.
+                Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(OWNER_ONLY_DIR));
             }
             if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
                 return;
@@ -57,6 +63,42 @@ final class UnixSocketFile {
         } catch (IOException e) {
             throw new UncheckedIOException(setting + "=" + socket + ": cannot prepare the socket path (" + e.getMessage()
                     + ")", e);
+        }
+    }
+
+    /**
+     * {@link #prepare} for a plaintext {@code peer-uid} socket, whose access control rests on the kernel's peer check
+     * and, in depth, on the file system: the socket's directory must not be accessible to group or others (no one else
+     * may see, replace or connect to the socket), so a directory with any group/other permission bit is refused.
+     *
+     * @param securitySetting named in the error as the alternative ({@code tls} keeps TLS on the socket)
+     * @throws IllegalStateException naming {@code setting} and the directory's mode when it is group/world-accessible
+     */
+    static void prepareOwnerOnly(Path socket, String setting, String securitySetting) {
+        prepare(socket, setting);
+        Path dir = socket.getParent();
+        int mode;
+        try {
+            mode = (Integer) Files.getAttribute(dir, "unix:mode");
+        } catch (IOException e) {
+            throw new UncheckedIOException(setting + "=" + socket + ": cannot read the mode of " + dir + " ("
+                    + e.getMessage() + ")", e);
+        }
+        if ((mode & 077) != 0) {
+            throw new IllegalStateException(setting + "=" + socket + ": the socket's directory " + dir + " is accessible "
+                    + "to group or others (mode " + String.format("%04o", mode & 07777) + "); a plaintext socket served "
+                    + "to this uid only (" + securitySetting + "=peer-uid) must be in a directory only its owner can "
+                    + "enter: chmod 700 " + dir + ", choose another directory, or set " + securitySetting + "=tls");
+        }
+    }
+
+    /** Makes the bound socket file 0600: connect(2) needs write permission on it (unix(7)). */
+    static void ownerOnly(Path socket, String setting) {
+        try {
+            Files.setPosixFilePermissions(socket, OWNER_ONLY_SOCKET);
+        } catch (IOException e) {
+            throw new UncheckedIOException(setting + "=" + socket + ": cannot make the socket file 0600 ("
+                    + e.getMessage() + ")", e);
         }
     }
 

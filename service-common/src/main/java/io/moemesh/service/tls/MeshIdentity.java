@@ -18,6 +18,12 @@ import java.util.regex.Pattern;
  * cannot be confused with a host name. A certificate of the mesh CA without such a SAN (or with two) is still
  * a member of the mesh, but has no identity.
  *
+ * <p>{@link #LOCAL_OWNER} is the one identity not read from a certificate: a call on a {@code peer-uid} domain socket
+ * from a process the kernel reports as the server's own uid ({@code io.moemesh.service.grpc.UnixSocketSecurity}). That
+ * uid can read every private key of its mesh (the state directory's {@code tls/}), so it could present any identity
+ * anyway; authorization lets it do what any identity may (LoadAssignment included). Its name is reserved: a
+ * certificate claiming {@code spiffe://moemesh/local-owner} has no identity.
+ *
  * @param name lower-case letters, digits, '-' and '.', 1 to 63 characters, starting and ending alphanumeric
  */
 public record MeshIdentity(String name) {
@@ -25,6 +31,8 @@ public record MeshIdentity(String name) {
     private static final Pattern NAME = Pattern.compile("[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?");
     /** GeneralName tag of a uniformResourceIdentifier (RFC 5280 section 4.2.1.6). */
     private static final int URI_NAME = 6;
+    /** The same-host owner: a kernel-verified peer of the server's own uid (see the class comment; after NAME). */
+    public static final MeshIdentity LOCAL_OWNER = new MeshIdentity("local-owner");
 
     public MeshIdentity {
         if (name == null || !NAME.matcher(name).matches()) {
@@ -56,10 +64,16 @@ public record MeshIdentity(String name) {
                 names.add(uri.substring(SPIFFE_PREFIX.length()));
             }
         }
-        if (names.size() != 1 || !NAME.matcher(names.getFirst()).matches()) {
+        if (names.size() != 1 || !NAME.matcher(names.getFirst()).matches()
+                || names.getFirst().equals(LOCAL_OWNER.name())) {
             return Optional.empty();
         }
         return Optional.of(new MeshIdentity(names.getFirst()));
+    }
+
+    /** Whether this is {@link #LOCAL_OWNER}, the kernel-verified same-uid peer of a domain socket. */
+    public boolean isLocalOwner() {
+        return equals(LOCAL_OWNER);
     }
 
     @Override

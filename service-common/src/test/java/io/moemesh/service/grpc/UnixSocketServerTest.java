@@ -9,6 +9,7 @@ import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ServerCredentials;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
@@ -19,6 +20,7 @@ import io.grpc.reflection.v1.ServerReflectionResponse;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.service.tls.CertificateDirectory;
 import io.moemesh.service.tls.MeshCredentials;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
@@ -38,6 +40,7 @@ import org.junit.jupiter.api.io.TempDir;
 /** A real gRPC server on a real Unix domain socket (epoll), next to its TCP port. */
 class UnixSocketServerTest {
     private static final String SETTING = "test.grpc-unix-socket";
+    private static final String SECURITY = "test.unix-socket-security";
     @TempDir
     Path dir;
     private final List<GrpcServerLifecycle> servers = new ArrayList<>();
@@ -55,15 +58,24 @@ class UnixSocketServerTest {
     }
 
     private GrpcServerLifecycle start(Path socket, ServerCredentials credentials) {
+        return start(socket, credentials, UnixSocketSecurity.PEER_UID);
+    }
+
+    private GrpcServerLifecycle start(Path socket, ServerCredentials credentials, UnixSocketSecurity security) {
         GrpcServerLifecycle s = new GrpcServerLifecycle("test", "127.0.0.1", 0, credentials, 1 << 20,
-                Duration.ofSeconds(1), List.of(), List.of()).alsoOnUnixSocket(socket, SETTING);
+                Duration.ofSeconds(1), List.of(), List.of(new PeerIdentityInterceptor()))
+                .alsoOnUnixSocket(socket, SETTING, security, SECURITY);
         s.start();
         servers.add(s);
         return s;
     }
 
     private ServingStatus health(Path socket, ChannelCredentials credentials) {
-        ManagedChannel ch = InstanceEndpoint.unix(socket).channelBuilder(credentials).build();
+        return health(socket, credentials, UnixSocketSecurity.PEER_UID);
+    }
+
+    private ServingStatus health(Path socket, ChannelCredentials credentials, UnixSocketSecurity security) {
+        ManagedChannel ch = InstanceEndpoint.unix(socket).channelBuilder(credentials, security).build();
         channels.add(ch);
         return HealthGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
                 .check(HealthCheckRequest.getDefaultInstance()).getStatus();
@@ -108,15 +120,55 @@ class UnixSocketServerTest {
     }
 
     @Test
-    void unixSocket_keepsMutualTls_clientWithoutCertificateIsRefused() {
+    void tlsMode_keepsMutualTlsOnTheSocket_clientWithoutCertificateIsRefused() {
         CertificateDirectory certs = CertificateDirectory.create(dir.resolve("tls"), List.of("server", "client"));
         Path socket = dir.resolve("m.sock");
         try (MeshCredentials server = MeshCredentials.load(certs.settings("server"), "test.tls");
              MeshCredentials client = MeshCredentials.load(certs.settings("client"), "test.tls")) {
-            start(socket, server.server());
-            assertThat(health(socket, client.channel())).isEqualTo(ServingStatus.SERVING);
-            assertThatThrownBy(() -> health(socket, InsecureChannelCredentials.create()))
+            start(socket, server.server(), UnixSocketSecurity.TLS);
+            assertThat(health(socket, client.channel(), UnixSocketSecurity.TLS)).isEqualTo(ServingStatus.SERVING);
+            assertThatThrownBy(() -> health(socket, InsecureChannelCredentials.create(), UnixSocketSecurity.TLS))
                     .isInstanceOf(StatusRuntimeException.class);
+        }
+    }
+
+    @Test
+    void peerUidMode_servesPlaintextToThisUid_evenWhenTheTcpPortIsMutualTls() {
+        CertificateDirectory certs = CertificateDirectory.create(dir.resolve("tls"), List.of("server", "client"));
+        Path socket = dir.resolve("p.sock");
+        try (MeshCredentials server = MeshCredentials.load(certs.settings("server"), "test.tls")) {
+            start(socket, server.server());
+            assertThat(health(socket, InsecureChannelCredentials.create())).isEqualTo(ServingStatus.SERVING);
+        }
+    }
+
+    @Test
+    void mismatch_clientTlsOnAPeerUidSocket_isUnavailableNamingTheSetting() {
+        CertificateDirectory certs = CertificateDirectory.create(dir.resolve("tls"), List.of("server", "client"));
+        Path socket = dir.resolve("a.sock");
+        try (MeshCredentials server = MeshCredentials.load(certs.settings("server"), "test.tls");
+             MeshCredentials client = MeshCredentials.load(certs.settings("client"), "test.tls")) {
+            start(socket, server.server(), UnixSocketSecurity.PEER_UID);
+            assertThatThrownBy(() -> health(socket, client.channel(), UnixSocketSecurity.TLS))
+                    .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                        assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                        assertThat(e.getStatus().getDescription()).contains("unix-socket-security");
+                    });
+        }
+    }
+
+    @Test
+    void mismatch_plaintextClientOnATlsSocket_isUnavailableNamingTheSetting() {
+        CertificateDirectory certs = CertificateDirectory.create(dir.resolve("tls"), List.of("server", "client"));
+        Path socket = dir.resolve("b.sock");
+        try (MeshCredentials server = MeshCredentials.load(certs.settings("server"), "test.tls");
+             MeshCredentials client = MeshCredentials.load(certs.settings("client"), "test.tls")) {
+            start(socket, server.server(), UnixSocketSecurity.TLS);
+            assertThatThrownBy(() -> health(socket, client.channel(), UnixSocketSecurity.PEER_UID))
+                    .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                        assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                        assertThat(e.getStatus().getDescription()).contains("unix-socket-security");
+                    });
         }
     }
 

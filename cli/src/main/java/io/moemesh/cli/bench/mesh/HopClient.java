@@ -2,6 +2,8 @@ package io.moemesh.cli.bench.mesh;
 
 import io.grpc.ChannelCredentials;
 import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.grpc.UnixSocketSecurity;
+import io.opentelemetry.api.OpenTelemetry;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.GrpcInstanceClient;
 import java.util.EnumMap;
@@ -18,12 +20,17 @@ import java.util.concurrent.TimeoutException;
 final class HopClient implements AutoCloseable {
     private final String endpoint;
     private final ChannelCredentials credentials;
+    private final UnixSocketSecurity unixSecurity;
     private final Map<DType, GrpcInstanceClient> clients = new EnumMap<>(DType.class);
 
-    /** @param endpoint {@code host:port}, or {@code unix:///path} for the instance's domain socket */
-    HopClient(String endpoint, ChannelCredentials credentials) {
+    /**
+     * @param endpoint     {@code host:port}, or {@code unix:///path} for the instance's domain socket
+     * @param unixSecurity on a domain socket: plaintext to a peer-uid socket, or {@code credentials} on a tls one
+     */
+    HopClient(String endpoint, ChannelCredentials credentials, UnixSocketSecurity unixSecurity) {
         this.endpoint = endpoint;
         this.credentials = credentials;
+        this.unixSecurity = unixSecurity;
     }
 
     /**
@@ -34,7 +41,8 @@ final class HopClient implements AutoCloseable {
      */
     long roundTrip(ExpertCall call, DType wire, boolean refusalExpected) throws InterruptedException {
         GrpcInstanceClient client = clients.computeIfAbsent(wire,
-                w -> new GrpcInstanceClient("noop-expert", endpoint, credentials, w, 256 << 20));
+                w -> new GrpcInstanceClient("noop-expert", endpoint, credentials, unixSecurity, w, 256 << 20,
+                        OpenTelemetry.noop(), GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY));
         long t0 = System.nanoTime();
         try {
             client.call(call).get(60, TimeUnit.SECONDS);

@@ -9,6 +9,7 @@ import io.moemesh.model.synth.SynthSpec;
 import io.moemesh.model.synth.SyntheticCheckpoint;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.service.tls.CertificateDirectory;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -25,8 +26,9 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code moemesh bench mesh}: (a) the per-layer hop against a no-op expert-service, next to an empty round trip
- * and a memcpy of the payload measured in the same run, per transport (TCP with mutual TLS, plaintext TCP, mutual
- * TLS over a Unix domain socket); (b) with {@code --decode MODEL_DIR}, decode tokens/s of the mesh (the gateway
+ * and a memcpy of the payload measured in the same run, per transport (TCP with mutual TLS, plaintext TCP, a Unix
+ * domain socket as {@code moemesh up} runs it: plaintext to the same uid, kernel-checked; mutual TLS over a domain
+ * socket); (b) with {@code --decode MODEL_DIR}, decode tokens/s of the mesh (the gateway
  * and 2 expert instances, on {@code moemesh up}'s default transport) ÷ the reference engine in one process, 1 and
  * 32 concurrent sequences.
  */
@@ -49,8 +51,10 @@ public final class MeshBenchCommand implements Callable<Integer> {
 
     @Option(names = "--transport", split = ",", defaultValue = "mtls,unix",
             description = "Transports of the hop: mtls (TCP with mutual TLS, the default of every mesh), plaintext "
-                    + "(TCP, the explicit opt-out: to see what TLS costs, side by side), unix (mutual TLS over a "
-                    + "Unix domain socket, as `moemesh up` runs gateway → expert on Linux) (default ${DEFAULT-VALUE}).")
+                    + "(TCP, the explicit opt-out: to see what TLS costs, side by side), unix (a Unix domain socket "
+                    + "as `moemesh up` runs gateway → expert on Linux: plaintext, served to the same uid only, "
+                    + "unix-socket-security=peer-uid), unix-tls (mutual TLS over the domain socket, "
+                    + "unix-socket-security=tls) (default ${DEFAULT-VALUE}).")
     List<String> transport;
 
     @Option(names = "--iterations", defaultValue = "2000", description = "Measured round trips per row.")
@@ -92,9 +96,12 @@ public final class MeshBenchCommand implements Callable<Integer> {
                     List.of(NoOpExpertProcess.IDENTITY, MeshLauncher.GATEWAY));
             for (String tr : transports) {
                 CertificateDirectory tls = tr.equals("plaintext") ? null : certificates;
-                // unix: the same no-op instance also listens on a domain socket, and the client uses that; the
-                // empty round trip of each row goes over the same socket, so each row's floor is its own transport's.
-                Path socket = tr.equals("unix")
+                // unix, unix-tls: the same no-op instance (mutual TLS on its TCP port) also listens on a domain
+                // socket, plaintext to its own uid (peer-uid) or with mutual TLS, and the client uses that; the empty
+                // round trip of each row goes over the same socket, so each row's floor is its own transport's.
+                UnixSocketSecurity unixSecurity = tr.equals("unix-tls") ? UnixSocketSecurity.TLS
+                        : UnixSocketSecurity.PEER_UID;
+                Path socket = tr.startsWith("unix")
                         ? SocketDirectory.choose(work.resolve("hop"), List.of(NoOpExpertProcess.IDENTITY), err)
                                 .resolve(NoOpExpertProcess.IDENTITY + ".sock")
                         : null;
@@ -102,8 +109,10 @@ public final class MeshBenchCommand implements Callable<Integer> {
                     Path model = hopModel(work, h);
                     err.printf("moemesh bench mesh: starting a no-op expert-service for hidden %d (%s)%n", h, tr);
                     err.flush();
-                    try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls, socket);
-                         HopClient client = new HopClient(expert.endpoint, NoOpExpertProcess.credentials(tls))) {
+                    try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls, socket,
+                            unixSecurity);
+                         HopClient client = new HopClient(expert.endpoint, NoOpExpertProcess.credentials(tls),
+                                 unixSecurity)) {
                         HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
                         for (DType dtype : wires) {
                             for (int t : tokens) {
@@ -131,11 +140,11 @@ public final class MeshBenchCommand implements Callable<Integer> {
             });
         }
         for (String t : transport) {
-            if (!List.of("mtls", "plaintext", "unix").contains(t.strip())) {
-                throw new IllegalArgumentException("--transport takes mtls, plaintext or unix, got " + t);
+            if (!List.of("mtls", "plaintext", "unix", "unix-tls").contains(t.strip())) {
+                throw new IllegalArgumentException("--transport takes mtls, plaintext, unix or unix-tls, got " + t);
             }
-            if (t.strip().equals("unix") && !InstanceEndpoint.domainSocketsAvailable()) {
-                throw new IllegalArgumentException("--transport unix needs Unix domain sockets over Netty's epoll "
+            if (t.strip().startsWith("unix") && !InstanceEndpoint.domainSocketsAvailable()) {
+                throw new IllegalArgumentException("--transport " + t.strip() + " needs Unix domain sockets over Netty's epoll "
                         + "transport, which this host does not have; use --transport mtls,plaintext");
             }
         }

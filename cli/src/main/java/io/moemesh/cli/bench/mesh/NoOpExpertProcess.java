@@ -6,6 +6,7 @@ import io.moemesh.cli.mesh.ServiceProcess;
 import io.grpc.ChannelCredentials;
 import io.grpc.InsecureChannelCredentials;
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.service.tls.CertificateDirectory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,8 +34,10 @@ final class NoOpExpertProcess implements AutoCloseable {
      * @param tls holds certificates for {@link #IDENTITY} and {@link MeshLauncher#GATEWAY}; null = plaintext (the
      *            explicit opt-out, to measure what mutual TLS costs next to it)
      * @param unixSocket a domain socket it listens on too (its {@link #endpoint}), or null for TCP only
+     * @param unixSecurity how that socket is secured ({@code moemesh.expert.unix-socket-security})
      */
-    NoOpExpertProcess(Path home, Path model, Path logDir, CertificateDirectory tls, Path unixSocket) {
+    NoOpExpertProcess(Path home, Path model, Path logDir, CertificateDirectory tls, Path unixSocket,
+                      UnixSocketSecurity unixSecurity) {
         Path jar = home.resolve("expert-service/target/moemesh-expert-service.jar");
         if (!Files.isRegularFile(jar)) {
             throw new IllegalArgumentException(jar + " not found: build with ./mvnw install -DskipTests");
@@ -50,6 +53,7 @@ final class NoOpExpertProcess implements AutoCloseable {
                 "--moemesh.expert.native-cache-dir=" + logDir.resolve("native")));
         if (unixSocket != null) {
             command.add("--moemesh.expert.grpc-unix-socket=" + unixSocket);
+            command.add("--moemesh.expert.unix-socket-security=" + unixSecurity.value());
         }
         endpoint = unixSocket == null ? "127.0.0.1:" + port : InstanceEndpoint.unix(unixSocket).target();
         if (tls == null) {
