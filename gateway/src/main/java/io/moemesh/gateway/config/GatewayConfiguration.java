@@ -152,8 +152,9 @@ public class GatewayConfiguration {
         // Values checked by GatewayProperties.Dispatch.
         DType wire = d.wireDtype().equals("bf16") ? DType.DTYPE_BF16 : DType.DTYPE_F32;
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(),
-                in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials, wire,
-                        p.maxInboundMessageBytes(), otel), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
+                in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,
+                        p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel,
+                        GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
                             Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
                                     + "gateway → expert-service → gateway").tag("instance", id)

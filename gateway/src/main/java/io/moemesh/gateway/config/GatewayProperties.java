@@ -1,5 +1,6 @@
 package io.moemesh.gateway.config;
 
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.gateway.dispatch.ReplicaPicker;
 import io.moemesh.model.engine.MicroBatchGrouping;
 import io.moemesh.service.tls.TlsSettings;
@@ -62,6 +63,12 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              alike together, ExpertFlow's token scheduling: fewer distinct experts and instances
  *                              per micro-batch and layer; tokens do not change). A measured option
  *                              (docs/performance.md), not the default
+ * @param unixSocketSecurity    how this gateway connects to {@code unix:///path} endpoints (expert-services, the
+ *                              kvcache-service): {@code peer-uid} (default: plaintext, the server checks this process's
+ *                              uid) or {@code tls} (mutual TLS with {@code tls.*}); must equal the servers'
+ *                              {@code moemesh.expert.unix-socket-security} / {@code moemesh.kvcache.unix-socket-security}
+ *                              (a mismatch fails the calls with UNAVAILABLE naming the setting). TCP endpoints always
+ *                              use {@code tls.*}
  */
 @ConfigurationProperties("moemesh.gateway")
 public record GatewayProperties(
@@ -89,7 +96,8 @@ public record GatewayProperties(
         @DefaultValue("2") int microBatches,
         @DefaultValue("8") int microBatchMinRows,
         @DefaultValue("contiguous") String microBatchGrouping,
-        @DefaultValue("64") int microBatchMinExpertRows) {
+        @DefaultValue("64") int microBatchMinExpertRows,
+        @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity) {
 
     /**
      * Automatic prefix caching (vLLM's): full KV blocks are kept, keyed by their chained hash (tokens, model
@@ -327,6 +335,7 @@ public record GatewayProperties(
                     + MicroBatchGrouping.NAMES + ", got '" + microBatchGrouping + "'");
         }
         tls = tls == null ? new TlsSettings(null, null, null, null, null) : tls;
+        unixSocketSecurity = unixSocketSecurity == null ? UnixSocketSecurity.PEER_UID : unixSocketSecurity;
         router = router == null ? new RouterProperties(null, null, null, null) : router;
         kvcache = kvcache == null ? KvCacheProperties.off() : kvcache;
         if (kvcache.enabled() && prefixCaching != null && !prefixCaching.enabled()) {

@@ -53,7 +53,8 @@ public class KvCacheConfiguration {
         }
         // host:port is TCP, unix:///path the service's domain socket on this host (InstanceEndpoint: grpc-netty over
         // epoll, a NettyChannelBuilder too).
-        ManagedChannelBuilder<?> builder = InstanceEndpoint.parse(k.endpoint()).channelBuilder(credentials.channel())
+        ManagedChannelBuilder<?> builder = InstanceEndpoint.parse(k.endpoint()).channelBuilder(credentials.channel(),
+                        p.unixSocketSecurity())
                 .keepAliveTime(30, TimeUnit.SECONDS).keepAliveTimeout(10, TimeUnit.SECONDS)
                 .maxInboundMessageSize(p.maxInboundMessageBytes());
         if (builder instanceof NettyChannelBuilder netty) {

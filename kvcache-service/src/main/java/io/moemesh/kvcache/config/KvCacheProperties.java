@@ -3,6 +3,7 @@ package io.moemesh.kvcache.config;
 import io.moemesh.kvcache.policy.StorePolicy;
 import io.moemesh.kvcache.tier.FsyncPolicy;
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -68,6 +69,12 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               elsewhere). At most 107 bytes (sun_path); a stale socket file left by a killed service
  *                               is removed at start, a live listener there or a path that is not a socket is a
  *                               startup error. Unset (the default): TCP only
+ * @param unixSocketSecurity     how the domain socket is secured: {@code peer-uid} (default): plaintext, served only to
+ *                               processes of this service's own uid as the kernel reports them (SO_PEERCRED; that uid
+ *                               can read every key of the local mesh anyway), the socket's directory accessible to its
+ *                               owner only; {@code tls}: the port's mutual TLS on the socket too (needs
+ *                               {@code tls.mode=mtls}). The gateway must use the same value
+ *                               ({@code moemesh.gateway.unix-socket-security})
  */
 @ConfigurationProperties("moemesh.kvcache")
 public record KvCacheProperties(
@@ -90,7 +97,8 @@ public record KvCacheProperties(
         @DefaultValue("16777216") int maxInboundMessageBytes,
         @DefaultValue("10s") Duration shutdownGrace,
         @DefaultValue TlsSettings tls,
-        Path grpcUnixSocket) {
+        Path grpcUnixSocket,
+        @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity) {
     /** Largest block size accepted: 4096 tokens (a block is still one record of one segment). */
     public static final int MAX_BLOCK_TOKENS = 4096;
 
@@ -123,6 +131,7 @@ public record KvCacheProperties(
                 + maxInboundMessageBytes);
         require(shutdownGrace != null && !shutdownGrace.isNegative(), "shutdown-grace must be >= 0, got "
                 + shutdownGrace);
+        unixSocketSecurity = unixSocketSecurity == null ? UnixSocketSecurity.PEER_UID : unixSocketSecurity;
         if (grpcUnixSocket != null) {
             grpcUnixSocket = InstanceEndpoint.socketPath("moemesh.kvcache.grpc-unix-socket "
                     + "(MOEMESH_KVCACHE_GRPC_UNIX_SOCKET)", grpcUnixSocket.toString());

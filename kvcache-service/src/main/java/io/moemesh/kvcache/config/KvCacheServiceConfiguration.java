@@ -131,7 +131,8 @@ public final class KvCacheServiceConfiguration {
                 List.<BindableService>of(service), List.of(new PeerIdentityInterceptor()));
         // A gateway on this host restores over the domain socket (no TCP/IP stack per byte); the TCP port stays.
         return props.grpcUnixSocket() == null ? server
-                : server.alsoOnUnixSocket(props.grpcUnixSocket(), "moemesh.kvcache.grpc-unix-socket");
+                : server.alsoOnUnixSocket(props.grpcUnixSocket(), "moemesh.kvcache.grpc-unix-socket",
+                        props.unixSocketSecurity(), "moemesh.kvcache.unix-socket-security");
     }
 
     @Bean

@@ -26,7 +26,7 @@ class KvCacheBackgroundTest {
     void compaction_runsEveryPeriod_andReclaimsTheDeadSpaceOfSealedSegments() {
         KvCacheProperties props = new KvCacheProperties(List.of(KvTestMesh.MODEL_DIR), 16, "127.0.0.1", 0, 1L << 20,
                 ssdDir, 1L << 20, 65536, FsyncPolicy.NEVER, Duration.ofSeconds(1), 1L << 20, 1.0,
-                Duration.ofMillis(100), false, false, "lru", 1 << 20, Duration.ZERO, TlsSettings.plaintext(), null);
+                Duration.ofMillis(100), false, false, "lru", 1 << 20, Duration.ZERO, TlsSettings.plaintext(), null, null);
         try (ServedModels models = KvCacheServiceConfiguration.open(props)) {
             ServedModel m = models.all().getFirst();
             Random r = new Random(1);

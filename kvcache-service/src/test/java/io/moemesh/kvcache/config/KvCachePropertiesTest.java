@@ -32,7 +32,7 @@ class KvCachePropertiesTest {
             return new KvCacheProperties(modelDirs, blockTokens, "127.0.0.1", grpcPort, dramBytes, ssdDir, ssdBytes,
                     segmentBytes, fsync, fsyncInterval, 64L << 20, fraction, compaction, false, false, "conversation",
                     maxInbound,
-                    Duration.ofSeconds(10), TlsSettings.plaintext(), null);
+                    Duration.ofSeconds(10), TlsSettings.plaintext(), null, null);
         }
     }
 
@@ -92,14 +92,14 @@ class KvCachePropertiesTest {
         assertThatThrownBy(() -> new KvCacheProperties(List.of(Path.of("m")), 16, "h", 0, 1, Path.of("s"), 1, 4096,
                 FsyncPolicy.ALWAYS, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, "lru", 65536,
                 Duration.ZERO,
-                null, null)).hasMessageStartingWith("moemesh.kvcache.tls.mode is mtls (the default), but "
+                null, null, null)).hasMessageStartingWith("moemesh.kvcache.tls.mode is mtls (the default), but "
                 + "moemesh.kvcache.tls.cert-chain (MOEMESH_KVCACHE_TLS_CERT_CHAIN)");
     }
 
     static KvCacheProperties withPolicy(String policy) {
         return new KvCacheProperties(List.of(Path.of("m")), 16, "127.0.0.1", 0, 1, Path.of("s"), 1, 4096,
                 FsyncPolicy.NEVER, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, policy, 65536,
-                Duration.ZERO, TlsSettings.plaintext(), null);
+                Duration.ZERO, TlsSettings.plaintext(), null, null);
     }
 
     @ParameterizedTest

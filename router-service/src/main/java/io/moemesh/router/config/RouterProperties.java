@@ -1,5 +1,6 @@
 package io.moemesh.router.config;
 
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.router.placement.PlacementPlanners;
 import io.moemesh.router.prediction.PathPredictors;
 import io.moemesh.service.tls.MeshIdentity;
@@ -62,6 +63,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param discovery              where the instances come from, {@code moemesh.router.discovery.*}
  *                               ({@link DiscoverySettings}): the configured list (static, the default) or the READY
  *                               expert-service pods in Kubernetes (then instances and instances-from stay unset)
+ * @param unixSocketSecurity     how the router connects to {@code unix:///path} instance endpoints: {@code peer-uid}
+ *                               (default: plaintext, the instance checks this process's uid) or {@code tls} (mutual TLS
+ *                               with {@code tls.*}); must equal the instances' {@code moemesh.expert.unix-socket-security}
  */
 @ConfigurationProperties("moemesh.router")
 public record RouterProperties(
@@ -86,7 +90,8 @@ public record RouterProperties(
         @DefaultValue("5s") Duration shutdownGrace,
         @DefaultValue TlsSettings tls,
         @DefaultValue("placer") Set<String> operatorIdentities,
-        @DefaultValue DiscoverySettings discovery) {
+        @DefaultValue DiscoverySettings discovery,
+        @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity) {
 
     /**
      * One expert-service instance.
@@ -102,6 +107,7 @@ public record RouterProperties(
     }
 
     public RouterProperties {
+        unixSocketSecurity = unixSocketSecurity == null ? UnixSocketSecurity.PEER_UID : unixSocketSecurity;
         if (modelDir == null || modelDir.toString().isBlank()) {
             throw new IllegalArgumentException("moemesh.router.model-dir (environment MOEMESH_ROUTER_MODEL_DIR) is "
                     + "required: the Hugging Face model directory whose config.json gives the layers and experts");

@@ -80,8 +80,8 @@ public final class RouterServiceConfiguration {
     }
 
     @Bean(destroyMethod = "close")
-    GrpcInstanceLoader instanceLoader(MeshCredentials credentials) {
-        return new GrpcInstanceLoader(credentials.channel());
+    GrpcInstanceLoader instanceLoader(MeshCredentials credentials, RouterProperties props) {
+        return new GrpcInstanceLoader(credentials.channel(), props.unixSocketSecurity());
     }
 
     @Bean(destroyMethod = "close")

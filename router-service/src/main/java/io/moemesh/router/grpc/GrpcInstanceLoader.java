@@ -3,6 +3,7 @@ package io.moemesh.router.grpc;
 import io.grpc.ChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.moemesh.proto.expert.v1.AssignmentStage;
@@ -26,10 +27,17 @@ import java.util.concurrent.TimeUnit;
  */
 public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
     private final ChannelCredentials credentials;
+    private final UnixSocketSecurity unixSecurity;
     private final Map<String, ManagedChannel> channels = new ConcurrentHashMap<>();
 
     public GrpcInstanceLoader(ChannelCredentials credentials) {
+        this(credentials, UnixSocketSecurity.PEER_UID);
+    }
+
+    /** @param unixSecurity how {@code unix:///} endpoints are reached ({@code moemesh.router.unix-socket-security}) */
+    public GrpcInstanceLoader(ChannelCredentials credentials, UnixSocketSecurity unixSecurity) {
         this.credentials = credentials;
+        this.unixSecurity = unixSecurity;
     }
 
     @Override
@@ -78,7 +86,7 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
     private LoadAssignmentResponse call(Instance instance, LoadAssignmentRequest req, Duration timeout) {
         ManagedChannel ch = channels.computeIfAbsent(instance.getEndpoint(),
                 // host:port over TCP, unix:///path over a domain socket (InstanceEndpoint)
-                e -> InstanceEndpoint.parse(e).channelBuilder(credentials).build());
+                e -> InstanceEndpoint.parse(e).channelBuilder(credentials, unixSecurity).build());
         try {
             return ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
                     .loadAssignment(req);
