@@ -78,30 +78,15 @@ class StepSchedulerTest {
         Engine engine = model.localEngine();
         PagedKvCache cache = model.newCache(512);
         StepScheduler scheduler = new StepScheduler(engine, cache, 64, 8);
-        List<Object> events = new ArrayList<>();
+        Events events = new Events();
         StepScheduler.Handle h = scheduler.submit(new GenerationRequest(model.encodePrompt("hello"),
-                SamplingParams.greedy(100), false), new SequenceListener() {
-                    @Override
-                    public void onToken(int token) {
-                        events.add(token);
-                    }
-
-                    @Override
-                    public void onFinish(GenerationResult result) {
-                        events.add(result);
-                    }
-
-                    @Override
-                    public void onError(Throwable error) {
-                        events.add(error);
-                    }
-                });
+                SamplingParams.greedy(100), false), events);
         scheduler.step();
         scheduler.step();
         h.cancel();
         scheduler.step();
-        assertThat(events).hasSize(3);
-        assertThat(events.getLast()).isInstanceOf(CancellationException.class);
+        assertThat(events.seen).hasSize(3);
+        assertThat(events.seen.getLast()).isInstanceOf(CancellationException.class);
         assertThat(scheduler.idle()).isTrue();
         assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
     }

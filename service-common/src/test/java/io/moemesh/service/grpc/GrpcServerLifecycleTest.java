@@ -18,11 +18,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
+import io.moemesh.service.testing.TextRpc;
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
@@ -35,26 +31,9 @@ import org.junit.jupiter.api.Test;
 
 /** A real Netty server on loopback: which thread runs a call's handler, and the port checks. */
 class GrpcServerLifecycleTest {
-    private static final MethodDescriptor.Marshaller<String> TEXT = new MethodDescriptor.Marshaller<>() {
-        @Override
-        public InputStream stream(String value) {
-            return new ByteArrayInputStream(value.getBytes(StandardCharsets.UTF_8));
-        }
-
-        @Override
-        public String parse(InputStream stream) {
-            try {
-                return new String(stream.readAllBytes(), StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-    };
 
     private static MethodDescriptor<String, String> method(String name) {
-        return MethodDescriptor.<String, String>newBuilder().setType(MethodDescriptor.MethodType.BIDI_STREAMING)
-                .setFullMethodName(MethodDescriptor.generateFullMethodName("test.Threads", name))
-                .setRequestMarshaller(TEXT).setResponseMarshaller(TEXT).build();
+        return TextRpc.method(MethodDescriptor.MethodType.BIDI_STREAMING, "test.Threads", name);
     }
 
     private static final MethodDescriptor<String, String> DIRECT = method("Direct");

@@ -13,14 +13,12 @@ import io.grpc.MethodDescriptor;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
+import io.moemesh.service.testing.TextRpc;
 import io.moemesh.service.tls.CertificateDirectory;
 import io.moemesh.service.tls.MeshCredentials;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -45,24 +43,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 class PeerUidSocketTest {
     private static final String SETTING = "test.grpc-unix-socket";
     private static final String SECURITY = "test.unix-socket-security";
-    private static final MethodDescriptor.Marshaller<String> TEXT = new MethodDescriptor.Marshaller<>() {
-        @Override
-        public InputStream stream(String value) {
-            return new ByteArrayInputStream(value.getBytes(StandardCharsets.UTF_8));
-        }
-
-        @Override
-        public String parse(InputStream stream) {
-            try {
-                return new String(stream.readAllBytes(), StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-    };
-    private static final MethodDescriptor<String, String> WHO_AM_I = MethodDescriptor.<String, String>newBuilder()
-            .setType(MethodDescriptor.MethodType.UNARY).setFullMethodName("test.Peers/WhoAmI")
-            .setRequestMarshaller(TEXT).setResponseMarshaller(TEXT).build();
+    private static final MethodDescriptor<String, String> WHO_AM_I = TextRpc.method(
+            MethodDescriptor.MethodType.UNARY, "test.Peers", "WhoAmI");
     private static final BindableService PEERS = () -> ServerServiceDefinition.builder("test.Peers")
             .addMethod(WHO_AM_I, ServerCalls.asyncUnaryCall((req, out) -> {
                 out.onNext(PeerIdentityInterceptor.current().map(MeshIdentity::toString).orElse("(none)"));

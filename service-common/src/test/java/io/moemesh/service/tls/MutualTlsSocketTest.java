@@ -8,7 +8,6 @@ import io.grpc.CallOptions;
 import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
-import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerCredentials;
@@ -22,11 +21,8 @@ import io.grpc.health.v1.HealthGrpc;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
-import java.io.ByteArrayInputStream;
+import io.moemesh.service.testing.TextRpc;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -55,24 +51,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class MutualTlsSocketTest {
-    private static final MethodDescriptor.Marshaller<String> TEXT = new MethodDescriptor.Marshaller<>() {
-        @Override
-        public InputStream stream(String value) {
-            return new ByteArrayInputStream(value.getBytes(StandardCharsets.UTF_8));
-        }
-
-        @Override
-        public String parse(InputStream stream) {
-            try {
-                return new String(stream.readAllBytes(), StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-    };
-    private static final MethodDescriptor<String, String> WHO_AM_I = MethodDescriptor.<String, String>newBuilder()
-            .setType(MethodDescriptor.MethodType.UNARY).setFullMethodName("test.Peers/WhoAmI")
-            .setRequestMarshaller(TEXT).setResponseMarshaller(TEXT).build();
+    private static final MethodDescriptor<String, String> WHO_AM_I = TextRpc.method(
+            MethodDescriptor.MethodType.UNARY, "test.Peers", "WhoAmI");
     /** Answers with the caller's identity as the handler sees it. */
     private static final BindableService PEERS = () -> ServerServiceDefinition.builder("test.Peers")
             .addMethod(WHO_AM_I, ServerCalls.asyncUnaryCall((req, out) -> {

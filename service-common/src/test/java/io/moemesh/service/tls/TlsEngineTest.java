@@ -18,11 +18,9 @@ import io.grpc.netty.shaded.io.netty.handler.ssl.OpenSsl;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
-import java.io.ByteArrayInputStream;
+import io.moemesh.service.testing.TextRpc;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -34,24 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Which TLS engine and cipher suite the mesh's mutual TLS really gets, on a real handshake. */
 class TlsEngineTest {
-    private static final MethodDescriptor.Marshaller<String> TEXT = new MethodDescriptor.Marshaller<>() {
-        @Override
-        public InputStream stream(String value) {
-            return new ByteArrayInputStream(value.getBytes(StandardCharsets.UTF_8));
-        }
-
-        @Override
-        public String parse(InputStream stream) {
-            try {
-                return new String(stream.readAllBytes(), StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-    };
-    private static final MethodDescriptor<String, String> SESSION = MethodDescriptor.<String, String>newBuilder()
-            .setType(MethodDescriptor.MethodType.UNARY).setFullMethodName("test.Tls/Session")
-            .setRequestMarshaller(TEXT).setResponseMarshaller(TEXT).build();
+    private static final MethodDescriptor<String, String> SESSION = TextRpc.method(
+            MethodDescriptor.MethodType.UNARY, "test.Tls", "Session");
     private static final Context.Key<SSLSession> SSL = Context.key("ssl");
     private static final BindableService TLS = () -> ServerServiceDefinition.builder("test.Tls")
             .addMethod(SESSION, ServerCalls.asyncUnaryCall((req, out) -> {

@@ -3,6 +3,7 @@ package io.moemesh.gateway.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -13,10 +14,10 @@ import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.source.MapConfigurationPropertySource;
 
 /**
- * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping and micro-batch-min-expert-rows, bound as
- * Spring binds them.
+ * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping, micro-batch-min-expert-rows and
+ * unix-socket-security, bound as Spring binds them.
  */
-class MicroBatchPropertiesTest {
+class GatewayPropertiesBindingTest {
 
     private static GatewayProperties bind(Map<String, String> properties) {
         Map<String, String> all = new HashMap<>(properties);
@@ -49,5 +50,20 @@ class MicroBatchPropertiesTest {
         assertThatThrownBy(() -> bind(Map.of("moemesh.gateway." + property, value)))
                 .isInstanceOf(BindException.class).rootCause()
                 .isInstanceOf(IllegalArgumentException.class).hasMessage(message);
+    }
+
+    @Test
+    void unixSocketSecurity_peerUidByDefault_tlsWhenSet() {
+        assertThat(bind(Map.of()).unixSocketSecurity()).isEqualTo(UnixSocketSecurity.PEER_UID);
+        assertThat(bind(Map.of("moemesh.gateway.unix-socket-security", "tls")).unixSocketSecurity())
+                .isEqualTo(UnixSocketSecurity.TLS);
+        assertThat(bind(Map.of("moemesh.gateway.unix-socket-security", "peer-uid")).unixSocketSecurity())
+                .isEqualTo(UnixSocketSecurity.PEER_UID);
+    }
+
+    @Test
+    void unixSocketSecurity_unknownValue_refusedAtStartup_namingTheProperty() {
+        assertThatThrownBy(() -> bind(Map.of("moemesh.gateway.unix-socket-security", "none")))
+                .isInstanceOf(BindException.class).hasMessageContaining("moemesh.gateway.unix-socket-security");
     }
 }
