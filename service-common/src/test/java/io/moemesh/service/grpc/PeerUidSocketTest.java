@@ -175,11 +175,12 @@ class PeerUidSocketTest {
                     public class Probe { public static void main(String[] a) throws Exception {
                         try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
                             ch.connect(UnixDomainSocketAddress.of(a[0]));
-                            ch.write(ByteBuffer.wrap("PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n".getBytes()));
                             int n;
                             try {
+                                ch.write(ByteBuffer.wrap("PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n".getBytes()));
                                 n = ch.read(ByteBuffer.allocate(64));
-                            } catch (java.io.IOException reset) { // closed with our preface unread: ECONNRESET
+                            } catch (java.io.IOException reset) {
+                                // closed before our preface was written (EPIPE) or with it unread (ECONNRESET)
                                 n = -1;
                             }
                             System.out.println(n < 0 ? "closed" : "answered");
