@@ -270,7 +270,7 @@ public final class MeshLauncher {
         List<String> report = new ArrayList<>();
         // The supervisor first, so it restarts nothing while the services stop; then the state it may have
         // changed (a restart in progress is recorded before it exits).
-        if (stopSupervisor(state.get(), grace)) {
+        if (MeshShutdown.stopSupervisor(state.get(), grace)) {
             report.add("stopped supervisor (pid " + state.get().supervisor().pid() + ")");
             state = MeshState.read(stateDir);
             if (state.isEmpty()) {
@@ -281,45 +281,11 @@ public final class MeshLauncher {
             report.add(s.process().isPresent() ? "stopped " + s.name() + " (pid " + s.pid() + ")"
                     : s.name() + " was not running");
         }
-        stopServices(state.get(), grace);
+        MeshShutdown.stopServices(state.get(), grace);
         MeshState.delete(stateDir);
         // The short /tmp directory a deep state dir's sockets went to (SocketDirectory), once the services unlinked them.
         SocketDirectory.removeEmptyFallback(stateDir).ifPresent(report::add);
         return report;
-    }
-
-    /**
-     * Stops the services of a mesh in the order that keeps KV blocks: the gateway first (SIGTERM; it drains its
-     * queued write-backs to the kvcache-service while it shuts down), then the kvcache-service (SIGTERM; it finishes
-     * in-flight calls, demotes DRAM to SSD and forces its segments, given at least
-     * {@link KvCacheSettings#STOP_GRACE}),
-     * then the others together. Each stage waits until its processes exited (SIGKILL after the grace).
-     */
-    static void stopServices(MeshState state, Duration grace) {
-        List<ProcessHandle> first = new ArrayList<>();
-        List<ProcessHandle> second = new ArrayList<>();
-        List<ProcessHandle> rest = new ArrayList<>();
-        for (MeshState.Service s : state.services()) {
-            Optional<ProcessHandle> p = s.process();
-            if (p.isEmpty()) {
-                continue;
-            }
-            (s.name().equals(GATEWAY) ? first : s.name().equals(KVCACHE) ? second : rest).add(p.get());
-        }
-        ServiceProcess.stop(first, grace);
-        ServiceProcess.stop(second, grace.compareTo(KvCacheSettings.STOP_GRACE) > 0 ? grace : KvCacheSettings.STOP_GRACE);
-        ServiceProcess.stop(rest, grace);
-    }
-
-    /** SIGTERM to the mesh's supervisor, if one runs; true when there was one. */
-    static boolean stopSupervisor(MeshState state, Duration grace) {
-        if (state.supervisor() == null) {
-            return false;
-        }
-        Optional<ProcessHandle> p = state.supervisor().process();
-        p.ifPresent(h -> ServiceProcess.stop(List.of(h), grace.compareTo(Duration.ofSeconds(15)) < 0 ? grace
-                : Duration.ofSeconds(15)));
-        return p.isPresent();
     }
 
     /** The supervisor process: this CLI's own class path and JDK, a small heap. */

@@ -195,8 +195,8 @@ public final class RunningMesh implements AutoCloseable {
     /** Stops every recorded service that still runs and forgets the mesh. Never throws. */
     void stopQuietly() {
         try {
-            MeshLauncher.stopSupervisor(state(), STOP_GRACE);
-            MeshLauncher.stopServices(state(), STOP_GRACE);
+            MeshShutdown.stopSupervisor(state(), STOP_GRACE);
+            MeshShutdown.stopServices(state(), STOP_GRACE);
             MeshState.delete(stateDir);
         } catch (RuntimeException e) {
             System.err.println("moemesh: stopping the mesh in " + stateDir + " failed: " + e);
