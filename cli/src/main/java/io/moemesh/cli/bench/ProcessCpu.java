@@ -25,7 +25,7 @@ record ProcessCpu(double total, double c2, double c1, double gc, double main, do
      * Clock ticks per second of {@code /proc}'s counters: USER_HZ, which the kernel fixes at 100 for user space on
      * every architecture Linux exports it for (proc(5): "sysconf(_SC_CLK_TCK)"; it is 100 wherever the JDK runs).
      */
-    static final double TICKS_PER_SECOND = 100;
+    static final double TICKS_PER_SECOND = ProcStat.TICKS_PER_SECOND;
 
     /** The process's CPU time now; empty off Linux or when it has exited. */
     static Optional<ProcessCpu> of(long pid) {
@@ -76,25 +76,14 @@ record ProcessCpu(double total, double c2, double c1, double gc, double main, do
         return comm.equals("java") || comm.equals("main") ? Kind.MAIN : Kind.OTHER;
     }
 
-    /** The name in a stat line: between the first '(' and the last ')' (it may itself hold spaces and parens). */
+    /** The name in a stat line ({@link ProcStat#comm}). */
     static String comm(String stat) {
-        int open = stat.indexOf('(');
-        int close = stat.lastIndexOf(')');
-        if (open < 0 || close < open) {
-            throw new UncheckedIOException(new IOException("not a /proc stat line: " + stat));
-        }
-        return stat.substring(open + 1, close);
+        return ProcStat.comm(stat);
     }
 
     /** utime + stime of a stat line (fields 14 and 15, proc(5)), in seconds. */
     static double seconds(String stat) {
-        comm(stat); // validates the shape
-        String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
-        // f[0] is field 3 (state), so field n is f[n - 3]
-        if (f.length < 13) {
-            throw new UncheckedIOException(new IOException("a /proc stat line with " + f.length + " fields after the name"));
-        }
-        return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / TICKS_PER_SECOND;
+        return ProcStat.ticks(stat) / TICKS_PER_SECOND;
     }
 
     /** The sum of two processes' times, kind by kind (a mesh's services together). */

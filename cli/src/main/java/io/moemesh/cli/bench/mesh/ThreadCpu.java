@@ -1,5 +1,6 @@
 package io.moemesh.cli.bench.mesh;
 
+import io.moemesh.cli.bench.ProcStat;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -22,7 +23,7 @@ import java.util.TreeMap;
  */
 record ThreadCpu(Map<String, Thread> threads) {
     /** USER_HZ: /proc's clock ticks per second (proc(5); 100 on every architecture the JDK runs on). */
-    static final double TICKS_PER_SECOND = 100;
+    static final double TICKS_PER_SECOND = ProcStat.TICKS_PER_SECOND;
 
     /** One thread's counters. */
     record Thread(String service, String kind, long ticks, long wakeUps) {
@@ -81,23 +82,14 @@ record ThreadCpu(Map<String, Thread> threads) {
         return comm.replaceAll("[0-9]", "#");
     }
 
-    /** The name in a stat line: between the first '(' and the last ')' (it may itself hold spaces and parens). */
+    /** The name in a stat line ({@link ProcStat#comm}). */
     static String comm(String stat) {
-        int open = stat.indexOf('(');
-        int close = stat.lastIndexOf(')');
-        if (open < 0 || close < open) {
-            throw new IllegalArgumentException("not a /proc stat line: " + stat);
-        }
-        return stat.substring(open + 1, close);
+        return ProcStat.comm(stat);
     }
 
-    /** utime + stime of a stat line (fields 14 and 15; field 3, the state, follows the name). */
+    /** utime + stime of a stat line ({@link ProcStat#ticks}). */
     static long ticks(String stat) {
-        String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
-        if (f.length < 13) {
-            throw new IllegalArgumentException("a /proc stat line with " + f.length + " fields after the name");
-        }
-        return Long.parseLong(f[11]) + Long.parseLong(f[12]);
+        return ProcStat.ticks(stat);
     }
 
     /** A numeric field of a status file ("name:\tvalue"), 0 when absent. */
