@@ -3,6 +3,7 @@ package io.moemesh.cli.mesh;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Stream;
 import picocli.CommandLine.Option;
 
 /**
@@ -19,24 +20,49 @@ public final class ServiceJvmOptions {
      * C2 compiler threads 2.0–2.4 of its 7.0–7.8 CPU s to SERVING with the defaults, about 1 with these. Code that
      * stays hot while serving reaches C2 all the same, after 10× the calls or loop iterations (milliseconds of a
      * loop; a method called once per request after 50,000 requests instead of 5,000); the steady state is
-     * unchanged. Only for the services without Vector API kernels: the gateway and the expert-service warm their
-     * kernels up with a fixed number of calls sized for the default counts (MatMul.warmUp), and their results are
-     * bit-stable only once C2 compiled them.
+     * unchanged.
      */
     static final List<String> LATE_C2 = List.of("-XX:Tier4InvocationThreshold=50000",
             "-XX:Tier4MinInvocationThreshold=6000", "-XX:Tier4CompileThreshold=150000",
             "-XX:Tier4BackEdgeThreshold=400000");
 
     /**
+     * The packages of the gateway's and the expert-service's serving path: our code (the engine, the Vector API
+     * kernels, dispatch), gRPC with its shaded Netty, protobuf, the Vector API, Tomcat and Spring MVC (every SSE
+     * event of a stream), Jackson, metrics, tracing and circuit breakers. Under {@link #LATE_C2} they keep
+     * HotSpot's own counts: these services call their hot methods per layer and per token, and the kernel
+     * warm-up (MatMul.warmUp) makes a fixed number of calls sized for the default counts, after which the kernels
+     * must be C2 code (their results are bit-stable only then). Everything else (Spring's container, class-file
+     * generation, reflection, configuration binding: the start-up code) gets C2 ten times later.
+     */
+    static final List<String> SERVING_PATH_PACKAGES = List.of("io.moemesh", "io.grpc", "com.google.protobuf",
+            "jdk.incubator.vector", "org.apache.coyote", "org.apache.tomcat", "org.springframework.web",
+            "com.fasterxml.jackson", "io.micrometer", "io.opentelemetry", "io.github.resilience4j");
+
+    /**
+     * HotSpot CompileCommands (the values of {@code -XX:CompileCommand}, or the lines of a
+     * {@code -XX:CompileCommandFile}, as docker/jit-serving-path.compilecommands holds them for the images) that
+     * scale the compile thresholds of {@link #SERVING_PATH_PACKAGES} by 1/10, undoing {@link #LATE_C2} there
+     * (a per-method {@code CompileThresholdScaling} multiplies every tier's thresholds, JDK 25
+     * {@code compilationPolicy.cpp}); {@code quiet} keeps HotSpot from printing each command at start.
+     */
+    static final List<String> SERVING_PATH_COMMANDS = Stream.concat(Stream.of("quiet"),
+            SERVING_PATH_PACKAGES.stream().map(p -> "CompileThresholdScaling," + p + ".*::*,0.1")).toList();
+
+    /** {@link #LATE_C2} outside the serving path: the gateway's and the expert-service's start-up flags. */
+    static final List<String> LATE_C2_OFF_SERVING_PATH = Stream.concat(LATE_C2.stream(),
+            SERVING_PATH_COMMANDS.stream().map(c -> "-XX:CompileCommand=" + c)).toList();
+
+    /**
      * The JVM flags that make {@code service} (its mesh name: gateway, expert-N, router, kvcache) start with less CPU,
      * after the flags every service gets (MeshLauncher.SERVICE_JVM_FLAGS): {@link #LATE_C2} for the router and the
-     * kvcache-service, nothing for the gateway and the expert-services (docs/performance.md "Cold start"). The
-     * images' entry points (docker/Dockerfile) use the same flags.
+     * kvcache-service, {@link #LATE_C2_OFF_SERVING_PATH} for the gateway and the expert-services (docs/performance.md
+     * "Cold start"). The images' entry points and training runs (docker/Dockerfile) use the same flags.
      */
     public static List<String> startupFlags(String service) {
         return switch (service) {
             case MeshLauncher.ROUTER, MeshLauncher.KVCACHE -> LATE_C2;
-            default -> List.of();
+            default -> LATE_C2_OFF_SERVING_PATH;
         };
     }
 

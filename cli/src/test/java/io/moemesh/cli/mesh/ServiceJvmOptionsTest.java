@@ -21,14 +21,38 @@ class ServiceJvmOptionsTest {
 
     @ParameterizedTest
     @ValueSource(strings = {MeshLauncher.GATEWAY, "expert-0", "expert-7"})
-    void startupFlags_keepHotSpotsCounts_whereKernelWarmUpNeedsThem(String service) {
-        // MatMul.warmUp's fixed call count is sized for the default counts: later C2 would leave kernels in C1
-        assertThat(ServiceJvmOptions.startupFlags(service)).isEmpty();
+    void startupFlags_delayC2_outsideTheServingPath_whereKernelWarmUpNeedsHotSpotsCounts(String service) {
+        // MatMul.warmUp's fixed call count is sized for the default counts: the kernels' packages must keep them
+        List<String> flags = ServiceJvmOptions.startupFlags(service);
+        assertThat(flags).startsWith(ServiceJvmOptions.LATE_C2.toArray(String[]::new))
+                .contains("-XX:CompileCommand=quiet",
+                        "-XX:CompileCommand=CompileThresholdScaling,io.moemesh.*::*,0.1",
+                        "-XX:CompileCommand=CompileThresholdScaling,jdk.incubator.vector.*::*,0.1",
+                        "-XX:CompileCommand=CompileThresholdScaling,io.grpc.*::*,0.1");
+        // 1/10 exactly undoes LATE_C2's 10x for the serving path
+        assertThat(ServiceJvmOptions.LATE_C2).containsExactly("-XX:Tier4InvocationThreshold=50000",
+                "-XX:Tier4MinInvocationThreshold=6000", "-XX:Tier4CompileThreshold=150000",
+                "-XX:Tier4BackEdgeThreshold=400000");
+    }
+
+    @org.junit.jupiter.api.Test
+    void servingPathCommands_areValidHotSpotCompileCommands_andTheImagesFileHoldsThem() throws Exception {
+        List<String> cmd = new java.util.ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        cmd.addAll(ServiceJvmOptions.LATE_C2_OFF_SERVING_PATH);
+        cmd.add("-version");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertThat(p.waitFor()).as(out).isZero();
+        assertThat(out).as("quiet: no line per command").doesNotContain("CompileCommand:");
+
+        assertThat(Files.readAllLines(Path.of("..", "docker", "jit-serving-path.compilecommands")))
+                .isEqualTo(ServiceJvmOptions.SERVING_PATH_COMMANDS);
     }
 
     @ParameterizedTest
-    @CsvSource({"router-service, 2", "kvcache-service, 2", "gateway, 0", "expert-service, 0"})
-    void dockerfile_startsAndTrainsEachImage_withTheLaunchersStartupFlags(String target, int expected)
+    @CsvSource({"router-service, 0", "kvcache-service, 0", "gateway, 2", "expert-service, 2"})
+    void dockerfile_startsAndTrainsEachImage_withTheLaunchersStartupFlags(String target, int servingPathFile)
             throws IOException {
         String dockerfile = Files.readString(Path.of("..", "docker", "Dockerfile"));
         int from = dockerfile.indexOf("FROM runtime AS " + target + "\n");
@@ -37,9 +61,11 @@ class ServiceJvmOptionsTest {
 
         // once in the training run (the cache's profiles come from the same flags), once in the entry point
         for (String flag : ServiceJvmOptions.LATE_C2) {
-            assertThat(stage.split(java.util.regex.Pattern.quote(flag), -1)).as(target + " " + flag)
-                    .hasSize(expected + 1);
+            assertThat(stage.split(java.util.regex.Pattern.quote(flag), -1)).as(target + " " + flag).hasSize(3);
         }
+        // the serving path's commands come from a file in the image (the same lines as the launcher's flags)
+        assertThat(stage.split(java.util.regex.Pattern.quote(
+                "-XX:CompileCommandFile=jit-serving-path.compilecommands"), -1)).as(target).hasSize(servingPathFile + 1);
         assertThat(List.of(stage)).allMatch(s -> s.contains("ENTRYPOINT"));
     }
 }

@@ -60,8 +60,9 @@ final class DecodeComparison {
      * use different seeds, so no measured prompt was seen before and a prefix cache (the gateway's, or a kvcache
      * tier) cannot favour either side.
      */
-    static int[][] prompts(int n, int vocab, Phase phase) {
-        SplittableRandom r = new SplittableRandom(phase == Phase.WARM_UP ? 1_000_003L * n : 42L * n + 7);
+    static int[][] prompts(int n, int vocab, Phase phase, int round) {
+        SplittableRandom r = new SplittableRandom(phase == Phase.WARM_UP ? 1_000_003L * n + 7_919L * round
+                : 42L * n + 7);
         int[][] out = new int[n][PROMPT];
         for (int[] p : out) {
             p[0] = 0;
@@ -83,14 +84,18 @@ final class DecodeComparison {
         double[] monoCpu = new double[2];
         double[] meshCpu = new double[2];
         List<List<ThreadCpu.Use>> meshUse = new ArrayList<>();
+        JitSettledWarmUp.Outcome[] monoWarm = new JitSettledWarmUp.Outcome[2];
+        JitSettledWarmUp.Outcome[] meshWarm = new JitSettledWarmUp.Outcome[2];
+        double[] meshJit = new double[2];
         Map<String, Long> self = Map.of("monolithic", ProcessHandle.current().pid());
         int vocab;
         try (MoeModel m = MoeModel.open(model)) {
             vocab = m.config().vocabSize();
             for (int i = 0; i < concurrency.length; i++) {
-                monolithic(m, prompts(concurrency[i], vocab, Phase.WARM_UP));
+                int n = concurrency[i];
+                monoWarm[i] = JitSettledWarmUp.run(self, round -> monolithic(m, prompts(n, vocab, Phase.WARM_UP, round)));
                 ThreadCpu before = ThreadCpu.of(self);
-                mono[i] = monolithic(m, prompts(concurrency[i], vocab, Phase.MEASURED));
+                mono[i] = monolithic(m, prompts(n, vocab, Phase.MEASURED, 0));
                 monoCpu[i] = ThreadCpu.total(ThreadCpu.of(self).minus(before)) / ((double) concurrency[i] * OUTPUT);
                 err.printf("monolithic %d seqs: %.1f tok/s%n", concurrency[i], mono[i]);
                 err.flush();
@@ -110,11 +115,14 @@ final class DecodeComparison {
             running.state().services().forEach(s -> services.put(s.name(), s.pid()));
             try {
                 for (int i = 0; i < concurrency.length; i++) {
-                    viaMesh(ch, prompts(concurrency[i], vocab, Phase.WARM_UP));
+                    int n = concurrency[i];
+                    meshWarm[i] = JitSettledWarmUp.run(services,
+                            round -> viaMesh(ch, prompts(n, vocab, Phase.WARM_UP, round)));
                     ThreadCpu before = ThreadCpu.of(services);
-                    mesh[i] = viaMesh(ch, prompts(concurrency[i], vocab, Phase.MEASURED));
+                    mesh[i] = viaMesh(ch, prompts(n, vocab, Phase.MEASURED, 0));
                     List<ThreadCpu.Use> used = ThreadCpu.of(services).minus(before);
                     meshUse.add(used);
+                    meshJit[i] = JitSettledWarmUp.jitShare(used);
                     meshCpu[i] = ThreadCpu.total(used) / ((double) concurrency[i] * OUTPUT);
                     err.printf("mesh %d seqs: %.1f tok/s%n", concurrency[i], mesh[i]);
                     err.flush();
@@ -125,7 +133,7 @@ final class DecodeComparison {
         }
         out.println();
         out.println("Decode tokens/s, " + model.getFileName() + ", " + OUTPUT + " tokens after a " + PROMPT
-                + "-token prompt (after a warm-up run on other prompts; gateway → experts over "
+                + "-token prompt (after warm-up runs on other prompts until the JIT settled; gateway → experts over "
                 + spec.transport().label() + "):");
         out.println();
         out.println("| sequences | monolithic tok/s | mesh (2 instances) tok/s | mesh ÷ monolithic "
@@ -134,6 +142,19 @@ final class DecodeComparison {
         for (int i = 0; i < concurrency.length; i++) {
             out.printf(Locale.ROOT, "| %d | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f |%n", concurrency[i], mono[i],
                     mesh[i], mesh[i] / mono[i], monoCpu[i] * 1e3, meshCpu[i] * 1e3, monoCpu[i] / meshCpu[i]);
+        }
+        out.println();
+        out.println("Warm-up: runs on prompts of their own until the JIT compiler threads used under "
+                + Math.round(100 * JitSettledWarmUp.SETTLED_SHARE) + "% of a run's CPU (at most "
+                + JitSettledWarmUp.MAX_RUNS + " runs), so the measured run is steady state on both sides:");
+        out.println();
+        out.println("| sequences | monolithic warm-up runs | its last run's JIT share | mesh warm-up runs "
+                + "| its last run's JIT share | mesh measured run's JIT share |");
+        out.println("|---|---|---|---|---|---|");
+        for (int i = 0; i < concurrency.length; i++) {
+            out.printf(Locale.ROOT, "| %d | %d | %.1f%% | %d | %.1f%% | %.1f%% |%n", concurrency[i], monoWarm[i].runs(),
+                    100 * monoWarm[i].lastJitShare(), meshWarm[i].runs(), 100 * meshWarm[i].lastJitShare(),
+                    100 * meshJit[i]);
         }
         out.println();
         out.println("CPU (user + system, /proc; CPU time, not throughput) per decoded token of the mesh's services, by"
