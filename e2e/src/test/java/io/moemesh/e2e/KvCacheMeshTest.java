@@ -176,6 +176,17 @@ class KvCacheMeshTest {
         Completion again = complete(mesh, a);
         assertGolden(a, again);
         assertThat(again.cachedTokens()).as("its 2 full blocks").isEqualTo(32);
+        if (localReads(mesh)) {
+            // the peer-uid domain socket: the gateway located the blocks and read them from the segment files
+            assertThat(metric(mesh.state().gateway().managementPort(), "moemesh_gateway_kvcache_local_read_blocks_total"))
+                    .as("blocks read from the segment files (Locate)").isEqualTo(2);
+        }
+    }
+
+    /** Whether the gateway reaches the service over its peer-uid domain socket (so restores read the files). */
+    private static boolean localReads(RunningMesh m) {
+        return m.state().gateway().environment().getOrDefault("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "")
+                .startsWith("unix:");
     }
 
     /**
@@ -224,10 +235,16 @@ class KvCacheMeshTest {
                 probes.size());
 
         double fetched = metric(gatewayMetrics, "moemesh_gateway_kvcache_fetched_blocks_total");
+        double localFailures = metric(gatewayMetrics, "moemesh_gateway_kvcache_local_read_failures_total");
         Completion r = complete(mesh, b);
         assertGolden(b, r);
         assertThat(r.cachedTokens()).as("the first block only: the second failed its checksum").isEqualTo(16);
         assertThat(metric(gatewayMetrics, "moemesh_gateway_kvcache_fetched_blocks_total") - fetched).isEqualTo(1);
+        if (localReads(mesh)) {
+            // the gateway's own check of the record caught it first; its Get of the block then let the service drop it
+            assertThat(metric(gatewayMetrics, "moemesh_gateway_kvcache_local_read_failures_total") - localFailures)
+                    .isEqualTo(1);
+        }
         long checksumFailures = withChannel(ch -> KvCacheProcess.stats(ch).getTiers(1).getChecksumFailures());
         assertThat(checksumFailures).as("checksum failures of the SSD tier").isEqualTo(1);
         // the recomputed block replaces the dropped one
