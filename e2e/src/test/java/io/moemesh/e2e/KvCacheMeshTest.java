@@ -185,7 +185,8 @@ class KvCacheMeshTest {
         assertThat(again.cachedTokens()).as("its 2 full blocks").isEqualTo(32);
         if (localReads(mesh)) {
             // the peer-uid domain socket: the gateway located the blocks and read them from the segment files
-            assertThat(metric(mesh.state().gateway().managementPort(), "moemesh_gateway_kvcache_local_read_blocks_total"))
+            int gatewayMetrics = mesh.state().gateway().managementPort();
+            assertThat(metric(gatewayMetrics, "moemesh_gateway_kvcache_local_read_blocks_total"))
                     .as("blocks read from the segment files (Locate)").isEqualTo(2);
         }
     }

@@ -50,7 +50,8 @@ class KvRestoreBenchCommandTest {
             }
         }
         assertThat(r.out()).containsPattern("Restore ÷ disk: SSD tier [0-9.]+, gRPC Get tcp [0-9.]+"
-                + (unix ? ", gRPC Get unix [0-9.]+, Locate \\+ local read [0-9.]+" : "") + " \\(goal >= 0.80\\): (met|missed)");
+                + (unix ? ", gRPC Get unix [0-9.]+, Locate \\+ local read [0-9.]+" : "")
+                + " \\(goal >= 0.80\\): (met|missed)");
         try (Stream<Path> left = Files.list(dir)) {
             assertThat(left).as("segment and baseline files deleted").isEmpty();
         }

@@ -137,7 +137,8 @@ public class KvCacheConfiguration {
         FunctionCounter.builder("moemesh_gateway_kvcache_restored_blocks", r, RemotePrefixes::restoredBlocks)
                 .description("KV blocks those resumes restored").register(meters);
         Gauge.builder("moemesh_gateway_kvcache_restore_bytes_per_second", r.rates(), TransferRates::restoreBytesPerSecond)
-                .description("measured restore bandwidth (Lookup + Get), moving average; 0 until measured")
+                .description("measured restore bandwidth (Lookup + Get, or Locate and the local reads), moving "
+                        + "average; 0 until measured")
                 .register(meters);
         Gauge.builder("moemesh_gateway_kvcache_prefill_tokens_per_second", r.rates(),
                         TransferRates::prefillTokensPerSecond)

@@ -45,6 +45,9 @@ import org.slf4j.LoggerFactory;
  *       its CRC is dropped and counted; a segment whose header is damaged is renamed {@code *.corrupt} and skipped;
  *       an intact segment of another model, layout or format version makes {@link #open} throw
  *       {@link SegmentMismatchException} (the directory is misconfigured; nothing is deleted).</li>
+ *   <li>A segment file is never truncated after {@link #open}, and one that a {@link #locate} lease names is not
+ *       unlinked by {@link #compact()} before the lease ends ({@link #releaseExpiredLeases()}): a same-host reader of
+ *       the extent finds the record's bytes.</li>
  *   <li>{@link #remove} and eviction are not logged: a removed block can reappear after a restart. That is
  *       correct, because keys are content hashes (any copy of a key holds the same K/V); remove frees space, it
  *       does not promise erasure.</li>
