@@ -7,6 +7,7 @@ import com.google.protobuf.ByteString;
 import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
 import io.moemesh.cli.mesh.MeshLauncher;
+import io.moemesh.cli.mesh.MeshTransport;
 import io.moemesh.cli.mesh.MeshState;
 import io.moemesh.cli.mesh.RunningMesh;
 import io.moemesh.cli.mesh.ServiceProcess;
@@ -103,9 +104,15 @@ class KvCacheMeshTest {
         try (RunningMesh first = TestMeshes.startWithKvCache(NAME, TestModels.MIXTRAL, 1, 1, patient)) {
             MeshState.Service kv = first.state().kvcache();
             pid = kv.pid();
-            assertThat(first.kvcacheEndpoint()).contains(kv.grpcEndpoint());
+            String endpoint = first.kvcacheEndpoint().orElseThrow();
+            // up's transport: the service's domain socket where epoll works (the gateway then reads its files)
+            if (MeshTransport.hostDefault() == MeshTransport.UNIX) {
+                assertThat(endpoint).startsWith("unix:///").endsWith("/kvcache.sock");
+            } else {
+                assertThat(endpoint).isEqualTo(kv.grpcEndpoint());
+            }
             assertThat(first.state().gateway().environment())
-                    .containsEntry("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", kv.grpcEndpoint());
+                    .containsEntry("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", endpoint);
             ManagedChannel ch = channel(first, kv);
             try {
                 assertThat(KvCacheProcess.put(ch, chain).getResultsList())
@@ -176,6 +183,18 @@ class KvCacheMeshTest {
         Completion again = complete(mesh, a);
         assertGolden(a, again);
         assertThat(again.cachedTokens()).as("its 2 full blocks").isEqualTo(32);
+        if (localReads(mesh)) {
+            // the peer-uid domain socket: the gateway located the blocks and read them from the segment files
+            int gatewayMetrics = mesh.state().gateway().managementPort();
+            assertThat(metric(gatewayMetrics, "moemesh_gateway_kvcache_local_read_blocks_total"))
+                    .as("blocks read from the segment files (Locate)").isEqualTo(2);
+        }
+    }
+
+    /** Whether the gateway reaches the service over its peer-uid domain socket (so restores read the files). */
+    private static boolean localReads(RunningMesh m) {
+        return m.state().gateway().environment().getOrDefault("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "")
+                .startsWith("unix:");
     }
 
     /**
@@ -224,10 +243,19 @@ class KvCacheMeshTest {
                 probes.size());
 
         double fetched = metric(gatewayMetrics, "moemesh_gateway_kvcache_fetched_blocks_total");
+        double localBlocks = metric(gatewayMetrics, "moemesh_gateway_kvcache_local_read_blocks_total");
         Completion r = complete(mesh, b);
         assertGolden(b, r);
         assertThat(r.cachedTokens()).as("the first block only: the second failed its checksum").isEqualTo(16);
         assertThat(metric(gatewayMetrics, "moemesh_gateway_kvcache_fetched_blocks_total") - fetched).isEqualTo(1);
+        if (localReads(mesh)) {
+            // the restart's index rebuild already dropped the damaged record (its CRC32C), so Locate names only the
+            // first block, which the gateway reads from the file (the client's own catch of a flipped byte:
+            // kvcache-service's KvCacheLocateTest)
+            assertThat(metric(gatewayMetrics, "moemesh_gateway_kvcache_local_read_blocks_total") - localBlocks)
+                    .isEqualTo(1);
+            assertThat(metric(gatewayMetrics, "moemesh_gateway_kvcache_local_read_failures_total")).isZero();
+        }
         long checksumFailures = withChannel(ch -> KvCacheProcess.stats(ch).getTiers(1).getChecksumFailures());
         assertThat(checksumFailures).as("checksum failures of the SSD tier").isEqualTo(1);
         // the recomputed block replaces the dropped one

@@ -88,10 +88,14 @@ final class TestMeshes {
         return startWithKvCache(name, model, experts, replicas, List.of());
     }
 
-    /** With the kvcache-service and extra JVM options for every service. */
+    /**
+     * With the kvcache-service and extra JVM options for every service, on {@code up}'s default transport
+     * ({@link MeshTransport#hostDefault()}: the domain sockets where epoll works, so the gateway restores with
+     * {@code Locate} and reads the service's segment files, as under {@code moemesh up}).
+     */
     static RunningMesh startWithKvCache(String name, String model, int experts, int replicas, List<String> jvmOptions) {
         return up(spec(name, model, experts, replicas, jvmOptions, MeshSpec.RestartPolicy.NEVER).withoutRouter()
-                .withKvCache());
+                .withKvCache().withTransport(MeshTransport.hostDefault()));
     }
 
     private static MeshSpec spec(String name, String model, int experts, int replicas, List<String> jvmOptions,

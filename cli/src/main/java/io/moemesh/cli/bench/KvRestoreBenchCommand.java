@@ -23,14 +23,16 @@ import picocli.CommandLine.Spec;
  * ({@link PageCache}). Writes {@code --total} bytes of K/V blocks of the bench model's layout into a real SSD tier in
  * {@code --dir} ({@link KvRestoreRuns}) and a file of the same size next to it ({@link DiskBandwidth}); then reads
  * the file, restores the prefixes straight from the tier, and (unless {@code --no-grpc}) again through the
- * service's {@code Get} stream on loopback TCP and on a Unix domain socket (where epoll is available), and prints each
+ * service's {@code Get} stream on loopback TCP and on a Unix domain socket (where epoll is available), and as the
+ * gateway restores on the service's host ({@code Locate} over a peer-uid domain socket, the blocks read from the
+ * segment files by the reader itself: {@code LocalRestore}), and prints each
  * rate, its ratio to the disk's, and the CPU seconds per GiB of the service's threads and of the reader's
  * ({@link CpuClock}: robust to the machine's load, which the rates are not). Each restore path is
  * first run untimed on {@code --warmup-prefixes} extra prefixes, so the JIT has compiled it before it is timed.
  */
 @Command(name = "kvcache-restore", mixinStandardHelpOptions = true,
         description = "KV-cache SSD restore bandwidth of large prefixes (SSD tier get, gRPC Get on loopback TCP and on "
-                + "a Unix domain socket) ÷ the "
+                + "a Unix domain socket, Locate + local read on a peer-uid domain socket) ÷ the "
                 + "same disk's sequential read bandwidth, page cache dropped (goal: >= 0.80).")
 final class KvRestoreBenchCommand implements Callable<Integer> {
     static final double GOAL = 0.80;
@@ -139,11 +141,16 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
                         runs.restoreOverGrpc(jit, true);
                     }
                 }
-                rows.add(grpcRow(runs, files, methods, dramBytes, null, err));
+                rows.add(grpcRow(runs, files, methods, dramBytes, null, false, err));
                 if (InstanceEndpoint.domainSocketsAvailable()) {
                     Path socket = socketPath(where);
                     try {
-                        rows.add(grpcRow(runs, files, methods, dramBytes, socket, err));
+                        rows.add(grpcRow(runs, files, methods, dramBytes, socket, false, err));
+                    } finally {
+                        Files.deleteIfExists(socket);
+                    }
+                    try {
+                        rows.add(grpcRow(runs, files, methods, dramBytes, socket, true, err));
                     } finally {
                         Files.deleteIfExists(socket);
                     }
@@ -163,22 +170,31 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
     }
 
     /**
-     * The restore through the service's {@code Get} on loopback TCP, or on the Unix domain socket {@code socket},
-     * untimed on the warm-up prefixes first; the service's and the client's CPU time counted apart.
+     * The restore through the service's {@code Get} on loopback TCP, or on the Unix domain socket {@code socket}, or
+     * ({@code local}) through {@code Locate} on that socket as a peer-uid one and the reader's own reads of the
+     * segment files; untimed on the warm-up prefixes first; the service's and the client's CPU time counted apart.
      */
+    /** The last row's name: the gateway's restore on the service's host. */
+    static final String LOCAL_ROW = "Locate + local read (peer-uid domain socket)";
+
     private static Row grpcRow(KvRestoreRuns runs, List<Path> files, List<PageCache.Method> methods, long dramBytes,
-                               Path socket, PrintWriter err) throws Exception {
-        try (KvRestoreRuns.GrpcServer grpc = runs.serve(dramBytes, socket)) {
-            runs.restoreOverGrpc(grpc, true);
+                               Path socket, boolean local, PrintWriter err) throws Exception {
+        try (KvRestoreRuns.GrpcServer grpc = runs.serve(dramBytes, socket, local)) {
+            if (local) {
+                runs.restoreLocally(grpc, true);
+            } else {
+                runs.restoreOverGrpc(grpc, true);
+            }
             methods.add(PageCache.drop(files));
             CpuClock service = new CpuClock(n -> n.startsWith(KvRestoreRuns.SERVICE_THREADS), false).start();
             CpuClock client = new CpuClock(n -> n.startsWith(KvRestoreRuns.CLIENT_THREADS), true).start();
             long t0 = System.nanoTime();
-            long read = runs.restoreOverGrpc(grpc, false);
+            long read = local ? runs.restoreLocally(grpc, false) : runs.restoreOverGrpc(grpc, false);
             long nanos = System.nanoTime() - t0;
-            Row r = new Row("gRPC Get " + (socket == null ? "on loopback TCP" : "on a Unix domain socket")
-                    + ", one call per prefix (DRAM " + ByteSizes.format(dramBytes) + " over the SSD tier)", read, nanos,
-                    service.elapsedNanos(), client.elapsedNanos());
+            String path = local ? LOCAL_ROW
+                    : "gRPC Get " + (socket == null ? "on loopback TCP" : "on a Unix domain socket");
+            Row r = new Row(path + ", one call per prefix (DRAM " + ByteSizes.format(dramBytes) + " over the SSD tier)",
+                    read, nanos, service.elapsedNanos(), client.elapsedNanos());
             progress(err, List.of(r));
             return r;
         }
@@ -243,8 +259,8 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
         double tier = rows.get(1).mibPerSecond() / disk;
         StringBuilder grpc = new StringBuilder();
         for (Row r : rows.subList(2, rows.size())) {
-            grpc.append(String.format(Locale.ROOT, ", gRPC Get %s %.3f", r.path().contains("Unix") ? "unix" : "tcp",
-                    r.mibPerSecond() / disk));
+            grpc.append(String.format(Locale.ROOT, ", %s %.3f", r.path().startsWith(LOCAL_ROW) ? "Locate + local read"
+                    : r.path().contains("Unix") ? "gRPC Get unix" : "gRPC Get tcp", r.mibPerSecond() / disk));
         }
         out.printf(Locale.ROOT, "Restore ÷ disk: SSD tier %.3f%s (goal >= %.2f): %s%n", tier, grpc,
                 GOAL, rows.stream().skip(1).allMatch(r -> r.mibPerSecond() / disk >= GOAL) ? "met" : "missed");

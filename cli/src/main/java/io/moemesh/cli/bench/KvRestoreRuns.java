@@ -42,6 +42,11 @@ import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.GetRequest;
 import io.moemesh.service.kvcache.GetBlocks;
+import io.moemesh.service.kvcache.LocalBlockReader;
+import io.moemesh.service.kvcache.LocalRestore;
+import io.moemesh.service.grpc.LocalPeer;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
+import io.grpc.ServerInterceptors;
 import io.moemesh.service.kvcache.GetReply;
 import io.moemesh.service.kvcache.KvGetWire;
 import java.io.IOException;
@@ -74,7 +79,10 @@ import java.util.stream.Stream;
  *       tier under a DRAM tier as the service wires it ({@link TieredKvStore}; a whole-prefix restore promotes
  *       only into free DRAM), served by the service's own {@link KvCacheGrpcService} on a Netty server; the client
  *       reads the replies as the gateway's {@code KvCacheClient} does ({@link KvGetWire}'s marshaller parses each
- *       chunk from gRPC's buffers into the block's array, {@link GetBlocks} checks the contract).</li>
+ *       chunk from gRPC's buffers into the block's array, {@link GetBlocks} checks the contract);</li>
+ *   <li>{@link #restoreLocally}: as the gateway on the service's host, over a peer-uid domain socket: one
+ *       {@code Locate} per prefix and the blocks read from the segment files by the reading thread
+ *       ({@link LocalRestore}: coalesced positional reads, each record checked as the service checks it).</li>
  * </ul>
  */
 final class KvRestoreRuns implements AutoCloseable {
@@ -84,6 +92,8 @@ final class KvRestoreRuns implements AutoCloseable {
     private final List<List<BlockKey>> warmup = new ArrayList<>();
     private final ModelFingerprint fingerprint;
     private final int numHeads;
+    /** The local reads' buffers, reused across prefixes as the gateway's client reuses them. */
+    private final LocalBlockReader localReader = new LocalBlockReader();
 
     private KvRestoreRuns(KvLayout layout, SsdTier tier, ModelFingerprint fingerprint, int numHeads) {
         this.layout = layout;
@@ -173,6 +183,15 @@ final class KvRestoreRuns implements AutoCloseable {
      * process. Closing the returned server demotes what its DRAM tier holds back to this tier, which stays open.
      */
     GrpcServer serve(long dramBytes, Path socket) throws IOException {
+        return serve(dramBytes, socket, false);
+    }
+
+    /**
+     * As {@link #serve(long, Path)}; with {@code peerUid} the domain socket is a peer-uid one, as {@code moemesh up}
+     * runs the service's (this uid only, kernel-checked; calls have the identity {@code local-owner}, so the
+     * service answers {@code Locate}).
+     */
+    GrpcServer serve(long dramBytes, Path socket, boolean peerUid) throws IOException {
         TieredKvStore store = new TieredKvStore(layout, dramBytes, new LruPolicy(), tier, AdmissionPolicy.ADMIT_ALL,
                 System::nanoTime);
         ServedModels models = new ServedModels(List.of(new ServedModel("bench", fingerprint, numHeads, layout, store,
@@ -191,13 +210,15 @@ final class KvRestoreRuns implements AutoCloseable {
         ExecutorService executor = Executors.newCachedThreadPool(new DefaultThreadFactory(SERVICE_THREADS + "call",
                 true));
         NettyServerBuilder sb = socket != null
-                ? NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+                ? (peerUid ? NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()),
+                        LocalPeer.peerUidServerCredentials("bench " + socket))
+                        : NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString())))
                         .channelType(EpollServerDomainSocketChannel.class)
                         .withChildOption(ChannelOption.SO_KEEPALIVE, null) // as GrpcServerLifecycle: no TCP options
                 : NettyServerBuilder.forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
                         .channelType(epoll ? EpollServerSocketChannel.class : NioServerSocketChannel.class);
         Server server = sb.bossEventLoopGroup(serverLoop).workerEventLoopGroup(serverLoop).executor(executor)
-                .addService(service).build().start();
+                .addService(ServerInterceptors.intercept(service, new PeerIdentityInterceptor())).build().start();
         NettyChannelBuilder cb = socket != null
                 ? NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
                         .channelType(EpollDomainSocketChannel.class).withOption(ChannelOption.SO_KEEPALIVE, null)
@@ -255,6 +276,34 @@ final class KvRestoreRuns implements AutoCloseable {
             if (blocks != prefix.size()) {
                 throw new IllegalStateException("Get returned " + blocks + " of a prefix's " + prefix.size()
                         + " blocks");
+            }
+        }
+        return bytes;
+    }
+
+    /**
+     * Every measured prefix (or every warm-up prefix) restored as the gateway does on the service's host
+     * ({@link LocalRestore}: one {@code Locate} per prefix, the SSD blocks read from the segment files by this
+     * thread, DRAM blocks through {@code Get}) on {@code grpc}, which must be a peer-uid domain socket; returns the
+     * K/V bytes restored.
+     *
+     * @throws IllegalStateException when a block did not come from the files (the row would measure Get)
+     */
+    long restoreLocally(GrpcServer grpc, boolean warmingUp) {
+        BlockLayout wireLayout = BlockLayout.newBuilder().setBlockTokens(layout.blockTokens())
+                .setNumLayers(layout.layers()).setNumKvHeads(layout.kvHeads()).setHeadDim(layout.headDim()).build();
+        ByteString fp = ByteString.copyFrom(fingerprint.bytes());
+        int size = layout.bytesPerBlock();
+        MethodDescriptor<GetRequest, GetReply> getMethod = KvGetWire.client(size);
+        long bytes = 0;
+        for (List<BlockKey> prefix : warmingUp ? warmup : prefixes) {
+            LocalRestore.Result r = LocalRestore.restore(grpc.channel(), getMethod,
+                    CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.MINUTES), fp, wireLayout,
+                    prefix.stream().map(BlockKey::bytes).toList(), size, localReader);
+            bytes += (long) r.blocks().size() * size;
+            if (r.blocks().size() != prefix.size() || r.localBlocks() != prefix.size()) {
+                throw new IllegalStateException("Locate + local read returned " + r.blocks().size() + " of a prefix's "
+                        + prefix.size() + " blocks, " + r.localBlocks() + " read from the files");
             }
         }
         return bytes;

@@ -17,7 +17,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 class KvRestoreBenchCommandTest {
 
     @Test
-    void kvcacheRestore_printsDiskTierAndGrpcRows_withPositiveRatios_andDeletesItsFiles(@TempDir Path dir)
+    void kvcacheRestore_printsDiskTierGrpcAndLocalReadRows_withPositiveRatios_andDeletesItsFiles(@TempDir Path dir)
             throws Exception {
         // model S: 8 layers x 2 KV heads x 64 dims x 16 tokens = 128 KiB blocks; 4 MiB = 32 blocks in 4 prefixes
         CliRun r = CliRun.of("bench", "kvcache-restore", "--dir", dir.toString(), "--model", "S", "--total", "4m",
@@ -26,27 +26,32 @@ class KvRestoreBenchCommandTest {
         assertThat(r.out()).contains("4.0 MiB of K/V in 4 prefixes of up to 8 blocks (131072 bytes each");
         assertThat(r.out()).containsPattern("page cache (dropped|of the files evicted|NOT dropped)");
         List<String[]> rows = r.out().lines().filter(l -> l.startsWith("| disk") || l.startsWith("| SSD")
-                || l.startsWith("| gRPC")).map(l -> l.split("\\|")).toList();
+                || l.startsWith("| gRPC") || l.startsWith("| Locate")).map(l -> l.split("\\|")).toList();
         boolean unix = InstanceEndpoint.domainSocketsAvailable();
         assertThat(rows).extracting(c -> c[1].strip().split(" ")[0]).containsExactlyElementsOf(unix
-                ? List.of("disk", "SSD", "gRPC", "gRPC") : List.of("disk", "SSD", "gRPC"));
+                ? List.of("disk", "SSD", "gRPC", "gRPC", "Locate") : List.of("disk", "SSD", "gRPC"));
         assertThat(rows.get(2)[1]).contains("on loopback TCP");
         if (unix) {
             assertThat(rows.get(3)[1]).contains("on a Unix domain socket");
+            assertThat(rows.get(4)[1]).startsWith(" Locate + local read (peer-uid domain socket)");
         }
         assertThat(r.out()).contains("| read path | bytes | seconds | MiB/s | ÷ disk | service CPU s/GiB | client CPU s/GiB |");
         for (String[] row : rows) {
             assertThat(Long.parseLong(row[2].strip())).as("bytes of %s", row[1]).isEqualTo(4L << 20);
             assertThat(Double.parseDouble(row[5].strip())).as("ratio of %s", row[1]).isPositive();
             assertThat(Double.parseDouble(row[7].strip())).as("client CPU of %s", row[1]).isPositive();
-            if (row[1].contains("gRPC")) {
+            if (row[1].contains("Locate")) {
+                // the service only answers one Locate per prefix: a few calls' CPU, which may round to 0.000
+                assertThat(Double.parseDouble(row[6].strip())).as("service CPU of %s", row[1]).isNotNegative();
+            } else if (row[1].contains("gRPC")) {
                 assertThat(Double.parseDouble(row[6].strip())).as("service CPU of %s", row[1]).isPositive();
             } else {
                 assertThat(row[6].strip()).as("no service on %s", row[1]).isEqualTo("-");
             }
         }
         assertThat(r.out()).containsPattern("Restore ÷ disk: SSD tier [0-9.]+, gRPC Get tcp [0-9.]+"
-                + (unix ? ", gRPC Get unix [0-9.]+" : "") + " \\(goal >= 0.80\\): (met|missed)");
+                + (unix ? ", gRPC Get unix [0-9.]+, Locate \\+ local read [0-9.]+" : "")
+                + " \\(goal >= 0.80\\): (met|missed)");
         try (Stream<Path> left = Files.list(dir)) {
             assertThat(left).as("segment and baseline files deleted").isEmpty();
         }

@@ -65,8 +65,13 @@ public class KvCacheConfiguration {
         }
         ManagedChannel channel = builder.build();
         var c = model.config();
+        boolean localReads = k.localReads(p.unixSocketSecurity());
+        if (localReads) {
+            log.info("KV restores from {} read the service's SSD segment files on this host (Locate; "
+                    + "moemesh.gateway.kvcache.local-read=auto)", k.endpoint());
+        }
         return new KvCacheClient(channel, k.endpoint(), ModelFingerprint.of(model.directory()),
-                new KvPayload(c.numLayers(), c.numKvHeads(), cache.blockTokens(), c.headDim()), own);
+                new KvPayload(c.numLayers(), c.numKvHeads(), cache.blockTokens(), c.headDim()), own, localReads);
     }
 
     /** HTTP/2 flow-control window of the channel to the kvcache-service, bytes. */
@@ -106,6 +111,13 @@ public class KvCacheConfiguration {
         KvCacheProperties k = p.kvcache();
         RemotePrefixes r = new RemotePrefixes(cache, client.get(), writeBack.orElseThrow(), new TransferRates(),
                 k.fetchTimeout(), k.minFetchBlocks(), k.mode(), RemotePrefixes.fetchThreads(k.fetchThreads()));
+        KvCacheClient kv = client.get();
+        FunctionCounter.builder("moemesh_gateway_kvcache_local_read_blocks", kv, KvCacheClient::localReadBlocks)
+                .description("KV blocks restored by reading the kvcache-service's segment files on this host "
+                        + "(local-read)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_local_read_failures", kv, KvCacheClient::localReadFailures)
+                .description("local reads whose read or check failed (the block and the rest came through Get)")
+                .register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_fetches", r, RemotePrefixes::fetches)
                 .description("admissions and restores that looked for blocks in the kvcache-service").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_fetched_blocks", r, RemotePrefixes::fetchedBlocks)
@@ -125,7 +137,8 @@ public class KvCacheConfiguration {
         FunctionCounter.builder("moemesh_gateway_kvcache_restored_blocks", r, RemotePrefixes::restoredBlocks)
                 .description("KV blocks those resumes restored").register(meters);
         Gauge.builder("moemesh_gateway_kvcache_restore_bytes_per_second", r.rates(), TransferRates::restoreBytesPerSecond)
-                .description("measured restore bandwidth (Lookup + Get), moving average; 0 until measured")
+                .description("measured restore bandwidth (Lookup + Get, or Locate and the local reads), moving "
+                        + "average; 0 until measured")
                 .register(meters);
         Gauge.builder("moemesh_gateway_kvcache_prefill_tokens_per_second", r.rates(),
                         TransferRates::prefillTokensPerSecond)

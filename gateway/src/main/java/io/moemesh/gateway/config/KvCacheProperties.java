@@ -2,6 +2,7 @@ package io.moemesh.gateway.config;
 
 import io.moemesh.gateway.kvcache.RemotePrefixes;
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import java.time.Duration;
 import java.util.Locale;
 import org.springframework.boot.context.properties.bind.DefaultValue;
@@ -35,6 +36,13 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param drainTimeout       at shutdown, how long queued write-backs may still be sent: >= 0, default 10s
  * @param attend             long contexts attended over in the service, {@code moemesh.gateway.kvcache.attend.*}
  *                           ({@link Attend}); off by default
+ * @param localRead          {@code auto} (default) or {@code off}: with {@code auto} and a {@code unix://} endpoint
+ *                           under {@code moemesh.gateway.unix-socket-security=peer-uid} (the service on this host, this
+ *                           uid: what {@code moemesh up} runs), a restore asks the service where the blocks are
+ *                           ({@code Locate}) and reads its SSD blocks from its segment files itself
+ *                           ({@code io.moemesh.service.kvcache.LocalRestore}; DRAM blocks, and every block from a
+ *                           failed local read on, still come through {@code Get}); {@code off}, or any other
+ *                           endpoint: every block through {@code Get}
  */
 public record KvCacheProperties(
         @DefaultValue("") String endpoint,
@@ -46,7 +54,8 @@ public record KvCacheProperties(
         @DefaultValue("4") int fetchThreads,
         @DefaultValue("auto") String preemption,
         @DefaultValue("10s") Duration drainTimeout,
-        @DefaultValue Attend attend) {
+        @DefaultValue Attend attend,
+        @DefaultValue("auto") String localRead) {
     private static final String PREFIX = "moemesh.gateway.kvcache.";
 
     /**
@@ -116,6 +125,10 @@ public record KvCacheProperties(
         preemption = preemption == null ? "auto" : preemption.strip().toLowerCase(Locale.ROOT);
         mode(preemption);
         attend = attend == null ? Attend.off() : attend;
+        localRead = localRead == null ? "auto" : localRead.strip().toLowerCase(Locale.ROOT);
+        if (!localRead.equals("auto") && !localRead.equals("off")) {
+            throw new IllegalArgumentException(PREFIX + "local-read must be auto or off, got '" + localRead + "'");
+        }
         if (attend.enabled() && endpoint.isEmpty()) {
             throw new IllegalArgumentException(PREFIX + "attend.enabled needs " + PREFIX + "endpoint (the "
                     + "kvcache-service that stores the offloaded blocks and attends over them)");
@@ -124,7 +137,16 @@ public record KvCacheProperties(
 
     /** Without an endpoint: not used. */
     public static KvCacheProperties off() {
-        return new KvCacheProperties("", null, 1, 256, null, 65536, 4, "auto", null, null);
+        return new KvCacheProperties("", null, 1, 256, null, 65536, 4, "auto", null, null, null);
+    }
+
+    /**
+     * Whether restores read the service's segment files ({@link #localRead()}): {@code auto} with a {@code unix://}
+     * endpoint reached under {@code peer-uid} security (only there does the service answer {@code Locate}).
+     */
+    public boolean localReads(UnixSocketSecurity unixSocketSecurity) {
+        return localRead.equals("auto") && endpoint.startsWith("unix:")
+                && unixSocketSecurity == UnixSocketSecurity.PEER_UID;
     }
 
     public boolean enabled() {

@@ -5,6 +5,7 @@ import io.grpc.CallOptions;
 import io.grpc.ConnectivityState;
 import io.grpc.MethodDescriptor;
 import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
@@ -26,6 +27,8 @@ import io.moemesh.proto.kvcache.v1.PutResponse;
 import io.moemesh.service.kvcache.GetBlocks;
 import io.moemesh.service.kvcache.GetReply;
 import io.moemesh.service.kvcache.KvGetWire;
+import io.moemesh.service.kvcache.LocalBlockReader;
+import io.moemesh.service.kvcache.LocalRestore;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -33,7 +36,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The gateway's calls to the kvcache-service (kvcache.v1) for one model and block layout: thin, blocking, each
@@ -50,6 +56,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * the ones after the reconnect succeed.
  */
 public final class KvCacheClient implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(KvCacheClient.class);
     /** Largest data chunk of a Put message (the service's Get sends at most this too). */
     static final int CHUNK_BYTES = 1 << 20;
     /** Reconnects asked for at most this often while the service is unreachable (1 s). */
@@ -63,6 +70,12 @@ public final class KvCacheClient implements AutoCloseable {
     /** Get with the zero-copy reply marshaller for this layout's block size (a block arrives with one copy). */
     private final MethodDescriptor<GetRequest, GetReply> getMethod;
     private final AutoCloseable onClose;
+    /** Whether {@link #get} reads the SSD blocks from the service's files ({@link LocalRestore}). */
+    private final AtomicBoolean localReads = new AtomicBoolean();
+    /** Read buffers of the local reads (one per concurrent fetch). */
+    private final LocalBlockReader localReader = new LocalBlockReader();
+    private final AtomicLong localReadBlocks = new AtomicLong();
+    private final AtomicLong localReadFailures = new AtomicLong();
     /** {@link System#nanoTime()} of the last reconnect asked for. */
     private final AtomicLong reconnectAskedAt = new AtomicLong(System.nanoTime() - RECONNECT_EVERY_NANOS);
 
@@ -71,6 +84,17 @@ public final class KvCacheClient implements AutoCloseable {
      */
     public KvCacheClient(ManagedChannel channel, String endpoint, ModelFingerprint fingerprint, KvPayload payload,
                          AutoCloseable onClose) {
+        this(channel, endpoint, fingerprint, payload, onClose, false);
+    }
+
+    /**
+     * @param onClose    closed after the channel (the credentials' reloader), may be null
+     * @param localReads restores read the service's segment files on this host ({@link LocalRestore}: the channel
+     *                   is the service's peer-uid domain socket); turned off for good if the service refuses
+     */
+    public KvCacheClient(ManagedChannel channel, String endpoint, ModelFingerprint fingerprint, KvPayload payload,
+                         AutoCloseable onClose, boolean localReads) {
+        this.localReads.set(localReads);
         this.channel = channel;
         this.endpoint = endpoint;
         this.fingerprint = ByteString.copyFrom(fingerprint.bytes());
@@ -125,24 +149,56 @@ public final class KvCacheClient implements AutoCloseable {
      * not found. A block whose chunks break the contract ends the run too (the blocks before it are returned;
      * {@link BadBlockException} when it is the first). The replies are parsed by {@link KvGetWire}'s marshaller
      * straight from gRPC's buffers into the block arrays, on the transport thread that received them, and checked by
-     * {@link GetBlocks#call}.
+     * {@link GetBlocks#call}. With local reads on, a {@code Locate} first, the SSD blocks read from the service's
+     * segment files and checked as the service checks them, the rest through Get ({@link LocalRestore}): the same
+     * answer.
      */
     public List<byte[]> get(List<BlockHash> hashes, Duration deadline) {
         reconnectIfDown();
-        GetRequest.Builder req = GetRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
-        for (BlockHash h : hashes) {
-            req.addBlockHashes(ByteString.copyFrom(h.bytes()));
-        }
         int size = payload.bytes();
+        CallOptions options = CallOptions.DEFAULT.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
         try {
+            if (localReads.get()) {
+                try {
+                    LocalRestore.Result r = LocalRestore.restore(channel, getMethod, options, fingerprint, layout,
+                            hashes.stream().map(BlockHash::bytes).toList(), size, localReader);
+                    localReadBlocks.addAndGet(r.localBlocks());
+                    localReadFailures.addAndGet(r.failedReads());
+                    return r.blocks();
+                } catch (StatusRuntimeException e) {
+                    if (!LocalRestore.isRefusal(e)) {
+                        throw e;
+                    }
+                    localReads.set(false);
+                    log.warn("the kvcache-service at {} does not serve local reads ({}): restores use Get from now on",
+                            endpoint, e.getStatus().getDescription());
+                }
+            }
+            GetRequest.Builder req = GetRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+            for (BlockHash h : hashes) {
+                req.addBlockHashes(ByteString.copyFrom(h.bytes()));
+            }
             // Read on the transport thread as the replies arrive (no hand-off per message); cancelled once the run
             // ends, so the service stops sending when we stopped reading early.
-            return GetBlocks.call(channel, getMethod,
-                    CallOptions.DEFAULT.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS), req.build(),
-                    hashes.size(), size);
+            return GetBlocks.call(channel, getMethod, options, req.build(), hashes.size(), size);
         } catch (GetBlocks.BadReplyException e) {
             throw new BadBlockException(e.getMessage());
         }
+    }
+
+    /** Blocks {@link #get} read from the service's segment files (local reads). */
+    public long localReadBlocks() {
+        return localReadBlocks.get();
+    }
+
+    /** Local reads that failed their read or check (the block and the rest then came through Get). */
+    public long localReadFailures() {
+        return localReadFailures.get();
+    }
+
+    /** Whether {@link #get} reads locally now (off when configured so or after the service refused). */
+    public boolean localReads() {
+        return localReads.get();
     }
 
     /**

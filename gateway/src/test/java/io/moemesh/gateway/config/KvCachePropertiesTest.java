@@ -7,6 +7,7 @@ import io.moemesh.gateway.kvcache.RemotePrefixes;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
+import io.moemesh.service.grpc.UnixSocketSecurity;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.source.ConfigurationPropertySources;
@@ -42,7 +43,7 @@ class KvCachePropertiesTest {
     @Test
     void aDomainSocketEndpoint_isAccepted() {
         KvCacheProperties k = new KvCacheProperties("unix:///run/moemesh/kvcache.sock", null, 1, 1, null, 1, 1, "auto",
-                null, null);
+                null, null, null);
         assertThat(k.enabled()).isTrue();
         assertThat(k.endpoint()).isEqualTo("unix:///run/moemesh/kvcache.sock");
     }
@@ -91,7 +92,7 @@ class KvCachePropertiesTest {
     @Test
     void attend_withoutAnEndpoint_isRefused_namingBoth() {
         assertThatThrownBy(() -> new KvCacheProperties("", null, 1, 1, null, 1, 1, "auto", null,
-                new KvCacheProperties.Attend(true, 64, 2, null, null)))
+                new KvCacheProperties.Attend(true, 64, 2, null, null), null))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("moemesh.gateway.kvcache.attend.enabled")
                 .hasMessageContaining("moemesh.gateway.kvcache.endpoint");
@@ -109,13 +110,34 @@ class KvCachePropertiesTest {
     void aBadValue_isRefused_namingItsProperty(String property, String endpoint, int fetchSeconds, int minBlocks,
                                                int queue, int threads, String preemption) {
         assertThatThrownBy(() -> new KvCacheProperties(endpoint, Duration.ofSeconds(fetchSeconds), minBlocks, queue,
-                null, 10, threads, preemption, null, null)).isInstanceOf(IllegalArgumentException.class)
+                null, 10, threads, preemption, null, null, null)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("moemesh.gateway.kvcache." + property);
+    }
+
+    @ParameterizedTest(name = "{0} {1} {2} -> {3}")
+    @CsvSource(delimiter = '|', value = {
+        "auto | unix:///run/k.sock | PEER_UID | true",
+        "AUTO | unix:///run/k.sock | PEER_UID | true",
+        "auto | unix:///run/k.sock | TLS      | false",
+        "auto | h:1                | PEER_UID | false",
+        "off  | unix:///run/k.sock | PEER_UID | false"})
+    void localRead_isOn_onlyForAutoWithAPeerUidDomainSocketEndpoint(String localRead, String endpoint,
+                                                                     UnixSocketSecurity security, boolean on) {
+        assertThat(new KvCacheProperties(endpoint, null, 1, 1, null, 1, 1, "auto", null, null, localRead)
+                .localReads(security)).isEqualTo(on);
+    }
+
+    @Test
+    void localRead_default_isAuto_andAnotherValue_isRefused_namingTheProperty() {
+        assertThat(KvCacheProperties.off().localRead()).isEqualTo("auto");
+        assertThatThrownBy(() -> new KvCacheProperties("h:1", null, 1, 1, null, 1, 1, "auto", null, null, "on"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("moemesh.gateway.kvcache.local-read must be auto or off");
     }
 
     @ParameterizedTest
     @CsvSource({"auto, AUTO", "RECOMPUTE, RECOMPUTE", " swap , SWAP"})
     void preemption_namesAMode(String value, RemotePrefixes.Mode mode) {
-        assertThat(new KvCacheProperties("h:1", null, 1, 1, null, 1, 1, value, null, null).mode()).isEqualTo(mode);
+        assertThat(new KvCacheProperties("h:1", null, 1, 1, null, 1, 1, value, null, null, null).mode()).isEqualTo(mode);
     }
 }

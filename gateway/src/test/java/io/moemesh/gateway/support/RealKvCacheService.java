@@ -23,6 +23,7 @@ import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -48,15 +49,25 @@ public final class RealKvCacheService implements AutoCloseable {
     private final ServedModel model;
     private final ServedModels models;
     private final GrpcServerLifecycle server;
+    private final Path unixSocket;
     private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
             Thread.ofPlatform().daemon().name("test-kvcache-delay").factory());
 
     public RealKvCacheService(Path modelDir, Path ssdDir, int blockTokens) {
+        this(modelDir, ssdDir, blockTokens, 16L << 20, null);
+    }
+
+    /**
+     * @param dramBytes  the DRAM tier's budget (bytes); what it cannot hold is demoted to the SSD tier
+     * @param unixSocket a peer-uid domain socket to listen on too, as the service does under {@code moemesh up}
+     *                   (calls on it have the identity {@code local-owner}); null for TCP only
+     */
+    public RealKvCacheService(Path modelDir, Path ssdDir, int blockTokens, long dramBytes, Path unixSocket) {
         ModelConfig c = ModelConfigReader.read(modelDir);
         ModelFingerprint fp = ModelFingerprint.of(modelDir);
         KvLayout layout = new KvLayout(c.numLayers(), c.numKvHeads(), c.headDim(), blockTokens);
         SsdTier ssd = SsdTier.open(SsdConfig.defaults(ssdDir, 256L << 20), layout, fp, new LruPolicy());
-        TieredKvStore store = new TieredKvStore(layout, 16L << 20, new LruPolicy(), ssd, AdmissionPolicy.ADMIT_ALL,
+        TieredKvStore store = new TieredKvStore(layout, dramBytes, new LruPolicy(), ssd, AdmissionPolicy.ADMIT_ALL,
                 System::nanoTime);
         model = new ServedModel(modelDir.getFileName().toString(), fp, c.numHeads(), layout, store, ssd);
         models = new ServedModels(List.of(model));
@@ -64,8 +75,22 @@ public final class RealKvCacheService implements AutoCloseable {
                 new KvCacheMetrics(new SimpleMeterRegistry(), models));
         server = new GrpcServerLifecycle("test-kvcache", "127.0.0.1", 0,
                 TestCertificates.credentials("expert-2").server(), 64 << 20, Duration.ofMillis(200),
-                List.of(service), List.of(new Faults()));
+                List.of(service), List.of(new Faults(), new PeerIdentityInterceptor()));
+        if (unixSocket != null) {
+            server.alsoOnUnixSocket(unixSocket, "test.kvcache-unix-socket");
+        }
+        this.unixSocket = unixSocket;
         server.start();
+    }
+
+    /** {@code unix:///path} of the domain socket given at construction. */
+    public String unixEndpoint() {
+        return "unix://" + unixSocket;
+    }
+
+    /** The SSD tier's hits so far (a located block counts as one). */
+    public long ssdHits() {
+        return model.ssd().stats().hits();
     }
 
     public String endpoint() {

@@ -26,6 +26,8 @@ import io.moemesh.proto.kvcache.v1.AttendRequest;
 import io.moemesh.proto.kvcache.v1.AttendResponse;
 import io.moemesh.proto.kvcache.v1.GetRequest;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.proto.kvcache.v1.LocateRequest;
+import io.moemesh.proto.kvcache.v1.LocateResponse;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.LookupResponse;
 import io.moemesh.proto.kvcache.v1.PinRequest;
@@ -119,6 +121,11 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
             return;
         }
         new GetStream(m, keys, metrics, (ServerCallStreamObserver<GetReply>) obs).start();
+    }
+
+    @Override
+    public void locate(LocateRequest req, StreamObserver<LocateResponse> obs) {
+        unary(obs, "Locate", () -> LocateAnswer.answer(models, req));
     }
 
     @Override

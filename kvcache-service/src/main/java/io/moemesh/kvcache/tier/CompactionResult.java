@@ -3,9 +3,11 @@ package io.moemesh.kvcache.tier;
 /**
  * What one {@link SsdTier#compact()} did.
  *
- * @param segmentsCompacted sealed segments rewritten and deleted
+ * @param segmentsCompacted sealed segments rewritten and deleted (or, while a {@code Locate} lease names one, kept
+ *                          until the lease ends: {@link SsdTier#releaseExpiredLeases()})
  * @param recordsMoved      live records copied into new segments
- * @param bytesReclaimed    file bytes freed (the deleted segments' sizes minus the bytes copied)
+ * @param bytesReclaimed    file bytes freed now (the deleted segments' sizes minus the bytes copied; a segment
+ *                          kept for a lease counts when it is unlinked, not here)
  */
 public record CompactionResult(int segmentsCompacted, long recordsMoved, long bytesReclaimed) {
 }

@@ -75,6 +75,11 @@ public final class CsdTier implements KvTier {
     }
 
     @Override
+    public Optional<SsdTier.Extent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
+        return ssd.locate(key, hint, leaseUntilNanos);
+    }
+
+    @Override
     public boolean contains(BlockKey key) {
         return ssd.contains(key);
     }

@@ -51,6 +51,15 @@ public interface KvTier extends AutoCloseable {
         return get(key, AccessHint.NONE);
     }
 
+    /**
+     * Where the block's bytes lie in a file this tier keeps (the SSD tier's record, {@link SsdTier#locate}), its
+     * file leased until {@code leaseUntilNanos} (the tier's clock); empty when the tier keeps no such file for it
+     * (not stored, or a tier that is not file-backed: the default).
+     */
+    default Optional<SsdTier.Extent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
+        return Optional.empty();
+    }
+
     /** Whether the block is stored (no hit/miss counted, no access recorded). */
     boolean contains(BlockKey key);
 

@@ -94,7 +94,7 @@ final class SegmentScan {
                                 pos);
                         continue;
                     }
-                    SsdTier.Entry previous = index.put(key, new SsdTier.Entry(seg, pos, null, false));
+                    SsdTier.Entry previous = index.put(key, new SsdTier.Entry(seg, pos, Records.storedCrc(rec), null, false));
                     seg.liveBytes += stride;
                     if (previous != null) {
                         duplicates++;

@@ -5,7 +5,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
-import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
@@ -69,12 +68,10 @@ final class SsdCompactor {
         tier.swapIn(moved, victims.keySet());
         long freed = 0;
         for (Segment v : victims.keySet()) {
-            freed += v.size();
-            v.close();
-            try {
-                Files.deleteIfExists(v.path);
-            } catch (IOException e) {
-                // Left behind it only holds duplicates: the next open indexes the newer copies.
+            // A segment a Locate lease names stays until the lease ends (SsdTier.retire): a same-host reader may be
+            // about to open it. Its records are already copied and out of the index.
+            if (tier.retire(v)) {
+                freed += v.size();
             }
         }
         Segment.syncDirectory(tier.directory());

@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -44,6 +45,9 @@ import org.slf4j.LoggerFactory;
  *       its CRC is dropped and counted; a segment whose header is damaged is renamed {@code *.corrupt} and skipped;
  *       an intact segment of another model, layout or format version makes {@link #open} throw
  *       {@link SegmentMismatchException} (the directory is misconfigured; nothing is deleted).</li>
+ *   <li>A segment file is never truncated after {@link #open}, and one that a {@link #locate} lease names is not
+ *       unlinked by {@link #compact()} before the lease ends ({@link #releaseExpiredLeases()}): a same-host reader of
+ *       the extent finds the record's bytes.</li>
  *   <li>{@link #remove} and eviction are not logged: a removed block can reappear after a restart. That is
  *       correct, because keys are content hashes (any copy of a key holds the same K/V); remove frees space, it
  *       does not promise erasure.</li>
@@ -70,6 +74,10 @@ public final class SsdTier implements KvTier {
     private final TreeMap<Long, Segment> segments = new TreeMap<>();
     private final ReentrantLock appendLock = new ReentrantLock();
     private final ReentrantLock compactionLock = new ReentrantLock();
+    /** Segment id → the clock time (ns) its latest {@link #locate} lease ends; under {@code meta}. */
+    private final Map<Long, Long> leases = new HashMap<>();
+    /** Compacted segments whose file is kept until their lease ends (then unlinked); under {@code meta}. */
+    private final List<Segment> leasedVictims = new ArrayList<>();
     private final AtomicLong nextSegmentId;
     private final ScheduledExecutorService syncTimer;
     private final OpenReport openReport;
@@ -84,12 +92,15 @@ public final class SsdTier implements KvTier {
     static final class Entry {
         final Segment segment;
         final long offset;
+        /** The record's CRC32C (its header's), for {@link #locate}. */
+        final int crc;
         BlockHistory history;
         boolean pinned;
 
-        Entry(Segment segment, long offset, BlockHistory history, boolean pinned) {
+        Entry(Segment segment, long offset, int crc, BlockHistory history, boolean pinned) {
             this.segment = segment;
             this.offset = offset;
+            this.crc = crc;
             this.history = history;
             this.pinned = pinned;
         }
@@ -211,6 +222,7 @@ public final class SsdTier implements KvTier {
         Records.begin(rec, key, payloadBytes);
         config.encoding().encode(block, rec);
         Records.seal(rec);
+        int crc = Records.storedCrc(rec);
         appendLock.lock();
         try {
             checkOpen();
@@ -238,7 +250,7 @@ public final class SsdTier implements KvTier {
                 throw new UncheckedIOException("appending block " + key + " to " + seg.path + " failed", ex);
             }
             synchronized (meta) {
-                Entry e = new Entry(seg, at, BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false);
+                Entry e = new Entry(seg, at, crc, BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false);
                 index.put(key, e);
                 usedBytes += stride;
                 seg.liveBytes += stride;
@@ -411,6 +423,109 @@ public final class SsdTier implements KvTier {
         return Optional.empty();
     }
 
+    /**
+     * Where the block's record lies, for a same-host client that reads it from the file itself ({@code Locate}),
+     * leasing its segment until {@code leaseUntilNanos} (this tier's clock): until then {@link #compact()} leaves
+     * the file in place (its unlink waits for the lease's end; a segment is never truncated after {@link #open}),
+     * so the extent stays readable. Counts a hit and the record's bytes read, and records the access (the client's
+     * read is the use, as a {@link #get} would be). Empty, with nothing counted, when the block is not stored.
+     */
+    @Override
+    public Optional<Extent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
+        checkOpen();
+        Entry e;
+        synchronized (meta) {
+            e = index.get(key);
+            if (e == null) {
+                return Optional.empty();
+            }
+            leases.merge(e.segment.id, leaseUntilNanos, Math::max);
+            touch(e, hint);
+        }
+        counters.hits.increment();
+        counters.bytesRead.add(e.segment.recordBytes);
+        return Optional.of(new Extent(e.segment.path.toAbsolutePath(), e.offset, e.segment.recordBytes, e.crc,
+                e.segment.header.encoding()));
+    }
+
+    /**
+     * A record's place in a segment file.
+     *
+     * @param path     the segment file (absolute)
+     * @param offset   the record's first byte in it
+     * @param length   the record's bytes (header and payload)
+     * @param crc      its CRC32C (the value its header holds)
+     * @param encoding its payload's encoding
+     */
+    public record Extent(Path path, long offset, int length, int crc, PayloadEncoding encoding) {
+    }
+
+    /** This tier's clock (ns), as {@link #locate}'s lease ends are measured. */
+    public long now() {
+        return clock.getAsLong();
+    }
+
+    /**
+     * Unlinks the compacted segments whose lease ended ({@link #locate}); {@link #compact()} calls it first.
+     *
+     * @return files unlinked
+     */
+    public int releaseExpiredLeases() {
+        List<Segment> expired = new ArrayList<>();
+        synchronized (meta) {
+            long now = clock.getAsLong();
+            leases.values().removeIf(until -> until - now <= 0);
+            for (var it = leasedVictims.iterator(); it.hasNext(); ) {
+                Segment s = it.next();
+                if (!leases.containsKey(s.id)) {
+                    expired.add(s);
+                    it.remove();
+                }
+            }
+        }
+        for (Segment s : expired) {
+            unlink(s);
+        }
+        if (!expired.isEmpty()) {
+            Segment.syncDirectory(config.directory());
+        }
+        return expired.size();
+    }
+
+    /**
+     * Compaction's end for a victim segment it copied out: unlinked now, or, while a {@link #locate} lease on it
+     * runs, kept (out of the index and the segment list already) until {@link #releaseExpiredLeases()} finds the
+     * lease ended. @return whether it was unlinked now
+     */
+    boolean retire(Segment victim) {
+        synchronized (meta) {
+            Long until = leases.get(victim.id);
+            if (until != null && until - clock.getAsLong() > 0) {
+                leasedVictims.add(victim);
+                return false;
+            }
+            leases.remove(victim.id);
+        }
+        unlink(victim);
+        return true;
+    }
+
+    private static void unlink(Segment s) {
+        s.close();
+        try {
+            Files.deleteIfExists(s.path);
+        } catch (IOException e) {
+            // Left behind it only holds duplicates: the next open indexes the newer copies.
+        }
+    }
+
+    /** Compacted segments kept for a running lease (tests). */
+    int leasedVictimCount() {
+        synchronized (meta) {
+            return leasedVictims.size();
+        }
+    }
+
     private void dropCorrupt(BlockKey key, Entry e, String when) {
         synchronized (meta) {
             if (index.get(key) == e) {
@@ -502,6 +617,7 @@ public final class SsdTier implements KvTier {
         compactionLock.lock();
         try {
             checkOpen();
+            releaseExpiredLeases();
             return SsdCompactor.run(this);
         } finally {
             compactionLock.unlock();
@@ -546,7 +662,7 @@ public final class SsdTier implements KvTier {
             for (SsdCompactor.Moved m : moved) {
                 int stride = m.to().recordBytes;
                 if (index.get(m.key()) == m.from()) {
-                    index.put(m.key(), new Entry(m.to(), m.offset(), m.from().history, m.from().pinned));
+                    index.put(m.key(), new Entry(m.to(), m.offset(), m.from().crc, m.from().history, m.from().pinned));
                     m.to().liveBytes += stride;
                 } else {
                     m.to().deadBytes += stride;
@@ -648,6 +764,8 @@ public final class SsdTier implements KvTier {
         } finally {
             synchronized (meta) {
                 segments.values().forEach(Segment::close);
+                // Their files stay: a restart indexes the newer copies of their records (duplicates).
+                leasedVictims.forEach(Segment::close);
             }
             appendLock.unlock();
             compactionLock.unlock();

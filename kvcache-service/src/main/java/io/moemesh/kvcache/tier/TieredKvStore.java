@@ -290,6 +290,47 @@ public final class TieredKvStore implements AutoCloseable {
         return new LookupResult(tiers);
     }
 
+    /**
+     * Where each block of the longest stored leading run of {@code chain} lies, for a same-host reader of the lower
+     * tier's files ({@code Locate}): a lower-tier block as its record's extent, its file leased until
+     * {@code leaseUntilNanos} ({@link SsdTier#locate}: the lease's clock is the lower tier's); a DRAM block (or one
+     * a tier keeps in no file) as {@link Located#extent()} null, to be fetched with {@link #restore}. Under the lock,
+     * so a block moving between the tiers meanwhile is found in one of them. Nothing is promoted.
+     */
+    public List<Located> locate(List<BlockKey> chain, long leaseUntilNanos) {
+        List<Located> out = new ArrayList<>();
+        lock.lock();
+        try {
+            for (int i = 0; i < chain.size(); i++) {
+                BlockKey k = chain.get(i);
+                if (dram.contains(k)) {
+                    out.add(new Located(TierKind.DRAM, null));
+                    continue;
+                }
+                Optional<SsdTier.Extent> e = lower.locate(k, AccessHint.atChainPosition(i), leaseUntilNanos);
+                if (e.isPresent()) {
+                    out.add(new Located(lower.kind(), e.get()));
+                } else if (lower.contains(k)) {
+                    out.add(new Located(lower.kind(), null));
+                } else {
+                    break;
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        return out;
+    }
+
+    /**
+     * One block of {@link #locate}'s run.
+     *
+     * @param tier   the tier holding it
+     * @param extent its record in the lower tier's files, or null: read it with {@link #restore} (Get)
+     */
+    public record Located(TierKind tier, SsdTier.Extent extent) {
+    }
+
     /** Drops the block from whichever tier holds it, with its pins. @return whether it was stored. */
     public boolean remove(BlockKey key) {
         lock.lock();

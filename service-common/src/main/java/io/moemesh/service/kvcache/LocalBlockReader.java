@@ -1,0 +1,204 @@
+package io.moemesh.service.kvcache;
+
+import io.moemesh.proto.kvcache.v1.BlockExtent;
+import io.moemesh.proto.kvcache.v1.BlockLayout;
+import io.moemesh.proto.kvcache.v1.LocateResponse;
+import io.moemesh.proto.kvcache.v1.LocatedBlock;
+import io.moemesh.proto.kvcache.v1.PayloadEncoding;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Reads the SSD blocks a {@code Locate} answer names straight from the kvcache-service's segment files (same host,
+ * same uid): positional {@link FileChannel} reads into a reused direct buffer, adjacent records of one segment
+ * coalesced into one read of up to {@link #MAX_READ_BYTES} (a prefix's records are contiguous: the kernel's readahead
+ * and one system call per MiBs instead of per block), then each record checked exactly as the service's own read
+ * checks it ({@link KvRecordFormat}: magic, length, the requested hash, the CRC32C over the same bytes, and the CRC the
+ * service indexed) and decoded into the block's float32 bytes (int8 records as the service decodes them).
+ *
+ * <p>A run stops at the first block that is not an extent (a DRAM block: the caller fetches it with {@code Get}) or
+ * whose read or check fails (file gone, short read, a record that does not check out): the caller falls back to
+ * {@code Get} from that block on, where the service's own check drops a damaged record. Thread-safe: at most
+ * {@link #MAX_IDLE} read buffers are kept, one per concurrent reader.
+ */
+public final class LocalBlockReader {
+    /** Largest coalesced read (bytes): MiBs per system call, and a buffer that stays reusable. */
+    public static final int MAX_READ_BYTES = 8 << 20;
+    static final int MAX_IDLE = 4;
+    private static final String SEGMENT_SUFFIX = ".kvseg";
+
+    private final ConcurrentLinkedQueue<ByteBuffer> idle = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger idleCount = new AtomicInteger();
+
+    /**
+     * Where a run of local reads stopped.
+     *
+     * @param at      the index of the first block not read (the answer's {@code present_blocks} when all were)
+     * @param failure why that block could not be read locally, or null when it is not an extent (or the run ended)
+     */
+    public record Stop(int at, String failure) {
+    }
+
+    /**
+     * Reads blocks {@code from}, {@code from + 1}, ... of {@code located} while they are extents that read and check,
+     * appending each block's float32 payload (exactly {@code blockBytes}) to {@code out}.
+     *
+     * @param hashes the 32-byte hashes the Locate asked for, same order
+     */
+    public Stop read(LocateResponse located, List<byte[]> hashes, int from, int blockBytes, List<byte[]> out) {
+        int present = Math.min(located.getPresentBlocks(), Math.min(located.getBlocksCount(), hashes.size()));
+        if (from >= present || located.getBlocks(from).getWhereCase() != LocatedBlock.WhereCase.EXTENT) {
+            return new Stop(Math.min(from, present), null);
+        }
+        BlockLayout l = located.getLayout();
+        long rows = 2L * l.getNumLayers() * l.getNumKvHeads() * l.getBlockTokens();
+        if (rows * l.getHeadDim() * Float.BYTES != blockBytes) {
+            return new Stop(from, "the answer's layout " + l.getNumLayers() + "x" + l.getNumKvHeads() + "x"
+                    + l.getBlockTokens() + "x" + l.getHeadDim() + " does not have blocks of " + blockBytes + " bytes");
+        }
+        Map<Integer, FileChannel> files = new HashMap<>();
+        ByteBuffer buf = take();
+        try {
+            int i = from;
+            while (i < present && located.getBlocks(i).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
+                BlockExtent first = located.getBlocks(i).getExtent();
+                // The group: records of one segment that follow each other in the file, within one read.
+                int end = i + 1;
+                long bytes = first.getLength();
+                while (end < present && located.getBlocks(end).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
+                    BlockExtent e = located.getBlocks(end).getExtent();
+                    if (e.getSegment() != first.getSegment() || e.getOffset() != first.getOffset() + bytes
+                            || bytes + e.getLength() > MAX_READ_BYTES) {
+                        break;
+                    }
+                    bytes += e.getLength();
+                    end++;
+                }
+                if (bytes > buf.capacity()) {
+                    give(buf);
+                    buf = ByteBuffer.allocateDirect((int) bytes);
+                }
+                String failure = readGroup(located, first, bytes, files, buf);
+                if (failure != null) {
+                    return new Stop(i, failure);
+                }
+                int at = 0;
+                for (int b = i; b < end; b++) {
+                    BlockExtent e = located.getBlocks(b).getExtent();
+                    ByteBuffer rec = buf.slice(at, e.getLength()).order(ByteOrder.LITTLE_ENDIAN);
+                    at += e.getLength();
+                    byte[] block = new byte[blockBytes];
+                    String bad = check(rec, e, hashes.get(b), (int) rows, l.getHeadDim(), block);
+                    if (bad != null) {
+                        return new Stop(b, "block " + b + " at offset " + e.getOffset() + " of "
+                                + located.getSegmentPaths(e.getSegment()) + ": " + bad);
+                    }
+                    out.add(block);
+                }
+                i = end;
+            }
+            return new Stop(i, null);
+        } finally {
+            give(buf);
+            for (FileChannel f : files.values()) {
+                try {
+                    f.close();
+                } catch (IOException ignored) {
+                    // only read from
+                }
+            }
+        }
+    }
+
+    /** Reads {@code bytes} from {@code first}'s offset into {@code buf}; why it failed, or null. */
+    private static String readGroup(LocateResponse located, BlockExtent first, long bytes,
+                                    Map<Integer, FileChannel> files, ByteBuffer buf) {
+        if (first.getSegment() >= located.getSegmentPathsCount()) {
+            return "segment " + first.getSegment() + " is not among the answer's " + located.getSegmentPathsCount()
+                    + " segment paths";
+        }
+        String name = located.getSegmentPaths(first.getSegment());
+        Path path = Path.of(name);
+        if (!path.isAbsolute() || !name.endsWith(SEGMENT_SUFFIX)) {
+            return "segment path " + name + " is not an absolute path of a " + SEGMENT_SUFFIX + " file";
+        }
+        try {
+            FileChannel ch = files.get(first.getSegment());
+            if (ch == null) {
+                ch = FileChannel.open(path, StandardOpenOption.READ);
+                files.put(first.getSegment(), ch);
+            }
+            buf.clear().limit((int) bytes);
+            long at = first.getOffset();
+            while (buf.hasRemaining()) {
+                int n = ch.read(buf, at + buf.position());
+                if (n < 0) {
+                    return name + " ends at " + (at + buf.position()) + ", inside the records at " + at + " .. "
+                            + (at + bytes);
+                }
+            }
+            buf.position(0);
+            return null;
+        } catch (IOException e) {
+            return "reading " + name + " failed: " + e;
+        }
+    }
+
+    /** Checks one record as the service does and decodes its payload into {@code block}; why it failed, or null. */
+    private static String check(ByteBuffer rec, BlockExtent e, byte[] hash, int rows, int headDim, byte[] block) {
+        int payload = switch (e.getEncoding()) {
+            case PAYLOAD_ENCODING_F32 -> block.length;
+            case PAYLOAD_ENCODING_INT8 -> KvRecordFormat.int8PayloadBytes(rows, headDim);
+            default -> -1;
+        };
+        if (payload < 0) {
+            return "unknown payload encoding " + e.getEncodingValue();
+        }
+        if (e.getLength() != KvRecordFormat.HEADER_BYTES + payload) {
+            return "extent of " + e.getLength() + " bytes for a record of " + (KvRecordFormat.HEADER_BYTES + payload);
+        }
+        if (!KvRecordFormat.hasKey(rec, hash)) {
+            return "the record holds another block";
+        }
+        if (KvRecordFormat.storedCrc(rec) != e.getCrc32C()) {
+            return "the record's CRC32C is not the one the service indexed";
+        }
+        boolean intact = e.getEncoding() == PayloadEncoding.PAYLOAD_ENCODING_F32
+                ? KvRecordFormat.verifyInto(rec, payload, block)
+                : KvRecordFormat.verify(rec, payload);
+        if (!intact) {
+            return "CRC32C (or magic, or length) mismatch";
+        }
+        if (e.getEncoding() == PayloadEncoding.PAYLOAD_ENCODING_INT8) {
+            KvRecordFormat.decodeInt8(rec.slice(KvRecordFormat.HEADER_BYTES, payload), rows, headDim,
+                    ByteBuffer.wrap(block));
+        }
+        return null;
+    }
+
+    private ByteBuffer take() {
+        ByteBuffer b = idle.poll();
+        if (b != null) {
+            idleCount.decrementAndGet();
+            return b;
+        }
+        return ByteBuffer.allocateDirect(MAX_READ_BYTES);
+    }
+
+    private void give(ByteBuffer b) {
+        if (b.capacity() == MAX_READ_BYTES && idleCount.incrementAndGet() <= MAX_IDLE) {
+            idle.offer(b);
+        } else if (b.capacity() == MAX_READ_BYTES) {
+            idleCount.decrementAndGet();
+        }
+    }
+}

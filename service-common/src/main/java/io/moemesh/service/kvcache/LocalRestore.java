@@ -1,0 +1,132 @@
+package io.moemesh.service.kvcache;
+
+import com.google.protobuf.ByteString;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.MethodDescriptor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ClientCalls;
+import io.moemesh.proto.kvcache.v1.BlockLayout;
+import io.moemesh.proto.kvcache.v1.GetRequest;
+import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.proto.kvcache.v1.LocateRequest;
+import io.moemesh.proto.kvcache.v1.LocateResponse;
+import io.moemesh.proto.kvcache.v1.LocatedBlock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A restore of a prefix by reading the kvcache-service's segment files on this host: one {@code Locate}, the SSD
+ * blocks read by a {@link LocalBlockReader}, and {@code Get} ({@link GetBlocks#call}) for the blocks the service holds
+ * in memory and, from the first block whose local read or check failed, for all the rest (the service's own read
+ * then checks that record again and drops it when it is damaged: it is then a miss, and the run ends there). The
+ * answer is what a {@code Get} of the same hashes answers: the payloads of the leading run of stored blocks, in
+ * order, each exactly a block's float32 bytes. Needs the call to arrive as the service's same-host owner (its
+ * peer-uid domain socket): elsewhere {@code Locate} is FAILED_PRECONDITION ({@link #isRefusal}).
+ */
+public final class LocalRestore {
+    private static final Logger log = LoggerFactory.getLogger(LocalRestore.class);
+    /** Longest lease asked for (ms): the service's bound ({@code LocateRequest.lease_millis}). */
+    public static final int MAX_LEASE_MILLIS = 60_000;
+
+    private LocalRestore() {
+    }
+
+    /**
+     * The restored run and how it was read.
+     *
+     * @param blocks      the leading run's payloads, block 0 first
+     * @param localBlocks of them, read from the segment files
+     * @param getBlocks   of them, fetched with Get (in memory, or after a failed local read)
+     * @param failedReads local reads that failed their read or check (each followed by a Get from that block on)
+     */
+    public record Result(List<byte[]> blocks, int localBlocks, int getBlocks, int failedReads) {
+    }
+
+    /**
+     * Restores the leading stored run of {@code hashes}.
+     *
+     * @param get        the Get method with the zero-copy reply marshaller for {@code blockBytes}
+     *                   ({@link KvGetWire#client})
+     * @param options    the calls' options (their deadline; the lease is the time left, at most
+     *                   {@link #MAX_LEASE_MILLIS})
+     * @param hashes     the 32-byte block hashes, block 0 first
+     * @throws StatusRuntimeException as the calls fail ({@link #isRefusal} for a service that does not serve Locate
+     *                                to this caller)
+     * @throws GetBlocks.BadReplyException when a Get's first block breaks the contract
+     */
+    public static Result restore(Channel channel, MethodDescriptor<GetRequest, GetReply> get, CallOptions options,
+                                 ByteString fingerprint, BlockLayout layout, List<byte[]> hashes, int blockBytes,
+                                 LocalBlockReader reader) {
+        List<ByteString> wire = new ArrayList<>(hashes.size());
+        hashes.forEach(h -> wire.add(ByteString.copyFrom(h)));
+        LocateResponse located = ClientCalls.blockingUnaryCall(channel, KvCacheServiceGrpc.getLocateMethod(), options,
+                LocateRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout).addAllBlockHashes(wire)
+                        .setLeaseMillis(leaseMillis(options)).build());
+        int present = Math.min(located.getPresentBlocks(), Math.min(located.getBlocksCount(), hashes.size()));
+        List<byte[]> out = new ArrayList<>(present);
+        int local = 0;
+        int viaGet = 0;
+        int failed = 0;
+        int i = 0;
+        while (i < present) {
+            if (located.getBlocks(i).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
+                LocalBlockReader.Stop stop = reader.read(located, hashes, i, blockBytes, out);
+                local += stop.at() - i;
+                i = stop.at();
+                if (stop.failure() == null) {
+                    continue;
+                }
+                failed++;
+                log.warn("local read of a KV block failed ({}): Get from block {} on", stop.failure(), i);
+                List<byte[]> rest = get(channel, get, options, fingerprint, layout, wire.subList(i, present),
+                        blockBytes);
+                out.addAll(rest);
+                viaGet += rest.size();
+                break;
+            }
+            int j = i;
+            while (j < present && located.getBlocks(j).getWhereCase() != LocatedBlock.WhereCase.EXTENT) {
+                j++;
+            }
+            List<byte[]> mem = get(channel, get, options, fingerprint, layout, wire.subList(i, j), blockBytes);
+            out.addAll(mem);
+            viaGet += mem.size();
+            if (mem.size() < j - i) {
+                break; // gone meanwhile: the run ends here, as a Get's would
+            }
+            i = j;
+        }
+        return new Result(out, local, viaGet, failed);
+    }
+
+    private static List<byte[]> get(Channel channel, MethodDescriptor<GetRequest, GetReply> get, CallOptions options,
+                                    ByteString fingerprint, BlockLayout layout, List<ByteString> hashes,
+                                    int blockBytes) {
+        return GetBlocks.call(channel, get, options, GetRequest.newBuilder().setModelFingerprint(fingerprint)
+                .setLayout(layout).addAllBlockHashes(hashes).build(), hashes.size(), blockBytes);
+    }
+
+    /** The lease to ask for: the calls' time left (ms), within [1, {@link #MAX_LEASE_MILLIS}]. */
+    static int leaseMillis(CallOptions options) {
+        if (options.getDeadline() == null) {
+            return MAX_LEASE_MILLIS;
+        }
+        long left = options.getDeadline().timeRemaining(TimeUnit.MILLISECONDS);
+        return (int) Math.max(1, Math.min(MAX_LEASE_MILLIS, left));
+    }
+
+    /**
+     * Whether {@code e} says the service does not serve {@code Locate} to this caller at all (not on its peer-uid
+     * domain socket, or a service without Locate): the caller should use Get from now on.
+     */
+    public static boolean isRefusal(StatusRuntimeException e) {
+        Status.Code c = e.getStatus().getCode();
+        return c == Status.Code.UNIMPLEMENTED || c == Status.Code.FAILED_PRECONDITION
+                && String.valueOf(e.getStatus().getDescription()).startsWith("Locate: local reads need");
+    }
+}
