@@ -4,6 +4,7 @@ import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.model.synth.SynthDtype;
 import io.moemesh.model.synth.SynthSpec;
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.kvcache.LocalBlockReader;
 import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
@@ -187,7 +188,8 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
             }
             methods.add(PageCache.drop(files));
             CpuClock service = new CpuClock(n -> n.startsWith(KvRestoreRuns.SERVICE_THREADS), false).start();
-            CpuClock client = new CpuClock(n -> n.startsWith(KvRestoreRuns.CLIENT_THREADS), true).start();
+            CpuClock client = new CpuClock(n -> n.startsWith(KvRestoreRuns.CLIENT_THREADS)
+                    || n.equals(LocalBlockReader.THREAD_NAME), true).start();
             long t0 = System.nanoTime();
             long read = local ? runs.restoreLocally(grpc, false) : runs.restoreOverGrpc(grpc, false);
             long nanos = System.nanoTime() - t0;

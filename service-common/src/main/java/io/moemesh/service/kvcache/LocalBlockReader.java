@@ -11,10 +11,15 @@ import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.HashMap;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -23,7 +28,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * coalesced into one read of up to {@link #MAX_READ_BYTES} (a prefix's records are contiguous: the kernel's readahead
  * and one system call per MiBs instead of per block), then each record checked exactly as the service's own read
  * checks it ({@link KvRecordFormat}: magic, length, the requested hash, the CRC32C over the same bytes, and the CRC the
- * service indexed) and decoded into the block's float32 bytes (int8 records as the service decodes them).
+ * service indexed) and decoded into the block's float32 bytes (int8 records as the service decodes them). The reads
+ * of one run go to {@code threads} threads at once (the caller's and helpers'), each taking the next read in block
+ * order with a buffer of its own: the kernel's copy out of the page cache, the CRC32C and the copy into the block
+ * are each one core's work at 2-3 GB/s, and one thread alone restored at about half the disk's rate
+ * (docs/performance.md, "KV-cache restore").
  *
  * <p>A run stops at the first block that is not an extent (a DRAM block: the caller fetches it with {@code Get}) or
  * whose read or check fails (file gone, short read, a record that does not check out): the caller falls back to
@@ -36,8 +45,39 @@ public final class LocalBlockReader {
     static final int MAX_IDLE = 4;
     private static final String SEGMENT_SUFFIX = ".kvseg";
 
+    /** The name of the helper threads (benchmarks charge their CPU time to the reader). */
+    public static final String THREAD_NAME = "kv-local-read";
+    /** Threads that read a run by default: the caller and one helper (two cores read and check twice as fast). */
+    public static final int DEFAULT_THREADS = 2;
+    /**
+     * The helpers of every reader: daemon threads, started when a run has more than one read and gone after a
+     * minute idle (nothing to close).
+     */
+    private static final ExecutorService HELPERS = Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, THREAD_NAME);
+        t.setDaemon(true);
+        return t;
+    });
+
     private final ConcurrentLinkedQueue<ByteBuffer> idle = new ConcurrentLinkedQueue<>();
     private final AtomicInteger idleCount = new AtomicInteger();
+    private final int threads;
+
+    /** A reader with {@link #DEFAULT_THREADS} threads per run. */
+    public LocalBlockReader() {
+        this(DEFAULT_THREADS);
+    }
+
+    /**
+     * @param threads how many threads read one run's coalesced reads at once (the caller's and {@code threads - 1}
+     *                helpers), at least 1
+     */
+    public LocalBlockReader(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("local KV reader threads must be at least 1, got " + threads);
+        }
+        this.threads = threads;
+    }
 
     /**
      * Where a run of local reads stopped.
@@ -65,50 +105,46 @@ public final class LocalBlockReader {
             return new Stop(from, "the answer's layout " + l.getNumLayers() + "x" + l.getNumKvHeads() + "x"
                     + l.getBlockTokens() + "x" + l.getHeadDim() + " does not have blocks of " + blockBytes + " bytes");
         }
-        Map<Integer, FileChannel> files = new HashMap<>();
-        ByteBuffer buf = take();
-        try {
-            int i = from;
-            while (i < present && located.getBlocks(i).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
-                BlockExtent first = located.getBlocks(i).getExtent();
-                // The group: records of one segment that follow each other in the file, within one read.
-                int end = i + 1;
-                long bytes = first.getLength();
-                while (end < present && located.getBlocks(end).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
-                    BlockExtent e = located.getBlocks(end).getExtent();
-                    if (e.getSegment() != first.getSegment() || e.getOffset() != first.getOffset() + bytes
-                            || bytes + e.getLength() > MAX_READ_BYTES) {
-                        break;
+        List<Group> groups = groups(located, from, present);
+        Map<Integer, FileChannel> files = new ConcurrentHashMap<>();
+        Done[] done = new Done[groups.size()];
+        AtomicInteger next = new AtomicInteger();
+        AtomicInteger firstFailed = new AtomicInteger(Integer.MAX_VALUE);
+        Runnable worker = () -> {
+            ByteBuffer buf = take();
+            try {
+                for (int g = next.getAndIncrement(); g < groups.size() && g < firstFailed.get();
+                     g = next.getAndIncrement()) {
+                    Group group = groups.get(g);
+                    if (group.bytes() > buf.capacity()) {
+                        give(buf);
+                        buf = ByteBuffer.allocateDirect((int) group.bytes());
                     }
-                    bytes += e.getLength();
-                    end++;
-                }
-                if (bytes > buf.capacity()) {
-                    give(buf);
-                    buf = ByteBuffer.allocateDirect((int) bytes);
-                }
-                String failure = readGroup(located, first, bytes, files, buf);
-                if (failure != null) {
-                    return new Stop(i, failure);
-                }
-                int at = 0;
-                for (int b = i; b < end; b++) {
-                    BlockExtent e = located.getBlocks(b).getExtent();
-                    ByteBuffer rec = buf.slice(at, e.getLength()).order(ByteOrder.LITTLE_ENDIAN);
-                    at += e.getLength();
-                    byte[] block = new byte[blockBytes];
-                    String bad = check(rec, e, hashes.get(b), (int) rows, l.getHeadDim(), block);
-                    if (bad != null) {
-                        return new Stop(b, "block " + b + " at offset " + e.getOffset() + " of "
-                                + located.getSegmentPaths(e.getSegment()) + ": " + bad);
+                    done[g] = readAndCheck(located, hashes, group, (int) rows, l.getHeadDim(), blockBytes, files, buf);
+                    if (done[g].failure() != null) {
+                        firstFailed.accumulateAndGet(g, Math::min);
                     }
-                    out.add(block);
                 }
-                i = end;
+            } finally {
+                give(buf);
             }
-            return new Stop(i, null);
+        };
+        List<Future<?>> helpers = new ArrayList<>();
+        try {
+            for (int t = 1; t < Math.min(threads, groups.size()); t++) {
+                helpers.add(HELPERS.submit(worker));
+            }
+            worker.run();
+            for (Future<?> f : helpers) {
+                f.get();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            helpers.forEach(f -> f.cancel(true));
+            return new Stop(from, "interrupted while reading");
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("local KV read failed: " + e.getCause(), e.getCause());
         } finally {
-            give(buf);
             for (FileChannel f : files.values()) {
                 try {
                     f.close();
@@ -117,6 +153,71 @@ public final class LocalBlockReader {
                 }
             }
         }
+        // In block order: every group before the first failed one was read (workers take groups in order).
+        for (int g = 0; g < groups.size(); g++) {
+            Done d = done[g];
+            out.addAll(d.blocks());
+            if (d.failure() != null) {
+                return new Stop(groups.get(g).start() + d.blocks().size(), d.failure());
+            }
+        }
+        return new Stop(groups.getLast().end(), null);
+    }
+
+    /** Records {@code [start, end)} of one segment, back to back in the file: {@code bytes} from the first's offset. */
+    private record Group(int start, int end, long bytes) {
+    }
+
+    /** A group's checked blocks, in order, and why the block after them failed (null when all did). */
+    private record Done(List<byte[]> blocks, String failure) {
+    }
+
+    /** The extents from {@code from} on, up to the first block that is not one, cut into coalesced reads. */
+    private static List<Group> groups(LocateResponse located, int from, int present) {
+        List<Group> groups = new ArrayList<>();
+        int i = from;
+        while (i < present && located.getBlocks(i).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
+            BlockExtent first = located.getBlocks(i).getExtent();
+            int end = i + 1;
+            long bytes = first.getLength();
+            while (end < present && located.getBlocks(end).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
+                BlockExtent e = located.getBlocks(end).getExtent();
+                if (e.getSegment() != first.getSegment() || e.getOffset() != first.getOffset() + bytes
+                        || bytes + e.getLength() > MAX_READ_BYTES) {
+                    break;
+                }
+                bytes += e.getLength();
+                end++;
+            }
+            groups.add(new Group(i, end, bytes));
+            i = end;
+        }
+        return groups;
+    }
+
+    /** Reads one group into {@code buf} and checks and decodes its records, in order, up to the first bad one. */
+    private static Done readAndCheck(LocateResponse located, List<byte[]> hashes, Group group, int rows, int headDim,
+                                     int blockBytes, Map<Integer, FileChannel> files, ByteBuffer buf) {
+        BlockExtent first = located.getBlocks(group.start()).getExtent();
+        String failure = readGroup(located, first, group.bytes(), files, buf);
+        if (failure != null) {
+            return new Done(List.of(), failure);
+        }
+        List<byte[]> blocks = new ArrayList<>(group.end() - group.start());
+        int at = 0;
+        for (int b = group.start(); b < group.end(); b++) {
+            BlockExtent e = located.getBlocks(b).getExtent();
+            ByteBuffer rec = buf.slice(at, e.getLength()).order(ByteOrder.LITTLE_ENDIAN);
+            at += e.getLength();
+            byte[] block = new byte[blockBytes];
+            String bad = check(rec, e, hashes.get(b), rows, headDim, block);
+            if (bad != null) {
+                return new Done(blocks, "block " + b + " at offset " + e.getOffset() + " of "
+                        + located.getSegmentPaths(e.getSegment()) + ": " + bad);
+            }
+            blocks.add(block);
+        }
+        return new Done(blocks, null);
     }
 
     /** Reads {@code bytes} from {@code first}'s offset into {@code buf}; why it failed, or null. */
@@ -134,8 +235,13 @@ public final class LocalBlockReader {
         try {
             FileChannel ch = files.get(first.getSegment());
             if (ch == null) {
-                ch = FileChannel.open(path, StandardOpenOption.READ);
-                files.put(first.getSegment(), ch);
+                FileChannel opened = FileChannel.open(path, StandardOpenOption.READ);
+                ch = files.putIfAbsent(first.getSegment(), opened);
+                if (ch == null) {
+                    ch = opened;
+                } else {
+                    opened.close(); // another worker opened it first
+                }
             }
             buf.clear().limit((int) bytes);
             long at = first.getOffset();

@@ -193,4 +193,47 @@ class LocalBlockReaderTest {
             assertThat(out.get(i)).as("block %d before it", i).isEqualTo(f32(floats(i)));
         }
     }
+
+    /** Blocks 0..(2·segments - 1), two per segment file {@code <tag>-<s>.kvseg}: one coalesced read per segment. */
+    static LocateResponse.Builder spread(String tag, int segments) throws IOException {
+        LocateResponse.Builder r = LocateResponse.newBuilder().setLayout(LAYOUT).setLeaseMillis(1000);
+        for (int s = 0; s < segments; s++) {
+            String name = tag + "-" + s + ".kvseg";
+            r.addSegmentPaths(dir.resolve(name).toString()).addAllBlocks(segment(name, s, 2 * s, 2, false));
+        }
+        return r.setPresentBlocks(2 * segments);
+    }
+
+    @ParameterizedTest(name = "{0} thread(s)")
+    @org.junit.jupiter.params.provider.ValueSource(ints = {1, 2, 3, 8})
+    void parallelReads_keepBlockOrder_andStopAtTheFirstBadBlock_whateverTheThreads(int threads) throws IOException {
+        LocalBlockReader reader = new LocalBlockReader(threads);
+        List<byte[]> all = new ArrayList<>();
+        assertThat(reader.read(spread("ok" + threads, 9).build(), keys(18), 0, BLOCK, all))
+                .isEqualTo(new LocalBlockReader.Stop(18, null));
+        for (int i = 0; i < 18; i++) {
+            assertThat(all.get(i)).as("block %d", i).isEqualTo(f32(floats(i)));
+        }
+
+        // block 11 (segment 5's second) and block 14 (segment 7's first) damaged: the run stops at 11, whichever
+        // thread read segment 7 first
+        LocateResponse.Builder r = spread("bad" + threads, 9);
+        flip(dir.resolve("bad" + threads + "-5.kvseg"), HEADER + (KvRecordFormat.HEADER_BYTES + BLOCK)
+                + KvRecordFormat.HEADER_BYTES + 3);
+        flip(dir.resolve("bad" + threads + "-7.kvseg"), HEADER + KvRecordFormat.HEADER_BYTES + 3);
+        List<byte[]> out = new ArrayList<>();
+        LocalBlockReader.Stop stop = reader.read(r.build(), keys(18), 0, BLOCK, out);
+        assertThat(stop.at()).isEqualTo(11);
+        assertThat(stop.failure()).contains("block 11", "CRC32C");
+        assertThat(out).hasSize(11);
+        for (int i = 0; i < 11; i++) {
+            assertThat(out.get(i)).as("block %d before it", i).isEqualTo(f32(floats(i)));
+        }
+    }
+
+    @Test
+    void threads_belowOne_refusedWithTheValue() {
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> new LocalBlockReader(0))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at least 1, got 0");
+    }
 }
