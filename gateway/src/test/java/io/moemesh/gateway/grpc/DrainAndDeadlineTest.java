@@ -130,12 +130,18 @@ class DrainAndDeadlineTest {
 
             int cancelled = 0;
             int refusedBeforeAToken = 0;
+            int stoppedByTheGrace = 0;
             for (Stream s : streams) {
                 Status end = s.done().get(60, TimeUnit.SECONDS);
                 if (end.getCode() == Status.Code.UNAVAILABLE) {
-                    // Stopped while waiting: no token was sent, so the call's own status says why.
-                    assertThat(end.getDescription()).contains("drain grace", "retry on another replica");
+                    // Stopped while waiting: no token was sent, so the call's own status says why. On a loaded
+                    // machine some of the 64 calls reach the gateway only after the drain began: refused at admission.
+                    assertThat(end.getDescription()).contains("retry on another replica")
+                            .containsAnyOf("drain grace", "admits no new requests");
                     refusedBeforeAToken++;
+                    if (end.getDescription().contains("drain grace")) {
+                        stoppedByTheGrace++;
+                    }
                     continue;
                 }
                 assertThat(end.getCode()).isEqualTo(Status.Code.OK);
@@ -145,6 +151,7 @@ class DrainAndDeadlineTest {
                     assertThat(last.getError().getMessage()).contains("drain grace", "retry on another replica");
                     assertThat(last.getUsage().getCompletionTokens()).isPositive();
                     cancelled++;
+                    stoppedByTheGrace++;
                 } else {
                     assertThat(last.getFinishReason()).as("a stream that was not stopped finished normally")
                             .isEqualTo(io.moemesh.proto.gateway.v1.FinishReason.FINISH_REASON_LENGTH);
@@ -155,6 +162,9 @@ class DrainAndDeadlineTest {
             // stopped after its first token must have ended CANCELLED (checked above: else it would not be LENGTH).
             assertThat(cancelled).isLessThanOrEqualTo(1);
             assertThat(refusedBeforeAToken).isPositive();
+            // Whatever the timing, the grace stopped something: the stream streaming when the drain began (CANCELLED)
+            // or, had it just finished, the ones queued behind it (refused with the drain grace's message).
+            assertThat(stoppedByTheGrace).isPositive();
         } finally {
             ch.shutdownNow();
             if (ctx.isActive()) {
