@@ -253,13 +253,18 @@ final class KvRestoreRuns implements AutoCloseable {
         }
     }
 
+    /** The block layout as kvcache.v1 carries it. */
+    private BlockLayout wireLayout() {
+        return BlockLayout.newBuilder().setBlockTokens(layout.blockTokens()).setNumLayers(layout.layers())
+                .setNumKvHeads(layout.kvHeads()).setHeadDim(layout.headDim()).build();
+    }
+
     /**
      * Every measured prefix (or every warm-up prefix) through one {@code Get} call each on {@code grpc}; returns the
      * K/V bytes received.
      */
     long restoreOverGrpc(GrpcServer grpc, boolean warmingUp) {
-        BlockLayout wireLayout = BlockLayout.newBuilder().setBlockTokens(layout.blockTokens())
-                .setNumLayers(layout.layers()).setNumKvHeads(layout.kvHeads()).setHeadDim(layout.headDim()).build();
+        BlockLayout wireLayout = wireLayout();
         ByteString fp = ByteString.copyFrom(fingerprint.bytes());
         int size = layout.bytesPerBlock();
         MethodDescriptor<GetRequest, GetReply> getMethod = KvGetWire.client(size);
@@ -290,8 +295,7 @@ final class KvRestoreRuns implements AutoCloseable {
      * @throws IllegalStateException when a block did not come from the files (the row would measure Get)
      */
     long restoreLocally(GrpcServer grpc, boolean warmingUp) {
-        BlockLayout wireLayout = BlockLayout.newBuilder().setBlockTokens(layout.blockTokens())
-                .setNumLayers(layout.layers()).setNumKvHeads(layout.kvHeads()).setHeadDim(layout.headDim()).build();
+        BlockLayout wireLayout = wireLayout();
         ByteString fp = ByteString.copyFrom(fingerprint.bytes());
         int size = layout.bytesPerBlock();
         MethodDescriptor<GetRequest, GetReply> getMethod = KvGetWire.client(size);

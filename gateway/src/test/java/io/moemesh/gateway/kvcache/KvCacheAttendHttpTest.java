@@ -5,7 +5,6 @@ import static org.awaitility.Awaitility.await;
 
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.RealKvCacheService;
-import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.Generator;
@@ -67,16 +66,11 @@ class KvCacheAttendHttpTest {
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) {
-        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
-        r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("management.server.port", () -> "0");
-        r.add("moemesh.gateway.kv-cache-tokens", () -> "512");
-        r.add("moemesh.gateway.kvcache.endpoint", KV::endpoint);
+        KvCacheGatewayProperties.add(r, MODEL, 512, KV::endpoint);
         r.add("moemesh.gateway.kvcache.attend.enabled", () -> "true");
         r.add("moemesh.gateway.kvcache.attend.threshold-tokens", () -> "48");
         r.add("moemesh.gateway.kvcache.attend.local-blocks", () -> "2");
         r.add("moemesh.gateway.kvcache.attend.timeout", () -> "1s");
-        TestCertificates.gatewayTls(r);
     }
 
     @LocalServerPort

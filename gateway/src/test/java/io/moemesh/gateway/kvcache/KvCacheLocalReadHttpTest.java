@@ -5,7 +5,6 @@ import static org.awaitility.Awaitility.await;
 
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.RealKvCacheService;
-import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.service.grpc.InstanceEndpoint;
@@ -54,13 +53,8 @@ class KvCacheLocalReadHttpTest {
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) {
-        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
-        r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("management.server.port", () -> "0");
-        r.add("moemesh.gateway.kv-cache-tokens", () -> "256");
-        r.add("moemesh.gateway.kvcache.endpoint", KV::unixEndpoint);
+        KvCacheGatewayProperties.add(r, MODEL, 256, KV::unixEndpoint);
         r.add("moemesh.gateway.kvcache.fetch-timeout", () -> "5s");
-        TestCertificates.gatewayTls(r);
     }
 
     @LocalServerPort

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.FakeKvCacheService;
-import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.golden.TestModels;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CyclicBarrier;
@@ -30,15 +29,10 @@ class KvCacheSwapHttpTest {
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) {
-        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
-        r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("management.server.port", () -> "0");
-        r.add("moemesh.gateway.kv-cache-tokens", () -> "256");
         r.add("moemesh.gateway.step-token-budget", () -> "64");
-        r.add("moemesh.gateway.kvcache.endpoint", KV::endpoint);
+        KvCacheGatewayProperties.add(r, MODEL, 256, KV::endpoint);
         r.add("moemesh.gateway.kvcache.preemption", () -> "swap");
         r.add("moemesh.gateway.kvcache.fetch-timeout", () -> "10s");
-        TestCertificates.gatewayTls(r);
     }
 
     @LocalServerPort

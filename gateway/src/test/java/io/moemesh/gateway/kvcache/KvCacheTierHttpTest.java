@@ -5,7 +5,6 @@ import static org.awaitility.Awaitility.await;
 
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.FakeKvCacheService;
-import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.golden.TestModels;
 import java.time.Duration;
 import org.junit.jupiter.api.AfterAll;
@@ -37,13 +36,8 @@ class KvCacheTierHttpTest {
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) {
-        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
-        r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("management.server.port", () -> "0");
-        r.add("moemesh.gateway.kv-cache-tokens", () -> "256");
-        r.add("moemesh.gateway.kvcache.endpoint", KV::endpoint);
+        KvCacheGatewayProperties.add(r, MODEL, 256, KV::endpoint);
         r.add("moemesh.gateway.kvcache.fetch-timeout", () -> "3s");
-        TestCertificates.gatewayTls(r);
     }
 
     @LocalServerPort

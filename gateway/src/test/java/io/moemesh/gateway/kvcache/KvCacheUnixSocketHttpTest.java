@@ -5,7 +5,6 @@ import static org.awaitility.Awaitility.await;
 
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.FakeKvCacheService;
-import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import java.io.IOException;
@@ -46,13 +45,8 @@ class KvCacheUnixSocketHttpTest {
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) {
-        r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
-        r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("management.server.port", () -> "0");
-        r.add("moemesh.gateway.kv-cache-tokens", () -> "256");
-        r.add("moemesh.gateway.kvcache.endpoint", KV::unixEndpoint);
+        KvCacheGatewayProperties.add(r, MODEL, 256, KV::unixEndpoint);
         r.add("moemesh.gateway.kvcache.fetch-timeout", () -> "3s");
-        TestCertificates.gatewayTls(r);
     }
 
     @LocalServerPort
