@@ -4,7 +4,7 @@ import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.serving.ServedModel;
 import io.moemesh.kvcache.serving.ServedModels;
 import io.moemesh.kvcache.tier.PayloadEncoding;
-import io.moemesh.kvcache.tier.SsdTier;
+import io.moemesh.kvcache.tier.RecordExtent;
 import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.proto.kvcache.v1.BlockExtent;
 import io.moemesh.proto.kvcache.v1.LocateRequest;
@@ -54,7 +54,7 @@ final class LocateAnswer {
                 .setLeaseMillis((int) lease).setLayout(KvMessages.layout(m.layout()));
         Map<String, Integer> paths = new HashMap<>();
         for (TieredKvStore.Located b : run) {
-            SsdTier.Extent e = b.extent();
+            RecordExtent e = b.extent();
             if (e == null) {
                 out.addBlocks(LocatedBlock.newBuilder().setInMemory(true));
                 continue;

@@ -75,7 +75,7 @@ public final class CsdTier implements KvTier {
     }
 
     @Override
-    public Optional<SsdTier.Extent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
+    public Optional<RecordExtent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
         return ssd.locate(key, hint, leaseUntilNanos);
     }
 

@@ -56,7 +56,7 @@ public interface KvTier extends AutoCloseable {
      * file leased until {@code leaseUntilNanos} (the tier's clock); empty when the tier keeps no such file for it
      * (not stored, or a tier that is not file-backed: the default).
      */
-    default Optional<SsdTier.Extent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
+    default Optional<RecordExtent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
         return Optional.empty();
     }
 

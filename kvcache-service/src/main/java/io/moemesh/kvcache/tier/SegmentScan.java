@@ -31,7 +31,7 @@ final class SegmentScan {
     private static final Logger log = LoggerFactory.getLogger(SegmentScan.class);
     private static final Pattern NAME = Pattern.compile("seg-(\\d{16})\\" + Segment.SUFFIX);
 
-    record Result(List<Segment> segments, Map<BlockKey, SsdTier.Entry> index, long nextSegmentId,
+    record Result(List<Segment> segments, Map<BlockKey, IndexEntry> index, long nextSegmentId,
                   OpenReport report) {
     }
 
@@ -55,7 +55,7 @@ final class SegmentScan {
                     }
                 }
             }
-            Map<BlockKey, SsdTier.Entry> index = new HashMap<>();
+            Map<BlockKey, IndexEntry> index = new HashMap<>();
             List<Path> quarantined = new ArrayList<>();
             long failures = 0;
             long duplicates = 0;
@@ -94,7 +94,7 @@ final class SegmentScan {
                                 pos);
                         continue;
                     }
-                    SsdTier.Entry previous = index.put(key, new SsdTier.Entry(seg, pos, Records.storedCrc(rec), null, false));
+                    IndexEntry previous = index.put(key, new IndexEntry(seg, pos, Records.storedCrc(rec), null, false));
                     seg.liveBytes += stride;
                     if (previous != null) {
                         duplicates++;

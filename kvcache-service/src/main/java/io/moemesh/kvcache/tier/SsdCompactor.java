@@ -13,14 +13,14 @@ import java.util.Map;
 /** One run of {@link SsdTier#compact()}: copy live records out of sparse sealed segments, then delete them. */
 final class SsdCompactor {
     /** A live record copied from {@code from} to {@code to} at {@code offset}. */
-    record Moved(BlockKey key, SsdTier.Entry from, Segment to, long offset) {
+    record Moved(BlockKey key, IndexEntry from, Segment to, long offset) {
     }
 
     private SsdCompactor() {
     }
 
     static CompactionResult run(SsdTier tier) {
-        Map<Segment, List<Map.Entry<BlockKey, SsdTier.Entry>>> victims = tier.compactionCandidates();
+        Map<Segment, List<Map.Entry<BlockKey, IndexEntry>>> victims = tier.compactionCandidates();
         if (victims.isEmpty()) {
             return new CompactionResult(0, 0, 0);
         }
@@ -30,9 +30,9 @@ final class SsdCompactor {
         List<Moved> moved = new ArrayList<>();
         long copied = 0;
         try {
-            for (Map.Entry<Segment, List<Map.Entry<BlockKey, SsdTier.Entry>>> v : victims.entrySet()) {
+            for (Map.Entry<Segment, List<Map.Entry<BlockKey, IndexEntry>>> v : victims.entrySet()) {
                 Segment from = v.getKey();
-                for (Map.Entry<BlockKey, SsdTier.Entry> live : v.getValue()) {
+                for (Map.Entry<BlockKey, IndexEntry> live : v.getValue()) {
                     ByteBuffer rec;
                     try {
                         rec = from.read(live.getValue().offset);
@@ -46,7 +46,7 @@ final class SsdCompactor {
                     }
                     PayloadEncoding enc = from.header.encoding();
                     Segment out = outs.get(enc);
-                    if (out == null || out.size() + rec.capacity() > tier.segmentBytes() && out.recordArea() > 0) {
+                    if (out == null || out.size() + rec.capacity() > tier.config().segmentBytes() && out.recordArea() > 0) {
                         out = tier.newSegment(enc);
                         outs.put(enc, out);
                         written.add(out);
@@ -63,7 +63,7 @@ final class SsdCompactor {
         } catch (IOException e) {
             // The originals are untouched and still indexed; the partial copies are dead space (or duplicates
             // that a rebuild resolves to the same bytes).
-            throw new UncheckedIOException("compaction in " + tier.directory() + " failed", e);
+            throw new UncheckedIOException("compaction in " + tier.config().directory() + " failed", e);
         }
         tier.swapIn(moved, victims.keySet());
         long freed = 0;
@@ -74,7 +74,7 @@ final class SsdCompactor {
                 freed += v.size();
             }
         }
-        Segment.syncDirectory(tier.directory());
+        Segment.syncDirectory(tier.config().directory());
         tier.countWritten(copied);
         return new CompactionResult(victims.size(), moved.size(), freed - copied);
     }

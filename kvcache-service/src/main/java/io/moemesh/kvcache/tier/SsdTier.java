@@ -11,8 +11,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -20,9 +18,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.TreeMap;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongSupplier;
@@ -70,41 +66,21 @@ public final class SsdTier implements KvTier {
     /** Reused read buffers of {@link #get}: read, CRC32C-check and copy out in one pass. */
     private final RecordReader reader = new RecordReader();
     private final Object meta = new Object();
-    private final Map<BlockKey, Entry> index = new HashMap<>();
+    private final Map<BlockKey, IndexEntry> index = new HashMap<>();
     private final TreeMap<Long, Segment> segments = new TreeMap<>();
     private final ReentrantLock appendLock = new ReentrantLock();
     private final ReentrantLock compactionLock = new ReentrantLock();
-    /** Segment id → the clock time (ns) its latest {@link #locate} lease ends; under {@code meta}. */
-    private final Map<Long, Long> leases = new HashMap<>();
-    /** Compacted segments whose file is kept until their lease ends (then unlinked); under {@code meta}. */
-    private final List<Segment> leasedVictims = new ArrayList<>();
+    /** {@link #locate}'s leases, and the compacted segments kept for them. */
+    private final SegmentLeases leases;
     private final AtomicLong nextSegmentId;
     private final ScheduledExecutorService syncTimer;
     private final OpenReport openReport;
     private long usedBytes;
     private long pinnedBytes;
     private volatile Segment active;
-    private long bytesSinceSync;
-    private long lastSyncNanos = System.nanoTime();
+    /** When the active segment is forced; under {@code appendLock}. */
+    private final FsyncSchedule fsync;
     private volatile boolean closed;
-
-    /** Where a live record is, and its history in this tier. Fields other than the location: under {@code meta}. */
-    static final class Entry {
-        final Segment segment;
-        final long offset;
-        /** The record's CRC32C (its header's), for {@link #locate}. */
-        final int crc;
-        BlockHistory history;
-        boolean pinned;
-
-        Entry(Segment segment, long offset, int crc, BlockHistory history, boolean pinned) {
-            this.segment = segment;
-            this.offset = offset;
-            this.crc = crc;
-            this.history = history;
-            this.pinned = pinned;
-        }
-    }
 
     private SsdTier(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, EvictionPolicy policy,
                     LongSupplier clock, SegmentScan.Result scan) {
@@ -113,6 +89,8 @@ public final class SsdTier implements KvTier {
         this.fingerprint = fingerprint;
         this.policy = policy;
         this.clock = clock;
+        this.leases = new SegmentLeases(clock);
+        this.fsync = new FsyncSchedule(config);
         for (Segment s : scan.segments()) {
             segments.put(s.id, s);
         }
@@ -132,17 +110,7 @@ public final class SsdTier implements KvTier {
                 evictOne();
             }
         }
-        if (config.fsync() == FsyncPolicy.INTERVAL) {
-            syncTimer = Executors.newSingleThreadScheduledExecutor(r -> {
-                Thread t = new Thread(r, "kvcache-ssd-fsync");
-                t.setDaemon(true);
-                return t;
-            });
-            long ms = config.fsyncInterval().toMillis();
-            syncTimer.scheduleWithFixedDelay(this::syncIfDirty, ms, ms, TimeUnit.MILLISECONDS);
-        } else {
-            syncTimer = null;
-        }
+        syncTimer = fsync.startTimer(this::syncIfDirty);
     }
 
     /**
@@ -210,7 +178,7 @@ public final class SsdTier implements KvTier {
         Tiers.checkBlock(block, layout, Long.MAX_VALUE, "SSD tier");
         BlockKey key = block.key();
         synchronized (meta) {
-            Entry e = index.get(key);
+            IndexEntry e = index.get(key);
             if (e != null) {
                 touch(e, hint);
                 return PutResult.ALREADY_PRESENT;
@@ -227,7 +195,7 @@ public final class SsdTier implements KvTier {
         try {
             checkOpen();
             synchronized (meta) {
-                Entry e = index.get(key);
+                IndexEntry e = index.get(key);
                 if (e != null) {
                     touch(e, hint);
                     return PutResult.ALREADY_PRESENT;
@@ -250,7 +218,8 @@ public final class SsdTier implements KvTier {
                 throw new UncheckedIOException("appending block " + key + " to " + seg.path + " failed", ex);
             }
             synchronized (meta) {
-                Entry e = new Entry(seg, at, crc, BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false);
+                IndexEntry e = new IndexEntry(seg, at, crc, BlockHistory.inserted(key, stride, clock.getAsLong(), hint),
+                        false);
                 index.put(key, e);
                 usedBytes += stride;
                 seg.liveBytes += stride;
@@ -274,7 +243,7 @@ public final class SsdTier implements KvTier {
             if (seg != null && config.fsync() != FsyncPolicy.NEVER) {
                 // A sealed segment is never forced again: force what INTERVAL has not yet.
                 seg.force();
-                bytesSinceSync = 0;
+                fsync.sealedForced();
             }
             Segment next = Segment.create(config.directory(),
                     SegmentHeader.of(layout, config.encoding(), fingerprint, nextSegmentId.getAndIncrement()));
@@ -291,22 +260,8 @@ public final class SsdTier implements KvTier {
     }
 
     private void syncAfterAppend(Segment seg, int stride) throws IOException {
-        bytesSinceSync += stride;
-        switch (config.fsync()) {
-            case ALWAYS -> {
-                seg.force();
-                bytesSinceSync = 0;
-            }
-            case INTERVAL -> {
-                long now = System.nanoTime();
-                if (bytesSinceSync >= config.fsyncIntervalBytes()
-                        || now - lastSyncNanos >= config.fsyncInterval().toNanos()) {
-                    seg.force();
-                    bytesSinceSync = 0;
-                    lastSyncNanos = now;
-                }
-            }
-            case NEVER -> { }
+        if (fsync.appended(stride)) {
+            fsync.force(seg);
         }
     }
 
@@ -315,10 +270,8 @@ public final class SsdTier implements KvTier {
         appendLock.lock();
         try {
             Segment seg = active;
-            if (!closed && seg != null && bytesSinceSync > 0) {
-                seg.force();
-                bytesSinceSync = 0;
-                lastSyncNanos = System.nanoTime();
+            if (!closed && seg != null && fsync.unsyncedBytes() > 0) {
+                fsync.force(seg);
             }
         } catch (IOException e) {
             log.warn("forcing {} failed: {}", active == null ? "?" : active.path, e.toString());
@@ -333,9 +286,7 @@ public final class SsdTier implements KvTier {
         try {
             Segment seg = active;
             if (seg != null) {
-                seg.force();
-                bytesSinceSync = 0;
-                lastSyncNanos = System.nanoTime();
+                fsync.force(seg);
             }
         } catch (IOException e) {
             throw new UncheckedIOException("forcing the active segment failed", e);
@@ -351,7 +302,7 @@ public final class SsdTier implements KvTier {
     public long unsyncedBytes() {
         appendLock.lock();
         try {
-            return bytesSinceSync;
+            return fsync.unsyncedBytes();
         } finally {
             appendLock.unlock();
         }
@@ -367,7 +318,7 @@ public final class SsdTier implements KvTier {
     }
 
     /** Under {@code meta}: the record becomes dead space. */
-    private void drop(BlockKey key, Entry e) {
+    private void drop(BlockKey key, IndexEntry e) {
         index.remove(key);
         int stride = e.segment.recordBytes;
         usedBytes -= stride;
@@ -380,7 +331,7 @@ public final class SsdTier implements KvTier {
     }
 
     /** Under {@code meta}. */
-    private void touch(Entry e, AccessHint hint) {
+    private void touch(IndexEntry e, AccessHint hint) {
         e.history = e.history.accessed(clock.getAsLong(), hint);
         policy.onAccess(e.history);
     }
@@ -389,7 +340,7 @@ public final class SsdTier implements KvTier {
     public Optional<KvBlock> get(BlockKey key, AccessHint hint) {
         checkOpen();
         for (int attempt = 0; attempt < MAX_READ_ATTEMPTS; attempt++) {
-            Entry e;
+            IndexEntry e;
             synchronized (meta) {
                 e = index.get(key);
             }
@@ -424,40 +375,26 @@ public final class SsdTier implements KvTier {
     }
 
     /**
-     * Where the block's record lies, for a same-host client that reads it from the file itself ({@code Locate}),
-     * leasing its segment until {@code leaseUntilNanos} (this tier's clock): until then {@link #compact()} leaves
-     * the file in place (its unlink waits for the lease's end; a segment is never truncated after {@link #open}),
-     * so the extent stays readable. Counts a hit and the record's bytes read, and records the access (the client's
-     * read is the use, as a {@link #get} would be). Empty, with nothing counted, when the block is not stored.
+     * Where the block's record lies, for a same-host reader ({@code Locate}), its segment leased until {@code
+     * leaseUntilNanos} (this tier's clock; {@link SegmentLeases}). Counts a hit, the record's bytes and the access,
+     * as a {@link #get} would. Empty, with nothing counted, when the block is not stored.
      */
     @Override
-    public Optional<Extent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
+    public Optional<RecordExtent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
         checkOpen();
-        Entry e;
+        IndexEntry e;
         synchronized (meta) {
             e = index.get(key);
             if (e == null) {
                 return Optional.empty();
             }
-            leases.merge(e.segment.id, leaseUntilNanos, Math::max);
+            leases.lease(e.segment.id, leaseUntilNanos); // under meta: compaction's swap-in cannot come between
             touch(e, hint);
         }
         counters.hits.increment();
         counters.bytesRead.add(e.segment.recordBytes);
-        return Optional.of(new Extent(e.segment.path.toAbsolutePath(), e.offset, e.segment.recordBytes, e.crc,
+        return Optional.of(new RecordExtent(e.segment.path.toAbsolutePath(), e.offset, e.segment.recordBytes, e.crc,
                 e.segment.header.encoding()));
-    }
-
-    /**
-     * A record's place in a segment file.
-     *
-     * @param path     the segment file (absolute)
-     * @param offset   the record's first byte in it
-     * @param length   the record's bytes (header and payload)
-     * @param crc      its CRC32C (the value its header holds)
-     * @param encoding its payload's encoding
-     */
-    public record Extent(Path path, long offset, int length, int crc, PayloadEncoding encoding) {
     }
 
     /** This tier's clock (ns), as {@link #locate}'s lease ends are measured. */
@@ -471,62 +408,20 @@ public final class SsdTier implements KvTier {
      * @return files unlinked
      */
     public int releaseExpiredLeases() {
-        List<Segment> expired = new ArrayList<>();
-        synchronized (meta) {
-            long now = clock.getAsLong();
-            leases.values().removeIf(until -> until - now <= 0);
-            for (var it = leasedVictims.iterator(); it.hasNext(); ) {
-                Segment s = it.next();
-                if (!leases.containsKey(s.id)) {
-                    expired.add(s);
-                    it.remove();
-                }
-            }
-        }
-        for (Segment s : expired) {
-            unlink(s);
-        }
-        if (!expired.isEmpty()) {
-            Segment.syncDirectory(config.directory());
-        }
-        return expired.size();
+        return leases.releaseExpired(config.directory());
     }
 
-    /**
-     * Compaction's end for a victim segment it copied out: unlinked now, or, while a {@link #locate} lease on it
-     * runs, kept (out of the index and the segment list already) until {@link #releaseExpiredLeases()} finds the
-     * lease ended. @return whether it was unlinked now
-     */
+    /** Compaction's end for a victim segment it copied out ({@link SegmentLeases#retire}). */
     boolean retire(Segment victim) {
-        synchronized (meta) {
-            Long until = leases.get(victim.id);
-            if (until != null && until - clock.getAsLong() > 0) {
-                leasedVictims.add(victim);
-                return false;
-            }
-            leases.remove(victim.id);
-        }
-        unlink(victim);
-        return true;
-    }
-
-    private static void unlink(Segment s) {
-        s.close();
-        try {
-            Files.deleteIfExists(s.path);
-        } catch (IOException e) {
-            // Left behind it only holds duplicates: the next open indexes the newer copies.
-        }
+        return leases.retire(victim);
     }
 
     /** Compacted segments kept for a running lease (tests). */
     int leasedVictimCount() {
-        synchronized (meta) {
-            return leasedVictims.size();
-        }
+        return leases.keptCount();
     }
 
-    private void dropCorrupt(BlockKey key, Entry e, String when) {
+    private void dropCorrupt(BlockKey key, IndexEntry e, String when) {
         synchronized (meta) {
             if (index.get(key) == e) {
                 drop(key, e);
@@ -552,7 +447,7 @@ public final class SsdTier implements KvTier {
     @Override
     public boolean remove(BlockKey key) {
         synchronized (meta) {
-            Entry e = index.get(key);
+            IndexEntry e = index.get(key);
             if (e == null) {
                 return false;
             }
@@ -564,7 +459,7 @@ public final class SsdTier implements KvTier {
     @Override
     public boolean pin(BlockKey key) {
         synchronized (meta) {
-            Entry e = index.get(key);
+            IndexEntry e = index.get(key);
             if (e == null) {
                 return false;
             }
@@ -579,7 +474,7 @@ public final class SsdTier implements KvTier {
     @Override
     public boolean unpin(BlockKey key) {
         synchronized (meta) {
-            Entry e = index.get(key);
+            IndexEntry e = index.get(key);
             if (e == null || !e.pinned) {
                 return false;
             }
@@ -592,7 +487,7 @@ public final class SsdTier implements KvTier {
     @Override
     public boolean isPinned(BlockKey key) {
         synchronized (meta) {
-            Entry e = index.get(key);
+            IndexEntry e = index.get(key);
             return e != null && e.pinned;
         }
     }
@@ -600,7 +495,7 @@ public final class SsdTier implements KvTier {
     /** The block's history in this tier, empty when it is not stored. */
     public Optional<BlockHistory> history(BlockKey key) {
         synchronized (meta) {
-            Entry e = index.get(key);
+            IndexEntry e = index.get(key);
             return e == null ? Optional.empty() : Optional.of(e.history);
         }
     }
@@ -627,18 +522,18 @@ public final class SsdTier implements KvTier {
     // --- for SsdCompactor (same package) ---
 
     /** Sealed segments at or below the live fraction, with the live entries in each; under {@code meta}. */
-    Map<Segment, List<Map.Entry<BlockKey, Entry>>> compactionCandidates() {
+    Map<Segment, List<Map.Entry<BlockKey, IndexEntry>>> compactionCandidates() {
         synchronized (meta) {
             Segment act = active;
-            Map<Segment, List<Map.Entry<BlockKey, Entry>>> out = new HashMap<>();
+            Map<Segment, List<Map.Entry<BlockKey, IndexEntry>>> out = new HashMap<>();
             for (Segment s : segments.values()) {
                 long area = s.recordArea();
                 if (s != act && (area == 0 || s.liveBytes < config.compactionLiveFraction() * area)) {
                     out.put(s, new ArrayList<>());
                 }
             }
-            for (Map.Entry<BlockKey, Entry> e : index.entrySet()) {
-                List<Map.Entry<BlockKey, Entry>> l = out.get(e.getValue().segment);
+            for (Map.Entry<BlockKey, IndexEntry> e : index.entrySet()) {
+                List<Map.Entry<BlockKey, IndexEntry>> l = out.get(e.getValue().segment);
                 if (l != null) {
                     l.add(Map.entry(e.getKey(), e.getValue()));
                 }
@@ -662,7 +557,7 @@ public final class SsdTier implements KvTier {
             for (SsdCompactor.Moved m : moved) {
                 int stride = m.to().recordBytes;
                 if (index.get(m.key()) == m.from()) {
-                    index.put(m.key(), new Entry(m.to(), m.offset(), m.from().crc, m.from().history, m.from().pinned));
+                    index.put(m.key(), m.from().movedTo(m.to(), m.offset()));
                     m.to().liveBytes += stride;
                 } else {
                     m.to().deadBytes += stride;
@@ -674,7 +569,7 @@ public final class SsdTier implements KvTier {
         }
     }
 
-    void verifyOrDrop(BlockKey key, Entry e, ByteBuffer rec, Runnable onGood) {
+    void verifyOrDrop(BlockKey key, IndexEntry e, ByteBuffer rec, Runnable onGood) {
         if (key.equals(Records.verify(rec, e.segment.header.encoding().payloadBytes(layout)))) {
             onGood.run();
         } else {
@@ -684,14 +579,6 @@ public final class SsdTier implements KvTier {
 
     void countWritten(long bytes) {
         counters.bytesWritten.add(bytes);
-    }
-
-    Path directory() {
-        return config.directory();
-    }
-
-    long segmentBytes() {
-        return config.segmentBytes();
     }
 
     // --- accounting ---
@@ -764,8 +651,7 @@ public final class SsdTier implements KvTier {
         } finally {
             synchronized (meta) {
                 segments.values().forEach(Segment::close);
-                // Their files stay: a restart indexes the newer copies of their records (duplicates).
-                leasedVictims.forEach(Segment::close);
+                leases.closeKept();
             }
             appendLock.unlock();
             compactionLock.unlock();

@@ -307,7 +307,7 @@ public final class TieredKvStore implements AutoCloseable {
                     out.add(new Located(TierKind.DRAM, null));
                     continue;
                 }
-                Optional<SsdTier.Extent> e = lower.locate(k, AccessHint.atChainPosition(i), leaseUntilNanos);
+                Optional<RecordExtent> e = lower.locate(k, AccessHint.atChainPosition(i), leaseUntilNanos);
                 if (e.isPresent()) {
                     out.add(new Located(lower.kind(), e.get()));
                 } else if (lower.contains(k)) {
@@ -328,7 +328,7 @@ public final class TieredKvStore implements AutoCloseable {
      * @param tier   the tier holding it
      * @param extent its record in the lower tier's files, or null: read it with {@link #restore} (Get)
      */
-    public record Located(TierKind tier, SsdTier.Extent extent) {
+    public record Located(TierKind tier, RecordExtent extent) {
     }
 
     /** Drops the block from whichever tier holds it, with its pins. @return whether it was stored. */

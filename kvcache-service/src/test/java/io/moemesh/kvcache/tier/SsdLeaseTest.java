@@ -46,7 +46,7 @@ class SsdLeaseTest {
         try (SsdTier t = open()) {
             sparseFirstSegment(t);
             long hitsBefore = t.stats().hits();
-            SsdTier.Extent e = t.locate(key(5), AccessHint.NONE, clock.get() + 10).orElseThrow();
+            RecordExtent e = t.locate(key(5), AccessHint.NONE, clock.get() + 10).orElseThrow();
             assertThat(e.path()).isAbsolute();
             assertThat(e.length()).isEqualTo(RECORD_BYTES);
             assertThat(e.encoding()).isEqualTo(PayloadEncoding.FLOAT32);
@@ -65,7 +65,7 @@ class SsdLeaseTest {
     void compaction_defersTheUnlinkOfALeasedSegment_andTheLeasesEndReleasesIt() throws IOException {
         try (SsdTier t = open()) {
             sparseFirstSegment(t);
-            SsdTier.Extent e = t.locate(key(3), AccessHint.NONE, clock.get() + 500).orElseThrow();
+            RecordExtent e = t.locate(key(3), AccessHint.NONE, clock.get() + 500).orElseThrow();
             CompactionResult r = t.compact();
             assertThat(r.segmentsCompacted()).isEqualTo(1);
             assertThat(r.bytesReclaimed()).as("nothing freed while the lease runs").isNegative();
@@ -91,7 +91,7 @@ class SsdLeaseTest {
     void compaction_unlinksASegmentWhoseLeaseEnded_atOnce() {
         try (SsdTier t = open()) {
             sparseFirstSegment(t);
-            SsdTier.Extent e = t.locate(key(3), AccessHint.NONE, clock.get() + 5).orElseThrow();
+            RecordExtent e = t.locate(key(3), AccessHint.NONE, clock.get() + 5).orElseThrow();
             clock.addAndGet(5);
             assertThat(t.compact().segmentsCompacted()).isEqualTo(1);
             assertThat(e.path()).doesNotExist();
@@ -99,7 +99,7 @@ class SsdLeaseTest {
         }
     }
 
-    private static ByteBuffer read(SsdTier.Extent e) throws IOException {
+    private static ByteBuffer read(RecordExtent e) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(e.length());
         try (FileChannel ch = FileChannel.open(e.path(), StandardOpenOption.READ)) {
             while (b.hasRemaining()) {
