@@ -17,12 +17,13 @@ public final class ExpertServiceApplication {
     public static void main(String[] args) {
         SpringApplication app = new SpringApplication(ExpertServiceApplication.class);
         // Cold start: with the cpu backend (the default), the kernel warm-up (seconds of C2 compilation,
-        // MatMul.warmUp) runs on a second core while Spring builds the context, as soon as the settings are known;
-        // ExpertBackends waits for it to finish (docs/performance.md "Cold start"). The noop backend needs none.
+        // MatMul.warmUp) runs on another core while Spring builds the context, as soon as the settings are known,
+        // and nothing waits for it: the kernels give the same bits in every JIT tier, so the first batches are only
+        // slower until it is done (docs/performance.md "Cold start"). The noop backend needs none.
         app.addListeners((ApplicationListener<ApplicationEvent>) e -> {
             if (e instanceof ApplicationEnvironmentPreparedEvent prepared && "cpu".equals(prepared.getEnvironment()
                     .getProperty("moemesh.expert.backend", "cpu").strip().toLowerCase(Locale.ROOT))) {
-                Thread.ofPlatform().daemon().name("kernel-warm-up").start(MatMul::warmUp);
+                MatMul.warmUpInBackground();
             }
         });
         app.run(args);

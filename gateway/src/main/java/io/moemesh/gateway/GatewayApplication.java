@@ -9,9 +9,10 @@ import org.springframework.boot.context.properties.ConfigurationPropertiesScan;
 @ConfigurationPropertiesScan
 public class GatewayApplication {
     public static void main(String[] args) {
-        // Cold start: the kernel warm-up (seconds of C2 compilation, MatMul.warmUp) runs on a second core while
-        // Spring builds the context; the engine-loop bean waits for it to finish (docs/performance.md "Cold start").
-        Thread.ofPlatform().daemon().name("kernel-warm-up").start(MatMul::warmUp);
+        // Cold start: the kernel warm-up (seconds of C2 compilation, MatMul.warmUp) runs on another core while
+        // Spring builds the context, and nothing waits for it: the kernels give the same bits in every JIT tier, so
+        // the first requests are only slower until it is done (docs/performance.md "Cold start").
+        MatMul.warmUpInBackground();
         SpringApplication.run(GatewayApplication.class, args);
     }
 }

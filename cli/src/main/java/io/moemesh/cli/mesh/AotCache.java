@@ -35,8 +35,9 @@ import java.util.stream.Stream;
  * {@code <cache-root>/<jar>-<key>/}: the jar extracted as Spring Boot's {@code -Djarmode=tools extract} lays it out
  * (a thin {@code app.jar} plus {@code lib/}: the JVM archives only classes of the class path's plain jars, not
  * those a fat jar's nested-jar class loader defines) and {@code app.aot}, recorded by one training run of the
- * service with {@code -Dspring.context.exit=onRefresh} (every bean created, the kernels warmed up, then exit:
- * Spring Boot's "AOT cache" recipe).
+ * service with {@code -Dspring.context.exit=onRefresh} (every bean created, then exit: Spring Boot's "AOT cache"
+ * recipe). The kernel warm-up runs on a background thread and readiness does not wait for it (MatMul.warmUp), so
+ * the run records the kernels' profiles only as far as the warm-up got before the context was up.
  *
  * <p>The key is a SHA-256 over the jar's bytes and the JDK's version and home: a rebuilt jar or another JDK gets a
  * new folder and never a stale cache. A cache the JVM cannot use anyway (corrupt, truncated, other class path) only

@@ -37,7 +37,7 @@ public final class ServiceJvmOptions {
      * expert-service instead of 9.4). Under {@link #LATE_C2} they keep
      * HotSpot's own counts: these services call their hot methods per layer and per token, and the kernel
      * warm-up (MatMul.warmUp) makes a fixed number of calls sized for the default counts, after which the kernels
-     * must be C2 code (their results are bit-stable only then). Everything else (Spring's container, class-file
+     * are C2 code (their bits are the same in every tier, only their speed is not). Everything else (Spring's container, class-file
      * generation, reflection, configuration binding: the start-up code) gets C2 ten times later.
      */
     static final List<String> SERVING_PATH_PACKAGES = List.of("io.moemesh", "io.grpc", "com.google.protobuf",

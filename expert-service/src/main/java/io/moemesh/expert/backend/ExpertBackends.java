@@ -13,8 +13,9 @@ public final class ExpertBackends {
     public static ExpertBackend create(String name, ExpertModel model) {
         return switch (name.strip().toLowerCase(java.util.Locale.ROOT)) {
             case "cpu" -> {
-                // Compile the kernels before the first batch instead of during it (see MatMul.warmUp).
-                MatMul.warmUp();
+                // Kernels compiled early make the first batches fast (MatMul.warmUp); ExpertServiceApplication started
+                // that as the JVM started, this covers other callers. Not awaited: the bits do not depend on it.
+                MatMul.warmUpInBackground();
                 yield new CpuExpertBackend(model);
             }
             case "noop" -> new NoOpExpertBackend(model.hiddenSize());

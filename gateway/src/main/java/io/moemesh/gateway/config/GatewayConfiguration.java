@@ -223,9 +223,9 @@ public class GatewayConfiguration {
                           OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
                           Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote,
                           Optional<AttendOffload> attend) {
-        // Compile the kernels before the first request instead of during it (MatMul.warmUp says what it saves);
-        // GatewayApplication started it on its own thread as the JVM started, so this waits for that run.
-        MatMul.warmUp();
+        // Kernels compiled early make the first requests fast (MatMul.warmUp); GatewayApplication started that as
+        // the JVM started, this covers contexts built without it. Not awaited: the bits do not depend on it.
+        MatMul.warmUpInBackground();
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
         // Long contexts' old blocks attended over in the kvcache-service (moemesh.gateway.kvcache.attend.*).
         RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);

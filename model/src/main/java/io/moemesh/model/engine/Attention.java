@@ -129,7 +129,19 @@ final class Attention implements Parallel.RangeBody {
         for (int j0 = 0; j0 < n; j0 += b) {
             int base = table[j0 / b] * b;
             int j1 = Math.min(n, j0 + b);
-            for (int j = j0; j < j1; j++) {
+            int j = j0;
+            for (; j + 4 <= j1; j += 4) { // four keys at once (consecutive rows of the block): the same bits
+                int ko = (base + j - j0) * kvDim + kvo;
+                for (int g = 0; g < group; g++) {
+                    int o = g * n + j;
+                    VectorOps.dot4(q, qo + g * headDim, keys, ko, kvDim, headDim, s, o);
+                    s[o] *= scale;
+                    s[o + 1] *= scale;
+                    s[o + 2] *= scale;
+                    s[o + 3] *= scale;
+                }
+            }
+            for (; j < j1; j++) {
                 int ko = (base + j - j0) * kvDim + kvo;
                 for (int g = 0; g < group; g++) {
                     s[g * n + j] = VectorOps.dot(q, qo + g * headDim, keys, ko, headDim) * scale;

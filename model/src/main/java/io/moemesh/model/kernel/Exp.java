@@ -76,7 +76,10 @@ final class Exp {
         }
     }
 
-    /** {@code x[i] = e^(x[i] - max)} over [off, off + n); returns their sum (lane sums, then the tail). */
+    /**
+     * {@code x[i] = e^(x[i] - max)} over [off, off + n); returns their sum (the lanes in {@link LaneSum}'s vector
+     * order, then the tail).
+     */
     static float shiftedInPlace(float[] v, int off, int n, float max) {
         FloatVector acc = FloatVector.zero(F);
         int i = 0;
@@ -93,7 +96,17 @@ final class Exp {
             e.intoArray(v, off + i);
             acc = acc.add(e);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        // LaneSum's order (C2's halving tree) in-line, not reduceLanes(ADD), whose order depends on the JIT tier;
+        // a vector handed to a call C2 does not inline is boxed.
+        if (F.length() == 16) {
+            acc = acc.add(acc.rearrange(LaneSum.HALVE_8));
+        }
+        if (F.length() >= 8) {
+            acc = acc.add(acc.rearrange(LaneSum.HALVE_4));
+        }
+        acc = acc.add(acc.rearrange(LaneSum.HALVE_2));
+        acc = acc.add(acc.rearrange(LaneSum.HALVE_1));
+        float sum = acc.lane(0);
         for (; i < n; i++) {
             float e = of(v[off + i] - max);
             v[off + i] = e;

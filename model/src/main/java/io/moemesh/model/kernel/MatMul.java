@@ -10,6 +10,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * {@code y[m, N] = x[m, K] · Wᵀ} for a weight {@code W[N, K]} in f32, bf16 or f16: the product of a
@@ -203,20 +204,25 @@ public final class MatMul {
     }
 
     private static volatile boolean warm;
+    private static final AtomicBoolean WARMING = new AtomicBoolean();
 
     /**
      * Runs every kernel path (each dtype, 1 to 16 rows so every tile remainder, the fused and SwiGLU entry
-     * points) until C2 has compiled it: a second or two of CPU, once per JVM. Without it the first minute of
-     * serving ran the tile methods in the interpreter or C1, where each Vector API operation allocates a boxed
-     * vector and runs ~10x slower, and each batch shape seen for the first time deoptimised the row loop again
-     * (measured with JFR: docs/performance.md). The weights are memory-mapped like a checkpoint's: warming up
-     * on heap segments left a second segment class in the type profile of the vector loads, and C2's code for
-     * the mapped weights then ran at half speed. Servers and benchmarks call it at start-up (the services on a background thread as their JVM starts, so it overlaps
-     * Spring's start; synchronized, so the bean that needs warm kernels waits for that run instead of starting a second). Results are within
-     * tolerance either way, but not bit-identical across tiers: C2 adds a vector's lanes (reduceLanes) in a tree,
-     * the interpreter and C1 one by one, so the same product can differ in the last bit before and after
-     * compilation. Warmed up, the same inputs give the same bits on every thread and for every split of the rows
-     * ({@link Exp} keeps the exponentials split-independent too).
+     * points) until C2 has compiled it: a second or two of CPU on a quiet machine, once per JVM. Without it the
+     * first minute of serving ran the tile methods in the interpreter or C1, where each Vector API operation
+     * allocates a boxed vector and runs ~10x slower, and each batch shape seen for the first time deoptimised the
+     * row loop again (measured with JFR: docs/performance.md). The weights are memory-mapped like a checkpoint's:
+     * warming up on heap segments left a second segment class in the type profile of the vector loads, and C2's
+     * code for the mapped weights then ran at half speed.
+     *
+     * <p>Only speed depends on it, never bits: every lane sum is added in an order our code fixes ({@link
+     * LaneSum}), not by {@code reduceLanes}, whose order differs between the interpreter, C1 and C2, and every
+     * other kernel step is an exact IEEE operation in every tier (JitTierBitsTest compares an {@code -Xint} and a
+     * C1-only JVM with this one). So the services start it with {@link #warmUpInBackground} and report SERVING
+     * without waiting: requests that arrive meanwhile get the same bits, only slower (kernels in the interpreter
+     * or C1, competing with the compiler threads for the cores) until the compiled code is installed. Warmed up
+     * or not, the same inputs give the same bits on every thread and for every split of the rows ({@link Exp}
+     * keeps the exponentials split-independent too). Synchronized: a second caller waits for the first run.
      */
     public static synchronized void warmUp() {
         if (warm) {
@@ -248,6 +254,13 @@ public final class MatMul {
             throw new UncheckedIOException("kernel warm-up needs a temporary file", e);
         }
         warm = true;
+    }
+
+    /** Starts {@link #warmUp} on a daemon thread unless it ran or was started already; returns at once. */
+    public static void warmUpInBackground() {
+        if (!warm && WARMING.compareAndSet(false, true)) {
+            Thread.ofPlatform().daemon().name("kernel-warm-up").start(MatMul::warmUp);
+        }
     }
 
     /** A read-only mapping of {@code bytes} zeros from a temporary file (deleted at once; the mapping stays). */

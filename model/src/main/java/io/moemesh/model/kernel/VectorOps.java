@@ -39,7 +39,17 @@ public final class VectorOps {
             FloatVector v = FloatVector.fromArray(F, x, off + i);
             acc = v.fma(v, acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        // LaneSum's order (C2's halving tree) in-line, not reduceLanes(ADD), whose order depends on the JIT tier;
+        // a vector handed to a call C2 does not inline is boxed.
+        if (F.length() == 16) {
+            acc = acc.add(acc.rearrange(LaneSum.HALVE_8));
+        }
+        if (F.length() >= 8) {
+            acc = acc.add(acc.rearrange(LaneSum.HALVE_4));
+        }
+        acc = acc.add(acc.rearrange(LaneSum.HALVE_2));
+        acc = acc.add(acc.rearrange(LaneSum.HALVE_1));
+        float s = acc.lane(0);
         for (; i < n; i++) {
             s += x[off + i] * x[off + i];
         }
@@ -52,11 +62,64 @@ public final class VectorOps {
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        // LaneSum's order (C2's halving tree) in-line, not reduceLanes(ADD), whose order depends on the JIT tier;
+        // a vector handed to a call C2 does not inline is boxed.
+        if (F.length() == 16) {
+            acc = acc.add(acc.rearrange(LaneSum.HALVE_8));
+        }
+        if (F.length() >= 8) {
+            acc = acc.add(acc.rearrange(LaneSum.HALVE_4));
+        }
+        acc = acc.add(acc.rearrange(LaneSum.HALVE_2));
+        acc = acc.add(acc.rearrange(LaneSum.HALVE_1));
+        float s = acc.lane(0);
         for (; i < n; i++) {
             s += a[ao + i] * b[bo + i];
         }
         return s;
+    }
+
+    /**
+     * {@link #dot} of {@code a[ao, ao + n)} with four rows of b, at {@code bo}, {@code bo + stride}, {@code bo + 2 ·
+     * stride} and {@code bo + 3 · stride}, into {@code out[oo, oo + 4)}: each the same bits as {@code dot} of that
+     * row. The four accumulators are folded together (LaneSum's butterfly, two levels) before the last levels of
+     * the tree run in one vector: 6 selects and 2 rearranges for the four sums instead of 4 rearranges each (an
+     * attention score, n = head_dim, is mostly its lane sum).
+     */
+    public static void dot4(float[] a, int ao, float[] b, int bo, int stride, int n, float[] out, int oo) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int b1 = bo + stride, b2 = b1 + stride, b3 = b2 + stride;
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector x = FloatVector.fromArray(F, a, ao + i);
+            a0 = x.fma(FloatVector.fromArray(F, b, bo + i), a0);
+            a1 = x.fma(FloatVector.fromArray(F, b, b1 + i), a1);
+            a2 = x.fma(FloatVector.fromArray(F, b, b2 + i), a2);
+            a3 = x.fma(FloatVector.fromArray(F, b, b3 + i), a3);
+        }
+        FloatVector c0 = LaneSum.LO_1.selectFrom(a0, a1).add(LaneSum.HI_1.selectFrom(a0, a1));
+        FloatVector c1 = LaneSum.LO_1.selectFrom(a2, a3).add(LaneSum.HI_1.selectFrom(a2, a3));
+        FloatVector e = LaneSum.LO_2.selectFrom(c0, c1).add(LaneSum.HI_2.selectFrom(c0, c1));
+        // Now L/4 partial sums per row, row r's in lanes [r · L/4, (r + 1) · L/4): the tree's last levels.
+        int q = F.length() / 4;
+        if (q == 4) {
+            e = e.add(e.rearrange(LaneSum.HALVE_2));
+        }
+        if (q >= 2) {
+            e = e.add(e.rearrange(LaneSum.HALVE_1));
+        }
+        float s0 = e.lane(0), s1 = e.lane(q), s2 = e.lane(2 * q), s3 = e.lane(3 * q);
+        for (; i < n; i++) {
+            float x = a[ao + i];
+            s0 += x * b[bo + i];
+            s1 += x * b[b1 + i];
+            s2 += x * b[b2 + i];
+            s3 += x * b[b3 + i];
+        }
+        out[oo] = s0;
+        out[oo + 1] = s1;
+        out[oo + 2] = s2;
+        out[oo + 3] = s3;
     }
 
     /** y[yo..] += a · x[xo..] over n elements. */
@@ -104,6 +167,8 @@ public final class VectorOps {
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
             acc = acc.max(FloatVector.fromArray(F, x, off + i));
         }
+        // MAX is exact and commutative (Math.max semantics: NaN wins, +0 over -0), so the lane order reduceLanes
+        // picks cannot change the result: unlike ADD it needs no fixed order.
         float m = acc.reduceLanes(VectorOperators.MAX);
         for (; i < n; i++) {
             m = Math.max(m, x[off + i]);

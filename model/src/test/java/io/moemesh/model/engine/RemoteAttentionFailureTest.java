@@ -155,14 +155,9 @@ class RemoteAttentionFailureTest {
         Engine withRemote = engine(service);
         Engine without = engine(RemoteAttention.NONE);
         List<SequenceStep> step = List.of(new SequenceStep(1, prompt(), 0, SequenceStep.Logits.ALL, false));
-        float[] a = null;
-        float[] b = null;
-        // Rounds until both run the same compiled code: the Vector API's interpreted fallback sums lanes in
-        // another order than C2's intrinsics, so a cold step may differ from a warm one in the last bit.
-        for (int round = 0; round < 200 && (a == null || !Arrays.equals(a, b)); round++) {
-            a = withRemote.step(step, new RemotePrefixKvCache(model.newCache(64))).getFirst().logits();
-            b = without.step(step, model.newCache(64)).getFirst().logits();
-        }
+        // One run each decides: the kernels give the same bits in every JIT tier (JitTierBitsTest).
+        float[] a = withRemote.step(step, new RemotePrefixKvCache(model.newCache(64))).getFirst().logits();
+        float[] b = without.step(step, model.newCache(64)).getFirst().logits();
         assertThat(a).isEqualTo(b);
         assertThat(service.calls).isZero();
     }

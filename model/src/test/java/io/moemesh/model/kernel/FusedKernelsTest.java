@@ -15,9 +15,9 @@ import org.junit.jupiter.params.provider.CsvSource;
 class FusedKernelsTest {
 
     /*
-     * Fused and alone run the same tiles, but not necessarily in the same JIT tier: reduceLanes adds a vector's
-     * lanes in a tree in C2 and one by one in the interpreter and C1, so the two may differ in the last bit until
-     * both are compiled. The rule checked is "the same products and sums", to 1e-6.
+     * Fused and alone run the same tiles over the same rows (the weights' row counts are multiples of 4, so no
+     * split across threads cuts a tile), and the lane sums' order does not depend on the JIT tier (LaneSum): bit
+     * for bit, compiled or not.
      */
 
     static Matrix random(String name, DType dtype, int rows, int cols, long seed) {
@@ -55,7 +55,7 @@ class FusedKernelsTest {
 
     @ParameterizedTest(name = "{0} m={1} k={2}")
     @CsvSource({"F32, 1, 64", "F32, 6, 70", "BF16, 1, 64", "BF16, 5, 96", "BF16, 9, 100", "F16, 3, 40"})
-    void fusedMatmul_equalsEachProjectionAlone(DType dtype, int m, int k) {
+    void fusedMatmul_bitIdenticalToEachProjectionAlone(DType dtype, int m, int k) {
         Matrix[] ws = {random("q", dtype, 36, k, 1), random("k", dtype, 12, k, 2), random("v", dtype, 12, k, 3)};
         float[] x = input(m * k, 4);
         float[][] fused = {new float[m * 36], new float[m * 12], new float[m * 12]};
@@ -63,7 +63,7 @@ class FusedKernelsTest {
         for (int j = 0; j < ws.length; j++) {
             float[] alone = new float[m * ws[j].rows()];
             MatMul.matmul(x, m, ws[j], alone);
-            assertThat(fused[j]).as(ws[j].name()).containsExactly(alone, within(1e-6f));
+            assertThat(fused[j]).as(ws[j].name()).containsExactly(alone);
         }
     }
 
