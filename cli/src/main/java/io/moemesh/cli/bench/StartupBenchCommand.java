@@ -120,6 +120,9 @@ final class StartupBenchCommand implements Callable<Integer> {
                                     .map(s -> ProcessCpu.of(s.pid()).orElse(ProcessCpu.ZERO))
                                     .reduce(ProcessCpu.ZERO, ProcessCpu::plus)));
                     for (String name : timed) {
+                        // "Alone" means on a quiet machine: the services just started still warm their kernels
+                        // up once SERVING (MatMul.warmUp), which would otherwise compete with this start.
+                        awaitQuiet(mesh, err);
                         mesh.kill(name);
                         Instant t = Instant.now();
                         mesh.restart(name, jvm.timeout());
@@ -148,6 +151,41 @@ final class StartupBenchCommand implements Callable<Integer> {
                 + Runtime.getRuntime().availableProcessors() + " cores");
         out.flush();
         return 0;
+    }
+
+    /** The mesh's CPU use below this fraction of one core over {@link #QUIET_WINDOW_MS} counts as quiet. */
+    static final double QUIET_CORES = 0.05;
+    static final long QUIET_WINDOW_MS = 500;
+    static final Duration QUIET_MAX_WAIT = Duration.ofSeconds(30);
+
+    /** Waits (at most {@link #QUIET_MAX_WAIT}) until the mesh's processes together use under 5% of a core. */
+    private static void awaitQuiet(RunningMesh mesh, PrintWriter err) {
+        long deadline = System.nanoTime() + QUIET_MAX_WAIT.toNanos();
+        double before = meshCpuSeconds(mesh);
+        while (System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(QUIET_WINDOW_MS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            double now = meshCpuSeconds(mesh);
+            if (isQuiet(now - before, QUIET_WINDOW_MS)) {
+                return;
+            }
+            before = now;
+        }
+        err.printf("bench startup: the mesh did not go quiet within %d s; measuring anyway%n",
+                QUIET_MAX_WAIT.toSeconds());
+    }
+
+    static boolean isQuiet(double cpuSeconds, long windowMs) {
+        return cpuSeconds < QUIET_CORES * windowMs / 1000.0;
+    }
+
+    private static double meshCpuSeconds(RunningMesh mesh) {
+        return mesh.state().services().stream().mapToDouble(s -> ProcessCpu.of(s.pid()).map(ProcessCpu::total)
+                .orElse(0.0)).sum();
     }
 
     /** One measurement: process start → SERVING, seconds, and the CPU time used until then. */

@@ -36,8 +36,8 @@ import java.util.stream.Stream;
  * (a thin {@code app.jar} plus {@code lib/}: the JVM archives only classes of the class path's plain jars, not
  * those a fat jar's nested-jar class loader defines) and {@code app.aot}, recorded by one training run of the
  * service with {@code -Dspring.context.exit=onRefresh} (every bean created, then exit: Spring Boot's "AOT cache"
- * recipe). The kernel warm-up runs on a background thread and readiness does not wait for it (MatMul.warmUp), so
- * the run records the kernels' profiles only as far as the warm-up got before the context was up.
+ * recipe). The kernel warm-up starts only once a service is ready (MatMul.warmUp), so the run records no kernel
+ * profiles: the kernels' code comes from C2 at run time in any case.
  *
  * <p>The key is a SHA-256 over the jar's bytes and the JDK's version and home: a rebuilt jar or another JDK gets a
  * new folder and never a stale cache. A cache the JVM cannot use anyway (corrupt, truncated, other class path) only

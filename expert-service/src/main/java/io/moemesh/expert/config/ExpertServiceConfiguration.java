@@ -15,6 +15,7 @@ import io.moemesh.expert.grpc.ExpertGrpcService;
 import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.expert.residency.ResidentSet;
 import io.moemesh.model.engine.ExpertKey;
+import io.moemesh.model.kernel.MatMul;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.tls.MeshCredentials;
@@ -31,8 +32,10 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.boot.context.event.ApplicationReadyEvent;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.context.event.EventListener;
 
 /** Wires the domain objects and the gRPC server from {@link ExpertProperties}. */
 @Configuration(proxyBeanMethods = false)
@@ -62,6 +65,19 @@ public final class ExpertServiceConfiguration {
         log.info("{}: backend {}, budget {} bytes, device slot {}", props.instanceId(), backend.name(),
                 props.memoryBudgetBytes(), props.deviceSlot());
         return backend;
+    }
+
+    /**
+     * Cold start: with the cpu backend the kernel warm-up (seconds of C2 compilation, MatMul.warmUp) starts once
+     * the service reports SERVING, on its own thread. The kernels give the same bits in every JIT tier, so only the
+     * first batches' speed depends on it; started with the JVM, it took the CPU the start itself needed on two
+     * cores (docs/performance.md "Cold start"). The noop backend needs none.
+     */
+    @EventListener(ApplicationReadyEvent.class)
+    public void warmUpKernels(ApplicationReadyEvent ready) {
+        if (ready.getApplicationContext().getBean(ExpertBackend.class).name().equals("cpu")) {
+            MatMul.warmUpInBackground();
+        }
     }
 
     @Bean

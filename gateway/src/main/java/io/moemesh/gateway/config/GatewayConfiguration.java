@@ -59,7 +59,9 @@ import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
+import org.springframework.boot.context.event.ApplicationReadyEvent;
 import org.springframework.context.annotation.Bean;
+import org.springframework.context.event.EventListener;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.Ordered;
 import tools.jackson.databind.json.JsonMapper;
@@ -68,6 +70,17 @@ import tools.jackson.databind.json.JsonMapper;
 @Configuration(proxyBeanMethods = false)
 public class GatewayConfiguration {
     private static final Logger log = LoggerFactory.getLogger(GatewayConfiguration.class);
+
+    /**
+     * Cold start: the kernel warm-up (seconds of C2 compilation, MatMul.warmUp) starts once the gateway reports
+     * SERVING, on its own thread. Its bits do not depend on it (the kernels give the same bits in every JIT tier),
+     * only the first requests' speed; started with the JVM, it took the CPU the start itself needed on two cores
+     * (docs/performance.md "Cold start").
+     */
+    @EventListener(ApplicationReadyEvent.class)
+    public void warmUpKernels() {
+        MatMul.warmUpInBackground();
+    }
 
     @Bean(destroyMethod = "close")
     MoeModel model(GatewayProperties p) {
@@ -223,9 +236,6 @@ public class GatewayConfiguration {
                           OpenTelemetry otel, DispatchTraces traces, Optional<LookaheadPrefetch> lookahead,
                           Optional<RouteSampler> routeSampler, Optional<RemotePrefixes> remote,
                           Optional<AttendOffload> attend) {
-        // Kernels compiled early make the first requests fast (MatMul.warmUp); GatewayApplication started that as
-        // the JVM started, this covers contexts built without it. Not awaited: the bits do not depend on it.
-        MatMul.warmUpInBackground();
         RouteObserver routes = routeObserver(lookahead.orElse(null), routeSampler.orElse(null));
         // Long contexts' old blocks attended over in the kvcache-service (moemesh.gateway.kvcache.attend.*).
         RemoteAttention remoteAttention = attend.<RemoteAttention>map(a -> a).orElse(RemoteAttention.NONE);

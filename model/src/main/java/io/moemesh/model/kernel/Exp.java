@@ -96,17 +96,8 @@ final class Exp {
             e.intoArray(v, off + i);
             acc = acc.add(e);
         }
-        // LaneSum's order (C2's halving tree) in-line, not reduceLanes(ADD), whose order depends on the JIT tier;
-        // a vector handed to a call C2 does not inline is boxed.
-        if (F.length() == 16) {
-            acc = acc.add(acc.rearrange(LaneSum.HALVE_8));
-        }
-        if (F.length() >= 8) {
-            acc = acc.add(acc.rearrange(LaneSum.HALVE_4));
-        }
-        acc = acc.add(acc.rearrange(LaneSum.HALVE_2));
-        acc = acc.add(acc.rearrange(LaneSum.HALVE_1));
-        float sum = acc.lane(0);
+        // LaneSum's order, not reduceLanes(ADD), whose order depends on the JIT tier.
+        float sum = LaneSum.sum(acc);
         for (; i < n; i++) {
             float e = of(v[off + i] - max);
             v[off + i] = e;

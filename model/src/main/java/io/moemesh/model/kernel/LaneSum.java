@@ -85,6 +85,22 @@ final class LaneSum {
         return FloatVector.fromArray(F, idx, 0);
     }
 
+    /**
+     * One accumulator's lanes in the tree's order: {@code a + a.rearrange(i xor d)} for d = L/2, …, 1, then lane 0.
+     * Only for the small vector kernels ({@link VectorOps}, {@link Exp}), into which C2 inlines it; the tiles write
+     * it out in-line, since a vector argument of a call C2 does not inline is boxed.
+     */
+    static float sum(FloatVector a) {
+        if (L == 16) {
+            a = a.add(a.rearrange(HALVE_8));
+        }
+        if (L >= 8) {
+            a = a.add(a.rearrange(HALVE_4));
+        }
+        a = a.add(a.rearrange(HALVE_2));
+        return a.add(a.rearrange(HALVE_1)).lane(0);
+    }
+
     /** Scratch for a tile's 16 sums, one per thread and kernel class. */
     static ThreadLocal<float[]> scratch() {
         return ThreadLocal.withInitial(() -> new float[16]);

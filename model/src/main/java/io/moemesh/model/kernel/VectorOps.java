@@ -39,17 +39,8 @@ public final class VectorOps {
             FloatVector v = FloatVector.fromArray(F, x, off + i);
             acc = v.fma(v, acc);
         }
-        // LaneSum's order (C2's halving tree) in-line, not reduceLanes(ADD), whose order depends on the JIT tier;
-        // a vector handed to a call C2 does not inline is boxed.
-        if (F.length() == 16) {
-            acc = acc.add(acc.rearrange(LaneSum.HALVE_8));
-        }
-        if (F.length() >= 8) {
-            acc = acc.add(acc.rearrange(LaneSum.HALVE_4));
-        }
-        acc = acc.add(acc.rearrange(LaneSum.HALVE_2));
-        acc = acc.add(acc.rearrange(LaneSum.HALVE_1));
-        float s = acc.lane(0);
+        // LaneSum's order, not reduceLanes(ADD), whose order depends on the JIT tier.
+        float s = LaneSum.sum(acc);
         for (; i < n; i++) {
             s += x[off + i] * x[off + i];
         }
@@ -62,17 +53,8 @@ public final class VectorOps {
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        // LaneSum's order (C2's halving tree) in-line, not reduceLanes(ADD), whose order depends on the JIT tier;
-        // a vector handed to a call C2 does not inline is boxed.
-        if (F.length() == 16) {
-            acc = acc.add(acc.rearrange(LaneSum.HALVE_8));
-        }
-        if (F.length() >= 8) {
-            acc = acc.add(acc.rearrange(LaneSum.HALVE_4));
-        }
-        acc = acc.add(acc.rearrange(LaneSum.HALVE_2));
-        acc = acc.add(acc.rearrange(LaneSum.HALVE_1));
-        float s = acc.lane(0);
+        // LaneSum's order, not reduceLanes(ADD), whose order depends on the JIT tier.
+        float s = LaneSum.sum(acc);
         for (; i < n; i++) {
             s += a[ao + i] * b[bo + i];
         }
