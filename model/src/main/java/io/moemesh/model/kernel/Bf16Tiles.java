@@ -122,38 +122,25 @@ final class Bf16Tiles {
             b2 = o.fma(FloatVector.fromArray(F, xp, x2 + p + L), b2);
         }
         long e0 = (long) c * k;
-        // Each row's lanes in LaneSum's order (C2's halving tree), in-line.
-        FloatVector a = a0.add(b0);
-        if (L == 16) {
-            a = a.add(a.rearrange(LaneSum.HALVE_8));
+        // The rows' lanes in LaneSum's order, folded together as VectorOps.dot4 does (the third row twice): two
+        // butterfly levels, then the tree's last levels in one vector; row r's sum in lane r · L/4.
+        a0 = a0.add(b0);
+        a1 = a1.add(b1);
+        a2 = a2.add(b2);
+        FloatVector c0 = LaneSum.LO_1.selectFrom(a0, a1).add(LaneSum.HI_1.selectFrom(a0, a1));
+        FloatVector c1 = LaneSum.LO_1.selectFrom(a2, a2).add(LaneSum.HI_1.selectFrom(a2, a2));
+        FloatVector f = LaneSum.LO_2.selectFrom(c0, c1).add(LaneSum.HI_2.selectFrom(c0, c1));
+        int q = L / 4;
+        if (q == 4) {
+            f = f.add(f.rearrange(LaneSum.HALVE_2));
         }
-        if (L >= 8) {
-            a = a.add(a.rearrange(LaneSum.HALVE_4));
+        if (q >= 2) {
+            f = f.add(f.rearrange(LaneSum.HALVE_1));
         }
-        a = a.add(a.rearrange(LaneSum.HALVE_2));
-        a = a.add(a.rearrange(LaneSum.HALVE_1));
-        y[yo] = kv == k ? a.lane(0) : tail(a.lane(0), xp, x0, w, e0, kv, k);
-        a = a1.add(b1);
-        if (L == 16) {
-            a = a.add(a.rearrange(LaneSum.HALVE_8));
-        }
-        if (L >= 8) {
-            a = a.add(a.rearrange(LaneSum.HALVE_4));
-        }
-        a = a.add(a.rearrange(LaneSum.HALVE_2));
-        a = a.add(a.rearrange(LaneSum.HALVE_1));
-        y[yo + ldy] = kv == k ? a.lane(0) : tail(a.lane(0), xp, x1, w, e0, kv, k);
+        y[yo] = kv == k ? f.lane(0) : tail(f.lane(0), xp, x0, w, e0, kv, k);
+        y[yo + ldy] = kv == k ? f.lane(q) : tail(f.lane(q), xp, x1, w, e0, kv, k);
         if (rows == 3) {
-            a = a2.add(b2);
-            if (L == 16) {
-                a = a.add(a.rearrange(LaneSum.HALVE_8));
-            }
-            if (L >= 8) {
-                a = a.add(a.rearrange(LaneSum.HALVE_4));
-            }
-            a = a.add(a.rearrange(LaneSum.HALVE_2));
-            a = a.add(a.rearrange(LaneSum.HALVE_1));
-            y[yo + 2 * ldy] = kv == k ? a.lane(0) : tail(a.lane(0), xp, x2, w, e0, kv, k);
+            y[yo + 2 * ldy] = kv == k ? f.lane(2 * q) : tail(f.lane(2 * q), xp, x2, w, e0, kv, k);
         }
     }
 
