@@ -20,8 +20,22 @@ final class FsyncSchedule {
         this.config = config;
     }
 
+    /** Counts a record of {@code stride} bytes appended to {@code seg}, and forces it if the policy says so. */
+    void afterAppend(Segment seg, int stride) throws IOException {
+        if (appended(stride)) {
+            force(seg);
+        }
+    }
+
+    /** Forces {@code seg} (the active segment, or null before the first) if records were appended since. */
+    void forceIfDirty(Segment seg) throws IOException {
+        if (seg != null && bytesSinceSync > 0) {
+            force(seg);
+        }
+    }
+
     /** Counts an appended record of {@code stride} bytes; whether the policy wants the segment forced now. */
-    boolean appended(int stride) {
+    private boolean appended(int stride) {
         bytesSinceSync += stride;
         return switch (config.fsync()) {
             case ALWAYS -> true;

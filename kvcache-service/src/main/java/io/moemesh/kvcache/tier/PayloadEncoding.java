@@ -53,6 +53,11 @@ public enum PayloadEncoding {
         };
     }
 
+    /** Bytes of one record in a segment: the record header plus {@link #payloadBytes}. */
+    public int recordBytes(KvLayout layout) {
+        return Records.HEADER_BYTES + payloadBytes(layout);
+    }
+
     /** Writes the block's payload at {@code out}'s position (advancing it). */
     public void encode(KvBlock block, ByteBuffer out) {
         KvLayout layout = block.layout();

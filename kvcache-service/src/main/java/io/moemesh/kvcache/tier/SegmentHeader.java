@@ -90,6 +90,6 @@ record SegmentHeader(int formatVersion, KvLayout layout, long layoutId, PayloadE
 
     /** Bytes of one record (header + payload) in a segment with this header. */
     int recordBytes() {
-        return Records.HEADER_BYTES + encoding.payloadBytes(layout);
+        return encoding.recordBytes(layout);
     }
 }

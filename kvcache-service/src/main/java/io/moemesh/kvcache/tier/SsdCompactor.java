@@ -70,7 +70,7 @@ final class SsdCompactor {
         for (Segment v : victims.keySet()) {
             // A segment a Locate lease names stays until the lease ends (SsdTier.retire): a same-host reader may be
             // about to open it. Its records are already copied and out of the index.
-            if (tier.retire(v)) {
+            if (tier.leases().retire(v)) {
                 freed += v.size();
             }
         }

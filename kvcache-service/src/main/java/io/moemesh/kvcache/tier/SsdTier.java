@@ -126,10 +126,9 @@ public final class SsdTier implements KvTier {
                                EvictionPolicy policy, LongSupplier clock) {
         Objects.requireNonNull(layout, "layout");
         Objects.requireNonNull(fingerprint, "fingerprint");
-        if (config.capacityBytes() < Records.HEADER_BYTES + config.encoding().payloadBytes(layout)) {
+        if (config.capacityBytes() < config.encoding().recordBytes(layout)) {
             throw new IllegalArgumentException("SSD capacityBytes " + config.capacityBytes()
-                    + " cannot hold one record of " + (Records.HEADER_BYTES + config.encoding().payloadBytes(layout))
-                    + " bytes");
+                    + " cannot hold one record of " + config.encoding().recordBytes(layout) + " bytes");
         }
         SegmentScan.Result scan = SegmentScan.scan(config.directory(), layout, fingerprint);
         return new SsdTier(config, layout, fingerprint, Objects.requireNonNull(policy, "policy"),
@@ -167,7 +166,7 @@ public final class SsdTier implements KvTier {
 
     /** Bytes a block occupies in new segments (record header + encoded payload). */
     public int recordBytes() {
-        return Records.HEADER_BYTES + config.encoding().payloadBytes(layout);
+        return config.encoding().recordBytes(layout);
     }
 
     @Override
@@ -211,7 +210,7 @@ public final class SsdTier implements KvTier {
             long at;
             try {
                 at = seg.append(rec);
-                syncAfterAppend(seg, stride);
+                fsync.afterAppend(seg, stride);
             } catch (IOException ex) {
                 // The segment's tail is suspect: write the next record into a fresh segment.
                 active = null;
@@ -259,19 +258,12 @@ public final class SsdTier implements KvTier {
         }
     }
 
-    private void syncAfterAppend(Segment seg, int stride) throws IOException {
-        if (fsync.appended(stride)) {
-            fsync.force(seg);
-        }
-    }
-
     /** The INTERVAL timer: forces the active segment if records were appended since the last force. */
     private void syncIfDirty() {
         appendLock.lock();
         try {
-            Segment seg = active;
-            if (!closed && seg != null && fsync.unsyncedBytes() > 0) {
-                fsync.force(seg);
+            if (!closed) {
+                fsync.forceIfDirty(active);
             }
         } catch (IOException e) {
             log.warn("forcing {} failed: {}", active == null ? "?" : active.path, e.toString());
@@ -411,14 +403,9 @@ public final class SsdTier implements KvTier {
         return leases.releaseExpired(config.directory());
     }
 
-    /** Compaction's end for a victim segment it copied out ({@link SegmentLeases#retire}). */
-    boolean retire(Segment victim) {
-        return leases.retire(victim);
-    }
-
-    /** Compacted segments kept for a running lease (tests). */
-    int leasedVictimCount() {
-        return leases.keptCount();
+    /** The leases and the compacted segments kept for them (the compactor retires its victims there). */
+    SegmentLeases leases() {
+        return leases;
     }
 
     private void dropCorrupt(BlockKey key, IndexEntry e, String when) {

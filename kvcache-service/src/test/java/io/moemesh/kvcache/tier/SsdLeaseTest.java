@@ -70,7 +70,7 @@ class SsdLeaseTest {
             assertThat(r.segmentsCompacted()).isEqualTo(1);
             assertThat(r.bytesReclaimed()).as("nothing freed while the lease runs").isNegative();
             assertThat(e.path()).as("leased: kept").exists();
-            assertThat(t.leasedVictimCount()).isEqualTo(1);
+            assertThat(t.leases().keptCount()).isEqualTo(1);
             // the extent still reads as the block, and the tier reads it from its new place
             assertThat(KvRecordFormat.verify(read(e), TestBlocks.BLOCK_BYTES)).isTrue();
             assertThat(t.get(key(3))).hasValueSatisfying(b -> assertThat(b.sameContent(block(3))).isTrue());
@@ -83,7 +83,7 @@ class SsdLeaseTest {
             clock.addAndGet(1);
             assertThat(t.releaseExpiredLeases()).isEqualTo(1);
             assertThat(e.path()).doesNotExist();
-            assertThat(t.leasedVictimCount()).isZero();
+            assertThat(t.leases().keptCount()).isZero();
         }
     }
 
@@ -95,7 +95,7 @@ class SsdLeaseTest {
             clock.addAndGet(5);
             assertThat(t.compact().segmentsCompacted()).isEqualTo(1);
             assertThat(e.path()).doesNotExist();
-            assertThat(t.leasedVictimCount()).isZero();
+            assertThat(t.leases().keptCount()).isZero();
         }
     }
 
