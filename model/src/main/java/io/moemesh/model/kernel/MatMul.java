@@ -256,10 +256,17 @@ public final class MatMul {
         warm = true;
     }
 
-    /** Starts {@link #warmUp} on a daemon thread unless it ran or was started already; returns at once. */
+    /**
+     * Starts {@link #warmUp} on a daemon thread unless it ran or was started already; returns at once. The thread
+     * runs at the lowest CPU priority ({@link BackgroundPriority}) and alone (no kernel helpers): it takes the CPU that
+     * nothing else on the node wants, so it no longer slows the start of the services still starting next to it.
+     */
     public static void warmUpInBackground() {
         if (!warm && WARMING.compareAndSet(false, true)) {
-            Thread.ofPlatform().daemon().name("kernel-warm-up").start(MatMul::warmUp);
+            Thread.ofPlatform().daemon().name("kernel-warm-up").start(() -> {
+                BackgroundPriority.lowerCurrentThread();
+                Parallel.onCallerOnly(MatMul::warmUp);
+            });
         }
     }
 

@@ -40,7 +40,27 @@ public final class Parallel {
         }
     }
 
+    /**
+     * The thread that runs {@link #onCallerOnly}, whose regions run on itself alone. Only that thread's own
+     * comparison can be true, and a thread always sees its own writes: no volatile needed.
+     */
+    private static Thread callerOnly;
+
     private Parallel() {
+    }
+
+    /**
+     * Runs {@code work} with every region it opens on the calling thread alone: for background work at a low
+     * priority (the kernel warm-up), which must neither wake the helpers, whose spinning would take normal-priority
+     * CPU for it, nor hold the helpers while a request waits. One such thread at a time.
+     */
+    static void onCallerOnly(Runnable work) {
+        callerOnly = Thread.currentThread();
+        try {
+            work.run();
+        } finally {
+            callerOnly = null;
+        }
     }
 
     public static int threads() {
@@ -58,7 +78,8 @@ public final class Parallel {
      * {@code workPerRow} is the multiply-adds one row costs, to decide whether splitting pays.
      */
     public static void forRange(int n, int align, long workPerRow, RangeBody body) {
-        if (THREADS == 1 || n <= align || workPerRow * n < MIN_PARALLEL_WORK || LOCK.isHeldByCurrentThread()
+        if (THREADS == 1 || Thread.currentThread() == callerOnly || n <= align || workPerRow * n < MIN_PARALLEL_WORK
+                || LOCK.isHeldByCurrentThread()
                 || !LOCK.tryLock()) {
             body.run(0, n);
             return;

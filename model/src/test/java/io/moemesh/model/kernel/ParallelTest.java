@@ -78,4 +78,32 @@ class ParallelTest {
             pool.shutdownNow();
         }
     }
+
+    @Test
+    void onCallerOnly_runsEveryRegionOnTheCallingThread_andOthersStillSplit() throws Exception {
+        java.util.Set<Thread> inside = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        Thread[] caller = new Thread[1];
+        Thread t = new Thread(() -> {
+            caller[0] = Thread.currentThread();
+            Parallel.onCallerOnly(() -> Parallel.forRange(100_000, 64, 1L << 20, (from, to) ->
+                    inside.add(Thread.currentThread())));
+        });
+        t.start();
+        t.join();
+        assertThat(inside).containsExactly(caller[0]);
+        // afterwards (and on every other thread) regions are split again when there is more than one core
+        java.util.Set<Thread> after = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        CountDownLatch both = new CountDownLatch(Math.min(2, Parallel.threads()));
+        Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
+            if (after.add(Thread.currentThread())) {
+                both.countDown();
+                try {
+                    both.await(2, java.util.concurrent.TimeUnit.SECONDS); // keep each thread busy until another joins
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
+        assertThat(after).hasSize(Math.min(2, Parallel.threads()));
+    }
 }
