@@ -10,6 +10,7 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -266,7 +267,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
 
     /** The sample with the median rate (the lower of the middle two for an even count). */
     static Row median(List<Row> samples) {
-        List<Row> sorted = samples.stream().sorted(java.util.Comparator.comparingDouble(Row::mibPerSecond)).toList();
+        List<Row> sorted = samples.stream().sorted(Comparator.comparingDouble(Row::mibPerSecond)).toList();
         return sorted.get((sorted.size() - 1) / 2);
     }
 

@@ -1,10 +1,14 @@
 package io.moemesh.model.kernel;
 
+import java.io.IOException;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.OptionalInt;
 
 /**
  * Moves the calling thread to the lowest CPU priority (Linux nice 19) for work that should only take CPU nobody
@@ -49,14 +53,14 @@ public final class BackgroundPriority {
     }
 
     /** The calling thread's nice value from {@code /proc/thread-self/stat} (field 19), or empty when unreadable. */
-    static java.util.OptionalInt currentNice() {
+    static OptionalInt currentNice() {
         try {
-            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/thread-self/stat"));
+            String stat = Files.readString(Path.of("/proc/thread-self/stat"));
             // the command name (field 2) may hold spaces and parentheses: count fields after its last ')'
             String[] rest = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            return java.util.OptionalInt.of(Integer.parseInt(rest[16]));
-        } catch (java.io.IOException | RuntimeException e) {
-            return java.util.OptionalInt.empty();
+            return OptionalInt.of(Integer.parseInt(rest[16]));
+        } catch (IOException | RuntimeException e) {
+            return OptionalInt.empty();
         }
     }
 }

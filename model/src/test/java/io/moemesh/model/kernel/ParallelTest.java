@@ -3,10 +3,13 @@ package io.moemesh.model.kernel;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -81,7 +84,7 @@ class ParallelTest {
 
     @Test
     void onCallerOnly_runsEveryRegionOnTheCallingThread_andOthersStillSplit() throws Exception {
-        java.util.Set<Thread> inside = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        Set<Thread> inside = ConcurrentHashMap.newKeySet();
         Thread[] caller = new Thread[1];
         Thread t = new Thread(() -> {
             caller[0] = Thread.currentThread();
@@ -92,13 +95,13 @@ class ParallelTest {
         t.join();
         assertThat(inside).containsExactly(caller[0]);
         // afterwards (and on every other thread) regions are split again when there is more than one core
-        java.util.Set<Thread> after = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        Set<Thread> after = ConcurrentHashMap.newKeySet();
         CountDownLatch both = new CountDownLatch(Math.min(2, Parallel.threads()));
         Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
             if (after.add(Thread.currentThread())) {
                 both.countDown();
                 try {
-                    both.await(2, java.util.concurrent.TimeUnit.SECONDS); // keep each thread busy until another joins
+                    both.await(10, TimeUnit.SECONDS); // keep each thread busy until another joins
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
