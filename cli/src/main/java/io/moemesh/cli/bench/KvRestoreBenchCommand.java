@@ -10,7 +10,6 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -122,7 +121,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
         try (KvRestoreRuns runs = KvRestoreRuns.fill(where, layout, s.heads(), blocks, prefixBlocks,
                 warmupPrefixes)) {
             List<Path> files = runs.files();
-            List<Measure> measures = new ArrayList<>();
+            List<AlternatingRounds.Measure<Row>> measures = new ArrayList<>();
             for (int chunk : DiskBandwidth.CHUNK_BYTES) {
                 measures.add(() -> {
                     methods.add(PageCache.drop(files));
@@ -170,21 +169,13 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
             for (Path f : files) {
                 DiskBandwidth.read(f, DiskBandwidth.CHUNK_BYTES.getFirst());
             }
-            List<List<Row>> samples = new ArrayList<>();
-            measures.forEach(m -> samples.add(new ArrayList<>()));
-            for (int round = 0; round < rounds; round++) {
-                // Alternating order: a row that always ran right after another would always find the host's cache of
-                // the files as that row left it.
-                for (int k = 0; k < measures.size(); k++) {
-                    int i = round % 2 == 0 ? k : measures.size() - 1 - k;
-                    Row r = measures.get(i).run();
-                    samples.get(i).add(r);
-                    err.printf(Locale.ROOT, "bench: round %d/%d, %s: %.0f MiB/s, CPU s/GiB service %s client %s%n",
-                            round + 1, rounds, r.path(), r.mibPerSecond(), Row.perGib(r.serviceCpuNanos(), r.bytes()),
-                            Row.perGib(r.clientCpuNanos(), r.bytes()));
-                    err.flush();
-                }
-            }
+            int[] done = {0};
+            List<List<Row>> samples = AlternatingRounds.run(measures, rounds, r -> {
+                err.printf(Locale.ROOT, "bench: round %d/%d, %s: %.0f MiB/s, CPU s/GiB service %s client %s%n",
+                        done[0]++ / measures.size() + 1, rounds, r.path(), r.mibPerSecond(),
+                        Row.perGib(r.serviceCpuNanos(), r.bytes()), Row.perGib(r.clientCpuNanos(), r.bytes()));
+                err.flush();
+            });
             print(out, where, layout, blocks, prefixBlocks, runs.prefixCount(), methods, samples);
         } finally {
             if (!keep) {
@@ -192,12 +183,6 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    /** One row's measurement: drops the page cache, reads, and times it. */
-    @FunctionalInterface
-    private interface Measure {
-        Row run() throws Exception;
     }
 
     /**
@@ -265,12 +250,6 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
         }
     }
 
-    /** The sample with the median rate (the lower of the middle two for an even count). */
-    static Row median(List<Row> samples) {
-        List<Row> sorted = samples.stream().sorted(Comparator.comparingDouble(Row::mibPerSecond)).toList();
-        return sorted.get((sorted.size() - 1) / 2);
-    }
-
     private static void print(PrintWriter out, Path where, KvLayout layout, long blocks, int prefixBlocks, int prefixes,
                               List<PageCache.Method> methods, List<List<Row>> samples) {
         PageCache.Method weakest = methods.stream().max(Enum::compareTo).orElse(PageCache.Method.NONE);
@@ -285,7 +264,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
         out.println("| read path | bytes | seconds | MiB/s | ÷ disk | service CPU s/GiB | client CPU s/GiB "
                 + "| MiB/s per round |");
         out.println("|---|---|---|---|---|---|---|---|");
-        List<Row> rows = samples.stream().map(KvRestoreBenchCommand::median).toList();
+        List<Row> rows = samples.stream().map(x -> AlternatingRounds.median(x, Row::mibPerSecond)).toList();
         // The disk's rate is its faster read size's (DiskBandwidth): the yardstick is never the slower reader.
         double disk = rows.stream().filter(r -> r.path().startsWith(DISK_ROW)).mapToDouble(Row::mibPerSecond).max()
                 .orElseThrow();

@@ -1,0 +1,54 @@
+package io.moemesh.cli.bench;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.function.Consumer;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * Measures rows of a read benchmark in rounds of alternating order (forward, backward, forward, ...) and picks each
+ * row's median: on a virtual disk the host's cache of a file moves its read rate from one minute to the next, so a
+ * row that always ran right after another would always find that cache as the other left it, and one pass per row
+ * compares luck (docs/performance.md, "The yardstick").
+ */
+final class AlternatingRounds {
+    /** One measurement of one row (drops the page cache, reads, times it). */
+    @FunctionalInterface
+    interface Measure<R> {
+        R run() throws Exception;
+    }
+
+    private AlternatingRounds() {
+    }
+
+    /**
+     * Runs every measure {@code rounds} times, in alternating order, calling {@code each} after every measurement;
+     * returns each measure's samples in round order, in the order of {@code measures}.
+     */
+    static <R> List<List<R>> run(List<Measure<R>> measures, int rounds, Consumer<R> each) throws Exception {
+        if (rounds < 1) {
+            throw new IllegalArgumentException("rounds must be at least 1, got " + rounds);
+        }
+        List<List<R>> samples = new ArrayList<>();
+        measures.forEach(m -> samples.add(new ArrayList<>()));
+        for (int round = 0; round < rounds; round++) {
+            for (int k = 0; k < measures.size(); k++) {
+                int i = round % 2 == 0 ? k : measures.size() - 1 - k;
+                R r = measures.get(i).run();
+                samples.get(i).add(r);
+                each.accept(r);
+            }
+        }
+        return samples;
+    }
+
+    /** The sample with the median {@code rate} (the lower of the middle two for an even count). */
+    static <R> R median(List<R> samples, ToDoubleFunction<R> rate) {
+        if (samples.isEmpty()) {
+            throw new IllegalArgumentException("no samples");
+        }
+        List<R> sorted = samples.stream().sorted(Comparator.comparingDouble(rate)).toList();
+        return sorted.get((sorted.size() - 1) / 2);
+    }
+}
