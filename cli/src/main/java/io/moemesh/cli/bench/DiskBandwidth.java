@@ -27,6 +27,15 @@ final class DiskBandwidth {
         return "FileChannel.read of " + ByteSizes.format(chunkBytes) + " into a direct buffer, one thread, front to back";
     }
 
+    /** Reads every file front to back in reads of {@code chunkBytes}; returns the bytes read (the caller times it). */
+    static long readAll(List<Path> files, int chunkBytes) throws IOException {
+        long total = 0;
+        for (Path f : files) {
+            total += read(f, chunkBytes);
+        }
+        return total;
+    }
+
     /** Reads the whole file in reads of {@code chunkBytes}; returns the bytes read (the caller times it). */
     static long read(Path file, int chunkBytes) throws IOException {
         ByteBuffer buf = ByteBuffer.allocateDirect(chunkBytes);

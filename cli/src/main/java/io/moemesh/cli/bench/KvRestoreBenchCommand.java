@@ -127,10 +127,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
                     methods.add(PageCache.drop(files));
                     CpuClock reader = CpuClock.caller().start();
                     long t0 = System.nanoTime();
-                    long read = 0;
-                    for (Path f : files) {
-                        read += DiskBandwidth.read(f, chunk);
-                    }
+                    long read = DiskBandwidth.readAll(files, chunk);
                     return new Row(DISK_ROW + " (" + DiskBandwidth.method(chunk) + ")", read, System.nanoTime() - t0,
                             -1, reader.elapsedNanos());
                 });
@@ -166,9 +163,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
             // the host's (1.7 GB/s in a run where the next reads of the same files took 3.3-3.6), and whichever row
             // came first would pay it.
             PageCache.drop(files);
-            for (Path f : files) {
-                DiskBandwidth.read(f, DiskBandwidth.CHUNK_BYTES.getFirst());
-            }
+            DiskBandwidth.readAll(files, DiskBandwidth.CHUNK_BYTES.getFirst());
             int[] done = {0};
             List<List<Row>> samples = AlternatingRounds.run(measures, rounds, r -> {
                 err.printf(Locale.ROOT, "bench: round %d/%d, %s: %.0f MiB/s, CPU s/GiB service %s client %s%n",

@@ -86,10 +86,7 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
             measures.add(() -> {
                 PageCache.drop(files);
                 long t0 = System.nanoTime();
-                long read = 0;
-                for (Path f : files) {
-                    read += DiskBandwidth.read(f, chunk);
-                }
+                long read = DiskBandwidth.readAll(files, chunk);
                 return new Row(DISK_ROW + " (" + DiskBandwidth.method(chunk) + ")", read, System.nanoTime() - t0);
             });
         }
