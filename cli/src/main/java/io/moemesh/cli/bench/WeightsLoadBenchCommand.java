@@ -26,10 +26,11 @@ import picocli.CommandLine.Spec;
  * {@code moemesh bench weights-load}: issue 12's "weights beyond that load at disk speed, measured". The services map
  * a checkpoint's {@code .safetensors} files ({@link SafetensorsFile#open}: one read-only mapping per file, never
  * copied) and start without touching the weights, so a larger model starts as fast as a tiny one and its weights
- * come in on first touch. This bench measures that first touch: with the page cache dropped, every tensor of every
- * file mapped as the services map them and touched once per 4 KiB page, in file order (what the first forward pass
- * does, layer by layer), against the same files read front to back by one thread ({@link DiskBandwidth}, the faster
- * of two read sizes), in {@link AlternatingRounds}; medians and their ratio.
+ * come in on first touch. This bench measures that: with the page cache dropped, every tensor of every file mapped as
+ * the services map them and touched once per 4 KiB page, in file order (what the gateway's first forward pass does,
+ * layer by layer), or loaded with {@link MemorySegment#load()} (what the expert-service does for each expert an
+ * assignment gives it), against the same files read front to back by one thread ({@link DiskBandwidth}, the faster
+ * of two read sizes), in {@link AlternatingRounds}; medians and their ratios.
  */
 @Command(name = "weights-load", mixinStandardHelpOptions = true,
         description = "Loading a checkpoint's weights as the services do (the safetensors files mapped, every page "
@@ -39,6 +40,7 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
     static final int PAGE = 4096;
     static final String DISK_ROW = "disk sequential read of the safetensors files";
     static final String MAPPED_ROW = "weights mapped (SafetensorsFile.open) and every page touched in file order";
+    static final String LOADED_ROW = "weights mapped and each tensor's MemorySegment.load() in file order";
 
     @Spec
     CommandSpec spec;
@@ -91,12 +93,14 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
             });
         }
         List<PageCache.Method> methods = new ArrayList<>();
-        measures.add(() -> {
-            methods.add(PageCache.drop(files));
-            long t0 = System.nanoTime();
-            long touched = touchAll(files);
-            return new Row(MAPPED_ROW, touched, System.nanoTime() - t0);
-        });
+        for (boolean load : new boolean[] {false, true}) {
+            measures.add(() -> {
+                methods.add(PageCache.drop(files));
+                long t0 = System.nanoTime();
+                long touched = load ? loadAll(files) : touchAll(files);
+                return new Row(load ? LOADED_ROW : MAPPED_ROW, touched, System.nanoTime() - t0);
+            });
+        }
         List<List<Row>> samples = AlternatingRounds.run(measures, rounds, r -> {
             err.printf(Locale.ROOT, "bench: %s: %.0f MiB/s%n", r.path(), r.mibPerSecond());
             err.flush();
@@ -117,7 +121,8 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
                     r.mibPerSecond(), r.mibPerSecond() / disk, String.join(" / ", samples.get(i).stream()
                             .map(x -> String.format(Locale.ROOT, "%.0f", x.mibPerSecond())).toList()));
         }
-        out.printf(Locale.ROOT, "%nWeights mapped and touched ÷ disk: %.3f%n", rows.getLast().mibPerSecond() / disk);
+        out.printf(Locale.ROOT, "%nWeights mapped and touched ÷ disk: %.3f; loaded ÷ disk: %.3f%n",
+                rows.get(rows.size() - 2).mibPerSecond() / disk, rows.getLast().mibPerSecond() / disk);
         if (weakest == PageCache.Method.NONE) {
             out.println("Warning: the page cache was not dropped; the rates may be memory's, not the disk's");
         }
@@ -148,10 +153,7 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
         long sum = 0;
         for (Path f : files) {
             try (Arena arena = Arena.ofConfined()) {
-                SafetensorsFile st = SafetensorsFile.open(f, arena);
-                List<TensorView> tensors = st.names().stream().map(n -> st.tensor(n).orElseThrow())
-                        .sorted(Comparator.comparingLong(t -> t.data().address())).toList();
-                for (TensorView t : tensors) {
+                for (TensorView t : inFileOrder(SafetensorsFile.open(f, arena))) {
                     MemorySegment data = t.data();
                     for (long at = 0; at < data.byteSize(); at += PAGE) {
                         sum += data.get(ValueLayout.JAVA_BYTE, at);
@@ -162,6 +164,29 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
         }
         sink = sum; // a sum that is stored: the JIT cannot drop the reads
         return bytes;
+    }
+
+    /**
+     * Maps every file as the services do and loads each tensor with {@link MemorySegment#load()}, tensors in the order
+     * of their bytes in the file, as the expert-service's cpu backend loads the experts an assignment gives it
+     * ({@code CpuExpertBackend.load}); returns the tensor bytes covered.
+     */
+    static long loadAll(List<Path> files) {
+        long bytes = 0;
+        for (Path f : files) {
+            try (Arena arena = Arena.ofConfined()) {
+                for (TensorView t : inFileOrder(SafetensorsFile.open(f, arena))) {
+                    t.data().load();
+                    bytes += t.data().byteSize();
+                }
+            }
+        }
+        return bytes;
+    }
+
+    private static List<TensorView> inFileOrder(SafetensorsFile st) {
+        return st.names().stream().map(n -> st.tensor(n).orElseThrow())
+                .sorted(Comparator.comparingLong(t -> t.data().address())).toList();
     }
 
     private static long totalBytes(List<Path> files) throws IOException {

@@ -16,13 +16,14 @@ import org.junit.jupiter.params.provider.CsvSource;
 class WeightsLoadBenchCommandTest {
 
     @Test
-    void weightsLoad_printsTwoDiskRowsAndTheMappedRow_coveringEveryTensorByte() throws Exception {
+    void weightsLoad_printsTwoDiskRowsAndTheMappedRows_coveringEveryTensorByte() throws Exception {
         Path dir = TestModels.dir(TestModels.MIXTRAL_BF16);
         CliRun r = CliRun.of("bench", "weights-load", "--model-dir", dir.toString(), "--rounds", "2");
         assertThat(r.exitCode()).as(r.err()).isZero();
         List<String[]> rows = r.out().lines().filter(l -> l.startsWith("| disk") || l.startsWith("| weights"))
                 .map(l -> l.split("\\|")).toList();
-        assertThat(rows).extracting(c -> c[1].strip().split(" ")[0]).containsExactly("disk", "disk", "weights");
+        assertThat(rows).extracting(c -> c[1].strip().split(" ")[0]).containsExactly("disk", "disk", "weights",
+                "weights");
         long fileBytes = WeightsLoadBenchCommand.safetensors(dir).stream().mapToLong(WeightsLoadBenchCommandTest::size)
                 .sum();
         assertThat(Long.parseLong(rows.get(0)[2].strip())).as("the disk rows read the whole files").isEqualTo(fileBytes);
@@ -30,11 +31,12 @@ class WeightsLoadBenchCommandTest {
         assertThat(tensorBytes).as("every tensor byte, the files less their JSON headers")
                 .isPositive().isLessThan(fileBytes).isGreaterThan(fileBytes * 9 / 10);
         assertThat(WeightsLoadBenchCommand.touchAll(WeightsLoadBenchCommand.safetensors(dir))).isEqualTo(tensorBytes);
+        assertThat(Long.parseLong(rows.get(3)[2].strip())).as("load() covers the same bytes").isEqualTo(tensorBytes);
         for (String[] row : rows) {
             assertThat(Double.parseDouble(row[5].strip())).as("ratio of %s", row[1]).isPositive();
             assertThat(row[6].strip().split(" / ")).as("one rate per round of %s", row[1]).hasSize(2);
         }
-        assertThat(r.out()).containsPattern("Weights mapped and touched ÷ disk: [0-9.]+");
+        assertThat(r.out()).containsPattern("Weights mapped and touched ÷ disk: [0-9.]+; loaded ÷ disk: [0-9.]+");
     }
 
     @ParameterizedTest(name = "{0}")
