@@ -164,10 +164,9 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
             // came first would pay it.
             PageCache.drop(files);
             DiskBandwidth.readAll(files, DiskBandwidth.CHUNK_BYTES.getFirst());
-            int[] done = {0};
-            List<List<Row>> samples = AlternatingRounds.run(measures, rounds, r -> {
+            List<List<Row>> samples = AlternatingRounds.run(measures, rounds, (r, round) -> {
                 err.printf(Locale.ROOT, "bench: round %d/%d, %s: %.0f MiB/s, CPU s/GiB service %s client %s%n",
-                        done[0]++ / measures.size() + 1, rounds, r.path(), r.mibPerSecond(),
+                        round, rounds, r.path(), r.mibPerSecond(),
                         Row.perGib(r.serviceCpuNanos(), r.bytes()), Row.perGib(r.clientCpuNanos(), r.bytes()));
                 err.flush();
             });
@@ -265,8 +264,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
                 .orElseThrow();
         for (int i = 0; i < rows.size(); i++) {
             Row r = rows.get(i);
-            String each = String.join(" / ", samples.get(i).stream()
-                    .map(x -> String.format(Locale.ROOT, "%.0f", x.mibPerSecond())).toList());
+            String each = AlternatingRounds.perRound(samples.get(i), Row::mibPerSecond);
             out.printf(Locale.ROOT, "| %s | %d | %.2f | %.0f | %.3f | %s | %s | %s |%n", r.path(), r.bytes(),
                     r.nanos() / 1e9, r.mibPerSecond(), r.mibPerSecond() / disk,
                     Row.perGib(r.serviceCpuNanos(), r.bytes()), Row.perGib(r.clientCpuNanos(), r.bytes()), each);

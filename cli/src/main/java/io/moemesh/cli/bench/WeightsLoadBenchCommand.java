@@ -1,7 +1,6 @@
 package io.moemesh.cli.bench;
 
 import io.moemesh.model.safetensors.SafetensorsFile;
-import io.moemesh.model.safetensors.TensorView;
 import io.moemesh.model.synth.SynthDtype;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -16,6 +15,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -101,7 +101,7 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
                 return new Row(load ? LOADED_ROW : MAPPED_ROW, touched, System.nanoTime() - t0);
             });
         }
-        List<List<Row>> samples = AlternatingRounds.run(measures, rounds, r -> {
+        List<List<Row>> samples = AlternatingRounds.run(measures, rounds, (r, round) -> {
             err.printf(Locale.ROOT, "bench: %s: %.0f MiB/s%n", r.path(), r.mibPerSecond());
             err.flush();
         });
@@ -118,8 +118,8 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
         for (int i = 0; i < rows.size(); i++) {
             Row r = rows.get(i);
             out.printf(Locale.ROOT, "| %s | %d | %.3f | %.0f | %.3f | %s |%n", r.path(), r.bytes(), r.nanos() / 1e9,
-                    r.mibPerSecond(), r.mibPerSecond() / disk, String.join(" / ", samples.get(i).stream()
-                            .map(x -> String.format(Locale.ROOT, "%.0f", x.mibPerSecond())).toList()));
+                    r.mibPerSecond(), r.mibPerSecond() / disk, AlternatingRounds.perRound(samples.get(i),
+                            Row::mibPerSecond));
         }
         out.printf(Locale.ROOT, "%nWeights mapped and touched ÷ disk: %.3f; loaded ÷ disk: %.3f%n",
                 rows.get(rows.size() - 2).mibPerSecond() / disk, rows.getLast().mibPerSecond() / disk);
@@ -149,20 +149,13 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
      * order of their bytes in the file; returns the tensor bytes covered.
      */
     static long touchAll(List<Path> files) {
-        long bytes = 0;
-        long sum = 0;
-        for (Path f : files) {
-            try (Arena arena = Arena.ofConfined()) {
-                for (TensorView t : inFileOrder(SafetensorsFile.open(f, arena))) {
-                    MemorySegment data = t.data();
-                    for (long at = 0; at < data.byteSize(); at += PAGE) {
-                        sum += data.get(ValueLayout.JAVA_BYTE, at);
-                    }
-                    bytes += data.byteSize();
-                }
+        long[] sum = {0};
+        long bytes = eachTensor(files, data -> {
+            for (long at = 0; at < data.byteSize(); at += PAGE) {
+                sum[0] += data.get(ValueLayout.JAVA_BYTE, at);
             }
-        }
-        sink = sum; // a sum that is stored: the JIT cannot drop the reads
+        });
+        sink = sum[0]; // a sum that is stored: the JIT cannot drop the reads
         return bytes;
     }
 
@@ -172,21 +165,24 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
      * ({@code CpuExpertBackend.load}); returns the tensor bytes covered.
      */
     static long loadAll(List<Path> files) {
+        return eachTensor(files, MemorySegment::load);
+    }
+
+    /** Maps each file as the services do ({@link SafetensorsFile#open}) and hands over its tensors in file order. */
+    private static long eachTensor(List<Path> files, Consumer<MemorySegment> action) {
         long bytes = 0;
         for (Path f : files) {
             try (Arena arena = Arena.ofConfined()) {
-                for (TensorView t : inFileOrder(SafetensorsFile.open(f, arena))) {
-                    t.data().load();
-                    bytes += t.data().byteSize();
+                SafetensorsFile st = SafetensorsFile.open(f, arena);
+                List<MemorySegment> tensors = st.names().stream().map(n -> st.tensor(n).orElseThrow().data())
+                        .sorted(Comparator.comparingLong(MemorySegment::address)).toList();
+                for (MemorySegment data : tensors) {
+                    action.accept(data);
+                    bytes += data.byteSize();
                 }
             }
         }
         return bytes;
-    }
-
-    private static List<TensorView> inFileOrder(SafetensorsFile st) {
-        return st.names().stream().map(n -> st.tensor(n).orElseThrow())
-                .sorted(Comparator.comparingLong(t -> t.data().address())).toList();
     }
 
     private static long totalBytes(List<Path> files) throws IOException {

@@ -23,7 +23,7 @@ class AlternatingRoundsTest {
             });
         }
         List<String> seen = new ArrayList<>();
-        List<List<String>> samples = AlternatingRounds.run(measures, 3, seen::add);
+        List<List<String>> samples = AlternatingRounds.run(measures, 3, (sample, round) -> seen.add(sample));
         assertThat(calls).containsExactly("a", "b", "c", "c", "b", "a", "a", "b", "c");
         assertThat(seen).hasSize(9);
         assertThat(samples).hasSize(3).allSatisfy(s -> assertThat(s).hasSize(3));
@@ -40,7 +40,8 @@ class AlternatingRoundsTest {
     @Test
     void noRounds_orNoSamples_areRefused() {
         assertThatThrownBy(() -> AlternatingRounds.run(List.<AlternatingRounds.Measure<String>>of(() -> "a"), 0,
-                x -> { })).isInstanceOf(IllegalArgumentException.class).hasMessage("rounds must be at least 1, got 0");
+                (x, round) -> { })).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("rounds must be at least 1, got 0");
         assertThatThrownBy(() -> AlternatingRounds.median(List.<Double>of(), x -> x))
                 .isInstanceOf(IllegalArgumentException.class).hasMessage("no samples");
     }

@@ -1,14 +1,10 @@
 package io.moemesh.model.kernel;
 
-import java.io.IOException;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.OptionalInt;
 
 /**
  * Moves the calling thread to the lowest CPU priority (Linux nice 19) for work that should only take CPU nobody
@@ -49,18 +45,6 @@ public final class BackgroundPriority {
             return (int) setpriority.invokeExact(PRIO_PROCESS, tid, LOWEST) == 0;
         } catch (Throwable t) {
             return false; // no gettid (glibc < 2.30, musl), native access refused: keep the priority
-        }
-    }
-
-    /** The calling thread's nice value from {@code /proc/thread-self/stat} (field 19), or empty when unreadable. */
-    static OptionalInt currentNice() {
-        try {
-            String stat = Files.readString(Path.of("/proc/thread-self/stat"));
-            // the command name (field 2) may hold spaces and parentheses: count fields after its last ')'
-            String[] rest = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            return OptionalInt.of(Integer.parseInt(rest[16]));
-        } catch (IOException | RuntimeException e) {
-            return OptionalInt.empty();
         }
     }
 }

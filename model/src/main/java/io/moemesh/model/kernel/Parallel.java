@@ -78,7 +78,7 @@ public final class Parallel {
      * {@code workPerRow} is the multiply-adds one row costs, to decide whether splitting pays.
      */
     public static void forRange(int n, int align, long workPerRow, RangeBody body) {
-        if (THREADS == 1 || Thread.currentThread() == callerOnly || n <= align || workPerRow * n < MIN_PARALLEL_WORK
+        if (THREADS == 1 || n <= align || workPerRow * n < MIN_PARALLEL_WORK || Thread.currentThread() == callerOnly
                 || LOCK.isHeldByCurrentThread()
                 || !LOCK.tryLock()) {
             body.run(0, n);
