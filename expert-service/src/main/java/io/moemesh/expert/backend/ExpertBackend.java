@@ -22,11 +22,19 @@ public interface ExpertBackend {
     void compute(BatchInput batch, ExpertLookup experts, float[] out);
 
     /**
-     * True when {@link #compute} neither blocks nor waits for other threads and costs about one pass over the
-     * batch, so a small batch may run on the transport thread that read it (BatchProcessor's inline rule).
-     * False by default: the CPU backend's kernels fan out to helper threads and wait for them.
+     * The largest batch (tokens) this backend computes on the transport thread that read it, instead of handing it
+     * to a compute worker (BatchProcessor's inline rule, further capped by {@code moemesh.expert.inline-max-tokens}):
+     * only a backend whose {@link #compute} never blocks on I/O or a lock, and whose time for such a batch is
+     * bounded, may return more than 0. Default 0: always a worker.
      */
-    default boolean computesInline() {
-        return false;
+    default int inlineMaxTokens() {
+        return 0;
+    }
+
+    /**
+     * Called when the last batch in flight has been computed: nothing follows until a new message arrives (at
+     * the earliest after the gateway's next layer). A backend with threads waiting for work lets them sleep.
+     */
+    default void idle() {
     }
 }

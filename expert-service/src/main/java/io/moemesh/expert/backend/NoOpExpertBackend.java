@@ -22,8 +22,8 @@ public final class NoOpExpertBackend implements ExpertBackend {
 
     /** One multiply per element, no weights, no other threads. */
     @Override
-    public boolean computesInline() {
-        return true;
+    public int inlineMaxTokens() {
+        return Integer.MAX_VALUE;
     }
 
     @Override

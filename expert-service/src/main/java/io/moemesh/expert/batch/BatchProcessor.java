@@ -21,12 +21,12 @@ import java.util.function.LongSupplier;
  * worker threads. Each message succeeds or fails alone; when every worker is busy and the queue is full, the
  * message is refused (RejectedExecutionException → RESOURCE_EXHAUSTED) rather than buffered without bound.
  *
- * <p>Inline rule: a batch of at most {@code inlineMaxTokens} tokens is computed on the calling thread (the
- * transport thread that read the message) instead of waking a worker, when the backend says its compute neither
- * blocks nor waits ({@link ExpertBackend#computesInline()}) and every expert it uses is resident (no load). That
- * is safe on an event loop: the work is bounded (one pass over at most inlineMaxTokens × hidden floats per
- * expert pair) and nothing waits for another thread; larger batches, and any backend that fans out to helper
- * threads (the CPU kernels), still go to the workers.
+ * <p>Inline rule: a batch of at most {@code inlineMaxTokens} tokens, and at most what the backend allows
+ * ({@link ExpertBackend#inlineMaxTokens()}: any size for {@code noop}, 1-4 tokens for {@code cpu}), is computed on
+ * the calling thread (the transport thread that read the message) instead of waking a worker, when every expert it
+ * uses is resident (no load on the event loop). That is safe on an event loop: the work is bounded (one pass over
+ * a few tokens' rows and their experts' weights) and never waits on I/O or a lock; larger batches still go to the
+ * workers.
  */
 public final class BatchProcessor implements AutoCloseable {
     private final ExpertModel model;
@@ -50,7 +50,7 @@ public final class BatchProcessor implements AutoCloseable {
         if (inlineMaxTokens < 0) {
             throw new IllegalArgumentException("inlineMaxTokens must be >= 0, got " + inlineMaxTokens);
         }
-        this.inlineMaxTokens = backend.computesInline() ? inlineMaxTokens : 0;
+        this.inlineMaxTokens = Math.min(inlineMaxTokens, backend.inlineMaxTokens());
         this.model = model;
         this.backend = backend;
         this.resident = resident;
@@ -118,6 +118,9 @@ public final class BatchProcessor implements AutoCloseable {
         try {
             float[] out = new float[in.tokens() * model.hiddenSize()];
             backend.compute(in, resident::acquire, out);
+            if (load.inFlightBatches() == 1) {
+                backend.idle(); // the last batch in flight: nothing to compute until the gateway's next layer
+            }
             long end = nanoClock.getAsLong();
             load.tokensProcessed(in.tokens());
             result = new BatchResult(in.layer(), in.tokens(), out, start - arrivalNanos, end - start, servingEpoch);

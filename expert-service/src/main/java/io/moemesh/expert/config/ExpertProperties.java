@@ -43,8 +43,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param computeThreads         ExpertBatch worker threads; 0 = one per available processor
  * @param maxQueuedBatches       batches that may wait for a worker; beyond that RESOURCE_EXHAUSTED
  * @param inlineMaxTokens        batches of at most this many tokens are computed on the gRPC transport thread that
- *                               read them (no worker wake-up) when the backend's compute never blocks (the noop
- *                               backend; not cpu, whose kernels wait for helper threads); 0 = always a worker
+ *                               read them (no worker wake-up), within the backend's own bound (noop: any size;
+ *                               cpu: 1-4 tokens, the weight-read-bound passes of decoding one to a few sequences)
+ *                               and with their experts resident; 0 = always a worker
  * @param streamWindow           unanswered messages one ExpertBatch stream may have (gRPC flow control)
  * @param nativeCacheDir         where native libraries (JavaCPP/OpenBLAS) are unpacked; must be writable
  * @param tls                    the gRPC port's transport security, {@code moemesh.expert.tls.*} ({@link TlsSettings}):

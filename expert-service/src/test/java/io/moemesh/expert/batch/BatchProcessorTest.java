@@ -87,16 +87,16 @@ class BatchProcessorTest {
     }
 
     /**
-     * The inline rule: a small batch of a backend that never blocks runs on the submitting thread (the transport
-     * thread in the service), a larger one, or any batch of a backend that waits for helper threads, on a worker.
+     * The inline rule: a batch within both the service's bound (8 here) and the backend's (noop: any; cpu: 4) runs
+     * on the submitting thread (the transport thread in the service), a larger one on a worker.
      */
     @ParameterizedTest(name = "{0} tokens on {1}: inline = {2}")
-    @CsvSource({"1, noop, true", "4, noop, true", "5, noop, false", "1, cpu, false"})
-    void smallBatchOfANonBlockingBackend_isComputedOnTheCallersThread(int tokens, String backendName, boolean inline) {
+    @CsvSource({"1, noop, true", "8, noop, true", "9, noop, false", "1, cpu, true", "4, cpu, true", "5, cpu, false"})
+    void batchWithinTheInlineBounds_isComputedOnTheCallersThread(int tokens, String backendName, boolean inline) {
         ExpertBackend backend = backendName.equals("noop") ? new NoOpExpertBackend(h) : new CpuExpertBackend(model);
         ResidentSet resident = new ResidentSet(Long.MAX_VALUE, backend::load);
         try (BatchProcessor p = new BatchProcessor(model, backend, resident, holding(resident, all()),
-                new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 4)) {
+                new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 8)) {
             resident.preload(all());
             Routing r = Routing.random(model.config(), 1, tokens, 5);
             CompletableFuture<Thread> answeredOn = new CompletableFuture<>();

@@ -2,6 +2,7 @@ package io.moemesh.gateway.dispatch;
 
 import io.moemesh.model.engine.ExpertDispatch;
 import io.moemesh.model.engine.StepContext;
+import io.moemesh.model.kernel.Parallel;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.placement.PlacementTable;
@@ -247,6 +248,9 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
 
         @Override
         public void await() {
+            if (calls.values().stream().anyMatch(f -> !f.isDone())) {
+                Parallel.parkHelpers();
+            }
             List<Integer> outstanding = new ArrayList<>();
             while (true) {
                 outstanding.clear();

@@ -33,6 +33,10 @@ public final class Parallel {
     private static final Thread[] HELPERS = new Thread[THREADS - 1];
     /** Bumped once per region; helpers wait for it to change. */
     private static volatile long generation;
+    /** Set by {@link #parkHelpers}, cleared when a region opens: idle helpers park at once instead of spinning. */
+    private static volatile boolean resting;
+    /** {@code -Dmoemesh.kernel.parkOnWait=false} ignores {@link #parkHelpers} (helpers always spin first). */
+    private static final boolean PARK_HINTS = Boolean.parseBoolean(System.getProperty("moemesh.kernel.parkOnWait", "true"));
 
     static {
         for (int i = 0; i < HELPERS.length; i++) {
@@ -63,6 +67,23 @@ public final class Parallel {
         }
     }
 
+    /**
+     * Tells the helpers that no region follows soon: the caller is about to wait for a remote reply (the gateway for
+     * an expert hop, an expert-service for the gateway's next layer) that takes longer than {@link #SPIN_NANOS}. Idle
+     * helpers then park at once instead of spinning, which on a host whose cores the mesh's processes share would take
+     * a core from the process that computes meanwhile. The next region unparks them as always.
+     */
+    public static void parkHelpers() {
+        if (PARK_HINTS && HELPERS.length > 0 && !resting) {
+            resting = true;
+        }
+    }
+
+    /** Whether a {@link #parkHelpers} hint holds (no region opened since). */
+    static boolean resting() {
+        return resting;
+    }
+
     public static int threads() {
         return THREADS;
     }
@@ -87,6 +108,9 @@ public final class Parallel {
         try {
             Region r = REGION;
             r.open(body, n, align);
+            if (resting) {
+                resting = false;
+            }
             generation = generation + 1;
             for (Thread h : HELPERS) {
                 LockSupport.unpark(h);
@@ -113,7 +137,7 @@ public final class Parallel {
             int spins = 0;
             while (generation == seen) {
                 Thread.onSpinWait();
-                if ((++spins & 127) == 0 && System.nanoTime() > deadline) {
+                if (resting || (++spins & 127) == 0 && System.nanoTime() > deadline) {
                     LockSupport.park(Parallel.class);
                 }
             }

@@ -2,7 +2,10 @@ package io.moemesh.model.kernel;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
+import java.time.Duration;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
@@ -11,6 +14,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -108,5 +112,35 @@ class ParallelTest {
             }
         });
         assertThat(after).hasSize(Math.min(2, Parallel.threads()));
+    }
+
+    /**
+     * The gateway's hint before it waits for an expert hop: it holds until the next region opens, the helpers are
+     * parked meanwhile, and that region still splits across them (they are unparked as always).
+     */
+    @Test
+    void parkHelpers_holdsUntilTheNextRegion_whichStillUsesTheHelpers() throws Exception {
+        Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> { });
+        Parallel.parkHelpers();
+        assertThat(Parallel.resting()).isEqualTo(Parallel.threads() > 1);
+        List<Thread> helpers = Thread.getAllStackTraces().keySet().stream()
+                .filter(t -> t.getName().startsWith("moemesh-kernel-")).toList();
+        assertThat(helpers).hasSize(Parallel.threads() - 1);
+        await().atMost(Duration.ofSeconds(10)).until(() -> helpers.stream()
+                .allMatch(t -> t.getState() == Thread.State.WAITING && LockSupport.getBlocker(t) == Parallel.class));
+        Set<Thread> after = ConcurrentHashMap.newKeySet();
+        CountDownLatch both = new CountDownLatch(Math.min(2, Parallel.threads()));
+        Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
+            if (after.add(Thread.currentThread())) {
+                both.countDown();
+                try {
+                    both.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
+        assertThat(after).hasSize(Math.min(2, Parallel.threads()));
+        assertThat(Parallel.resting()).isFalse();
     }
 }
