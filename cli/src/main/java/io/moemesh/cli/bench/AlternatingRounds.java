@@ -8,15 +8,16 @@ import java.util.function.ObjIntConsumer;
 import java.util.function.ToDoubleFunction;
 
 /**
- * Measures rows of a read benchmark in rounds of alternating order (forward, backward, forward, ...) and picks each
- * row's median: on a virtual disk the host's cache of a file moves its read rate from one minute to the next, so a
- * row that always ran right after another would always find that cache as the other left it, and one pass per row
- * compares luck (docs/performance.md, "The yardstick").
+ * Measures rows of a benchmark in rounds of alternating order (forward, backward, forward, ...) and picks each
+ * row's median: on a virtual disk the host's cache of a file moves its read rate from one minute to the next, and on
+ * this shared host a decode run's rate moves by ±12% between runs minutes apart, so a row that always ran right after
+ * another would always find the machine as the other left it, and one pass per row compares luck
+ * (docs/performance.md, "The yardstick" and "bench mesh: mesh ÷ monolithic decode").
  */
-final class AlternatingRounds {
-    /** One measurement of one row (drops the page cache, reads, times it). */
+public final class AlternatingRounds {
+    /** One measurement of one row (e.g. drops the page cache, reads, times it). */
     @FunctionalInterface
-    interface Measure<R> {
+    public interface Measure<R> {
         R run() throws Exception;
     }
 
@@ -27,7 +28,7 @@ final class AlternatingRounds {
      * Runs every measure {@code rounds} times, in alternating order, calling {@code each} with every sample and its
      * round (from 1); returns each measure's samples in round order, in the order of {@code measures}.
      */
-    static <R> List<List<R>> run(List<Measure<R>> measures, int rounds, ObjIntConsumer<R> each) throws Exception {
+    public static <R> List<List<R>> run(List<Measure<R>> measures, int rounds, ObjIntConsumer<R> each) throws Exception {
         if (rounds < 1) {
             throw new IllegalArgumentException("rounds must be at least 1, got " + rounds);
         }
@@ -45,7 +46,7 @@ final class AlternatingRounds {
     }
 
     /** The sample with the median {@code rate} (the lower of the middle two for an even count). */
-    static <R> R median(List<R> samples, ToDoubleFunction<R> rate) {
+    public static <R> R median(List<R> samples, ToDoubleFunction<R> rate) {
         if (samples.isEmpty()) {
             throw new IllegalArgumentException("no samples");
         }
@@ -54,7 +55,7 @@ final class AlternatingRounds {
     }
 
     /** The samples' rates in round order, for a report: {@code "2649 / 3396 / 3001"}. */
-    static <R> String perRound(List<R> samples, ToDoubleFunction<R> rate) {
+    public static <R> String perRound(List<R> samples, ToDoubleFunction<R> rate) {
         return String.join(" / ", samples.stream()
                 .map(x -> String.format(Locale.ROOT, "%.0f", rate.applyAsDouble(x))).toList());
     }

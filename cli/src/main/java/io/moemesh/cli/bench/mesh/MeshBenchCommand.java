@@ -76,6 +76,11 @@ public final class MeshBenchCommand implements Callable<Integer> {
                     + "--mesh-jvm-option=-Dmoemesh.kernel.threads=1 (repeatable).")
     List<String> meshJvmOptions = new ArrayList<>();
 
+    @Option(names = "--decode-rounds", defaultValue = "3",
+            description = "With --decode: measured rounds per sequence count, the two sides alternating; each side's "
+                    + "median counts (default ${DEFAULT-VALUE}).")
+    int decodeRounds;
+
     @Option(names = "--skip-hop", description = "Only the decode comparison.")
     boolean skipHop;
 
@@ -124,7 +129,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
             }
         }
         if (decodeModel != null) {
-            new DecodeComparison(home, decodeModel, work, err, meshJvmOptions).run(out);
+            new DecodeComparison(home, decodeModel, work, err, meshJvmOptions, decodeRounds).run(out);
         }
         return 0;
     }
@@ -158,6 +163,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
         }
         BenchOptions.positive("--iterations", iterations);
         BenchOptions.notNegative("--warmup", warmup);
+        BenchOptions.positive("--decode-rounds", decodeRounds);
         if (decodeModel != null && !Files.isRegularFile(decodeModel.resolve("config.json"))) {
             throw new IllegalArgumentException("--decode " + decodeModel + ": no config.json there");
         }

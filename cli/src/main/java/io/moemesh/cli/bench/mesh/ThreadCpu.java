@@ -72,6 +72,18 @@ record ThreadCpu(Map<String, Thread> threads) {
         }).toList();
     }
 
+    /** Per service and thread kind, the sum of several intervals' uses (e.g. measured rounds); sorted likewise. */
+    static List<Use> sum(List<List<Use>> intervals) {
+        Map<String, Use> sums = new TreeMap<>();
+        for (List<Use> uses : intervals) {
+            for (Use u : uses) {
+                sums.merge(u.service() + "\u0000" + u.kind(), u, (a, b) -> new Use(a.service(), a.kind(),
+                        a.cpuSeconds() + b.cpuSeconds(), a.wakeUps() + b.wakeUps()));
+            }
+        }
+        return List.copyOf(sums.values());
+    }
+
     /** CPU seconds of all of {@code uses}. */
     static double total(List<Use> uses) {
         return uses.stream().mapToDouble(Use::cpuSeconds).sum();

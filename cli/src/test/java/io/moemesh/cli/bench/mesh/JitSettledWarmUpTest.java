@@ -32,22 +32,54 @@ class JitSettledWarmUpTest {
                 "gateway/12", new ThreadCpu.Thread("gateway", ThreadCpu.kind("engine-loop"), workTicks, 0)));
     }
 
-    @ParameterizedTest(name = "jit ticks per run {0} → {1} runs")
+    @ParameterizedTest(name = "jit ticks per run {0}, at least {1} runs → {2} runs")
     @CsvSource({
-            "'30,10,4,1', 3",     // the third run is under 5%: measured after it
-            "'0', 1",             // settled from the start: one run
-            "'4,50', 1",          // a settled run ends the warm-up even if later runs would compile again
-            "'60,60,60,60,60,60,60,60,60,60', 8", // never settles: bounded
+            "'30,10,4,1', 1, 4",      // two quiet runs in a row (the third and fourth): measured after them
+            "'0,0', 1, 2",            // settled from the start: the two quiet runs
+            "'4,50,3,2', 1, 4",       // a compile burst after a quiet run starts the count again
+            "'0,0,0,0,0', 5, 5",      // the minimum runs (enough decoded tokens) even when quiet earlier
+            "'0,0,0,9,0,0', 4, 6",    // past the minimum, still two quiet runs in a row
     })
-    void run_repeatsUntilCompilerShareUnderFivePercent_bounded(String perRun, int expectedRuns) throws Exception {
+    void run_repeatsUntilTwoQuietRunsInARow_afterTheMinimum(String perRun, int minRuns, int expectedRuns)
+            throws Exception {
         int[] jit = java.util.Arrays.stream(perRun.split(",")).mapToInt(Integer::parseInt).toArray();
         Iterator<ThreadCpu> it = snapshots(jit);
         List<Integer> rounds = new ArrayList<>();
-        JitSettledWarmUp.Outcome o = JitSettledWarmUp.run(it::next, rounds::add);
+        JitSettledWarmUp.Outcome o = JitSettledWarmUp.run(it::next, minRuns, rounds::add);
         assertThat(o.runs()).isEqualTo(expectedRuns);
         assertThat(rounds).as("each run gets its own round (own prompts)").containsExactlyElementsOf(
                 java.util.stream.IntStream.range(0, expectedRuns).boxed().toList());
         assertThat(o.lastJitShare()).isCloseTo(jit[expectedRuns - 1] / 100.0, org.assertj.core.data.Offset.offset(1e-9));
+    }
+
+    @Test
+    void run_neverSettling_isBounded() throws Exception {
+        int[] jit = new int[JitSettledWarmUp.MAX_RUNS + 5];
+        java.util.Arrays.fill(jit, 60);
+        JitSettledWarmUp.Outcome o = JitSettledWarmUp.run(snapshots(jit)::next, 1, round -> { });
+        assertThat(o.runs()).isEqualTo(JitSettledWarmUp.MAX_RUNS);
+    }
+
+    @ParameterizedTest(name = "{0} tokens per run → at least {1} runs")
+    @CsvSource({"128, 32", "4096, 1", "100, 41", "1, 48"})
+    void minRuns_coversTheMinimumTokens_bounded(int tokensPerRun, int runs) {
+        assertThat(JitSettledWarmUp.minRuns(tokensPerRun)).isEqualTo(runs);
+    }
+
+    @Test
+    void minRuns_refusesRunsWithoutTokens() {
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> JitSettledWarmUp.minRuns(0))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("tokensPerRun must be >= 1, got 0");
+    }
+
+    @Test
+    void sum_addsEachServiceAndKindOverIntervals() {
+        List<ThreadCpu.Use> a = List.of(new ThreadCpu.Use("expert-0", "grpc-uds-#-#", 0.5, 10),
+                new ThreadCpu.Use("gateway", "moemesh-engine", 1.0, 4));
+        List<ThreadCpu.Use> b = List.of(new ThreadCpu.Use("expert-0", "grpc-uds-#-#", 0.25, 6));
+        assertThat(ThreadCpu.sum(List.of(a, b))).containsExactly(
+                new ThreadCpu.Use("expert-0", "grpc-uds-#-#", 0.75, 16),
+                new ThreadCpu.Use("gateway", "moemesh-engine", 1.0, 4));
     }
 
     @Test
@@ -61,13 +93,15 @@ class JitSettledWarmUpTest {
     }
 
     @Test
-    void prompts_warmUpRoundsDifferFromEachOtherAndFromTheMeasuredRun() {
+    void prompts_warmUpRunsAndMeasuredRoundsAllDiffer() {
         int[][] w0 = DecodeComparison.prompts(4, 1000, DecodeComparison.Phase.WARM_UP, 0);
         int[][] w1 = DecodeComparison.prompts(4, 1000, DecodeComparison.Phase.WARM_UP, 1);
         int[][] m = DecodeComparison.prompts(4, 1000, DecodeComparison.Phase.MEASURED, 0);
+        int[][] m1 = DecodeComparison.prompts(4, 1000, DecodeComparison.Phase.MEASURED, 1);
         assertThat(java.util.Arrays.deepEquals(w0, w1)).isFalse();
         assertThat(java.util.Arrays.deepEquals(w0, m)).isFalse();
         assertThat(java.util.Arrays.deepEquals(w1, m)).isFalse();
+        assertThat(java.util.Arrays.deepEquals(m, m1)).as("each measured round its own prompts").isFalse();
         assertThat(DecodeComparison.prompts(4, 1000, DecodeComparison.Phase.WARM_UP, 1)).isDeepEqualTo(w1);
     }
 }
