@@ -6,10 +6,7 @@ import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.MeshSpec;
 import io.moemesh.cli.mesh.RunningMesh;
 import io.moemesh.cli.mesh.ServiceJvmOptions;
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -97,7 +94,7 @@ final class StartupBenchCommand implements Callable<Integer> {
         Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("bench-startup");
         MeshSpec ms = new MeshSpec(model != null ? model : home.root().resolve("models/mixtral-tiny"), experts, 1, dir,
                 jvm.heap(), jvm.timeout(), home, jvm.jvmOptions()).withKvCache();
-        String loadBefore = loadAverage();
+        String loadBefore = LoadAverage.now();
         // row -> mode -> each run's seconds and CPU time
         Map<String, Map<Boolean, Sample[]>> seconds = new LinkedHashMap<>();
         for (boolean withAot : modes) {
@@ -147,7 +144,7 @@ final class StartupBenchCommand implements Callable<Integer> {
         out.println("CPU s: user + system seconds the process used until SERVING (for `up`, all services together), "
                 + "medians; C2 / C1: the JIT compiler threads, GC: GC workers and the VM Thread, main: Spring's "
                 + "context, other: the rest (threads already exited included).");
-        out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + loadAverage() + " after; "
+        out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + LoadAverage.now() + " after; "
                 + Runtime.getRuntime().availableProcessors() + " cores");
         out.flush();
         return 0;
@@ -218,15 +215,5 @@ final class StartupBenchCommand implements Callable<Integer> {
 
     private static double secondsSince(Instant t) {
         return Duration.between(t, Instant.now()).toMillis() / 1000.0;
-    }
-
-    /** The first three fields of /proc/loadavg, or "n/a" off Linux. */
-    static String loadAverage() {
-        try {
-            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
-            return f[0] + " " + f[1] + " " + f[2];
-        } catch (IOException | UncheckedIOException | ArrayIndexOutOfBoundsException e) {
-            return "n/a";
-        }
     }
 }

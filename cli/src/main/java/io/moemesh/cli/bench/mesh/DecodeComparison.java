@@ -26,6 +26,7 @@ import java.util.OptionalLong;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import io.moemesh.cli.bench.AlternatingRounds;
+import io.moemesh.cli.bench.LoadAverage;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -114,6 +115,7 @@ final class DecodeComparison {
     }
 
     void run(PrintWriter out) throws Exception {
+        String loadBefore = LoadAverage.now();
         List<Row> rows = new ArrayList<>();
         Map<String, Long> self = Map.of("monolithic", ProcessHandle.current().pid());
         // The gateway and 2 expert-services only: no router (the bench measures the data path on the fixed even
@@ -139,6 +141,10 @@ final class DecodeComparison {
             }
         }
         report(out, spec.transport().label(), rows);
+        out.println();
+        out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + LoadAverage.now()
+                + " after (this bench's own JVMs included)");
+        out.flush();
     }
 
     private Row measure(int n, int vocab, Map<String, Long> self, Side mono, Map<String, Long> services, Side mesh)

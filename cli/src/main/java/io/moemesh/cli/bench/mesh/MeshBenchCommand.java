@@ -1,6 +1,7 @@
 package io.moemesh.cli.bench.mesh;
 
 import io.moemesh.cli.bench.BenchOptions;
+import io.moemesh.cli.bench.LoadAverage;
 import io.moemesh.cli.mesh.MeshLauncher;
 import io.moemesh.cli.mesh.SocketDirectory;
 import io.moemesh.model.synth.SynthArch;
@@ -93,6 +94,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
         Path home = Path.of(System.getProperty("moemesh.home", ".")).toAbsolutePath();
         Path work = home.resolve(workDir);
         if (!skipHop) {
+            String loadBefore = LoadAverage.now();
             out.println("Per-layer hop, one message in flight, no-op expert backend (" + iterations + " round trips per row):");
             out.println();
             HopBenchmark.printHeader(out);
@@ -127,6 +129,9 @@ public final class MeshBenchCommand implements Callable<Integer> {
                     }
                 }
             }
+            out.println();
+            out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + LoadAverage.now() + " after");
+            out.flush();
         }
         if (decodeModel != null) {
             new DecodeComparison(home, decodeModel, work, err, meshJvmOptions, decodeRounds).run(out);
