@@ -99,19 +99,24 @@ class ParallelTest {
         t.join();
         assertThat(inside).containsExactly(caller[0]);
         // afterwards (and on every other thread) regions are split again when there is more than one core
-        Set<Thread> after = ConcurrentHashMap.newKeySet();
+        assertThat(threadsOfOneRegion()).hasSize(Math.min(2, Parallel.threads()));
+    }
+
+    /** Runs one region in which each thread stays busy until a second one joined; the threads that ran it. */
+    private static Set<Thread> threadsOfOneRegion() {
+        Set<Thread> ran = ConcurrentHashMap.newKeySet();
         CountDownLatch both = new CountDownLatch(Math.min(2, Parallel.threads()));
         Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
-            if (after.add(Thread.currentThread())) {
+            if (ran.add(Thread.currentThread())) {
                 both.countDown();
                 try {
-                    both.await(10, TimeUnit.SECONDS); // keep each thread busy until another joins
+                    both.await(10, TimeUnit.SECONDS);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
             }
         });
-        assertThat(after).hasSize(Math.min(2, Parallel.threads()));
+        return ran;
     }
 
     /**
@@ -128,19 +133,7 @@ class ParallelTest {
         assertThat(helpers).hasSize(Parallel.threads() - 1);
         await().atMost(Duration.ofSeconds(10)).until(() -> helpers.stream()
                 .allMatch(t -> t.getState() == Thread.State.WAITING && LockSupport.getBlocker(t) == Parallel.class));
-        Set<Thread> after = ConcurrentHashMap.newKeySet();
-        CountDownLatch both = new CountDownLatch(Math.min(2, Parallel.threads()));
-        Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
-            if (after.add(Thread.currentThread())) {
-                both.countDown();
-                try {
-                    both.await(10, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-        });
-        assertThat(after).hasSize(Math.min(2, Parallel.threads()));
+        assertThat(threadsOfOneRegion()).hasSize(Math.min(2, Parallel.threads()));
         assertThat(Parallel.resting()).isFalse();
     }
 }
