@@ -14,7 +14,7 @@ import java.util.function.Supplier;
  * C1 at HotSpot's counts (docs/performance.md, Cold start), so code that runs once per request or per call (the
  * gRPC Generate handling, the dispatch's maps) reaches C1 and C2 only after many requests, in bursts between
  * quiet runs. Measured on synth M at one sequence (2026-12-06, HTTP, 128 tokens per request): the mesh went from 29
- * to 47 tok/s over its first 12 requests, 54-60 over the next 12, 59-66 over the 12 after, and
+ * to 47 tok/s over its first 12 requests, 54-63 over the next 12, 59-66 over the 12 after, and
  * {@code -XX:+PrintCompilation} showed the gateway making 832 C2 and 2,187 C1 compilations during requests 4-15; the
  * compiler share alone (one run under 5%) had ended the warm-up after 8-9 runs, at 43-48 tok/s.
  */
