@@ -15,10 +15,10 @@ import java.util.function.ToDoubleFunction;
  * (docs/performance.md, "The yardstick" and "bench mesh: mesh ÷ monolithic decode").
  */
 public final class AlternatingRounds {
-    /** One measurement of one row (e.g. drops the page cache, reads, times it). */
+    /** One measurement of one row in round {@code round} (from 1), e.g. drops the page cache, reads, times it. */
     @FunctionalInterface
     public interface Measure<R> {
-        R run() throws Exception;
+        R run(int round) throws Exception;
     }
 
     private AlternatingRounds() {
@@ -37,7 +37,7 @@ public final class AlternatingRounds {
         for (int round = 0; round < rounds; round++) {
             for (int k = 0; k < measures.size(); k++) {
                 int i = round % 2 == 0 ? k : measures.size() - 1 - k;
-                R r = measures.get(i).run();
+                R r = measures.get(i).run(round + 1);
                 samples.get(i).add(r);
                 each.accept(r, round + 1);
             }

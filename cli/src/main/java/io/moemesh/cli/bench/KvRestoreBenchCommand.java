@@ -123,7 +123,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
             List<Path> files = runs.files();
             List<AlternatingRounds.Measure<Row>> measures = new ArrayList<>();
             for (int chunk : DiskBandwidth.CHUNK_BYTES) {
-                measures.add(() -> {
+                measures.add(round -> {
                     methods.add(PageCache.drop(files));
                     CpuClock reader = CpuClock.caller().start();
                     long t0 = System.nanoTime();
@@ -133,7 +133,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
                 });
             }
             runs.restoreFromTier(true);
-            measures.add(() -> {
+            measures.add(round -> {
                 methods.add(PageCache.drop(files));
                 CpuClock reader = CpuClock.caller().start();
                 long t0 = System.nanoTime();
@@ -149,11 +149,11 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
                         runs.restoreOverGrpc(jit, true);
                     }
                 }
-                measures.add(() -> grpcRow(runs, files, methods, dramBytes, null, false));
+                measures.add(round -> grpcRow(runs, files, methods, dramBytes, null, false));
                 if (InstanceEndpoint.domainSocketsAvailable()) {
                     Path socket = socketPath(where);
-                    measures.add(() -> grpcRow(runs, files, methods, dramBytes, socket, false));
-                    measures.add(() -> grpcRow(runs, files, methods, dramBytes, socket, true));
+                    measures.add(round -> grpcRow(runs, files, methods, dramBytes, socket, false));
+                    measures.add(round -> grpcRow(runs, files, methods, dramBytes, socket, true));
                 } else {
                     err.println("bench: no Unix domain sockets here (Netty's epoll transport is missing): the Get "
                             + "rows over one are left out");

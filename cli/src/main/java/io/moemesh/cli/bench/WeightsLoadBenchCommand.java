@@ -85,7 +85,7 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
         List<Path> files = safetensors(dir);
         List<AlternatingRounds.Measure<Row>> measures = new ArrayList<>();
         for (int chunk : DiskBandwidth.CHUNK_BYTES) {
-            measures.add(() -> {
+            measures.add(round -> {
                 PageCache.drop(files);
                 long t0 = System.nanoTime();
                 long read = DiskBandwidth.readAll(files, chunk);
@@ -94,7 +94,7 @@ final class WeightsLoadBenchCommand implements Callable<Integer> {
         }
         List<PageCache.Method> methods = new ArrayList<>();
         for (boolean load : new boolean[] {false, true}) {
-            measures.add(() -> {
+            measures.add(round -> {
                 methods.add(PageCache.drop(files));
                 long t0 = System.nanoTime();
                 long touched = load ? loadAll(files) : touchAll(files);

@@ -17,7 +17,7 @@ class AlternatingRoundsTest {
         List<String> calls = new ArrayList<>();
         List<AlternatingRounds.Measure<String>> measures = new ArrayList<>();
         for (String name : List.of("a", "b", "c")) {
-            measures.add(() -> {
+            measures.add(round -> {
                 calls.add(name);
                 return name;
             });
@@ -39,7 +39,7 @@ class AlternatingRoundsTest {
 
     @Test
     void noRounds_orNoSamples_areRefused() {
-        assertThatThrownBy(() -> AlternatingRounds.run(List.<AlternatingRounds.Measure<String>>of(() -> "a"), 0,
+        assertThatThrownBy(() -> AlternatingRounds.run(List.<AlternatingRounds.Measure<String>>of(round -> "a"), 0,
                 (x, round) -> { })).isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("rounds must be at least 1, got 0");
         assertThatThrownBy(() -> AlternatingRounds.median(List.<Double>of(), x -> x))

@@ -34,7 +34,7 @@ public final class CpuExpertBackend implements ExpertBackend {
      * that read them (the kernels still split rows over the helper threads, whose region always ends: the caller
      * takes every chunk no helper claimed). Measured with 2 meshes side by side, 1-sequence greedy decode on synth
      * M: 59.0 against 51.2 tok/s; at 4 sequences (about 3.4 tokens per call) 72.1 against 70.7; with 7 and 25
-     * tokens per call the event loop was 6-7% slower than the workers (docs/performance.md), so larger batches
+     * tokens per call the event loop was 6-11% slower than the workers (docs/performance.md), so larger batches
      * keep going to the workers.
      */
     static final int INLINE_MAX_TOKENS = 4;

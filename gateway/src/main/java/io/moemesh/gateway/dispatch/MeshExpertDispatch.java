@@ -248,8 +248,11 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
 
         @Override
         public void await() {
-            if (calls.values().stream().anyMatch(f -> !f.isDone())) {
-                Parallel.parkHelpers();
+            for (CompletableFuture<float[]> f : calls.values()) {
+                if (!f.isDone()) {
+                    Parallel.parkHelpers(); // a reply is still on its way: the helpers need not spin for it
+                    break;
+                }
             }
             List<Integer> outstanding = new ArrayList<>();
             while (true) {

@@ -103,6 +103,11 @@ final class DecodeComparison {
             return AlternatingRounds.median(mesh, Sample::tokensPerSecond).tokensPerSecond();
         }
 
+        /** Where the mesh's CPU went over all measured rounds, by service and thread kind. */
+        List<ThreadCpu.Use> meshUse() {
+            return ThreadCpu.sum(mesh.stream().map(Sample::uses).toList());
+        }
+
         static double cpu(List<Sample> samples) {
             return AlternatingRounds.median(samples, Sample::cpuPerToken).cpuPerToken();
         }
@@ -154,12 +159,10 @@ final class DecodeComparison {
                 round -> mono.decode(prompts(n, vocab, Phase.WARM_UP, round)));
         JitSettledWarmUp.Outcome meshWarm = JitSettledWarmUp.run(services, minRuns,
                 round -> mesh.decode(prompts(n, vocab, Phase.WARM_UP, round)));
-        // Each side runs once per round, so its k-th sample is round k's: both decode that round's prompts.
-        int[] monoRound = {0};
-        int[] meshRound = {0};
+        // Both sides decode the same prompts in a round, each round its own.
         List<List<Sample>> samples = AlternatingRounds.run(List.<AlternatingRounds.Measure<Sample>>of(
-                () -> sample(self, n, () -> mono.decode(prompts(n, vocab, Phase.MEASURED, monoRound[0]++))),
-                () -> sample(services, n, () -> mesh.decode(prompts(n, vocab, Phase.MEASURED, meshRound[0]++)))),
+                round -> sample(self, n, () -> mono.decode(prompts(n, vocab, Phase.MEASURED, round))),
+                round -> sample(services, n, () -> mesh.decode(prompts(n, vocab, Phase.MEASURED, round)))),
                 rounds, (s, round) -> {
                     err.printf(Locale.ROOT, "%d seqs, round %d/%d: %.1f tok/s%n", n, round, rounds,
                             s.tokensPerSecond());
@@ -215,7 +218,7 @@ final class DecodeComparison {
                 + "| its last run's JIT share | mesh measured rounds' JIT share |");
         out.println("|---|---|---|---|---|---|");
         for (Row r : rows) {
-            List<ThreadCpu.Use> meshUse = ThreadCpu.sum(r.mesh().stream().map(Sample::uses).toList());
+            List<ThreadCpu.Use> meshUse = r.meshUse();
             out.printf(Locale.ROOT, "| %d | %d | %.1f%% | %d | %.1f%% | %.1f%% |%n", r.sequences(), r.monoWarm().runs(),
                     100 * r.monoWarm().lastJitShare(), r.meshWarm().runs(), 100 * r.meshWarm().lastJitShare(),
                     100 * JitSettledWarmUp.jitShare(meshUse));
@@ -228,7 +231,7 @@ final class DecodeComparison {
         out.println("| sequences | service | threads | CPU ms/token | share | wake-ups/token |");
         out.println("|---|---|---|---|---|---|");
         for (Row r : rows) {
-            List<ThreadCpu.Use> meshUse = ThreadCpu.sum(r.mesh().stream().map(Sample::uses).toList());
+            List<ThreadCpu.Use> meshUse = r.meshUse();
             double tokens = (double) r.sequences() * OUTPUT * r.mesh().size();
             double total = ThreadCpu.total(meshUse);
             for (ThreadCpu.Use u : meshUse) {
