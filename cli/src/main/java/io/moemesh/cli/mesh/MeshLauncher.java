@@ -70,6 +70,11 @@ public final class MeshLauncher {
         return up(spec, log, stopOnJvmExit, System.getenv());
     }
 
+    /** An expert instance's share of this host's cores, at least 1: {@code moemesh.expert.large-batch-kernel-threads}. */
+    static int largeBatchKernelThreads(int experts) {
+        return Math.max(1, Runtime.getRuntime().availableProcessors() / experts);
+    }
+
     /**
      * @param callerEnv the environment whose service settings, API keys and {@code MOEMESH_AOT_CACHE} the services get
      *     (tests and {@code bench startup} pass their own)
@@ -133,6 +138,10 @@ public final class MeshLauncher {
             // The router places (LoadAssignment); the launcher's identity stays allowed, so tools and tests can
             // still switch placements on a mesh without a router.
             env.put("MOEMESH_EXPERT_PLACER_IDENTITIES", ROUTER + "," + PLACER);
+            // The instances share this host's cores, and a step of many sequences keeps them all computing at once:
+            // each keeps to its share for such batches (a caller's own setting wins).
+            env.putIfAbsent("MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS",
+                    Integer.toString(largeBatchKernelThreads(spec.experts())));
             tlsEnvironment(env, "MOEMESH_EXPERT_TLS_", tls, id);
             experts.add(service(spec, id, java, expertJar, grpc, http, ports[3 * i + 2], env));
         }

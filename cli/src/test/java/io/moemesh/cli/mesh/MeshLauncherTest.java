@@ -93,7 +93,9 @@ class MeshLauncherTest {
                 .contains("env MOEMESH_EXPERT_TLS_PRIVATE_KEY=" + tls.resolve("expert-1.key"))
                 .contains("env MOEMESH_EXPERT_TLS_CA_BUNDLE=" + tls.resolve("ca.crt"));
         assertThat(Files.readString(Path.of(s.service("expert-1").logFile())))
-                .contains("env MOEMESH_EXPERT_PLACER_IDENTITIES=router,placer");
+                .contains("env MOEMESH_EXPERT_PLACER_IDENTITIES=router,placer")
+                .contains("env MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS="
+                        + Math.max(1, Runtime.getRuntime().availableProcessors() / 3));
         assertThat(Files.readString(Path.of(s.router().logFile())))
                 .contains("env MOEMESH_ROUTER_MODEL_DIR=" + TestModels.dir(TestModels.MIXTRAL_BF16).toAbsolutePath().normalize())
                 .contains("env MOEMESH_ROUTER_STATE_DIR=" + state)
@@ -251,6 +253,18 @@ class MeshLauncherTest {
             assertThat(Files.readString(Path.of(mesh.state().kvcache().logFile())))
                     .contains("env MOEMESH_KVCACHE_DRAM_BYTES=67108864").contains("env MOEMESH_KVCACHE_SSD_BYTES=1048576")
                     .contains("env MOEMESH_KVCACHE_FSYNC=always").contains("-Xmx320m");
+        }
+    }
+
+    @Test
+    void callersLargeBatchKernelThreads_winsOverTheInstancesShareOfTheHost() throws IOException {
+        Map<String, String> env = Map.of("MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS", "0");
+        try (RunningMesh mesh = MeshLauncher.up(spec(2, 1, Duration.ofSeconds(90)).withoutRouter(),
+                new PrintWriter(log, true), true, env)) {
+            for (MeshState.Service expert : mesh.state().experts()) {
+                assertThat(Files.readString(Path.of(expert.logFile()))).as(expert.name())
+                        .contains("env MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS=0");
+            }
         }
     }
 

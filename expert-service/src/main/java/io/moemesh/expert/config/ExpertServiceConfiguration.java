@@ -56,7 +56,7 @@ public final class ExpertServiceConfiguration {
 
     @Bean
     ExpertBackend expertBackend(ExpertProperties props, ExpertModel model) {
-        ExpertBackend backend = ExpertBackends.create(props.backend(), model);
+        ExpertBackend backend = ExpertBackends.create(props.backend(), model, props.largeBatchKernelThreads());
         // Fail at startup, not at the first batch, when the JVM lacks the flag the CPU kernels need.
         if (backend.name().equals("cpu") && ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
             throw new IllegalStateException("moemesh.expert.backend=cpu needs the Vector API: start the JVM with "

@@ -48,6 +48,39 @@ class CpuExpertBackendTest {
         }
     }
 
+    /**
+     * An instance that keeps to its share of a shared host's cores for batches of many tokens computes the same bits:
+     * each output row is computed whole by one thread, whichever threads the rows are split over.
+     */
+    @ParameterizedTest(name = "{0} kernel thread(s) for large batches")
+    @ValueSource(ints = {1, 2, 3})
+    void largeBatchKernelThreads_sameBitsAsEveryCore_forSmallAndLargeBatches(int bound) {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL_BF16))) {
+            ModelConfig c = model.config();
+            CpuExpertBackend everyCore = new CpuExpertBackend(model);
+            CpuExpertBackend bounded = new CpuExpertBackend(model, bound);
+            ResidentSet resident = new ResidentSet(Long.MAX_VALUE, everyCore::load);
+            for (int tokens : new int[] {1, CpuExpertBackend.INLINE_MAX_TOKENS, CpuExpertBackend.INLINE_MAX_TOKENS + 1,
+                    64}) {
+                Routing r = Routing.random(c, tokens % c.numLayers(), tokens, 17L * tokens);
+                float[] want = new float[tokens * c.hiddenSize()];
+                everyCore.compute(r.input(), resident::acquire, want);
+                float[] got = new float[tokens * c.hiddenSize()];
+                bounded.compute(r.input(), resident::acquire, got);
+                assertThat(got).as("%d tokens", tokens).containsExactly(want);
+            }
+        }
+    }
+
+    @Test
+    void largeBatchKernelThreads_belowZero_isRefused() {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL))) {
+            assertThatThrownBy(() -> new CpuExpertBackend(model, -1))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("largeBatchKernelThreads must be >= 0 (0 = every core), got -1");
+        }
+    }
+
     @Test
     void variableExpertCounts_sumWeightedFfnPerToken_andTokenWithoutPairsIsZero() {
         try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.QWEN2_MOE))) {

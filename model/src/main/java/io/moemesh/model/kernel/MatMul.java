@@ -265,7 +265,7 @@ public final class MatMul {
         if (!warm && WARMING.compareAndSet(false, true)) {
             Thread.ofPlatform().daemon().name("kernel-warm-up").start(() -> {
                 BackgroundPriority.lowerCurrentThread();
-                Parallel.onCallerOnly(MatMul::warmUp);
+                Parallel.withThreads(1, MatMul::warmUp);
             });
         }
     }

@@ -17,7 +17,8 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>One set of helpers serves all kernels. A caller that arrives while another region runs (a second engine, a
  * nested call) runs its range on its own thread instead of waiting, so concurrent callers never oversubscribe
- * the cores nor deadlock. Threads: {@code -Dmoemesh.kernel.threads} (default: all cores).
+ * the cores nor deadlock. Threads: {@code -Dmoemesh.kernel.threads} (default: all cores); fewer for the regions
+ * opened inside {@link #withThreads}.
  */
 public final class Parallel {
     /** Below this many multiply-adds a region runs on the caller's thread: the hand-off costs more. */
@@ -44,27 +45,27 @@ public final class Parallel {
         }
     }
 
-    /**
-     * The thread that runs {@link #onCallerOnly}, whose regions run on itself alone. Only that thread's own
-     * comparison can be true, and a thread always sees its own writes: no volatile needed.
-     */
-    private static Thread callerOnly;
+    /** A bound on the threads of the regions opened inside {@link #withThreads}; unbound: {@link #THREADS}. */
+    private static final ScopedValue<Integer> BOUND = ScopedValue.newInstance();
 
     private Parallel() {
     }
 
     /**
-     * Runs {@code work} with every region it opens on the calling thread alone: for background work at a low
-     * priority (the kernel warm-up), which must neither wake the helpers, whose spinning would take normal-priority
-     * CPU for it, nor hold the helpers while a request waits. One such thread at a time.
+     * Runs {@code work} with every region it opens split over at most {@code threads} threads, the caller included
+     * (1: on the calling thread alone, no helper woken). For two kinds of caller: background work at a low priority
+     * (the kernel warm-up), which must neither wake the helpers, whose spinning would take normal-priority CPU for
+     * it, nor hold them while a request waits; and a process that shares the host's cores with others that compute
+     * at the same moment (an expert-service's batch of a many-sequence step, while the other instances on the host
+     * compute theirs), where splitting over every core would put more kernel threads than cores on the host and a
+     * region's caller would spin while a descheduled helper finishes its chunk. A bound above {@link #threads()}
+     * changes nothing.
      */
-    static void onCallerOnly(Runnable work) {
-        callerOnly = Thread.currentThread();
-        try {
-            work.run();
-        } finally {
-            callerOnly = null;
+    public static void withThreads(int threads, Runnable work) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("a region needs at least 1 thread, got " + threads);
         }
+        ScopedValue.where(BOUND, threads).run(work);
     }
 
     /**
@@ -99,7 +100,8 @@ public final class Parallel {
      * {@code workPerRow} is the multiply-adds one row costs, to decide whether splitting pays.
      */
     public static void forRange(int n, int align, long workPerRow, RangeBody body) {
-        if (THREADS == 1 || n <= align || workPerRow * n < MIN_PARALLEL_WORK || Thread.currentThread() == callerOnly
+        int threads = Math.min(THREADS, BOUND.orElse(THREADS));
+        if (threads == 1 || n <= align || workPerRow * n < MIN_PARALLEL_WORK
                 || LOCK.isHeldByCurrentThread()
                 || !LOCK.tryLock()) {
             body.run(0, n);
@@ -107,13 +109,13 @@ public final class Parallel {
         }
         try {
             Region r = REGION;
-            r.open(body, n, align);
+            r.open(body, n, align, threads);
             if (resting) {
                 resting = false;
             }
             generation = generation + 1;
-            for (Thread h : HELPERS) {
-                LockSupport.unpark(h);
+            for (int i = 0; i < threads - 1; i++) {
+                LockSupport.unpark(HELPERS[i]);
             }
             r.work();
             r.close();
@@ -162,12 +164,15 @@ public final class Parallel {
         private int chunks;
         private int unitsPerChunk;
         private int align;
+        /** Helpers this region admits: its thread bound minus the caller. */
+        private volatile int maxHelpers;
 
-        void open(RangeBody b, int rows, int rowAlign) {
+        void open(RangeBody b, int rows, int rowAlign, int threads) {
             int units = (rows + rowAlign - 1) / rowAlign;
             n = rows;
             align = rowAlign;
-            chunks = Math.min(units, THREADS * CHUNKS_PER_THREAD);
+            maxHelpers = threads - 1;
+            chunks = Math.min(units, threads * CHUNKS_PER_THREAD);
             unitsPerChunk = units / chunks;
             failure = null;
             body = b;
@@ -178,8 +183,8 @@ public final class Parallel {
         boolean join() {
             while (true) {
                 int s = state.get();
-                if ((s & CLOSED) != 0) {
-                    return false;
+                if ((s & CLOSED) != 0 || s >= maxHelpers) {
+                    return false; // closed, or as many helpers inside as the region's bound admits
                 }
                 if (state.compareAndSet(s, s + 1)) {
                     return true;

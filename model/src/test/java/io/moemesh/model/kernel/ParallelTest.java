@@ -87,12 +87,12 @@ class ParallelTest {
     }
 
     @Test
-    void onCallerOnly_runsEveryRegionOnTheCallingThread_andOthersStillSplit() throws Exception {
+    void withOneThread_runsEveryRegionOnTheCallingThread_andOthersStillSplit() throws Exception {
         Set<Thread> inside = ConcurrentHashMap.newKeySet();
         Thread[] caller = new Thread[1];
         Thread t = new Thread(() -> {
             caller[0] = Thread.currentThread();
-            Parallel.onCallerOnly(() -> Parallel.forRange(100_000, 64, 1L << 20, (from, to) ->
+            Parallel.withThreads(1, () -> Parallel.forRange(100_000, 64, 1L << 20, (from, to) ->
                     inside.add(Thread.currentThread())));
         });
         t.start();
@@ -102,10 +102,40 @@ class ParallelTest {
         assertThat(threadsOfOneRegion()).hasSize(Math.min(2, Parallel.threads()));
     }
 
+    /** Regions inside {@code withThreads(t)} use at most t threads; a bound above the helpers changes nothing. */
+    @ParameterizedTest(name = "bound={0}")
+    @CsvSource({"1", "2", "3", "64"})
+    void withThreads_boundsEveryRegionOpenedInside_onEveryCaller(int bound) throws Exception {
+        int expected = Math.min(bound, Parallel.threads());
+        for (int rep = 0; rep < 20; rep++) {
+            Set<Thread> ran = ConcurrentHashMap.newKeySet();
+            Parallel.withThreads(bound, () -> Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
+                ran.add(Thread.currentThread());
+                LockSupport.parkNanos(200_000); // long enough for every admitted helper to take a chunk
+            }));
+            assertThat(ran.size()).as("threads of one region").isBetween(1, expected);
+        }
+        Set<Thread> bounded = ConcurrentHashMap.newKeySet();
+        Parallel.withThreads(bound, () -> bounded.addAll(threadsOfOneRegion(expected)));
+        assertThat(bounded).hasSize(expected);
+    }
+
+    @ParameterizedTest(name = "threads={0}")
+    @CsvSource({"0", "-1"})
+    void withThreads_refusesABoundBelowOne(int threads) {
+        assertThatThrownBy(() -> Parallel.withThreads(threads, () -> { }))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at least 1 thread, got " + threads);
+    }
+
     /** Runs one region in which each thread stays busy until a second one joined; the threads that ran it. */
     private static Set<Thread> threadsOfOneRegion() {
+        return threadsOfOneRegion(Math.min(2, Parallel.threads()));
+    }
+
+    /** Runs one region in which each thread stays busy until {@code threads} joined; the threads that ran it. */
+    private static Set<Thread> threadsOfOneRegion(int threads) {
         Set<Thread> ran = ConcurrentHashMap.newKeySet();
-        CountDownLatch both = new CountDownLatch(Math.min(2, Parallel.threads()));
+        CountDownLatch both = new CountDownLatch(threads);
         Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
             if (ran.add(Thread.currentThread())) {
                 both.countDown();
