@@ -120,6 +120,24 @@ class ParallelTest {
         assertThat(bounded).hasSize(expected);
     }
 
+    /**
+     * This machine may have 2 cores, where bounds of 2 and more cannot differ: a child JVM with 4 kernel threads checks
+     * every bound from 1 to 5 (at most that many threads per region, and that many join one).
+     */
+    @Test
+    void withThreads_inAJvmWithFourKernelThreads_boundsEveryRegion() throws Exception {
+        List<String> cmd = List.of(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "-Dmoemesh.kernel.threads=4",
+                "-cp", System.getProperty("java.class.path"), ParallelBoundsProbe.class.getName());
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertThat(p.waitFor(120, TimeUnit.SECONDS)).as(out).isTrue();
+        assertThat(p.exitValue()).as(out).isZero();
+        assertThat(out).contains("bound 1: at most 1 threads per region, 1 joined")
+                .contains("bound 3: at most").contains("3 joined when waiting")
+                .contains("bound 5: at most").contains("4 joined when waiting");
+    }
+
     @ParameterizedTest(name = "threads={0}")
     @CsvSource({"0", "-1"})
     void withThreads_refusesABoundBelowOne(int threads) {
