@@ -113,7 +113,8 @@ class MutualTlsSocketTest {
     private static final List<Arguments> RPCS = List.of(
             Arguments.of("ExpertBatch", (Function<ManagedChannel, Status>) ch -> {
                 try (BatchClient stream = new BatchClient(ch)) {
-                    return status(() -> stream.send(Requests.single(0, 0, 1, H).build()).join());
+                    return status(() -> stream.send(Requests.single(0, 0, 1, H).build()).orTimeout(1, TimeUnit.MINUTES)
+                            .join());
                 }
             }),
             Arguments.of("Prefetch", (Function<ManagedChannel, Status>) ch -> status(() -> ExpertServiceGrpc

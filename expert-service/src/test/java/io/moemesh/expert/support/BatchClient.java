@@ -45,6 +45,15 @@ public final class BatchClient implements AutoCloseable {
     public CompletableFuture<ExpertBatchResponse> send(ExpertBatchRequest req) {
         CompletableFuture<ExpertBatchResponse> f = new CompletableFuture<>();
         pending.put(req.getBatchId(), f);
+        // The stream may have failed already (a handshake refused right after the constructor opened it), before f
+        // was pending: onError completes `ended` before it fails the pending futures, and f was put before this
+        // check, so one of the two always fails f.
+        if (ended.isDone()) {
+            Throwable t = ended.getNow(null);
+            f.completeExceptionally(t != null ? t : new IllegalStateException("the stream has ended"));
+            pending.remove(req.getBatchId(), f);
+            return f;
+        }
         synchronized (requests) {
             requests.onNext(req);
         }
