@@ -2,8 +2,6 @@ package io.moemesh.model.kernel;
 
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -32,17 +30,7 @@ final class ParallelBoundsProbe {
                 most = Math.max(most, ran.size());
             }
             Set<Thread> joined = ConcurrentHashMap.newKeySet();
-            CountDownLatch all = new CountDownLatch(allowed);
-            Parallel.withThreads(bound, () -> Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
-                if (joined.add(Thread.currentThread())) {
-                    all.countDown();
-                    try {
-                        all.await(20, TimeUnit.SECONDS);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }
-            }));
+            Parallel.withThreads(bound, () -> joined.addAll(ParallelTest.threadsOfOneRegion(allowed)));
             System.out.println("bound " + bound + ": at most " + most + " threads per region, " + joined.size()
                     + " joined when waiting for each other");
             if (most > allowed || joined.size() != allowed) {

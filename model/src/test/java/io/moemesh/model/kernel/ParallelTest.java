@@ -150,15 +150,18 @@ class ParallelTest {
         return threadsOfOneRegion(Math.min(2, Parallel.threads()));
     }
 
-    /** Runs one region in which each thread stays busy until {@code threads} joined; the threads that ran it. */
-    private static Set<Thread> threadsOfOneRegion(int threads) {
+    /**
+     * Runs one region in which each thread stays busy until {@code threads} joined (at most 20 s); the threads that
+     * ran it. Also used by {@link ParallelBoundsProbe} in its child JVM.
+     */
+    static Set<Thread> threadsOfOneRegion(int threads) {
         Set<Thread> ran = ConcurrentHashMap.newKeySet();
         CountDownLatch both = new CountDownLatch(threads);
         Parallel.forRange(100_000, 64, 1L << 20, (from, to) -> {
             if (ran.add(Thread.currentThread())) {
                 both.countDown();
                 try {
-                    both.await(10, TimeUnit.SECONDS);
+                    both.await(20, TimeUnit.SECONDS);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
