@@ -57,7 +57,8 @@ class MeshCommandsTest {
         String endpoint = io.moemesh.service.grpc.InstanceEndpoint.domainSocketsAvailable()
                 ? java.util.regex.Pattern.quote("unix://" + state.toAbsolutePath().resolve("sockets").resolve("expert-0.sock"))
                 : "127\\.0\\.0\\.1:\\d+";
-        assertThat(lines[4]).matches("expert-0 " + endpoint + " experts: L0\\[0,2,4,6] L1\\[1,3,5,7] L2\\[0,2,4,6] L3\\[1,3,5,7]");
+        // up's default replicas: every instance holds every expert
+        assertThat(lines[4]).matches("expert-0 " + endpoint + " experts: (L\\d\\[0,1,2,3,4,5,6,7] ?){4}");
         assertThat(lines[5]).startsWith("expert-1 ");
         assertThat(up.err()).contains("moemesh down --state-dir " + state);
         MeshState s = MeshState.read(state).orElseThrow();

@@ -35,9 +35,11 @@ public final class UpCommand implements Callable<Integer> {
             description = "Expert-service instances (default ${DEFAULT-VALUE}).")
     int experts;
 
-    @Option(names = "--replicas", defaultValue = "1", paramLabel = "R",
-            description = "Instances holding each expert, 1..N (default ${DEFAULT-VALUE}).")
-    int replicas;
+    @Option(names = "--replicas", paramLabel = "R",
+            description = "Instances holding each expert, 1..N (default N: every instance holds every expert; on one "
+                    + "host the weights are mapped once, in the page cache, and the gateway gives each instance its "
+                    + "even share of every step's experts, each on its share of the cores).")
+    Integer replicas;
 
     @Option(names = "--restart", defaultValue = "always", paramLabel = "POLICY",
             description = "always: a supervisor process restarts a service that exits, with backoff (1 s doubling to "
@@ -74,7 +76,7 @@ public final class UpCommand implements Callable<Integer> {
             case "never" -> MeshSpec.RestartPolicy.NEVER;
             default -> throw new IllegalArgumentException("--restart must be always or never, got " + restart);
         };
-        MeshSpec ms = new MeshSpec(model, experts, replicas, stateDir.resolve(), jvm.heap, jvm.timeout(),
+        MeshSpec ms = new MeshSpec(model, experts, replicas == null ? experts : replicas, stateDir.resolve(), jvm.heap, jvm.timeout(),
                 MeshHome.detect(), jvm.jvmOptions, policy).withTransport(transport.resolve());
         if (noRouter) {
             ms = ms.withoutRouter();

@@ -18,7 +18,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /** The launcher on fake service jars: real detached JVMs, real health checks, real signals. */
 class MeshLauncherTest extends MeshLauncherFixture {
@@ -66,7 +70,8 @@ class MeshLauncherTest extends MeshLauncherFixture {
         assertThat(Files.readString(Path.of(s.service("expert-1").logFile())))
                 .contains("env MOEMESH_EXPERT_PLACER_IDENTITIES=router,placer")
                 .contains("env MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS="
-                        + Math.max(1, Runtime.getRuntime().availableProcessors() / 3));
+                        + Math.max(1, Runtime.getRuntime().availableProcessors() / 3))
+                .contains("env MOEMESH_EXPERT_SMALL_BATCH_KERNEL_THREADS=0");
         assertThat(Files.readString(Path.of(s.router().logFile())))
                 .contains("env MOEMESH_ROUTER_MODEL_DIR=" + TestModels.dir(TestModels.MIXTRAL_BF16).toAbsolutePath().normalize())
                 .contains("env MOEMESH_ROUTER_STATE_DIR=" + state)
@@ -163,15 +168,33 @@ class MeshLauncherTest extends MeshLauncherFixture {
         }
     }
 
-    @Test
-    void callersLargeBatchKernelThreads_winsOverTheInstancesShareOfTheHost() throws IOException {
-        Map<String, String> env = Map.of("MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS", "0");
-        try (RunningMesh mesh = MeshLauncher.up(spec(2, 1, Duration.ofSeconds(90)).withoutRouter(),
+    static Stream<Arguments> hostShares() {
+        String share = Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / 2));
+        return Stream.of(
+                Arguments.of(2, Map.of(), share, share, "balanced-experts",
+                        "every instance holds every expert: both batch sizes keep to the instance's share"),
+                Arguments.of(1, Map.of(), "0", share, "balanced-experts",
+                        "experts split over the instances: a token's experts may share one, small batches every core"),
+                Arguments.of(2, Map.of("MOEMESH_EXPERT_SMALL_BATCH_KERNEL_THREADS", "3",
+                        "MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS", "0",
+                        "MOEMESH_GATEWAY_DISPATCH_REPLICA_PICKER", "prefer-visited"), "3", "0", "prefer-visited",
+                        "the caller's settings win"));
+    }
+
+    @ParameterizedTest(name = "{5}")
+    @MethodSource("hostShares")
+    void twoInstances_keepToTheirShareOfTheHost_gatewayBalancesWholeExperts(int replicas, Map<String, String> env,
+                                                                             String small, String large, String picker,
+                                                                             String rule) throws IOException {
+        try (RunningMesh mesh = MeshLauncher.up(spec(2, replicas, Duration.ofSeconds(90)).withoutRouter(),
                 new PrintWriter(log, true), true, env)) {
             for (MeshState.Service expert : mesh.state().experts()) {
                 assertThat(Files.readString(Path.of(expert.logFile()))).as(expert.name())
-                        .contains("env MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS=0");
+                        .contains("env MOEMESH_EXPERT_SMALL_BATCH_KERNEL_THREADS=" + small + "\n")
+                        .contains("env MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS=" + large + "\n");
             }
+            assertThat(Files.readString(Path.of(mesh.state().gateway().logFile())))
+                    .contains("env MOEMESH_GATEWAY_DISPATCH_REPLICA_PICKER=" + picker + "\n");
         }
     }
 

@@ -5,6 +5,7 @@ import io.moemesh.model.engine.ExpertWeights;
 import io.moemesh.model.engine.GroupedExperts;
 import io.moemesh.model.kernel.Matrix;
 import io.moemesh.model.kernel.Parallel;
+import java.util.Objects;
 
 /**
  * The CPU backend: the reference engine's own grouped-expert loop ({@link GroupedExperts}: grouping, SwiGLU
@@ -16,33 +17,24 @@ public final class CpuExpertBackend implements ExpertBackend {
     private final ExpertModel model;
     /** The loop keeps scratch buffers and is not thread-safe: one per worker thread. */
     private final ThreadLocal<GroupedExperts> loops;
-    /** Kernel threads a batch of more than {@link #INLINE_MAX_TOKENS} tokens is split over; 0 = every core. */
-    private final int largeBatchKernelThreads;
+    /** Kernel threads a batch is split over, by its size. */
+    private final KernelThreads kernelThreads;
 
     /** A backend that splits every batch over all the kernel's threads (an instance with cores of its own). */
     public CpuExpertBackend(ExpertModel model) {
-        this(model, 0);
+        this(model, KernelThreads.EVERY_CORE);
     }
 
     /**
-     * @param largeBatchKernelThreads kernel threads (the computing thread included) that a batch of more than
-     *                                {@link #INLINE_MAX_TOKENS} tokens is split over; 0 = every core. Batches of a
-     *                                few tokens always use every core: they come from decoding one to a few sequences,
-     *                                when a token's experts often sit on one instance and the others idle. Larger ones
-     *                                come from a step of many sequences, which every instance of the mesh computes at
-     *                                the same moment: instances sharing a host's cores should then each keep to their
-     *                                share, or the host runs more kernel threads than cores and a region's caller spins
-     *                                while a descheduled helper finishes its chunk (docs/performance.md: 0.85 against
-     *                                0.76 of the monolithic engine's decode rate at 32 sequences on two shared cores)
+     * @param kernelThreads kernel threads (the computing thread included) that a batch is split over, by its size:
+     *                      instances sharing a host's cores each keep to their share when they compute at the same
+     *                      moment (docs/performance.md: at 32 sequences on two shared cores 0.86-0.97 of the
+     *                      monolithic engine's decode rate against 0.81 with every core)
      */
-    public CpuExpertBackend(ExpertModel model, int largeBatchKernelThreads) {
-        if (largeBatchKernelThreads < 0) {
-            throw new IllegalArgumentException("largeBatchKernelThreads must be >= 0 (0 = every core), got "
-                    + largeBatchKernelThreads);
-        }
+    public CpuExpertBackend(ExpertModel model, KernelThreads kernelThreads) {
         this.model = model;
         this.loops = ThreadLocal.withInitial(() -> new GroupedExperts(model.hiddenSize(), model.dispatchableExperts()));
-        this.largeBatchKernelThreads = largeBatchKernelThreads;
+        this.kernelThreads = Objects.requireNonNull(kernelThreads, "kernelThreads");
     }
 
     @Override
@@ -87,9 +79,9 @@ public final class CpuExpertBackend implements ExpertBackend {
 
     @Override
     public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
-        if (largeBatchKernelThreads > 0 && largeBatchKernelThreads < Parallel.threads()
-                && batch.tokens() > INLINE_MAX_TOKENS) {
-            Parallel.withThreads(largeBatchKernelThreads, () -> computeOnKernelThreads(batch, experts, out));
+        int bound = kernelThreads.forTokens(batch.tokens());
+        if (bound > 0 && bound < Parallel.threads()) {
+            Parallel.withThreads(bound, () -> computeOnKernelThreads(batch, experts, out));
         } else {
             computeOnKernelThreads(batch, experts, out);
         }

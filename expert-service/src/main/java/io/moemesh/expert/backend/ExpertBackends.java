@@ -10,13 +10,13 @@ public final class ExpertBackends {
     }
 
     public static ExpertBackend create(String name, ExpertModel model) {
-        return create(name, model, 0);
+        return create(name, model, KernelThreads.EVERY_CORE);
     }
 
-    /** @param largeBatchKernelThreads the cpu backend's bound for batches of many tokens (0 = every core) */
-    public static ExpertBackend create(String name, ExpertModel model, int largeBatchKernelThreads) {
+    /** @param kernelThreads the cpu backend's kernel threads per batch, by its size */
+    public static ExpertBackend create(String name, ExpertModel model, KernelThreads kernelThreads) {
         return switch (name.strip().toLowerCase(java.util.Locale.ROOT)) {
-            case "cpu" -> new CpuExpertBackend(model, largeBatchKernelThreads);
+            case "cpu" -> new CpuExpertBackend(model, kernelThreads);
             case "noop" -> new NoOpExpertBackend(model.hiddenSize());
             default -> throw new IllegalArgumentException("backend \"" + name + "\" is unknown (known: " + NAMES + ")");
         };

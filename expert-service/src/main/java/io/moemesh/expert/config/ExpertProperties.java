@@ -46,11 +46,14 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               read them (no worker wake-up), within the backend's own bound (noop: any size;
  *                               cpu: 1-4 tokens, the weight-read-bound passes of decoding one to a few sequences)
  *                               and with their experts resident; 0 = always a worker
- * @param largeBatchKernelThreads kernel threads (the computing thread included) that the cpu backend splits one batch
- *                               of more than 4 tokens over; 0 (default) = every core ({@code moemesh.kernel.threads}).
- *                               For instances that share a host's cores: a step of many sequences keeps every
- *                               instance computing at once, so each should keep to its share. {@code ./moemesh up}
- *                               sets cores ÷ expert instances; batches of up to 4 tokens still use every core
+ * @param smallBatchKernelThreads kernel threads (the computing thread included) that the cpu backend splits one batch
+ *                               of at most 4 tokens over; 0 (default) = every core ({@code moemesh.kernel.threads})
+ * @param largeBatchKernelThreads the same for a batch of more than 4 tokens. Both for instances that share a host's
+ *                               cores ({@link io.moemesh.expert.backend.KernelThreads}): a step of many sequences keeps
+ *                               every instance computing at once, and so does a step of a few when every instance
+ *                               holds every expert and the gateway spreads each token's experts over them.
+ *                               {@code ./moemesh up} sets cores ÷ expert instances for large batches, and for small
+ *                               ones when every instance holds every expert
  * @param streamWindow           unanswered messages one ExpertBatch stream may have (gRPC flow control)
  * @param nativeCacheDir         where native libraries (JavaCPP/OpenBLAS) are unpacked; must be writable
  * @param tls                    the gRPC port's transport security, {@code moemesh.expert.tls.*} ({@link TlsSettings}):
@@ -88,6 +91,7 @@ public record ExpertProperties(
         @DefaultValue("32") int inlineMaxTokens,
         Path grpcUnixSocket,
         @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity,
+        @DefaultValue("0") int smallBatchKernelThreads,
         @DefaultValue("0") int largeBatchKernelThreads) {
 
     public ExpertProperties {
@@ -107,6 +111,8 @@ public record ExpertProperties(
         require(computeThreads >= 0, "compute-threads must be >= 0 (0 = one per processor)");
         require(maxQueuedBatches >= 0, "max-queued-batches must be >= 0");
         require(inlineMaxTokens >= 0, "inline-max-tokens must be >= 0 (0 = never inline)");
+        require(smallBatchKernelThreads >= 0,
+                "small-batch-kernel-threads must be >= 0 (0 = every core), got " + smallBatchKernelThreads);
         require(largeBatchKernelThreads >= 0,
                 "large-batch-kernel-threads must be >= 0 (0 = every core), got " + largeBatchKernelThreads);
         require(streamWindow >= 1, "stream-window must be >= 1");

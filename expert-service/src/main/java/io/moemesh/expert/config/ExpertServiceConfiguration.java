@@ -9,6 +9,7 @@ import io.moemesh.expert.assignment.Prefetcher;
 import io.moemesh.expert.backend.ExpertBackend;
 import io.moemesh.expert.backend.ExpertBackends;
 import io.moemesh.expert.backend.ExpertModel;
+import io.moemesh.expert.backend.KernelThreads;
 import io.moemesh.expert.batch.BatchProcessor;
 import io.moemesh.expert.batch.LoadTracker;
 import io.moemesh.expert.grpc.ExpertGrpcService;
@@ -56,7 +57,8 @@ public final class ExpertServiceConfiguration {
 
     @Bean
     ExpertBackend expertBackend(ExpertProperties props, ExpertModel model) {
-        ExpertBackend backend = ExpertBackends.create(props.backend(), model, props.largeBatchKernelThreads());
+        ExpertBackend backend = ExpertBackends.create(props.backend(), model,
+                new KernelThreads(props.smallBatchKernelThreads(), props.largeBatchKernelThreads()));
         // Fail at startup, not at the first batch, when the JVM lacks the flag the CPU kernels need.
         if (backend.name().equals("cpu") && ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
             throw new IllegalStateException("moemesh.expert.backend=cpu needs the Vector API: start the JVM with "

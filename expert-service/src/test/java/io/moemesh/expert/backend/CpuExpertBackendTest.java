@@ -18,6 +18,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class CpuExpertBackendTest {
@@ -49,16 +50,16 @@ class CpuExpertBackendTest {
     }
 
     /**
-     * An instance that keeps to its share of a shared host's cores for batches of many tokens computes the same bits:
-     * each output row is computed whole by one thread, whichever threads the rows are split over.
+     * An instance that keeps to its share of a shared host's cores computes the same bits, for small and large
+     * batches: each output row is computed whole by one thread, whichever threads the rows are split over.
      */
-    @ParameterizedTest(name = "{0} kernel thread(s) for large batches")
-    @ValueSource(ints = {1, 2, 3})
-    void largeBatchKernelThreads_sameBitsAsEveryCore_forSmallAndLargeBatches(int bound) {
+    @ParameterizedTest(name = "{0} kernel thread(s) for small, {1} for large batches")
+    @CsvSource({"1, 1", "2, 2", "3, 3", "1, 0", "0, 1", "0, 0"})
+    void kernelThreads_sameBitsAsEveryCore_forSmallAndLargeBatches(int small, int large) {
         try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL_BF16))) {
             ModelConfig c = model.config();
             CpuExpertBackend everyCore = new CpuExpertBackend(model);
-            CpuExpertBackend bounded = new CpuExpertBackend(model, bound);
+            CpuExpertBackend bounded = new CpuExpertBackend(model, new KernelThreads(small, large));
             ResidentSet resident = new ResidentSet(Long.MAX_VALUE, everyCore::load);
             for (int tokens : new int[] {1, CpuExpertBackend.INLINE_MAX_TOKENS, CpuExpertBackend.INLINE_MAX_TOKENS + 1,
                     64}) {
@@ -69,15 +70,6 @@ class CpuExpertBackendTest {
                 bounded.compute(r.input(), resident::acquire, got);
                 assertThat(got).as("%d tokens", tokens).containsExactly(want);
             }
-        }
-    }
-
-    @Test
-    void largeBatchKernelThreads_belowZero_isRefused() {
-        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL))) {
-            assertThatThrownBy(() -> new CpuExpertBackend(model, -1))
-                    .isInstanceOf(IllegalArgumentException.class)
-                    .hasMessageContaining("largeBatchKernelThreads must be >= 0 (0 = every core), got -1");
         }
     }
 

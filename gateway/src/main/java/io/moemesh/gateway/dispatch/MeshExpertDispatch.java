@@ -34,9 +34,8 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     private final int hidden;
     private final Function<Instance, ResilientInstance> connect;
     private final Duration stepDeadline;
-    private final ReplicaPicker picker;
     private final DispatchTraces traces;
-    private final Choice choice = new Choice();
+    private final PairAssignment assignment;
     private final Map<String, ResilientInstance> clients = new HashMap<>();
     private final Map<String, Instance> known = new HashMap<>();
     private PlacementTable table;
@@ -77,7 +76,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         this.hidden = hidden;
         this.connect = connect;
         this.stepDeadline = stepDeadline;
-        this.picker = picker;
+        this.assignment = new PairAssignment(picker);
         this.traces = traces;
     }
 
@@ -226,7 +225,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             this.target = new int[pairs];
             this.pending = new boolean[pairs];
             Arrays.fill(pending, true);
-            assign(layer, tokens, experts, pairsPerToken, target, failed, null);
+            assignment.assign(table, byIndex, layer, tokens, experts, pairsPerToken, target, failed, null);
         }
 
         /** Sends a round: one call per instance that has pending pairs assigned. */
@@ -288,7 +287,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
                     throw new ExpertUnavailableException("layer " + layer + ": expert calls did not finish within the "
                             + "step deadline of " + stepDeadline.toMillis() + " ms", lastError);
                 }
-                assign(layer, tokens, experts, pairsPerToken, target, failed, pending);
+                assignment.assign(table, byIndex, layer, tokens, experts, pairsPerToken, target, failed, pending);
                 send();
             }
             traces.record(step, layer, experts, pairsPerToken, target, ids, table.epoch());
@@ -345,24 +344,8 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             return List.of();
         }
         int[] target = new int[rows * perRow];
-        Arrays.fill(target, -1);
-        choice.start(perRow, target, new boolean[byIndex.length]);
+        assignment.predict(table, byIndex, layer, rows, experts, perRow, target);
         int[][] holders = table.holders()[layer];
-        for (int t = 0; t < rows; t++) {
-            for (int j = 0; j < perRow; j++) {
-                int p = t * perRow + j;
-                int e = experts[p];
-                if (e < 0 || e >= holders.length) {
-                    continue;
-                }
-                choice.pair(t, j);
-                int best = picker.pick(holders[e], choice);
-                if (best >= 0) {
-                    target[p] = best;
-                    choice.assigned[best]++;
-                }
-            }
-        }
         boolean[][] seen = new boolean[byIndex.length][holders.length];
         int[][] list = new int[byIndex.length][holders.length];
         int[] count = new int[byIndex.length];
@@ -407,83 +390,6 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         System.arraycopy(result, 0, p, rowsOf[inst].length * hidden, tokenRows.length * hidden);
         partial[inst] = p;
         rowsOf[inst] = rows;
-    }
-
-    /**
-     * Picks an instance for every pair still to compute (all when {@code only} is null): the {@link #picker}'s
-     * choice among the holders that are healthy and did not fail in this step.
-     */
-    private void assign(int layer, int tokens, int[] experts, int perToken, int[] target, boolean[] failed,
-                        boolean[] only) {
-        choice.start(perToken, target, failed);
-        for (int t = 0; t < tokens; t++) {
-            for (int j = 0; j < perToken; j++) {
-                int p = t * perToken + j;
-                if (only != null && !only[p]) {
-                    continue;
-                }
-                int e = experts[p];
-                int[] holders = table.holders()[layer][e];
-                choice.pair(t, j);
-                int best = picker.pick(holders, choice);
-                if (best < 0) {
-                    StringBuilder names = new StringBuilder();
-                    for (int h : holders) {
-                        names.append(names.isEmpty() ? "" : ", ").append(ids.get(h));
-                    }
-                    throw new ExpertUnavailableException("layer " + layer + " expert " + e
-                            + " has no healthy replica (placed on " + names + ", epoch " + table.epoch() + ")", null);
-                }
-                target[p] = best;
-                choice.assigned[best]++;
-            }
-        }
-    }
-
-    /** The picker's view of one pair; reused for every pair (engine thread only). */
-    private final class Choice implements ReplicaPicker.Candidates {
-        int[] assigned = new int[0];
-        private int perToken;
-        private int[] target;
-        private boolean[] failed;
-        private int token;
-        private int index;
-
-        void start(int perToken, int[] target, boolean[] failed) {
-            this.perToken = perToken;
-            this.target = target;
-            this.failed = failed;
-            if (assigned.length != byIndex.length) {
-                assigned = new int[byIndex.length];
-            } else {
-                Arrays.fill(assigned, 0);
-            }
-        }
-
-        void pair(int token, int index) {
-            this.token = token;
-            this.index = index;
-        }
-
-        @Override
-        public boolean usable(int instance) {
-            return !failed[instance] && byIndex[instance].available();
-        }
-
-        @Override
-        public boolean visited(int instance) {
-            for (int k = 0; k < index; k++) {
-                if (target[token * perToken + k] == instance) {
-                    return true;
-                }
-            }
-            return false;
-        }
-
-        @Override
-        public int load(int instance) {
-            return assigned[instance] + byIndex[instance].load() * ReplicaPicker.IN_FLIGHT_WEIGHT;
-        }
     }
 
     private record Batch(ExpertCall call, int[] tokenRows) {

@@ -6,7 +6,8 @@ import java.util.List;
  * Chooses which replica of an expert computes one (token, expert) pair of a layer, among the instances the
  * placement lists for it. Chosen by name in configuration ({@code moemesh.gateway.dispatch.replica-picker}), like
  * the expert backend and the wire dtype. A picker never changes a result, only where it is computed: every
- * replica holds the same weights. Called on the engine thread, once per pair and layer: allocation-free.
+ * replica holds the same weights. Called on the engine thread, once per pair and layer (or once per expert and layer,
+ * {@link #wholeExperts}): allocation-free.
  */
 public interface ReplicaPicker {
 
@@ -83,8 +84,35 @@ public interface ReplicaPicker {
         }
     };
 
+    /**
+     * Balances the instances' work per layer step while each expert's pairs stay together: whole experts, the one
+     * with the most pairs first, each to its least loaded usable replica (ties: first in placement order). That is
+     * Graham's longest-processing-time-first rule for scheduling on identical machines (SIAM J. Appl. Math. 17(2),
+     * 1969), applied to the step's actual routes; DeepSeek-V3's expert-parallel load balancer (EPLB) balances
+     * replicated experts the same way, from routing history. An expert's weights are read by one instance per step
+     * (a per-pair rule splits a popular expert across its replicas, and each replica reads its weights), and no
+     * instance waits on a step whose experts landed unevenly on another: on a host whose instances share the cores
+     * (the local mesh) the idle core time is the whole loss, on separate hosts the slowest instance sets the step.
+     */
+    ReplicaPicker BALANCED_EXPERTS = new ReplicaPicker() {
+        @Override
+        public int pick(int[] holders, Candidates c) {
+            return LEAST_LOADED.pick(holders, c);
+        }
+
+        @Override
+        public boolean wholeExperts() {
+            return true;
+        }
+
+        @Override
+        public String name() {
+            return "balanced-experts";
+        }
+    };
+
     /** Every picker, the default first. */
-    List<ReplicaPicker> ALL = List.of(PREFER_VISITED, LEAST_LOADED);
+    List<ReplicaPicker> ALL = List.of(PREFER_VISITED, LEAST_LOADED, BALANCED_EXPERTS);
 
     /**
      * @param holders the instances holding the expert, in placement order (never empty)
@@ -94,6 +122,15 @@ public interface ReplicaPicker {
 
     /** The name configuration uses. */
     String name();
+
+    /**
+     * Whether the dispatch asks this picker once per expert instead of once per pair: all pairs of one expert at a
+     * layer then go to the replica picked for it, the experts with the most pairs asked first, loads counting each
+     * expert's pairs as it is placed; {@link Candidates#visited} is false throughout (no one token is being placed).
+     */
+    default boolean wholeExperts() {
+        return false;
+    }
 
     /** The names configuration accepts, the default first. */
     static List<String> names() {

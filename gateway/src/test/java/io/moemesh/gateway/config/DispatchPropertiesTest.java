@@ -40,15 +40,15 @@ class DispatchPropertiesTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @CsvSource({"prefer-visited", "least-loaded"})
+    @CsvSource({"prefer-visited", "least-loaded", "balanced-experts"})
     void replicaPicker_chosenByName(String name) {
         assertThat(bind(Map.of("moemesh.gateway.dispatch.replica-picker", name)).picker().name()).isEqualTo(name);
     }
 
     @ParameterizedTest(name = "{0}={1}")
     @CsvSource(delimiter = '|', value = {
-            "replica-picker | round-robin | moemesh.gateway.dispatch.replica-picker must be one of prefer-visited, least-loaded, got 'round-robin'",
-            "replica-picker | ''          | moemesh.gateway.dispatch.replica-picker must be one of prefer-visited, least-loaded, got ''",
+            "replica-picker | round-robin | moemesh.gateway.dispatch.replica-picker must be one of prefer-visited, least-loaded, balanced-experts, got 'round-robin'",
+            "replica-picker | ''          | moemesh.gateway.dispatch.replica-picker must be one of prefer-visited, least-loaded, balanced-experts, got ''",
             "wire-dtype     | f16         | moemesh.gateway.dispatch.wire-dtype must be f32 or bf16, got f16",
             "lookahead-prefetch.top-k | -1 | moemesh.gateway.dispatch.lookahead-prefetch.top-k must be >= 0 (0 = the model's top-k), got -1",
             "lookahead-prefetch.max-in-flight | 0 | moemesh.gateway.dispatch.lookahead-prefetch.max-in-flight must be >= 1, got 0",

@@ -68,7 +68,8 @@ class MeshExpertDispatchTest {
         return Stream.of(TestModels.MIXTRAL, TestModels.MIXTRAL_BF16, TestModels.QWEN2_MOE).flatMap(m -> Stream.of(
                 Arguments.of(m, 1, 1, "prefer-visited"), Arguments.of(m, 2, 1, "prefer-visited"),
                 Arguments.of(m, 3, 1, "prefer-visited"), Arguments.of(m, 3, 2, "prefer-visited"),
-                Arguments.of(m, 3, 2, "least-loaded")));
+                Arguments.of(m, 3, 2, "least-loaded"), Arguments.of(m, 2, 2, "balanced-experts"),
+                Arguments.of(m, 3, 2, "balanced-experts")));
     }
 
     @ParameterizedTest(name = "{0} on {1} instances x{2}, {3}")
@@ -143,9 +144,69 @@ class MeshExpertDispatchTest {
         }
     }
 
+    /**
+     * Predicted routes of 6 rows × 2 (experts 0..3; pairs per expert 5, 3, 2, 2) on 2 instances holding every expert:
+     * where each picker puts them, as {@link MeshExpertDispatch#prefetchTargets} reports it (the same assignment
+     * as a step's).
+     */
+    static Stream<Arguments> assignments() {
+        int[] routes = {0, 1, 0, 1, 0, 2, 0, 3, 0, 1, 2, 3};
+        return Stream.of(
+                // Largest first: 0 (5) → A; 1 (3) → B; 2 (2) → B (3 < 5); 3 (2) → B on a 5-5 tie (layer 0 lists
+                // expert 3's holders as B, A: EvenPlacement). Loads 5 and 7; each expert on one instance.
+                Arguments.of("balanced-experts", routes, Map.of("expert-0", List.of(0), "expert-1", List.of(1, 2, 3)),
+                        "whole experts, largest first, each to the less loaded"),
+                // A row's second pair follows its first, and rows alternate: experts 0, 1 and 2 on both instances.
+                Arguments.of("prefer-visited", routes, Map.of("expert-0", List.of(0, 1, 2), "expert-1",
+                        List.of(0, 1, 2, 3)), "a row's pairs together"));
+    }
+
+    @ParameterizedTest(name = "{0}: {3}")
+    @MethodSource("assignments")
+    void prefetchTargets_followThePickersRule_everyExpertOnBothInstances(String picker, int[] routes,
+                                                                         Map<String, List<Integer>> expected,
+                                                                         String rule) {
+        Mesh mesh = mesh(TestModels.MIXTRAL, 2, 2, ReplicaPicker.named(picker, "picker"));
+        Map<String, List<Integer>> actual = new HashMap<>();
+        for (MeshExpertDispatch.PrefetchTarget t : mesh.dispatch().prefetchTargets(0, 6, routes, 2)) {
+            actual.put(t.instance().id(), IntStream.of(t.experts()).sorted().boxed().toList());
+        }
+        Map<String, List<Integer>> sorted = new HashMap<>();
+        expected.forEach((k, v) -> sorted.put(k, v.stream().sorted().toList()));
+        assertThat(actual).isEqualTo(sorted);
+    }
+
     @Test
-    void replicaDown_pairsRetriedOnTheOtherReplica_sameLogits() {
-        Mesh mesh = mesh(TestModels.MIXTRAL, 3, 2);
+    void balancedExperts_eachExpertOnOneInstancePerLayer_loadsApartByAtMostTheLargestExpert() {
+        Mesh mesh = mesh(TestModels.MIXTRAL, 2, 2, ReplicaPicker.BALANCED_EXPERTS);
+        GoldenCase g = GoldenCase.load(TestModels.MIXTRAL).getFirst();
+        StepOutput out = mesh.model().engine(mesh.dispatch()).step(List.of(new SequenceStep(1, g.inputIds(), 0,
+                SequenceStep.Logits.LAST, true)), mesh.model().newCache(128)).getFirst();
+        assertThat(out.logits()).containsExactly(g.lastLogits(), within(1e-4f));
+        for (LayerDispatchRecord rec : mesh.dispatch().traces().take(1).layers()) {
+            int[] pairs = new int[mesh.model().config().numExperts()];
+            for (int[] pos : g.routerTopk()[rec.layer()]) {
+                for (int e : pos) {
+                    pairs[e]++;
+                }
+            }
+            int[] load = new int[2];
+            java.util.Set<Integer> seen = new java.util.HashSet<>();
+            for (LayerDispatchRecord.InstanceShare s : rec.instances()) {
+                for (int e : s.experts()) {
+                    assertThat(seen.add(e)).as("layer %d expert %d on one instance", rec.layer(), e).isTrue();
+                    load[mesh.table().instanceIndex(s.instanceId())] += pairs[e];
+                }
+            }
+            assertThat(Math.abs(load[0] - load[1])).as("layer %d loads %s", rec.layer(), java.util.Arrays.toString(load))
+                    .isLessThanOrEqualTo(IntStream.of(pairs).max().orElseThrow());
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("pickers")
+    void replicaDown_pairsRetriedOnTheOtherReplica_sameLogits(String picker) {
+        Mesh mesh = mesh(TestModels.MIXTRAL, 3, 2, ReplicaPicker.named(picker, "picker"));
         mesh.instances().get("expert-1").down.set(true);
         GoldenCase g = GoldenCase.load(TestModels.MIXTRAL).getFirst();
         StepOutput out = mesh.model().engine(mesh.dispatch()).step(List.of(new SequenceStep(1, g.inputIds(), 0,
@@ -156,9 +217,14 @@ class MeshExpertDispatchTest {
                 assertThat(r.instances()).noneMatch(s -> s.instanceId().equals("expert-1")));
     }
 
-    @Test
-    void allReplicasOfAnExpertDown_failsWithUnavailableNamingTheExpert() {
-        Mesh mesh = mesh(TestModels.MIXTRAL, 2, 1);
+    static Stream<String> pickers() {
+        return ReplicaPicker.names().stream();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("pickers")
+    void allReplicasOfAnExpertDown_failsWithUnavailableNamingTheExpert(String picker) {
+        Mesh mesh = mesh(TestModels.MIXTRAL, 2, 1, ReplicaPicker.named(picker, "picker"));
         mesh.instances().get("expert-0").down.set(true);
         GoldenCase g = GoldenCase.load(TestModels.MIXTRAL).getFirst();
         Engine engine = mesh.model().engine(mesh.dispatch());

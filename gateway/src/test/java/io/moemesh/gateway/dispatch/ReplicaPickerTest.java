@@ -55,7 +55,14 @@ class ReplicaPickerTest {
                         "visited or not, the least loaded"),
                 row("least-loaded", new int[] {0, 1, 2}, Set.of(0), Set.of(), new int[] {0, 2, 2, 0}, 1,
                         "unusable skipped, first of a tie"),
-                row("least-loaded", new int[] {0, 1}, Set.of(0, 1), Set.of(0), flat, -1, "no usable holder"));
+                row("least-loaded", new int[] {0, 1}, Set.of(0, 1), Set.of(0), flat, -1, "no usable holder"),
+                row("balanced-experts", new int[] {0, 1, 2}, Set.of(), Set.of(2), new int[] {0, 3, 9, 0}, 0,
+                        "the least loaded, visited or not"),
+                row("balanced-experts", new int[] {2, 1}, Set.of(), Set.of(), new int[] {0, 4, 4, 0}, 2,
+                        "ties by placement order of the holders"),
+                row("balanced-experts", new int[] {0, 1}, Set.of(0), Set.of(), new int[] {0, 8, 0, 0}, 1,
+                        "an unusable holder is skipped, however light"),
+                row("balanced-experts", new int[] {0, 1}, Set.of(0, 1), Set.of(), flat, -1, "no usable holder"));
     }
 
     @ParameterizedTest(name = "{0}: {4}")
@@ -66,7 +73,7 @@ class ReplicaPickerTest {
 
     @Test
     void names_defaultFirst_eachResolvesToItself() {
-        assertThat(ReplicaPicker.names()).containsExactly("prefer-visited", "least-loaded");
+        assertThat(ReplicaPicker.names()).containsExactly("prefer-visited", "least-loaded", "balanced-experts");
         for (String name : ReplicaPicker.names()) {
             assertThat(ReplicaPicker.named(name, "p").name()).isEqualTo(name);
         }
@@ -76,7 +83,13 @@ class ReplicaPickerTest {
     void unknownName_refused_namingThePropertyAndTheNames() {
         assertThatThrownBy(() -> ReplicaPicker.named("random", "moemesh.gateway.dispatch.replica-picker"))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessage("moemesh.gateway.dispatch.replica-picker must be one of prefer-visited, least-loaded, got "
-                        + "'random'");
+                .hasMessage("moemesh.gateway.dispatch.replica-picker must be one of prefer-visited, least-loaded, "
+                        + "balanced-experts, got 'random'");
+    }
+
+    @Test
+    void wholeExperts_onlyForBalancedExperts() {
+        assertThat(ReplicaPicker.ALL).filteredOn(ReplicaPicker::wholeExperts)
+                .containsExactly(ReplicaPicker.BALANCED_EXPERTS);
     }
 }

@@ -124,9 +124,10 @@ final class DecodeComparison {
         List<Row> rows = new ArrayList<>();
         Map<String, Long> self = Map.of("monolithic", ProcessHandle.current().pid());
         // The gateway and 2 expert-services only: no router (the bench measures the data path on the fixed even
-        // placement) and no kvcache-service (the 8-argument spec leaves it out); on `up`'s default transport. Started
-        // first, so that the two sides' measured runs can alternate (an idle mesh's threads are parked).
-        MeshSpec spec = new MeshSpec(model, 2, 1, work.resolve("decode-mesh"), "4g", Duration.ofMinutes(5),
+        // placement) and no kvcache-service (the 8-argument spec leaves it out); on `up`'s default transport and
+        // replicas (every instance holds every expert). Started first, so that the two sides' measured runs can
+        // alternate (an idle mesh's threads are parked).
+        MeshSpec spec = new MeshSpec(model, 2, 2, work.resolve("decode-mesh"), "4g", Duration.ofMinutes(5),
                 new MeshHome(home), meshJvmOptions).withoutRouter().withTransport(MeshTransport.hostDefault());
         if (spec.router() || spec.kvcache()) {
             throw new IllegalStateException("bench mesh --decode must start the gateway and the expert-services only");
