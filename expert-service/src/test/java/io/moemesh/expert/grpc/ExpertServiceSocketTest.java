@@ -7,6 +7,7 @@ import static org.awaitility.Awaitility.await;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.moemesh.expert.support.BatchClient;
 import io.moemesh.expert.support.Requests;
 import io.moemesh.model.engine.LocalExperts;
@@ -34,6 +35,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.annotation.Autowired;
 
 class ExpertServiceSocketTest extends PlacedInstanceTestBase {
     private TensorStore store;
@@ -226,5 +228,15 @@ class ExpertServiceSocketTest extends PlacedInstanceTestBase {
                     "moemesh_expert_prepared_epoch 0.0",
                     "moemesh_expert_open_streams", "moemesh_expert_inflight_batches", "moemesh_expert_tokens_per_second");
         }
+    }
+
+    @Autowired
+    private PrometheusConfig prometheusConfig;
+
+    /** application.yaml's exemplar rate reaches the Prometheus client: one candidate per series every 2 s. */
+    @Test
+    void prometheusExemplars_oneCandidatePerSeriesEveryTwoSeconds() {
+        assertThat(prometheusConfig.prometheusProperties())
+                .containsEntry("io.prometheus.exemplars.sampleIntervalMilliseconds", "2000");
     }
 }

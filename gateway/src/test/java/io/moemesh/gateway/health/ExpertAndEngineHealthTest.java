@@ -8,6 +8,7 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.golden.TestModels;
@@ -203,5 +204,15 @@ class ExpertAndEngineHealthTest {
                 .contains("moemesh_gateway_instance_available{instance=\"expert-0\"} 1.0")
                 .contains("moemesh_gateway_engine_stalled_seconds ")
                 .contains("moemesh_gateway_http_probe_failures_total ");
+    }
+
+    @Autowired
+    private PrometheusConfig prometheusConfig;
+
+    /** application.yaml's exemplar rate reaches the Prometheus client: one candidate per series every 2 s. */
+    @Test
+    void prometheusExemplars_oneCandidatePerSeriesEveryTwoSeconds() {
+        assertThat(prometheusConfig.prometheusProperties())
+                .containsEntry("io.prometheus.exemplars.sampleIntervalMilliseconds", "2000");
     }
 }
