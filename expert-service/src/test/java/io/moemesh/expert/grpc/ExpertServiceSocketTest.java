@@ -38,6 +38,9 @@ import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 
 class ExpertServiceSocketTest extends PlacedInstanceTestBase {
+    @Autowired
+    private PrometheusConfig prometheusConfig;
+
     private TensorStore store;
     private LocalExperts reference;
 
@@ -207,7 +210,7 @@ class ExpertServiceSocketTest extends PlacedInstanceTestBase {
     }
 
     @Test
-    void actuatorPrometheus_onTheManagementPort_exposesTheExpertMetrics() throws Exception {
+    void actuatorPrometheus_onTheManagementPort_exposesTheExpertMetrics_exemplarsEveryTwoSeconds() throws Exception {
         try (BatchClient stream = new BatchClient(channel)) {
             stream.call(heldCase(0, 4, 1).request());
             stream.call(Requests.single(0, 1, EPOCH, H).build()); // not held: an error by code
@@ -228,15 +231,8 @@ class ExpertServiceSocketTest extends PlacedInstanceTestBase {
                     "moemesh_expert_prepared_epoch 0.0",
                     "moemesh_expert_open_streams", "moemesh_expert_inflight_batches", "moemesh_expert_tokens_per_second");
         }
-    }
-
-    @Autowired
-    private PrometheusConfig prometheusConfig;
-
-    /** application.yaml's exemplar rate reaches the Prometheus client: one candidate per series every 2 s. */
-    @Test
-    void prometheusExemplars_oneCandidatePerSeriesEveryTwoSeconds() {
-        assertThat(prometheusConfig.prometheusProperties())
+        // application.yaml's exemplar rate reaches the Prometheus client: one candidate per series every 2 s.
+        assertThat(prometheusConfig.prometheusProperties()).as("exemplar sample interval")
                 .containsEntry("io.prometheus.exemplars.sampleIntervalMilliseconds", "2000");
     }
 }

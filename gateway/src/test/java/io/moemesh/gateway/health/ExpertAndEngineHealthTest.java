@@ -95,6 +95,8 @@ class ExpertAndEngineHealthTest {
 
     @Autowired
     GrpcServerLifecycle grpc;
+    @Autowired
+    private PrometheusConfig prometheusConfig;
 
     private ManagedChannel channel;
 
@@ -205,9 +207,6 @@ class ExpertAndEngineHealthTest {
                 .contains("moemesh_gateway_engine_stalled_seconds ")
                 .contains("moemesh_gateway_http_probe_failures_total ");
     }
-
-    @Autowired
-    private PrometheusConfig prometheusConfig;
 
     /** application.yaml's exemplar rate reaches the Prometheus client: one candidate per series every 2 s. */
     @Test
