@@ -71,14 +71,6 @@ public final class MeshLauncher {
     }
 
     /**
-     * An expert instance's share of this host's cores, at least 1: its {@code moemesh.expert.large-batch-kernel-threads},
-     * and its {@code small-batch-kernel-threads} when every instance holds every expert.
-     */
-    static int kernelShare(int experts) {
-        return Math.max(1, Runtime.getRuntime().availableProcessors() / experts);
-    }
-
-    /**
      * @param callerEnv the environment whose service settings, API keys and {@code MOEMESH_AOT_CACHE} the services get
      *     (tests and {@code bench startup} pass their own)
      */
@@ -141,13 +133,7 @@ public final class MeshLauncher {
             // The router places (LoadAssignment); the launcher's identity stays allowed, so tools and tests can
             // still switch placements on a mesh without a router.
             env.put("MOEMESH_EXPERT_PLACER_IDENTITIES", ROUTER + "," + PLACER);
-            // The instances share this host's cores. A step of many sequences keeps them all computing at once, and
-            // so does a step of a few when every instance holds every expert (the gateway's balanced-experts picker
-            // then spreads each token's experts over them): each keeps to its share for such batches. A caller's own
-            // setting wins.
-            String share = Integer.toString(kernelShare(spec.experts()));
-            env.putIfAbsent("MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS", share);
-            env.putIfAbsent("MOEMESH_EXPERT_SMALL_BATCH_KERNEL_THREADS", spec.replicas() == spec.experts() ? share : "0");
+            SharedHostSettings.expert(env, spec);
             tlsEnvironment(env, "MOEMESH_EXPERT_TLS_", tls, id);
             experts.add(service(spec, id, java, expertJar, grpc, http, ports[3 * i + 2], env));
         }
@@ -192,9 +178,7 @@ public final class MeshLauncher {
         genv.put("MOEMESH_GATEWAY_GRPC_PORT", Integer.toString(gatewayGrpc));
         genv.put("MOEMESH_GATEWAY_PLACEMENT_FILE", placementFile.toString());
         genv.put("MOEMESH_GATEWAY_NATIVE_CACHE_DIR", nativeCache(spec, GATEWAY).toString());
-        // Whole experts to the least loaded replica, largest first: with the instances on one host's cores, a step
-        // waits for the busiest one (a caller's own picker wins).
-        genv.putIfAbsent("MOEMESH_GATEWAY_DISPATCH_REPLICA_PICKER", "balanced-experts");
+        SharedHostSettings.gateway(genv);
         if (router != null) {
             // the gateway follows the router's WatchPlacement (and reports routes to it); the placement file stays
             // its starting placement
