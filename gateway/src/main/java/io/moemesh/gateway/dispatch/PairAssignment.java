@@ -11,6 +11,10 @@ import java.util.Arrays;
 final class PairAssignment {
     private final ReplicaPicker picker;
     private final Choice choice = new Choice();
+    /** {@link #wholeExperts}'s per-expert scratch (pairs, pick order, chosen instance), reused layer after layer. */
+    private int[] count = new int[0];
+    private int[] order = new int[0];
+    private int[] chosen = new int[0];
 
     PairAssignment(ReplicaPicker picker) {
         this.picker = picker;
@@ -28,24 +32,8 @@ final class PairAssignment {
         choice.start(instances, perToken, target, failed);
         if (picker.wholeExperts()) {
             wholeExperts(table, layer, tokens * perToken, experts, target, only, true);
-            return;
-        }
-        for (int t = 0; t < tokens; t++) {
-            for (int j = 0; j < perToken; j++) {
-                int p = t * perToken + j;
-                if (only != null && !only[p]) {
-                    continue;
-                }
-                int e = experts[p];
-                int[] holders = table.holders()[layer][e];
-                choice.pair(t, j);
-                int best = picker.pick(holders, choice);
-                if (best < 0) {
-                    throw noReplica(table, layer, e, holders);
-                }
-                target[p] = best;
-                choice.assigned[best]++;
-            }
+        } else {
+            perPair(table, layer, tokens, experts, perToken, target, only, true);
         }
     }
 
@@ -59,14 +47,28 @@ final class PairAssignment {
         choice.start(instances, perRow, target, new boolean[instances.length]);
         if (picker.wholeExperts()) {
             wholeExperts(table, layer, rows * perRow, experts, target, null, false);
-            return;
+        } else {
+            perPair(table, layer, rows, experts, perRow, target, null, false);
         }
+    }
+
+    /**
+     * After {@code choice.start}: one pick per pair, token by token, each pair counted into the loads before the next.
+     *
+     * @param required whether an expert out of range or without a usable replica is an error (a step) or leaves its
+     *                 pair unassigned (a prediction)
+     */
+    private void perPair(PlacementTable table, int layer, int tokens, int[] experts, int perToken, int[] target,
+                         boolean[] only, boolean required) {
         int[][] holders = table.holders()[layer];
-        for (int t = 0; t < rows; t++) {
-            for (int j = 0; j < perRow; j++) {
-                int p = t * perRow + j;
+        for (int t = 0; t < tokens; t++) {
+            for (int j = 0; j < perToken; j++) {
+                int p = t * perToken + j;
+                if (only != null && !only[p]) {
+                    continue;
+                }
                 int e = experts[p];
-                if (e < 0 || e >= holders.length) {
+                if (!inRange(layer, e, holders.length, required)) {
                     continue;
                 }
                 choice.pair(t, j);
@@ -74,6 +76,8 @@ final class PairAssignment {
                 if (best >= 0) {
                     target[p] = best;
                     choice.assigned[best]++;
+                } else if (required) {
+                    throw noReplica(table, layer, e, holders[e]);
                 }
             }
         }
@@ -82,29 +86,26 @@ final class PairAssignment {
     /**
      * For a {@link ReplicaPicker#wholeExperts} picker, after {@code choice.start}: one pick per expert with pairs
      * to place, the expert with the most pairs first (ties: lower expert id), each expert's pairs counted into the
-     * loads before the next pick. Experts out of the layer's range are skipped in a prediction and a broken
-     * invariant in a step (the engine routes to the model's experts).
+     * loads before the next pick.
      *
-     * @param required whether an expert without a usable replica fails the step ({@link ExpertUnavailableException})
-     *                 or its pairs are left unassigned (-1), as a prediction's are
+     * @param required whether an expert out of range or without a usable replica is an error (a step) or leaves its
+     *                 pairs unassigned (a prediction)
      */
     private void wholeExperts(PlacementTable table, int layer, int pairs, int[] experts, int[] target, boolean[] only,
                               boolean required) {
         int[][] holders = table.holders()[layer];
-        int[] count = new int[holders.length];
+        if (count.length != holders.length) {
+            count = new int[holders.length];
+            order = new int[holders.length];
+            chosen = new int[holders.length];
+        } else {
+            Arrays.fill(count, 0);
+        }
         for (int p = 0; p < pairs; p++) {
-            int e = experts[p];
-            if (only != null && !only[p]) {
-                continue;
-            }
-            if (e >= 0 && e < holders.length) {
-                count[e]++;
-            } else if (required) {
-                throw new IllegalStateException("layer " + layer + ": routed expert " + e + " is not in [0, "
-                        + holders.length + ")");
+            if ((only == null || only[p]) && inRange(layer, experts[p], holders.length, required)) {
+                count[experts[p]]++;
             }
         }
-        int[] order = new int[holders.length];
         int n = 0;
         for (int e = 0; e < holders.length; e++) {
             if (count[e] > 0) {
@@ -117,7 +118,6 @@ final class PairAssignment {
                 order[k] = e;
             }
         }
-        int[] chosen = new int[holders.length];
         Arrays.fill(chosen, -1);
         choice.pair(0, 0);
         for (int k = 0; k < n; k++) {
@@ -137,6 +137,21 @@ final class PairAssignment {
                 target[p] = chosen[e];
             }
         }
+    }
+
+    /**
+     * Whether {@code expert} is one of the layer's; out of range it is skipped in a prediction and a broken invariant
+     * in a step (the engine routes to the model's experts).
+     */
+    private static boolean inRange(int layer, int expert, int experts, boolean required) {
+        if (expert >= 0 && expert < experts) {
+            return true;
+        }
+        if (required) {
+            throw new IllegalStateException("layer " + layer + ": routed expert " + expert + " is not in [0, " + experts
+                    + ")");
+        }
+        return false;
     }
 
     private static ExpertUnavailableException noReplica(PlacementTable table, int layer, int expert, int[] holders) {
