@@ -97,7 +97,10 @@ abstract class GoldenMeshTestBase {
         soft.assertAll();
     }
 
-    /** The gateway's dispatch latency says how each instance is reached (docs/metrics.md). */
+    /**
+     * The gateway's dispatch latency says how each instance is reached, the arena counters whether tensors crossed
+     * in shared memory (docs/metrics.md).
+     */
     @Test
     void dispatchLatency_isLabelledWithTheInstancesTransport() throws Exception {
         // the series appears with an instance's first call
@@ -110,6 +113,18 @@ abstract class GoldenMeshTestBase {
             assertThat(metrics.lines().filter(l -> l.startsWith("moemesh_gateway_dispatch_latency_seconds_count{")))
                     .isNotEmpty()
                     .allSatisfy(l -> assertThat(l).contains("transport=\"" + transport().label() + "\""));
+            // On the domain socket the tensors crossed through the shared-memory arenas (every golden case above
+            // too, since the gateway offers one by default); over TCP never. No slot is held between requests.
+            List<Double> arenaCalls = metrics.lines().filter(l -> l.startsWith("moemesh_gateway_instance_arena_calls_total{"))
+                    .map(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).toList();
+            assertThat(arenaCalls).isNotEmpty();
+            if (transport() == MeshTransport.UNIX) {
+                assertThat(arenaCalls.stream().mapToDouble(Double::doubleValue).sum()).isPositive();
+            } else {
+                assertThat(arenaCalls).containsOnly(0.0);
+            }
+            assertThat(metrics.lines().filter(l -> l.startsWith("moemesh_gateway_instance_arena_slots_in_use{")))
+                    .isNotEmpty().allSatisfy(l -> assertThat(l).endsWith(" 0.0"));
         }
     }
 

@@ -10,6 +10,9 @@ import io.moemesh.expert.batch.LoadTracker;
 import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
+import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.grpc.TensorArena;
+import io.moemesh.service.grpc.TensorCodec;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
 import io.opentelemetry.api.OpenTelemetry;
@@ -44,9 +47,13 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
     private int owed;
     private boolean halfClosed;
     private boolean finished;
+    /** The caller's shared-memory arena, mapped for this stream; null without one. */
+    private final TensorArena arena;
 
     BatchStream(ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>> out, BatchProcessor processor, ExpertMetrics metrics,
-                LoadTracker load, LongSupplier servingEpoch, int hidden, int window, OpenTelemetry otel) {
+                LoadTracker load, LongSupplier servingEpoch, int hidden, int window, OpenTelemetry otel,
+                TensorArena arena) {
+        this.arena = arena;
         this.tracer = otel.getTracer("moemesh-expert-service");
         this.traces = new TraceContexts(otel);
         this.out = out;
@@ -73,22 +80,32 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
                 .setParent(traces.extract(req.getTraceContextMap())).setAttribute("moemesh.layer", req.getLayer())
                 .setAttribute("moemesh.tokens", req.getTokenExpertCountsCount()).startSpan();
         BatchRequest request;
+        TensorArena.Region region = message.region();
         try {
-            request = ProtoMapping.toDomain(message, hidden);
+            request = ProtoMapping.toDomain(message.resolve("activations", arena), hidden);
         } catch (RuntimeException e) {
             answer(failure(req, e), span);
             return;
         }
         processor.submit(request, arrival, (result, error) ->
-                answer(result != null ? success(req, result) : failure(req, error), span));
+                answer(result != null ? success(req, result, region) : failure(req, error), span));
     }
 
     /** The outputs stay a float array until gRPC's framer drains the reply into its buffers. */
-    private TensorMessage<ExpertBatchResponse> success(ExpertBatchRequest req, BatchResult r) {
+    private TensorMessage<ExpertBatchResponse> success(ExpertBatchRequest req, BatchResult r, TensorArena.Region region) {
         metrics.batchComputed(r.layer(), r.tokens(), r.queueNanos(), r.computeNanos());
-        return TensorMessage.of(ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId()).setLayer(req.getLayer())
+        ExpertBatchResponse header = ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId()).setLayer(req.getLayer())
                 .setComputeMicros(r.computeNanos() / 1000).setQueueMicros(r.queueNanos() / 1000)
-                .setServingEpoch(r.servingEpoch()).build(), r.out(), r.tokens(), hidden, ProtoMapping.outputDtype(req));
+                .setServingEpoch(r.servingEpoch()).build();
+        DType dtype = ProtoMapping.outputDtype(req);
+        long bytes = (long) r.tokens() * hidden * TensorCodec.elementBytes(dtype);
+        if (region != null && bytes <= arena.slotBytes()) {
+            // The request came in a slot the caller holds until this reply: the outputs go back the same way.
+            int n = r.tokens() * hidden;
+            return TensorMessage.inArena(header, arena.write(arena.slotOf(region), r.out(), n, dtype), r.tokens(), hidden,
+                    dtype);
+        }
+        return TensorMessage.of(header, r.out(), r.tokens(), hidden, dtype);
     }
 
     private TensorMessage<ExpertBatchResponse> failure(ExpertBatchRequest req, Throwable error) {

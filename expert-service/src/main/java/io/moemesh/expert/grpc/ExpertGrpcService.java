@@ -1,6 +1,7 @@
 package io.moemesh.expert.grpc;
 
 import io.grpc.BindableService;
+import io.grpc.ServerInterceptors;
 import io.grpc.ServerMethodDefinition;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.ServiceDescriptor;
@@ -120,13 +121,15 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
                 out.addMethod(m);
             }
         }
-        return out.build();
+        // Every server of this service maps the arenas same-host callers offer (TensorArenaInterceptor).
+        return ServerInterceptors.intercept(out.build(), new TensorArenaInterceptor());
     }
 
     private StreamObserver<TensorMessage<ExpertBatchRequest>> expertBatchStream(
             StreamObserver<TensorMessage<ExpertBatchResponse>> responses) {
         return new BatchStream((ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>>) responses, processor,
-                metrics, load, assignments::servingEpoch, model.hiddenSize(), streamWindow, otel);
+                metrics, load, assignments::servingEpoch, model.hiddenSize(), streamWindow, otel,
+                TensorArenaInterceptor.current());
     }
 
     @Override

@@ -167,7 +167,7 @@ public class GatewayConfiguration {
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(),
                 in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,
                         p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel,
-                        GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
+                        GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, d.sharedMemory()), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
                         (id, nanos, error) -> {
                             Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
                                     + "gateway → expert-service → gateway").tag("instance", id)

@@ -5,7 +5,9 @@ import io.moemesh.gateway.dispatch.ReplicaPicker;
 import io.moemesh.model.engine.MicroBatchGrouping;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
+import io.moemesh.service.expert.SharedMemory;
 import java.time.Duration;
+import org.springframework.util.unit.DataSize;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
 
@@ -174,6 +176,12 @@ public record GatewayProperties(
      *                            not). Never changes tokens, only where experts run
      * @param lookaheadPrefetch   Prefetch hints from the engine's lookahead, {@code
      *                            moemesh.gateway.dispatch.lookahead-prefetch.*}
+     * @param sharedMemorySlots   instances on this host ({@code unix:///} endpoints, peer-uid security): slots of the
+     *                            shared-memory arena each ExpertBatch stream offers (in /dev/shm), so activations and
+     *                            outputs cross as two memory copies instead of through the socket; a message finds a
+     *                            free slot or travels in the message. 0 = off. Default 16
+     * @param sharedMemorySlotSize bytes per slot, a message's activations and its float32 outputs; a larger tensor
+     *                            travels in the message. Default 1 MB (32 tokens of hidden 8192 in float32)
      */
     public record Dispatch(
             @DefaultValue("10s") Duration stepDeadline,
@@ -182,14 +190,31 @@ public record GatewayProperties(
             @DefaultValue("5s") Duration openStateWait,
             @DefaultValue("f32") String wireDtype,
             @DefaultValue("prefer-visited") String replicaPicker,
-            @DefaultValue LookaheadPrefetch lookaheadPrefetch) {
+            @DefaultValue LookaheadPrefetch lookaheadPrefetch,
+            @DefaultValue("16") int sharedMemorySlots,
+            @DefaultValue("1MB") DataSize sharedMemorySlotSize) {
 
         public Dispatch {
+            if (sharedMemorySlots < 0 || sharedMemorySlots > 1024) {
+                throw new IllegalArgumentException("moemesh.gateway.dispatch.shared-memory-slots must be 0 (off) to 1024, "
+                        + "got " + sharedMemorySlots);
+            }
+            if (sharedMemorySlotSize.toBytes() < 4096
+                    || sharedMemorySlots * sharedMemorySlotSize.toBytes() > (1L << 30) - 64) {
+                throw new IllegalArgumentException("moemesh.gateway.dispatch.shared-memory-slot-size must be at least 4KB, "
+                        + "and slots × slot size at most 1GB, got " + sharedMemorySlots + " × " + sharedMemorySlotSize);
+            }
             if (!"f32".equals(wireDtype) && !"bf16".equals(wireDtype)) {
                 throw new IllegalArgumentException("moemesh.gateway.dispatch.wire-dtype must be f32 or bf16, got "
                         + wireDtype);
             }
             ReplicaPicker.named(replicaPicker, "moemesh.gateway.dispatch.replica-picker");
+        }
+
+        /** The arena each same-host ExpertBatch stream offers ({@link SharedMemory#OFF} with 0 slots). */
+        public SharedMemory sharedMemory() {
+            return sharedMemorySlots == 0 ? SharedMemory.OFF
+                    : SharedMemory.of(sharedMemorySlots, sharedMemorySlotSize.toBytes());
         }
 
         /** The configured {@link #replicaPicker}. */

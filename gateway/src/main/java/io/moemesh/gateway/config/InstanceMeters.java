@@ -1,6 +1,7 @@
 package io.moemesh.gateway.config;
 
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -35,6 +36,14 @@ final class InstanceMeters {
         }
         registered.add(Gauge.builder("moemesh.gateway.instance.available", instance, i -> i.available() ? 1 : 0)
                 .description("1 while expert calls may be routed to the instance (breaker not open, health not down)")
+                .tag("instance", instance.id()).register(meters));
+        registered.add(Gauge.builder("moemesh.gateway.instance.arena.slots.in.use", instance,
+                        ResilientInstance::arenaSlotsInUse)
+                .description("slots of the shared-memory arena held by calls whose reply has not arrived (0 over TCP)")
+                .tag("instance", instance.id()).register(meters));
+        registered.add(FunctionCounter.builder("moemesh.gateway.instance.arena.calls", instance,
+                        ResilientInstance::arenaCalls)
+                .description("expert calls whose activations and outputs crossed through the shared-memory arena")
                 .tag("instance", instance.id()).register(meters));
         instance.onClose(() -> registered.forEach(meters::remove));
         return instance;

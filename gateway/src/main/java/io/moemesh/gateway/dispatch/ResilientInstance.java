@@ -46,6 +46,16 @@ public final class ResilientInstance {
         void observe(String instanceId, long nanos, Throwable error);
     }
 
+    /** The client's shared-memory arena slots in use ({@link InstanceClient#arenaSlotsInUse}). */
+    public int arenaSlotsInUse() {
+        return client.arenaSlotsInUse();
+    }
+
+    /** The client's calls through a shared-memory arena ({@link InstanceClient#arenaCalls}). */
+    public long arenaCalls() {
+        return client.arenaCalls();
+    }
+
     public ResilientInstance(InstanceClient client, int maxConcurrent, float failureRate, Duration openWait) {
         this(client, maxConcurrent, failureRate, openWait, CallObserver.NONE);
     }

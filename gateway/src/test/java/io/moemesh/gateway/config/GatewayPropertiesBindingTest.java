@@ -3,6 +3,7 @@ package io.moemesh.gateway.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moemesh.service.expert.SharedMemory;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import java.util.HashMap;
 import java.util.Map;
@@ -15,7 +16,7 @@ import org.springframework.boot.context.properties.source.MapConfigurationProper
 
 /**
  * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping, micro-batch-min-expert-rows and
- * unix-socket-security, bound as Spring binds them.
+ * unix-socket-security and dispatch.shared-memory-*, bound as Spring binds them.
  */
 class GatewayPropertiesBindingTest {
 
@@ -45,11 +46,30 @@ class GatewayPropertiesBindingTest {
             "micro-batch-min-rows | 1 | moemesh.gateway.micro-batch-min-rows must be >= 2, got 1",
             "micro-batch-min-expert-rows | -1 | moemesh.gateway.micro-batch-min-expert-rows must be >= 0 (0 = no floor), got -1",
             "micro-batch-grouping | by-path | moemesh.gateway.micro-batch-grouping must be one of [contiguous, "
-                    + "predicted-path], got 'by-path'"})
+                    + "predicted-path], got 'by-path'",
+            "dispatch.shared-memory-slots | -1 | moemesh.gateway.dispatch.shared-memory-slots must be 0 (off) to 1024, got -1",
+            "dispatch.shared-memory-slots | 1025 | moemesh.gateway.dispatch.shared-memory-slots must be 0 (off) to 1024, got 1025",
+            "dispatch.shared-memory-slot-size | 1KB | moemesh.gateway.dispatch.shared-memory-slot-size must be at least 4KB, "
+                    + "and slots × slot size at most 1GB, got 16 × 1024B",
+            "dispatch.shared-memory-slot-size | 128MB | moemesh.gateway.dispatch.shared-memory-slot-size must be at least "
+                    + "4KB, and slots × slot size at most 1GB, got 16 × 134217728B"})
     void outOfRange_refusedAtStartup_namingTheProperty(String property, String value, String message) {
         assertThatThrownBy(() -> bind(Map.of("moemesh.gateway." + property, value)))
                 .isInstanceOf(BindException.class).rootCause()
                 .isInstanceOf(IllegalArgumentException.class).hasMessage(message);
+    }
+
+    @Test
+    void sharedMemory_sixteenSlotsOfOneMegabyteByDefault_offWithZeroSlots() {
+        SharedMemory d = bind(Map.of()).dispatch().sharedMemory();
+        assertThat(d.slots()).isEqualTo(16);
+        assertThat(d.slotBytes()).isEqualTo(1 << 20);
+        assertThat(bind(Map.of("moemesh.gateway.dispatch.shared-memory-slots", "0")).dispatch().sharedMemory())
+                .isEqualTo(SharedMemory.OFF);
+        SharedMemory set = bind(Map.of("moemesh.gateway.dispatch.shared-memory-slots", "4",
+                "moemesh.gateway.dispatch.shared-memory-slot-size", "64KB")).dispatch().sharedMemory();
+        assertThat(set.slots()).isEqualTo(4);
+        assertThat(set.slotBytes()).isEqualTo(64 * 1024);
     }
 
     @Test

@@ -1,5 +1,6 @@
 package io.moemesh.service.expert;
 
+import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
@@ -19,6 +20,14 @@ public final class ExpertBatchWire {
             new TensorMessageMarshaller<>(ExpertBatchResponse.getDefaultInstance(), ExpertBatchResponse.OUTPUTS_FIELD_NUMBER);
     public static final MethodDescriptor<TensorMessage<ExpertBatchRequest>, TensorMessage<ExpertBatchResponse>> METHOD =
             ExpertServiceGrpc.getExpertBatchMethod().toBuilder(REQUESTS, RESPONSES).build();
+
+    /**
+     * The call header naming the caller's shared-memory arena (an absolute path), and the instance's answer in its
+     * response headers: {@link #ARENA_MAPPED} or {@code "refused: <why>"} (expert.proto, ExpertBatch).
+     */
+    public static final Metadata.Key<String> ARENA_HEADER =
+            Metadata.Key.of("moemesh-tensor-arena", Metadata.ASCII_STRING_MARSHALLER);
+    public static final String ARENA_MAPPED = "mapped";
 
     private ExpertBatchWire() {
     }

@@ -2,7 +2,11 @@ package io.moemesh.service.expert;
 
 import io.grpc.CallOptions;
 import io.grpc.ChannelCredentials;
+import io.grpc.ClientCall;
+import io.grpc.ForwardingClientCall;
+import io.grpc.ForwardingClientCallListener;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientCalls;
@@ -16,7 +20,9 @@ import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
 import io.moemesh.service.grpc.InstanceEndpoint;
+import io.moemesh.service.grpc.TensorArena;
 import io.moemesh.service.grpc.UnixSocketSecurity;
+import io.moemesh.service.grpc.TensorCodec;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
 import io.opentelemetry.api.OpenTelemetry;
@@ -26,6 +32,7 @@ import io.opentelemetry.api.trace.StatusCode;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
 import java.util.Map;
+import java.util.OptionalInt;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -33,6 +40,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One long-lived {@code ExpertBatch} bidi stream per instance: a request message per layer per step, replies
@@ -46,8 +55,15 @@ import java.util.function.Consumer;
  * replies from gRPC's received buffers into the result's float array ({@link ExpertBatchWire}); the channel
  * runs its callbacks on the transport thread. A stream the instance stops reading refuses calls past
  * {@link #MAX_QUEUED_WHILE_NOT_READY} waiting messages with RESOURCE_EXHAUSTED.
+ *
+ * <p>On its own host (a {@code unix:///} endpoint with peer-uid security) each stream also offers the instance a
+ * shared-memory arena ({@link SharedMemory}, {@link TensorArena}): once the instance answers that it mapped it, a
+ * call's activations are written to a free slot and the message carries only where they lie, and the instance
+ * writes the outputs back to the same slot. The slot is given back when the reply arrived (not when the caller
+ * gave up on it: the instance may still write to it); a broken stream takes its arena with it.
  */
 public final class GrpcInstanceClient implements InstanceClient {
+    private static final Logger log = LoggerFactory.getLogger(GrpcInstanceClient.class);
     /**
      * How long a Prefetch call may take: the instance only queues the loads before it answers, so an answer that
      * takes longer means the instance is in trouble, and a hint that late is worthless anyway.
@@ -70,6 +86,9 @@ public final class GrpcInstanceClient implements InstanceClient {
     private final Tracer tracer;
     private final TraceContexts traces;
     private final HealthWatch health;
+    /** The arena settings when the endpoint is on this host with peer-uid security, else {@link SharedMemory#OFF}. */
+    private final SharedMemory sharedMemory;
+    private final AtomicLong arenaCalls = new AtomicLong();
 
     private record Pending(CompletableFuture<float[]> future, int rows, int hidden) {
     }
@@ -107,6 +126,17 @@ public final class GrpcInstanceClient implements InstanceClient {
     public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials,
                               UnixSocketSecurity unixSecurity, DType wireDtype, int maxInboundMessageBytes,
                               OpenTelemetry otel, int maxQueuedWhileNotReady) {
+        this(id, endpoint, credentials, unixSecurity, wireDtype, maxInboundMessageBytes, otel, maxQueuedWhileNotReady,
+                SharedMemory.of(SharedMemory.DEFAULT_SLOTS, SharedMemory.DEFAULT_SLOT_BYTES));
+    }
+
+    /**
+     * @param sharedMemory the arena each stream offers when the endpoint is {@code unix:///} and {@code unixSecurity}
+     *     is peer-uid (ignored otherwise); {@link SharedMemory#OFF}: every tensor in the message
+     */
+    public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials,
+                              UnixSocketSecurity unixSecurity, DType wireDtype, int maxInboundMessageBytes,
+                              OpenTelemetry otel, int maxQueuedWhileNotReady, SharedMemory sharedMemory) {
         if (maxQueuedWhileNotReady < 1) {
             throw new IllegalArgumentException(id + ": maxQueuedWhileNotReady must be >= 1, got " + maxQueuedWhileNotReady);
         }
@@ -117,7 +147,10 @@ public final class GrpcInstanceClient implements InstanceClient {
         this.wireDtype = wireDtype;
         // host:port is TCP, unix:///path a domain socket on this host (InstanceEndpoint); a malformed endpoint
         // fails here naming it.
-        this.channel = InstanceEndpoint.parse(endpoint).channelBuilder(credentials, unixSecurity)
+        InstanceEndpoint where = InstanceEndpoint.parse(endpoint);
+        this.sharedMemory = InstanceEndpoint.UNIX.equals(transportOf(endpoint))
+                && unixSecurity == UnixSocketSecurity.PEER_UID ? sharedMemory : SharedMemory.OFF;
+        this.channel = where.channelBuilder(credentials, unixSecurity)
                 .maxInboundMessageSize(maxInboundMessageBytes)
                 .keepAliveTime(30, TimeUnit.SECONDS)
                 // Callbacks on the transport thread that read the reply: one thread wake-up fewer per hop. Safe
@@ -137,6 +170,19 @@ public final class GrpcInstanceClient implements InstanceClient {
     @Override
     public int inFlight() {
         return pending.size();
+    }
+
+    /** Calls whose activations went through the shared-memory arena. */
+    @Override
+    public long arenaCalls() {
+        return arenaCalls.get();
+    }
+
+    /** Arena slots held by calls whose reply has not arrived, on the current stream (0 without one). */
+    @Override
+    public int arenaSlotsInUse() {
+        Stream s = stream.get();
+        return s == null || s.arena == null ? 0 : s.arena.slotsInUse();
     }
 
     @Override
@@ -178,8 +224,7 @@ public final class GrpcInstanceClient implements InstanceClient {
             for (float w : c.weights()) {
                 req.addWeights(w);
             }
-            TensorMessage<ExpertBatchRequest> message = TensorMessage.of(req.build(), c.activations(), c.rows(),
-                    c.hidden(), wireDtype);
+            ExpertBatchRequest header = req.build();
             synchronized (sendLock) {
                 Stream s = stream.get();
                 if (s == null || s.failure != null) {
@@ -205,8 +250,24 @@ public final class GrpcInstanceClient implements InstanceClient {
                             + "transport); the instance is overloaded or stuck").asRuntimeException());
                     return f;
                 }
+                OptionalInt slot = s.slotFor(c.rows(), c.hidden(), wireDtype);
+                TensorMessage<ExpertBatchRequest> message;
+                if (slot.isPresent()) {
+                    TensorArena.Region region = s.arena.write(slot.getAsInt(), c.activations(), c.rows() * c.hidden(),
+                            wireDtype);
+                    s.slots.put(batchId, slot.getAsInt());
+                    message = TensorMessage.inArena(header, region, c.rows(), c.hidden(), wireDtype);
+                    arenaCalls.incrementAndGet();
+                } else {
+                    message = TensorMessage.of(header, c.activations(), c.rows(), c.hidden(), wireDtype);
+                }
                 // The float array is converted into gRPC's buffers here, on this thread, before onNext returns.
-                s.requests.onNext(message);
+                try {
+                    s.requests.onNext(message);
+                } catch (RuntimeException e) {
+                    s.release(batchId);
+                    throw e;
+                }
             }
         } catch (RuntimeException e) {
             f.completeExceptionally(e);
@@ -261,9 +322,75 @@ public final class GrpcInstanceClient implements InstanceClient {
         private final AtomicInteger sentWhileNotReady = new AtomicInteger();
         /** Set once the stream failed (possibly inside {@link #start}). */
         private volatile Throwable failure;
+        /** This stream's arena, offered in its headers; null without one. Used once the instance mapped it. */
+        private TensorArena arena;
+        private volatile boolean arenaMapped;
+        /** batch_id → the slot its message and reply use, until the reply arrives. */
+        private final Map<Long, Integer> slots = new ConcurrentHashMap<>();
 
         void start() {
-            ClientCalls.asyncBidiStreamingCall(channel.newCall(ExpertBatchWire.METHOD, CallOptions.DEFAULT), this);
+            ClientCall<TensorMessage<ExpertBatchRequest>, TensorMessage<ExpertBatchResponse>> call =
+                    channel.newCall(ExpertBatchWire.METHOD, CallOptions.DEFAULT);
+            if (sharedMemory.on()) {
+                try {
+                    arena = TensorArena.create(sharedMemory.dir(), sharedMemory.slots(), sharedMemory.slotBytes());
+                    call = offeringArena(call, arena);
+                } catch (RuntimeException e) {
+                    log.warn("{}: no shared-memory arena for the ExpertBatch stream ({}); tensors travel in the messages",
+                            id, e.getMessage());
+                    arena = null;
+                }
+            }
+            ClientCalls.asyncBidiStreamingCall(call, this);
+        }
+
+        /** The call with the arena's path in its headers, reading the instance's answer from the response headers. */
+        private ClientCall<TensorMessage<ExpertBatchRequest>, TensorMessage<ExpertBatchResponse>> offeringArena(
+                ClientCall<TensorMessage<ExpertBatchRequest>, TensorMessage<ExpertBatchResponse>> call, TensorArena a) {
+            return new ForwardingClientCall.SimpleForwardingClientCall<>(call) {
+                @Override
+                public void start(Listener<TensorMessage<ExpertBatchResponse>> listener, Metadata headers) {
+                    headers.put(ExpertBatchWire.ARENA_HEADER, a.path().toString());
+                    super.start(new ForwardingClientCallListener.SimpleForwardingClientCallListener<>(listener) {
+                        @Override
+                        public void onHeaders(Metadata h) {
+                            String answer = h.get(ExpertBatchWire.ARENA_HEADER);
+                            // Mapped or refused, the instance has done with the file: both ends keep their mappings.
+                            a.unlink();
+                            if (ExpertBatchWire.ARENA_MAPPED.equals(answer)) {
+                                arenaMapped = true;
+                            } else {
+                                log.info("{}: the instance did not map the shared-memory arena ({}); tensors travel in "
+                                        + "the messages", id, answer == null ? "no answer" : answer);
+                            }
+                            super.onHeaders(h);
+                        }
+
+                        @Override
+                        public void onClose(Status status, Metadata trailers) {
+                            a.unlink();
+                            super.onClose(status, trailers);
+                        }
+                    }, headers);
+                }
+            };
+        }
+
+        /** A free slot for a tensor of rows × hidden of {@code dtype}, when the arena is mapped and it fits one. */
+        OptionalInt slotFor(int rows, int hidden, DType dtype) {
+            if (!arenaMapped || (long) rows * hidden * TensorCodec.elementBytes(DType.DTYPE_F32) > arena.slotBytes()) {
+                // Sized for a float32 reply whatever the wire dtype, so the outputs can come back in the slot too.
+                return OptionalInt.empty();
+            }
+            return arena.take();
+        }
+
+        /** Gives back the slot of {@code batchId}, if it has one. */
+        void release(long batchId) {
+            Integer slot = slots.remove(batchId);
+            if (slot != null) {
+                arena.give(slot);
+            }
         }
 
         @Override
@@ -275,7 +402,27 @@ public final class GrpcInstanceClient implements InstanceClient {
         @Override
         public void onNext(TensorMessage<ExpertBatchResponse> reply) {
             ExpertBatchResponse r = reply.header();
+            Integer slot = slots.get(r.getBatchId());
             Pending p = pending.get(r.getBatchId());
+            try {
+                if (reply.region() != null) {
+                    // The outputs may only come back in the request's own slot, which the call still holds.
+                    if (slot == null || arena.slotOf(reply.region()) != slot) {
+                        throw new IllegalArgumentException("the reply names arena offset "
+                                + Long.toUnsignedString(reply.region().offset()) + ", not its request's slot");
+                    }
+                    if (p != null) {
+                        reply = reply.resolve(id + " outputs", arena);
+                    }
+                }
+            } catch (IllegalArgumentException e) {
+                if (p != null) {
+                    p.future.completeExceptionally(e);
+                }
+                return;
+            } finally {
+                release(r.getBatchId());
+            }
             if (p == null) {
                 return;
             }

@@ -23,6 +23,16 @@ public interface InstanceClient extends AutoCloseable {
     /** Calls in flight now (the load signal for replica choice). */
     int inFlight();
 
+    /** Shared-memory arena slots held by calls whose reply has not arrived (0 without an arena). */
+    default int arenaSlotsInUse() {
+        return 0;
+    }
+
+    /** Calls whose activations went through a shared-memory arena, since the client was made. */
+    default long arenaCalls() {
+        return 0;
+    }
+
     /** What the instance's health service last said; {@link InstanceHealth#UNKNOWN} for clients that do not watch it. */
     default InstanceHealth health() {
         return InstanceHealth.UNKNOWN;

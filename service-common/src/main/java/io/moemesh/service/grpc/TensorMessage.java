@@ -16,10 +16,14 @@ import java.util.Arrays;
  * {@link TensorCodec#check} says which, naming the field); {@code tensorPresent} is false when the field was absent
  * (then dtype is unspecified and the shape empty, as the generated message's default instance).
  *
+ * <p>In a shared-memory arena ({@link TensorArena}): {@code region} says where the bytes lie and {@code values} is
+ * null; sent, the tensor field carries dtype, shape and the region instead of data; received, {@link #resolve}
+ * reads the floats from the stream's arena. {@code region} is null for a tensor whose bytes travel in the message.
+ *
  * @param <M> the message type; its tensor field is left unset in {@code header}
  */
 public record TensorMessage<M extends Message>(M header, boolean tensorPresent, DType dtype, long[] shape,
-                                               long byteLength, float[] values) {
+                                               long byteLength, float[] values, TensorArena.Region region) {
 
     /** A message to send with a [rows, cols] tensor of {@code values}. */
     public static <M extends Message> TensorMessage<M> of(M header, float[] values, int rows, int cols, DType dtype) {
@@ -28,12 +32,51 @@ public record TensorMessage<M extends Message>(M header, boolean tensorPresent, 
             throw new IllegalArgumentException("tensor: " + values.length + " floats for [" + rows + ", " + cols + "]");
         }
         return new TensorMessage<>(header, true, wire, new long[] {rows, cols},
-                (long) rows * cols * TensorCodec.elementBytes(wire), values);
+                (long) rows * cols * TensorCodec.elementBytes(wire), values, null);
+    }
+
+    /**
+     * A message to send whose [rows, cols] tensor was written to {@code region} of the stream's arena as
+     * {@code dtype} ({@link TensorArena#write}).
+     */
+    public static <M extends Message> TensorMessage<M> inArena(M header, TensorArena.Region region, int rows, int cols,
+                                                               DType dtype) {
+        return new TensorMessage<>(header, true, dtype, new long[] {rows, cols}, region.length(), null, region);
     }
 
     /** A message to send without the tensor field (an error reply). */
     public static <M extends Message> TensorMessage<M> withoutTensor(M header) {
-        return new TensorMessage<>(header, false, DType.DTYPE_UNSPECIFIED, new long[0], 0, null);
+        return new TensorMessage<>(header, false, DType.DTYPE_UNSPECIFIED, new long[0], 0, null, null);
+    }
+
+    /**
+     * This message with the floats of its arena region read from {@code arena} (itself when the bytes came in the
+     * message).
+     *
+     * @throws IllegalArgumentException naming {@code what} when there is no arena on the stream, the region is not
+     *     one of its slots, or its length does not match shape × dtype
+     */
+    public TensorMessage<M> resolve(String what, TensorArena arena) {
+        if (region == null) {
+            return this;
+        }
+        if (arena == null) {
+            throw new IllegalArgumentException(what + ": the tensor names an arena region, but this stream has no "
+                    + "shared-memory arena mapped");
+        }
+        if (byteLength != region.length()) {
+            throw new IllegalArgumentException(what + ": the tensor has both data and an arena region (one or the other)");
+        }
+        long n = elements();
+        if (n < 0 || n > Integer.MAX_VALUE - 8 || (dtype != DType.DTYPE_F32 && dtype != DType.DTYPE_BF16)) {
+            throw new IllegalArgumentException(what + ": a " + dtype + " tensor of shape " + Arrays.toString(shape)
+                    + " cannot be read from an arena (F32 or BF16, at most 2^31 - 9 elements)");
+        }
+        try {
+            return new TensorMessage<>(header, true, dtype, shape, byteLength, arena.read(region, dtype, (int) n), region);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+        }
     }
 
     /** Elements the shape declares (product of the dims; 1 for a scalar); -1 when a dim is negative or it overflows. */
@@ -65,7 +108,8 @@ public record TensorMessage<M extends Message>(M header, boolean tensorPresent, 
     public float[] floats(String what, int rows, int cols) {
         TensorCodec.check(what, dtype, shape, byteLength, rows, cols);
         if (values == null) {
-            throw new IllegalArgumentException(what + ": unreadable payload");
+            throw new IllegalArgumentException(what + (region != null ? ": the tensor lies in an arena region not read"
+                    : ": unreadable payload"));
         }
         return values;
     }
@@ -73,6 +117,6 @@ public record TensorMessage<M extends Message>(M header, boolean tensorPresent, 
     @Override
     public String toString() {
         return header.getDescriptorForType().getName() + "{tensor " + dtype + Arrays.toString(shape) + ", "
-                + byteLength + " bytes}";
+                + byteLength + " bytes" + (region == null ? "" : " in arena at " + region.offset()) + "}";
     }
 }

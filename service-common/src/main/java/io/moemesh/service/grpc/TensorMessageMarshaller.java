@@ -7,6 +7,7 @@ import io.grpc.Drainable;
 import io.grpc.HasByteBuffer;
 import io.grpc.KnownLength;
 import io.grpc.MethodDescriptor;
+import io.moemesh.proto.common.v1.ArenaRegion;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.common.v1.Tensor;
 import java.io.ByteArrayOutputStream;
@@ -67,10 +68,15 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                 for (long d : value.shape()) {
                     t.addShape(d);
                 }
+                TensorArena.Region r = value.region();
+                if (r != null) {
+                    t.setRegion(ArenaRegion.newBuilder().setOffsetBytes(r.offset()).setLengthBytes(r.length())
+                            .setCapacityBytes(r.capacity()));
+                }
                 byte[] tensorHead = t.build().toByteArray();
-                long data = value.byteLength();
-                long tensorLength = tensorHead.length + CodedOutputStream.computeTagSize(DATA)
-                        + CodedOutputStream.computeUInt64SizeNoTag(data) + data;
+                long data = r != null ? 0 : value.byteLength();
+                long tensorLength = tensorHead.length + (r != null ? 0 : CodedOutputStream.computeTagSize(DATA)
+                        + CodedOutputStream.computeUInt64SizeNoTag(data) + data);
                 if (tensorLength > Integer.MAX_VALUE - 1024) {
                     throw new IllegalArgumentException("tensor: " + data + " bytes are too many for one message");
                 }
@@ -78,8 +84,10 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                 out.writeTag(tensorField, 2);
                 out.writeUInt64NoTag(tensorLength);
                 out.writeRawBytes(tensorHead);
-                out.writeTag(DATA, 2);
-                out.writeUInt64NoTag(data);
+                if (r == null) {
+                    out.writeTag(DATA, 2);
+                    out.writeUInt64NoTag(data);
+                }
                 out.flush();
             }
         } catch (IOException e) {
@@ -94,7 +102,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
         private final TensorMessage<?> value;
 
         Outgoing(byte[] prefix, TensorMessage<?> value) {
-            super(prefix.length + (value.tensorPresent() ? value.byteLength() : 0));
+            super(prefix.length + (value.tensorPresent() && value.region() == null ? value.byteLength() : 0));
             this.prefix = prefix;
             this.value = value;
         }
@@ -102,7 +110,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
         @Override
         protected void writeBody(OutputStream target) throws IOException {
             target.write(prefix);
-            if (value.tensorPresent()) {
+            if (value.tensorPresent() && value.region() == null) {
                 TensorCodec.write(value.values(), 0, (int) value.elements(), value.dtype(), target);
             }
         }
@@ -128,6 +136,8 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
         private long decodedElements = -1;
         /** Data that arrived before its dtype or shape, decoded at the end. */
         private byte[] raw;
+        private boolean sawData;
+        private TensorArena.Region region;
 
         Reading(InputStream in) {
             super(in);
@@ -154,10 +164,15 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
 
         private TensorMessage<M> finish(M head) {
             if (!present) {
-                return new TensorMessage<>(head, false, DType.DTYPE_UNSPECIFIED, new long[0], 0, null);
+                return new TensorMessage<>(head, false, DType.DTYPE_UNSPECIFIED, new long[0], 0, null, null);
             }
             DType dt = DType.forNumber(dtype) == null ? DType.UNRECOGNIZED : DType.forNumber(dtype);
             long[] dims = shape.stream().mapToLong(Long::longValue).toArray();
+            if (region != null) {
+                // The bytes are in the stream's arena (TensorMessage.resolve); data as well is a contradiction
+                // that resolve() reports for this message alone.
+                return new TensorMessage<>(head, true, dt, dims, sawData ? -1 : region.length(), null, region);
+            }
             long elements = consistent(dims, byteLength);
             float[] out = null;
             if (elements >= 0) {
@@ -170,7 +185,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                     }
                 }
             }
-            return new TensorMessage<>(head, true, dt, dims, byteLength, out);
+            return new TensorMessage<>(head, true, dt, dims, byteLength, out, null);
         }
 
         /** Elements when dtype is F32/BF16 and shape × element size = bytes (≤ 2^31 − 1 floats), else -1. */
@@ -205,7 +220,10 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                         throw new InvalidProtocolBufferException("tensor shape: packed varints run past their length");
                     }
                 } else if (field == DATA && wire == 2) {
+                    sawData = true;
                     data(length(), end);
+                } else if (field == Tensor.REGION_FIELD_NUMBER && wire == 2) {
+                    region(length(), end);
                 } else {
                     copyValue(field, wire, CodedOutputStream.newInstance(OutputStream.nullOutputStream()));
                 }
@@ -213,6 +231,37 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                     throw new InvalidProtocolBufferException("tensor: a field runs past the tensor's length");
                 }
             }
+        }
+
+        /** An ArenaRegion: three varints (unknown fields skipped); the last occurrence wins, as protobuf merges. */
+        private void region(long length, long tensorEnd) throws IOException {
+            long end = pos + length;
+            if (end > tensorEnd) {
+                throw new InvalidProtocolBufferException("tensor region: " + length + " bytes run past the tensor's end");
+            }
+            long offset = 0;
+            long bytes = 0;
+            long capacity = 0;
+            while (pos < end) {
+                long tag = varint(readByte());
+                int field = (int) (tag >>> 3);
+                int wire = (int) (tag & 7);
+                if (wire == 0 && field >= ArenaRegion.OFFSET_BYTES_FIELD_NUMBER
+                        && field <= ArenaRegion.CAPACITY_BYTES_FIELD_NUMBER) {
+                    long v = varint(readByte());
+                    switch (field) {
+                        case ArenaRegion.OFFSET_BYTES_FIELD_NUMBER -> offset = v;
+                        case ArenaRegion.LENGTH_BYTES_FIELD_NUMBER -> bytes = v;
+                        default -> capacity = v;
+                    }
+                } else {
+                    copyValue(field, wire, CodedOutputStream.newInstance(OutputStream.nullOutputStream()));
+                }
+            }
+            if (pos != end) {
+                throw new InvalidProtocolBufferException("tensor region: a field runs past the region's length");
+            }
+            region = new TensorArena.Region(offset, bytes, capacity);
         }
 
         private void data(long length, long tensorEnd) throws IOException {

@@ -6,6 +6,7 @@ import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.opentelemetry.api.OpenTelemetry;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.GrpcInstanceClient;
+import io.moemesh.service.expert.SharedMemory;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
@@ -21,13 +22,17 @@ final class HopClient implements AutoCloseable {
     private final String endpoint;
     private final ChannelCredentials credentials;
     private final UnixSocketSecurity unixSecurity;
+    /** The arena a domain-socket client offers ({@link SharedMemory#OFF}: tensors in the messages). */
+    private final SharedMemory sharedMemory;
     private final Map<DType, GrpcInstanceClient> clients = new EnumMap<>(DType.class);
 
     /**
      * @param endpoint     {@code host:port}, or {@code unix:///path} for the instance's domain socket
      * @param unixSecurity on a domain socket: plaintext to a peer-uid socket, or {@code credentials} on a tls one
      */
-    HopClient(String endpoint, ChannelCredentials credentials, UnixSocketSecurity unixSecurity) {
+    HopClient(String endpoint, ChannelCredentials credentials, UnixSocketSecurity unixSecurity,
+              SharedMemory sharedMemory) {
+        this.sharedMemory = sharedMemory;
         this.endpoint = endpoint;
         this.credentials = credentials;
         this.unixSecurity = unixSecurity;
@@ -42,7 +47,7 @@ final class HopClient implements AutoCloseable {
     long roundTrip(ExpertCall call, DType wire, boolean refusalExpected) throws InterruptedException {
         GrpcInstanceClient client = clients.computeIfAbsent(wire,
                 w -> new GrpcInstanceClient("noop-expert", endpoint, credentials, unixSecurity, w, 256 << 20,
-                        OpenTelemetry.noop(), GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY));
+                        OpenTelemetry.noop(), GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, sharedMemory));
         long t0 = System.nanoTime();
         try {
             client.call(call).get(60, TimeUnit.SECONDS);

@@ -9,6 +9,7 @@ import io.moemesh.model.synth.SynthDtype;
 import io.moemesh.model.synth.SynthSpec;
 import io.moemesh.model.synth.SyntheticCheckpoint;
 import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.expert.SharedMemory;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.service.tls.CertificateDirectory;
@@ -28,8 +29,8 @@ import picocli.CommandLine.Spec;
 /**
  * {@code moemesh bench mesh}: (a) the per-layer hop against a no-op expert-service, next to an empty round trip
  * and a memcpy of the payload measured in the same run, per transport (TCP with mutual TLS, plaintext TCP, a Unix
- * domain socket as {@code moemesh up} runs it: plaintext to the same uid, kernel-checked; mutual TLS over a domain
- * socket); (b) with {@code --decode MODEL_DIR}, decode tokens/s of the mesh (the gateway
+ * domain socket as {@code moemesh up} runs it: plaintext to the same uid, kernel-checked, tensors through a
+ * shared-memory arena; the same without the arena; mutual TLS over a domain socket); (b) with {@code --decode MODEL_DIR}, decode tokens/s of the mesh (the gateway
  * and 2 expert instances, on {@code moemesh up}'s default transport) ÷ the reference engine in one process, 1 and
  * 32 concurrent sequences.
  */
@@ -54,8 +55,9 @@ public final class MeshBenchCommand implements Callable<Integer> {
             description = "Transports of the hop: mtls (TCP with mutual TLS, the default of every mesh), plaintext "
                     + "(TCP, the explicit opt-out: to see what TLS costs, side by side), unix (a Unix domain socket "
                     + "as `moemesh up` runs gateway → expert on Linux: plaintext, served to the same uid only, "
-                    + "unix-socket-security=peer-uid), unix-tls (mutual TLS over the domain socket, "
-                    + "unix-socket-security=tls) (default ${DEFAULT-VALUE}).")
+                    + "unix-socket-security=peer-uid, tensors through the stream's shared-memory arena), unix-inline "
+                    + "(the same socket, tensors in the messages: moemesh.gateway.dispatch.shared-memory-slots=0), "
+                    + "unix-tls (mutual TLS over the domain socket, unix-socket-security=tls) (default ${DEFAULT-VALUE}).")
     List<String> transport;
 
     @Option(names = "--iterations", defaultValue = "2000", description = "Measured round trips per row.")
@@ -119,7 +121,8 @@ public final class MeshBenchCommand implements Callable<Integer> {
                     try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls, socket,
                             unixSecurity);
                          HopClient client = new HopClient(expert.endpoint, NoOpExpertProcess.credentials(tls),
-                                 unixSecurity)) {
+                                 unixSecurity, tr.equals("unix") ? SharedMemory.of(SharedMemory.DEFAULT_SLOTS,
+                                         SharedMemory.DEFAULT_SLOT_BYTES) : SharedMemory.OFF)) {
                         HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
                         for (DType dtype : wires) {
                             for (int t : tokens) {
@@ -150,8 +153,9 @@ public final class MeshBenchCommand implements Callable<Integer> {
             });
         }
         for (String t : transport) {
-            if (!List.of("mtls", "plaintext", "unix", "unix-tls").contains(t.strip())) {
-                throw new IllegalArgumentException("--transport takes mtls, plaintext, unix or unix-tls, got " + t);
+            if (!List.of("mtls", "plaintext", "unix", "unix-inline", "unix-tls").contains(t.strip())) {
+                throw new IllegalArgumentException("--transport takes mtls, plaintext, unix, unix-inline or unix-tls, got "
+                        + t);
             }
             if (t.strip().startsWith("unix") && !InstanceEndpoint.domainSocketsAvailable()) {
                 throw new IllegalArgumentException("--transport " + t.strip() + " needs Unix domain sockets over Netty's epoll "
