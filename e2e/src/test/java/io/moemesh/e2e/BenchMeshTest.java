@@ -44,7 +44,7 @@ class BenchMeshTest {
             "--wire f16 | --wire takes f32 or bf16, got f16",
             "--hidden 100 | --hidden must be a positive multiple of 128",
             "--tokens 0 | --tokens must be at least 1, got 0",
-            "--transport tcp | --transport takes mtls, plaintext, unix or unix-tls, got tcp",
+            "--transport tcp | --transport takes mtls, plaintext, unix, unix-inline or unix-tls, got tcp",
             "--skip-hop | --skip-hop leaves nothing to measure"})
     void badOptions_exitTwo_beforeStartingAnything(String option, String message) throws Exception {
         List<String> args = new java.util.ArrayList<>(List.of("bench", "mesh", "--work-dir", WORK.toString()));

@@ -3,10 +3,7 @@ package io.moemesh.service.expert;
 import io.grpc.CallOptions;
 import io.grpc.ChannelCredentials;
 import io.grpc.ClientCall;
-import io.grpc.ForwardingClientCall;
-import io.grpc.ForwardingClientCallListener;
 import io.grpc.ManagedChannel;
-import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientCalls;
@@ -22,7 +19,6 @@ import io.moemesh.proto.expert.v1.PrefetchResponse;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.TensorArena;
 import io.moemesh.service.grpc.UnixSocketSecurity;
-import io.moemesh.service.grpc.TensorCodec;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
 import io.opentelemetry.api.OpenTelemetry;
@@ -32,7 +28,7 @@ import io.opentelemetry.api.trace.StatusCode;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
 import java.util.Map;
-import java.util.OptionalInt;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -40,8 +36,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * One long-lived {@code ExpertBatch} bidi stream per instance: a request message per layer per step, replies
@@ -63,7 +57,6 @@ import org.slf4j.LoggerFactory;
  * gave up on it: the instance may still write to it); a broken stream takes its arena with it.
  */
 public final class GrpcInstanceClient implements InstanceClient {
-    private static final Logger log = LoggerFactory.getLogger(GrpcInstanceClient.class);
     /**
      * How long a Prefetch call may take: the instance only queues the loads before it answers, so an answer that
      * takes longer means the instance is in trouble, and a hint that late is worthless anyway.
@@ -250,22 +243,19 @@ public final class GrpcInstanceClient implements InstanceClient {
                             + "transport); the instance is overloaded or stuck").asRuntimeException());
                     return f;
                 }
-                OptionalInt slot = s.slotFor(c.rows(), c.hidden(), wireDtype);
-                TensorMessage<ExpertBatchRequest> message;
-                if (slot.isPresent()) {
-                    TensorArena.Region region = s.arena.write(slot.getAsInt(), c.activations(), c.rows() * c.hidden(),
-                            wireDtype);
-                    s.slots.put(batchId, slot.getAsInt());
-                    message = TensorMessage.inArena(header, region, c.rows(), c.hidden(), wireDtype);
-                    arenaCalls.incrementAndGet();
-                } else {
-                    message = TensorMessage.of(header, c.activations(), c.rows(), c.hidden(), wireDtype);
-                }
+                Optional<TensorArena.Region> region = s.arena == null ? Optional.empty()
+                        : s.arena.write(batchId, c.activations(), c.rows(), c.hidden(), wireDtype);
+                TensorMessage<ExpertBatchRequest> message = region.isPresent()
+                        ? TensorMessage.inArena(header, region.get(), c.rows(), c.hidden(), wireDtype)
+                        : TensorMessage.of(header, c.activations(), c.rows(), c.hidden(), wireDtype);
+                region.ifPresent(r -> arenaCalls.incrementAndGet());
                 // The float array is converted into gRPC's buffers here, on this thread, before onNext returns.
                 try {
                     s.requests.onNext(message);
                 } catch (RuntimeException e) {
-                    s.release(batchId);
+                    if (s.arena != null) {
+                        s.arena.release(batchId);
+                    }
                     throw e;
                 }
             }
@@ -322,75 +312,19 @@ public final class GrpcInstanceClient implements InstanceClient {
         private final AtomicInteger sentWhileNotReady = new AtomicInteger();
         /** Set once the stream failed (possibly inside {@link #start}). */
         private volatile Throwable failure;
-        /** This stream's arena, offered in its headers; null without one. Used once the instance mapped it. */
-        private TensorArena arena;
-        private volatile boolean arenaMapped;
-        /** batch_id → the slot its message and reply use, until the reply arrives. */
-        private final Map<Long, Integer> slots = new ConcurrentHashMap<>();
+        /** This stream's shared-memory arena, offered in its headers; null without one. */
+        private StreamArena arena;
 
         void start() {
             ClientCall<TensorMessage<ExpertBatchRequest>, TensorMessage<ExpertBatchResponse>> call =
                     channel.newCall(ExpertBatchWire.METHOD, CallOptions.DEFAULT);
             if (sharedMemory.on()) {
-                try {
-                    arena = TensorArena.create(sharedMemory.dir(), sharedMemory.slots(), sharedMemory.slotBytes());
-                    call = offeringArena(call, arena);
-                } catch (RuntimeException e) {
-                    log.warn("{}: no shared-memory arena for the ExpertBatch stream ({}); tensors travel in the messages",
-                            id, e.getMessage());
-                    arena = null;
+                arena = StreamArena.create(id, sharedMemory).orElse(null);
+                if (arena != null) {
+                    call = arena.offeredOn(call);
                 }
             }
             ClientCalls.asyncBidiStreamingCall(call, this);
-        }
-
-        /** The call with the arena's path in its headers, reading the instance's answer from the response headers. */
-        private ClientCall<TensorMessage<ExpertBatchRequest>, TensorMessage<ExpertBatchResponse>> offeringArena(
-                ClientCall<TensorMessage<ExpertBatchRequest>, TensorMessage<ExpertBatchResponse>> call, TensorArena a) {
-            return new ForwardingClientCall.SimpleForwardingClientCall<>(call) {
-                @Override
-                public void start(Listener<TensorMessage<ExpertBatchResponse>> listener, Metadata headers) {
-                    headers.put(ExpertBatchWire.ARENA_HEADER, a.path().toString());
-                    super.start(new ForwardingClientCallListener.SimpleForwardingClientCallListener<>(listener) {
-                        @Override
-                        public void onHeaders(Metadata h) {
-                            String answer = h.get(ExpertBatchWire.ARENA_HEADER);
-                            // Mapped or refused, the instance has done with the file: both ends keep their mappings.
-                            a.unlink();
-                            if (ExpertBatchWire.ARENA_MAPPED.equals(answer)) {
-                                arenaMapped = true;
-                            } else {
-                                log.info("{}: the instance did not map the shared-memory arena ({}); tensors travel in "
-                                        + "the messages", id, answer == null ? "no answer" : answer);
-                            }
-                            super.onHeaders(h);
-                        }
-
-                        @Override
-                        public void onClose(Status status, Metadata trailers) {
-                            a.unlink();
-                            super.onClose(status, trailers);
-                        }
-                    }, headers);
-                }
-            };
-        }
-
-        /** A free slot for a tensor of rows × hidden of {@code dtype}, when the arena is mapped and it fits one. */
-        OptionalInt slotFor(int rows, int hidden, DType dtype) {
-            if (!arenaMapped || (long) rows * hidden * TensorCodec.elementBytes(DType.DTYPE_F32) > arena.slotBytes()) {
-                // Sized for a float32 reply whatever the wire dtype, so the outputs can come back in the slot too.
-                return OptionalInt.empty();
-            }
-            return arena.take();
-        }
-
-        /** Gives back the slot of {@code batchId}, if it has one. */
-        void release(long batchId) {
-            Integer slot = slots.remove(batchId);
-            if (slot != null) {
-                arena.give(slot);
-            }
         }
 
         @Override
@@ -402,26 +336,16 @@ public final class GrpcInstanceClient implements InstanceClient {
         @Override
         public void onNext(TensorMessage<ExpertBatchResponse> reply) {
             ExpertBatchResponse r = reply.header();
-            Integer slot = slots.get(r.getBatchId());
             Pending p = pending.get(r.getBatchId());
-            try {
-                if (reply.region() != null) {
-                    // The outputs may only come back in the request's own slot, which the call still holds.
-                    if (slot == null || arena.slotOf(reply.region()) != slot) {
-                        throw new IllegalArgumentException("the reply names arena offset "
-                                + Long.toUnsignedString(reply.region().offset()) + ", not its request's slot");
-                    }
+            if (arena != null) {
+                try {
+                    reply = arena.reply(r.getBatchId(), reply, p != null);
+                } catch (IllegalArgumentException e) {
                     if (p != null) {
-                        reply = reply.resolve(id + " outputs", arena);
+                        p.future.completeExceptionally(e);
                     }
+                    return;
                 }
-            } catch (IllegalArgumentException e) {
-                if (p != null) {
-                    p.future.completeExceptionally(e);
-                }
-                return;
-            } finally {
-                release(r.getBatchId());
             }
             if (p == null) {
                 return;

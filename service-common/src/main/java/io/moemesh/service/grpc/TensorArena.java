@@ -228,16 +228,8 @@ public final class TensorArena {
         if (dtype != DType.DTYPE_BF16) {
             throw new IllegalArgumentException("tensor arena: dtype " + dtype + " (F32 or BF16)");
         }
-        HopBufferPool.Chunk c = HopBufferPool.shared().take();
-        try {
-            int step = c.shorts.length;
-            for (int i = 0; i < n; i += step) {
-                int k = Math.min(step, n - i);
-                TensorCodec.toBf16(src, i, c.ints, c.shorts, k);
-                MemorySegment.copy(c.shorts, 0, memory, BF16, r.offset() + 2L * i, k);
-            }
-        } finally {
-            HopBufferPool.shared().give(c);
+        for (int i = 0; i < n; i++) {
+            memory.set(BF16, r.offset() + 2L * i, TensorCodec.toBf16(src[i]));
         }
         return r;
     }
@@ -263,17 +255,7 @@ public final class TensorArena {
             MemorySegment.copy(memory, F32, r.offset(), out, 0, n);
             return out;
         }
-        HopBufferPool.Chunk c = HopBufferPool.shared().take();
-        try {
-            int step = c.shorts.length;
-            for (int i = 0; i < n; i += step) {
-                int k = Math.min(step, n - i);
-                MemorySegment.copy(memory, BF16, r.offset() + 2L * i, c.shorts, 0, k);
-                TensorCodec.fromBf16(c.shorts, c.ints, out, i, k);
-            }
-        } finally {
-            HopBufferPool.shared().give(c);
-        }
+        Bf16Vectors.decode(memory, r.offset(), out, 0, n);
         return out;
     }
 

@@ -180,9 +180,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                     out = values;
                 } else if (raw != null) {
                     out = new float[(int) elements];
-                    try (TensorCodec.TensorReader r = new TensorCodec.TensorReader(dt, (int) elements, out, 0)) {
-                        r.accept(ByteBuffer.wrap(raw));
-                    }
+                    new TensorCodec.TensorReader(dt, (int) elements, out, 0).accept(ByteBuffer.wrap(raw));
                 }
             }
             return new TensorMessage<>(head, true, dt, dims, byteLength, out, null);

@@ -23,8 +23,9 @@ import org.openjdk.jmh.annotations.State;
 /**
  * The hop's bf16 wire conversions (issue 13): the per-element loops TensorCodec had (a VarHandle store per
  * element to encode, an int-pair segment load to decode) against the chunked loops the hop uses now
- * ({@link TensorCodec#write}: per element into a cache-resident pool chunk; {@link TensorCodec.TensorReader}: a bulk
- * copy and a widening shift loop) and the branch-free array loop that was tried for encoding
+ * ({@link TensorCodec#write} and {@link TensorCodec.TensorReader}: the Vector API's narrowing and widening
+ * conversions, {@code Bf16Vectors}, since 2026-12-06; before, per element into a cache-resident pool chunk, and a bulk
+ * copy with a widening shift loop, {@code decodeShortLoop}) and the branch-free array loop that was tried for encoding
  * ({@link TensorCodec#toBf16(float[], int, int[], short[], int)}), for one 32 × 4096 tensor. Run: {@code java -cp cli/target/moemesh-cli.jar org.openjdk.jmh.Main Bf16Conversion}.
  */
 @State(Scope.Benchmark)
@@ -32,6 +33,7 @@ import org.openjdk.jmh.annotations.State;
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 public class Bf16ConversionBenchmark {
     private static final VarHandle BF16_BYTES = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt PAIR = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     @Param({"131072"})
@@ -77,7 +79,7 @@ public class Bf16ConversionBenchmark {
         return shorts;
     }
 
-    /** What the hop does: per element into a pool chunk, the chunk written out (to a sink here, gRPC's buffers there). */
+    /** What the hop does: the Vector API's conversion into a pool chunk (Bf16Vectors), written out (to a sink here). */
     @Benchmark
     public void encodeChunked() throws Exception {
         TensorCodec.write(src, 0, elements, DType.DTYPE_BF16, OutputStream.nullOutputStream());
@@ -94,7 +96,19 @@ public class Bf16ConversionBenchmark {
         return dst;
     }
 
-    /** What the hop does: the received (direct) buffer read through a chunk. */
+    /** The hop's decode before the Vector API: a bulk copy into a 16 Ki short chunk and a widening shift loop. */
+    @Benchmark
+    public float[] decodeShortLoop() {
+        MemorySegment in = MemorySegment.ofBuffer(direct);
+        for (int done = 0; done < elements; done += 16384) {
+            int k = Math.min(16384, elements - done);
+            MemorySegment.copy(in, SHORT, 2L * done, shorts, 0, k);
+            TensorCodec.fromBf16(shorts, bits, dst, done, k);
+        }
+        return dst;
+    }
+
+    /** What the hop does: the received (direct) buffer widened in place with the Vector API (Bf16Vectors). */
     @Benchmark
     public float[] decodeChunked() {
         try (TensorCodec.TensorReader r = new TensorCodec.TensorReader(DType.DTYPE_BF16, elements, dst, 0)) {
