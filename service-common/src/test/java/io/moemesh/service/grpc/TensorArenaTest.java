@@ -17,7 +17,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalInt;
-import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -45,12 +44,9 @@ class TensorArenaTest {
         assertThat(HopBufferPool.shared().outstanding()).isZero();
     }
 
+    /** Gaussian floats (as the marshaller's tests use) with the special values first. */
     private static float[] floats(int n, long seed) {
-        Random r = new Random(seed);
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) r.nextGaussian() * 3f;
-        }
+        float[] x = TensorMessageMarshallerTest.floats(n, seed);
         x[0] = Float.NaN;
         x[1] = Float.NEGATIVE_INFINITY;
         x[2] = -0f;

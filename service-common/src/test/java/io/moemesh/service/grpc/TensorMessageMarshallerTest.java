@@ -37,7 +37,7 @@ class TensorMessageMarshallerTest {
         assertThat(HopBufferPool.shared().outstanding()).isZero();
     }
 
-    private static float[] floats(int n, long seed) {
+    static float[] floats(int n, long seed) {
         Random r = new Random(seed);
         float[] x = new float[n];
         for (int i = 0; i < n; i++) {
