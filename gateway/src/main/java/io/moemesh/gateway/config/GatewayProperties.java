@@ -4,12 +4,13 @@ import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.gateway.dispatch.ReplicaPicker;
 import io.moemesh.model.engine.MicroBatchGrouping;
 import io.moemesh.service.tls.TlsSettings;
-import java.nio.file.Path;
 import io.moemesh.service.expert.SharedMemory;
+import io.moemesh.service.grpc.TensorArena;
+import java.nio.file.Path;
 import java.time.Duration;
-import org.springframework.util.unit.DataSize;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
+import org.springframework.util.unit.DataSize;
 
 /**
  * Settings of the gateway ({@code moemesh.gateway.*}, or environment variables {@code MOEMESH_GATEWAY_*}: the
@@ -199,8 +200,8 @@ public record GatewayProperties(
                 throw new IllegalArgumentException("moemesh.gateway.dispatch.shared-memory-slots must be 0 (off) to 1024, "
                         + "got " + sharedMemorySlots);
             }
-            if (sharedMemorySlotSize.toBytes() < 4096
-                    || sharedMemorySlots * sharedMemorySlotSize.toBytes() > (1L << 30) - 64) {
+            if (sharedMemorySlotSize.toBytes() < TensorArena.MIN_SLOT_BYTES || (sharedMemorySlots > 0
+                    && !TensorArena.validLayout(sharedMemorySlots, sharedMemorySlotSize.toBytes()))) {
                 throw new IllegalArgumentException("moemesh.gateway.dispatch.shared-memory-slot-size must be at least 4KB, "
                         + "and slots × slot size at most 1GB, got " + sharedMemorySlots + " × " + sharedMemorySlotSize);
             }

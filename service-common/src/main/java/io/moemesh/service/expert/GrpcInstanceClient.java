@@ -120,7 +120,7 @@ public final class GrpcInstanceClient implements InstanceClient {
                               UnixSocketSecurity unixSecurity, DType wireDtype, int maxInboundMessageBytes,
                               OpenTelemetry otel, int maxQueuedWhileNotReady) {
         this(id, endpoint, credentials, unixSecurity, wireDtype, maxInboundMessageBytes, otel, maxQueuedWhileNotReady,
-                SharedMemory.of(SharedMemory.DEFAULT_SLOTS, SharedMemory.DEFAULT_SLOT_BYTES));
+                SharedMemory.defaults());
     }
 
     /**
@@ -245,10 +245,13 @@ public final class GrpcInstanceClient implements InstanceClient {
                 }
                 Optional<TensorArena.Region> region = s.arena == null ? Optional.empty()
                         : s.arena.write(batchId, c.activations(), c.rows(), c.hidden(), wireDtype);
-                TensorMessage<ExpertBatchRequest> message = region.isPresent()
-                        ? TensorMessage.inArena(header, region.get(), c.rows(), c.hidden(), wireDtype)
-                        : TensorMessage.of(header, c.activations(), c.rows(), c.hidden(), wireDtype);
-                region.ifPresent(r -> arenaCalls.incrementAndGet());
+                TensorMessage<ExpertBatchRequest> message;
+                if (region.isPresent()) {
+                    message = TensorMessage.inArena(header, region.get(), c.rows(), c.hidden(), wireDtype);
+                    arenaCalls.incrementAndGet();
+                } else {
+                    message = TensorMessage.of(header, c.activations(), c.rows(), c.hidden(), wireDtype);
+                }
                 // The float array is converted into gRPC's buffers here, on this thread, before onNext returns.
                 try {
                     s.requests.onNext(message);

@@ -1,5 +1,6 @@
 package io.moemesh.service.expert;
 
+import io.moemesh.service.grpc.TensorArena;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -21,10 +22,15 @@ public record SharedMemory(int slots, long slotBytes, Path dir) {
     public static final long DEFAULT_SLOT_BYTES = 1L << 20;
 
     public SharedMemory {
-        if (slots < 0 || (slots > 0 && (slotBytes < 4096 || (long) slots * slotBytes > (1L << 30) - 64))) {
+        if (slots < 0 || (slots > 0 && !TensorArena.validLayout(slots, slotBytes))) {
             throw new IllegalArgumentException("shared memory: " + slots + " slots of " + slotBytes + " bytes (slots >= 0; "
                     + "when on, slots of >= 4096 bytes and at most 1 GiB in all)");
         }
+    }
+
+    /** {@link #DEFAULT_SLOTS} of {@link #DEFAULT_SLOT_BYTES}, as {@link #of}. */
+    public static SharedMemory defaults() {
+        return of(DEFAULT_SLOTS, DEFAULT_SLOT_BYTES);
     }
 
     /** {@code slots} of {@code slotBytes} in /dev/shm, or in the temporary directory where there is none. */

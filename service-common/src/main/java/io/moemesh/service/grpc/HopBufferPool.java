@@ -21,11 +21,9 @@ public final class HopBufferPool {
     static final int MAX_IDLE = 64;
     private static final HopBufferPool SHARED = new HopBufferPool();
 
-    /** One conversion's scratch: the bytes, and the same capacity as shorts and ints for the bf16 loops. */
+    /** One conversion's scratch bytes. */
     public static final class Chunk {
         final byte[] bytes = new byte[CHUNK_BYTES];
-        final short[] shorts = new short[CHUNK_BYTES / 2];
-        final int[] ints = new int[CHUNK_BYTES / 2];
     }
 
     private final ConcurrentLinkedQueue<Chunk> idle = new ConcurrentLinkedQueue<>();

@@ -41,6 +41,8 @@ public final class TensorArena {
     static final int HEADER_BYTES = 64;
     /** Largest arena a receiver maps: far above any sensible slots × slot size, far below memory. */
     public static final long MAX_BYTES = 1L << 30;
+    /** Smallest slot: one page. */
+    public static final long MIN_SLOT_BYTES = 4096;
     private static final Pattern NAME = Pattern.compile("moemesh-arena-[A-Za-z0-9_.-]+\\.shm");
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -76,9 +78,9 @@ public final class TensorArena {
      * @throws UncheckedIOException when the file cannot be made or mapped
      */
     public static TensorArena create(Path dir, int slots, long slotBytes) {
-        if (slots < 1 || slotBytes < 4096 || (long) slots * slotBytes > MAX_BYTES - HEADER_BYTES) {
+        if (!validLayout(slots, slotBytes)) {
             throw new IllegalArgumentException("tensor arena: " + slots + " slots of " + slotBytes + " bytes (need >= 1 slot "
-                    + "of >= 4096 bytes, at most " + MAX_BYTES + " bytes in all)");
+                    + "of >= " + MIN_SLOT_BYTES + " bytes, at most " + MAX_BYTES + " bytes in all)");
         }
         long size = HEADER_BYTES + (long) slots * slotBytes;
         try {
@@ -126,9 +128,9 @@ public final class TensorArena {
             try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE,
                     LinkOption.NOFOLLOW_LINKS)) {
                 long size = ch.size();
-                if (size < HEADER_BYTES + 4096 || size > MAX_BYTES) {
+                if (size < HEADER_BYTES + MIN_SLOT_BYTES || size > MAX_BYTES) {
                     throw new IllegalArgumentException(name + " holds " + size + " bytes (an arena holds "
-                            + (HEADER_BYTES + 4096) + ".." + MAX_BYTES + ")");
+                            + (HEADER_BYTES + MIN_SLOT_BYTES) + ".." + MAX_BYTES + ")");
                 }
                 MemorySegment m = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, Arena.ofAuto());
                 byte[] magic = m.asSlice(0, MAGIC.length).toArray(ValueLayout.JAVA_BYTE);
@@ -137,7 +139,7 @@ public final class TensorArena {
                 if (!java.util.Arrays.equals(magic, MAGIC)) {
                     throw new IllegalArgumentException(name + " does not start with the arena header");
                 }
-                if (slots < 1 || slotBytes < 4096 || HEADER_BYTES + (long) slots * slotBytes != size) {
+                if (!validLayout(slots, slotBytes) || HEADER_BYTES + (long) slots * slotBytes != size) {
                     throw new IllegalArgumentException(name + ": header says " + slots + " slots of " + slotBytes
                             + " bytes, the file holds " + size);
                 }
@@ -146,6 +148,16 @@ public final class TensorArena {
         } catch (IOException e) {
             throw new IllegalArgumentException(name + ": " + e.getMessage());
         }
+    }
+
+    /**
+     * Whether an arena may have {@code slots} slots of {@code slotBytes}: at least one slot of at least
+     * {@link #MIN_SLOT_BYTES}, all of them with the header within {@link #MAX_BYTES}. Checked without multiplying,
+     * so a header's slot count and size cannot overflow into a size that looks right.
+     */
+    public static boolean validLayout(int slots, long slotBytes) {
+        return slots >= 1 && slotBytes >= MIN_SLOT_BYTES && slotBytes <= MAX_BYTES - HEADER_BYTES
+                && slots <= (MAX_BYTES - HEADER_BYTES) / slotBytes;
     }
 
     /** The file, as named in the {@code moemesh-tensor-arena} header. */

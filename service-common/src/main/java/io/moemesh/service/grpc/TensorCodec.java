@@ -65,9 +65,7 @@ public final class TensorCodec {
         ByteString data = t.getData();
         check(what, t.getDtype(), shape, data.size(), rows, cols);
         ByteBuffer in = data.asReadOnlyByteBuffer();
-        try (TensorReader r = new TensorReader(t.getDtype(), rows * cols, dst, off)) {
-            r.accept(in);
-        }
+        new TensorReader(t.getDtype(), rows * cols, dst, off).accept(in);
     }
 
     /**
@@ -148,7 +146,10 @@ public final class TensorCodec {
         }
     }
 
-    /** bf16 → float32 of {@code k} values: a widening shift loop and a bulk copy of the bits, both vectorised. */
+    /**
+     * bf16 → float32 of {@code k} values: a widening shift loop and a bulk copy of the bits. The hop widens with
+     * {@link Bf16Vectors} instead; kept as the array form of the rule for tests and the JMH comparison.
+     */
     public static void fromBf16(short[] src, int[] bits, float[] dst, int off, int k) {
         for (int i = 0; i < k; i++) {
             bits[i] = src[i] << 16;
@@ -161,7 +162,7 @@ public final class TensorCodec {
      * into {@code dst}: each piece is read where it lies, without copying the payload into a byte[] first; an
      * element split between two pieces is carried over; bf16 is widened with the Vector API ({@link Bf16Vectors}).
      */
-    public static final class TensorReader implements AutoCloseable {
+    public static final class TensorReader {
         private final boolean bf16;
         private final int size;
         private final float[] dst;
@@ -212,11 +213,6 @@ public final class TensorCodec {
         /** True once every element was read. */
         public boolean complete() {
             return at == end && carried == 0;
-        }
-
-        @Override
-        public void close() {
-            // Nothing held: bf16 is widened in place (Bf16Vectors). Kept AutoCloseable for a reader that needs scratch.
         }
     }
 

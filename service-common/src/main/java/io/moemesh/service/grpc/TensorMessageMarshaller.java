@@ -276,9 +276,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                 decodedDtype = dtype;
                 decodedElements = elements;
                 DType dt = DType.forNumber(dtype);
-                try (TensorCodec.TensorReader r = new TensorCodec.TensorReader(dt, (int) elements, values, 0)) {
-                    pieces(length, r);
-                }
+                pieces(length, new TensorCodec.TensorReader(dt, (int) elements, values, 0));
             } else {
                 // dtype or shape may still come (fields in any order), or they do not match and finish() says so:
                 // keep the bytes (no more than the message, which gRPC's inbound limit bounds).

@@ -162,6 +162,9 @@ class TensorArenaTest {
         Path lying = file("moemesh-arena-lying.shm", header(2, 4096, size));
         assertThatThrownBy(() -> TensorArena.open(lying.toString(), uid))
                 .hasMessageContaining("header says 2 slots of 4096 bytes, the file holds " + size);
+        // 4 × (2^62 + 1024) overflows to exactly the 4096 bytes after the header: still not a layout
+        Path overflowing = file("moemesh-arena-overflow.shm", header(4, (1L << 62) + 1024, size));
+        assertThatThrownBy(() -> TensorArena.open(overflowing.toString(), uid)).hasMessageContaining("header says 4 slots");
         Path tiny = file("moemesh-arena-tiny.shm", new byte[100]);
         assertThatThrownBy(() -> TensorArena.open(tiny.toString(), uid)).hasMessageContaining("holds 100 bytes");
     }

@@ -111,9 +111,7 @@ public class Bf16ConversionBenchmark {
     /** What the hop does: the received (direct) buffer widened in place with the Vector API (Bf16Vectors). */
     @Benchmark
     public float[] decodeChunked() {
-        try (TensorCodec.TensorReader r = new TensorCodec.TensorReader(DType.DTYPE_BF16, elements, dst, 0)) {
-            r.accept(direct);
-        }
+        new TensorCodec.TensorReader(DType.DTYPE_BF16, elements, dst, 0).accept(direct);
         return dst;
     }
 }

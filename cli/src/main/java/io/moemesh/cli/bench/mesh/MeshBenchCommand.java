@@ -121,8 +121,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
                     try (NoOpExpertProcess expert = new NoOpExpertProcess(home, model, work.resolve("logs"), tls, socket,
                             unixSecurity);
                          HopClient client = new HopClient(expert.endpoint, NoOpExpertProcess.credentials(tls),
-                                 unixSecurity, tr.equals("unix") ? SharedMemory.of(SharedMemory.DEFAULT_SLOTS,
-                                         SharedMemory.DEFAULT_SLOT_BYTES) : SharedMemory.OFF)) {
+                                 unixSecurity, tr.equals("unix") ? SharedMemory.defaults() : SharedMemory.OFF)) {
                         HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
                         for (DType dtype : wires) {
                             for (int t : tokens) {
