@@ -18,12 +18,15 @@ class BenchStartupTest {
                 "--model", TestModels.dir("mixtral-tiny").toString());
 
         assertThat(run.exit()).as(run.err()).isZero();
-        assertThat(run.out()).contains("| `up` (1 experts, router, kvcache, gateway) |").contains("| kvcache |")
+        assertThat(run.out()).contains("| `./moemesh up` (1 experts, router, kvcache, gateway) |")
+                .contains("| of which the launcher JVM (until it starts the services; CPU: all of it) |")
+                .contains("| kvcache |")
                 .contains("| | without | CPU s without: total (C2 / C1 / GC / main / other) |")
                 .contains("load average (1, 5, 15 min): ");
         // every row has a CPU cell: total, then the five kinds; a service that used no CPU was not measured
-        assertThat(run.out().lines().filter(l -> l.startsWith("| `up`") || l.startsWith("| kvcache")))
-                .hasSize(2).allMatch(l -> l.matches("\\| .+ \\| [0-9.]+ \\| [0-9.]+ \\([0-9.]+( / [0-9.]+){4}\\) \\|"))
+        assertThat(run.out().lines().filter(l -> l.startsWith("| `./moemesh up`") || l.startsWith("| of which")
+                || l.startsWith("| kvcache")))
+                .hasSize(3).allMatch(l -> l.matches("\\| .+ \\| [0-9.]+ \\| [0-9.]+ \\([0-9.]+( / [0-9.]+){4}\\) \\|"))
                 .noneMatch(l -> l.contains("| 0.0 ("));
     }
 

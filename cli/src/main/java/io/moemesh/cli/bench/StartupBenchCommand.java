@@ -26,8 +26,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code moemesh bench startup}: cold start (issue 12, item 5). Per run it times {@code up} (gateway, the experts,
- * the router and the kvcache-service started at once) until every service reports SERVING on gRPC health, then, in
+ * {@code moemesh bench startup}: cold start (issue 12, item 5). Per run it times {@code ./moemesh up} as a user runs
+ * it ({@link LauncherUp}: the script as a child process, its own JVM's start included; gateway, the experts, the
+ * router and the kvcache-service started at once) until it returns, every service SERVING on gRPC health, then, in
  * that running mesh, each service alone: SIGKILL, start it again with its recorded command, time process start →
  * SERVING (health polled every 100 ms). Runs with the launcher's AOT caches ({@link AotCache}) and without
  * ({@code MOEMESH_AOT_CACHE=off}); missing caches are built by one unmeasured {@code up} first. The medians go to a
@@ -109,13 +110,15 @@ final class StartupBenchCommand implements Callable<Integer> {
             for (int r = 0; r < runs; r++) {
                 err.printf("bench startup: run %d of %d, %s the AOT cache%n", r + 1, runs, withAot ? "with" : "without");
                 err.flush();
-                Instant t0 = Instant.now();
-                try (RunningMesh mesh = MeshLauncher.up(ms, err, true, env)) {
-                    double upSeconds = secondsSince(t0);
-                    record(seconds, "`up` (" + experts + " experts, router, kvcache, gateway)", withAot, r,
-                            new Sample(upSeconds, mesh.state().services().stream()
-                                    .map(s -> ProcessCpu.of(s.pid()).orElse(ProcessCpu.ZERO))
-                                    .reduce(ProcessCpu.ZERO, ProcessCpu::plus)));
+                LauncherUp.Result up = LauncherUp.run(home.root().resolve("moemesh"), ms, env);
+                try (RunningMesh mesh = RunningMesh.attach(ms.stateDir())) {
+                    ProcessCpu services = mesh.state().services().stream()
+                            .map(s -> ProcessCpu.of(s.pid()).orElse(ProcessCpu.ZERO))
+                            .reduce(ProcessCpu.ZERO, ProcessCpu::plus);
+                    record(seconds, "`./moemesh up` (" + experts + " experts, router, kvcache, gateway)", withAot, r,
+                            new Sample(up.seconds(), services.plus(up.launcherCpu())));
+                    record(seconds, "of which the launcher JVM (until it starts the services; CPU: all of it)",
+                            withAot, r, new Sample(up.secondsToLaunch(), up.launcherCpu()));
                     for (String name : timed) {
                         // "Alone" means on a quiet machine: the services just started still warm their kernels
                         // up once SERVING (MatMul.warmUp), which would otherwise compete with this start.
@@ -141,9 +144,11 @@ final class StartupBenchCommand implements Callable<Integer> {
                 + String.join(" | ", modes.stream().map(m -> Stats.of(wall(byMode.get(m))).cell()).toList()) + " | "
                 + String.join(" | ", modes.stream().map(m -> cpuCell(byMode.get(m))).toList()) + " |"));
         out.println();
-        out.println("CPU s: user + system seconds the process used until SERVING (for `up`, all services together), "
-                + "medians; C2 / C1: the JIT compiler threads, GC: GC workers and the VM Thread, main: Spring's "
-                + "context, other: the rest (threads already exited included).");
+        out.println("CPU s: user + system seconds the process used until SERVING (for `up`, all services and the "
+                + "launcher JVM together), medians; C2 / C1: the JIT compiler threads, GC: GC workers and the VM Thread, "
+                + "main: Spring's context (the launcher's: its main thread), other: the rest (threads already exited "
+                + "included). `up` is the launcher script run as a user runs it, timed from its start until it "
+                + "exits; the launcher's CPU is polled every " + LauncherUp.POLL_MS + " ms.");
         out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + LoadAverage.now() + " after; "
                 + Runtime.getRuntime().availableProcessors() + " cores");
         out.flush();

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.charset.StandardCharsets;
@@ -17,17 +18,22 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.Enumeration;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.jar.JarFile;
 import java.util.jar.Manifest;
 import java.util.stream.Stream;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipException;
+import java.util.zip.ZipFile;
 
 /**
  * The services' Java AOT caches (JDK 25: JEP 483 ahead-of-time class loading and linking, JEP 514's one-step
@@ -39,8 +45,8 @@ import java.util.stream.Stream;
  * recipe). The kernel warm-up starts only once a service is ready (MatMul.warmUp), so the run records no kernel
  * profiles: the kernels' code comes from C2 at run time in any case.
  *
- * <p>The key is a SHA-256 over the jar's bytes and the JDK's version and home: a rebuilt jar or another JDK gets a
- * new folder and never a stale cache. A cache the JVM cannot use anyway (corrupt, truncated, other class path) only
+ * <p>The key is a SHA-256 over the jar's table of contents (each entry's CRC-32 and sizes, {@link #key}) and the
+ * JDK's version and home: a rebuilt jar or another JDK gets a new folder and never a stale cache. A cache the JVM cannot use anyway (corrupt, truncated, other class path) only
  * costs a warning in the service's log: {@code -XX:AOTCache} defaults to {@code -XX:AOTMode=auto}, which starts
  * without it (AotCacheE2eTest checks that). A training run that fails leaves no {@code app.aot}; the service then
  * starts from its jar as without a cache. Two launchers (parallel tests) agree through a file lock per key.
@@ -59,6 +65,8 @@ public final class AotCache {
     private static final Map<Path, Object> LOCAL_LOCKS = new ConcurrentHashMap<>();
 
     private final Path root;
+    /** The folders {@link #apply} started services from: the current builds, which {@link #pruneStale} keeps. */
+    private final Set<Path> used = ConcurrentHashMap.newKeySet();
 
     private AotCache(Path root) {
         this.root = root;
@@ -94,18 +102,47 @@ public final class AotCache {
         return root.resolve(name + "-" + key(jar));
     }
 
-    /** SHA-256 over the jar's bytes, then the JDK's version and home (an AOT cache is only valid for its JDK). */
+    /**
+     * SHA-256 over the jar's table of contents (every entry's name, method, sizes and CRC-32, in the order of its
+     * central directory) and length, then the JDK's version and home (an AOT cache is only valid for its JDK). A
+     * rebuilt jar with any other byte in any entry gets another key (but for a CRC-32 collision in an entry of the
+     * same sizes, odds of 2^-32). Reading the central directory instead of the whole file: hashing the four
+     * service jars (300 MB) cost every `up` about 1.8 CPU seconds of its launcher (its SHA loop and C2 compiling
+     * it), with the services starting only after it; docs/performance.md, Cold start. A file that is not a zip is
+     * hashed whole.
+     */
     static String key(Path jar) {
-        try (InputStream in = Files.newInputStream(jar)) {
-            MessageDigest sha = MessageDigest.getInstance("SHA-256");
-            byte[] buf = new byte[1 << 20];
-            for (int n; (n = in.read(buf)) > 0; ) {
-                sha.update(buf, 0, n);
+        MessageDigest sha = sha256();
+        try {
+            sha.update(("moemesh-aot-key-v2|" + Files.size(jar) + "|").getBytes(StandardCharsets.UTF_8));
+            try (ZipFile zip = new ZipFile(jar.toFile())) {
+                ByteBuffer entry = ByteBuffer.allocate(4 * Long.BYTES);
+                for (Enumeration<? extends ZipEntry> e = zip.entries(); e.hasMoreElements(); ) {
+                    ZipEntry z = e.nextElement();
+                    sha.update(z.getName().getBytes(StandardCharsets.UTF_8));
+                    entry.clear().putLong(z.getMethod()).putLong(z.getSize()).putLong(z.getCompressedSize())
+                            .putLong(z.getCrc());
+                    sha.update(entry.flip());
+                }
+            } catch (ZipException notAZip) {
+                sha.update("whole|".getBytes(StandardCharsets.UTF_8));
+                try (InputStream in = Files.newInputStream(jar)) {
+                    byte[] buf = new byte[1 << 20];
+                    for (int n; (n = in.read(buf)) > 0; ) {
+                        sha.update(buf, 0, n);
+                    }
+                }
             }
-            sha.update((Runtime.version() + "|" + System.getProperty("java.home")).getBytes(StandardCharsets.UTF_8));
-            return HexFormat.of().formatHex(sha.digest(), 0, 8);
         } catch (IOException e) {
             throw new UncheckedIOException(jar + ": cannot read it to key its AOT cache", e);
+        }
+        sha.update((Runtime.version() + "|" + System.getProperty("java.home")).getBytes(StandardCharsets.UTF_8));
+        return HexFormat.of().formatHex(sha.digest(), 0, 8);
+    }
+
+    private static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("every JDK has SHA-256", e);
         }
@@ -132,10 +169,31 @@ public final class AotCache {
         return out;
     }
 
+    /**
+     * Deletes the caches of earlier builds of the jars {@link #apply} used that nothing can still need
+     * ({@link StaleAotCaches} says when), saying how many and how large; a failure only costs a line in {@code log}.
+     */
+    public void pruneStale(PrintWriter log) {
+        if (used.isEmpty() || !Files.isDirectory(root)) {
+            return;
+        }
+        try {
+            List<Path> deleted = StaleAotCaches.prune(root, Set.copyOf(used), Instant.now(),
+                    StaleAotCaches.namedByLiveProcesses());
+            if (!deleted.isEmpty()) {
+                say(log, "moemesh up: deleted %d AOT cache(s) of earlier builds from %s", deleted.size(), root);
+            }
+        } catch (RuntimeException e) {
+            say(log, "moemesh up: could not prune the AOT caches of earlier builds in %s (%s)", root, e.getMessage());
+        }
+    }
+
     /** The folder of {@code jar}'s ready cache, training it first when missing; empty when that failed. */
     Optional<Path> ensure(Path jar, MeshState.Service service, Duration timeout, PrintWriter log) {
         Path folder = folder(jar);
+        used.add(folder);
         if (Files.isRegularFile(folder.resolve(ARCHIVE))) {
+            StaleAotCaches.touch(root, folder);
             return Optional.of(folder);
         }
         synchronized (LOCAL_LOCKS.computeIfAbsent(folder, f -> new Object())) {

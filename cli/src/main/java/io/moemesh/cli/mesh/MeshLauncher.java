@@ -240,6 +240,8 @@ public final class MeshLauncher {
             for (MeshState.Service s : mesh.state().services()) {
                 awaitServing(mesh, s, deadline, t0, log);
             }
+            // Once every service serves, so it costs the start nothing.
+            aot.ifPresent(a -> a.pruneStale(log));
             if (spec.restart() == MeshSpec.RestartPolicy.ALWAYS) {
                 MeshState.Service sup = supervisor(spec, java).withProcess(ServiceProcess.start(supervisor(spec, java)).toHandle());
                 mesh.update(mesh.state().withSupervisor(sup));

@@ -3,6 +3,7 @@ package io.moemesh.cli.mesh;
 import io.grpc.ChannelCredentials;
 import io.grpc.InsecureChannelCredentials;
 import io.moemesh.model.config.ModelConfig;
+import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.placement.PlacementTable;
@@ -30,6 +31,17 @@ public final class RunningMesh implements AutoCloseable {
         this.stateDir = stateDir;
         this.state = state;
         this.config = config;
+    }
+
+    /**
+     * The mesh recorded in {@code stateDir}, started by another process ({@code moemesh up}); closing it stops it.
+     *
+     * @throws IllegalArgumentException when no mesh is recorded there
+     */
+    public static RunningMesh attach(Path stateDir) {
+        MeshState s = MeshState.read(stateDir).orElseThrow(() -> new IllegalArgumentException(
+                "no mesh recorded in " + stateDir + " (no mesh.json)"));
+        return new RunningMesh(stateDir, s, ModelConfigReader.read(Path.of(s.model())));
     }
 
     /** The recorded state: mesh.json as it is now (the supervisor rewrites it when it restarts a service). */

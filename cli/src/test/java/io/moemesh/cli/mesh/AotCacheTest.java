@@ -32,6 +32,36 @@ class AotCacheTest {
     }
 
     @Test
+    void key_sameForTheSameEntries_whenTheJarIsWrittenAgain() throws IOException {
+        Path jar = bootJar(dir.resolve("moemesh-router-service.jar"), "same");
+        String before = AotCache.key(jar);
+        Files.delete(jar);
+        bootJar(jar, "same");
+        assertThat(AotCache.key(jar)).as("a rebuild with the same classes keeps its cache").isEqualTo(before);
+    }
+
+    @Test
+    void key_changes_whenOneByteOfAStoredNestedJarChanges() throws IOException {
+        byte[] nested = new byte[64 * 1024];
+        java.util.Arrays.fill(nested, (byte) 7);
+        Path jar = dir.resolve("moemesh-expert-service.jar");
+        storedEntryJar(jar, nested);
+        String before = AotCache.key(jar);
+        long size = Files.size(jar);
+        nested[40_000] = 8;
+        storedEntryJar(jar, nested);
+        assertThat(Files.size(jar)).as("same sizes: only the entry's CRC-32 tells them apart").isEqualTo(size);
+        assertThat(AotCache.key(jar)).isNotEqualTo(before);
+    }
+
+    @Test
+    void key_ofAFileThatIsNotAZip_hashesItsBytes() throws IOException {
+        Path a = Files.writeString(dir.resolve("a.jar"), "not a zip at all");
+        Path b = Files.writeString(dir.resolve("b.jar"), "not a zip at All");
+        assertThat(AotCache.key(a)).hasSize(16).isNotEqualTo(AotCache.key(b)).isEqualTo(AotCache.key(a));
+    }
+
+    @Test
     void ready_onlyOnceTheArchiveOfThisJarsKeyExists() throws IOException {
         Path jar = bootJar(dir.resolve("moemesh-gateway.jar"), "v1");
         AotCache cache = AotCache.at(dir.resolve("cache"));
@@ -100,5 +130,22 @@ class AotCacheTest {
             j.closeEntry();
         }
         return file;
+    }
+
+    /** A jar whose one entry, BOOT-INF/lib/nested.jar, is STORED (as Spring Boot stores nested jars). */
+    private static void storedEntryJar(Path file, byte[] nested) throws IOException {
+        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+        crc.update(nested);
+        try (OutputStream out = Files.newOutputStream(file); JarOutputStream j = new JarOutputStream(out)) {
+            ZipEntry e = new ZipEntry("BOOT-INF/lib/nested.jar");
+            e.setMethod(ZipEntry.STORED);
+            e.setSize(nested.length);
+            e.setCompressedSize(nested.length);
+            e.setCrc(crc.getValue());
+            e.setTime(0);
+            j.putNextEntry(e);
+            j.write(nested);
+            j.closeEntry();
+        }
     }
 }

@@ -1,0 +1,85 @@
+package io.moemesh.cli.mesh;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileTime;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class StaleAotCachesTest {
+    private static final Instant NOW = Instant.parse("2026-12-06T12:00:00Z");
+
+    @TempDir
+    Path root;
+
+    @Test
+    void prune_deletesOnlyEarlierBuildsOfTheSameJars_unusedForAnHour_andNamedByNoProcess() throws IOException {
+        Path current = cache("moemesh-gateway-00000000000000aa", Duration.ofDays(3));
+        Path old = cache("moemesh-gateway-00000000000000bb", Duration.ofHours(2));
+        Path recent = cache("moemesh-gateway-00000000000000cc", Duration.ofMinutes(10));
+        Path running = cache("moemesh-gateway-00000000000000dd", Duration.ofDays(1));
+        Path otherJar = cache("moemesh-router-service-exec-00000000000000ee", Duration.ofDays(1));
+        Path notACache = Files.createDirectories(root.resolve("notes"));
+
+        List<Path> deleted = StaleAotCaches.prune(root, Set.of(current), NOW, running::equals);
+
+        assertThat(deleted).containsExactly(old);
+        assertThat(old).doesNotExist();
+        assertThat(root.resolve(old.getFileName() + ".lock")).doesNotExist();
+        assertThat(List.of(current, recent, running, otherJar, notACache)).allSatisfy(d -> assertThat(d).isDirectory());
+        assertThat(current.resolve(AotCache.ARCHIVE)).exists();
+    }
+
+    @Test
+    void prune_keepsAFolderWhoseLockIsHeld_byATrainingLauncher() throws IOException {
+        Path current = cache("moemesh-gateway-00000000000000aa", Duration.ZERO);
+        Path training = cache("moemesh-gateway-00000000000000bb", Duration.ofHours(5));
+        try (FileChannel ch = FileChannel.open(root.resolve(training.getFileName() + ".lock"), StandardOpenOption.WRITE);
+             FileLock ignored = ch.lock()) {
+            assertThat(StaleAotCaches.prune(root, Set.of(current), NOW, d -> false)).isEmpty();
+        }
+        assertThat(training.resolve(AotCache.ARCHIVE)).exists();
+        assertThat(StaleAotCaches.prune(root, Set.of(current), NOW, d -> false)).containsExactly(training);
+    }
+
+    @Test
+    void touch_marksAUse_soTheFolderIsKeptForAnotherHour() throws IOException {
+        Path current = cache("moemesh-gateway-00000000000000aa", Duration.ZERO);
+        Path other = cache("moemesh-gateway-00000000000000bb", Duration.ofDays(2));
+        Files.delete(root.resolve(other.getFileName() + ".lock"));
+
+        StaleAotCaches.touch(root, other);
+
+        assertThat(StaleAotCaches.prune(root, Set.of(current), Instant.now(), d -> false)).isEmpty();
+        assertThat(StaleAotCaches.prune(root, Set.of(current), Instant.now().plus(Duration.ofMinutes(61)), d -> false))
+                .containsExactly(other);
+    }
+
+    @Test
+    void namedByLiveProcesses_seesThisJvmsOwnCommandLine() {
+        Path javaHome = Path.of(System.getProperty("java.home"));
+        assertThat(StaleAotCaches.namedByLiveProcesses().test(javaHome)).isTrue();
+        assertThat(StaleAotCaches.namedByLiveProcesses().test(root.resolve("moemesh-gateway-00000000000000aa"))).isFalse();
+    }
+
+    /** A cache folder (archive, extracted jar) whose lock file was last touched {@code age} before NOW. */
+    private Path cache(String name, Duration age) throws IOException {
+        Path d = Files.createDirectories(root.resolve(name));
+        Files.writeString(d.resolve(AotCache.ARCHIVE), "archive");
+        Files.createDirectories(d.resolve(AotCache.EXTRACTED).resolve("lib"));
+        Files.writeString(d.resolve(AotCache.EXTRACTED).resolve("lib").resolve("a.jar"), "jar");
+        Path lock = Files.writeString(root.resolve(name + ".lock"), "");
+        Files.setLastModifiedTime(lock, FileTime.from(NOW.minus(age)));
+        return d;
+    }
+}
