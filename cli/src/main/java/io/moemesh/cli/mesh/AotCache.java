@@ -46,8 +46,9 @@ import java.util.zip.ZipFile;
  * profiles: the kernels' code comes from C2 at run time in any case.
  *
  * <p>The key is a SHA-256 over the jar's table of contents (each entry's CRC-32 and sizes, {@link #key}) and the
- * JDK's version and home: a rebuilt jar or another JDK gets a new folder and never a stale cache. A cache the JVM cannot use anyway (corrupt, truncated, other class path) only
- * costs a warning in the service's log: {@code -XX:AOTCache} defaults to {@code -XX:AOTMode=auto}, which starts
+ * JDK's version and home: a rebuilt jar or another JDK gets a new folder and never a stale cache; {@link #pruneStale}
+ * deletes earlier builds' folders once nothing can need them. A cache the JVM cannot use anyway (corrupt, truncated,
+ * other class path) only costs a warning in the service's log: {@code -XX:AOTCache} defaults to {@code -XX:AOTMode=auto}, which starts
  * without it (AotCacheE2eTest checks that). A training run that fails leaves no {@code app.aot}; the service then
  * starts from its jar as without a cache. Two launchers (parallel tests) agree through a file lock per key.
  *
@@ -107,9 +108,9 @@ public final class AotCache {
      * central directory) and length, then the JDK's version and home (an AOT cache is only valid for its JDK). A
      * rebuilt jar with any other byte in any entry gets another key (but for a CRC-32 collision in an entry of the
      * same sizes, odds of 2^-32). Reading the central directory instead of the whole file: hashing the four
-     * service jars (300 MB) cost every `up` about 1.8 CPU seconds of its launcher (its SHA loop and C2 compiling
-     * it), with the services starting only after it; docs/performance.md, Cold start. A file that is not a zip is
-     * hashed whole.
+     * service jars' 300 MB cost every `up` 0.3 CPU seconds of its launcher with C2, 2.3 with C1 alone (as the
+     * launcher now runs), before any service started (docs/performance.md, Cold start). A file that is not a zip
+     * is hashed whole.
      */
     static String key(Path jar) {
         MessageDigest sha = sha256();
@@ -171,7 +172,7 @@ public final class AotCache {
 
     /**
      * Deletes the caches of earlier builds of the jars {@link #apply} used that nothing can still need
-     * ({@link StaleAotCaches} says when), saying how many and how large; a failure only costs a line in {@code log}.
+     * ({@link StaleAotCaches} says when), saying how many; a failure only costs a line in {@code log}.
      */
     public void pruneStale(PrintWriter log) {
         if (used.isEmpty() || !Files.isDirectory(root)) {
