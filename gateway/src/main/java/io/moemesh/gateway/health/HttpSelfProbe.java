@@ -25,8 +25,12 @@ public final class HttpSelfProbe {
     private final int failuresToFail;
     private final AtomicBoolean inFlight = new AtomicBoolean();
     private final AtomicLong failuresTotal = new AtomicLong();
-    private volatile int consecutiveFailures;
-    private volatile String last = "no probe yet";
+    /** One field, so a check never pairs a new failure count with the previous probe's outcome. */
+    private volatile Outcome outcome = new Outcome(0, "no probe yet");
+
+    /** The failures in a row and what the last probe saw. */
+    private record Outcome(int consecutiveFailures, String last) {
+    }
 
     /**
      * @param target where to send the GET; empty while it is not known yet (the listener has not started), and
@@ -64,26 +68,28 @@ public final class HttpSelfProbe {
     }
 
     private void finished(int status, Throwable error) {
+        // One probe at a time (inFlight): the only writer. The outcome is published before the total counts it,
+        // so whoever sees the total sees the outcome too.
         if (error == null) {
-            consecutiveFailures = 0;
-            last = "HTTP " + status;
+            outcome = new Outcome(0, "HTTP " + status);
         } else {
-            consecutiveFailures++;
-            failuresTotal.incrementAndGet();
             Throwable cause = error.getCause() != null ? error.getCause() : error;
-            last = cause.getClass().getSimpleName() + (cause.getMessage() == null ? "" : ": " + cause.getMessage());
+            outcome = new Outcome(outcome.consecutiveFailures() + 1,
+                    cause.getClass().getSimpleName() + (cause.getMessage() == null ? "" : ": " + cause.getMessage()));
+            failuresTotal.incrementAndGet();
         }
         inFlight.set(false);
     }
 
     public Check check() {
+        Outcome o = outcome;
         Map<String, Object> details = new LinkedHashMap<>();
         target.get().ifPresent(u -> details.put("target", u.toString()));
-        details.put("consecutiveFailures", consecutiveFailures);
-        details.put("last", last);
-        if (consecutiveFailures >= failuresToFail) {
-            return Check.down("the public HTTP listener did not answer " + consecutiveFailures + " probes in a row (last: "
-                    + last + ")", details);
+        details.put("consecutiveFailures", o.consecutiveFailures());
+        details.put("last", o.last());
+        if (o.consecutiveFailures() >= failuresToFail) {
+            return Check.down("the public HTTP listener did not answer " + o.consecutiveFailures()
+                    + " probes in a row (last: " + o.last() + ")", details);
         }
         return Check.up("the public HTTP listener answers", details);
     }
