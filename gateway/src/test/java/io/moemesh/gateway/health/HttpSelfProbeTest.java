@@ -47,11 +47,17 @@ class HttpSelfProbeTest {
         }
     }
 
-    /** Probes until {@code n} probes failed in total. */
+    /**
+     * Probes until {@code n} probes failed in total, and not once more: a probe is started only while fewer have
+     * failed (one at a time), so none is in flight when this returns and the checks that follow see exactly n.
+     */
     private static void failures(HttpSelfProbe probe, long n) {
         await().until(() -> {
+            if (probe.failuresTotal() >= n) {
+                return true;
+            }
             probe.probe();
-            return probe.failuresTotal() >= n;
+            return false;
         });
     }
 
