@@ -200,7 +200,7 @@ public final class AotCache {
         synchronized (LOCAL_LOCKS.computeIfAbsent(folder, f -> new Object())) {
             try {
                 Files.createDirectories(root);
-                try (FileChannel lockFile = FileChannel.open(root.resolve(folder.getFileName() + ".lock"),
+                try (FileChannel lockFile = FileChannel.open(lockFile(root, folder),
                         StandardOpenOption.CREATE, StandardOpenOption.WRITE);
                      FileLock ignored = lockFile.lock()) {
                     if (Files.isRegularFile(folder.resolve(ARCHIVE))) {
@@ -322,7 +322,12 @@ public final class AotCache {
         }
     }
 
-    private static void deleteTree(Path dir) throws IOException {
+    /** {@code <root>/<folder>.lock}: the key's lock (training, pruning) and, by its time, its last use. */
+    static Path lockFile(Path root, Path folder) {
+        return root.resolve(folder.getFileName() + ".lock");
+    }
+
+    static void deleteTree(Path dir) throws IOException {
         if (!Files.exists(dir)) {
             return;
         }

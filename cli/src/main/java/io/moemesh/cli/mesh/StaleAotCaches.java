@@ -13,7 +13,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Predicate;
@@ -42,7 +41,7 @@ final class StaleAotCaches {
 
     /** Records a use of {@code folder}'s cache: its lock file's time is its last use. */
     static void touch(Path root, Path folder) {
-        Path lock = lockFile(root, folder);
+        Path lock = AotCache.lockFile(root, folder);
         try {
             if (!Files.exists(lock)) {
                 Files.createFile(lock);
@@ -96,7 +95,7 @@ final class StaleAotCaches {
     }
 
     private static Instant lastUse(Path root, Path folder) {
-        Path lock = lockFile(root, folder);
+        Path lock = AotCache.lockFile(root, folder);
         try {
             return Files.getLastModifiedTime(Files.exists(lock) ? lock : folder).toInstant();
         } catch (IOException e) {
@@ -105,18 +104,14 @@ final class StaleAotCaches {
     }
 
     private static boolean deleteUnlessLocked(Path root, Path folder) {
-        Path lock = lockFile(root, folder);
+        Path lock = AotCache.lockFile(root, folder);
         try (FileChannel ch = FileChannel.open(lock, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
              FileLock held = ch.tryLock()) {
             if (held == null) {
                 return false; // a launcher is training it
             }
             Files.deleteIfExists(folder.resolve(AotCache.ARCHIVE));
-            try (Stream<Path> s = Files.walk(folder)) {
-                for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.delete(p);
-                }
-            }
+            AotCache.deleteTree(folder);
         } catch (IOException | OverlappingFileLockException e) {
             return false; // left for the next prune (OverlappingFileLockException: this JVM holds the lock)
         }
@@ -126,9 +121,5 @@ final class StaleAotCaches {
             // an empty lock file left behind: harmless
         }
         return true;
-    }
-
-    private static Path lockFile(Path root, Path folder) {
-        return root.resolve(folder.getFileName() + ".lock");
     }
 }

@@ -161,8 +161,8 @@ public class GatewayConfiguration {
             return null;
         }
         ChannelCredentials credentials = expertChannelCredentials.orElseThrow().channel();
-        GatewayProperties.Dispatch d = p.dispatch();
-        // Values checked by GatewayProperties.Dispatch.
+        DispatchProperties d = p.dispatch();
+        // Values checked by DispatchProperties.
         DType wire = d.wireDtype().equals("bf16") ? DType.DTYPE_BF16 : DType.DTYPE_F32;
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(),
                 in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,

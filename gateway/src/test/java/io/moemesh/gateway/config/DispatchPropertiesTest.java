@@ -15,14 +15,14 @@ import org.springframework.boot.context.properties.source.MapConfigurationProper
 /** moemesh.gateway.dispatch.*, bound as Spring binds it: the picker and the wire dtype by name. */
 class DispatchPropertiesTest {
 
-    private static GatewayProperties.Dispatch bind(Map<String, String> properties) {
+    private static DispatchProperties bind(Map<String, String> properties) {
         return new Binder(new MapConfigurationPropertySource(properties))
-                .bindOrCreate("moemesh.gateway.dispatch", GatewayProperties.Dispatch.class);
+                .bindOrCreate("moemesh.gateway.dispatch", DispatchProperties.class);
     }
 
     @Test
     void defaults_preferVisitedPicker_f32OnTheWire() {
-        GatewayProperties.Dispatch d = bind(Map.of());
+        DispatchProperties d = bind(Map.of());
         assertThat(d.picker()).isSameAs(ReplicaPicker.PREFER_VISITED);
         assertThat(d.wireDtype()).isEqualTo("f32");
     }

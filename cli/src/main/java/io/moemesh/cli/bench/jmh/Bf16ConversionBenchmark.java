@@ -23,9 +23,9 @@ import org.openjdk.jmh.annotations.State;
 /**
  * The hop's bf16 wire conversions (issue 13): the per-element loops TensorCodec had (a VarHandle store per
  * element to encode, an int-pair segment load to decode) against the chunked loops the hop uses now
- * ({@link TensorCodec#write} and {@link TensorCodec.TensorReader}: the Vector API's narrowing and widening
- * conversions, {@code Bf16Vectors}, since 2026-12-06; before, per element into a cache-resident pool chunk, and a bulk
- * copy with a widening shift loop, {@code decodeShortLoop}) and the branch-free array loop that was tried for encoding
+ * ({@link TensorCodec#write}: per element into a cache-resident pool chunk; {@link TensorCodec.TensorReader}: the
+ * Vector API's widening conversion, {@code Bf16Vectors}, since 2026-12-06, before that a bulk copy with a widening
+ * shift loop, {@code decodeShortLoop}) and the branch-free array loop that was tried for encoding
  * ({@link TensorCodec#toBf16(float[], int, int[], short[], int)}), for one 32 × 4096 tensor. Run: {@code java -cp cli/target/moemesh-cli.jar org.openjdk.jmh.Main Bf16Conversion}.
  */
 @State(Scope.Benchmark)
@@ -79,7 +79,7 @@ public class Bf16ConversionBenchmark {
         return shorts;
     }
 
-    /** What the hop does: the Vector API's conversion into a pool chunk (Bf16Vectors), written out (to a sink here). */
+    /** What the hop does: per element into a pool chunk, the chunk written out (to a sink here, gRPC's buffers there). */
     @Benchmark
     public void encodeChunked() throws Exception {
         TensorCodec.write(src, 0, elements, DType.DTYPE_BF16, OutputStream.nullOutputStream());
