@@ -37,6 +37,9 @@ class BenchMeshTest {
             assertThat(Double.parseDouble(cells[7].strip())).as("empty RT p50 of %s", row).isPositive();
             assertThat(cells[10].strip()).isIn("yes", "no");
         }
+        // each row warmed up until the JIT settled: at least HopBenchmark.MIN_WARMUP_ROUNDS (4) rounds of 20
+        assertThat(r.out()).containsPattern("Each row warmed up in rounds of 20 round trips until the JIT settled .*: "
+                + "([4-9]|[1-4][0-9])–([4-9]|[1-4][0-9]) rounds\\.");
     }
 
     @ParameterizedTest(name = "{0}")

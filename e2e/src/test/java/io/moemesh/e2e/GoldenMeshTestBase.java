@@ -125,6 +125,10 @@ abstract class GoldenMeshTestBase {
             }
             assertThat(metrics.lines().filter(l -> l.startsWith("moemesh_gateway_instance_arena_slots_in_use{")))
                     .isNotEmpty().allSatisfy(l -> assertThat(l).endsWith(" 0.0"));
+            // Every reply's array went back to the pool once summed (the golden tokens above were computed so).
+            assertThat(metrics.lines().filter(l -> l.startsWith("moemesh_hop_tensor_pool_bytes_idle{"))
+                    .map(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))).singleElement()
+                    .satisfies(bytes -> assertThat(bytes).isPositive());
         }
     }
 

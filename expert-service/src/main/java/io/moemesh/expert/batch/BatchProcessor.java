@@ -88,13 +88,14 @@ public final class BatchProcessor implements AutoCloseable {
         long servingEpoch;
         try {
             validate(request.input());
+            checkOut(request);
             int[] distinct = distinctExperts(request.input());
             servingEpoch = assignments.checkHeld(request.epoch(), request.input().layer(), distinct);
             if (inline(request.input(), distinct)) {
-                compute(request.input(), arrivalNanos, servingEpoch, answer);
+                compute(request, arrivalNanos, servingEpoch, answer);
                 return;
             }
-            workers.execute(() -> compute(request.input(), arrivalNanos, servingEpoch, answer));
+            workers.execute(() -> compute(request, arrivalNanos, servingEpoch, answer));
         } catch (RuntimeException e) {
             answer.accept(null, e);
         }
@@ -112,11 +113,13 @@ public final class BatchProcessor implements AutoCloseable {
         return true;
     }
 
-    private void compute(BatchInput in, long arrivalNanos, long servingEpoch, BiConsumer<BatchResult, Throwable> done) {
+    private void compute(BatchRequest request, long arrivalNanos, long servingEpoch,
+                         BiConsumer<BatchResult, Throwable> done) {
+        BatchInput in = request.input();
         long start = nanoClock.getAsLong();
         BatchResult result;
         try {
-            float[] out = new float[in.tokens() * model.hiddenSize()];
+            float[] out = request.out() != null ? request.out() : new float[in.tokens() * model.hiddenSize()];
             backend.compute(in, resident::acquire, out);
             if (load.inFlightBatches() == 1) {
                 backend.idle(); // the last batch in flight: nothing to compute until the gateway's next layer
@@ -170,8 +173,27 @@ public final class BatchProcessor implements AutoCloseable {
         }
     }
 
-    private static int[] distinctExperts(BatchInput in) {
-        return Arrays.stream(in.experts()).sorted().distinct().toArray();
+    /** A caller's output array must have exactly the batch's [tokens, hidden] floats. */
+    private void checkOut(BatchRequest request) {
+        float[] out = request.out();
+        long want = (long) request.input().tokens() * model.hiddenSize();
+        if (out != null && out.length != want) {
+            throw new IllegalArgumentException("output array of " + out.length + " floats for " + request.input().tokens()
+                    + " tokens of hidden size " + model.hiddenSize());
+        }
+    }
+
+    /** The distinct expert ids, ascending (a loop, not a stream: this runs once per message on the event loop). */
+    static int[] distinctExperts(BatchInput in) {
+        int[] e = in.experts().clone();
+        Arrays.sort(e);
+        int n = 0;
+        for (int i = 0; i < e.length; i++) {
+            if (i == 0 || e[i] != e[n - 1]) {
+                e[n++] = e[i];
+            }
+        }
+        return n == e.length ? e : Arrays.copyOf(e, n);
     }
 
     @Override

@@ -12,6 +12,7 @@ import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.service.grpc.TensorArena;
+import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.grpc.TensorCodec;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
@@ -87,11 +88,20 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
             answer(failure(req, e), span);
             return;
         }
-        processor.submit(request, arrival, (result, error) ->
-                answer(result != null ? success(req, result, region) : failure(req, error), span));
+        processor.submit(request, arrival, (result, error) -> {
+            answer(result != null ? success(req, result, region) : failure(req, error), span);
+            // Computed (or refused): the activations are read no more, and a failed batch's outputs were never sent.
+            TensorArrayPool.shared().give(request.input().x());
+            if (result == null) {
+                TensorArrayPool.shared().give(request.out());
+            }
+        });
     }
 
-    /** The outputs stay a float array until gRPC's framer drains the reply into its buffers. */
+    /**
+     * The outputs stay a float array until gRPC's framer drains the reply into its buffers (which then gives the
+     * array back to the pool), or are copied into the caller's arena slot here (and the array given back at once).
+     */
     private TensorMessage<ExpertBatchResponse> success(ExpertBatchRequest req, BatchResult r, TensorArena.Region region) {
         metrics.batchComputed(r.layer(), r.tokens(), r.queueNanos(), r.computeNanos());
         ExpertBatchResponse header = ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId()).setLayer(req.getLayer())
@@ -102,10 +112,11 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
         if (region != null && bytes <= arena.slotBytes()) {
             // The request came in a slot the caller holds until this reply: the outputs go back the same way.
             int n = r.tokens() * hidden;
-            return TensorMessage.inArena(header, arena.write(arena.slotOf(region), r.out(), n, dtype), r.tokens(), hidden,
-                    dtype);
+            TensorArena.Region written = arena.write(arena.slotOf(region), r.out(), n, dtype);
+            TensorArrayPool.shared().give(r.out());
+            return TensorMessage.inArena(header, written, r.tokens(), hidden, dtype);
         }
-        return TensorMessage.of(header, r.out(), r.tokens(), hidden, dtype);
+        return TensorMessage.ofPooled(header, r.out(), r.tokens(), hidden, dtype);
     }
 
     private TensorMessage<ExpertBatchResponse> failure(ExpertBatchRequest req, Throwable error) {

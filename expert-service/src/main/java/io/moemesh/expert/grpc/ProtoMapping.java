@@ -12,6 +12,7 @@ import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.service.grpc.StatusMapping;
+import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.grpc.TensorMessage;
 import java.util.Arrays;
 import java.util.List;
@@ -57,12 +58,17 @@ final class ProtoMapping {
             }
             counts[i] = (int) c;
         }
-        int[] experts = req.getExpertsList().stream().mapToInt(Integer::intValue).toArray();
+        int[] experts = new int[req.getExpertsCount()];
+        for (int i = 0; i < experts.length; i++) {
+            experts[i] = req.getExperts(i);
+        }
         float[] weights = new float[req.getWeightsCount()];
         for (int i = 0; i < weights.length; i++) {
             weights[i] = req.getWeights(i);
         }
-        return new BatchRequest(req.getPlacementEpoch(), new BatchInput(req.getLayer(), rows, x, counts, experts, weights));
+        // The outputs go to a reused array that the stream gives back once they are sent (BatchStream).
+        return new BatchRequest(req.getPlacementEpoch(), new BatchInput(req.getLayer(), rows, x, counts, experts, weights),
+                TensorArrayPool.shared().take(rows * hidden));
     }
 
     static DType outputDtype(ExpertBatchRequest req) {

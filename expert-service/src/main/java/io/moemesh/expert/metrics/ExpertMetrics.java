@@ -6,6 +6,7 @@ import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.moemesh.service.grpc.HopBufferPool;
+import io.moemesh.service.grpc.TensorArrayPool;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.binder.BaseUnits;
 import io.moemesh.expert.assignment.AssignmentManager;
@@ -65,6 +66,9 @@ public final class ExpertMetrics {
                 .description("Prefetched experts evicted or dropped before any batch used them").register(registry);
         Gauge.builder("moemesh.hop.buffer.pool.bytes.in.use", HopBufferPool.shared(), HopBufferPool::bytesInUse)
                 .description("bytes of the per-layer hop's conversion chunks in use (returns to 0 between messages)")
+                .tag("service", "expert-service").register(registry);
+        Gauge.builder("moemesh.hop.tensor.pool.bytes.idle", TensorArrayPool.shared(), TensorArrayPool::idleBytes)
+                .description("bytes of reused hop tensor arrays idle in the pool (at most 64 MiB)")
                 .tag("service", "expert-service").register(registry);
         Gauge.builder("moemesh.expert.resident", resident, ResidentSet::residentBytes).baseUnit(BaseUnits.BYTES)
                 .description("Bytes of compute-ready expert weights held").register(registry);

@@ -87,6 +87,51 @@ class BatchProcessorTest {
     }
 
     /**
+     * The service passes reused arrays (TensorArrayPool) for the outputs: whatever they held before, the result is
+     * the reference engine's, written into that very array, on both backends.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"cpu", "noop"})
+    void callersOutputArray_isOverwrittenWhateverItHeld(String backendName) {
+        ExpertBackend backend = backendName.equals("noop") ? new NoOpExpertBackend(h) : new CpuExpertBackend(model);
+        try (BatchProcessor p = processor(backend, all(), 1, 4)) {
+            Routing r = Routing.random(model.config(), 2, 5, 11);
+            float[] clean = run(p, r.input(), 0).result().out();
+            float[] dirty = new float[5 * h];
+            java.util.Arrays.fill(dirty, Float.NaN);
+            CompletableFuture<Outcome> f = new CompletableFuture<>();
+            p.submit(new BatchRequest(0, r.input(), dirty), System.nanoTime(), (res, e) -> f.complete(new Outcome(res, e)));
+            Outcome o = f.orTimeout(30, TimeUnit.SECONDS).join();
+            assertThat(o.error()).isNull();
+            assertThat(o.result().out()).isSameAs(dirty).containsExactly(clean);
+        }
+    }
+
+    @Test
+    void callersOutputArrayOfTheWrongLength_isRefused_namingBothSizes() {
+        try (BatchProcessor p = processor(new NoOpExpertBackend(h), all(), 1, 4)) {
+            Routing r = Routing.random(model.config(), 0, 3, 2);
+            CompletableFuture<Outcome> f = new CompletableFuture<>();
+            p.submit(new BatchRequest(0, r.input(), new float[2 * h]), System.nanoTime(),
+                    (res, e) -> f.complete(new Outcome(res, e)));
+            assertThat(f.orTimeout(30, TimeUnit.SECONDS).join().error()).isExactlyInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("output array of " + 2 * h + " floats for 3 tokens of hidden size " + h);
+        }
+    }
+
+    @ParameterizedTest(name = "{0} -> {1}")
+    @CsvSource(delimiter = '|', value = {"3,1,3,0,1 | 0,1,3", "5 | 5", "7,7,7 | 7", "2,0,1 | 0,1,2"})
+    void distinctExperts_sortedWithoutRepeats(String experts, String want) {
+        int[] e = java.util.Arrays.stream(experts.split(",")).mapToInt(Integer::parseInt).toArray();
+        int[] counts = new int[e.length];
+        java.util.Arrays.fill(counts, 1);
+        BatchInput in = new BatchInput(0, e.length, new float[e.length * h], counts, e, new float[e.length]);
+        assertThat(BatchProcessor.distinctExperts(in))
+                .containsExactly(java.util.Arrays.stream(want.split(",")).mapToInt(Integer::parseInt).toArray());
+        assertThat(in.experts()).containsExactly(e); // the message's own array is left as it came
+    }
+
+    /**
      * The inline rule: a batch within both the service's bound (8 here) and the backend's (noop: any; cpu: 4) runs
      * on the submitting thread (the transport thread in the service), a larger one on a worker.
      */

@@ -29,6 +29,7 @@ import io.moemesh.service.expert.SharedMemory;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.TensorArena;
+import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.grpc.TensorCodec;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.opentelemetry.api.OpenTelemetry;
@@ -106,6 +107,14 @@ class SharedMemoryHopTest {
         return new ExpertCall(0, 1, x, rows, hidden, counts, experts, weights);
     }
 
+    /** The first messages may go before the instance's answer arrived (in the message, same result): until one did not. */
+    private static void awaitArenaMapped(GrpcInstanceClient shared) {
+        await().atMost(Duration.ofMinutes(1)).until(() -> {
+            get(shared, call(1, 0));
+            return shared.arenaCalls() > 0;
+        });
+    }
+
     private static float[] get(GrpcInstanceClient c, ExpertCall call) throws Exception {
         return c.call(call).get(1, TimeUnit.MINUTES);
     }
@@ -116,11 +125,7 @@ class SharedMemoryHopTest {
         Path arenas = Files.createDirectories(dir.resolve("arenas-" + wire));
         try (GrpcInstanceClient shared = client(new SharedMemory(4, 64 * 1024, arenas), wire);
              GrpcInstanceClient inline = client(SharedMemory.OFF, wire)) {
-            // the first messages may go before the instance's answer arrived: in the message, same result
-            await().atMost(Duration.ofMinutes(1)).until(() -> {
-                get(shared, call(1, 0));
-                return shared.arenaCalls() > 0;
-            });
+            awaitArenaMapped(shared);
             for (int rows : new int[] {1, 3, 8}) {
                 ExpertCall c = call(rows, rows);
                 long before = shared.arenaCalls();
@@ -134,6 +139,36 @@ class SharedMemoryHopTest {
             try (Stream<Path> left = Files.list(arenas)) {
                 assertThat(left).isEmpty();
             }
+        }
+    }
+
+    /**
+     * Both ends reuse their tensor arrays (TensorArrayPool: the instance's activations and outputs, the client's
+     * replies, given back as the gateway does once summed), in the same JVM here, so every array is taken and given
+     * back many times over by the server and the client alike: every reply is still exactly its first one.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"DTYPE_F32", "DTYPE_BF16"})
+    void reusedTensorArrays_neverMixOneCallsValuesIntoAnother(DType wire) throws Exception {
+        Path arenas = Files.createDirectories(dir.resolve("reuse-" + wire));
+        try (GrpcInstanceClient shared = client(new SharedMemory(4, 64 * 1024, arenas), wire);
+             GrpcInstanceClient inline = client(SharedMemory.OFF, wire)) {
+            awaitArenaMapped(shared);
+            float[][] first = new float[4][];
+            for (int round = 0; round < 6; round++) {
+                for (int seed = 0; seed < first.length; seed++) {
+                    ExpertCall c = call(2, 100 + seed);
+                    for (GrpcInstanceClient client : List.of(shared, inline)) {
+                        float[] got = get(client, c);
+                        if (first[seed] == null) {
+                            first[seed] = got.clone();
+                        }
+                        assertThat(got).as("round %d, call %d", round, seed).containsExactly(first[seed]);
+                        TensorArrayPool.shared().give(got);
+                    }
+                }
+            }
+            assertThat(TensorArrayPool.shared().idleBytes()).isPositive();
         }
     }
 

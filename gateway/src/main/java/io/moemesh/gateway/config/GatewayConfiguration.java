@@ -20,6 +20,7 @@ import io.moemesh.gateway.kvcache.AttendOffload;
 import io.moemesh.gateway.kvcache.RemotePrefixes;
 import io.moemesh.service.expert.GrpcInstanceClient;
 import io.moemesh.service.grpc.HopBufferPool;
+import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.gateway.http.PublicApiFilter;
 import io.moemesh.gateway.placement.FilePlacementSource;
 import io.moemesh.gateway.placement.PlacementSource;
@@ -181,6 +182,9 @@ public class GatewayConfiguration {
         source.get().current().ifPresent(dispatch::usePlacement);
         Gauge.builder("moemesh.hop.buffer.pool.bytes.in.use", HopBufferPool.shared(), HopBufferPool::bytesInUse)
                 .description("bytes of the per-layer hop's conversion chunks in use (returns to 0 between messages)")
+                .tag("service", "gateway").register(meters);
+        Gauge.builder("moemesh.hop.tensor.pool.bytes.idle", TensorArrayPool.shared(), TensorArrayPool::idleBytes)
+                .description("bytes of reused hop tensor arrays idle in the pool (at most 64 MiB)")
                 .tag("service", "gateway").register(meters);
         Gauge.builder("moemesh_gateway_placement_epoch", dispatch, MeshExpertDispatch::epoch)
                 .description("the placement epoch expert calls are dispatched under; 0 = none yet").register(meters);

@@ -5,6 +5,7 @@ import io.moemesh.model.engine.StepContext;
 import io.moemesh.model.kernel.Parallel;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.expert.ExpertCall;
+import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.placement.PlacementTable;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -303,6 +304,9 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
                         out[t * hidden + i] += partial[inst][r * hidden + i];
                     }
                 }
+                // Summed: the reply's array (the client's, from the pool) is read no more.
+                TensorArrayPool.shared().give(partial[inst]);
+                partial[inst] = null;
             }
         }
 

@@ -18,6 +18,7 @@ import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.TensorArena;
+import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.grpc.TraceContexts;
@@ -359,7 +360,10 @@ public final class GrpcInstanceClient implements InstanceClient {
                 return;
             }
             try {
-                p.future.complete(reply.floats(id + " outputs", p.rows, p.hidden));
+                float[] out = reply.floats(id + " outputs", p.rows, p.hidden);
+                if (!p.future.complete(out)) {
+                    TensorArrayPool.shared().give(out); // the caller gave up on it: nobody else holds the array
+                }
             } catch (IllegalArgumentException e) {
                 p.future.completeExceptionally(e);
             }

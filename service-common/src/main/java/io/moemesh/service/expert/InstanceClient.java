@@ -8,7 +8,11 @@ public interface InstanceClient extends AutoCloseable {
 
     String id();
 
-    /** Completes with [rows, hidden] float32 = Σ w · FFN per token, or exceptionally. */
+    /**
+     * Completes with [rows, hidden] float32 = Σ w · FFN per token, or exceptionally. The array is the caller's
+     * alone (never one the client or anyone else still reads or hands out again), so the caller may give it to
+     * {@link io.moemesh.service.grpc.TensorArrayPool} once it has used it.
+     */
     CompletableFuture<float[]> call(ExpertCall call);
 
     /**

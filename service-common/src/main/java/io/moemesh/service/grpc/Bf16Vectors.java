@@ -11,16 +11,22 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * bfloat16 → float32 of whole arrays with the Vector API (JEP 508, incubating): the hop's bf16 wire option widens
- * every activation and output it receives. One load of little-endian shorts, a widening conversion and a shift per
- * vector, straight from the received buffer or the arena into the float array: the exact widening, in every JIT
- * tier. The tail (fewer elements than a vector) goes element by element.
+ * bfloat16 ⇄ float32 of whole arrays with the Vector API (JEP 508, incubating), for the hop's bf16 wire option.
  *
- * <p>Encoding stays scalar ({@link TensorCodec#toBf16(float)} per element): the same arithmetic written with the
- * Vector API (a narrowing {@code convertShape} from 512-bit ints to 256-bit shorts, NaNs blended in) ran at 15 µs per
- * 32 × 4096 tensor in a stand-alone loop but at 134–218 µs once inlined into the hop's chunked writer (JMH
- * {@code Bf16ConversionBenchmark.encodeChunked}, against 103 µs for the scalar loop), and fell back to the slow form
- * after recompilation in the stand-alone loop too: not dependable enough for the data path.
+ * <p>Decoding widens every activation and output received: one load of little-endian shorts, a widening conversion
+ * and a shift per vector, straight from the received buffer or the arena into the float array.
+ *
+ * <p>Encoding rounds to nearest even with integer lane arithmetic ({@code bits + 0x7fff + (bits >>> 16 & 1)}, NaN
+ * blended to the canonical quiet NaN), then takes the upper halves of two int vectors at once with one two-vector
+ * {@code selectFrom} on shorts (AVX-512BW {@code vpermt2w}) and stores them into a {@code short[]} chunk, which the
+ * caller copies in bulk to its bytes. Storing the shorts into a byte-array segment instead is not intrinsified by
+ * this JDK (C2 logs {@code not supported: op=store etype=short atype=byte}) and falls back to the Vector API's Java
+ * code: that is what made the first attempt (a narrowing {@code convertShape} stored into the byte chunk) run at
+ * 134–218 µs per 32 × 4096 tensor against 103 µs scalar. This form: 14–18 µs against 155–162 µs for the scalar
+ * loop in the same run (stand-alone loop through an {@code OutputStream}, chunked as the hop writes), JMH
+ * {@code Bf16ConversionBenchmark} in docs/performance.md. It is used where it was measured, a 512-bit preferred
+ * vector shape ({@link #VECTOR_ENCODE}); elsewhere the scalar rule runs. Integer arithmetic only, so the bits are
+ * the scalar rule's in every JIT tier (a jqwik property checks them).
  */
 public final class Bf16Vectors {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -28,9 +34,50 @@ public final class Bf16Vectors {
     /** As many short lanes as F has float lanes: half the bits. */
     private static final VectorSpecies<Short> S =
             VectorSpecies.of(short.class, VectorShape.forBitSize(I.vectorBitSize() / 2));
+    /** Shorts of I's full width: twice I's lanes, the upper halves of two int vectors. */
+    private static final VectorSpecies<Short> W = VectorSpecies.of(short.class, I.vectorShape());
+    /** Two-vector selection of every odd short lane (the upper half of each int, little-endian) of a and then b. */
+    private static final ShortVector UPPER_HALVES;
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Encoding with vectors where it was measured (512-bit preferred shape: AVX-512 here); the scalar rule elsewhere. */
+    static final boolean VECTOR_ENCODE = I.vectorBitSize() == 512;
+
+    static {
+        short[] odd = new short[W.length()];
+        for (int i = 0; i < odd.length; i++) {
+            odd[i] = (short) (2 * i + 1);
+        }
+        UPPER_HALVES = ShortVector.fromArray(W, odd, 0);
+    }
 
     private Bf16Vectors() {
+    }
+
+    /**
+     * Writes {@code n} floats of {@code src} from {@code off} as bf16 bit patterns into {@code dst} from
+     * {@code dstOff}: {@link TensorCodec#toBf16(float)} for each, with vectors where {@link #VECTOR_ENCODE}.
+     */
+    public static void encode(float[] src, int off, short[] dst, int dstOff, int n) {
+        int i = 0;
+        if (VECTOR_ENCODE) {
+            int lanes = W.length();
+            int half = I.length();
+            for (int bound = n - lanes; i <= bound; i += lanes) {
+                ShortVector a = rounded(FloatVector.fromArray(F, src, off + i).reinterpretAsInts()).reinterpretAsShorts();
+                ShortVector b = rounded(FloatVector.fromArray(F, src, off + i + half).reinterpretAsInts())
+                        .reinterpretAsShorts();
+                UPPER_HALVES.selectFrom(a, b).intoArray(dst, dstOff + i);
+            }
+        }
+        for (; i < n; i++) {
+            dst[dstOff + i] = TensorCodec.toBf16(src[off + i]);
+        }
+    }
+
+    /** Float bits rounded to nearest even at bit 16 (the bf16 is the upper half); NaN → the quiet NaN 0x7fc0. */
+    private static IntVector rounded(IntVector bits) {
+        IntVector r = bits.add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7fff);
+        return r.blend(0x7fc00000, bits.and(0x7fffffff).compare(VectorOperators.GT, 0x7f800000));
     }
 
     /** Reads {@code n} bf16 values from {@code src} at byte {@code at} into {@code dst} from {@code off}. */

@@ -21,9 +21,10 @@ public final class HopBufferPool {
     static final int MAX_IDLE = 64;
     private static final HopBufferPool SHARED = new HopBufferPool();
 
-    /** One conversion's scratch bytes. */
+    /** One conversion's scratch bytes, and the bf16 values staged for them ({@link Bf16Vectors#encode}). */
     public static final class Chunk {
         final byte[] bytes = new byte[CHUNK_BYTES];
+        final short[] shorts = new short[CHUNK_BYTES / 2];
     }
 
     private final ConcurrentLinkedQueue<Chunk> idle = new ConcurrentLinkedQueue<>();
@@ -61,8 +62,8 @@ public final class HopBufferPool {
         return outstanding.get();
     }
 
-    /** Bytes of the chunks taken and not given back (the gauge). */
+    /** Bytes of the chunks taken and not given back (the gauge): each holds its bytes and its bf16 staging. */
     public long bytesInUse() {
-        return outstanding.get() * CHUNK_BYTES;
+        return outstanding.get() * 2 * CHUNK_BYTES;
     }
 }

@@ -240,14 +240,25 @@ public final class TensorArena {
         if (dtype != DType.DTYPE_BF16) {
             throw new IllegalArgumentException("tensor arena: dtype " + dtype + " (F32 or BF16)");
         }
-        for (int i = 0; i < n; i++) {
-            memory.set(BF16, r.offset() + 2L * i, TensorCodec.toBf16(src[i]));
+        // Rounded into a cache-resident chunk's shorts, then copied in bulk into the slot (Bf16Vectors says why).
+        HopBufferPool pool = HopBufferPool.shared();
+        HopBufferPool.Chunk c = pool.take();
+        try {
+            for (int done = 0; done < n; ) {
+                int k = Math.min(c.shorts.length, n - done);
+                Bf16Vectors.encode(src, done, c.shorts, 0, k);
+                MemorySegment.copy(c.shorts, 0, memory, BF16, r.offset() + 2L * done, k);
+                done += k;
+            }
+        } finally {
+            pool.give(c);
         }
         return r;
     }
 
     /**
-     * The {@code n} floats a checked region holds as {@code dtype}.
+     * The {@code n} floats a checked region holds as {@code dtype}, in an array of {@link TensorArrayPool#shared()}
+     * that the caller may give back once done with it.
      *
      * @throws IllegalArgumentException when the region is not one of this arena's slots, or its length is not
      *     n × the element size
@@ -262,7 +273,7 @@ public final class TensorArena {
             throw new IllegalArgumentException("region of " + r.length() + " bytes for " + n + " " + dtype + " elements ("
                     + bytes + " bytes)");
         }
-        float[] out = new float[n];
+        float[] out = TensorArrayPool.shared().take(n);
         if (dtype == DType.DTYPE_F32) {
             MemorySegment.copy(memory, F32, r.offset(), out, 0, n);
             return out;

@@ -110,12 +110,10 @@ public final class TensorCodec {
             for (int done = 0; done < n; ) {
                 int k = Math.min(per, n - done);
                 if (bf16) {
-                    // One pass per element straight into the chunk: measured faster (JMH Bf16ConversionBenchmark)
-                    // than the branch-free array loop, whose narrowing store C2 does not vectorise, and than the
-                    // Vector API's narrowing conversion once inlined here (Bf16Vectors says why).
-                    for (int i = 0; i < k; i++) {
-                        BF16_BYTES.set(c.bytes, 2 * i, toBf16(src[off + done + i]));
-                    }
+                    // Rounded with vectors into the chunk's shorts, then one bulk copy into its bytes: storing short
+                    // vectors straight into a byte array is not intrinsified (Bf16Vectors says why).
+                    Bf16Vectors.encode(src, off + done, c.shorts, 0, k);
+                    MemorySegment.copy(c.shorts, 0, bytes, BF16, 0, k);
                     out.write(c.bytes, 0, 2 * k);
                 } else {
                     // A bulk copy (memcpy on little-endian hardware), not an element loop.
@@ -133,7 +131,7 @@ public final class TensorCodec {
      * float32 → bf16 (round to nearest even, NaN → quiet NaN) of {@code k} floats as a bulk copy of the raw bits
      * and a branch-free integer loop with a narrowing store. Same results as {@link #toBf16(float)}; kept for the
      * JMH comparison only: C2 did not vectorise the narrowing store and it measured slower than the per-element
-     * loop {@link #write} uses.
+     * loop, which {@link Bf16Vectors#encode} replaced in {@link #write}.
      */
     public static void toBf16(float[] src, int off, int[] bits, short[] dst, int k) {
         MemorySegment.copy(MemorySegment.ofArray(src), 4L * off, MemorySegment.ofArray(bits), 0, 4L * k);

@@ -16,6 +16,9 @@ import java.util.Arrays;
  * {@link TensorCodec#check} says which, naming the field); {@code tensorPresent} is false when the field was absent
  * (then dtype is unspecified and the shape empty, as the generated message's default instance).
  *
+ * <p>Received values are arrays of {@link TensorArrayPool#shared()}: whoever ends up holding them may give them back
+ * once done. Sent, {@code poolOwned} says the marshaller gives {@code values} back once it has written them.
+ *
  * <p>In a shared-memory arena ({@link TensorArena}): {@code region} says where the bytes lie and {@code values} is
  * null; sent, the tensor field carries dtype, shape and the region instead of data; received, {@link #resolve}
  * reads the floats from the stream's arena. {@code region} is null for a tensor whose bytes travel in the message.
@@ -23,7 +26,14 @@ import java.util.Arrays;
  * @param <M> the message type; its tensor field is left unset in {@code header}
  */
 public record TensorMessage<M extends Message>(M header, boolean tensorPresent, DType dtype, long[] shape,
-                                               long byteLength, float[] values, TensorArena.Region region) {
+                                               long byteLength, float[] values, TensorArena.Region region,
+                                               boolean poolOwned) {
+
+    /** A message whose values (if any) stay the caller's ({@code poolOwned} false). */
+    public TensorMessage(M header, boolean tensorPresent, DType dtype, long[] shape, long byteLength, float[] values,
+                         TensorArena.Region region) {
+        this(header, tensorPresent, dtype, shape, byteLength, values, region, false);
+    }
 
     /** A message to send with a [rows, cols] tensor of {@code values}. */
     public static <M extends Message> TensorMessage<M> of(M header, float[] values, int rows, int cols, DType dtype) {
@@ -33,6 +43,17 @@ public record TensorMessage<M extends Message>(M header, boolean tensorPresent, 
         }
         return new TensorMessage<>(header, true, wire, new long[] {rows, cols},
                 (long) rows * cols * TensorCodec.elementBytes(wire), values, null);
+    }
+
+    /**
+     * {@link #of}, handing {@code values} over: they are given back to {@link TensorArrayPool#shared()} once
+     * written into gRPC's buffers, so the caller must not touch them after sending this message (if it is never
+     * sent, they are left to the garbage collector).
+     */
+    public static <M extends Message> TensorMessage<M> ofPooled(M header, float[] values, int rows, int cols,
+                                                                DType dtype) {
+        TensorMessage<M> m = of(header, values, rows, cols, dtype);
+        return new TensorMessage<>(header, true, m.dtype, m.shape, m.byteLength, values, null, true);
     }
 
     /**

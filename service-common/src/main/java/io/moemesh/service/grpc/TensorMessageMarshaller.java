@@ -112,6 +112,10 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
             target.write(prefix);
             if (value.tensorPresent() && value.region() == null) {
                 TensorCodec.write(value.values(), 0, (int) value.elements(), value.dtype(), target);
+                if (value.poolOwned()) {
+                    // Written into gRPC's buffers: the sender handed the array over (TensorMessage.ofPooled).
+                    TensorArrayPool.shared().give(value.values());
+                }
             }
         }
     }
@@ -272,7 +276,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
             long[] dims = shape.stream().mapToLong(Long::longValue).toArray();
             long elements = consistent(dims, length);
             if (elements >= 0) {
-                values = new float[(int) elements];
+                values = TensorArrayPool.shared().take((int) elements);
                 decodedDtype = dtype;
                 decodedElements = elements;
                 DType dt = DType.forNumber(dtype);

@@ -73,6 +73,25 @@ class TensorMessageMarshallerTest {
         assertThat(parsed).isEqualTo(expected);
     }
 
+    /**
+     * A pooled message's floats go back to the pool once written into gRPC's buffers, and a received message's come
+     * from it, so the hop allocates no tensor arrays once warm; a plain message's floats stay the caller's.
+     */
+    @Test
+    void pooledValues_goBackOnceWritten_andReadValuesComeFromThePool() throws Exception {
+        int n = 2 * 3_001; // a length no other test uses
+        float[] mine = floats(n, 5);
+        drain(RESPONSES.stream(TensorMessage.of(ExpertBatchResponse.getDefaultInstance(), mine, 2, 3_001, DType.DTYPE_F32)));
+        assertThat(TensorArrayPool.shared().take(n)).isNotSameAs(mine);
+
+        float[] handed = floats(n, 6);
+        float[] copy = handed.clone();
+        byte[] wire = drain(RESPONSES.stream(TensorMessage.ofPooled(ExpertBatchResponse.getDefaultInstance(), handed, 2,
+                3_001, DType.DTYPE_F32)));
+        TensorMessage<ExpertBatchResponse> read = RESPONSES.parse(new ByteArrayInputStream(wire));
+        assertThat(read.floats("outputs", 2, 3_001)).isSameAs(handed).containsExactly(copy);
+    }
+
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"DTYPE_F32", "DTYPE_BF16"})
     void read_fromTheGeneratedSerialisation_decodesTheSameFloatsAsTensorCodec(DType dtype) {

@@ -23,7 +23,8 @@ import org.openjdk.jmh.annotations.State;
 /**
  * The hop's bf16 wire conversions (issue 13): the per-element loops TensorCodec had (a VarHandle store per
  * element to encode, an int-pair segment load to decode) against the chunked loops the hop uses now
- * ({@link TensorCodec#write}: per element into a cache-resident pool chunk; {@link TensorCodec.TensorReader}: the
+ * ({@link TensorCodec#write}: the Vector API's rounding into a cache-resident pool chunk since 2026-12-06, per
+ * element before, {@code encodePerElement}; {@link TensorCodec.TensorReader}: the
  * Vector API's widening conversion, {@code Bf16Vectors}, since 2026-12-06, before that a bulk copy with a widening
  * shift loop, {@code decodeShortLoop}) and the branch-free array loop that was tried for encoding
  * ({@link TensorCodec#toBf16(float[], int, int[], short[], int)}), for one 32 × 4096 tensor. Run: {@code java -cp cli/target/moemesh-cli.jar org.openjdk.jmh.Main Bf16Conversion}.
@@ -79,7 +80,10 @@ public class Bf16ConversionBenchmark {
         return shorts;
     }
 
-    /** What the hop does: per element into a pool chunk, the chunk written out (to a sink here, gRPC's buffers there). */
+    /**
+     * What the hop does: rounded with vectors into a pool chunk's shorts (Bf16Vectors.encode, since 2026-12-06; per
+     * element before), copied into its bytes and written out (to a sink here, gRPC's buffers there).
+     */
     @Benchmark
     public void encodeChunked() throws Exception {
         TensorCodec.write(src, 0, elements, DType.DTYPE_BF16, OutputStream.nullOutputStream());

@@ -4,6 +4,7 @@ import io.moemesh.proto.common.v1.DType;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.grpc.TensorCodec;
 import java.io.PrintWriter;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
@@ -18,20 +19,30 @@ final class HopBenchmark {
     /** Goal (issue 13): hop p99 ≤ 3 × hop p50. */
     static final long TAIL_FACTOR = 3;
 
+    /** Warm-up rounds at least, before the JIT's share of the CPU counts ({@link JitSettledWarmUp}). */
+    static final int MIN_WARMUP_ROUNDS = 4;
+
     private final HopClient client;
     private final int hidden;
     private final int warmup;
     private final int iterations;
+    private final Map<String, Long> pids;
 
-    HopBenchmark(HopClient client, int hidden, int warmup, int iterations) {
+    /**
+     * @param warmup round trips per warm-up round; rounds repeat until the compiler threads of {@code pids} (this
+     *               JVM and the instance's) settled, as {@code --decode} warms up ({@link JitSettledWarmUp})
+     */
+    HopBenchmark(HopClient client, int hidden, int warmup, int iterations, Map<String, Long> pids) {
         this.client = client;
         this.hidden = hidden;
         this.warmup = warmup;
         this.iterations = iterations;
+        this.pids = pids;
     }
 
+    /** @param warmupRounds warm-up rounds of {@code --warmup} round trips the row took to settle */
     record Row(int hidden, int tokens, DType wire, long payloadBytes, Percentiles hop, Percentiles empty,
-               Percentiles memcpy) {
+               Percentiles memcpy, int warmupRounds) {
         /** The floor: an empty round trip plus three copies of the payload, both measured in this run. */
         long floor() {
             return empty.p50() + 3 * memcpy.p50();
@@ -47,7 +58,7 @@ final class HopBenchmark {
         }
     }
 
-    Row run(int tokens, DType wire) throws InterruptedException {
+    Row run(int tokens, DType wire) throws Exception {
         SplittableRandom r = new SplittableRandom(tokens * 31L + hidden);
         float[] x = new float[tokens * hidden];
         for (int i = 0; i < x.length; i++) {
@@ -73,11 +84,17 @@ final class HopBenchmark {
         long[] hops = new long[iterations];
         long[] empties = new long[iterations];
         long[] copies = new long[iterations];
-        for (int i = 0; i < warmup; i++) {
-            client.roundTrip(hop, wire, false);
-            client.roundTrip(empty, wire, true);
-            System.arraycopy(src, 0, dst, 0, src.length);
-        }
+        // Until the JIT settles: the no-op instance compiles its per-message code (gRPC, Netty, protobuf) for
+        // thousands of round trips, and those compilations, on the same two cores, were most of the p99 of a
+        // fixed 500-round-trip warm-up (docs/performance.md, "Reused tensor arrays and vector bf16").
+        JitSettledWarmUp.Outcome settled = warmup == 0 ? new JitSettledWarmUp.Outcome(0, 0)
+                : JitSettledWarmUp.run(pids, MIN_WARMUP_ROUNDS, round -> {
+                    for (int i = 0; i < warmup; i++) {
+                        client.roundTrip(hop, wire, false);
+                        client.roundTrip(empty, wire, true);
+                        System.arraycopy(src, 0, dst, 0, src.length);
+                    }
+                });
         for (int i = 0; i < iterations; i++) {
             // Interleaved so that machine noise hits all three alike.
             hops[i] = client.roundTrip(hop, wire, false);
@@ -88,7 +105,7 @@ final class HopBenchmark {
             src[i % src.length] ^= dst[(i * 7) % dst.length];
         }
         return new Row(hidden, tokens, wire, payload, Percentiles.of(hops, iterations), Percentiles.of(empties, iterations),
-                Percentiles.of(copies, iterations));
+                Percentiles.of(copies, iterations), settled.runs());
     }
 
     static void printHeader(PrintWriter out) {

@@ -2,6 +2,7 @@ package io.moemesh.cli.bench.mesh;
 
 import io.grpc.ChannelCredentials;
 import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.opentelemetry.api.OpenTelemetry;
 import io.moemesh.service.expert.ExpertCall;
@@ -50,7 +51,8 @@ final class HopClient implements AutoCloseable {
                         OpenTelemetry.noop(), GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, sharedMemory));
         long t0 = System.nanoTime();
         try {
-            client.call(call).get(60, TimeUnit.SECONDS);
+            // Given back as the gateway's dispatch does once it has summed a reply.
+            TensorArrayPool.shared().give(client.call(call).get(60, TimeUnit.SECONDS));
             if (refusalExpected) {
                 throw new IllegalStateException("expert-service accepted a message it should refuse");
             }

@@ -49,7 +49,10 @@ final class JitSettledWarmUp {
         return Math.min(MAX_RUNS, (MIN_TOKENS + tokensPerRun - 1) / tokensPerRun);
     }
 
-    /** Runs {@code run} until the compiler threads of {@code pids} (name → pid) settled, or {@link #MAX_RUNS}. */
+    /**
+     * Runs {@code run} until the compiler threads of {@code pids} (name → pid) settled, or {@link #MAX_RUNS}; the hop
+     * table uses it too, a run being {@code --warmup} round trips.
+     */
     static Outcome run(Map<String, Long> pids, int minRuns, Run run) throws Exception {
         return run(() -> ThreadCpu.of(pids), minRuns, run);
     }

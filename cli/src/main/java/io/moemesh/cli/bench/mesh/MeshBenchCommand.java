@@ -19,6 +19,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.OptionalInt;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -63,7 +65,8 @@ public final class MeshBenchCommand implements Callable<Integer> {
     @Option(names = "--iterations", defaultValue = "2000", description = "Measured round trips per row.")
     int iterations;
 
-    @Option(names = "--warmup", defaultValue = "500", description = "Warm-up round trips per row.")
+    @Option(names = "--warmup", defaultValue = "500", description = "Warm-up round trips per round; each row "
+            + "warms up in rounds until the JIT of both ends settled (0: no warm-up).")
     int warmup;
 
     @Option(names = "--work-dir", defaultValue = "target/bench-mesh",
@@ -103,6 +106,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
             // Mutual TLS, the default every mesh runs with: a CA and certificates of the two ends in <work>/tls/.
             CertificateDirectory certificates = CertificateDirectory.create(work.resolve("tls"),
                     List.of(NoOpExpertProcess.IDENTITY, MeshLauncher.GATEWAY));
+            List<Integer> warmupRounds = new ArrayList<>();
             for (String tr : transports) {
                 CertificateDirectory tls = tr.equals("plaintext") ? null : certificates;
                 // unix, unix-tls: the same no-op instance (mutual TLS on its TCP port) also listens on a domain
@@ -122,16 +126,24 @@ public final class MeshBenchCommand implements Callable<Integer> {
                             unixSecurity);
                          HopClient client = new HopClient(expert.endpoint, NoOpExpertProcess.credentials(tls),
                                  unixSecurity, tr.equals("unix") ? SharedMemory.defaults() : SharedMemory.OFF)) {
-                        HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations);
+                        HopBenchmark bench = new HopBenchmark(client, h, warmup, iterations,
+                                Map.of("bench", ProcessHandle.current().pid(), "expert-noop", expert.pid()));
                         for (DType dtype : wires) {
                             for (int t : tokens) {
-                                HopBenchmark.print(out, bench.run(t, dtype), tr);
+                                HopBenchmark.Row row = bench.run(t, dtype);
+                                HopBenchmark.print(out, row, tr);
+                                warmupRounds.add(row.warmupRounds());
                             }
                         }
                     }
                 }
             }
             out.println();
+            out.printf(Locale.ROOT, "Each row warmed up in rounds of %d round trips until the JIT settled (both JVMs' "
+                    + "compiler threads under %.0f%% of their CPU in %d rounds in a row, at least %d rounds): %d–%d rounds.%n",
+                    warmup, 100 * JitSettledWarmUp.SETTLED_SHARE, JitSettledWarmUp.QUIET_RUNS,
+                    HopBenchmark.MIN_WARMUP_ROUNDS, warmupRounds.stream().mapToInt(Integer::intValue).min().orElse(0),
+                    warmupRounds.stream().mapToInt(Integer::intValue).max().orElse(0));
             out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + LoadAverage.now() + " after");
             out.flush();
         }

@@ -73,6 +73,11 @@ final class NoOpExpertProcess implements AutoCloseable {
         }
     }
 
+    /** The process's id (its JIT's CPU ends the hop rows' warm-up). */
+    long pid() {
+        return process.pid();
+    }
+
     /** The client side of {@code tls}: the gateway's certificate, or plaintext when {@code tls} is null. */
     static ChannelCredentials credentials(CertificateDirectory tls) {
         return tls == null ? InsecureChannelCredentials.create() : tls.channelCredentials(MeshLauncher.GATEWAY);

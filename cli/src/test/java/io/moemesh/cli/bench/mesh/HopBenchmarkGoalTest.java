@@ -23,7 +23,7 @@ class HopBenchmarkGoalTest {
     void goalMet_p50WithinOneAndAHalfFloors_andP99WithinThreeP50s(long hop50, long hop99, long empty, long memcpy,
                                                                   boolean met) {
         HopBenchmark.Row row = new HopBenchmark.Row(1024, 32, DType.DTYPE_F32, 128 << 10, p(hop50, hop99),
-                p(empty, empty), p(memcpy, memcpy));
+                p(empty, empty), p(memcpy, memcpy), 4);
         assertThat(row.floor()).isEqualTo(empty + 3 * memcpy);
         assertThat(row.goal()).isEqualTo(Math.round(1.5 * (empty + 3 * memcpy)));
         assertThat(row.goalMet()).isEqualTo(met);
