@@ -22,11 +22,11 @@ import jdk.incubator.vector.VectorSpecies;
  * caller copies in bulk to its bytes. Storing the shorts into a byte-array segment instead is not intrinsified by
  * this JDK (C2 logs {@code not supported: op=store etype=short atype=byte}) and falls back to the Vector API's Java
  * code: that is what made the first attempt (a narrowing {@code convertShape} stored into the byte chunk) run at
- * 134–218 µs per 32 × 4096 tensor against 103 µs scalar. This form: 14–18 µs against 155–162 µs for the scalar
- * loop in the same run (stand-alone loop through an {@code OutputStream}, chunked as the hop writes), JMH
- * {@code Bf16ConversionBenchmark} in docs/performance.md. It is used where it was measured, a 512-bit preferred
- * vector shape ({@link #VECTOR_ENCODE}); elsewhere the scalar rule runs. Integer arithmetic only, so the bits are
- * the scalar rule's in every JIT tier (a jqwik property checks them).
+ * 134–218 µs per 32 × 4096 tensor against 103 µs scalar. This form, as the hop writes (JMH
+ * {@code Bf16ConversionBenchmark.encodeChunked}, docs/performance.md): 16.3 ± 0.6 µs against 109.2 ± 2.4 µs for the
+ * per-element loop it replaced ({@code encodePerElement}), same run. It is used where it was measured, a
+ * 512-bit preferred vector shape ({@link #VECTOR_ENCODE}); elsewhere the scalar rule runs. Integer arithmetic
+ * only, so the bits are the scalar rule's in every JIT tier (a jqwik property checks them).
  */
 public final class Bf16Vectors {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -39,7 +39,7 @@ public final class Bf16Vectors {
     /** Two-vector selection of every odd short lane (the upper half of each int, little-endian) of a and then b. */
     private static final ShortVector UPPER_HALVES;
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    /** Encoding with vectors where it was measured (512-bit preferred shape: AVX-512 here); the scalar rule elsewhere. */
+    /** Vectors where measured (a 512-bit preferred shape: AVX-512 here); the scalar rule elsewhere. */
     static final boolean VECTOR_ENCODE = I.vectorBitSize() == 512;
 
     static {
@@ -63,7 +63,8 @@ public final class Bf16Vectors {
             int lanes = W.length();
             int half = I.length();
             for (int bound = n - lanes; i <= bound; i += lanes) {
-                ShortVector a = rounded(FloatVector.fromArray(F, src, off + i).reinterpretAsInts()).reinterpretAsShorts();
+                ShortVector a = rounded(FloatVector.fromArray(F, src, off + i).reinterpretAsInts())
+                        .reinterpretAsShorts();
                 ShortVector b = rounded(FloatVector.fromArray(F, src, off + i + half).reinterpretAsInts())
                         .reinterpretAsShorts();
                 UPPER_HALVES.selectFrom(a, b).intoArray(dst, dstOff + i);

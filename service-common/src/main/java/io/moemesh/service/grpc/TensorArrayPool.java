@@ -17,8 +17,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * unspecified (every taker overwrites all of it), and whoever holds it may {@link #give} it back once nothing reads
  * or writes it any more. An array never given back is simply left to the garbage collector, so a path that cannot
  * know when its array is free (a reply nobody waits for) just drops it. Giving back the same array twice would hand
- * it to two owners at once; that fails fast. At most {@link #MAX_IDLE_PER_LENGTH} arrays of a length,
- * {@link #MAX_IDLE_LENGTHS} lengths and {@code maxIdleBytes} in all are kept idle.
+ * it to two owners at once; a second give while the first is still idle fails fast (checked, not locked: two
+ * concurrent gives of one array are a caller bug this cannot always catch). At most {@link #MAX_IDLE_PER_LENGTH}
+ * arrays of a length, {@link #MAX_IDLE_LENGTHS} lengths and {@code maxIdleBytes} in all are kept idle.
  *
  * <p>One pool per process ({@link #shared()}), like {@link HopBufferPool}.
  */
