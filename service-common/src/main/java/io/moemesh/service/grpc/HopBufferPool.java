@@ -1,5 +1,8 @@
 package io.moemesh.service.grpc;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -23,8 +26,23 @@ public final class HopBufferPool {
 
     /** One conversion's scratch bytes, and the bf16 values staged for them ({@link Bf16Vectors#encode}). */
     public static final class Chunk {
+        /** Floats one {@link #bf16} call converts at most. */
+        static final int BF16_PER_CHUNK = CHUNK_BYTES / 2;
+        private static final ValueLayout.OfShort BF16 =
+                ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         final byte[] bytes = new byte[CHUNK_BYTES];
-        final short[] shorts = new short[CHUNK_BYTES / 2];
+        private final short[] shorts = new short[BF16_PER_CHUNK];
+
+        /**
+         * Writes {@code k} (≤ {@link #BF16_PER_CHUNK}) floats of {@code src} from {@code off} as little-endian bf16
+         * to {@code dst} at byte {@code at}: rounded with vectors into this chunk's shorts, then one bulk copy. The
+         * shorts are the staging because storing short vectors straight into a byte array or a byte segment is not
+         * intrinsified by this JDK ({@link Bf16Vectors} says why).
+         */
+        void bf16(float[] src, int off, MemorySegment dst, long at, int k) {
+            Bf16Vectors.encode(src, off, shorts, 0, k);
+            MemorySegment.copy(shorts, 0, dst, BF16, at, k);
+        }
     }
 
     private final ConcurrentLinkedQueue<Chunk> idle = new ConcurrentLinkedQueue<>();

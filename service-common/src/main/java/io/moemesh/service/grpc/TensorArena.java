@@ -45,7 +45,6 @@ public final class TensorArena {
     public static final long MIN_SLOT_BYTES = 4096;
     private static final Pattern NAME = Pattern.compile("moemesh-arena-[A-Za-z0-9_.-]+\\.shm");
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** A tensor's place in the arena: offset and length of its bytes, and the size of the slot it lies in. */
     public record Region(long offset, long length, long capacity) {
@@ -240,14 +239,13 @@ public final class TensorArena {
         if (dtype != DType.DTYPE_BF16) {
             throw new IllegalArgumentException("tensor arena: dtype " + dtype + " (F32 or BF16)");
         }
-        // Rounded into a cache-resident chunk's shorts, then copied in bulk into the slot (Bf16Vectors says why).
+        // Staged through a cache-resident chunk, as the message path converts (HopBufferPool.Chunk#bf16).
         HopBufferPool pool = HopBufferPool.shared();
         HopBufferPool.Chunk c = pool.take();
         try {
             for (int done = 0; done < n; ) {
-                int k = Math.min(c.shorts.length, n - done);
-                Bf16Vectors.encode(src, done, c.shorts, 0, k);
-                MemorySegment.copy(c.shorts, 0, memory, BF16, r.offset() + 2L * done, k);
+                int k = Math.min(HopBufferPool.Chunk.BF16_PER_CHUNK, n - done);
+                c.bf16(src, done, memory, r.offset() + 2L * done, k);
                 done += k;
             }
         } finally {

@@ -110,10 +110,7 @@ public final class TensorCodec {
             for (int done = 0; done < n; ) {
                 int k = Math.min(per, n - done);
                 if (bf16) {
-                    // Rounded with vectors into the chunk's shorts, then one bulk copy into its bytes: storing short
-                    // vectors straight into a byte array is not intrinsified (Bf16Vectors says why).
-                    Bf16Vectors.encode(src, off + done, c.shorts, 0, k);
-                    MemorySegment.copy(c.shorts, 0, bytes, BF16, 0, k);
+                    c.bf16(src, off + done, bytes, 0, k);
                     out.write(c.bytes, 0, 2 * k);
                 } else {
                     // A bulk copy (memcpy on little-endian hardware), not an element loop.

@@ -37,12 +37,7 @@ public record TensorMessage<M extends Message>(M header, boolean tensorPresent, 
 
     /** A message to send with a [rows, cols] tensor of {@code values}. */
     public static <M extends Message> TensorMessage<M> of(M header, float[] values, int rows, int cols, DType dtype) {
-        DType wire = dtype == DType.DTYPE_BF16 ? DType.DTYPE_BF16 : DType.DTYPE_F32;
-        if (values.length < (long) rows * cols) {
-            throw new IllegalArgumentException("tensor: " + values.length + " floats for [" + rows + ", " + cols + "]");
-        }
-        return new TensorMessage<>(header, true, wire, new long[] {rows, cols},
-                (long) rows * cols * TensorCodec.elementBytes(wire), values, null);
+        return sending(header, values, rows, cols, dtype, false);
     }
 
     /**
@@ -52,8 +47,17 @@ public record TensorMessage<M extends Message>(M header, boolean tensorPresent, 
      */
     public static <M extends Message> TensorMessage<M> ofPooled(M header, float[] values, int rows, int cols,
                                                                 DType dtype) {
-        TensorMessage<M> m = of(header, values, rows, cols, dtype);
-        return new TensorMessage<>(header, true, m.dtype, m.shape, m.byteLength, values, null, true);
+        return sending(header, values, rows, cols, dtype, true);
+    }
+
+    private static <M extends Message> TensorMessage<M> sending(M header, float[] values, int rows, int cols,
+                                                                DType dtype, boolean poolOwned) {
+        DType wire = dtype == DType.DTYPE_BF16 ? DType.DTYPE_BF16 : DType.DTYPE_F32;
+        if (values.length < (long) rows * cols) {
+            throw new IllegalArgumentException("tensor: " + values.length + " floats for [" + rows + ", " + cols + "]");
+        }
+        return new TensorMessage<>(header, true, wire, new long[] {rows, cols},
+                (long) rows * cols * TensorCodec.elementBytes(wire), values, null, poolOwned);
     }
 
     /**
