@@ -144,6 +144,23 @@ class GrpcInstanceClientHopTest {
         }
     }
 
+    /**
+     * The gateway's replica pickers weigh an instance's calls in flight; the engine, woken by a reply, picks the next
+     * layer's replicas at once, possibly before the transport thread that completed the reply runs again.
+     */
+    @Test
+    void aCallWhoseReplyArrived_isNoLongerInFlight_whenItsFutureCompletes() throws Exception {
+        GrpcServerLifecycle s = instance(GrpcInstanceClientHopTest::echo);
+        try (GrpcInstanceClient client = client(s, DType.DTYPE_F32)) {
+            for (int i = 0; i < 20; i++) {
+                CompletableFuture<Integer> inFlightSeenByCaller = client.call(call(1, 256, i))
+                        .thenApply(reply -> client.inFlight());
+
+                assertThat(inFlightSeenByCaller.get(10, TimeUnit.SECONDS)).as("call %d", i).isZero();
+            }
+        }
+    }
+
     @Test
     void replyWhoseBytesDoNotMatchItsShape_failsThatCall_namingTheSizes_andTheStreamGoesOn() throws Exception {
         GrpcServerLifecycle s = instance(r -> r.getLayer() == 1
