@@ -199,9 +199,12 @@ public class GatewayConfiguration {
     @Bean
     PrefixCachingKvCache kvCache(GatewayProperties p, MoeModel model) {
         int b = p.kvBlockTokens();
-        return new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), b,
-                Math.max(1, (p.kvCacheTokens() + b - 1) / b), ModelFingerprint.of(model.directory()),
-                p.prefixCaching().enabled());
+        long heap = Runtime.getRuntime().maxMemory();
+        KvCacheSizing size = KvCacheSizing.of(p.kvCacheTokens(), p.kvCacheHeapFraction(), b,
+                model.config().numLayers(), model.config().kvDim(), heap);
+        log.info("KV cache: {}", size.describe(b, heap));
+        return new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), b, size.tokens() / b,
+                ModelFingerprint.of(model.directory()), p.prefixCaching().enabled());
     }
 
     /**
@@ -303,10 +306,21 @@ public class GatewayConfiguration {
         };
     }
 
+    /**
+     * The longest sequence this gateway serves: the model's context, or fewer when the paged KV cache holds fewer
+     * positions and long sequences stay local (no attend offload), as vLLM caps max_model_len by its cache. The
+     * {@code offload} parameter only orders the beans: the offload is set on the cache when its bean is made.
+     */
+    private static int servedContext(MoeModel model, PrefixCachingKvCache kvCache,
+                                     Optional<AttendOffload> offload) {
+        return Math.min(model.config().maxPositionEmbeddings(), kvCache.maxSequencePositions());
+    }
+
     @Bean
-    AdmissionControl admissionControl(GatewayProperties p, MoeModel model, EngineLoop loop) {
+    AdmissionControl admissionControl(GatewayProperties p, MoeModel model, EngineLoop loop, PrefixCachingKvCache kvCache,
+                                      Optional<AttendOffload> offload) {
         GatewayProperties.Admission a = p.admission();
-        int context = model.config().maxPositionEmbeddings();
+        int context = servedContext(model, kvCache, offload);
         return new AdmissionControl(a.maxWaiting(), a.tenantRequestsPerSecond(), a.tenantBurst(),
                 a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context, a.maxNewTokens() > 0 ? a.maxNewTokens() : context,
                 loop::waiting, System::nanoTime);
@@ -319,8 +333,9 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    PromptLimits promptLimits(GatewayProperties p, MoeModel model) {
-        int context = model.config().maxPositionEmbeddings();
+    PromptLimits promptLimits(GatewayProperties p, MoeModel model, PrefixCachingKvCache kvCache,
+                              Optional<AttendOffload> offload) {
+        int context = servedContext(model, kvCache, offload);
         GatewayProperties.Admission a = p.admission();
         return new PromptLimits(context, a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context,
                 model.tokenizer().maxInputBytesPerToken(), a.maxChatMessages());

@@ -19,7 +19,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              a router is set. With a router the file is optional (missing at startup: the router
  *                              delivers the first placement) and the highest valid epoch of the two serves
  * @param placementPollInterval how often the placement file is checked for a new epoch
- * @param kvCacheTokens         KV positions the paged cache holds over all sequences
+ * @param kvCacheTokens         KV positions the paged cache holds over all sequences (rounded up to whole blocks); 0
+ *                              (the default) sizes it from the heap ({@link KvCacheSizing}): {@code kvCacheHeapFraction}
+ *                              of it, at most 65,536 positions. The cache is on the heap: a configured size above 80%
+ *                              of it is refused at startup, naming what it needs
+ * @param kvCacheHeapFraction   the share of the JVM's heap a cache sized from it takes, in (0, 0.8]
  * @param kvBlockTokens         tokens per KV block (the unit of prefix caching and of the kvcache-service, whose
  *                              {@code moemesh.kvcache.block-tokens} must be the same), in [1, 1024]
  * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
@@ -76,7 +80,8 @@ public record GatewayProperties(
         @DefaultValue("9000") int grpcPort,
         Path placementFile,
         @DefaultValue("500ms") Duration placementPollInterval,
-        @DefaultValue("65536") int kvCacheTokens,
+        @DefaultValue("0") int kvCacheTokens,
+        @DefaultValue("0.5") double kvCacheHeapFraction,
         @DefaultValue("16") int kvBlockTokens,
         @DefaultValue("512") int stepTokenBudget,
         @DefaultValue("256") int maxRunning,
@@ -271,11 +276,15 @@ public record GatewayProperties(
         if (modelDir == null) {
             throw new IllegalArgumentException("moemesh.gateway.model-dir (MOEMESH_GATEWAY_MODEL_DIR) is required");
         }
-        if (kvCacheTokens < 16 || stepTokenBudget < 1 || maxRunning < 1) {
-            throw new IllegalArgumentException("moemesh.gateway: kv-cache-tokens ≥ 16, step-token-budget ≥ 1 and "
-                    + "max-running ≥ 1 are required");
+        if (kvCacheTokens != 0 && kvCacheTokens < 16 || stepTokenBudget < 1 || maxRunning < 1) {
+            throw new IllegalArgumentException("moemesh.gateway: kv-cache-tokens 0 (sized from the heap) or ≥ 16, "
+                    + "step-token-budget ≥ 1 and max-running ≥ 1 are required");
         }
-        if (kvBlockTokens < 1 || kvBlockTokens > 1024 || kvBlockTokens > kvCacheTokens) {
+        if (!(kvCacheHeapFraction > 0 && kvCacheHeapFraction <= KvCacheSizing.MAX_HEAP_SHARE)) {
+            throw new IllegalArgumentException("moemesh.gateway.kv-cache-heap-fraction must be in (0, "
+                    + KvCacheSizing.MAX_HEAP_SHARE + "], got " + kvCacheHeapFraction);
+        }
+        if (kvBlockTokens < 1 || kvBlockTokens > 1024 || kvCacheTokens > 0 && kvBlockTokens > kvCacheTokens) {
             throw new IllegalArgumentException("moemesh.gateway.kv-block-tokens must be in [1, 1024] and at most "
                     + "kv-cache-tokens (" + kvCacheTokens + "), got " + kvBlockTokens);
         }

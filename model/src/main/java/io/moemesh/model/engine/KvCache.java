@@ -12,6 +12,14 @@ public interface KvCache {
     int blockTokens();
 
     /**
+     * The most positions one sequence can ever reach here, running alone: every block of the pool, unless long
+     * sequences' oldest blocks move to another tier ({@link #remotePrefix}), which lifts the bound
+     * ({@link Integer#MAX_VALUE}). The scheduler ends a sequence there as it does at the model's context, so a
+     * sequence larger than the cache is not preempted and recomputed without end.
+     */
+    int maxSequencePositions();
+
+    /**
      * Makes room for positions [0, length) of {@code seqId}, allocating blocks as needed (only for positions at or
      * after its {@link #remotePrefix}: those before it are not held here).
      *

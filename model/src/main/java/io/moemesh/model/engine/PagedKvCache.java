@@ -85,6 +85,11 @@ public final class PagedKvCache implements KvCache {
         return pool.freeBlocks();
     }
 
+    @Override
+    public int maxSequencePositions() {
+        return (int) Math.min(Integer.MAX_VALUE, (long) pool.totalBlocks() * pool.blockTokens());
+    }
+
     public int totalBlocks() {
         return pool.totalBlocks();
     }

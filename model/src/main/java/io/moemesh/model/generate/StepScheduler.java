@@ -100,6 +100,10 @@ public final class StepScheduler {
             throw new IllegalArgumentException("prompt of " + request.promptIds().length
                     + " tokens leaves no room to generate within max_position_embeddings " + c.maxPositionEmbeddings());
         }
+        if (request.promptIds().length >= cache.maxSequencePositions()) {
+            throw new IllegalArgumentException("prompt of " + request.promptIds().length + " tokens leaves no room to "
+                    + "generate within the KV cache's " + cache.maxSequencePositions() + " positions");
+        }
         for (int id : request.promptIds()) {
             if (id < 0 || id >= c.vocabSize()) {
                 throw new IllegalArgumentException("prompt token id " + id + " is outside the vocabulary [0, "
@@ -304,7 +308,10 @@ public final class StepScheduler {
         return n;
     }
 
-    /** Reserves KV for a decode at position length-1; preempts the newest other sequences if the pool is short. */
+    /**
+     * Reserves KV for a decode at position length-1; preempts the newest other sequences if the pool is short. Alone,
+     * a sequence always fits: it ends at {@link KvCache#maxSequencePositions} (see {@link #advance}).
+     */
     private boolean reserve(SequenceState s, int length) {
         while (!cache.ensureCapacity(s.id, length)) {
             SequenceState victim = running.getLast();
@@ -359,7 +366,8 @@ public final class StepScheduler {
         SamplingParams p = s.request.params();
         if (!p.ignoreEos() && c.eosTokenIds().contains(token)) {
             complete(s, FinishReason.STOP);
-        } else if (s.generatedCount() >= p.maxTokens() || s.length() >= c.maxPositionEmbeddings()) {
+        } else if (s.generatedCount() >= p.maxTokens() || s.length() >= c.maxPositionEmbeddings()
+                || s.length() >= cache.maxSequencePositions()) {
             complete(s, FinishReason.LENGTH);
         }
     }

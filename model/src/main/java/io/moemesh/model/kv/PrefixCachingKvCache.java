@@ -382,6 +382,12 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return blocks.importedBlocks();
     }
 
+    @Override
+    public int maxSequencePositions() {
+        return offloader.offloads() ? Integer.MAX_VALUE
+                : (int) Math.min(Integer.MAX_VALUE, (long) totalBlocks() * blockTokens());
+    }
+
     public int totalBlocks() {
         return blocks.pool().totalBlocks();
     }

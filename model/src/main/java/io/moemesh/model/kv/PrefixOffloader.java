@@ -19,6 +19,11 @@ final class PrefixOffloader {
         this.blocks = blocks;
     }
 
+    /** Whether long sequences' blocks may move to another tier (an offload other than {@link BlockOffload#NONE}). */
+    boolean offloads() {
+        return offload != BlockOffload.NONE;
+    }
+
     void set(BlockOffload offload) {
         this.offload = offload == null ? BlockOffload.NONE : offload;
     }

@@ -22,6 +22,11 @@ public class ForwardingKvCache implements KvCache {
     }
 
     @Override
+    public int maxSequencePositions() {
+        return pool.maxSequencePositions();
+    }
+
+    @Override
     public boolean ensureCapacity(long seqId, int length) {
         return pool.ensureCapacity(seqId, length);
     }

@@ -1,11 +1,14 @@
 package io.moemesh.model.generate;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.engine.PagedKvCache;
 import io.moemesh.model.golden.TestModels;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalLong;
@@ -71,6 +74,37 @@ class StepSchedulerTest {
             assertThat(together.get(i).generatedIds()).as("request %d", i).containsExactly(alone.get(i));
         }
         assertThat(small.freeBlocks()).isEqualTo(6);
+    }
+
+    @Test
+    void sequenceOutgrowingTheWholeCache_endsWithLengthWhereTheCacheEnds_insteadOfBeingRecomputedForever() {
+        int[] prompt = model.encodePrompt("Mixture of experts");
+        SamplingParams greedy = new SamplingParams(0, 1, 0, OptionalLong.empty(), 60, true);
+        // 2 blocks of 16: 32 positions, fewer than the prompt and 60 tokens need even alone.
+        PagedKvCache small = new PagedKvCache(model.config().numLayers(), model.config().kvDim(), 16, 2);
+
+        GenerationResult r = assertTimeoutPreemptively(Duration.ofSeconds(60), () -> new Generator(model.localEngine(),
+                small, 32).generate(List.of(new GenerationRequest(prompt, greedy, false)), TokenListener.NONE).getFirst());
+
+        assertThat(r.finishReason()).isEqualTo(FinishReason.LENGTH);
+        assertThat(prompt.length + r.generatedIds().length).isEqualTo(small.maxSequencePositions()).isEqualTo(32);
+        int[] unbounded = new Generator(model.localEngine(), model.newCache(512), 32)
+                .generate(List.of(new GenerationRequest(prompt, greedy, false)), TokenListener.NONE).getFirst().generatedIds();
+        assertThat(unbounded).startsWith(r.generatedIds());
+        assertThat(small.freeBlocks()).isEqualTo(2);
+    }
+
+    @Test
+    void promptThatFillsTheWholeCache_refusedAtSubmit_namingTheCachesPositions() {
+        PagedKvCache small = new PagedKvCache(model.config().numLayers(), model.config().kvDim(), 16, 2);
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), small, 64, 8);
+        int[] prompt = new int[32];
+
+        assertThatThrownBy(() -> scheduler.submit(new GenerationRequest(prompt, SamplingParams.greedy(4), false),
+                new Events()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("prompt of 32 tokens leaves no room to generate within the KV cache's 32 positions");
+        assertThat(scheduler.idle()).isTrue();
     }
 
     @Test

@@ -23,6 +23,29 @@ class PrefixCachingKvCacheTest {
     }
 
     @Test
+    void maxSequencePositions_isThePool_unlessLongSequencesMoveToAnotherTier() {
+        assertThat(kv.cache.maxSequencePositions()).isEqualTo(16 * B);
+        kv.cache.setBlockOffload(new BlockOffload() {
+            @Override
+            public int remoteBlocks(int length) {
+                return 0;
+            }
+
+            @Override
+            public java.util.concurrent.CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+                return java.util.concurrent.CompletableFuture.completedFuture(false);
+            }
+
+            @Override
+            public void released(long seqId) {
+            }
+        });
+        assertThat(kv.cache.maxSequencePositions()).isEqualTo(Integer.MAX_VALUE);
+        kv.cache.setBlockOffload(BlockOffload.NONE);
+        assertThat(kv.cache.maxSequencePositions()).isEqualTo(16 * B);
+    }
+
+    @Test
     void samePromptTwice_secondSharesTheFirstsFullBlocks_whileBothRun() {
         int[] prompt = KvDriver.tokens(10, 1);
         assertThat(kv.prefill(1, prompt, "t")).isZero();
