@@ -147,7 +147,7 @@ final class PromptBuilder {
             throw new IllegalArgumentException("sampling.stop " + stopProblem);
         }
         int[] ids = promptIds(r);
-        int room = model.config().maxPositionEmbeddings() - ids.length;
+        int room = limits.context() - ids.length;
         int max = maxTokens == 0 ? room : (int) Math.min(maxTokens, room);
         SamplingParams params = new SamplingParams(s.getTemperature(), s.getTopP() == 0 ? 1 : s.getTopP(),
                 (int) topK, s.hasSeed() ? OptionalLong.of(s.getSeed()) : OptionalLong.empty(), max, s.getIgnoreEos());

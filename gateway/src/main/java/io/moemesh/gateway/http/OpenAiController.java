@@ -52,7 +52,7 @@ public class OpenAiController {
     @GetMapping("/v1/models")
     public Map<String, Object> models() {
         return Map.of("object", "list", "data", List.of(Map.of("id", modelName, "object", "model",
-                "created", 0, "owned_by", "moemesh", "max_model_len", model.config().maxPositionEmbeddings())));
+                "created", 0, "owned_by", "moemesh", "max_model_len", limits.context())));
     }
 
     /** The body is read by the request parser itself, as a stream (see {@link OpenAiRequestParser} for why). */
@@ -99,8 +99,7 @@ public class OpenAiController {
                     "The model `" + asked + "` does not exist; this gateway serves `" + modelName + "`");
         }
         int[] ids = promptIds(r, isChat);
-        int context = model.config().maxPositionEmbeddings();
-        int room = context - ids.length;
+        int room = limits.context() - ids.length;
         int maxTokens = r.maxTokens() < 0 ? (isChat ? room : Math.min(16, room)) : Math.min(r.maxTokens(), room);
         SamplingParams params = new SamplingParams(r.temperature(), r.topP() == 0 ? 1e-9 : r.topP(),
                 Math.max(0, r.topK()), r.seed() == null ? OptionalLong.empty() : OptionalLong.of(r.seed()), maxTokens,

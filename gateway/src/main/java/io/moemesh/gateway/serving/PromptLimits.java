@@ -16,7 +16,8 @@ public final class PromptLimits {
     private final int maxChatMessages;
 
     /**
-     * @param context               the model's max_position_embeddings: prompt + completion tokens
+     * @param context               the longest sequence served, prompt + completion tokens: the model's
+     *                              max_position_embeddings, or fewer when the KV cache holds fewer positions
      * @param configuredMaxPrompt   the configured prompt limit; the effective one is at most context − 1 (one
      *                              token must remain to generate)
      * @param maxInputBytesPerToken the tokenizer's bound; empty when it has none (then only tokens are counted)
@@ -32,6 +33,14 @@ public final class PromptLimits {
         this.maxPromptBytes = maxInputBytesPerToken.isPresent()
                 ? (long) maxPromptTokens * maxInputBytesPerToken.getAsInt() : Long.MAX_VALUE;
         this.maxChatMessages = maxChatMessages;
+    }
+
+    /**
+     * The longest sequence served, prompt and completion: the model's context, or the KV cache's positions when
+     * those are fewer (what /v1/models reports as {@code max_model_len}).
+     */
+    public int context() {
+        return context;
     }
 
     /** The most tokens a prompt may have, BOS and template tokens included. */

@@ -15,6 +15,10 @@ import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -61,6 +65,29 @@ class KvCacheBoundTest {
         assertThat(last.getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
         assertThat(last.getUsage().getPromptTokens() + generated).isEqualTo(64);
         assertThat(last.getUsage().getCompletionTokens()).isEqualTo(generated);
+    }
+
+    @Test
+    void completionWithoutMaxTokens_runsToTheCachesPositions() {
+        List<GenerateResponse> replies = new ArrayList<>();
+        GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS)
+                .generate(GenerateRequest.newBuilder().setPrompt("Mixture of experts")
+                        .setSampling(SamplingParams.newBuilder().setIgnoreEos(true)).build())
+                .forEachRemaining(replies::add);
+
+        GenerateResponse last = replies.getLast();
+        assertThat(last.getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
+        assertThat(last.getUsage().getPromptTokens() + last.getUsage().getCompletionTokens()).isEqualTo(64);
+    }
+
+    @Test
+    void openAiModels_reportTheBoundAsMaxModelLen() throws Exception {
+        String port = ctx.getEnvironment().getProperty("local.server.port");
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + port + "/v1/models")).build(), HttpResponse.BodyHandlers.ofString());
+
+        assertThat(r.statusCode()).isEqualTo(200);
+        assertThat(r.body()).contains("\"max_model_len\":64");
     }
 
     @Test
