@@ -306,21 +306,10 @@ public class GatewayConfiguration {
         };
     }
 
-    /**
-     * The longest sequence this gateway serves: the model's context, or fewer when the paged KV cache holds fewer
-     * positions and long sequences stay local (no attend offload), as vLLM caps max_model_len by its cache. The
-     * {@code offload} parameter only orders the beans: the offload is set on the cache when its bean is made.
-     */
-    private static int servedContext(MoeModel model, PrefixCachingKvCache kvCache,
-                                     Optional<AttendOffload> offload) {
-        return Math.min(model.config().maxPositionEmbeddings(), kvCache.maxSequencePositions());
-    }
-
     @Bean
-    AdmissionControl admissionControl(GatewayProperties p, MoeModel model, EngineLoop loop, PrefixCachingKvCache kvCache,
-                                      Optional<AttendOffload> offload) {
+    AdmissionControl admissionControl(GatewayProperties p, PromptLimits limits, EngineLoop loop) {
         GatewayProperties.Admission a = p.admission();
-        int context = servedContext(model, kvCache, offload);
+        int context = limits.context();
         return new AdmissionControl(a.maxWaiting(), a.tenantRequestsPerSecond(), a.tenantBurst(),
                 a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context, a.maxNewTokens() > 0 ? a.maxNewTokens() : context,
                 loop::waiting, System::nanoTime);
@@ -332,10 +321,16 @@ public class GatewayConfiguration {
         return new IntakeLimiter(p.admission().largeRequestBytes(), p.admission().maxConcurrentLargeRequests());
     }
 
+    /**
+     * The prompt limits and the longest sequence served ({@link PromptLimits#context}): the model's context, or fewer
+     * when the paged KV cache holds fewer positions and long sequences stay local (no attend offload), as vLLM caps
+     * max_model_len by its cache. The {@code offload} parameter only orders the beans: the offload is set on the cache
+     * when its bean is made, and lifts the cache's bound.
+     */
     @Bean
     PromptLimits promptLimits(GatewayProperties p, MoeModel model, PrefixCachingKvCache kvCache,
                               Optional<AttendOffload> offload) {
-        int context = servedContext(model, kvCache, offload);
+        int context = Math.min(model.config().maxPositionEmbeddings(), kvCache.maxSequencePositions());
         GatewayProperties.Admission a = p.admission();
         return new PromptLimits(context, a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context,
                 model.tokenizer().maxInputBytesPerToken(), a.maxChatMessages());

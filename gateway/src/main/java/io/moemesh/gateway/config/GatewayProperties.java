@@ -280,10 +280,7 @@ public record GatewayProperties(
             throw new IllegalArgumentException("moemesh.gateway: kv-cache-tokens 0 (sized from the heap) or ≥ 16, "
                     + "step-token-budget ≥ 1 and max-running ≥ 1 are required");
         }
-        if (!(kvCacheHeapFraction > 0 && kvCacheHeapFraction <= KvCacheSizing.MAX_HEAP_SHARE)) {
-            throw new IllegalArgumentException("moemesh.gateway.kv-cache-heap-fraction must be in (0, "
-                    + KvCacheSizing.MAX_HEAP_SHARE + "], got " + kvCacheHeapFraction);
-        }
+        KvCacheSizing.checkHeapFraction(kvCacheHeapFraction);
         if (kvBlockTokens < 1 || kvBlockTokens > 1024 || kvCacheTokens > 0 && kvBlockTokens > kvCacheTokens) {
             throw new IllegalArgumentException("moemesh.gateway.kv-block-tokens must be in [1, 1024] and at most "
                     + "kv-cache-tokens (" + kvCacheTokens + "), got " + kvBlockTokens);

@@ -38,10 +38,7 @@ public record KvCacheSizing(int tokens, long bytes, boolean fromHeap) {
                     + "count, KV width and heap, got " + configuredTokens + ", " + blockTokens + ", " + layers + ", "
                     + kvDim + ", " + maxHeapBytes);
         }
-        if (!(heapFraction > 0 && heapFraction <= MAX_HEAP_SHARE)) {
-            throw new IllegalArgumentException("moemesh.gateway.kv-cache-heap-fraction must be in (0, " + MAX_HEAP_SHARE
-                    + "], got " + heapFraction);
-        }
+        checkHeapFraction(heapFraction);
         long perToken = 2L * layers * kvDim * Float.BYTES;
         long maxBytes = (long) (MAX_HEAP_SHARE * maxHeapBytes);
         if (configuredTokens > 0) {
@@ -68,6 +65,14 @@ public record KvCacheSizing(int tokens, long bytes, boolean fromHeap) {
                     + "gateway.javaOptions and memory limit)");
         }
         return new KvCacheSizing((int) tokens, tokens * perToken, true);
+    }
+
+    /** {@code moemesh.gateway.kv-cache-heap-fraction} must be in (0, {@link #MAX_HEAP_SHARE}]. */
+    static void checkHeapFraction(double heapFraction) {
+        if (!(heapFraction > 0 && heapFraction <= MAX_HEAP_SHARE)) {
+            throw new IllegalArgumentException("moemesh.gateway.kv-cache-heap-fraction must be in (0, " + MAX_HEAP_SHARE
+                    + "], got " + heapFraction);
+        }
     }
 
     /** For the startup log: positions, blocks, bytes and where the size came from. */
