@@ -9,6 +9,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
+import io.moemesh.gateway.support.ScratchPlacement;
 import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.support.FakeExpertInstance;
 import io.moemesh.model.MoeModel;
@@ -31,9 +32,6 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.placement.PlacementTable;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -103,11 +101,7 @@ class TracedDispatchTest {
             ModelConfig c = io.moemesh.model.config.ModelConfigReader.read(dir);
             var p = EvenPlacement.build(1, ins, c.numLayers(), c.numExperts(), c.hasSharedExpert(), 1);
             table = PlacementTable.of(p, c.numLayers(), c.dispatchableExperts());
-            try {
-                placementFile = Files.createTempDirectory("traced-dispatch").resolve("placement.json");
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
+            placementFile = ScratchPlacement.file("traced-dispatch");
             PlacementFiles.write(placementFile, p);
         }
         return placementFile;

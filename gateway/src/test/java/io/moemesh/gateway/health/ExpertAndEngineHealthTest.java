@@ -9,6 +9,7 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.moemesh.gateway.support.ScratchPlacement;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.golden.TestModels;
@@ -23,7 +24,6 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -66,7 +66,7 @@ class ExpertAndEngineHealthTest {
         List<Instance> instances = List.of(
                 Instance.newBuilder().setId("expert-0").setEndpoint("127.0.0.1:" + expert0.port()).build(),
                 Instance.newBuilder().setId("expert-1").setEndpoint("127.0.0.1:" + expert1.port()).build());
-        Path placement = Files.createTempDirectory("moemesh-health-test").resolve("placement.json");
+        Path placement = ScratchPlacement.file("moemesh-health-test");
         PlacementFiles.write(placement, EvenPlacement.build(1, instances, c.numLayers(), c.numExperts(),
                 c.hasSharedExpert(), 1));
         r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());

@@ -12,6 +12,7 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
+import io.moemesh.gateway.support.ScratchPlacement;
 import io.moemesh.gateway.GatewayApplication;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.config.ModelConfigReader;
@@ -24,7 +25,6 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -48,7 +48,7 @@ class ShutdownHealthTest {
     void shutdown_grpcHealthNotServingBeforeTheInFlightStreamEnds_andNeverServingAgain() throws Exception {
         FakeExpert expert = new FakeExpert();
         ModelConfig c = ModelConfigReader.read(TestModels.dir(TestModels.MIXTRAL));
-        Path placement = Files.createTempDirectory("moemesh-shutdown-test").resolve("placement.json");
+        Path placement = ScratchPlacement.file("moemesh-shutdown-test");
         PlacementFiles.write(placement, EvenPlacement.build(1, List.of(Instance.newBuilder().setId("expert-0")
                 .setEndpoint("127.0.0.1:" + expert.port()).build()), c.numLayers(), c.numExperts(), c.hasSharedExpert(), 1));
         ConfigurableApplicationContext ctx = SpringApplication.run(GatewayApplication.class,

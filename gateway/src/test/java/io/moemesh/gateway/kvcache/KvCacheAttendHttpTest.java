@@ -20,6 +20,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -56,7 +57,7 @@ class KvCacheAttendHttpTest {
 
     static {
         try {
-            KV = new RealKvCacheService(TestModels.dir(MODEL), Files.createTempDirectory("kvcache-attend"), 16);
+            KV = new RealKvCacheService(TestModels.dir(MODEL), Files.createTempDirectory(Files.createDirectories(Path.of("target")), "kvcache-attend"), 16);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -18,9 +18,6 @@ import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.TensorCodec;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import io.grpc.InsecureServerCredentials;
 import java.time.Duration;
@@ -60,12 +57,7 @@ public final class FakeExpertInstance implements AutoCloseable {
         this.server = new GrpcServerLifecycle("fake-expert", "127.0.0.1", 0, credentials, 64 << 20, Duration.ofSeconds(1),
                 List.of(new Service()), List.of());
         server.start();
-        try {
-            Path dir = Files.createTempDirectory("fake-expert");
-            placement = dir.resolve("placement.json");
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        placement = ScratchPlacement.file("fake-expert");
         Placement p = EvenPlacement.build(1, List.of(Instance.newBuilder().setId("fake-0")
                         .setEndpoint("127.0.0.1:" + server.port()).build()), model.config().numLayers(),
                 model.config().numExperts(), model.config().hasSharedExpert(), 1);
