@@ -150,6 +150,17 @@ public final class RouterServiceConfiguration {
                         Thread.ofPlatform().name("router-configmap").daemon().factory()),
                 d.configMapGzipThresholdBytes());
         coordinator.onPublished(o -> publisher.offer(o.placement()));
+        try {
+            // A recreated router pod may have lost its state folder (an emptyDir): never publish at or below the
+            // epoch the ConfigMap, and so every gateway that mounts it, already has.
+            long stored = publisher.storedEpoch();
+            if (stored > 0) {
+                coordinator.raiseEpochFloor(stored);
+            }
+        } catch (RuntimeException e) {
+            log.warn("ConfigMap {}/{} not read at start ({}): the first epoch goes above the instances' epochs only",
+                    d.namespace(), d.configMap(), e.getMessage());
+        }
         return new RouterDiscovery(pods, publisher);
     }
 

@@ -28,4 +28,11 @@ public interface InstanceLoader {
 
     /** ABORT: returns once the instance no longer holds {@code epoch} prepared (a no-op for an epoch it does not). */
     void abort(Instance instance, long epoch, Duration timeout);
+
+    /**
+     * The highest epoch the instance serves or holds prepared (expert.v1 DescribeInstance), 0 for none. An instance
+     * refuses a PREPARE older than its served epoch, so a router without its epoch file (a Kubernetes pod whose state
+     * folder is an emptyDir, recreated) starts above what its instances hold instead of at epoch 1.
+     */
+    long heldEpoch(Instance instance, Duration timeout);
 }

@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -57,6 +58,8 @@ public final class PlacementCoordinator implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
     /** The planner name reported for the even deal. */
     public static final String EVEN = "even";
+    /** How long an instance may take to say which epoch it holds (or the load timeout, if shorter). */
+    static final Duration DESCRIBE_TIMEOUT = Duration.ofSeconds(5);
 
     /**
      * What the coordinator needs to plan.
@@ -225,7 +228,46 @@ public final class PlacementCoordinator implements AutoCloseable {
             log.info("the restored placement epoch {} is for other instances or another model: dealing evenly",
                     restored.getEpoch());
         }
+        raiseToHeldEpochs(m.instances());
         return loadAndPublish(evenDeal(nextEpoch(), m), EVEN, started, m);
+    }
+
+    /**
+     * Before the first epoch of this run: the instances may serve a higher epoch than this router remembers (its
+     * state folder lost, e.g. an emptyDir on a recreated pod; a restored file from before later epochs). Each refuses
+     * a PREPARE older than it serves, and every gateway ignores an epoch not newer than its own, so the first epoch
+     * goes above the highest any instance holds. An instance that does not answer is skipped: its PREPARE fails.
+     */
+    private void raiseToHeldEpochs(List<Instance> instances) throws InterruptedException {
+        Map<Instance, Long> held = new ConcurrentHashMap<>();
+        Duration timeout = settings.loadTimeout().compareTo(DESCRIBE_TIMEOUT) < 0 ? settings.loadTimeout()
+                : DESCRIBE_TIMEOUT;
+        Map<Instance, Throwable> failed = loads.onEvery(instances, in -> held.put(in, loader.heldEpoch(in, timeout)));
+        failed.forEach((in, t) -> log.debug("{} did not say which epoch it holds: {}", describe(in), t.getMessage()));
+        long highest = held.values().stream().mapToLong(Long::longValue).max().orElse(0);
+        if (highest > nextEpoch() - 1) {
+            log.warn("an expert-service instance already holds placement epoch {}, above the {} this router remembers "
+                    + "(its state folder {} was lost or is older): continuing above it", highest, nextEpoch() - 1,
+                    store.routerDir());
+            highestAttempted = highest;
+        }
+    }
+
+    /**
+     * Raises the epoch floor to {@code epoch}, one that a previous router published elsewhere (the placement
+     * ConfigMap's, in Kubernetes mode), so this run never publishes one at or below it. Runs on the replan thread,
+     * before any replan submitted after this call.
+     */
+    public void raiseEpochFloor(long epoch) {
+        if (epoch < 0) {
+            throw new IllegalArgumentException("epoch must be >= 0, got " + Long.toUnsignedString(epoch));
+        }
+        replanExecutor.execute(() -> {
+            if (epoch > highestAttempted) {
+                log.info("placement epoch {} was published before this run: the next epoch goes above it", epoch);
+                highestAttempted = epoch;
+            }
+        });
     }
 
     /**

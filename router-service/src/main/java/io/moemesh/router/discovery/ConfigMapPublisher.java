@@ -22,8 +22,9 @@ import org.slf4j.LoggerFactory;
  * placement file: compact protobuf JSON under the {@code data} key {@value #KEY} while it fits the threshold, else its
  * gzip under the {@code binaryData} key {@value #GZIP_KEY}. The router is the one writer (one replica, Recreate
  * strategy); should a second one run, it loses on the resourceVersion: every write replaces the ConfigMap at the
- * resourceVersion just read, and a 409 Conflict is logged as an error, the ConfigMap read again, and the write retried
- * only while this router's epoch is still newer than the one found there (in either form): never a blind overwrite.
+ * resourceVersion just read, only while this router's epoch is newer than the one found there (in either form; the
+ * same epoch on the first attempt: a restored epoch published again); a 409 Conflict is logged as an error, the
+ * ConfigMap read again and the write retried under the same rule: never a blind overwrite.
  *
  * <p>Sizes (docs/kubernetes.md, "Placement size"): the API server refuses a ConfigMap whose data and binaryData
  * exceed {@value #LIMIT_BYTES} bytes, and binaryData travels base64-encoded in the API's JSON (4/3 of its bytes;
@@ -134,15 +135,16 @@ public final class ConfigMapPublisher implements AutoCloseable {
         try {
             for (int attempt = 1; attempt <= ATTEMPTS; attempt++) {
                 PlacementConfigMap.Stored stored = configMap.read();
-                if (attempt > 1) {
-                    long theirs = epochOf(stored);
-                    if (Long.compareUnsigned(theirs, p.getEpoch()) >= 0) {
-                        log.error("ConfigMap {} now holds placement epoch {}, written by another writer, not older than "
-                                + "this router's epoch {}: not overwritten (is a second router running?)", name, theirs,
-                                p.getEpoch());
-                        failures.incrementAndGet();
-                        return Result.SUPERSEDED;
-                    }
+                // A newer epoch there is never replaced (a stale or second router would otherwise roll every reader
+                // back); the same epoch only by this router's own first attempt (a restored epoch published again).
+                long theirs = epochOf(stored);
+                int order = Long.compareUnsigned(theirs, p.getEpoch());
+                if (order > 0 || (order == 0 && attempt > 1)) {
+                    log.error("ConfigMap {} holds placement epoch {}, written by another writer, not older than this "
+                            + "router's epoch {}: not overwritten (is a second router running?)", name, theirs,
+                            p.getEpoch());
+                    failures.incrementAndGet();
+                    return Result.SUPERSEDED;
                 }
                 try {
                     configMap.replace(content, stored.resourceVersion());
@@ -166,6 +168,15 @@ public final class ConfigMapPublisher implements AutoCloseable {
         }
         failures.incrementAndGet();
         return Result.FAILED;
+    }
+
+    /**
+     * The epoch the ConfigMap holds now (0 when none): published by an earlier router, so a new one starts above it.
+     *
+     * @throws RuntimeException when the API server cannot be read
+     */
+    public long storedEpoch() {
+        return epochOf(configMap.read());
     }
 
     /** The higher epoch of the two forms stored; 0 when neither is there or is a placement. */

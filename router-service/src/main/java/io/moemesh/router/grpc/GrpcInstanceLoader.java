@@ -7,6 +7,8 @@ import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.moemesh.proto.expert.v1.AssignmentStage;
+import io.moemesh.proto.expert.v1.DescribeInstanceRequest;
+import io.moemesh.proto.expert.v1.DescribeInstanceResponse;
 import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
@@ -22,8 +24,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 /**
- * LoadAssignment with its stages (PREPARE, COMMIT, ABORT) over gRPC, one channel per endpoint, with the router's
- * client credentials (its certificate is the mesh identity {@code router}, which expert-services accept as a placer).
+ * LoadAssignment with its stages (PREPARE, COMMIT, ABORT), and DescribeInstance for the epochs held, over gRPC, one
+ * channel per endpoint, with the router's client credentials (its certificate is the mesh identity {@code router},
+ * which expert-services accept as a placer).
  */
 public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
     private final ChannelCredentials credentials;
@@ -78,22 +81,42 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
         call(instance, request(instance, epoch, AssignmentStage.ASSIGNMENT_STAGE_ABORT).build(), timeout);
     }
 
+    @Override
+    public long heldEpoch(Instance instance, Duration timeout) {
+        DescribeInstanceResponse r;
+        try {
+            r = ExpertServiceGrpc.newBlockingStub(channel(instance))
+                    .withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .describeInstance(DescribeInstanceRequest.getDefaultInstance());
+        } catch (StatusRuntimeException e) {
+            throw failure(e);
+        }
+        return Long.compareUnsigned(r.getEpoch(), r.getPreparedEpoch()) >= 0 ? r.getEpoch() : r.getPreparedEpoch();
+    }
+
     private static LoadAssignmentRequest.Builder request(Instance instance, long epoch, AssignmentStage stage) {
         return LoadAssignmentRequest.newBuilder().setInstanceId(instance.getId()).setEpoch(epoch).setStage(stage);
     }
 
     /** @throws IllegalStateException "CODE description" of a failed call, the StatusRuntimeException as its cause */
     private LoadAssignmentResponse call(Instance instance, LoadAssignmentRequest req, Duration timeout) {
-        ManagedChannel ch = channels.computeIfAbsent(instance.getEndpoint(),
+        try {
+            return ExpertServiceGrpc.newBlockingStub(channel(instance))
+                    .withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS).loadAssignment(req);
+        } catch (StatusRuntimeException e) {
+            throw failure(e);
+        }
+    }
+
+    private ManagedChannel channel(Instance instance) {
+        return channels.computeIfAbsent(instance.getEndpoint(),
                 // host:port over TCP, unix:///path over a domain socket (InstanceEndpoint)
                 e -> InstanceEndpoint.parse(e).channelBuilder(credentials, unixSecurity).build());
-        try {
-            return ExpertServiceGrpc.newBlockingStub(ch).withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .loadAssignment(req);
-        } catch (StatusRuntimeException e) {
-            throw new IllegalStateException(e.getStatus().getCode() + (e.getStatus().getDescription() == null ? ""
-                    : " " + e.getStatus().getDescription()), e);
-        }
+    }
+
+    private static IllegalStateException failure(StatusRuntimeException e) {
+        return new IllegalStateException(e.getStatus().getCode() + (e.getStatus().getDescription() == null ? ""
+                : " " + e.getStatus().getDescription()), e);
     }
 
     @Override

@@ -158,6 +158,20 @@ class RouterRestartTest {
     }
 
     @Test
+    void start_withoutItsStateFolder_publishesAboveTheEpochTheInstancesServe_notEpoch1() throws Exception {
+        // A router pod recreated with an empty state folder (the chart's emptyDir) while the instances serve its
+        // predecessor's epochs: they refuse any older PREPARE, so this run's first epoch is 8, not 1 forever.
+        experts.get(0).serve(7);
+        experts.get(1).serve(6);
+        try (ConfigurableApplicationContext ctx = run()) {
+            awaitEpoch(ctx, 8);
+            await().atMost(Duration.ofSeconds(30))
+                    .until(() -> health(ctx) == HealthCheckResponse.ServingStatus.SERVING);
+            assertThat(experts).allSatisfy(e -> assertThat(e.served()).isEqualTo(8));
+        }
+    }
+
+    @Test
     void startup_withInstancesUnreachable_retries_andPublishesEpoch1OnceTheyAnswer() throws Exception {
         experts.get(1).failing = true;
         try (ConfigurableApplicationContext ctx = run()) {

@@ -55,6 +55,11 @@ class InstanceSetFollowerTest {
         @Override
         public void abort(Instance in, long epoch, Duration timeout) {
         }
+
+        @Override
+        public long heldEpoch(Instance in, Duration timeout) {
+            return 0;
+        }
     };
 
     InstanceSetFollower follower(Duration settle) {

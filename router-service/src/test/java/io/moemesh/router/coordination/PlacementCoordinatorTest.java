@@ -50,6 +50,8 @@ class PlacementCoordinatorTest {
     final Set<String> failingAbort = ConcurrentHashMap.newKeySet();
     /** The epoch in {@code <state-dir>/placement.json} (0: none) when each prepare and commit event happened. */
     final Map<String, Long> diskEpochAt = new ConcurrentHashMap<>();
+    /** The epoch each instance says it holds (DescribeInstance); 0 when absent. */
+    final Map<String, Long> held = new ConcurrentHashMap<>();
     volatile CountDownLatch gate = new CountDownLatch(0);
     final List<PlacementCoordinator> coordinators = new ArrayList<>();
     RouteBook book = TestRoutes.book(1000);
@@ -98,6 +100,12 @@ class PlacementCoordinatorTest {
             pass(failingAbort, in);
             events.add("abort " + epoch + " " + in.getId());
         }
+
+        @Override
+        public long heldEpoch(Instance in, Duration timeout) {
+            pass(failing, in);
+            return held.getOrDefault(in.getId(), 0L);
+        }
     }
 
     PlacementCoordinator coordinator(int replicas, int minRoutes) {
@@ -132,6 +140,25 @@ class PlacementCoordinatorTest {
         assertThat(c.currentEpoch()).isEqualTo(1);
         assertThat(events.subList(3, events.size())).startsWith("published 1")
                 .containsAll(each("commit", 1, "expert-0", "expert-1", "expert-2"));
+    }
+
+    @Test
+    void start_withoutTheEpochFile_goesAboveTheHighestEpochAnInstanceHolds() {
+        held.put("expert-1", 41L);
+        held.put("expert-2", 40L);
+        PlacementCoordinator c = coordinator(1, 10);
+        assertThat(c.start().join().placement().getEpoch()).isEqualTo(42);
+        assertThat(loaded).containsOnlyKeys(42L);
+    }
+
+    @Test
+    void raiseEpochFloor_putsTheFirstEpochAboveIt_aLowerOneChangesNothing_andANegativeOneIsRefused() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.raiseEpochFloor(9);
+        c.raiseEpochFloor(3);
+        assertThat(c.start().join().placement().getEpoch()).isEqualTo(10);
+        assertThatThrownBy(() -> c.raiseEpochFloor(-1)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("epoch must be >= 0");
     }
 
     @Test

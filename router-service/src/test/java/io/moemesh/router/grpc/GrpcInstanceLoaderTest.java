@@ -56,6 +56,18 @@ class GrpcInstanceLoaderTest {
     }
 
     @Test
+    void heldEpoch_isTheHigherOfTheServedAndThePreparedEpoch() {
+        assertThat(loader.heldEpoch(instance, TIMEOUT)).isZero();
+        expert.serve(5);
+        assertThat(loader.heldEpoch(instance, TIMEOUT)).isEqualTo(5);
+        loader.prepare(instance, 7, List.of(), TIMEOUT);
+        assertThat(loader.heldEpoch(instance, TIMEOUT)).isEqualTo(7);
+        Instance gone = Instance.newBuilder().setId("expert-0").setEndpoint("127.0.0.1:1").build();
+        assertThatThrownBy(() -> loader.heldEpoch(gone, Duration.ofSeconds(5)))
+                .isExactlyInstanceOf(IllegalStateException.class).hasMessageStartingWith("UNAVAILABLE");
+    }
+
+    @Test
     void commitOfAnEpochNeitherPreparedNorServed_isAnInstanceRefusal() {
         assertThatThrownBy(() -> loader.commit(instance, 7, TIMEOUT)).isInstanceOf(InstanceRefusedException.class)
                 .hasMessage("FAILED_PRECONDITION cannot commit epoch 7: it is neither prepared nor served (serving "

@@ -225,6 +225,20 @@ class ConfigMapPublisherTest {
     }
 
     @Test
+    void write_ofAnOlderEpochThanTheStoredOne_isSuperseded_withoutAnyConflict_andTheSameEpochIsWrittenAgain() {
+        // A router that lost its state (or a second one) reads the ConfigMap unchanged since: the resourceVersion
+        // matches, but its epoch 3 must never replace epoch 9, which every gateway mounting the ConfigMap follows.
+        ConfigMapPublisher pub = publisher(new KubernetesPlacementConfigMap(client, NS, NAME));
+        assertThat(pub.write(placement(9, 2, 4, 8, 1))).isEqualTo(ConfigMapPublisher.Result.WRITTEN);
+        assertThat(pub.storedEpoch()).isEqualTo(9);
+        assertThat(pub.write(placement(3, 2, 4, 8, 1))).isEqualTo(ConfigMapPublisher.Result.SUPERSEDED);
+        assertThat(PlacementFiles.parse(stored(), "ConfigMap").getEpoch()).isEqualTo(9);
+        assertThat(pub.conflicts()).isZero();
+        // A restored epoch published again by the router that wrote it is not refused.
+        assertThat(pub.write(placement(9, 2, 4, 8, 1))).isEqualTo(ConfigMapPublisher.Result.WRITTEN);
+    }
+
+    @Test
     void conflict_withANewerEpochStoredGzipped_isNeverOverwritten() {
         Placement theirs = placement(9, 2, 4, 8, 1);
         PlacementConfigMap real = new KubernetesPlacementConfigMap(client, NS, NAME);

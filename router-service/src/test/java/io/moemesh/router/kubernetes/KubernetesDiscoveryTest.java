@@ -21,6 +21,7 @@ import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.support.FakeExpertService;
 import io.moemesh.router.support.RouterTestMesh;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -170,5 +171,23 @@ class KubernetesDiscoveryTest {
         await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(
                 registry.get("moemesh.router.configmap.writes").functionCounter().count()).isEqualTo(3));
         assertThat(registry.get("moemesh.router.configmap.failures").functionCounter().count()).isZero();
+    }
+
+    @Test
+    void recreatedRouter_withAnEmptyStateFolder_publishesAboveTheConfigMapsEpoch_evenWhenThePodsAreNew()
+            throws Exception {
+        // The router pod and every expert pod were recreated (emptyDir state, instances serving nothing), while the
+        // ConfigMap, and every gateway mounting it, is at epoch 9: an epoch 1 would be ignored by those gateways.
+        k8s.configMaps().inNamespace(ExpertPods.NAMESPACE).resource(new ConfigMapBuilder().withNewMetadata()
+                .withName(CONFIG_MAP).withNamespace(ExpertPods.NAMESPACE).endMetadata()
+                .addToData("placement.json", PlacementFiles.toJson(EvenPlacement.build(9, List.of(Instance.newBuilder()
+                        .setId("expert-old").setEndpoint("10.0.0.9:9100").build()), 4, 8, false, 1)))
+                .build()).create();
+        ctx = run();
+        ExpertPods.create(k8s, ExpertPods.ready(ExpertPods.pod("expert-0", port(0)).build(), "127.0.0.1"));
+        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(configMapPlacement().getEpoch())
+                .isEqualTo(10));
+        assertThat(ids(configMapPlacement())).containsExactly("expert-0");
+        assertThat(experts.get(0).served()).isEqualTo(10);
     }
 }

@@ -6,6 +6,8 @@ import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.proto.expert.v1.AssignmentStage;
+import io.moemesh.proto.expert.v1.DescribeInstanceRequest;
+import io.moemesh.proto.expert.v1.DescribeInstanceResponse;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
@@ -22,10 +24,11 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * An expert-service that only implements LoadAssignment, on a real socket with the mesh's mutual TLS, with the
- * epoch rules of expert.proto in small (one served and one prepared epoch per fake; stages PREPARE, COMMIT, ABORT and
- * the load-and-switch of UNSPECIFIED; no expert or epoch-jump checks). It records each call with the caller's mesh
- * identity, and can be told to refuse (UNAVAILABLE, every call or some stages) or to hold its answers.
+ * An expert-service that only implements LoadAssignment (and DescribeInstance's epochs), on a real socket with the
+ * mesh's mutual TLS, with the epoch rules of expert.proto in small (one served and one prepared epoch per fake; stages
+ * PREPARE, COMMIT, ABORT and the load-and-switch of UNSPECIFIED; no expert or epoch-jump checks). It records each
+ * LoadAssignment call with the caller's mesh identity, and can be told to refuse (UNAVAILABLE, every call or some
+ * stages) or to hold its answers.
  */
 public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImplBase implements AutoCloseable {
     /** One accepted LoadAssignment that loads experts (PREPARE or UNSPECIFIED). */
@@ -44,10 +47,12 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
     /** Calls of these stages fail with UNAVAILABLE. */
     public final Set<AssignmentStage> failingStages = ConcurrentHashMap.newKeySet();
     public volatile CountDownLatch gate = new CountDownLatch(0);
+    private final String id;
     private long served;
     private long prepared;
 
     public FakeExpertService(CertificateDirectory certs, String id) {
+        this.id = id;
         try {
             server = Grpc.newServerBuilderForPort(0, io.grpc.TlsServerCredentials.newBuilder()
                             .keyManager(certs.certChain(id).toFile(), certs.privateKey(id).toFile())
@@ -69,6 +74,24 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
 
     public synchronized long prepared() {
         return prepared;
+    }
+
+    /** As if an earlier router had loaded {@code epoch} onto it (served; nothing prepared). */
+    public synchronized void serve(long epoch) {
+        served = epoch;
+        prepared = 0;
+    }
+
+    /** Its id and epochs only. */
+    @Override
+    public void describeInstance(DescribeInstanceRequest req, StreamObserver<DescribeInstanceResponse> obs) {
+        DescribeInstanceResponse r;
+        synchronized (this) {
+            r = DescribeInstanceResponse.newBuilder().setInstanceId(id).setEpoch(served).setPreparedEpoch(prepared)
+                    .build();
+        }
+        obs.onNext(r);
+        obs.onCompleted();
     }
 
     @Override
