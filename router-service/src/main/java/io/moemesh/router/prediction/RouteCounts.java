@@ -24,13 +24,29 @@ final class RouteCounts {
     private final int[] seenAtLayer;
     private final int[] pair;
     private final int[] pairTotal;
+    /**
+     * Bytes the per-token tables may take, both maps together: each token id seen gets layers × (experts + 1) ints in
+     * each map (11.4 KiB for Qwen1.5-MoE), so all of a 152k vocabulary would take 1.8 GB, more than the router's heap;
+     * 72 MiB hold every id of a 32k vocabulary for Mixtral (1,152 bytes a table).
+     */
+    static final long TOKEN_TABLE_BUDGET_BYTES = 72L << 20;
+
     private final Map<Integer, int[]> byToken = new HashMap<>();
     private final Map<Integer, int[]> byPreviousToken = new HashMap<>();
+    /** Token ids each per-token map holds at most; ids first seen past it are not tracked (frequent ids come early). */
+    private final int maxTokenTables;
     private final int[] temporal;
     private final int[] temporalTotal;
 
     RouteCounts(ModelShape shape) {
+        this(shape, TOKEN_TABLE_BUDGET_BYTES);
+    }
+
+    /** @param tokenTableBudgetBytes bytes the per-token tables may take, both maps together (at least one id each) */
+    RouteCounts(ModelShape shape, long tokenTableBudgetBytes) {
         this.shape = shape;
+        this.maxTokenTables = (int) Math.clamp(tokenTableBudgetBytes / 2 / (4L * shape.layers() * (shape.experts() + 1)),
+                1, Integer.MAX_VALUE);
         this.layers = shape.layers();
         this.experts = shape.experts();
         popularity = new long[layers * experts];
@@ -55,6 +71,9 @@ final class RouteCounts {
             throw new IllegalArgumentException("token " + token.key() + " has " + routes.length
                     + " layer entries, the model " + layers);
         }
+        int[] ofToken = token.tokenId() >= 0 ? table(byToken, token.tokenId()) : null;
+        int[] ofPrevious = previous != null && previous.tokenId() >= 0 ? table(byPreviousToken, previous.tokenId())
+                : null;
         for (int l = 0; l < layers; l++) {
             if (routes[l] == null) {
                 continue;
@@ -82,12 +101,11 @@ final class RouteCounts {
                     }
                 }
             }
-            if (token.tokenId() >= 0) {
-                addTo(byToken.computeIfAbsent(token.tokenId(), id -> new int[layers * (experts + 1)]), l, routes[l]);
+            if (ofToken != null) {
+                addTo(ofToken, l, routes[l]);
             }
-            if (previous != null && previous.tokenId() >= 0) {
-                addTo(byPreviousToken.computeIfAbsent(previous.tokenId(), id -> new int[layers * (experts + 1)]), l,
-                        routes[l]);
+            if (ofPrevious != null) {
+                addTo(ofPrevious, l, routes[l]);
             }
             if (previous != null && previous.layers() == layers && previous.has(l)) {
                 for (int e : previous.experts()[l]) {
@@ -98,6 +116,21 @@ final class RouteCounts {
                 }
             }
         }
+    }
+
+    /** The table of {@code tokenId}, made while the map is under its cap; null past it. */
+    private int[] table(Map<Integer, int[]> tables, int tokenId) {
+        int[] t = tables.get(tokenId);
+        if (t == null && tables.size() < maxTokenTables) {
+            t = new int[layers * (experts + 1)];
+            tables.put(tokenId, t);
+        }
+        return t;
+    }
+
+    /** Token ids with a table of their own (this token's, previous token's). */
+    int trackedTokens(boolean previousToken) {
+        return (previousToken ? byPreviousToken : byToken).size();
     }
 
     private void addTo(int[] table, int l, int[] routes) {

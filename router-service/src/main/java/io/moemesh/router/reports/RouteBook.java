@@ -17,7 +17,8 @@ import java.util.Set;
 /**
  * The routes the gateways report: validated, scored against the predictor (online recall, before learning), learned
  * by the predictor, and kept for the planner in a sliding window of the latest {@code windowTokens} tokens, so memory
- * stays bounded however long the router runs (a token of a 32-layer top-2 model costs about 1.5 KiB in the window).
+ * stays bounded however long the router runs (a token of a 32-layer top-2 model costs about 1.5 KiB in the window; the
+ * predictor's count tables have fixed sizes but for the per-token ones, capped at a byte budget, RouteCounts).
  * The window, not all history, is what a replan plans from: placement should follow the current traffic.
  *
  * <p>Thread-safe: every method holds the book's lock (the predictors are not thread-safe; ingestion and prediction are
