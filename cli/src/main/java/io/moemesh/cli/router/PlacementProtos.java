@@ -63,7 +63,7 @@ final class PlacementProtos {
             holders[l] = new int[trace.experts()][];
             for (ExpertPlacement ep : lp.getExpertsList()) {
                 int e = ep.getExpert();
-                if (ep.getShared() || e >= trace.experts()) {
+                if (ep.getShared() || e < 0 || e >= trace.experts()) { // uint32: 2^31 and above are negative here
                     throw new IllegalArgumentException(source + ": layer " + lp.getLayer() + " expert " + e
                             + " is not one of the trace's " + trace.experts() + " routed experts");
                 }

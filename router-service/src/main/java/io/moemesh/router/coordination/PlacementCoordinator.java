@@ -160,8 +160,8 @@ public final class PlacementCoordinator implements AutoCloseable {
     }
 
     /**
-     * The first epoch of this run: the restored one when the last run published one for the same instances (no
-     * PREPARE: they hold it; a COMMIT to each), else the even deal at the next epoch, prepared on every instance,
+     * The first epoch of this run: the restored one when the last run published one for the same instances (a PREPARE
+     * to each, a no-op where it is served, then a COMMIT to each), else the even deal at the next epoch, prepared on every instance,
      * published and committed. Runs on the replan executor.
      *
      * @throws ReplanAbortedException (in the future) when an instance fails to load it; call again to retry
@@ -217,6 +217,15 @@ public final class PlacementCoordinator implements AutoCloseable {
                 && fitsModel(restored)) {
             log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
             highestAttempted = Math.max(highestAttempted, restored.getEpoch());
+            // An instance that restarted with this router holds nothing, and nothing else would give it its experts
+            // back: PREPARE is a no-op where the epoch is served already. Best effort: the epoch is the gateways'
+            // current one whatever an instance answers, so it is published in any case.
+            long epoch = restored.getEpoch();
+            Map<Instance, Throwable> unprepared = loads.onEvery(restored.getInstancesList(),
+                    in -> loader.prepare(in, epoch, PlacementMessages.assignment(restored, in.getId()),
+                            settings.loadTimeout()));
+            unprepared.forEach((in, t) -> log.warn("restored placement epoch {}: PREPARE on {} failed ({}); published "
+                    + "all the same, as the epoch the gateways already follow", epoch, describe(in), t.getMessage()));
             ReplanOutcome outcome = publish(restored, "restored", started, m);
             // The last run may have stopped between publishing and committing: a COMMIT of the served epoch is a
             // no-op, so every instance is told again (nothing is loaded).

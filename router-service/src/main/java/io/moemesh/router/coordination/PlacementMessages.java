@@ -67,12 +67,13 @@ public final class PlacementMessages {
         }
         int[][][] holders = new int[layers][experts][];
         for (LayerPlacement lp : p.getLayersList()) {
-            if (lp.getLayer() >= layers) {
-                throw new IllegalArgumentException("placement epoch " + p.getEpoch() + " places layer " + lp.getLayer()
-                        + ", the model has " + layers);
+            // uint32 on the wire: 2^31 and above read as negative ints, so compare unsigned
+            if (Integer.toUnsignedLong(lp.getLayer()) >= layers) {
+                throw new IllegalArgumentException("placement epoch " + p.getEpoch() + " places layer "
+                        + Integer.toUnsignedString(lp.getLayer()) + ", the model has " + layers);
             }
             for (ExpertPlacement ep : lp.getExpertsList()) {
-                if (ep.getShared() || ep.getExpert() >= experts) {
+                if (ep.getShared() || Integer.toUnsignedLong(ep.getExpert()) >= experts) {
                     continue;
                 }
                 int[] h = new int[ep.getInstanceIdsCount()];

@@ -187,17 +187,24 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
                     return;
                 }
                 try {
-                    if (req.getSource().isBlank()) {
-                        throw new IllegalArgumentException("source: must name the reporting gateway (its "
-                                + "WatchPlacement watcher_id)");
-                    }
-                    float rate = req.getSampleRate();
-                    if (!(rate >= 0 && rate <= 1)) {
-                        throw new IllegalArgumentException("sample_rate: " + rate + " is not in (0, 1] (0 = not given)");
-                    }
                     List<ReportedToken> samples = new ArrayList<>(req.getSamplesCount());
-                    for (RouteSample s : req.getSamplesList()) {
-                        samples.add(RouteMessages.toReported(s.getRequestId(), s.getRoute()));
+                    try {
+                        if (req.getSource().isBlank()) {
+                            throw new IllegalArgumentException("source: must name the reporting gateway (its "
+                                    + "WatchPlacement watcher_id)");
+                        }
+                        float rate = req.getSampleRate();
+                        if (!(rate >= 0 && rate <= 1)) {
+                            throw new IllegalArgumentException("sample_rate: " + rate + " is not in (0, 1] (0 = not "
+                                    + "given)");
+                        }
+                        for (RouteSample s : req.getSamplesList()) {
+                            samples.add(RouteMessages.toReported(s.getRequestId(), s.getRoute()));
+                        }
+                    } catch (IllegalArgumentException e) {
+                        // refused before the book saw it: its samples are dropped all the same (the metric's promise)
+                        book.countDropped(req.getSamplesCount());
+                        throw e;
                     }
                     accepted += book.ingest(samples);
                     watchers.reportApplied(req.getSource(), req.getPlacementEpoch());
@@ -282,7 +289,6 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
 
     @Override
     public void replan(ReplanRequest req, StreamObserver<ReplanResponse> obs) {
-        long started = System.nanoTime();
         CompletableFuture<ReplanOutcome> f;
         try {
             operators.checkMayReplan(PeerIdentityInterceptor.current().map(MeshIdentity::name));
@@ -293,7 +299,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
             obs.onError(s.asRuntimeException());
             return;
         }
-        CompletableFuture<ReplanResponse> answer = f.thenApply(o -> response(o, started));
+        CompletableFuture<ReplanResponse> answer = f.thenApply(this::response);
         if (req.getWaitForWatchers()) {
             Duration timeout = req.getWatchersTimeoutMs() == 0 ? DEFAULT_WATCHERS_TIMEOUT
                     : Duration.ofMillis(Integer.toUnsignedLong(req.getWatchersTimeoutMs()));
@@ -322,7 +328,8 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         });
     }
 
-    private ReplanResponse response(ReplanOutcome o, long started) {
+    /** publish_millis: the outcome's time to publication, not to the end of the COMMITs that follow it. */
+    private ReplanResponse response(ReplanOutcome o) {
         PlacementEval e = o.score();
         io.moemesh.router.placement.Placement routed = PlacementMessages.toDomain(o.placement(), book.shape().layers(),
                 book.shape().experts());
@@ -333,7 +340,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
             s.setFanOut(e.fanOut()).setLoadMaxOverMean(e.loadMaxOverMean());
         }
         return ReplanResponse.newBuilder().setEpoch(o.placement().getEpoch()).setPlanner(o.planner()).setSummary(s)
-                .setApplied(true).setPublishMillis((System.nanoTime() - started) / 1_000_000).build();
+                .setApplied(true).setPublishMillis(o.publishNanos() / 1_000_000).build();
     }
 
     @Override

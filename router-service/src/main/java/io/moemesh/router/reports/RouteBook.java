@@ -156,6 +156,14 @@ public final class RouteBook {
     }
 
     /** Samples of refused report messages since this process started. */
+    /** Counts {@code samples} as dropped: a report message refused as a whole before its samples were validated. */
+    public synchronized void countDropped(int samples) {
+        if (samples < 0) {
+            throw new IllegalArgumentException("samples must be >= 0, got " + samples);
+        }
+        dropped += samples;
+    }
+
     public synchronized long dropped() {
         return dropped;
     }

@@ -26,6 +26,7 @@ import io.moemesh.proto.router.v1.TokenRoute;
 import io.moemesh.proto.router.v1.WatchPlacementRequest;
 import io.moemesh.proto.router.v1.WatchPlacementResponse;
 import io.moemesh.router.RouterServiceApplication;
+import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.support.FakeExpertService;
 import io.moemesh.router.support.RouterTestMesh;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
@@ -47,6 +48,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.ParameterizedTest;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalManagementPort;
@@ -82,6 +85,8 @@ class RouterServiceSocketTest {
 
     @Autowired
     GrpcServerLifecycle server;
+    @Autowired
+    RouteBook book;
     @LocalManagementPort
     int managementPort;
     ManagedChannel channel;
@@ -185,6 +190,26 @@ class RouterServiceSocketTest {
     }
 
     @Test
+    void replan_publishMillis_isTheTimeToPublication_notToTheEndOfTheCommitsAfterIt() throws Exception {
+        long before = epoch();
+        EXPERTS.get(0).commitGate = new CountDownLatch(1);
+        long sent = System.nanoTime();
+        CompletableFuture<ReplanResponse> answer = CompletableFuture.supplyAsync(
+                () -> operator.replan(ReplanRequest.getDefaultInstance()));
+        try {
+            await().atMost(Duration.ofSeconds(30)).until(() -> epoch() == before + 1);
+            // Published; expert-0's COMMIT is held for 2 s more, and the answer waits for the COMMITs.
+            await().during(Duration.ofSeconds(2)).atMost(Duration.ofSeconds(3)).until(() -> !answer.isDone());
+        } finally {
+            EXPERTS.get(0).commitGate.countDown();
+        }
+        ReplanResponse r = answer.get(60, TimeUnit.SECONDS);
+        long elapsedMillis = (System.nanoTime() - sent) / 1_000_000;
+        assertThat(r.getEpoch()).isEqualTo(before + 1);
+        assertThat(r.getPublishMillis()).isLessThan(elapsedMillis - 2000);
+    }
+
+    @Test
     void replan_whileOneRuns_isFailedPrecondition() throws Exception {
         CountDownLatch gate = new CountDownLatch(1);
         EXPERTS.get(0).gate = gate;
@@ -242,6 +267,30 @@ class RouterServiceSocketTest {
                     .isEqualTo("samples[1].route.layers[0].experts[1]: expert 9 is not in [0, 8) (the model's routed experts)");
         });
         assertThat(stub.describeRouter(DescribeRouterRequest.getDefaultInstance()).getRoutesSeen()).isEqualTo(seenBefore);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "blank source   |      | 0.5 | source: must name the reporting gateway",
+            "sample rate 2  | gw-4 | 2   | sample_rate: 2.0 is not in (0, 1]",
+    })
+    void reportRoutes_refusedAsAWhole_countsItsSamplesAsDropped(String name, String source, float rate,
+                                                                 String message) throws Exception {
+        long droppedBefore = book.dropped();
+        CompletableFuture<Throwable> error = new CompletableFuture<>();
+        StreamObserver<ReportRoutesRequest> s = RouterServiceGrpc.newStub(channel).reportRoutes(new Noop<>() {
+            @Override
+            public void onError(Throwable t) {
+                error.complete(t);
+            }
+        });
+        s.onNext(ReportRoutesRequest.newBuilder().setSource(source == null ? "" : source).setSampleRate(rate)
+                .addSamples(sample(1, 2)).addSamples(sample(4, 5)).addSamples(sample(0, 3)).build());
+        assertThat(error.get(30, TimeUnit.SECONDS)).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(e.getStatus().getDescription()).startsWith(message);
+        });
+        assertThat(book.dropped()).isEqualTo(droppedBefore + 3);
     }
 
     @Test

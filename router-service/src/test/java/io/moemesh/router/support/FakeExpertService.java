@@ -47,6 +47,8 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
     /** Calls of these stages fail with UNAVAILABLE. */
     public final Set<AssignmentStage> failingStages = ConcurrentHashMap.newKeySet();
     public volatile CountDownLatch gate = new CountDownLatch(0);
+    /** COMMIT calls also wait for this one. */
+    public volatile CountDownLatch commitGate = new CountDownLatch(0);
     private final String id;
     private long served;
     private long prepared;
@@ -98,6 +100,9 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
     public void loadAssignment(LoadAssignmentRequest req, StreamObserver<LoadAssignmentResponse> obs) {
         try {
             gate.await(60, TimeUnit.SECONDS);
+            if (req.getStage() == AssignmentStage.ASSIGNMENT_STAGE_COMMIT) {
+                commitGate.await(60, TimeUnit.SECONDS);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -45,16 +45,19 @@ public record PlacementTable(long epoch, List<Instance> instances, int[][][] hol
         int[][][] holders = new int[numLayers][dispatchableExperts][];
         boolean[][] shared = new boolean[numLayers][dispatchableExperts];
         for (LayerPlacement lp : p.getLayersList()) {
-            int l = lp.getLayer();
-            if (l >= numLayers) {
-                throw new IllegalArgumentException(where + ": layer " + l + " does not exist (model has " + numLayers + ")");
+            // uint32 on the wire: 2^31 and above read as negative ints, so compare unsigned
+            if (Integer.toUnsignedLong(lp.getLayer()) >= numLayers) {
+                throw new IllegalArgumentException(where + ": layer " + Integer.toUnsignedString(lp.getLayer())
+                        + " does not exist (model has " + numLayers + ")");
             }
+            int l = lp.getLayer();
             for (ExpertPlacement ep : lp.getExpertsList()) {
-                int e = ep.getExpert();
-                if (e >= dispatchableExperts) {
-                    throw new IllegalArgumentException(where + ": layer " + l + " expert " + e + " does not exist (model has "
+                if (Integer.toUnsignedLong(ep.getExpert()) >= dispatchableExperts) {
+                    throw new IllegalArgumentException(where + ": layer " + l + " expert "
+                            + Integer.toUnsignedString(ep.getExpert()) + " does not exist (model has "
                             + dispatchableExperts + " dispatchable experts)");
                 }
+                int e = ep.getExpert();
                 if (holders[l][e] != null) {
                     throw new IllegalArgumentException(where + ": layer " + l + " expert " + e + " is placed twice");
                 }

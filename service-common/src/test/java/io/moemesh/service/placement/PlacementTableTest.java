@@ -45,6 +45,8 @@ class PlacementTableTest {
         "missing expert      | is not placed",
         "unknown instance    | unknown instance",
         "extra layer         | layer 4 does not exist",
+        "layer 2^32-1        | layer 4294967295 does not exist",
+        "expert 2^31         | expert 2147483648 does not exist",
         "bad endpoint        | is neither host:port nor unix:///absolute/path.sock",
         "relative socket     | unix:///absolute/path.sock (three slashes",
         "duplicate instance  | appears twice",
@@ -56,6 +58,10 @@ class PlacementTableTest {
             case "unknown instance" -> p -> p.toBuilder().setLayers(1, p.getLayers(1).toBuilder()
                     .setExperts(0, p.getLayers(1).getExperts(0).toBuilder().setInstanceIds(0, "ghost"))).build();
             case "extra layer" -> p -> p.toBuilder().addLayers(p.getLayers(0).toBuilder().setLayer(4)).build();
+            // uint32 values that read as negative ints in Java
+            case "layer 2^32-1" -> p -> p.toBuilder().setLayers(3, p.getLayers(3).toBuilder().setLayer(-1)).build();
+            case "expert 2^31" -> p -> p.toBuilder().setLayers(1, p.getLayers(1).toBuilder()
+                    .setExperts(0, p.getLayers(1).getExperts(0).toBuilder().setExpert(Integer.MIN_VALUE))).build();
             case "bad endpoint" -> p -> p.toBuilder().setInstances(0, p.getInstances(0).toBuilder().setEndpoint("nohost")).build();
             case "relative socket" -> p -> p.toBuilder().setInstances(0, p.getInstances(0).toBuilder()
                     .setEndpoint("unix://relative.sock")).build();
