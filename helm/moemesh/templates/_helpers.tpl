@@ -234,10 +234,32 @@ spec:
     group: {{ $cm.issuerRef.group }}
 {{- end }}
 
+{{/* Bytes of a Kubernetes quantity (100Gi, 500G, 1.5Ti, or a number of bytes) as a float64, printed: the caller
+converts it back with float64. values.schema.json has checked the quantity's form. */}}
+{{- define "moemesh.quantityBytes" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) }}
+{{- float64 . }}
+{{- else }}
+{{- $q := trim (toString .) }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $q }}
+{{- $factors := dict "" 1 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 }}
+{{- mulf (float64 $number) (index $factors (trimPrefix $number $q)) }}
+{{- end }}
+{{- end }}
+
 {{/* A component's env value (NAME: value) as more settings ConfigMap entries: (dict "env" .Values.gateway.env
-"settings" <the chart's entries> "value" "gateway.env"). A name the chart already sets fails naming it: the
-chart's value is the one to change, and a ConfigMap with the key twice would be ambiguous. */}}
+"settings" <the chart's entries> "podEnv" <the container's own env entries, YAML> "value" "gateway.env"). A name the
+chart already sets fails naming it: a ConfigMap entry's value is the chart's to change, and a ConfigMap with the key
+twice would be ambiguous; a name of the container's own env (the pod's name or namespace) would be ignored silently,
+since a container's env wins over its envFrom.
+Numbers are written as the user wrote them: Helm reads a values file's numbers as float64, which toString prints
+in scientific notation from 1e+06 on (2000000 -> "2e+06", which Spring cannot bind to an int or a long), so a
+float64 that is a whole number is printed as an integer; other numbers, strings and booleans as they are. */}}
 {{- define "moemesh.userEnv" -}}
+{{- $podNames := list }}
+{{- range (.podEnv | default "[]" | fromYamlArray) }}
+{{- $podNames = append $podNames .name }}
+{{- end }}
 {{- range $k, $v := .env }}
 {{- if not (regexMatch "^[A-Za-z_][A-Za-z0-9_]*$" $k) }}
 {{- fail (printf "%s.%s is not an environment variable name (letters, digits and _, not starting with a digit)" $.value $k) }}
@@ -245,6 +267,13 @@ chart's value is the one to change, and a ConfigMap with the key twice would be 
 {{- if hasKey $.settings $k }}
 {{- fail (printf "%s.%s is set by the chart itself; change the chart value that sets it instead (docs/kubernetes.md, values reference)" $.value $k) }}
 {{- end }}
-{{ $k }}: {{ $v | toString | quote }}
+{{- if has $k $podNames }}
+{{- fail (printf "%s.%s is set by the chart itself from the pod (the container's env, which wins over %s); remove it from %s" $.value $k $.value $.value) }}
+{{- end }}
+{{- $s := toString $v }}
+{{- if and (kindIs "float64" $v) (eq $v (float64 (int64 $v))) }}
+{{- $s = int64 $v | toString }}
+{{- end }}
+{{ $k }}: {{ $s | quote }}
 {{- end }}
 {{- end }}

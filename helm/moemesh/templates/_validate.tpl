@@ -60,6 +60,23 @@ first). Each failure names the value, so `helm install` says what to fix. Includ
 {{- if and $v.kvcache.enabled (not (hasPrefix "/" (toString $v.kvcache.persistence.mountPath))) }}
 {{- fail (printf "kvcache.persistence.mountPath must be an absolute path, got %q" (toString $v.kvcache.persistence.mountPath)) }}
 {{- end }}
+{{- /* The SSD tier's segment files hold dead space besides ssdBytes of live blocks: compaction rewrites a sealed
+segment only once less than the live fraction of it is live, so the sealed segments may hold ssdBytes ÷ that
+fraction. A volume below that fills up in a steady state the service can reach (and puts then fail). The fraction
+is the service's default unless kvcache.env sets it; 0 turns compaction off, which no volume size can make up for,
+so there is nothing to check then. */}}
+{{- if $v.kvcache.enabled }}
+{{- $fraction := 0.5 }}
+{{- with $v.kvcache.env }}
+{{- if hasKey . "MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION" }}
+{{- $fraction = float64 (index . "MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION") }}
+{{- end }}
+{{- end }}
+{{- $limit := mulf (float64 (include "moemesh.quantityBytes" $v.kvcache.persistence.size)) $fraction }}
+{{- if and (gt $fraction 0.0) (gt (float64 $v.kvcache.ssdBytes) $limit) }}
+{{- fail (printf "kvcache.ssdBytes (%d) must not exceed kvcache.persistence.size (%v) × the SSD tier's compaction live fraction (%v) = %d bytes: compaction keeps a sealed segment until less than that fraction of it is live, so the segment files may hold ssdBytes ÷ %v; lower kvcache.ssdBytes or raise kvcache.persistence.size, and leave headroom for the segment being written and what is written between compactions" (int64 $v.kvcache.ssdBytes) $v.kvcache.persistence.size $fraction (int64 $limit) $fraction) }}
+{{- end }}
+{{- end }}
 {{- if and $v.router.persistence.enabled (not (trim (toString $v.router.persistence.size))) }}
 {{- fail "router.persistence.size must be set when router.persistence.enabled" }}
 {{- end }}

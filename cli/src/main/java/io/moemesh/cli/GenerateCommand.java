@@ -11,7 +11,9 @@ import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -96,7 +98,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     @Override
-    public Integer call() throws IOException {
+    public Integer call() {
         String text = promptText();
         // Built in both modes: the same parameter checks and messages whichever engine runs the request.
         SamplingParams params = new SamplingParams(temperature, topP, topK,
@@ -167,13 +169,25 @@ final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
-    private String promptText() throws IOException {
+    /**
+     * The prompt; a prompt file that is missing, unreadable or not UTF-8 is bad input (one line naming the file, exit
+     * code 2), not a bug: the I/O error becomes an {@link IllegalArgumentException}.
+     */
+    private String promptText() {
         if (prompt.file == null) {
             return prompt.text;
         }
         if (!Files.isRegularFile(prompt.file)) {
             throw new ModelFormatException("--prompt-file " + prompt.file + ": file not found");
         }
-        return Files.readString(prompt.file, StandardCharsets.UTF_8);
+        try {
+            return Files.readString(prompt.file, StandardCharsets.UTF_8);
+        } catch (CharacterCodingException e) {
+            throw new IllegalArgumentException("--prompt-file " + prompt.file + ": not UTF-8 text", e);
+        } catch (AccessDeniedException e) {
+            throw new IllegalArgumentException("--prompt-file " + prompt.file + ": not readable (permission denied)", e);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("--prompt-file " + prompt.file + ": not readable (" + e + ")", e);
+        }
     }
 }

@@ -97,6 +97,47 @@ class GenerateCommandTest {
         assertThat(run.err()).contains(message).doesNotContain("\tat ");
     }
 
+    /** Bytes that are no UTF-8: a stray continuation byte, a Latin-1 é, a sequence cut short at the file's end. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"stray continuation byte, 68 69 80", "Latin-1 text, 63 61 66 e9", "truncated sequence, 68 69 e2 82"})
+    void promptFileNotUtf8_exitsWith2NamingTheFile(String what, String hex) throws IOException {
+        String[] bytes = hex.split(" ");
+        byte[] content = new byte[bytes.length];
+        for (int i = 0; i < bytes.length; i++) {
+            content[i] = (byte) Integer.parseInt(bytes[i], 16);
+        }
+        Path f = Files.write(tmp.resolve("latin1.txt"), content);
+        CliRun run = CliRun.of("generate", "--model", TestModels.dir(TestModels.MIXTRAL).toString(), "--prompt-file",
+                f.toString());
+        assertThat(run.exitCode()).isEqualTo(2);
+        assertThat(run.err().strip()).isEqualTo("moemesh generate: --prompt-file " + f + ": not UTF-8 text");
+    }
+
+    /** A regular file whose read fails: no read permission (not for root, who reads anyway), or an I/O error. */
+    static Stream<String> unreadableFiles() throws IOException {
+        Stream.Builder<String> files = Stream.builder();
+        if (!"root".equals(System.getProperty("user.name"))) {
+            Path f = Files.createTempFile("moemesh-unreadable-", ".txt");
+            f.toFile().deleteOnExit();
+            Files.setPosixFilePermissions(f, java.util.Set.of());
+            files.add(f.toString());
+        }
+        if (Files.isRegularFile(Path.of("/proc/self/mem"))) {
+            files.add("/proc/self/mem"); // reading address 0 of this process: EIO
+        }
+        return files.build();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("unreadableFiles")
+    void promptFileThatCannotBeRead_exitsWith2NamingTheFile(String file) {
+        CliRun run = CliRun.of("generate", "--model", TestModels.dir(TestModels.MIXTRAL).toString(), "--prompt-file",
+                file);
+        assertThat(run.exitCode()).isEqualTo(2);
+        assertThat(run.err().strip()).startsWith("moemesh generate: --prompt-file " + file + ": not readable")
+                .doesNotContain("\n").doesNotContain("\tat ");
+    }
+
     @Test
     void promptLongerThanContext_exitsWith2() throws IOException {
         Path f = tmp.resolve("long.txt");

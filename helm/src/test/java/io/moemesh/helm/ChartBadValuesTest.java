@@ -38,6 +38,9 @@ class ChartBadValuesTest {
                 bad("tls.reloadPeriod", "30s"),
                 bad("router.autoReplanPeriod", "5s"),
                 bad("kvcache.terminationGracePeriodSeconds", "10"),
+                // the kvcache-service refuses an empty tier at startup
+                bad("kvcache.dramBytes", "0"),
+                bad("kvcache.ssdBytes", "0"),
                 bad("gateway.resources.limits", "null", "gateway.resources"),
                 bad("expertService.resources.requests.memory", "null", "expertService.resources.requests"),
                 bad("gateway.unknownSetting", "1", "gateway"),
@@ -65,7 +68,18 @@ class ChartBadValuesTest {
                         "expertService.env.MOEMESH_EXPERT_PLACER_IDENTITIES"),
                 bad("router.env.MOEMESH_ROUTER_DISCOVERY_MODE", "static", "router.env.MOEMESH_ROUTER_DISCOVERY_MODE"),
                 bad("kvcache.env.JDK_JAVA_OPTIONS", "-Xmx1g", "kvcache.env.JDK_JAVA_OPTIONS"),
-                bad("gateway.env.BAD-NAME", "1", "gateway.env.BAD-NAME"));
+                bad("gateway.env.BAD-NAME", "1", "gateway.env.BAD-NAME"),
+                // names of the containers' own env (from the pod), which would win over the ConfigMap silently
+                bad("gateway.env.MOEMESH_GATEWAY_ROUTER_WATCHER_ID", "gw-1",
+                        "gateway.env.MOEMESH_GATEWAY_ROUTER_WATCHER_ID"),
+                bad("router.env.MOEMESH_ROUTER_DISCOVERY_NAMESPACE", "other",
+                        "router.env.MOEMESH_ROUTER_DISCOVERY_NAMESPACE"),
+                bad("expertService.env.MOEMESH_EXPERT_INSTANCE_ID", "expert-0",
+                        "expertService.env.MOEMESH_EXPERT_INSTANCE_ID"),
+                // the SSD volume must hold ssdBytes ÷ the compaction live fraction (ChartKvCacheVolumeTest)
+                bad(Map.of("kvcache.ssdBytes", "90000000000"), "kvcache.ssdBytes"),
+                bad(Map.of("kvcache.persistence.size", "80Gi"), "kvcache.persistence.size"),
+                bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.4"), "kvcache.ssdBytes"));
     }
 
     @ParameterizedTest(name = "{0} -> names {1}")

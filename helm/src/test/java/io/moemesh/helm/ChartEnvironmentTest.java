@@ -3,6 +3,7 @@ package io.moemesh.helm;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.kubernetes.client.openapi.models.V1ConfigMap;
 import io.kubernetes.client.openapi.models.V1Container;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -145,6 +146,41 @@ class ChartEnvironmentTest {
             assertThat(bound.readVariables()).as("%s: the chart's variables are read", w.name())
                     .anyMatch(v -> v.startsWith("MOEMESH_")).contains("MANAGEMENT_SERVER_PORT");
         }
+    }
+
+    /** A number in a component's env as a values file gives it, and what its ConfigMap must carry. */
+    record NumericEnv(String component, String configMap, String name, String yaml, String rendered) {
+    }
+
+    static final List<NumericEnv> NUMERIC_ENV = List.of(
+            new NumericEnv("gateway", "gateway", "MOEMESH_GATEWAY_KV_CACHE_TOKENS", "2000000", "2000000"),
+            new NumericEnv("gateway", "gateway", "MOEMESH_GATEWAY_KV_CACHE_HEAP_FRACTION", "0.25", "0.25"),
+            new NumericEnv("router", "router", "MOEMESH_ROUTER_WINDOW_TOKENS", "1000000", "1000000"),
+            new NumericEnv("expertService", "expert-service", "MOEMESH_EXPERT_MAX_INBOUND_MESSAGE_BYTES", "536870912",
+                    "536870912"),
+            new NumericEnv("kvcache", "kvcache", "MOEMESH_KVCACHE_SEGMENT_BYTES", "1073741824", "1073741824"),
+            new NumericEnv("kvcache", "kvcache", "MOEMESH_KVCACHE_FSYNC_INTERVAL_BYTES", "1.6e7", "16000000"));
+
+    /**
+     * Helm reads a values file's numbers as float64, whose plain string form is scientific from 1e+06 on ("2e+06",
+     * which Spring cannot bind to an int): whole numbers must reach the ConfigMap as integers (--set keeps int64, so
+     * only a values file shows it), fractions as written, and the services must bind them.
+     */
+    @Test
+    void numbersInAComponentsEnv_fromAValuesFile_renderAsPlainNumbers_andBind() throws IOException {
+        StringBuilder yaml = new StringBuilder();
+        for (String component : NUMERIC_ENV.stream().map(NumericEnv::component).distinct().toList()) {
+            yaml.append(component).append(":\n  env:\n");
+            NUMERIC_ENV.stream().filter(n -> n.component().equals(component))
+                    .forEach(n -> yaml.append("    ").append(n.name()).append(": ").append(n.yaml()).append('\n'));
+        }
+        Path file = Files.writeString(scratch.resolve("numeric-env-values.yaml"), yaml);
+        RenderedChart chart = RenderedChart.parse(Chart.template(new Chart.ValueSet("numeric env", file), Map.of()));
+        for (NumericEnv n : NUMERIC_ENV) {
+            assertThat(chart.one(V1ConfigMap.class, Chart.RELEASE + "-" + n.configMap()).getData())
+                    .as("%s.env.%s: %s", n.component(), n.name(), n.yaml()).containsEntry(n.name(), n.rendered());
+        }
+        assertThat(problems(chart)).isEmpty();
     }
 
     @Test

@@ -26,8 +26,10 @@ import picocli.CommandLine.Model.CommandSpec;
             "stdout: requests, failures, token differences, latency p50/p99 in steady state and during faults, and per "
                 + "kill how long the instance took to be restarted, to report SERVING and to carry traffic again."},
         exitCodeListHeading = "%nExit codes:%n",
-        exitCodeList = {"0:goals met (0 failed, 0 token differences, every restarted instance carried traffic within 10 s)",
-            "1:goals not met", "2:bad input", "3:the mesh did not start"})
+        exitCodeList = {"0:goals met (at least one kill, 0 failed, 0 token differences, every restarted instance "
+                + "carried traffic within 10 s)",
+            "1:goals not met", "2:bad input (e.g. --duration not longer than --warmup: no time for a kill)",
+            "3:the mesh did not start"})
 public final class ChaosCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -38,7 +40,9 @@ public final class ChaosCommand implements Callable<Integer> {
     @Option(names = "--streams", defaultValue = "8", paramLabel = "N", description = "Concurrent streams (default ${DEFAULT-VALUE}).")
     int streams;
 
-    @Option(names = "--duration", defaultValue = "120", paramLabel = "SECONDS", description = "Run time (default ${DEFAULT-VALUE}).")
+    @Option(names = "--duration", defaultValue = "120", paramLabel = "SECONDS",
+            description = "Run time: kills are made until it ends; must exceed --warmup, since the goals need at least "
+                    + "one kill (default ${DEFAULT-VALUE}).")
     int durationSeconds;
 
     @Option(names = "--kill-every", defaultValue = "15", paramLabel = "SECONDS",

@@ -16,8 +16,9 @@ import picocli.CommandLine.Model.CommandSpec;
                 + "expert-services over Unix domain sockets where epoll is available (--transport). Returns once every service reports SERVING "
                 + "on gRPC health; the services keep running until `moemesh down`.",
             "stdout: `gateway: HOST:PORT`, `http: http://HOST:PORT`, `router: HOST:PORT` (not with --no-router) and "
-                + "`kvcache: HOST:PORT` (not with --no-kvcache) on lines of their own, then one line per instance (id, endpoint, experts held per layer). Progress goes "
-                + "to stderr, service output to <state-dir>/logs/<name>.log."},
+                + "`kvcache: unix:///PATH` (its domain socket, under the unix transport) or `kvcache: HOST:PORT` (over "
+                + "TCP; neither with --no-kvcache) on lines of their own, then one line per instance (id, endpoint, "
+                + "experts held per layer). Progress goes to stderr, service output to <state-dir>/logs/<name>.log."},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {
             "0:every service is SERVING",

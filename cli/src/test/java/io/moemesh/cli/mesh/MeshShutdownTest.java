@@ -1,0 +1,80 @@
+package io.moemesh.cli.mesh;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** How long {@code down} lets each stage of a mesh shut down before SIGKILL (no processes: the plan only). */
+class MeshShutdownTest {
+
+    /**
+     * The gateway stage outlasts what the gateway itself may take: its shutdown-grace, the drain's 5 s stop wait,
+     * its write-back drain timeout and 15 s to exit, from its recorded environment or its defaults (30 s, 10 s);
+     * a longer --grace only lengthens it.
+     */
+    @ParameterizedTest(name = "[{0}] --grace {1} -> {2} s")
+    @CsvSource(delimiter = '|', nullValues = "-", value = {
+        "-                                                                   | 20 | 60",
+        "-                                                                   | 1  | 60",
+        "-                                                                   | 90 | 90",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s                                 | 20 | 150",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=2m                                   | 20 | 150",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=PT45S                                | 20 | 75",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=45000                                | 20 | 75",
+        "MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=1m                            | 20 | 110",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=0s,MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=0s | 1 | 20",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=0s,MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=0s | 30 | 30",
+        // a value the gateway cannot bind stops it at startup: its default is as good as any
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=soon                                 | 20 | 60",
+    })
+    void gatewayStage_waitsAtLeastTheGatewaysShutdownGracePlusItsWriteBackDrain(String environment, int graceSeconds,
+                                                                               int expectedSeconds) {
+        MeshState state = mesh(service(MeshLauncher.GATEWAY, environment(environment)));
+        List<MeshShutdown.Stage> stages = MeshShutdown.stages(state, Duration.ofSeconds(graceSeconds));
+        assertThat(stages.getFirst().services()).extracting(MeshState.Service::name)
+                .containsExactly(MeshLauncher.GATEWAY);
+        assertThat(stages.getFirst().grace()).isEqualTo(Duration.ofSeconds(expectedSeconds));
+    }
+
+    @Test
+    void stages_gatewayFirst_thenTheKvCacheGivenAtLeast60s_thenTheRestGivenTheGrace() {
+        MeshState state = mesh(service(MeshLauncher.GATEWAY, Map.of()));
+        List<MeshShutdown.Stage> stages = MeshShutdown.stages(state, Duration.ofSeconds(5));
+        assertThat(stages).extracting(s -> s.services().stream().map(MeshState.Service::name).toList())
+                .containsExactly(List.of(MeshLauncher.GATEWAY), List.of(MeshLauncher.KVCACHE),
+                        List.of("expert-0", "expert-1", MeshLauncher.ROUTER));
+        assertThat(stages).extracting(MeshShutdown.Stage::grace).containsExactly(Duration.ofSeconds(60),
+                KvCacheSettings.STOP_GRACE, Duration.ofSeconds(5));
+    }
+
+    @Test
+    void meshStillStartingWithoutAGateway_stopsTheOthersOnTheirStages() {
+        MeshState state = mesh(null);
+        List<MeshShutdown.Stage> stages = MeshShutdown.stages(state, Duration.ofSeconds(20));
+        assertThat(stages.getFirst().services()).isEmpty();
+        assertThat(stages.get(1).services()).extracting(MeshState.Service::name).containsExactly(MeshLauncher.KVCACHE);
+        assertThat(stages.get(2).grace()).isEqualTo(Duration.ofSeconds(20));
+    }
+
+    private static MeshState mesh(MeshState.Service gateway) {
+        return new MeshState("/models/m", 1, 1, "/state/placement.json",
+                List.of(service("expert-0", Map.of()), service("expert-1", Map.of())), gateway, null,
+                service(MeshLauncher.ROUTER, Map.of()), service(MeshLauncher.KVCACHE, Map.of()));
+    }
+
+    private static MeshState.Service service(String name, Map<String, String> environment) {
+        return new MeshState.Service(name, 0, "", 1, 2, "/dev/null", List.of("java"), environment);
+    }
+
+    private static Map<String, String> environment(String pairs) {
+        return pairs == null ? Map.of() : Arrays.stream(pairs.split(",")).map(p -> p.strip().split("=", 2))
+                .collect(Collectors.toMap(p -> p[0], p -> p[1]));
+    }
+}
