@@ -12,11 +12,12 @@ import org.springframework.util.unit.DataSize;
  * deadlines, bulkhead and circuit breaker, the wire dtype, the replica picker, lookahead prefetch and the same-host
  * shared-memory arena. Checked at startup.
  *
- * @param stepDeadline        a layer's expert calls, retries included, must finish within this; a probe of an
- *                            instance whose breaker is half-open may use half of it
- * @param maxConcurrentCalls  bulkhead: calls in flight per instance
- * @param failureRateThreshold circuit breaker: percent of failed calls (of the last 10, at least 3) that opens it
- * @param openStateWait       circuit breaker: how long an open breaker rejects calls before it half-opens by
+ * @param stepDeadline        a layer's expert calls, retries included, must finish within this (positive); a probe
+ *                            of an instance whose breaker is half-open may use half of it
+ * @param maxConcurrentCalls  bulkhead: calls in flight per instance, ≥ 1
+ * @param failureRateThreshold circuit breaker: percent of failed calls (of the last 10, at least 3) that opens it,
+ *                            in (0, 100]
+ * @param openStateWait       circuit breaker (≥ 1 ms): how long an open breaker rejects calls before it half-opens by
  *                            itself to let one probe through (at once when the instance's gRPC health turns
  *                            SERVING again)
  * @param wireDtype           f32 (exact, default) or bf16 (lossy, half the bytes)
@@ -45,6 +46,26 @@ public record DispatchProperties(
         @DefaultValue("1MB") DataSize sharedMemorySlotSize) {
 
     public DispatchProperties {
+        // Resilience4j would refuse some of these only when the first instance connects (a gateway following a
+        // router then retries, and fails, at every placement), and a bulkhead of 0 calls fails every request while
+        // readiness stays UP: all are refused here, at startup.
+        if (!stepDeadline.isPositive()) {
+            throw new IllegalArgumentException("moemesh.gateway.dispatch.step-deadline must be a positive duration, got "
+                    + stepDeadline);
+        }
+        if (maxConcurrentCalls < 1) {
+            throw new IllegalArgumentException("moemesh.gateway.dispatch.max-concurrent-calls must be >= 1, got "
+                    + maxConcurrentCalls);
+        }
+        if (!(failureRateThreshold > 0 && failureRateThreshold <= 100)) {
+            throw new IllegalArgumentException("moemesh.gateway.dispatch.failure-rate-threshold must be in (0, 100], got "
+                    + (failureRateThreshold == (long) failureRateThreshold ? Long.toString((long) failureRateThreshold)
+                    : Float.toString(failureRateThreshold)));
+        }
+        if (openStateWait.compareTo(Duration.ofMillis(1)) < 0) {
+            throw new IllegalArgumentException("moemesh.gateway.dispatch.open-state-wait must be at least 1ms, got "
+                    + openStateWait);
+        }
         if (sharedMemorySlots < 0 || sharedMemorySlots > 1024) {
             throw new IllegalArgumentException("moemesh.gateway.dispatch.shared-memory-slots must be 0 (off) to 1024, "
                     + "got " + sharedMemorySlots);

@@ -165,11 +165,13 @@ public class GatewayConfiguration {
         DispatchProperties d = p.dispatch();
         // Values checked by DispatchProperties.
         DType wire = d.wireDtype().equals("bf16") ? DType.DTYPE_BF16 : DType.DTYPE_F32;
-        MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(),
-                in -> InstanceMeters.register(meters, new ResilientInstance(new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,
-                        p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel,
-                        GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, d.sharedMemory()), d.maxConcurrentCalls(), d.failureRateThreshold(), d.openStateWait(),
-                        (id, nanos, error) -> {
+        MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), in -> {
+            GrpcInstanceClient client = new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,
+                    p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel,
+                    GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, d.sharedMemory());
+            try {
+                return InstanceMeters.register(meters, new ResilientInstance(client, d.maxConcurrentCalls(),
+                        d.failureRateThreshold(), d.openStateWait(), (id, nanos, error) -> {
                             Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
                                     + "gateway → expert-service → gateway").tag("instance", id)
                                     .tag("transport", GrpcInstanceClient.transportOf(in.getEndpoint())).publishPercentileHistogram()
@@ -177,8 +179,13 @@ public class GatewayConfiguration {
                             if (error != null) {
                                 meters.counter("moemesh.gateway.dispatch.errors", "instance", id).increment();
                             }
-                        })),
-                d.stepDeadline(), d.picker(), traces);
+                        }));
+            } catch (RuntimeException e) {
+                // Nothing holds the client yet, and the placement is retried: each failed pass would leak a channel.
+                client.close();
+                throw e;
+            }
+        }, d.stepDeadline(), d.picker(), traces);
         source.get().current().ifPresent(dispatch::usePlacement);
         Gauge.builder("moemesh.hop.buffer.pool.bytes.in.use", HopBufferPool.shared(), HopBufferPool::bytesInUse)
                 .description("bytes of the per-layer hop's conversion chunks in use (returns to 0 between messages)")
@@ -333,7 +340,8 @@ public class GatewayConfiguration {
         int context = Math.min(model.config().maxPositionEmbeddings(), kvCache.maxSequencePositions());
         GatewayProperties.Admission a = p.admission();
         return new PromptLimits(context, a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context,
-                model.tokenizer().maxInputBytesPerToken(), a.maxChatMessages());
+                a.maxNewTokens() > 0 ? a.maxNewTokens() : context, model.tokenizer().maxInputBytesPerToken(),
+                a.maxChatMessages());
     }
 
     @Bean

@@ -11,7 +11,6 @@ import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.TokenLogprob;
 import io.moemesh.proto.gateway.v1.TopLogprob;
 import io.moemesh.proto.gateway.v1.Usage;
-import java.nio.charset.StandardCharsets;
 
 /**
  * Streams one request to its gRPC caller: a message per token with the text it makes safe to send, then a
@@ -62,8 +61,12 @@ final class GenerateStream implements CompletionSink {
         send(b.build());
     }
 
+    /**
+     * gateway.proto's token_bytes: the token's own bytes, so a part of a character split across tokens is that
+     * part (its decoded text would be U+FFFD), and nothing for a special token such as EOS.
+     */
     private ByteString bytes(int token) {
-        return ByteString.copyFrom(tokenizer.decode(new int[] {token}, false), StandardCharsets.UTF_8);
+        return ByteString.copyFrom(tokenizer.tokenBytes(token));
     }
 
     @Override

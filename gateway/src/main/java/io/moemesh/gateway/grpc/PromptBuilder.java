@@ -148,7 +148,9 @@ final class PromptBuilder {
         }
         int[] ids = promptIds(r);
         int room = limits.context() - ids.length;
-        int max = maxTokens == 0 ? room : (int) Math.min(maxTokens, room);
+        // 0 = no explicit limit (gateway.proto): the rest of the context within the gateway's cap, which then ends
+        // the completion with FINISH_REASON_LENGTH; an explicit value above the cap is refused at admission.
+        int max = maxTokens == 0 ? limits.defaultMaxTokens(ids.length) : (int) Math.min(maxTokens, room);
         SamplingParams params = new SamplingParams(s.getTemperature(), s.getTopP() == 0 ? 1 : s.getTopP(),
                 (int) topK, s.hasSeed() ? OptionalLong.of(s.getSeed()) : OptionalLong.empty(), max, s.getIgnoreEos());
         return new GenerationRequest(ids, params, r.getTrace(), logprobs > 0 ? (int) logprobs : -1);

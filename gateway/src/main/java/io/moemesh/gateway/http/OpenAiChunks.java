@@ -3,7 +3,6 @@ package io.moemesh.gateway.http;
 import io.moemesh.gateway.serving.CompletionSink;
 import io.moemesh.model.generate.TokenLogprobs;
 import io.moemesh.model.tokenizer.Tokenizer;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -149,8 +148,11 @@ final class OpenAiChunks {
         String s = text(token);
         t.put("token", s);
         t.put("logprob", logprob);
+        // OpenAI: "the UTF-8 bytes representation of the token", there so that the bytes of a character split
+        // across tokens can be joined; the token's own bytes, then, not those of its text (where such a part is
+        // U+FFFD). None for a special token.
         List<Integer> bytes = new ArrayList<>();
-        for (byte b : s.getBytes(StandardCharsets.UTF_8)) {
+        for (byte b : tokenizer.tokenBytes(token)) {
             bytes.add(b & 0xff);
         }
         t.put("bytes", bytes);

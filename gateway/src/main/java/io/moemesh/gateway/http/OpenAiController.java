@@ -100,7 +100,10 @@ public class OpenAiController {
         }
         int[] ids = promptIds(r, isChat);
         int room = limits.context() - ids.length;
-        int maxTokens = r.maxTokens() < 0 ? (isChat ? room : Math.min(16, room)) : Math.min(r.maxTokens(), room);
+        // Unset: chat runs to the end of the context, a completion to OpenAI's default of 16, both within the
+        // gateway's cap (a length finish, not a refusal); an explicit value above the cap is refused at admission.
+        int unset = limits.defaultMaxTokens(ids.length);
+        int maxTokens = r.maxTokens() < 0 ? (isChat ? unset : Math.min(16, unset)) : Math.min(r.maxTokens(), room);
         SamplingParams params = new SamplingParams(r.temperature(), r.topP() == 0 ? 1e-9 : r.topP(),
                 Math.max(0, r.topK()), r.seed() == null ? OptionalLong.empty() : OptionalLong.of(r.seed()), maxTokens,
                 r.ignoreEos());

@@ -22,13 +22,20 @@ import tools.jackson.databind.json.JsonMapper;
  * are skipped without being materialised. Duplicate keys: the last one wins, as in Python's json module.
  */
 final class OpenAiRequestParser {
-    /** Unsupported parameter → the value that means "not used" (refused when present with any other value). */
+    /** A neutral value: either boolean (see parallel_tool_calls). */
+    private enum AnyBoolean { ANY }
+
+    /**
+     * Unsupported parameter → the value that means "not used" (refused when present with any other value). null
+     * means "not used" for each of them too: clients send defaults, some as null. parallel_tool_calls changes nothing
+     * without tools (and tools are refused), so either value is accepted: true is OpenAI's own default.
+     */
     private static final Map<String, Object> UNSUPPORTED = Map.ofEntries(
             Map.entry("frequency_penalty", 0), Map.entry("presence_penalty", 0), Map.entry("repetition_penalty", 1),
             Map.entry("n", 1), Map.entry("best_of", 1), Map.entry("echo", false), Map.entry("logit_bias", Map.of()),
             Map.entry("tools", List.of()), Map.entry("tool_choice", "none"), Map.entry("functions", List.of()),
             Map.entry("function_call", "none"), Map.entry("suffix", ""), Map.entry("audio", Map.of()),
-            Map.entry("prediction", Map.of()), Map.entry("parallel_tool_calls", false),
+            Map.entry("prediction", Map.of()), Map.entry("parallel_tool_calls", AnyBoolean.ANY),
             Map.entry("min_tokens", 0));
     private static final Set<String> ROLES = Set.of("system", "user", "assistant", "developer");
     private static final String PROMPT_SHAPE = "prompt must be a string, an array of one string, or a non-empty "
@@ -143,10 +150,10 @@ final class OpenAiRequestParser {
                 }
                 default -> {
                     Object neutral = UNSUPPORTED.get(name);
-                    if (neutral != null && !neutral(t, neutral)) {
-                        refused.add(name);
-                    } else if (neutral == null) {
+                    if (neutral == null) {
                         skip(t);
+                    } else if (t != JsonToken.VALUE_NULL && !neutral(t, neutral)) {
+                        refused.add(name);
                     }
                 }
             }
@@ -455,6 +462,7 @@ final class OpenAiRequestParser {
         boolean result = switch (neutral) {
             case Integer i -> t.isNumeric() && p.getDoubleValue() == i;
             case Boolean b -> (t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE) && (t == JsonToken.VALUE_TRUE) == b;
+            case AnyBoolean a -> t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE;
             case String s -> t == JsonToken.VALUE_STRING && p.getString().equals(s);
             case Map<?, ?> m -> t == JsonToken.START_OBJECT && emptyContainer();
             case List<?> l -> t == JsonToken.START_ARRAY && emptyContainer();

@@ -11,6 +11,7 @@ import java.util.OptionalInt;
  */
 public final class PromptLimits {
     private final int maxPromptTokens;
+    private final int maxNewTokens;
     private final int context;
     private final long maxPromptBytes;
     private final int maxChatMessages;
@@ -24,12 +25,23 @@ public final class PromptLimits {
      * @param maxChatMessages       messages a chat may have
      */
     public PromptLimits(int context, int configuredMaxPrompt, OptionalInt maxInputBytesPerToken, int maxChatMessages) {
-        if (context < 2 || configuredMaxPrompt < 1 || maxChatMessages < 1) {
-            throw new IllegalArgumentException("context ≥ 2, max prompt tokens ≥ 1 and max chat messages ≥ 1 are "
-                    + "required, got " + context + ", " + configuredMaxPrompt + ", " + maxChatMessages);
+        this(context, configuredMaxPrompt, context, maxInputBytesPerToken, maxChatMessages);
+    }
+
+    /**
+     * @param configuredMaxNew the configured cap on completion tokens (moemesh.gateway.admission.max-new-tokens, the
+     *                         context when unset): what a request that sets no max_tokens gets at most
+     */
+    public PromptLimits(int context, int configuredMaxPrompt, int configuredMaxNew, OptionalInt maxInputBytesPerToken,
+                        int maxChatMessages) {
+        if (context < 2 || configuredMaxPrompt < 1 || configuredMaxNew < 1 || maxChatMessages < 1) {
+            throw new IllegalArgumentException("context ≥ 2, max prompt tokens ≥ 1, max new tokens ≥ 1 and max chat "
+                    + "messages ≥ 1 are required, got " + context + ", " + configuredMaxPrompt + ", " + configuredMaxNew
+                    + ", " + maxChatMessages);
         }
         this.context = context;
         this.maxPromptTokens = Math.min(configuredMaxPrompt, context - 1);
+        this.maxNewTokens = configuredMaxNew;
         this.maxPromptBytes = maxInputBytesPerToken.isPresent()
                 ? (long) maxPromptTokens * maxInputBytesPerToken.getAsInt() : Long.MAX_VALUE;
         this.maxChatMessages = maxChatMessages;
@@ -46,6 +58,16 @@ public final class PromptLimits {
     /** The most tokens a prompt may have, BOS and template tokens included. */
     public int maxPromptTokens() {
         return maxPromptTokens;
+    }
+
+    /**
+     * The completion budget of a request that sets no max_tokens: the rest of the context after its
+     * {@code promptTokens}, at most the configured cap. The cap is a limit like the context, reached with finish
+     * reason length (gateway.proto: max_tokens 0 = no explicit limit, the gateway may enforce a cap), not a reason
+     * to refuse the request; only an explicit max_tokens above it is refused (AdmissionControl).
+     */
+    public int defaultMaxTokens(int promptTokens) {
+        return Math.min(context - promptTokens, maxNewTokens);
     }
 
     /** UTF-8 bytes beyond which a text is certainly too many tokens; Long.MAX_VALUE when unknown. */

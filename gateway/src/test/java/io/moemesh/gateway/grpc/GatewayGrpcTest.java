@@ -13,15 +13,19 @@ import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.gateway.v1.FinishReason;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.ModelInfoRequest;
 import io.moemesh.proto.gateway.v1.PromptIds;
 import io.moemesh.proto.gateway.v1.SamplingParams;
+import io.moemesh.proto.gateway.v1.TokenLogprob;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.TensorCodec;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -91,6 +95,64 @@ class GatewayGrpcTest {
         assertThat(last.getTrace().getRouterTopk(2).getPositions(0).getExpertsList())
                 .containsExactly(IntStream.of(g.routerTopk()[2][0]).boxed().toArray(Integer[]::new));
         assertThat(last.getUsage().getCompletionTokens()).isEqualTo(16);
+    }
+
+    private List<GenerateResponse> generate(String prompt, SamplingParams.Builder sampling) {
+        List<GenerateResponse> msgs = new ArrayList<>();
+        stub.withDeadlineAfter(60, TimeUnit.SECONDS).generate(GenerateRequest.newBuilder().setPrompt(prompt)
+                .setSampling(sampling).build()).forEachRemaining(msgs::add);
+        return msgs;
+    }
+
+    private static List<TokenLogprob> logprobs(List<GenerateResponse> msgs) {
+        return msgs.stream().flatMap(m -> m.getLogprobsList().stream()).toList();
+    }
+
+    /**
+     * gateway.proto: token_bytes are the raw bytes, possibly an incomplete UTF-8 sequence. After "gRPC" this model
+     * first generates its byte-level token "¹", the lone continuation byte 0xB9, whose text alone is U+FFFD.
+     */
+    @Test
+    void tokenBytes_ofAPartOfACharacter_areItsRawByte_notTheReplacementCharacter() {
+        GoldenCase g = cases().stream().filter(c -> c.prompt().equals("gRPC")).findFirst().orElseThrow();
+        List<TokenLogprob> lps = logprobs(generate(g.prompt(), SamplingParams.newBuilder().setMaxTokens(16)
+                .setLogprobs(5)));
+        assertThat(lps).extracting(TokenLogprob::getTokenId).containsExactly(IntStream.of(g.greedyIds()).boxed()
+                .toArray(Integer[]::new));
+        assertThat(lps.getFirst().getTokenBytes().toByteArray()).containsExactly((byte) 0xB9);
+        ByteArrayOutputStream joined = new ByteArrayOutputStream();
+        for (TokenLogprob lp : lps) {
+            joined.writeBytes(lp.getTokenBytes().toByteArray());
+            assertThat(lp.getTokenBytes().toByteArray()).isNotEmpty();
+            for (var top : lp.getTopLogprobsList()) {
+                // Ids 0-2 are the special <s>, </s>, <unk>; no token of this vocabulary spells U+FFFD.
+                assertThat(top.getTokenBytes().isEmpty()).as("top %d", top.getTokenId()).isEqualTo(top.getTokenId() <= 2);
+                assertThat(top.getTokenBytes().toString(StandardCharsets.ISO_8859_1))
+                        .doesNotContain("\u00EF\u00BF\u00BD");
+            }
+        }
+        assertThat(joined.toString(StandardCharsets.UTF_8)).isEqualTo(g.greedyText());
+    }
+
+    /** gateway.proto: token_bytes are empty for special tokens, such as the EOS that ends a generation. */
+    @Test
+    void tokenBytes_ofTheEosThatEndsGeneration_areEmpty() {
+        // Nearly uniform sampling over the 512 tokens reaches EOS (id 1, "</s>") within the context for most seeds;
+        // a seed's tokens are the same every run, so the seed found is too.
+        for (long seed = 0; seed < 20; seed++) {
+            List<GenerateResponse> msgs = generate("gRPC", SamplingParams.newBuilder().setTemperature(1000)
+                    .setSeed(seed).setLogprobs(1));
+            if (msgs.getLast().getFinishReason() == FinishReason.FINISH_REASON_STOP) {
+                TokenLogprob eos = logprobs(msgs).getLast();
+                assertThat(eos.getTokenId()).isEqualTo(1);
+                assertThat(eos.getTokenBytes().isEmpty()).as("token_bytes of </s>").isTrue();
+                // Sampled this way, the other specials (0 <s>, 2 <unk>) may come too: they have no bytes either.
+                assertThat(logprobs(msgs)).allSatisfy(lp -> assertThat(lp.getTokenBytes().isEmpty())
+                        .as("token %d", lp.getTokenId()).isEqualTo(lp.getTokenId() <= 2));
+                return;
+            }
+        }
+        throw new AssertionError("no seed in [0, 20) sampled EOS within the context");
     }
 
     @Test

@@ -112,6 +112,12 @@ class ClientErrorsHttpTest {
                         "unsupported parameter"),
                 Arguments.of(C, completion("\"logit_bias\":{\"5\":1}"), "logit_bias", "unsupported parameter"),
                 Arguments.of(C, completion("\"n\":1e400"), "n", "unsupported parameter"),
+                Arguments.of(C, completion("\"n\":2"), "n", "unsupported parameter"),
+                Arguments.of(CHAT, chat("[{\"role\":\"user\",\"content\":\"a\"}],\"parallel_tool_calls\":\"yes\""),
+                        "parallel_tool_calls", "unsupported parameter"),
+                Arguments.of(CHAT, chat("[{\"role\":\"user\",\"content\":\"a\"}],\"parallel_tool_calls\":true,"
+                        + "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]"), "tools",
+                        "unsupported parameter"),
                 Arguments.of(C, completion("\"seed\":1") + " {}", null, "nothing after it"),
                 Arguments.of(C, "[1,2]", null, "must be a JSON object"),
                 Arguments.of(C, "", null, "must be a JSON object"),
@@ -129,6 +135,32 @@ class ClientErrorsHttpTest {
         assertThat(e.get("message").stringValue()).contains(message).doesNotContain("Exception");
         assertThat(e.get("param").isNull() ? null : e.get("param").stringValue()).isEqualTo(param);
         assertThat(e.get("type").stringValue()).isEqualTo("invalid_request_error");
+    }
+
+    /**
+     * What the official clients and frameworks send for parameters left at their defaults: null, OpenAI's neutral
+     * value, and parallel_tool_calls true (OpenAI's default, meaningless without tools).
+     */
+    static Stream<Arguments> neutralValues() {
+        String user = "[{\"role\":\"user\",\"content\":\"a\"}]";
+        Stream<Arguments> nulls = Stream.of("n", "best_of", "echo", "suffix", "logit_bias", "frequency_penalty",
+                        "presence_penalty", "repetition_penalty", "tools", "tool_choice", "functions", "function_call",
+                        "audio", "prediction", "parallel_tool_calls", "min_tokens", "response_format")
+                .flatMap(name -> Stream.of(Arguments.of(C, completion("\"" + name + "\":null")),
+                        Arguments.of(CHAT, chat(user + ",\"" + name + "\":null"))));
+        return Stream.concat(nulls, Stream.of(
+                Arguments.of(CHAT, chat(user + ",\"parallel_tool_calls\":true")),
+                Arguments.of(CHAT, chat(user + ",\"parallel_tool_calls\":false,\"tools\":[]")),
+                Arguments.of(CHAT, chat(user + ",\"n\":1,\"frequency_penalty\":0,\"presence_penalty\":0.0,"
+                        + "\"logit_bias\":{},\"tools\":null,\"tool_choice\":\"none\",\"parallel_tool_calls\":true")),
+                Arguments.of(C, completion("\"n\":1,\"best_of\":1,\"echo\":false,\"suffix\":\"\""))));
+    }
+
+    @ParameterizedTest(name = "{1}")
+    @MethodSource("neutralValues")
+    void nullOrNeutralValue_ofAnUnsupportedParameter_isAccepted(String path, String body) throws Exception {
+        HttpResponse<String> r = send("POST", path, "application/json", body.getBytes(StandardCharsets.UTF_8), null);
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
     }
 
     @Test

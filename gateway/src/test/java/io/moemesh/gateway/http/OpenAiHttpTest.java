@@ -4,10 +4,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
+import java.io.ByteArrayOutputStream;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -122,6 +126,60 @@ class OpenAiHttpTest {
         assertThat(lp.get("tokens")).hasSize(3);
         assertThat(lp.get("top_logprobs").get(0).size()).isBetween(1, 5);
         assertThat(lp.get("token_logprobs").get(0).doubleValue()).isLessThanOrEqualTo(0);
+    }
+
+    /**
+     * OpenAI's {@code bytes}: a token's own bytes, so that the parts of a character split across tokens join into
+     * it. The tiny model's byte-level vocabulary is half lone non-ASCII bytes, whose text alone is U+FFFD: their
+     * bytes are that byte (not EF BF BD, the UTF-8 of U+FFFD), and the chosen tokens' bytes join into the content.
+     */
+    @Test
+    void chatLogprobs_bytes_areTheTokensOwnBytes_andJoinIntoTheContent() throws Exception {
+        JsonNode r = JSON.readTree(post("/v1/chat/completions", "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":"
+                + "\"user\",\"content\":\"Hi there\"}],\"max_tokens\":16,\"temperature\":0,\"logprobs\":true,"
+                + "\"top_logprobs\":5}").body());
+        ByteArrayOutputStream joined = new ByteArrayOutputStream();
+        int partsOfCharacters = 0;
+        for (JsonNode entry : r.at("/choices/0/logprobs/content")) {
+            byte[] own = bytes(entry);
+            joined.writeBytes(own);
+            List<JsonNode> all = new ArrayList<>(List.of(entry));
+            entry.get("top_logprobs").forEach(all::add);
+            for (JsonNode e : all) {
+                byte[] b = bytes(e);
+                String token = e.get("token").stringValue();
+                if (token.contains("\uFFFD")) {
+                    partsOfCharacters++;
+                    assertThat(validUtf8(b)).as(e.toString()).isFalse();
+                    assertThat(new String(b, StandardCharsets.ISO_8859_1)).as(e.toString()).doesNotContain("\u00EF\u00BF\u00BD");
+                } else if (b.length == 0) {
+                    assertThat(token).as("only a special token has no bytes").isIn("<s>", "</s>", "<unk>");
+                } else {
+                    assertThat(new String(b, StandardCharsets.UTF_8)).isEqualTo(token);
+                }
+            }
+        }
+        assertThat(partsOfCharacters).as("the model's answer or its alternatives hold parts of characters").isPositive();
+        assertThat(new String(joined.toByteArray(), StandardCharsets.UTF_8))
+                .isEqualTo(r.at("/choices/0/message/content").stringValue());
+    }
+
+    private static byte[] bytes(JsonNode entry) {
+        JsonNode list = entry.get("bytes");
+        byte[] out = new byte[list.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (byte) list.get(i).intValue();
+        }
+        return out;
+    }
+
+    private static boolean validUtf8(byte[] b) {
+        try {
+            StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(b));
+            return true;
+        } catch (CharacterCodingException e) {
+            return false;
+        }
     }
 
     @Test

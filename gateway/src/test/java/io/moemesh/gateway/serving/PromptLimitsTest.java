@@ -15,13 +15,27 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class PromptLimitsTest {
 
-    @ParameterizedTest(name = "context {0}, max prompt {1}, max messages {2}")
-    @CsvSource({"1, 1, 1", "0, 1, 1", "2, 0, 1", "2, 1, 0", "-5, 10, 10"})
-    void impossibleLimits_refusedAtConstruction_namingEveryValue(int context, int maxPrompt, int maxMessages) {
-        assertThatThrownBy(() -> new PromptLimits(context, maxPrompt, OptionalInt.of(4), maxMessages))
+    @ParameterizedTest(name = "context {0}, max prompt {1}, max new {2}, max messages {3}")
+    @CsvSource({"1, 1, 1, 1", "0, 1, 1, 1", "2, 0, 1, 1", "2, 1, 0, 1", "2, 1, 1, 0", "-5, 10, 10, 10"})
+    void impossibleLimits_refusedAtConstruction_namingEveryValue(int context, int maxPrompt, int maxNew,
+                                                                  int maxMessages) {
+        assertThatThrownBy(() -> new PromptLimits(context, maxPrompt, maxNew, OptionalInt.of(4), maxMessages))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessage("context ≥ 2, max prompt tokens ≥ 1 and max chat messages ≥ 1 are required, got "
-                        + context + ", " + maxPrompt + ", " + maxMessages);
+                .hasMessage("context ≥ 2, max prompt tokens ≥ 1, max new tokens ≥ 1 and max chat messages ≥ 1 are "
+                        + "required, got " + context + ", " + maxPrompt + ", " + maxNew + ", " + maxMessages);
+    }
+
+    /** Without max_tokens a request gets the rest of the context, within the configured cap (not refused by it). */
+    @ParameterizedTest(name = "context {0}, cap {1}, prompt {2}: {3}")
+    @CsvSource({"512, 8, 10, 8", "512, 8, 506, 6", "512, 512, 10, 502", "512, 512, 511, 1"})
+    void defaultMaxTokens_isTheRestOfTheContext_atMostTheCap(int context, int cap, int prompt, int expected) {
+        assertThat(new PromptLimits(context, context, cap, OptionalInt.of(4), 8).defaultMaxTokens(prompt))
+                .isEqualTo(expected);
+    }
+
+    @Test
+    void withoutACap_theDefaultIsTheRestOfTheContext() {
+        assertThat(new PromptLimits(512, 100, OptionalInt.of(4), 8).defaultMaxTokens(100)).isEqualTo(412);
     }
 
     @Test

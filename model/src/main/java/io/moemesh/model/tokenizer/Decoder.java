@@ -17,6 +17,15 @@ sealed interface Decoder {
         return String.join("", decodeChain(tokens));
     }
 
+    /**
+     * The bytes {@code token} alone stands for when this decoder spells it as bytes (byte-level characters, a
+     * {@code <0xNN>} byte-fallback token), before they are read as UTF-8: part of a character stays those bytes
+     * instead of becoming U+FFFD. Null when this decoder leaves the token as text.
+     */
+    default byte[] tokenBytes(String token) {
+        return null;
+    }
+
     /** decoders/sequence.rs. */
     record Sequence(List<Decoder> decoders) implements Decoder {
         public Sequence {
@@ -30,6 +39,23 @@ sealed interface Decoder {
                 t = d.decodeChain(t);
             }
             return t;
+        }
+
+        /** The first decoder that spells bytes, given the token as the decoders before it leave it. */
+        @Override
+        public byte[] tokenBytes(String token) {
+            List<String> t = List.of(token);
+            for (Decoder d : decoders) {
+                if (t.size() != 1) {
+                    return null;
+                }
+                byte[] bytes = d.tokenBytes(t.getFirst());
+                if (bytes != null) {
+                    return bytes;
+                }
+                t = d.decodeChain(t);
+            }
+            return null;
         }
     }
 
@@ -48,6 +74,12 @@ sealed interface Decoder {
                 }
             }
             return List.of(bytes.lossy());
+        }
+
+        @Override
+        public byte[] tokenBytes(String token) {
+            Utf8.Bytes bytes = new Utf8.Bytes();
+            return ByteLevelAlphabet.appendBytes(token, bytes) ? bytes.toArray() : Utf8.encode(token);
         }
     }
 
@@ -84,6 +116,12 @@ sealed interface Decoder {
             }
             flush(run, out);
             return out;
+        }
+
+        @Override
+        public byte[] tokenBytes(String token) {
+            int b = byteOf(token);
+            return b < 0 ? null : new byte[] {(byte) b};
         }
 
         private static void flush(Utf8.Bytes run, List<String> out) {

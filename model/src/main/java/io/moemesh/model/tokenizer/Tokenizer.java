@@ -188,6 +188,20 @@ public final class Tokenizer {
     }
 
     /**
+     * The bytes token {@code id} alone decodes to, before they are read as UTF-8 (what logprobs report as a token's
+     * bytes, so that a client can join them into the text): a byte-level or byte-fallback token that is part of a
+     * character gives that part, where {@link #decode} shows U+FFFD; any other token the UTF-8 of
+     * {@code decode([id], false)}. Empty for special tokens (they are not text) and for ids without a token.
+     */
+    public byte[] tokenBytes(int id) {
+        if (id < 0 || id >= idToToken.length || idToToken[id] == null || specialIds.contains(id)) {
+            return new byte[0];
+        }
+        byte[] raw = decoder == null ? null : decoder.tokenBytes(idToToken[id]);
+        return raw != null ? raw : Utf8.encode(decode(new int[] {id}, false));
+    }
+
+    /**
      * An upper bound B on the UTF-8 bytes of input one token can stand for, so that for every text
      * {@code encode(text).length >= utf8Bytes(text) / B}: a text longer than {@code n * B} bytes certainly has more
      * than n tokens, and a server can refuse a prompt that cannot fit its context without tokenizing it.

@@ -142,5 +142,9 @@ final class Utf8 {
         String strictOrNull() {
             return decodeStrict(data, size);
         }
+
+        byte[] toArray() {
+            return java.util.Arrays.copyOf(data, size);
+        }
     }
 }

@@ -2,7 +2,9 @@ package io.moemesh.model.tokenizer;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /** Decoders against the examples of HF's decoder tests. */
@@ -52,6 +54,20 @@ class DecoderTest {
         assertThat(d.decode(List.of("Ã", "Ġok"))).isEqualTo("\uFFFD ok");
         // Characters outside the alphabet (an added token such as <|im_start|> is inside it; "日" is not).
         assertThat(d.decode(List.of("日", "Ġx"))).isEqualTo("日 x");
+    }
+
+    @Test
+    void tokenBytes_areTheBytesADecoderSpells_beforeTheyAreReadAsUtf8() {
+        Decoder byteLevel = new Decoder.ByteLevel();
+        assertThat(byteLevel.tokenBytes("Ã")).containsExactly((byte) 0xC3);
+        assertThat(byteLevel.tokenBytes("Ġok")).isEqualTo(" ok".getBytes(StandardCharsets.UTF_8));
+        assertThat(byteLevel.tokenBytes("日")).isEqualTo("日".getBytes(StandardCharsets.UTF_8));
+        assertThat(new Decoder.ByteFallback().tokenBytes("<0xE5>")).containsExactly((byte) 0xE5);
+        assertThat(new Decoder.ByteFallback().tokenBytes("Hey")).isNull();
+        Decoder llama = new Decoder.Sequence(List.of(new Decoder.Replace(Pattern.compile("▁"), " "),
+                new Decoder.ByteFallback(), new Decoder.Fuse(), new Decoder.Strip(' ', 1, 0)));
+        assertThat(llama.tokenBytes("<0xE5>")).containsExactly((byte) 0xE5);
+        assertThat(llama.tokenBytes("▁Hey")).as("text: left to decode").isNull();
     }
 
     @Test

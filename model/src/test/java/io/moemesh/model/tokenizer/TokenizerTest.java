@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assumptions.assumeThat;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -40,6 +41,28 @@ class TokenizerTest {
         assertThat(ids[0]).isEqualTo(1);
         assertThat(ids[ids.length - 1]).isEqualTo(2);
         assertThat(t.decode(ids, true)).isEqualTo("user\nhi");
+    }
+
+    @Test
+    void tokenBytes_keepAPartOfACharacterAsItsBytes_andAreEmptyForSpecialTokens() {
+        Tokenizer llama = TokenizerGoldenTest.tokenizer("llama-style");
+        int e2 = llama.tokenId("<0xE2>").orElseThrow();
+        assertThat(llama.decode(new int[] {e2}, false)).isEqualTo("\uFFFD");
+        assertThat(llama.tokenBytes(e2)).containsExactly((byte) 0xE2);
+        assertThat(llama.tokenBytes(llama.tokenId("▁a").orElseThrow())).as("as decode spells it")
+                .isEqualTo("a".getBytes(StandardCharsets.UTF_8));
+        assertThat(llama.tokenBytes(llama.tokenId("</s>").orElseThrow())).isEmpty();
+
+        Tokenizer byteLevel = TokenizerGoldenTest.tokenizer("bytelevel-style");
+        int c3 = byteLevel.tokenId("Ã").orElseThrow();
+        assertThat(byteLevel.decode(new int[] {c3}, false)).isEqualTo("\uFFFD");
+        assertThat(byteLevel.tokenBytes(c3)).containsExactly((byte) 0xC3);
+        assertThat(byteLevel.tokenBytes(byteLevel.tokenId("Ġthe").orElseThrow())).isEqualTo(" the".getBytes(StandardCharsets.UTF_8));
+        for (int special : byteLevel.specialIds()) {
+            assertThat(byteLevel.tokenBytes(special)).isEmpty();
+        }
+        assertThat(byteLevel.tokenBytes(-1)).isEmpty();
+        assertThat(byteLevel.tokenBytes(byteLevel.vocabSize())).isEmpty();
     }
 
     /** The tiny test models under ../models ship the bytelevel-style tokenizer. */
