@@ -73,6 +73,12 @@ public final class EngineLoop implements AutoCloseable {
             }
 
             @Override
+            public void stop() {
+                h.stop();
+                wake.release();
+            }
+
+            @Override
             public long sequenceId() {
                 return h.sequenceId();
             }

@@ -63,6 +63,8 @@ public final class GenerationService {
         if (run.cancelRequested) {
             // The engine thread may have stopped the sequence before the handle was stored.
             run.handle.cancel();
+        } else if (run.stopRequested) {
+            run.handle.stop();
         }
         if (run.endedWithoutHandle) {
             // It even ended: its dispatch record could not be released by id then.
@@ -86,6 +88,9 @@ public final class GenerationService {
         private final AtomicBoolean done = new AtomicBoolean();
         private volatile StepScheduler.Handle handle;
         private volatile boolean cancelRequested;
+        private volatile boolean stopRequested;
+        /** A stop string ended a traced request's text: onFinish completes it, with the trace (engine thread). */
+        private boolean stoppedForTrace;
         /** The sequence ended before {@link #handle} was stored: submit releases its dispatch record. */
         private volatile boolean endedWithoutHandle;
         private TokenLogprobs pendingLogprobs;
@@ -106,6 +111,15 @@ public final class GenerationService {
             if (done.compareAndSet(false, true)) {
                 metrics.request("cancelled", request.tenant());
                 cancelSequence();
+            }
+        }
+
+        /** Ends the sequence with its result at the next step boundary (StepScheduler.Handle#stop), handle or not. */
+        private void stopSequence() {
+            stopRequested = true;
+            StepScheduler.Handle h = handle;
+            if (h != null) {
+                h.stop();
             }
         }
 
@@ -149,6 +163,13 @@ public final class GenerationService {
             pendingLogprobs = null;
             sink.onToken(token, delta, lp);
             if (text.stopped() && done.compareAndSet(false, true)) {
+                if (request.generation().trace()) {
+                    // A traced request's last message carries the prompt's logits and routes, which only the
+                    // engine's result has: it ends at the next step boundary with them (onFinish), one step later.
+                    stoppedForTrace = true;
+                    stopSequence();
+                    return;
+                }
                 // A stop string ended the text: finish now and let the scheduler drop the sequence.
                 cancelSequence();
                 complete("stop", null);
@@ -157,7 +178,9 @@ public final class GenerationService {
 
         @Override
         public void onFinish(GenerationResult result) {
-            if (done.compareAndSet(false, true)) {
+            if (stoppedForTrace) {
+                complete("stop", result);
+            } else if (done.compareAndSet(false, true)) {
                 complete(result.finishReason() == FinishReason.STOP ? "stop" : "length", result);
             } else {
                 releaseDispatch();
@@ -189,6 +212,12 @@ public final class GenerationService {
 
         @Override
         public void onError(Throwable error) {
+            if (stoppedForTrace) {
+                // The text had ended at its stop string already: complete it, without the trace the error took.
+                stoppedForTrace = false;
+                complete("stop", null);
+                return;
+            }
             releaseDispatch();
             if (error instanceof CancellationException) {
                 return;

@@ -97,6 +97,30 @@ class GatewayGrpcTest {
         assertThat(last.getUsage().getCompletionTokens()).isEqualTo(16);
     }
 
+    @Test
+    void traced_endedByAStopString_stillCarriesTheLastLogitsAndTheRouterTopk() {
+        GoldenCase g = cases().getFirst();
+        String text = g.greedyText();
+        // A stop string from the middle of the golden text, where it first occurs
+        String stop = text.substring(text.length() / 2, text.length() / 2 + 2);
+        int at = text.indexOf(stop);
+        List<GenerateResponse> msgs = new ArrayList<>();
+        stub.withDeadlineAfter(60, TimeUnit.SECONDS).generate(GenerateRequest.newBuilder().setPrompt(g.prompt())
+                .setSampling(SamplingParams.newBuilder().setMaxTokens(16).addStop(stop)).setTrace(true).build())
+                .forEachRemaining(msgs::add);
+        GenerateResponse last = msgs.getLast();
+        assertThat(last.getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_STOP);
+        assertThat(String.join("", msgs.stream().map(GenerateResponse::getText).toList()))
+                .isEqualTo(text.substring(0, at));
+        assertThat(last.getUsage().getCompletionTokens()).isLessThan(16);
+        float[] logits = new float[g.lastLogits().length];
+        TensorCodec.decode(last.getTrace().getLastLogits().toBuilder().clearShape().addShape(1).addShape(logits.length)
+                .build(), "last_logits", 1, logits.length, logits, 0);
+        assertThat(logits).containsExactly(g.lastLogits(), within(1e-4f));
+        assertThat(last.getTrace().getRouterTopk(2).getPositions(0).getExpertsList())
+                .containsExactly(IntStream.of(g.routerTopk()[2][0]).boxed().toArray(Integer[]::new));
+    }
+
     private List<GenerateResponse> generate(String prompt, SamplingParams.Builder sampling) {
         List<GenerateResponse> msgs = new ArrayList<>();
         stub.withDeadlineAfter(60, TimeUnit.SECONDS).generate(GenerateRequest.newBuilder().setPrompt(prompt)

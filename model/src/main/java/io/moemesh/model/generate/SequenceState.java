@@ -21,6 +21,8 @@ final class SequenceState {
     /** Set after a preemption: the context is recomputed without sampling, then decoding resumes. */
     private boolean resuming;
     private volatile boolean cancelled;
+    /** Handle.stop: finish at the next step boundary with a result (set by any thread, read by the engine's). */
+    private volatile boolean stopRequested;
 
     SequenceState(long id, GenerationRequest request, SequenceListener listener, String tenant) {
         this.id = id;
@@ -101,6 +103,14 @@ final class SequenceState {
 
     void cancel() {
         cancelled = true;
+    }
+
+    void stop() {
+        stopRequested = true;
+    }
+
+    boolean stopRequested() {
+        return stopRequested;
     }
 
     boolean cancelled() {

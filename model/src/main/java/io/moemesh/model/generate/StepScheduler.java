@@ -70,9 +70,17 @@ public final class StepScheduler {
         this.c = engine.config();
     }
 
-    /** A submitted sequence: cancel it (applied at the next step boundary). */
+    /** A submitted sequence: cancel or stop it (applied at the next step boundary). */
     public interface Handle {
         void cancel();
+
+        /**
+         * Ends the sequence at the next step boundary as if it had generated a stop token: its listener gets
+         * {@code onFinish} with {@link FinishReason#STOP} and the result (a trace included), where {@link #cancel}
+         * gives {@code onError}. For a caller that found a stop string in the text. A sequence that has generated
+         * no token yet is cancelled instead (it has no result to return).
+         */
+        void stop();
 
         /** The sequence's id in step contexts, KV caches and expert dispatch. */
         long sequenceId();
@@ -82,6 +90,11 @@ public final class StepScheduler {
         @Override
         public void cancel() {
             s.cancel();
+        }
+
+        @Override
+        public void stop() {
+            s.stop();
         }
 
         @Override
@@ -399,10 +412,15 @@ public final class StepScheduler {
             if (s.cancelled()) {
                 finish(s);
                 s.listener.onError(new java.util.concurrent.CancellationException("cancelled"));
+            } else if (s.stopRequested() && s.generatedCount() > 0) {
+                complete(s, FinishReason.STOP);
+            } else if (s.stopRequested()) {
+                finish(s);
+                s.listener.onError(new java.util.concurrent.CancellationException("stopped before its first token"));
             }
         }
         waiting.removeIf(s -> {
-            if (s.cancelled()) {
+            if (s.cancelled() || s.stopRequested()) {
                 loader.forget(s.id);
                 s.listener.onError(new java.util.concurrent.CancellationException("cancelled"));
                 return true;

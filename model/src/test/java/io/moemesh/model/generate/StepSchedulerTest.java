@@ -125,6 +125,42 @@ class StepSchedulerTest {
         assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
     }
 
+    @Test
+    void stop_endsTheSequenceWithItsResultAndTrace_atTheNextStepBoundary_andFreesItsBlocks() {
+        PagedKvCache cache = model.newCache(512);
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), cache, 64, 8);
+        Events events = new Events();
+        int[] prompt = model.encodePrompt("hello");
+        StepScheduler.Handle h = scheduler.submit(new GenerationRequest(prompt, SamplingParams.greedy(100), true),
+                events);
+        scheduler.step();
+        scheduler.step();
+        h.stop();
+        scheduler.step();
+        assertThat(events.seen).hasSize(3);
+        assertThat(events.seen.getLast()).isInstanceOfSatisfying(GenerationResult.class, r -> {
+            assertThat(r.finishReason()).isEqualTo(FinishReason.STOP);
+            assertThat(r.generatedIds()).containsExactly((int) events.seen.get(0), (int) events.seen.get(1));
+            assertThat(r.lastLogits()).isNotNull();
+            assertThat(r.routerTopk()).isNotNull();
+        });
+        assertThat(scheduler.idle()).isTrue();
+        assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
+    }
+
+    @Test
+    void stop_beforeTheFirstToken_isACancellation_itHasNoResult() {
+        PagedKvCache cache = model.newCache(512);
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), cache, 64, 8);
+        Events events = new Events();
+        StepScheduler.Handle h = scheduler.submit(new GenerationRequest(model.encodePrompt("hello"),
+                SamplingParams.greedy(100), false), events);
+        h.stop();
+        scheduler.step();
+        assertThat(events.seen).singleElement().isInstanceOf(CancellationException.class);
+        assertThat(scheduler.idle()).isTrue();
+    }
+
     /** Records what one sequence's listener was told. */
     private static final class Events implements SequenceListener {
         final List<Object> seen = new ArrayList<>();
