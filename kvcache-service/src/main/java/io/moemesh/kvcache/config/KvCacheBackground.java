@@ -12,8 +12,12 @@ import org.springframework.context.SmartLifecycle;
 
 /**
  * Compaction of every model's SSD tier every {@code compaction-period} (off when 0), on one daemon thread, beside
- * the gRPC server: compaction copies live records of mostly-dead segments while reads and puts go on. Stops
- * before the server on shutdown (waiting for a compaction in progress), so the tiers close after it.
+ * the gRPC server: compaction copies live records of mostly-dead segments while reads and puts go on.
+ *
+ * <p>On shutdown it stops after the gRPC server (so the server goes NOT_SERVING and drains first, as the service
+ * documents, without waiting for a compaction) and before {@link ServedModels#close()} closes the tiers. It stops a
+ * compaction in progress cooperatively ({@code SsdTier.compact(stopRequested)} checks the flag between records),
+ * never by interrupting the thread: an interrupt during a file read closes the channel it reads through.
  */
 final class KvCacheBackground implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(KvCacheBackground.class);
@@ -21,6 +25,8 @@ final class KvCacheBackground implements SmartLifecycle {
     private final KvCacheProperties props;
     private final ServedModels models;
     private volatile ScheduledExecutorService timer;
+    /** Set by {@link #stop()}: a compaction in progress ends at its next record, and no other model's begins. */
+    private volatile boolean stopping;
 
     KvCacheBackground(KvCacheProperties props, ServedModels models) {
         this.props = props;
@@ -29,6 +35,7 @@ final class KvCacheBackground implements SmartLifecycle {
 
     @Override
     public void start() {
+        stopping = false;
         ScheduledExecutorService t = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("kvcache-compaction").daemon().factory());
         timer = t;
@@ -40,8 +47,11 @@ final class KvCacheBackground implements SmartLifecycle {
 
     private void compact() {
         for (ServedModel m : models.all()) {
+            if (stopping) {
+                return;
+            }
             try {
-                CompactionResult r = m.ssd().compact();
+                CompactionResult r = m.ssd().compact(() -> stopping);
                 if (r.segmentsCompacted() > 0) {
                     log.info("model {}: compacted {} segments ({} live records moved, {} bytes reclaimed)", m.name(),
                             r.segmentsCompacted(), r.recordsMoved(), r.bytesReclaimed());
@@ -57,14 +67,16 @@ final class KvCacheBackground implements SmartLifecycle {
         ScheduledExecutorService t = timer;
         timer = null;
         if (t != null) {
+            stopping = true;
             t.shutdown();
             try {
+                // A compaction ends within one record's copy; no shutdownNow (see the class comment). Should the
+                // disk hang, closing the tiers waits for the compaction's lock anyway.
                 if (!t.awaitTermination(30, TimeUnit.SECONDS)) {
-                    t.shutdownNow();
+                    log.warn("compaction did not stop within 30 s; the tiers close once it does");
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                t.shutdownNow();
             }
         }
     }
@@ -74,9 +86,12 @@ final class KvCacheBackground implements SmartLifecycle {
         return timer != null;
     }
 
-    /** After the gRPC server (Integer.MAX_VALUE - 2048) on start, before it on stop. */
+    /**
+     * Below the gRPC server's phase (Integer.MAX_VALUE - 2048): stopped after it (Spring stops the higher phases
+     * first), started before it (harmless: the tiers are open by then).
+     */
     @Override
     public int getPhase() {
-        return Integer.MAX_VALUE - 1024;
+        return Integer.MAX_VALUE - 4096;
     }
 }

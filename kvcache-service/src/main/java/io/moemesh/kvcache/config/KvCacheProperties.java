@@ -33,19 +33,26 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param ssdBytes               bytes of live records on SSD, shared evenly by the models; default 4 GiB
  * @param segmentBytes           size at which a segment file is sealed and the next begun; at least 4 KiB; default
  *                               256 MiB
- * @param fsync                  when appended records are forced to stable storage: {@code always} (before each put
- *                               is acknowledged), {@code interval} (default) or {@code never}. A kill -9 loses no
- *                               acknowledged block under any policy (the bytes are in the page cache); on power loss
- *                               or an OS crash {@code interval} loses at most the blocks acknowledged in the last
- *                               {@code fsync-interval} (or last {@code fsync-interval-bytes}), {@code never} whatever
- *                               the OS had not written. A shutdown (SIGTERM) forces everything under every policy.
- * @param fsyncInterval          {@code interval}: longest time an acknowledged record stays unforced; > 0; default 1s
+ * @param fsync                  when records written to the SSD tier (Puts acknowledged there, demotions from DRAM)
+ *                               are forced to stable storage: {@code always} (before the write returns),
+ *                               {@code interval} (default) or {@code never}. A kill -9 loses none of them under any
+ *                               policy (the bytes are in the page cache); on power loss or an OS crash
+ *                               {@code interval} loses at most those written in the last {@code fsync-interval} (or
+ *                               last {@code fsync-interval-bytes}), {@code never} whatever the OS had not written.
+ *                               No policy covers a Put acknowledged in DRAM ({@code TIER_DRAM}, the usual case): it
+ *                               reaches SSD when DRAM's pressure demotes it or at shutdown, and a kill -9 before that
+ *                               loses it. A shutdown (SIGTERM) demotes all of DRAM to SSD (a full SSD tier evicts
+ *                               by its policy to take them; what it cannot take is lost) and then forces every
+ *                               segment with unforced records, under every policy.
+ * @param fsyncInterval          {@code interval}: longest time a record written to SSD stays unforced; > 0; default 1s
  * @param fsyncIntervalBytes     {@code interval}: force once this many record bytes were appended; > 0; default 64 MiB
  * @param compactionLiveFraction compaction rewrites sealed segments whose live bytes are below this fraction of their
  *                               records; in [0, 1]; default 0.5
  * @param compactionPeriod       how often compaction runs in the background; 0 = never; default 1m
  * @param int8                   store new SSD segments as int8 with a scale per row (about 4x smaller, lossy: error at
- *                               most max|row| / 254); off by default (the wire and DRAM stay float32 always)
+ *                               most max|row| / 254); off by default (the wire and DRAM stay float32 always). A Put
+ *                               of a block with NaN or infinite values is then refused (INVALID_ARGUMENT
+ *                               {@code blocks[i].data}): int8 cannot hold them
  * @param csd                    the lower tier is a computational-storage tier (Lookup, Get and Attend report
  *                               {@code TIER_CSD} for its blocks); the files are the same as SSD's; default false
  * @param policy                 the eviction and admission policy of each model's tiers ({@link StorePolicy}):

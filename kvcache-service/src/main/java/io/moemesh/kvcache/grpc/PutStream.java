@@ -128,7 +128,15 @@ final class PutStream implements StreamObserver<PutRequest> {
         p.payload().flip();
         KvBlock block = KvBlock.wrapOwned(p.key(), p.model().layout(), p.payload());
         long t0 = System.nanoTime();
-        StoreResult r = p.model().store().put(block, p.hint());
+        StoreResult r;
+        try {
+            r = p.model().store().put(block, p.hint());
+        } catch (IllegalArgumentException e) {
+            // The block has the model's layout by construction: what the store refuses is its values (non-finite
+            // ones under int8 SSD storage, which would be dropped at demotion after an acknowledgement).
+            throw new IllegalArgumentException("blocks[" + results.getResultsCount() + "].data: " + e.getMessage()
+                    + "; the block was not stored", e);
+        }
         metrics.stored(p.model(), System.nanoTime() - t0);
         PutOutcome outcome = switch (r.result()) {
             case STORED -> PutOutcome.PUT_OUTCOME_STORED;

@@ -16,9 +16,12 @@ import org.slf4j.LoggerFactory;
  * mistake in the request: the gateway serves a model this service was not configured with, a deployment
  * inconsistency that no retry or other request fixes; the caller recomputes its KV.
  *
- * <p>{@link #close()} is the shutdown path: every model's DRAM blocks are demoted to its SSD tier, the segments
- * forced to stable storage whatever the fsync policy, and the tiers closed, so every acknowledged put survives
- * the restart.
+ * <p>{@link #close()} is the shutdown path: every model's DRAM blocks are demoted to its SSD tier
+ * ({@code TieredKvStore.demoteAll}), every segment with unforced records is forced to stable storage whatever the
+ * fsync policy ({@code SsdTier.sync}), and the tiers closed. That is how a put acknowledged in DRAM, which has no
+ * SSD record until DRAM's pressure demotes it, survives a restart (a kill -9 loses it). It survives only if the SSD
+ * tier takes it: a full SSD tier evicts blocks by its policy to make room (older SSD blocks, or ones demoted just
+ * before), and a block it cannot take (pinned blocks fill it, an I/O error) is lost.
  */
 public final class ServedModels implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ServedModels.class);
@@ -73,15 +76,16 @@ public final class ServedModels implements AutoCloseable {
         return models.stream().map(m -> m.name() + " " + m.fingerprint().hex()).toList().toString();
     }
 
-    /** Demotes DRAM to SSD, forces the segments and closes every model's tiers (see the class comment). */
+    /** Demotes DRAM to SSD, forces every segment and closes every model's tiers (see the class comment). */
     @Override
     public void close() {
         for (ServedModel m : models) {
             try {
                 int moved = m.store().demoteAll();
+                long left = m.store().dram().blockCount();
                 m.ssd().sync();
-                log.info("model {}: {} DRAM blocks written to the SSD tier, segments forced; {} blocks on SSD",
-                        m.name(), moved, m.ssd().blockCount());
+                log.info("model {}: {} DRAM blocks written to the SSD tier ({} it could not take are lost), segments "
+                        + "forced; {} blocks on SSD", m.name(), moved, left, m.ssd().blockCount());
             } catch (RuntimeException e) {
                 log.error("model {}: persisting the DRAM blocks at shutdown failed", m.name(), e);
             } finally {

@@ -70,6 +70,11 @@ public final class CsdTier implements KvTier {
     }
 
     @Override
+    public void checkStorable(KvBlock block) {
+        ssd.checkStorable(block);
+    }
+
+    @Override
     public Optional<KvBlock> get(BlockKey key, AccessHint hint) {
         return ssd.get(key, hint);
     }

@@ -1,9 +1,11 @@
 package io.moemesh.kvcache.tier;
 
 /**
- * When the SSD tier forces appended records to stable storage ({@code FileChannel.force}). Every put writes its
- * record with a system call before it returns, so a process crash (kill -9) loses nothing that was acknowledged
- * under any policy: the bytes are in the OS page cache. The policies differ on an OS crash or power loss.
+ * When the SSD tier forces appended records to stable storage ({@code FileChannel.force}). Every put into the SSD
+ * tier (a block stored there, a demotion from DRAM) writes its record with a system call before it returns, so a
+ * process crash (kill -9) loses none of these records under any policy: the bytes are in the OS page cache. The
+ * policies differ on an OS crash or power loss. A block held in the DRAM tier above has no record yet: no policy
+ * covers it until it is demoted. {@link SsdTier#sync()} forces every segment with unforced records under any policy.
  */
 public enum FsyncPolicy {
     /** Force after every put, before it returns: an acknowledged block survives power loss. Slowest. */
@@ -16,6 +18,9 @@ public enum FsyncPolicy {
      * failure on restart and never served.
      */
     INTERVAL,
-    /** Never force (the OS writes back when it likes); segments are still forced before compaction deletes. */
+    /**
+     * Never force (the OS writes back when it likes) until {@link SsdTier#sync()}; compaction's copies are still
+     * forced before it deletes the originals.
+     */
     NEVER
 }

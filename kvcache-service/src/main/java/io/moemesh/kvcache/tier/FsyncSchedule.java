@@ -1,62 +1,137 @@
 package io.moemesh.kvcache.tier;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.Collection;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * When an {@link SsdTier} forces its active segment under its {@link FsyncPolicy}: after every record (ALWAYS),
- * after {@code fsyncIntervalBytes} or {@code fsyncInterval}, whichever comes first (INTERVAL, with the tier's timer
- * forcing what a quiet interval left), or never (NEVER: the OS decides). Not thread-safe: the tier's append lock
- * guards it.
+ * When an {@link SsdTier} forces its segments under its {@link FsyncPolicy}: after every record (ALWAYS), after
+ * {@code fsyncIntervalBytes} or {@code fsyncInterval}, whichever comes first (INTERVAL, with a timer forcing what a
+ * quiet interval left), or never (NEVER: the OS decides, until {@link SsdTier#sync()}).
+ *
+ * <p>It tracks every segment appended to since that segment was last forced, not only the active one: under NEVER
+ * the segments sealed since the last sync, and under every policy a segment abandoned after a failed append (its
+ * earlier records were acknowledged). Forcing "everything" forces all of them, and {@link #unsyncedBytes()} counts
+ * all of them.
+ *
+ * <p>Guarded by the tier's append lock: the tier holds it around {@link #afterAppend}, {@link #force} and
+ * {@link #forceAll}; the methods that the tier's other threads call ({@link #sync}, {@link #unsyncedBytes},
+ * {@link #forget}, the timer) take it themselves.
  */
 final class FsyncSchedule {
+    private static final Logger log = LoggerFactory.getLogger(FsyncSchedule.class);
+
     private final SsdConfig config;
-    private long bytesSinceSync;
+    private final ReentrantLock appendLock;
+    /** Segments with records appended since their last force, and those records' bytes; oldest first. */
+    private final Map<Segment, Long> unforced = new LinkedHashMap<>();
     private long lastSyncNanos = System.nanoTime();
 
-    FsyncSchedule(SsdConfig config) {
+    FsyncSchedule(SsdConfig config, ReentrantLock appendLock) {
         this.config = config;
-    }
-
-    /** Counts a record of {@code stride} bytes appended to {@code seg}, and forces it if the policy says so. */
-    void afterAppend(Segment seg, int stride) throws IOException {
-        if (appended(stride)) {
-            force(seg);
-        }
-    }
-
-    /** Forces {@code seg} (the active segment, or null before the first) if records were appended since. */
-    void forceIfDirty(Segment seg) throws IOException {
-        if (seg != null && bytesSinceSync > 0) {
-            force(seg);
-        }
-    }
-
-    /** Counts an appended record of {@code stride} bytes; whether the policy wants the segment forced now. */
-    private boolean appended(int stride) {
-        bytesSinceSync += stride;
-        return switch (config.fsync()) {
-            case ALWAYS -> true;
-            case INTERVAL -> bytesSinceSync >= config.fsyncIntervalBytes()
-                    || System.nanoTime() - lastSyncNanos >= config.fsyncInterval().toNanos();
-            case NEVER -> false;
-        };
-    }
-
-    /** Forces the active segment {@code seg}: nothing appended is unsynced after it. */
-    void force(Segment seg) throws IOException {
-        seg.force();
-        bytesSinceSync = 0;
-        lastSyncNanos = System.nanoTime();
+        this.appendLock = appendLock;
     }
 
     /**
-     * Under INTERVAL, a daemon timer that runs {@code syncIfDirty} every {@code fsyncInterval} (a quiet interval's
-     * records are forced too); null under the other policies.
+     * Counts a record of {@code stride} bytes appended to {@code seg} and, if the policy says so now, forces
+     * {@code seg} (a failure is the put's) and then every other unforced segment (a failure there is logged: it
+     * must not fail a put whose own record is forced; they stay unforced and are tried again).
      */
-    ScheduledExecutorService startTimer(Runnable syncIfDirty) {
+    void afterAppend(Segment seg, int stride) throws IOException {
+        unforced.merge(seg, (long) stride, Long::sum);
+        boolean due = switch (config.fsync()) {
+            case ALWAYS -> true;
+            case INTERVAL -> unforcedBytes() >= config.fsyncIntervalBytes()
+                    || System.nanoTime() - lastSyncNanos >= config.fsyncInterval().toNanos();
+            case NEVER -> false;
+        };
+        if (!due) {
+            return;
+        }
+        lastSyncNanos = System.nanoTime();
+        force(seg);
+        if (!unforced.isEmpty()) {
+            try {
+                forceAll();
+            } catch (IOException e) {
+                log.warn("forcing an earlier SSD segment failed (tried again at the next force): {}", e.toString());
+            }
+        }
+    }
+
+    /**
+     * Forces one segment (the one being sealed, or a put's); the interval's clock is left running, so the next
+     * segment's first force comes on the same schedule.
+     */
+    void force(Segment seg) throws IOException {
+        seg.force();
+        unforced.remove(seg);
+    }
+
+    /**
+     * Forces every segment with records appended since its last force. Tries them all, then throws the first
+     * failure (the others suppressed); the ones that failed stay unforced.
+     */
+    void forceAll() throws IOException {
+        IOException failed = null;
+        for (Iterator<Segment> it = unforced.keySet().iterator(); it.hasNext(); ) {
+            Segment s = it.next();
+            try {
+                s.force();
+                it.remove();
+            } catch (IOException e) {
+                if (failed == null) {
+                    failed = e;
+                } else {
+                    failed.addSuppressed(e);
+                }
+            }
+        }
+        if (failed != null) {
+            throw failed;
+        }
+    }
+
+    /** {@link SsdTier#sync()}: {@link #forceAll()} under the append lock. */
+    void sync() {
+        appendLock.lock();
+        try {
+            forceAll();
+        } catch (IOException e) {
+            throw new UncheckedIOException("forcing the SSD segments in " + config.directory() + " failed", e);
+        } finally {
+            appendLock.unlock();
+        }
+    }
+
+    /**
+     * Compaction retired these segments: their live records were copied into segments it forced, so they need no
+     * force of their own (and keeping them would hold every retired segment until the next sync under NEVER).
+     */
+    void forget(Collection<Segment> retired) {
+        appendLock.lock();
+        try {
+            unforced.keySet().removeAll(retired);
+        } finally {
+            appendLock.unlock();
+        }
+    }
+
+    /**
+     * Under INTERVAL, a daemon timer that forces every segment with unforced records every {@code fsyncInterval}
+     * (a quiet interval's records are forced too), until {@code closed}; null under the other policies.
+     */
+    ScheduledExecutorService startTimer(BooleanSupplier closed) {
         if (config.fsync() != FsyncPolicy.INTERVAL) {
             return null;
         }
@@ -66,20 +141,40 @@ final class FsyncSchedule {
             return t;
         });
         long ms = config.fsyncInterval().toMillis();
-        timer.scheduleWithFixedDelay(syncIfDirty, ms, ms, TimeUnit.MILLISECONDS);
+        timer.scheduleWithFixedDelay(() -> tick(closed), ms, ms, TimeUnit.MILLISECONDS);
         return timer;
     }
 
-    /**
-     * The segment being sealed was forced: its bytes are synced; the interval's clock is left running, so the
-     * next segment's first force comes on the same schedule.
-     */
-    void sealedForced() {
-        bytesSinceSync = 0;
+    private void tick(BooleanSupplier closed) {
+        appendLock.lock();
+        try {
+            if (!closed.getAsBoolean() && !unforced.isEmpty()) {
+                lastSyncNanos = System.nanoTime();
+                forceAll();
+            }
+        } catch (IOException e) {
+            log.warn("forcing SSD segments in {} failed (tried again next tick): {}", config.directory(),
+                    e.toString());
+        } finally {
+            appendLock.unlock();
+        }
     }
 
-    /** Record bytes appended since the last force. */
+    /** Record bytes appended since their segment's last force, over every segment. */
     long unsyncedBytes() {
-        return bytesSinceSync;
+        appendLock.lock();
+        try {
+            return unforcedBytes();
+        } finally {
+            appendLock.unlock();
+        }
+    }
+
+    private long unforcedBytes() {
+        long sum = 0;
+        for (long b : unforced.values()) {
+            sum += b;
+        }
+        return sum;
     }
 }

@@ -43,6 +43,16 @@ public interface KvTier extends AutoCloseable {
         return put(block, AccessHint.NONE);
     }
 
+    /**
+     * Refuses a block this tier could never store whatever its room, e.g. non-finite values under an int8 encoding
+     * ({@link PayloadEncoding#checkStorable}). A store asks before it keeps the block in a tier above this one: a
+     * block accepted there that this tier refuses would be dropped silently when demoted. Nothing by default.
+     *
+     * @throws IllegalArgumentException naming the value this tier cannot store
+     */
+    default void checkStorable(KvBlock block) {
+    }
+
     /** The whole block, or empty when it is not stored (or failed its check and was dropped). Counts a hit/miss. */
     Optional<KvBlock> get(BlockKey key, AccessHint hint);
 

@@ -6,6 +6,7 @@ import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.service.kvcache.KvRecordFormat;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 
 /**
  * How an SSD record stores a block's floats (the bytes of both encodings are defined in service-common's
@@ -20,7 +21,7 @@ public enum PayloadEncoding {
      * scales of all rows first, then all rows' int8 values. About 4x smaller; the error of a value is at most half
      * a step, {@code max|row| / 254}. Lossy, so off by default: the issue's fidelity rule keeps the wire and DRAM
      * float32, and int8 KV is an accuracy trade the operator must choose (as KIVI / LMCache's quantised offload).
-     * Blocks with non-finite values are refused under it.
+     * Blocks with non-finite values are refused under it ({@link #checkStorable}).
      */
     INT8(KvRecordFormat.INT8_CODE);
 
@@ -56,6 +57,26 @@ public enum PayloadEncoding {
     /** Bytes of one record in a segment: the record header plus {@link #payloadBytes}. */
     public int recordBytes(KvLayout layout) {
         return Records.HEADER_BYTES + payloadBytes(layout);
+    }
+
+    /**
+     * Refuses a block this encoding cannot store: INT8 cannot hold NaN or ±Infinity (a row's scale would not be
+     * finite); FLOAT32 stores every block.
+     *
+     * @throws IllegalArgumentException naming the first non-finite value's index
+     */
+    public void checkStorable(KvBlock block) {
+        if (this != INT8) {
+            return;
+        }
+        FloatBuffer f = block.floats();
+        for (int i = 0, n = f.limit(); i < n; i++) {
+            float x = f.get(i);
+            if (!Float.isFinite(x)) {
+                throw new IllegalArgumentException("float " + i + " is " + x + ": int8 SSD storage cannot hold "
+                        + "non-finite values (NaN, Infinity)");
+            }
+        }
     }
 
     /** Writes the block's payload at {@code out}'s position (advancing it). */

@@ -2,8 +2,10 @@ package io.moemesh.kvcache.tier;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -23,6 +25,8 @@ final class Segment {
     private final FileChannel channel;
     /** Bytes in the file: the header and whole records (the append position). */
     private volatile long size;
+    /** {@link #size} when the last {@link #force()} began (0 before one): tests check what was forced. */
+    private volatile long forcedSize;
     long liveBytes;
     long deadBytes;
 
@@ -105,9 +109,22 @@ final class Segment {
 
     /** Reads the whole record at {@code offset} into a new buffer. */
     ByteBuffer read(long offset) throws IOException {
+        return read(channel, offset);
+    }
+
+    /**
+     * A read-only descriptor of its own on this file, for {@link #read(FileChannel, long)}: an interrupt during
+     * I/O closes the channel it happens on, and this segment's own channel is the one every get reads through.
+     */
+    FileChannel openPrivateReader() throws IOException {
+        return FileChannel.open(path, StandardOpenOption.READ);
+    }
+
+    /** Reads the whole record at {@code offset} through {@code ch} (a {@link #openPrivateReader()}). */
+    ByteBuffer read(FileChannel ch, long offset) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(recordBytes);
         while (b.hasRemaining()) {
-            if (channel.read(b, offset + b.position()) < 0) {
+            if (ch.read(b, offset + b.position()) < 0) {
                 throw new IOException(path + ": ends inside the record at " + offset);
             }
         }
@@ -121,8 +138,28 @@ final class Segment {
         size = bytes;
     }
 
+    /**
+     * Forces the file's written bytes to stable storage. When this segment's channel was closed under it (I/O of an
+     * interrupted thread closes the channel, e.g. an append that failed so; compaction closes what it retires), a
+     * descriptor of its own does it: fsync is per file, not per descriptor. A file compaction already deleted
+     * needs nothing (its live records were copied and forced first).
+     */
     void force() throws IOException {
-        channel.force(false);
+        long at = size;
+        try {
+            channel.force(false);
+        } catch (ClosedChannelException closed) {
+            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+                ch.force(false);
+            } catch (NoSuchFileException deleted) {
+                // compacted: nothing of it is needed
+            }
+        }
+        forcedSize = at;
+    }
+
+    long forcedSize() {
+        return forcedSize;
     }
 
     void close() {

@@ -21,6 +21,7 @@ import java.util.TreeMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -44,9 +45,8 @@ import org.slf4j.LoggerFactory;
  *   <li>A segment file is never truncated after {@link #open}, and one that a {@link #locate} lease names is not
  *       unlinked by {@link #compact()} before the lease ends ({@link #releaseExpiredLeases()}): a same-host reader of
  *       the extent finds the record's bytes.</li>
- *   <li>{@link #remove} and eviction are not logged: a removed block can reappear after a restart. That is
- *       correct, because keys are content hashes (any copy of a key holds the same K/V); remove frees space, it
- *       does not promise erasure.</li>
+ *   <li>{@link #remove} and eviction are not logged: a removed block can reappear after a restart, which is
+ *       correct as keys are content hashes (any copy holds the same K/V); remove frees space, not erasure.</li>
  * </ul>
  *
  * <p>Locks: one metadata monitor for the index, the policy and the byte counts (held briefly, never across I/O);
@@ -78,7 +78,7 @@ public final class SsdTier implements KvTier {
     private long usedBytes;
     private long pinnedBytes;
     private volatile Segment active;
-    /** When the active segment is forced; under {@code appendLock}. */
+    /** When segments are forced, and which have unforced records. */
     private final FsyncSchedule fsync;
     private volatile boolean closed;
 
@@ -90,7 +90,7 @@ public final class SsdTier implements KvTier {
         this.policy = policy;
         this.clock = clock;
         this.leases = new SegmentLeases(clock);
-        this.fsync = new FsyncSchedule(config);
+        this.fsync = new FsyncSchedule(config, appendLock);
         for (Segment s : scan.segments()) {
             segments.put(s.id, s);
         }
@@ -110,7 +110,7 @@ public final class SsdTier implements KvTier {
                 evictOne();
             }
         }
-        syncTimer = fsync.startTimer(this::syncIfDirty);
+        syncTimer = fsync.startTimer(() -> closed);
     }
 
     /**
@@ -170,6 +170,11 @@ public final class SsdTier implements KvTier {
     }
 
     @Override
+    public void checkStorable(KvBlock block) {
+        config.encoding().checkStorable(block);
+    }
+
+    @Override
     public PutResult put(KvBlock block, AccessHint hint) {
         checkOpen();
         int stride = recordBytes();
@@ -212,7 +217,8 @@ public final class SsdTier implements KvTier {
                 at = seg.append(rec);
                 fsync.afterAppend(seg, stride);
             } catch (IOException ex) {
-                // The segment's tail is suspect: write the next record into a fresh segment.
+                // Its tail is suspect: go on in a fresh segment. Its acknowledged records stay in fsync's
+                // unforced set (the timer, sync() and close() force it).
                 active = null;
                 throw new UncheckedIOException("appending block " + key + " to " + seg.path + " failed", ex);
             }
@@ -240,9 +246,8 @@ public final class SsdTier implements KvTier {
         }
         try {
             if (seg != null && config.fsync() != FsyncPolicy.NEVER) {
-                // A sealed segment is never forced again: force what INTERVAL has not yet.
-                seg.force();
-                fsync.sealedForced();
+                // Sealing forces what INTERVAL has not yet (NEVER: sync() does).
+                fsync.force(seg);
             }
             Segment next = Segment.create(config.directory(),
                     SegmentHeader.of(layout, config.encoding(), fingerprint, nextSegmentId.getAndIncrement()));
@@ -258,46 +263,20 @@ public final class SsdTier implements KvTier {
         }
     }
 
-    /** The INTERVAL timer: forces the active segment if records were appended since the last force. */
-    private void syncIfDirty() {
-        appendLock.lock();
-        try {
-            if (!closed) {
-                fsync.forceIfDirty(active);
-            }
-        } catch (IOException e) {
-            log.warn("forcing {} failed: {}", active == null ? "?" : active.path, e.toString());
-        } finally {
-            appendLock.unlock();
-        }
-    }
-
-    /** Forces every appended record to stable storage now, whatever the policy. */
+    /**
+     * Forces every appended record to stable storage now, whatever the policy: every segment with unforced records
+     * (sealed ones under NEVER, one left by a failed append), not only the active one.
+     */
     public void sync() {
-        appendLock.lock();
-        try {
-            Segment seg = active;
-            if (seg != null) {
-                fsync.force(seg);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("forcing the active segment failed", e);
-        } finally {
-            appendLock.unlock();
-        }
+        fsync.sync();
     }
 
     /**
-     * Record bytes appended since the last force (0 right after a put under ALWAYS; under INTERVAL it returns to 0
+     * Record bytes not yet forced, in all segments (0 right after a put under ALWAYS; under INTERVAL 0 again
      * within about {@code fsyncInterval} without further puts, by the timer).
      */
     public long unsyncedBytes() {
-        appendLock.lock();
-        try {
-            return fsync.unsyncedBytes();
-        } finally {
-            appendLock.unlock();
-        }
+        return fsync.unsyncedBytes();
     }
 
     /** Under {@code meta}. */
@@ -496,11 +475,19 @@ public final class SsdTier implements KvTier {
      * active segment, which is never compacted. One compaction at a time.
      */
     public CompactionResult compact() {
+        return compact(() -> false);
+    }
+
+    /**
+     * {@link #compact()}, ending early once {@code stopRequested} (checked before each record): a half-copied victim
+     * keeps its other records indexed. How a shutdown stops it (never by an interrupt).
+     */
+    public CompactionResult compact(BooleanSupplier stopRequested) {
         compactionLock.lock();
         try {
             checkOpen();
             releaseExpiredLeases();
-            return SsdCompactor.run(this);
+            return SsdCompactor.run(this, stopRequested);
         } finally {
             compactionLock.unlock();
         }
@@ -539,13 +526,15 @@ public final class SsdTier implements KvTier {
     }
 
     /** Moves an entry to its copy if it still points at the old record, and retires the victims; one step. */
-    void swapIn(List<SsdCompactor.Moved> moved, Iterable<Segment> victims) {
+    void swapIn(List<SsdCompactor.Moved> moved, List<Segment> victims) {
         synchronized (meta) {
             for (SsdCompactor.Moved m : moved) {
                 int stride = m.to().recordBytes;
                 if (index.get(m.key()) == m.from()) {
                     index.put(m.key(), m.from().movedTo(m.to(), m.offset()));
                     m.to().liveBytes += stride;
+                    m.from().segment.liveBytes -= stride; // a half-copied victim stays
+                    m.from().segment.deadBytes += stride;
                 } else {
                     m.to().deadBytes += stride;
                 }
@@ -554,6 +543,7 @@ public final class SsdTier implements KvTier {
                 segments.remove(v.id);
             }
         }
+        fsync.forget(victims); // outside meta: it takes the append lock
     }
 
     void verifyOrDrop(BlockKey key, IndexEntry e, ByteBuffer rec, Runnable onGood) {
@@ -610,6 +600,13 @@ public final class SsdTier implements KvTier {
         }
     }
 
+    /** The segments in use, oldest first (tests). */
+    List<Segment> segments() {
+        synchronized (meta) {
+            return List.copyOf(segments.values());
+        }
+    }
+
     @Override
     public TierStats stats() {
         synchronized (meta) {
@@ -629,12 +626,11 @@ public final class SsdTier implements KvTier {
         appendLock.lock();
         try {
             closed = true;
-            Segment seg = active;
-            if (seg != null && config.fsync() != FsyncPolicy.NEVER) {
-                seg.force();
+            if (config.fsync() != FsyncPolicy.NEVER) {
+                fsync.forceAll();
             }
         } catch (IOException e) {
-            log.warn("forcing {} at close failed: {}", active.path, e.toString());
+            log.warn("forcing segments in {} at close failed: {}", config.directory(), e.toString());
         } finally {
             synchronized (meta) {
                 segments.values().forEach(Segment::close);

@@ -112,10 +112,14 @@ public final class TieredKvStore implements AutoCloseable {
     /**
      * Stores a block (all-or-nothing).
      *
-     * @throws IllegalArgumentException when the block's layout is not the store's
+     * @throws IllegalArgumentException when the block's layout is not the store's, or the lower tier could never
+     *                                  store it ({@link KvTier#checkStorable}: non-finite values under int8). Why
+     *                                  up front: the put lands in DRAM, and the block's demotion would drop it
+     *                                  silently after it was acknowledged
      */
     public StoreResult put(KvBlock block, AccessHint hint) {
         Tiers.checkBlock(block, layout, Long.MAX_VALUE, "store");
+        lower.checkStorable(block);
         lock.lock();
         try {
             Optional<TierKind> where = locate(block.key());

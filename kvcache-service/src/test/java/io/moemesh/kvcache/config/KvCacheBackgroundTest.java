@@ -3,12 +3,14 @@ package io.moemesh.kvcache.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.grpc.InsecureServerCredentials;
 import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.block.KvBlock;
 import io.moemesh.kvcache.serving.ServedModel;
 import io.moemesh.kvcache.serving.ServedModels;
 import io.moemesh.kvcache.support.KvTestMesh;
 import io.moemesh.kvcache.tier.FsyncPolicy;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -22,11 +24,15 @@ class KvCacheBackgroundTest {
     @TempDir
     Path ssdDir;
 
-    @Test
-    void compaction_runsEveryPeriod_andReclaimsTheDeadSpaceOfSealedSegments() {
-        KvCacheProperties props = new KvCacheProperties(List.of(KvTestMesh.MODEL_DIR), 16, "127.0.0.1", 0, 1L << 20,
+    private KvCacheProperties props() {
+        return new KvCacheProperties(List.of(KvTestMesh.MODEL_DIR), 16, "127.0.0.1", 0, 1L << 20,
                 ssdDir, 1L << 20, 65536, FsyncPolicy.NEVER, Duration.ofSeconds(1), 1L << 20, 1.0,
                 Duration.ofMillis(100), false, false, "lru", 1 << 20, Duration.ZERO, TlsSettings.plaintext(), null, null);
+    }
+
+    @Test
+    void compaction_runsEveryPeriod_andReclaimsTheDeadSpaceOfSealedSegments() {
+        KvCacheProperties props = props();
         try (ServedModels models = KvCacheServiceConfiguration.open(props)) {
             ServedModel m = models.all().getFirst();
             Random r = new Random(1);
@@ -50,6 +56,17 @@ class KvCacheBackgroundTest {
             }
             assertThat(background.isRunning()).isFalse();
             assertThat(m.ssd().blockCount()).isEqualTo(6);
+        }
+    }
+
+    @Test
+    void compaction_stopsAfterTheGrpcServer_soTheServerDrainsFirst_asTheServiceDocuments() {
+        KvCacheProperties props = props();
+        GrpcServerLifecycle server = new GrpcServerLifecycle("kvcache-service", "127.0.0.1", 0,
+                InsecureServerCredentials.create(), 1 << 20, Duration.ZERO, List.of(), List.of());
+        try (ServedModels models = KvCacheServiceConfiguration.open(props)) {
+            // Spring stops the higher phase first (and starts it last).
+            assertThat(new KvCacheBackground(props, models).getPhase()).isLessThan(server.getPhase());
         }
     }
 }

@@ -4,8 +4,10 @@ import static io.moemesh.kvcache.tier.TestBlocks.RECORD_BYTES;
 import static io.moemesh.kvcache.tier.TestBlocks.block;
 import static io.moemesh.kvcache.tier.TestBlocks.key;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -14,6 +16,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -152,6 +155,77 @@ class SsdCompactionTest {
                 int n = i;
                 assertThat(t.get(key(i))).hasValueSatisfying(b -> assertThat(b.sameContent(block(n))).isTrue());
             }
+        }
+    }
+
+    /** 12 blocks in 3 segments of 4; blocks 0 and 4 removed, so both sealed segments are victims at fraction 1. */
+    private SsdTier twoVictims() {
+        SsdTier t = SsdTierTest.open(config().withCompactionLiveFraction(1.0));
+        for (int i = 0; i < 12; i++) {
+            t.put(block(i));
+        }
+        t.remove(key(0));
+        t.remove(key(4));
+        return t;
+    }
+
+    private static void assertEveryLiveBlockReadable(SsdTier t) {
+        for (int i = 0; i < 12; i++) {
+            int n = i;
+            if (n == 0 || n == 4) {
+                assertThat(t.get(key(n))).isEmpty();
+            } else {
+                assertThat(t.get(key(n))).as("block %d", n)
+                        .hasValueSatisfying(b -> assertThat(b.sameContent(block(n))).isTrue());
+            }
+        }
+    }
+
+    @Test
+    void compaction_interruptedWhileReadingAVictim_failsAlone_andEveryLiveBlockStaysReadable() {
+        try (SsdTier t = twoVictims()) {
+            // The interrupt hits the compactor's first read. Were it reading through the victim's own channel, the
+            // interrupt would close that channel while its records stay indexed: Lookup would report blocks that
+            // Get then misses.
+            Thread.currentThread().interrupt();
+            try {
+                assertThatThrownBy(t::compact).isInstanceOf(UncheckedIOException.class);
+            } finally {
+                Thread.interrupted();
+            }
+            assertEveryLiveBlockReadable(t);
+            assertThat(t.blockCount()).isEqualTo(10);
+
+            assertThat(t.compact().segmentsCompacted()).isEqualTo(2);
+            assertEveryLiveBlockReadable(t);
+            assertThat(t.stats().checksumFailures()).isZero();
+        }
+    }
+
+    @Test
+    void compaction_stoppedBetweenRecords_retiresOnlyTheVictimsCopiedWhole_andEveryLiveBlockStaysReadable() {
+        try (SsdTier t = twoVictims()) {
+            AtomicInteger checks = new AtomicInteger();
+            // Each victim has 3 live records: the 5th check comes after one victim and 1 record of the other.
+            CompactionResult r = t.compact(() -> checks.incrementAndGet() >= 5);
+
+            assertThat(r.segmentsCompacted()).isEqualTo(1);
+            assertThat(r.recordsMoved()).isEqualTo(4);
+            assertEveryLiveBlockReadable(t);
+            assertThat(t.usedBytes()).isEqualTo(10L * RECORD_BYTES);
+            // The half-copied victim: 1 record removed, 1 moved out (both dead now), 2 still live there.
+            assertThat(t.deadBytes()).isEqualTo(2L * RECORD_BYTES);
+
+            CompactionResult rest = t.compact();
+            assertThat(rest.segmentsCompacted()).isEqualTo(1);
+            assertThat(rest.recordsMoved()).isEqualTo(2);
+            assertEveryLiveBlockReadable(t);
+            assertThat(t.deadBytes()).isZero();
+            assertThat(t.usedBytes()).isEqualTo(10L * RECORD_BYTES);
+        }
+        try (SsdTier t = SsdTierTest.open(config())) {
+            assertThat(t.blockCount()).isEqualTo(10); // the compacted copies are what a restart finds
+            assertThat(t.openReport().duplicateRecords()).isZero();
         }
     }
 }

@@ -9,6 +9,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.block.KvBlock;
 import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.kvcache.policy.AccessHint;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
@@ -282,6 +283,30 @@ class TieredKvStoreTest {
             assertThat(s.dram().usedBytes()).isEqualTo(s.dram().blockCount() * BLOCK_BYTES);
             assertThat(s.lower().usedBytes()).isEqualTo(s.lower().blockCount() * RECORD_BYTES);
             assertThat(s.dram().blockCount() + s.lower().blockCount()).isEqualTo(48);
+        }
+    }
+
+    @Test
+    void put_ofANonFiniteBlock_overAnInt8SsdTier_isRefusedUpFront_notAcknowledgedInDramAndDroppedAtDemotion() {
+        SsdTier ssd = SsdTierTest.open(SsdConfig.defaults(dir, 10L * RECORD_BYTES).withEncoding(PayloadEncoding.INT8));
+        try (TieredKvStore s = new TieredKvStore(LAYOUT, 2L * BLOCK_BYTES, new LruPolicy(), ssd,
+                AdmissionPolicy.ADMIT_ALL, System::nanoTime)) {
+            float[] f = TestBlocks.floats(7, LAYOUT);
+            f[5] = Float.NaN;
+            KvBlock nan = KvBlock.of(key(7), LAYOUT, f);
+
+            assertThatThrownBy(() -> s.put(nan)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("float 5 is NaN").hasMessageContaining("int8");
+            assertThat(s.contains(key(7))).isFalse();
+            assertThat(s.dram().blockCount()).isZero();
+
+            f[5] = Float.POSITIVE_INFINITY;
+            assertThatThrownBy(() -> s.put(KvBlock.of(key(7), LAYOUT, f)))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("Infinity");
+            // Finite blocks still go to DRAM, and are demoted as int8.
+            assertThat(s.put(block(1)).result()).isEqualTo(PutResult.STORED);
+            assertThat(s.demoteAll()).isEqualTo(1);
+            assertThat(ssd.contains(key(1))).isTrue();
         }
     }
 }
