@@ -146,7 +146,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, AutoC
     /** On the pin thread: every block stored (acknowledged to the write-back), then pinned for the sequence. */
     private boolean pin(Pinned p, List<BlockHash> hashes) {
         for (BlockHash h : hashes) {
-            if (writeBack.checksum(h) < 0) {
+            if (!writeBack.stored(h)) {
                 return false;
             }
         }

@@ -27,7 +27,7 @@ import org.slf4j.LoggerFactory;
  * local cache are looked up in the service ({@code Lookup}) and the found run fetched ({@code Get}) on a gateway
  * thread, bounded by {@code fetchTimeout}; meanwhile the sequence waits and others run. At a later step boundary, on
  * the engine thread, the verified blocks are imported into the local cache (hash chain recomputed from the tokens,
- * payload size checked, and the CRC32C compared for blocks this gateway wrote, {@link WriteBack#checksum}), and the
+ * payload size checked, and the CRC32C compared for blocks this gateway wrote, {@link WriteBack#heldOtherBytes}), and the
  * sequence is admitted: the cache, as the prefix source, finds them like its own, so {@code cached_tokens} counts
  * local and fetched tokens alike. A fetch that fails, times out or returns a bad block just brings fewer blocks (the
  * rest is computed: same tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip.
@@ -178,8 +178,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             int at = local + i;
             BlockHash h = chain.get(at);
             byte[] p = payloads.get(i);
-            long crc = writeBack == null ? -1 : writeBack.checksum(h);
-            if (crc >= 0 && crc != WriteBack.crc32c(p)) {
+            if (writeBack != null && writeBack.heldOtherBytes(h, p)) {
                 badBlocks.incrementAndGet();
                 log.warn("KV block {} from {} does not hold the bytes this gateway stored: it and the blocks after it "
                         + "are recomputed", h, client.endpoint());

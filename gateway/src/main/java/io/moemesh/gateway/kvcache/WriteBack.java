@@ -4,6 +4,9 @@ import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.BlockSink;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
+import io.moemesh.service.kvcache.KvRecordFormat;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -25,25 +28,35 @@ import org.slf4j.LoggerFactory;
  * {@link KvPayload}) and stores them in {@code Put} streams of up to {@link #BATCH_BLOCKS} blocks.
  *
  * <p>It remembers, bounded ({@code remembered} hashes, least recently touched forgotten first), which hashes are
- * queued or stored (acknowledged {@code STORED} or {@code ALREADY_PRESENT}) with the CRC32C of the payload it
- * sent, so a block is not copied or sent twice needlessly ({@link #wants}), and a block fetched back can be
- * checked end to end ({@link #checksum}). A failed, declined or dropped block is forgotten (it may be offered
- * again). Swap-outs jump the queue ({@link #writeFirst}) and can wait for their blocks to be settled.
+ * queued or stored (acknowledged {@code STORED} or {@code ALREADY_PRESENT}), so a block is not copied or sent twice
+ * needlessly ({@link #wants}), and for blocks it stored ({@code STORED}) the CRC32C of the payload it sent and of
+ * that payload's int8 round trip (the service's optional int8 SSD storage, {@code moemesh.kvcache.int8}, gives those
+ * floats back after a demotion), so a block fetched back can be checked end to end ({@link #heldOtherBytes}). An
+ * {@code ALREADY_PRESENT} block keeps the copy that was there, perhaps another gateway's bitwise-different floats:
+ * no checksum. A failed, declined or dropped block is forgotten (it may be offered again). Swap-outs jump the queue
+ * ({@link #writeFirst}) and can wait for their blocks to be settled.
  */
 public final class WriteBack implements BlockSink, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(WriteBack.class);
     /** Blocks per Put stream at most. */
     static final int BATCH_BLOCKS = 16;
-    /** Value of a hash that is queued, not yet acknowledged. */
-    private static final long QUEUED = -1;
+    /** What is remembered of a hash: its checksums, or none while queued or when another copy was kept. */
+    private record Sums(long exact, long int8) {
+        static final Sums QUEUED = new Sums(-1, -1);
+        static final Sums UNCHECKED = new Sums(-2, -2);
+
+        boolean checked() {
+            return exact >= 0;
+        }
+    }
 
     private final KvCacheClient client;
     private final Duration putTimeout;
     private final int remembered;
     private final Duration drain;
     private final LinkedBlockingDeque<Entry> queue;
-    /** hash → CRC32C of its stored payload, or {@link #QUEUED}. Access order: the least recently used goes first. */
-    private final LinkedHashMap<BlockHash, Long> known;
+    /** hash → what is remembered of it. Access order: the least recently used goes first. */
+    private final LinkedHashMap<BlockHash, Sums> known;
     /** Queued hashes → their entry (to move one to the front, and to wait for it). */
     private final Map<BlockHash, Entry> queued = new HashMap<>();
     private final Thread writer;
@@ -71,7 +84,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         this.queue = new LinkedBlockingDeque<>(queueBlocks);
         this.known = new LinkedHashMap<>(16, 0.75f, true) {
             @Override
-            protected boolean removeEldestEntry(Map.Entry<BlockHash, Long> eldest) {
+            protected boolean removeEldestEntry(Map.Entry<BlockHash, Sums> eldest) {
                 return size() > WriteBack.this.remembered;
             }
         };
@@ -140,7 +153,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 e.done.complete(false);
                 return e;
             }
-            known.put(block.hash(), QUEUED);
+            known.put(block.hash(), Sums.QUEUED);
             queued.put(block.hash(), e);
         }
         return e;
@@ -150,7 +163,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private void forget(Entry e, String why) {
         BlockHash h = e.block.hash();
         queued.remove(h);
-        if (known.get(h) != null && known.get(h) == QUEUED) {
+        if (known.get(h) == Sums.QUEUED) {
             known.remove(h);
         }
         e.done.complete(false);
@@ -159,13 +172,55 @@ public final class WriteBack implements BlockSink, AutoCloseable {
 
     /**
      * The CRC32C of the payload this gateway stored under {@code hash}, or -1 when it does not remember one (never
-     * written from here, forgotten, or not yet acknowledged).
+     * written from here, forgotten, not yet acknowledged, or {@code ALREADY_PRESENT}: another copy was kept).
      */
     public long checksum(BlockHash hash) {
         synchronized (known) {
-            Long c = known.get(hash);
-            return c == null ? -1 : c;
+            Sums c = known.get(hash);
+            return c == null || !c.checked() ? -1 : c.exact();
         }
+    }
+
+    /** Whether the service acknowledged {@code hash} as stored (STORED or ALREADY_PRESENT), as far as remembered. */
+    public boolean stored(BlockHash hash) {
+        synchronized (known) {
+            Sums c = known.get(hash);
+            return c != null && c != Sums.QUEUED;
+        }
+    }
+
+    /**
+     * Whether {@code payload}, fetched back under {@code hash}, is not what this gateway stored there: it remembers
+     * the checksums, and the payload matches neither the bytes it sent nor their int8 round trip. False when it
+     * remembers no checksum (nothing to compare with).
+     */
+    public boolean heldOtherBytes(BlockHash hash, byte[] payload) {
+        Sums c;
+        synchronized (known) {
+            c = known.get(hash);
+        }
+        if (c == null || !c.checked()) {
+            return false;
+        }
+        long crc = crc32c(payload);
+        return crc != c.exact() && crc != c.int8();
+    }
+
+    /** The CRC32C of {@code payload} after an int8 round trip as the service's int8 SSD storage makes it; -1 when
+     * int8 cannot hold it (non-finite values: the service refuses such a block under int8). */
+    long int8RoundTripCrc(byte[] payload) {
+        KvPayload shape = client.payload();
+        int rows = 2 * shape.layers() * shape.kvHeads() * shape.blockTokens();
+        ByteBuffer q = ByteBuffer.allocate(KvRecordFormat.int8PayloadBytes(rows, shape.headDim()));
+        try {
+            KvRecordFormat.encodeInt8(ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer(), rows,
+                    shape.headDim(), q);
+        } catch (IllegalArgumentException e) {
+            return -1;
+        }
+        byte[] back = new byte[payload.length];
+        KvRecordFormat.decodeInt8(q.flip(), rows, shape.headDim(), ByteBuffer.wrap(back));
+        return crc32c(back);
     }
 
     static long crc32c(byte[] payload) {
@@ -214,13 +269,19 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             log.debug("Put of {} KV blocks to {} failed: {}", batch.size(), client.endpoint(), e.toString());
             return;
         }
+        // Outside the lock, which the engine thread's accept takes: the int8 round trip is a pass over the block.
+        List<Sums> sums = new ArrayList<>(batch.size());
+        for (int i = 0; i < batch.size(); i++) {
+            sums.add(outcomes.get(i) == PutOutcome.PUT_OUTCOME_STORED
+                    ? new Sums(crc32c(payloads.get(i)), int8RoundTripCrc(payloads.get(i))) : Sums.UNCHECKED);
+        }
         synchronized (known) {
             for (int i = 0; i < batch.size(); i++) {
                 Entry en = batch.get(i);
                 PutOutcome o = outcomes.get(i);
                 if (o == PutOutcome.PUT_OUTCOME_STORED || o == PutOutcome.PUT_OUTCOME_ALREADY_PRESENT) {
                     queued.remove(en.block.hash());
-                    known.put(en.block.hash(), crc32c(payloads.get(i)));
+                    known.put(en.block.hash(), sums.get(i));
                     written.incrementAndGet();
                     writtenBytes.addAndGet(payloads.get(i).length);
                     en.done.complete(true);

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The write-back queue against the in-memory kvcache.v1 service over mutual TLS: blocks are stored once (a hash
- * acknowledged is not sent again, and its CRC32C is remembered), a full queue drops and counts instead of blocking,
+ * acknowledged is not sent again, and the CRC32C of what it stored is remembered), a full queue drops and counts instead of blocking,
  * a service that is down fails the blocks (counted, forgotten: offered again later), and one back on its address is
  * written to again.
  */
@@ -78,6 +78,32 @@ class WriteBackTest {
         assertThat(client.lookup(hashes(c), Duration.ofSeconds(10))).isEqualTo(3);
         assertThat(client.get(hashes(c), Duration.ofSeconds(10))).hasSize(3);
         assertThat(writeBack.writtenBytes()).isEqualTo(3L * LAYOUT.bytes());
+    }
+
+    @Test
+    void aBlockAnotherGatewayStoredFirst_isStored_butHasNoChecksum_andOnlyOtherBytesFailTheCheck() {
+        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        WriteBack other = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        try {
+            List<BlockContents> c = chain(2, 4);
+            other.accept(c.getFirst());
+            await().atMost(Duration.ofSeconds(30)).until(() -> other.writtenBlocks() == 1);
+            c.forEach(writeBack::accept);
+            await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.writtenBlocks() == 2);
+            // ALREADY_PRESENT: the service kept the other gateway's copy, whose floats may differ bitwise
+            BlockHash first = c.getFirst().hash();
+            assertThat(writeBack.stored(first)).isTrue();
+            assertThat(writeBack.checksum(first)).isEqualTo(-1);
+            assertThat(writeBack.heldOtherBytes(first, new byte[LAYOUT.bytes()])).isFalse();
+            // STORED: its own bytes pass, any others fail
+            BlockHash second = c.get(1).hash();
+            byte[] payload = LAYOUT.encode(c.get(1).keys(), c.get(1).values());
+            assertThat(writeBack.heldOtherBytes(second, payload)).isFalse();
+            payload[0] ^= 1;
+            assertThat(writeBack.heldOtherBytes(second, payload)).isTrue();
+        } finally {
+            other.close(Duration.ZERO);
+        }
     }
 
     @Test

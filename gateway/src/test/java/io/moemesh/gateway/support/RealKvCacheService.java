@@ -15,6 +15,7 @@ import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.kvcache.policy.LruPolicy;
 import io.moemesh.kvcache.serving.ServedModel;
 import io.moemesh.kvcache.serving.ServedModels;
+import io.moemesh.kvcache.tier.PayloadEncoding;
 import io.moemesh.kvcache.tier.SsdConfig;
 import io.moemesh.kvcache.tier.SsdTier;
 import io.moemesh.kvcache.tier.TieredKvStore;
@@ -63,10 +64,17 @@ public final class RealKvCacheService implements AutoCloseable {
      *                   (calls on it have the identity {@code local-owner}); null for TCP only
      */
     public RealKvCacheService(Path modelDir, Path ssdDir, int blockTokens, long dramBytes, Path unixSocket) {
+        this(modelDir, ssdDir, blockTokens, dramBytes, unixSocket, PayloadEncoding.FLOAT32);
+    }
+
+    /** @param ssdEncoding the SSD tier's payload encoding ({@code moemesh.kvcache.int8}: INT8) */
+    public RealKvCacheService(Path modelDir, Path ssdDir, int blockTokens, long dramBytes, Path unixSocket,
+                              PayloadEncoding ssdEncoding) {
         ModelConfig c = ModelConfigReader.read(modelDir);
         ModelFingerprint fp = ModelFingerprint.of(modelDir);
         KvLayout layout = new KvLayout(c.numLayers(), c.numKvHeads(), c.headDim(), blockTokens);
-        SsdTier ssd = SsdTier.open(SsdConfig.defaults(ssdDir, 256L << 20), layout, fp, new LruPolicy());
+        SsdTier ssd = SsdTier.open(SsdConfig.defaults(ssdDir, 256L << 20).withEncoding(ssdEncoding), layout, fp,
+                new LruPolicy());
         TieredKvStore store = new TieredKvStore(layout, dramBytes, new LruPolicy(), ssd, AdmissionPolicy.ADMIT_ALL,
                 System::nanoTime);
         model = new ServedModel(modelDir.getFileName().toString(), fp, c.numHeads(), layout, store, ssd);
