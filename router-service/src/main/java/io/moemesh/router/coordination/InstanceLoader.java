@@ -30,9 +30,9 @@ public interface InstanceLoader {
     void abort(Instance instance, long epoch, Duration timeout);
 
     /**
-     * The highest epoch the instance serves or holds prepared (expert.v1 DescribeInstance), 0 for none. An instance
-     * refuses a PREPARE older than its served epoch, so a router without its epoch file (a Kubernetes pod whose state
-     * folder is an emptyDir, recreated) starts above what its instances hold instead of at epoch 1.
+     * The epochs the instance holds (expert.v1 DescribeInstance). An instance refuses a PREPARE older than its served
+     * epoch, so a router without its epoch file (a Kubernetes pod whose state folder is an emptyDir, recreated)
+     * starts above what its instances hold instead of at epoch 1.
      */
-    long heldEpoch(Instance instance, Duration timeout);
+    HeldEpochs held(Instance instance, Duration timeout);
 }

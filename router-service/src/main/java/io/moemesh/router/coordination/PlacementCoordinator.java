@@ -237,29 +237,37 @@ public final class PlacementCoordinator implements AutoCloseable {
             log.info("the restored placement epoch {} is for other instances or another model: dealing evenly",
                     restored.getEpoch());
         }
-        raiseToHeldEpochs(m.instances());
-        return loadAndPublish(evenDeal(nextEpoch(), m), EVEN, started, m);
+        return loadAndPublish(aboveHeldEpochs(evenDeal(nextEpoch(), m), m), EVEN, started, m);
     }
 
     /**
-     * Before the first epoch of this run: the instances may serve a higher epoch than this router remembers (its
-     * state folder lost, e.g. an emptyDir on a recreated pod; a restored file from before later epochs). Each refuses
-     * a PREPARE older than it serves, and every gateway ignores an epoch not newer than its own, so the first epoch
-     * goes above the highest any instance holds. An instance that does not answer is skipped: its PREPARE fails.
+     * Before the first epoch of this run: the instances may hold this run's next epoch or a higher one (this router's
+     * state folder lost, e.g. an emptyDir on a recreated pod). Each refuses a PREPARE older than it serves, or of its
+     * epoch with other experts, and every gateway ignores an epoch not newer than its own, so {@code deal} goes above
+     * the highest epoch any instance holds, unless every instance that holds its epoch serves exactly its experts
+     * (a mesh whose instances loaded the even deal from the placement file, as {@code moemesh up} starts them: PREPARE
+     * of the served epoch with the same experts is a no-op). An instance that does not answer is skipped: its
+     * PREPARE fails.
      */
-    private void raiseToHeldEpochs(List<Instance> instances) throws InterruptedException {
-        Map<Instance, Long> held = new ConcurrentHashMap<>();
+    private Placement aboveHeldEpochs(Placement deal, Membership m) throws InterruptedException {
+        Map<Instance, HeldEpochs> held = new ConcurrentHashMap<>();
         Duration timeout = settings.loadTimeout().compareTo(DESCRIBE_TIMEOUT) < 0 ? settings.loadTimeout()
                 : DESCRIBE_TIMEOUT;
-        Map<Instance, Throwable> failed = loads.onEvery(instances, in -> held.put(in, loader.heldEpoch(in, timeout)));
-        failed.forEach((in, t) -> log.debug("{} did not say which epoch it holds: {}", describe(in), t.getMessage()));
-        long highest = held.values().stream().mapToLong(Long::longValue).max().orElse(0);
-        if (highest > nextEpoch() - 1) {
-            log.warn("an expert-service instance already holds placement epoch {}, above the {} this router remembers "
-                    + "(its state folder {} was lost or is older): continuing above it", highest, nextEpoch() - 1,
-                    store.routerDir());
-            highestAttempted = highest;
+        Map<Instance, Throwable> failed = loads.onEvery(m.instances(), in -> held.put(in, loader.held(in, timeout)));
+        failed.forEach((in, t) -> log.debug("{} did not say which epochs it holds: {}", describe(in), t.getMessage()));
+        long epoch = deal.getEpoch();
+        long highest = held.values().stream().mapToLong(HeldEpochs::highest).max().orElse(0);
+        boolean sameDeal = held.entrySet().stream().allMatch(e -> e.getValue().highest() < epoch
+                || (e.getValue().served() == epoch && e.getValue().prepared() <= epoch && e.getValue().servedExperts()
+                .equals(PlacementMessages.assignment(deal, e.getKey().getId()))));
+        if (highest < epoch || (highest == epoch && sameDeal)) {
+            return deal;
         }
+        log.warn("an expert-service instance already holds placement epoch {}, at or above the {} this router would "
+                + "start at (its state folder {} was lost or is older): continuing above it", highest, epoch,
+                store.routerDir());
+        highestAttempted = highest;
+        return evenDeal(nextEpoch(), m);
     }
 
     /**

@@ -15,6 +15,7 @@ import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.coordination.AssignedExpert;
+import io.moemesh.router.coordination.HeldEpochs;
 import io.moemesh.router.coordination.InstanceLoader;
 import io.moemesh.router.coordination.InstanceRefusedException;
 import java.time.Duration;
@@ -82,7 +83,7 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
     }
 
     @Override
-    public long heldEpoch(Instance instance, Duration timeout) {
+    public HeldEpochs held(Instance instance, Duration timeout) {
         DescribeInstanceResponse r;
         try {
             r = ExpertServiceGrpc.newBlockingStub(channel(instance))
@@ -91,7 +92,8 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
         } catch (StatusRuntimeException e) {
             throw failure(e);
         }
-        return Long.compareUnsigned(r.getEpoch(), r.getPreparedEpoch()) >= 0 ? r.getEpoch() : r.getPreparedEpoch();
+        return new HeldEpochs(r.getEpoch(), r.getAssignedExpertsList().stream()
+                .map(e -> new AssignedExpert(e.getLayer(), e.getExpert())).toList(), r.getPreparedEpoch());
     }
 
     private static LoadAssignmentRequest.Builder request(Instance instance, long epoch, AssignmentStage stage) {

@@ -164,8 +164,8 @@ class RouterRestartTest {
     void start_withoutItsStateFolder_publishesAboveTheEpochTheInstancesServe_notEpoch1() throws Exception {
         // A router pod recreated with an empty state folder (the chart's emptyDir) while the instances serve its
         // predecessor's epochs: they refuse any older PREPARE, so this run's first epoch is 8, not 1 forever.
-        experts.get(0).serve(7);
-        experts.get(1).serve(6);
+        experts.get(0).serve(7, List.of());
+        experts.get(1).serve(6, List.of());
         try (ConfigurableApplicationContext ctx = run()) {
             awaitEpoch(ctx, 8);
             await().atMost(Duration.ofSeconds(30))

@@ -57,8 +57,8 @@ class InstanceSetFollowerTest {
         }
 
         @Override
-        public long heldEpoch(Instance in, Duration timeout) {
-            return 0;
+        public HeldEpochs held(Instance in, Duration timeout) {
+            return HeldEpochs.NONE;
         }
     };
 

@@ -12,6 +12,7 @@ import io.moemesh.router.placement.PlacementBudget;
 import io.moemesh.router.reports.ReportedToken;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.support.TestRoutes;
+import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -50,8 +51,8 @@ class PlacementCoordinatorTest {
     final Set<String> failingAbort = ConcurrentHashMap.newKeySet();
     /** The epoch in {@code <state-dir>/placement.json} (0: none) when each prepare and commit event happened. */
     final Map<String, Long> diskEpochAt = new ConcurrentHashMap<>();
-    /** The epoch each instance says it holds (DescribeInstance); 0 when absent. */
-    final Map<String, Long> held = new ConcurrentHashMap<>();
+    /** What each instance says it holds (DescribeInstance); nothing when absent. */
+    final Map<String, HeldEpochs> held = new ConcurrentHashMap<>();
     volatile CountDownLatch gate = new CountDownLatch(0);
     final List<PlacementCoordinator> coordinators = new ArrayList<>();
     RouteBook book = TestRoutes.book(1000);
@@ -102,9 +103,9 @@ class PlacementCoordinatorTest {
         }
 
         @Override
-        public long heldEpoch(Instance in, Duration timeout) {
+        public HeldEpochs held(Instance in, Duration timeout) {
             pass(failing, in);
-            return held.getOrDefault(in.getId(), 0L);
+            return held.getOrDefault(in.getId(), HeldEpochs.NONE);
         }
     }
 
@@ -144,11 +145,29 @@ class PlacementCoordinatorTest {
 
     @Test
     void start_withoutTheEpochFile_goesAboveTheHighestEpochAnInstanceHolds() {
-        held.put("expert-1", 41L);
-        held.put("expert-2", 40L);
+        held.put("expert-1", new HeldEpochs(41, List.of(), 0));
+        held.put("expert-2", new HeldEpochs(39, List.of(), 40));
         PlacementCoordinator c = coordinator(1, 10);
         assertThat(c.start().join().placement().getEpoch()).isEqualTo(42);
         assertThat(loaded).containsOnlyKeys(42L);
+    }
+
+    @Test
+    void start_onInstancesServingTheEvenDealAtEpoch1_alreadyLoadedFromThePlacementFile_publishesEpoch1() {
+        // moemesh up: the instances loaded epoch 1 from the placement file before the router started
+        var deal = EvenPlacement.build(1, INSTANCES, book.shape().layers(), book.shape().experts(), false, 1);
+        for (Instance in : INSTANCES) {
+            held.put(in.getId(), new HeldEpochs(1, PlacementMessages.assignment(deal, in.getId()), 0));
+        }
+        PlacementCoordinator c = coordinator(1, 10);
+        assertThat(c.start().join().placement().getEpoch()).isEqualTo(1);
+    }
+
+    @Test
+    void start_onAnInstanceServingEpoch1WithOtherExperts_goesToEpoch2() {
+        held.put("expert-0", new HeldEpochs(1, List.of(new AssignedExpert(0, 0)), 0));
+        PlacementCoordinator c = coordinator(1, 10);
+        assertThat(c.start().join().placement().getEpoch()).isEqualTo(2);
     }
 
     @Test

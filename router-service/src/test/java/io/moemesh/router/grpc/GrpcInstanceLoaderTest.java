@@ -7,6 +7,7 @@ import io.grpc.Status;
 import io.moemesh.proto.expert.v1.AssignmentStage;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.coordination.AssignedExpert;
+import io.moemesh.router.coordination.HeldEpochs;
 import io.moemesh.router.coordination.InstanceRefusedException;
 import io.moemesh.router.support.FakeExpertService;
 import io.moemesh.router.support.RouterTestMesh;
@@ -56,14 +57,16 @@ class GrpcInstanceLoaderTest {
     }
 
     @Test
-    void heldEpoch_isTheHigherOfTheServedAndThePreparedEpoch() {
-        assertThat(loader.heldEpoch(instance, TIMEOUT)).isZero();
-        expert.serve(5);
-        assertThat(loader.heldEpoch(instance, TIMEOUT)).isEqualTo(5);
+    void held_isTheServedEpochWithItsExperts_andThePreparedEpoch() {
+        assertThat(loader.held(instance, TIMEOUT)).isEqualTo(HeldEpochs.NONE);
+        loader.prepare(instance, 5, List.of(new AssignedExpert(0, 1), new AssignedExpert(2, 3)), TIMEOUT);
+        loader.commit(instance, 5, TIMEOUT);
         loader.prepare(instance, 7, List.of(), TIMEOUT);
-        assertThat(loader.heldEpoch(instance, TIMEOUT)).isEqualTo(7);
+        HeldEpochs held = loader.held(instance, TIMEOUT);
+        assertThat(held).isEqualTo(new HeldEpochs(5, List.of(new AssignedExpert(0, 1), new AssignedExpert(2, 3)), 7));
+        assertThat(held.highest()).isEqualTo(7);
         Instance gone = Instance.newBuilder().setId("expert-0").setEndpoint("127.0.0.1:1").build();
-        assertThatThrownBy(() -> loader.heldEpoch(gone, Duration.ofSeconds(5)))
+        assertThatThrownBy(() -> loader.held(gone, Duration.ofSeconds(5)))
                 .isExactlyInstanceOf(IllegalStateException.class).hasMessageStartingWith("UNAVAILABLE");
     }
 

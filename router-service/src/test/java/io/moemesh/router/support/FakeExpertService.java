@@ -8,6 +8,7 @@ import io.grpc.stub.StreamObserver;
 import io.moemesh.proto.expert.v1.AssignmentStage;
 import io.moemesh.proto.expert.v1.DescribeInstanceRequest;
 import io.moemesh.proto.expert.v1.DescribeInstanceResponse;
+import io.moemesh.proto.expert.v1.ExpertRef;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.proto.expert.v1.LoadAssignmentRequest;
 import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
@@ -50,6 +51,8 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
     /** COMMIT calls also wait for this one. */
     public volatile CountDownLatch commitGate = new CountDownLatch(0);
     private final String id;
+    /** epoch → the experts loaded for it. */
+    private final java.util.Map<Long, List<ExpertRef>> assigned = new java.util.HashMap<>();
     private long served;
     private long prepared;
 
@@ -78,19 +81,20 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
         return prepared;
     }
 
-    /** As if an earlier router had loaded {@code epoch} onto it (served; nothing prepared). */
-    public synchronized void serve(long epoch) {
+    /** As if an earlier router had loaded {@code epoch} with {@code experts} onto it (served; nothing prepared). */
+    public synchronized void serve(long epoch, List<ExpertRef> experts) {
         served = epoch;
         prepared = 0;
+        assigned.put(epoch, List.copyOf(experts));
     }
 
-    /** Its id and epochs only. */
+    /** Its id, epochs and the served epoch's experts only. */
     @Override
     public void describeInstance(DescribeInstanceRequest req, StreamObserver<DescribeInstanceResponse> obs) {
         DescribeInstanceResponse r;
         synchronized (this) {
             r = DescribeInstanceResponse.newBuilder().setInstanceId(id).setEpoch(served).setPreparedEpoch(prepared)
-                    .build();
+                    .addAllAssignedExperts(assigned.getOrDefault(served, List.of())).build();
         }
         obs.onNext(r);
         obs.onCompleted();
@@ -127,6 +131,10 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
                 calls.add(new Call(stage, epoch, Status.Code.FAILED_PRECONDITION));
                 obs.onError(Status.FAILED_PRECONDITION.withDescription(refused).asRuntimeException());
                 return;
+            }
+            if (stage == AssignmentStage.ASSIGNMENT_STAGE_PREPARE
+                    || stage == AssignmentStage.ASSIGNMENT_STAGE_UNSPECIFIED) {
+                assigned.put(epoch, List.copyOf(req.getExpertsList()));
             }
             switch (stage) {
                 case ASSIGNMENT_STAGE_PREPARE -> prepared = epoch == served ? prepared : epoch;
