@@ -144,6 +144,9 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     public void start() {
         NettyServerBuilder b = configure(NettyServerBuilder.forAddress(new InetSocketAddress(host, requestedPort),
                 credentials));
+        // Before the port opens: grpc's HealthStatusManager starts at SERVING, which a startNotServing server must
+        // never report, not even between its bind and this method's end.
+        setServing(servingOnStart);
         try {
             server = b.build().start();
         } catch (IOException e) {
@@ -162,7 +165,6 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                     unixSecurity == UnixSocketSecurity.PEER_UID ? "plaintext, served to this uid only, kernel-checked"
                             : security);
         }
-        setServing(servingOnStart);
         log.info("{} gRPC listening on {}:{} ({})", name, host, server.getPort(), security);
     }
 

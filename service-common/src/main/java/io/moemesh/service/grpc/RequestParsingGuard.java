@@ -288,6 +288,9 @@ public final class RequestParsingGuard {
                     refuse(invalid(method, e));
                     return;
                 }
+                // A second message on the call (a unary method's handler asks for two, to refuse the extra one)
+                // must not overwrite the first one's permit: that permit would never be given back.
+                done();
                 try {
                     release = gate.admit(method, size);
                 } catch (StatusRuntimeException e) {

@@ -106,6 +106,12 @@ public final class LocalBlockReader {
                     + l.getBlockTokens() + "x" + l.getHeadDim() + " does not have blocks of " + blockBytes + " bytes");
         }
         List<Group> groups = groups(located, from, present);
+        int grouped = groups.isEmpty() ? from : groups.getLast().end();
+        String bad = grouped < present && located.getBlocks(grouped).getWhereCase() == LocatedBlock.WhereCase.EXTENT
+                ? badExtent(located.getBlocks(grouped).getExtent(), located.getSegmentPathsCount()) : null;
+        if (groups.isEmpty()) {
+            return new Stop(from, bad);
+        }
         Map<Integer, FileChannel> files = new ConcurrentHashMap<>();
         Done[] done = new Done[groups.size()];
         AtomicInteger next = new AtomicInteger();
@@ -161,7 +167,27 @@ public final class LocalBlockReader {
                 return new Stop(groups.get(g).start() + d.blocks().size(), d.failure());
             }
         }
-        return new Stop(groups.getLast().end(), null);
+        return new Stop(grouped, bad == null ? null : "block " + grouped + ": " + bad);
+    }
+
+    /**
+     * Why an extent cannot be read as the service's answer claims, or null: its fields are unsigned on the wire
+     * (a segment or length of 2^31 or more, an offset of 2^63 or more read as negative here), and a record is at
+     * most {@link #MAX_READ_BYTES}.
+     */
+    static String badExtent(BlockExtent e, int segments) {
+        if (Integer.toUnsignedLong(e.getSegment()) >= segments) {
+            return "segment " + Integer.toUnsignedString(e.getSegment()) + " is not among the answer's " + segments
+                    + " segment paths";
+        }
+        if (e.getOffset() < 0) {
+            return "offset " + Long.toUnsignedString(e.getOffset()) + " is past any file";
+        }
+        if (e.getLength() <= 0 || e.getLength() > MAX_READ_BYTES) {
+            return "a record of " + Integer.toUnsignedString(e.getLength()) + " bytes is not one of a block (at most "
+                    + MAX_READ_BYTES + ")";
+        }
+        return null;
     }
 
     /** Records {@code [start, end)} of one segment, back to back in the file: {@code bytes} from the first's offset. */
@@ -172,17 +198,22 @@ public final class LocalBlockReader {
     private record Done(List<byte[]> blocks, String failure) {
     }
 
-    /** The extents from {@code from} on, up to the first block that is not one, cut into coalesced reads. */
+    /**
+     * The extents from {@code from} on, up to the first block that is not one (or is a {@link #badExtent}), cut into
+     * coalesced reads.
+     */
     private static List<Group> groups(LocateResponse located, int from, int present) {
         List<Group> groups = new ArrayList<>();
         int i = from;
-        while (i < present && located.getBlocks(i).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
+        int segments = located.getSegmentPathsCount();
+        while (i < present && located.getBlocks(i).getWhereCase() == LocatedBlock.WhereCase.EXTENT
+                && badExtent(located.getBlocks(i).getExtent(), segments) == null) {
             BlockExtent first = located.getBlocks(i).getExtent();
             int end = i + 1;
             long bytes = first.getLength();
             while (end < present && located.getBlocks(end).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
                 BlockExtent e = located.getBlocks(end).getExtent();
-                if (e.getSegment() != first.getSegment() || e.getOffset() != first.getOffset() + bytes
+                if (badExtent(e, segments) != null || e.getSegment() != first.getSegment() || e.getOffset() != first.getOffset() + bytes
                         || bytes + e.getLength() > MAX_READ_BYTES) {
                     break;
                 }

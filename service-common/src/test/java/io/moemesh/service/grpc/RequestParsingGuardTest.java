@@ -341,6 +341,59 @@ class RequestParsingGuardTest {
     }
 
     @Test
+    @SuppressWarnings("unchecked")
+    void gate_aSecondMessageOnAUnaryCall_givesTheFirstOnesPermitBack() {
+        AtomicInteger admitted = new AtomicInteger();
+        AtomicInteger released = new AtomicInteger();
+        io.grpc.ServerMethodDefinition<?, ?> method = RequestParsingGuard.guard(echoService().bindService(),
+                (m, bytes) -> {
+                    admitted.incrementAndGet();
+                    return released::incrementAndGet;
+                }).getMethod(UNARY.getFullMethodName());
+        List<Status> closed = new CopyOnWriteArrayList<>();
+        // The server side of a call that breaks the unary contract: grpc-java's unary handler asks for two
+        // messages so as to refuse a second one, which the transport then delivers.
+        io.grpc.ServerCall<Object, Object> call = new io.grpc.ServerCall<>() {
+            @Override
+            public void request(int n) {
+            }
+
+            @Override
+            public void sendHeaders(io.grpc.Metadata headers) {
+            }
+
+            @Override
+            public void sendMessage(Object message) {
+            }
+
+            @Override
+            public void close(Status status, io.grpc.Metadata trailers) {
+                closed.add(status);
+            }
+
+            @Override
+            public boolean isCancelled() {
+                return false;
+            }
+
+            @Override
+            public MethodDescriptor<Object, Object> getMethodDescriptor() {
+                return (MethodDescriptor<Object, Object>) method.getMethodDescriptor();
+            }
+        };
+        io.grpc.ServerCall.Listener<Object> listener = ((io.grpc.ServerCallHandler<Object, Object>)
+                method.getServerCallHandler()).startCall(call, new io.grpc.Metadata());
+        byte[] body = HealthCheckRequest.newBuilder().setService("hello").build().toByteArray();
+        listener.onMessage(new java.io.ByteArrayInputStream(body));
+        listener.onMessage(new java.io.ByteArrayInputStream(body));
+        listener.onHalfClose();
+        listener.onComplete();
+        assertThat(closed).singleElement().satisfies(st -> assertThat(st.getCode()).isEqualTo(Status.Code.INTERNAL));
+        assertThat(admitted).hasValue(2);
+        assertThat(released).as("every permit given back").hasValue(2);
+    }
+
+    @Test
     void internalErrors_sayOnlyInternalError_neverTheClassName() {
         Status s = StatusMapping.toStatus(new NullPointerException("secret detail"));
         assertThat(s.getCode()).isEqualTo(Status.Code.INTERNAL);

@@ -162,7 +162,17 @@ class LocalBlockReaderTest {
                         r.getBlocks(0).toBuilder().setExtent(r.getBlocks(0).getExtent().toBuilder().setCrc32C(7))), 0,
                         "indexed"),
                 Arguments.of("a relative segment path", (Damage) (a, b, r) -> r.setSegmentPaths(0, "a.kvseg"), 0,
-                        "not an absolute path"));
+                        "not an absolute path"),
+                // uint32 / uint64 fields past the Java int's / long's sign bit
+                Arguments.of("segment 2^31 for block 2", (Damage) (a, b, r) -> r.setBlocks(2, r.getBlocks(2)
+                        .toBuilder().setExtent(r.getBlocks(2).getExtent().toBuilder().setSegment(Integer.MIN_VALUE))),
+                        2, "segment 2147483648 is not among"),
+                Arguments.of("length 2^32-1 for block 1", (Damage) (a, b, r) -> r.setBlocks(1, r.getBlocks(1)
+                        .toBuilder().setExtent(r.getBlocks(1).getExtent().toBuilder().setLength(-1))), 1,
+                        "a record of 4294967295 bytes"),
+                Arguments.of("offset 2^63 for block 4", (Damage) (a, b, r) -> r.setBlocks(4, r.getBlocks(4)
+                        .toBuilder().setExtent(r.getBlocks(4).getExtent().toBuilder().setOffset(Long.MIN_VALUE))), 4,
+                        "offset 9223372036854775808 is past any file"));
     }
 
     interface Damage {
