@@ -124,11 +124,19 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
 
     @Override
     public void modelInfo(ModelInfoRequest request, StreamObserver<ModelInfoResponse> out) {
+        try {
+            prompts.checkModel(request.getModel());
+        } catch (RuntimeException e) {
+            out.onError(GatewayStatus.of(e, "modelInfo").asRuntimeException());
+            return;
+        }
         ModelConfig c = model.config();
         ModelInfoResponse.Builder b = ModelInfoResponse.newBuilder().setModel(prompts.modelName())
                 .setArchitecture(c.architecture().hfClass()).setNumLayers(c.numLayers()).setNumExperts(c.numExperts())
                 .setTopK(c.topK()).setHiddenSize(c.hiddenSize()).setVocabSize(c.vocabSize())
-                .setMaxPositionEmbeddings(c.maxPositionEmbeddings()).addAllEosTokenIds(c.eosTokenIds())
+                // the context this gateway serves (its KV cache may hold fewer positions than the model's), which
+                // admission, the default max_tokens and FINISH_REASON_LENGTH use
+                .setMaxPositionEmbeddings(limits.context()).addAllEosTokenIds(c.eosTokenIds())
                 .setDtype(switch (c.dtype()) {
                     case "bfloat16" -> DType.DTYPE_BF16;
                     case "float16" -> DType.DTYPE_F16;

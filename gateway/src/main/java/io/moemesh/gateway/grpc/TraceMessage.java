@@ -17,7 +17,8 @@ import io.moemesh.service.grpc.TensorCodec;
  *
  * @param promptIds the input ids, BOS included
  * @param traced    whether the request asked for a trace
- * @param result    the engine's result (null when a stop string ended the sequence early: no routes then)
+ * @param result    the engine's result (null when a stop string ended an untraced sequence early, or the engine
+ *                  failed after one had ended a traced sequence's text: no logits or routes then)
  * @param dispatch  where its prompt rows went
  */
 record TraceMessage(int[] promptIds, boolean traced, GenerationResult result, PromptDispatch dispatch) {

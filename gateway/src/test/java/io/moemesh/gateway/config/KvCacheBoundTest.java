@@ -11,6 +11,7 @@ import io.moemesh.gateway.GatewayApplication;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.FinishReason;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
+import io.moemesh.proto.gateway.v1.ModelInfoRequest;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.SamplingParams;
@@ -88,6 +89,15 @@ class KvCacheBoundTest {
 
         assertThat(r.statusCode()).isEqualTo(200);
         assertThat(r.body()).contains("\"max_model_len\":64");
+    }
+
+    @Test
+    void grpcModelInfo_reportsTheBoundAsMaxPositionEmbeddings_andAnUnknownModelIsNotFound() {
+        var stub = GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS);
+        assertThat(stub.modelInfo(ModelInfoRequest.getDefaultInstance()).getMaxPositionEmbeddings()).isEqualTo(64);
+        assertThatThrownBy(() -> stub.modelInfo(ModelInfoRequest.newBuilder().setModel("llama-70b").build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class,
+                        e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND));
     }
 
     @Test
