@@ -173,6 +173,11 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
         int heads = m.numHeads();
         int dim = layout.headDim();
         Tensor q = req.getQuery();
+        if (q.hasRegion()) {
+            // tensor.proto: shared-memory regions are ExpertBatch's; here the data must be in the message
+            throw new IllegalArgumentException("query.region: a shared-memory region is accepted by ExpertBatch only; "
+                    + "send the query in query.data");
+        }
         if (q.getDtype() != DType.DTYPE_F32 || q.getShapeCount() != 3 || q.getShape(1) != heads
                 || q.getShape(2) != dim || q.getShape(0) < 1 || q.getShape(0) > MAX_ATTEND_TOKENS) {
             throw new IllegalArgumentException("query: must be DTYPE_F32 [num_tokens, " + heads + ", " + dim

@@ -135,6 +135,21 @@ class KvCacheAttendTest extends KvCacheServiceTestBase {
     }
 
     @Test
+    void attend_refusesAQueryWithASharedMemoryRegion_namingIt() throws Exception {
+        List<Block> seq = sequence(24, 1, BT, "");
+        put(seq, "");
+        AttendRequest ok = attend(seq, 0, new float[heads() * LAYOUT.headDim()], List.of(20L));
+        AttendRequest withRegion = ok.toBuilder().setQuery(ok.getQuery().toBuilder().setRegion(
+                io.moemesh.proto.common.v1.ArenaRegion.newBuilder().setOffsetBytes(4096).setLengthBytes(256)
+                        .setCapacityBytes(1 << 20))).build();
+        assertThatThrownBy(() -> stub.attend(withRegion)).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(e.getStatus().getDescription()).startsWith("query.region: a shared-memory region is accepted "
+                    + "by ExpertBatch only");
+        });
+    }
+
+    @Test
     void attend_refusesAQueryOfTheWrongShape_andNamesAMissingBlock() throws Exception {
         List<Block> seq = sequence(23, 2, BT, "");
         put(seq.subList(0, 1), "");
