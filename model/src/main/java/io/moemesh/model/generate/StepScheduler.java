@@ -194,7 +194,19 @@ public final class StepScheduler {
                 loading.add(s);
                 continue;
             }
-            if (!admit(s, budget)) {
+            boolean admitted;
+            try {
+                admitted = admit(s, budget);
+            } catch (RuntimeException e) {
+                // A prefix source that broke its contract (or a listener that threw) loses this sequence, never the
+                // scheduler: otherwise it would stay first in line and fail every step again.
+                cache.release(s.id);
+                waiting.remove(s);
+                loader.forget(s.id);
+                s.listener.onError(e);
+                continue;
+            }
+            if (!admitted) {
                 break;
             }
             waiting.remove(s);

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.engine.PagedKvCache;
+import io.moemesh.model.engine.PrefixSource;
 import io.moemesh.model.golden.TestModels;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -159,6 +160,28 @@ class StepSchedulerTest {
         scheduler.step();
         assertThat(events.seen).singleElement().isInstanceOf(CancellationException.class);
         assertThat(scheduler.idle()).isTrue();
+    }
+
+    @Test
+    void prefixSourceBreakingItsContract_losesThatSequence_notTheScheduler() {
+        PagedKvCache cache = model.newCache(512);
+        int[] bad = model.encodePrompt("hello");
+        // Claims 3 cached positions, not a multiple of the block size, for one prompt only.
+        PrefixSource source = (seqId, tokens, tenant) -> java.util.Arrays.equals(tokens, bad) ? 3 : 0;
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), cache, 64, 8, source,
+                PreemptionPolicy.RECOMPUTE);
+        Events broken = new Events();
+        Events fine = new Events();
+        scheduler.submit(new GenerationRequest(bad, SamplingParams.greedy(2), false), broken);
+        scheduler.submit(new GenerationRequest(model.encodePrompt("world"), SamplingParams.greedy(2), false), fine);
+        for (int i = 0; i < 10 && !scheduler.idle(); i++) {
+            scheduler.step();
+        }
+        assertThat(broken.seen).singleElement().isInstanceOfSatisfying(IllegalStateException.class,
+                e -> assertThat(e).hasMessageContaining("prefix source returned 3 cached positions"));
+        assertThat(fine.seen.getLast()).isInstanceOf(GenerationResult.class);
+        assertThat(scheduler.idle()).isTrue();
+        assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
     }
 
     /** Records what one sequence's listener was told. */
