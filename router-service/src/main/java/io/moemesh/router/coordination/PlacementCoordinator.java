@@ -90,7 +90,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final ParallelLoads loads;
     private final LongSupplier nanoClock;
     private final AtomicBoolean replanning = new AtomicBoolean();
-    private final List<Watch> watches = new CopyOnWriteArrayList<>();
+    private final List<PlacementWatch> watches = new CopyOnWriteArrayList<>();
     private final List<Consumer<ReplanOutcome>> publishListeners = new CopyOnWriteArrayList<>();
     private final Object publishing = new Object();
     private volatile Placement current;
@@ -241,13 +241,11 @@ public final class PlacementCoordinator implements AutoCloseable {
     }
 
     /**
-     * Before the first epoch of this run: the instances may hold this run's next epoch or a higher one (this router's
-     * state folder lost, e.g. an emptyDir on a recreated pod). Each refuses a PREPARE older than it serves, or of its
-     * epoch with other experts, and every gateway ignores an epoch not newer than its own, so {@code deal} goes above
-     * the highest epoch any instance holds, unless every instance that holds its epoch serves exactly its experts
-     * (a mesh whose instances loaded the even deal from the placement file, as {@code moemesh up} starts them: PREPARE
-     * of the served epoch with the same experts is a no-op). An instance that does not answer is skipped: its
-     * PREPARE fails.
+     * Before the first epoch of this run: instances may hold its epoch or a higher one (this router's state folder
+     * lost, e.g. a recreated pod's emptyDir). They refuse an older PREPARE, and gateways an epoch not newer than
+     * theirs, so {@code deal} goes above the highest held epoch unless the instances accept it as it is
+     * ({@link HeldEpochs#allowAsIs}: e.g. {@code moemesh up}'s, which loaded it from the placement file). An instance
+     * that does not answer is skipped: its PREPARE fails.
      */
     private Placement aboveHeldEpochs(Placement deal, Membership m) throws InterruptedException {
         Map<Instance, HeldEpochs> held = new ConcurrentHashMap<>();
@@ -255,17 +253,13 @@ public final class PlacementCoordinator implements AutoCloseable {
                 : DESCRIBE_TIMEOUT;
         Map<Instance, Throwable> failed = loads.onEvery(m.instances(), in -> held.put(in, loader.held(in, timeout)));
         failed.forEach((in, t) -> log.debug("{} did not say which epochs it holds: {}", describe(in), t.getMessage()));
-        long epoch = deal.getEpoch();
-        long highest = held.values().stream().mapToLong(HeldEpochs::highest).max().orElse(0);
-        boolean sameDeal = held.entrySet().stream().allMatch(e -> e.getValue().highest() < epoch
-                || (e.getValue().served() == epoch && e.getValue().prepared() <= epoch && e.getValue().servedExperts()
-                .equals(PlacementMessages.assignment(deal, e.getKey().getId()))));
-        if (highest < epoch || (highest == epoch && sameDeal)) {
+        if (HeldEpochs.allowAsIs(deal, held)) {
             return deal;
         }
+        long highest = held.values().stream().mapToLong(HeldEpochs::highest).max().orElse(0);
         log.warn("an expert-service instance already holds placement epoch {}, at or above the {} this router would "
-                + "start at (its state folder {} was lost or is older): continuing above it", highest, epoch,
-                store.routerDir());
+                + "start at (its state folder {} was lost or is older): continuing above it", highest,
+                deal.getEpoch(), store.routerDir());
         highestAttempted = highest;
         return evenDeal(nextEpoch(), m);
     }
@@ -338,7 +332,7 @@ public final class PlacementCoordinator implements AutoCloseable {
      * @return closes the watch
      */
     public AutoCloseable watch(long knownEpoch, Consumer<Placement> watcher) {
-        Watch w = new Watch(watcher, knownEpoch);
+        PlacementWatch w = new PlacementWatch(watcher, knownEpoch);
         watches.add(w);
         Placement p = current;
         if (p != null) {
@@ -467,30 +461,12 @@ public final class PlacementCoordinator implements AutoCloseable {
         log.info("published placement epoch {} ({}, {} instances{})", p.getEpoch(), planner, p.getInstancesCount(),
                 score == null ? "" : String.format(", fan-out %.3f, load max/mean %.3f on %d routes", score.fanOut(),
                         score.loadMaxOverMean(), window.tokens().size()));
-        for (Watch w : watches) {
+        for (PlacementWatch w : watches) {
             w.offer(p);
         }
         for (Consumer<ReplanOutcome> l : publishListeners) {
             l.accept(outcome);
         }
         return outcome;
-    }
-
-    /** One watcher: epochs strictly increasing, one delivery at a time. */
-    private static final class Watch {
-        private final Consumer<Placement> sink;
-        private long sent;
-
-        Watch(Consumer<Placement> sink, long known) {
-            this.sink = sink;
-            this.sent = known;
-        }
-
-        synchronized void offer(Placement p) {
-            if (Long.compareUnsigned(p.getEpoch(), sent) > 0) {
-                sent = p.getEpoch();
-                sink.accept(p);
-            }
-        }
     }
 }
