@@ -1,7 +1,6 @@
 package io.moemesh.model.generate;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.engine.ForwardingKvCache;
@@ -156,15 +155,19 @@ class SchedulerHooksTest {
     }
 
     @Test
-    void aPrefixSourceBreakingItsContract_failsFast_holdingNothing() {
+    void aPrefixSourceBreakingItsContract_failsThatSequenceFast_holdingNothing() {
         PagedKvCache pool = model.newCache(512);
         PrefixSource wholePrompt = (seqId, tokens, tenant) -> {
             pool.ensureCapacity(seqId, tokens.length);
             return tokens.length;
         };
         StepScheduler s = new StepScheduler(model.localEngine(), pool, 512, 4, wholePrompt, PreemptionPolicy.RECOMPUTE);
-        s.submit(new GenerationRequest(prompt(32), SamplingParams.greedy(2), false), new Outcome());
-        assertThatThrownBy(s::step).isInstanceOf(IllegalStateException.class).hasMessageContaining("returned 32 cached");
+        Outcome o = new Outcome();
+        s.submit(new GenerationRequest(prompt(32), SamplingParams.greedy(2), false), o);
+        s.step();
+        assertThat(o.error).isInstanceOf(IllegalStateException.class).hasMessageContaining("returned 32 cached");
+        assertThat(o.result).isNull();
+        assertThat(s.idle()).isTrue();
         assertThat(pool.freeBlocks()).isEqualTo(pool.totalBlocks());
     }
 
