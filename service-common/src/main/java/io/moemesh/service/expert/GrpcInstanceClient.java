@@ -28,10 +28,8 @@ import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.api.trace.StatusCode;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
-import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -72,7 +70,7 @@ public final class GrpcInstanceClient implements InstanceClient {
     private final ManagedChannel channel;
     private final DType wireDtype;
     private final AtomicLong batchIds = new AtomicLong();
-    private final Map<Long, Pending> pending = new ConcurrentHashMap<>();
+    private final PendingCalls pending = new PendingCalls();
     private final AtomicReference<Stream> stream = new AtomicReference<>();
     /** Serialises sends and stream opening (a StreamObserver is not thread-safe); never taken on a transport thread. */
     private final Object sendLock = new Object();
@@ -83,9 +81,6 @@ public final class GrpcInstanceClient implements InstanceClient {
     /** The arena settings when the endpoint is on this host with peer-uid security, else {@link SharedMemory#OFF}. */
     private final SharedMemory sharedMemory;
     private final AtomicLong arenaCalls = new AtomicLong();
-
-    private record Pending(CompletableFuture<float[]> future, int rows, int hidden) {
-    }
 
     /**
      * @param credentials the mesh's channel credentials (mutual TLS, {@code MeshCredentials#channel()}), or
@@ -193,7 +188,7 @@ public final class GrpcInstanceClient implements InstanceClient {
     public CompletableFuture<float[]> call(ExpertCall c) {
         long batchId = batchIds.incrementAndGet();
         CompletableFuture<float[]> f = new CompletableFuture<>();
-        pending.put(batchId, new Pending(f, c.rows(), c.hidden()));
+        PendingCalls.Call waiting = pending.add(batchId, f, c.rows(), c.hidden());
         Span span = tracer.spanBuilder("moemesh.expert.call").setSpanKind(SpanKind.CLIENT)
                 .setAttribute("moemesh.instance", id).setAttribute("moemesh.layer", c.layer())
                 .setAttribute("moemesh.tokens", c.rows()).startSpan();
@@ -226,9 +221,11 @@ public final class GrpcInstanceClient implements InstanceClient {
                     stream.set(s);
                     // With the direct executor a call that fails at once (the instance was just killed) calls
                     // onError → broken() right here, inside start: broken() takes no lock, clears the stream
-                    // (compareAndSet) and fails every pending call, this one included, exactly once.
+                    // (compareAndSet) and fails the calls sent on it; this one is not yet, so the check below does.
                     s.start();
                 }
+                // Tagged before the failure check (PendingCalls): a stream breaking now fails this call once or twice.
+                waiting.sentOn(s);
                 if (s.failure != null) {
                     stream.compareAndSet(s, null);
                     f.completeExceptionally(s.failure);
@@ -345,7 +342,7 @@ public final class GrpcInstanceClient implements InstanceClient {
             // preempts it) and asks inFlight() for its next choice of replica; a reply already here counted as a
             // call in flight sent every expert of the gateway's next layer to the other instance (11% of layers
             // at one sequence on the local mesh, docs/performance.md).
-            Pending p = pending.remove(r.getBatchId());
+            PendingCalls.Call p = pending.remove(r.getBatchId());
             if (arena != null) {
                 try {
                     reply = arena.reply(r.getBatchId(), reply, p != null);
@@ -399,9 +396,7 @@ public final class GrpcInstanceClient implements InstanceClient {
     private void broken(Stream which, Throwable t) {
         which.failure = t;
         stream.compareAndSet(which, null);
-        for (Pending p : pending.values()) {
-            p.future.completeExceptionally(t);
-        }
+        pending.failSentOn(which, t);
     }
 
     @Override
