@@ -6,7 +6,8 @@ import io.moemesh.cli.mesh.MeshException;
 import picocli.CommandLine;
 
 /**
- * Bad input (a missing file, a malformed checkpoint, an unsupported feature, an out-of-range parameter) is
+ * Bad input (a missing file, a path that cannot be read or written, a malformed checkpoint, an unsupported feature,
+ * an out-of-range parameter) is
  * the caller's to fix: one line naming what is wrong, exit code 2, no stack trace. A gRPC status from a mesh
  * is one line with its code: INVALID_ARGUMENT exits 2 (the request was bad), UNAVAILABLE 3 (gateway unreachable
  * or no healthy replica of an expert), any other code 1; a mesh that does not come up also exits 3. Anything
@@ -30,7 +31,9 @@ final class InputErrorHandler implements CommandLine.IExecutionExceptionHandler 
             cmd.getErr().flush();
             return UNAVAILABLE;
         }
-        if (e instanceof IllegalArgumentException || e instanceof java.io.UncheckedIOException) {
+        // A file or folder the caller named that cannot be read or written (exists as a file, no permission, ...)
+        if (e instanceof IllegalArgumentException || e instanceof java.io.UncheckedIOException
+                || e instanceof java.nio.file.FileSystemException) {
             cmd.getErr().println("moemesh " + cmd.getCommandName() + ": " + e.getMessage());
             cmd.getErr().flush();
             return INPUT_ERROR;

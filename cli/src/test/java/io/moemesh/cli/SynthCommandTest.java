@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -37,5 +38,14 @@ class SynthCommandTest {
         CliRun run = CliRun.of((base + extra).split("\\s+"));
         assertThat(run.exitCode()).isEqualTo(2);
         assertThat(run.err()).contains(message);
+    }
+
+    @Test
+    void synth_toAnOutThatIsAFile_exitsWith2NamingThePath_noStackTrace() throws java.io.IOException {
+        java.nio.file.Path file = java.nio.file.Files.createFile(tmp.resolve("a-file"));
+        CliRun run = CliRun.of(("synth --arch mixtral --out " + file + " --hidden 64 --intermediate 32 --layers 1 "
+                + "--experts 8 --top-k 2 --heads 4 --kv-heads 2 --vocab 512").split("\\s+"));
+        assertThat(run.exitCode()).isEqualTo(2);
+        assertThat(run.err()).contains(file.toString()).doesNotContain("\tat ");
     }
 }

@@ -1,5 +1,6 @@
 package io.moemesh.cli.bench;
 
+import io.moemesh.cli.mesh.MeshException;
 import io.moemesh.cli.mesh.MeshSpec;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -92,8 +93,15 @@ final class LauncherUp {
             reader.join(5_000);
             synchronized (lastLines) {
                 if (exit != 0) {
-                    throw new IllegalStateException("`moemesh up` exited with " + exit + ":\n"
-                            + String.join("\n", lastLines));
+                    // up's own exit codes: 2 = bad input (the bench's options), 3 = the mesh did not come up
+                    String why = "`moemesh up` exited with " + exit + ": " + String.join(" | ", lastLines);
+                    if (exit == 2) {
+                        throw new IllegalArgumentException(why);
+                    }
+                    if (exit == MeshException.EXIT_CODE) {
+                        throw new MeshException(why);
+                    }
+                    throw new IllegalStateException(why);
                 }
                 return new Result(seconds, launchedAt[0] < 0 ? Double.NaN : (launchedAt[0] - t0) / 1e9, cpu);
             }

@@ -91,8 +91,9 @@ public record ChaosReport(ChaosPlan plan, List<RequestOutcome> requests, List<Ki
                 finished(), seconds, failed(), tokenDifferences()));
         failures().entrySet().stream().limit(5).forEach(e -> b.append(String.format(Locale.ROOT, "  %d x %s%n",
                 e.getValue(), e.getKey())));
-        long warm = requests.stream().filter(r -> !warmingUp(r)).count();
-        long faulted = requests.stream().filter(r -> !warmingUp(r) && duringFault(r)).count();
+        // the counts of the samples the percentiles are over: finished requests only (failed ones are counted above)
+        long warm = requests.stream().filter(r -> !warmingUp(r) && !r.failed()).count();
+        long faulted = requests.stream().filter(r -> !warmingUp(r) && !r.failed() && duringFault(r)).count();
         b.append(String.format(Locale.ROOT, "latency ms (e2e, after the %d s warm-up): all (%d) p50 %.0f p99 %.0f; "
                         + "steady (%d) p50 %.0f p99 %.0f; during faults (%d) p50 %.0f p99 %.0f%n",
                 plan.warmup().toSeconds(), warm, latencyMillis(50), latencyMillis(99), warm - faulted,

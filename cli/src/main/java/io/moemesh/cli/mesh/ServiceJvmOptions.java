@@ -95,7 +95,11 @@ public final class ServiceJvmOptions {
         return List.copyOf(jvmOptions);
     }
 
+    /** @throws IllegalArgumentException when {@code --timeout} is not positive (bad input, before any JVM starts) */
     public Duration timeout() {
+        if (timeoutSeconds < 1) {
+            throw new IllegalArgumentException("--timeout must be at least 1 second, got " + timeoutSeconds);
+        }
         return Duration.ofSeconds(timeoutSeconds);
     }
 }

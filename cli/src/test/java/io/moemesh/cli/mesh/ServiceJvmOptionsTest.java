@@ -68,4 +68,13 @@ class ServiceJvmOptionsTest {
                 "-XX:CompileCommandFile=jit-serving-path.compilecommands"), -1)).as(target).hasSize(servingPathFile + 1);
         assertThat(List.of(stage)).allMatch(s -> s.contains("ENTRYPOINT"));
     }
+
+    @ParameterizedTest
+    @ValueSource(ints = {0, -5})
+    void timeout_belowOneSecond_isBadInput_beforeAnyJvmStarts(int seconds) {
+        ServiceJvmOptions o = new ServiceJvmOptions("1g");
+        o.timeoutSeconds = seconds;
+        org.assertj.core.api.Assertions.assertThatThrownBy(o::timeout).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("--timeout must be at least 1 second, got " + seconds);
+    }
 }
