@@ -3,9 +3,15 @@ package io.moemesh.expert.batch;
 import io.moemesh.expert.assignment.AssignmentManager;
 import io.moemesh.expert.backend.BatchInput;
 import io.moemesh.expert.backend.ExpertBackend;
+import io.moemesh.expert.backend.ExpertLookup;
 import io.moemesh.expert.backend.ExpertModel;
+import io.moemesh.expert.backend.LoadedExpert;
 import io.moemesh.expert.residency.ResidentSet;
+import io.moemesh.model.engine.ExpertKey;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
@@ -91,36 +97,51 @@ public final class BatchProcessor implements AutoCloseable {
             checkOut(request);
             int[] distinct = distinctExperts(request.input());
             servingEpoch = assignments.checkHeld(request.epoch(), request.input().layer(), distinct);
-            if (inline(request.input(), distinct)) {
-                compute(request, arrivalNanos, servingEpoch, answer);
+            ExpertLookup held = inline(request.input(), distinct);
+            if (held != null) {
+                compute(request, arrivalNanos, servingEpoch, held, answer);
                 return;
             }
-            workers.execute(() -> compute(request, arrivalNanos, servingEpoch, answer));
+            workers.execute(() -> compute(request, arrivalNanos, servingEpoch, resident::acquire, answer));
         } catch (RuntimeException e) {
             answer.accept(null, e);
         }
     }
 
-    private boolean inline(BatchInput in, int[] distinct) {
+    /**
+     * The experts of a batch small enough for the transport thread, when all are resident: taken at once, so an
+     * eviction meanwhile (another batch's miss, a prefetch, a new assignment) cannot make the compute load one on
+     * the event loop; null when the batch goes to a worker.
+     */
+    private ExpertLookup inline(BatchInput in, int[] distinct) {
         if (in.tokens() > inlineMaxTokens) {
-            return false;
+            return null;
         }
+        List<ExpertKey> keys = new ArrayList<>(distinct.length);
         for (int e : distinct) {
-            if (!resident.isResident(model.key(in.layer(), e))) {
-                return false;
-            }
+            keys.add(model.key(in.layer(), e));
         }
-        return true;
+        Map<ExpertKey, LoadedExpert> held = resident.acquireIfAllResident(keys);
+        if (held == null) {
+            return null;
+        }
+        return key -> {
+            LoadedExpert e = held.get(key);
+            if (e == null) {
+                throw new IllegalStateException("expert " + key + " is not one the batch named");
+            }
+            return e;
+        };
     }
 
-    private void compute(BatchRequest request, long arrivalNanos, long servingEpoch,
+    private void compute(BatchRequest request, long arrivalNanos, long servingEpoch, ExpertLookup experts,
                          BiConsumer<BatchResult, Throwable> done) {
         BatchInput in = request.input();
         long start = nanoClock.getAsLong();
         BatchResult result;
         try {
             float[] out = request.out() != null ? request.out() : new float[in.tokens() * model.hiddenSize()];
-            backend.compute(in, resident::acquire, out);
+            backend.compute(in, experts, out);
             if (load.inFlightBatches() == 1) {
                 backend.idle(); // the last batch in flight: nothing to compute until the gateway's next layer
             }

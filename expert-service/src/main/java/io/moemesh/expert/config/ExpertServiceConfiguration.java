@@ -124,7 +124,7 @@ public final class ExpertServiceConfiguration {
                 props.effectiveComputeThreads(), props.maxQueuedBatches(), props.inlineMaxTokens());
     }
 
-    /** One thread for prefetch loads and the drain-grace check; loads must not compete with compute workers. */
+    /** One thread for prefetch loads (the drain grace has its own timer); loads must not compete with compute workers. */
     @Bean(destroyMethod = "shutdownNow")
     ThreadPoolExecutor prefetchLoader() {
         ThreadPoolExecutor pool = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS,

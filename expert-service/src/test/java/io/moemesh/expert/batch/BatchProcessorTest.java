@@ -150,6 +150,56 @@ class BatchProcessorTest {
         }
     }
 
+    /**
+     * An inline batch takes its experts when it is found inline (all resident): an eviction while it computes (another
+     * batch's miss, a prefetch, a new assignment) must not make it load an expert on the transport thread.
+     */
+    @Test
+    void inlineBatch_whoseExpertsAreEvictedWhileItComputes_neverLoadsOnTheCallersThread() {
+        java.util.List<Thread> loadedOn = new java.util.concurrent.CopyOnWriteArrayList<>();
+        NoOpExpertBackend noop = new NoOpExpertBackend(h);
+        ResidentSet[] resident = new ResidentSet[1];
+        ExpertBackend evictingFirst = new ExpertBackend() {
+            @Override
+            public String name() {
+                return "evicting-first";
+            }
+
+            @Override
+            public LoadedExpert load(ExpertKey key) {
+                loadedOn.add(Thread.currentThread());
+                return noop.load(key);
+            }
+
+            @Override
+            public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
+                resident[0].restrictTo(k -> false); // everything evicted just as the compute starts
+                for (int e : batch.experts()) {
+                    experts.get(new ExpertKey(batch.layer(), e)); // what a real backend does for its weights
+                }
+                noop.compute(batch, experts, out);
+            }
+
+            @Override
+            public int inlineMaxTokens() {
+                return noop.inlineMaxTokens();
+            }
+        };
+        resident[0] = new ResidentSet(Long.MAX_VALUE, evictingFirst::load);
+        try (BatchProcessor p = new BatchProcessor(model, evictingFirst, resident[0], holding(resident[0], all()),
+                new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 8)) {
+            resident[0].preload(all());
+            loadedOn.clear();
+            Routing r = Routing.random(model.config(), 1, 2, 5);
+            CompletableFuture<Thread> answeredOn = new CompletableFuture<>();
+            p.submit(new BatchRequest(0, r.input()), System.nanoTime(),
+                    (res, e) -> answeredOn.complete(e == null ? Thread.currentThread() : null));
+            assertThat(answeredOn.orTimeout(30, TimeUnit.SECONDS).join()).as("computed inline, without an error")
+                    .isSameAs(Thread.currentThread());
+            assertThat(loadedOn).doesNotContain(Thread.currentThread());
+        }
+    }
+
     @ParameterizedTest(name = "{0} is INVALID_ARGUMENT")
     @CsvSource(delimiter = '|', value = {
         "unknown layer             | layer 4 does not exist",
