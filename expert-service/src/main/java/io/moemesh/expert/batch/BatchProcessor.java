@@ -148,9 +148,19 @@ public final class BatchProcessor implements AutoCloseable {
             long end = nanoClock.getAsLong();
             load.tokensProcessed(in.tokens());
             result = new BatchResult(in.layer(), in.tokens(), out, start - arrivalNanos, end - start, servingEpoch);
-        } catch (RuntimeException | Error e) {
+        } catch (RuntimeException e) {
             done.accept(null, e);
             return;
+        } catch (Error e) {
+            // Answered (the gateway's call and the stream's slot are not left waiting), then never swallowed: it
+            // ends the thread it hit, as docs/design.md says (an OutOfMemoryError ends the service,
+            // -XX:+ExitOnOutOfMemoryError, and its supervisor restarts it)
+            try {
+                done.accept(null, e);
+            } catch (RuntimeException alsoFailed) {
+                e.addSuppressed(alsoFailed);
+            }
+            throw e;
         }
         done.accept(result, null);
     }

@@ -200,6 +200,43 @@ class BatchProcessorTest {
         }
     }
 
+    @Test
+    void anErrorInTheBackend_answersTheBatch_andIsNotSwallowed() {
+        NoOpExpertBackend noop = new NoOpExpertBackend(h);
+        ExpertBackend broken = new ExpertBackend() {
+            @Override
+            public String name() {
+                return "broken";
+            }
+
+            @Override
+            public LoadedExpert load(ExpertKey key) {
+                return noop.load(key);
+            }
+
+            @Override
+            public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
+                throw new InternalError("a fault occurred in an unsafe memory access");
+            }
+
+            @Override
+            public int inlineMaxTokens() {
+                return noop.inlineMaxTokens();
+            }
+        };
+        ResidentSet resident = new ResidentSet(Long.MAX_VALUE, broken::load);
+        try (BatchProcessor p = new BatchProcessor(model, broken, resident, holding(resident, all()),
+                new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 8)) {
+            resident.preload(all());
+            CompletableFuture<Throwable> answered = new CompletableFuture<>();
+            // inline: on this thread, which the Error reaches
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> p.submit(new BatchRequest(0,
+                    Routing.random(model.config(), 1, 2, 5).input()), System.nanoTime(),
+                    (res, e) -> answered.complete(e))).isInstanceOf(InternalError.class);
+            assertThat(answered.orTimeout(30, TimeUnit.SECONDS).join()).isInstanceOf(InternalError.class);
+        }
+    }
+
     @ParameterizedTest(name = "{0} is INVALID_ARGUMENT")
     @CsvSource(delimiter = '|', value = {
         "unknown layer             | layer 4 does not exist",
