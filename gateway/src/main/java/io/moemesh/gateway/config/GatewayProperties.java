@@ -121,7 +121,8 @@ public record GatewayProperties(
      * @param maxPromptTokens           longest prompt accepted; 0 = the model's context (at most context − 1 either
      *                                  way: one token must remain to generate)
      * @param maxNewTokens              largest max_tokens accepted, and the cap of a request that sets none (which
-     *                                  then ends with finish reason length); 0 = the model's context
+     *                                  then ends with finish reason length); 0 = the model's context (a cap that
+     *                                  refuses nothing: a larger max_tokens ends at the context)
      * @param maxRequestBytes           largest HTTP body (also without Content-Length: counted while read) and gRPC
      *                                  message accepted (413 / RESOURCE_EXHAUSTED)
      * @param largeRequestBytes         an HTTP body or gRPC Generate / Tokenize message above this many bytes is

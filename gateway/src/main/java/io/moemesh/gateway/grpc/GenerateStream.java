@@ -18,7 +18,7 @@ import io.moemesh.proto.gateway.v1.Usage;
  * their weights, and where this request's own prompt rows went when it asked for a trace). Runs on the engine thread. A failure before the first token ends the call with its
  * status; after tokens were streamed it ends with a final message carrying FINISH_REASON_ERROR and {@code error}
  * (the status as google.rpc.Status) and the call completes OK, as gateway.proto promises: the caller keeps the
- * tokens it got and learns why there are no more.
+ * tokens it got, with the text held back until then on that final message, and learns why there are no more.
  */
 final class GenerateStream implements CompletionSink {
     private final ServerCallStreamObserver<GenerateResponse> out;
@@ -84,7 +84,7 @@ final class GenerateStream implements CompletionSink {
     }
 
     @Override
-    public void onError(Throwable error) {
+    public void onError(Throwable error, String restOfText) {
         io.grpc.Status status = GatewayStatus.of(error, requestId);
         synchronized (out) {
             if (out.isCancelled()) {
@@ -97,7 +97,9 @@ final class GenerateStream implements CompletionSink {
             // Stopped by the server's shutdown (not failed): CANCELLED, with the retryable UNAVAILABLE as the error.
             FinishReason reason = error instanceof DrainExpiredException ? FinishReason.FINISH_REASON_CANCELLED
                     : FinishReason.FINISH_REASON_ERROR;
-            out.onNext(GenerateResponse.newBuilder().setFinishReason(reason)
+            // The text held back so far (a partial stop-string match) ends the text, as on a completed call:
+            // concatenating every message's text still gives all the text of the tokens sent.
+            out.onNext(GenerateResponse.newBuilder().setText(restOfText).setFinishReason(reason)
                     .setError(com.google.rpc.Status.newBuilder().setCode(status.getCode().value())
                             .setMessage(status.getDescription() == null ? "" : status.getDescription()))
                     .setUsage(Usage.newBuilder().setPromptTokens(promptIds.length).setCompletionTokens(tokensSent)

@@ -146,10 +146,15 @@ final class PromptBuilder {
         if (stopProblem != null) {
             throw new IllegalArgumentException("sampling.stop " + stopProblem);
         }
+        // Checked on the value asked for, before it is clamped to the room the prompt leaves.
+        String tooMany = maxTokens == 0 ? null : limits.maxTokensProblem(maxTokens);
+        if (tooMany != null) {
+            throw new IllegalArgumentException("sampling.max_tokens " + tooMany);
+        }
         int[] ids = promptIds(r);
         int room = limits.context() - ids.length;
         // 0 = no explicit limit (gateway.proto): the rest of the context within the gateway's cap, which then ends
-        // the completion with FINISH_REASON_LENGTH; an explicit value above the cap is refused at admission.
+        // the completion with FINISH_REASON_LENGTH; an explicit value above the cap was refused above.
         int max = maxTokens == 0 ? limits.defaultMaxTokens(ids.length) : (int) Math.min(maxTokens, room);
         SamplingParams params = new SamplingParams(s.getTemperature(), s.getTopP() == 0 ? 1 : s.getTopP(),
                 (int) topK, s.hasSeed() ? OptionalLong.of(s.getSeed()) : OptionalLong.empty(), max, s.getIgnoreEos());

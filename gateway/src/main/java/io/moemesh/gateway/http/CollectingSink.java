@@ -34,8 +34,9 @@ final class CollectingSink implements CompletionSink {
         response.setResult(ResponseEntity.ok(chunks.response(c, logprobs ? collected : null)));
     }
 
+    /** A response that fails is only its error: no part of the text (whatever was held back), as before. */
     @Override
-    public void onError(Throwable error) {
+    public void onError(Throwable error, String restOfText) {
         response.setResult(OpenAiErrors.of(error, requestId));
     }
 }

@@ -18,6 +18,11 @@ final class OpenAiChunks {
     private final long created;
     private final String model;
     private final Tokenizer tokenizer;
+    /**
+     * Completions logprobs: where the next token's text starts, the lengths of the earlier tokens' texts summed
+     * (in code points, as Python and so OpenAI's and vLLM's servers count), carried across a stream's chunks.
+     */
+    private int textOffset;
 
     OpenAiChunks(boolean chat, String id, String model, Tokenizer tokenizer) {
         this.chat = chat;
@@ -127,8 +132,12 @@ final class OpenAiChunks {
         List<String> tokens = new ArrayList<>();
         List<Float> tokenLogprobs = new ArrayList<>();
         List<Map<String, Float>> top = new ArrayList<>();
+        List<Integer> offsets = new ArrayList<>();
         for (TokenLogprobs lp : lps) {
-            tokens.add(text(lp.token()));
+            String token = text(lp.token());
+            tokens.add(token);
+            offsets.add(textOffset);
+            textOffset += token.codePointCount(0, token.length());
             tokenLogprobs.add(lp.logprob());
             Map<String, Float> alts = new LinkedHashMap<>();
             for (int i = 0; i < lp.topIds().length; i++) {
@@ -140,6 +149,7 @@ final class OpenAiChunks {
         m.put("tokens", tokens);
         m.put("token_logprobs", tokenLogprobs);
         m.put("top_logprobs", top);
+        m.put("text_offset", offsets);
         return m;
     }
 

@@ -5,6 +5,7 @@ import io.moemesh.gateway.serving.PromptLimits;
 import io.moemesh.gateway.serving.ServingRequest;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
+import io.moemesh.model.chat.ChatTemplateException;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.SamplingParams;
 import jakarta.servlet.http.HttpServletRequest;
@@ -71,7 +72,14 @@ public class OpenAiController {
         int[] ids;
         String field = isChat ? "messages" : "prompt";
         if (isChat) {
-            String rendered = chat.render(r.messages(), true);
+            String rendered;
+            try {
+                rendered = chat.render(r.messages(), true);
+            } catch (ChatTemplateException e) {
+                // The template's raise_exception (roles that do not alternate, a system message out of place, ...):
+                // the conversation is the caller's mistake.
+                throw OpenAiException.invalid(field, e.getMessage());
+            }
             limits.checkText(field, rendered);
             ids = model.withBos(model.tokenizer().encode(rendered));
         } else if (r.promptIds() != null) {
@@ -98,10 +106,16 @@ public class OpenAiController {
             throw new OpenAiException(404, "invalid_request_error", "model_not_found", "model",
                     "The model `" + asked + "` does not exist; this gateway serves `" + modelName + "`");
         }
+        // The value asked for, not the one clamped to the room the prompt leaves: a long prompt must not let a
+        // max_tokens above the cap through.
+        String tooMany = r.maxTokens() < 0 ? null : limits.maxTokensProblem(r.maxTokens());
+        if (tooMany != null) {
+            throw OpenAiException.invalid(r.maxTokensParam(), r.maxTokensParam() + " " + tooMany);
+        }
         int[] ids = promptIds(r, isChat);
         int room = limits.context() - ids.length;
         // Unset: chat runs to the end of the context, a completion to OpenAI's default of 16, both within the
-        // gateway's cap (a length finish, not a refusal); an explicit value above the cap is refused at admission.
+        // gateway's cap (a length finish, not a refusal); an explicit value above the cap was refused above.
         int unset = limits.defaultMaxTokens(ids.length);
         int maxTokens = r.maxTokens() < 0 ? (isChat ? unset : Math.min(16, unset)) : Math.min(r.maxTokens(), room);
         SamplingParams params = new SamplingParams(r.temperature(), r.topP() == 0 ? 1e-9 : r.topP(),

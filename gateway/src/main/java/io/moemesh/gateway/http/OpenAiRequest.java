@@ -15,12 +15,14 @@ import tools.jackson.databind.json.JsonMapper;
  * @param promptIds completions: token ids given directly (each in [0, 2^31); the vocabulary bound is checked
  *                  by the caller, which knows the model)
  * @param messages  chat: the conversation
- * @param maxTokens -1 when absent (completions then default to 16, chat to the rest of the context)
+ * @param maxTokens -1 when absent (completions then default to 16, chat to the rest of the context);
+ *                  max_completion_tokens when given (OpenAI's newer name, which wins), else max_tokens
+ * @param maxTokensParam the field {@code maxTokens} came from, for errors about its value
  * @param logprobs  -1: none; n: the sampled token's logprob and n alternatives
  */
 record OpenAiRequest(String model, String prompt, int[] promptIds, List<ChatMessage> messages, int maxTokens,
-                     List<String> stop, double temperature, double topP, int topK, Long seed, boolean stream,
-                     boolean includeUsage, int logprobs, boolean ignoreEos) {
+                     String maxTokensParam, List<String> stop, double temperature, double topP, int topK, Long seed,
+                     boolean stream, boolean includeUsage, int logprobs, boolean ignoreEos) {
 
     /** OpenAI's limit on stop sequences (the gRPC API allows more). */
     static final int MAX_STOP = 4;

@@ -189,8 +189,11 @@ final class OpenAiRequestParser {
         } else {
             logprobs = orElse(completionLogprobs, -1);
         }
-        int max = chat && maxCompletionTokens != null ? maxCompletionTokens : orElse(maxTokens, -1);
-        return new OpenAiRequest(model, prompt, promptIds, messages, max, stop, temperature, topP, topK, seed,
+        // OpenAI deprecated max_tokens for max_completion_tokens, which wins when both are given. Honoured on
+        // /v1/completions too: a client that moved to the new name must not silently get the default of 16.
+        String maxParam = maxCompletionTokens != null ? "max_completion_tokens" : "max_tokens";
+        int max = maxCompletionTokens != null ? maxCompletionTokens : orElse(maxTokens, -1);
+        return new OpenAiRequest(model, prompt, promptIds, messages, max, maxParam, stop, temperature, topP, topK, seed,
                 streaming, orElse(includeUsage, false), logprobs, ignoreEos);
     }
 

@@ -25,8 +25,9 @@ import tools.jackson.databind.json.JsonMapper;
  * once; a body without one is counted as it is read ({@link LimitedBody}) and fails with 413 past the limit. A
  * large body (see {@link IntakeLimiter}) needs a permit for its parsing and tokenization: taken here for a declared
  * length, or when the count passes the threshold; none free = 429 with Retry-After at once. When a request is
- * refused before its body was read, the rest of the body (up to the limit) is read and dropped so the client,
- * still sending, sees the answer instead of a reset connection; a longer rest closes the connection.
+ * refused before its body was read (413, 401, 429, or a 4xx from parsing), the rest of the body (up to the limit)
+ * is read and dropped so the client, still sending, sees the answer instead of a reset connection; a longer rest
+ * closes the connection.
  */
 public final class PublicApiFilter extends OncePerRequestFilter {
     private static final Pattern SANE_ID = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
@@ -73,6 +74,8 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                 String header = req.getHeader("Authorization");
                 Optional<String> tenant = keys.tenantOf(ApiKeys.bearer(header));
                 if (tenant.isEmpty()) {
+                    // As for 413 and 429: a client still sending its body must get to read the 401.
+                    drain(req, res);
                     reject(res, 401, header == null ? "missing API key: send \"Authorization: Bearer KEY\""
                             : "incorrect API key provided", "invalid_request_error", "invalid_api_key");
                     return;

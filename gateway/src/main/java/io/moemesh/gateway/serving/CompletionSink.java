@@ -21,7 +21,14 @@ public interface CompletionSink {
     /** The end: the finish reason, the held-back rest of the text, the whole result (ids, trace). */
     void onComplete(Completion completion);
 
-    void onError(Throwable error);
+    /**
+     * The sequence failed or was stopped (never called for the client's own cancellation).
+     *
+     * @param restOfText the text held back so far (a partial stop-string match, an incomplete UTF-8 tail as
+     *                   U+FFFD), empty when none: a sink that already streamed text sends it before the error, so
+     *                   the streamed text still joins to the whole text of the tokens generated
+     */
+    void onError(Throwable error, String restOfText);
 
     /**
      * @param reason       "stop" (EOS or a stop string) or "length"

@@ -224,7 +224,9 @@ public final class GenerationService {
             }
             if (done.compareAndSet(false, true)) {
                 metrics.request(error.getClass().getSimpleName(), request.tenant());
-                sink.onError(error);
+                // The text held back for a stop string that did not come (or a character never completed) is
+                // part of what was generated: a stream that has sent the rest must send it too.
+                sink.onError(error, text.finish());
             }
         }
     }

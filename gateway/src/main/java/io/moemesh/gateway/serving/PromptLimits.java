@@ -64,10 +64,21 @@ public final class PromptLimits {
      * The completion budget of a request that sets no max_tokens: the rest of the context after its
      * {@code promptTokens}, at most the configured cap. The cap is a limit like the context, reached with finish
      * reason length (gateway.proto: max_tokens 0 = no explicit limit, the gateway may enforce a cap), not a reason
-     * to refuse the request; only an explicit max_tokens above it is refused (AdmissionControl).
+     * to refuse the request; only an explicit max_tokens above it is refused ({@link #maxTokensProblem}).
      */
     public int defaultMaxTokens(int promptTokens) {
         return Math.min(context - promptTokens, maxNewTokens);
+    }
+
+    /**
+     * Why an explicit max_tokens cannot be served, or null. Checked on the value the caller gave, before it is
+     * clamped to the room the prompt leaves: a value above the configured cap is refused whatever the prompt's
+     * length. A cap at or above the context (none configured: the context) refuses nothing: a value past the
+     * context ends there with finish reason length, as gateway.proto says of the context limit.
+     */
+    public String maxTokensProblem(long maxTokens) {
+        return maxNewTokens < context && maxTokens > maxNewTokens
+                ? maxTokens + " exceeds the limit of " + maxNewTokens : null;
     }
 
     /** UTF-8 bytes beyond which a text is certainly too many tokens; Long.MAX_VALUE when unknown. */

@@ -124,6 +124,7 @@ class DrainAndDeadlineTest {
             }
             await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(1)).until(() -> streams.stream()
                     .anyMatch(s -> s.seen().stream().mapToInt(GenerateResponse::getTokenIdsCount).sum() > 0));
+            var tokenizer = ctx.getBean(io.moemesh.model.MoeModel.class).tokenizer();
             // The drain alone (ctx.close() runs it first, then stops the servers, whose own 1 ms grace could cut the
             // last message in flight: that part is the servers', not the drain's).
             ctx.getBean(io.moemesh.gateway.scheduling.DrainLifecycle.class).stop();
@@ -150,6 +151,12 @@ class DrainAndDeadlineTest {
                     assertThat(last.getError().getCode()).isEqualTo(Status.Code.UNAVAILABLE.value());
                     assertThat(last.getError().getMessage()).contains("drain grace", "retry on another replica");
                     assertThat(last.getUsage().getCompletionTokens()).isPositive();
+                    // The text held back when it was stopped (a character not yet complete) is on the last message:
+                    // the texts join to all the text of the tokens sent.
+                    int[] ids = s.seen().stream().flatMap(m -> m.getTokenIdsList().stream()).mapToInt(i -> i)
+                            .toArray();
+                    assertThat(s.seen().stream().map(GenerateResponse::getText)
+                            .collect(java.util.stream.Collectors.joining())).isEqualTo(tokenizer.decode(ids, true));
                     cancelled++;
                     stoppedByTheGrace++;
                 } else {

@@ -13,10 +13,13 @@ import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.ModelInfoRequest;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.io.OutputStream;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
@@ -29,6 +32,8 @@ import org.springframework.test.context.DynamicPropertySource;
 class AdmissionAndAuthTest {
     private static final HttpClient HTTP = HttpClient.newHttpClient();
     private static final String MODEL = TestModels.MIXTRAL;
+    /** Room for a body of several MB: more than the socket buffers and Tomcat's own swallowing of a rest hold. */
+    private static final int MAX_BYTES = 8 << 20;
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) {
@@ -37,7 +42,7 @@ class AdmissionAndAuthTest {
         r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob");
         r.add("moemesh.gateway.admission.tenant-requests-per-second", () -> "0.001");
         r.add("moemesh.gateway.admission.tenant-burst", () -> "2");
-        r.add("moemesh.gateway.admission.max-request-bytes", () -> "2000");
+        r.add("moemesh.gateway.admission.max-request-bytes", () -> String.valueOf(MAX_BYTES));
     }
 
     @LocalServerPort
@@ -79,9 +84,39 @@ class AdmissionAndAuthTest {
 
     @Test
     void oversizedBody_is413() throws Exception {
-        HttpResponse<String> r = complete("sk-bob-456", "x".repeat(3000));
+        HttpResponse<String> r = complete("sk-bob-456", "x".repeat(MAX_BYTES));
         assertThat(r.statusCode()).isEqualTo(413);
-        assertThat(r.body()).contains("exceeds the limit of 2000 bytes");
+        assertThat(r.body()).contains("exceeds the limit of " + MAX_BYTES + " bytes");
+    }
+
+    /**
+     * The body of a request refused for its key is read and dropped before the 401 goes out, as for 413 and 429: a
+     * client still sending several MB reads the answer rather than a connection reset under it.
+     */
+    @Test
+    void wrongKey_withABodyOfSeveralMegabytes_stillReadsThe401Json() throws Exception {
+        byte[] body = ("{\"model\":\"" + MODEL + "\",\"prompt\":\"" + "x".repeat(MAX_BYTES - 1_000_000) + "\"}")
+                .getBytes(StandardCharsets.UTF_8);
+        for (String key : java.util.Arrays.asList("sk-mallory", null)) {
+            String answer = sendWholeBodyThenRead(key, body);
+            assertThat(answer).as("key " + key).startsWith("HTTP/1.1 401");
+            assertThat(answer.substring(answer.indexOf("\r\n\r\n") + 4)).contains("\"invalid_api_key\"");
+            assertThat(complete(key, "x").statusCode()).isEqualTo(401);
+        }
+    }
+
+    /** A client that sends its whole body before it reads the answer, as Python's http.client does. */
+    private String sendWholeBodyThenRead(String key, byte[] body) throws Exception {
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            s.setSoTimeout(30_000);
+            OutputStream out = s.getOutputStream();
+            out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + (key == null ? "" : "Authorization: Bearer " + key + "\r\n") + "Content-Length: " + body.length
+                    + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.write(body);
+            out.flush();
+            return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        }
     }
 
     @Test

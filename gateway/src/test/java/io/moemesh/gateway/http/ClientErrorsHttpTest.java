@@ -2,6 +2,7 @@ package io.moemesh.gateway.http;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.golden.TestModels;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -9,6 +10,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -18,6 +20,7 @@ import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.test.context.bean.override.convention.TestBean;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -33,10 +36,22 @@ class ClientErrorsHttpTest {
     private static final String C = "/v1/completions";
     private static final String CHAT = "/v1/chat/completions";
 
+    private static final int MAX_NEW_TOKENS = 64;
+
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) {
         r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
         r.add("moemesh.gateway.grpc-port", () -> "0");
+        r.add("moemesh.gateway.admission.max-new-tokens", () -> String.valueOf(MAX_NEW_TOKENS));
+    }
+
+    /** The model has no chat template: this one is ChatML that refuses a conversation opened by the assistant. */
+    @TestBean(name = "chatTemplate", methodName = "raisingChatTemplate")
+    ChatTemplate chatTemplate;
+
+    static ChatTemplate raisingChatTemplate() {
+        return ChatTemplate.of("{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('Conversation must start "
+                + "with a user message') }}{% endif %}" + OpenAiController.DEFAULT_CHAT_TEMPLATE, Map.of());
     }
 
     @LocalServerPort
@@ -93,6 +108,15 @@ class ClientErrorsHttpTest {
                 Arguments.of(CHAT, chat("[{\"role\":\"user\"}]"), "messages[0].content", "content must be"),
                 Arguments.of(CHAT, chat("{}"), "messages", "messages must be a non-empty array"),
                 Arguments.of(C, completion("\"max_tokens\":2147483648"), "max_tokens", "max_tokens must be an integer"),
+                Arguments.of(C, completion("\"max_tokens\":" + (MAX_NEW_TOKENS + 1)), "max_tokens",
+                        "max_tokens " + (MAX_NEW_TOKENS + 1) + " exceeds the limit of " + MAX_NEW_TOKENS),
+                Arguments.of(C, completion("\"max_completion_tokens\":" + (MAX_NEW_TOKENS + 1)),
+                        "max_completion_tokens",
+                        "max_completion_tokens " + (MAX_NEW_TOKENS + 1) + " exceeds the limit of " + MAX_NEW_TOKENS),
+                Arguments.of(CHAT, chat("[{\"role\":\"user\",\"content\":\"a\"}],\"max_completion_tokens\":"
+                        + (MAX_NEW_TOKENS + 1)), "max_completion_tokens", "exceeds the limit of " + MAX_NEW_TOKENS),
+                Arguments.of(CHAT, chat("[{\"role\":\"assistant\",\"content\":\"a\"}]"), "messages",
+                        "TemplateError: Conversation must start with a user message"),
                 Arguments.of(C, completion("\"max_tokens\":1e400"), "max_tokens", "max_tokens must be an integer"),
                 Arguments.of(C, completion("\"temperature\":1e400"), "temperature", "temperature must be a number"),
                 Arguments.of(C, completion("\"temperature\":\"NaN\""), "temperature", "temperature must be a number"),

@@ -7,12 +7,14 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.moemesh.gateway.support.Completions;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.FinishReason;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.SamplingParams;
+import io.moemesh.proto.gateway.v1.PromptIds;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -20,6 +22,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -134,16 +137,67 @@ class MaxNewTokensCapTest {
         assertThat(post("/v1/chat/completions", chat(",\"max_tokens\":" + CAP)).statusCode()).isEqualTo(200);
         assertThat(generate(CAP).getLast().getUsage().getCompletionTokens()).isEqualTo(CAP);
 
-        for (HttpResponse<String> r : List.of(post("/v1/chat/completions", chat(",\"max_tokens\":" + (CAP + 1))),
-                post("/v1/chat/completions", chat(",\"max_completion_tokens\":" + (CAP + 1))),
-                post("/v1/completions", "{\"model\":\"" + MODEL + "\",\"prompt\":\"gRPC\",\"max_tokens\":16}"))) {
+        for (var c : List.of(
+                Map.entry("max_tokens", post("/v1/chat/completions", chat(",\"max_tokens\":" + (CAP + 1)))),
+                Map.entry("max_completion_tokens", post("/v1/chat/completions",
+                        chat(",\"max_completion_tokens\":" + (CAP + 1)))),
+                Map.entry("max_completion_tokens", post("/v1/completions", "{\"model\":\"" + MODEL
+                        + "\",\"prompt\":\"gRPC\",\"max_completion_tokens\":" + (CAP + 1) + "}")),
+                Map.entry("max_tokens", post("/v1/completions", "{\"model\":\"" + MODEL
+                        + "\",\"prompt\":\"gRPC\",\"max_tokens\":16}")))) {
+            HttpResponse<String> r = c.getValue();
             assertThat(r.statusCode()).as(r.body()).isEqualTo(400);
-            assertThat(JSON.readTree(r.body()).at("/error/message").stringValue())
-                    .contains("max_tokens").contains("exceeds the limit of " + CAP);
+            JsonNode error = JSON.readTree(r.body()).get("error");
+            assertThat(error.get("message").stringValue()).contains(c.getKey()).contains("exceeds the limit of " + CAP);
+            assertThat(error.get("param").stringValue()).as("names the field that was set").isEqualTo(c.getKey());
         }
         assertThatThrownBy(() -> generate(CAP + 1)).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
             assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
             assertThat(e.getStatus().getDescription()).contains("max_tokens " + (CAP + 1) + " exceeds the limit of " + CAP);
         });
+    }
+
+    /**
+     * The cap is checked on the max_tokens asked for, not on that value clamped to the room a long prompt leaves:
+     * otherwise any max_tokens would pass once the prompt is within the cap of the context's end.
+     */
+    @Test
+    void explicitMaxTokensAboveTheCap_isRefused_evenWhenThePromptLeavesLessRoomThanTheCap() throws Exception {
+        int context = JSON.readTree(HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                + "/v1/models")).build(), HttpResponse.BodyHandlers.ofString()).body()).at("/data/0/max_model_len")
+                .intValue();
+        // With BOS, room for CAP - 5 tokens only.
+        int[] ids = Completions.prompt(context - CAP + 4, 7);
+        assertThat(ids.length + 1).isGreaterThan(context - CAP);
+        String prompt = JSON.writeValueAsString(ids);
+
+        HttpResponse<String> refused = post("/v1/completions", "{\"model\":\"" + MODEL + "\",\"prompt\":" + prompt
+                + ",\"max_tokens\":" + (CAP + 1) + "}");
+        assertThat(refused.statusCode()).as(refused.body()).isEqualTo(400);
+        assertThat(JSON.readTree(refused.body()).at("/error/param").stringValue()).isEqualTo("max_tokens");
+        assertThat(JSON.readTree(refused.body()).at("/error/message").stringValue())
+                .contains("max_tokens " + (CAP + 1) + " exceeds the limit of " + CAP);
+        GenerateRequest.Builder grpcRequest = GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder()
+                .addAllTokenIds(java.util.Arrays.stream(ids).boxed().toList()));
+        assertThatThrownBy(() -> GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS)
+                .generate(grpcRequest.setSampling(SamplingParams.newBuilder().setMaxTokens(CAP + 1)).build())
+                .forEachRemaining(m -> { })).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).contains("sampling.max_tokens " + (CAP + 1)
+                            + " exceeds the limit of " + CAP);
+                });
+
+        // Within the cap, the same prompt is served to the end of the context.
+        HttpResponse<String> served = post("/v1/completions", "{\"model\":\"" + MODEL + "\",\"prompt\":" + prompt
+                + ",\"max_tokens\":" + CAP + ",\"temperature\":0,\"ignore_eos\":true}");
+        assertThat(served.statusCode()).as(served.body()).isEqualTo(200);
+        assertThat(JSON.readTree(served.body()).at("/usage/completion_tokens").intValue()).isEqualTo(CAP - 5);
+        List<GenerateResponse> grpcServed = new ArrayList<>();
+        GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS)
+                .generate(grpcRequest.setSampling(SamplingParams.newBuilder().setMaxTokens(CAP).setIgnoreEos(true))
+                        .build())
+                .forEachRemaining(grpcServed::add);
+        assertThat(grpcServed.getLast().getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
+        assertThat(grpcServed.getLast().getUsage().getCompletionTokens()).isEqualTo(CAP - 5);
     }
 }

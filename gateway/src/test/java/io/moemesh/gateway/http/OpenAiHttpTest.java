@@ -84,6 +84,71 @@ class OpenAiHttpTest {
                 .isEqualTo(16 + g.inputIds().length);
     }
 
+    /**
+     * OpenAI's exact wire format, {@code data: <json>} (with the space) and a blank line per event, ending with
+     * {@code data: [DONE]}: clients that match the prefix "data: " must see every event.
+     */
+    @Test
+    void stream_isWrittenAsDataSpaceJson_eachEventEndedByABlankLine_endingWithDataSpaceDone() throws Exception {
+        for (String path : List.of("/v1/completions", "/v1/chat/completions")) {
+            String input = path.contains("chat") ? "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]"
+                    : "\"prompt\":\"gRPC\"";
+            String body = post(path, "{\"model\":\"" + MODEL + "\"," + input + ",\"max_tokens\":4,\"temperature\":0,"
+                    + "\"stream\":true,\"stream_options\":{\"include_usage\":true}}").body();
+            assertThat(body).as(path).endsWith("\n\ndata: [DONE]\n\n");
+            String[] events = body.substring(0, body.length() - 2).split("\n\n", -1);
+            assertThat(events.length).as(path).isGreaterThanOrEqualTo(3);
+            for (String event : events) {
+                assertThat(event).as(path).startsWith("data: ").doesNotContain("\n");
+                if (!event.equals("data: [DONE]")) {
+                    assertThat(JSON.readTree(event.substring(6)).get("object").stringValue()).endsWith(
+                            path.contains("chat") ? "chat.completion.chunk" : "text_completion");
+                }
+            }
+        }
+    }
+
+    /** max_completion_tokens, OpenAI's newer name for max_tokens, counts on /v1/completions too, and wins over it. */
+    @Test
+    void completion_honoursMaxCompletionTokens_whichWinsOverMaxTokens() throws Exception {
+        for (String fields : List.of("\"max_completion_tokens\":3", "\"max_tokens\":5,\"max_completion_tokens\":3",
+                "\"max_completion_tokens\":3,\"max_tokens\":5")) {
+            JsonNode r = JSON.readTree(post("/v1/completions", "{\"model\":\"" + MODEL + "\",\"prompt\":\"gRPC\","
+                    + "\"temperature\":0,\"ignore_eos\":true," + fields + "}").body());
+            assertThat(r.at("/usage/completion_tokens").intValue()).as(fields).isEqualTo(3);
+            assertThat(r.at("/choices/0/finish_reason").stringValue()).as(fields).isEqualTo("length");
+        }
+    }
+
+    /**
+     * Completions logprobs carry OpenAI's text_offset: where each token's text starts, the earlier tokens' texts
+     * summed (in code points), counted on across a stream's chunks as over a whole response.
+     */
+    @Test
+    void completionLogprobs_textOffset_isWhereEachTokensTextStarts_countedOnAcrossStreamChunks() throws Exception {
+        String req = "{\"model\":\"" + MODEL + "\",\"prompt\":\"gRPC\",\"max_tokens\":16,\"temperature\":0,"
+                + "\"logprobs\":2";
+        JsonNode lp = JSON.readTree(post("/v1/completions", req + "}").body()).at("/choices/0/logprobs");
+        List<Integer> expected = new ArrayList<>();
+        int offset = 0;
+        for (JsonNode token : lp.get("tokens")) {
+            expected.add(offset);
+            offset += token.stringValue().codePointCount(0, token.stringValue().length());
+        }
+        assertThat(expected).hasSize(16);
+        List<Integer> whole = new ArrayList<>();
+        lp.get("text_offset").forEach(o -> whole.add(o.intValue()));
+        assertThat(whole).isEqualTo(expected);
+
+        List<Integer> streamed = new ArrayList<>();
+        for (String e : events(post("/v1/completions", req + ",\"stream\":true}").body())) {
+            if (!e.equals("[DONE]")) {
+                JSON.readTree(e).at("/choices/0/logprobs/text_offset").forEach(o -> streamed.add(o.intValue()));
+            }
+        }
+        assertThat(streamed).isEqualTo(expected);
+    }
+
     @Test
     void chat_streamed_equalsNonStreamed_withRoleChunkFirst() throws Exception {
         String req = "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi there\"}],"

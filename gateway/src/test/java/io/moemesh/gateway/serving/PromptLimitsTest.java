@@ -10,8 +10,9 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The prompt limits' rules not covered by {@link IntakeAndPromptLimitsTest}: construction refuses impossible
- * limits; the refusal says which limit was hit (the model's context or this gateway's configured limit); a
- * tokenizer without a byte bound refuses texts only by their tokens.
+ * limits; an explicit max_tokens is refused only above a configured cap; the refusal says which limit was hit
+ * (the model's context or this gateway's configured limit); a tokenizer without a byte bound refuses texts only by
+ * their tokens.
  */
 class PromptLimitsTest {
 
@@ -31,6 +32,19 @@ class PromptLimitsTest {
     void defaultMaxTokens_isTheRestOfTheContext_atMostTheCap(int context, int cap, int prompt, int expected) {
         assertThat(new PromptLimits(context, context, cap, OptionalInt.of(4), 8).defaultMaxTokens(prompt))
                 .isEqualTo(expected);
+    }
+
+    /**
+     * An explicit max_tokens is refused only above a cap below the context, whatever it would be clamped to; a cap
+     * at or above the context (none configured: the context itself) refuses nothing, the context ends the completion.
+     */
+    @ParameterizedTest(name = "context {0}, cap {1}, max_tokens {2}: {3}")
+    @CsvSource(nullValues = "-", value = {"512, 8, 8, -", "512, 8, 9, 9 exceeds the limit of 8",
+            "512, 8, 2147483647, 2147483647 exceeds the limit of 8", "512, 512, 513, -", "512, 512, 2147483647, -",
+            "512, 4096, 5000, -"})
+    void maxTokensProblem_onlyAboveACapBelowTheContext(int context, int cap, long maxTokens, String problem) {
+        assertThat(new PromptLimits(context, context, cap, OptionalInt.of(4), 8).maxTokensProblem(maxTokens))
+                .isEqualTo(problem);
     }
 
     @Test

@@ -35,6 +35,8 @@ public final class FakeExpertInstance implements AutoCloseable {
     public final AtomicBoolean down = new AtomicBoolean();
     /** While set, every Prefetch call is answered UNAVAILABLE. */
     public final AtomicBoolean prefetchFails = new AtomicBoolean();
+    /** Each batch answered this much later (a slow instance: a test's client keeps up with the generation). */
+    public volatile Duration batchDelay = Duration.ZERO;
     /**
      * While it holds a latch, every ExpertBatch message waits for it before being answered: a test can keep a
      * generation in the middle of a step (so before the next step boundary) for as long as it needs.
@@ -102,6 +104,13 @@ public final class FakeExpertInstance implements AutoCloseable {
                     if (latch != null) {
                         try {
                             latch.await();
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                        }
+                    }
+                    if (!batchDelay.isZero()) {
+                        try {
+                            Thread.sleep(batchDelay);
                         } catch (InterruptedException e) {
                             Thread.currentThread().interrupt();
                         }
