@@ -8,10 +8,7 @@ import io.moemesh.expert.backend.ExpertModel;
 import io.moemesh.expert.backend.LoadedExpert;
 import io.moemesh.expert.residency.ResidentSet;
 import io.moemesh.model.engine.ExpertKey;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
-import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
@@ -117,20 +114,20 @@ public final class BatchProcessor implements AutoCloseable {
         if (in.tokens() > inlineMaxTokens) {
             return null;
         }
-        List<ExpertKey> keys = new ArrayList<>(distinct.length);
-        for (int e : distinct) {
-            keys.add(model.key(in.layer(), e));
+        ExpertKey[] keys = new ExpertKey[distinct.length];
+        for (int i = 0; i < distinct.length; i++) {
+            keys[i] = model.key(in.layer(), distinct[i]);
         }
-        Map<ExpertKey, LoadedExpert> held = resident.acquireIfAllResident(keys);
+        LoadedExpert[] held = resident.acquireIfAllResident(keys);
         if (held == null) {
             return null;
         }
         return key -> {
-            LoadedExpert e = held.get(key);
-            if (e == null) {
+            int i = key.layer() == in.layer() ? Arrays.binarySearch(distinct, key.expert()) : -1; // distinct: sorted
+            if (i < 0) {
                 throw new IllegalStateException("expert " + key + " is not one the batch named");
             }
-            return e;
+            return held[i];
         };
     }
 

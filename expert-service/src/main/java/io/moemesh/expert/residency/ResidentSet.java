@@ -256,21 +256,20 @@ public final class ResidentSet {
     }
 
     /**
-     * The experts of {@code keys}, every one a hit, taken in one step under the lock (counted as hits), or null
-     * when any is not resident (nothing counted): a caller that must not load (a batch computed on an event loop)
-     * gets experts no eviction can take from it between a residency check and the compute.
+     * The experts of {@code keys}, every one a hit, taken in one step under the lock (counted as hits), in the
+     * order of {@code keys}; null when any is not resident (nothing counted): a caller that must not load (a batch
+     * computed on an event loop) gets experts no eviction can take from it between a residency check and the
+     * compute.
      */
-    public synchronized Map<ExpertKey, LoadedExpert> acquireIfAllResident(Collection<ExpertKey> keys) {
-        Map<ExpertKey, LoadedExpert> out = new HashMap<>(keys.size() * 2);
-        for (ExpertKey k : keys) {
-            LoadedExpert e = lru.get(k);
-            if (e == null) {
+    public synchronized LoadedExpert[] acquireIfAllResident(ExpertKey[] keys) {
+        LoadedExpert[] out = new LoadedExpert[keys.length];
+        for (int i = 0; i < keys.length; i++) {
+            out[i] = lru.get(keys[i]); // a hit would make it most recently used, as acquire does
+            if (out[i] == null) {
                 return null;
             }
-            out.put(k, e);
         }
         for (ExpertKey k : keys) {
-            lru.get(k); // a hit: most recently used, as acquire does
             hits++;
             if (prefetchedUnused.remove(k)) {
                 prefetchHits++;

@@ -50,6 +50,29 @@ class BatchProcessorTest {
     private record Outcome(BatchResult result, Throwable error) {
     }
 
+    /** The noop backend (inline up to its bound) with {@code onLoad} seeing each load and {@code before} each compute. */
+    private record NoOpWith(String name, java.util.function.Consumer<ExpertKey> onLoad,
+                            java.util.function.BiConsumer<BatchInput, ExpertLookup> before) implements ExpertBackend {
+        private static final NoOpExpertBackend NOOP = new NoOpExpertBackend(64);
+
+        @Override
+        public LoadedExpert load(ExpertKey key) {
+            onLoad.accept(key);
+            return NOOP.load(key);
+        }
+
+        @Override
+        public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
+            before.accept(batch, experts);
+            NOOP.compute(batch, experts, out);
+        }
+
+        @Override
+        public int inlineMaxTokens() {
+            return NOOP.inlineMaxTokens();
+        }
+    }
+
     private static Outcome run(BatchProcessor p, BatchInput in, long epoch) {
         CompletableFuture<Outcome> f = new CompletableFuture<>();
         p.submit(new BatchRequest(epoch, in), System.nanoTime(), (r, e) -> f.complete(new Outcome(r, e)));
@@ -157,34 +180,14 @@ class BatchProcessorTest {
     @Test
     void inlineBatch_whoseExpertsAreEvictedWhileItComputes_neverLoadsOnTheCallersThread() {
         java.util.List<Thread> loadedOn = new java.util.concurrent.CopyOnWriteArrayList<>();
-        NoOpExpertBackend noop = new NoOpExpertBackend(h);
         ResidentSet[] resident = new ResidentSet[1];
-        ExpertBackend evictingFirst = new ExpertBackend() {
-            @Override
-            public String name() {
-                return "evicting-first";
-            }
-
-            @Override
-            public LoadedExpert load(ExpertKey key) {
-                loadedOn.add(Thread.currentThread());
-                return noop.load(key);
-            }
-
-            @Override
-            public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
-                resident[0].restrictTo(k -> false); // everything evicted just as the compute starts
-                for (int e : batch.experts()) {
-                    experts.get(new ExpertKey(batch.layer(), e)); // what a real backend does for its weights
-                }
-                noop.compute(batch, experts, out);
-            }
-
-            @Override
-            public int inlineMaxTokens() {
-                return noop.inlineMaxTokens();
-            }
-        };
+        ExpertBackend evictingFirst = new NoOpWith("evicting-first", key -> loadedOn.add(Thread.currentThread()),
+                (batch, experts) -> {
+                    resident[0].restrictTo(k -> false); // everything evicted just as the compute starts
+                    for (int e : batch.experts()) {
+                        experts.get(new ExpertKey(batch.layer(), e)); // what a real backend does for its weights
+                    }
+                });
         resident[0] = new ResidentSet(Long.MAX_VALUE, evictingFirst::load);
         try (BatchProcessor p = new BatchProcessor(model, evictingFirst, resident[0], holding(resident[0], all()),
                 new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 8)) {
@@ -202,28 +205,9 @@ class BatchProcessorTest {
 
     @Test
     void anErrorInTheBackend_answersTheBatch_andIsNotSwallowed() {
-        NoOpExpertBackend noop = new NoOpExpertBackend(h);
-        ExpertBackend broken = new ExpertBackend() {
-            @Override
-            public String name() {
-                return "broken";
-            }
-
-            @Override
-            public LoadedExpert load(ExpertKey key) {
-                return noop.load(key);
-            }
-
-            @Override
-            public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
-                throw new InternalError("a fault occurred in an unsafe memory access");
-            }
-
-            @Override
-            public int inlineMaxTokens() {
-                return noop.inlineMaxTokens();
-            }
-        };
+        ExpertBackend broken = new NoOpWith("broken", key -> { }, (batch, experts) -> {
+            throw new InternalError("a fault occurred in an unsafe memory access");
+        });
         ResidentSet resident = new ResidentSet(Long.MAX_VALUE, broken::load);
         try (BatchProcessor p = new BatchProcessor(model, broken, resident, holding(resident, all()),
                 new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 8)) {

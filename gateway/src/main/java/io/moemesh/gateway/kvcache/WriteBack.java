@@ -174,7 +174,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
      * The CRC32C of the payload this gateway stored under {@code hash}, or -1 when it does not remember one (never
      * written from here, forgotten, not yet acknowledged, or {@code ALREADY_PRESENT}: another copy was kept).
      */
-    public long checksum(BlockHash hash) {
+    long checksum(BlockHash hash) {
         synchronized (known) {
             Sums c = known.get(hash);
             return c == null || !c.checked() ? -1 : c.exact();

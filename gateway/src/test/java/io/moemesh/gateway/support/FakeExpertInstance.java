@@ -22,6 +22,8 @@ import java.nio.file.Path;
 import io.grpc.InsecureServerCredentials;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -108,13 +110,6 @@ public final class FakeExpertInstance implements AutoCloseable {
                             Thread.currentThread().interrupt();
                         }
                     }
-                    if (!batchDelay.isZero()) {
-                        try {
-                            Thread.sleep(batchDelay);
-                        } catch (InterruptedException e) {
-                            Thread.currentThread().interrupt();
-                        }
-                    }
                     ExpertBatchResponse.Builder r = ExpertBatchResponse.newBuilder().setBatchId(req.getBatchId())
                             .setLayer(req.getLayer()).setServingEpoch(1);
                     if (down.get()) {
@@ -123,8 +118,18 @@ public final class FakeExpertInstance implements AutoCloseable {
                     } else {
                         r.setOutputs(compute(req));
                     }
-                    synchronized (out) {
-                        out.onNext(r.build());
+                    Runnable reply = () -> {
+                        synchronized (out) {
+                            out.onNext(r.build());
+                        }
+                    };
+                    Duration delay = batchDelay;
+                    if (delay.isZero()) {
+                        reply.run();
+                    } else {
+                        // a slow instance: the reply leaves later, without holding the transport thread
+                        CompletableFuture.runAsync(reply, CompletableFuture.delayedExecutor(delay.toNanos(),
+                                TimeUnit.NANOSECONDS));
                     }
                 }
 
