@@ -1,7 +1,9 @@
 package io.moemesh.kvcache.tier;
 
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -14,6 +16,11 @@ import java.nio.file.StandardOpenOption;
  * One segment file: a {@link SegmentHeader} and fixed-size records appended after it. Positional reads are
  * thread-safe; appends come from one writer at a time (the tier's append lock or the compactor's own segment).
  * {@code liveBytes} and {@code deadBytes} are guarded by the tier's metadata monitor.
+ *
+ * <p>Its channel heals itself: a {@link FileChannel} is an {@code InterruptibleChannel}, so a thread interrupted
+ * during its I/O (a cancelled task, an executor's {@code shutdownNow}) closes it for every thread, and every later get
+ * of the segment's blocks would miss until a restart. A channel closed while the segment is not {@link #close()}d is
+ * reopened: the interrupted thread's own call fails ({@link InterruptedIOException}), the others' are retried.
  */
 final class Segment {
     static final String SUFFIX = ".kvseg";
@@ -22,7 +29,10 @@ final class Segment {
     final Path path;
     final SegmentHeader header;
     final int recordBytes;
-    private final FileChannel channel;
+    /** Replaced only by {@link #reopenAfter} (under this segment's monitor), when I/O closed it. */
+    private volatile FileChannel channel;
+    /** Set by {@link #close()}: the segment is retired, its channel stays closed. */
+    private volatile boolean retired;
     /** Bytes in the file: the header and whole records (the append position). */
     private volatile long size;
     /** {@link #size} when the last {@link #force()} began (0 before one): tests check what was forced. */
@@ -75,21 +85,45 @@ final class Segment {
         return size - SegmentHeader.BYTES;
     }
 
-    /** Appends one whole record at the end. @return its offset. On failure the file is cut back to its old end. */
+    /**
+     * Appends one whole record at the end. @return its offset. On failure the file is cut back to its old end; a
+     * channel closed by another thread's interrupt is reopened and the append retried.
+     */
     long append(ByteBuffer record) throws IOException {
         long at = size;
-        try {
-            writeFully(channel, record, at);
-        } catch (IOException e) {
+        for (int attempt = 0; ; attempt++) {
+            FileChannel ch = channel;
             try {
-                channel.truncate(at);
-            } catch (IOException suppressed) {
-                e.addSuppressed(suppressed);
+                writeFully(ch, record, at);
+                size = at + record.capacity();
+                return at;
+            } catch (IOException e) {
+                IOException failure = e;
+                boolean retry = false;
+                boolean interrupted = Thread.interrupted(); // the clean-up below must not be interrupted in turn
+                try {
+                    if (e instanceof ClosedChannelException closed) {
+                        ch = reopenAfter(ch, closed);
+                        retry = !interrupted && !(e instanceof ClosedByInterruptException) && attempt < 2;
+                        if (!retry && interrupted) {
+                            failure = interruptedIo("append", e);
+                        }
+                    }
+                    ch.truncate(at);
+                } catch (IOException suppressed) {
+                    failure.addSuppressed(suppressed);
+                    retry = false;
+                } finally {
+                    if (interrupted) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                if (!retry) {
+                    throw failure;
+                }
+                record.rewind();
             }
-            throw e;
         }
-        size = at + record.capacity();
-        return at;
     }
 
     /**
@@ -98,13 +132,27 @@ final class Segment {
      * its position is 0 and its limit the record's end.
      */
     void readInto(long offset, ByteBuffer into) throws IOException {
-        into.clear().limit(recordBytes);
-        while (into.hasRemaining()) {
-            if (channel.read(into, offset + into.position()) < 0) {
-                throw new IOException(path + ": ends inside the record at " + offset);
+        for (int attempt = 0; ; attempt++) {
+            FileChannel ch = channel;
+            into.clear().limit(recordBytes);
+            try {
+                while (into.hasRemaining()) {
+                    if (ch.read(into, offset + into.position()) < 0) {
+                        throw new IOException(path + ": ends inside the record at " + offset);
+                    }
+                }
+                into.position(0);
+                return;
+            } catch (ClosedChannelException closed) {
+                reopenAfter(ch, closed); // throws it when the segment is retired: the caller looks the block up again
+                if (closed instanceof ClosedByInterruptException || Thread.currentThread().isInterrupted()) {
+                    throw interruptedIo("read", closed);
+                }
+                if (attempt >= 2) {
+                    throw closed;
+                }
             }
         }
-        into.position(0);
     }
 
     /** Reads the whole record at {@code offset} into a new buffer. */
@@ -163,11 +211,41 @@ final class Segment {
     }
 
     void close() {
+        synchronized (this) {
+            retired = true;
+        }
         try {
             channel.close();
         } catch (IOException ignored) {
             // Closing a channel we only read from or already forced loses nothing.
         }
+    }
+
+    /**
+     * The channel to go on with after {@code failed} threw {@code closed}: a new one when {@code failed} is still
+     * this segment's channel and the segment is not retired (another caller may have reopened it already).
+     * @throws ClosedChannelException {@code closed}, when the segment was retired or its file is gone
+     */
+    private synchronized FileChannel reopenAfter(FileChannel failed, ClosedChannelException closed)
+            throws IOException {
+        if (retired) {
+            throw closed;
+        }
+        if (channel == failed && !failed.isOpen()) {
+            try {
+                channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            } catch (NoSuchFileException deleted) {
+                closed.addSuppressed(deleted);
+                throw closed;
+            }
+        }
+        return channel;
+    }
+
+    private InterruptedIOException interruptedIo(String what, IOException cause) {
+        InterruptedIOException e = new InterruptedIOException(path + ": " + what + " interrupted");
+        e.initCause(cause);
+        return e;
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer b, long at) throws IOException {

@@ -229,4 +229,53 @@ class SsdTierTest {
         assertThatThrownBy(() -> t.put(block(1))).isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("closed");
     }
+
+    /**
+     * Runs {@code call} on a thread whose interrupt flag is set: its first {@code FileChannel} I/O closes the channel
+     * (InterruptibleChannel), deterministically. @return what it returned, or what it threw
+     */
+    private static Object onAnInterruptedThread(java.util.concurrent.Callable<?> call) throws InterruptedException {
+        Object[] out = new Object[1];
+        Thread t = new Thread(() -> {
+            Thread.currentThread().interrupt();
+            try {
+                out[0] = call.call();
+            } catch (Exception e) {
+                out[0] = e;
+            }
+        });
+        t.start();
+        t.join();
+        return out[0];
+    }
+
+    @Test
+    void get_byAnInterruptedThread_missesForItself_andTheBlockStaysReadableForOthers() throws Exception {
+        try (SsdTier t = open(config(dir))) {
+            t.put(block(1));
+            t.put(block(2));
+            assertThat(onAnInterruptedThread(() -> t.get(key(1)))).isEqualTo(java.util.Optional.empty());
+            // Its read closed the segment's channel; the segment reopens it instead of missing until a restart.
+            assertThat(t.get(key(1))).hasValueSatisfying(b -> assertThat(b.sameContent(block(1))).isTrue());
+            assertThat(t.get(key(2))).hasValueSatisfying(b -> assertThat(b.sameContent(block(2))).isTrue());
+        }
+    }
+
+    @Test
+    void put_byAnInterruptedThread_fails_neverStoresHalfARecord_andOthersGoOnAppending() throws Exception {
+        try (SsdTier t = open(config(dir))) {
+            t.put(block(1));
+            assertThat(onAnInterruptedThread(() -> t.put(block(2)))).isInstanceOf(java.io.UncheckedIOException.class);
+            assertThat(t.get(key(2))).isEmpty();
+            assertThat(t.put(block(3))).isEqualTo(PutResult.STORED);
+            assertThat(t.get(key(1))).hasValueSatisfying(b -> assertThat(b.sameContent(block(1))).isTrue());
+            assertThat(t.get(key(3))).hasValueSatisfying(b -> assertThat(b.sameContent(block(3))).isTrue());
+        }
+        try (SsdTier t = open(config(dir))) {
+            assertThat(t.get(key(1))).isPresent();
+            assertThat(t.get(key(2))).isEmpty();
+            assertThat(t.get(key(3))).hasValueSatisfying(b -> assertThat(b.sameContent(block(3))).isTrue());
+            assertThat(t.stats().usedBytes()).isEqualTo(2L * RECORD_BYTES);
+        }
+    }
 }
