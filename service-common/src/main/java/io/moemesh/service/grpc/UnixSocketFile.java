@@ -2,6 +2,7 @@ package io.moemesh.service.grpc;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.ConnectException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
@@ -17,9 +18,10 @@ import org.slf4j.LoggerFactory;
 /**
  * The file of a Unix domain socket a server is about to bind. {@code bind(2)} fails with EADDRINUSE while the path
  * exists, even when the process that bound it is gone (a {@code kill -9} leaves the file behind, unix(7)), so a
- * restart would fail forever. Before binding: a socket file that nobody answers on (connect is refused) is stale
- * and removed; a socket someone accepts connections on belongs to a live process and is a clear error (never
- * stolen); a path that is not a socket is never deleted.
+ * restart would fail forever. Before binding: a socket file that nobody answers on (connect is refused: ECONNREFUSED)
+ * is stale and removed; a socket someone accepts connections on belongs to a live process and is a clear error (never
+ * stolen); so is one whose connect fails otherwise (a live listener whose backlog is full answers EAGAIN, a file we
+ * may not write EACCES): only a refusal proves the file stale. A path that is not a socket is never deleted.
  */
 final class UnixSocketFile {
     private static final Logger log = LoggerFactory.getLogger(UnixSocketFile.class);
@@ -53,7 +55,7 @@ final class UnixSocketFile {
                 throw new IllegalStateException(setting + "=" + socket + " exists and is not a socket; refusing to "
                         + "replace it (remove it or choose another path)");
             }
-            if (listening(socket)) {
+            if (listening(socket, setting)) {
                 throw new IllegalStateException(setting + "=" + socket + ": a live process already listens on this "
                         + "socket (another instance with the same socket path?); stop it or choose another path");
             }
@@ -102,13 +104,29 @@ final class UnixSocketFile {
         }
     }
 
-    /** Whether something accepts connections on the socket: a refused connect means the file is stale. */
-    static boolean listening(Path socket) {
+    /**
+     * Whether something listens on the socket. The connect is non-blocking: on a live listener whose backlog is full a
+     * blocking connect(2) waits until it accepts, which would hang this start.
+     *
+     * @return false only when the connect is refused (ECONNREFUSED: no process has the file bound and listening,
+     *         unix(7)) or the file is gone
+     * @throws IllegalStateException naming the setting and the error when the connect fails otherwise: whether a live
+     *         process owns the file cannot be told, and a file that may be live is never removed
+     */
+    static boolean listening(Path socket, String setting) {
         try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.configureBlocking(false);
             ch.connect(UnixDomainSocketAddress.of(socket));
             return true;
-        } catch (IOException refused) {
+        } catch (ConnectException refused) {
             return false;
+        } catch (IOException e) {
+            if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+                return false;
+            }
+            throw new IllegalStateException(setting + "=" + socket + ": cannot tell whether a live process listens on "
+                    + "this socket (connect failed: " + e.getMessage() + "), so it is not removed; remove it yourself "
+                    + "if no process uses it, or choose another path", e);
         }
     }
 

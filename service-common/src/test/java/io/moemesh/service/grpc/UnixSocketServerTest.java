@@ -25,6 +25,7 @@ import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -35,6 +36,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A real gRPC server on a real Unix domain socket (epoll), next to its TCP port. */
@@ -195,6 +197,39 @@ class UnixSocketServerTest {
                 .hasMessageContaining(SETTING).hasMessageContaining("a live process already listens");
         assertThat(second.isRunning()).isFalse();
         assertThat(health(socket, InsecureChannelCredentials.create())).isEqualTo(ServingStatus.SERVING);
+    }
+
+    @Test
+    @Timeout(30)
+    void liveListenerWithAFullBacklog_isAStartupError_notHungOnAndNotRemoved() throws IOException {
+        Path socket = dir.resolve("busy.sock");
+        List<SocketChannel> queued = new ArrayList<>();
+        try (ServerSocketChannel busy = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            busy.bind(UnixDomainSocketAddress.of(socket), 1); // never accepts: its backlog fills
+            IOException full = null;
+            while (full == null && queued.size() < 64) {
+                SocketChannel c = SocketChannel.open(StandardProtocolFamily.UNIX);
+                c.configureBlocking(false);
+                try {
+                    c.connect(UnixDomainSocketAddress.of(socket));
+                    queued.add(c);
+                } catch (IOException e) {
+                    c.close();
+                    full = e;
+                }
+            }
+            assumeTrue(full != null, "this kernel queues unix connections past the backlog");
+            GrpcServerLifecycle s = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(),
+                    1 << 20, Duration.ofSeconds(1), List.of(), List.of()).alsoOnUnixSocket(socket, SETTING);
+            assertThatThrownBy(s::start).isInstanceOf(IllegalStateException.class).hasMessageContaining(SETTING)
+                    .satisfies(e -> assertThat(e.getMessage()).containsAnyOf("a live process already listens",
+                            "cannot tell whether a live process listens"));
+            assertThat(socket).exists();
+        } finally {
+            for (SocketChannel c : queued) {
+                c.close();
+            }
+        }
     }
 
     @Test
