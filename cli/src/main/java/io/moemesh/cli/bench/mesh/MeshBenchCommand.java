@@ -107,6 +107,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
             CertificateDirectory certificates = CertificateDirectory.create(work.resolve("tls"),
                     List.of(NoOpExpertProcess.IDENTITY, MeshLauncher.GATEWAY));
             List<Integer> warmupRounds = new ArrayList<>();
+            List<WireFloor.Measured> measured = new ArrayList<>();
             for (String tr : transports) {
                 CertificateDirectory tls = tr.equals("plaintext") ? null : certificates;
                 // unix, unix-tls: the same no-op instance (mutual TLS on its TCP port) also listens on a domain
@@ -132,6 +133,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
                             for (int t : tokens) {
                                 HopBenchmark.Row row = bench.run(t, dtype);
                                 HopBenchmark.print(out, row, tr);
+                                measured.add(new WireFloor.Measured(row, tr));
                                 warmupRounds.add(row.warmupRounds());
                             }
                         }
@@ -144,6 +146,7 @@ public final class MeshBenchCommand implements Callable<Integer> {
                     warmup, 100 * JitSettledWarmUp.SETTLED_SHARE, JitSettledWarmUp.QUIET_RUNS,
                     HopBenchmark.MIN_WARMUP_ROUNDS, warmupRounds.stream().mapToInt(Integer::intValue).min().orElse(0),
                     warmupRounds.stream().mapToInt(Integer::intValue).max().orElse(0));
+            WireFloor.print(out, measured, warmup, iterations);
             out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + LoadAverage.now() + " after");
             out.flush();
         }
