@@ -152,6 +152,9 @@ public final class ResidentSet {
             try {
                 return f.join();
             } catch (CompletionException e) {
+                if (e.getCause() instanceof Error err) {
+                    throw err;
+                }
                 throw e.getCause() instanceof RuntimeException r ? r : e;
             }
         }
@@ -159,9 +162,11 @@ public final class ResidentSet {
             LoadedExpert e = loader.apply(key);
             f.complete(e);
             return e;
-        } catch (RuntimeException e) {
-            f.completeExceptionally(e);
-            throw e;
+        } catch (Throwable t) {
+            // Any Throwable, not only RuntimeException: an Error (InternalError from MemorySegment.load on a
+            // truncated file, OutOfMemoryError) left uncompleted would hang every thread already in join() forever.
+            f.completeExceptionally(t);
+            throw t;
         } finally {
             synchronized (this) {
                 loading.remove(key);

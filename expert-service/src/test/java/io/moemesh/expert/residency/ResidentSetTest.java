@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 import io.moemesh.expert.backend.LoadedExpert;
 import io.moemesh.model.engine.ExpertKey;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -173,5 +174,55 @@ class ResidentSetTest {
             assertThat(a.get()).isSameAs(b.get());
             assertThat(started).hasValue(1);
         }
+    }
+
+    @Test
+    void loaderThrowingAnError_failsTheThreadsWaitingForTheSameLoad_insteadOfHangingThem() throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicInteger started = new AtomicInteger();
+        ResidentSet set = new ResidentSet(1000, key -> {
+            started.incrementAndGet();
+            try {
+                release.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            throw new InternalError("truncated expert file");
+        });
+        CompletableFuture<Throwable> a = acquireOnDaemon(set, k(1));
+        await().until(() -> started.get() == 1);
+        CompletableFuture<Throwable> b = new CompletableFuture<>();
+        Thread waiter = daemon(() -> b.complete(failureOf(set, k(1))));
+        waiter.start();
+        // WAITING only once it is parked in the join() on A's load (a lock wait would be BLOCKED).
+        await().until(() -> waiter.getState() == Thread.State.WAITING);
+        release.countDown();
+        assertThat(a.get(10, TimeUnit.SECONDS)).isInstanceOf(InternalError.class);
+        assertThat(b.get(10, TimeUnit.SECONDS)).as("the waiter is answered, not left in join()")
+                .isInstanceOf(InternalError.class);
+        assertThat(started).as("one load, shared").hasValue(1);
+        assertThat(set.isResident(k(1))).isFalse();
+    }
+
+    private static CompletableFuture<Throwable> acquireOnDaemon(ResidentSet set, ExpertKey key) {
+        CompletableFuture<Throwable> outcome = new CompletableFuture<>();
+        daemon(() -> outcome.complete(failureOf(set, key))).start();
+        return outcome;
+    }
+
+    /** What acquire threw, or null; a daemon thread so that a hung acquire cannot keep the test JVM alive. */
+    private static Throwable failureOf(ResidentSet set, ExpertKey key) {
+        try {
+            set.acquire(key);
+            return null;
+        } catch (Throwable t) {
+            return t;
+        }
+    }
+
+    private static Thread daemon(Runnable r) {
+        Thread t = new Thread(r, "resident-set-test");
+        t.setDaemon(true);
+        return t;
     }
 }

@@ -56,7 +56,8 @@ public final class RouterServiceConfiguration {
     @Bean
     RouteBook routeBook(RouterProperties props, ModelConfig c) {
         ModelShape shape = new ModelShape(c.numLayers(), c.numExperts(), c.topK());
-        RouteBook book = new RouteBook(shape, PathPredictors.named(props.predictor(), shape), props.windowTokens());
+        RouteBook book = new RouteBook(shape, PathPredictors.named(props.predictor(), shape), props.windowTokens(),
+                c.vocabSize());
         if (RouteBookSnapshots.restore(new EpochStore(props.stateDir()).routerDir(), book)) {
             log.info("restored {} routes into the window ({} seen in all)", book.windowSize(), book.ingested());
         }

@@ -35,4 +35,11 @@ public interface InstanceLoader {
      * starts above what its instances hold instead of at epoch 1.
      */
     HeldEpochs held(Instance instance, Duration timeout);
+
+    /**
+     * An epoch for exactly {@code instances} was published: what is held for any other instance (a connection) may be
+     * released. A later call to another instance must still work.
+     */
+    default void placingOn(List<Instance> instances) {
+    }
 }

@@ -456,6 +456,7 @@ public final class PlacementCoordinator implements AutoCloseable {
             members = m;
             current = p;
         }
+        loader.placingOn(p.getInstancesList());
         ReplanOutcome outcome = new ReplanOutcome(p, planner, score, window.tokens().size(),
                 nanoClock.getAsLong() - started);
         log.info("published placement epoch {} ({}, {} instances{})", p.getEpoch(), planner, p.getInstancesCount(),

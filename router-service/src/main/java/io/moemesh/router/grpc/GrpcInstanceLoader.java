@@ -21,8 +21,10 @@ import io.moemesh.router.coordination.InstanceRefusedException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
 
 /**
  * LoadAssignment with its stages (PREPARE, COMMIT, ABORT), and DescribeInstance for the epochs held, over gRPC, one
@@ -110,7 +112,21 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
         }
     }
 
-    private ManagedChannel channel(Instance instance) {
+    /** Shuts the channels of endpoints no instance in {@code instances} has: instances that left stay gone. */
+    @Override
+    public void placingOn(List<Instance> instances) {
+        Set<String> kept = instances.stream().map(Instance::getEndpoint).collect(Collectors.toSet());
+        channels.entrySet().removeIf(en -> {
+            if (kept.contains(en.getKey())) {
+                return false;
+            }
+            en.getValue().shutdown(); // graceful: a straggling call (one cancelled on its timeout) may finish
+            return true;
+        });
+    }
+
+    /** The channel to {@code instance}'s endpoint, opened on first use. */
+    ManagedChannel channel(Instance instance) {
         return channels.computeIfAbsent(instance.getEndpoint(),
                 // host:port over TCP, unix:///path over a domain socket (InstanceEndpoint)
                 e -> InstanceEndpoint.parse(e).channelBuilder(credentials, unixSecurity).build());

@@ -149,9 +149,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         for (int t = 0; t < tokens; t++) {
             long position = first + t;
             int tokenId = q.getTokenIds(t);
-            if (tokenId < -1) {
-                throw new IllegalArgumentException(field + ".token_ids[" + t + "]: " + tokenId + " is not a token id");
-            }
+            book.checkTokenId(tokenId, field + ".token_ids[" + t + "]");
             TokenRoute own = observed.get(position);
             int[][] known = new int[book.shape().layers()][];
             if (own != null) {

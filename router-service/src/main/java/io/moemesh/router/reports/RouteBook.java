@@ -30,13 +30,19 @@ public final class RouteBook {
     /** Requests whose latest token is kept as the next token's sequence context (least recently reported dropped). */
     static final int CONTEXT_REQUESTS = 4096;
 
+    /** A request's latest sampled token and its position. */
+    private record Latest(long position, TokenRoute route) {
+    }
+
     private final ModelShape shape;
     private final PathPredictor predictor;
     private final int windowTokens;
+    /** The model's vocabulary size; 0 = not known (token ids are then only checked for >= -1). */
+    private final int vocabSize;
     private final ArrayDeque<TokenRoute> window = new ArrayDeque<>();
-    private final Map<String, TokenRoute> lastOfRequest = new LinkedHashMap<>(16, 0.75f, true) {
+    private final Map<String, Latest> lastOfRequest = new LinkedHashMap<>(16, 0.75f, true) {
         @Override
-        protected boolean removeEldestEntry(Map.Entry<String, TokenRoute> eldest) {
+        protected boolean removeEldestEntry(Map.Entry<String, Latest> eldest) {
             return size() > CONTEXT_REQUESTS;
         }
     };
@@ -51,12 +57,24 @@ public final class RouteBook {
      * @param windowTokens tokens the planner's window keeps, ≥ 1
      */
     public RouteBook(ModelShape shape, PathPredictor predictor, int windowTokens) {
+        this(shape, predictor, windowTokens, 0);
+    }
+
+    /**
+     * @param vocabSize the model's vocabulary size (config.json vocab_size): token ids at or above it are refused;
+     *                  0 = not known
+     */
+    public RouteBook(ModelShape shape, PathPredictor predictor, int windowTokens, int vocabSize) {
         if (windowTokens < 1) {
             throw new IllegalArgumentException("the route window needs at least 1 token, got " + windowTokens);
+        }
+        if (vocabSize < 0) {
+            throw new IllegalArgumentException("vocabSize must be >= 0 (0 = not known), got " + vocabSize);
         }
         this.shape = shape;
         this.predictor = predictor;
         this.windowTokens = windowTokens;
+        this.vocabSize = vocabSize;
     }
 
     public ModelShape shape() {
@@ -83,15 +101,19 @@ public final class RouteBook {
             throw e;
         }
         for (int i = 0; i < routes.size(); i++) {
-            String request = samples.get(i).requestId();
+            ReportedToken sample = samples.get(i);
+            String request = sample.requestId();
             TokenRoute t = routes.get(i);
-            TokenRoute previous = request.isEmpty() ? null : lastOfRequest.get(request);
+            Latest latest = request.isEmpty() ? null : lastOfRequest.get(request);
+            // Only the true neighbour (position - 1) is the previous token, as PredictPaths uses it: gateways sample a
+            // fraction of positions, so the request's latest sample is usually several positions back.
+            TokenRoute previous = latest != null && latest.position() == sample.position() - 1 ? latest.route() : null;
             List<TokenRoute> recent = previous == null ? List.of() : List.of(previous);
             score(t, recent);
             predictor.learn(t, recent);
             remember(t);
             if (!request.isEmpty()) {
-                lastOfRequest.put(request, t);
+                lastOfRequest.put(request, new Latest(sample.position(), t));
             }
         }
         ingested += routes.size();
@@ -235,15 +257,24 @@ public final class RouteBook {
     }
 
     /**
+     * Checks a token id against the model: in [0, vocab_size), or -1 when not known.
+     *
+     * @param field its field name in the error message ({@code samples[3].route.token_id})
+     */
+    public void checkTokenId(int tokenId, String field) {
+        if (tokenId < -1 || (vocabSize > 0 && tokenId >= vocabSize)) {
+            throw new IllegalArgumentException(field + ": " + tokenId + " is not a token id (in [0, "
+                    + (vocabSize > 0 ? Integer.toString(vocabSize) : "vocab_size") + "), or -1 when not known)");
+        }
+    }
+
+    /**
      * A reported route as a {@link TokenRoute}, checked against the model.
      *
      * @param field the route's field name in error messages ({@code samples[3].route})
      */
     public synchronized TokenRoute toRoute(ReportedToken sample, String field) {
-        if (sample.tokenId() < -1) {
-            throw new IllegalArgumentException(field + ".token_id: " + sample.tokenId() + " is not a token id (>= 0, or -1"
-                    + " when not known)");
-        }
+        checkTokenId(sample.tokenId(), field + ".token_id");
         if (sample.layers().isEmpty()) {
             throw new IllegalArgumentException(field + ".layers: no layers reported");
         }

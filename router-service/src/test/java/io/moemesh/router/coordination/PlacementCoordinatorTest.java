@@ -53,6 +53,8 @@ class PlacementCoordinatorTest {
     final Map<String, Long> diskEpochAt = new ConcurrentHashMap<>();
     /** What each instance says it holds (DescribeInstance); nothing when absent. */
     final Map<String, HeldEpochs> held = new ConcurrentHashMap<>();
+    /** The instance sets the loader was told the router places on, in order. */
+    final List<List<String>> placedOn = new CopyOnWriteArrayList<>();
     volatile CountDownLatch gate = new CountDownLatch(0);
     final List<PlacementCoordinator> coordinators = new ArrayList<>();
     RouteBook book = TestRoutes.book(1000);
@@ -106,6 +108,11 @@ class PlacementCoordinatorTest {
         public HeldEpochs held(Instance in, Duration timeout) {
             pass(failing, in);
             return held.getOrDefault(in.getId(), HeldEpochs.NONE);
+        }
+
+        @Override
+        public void placingOn(List<Instance> instances) {
+            placedOn.add(instances.stream().map(Instance::getId).toList());
         }
     }
 
@@ -323,6 +330,8 @@ class PlacementCoordinatorTest {
         assertThat(c.instances()).isEqualTo(two);
         assertThat(events).doesNotContain("prepare 2 expert-2", "commit 2 expert-2");
         assertThat(loaded.get(2L)).containsOnlyKeys("expert-0", "expert-1");
+        // expert-2 left: the loader may let its connection go.
+        assertThat(placedOn).containsExactly(List.of("expert-0", "expert-1", "expert-2"), List.of("expert-0", "expert-1"));
         // A Replan afterwards plans for the new set.
         assertThat(c.replan(null).join().placement().getInstancesList()).isEqualTo(two);
     }

@@ -3,6 +3,7 @@ package io.moemesh.router.grpc;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.moemesh.proto.expert.v1.AssignmentStage;
 import io.moemesh.proto.router.v1.Instance;
@@ -87,6 +88,22 @@ class GrpcInstanceLoaderTest {
         Instance gone = Instance.newBuilder().setId("expert-0").setEndpoint("127.0.0.1:1").build();
         assertThatThrownBy(() -> loader.prepare(gone, 4, List.of(), Duration.ofSeconds(5)))
                 .isExactlyInstanceOf(IllegalStateException.class).hasMessageStartingWith("UNAVAILABLE");
+    }
+
+    @Test
+    void placingOnAnInstanceSet_shutsTheChannelsOfInstancesThatLeft_andKeepsTheOthers() {
+        Instance left = Instance.newBuilder().setId("expert-1").setEndpoint("127.0.0.1:1").build();
+        loader.prepare(instance, 4, List.of(), TIMEOUT);
+        ManagedChannel kept = loader.channel(instance);
+        ManagedChannel gone = loader.channel(left);
+        loader.placingOn(List.of(instance));
+        assertThat(gone.isShutdown()).isTrue();
+        assertThat(kept.isShutdown()).isFalse();
+        assertThat(loader.channel(instance)).isSameAs(kept);
+        loader.commit(instance, 4, TIMEOUT);
+        assertThat(expert.served()).isEqualTo(4);
+        // One that comes back gets a new channel.
+        assertThat(loader.channel(left)).isNotSameAs(gone).satisfies(ch -> assertThat(ch.isShutdown()).isFalse());
     }
 
     @Test

@@ -353,6 +353,31 @@ class RouterServiceSocketTest {
     }
 
     @Test
+    void tokenIdAtOrAboveTheModelsVocabularySize_isInvalidArgument_namingTheField_inBothRpcs() throws Exception {
+        // The test model's config.json has vocab_size 512.
+        CompletableFuture<Throwable> error = new CompletableFuture<>();
+        StreamObserver<ReportRoutesRequest> s = RouterServiceGrpc.newStub(channel).reportRoutes(new Noop<>() {
+            @Override
+            public void onError(Throwable t) {
+                error.complete(t);
+            }
+        });
+        RouteSample beyond = sample(1, 2).toBuilder().setRoute(sample(1, 2).getRoute().toBuilder().setTokenId(512)).build();
+        s.onNext(ReportRoutesRequest.newBuilder().setSource("gw-5").addSamples(beyond).build());
+        assertThat(error.get(30, TimeUnit.SECONDS)).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(e.getStatus().getDescription()).startsWith("samples[0].route.token_id: 512 is not a token id");
+        });
+        assertThatThrownBy(() -> stub.predictPaths(PredictPathsRequest.newBuilder()
+                .addSequences(SequenceQuery.newBuilder().addTokenIds(511).addTokenIds(512)).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription())
+                            .startsWith("sequences[0].token_ids[1]: 512 is not a token id (in [0, 512)");
+                });
+    }
+
+    @Test
     void watchPlacement_withoutAWatcherId_isInvalidArgument() {
         var it = RouterServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
                 .watchPlacement(WatchPlacementRequest.getDefaultInstance());

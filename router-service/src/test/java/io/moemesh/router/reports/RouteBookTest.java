@@ -7,7 +7,11 @@ import static io.moemesh.router.support.TestRoutes.book;
 import static io.moemesh.router.support.TestRoutes.token;
 
 import io.moemesh.router.prediction.ModelShape;
+import io.moemesh.router.prediction.PathPredictor;
 import io.moemesh.router.prediction.PathPredictors;
+import io.moemesh.router.prediction.PredictionContext;
+import io.moemesh.router.support.TestRoutes;
+import io.moemesh.router.trace.TokenRoute;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -122,5 +126,52 @@ class RouteBookTest {
     @Test
     void restore_withoutASnapshot_changesNothing(@TempDir Path dir) {
         assertThat(RouteBookSnapshots.restore(dir, book(5))).isFalse();
+    }
+
+    /** The real default predictor, recording the sequence context each token is learned with. */
+    static final class RecordingPredictor implements PathPredictor {
+        final PathPredictor real = PathPredictors.named(PathPredictors.DEFAULT, TestRoutes.SHAPE);
+        final List<List<TokenRoute>> learnedWith = new ArrayList<>();
+
+        @Override
+        public String name() {
+            return real.name();
+        }
+
+        @Override
+        public void learn(TokenRoute token, List<TokenRoute> recent) {
+            learnedWith.add(List.copyOf(recent));
+            real.learn(token, recent);
+        }
+
+        @Override
+        public int[] predict(PredictionContext context, int targetLayer, int n) {
+            return real.predict(context, targetLayer, n);
+        }
+    }
+
+    @Test
+    void ingest_takesTheRequestsSampleAtPositionMinusOneAsThePreviousToken_andNoOtherSample() {
+        RecordingPredictor predictor = new RecordingPredictor();
+        RouteBook book = new RouteBook(TestRoutes.SHAPE, predictor, 100);
+        // Sampled ~10% of positions: position 10's latest sample is 10 positions back, not its neighbour.
+        book.ingest(List.of(token("a", 0, 1), token("a", 10, 2)));
+        book.ingest(List.of(token("b", 0, 1), token("b", 1, 2)));
+        assertThat(predictor.learnedWith.get(1)).as("position 10 after a sample at 0").isEmpty();
+        assertThat(predictor.learnedWith.get(3)).as("position 1 after a sample at 0").singleElement()
+                .satisfies(previous -> assertThat(previous.key()).startsWith("b:0#"));
+    }
+
+    @Test
+    void ingest_refusesATokenIdAtOrAboveTheVocabularySize_namingTheField() {
+        RouteBook book = new RouteBook(TestRoutes.SHAPE, PathPredictors.named(PathPredictors.DEFAULT, TestRoutes.SHAPE),
+                100, 512);
+        ReportedToken beyond = new ReportedToken("r", 1, 512, token("r", 1, 0).layers());
+        assertThatThrownBy(() -> book.ingest(List.of(token("r", 0, 1), beyond)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("samples[1].route.token_id: 512 is not a token id (in [0, 512)");
+        assertThat(book.ingested()).isZero();
+        ReportedToken last = new ReportedToken("r", 1, 511, token("r", 1, 0).layers());
+        assertThat(book.ingest(List.of(last))).isEqualTo(1);
     }
 }
