@@ -54,6 +54,25 @@ first). Each failure names the value, so `helm install` says what to fix. Includ
 {{- if and (eq $v.tlsMode "mtls") $v.tls.certManager.enabled (not (trim (toString $v.tls.certManager.issuerRef.name))) }}
 {{- fail "tls.certManager.issuerRef.name must name the Issuer of the mesh CA when tls.certManager.enabled" }}
 {{- end }}
+{{- /* cert-manager refuses a Certificate shorter than 1h, one renewed less than 5m before expiry, and one whose
+renewBefore is not below its duration (it would be renewed at once, forever): the install would succeed and no
+certificate would ever be issued. values.schema.json has checked both are Go durations (cert-manager's form). */}}
+{{- if and (eq $v.tlsMode "mtls") $v.tls.certManager.enabled }}
+{{- $cm := $v.tls.certManager }}
+{{- $duration := float64 (include "moemesh.goDurationSeconds" ($cm.duration | default "2160h")) }}
+{{- if and $cm.duration (lt $duration 3600.0) }}
+{{- fail (printf "tls.certManager.duration must be at least 1h (cert-manager's minimum), got %s" $cm.duration) }}
+{{- end }}
+{{- if $cm.renewBefore }}
+{{- $renew := float64 (include "moemesh.goDurationSeconds" $cm.renewBefore) }}
+{{- if lt $renew 300.0 }}
+{{- fail (printf "tls.certManager.renewBefore must be at least 5m (cert-manager's minimum), got %s" $cm.renewBefore) }}
+{{- end }}
+{{- if ge $renew $duration }}
+{{- fail (printf "tls.certManager.renewBefore (%s) must be shorter than tls.certManager.duration (%s): cert-manager renews that long before expiry" $cm.renewBefore ($cm.duration | default "2160h, cert-manager's default")) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and $v.kvcache.enabled (not (trim (toString $v.kvcache.persistence.size))) }}
 {{- fail "kvcache.persistence.size must be set (the SSD volume of each kvcache pod) when kvcache.enabled" }}
 {{- end }}
@@ -63,15 +82,10 @@ first). Each failure names the value, so `helm install` says what to fix. Includ
 {{- /* The SSD tier's segment files hold dead space besides ssdBytes of live blocks: compaction rewrites a sealed
 segment only once less than the live fraction of it is live, so the sealed segments may hold ssdBytes ÷ that
 fraction. A volume below that fills up in a steady state the service can reach (and puts then fail). The fraction
-is the service's default unless kvcache.env sets it; 0 turns compaction off, which no volume size can make up for,
+is the service's default unless kvcache.env sets it (under any name Spring reads); 0 turns compaction off, which no volume size can make up for,
 so there is nothing to check then. */}}
 {{- if $v.kvcache.enabled }}
-{{- $fraction := 0.5 }}
-{{- with $v.kvcache.env }}
-{{- if hasKey . "MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION" }}
-{{- $fraction = float64 (index . "MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION") }}
-{{- end }}
-{{- end }}
+{{- $fraction := float64 (include "moemesh.kvcache.liveFraction" .) }}
 {{- $limit := mulf (float64 (include "moemesh.quantityBytes" $v.kvcache.persistence.size)) $fraction }}
 {{- if and (gt $fraction 0.0) (gt (float64 $v.kvcache.ssdBytes) $limit) }}
 {{- fail (printf "kvcache.ssdBytes (%d) must not exceed kvcache.persistence.size (%v) × the SSD tier's compaction live fraction (%v) = %d bytes: compaction keeps a sealed segment until less than that fraction of it is live, so the segment files may hold ssdBytes ÷ %v; lower kvcache.ssdBytes or raise kvcache.persistence.size, and leave headroom for the segment being written and what is written between compactions" (int64 $v.kvcache.ssdBytes) $v.kvcache.persistence.size $fraction (int64 $limit) $fraction) }}

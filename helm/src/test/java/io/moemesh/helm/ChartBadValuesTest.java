@@ -69,6 +69,37 @@ class ChartBadValuesTest {
                 bad("router.env.MOEMESH_ROUTER_DISCOVERY_MODE", "static", "router.env.MOEMESH_ROUTER_DISCOVERY_MODE"),
                 bad("kvcache.env.JDK_JAVA_OPTIONS", "-Xmx1g", "kvcache.env.JDK_JAVA_OPTIONS"),
                 bad("gateway.env.BAD-NAME", "1", "gateway.env.BAD-NAME"),
+                // Spring's relaxed binding reads MOEMESH_GATEWAY_GRPCPORT (even before _GRPC_PORT) and the lower-case
+                // forms for the same setting: the chart's names under another spelling are refused too
+                bad("gateway.env.MOEMESH_GATEWAY_GRPCPORT", "9001", "gateway.env.MOEMESH_GATEWAY_GRPCPORT"),
+                bad("gateway.env.MOEMESH_GATEWAY_SHUTDOWNGRACE", "5s", "gateway.env.MOEMESH_GATEWAY_SHUTDOWNGRACE"),
+                bad("kvcache.env.moemesh_kvcache_ssd_bytes", "1", "kvcache.env.moemesh_kvcache_ssd_bytes"),
+                bad("gateway.env.MOEMESH_GATEWAY_ROUTER_WATCHERID", "gw-1",
+                        "gateway.env.MOEMESH_GATEWAY_ROUTER_WATCHERID"),
+                // one setting twice under two spellings: which one Spring takes is not the user's to guess
+                bad(Map.of("gateway.env.MOEMESH_GATEWAY_ADMISSION_MAX_WAITING", "10",
+                        "gateway.env.MOEMESH_GATEWAY_ADMISSION_MAXWAITING", "20"),
+                        "gateway.env.MOEMESH_GATEWAY_ADMISSION_MAX_WAITING"),
+                bad("gateway.env.MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT", "soon",
+                        "gateway.env.MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT"),
+                // cert-manager reads Go durations (no d) and refuses a duration below 1h, a renewBefore below 5m
+                // and a renewBefore not below the duration
+                bad("tls.certManager.duration", "90d"),
+                bad("tls.certManager.renewBefore", "15d"),
+                bad(Map.of("tls.certManager.enabled", "true", "tls.certManager.duration", "30m"),
+                        "tls.certManager.duration"),
+                bad(Map.of("tls.certManager.enabled", "true", "tls.certManager.renewBefore", "2m"),
+                        "tls.certManager.renewBefore"),
+                bad(Map.of("tls.certManager.enabled", "true", "tls.certManager.renewBefore", "2160h"),
+                        "tls.certManager.renewBefore"),
+                bad(Map.of("tls.certManager.enabled", "true", "tls.certManager.duration", "2h",
+                        "tls.certManager.renewBefore", "150m"), "tls.certManager.renewBefore"),
+                // an HPA target is a positive Kubernetes quantity
+                bad("gateway.autoscaling.servingMetric.targetAverageValue", "lots"),
+                bad("gateway.autoscaling.servingMetric.targetAverageValue", "8 requests"),
+                bad("expertService.autoscaling.servingMetric.targetAverageValue", "0"),
+                bad("gateway.autoscaling.servingMetric.targetAverageValue", "0m"),
+                bad("kvcache.startupProbeSeconds", "-1"),
                 // names of the containers' own env (from the pod), which would win over the ConfigMap silently
                 bad("gateway.env.MOEMESH_GATEWAY_ROUTER_WATCHER_ID", "gw-1",
                         "gateway.env.MOEMESH_GATEWAY_ROUTER_WATCHER_ID"),
@@ -79,7 +110,8 @@ class ChartBadValuesTest {
                 // the SSD volume must hold ssdBytes ÷ the compaction live fraction (ChartKvCacheVolumeTest)
                 bad(Map.of("kvcache.ssdBytes", "90000000000"), "kvcache.ssdBytes"),
                 bad(Map.of("kvcache.persistence.size", "80Gi"), "kvcache.persistence.size"),
-                bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.4"), "kvcache.ssdBytes"));
+                bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.4"), "kvcache.ssdBytes"),
+                bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTIONLIVEFRACTION", "0.4"), "kvcache.ssdBytes"));
     }
 
     @ParameterizedTest(name = "{0} -> names {1}")

@@ -1,5 +1,6 @@
 package io.moemesh.cli.chaos;
 
+import io.moemesh.cli.mesh.ApiKeyOption;
 import io.moemesh.cli.mesh.BundledMeshOptions;
 import io.moemesh.cli.mesh.MeshHome;
 import io.moemesh.cli.mesh.MeshLauncher;
@@ -70,6 +71,9 @@ public final class ChaosCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     TransportOption transport = new TransportOption();
 
+    @Mixin
+    ApiKeyOption apiKey = new ApiKeyOption();
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -95,7 +99,7 @@ public final class ChaosCommand implements Callable<Integer> {
             out.printf("chaos: %s, %d instances x %d replicas, %d streams, kill every %d s for %d s%n",
                     modelDir.getFileName(), experts, replicas, streams, killEverySeconds, durationSeconds);
             out.flush();
-            ChaosReport report = new ChaosRun(mesh, prompts, plan, err).run();
+            ChaosReport report = new ChaosRun(mesh, prompts, plan, err, apiKey.resolve()).run();
             out.print(report.render());
             out.flush();
             return report.goalsMet() ? 0 : 1;

@@ -35,6 +35,8 @@ public final class ChaosRun {
     private final List<ChaosPrompt> prompts;
     private final ChaosPlan plan;
     private final PrintWriter progress;
+    /** Sent on every call: the mesh's gateway refuses calls without a key when auth is on. */
+    private final String apiKey;
     private final InstanceTraffic traffic = new InstanceTraffic();
     private final ConcurrentLinkedQueue<RequestOutcome> outcomes = new ConcurrentLinkedQueue<>();
     private long t0;
@@ -45,6 +47,11 @@ public final class ChaosRun {
     private volatile boolean stopSet;
 
     public ChaosRun(RunningMesh mesh, List<ChaosPrompt> prompts, ChaosPlan plan, PrintWriter progress) {
+        this(mesh, prompts, plan, progress, null);
+    }
+
+    /** @param apiKey the key the gateway's calls send (its auth is on); null = none */
+    public ChaosRun(RunningMesh mesh, List<ChaosPrompt> prompts, ChaosPlan plan, PrintWriter progress, String apiKey) {
         if (prompts.isEmpty()) {
             throw new IllegalArgumentException("a chaos run needs at least one prompt");
         }
@@ -56,6 +63,7 @@ public final class ChaosRun {
         this.prompts = List.copyOf(prompts);
         this.plan = plan;
         this.progress = progress;
+        this.apiKey = apiKey;
     }
 
     public ChaosReport run() {
@@ -64,7 +72,7 @@ public final class ChaosRun {
         List<Kill> kills = new ArrayList<>();
         ExecutorService streams = Executors.newFixedThreadPool(plan.streams(), Thread.ofPlatform().name("chaos-stream-", 0)
                 .daemon().factory());
-        try (GatewayClient gateway = new GatewayClient(mesh.gatewayEndpoint(), plan.recoveryTimeout())) {
+        try (GatewayClient gateway = new GatewayClient(mesh.gatewayEndpoint(), plan.recoveryTimeout(), apiKey)) {
             for (int s = 0; s < plan.streams(); s++) {
                 int stream = s;
                 streams.submit(() -> stream(gateway, stream));

@@ -45,17 +45,24 @@ public final class DemoCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     TransportOption transport = new TransportOption();
 
+    @picocli.CommandLine.Mixin
+    ApiKeyOption apiKey = new ApiKeyOption();
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        // Checked before any service starts: the gateway would refuse it only after the whole mesh came up.
+        if (maxTokens < 1) {
+            throw new IllegalArgumentException("--max-tokens must be >= 1, got " + maxTokens);
+        }
         MeshHome home = MeshHome.detect();
         Path dir = stateDir != null ? stateDir : home.defaultStateDir().resolve("demo");
         MeshSpec ms = new MeshSpec(mesh.model(home), mesh.experts(), mesh.replicas(), dir, jvm.heap,
                 jvm.timeout(), home, jvm.jvmOptions).withTransport(transport.resolve());
         // stopOnJvmExit: a Ctrl-C during the demo still stops the services it started.
         try (RunningMesh mesh = MeshLauncher.up(ms, err, true);
-             GatewayClient client = new GatewayClient(mesh.gatewayEndpoint())) {
+             GatewayClient client = new GatewayClient(mesh.gatewayEndpoint(), null, apiKey.resolve())) {
             UpCommand.printEndpoints(mesh, out);
             mesh.placementTable().summary().forEach(out::println);
             out.println();

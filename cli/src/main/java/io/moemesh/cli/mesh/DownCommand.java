@@ -33,6 +33,9 @@ public final class DownCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (graceSeconds < 0) {
+            throw new IllegalArgumentException("--grace must be >= 0 seconds, got " + graceSeconds);
+        }
         PrintWriter out = spec.commandLine().getOut();
         Path dir = stateDir.resolve();
         List<String> report = MeshLauncher.down(dir, Duration.ofSeconds(graceSeconds));

@@ -12,6 +12,8 @@ import java.util.Map;
  * lets it persist. Capacities are laptop-sized; the caller's {@code MOEMESH_KVCACHE_DRAM_BYTES} /
  * {@code MOEMESH_KVCACHE_SSD_BYTES} (and every other {@code MOEMESH_KVCACHE_*} setting it exports, e.g.
  * {@code _FSYNC}) win, except what the mesh itself decides: model, SSD directory, block size, address and TLS files.
+ * Settings are found under every name the service's relaxed binding reads ({@link SpringEnvironment}): the heap
+ * follows the DRAM tier the service will have, also when the caller wrote {@code MOEMESH_KVCACHE_DRAMBYTES}.
  */
 public final class KvCacheSettings {
     /**
@@ -20,6 +22,8 @@ public final class KvCacheSettings {
      * ({@code moemesh.gateway.kv-block-tokens}), so a change of either service's default cannot make them drift apart.
      */
     static final int BLOCK_TOKENS = PrefixCachingKvCache.DEFAULT_BLOCK_TOKENS;
+    /** The service's DRAM tier capacity: MOEMESH_KVCACHE_DRAM_BYTES or another name of it. */
+    static final String DRAM_BYTES_PROPERTY = "moemesh.kvcache.dram-bytes";
     /** The DRAM tier under {@code up} unless MOEMESH_KVCACHE_DRAM_BYTES says otherwise: 256 MiB. */
     static final long DRAM_BYTES = 256L << 20;
     /** The SSD tier under {@code up} unless MOEMESH_KVCACHE_SSD_BYTES says otherwise: 4 GiB of live blocks. */
@@ -44,24 +48,26 @@ public final class KvCacheSettings {
      */
     static Map<String, String> environment(Map<String, String> settings, MeshSpec spec, int grpcPort, Path socket) {
         Map<String, String> env = new LinkedHashMap<>(settings);
-        env.put("MOEMESH_KVCACHE_MODEL_DIRS", spec.model().toString());
+        // What the mesh decides goes in under every name the service reads (a caller's other spelling would win).
+        SpringEnvironment.put(env, "moemesh.kvcache.model-dirs", spec.model().toString());
         // kept across down / up: the index is rebuilt from its segments at startup (SERVING only after that)
-        env.put("MOEMESH_KVCACHE_SSD_DIR", spec.kvcacheDir().toString());
-        env.put("MOEMESH_KVCACHE_BLOCK_TOKENS", Integer.toString(BLOCK_TOKENS));
-        env.putIfAbsent("MOEMESH_KVCACHE_DRAM_BYTES", Long.toString(DRAM_BYTES));
-        env.putIfAbsent("MOEMESH_KVCACHE_SSD_BYTES", Long.toString(SSD_BYTES));
-        env.put("MOEMESH_KVCACHE_GRPC_HOST", "127.0.0.1");
-        env.put("MOEMESH_KVCACHE_GRPC_PORT", Integer.toString(grpcPort));
+        SpringEnvironment.put(env, "moemesh.kvcache.ssd-dir", spec.kvcacheDir().toString());
+        SpringEnvironment.put(env, "moemesh.kvcache.block-tokens", Integer.toString(BLOCK_TOKENS));
+        SpringEnvironment.putIfAbsent(env, DRAM_BYTES_PROPERTY, Long.toString(DRAM_BYTES));
+        SpringEnvironment.putIfAbsent(env, "moemesh.kvcache.ssd-bytes", Long.toString(SSD_BYTES));
+        SpringEnvironment.put(env, "moemesh.kvcache.grpc-host", "127.0.0.1");
+        SpringEnvironment.put(env, "moemesh.kvcache.grpc-port", Integer.toString(grpcPort));
         if (socket == null) {
-            env.remove(UNIX_SOCKET);
+            SpringEnvironment.remove(env, UNIX_SOCKET_PROPERTY);
         } else {
-            env.put(UNIX_SOCKET, socket.toString());
+            SpringEnvironment.put(env, UNIX_SOCKET_PROPERTY, socket.toString());
         }
         return env;
     }
 
     /** The service's setting of its domain socket ({@code moemesh.kvcache.grpc-unix-socket}). */
-    static final String UNIX_SOCKET = "MOEMESH_KVCACHE_GRPC_UNIX_SOCKET";
+    static final String UNIX_SOCKET_PROPERTY = "moemesh.kvcache.grpc-unix-socket";
+    static final String UNIX_SOCKET = SpringEnvironment.conventionalName(UNIX_SOCKET_PROPERTY);
 
     /**
      * The endpoint the gateway (and {@code up}'s report) uses for the service {@code kv}: {@code unix:///path} when
@@ -74,11 +80,15 @@ public final class KvCacheSettings {
 
     /**
      * -Xmx of the service: its DRAM tier (on the heap) plus {@link #HEAP_HEADROOM_BYTES}, in MiB (512m by default).
+     * The tier is the one the service binds: from the first of its names that {@code env} has
+     * ({@link SpringEnvironment}).
      *
-     * @throws IllegalArgumentException when MOEMESH_KVCACHE_DRAM_BYTES is not a positive number of bytes
+     * @throws IllegalArgumentException when that is not a positive number of bytes
      */
     static String heap(Map<String, String> env) {
-        String value = env.get("MOEMESH_KVCACHE_DRAM_BYTES");
+        Map.Entry<String, String> setting = SpringEnvironment.find(env, DRAM_BYTES_PROPERTY)
+                .orElse(Map.entry(SpringEnvironment.conventionalName(DRAM_BYTES_PROPERTY), String.valueOf(DRAM_BYTES)));
+        String value = setting.getValue();
         long dram;
         try {
             dram = Long.parseLong(value.strip());
@@ -86,8 +96,7 @@ public final class KvCacheSettings {
             dram = -1;
         }
         if (dram <= 0 || dram > (1L << 50)) {
-            throw new IllegalArgumentException("MOEMESH_KVCACHE_DRAM_BYTES must be a positive number of bytes, got "
-                    + value);
+            throw new IllegalArgumentException(setting.getKey() + " must be a positive number of bytes, got " + value);
         }
         return ((dram + HEAP_HEADROOM_BYTES + (1 << 20) - 1) >> 20) + "m";
     }

@@ -51,6 +51,43 @@ final class MeshSecrets {
         return out;
     }
 
+    /** The key clients such as {@code generate --endpoint} send (GenerateCommand reads the same variable). */
+    static final String CLIENT_API_KEY_ENV = "MOEMESH_API_KEY";
+
+    /**
+     * The API key a command that started the mesh itself ({@code demo}, {@code chaos}) sends to its gateway: the
+     * command's {@code --api-key}, else {@code MOEMESH_API_KEY}, else the first key the gateway was given
+     * ({@code MOEMESH_GATEWAY_API_KEYS}, then the first line of {@code MOEMESH_GATEWAY_API_KEYS_FILE}), so that a
+     * mesh started with auth on is called with a key it accepts; null when none is set (auth off). A key file that
+     * cannot be read gives none: {@code up} reports it.
+     */
+    static String clientApiKey(String option, Map<String, String> callerEnv) {
+        if (option != null && !option.isBlank()) {
+            return option.strip();
+        }
+        String client = callerEnv.get(CLIENT_API_KEY_ENV);
+        if (client != null && !client.isBlank()) {
+            return client.strip();
+        }
+        String inline = callerEnv.get(API_KEYS_ENV);
+        if (inline != null && !inline.isBlank()) {
+            String pair = inline.split(",")[0];
+            int colon = pair.lastIndexOf(':');
+            return colon <= 0 ? null : pair.substring(0, colon).strip();
+        }
+        String file = callerEnv.get(API_KEYS_FILE_ENV);
+        if (file != null && !file.isBlank()) {
+            try {
+                return Files.readAllLines(Path.of(file), StandardCharsets.UTF_8).stream().map(String::strip)
+                        .filter(l -> !l.isEmpty() && !l.startsWith("#")).map(l -> l.split("\\s+")[0]).findFirst()
+                        .orElse(null);
+            } catch (IOException | java.nio.file.InvalidPathException e) {
+                return null;
+            }
+        }
+        return null;
+    }
+
     /**
      * When the caller set inline API keys: writes them (after the lines of the key file the caller named, if any)
      * to {@code <state>/secrets/api-keys} with owner-only permissions and returns the variable that points the

@@ -20,8 +20,8 @@ final class MeshShutdown {
     static final Duration GATEWAY_WRITE_BACK_DRAIN = Duration.ofSeconds(10);
     /** The servers' stop, the other beans' close, the JVM's exit (the Helm chart adds the same to its grace). */
     static final Duration GATEWAY_EXIT_MARGIN = Duration.ofSeconds(15);
-    static final String GATEWAY_SHUTDOWN_GRACE_ENV = "MOEMESH_GATEWAY_SHUTDOWN_GRACE";
-    static final String GATEWAY_WRITE_BACK_DRAIN_ENV = "MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT";
+    static final String GATEWAY_SHUTDOWN_GRACE_PROPERTY = "moemesh.gateway.shutdown-grace";
+    static final String GATEWAY_WRITE_BACK_DRAIN_PROPERTY = "moemesh.gateway.kvcache.drain-timeout";
     /** Spring Boot's simple duration form ({@code 30s}, {@code 500ms}, {@code 2m}; a bare number is milliseconds). */
     private static final Pattern SIMPLE_DURATION = Pattern.compile("([+-]?\\d+)([a-zA-Z]{0,2})");
 
@@ -71,16 +71,19 @@ final class MeshShutdown {
      * finish), the drain's stop wait, its write-back drain (queued KV blocks still sent to the kvcache-service), and
      * a margin; 60 s with the gateway's defaults. The durations are the ones the caller's environment gave it
      * ({@code MOEMESH_GATEWAY_SHUTDOWN_GRACE}, {@code MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT}, which {@code up} passes
-     * on) or the gateway's defaults; a value the gateway could not bind stopped it at startup, so its default stands.
+     * on), read under the name the gateway's relaxed binding takes them from ({@link SpringEnvironment}: also
+     * {@code MOEMESH_GATEWAY_SHUTDOWNGRACE}, which wins over the other), or the gateway's defaults; a value the
+     * gateway could not bind stopped it at startup, so its default stands.
      */
     static Duration gatewayStopGrace(Map<String, String> environment) {
-        Duration shutdownGrace = setting(environment, GATEWAY_SHUTDOWN_GRACE_ENV).orElse(GATEWAY_SHUTDOWN_GRACE);
-        Duration writeBackDrain = setting(environment, GATEWAY_WRITE_BACK_DRAIN_ENV).orElse(GATEWAY_WRITE_BACK_DRAIN);
+        Duration shutdownGrace = setting(environment, GATEWAY_SHUTDOWN_GRACE_PROPERTY).orElse(GATEWAY_SHUTDOWN_GRACE);
+        Duration writeBackDrain = setting(environment, GATEWAY_WRITE_BACK_DRAIN_PROPERTY)
+                .orElse(GATEWAY_WRITE_BACK_DRAIN);
         return shutdownGrace.plus(GATEWAY_STOP_WAIT).plus(writeBackDrain).plus(GATEWAY_EXIT_MARGIN);
     }
 
-    private static Optional<Duration> setting(Map<String, String> environment, String name) {
-        return Optional.ofNullable(environment.get(name)).flatMap(MeshShutdown::springDuration)
+    private static Optional<Duration> setting(Map<String, String> environment, String property) {
+        return SpringEnvironment.value(environment, property).flatMap(MeshShutdown::springDuration)
                 .filter(d -> !d.isNegative());
     }
 

@@ -72,7 +72,9 @@ public final class ServiceJvmOptions {
         };
     }
 
-    @Option(names = "--heap", paramLabel = "SIZE", description = "-Xmx of every service JVM (default ${DEFAULT-VALUE}).")
+    // The router and the kvcache-service size their own heaps (MeshLauncher.ROUTER_HEAP, KvCacheSettings.heap).
+    @Option(names = "--heap", paramLabel = "SIZE", description = "-Xmx of the gateway's and every expert-service's JVM "
+            + "(default ${DEFAULT-VALUE}); the router-service gets 256m, the kvcache-service its DRAM tier + 256 MiB.")
     String heap;
 
     @Option(names = "--jvm-option", paramLabel = "OPTION",

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -44,6 +45,31 @@ class MeshSecretsTest {
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file))).isEqualTo("rw-------");
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file.getParent()))).isEqualTo("rwx------");
         assertThat(Files.readAllLines(file)).contains("k0 t0", "sk-a alpha", "sk-b beta");
+    }
+
+    /** demo and chaos call the gateway of the mesh they started: with the key that mesh's auth accepts. */
+    @ParameterizedTest(name = "--api-key {0}, {1} -> {2}")
+    @CsvSource(delimiter = '|', nullValues = "-", value = {
+        "-        | -                                                  | -",
+        "sk-opt   | MOEMESH_API_KEY=sk-env                             | sk-opt",
+        "-        | MOEMESH_API_KEY=sk-env                             | sk-env",
+        "-        | MOEMESH_API_KEY=sk-env;MOEMESH_GATEWAY_API_KEYS=sk-a:alpha | sk-env",
+        "-        | MOEMESH_GATEWAY_API_KEYS=sk-a:alpha, sk-b:beta     | sk-a",
+        "-        | MOEMESH_GATEWAY_API_KEYS_FILE=FILE                 | k0",
+        "-        | MOEMESH_GATEWAY_API_KEYS_FILE=/nonexistent/keys    | -",
+    })
+    void clientApiKey_optionThenMoemeshApiKeyThenTheFirstKeyTheGatewayWasGiven(String option, String env,
+                                                                             String expected) throws Exception {
+        Path file = state.resolve("own-keys");
+        Files.writeString(file, "# KEY TENANT\n\nk0 t0\nk1 t1\n");
+        Map<String, String> callerEnv = new HashMap<>();
+        if (env != null) {
+            for (String pair : env.split(";")) {
+                String[] kv = pair.split("=", 2);
+                callerEnv.put(kv[0], kv[1].equals("FILE") ? file.toString() : kv[1]);
+            }
+        }
+        assertThat(MeshSecrets.clientApiKey(option, callerEnv)).isEqualTo(expected);
     }
 
     @Test

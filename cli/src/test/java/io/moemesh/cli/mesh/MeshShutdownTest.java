@@ -33,6 +33,13 @@ class MeshShutdownTest {
         "MOEMESH_GATEWAY_SHUTDOWN_GRACE=0s,MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=0s | 30 | 30",
         // a value the gateway cannot bind stops it at startup: its default is as good as any
         "MOEMESH_GATEWAY_SHUTDOWN_GRACE=soon                                 | 20 | 60",
+        // every name the gateway's relaxed binding reads; with two, the one it takes (dashes dropped, upper case first)
+        "MOEMESH_GATEWAY_SHUTDOWNGRACE=120s                                  | 20 | 150",
+        "moemesh_gateway_shutdown_grace=120s                                 | 20 | 150",
+        "MOEMESH_GATEWAY_KVCACHE_DRAINTIMEOUT=1m                             | 20 | 110",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=5s,MOEMESH_GATEWAY_SHUTDOWNGRACE=120s | 20 | 150",
+        "MOEMESH_GATEWAY_SHUTDOWNGRACE=5s,MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s | 20 | 35",
+        "moemesh_gateway_shutdown_grace=5s,MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s | 20 | 150",
     })
     void gatewayStage_waitsAtLeastTheGatewaysShutdownGracePlusItsWriteBackDrain(String environment, int graceSeconds,
                                                                                int expectedSeconds) {
