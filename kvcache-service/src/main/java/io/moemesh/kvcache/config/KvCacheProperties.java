@@ -26,7 +26,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param grpcHost               address the gRPC server binds; loopback unless told otherwise
  * @param grpcPort               gRPC port; 0 = a free port (logged at startup); default 9500
  * @param dramBytes              bytes of blocks held in host memory (heap), shared evenly by the models; each share
- *                               must hold one block; default 256 MiB (the JVM heap must be larger)
+ *                               must hold one block; default 256 MiB. The JVM's max heap must be larger: startup
+ *                               fails naming this property when it exceeds the larger of 3/4 of the max heap and
+ *                               the max heap less 256 MiB ({@link #checkDramFitsHeap})
  * @param ssdDir                 directory of the SSD tier's segment files, one subdirectory per model and block size
  *                               ({@code <fingerprint hex>-b<block-tokens>}); kept across restarts (the index is rebuilt
  *                               from it at startup, before the service reports SERVING); required
@@ -106,6 +108,17 @@ public record KvCacheProperties(
         @DefaultValue TlsSettings tls,
         Path grpcUnixSocket,
         @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity) {
+    /**
+     * Heap the service needs besides the DRAM tier (gRPC buffers, Spring, the SSD index): what {@code moemesh up}
+     * adds to dram-bytes for its -Xmx (cli's {@code KvCacheSettings.HEAP_HEADROOM_BYTES}).
+     */
+    public static final long HEAP_HEADROOM_BYTES = 256L << 20;
+    /**
+     * Share of a small heap the DRAM tier may take even with less than {@link #HEAP_HEADROOM_BYTES} left: 3/4. The
+     * chart's defaults use 71% (4 GiB of 70% of 8 Gi), a plain {@code java -jar} on a 2 GiB machine 50%.
+     */
+    public static final double HEAP_DRAM_FRACTION = 0.75;
+
     /** Largest block size accepted: 4096 tokens (a block is still one record of one segment). */
     public static final int MAX_BLOCK_TOKENS = 4096;
 
@@ -144,6 +157,32 @@ public record KvCacheProperties(
                     + "(MOEMESH_KVCACHE_GRPC_UNIX_SOCKET)", grpcUnixSocket.toString());
         }
         tls = (tls == null ? new TlsSettings(null, null, null, null, null) : tls).validated("moemesh.kvcache.tls");
+    }
+
+    /**
+     * Refuses a DRAM tier the heap cannot hold beside the rest of the service: the tier keeps its blocks on the heap
+     * (the service runs with -XX:+ExitOnOutOfMemoryError, so a tier that outgrows it ends the process once it
+     * fills, long after startup). Allowed: at most the larger of {@link #HEAP_DRAM_FRACTION} of the max heap and the
+     * max heap less {@link #HEAP_HEADROOM_BYTES}, so {@code moemesh up}'s heap (dram-bytes + 256 MiB) always fits.
+     *
+     * @param maxHeapBytes the JVM's max heap (-Xmx, or -XX:MaxRAMPercentage of the container's memory)
+     * @throws IllegalArgumentException naming the property, the heap and the fix
+     */
+    public void checkDramFitsHeap(long maxHeapBytes) {
+        long allowed = Math.max((long) (maxHeapBytes * HEAP_DRAM_FRACTION), maxHeapBytes - HEAP_HEADROOM_BYTES);
+        if (dramBytes > allowed) {
+            long needed = Math.min(dramBytes + HEAP_HEADROOM_BYTES, (long) Math.ceil(dramBytes / HEAP_DRAM_FRACTION));
+            throw new IllegalArgumentException("moemesh.kvcache.dram-bytes (MOEMESH_KVCACHE_DRAM_BYTES): " + dramBytes
+                    + " bytes (" + mib(dramBytes) + ") of blocks do not fit the JVM's max heap of " + maxHeapBytes
+                    + " bytes (" + mib(maxHeapBytes) + "): the DRAM tier lives on the heap, beside the rest of the "
+                    + "service, and may take at most " + allowed + " bytes of it (the larger of 3/4 of the heap and "
+                    + "the heap less 256 MiB). Lower dram-bytes to at most " + allowed + ", or raise the heap (-Xmx, "
+                    + "or -XX:MaxRAMPercentage and the container's memory limit) to at least " + mib(needed));
+        }
+    }
+
+    private static String mib(long bytes) {
+        return ((bytes + (1 << 20) - 1) >> 20) + " MiB";
     }
 
     /** The configured {@link #policy}. */

@@ -1,5 +1,6 @@
 package io.moemesh.kvcache.config;
 
+import com.sun.management.HotSpotDiagnosticMXBean;
 import io.grpc.BindableService;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.moemesh.kvcache.block.KvLayout;
@@ -21,6 +22,7 @@ import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.tls.MeshCredentials;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -42,7 +44,23 @@ public final class KvCacheServiceConfiguration {
 
     @Bean(destroyMethod = "close")
     ServedModels servedModels(KvCacheProperties props) {
+        props.checkDramFitsHeap(maxHeapBytes());
         return open(props);
+    }
+
+    /**
+     * The JVM's max heap as configured (MaxHeapSize: -Xmx, or -XX:MaxRAMPercentage of the memory limit). Not
+     * {@link Runtime#maxMemory()} where the VM tells it: under the Parallel GC, which the image and {@code moemesh up}
+     * run, that reports about 11% less at startup (one survivor space's estimate is left out), which would refuse
+     * {@code moemesh up}'s own heap of dram-bytes + 256 MiB for a DRAM tier of a few GiB.
+     */
+    static long maxHeapBytes() {
+        try {
+            return Long.parseLong(ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class)
+                    .getVMOption("MaxHeapSize").getValue());
+        } catch (RuntimeException | LinkageError notHotSpot) {
+            return Runtime.getRuntime().maxMemory();
+        }
     }
 
     /**

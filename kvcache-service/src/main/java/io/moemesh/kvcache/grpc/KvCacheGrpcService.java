@@ -2,6 +2,7 @@ package io.moemesh.kvcache.grpc;
 
 import com.google.protobuf.UnsafeByteOperations;
 import io.grpc.BindableService;
+import io.grpc.Context;
 import io.grpc.ServerMethodDefinition;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.ServiceDescriptor;
@@ -11,8 +12,8 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.kvcache.attend.BlockAttention;
 import io.moemesh.kvcache.attend.PartialAttention;
+import io.moemesh.kvcache.attend.StreamingAttention;
 import io.moemesh.kvcache.block.BlockKey;
-import io.moemesh.kvcache.block.KvBlock;
 import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.kvcache.metrics.KvCacheMetrics;
 import io.moemesh.kvcache.policy.AccessHint;
@@ -42,7 +43,6 @@ import io.moemesh.service.kvcache.GetReply;
 import io.moemesh.service.kvcache.KvGetWire;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Supplier;
@@ -215,9 +215,23 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
                     + req.getScale());
         }
         long start = System.nanoTime();
-        List<KvBlock> blocks = new ArrayList<>(keys.size());
+        float[] query = new float[tokens * heads * dim];
+        q.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(query);
+        int[] visible = new int[tokens];
+        for (int t = 0; t < tokens; t++) {
+            visible[t] = (int) Math.min(end - first, req.getPositions(t) - first + 1);
+        }
+        StreamingAttention attention = new StreamingAttention(query, heads, layout, (int) layer, visible, scale);
         AttendResponse.Builder out = AttendResponse.newBuilder();
+        // One block at a time, folded into the running softmax and let go: a block holds every layer's K/V (4 MiB
+        // for Mixtral) and a call may name 65,536 of them, so holding them all could exhaust the heap.
+        Context call = Context.current();
         for (int i = 0; i < keys.size(); i++) {
+            if (call.isCancelled()) {
+                // The caller gave up (cancel, deadline): its answer would not be sent, so read nothing more.
+                throw Status.CANCELLED.withDescription("Attend: the call was cancelled after " + i + " of "
+                        + keys.size() + " blocks").asRuntimeException();
+            }
             long t0 = System.nanoTime();
             Optional<StoredBlock> b = m.store().get(keys.get(i),
                     AccessHint.atChainPosition((int) (req.getFirstBlock() + (long) i)));
@@ -226,18 +240,13 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
                 throw Status.NOT_FOUND.withDescription("block_hashes[" + i + "]: the block is not stored")
                         .asRuntimeException();
             }
-            blocks.add(b.get().block());
             out.addTiers(KvMessages.tier(b.get().tier()));
+            attention.add(b.get().block());
         }
-        float[] query = new float[tokens * heads * dim];
-        q.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(query);
         ByteBuffer outputs = ByteBuffer.allocate(query.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer lse = ByteBuffer.allocate(tokens * heads * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        float[] one = new float[heads * dim];
         for (int t = 0; t < tokens; t++) {
-            System.arraycopy(query, t * heads * dim, one, 0, one.length);
-            int visible = (int) Math.min(end - first, req.getPositions(t) - first + 1);
-            PartialAttention p = BlockAttention.attend(one, heads, blocks, layout, (int) layer, visible, scale);
+            PartialAttention p = attention.result(t);
             for (float f : p.output()) {
                 outputs.putFloat(f);
             }

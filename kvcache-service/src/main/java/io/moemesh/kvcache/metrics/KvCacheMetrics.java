@@ -58,10 +58,11 @@ public final class KvCacheMetrics {
                 .description("Block reads this tier could not serve (checksum failures included); a DRAM miss then "
                         + "reads the lower tier").register(registry);
         FunctionCounter.builder("moemesh.kvcache.tier.read", m, x -> stats(x, dram).bytesRead()).tags(tags)
-                .baseUnit("bytes").description("Payload bytes read from this tier to serve hits").register(registry);
+                .baseUnit("bytes").description("Bytes read from this tier to serve hits: a block's float32 bytes in "
+                        + "DRAM, its whole record on SSD (header and payload, as stored)").register(registry);
         FunctionCounter.builder("moemesh.kvcache.tier.written", m, x -> stats(x, dram).bytesWritten()).tags(tags)
-                .baseUnit("bytes").description("Payload bytes written into this tier (puts, demotions, promotions, "
-                        + "compaction)").register(registry);
+                .baseUnit("bytes").description("Bytes written into this tier (puts, demotions, promotions, "
+                        + "compaction), counted as the read bytes are: whole records on SSD").register(registry);
         FunctionCounter.builder("moemesh.kvcache.tier.evictions", m, x -> stats(x, dram).evictions()).tags(tags)
                 .description("Blocks this tier gave up to make room (DRAM: demotions included)").register(registry);
         FunctionCounter.builder("moemesh.kvcache.tier.checksum.failures", m, x -> stats(x, dram).checksumFailures())

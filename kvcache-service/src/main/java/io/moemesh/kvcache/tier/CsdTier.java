@@ -1,12 +1,11 @@
 package io.moemesh.kvcache.tier;
 
-import io.moemesh.kvcache.attend.BlockAttention;
 import io.moemesh.kvcache.attend.PartialAttention;
+import io.moemesh.kvcache.attend.StreamingAttention;
 import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.block.KvBlock;
 import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.kvcache.policy.AccessHint;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 
@@ -45,13 +44,15 @@ public final class CsdTier implements KvTier {
                     + (long) chain.size() * layout.blockTokens() + "] for " + chain.size() + " blocks, got "
                     + validPositions);
         }
+        StreamingAttention attention = new StreamingAttention(query, numHeads, layout, layer,
+                new int[] {validPositions}, scale);
+        // One block read at a time: a block holds every layer, attention reads one.
         int used = (validPositions + layout.blockTokens() - 1) / layout.blockTokens();
-        List<KvBlock> blocks = new ArrayList<>(used);
         for (int i = 0; i < used; i++) {
             BlockKey k = chain.get(i);
-            blocks.add(ssd.get(k, AccessHint.atChainPosition(i)).orElseThrow(() -> new BlockNotFoundException(k)));
+            attention.add(ssd.get(k, AccessHint.atChainPosition(i)).orElseThrow(() -> new BlockNotFoundException(k)));
         }
-        return BlockAttention.attend(query, numHeads, blocks, layout, layer, validPositions, scale);
+        return attention.result(0);
     }
 
     @Override

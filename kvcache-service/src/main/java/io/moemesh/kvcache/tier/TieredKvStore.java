@@ -33,7 +33,10 @@ import java.util.function.LongSupplier;
  *       from the lower tier and stays there (its hit recorded there), so a long prefix streaming through DRAM
  *       neither flushes it nor costs a demotion write per block.</li>
  *   <li>{@link #pin} counts nested pins per block across tiers: a pinned block is evicted from neither tier, and a
- *       promotion carries the pin.</li>
+ *       promotion carries the pin. A pin belongs to the stored block: when the block leaves both tiers without a
+ *       {@link #remove} (the SSD tier dropped its record for a bad CRC32C, on a read or during compaction) its pins
+ *       are forgotten the next time the store meets its key, so {@link #unpin} answers false and a later put of
+ *       the key is a fresh, unpinned block.</li>
  * </ul>
  *
  * <p>Thread-safe. Every move between tiers (put, promotion, demotion, remove, pin) happens under one lock; a DRAM
@@ -48,7 +51,10 @@ public final class TieredKvStore implements AutoCloseable {
     private final AdmissionPolicy admission;
     private final ChainObserver observer;
     private final ReentrantLock lock = new ReentrantLock();
-    /** Nested pin counts; guarded by {@link #lock}. */
+    /**
+     * Nested pin counts; guarded by {@link #lock}. May hold the key of a block a tier dropped on its own (a checksum
+     * failure), which the store is not told of: {@link #pinsOf} forgets those.
+     */
     private final Map<BlockKey, Integer> pins = new HashMap<>();
     private final LongAdder demotions = new LongAdder();
     private final LongAdder demotionDrops = new LongAdder();
@@ -126,6 +132,7 @@ public final class TieredKvStore implements AutoCloseable {
             if (where.isPresent()) {
                 return new StoreResult(PutResult.ALREADY_PRESENT, where);
             }
+            pins.remove(block.key()); // pins of a dropped block of this key: the new one is not pinned
             if (!admission.admit(block.key(), hint)) {
                 declined.increment();
                 return new StoreResult(PutResult.DECLINED, Optional.empty());
@@ -191,8 +198,12 @@ public final class TieredKvStore implements AutoCloseable {
             if (lower.contains(key)) {
                 Optional<KvBlock> again = lower.get(key, hint);
                 again.ifPresent(b -> promote(b, hint, evictToPromote));
+                if (again.isEmpty()) {
+                    pins.remove(key); // the lower tier dropped it just now (a bad CRC32C): its pins go with it
+                }
                 return again.map(b -> new StoredBlock(b, lower.kind()));
             }
+            pins.remove(key);
             return Optional.empty();
         } finally {
             lock.unlock();
@@ -358,6 +369,7 @@ public final class TieredKvStore implements AutoCloseable {
         try {
             Optional<TierKind> where = locate(key);
             if (where.isEmpty()) {
+                pins.remove(key);
                 return false;
             }
             (where.get() == TierKind.DRAM ? dram : lower).pin(key);
@@ -372,7 +384,7 @@ public final class TieredKvStore implements AutoCloseable {
     public boolean unpin(BlockKey key) {
         lock.lock();
         try {
-            Integer n = pins.get(key);
+            Integer n = pinsOf(key);
             if (n == null) {
                 return false;
             }
@@ -393,10 +405,24 @@ public final class TieredKvStore implements AutoCloseable {
     public boolean isPinned(BlockKey key) {
         lock.lock();
         try {
-            return pins.containsKey(key);
+            return pinsOf(key) != null;
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * The block's pin count, null when it has none; under {@link #lock}. Forgets the pins of a block that is in
+     * neither tier: under the lock nothing is between tiers (moves store before they remove), so such a block was
+     * dropped by its tier (a checksum failure) and its pins died with it.
+     */
+    private Integer pinsOf(BlockKey key) {
+        Integer n = pins.get(key);
+        if (n != null && locate(key).isEmpty()) {
+            pins.remove(key);
+            return null;
+        }
+        return n;
     }
 
     /**

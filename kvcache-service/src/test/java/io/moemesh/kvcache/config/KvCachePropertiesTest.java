@@ -126,4 +126,35 @@ class KvCachePropertiesTest {
                 .hasMessage("moemesh.kvcache.policy (MOEMESH_KVCACHE_POLICY): unknown policy '" + name
                         + "'; known: conversation, lru");
     }
+
+    static KvCacheProperties withDram(long dramBytes) {
+        P d = P.defaults();
+        return new P(d.modelDirs(), d.blockTokens(), d.grpcPort(), dramBytes, d.ssdDir(), d.ssdBytes(),
+                d.segmentBytes(), d.fsync(), d.fsyncInterval(), d.fraction(), d.compaction(), d.maxInbound()).build();
+    }
+
+    /**
+     * What the launchers give pass: moemesh up's -Xmx of dram-bytes + 256 MiB (its default 256 MiB, and 4 GiB), the
+     * chart's 4 GiB against 70% of 8 Gi, and the edges of the rule (3/4 of a small heap).
+     */
+    @ParameterizedTest(name = "{0}: dram {1} in heap {2}")
+    @CsvSource({"moemesh up default, 268435456, 536870912", "moemesh up 4 GiB, 4294967296, 4563402752",
+            "chart default, 4294967296, 6012954214", "3/4 of 512 MiB, 402653184, 536870912",
+            "3/4 of a small heap, 268435456, 357913942"})
+    void dramBytes_thatTheHeapHoldsBesideTheService_passTheHeapCheck(String name, long dram, long heap) {
+        withDram(dram).checkDramFitsHeap(heap);
+    }
+
+    @ParameterizedTest(name = "dram {0} in heap {1}")
+    @CsvSource({"4294967296, 4294967296, 4352 MiB", "402653185, 536870912, 513 MiB",
+            "4294967296, 4294967295, 4352 MiB", "268435456, 268435456, 342 MiB"})
+    void dramBytes_beyondWhatTheHeapHolds_isRefused_namingThePropertyTheHeapAndTheFix(long dram, long heap,
+                                                                                     String neededHeap) {
+        assertThatThrownBy(() -> withDram(dram).checkDramFitsHeap(heap)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("moemesh.kvcache.dram-bytes (MOEMESH_KVCACHE_DRAM_BYTES): " + dram + " bytes")
+                .hasMessageContaining("the JVM's max heap of " + heap + " bytes")
+                .hasMessageContaining("Lower dram-bytes to at most")
+                .hasMessageEndingWith("raise the heap (-Xmx, or -XX:MaxRAMPercentage and the container's memory limit) "
+                        + "to at least " + neededHeap);
+    }
 }

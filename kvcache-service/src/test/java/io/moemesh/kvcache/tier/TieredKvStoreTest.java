@@ -14,6 +14,7 @@ import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.kvcache.policy.AccessHint;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.kvcache.policy.LruPolicy;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -199,6 +200,42 @@ class TieredKvStoreTest {
             assertThat(s.isPinned(key(1))).isFalse();
             assertThat(s.unpin(key(1))).isFalse();
             assertThat(s.pin(key(42))).isFalse();
+        }
+    }
+
+    /** Spoils block 1's SSD record (a payload byte), pinned twice there: the next read of it fails its CRC32C. */
+    private static void pinTwiceAndSpoilOnSsd(TieredKvStore s) throws IOException {
+        s.put(block(1));
+        s.put(block(2)); // 1 demoted
+        assertThat(s.pin(key(1))).isTrue();
+        assertThat(s.pin(key(1))).isTrue();
+        RecordExtent e = s.lower().locate(key(1), AccessHint.NONE, Long.MAX_VALUE).orElseThrow();
+        SsdCrashTest.flip(e.path(), e.offset() + 44 + 100);
+    }
+
+    @Test
+    void aPinnedBlockDroppedForABadChecksum_takesItsPinsWithIt_soUnpinAnswersFalse() throws IOException {
+        try (TieredKvStore s = store(1, 4)) {
+            pinTwiceAndSpoilOnSsd(s);
+            assertThat(s.get(key(1))).isEmpty(); // the SSD tier drops the record
+            assertThat(s.contains(key(1))).isFalse();
+            assertThat(s.isPinned(key(1))).isFalse();
+            assertThat(s.unpin(key(1))).isFalse();
+        }
+    }
+
+    @Test
+    void aRePut_ofAPinnedBlockItsTierDroppedForABadChecksum_isAFreshUnpinnedBlock() throws IOException {
+        try (TieredKvStore s = store(1, 4)) {
+            pinTwiceAndSpoilOnSsd(s);
+            assertThat(s.lower().get(key(1))).isEmpty(); // dropped below the store: it is not told
+            assertThat(s.put(block(1)).result()).isEqualTo(PutResult.STORED);
+            assertThat(s.dram().isPinned(key(1))).isFalse();
+            assertThat(s.isPinned(key(1))).isFalse();
+            assertThat(s.unpin(key(1))).isFalse();
+            assertThat(s.pin(key(1))).isTrue(); // pins count afresh
+            assertThat(s.unpin(key(1))).isTrue();
+            assertThat(s.unpin(key(1))).isFalse();
         }
     }
 
