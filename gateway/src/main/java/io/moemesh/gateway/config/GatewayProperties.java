@@ -131,6 +131,9 @@ public record GatewayProperties(
      *                                  RESOURCE_EXHAUSTED at once, without waiting
      * @param maxChatMessages           messages a chat may have (400 naming {@code messages}, INVALID_ARGUMENT naming
      *                                  {@code chat.messages}), checked while the body is read
+     * @param maxStreamBacklogBytes     event text an SSE stream may have waiting beyond what the socket holds
+     *                                  (characters, about bytes); past it the client is taken as not reading and the
+     *                                  request is cancelled, so a stalled client holds at most this much memory
      */
     public record Admission(
             @DefaultValue("1024") int maxWaiting,
@@ -141,7 +144,8 @@ public record GatewayProperties(
             @DefaultValue("4194304") int maxRequestBytes,
             @DefaultValue("262144") int largeRequestBytes,
             @DefaultValue("2") int maxConcurrentLargeRequests,
-            @DefaultValue("2048") int maxChatMessages) {
+            @DefaultValue("2048") int maxChatMessages,
+            @DefaultValue("1048576") long maxStreamBacklogBytes) {
 
         public Admission {
             String prefix = "moemesh.gateway.admission.";
@@ -154,6 +158,10 @@ public record GatewayProperties(
             if (maxConcurrentLargeRequests < 1) {
                 throw new IllegalArgumentException(prefix + "max-concurrent-large-requests must be ≥ 1, got "
                         + maxConcurrentLargeRequests);
+            }
+            if (maxStreamBacklogBytes < 1) {
+                throw new IllegalArgumentException(prefix + "max-stream-backlog-bytes must be ≥ 1, got "
+                        + maxStreamBacklogBytes);
             }
             if (maxChatMessages < 1) {
                 throw new IllegalArgumentException(prefix + "max-chat-messages must be ≥ 1, got " + maxChatMessages);

@@ -13,7 +13,14 @@ final class CollectingSink implements CompletionSink {
     private final boolean logprobs;
     private final String requestId;
     private final List<TokenLogprobs> collected = new ArrayList<>();
-    /** No timeout: a long generation is not an error (the client's own timeout or disconnect ends it). */
+    /**
+     * No timeout: a long generation is not an error. A client that disconnects does not end it either: while an
+     * async request writes nothing, Tomcat does not watch its socket and reports no error, so an abandoned
+     * non-streamed request runs to its end (and counts as ok) and its answer is written to a closed connection.
+     * What bounds it is its own length: max_tokens (unset on a chat: the room left in the context, at most
+     * moemesh.gateway.admission.max-new-tokens), never more than the model's context; and a drain's grace at
+     * shutdown. Streamed requests do notice: their writes fail (SseSink).
+     */
     final DeferredResult<Object> response = new DeferredResult<>(0L);
 
     CollectingSink(OpenAiChunks chunks, boolean logprobs, String requestId) {

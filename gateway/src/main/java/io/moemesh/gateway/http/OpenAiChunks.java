@@ -3,6 +3,7 @@ package io.moemesh.gateway.http;
 import io.moemesh.gateway.serving.CompletionSink;
 import io.moemesh.model.generate.TokenLogprobs;
 import io.moemesh.model.tokenizer.Tokenizer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -141,7 +142,11 @@ final class OpenAiChunks {
             tokenLogprobs.add(lp.logprob());
             Map<String, Float> alts = new LinkedHashMap<>();
             for (int i = 0; i < lp.topIds().length; i++) {
-                alts.putIfAbsent(text(lp.topIds()[i]), lp.topLogprobs()[i]);
+                String key = alternativeKey(lp.topIds()[i]);
+                if (alts.containsKey(key)) {
+                    key = "token_id:" + lp.topIds()[i];
+                }
+                alts.put(key, lp.topLogprobs()[i]);
             }
             top.add(alts);
         }
@@ -151,6 +156,30 @@ final class OpenAiChunks {
         m.put("top_logprobs", top);
         m.put("text_offset", offsets);
         return m;
+    }
+
+    /**
+     * The key of an alternative in completions' {@code top_logprobs}, a map from token text: a token that is a part
+     * of a UTF-8 character decodes to U+FFFD, like every other such part, and those alternatives would collapse
+     * into one key (fewer than {@code logprobs} entries). Such a token is keyed by its bytes instead, as OpenAI
+     * writes them: {@code bytes:\xe2\x80}. Two distinct tokens with the same text (a special token spelled like a
+     * plain one) keep both entries, the later as {@code token_id:<id>} (vLLM's spelling of a token by id), so an
+     * entry always has exactly {@code logprobs} keys.
+     */
+    private String alternativeKey(int token) {
+        String s = text(token);
+        if (s.indexOf('\uFFFD') < 0) {
+            return s;
+        }
+        byte[] bytes = tokenizer.tokenBytes(token);
+        if (bytes.length == 0 || java.util.Arrays.equals(bytes, s.getBytes(StandardCharsets.UTF_8))) {
+            return s;
+        }
+        StringBuilder b = new StringBuilder("bytes:");
+        for (byte x : bytes) {
+            b.append(String.format("\\x%02x", x & 0xff));
+        }
+        return b.toString();
     }
 
     private Map<String, Object> tokenEntry(int token, float logprob) {

@@ -1,5 +1,6 @@
 package io.moemesh.gateway.http;
 
+import io.moemesh.gateway.config.GatewayProperties;
 import io.moemesh.gateway.serving.GenerationService;
 import io.moemesh.gateway.serving.PromptLimits;
 import io.moemesh.gateway.serving.ServingRequest;
@@ -14,6 +15,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
 import java.util.UUID;
+import org.springframework.http.InvalidMediaTypeException;
 import org.springframework.http.MediaType;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PostMapping;
@@ -39,9 +41,11 @@ public class OpenAiController {
     private final JsonMapper json;
     private final PromptLimits limits;
     private final String modelName;
+    private final long maxStreamBacklogBytes;
 
     public OpenAiController(MoeModel model, java.util.Optional<ChatTemplate> chat, GenerationService service,
-                            JsonMapper json, PromptLimits limits) {
+                            JsonMapper json, PromptLimits limits, GatewayProperties properties) {
+        this.maxStreamBacklogBytes = properties.admission().maxStreamBacklogBytes();
         this.model = model;
         this.chat = chat.orElseGet(() -> ChatTemplate.of(DEFAULT_CHAT_TEMPLATE, Map.of()));
         this.service = service;
@@ -99,7 +103,35 @@ public class OpenAiController {
         return ids;
     }
 
+    /**
+     * A non-streamed answer is JSON: an Accept header that rules it out is 406 now, before the request is admitted
+     * and generated (Spring would only find out when writing the result, after the tokens were spent and counted).
+     * A stream is always text/event-stream (SseEmitter sets it), as its errors are always JSON.
+     */
+    private static void checkAcceptsJson(HttpServletRequest http) {
+        String accept = http.getHeader("Accept");
+        if (accept == null || accept.isBlank()) {
+            return;
+        }
+        List<MediaType> types;
+        try {
+            types = MediaType.parseMediaTypes(accept);
+        } catch (InvalidMediaTypeException e) {
+            throw new OpenAiException(406, "invalid_request_error", null, null, "Accept: " + e.getMessage());
+        }
+        for (MediaType t : types) {
+            if (t.getQualityValue() > 0 && t.isCompatibleWith(MediaType.APPLICATION_JSON)) {
+                return;
+            }
+        }
+        throw new OpenAiException(406, "invalid_request_error", null, null,
+                "this response is application/json, which the Accept header does not allow");
+    }
+
     private Object run(OpenAiRequest r, boolean isChat, HttpServletRequest http) {
+        if (!r.stream()) {
+            checkAcceptsJson(http);
+        }
         if (!r.model().equals(modelName)) {
             // The name is echoed cut short: it may be megabytes long.
             String asked = r.model().length() > 256 ? r.model().substring(0, 256) + "…" : r.model();
@@ -129,10 +161,13 @@ public class OpenAiController {
         if (!r.stream()) {
             CollectingSink sink = new CollectingSink(chunks, r.logprobs() >= 0, requestId);
             GenerationService.Handle handle = service.submit(serving, sink);
+            // Only a container error ends it early (Tomcat reports none for a client that merely disconnects
+            // while nothing is written: see CollectingSink for what bounds such a request).
             sink.response.onError(e -> handle.cancel());
             return sink.response;
         }
-        SseSink sink = new SseSink(chunks, json, r.includeUsage(), r.logprobs() >= 0, isChat, requestId);
+        SseSink sink = new SseSink(chunks, json, r.includeUsage(), r.logprobs() >= 0, isChat, requestId,
+                maxStreamBacklogBytes);
         sink.attach(service.submit(serving, sink));
         return sink.response;
     }

@@ -143,7 +143,9 @@ final class OpenAiRequestParser {
                 }
                 case "top_logprobs" -> topLogprobs = integer(name, t, 0, 5);
                 case "ignore_eos" -> ignoreEos = orElse(bool(name, t), false);
+                // The last value of a repeated key decides, as for every other field: an earlier refusal goes.
                 case "response_format" -> {
+                    refused.remove(name);
                     if (!textFormat(t)) {
                         refused.add(name);
                     }
@@ -152,8 +154,11 @@ final class OpenAiRequestParser {
                     Object neutral = UNSUPPORTED.get(name);
                     if (neutral == null) {
                         skip(t);
-                    } else if (t != JsonToken.VALUE_NULL && !neutral(t, neutral)) {
-                        refused.add(name);
+                    } else {
+                        refused.remove(name);
+                        if (t != JsonToken.VALUE_NULL && !neutral(t, neutral)) {
+                            refused.add(name);
+                        }
                     }
                 }
             }

@@ -9,6 +9,7 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
 import java.util.regex.Pattern;
@@ -28,6 +29,14 @@ import tools.jackson.databind.json.JsonMapper;
  * refused before its body was read (413, 401, 429, or a 4xx from parsing), the rest of the body (up to the limit)
  * is read and dropped so the client, still sending, sees the answer instead of a reset connection; a longer rest
  * closes the connection.
+ *
+ * <p>Which requests are {@code /v1/**} is decided on the path as it is routed, not on the raw request URI: the
+ * container decodes {@code %XX}, drops {@code ;parameters} and resolves {@code //}, {@code .} and {@code ..}
+ * (Tomcat's servlet path, RFC 3986 §5.2.4), and Spring MVC matches decoded segments without their parameters, so
+ * {@code /v1;x=1/completions} or {@code /%761/completions} reach the API's handlers though their raw URI does not
+ * start with {@code /v1/}. Every request whose resolved path is under {@code /v1} (any case) gets the checks, and
+ * one whose raw path differs from its resolved path is refused with 400 {@code invalid_path} before anything else:
+ * the API's paths are plain ASCII, so such a path is only ever an attempt to look like something else.
  */
 public final class PublicApiFilter extends OncePerRequestFilter {
     private static final Pattern SANE_ID = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
@@ -59,8 +68,16 @@ public final class PublicApiFilter extends OncePerRequestFilter {
         res.setHeader(RequestIds.HEADER, id);
         MDC.put("requestId", id);
         try {
-            if (!req.getRequestURI().startsWith("/v1/")) {
+            String resolved = req.getContextPath() + req.getServletPath() + Objects.toString(req.getPathInfo(), "");
+            String raw = req.getRequestURI();
+            if (!isApi(resolved) && !isApi(raw)) {
                 chain.doFilter(req, res);
+                return;
+            }
+            if (!raw.equals(resolved)) {
+                drain(req, res);
+                reject(res, 400, "the request path must be plain: no path parameters (;), percent-escapes, empty or "
+                        + "dot segments", "invalid_request_error", "invalid_path");
                 return;
             }
             long declared = req.getContentLengthLong();
@@ -106,6 +123,11 @@ public final class PublicApiFilter extends OncePerRequestFilter {
         } finally {
             MDC.remove("requestId");
         }
+    }
+
+    /** {@code /v1} or below it, in any case (a different case is not routed, but is not let past the checks). */
+    private static boolean isApi(String path) {
+        return path.regionMatches(true, 0, "/v1", 0, 3) && (path.length() == 3 || path.charAt(3) == '/');
     }
 
     /**

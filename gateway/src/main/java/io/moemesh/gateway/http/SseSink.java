@@ -5,6 +5,7 @@ import io.moemesh.gateway.serving.GenerationService;
 import io.moemesh.model.generate.TokenLogprobs;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -24,6 +25,15 @@ import tools.jackson.databind.json.JsonMapper;
  * goes out in a chunk just before it, so the streamed text is all the text of the tokens generated. A failed write
  * means the client went away: the sequence is cancelled and its KV blocks freed at the next step.
  *
+ * <p>Writes leave the engine thread (SequenceListener: callbacks run on the scheduler's thread and must be cheap): a
+ * write to a client whose receive window is full blocks until the container's write timeout, and the engine thread
+ * serves every sequence. Events go to a per-stream queue drained in order by one virtual thread at a time, the
+ * final chunk and {@code [DONE]} last, then the emitter is completed. A client that stops reading shows as a queue
+ * that only grows: once its unsent event text passes {@code maxBacklogBytes} (counted in characters, which for the
+ * chunks' JSON are about bytes; the closing events are never refused), the sequence is cancelled
+ * ({@code moemesh.gateway.requests} status cancelled), the queue dropped, and the response ends after the write in
+ * progress, without [DONE].
+ *
  * <p>Each event is written as exactly {@code data: <json>\n\n}, OpenAI's wire format: SseEmitter's own event
  * builder writes {@code data:} without the space, which the SSE spec allows but clients that match the line
  * prefix {@code "data: "} (as many hand-written OpenAI clients do) would not see.
@@ -40,12 +50,24 @@ final class SseSink implements CompletionSink {
     private final boolean logprobs;
     private final boolean chat;
     private final String requestId;
+    private final long maxBacklogBytes;
     private volatile GenerationService.Handle handle;
     private volatile boolean gone;
     private boolean started;
+    /** The closing events are being queued: they pass the backlog bound (a few small events at most). */
+    private boolean ending;
+    /** Event text not yet handed to the emitter, and {@link #END} last; guarded by itself. */
+    private final ArrayDeque<String> queue = new ArrayDeque<>();
+    /** Characters of event text in {@link #queue}; guarded by {@link #queue}. */
+    private long backlog;
+    /** A writer thread is draining {@link #queue}; guarded by {@link #queue}. */
+    private boolean writing;
+    /** Marks the end of the stream in {@link #queue}: the writer completes the emitter there. */
+    private static final String END = new String("end of stream");
 
     SseSink(OpenAiChunks chunks, JsonMapper json, boolean includeUsage, boolean logprobs, boolean chat,
-            String requestId) {
+            String requestId, long maxBacklogBytes) {
+        this.maxBacklogBytes = maxBacklogBytes;
         this.chunks = chunks;
         this.json = json;
         this.includeUsage = includeUsage;
@@ -89,14 +111,70 @@ final class SseSink implements CompletionSink {
         sendRaw(json.writeValueAsString(chunk));
     }
 
-    private synchronized void sendRaw(String data) {
-        if (gone) {
-            return;
+    private void sendRaw(String data) {
+        enqueue("data: " + data + "\n\n", ending);
+    }
+
+    /** Queues an event (or {@link #END}) for the writer, starting one when none runs. Never blocks on the client. */
+    private void enqueue(String event, boolean closing) {
+        boolean stalled = false;
+        boolean startWriter = false;
+        synchronized (queue) {
+            if (gone) {
+                return;
+            }
+            if (!closing && backlog + event.length() > maxBacklogBytes) {
+                // The client has not taken what the socket buffers hold, nor this much more: it is not reading.
+                stalled = true;
+                gone = true;
+                queue.clear();
+                queue.add(END);
+                backlog = 0;
+            } else {
+                queue.add(event);
+                backlog += event == END ? 0 : event.length();
+            }
+            if (!writing) {
+                writing = true;
+                startWriter = true;
+            }
         }
-        try {
-            emitter.send(Set.of(new ResponseBodyEmitter.DataWithMediaType("data: " + data + "\n\n", UTF8_TEXT)));
-        } catch (IOException | IllegalStateException e) {
+        if (stalled) {
             clientGone();
+        }
+        if (startWriter) {
+            Thread.ofVirtual().name("sse-writer-" + requestId).start(this::drain);
+        }
+    }
+
+    /** The writer: hands the queued events to the emitter in order (a write may block), then ends. */
+    private void drain() {
+        while (true) {
+            String event;
+            synchronized (queue) {
+                event = queue.poll();
+                if (event == null) {
+                    writing = false;
+                    return;
+                }
+                backlog -= event == END ? 0 : event.length();
+            }
+            if (event == END) {
+                emitter.complete();
+                continue;
+            }
+            try {
+                emitter.send(Set.of(new ResponseBodyEmitter.DataWithMediaType(event, UTF8_TEXT)));
+            } catch (IOException | IllegalStateException e) {
+                synchronized (queue) {
+                    gone = true;
+                    queue.clear();
+                    backlog = 0;
+                    writing = false;
+                }
+                clientGone();
+                return;
+            }
         }
     }
 
@@ -112,12 +190,13 @@ final class SseSink implements CompletionSink {
     @Override
     public void onComplete(Completion c) {
         start();
+        ending = true;
         send(chunks.chunk(c.restOfText(), logprobs ? List.of() : null, c.reason(), false));
         if (includeUsage) {
             send(chunks.usageChunk(c));
         }
         sendRaw("[DONE]");
-        emitter.complete();
+        enqueue(END, true);
     }
 
     @Override
@@ -129,11 +208,12 @@ final class SseSink implements CompletionSink {
             response.setResult(r);
             return;
         }
+        ending = true;
         if (!restOfText.isEmpty()) {
             send(chunks.chunk(restOfText, logprobs ? List.of() : null, null, false));
         }
         send(r.getBody());
         sendRaw("[DONE]");
-        emitter.complete();
+        enqueue(END, true);
     }
 }

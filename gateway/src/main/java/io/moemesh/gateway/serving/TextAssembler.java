@@ -9,18 +9,42 @@ import java.util.List;
  * UTF-8 sequence (the decoder shows it as U+FFFD) and any tail that could be the start of a stop string are
  * held back until resolved; a stop string ends the text just before it (OpenAI semantics: the stop string is
  * not returned). Special tokens are skipped as the reference decoder skips them.
+ *
+ * <p>Incremental detokenization (vLLM's {@code detokenize_incrementally}): this runs on the engine thread for every
+ * token, so it never decodes the whole completion again (O(n²) per request). It decodes only a window: the ids
+ * from {@code prefixOffset}, the start of the last settled group, to the end. The text of the new ids is the
+ * window's text minus the text of its settled part ({@code [prefixOffset, readOffset)}), decoded the same way so
+ * that a decoder's context effects (a Metaspace decoder drops the first token's leading space) cancel out. When
+ * that new text is longer and does not end in U+FFFD (no incomplete character), it is settled: appended for good,
+ * and the window moves on. Each token is then decoded about twice, a few ids each time; only a run of tokens that
+ * never completes a character (each new one ends in U+FFFD again) is decoded again with each token of the run, as
+ * in vLLM.
  */
 public final class TextAssembler {
-    private final Tokenizer tokenizer;
+    /** The text of some ids (special tokens skipped): package-private so tests can count the decoded ids. */
+    interface Decoder {
+        String decode(int[] ids);
+    }
+
+    private final Decoder decoder;
     private final List<String> stops;
     private int[] ids = new int[16];
     private int count;
+    private int prefixOffset;
+    private int readOffset;
+    /** The decoded text so far: settled text (up to {@link #settled}) then the unsettled tail; cut at a stop. */
+    private final StringBuilder text = new StringBuilder();
+    /** Length of the text of ids [0, readOffset) in {@link #text}. */
+    private int settled;
     private int emitted;
-    private String text = "";
     private boolean stopped;
 
     public TextAssembler(Tokenizer tokenizer, List<String> stops) {
-        this.tokenizer = tokenizer;
+        this(ids -> tokenizer.decode(ids, true), stops);
+    }
+
+    TextAssembler(Decoder decoder, List<String> stops) {
+        this.decoder = decoder;
         this.stops = stops.stream().filter(s -> !s.isEmpty()).toList();
     }
 
@@ -33,20 +57,33 @@ public final class TextAssembler {
             ids = Arrays.copyOf(ids, count * 2);
         }
         ids[count++] = token;
-        String full = tokenizer.decode(Arrays.copyOf(ids, count), true);
-        int stopAt = firstStop(full);
+        appendNewText();
+        int stopAt = firstStop();
         if (stopAt >= 0) {
             stopped = true;
-            text = full.substring(0, stopAt);
+            text.setLength(stopAt);
             return take(text.length());
         }
-        text = full;
-        int safe = full.length();
-        while (safe > emitted && full.charAt(safe - 1) == '\uFFFD') {
+        int safe = text.length();
+        while (safe > emitted && text.charAt(safe - 1) == '\uFFFD') {
             safe--;
         }
-        safe -= partialStopSuffix(full, safe);
+        safe -= partialStopSuffix(safe);
         return take(safe);
+    }
+
+    /** Replaces the unsettled tail of {@link #text} with the text of ids [readOffset, count), settling it if whole. */
+    private void appendNewText() {
+        String prefix = decoder.decode(Arrays.copyOfRange(ids, prefixOffset, readOffset));
+        String window = decoder.decode(Arrays.copyOfRange(ids, prefixOffset, count));
+        String added = window.length() > prefix.length() ? window.substring(prefix.length()) : "";
+        text.setLength(settled);
+        text.append(added);
+        if (!added.isEmpty() && added.charAt(added.length() - 1) != '\uFFFD') {
+            settled = text.length();
+            prefixOffset = readOffset;
+            readOffset = count;
+        }
     }
 
     /** The rest of the text at the end of generation: whatever was held back. */
@@ -60,7 +97,7 @@ public final class TextAssembler {
     }
 
     public String text() {
-        return text;
+        return text.toString();
     }
 
     private String take(int upTo) {
@@ -72,11 +109,12 @@ public final class TextAssembler {
         return delta;
     }
 
-    private int firstStop(String full) {
+    /** Where the first stop string starts in the text, looking only where one could end past {@link #emitted}. */
+    private int firstStop() {
         int best = -1;
         for (String s : stops) {
             int from = Math.max(0, emitted - s.length() + 1);
-            int i = full.indexOf(s, from);
+            int i = text.indexOf(s, from);
             if (i >= 0 && (best < 0 || i < best)) {
                 best = i;
             }
@@ -84,17 +122,27 @@ public final class TextAssembler {
         return best;
     }
 
-    /** Length of the longest suffix of full[0, end) that is a proper prefix of some stop string. */
-    private int partialStopSuffix(String full, int end) {
+    /** Length of the longest suffix of text[0, end) that is a proper prefix of some stop string. */
+    private int partialStopSuffix(int end) {
         int hold = 0;
         for (String s : stops) {
             for (int k = Math.min(s.length() - 1, end - emitted); k > hold; k--) {
-                if (full.regionMatches(end - k, s, 0, k)) {
+                if (startsAt(end - k, s, k)) {
                     hold = k;
                     break;
                 }
             }
         }
         return hold;
+    }
+
+    /** True when text[at, at + k) equals s[0, k). */
+    private boolean startsAt(int at, String s, int k) {
+        for (int j = 0; j < k; j++) {
+            if (text.charAt(at + j) != s.charAt(j)) {
+                return false;
+            }
+        }
+        return true;
     }
 }

@@ -2,6 +2,7 @@ package io.moemesh.gateway.http;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.micrometer.core.instrument.MeterRegistry;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.golden.TestModels;
 import java.net.URI;
@@ -16,6 +17,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.test.context.DynamicPropertyRegistry;
@@ -56,6 +58,8 @@ class ClientErrorsHttpTest {
 
     @LocalServerPort
     int port;
+    @Autowired
+    MeterRegistry meters;
 
     private HttpResponse<String> send(String method, String path, String contentType, byte[] body, String accept)
             throws Exception {
@@ -187,6 +191,24 @@ class ClientErrorsHttpTest {
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
     }
 
+    /** Duplicate keys: the last one wins (as in Python's json module), for unsupported parameters too. */
+    @Test
+    void repeatedUnsupportedParameter_theLastValueDecides() throws Exception {
+        String user = "[{\"role\":\"user\",\"content\":\"a\"}]";
+        for (String body : java.util.List.of(completion("\"n\":2,\"n\":1"), completion("\"logit_bias\":{\"5\":1},\"logit_bias\":null"),
+                chat(user + ",\"response_format\":{\"type\":\"json_object\"},\"response_format\":{\"type\":\"text\"}"))) {
+            String path = body.contains("messages") ? CHAT : C;
+            HttpResponse<String> r = send("POST", path, "application/json", body.getBytes(StandardCharsets.UTF_8), null);
+            assertThat(r.statusCode()).as(body + " → " + r.body()).isEqualTo(200);
+        }
+        HttpResponse<String> refused = send("POST", C, "application/json",
+                completion("\"n\":1,\"n\":2").getBytes(StandardCharsets.UTF_8), null);
+        assertThat(refused.statusCode()).isEqualTo(400);
+        assertThat(JSON.readTree(refused.body()).at("/error/param").stringValue()).isEqualTo("n");
+        assertThat(JSON.readTree(refused.body()).at("/error/message").stringValue())
+                .isEqualTo("unsupported parameter(s): n");
+    }
+
     @Test
     void invalidUtf8InTheBody_is400NotValidJson() throws Exception {
         byte[] body = ("{\"model\":\"" + MODEL + "\",\"prompt\":\"zz\"}").getBytes(StandardCharsets.UTF_8);
@@ -213,5 +235,24 @@ class ClientErrorsHttpTest {
         HttpResponse<String> unknown = send("POST", "/v1/nothing", "application/json", ok, null);
         assertThat(unknown.statusCode()).isEqualTo(404);
         assertThat(send("POST", C, "application/json", ok, null).statusCode()).isEqualTo(200);
+    }
+
+    /** A non-streamed request whose Accept rules out JSON is refused before it runs: no token generated or counted. */
+    @Test
+    void acceptRulingOutJson_is406_beforeAnyTokenIsGenerated() throws Exception {
+        byte[] body = completion("\"max_tokens\":8,\"ignore_eos\":true").getBytes(StandardCharsets.UTF_8);
+        double tokens = meters.counter("moemesh.gateway.generation.tokens").count();
+        for (String accept : java.util.List.of("image/png", "text/event-stream")) {
+            HttpResponse<String> r = send("POST", C, "application/json", body, accept);
+            assertThat(r.statusCode()).as(accept).isEqualTo(406);
+            assertThat(r.body()).contains("\"error\"");
+        }
+        assertThat(meters.counter("moemesh.gateway.generation.tokens").count()).isEqualTo(tokens);
+        // q=0 is "not acceptable" (RFC 9110 §12.4.2).
+        assertThat(send("POST", C, "application/json", body, "application/json;q=0").statusCode()).isEqualTo(406);
+        assertThat(meters.counter("moemesh.gateway.generation.tokens").count()).isEqualTo(tokens);
+        assertThat(send("POST", C, "application/json", body, "application/*, text/plain;q=0.5").statusCode())
+                .isEqualTo(200);
+        assertThat(meters.counter("moemesh.gateway.generation.tokens").count()).isEqualTo(tokens + 8);
     }
 }

@@ -333,4 +333,56 @@ class TextAssemblerTest {
         sent.append(a.finish());
         assertThat(sent.toString()).isEqualTo(decode(ids));
     }
+
+    /** Random sequences: any id, or the tokens of words and multi-byte characters (so UTF-8 splits are common). */
+    private static int[] randomSequence(java.util.Random random, int pieces) {
+        String[] words = {"é", "€", "😀", "日本", "STOP", " stop", "ab", " the", "\n\n", "\uFFFD"};
+        int[][] parts = new int[pieces][];
+        for (int i = 0; i < pieces; i++) {
+            parts[i] = random.nextInt(3) == 0 ? TOKENIZER.encode(words[random.nextInt(words.length)])
+                    : new int[] {random.nextInt(TOKENIZER.vocabSize())};
+        }
+        return concat(parts);
+    }
+
+    /**
+     * Incremental detokenization gives, after every token, exactly the text a full decode of all the tokens so far
+     * gives (the settled part plus the unsettled tail), over many long random sequences.
+     */
+    @Test
+    void incrementalText_isTheFullDecode_afterEveryToken_overRandomSequences() {
+        java.util.Random random = new java.util.Random(42);
+        for (int seq = 0; seq < 300; seq++) {
+            int[] ids = randomSequence(random, 1 + random.nextInt(120));
+            TextAssembler a = new TextAssembler(TOKENIZER, List.of());
+            StringBuilder sent = new StringBuilder();
+            for (int k = 1; k <= ids.length; k++) {
+                sent.append(a.add(ids[k - 1]));
+                assertThat(a.text()).as("sequence %s after %d tokens", Arrays.toString(ids), k)
+                        .isEqualTo(decode(Arrays.copyOf(ids, k)));
+            }
+            sent.append(a.finish());
+            assertThat(sent.toString()).isEqualTo(decode(ids));
+        }
+    }
+
+    /** The ids decoded over a whole generation grow linearly with its length, not quadratically. */
+    @Test
+    void idsDecoded_growLinearly_withTheGeneration() {
+        int n = 5_000;
+        int[] ids = randomSequence(new java.util.Random(7), n);
+        long[] decoded = {0};
+        TextAssembler a = new TextAssembler(window -> {
+            decoded[0] += window.length;
+            return TOKENIZER.decode(window, true);
+        }, List.of("STOP"));
+        StringBuilder sent = new StringBuilder();
+        for (int id : ids) {
+            sent.append(a.add(id));
+        }
+        sent.append(a.finish());
+        assertThat(decoded[0]).isLessThan(20L * ids.length);
+        assertThat(a.text()).isEqualTo(reference(ids, List.of("STOP")).text());
+        assertThat(sent.toString()).isEqualTo(a.text());
+    }
 }
