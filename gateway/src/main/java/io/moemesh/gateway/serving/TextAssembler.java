@@ -19,6 +19,13 @@ import java.util.List;
  * and the window moves on. Each token is then decoded about twice, a few ids each time; only a run of tokens that
  * never completes a character (each new one ends in U+FFFD again) is decoded again with each token of the run, as
  * in vLLM.
+ *
+ * <p>Nothing is settled after a byte-fallback token ({@code <0xNN>}): Hugging Face's ByteFallback decoder decodes a
+ * run of them together and, when the run as a whole is not valid UTF-8, gives one U+FFFD per byte, so a later byte
+ * token can turn a character an earlier part of the run completed into U+FFFDs. A run is settled once a token that
+ * is not a byte follows it; nor after a special token, which the decode skips, so the run goes on across it. Until
+ * then the run's text is not streamed either: streamed text is never taken back, and the stream's concatenation is
+ * the whole decode.
  */
 public final class TextAssembler {
     /** The text of some ids (special tokens skipped): package-private so tests can count the decoded ids. */
@@ -26,7 +33,15 @@ public final class TextAssembler {
         String decode(int[] ids);
     }
 
+    /** {@code <0xNN>}: a byte-fallback token's form (HF tokenizers' ByteFallback decoder). */
+    private static final java.util.regex.Pattern BYTE_TOKEN = java.util.regex.Pattern.compile("<0x[0-9A-Fa-f]{2}>");
+
     private final Decoder decoder;
+    /**
+     * Whether a later token may still change the text of the ids up to this one: a byte-fallback token (its run's text
+     * is decided when the run ends) or a skipped special token (the run goes on across it).
+     */
+    private final java.util.function.IntPredicate unsettling;
     private final List<String> stops;
     private int[] ids = new int[16];
     private int count;
@@ -40,11 +55,14 @@ public final class TextAssembler {
     private boolean stopped;
 
     public TextAssembler(Tokenizer tokenizer, List<String> stops) {
-        this(ids -> tokenizer.decode(ids, true), stops);
+        this(ids -> tokenizer.decode(ids, true),
+                id -> tokenizer.isSpecial(id)
+                        || tokenizer.findToken(id).map(t -> BYTE_TOKEN.matcher(t).matches()).orElse(false), stops);
     }
 
-    TextAssembler(Decoder decoder, List<String> stops) {
+    TextAssembler(Decoder decoder, java.util.function.IntPredicate unsettling, List<String> stops) {
         this.decoder = decoder;
+        this.unsettling = unsettling;
         this.stops = stops.stream().filter(s -> !s.isEmpty()).toList();
     }
 
@@ -69,6 +87,11 @@ public final class TextAssembler {
             safe--;
         }
         safe -= partialStopSuffix(safe);
+        if (unsettling.test(ids[count - 1])) {
+            // A later byte token may still turn this run's text into U+FFFDs: what is streamed is never taken back,
+            // so the run's text waits until the run ends (or finish()).
+            safe = Math.min(safe, settled);
+        }
         return take(safe);
     }
 
@@ -79,7 +102,7 @@ public final class TextAssembler {
         String added = window.length() > prefix.length() ? window.substring(prefix.length()) : "";
         text.setLength(settled);
         text.append(added);
-        if (!added.isEmpty() && added.charAt(added.length() - 1) != '\uFFFD') {
+        if (!added.isEmpty() && added.charAt(added.length() - 1) != '\uFFFD' && !unsettling.test(ids[count - 1])) {
             settled = text.length();
             prefixOffset = readOffset;
             readOffset = count;
