@@ -6,6 +6,9 @@ import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import io.moemesh.model.ModelFormatException;
 import io.moemesh.model.tokenizer.TokenizerConfig;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -14,6 +17,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.TreeMap;
+import java.util.stream.Stream;
 
 /**
  * A Hugging Face chat template (Jinja), rendered like transformers' {@code apply_chat_template(messages,
@@ -25,6 +30,8 @@ import java.util.Optional;
  */
 public final class ChatTemplate {
     private static final Jinjava JINJAVA = JinjaEnvironment.create();
+    private static final String TEMPLATE_FILE = "chat_template.jinja";
+    private static final String TEMPLATE_DIR = "additional_chat_templates";
 
     private final String source;
     private final String body;
@@ -38,20 +45,62 @@ public final class ChatTemplate {
     }
 
     /**
-     * The template of a tokenizer_config.json, or empty when it has no {@code chat_template}. When
-     * {@code chat_template} is a list of named templates, the one named "default" is used.
+     * The template saved with a tokenizer_config.json, or empty when there is none. As transformers'
+     * {@code PreTrainedTokenizerBase._from_pretrained} loads it: when template files sit next to the config —
+     * {@code chat_template.jinja} (named "default") and {@code additional_chat_templates/<name>.jinja} (utils/hub.py's
+     * CHAT_TEMPLATE_FILE and CHAT_TEMPLATE_DIR, written by save_pretrained since transformers 4.x) — they replace
+     * the config's {@code chat_template} entry altogether ("independent chat template file(s) take priority");
+     * otherwise the entry is used. Of named templates, the one named "default" is used. The special tokens
+     * always come from tokenizer_config.json.
      *
-     * @throws ModelFormatException  if the file is missing or malformed, or lists templates but none is "default"
+     * @throws ModelFormatException  if a file is missing, unreadable or malformed, or templates are listed but
+     *                               none is "default"
      * @throws ChatTemplateException if the template does not compile
      */
     public static Optional<ChatTemplate> fromTokenizerConfig(Path tokenizerConfigJson) {
         TokenizerConfig config = TokenizerConfig.load(tokenizerConfigJson);
-        if (config.chatTemplates().isEmpty()) {
+        Path dir = tokenizerConfigJson.toAbsolutePath().getParent();
+        Map<String, String> files = templateFiles(dir);
+        Map<String, String> templates = files.isEmpty() ? config.chatTemplates() : files;
+        if (templates.isEmpty()) {
             return Optional.empty();
         }
-        String template = config.chatTemplate().orElseThrow(() -> new ModelFormatException(tokenizerConfigJson
-                + ": chat_template lists " + config.chatTemplates().keySet() + " but none is named \"default\""));
+        String template = templates.get("default");
+        if (template == null) {
+            throw new ModelFormatException((files.isEmpty() ? tokenizerConfigJson + ": chat_template"
+                    : dir + ": " + TEMPLATE_DIR + "/") + " lists " + templates.keySet() + " but none is named \"default\""
+                    + (files.isEmpty() ? "" : " (no " + TEMPLATE_FILE + ")"));
+        }
         return Optional.of(of(template, config.specialTokens()));
+    }
+
+    /** chat_template.jinja as "default" and additional_chat_templates/*.jinja by name; empty when there are none. */
+    private static Map<String, String> templateFiles(Path dir) {
+        Map<String, String> out = new TreeMap<>();
+        Path file = dir.resolve(TEMPLATE_FILE);
+        if (Files.exists(file)) {
+            out.put("default", readTemplate(file));
+        }
+        Path extra = dir.resolve(TEMPLATE_DIR);
+        if (Files.isDirectory(extra)) {
+            try (Stream<Path> list = Files.list(extra)) {
+                for (Path p : list.filter(f -> f.getFileName().toString().endsWith(".jinja")).toList()) {
+                    String name = p.getFileName().toString();
+                    out.put(name.substring(0, name.length() - ".jinja".length()), readTemplate(p));
+                }
+            } catch (IOException e) {
+                throw new ModelFormatException(extra + ": cannot list the chat templates (" + e.getMessage() + ")", e);
+            }
+        }
+        return out;
+    }
+
+    private static String readTemplate(Path file) {
+        try {
+            return Files.readString(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new ModelFormatException(file + ": cannot read the chat template (" + e.getMessage() + ")", e);
+        }
     }
 
     /**
@@ -116,6 +165,7 @@ public final class ChatTemplate {
         } finally {
             JinjavaInterpreter.popCurrent();
         }
+        JinjaDivergences.check(body);
         for (String filter : FilterNames.in(body)) {
             if (JINJAVA.getGlobalContext().getFilter(filter) == null) {
                 throw new ChatTemplateException("TemplateAssertionError: No filter named '" + filter + "'.");

@@ -49,15 +49,25 @@ final class ConfigFields {
         return Optional.of(n.intValue());
     }
 
-    double number(String key, double fallback) {
-        JsonNode n = node(key);
-        if (n == null) {
+    /**
+     * A number that must be finite and above zero (rope_theta, rms_norm_eps): zero, a negative, an overflowing
+     * literal such as 1e400 or a string like "1000.0" is refused, never replaced by the fallback, which is only
+     * for the key being absent or null (as transformers' config classes take their default then).
+     */
+    double positiveNumber(String key, double fallback) {
+        return positiveNumber(node(key), key, fallback);
+    }
+
+    /** {@link #positiveNumber(String, double)} for a node found elsewhere (a nested key), named {@code key}. */
+    double positiveNumber(JsonNode n, String key, double fallback) {
+        if (n == null || n.isNull()) {
             return fallback;
         }
-        if (!n.isNumber()) {
-            throw new ModelFormatException(source + ": \"" + key + "\" must be a number, got " + describe(n));
+        double v = n.isNumber() ? n.doubleValue() : Double.NaN;
+        if (!(v > 0) || Double.isInfinite(v)) {
+            throw new ModelFormatException(source + ": \"" + key + "\" must be a finite number above 0, got " + describe(n));
         }
-        return n.doubleValue();
+        return v;
     }
 
     boolean bool(String key, boolean fallback) {

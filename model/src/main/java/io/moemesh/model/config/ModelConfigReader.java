@@ -70,7 +70,14 @@ public final class ModelConfigReader {
             case QWEN2_MOE -> {
                 numExperts = c.positiveInt("num_experts");
                 expertInter = c.positiveInt("moe_intermediate_size");
-                sharedInter = c.optionalInt("shared_expert_intermediate_size").orElse(0);
+                // Qwen2MoeConfig's default when the key is absent; the weights' shapes then have to agree
+                // (TensorStore.tensor refuses a mismatch). 0 means no shared expert (transformers' Linear of width 0
+                // adds nothing either); a negative size is refused, not read as "none".
+                sharedInter = c.optionalInt("shared_expert_intermediate_size").orElse(5632);
+                if (sharedInter < 0) {
+                    throw new ModelFormatException(c.source() + ": \"shared_expert_intermediate_size\" must be ≥ 0, got "
+                            + sharedInter);
+                }
                 normTopK = c.bool("norm_topk_prob", false);
                 bias = c.bool("qkv_bias", true);
                 int sparseStep = c.optionalInt("decoder_sparse_step").orElse(1);
@@ -124,8 +131,8 @@ public final class ModelConfigReader {
         }
         int vocab = c.positiveInt("vocab_size");
         return new ModelConfig(arch, hidden, expertInter, sharedInter, c.positiveInt("num_hidden_layers"), heads,
-                kvHeads, headDim, vocab, c.optionalInt("max_position_embeddings").orElse(4096),
-                c.number("rms_norm_eps", 1e-6), ropeTheta(c, arch), numExperts, topK, normTopK, bias,
+                kvHeads, headDim, vocab, maxPositions(c, arch), c.positiveNumber("rms_norm_eps", rmsNormEps(arch)),
+                ropeTheta(c, arch), numExperts, topK, normTopK, bias,
                 arch == Architecture.OLMOE, c.bool("tie_word_embeddings", false), bos, List.copyOf(eos), dtype);
     }
 
@@ -144,12 +151,32 @@ public final class ModelConfigReader {
     }
 
     private static double ropeTheta(ConfigFields c, Architecture arch) {
+        // The architectures' defaults in transformers when the checkpoint leaves rope_theta out (MixtralConfig's
+        // default_theta 1e6; PreTrainedConfig's 10000 for Qwen2MoeConfig and OlmoeConfig). A present value that is
+        // not a positive finite number is refused: a string "1000.0" used to fall back to the default silently.
+        double fallback = arch == Architecture.MIXTRAL ? 1e6 : 10000.0;
         JsonNode params = c.node("rope_parameters");
-        if (params != null && params.has("rope_theta") && params.get("rope_theta").isNumber()) {
-            return params.get("rope_theta").doubleValue();
+        if (params != null && params.isObject() && params.has("rope_theta") && !params.get("rope_theta").isNull()) {
+            return c.positiveNumber(params.get("rope_theta"), "rope_parameters.rope_theta", fallback);
         }
-        // The architectures' defaults in transformers when the checkpoint leaves rope_theta out.
-        return c.number("rope_theta", arch == Architecture.MIXTRAL ? 1e6 : 10000.0);
+        return c.positiveNumber("rope_theta", fallback);
+    }
+
+    /** rms_norm_eps when absent: MixtralConfig and OlmoeConfig 1e-5, Qwen2MoeConfig 1e-6 (transformers). */
+    private static double rmsNormEps(Architecture arch) {
+        return arch == Architecture.QWEN2_MOE ? 1e-6 : 1e-5;
+    }
+
+    /** max_position_embeddings when absent: MixtralConfig 4096 × 32, Qwen2MoeConfig 32768, OlmoeConfig 4096. */
+    private static int maxPositions(ConfigFields c, Architecture arch) {
+        if (!c.present("max_position_embeddings")) {
+            return switch (arch) {
+                case MIXTRAL -> 4096 * 32;
+                case QWEN2_MOE -> 32768;
+                case OLMOE -> 4096;
+            };
+        }
+        return c.positiveInt("max_position_embeddings");
     }
 
     /**

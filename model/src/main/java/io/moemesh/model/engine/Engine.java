@@ -293,7 +293,7 @@ public final class Engine {
         VectorOps.rmsNorm(buf.h, 0, lw.postAttentionNorm(), eps, buf.xn, 0, tokens, hidden);
         MatMul.matmul(buf.xn, tokens, lw.router(), buf.routerLogits);
         for (int i = 0; i < tokens; i++) {
-            router.route(buf.routerLogits, i * c.numExperts(), buf.experts, buf.weights, i * pairs);
+            router.route(l, buf.routerLogits, i * c.numExperts(), buf.experts, buf.weights, i * pairs);
         }
         if (lw.sharedGate() != null) {
             // Qwen2-MoE: the shared expert joins every token with weight sigmoid(shared_expert_gate · x).

@@ -22,8 +22,13 @@ public final class Router {
     /**
      * Routes one token: {@code logits[lo, lo + E)} are the router logits (turned into probabilities in place);
      * writes expert ids by descending probability and their weights at {@code outOff}.
+     *
+     * @param layer the decoder layer, only to name it when the logits are not finite
+     * @throws IllegalStateException when the row has a NaN or +Inf logit, or is all -Inf (NaN or overflowing
+     *     weights upstream): softmax is then NaN everywhere, as torch's is, no expert compares greater, and an
+     *     expert id of -1 would fail far from the cause. A single -Inf among finite logits is routed as torch does.
      */
-    public void route(float[] logits, int lo, int[] outExperts, float[] outWeights, int outOff) {
+    public void route(int layer, float[] logits, int lo, int[] outExperts, float[] outWeights, int outOff) {
         VectorOps.softmax(logits, lo, experts);
         for (int j = 0; j < topK; j++) {
             int best = -1;
@@ -34,6 +39,10 @@ public final class Router {
                     best = e;
                     bestP = p;
                 }
+            }
+            if (best < 0) {
+                throw new IllegalStateException("router logits of layer " + layer
+                        + " are not finite (NaN weights?): softmax over them is NaN, no expert can be chosen");
             }
             outExperts[outOff + j] = best;
             outWeights[outOff + j] = bestP;

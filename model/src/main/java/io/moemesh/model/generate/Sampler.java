@@ -12,7 +12,7 @@ import java.util.SplittableRandom;
 public final class Sampler {
     private final SamplingParams params;
     private final SplittableRandom random;
-    private float[] probs = new float[0];
+    private double[] probs = new double[0];
     private Integer[] order = new Integer[0];
 
     public Sampler(SamplingParams params) {
@@ -25,28 +25,35 @@ public final class Sampler {
             return argmax(logits, off, vocab);
         }
         if (probs.length < vocab) {
-            probs = new float[vocab];
+            probs = new double[vocab];
             order = new Integer[vocab];
         }
-        float max = Float.NEGATIVE_INFINITY;
+        // The max is subtracted before dividing by T, in double: logit / T alone overflows to ±Inf for a tiny
+        // positive T (≈ 1e-38 in float), and exp(Inf - Inf) = NaN then drew the last-ranked token. Shifted this way
+        // the best logit scales to exactly 0 and every other to a finite negative or -Inf, so T → 0 is greedy, as
+        // the limit of softmax(logits / T) is. softmax is shift-invariant, so any other T draws the same
+        // distribution as transformers' TemperatureLogitsWarper (scores / T) followed by softmax.
+        float maxLogit = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < vocab; i++) {
-            probs[i] = (float) (logits[off + i] / params.temperature());
-            max = Math.max(max, probs[i]);
+            maxLogit = Math.max(maxLogit, logits[off + i]);
+        }
+        for (int i = 0; i < vocab; i++) {
+            probs[i] = ((double) logits[off + i] - maxLogit) / params.temperature();
         }
         for (int i = 0; i < vocab; i++) {
             order[i] = i;
         }
-        float[] p = probs;
-        Arrays.sort(order, 0, vocab, (a, b) -> a.equals(b) ? 0 : p[a] != p[b] ? Float.compare(p[b], p[a]) : Integer.compare(a, b));
+        double[] p = probs;
+        Arrays.sort(order, 0, vocab, (a, b) -> a.equals(b) ? 0 : p[a] != p[b] ? Double.compare(p[b], p[a]) : Integer.compare(a, b));
         int keep = params.topK() > 0 ? Math.min(params.topK(), vocab) : vocab;
         double sum = 0;
         for (int r = 0; r < keep; r++) {
-            sum += Math.exp(probs[order[r]] - max);
+            sum += Math.exp(probs[order[r]]);
         }
         if (params.topP() < 1) {
             double mass = 0;
             for (int r = 0; r < keep; r++) {
-                mass += Math.exp(probs[order[r]] - max) / sum;
+                mass += Math.exp(probs[order[r]]) / sum;
                 if (mass >= params.topP()) {
                     keep = r + 1;
                     break;
@@ -54,13 +61,13 @@ public final class Sampler {
             }
             sum = 0;
             for (int r = 0; r < keep; r++) {
-                sum += Math.exp(probs[order[r]] - max);
+                sum += Math.exp(probs[order[r]]);
             }
         }
         double u = random.nextDouble() * sum;
         double acc = 0;
         for (int r = 0; r < keep; r++) {
-            acc += Math.exp(probs[order[r]] - max);
+            acc += Math.exp(probs[order[r]]);
             if (u < acc) {
                 return order[r];
             }

@@ -14,6 +14,7 @@ import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
@@ -22,27 +23,39 @@ import tools.jackson.databind.json.JsonMapper;
 /**
  * What a model's KV blocks are salted with in every {@link BlockHash}, so two models never share a block: a
  * SHA-256 over what decides the keys and values a token produces — config.json and, for every weight file, its
- * safetensors header (tensor names, dtypes, shapes, offsets) and three samples of its data — and nothing about
- * where the model lies: renaming or copying the directory keeps the fingerprint.
+ * safetensors header (tensor names, dtypes, shapes, offsets) and samples of every tensor's data — and nothing
+ * about where the model lies: renaming or copying the directory keeps the fingerprint.
  *
- * <p>Why samples of the data: a fine-tuned model has its base model's config.json and headers byte for byte, yet
- * other weights; headers alone would let their blocks mix. Three {@value #SAMPLE_BYTES}-byte reads per file
- * (the first, middle and last bytes of its data section) tell any two trained checkpoints apart while reading a
- * few pages, not the gigabytes of weights. The tokenizer is not part of it: blocks are keyed by token ids, and
- * the keys and values of given ids do not depend on how text became them.
+ * <p>Why samples of every tensor: a fine-tuned model has its base model's config.json and headers byte for byte,
+ * yet other weights; headers alone would let their blocks mix. A fine-tune, or a merged LoRA, changes every
+ * element of each tensor it touches (a LoRA delta B·A is dense), so a tensor's first bytes already tell it apart;
+ * the middle and last {@value #SAMPLE_BYTES} bytes are read as well, and a tensor of at most
+ * 3 × {@value #SAMPLE_BYTES} bytes (a norm vector, a small router) is read whole. Sampling per file instead (v1:
+ * the data section's first, middle and last 4 KiB) missed a change to any tensor lying elsewhere, and a model
+ * that gives other tokens got its base model's fingerprint. What is not caught: an edit of some elements of one
+ * large tensor that spares all three of its samples (no training method produces one).
  *
- * <p>Digest layout (version 1): SHA-256 of the ASCII tag {@code moemesh-model-fingerprint-v1}, then per item
+ * <p>Cost: at most 12 KiB per tensor, whatever the checkpoint's size. Mixtral-8x7B (995 tensors, 93 GB in
+ * bf16) reads about 11.4 MiB of weights: 930 matrices × 12 KiB plus 65 norm vectors read whole (8 KiB each), in
+ * under 3,000 positioned reads, besides its headers and config.json. The tokenizer is not part of it: blocks are
+ * keyed by token ids, and the keys and values of given ids do not depend on how text became them.
+ *
+ * <p>Digest layout (version 2): SHA-256 of the ASCII tag {@code moemesh-model-fingerprint-v2}, then per item
  * {@code uint32 LE length ‖ name (UTF-8) ‖ uint64 LE length ‖ content}: first {@code config.json} with the file's
  * bytes, then for every weight file in name order (the shards {@code model.safetensors.index.json} lists, else
  * {@code model.safetensors}) the item {@code <file>#header} with the file's first 8 + N bytes (the header length
- * and the header) and the items {@code <file>#data@<offset>} with each sample.
+ * and the header), then for each of its tensors in name order the items {@code <file>#<tensor>@<offset>}, the
+ * offset counted from the tensor's first byte: one item with the whole tensor when it has at most
+ * 3 × {@value #SAMPLE_BYTES} bytes, else three of {@value #SAMPLE_BYTES} bytes at offsets 0,
+ * (size − {@value #SAMPLE_BYTES}) / 2 and size − {@value #SAMPLE_BYTES}. Header format:
+ * https://github.com/huggingface/safetensors#format.
  */
 public final class ModelFingerprint {
     /** Bytes of a fingerprint (SHA-256). */
     public static final int BYTES = 32;
-    /** Size of each of the three data samples per weight file. */
+    /** Size of each of the three data samples per tensor (a tensor of at most three samples is read whole). */
     public static final int SAMPLE_BYTES = 4096;
-    private static final String TAG = "moemesh-model-fingerprint-v1";
+    private static final String TAG = "moemesh-model-fingerprint-v2";
     private static final long MAX_HEADER = 100L * 1024 * 1024;
     private static final String SINGLE = "model.safetensors";
     private static final String INDEX = "model.safetensors.index.json";
@@ -63,7 +76,7 @@ public final class ModelFingerprint {
     }
 
     /**
-     * Reads the model directory's config.json and weight files' headers and samples.
+     * Reads the model directory's config.json, its weight files' headers and samples of each of their tensors.
      *
      * @throws ModelFormatException naming the file when one is missing or not a safetensors file
      */
@@ -124,19 +137,53 @@ public final class ModelFingerprint {
                 throw new ModelFormatException(path + ": truncated or corrupt safetensors header (header length "
                         + headerLen + ", file size " + size + " bytes)");
             }
-            item(d, name + "#header", read(ch, 0, (int) (8 + headerLen)));
+            byte[] header = read(ch, 0, (int) (8 + headerLen));
+            item(d, name + "#header", header);
             long dataStart = 8 + headerLen;
             long dataLen = size - dataStart;
-            int sample = (int) Math.min(SAMPLE_BYTES, dataLen);
-            if (sample > 0) {
-                long[] offsets = {dataStart, dataStart + (dataLen - sample) / 2, size - sample};
-                for (long at : offsets) {
-                    item(d, name + "#data@" + (at - dataStart), read(ch, at, sample));
+            for (Map.Entry<String, long[]> t : tensorRanges(path, header, dataLen).entrySet()) {
+                long begin = t.getValue()[0];
+                long bytes = t.getValue()[1] - begin;
+                String item = name + "#" + t.getKey() + "@";
+                if (bytes <= 3L * SAMPLE_BYTES) {
+                    item(d, item + 0, read(ch, dataStart + begin, (int) bytes));
+                } else {
+                    for (long at : new long[] {0, (bytes - SAMPLE_BYTES) / 2, bytes - SAMPLE_BYTES}) {
+                        item(d, item + at, read(ch, dataStart + begin + at, SAMPLE_BYTES));
+                    }
                 }
             }
         } catch (IOException e) {
             throw new ModelFormatException(path + ": cannot read the weight file (" + e.getMessage() + ")", e);
         }
+    }
+
+    /** Tensor name → [begin, end) within the data section, in name order; refuses offsets outside the data. */
+    private static TreeMap<String, long[]> tensorRanges(Path path, byte[] header, long dataLen) {
+        JsonNode root;
+        try {
+            root = JSON.readTree(new String(header, 8, header.length - 8, StandardCharsets.UTF_8));
+        } catch (JacksonException e) {
+            throw new ModelFormatException(path + ": safetensors header is not valid JSON (" + e.getOriginalMessage() + ")", e);
+        }
+        if (root == null || !root.isObject()) {
+            throw new ModelFormatException(path + ": safetensors header is not a JSON object");
+        }
+        TreeMap<String, long[]> ranges = new TreeMap<>();
+        for (Map.Entry<String, JsonNode> e : root.properties()) {
+            if (e.getKey().equals("__metadata__")) {
+                continue;
+            }
+            JsonNode offsets = e.getValue().get("data_offsets");
+            long begin = offsets != null && offsets.isArray() && offsets.size() == 2 ? offsets.get(0).longValue(-1) : -1;
+            long end = begin < 0 ? -1 : offsets.get(1).longValue(-1);
+            if (begin < 0 || end < begin || end > dataLen) {
+                throw new ModelFormatException(path + ": tensor " + e.getKey() + ": data_offsets " + offsets
+                        + " fall outside the " + dataLen + " data bytes (truncated file?)");
+            }
+            ranges.put(e.getKey(), new long[] {begin, end});
+        }
+        return ranges;
     }
 
     private static byte[] read(FileChannel ch, long at, int n) throws IOException {

@@ -4,7 +4,8 @@ import io.moemesh.model.ModelFormatException;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -40,50 +41,72 @@ public final class SafetensorsFile {
         this.tensors = tensors;
     }
 
-    /** Maps {@code path} in {@code arena}; the mapping lives as long as the arena. */
+    /**
+     * Maps {@code path} in {@code arena}; the mapping lives as long as the arena. The header is read and every
+     * entry checked through the channel before anything is mapped: a mapping made in a long-lived shared arena
+     * cannot be undone alone, so a corrupt file that was mapped first stayed mapped, whole, until the arena
+     * closed, and each retry (TensorStore maps a shard on first use) mapped it again.
+     */
     public static SafetensorsFile open(Path path, Arena arena) {
         if (!Files.isRegularFile(path)) {
             throw new ModelFormatException(path + ": file not found");
         }
-        MemorySegment seg;
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
             if (size < 8) {
                 throw new ModelFormatException(path + ": truncated safetensors file (" + size + " bytes, no header length)");
             }
-            seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            long headerLen = read(ch, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+            if (headerLen <= 0 || headerLen > MAX_HEADER || headerLen > size - 8) {
+                throw new ModelFormatException(path + ": truncated or corrupt safetensors header (header length "
+                        + headerLen + ", file size " + size + " bytes)");
+            }
+            byte[] headerBytes = read(ch, 8, (int) headerLen).array();
+            JsonNode header;
+            try {
+                header = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8));
+            } catch (JacksonException e) {
+                throw new ModelFormatException(path + ": safetensors header is not valid JSON (" + e.getOriginalMessage() + ")", e);
+            }
+            if (header == null || !header.isObject()) {
+                throw new ModelFormatException(path + ": safetensors header is not a JSON object");
+            }
+            long dataStart = 8 + headerLen;
+            long dataLen = size - dataStart;
+            Map<String, Entry> entries = new LinkedHashMap<>();
+            for (Map.Entry<String, JsonNode> e : header.properties()) {
+                if (e.getKey().equals("__metadata__")) {
+                    continue;
+                }
+                entries.put(e.getKey(), parseEntry(path, e.getKey(), e.getValue(), dataLen));
+            }
+            MemorySegment seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            Map<String, TensorView> tensors = new LinkedHashMap<>();
+            for (Entry t : entries.values()) {
+                tensors.put(t.name(), new TensorView(t.name(), t.dtype(), t.shape(),
+                        seg.asSlice(dataStart + t.begin(), t.end() - t.begin()), path.getFileName().toString()));
+            }
+            return new SafetensorsFile(path, seg, Collections.unmodifiableMap(tensors));
         } catch (IOException e) {
             throw new ModelFormatException(path + ": cannot read (" + e.getMessage() + ")", e);
         }
-        long headerLen = seg.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0);
-        if (headerLen <= 0 || headerLen > MAX_HEADER || headerLen > seg.byteSize() - 8) {
-            throw new ModelFormatException(path + ": truncated or corrupt safetensors header (header length "
-                    + headerLen + ", file size " + seg.byteSize() + " bytes)");
-        }
-        byte[] headerBytes = seg.asSlice(8, headerLen).toArray(ValueLayout.JAVA_BYTE);
-        JsonNode header;
-        try {
-            header = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8));
-        } catch (JacksonException e) {
-            throw new ModelFormatException(path + ": safetensors header is not valid JSON (" + e.getOriginalMessage() + ")", e);
-        }
-        if (header == null || !header.isObject()) {
-            throw new ModelFormatException(path + ": safetensors header is not a JSON object");
-        }
-        long dataStart = 8 + headerLen;
-        long dataLen = seg.byteSize() - dataStart;
-        Map<String, TensorView> tensors = new LinkedHashMap<>();
-        for (Map.Entry<String, JsonNode> e : header.properties()) {
-            if (e.getKey().equals("__metadata__")) {
-                continue;
-            }
-            tensors.put(e.getKey(), parseEntry(path, e.getKey(), e.getValue(), seg, dataStart, dataLen));
-        }
-        return new SafetensorsFile(path, seg, Collections.unmodifiableMap(tensors));
     }
 
-    private static TensorView parseEntry(Path path, String name, JsonNode entry, MemorySegment seg, long dataStart,
-                                         long dataLen) {
+    /** One checked header entry, before the data is mapped. */
+    private record Entry(String name, DType dtype, long[] shape, long begin, long end) {
+    }
+
+    private static ByteBuffer read(FileChannel ch, long at, int n) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(n);
+        while (b.hasRemaining()) {
+            if (ch.read(b, at + b.position()) < 0) {
+                throw new IOException("file ended at " + (at + b.position()));
+            }
+        }
+        return b;
+    }
+
+    private static Entry parseEntry(Path path, String name, JsonNode entry, long dataLen) {
         String where = path + ": tensor " + name;
         JsonNode dtypeNode = entry.get("dtype");
         JsonNode shapeNode = entry.get("shape");
@@ -115,7 +138,7 @@ public final class SafetensorsFile {
             throw new ModelFormatException(where + ": " + (end - begin) + " bytes do not hold shape " + shapeNode
                     + " of " + dtype);
         }
-        return new TensorView(name, dtype, shape, seg.asSlice(dataStart + begin, end - begin), path.getFileName().toString());
+        return new Entry(name, dtype, shape, begin, end);
     }
 
     public Path path() {

@@ -11,6 +11,8 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** Jinja behaviour the HF templates rely on, and how broken templates fail. */
 class ChatTemplateTest {
@@ -146,6 +148,50 @@ class ChatTemplateTest {
                  "chat_template": [{"name": "tool_use", "template": "tools"},
                                    {"name": "default", "template": "{{ bos_token }}[{{ eos_token }}]"}]}""");
         assertThat(ChatTemplate.fromTokenizerConfig(config).orElseThrow().render(CHAT, false)).isEqualTo("<s>[]");
+    }
+
+    /**
+     * transformers (PreTrainedTokenizerBase._from_pretrained): chat_template.jinja and
+     * additional_chat_templates/*.jinja next to tokenizer_config.json replace its chat_template entry; the entry
+     * is used only when there are no such files. Columns: config entry, chat_template.jinja, extra file
+     * "name=template", expected render ("-" for none).
+     */
+    @ParameterizedTest(name = "config={0} file={1} extra={2}")
+    @CsvSource(delimiter = '|', nullValues = "-", value = {
+        "'config {{ bos_token }}' | -                        | -                  | config <s>",
+        "-                        | 'file {{ bos_token }}'   | -                  | file <s>",
+        "'config'                 | 'file {{ bos_token }}'   | -                  | file <s>",
+        "'config'                 | 'file'                   | 'tool_use=tools'   | file",
+        "-                        | -                        | -                  | -",
+    })
+    void fromTokenizerConfig_prefersChatTemplateJinja_overTheConfigEntry(String entry, String file, String extra,
+                                                                         String expected, @TempDir Path dir)
+            throws Exception {
+        Path config = dir.resolve("tokenizer_config.json");
+        Files.writeString(config, "{\"bos_token\": \"<s>\"" + (entry == null ? "" : ", \"chat_template\": \"" + entry + "\"")
+                + "}");
+        if (file != null) {
+            Files.writeString(dir.resolve("chat_template.jinja"), file + "\n");
+        }
+        if (extra != null) {
+            Files.createDirectories(dir.resolve("additional_chat_templates"));
+            String[] kv = extra.split("=", 2);
+            Files.writeString(dir.resolve("additional_chat_templates").resolve(kv[0] + ".jinja"), kv[1]);
+        }
+        assertThat(ChatTemplate.fromTokenizerConfig(config).map(t -> t.render(CHAT, false))).isEqualTo(
+                java.util.Optional.ofNullable(expected));
+    }
+
+    @Test
+    void fromTokenizerConfig_fails_whenOnlyAdditionalTemplateFilesExist(@TempDir Path dir) throws Exception {
+        Path config = dir.resolve("tokenizer_config.json");
+        Files.writeString(config, "{\"chat_template\": \"config\"}");
+        Files.createDirectories(dir.resolve("additional_chat_templates"));
+        Files.writeString(dir.resolve("additional_chat_templates/rag.jinja"), "x");
+        assertThatThrownBy(() -> ChatTemplate.fromTokenizerConfig(config))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("additional_chat_templates").hasMessageContaining("[rag]")
+                .hasMessageContaining("no chat_template.jinja");
     }
 
     @Test

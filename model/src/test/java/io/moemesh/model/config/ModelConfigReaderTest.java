@@ -4,7 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.model.ModelFormatException;
+import io.moemesh.model.engine.ExpertKey;
+import io.moemesh.model.engine.ExpertWeights;
 import io.moemesh.model.golden.TestModels;
+import io.moemesh.model.safetensors.TensorStore;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -79,12 +82,74 @@ class ModelConfigReaderTest {
         "mixtral-tiny  | dtype               | \"int8\"                                   | dtype \"int8\"",
         "mixtral-tiny  | eos_token_id        | \"x\"                                      | eos_token_id",
         "mixtral-tiny  | num_local_experts   | null                                       | num_local_experts",
+        "mixtral-tiny  | rope_parameters     | {\"rope_theta\": \"1000.0\"}            | \"rope_parameters.rope_theta\" must be a finite number above 0, got \"1000.0\"",
+        "mixtral-tiny  | rope_parameters     | {\"rope_theta\": 0}                      | \"rope_parameters.rope_theta\" must be a finite number above 0, got 0",
+        "mixtral-tiny  | rope_parameters     | {\"rope_theta\": -10000.0}                | rope_parameters.rope_theta\" must be a finite number above 0, got -10000.0",
+        "mixtral-tiny  | rope_parameters     | {\"rope_theta\": 1e400}                   | rope_parameters.rope_theta\" must be a finite number above 0",
+        "mixtral-tiny-bf16 | rope_theta      | \"1000.0\"                                 | \"rope_theta\" must be a finite number above 0, got \"1000.0\"",
+        "mixtral-tiny-bf16 | rope_theta      | -1                                         | \"rope_theta\" must be a finite number above 0, got -1",
+        "mixtral-tiny  | rms_norm_eps        | 0                                          | \"rms_norm_eps\" must be a finite number above 0, got 0",
+        "mixtral-tiny  | rms_norm_eps        | -1e-05                                     | \"rms_norm_eps\" must be a finite number above 0, got -1.0E-5",
+        "mixtral-tiny  | rms_norm_eps        | 1e400                                      | \"rms_norm_eps\" must be a finite number above 0",
+        "mixtral-tiny  | rms_norm_eps        | \"1e-5\"                                   | \"rms_norm_eps\" must be a finite number above 0, got \"1e-5\"",
+        "mixtral-tiny  | max_position_embeddings | 0                                      | \"max_position_embeddings\" must be a positive integer, got 0",
+        "mixtral-tiny  | max_position_embeddings | -512                                   | \"max_position_embeddings\" must be a positive integer, got -512",
+        "qwen2moe-tiny | shared_expert_intermediate_size | -96                            | \"shared_expert_intermediate_size\" must be ≥ 0, got -96",
     })
     void read_unsupportedOrInvalidKey_failsNamingTheKey(String model, String key, String value, String message)
             throws IOException {
         Path dir = patched(model, key, value);
         assertThatThrownBy(() -> ModelConfigReader.read(dir)).isInstanceOf(ModelFormatException.class)
                 .hasMessageContaining(message).hasMessageContaining("config.json");
+    }
+
+    /** An absent (or null) key takes the default of the architecture's transformers config class. */
+    @ParameterizedTest(name = "{0} without {1}")
+    @CsvSource(delimiter = '|', value = {
+        "mixtral-tiny  | rms_norm_eps                    | 1e-5",    // MixtralConfig.rms_norm_eps
+        "qwen2moe-tiny | rms_norm_eps                    | 1e-6",    // Qwen2MoeConfig.rms_norm_eps
+        "olmoe         | rms_norm_eps                    | 1e-5",    // OlmoeConfig.rms_norm_eps
+        "mixtral-tiny  | max_position_embeddings         | 131072",  // MixtralConfig: 4096 * 32
+        "qwen2moe-tiny | max_position_embeddings         | 32768",   // Qwen2MoeConfig
+        "olmoe         | max_position_embeddings         | 4096",    // OlmoeConfig
+        "mixtral-tiny  | rope_parameters                 | 1e6",     // MixtralConfig.default_theta
+        "qwen2moe-tiny | rope_parameters                 | 10000",   // PreTrainedConfig's default theta
+        "qwen2moe-tiny | shared_expert_intermediate_size | 5632",    // Qwen2MoeConfig
+    })
+    void read_absentKey_takesTheArchitecturesTransformersDefault(String model, String key, double expected)
+            throws IOException {
+        Path dir = model.equals("olmoe") ? olmoe("") : patched(model, key, "null");
+        ModelConfig c = ModelConfigReader.read(dir);
+        double actual = switch (key) {
+            case "rms_norm_eps" -> c.rmsNormEps();
+            case "max_position_embeddings" -> c.maxPositionEmbeddings();
+            case "rope_parameters" -> c.ropeTheta();
+            case "shared_expert_intermediate_size" -> c.sharedExpertIntermediateSize();
+            default -> throw new IllegalArgumentException(key);
+        };
+        assertThat(actual).isEqualTo(expected);
+    }
+
+    /** The default shared expert size (5632) against the tiny model's weights (96): a clear shape error. */
+    @Test
+    void read_absentSharedExpertSize_thenWeightsOfAnotherSize_failNamingTheShape() throws IOException {
+        ModelConfig c = ModelConfigReader.read(patched(TestModels.QWEN2_MOE, "shared_expert_intermediate_size", "null"));
+        try (TensorStore store = TensorStore.open(TestModels.dir(TestModels.QWEN2_MOE))) {
+            assertThatThrownBy(() -> ExpertWeights.load(store, c, new ExpertKey(0, c.numExperts())))
+                    .isInstanceOf(ModelFormatException.class)
+                    .hasMessageContaining("model.layers.0.mlp.shared_expert.gate_proj.weight has shape [96, 64]")
+                    .hasMessageContaining("expected [5632, 64] from config.json");
+        }
+    }
+
+    private Path olmoe(String extraKeys) throws IOException {
+        Path dir = tmp.resolve("olmoe");
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("config.json"), """
+                {"model_type": "olmoe", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1,
+                 "intermediate_size": 32, "num_experts": 4, "num_experts_per_tok": 2, "vocab_size": 512%s}"""
+                .formatted(extraKeys));
+        return dir;
     }
 
     @Test

@@ -9,6 +9,7 @@ import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class SamplerTest {
     private static final float[] LOGITS = {0.1f, 2.0f, 1.9f, -3f, 0.5f, 1.0f, 1.95f, 0f};
@@ -52,5 +53,15 @@ class SamplerTest {
     void invalidParams_failNamingTheParameter(double temperature, double topP, int topK, int maxTokens, String name) {
         assertThatThrownBy(() -> new SamplingParams(temperature, topP, topK, OptionalLong.empty(), maxTokens, false))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining(name);
+    }
+
+    /** softmax(logits / T) tends to the argmax as T → 0; logits / T alone overflowed to Inf and gave NaN weights. */
+    @ParameterizedTest(name = "T={0}")
+    @ValueSource(doubles = {1e-30, 1e-38, 1e-40, Double.MIN_VALUE})
+    void tinyPositiveTemperature_picksTheArgmax(double temperature) {
+        for (long seed = 0; seed < 20; seed++) {
+            assertThat(draw(new SamplingParams(temperature, 1, 0, OptionalLong.of(seed), 1, false), 5)).containsOnly(1);
+            assertThat(draw(new SamplingParams(temperature, 0.9, 3, OptionalLong.of(seed), 1, false), 5)).containsOnly(1);
+        }
     }
 }

@@ -16,6 +16,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
 
 class ModelFingerprintTest {
     @TempDir
@@ -79,6 +81,40 @@ class ModelFingerprintTest {
         Path weights = dir.resolve("model.safetensors");
         byte[] b = Files.readAllBytes(weights);
         b[b.length - 1] ^= 1; // the last weight's lowest mantissa byte: inside the last data sample
+        Files.write(weights, b);
+        assertThat(ModelFingerprint.of(dir)).isNotEqualTo(before);
+    }
+
+    /**
+     * A fine-tune or a merged LoRA changes every element of the tensors it touches, wherever they lie in the file:
+     * scaling one tensor far from the file's start, middle and end must change the fingerprint (it gives other
+     * tokens, so sharing KV blocks with the original would serve wrong keys and values).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"model.layers.0.self_attn.k_proj.weight", "model.layers.1.block_sparse_moe.experts.2.w1.weight",
+            "model.layers.1.post_attention_layernorm.weight"})
+    void differs_whenAnyTensorOutsideTheOldSamplesChanges(String tensor) throws IOException {
+        Path dir = copy(TestModels.MIXTRAL, "m");
+        ModelFingerprint before = ModelFingerprint.of(dir);
+        Path weights = dir.resolve("model.safetensors");
+        byte[] b = Files.readAllBytes(weights);
+        ByteBuffer le = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+        int headerLen = (int) le.getLong(0);
+        JsonNode entry = JsonMapper.builder().build()
+                .readTree(new String(b, 8, headerLen, StandardCharsets.UTF_8)).get(tensor);
+        assertThat(entry.get("dtype").stringValue()).isEqualTo("F32");
+        int dataStart = 8 + headerLen;
+        int begin = dataStart + entry.get("data_offsets").get(0).intValue();
+        int end = dataStart + entry.get("data_offsets").get(1).intValue();
+        // the old fingerprint's three samples per file: the data's first, middle and last 4 KiB
+        int dataLen = b.length - dataStart;
+        int sample = ModelFingerprint.SAMPLE_BYTES;
+        for (int oldSample : new int[] {dataStart, dataStart + (dataLen - sample) / 2, b.length - sample}) {
+            assertThat(end <= oldSample || begin >= oldSample + sample).as("outside the old sample at " + oldSample).isTrue();
+        }
+        for (int at = begin; at < end; at += 4) {
+            le.putFloat(at, le.getFloat(at) * 1.5f);
+        }
         Files.write(weights, b);
         assertThat(ModelFingerprint.of(dir)).isNotEqualTo(before);
     }

@@ -2,6 +2,7 @@ package io.moemesh.model.safetensors;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.moemesh.model.ModelFormatException;
 import io.moemesh.model.golden.TestModels;
@@ -60,6 +61,38 @@ class SafetensorsFileTest {
         try (Arena arena = Arena.ofConfined()) {
             assertThatThrownBy(() -> SafetensorsFile.open(p, arena)).isInstanceOf(ModelFormatException.class)
                     .hasMessageContaining(p.toString()).hasMessageContaining(message);
+        }
+    }
+
+    /**
+     * A failed open must not leave the file mapped in the caller's long-lived arena (TensorStore's shared one):
+     * the old code mapped the whole file before reading its header, and every retry added another mapping.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "{\"a\": [1, 2                                                      | 64",
+        "[1, 2]                                                             | 64",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}} | 8",
+        "{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}  | 8",
+    })
+    void open_corruptHeader_keepsNoMapping_acrossRetries(String header, int data) throws IOException {
+        assumeTrue(Files.isReadable(Path.of("/proc/self/maps")), "needs Linux's /proc/self/maps");
+        Path p = file(header, data).toRealPath();
+        try (Arena shared = Arena.ofShared()) {
+            for (int attempt = 0; attempt < 5; attempt++) {
+                assertThatThrownBy(() -> SafetensorsFile.open(p, shared)).isInstanceOf(ModelFormatException.class);
+            }
+            assertThat(Files.readAllLines(Path.of("/proc/self/maps"))).noneMatch(line -> line.endsWith(p.toString()));
+        }
+    }
+
+    @Test
+    void open_validFile_isMappedUntilTheArenaCloses() throws IOException {
+        assumeTrue(Files.isReadable(Path.of("/proc/self/maps")), "needs Linux's /proc/self/maps");
+        Path p = file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8).toRealPath();
+        try (Arena shared = Arena.ofShared()) {
+            SafetensorsFile.open(p, shared);
+            assertThat(Files.readAllLines(Path.of("/proc/self/maps"))).anyMatch(line -> line.endsWith(p.toString()));
         }
     }
 
