@@ -12,6 +12,7 @@ import io.moemesh.kvcache.serving.ServedModels;
 import io.moemesh.kvcache.tier.CsdTier;
 import io.moemesh.kvcache.tier.KvTier;
 import io.moemesh.kvcache.tier.OpenReport;
+import io.moemesh.kvcache.tier.OrphanedStores;
 import io.moemesh.kvcache.tier.PayloadEncoding;
 import io.moemesh.kvcache.tier.SsdConfig;
 import io.moemesh.kvcache.tier.SsdTier;
@@ -76,10 +77,23 @@ public final class KvCacheServiceConfiguration {
             for (Path dir : props.modelDirs()) {
                 served.add(openModel(props, dir, props.dramBytes() / n, props.ssdBytes() / n));
             }
+            warnOfOrphanedStores(props.ssdDir(), served);
             return new ServedModels(served);
         } catch (RuntimeException e) {
             served.forEach(m -> m.store().close());
             throw e;
+        }
+    }
+
+    private static void warnOfOrphanedStores(Path ssdDir, List<ServedModel> served) {
+        java.util.Set<Path> inUse = new java.util.HashSet<>();
+        for (ServedModel m : served) {
+            inUse.add(m.ssd().config().directory());
+        }
+        for (OrphanedStores.Orphan o : OrphanedStores.find(ssdDir, inUse)) {
+            log.warn("{}: a model store no served model uses ({} bytes: another model, block size or fingerprint "
+                    + "version; not counted in ssd-bytes); delete it to free the space if nothing else serves it",
+                    o.dir(), o.bytes());
         }
     }
 
