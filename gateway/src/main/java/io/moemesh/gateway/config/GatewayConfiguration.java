@@ -32,6 +32,7 @@ import io.moemesh.gateway.serving.AdmissionControl;
 import io.moemesh.gateway.serving.GenerationService;
 import io.moemesh.gateway.serving.IntakeLimiter;
 import io.moemesh.gateway.serving.PromptLimits;
+import io.moemesh.gateway.serving.SequenceCaps;
 import io.moemesh.gateway.serving.ServingMetrics;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
@@ -347,14 +348,16 @@ public class GatewayConfiguration {
     @Bean
     GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters,
                                         DispatchTraces traces, Optional<MeshExpertDispatch> mesh,
-                                        Optional<PlacementSource> source) {
+                                        Optional<PlacementSource> source, Optional<AttendOffload> attend) {
         // With expert services, nothing is admitted before a placement is applied (a router may not have sent one).
         Runnable ready = mesh.isEmpty() ? () -> { } : () -> {
             if (!mesh.get().hasPlacement()) {
                 throw new NoPlacementException(source.get().absentReason());
             }
         };
-        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters), traces, ready);
+        // With attend offload, a sequence whose offload failed ends where the local pool does (the cache's bound is lifted).
+        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters), traces, ready,
+                attend.<SequenceCaps>map(o -> o).orElse(SequenceCaps.NONE));
     }
 
     @Bean
@@ -377,9 +380,9 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    GatewayGrpcService gatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
-                                          PromptLimits limits, IntakeLimiter intake) {
-        return new GatewayGrpcService(model, chat, service, limits, intake);
+    GatewayGrpcService gatewayGrpcService(GatewayProperties p, MoeModel model, Optional<ChatTemplate> chat,
+                                          GenerationService service, PromptLimits limits, IntakeLimiter intake) {
+        return new GatewayGrpcService(model, chat, service, limits, intake, p.admission().maxStreamBacklogBytes());
     }
 
     @Bean

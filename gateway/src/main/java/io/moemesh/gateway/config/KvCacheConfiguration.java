@@ -159,7 +159,7 @@ public class KvCacheConfiguration {
             return null;
         }
         AttendOffload o = new AttendOffload(client.get(), writeBack.orElseThrow(), a.thresholdTokens(),
-                a.localBlocks(), a.timeout(), a.offloadTimeout());
+                a.localBlocks(), a.timeout(), a.offloadTimeout(), cache.totalBlocks());
         cache.setBlockOffload(o);
         FunctionCounter.builder("moemesh_gateway_kvcache_attend_offloaded_blocks", o, AttendOffload::offloadedBlocks)
                 .description("KV blocks of long sequences stored and pinned in the kvcache-service and freed locally")

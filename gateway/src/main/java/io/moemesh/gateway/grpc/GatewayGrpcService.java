@@ -36,9 +36,15 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
     private final PromptLimits limits;
     private final GenerationService service;
     private final IntakeLimiter intake;
+    private final long maxStreamBacklogBytes;
 
+    /**
+     * @param maxStreamBacklogBytes serialized bytes of Generate messages a call may have waiting for a client that
+     *                              does not read before its sequence is cancelled (see {@link GenerateStream})
+     */
     public GatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
-                              PromptLimits limits, IntakeLimiter intake) {
+                              PromptLimits limits, IntakeLimiter intake, long maxStreamBacklogBytes) {
+        this.maxStreamBacklogBytes = maxStreamBacklogBytes;
         this.model = model;
         this.chat = chat;
         this.limits = limits;
@@ -75,11 +81,13 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             GenerationRequest r = prompts.request(request);
             ServingRequest serving = new ServingRequest(requestId, Tenants.current(), r,
                     request.getSampling().getStopList());
-            GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), requestId);
+            GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), requestId,
+                    maxStreamBacklogBytes);
             // The first message goes out before the sequence can produce tokens on the engine thread (and so
             // before it can complete: GenerationService relies on that to hand over its dispatch record).
             synchronized (out) {
                 handle = service.submit(serving, stream);
+                stream.attach(handle);
                 out.onNext(GenerateResponse.newBuilder().setRequestId(requestId).setPromptTokens(r.promptIds().length)
                         .build());
             }

@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.moemesh.gateway.serving.CompletionSink;
 import io.moemesh.gateway.serving.DrainExpiredException;
+import io.moemesh.gateway.serving.GenerationService;
 import io.moemesh.model.generate.TokenLogprobs;
 import io.moemesh.model.tokenizer.Tokenizer;
 import io.moemesh.proto.gateway.v1.FinishReason;
@@ -19,6 +20,13 @@ import io.moemesh.proto.gateway.v1.Usage;
  * status; after tokens were streamed it ends with a final message carrying FINISH_REASON_ERROR and {@code error}
  * (the status as google.rpc.Status) and the call completes OK, as gateway.proto promises: the caller keeps the
  * tokens it got, with the text held back until then on that final message, and learns why there are no more.
+ *
+ * <p>Flow control: gRPC queues whatever {@code onNext} is given, so a client that stops reading would make the
+ * server hold every token message of its stream. The engine thread never waits for the client; instead the
+ * serialized bytes of messages sent while the call is not ready ({@code isReady}, reset when it is again) count
+ * against {@code maxBacklogBytes} ({@code moemesh.gateway.admission.max-stream-backlog-bytes}, the bound of the SSE
+ * streams): past it the sequence is cancelled ({@code moemesh.gateway.requests} status cancelled) and the call ends
+ * RESOURCE_EXHAUSTED saying the client did not read. The closing message is never refused (one small message).
  */
 final class GenerateStream implements CompletionSink {
     private final ServerCallStreamObserver<GenerateResponse> out;
@@ -26,18 +34,38 @@ final class GenerateStream implements CompletionSink {
     private final int[] promptIds;
     private final boolean trace;
     private final String requestId;
+    private final long maxBacklogBytes;
+    /** Serialized bytes of messages sent while the call was not ready; guarded by {@link #out}. */
+    private long backlog;
+    /** Past the backlog bound: the call has ended and nothing more is sent; guarded by {@link #out}. */
+    private boolean stalled;
+    /** Set under {@link #out} before the first token can come. */
+    private GenerationService.Handle handle;
     /** Token messages sent so far (engine thread only). */
     private int tokensSent;
     /** Prompt tokens served from the prefix cache (Usage.cached_prompt_tokens), known at the first admission. */
     private volatile int cachedPromptTokens;
 
+    /** Call in the service method, before it returns (gRPC takes the on-ready handler only then). */
     GenerateStream(ServerCallStreamObserver<GenerateResponse> out, Tokenizer tokenizer, int[] promptIds, boolean trace,
-                   String requestId) {
+                   String requestId, long maxBacklogBytes) {
         this.out = out;
+        this.maxBacklogBytes = maxBacklogBytes;
+        // Ready again: the transport took what was queued, so the client is reading.
+        out.setOnReadyHandler(() -> {
+            synchronized (out) {
+                backlog = 0;
+            }
+        });
         this.requestId = requestId;
         this.tokenizer = tokenizer;
         this.promptIds = promptIds;
         this.trace = trace;
+    }
+
+    /** The sequence to cancel when the client does not read; set under {@code synchronized (out)}. */
+    void attach(GenerationService.Handle h) {
+        handle = h;
     }
 
     @Override
@@ -58,7 +86,7 @@ final class GenerateStream implements CompletionSink {
             b.addLogprobs(t);
         }
         tokensSent++;
-        send(b.build());
+        send(b.build(), false);
     }
 
     /**
@@ -75,9 +103,9 @@ final class GenerateStream implements CompletionSink {
                 .setFinishReason(c.reason().equals("stop") ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH)
                 .setUsage(Usage.newBuilder().setPromptTokens(c.promptTokens()).setCompletionTokens(c.generatedIds().length)
                         .setCachedPromptTokens(c.cachedPromptTokens()))
-                .setTrace(new TraceMessage(promptIds, trace, c.result(), c.dispatch()).toProto()).build());
+                .setTrace(new TraceMessage(promptIds, trace, c.result(), c.dispatch()).toProto()).build(), true);
         synchronized (out) {
-            if (!out.isCancelled()) {
+            if (!out.isCancelled() && !stalled) {
                 out.onCompleted();
             }
         }
@@ -87,7 +115,7 @@ final class GenerateStream implements CompletionSink {
     public void onError(Throwable error, String restOfText) {
         io.grpc.Status status = GatewayStatus.of(error, requestId);
         synchronized (out) {
-            if (out.isCancelled()) {
+            if (out.isCancelled() || stalled) {
                 return;
             }
             if (tokensSent == 0) {
@@ -109,11 +137,24 @@ final class GenerateStream implements CompletionSink {
         }
     }
 
-    private void send(GenerateResponse r) {
+    private void send(GenerateResponse r, boolean closing) {
         synchronized (out) {
-            if (!out.isCancelled()) {
-                out.onNext(r);
+            if (out.isCancelled() || stalled) {
+                return;
             }
+            if (!closing && !out.isReady()) {
+                backlog += r.getSerializedSize();
+                if (backlog > maxBacklogBytes) {
+                    stalled = true;
+                    // Never blocks: the sequence is dropped at the next step boundary, counted as cancelled.
+                    handle.cancel();
+                    out.onError(io.grpc.Status.RESOURCE_EXHAUSTED.withDescription("the client did not read the "
+                            + "stream: more than " + maxBacklogBytes + " bytes of messages waited for it (request "
+                            + requestId + ")").asRuntimeException());
+                    return;
+                }
+            }
+            out.onNext(r);
         }
     }
 }

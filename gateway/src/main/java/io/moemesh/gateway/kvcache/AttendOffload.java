@@ -4,6 +4,7 @@ import com.google.common.util.concurrent.ListenableFuture;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
 import io.grpc.Status;
+import io.moemesh.gateway.serving.SequenceCaps;
 import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RemoteAttentionBatch;
 import io.moemesh.model.kv.BlockContents;
@@ -28,6 +29,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,7 +45,8 @@ import org.slf4j.LoggerFactory;
  * ahead of everything else ({@link WriteBack#writeFirst}; blocks it already stored are not sent again), then one
  * {@code Pin} for them all. Any block not stored (declined, no space, Put failed) or not pinned, a service that is
  * down, or more than {@code offloadTimeout}: the offload reports false and the sequence stays local for good (no
- * failure, no retry against a failing service); what it pinned is unpinned at once, or, when the Pin answered only
+ * failure, no retry against a failing service; it ends with finish reason length where the local pool ends, see
+ * {@link #positions}); what it pinned is unpinned at once, or, when the Pin answered only
  * after the timeout, with the sequence's other pins when it ends.
  *
  * <p><b>Attend</b>: in {@link #start}, one asynchronous call per sequence of the batch (a sequence's rows are
@@ -58,7 +61,7 @@ import org.slf4j.LoggerFactory;
  * step, preemption: the cache's {@code release} is on every one of those paths), and for an offload still in flight
  * when it lands. An Unpin that fails is logged: the service forgets pins on restart.
  */
-public final class AttendOffload implements BlockOffload, RemoteAttention, AutoCloseable {
+public final class AttendOffload implements BlockOffload, RemoteAttention, SequenceCaps, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(AttendOffload.class);
     /** Query rows one Attend may carry (kvcache.v1 AttendRequest.query). */
     static final int MAX_ROWS = 256;
@@ -71,6 +74,9 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, AutoC
     private final Duration offloadTimeout;
     private final int blockTokens;
     private final ExecutorService pins;
+    /** Full blocks of the gateway's pool: all a sequence can hold locally. */
+    private final int poolBlocks;
+    private volatile LongConsumer lowered = id -> { };
     /** Sequence → the blocks pinned for it, block 0 first (the remote prefix's hashes). */
     private final Map<Long, Pinned> pinned = new ConcurrentHashMap<>();
     /** Engine thread only: the calls of the current layer. */
@@ -85,6 +91,10 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, AutoC
     private static final class Pinned {
         final List<BlockHash> chain = new ArrayList<>();
         boolean closed;
+        /** Blocks of offloads reported done (the cache's remote prefix); chain may hold more, pinned too late. */
+        int remote;
+        /** An offload failed: the cache keeps the sequence local from now on (until it releases it). */
+        volatile boolean failed;
     }
 
     /** One Attend in flight: batch rows [from, from + rows). */
@@ -96,9 +106,10 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, AutoC
      * @param localBlocks     most recent full blocks a long sequence keeps locally (≥ 0)
      * @param attendTimeout   deadline of one layer's Attend calls
      * @param offloadTimeout  how long an offload (Put and Pin) may take before the sequence stays local
+     * @param poolBlocks      blocks of the gateway's KV pool: what a sequence whose offload failed can hold locally
      */
     public AttendOffload(KvCacheClient client, WriteBack writeBack, int thresholdTokens, int localBlocks,
-                         Duration attendTimeout, Duration offloadTimeout) {
+                         Duration attendTimeout, Duration offloadTimeout, int poolBlocks) {
         if (thresholdTokens < 1 || localBlocks < 0) {
             throw new IllegalArgumentException("an Attend offload needs threshold-tokens >= 1 and local-blocks >= 0, got "
                     + thresholdTokens + " and " + localBlocks);
@@ -109,6 +120,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, AutoC
         this.localBlocks = localBlocks;
         this.attendTimeout = attendTimeout;
         this.offloadTimeout = offloadTimeout;
+        this.poolBlocks = poolBlocks;
         this.blockTokens = client.payload().blockTokens();
         this.pins = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("moemesh-kv-attend-pins").daemon()
                 .factory());
@@ -136,7 +148,15 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, AutoC
                 offloadFailures.incrementAndGet();
                 log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", blocks.size(),
                         seqId, client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
+                // Still the sequence's own pins (not a released one's): from now on it is capped by the local pool.
+                if (pinned.get(seqId) == p) {
+                    p.failed = true;
+                    lowered.accept(seqId);
+                }
                 return false;
+            }
+            synchronized (p) {
+                p.remote += blocks.size();
             }
             offloadedBlocks.addAndGet(blocks.size());
             return true;
@@ -198,6 +218,28 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, AutoC
             log.warn("Unpin of {} KV blocks at {} failed (they stay pinned until the service restarts): {}",
                     hashes.size(), client.endpoint(), e.getMessage());
         }
+    }
+
+    // ---- SequenceCaps (any thread) ----
+
+    /**
+     * A sequence whose offload failed stays local with its remote prefix as it was: it can reach the pool's
+     * positions past that prefix, no more (the cache's own bound is lifted for every sequence by the offload).
+     */
+    @Override
+    public int positions(long seqId) {
+        Pinned p = pinned.get(seqId);
+        if (p == null || !p.failed) {
+            return Integer.MAX_VALUE;
+        }
+        synchronized (p) {
+            return (int) Math.min(Integer.MAX_VALUE, ((long) p.remote + poolBlocks) * blockTokens);
+        }
+    }
+
+    @Override
+    public void onLowered(LongConsumer listener) {
+        lowered = listener;
     }
 
     // ---- RemoteAttention (engine thread) ----
@@ -334,9 +376,15 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, AutoC
         return attendWireBytes.get();
     }
 
-    /** Sequences with blocks pinned in the service now. */
+    /** Sequences with blocks pinned in the service now (an offload that failed at once pinned nothing). */
     public int pinnedSequences() {
-        return pinned.size();
+        int n = 0;
+        for (Pinned p : pinned.values()) {
+            synchronized (p) {
+                n += p.chain.isEmpty() ? 0 : 1;
+            }
+        }
+        return n;
     }
 
     /** Releases every pin still held and stops the pin thread (shutdown). */

@@ -3,6 +3,7 @@ package io.moemesh.gateway.serving;
 import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.dispatch.PromptDispatch;
 import io.moemesh.gateway.scheduling.EngineLoop;
+import io.moemesh.model.engine.RemoteAttentionException;
 import io.moemesh.model.generate.FinishReason;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.SequenceListener;
@@ -29,19 +30,37 @@ public final class GenerationService {
     private final ServingMetrics metrics;
     private final DispatchTraces traces;
     private final Runnable ready;
+    private final SequenceCaps caps;
+    /** Sequences that may be capped, by id: a lowered cap finds its run here (see {@link Run#checkCap}). */
+    private final java.util.Map<Long, Run> runs = new java.util.concurrent.ConcurrentHashMap<>();
 
     public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics,
                              DispatchTraces traces) {
         this(engine, tokenizer, admission, metrics, traces, () -> { });
     }
 
+    public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics,
+                             DispatchTraces traces, Runnable ready) {
+        this(engine, tokenizer, admission, metrics, traces, ready, SequenceCaps.NONE);
+    }
+
     /**
      * @param ready checked at every submit before admission; throws to refuse the request (a gateway that follows a
      *              router and has no placement yet: {@code NoPlacementException}, UNAVAILABLE / 503)
+     * @param caps  positions single sequences can reach (attend offload that failed): a sequence reaching its cap
+     *              ends with finish reason length, one whose context is already past it when the cap is lowered
+     *              ends so if it has tokens and with 503 / UNAVAILABLE if not
      */
     public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics,
-                             DispatchTraces traces, Runnable ready) {
+                             DispatchTraces traces, Runnable ready, SequenceCaps caps) {
         this.ready = ready;
+        this.caps = caps;
+        caps.onLowered(id -> {
+            Run r = runs.get(id);
+            if (r != null) {
+                r.checkCap();
+            }
+        });
         this.engine = engine;
         this.tokenizer = tokenizer;
         this.admission = admission;
@@ -69,6 +88,16 @@ public final class GenerationService {
         if (run.endedWithoutHandle) {
             // It even ended: its dispatch record could not be released by id then.
             traces.discard(run.handle.sequenceId());
+        }
+        if (caps != SequenceCaps.NONE) {
+            long id = run.handle.sequenceId();
+            runs.put(id, run);
+            // A cap lowered, or a token added, before the run was findable here is seen now; one that ended is gone.
+            if (run.ended) {
+                runs.remove(id);
+            } else {
+                run.checkCap();
+            }
         }
         metrics.admitted(g.promptIds().length);
         log.debug("request {} tenant {} admitted: {} prompt tokens", request.requestId(), request.tenant(),
@@ -100,11 +129,43 @@ public final class GenerationService {
         private long lastToken;
         private int tokens;
         private int[] ids = new int[16];
+        /** Prompt and generated tokens so far (written by the engine thread, read by a lowered cap's). */
+        private volatile int length;
+        /** Its cap was reached: the stop it asked for ends it with finish reason length (or 503 without tokens). */
+        private volatile boolean cut;
+        /** The cap it reached (its owner forgets it once the sequence is released). */
+        private volatile int cap;
+        /** The scheduler has ended the sequence (onFinish or onError). */
+        private volatile boolean ended;
 
         Run(ServingRequest request, CompletionSink sink) {
             this.request = request;
             this.sink = sink;
             this.text = new TextAssembler(tokenizer, request.stop());
+            this.length = request.generation().promptIds().length;
+        }
+
+        /**
+         * Asks the sequence to end at the next step boundary once its context reaches its cap (any thread). The
+         * scheduler would otherwise wait for KV blocks the pool cannot give it, and hold up every later admission.
+         */
+        void checkCap() {
+            StepScheduler.Handle h = handle;
+            int positions = h == null ? Integer.MAX_VALUE : caps.positions(h.sequenceId());
+            if (cut || done.get() || length < positions) {
+                return;
+            }
+            cap = positions;
+            cut = true;
+            stopSequence();
+        }
+
+        private void ended() {
+            ended = true;
+            StepScheduler.Handle h = handle;
+            if (h != null) {
+                runs.remove(h.sequenceId(), this);
+            }
         }
 
         void cancelByClient() {
@@ -158,6 +219,7 @@ public final class GenerationService {
                 ids = java.util.Arrays.copyOf(ids, tokens * 2);
             }
             ids[tokens++] = token;
+            length = request.generation().promptIds().length + tokens;
             String delta = text.add(token);
             TokenLogprobs lp = pendingLogprobs;
             pendingLogprobs = null;
@@ -173,15 +235,20 @@ public final class GenerationService {
                 // A stop string ended the text: finish now and let the scheduler drop the sequence.
                 cancelSequence();
                 complete("stop", null);
+                return;
+            }
+            if (caps != SequenceCaps.NONE) {
+                checkCap();
             }
         }
 
         @Override
         public void onFinish(GenerationResult result) {
+            ended();
             if (stoppedForTrace) {
                 complete("stop", result);
             } else if (done.compareAndSet(false, true)) {
-                complete(result.finishReason() == FinishReason.STOP ? "stop" : "length", result);
+                complete(result.finishReason() == FinishReason.STOP && !cut ? "stop" : "length", result);
             } else {
                 releaseDispatch();
             }
@@ -212,6 +279,7 @@ public final class GenerationService {
 
         @Override
         public void onError(Throwable error) {
+            ended();
             if (stoppedForTrace) {
                 // The text had ended at its stop string already: complete it, without the trace the error took.
                 stoppedForTrace = false;
@@ -219,6 +287,18 @@ public final class GenerationService {
                 return;
             }
             releaseDispatch();
+            if (cut && error instanceof CancellationException) {
+                // Stopped at its cap while waiting (preempted), or before its first token.
+                if (tokens > 0) {
+                    if (done.compareAndSet(false, true)) {
+                        complete("length", null);
+                    }
+                    return;
+                }
+                error = new RemoteAttentionException("the prompt's " + length + " tokens do not fit in the gateway's "
+                        + "KV cache (" + cap + " positions for this sequence) and "
+                        + "offloading its oldest blocks to the kvcache-service failed", null);
+            }
             if (error instanceof CancellationException) {
                 return;
             }
