@@ -32,6 +32,15 @@ import org.slf4j.LoggerFactory;
  * local and fetched tokens alike. A fetch that fails, times out or returns a bad block just brings fewer blocks (the
  * rest is computed: same tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip.
  *
+ * <p><b>Fetch budget</b>: a fetched run is held decoded (a block's payload in floats) until its sequence is admitted,
+ * which may be many steps away when the pool is full, and every waiting sequence asks in one step. So the blocks of
+ * started, not yet imported fetches (each counted as all the blocks it may bring) never pass the room the local pool
+ * has for them when a fetch starts: its free plus its cached (evictable) blocks; those blocks would have to fit there
+ * anyway. A sequence whose fetch would pass it is admitted without a fetch (it prefills those blocks: same tokens,
+ * and it never waits for room that others hold); if it is not admitted in that step, the next step asks again. A
+ * fetch cancelled by {@link #forget} frees its share at once; its thread may still finish decoding, for at most
+ * {@code fetchTimeout}.
+ *
  * <p><b>Preemption</b> ({@link PreemptionPolicy}): {@code recompute} and {@code swap} force either; {@code auto}
  * swaps out when restoring the sequence's full blocks is predicted faster than recomputing them, from the measured
  * restore bandwidth and prefill throughput ({@link TransferRates}; recompute until both are measured). A swap-out
@@ -68,6 +77,10 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     /** Engine thread only. */
     private final Map<Long, CompletableFuture<Fetched>> fetching = new HashMap<>();
     private final Map<Long, CompletableFuture<Void>> swappedOut = new HashMap<>();
+    /** Engine thread only: blocks each started, not yet imported fetch may bring (the fetch budget's share). */
+    private final Map<Long, Integer> reserved = new HashMap<>();
+    private int reservedBlocks;
+    private volatile long peakReservedBlocks;
     private final AtomicLong fetchedBlocks = new AtomicLong();
     private final AtomicLong fetches = new AtomicLong();
     private final AtomicLong fetchFailures = new AtomicLong();
@@ -129,17 +142,45 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             if (full - local < minFetchBlocks) {
                 return true;
             }
+            if (reservedBlocks + full - local > cache.freeBlocks() + cache.cachedBlocks()) {
+                return true; // over the fetch budget: computing these blocks gives the same tokens
+            }
             swappedOut.remove(seqId);
             f = start(written, chain, local, Arrays.copyOf(context, full * b), tenant, again);
             fetching.put(seqId, f);
+            reserve(seqId, full - local);
             return false;
         }
         if (!f.isDone()) {
             return false;
         }
         fetching.remove(seqId);
+        unreserve(seqId);
         importFetched(f, again);
         return true;
+    }
+
+    private void reserve(long seqId, int blocks) {
+        reserved.put(seqId, blocks);
+        reservedBlocks += blocks;
+        peakReservedBlocks = Math.max(peakReservedBlocks, reservedBlocks);
+    }
+
+    private void unreserve(long seqId) {
+        Integer blocks = reserved.remove(seqId);
+        if (blocks != null) {
+            reservedBlocks -= blocks;
+        }
+    }
+
+    /** Bytes the started, not yet imported fetches may hold decoded (engine thread). */
+    long reservedFetchBytes() {
+        return (long) reservedBlocks * client.payload().bytes();
+    }
+
+    /** The highest {@link #reservedFetchBytes} so far (any thread). */
+    long peakReservedFetchBytes() {
+        return peakReservedBlocks * client.payload().bytes();
     }
 
     private CompletableFuture<Fetched> start(CompletableFuture<Void> written, List<BlockHash> chain, int local,
@@ -234,6 +275,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         if (f != null) {
             f.cancel(false);
         }
+        unreserve(seqId);
         swappedOut.remove(seqId);
     }
 
