@@ -10,9 +10,11 @@ import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.engine.PagedKvCache;
 import io.moemesh.model.safetensors.TensorStore;
+import io.moemesh.model.tokenizer.PromptBos;
 import io.moemesh.model.tokenizer.Tokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
 
 /**
  * A Hugging Face model directory opened for inference: config, tokenizer, memory-mapped weights. Builds
@@ -24,8 +26,11 @@ public final class MoeModel implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final TensorStore store;
     private final DenseWeights dense;
+    /** The token a prompt starts with ({@link PromptBos}); empty when none. */
+    private final Optional<Integer> promptBos;
 
     private MoeModel(Path dir, ModelConfig config, Tokenizer tokenizer, TensorStore store, DenseWeights dense) {
+        this.promptBos = PromptBos.of(dir, tokenizer, config.bosTokenId());
         this.dir = dir;
         this.config = config;
         this.tokenizer = tokenizer;
@@ -73,17 +78,20 @@ public final class MoeModel implements AutoCloseable {
         return dense;
     }
 
-    /** The prompt's ids with the BOS rule: prepend bos_token_id when set and not already first. */
+    /**
+     * The prompt's ids with the BOS rule: prepend the tokenizer's BOS ({@link PromptBos}: as transformers'
+     * tokenizer(text) adds it, not config.json's bos_token_id alone) when there is one and it is not already first.
+     */
     public int[] encodePrompt(String text) {
         return withBos(tokenizer.encode(text));
     }
 
     public int[] withBos(int[] ids) {
-        if (config.bosTokenId().isEmpty() || (ids.length > 0 && ids[0] == config.bosTokenId().get())) {
+        if (promptBos.isEmpty() || (ids.length > 0 && ids[0] == promptBos.get())) {
             return ids;
         }
         int[] out = new int[ids.length + 1];
-        out[0] = config.bosTokenId().get();
+        out[0] = promptBos.get();
         System.arraycopy(ids, 0, out, 1, ids.length);
         return out;
     }
