@@ -10,7 +10,9 @@ import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.generate.TokenLogprobs;
 import io.moemesh.model.tokenizer.Tokenizer;
+import java.util.Map;
 import java.util.concurrent.CancellationException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -32,7 +34,7 @@ public final class GenerationService {
     private final Runnable ready;
     private final SequenceCaps caps;
     /** Sequences that may be capped, by id: a lowered cap finds its run here (see {@link Run#checkCap}). */
-    private final java.util.Map<Long, Run> runs = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Map<Long, Run> runs = new ConcurrentHashMap<>();
 
     public GenerationService(EngineLoop engine, Tokenizer tokenizer, AdmissionControl admission, ServingMetrics metrics,
                              DispatchTraces traces) {

@@ -3,6 +3,8 @@ package io.moemesh.gateway.serving;
 import io.moemesh.model.tokenizer.Tokenizer;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.IntPredicate;
+import java.util.regex.Pattern;
 
 /**
  * Turns generated tokens into text deltas whose concatenation is exactly the non-streamed text: an incomplete
@@ -34,14 +36,14 @@ public final class TextAssembler {
     }
 
     /** {@code <0xNN>}: a byte-fallback token's form (HF tokenizers' ByteFallback decoder). */
-    private static final java.util.regex.Pattern BYTE_TOKEN = java.util.regex.Pattern.compile("<0x[0-9A-Fa-f]{2}>");
+    private static final Pattern BYTE_TOKEN = Pattern.compile("<0x[0-9A-Fa-f]{2}>");
 
     private final Decoder decoder;
     /**
      * Whether a later token may still change the text of the ids up to this one: a byte-fallback token (its run's text
      * is decided when the run ends) or a skipped special token (the run goes on across it).
      */
-    private final java.util.function.IntPredicate unsettling;
+    private final IntPredicate unsettling;
     private final List<String> stops;
     private int[] ids = new int[16];
     private int count;
@@ -60,7 +62,7 @@ public final class TextAssembler {
                         || tokenizer.findToken(id).map(t -> BYTE_TOKEN.matcher(t).matches()).orElse(false), stops);
     }
 
-    TextAssembler(Decoder decoder, java.util.function.IntPredicate unsettling, List<String> stops) {
+    TextAssembler(Decoder decoder, IntPredicate unsettling, List<String> stops) {
         this.decoder = decoder;
         this.unsettling = unsettling;
         this.stops = stops.stream().filter(s -> !s.isEmpty()).toList();
@@ -75,7 +77,8 @@ public final class TextAssembler {
             ids = Arrays.copyOf(ids, count * 2);
         }
         ids[count++] = token;
-        appendNewText();
+        boolean open = unsettling.test(token);
+        appendNewText(open);
         int stopAt = firstStop();
         if (stopAt >= 0) {
             stopped = true;
@@ -87,7 +90,7 @@ public final class TextAssembler {
             safe--;
         }
         safe -= partialStopSuffix(safe);
-        if (unsettling.test(ids[count - 1])) {
+        if (open) {
             // A later byte token may still turn this run's text into U+FFFDs: what is streamed is never taken back,
             // so the run's text waits until the run ends (or finish()).
             safe = Math.min(safe, settled);
@@ -95,14 +98,17 @@ public final class TextAssembler {
         return take(safe);
     }
 
-    /** Replaces the unsettled tail of {@link #text} with the text of ids [readOffset, count), settling it if whole. */
-    private void appendNewText() {
+    /**
+     * Replaces the unsettled tail of {@link #text} with the text of ids [readOffset, count), settling it if whole.
+     * @param open the last token may still change the text before it ({@link #unsettling})
+     */
+    private void appendNewText(boolean open) {
         String prefix = decoder.decode(Arrays.copyOfRange(ids, prefixOffset, readOffset));
         String window = decoder.decode(Arrays.copyOfRange(ids, prefixOffset, count));
         String added = window.length() > prefix.length() ? window.substring(prefix.length()) : "";
         text.setLength(settled);
         text.append(added);
-        if (!added.isEmpty() && added.charAt(added.length() - 1) != '\uFFFD' && !unsettling.test(ids[count - 1])) {
+        if (!added.isEmpty() && added.charAt(added.length() - 1) != '\uFFFD' && !open) {
             settled = text.length();
             prefixOffset = readOffset;
             readOffset = count;

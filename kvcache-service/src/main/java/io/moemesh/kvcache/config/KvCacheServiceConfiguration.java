@@ -26,7 +26,9 @@ import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.context.annotation.Bean;
@@ -86,7 +88,7 @@ public final class KvCacheServiceConfiguration {
     }
 
     private static void warnOfOrphanedStores(Path ssdDir, List<ServedModel> served) {
-        java.util.Set<Path> inUse = new java.util.HashSet<>();
+        Set<Path> inUse = new HashSet<>();
         for (ServedModel m : served) {
             inUse.add(m.ssd().config().directory());
         }

@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
@@ -37,8 +38,7 @@ public final class OrphanedStores {
         if (!Files.isDirectory(ssdDir)) {
             return List.of();
         }
-        Set<Path> used = inUse.stream().map(p -> p.toAbsolutePath().normalize()).collect(
-                java.util.stream.Collectors.toSet());
+        Set<Path> used = inUse.stream().map(p -> p.toAbsolutePath().normalize()).collect(Collectors.toSet());
         List<Orphan> out = new ArrayList<>();
         try (Stream<Path> list = Files.list(ssdDir)) {
             for (Path d : list.sorted().toList()) {
