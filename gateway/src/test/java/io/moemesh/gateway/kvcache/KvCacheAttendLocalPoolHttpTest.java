@@ -111,8 +111,11 @@ class KvCacheAttendLocalPoolHttpTest {
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         JsonNode json = JSON.readTree(r.body());
         assertThat(json.at("/choices/0/finish_reason").stringValue()).isEqualTo("length");
-        // BOS and 60 prompt tokens, then tokens up to the pool's 128 positions.
-        assertThat(json.at("/usage/completion_tokens").intValue()).isEqualTo(POOL_POSITIONS - 61);
+        // BOS and 60 prompt tokens, then tokens up to the pool's 128 positions: 67 when the failure is known before
+        // the sequence reaches them (it ends there, as the scheduler ends any sequence at the cache's bound); one
+        // more when the failure arrives later, on a loaded machine, since the token sampled after the pool's last
+        // position needs no KV of its own. Never a token that would need a position past the pool.
+        assertThat(json.at("/usage/completion_tokens").intValue()).isBetween(POOL_POSITIONS - 61, POOL_POSITIONS - 60);
         assertThat(shortOne.get().statusCode()).as(shortOne.get().body()).isEqualTo(200);
         assertThat(api.metric("moemesh_gateway_kvcache_attend_pinned_sequences")).isZero();
     }
