@@ -20,6 +20,15 @@ public interface KvCache {
     int maxSequencePositions();
 
     /**
+     * The positions the pool holds at once: with a remote prefix, what one sequence can hold here past it, so the
+     * most one prefill chunk may reserve in an otherwise empty pool. The same as {@link #maxSequencePositions} unless
+     * a remote prefix lifts that bound.
+     */
+    default int poolPositions() {
+        return maxSequencePositions();
+    }
+
+    /**
      * Makes room for positions [0, length) of {@code seqId}, allocating blocks as needed (only for positions at or
      * after its {@link #remotePrefix}: those before it are not held here).
      *

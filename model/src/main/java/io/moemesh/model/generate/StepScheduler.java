@@ -307,7 +307,7 @@ public final class StepScheduler {
             }
         }
         s.prefilled = cached;
-        if (!cache.ensureCapacity(s.id, Math.min(s.prefillTarget(), s.prefilled + budget))) {
+        if (!cache.ensureCapacity(s.id, s.prefilled + chunk(s, budget))) {
             cache.release(s.id);
             s.prefilled = 0;
             return false;
@@ -319,9 +319,25 @@ public final class StepScheduler {
         return true;
     }
 
+    /**
+     * The next prefill chunk's positions: the budget's, and never more than the pool holds past the sequence's remote
+     * prefix. With Attend offload a prompt may be longer than the pool (its old blocks move out between chunks); a
+     * chunk larger than the pool would not fit even alone, and the sequence would wait at the head of the queue for
+     * ever. 0 while the pool holds the sequence's last chunk and its offload has not moved the remote prefix on.
+     */
+    private int chunk(SequenceState s, int budget) {
+        long room = (long) cache.poolPositions() + cache.remotePrefix(s.id) - s.prefilled;
+        return (int) Math.max(0, Math.min(Math.min(budget, s.prefillTarget() - s.prefilled), room));
+    }
+
     private int addPrefill(SequenceState s, int budget) {
-        int n = Math.min(budget, s.prefillTarget() - s.prefilled);
-        if (!cache.ensureCapacity(s.id, s.prefilled + n)) {
+        int n = chunk(s, budget);
+        if (n == 0) {
+            // A completed offload moves the remote prefix on when the cache next reserves for the sequence.
+            cache.ensureCapacity(s.id, s.prefilled);
+            n = chunk(s, budget);
+        }
+        if (n == 0 || !cache.ensureCapacity(s.id, s.prefilled + n)) {
             return 0;
         }
         boolean last = s.prefilled + n == s.prefillTarget();

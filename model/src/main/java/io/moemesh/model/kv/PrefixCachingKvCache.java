@@ -388,6 +388,11 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
                 : (int) Math.min(Integer.MAX_VALUE, (long) totalBlocks() * blockTokens());
     }
 
+    @Override
+    public int poolPositions() {
+        return (int) Math.min(Integer.MAX_VALUE, (long) totalBlocks() * blockTokens());
+    }
+
     public int totalBlocks() {
         return blocks.pool().totalBlocks();
     }

@@ -1,0 +1,107 @@
+package io.moemesh.gateway.kvcache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.gateway.support.Completions;
+import io.moemesh.gateway.support.RealKvCacheService;
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.Generator;
+import io.moemesh.model.generate.SamplingParams;
+import io.moemesh.model.generate.TokenListener;
+import io.moemesh.model.golden.TestModels;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * A prompt longer than the gateway's whole KV pool (128 positions), with Attend offload working and a step token
+ * budget (512, the default) larger than the pool: the scheduler cuts its prefill into chunks that fit the pool
+ * past the sequence's remote prefix, the offload moves its old blocks to the kvcache-service between chunks, and the
+ * request gets the reference engine's text. Before, the first chunk asked for the whole prompt's positions at once,
+ * never fit even in an empty pool, and the request waited at the head of the queue forever.
+ */
+@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+class KvCacheAttendLongPromptHttpTest {
+    private static final String MODEL = TestModels.MIXTRAL;
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+    private static final HttpClient HTTP = HttpClient.newHttpClient();
+    private static final RealKvCacheService KV;
+
+    static {
+        try {
+            KV = new RealKvCacheService(TestModels.dir(MODEL), Files.createTempDirectory(Files.createDirectories(
+                    Path.of("target")), "kvcache-attend-long"), 16);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static MoeModel model;
+
+    @DynamicPropertySource
+    static void props(DynamicPropertyRegistry r) {
+        KvCacheGatewayProperties.add(r, MODEL, 128, KV::endpoint);
+        r.add("moemesh.gateway.kvcache.attend.enabled", () -> "true");
+        r.add("moemesh.gateway.kvcache.attend.threshold-tokens", () -> "48");
+        r.add("moemesh.gateway.kvcache.attend.local-blocks", () -> "2");
+    }
+
+    @LocalServerPort
+    int port;
+
+    @BeforeAll
+    static void open() {
+        model = MoeModel.open(TestModels.dir(MODEL));
+    }
+
+    @AfterAll
+    static void stop() {
+        model.close();
+        KV.close();
+    }
+
+    @Test
+    void aPromptLongerThanThePool_withABudgetLargerThanThePool_isPrefilledInChunks_withTheReferenceText()
+            throws Exception {
+        int[] prompt = Completions.prompt(300, 301);
+        String body = JSON.writeValueAsString(Map.of("model", MODEL, "prompt", prompt, "max_tokens", 20,
+                "temperature", 0, "ignore_eos", true));
+
+        HttpResponse<String> r = HTTP.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                                + "/v1/completions")).header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString())
+                .get(120, java.util.concurrent.TimeUnit.SECONDS);
+
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        JsonNode json = JSON.readTree(r.body());
+        assertThat(json.at("/usage/prompt_tokens").intValue()).isEqualTo(301);
+        assertThat(json.at("/choices/0/text").stringValue()).isEqualTo(reference(prompt, 20));
+    }
+
+    /** The reference engine's greedy text (local attention only, no kvcache-service) of the prompt after BOS. */
+    private static String reference(int[] prompt, int tokens) {
+        GenerationRequest r = new GenerationRequest(model.withBos(prompt), new SamplingParams(0, 1, 0,
+                OptionalLong.empty(), tokens, true), false, 0);
+        int[] ids = new Generator(model.localEngine(), model.newCache(1024), 512).generate(List.of(r),
+                TokenListener.NONE).getFirst().generatedIds();
+        return model.tokenizer().decode(ids, true);
+    }
+}
