@@ -15,6 +15,7 @@ import io.moemesh.kvcache.tier.OpenReport;
 import io.moemesh.kvcache.tier.OrphanedStores;
 import io.moemesh.kvcache.tier.PayloadEncoding;
 import io.moemesh.kvcache.tier.SsdConfig;
+import io.moemesh.kvcache.tier.SsdDirectoryLockedException;
 import io.moemesh.kvcache.tier.SsdTier;
 import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.model.config.ModelConfig;
@@ -120,17 +121,28 @@ public final class KvCacheServiceConfiguration {
         // The policy is sized by the model's whole share (DRAM plus SSD blocks: the tiers are exclusive).
         long capacity = dramBytes / layout.bytesPerBlock() + ssdBytes / record;
         StorePolicies policies = props.storePolicy().create((int) Math.min(capacity, Integer.MAX_VALUE / 2));
-        SsdTier ssd = SsdTier.open(cfg, layout, fp, policies.lower());
-        OpenReport r = ssd.openReport();
-        log.info("model {}: eviction/admission policy {} over about {} blocks", name, props.policy(),
-                capacity);
-        log.info("model {} ({}): {}; SSD tier {} rebuilt: {} blocks in {} segments, {} checksum failures dropped, "
-                        + "{} torn bytes truncated, {} segments quarantined", name, fp.hex(), layout, ssdDir, r.blocks(),
-                r.segments(), r.checksumFailures(), r.tornBytesTruncated(), r.quarantined().size());
-        KvTier lower = props.csd() ? new CsdTier(ssd) : ssd;
-        TieredKvStore store = new TieredKvStore(layout, dramBytes, policies.dram(), lower, policies.admission(),
-                policies.observer(), System::nanoTime);
-        return new ServedModel(name, fp, c.numHeads(), layout, store, ssd);
+        SsdTier ssd;
+        try {
+            ssd = SsdTier.open(cfg, layout, fp, policies.lower());
+        } catch (SsdDirectoryLockedException e) {
+            throw new IllegalStateException("moemesh.kvcache.ssd-dir (MOEMESH_KVCACHE_SSD_DIR): " + e.getMessage(), e);
+        }
+        try {
+            OpenReport r = ssd.openReport();
+            log.info("model {}: eviction/admission policy {} over about {} blocks", name, props.policy(),
+                    capacity);
+            log.info("model {} ({}): {}; SSD tier {} rebuilt: {} blocks in {} segments, {} checksum failures "
+                            + "dropped, {} torn bytes truncated, {} segments quarantined", name, fp.hex(), layout,
+                    ssdDir, r.blocks(), r.segments(), r.checksumFailures(), r.tornBytesTruncated(),
+                    r.quarantined().size());
+            KvTier lower = props.csd() ? new CsdTier(ssd) : ssd;
+            TieredKvStore store = new TieredKvStore(layout, dramBytes, policies.dram(), lower, policies.admission(),
+                    policies.observer(), System::nanoTime);
+            return new ServedModel(name, fp, c.numHeads(), layout, store, ssd);
+        } catch (RuntimeException e) {
+            ssd.close(); // releases the directory's lock: a start that failed must not keep it
+            throw e;
+        }
     }
 
     /** The gRPC port's credentials (moemesh.kvcache.tls.*): the mesh identity {@code kvcache}. */

@@ -35,7 +35,7 @@ final class PutStream implements StreamObserver<PutRequest> {
     /** The block being received, or null between blocks. */
     private Pending pending;
 
-    private record Pending(ServedModel model, BlockKey key, AccessHint hint, ByteBuffer payload) {
+    private record Pending(ServedModel model, BlockKey key, AccessHint hint, boolean pinNext, ByteBuffer payload) {
     }
 
     PutStream(ServedModels models, KvCacheMetrics metrics, StreamObserver<PutResponse> obs) {
@@ -101,7 +101,7 @@ final class PutStream implements StreamObserver<PutRequest> {
             throw new IllegalArgumentException(at + "header.chain_position: " + Integer.toUnsignedLong(h.getChainPosition())
                     + " is past 2^31");
         }
-        return new Pending(m, key, AccessHint.atChainPosition(h.getChainPosition()),
+        return new Pending(m, key, AccessHint.atChainPosition(h.getChainPosition()), h.getPinNext(),
                 ByteBuffer.allocate(layout.bytesPerBlock()));
     }
 
@@ -130,7 +130,7 @@ final class PutStream implements StreamObserver<PutRequest> {
         long t0 = System.nanoTime();
         StoreResult r;
         try {
-            r = p.model().store().put(block, p.hint());
+            r = p.model().store().put(block, p.hint(), p.pinNext());
         } catch (IllegalArgumentException e) {
             // The block has the model's layout by construction: what the store refuses is its values (non-finite
             // ones under int8 SSD storage, which would be dropped at demotion after an acknowledgement).

@@ -51,7 +51,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Locks: one metadata monitor for the index, the policy and the byte counts (held briefly, never across I/O);
  * an append lock serialising writers; a compaction lock. Reads are positional and run in parallel; a read that
- * races with compaction deleting its segment retries on the record's new location.
+ * races with compaction deleting its segment retries on the record's new location. One tier per directory, across
+ * processes: {@link #open} takes its {@link DirectoryLock} until {@link #close()}.
  */
 public final class SsdTier implements KvTier {
     private static final Logger log = LoggerFactory.getLogger(SsdTier.class);
@@ -80,10 +81,13 @@ public final class SsdTier implements KvTier {
     private volatile Segment active;
     /** When segments are forced, and which have unforced records. */
     private final FsyncSchedule fsync;
+    /** The directory's single-writer lock, until {@link #close()}. */
+    private final DirectoryLock dirLock;
     private volatile boolean closed;
 
     private SsdTier(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, EvictionPolicy policy,
-                    LongSupplier clock, SegmentScan.Result scan) {
+                    LongSupplier clock, SegmentScan.Result scan, DirectoryLock dirLock) {
+        this.dirLock = dirLock;
         this.config = config;
         this.layout = layout;
         this.fingerprint = fingerprint;
@@ -119,8 +123,9 @@ public final class SsdTier implements KvTier {
      * @param fingerprint the model whose blocks this tier stores; segments of another are refused
      * @param policy      eviction order when the capacity is reached (a fresh instance per tier)
      * @param clock       the time {@link BlockHistory} records
-     * @throws SegmentMismatchException when an intact segment belongs to another model, layout or format version
-     * @throws UncheckedIOException     when the directory cannot be read or written
+     * @throws SegmentMismatchException    when an intact segment belongs to another model, layout or format version
+     * @throws SsdDirectoryLockedException when another open tier has the directory ({@link DirectoryLock})
+     * @throws UncheckedIOException        when the directory cannot be read or written
      */
     public static SsdTier open(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint,
                                EvictionPolicy policy, LongSupplier clock) {
@@ -130,9 +135,17 @@ public final class SsdTier implements KvTier {
             throw new IllegalArgumentException("SSD capacityBytes " + config.capacityBytes()
                     + " cannot hold one record of " + config.encoding().recordBytes(layout) + " bytes");
         }
-        SegmentScan.Result scan = SegmentScan.scan(config.directory(), layout, fingerprint);
-        return new SsdTier(config, layout, fingerprint, Objects.requireNonNull(policy, "policy"),
-                Objects.requireNonNull(clock, "clock"), scan);
+        Objects.requireNonNull(policy, "policy");
+        Objects.requireNonNull(clock, "clock");
+        // Locked before the scan: the rebuild itself writes (it deletes *.tmp files and truncates torn tails).
+        DirectoryLock lock = DirectoryLock.acquire(config.directory());
+        try {
+            SegmentScan.Result scan = SegmentScan.scan(config.directory(), layout, fingerprint);
+            return new SsdTier(config, layout, fingerprint, policy, clock, scan, lock);
+        } catch (RuntimeException | Error e) {
+            lock.close();
+            throw e;
+        }
     }
 
     /** {@link #open(SsdConfig, KvLayout, ModelFingerprint, EvictionPolicy, LongSupplier)} with the system clock. */
@@ -636,6 +649,8 @@ public final class SsdTier implements KvTier {
                 segments.values().forEach(Segment::close);
                 leases.closeKept();
             }
+            // Last: the next opener of the directory (a restart) must find every segment closed and forced.
+            dirLock.close();
             appendLock.unlock();
             compactionLock.unlock();
         }

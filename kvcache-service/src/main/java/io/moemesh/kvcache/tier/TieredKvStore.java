@@ -23,7 +23,8 @@ import java.util.function.LongSupplier;
  * smaller tier on copies).
  *
  * <ul>
- *   <li>{@link #put}: the {@link AdmissionPolicy} may decline; otherwise into DRAM. DRAM's victims are demoted into
+ *   <li>{@link #put}: the {@link AdmissionPolicy} may decline (not a put the caller pins next: {@link
+ *       #put(KvBlock, AccessHint, boolean)}); otherwise into DRAM. DRAM's victims are demoted into
  *       the lower tier synchronously, before they leave DRAM, so a demoted block is visible throughout. When DRAM
  *       is full of pinned blocks the put goes straight to the lower tier.</li>
  *   <li>{@link #get}: DRAM, else the lower tier; a lower-tier hit is promoted (stored in DRAM, then removed
@@ -124,6 +125,16 @@ public final class TieredKvStore implements AutoCloseable {
      *                                  silently after it was acknowledged
      */
     public StoreResult put(KvBlock block, AccessHint hint) {
+        return put(block, hint, false);
+    }
+
+    /**
+     * As {@link #put(KvBlock, AccessHint)}; with {@code pinNext} the caller pins the block right after it is stored
+     * (the gateway's Attend offload), so the admission policy is not asked: a policy that learned to decline such
+     * blocks (the conversation policy declines chains' last blocks) would otherwise leave the caller a block it can
+     * never pin, and its sequence stuck in its own memory. Capacity still applies (NO_SPACE).
+     */
+    public StoreResult put(KvBlock block, AccessHint hint, boolean pinNext) {
         Tiers.checkBlock(block, layout, Long.MAX_VALUE, "store");
         lower.checkStorable(block);
         lock.lock();
@@ -133,7 +144,7 @@ public final class TieredKvStore implements AutoCloseable {
                 return new StoreResult(PutResult.ALREADY_PRESENT, where);
             }
             pins.remove(block.key()); // pins of a dropped block of this key: the new one is not pinned
-            if (!admission.admit(block.key(), hint)) {
+            if (!pinNext && !admission.admit(block.key(), hint)) {
                 declined.increment();
                 return new StoreResult(PutResult.DECLINED, Optional.empty());
             }
@@ -198,8 +209,11 @@ public final class TieredKvStore implements AutoCloseable {
             if (lower.contains(key)) {
                 Optional<KvBlock> again = lower.get(key, hint);
                 again.ifPresent(b -> promote(b, hint, evictToPromote));
-                if (again.isEmpty()) {
-                    pins.remove(key); // the lower tier dropped it just now (a bad CRC32C): its pins go with it
+                if (again.isEmpty() && !lower.contains(key)) {
+                    // The lower tier dropped it just now (a bad CRC32C): its pins go with it. A read that failed
+                    // otherwise (EIO, a short read) leaves the block stored and pinned there: its pins stay, or
+                    // the tier would hold a pin no unpin could ever release.
+                    pins.remove(key);
                 }
                 return again.map(b -> new StoredBlock(b, lower.kind()));
             }

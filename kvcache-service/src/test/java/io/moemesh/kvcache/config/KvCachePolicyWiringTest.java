@@ -13,10 +13,15 @@ import io.moemesh.kvcache.support.KvTestMesh.Block;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.LookupResponse;
+import io.moemesh.proto.kvcache.v1.PinRequest;
+import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
+import io.moemesh.proto.kvcache.v1.PutRequest;
 import io.moemesh.proto.kvcache.v1.PutResponse;
+import io.moemesh.proto.kvcache.v1.PutResult;
 import io.moemesh.proto.kvcache.v1.Tier;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -85,6 +90,53 @@ class KvCachePolicyWiringTest {
                 ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
             }
         }
+    }
+
+    /**
+     * The gateway's Attend offload stores a long sequence's old blocks and pins them right after: its Put says so
+     * (pin_next), and the conversation policy, which has learned to decline chains' last blocks, is not asked. A
+     * declined block could not be pinned, and the sequence would stay in the gateway's pool for good.
+     */
+    @Test
+    void aPinNextPut_ofALastBlockTheConversationPolicyLearnedToDecline_isStored_andThenPinned() throws Exception {
+        try (ConfigurableApplicationContext ctx = run()) {
+            ManagedChannel ch = KvTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+            try {
+                // What the policy learns from (ConversationPolicy.LAST_BLOCK_EVIDENCE = 100 such conversations): a
+                // first turn's last block is never reused by the next turn, the blocks before it are.
+                long id = 1;
+                for (int c = 0; c < 100; c++) {
+                    ByteString head = hash(id++);
+                    lookup(ch, List.of(hash(0), head, hash(id++)));
+                    lookup(ch, List.of(hash(0), head, hash(id++), hash(id++)));
+                }
+                List<Block> seq = KvTestMesh.sequence(3, 3, BT, "t");
+                assertThat(lookup(ch, hashes(seq)).getPresentBlocks()).isZero();
+                PutResponse plain = KvTestMesh.put(ch, KvTestMesh.putMessages(seq, BT, "t")).get(1, TimeUnit.MINUTES);
+                assertThat(plain.getResultsList()).extracting(PutResult::getOutcome).as("ordinary write-backs")
+                        .containsExactly(PutOutcome.PUT_OUTCOME_STORED, PutOutcome.PUT_OUTCOME_STORED,
+                                PutOutcome.PUT_OUTCOME_DECLINED);
+
+                List<PutRequest> pinNext = KvTestMesh.putMessages(seq.subList(2, 3), BT, "t").stream()
+                        .map(m -> m.hasHeader() ? m.toBuilder().setHeader(m.getHeader().toBuilder().setPinNext(true))
+                                .build() : m).toList();
+                PutResponse offload = KvTestMesh.put(ch, pinNext).get(1, TimeUnit.MINUTES);
+
+                assertThat(offload.getResults(0).getOutcome()).isEqualTo(PutOutcome.PUT_OUTCOME_STORED);
+                PinResponse pinned = KvCacheServiceGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES)
+                        .pin(PinRequest.newBuilder().setModelFingerprint(ByteString.copyFrom(KvTestMesh.FINGERPRINT
+                                .bytes())).setLayout(KvTestMesh.wire(BT)).addBlockHashes(seq.get(2).hashBytes())
+                                .build());
+                assertThat(pinned.getPinnedList()).containsExactly(true);
+            } finally {
+                ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    /** A 32-byte hash of a block only Lookups name (the policy learns from chains, whatever their blocks). */
+    private static ByteString hash(long id) {
+        return ByteString.copyFrom(ByteBuffer.allocate(32).putLong(0, id).putLong(8, ~id).array());
     }
 
     @Test

@@ -89,6 +89,18 @@ class KvCacheRestartTest {
     }
 
     @Test
+    void aSecondServiceOnTheSameSsdDir_refusesTheStart_namingThePropertyAndTheDirectory_untilTheFirstStops() {
+        Path modelDir = ssdDir.resolve(KvTestMesh.FINGERPRINT.hex() + "-b" + BT);
+        try (ConfigurableApplicationContext first = run()) {
+            assertThatThrownBy(() -> run().close())
+                    .hasStackTraceContaining("moemesh.kvcache.ssd-dir (MOEMESH_KVCACHE_SSD_DIR): the SSD directory "
+                            + modelDir.toAbsolutePath() + " is in use by ");
+        }
+        // Stopped: its lock released, the directory serves the next start.
+        run().close();
+    }
+
+    @Test
     void aDramShareTooSmallForOneBlock_refusesTheStart_namingTheProperty() {
         assertThatThrownBy(() -> run("--moemesh.kvcache.dram-bytes=1000").close())
                 .rootCause().hasMessageStartingWith("moemesh.kvcache.dram-bytes: model mixtral-tiny's share, 1000 "

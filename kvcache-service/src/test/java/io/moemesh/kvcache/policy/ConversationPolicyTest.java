@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.within;
 
 import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.tier.FsyncPolicy;
+import io.moemesh.kvcache.tier.PutResult;
 import io.moemesh.kvcache.tier.SsdConfig;
 import io.moemesh.kvcache.tier.SsdTier;
 import io.moemesh.kvcache.tier.TieredKvStore;
@@ -204,6 +205,33 @@ class ConversationPolicyTest {
         assertThat(policy.admit(next.get(2), AccessHint.atChainPosition(2))).isFalse();
         assertThat(policy.admit(next.get(1), AccessHint.atChainPosition(1))).isTrue();
         assertThat(policy.admit(next.get(0), AccessHint.NONE)).isTrue();
+    }
+
+    @Test
+    void aDeclinedLastBlock_isStoredAllTheSame_whenItsPutIsPinnedNext_soTheAttendOffloadCanPinIt(@TempDir Path dir) {
+        ConversationPolicy policy = new ConversationPolicy(1000);
+        SsdTier ssd = SsdTier.open(SsdConfig.defaults(dir, 16L * TestBlocks.RECORD_BYTES)
+                .withFsync(FsyncPolicy.NEVER), TestBlocks.LAYOUT, TestBlocks.MODEL, policy.newTierPolicy());
+        try (TieredKvStore store = new TieredKvStore(TestBlocks.LAYOUT, 8L * TestBlocks.BLOCK_BYTES,
+                policy.newTierPolicy(), ssd, policy, policy, System::nanoTime)) {
+            long id = 1;
+            for (int c = 0; c < ConversationPolicy.LAST_BLOCK_EVIDENCE; c++) {
+                long head = id++;
+                store.observe(chain(0, head, id++), -1);
+                store.observe(chain(0, head, id++, id++), -1);
+            }
+            // The gateway's Lookup announces the sequence; its Attend offload then stores the chain and pins it.
+            long head = id++;
+            long last = id;
+            store.observe(chain(0, head, last), -1);
+            AccessHint at2 = AccessHint.atChainPosition(2);
+            assertThat(store.put(TestBlocks.block(last), at2).result()).as("an ordinary put: the policy declines")
+                    .isEqualTo(PutResult.DECLINED);
+
+            assertThat(store.put(TestBlocks.block(last), at2, true).result()).isEqualTo(PutResult.STORED);
+            assertThat(store.pin(TestBlocks.key(last))).isTrue();
+            assertThat(store.stats().declined()).isEqualTo(1);
+        }
     }
 
     @Test

@@ -1,6 +1,7 @@
 package io.moemesh.kvcache.tier;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.kvcache.policy.LruPolicy;
 import java.io.BufferedReader;
@@ -8,6 +9,7 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -69,6 +71,42 @@ class KillNineTest {
             }
             assertThat(t.blockCount()).isBetween(reported + 1, reported + 2);
             assertThat(t.stats().checksumFailures()).isZero();
+        }
+    }
+
+    /**
+     * Two processes on one directory would number their segments on their own and overwrite each other's files: the
+     * directory of a live writer is refused, naming it and the writer's pid; once the writer is killed (no close, its
+     * lock file left behind) the kernel has dropped its lock and the directory opens.
+     */
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void aDirectoryAnotherProcessWrites_isRefusedNamingItAndThePid_andOpensOnceThatProcessIsKilled() throws Exception {
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        Process p = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"),
+                KillNineWriter.class.getName(), dir.toString(), FsyncPolicy.NEVER.name())
+                .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(),
+                StandardCharsets.UTF_8))) {
+            String line;
+            do {
+                line = out.readLine();
+            } while (line != null && !line.startsWith("durable "));
+            assertThat(line).as("the writer's first put").isNotNull(); // it holds the directory now
+
+            assertThatThrownBy(() -> SsdTier.open(KillNineWriter.config(dir, FsyncPolicy.NEVER), KillNineWriter.LAYOUT,
+                    TestBlocks.MODEL, new LruPolicy()).close())
+                    .isInstanceOf(SsdDirectoryLockedException.class)
+                    .hasMessageContaining("the SSD directory " + dir.toAbsolutePath() + " is in use by another process "
+                            + "(pid " + p.pid() + ")");
+        } finally {
+            p.destroyForcibly();
+            p.waitFor();
+        }
+        assertThat(dir.resolve(".lock")).as("left by the killed writer").exists();
+        try (SsdTier t = SsdTier.open(KillNineWriter.config(dir, FsyncPolicy.NEVER), KillNineWriter.LAYOUT,
+                TestBlocks.MODEL, new LruPolicy())) {
+            assertThat(t.get(TestBlocks.key(0))).isPresent();
         }
     }
 }

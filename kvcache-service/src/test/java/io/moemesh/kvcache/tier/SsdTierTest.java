@@ -124,6 +124,31 @@ class SsdTierTest {
     }
 
     @Test
+    void aSecondTierOnTheSameDirectory_isRefusedNamingIt_andItOpensAgainOnceTheFirstIsClosed() {
+        try (SsdTier first = open(config(dir))) {
+            first.put(block(1));
+
+            assertThatThrownBy(() -> open(config(dir)).close())
+                    .isInstanceOf(SsdDirectoryLockedException.class)
+                    .hasMessageContaining("the SSD directory " + dir.toAbsolutePath() + " is in use by an SSD tier "
+                            + "of this process that was not closed");
+            // The refused open touched nothing: the first tier goes on.
+            assertThat(first.put(block(2))).isEqualTo(PutResult.STORED);
+            assertThat(first.get(key(1))).isPresent();
+        }
+        try (SsdTier again = open(config(dir))) {
+            assertThat(again.blockCount()).isEqualTo(2);
+        }
+        assertThat(dir.resolve(".lock")).as("a closed tier leaves no lock file").doesNotExist();
+        // An open that fails after taking the lock (here: the segments are another model's) releases it too.
+        assertThatThrownBy(() -> SsdTier.open(config(dir), LAYOUT, TestBlocks.fingerprint(2), new LruPolicy()))
+                .isInstanceOf(SegmentMismatchException.class);
+        try (SsdTier again = open(config(dir))) {
+            assertThat(again.get(key(1))).isPresent();
+        }
+    }
+
+    @Test
     void open_refused_forASegmentOfAnotherModel() {
         try (SsdTier t = open(config(dir))) {
             t.put(block(1));

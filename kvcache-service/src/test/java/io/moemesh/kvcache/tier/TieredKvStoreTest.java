@@ -15,6 +15,8 @@ import io.moemesh.kvcache.policy.AccessHint;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.kvcache.policy.LruPolicy;
 import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -221,6 +223,28 @@ class TieredKvStoreTest {
             assertThat(s.contains(key(1))).isFalse();
             assertThat(s.isPinned(key(1))).isFalse();
             assertThat(s.unpin(key(1))).isFalse();
+        }
+    }
+
+    @Test
+    void aLowerTierReadThatFailsWithoutDroppingTheBlock_keepsItsPins_soUnpinReleasesTheTiersPin() throws IOException {
+        try (TieredKvStore s = store(1, 4)) {
+            s.put(block(1));
+            s.put(block(2)); // 1 demoted
+            assertThat(s.pin(key(1))).isTrue();
+            // Cut the segment file inside block 1's record: its read fails with an I/O error (a short read), not a
+            // checksum mismatch, so the SSD tier keeps the block indexed and pinned.
+            RecordExtent e = s.lower().locate(key(1), AccessHint.NONE, Long.MAX_VALUE).orElseThrow();
+            try (FileChannel ch = FileChannel.open(e.path(), StandardOpenOption.WRITE)) {
+                ch.truncate(e.offset() + 10);
+            }
+
+            assertThat(s.get(key(1))).isEmpty();
+
+            assertThat(s.lower().contains(key(1))).isTrue();
+            assertThat(s.isPinned(key(1))).isTrue();
+            assertThat(s.unpin(key(1))).isTrue();
+            assertThat(s.lower().isPinned(key(1))).as("the SSD tier's pin, released").isFalse();
         }
     }
 
