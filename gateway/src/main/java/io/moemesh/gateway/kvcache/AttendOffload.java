@@ -42,9 +42,10 @@ import org.slf4j.LoggerFactory;
  * layer per step ({@link RemoteAttention}) and merges the partials exactly with its local ones.
  *
  * <p><b>Offload</b> (a gateway thread, never the engine's): the blocks go through the {@link WriteBack} queue
- * ahead of everything else ({@link WriteBack#writeFirst}; blocks it already stored are not sent again), then one
- * {@code Pin} for them all. Any block not stored (declined, no space, Put failed) or not pinned, a service that is
- * down, or more than {@code offloadTimeout}: the offload reports false and the sequence stays local for good (no
+ * ahead of everything else ({@link WriteBack#writeFirst}; blocks it already stored are not sent again), marked
+ * {@code pin_next} so the service's admission policy does not decline them, then one {@code Pin} for them all. Any
+ * block not stored (no space, Put failed) or not pinned, a service that is down, or more than {@code
+ * offloadTimeout}: the offload reports false and the sequence stays local for good (no
  * failure, no retry against a failing service; it ends with finish reason length where the local pool ends, see
  * {@link #positions}); what it pinned is unpinned at once, or, when the Pin answered only
  * after the timeout, with the sequence's other pins when it ends.
@@ -139,7 +140,8 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         List<BlockHash> hashes = blocks.stream().map(BlockContents::hash).toList();
         CompletableFuture<Boolean> done;
         try {
-            done = writeBack.writeFirst(blocks, hashes).thenApplyAsync(x -> pin(p, hashes), pins);
+            // pin_next: pinned right after, so the service's admission policy may not decline them.
+            done = writeBack.writeFirst(blocks, hashes, true).thenApplyAsync(x -> pin(p, hashes), pins);
         } catch (RuntimeException e) {
             done = CompletableFuture.failedFuture(e);
         }

@@ -209,6 +209,18 @@ public final class KvCacheClient implements AutoCloseable {
      * @throws io.grpc.StatusRuntimeException or {@link IllegalStateException} when the call fails or times out
      */
     public List<PutOutcome> put(List<BlockContents> blocks, List<byte[]> payloads, Duration deadline) {
+        return put(blocks, payloads, new boolean[blocks.size()], deadline);
+    }
+
+    /**
+     * As {@link #put(List, List, Duration)}, with per block whether it is pinned right after it is stored (the Attend
+     * offload's blocks): their headers say {@code pin_next}, so the service's admission policy does not decline them
+     * (a declined block could not be pinned, and the offload would fail).
+     *
+     * @param pinNext per block (same order), whether the caller pins it next
+     */
+    public List<PutOutcome> put(List<BlockContents> blocks, List<byte[]> payloads, boolean[] pinNext,
+                                Duration deadline) {
         reconnectIfDown();
         CompletableFuture<PutResponse> done = new CompletableFuture<>();
         StreamObserver<PutRequest> out = KvCacheServiceGrpc.newStub(channel).withDeadlineAfter(deadline.toNanos(),
@@ -235,7 +247,7 @@ public final class KvCacheClient implements AutoCloseable {
                         .setBlockHash(ByteString.copyFrom(b.hash().bytes()))
                         .setParentHash(ByteString.copyFrom(b.parent() == null ? new byte[BlockHash.BYTES]
                                 : b.parent().bytes()))
-                        .setTenant(b.tenant()).setChainPosition(b.chainPosition());
+                        .setTenant(b.tenant()).setChainPosition(b.chainPosition()).setPinNext(pinNext[i]);
                 for (int t : b.tokens()) {
                     h.addTokenIds(t);
                 }

@@ -33,8 +33,9 @@ import org.slf4j.LoggerFactory;
  * that payload's int8 round trip (the service's optional int8 SSD storage, {@code moemesh.kvcache.int8}, gives those
  * floats back after a demotion), so a block fetched back can be checked end to end ({@link #heldOtherBytes}). An
  * {@code ALREADY_PRESENT} block keeps the copy that was there, perhaps another gateway's bitwise-different floats:
- * no checksum. A failed, declined or dropped block is forgotten (it may be offered again). Swap-outs jump the queue
- * ({@link #writeFirst}) and can wait for their blocks to be settled.
+ * no checksum. A failed, declined or dropped block is forgotten (it may be offered again). Swap-outs and Attend
+ * offloads jump the queue ({@link #writeFirst}) and can wait for their blocks to be settled; an offload's blocks are
+ * sent with {@code pin_next} ({@link #writeFirst(List, List, boolean)}).
  */
 public final class WriteBack implements BlockSink, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(WriteBack.class);
@@ -67,7 +68,20 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private final AtomicLong failed = new AtomicLong();
     private final AtomicLong declined = new AtomicLong();
 
-    private record Entry(BlockContents block, CompletableFuture<Boolean> done) {
+    /** A queued block. */
+    private static final class Entry {
+        final BlockContents block;
+        final CompletableFuture<Boolean> done = new CompletableFuture<>();
+        /**
+         * Its Put says {@code pin_next} (an offload pins it next): set by {@link #writeFirst} under {@code known}'s
+         * lock, possibly after the block was queued by {@link #accept}; read by the writer when it sends the block.
+         */
+        volatile boolean pinNext;
+
+        Entry(BlockContents block, boolean pinNext) {
+            this.block = block;
+            this.pinNext = pinNext;
+        }
     }
 
     /**
@@ -101,7 +115,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
 
     @Override
     public void accept(BlockContents block) {
-        enqueue(block, false);
+        enqueue(block, false, false);
     }
 
     /**
@@ -110,12 +124,27 @@ public final class WriteBack implements BlockSink, AutoCloseable {
      * settled (stored, or failed / dropped / declined: then the restore finds fewer blocks and recomputes the rest).
      */
     public CompletableFuture<Void> writeFirst(List<BlockContents> blocks, List<BlockHash> alsoNeeded) {
+        return writeFirst(blocks, alsoNeeded, false);
+    }
+
+    /**
+     * As {@link #writeFirst(List, List)}; with {@code pinNext} (the Attend offload: it pins the blocks once they are
+     * settled) every one of them, {@code alsoNeeded} ones already queued included, is sent with {@code pin_next}, so
+     * the service's admission policy does not decline it (the conversation policy declines a chain's last block once
+     * it learned those are rarely reused; a declined block cannot be pinned, and the sequence would stay local).
+     */
+    public CompletableFuture<Void> writeFirst(List<BlockContents> blocks, List<BlockHash> alsoNeeded,
+                                              boolean pinNext) {
         List<CompletableFuture<Boolean>> waits = new ArrayList<>();
         synchronized (known) {
             for (BlockHash h : alsoNeeded) {
                 Entry e = queued.get(h);
                 if (e != null) {
-                    // Still queued: to the front. Already taken by the writer: just wait for its Put.
+                    // Still queued: to the front. Already taken by the writer: just wait for its Put (a Put sent
+                    // without pin_next and declined is sent again with it: see write).
+                    if (pinNext) {
+                        e.pinNext = true;
+                    }
                     if (queue.remove(e)) {
                         queue.offerFirst(e);
                     }
@@ -124,7 +153,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             }
         }
         for (BlockContents b : blocks.reversed()) {
-            Entry e = enqueue(b, true);
+            Entry e = enqueue(b, true, pinNext);
             if (e != null) {
                 waits.add(e.done);
             }
@@ -132,8 +161,8 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
     }
 
-    private Entry enqueue(BlockContents block, boolean first) {
-        Entry e = new Entry(block, new CompletableFuture<>());
+    private Entry enqueue(BlockContents block, boolean first, boolean pinNext) {
+        Entry e = new Entry(block, pinNext);
         synchronized (known) {
             if (!open || known.containsKey(block.hash())) {
                 return null;
@@ -252,13 +281,16 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private void write(List<Entry> batch) {
         List<BlockContents> blocks = new ArrayList<>(batch.size());
         List<byte[]> payloads = new ArrayList<>(batch.size());
-        for (Entry e : batch) {
+        boolean[] pinNext = new boolean[batch.size()];
+        for (int i = 0; i < batch.size(); i++) {
+            Entry e = batch.get(i);
             blocks.add(e.block);
             payloads.add(client.payload().encode(e.block.keys(), e.block.values()));
+            pinNext[i] = e.pinNext;
         }
         List<PutOutcome> outcomes;
         try {
-            outcomes = client.put(blocks, payloads, putTimeout);
+            outcomes = client.put(blocks, payloads, pinNext, putTimeout);
         } catch (RuntimeException e) {
             failed.addAndGet(batch.size());
             synchronized (known) {
@@ -285,6 +317,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     written.incrementAndGet();
                     writtenBytes.addAndGet(payloads.get(i).length);
                     en.done.complete(true);
+                } else if (o == PutOutcome.PUT_OUTCOME_DECLINED && en.pinNext && !pinNext[i]
+                        && queue.offerFirst(en)) {
+                    // An offload named it while its ordinary Put was in flight: once more, with pin_next.
+                    log.debug("KV block {} declined; sent again for an offload", en.block.hash());
                 } else {
                     declined.incrementAndGet();
                     forget(en, o.name());
