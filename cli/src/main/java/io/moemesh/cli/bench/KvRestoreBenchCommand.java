@@ -52,7 +52,8 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--dir", paramLabel = "DIR",
-            description = "Where the segment files are written: the disk measured "
+            description = "Where the segment files are written: the disk measured; not a directory with segment "
+                    + "files the bench did not write, such as a kvcache-service's (exit 2) "
                     + "(default $moemesh.home/target/bench-kvcache-restore).")
     Path dir;
 
@@ -89,7 +90,8 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
                     + "dropped before each; the table gives each row's median (default ${DEFAULT-VALUE}).")
     int rounds;
 
-    @Option(names = "--keep", description = "Keep the segment files (default: deleted at the end).")
+    @Option(names = "--keep", description = "Keep the segment files (default: deleted at the end; a later run in the "
+            + "same --dir deletes them first).")
     boolean keep;
 
     @Override
@@ -113,7 +115,8 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
         int prefixBlocks = Math.max(1, prefixTokens / blockTokens);
         Path where = (dir != null ? dir : Path.of(System.getProperty("moemesh.home", ".")).resolve("target")
                 .resolve("bench-kvcache-restore")).toAbsolutePath().normalize();
-        Files.createDirectories(where);
+        // Before the try: its end deletes the segment files, which must not happen to another tier's
+        KvRestoreRuns.claim(where);
         err.printf(Locale.ROOT, "bench: writing %d blocks of %d bytes (%s) into an SSD tier in %s%n", blocks,
                 layout.bytesPerBlock(), layout, where);
         err.flush();
@@ -173,7 +176,7 @@ final class KvRestoreBenchCommand implements Callable<Integer> {
             print(out, where, layout, blocks, prefixBlocks, runs.prefixCount(), methods, samples);
         } finally {
             if (!keep) {
-                KvRestoreRuns.deleteSegments(where);
+                KvRestoreRuns.release(where);
             }
         }
         return 0;

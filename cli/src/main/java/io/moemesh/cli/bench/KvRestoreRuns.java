@@ -103,16 +103,49 @@ final class KvRestoreRuns implements AutoCloseable {
     }
 
     /**
+     * The file {@link #claim} writes into the bench's directory: its segment files are the bench's own, which a
+     * later run may delete. Segment files in a directory without it are someone else's (a kvcache-service's SSD tier,
+     * such as {@code up}'s {@code <state-dir>/kvcache}) and are never deleted.
+     */
+    static final String MARKER = ".moemesh-bench-kvcache-restore";
+    private static final String SEGMENT_PREFIX = "seg-";
+
+    /**
+     * Makes {@code dir} the bench's (created if need be, {@link #MARKER} written), before anything in it is written or
+     * deleted.
+     *
+     * @throws IllegalArgumentException when it holds segment files the bench did not write
+     */
+    static void claim(Path dir) throws IOException {
+        if (!Files.isRegularFile(dir.resolve(MARKER))) {
+            List<Path> foreign = segments(dir);
+            if (!foreign.isEmpty()) {
+                throw new IllegalArgumentException("--dir " + dir + " holds " + foreign.size() + " segment file(s) ("
+                        + foreign.getFirst().getFileName() + ", ...) this bench did not write, perhaps a "
+                        + "kvcache-service's SSD tier; the bench would delete them: name an empty or new directory");
+            }
+        }
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve(MARKER), "segment files of moemesh bench kvcache-restore, deleted by its next "
+                + "run\n", StandardCharsets.UTF_8);
+    }
+
+    /**
      * Writes {@code warmupPrefixes} prefixes of {@code prefixBlocks} blocks (for the JIT to compile both read paths
      * before they are timed; never timed), then {@code totalBlocks} blocks in prefixes of {@code prefixBlocks} (the
-     * last may be shorter) into a new SSD tier in {@code dir} (emptied first), and forces them.
+     * last may be shorter) into a new SSD tier in {@code dir} (the bench's own segment files emptied first), and
+     * forces them.
      *
+     * @param dir      a directory {@link #claim}ed first
      * @param numHeads the model's query heads (the served model's Attend shape; not used by Get)
+     * @throws IllegalStateException when {@code dir} was not claimed
      */
     static KvRestoreRuns fill(Path dir, KvLayout layout, int numHeads, long totalBlocks, int prefixBlocks,
                               int warmupPrefixes) throws IOException {
+        if (!Files.isRegularFile(dir.resolve(MARKER))) {
+            throw new IllegalStateException(dir + " was not claimed by the bench");
+        }
         deleteSegments(dir);
-        Files.createDirectories(dir);
         ModelFingerprint fp = ModelFingerprint.of(sha256("moemesh bench kvcache-restore " + layout));
         SsdTier tier = SsdTier.open(SsdConfig.defaults(dir, Long.MAX_VALUE / 2).withFsync(FsyncPolicy.NEVER), layout,
                 fp, new LruPolicy());
@@ -153,8 +186,17 @@ final class KvRestoreRuns implements AutoCloseable {
 
     /** The segment files (what the page cache must not hold before a restore). */
     List<Path> files() throws IOException {
-        try (Stream<Path> s = Files.list(tier.config().directory())) {
-            return s.filter(Files::isRegularFile).toList();
+        return segments(tier.config().directory());
+    }
+
+    /** The segment files in {@code dir} (and their temporaries), by name; none when it does not exist. */
+    private static List<Path> segments(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> p.getFileName().toString().startsWith(SEGMENT_PREFIX)).filter(Files::isRegularFile)
+                    .sorted().toList();
         }
     }
 
@@ -318,19 +360,23 @@ final class KvRestoreRuns implements AutoCloseable {
         tier.close();
     }
 
-    /** Removes the tier's files from an earlier run (only segment files and their temporaries). */
+    /**
+     * Removes the bench's segment files (and their temporaries) from {@code dir}; nothing from a directory the bench
+     * has not {@link #claim}ed.
+     */
     static void deleteSegments(Path dir) throws IOException {
-        if (!Files.isDirectory(dir)) {
+        if (!Files.isRegularFile(dir.resolve(MARKER))) {
             return;
         }
-        try (Stream<Path> s = Files.list(dir)) {
-            for (Path p : s.toList()) {
-                String name = p.getFileName().toString();
-                if (name.startsWith("seg-")) {
-                    Files.delete(p);
-                }
-            }
+        for (Path p : segments(dir)) {
+            Files.delete(p);
         }
+    }
+
+    /** The end of a run that keeps nothing: the bench's segment files and its {@link #MARKER} removed. */
+    static void release(Path dir) throws IOException {
+        deleteSegments(dir);
+        Files.deleteIfExists(dir.resolve(MARKER));
     }
 
     private static byte[] sha256(String s) {

@@ -31,9 +31,9 @@ import picocli.CommandLine.Spec;
 /**
  * {@code moemesh bench kvcache-ttft}: issue 11's goal that a prefix restored from the kvcache-service gives a time to
  * first token ≤ 0.25 of recomputing it (2,000 tokens, synth model M). Real processes: a mesh of one expert-service,
- * the kvcache-service (its SSD tier in {@code <work-dir>/kvcache}, emptied first) and the gateway, started as
- * {@code moemesh up} starts them. Each prompt (random ids, one per length and run) is sent twice, one greedy token
- * each, TTFT measured by the client over the gateway's gRPC stream:
+ * the kvcache-service (its SSD tier in {@code <work-dir>/kvcache}, emptied first: refused while a mesh runs in
+ * {@code <work-dir>}) and the gateway, started as {@code moemesh up} starts them. Each prompt (random ids, one per
+ * length and run) is sent twice, one greedy token each, TTFT measured by the client over the gateway's gRPC stream:
  * <ol>
  *   <li><b>recomputed</b>: on the first gateway, where neither its prefix cache nor the (cold) service has it: the
  *       whole prompt is prefilled. The bench waits until the gateway's write-back has stored the prompt's blocks in
@@ -109,6 +109,10 @@ final class KvTtftBenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--lengths needs at least one length");
         }
         Path home = Path.of(System.getProperty("moemesh.home", ".")).toAbsolutePath();
+        Path state = home.resolve(workDir).toAbsolutePath().normalize();
+        // The bench empties <work-dir>/kvcache: a mesh running there (an earlier bench's, or a user's `up`) would lose
+        // its acknowledged blocks. Refused before the model is built, then again just before the delete.
+        MeshState.refuseIfRunning(state);
         if (modelDir == null) {
             checkLengths(BenchModels.spec(model, weights).maxPosition());
         }
@@ -116,9 +120,9 @@ final class KvTtftBenchCommand implements Callable<Integer> {
                 : BenchModels.ensure(modelsDir != null ? modelsDir : BenchModels.defaultCache(), model, weights, err);
         ModelConfig c = ModelConfigReader.read(dir);
         checkLengths(c.maxPositionEmbeddings());
-        Path state = home.resolve(workDir).toAbsolutePath().normalize();
         MeshSpec ms = new MeshSpec(dir, 1, 1, state, heap, Duration.ofMinutes(10), new MeshHome(home), meshJvmOptions,
                 MeshSpec.RestartPolicy.NEVER, false, true);
+        MeshState.refuseIfRunning(state); // building the model took a while: a mesh may have started since
         deleteTree(ms.kvcacheDir()); // a cold service: nothing stored from an earlier run
         int vocab = c.vocabSize();
         double[][] recomputed = new double[lengths.length][runs];

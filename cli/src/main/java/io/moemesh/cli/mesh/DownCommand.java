@@ -12,12 +12,15 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 @Command(name = "down", mixinStandardHelpOptions = true,
-        description = "Stop the mesh `moemesh up` started in the state directory: SIGTERM to the gateway first (it lets "
-                + "in-flight requests finish within its shutdown-grace, then drains its queued KV write-backs; given at "
-                + "least its shutdown-grace + 5 s + its write-back drain timeout + 15 s, 60 s with its defaults), then "
-                + "to the kvcache-service (it persists every acknowledged block; given at least 60 s), then to the "
-                + "others; SIGKILL to those still running after the grace period. Logs stay in <state-dir>/logs, the "
-                + "kvcache-service's SSD tier in <state-dir>/kvcache. Exits 0 also when no mesh is running.")
+        description = "Stop the mesh `moemesh up` started in the state directory: SIGTERM to the supervisor first "
+                + "(given --grace, but at least 12 s and at most 15 s: it records a restart in progress before it "
+                + "exits), then to the gateway (it lets in-flight requests finish within its shutdown-grace, then "
+                + "drains its queued KV write-backs; given at least its shutdown-grace + 5 s + its write-back drain "
+                + "timeout + 15 s, 60 s with its defaults), then to the kvcache-service (it persists every acknowledged "
+                + "block; given at least its shutdown-grace + 10 s + 30 s + its DRAM tier's bytes at 100 MB/s + 15 s, "
+                + "68 s with its defaults), then to the others; SIGKILL to those still running after the grace period. "
+                + "Logs stay in <state-dir>/logs, the kvcache-service's SSD tier in <state-dir>/kvcache. Exits 0 also "
+                + "when no mesh is running.")
 public final class DownCommand implements Callable<Integer> {
 
     @Spec
@@ -27,8 +30,8 @@ public final class DownCommand implements Callable<Integer> {
     StateDirOption stateDir = new StateDirOption();
 
     @Option(names = "--grace", defaultValue = "20", paramLabel = "SECONDS",
-            description = "Time for a graceful shutdown before SIGKILL, per stage; the gateway and the kvcache-service "
-                    + "get at least the time above (default ${DEFAULT-VALUE}).")
+            description = "Time for a graceful shutdown before SIGKILL, per stage; the supervisor, the gateway and the "
+                    + "kvcache-service get at least the time above (default ${DEFAULT-VALUE}).")
     int graceSeconds;
 
     @Override

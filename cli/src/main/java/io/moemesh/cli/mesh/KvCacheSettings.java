@@ -3,17 +3,17 @@ package io.moemesh.cli.mesh;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * How {@code up} configures the kvcache-service: its environment (as a pod's) and heap, and how long {@code down}
- * lets it persist. Capacities are laptop-sized; the caller's {@code MOEMESH_KVCACHE_DRAM_BYTES} /
- * {@code MOEMESH_KVCACHE_SSD_BYTES} (and every other {@code MOEMESH_KVCACHE_*} setting it exports, e.g.
- * {@code _FSYNC}) win, except what the mesh itself decides: model, SSD directory, block size, address and TLS files.
- * Settings are found under every name the service's relaxed binding reads ({@link SpringEnvironment}): the heap
- * follows the DRAM tier the service will have, also when the caller wrote {@code MOEMESH_KVCACHE_DRAMBYTES}.
+ * How {@code up} configures the kvcache-service: its environment (as a pod's) and heap; how long {@code down} lets it
+ * persist follows from that environment (MeshShutdown.kvcacheStopGrace). Capacities are laptop-sized; the caller's
+ * {@code MOEMESH_KVCACHE_DRAM_BYTES} / {@code MOEMESH_KVCACHE_SSD_BYTES} (and every other {@code MOEMESH_KVCACHE_*}
+ * setting it exports, e.g. {@code _FSYNC}) win, except what the mesh itself decides: model, SSD directory, block
+ * size, address and TLS files. Settings are found under every name the service's relaxed binding reads
+ * ({@link SpringEnvironment}): the heap follows the DRAM tier the service will have, also when the caller wrote
+ * {@code MOEMESH_KVCACHE_DRAMBYTES}.
  */
 public final class KvCacheSettings {
     /**
@@ -30,12 +30,6 @@ public final class KvCacheSettings {
     static final long SSD_BYTES = 4L << 30;
     /** Heap beyond the DRAM tier (which lives on the heap): gRPC buffers, Spring, the SSD index. */
     static final long HEAP_HEADROOM_BYTES = 256L << 20;
-    /**
-     * The least time {@code down} gives the kvcache-service after SIGTERM before SIGKILL: its in-flight calls get
-     * their shutdown-grace (10 s), then it demotes every DRAM block to SSD and forces the segments (256 MiB at a
-     * laptop SSD's speed: seconds). A SIGKILL in between would lose DRAM's blocks (never corrupt the store).
-     */
-    static final Duration STOP_GRACE = Duration.ofSeconds(60);
 
     private KvCacheSettings() {
     }

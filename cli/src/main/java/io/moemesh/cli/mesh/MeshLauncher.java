@@ -76,7 +76,7 @@ public final class MeshLauncher {
      */
     public static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit, Map<String, String> callerEnv) {
         ModelConfig config = ModelConfigReader.read(spec.model());
-        refuseIfRunning(spec.stateDir());
+        MeshState.refuseIfRunning(spec.stateDir());
         // what a mesh that is no longer running left behind
         MeshState.delete(spec.stateDir());
         // A fresh mesh starts at epoch 1: the router must not continue at the epoch of an earlier run. Its learned
@@ -343,15 +343,6 @@ public final class MeshLauncher {
         log.printf("moemesh up: %s SERVING at %s (pid %d, %.1f s)%n", s.name(), s.grpcEndpoint(), s.pid(),
                 Duration.between(t0, Instant.now()).toMillis() / 1000.0);
         log.flush();
-    }
-
-    private static void refuseIfRunning(Path stateDir) {
-        Optional<MeshState> old = MeshState.read(stateDir);
-        if (old.isPresent() && (old.get().services().stream().anyMatch(s -> s.process().isPresent())
-                || (old.get().supervisor() != null && old.get().supervisor().process().isPresent()))) {
-            throw new IllegalArgumentException("a mesh is already running in " + stateDir + " (see "
-                    + MeshState.file(stateDir) + "); stop it with: moemesh down --state-dir " + stateDir);
-        }
     }
 
     private static MeshState.Service service(MeshSpec spec, String name, String java, Path jar, int grpcPort, int httpPort,

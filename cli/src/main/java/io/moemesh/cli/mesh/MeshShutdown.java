@@ -22,6 +22,33 @@ final class MeshShutdown {
     static final Duration GATEWAY_EXIT_MARGIN = Duration.ofSeconds(15);
     static final String GATEWAY_SHUTDOWN_GRACE_PROPERTY = "moemesh.gateway.shutdown-grace";
     static final String GATEWAY_WRITE_BACK_DRAIN_PROPERTY = "moemesh.gateway.kvcache.drain-timeout";
+    /** The kvcache-service's {@code moemesh.kvcache.shutdown-grace} unless its environment sets one. */
+    static final Duration KVCACHE_SHUTDOWN_GRACE = Duration.ofSeconds(10);
+    static final String KVCACHE_SHUTDOWN_GRACE_PROPERTY = "moemesh.kvcache.shutdown-grace";
+    /**
+     * Calls still running after the shutdown-grace are cancelled and each of the service's two gRPC servers (TCP and
+     * domain socket) waits up to 5 s more for them (GrpcServerLifecycle.stop).
+     */
+    static final Duration KVCACHE_FORCED_STOP_WAIT = Duration.ofSeconds(10);
+    /** The service's wait for a compaction in progress to stop before it closes the tiers (KvCacheBackground). */
+    static final Duration KVCACHE_COMPACTION_STOP_WAIT = Duration.ofSeconds(30);
+    /**
+     * The rate at which a full DRAM tier is assumed to be demoted to SSD and forced, bytes per second: 100 MB/s, what
+     * a busy or throttled disk (a cloud volume's baseline) still writes; a laptop SSD writes its 256 MiB in well
+     * under a second.
+     */
+    static final long KVCACHE_DEMOTION_BYTES_PER_SECOND = 100_000_000L;
+    /** Spring's other beans' close and the JVM's exit after the tiers closed, as the gateway's margin. */
+    static final Duration KVCACHE_EXIT_MARGIN = Duration.ofSeconds(15);
+    /**
+     * How long the supervisor's SIGTERM hook waits for its loop to end, a restart in progress recorded
+     * ({@link MeshSupervisor#STOP_WAIT}), plus its JVM's exit: the least it gets before SIGKILL. A SIGKILL before
+     * that would leave a service just started by it running unrecorded, holding its ports, which no {@code down}
+     * stops.
+     */
+    static final Duration SUPERVISOR_MIN_GRACE = MeshSupervisor.STOP_WAIT.plus(Duration.ofSeconds(2));
+    /** The most a supervisor gets: past its bounded wait a longer {@code --grace} would only delay {@code down}. */
+    static final Duration SUPERVISOR_MAX_GRACE = Duration.ofSeconds(15);
     /** Spring Boot's simple duration form ({@code 30s}, {@code 500ms}, {@code 2m}; a bare number is milliseconds). */
     private static final Pattern SIMPLE_DURATION = Pattern.compile("([+-]?\\d+)([a-zA-Z]{0,2})");
 
@@ -50,7 +77,7 @@ final class MeshShutdown {
      * The stages of {@link #stopServices}: the gateway first (it drains its in-flight requests, then its queued KV
      * write-backs to the kvcache-service; given at least {@link #gatewayStopGrace}), then the kvcache-service (it
      * finishes in-flight calls, demotes DRAM to SSD and forces its segments; given at least
-     * {@link KvCacheSettings#STOP_GRACE}), then the others together (given {@code grace}). A SIGKILL before a stage's
+     * {@link #kvcacheStopGrace}), then the others together (given {@code grace}). A SIGKILL before a stage's
      * service finished would lose KV blocks, so {@code grace} only ever lengthens those two stages.
      */
     static List<Stage> stages(MeshState state, Duration grace) {
@@ -62,8 +89,9 @@ final class MeshShutdown {
                     .add(s);
         }
         Duration gatewayGrace = gateway.stream().map(s -> gatewayStopGrace(s.environment())).reduce(grace, MeshShutdown::max);
-        return List.of(new Stage(gateway, gatewayGrace), new Stage(kvcache, max(grace, KvCacheSettings.STOP_GRACE)),
-                new Stage(rest, grace));
+        Duration kvcacheGrace = kvcache.stream().map(s -> kvcacheStopGrace(s.environment()))
+                .reduce(grace, MeshShutdown::max);
+        return List.of(new Stage(gateway, gatewayGrace), new Stage(kvcache, kvcacheGrace), new Stage(rest, grace));
     }
 
     /**
@@ -80,6 +108,30 @@ final class MeshShutdown {
         Duration writeBackDrain = setting(environment, GATEWAY_WRITE_BACK_DRAIN_PROPERTY)
                 .orElse(GATEWAY_WRITE_BACK_DRAIN);
         return shutdownGrace.plus(GATEWAY_STOP_WAIT).plus(writeBackDrain).plus(GATEWAY_EXIT_MARGIN);
+    }
+
+    /**
+     * How long a kvcache-service with this environment may take from SIGTERM to exit: its shutdown-grace (in-flight
+     * calls finish), the servers' forced stop, the wait for a compaction to stop, the demotion of a full DRAM tier to
+     * SSD at {@link #KVCACHE_DEMOTION_BYTES_PER_SECOND} (rounded up to whole seconds), and a margin; 68 s with the
+     * service's defaults and {@code up}'s 256 MiB tier. A SIGKILL before the demotion ends loses the acknowledged
+     * blocks still in DRAM. The settings are read as {@link #gatewayStopGrace} reads the gateway's
+     * ({@code MOEMESH_KVCACHE_SHUTDOWN_GRACE}, {@code MOEMESH_KVCACHE_DRAM_BYTES} under any name Spring binds them
+     * from); a DRAM size that is not a positive number stopped {@code up} before it started anything, so
+     * {@code up}'s default stands for it.
+     */
+    static Duration kvcacheStopGrace(Map<String, String> environment) {
+        Duration shutdownGrace = setting(environment, KVCACHE_SHUTDOWN_GRACE_PROPERTY).orElse(KVCACHE_SHUTDOWN_GRACE);
+        long dram = SpringEnvironment.value(environment, KvCacheSettings.DRAM_BYTES_PROPERTY).flatMap(v -> {
+            try {
+                return Optional.of(Long.parseLong(v.strip()));
+            } catch (NumberFormatException e) {
+                return Optional.empty();
+            }
+        }).filter(b -> b > 0).orElse(KvCacheSettings.DRAM_BYTES);
+        Duration demotion = Duration.ofSeconds(Math.ceilDiv(dram, KVCACHE_DEMOTION_BYTES_PER_SECOND));
+        return shutdownGrace.plus(KVCACHE_FORCED_STOP_WAIT).plus(KVCACHE_COMPACTION_STOP_WAIT).plus(demotion)
+                .plus(KVCACHE_EXIT_MARGIN);
     }
 
     private static Optional<Duration> setting(Map<String, String> environment, String property) {
@@ -115,14 +167,23 @@ final class MeshShutdown {
         return a.compareTo(b) >= 0 ? a : b;
     }
 
-    /** SIGTERM to the mesh's supervisor, if one runs; true when there was one. */
+    /**
+     * SIGTERM to the mesh's supervisor, if one runs, SIGKILL after {@link #supervisorGrace}; true when there was one.
+     */
     static boolean stopSupervisor(MeshState state, Duration grace) {
         if (state.supervisor() == null) {
             return false;
         }
         Optional<ProcessHandle> p = state.supervisor().process();
-        p.ifPresent(h -> ServiceProcess.stop(List.of(h), grace.compareTo(Duration.ofSeconds(15)) < 0 ? grace
-                : Duration.ofSeconds(15)));
+        p.ifPresent(h -> ServiceProcess.stop(List.of(h), supervisorGrace(grace)));
         return p.isPresent();
+    }
+
+    /**
+     * The supervisor's time between SIGTERM and SIGKILL: {@code grace}, but never less than
+     * {@link #SUPERVISOR_MIN_GRACE} (also under {@code --grace 0}) nor more than {@link #SUPERVISOR_MAX_GRACE}.
+     */
+    static Duration supervisorGrace(Duration grace) {
+        return max(SUPERVISOR_MIN_GRACE, grace.compareTo(SUPERVISOR_MAX_GRACE) < 0 ? grace : SUPERVISOR_MAX_GRACE);
     }
 }

@@ -226,6 +226,22 @@ public record MeshState(String model, int replicas, long epoch, String placement
     }
 
     /**
+     * Refuses a state folder whose recorded mesh still runs (a service or its supervisor alive): {@code up}, and every
+     * tool that would overwrite the folder's data (a bench emptying {@code kvcache/}), must not touch a live mesh's
+     * files.
+     *
+     * @throws IllegalArgumentException naming the folder and how to stop the mesh
+     */
+    public static void refuseIfRunning(Path stateDir) {
+        Optional<MeshState> old = read(stateDir);
+        if (old.isPresent() && (old.get().services().stream().anyMatch(s -> s.process().isPresent())
+                || (old.get().supervisor() != null && old.get().supervisor().process().isPresent()))) {
+            throw new IllegalArgumentException("a mesh is already running in " + stateDir + " (see "
+                    + file(stateDir) + "); stop it with: moemesh down --state-dir " + stateDir);
+        }
+    }
+
+    /**
      * Deletes {@code mesh.json} only: the state folder's other contents stay, above all {@code kvcache/} (the
      * kvcache-service's SSD tier, kept across {@code down} / {@code up}), the CA and the router's statistics.
      */

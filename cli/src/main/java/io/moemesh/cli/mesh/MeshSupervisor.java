@@ -19,6 +19,8 @@ import java.util.function.LongSupplier;
  */
 public final class MeshSupervisor implements Runnable {
     static final Duration POLL = Duration.ofMillis(200);
+    /** How long {@link #stop()} waits for a restart in progress to be recorded ({@code down} allows for it). */
+    static final Duration STOP_WAIT = Duration.ofSeconds(10);
 
     private final Path stateDir;
     private final RestartBackoff backoff;
@@ -83,7 +85,7 @@ public final class MeshSupervisor implements Runnable {
             return;
         }
         try {
-            ended.await(10, TimeUnit.SECONDS);
+            ended.await(STOP_WAIT.toMillis(), TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

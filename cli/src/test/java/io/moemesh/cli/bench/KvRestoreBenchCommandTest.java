@@ -74,6 +74,48 @@ class KvRestoreBenchCommandTest {
         }
     }
 
+    /**
+     * The bench deletes the segment files of its --dir, first and at the end: a directory with segment files it did
+     * not write (a kvcache-service's SSD tier, say up's <state-dir>/kvcache) is refused before anything is deleted.
+     */
+    @Test
+    void dirWithSegmentFilesTheBenchDidNotWrite_isRefusedWithExitTwo_andTheFilesStay(@TempDir Path dir)
+            throws Exception {
+        Path foreign = dir.resolve("seg-0000000000000001.kvseg");
+        Files.write(foreign, new byte[] {1, 2, 3});
+        CliRun r = CliRun.of("bench", "kvcache-restore", "--dir", dir.toString(), "--model", "S", "--total", "4m",
+                "--prefix-tokens", "128", "--dram", "256k", "--warmup-prefixes", "1", "--rounds", "1");
+        assertThat(r.exitCode()).as(r.err()).isEqualTo(2);
+        assertThat(r.err().strip()).isEqualTo("moemesh kvcache-restore: --dir " + dir + " holds 1 segment file(s) "
+                + "(seg-0000000000000001.kvseg, ...) this bench did not write, perhaps a kvcache-service's SSD tier; "
+                + "the bench would delete them: name an empty or new directory");
+        assertThat(foreign).hasBinaryContent(new byte[] {1, 2, 3});
+        try (Stream<Path> left = Files.list(dir)) {
+            assertThat(left).containsExactly(foreign);
+        }
+    }
+
+    /** Segment files the bench wrote (its marker beside them, e.g. left by --keep) are its own to delete. */
+    @Test
+    void segmentFilesOfAClaimedDir_areTheBenchsToDelete_othersNever(@TempDir Path dir) throws Exception {
+        Path own = dir.resolve("own");
+        KvRestoreRuns.claim(own);
+        Files.write(own.resolve("seg-0000000000000001.kvseg"), new byte[] {1});
+        Files.write(own.resolve("notes.txt"), new byte[] {2});
+        KvRestoreRuns.claim(own); // a later run: its own files are no reason to refuse
+        KvRestoreRuns.release(own);
+        try (Stream<Path> left = Files.list(own)) {
+            assertThat(left).extracting(p -> p.getFileName().toString()).containsExactly("notes.txt");
+        }
+
+        Path foreign = dir.resolve("foreign");
+        Files.createDirectories(foreign);
+        Files.write(foreign.resolve("seg-0000000000000001.kvseg"), new byte[] {1});
+        KvRestoreRuns.deleteSegments(foreign);
+        KvRestoreRuns.release(foreign);
+        assertThat(foreign.resolve("seg-0000000000000001.kvseg")).exists();
+    }
+
     @Test
     void pageCacheFadvise_evictsAForcedFile_withoutPrivileges(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("f.bin");

@@ -50,15 +50,66 @@ class MeshShutdownTest {
         assertThat(stages.getFirst().grace()).isEqualTo(Duration.ofSeconds(expectedSeconds));
     }
 
+    /**
+     * The kvcache-service stage outlasts what the service itself may take after SIGTERM: its shutdown-grace, 10 s
+     * for its servers' forced stop, 30 s for a compaction to stop, its DRAM tier demoted at 100 MB/s (whole seconds,
+     * rounded up) and 15 s to exit, from its recorded environment (under the name Spring binds) or its defaults
+     * (10 s, up's 256 MiB); a longer --grace only lengthens it.
+     */
+    @ParameterizedTest(name = "[{0}] --grace {1} -> {2} s")
+    @CsvSource(delimiter = '|', nullValues = "-", value = {
+        "-                                                                      | 20  | 68",
+        "-                                                                      | 0   | 68",
+        "-                                                                      | 100 | 100",
+        "MOEMESH_KVCACHE_SHUTDOWN_GRACE=90s                                     | 20  | 148",
+        "MOEMESH_KVCACHE_SHUTDOWN_GRACE=PT90S                                   | 20  | 148",
+        "MOEMESH_KVCACHE_SHUTDOWNGRACE=90s                                      | 20  | 148",
+        "MOEMESH_KVCACHE_SHUTDOWN_GRACE=0s                                      | 20  | 58",
+        // 8 GB at 100 MB/s: 80 s of demotion
+        "MOEMESH_KVCACHE_DRAM_BYTES=8000000000                                  | 20  | 145",
+        "MOEMESH_KVCACHE_DRAMBYTES=8000000000                                   | 20  | 145",
+        "MOEMESH_KVCACHE_DRAM_BYTES=1000000001                                  | 20  | 76",
+        "MOEMESH_KVCACHE_SHUTDOWN_GRACE=90s,MOEMESH_KVCACHE_DRAM_BYTES=8000000000 | 20 | 225",
+        // with two names, the one the service binds (dashes dropped, upper case first)
+        "MOEMESH_KVCACHE_DRAM_BYTES=268435456,MOEMESH_KVCACHE_DRAMBYTES=8000000000 | 20 | 145",
+        "MOEMESH_KVCACHE_DRAM_BYTES=8000000000,MOEMESH_KVCACHE_DRAMBYTES=268435456 | 20 | 68",
+        // values the service cannot bind stopped it (or up) at startup: its defaults are as good as any
+        "MOEMESH_KVCACHE_SHUTDOWN_GRACE=soon                                    | 20  | 68",
+        "MOEMESH_KVCACHE_DRAM_BYTES=lots                                        | 20  | 68",
+    })
+    void kvcacheStage_waitsAtLeastTheServicesShutdownGracePlusItsDramTiersDemotion(String environment,
+                                                                                 int graceSeconds,
+                                                                                 int expectedSeconds) {
+        MeshState state = mesh(service(MeshLauncher.GATEWAY, Map.of()),
+                service(MeshLauncher.KVCACHE, environment(environment)));
+        List<MeshShutdown.Stage> stages = MeshShutdown.stages(state, Duration.ofSeconds(graceSeconds));
+        assertThat(stages.get(1).services()).extracting(MeshState.Service::name)
+                .containsExactly(MeshLauncher.KVCACHE);
+        assertThat(stages.get(1).grace()).isEqualTo(Duration.ofSeconds(expectedSeconds));
+    }
+
     @Test
-    void stages_gatewayFirst_thenTheKvCacheGivenAtLeast60s_thenTheRestGivenTheGrace() {
+    void stages_gatewayFirst_thenTheKvCacheGivenItsStopGrace_thenTheRestGivenTheGrace() {
         MeshState state = mesh(service(MeshLauncher.GATEWAY, Map.of()));
         List<MeshShutdown.Stage> stages = MeshShutdown.stages(state, Duration.ofSeconds(5));
         assertThat(stages).extracting(s -> s.services().stream().map(MeshState.Service::name).toList())
                 .containsExactly(List.of(MeshLauncher.GATEWAY), List.of(MeshLauncher.KVCACHE),
                         List.of("expert-0", "expert-1", MeshLauncher.ROUTER));
         assertThat(stages).extracting(MeshShutdown.Stage::grace).containsExactly(Duration.ofSeconds(60),
-                KvCacheSettings.STOP_GRACE, Duration.ofSeconds(5));
+                Duration.ofSeconds(68), Duration.ofSeconds(5));
+    }
+
+    /**
+     * The supervisor's SIGTERM hook waits up to 10 s for a restart in progress to be recorded: SIGKILL before that
+     * (--grace 0) would leave the restarted JVM unrecorded, holding its ports. It gets that wait plus 2 s to exit
+     * whatever --grace says, and no more than 15 s.
+     */
+    @ParameterizedTest(name = "--grace {0} -> {1} s")
+    @CsvSource({"0, 12", "1, 12", "12, 12", "14, 14", "20, 15", "600, 15"})
+    void supervisor_getsAtLeastItsOwnStopWaitPlusAMargin_whateverTheGrace(int graceSeconds, int expectedSeconds) {
+        Duration g = MeshShutdown.supervisorGrace(Duration.ofSeconds(graceSeconds));
+        assertThat(g).isEqualTo(Duration.ofSeconds(expectedSeconds))
+                .isGreaterThan(MeshSupervisor.STOP_WAIT);
     }
 
     @Test
@@ -71,9 +122,13 @@ class MeshShutdownTest {
     }
 
     private static MeshState mesh(MeshState.Service gateway) {
+        return mesh(gateway, service(MeshLauncher.KVCACHE, Map.of()));
+    }
+
+    private static MeshState mesh(MeshState.Service gateway, MeshState.Service kvcache) {
         return new MeshState("/models/m", 1, 1, "/state/placement.json",
                 List.of(service("expert-0", Map.of()), service("expert-1", Map.of())), gateway, null,
-                service(MeshLauncher.ROUTER, Map.of()), service(MeshLauncher.KVCACHE, Map.of()));
+                service(MeshLauncher.ROUTER, Map.of()), kvcache);
     }
 
     private static MeshState.Service service(String name, Map<String, String> environment) {

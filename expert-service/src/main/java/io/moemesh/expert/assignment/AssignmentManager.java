@@ -212,9 +212,12 @@ public final class AssignmentManager {
         int loaded;
         try {
             loaded = resident.preload(next.experts());
-        } catch (RuntimeException e) {
+        } catch (Throwable t) {
+            // Any Throwable: a truncated weights file fails MemorySegment.load with an InternalError, and a filter
+            // left widened would keep admitting (and loading) the failed epoch's experts. The Error itself goes on:
+            // the caller decides what it means (ExpertGrpcService answers INTERNAL; an OutOfMemoryError ends the JVM).
             resident.restrictTo(holdsAny(state));
-            throw e;
+            throw t;
         }
         // Accepted from now on: requests at the prepared epoch must be answered as soon as the placer publishes it.
         state = withNext;

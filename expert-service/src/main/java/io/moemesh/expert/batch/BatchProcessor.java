@@ -1,6 +1,7 @@
 package io.moemesh.expert.batch;
 
 import io.moemesh.expert.assignment.AssignmentManager;
+import io.moemesh.expert.backend.BackendFaults;
 import io.moemesh.expert.backend.BatchInput;
 import io.moemesh.expert.backend.ExpertBackend;
 import io.moemesh.expert.backend.ExpertLookup;
@@ -96,10 +97,10 @@ public final class BatchProcessor implements AutoCloseable {
             servingEpoch = assignments.checkHeld(request.epoch(), request.input().layer(), distinct);
             ExpertLookup held = inline(request.input(), distinct);
             if (held != null) {
-                compute(request, arrivalNanos, servingEpoch, held, answer);
+                compute(request, arrivalNanos, servingEpoch, held, answer, true);
                 return;
             }
-            workers.execute(() -> compute(request, arrivalNanos, servingEpoch, resident::acquire, answer));
+            workers.execute(() -> compute(request, arrivalNanos, servingEpoch, resident::acquire, answer, false));
         } catch (RuntimeException e) {
             answer.accept(null, e);
         }
@@ -131,8 +132,9 @@ public final class BatchProcessor implements AutoCloseable {
         };
     }
 
+    /** @param inline on the transport thread that read the message (the inline rule), not on a worker */
     private void compute(BatchRequest request, long arrivalNanos, long servingEpoch, ExpertLookup experts,
-                         BiConsumer<BatchResult, Throwable> done) {
+                         BiConsumer<BatchResult, Throwable> done, boolean inline) {
         BatchInput in = request.input();
         long start = nanoClock.getAsLong();
         BatchResult result;
@@ -157,7 +159,13 @@ public final class BatchProcessor implements AutoCloseable {
             } catch (RuntimeException alsoFailed) {
                 e.addSuppressed(alsoFailed);
             }
-            throw e;
+            // Except inline: there the thread is the stream's, and gRPC would close the whole stream (every batch in
+            // flight on it) with UNKNOWN for one batch's fault (an InternalError reading a truncated mapped file).
+            // The answer above carries it (INTERNAL, which BatchStream logs); the VM's own errors still go on.
+            if (!inline || BackendFaults.fatal(e)) {
+                throw e;
+            }
+            return;
         }
         done.accept(result, null);
     }

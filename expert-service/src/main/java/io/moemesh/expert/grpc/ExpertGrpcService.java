@@ -17,6 +17,7 @@ import io.moemesh.expert.assignment.LoadResult;
 import io.moemesh.expert.assignment.PlacerPolicy;
 import io.moemesh.expert.assignment.PrefetchResult;
 import io.moemesh.expert.assignment.Prefetcher;
+import io.moemesh.expert.backend.BackendFaults;
 import io.moemesh.expert.backend.ExpertModel;
 import io.moemesh.expert.batch.BatchProcessor;
 import io.moemesh.expert.batch.LoadTracker;
@@ -207,7 +208,13 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
         T response;
         try {
             response = body.get();
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
+            if (e instanceof Error err && BackendFaults.fatal(err)) {
+                throw err; // the VM's state, not this call's (an OutOfMemoryError ends the service)
+            }
+            // Any other Error is this call's (an InternalError from a truncated weights file's load): answered like
+            // any failure, INTERNAL through StatusMapping, counted and logged; escaping, gRPC would close the call
+            // with UNKNOWN, unmapped and uncounted.
             com.google.rpc.Status status = ProtoMapping.toRpcStatus(e);
             Status.Code code = Status.fromCodeValue(status.getCode()).getCode();
             metrics.error(code.name());

@@ -184,4 +184,38 @@ class AssignmentManagerTest {
         assertThat(manager.load("expert-1", 5_000_000, List.of(k(0, 0))).epoch()).as("a router that ran for long")
                 .isEqualTo(5_000_000);
     }
+
+    static Stream<Arguments> loadErrors() {
+        return Stream.of(
+                // what MemorySegment.load throws on a mapped weights file truncated under it
+                Arguments.of(new InternalError("a fault occurred in an unsafe memory access operation")),
+                Arguments.of(new OutOfMemoryError("Java heap space")));
+    }
+
+    /**
+     * A load that fails with an Error, not an exception, still rolls the resident set's filter back to what was
+     * answered before: a filter left widened would keep admitting (and loading) the failed epoch's experts. The Error
+     * goes on to the caller (ExpertGrpcService answers INTERNAL; an OutOfMemoryError ends the service).
+     */
+    @ParameterizedTest
+    @MethodSource("loadErrors")
+    void prepareWhoseLoadFailsWithAnError_admitsNoExpertOfTheFailedEpoch_andRethrowsIt(Error failure) {
+        resident = new ResidentSet(10_000, k -> {
+            if (k.equals(k(0, 2))) {
+                throw failure;
+            }
+            return new Fake(k, 100);
+        });
+        manager = new AssignmentManager(model, "expert-1", resident, Assignment.empty(), Duration.ofNanos(GRACE),
+                now::get);
+        manager.load("expert-1", 1, List.of(k(0, 0)));
+
+        assertThatThrownBy(() -> manager.prepare("expert-1", 2, List.of(k(0, 1), k(0, 2)))).isSameAs(failure);
+
+        assertThat(manager.preparedEpoch()).isZero();
+        assertThat(resident.residentExperts()).containsExactly(k(0, 0));
+        resident.acquire(k(0, 1)); // a batch at epoch 0 that uses it: loaded for the call, not kept
+        assertThat(resident.isResident(k(0, 1))).as("an expert no epoch holds").isFalse();
+        assertThatThrownBy(() -> manager.checkHeld(2, 0, new int[] {1})).isInstanceOf(EpochNotServedException.class);
+    }
 }

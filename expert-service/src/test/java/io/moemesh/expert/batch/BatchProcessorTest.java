@@ -203,10 +203,40 @@ class BatchProcessorTest {
         }
     }
 
+    /**
+     * On the transport thread (inline) an Error of one batch's compute that is not the VM's own (an InternalError from
+     * a fault reading a truncated mapped file) is that batch's answer only: thrown on, it would end the whole stream.
+     */
     @Test
-    void anErrorInTheBackend_answersTheBatch_andIsNotSwallowed() {
+    void aNonVmErrorInTheBackend_inline_answersThatBatch_andTheNextIsComputed() {
+        boolean[] broken = {true};
+        ExpertBackend once = new NoOpWith("broken once", key -> { }, (batch, experts) -> {
+            if (broken[0]) {
+                broken[0] = false;
+                throw new InternalError("a fault occurred in an unsafe memory access");
+            }
+        });
+        ResidentSet resident = new ResidentSet(Long.MAX_VALUE, once::load);
+        try (BatchProcessor p = new BatchProcessor(model, once, resident, holding(resident, all()),
+                new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 8)) {
+            resident.preload(all());
+            CompletableFuture<Throwable> answered = new CompletableFuture<>();
+            // inline: computed on this thread, which submit returns to normally
+            p.submit(new BatchRequest(0, Routing.random(model.config(), 1, 2, 5).input()), System.nanoTime(),
+                    (res, e) -> answered.complete(e));
+            assertThat(answered.orTimeout(30, TimeUnit.SECONDS).join()).isInstanceOf(InternalError.class);
+            assertThat(run(p, Routing.random(model.config(), 1, 2, 6).input(), 0).error()).isNull();
+        }
+    }
+
+    /**
+     * The VM's own errors (OutOfMemoryError) are answered, then never swallowed, inline or not: they end the thread
+     * they hit, and with -XX:+ExitOnOutOfMemoryError the service.
+     */
+    @Test
+    void aVmErrorInTheBackend_inline_answersTheBatch_andIsNotSwallowed() {
         ExpertBackend broken = new NoOpWith("broken", key -> { }, (batch, experts) -> {
-            throw new InternalError("a fault occurred in an unsafe memory access");
+            throw new OutOfMemoryError("Java heap space");
         });
         ResidentSet resident = new ResidentSet(Long.MAX_VALUE, broken::load);
         try (BatchProcessor p = new BatchProcessor(model, broken, resident, holding(resident, all()),
@@ -216,8 +246,8 @@ class BatchProcessorTest {
             // inline: on this thread, which the Error reaches
             org.assertj.core.api.Assertions.assertThatThrownBy(() -> p.submit(new BatchRequest(0,
                     Routing.random(model.config(), 1, 2, 5).input()), System.nanoTime(),
-                    (res, e) -> answered.complete(e))).isInstanceOf(InternalError.class);
-            assertThat(answered.orTimeout(30, TimeUnit.SECONDS).join()).isInstanceOf(InternalError.class);
+                    (res, e) -> answered.complete(e))).isInstanceOf(OutOfMemoryError.class);
+            assertThat(answered.orTimeout(30, TimeUnit.SECONDS).join()).isInstanceOf(OutOfMemoryError.class);
         }
     }
 
