@@ -22,6 +22,19 @@ await check('models', async () => {
   return list.data.map((m) => m.id);
 });
 
+await check('model retrieve', async () => {
+  const m = await client.models.retrieve(model);
+  assert.equal(m.id, model);
+  assert.equal(m.object, 'model');
+  await assert.rejects(client.models.retrieve('no-such-model'), (e) => {
+    assert.equal(e.status, 404);
+    assert.ok(e instanceof OpenAI.NotFoundError);
+    assert.equal(e.code, 'model_not_found');
+    return true;
+  });
+  return m.id;
+});
+
 await check('completion', async () => {
   const r = await client.completions.create({ model, prompt: 'gRPC', max_tokens: 16, temperature: 0 });
   assert.equal(r.object, 'text_completion');
@@ -79,6 +92,15 @@ await check('unsupported parameter is a 400 naming it', async () => {
   await assert.rejects(client.completions.create({ model, prompt: 'x', presence_penalty: 1 }), (e) => {
     assert.equal(e.status, 400);
     assert.match(e.message, /presence_penalty/);
+    return true;
+  });
+});
+
+await check('unknown parameter is a 400 naming it', async () => {
+  await assert.rejects(client.completions.create({ model, prompt: 'x', max_tokens: 1, temperatur: 0 }), (e) => {
+    assert.equal(e.status, 400);
+    assert.equal(e.param, 'temperatur');
+    assert.match(e.message, /Unrecognized request argument supplied: temperatur/);
     return true;
   });
 });

@@ -18,6 +18,7 @@ import java.util.UUID;
 import org.springframework.http.InvalidMediaTypeException;
 import org.springframework.http.MediaType;
 import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.context.request.async.DeferredResult;
@@ -25,9 +26,10 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * The OpenAI-compatible HTTP API: {@code POST /v1/completions}, {@code POST /v1/chat/completions},
- * {@code GET /v1/models}. Streaming answers are server-sent events ending with {@code data: [DONE]}, committed
- * only once the first chunk is ready, so errors before it keep their HTTP status. Answers are asynchronous
- * ({@link DeferredResult} without a timeout): the request thread is free while the engine generates.
+ * {@code GET /v1/models}, {@code GET /v1/models/{id}}. Streaming answers are server-sent events ending with
+ * {@code data: [DONE]}, committed only once the first chunk is ready, so errors before it keep their HTTP status.
+ * Answers are asynchronous ({@link DeferredResult} without a timeout): the request thread is free while the engine
+ * generates.
  */
 @RestController
 public class OpenAiController {
@@ -56,8 +58,28 @@ public class OpenAiController {
 
     @GetMapping("/v1/models")
     public Map<String, Object> models() {
-        return Map.of("object", "list", "data", List.of(Map.of("id", modelName, "object", "model",
-                "created", 0, "owned_by", "moemesh", "max_model_len", limits.context())));
+        return Map.of("object", "list", "data", List.of(modelObject()));
+    }
+
+    /** One model (the clients' models.retrieve): the served one, else 404 model_not_found as OpenAI answers. */
+    @GetMapping("/v1/models/{id}")
+    public Map<String, Object> model(@PathVariable("id") String id) {
+        if (!id.equals(modelName)) {
+            throw unknownModel(id);
+        }
+        return modelObject();
+    }
+
+    private Map<String, Object> modelObject() {
+        return Map.of("id", modelName, "object", "model", "created", 0, "owned_by", "moemesh",
+                "max_model_len", limits.context());
+    }
+
+    private OpenAiException unknownModel(String asked) {
+        // The name is echoed cut short: it may be megabytes long.
+        String shown = asked.length() > 256 ? asked.substring(0, 256) + "…" : asked;
+        return new OpenAiException(404, "invalid_request_error", "model_not_found", "model",
+                "The model `" + shown + "` does not exist; this gateway serves `" + modelName + "`");
     }
 
     /** The body is read by the request parser itself, as a stream (see {@link OpenAiRequestParser} for why). */
@@ -71,21 +93,18 @@ public class OpenAiController {
         return run(OpenAiRequest.parse(http.getInputStream(), true, json, limits), true, http);
     }
 
-    /** The prompt's ids, BOS included, refused as early as its size allows (see {@link PromptLimits}). */
+    /**
+     * The prompt's ids, refused as early as its size allows (see {@link PromptLimits}). BOS: the model's rule
+     * ({@link MoeModel#withBos}: prepended when the tokenizer adds one and it is not already first) for text, token
+     * ids and a rendered chat alike, unless add_special_tokens is false.
+     */
     private int[] promptIds(OpenAiRequest r, boolean isChat) {
         int[] ids;
         String field = isChat ? "messages" : "prompt";
         if (isChat) {
-            String rendered;
-            try {
-                rendered = chat.render(r.messages(), true);
-            } catch (ChatTemplateException e) {
-                // The template's raise_exception (roles that do not alternate, a system message out of place, ...):
-                // the conversation is the caller's mistake.
-                throw OpenAiException.invalid(field, e.getMessage());
-            }
+            String rendered = renderChat(r);
             limits.checkText(field, rendered);
-            ids = model.withBos(model.tokenizer().encode(rendered));
+            ids = model.tokenizer().encode(rendered);
         } else if (r.promptIds() != null) {
             int vocab = model.config().vocabSize();
             for (int i = 0; i < r.promptIds().length; i++) {
@@ -94,13 +113,55 @@ public class OpenAiController {
                             + " is not a token id of this model (vocabulary size " + vocab + ")");
                 }
             }
-            ids = model.withBos(r.promptIds());
+            ids = r.promptIds();
         } else {
             limits.checkText(field, r.prompt());
-            ids = model.encodePrompt(r.prompt());
+            ids = model.tokenizer().encode(r.prompt());
+        }
+        if (r.addSpecialTokens()) {
+            ids = model.withBos(ids);
+        }
+        if (ids.length == 0) {
+            // A model without BOS (or add_special_tokens: false) and a text that encodes to nothing: there is no
+            // position to generate from.
+            throw OpenAiException.invalid(field, field + " encodes to no tokens"
+                    + (r.addSpecialTokens() ? " (this model adds no BOS)" : " (add_special_tokens is false)")
+                    + ": at least one is needed to generate from");
         }
         limits.checkTokens(field, ids.length);
         return ids;
+    }
+
+    /** The conversation through the chat template, as transformers' apply_chat_template renders it. */
+    private String renderChat(OpenAiRequest r) {
+        OpenAiRequest.ChatOptions o = r.chatOptions();
+        String rendered;
+        try {
+            rendered = chat.render(r.messages(), o.addGenerationPrompt(), o.variables());
+        } catch (ChatTemplateException e) {
+            // The template's raise_exception (roles that do not alternate, a system message out of place, ...):
+            // the conversation is the caller's mistake.
+            throw OpenAiException.invalid("messages", e.getMessage());
+        }
+        return o.continueFinalMessage() ? cutAfterFinalMessage(rendered, r.messages().getLast().content()) : rendered;
+    }
+
+    /**
+     * continue_final_message: the rendered chat up to the end of the final message's text, so that what closes
+     * the turn (an end-of-turn token, a newline) is not there and the model continues the message. As
+     * transformers' apply_chat_template does it, so both give the same prompt: cut after the last occurrence of
+     * the stripped text, with the message's trailing whitespace when the template kept the message as it is.
+     */
+    static String cutAfterFinalMessage(String rendered, String finalMessage) {
+        String stripped = finalMessage.strip();
+        int at = rendered.lastIndexOf(stripped);
+        if (at < 0) {
+            throw OpenAiException.invalid("continue_final_message", "continue_final_message is set but the final "
+                    + "message does not appear in the chat the template rendered (the template changes it)");
+        }
+        String lead = finalMessage.stripLeading();
+        boolean asIs = lead.length() == finalMessage.length() && rendered.startsWith(finalMessage, at);
+        return rendered.substring(0, at + (asIs ? lead.length() : stripped.length()));
     }
 
     /**
@@ -133,10 +194,7 @@ public class OpenAiController {
             checkAcceptsJson(http);
         }
         if (!r.model().equals(modelName)) {
-            // The name is echoed cut short: it may be megabytes long.
-            String asked = r.model().length() > 256 ? r.model().substring(0, 256) + "…" : r.model();
-            throw new OpenAiException(404, "invalid_request_error", "model_not_found", "model",
-                    "The model `" + asked + "` does not exist; this gateway serves `" + modelName + "`");
+            throw unknownModel(r.model());
         }
         // The value asked for, not the one clamped to the room the prompt leaves: a long prompt must not let a
         // max_tokens above the cap through.
@@ -147,9 +205,20 @@ public class OpenAiController {
         int[] ids = promptIds(r, isChat);
         int room = limits.context() - ids.length;
         // Unset: chat runs to the end of the context, a completion to OpenAI's default of 16, both within the
-        // gateway's cap (a length finish, not a refusal); an explicit value above the cap was refused above.
+        // gateway's cap (a length finish, not a refusal); an explicit value above the cap was refused above, one
+        // beyond the context's room is refused here.
         int unset = limits.defaultMaxTokens(ids.length);
-        int maxTokens = r.maxTokens() < 0 ? (isChat ? unset : Math.min(16, unset)) : Math.min(r.maxTokens(), room);
+        if (r.maxTokens() > room) {
+            // OpenAI's and vLLM's answer to a completion budget the context cannot hold: clamping it would give
+            // fewer tokens than asked for with finish reason length, as if they had been generated.
+            String in = isChat ? "messages" : "prompt";
+            throw new OpenAiException(400, "invalid_request_error", "context_length_exceeded", r.maxTokensParam(),
+                    "This model's maximum context length is " + limits.context() + " tokens. However, you requested "
+                            + ((long) ids.length + r.maxTokens()) + " tokens (" + ids.length + " in the " + in + ", "
+                            + r.maxTokens() + " in the completion). Please reduce the length of the " + in + " or "
+                            + r.maxTokensParam() + ".");
+        }
+        int maxTokens = r.maxTokens() < 0 ? (isChat ? unset : Math.min(16, unset)) : r.maxTokens();
         SamplingParams params = new SamplingParams(r.temperature(), r.topP() == 0 ? 1e-9 : r.topP(),
                 Math.max(0, r.topK()), r.seed() == null ? OptionalLong.empty() : OptionalLong.of(r.seed()), maxTokens,
                 r.ignoreEos());

@@ -8,7 +8,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import tools.jackson.core.JacksonException;
 import tools.jackson.core.JsonParser;
 import tools.jackson.core.JsonToken;
@@ -18,38 +17,26 @@ import tools.jackson.databind.json.JsonMapper;
  * Reads an OpenAI request body token by token straight into an {@link OpenAiRequest}, never into a JSON tree: a
  * tree costs tens of bytes per token of input (a 4 MB body of {@code [[],[],...]} would be over 100 MB), while
  * here memory grows only with what is kept (the prompt, the messages, the ids), and a chat is refused as soon as
- * its message count or its content bytes pass the limits, before the rest of the body is read. Unknown fields
- * are skipped without being materialised. Duplicate keys: the last one wins, as in Python's json module.
+ * its message count or its content bytes pass the limits, before the rest of the body is read. A field it does
+ * not honour is refused naming it ({@link OpenAiFields} says which are accepted unused), and its value is skipped
+ * without being materialised. Duplicate keys: the last one wins, as in Python's json module.
  */
 final class OpenAiRequestParser {
-    /** A neutral value: either boolean (see parallel_tool_calls). */
-    private enum AnyBoolean { ANY }
-
-    /**
-     * Unsupported parameter → the value that means "not used" (refused when present with any other value). null
-     * means "not used" for each of them too: clients send defaults, some as null. parallel_tool_calls changes nothing
-     * without tools (and tools are refused), so either value is accepted: true is OpenAI's own default.
-     */
-    private static final Map<String, Object> UNSUPPORTED = Map.ofEntries(
-            Map.entry("frequency_penalty", 0), Map.entry("presence_penalty", 0), Map.entry("repetition_penalty", 1),
-            Map.entry("n", 1), Map.entry("best_of", 1), Map.entry("echo", false), Map.entry("logit_bias", Map.of()),
-            Map.entry("tools", List.of()), Map.entry("tool_choice", "none"), Map.entry("functions", List.of()),
-            Map.entry("function_call", "none"), Map.entry("suffix", ""), Map.entry("audio", Map.of()),
-            Map.entry("prediction", Map.of()), Map.entry("parallel_tool_calls", AnyBoolean.ANY),
-            Map.entry("min_tokens", 0));
-    private static final Set<String> ROLES = Set.of("system", "user", "assistant", "developer");
     private static final String PROMPT_SHAPE = "prompt must be a string, an array of one string, or a non-empty "
             + "array of token ids (batches of prompts are not supported: send one request per prompt)";
 
     private final JsonParser p;
     private final boolean chat;
     private final PromptLimits limits;
+    private final ChatMessagesParser chatParser;
     private final List<String> refused = new ArrayList<>();
+    private final List<String> unrecognized = new ArrayList<>();
 
     private OpenAiRequestParser(JsonParser p, boolean chat, PromptLimits limits) {
         this.p = p;
         this.chat = chat;
         this.limits = limits;
+        this.chatParser = new ChatMessagesParser(p, limits);
     }
 
     static OpenAiRequest parse(InputStream body, boolean chat, JsonMapper json, PromptLimits limits) {
@@ -88,14 +75,19 @@ final class OpenAiRequestParser {
         Boolean chatLogprobs = null;
         Integer topLogprobs = null;
         boolean ignoreEos = false;
+        boolean addSpecialTokens = true;
+        boolean addGenerationPrompt = true;
+        boolean continueFinalMessage = false;
+        Map<String, Object> templateVariables = Map.of();
         while (p.nextToken() == JsonToken.PROPERTY_NAME) {
             String name = p.currentName();
             JsonToken t = p.nextToken();
             switch (name) {
                 case "model" -> model = string(name, t);
+                // prompt on chat, messages on completions: the other endpoint's input, not read here.
                 case "prompt" -> {
                     if (chat) {
-                        skip(t);
+                        unknown(name, t);
                     } else if (t == JsonToken.VALUE_STRING) {
                         prompt = p.getString();
                         promptIds = null;
@@ -117,9 +109,9 @@ final class OpenAiRequestParser {
                 }
                 case "messages" -> {
                     if (chat) {
-                        messages = messages(t);
+                        messages = chatParser.messages(t);
                     } else {
-                        skip(t);
+                        unknown(name, t);
                     }
                 }
                 case "max_tokens" -> maxTokens = integer(name, t, 1, Integer.MAX_VALUE);
@@ -143,6 +135,18 @@ final class OpenAiRequestParser {
                 }
                 case "top_logprobs" -> topLogprobs = integer(name, t, 0, 5);
                 case "ignore_eos" -> ignoreEos = orElse(bool(name, t), false);
+                case "add_special_tokens" -> addSpecialTokens = orElse(bool(name, t), true);
+                case "add_generation_prompt", "continue_final_message", "chat_template_kwargs" -> {
+                    if (!chat) {
+                        unknown(name, t);
+                    } else if (name.equals("add_generation_prompt")) {
+                        addGenerationPrompt = orElse(bool(name, t), true);
+                    } else if (name.equals("continue_final_message")) {
+                        continueFinalMessage = orElse(bool(name, t), false);
+                    } else {
+                        templateVariables = chatParser.templateVariables(t);
+                    }
+                }
                 // The last value of a repeated key decides, as for every other field: an earlier refusal goes.
                 case "response_format" -> {
                     refused.remove(name);
@@ -151,20 +155,25 @@ final class OpenAiRequestParser {
                     }
                 }
                 default -> {
-                    Object neutral = UNSUPPORTED.get(name);
-                    if (neutral == null) {
-                        skip(t);
-                    } else {
+                    Object neutral = OpenAiFields.UNSUPPORTED.get(name);
+                    if (neutral != null) {
                         refused.remove(name);
-                        if (t != JsonToken.VALUE_NULL && !neutral(t, neutral)) {
+                        if (!OpenAiFields.neutral(p, t, neutral)) {
                             refused.add(name);
                         }
+                    } else if (OpenAiFields.IGNORED.contains(name)) {
+                        skip(t);
+                    } else {
+                        unknown(name, t);
                     }
                 }
             }
         }
         if (p.nextToken() != null) {
             throw OpenAiException.invalid(null, "the request body must hold one JSON object and nothing after it");
+        }
+        if (!unrecognized.isEmpty()) {
+            throw OpenAiException.invalid(unrecognized.getFirst(), OpenAiFields.unrecognized(unrecognized));
         }
         if (!refused.isEmpty()) {
             throw OpenAiException.invalid(refused.getFirst(), "unsupported parameter(s): " + String.join(", ", refused));
@@ -191,62 +200,53 @@ final class OpenAiRequestParser {
             } else {
                 logprobs = -1;
             }
+        } else if (topLogprobs != null) {
+            // Chat's way of asking for alternatives; on completions the number is logprobs itself.
+            throw OpenAiException.invalid("top_logprobs", "top_logprobs is a chat completions parameter: on "
+                    + "/v1/completions, logprobs: n (0 to 5) asks for the n most likely alternatives");
         } else {
             logprobs = orElse(completionLogprobs, -1);
+        }
+        if (continueFinalMessage && addGenerationPrompt) {
+            throw OpenAiException.invalid("continue_final_message", "continue_final_message needs "
+                    + "add_generation_prompt: false (the final message is continued, no new assistant turn is opened)");
         }
         // OpenAI deprecated max_tokens for max_completion_tokens, which wins when both are given. Honoured on
         // /v1/completions too: a client that moved to the new name must not silently get the default of 16.
         String maxParam = maxCompletionTokens != null ? "max_completion_tokens" : "max_tokens";
         int max = maxCompletionTokens != null ? maxCompletionTokens : orElse(maxTokens, -1);
-        return new OpenAiRequest(model, prompt, promptIds, messages, max, maxParam, stop, temperature, topP, topK, seed,
-                streaming, orElse(includeUsage, false), logprobs, ignoreEos);
+        OpenAiRequest.ChatOptions chatOptions = chat ? new OpenAiRequest.ChatOptions(addGenerationPrompt,
+                continueFinalMessage, templateVariables) : OpenAiRequest.ChatOptions.DEFAULT;
+        return new OpenAiRequest(model, prompt, promptIds, messages, chatOptions, addSpecialTokens, max, maxParam, stop,
+                temperature, topP, topK, seed, streaming, orElse(includeUsage, false), logprobs, ignoreEos);
     }
 
     private static <T> T orElse(T value, T dflt) {
         return value == null ? dflt : value;
     }
 
-    /** Skips the value that starts with {@code t}. */
     private void skip(JsonToken t) {
-        if (t == JsonToken.START_OBJECT || t == JsonToken.START_ARRAY) {
-            p.skipChildren();
+        OpenAiJson.skip(p, t);
+    }
+
+    /** A field this endpoint does not know: refused once the body is read, its value skipped meanwhile. */
+    private void unknown(String name, JsonToken t) {
+        skip(t);
+        if (!unrecognized.contains(name)) {
+            unrecognized.add(name);
         }
     }
 
-    /** What a value is, for messages: its JSON type, or a number's text (cut short). */
     private String describe(JsonToken t) {
-        return switch (t) {
-            case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> {
-                String s = p.getString();
-                yield s.length() > 40 ? s.substring(0, 40) + "… (" + s.length() + " characters)" : s;
-            }
-            case VALUE_STRING -> "a string";
-            case VALUE_TRUE, VALUE_FALSE -> "a boolean";
-            case VALUE_NULL -> "null";
-            case START_OBJECT -> "an object";
-            case START_ARRAY -> "an array";
-            default -> String.valueOf(t);
-        };
+        return OpenAiJson.describe(p, t);
     }
 
     private String string(String name, JsonToken t) {
-        if (t == JsonToken.VALUE_NULL) {
-            return null;
-        }
-        if (t != JsonToken.VALUE_STRING) {
-            throw OpenAiException.invalid(name, name + " must be a string, got " + describe(t));
-        }
-        return p.getString();
+        return OpenAiJson.string(p, name, t);
     }
 
     private Boolean bool(String name, JsonToken t) {
-        if (t == JsonToken.VALUE_NULL) {
-            return null;
-        }
-        if (t != JsonToken.VALUE_TRUE && t != JsonToken.VALUE_FALSE) {
-            throw OpenAiException.invalid(name, name + " must be true or false, got " + describe(t));
-        }
-        return t == JsonToken.VALUE_TRUE;
+        return OpenAiJson.bool(p, name, t);
     }
 
     private Integer integer(String name, JsonToken t, int min, int max) {
@@ -318,85 +318,6 @@ final class OpenAiRequestParser {
         return Arrays.copyOf(ids, n);
     }
 
-    private List<ChatMessage> messages(JsonToken t) {
-        if (t != JsonToken.START_ARRAY) {
-            throw OpenAiException.invalid("messages", "messages must be a non-empty array, got " + describe(t));
-        }
-        List<ChatMessage> out = new ArrayList<>();
-        long bytes = 0;
-        for (JsonToken m = p.nextToken(); m != JsonToken.END_ARRAY; m = p.nextToken()) {
-            int i = out.size();
-            if (i == limits.maxChatMessages()) {
-                throw OpenAiException.invalid("messages", "messages has more than " + limits.maxChatMessages()
-                        + " messages, the limit of this gateway");
-            }
-            String at = "messages[" + i + "]";
-            if (m != JsonToken.START_OBJECT) {
-                throw OpenAiException.invalid(at, at + " must be an object with role and content, got " + describe(m));
-            }
-            String role = null;
-            String content = null;
-            while (p.nextToken() == JsonToken.PROPERTY_NAME) {
-                String key = p.currentName();
-                JsonToken v = p.nextToken();
-                switch (key) {
-                    case "role" -> role = string(at + ".role", v);
-                    case "content" -> content = content(at + ".content", v);
-                    default -> skip(v);
-                }
-            }
-            if (role == null || !ROLES.contains(role)) {
-                throw OpenAiException.invalid(at + ".role", at + ".role must be system, user, assistant or developer");
-            }
-            if (content == null) {
-                throw OpenAiException.invalid(at + ".content", at + ".content must be a string or an array of text parts");
-            }
-            bytes += PromptLimits.utf8Length(content);
-            limits.checkChatBytes("messages", bytes);
-            out.add(new ChatMessage(role.equals("developer") ? "system" : role, content));
-        }
-        return out;
-    }
-
-    /** A message's content: a string, or text parts ({"type": "text", "text": "..."}) joined. */
-    private String content(String at, JsonToken t) {
-        if (t == JsonToken.VALUE_STRING) {
-            return p.getString();
-        }
-        if (t != JsonToken.START_ARRAY) {
-            throw OpenAiException.invalid(at, at + " must be a string or an array of text parts, got " + describe(t));
-        }
-        StringBuilder sb = new StringBuilder();
-        int j = 0;
-        for (JsonToken part = p.nextToken(); part != JsonToken.END_ARRAY; part = p.nextToken(), j++) {
-            String pat = at + "[" + j + "]";
-            if (part != JsonToken.START_OBJECT) {
-                throw OpenAiException.invalid(pat, pat + " must be an object {\"type\": \"text\", \"text\": ...}, got "
-                        + describe(part));
-            }
-            String type = null;
-            String text = null;
-            while (p.nextToken() == JsonToken.PROPERTY_NAME) {
-                String key = p.currentName();
-                JsonToken v = p.nextToken();
-                switch (key) {
-                    case "type" -> type = string(pat + ".type", v);
-                    case "text" -> text = string(pat + ".text", v);
-                    default -> skip(v);
-                }
-            }
-            if (!"text".equals(type) || text == null) {
-                throw OpenAiException.invalid(pat, "only text content parts are supported: " + pat
-                        + " must be {\"type\": \"text\", \"text\": a string}");
-            }
-            sb.append(text);
-            if (sb.length() > limits.maxPromptBytes()) {
-                limits.checkChatBytes("messages", PromptLimits.utf8Length(sb));
-            }
-        }
-        return sb.toString();
-    }
-
     private List<String> stop(JsonToken t) {
         String shape = "stop must be a string or an array of up to " + OpenAiRequest.MAX_STOP + " strings";
         List<String> out = new ArrayList<>();
@@ -434,10 +355,17 @@ final class OpenAiRequestParser {
         while (p.nextToken() == JsonToken.PROPERTY_NAME) {
             String key = p.currentName();
             JsonToken v = p.nextToken();
-            if (key.equals("include_usage")) {
-                include = bool("stream_options.include_usage", v);
-            } else {
-                skip(v);
+            switch (key) {
+                case "include_usage" -> include = bool("stream_options.include_usage", v);
+                // vLLM's usage in every chunk: false asks for nothing, true for chunks this gateway does not send.
+                case "continuous_usage_stats" -> {
+                    if (orElse(bool("stream_options.continuous_usage_stats", v), false)) {
+                        throw OpenAiException.invalid("stream_options.continuous_usage_stats",
+                                "unsupported parameter(s): stream_options.continuous_usage_stats (usage comes in one "
+                                        + "chunk at the end: include_usage)");
+                    }
+                }
+                default -> unknown("stream_options." + key, v);
             }
         }
         return include;
@@ -463,45 +391,5 @@ final class OpenAiRequestParser {
             }
         }
         return "text".equals(type);
-    }
-
-    /** Whether the value starting at {@code t} is the "not used" value of an unsupported parameter. */
-    private boolean neutral(JsonToken t, Object neutral) {
-        boolean result = switch (neutral) {
-            case Integer i -> t.isNumeric() && p.getDoubleValue() == i;
-            case Boolean b -> (t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE) && (t == JsonToken.VALUE_TRUE) == b;
-            case AnyBoolean a -> t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE;
-            case String s -> t == JsonToken.VALUE_STRING && p.getString().equals(s);
-            case Map<?, ?> m -> t == JsonToken.START_OBJECT && emptyContainer();
-            case List<?> l -> t == JsonToken.START_ARRAY && emptyContainer();
-            default -> false;
-        };
-        if (!result && p.currentToken() != null && p.currentToken().isStructStart()) {
-            p.skipChildren();
-        }
-        return result;
-    }
-
-    /** At a START_OBJECT/START_ARRAY: whether it is empty; either way the parser ends at its END token. */
-    private boolean emptyContainer() {
-        JsonToken next = p.nextToken();
-        if (next == JsonToken.END_OBJECT || next == JsonToken.END_ARRAY) {
-            return true;
-        }
-        // Not empty: skip the rest, counting the container we are inside.
-        int depth = 1;
-        JsonToken tok = next;
-        while (true) {
-            if (tok.isStructStart()) {
-                depth++;
-            } else if (tok.isStructEnd()) {
-                depth--;
-                if (depth == 0) {
-                    break;
-                }
-            }
-            tok = p.nextToken();
-        }
-        return false;
     }
 }

@@ -73,8 +73,9 @@ public final class PromptLimits {
     /**
      * Why an explicit max_tokens cannot be served, or null. Checked on the value the caller gave, before it is
      * clamped to the room the prompt leaves: a value above the configured cap is refused whatever the prompt's
-     * length. A cap at or above the context (none configured: the context) refuses nothing: a value past the
-     * context ends there with finish reason length, as gateway.proto says of the context limit.
+     * length. A cap at or above the context (none configured: the context) refuses nothing here: on gRPC a value past
+     * the context ends there with finish reason length, as gateway.proto says of the context limit; the HTTP API
+     * refuses it afterwards, as OpenAI and vLLM do (context_length_exceeded, OpenAiController).
      */
     public String maxTokensProblem(long maxTokens) {
         return maxNewTokens < context && maxTokens > maxNewTokens

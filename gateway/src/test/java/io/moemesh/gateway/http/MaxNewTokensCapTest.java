@@ -166,7 +166,7 @@ class MaxNewTokensCapTest {
         int context = JSON.readTree(HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
                 + "/v1/models")).build(), HttpResponse.BodyHandlers.ofString()).body()).at("/data/0/max_model_len")
                 .intValue();
-        // With BOS, room for CAP - 5 tokens only.
+        // With BOS, room for CAP - 5 tokens only (gRPC, as gateway.proto says, ends at the context).
         int[] ids = Completions.prompt(context - CAP + 4, 7);
         assertThat(ids.length + 1).isGreaterThan(context - CAP);
         String prompt = JSON.writeValueAsString(ids);
@@ -187,9 +187,14 @@ class MaxNewTokensCapTest {
                             + " exceeds the limit of " + CAP);
                 });
 
-        // Within the cap, the same prompt is served to the end of the context.
-        HttpResponse<String> served = post("/v1/completions", "{\"model\":\"" + MODEL + "\",\"prompt\":" + prompt
+        // Within the cap but beyond the context's room, HTTP refuses it as OpenAI does (context_length_exceeded);
+        // without max_tokens the same prompt is served to the end of the context.
+        HttpResponse<String> tooLong = post("/v1/completions", "{\"model\":\"" + MODEL + "\",\"prompt\":" + prompt
                 + ",\"max_tokens\":" + CAP + ",\"temperature\":0,\"ignore_eos\":true}");
+        assertThat(tooLong.statusCode()).as(tooLong.body()).isEqualTo(400);
+        assertThat(JSON.readTree(tooLong.body()).at("/error/code").stringValue()).isEqualTo("context_length_exceeded");
+        HttpResponse<String> served = post("/v1/completions", "{\"model\":\"" + MODEL + "\",\"prompt\":" + prompt
+                + ",\"temperature\":0,\"ignore_eos\":true}");
         assertThat(served.statusCode()).as(served.body()).isEqualTo(200);
         assertThat(JSON.readTree(served.body()).at("/usage/completion_tokens").intValue()).isEqualTo(CAP - 5);
         List<GenerateResponse> grpcServed = new ArrayList<>();

@@ -64,9 +64,10 @@ class StalledStreamTest {
     @Test
     void clientThatStopsReading_doesNotHoldUpOtherRequests_andIsCancelledPastTheBacklogBound() throws Exception {
         double cancelledBefore = requests("cancelled");
-        // Big events (five alternatives per token) for the whole context, to a receive window of a few KB.
+        // Big events (five alternatives per token) for the whole context (a chat without max_tokens runs to its
+        // end; an explicit value past it would be refused), to a receive window of a few KB.
         byte[] body = ("{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-                + "\"max_tokens\":480,\"ignore_eos\":true,\"logprobs\":true,\"top_logprobs\":5,\"stream\":true}")
+                + "\"ignore_eos\":true,\"logprobs\":true,\"top_logprobs\":5,\"stream\":true}")
                 .getBytes(StandardCharsets.UTF_8);
         try (Socket stalled = new Socket()) {
             stalled.setReceiveBufferSize(1024);
