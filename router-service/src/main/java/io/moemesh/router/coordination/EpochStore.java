@@ -12,7 +12,8 @@ import java.nio.file.Path;
 /**
  * The router's epochs on disk, all written atomically: {@code <state-dir>/router/placement.json} (the current
  * published placement), {@code <state-dir>/router/epochs.json} (the highest epoch ever sent to an instance, published
- * or not: an epoch some instance may already serve is never reused with another assignment), and
+ * or not: a restarted router never reuses a number some instance may hold, since it no longer knows with which
+ * experts), and
  * {@code <state-dir>/placement.json}, every published placement for meshes and tools that read a placement file.
  */
 public final class EpochStore {
@@ -60,9 +61,14 @@ public final class EpochStore {
         AtomicFiles.write(routerDir().resolve("epochs.json"), "{\"highestAttempted\": " + epoch + "}\n");
     }
 
-    /** Recorded when {@code p} is published, before any watcher hears of it. */
+    /**
+     * Recorded when {@code p} is published, before any watcher hears of it. Through {@link AtomicFiles}, which syncs
+     * the file and its folder: a crash right after the publication must not leave a placement file that is empty or
+     * older than what the gateways were told.
+     */
     public void recordPublished(Placement p) {
-        PlacementFiles.write(routerDir().resolve("placement.json"), p);
-        PlacementFiles.write(placementFile(), p);
+        String json = PlacementFiles.toJson(p);
+        AtomicFiles.write(routerDir().resolve("placement.json"), json);
+        AtomicFiles.write(placementFile(), json);
     }
 }

@@ -14,6 +14,10 @@ public interface InstanceLoader {
     /**
      * PREPARE: returns once the instance holds {@code epoch} with {@code experts} loaded, answers requests at it, and
      * still answers its served epoch (or already serves {@code epoch} with these experts).
+     *
+     * @throws InstanceRefusedException when the instance answered that what it holds rules the PREPARE out
+     *                                  (FAILED_PRECONDITION): {@code epoch} already held with other experts, an older
+     *                                  epoch than its served or prepared one, one too far above its served one
      */
     void prepare(Instance instance, long epoch, List<AssignedExpert> experts, Duration timeout);
 

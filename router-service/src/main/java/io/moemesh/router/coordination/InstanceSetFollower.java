@@ -19,7 +19,7 @@ import org.slf4j.LoggerFactory;
  * {@link PlacementCoordinator#switchTo} with the budget for that many instances and min(replicas, instances) copies in
  * the even deal. One switch at a time: a set that changes while a switch (or a Replan) runs is placed on after it. A
  * switch that fails (an instance did not load its share) is retried after the retry pause while the set stays the
- * same, and keeps the same epoch number for the same assignment. An empty set publishes nothing: the current epoch
+ * same, at the same epoch number (whatever it plans: {@link EpochAttempts}). An empty set publishes nothing: the current epoch
  * stays (before the first one the router stays NOT_SERVING).
  */
 public final class InstanceSetFollower implements AutoCloseable {

@@ -4,6 +4,7 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -20,10 +21,19 @@ import org.slf4j.LoggerFactory;
 final class PendingCommits {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
 
+    /** A COMMIT {@code instance} missed: the instance as it was placed on (its endpoint then), and the epoch. */
+    private record Missed(Instance instance, long epoch) {
+    }
+
     private final InstanceLoader loader;
     private final ParallelLoads loads;
     private final Duration timeout;
-    private final Map<Instance, Long> pendingCommits = new ConcurrentHashMap<>();
+    /**
+     * By instance id: the id is what stays when a Kubernetes pod restarts (its name), while its endpoint (pod IP)
+     * changes. Keyed by the whole Instance, the restarted pod would be a second entry and the old one would be
+     * retried at the dead address forever.
+     */
+    private final Map<String, Missed> pendingCommits = new ConcurrentHashMap<>();
     private final AtomicLong commitFailures = new AtomicLong();
 
     PendingCommits(InstanceLoader loader, ParallelLoads loads, Duration timeout) {
@@ -53,10 +63,10 @@ final class PendingCommits {
         for (Instance in : p.getInstancesList()) {
             Throwable t = failed.get(in);
             if (t == null) {
-                pendingCommits.remove(in);
+                pendingCommits.remove(in.getId());
             } else {
                 commitFailures.incrementAndGet();
-                pendingCommits.put(in, epoch);
+                pendingCommits.put(in.getId(), new Missed(in, epoch));
                 log.warn("placement epoch {} is published but {} did not commit it (retried before the next replan; it "
                         + "answers the previous epoch too meanwhile): {}", epoch, PlacementCoordinator.describe(in), t.getMessage());
             }
@@ -65,40 +75,51 @@ final class PendingCommits {
 
     /**
      * Retries the COMMITs an instance missed, before a newer epoch is prepared: a PREPARE of a newer epoch replaces
-     * a still-prepared one on the instance, which would drop the published epoch the gateways dispatch under. An
-     * instance that answers that it holds the epoch neither prepared nor served (restarted) has nothing to lose;
-     * any other failure aborts the replan before anything is prepared.
+     * a still-prepared one on the instance, which would drop the published epoch the gateways dispatch under. The
+     * retry goes to the instance as it is in {@code members} now. An instance that answers that it holds the epoch
+     * neither prepared nor served (restarted) has nothing to lose, and neither has one whose endpoint changed (a new
+     * process, e.g. a restarted pod with a new IP: it never prepared that epoch, and the old address is dead); any
+     * other failure aborts the replan before anything is prepared.
      */
     void retry(List<Instance> members, long currentEpoch) throws InterruptedException {
-        // An instance that left the set is not asked (it is gone, or no longer placed on).
-        pendingCommits.keySet().removeIf(in -> {
-            boolean gone = members.stream().noneMatch(x -> x.getId().equals(in.getId()));
-            if (gone) {
-                log.info("{} left the instance set: its missed COMMIT is not retried", PlacementCoordinator.describe(in));
+        Map<String, Instance> byId = new HashMap<>();
+        members.forEach(in -> byId.put(in.getId(), in));
+        pendingCommits.entrySet().removeIf(e -> {
+            Instance now = byId.get(e.getKey());
+            Instance then = e.getValue().instance();
+            if (now == null) {
+                log.info("{} left the instance set: its missed COMMIT is not retried", PlacementCoordinator.describe(then));
+                return true;
             }
-            return gone;
+            if (!now.getEndpoint().equals(then.getEndpoint())) {
+                log.info("{} is at {} now, a new process that never prepared placement epoch {}: its missed COMMIT is "
+                        + "not retried", PlacementCoordinator.describe(then), now.getEndpoint(), e.getValue().epoch());
+                return true;
+            }
+            return false;
         });
         if (pendingCommits.isEmpty()) {
             return;
         }
-        Map<Instance, Long> pending = new LinkedHashMap<>(pendingCommits);
-        List<Instance> instances = new ArrayList<>(pending.keySet());
+        Map<String, Missed> pending = new LinkedHashMap<>(pendingCommits);
+        List<Instance> instances = pending.keySet().stream().map(byId::get).toList();
         Map<Instance, Throwable> failed = loads.onEvery(instances,
-                in -> loader.commit(in, pending.get(in), timeout));
+                in -> loader.commit(in, pending.get(in.getId()).epoch(), timeout));
         List<String> blocking = new ArrayList<>();
         Throwable firstCause = null;
         for (Instance in : instances) {
             Throwable t = failed.get(in);
+            long epoch = pending.get(in.getId()).epoch();
             if (t == null) {
-                pendingCommits.remove(in);
-                log.info("{} committed placement epoch {} on retry", PlacementCoordinator.describe(in), pending.get(in));
+                pendingCommits.remove(in.getId());
+                log.info("{} committed placement epoch {} on retry", PlacementCoordinator.describe(in), epoch);
             } else if (t instanceof InstanceRefusedException) {
-                pendingCommits.remove(in);
+                pendingCommits.remove(in.getId());
                 log.warn("{} holds placement epoch {} neither prepared nor served (restarted?): nothing to commit: {}",
-                        PlacementCoordinator.describe(in), pending.get(in), t.getMessage());
+                        PlacementCoordinator.describe(in), epoch, t.getMessage());
             } else {
                 commitFailures.incrementAndGet();
-                blocking.add(PlacementCoordinator.describe(in) + ": epoch " + pending.get(in) + ": " + t.getMessage());
+                blocking.add(PlacementCoordinator.describe(in) + ": epoch " + epoch + ": " + t.getMessage());
                 firstCause = firstCause == null ? t : firstCause;
             }
         }

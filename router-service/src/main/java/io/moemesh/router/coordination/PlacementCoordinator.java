@@ -12,12 +12,10 @@ import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.trace.RouteTrace;
 import io.moemesh.service.placement.EvenPlacement;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -39,8 +37,8 @@ import org.slf4j.LoggerFactory;
  * <p>When an instance fails to prepare, the instances that prepared the epoch are told to ABORT (best effort, logged:
  * one that misses it keeps the epoch prepared until a newer PREPARE replaces it), nothing is published, and the
  * previous epoch stays current and served on every instance with no drain deadline: a failed replan never breaks the
- * mesh. That epoch number is never used again for another assignment (an instance may still hold it prepared): the
- * next attempt reuses it only for the very same assignment (a retry), else takes the next number.
+ * mesh. While nothing is published, the next attempt reuses that epoch number, for whatever assignment it plans, so
+ * retries while an instance is down do not climb past the expert-services' max-epoch-jump ({@link EpochAttempts}).
  *
  * <p>Epoch 1 (at first start) is the even deal with exactly {@code replicas} replicas ({@link EvenPlacement}), switched
  * the same way (instances that already serve it from their placement file answer PREPARE and COMMIT as no-ops). A
@@ -58,8 +56,6 @@ public final class PlacementCoordinator implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
     /** The planner name reported for the even deal. */
     public static final String EVEN = "even";
-    /** How long an instance may take to say which epoch it holds (or the load timeout, if shorter). */
-    static final Duration DESCRIBE_TIMEOUT = Duration.ofSeconds(5);
 
     /**
      * What the coordinator needs to plan.
@@ -96,9 +92,8 @@ public final class PlacementCoordinator implements AutoCloseable {
     private volatile Placement current;
     /** The instances of the current epoch (before the first: the configured ones). */
     private volatile Membership members;
-    private long highestAttempted;
-    /** The last epoch that was not published, while no other was attempted since (replan thread only). */
-    private Placement lastFailed;
+    /** The epoch numbers attempted, and the PREPARE phase (replan thread only). */
+    private final EpochAttempts attempts;
     /** Instances that missed the COMMIT of a published epoch, with that epoch (written on the replan thread). */
     private final PendingCommits commits;
 
@@ -117,7 +112,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         this.loads = new ParallelLoads(loadExecutor, settings.loadTimeout());
         this.commits = new PendingCommits(loader, loads, settings.loadTimeout());
         this.nanoClock = nanoClock;
-        this.highestAttempted = store.restoreHighestAttempted();
+        this.attempts = new EpochAttempts(store, loader, loads, settings.loadTimeout());
         this.members = new Membership(settings.instances(), settings.budget(), settings.replicas());
     }
 
@@ -216,7 +211,6 @@ public final class PlacementCoordinator implements AutoCloseable {
         if (restored != null && current == null && restored.getInstancesList().equals(m.instances())
                 && fitsModel(restored)) {
             log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
-            highestAttempted = Math.max(highestAttempted, restored.getEpoch());
             // An instance that restarted with this router holds nothing, and nothing else would give it its experts
             // back: PREPARE is a no-op where the epoch is served already. Best effort: the epoch is the gateways'
             // current one whatever an instance answers, so it is published in any case.
@@ -233,35 +227,13 @@ public final class PlacementCoordinator implements AutoCloseable {
             return outcome;
         }
         if (restored != null && current == null) {
-            highestAttempted = Math.max(highestAttempted, restored.getEpoch());
+            attempts.raiseFloor(restored.getEpoch());
             log.info("the restored placement epoch {} is for other instances or another model: dealing evenly",
                     restored.getEpoch());
         }
-        return loadAndPublish(aboveHeldEpochs(evenDeal(nextEpoch(), m), m), EVEN, started, m);
-    }
-
-    /**
-     * Before the first epoch of this run: instances may hold its epoch or a higher one (this router's state folder
-     * lost, e.g. a recreated pod's emptyDir). They refuse an older PREPARE, and gateways an epoch not newer than
-     * theirs, so {@code deal} goes above the highest held epoch unless the instances accept it as it is
-     * ({@link HeldEpochs#allowAsIs}: e.g. {@code moemesh up}'s, which loaded it from the placement file). An instance
-     * that does not answer is skipped: its PREPARE fails.
-     */
-    private Placement aboveHeldEpochs(Placement deal, Membership m) throws InterruptedException {
-        Map<Instance, HeldEpochs> held = new ConcurrentHashMap<>();
-        Duration timeout = settings.loadTimeout().compareTo(DESCRIBE_TIMEOUT) < 0 ? settings.loadTimeout()
-                : DESCRIBE_TIMEOUT;
-        Map<Instance, Throwable> failed = loads.onEvery(m.instances(), in -> held.put(in, loader.held(in, timeout)));
-        failed.forEach((in, t) -> log.debug("{} did not say which epochs it holds: {}", describe(in), t.getMessage()));
-        if (HeldEpochs.allowAsIs(deal, held)) {
-            return deal;
-        }
-        long highest = held.values().stream().mapToLong(HeldEpochs::highest).max().orElse(0);
-        log.warn("an expert-service instance already holds placement epoch {}, at or above the {} this router would "
-                + "start at (its state folder {} was lost or is older): continuing above it", highest,
-                deal.getEpoch(), store.routerDir());
-        highestAttempted = highest;
-        return evenDeal(nextEpoch(), m);
+        Placement deal = evenDeal(nextEpoch(), m);
+        long epoch = attempts.firstEpoch(deal, m.instances(), currentEpoch());
+        return loadAndPublish(epoch == deal.getEpoch() ? deal : evenDeal(epoch, m), EVEN, started, m);
     }
 
     /**
@@ -274,9 +246,8 @@ public final class PlacementCoordinator implements AutoCloseable {
             throw new IllegalArgumentException("epoch must be >= 0, got " + Long.toUnsignedString(epoch));
         }
         replanExecutor.execute(() -> {
-            if (epoch > highestAttempted) {
+            if (attempts.raiseFloor(epoch)) {
                 log.info("placement epoch {} was published before this run: the next epoch goes above it", epoch);
-                highestAttempted = epoch;
             }
         });
     }
@@ -380,7 +351,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     }
 
     private long nextEpoch() {
-        return Math.max(highestAttempted, currentEpoch()) + 1;
+        return attempts.next(currentEpoch());
     }
 
     private Placement evenDeal(long epoch, Membership m) {
@@ -403,38 +374,11 @@ public final class PlacementCoordinator implements AutoCloseable {
      * only when all of them prepared it, then COMMIT on every instance. When one fails to prepare, the others are told
      * to ABORT and nothing is published: the current epoch stays served everywhere, with no drain deadline.
      */
-    private ReplanOutcome loadAndPublish(Placement planned, String planner, long started, Membership m)
+    private ReplanOutcome loadAndPublish(Placement p, String planner, long started, Membership m)
             throws InterruptedException {
         commits.retry(m.instances(), currentEpoch());
-        // The same assignment as the last failed attempt keeps its epoch (an instance that still holds it prepared
-        // accepts the same epoch with the same experts again): retries while an instance is down do not climb past
-        // the expert-services' max-epoch-jump.
-        Placement p = lastFailed != null && lastFailed.toBuilder().setEpoch(0).build()
-                .equals(planned.toBuilder().setEpoch(0).build()) ? lastFailed : planned;
-        long epoch = p.getEpoch();
-        highestAttempted = epoch;
-        store.recordAttempt(epoch);
-        Duration timeout = settings.loadTimeout();
-        List<Instance> instances = p.getInstancesList();
-        Map<Instance, Throwable> failed = loads.onEvery(instances,
-                in -> loader.prepare(in, epoch, PlacementMessages.assignment(p, in.getId()), timeout));
-        lastFailed = failed.isEmpty() ? null : p;
-        if (!failed.isEmpty()) {
-            List<Instance> prepared = instances.stream().filter(in -> !failed.containsKey(in)).toList();
-            Map<Instance, Throwable> abortFailed = loads.onEvery(prepared, in -> loader.abort(in, epoch, timeout));
-            abortFailed.forEach((in, t) -> log.warn("placement epoch {}: ABORT on {} failed, so it keeps the epoch "
-                    + "prepared (still serving the current one) until a newer epoch replaces it: {}", epoch,
-                    describe(in), t.getMessage()));
-            List<String> failures = new ArrayList<>();
-            failed.forEach((in, t) -> failures.add(describe(in) + ": " + t.getMessage()));
-            String kept = current == null ? "no epoch is published yet" : "epoch " + currentEpoch() + " stays current";
-            log.warn("placement epoch {} not published: {} failed to prepare it; {} (the {} instances that prepared it "
-                    + "were told to ABORT, {} of them did not answer)", epoch, failures, kept, prepared.size(),
-                    abortFailed.size());
-            throw new ReplanAbortedException("placement epoch " + epoch + " was not published: "
-                    + String.join("; ", failures) + " failed LoadAssignment (PREPARE); " + kept,
-                    failed.values().iterator().next());
-        }
+        String kept = current == null ? "no epoch is published yet" : "epoch " + currentEpoch() + " stays current";
+        attempts.prepareEverywhere(p, kept);
         ReplanOutcome outcome = publish(p, planner, started, m);
         commits.commitEverywhere(p);
         return outcome;
@@ -453,6 +397,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
         synchronized (publishing) {
             store.recordPublished(p);
+            attempts.published(p);
             members = m;
             current = p;
         }

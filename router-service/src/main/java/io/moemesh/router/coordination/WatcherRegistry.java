@@ -3,6 +3,8 @@ package io.moemesh.router.coordination;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -11,10 +13,21 @@ import java.util.TreeMap;
  * Who watches placements (open WatchPlacement streams, by watcher id) and which epoch each reporter last said it
  * applied (ReportRoutes' placement_epoch, by source id: a gateway uses one id for both), so a replan can wait until
  * every watcher dispatches under the new epoch.
+ *
+ * <p>Only an open watcher's epoch is ever read, but a source may report before its watch opens (or between two
+ * watches), so reporters without an open watch are kept too, the {@value #MAX_UNWATCHED_SOURCES} most recently
+ * reporting ones: without a bound, every gateway that ever reported (new pod names after each rollout) would stay
+ * for the router's lifetime.
  */
 public final class WatcherRegistry {
+    /** UTF-8 bytes a watcher or source id may have (router.v1 watcher_id and ReportRoutes' source). */
+    public static final int MAX_ID_BYTES = 256;
+    /** Reporters without an open watch whose applied epoch is kept (least recently reporting dropped first). */
+    static final int MAX_UNWATCHED_SOURCES = 1024;
+
     private final Map<String, Integer> openStreams = new HashMap<>();
-    private final Map<String, Long> applied = new HashMap<>();
+    /** In access order: the eldest is the source that reported least recently. */
+    private final Map<String, Long> applied = new LinkedHashMap<>(16, 0.75f, true);
 
     public synchronized void opened(String watcherId) {
         openStreams.merge(watcherId, 1, Integer::sum);
@@ -23,13 +36,38 @@ public final class WatcherRegistry {
 
     public synchronized void closed(String watcherId) {
         openStreams.computeIfPresent(watcherId, (k, n) -> n == 1 ? null : n - 1);
+        prune();
         notifyAll();
     }
 
     /** {@code source} dispatches under {@code epoch} now (epochs only grow per source; a lower report is ignored). */
     public synchronized void reportApplied(String source, long epoch) {
         applied.merge(source, epoch, (a, b) -> Long.compareUnsigned(a, b) >= 0 ? a : b);
+        prune();
         notifyAll();
+    }
+
+    /** Sources whose applied epoch is kept (count): the open watchers' and the most recent others'. */
+    synchronized int sourcesKept() {
+        return applied.size();
+    }
+
+    private void prune() {
+        if (applied.size() <= MAX_UNWATCHED_SOURCES) {
+            return;
+        }
+        int unwatched = 0;
+        for (String id : applied.keySet()) {
+            if (!openStreams.containsKey(id)) {
+                unwatched++;
+            }
+        }
+        for (Iterator<String> it = applied.keySet().iterator(); it.hasNext() && unwatched > MAX_UNWATCHED_SOURCES; ) {
+            if (!openStreams.containsKey(it.next())) {
+                it.remove();
+                unwatched--;
+            }
+        }
     }
 
     /** Open watchers with the epoch each reported applied (0 = none yet), by id. */

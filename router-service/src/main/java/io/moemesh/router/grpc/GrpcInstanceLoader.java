@@ -63,16 +63,8 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
 
     @Override
     public void commit(Instance instance, long epoch, Duration timeout) {
-        LoadAssignmentResponse r;
-        try {
-            r = call(instance, request(instance, epoch, AssignmentStage.ASSIGNMENT_STAGE_COMMIT).build(), timeout);
-        } catch (IllegalStateException e) {
-            if (e.getCause() instanceof StatusRuntimeException s
-                    && s.getStatus().getCode() == Status.Code.FAILED_PRECONDITION) {
-                throw new InstanceRefusedException(e.getMessage(), s);
-            }
-            throw e;
-        }
+        LoadAssignmentResponse r = call(instance, request(instance, epoch, AssignmentStage.ASSIGNMENT_STAGE_COMMIT)
+                .build(), timeout);
         if (r.getServingEpoch() != epoch) {
             throw new IllegalStateException("answered COMMIT of epoch " + Long.toUnsignedString(epoch)
                     + " serving epoch " + Long.toUnsignedString(r.getServingEpoch()));
@@ -132,9 +124,16 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
                 e -> InstanceEndpoint.parse(e).channelBuilder(credentials, unixSecurity).build());
     }
 
+    /**
+     * FAILED_PRECONDITION is the instance refusing because of what it holds (an epoch neither prepared nor served to
+     * commit, an epoch already held with other experts, an older one): an {@link InstanceRefusedException}, so the
+     * coordinator can tell it from an instance that did not answer.
+     */
     private static IllegalStateException failure(StatusRuntimeException e) {
-        return new IllegalStateException(e.getStatus().getCode() + (e.getStatus().getDescription() == null ? ""
-                : " " + e.getStatus().getDescription()), e);
+        String message = e.getStatus().getCode() + (e.getStatus().getDescription() == null ? ""
+                : " " + e.getStatus().getDescription());
+        return e.getStatus().getCode() == Status.Code.FAILED_PRECONDITION ? new InstanceRefusedException(message, e)
+                : new IllegalStateException(message, e);
     }
 
     @Override

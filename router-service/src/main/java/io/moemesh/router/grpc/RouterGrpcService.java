@@ -5,6 +5,7 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.proto.router.v1.DescribeRouterRequest;
 import io.moemesh.proto.router.v1.DescribeRouterResponse;
+import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.proto.router.v1.PlacementSummary;
 import io.moemesh.proto.router.v1.PredictPathsRequest;
 import io.moemesh.proto.router.v1.PredictPathsResponse;
@@ -68,7 +69,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     private final Executor waiter;
     private final Runnable replanFailed;
     private final OperatorPolicy operators;
-    private final Set<ServerCallStreamObserver<WatchPlacementResponse>> openWatches = ConcurrentHashMap.newKeySet();
+    private final Set<OpenWatch> openWatches = ConcurrentHashMap.newKeySet();
 
     /**
      * @param waiter       runs the waits for watchers (blocking; not a gRPC or replan thread)
@@ -191,6 +192,8 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
                             throw new IllegalArgumentException("source: must name the reporting gateway (its "
                                     + "WatchPlacement watcher_id)");
                         }
+                        // Kept per source (WatcherRegistry): bounded like the watcher id it must equal.
+                        RouteBook.checkIdLength(req.getSource(), WatcherRegistry.MAX_ID_BYTES, "source");
                         float rate = req.getSampleRate();
                         if (!(rate >= 0 && rate <= 1)) {
                             throw new IllegalArgumentException("sample_rate: " + rate + " is not in (0, 1] (0 = not "
@@ -234,50 +237,114 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     public void watchPlacement(WatchPlacementRequest req, StreamObserver<WatchPlacementResponse> obs) {
         ServerCallStreamObserver<WatchPlacementResponse> call = (ServerCallStreamObserver<WatchPlacementResponse>) obs;
         String id = req.getWatcherId();
-        if (id.isBlank()) {
-            Status s = RouterStatuses.toStatus(new IllegalArgumentException("watcher_id: must name the watching "
-                    + "gateway (the source of its ReportRoutes)"));
-            call.onError(s.asRuntimeException());
+        try {
+            if (id.isBlank()) {
+                throw new IllegalArgumentException("watcher_id: must name the watching gateway (the source of its "
+                        + "ReportRoutes)");
+            }
+            RouteBook.checkIdLength(id, WatcherRegistry.MAX_ID_BYTES, "watcher_id");
+        } catch (IllegalArgumentException e) {
+            call.onError(RouterStatuses.toStatus(e).asRuntimeException());
             return;
         }
+        OpenWatch w = new OpenWatch(call, id);
         watchers.opened(id);
-        openWatches.add(call);
-        AutoCloseable[] watch = new AutoCloseable[1];
-        Runnable end = () -> {
-            if (openWatches.remove(call)) {
-                watchers.closed(id);
+        openWatches.add(w);
+        call.setOnCancelHandler(w::end);
+        call.setOnReadyHandler(w::drain);
+        w.registered(coordinator.watch(req.getKnownEpoch(), w::offer));
+    }
+
+    /**
+     * One WatchPlacement stream. Placements are complete (never deltas), so a watcher that reads slowly needs only
+     * the latest: at most one waits for the transport to be ready (sent from the onReady handler), a newer one
+     * replaces it. Sending each as published would buffer without bound for a watcher that stopped reading.
+     */
+    private final class OpenWatch {
+        private final ServerCallStreamObserver<WatchPlacementResponse> call;
+        private final String id;
+        private Placement undelivered;
+        private AutoCloseable registration;
+        private boolean ended;
+
+        OpenWatch(ServerCallStreamObserver<WatchPlacementResponse> call, String id) {
+            this.call = call;
+            this.id = id;
+        }
+
+        void offer(Placement p) {
+            synchronized (this) {
+                if (ended) {
+                    return;
+                }
+                undelivered = p;
+            }
+            drain();
+        }
+
+        /** Sends the waiting placement if the transport takes it now; onNext calls never overlap (this lock). */
+        synchronized void drain() {
+            while (!ended && undelivered != null && call.isReady()) {
+                Placement p = undelivered;
+                undelivered = null;
                 try {
-                    if (watch[0] != null) {
-                        watch[0].close();
-                    }
-                } catch (Exception e) {
-                    log.debug("closing watch of {}", id, e);
+                    call.onNext(WatchPlacementResponse.newBuilder().setPlacement(p).build());
+                } catch (RuntimeException e) {
+                    log.debug("watcher {} went away", id, e);
                 }
             }
-        };
-        call.setOnCancelHandler(end::run);
-        watch[0] = coordinator.watch(req.getKnownEpoch(), p -> {
-            synchronized (call) {
-                if (!call.isCancelled() && openWatches.contains(call)) {
-                    try {
-                        call.onNext(WatchPlacementResponse.newBuilder().setPlacement(p).build());
-                    } catch (RuntimeException e) {
-                        log.debug("watcher {} went away", id, e);
-                    }
+        }
+
+        /** The coordinator's registration; closed at once if the stream ended while it was being made. */
+        void registered(AutoCloseable r) {
+            synchronized (this) {
+                if (!ended) {
+                    registration = r;
+                    return;
                 }
             }
-        });
-        if (!openWatches.contains(call) && watch[0] != null) {
-            end.run();
+            close(r);
+        }
+
+        /** Ends the watch everywhere it is registered (cancelled, or the router shutting down); idempotent. */
+        void end() {
+            AutoCloseable r;
+            synchronized (this) {
+                if (ended) {
+                    return;
+                }
+                ended = true;
+                undelivered = null;
+                r = registration;
+            }
+            openWatches.remove(this);
+            watchers.closed(id);
+            close(r);
+        }
+
+        private void close(AutoCloseable r) {
+            if (r == null) {
+                return;
+            }
+            try {
+                r.close();
+            } catch (Exception e) {
+                log.debug("closing watch of {}", id, e);
+            }
         }
     }
 
-    /** Ends every open WatchPlacement stream (UNAVAILABLE: the router is shutting down; watchers reconnect). */
+    /**
+     * Ends every open WatchPlacement stream (UNAVAILABLE: the router is shutting down; watchers reconnect). Ending a
+     * call from the server fires no cancel handler, so each watch is unregistered here.
+     */
     public void endWatches() {
-        for (ServerCallStreamObserver<WatchPlacementResponse> call : List.copyOf(openWatches)) {
-            synchronized (call) {
+        for (OpenWatch w : List.copyOf(openWatches)) {
+            w.end();
+            synchronized (w) {
                 try {
-                    call.onError(Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException());
+                    w.call.onError(Status.UNAVAILABLE.withDescription("the router is shutting down")
+                            .asRuntimeException());
                 } catch (RuntimeException e) {
                     log.debug("watch already ended", e);
                 }

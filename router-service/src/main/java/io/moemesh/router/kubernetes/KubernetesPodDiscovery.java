@@ -28,16 +28,34 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The expert-service pods of one namespace and label selector, from the Kubernetes API with the official client
- * ({@code io.kubernetes:client-java}): a list (the full state, also every resync period), then a watch from the list's
- * resourceVersion until the resync period ends, its ADDED/MODIFIED/DELETED events applied as they come. When the watch
- * cannot be opened or breaks, the discovery goes on with the list alone, repeated every resync period (logged once): the
- * set then follows pods within a resync period instead of at once. Every error (API down, 403, a pod that cannot be
- * read) is logged, once per distinct message, and retried at the next period: never a crash of the router. Runs on its
- * own daemon thread.
+ * ({@code io.kubernetes:client-java}): a list (the full state, also every resync period), then watches from the list's
+ * resourceVersion until the resync period ends, their ADDED/MODIFIED/DELETED events applied as they come. A watch the
+ * API server ends early without an error (e.g. it restarted) is opened again at once from the last resourceVersion
+ * seen; one that ends with 410 Gone (that resourceVersion is too old) is followed by a new list at once. A pod that
+ * goes must be seen going at once: a gateway dispatching to a terminating pod fails its requests.
+ *
+ * <p>Errors (API down, 403, a watch that cannot be opened or breaks, a pod that cannot be read) are logged, once per
+ * distinct message, and retried with a new list after a pause that starts at {@link #FIRST_BACKOFF} and doubles with
+ * each failure in a row up to the resync period (so a router whose Role does not allow watch follows the pods by
+ * listing every resync period): never a crash of the router. Runs on its own daemon thread.
  */
 public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private static final Logger log = LoggerFactory.getLogger(KubernetesPodDiscovery.class);
     private static final Type EVENT = new TypeToken<Watch.Response<V1Pod>>() { }.getType();
+    /** The pause after a first failure; it doubles with each failure in a row, up to the resync period. */
+    static final Duration FIRST_BACKOFF = Duration.ofSeconds(1);
+
+    /** How a watch ended. */
+    private enum WatchEnd {
+        /** The server closed it early, after it had run a while or delivered events: resume it at once. */
+        CLOSED,
+        /** The resync period is over (or the discovery closed): list again. */
+        RESYNC,
+        /** 410 Gone: its resourceVersion is too old to resume from: list again at once. */
+        GONE,
+        /** It failed to open, broke, or ended with another error (or at once without an event): back off. */
+        FAILED
+    }
 
     private final ApiClient client;
     private final CoreV1Api api;
@@ -54,6 +72,10 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private List<Instance> delivered;
     private String lastError;
     private boolean watchFailureLogged;
+    /** Failures in a row (lists and watches): the next pause is FIRST_BACKOFF doubled that many times less one. */
+    private int failures;
+    /** The resourceVersion to resume a watch from: the list's, then each event's. */
+    private String resourceVersion;
 
     /**
      * @param client      the API client; its read timeout must exceed {@code resync} (a watch waits that long)
@@ -95,7 +117,6 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private void loop(Consumer<List<Instance>> onChange) {
         while (!closed) {
             long listedAt = System.nanoTime();
-            String resourceVersion;
             try {
                 V1PodList list = api.listNamespacedPod(namespace).labelSelector(selector.toString()).execute();
                 List<ExpertPod> all = new ArrayList<>();
@@ -108,18 +129,27 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
                 lastError = null;
             } catch (ApiException | RuntimeException e) {
                 failed("listing the expert-service pods failed", e);
-                pause(listedAt);
+                backOff();
                 continue;
             }
-            if (!watchUntilResync(resourceVersion, onChange)) {
-                pause(listedAt); // ~0 after a watch that lasted the period; the period's rest when it failed
+            WatchEnd end;
+            do {
+                long left = resync.toNanos() - (System.nanoTime() - listedAt);
+                end = left < TimeUnit.SECONDS.toNanos(1) || closed ? WatchEnd.RESYNC : watch(left, onChange);
+            } while (end == WatchEnd.CLOSED);
+            if (end == WatchEnd.FAILED) {
+                backOff();
+            } else {
+                failures = 0;
             }
         }
     }
 
-    /** @return whether to list again at once (the watch ended with an ERROR event such as 410 Gone) */
-    private boolean watchUntilResync(String resourceVersion, Consumer<List<Instance>> onChange) {
-        int seconds = (int) Math.max(1, resync.toSeconds());
+    /** One watch from {@link #resourceVersion}, at most {@code nanos} long. */
+    private WatchEnd watch(long nanos, Consumer<List<Instance>> onChange) {
+        int seconds = (int) Math.max(1, TimeUnit.NANOSECONDS.toSeconds(nanos));
+        long openedAt = System.nanoTime();
+        boolean events = false;
         try (Watch<V1Pod> w = Watch.createWatch(client, api.listNamespacedPod(namespace)
                 .labelSelector(selector.toString()).resourceVersion(resourceVersion).watch(true)
                 .allowWatchBookmarks(true).timeoutSeconds(seconds).buildCall(null), EVENT)) {
@@ -127,36 +157,52 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
             watching = true;
             for (Watch.Response<V1Pod> e : w) {
                 if (closed) {
-                    return false;
+                    return WatchEnd.RESYNC;
+                }
+                if ("ERROR".equals(e.type) || e.object == null) {
+                    boolean gone = e.status != null && e.status.getCode() != null && e.status.getCode() == 410;
+                    log.info("the pod watch ended with {} ({}): listing again{}", e.type,
+                            e.status == null ? "" : e.status.getMessage(), gone ? "" : " after a pause");
+                    return gone ? WatchEnd.GONE : WatchEnd.FAILED;
+                }
+                events = true;
+                if (e.object.getMetadata() != null && e.object.getMetadata().getResourceVersion() != null) {
+                    resourceVersion = e.object.getMetadata().getResourceVersion();
                 }
                 switch (e.type) {
                     case "ADDED", "MODIFIED" -> pods.put(view(e.object));
                     case "DELETED" -> pods.remove(e.object.getMetadata() == null ? null
                             : e.object.getMetadata().getName());
-                    case "BOOKMARK" -> {
-                        continue;
-                    }
                     default -> {
-                        // ERROR: typically 410 Gone (the resourceVersion is too old): list again.
-                        log.info("the pod watch ended with {} ({}): listing again", e.type,
-                                e.status == null ? "" : e.status.getMessage());
-                        return true;
+                        continue; // BOOKMARK: only its resourceVersion
                     }
                 }
                 deliver(onChange);
             }
-            return false;
+            watchFailureLogged = false;
+            if (closed || System.nanoTime() - openedAt >= TimeUnit.SECONDS.toNanos(seconds)) {
+                return WatchEnd.RESYNC;
+            }
+            // Ended early and cleanly (an API server restarting closes its watches): resume at once. One that ends
+            // as soon as it opens, with nothing in it, is treated as a failure, or a server that keeps doing that
+            // would be asked again and again without a pause.
+            return events || System.nanoTime() - openedAt >= FIRST_BACKOFF.toNanos() ? WatchEnd.CLOSED
+                    : WatchEnd.FAILED;
         } catch (ApiException | IOException | RuntimeException e) {
             watching = false;
             if (closed) {
-                return false;
+                return WatchEnd.RESYNC;
+            }
+            if (e instanceof ApiException a && a.getCode() == 410) {
+                log.info("the pod watch from resourceVersion {} is Gone (410): listing again", resourceVersion);
+                return WatchEnd.GONE;
             }
             if (!watchFailureLogged) {
                 watchFailureLogged = true;
-                log.warn("watching the expert-service pods failed ({}): following them by listing every {} instead",
-                        describe(e), resync);
+                log.warn("watching the expert-service pods failed ({}): listing them again after a pause ({} doubling "
+                        + "up to {})", describe(e), FIRST_BACKOFF, resync);
             }
-            return false;
+            return WatchEnd.FAILED;
         } finally {
             watch = null;
         }
@@ -182,7 +228,8 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         String message = describe(e);
         if (!message.equals(lastError)) {
             lastError = message;
-            log.warn("{} ({}); trying again every {}", what, message, resync);
+            log.warn("{} ({}); trying again after a pause ({} doubling up to {})", what, message, FIRST_BACKOFF,
+                    resync);
         }
     }
 
@@ -194,11 +241,14 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         return e.getClass().getSimpleName() + ": " + e.getMessage();
     }
 
-    private void pause(long since) {
-        long left = resync.toNanos() - (System.nanoTime() - since);
-        if (left > 0 && !closed) {
+    /** Sleeps after a failure: FIRST_BACKOFF, doubled for each failure in a row before it, at most the resync period. */
+    private void backOff() {
+        failures++;
+        long pause = FIRST_BACKOFF.toNanos() << Math.min(failures - 1, 30);
+        pause = pause <= 0 ? resync.toNanos() : Math.min(pause, resync.toNanos());
+        if (!closed) {
             try {
-                TimeUnit.NANOSECONDS.sleep(left);
+                TimeUnit.NANOSECONDS.sleep(pause);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 closed = true;

@@ -6,6 +6,7 @@ import io.moemesh.router.prediction.PathPredictor;
 import io.moemesh.router.prediction.PredictionContext;
 import io.moemesh.router.trace.RouteTrace;
 import io.moemesh.router.trace.TokenRoute;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -27,6 +28,13 @@ import java.util.Set;
 public final class RouteBook {
     /** Samples one report message may carry (router.v1 ReportRoutesRequest.samples). */
     public static final int MAX_SAMPLES_PER_MESSAGE = 4096;
+    /**
+     * UTF-8 bytes a reported request id may have (router.v1 RouteSample.request_id). Ids are kept: in every window
+     * token's key (up to windowTokens of them, and in the routes.json snapshot) and as sequence context; unbounded,
+     * one gateway could grow the router's memory and snapshot by megabytes per token. Room for the gateway's ids
+     * (its watcher id, a start time and a sequence number) with a 253-byte DNS-name watcher id.
+     */
+    public static final int MAX_REQUEST_ID_BYTES = 512;
     /** Requests whose latest token is kept as the next token's sequence context (least recently reported dropped). */
     static final int CONTEXT_REQUESTS = 4096;
 
@@ -251,9 +259,22 @@ public final class RouteBook {
         }
         List<TokenRoute> routes = new ArrayList<>(samples.size());
         for (int i = 0; i < samples.size(); i++) {
+            checkIdLength(samples.get(i).requestId(), MAX_REQUEST_ID_BYTES, "samples[" + i + "].request_id");
             routes.add(toRoute(samples.get(i), "samples[" + i + "].route"));
         }
         return routes;
+    }
+
+    /**
+     * Refuses an id longer than {@code maxBytes} in UTF-8.
+     *
+     * @param field its field name in the error message ({@code samples[3].request_id})
+     */
+    public static void checkIdLength(String id, int maxBytes, String field) {
+        // A char is at least one UTF-8 byte: only a short enough string needs encoding to be measured.
+        if (id.length() > maxBytes || id.getBytes(StandardCharsets.UTF_8).length > maxBytes) {
+            throw new IllegalArgumentException(field + ": longer than " + maxBytes + " bytes (UTF-8)");
+        }
     }
 
     /**

@@ -236,7 +236,7 @@ class PlacementCoordinatorTest {
     }
 
     @Test
-    void replan_withAnotherAssignment_afterAFailure_neverReusesTheFailedEpoch() {
+    void replan_withAnotherAssignment_afterAFailure_reusesTheUnpublishedEpoch_abortingItWhereItMayBeHeld() {
         PlacementCoordinator c = coordinator(1, 10);
         c.start().join();
         failing.add("expert-0");
@@ -245,11 +245,16 @@ class PlacementCoordinatorTest {
         for (int i = 0; i < 50; i++) {
             book.ingest(List.<ReportedToken>of(TestRoutes.token("r" + i, 0, i % 5)));
         }
-        // The affinity plan (with replicas in the spare slots) differs from the failed even deal of epoch 2: epoch 3.
+        events.clear();
+        // The affinity plan (with replicas in the spare slots) differs from the failed even deal of epoch 2, and still
+        // gets epoch 2: it was never published. expert-0 did not answer the first PREPARE (it may hold the even deal
+        // prepared), so it is told to ABORT epoch 2 first; the others confirmed their ABORT already.
         ReplanOutcome o = c.replan(null).join();
         assertThat(o.placement().toBuilder().setEpoch(2).build())
                 .isNotEqualTo(io.moemesh.service.placement.EvenPlacement.build(2, INSTANCES, 4, 8, false, 1));
-        assertThat(o.placement().getEpoch()).isEqualTo(3);
+        assertThat(o.placement().getEpoch()).isEqualTo(2);
+        assertThat(events.indexOf("abort 2 expert-0")).isNotNegative().isLessThan(events.indexOf("prepare 2 expert-0"));
+        assertThat(events).doesNotContain("abort 2 expert-1", "abort 2 expert-2");
     }
 
     @Test

@@ -1,0 +1,247 @@
+package io.moemesh.router.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import io.grpc.stub.StreamObserver;
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.LayerRoute;
+import io.moemesh.proto.router.v1.ReportRoutesRequest;
+import io.moemesh.proto.router.v1.ReportRoutesResponse;
+import io.moemesh.proto.router.v1.RouteSample;
+import io.moemesh.proto.router.v1.RouterServiceGrpc;
+import io.moemesh.proto.router.v1.TokenRoute;
+import io.moemesh.proto.router.v1.WatchPlacementRequest;
+import io.moemesh.proto.router.v1.WatchPlacementResponse;
+import io.moemesh.router.coordination.AssignedExpert;
+import io.moemesh.router.coordination.EpochStore;
+import io.moemesh.router.coordination.HeldEpochs;
+import io.moemesh.router.coordination.InstanceLoader;
+import io.moemesh.router.coordination.PlacementCoordinator;
+import io.moemesh.router.coordination.WatcherRegistry;
+import io.moemesh.router.placement.PlacementBudget;
+import io.moemesh.router.prediction.ModelShape;
+import io.moemesh.router.prediction.PathPredictors;
+import io.moemesh.router.reports.RouteBook;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * ReportRoutes' and WatchPlacement's bounds, against RouterGrpcService on a real server over a real socket
+ * (plaintext: these RPCs do not look at the caller's identity), with a coordinator whose instances always load.
+ */
+class RouterStreamsSocketTest {
+    /** 16 layers × 64 experts: each placement is about 15 KB on the wire. */
+    static final ModelShape SHAPE = new ModelShape(16, 64, 2);
+    static final List<Instance> INSTANCES = List.of(instance("expert-0"), instance("expert-1"), instance("expert-2"));
+
+    @TempDir
+    Path stateDir;
+    final RouteBook book = new RouteBook(SHAPE, PathPredictors.named(PathPredictors.DEFAULT, SHAPE), 1000);
+    final WatcherRegistry watchers = new WatcherRegistry();
+    PlacementCoordinator coordinator;
+    RouterGrpcService service;
+    Server server;
+    ManagedChannel channel;
+
+    static Instance instance(String id) {
+        return Instance.newBuilder().setId(id).setEndpoint("127.0.0.1:1").build();
+    }
+
+    static final class LoadingInstances implements InstanceLoader {
+        @Override
+        public void prepare(Instance instance, long epoch, List<AssignedExpert> experts, Duration timeout) {
+        }
+
+        @Override
+        public void commit(Instance instance, long epoch, Duration timeout) {
+        }
+
+        @Override
+        public void abort(Instance instance, long epoch, Duration timeout) {
+        }
+
+        @Override
+        public HeldEpochs held(Instance instance, Duration timeout) {
+            return HeldEpochs.NONE;
+        }
+    }
+
+    @BeforeEach
+    void start() throws Exception {
+        var settings = new PlacementCoordinator.Settings(INSTANCES, SHAPE, false, 1, PlacementBudget.slots(3, 64),
+                "affinity", 1_000_000, Duration.ofSeconds(30));
+        coordinator = new PlacementCoordinator(settings, book, new LoadingInstances(), new EpochStore(stateDir),
+                Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
+        coordinator.start().join();
+        service = new RouterGrpcService(book, coordinator, watchers, Executors.newSingleThreadExecutor(), () -> { },
+                OperatorPolicy.unauthenticated());
+        server = Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()).addService(service).build().start();
+        channel = Grpc.newChannelBuilderForAddress("localhost", server.getPort(), InsecureChannelCredentials.create())
+                .build();
+    }
+
+    @AfterEach
+    void stop() throws InterruptedException {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        coordinator.close();
+    }
+
+    static RouteSample sample(String requestId) {
+        return RouteSample.newBuilder().setRequestId(requestId).setRoute(TokenRoute.newBuilder().setTokenId(3)
+                .addLayers(LayerRoute.newBuilder().setLayer(0).addExperts(1).addExperts(2))).build();
+    }
+
+    /** Sends one message on a ReportRoutes stream and half-closes: the answer, or the error that ended it. */
+    CompletableFuture<Object> report(ReportRoutesRequest req) {
+        CompletableFuture<Object> end = new CompletableFuture<>();
+        StreamObserver<ReportRoutesRequest> s = RouterServiceGrpc.newStub(channel).reportRoutes(new StreamObserver<>() {
+            @Override
+            public void onNext(ReportRoutesResponse r) {
+                end.complete(r);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                end.complete(t);
+            }
+
+            @Override
+            public void onCompleted() {
+            }
+        });
+        s.onNext(req);
+        s.onCompleted();
+        return end;
+    }
+
+    static void assertInvalidArgument(Object end, String description) {
+        assertThat(end).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(e.getStatus().getDescription()).isEqualTo(description);
+        });
+    }
+
+    @Test
+    void reportRoutes_withAnOverLongRequestId_isInvalidArgument_namingTheSample_andNothingIsIngested() throws Exception {
+        String longest = "r".repeat(RouteBook.MAX_REQUEST_ID_BYTES - 2) + "é"; // 2 bytes in UTF-8: exactly the limit
+        Object end = report(ReportRoutesRequest.newBuilder().setSource("gw-1").addSamples(sample(longest))
+                .addSamples(sample(longest + "x")).build()).get(30, TimeUnit.SECONDS);
+        assertInvalidArgument(end, "samples[1].request_id: longer than 512 bytes (UTF-8)");
+        assertThat(book.ingested()).isZero();
+        assertThat(book.dropped()).isEqualTo(2);
+        Object accepted = report(ReportRoutesRequest.newBuilder().setSource("gw-1").addSamples(sample(longest))
+                .build()).get(30, TimeUnit.SECONDS);
+        assertThat(accepted).isInstanceOfSatisfying(ReportRoutesResponse.class, r -> assertThat(r.getAccepted())
+                .isEqualTo(1));
+    }
+
+    @Test
+    void reportRoutes_andWatchPlacement_withAnOverLongSourceOrWatcherId_areInvalidArgument_namingTheField()
+            throws Exception {
+        String tooLong = "g".repeat(WatcherRegistry.MAX_ID_BYTES + 1);
+        Object end = report(ReportRoutesRequest.newBuilder().setSource(tooLong).setPlacementEpoch(1).build())
+                .get(30, TimeUnit.SECONDS);
+        assertInvalidArgument(end, "source: longer than 256 bytes (UTF-8)");
+        var it = RouterServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+                .watchPlacement(WatchPlacementRequest.newBuilder().setWatcherId(tooLong).build());
+        try {
+            it.hasNext();
+        } catch (StatusRuntimeException e) {
+            end = e;
+        }
+        assertInvalidArgument(end, "watcher_id: longer than 256 bytes (UTF-8)");
+    }
+
+    @Test
+    void aWatcherThatStopsReading_holdsOnlyTheLatestPlacement_andGetsItWhenItReadsAgain() throws Exception {
+        // A small HTTP/2 window: the server's transport stops taking messages after a few placements.
+        ManagedChannel slow = NettyChannelBuilder.forAddress("localhost", server.getPort(),
+                InsecureChannelCredentials.create()).flowControlWindow(16 * 1024).build();
+        try {
+            List<Long> seen = new CopyOnWriteArrayList<>();
+            CompletableFuture<ClientCallStreamObserver<WatchPlacementRequest>> call = new CompletableFuture<>();
+            RouterServiceGrpc.newStub(slow).watchPlacement(WatchPlacementRequest.newBuilder().setWatcherId("gw-slow")
+                    .build(), new ClientResponseObserver<WatchPlacementRequest, WatchPlacementResponse>() {
+                        @Override
+                        public void beforeStart(ClientCallStreamObserver<WatchPlacementRequest> requests) {
+                            requests.disableAutoRequestWithInitial(0); // reads nothing until told
+                            call.complete(requests);
+                        }
+
+                        @Override
+                        public void onNext(WatchPlacementResponse r) {
+                            seen.add(r.getPlacement().getEpoch());
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                        }
+
+                        @Override
+                        public void onCompleted() {
+                        }
+                    });
+            await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.watchCount() == 1);
+            long last = 0;
+            for (int i = 0; i < 40; i++) {
+                last = coordinator.replan(null).join().placement().getEpoch();
+            }
+            call.get(10, TimeUnit.SECONDS).request(Integer.MAX_VALUE);
+            long latest = last;
+            await().atMost(Duration.ofSeconds(30)).until(() -> !seen.isEmpty() && seen.getLast() == latest);
+            // Buffered for a watcher that was not reading: what the windows took, then only the latest.
+            assertThat(seen).isSorted().doesNotHaveDuplicates().hasSizeLessThan(15);
+        } finally {
+            slow.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void endWatches_endsEveryStreamWithUnavailable_andUnregistersIt() throws Exception {
+        CompletableFuture<Throwable> ended = new CompletableFuture<>();
+        RouterServiceGrpc.newStub(channel).watchPlacement(WatchPlacementRequest.newBuilder().setWatcherId("gw-1")
+                .build(), new StreamObserver<>() {
+                    @Override
+                    public void onNext(WatchPlacementResponse r) {
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        ended.complete(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        ended.complete(null);
+                    }
+                });
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.watchCount() == 1);
+        assertThat(watchers.watchers()).containsOnlyKeys("gw-1");
+        service.endWatches();
+        assertThat(ended.get(30, TimeUnit.SECONDS)).isInstanceOfSatisfying(StatusRuntimeException.class,
+                e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+        assertThat(coordinator.watchCount()).isZero();
+        assertThat(watchers.watchers()).isEmpty();
+    }
+}
