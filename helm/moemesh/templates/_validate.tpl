@@ -73,22 +73,36 @@ certificate would ever be issued. values.schema.json has checked both are Go dur
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* The placer certificate is issued by cert-manager and is only of use to an operator identity. */}}
+{{- if $v.router.placerCertificate.enabled }}
+{{- if not (and (eq $v.tlsMode "mtls") $v.tls.certManager.enabled) }}
+{{- fail "router.placerCertificate.enabled needs tlsMode mtls and tls.certManager.enabled (cert-manager issues it); without cert-manager, issue a certificate with the URI SAN spiffe://moemesh/placer from the mesh CA yourself (docs/kubernetes.md, \"Re-planning\")" }}
+{{- end }}
+{{- if not (has "placer" $v.router.operatorIdentities) }}
+{{- fail (printf "router.placerCertificate.enabled issues a certificate for the identity placer, which router.operatorIdentities (%s) does not let call Replan: add placer to it, or turn router.placerCertificate.enabled off" (toJson $v.router.operatorIdentities)) }}
+{{- end }}
+{{- end }}
 {{- if and $v.kvcache.enabled (not (trim (toString $v.kvcache.persistence.size))) }}
 {{- fail "kvcache.persistence.size must be set (the SSD volume of each kvcache pod) when kvcache.enabled" }}
 {{- end }}
 {{- if and $v.kvcache.enabled (not (hasPrefix "/" (toString $v.kvcache.persistence.mountPath))) }}
 {{- fail (printf "kvcache.persistence.mountPath must be an absolute path, got %q" (toString $v.kvcache.persistence.mountPath)) }}
 {{- end }}
-{{- /* The SSD tier's segment files hold dead space besides ssdBytes of live blocks: compaction rewrites a sealed
-segment only once less than the live fraction of it is live, so the sealed segments may hold ssdBytes ÷ that
-fraction. A volume below that fills up in a steady state the service can reach (and puts then fail). The fraction
-is the service's default unless kvcache.env sets it (under any name Spring reads); 0 turns compaction off, which no volume size can make up for,
-so there is nothing to check then. */}}
+{{- /* The SSD tier's segment files hold more than ssdBytes of live blocks (moemesh.kvcache.fileBytes): compaction
+rewrites a sealed segment only once less than the live fraction of it is live, so the sealed segments may hold
+ssdBytes ÷ that fraction; a stop demotes the whole DRAM tier on top (dramBytes, with no compaction in between), and
+the segment being written comes on top of that. A volume below the sum fills up in a steady state the service can
+reach (puts then fail, and a stop loses the DRAM blocks it cannot write), so ssdBytes may be at most (size − dramBytes
+− one segment) × the fraction. The fraction is the service's default unless kvcache.env sets it (under any name
+Spring reads); compaction off (fraction 0, or MOEMESH_KVCACHE_COMPACTION_PERIOD 0) reclaims nothing, which no volume
+size can make up for, so there is nothing to check then. */}}
 {{- if $v.kvcache.enabled }}
 {{- $fraction := float64 (include "moemesh.kvcache.liveFraction" .) }}
-{{- $limit := mulf (float64 (include "moemesh.quantityBytes" $v.kvcache.persistence.size)) $fraction }}
+{{- $segment := float64 (include "moemesh.kvcache.segmentBytes" .) }}
+{{- $size := float64 (include "moemesh.quantityBytes" $v.kvcache.persistence.size) }}
+{{- $limit := mulf (subf $size (float64 $v.kvcache.dramBytes) $segment) $fraction }}
 {{- if and (gt $fraction 0.0) (gt (float64 $v.kvcache.ssdBytes) $limit) }}
-{{- fail (printf "kvcache.ssdBytes (%d) must not exceed kvcache.persistence.size (%v) × the SSD tier's compaction live fraction (%v) = %d bytes: compaction keeps a sealed segment until less than that fraction of it is live, so the segment files may hold ssdBytes ÷ %v; lower kvcache.ssdBytes or raise kvcache.persistence.size, and leave headroom for the segment being written and what is written between compactions" (int64 $v.kvcache.ssdBytes) $v.kvcache.persistence.size $fraction (int64 $limit) $fraction) }}
+{{- fail (printf "kvcache.ssdBytes (%d) must not exceed (kvcache.persistence.size (%v) − kvcache.dramBytes (%d) − one segment (%d)) × the SSD tier's compaction live fraction (%v) = %d bytes: compaction keeps a sealed segment until less than that fraction of it is live, so the segment files may hold ssdBytes ÷ %v, and a stop writes the whole DRAM tier on top; lower kvcache.ssdBytes or kvcache.dramBytes, or raise kvcache.persistence.size (on an installed release a new size also needs its volumes expanded: docs/kubernetes.md, \"Changing the kvcache volume\"), and leave headroom for what is written between compactions" (int64 $v.kvcache.ssdBytes) $v.kvcache.persistence.size (int64 $v.kvcache.dramBytes) (int64 $segment) $fraction (int64 $limit) $fraction) }}
 {{- end }}
 {{- end }}
 {{- if and $v.router.persistence.enabled (not (trim (toString $v.router.persistence.size))) }}

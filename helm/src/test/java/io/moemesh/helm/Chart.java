@@ -1,8 +1,10 @@
 package io.moemesh.helm;
 
+import com.marcnuri.helm.DryRun;
 import com.marcnuri.helm.Helm;
 import com.marcnuri.helm.LintResult;
 import com.marcnuri.helm.TemplateCommand;
+import com.marcnuri.helm.UpgradeCommand;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -51,7 +53,12 @@ final class Chart {
 
     /** {@code helm template} of the value set plus {@code --set} pairs; throws with Helm's message on failure. */
     static String template(ValueSet set, Map<String, String> overrides) {
-        TemplateCommand t = new Helm(DIR).template().withName(RELEASE).withNamespace(NAMESPACE);
+        return template(DIR, set, overrides);
+    }
+
+    /** {@link #template(ValueSet, Map)} of the chart in {@code chartDir} (a changed copy). */
+    static String template(Path chartDir, ValueSet set, Map<String, String> overrides) {
+        TemplateCommand t = new Helm(chartDir).template().withName(RELEASE).withNamespace(NAMESPACE);
         if (set.file() != null) {
             t = t.withValuesFile(set.file());
         }
@@ -59,6 +66,28 @@ final class Chart {
             t = t.set(e.getKey(), e.getValue());
         }
         return t.call();
+    }
+
+    /**
+     * {@code helm upgrade --dry-run=server} of the chart in {@code chartDir} with {@code --set} pairs against
+     * {@code api}: the templates' {@code lookup} sees the API's live objects. Returns what Helm prints (the release's
+     * status and NOTES, not its manifest); throws with Helm's message on failure.
+     */
+    static String upgradeDryRun(Path chartDir, Map<String, String> overrides, FakeKubernetesApi api) {
+        UpgradeCommand u = new Helm(chartDir).upgrade().withName(RELEASE).withNamespace(NAMESPACE)
+                .withKubeConfigContents(api.kubeconfig()).withDryRunOption(DryRun.SERVER)
+                .disableOpenApiValidation(); // the fake API serves no OpenAPI schema
+        for (Map.Entry<String, String> e : overrides.entrySet()) {
+            u = u.set(e.getKey(), e.getValue());
+        }
+        return u.call().getOutput();
+    }
+
+    /** A copy of the chart under {@code workDir}, to change for one test. */
+    static Path copy(Path workDir) throws IOException {
+        Path copy = workDir.resolve("moemesh");
+        copyTree(DIR, copy);
+        return copy;
     }
 
     /** The chart's values.yaml with the value set merged in: what the templates see. */

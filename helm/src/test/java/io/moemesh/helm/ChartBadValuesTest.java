@@ -111,7 +111,23 @@ class ChartBadValuesTest {
                 bad(Map.of("kvcache.ssdBytes", "90000000000"), "kvcache.ssdBytes"),
                 bad(Map.of("kvcache.persistence.size", "80Gi"), "kvcache.persistence.size"),
                 bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.4"), "kvcache.ssdBytes"),
-                bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTIONLIVEFRACTION", "0.4"), "kvcache.ssdBytes"));
+                bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTIONLIVEFRACTION", "0.4"), "kvcache.ssdBytes"),
+                // ... and the DRAM tier a stop writes to it
+                bad(Map.of("kvcache.dramBytes", "17179869184"), "kvcache.ssdBytes"),
+                // durations the chart reads from kvcache.env (the startup budget, the volume check, the stop's grace)
+                bad("kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD", "soon",
+                        "kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD"),
+                bad("kvcache.env.MOEMESH_KVCACHE_SHUTDOWN_GRACE", "-5s", "kvcache.env.MOEMESH_KVCACHE_SHUTDOWN_GRACE"),
+                // a kvcache pod's grace below its stop (ChartStartupAndStopBudgetTest), and the schema's floor
+                bad(Map.of("kvcache.terminationGracePeriodSeconds", "60"), "kvcache.terminationGracePeriodSeconds"),
+                bad("kvcache.terminationGracePeriodSeconds", "-1"),
+                bad("expertService.minReadySeconds", "-1"),
+                bad("gateway.minReadySeconds", "soon"),
+                // who may Replan: mesh identity names, and a placer certificate only where it can be issued and used
+                bad("router.operatorIdentities[0]", "Ops_Team", "router.operatorIdentities.0"),
+                bad("router.placerCertificate.enabled", "true"),
+                bad(Map.of("tls.certManager.enabled", "true", "router.placerCertificate.enabled", "true",
+                        "router.operatorIdentities[0]", "ops"), "router.operatorIdentities"));
     }
 
     @ParameterizedTest(name = "{0} -> names {1}")

@@ -54,7 +54,8 @@ class ChartDefaultsTest {
                 .getPods().getMetric().getName()).isEqualTo("moemesh_gateway_sequences_waiting");
         assertThat(chart.one(V2HorizontalPodAutoscaler.class, "moemesh-expert-service").getSpec().getMetrics().get(1)
                 .getPods().getMetric().getName()).isEqualTo("moemesh_expert_inflight_batches");
-        // The HPA owns the pod count: a replicas field would be reset by every helm upgrade.
+        // The HPA owns the pod count: a first install (what helm template shows: lookup finds nothing) leaves it to
+        // the HPA; an upgrade keeps the live count instead (ChartUpgradeLookupTest).
         assertThat(chart.one(V1Deployment.class, "moemesh-gateway").getSpec().getReplicas()).isNull();
         assertThat(chart.one(V1StatefulSet.class, "moemesh-expert-service").getSpec().getReplicas()).isNull();
     }

@@ -15,23 +15,37 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The kvcache SSD volume holds the tier's segment files, and those hold dead space besides {@code kvcache.ssdBytes}
  * of live blocks: compaction rewrites a sealed segment only once less than the compaction live fraction of it is
- * live (kvcache-service SsdTier), so the sealed segments may hold ssdBytes ÷ that fraction. The chart refuses an
- * ssdBytes above {@code kvcache.persistence.size} × the fraction, naming both values; at the limit it renders.
+ * live (kvcache-service SsdTier), so the sealed segments may hold ssdBytes ÷ that fraction; a stop then demotes the
+ * whole DRAM tier ({@code kvcache.dramBytes}) to SSD (ServedModels.close), and the segment being written comes on
+ * top. The chart refuses an ssdBytes above ({@code kvcache.persistence.size} − dramBytes − one segment) × the
+ * fraction, naming the values; at the limit it renders.
  */
 class ChartKvCacheVolumeTest {
 
     private static final Chart.ValueSet DEFAULTS = Chart.valueSets().getFirst();
 
+    /** The default DRAM tier (4 GiB) and one default segment (256 MiB), which the volume holds besides. */
+    private static final long DRAM_AND_SEGMENT = 4_294_967_296L + 268_435_456L;
+
     /** Settings of the volume and the fraction, and the largest ssdBytes they allow. */
     static Stream<Arguments> volumes() {
         return Stream.of(
-                volume(Map.of(), 53_687_091_200L), // the defaults: 100Gi × 0.5
-                volume(Map.of("kvcache.persistence.size", "200G"), 100_000_000_000L),
-                volume(Map.of("kvcache.persistence.size", "1.5Ti"), 824_633_720_832L),
-                volume(Map.of("kvcache.persistence.size", "1000000000000"), 500_000_000_000L), // a number of bytes
-                volume(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.25"), 26_843_545_600L),
+                volume(Map.of(), (107_374_182_400L - DRAM_AND_SEGMENT) / 2), // the defaults: 100Gi, 0.5
+                volume(Map.of("kvcache.persistence.size", "200G"), (200_000_000_000L - DRAM_AND_SEGMENT) / 2),
+                volume(Map.of("kvcache.persistence.size", "1.5Ti"), (1_649_267_441_664L - DRAM_AND_SEGMENT) / 2),
+                // a number of bytes
+                volume(Map.of("kvcache.persistence.size", "1000000000000"),
+                        (1_000_000_000_000L - DRAM_AND_SEGMENT) / 2),
+                volume(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.25"),
+                        (107_374_182_400L - DRAM_AND_SEGMENT) / 4),
                 volume(Map.of("kvcache.persistence.size", "500Gi",
-                        "kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.75"), 402_653_184_000L));
+                        "kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.75"),
+                        (536_870_912_000L - DRAM_AND_SEGMENT) / 4 * 3),
+                // a stop writes the whole DRAM tier to the volume: 16 GiB of DRAM leave less for ssdBytes
+                volume(Map.of("kvcache.dramBytes", "17179869184"),
+                        (107_374_182_400L - 17_179_869_184L - 268_435_456L) / 2),
+                volume(Map.of("kvcache.env.MOEMESH_KVCACHE_SEGMENT_BYTES", "4294967296"),
+                        (107_374_182_400L - 4_294_967_296L - 4_294_967_296L) / 2));
     }
 
     @ParameterizedTest(name = "{0} -> at most {1}")
@@ -48,14 +62,21 @@ class ChartKvCacheVolumeTest {
         assertThatThrownBy(() -> Chart.template(DEFAULTS, with(overrides, limit + 1)))
                 .hasMessageContaining("kvcache.ssdBytes (" + (limit + 1) + ")")
                 .hasMessageContaining("kvcache.persistence.size")
-                .hasMessageContaining("= " + limit + " bytes");
+                .hasMessageContaining("kvcache.dramBytes")
+                .hasMessageContaining("= " + limit + " bytes")
+                // raising the size of an installed release is no plain upgrade (ChartUpgradeLookupTest)
+                .hasMessageContaining("docs/kubernetes.md, \"Changing the kvcache volume\"");
     }
 
-    /** Compaction off (fraction 0: no volume is enough, the service's choice) and no kvcache: nothing to check. */
+    /**
+     * Compaction off (fraction 0, or a compaction period of 0, which schedules none: no volume is enough, the
+     * service's choice) and no kvcache: nothing to check.
+     */
     static Stream<Map<String, String>> unchecked() {
         return Stream.of(
                 Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0",
                         "kvcache.ssdBytes", "1000000000000"),
+                Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD", "0s", "kvcache.ssdBytes", "1000000000000"),
                 Map.of("kvcache.enabled", "false", "kvcache.ssdBytes", "1000000000000"));
     }
 
@@ -69,10 +90,11 @@ class ChartKvCacheVolumeTest {
     void defaultSsdBytes_leavesHeadroomOnTheDefaultVolume() {
         Map<String, Object> values = Chart.values(DEFAULTS);
         long ssdBytes = ((Number) Chart.value(values, "kvcache.ssdBytes")).longValue();
+        long dramBytes = ((Number) Chart.value(values, "kvcache.dramBytes")).longValue();
         assertThat(Chart.value(values, "kvcache.persistence.size")).isEqualTo("100Gi");
-        // dead space up to ssdBytes ÷ 0.5, then at least 10 GB for the segment being written and what is written
-        // between compactions
-        assertThat(100L * (1L << 30) - 2 * ssdBytes).isGreaterThanOrEqualTo(10_000_000_000L);
+        // dead space up to ssdBytes ÷ 0.5, the DRAM tier a stop writes and the segment being written, then at least
+        // 10 GB for what is written between compactions
+        assertThat(100L * (1L << 30) - 2 * ssdBytes - dramBytes - 268_435_456L).isGreaterThanOrEqualTo(10_000_000_000L);
     }
 
     private static Arguments volume(Map<String, String> overrides, long limit) {

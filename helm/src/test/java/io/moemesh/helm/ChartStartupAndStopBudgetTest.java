@@ -1,6 +1,7 @@
 package io.moemesh.helm;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.kubernetes.client.openapi.models.V1Container;
 import io.kubernetes.client.openapi.models.V1Probe;
@@ -13,8 +14,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The kubelet's limits must outlast what the services do before they answer and before they exit: a kvcache pod
- * killed mid-scan of its SSD tier scans again on the next start (a crash loop), a gateway killed mid-drain loses its
- * in-flight requests and its queued KV write-backs.
+ * killed mid-scan of its SSD tier scans again on the next start (a crash loop), one killed while it writes its DRAM
+ * tier to SSD loses those blocks, a gateway killed mid-drain loses its in-flight requests and its queued KV
+ * write-backs.
  */
 class ChartStartupAndStopBudgetTest {
 
@@ -22,19 +24,37 @@ class ChartStartupAndStopBudgetTest {
     /** The slowest SSD volume the chart assumes, bytes per second. */
     private static final double READ_RATE = 100e6;
 
-    /** Settings of the SSD tier, and the bytes of segment files a starting kvcache-service may have to read. */
+    /** The DRAM tier and one SSD segment, the service's defaults (4 GiB, 256 MiB). */
+    private static final double DRAM = 4294967296.0;
+    private static final double SEGMENT = 268435456.0;
+    private static final double GiB = 1L << 30;
+
+    /**
+     * Settings of the SSD tier, and the bytes of segment files a starting kvcache-service may have to read: the
+     * sealed segments (ssdBytes ÷ the compaction live fraction), the DRAM tier the last stop demoted to SSD and the
+     * segment being written; the whole volume when compaction is off.
+     */
     static Stream<Arguments> ssdTiers() {
         return Stream.of(
-                Arguments.of(Map.of(), 90e9), // the defaults: 45 GB ÷ 0.5
-                Arguments.of(Map.of("kvcache.ssdBytes", "200000000000", "kvcache.persistence.size", "500Gi"), 400e9),
+                Arguments.of(Map.of(), 90e9 + DRAM + SEGMENT), // the defaults: 45 GB ÷ 0.5
+                Arguments.of(Map.of("kvcache.ssdBytes", "200000000000", "kvcache.persistence.size", "500Gi"),
+                        400e9 + DRAM + SEGMENT),
                 Arguments.of(Map.of("kvcache.ssdBytes", "20000000000",
-                        "kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.25"), 80e9),
+                        "kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.25"), 80e9 + DRAM + SEGMENT),
                 // the fraction under another spelling Spring reads
                 Arguments.of(Map.of("kvcache.ssdBytes", "20000000000",
-                        "kvcache.env.MOEMESH_KVCACHE_COMPACTIONLIVEFRACTION", "0.25"), 80e9),
+                        "kvcache.env.MOEMESH_KVCACHE_COMPACTIONLIVEFRACTION", "0.25"), 80e9 + DRAM + SEGMENT),
+                // a stop demotes the whole DRAM tier: 16 GiB more to read at the next start
+                Arguments.of(Map.of("kvcache.dramBytes", "17179869184", "kvcache.ssdBytes", "40000000000"),
+                        80e9 + 16 * GiB + SEGMENT),
+                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_SEGMENT_BYTES", "4294967296"), 90e9 + DRAM + 4 * GiB),
                 // compaction off: the files may fill the volume
-                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0"),
-                        100.0 * (1L << 30)));
+                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0"), 100 * GiB),
+                // ... also when it never runs (KvCacheBackground schedules nothing), in any form Spring reads
+                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD", "0"), 100 * GiB),
+                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTIONPERIOD", "PT0S"), 100 * GiB),
+                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD", "0s",
+                        "kvcache.persistence.size", "500Gi"), 500 * GiB));
     }
 
     @ParameterizedTest(name = "{0} -> {1} bytes")
@@ -80,6 +100,51 @@ class ChartStartupAndStopBudgetTest {
         RenderedChart.Workload gateway = chart.workloads().stream()
                 .filter(w -> w.name().equals(Chart.RELEASE + "-gateway")).findFirst().orElseThrow();
         assertThat(gateway.template().getSpec().getTerminationGracePeriodSeconds()).isEqualTo(expectedSeconds);
+    }
+
+    /**
+     * A stopping kvcache pod lets in-flight calls finish for its shutdown-grace (10 s unless kvcache.env sets it,
+     * under any spelling Spring reads), then demotes the whole DRAM tier to the SSD volume and forces it
+     * (ServedModels.close): dramBytes written at 100 MB/s, plus 30 s to exit. The kubelet must not kill it before,
+     * or the DRAM tier's blocks are lost.
+     */
+    static Stream<Arguments> kvcacheStops() {
+        return Stream.of(
+                Arguments.of(Map.of(), 10 + 43 + 30), // 4 GiB
+                Arguments.of(Map.of("kvcache.dramBytes", "17179869184", "kvcache.ssdBytes", "40000000000"),
+                        10 + 172 + 30),
+                Arguments.of(Map.of("kvcache.dramBytes", "17179869184", "kvcache.ssdBytes", "40000000000",
+                        "kvcache.env.MOEMESH_KVCACHE_SHUTDOWN_GRACE", "1m"), 60 + 172 + 30),
+                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_SHUTDOWNGRACE", "PT45S"), 45 + 43 + 30),
+                // a set value above what the stop needs (a volume slower than 100 MB/s) is kept
+                Arguments.of(Map.of("kvcache.terminationGracePeriodSeconds", "600"), 600));
+    }
+
+    @ParameterizedTest(name = "{0} -> {1} s")
+    @MethodSource("kvcacheStops")
+    void kvcacheTerminationGrace_coversShutdownGraceAndDemotingTheDramTierAt100MBps(Map<String, String> overrides,
+                                                                                     int expectedSeconds) {
+        RenderedChart chart = RenderedChart.parse(Chart.template(DEFAULTS, overrides));
+        RenderedChart.Workload kvcache = chart.workloads().stream()
+                .filter(w -> w.name().equals(Chart.RELEASE + "-kvcache")).findFirst().orElseThrow();
+        assertThat(kvcache.template().getSpec().getTerminationGracePeriodSeconds()).isEqualTo(expectedSeconds);
+    }
+
+    /** A set grace below what the stop needs fails, naming the value and the seconds needed. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("shortKvcacheGraces")
+    void kvcacheTerminationGrace_setBelowTheStop_failsNamingWhatItNeeds(Map<String, String> overrides, int needed) {
+        assertThatThrownBy(() -> Chart.template(DEFAULTS, overrides))
+                .hasMessageContaining("kvcache.terminationGracePeriodSeconds (")
+                .hasMessageContaining("at least " + needed);
+    }
+
+    static Stream<Arguments> shortKvcacheGraces() {
+        return Stream.of(
+                // the chart's old default, with 16 GiB of DRAM to write
+                Arguments.of(Map.of("kvcache.terminationGracePeriodSeconds", "120", "kvcache.dramBytes", "17179869184",
+                        "kvcache.ssdBytes", "40000000000"), 10 + 172 + 30),
+                Arguments.of(Map.of("kvcache.terminationGracePeriodSeconds", "82"), 83));
     }
 
     private static V1Container kvcache(String manifests) {

@@ -1,0 +1,135 @@
+package io.moemesh.helm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.kubernetes.client.custom.Quantity;
+import io.kubernetes.client.openapi.models.V1Deployment;
+import io.kubernetes.client.openapi.models.V1DeploymentSpec;
+import io.kubernetes.client.openapi.models.V1ObjectMeta;
+import io.kubernetes.client.openapi.models.V1PersistentVolumeClaim;
+import io.kubernetes.client.openapi.models.V1PersistentVolumeClaimSpec;
+import io.kubernetes.client.openapi.models.V1StatefulSet;
+import io.kubernetes.client.openapi.models.V1StatefulSetSpec;
+import io.kubernetes.client.openapi.models.V1VolumeResourceRequirements;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * What the chart reads from the cluster on {@code helm upgrade} ({@code lookup}), rendered by Helm's
+ * {@code upgrade --dry-run=server} against {@link FakeKubernetesApi} (in {@code helm template}, the other tests' way,
+ * lookup finds nothing: that is a first install). Helm prints a dry run's NOTES but not its manifest, so the
+ * replica tests render a copy of the chart whose NOTES.txt is the two autoscaled workloads' templates.
+ */
+class ChartUpgradeLookupTest {
+    private static final String EXPERTS = Chart.RELEASE + "-expert-service";
+    private static final String GATEWAY = Chart.RELEASE + "-gateway";
+    private static final String KVCACHE = Chart.RELEASE + "-kvcache";
+
+    @TempDir
+    Path work;
+    /** The chart with NOTES.txt rendering the expert-service StatefulSet and the gateway Deployment. */
+    Path chart;
+
+    @BeforeEach
+    void copyTheChart_withTheWorkloadsAsNotes() throws IOException {
+        chart = Chart.copy(work);
+        Files.writeString(chart.resolve("templates/NOTES.txt"), """
+                {{ include (print $.Template.BasePath "/expert-service-statefulset.yaml") . }}
+                ---
+                {{ include (print $.Template.BasePath "/gateway-deployment.yaml") . }}
+                """);
+    }
+
+    /**
+     * Values of an upgrade over live workloads with 6 expert pods and 3 gateways, and the counts it must render. A
+     * manifest without spec.replicas, upgraded from one with it (autoscaling was off), makes Helm's three-way merge
+     * delete the field, which the API server defaults to 1 (helm/helm#12650): with the HPAs on, the upgrade keeps
+     * what is live, and the HPAs scale from there. With them off, the values say.
+     */
+    static Stream<Arguments> upgrades() {
+        return Stream.of(
+                Arguments.of(Map.of(), 6, 3), // autoscaling on (the defaults), e.g. just turned on
+                Arguments.of(Map.of("expertService.autoscaling.enabled", "false", "expertService.replicas", "4",
+                        "gateway.autoscaling.enabled", "false", "gateway.replicas", "2"), 4, 2));
+    }
+
+    @ParameterizedTest(name = "{0} -> {1} expert pods, {2} gateways")
+    @MethodSource("upgrades")
+    void upgrade_keepsTheLiveReplicaCountsWhileTheHpasOwnThem_elseRendersTheConfiguredOnes(
+            Map<String, String> values, int experts, int gateways) {
+        try (FakeKubernetesApi api = new FakeKubernetesApi()) {
+            api.live(new V1StatefulSet().apiVersion("apps/v1").kind("StatefulSet")
+                            .metadata(new V1ObjectMeta().name(EXPERTS)).spec(new V1StatefulSetSpec().replicas(6)))
+                    .live(new V1Deployment().apiVersion("apps/v1").kind("Deployment")
+                            .metadata(new V1ObjectMeta().name(GATEWAY)).spec(new V1DeploymentSpec().replicas(3)));
+            RenderedChart workloads = notes(Chart.upgradeDryRun(chart, values, api));
+            assertThat(workloads.one(V1StatefulSet.class, EXPERTS).getSpec().getReplicas()).isEqualTo(experts);
+            assertThat(workloads.one(V1Deployment.class, GATEWAY).getSpec().getReplicas()).isEqualTo(gateways);
+        }
+    }
+
+    /**
+     * The installed kvcache volume claim template (size, storage class) against the values: Kubernetes refuses any
+     * change of a StatefulSet's volumeClaimTemplates, so the chart fails first with what to do instead, the
+     * expansion recipe when the volume grows. An unchanged volume upgrades.
+     */
+    static Stream<Arguments> kvcacheVolumes() {
+        return Stream.of(
+                Arguments.of("100Gi", "", Map.of(), List.of()), // as installed (the defaults)
+                Arguments.of("107374182400", "", Map.of(), List.of()), // the same size written otherwise
+                Arguments.of("50Gi", "", Map.of(), List.of("kvcache.persistence.size (100Gi)", "(50Gi)",
+                        "Forbidden: updates to statefulset spec",
+                        "kubectl -n serving patch pvc ssd-moemesh-kvcache-0 -p "
+                                + "'{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"100Gi\"}}}}'",
+                        "kubectl -n serving delete statefulset moemesh-kvcache --cascade=orphan",
+                        "run this upgrade again", "Changing the kvcache volume")),
+                Arguments.of("200Gi", "", Map.of(), List.of("kvcache.persistence.size (100Gi)", "(200Gi)",
+                        "cannot shrink", "kubectl -n serving delete statefulset moemesh-kvcache --cascade=orphan",
+                        "kubectl -n serving delete pvc ssd-moemesh-kvcache-<ordinal> --wait=false",
+                        "Changing the kvcache volume")),
+                Arguments.of("100Gi", "local-nvme", Map.of(), List.of("kvcache.persistence.storageClassName (\"\")",
+                        "(\"local-nvme\")", "kubectl -n serving delete statefulset moemesh-kvcache --cascade=orphan",
+                        "Changing the kvcache volume")),
+                Arguments.of("100Gi", "", Map.of("kvcache.persistence.storageClassName", "local-nvme"),
+                        List.of("kvcache.persistence.storageClassName (\"local-nvme\")", "(\"\")")));
+    }
+
+    @ParameterizedTest(name = "installed {0} {1}, values {2}")
+    @MethodSource("kvcacheVolumes")
+    void upgradeChangingTheKvcacheVolumeClaimTemplate_failsSayingHowToMigrate(String size, String storageClass,
+                                                                              Map<String, String> values,
+                                                                              List<String> message) {
+        try (FakeKubernetesApi api = new FakeKubernetesApi()) {
+            api.live(new V1StatefulSet().apiVersion("apps/v1").kind("StatefulSet")
+                    .metadata(new V1ObjectMeta().name(KVCACHE))
+                    .spec(new V1StatefulSetSpec().replicas(1).addVolumeClaimTemplatesItem(new V1PersistentVolumeClaim()
+                            .metadata(new V1ObjectMeta().name("ssd"))
+                            .spec(new V1PersistentVolumeClaimSpec().accessModes(List.of("ReadWriteOnce"))
+                                    .storageClassName(storageClass.isEmpty() ? null : storageClass)
+                                    .resources(new V1VolumeResourceRequirements()
+                                            .putRequestsItem("storage", new Quantity(size)))))));
+            if (message.isEmpty()) {
+                assertThat(Chart.upgradeDryRun(chart, values, api)).contains("STATUS: pending-upgrade");
+            } else {
+                assertThatThrownBy(() -> Chart.upgradeDryRun(chart, values, api))
+                        .satisfies(e -> assertThat(e.getMessage()).contains(message));
+            }
+        }
+    }
+
+    /** The objects NOTES.txt rendered: what Helm printed after {@code NOTES:}. */
+    private static RenderedChart notes(String output) {
+        assertThat(output).contains("NOTES:");
+        return RenderedChart.parse(output.substring(output.indexOf("NOTES:") + "NOTES:".length()));
+    }
+}
