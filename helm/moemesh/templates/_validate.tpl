@@ -54,6 +54,12 @@ first). Each failure names the value, so `helm install` says what to fix. Includ
 {{- if and (eq $v.tlsMode "mtls") $v.tls.certManager.enabled (not (trim (toString $v.tls.certManager.issuerRef.name))) }}
 {{- fail "tls.certManager.issuerRef.name must name the Issuer of the mesh CA when tls.certManager.enabled" }}
 {{- end }}
+{{- /* Every certificate the mesh CA signs is a member of the mesh and may claim any identity (router: LoadAssignment
+on every expert; gateway or kvcache: the KV cache's blocks). A ClusterIssuer signs for every namespace, so its CA
+must be this release's alone: the chart cannot check that, the installer says so. */}}
+{{- if and (eq $v.tlsMode "mtls") $v.tls.certManager.enabled (eq (toString $v.tls.certManager.issuerRef.kind) "ClusterIssuer") (not $v.tls.certManager.dedicatedCa) }}
+{{- fail "tls.certManager.issuerRef.kind ClusterIssuer: every certificate its CA signs joins this mesh and may claim any identity (router, gateway), so the CA must sign for this release only; set tls.certManager.dedicatedCa=true to confirm it does, or use a namespaced Issuer of a CA of this release's own (docs/kubernetes.md, \"Certificates\")" }}
+{{- end }}
 {{- /* cert-manager refuses a Certificate shorter than 1h, one renewed less than 5m before expiry, and one whose
 renewBefore is not below its duration (it would be renewed at once, forever): the install would succeed and no
 certificate would ever be issued. values.schema.json has checked both are Go durations (cert-manager's form). */}}

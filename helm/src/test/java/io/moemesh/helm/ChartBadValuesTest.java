@@ -60,6 +60,9 @@ class ChartBadValuesTest {
                 bad(Map.of("expertService.pdb.maxUnavailable", "2"), "expertService.pdb.maxUnavailable"),
                 bad(Map.of("tls.certManager.enabled", "true", "tls.certManager.issuerRef.name", ""),
                         "tls.certManager.issuerRef.name"),
+                // A ClusterIssuer's CA may sign for other namespaces: its certificates would join this mesh.
+                bad(Map.of("tls.certManager.enabled", "true", "tls.certManager.issuerRef.kind", "ClusterIssuer"),
+                        "tls.certManager.dedicatedCa"),
                 bad(Map.of("gateway.autoscaling.servingMetric.name", ""), "gateway.autoscaling.servingMetric.name"),
                 bad(Map.of("router.persistence.enabled", "true", "router.persistence.size", ""),
                         "router.persistence.size"),
