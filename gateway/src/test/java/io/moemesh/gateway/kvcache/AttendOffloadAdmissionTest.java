@@ -17,14 +17,11 @@ import io.moemesh.kvcache.tier.SsdConfig;
 import io.moemesh.kvcache.tier.SsdTier;
 import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.model.kv.BlockContents;
-import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -40,8 +37,8 @@ import org.junit.jupiter.api.io.TempDir;
  * block was forgotten by the write-back, the Pin was never sent, and the long sequence stayed local for good.
  */
 class AttendOffloadAdmissionTest {
-    private static final KvPayload SHAPE = new KvPayload(2, 2, 4, 8);
-    private static final ModelFingerprint MODEL = ModelFingerprint.of(new byte[32]);
+    private static final KvPayload SHAPE = WriteBackTest.LAYOUT;
+    private static final ModelFingerprint MODEL = WriteBackTest.MODEL;
     @TempDir
     Path ssdDir;
     private TieredKvStore store;
@@ -78,29 +75,10 @@ class AttendOffloadAdmissionTest {
         models.close();
     }
 
-    /** Blocks 0..n-1 of one chain, their keys and values drawn from the position. */
-    private static List<BlockContents> chain(int n, int seed) {
-        List<BlockContents> out = new ArrayList<>();
-        BlockHash parent = null;
-        for (int i = 0; i < n; i++) {
-            int[] tokens = {seed, i, 7, 9};
-            BlockHash h = BlockHash.of(parent, tokens, 0, 4, MODEL, "t");
-            float[][] k = new float[SHAPE.layers()][SHAPE.floatsPerLayer()];
-            float[][] v = new float[SHAPE.layers()][SHAPE.floatsPerLayer()];
-            for (int l = 0; l < SHAPE.layers(); l++) {
-                Arrays.fill(k[l], seed * 10 + i);
-                Arrays.fill(v[l], -(seed * 10 + i));
-            }
-            out.add(new BlockContents(h, parent, tokens, "t", i, k, v));
-            parent = h;
-        }
-        return out;
-    }
-
     @Test
     void anOffloadsBlocks_areStoredAndPinned_whereTheServicesAdmissionPolicyDeclinesOrdinaryWriteBacks()
             throws Exception {
-        List<BlockContents> seq = chain(3, 1);
+        List<BlockContents> seq = WriteBackTest.chain(3, 1);
         // The sequence's blocks were written back as the cache releases them: declined, and forgotten.
         seq.forEach(writeBack::accept);
         await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.declinedBlocks() == 3);

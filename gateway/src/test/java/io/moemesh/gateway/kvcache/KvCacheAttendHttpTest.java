@@ -5,11 +5,8 @@ import static org.awaitility.Awaitility.await;
 
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.RealKvCacheService;
+import io.moemesh.gateway.support.ReferenceText;
 import io.moemesh.model.MoeModel;
-import io.moemesh.model.generate.GenerationRequest;
-import io.moemesh.model.generate.Generator;
-import io.moemesh.model.generate.SamplingParams;
-import io.moemesh.model.generate.TokenListener;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.PrefixCachingKvCache;
@@ -24,7 +21,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -108,15 +104,6 @@ class KvCacheAttendHttpTest {
         KV.attendDelay = Duration.ZERO;
     }
 
-    /** The reference engine's greedy text (local attention only, no kvcache-service) of the prompt after BOS. */
-    private static String reference(int[] prompt, int tokens) {
-        GenerationRequest r = new GenerationRequest(model.withBos(prompt), new SamplingParams(0, 1, 0, OptionalLong.empty(), tokens,
-                true), false, 0);
-        int[] ids = new Generator(model.localEngine(), model.newCache(1024), 512).generate(List.of(r),
-                TokenListener.NONE).getFirst().generatedIds();
-        return model.tokenizer().decode(ids, true);
-    }
-
     private CompletableFuture<HttpResponse<String>> complete(int[] prompt, int maxTokens) {
         String body = JSON.writeValueAsString(Map.of("model", MODEL, "prompt", prompt, "max_tokens", maxTokens,
                 "temperature", 0, "ignore_eos", true));
@@ -139,7 +126,8 @@ class KvCacheAttendHttpTest {
         HttpResponse<String> r = running.get();
 
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
-        assertThat(JSON.readTree(r.body()).at("/choices/0/text").stringValue()).isEqualTo(reference(prompt, 250));
+        assertThat(JSON.readTree(r.body()).at("/choices/0/text").stringValue())
+                .isEqualTo(ReferenceText.greedy(model, prompt, 250));
         assertThat(api.metric("moemesh_gateway_kvcache_attend_calls_total") - calls).isPositive();
         assertThat(api.metric("moemesh_gateway_kvcache_attend_offloaded_blocks_total")).isPositive();
         await().atMost(Duration.ofSeconds(10)).until(() -> chain.stream().noneMatch(KV::isPinned)
@@ -185,7 +173,8 @@ class KvCacheAttendHttpTest {
         HttpResponse<String> r = complete(prompt, 60).get();
 
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
-        assertThat(JSON.readTree(r.body()).at("/choices/0/text").stringValue()).isEqualTo(reference(prompt, 60));
+        assertThat(JSON.readTree(r.body()).at("/choices/0/text").stringValue())
+                .isEqualTo(ReferenceText.greedy(model, prompt, 60));
         assertThat(api.metric("moemesh_gateway_kvcache_attend_offload_failures_total") - failures).isEqualTo(1);
         assertThat(KV.attends.get()).isEqualTo(attends);
     }

@@ -4,11 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.RealKvCacheService;
+import io.moemesh.gateway.support.ReferenceText;
 import io.moemesh.model.MoeModel;
-import io.moemesh.model.generate.GenerationRequest;
-import io.moemesh.model.generate.Generator;
-import io.moemesh.model.generate.SamplingParams;
-import io.moemesh.model.generate.TokenListener;
 import io.moemesh.model.golden.TestModels;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -18,9 +15,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Map;
-import java.util.OptionalLong;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -93,15 +88,6 @@ class KvCacheAttendLongPromptHttpTest {
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         JsonNode json = JSON.readTree(r.body());
         assertThat(json.at("/usage/prompt_tokens").intValue()).isEqualTo(301);
-        assertThat(json.at("/choices/0/text").stringValue()).isEqualTo(reference(prompt, 20));
-    }
-
-    /** The reference engine's greedy text (local attention only, no kvcache-service) of the prompt after BOS. */
-    private static String reference(int[] prompt, int tokens) {
-        GenerationRequest r = new GenerationRequest(model.withBos(prompt), new SamplingParams(0, 1, 0,
-                OptionalLong.empty(), tokens, true), false, 0);
-        int[] ids = new Generator(model.localEngine(), model.newCache(1024), 512).generate(List.of(r),
-                TokenListener.NONE).getFirst().generatedIds();
-        return model.tokenizer().decode(ids, true);
+        assertThat(json.at("/choices/0/text").stringValue()).isEqualTo(ReferenceText.greedy(model, prompt, 20));
     }
 }

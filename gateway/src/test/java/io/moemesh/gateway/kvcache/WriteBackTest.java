@@ -22,8 +22,8 @@ import org.junit.jupiter.api.Test;
  * written to again.
  */
 class WriteBackTest {
-    private static final KvPayload LAYOUT = new KvPayload(2, 2, 4, 8);
-    private static final ModelFingerprint MODEL = ModelFingerprint.of(new byte[32]);
+    static final KvPayload LAYOUT = new KvPayload(2, 2, 4, 8);
+    static final ModelFingerprint MODEL = ModelFingerprint.of(new byte[32]);
     private final FakeKvCacheService kv = new FakeKvCacheService(4);
     private final KvCacheClient client = new KvCacheClient(NettyChannelBuilder.forTarget(kv.endpoint(),
             TestCertificates.credentials("gateway").channel()).build(), kv.endpoint(), MODEL, LAYOUT, null);
@@ -38,8 +38,11 @@ class WriteBackTest {
         kv.close();
     }
 
-    /** Blocks 0..n-1 of one chain, their keys and values drawn from the position. */
-    private static List<BlockContents> chain(int n, int seed) {
+    /**
+     * Blocks 0..n-1 of one chain of {@link #LAYOUT} under the zero fingerprint, tenant "t", their keys and values
+     * drawn from the position (AttendOffloadAdmissionTest stores them in a real service of that layout).
+     */
+    static List<BlockContents> chain(int n, int seed) {
         List<BlockContents> out = new ArrayList<>();
         BlockHash parent = null;
         for (int i = 0; i < n; i++) {
