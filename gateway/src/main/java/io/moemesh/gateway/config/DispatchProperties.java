@@ -14,7 +14,9 @@ import org.springframework.util.unit.DataSize;
  *
  * @param stepDeadline        a layer's expert calls, retries included, must finish within this (positive); a probe
  *                            of an instance whose breaker is half-open may use half of it
- * @param maxConcurrentCalls  bulkhead: calls in flight per instance, ≥ 1
+ * @param maxConcurrentCalls  bulkhead: calls in flight per instance, ≥ 1, and at least {@code micro-batches} (checked
+ *                            by {@link GatewayProperties}: each micro-batch has a call in flight at once); a call
+ *                            refused because the bulkhead is full waits for one of them to answer
  * @param failureRateThreshold circuit breaker: percent of failed calls (of the last 10, at least 3) that opens it,
  *                            in (0, 100]
  * @param openStateWait       circuit breaker (≥ 1 ms): how long an open breaker rejects calls before it half-opens by

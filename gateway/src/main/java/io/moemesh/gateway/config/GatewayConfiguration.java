@@ -9,6 +9,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.dispatch.DispatchTraces;
+import io.moemesh.gateway.dispatch.ExpertBatches;
 import io.moemesh.gateway.dispatch.LookaheadPrefetch;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.NoPlacementException;
@@ -166,6 +167,9 @@ public class GatewayConfiguration {
         DispatchProperties d = p.dispatch();
         // Values checked by DispatchProperties.
         DType wire = d.wireDtype().equals("bf16") ? DType.DTYPE_BF16 : DType.DTYPE_F32;
+        // A reply over max-inbound-message-bytes would end the instance's stream: big batches go in several messages.
+        int maxRows = ExpertBatches.maxRowsPerCall(p.maxInboundMessageBytes(), model.config().hiddenSize(),
+                wire == DType.DTYPE_BF16 ? 2 : 4, model.config().pairsPerToken());
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), in -> {
             GrpcInstanceClient client = new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,
                     p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel,
@@ -182,11 +186,11 @@ public class GatewayConfiguration {
                             }
                         }));
             } catch (RuntimeException e) {
-                // Nothing holds the client yet, and the placement is retried: each failed pass would leak a channel.
+                // Nothing holds the client yet, and a later placement tries again: each failure would leak a channel.
                 client.close();
                 throw e;
             }
-        }, d.stepDeadline(), d.picker(), traces);
+        }, d.stepDeadline(), d.picker(), traces, maxRows);
         source.get().current().ifPresent(dispatch::usePlacement);
         Gauge.builder("moemesh.hop.buffer.pool.bytes.in.use", HopBufferPool.shared(), HopBufferPool::bytesInUse)
                 .description("bytes of the per-layer hop's conversion chunks in use (returns to 0 between messages)")

@@ -18,7 +18,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param placementFile         JSON of router.v1.Placement; empty runs every expert in-process (monolithic), unless
  *                              a router is set. With a router the file is optional (missing at startup: the router
  *                              delivers the first placement) and the highest valid epoch of the two serves
- * @param placementPollInterval how often the placement file is checked for a new epoch
+ * @param placementPollInterval how often the placement file is checked for a new epoch (at least 1 ms: the idle
+ *                              engine thread waits this long between checks)
  * @param kvCacheTokens         KV positions the paged cache holds over all sequences (rounded up to whole blocks); 0
  *                              (the default) sizes it from the heap ({@link KvCacheSizing}): {@code kvCacheHeapFraction}
  *                              of it, at most 65,536 positions. The cache is on the heap: a configured size above 80%
@@ -28,6 +29,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              {@code moemesh.kvcache.block-tokens} must be the same), in [1, 1024]
  * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
  * @param maxRunning            sequences decoding at once
+ * @param maxInboundMessageBytes largest gRPC message accepted from expert-services, the router and the
+ *                              kvcache-service (at least 64 KiB). An instance's rows of a layer go in as many
+ *                              ExpertBatch messages as keep each request and reply within it; a limit that cannot
+ *                              hold one row of the model is refused at startup
  * @param nativeCacheDir        where native libraries are unpacked (a read-only root filesystem must work)
  * @param dispatch              expert-service data path settings
  * @param admission             queue, rate and size limits of the public APIs
@@ -116,6 +121,8 @@ public record GatewayProperties(
 
     /**
      * @param maxWaiting                requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
+     *                                  (at least 1); a request counts from its admission, so concurrent ones cannot
+     *                                  all take the last place
      * @param tenantRequestsPerSecond   per-tenant request rate (token bucket); 0 disables
      * @param tenantBurst               per-tenant bucket size
      * @param maxPromptTokens           longest prompt accepted; 0 = the model's context (at most context − 1 either
@@ -149,6 +156,10 @@ public record GatewayProperties(
 
         public Admission {
             String prefix = "moemesh.gateway.admission.";
+            if (maxWaiting < 1) {
+                // 0 would answer every request 429 while readiness says the gateway serves.
+                throw new IllegalArgumentException(prefix + "max-waiting must be ≥ 1, got " + maxWaiting);
+            }
             if (maxRequestBytes < 1) {
                 throw new IllegalArgumentException(prefix + "max-request-bytes must be ≥ 1, got " + maxRequestBytes);
             }
@@ -295,6 +306,16 @@ public record GatewayProperties(
             throw new IllegalArgumentException("moemesh.gateway.kv-block-tokens must be in [1, 1024] and at most "
                     + "kv-cache-tokens (" + kvCacheTokens + "), got " + kvBlockTokens);
         }
+        if (placementPollInterval == null || placementPollInterval.compareTo(Duration.ofMillis(1)) < 0) {
+            // The idle engine thread waits this long between placement checks (in whole milliseconds): below 1 ms
+            // it would not wait at all, and spin.
+            throw new IllegalArgumentException("moemesh.gateway.placement-poll-interval must be at least 1ms, got "
+                    + placementPollInterval);
+        }
+        if (maxInboundMessageBytes < 65536) {
+            throw new IllegalArgumentException("moemesh.gateway.max-inbound-message-bytes must be >= 65536, got "
+                    + maxInboundMessageBytes);
+        }
         if (microBatches < 1) {
             throw new IllegalArgumentException("moemesh.gateway.micro-batches must be >= 1 (1 = off), got " + microBatches);
         }
@@ -317,6 +338,12 @@ public record GatewayProperties(
         if (kvcache.enabled() && prefixCaching != null && !prefixCaching.enabled()) {
             throw new IllegalArgumentException("moemesh.gateway.kvcache.endpoint needs "
                     + "moemesh.gateway.prefix-caching.enabled=true (fetched KV blocks join the prefix cache)");
+        }
+        if (expertServices(placementFile, router) && dispatch != null && dispatch.maxConcurrentCalls() < microBatches) {
+            // Each micro-batch has a layer's call in flight to an instance at once: a smaller bulkhead refuses one of
+            // them every layer, and the micro-batches wait for each other instead of overlapping.
+            throw new IllegalArgumentException("moemesh.gateway.dispatch.max-concurrent-calls (" + dispatch.maxConcurrentCalls()
+                    + ") must be at least moemesh.gateway.micro-batches (" + microBatches + ")");
         }
         // Only a gateway with expert-services (a placement file or a router) or a kvcache-service opens channels that
         // need the certificate.

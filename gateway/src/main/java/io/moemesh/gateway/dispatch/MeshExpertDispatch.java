@@ -4,7 +4,6 @@ import io.moemesh.model.engine.ExpertDispatch;
 import io.moemesh.model.engine.StepContext;
 import io.moemesh.model.kernel.Parallel;
 import io.moemesh.proto.router.v1.Instance;
-import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.placement.PlacementTable;
 import java.time.Duration;
@@ -13,11 +12,14 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The gateway's {@link ExpertDispatch}: for each MoE layer, every (token, expert) pair is assigned to a
@@ -27,17 +29,27 @@ import java.util.function.Function;
  * expert has no healthy replica left the step fails with {@link ExpertUnavailableException} naming it.
  * "Healthy" is {@link ResilientInstance#available()}: breaker not open, gRPC health not down. A call to an
  * instance whose breaker is HALF_OPEN (a probe) may use at most half the step deadline, so when the probe
- * fails or hangs its tokens still fit on another replica: probing never fails a request by itself.
+ * fails or hangs its tokens still fit on another replica: probing never fails a request by itself. A call the
+ * instance refuses locally because its probe or its bulkhead's calls are in flight ({@link ResilientInstance.Refused}
+ * busy; with ping-pong micro-batches the other micro-batch's call holds the probe) is not a failure: it is sent again
+ * once one of those answers. An instance's rows go in messages of at most {@code maxRowsPerCall} rows
+ * ({@link ExpertBatches}), so no request or reply outgrows the gRPC message limit.
  * {@link #run}, {@link #start} (and its handle) and {@link #usePlacement} are called from the engine thread only; {@link #missingExperts()},
  * {@link #instances()} and {@link #epoch()} from any thread.
  */
 public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(MeshExpertDispatch.class);
     private final int hidden;
     private final Function<Instance, ResilientInstance> connect;
     private final Duration stepDeadline;
     private final DispatchTraces traces;
     private final PairAssignment assignment;
+    private final int maxRowsPerCall;
     private final Map<String, ResilientInstance> clients = new HashMap<>();
+    /** The last placement whose instances could not be connected: not tried again until another one comes. */
+    private PlacementTable refused;
+    /** Why {@link #refused} was, for readiness (any thread); null once a later placement is in use. */
+    private volatile String refusal;
     private final Map<String, Instance> known = new HashMap<>();
     private PlacementTable table;
     private ResilientInstance[] byIndex = new ResilientInstance[0];
@@ -74,6 +86,19 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
      */
     public MeshExpertDispatch(int hidden, Function<Instance, ResilientInstance> connect, Duration stepDeadline,
                               ReplicaPicker picker, DispatchTraces traces) {
+        this(hidden, connect, stepDeadline, picker, traces, Integer.MAX_VALUE);
+    }
+
+    /**
+     * @param maxRowsPerCall the most token rows one message carries ({@link ExpertBatches#maxRowsPerCall}); more
+     *                       rows for one instance go in several messages
+     */
+    public MeshExpertDispatch(int hidden, Function<Instance, ResilientInstance> connect, Duration stepDeadline,
+                              ReplicaPicker picker, DispatchTraces traces, int maxRowsPerCall) {
+        if (maxRowsPerCall < 1) {
+            throw new IllegalArgumentException("maxRowsPerCall must be >= 1, got " + maxRowsPerCall);
+        }
+        this.maxRowsPerCall = maxRowsPerCall;
         this.hidden = hidden;
         this.connect = connect;
         this.stepDeadline = stepDeadline;
@@ -86,32 +111,72 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         return traces;
     }
 
-    /** Switches to a placement (at a step boundary): connects new instances, closes removed ones. */
-    public void usePlacement(PlacementTable next) {
-        if (table != null && next.epoch() == table.epoch() && next.instances().equals(table.instances())) {
-            return;
+    /**
+     * Switches to a placement (at a step boundary): connects new instances, closes removed ones. The new clients are
+     * connected before any old one is closed: when one cannot be (e.g. a {@code unix:///} endpoint where the
+     * transport is unavailable), those just opened are closed, the current placement keeps serving with its
+     * clients, and the refused placement is logged once and not tried again until a different one comes (the
+     * engine calls this before every step: retrying each time would only repeat the failure).
+     *
+     * @return whether {@code next} is the placement in use now
+     */
+    public boolean usePlacement(PlacementTable next) {
+        if (samePlacement(table, next)) {
+            return true;
+        }
+        if (samePlacement(refused, next)) {
+            return false;
+        }
+        Map<String, ResilientInstance> opened = new HashMap<>();
+        try {
+            for (Instance in : next.instances()) {
+                Instance had = known.get(in.getId());
+                if (!opened.containsKey(in.getId()) && (had == null || !had.getEndpoint().equals(in.getEndpoint()))) {
+                    opened.put(in.getId(), connect.apply(in));
+                }
+            }
+        } catch (RuntimeException e) {
+            opened.values().forEach(ResilientInstance::close);
+            refused = next;
+            refusal = "placement epoch " + next.epoch() + " could not be applied: " + e;
+            log.error("placement epoch {} not applied: an instance could not be connected ({}); {}", next.epoch(),
+                    e.toString(), table == null ? "no placement serves until a later one connects"
+                            : "epoch " + table.epoch() + " keeps serving until a later placement connects", e);
+            return false;
         }
         Map<String, Instance> wanted = new HashMap<>();
         for (Instance in : next.instances()) {
             wanted.put(in.getId(), in);
         }
         for (String id : List.copyOf(clients.keySet())) {
-            Instance w = wanted.get(id);
-            if (w == null || !w.getEndpoint().equals(known.get(id).getEndpoint())) {
+            if (!wanted.containsKey(id) || opened.containsKey(id)) {
                 clients.remove(id).close();
                 known.remove(id);
             }
         }
+        clients.putAll(opened);
         ResilientInstance[] idx = new ResilientInstance[next.instances().size()];
         for (int i = 0; i < idx.length; i++) {
             Instance in = next.instances().get(i);
-            idx[i] = clients.computeIfAbsent(in.getId(), k -> connect.apply(in));
+            idx[i] = clients.get(in.getId());
             known.put(in.getId(), in);
         }
         byIndex = idx;
         ids = next.instances().stream().map(Instance::getId).toList();
         table = next;
+        refused = null;
+        refusal = null;
         placed = new Placed(next, List.of(idx));
+        return true;
+    }
+
+    private static boolean samePlacement(PlacementTable a, PlacementTable b) {
+        return a != null && a.epoch() == b.epoch() && a.instances().equals(b.instances());
+    }
+
+    /** Why the latest placement was not applied (an instance could not be connected); empty once one was. */
+    public Optional<String> refusedPlacement() {
+        return Optional.ofNullable(refusal);
     }
 
     /** The current placement's epoch; 0 before the first placement. */
@@ -189,6 +254,11 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         return f;
     }
 
+    /** One message in flight: its instance, rows, future, how long it may be awaited, and its instance's next answer. */
+    private record Sent(int inst, ExpertBatches.Batch batch, CompletableFuture<float[]> future, long waitUntil,
+                        CompletableFuture<Void> nextAnswer) {
+    }
+
     /** One layer's calls of one batch of rows, from {@link #start} to the end of {@link #await} or abandon. */
     private final class InFlight implements Pending {
         private final StepContext step;
@@ -206,10 +276,8 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         private final float[][] partial = new float[byIndex.length][];
         private final int[][] rowsOf = new int[byIndex.length][];
         private final boolean[] pending;
-        /** The current round's calls: per instance, its future, the token rows it carries and its deadline. */
-        private final Map<Integer, CompletableFuture<float[]>> calls = new HashMap<>();
-        private final Map<Integer, int[]> callRows = new HashMap<>();
-        private final Map<Integer, Long> waitUntil = new HashMap<>();
+        /** The current round's messages, in the order sent. */
+        private final List<Sent> calls = new ArrayList<>();
         private Throwable lastError;
 
         InFlight(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairsPerToken,
@@ -229,59 +297,95 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             assignment.assign(table, byIndex, layer, tokens, experts, pairsPerToken, target, failed, null);
         }
 
-        /** Sends a round: one call per instance that has pending pairs assigned. */
+        /** Sends a round: the messages of every instance that has pending pairs assigned. */
         void send() {
             calls.clear();
-            callRows.clear();
-            waitUntil.clear();
-            long roundStart = System.nanoTime();
             for (int inst = 0; inst < byIndex.length; inst++) {
-                Batch b = batchFor(inst, layer, x, tokens, experts, weights, pairsPerToken, target, pending);
-                if (b != null) {
-                    boolean probe = byIndex[inst].probing();
-                    calls.put(inst, byIndex[inst].call(b.call));
-                    callRows.put(inst, b.tokenRows);
-                    waitUntil.put(inst, probe ? Math.min(deadline, roundStart + stepDeadline.toNanos() / 2) : deadline);
+                for (ExpertBatches.Batch b : ExpertBatches.forInstance(table.epoch(), inst, layer, x, hidden, tokens,
+                        experts, weights, pairsPerToken, target, pending, maxRowsPerCall)) {
+                    calls.add(sendOne(inst, b));
                 }
             }
         }
 
+        private Sent sendOne(int inst, ExpertBatches.Batch b) {
+            ResilientInstance instance = byIndex[inst];
+            boolean probe = instance.probing();
+            long now = System.nanoTime();
+            // Taken before the call: if the call is refused as busy, the call holding the slot completes it.
+            CompletableFuture<Void> answer = instance.nextAnswer();
+            CompletableFuture<float[]> f = instance.call(b.call());
+            return new Sent(inst, b, f, probe ? Math.min(deadline, now + stepDeadline.toNanos() / 2) : deadline, answer);
+        }
+
+        /**
+         * A message refused as busy, sent again once its instance's call in flight answered, within the time the
+         * refused one had: the message sent (refused again if the instance stayed busy until then), or null when
+         * no call answered in that time.
+         */
+        private Sent resendWhenFree(Sent s) throws InterruptedException {
+            while (true) {
+                try {
+                    s.nextAnswer().get(Math.max(0, s.waitUntil() - System.nanoTime()), TimeUnit.NANOSECONDS);
+                } catch (TimeoutException | ExecutionException e) {
+                    return null;
+                }
+                Sent again = sendOne(s.inst(), s.batch());
+                CompletableFuture<float[]> f = again.future();
+                if (!refusedBusy(f) || System.nanoTime() - s.waitUntil() >= 0) {
+                    return again;
+                }
+                s = new Sent(s.inst(), s.batch(), f, s.waitUntil(), again.nextAnswer());
+            }
+        }
+
+        private static boolean refusedBusy(CompletableFuture<float[]> f) {
+            return f.state() == java.util.concurrent.Future.State.FAILED
+                    && f.exceptionNow() instanceof ResilientInstance.Refused r && r.busy();
+        }
+
         @Override
         public void await() {
-            for (CompletableFuture<float[]> f : calls.values()) {
-                if (!f.isDone()) {
+            for (Sent c : calls) {
+                if (!c.future().isDone()) {
                     Parallel.parkHelpers(); // a reply is still on its way: the helpers need not spin for it
                     break;
                 }
             }
-            List<Integer> outstanding = new ArrayList<>();
             while (true) {
-                outstanding.clear();
-                for (var e : calls.entrySet()) {
-                    int inst = e.getKey();
+                boolean retry = false;
+                for (int i = 0; i < calls.size(); i++) {
+                    Sent c = calls.get(i);
+                    int inst = c.inst();
                     try {
-                        long wait = waitUntil.get(inst) - System.nanoTime();
-                        float[] r = e.getValue().get(Math.max(0, wait), TimeUnit.NANOSECONDS);
-                        merge(partial, rowsOf, inst, r, callRows.get(inst));
-                        for (int p = 0; p < pairs; p++) {
-                            if (pending[p] && target[p] == inst) {
-                                pending[p] = false;
+                        if (refusedBusy(c.future())) {
+                            // Not a failure of the instance: its slot is taken by a call in flight (often the other
+                            // micro-batch's probe). Wait for that one, then send this again.
+                            Sent again = resendWhenFree(c);
+                            if (again != null) {
+                                calls.set(i, again);
+                                c = again;
                             }
+                        }
+                        float[] r = c.future().get(Math.max(0, c.waitUntil() - System.nanoTime()), TimeUnit.NANOSECONDS);
+                        merge(partial, rowsOf, inst, r, c.batch().tokenRows());
+                        for (int p : c.batch().pairs()) {
+                            pending[p] = false;
                         }
                     } catch (ExecutionException | TimeoutException ex) {
                         lastError = ex instanceof ExecutionException ? ex.getCause() : ex;
-                        e.getValue().cancel(false);
+                        c.future().cancel(false);
                         failed[inst] = true;
-                        outstanding.add(inst);
+                        retry = true;
                     } catch (InterruptedException ex) {
                         Thread.currentThread().interrupt();
-                        calls.values().forEach(f -> f.cancel(false));
+                        calls.forEach(f -> f.future().cancel(false));
                         throw new ExpertUnavailableException("layer " + layer + ": interrupted while waiting for experts",
                                 ex);
                     }
                 }
                 calls.clear();
-                if (outstanding.isEmpty()) {
+                if (!retry) {
                     break;
                 }
                 if (System.nanoTime() > deadline) {
@@ -317,17 +421,16 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
          */
         @Override
         public void abandon() {
-            for (var e : calls.entrySet()) {
+            for (Sent c : calls) {
                 try {
-                    long wait = waitUntil.get(e.getKey()) - System.nanoTime();
-                    e.getValue().get(Math.max(0, wait), TimeUnit.NANOSECONDS);
+                    c.future().get(Math.max(0, c.waitUntil() - System.nanoTime()), TimeUnit.NANOSECONDS);
                 } catch (ExecutionException | RuntimeException ex) {
                     // Its failure no longer matters: the step failed already.
                 } catch (TimeoutException ex) {
-                    e.getValue().cancel(false);
+                    c.future().cancel(false);
                 } catch (InterruptedException ex) {
                     Thread.currentThread().interrupt();
-                    calls.values().forEach(f -> f.cancel(false));
+                    calls.forEach(f -> f.future().cancel(false));
                     break;
                 }
             }
@@ -392,57 +495,11 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         System.arraycopy(tokenRows, 0, rows, rowsOf[inst].length, tokenRows.length);
         float[] p = Arrays.copyOf(partial[inst], rows.length * hidden);
         System.arraycopy(result, 0, p, rowsOf[inst].length * hidden, tokenRows.length * hidden);
+        // Copied: the replies' arrays (the client's, from the pool) are read no more.
+        TensorArrayPool.shared().give(partial[inst]);
+        TensorArrayPool.shared().give(result);
         partial[inst] = p;
         rowsOf[inst] = rows;
-    }
-
-    private record Batch(ExpertCall call, int[] tokenRows) {
-    }
-
-    private Batch batchFor(int inst, int layer, float[] x, int tokens, int[] experts, float[] weights, int perToken,
-                           int[] target, boolean[] pending) {
-        int rows = 0;
-        int pairs = 0;
-        for (int t = 0; t < tokens; t++) {
-            int n = 0;
-            for (int j = 0; j < perToken; j++) {
-                int p = t * perToken + j;
-                if (pending[p] && target[p] == inst) {
-                    n++;
-                }
-            }
-            if (n > 0) {
-                rows++;
-                pairs += n;
-            }
-        }
-        if (rows == 0) {
-            return null;
-        }
-        float[] act = new float[rows * hidden];
-        int[] tokenRows = new int[rows];
-        int[] counts = new int[rows];
-        int[] ex = new int[pairs];
-        float[] w = new float[pairs];
-        int r = 0;
-        int q = 0;
-        for (int t = 0; t < tokens; t++) {
-            int n = 0;
-            for (int j = 0; j < perToken; j++) {
-                int p = t * perToken + j;
-                if (pending[p] && target[p] == inst) {
-                    ex[q] = experts[p];
-                    w[q++] = weights[p];
-                    n++;
-                }
-            }
-            if (n > 0) {
-                System.arraycopy(x, t * hidden, act, r * hidden, hidden);
-                tokenRows[r] = t;
-                counts[r++] = n;
-            }
-        }
-        return new Batch(new ExpertCall(table.epoch(), layer, act, rows, hidden, counts, ex, w), tokenRows);
     }
 
     @Override

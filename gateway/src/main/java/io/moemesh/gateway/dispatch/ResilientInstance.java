@@ -18,6 +18,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * An instance behind a Resilience4j circuit breaker (an instance that keeps failing is skipped until a probe
@@ -37,6 +38,27 @@ public final class ResilientInstance {
     private final Bulkhead bulkhead;
     private final CallObserver observer;
     private final List<Runnable> onClose = new CopyOnWriteArrayList<>();
+    /** Completed (and replaced) whenever a call in flight here ends: see {@link #nextAnswer()}. */
+    private final AtomicReference<CompletableFuture<Void>> nextAnswer = new AtomicReference<>(new CompletableFuture<>());
+
+    /**
+     * A call this instance refused without sending it. {@link #busy()}: refused only because the calls it lets
+     * through at once are in flight (the half-open breaker's single probe, or a full bulkhead), so the same call
+     * fits once one of them ends ({@link #nextAnswer()}); not busy: the breaker is open, the instance is not to
+     * be used now. Neither is recorded against the breaker: nothing reached the instance.
+     */
+    public static final class Refused extends RejectedExecutionException {
+        private final boolean busy;
+
+        Refused(String message, boolean busy) {
+            super(message);
+            this.busy = busy;
+        }
+
+        public boolean busy() {
+            return busy;
+        }
+    }
 
     /** Sees every call's latency and outcome (metrics). */
     @FunctionalInterface
@@ -134,13 +156,17 @@ public final class ResilientInstance {
      */
     public CompletableFuture<float[]> call(ExpertCall call) {
         if (!breaker.tryAcquirePermission()) {
-            return CompletableFuture.failedFuture(new RejectedExecutionException(
-                    "circuit breaker of " + client.id() + " is " + breaker.getState()));
+            CircuitBreaker.State state = breaker.getState();
+            // HALF_OPEN: its one probe is in flight (or just closed the breaker): busy, not down.
+            boolean busy = state != CircuitBreaker.State.OPEN && state != CircuitBreaker.State.FORCED_OPEN;
+            return CompletableFuture.failedFuture(new Refused("circuit breaker of " + client.id() + " is " + state,
+                    busy));
         }
         if (!bulkhead.tryAcquirePermission()) {
             breaker.releasePermission();
-            return CompletableFuture.failedFuture(new RejectedExecutionException(
-                    client.id() + " has " + bulkhead.getBulkheadConfig().getMaxConcurrentCalls() + " calls in flight"));
+            return CompletableFuture.failedFuture(new Refused(
+                    client.id() + " has " + bulkhead.getBulkheadConfig().getMaxConcurrentCalls() + " calls in flight",
+                    true));
         }
         long start = System.nanoTime();
         CompletableFuture<float[]> sent;
@@ -181,6 +207,18 @@ public final class ResilientInstance {
         } else {
             breaker.onError(took, TimeUnit.NANOSECONDS, error);
         }
+        // After the slot and the permission are back (and the breaker has moved on): a call refused as busy that
+        // waited for this finds them free.
+        nextAnswer.getAndSet(new CompletableFuture<>()).complete(null);
+    }
+
+    /**
+     * Completes when the next call in flight here ends (answered, failed or cancelled), after its bulkhead slot and
+     * breaker permission are given back. Take it before a {@link #call} that may be refused as {@link Refused#busy()
+     * busy}: the call that holds the slot then completes it, however soon it ends.
+     */
+    public CompletableFuture<Void> nextAnswer() {
+        return nextAnswer.get();
     }
 
     /** Runs {@code action} when this instance is closed (e.g. to remove its metrics). */

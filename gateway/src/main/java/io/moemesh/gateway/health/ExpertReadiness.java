@@ -35,7 +35,8 @@ public final class ExpertReadiness {
             return Check.up("experts run in this process", Map.of());
         }
         if (!dispatch.hasPlacement()) {
-            return Check.down(absentReason, Map.of());
+            // A placement that came and could not be connected says more than "none yet".
+            return Check.down(dispatch.refusedPlacement().orElse(absentReason), Map.of());
         }
         Map<String, Object> instances = new LinkedHashMap<>();
         for (ResilientInstance i : dispatch.instances()) {
@@ -44,6 +45,7 @@ public final class ExpertReadiness {
         }
         Map<String, Object> details = new LinkedHashMap<>();
         details.put("epoch", dispatch.epoch());
+        dispatch.refusedPlacement().ifPresent(r -> details.put("refusedPlacement", r));
         details.put("instances", instances);
         List<MeshExpertDispatch.MissingExpert> missing = dispatch.missingExperts();
         if (missing.isEmpty()) {

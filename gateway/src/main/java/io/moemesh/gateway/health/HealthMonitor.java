@@ -101,8 +101,13 @@ public final class HealthMonitor implements AutoCloseable {
         while (running) {
             long now = System.nanoTime();
             if (now - nextProbe >= 0) {
-                http.probe();
                 nextProbe = now + probeInterval.toNanos();
+                try {
+                    http.probe();
+                } catch (RuntimeException e) {
+                    // The probe counts its own failures; this guards the thread: ended, readiness would freeze.
+                    log.error("HTTP self-probe failed to run", e);
+                }
             }
             try {
                 evaluate();

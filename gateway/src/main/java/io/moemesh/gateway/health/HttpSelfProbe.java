@@ -11,6 +11,8 @@ import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Probes the gateway's own public HTTP listener the way a client reaches it: a GET over a fresh TCP connection
@@ -20,7 +22,9 @@ import java.util.function.Supplier;
  * not the API. {@code failuresToFail} consecutive failures fail readiness and liveness; one answer clears them.
  */
 public final class HttpSelfProbe {
+    private static final Logger log = LoggerFactory.getLogger(HttpSelfProbe.class);
     private final Supplier<Optional<URI>> target;
+    private final Supplier<HttpClient> clients;
     private final Duration timeout;
     private final int failuresToFail;
     private final AtomicBoolean inFlight = new AtomicBoolean();
@@ -37,33 +41,71 @@ public final class HttpSelfProbe {
      *               then no probe is made
      */
     public HttpSelfProbe(Supplier<Optional<URI>> target, Duration timeout, int failuresToFail) {
+        // A client per probe: a pooled keep-alive connection would skip the accept path, and a listener that
+        // no longer accepts must fail the probe. HTTP/1.1: no h2c upgrade attempt.
+        this(target, timeout, failuresToFail,
+                () -> HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).build());
+    }
+
+    /**
+     * @param clients makes each probe's client (one per probe); it may throw (a selector that cannot be opened when
+     *                the process is out of file descriptors), which fails that probe like any other failure
+     */
+    public HttpSelfProbe(Supplier<Optional<URI>> target, Duration timeout, int failuresToFail,
+                         Supplier<HttpClient> clients) {
         if (failuresToFail < 1) {
             throw new IllegalArgumentException("failures to fail must be >= 1, got " + failuresToFail);
         }
+        this.clients = clients;
         this.target = target;
         this.timeout = timeout;
         this.failuresToFail = failuresToFail;
     }
 
-    /** Starts one probe, unless one is still in flight or the target is not known yet. Does not block. */
+    /**
+     * Starts one probe, unless one is still in flight or the target is not known yet. Does not block and does not
+     * throw: whatever goes wrong before the request is on its way (the target, the client, the request) is this
+     * probe's failure, counted as one, and the next probe starts afresh.
+     */
     public void probe() {
-        Optional<URI> uri = target.get();
-        if (uri.isEmpty() || !inFlight.compareAndSet(false, true)) {
+        if (!inFlight.compareAndSet(false, true)) {
             return;
         }
-        // A client per probe: a pooled keep-alive connection would skip the accept path, and a listener that
-        // no longer accepts must fail the probe. HTTP/1.1: no h2c upgrade attempt.
-        HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).build();
-        HttpRequest request = HttpRequest.newBuilder(uri.get()).timeout(timeout).GET()
-                .header("User-Agent", "moemesh-gateway-self-probe").build();
+        HttpClient client = null;
+        boolean handedOver = false;
         try {
-            client.sendAsync(request, HttpResponse.BodyHandlers.discarding()).whenComplete((r, e) -> {
-                client.shutdown();
-                finished(r == null ? -1 : r.statusCode(), e);
-            });
+            Optional<URI> uri = target.get();
+            if (uri.isPresent()) {
+                client = clients.get();
+                HttpRequest request = HttpRequest.newBuilder(uri.get()).timeout(timeout).GET()
+                        .header("User-Agent", "moemesh-gateway-self-probe").build();
+                HttpClient sent = client;
+                client.sendAsync(request, HttpResponse.BodyHandlers.discarding()).whenComplete((r, e) -> {
+                    sent.shutdown();
+                    finished(r == null ? -1 : r.statusCode(), e);
+                });
+                handedOver = true;
+            }
         } catch (RuntimeException e) {
-            client.shutdown();
+            if (outcome.consecutiveFailures() == 0) {
+                // The listener was not even tried: say so once per streak (the outcome and the counter say the rest).
+                log.warn("the HTTP self-probe could not be sent", e);
+            }
+            shutdown(client);
             finished(-1, e);
+            handedOver = true;
+        } finally {
+            if (!handedOver) {
+                // No target yet, or an Error on the way: no probe in flight, the next one may start.
+                shutdown(client);
+                inFlight.set(false);
+            }
+        }
+    }
+
+    private static void shutdown(HttpClient client) {
+        if (client != null) {
+            client.shutdown();
         }
     }
 
@@ -84,7 +126,11 @@ public final class HttpSelfProbe {
     public Check check() {
         Outcome o = outcome;
         Map<String, Object> details = new LinkedHashMap<>();
-        target.get().ifPresent(u -> details.put("target", u.toString()));
+        try {
+            target.get().ifPresent(u -> details.put("target", u.toString()));
+        } catch (RuntimeException e) {
+            // Only a detail: the probes count the failure.
+        }
         details.put("consecutiveFailures", o.consecutiveFailures());
         details.put("last", o.last());
         if (o.consecutiveFailures() >= failuresToFail) {

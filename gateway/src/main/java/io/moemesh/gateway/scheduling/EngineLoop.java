@@ -50,6 +50,10 @@ public final class EngineLoop implements AutoCloseable {
      */
     public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll, OpenTelemetry otel,
                       java.util.function.LongConsumer afterStep) {
+        if (idlePoll.compareTo(Duration.ofMillis(1)) < 0) {
+            // Waited in whole milliseconds: less would be no wait, and an idle loop would spin.
+            throw new IllegalArgumentException("the engine loop's idle poll must be at least 1ms, got " + idlePoll);
+        }
         this.afterStep = afterStep;
         this.tracer = otel.getTracer("moemesh-gateway");
         this.scheduler = scheduler;
@@ -157,6 +161,13 @@ public final class EngineLoop implements AutoCloseable {
                 // Only RuntimeException: an Error must end the thread (see the class comment).
                 // No progress recorded: a loop that fails pass after pass while it has work is stalled.
                 log.error("engine step failed", e);
+                // Not at once: a failure that repeats (the boundary hook's) would spin the thread and flood the log.
+                try {
+                    wake.tryAcquire(idlePoll.toMillis(), TimeUnit.MILLISECONDS);
+                } catch (InterruptedException interrupted) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
             }
         }
     }

@@ -2,6 +2,7 @@ package io.moemesh.gateway.serving;
 
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.IntSupplier;
 import java.util.function.LongSupplier;
 
@@ -9,9 +10,15 @@ import java.util.function.LongSupplier;
  * Decides whether a request may join: a bounded waiting queue (beyond it: overloaded, retry later), per-tenant
  * rate limits (a token bucket per tenant: {@code ratePerSecond} refill, {@code burst} capacity), limits on
  * prompt length and max_tokens, and a drain switch for shutdown.
+ *
+ * <p>The queue's length is what {@code waiting} says (the scheduler's count: submitted and not yet running,
+ * preempted ones included) plus the {@link Reservation}s of requests admitted here and not yet submitted: a
+ * request is counted from its admission on, so concurrent submitters cannot all see room for one and all join.
  */
 public final class AdmissionControl {
     private final int maxWaiting;
+    /** Admitted here, not yet in {@code waiting}'s count; guarded by this (checked together with that count). */
+    private int reserved;
     private final double ratePerSecond;
     private final double burst;
     private final int maxPromptTokens;
@@ -40,8 +47,19 @@ public final class AdmissionControl {
         this.nanoClock = nanoClock;
     }
 
-    /** Throws when the request may not join now; the message says which limit and by how much. */
-    public void admit(String tenant, int promptTokens, int maxTokens) {
+    /**
+     * A waiting slot taken by {@link #admit}: released once the request's sequence is in the scheduler's count (it
+     * was submitted), or was not submitted after all. Releasing twice releases once.
+     */
+    public interface Reservation {
+        void release();
+    }
+
+    /**
+     * Throws when the request may not join now; the message says which limit and by how much. Otherwise takes a
+     * waiting slot, which the caller releases once the request is submitted (or will not be).
+     */
+    public Reservation admit(String tenant, int promptTokens, int maxTokens) {
         if (draining) {
             throw new DrainingException();
         }
@@ -52,9 +70,36 @@ public final class AdmissionControl {
         if (maxTokens > maxNewTokens) {
             throw new IllegalArgumentException("max_tokens " + maxTokens + " exceeds the limit of " + maxNewTokens);
         }
-        if (waiting.getAsInt() >= maxWaiting) {
-            throw new OverloadedException("the waiting queue is full (" + maxWaiting + " requests); retry later", 1);
+        Reservation slot = reserve();
+        try {
+            takeRateToken(tenant);
+        } catch (RuntimeException e) {
+            slot.release();
+            throw e;
         }
+        return slot;
+    }
+
+    private Reservation reserve() {
+        synchronized (this) {
+            // Under the lock: a slot released after its submit is in waiting's count by the time another admit
+            // reads it here. The scheduler only lowers that count meanwhile (or a preemption raises it).
+            if (waiting.getAsInt() + reserved >= maxWaiting) {
+                throw new OverloadedException("the waiting queue is full (" + maxWaiting + " requests); retry later", 1);
+            }
+            reserved++;
+        }
+        AtomicBoolean released = new AtomicBoolean();
+        return () -> {
+            if (released.compareAndSet(false, true)) {
+                synchronized (this) {
+                    reserved--;
+                }
+            }
+        };
+    }
+
+    private void takeRateToken(String tenant) {
         if (ratePerSecond > 0) {
             Bucket b = buckets.computeIfAbsent(tenant, t -> {
                 Bucket nb = new Bucket();

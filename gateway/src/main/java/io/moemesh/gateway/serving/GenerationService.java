@@ -78,9 +78,16 @@ public final class GenerationService {
     public Handle submit(ServingRequest request, CompletionSink sink) {
         var g = request.generation();
         ready.run();
-        admission.admit(request.tenant(), g.promptIds().length, g.params().maxTokens());
-        Run run = new Run(request, sink);
-        run.handle = engine.submit(g, run, request.tenant());
+        AdmissionControl.Reservation slot = admission.admit(request.tenant(), g.promptIds().length,
+                g.params().maxTokens());
+        Run run;
+        try {
+            run = new Run(request, sink);
+            run.handle = engine.submit(g, run, request.tenant());
+        } finally {
+            // Submitted: the scheduler's waiting count holds the request from here on (or it was refused).
+            slot.release();
+        }
         if (run.cancelRequested) {
             // The engine thread may have stopped the sequence before the handle was stored.
             run.handle.cancel();

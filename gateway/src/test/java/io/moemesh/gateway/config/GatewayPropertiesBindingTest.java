@@ -15,8 +15,9 @@ import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.source.MapConfigurationPropertySource;
 
 /**
- * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping, micro-batch-min-expert-rows and
- * unix-socket-security and dispatch.shared-memory-*, bound as Spring binds them.
+ * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping, micro-batch-min-expert-rows,
+ * unix-socket-security, dispatch.shared-memory-*, placement-poll-interval, admission.max-waiting,
+ * max-inbound-message-bytes and dispatch.max-concurrent-calls against micro-batches, bound as Spring binds them.
  */
 class GatewayPropertiesBindingTest {
 
@@ -52,11 +53,36 @@ class GatewayPropertiesBindingTest {
             "dispatch.shared-memory-slot-size | 1KB | moemesh.gateway.dispatch.shared-memory-slot-size must be at least 4KB, "
                     + "and slots × slot size at most 1GB, got 16 × 1024B",
             "dispatch.shared-memory-slot-size | 128MB | moemesh.gateway.dispatch.shared-memory-slot-size must be at least "
-                    + "4KB, and slots × slot size at most 1GB, got 16 × 134217728B"})
+                    + "4KB, and slots × slot size at most 1GB, got 16 × 134217728B",
+            "placement-poll-interval | 0ms | moemesh.gateway.placement-poll-interval must be at least 1ms, got PT0S",
+            "placement-poll-interval | 500us | moemesh.gateway.placement-poll-interval must be at least 1ms, got PT0.0005S",
+            "placement-poll-interval | -1s | moemesh.gateway.placement-poll-interval must be at least 1ms, got PT-1S",
+            "admission.max-waiting | 0 | moemesh.gateway.admission.max-waiting must be ≥ 1, got 0",
+            "admission.max-waiting | -1 | moemesh.gateway.admission.max-waiting must be ≥ 1, got -1",
+            "max-inbound-message-bytes | 1000 | moemesh.gateway.max-inbound-message-bytes must be >= 65536, got 1000"})
     void outOfRange_refusedAtStartup_namingTheProperty(String property, String value, String message) {
         assertThatThrownBy(() -> bind(Map.of("moemesh.gateway." + property, value)))
                 .isInstanceOf(BindException.class).rootCause()
                 .isInstanceOf(IllegalArgumentException.class).hasMessage(message);
+    }
+
+    @Test
+    void bulkheadSmallerThanTheMicroBatches_refusedAtStartup_namingBoth_onlyWithExpertServices() {
+        Map<String, String> mesh = Map.of("moemesh.gateway.placement-file", "/tmp/placement.json",
+                "moemesh.gateway.tls.mode", "plaintext");
+        Map<String, String> one = new HashMap<>(mesh);
+        one.put("moemesh.gateway.dispatch.max-concurrent-calls", "1");
+        assertThatThrownBy(() -> bind(one)).isInstanceOf(BindException.class).rootCause()
+                .isInstanceOf(IllegalArgumentException.class).hasMessage("moemesh.gateway.dispatch.max-concurrent-calls "
+                        + "(1) must be at least moemesh.gateway.micro-batches (2)");
+        Map<String, String> two = new HashMap<>(one);
+        two.put("moemesh.gateway.dispatch.max-concurrent-calls", "2");
+        assertThat(bind(two).dispatch().maxConcurrentCalls()).isEqualTo(2);
+        one.put("moemesh.gateway.micro-batches", "1");
+        assertThat(bind(one).microBatches()).isOne();
+        // Experts in-process: no calls, no micro-batches.
+        assertThat(bind(Map.of("moemesh.gateway.dispatch.max-concurrent-calls", "1")).dispatch().maxConcurrentCalls())
+                .isOne();
     }
 
     @Test

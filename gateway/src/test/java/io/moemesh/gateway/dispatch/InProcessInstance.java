@@ -18,8 +18,9 @@ import java.util.function.Consumer;
 
 /**
  * An expert instance computed in the test's JVM (the network boundary is what is faked here; the real gRPC
- * path is covered by the e2e suite). It can be made to fail or to never answer, reports a settable gRPC health
- * to its listeners like the real client's health watch, and counts the calls it got and served.
+ * path is covered by the e2e suite). It can be made to fail, to never answer or to answer only once a latch opens,
+ * reports a settable gRPC health to its listeners like the real client's health watch, and counts the calls it got
+ * and served.
  */
 final class InProcessInstance implements InstanceClient {
     private final String id;
@@ -32,6 +33,11 @@ final class InProcessInstance implements InstanceClient {
     final AtomicInteger attempts = new AtomicInteger();
     final AtomicInteger calls = new AtomicInteger();
     final List<CompletableFuture<float[]>> unanswered = new CopyOnWriteArrayList<>();
+    /** While it holds a latch, replies are computed at once but delivered (on another thread) once it opens. */
+    final java.util.concurrent.atomic.AtomicReference<java.util.concurrent.CountDownLatch> hold =
+            new java.util.concurrent.atomic.AtomicReference<>();
+    /** Set by {@link #close()}: the dispatcher let go of this client. */
+    final AtomicBoolean closed = new AtomicBoolean();
     private final List<Consumer<InstanceHealth>> healthListeners = new CopyOnWriteArrayList<>();
     private volatile InstanceHealth health = InstanceHealth.UNKNOWN;
     final Set<Integer> layersSeen = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -88,7 +94,18 @@ final class InProcessInstance implements InstanceClient {
                 VectorOps.axpy(c.weights()[q], y, 0, out, r * h, h);
             }
         }
-        return CompletableFuture.completedFuture(out);
+        java.util.concurrent.CountDownLatch latch = hold.get();
+        if (latch == null) {
+            return CompletableFuture.completedFuture(out);
+        }
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                latch.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return out;
+        }, runnable -> Thread.ofVirtual().start(runnable));
     }
 
     @Override
@@ -98,5 +115,6 @@ final class InProcessInstance implements InstanceClient {
 
     @Override
     public void close() {
+        closed.set(true);
     }
 }

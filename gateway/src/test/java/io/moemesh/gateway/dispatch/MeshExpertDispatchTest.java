@@ -203,6 +203,65 @@ class MeshExpertDispatchTest {
         }
     }
 
+    /**
+     * Epoch 2 moves expert-1 to a {@code unix:///} endpoint this host cannot connect (as when epoll is unavailable)
+     * and adds expert-2: the dispatch keeps serving epoch 1 with its clients open, closes the one it opened for
+     * epoch 2, does not try epoch 2 again at every step boundary, and takes the next epoch that connects.
+     */
+    @Test
+    void placementThatCannotConnect_keepsTheServingPlacementAndItsClients_triedAgainOnlyForANewEpoch() {
+        MoeModel model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL));
+        var c = model.config();
+        Map<String, List<InProcessInstance>> made = new HashMap<>();
+        java.util.concurrent.atomic.AtomicInteger connects = new java.util.concurrent.atomic.AtomicInteger();
+        MeshExpertDispatch d = new MeshExpertDispatch(c.hiddenSize(), in -> {
+            connects.incrementAndGet();
+            if (in.getEndpoint().startsWith("unix:")) {
+                throw new IllegalStateException(in.getEndpoint() + " needs epoll, which is not available here");
+            }
+            InProcessInstance i = new InProcessInstance(in.getId(), model);
+            made.computeIfAbsent(in.getId(), k -> new java.util.ArrayList<>()).add(i);
+            return new ResilientInstance(i, 8, 50, Duration.ofSeconds(30));
+        }, Duration.ofSeconds(10), ReplicaPicker.PREFER_VISITED, new DispatchTraces(c.numLayers(), 8));
+        java.util.function.BiFunction<Long, List<String>, PlacementTable> placement = (epoch, endpoints) -> {
+            List<Instance> ins = IntStream.range(0, endpoints.size()).mapToObj(i -> Instance.newBuilder()
+                    .setId(endpoints.get(i).split("=")[0]).setEndpoint(endpoints.get(i).split("=")[1]).build()).toList();
+            return PlacementTable.of(EvenPlacement.build(epoch, ins, c.numLayers(), c.numExperts(), c.hasSharedExpert(),
+                    1), c.numLayers(), c.dispatchableExperts());
+        };
+        d.usePlacement(placement.apply(1L, List.of("expert-0=127.0.0.1:9100", "expert-1=127.0.0.1:9101")));
+        Engine engine = model.engine(d);
+        GoldenCase g = GoldenCase.load(TestModels.MIXTRAL).getFirst();
+
+        PlacementTable bad = placement.apply(2L, List.of("expert-0=127.0.0.1:9100", "expert-2=127.0.0.1:9102",
+                "expert-1=unix:///run/moemesh/expert-1.sock"));
+        d.usePlacement(bad);
+
+        assertThat(d.epoch()).isEqualTo(1);
+        assertThat(d.instances()).extracting(ResilientInstance::id).containsExactly("expert-0", "expert-1");
+        assertThat(made.get("expert-0")).singleElement().satisfies(i -> assertThat(i.closed).isFalse());
+        assertThat(made.get("expert-1")).singleElement().satisfies(i -> assertThat(i.closed).isFalse());
+        assertThat(made.get("expert-2")).as("opened for epoch 2 only").singleElement()
+                .satisfies(i -> assertThat(i.closed).isTrue());
+        StepOutput out = engine.step(List.of(new SequenceStep(1, g.inputIds(), 0, SequenceStep.Logits.LAST, false)),
+                model.newCache(128)).getFirst();
+        assertThat(out.logits()).containsExactly(g.lastLogits(), within(1e-4f));
+        assertThat(made.get("expert-1").getFirst().calls.get()).as("epoch 1's clients serve").isPositive();
+        int tried = connects.get();
+        d.usePlacement(bad);
+        assertThat(connects.get()).as("epoch 2 is not tried at every step boundary").isEqualTo(tried);
+
+        d.usePlacement(placement.apply(3L, List.of("expert-0=127.0.0.1:9100", "expert-1=127.0.0.1:9101",
+                "expert-2=127.0.0.1:9102")));
+        assertThat(d.epoch()).isEqualTo(3);
+        out = engine.step(List.of(new SequenceStep(2, g.inputIds(), 0, SequenceStep.Logits.LAST, false)),
+                model.newCache(128)).getFirst();
+        assertThat(out.logits()).containsExactly(g.lastLogits(), within(1e-4f));
+        assertThat(made.get("expert-2").getLast().calls.get()).isPositive();
+        d.close();
+        model.close();
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("pickers")
     void replicaDown_pairsRetriedOnTheOtherReplica_sameLogits(String picker) {

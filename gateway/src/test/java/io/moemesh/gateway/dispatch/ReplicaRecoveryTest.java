@@ -6,7 +6,14 @@ import static org.awaitility.Awaitility.await;
 
 import io.github.resilience4j.circuitbreaker.CircuitBreaker.State;
 import io.moemesh.gateway.dispatch.MeshExpertDispatchTest.Mesh;
+import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.model.engine.LookaheadObserver;
+import io.moemesh.model.engine.MicroBatching;
+import io.moemesh.model.engine.RemoteAttention;
+import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.engine.SequenceStep;
+import io.moemesh.model.engine.StepContext;
 import io.moemesh.model.engine.StepOutput;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
@@ -17,6 +24,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -154,6 +163,68 @@ class ReplicaRecoveryTest {
         goldenStep(mesh);
         assertThat(one.unanswered).hasSize(1).allSatisfy(f -> assertThat(f).isCancelled());
         assertThat(mesh.resilient("expert-1").state()).isEqualTo(State.OPEN);
+    }
+
+    /**
+     * Ping-pong with the only replica half-open: micro-batch 0's layer-0 call is the probe, and micro-batch 1's call
+     * is refused by the breaker (one probe at a time) while the probe's answer is held back until it was sent. The
+     * refusal is not the instance's failure: micro-batch 1's call goes again once the probe answered, the step gives
+     * the reference logits, and the breaker closes.
+     */
+    @Test
+    void probeInFlight_theOtherMicroBatchWaitsForItsAnswer_insteadOfFailingTheStep() {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 1, 1, Duration.ofMinutes(5), Duration.ofSeconds(10));
+        InProcessInstance only = mesh.instances().get("expert-0");
+        ResilientInstance breaker = mesh.resilient("expert-0");
+        only.down.set(true);
+        ExpertCall c = new ExpertCall(1, 0, new float[4], 1, 4, new int[] {1}, new int[] {0}, new float[] {1});
+        for (int i = 0; i < 3; i++) {
+            assertThat(breaker.call(c)).isCompletedExceptionally();
+        }
+        assertThat(breaker.state()).isEqualTo(State.OPEN);
+        only.down.set(false);
+        only.health(InstanceHealth.UNREACHABLE);
+        only.health(InstanceHealth.SERVING);
+        assertThat(breaker.state()).isEqualTo(State.HALF_OPEN);
+
+        CountDownLatch probeAnswer = new CountDownLatch(1);
+        only.hold.set(probeAnswer);
+        AtomicInteger starts = new AtomicInteger();
+        ExpertDispatch signalling = new ExpertDispatch() {
+            @Override
+            public void run(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairs,
+                            float[] out) {
+                mesh.dispatch().run(step, layer, x, experts, weights, pairs, out);
+            }
+
+            @Override
+            public Pending start(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairs,
+                                 float[] out) {
+                Pending p = mesh.dispatch().start(step, layer, x, experts, weights, pairs, out);
+                if (starts.incrementAndGet() == 2) {
+                    // Micro-batch 1's layer-0 call went out while the probe is in flight: the probe may answer.
+                    only.hold.set(null);
+                    probeAnswer.countDown();
+                }
+                return p;
+            }
+        };
+        var cfg = mesh.model().config();
+        Engine engine = new Engine(cfg, mesh.model().denseWeights(), signalling, RouteObserver.NONE,
+                LookaheadObserver.NONE, RemoteAttention.NONE, new MicroBatching(2, 2));
+        List<GoldenCase> cases = GoldenCase.load(MODEL).subList(0, 2);
+        List<StepOutput> outs = engine.step(List.of(
+                new SequenceStep(1, cases.get(0).inputIds(), 0, SequenceStep.Logits.LAST, false),
+                new SequenceStep(2, cases.get(1).inputIds(), 0, SequenceStep.Logits.LAST, false)),
+                mesh.model().newCache(256));
+
+        assertThat(engine.expertWaits().calls()).as("two micro-batches per layer")
+                .isEqualTo(2L * cfg.numLayers());
+        for (int i = 0; i < 2; i++) {
+            assertThat(outs.get(i).logits()).as(cases.get(i).prompt()).containsExactly(cases.get(i).lastLogits(),
+                    within(1e-4f));
+        }
+        assertThat(breaker.state()).isEqualTo(State.CLOSED);
     }
 
     @Test

@@ -163,6 +163,34 @@ class ExpertReadinessTest {
     }
 
     @Test
+    void placementThatCannotBeConnected_downNamingIt_untilALaterOneIs() {
+        try (MeshExpertDispatch d = new MeshExpertDispatch(4, LAYERS, in -> {
+            if (in.getEndpoint().startsWith("unix:")) {
+                throw new IllegalStateException(in.getEndpoint() + " needs epoll, which is not available here");
+            }
+            return new ResilientInstance(new FakeInstance(in.getId()), 4, 50, Duration.ofMinutes(5));
+        }, Duration.ofSeconds(10))) {
+            java.util.function.BiFunction<Long, String, PlacementTable> table = (epoch, endpoint) -> PlacementTable.of(
+                    EvenPlacement.build(epoch, List.of(Instance.newBuilder().setId("expert-0").setEndpoint(endpoint)
+                            .build()), LAYERS, EXPERTS, false, 1), LAYERS, EXPERTS);
+            d.usePlacement(table.apply(7L, "unix:///run/moemesh/expert-0.sock"));
+            Check c = new ExpertReadiness(d).check();
+            assertThat(c.up()).isFalse();
+            assertThat(c.reason()).isEqualTo("placement epoch 7 could not be applied: java.lang.IllegalStateException: "
+                    + "unix:///run/moemesh/expert-0.sock needs epoll, which is not available here");
+
+            d.usePlacement(table.apply(8L, "127.0.0.1:9100"));
+            assertThat(new ExpertReadiness(d).check().up()).isTrue();
+            d.usePlacement(table.apply(9L, "unix:///run/moemesh/expert-0.sock"));
+            c = new ExpertReadiness(d).check();
+            assertThat(c.up()).as("epoch 8 still serves").isTrue();
+            assertThat(c.details()).containsEntry("epoch", 8L).containsEntry("refusedPlacement", "placement epoch 9 "
+                    + "could not be applied: java.lang.IllegalStateException: unix:///run/moemesh/expert-0.sock needs "
+                    + "epoll, which is not available here");
+        }
+    }
+
+    @Test
     void singleMissingExpert_reasonNamesIt_withoutACount() {
         // Experts are dealt to instance (layer + expert) mod n: with 11 instances, expert-10 holds only the last
         // layer's last expert.

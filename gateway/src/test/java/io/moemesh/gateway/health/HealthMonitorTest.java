@@ -1,8 +1,11 @@
 package io.moemesh.gateway.health;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -57,6 +60,27 @@ class HealthMonitorTest {
 
         monitor.acceptingTraffic(false);
         assertThat(published).containsExactly(false, true, false, true, false);
+    }
+
+    /**
+     * A probe that throws before its request is sent (here its target; the client's selector when the process is
+     * out of file descriptors) is a failed probe: the monitor thread lives on, the next probes run, and readiness
+     * follows them instead of freezing at its last value.
+     */
+    @Test
+    void probeThatThrows_countsAsFailed_andTheMonitorKeepsProbingAndPublishing() {
+        HttpSelfProbe throwing = new HttpSelfProbe(() -> {
+            throw new UncheckedIOException(new IOException("Too many open files"));
+        }, Duration.ofSeconds(1), 2);
+        List<Boolean> seen = new CopyOnWriteArrayList<>();
+        try (HealthMonitor m = new HealthMonitor(new ExpertReadiness(null), engine, throwing, Duration.ofMillis(5),
+                Duration.ofMillis(5), seen::add)) {
+            m.start();
+            m.acceptingTraffic(true);
+            await().atMost(Duration.ofSeconds(30)).until(() -> throwing.failuresTotal() >= 3);
+            await().atMost(Duration.ofSeconds(30)).until(() -> !seen.isEmpty() && !seen.getLast());
+            assertThat(throwing.check().reason()).contains("Too many open files");
+        }
     }
 
     @Test

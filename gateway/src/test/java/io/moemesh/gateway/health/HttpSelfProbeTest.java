@@ -5,18 +5,24 @@ import static org.awaitility.Awaitility.await;
 
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.URI;
+import java.net.http.HttpClient;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-/** The self-probe against real sockets: a listener that answers, a closed port, one that accepts and never answers. */
+/**
+ * The self-probe against real sockets: a listener that answers, a closed port, one that accepts and never answers;
+ * and a probe that cannot even be sent (no client).
+ */
 class HttpSelfProbeTest {
     private HttpServer answering;
     private final AtomicReference<Optional<URI>> target = new AtomicReference<>(Optional.empty());
@@ -100,6 +106,27 @@ class HttpSelfProbeTest {
             assertThat(probe.check().up()).isFalse();
             assertThat(probe.check().reason()).contains("Timeout");
         }
+    }
+
+    @Test
+    void clientThatCannotBeMade_isAFailedProbe_andTheNextProbeStillRuns() {
+        AtomicBoolean outOfDescriptors = new AtomicBoolean(true);
+        HttpSelfProbe probe = new HttpSelfProbe(() -> Optional.of(answeringUri()), Duration.ofSeconds(5), 1, () -> {
+            if (outOfDescriptors.get()) {
+                // What HttpClient.newBuilder().build() throws when its selector cannot be opened (EMFILE).
+                throw new UncheckedIOException(new IOException("Too many open files"));
+            }
+            return HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+        });
+        probe.probe();
+        assertThat(probe.failuresTotal()).isOne();
+        assertThat(probe.check().up()).isFalse();
+        assertThat(probe.check().reason()).contains("IOException: Too many open files");
+
+        outOfDescriptors.set(false);
+        probe.probe();
+        await().until(() -> probe.check().up());
+        assertThat(probe.check().details()).containsEntry("last", "HTTP 401");
     }
 
     @Test

@@ -5,6 +5,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
 import io.moemesh.gateway.http.OpenAiErrors;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
@@ -25,6 +32,56 @@ class AdmissionControlTest {
                 e -> assertThat(e.retryAfterSeconds()).isPositive()).hasMessageContaining("waiting queue is full");
         waiting.set(3);
         c.admit("t", 10, 10);
+    }
+
+    /**
+     * Racing submitters against max-waiting 1: each one's sequence reaches the scheduler's count only after every
+     * one has tried (the widest window between admission and submit), yet exactly one is admitted.
+     */
+    @Test
+    void racingSubmitters_exactlyMaxWaitingAdmitted_theRestOverloaded() throws Exception {
+        AtomicInteger queue = new AtomicInteger();
+        AdmissionControl c = new AdmissionControl(1, 0, 2, 100, 50, queue::get, now::get);
+        int n = 8;
+        CountDownLatch start = new CountDownLatch(1);
+        CountDownLatch tried = new CountDownLatch(n);
+        AtomicInteger admitted = new AtomicInteger();
+        AtomicInteger overloaded = new AtomicInteger();
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<?>> done = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                done.add(pool.submit(() -> {
+                    start.await();
+                    AdmissionControl.Reservation slot = null;
+                    try {
+                        slot = c.admit("t", 1, 1);
+                        admitted.incrementAndGet();
+                    } catch (OverloadedException e) {
+                        overloaded.incrementAndGet();
+                    }
+                    tried.countDown();
+                    tried.await();
+                    if (slot != null) {
+                        queue.incrementAndGet(); // submitted: the scheduler counts it now
+                        slot.release();
+                    }
+                    return null;
+                }));
+            }
+            start.countDown();
+            for (Future<?> f : done) {
+                f.get(30, TimeUnit.SECONDS);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertThat(admitted).hasValue(1);
+        assertThat(overloaded).hasValue(n - 1);
+        assertThatThrownBy(() -> c.admit("t", 1, 1)).as("the admitted one waits in the scheduler")
+                .isInstanceOf(OverloadedException.class);
+        queue.set(0); // it started running
+        c.admit("t", 1, 1).release();
     }
 
     @Test

@@ -447,13 +447,17 @@ public final class StepScheduler {
                 s.listener.onError(new java.util.concurrent.CancellationException("stopped before its first token"));
             }
         }
-        waiting.removeIf(s -> {
-            if (s.cancelled() || s.stopRequested()) {
+        for (SequenceState s : List.copyOf(waiting)) {
+            if (s.cancelled() || s.stopRequested() && s.generatedCount() == 0) {
+                waiting.remove(s);
                 loader.forget(s.id);
                 s.listener.onError(new java.util.concurrent.CancellationException("cancelled"));
-                return true;
+            } else if (s.stopRequested()) {
+                // Preempted with tokens: it has a result (a trace included), which Handle.stop promises, as for a
+                // running one. complete() releases what it may still hold (a swapped-out or loading prefix).
+                waiting.remove(s);
+                complete(s, FinishReason.STOP);
             }
-            return false;
-        });
+        }
     }
 }

@@ -150,6 +150,45 @@ class StepSchedulerTest {
     }
 
     @Test
+    void stop_whilePreemptedWithTokens_endsWithItsResultAndTrace_notACancellation() {
+        // 3 blocks of 16: two sequences fit until both pass 16 positions; then the newest (the traced one) is
+        // preempted, and it cannot come back while the other holds 2 blocks.
+        PagedKvCache small = new PagedKvCache(model.config().numLayers(), model.config().kvDim(), 16, 3);
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), small, 64, 8);
+        Events other = new Events();
+        Events traced = new Events();
+        scheduler.submit(new GenerationRequest(model.encodePrompt("hello"), SamplingParams.greedy(40), false), other);
+        StepScheduler.Handle h = scheduler.submit(new GenerationRequest(model.encodePrompt("world"),
+                SamplingParams.greedy(40), true), traced);
+        scheduler.step();
+        assertThat(scheduler.running()).as("both admitted").isEqualTo(2);
+        for (int i = 0; i < 40 && scheduler.waiting() == 0; i++) {
+            scheduler.step();
+        }
+        assertThat(scheduler.waiting()).as("the traced sequence was preempted").isEqualTo(1);
+        assertThat(scheduler.running()).isEqualTo(1);
+        assertThat(traced.seen).isNotEmpty().allSatisfy(t -> assertThat(t).isInstanceOf(Integer.class));
+        List<Object> tokens = List.copyOf(traced.seen);
+
+        h.stop();
+        scheduler.step();
+
+        assertThat(traced.seen).hasSize(tokens.size() + 1);
+        assertThat(traced.seen.getLast()).isInstanceOfSatisfying(GenerationResult.class, r -> {
+            assertThat(r.finishReason()).isEqualTo(FinishReason.STOP);
+            assertThat(r.generatedIds()).containsExactly(tokens.stream().mapToInt(t -> (Integer) t).toArray());
+            assertThat(r.lastLogits()).isNotNull();
+            assertThat(r.routerTopk()).isNotNull();
+        });
+        assertThat(scheduler.waiting()).isZero();
+        for (int i = 0; i < 100 && !scheduler.idle(); i++) {
+            scheduler.step();
+        }
+        assertThat(other.seen.getLast()).isInstanceOf(GenerationResult.class);
+        assertThat(small.freeBlocks()).isEqualTo(3);
+    }
+
+    @Test
     void stop_beforeTheFirstToken_isACancellation_itHasNoResult() {
         PagedKvCache cache = model.newCache(512);
         StepScheduler scheduler = new StepScheduler(model.localEngine(), cache, 64, 8);
