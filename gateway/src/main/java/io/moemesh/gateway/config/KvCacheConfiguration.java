@@ -56,7 +56,8 @@ public class KvCacheConfiguration {
         ManagedChannelBuilder<?> builder = InstanceEndpoint.parse(k.endpoint()).channelBuilder(credentials.channel(),
                         p.unixSocketSecurity())
                 .keepAliveTime(30, TimeUnit.SECONDS).keepAliveTimeout(10, TimeUnit.SECONDS)
-                .maxInboundMessageSize(p.maxInboundMessageBytes());
+                .maxInboundMessageSize(KvCacheClient.inboundMessageBytes(p.maxInboundMessageBytes(),
+                        model.config().numHeads(), model.config().headDim()));
         if (builder instanceof NettyChannelBuilder netty) {
             // Get streams a restored prefix (MiBs per sequence, 1 MiB chunks): with grpc-java's 1 MiB default
             // window the service stalls after every chunk waiting for a WINDOW_UPDATE (bench kvcache-restore:

@@ -59,8 +59,26 @@ public final class KvCacheClient implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KvCacheClient.class);
     /** Largest data chunk of a Put message (the service's Get sends at most this too). */
     static final int CHUNK_BYTES = 1 << 20;
+    /** Blocks one kvcache.v1 request may name (Attend's tiers reply has one entry per block). */
+    static final int MAX_CHAIN_BLOCKS = 65_536;
+    /** Room for a message's fields and framing beyond its tensors, bytes. */
+    private static final int FRAMING_BYTES = 64 << 10;
     /** Reconnects asked for at most this often while the service is unreachable (1 s). */
     static final long RECONNECT_EVERY_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+    /**
+     * The inbound message limit of the channel to the service: {@code configured} (max-inbound-message-bytes, which
+     * bounds the expert-services' replies), but never below the largest reply the service sends this client: a Get
+     * chunk ({@link #CHUNK_BYTES} of payload) or an Attend reply of {@link AttendOffload#MAX_ROWS} query rows (outputs
+     * and log-sum-exp in f32, a tier per block of the longest chain). Below it a restore or an Attend of a large
+     * model (Mixtral-8x7B: 4 MiB blocks, so full 1 MiB chunks; Attend replies of 4.2 MB) would fail every time,
+     * however small its expert messages are.
+     */
+    public static int inboundMessageBytes(int configured, int heads, int headDim) {
+        long attend = (long) AttendOffload.MAX_ROWS * heads * (headDim + 1) * Float.BYTES + 2L * MAX_CHAIN_BLOCKS;
+        long needed = Math.max(CHUNK_BYTES, attend) + FRAMING_BYTES;
+        return (int) Math.min(Integer.MAX_VALUE, Math.max(configured, needed));
+    }
 
     private final ManagedChannel channel;
     private final String endpoint;
