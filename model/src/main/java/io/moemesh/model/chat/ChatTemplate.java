@@ -4,6 +4,7 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.interpret.errorcategory.BasicTemplateErrorCategory;
 import io.moemesh.model.ModelFormatException;
 import io.moemesh.model.tokenizer.TokenizerConfig;
 import java.io.IOException;
@@ -26,7 +27,12 @@ import java.util.stream.Stream;
  * "content"), {@code add_generation_prompt}, the special tokens of tokenizer_config.json ({@code bos_token},
  * {@code eos_token}, ...), {@code tools}/{@code documents} as None, and the functions {@code raise_exception} and
  * {@code strftime_now}. Rendering is done by Jinjava configured like Jinja with {@code trim_blocks} and
- * {@code lstrip_blocks}. Instances are immutable and thread-safe.
+ * {@code lstrip_blocks}, with Python's truth, equality and {@code str} methods (JinjaEnvironment). Jinjava has one
+ * null for both of Jinja's None and Undefined; here null is Undefined only, and every None the template sees
+ * (those variables, a null content, nulls inside the variables, the literals {@code none}/{@code None}) is
+ * {@link PyNone}, so that {@code is defined}, {@code is none}, {@code default} and {@code ==} tell them apart as
+ * Jinja does. Constructs Jinjava would still render differently are refused when the template is loaded
+ * ({@link JinjaDivergences}). Instances are immutable and thread-safe.
  */
 public final class ChatTemplate {
     private static final Jinjava JINJAVA = JinjaEnvironment.create();
@@ -133,15 +139,18 @@ public final class ChatTemplate {
      */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, ?> variables) {
         Map<String, Object> context = new HashMap<>();
-        context.put("tools", null);
-        context.put("documents", null);
+        context.put("tools", PyNone.NONE);
+        context.put("documents", PyNone.NONE);
         context.putAll(specialTokens);
-        context.putAll(variables);
+        variables.forEach((k, v) -> context.put(k, PyNone.of(v)));
+        // Jinja's literals none/None, which Jinjava reads as variable names (so no variable may shadow them)
+        context.put("none", PyNone.NONE);
+        context.put("None", PyNone.NONE);
         List<Map<String, Object>> list = new ArrayList<>(messages.size());
         for (ChatMessage m : messages) {
             Map<String, Object> map = new LinkedHashMap<>();
             map.put("role", m.role());
-            map.put("content", m.content());
+            map.put("content", PyNone.of(m.content()));
             list.add(map);
         }
         context.put("messages", list);
@@ -175,8 +184,11 @@ public final class ChatTemplate {
 
     /**
      * Jinjava collects errors instead of throwing. A {@code raise_exception} call becomes transformers'
-     * {@code "TemplateError: <message>"}; any fatal error or syntax error (Jinjava reports some, such as an
-     * unclosed tag, as warnings) fails the render too.
+     * {@code "TemplateError: <message>"}, a Python TypeError (iterating None, tojson of an undefined value)
+     * {@code "TypeError: <message>"}; any fatal error or syntax error (Jinjava reports some, such as an unclosed
+     * tag, as warnings) fails the render too, and so does an attribute Jinjava does not know on one of its own
+     * objects (a warning for Jinjava, which renders nothing): Jinja knows attributes Jinjava lacks, such as
+     * {@code loop.previtem}, so an unknown one is refused rather than guessed to be undefined.
      */
     private static void failOnErrors(List<TemplateError> errors) {
         for (TemplateError e : errors) {
@@ -184,11 +196,15 @@ public final class ChatTemplate {
                 if (t instanceof TemplateFunctions.RaisedException raised) {
                     throw new ChatTemplateException("TemplateError: " + raised.getMessage());
                 }
+                if (t instanceof PyNone.TypeError typeError) {
+                    throw new ChatTemplateException("TypeError: " + typeError.getMessage());
+                }
             }
         }
         for (TemplateError e : errors) {
             boolean syntax = e.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR;
-            if (syntax || e.getSeverity() == TemplateError.ErrorType.FATAL) {
+            boolean unknownProperty = e.getCategory() == BasicTemplateErrorCategory.UNKNOWN_PROPERTY;
+            if (syntax || unknownProperty || e.getSeverity() == TemplateError.ErrorType.FATAL) {
                 String line = e.getLineno() > 0 ? " (line " + e.getLineno() + ")" : "";
                 throw new ChatTemplateException((syntax ? "TemplateSyntaxError: " : "TemplateError: ")
                         + e.getMessage() + line, e.getException());

@@ -4,14 +4,17 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
+import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import java.lang.reflect.Method;
 import jinjava.javax.el.CompositeELResolver;
 import jinjava.javax.el.ELResolver;
+import jinjava.javax.el.ExpressionFactory;
 
 /**
  * A Jinjava configured to behave like the Jinja environment of transformers' {@code apply_chat_template}
- * ({@code ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)}, keep_trailing_newline false).
+ * ({@code ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)}, keep_trailing_newline false),
+ * with Python's semantics where Jinjava's differ ({@link JinjaOverrides}, {@link PyNone}).
  */
 final class JinjaEnvironment {
     private JinjaEnvironment() {
@@ -44,10 +47,22 @@ final class JinjaEnvironment {
                 .withMaxOutputSize(64L * 1024 * 1024)
                 .withElResolver(resolver())
                 .build();
-        Jinjava jinjava = new Jinjava(config);
-        jinjava.getGlobalContext().registerFunction(function("raise_exception", "raiseException"));
-        jinjava.getGlobalContext().registerFunction(function("strftime_now", "strftimeNow"));
-        jinjava.getGlobalContext().registerFilter(new PythonToJsonFilter());
+        // Python truth and equality in expressions (JinjaOverrides); Jinjava's constructor hard-codes its own
+        // factory, but every expression is parsed and evaluated through this getter (ExpressionResolver).
+        ExpressionFactory factory = JinjaOverrides.expressionFactory();
+        Jinjava jinjava = new Jinjava(config) {
+            @Override
+            public ExpressionFactory getExpressionFactory() {
+                return factory;
+            }
+        };
+        Context globals = jinjava.getGlobalContext();
+        globals.registerFunction(function("raise_exception", "raiseException"));
+        globals.registerFunction(function("strftime_now", "strftimeNow"));
+        globals.registerFilter(new PythonToJsonFilter());
+        JinjaOverrides.filters().forEach(globals::registerFilter);
+        JinjaOverrides.tests().forEach(globals::registerExpTest);
+        globals.registerTag(new JinjaOverrides.PythonIfTag());
         return jinjava;
     }
 

@@ -6,23 +6,38 @@ import java.util.Collection;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import jinjava.javax.el.ELContext;
 import jinjava.javax.el.ELResolver;
 
 /**
  * The Python {@code str} methods chat templates call ({@code content.strip()}, {@code .startswith(...)},
  * {@code .split(...)}, ...). In Jinja they are native; Jinjava only offers Java's String methods, so a template
- * such as Qwen3's would fail with "Cannot find method startswith". Resolved before Jinjava's own resolvers.
+ * such as Qwen3's would fail with "Cannot find method startswith". Resolved before Jinjava's own resolvers. Also
+ * {@code dict.get}, which gives None (not Undefined) for an absent key, and attributes of None, which are
+ * Undefined as in Jinja (no "unknown property" error: {@link ChatTemplate} fails on those); indexing a string by
+ * code point, and any other attribute of a string than its methods, which is Undefined.
  */
 final class PythonStringMethods extends ELResolver {
+    private static final java.util.regex.Pattern INDEX = java.util.regex.Pattern.compile("-?[0-9]{1,18}");
 
     @Override
     public Object invoke(ELContext context, Object base, Object method, Class<?>[] paramTypes, Object[] params) {
-        if (!(base instanceof String s) || !(method instanceof String name)) {
+        if (!(method instanceof String name)) {
             return null;
         }
         Object[] p = params == null ? new Object[0] : params;
-        Object result = call(s, name, p);
+        Object result = null;
+        if (base instanceof String s) {
+            result = call(s, name, p);
+        } else if (base instanceof Map<?, ?> m && name.equals("get") && (p.length == 1 || p.length == 2)) {
+            // dict.get(key[, default]): None when absent, not Jinjava's null (= Undefined)
+            result = m.containsKey(p[0]) ? m.get(p[0]) : p.length == 2 ? p[1] : PyNone.NONE;
+            if (result == null) {
+                context.setPropertyResolved(true);
+                return null;
+            }
+        }
         if (result != null) {
             context.setPropertyResolved(true);
         }
@@ -31,8 +46,8 @@ final class PythonStringMethods extends ELResolver {
 
     private static Object call(String s, String name, Object[] p) {
         return switch (name) {
-            case "startswith" -> p.length == 1 && anyMatch(p[0], s::startsWith);
-            case "endswith" -> p.length == 1 && anyMatch(p[0], s::endsWith);
+            case "startswith" -> p.length >= 1 && p.length <= 3 ? tailMatch(s, p, true) : null;
+            case "endswith" -> p.length >= 1 && p.length <= 3 ? tailMatch(s, p, false) : null;
             case "strip" -> p.length <= 1 ? strip(s, arg(p), true, true) : null;
             case "lstrip" -> p.length <= 1 ? strip(s, arg(p), true, false) : null;
             case "rstrip" -> p.length <= 1 ? strip(s, arg(p), false, true) : null;
@@ -50,8 +65,55 @@ final class PythonStringMethods extends ELResolver {
         };
     }
 
+    /** A Python str method, which Jinja would give as a bound method (not rendered here: left to fail). */
+    private static boolean isMethod(String name) {
+        return METHODS_OF_STR.contains(name);
+    }
+
+    /** Python 3's str methods (dir(str) without dunders): an attribute of a string is one of these or Undefined. */
+    private static final java.util.Set<String> METHODS_OF_STR = java.util.Set.of("capitalize", "casefold", "center",
+            "count", "encode", "endswith", "expandtabs", "find", "format", "format_map", "index", "isalnum", "isalpha",
+            "isascii", "isdecimal", "isdigit", "isidentifier", "islower", "isnumeric", "isprintable", "isspace",
+            "istitle", "isupper", "join", "ljust", "lower", "lstrip", "maketrans", "partition", "removeprefix",
+            "removesuffix", "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit", "rstrip", "split",
+            "splitlines", "startswith", "strip", "swapcase", "title", "translate", "upper", "zfill");
+
     private static String arg(Object[] p) {
-        return p.length == 0 || p[0] == null ? null : String.valueOf(p[0]);
+        return p.length == 0 || p[0] == null || p[0] instanceof PyNone ? null : String.valueOf(p[0]);
+    }
+
+    /**
+     * {@code s.startswith(prefix[, start[, end]])} / {@code endswith}, prefix a string or a tuple of them: CPython's
+     * unicodeobject.c {@code tailmatch} on {@code s[start:end]} (indices in code points, negative ones counted from
+     * the end, clamped; None means absent), so {@code 'abc'.startswith('', 4)} is False.
+     */
+    private static boolean tailMatch(String s, Object[] p, boolean start) {
+        int[] cps = s.codePoints().toArray();
+        int len = cps.length;
+        int from = p.length > 1 && isIndex(p[1]) ? ((Number) p[1]).intValue() : 0;
+        int to = p.length > 2 && isIndex(p[2]) ? ((Number) p[2]).intValue() : len;
+        if (to > len) {
+            to = len;
+        } else if (to < 0) {
+            to = Math.max(0, to + len);
+        }
+        if (from < 0) {
+            from = Math.max(0, from + len);
+        }
+        int lo = from;
+        int hi = to;
+        return anyMatch(p[0], affix -> {
+            int[] a = affix.codePoints().toArray();
+            if (hi - a.length < lo) {
+                return false;
+            }
+            int at = start ? lo : hi - a.length;
+            return java.util.Arrays.equals(cps, at, at + a.length, a, 0, a.length);
+        });
+    }
+
+    private static boolean isIndex(Object o) {
+        return o instanceof Number && !(o instanceof Double || o instanceof Float);
     }
 
     /** {@code s.startswith("x")} or {@code s.startswith(("x", "y"))}. */
@@ -62,21 +124,31 @@ final class PythonStringMethods extends ELResolver {
         return test.test(String.valueOf(arg));
     }
 
-    /** Python strip: whitespace when {@code chars} is None, else any of {@code chars}. */
-    private static String strip(String s, String chars, boolean left, boolean right) {
+    /**
+     * Python strip, by code point: whitespace as {@code str.isspace} when {@code chars} is None, else any of
+     * {@code chars}. Also the {@code trim} filter's (jinja2 {@code do_trim}).
+     */
+    static String strip(String s, String chars, boolean left, boolean right) {
         int start = 0;
         int end = s.length();
-        while (left && start < end && strippable(s.charAt(start), chars)) {
-            start++;
+        while (left && start < end && strippable(s.codePointAt(start), chars)) {
+            start += Character.charCount(s.codePointAt(start));
         }
-        while (right && end > start && strippable(s.charAt(end - 1), chars)) {
-            end--;
+        while (right && end > start && strippable(s.codePointBefore(end), chars)) {
+            end -= Character.charCount(s.codePointBefore(end));
         }
         return s.substring(start, end);
     }
 
-    private static boolean strippable(char c, String chars) {
-        return chars == null ? Character.isWhitespace(c) || Character.isSpaceChar(c) : chars.indexOf(c) >= 0;
+    /**
+     * Python's {@code str.isspace} (bidirectional class WS, B or S, or category Zs): Java's isWhitespace and
+     * isSpaceChar together, plus U+0085 (NEL), which Java counts as a control character only.
+     */
+    private static boolean strippable(int c, String chars) {
+        if (chars != null) {
+            return chars.indexOf(c) >= 0;
+        }
+        return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x85;
     }
 
     /** Python split: on runs of whitespace (dropping empty ends) when {@code sep} is None, else on {@code sep}. */
@@ -139,6 +211,26 @@ final class PythonStringMethods extends ELResolver {
 
     @Override
     public Object getValue(ELContext context, Object base, Object property) {
+        if (base instanceof PyNone) {
+            context.setPropertyResolved(true); // None.x: jinja2 sandbox getattr gives Undefined
+            return null;
+        }
+        if (base instanceof String s) {
+            // s[i] (Jinjava passes the index as its decimal string): the i-th code point, negative from the end;
+            // out of range is Undefined (Jinja's getitem)
+            String key = String.valueOf(property);
+            if (INDEX.matcher(key).matches()) {
+                context.setPropertyResolved(true);
+                int count = s.codePointCount(0, s.length());
+                long i = Long.parseLong(key);
+                i = i < 0 ? i + count : i;
+                return i < 0 || i >= count ? null : Character.toString(s.codePointAt(s.offsetByCodePoints(0, (int) i)));
+            }
+            if (property instanceof String name && !isMethod(name)) {
+                context.setPropertyResolved(true); // no attribute of that name: Undefined, as Jinja's getattr gives
+                return null;
+            }
+        }
         return null;
     }
 

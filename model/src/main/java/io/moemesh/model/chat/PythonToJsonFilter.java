@@ -8,10 +8,13 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The {@code tojson} filter as transformers defines it: Python's
- * {@code json.dumps(x, ensure_ascii=False, indent=indent, sort_keys=sort_keys)}, i.e. separators ", " and ": "
- * (Jinjava's own tojson is compact Jackson output, which would change the prompt of every tool-calling
- * template).
+ * The {@code tojson} filter as transformers defines it (chat_template_utils.py):
+ * {@code tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)} returning
+ * {@code json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)}, so
+ * the first positional argument is ensure_ascii, and the separators default to ", " / ": " (item separator ","
+ * when indenting): Jinjava's own tojson is compact Jackson output, which would change the prompt of every
+ * tool-calling template. Floats are written as Python's repr; None is null, while an Undefined value fails as
+ * json.dumps fails on it.
  */
 final class PythonToJsonFilter implements Filter {
 
@@ -27,31 +30,46 @@ final class PythonToJsonFilter implements Filter {
 
     @Override
     public Object filter(Object var, JinjavaInterpreter interpreter, Object[] args, Map<String, Object> kwargs) {
-        Object indent = kwargs.getOrDefault("indent", args.length > 0 ? args[0] : null);
-        boolean sortKeys = Boolean.TRUE.equals(kwargs.get("sort_keys"));
-        boolean ensureAscii = Boolean.TRUE.equals(kwargs.get("ensure_ascii"));
-        String indentUnit = null;
-        if (indent instanceof Number n) {
-            indentUnit = " ".repeat(Math.max(0, n.intValue()));
-        } else if (indent instanceof String s) {
-            indentUnit = s;
+        boolean ensureAscii = PythonValues.truth(JinjaOverrides.argument(args, kwargs, 0, "ensure_ascii", false));
+        Object indent = JinjaOverrides.argument(args, kwargs, 1, "indent", null);
+        Object separators = JinjaOverrides.argument(args, kwargs, 2, "separators", null);
+        boolean sortKeys = PythonValues.truth(JinjaOverrides.argument(args, kwargs, 3, "sort_keys", false));
+        String indentUnit = switch (indent) {
+            case null -> null;
+            case PyNone n -> null;
+            case Boolean b -> b ? " " : ""; // Python: ' ' * True
+            case Number n -> " ".repeat(Math.max(0, n.intValue()));
+            default -> PythonValues.str(indent);
+        };
+        // json.JSONEncoder: (', ', ': ') without indent, (',', ': ') with one
+        String itemSeparator = indentUnit == null ? ", " : ",";
+        String keySeparator = ": ";
+        if (separators != null && !(separators instanceof PyNone)) {
+            if (!(separators instanceof List<?> pair) || pair.size() != 2) {
+                throw new IllegalArgumentException("tojson: separators must be an (item_separator, key_separator) "
+                        + "pair");
+            }
+            itemSeparator = PythonValues.str(pair.get(0));
+            keySeparator = PythonValues.str(pair.get(1));
         }
         StringBuilder out = new StringBuilder();
-        new Writer(out, indentUnit, sortKeys, ensureAscii).value(var, 0);
+        new Writer(out, indentUnit, itemSeparator, keySeparator, sortKeys, ensureAscii).value(var, 0);
         return out.toString();
     }
 
-    private record Writer(StringBuilder out, String indent, boolean sortKeys, boolean ensureAscii) {
+    private record Writer(StringBuilder out, String indent, String itemSeparator, String keySeparator,
+                          boolean sortKeys, boolean ensureAscii) {
         void value(Object v, int depth) {
             switch (v) {
-                case null -> out.append("null");
+                case null -> throw new PyNone.TypeError("Object of type Undefined is not JSON serializable");
+                case PyNone n -> out.append("null");
                 case Boolean b -> out.append(b ? "true" : "false");
                 case Integer i -> out.append(i);
                 case Long l -> out.append(l);
                 case Short s -> out.append(s);
                 case Byte b -> out.append(b);
                 case java.math.BigInteger b -> out.append(b);
-                case Number n -> out.append(pythonFloat(n.doubleValue()));
+                case Number n -> out.append(PythonValues.floatRepr(n.doubleValue()));
                 case CharSequence s -> string(s.toString());
                 case Map<?, ?> m -> map(m, depth);
                 case Collection<?> c -> list(new ArrayList<>(c), depth);
@@ -67,13 +85,14 @@ final class PythonToJsonFilter implements Filter {
             }
             List<Map.Entry<?, ?>> entries = new ArrayList<>(m.entrySet());
             if (sortKeys) {
-                entries.sort((a, b) -> String.valueOf(a.getKey()).compareTo(String.valueOf(b.getKey())));
+                // Python compares str by code point, Java's compareTo by UTF-16 unit
+                entries.sort((a, b) -> compareCodePoints(key(a.getKey()), key(b.getKey())));
             }
             out.append('{');
             for (int i = 0; i < entries.size(); i++) {
                 separator(i, depth + 1);
-                string(String.valueOf(entries.get(i).getKey()));
-                out.append(": ");
+                string(key(entries.get(i).getKey()));
+                out.append(keySeparator);
                 value(entries.get(i).getValue(), depth + 1);
             }
             close(depth);
@@ -97,10 +116,10 @@ final class PythonToJsonFilter implements Filter {
         private void separator(int index, int depth) {
             if (indent == null) {
                 if (index > 0) {
-                    out.append(", ");
+                    out.append(itemSeparator);
                 }
             } else {
-                out.append(index > 0 ? ",\n" : "\n").append(indent.repeat(depth));
+                out.append(index > 0 ? itemSeparator : "").append('\n').append(indent.repeat(depth));
             }
         }
 
@@ -123,7 +142,7 @@ final class PythonToJsonFilter implements Filter {
                     case '\b' -> out.append("\\b");
                     case '\f' -> out.append("\\f");
                     default -> {
-                        if (c < 0x20 || (ensureAscii && c > 0x7F)) {
+                        if (c < 0x20 || (ensureAscii && c >= 0x7F)) { // json's ESCAPE_ASCII: [^\\ -~]
                             out.append(String.format(java.util.Locale.ROOT, "\\u%04x", (int) c));
                         } else {
                             out.append(c);
@@ -134,28 +153,17 @@ final class PythonToJsonFilter implements Filter {
             out.append('"');
         }
 
-        /** Python's float repr: "1.0", "0.5", "1e+20", "NaN", "Infinity". */
-        private static String pythonFloat(double d) {
-            if (Double.isNaN(d)) {
-                return "NaN";
-            }
-            if (Double.isInfinite(d)) {
-                return d > 0 ? "Infinity" : "-Infinity";
-            }
-            if (d == Math.rint(d) && Math.abs(d) < 1e16) {
-                return String.format(java.util.Locale.ROOT, "%.1f", d);
-            }
-            String s = Double.toString(d);
-            int e = s.indexOf('E');
-            if (e < 0) {
-                return s;
-            }
-            String mantissa = s.substring(0, e);
-            if (mantissa.endsWith(".0")) {
-                mantissa = mantissa.substring(0, mantissa.length() - 2);
-            }
-            int exp = Integer.parseInt(s.substring(e + 1));
-            return mantissa + "e" + (exp < 0 ? "-" : "+") + (Math.abs(exp) < 10 ? "0" : "") + Math.abs(exp);
+        /** json.dumps' key: str as is, True/False/None as true/false/null, numbers as their repr. */
+        private static String key(Object k) {
+            return switch (k) {
+                case Boolean b -> b ? "true" : "false";
+                case PyNone n -> "null";
+                default -> PythonValues.str(k);
+            };
+        }
+
+        private static int compareCodePoints(String a, String b) {
+            return java.util.Arrays.compare(a.codePoints().toArray(), b.codePoints().toArray());
         }
     }
 }

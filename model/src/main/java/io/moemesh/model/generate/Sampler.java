@@ -1,19 +1,39 @@
 package io.moemesh.model.generate;
 
-import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
  * Picks the next token from a row of logits: argmax when greedy (first maximum, as torch.argmax), otherwise
- * temperature, then top-k, then top-p (nucleus, Holtzman et al. 2019, arXiv:1904.09751; the smallest set of
- * most likely tokens whose mass reaches p, as transformers' TopPLogitsWarper keeps it), then a draw from the
- * request's own seeded generator. One sampler per request; not thread-safe.
+ * temperature, then top-k, then top-p (nucleus, Holtzman et al. 2019, arXiv:1904.09751), then one draw from the
+ * request's own seeded generator, as transformers' TemperatureLogitsWarper, TopKLogitsWarper and
+ * TopPLogitsWarper (generation/logits_process.py, applied in that order) followed by multinomial sampling:
+ * <ul>
+ *   <li>top-k keeps every token whose score is not below the k-th largest ({@code scores < topk_values[..., -1]}
+ *       are removed), so tokens tied with the k-th are all kept;</li>
+ *   <li>top-p keeps the smallest set of most likely tokens whose mass reaches p (the warper removes the tokens
+ *       whose ascending cumulative probability is ≤ 1 - p), at least one.</li>
+ * </ul>
+ * The draw walks the kept tokens from the most likely (ties by token id) and returns the first whose cumulative
+ * weight exceeds {@code u * total}, u being one {@code nextDouble()} per sampled token.
+ *
+ * <p>Nothing sorts the whole vocabulary (a boxed sort of 152k ids took tens of milliseconds per token on the
+ * engine thread): top-k is a quickselect of the k-th score and a sort of the tokens kept; without top-k, a
+ * histogram of the weights by log-weight (buckets of 1/4 below the best token) tells which head of the
+ * distribution holds the nucleus mass or the drawn point, and only that head is sorted (the next bucket too,
+ * should rounding leave it short). A head is a prefix of the full order, ties included, so the tokens drawn are
+ * those of a full sort. One sampler per request; not thread-safe.
  */
 public final class Sampler {
+    private static final int BUCKETS_PER_UNIT = 4;
+    private static final int LAST_BUCKET = 64 * BUCKETS_PER_UNIT;
+
     private final SamplingParams params;
     private final SplittableRandom random;
-    private double[] probs = new double[0];
-    private Integer[] order = new Integer[0];
+    private double[] scaled = new double[0];
+    private double[] work = new double[0];
+    private int[] order = new int[0];
+    private int[] merge = new int[0];
+    private final double[] bucketMass = new double[LAST_BUCKET + 1];
 
     public Sampler(SamplingParams params) {
         this.params = params;
@@ -24,9 +44,11 @@ public final class Sampler {
         if (params.isGreedy()) {
             return argmax(logits, off, vocab);
         }
-        if (probs.length < vocab) {
-            probs = new double[vocab];
-            order = new Integer[vocab];
+        if (scaled.length < vocab) {
+            scaled = new double[vocab];
+            work = new double[vocab];
+            order = new int[vocab];
+            merge = new int[vocab];
         }
         // The max is subtracted before dividing by T, in double: logit / T alone overflows to ±Inf for a tiny
         // positive T (≈ 1e-38 in float), and exp(Inf - Inf) = NaN then drew the last-ranked token. Shifted this way
@@ -38,41 +60,197 @@ public final class Sampler {
             maxLogit = Math.max(maxLogit, logits[off + i]);
         }
         for (int i = 0; i < vocab; i++) {
-            probs[i] = ((double) logits[off + i] - maxLogit) / params.temperature();
+            scaled[i] = ((double) logits[off + i] - maxLogit) / params.temperature();
         }
-        for (int i = 0; i < vocab; i++) {
-            order[i] = i;
-        }
-        double[] p = probs;
-        Arrays.sort(order, 0, vocab, (a, b) -> a.equals(b) ? 0 : p[a] != p[b] ? Double.compare(p[b], p[a]) : Integer.compare(a, b));
-        int keep = params.topK() > 0 ? Math.min(params.topK(), vocab) : vocab;
-        double sum = 0;
-        for (int r = 0; r < keep; r++) {
-            sum += Math.exp(probs[order[r]]);
-        }
-        if (params.topP() < 1) {
-            double mass = 0;
-            for (int r = 0; r < keep; r++) {
-                mass += Math.exp(probs[order[r]]) / sum;
-                if (mass >= params.topP()) {
-                    keep = r + 1;
-                    break;
+        int k = params.topK() > 0 ? Math.min(params.topK(), vocab) : vocab;
+        if (k < vocab) {
+            double kth = kthLargest(vocab, k);
+            int n = 0;
+            for (int i = 0; i < vocab; i++) {
+                if (compare(scaled[i], kth) >= 0) {
+                    order[n++] = i;
                 }
             }
-            sum = 0;
-            for (int r = 0; r < keep; r++) {
-                sum += Math.exp(probs[order[r]]);
+            sortDescending(n);
+            double sum = 0;
+            for (int r = 0; r < n; r++) {
+                sum += Math.exp(scaled[order[r]]);
             }
+            int keep = params.topP() < 1 ? nucleus(n, sum, true) : n;
+            return draw(keep);
+        }
+        // Without top-k: the weights' total and, per bucket of 1/4 in log-weight below the best token, their mass,
+        // so that only the head holding the mass wanted (the nucleus, or the drawn point) is sorted.
+        java.util.Arrays.fill(bucketMass, 0);
+        double total = 0;
+        for (int i = 0; i < vocab; i++) {
+            double w = Math.exp(scaled[i]);
+            total += w;
+            bucketMass[bucket(scaled[i])] += w;
+        }
+        if (params.topP() < 1) {
+            for (int head = firstHead(params.topP() * total); ; head++) {
+                int n = collectHead(vocab, head);
+                int keep = nucleus(n, total, n == vocab);
+                if (keep > 0) {
+                    return draw(keep);
+                }
+            }
+        }
+        double u = random.nextDouble() * total;
+        for (int head = firstHead(u); ; head++) {
+            int n = collectHead(vocab, head);
+            double acc = 0;
+            int lastWeighted = 0;
+            for (int r = 0; r < n; r++) {
+                double w = Math.exp(scaled[order[r]]);
+                acc += w;
+                if (u < acc) {
+                    return order[r];
+                }
+                lastWeighted = w > 0 ? r : lastWeighted;
+            }
+            if (n == vocab) {
+                // u is just below the total, summed in another order: the last token that has any weight
+                return order[lastWeighted];
+            }
+        }
+    }
+
+    /**
+     * The bucket of a score (log-weight relative to the best token, ≤ 0): 0 for [-1/4, 0] (and NaN, ranked
+     * first), b for [-(b+1)/4, -b/4), the last for everything below -64. Monotone, so the tokens of buckets
+     * 0..h are a prefix of the draw order, ties included.
+     */
+    private static int bucket(double score) {
+        double b = -score * BUCKETS_PER_UNIT;
+        return b > 0 ? (int) Math.min(b, LAST_BUCKET) : 0;
+    }
+
+    /** The first head (last bucket included) whose mass reaches {@code mass}, with a margin for rounding. */
+    private int firstHead(double mass) {
+        double cum = 0;
+        for (int b = 0; b < LAST_BUCKET; b++) {
+            cum += bucketMass[b];
+            if (cum > mass * (1 + 1e-9)) {
+                return b;
+            }
+        }
+        return LAST_BUCKET;
+    }
+
+    /**
+     * The number of most likely tokens of {@code order[0..n)} whose mass (weights / sum) first reaches top_p; n when
+     * {@code complete} and it never does (rounding), -1 when the head is incomplete and does not reach it.
+     */
+    private int nucleus(int n, double sum, boolean complete) {
+        double mass = 0;
+        for (int r = 0; r < n; r++) {
+            mass += Math.exp(scaled[order[r]]) / sum;
+            if (mass >= params.topP()) {
+                return r + 1;
+            }
+        }
+        return complete ? n : -1;
+    }
+
+    /** One draw among {@code order[0..keep)}, the most likely first. */
+    private int draw(int keep) {
+        double sum = 0;
+        for (int r = 0; r < keep; r++) {
+            sum += Math.exp(scaled[order[r]]);
         }
         double u = random.nextDouble() * sum;
         double acc = 0;
         for (int r = 0; r < keep; r++) {
-            acc += Math.exp(probs[order[r]]);
+            acc += Math.exp(scaled[order[r]]);
             if (u < acc) {
                 return order[r];
             }
         }
         return order[keep - 1];
+    }
+
+    /** The tokens of buckets 0..head into {@code order}, sorted; their count. */
+    private int collectHead(int vocab, int head) {
+        int n = 0;
+        for (int i = 0; i < vocab; i++) {
+            if (bucket(scaled[i]) <= head) {
+                order[n++] = i;
+            }
+        }
+        sortDescending(n);
+        return n;
+    }
+
+    /**
+     * The order of the draw: higher score first, equal scores (-0.0 equal to 0.0) by token id; NaN first, as
+     * Double.compare ranks it.
+     */
+    private static int compare(double a, double b) {
+        return a == b ? 0 : Double.compare(a, b);
+    }
+
+    /** The k-th largest score (quickselect on a copy). */
+    private double kthLargest(int vocab, int k) {
+        double[] a = work;
+        System.arraycopy(scaled, 0, a, 0, vocab);
+        int lo = 0;
+        int hi = vocab - 1;
+        int target = k - 1;
+        while (lo < hi) {
+            double pivot = a[(lo + hi) >>> 1];
+            int i = lo;
+            int j = hi;
+            while (i <= j) {
+                while (compare(a[i], pivot) > 0) {
+                    i++;
+                }
+                while (compare(a[j], pivot) < 0) {
+                    j--;
+                }
+                if (i <= j) {
+                    double t = a[i];
+                    a[i++] = a[j];
+                    a[j--] = t;
+                }
+            }
+            if (target <= j) {
+                hi = j;
+            } else if (target >= i) {
+                lo = i;
+            } else {
+                break;
+            }
+        }
+        return a[target];
+    }
+
+    /**
+     * Sorts {@code order[0..n)}, collected in token-id order, by descending score: a stable merge sort, so equal
+     * scores keep the id order.
+     */
+    private void sortDescending(int n) {
+        int[] src = order;
+        int[] dst = merge;
+        for (int width = 1; width < n; width *= 2) {
+            for (int lo = 0; lo < n; lo += 2 * width) {
+                int mid = Math.min(lo + width, n);
+                int hi = Math.min(lo + 2 * width, n);
+                int i = lo;
+                int j = mid;
+                for (int out = lo; out < hi; out++) {
+                    boolean left = j >= hi || (i < mid && compare(scaled[src[i]], scaled[src[j]]) >= 0);
+                    dst[out] = left ? src[i++] : src[j++];
+                }
+            }
+            int[] t = src;
+            src = dst;
+            dst = t;
+        }
+        if (src != order) {
+            System.arraycopy(src, 0, order, 0, n);
+        }
     }
 
     public static int argmax(float[] logits, int off, int n) {

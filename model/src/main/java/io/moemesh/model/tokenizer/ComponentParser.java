@@ -99,22 +99,28 @@ final class ComponentParser {
     }
 
     /**
-     * metaspace.rs: {@code prepend_scheme} defaults to "always"; the legacy {@code add_prefix_space: false} means
-     * "never".
+     * metaspace.rs {@code Metaspace::deserialize} (the pre-tokenizer's and the decoder's): {@code prepend_scheme}
+     * defaults to "always"; the legacy {@code add_prefix_space} is checked only when false, and then the scheme
+     * (declared or by default) must be "never", else the file is refused ("add_prefix_space does not match
+     * declared prepend_scheme", since tokenizers PR #1476, 2024) — so a lone {@code add_prefix_space: false} is
+     * refused too, and {@code add_prefix_space: true} changes nothing.
      */
     private PreTokenizer.PrependScheme prependScheme(JsonNode node, String path) {
         String scheme = json.optString(node, "prepend_scheme", path);
-        if (scheme == null) {
-            return json.bool(node, "add_prefix_space", path, true)
-                    ? PreTokenizer.PrependScheme.ALWAYS : PreTokenizer.PrependScheme.NEVER;
-        }
-        return switch (scheme) {
+        PreTokenizer.PrependScheme declared = scheme == null ? PreTokenizer.PrependScheme.ALWAYS : switch (scheme) {
             case "always" -> PreTokenizer.PrependScheme.ALWAYS;
             case "first" -> PreTokenizer.PrependScheme.FIRST;
             case "never" -> PreTokenizer.PrependScheme.NEVER;
             default -> throw json.error(Json.join(path, "prepend_scheme"),
                     "\"" + scheme + "\" is not one of always, first, never");
         };
+        if (!json.bool(node, "add_prefix_space", path, true) && declared != PreTokenizer.PrependScheme.NEVER) {
+            throw json.error(Json.join(path, "add_prefix_space"), "false does not match prepend_scheme "
+                    + (scheme == null ? "\"always\" (the default when absent)" : "\"" + scheme + "\"")
+                    + ": add_prefix_space does not match declared prepend_scheme (tokenizers refuses it; write "
+                    + "prepend_scheme \"never\")");
+        }
+        return declared;
     }
 
     private PreTokenizer split(JsonNode node, String path) {

@@ -6,8 +6,9 @@ import java.util.regex.Pattern;
 
 /**
  * {@code NormalizedString::split} of HF normalizer.rs: the text is covered by alternating non-match / match
- * ranges (tokenizer/pattern.rs {@code find_matches}), the behavior decides how ranges are merged or dropped, and
- * empty results are discarded.
+ * ranges (tokenizer/pattern.rs {@code find_matches}; a zero-width match is an empty match range, which the
+ * behaviors merge like any other), the behavior decides how ranges are merged or dropped, and empty results are
+ * discarded.
  */
 final class PatternSplitter {
     private PatternSplitter() {
@@ -27,11 +28,18 @@ final class PatternSplitter {
         int n = 0;
         Matcher m = pattern.matcher(text);
         int prev = 0;
-        while (m.find()) {
-            // Empty matches delimit nothing; HF's literal/regex patterns of real tokenizers never produce them.
-            if (m.end() == m.start()) {
+        // onig's FindMatches (rust-onig 6.5 find.rs, the SysRegex of HF's Split and Replace): search from lastEnd;
+        // an empty match ending where the last match ended is skipped by searching again one character later,
+        // any other empty match is a (zero-width) match like any other, so it still cuts the text.
+        int lastEnd = 0;
+        int lastMatchEnd = -1;
+        while (lastEnd <= text.length() && m.find(lastEnd)) {
+            if (m.end() == m.start() && m.end() == lastMatchEnd) {
+                lastEnd = lastEnd < text.length() ? text.offsetByCodePoints(lastEnd, 1) : lastEnd + 1;
                 continue;
             }
+            lastEnd = m.end();
+            lastMatchEnd = m.end();
             if (n + 2 > cap) {
                 cap *= 2;
                 starts = java.util.Arrays.copyOf(starts, cap);

@@ -3,6 +3,7 @@ package io.moemesh.model.chat;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -19,9 +20,69 @@ class JinjaConformanceTest {
         "{% if messages is not defined %}u{% else %}d{% endif %} | d",
         "{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %} | U",
         "{{ 'not x is defined' }}                          | not x is defined",
+        "{{- none -}},{{ None }},{{ [1, none] }}           | None,None,[1, None]",
     })
     void supportedConstructs_renderAsJinjaDoes(String template, String expected) {
         assertThat(ChatTemplate.of(template, Map.of()).render(CHAT, true)).isEqualTo(expected);
+    }
+
+    /**
+     * Python's values as Jinja sees them, where Jinjava's differ: truth (a non-empty string is true, "False"
+     * too), None apart from Undefined ({@code is defined}, {@code is none}, {@code default}, {@code ==}),
+     * {@code default} keeping its argument's type, {@code trim} as {@code str.strip}, transformers' {@code tojson}
+     * signature and Python's float repr, {@code str.startswith}/{@code endswith} with start and end, a string's
+     * items (code points) and attributes (Undefined unless a method). Expected
+     * outputs from Jinja 3.1 with transformers' environment; the conversation is user "U", assistant "False".
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "{% for m in messages %}{% if m['content'] %}[{{ m['content'] }}]{% endif %}{% endfor %} ==> [U][False]",
+        "{{ messages|selectattr('content')|list|length }} ==> 2",
+        "{{ 'T' if 'false' else 'F' }}{{ 'T' if not 'FALSE' else 'F' }} ==> TF",
+        "{{ x|default(false)|tojson }},{{ x|d(0)|tojson }} ==> false,0",
+        "{% if (x|default(false)) is false %}ok{% endif %} ==> ok",
+        "{% if tools is defined %}defined{% endif %} ==> defined",
+        "{% if messages[0].tool_calls is none %}none{% else %}undefined{% endif %} ==> undefined",
+        "{{ none|default('a') }},{{ tools|default('a') }},{{ x|default('a') }},{{ tools|default('a', true) }}"
+                + " ==> None,None,a,a",
+        "{{ 'y' if nested.a is defined else 'n' }}{{ 'y' if nested.a is none else 'n' }}"
+                + "{{ 'y' if nested.a == none else 'n' }} ==> yyy",
+        "{{ 'y' if {'a': 1}.get('b') is defined and {'a': 1}.get('b') is none else 'n' }} ==> y",
+        "{{ 'y' if '1' is eq 1 else 'n' }}{{ 'y' if none is equalto none else 'n' }}"
+                + "{{ 'y' if 1 is ne 1.0 else 'n' }} ==> nyn",
+        "{{ 'y' if '1' == 1 else 'n' }}{{ 'y' if x == none else 'n' }}{{ 'y' if tools != none else 'n' }} ==> nnn",
+        "{{ spaced|trim }},{{ 'xxhixx'|trim('x') }},{{ x|trim }} ==> x,hi,",
+        "{{ 'abc'[0] }}{{ 'abc'[-1] }},{{ 'abc'[5] }},{{ 'abc'.foo }},{{ messages[1].content[-2] }} ==> ac,,,s",
+        "{{ {'a': [1, 2]}|tojson(separators=(',', ':')) }} ==> {\"a\":[1,2]}",
+        "{{ ['é']|tojson(2) }} ==> [\"\\u00e9\"]",
+        "{{ [0.0005, 12345678.5, 1e16, 0.00001, 2.5e-7]|tojson }}"
+                + " ==> [0.0005, 12345678.5, 1e+16, 1e-05, 2.5e-07]",
+        "{{ {'b': 1, 'a': none, 'c': 0.00001}|tojson(indent=1, sort_keys=true) }}"
+                + " ==> {\\n \"a\": null,\\n \"b\": 1,\\n \"c\": 1e-05\\n}",
+        "{{ 'y' if 'abcdef'.startswith('cd', 2, -2) else 'n' }}{{ 'y' if 'abc'.startswith('', 4) else 'n' }}"
+                + "{{ 'y' if 'abcdef'.endswith(('x', 'de'), -3, -1) else 'n' }}"
+                + "{{ 'y' if 'abc'.endswith('c', 1, 99) else 'n' }}"
+                + " ==> ynyy",
+    })
+    void pythonValueSemantics_renderAsJinjaDoes(String template, String expected) {
+        Map<String, Object> nested = new HashMap<>();
+        nested.put("a", null);
+        Map<String, Object> variables = Map.of("spaced", "\u3000x\u00a0\u0085", "nested", nested);
+        assertThat(ChatTemplate.of(template, Map.of()).render(List.of(ChatMessage.user("U"),
+                ChatMessage.assistant("False")), false, variables)).isEqualTo(expected.replace("\\n", "\n"));
+    }
+
+    /** Jinja raises where Python does; Jinjava would render None as an empty loop and Undefined as "null". */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "{% for t in tools %}x{% endfor %} ==> TypeError: 'NoneType' object is not iterable",
+        "{{ x|tojson }} ==> TypeError: Object of type Undefined is not JSON serializable",
+        "{% for m in messages %}{{ loop['previtem'] }}{% endfor %} ==> previtem",
+    })
+    void pythonErrorsAndUnknownAttributes_failTheRender(String template, String message) {
+        ChatTemplate t = ChatTemplate.of(template, Map.of());
+        assertThatThrownBy(() -> t.render(CHAT, true))
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message);
     }
 
     @ParameterizedTest(name = "{0}")
@@ -31,8 +92,10 @@ class JinjaConformanceTest {
         "{% if not messages is defined %}u{% else %}d{% endif %}                | not x is test",
         "{%- if not add_generation_prompt is defined -%}x{%- endif -%}          | not x is test",
         "{{ true }}                                                            | literal true",
-        "{{- none -}}                                                          | literal none",
         "{{ False }}                                                           | literal False",
+        "{% for m in messages %}{{ loop.previtem.role }}{% endfor %}             | loop.previtem",
+        "{% for m in messages %}{{ loop.nextitem }}{% endfor %}                  | loop.nextitem",
+        "{% for m in messages %}{% if loop.changed(m.role) %}x{% endif %}{% endfor %} | loop.changed",
     })
     void constructsJinjavaRendersDifferently_areRefusedWhenLoaded(String template, String what) {
         assertThatThrownBy(() -> ChatTemplate.of(template, Map.of()))

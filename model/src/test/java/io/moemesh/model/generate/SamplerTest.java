@@ -64,4 +64,57 @@ class SamplerTest {
             assertThat(draw(new SamplingParams(temperature, 0.9, 3, OptionalLong.of(seed), 1, false), 5)).containsOnly(1);
         }
     }
+
+    /**
+     * transformers' TopKLogitsWarper removes only {@code scores < topk_values[..., -1]}: every token tied with the
+     * k-th score stays a candidate (here top_k=2 keeps the three tokens at 2.0, top_k=1 both maxima).
+     */
+    @ParameterizedTest(name = "top_k={0}")
+    @CsvSource({"2, 0 1 2 3", "1, 0 1", "4, 0 1 2 3"})
+    void topK_keepsEveryTokenTiedWithTheKthScore_asTopKLogitsWarper(int topK, String candidates) {
+        float[] logits = topK == 1 ? new float[] {2.5f, 2.5f, 0f, -1f, -2f} : new float[] {3f, 2f, 2f, 2f, 1f};
+        int[] expected = java.util.Arrays.stream(candidates.split(" ")).mapToInt(Integer::parseInt).toArray();
+        Sampler s = new Sampler(new SamplingParams(1.0, 1, topK, OptionalLong.of(3), 1, false));
+        Set<Integer> seen = new HashSet<>();
+        for (int i = 0; i < 4000; i++) {
+            seen.add(s.sample(logits, 0, logits.length));
+        }
+        assertThat(seen).containsExactlyInAnyOrder(java.util.Arrays.stream(expected).boxed().toArray(Integer[]::new));
+    }
+
+    /**
+     * The tokens drawn for a seed are those of the earlier sampler, which sorted the whole vocabulary (regression
+     * table recorded from it; no ties, so top-k means the same): the selection without a full sort changed the
+     * work, not the draws. "wide" is 5,000 distinct logits, so top-p and the plain draw sort only a head of it.
+     */
+    @ParameterizedTest(name = "{0} T={1} top_p={2} top_k={3} seed={4}")
+    @CsvSource({
+        "small, 1.0, 1.0, 0, 42, 2 1 6 6 1 4 1 5 6 2 1 6",
+        "small, 0.7, 1.0, 3, 7, 6 1 2 6 6 1 6 1 1 6 1 2",
+        "small, 1.3, 0.8, 0, 1, 6 2 5 6 6 2 5 6 1 2 6 2",
+        "small, 1.0, 0.9, 5, 99, 1 1 2 1 1 1 2 2 6 6 6 2",
+        "wide, 1.0, 1.0, 0, 42, 1493 1474 2866 4374 1223 927 2426 1106 4751 4481 3485 4418",
+        "wide, 0.6, 0.95, 0, 3, 1537 3683 2417 1223 2354 1798 3422 2479 1286 2479 4060 4939",
+        "wide, 1.0, 1.0, 40, 11, 1537 846 4867 3108 1914 783 2291 1474 469 4688 1914 846",
+        "wide, 2.0, 0.5, 100, 5, 3045 2605 4113 4176 3799 3736 981 3359 2731 1600 783 1914",
+        "wide, 0.8, 0.99, 0, 2024, 334 3422 2049 3736 1493 657 2731 4562 4867 3296 2919 1116"})
+    void seededDraws_withoutTies_areTheSameAsBefore(String logits, double temperature, double topP, int topK,
+                                                    long seed, String expected) {
+        float[] l = logits.equals("small") ? LOGITS : wideLogits();
+        Sampler s = new Sampler(new SamplingParams(temperature, topP, topK, OptionalLong.of(seed), 1, false));
+        int[] tokens = new int[12];
+        for (int i = 0; i < tokens.length; i++) {
+            tokens[i] = s.sample(l, 0, l.length);
+        }
+        assertThat(tokens).containsExactly(
+                java.util.Arrays.stream(expected.split(" ")).mapToInt(Integer::parseInt).toArray());
+    }
+
+    private static float[] wideLogits() {
+        float[] l = new float[5000];
+        for (int i = 0; i < l.length; i++) {
+            l[i] = (float) (8 * Math.sin(i * 0.7) + 3 * Math.cos(i * 1.3) + (i % 17) * 0.01);
+        }
+        return l;
+    }
 }

@@ -30,6 +30,29 @@ class PreTokenizerTest {
         assertThat(texts(split, "the-final--countdown")).containsExactly(expected.split("\\|"));
     }
 
+    /**
+     * Zero-width matches are match ranges too (tokenizers pattern.rs {@code find_matches} over onig's
+     * {@code find_iter}, rust-onig 6.5 find.rs): "(?=b)" cuts "ab" before the b whatever the behavior; an empty
+     * match where the previous match ended is skipped, so "a|(?=b)" on "ab" finds only "a", and MergedWithNext
+     * then joins it with "b" (were the empty match kept, it would stand between them and keep "a" apart).
+     */
+    @ParameterizedTest
+    @CsvSource(delimiter = ';', value = {
+        "(?=b); Isolated; ab; a|b",
+        "(?=b); Removed; ab; a|b",
+        "(?=b); Contiguous; ab; a|b",
+        "(?=b); MergedWithPrevious; abb; a|b|b",
+        "(?=b); MergedWithNext; ab; a|b",
+        "(?=a); Isolated; ab; ab",
+        "a|(?=b); MergedWithNext; ab; ab",
+        "a|(?=b); Isolated; aab; a|a|b"})
+    void split_keepsZeroWidthMatchesAsBoundaries_likeOniguruma(String regex, String behavior, String text,
+                                                               String expected) {
+        PreTokenizer split = new PreTokenizer.Split(HfRegex.compile(regex, "test"), SplitBehavior.fromJson(behavior),
+                false);
+        assertThat(texts(split, text)).containsExactly(expected.split("\\|"));
+    }
+
     @Test
     void split_withInvert_treatsTheNonMatchesAsDelimiters() {
         // HF's Whitespace pre-tokenizer: keep \w+|[^\w\s]+, remove what is between.

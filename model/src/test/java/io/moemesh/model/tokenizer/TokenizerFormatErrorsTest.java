@@ -7,6 +7,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Bad or unsupported tokenizer.json input fails with a message naming the file and the component. */
 class TokenizerFormatErrorsTest {
@@ -108,6 +111,36 @@ class TokenizerFormatErrorsTest {
         assertThatThrownBy(() -> Tokenizer.parse(json, "tokenizer.json"))
                 .isInstanceOf(ModelFormatException.class)
                 .hasMessageStartingWith("tokenizer.json: pre_tokenizer.pattern: regex \"(?<x\" is not supported");
+    }
+
+    /**
+     * metaspace.rs {@code Metaspace::deserialize}: {@code add_prefix_space: false} requires prepend_scheme "never"
+     * (absent means "always"), for the pre-tokenizer and the decoder alike; true, or a matching false, loads.
+     */
+    @ParameterizedTest
+    @CsvSource(delimiter = ';', value = {
+        "pre_tokenizer; \"add_prefix_space\": false, \"prepend_scheme\": \"always\"; \"always\"",
+        "pre_tokenizer; \"add_prefix_space\": false, \"prepend_scheme\": \"first\"; \"first\"",
+        "pre_tokenizer; \"add_prefix_space\": false; \"always\" (the default when absent)",
+        "decoder; \"add_prefix_space\": false, \"prepend_scheme\": \"first\"; \"first\""})
+    void parse_rejectsAMetaspaceWhoseAddPrefixSpaceFalseContradictsItsPrependScheme(String where, String fields,
+                                                                                    String scheme) {
+        String metaspace = "{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", " + fields + "}";
+        String json = where.equals("decoder") ? tokenizerJson("null", "null", BPE, metaspace)
+                : tokenizerJson("null", metaspace, BPE, "null");
+        assertThatThrownBy(() -> Tokenizer.parse(json, "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: " + where + ".add_prefix_space false does not match "
+                        + "prepend_scheme " + scheme)
+                .hasMessageContaining("add_prefix_space does not match declared prepend_scheme");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"\"add_prefix_space\": false, \"prepend_scheme\": \"never\"",
+        "\"add_prefix_space\": true, \"prepend_scheme\": \"never\"", "\"add_prefix_space\": true"})
+    void parse_acceptsAMetaspaceWhoseAddPrefixSpaceMatchesOrIsTrue(String fields) {
+        String metaspace = "{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", " + fields + "}";
+        Tokenizer.parse(tokenizerJson("null", metaspace, BPE, metaspace), "tokenizer.json");
     }
 
     @Test

@@ -16,13 +16,38 @@ import java.util.Optional;
  * @param ownUid the server's effective uid
  */
 record SameUidRule(int ownUid) {
-    /** The effective uid of this process: the owner of {@code /proc/self} (proc(5)). */
+    /**
+     * The effective uid of this process, from the {@code Uid:} line of {@code /proc/self/status} (proc(5)). Not the
+     * owner of {@code /proc/self}: that is root:root whenever the process is not dumpable (proc(5), "/proc/pid":
+     * after a set-user-ID exec, a change of credentials, or {@code prctl(PR_SET_DUMPABLE, 0)}), which would admit root
+     * and refuse the owner's own processes.
+     */
     static SameUidRule ofThisProcess() {
+        Path status = Path.of("/proc/self/status");
         try {
-            return new SameUidRule((Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid"));
+            return new SameUidRule(effectiveUid(Files.readString(status)));
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read this process's uid from /proc/self (" + e.getMessage() + ")", e);
+            throw new UncheckedIOException("cannot read this process's uid from " + status + " (" + e.getMessage() + ")", e);
         }
+    }
+
+    /**
+     * The effective uid in a {@code /proc/<pid>/status} text: the second of the {@code Uid:} line's real, effective,
+     * saved set and file-system uids (proc(5)), read as the unsigned uid_t it is (SO_PEERCRED's uid is the peer's
+     * effective uid, unix(7), as the same int bits).
+     *
+     * @throws IllegalArgumentException if the text has no such line
+     */
+    static int effectiveUid(String status) {
+        for (String line : status.split("\n")) {
+            if (line.startsWith("Uid:")) {
+                String[] uids = line.substring("Uid:".length()).strip().split("\\s+");
+                if (uids.length >= 2) {
+                    return Integer.parseUnsignedInt(uids[1]);
+                }
+            }
+        }
+        throw new IllegalArgumentException("no \"Uid:\" line with an effective uid in the process status");
     }
 
     /**

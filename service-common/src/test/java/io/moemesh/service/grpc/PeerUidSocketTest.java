@@ -149,8 +149,28 @@ class PeerUidSocketTest {
     }
 
     @Test
-    void thisProcessesUid_isTheOwnerOfProcSelf() throws IOException {
-        assertThat(SameUidRule.ofThisProcess().ownUid()).isEqualTo(Files.getAttribute(Path.of("/proc/self"), "unix:uid"));
+    void thisProcessesUid_isTheOwnerOfTheFilesItCreates() throws IOException {
+        Path file = Files.createFile(dir.resolve("mine"));
+        assertThat(SameUidRule.ofThisProcess().ownUid()).isEqualTo(Files.getAttribute(file, "unix:uid"));
+    }
+
+    /**
+     * proc(5): {@code Uid:} lists the real, effective, saved set and file-system uids; the effective one is the
+     * process's, whoever owns {@code /proc/self} (root:root for a process that is not dumpable).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = ';', value = {"1000 1000 1000 1000; 1000", "0 1001 0 1001; 1001", "1001 0 0 0; 0",
+        "0 4294967294 0 0; -2"})
+    void effectiveUid_isTheSecondUidOfTheStatusUidLine(String uids, int effective) {
+        String status = "Name:\tjava\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nPid:\t4242\nPPid:\t1\n"
+                + "TracerPid:\t0\nUid:\t" + uids.replace(' ', '\t') + "\nGid:\t0\t0\t0\t0\nFDSize:\t256\n";
+        assertThat(SameUidRule.effectiveUid(status)).isEqualTo(effective);
+    }
+
+    @Test
+    void effectiveUid_failsWithoutAUidLine() {
+        assertThatThrownBy(() -> SameUidRule.effectiveUid("Name:\tjava\nGid:\t0\t0\t0\t0\n"))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("Uid:");
     }
 
     /**
