@@ -185,16 +185,18 @@ class ChartRenderTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("valueSets")
-    void routerRole_grantsOnlyPodReadsAndWritesOfThePlacementConfigMap_toTheRoutersServiceAccount(
+    void routerRole_grantsOnlyPodReadsPodStatusPatchesAndWritesOfThePlacementConfigMap_toTheRoutersServiceAccount(
             Chart.ValueSet set) {
         RenderedChart chart = Chart.render(set);
         String placement = name("placement");
         assertThat(chart.one(V1ConfigMap.class, placement).getData()).as("created empty, the router fills it")
                 .isNullOrEmpty();
         V1Role role = chart.one(V1Role.class, name("router"));
+        // pods/status: the readiness gate's condition (expertService.readinessGate.enabled, on in every value set)
         assertThat(role.getRules()).containsExactly(
                 new V1PolicyRule().apiGroups(List.of("")).resources(List.of("pods"))
                         .verbs(List.of("get", "list", "watch")),
+                new V1PolicyRule().apiGroups(List.of("")).resources(List.of("pods/status")).verbs(List.of("patch")),
                 new V1PolicyRule().apiGroups(List.of("")).resources(List.of("configmaps"))
                         .resourceNames(List.of(placement)).verbs(List.of("get", "update", "patch")));
         assertThat(chart.all(V1Role.class)).hasSize(1);

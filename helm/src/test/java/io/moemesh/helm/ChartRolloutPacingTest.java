@@ -17,9 +17,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * A rolling update (and a scale step) moves on once a new pod is available: Ready for the workload's
- * minReadySeconds. An expert-service pod is Ready before it holds any expert (readiness ignores experts on purpose),
- * so without the wait the StatefulSet would replace the next pod while the router still re-places the experts of
- * the last one; a gateway is Ready before load balancers route to it.
+ * minReadySeconds. Without the readiness gate (ChartReadinessGateTest) an expert-service pod is Ready before it holds
+ * any expert, so without the wait the StatefulSet would replace the next pod while the router still re-places the
+ * experts of the last one (with the gate the wait is a margin); a gateway is Ready before load balancers route to it.
  */
 class ChartRolloutPacingTest {
     private static final String EXPERTS = Chart.RELEASE + "-expert-service";

@@ -36,12 +36,19 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                      update) if its base64 length is within it too; else nothing is written (logged, counted). In
  *                      [1, 1048576] (the API server's limit on a ConfigMap's data); default 786432 (768 KiB) leaves a
  *                      quarter of the limit for other keys and metadata ({@code ConfigMapPublisher})
+ * @param readinessGate whether the router sets the pod condition {@code moemesh.io/placed} on the expert-service pods
+ *                      (kubernetes mode): True once a published epoch includes the pod and it committed it, False when a
+ *                      newer epoch no longer includes it ({@code PlacedGate}). For pods whose template lists it in
+ *                      {@code readinessGates} (the chart's {@code expertService.readinessGate.enabled}), so they turn
+ *                      Ready only once placed; the router's Role must allow {@code patch} on {@code pods/status}.
+ *                      Default false: the chart turns it on together with the gate and that permission
  */
 public record DiscoverySettings(@DefaultValue("static") String mode, String namespace, String labelSelector,
                                 String configMap, @DefaultValue("9100") int grpcPort,
                                 @DefaultValue("2s") Duration settleTime, @DefaultValue("30s") Duration resyncPeriod,
                                 String apiServer,
-                                @DefaultValue("786432") int configMapGzipThresholdBytes) {
+                                @DefaultValue("786432") int configMapGzipThresholdBytes,
+                                @DefaultValue("false") boolean readinessGate) {
     public static final String STATIC = "static";
     public static final String KUBERNETES = "kubernetes";
 
@@ -90,7 +97,7 @@ public record DiscoverySettings(@DefaultValue("static") String mode, String name
     /** The defaults: static mode. */
     static DiscoverySettings defaults() {
         return new DiscoverySettings(null, null, null, null, 9100, null, null, null,
-                ConfigMapPublisher.DEFAULT_GZIP_THRESHOLD_BYTES);
+                ConfigMapPublisher.DEFAULT_GZIP_THRESHOLD_BYTES, false);
     }
 
     public boolean kubernetes() {

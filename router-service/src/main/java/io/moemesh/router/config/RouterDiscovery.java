@@ -2,17 +2,23 @@ package io.moemesh.router.config;
 
 import io.moemesh.router.discovery.ConfigMapPublisher;
 import io.moemesh.router.discovery.InstanceDiscovery;
+import io.moemesh.router.discovery.PlacedGate;
 
 /**
  * The discovery of one router: its instance source and, in Kubernetes mode, the ConfigMap publisher (null in static
- * mode, where {@code <state-dir>/placement.json} is the placement file).
+ * mode, where {@code <state-dir>/placement.json} is the placement file) and the readiness gate's condition writer (null
+ * unless {@code moemesh.router.discovery.readiness-gate}).
  */
-record RouterDiscovery(InstanceDiscovery instances, ConfigMapPublisher publisher) implements AutoCloseable {
+record RouterDiscovery(InstanceDiscovery instances, ConfigMapPublisher publisher, PlacedGate gate)
+        implements AutoCloseable {
     @Override
     public void close() {
         instances.close();
         if (publisher != null) {
             publisher.close();
+        }
+        if (gate != null) {
+            gate.close();
         }
     }
 }

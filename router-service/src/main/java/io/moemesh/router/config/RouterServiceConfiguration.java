@@ -14,9 +14,11 @@ import io.moemesh.router.grpc.GrpcInstanceLoader;
 import io.moemesh.router.grpc.OperatorPolicy;
 import io.moemesh.router.grpc.RouterGrpcService;
 import io.moemesh.router.discovery.ConfigMapPublisher;
+import io.moemesh.router.discovery.PlacedGate;
 import io.moemesh.router.discovery.StaticInstanceDiscovery;
 import io.moemesh.router.kubernetes.KubernetesApi;
 import io.moemesh.router.kubernetes.KubernetesPlacementConfigMap;
+import io.moemesh.router.kubernetes.KubernetesPodConditions;
 import io.moemesh.router.kubernetes.KubernetesPodDiscovery;
 import io.moemesh.router.metrics.DiscoveryMetrics;
 import io.moemesh.router.metrics.RouterMetrics;
@@ -29,6 +31,7 @@ import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.tls.MeshCredentials;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -142,7 +145,7 @@ public final class RouterServiceConfiguration {
     RouterDiscovery routerDiscovery(RouterProperties props, PlacementCoordinator coordinator, MeterRegistry registry) {
         DiscoverySettings d = props.discovery();
         if (!d.kubernetes()) {
-            return new RouterDiscovery(new StaticInstanceDiscovery(instances(props)), null);
+            return new RouterDiscovery(new StaticInstanceDiscovery(instances(props)), null, null);
         }
         ApiClient client = KubernetesApi.client(d.apiServer(), d.resyncPeriod());
         var pods = new KubernetesPodDiscovery(client, d.namespace(), d.selector(), d.grpcPort(), d.resyncPeriod());
@@ -162,7 +165,16 @@ public final class RouterServiceConfiguration {
             log.warn("ConfigMap {}/{} not read at start ({}): the first epoch goes above the instances' epochs only",
                     d.namespace(), d.configMap(), e.getMessage());
         }
-        return new RouterDiscovery(pods, publisher);
+        PlacedGate gate = null;
+        if (d.readinessGate()) {
+            // The expert pods' readiness gate: Ready once the router placed on them (rollouts and drains wait for it).
+            gate = new PlacedGate(new KubernetesPodConditions(client, d.namespace(), Clock.systemUTC()), d.selector(),
+                    d.grpcPort(), Executors.newSingleThreadExecutor(
+                            Thread.ofPlatform().name("router-readiness-gate").daemon().factory()));
+            pods.onPods(gate::pods);
+            coordinator.onCommitted(gate::committed);
+        }
+        return new RouterDiscovery(pods, publisher, gate);
     }
 
     /** Places on the discovered set: the settle time in Kubernetes mode, at once on the static list. */

@@ -55,15 +55,19 @@ final class PendingCommits {
     /**
      * COMMIT of a published epoch on every instance. An instance that misses it still answers both epochs, which is
      * safe (it only keeps the older epoch's experts longer); it is counted, logged and retried before the next PREPARE.
+     *
+     * @return the ids of the instances that committed it, in the placement's order
      */
-    void commitEverywhere(Placement p) throws InterruptedException {
+    List<String> commitEverywhere(Placement p) throws InterruptedException {
         long epoch = p.getEpoch();
         Map<Instance, Throwable> failed = loads.onEvery(p.getInstancesList(),
                 in -> loader.commit(in, epoch, timeout));
+        List<String> committed = new ArrayList<>();
         for (Instance in : p.getInstancesList()) {
             Throwable t = failed.get(in);
             if (t == null) {
                 pendingCommits.remove(in.getId());
+                committed.add(in.getId());
             } else {
                 commitFailures.incrementAndGet();
                 pendingCommits.put(in.getId(), new Missed(in, epoch));
@@ -71,6 +75,7 @@ final class PendingCommits {
                         + "answers the previous epoch too meanwhile): {}", epoch, PlacementCoordinator.describe(in), t.getMessage());
             }
         }
+        return committed;
     }
 
     /**

@@ -10,7 +10,6 @@ import io.moemesh.router.placement.RouteStats;
 import io.moemesh.router.prediction.ModelShape;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.trace.RouteTrace;
-import io.moemesh.service.placement.EvenPlacement;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -19,6 +18,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
@@ -40,7 +40,8 @@ import org.slf4j.LoggerFactory;
  * mesh. While nothing is published, the next attempt reuses that epoch number, for whatever assignment it plans, so
  * retries while an instance is down do not climb past the expert-services' max-epoch-jump ({@link EpochAttempts}).
  *
- * <p>Epoch 1 (at first start) is the even deal with exactly {@code replicas} replicas ({@link EvenPlacement}), switched
+ * <p>Epoch 1 (at first start) is the even deal with exactly {@code replicas} replicas
+ * ({@link PlacementMessages#evenDeal}: the copies of an expert in distinct failure domains where they allow), switched
  * the same way (instances that already serve it from their placement file answer PREPARE and COMMIT as no-ops). A
  * restarted router continues at the epoch it had published when the instances are the same (no PREPARE: they hold it;
  * a COMMIT to each, a no-op where it was committed); otherwise it deals evenly at the next epoch. Replans run one at a
@@ -88,6 +89,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final AtomicBoolean replanning = new AtomicBoolean();
     private final List<PlacementWatch> watches = new CopyOnWriteArrayList<>();
     private final List<Consumer<ReplanOutcome>> publishListeners = new CopyOnWriteArrayList<>();
+    private final List<BiConsumer<Placement, List<String>>> commitListeners = new CopyOnWriteArrayList<>();
     private final Object publishing = new Object();
     private volatile Placement current;
     /** The instances of the current epoch (before the first: the configured ones). */
@@ -152,6 +154,14 @@ public final class PlacementCoordinator implements AutoCloseable {
     /** Called with every published epoch (startup's included), on the replan thread. */
     public void onPublished(Consumer<ReplanOutcome> listener) {
         publishListeners.add(listener);
+    }
+
+    /**
+     * Called once the COMMIT of every published epoch has been sent, with the epoch and the ids of the instances that
+     * committed it (they serve their share at that epoch; the others missed the COMMIT), on the replan thread.
+     */
+    public void onCommitted(BiConsumer<Placement, List<String>> listener) {
+        commitListeners.add(listener);
     }
 
     /**
@@ -223,7 +233,7 @@ public final class PlacementCoordinator implements AutoCloseable {
             ReplanOutcome outcome = publish(restored, "restored", started, m);
             // The last run may have stopped between publishing and committing: a COMMIT of the served epoch is a
             // no-op, so every instance is told again (nothing is loaded).
-            commits.commitEverywhere(restored);
+            committed(restored, commits.commitEverywhere(restored));
             return outcome;
         }
         if (restored != null && current == null) {
@@ -290,7 +300,8 @@ public final class PlacementCoordinator implements AutoCloseable {
             return loadAndPublish(evenDeal(epoch, m), EVEN, started, m);
         }
         List<String> ids = m.instances().stream().map(Instance::getId).toList();
-        io.moemesh.router.placement.Placement plan = chosen.plan(stats, m.budget(), ids);
+        io.moemesh.router.placement.Placement plan = chosen.plan(stats, m.budget(), ids,
+                PlacementMessages.domains(m.instances()));
         Placement p = PlacementMessages.toProto(plan, epoch, m.instances(), settings.sharedExpert() ? 1 : 0,
                 m.replicas());
         return loadAndPublish(p, chosen.name(), started, m);
@@ -356,7 +367,7 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     private Placement evenDeal(long epoch, Membership m) {
         ModelShape s = settings.shape();
-        return EvenPlacement.build(epoch, m.instances(), s.layers(), s.experts(), settings.sharedExpert(),
+        return PlacementMessages.evenDeal(epoch, m.instances(), s.layers(), s.experts(), settings.sharedExpert(),
                 m.replicas());
     }
 
@@ -380,8 +391,18 @@ public final class PlacementCoordinator implements AutoCloseable {
         String kept = current == null ? "no epoch is published yet" : "epoch " + currentEpoch() + " stays current";
         attempts.prepareEverywhere(p, kept);
         ReplanOutcome outcome = publish(p, planner, started, m);
-        commits.commitEverywhere(p);
+        committed(p, commits.commitEverywhere(p));
         return outcome;
+    }
+
+    private void committed(Placement p, List<String> ids) {
+        for (BiConsumer<Placement, List<String>> l : commitListeners) {
+            try {
+                l.accept(p, ids);
+            } catch (RuntimeException e) {
+                log.error("a listener of committed epoch {} failed", p.getEpoch(), e);
+            }
+        }
     }
 
     static String describe(Instance in) {

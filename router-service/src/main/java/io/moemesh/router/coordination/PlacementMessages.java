@@ -3,6 +3,8 @@ package io.moemesh.router.coordination;
 import io.moemesh.proto.router.v1.ExpertPlacement;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.LayerPlacement;
+import io.moemesh.router.placement.EvenDeal;
+import io.moemesh.router.placement.FailureDomains;
 import io.moemesh.router.placement.Placement;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -18,10 +20,47 @@ public final class PlacementMessages {
     private PlacementMessages() {
     }
 
+    /** The failure domains of the instances (Instance.failure_domain, empty = unknown), in their order. */
+    public static FailureDomains domains(List<Instance> instances) {
+        return FailureDomains.of(instances.stream().map(Instance::getFailureDomain).toList());
+    }
+
+    /**
+     * The even deal: {@code replicas} copies of every expert (the shared one included), dealt by {@link EvenDeal} so
+     * that the copies of one expert land in distinct failure domains where the domains allow. With no domain known
+     * this is exactly {@code EvenPlacement.build}, what {@code moemesh up} publishes.
+     *
+     * @throws IllegalArgumentException when there is no instance or replicas is not in [1, instances]
+     */
+    public static io.moemesh.proto.router.v1.Placement evenDeal(long epoch, List<Instance> instances, int layers,
+                                                                int routedExperts, boolean sharedExpert,
+                                                                int replicas) {
+        if (instances.isEmpty()) {
+            throw new IllegalArgumentException("a placement needs at least one instance");
+        }
+        int experts = routedExperts + (sharedExpert ? 1 : 0);
+        int[][][] holders = new EvenDeal(domains(instances)).holders(0, layers, experts, replicas);
+        io.moemesh.proto.router.v1.Placement.Builder b = io.moemesh.proto.router.v1.Placement.newBuilder()
+                .setEpoch(epoch).addAllInstances(instances);
+        for (int l = 0; l < layers; l++) {
+            LayerPlacement.Builder lp = LayerPlacement.newBuilder().setLayer(l);
+            for (int e = 0; e < experts; e++) {
+                ExpertPlacement.Builder ep = ExpertPlacement.newBuilder().setExpert(e).setShared(e == routedExperts);
+                for (int i : holders[l][e]) {
+                    ep.addInstanceIds(instances.get(i).getId());
+                }
+                lp.addExperts(ep);
+            }
+            b.addLayers(lp);
+        }
+        return b.build();
+    }
+
     /**
      * @param sharedExperts 1 when the model has an always-on shared expert (id = routed experts), else 0: planners
      *                      place routed experts only, so the shared one goes, like in the even deal, on
-     *                      {@code sharedReplicas} consecutive instances offset by the layer
+     *                      {@code sharedReplicas} consecutive instances of the deal's order offset by the layer
+     *                      (in distinct failure domains where they allow: every token visits it)
      */
     public static io.moemesh.proto.router.v1.Placement toProto(Placement p, long epoch, List<Instance> instances,
                                                                int sharedExperts, int sharedReplicas) {
@@ -30,7 +69,7 @@ public final class PlacementMessages {
         }
         io.moemesh.proto.router.v1.Placement.Builder b = io.moemesh.proto.router.v1.Placement.newBuilder()
                 .setEpoch(epoch).addAllInstances(instances);
-        int n = instances.size();
+        EvenDeal deal = new EvenDeal(domains(instances));
         for (int l = 0; l < p.layers(); l++) {
             LayerPlacement.Builder lp = LayerPlacement.newBuilder().setLayer(p.firstLayer() + l);
             for (int e = 0; e < p.experts(l); e++) {
@@ -44,7 +83,7 @@ public final class PlacementMessages {
                 int e = p.experts(l) + s;
                 ExpertPlacement.Builder ep = ExpertPlacement.newBuilder().setExpert(e).setShared(true);
                 for (int r = 0; r < sharedReplicas; r++) {
-                    ep.addInstanceIds(instances.get((e + l + r) % n).getId());
+                    ep.addInstanceIds(instances.get(deal.holder(e, l, r)).getId());
                 }
                 lp.addExperts(ep);
             }

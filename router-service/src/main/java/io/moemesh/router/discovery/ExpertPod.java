@@ -11,14 +11,27 @@ import java.util.Map;
  * @param labels      metadata.labels
  * @param annotations metadata.annotations: {@code moemesh.io/device} ({@code cpu} or {@code gpu}),
  *                    {@code moemesh.io/gpus} (a count), optional {@code moemesh.io/memory-budget-bytes}
- * @param terminating metadata.deletionTimestamp is set
- * @param phase       status.phase ({@code Pending}, {@code Running}, ...), may be null
- * @param ready       the {@code Ready} condition is {@code True}
- * @param podIp       status.podIP, may be null
- * @param grpcPort    the container port named {@code grpc}, or null when no container declares one
+ * @param terminating     metadata.deletionTimestamp is set
+ * @param phase           status.phase ({@code Pending}, {@code Running}, ...), may be null
+ * @param containersReady the {@code ContainersReady} condition is {@code True} (the {@code Ready} condition when the
+ *                        pod reports no ContainersReady). Not {@code Ready}: with the chart's readiness gate a pod is
+ *                        Ready only once the router has placed on it ({@link #PLACED}), so judging on Ready the router
+ *                        would never place on a new pod. Without readiness gates the two are the same condition.
+ * @param podIp           status.podIP, may be null
+ * @param grpcPort        the container port named {@code grpc}, or null when no container declares one
+ * @param nodeName        spec.nodeName, the node the pod runs on (its failure domain), null before it is scheduled
+ * @param placed          the {@value #PLACED} condition is {@code True}: the router has placed on the pod
  */
 public record ExpertPod(String name, Map<String, String> labels, Map<String, String> annotations, boolean terminating,
-                        String phase, boolean ready, String podIp, Integer grpcPort) {
+                        String phase, boolean containersReady, String podIp, Integer grpcPort, String nodeName,
+                        boolean placed) {
+    /**
+     * The pod condition the router sets True once a published epoch includes the pod and the pod committed it (and
+     * False when a newer epoch no longer includes it): the chart's readiness gate on the expert-service pods
+     * (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-readiness-gate), so a rolling update or
+     * a drain waits for the router's re-placement.
+     */
+    public static final String PLACED = "moemesh.io/placed";
     public static final String DEVICE = "moemesh.io/device";
     public static final String GPUS = "moemesh.io/gpus";
     public static final String MEMORY_BUDGET = "moemesh.io/memory-budget-bytes";
@@ -32,7 +45,7 @@ public record ExpertPod(String name, Map<String, String> labels, Map<String, Str
      * What the router makes of the pod: an instance to place on, not ready yet (normal, not logged), or ignored for a
      * reason (malformed: logged). The device slot is 0: every pod is given its own devices (the chart's one pod per
      * GPU), which it sees from ordinal 0; the annotations are checked so that a pod the chart did not render is not
-     * placed on by mistake.
+     * placed on by mistake. The failure domain is the pod's node: the pods of one node fail together.
      *
      * @param selector    the discovery's label selector (checked again here)
      * @param defaultPort the port when no container port is named {@code grpc}
@@ -70,16 +83,16 @@ public record ExpertPod(String name, Map<String, String> labels, Map<String, Str
         if (terminating) {
             return Verdict.notReady("it is terminating");
         }
-        if (!"Running".equals(phase) || !ready) {
-            return Verdict.notReady("phase " + phase + ", ready " + ready);
+        if (!"Running".equals(phase) || !containersReady) {
+            return Verdict.notReady("phase " + phase + ", containers ready " + containersReady);
         }
         if (podIp == null || podIp.isBlank()) {
-            return Verdict.ignored("it is Running and Ready but has no pod IP");
+            return Verdict.ignored("it is Running with its containers ready but has no pod IP");
         }
         int port = grpcPort != null ? grpcPort : defaultPort;
         String host = podIp.contains(":") ? "[" + podIp + "]" : podIp;
         return Verdict.instance(Instance.newBuilder().setId(name).setEndpoint(host + ":" + port).setDeviceSlot(0)
-                .setMemoryBudgetBytes(memoryBytes).build());
+                .setMemoryBudgetBytes(memoryBytes).setFailureDomain(nodeName == null ? "" : nodeName).build());
     }
 
     /** An instance, or why the pod is not one (ignored = malformed, worth a log line; otherwise not ready yet). */

@@ -12,9 +12,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The expert-service pods the discovery knows (from a list, then watch events) and the READY instance set they make.
- * A pod counts only when Running, Ready, not terminating and with a pod IP ({@link ExpertPod#judge}); a malformed pod
- * is ignored and its reason logged once per pod and reason (so a pod that stays malformed is not logged on every event
- * or resync), never an error that stops the discovery. Not thread-safe: one discovery thread owns it.
+ * A pod counts only when Running, its containers ready, not terminating and with a pod IP ({@link ExpertPod#judge});
+ * a malformed pod is ignored and its reason logged once per pod and reason (so a pod that stays malformed is not
+ * logged on every event or resync), never an error that stops the discovery. Not thread-safe: one discovery thread
+ * owns it.
  */
 public final class PodSet {
     private static final Logger log = LoggerFactory.getLogger(PodSet.class);
@@ -59,6 +60,11 @@ public final class PodSet {
     /** Pods known, ready or not, ignored ones included. */
     public int seen() {
         return pods.size();
+    }
+
+    /** Every pod known, as last seen (a snapshot). */
+    public List<ExpertPod> all() {
+        return List.copyOf(pods.values());
     }
 
     /** The ready instances, sorted by id (pod name). */

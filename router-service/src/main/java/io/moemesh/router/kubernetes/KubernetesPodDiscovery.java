@@ -69,6 +69,7 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private volatile int ready;
     private volatile int seen;
     private volatile boolean watching;
+    private volatile Consumer<List<ExpertPod>> podsListener = pods -> { };
     private List<Instance> delivered;
     private String lastError;
     private boolean watchFailureLogged;
@@ -107,6 +108,15 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     @Override
     public int seen() {
         return seen;
+    }
+
+    /**
+     * Also hands every pod known, as last seen, to {@code listener} after each list (every resync period) and each
+     * watch event, on the discovery thread (the readiness gate's view of the pods: {@code PlacedGate}). Call before
+     * {@link #start}.
+     */
+    public void onPods(Consumer<List<ExpertPod>> listener) {
+        this.podsListener = Objects.requireNonNull(listener, "listener");
     }
 
     /** Whether the last watch opened (false: the discovery runs on the periodic list alone). */
@@ -212,6 +222,11 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         List<Instance> now = pods.ready();
         seen = pods.seen();
         ready = now.size();
+        try {
+            podsListener.accept(pods.all());
+        } catch (RuntimeException e) {
+            log.error("the expert-service pods could not be handed on", e);
+        }
         if (!now.equals(delivered)) {
             delivered = now;
             log.info("{} of {} expert-service pods ready: {}", now.size(), pods.seen(),
@@ -256,12 +271,19 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         }
     }
 
-    /** The router's view of a pod; null fields where the API gave none. */
+    /**
+     * The router's view of a pod; null fields where the API gave none. Placeable on ContainersReady, not Ready: the
+     * chart's readiness gate ({@value ExpertPod#PLACED}) keeps Ready False until the router has placed on the pod.
+     */
     static ExpertPod view(V1Pod p) {
         var meta = p.getMetadata();
         var status = p.getStatus();
-        boolean ready = status != null && status.getConditions() != null && status.getConditions().stream()
-                .anyMatch((V1PodCondition c) -> "Ready".equals(c.getType()) && "True".equals(c.getStatus()));
+        List<V1PodCondition> conditions = status == null || status.getConditions() == null ? List.of()
+                : status.getConditions();
+        boolean hasContainersReady = conditions.stream().anyMatch(c -> "ContainersReady".equals(c.getType()));
+        // A kubelet reports ContainersReady next to Ready (Kubernetes >= 1.12); Ready stands in for it only on a pod
+        // that has none (one whose status was not written by a kubelet).
+        boolean containersReady = isTrue(conditions, hasContainersReady ? "ContainersReady" : "Ready");
         Integer grpcPort = null;
         if (p.getSpec() != null && p.getSpec().getContainers() != null) {
             for (V1Container c : p.getSpec().getContainers()) {
@@ -274,7 +296,12 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         }
         return new ExpertPod(meta == null ? null : meta.getName(), meta == null ? null : meta.getLabels(),
                 meta == null ? null : meta.getAnnotations(), meta != null && meta.getDeletionTimestamp() != null,
-                status == null ? null : status.getPhase(), ready, status == null ? null : status.getPodIP(), grpcPort);
+                status == null ? null : status.getPhase(), containersReady, status == null ? null : status.getPodIP(),
+                grpcPort, p.getSpec() == null ? null : p.getSpec().getNodeName(), isTrue(conditions, ExpertPod.PLACED));
+    }
+
+    private static boolean isTrue(List<V1PodCondition> conditions, String type) {
+        return conditions.stream().anyMatch(c -> type.equals(c.getType()) && "True".equals(c.getStatus()));
     }
 
     @Override

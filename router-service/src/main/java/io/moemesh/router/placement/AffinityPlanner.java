@@ -1,6 +1,5 @@
 package io.moemesh.router.placement;
 
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -29,6 +28,14 @@ import java.util.List;
  *       are few enough, hill climbing scored by replaying the gateway's replica rule over them.</li>
  * </ol>
  *
+ * <p><b>Failure domains</b> ({@link FailureDomains}: on Kubernetes the nodes): the copies of one expert go to distinct
+ * domains whenever enough of them have room, so one node going never takes every copy of an expert. Step 2 first
+ * prefers the instance whose domain holds the fewest copies of the expert (above the load cap: availability before
+ * balance), and when only instances in domains that hold it have a free slot while another domain has none, moves a
+ * copy of another expert out of the way ({@code makeRoomInDomain}); steps 3 and 4 take no move that makes an expert
+ * span fewer domains than it could ({@link DomainSpread}). Where the domains have no room the copies share one: never
+ * a failure. With every instance its own domain (nothing known) every step is exactly as without domains.
+ *
  * <p>Pair weights follow the gateway's rule: a token's experts are placed best first, so expert b joins a on a
  * shared instance only when a's chosen copy is there ({@code pairWeights}).
  *
@@ -47,8 +54,6 @@ public final class AffinityPlanner implements PlacementPlanner {
     static final double INTER_LAYER_WEIGHT = 0.5;
     /** Load cap above the mean instance load: the slowest instance gates every layer. */
     static final double LOAD_TOLERANCE = 0.01;
-    private static final int MAX_PASSES = 30;
-    private static final double EPS = 1e-9;
 
     private final boolean replay;
 
@@ -68,383 +73,26 @@ public final class AffinityPlanner implements PlacementPlanner {
     }
 
     @Override
-    public Placement plan(RouteStats stats, PlacementBudget budget, List<String> instanceIds) {
-        PlacementPlanners.requireIds(budget, instanceIds);
+    public Placement plan(RouteStats stats, PlacementBudget budget, List<String> instanceIds,
+                          FailureDomains domains) {
+        PlacementPlanners.requireIds(budget, instanceIds, domains);
         int n = budget.instances();
         int slots = budget.slotsPerLayer(stats.layers(), stats.experts());
         int[][][] holders = new int[stats.layers()][][];
         boolean[][] previous = null;
         for (int l = 0; l < stats.layers(); l++) {
             double[][] transitionsIn = l == 0 ? null : stats.transitions()[l - 1];
-            LayerPacking p = new LayerPacking(n, slots, stats.load()[l], stats.coactivation()[l], previous, transitionsIn);
+            LayerPacking p = new LayerPacking(n, slots, stats.load()[l], stats.coactivation()[l], previous, transitionsIn,
+                    domains);
             p.pack();
             int[][] rows = stats.rows()[l];
             if (replay && ReplayRefinement.affordable(n, slots, stats.experts(), rows)) {
-                ReplayRefinement.refine(n, slots, stats.experts(), rows, p.slot);
+                ReplayRefinement.refine(n, slots, stats.experts(), rows, p.slot, domains);
                 p.rebuildHolds();
             }
             holders[l] = p.holders();
             previous = p.holds;
         }
         return new Placement(instanceIds, stats.firstLayer(), holders);
-    }
-
-    /** One layer's packing state: slot i × S + s of instance i holds an expert or -1. */
-    private static final class LayerPacking {
-        final int n;
-        final int s;
-        final int experts;
-        final double[] load;
-        /** Tokens that chose a, then b ranked below it (RouteStats' co-activation). */
-        final double[][] directed;
-        /** Symmetric pair weight once the copies are known: see {@link #pairWeights()}. */
-        final double[][] co;
-        /** [instance][expert] affinity with the instance's previous-layer experts, already weighted. */
-        final double[][] prevAff;
-        final int[] slot;
-        final double[] share;
-        final boolean[][] holds;
-        final double[] instLoad;
-        final int[] instCount;
-        /** [instance][expert] Σ co-activation of the expert with the experts on the instance. */
-        final double[][] coSum;
-        final int[] copies;
-        double cap;
-
-        LayerPacking(int n, int s, double[] load, double[][] co, boolean[][] prevHolds, double[][] transitionsIn) {
-            this.n = n;
-            this.s = s;
-            this.experts = load.length;
-            this.load = load;
-            this.directed = co;
-            this.co = new double[experts][experts];
-            this.slot = new int[n * s];
-            java.util.Arrays.fill(slot, -1);
-            this.share = new double[n * s];
-            this.holds = new boolean[n][experts];
-            this.instLoad = new double[n];
-            this.instCount = new int[n];
-            this.coSum = new double[n][experts];
-            this.copies = new int[experts];
-            this.prevAff = new double[n][experts];
-            if (prevHolds != null) {
-                for (int i = 0; i < n; i++) {
-                    for (int a = 0; a < transitionsIn.length; a++) {
-                        if (prevHolds[i][a]) {
-                            double[] row = transitionsIn[a];
-                            for (int b = 0; b < experts; b++) {
-                                prevAff[i][b] += INTER_LAYER_WEIGHT * row[b];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-
-        void pack() {
-            double total = 0;
-            double hottest = 0;
-            for (double v : load) {
-                total += v;
-            }
-            java.util.Arrays.fill(copies, 1);
-            for (int spare = n * s - experts; spare > 0; spare--) {
-                int best = -1;
-                for (int e = 0; e < experts; e++) {
-                    if (copies[e] < n && (best < 0 || load[e] / copies[e] > load[best] / copies[best])) {
-                        best = e;
-                    }
-                }
-                if (best < 0 || load[best] == 0) {
-                    break;
-                }
-                copies[best]++;
-            }
-            pairWeights();
-            List<int[]> items = new ArrayList<>();
-            for (int e = 0; e < experts; e++) {
-                hottest = Math.max(hottest, load[e] / copies[e]);
-                for (int c = 0; c < copies[e]; c++) {
-                    items.add(new int[] {e, c});
-                }
-            }
-            items.sort((x, y) -> {
-                int byShare = Double.compare(load[y[0]] / copies[y[0]], load[x[0]] / copies[x[0]]);
-                return byShare != 0 ? byShare : x[0] != y[0] ? Integer.compare(x[0], y[0]) : Integer.compare(x[1], y[1]);
-            });
-            cap = Math.max(total / n * (1 + LOAD_TOLERANCE), hottest);
-            for (int[] item : items) {
-                placeGreedy(item[0]);
-            }
-            repairBalance();
-            localSearch();
-        }
-
-        /**
-         * The worth of a and b sharing an instance, as the gateway's rule sees it: a token that chose a, then b, sends
-         * a to the least loaded of a's copies and then b to that instance if b is there; with a's copies spread
-         * evenly, one instance holding both keeps the pair together for 1 / copies(a) of those tokens. Hence
-         * {@code directed[a][b] / copies(a) + directed[b][a] / copies(b)}: a pair next to one copy of a hot,
-         * many-times replicated expert is worth less than next to a single-copy expert.
-         */
-        private void pairWeights() {
-            for (int a = 0; a < experts; a++) {
-                for (int b = 0; b < experts; b++) {
-                    if (a != b) {
-                        co[a][b] = directed[a][b] / copies[a] + directed[b][a] / copies[b];
-                    }
-                }
-            }
-        }
-
-        private double affinity(int i, int e) {
-            return coSum[i][e] + prevAff[i][e];
-        }
-
-        private void placeGreedy(int e) {
-            double w = load[e] / copies[e];
-            int best = -1;
-            boolean bestFits = false;
-            for (int i = 0; i < n; i++) {
-                if (instCount[i] == s || holds[i][e]) {
-                    continue;
-                }
-                boolean fits = instLoad[i] + w <= cap + EPS;
-                if (best < 0 || better(i, fits, best, bestFits, e)) {
-                    best = i;
-                    bestFits = fits;
-                }
-            }
-            if (best < 0) {
-                best = makeRoom(e);
-            }
-            int free = freeSlot(best);
-            put(free, e, w);
-        }
-
-        /** Whether instance i (within the cap or not) beats the best so far for expert e. */
-        private boolean better(int i, boolean fits, int best, boolean bestFits, int e) {
-            if (fits != bestFits) {
-                return fits;
-            }
-            if (fits) {
-                double a = affinity(i, e);
-                double b = affinity(best, e);
-                if (a != b) {
-                    return a > b;
-                }
-            }
-            if (instLoad[i] != instLoad[best]) {
-                return instLoad[i] < instLoad[best];
-            }
-            return instCount[i] < instCount[best];
-        }
-
-        /**
-         * Every instance with a free slot already holds e: move some expert x from a full instance j without e to
-         * such an instance (j has S experts, the other fewer, so one of j's is not there), freeing a slot on j.
-         */
-        private int makeRoom(int e) {
-            for (int i = 0; i < n; i++) {
-                if (instCount[i] == s) {
-                    continue;
-                }
-                for (int j = 0; j < n; j++) {
-                    if (holds[j][e]) {
-                        continue;
-                    }
-                    for (int k = j * s; k < (j + 1) * s; k++) {
-                        int x = slot[k];
-                        if (x >= 0 && !holds[i][x]) {
-                            double w = share[k];
-                            remove(k);
-                            put(freeSlot(i), x, w);
-                            return j;
-                        }
-                    }
-                }
-            }
-            throw new IllegalStateException("no room for expert " + e); // unreachable: copies ≤ N, N × S ≥ copies
-        }
-
-        private int freeSlot(int i) {
-            for (int k = i * s; k < (i + 1) * s; k++) {
-                if (slot[k] < 0) {
-                    return k;
-                }
-            }
-            throw new IllegalStateException("instance " + i + " is full");
-        }
-
-        private void put(int k, int e, double w) {
-            int i = k / s;
-            slot[k] = e;
-            share[k] = w;
-            holds[i][e] = true;
-            instLoad[i] += w;
-            instCount[i]++;
-            double[] row = co[e];
-            double[] sum = coSum[i];
-            for (int x = 0; x < experts; x++) {
-                sum[x] += row[x];
-            }
-        }
-
-        private void remove(int k) {
-            int i = k / s;
-            int e = slot[k];
-            holds[i][e] = false;
-            instLoad[i] -= share[k];
-            instCount[i]--;
-            double[] row = co[e];
-            double[] sum = coSum[i];
-            for (int x = 0; x < experts; x++) {
-                sum[x] -= row[x];
-            }
-            slot[k] = -1;
-            share[k] = 0;
-        }
-
-        /** Whether slots p and q (on different instances) may swap: neither instance gets an expert twice. */
-        private boolean swappable(int p, int q) {
-            int i = p / s;
-            int j = q / s;
-            int ep = slot[p];
-            int eq = slot[q];
-            return ep != eq && (ep < 0 || !holds[j][ep]) && (eq < 0 || !holds[i][eq]);
-        }
-
-        /** Change of the total affinity if slots p (instance i) and q (instance j) swap their experts. */
-        private double gain(int p, int q) {
-            int i = p / s;
-            int j = q / s;
-            int ep = slot[p];
-            int eq = slot[q];
-            double g = 0;
-            if (ep >= 0) {
-                g += coSum[j][ep] - coSum[i][ep] + prevAff[j][ep] - prevAff[i][ep] - (eq >= 0 ? co[ep][eq] : 0);
-            }
-            if (eq >= 0) {
-                g += coSum[i][eq] - coSum[j][eq] + prevAff[i][eq] - prevAff[j][eq] - (ep >= 0 ? co[eq][ep] : 0);
-            }
-            return g;
-        }
-
-        private void swap(int p, int q) {
-            int ep = slot[p];
-            int eq = slot[q];
-            double wp = share[p];
-            double wq = share[q];
-            if (ep >= 0) {
-                remove(p);
-            }
-            if (eq >= 0) {
-                remove(q);
-            }
-            if (ep >= 0) {
-                put(q, ep, wp);
-            }
-            if (eq >= 0) {
-                put(p, eq, wq);
-            }
-        }
-
-        /** Moves load off instances above the cap: the swap that lowers the pair's maximum most, best affinity first. */
-        private void repairBalance() {
-            for (int round = 0; round < n * s; round++) {
-                int worst = 0;
-                for (int i = 1; i < n; i++) {
-                    if (instLoad[i] > instLoad[worst]) {
-                        worst = i;
-                    }
-                }
-                if (instLoad[worst] <= cap + EPS) {
-                    return;
-                }
-                int bestP = -1;
-                int bestQ = -1;
-                double bestMax = instLoad[worst];
-                for (int p = worst * s; p < (worst + 1) * s; p++) {
-                    for (int q = 0; q < n * s; q++) {
-                        if (q / s == worst || !swappable(p, q)) {
-                            continue;
-                        }
-                        int j = q / s;
-                        double newMax = Math.max(instLoad[worst] - share[p] + share[q], instLoad[j] - share[q] + share[p]);
-                        if (newMax < bestMax - EPS) {
-                            bestMax = newMax;
-                            bestP = p;
-                            bestQ = q;
-                        }
-                    }
-                }
-                if (bestP < 0) {
-                    return;
-                }
-                swap(bestP, bestQ);
-            }
-        }
-
-        private void localSearch() {
-            int total = n * s;
-            for (int pass = 0; pass < MAX_PASSES; pass++) {
-                boolean changed = false;
-                for (int p = 0; p < total; p++) {
-                    for (int q = (p / s + 1) * s; q < total; q++) {
-                        if (slot[p] < 0 && slot[q] < 0 || !swappable(p, q)) {
-                            continue;
-                        }
-                        double g = gain(p, q);
-                        if (g <= EPS) {
-                            continue;
-                        }
-                        int i = p / s;
-                        int j = q / s;
-                        double newI = instLoad[i] - share[p] + share[q];
-                        double newJ = instLoad[j] - share[q] + share[p];
-                        double limit = Math.max(cap, Math.max(instLoad[i], instLoad[j])) + EPS;
-                        if (newI <= limit && newJ <= limit) {
-                            swap(p, q);
-                            changed = true;
-                        }
-                    }
-                }
-                if (!changed) {
-                    return;
-                }
-            }
-        }
-
-        /** After the slots changed outside this class (the replay): which instance holds which expert again. */
-        void rebuildHolds() {
-            for (boolean[] h : holds) {
-                java.util.Arrays.fill(h, false);
-            }
-            for (int k = 0; k < slot.length; k++) {
-                if (slot[k] >= 0) {
-                    holds[k / s][slot[k]] = true;
-                }
-            }
-        }
-
-        int[][] holders() {
-            int[][] h = new int[experts][];
-            for (int e = 0; e < experts; e++) {
-                int c = 0;
-                for (int i = 0; i < n; i++) {
-                    if (holds[i][e]) {
-                        c++;
-                    }
-                }
-                h[e] = new int[c];
-                c = 0;
-                for (int i = 0; i < n; i++) {
-                    if (holds[i][e]) {
-                        h[e][c++] = i;
-                    }
-                }
-            }
-            return h;
-        }
     }
 }

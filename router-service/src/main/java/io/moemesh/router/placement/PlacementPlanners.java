@@ -40,9 +40,13 @@ public final class PlacementPlanners {
         return ids;
     }
 
-    static void requireIds(PlacementBudget budget, List<String> ids) {
+    static void requireIds(PlacementBudget budget, List<String> ids, FailureDomains domains) {
         if (ids.size() != budget.instances()) {
             throw new IllegalArgumentException(budget.instances() + " instances need as many ids, got " + ids.size());
+        }
+        if (domains.instances() != ids.size()) {
+            throw new IllegalArgumentException(ids.size() + " instances need as many failure domains, got "
+                    + domains.instances());
         }
     }
 }

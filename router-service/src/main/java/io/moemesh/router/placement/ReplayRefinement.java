@@ -12,7 +12,8 @@ package io.moemesh.router.placement;
  * (max / mean instance load) above {@link #LOAD_TARGET}: in-sample balance with headroom for a test load that
  * differs. Moves: swap two slots' experts between instances (an empty slot included: a move), or give a spare
  * copy of an expert with several copies to another expert; the first improving move is taken, passes repeat
- * until none improves or {@link #MAX_PASSES}.
+ * until none improves or {@link #MAX_PASSES}. A move that would make an expert span fewer failure domains than it
+ * could ({@link DomainSpread}) is not tried: the replay tunes fan-out and balance within the spread the packing gave.
  */
 final class ReplayRefinement {
     static final double LOAD_TARGET = 1.03;
@@ -29,8 +30,9 @@ final class ReplayRefinement {
     private final long[] load;
     private final boolean[] used;
     private final int[] chosen;
+    private final DomainSpread spread;
 
-    private ReplayRefinement(int n, int s, int experts, int[][] rows, int[] slot) {
+    private ReplayRefinement(int n, int s, int experts, int[][] rows, int[] slot, FailureDomains domains) {
         this.n = n;
         this.s = s;
         this.experts = experts;
@@ -39,6 +41,7 @@ final class ReplayRefinement {
         this.load = new long[n];
         this.used = new boolean[n];
         this.chosen = new int[n];
+        this.spread = DomainSpread.of(domains, experts, slot, s);
     }
 
     /** Whether replaying this layer fits the work budget. */
@@ -52,8 +55,8 @@ final class ReplayRefinement {
     }
 
     /** Improves {@code slot} (instance i × S + k → expert or -1) in place. */
-    static void refine(int n, int s, int experts, int[][] rows, int[] slot) {
-        new ReplayRefinement(n, s, experts, rows, slot).run();
+    static void refine(int n, int s, int experts, int[][] rows, int[] slot, FailureDomains domains) {
+        new ReplayRefinement(n, s, experts, rows, slot, domains).run();
     }
 
     private void run() {
@@ -65,7 +68,10 @@ final class ReplayRefinement {
                 for (int q = (p / s + 1) * s; q < total; q++) {
                     int ep = slot[p];
                     int eq = slot[q];
-                    if (ep == eq || ep >= 0 && holds(q / s, ep) || eq >= 0 && holds(p / s, eq)) {
+                    int i = p / s;
+                    int j = q / s;
+                    if (ep == eq || ep >= 0 && (holds(j, ep) || !spread.canMove(ep, i, j))
+                            || eq >= 0 && (holds(i, eq) || !spread.canMove(eq, j, i))) {
                         continue;
                     }
                     slot[p] = eq;
@@ -74,6 +80,14 @@ final class ReplayRefinement {
                     if (v < best - 1e-12) {
                         best = v;
                         changed = true;
+                        if (ep >= 0) {
+                            spread.remove(i, ep);
+                            spread.add(j, ep);
+                        }
+                        if (eq >= 0) {
+                            spread.remove(j, eq);
+                            spread.add(i, eq);
+                        }
                     } else {
                         slot[p] = ep;
                         slot[q] = eq;
@@ -82,11 +96,12 @@ final class ReplayRefinement {
             }
             for (int p = 0; p < total; p++) {
                 int ep = slot[p];
-                if (ep < 0 || copies(ep) < 2) {
+                int i = p / s;
+                if (ep < 0 || copies(ep) < 2 || !spread.canRemove(ep, i)) {
                     continue;
                 }
                 for (int e = 0; e < experts; e++) {
-                    if (e == ep || holds(p / s, e)) {
+                    if (e == ep || holds(i, e) || !spread.canAdd(e, i)) {
                         continue;
                     }
                     slot[p] = e;
@@ -94,6 +109,8 @@ final class ReplayRefinement {
                     if (v < best - 1e-12) {
                         best = v;
                         changed = true;
+                        spread.remove(i, ep);
+                        spread.add(i, e);
                         break;
                     }
                     slot[p] = ep;

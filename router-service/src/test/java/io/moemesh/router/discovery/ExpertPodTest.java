@@ -18,7 +18,7 @@ class ExpertPodTest {
 
     static ExpertPod pod(String phase, boolean ready, String ip, Integer port, boolean terminating,
                          Map<String, String> annotations) {
-        return new ExpertPod("expert-0", LABELS, annotations, terminating, phase, ready, ip, port);
+        return new ExpertPod("expert-0", LABELS, annotations, terminating, phase, ready, ip, port, null, false);
     }
 
     @Test
@@ -27,6 +27,15 @@ class ExpertPodTest {
                 Map.of(ExpertPod.DEVICE, "gpu", ExpertPod.GPUS, "1", ExpertPod.MEMORY_BUDGET, "4096")).judge(SELECTOR, 9100);
         assertThat(v.instance()).isEqualTo(Instance.newBuilder().setId("expert-0").setEndpoint("10.1.2.3:9101")
                 .setDeviceSlot(0).setMemoryBudgetBytes(4096).build());
+    }
+
+    @Test
+    void podOnANode_isAnInstanceInThatNodesFailureDomain_andOneNotScheduledYet_inNone() {
+        ExpertPod onNode = new ExpertPod("expert-0", LABELS, Map.of(), false, "Running", true, "10.1.2.3", 9101,
+                "gpu-node-7", false);
+        assertThat(onNode.judge(SELECTOR, 9100).instance().getFailureDomain()).isEqualTo("gpu-node-7");
+        assertThat(pod("Running", true, "10.1.2.3", 9101, false, Map.of()).judge(SELECTOR, 9100).instance()
+                .getFailureDomain()).as("unknown: its own domain").isEmpty();
     }
 
     @Test
@@ -67,7 +76,7 @@ class ExpertPodTest {
             a.put(annotation, value);
         }
         ExpertPod p = new ExpertPod("expert-0", LABELS, a, false, "Running", true,
-                why.equals("no pod IP") ? null : "10.1.2.3", port);
+                why.equals("no pod IP") ? null : "10.1.2.3", port, null, false);
         ExpertPod.Verdict v = p.judge(SELECTOR, 9100);
         assertThat(v.instance()).isNull();
         assertThat(v.ignored()).isTrue();
@@ -77,7 +86,7 @@ class ExpertPodTest {
     @Test
     void podWhoseLabelsDoNotMatchTheSelector_isIgnored() {
         ExpertPod p = new ExpertPod("gateway-0", Map.of("app", "moemesh", "component", "gateway"), Map.of(), false,
-                "Running", true, "10.1.2.3", 9101);
+                "Running", true, "10.1.2.3", 9101, null, false);
         assertThat(p.judge(SELECTOR, 9100).ignored()).isTrue();
         assertThat(p.judge(SELECTOR, 9100).reason()).contains("do not match");
     }
@@ -85,11 +94,11 @@ class ExpertPodTest {
     @Test
     void podSet_readySet_isSortedById_andFollowsPutsAndRemoves() {
         PodSet set = new PodSet(SELECTOR, 9100);
-        set.put(new ExpertPod("expert-1", LABELS, Map.of(), false, "Running", true, "10.0.0.2", null));
-        set.put(new ExpertPod("expert-0", LABELS, Map.of(), false, "Running", true, "10.0.0.1", null));
-        set.put(new ExpertPod("expert-2", LABELS, Map.of(), false, "Pending", false, null, null));
+        set.put(new ExpertPod("expert-1", LABELS, Map.of(), false, "Running", true, "10.0.0.2", null, null, false));
+        set.put(new ExpertPod("expert-0", LABELS, Map.of(), false, "Running", true, "10.0.0.1", null, null, false));
+        set.put(new ExpertPod("expert-2", LABELS, Map.of(), false, "Pending", false, null, null, null, false));
         set.put(new ExpertPod("expert-bad", LABELS, Map.of(ExpertPod.DEVICE, "tpu"), false, "Running", true,
-                "10.0.0.9", null));
+                "10.0.0.9", null, null, false));
         assertThat(set.ready()).extracting(Instance::getId).containsExactly("expert-0", "expert-1");
         assertThat(set.seen()).isEqualTo(4);
         set.remove("expert-0");

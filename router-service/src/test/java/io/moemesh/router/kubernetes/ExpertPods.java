@@ -29,9 +29,10 @@ final class ExpertPods {
                 .withNewSpec().withContainers(c.build()).endSpec().withNewStatus().withPhase("Pending").endStatus();
     }
 
-    /** Running and Ready with {@code podIp}. */
+    /** Running and Ready with {@code podIp} (its containers ready, as a kubelet reports both). */
     static Pod ready(Pod p, String podIp) {
-        return new PodBuilder(p).editStatus().withPhase("Running").withPodIP(podIp).addNewCondition().withType("Ready")
+        return new PodBuilder(p).editStatus().withPhase("Running").withPodIP(podIp).addNewCondition()
+                .withType("ContainersReady").withStatus("True").endCondition().addNewCondition().withType("Ready")
                 .withStatus("True").endCondition().endStatus().build();
     }
 

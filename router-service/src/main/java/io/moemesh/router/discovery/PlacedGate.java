@@ -1,0 +1,215 @@
+package io.moemesh.router.discovery;
+
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.proto.router.v1.Placement;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The router's side of the expert-service pods' readiness gate (Kubernetes' pod readiness gates:
+ * https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-readiness-gate). The chart lists the condition
+ * {@value ExpertPod#PLACED} in the pods' {@code readinessGates}, so a pod is Ready only once its containers are and this
+ * condition is True. The router sets it True once a published epoch includes the pod and the pod committed it (it then
+ * serves its share at that epoch), so a StatefulSet rolling update, which replaces the next pod only once the last one
+ * is Ready, and a node drain, whose evictions the PodDisruptionBudget admits by Ready pods, both wait for the router's
+ * re-placement instead of taking two holders of an expert down together.
+ *
+ * <p>It sets it False again (reason {@value #NOT_PLACED}) when a newer published epoch no longer includes the pod: its
+ * container restarted (ContainersReady went False, so discovery dropped it and the router re-placed without it), and the
+ * restarted process holds nothing, so it must not turn Ready before the router places on it again. A pod is marked
+ * True only when it is, as discovery sees it now, the instance the epoch placed on (same endpoint: a pod recreated
+ * under the same name has another IP and waits for its own epoch). Terminating pods are left alone.
+ *
+ * <p>What is due is computed afresh from the latest pods and the latest committed epoch on every change of either
+ * ({@link #due}), and written by {@link PodConditions} on one background thread, never on the replan or discovery
+ * thread: a write that fails (API down, 403) is logged, once per distinct message, and simply due again at the next
+ * publication or pod list (every resync period): never a failed replan.
+ */
+public final class PlacedGate implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(PlacedGate.class);
+    /** The condition's reason when True. */
+    public static final String PLACED = "Placed";
+    /** The condition's reason when False. */
+    public static final String NOT_PLACED = "NotInPlacement";
+
+    /** Writes the condition on a pod's status. */
+    public interface PodConditions {
+        /** @throws RuntimeException when the write failed (the change is due again later) */
+        void set(Change change);
+    }
+
+    /** The condition to write on one pod. */
+    public record Change(String pod, boolean placed, String reason, String message) {
+    }
+
+    private final PodConditions writer;
+    private final LabelSelector selector;
+    private final int defaultPort;
+    private final ExecutorService executor;
+    private final AtomicBoolean queued = new AtomicBoolean();
+    private final AtomicLong writes = new AtomicLong();
+    private final AtomicLong failures = new AtomicLong();
+    private final Object lock = new Object();
+    private List<ExpertPod> pods;
+    private Placement epoch;
+    private Set<String> committed = Set.of();
+    /** The last failure message logged (writer thread): the rate limit of those log lines. */
+    private String lastError;
+    /**
+     * By pod: the change last written and the pod as seen then (writer thread). The same change is not written again
+     * while discovery still shows the pod as it was before the write: its watch event has not come yet.
+     */
+    private final Map<String, Written> written = new HashMap<>();
+
+    private record Written(Change change, ExpertPod before) {
+    }
+
+    /**
+     * @param selector    the discovery's label selector and {@code defaultPort} its default gRPC port: a pod is
+     *                    judged as discovery judges it ({@link ExpertPod#judge})
+     * @param executor    one thread: the writes run there
+     */
+    public PlacedGate(PodConditions writer, LabelSelector selector, int defaultPort, ExecutorService executor) {
+        this.writer = writer;
+        this.selector = selector;
+        this.defaultPort = defaultPort;
+        this.executor = executor;
+    }
+
+    /** Every expert-service pod, as discovery last saw them (after each list and watch event; any thread). */
+    public void pods(Collection<ExpertPod> all) {
+        synchronized (lock) {
+            pods = List.copyOf(all);
+        }
+        schedule();
+    }
+
+    /** A published epoch whose COMMIT {@code committedIds} succeeded on (the replan thread). */
+    public void committed(Placement p, Collection<String> committedIds) {
+        synchronized (lock) {
+            if (epoch != null && Long.compareUnsigned(p.getEpoch(), epoch.getEpoch()) < 0) {
+                return;
+            }
+            epoch = p;
+            committed = Set.copyOf(committedIds);
+        }
+        schedule();
+    }
+
+    /** Conditions written, since the start. */
+    public long writes() {
+        return writes.get();
+    }
+
+    /** Condition writes that failed (each due again at the next publication or pod list), since the start. */
+    public long failures() {
+        return failures.get();
+    }
+
+    /**
+     * The conditions to write, by pod name: True on a pod that is the instance {@code epoch} placed on and committed
+     * it, and whose condition is not True yet; False on a pod whose condition is True and that {@code epoch} does not
+     * include. Nothing for terminating pods, nothing before an epoch is known.
+     */
+    static List<Change> due(Collection<ExpertPod> pods, Placement epoch, Set<String> committed, LabelSelector selector,
+                            int defaultPort) {
+        if (epoch == null || pods == null) {
+            return List.of();
+        }
+        Map<String, Instance> placedOn = new HashMap<>();
+        epoch.getInstancesList().forEach(in -> placedOn.put(in.getId(), in));
+        List<Change> out = new ArrayList<>();
+        List<ExpertPod> sorted = new ArrayList<>(pods);
+        sorted.sort(Comparator.comparing(ExpertPod::name, Comparator.nullsFirst(Comparator.naturalOrder())));
+        String at = "placement epoch " + Long.toUnsignedString(epoch.getEpoch());
+        for (ExpertPod p : sorted) {
+            if (p.name() == null || p.terminating()) {
+                continue;
+            }
+            Instance placed = placedOn.get(p.name());
+            if (!p.placed()) {
+                Instance now = p.judge(selector, defaultPort).instance();
+                if (placed != null && committed.contains(p.name()) && placed.equals(now)) {
+                    out.add(new Change(p.name(), true, PLACED, at + " places experts on this pod, which committed it"));
+                }
+            } else if (placed == null) {
+                out.add(new Change(p.name(), false, NOT_PLACED, at + " does not include this pod: the router places on"
+                        + " it again once its containers are ready"));
+            }
+        }
+        return out;
+    }
+
+    private void schedule() {
+        if (queued.compareAndSet(false, true)) {
+            try {
+                executor.execute(() -> {
+                    queued.set(false); // a change from now on schedules another pass
+                    sync();
+                });
+            } catch (RejectedExecutionException e) {
+                queued.set(false); // closed
+            }
+        }
+    }
+
+    private void sync() {
+        List<Change> changes;
+        Map<String, ExpertPod> seen = new HashMap<>();
+        synchronized (lock) {
+            changes = due(pods, epoch, committed, selector, defaultPort);
+            if (pods != null) {
+                pods.forEach(p -> seen.put(p.name(), p));
+            }
+        }
+        written.keySet().retainAll(seen.keySet());
+        for (Change c : changes) {
+            ExpertPod before = seen.get(c.pod());
+            if (new Written(c, before).equals(written.get(c.pod()))) {
+                continue; // written; the pod's watch event with it is on its way
+            }
+            try {
+                writer.set(c);
+                written.put(c.pod(), new Written(c, before));
+                writes.incrementAndGet();
+                log.info("pod {}: condition {} set {} ({})", c.pod(), ExpertPod.PLACED, c.placed() ? "True" : "False",
+                        c.message());
+                lastError = null;
+            } catch (Exception e) { // okhttp may throw InterruptedException unchecked when closed mid-call
+                if (e instanceof InterruptedException || Thread.currentThread().isInterrupted()) {
+                    Thread.currentThread().interrupt();
+                    return; // closing
+                }
+                failures.incrementAndGet();
+                String message = e.getMessage();
+                if (message == null || !message.equals(lastError)) {
+                    lastError = message;
+                    log.warn("pod {}: condition {} not set {} ({}); tried again at the next publication or pod list "
+                            + "(readiness waits meanwhile)", c.pod(), ExpertPod.PLACED, c.placed(), message);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        executor.shutdownNow();
+        try {
+            executor.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
