@@ -279,6 +279,7 @@ public class GatewayConfiguration {
                 : nanos -> remote.get().rates().prefilled(scheduler.lastStepPrefillTokens(), nanos);
         EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval(), otel, afterStep);
         remote.ifPresent(r -> r.setWakeUp(loop::wakeUp));
+        attend.ifPresent(a -> a.setWakeUp(loop::wakeUp));
         if (source.orElse(null) instanceof RouterPlacementSource r) {
             r.onNewPlacement(loop::wakeUp);
         }

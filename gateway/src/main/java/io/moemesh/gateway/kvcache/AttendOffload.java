@@ -78,6 +78,8 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     /** Full blocks of the gateway's pool: all a sequence can hold locally. */
     private final int poolBlocks;
     private volatile LongConsumer lowered = id -> { };
+    /** Wakes the engine loop when an offload settles (see {@link #setWakeUp}). */
+    private volatile Runnable wakeUp = () -> { };
     /** Sequence → the blocks pinned for it, block 0 first (the remote prefix's hashes). */
     private final Map<Long, Pinned> pinned = new ConcurrentHashMap<>();
     /** Engine thread only: the calls of the current layer. */
@@ -145,24 +147,37 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         } catch (RuntimeException e) {
             done = CompletableFuture.failedFuture(e);
         }
-        return done.orTimeout(offloadTimeout.toNanos(), TimeUnit.NANOSECONDS).handle((ok, e) -> {
-            if (e != null || !ok) {
-                offloadFailures.incrementAndGet();
-                log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", blocks.size(),
-                        seqId, client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
-                // Still the sequence's own pins (not a released one's): from now on it is capped by the local pool.
-                if (pinned.get(seqId) == p) {
-                    p.failed = true;
-                    lowered.accept(seqId);
-                }
-                return false;
+        CompletableFuture<Boolean> settled = done.orTimeout(offloadTimeout.toNanos(), TimeUnit.NANOSECONDS)
+                .handle((ok, e) -> settle(seqId, p, blocks.size(), ok, e));
+        // A prompt longer than the pool waits, with nothing else to run, for this offload to move its remote prefix
+        // on (StepScheduler's next chunk): wake the loop rather than let it sleep out its idle poll.
+        settled.whenComplete((ok, e) -> wakeUp.run());
+        return settled;
+    }
+
+    /** Counts an offload's outcome; a failed one caps its sequence by the local pool from now on. */
+    private boolean settle(long seqId, Pinned p, int blocks, Boolean ok, Throwable e) {
+        if (e != null || !ok) {
+            offloadFailures.incrementAndGet();
+            log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", blocks, seqId,
+                    client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
+            // Still the sequence's own pins (not a released one's): from now on it is capped by the local pool.
+            if (pinned.get(seqId) == p) {
+                p.failed = true;
+                lowered.accept(seqId);
             }
-            synchronized (p) {
-                p.remote += blocks.size();
-            }
-            offloadedBlocks.addAndGet(blocks.size());
-            return true;
-        });
+            return false;
+        }
+        synchronized (p) {
+            p.remote += blocks;
+        }
+        offloadedBlocks.addAndGet(blocks);
+        return true;
+    }
+
+    /** Called, on any thread, whenever an offload settles (stored and pinned, or failed). Set once, before serving. */
+    public void setWakeUp(Runnable wakeUp) {
+        this.wakeUp = wakeUp;
     }
 
     /** On the pin thread: every block stored (acknowledged to the write-back), then pinned for the sequence. */

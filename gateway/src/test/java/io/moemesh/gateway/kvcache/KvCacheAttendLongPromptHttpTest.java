@@ -31,7 +31,9 @@ import tools.jackson.databind.json.JsonMapper;
  * budget (512, the default) larger than the pool: the scheduler cuts its prefill into chunks that fit the pool
  * past the sequence's remote prefix, the offload moves its old blocks to the kvcache-service between chunks, and the
  * request gets the reference engine's text. Before, the first chunk asked for the whole prompt's positions at once,
- * never fit even in an empty pool, and the request waited at the head of the queue forever.
+ * never fit even in an empty pool, and the request waited at the head of the queue forever. The engine loop's idle
+ * poll is 10 min here: each settled offload must wake it for the next chunk, or the request would wait out a poll
+ * per chunk and miss its 120 s (with a 30 s poll it took 63 s before the offload woke the loop, 0.6 s after).
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class KvCacheAttendLongPromptHttpTest {
@@ -57,6 +59,7 @@ class KvCacheAttendLongPromptHttpTest {
         r.add("moemesh.gateway.kvcache.attend.enabled", () -> "true");
         r.add("moemesh.gateway.kvcache.attend.threshold-tokens", () -> "48");
         r.add("moemesh.gateway.kvcache.attend.local-blocks", () -> "2");
+        r.add("moemesh.gateway.placement-poll-interval", () -> "10m");
     }
 
     @LocalServerPort
