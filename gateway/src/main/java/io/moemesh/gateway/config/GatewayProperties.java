@@ -29,8 +29,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              {@code moemesh.kvcache.block-tokens} must be the same), in [1, 1024]
  * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
  * @param maxRunning            sequences decoding at once
- * @param maxInboundMessageBytes largest gRPC message accepted from expert-services, the router and the
- *                              kvcache-service (at least 64 KiB). An instance's rows of a layer go in as many
+ * @param maxInboundMessageBytes largest gRPC message accepted from expert-services and the router (at least 64 KiB);
+ *                              the kvcache-service's channel takes this or its largest reply, whichever is larger
+ *                              ({@code KvCacheClient.inboundMessageBytes}). An instance's rows of a layer go in as many
  *                              ExpertBatch messages as keep each request and reply within it; a limit that cannot
  *                              hold one row of the model is refused at startup
  * @param nativeCacheDir        where native libraries are unpacked (a read-only root filesystem must work)

@@ -2,6 +2,7 @@ package io.moemesh.gateway.config;
 
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -19,7 +20,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param watcherId this gateway's id at the router: its {@code WatchPlacementRequest.watcher_id} and its
  *                  {@code ReportRoutesRequest.source}. Must be unique per gateway (the router's
  *                  {@code Replan(wait_for_watchers)} waits for every id to report an epoch applied). Default: the
- *                  {@code HOSTNAME} environment variable (the pod name on Kubernetes), else the host name
+ *                  {@code HOSTNAME} environment variable (the pod name on Kubernetes), else the host name. At most
+ *                  256 bytes in UTF-8, as the router takes it
  * @param report    route reports, {@code moemesh.gateway.router.report.*}
  * @param reconnect backoff of the watch and report streams after a failure, {@code moemesh.gateway.router.reconnect.*}
  */
@@ -29,6 +31,7 @@ public record RouterProperties(
         @DefaultValue Report report,
         @DefaultValue Reconnect reconnect) {
     private static final String PREFIX = "moemesh.gateway.router.";
+    static final int MAX_WATCHER_ID_BYTES = 256;
 
     public RouterProperties {
         endpoint = endpoint == null ? "" : endpoint.strip();
@@ -44,6 +47,13 @@ public record RouterProperties(
         if (watcherId.isEmpty()) {
             throw new IllegalArgumentException(PREFIX + "watcher-id must not be empty (and unique per gateway): set it "
                     + "or HOSTNAME");
+        }
+        // The router refuses every WatchPlacement with a longer id (router.proto: at most 256 bytes): the gateway
+        // would start and never get a placement.
+        int bytes = watcherId.getBytes(StandardCharsets.UTF_8).length;
+        if (bytes > MAX_WATCHER_ID_BYTES) {
+            throw new IllegalArgumentException(PREFIX + "watcher-id must be at most " + MAX_WATCHER_ID_BYTES
+                    + " bytes in UTF-8 (the router refuses longer ids), got " + bytes + " bytes");
         }
     }
 

@@ -16,7 +16,7 @@ public final class ExpertBatches {
      * Bytes of a message besides its rows: ids, layer, epoch, dtype, shape, status, the packed fields' length
      * prefixes and the trace context (a traceparent of 55 characters, a tracestate of at most 512): well below this.
      */
-    static final int HEADROOM_BYTES = 4096;
+    private static final int HEADROOM_BYTES = 4096;
     /** Bytes per pair in a request at most: the expert id (a varint of up to 5 bytes) and its float weight. */
     private static final int PAIR_BYTES = 5 + 4;
     /** Bytes of a row's pair count (a varint) at most. */

@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
@@ -117,15 +118,10 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
      * transport is unavailable), those just opened are closed, the current placement keeps serving with its
      * clients, and the refused placement is logged once and not tried again until a different one comes (the
      * engine calls this before every step: retrying each time would only repeat the failure).
-     *
-     * @return whether {@code next} is the placement in use now
      */
-    public boolean usePlacement(PlacementTable next) {
-        if (samePlacement(table, next)) {
-            return true;
-        }
-        if (samePlacement(refused, next)) {
-            return false;
+    public void usePlacement(PlacementTable next) {
+        if (samePlacement(table, next) || samePlacement(refused, next)) {
+            return;
         }
         Map<String, ResilientInstance> opened = new HashMap<>();
         try {
@@ -142,7 +138,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             log.error("placement epoch {} not applied: an instance could not be connected ({}); {}", next.epoch(),
                     e.toString(), table == null ? "no placement serves until a later one connects"
                             : "epoch " + table.epoch() + " keeps serving until a later placement connects", e);
-            return false;
+            return;
         }
         Map<String, Instance> wanted = new HashMap<>();
         for (Instance in : next.instances()) {
@@ -167,7 +163,6 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         refused = null;
         refusal = null;
         placed = new Placed(next, List.of(idx));
-        return true;
     }
 
     private static boolean samePlacement(PlacementTable a, PlacementTable b) {
@@ -236,7 +231,8 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     }
 
     /**
-     * Assigns the layer's pairs and sends the first round of calls, one per instance, without waiting for them
+     * Assigns the layer's pairs and sends the first round of calls, to each instance with pairs one or more
+     * messages (as many as its rows need at maxRowsPerCall), without waiting for them
      * (ping-pong micro-batches: the engine computes another micro-batch meanwhile); {@link Pending#await()} waits,
      * retries failed pairs on other replicas within the step deadline (counted from here) and sums the replies.
      * Several layers' calls (of different micro-batches) may be in flight at once; each handle keeps its own
@@ -340,7 +336,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         }
 
         private static boolean refusedBusy(CompletableFuture<float[]> f) {
-            return f.state() == java.util.concurrent.Future.State.FAILED
+            return f.state() == Future.State.FAILED
                     && f.exceptionNow() instanceof ResilientInstance.Refused r && r.busy();
         }
 
@@ -484,7 +480,10 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     public record PrefetchTarget(ResilientInstance instance, long epoch, int layer, int[] experts) {
     }
 
-    /** Partial results of an instance may arrive in several rounds (after retries): keep them per token row. */
+    /**
+     * Partial results of an instance arrive in several replies (several messages per round, and retries in later
+     * rounds): keep them per token row.
+     */
     private void merge(float[][] partial, int[][] rowsOf, int inst, float[] result, int[] tokenRows) {
         if (partial[inst] == null) {
             partial[inst] = result;

@@ -125,7 +125,10 @@ final class ChatMessagesParser {
                 switch (key) {
                     case "type" -> type = OpenAiJson.string(p, pat + ".type", v);
                     case "text" -> text = OpenAiJson.string(p, pat + ".text", v);
-                    default -> OpenAiJson.skip(p, v);
+                    // A part's other keys (cache_control, an image's detail, ...) ask for something not done here:
+                    // refused like any unknown field, never dropped.
+                    default -> throw OpenAiException.invalid(pat + "." + key, OpenAiFields.unrecognized(
+                            List.of(pat + "." + key)) + " (a text part has type and text)");
                 }
             }
             if (!"text".equals(type) || text == null) {
@@ -153,7 +156,8 @@ final class ChatMessagesParser {
             throw OpenAiException.invalid(name, name + " must be an object of template variables, got "
                     + OpenAiJson.describe(p, t));
         }
-        templateValues = 0;
+        // The root object is not one of the values: a flat object holds MAX_TEMPLATE_VALUES variables (README).
+        templateValues = -1;
         @SuppressWarnings("unchecked")
         Map<String, Object> vars = (Map<String, Object>) value(name, t);
         for (String key : vars.keySet()) {

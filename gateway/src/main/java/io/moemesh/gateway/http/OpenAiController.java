@@ -153,15 +153,36 @@ public class OpenAiController {
      * the stripped text, with the message's trailing whitespace when the template kept the message as it is.
      */
     static String cutAfterFinalMessage(String rendered, String finalMessage) {
-        String stripped = finalMessage.strip();
+        String stripped = pythonStrip(finalMessage, true);
         int at = rendered.lastIndexOf(stripped);
         if (at < 0) {
             throw OpenAiException.invalid("continue_final_message", "continue_final_message is set but the final "
                     + "message does not appear in the chat the template rendered (the template changes it)");
         }
-        String lead = finalMessage.stripLeading();
+        String lead = pythonStrip(finalMessage, false);
         boolean asIs = lead.length() == finalMessage.length() && rendered.startsWith(finalMessage, at);
         return rendered.substring(0, at + (asIs ? lead.length() : stripped.length()));
+    }
+
+    /**
+     * Python's {@code str.strip()} ({@code lstrip()} without {@code right}), which transformers cuts with: whitespace
+     * is {@code str.isspace}, which also counts U+00A0, U+2007, U+202F (Java's strip does not) and U+0085. Java's
+     * isWhitespace and isSpaceChar together, plus U+0085, are exactly that set.
+     */
+    static String pythonStrip(String s, boolean right) {
+        int start = 0;
+        int end = s.length();
+        while (start < end && isPythonSpace(s.codePointAt(start))) {
+            start += Character.charCount(s.codePointAt(start));
+        }
+        while (right && end > start && isPythonSpace(s.codePointBefore(end))) {
+            end -= Character.charCount(s.codePointBefore(end));
+        }
+        return s.substring(start, end);
+    }
+
+    private static boolean isPythonSpace(int c) {
+        return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x85;
     }
 
     /**

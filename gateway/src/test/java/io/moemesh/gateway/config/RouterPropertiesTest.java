@@ -41,6 +41,8 @@ class RouterPropertiesTest {
         assertThat(r.enabled()).isTrue();
         assertThat(r.endpoint()).isEqualTo("router.moemesh:7200");
         assertThat(r.watcherId()).isEqualTo("gateway-7f9c");
+        // 256 bytes in UTF-8 (128 two-byte characters) is the router's limit, and accepted.
+        assertThat(bind(Map.of("moemesh.gateway.router.watcher-id", "é".repeat(128))).watcherId()).hasSize(128);
         assertThat(bind(Map.of("moemesh.gateway.router.endpoint", "[::1]:7200")).endpoint()).isEqualTo("[::1]:7200");
     }
 
@@ -65,6 +67,7 @@ class RouterPropertiesTest {
             "report.flush-interval | 0s | moemesh.gateway.router.report.flush-interval must be in (0, 1s] (the router needs a report at least once a second), got PT0S",
             "report.flush-interval | 2s | moemesh.gateway.router.report.flush-interval must be in (0, 1s] (the router needs a report at least once a second), got PT2S",
             "report.max-queued-tokens | 0 | moemesh.gateway.router.report.max-queued-tokens must be >= 1, got 0",
+            "watcher-id | ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé | moemesh.gateway.router.watcher-id must be at most 256 bytes in UTF-8 (the router refuses longer ids), got 258 bytes",
             "reconnect.initial-backoff | 0ms | moemesh.gateway.router.reconnect.initial-backoff must be a positive duration, got PT0S",
             "reconnect.max-backoff | 100ms | moemesh.gateway.router.reconnect.max-backoff must not be shorter than moemesh.gateway.router.reconnect.initial-backoff (PT0.2S), got PT0.1S",
     })

@@ -11,9 +11,12 @@ import io.moemesh.service.expert.InstanceHealth;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 
 /**
@@ -34,13 +37,12 @@ final class InProcessInstance implements InstanceClient {
     final AtomicInteger calls = new AtomicInteger();
     final List<CompletableFuture<float[]>> unanswered = new CopyOnWriteArrayList<>();
     /** While it holds a latch, replies are computed at once but delivered (on another thread) once it opens. */
-    final java.util.concurrent.atomic.AtomicReference<java.util.concurrent.CountDownLatch> hold =
-            new java.util.concurrent.atomic.AtomicReference<>();
+    final AtomicReference<CountDownLatch> hold = new AtomicReference<>();
     /** Set by {@link #close()}: the dispatcher let go of this client. */
     final AtomicBoolean closed = new AtomicBoolean();
     private final List<Consumer<InstanceHealth>> healthListeners = new CopyOnWriteArrayList<>();
     private volatile InstanceHealth health = InstanceHealth.UNKNOWN;
-    final Set<Integer> layersSeen = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    final Set<Integer> layersSeen = ConcurrentHashMap.newKeySet();
 
     InProcessInstance(String id, MoeModel model) {
         this.id = id;
@@ -94,7 +96,7 @@ final class InProcessInstance implements InstanceClient {
                 VectorOps.axpy(c.weights()[q], y, 0, out, r * h, h);
             }
         }
-        java.util.concurrent.CountDownLatch latch = hold.get();
+        CountDownLatch latch = hold.get();
         if (latch == null) {
             return CompletableFuture.completedFuture(out);
         }

@@ -2,6 +2,7 @@ package io.moemesh.gateway.dispatch;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.tuple;
 import static org.assertj.core.api.Assertions.within;
 
 import io.moemesh.model.MoeModel;
@@ -14,9 +15,17 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementTable;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BiFunction;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -105,7 +114,7 @@ class MeshExpertDispatchTest {
         for (LayerDispatchRecord rec : d.layers()) {
             int l = rec.layer();
             assertThat(rec.instances()).extracting(LayerDispatchRecord.InstanceShare::instanceId).isSorted();
-            java.util.TreeSet<Integer> applied = new java.util.TreeSet<>();
+            TreeSet<Integer> applied = new TreeSet<>();
             for (LayerDispatchRecord.InstanceShare s : rec.instances()) {
                 int idx = table.instanceIndex(s.instanceId());
                 assertThat(s.tokens()).isBetween(1, g.inputIds().length);
@@ -114,7 +123,7 @@ class MeshExpertDispatchTest {
                 }
                 applied.addAll(s.experts());
             }
-            java.util.TreeSet<Integer> routed = new java.util.TreeSet<>();
+            TreeSet<Integer> routed = new TreeSet<>();
             for (int[] pos : g.routerTopk()[l]) {
                 for (int e : pos) {
                     routed.add(e);
@@ -125,9 +134,9 @@ class MeshExpertDispatchTest {
             }
             assertThat(applied).as("layer %d", l).isEqualTo(routed);
             if (IntStream.range(0, table.holders()[l].length).allMatch(e -> table.holders()[l][e].length == 1)) {
-                Map<String, Integer> rows = new java.util.TreeMap<>();
+                Map<String, Integer> rows = new TreeMap<>();
                 for (int[] pos : g.routerTopk()[l]) {
-                    java.util.Set<String> visits = new java.util.HashSet<>();
+                    Set<String> visits = new HashSet<>();
                     for (int e : pos) {
                         visits.add(table.instances().get(table.holders()[l][e][0]).getId());
                     }
@@ -139,7 +148,7 @@ class MeshExpertDispatchTest {
                 assertThat(rec.instances()).extracting(LayerDispatchRecord.InstanceShare::instanceId,
                         LayerDispatchRecord.InstanceShare::tokens).as("layer %d", l)
                         .containsExactlyElementsOf(rows.entrySet().stream()
-                                .map(en -> org.assertj.core.groups.Tuple.tuple(en.getKey(), en.getValue())).toList());
+                                .map(en -> tuple(en.getKey(), en.getValue())).toList());
             }
         }
     }
@@ -191,14 +200,14 @@ class MeshExpertDispatchTest {
                 }
             }
             int[] load = new int[2];
-            java.util.Set<Integer> seen = new java.util.HashSet<>();
+            Set<Integer> seen = new HashSet<>();
             for (LayerDispatchRecord.InstanceShare s : rec.instances()) {
                 for (int e : s.experts()) {
                     assertThat(seen.add(e)).as("layer %d expert %d on one instance", rec.layer(), e).isTrue();
                     load[mesh.table().instanceIndex(s.instanceId())] += pairs[e];
                 }
             }
-            assertThat(Math.abs(load[0] - load[1])).as("layer %d loads %s", rec.layer(), java.util.Arrays.toString(load))
+            assertThat(Math.abs(load[0] - load[1])).as("layer %d loads %s", rec.layer(), Arrays.toString(load))
                     .isLessThanOrEqualTo(IntStream.of(pairs).max().orElseThrow());
         }
     }
@@ -213,17 +222,17 @@ class MeshExpertDispatchTest {
         MoeModel model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL));
         var c = model.config();
         Map<String, List<InProcessInstance>> made = new HashMap<>();
-        java.util.concurrent.atomic.AtomicInteger connects = new java.util.concurrent.atomic.AtomicInteger();
+        AtomicInteger connects = new AtomicInteger();
         MeshExpertDispatch d = new MeshExpertDispatch(c.hiddenSize(), in -> {
             connects.incrementAndGet();
             if (in.getEndpoint().startsWith("unix:")) {
                 throw new IllegalStateException(in.getEndpoint() + " needs epoll, which is not available here");
             }
             InProcessInstance i = new InProcessInstance(in.getId(), model);
-            made.computeIfAbsent(in.getId(), k -> new java.util.ArrayList<>()).add(i);
+            made.computeIfAbsent(in.getId(), k -> new ArrayList<>()).add(i);
             return new ResilientInstance(i, 8, 50, Duration.ofSeconds(30));
         }, Duration.ofSeconds(10), ReplicaPicker.PREFER_VISITED, new DispatchTraces(c.numLayers(), 8));
-        java.util.function.BiFunction<Long, List<String>, PlacementTable> placement = (epoch, endpoints) -> {
+        BiFunction<Long, List<String>, PlacementTable> placement = (epoch, endpoints) -> {
             List<Instance> ins = IntStream.range(0, endpoints.size()).mapToObj(i -> Instance.newBuilder()
                     .setId(endpoints.get(i).split("=")[0]).setEndpoint(endpoints.get(i).split("=")[1]).build()).toList();
             return PlacementTable.of(EvenPlacement.build(epoch, ins, c.numLayers(), c.numExperts(), c.hasSharedExpert(),

@@ -15,6 +15,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.BiFunction;
 import java.util.function.Consumer;
 import java.util.stream.IntStream;
 import org.assertj.core.api.InstanceOfAssertFactories;
@@ -170,7 +171,7 @@ class ExpertReadinessTest {
             }
             return new ResilientInstance(new FakeInstance(in.getId()), 4, 50, Duration.ofMinutes(5));
         }, Duration.ofSeconds(10))) {
-            java.util.function.BiFunction<Long, String, PlacementTable> table = (epoch, endpoint) -> PlacementTable.of(
+            BiFunction<Long, String, PlacementTable> table = (epoch, endpoint) -> PlacementTable.of(
                     EvenPlacement.build(epoch, List.of(Instance.newBuilder().setId("expert-0").setEndpoint(endpoint)
                             .build()), LAYERS, EXPERTS, false, 1), LAYERS, EXPERTS);
             d.usePlacement(table.apply(7L, "unix:///run/moemesh/expert-0.sock"));

@@ -6,10 +6,22 @@ import static org.awaitility.Awaitility.await;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.Authenticator;
+import java.net.CookieHandler;
+import java.net.ProxySelector;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicInteger;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLParameters;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -63,9 +75,8 @@ class HealthMonitorTest {
     }
 
     /**
-     * A probe that throws before its request is sent (here its target; the client's selector when the process is
-     * out of file descriptors) is a failed probe: the monitor thread lives on, the next probes run, and readiness
-     * follows them instead of freezing at its last value.
+     * A probe that cannot be sent (here its client cannot be made, as when the process is out of file descriptors)
+     * is a failed probe, which the probe itself counts: the next probes run, and readiness follows them.
      */
     @Test
     void probeThatThrows_countsAsFailed_andTheMonitorKeepsProbingAndPublishing() {
@@ -80,6 +91,107 @@ class HealthMonitorTest {
             await().atMost(Duration.ofSeconds(30)).until(() -> throwing.failuresTotal() >= 3);
             await().atMost(Duration.ofSeconds(30)).until(() -> !seen.isEmpty() && !seen.getLast());
             assertThat(throwing.check().reason()).contains("Too many open files");
+        }
+    }
+
+    /**
+     * A client whose send fails and whose shutdown then throws too: still a failed probe, and the next probes run
+     * (before, the throw left the probe marked in flight for good, so it never probed again, and escaped into the
+     * monitor thread); readiness keeps following the checks.
+     */
+    @Test
+    void clientWhoseShutdownThrows_isAFailedProbe_andTheNextProbesRun_readinessKeepsFollowingTheChecks() {
+        AtomicInteger sends = new AtomicInteger();
+        HttpSelfProbe escaping = new HttpSelfProbe(() -> Optional.of(URI.create("http://127.0.0.1:1/")),
+                Duration.ofSeconds(1), 2, () -> new UnsendableClient(sends));
+        List<Boolean> seen = new CopyOnWriteArrayList<>();
+        try (HealthMonitor m = new HealthMonitor(new ExpertReadiness(null), engine, escaping, Duration.ofMillis(5),
+                Duration.ofMillis(5), seen::add)) {
+            m.start();
+            m.acceptingTraffic(true);
+            assertThat(seen).containsExactly(false, true);
+            await().atMost(Duration.ofSeconds(30)).until(() -> sends.get() >= 3 && escaping.failuresTotal() >= 3);
+            engineAlive = false;
+            // Only the monitor thread evaluates from here on.
+            await().atMost(Duration.ofSeconds(30)).until(() -> seen.getLast() == Boolean.FALSE);
+            assertThat(seen).containsExactly(false, true, false);
+        }
+    }
+
+    /** A client whose send fails and whose shutdown then throws too. */
+    private static final class UnsendableClient extends HttpClient {
+        private final AtomicInteger sends;
+
+        UnsendableClient(AtomicInteger sends) {
+            this.sends = sends;
+        }
+
+        @Override
+        public <T> CompletableFuture<HttpResponse<T>> sendAsync(HttpRequest request,
+                                                                HttpResponse.BodyHandler<T> handler) {
+            sends.incrementAndGet();
+            throw new IllegalStateException("send refused");
+        }
+
+        @Override
+        public <T> CompletableFuture<HttpResponse<T>> sendAsync(HttpRequest request,
+                HttpResponse.BodyHandler<T> handler, HttpResponse.PushPromiseHandler<T> push) {
+            return sendAsync(request, handler);
+        }
+
+        @Override
+        public <T> HttpResponse<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public void shutdown() {
+            throw new IllegalStateException("shutdown failed");
+        }
+
+        @Override
+        public Optional<CookieHandler> cookieHandler() {
+            return Optional.empty();
+        }
+
+        @Override
+        public Optional<Duration> connectTimeout() {
+            return Optional.empty();
+        }
+
+        @Override
+        public Redirect followRedirects() {
+            return Redirect.NEVER;
+        }
+
+        @Override
+        public Optional<ProxySelector> proxy() {
+            return Optional.empty();
+        }
+
+        @Override
+        public SSLContext sslContext() {
+            return null;
+        }
+
+        @Override
+        public SSLParameters sslParameters() {
+            return null;
+        }
+
+        @Override
+        public Optional<Authenticator> authenticator() {
+            return Optional.empty();
+        }
+
+        @Override
+        public Version version() {
+            return Version.HTTP_1_1;
+        }
+
+        @Override
+        public Optional<Executor> executor() {
+            return Optional.empty();
         }
     }
 

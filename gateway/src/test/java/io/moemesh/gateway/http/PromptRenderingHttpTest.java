@@ -124,6 +124,21 @@ class PromptRenderingHttpTest {
                 + "0]}}", "chat_template_kwargs");
     }
 
+    /** The limit counts the values inside chat_template_kwargs, not the object itself (README: at most 1024 values). */
+    @Test
+    void chatTemplateKwargs_holdAtMost1024Values_notCountingTheObjectItself() throws Exception {
+        int max = ChatMessagesParser.MAX_TEMPLATE_VALUES;
+        assertThat(max).isEqualTo(1024);
+        StringBuilder flat = new StringBuilder("{");
+        for (int i = 0; i < max; i++) {
+            flat.append(i == 0 ? "" : ",").append("\"k").append(i).append("\":0");
+        }
+        String base = "{\"model\":\"" + MODEL + "\",\"max_tokens\":1,\"messages\":" + HI + ",\"chat_template_kwargs\":";
+        ok(CHAT, base + flat + "}}");
+        JsonNode e = refused(CHAT, base + flat + ",\"k" + max + "\":0}}", "chat_template_kwargs");
+        assertThat(e.get("message").stringValue()).contains("more than " + max + " values");
+    }
+
     @Test
     void continueFinalMessage_endsThePromptWithTheOpenFinalMessage() throws Exception {
         String messages = "[{\"role\":\"user\",\"content\":\"Hi there\"},{\"role\":\"assistant\",\"content\":\"Once upon\"}]";

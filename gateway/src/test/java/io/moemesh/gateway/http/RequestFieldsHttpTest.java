@@ -191,6 +191,24 @@ class RequestFieldsHttpTest {
         assertThat(e.get("message").stringValue()).startsWith("Unrecognized request argument supplied: messages[0].x");
     }
 
+    static Stream<Arguments> textPartKeys() {
+        return Stream.of(
+                Arguments.of("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\","
+                        + "\"text\":\"b\",\"foo\":1}]}]", "messages[0].content[1].foo"),
+                Arguments.of("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\",\"cache_control\":"
+                        + "{\"type\":\"ephemeral\"}}]}]", "messages[0].content[0].cache_control"),
+                Arguments.of("[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":[{\"detail\":"
+                        + "null,\"type\":\"text\",\"text\":\"b\"}]}]", "messages[1].content[0].detail"));
+    }
+
+    /** A text part is type and text: any other key would be silently dropped, so it is refused as unknown. */
+    @ParameterizedTest(name = "{1}")
+    @MethodSource("textPartKeys")
+    void textPartKey_otherThanTypeAndText_is400Unrecognized_namingIt(String messages, String param) throws Exception {
+        JsonNode e = refused(CHAT, chatWith(messages, ""), param);
+        assertThat(e.get("message").stringValue()).startsWith("Unrecognized request argument supplied: " + param);
+    }
+
     /**
      * An assistant message sent back as the official clients return it: its null and empty fields are accepted,
      * the same fields with a value are not.
