@@ -28,7 +28,9 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -71,14 +73,30 @@ public final class KvCacheServiceConfiguration {
      * Opens every configured model's tiers: DRAM and SSD budgets are shared evenly, each model's segments live
      * in {@code <ssd-dir>/<fingerprint hex>-b<block-tokens>}.
      *
-     * @throws IllegalArgumentException naming the property when a share cannot hold one block
+     * @throws IllegalArgumentException naming the property when a share cannot hold one block, or when two model
+     *                                  directories are the same model
      */
     static ServedModels open(KvCacheProperties props) {
         int n = props.modelDirs().size();
+        Map<ModelFingerprint, Path> fingerprints = new LinkedHashMap<>();
+        Map<Path, ModelConfig> configs = new LinkedHashMap<>();
+        for (Path dir : props.modelDirs()) {
+            configs.put(dir, ModelConfigReader.read(dir)); // first, so a model that is not one fails on its config
+            ModelFingerprint fp = ModelFingerprint.of(dir);
+            Path other = fingerprints.putIfAbsent(fp, dir);
+            // Checked before any tier opens: the second one would share the first one's SSD directory
+            // (<ssd-dir>/<fingerprint>-b<block-tokens>) and fail on its lock, blaming ssd-dir.
+            if (other != null) {
+                throw new IllegalArgumentException("moemesh.kvcache.model-dirs (MOEMESH_KVCACHE_MODEL_DIRS): " + other
+                        + " and " + dir + " are the same model (fingerprint " + fp.hex() + "): configure the model "
+                        + "once");
+            }
+        }
         List<ServedModel> served = new ArrayList<>();
         try {
-            for (Path dir : props.modelDirs()) {
-                served.add(openModel(props, dir, props.dramBytes() / n, props.ssdBytes() / n));
+            for (Map.Entry<ModelFingerprint, Path> e : fingerprints.entrySet()) {
+                served.add(openModel(props, e.getValue(), configs.get(e.getValue()), e.getKey(),
+                        props.dramBytes() / n, props.ssdBytes() / n));
             }
             warnOfOrphanedStores(props.ssdDir(), served);
             return new ServedModels(served);
@@ -100,9 +118,8 @@ public final class KvCacheServiceConfiguration {
         }
     }
 
-    private static ServedModel openModel(KvCacheProperties props, Path dir, long dramBytes, long ssdBytes) {
-        ModelConfig c = ModelConfigReader.read(dir);
-        ModelFingerprint fp = ModelFingerprint.of(dir);
+    private static ServedModel openModel(KvCacheProperties props, Path dir, ModelConfig c, ModelFingerprint fp,
+                                         long dramBytes, long ssdBytes) {
         String name = dir.toAbsolutePath().normalize().getFileName().toString();
         KvLayout layout = new KvLayout(c.numLayers(), c.numKvHeads(), c.headDim(), props.blockTokens());
         if (dramBytes < layout.bytesPerBlock()) {

@@ -13,6 +13,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The single-writer lock of an SSD tier's directory: an exclusive {@link FileLock} on {@code <dir>/.lock}, held from
@@ -27,8 +28,12 @@ import java.nio.file.attribute.BasicFileAttributes;
  * path still names the file it opened (its key before the open and after the lock are the same); otherwise it
  * may have locked an unlinked file while another opener created and locked a new one, and it tries again.
  *
- * <p>A FileLock belongs to the JVM: a second lock on the same file in this JVM throws {@link
- * OverlappingFileLockException}, taken as "held" too (a tier opened twice without a close).
+ * <p>A FileLock is a POSIX record lock, held by the process: closing <em>any</em> descriptor of the file drops every
+ * lock the process holds on it. So this JVM must never open a second descriptor on a {@code .lock} it holds (the
+ * {@link OverlappingFileLockException} that tryLock would throw comes too late: closing that descriptor would release
+ * the first tier's lock to other processes). {@link #HELD} records the lock files this JVM holds, by the
+ * directory's real path, and is checked before the file is opened; a tier opened twice without a close is refused
+ * there.
  */
 final class DirectoryLock implements AutoCloseable {
     /** The lock file's name in the tier's directory (no segment pattern matches it). */
@@ -36,13 +41,20 @@ final class DirectoryLock implements AutoCloseable {
     /** Tries before giving up when the file keeps being replaced under us (each try is one open and one lock). */
     private static final int ATTEMPTS = 8;
     private static final Object NO_FILE_KEYS = new Object();
+    /** The lock files (under their directory's real path) this JVM holds or is locking, each with its holder's token. */
+    private static final ConcurrentHashMap<Path, Object> HELD = new ConcurrentHashMap<>();
 
     private final Path path;
+    /** The key in {@link #HELD}, and this holder's token there. */
+    private final Path heldKey;
+    private final Object token;
     /** Holds the lock while it is open. */
     private final FileChannel channel;
 
-    private DirectoryLock(Path path, FileChannel channel) {
+    private DirectoryLock(Path path, Path heldKey, Object token, FileChannel channel) {
         this.path = path;
+        this.heldKey = heldKey;
+        this.token = token;
         this.channel = channel;
     }
 
@@ -54,8 +66,16 @@ final class DirectoryLock implements AutoCloseable {
      */
     static DirectoryLock acquire(Path dir) {
         Path path = dir.resolve(FILE);
+        Object token = new Object();
+        Path heldKey = null;
+        boolean acquired = false;
         try {
             Files.createDirectories(dir);
+            Path key = dir.toRealPath().resolve(FILE);
+            if (HELD.putIfAbsent(key, token) != null) {
+                throw locked(dir, path, "an SSD tier of this process that was not closed");
+            }
+            heldKey = key;
             for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
                 Object before = fileKey(path);
                 FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.READ,
@@ -65,6 +85,9 @@ final class DirectoryLock implements AutoCloseable {
                 try {
                     lock = ch.tryLock();
                 } catch (OverlappingFileLockException e) {
+                    // Only a holder HELD does not know as this file gets here (the directory reached through a bind
+                    // mount, or a lock taken outside this class); closing ch below then drops that holder's OS lock
+                    // too, which no Java API can avoid once the file is open.
                     lock = null;
                     inThisJvm = true;
                 } catch (IOException | RuntimeException e) {
@@ -75,17 +98,15 @@ final class DirectoryLock implements AutoCloseable {
                     String holder = inThisJvm ? "an SSD tier of this process that was not closed"
                             : "another process" + holder(ch);
                     ch.close();
-                    throw new SsdDirectoryLockedException("the SSD directory " + dir.toAbsolutePath()
-                            + " is in use by " + holder + " (it holds " + path.getFileName() + "): a directory has one "
-                            + "writer, or the two would overwrite each other's segment files; give each kvcache-service "
-                            + "its own directory, or stop the other one first");
+                    throw locked(dir, path, holder);
                 }
                 if (before != null && before.equals(fileKey(path))) {
                     // Ours now: say who holds it, for the message of the next opener.
                     ch.truncate(0);
                     ch.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII)),
                             0);
-                    return new DirectoryLock(path, ch);
+                    acquired = true;
+                    return new DirectoryLock(path, key, token, ch);
                 }
                 // Created just now (nothing to compare the path with yet), or unlinked by a closing holder while we
                 // opened it: try again on the file the path names now.
@@ -96,7 +117,18 @@ final class DirectoryLock implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("locking the SSD directory " + dir.toAbsolutePath() + " (" + path.getFileName()
                     + ") failed", e);
+        } finally {
+            if (!acquired && heldKey != null) {
+                HELD.remove(heldKey, token);
+            }
         }
+    }
+
+    private static SsdDirectoryLockedException locked(Path dir, Path path, String holder) {
+        return new SsdDirectoryLockedException("the SSD directory " + dir.toAbsolutePath()
+                + " is in use by " + holder + " (it holds " + path.getFileName() + "): a directory has one "
+                + "writer, or the two would overwrite each other's segment files; give each kvcache-service "
+                + "its own directory, or stop the other one first");
     }
 
     /**
@@ -124,7 +156,10 @@ final class DirectoryLock implements AutoCloseable {
         }
     }
 
-    /** Deletes the lock file, then releases the lock (in that order: see the class comment). */
+    /**
+     * Deletes the lock file, then releases the lock (in that order: see the class comment), then lets this JVM lock
+     * the directory again (last, so no second descriptor of this JVM is opened while the lock is still held).
+     */
     @Override
     public void close() {
         try {
@@ -137,5 +172,6 @@ final class DirectoryLock implements AutoCloseable {
         } catch (IOException e) {
             // Closing a descriptor releases its locks whatever close reports.
         }
+        HELD.remove(heldKey, token);
     }
 }

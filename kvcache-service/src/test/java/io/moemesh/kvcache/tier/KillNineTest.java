@@ -109,4 +109,37 @@ class KillNineTest {
             assertThat(t.get(TestBlocks.key(0))).isPresent();
         }
     }
+
+    /**
+     * The lock is the process's (POSIX record locks): closing any descriptor of the lock file drops it. A second open
+     * of a directory this JVM holds is refused before it opens one, so the first tier still keeps other processes
+     * out afterwards.
+     */
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void aSecondOpenInThisProcess_isRefused_andTheFirstTierStillLocksOutOtherProcesses() throws Exception {
+        try (SsdTier first = SsdTier.open(KillNineWriter.config(dir, FsyncPolicy.NEVER), KillNineWriter.LAYOUT,
+                TestBlocks.MODEL, new LruPolicy())) {
+            assertThatThrownBy(() -> SsdTier.open(KillNineWriter.config(dir, FsyncPolicy.NEVER), KillNineWriter.LAYOUT,
+                    TestBlocks.MODEL, new LruPolicy()).close())
+                    .isInstanceOf(SsdDirectoryLockedException.class)
+                    .hasMessageContaining("an SSD tier of this process that was not closed");
+
+            assertThat(probe()).as("another process, while the first tier is open").isEqualTo("refused");
+        }
+        assertThat(probe()).as("another process, once the first tier is closed").isEqualTo("acquired");
+    }
+
+    private String probe() throws Exception {
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        Process p = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"),
+                DirectoryLockProbe.class.getName(), dir.toString())
+                .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(),
+                StandardCharsets.UTF_8))) {
+            return out.readLine();
+        } finally {
+            p.waitFor();
+        }
+    }
 }

@@ -2,11 +2,15 @@ package io.moemesh.model.chat;
 
 import java.beans.FeatureDescriptor;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.Predicate;
+import java.util.regex.Pattern;
 import jinjava.javax.el.ELContext;
 import jinjava.javax.el.ELResolver;
 
@@ -19,7 +23,7 @@ import jinjava.javax.el.ELResolver;
  * code point, and any other attribute of a string than its methods, which is Undefined.
  */
 final class PythonStringMethods extends ELResolver {
-    private static final java.util.regex.Pattern INDEX = java.util.regex.Pattern.compile("-?[0-9]{1,18}");
+    private static final Pattern INDEX = Pattern.compile("-?[0-9]{1,18}");
 
     @Override
     public Object invoke(ELContext context, Object base, Object method, Class<?>[] paramTypes, Object[] params) {
@@ -71,7 +75,7 @@ final class PythonStringMethods extends ELResolver {
     }
 
     /** Python 3's str methods (dir(str) without dunders): an attribute of a string is one of these or Undefined. */
-    private static final java.util.Set<String> METHODS_OF_STR = java.util.Set.of("capitalize", "casefold", "center",
+    private static final Set<String> METHODS_OF_STR = Set.of("capitalize", "casefold", "center",
             "count", "encode", "endswith", "expandtabs", "find", "format", "format_map", "index", "isalnum", "isalpha",
             "isascii", "isdecimal", "isdigit", "isidentifier", "islower", "isnumeric", "isprintable", "isspace",
             "istitle", "isupper", "join", "ljust", "lower", "lstrip", "maketrans", "partition", "removeprefix",
@@ -108,7 +112,7 @@ final class PythonStringMethods extends ELResolver {
                 return false;
             }
             int at = start ? lo : hi - a.length;
-            return java.util.Arrays.equals(cps, at, at + a.length, a, 0, a.length);
+            return Arrays.equals(cps, at, at + a.length, a, 0, a.length);
         });
     }
 
@@ -117,7 +121,7 @@ final class PythonStringMethods extends ELResolver {
     }
 
     /** {@code s.startswith("x")} or {@code s.startswith(("x", "y"))}. */
-    private static boolean anyMatch(Object arg, java.util.function.Predicate<String> test) {
+    private static boolean anyMatch(Object arg, Predicate<String> test) {
         if (arg instanceof Collection<?> c) {
             return c.stream().anyMatch(o -> test.test(String.valueOf(o)));
         }

@@ -2,9 +2,13 @@ package io.moemesh.model.chat;
 
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.lib.filter.Filter;
+import java.math.BigDecimal;
+import java.math.BigInteger;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -68,7 +72,7 @@ final class PythonToJsonFilter implements Filter {
                 case Long l -> out.append(l);
                 case Short s -> out.append(s);
                 case Byte b -> out.append(b);
-                case java.math.BigInteger b -> out.append(b);
+                case BigInteger b -> out.append(b);
                 case Number n -> out.append(PythonValues.floatRepr(n.doubleValue()));
                 case CharSequence s -> string(s.toString());
                 case Map<?, ?> m -> map(m, depth);
@@ -85,8 +89,7 @@ final class PythonToJsonFilter implements Filter {
             }
             List<Map.Entry<?, ?>> entries = new ArrayList<>(m.entrySet());
             if (sortKeys) {
-                // Python compares str by code point, Java's compareTo by UTF-16 unit
-                entries.sort((a, b) -> compareCodePoints(key(a.getKey()), key(b.getKey())));
+                entries.sort((a, b) -> compareKeys(a.getKey(), b.getKey()));
             }
             out.append('{');
             for (int i = 0; i < entries.size(); i++) {
@@ -143,7 +146,7 @@ final class PythonToJsonFilter implements Filter {
                     case '\f' -> out.append("\\f");
                     default -> {
                         if (c < 0x20 || (ensureAscii && c >= 0x7F)) { // json's ESCAPE_ASCII: [^\\ -~]
-                            out.append(String.format(java.util.Locale.ROOT, "\\u%04x", (int) c));
+                            out.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
                         } else {
                             out.append(c);
                         }
@@ -153,17 +156,50 @@ final class PythonToJsonFilter implements Filter {
             out.append('"');
         }
 
-        /** json.dumps' key: str as is, True/False/None as true/false/null, numbers as their repr. */
+        /**
+         * json.dumps' key: str as is, True/False/None as true/false/null, numbers as their repr (floats as json
+         * spells them: "NaN", "Infinity").
+         */
         private static String key(Object k) {
-            return switch (k) {
+            return switch (PythonValues.unwrap(k)) {
                 case Boolean b -> b ? "true" : "false";
                 case PyNone n -> "null";
-                default -> PythonValues.str(k);
+                case Double d -> PythonValues.floatRepr(d);
+                case Float f -> PythonValues.floatRepr(f.doubleValue());
+                case BigDecimal d -> PythonValues.floatRepr(d.doubleValue());
+                case Object o -> PythonValues.str(o);
             };
         }
 
-        private static int compareCodePoints(String a, String b) {
-            return java.util.Arrays.compare(a.codePoints().toArray(), b.codePoints().toArray());
+        /**
+         * Python's {@code <} on the original keys, as json.dumps sorts them before converting them: numbers (bool
+         * included) numerically, strings by code point (Java's compareTo goes by UTF-16 unit); json.dumps raises
+         * TypeError on keys Python cannot order, such as a number and a string.
+         */
+        private static int compareKeys(Object a, Object b) {
+            Object x = PythonValues.unwrap(a);
+            Object y = PythonValues.unwrap(b);
+            if (PythonValues.isNumber(x) && PythonValues.isNumber(y)) {
+                return PythonValues.compareNumbers(x, y);
+            }
+            if (x instanceof CharSequence s && y instanceof CharSequence t) {
+                return Arrays.compare(s.toString().codePoints().toArray(), t.toString().codePoints().toArray());
+            }
+            throw new PyNone.TypeError("'<' not supported between instances of '" + typeName(x) + "' and '"
+                    + typeName(y) + "'");
+        }
+
+        private static String typeName(Object o) {
+            return switch (o) {
+                case PyNone n -> "NoneType";
+                case Boolean b -> "bool";
+                case Double d -> "float";
+                case Float f -> "float";
+                case BigDecimal d -> "float";
+                case Number n -> "int";
+                case CharSequence s -> "str";
+                default -> o.getClass().getSimpleName();
+            };
         }
     }
 }

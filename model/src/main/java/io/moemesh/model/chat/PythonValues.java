@@ -1,5 +1,6 @@
 package io.moemesh.model.chat;
 
+import com.hubspot.jinjava.objects.SafeString;
 import com.hubspot.jinjava.util.HasObjectTruthValue;
 import java.math.BigDecimal;
 import java.math.BigInteger;
@@ -16,14 +17,21 @@ import java.util.Map;
  * (https://docs.python.org/3/library/stdtypes.html#truth-value-testing); Jinjava's {@code ==} coerces operands to
  * a common type ({@code '1' == 1} is true), Python's compares across types only between numbers (bool included).
  * Null is Jinja's Undefined (falsy, equal only to another Undefined: jinja2/runtime.py {@code Undefined.__eq__}).
+ * Jinjava's {@link SafeString} (the result of {@code |safe}, and what Jinjava re-wraps later filter results in) is
+ * a str subclass in Jinja (markupsafe's Markup) but not a CharSequence here, so every method unwraps it first.
  */
 final class PythonValues {
     private PythonValues() {
     }
 
+    /** {@code value}, or the string a {@link SafeString} wraps. */
+    static Object unwrap(Object value) {
+        return value instanceof SafeString s ? s.toString() : value;
+    }
+
     /** Python's {@code bool(value)}. */
     static boolean truth(Object value) {
-        return switch (value) {
+        return switch (unwrap(value)) {
             case null -> false;
             case HasObjectTruthValue h -> h.getObjectTruthValue();
             case Boolean b -> b;
@@ -40,6 +48,8 @@ final class PythonValues {
 
     /** Python's {@code a == b}. */
     static boolean equal(Object a, Object b) {
+        a = unwrap(a);
+        b = unwrap(b);
         if (a == b) {
             return true;
         }
@@ -80,7 +90,7 @@ final class PythonValues {
     }
 
     /** Python's bool is an int: {@code True == 1}, {@code 1 == 1.0}. */
-    private static boolean isNumber(Object o) {
+    static boolean isNumber(Object o) {
         return o instanceof Number || o instanceof Boolean;
     }
 
@@ -91,6 +101,19 @@ final class PythonValues {
             return x == y;
         }
         return exact(a).compareTo(exact(b)) == 0; // Python compares int and float exactly
+    }
+
+    /**
+     * Python's order of two numbers ({@link #isNumber}), exact between int and float; NaN, which Python orders
+     * with nothing, is put after everything (as Double.compare does) so that a sort still terminates.
+     */
+    static int compareNumbers(Object a, Object b) {
+        double x = asDouble(a);
+        double y = asDouble(b);
+        if (Double.isNaN(x) || Double.isNaN(y) || Double.isInfinite(x) || Double.isInfinite(y)) {
+            return Double.compare(x, y);
+        }
+        return exact(a).compareTo(exact(b));
     }
 
     private static double asDouble(Object o) {
@@ -110,23 +133,34 @@ final class PythonValues {
 
     /**
      * Python's {@code str(value)}, as Jinja's filters convert their input ({@code soft_str}): None is "None",
-     * booleans "True"/"False", floats their repr; Undefined is "".
+     * booleans "True"/"False", floats their repr ("nan", "inf", "-inf" for the non-finite ones); Undefined is "".
      */
     static String str(Object value) {
-        return switch (value) {
+        return switch (unwrap(value)) {
             case null -> "";
             case Boolean b -> b ? "True" : "False";
-            case Double d -> floatRepr(d);
-            case Float f -> floatRepr(f.doubleValue());
-            case BigDecimal d -> floatRepr(d.doubleValue());
+            case Double d -> pythonFloat(d);
+            case Float f -> pythonFloat(f.doubleValue());
+            case BigDecimal d -> pythonFloat(d.doubleValue());
             default -> value.toString();
         };
     }
 
+    /** Python's {@code repr(float)}: {@link #floatRepr} but for the non-finite values, which json spells otherwise. */
+    private static String pythonFloat(double d) {
+        if (Double.isNaN(d)) {
+            return "nan";
+        }
+        if (Double.isInfinite(d)) {
+            return d > 0 ? "inf" : "-inf";
+        }
+        return floatRepr(d);
+    }
+
     /**
      * Python's {@code repr(float)} (Objects/floatobject.c {@code float_repr}, format 'r'): the shortest digits that
-     * round-trip, positional when the decimal exponent is in [-4, 16), else {@code d.ddde±XX}; "nan", "inf" as
-     * json.dumps writes them: "NaN", "Infinity".
+     * round-trip, positional when the decimal exponent is in [-4, 16), else {@code d.ddde±XX}; but NaN and the
+     * infinities as json.dumps writes them ("NaN", "Infinity", "-Infinity"), since tojson is what calls it directly.
      */
     static String floatRepr(double d) {
         if (Double.isNaN(d)) {

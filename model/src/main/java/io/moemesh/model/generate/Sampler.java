@@ -1,5 +1,6 @@
 package io.moemesh.model.generate;
 
+import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
@@ -21,7 +22,8 @@ import java.util.SplittableRandom;
  * histogram of the weights by log-weight (buckets of 1/4 below the best token) tells which head of the
  * distribution holds the nucleus mass or the drawn point, and only that head is sorted (the next bucket too,
  * should rounding leave it short). A head is a prefix of the full order, ties included, so the tokens drawn are
- * those of a full sort. One sampler per request; not thread-safe.
+ * those of a full sort, the same up to rounding of the normalising sum (summed in token order now, where a full
+ * sort summed it in draw order). One sampler per request; not thread-safe.
  */
 public final class Sampler {
     private static final int BUCKETS_PER_UNIT = 4;
@@ -80,8 +82,9 @@ public final class Sampler {
             return draw(keep);
         }
         // Without top-k: the weights' total and, per bucket of 1/4 in log-weight below the best token, their mass,
-        // so that only the head holding the mass wanted (the nucleus, or the drawn point) is sorted.
-        java.util.Arrays.fill(bucketMass, 0);
+        // so that only the head holding the mass wanted (the nucleus, or the drawn point) is sorted. The total is
+        // summed in token order, so u * total may differ from a draw-order sum in its last bits.
+        Arrays.fill(bucketMass, 0);
         double total = 0;
         for (int i = 0; i < vocab; i++) {
             double w = Math.exp(scaled[i]);
@@ -118,9 +121,9 @@ public final class Sampler {
     }
 
     /**
-     * The bucket of a score (log-weight relative to the best token, ≤ 0): 0 for [-1/4, 0] (and NaN, ranked
-     * first), b for [-(b+1)/4, -b/4), the last for everything below -64. Monotone, so the tokens of buckets
-     * 0..h are a prefix of the draw order, ties included.
+     * The bucket of a score (log-weight relative to the best token, ≤ 0), floor(-4 · score): 0 for (-1/4, 0] (and
+     * NaN, ranked first), b for (-(b+1)/4, -b/4], the last for everything at or below -64. Monotone, so the tokens
+     * of buckets 0..h are a prefix of the draw order, ties included.
      */
     private static int bucket(double score) {
         double b = -score * BUCKETS_PER_UNIT;

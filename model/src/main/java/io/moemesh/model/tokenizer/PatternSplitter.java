@@ -1,5 +1,6 @@
 package io.moemesh.model.tokenizer;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -28,9 +29,12 @@ final class PatternSplitter {
         int n = 0;
         Matcher m = pattern.matcher(text);
         int prev = 0;
-        // onig's FindMatches (rust-onig 6.5 find.rs, the SysRegex of HF's Split and Replace): search from lastEnd;
+        // onig's FindMatches (rust-onig 6.5 find.rs, the SysRegex iteration of HF's Split): search from lastEnd;
         // an empty match ending where the last match ended is skipped by searching again one character later,
-        // any other empty match is a (zero-width) match like any other, so it still cuts the text.
+        // any other empty match is a (zero-width) match like any other, so it still cuts the text. HF's Replace
+        // iterates the same way, but ours (Normalizer.Replace, Decoder.Replace) uses Java's replaceAll, which also
+        // takes an empty match right after a non-empty one: they differ only for patterns that can match the empty
+        // string, which the usual Replace patterns (non-empty literals such as " " → "▁") cannot.
         int lastEnd = 0;
         int lastMatchEnd = -1;
         while (lastEnd <= text.length() && m.find(lastEnd)) {
@@ -42,9 +46,9 @@ final class PatternSplitter {
             lastMatchEnd = m.end();
             if (n + 2 > cap) {
                 cap *= 2;
-                starts = java.util.Arrays.copyOf(starts, cap);
-                ends = java.util.Arrays.copyOf(ends, cap);
-                isMatch = java.util.Arrays.copyOf(isMatch, cap);
+                starts = Arrays.copyOf(starts, cap);
+                ends = Arrays.copyOf(ends, cap);
+                isMatch = Arrays.copyOf(isMatch, cap);
             }
             if (prev != m.start()) {
                 starts[n] = prev;
@@ -59,9 +63,9 @@ final class PatternSplitter {
         if (prev != text.length()) {
             if (n + 1 > cap) {
                 cap *= 2;
-                starts = java.util.Arrays.copyOf(starts, cap);
-                ends = java.util.Arrays.copyOf(ends, cap);
-                isMatch = java.util.Arrays.copyOf(isMatch, cap);
+                starts = Arrays.copyOf(starts, cap);
+                ends = Arrays.copyOf(ends, cap);
+                isMatch = Arrays.copyOf(isMatch, cap);
             }
             starts[n] = prev;
             ends[n] = text.length();

@@ -4,8 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -70,6 +72,67 @@ class JinjaConformanceTest {
         Map<String, Object> variables = Map.of("spaced", "\u3000x\u00a0\u0085", "nested", nested);
         assertThat(ChatTemplate.of(template, Map.of()).render(List.of(ChatMessage.user("U"),
                 ChatMessage.assistant("False")), false, variables)).isEqualTo(expected.replace("\\n", "\n"));
+    }
+
+    /**
+     * {@code |safe} gives markupsafe's Markup, a str subclass, so it is a string to truth, {@code ==} and the
+     * filters after it; Jinjava's SafeString is no CharSequence, and Jinjava wraps later filter results in it again.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "{% if ''|safe %}y{% else %}n{% endif %} ==> n",
+        "{% if ('x'|safe) == 'x' %}y{% else %}n{% endif %}{% if ('1'|safe) == 1 %}y{% else %}n{% endif %} ==> yn",
+        "{{ 'y' if ('x'|safe) is eq 'x' else 'n' }}{{ 'y' if not ''|safe else 'n' }} ==> yy",
+        "{{ ''|safe|default('d', true) }},{{ ''|safe|trim|default('e', true) }} ==> d,e",
+    })
+    void safeStrings_areStringsToTruthEqualityAndLaterFilters(String template, String expected) {
+        assertThat(ChatTemplate.of(template, Map.of()).render(CHAT, false)).isEqualTo(expected);
+    }
+
+    /** str() of a float is its repr, "nan"/"inf" for the non-finite ones; only json spells them NaN/Infinity. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "{{ nan|trim }},{{ inf|trim }},{{ ninf|trim }},{{ 1.5|trim }} ==> nan,inf,-inf,1.5",
+        "{{ [nan, inf, ninf]|tojson }} ==> [NaN, Infinity, -Infinity]",
+    })
+    void strOfNonFiniteFloats_isPythonsNotJsons(String template, String expected) {
+        Map<String, Object> variables = Map.of("nan", Double.NaN, "inf", Double.POSITIVE_INFINITY,
+                "ninf", Double.NEGATIVE_INFINITY);
+        assertThat(ChatTemplate.of(template, Map.of()).render(CHAT, false, variables)).isEqualTo(expected);
+    }
+
+    /**
+     * json.dumps(sort_keys=True) sorts the original keys as Python orders them: numbers numerically, and a number
+     * and a string not at all (TypeError). The keys come from a variable: Jinjava turns every key of a dict literal
+     * into a string ({@code {10: 1}} has the key "10"), so a literal cannot show it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "{{ numbered|tojson(sort_keys=true) }} ==> {\"9\": 2, \"10\": 1}",
+        "{{ floats|tojson(sort_keys=true) }} ==> {\"-1\": 3, \"9.5\": 2, \"10\": 1}",
+        "{{ {'b':1, 'a':2}|tojson(sort_keys=true) }} ==> {\"a\": 2, \"b\": 1}",
+    })
+    void tojsonSortKeys_ordersNumericKeysNumerically(String template, String expected) {
+        Map<Object, Object> numbered = new LinkedHashMap<>();
+        numbered.put(10, 1);
+        numbered.put(9, 2);
+        Map<Object, Object> floats = new LinkedHashMap<>();
+        floats.put(10L, 1);
+        floats.put(9.5, 2);
+        floats.put(-1, 3);
+        assertThat(ChatTemplate.of(template, Map.of()).render(CHAT, false,
+                Map.of("numbered", numbered, "floats", floats))).isEqualTo(expected);
+    }
+
+    @Test
+    void tojsonSortKeys_failsOnKeysPythonCannotOrder() {
+        Map<Object, Object> mixed = new LinkedHashMap<>();
+        mixed.put(1, 1);
+        mixed.put("a", 2);
+        ChatTemplate t = ChatTemplate.of("{{ mixed|tojson(sort_keys=true) }}", Map.of());
+        assertThatThrownBy(() -> t.render(CHAT, false, Map.of("mixed", mixed)))
+                .isInstanceOf(ChatTemplateException.class)
+                .hasMessageContaining("TypeError: '<' not supported between instances of");
     }
 
     /** Jinja raises where Python does; Jinjava would render None as an empty loop and Undefined as "null". */
