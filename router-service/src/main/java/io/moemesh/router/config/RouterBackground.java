@@ -60,7 +60,7 @@ final class RouterBackground implements SmartLifecycle {
         // The first epoch and every change of the instance set: the follower places on what discovery delivers
         // (the configured list at once; in Kubernetes the READY pods, after the settle time), retrying every
         // startup-retry while instances fail to load it.
-        discovery.instances().start(follower::offer);
+        discovery.instances().start(set -> follower.offer(set, discovery.instances().restarts()));
         long snap = props.snapshotPeriod().toMillis();
         t.scheduleWithFixedDelay(this::snapshot, snap, snap, TimeUnit.MILLISECONDS);
         if (!props.autoReplanPeriod().isZero()) {

@@ -44,9 +44,11 @@ final class EpochAttempts {
     private Placement unpublished;
     /**
      * Instances sent a PREPARE of {@code unpublished}'s number that may still hold it prepared (no ABORT confirmed),
-     * with the experts sent.
+     * with the experts sent. By id and endpoint ({@link #key}): the process that was sent it, whatever else discovery
+     * reports of it later (a failure domain or memory budget that changed would otherwise hide it, and its PREPARE of
+     * other experts at this number would be refused for want of an ABORT).
      */
-    private final Map<Instance, List<AssignedExpert>> mayHold = new HashMap<>();
+    private final Map<String, List<AssignedExpert>> mayHold = new HashMap<>();
 
     EpochAttempts(EpochStore store, InstanceLoader loader, ParallelLoads loads, Duration timeout) {
         this.store = store;
@@ -61,7 +63,7 @@ final class EpochAttempts {
         if (unpublished != null && Long.compareUnsigned(unpublished.getEpoch(), currentEpoch) > 0) {
             return unpublished.getEpoch();
         }
-        return Math.max(floor, currentEpoch) + 1;
+        return maxUnsigned(floor, currentEpoch) + 1;
     }
 
     /**
@@ -71,20 +73,30 @@ final class EpochAttempts {
      * @return whether the floor rose
      */
     boolean raiseFloor(long epoch) {
-        if (unpublished != null && epoch >= unpublished.getEpoch()) {
+        if (unpublished != null && Long.compareUnsigned(epoch, unpublished.getEpoch()) >= 0) {
             unpublished = null;
             mayHold.clear();
         }
-        if (epoch > floor) {
+        if (Long.compareUnsigned(epoch, floor) > 0) {
             floor = epoch;
             return true;
         }
         return false;
     }
 
+    /** Epoch numbers are unsigned 64-bit (as everywhere else): the larger of two. */
+    private static long maxUnsigned(long a, long b) {
+        return Long.compareUnsigned(a, b) >= 0 ? a : b;
+    }
+
+    /** The process an instance is: its id and endpoint (an endpoint holds no space). */
+    private static String key(Instance in) {
+        return in.getId() + " " + in.getEndpoint();
+    }
+
     /** {@code p} was published (or restored as the current epoch): the next attempt takes a new number. */
     void published(Placement p) {
-        floor = Math.max(floor, p.getEpoch());
+        floor = maxUnsigned(floor, p.getEpoch());
         unpublished = null;
         mayHold.clear();
     }
@@ -133,7 +145,7 @@ final class EpochAttempts {
         }
         abortOtherAssignments(p);
         unpublished = p;
-        floor = Math.max(floor, epoch);
+        floor = maxUnsigned(floor, epoch);
         store.recordAttempt(floor);
         List<Instance> instances = p.getInstancesList();
         Map<Instance, Throwable> failed = loads.onEvery(instances,
@@ -141,7 +153,7 @@ final class EpochAttempts {
         for (Instance in : instances) {
             // A refusal means it did not take these experts; anything else may have reached it (a timeout).
             if (!(failed.get(in) instanceof InstanceRefusedException)) {
-                mayHold.put(in, PlacementMessages.assignment(p, in.getId()));
+                mayHold.put(key(in), PlacementMessages.assignment(p, in.getId()));
             }
         }
         if (failed.isEmpty()) {
@@ -149,7 +161,7 @@ final class EpochAttempts {
         }
         List<Instance> prepared = instances.stream().filter(in -> !failed.containsKey(in)).toList();
         Map<Instance, Throwable> abortFailed = loads.onEvery(prepared, in -> loader.abort(in, epoch, timeout));
-        prepared.stream().filter(in -> !abortFailed.containsKey(in)).forEach(mayHold::remove);
+        prepared.stream().filter(in -> !abortFailed.containsKey(in)).forEach(in -> mayHold.remove(key(in)));
         abortFailed.forEach((in, t) -> log.warn("placement epoch {}: ABORT on {} failed, so it keeps the epoch "
                 + "prepared (still serving the current one) until a newer epoch replaces it: {}", epoch,
                 PlacementCoordinator.describe(in), t.getMessage()));
@@ -171,13 +183,13 @@ final class EpochAttempts {
      */
     private void abortOtherAssignments(Placement p) throws InterruptedException {
         long epoch = p.getEpoch();
-        List<Instance> stale = p.getInstancesList().stream().filter(in -> mayHold.containsKey(in)
-                && !mayHold.get(in).equals(PlacementMessages.assignment(p, in.getId()))).toList();
+        List<Instance> stale = p.getInstancesList().stream().filter(in -> mayHold.containsKey(key(in))
+                && !mayHold.get(key(in)).equals(PlacementMessages.assignment(p, in.getId()))).toList();
         if (stale.isEmpty()) {
             return;
         }
         Map<Instance, Throwable> abortFailed = loads.onEvery(stale, in -> loader.abort(in, epoch, timeout));
-        stale.stream().filter(in -> !abortFailed.containsKey(in)).forEach(mayHold::remove);
+        stale.stream().filter(in -> !abortFailed.containsKey(in)).forEach(in -> mayHold.remove(key(in)));
         abortFailed.forEach((in, t) -> log.info("placement epoch {} is tried again with other experts, but the ABORT of "
                 + "its last try on {} failed: {}", epoch, PlacementCoordinator.describe(in), t.getMessage()));
     }

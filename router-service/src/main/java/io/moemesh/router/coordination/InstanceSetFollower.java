@@ -4,6 +4,7 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.placement.PlacementBudget;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -19,7 +20,8 @@ import org.slf4j.LoggerFactory;
  * {@link PlacementCoordinator#switchTo} with the budget for that many instances and min(replicas, instances) copies in
  * the even deal. One switch at a time: a set that changes while a switch (or a Replan) runs is placed on after it. A
  * switch that fails (an instance did not load its share) is retried after the retry pause while the set stays the
- * same, at the same epoch number (whatever it plans: {@link EpochAttempts}). An empty set publishes nothing: the current epoch
+ * same, at the same epoch number (whatever it plans: {@link EpochAttempts}). A COMMIT an instance missed is retried
+ * after the retry pause, and again until none is pending ({@link PlacementCoordinator#retryMissedCommits}). An empty set publishes nothing: the current epoch
  * stays (before the first one the router stays NOT_SERVING).
  */
 public final class InstanceSetFollower implements AutoCloseable {
@@ -35,7 +37,11 @@ public final class InstanceSetFollower implements AutoCloseable {
     private final AtomicLong switches = new AtomicLong();
     /** The set to place on: the latest delivered (timer thread and discovery thread). */
     private volatile List<Instance> wanted;
+    /** The container restart counts of {@link #wanted}, by id (empty when discovery knows none). */
+    private volatile Map<String, Integer> wantedRestarts = Map.of();
     private ScheduledFuture<?> pending;
+    /** The next retry of missed COMMITs, while any are pending. */
+    private ScheduledFuture<?> commitRetry;
     private boolean switching;
 
     /**
@@ -55,11 +61,27 @@ public final class InstanceSetFollower implements AutoCloseable {
         this.retry = retry;
         this.timer = timer;
         this.failed = failed;
+        // Every published epoch may leave COMMITs missed (a switch's, a Replan's, the restored one's): they are
+        // retried every retry pause until none is left, so a pod that missed one does not wait for the next replan
+        // (none may come) to be committed and marked placed.
+        coordinator.onCommitted((p, ids, restarts) -> retryCommitsLater());
     }
 
     /** The ready set changed (any thread): it is placed on once stable for the settle time. */
     public void offer(List<Instance> ready) {
-        wanted = List.copyOf(ready);
+        offer(ready, Map.of());
+    }
+
+    /**
+     * The ready set or its pods' container restart counts ({@code restarts}, by id) changed (any thread). A pod whose
+     * count moved on is a new process at the same endpoint, holding no experts: it is placed on again like a new
+     * instance.
+     */
+    public void offer(List<Instance> ready, Map<String, Integer> restarts) {
+        synchronized (this) {
+            wanted = List.copyOf(ready);
+            wantedRestarts = Map.copyOf(restarts);
+        }
         schedule(settle);
     }
 
@@ -79,12 +101,33 @@ public final class InstanceSetFollower implements AutoCloseable {
         }
     }
 
+    private synchronized void retryCommitsLater() {
+        if (coordinator.pendingCommits() == 0 || (commitRetry != null && !commitRetry.isDone())) {
+            return;
+        }
+        try {
+            commitRetry = timer.schedule(this::retryCommits, retry.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+            log.debug("missed COMMITs not retried: shutting down");
+        }
+    }
+
+    private void retryCommits() {
+        coordinator.retryMissedCommits().whenComplete((left, e) -> {
+            if (e == null || !(e instanceof RejectedExecutionException)) {
+                retryCommitsLater();
+            }
+        });
+    }
+
     private synchronized void reconcile() {
         List<Instance> set = wanted;
+        Map<String, Integer> restarts = wantedRestarts;
         if (switching || set == null) {
             return; // the switch's end looks again
         }
-        if (coordinator.current() != null && coordinator.instances().equals(set)) {
+        if (coordinator.current() != null && coordinator.instances().equals(set)
+                && coordinator.restarts().equals(restarts)) {
             return;
         }
         if (set.isEmpty()) {
@@ -102,7 +145,7 @@ public final class InstanceSetFollower implements AutoCloseable {
             PlacementBudget budget = budgets.apply(set.size());
             switching = true;
             switches.incrementAndGet();
-            coordinator.switchTo(set, budget, copies).whenComplete((o, e) -> done(e));
+            coordinator.switchTo(set, restarts, budget, copies).whenComplete((o, e) -> done(e));
         } catch (IllegalStateException e) {
             switching = false;
             schedule(retry); // a Replan started meanwhile

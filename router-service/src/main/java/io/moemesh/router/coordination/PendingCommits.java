@@ -15,8 +15,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The COMMIT phase of {@link PlacementCoordinator}'s two-phase switch: the COMMIT of a published epoch on every
- * instance, and the COMMITs instances missed, kept and retried before the next PREPARE. Replan thread only (the
- * counts are read from any thread).
+ * instance, and the COMMITs instances missed, kept and retried before the next PREPARE and on a timer between replans.
+ * Replan thread only (the counts are read from any thread).
  */
 final class PendingCommits {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
@@ -54,7 +54,8 @@ final class PendingCommits {
 
     /**
      * COMMIT of a published epoch on every instance. An instance that misses it still answers both epochs, which is
-     * safe (it only keeps the older epoch's experts longer); it is counted, logged and retried before the next PREPARE.
+     * safe (it only keeps the older epoch's experts longer); it is counted, logged and retried before the next PREPARE and, meanwhile, on a timer
+     * ({@link #retryBetweenReplans}).
      *
      * @return the ids of the instances that committed it, in the placement's order
      */
@@ -71,7 +72,7 @@ final class PendingCommits {
             } else {
                 commitFailures.incrementAndGet();
                 pendingCommits.put(in.getId(), new Missed(in, epoch));
-                log.warn("placement epoch {} is published but {} did not commit it (retried before the next replan; it "
+                log.warn("placement epoch {} is published but {} did not commit it (retried until it does; it "
                         + "answers the previous epoch too meanwhile): {}", epoch, PlacementCoordinator.describe(in), t.getMessage());
             }
         }
@@ -87,6 +88,36 @@ final class PendingCommits {
      * other failure aborts the replan before anything is prepared.
      */
     void retry(List<Instance> members, long currentEpoch) throws InterruptedException {
+        Retried r = retryNow(members);
+        if (!r.blocking().isEmpty()) {
+            String kept = "epoch " + currentEpoch + " stays current";
+            log.warn("replan aborted before preparing a new epoch: {} failed the COMMIT retry; {}", r.blocking(), kept);
+            throw new ReplanAbortedException("no new placement epoch was prepared: " + String.join("; ", r.blocking())
+                    + " failed LoadAssignment (COMMIT retry; preparing a newer epoch there would drop the one the "
+                    + "gateways use); " + kept, r.firstCause());
+        }
+    }
+
+    /**
+     * Retries the missed COMMITs between replans (a timer calls it while any are pending, see
+     * {@link PlacementCoordinator#retryMissedCommits}): without it a pod whose COMMIT failed once would wait for the
+     * next replan, which may never come with a stable pod set and no periodic replan, and its readiness gate would stay
+     * False. The same rules as {@link #retry}, but a failure only keeps the COMMIT pending for the next tick.
+     *
+     * @return by instance id, the epochs committed now
+     */
+    Map<String, Long> retryBetweenReplans(List<Instance> members) throws InterruptedException {
+        Retried r = retryNow(members);
+        if (!r.blocking().isEmpty()) {
+            log.warn("COMMIT retry failed on {}; tried again after a pause", r.blocking());
+        }
+        return r.committed();
+    }
+
+    private record Retried(Map<String, Long> committed, List<String> blocking, Throwable firstCause) {
+    }
+
+    private Retried retryNow(List<Instance> members) throws InterruptedException {
         Map<String, Instance> byId = new HashMap<>();
         members.forEach(in -> byId.put(in.getId(), in));
         pendingCommits.entrySet().removeIf(e -> {
@@ -103,20 +134,22 @@ final class PendingCommits {
             }
             return false;
         });
+        Map<String, Long> committed = new LinkedHashMap<>();
+        List<String> blocking = new ArrayList<>();
         if (pendingCommits.isEmpty()) {
-            return;
+            return new Retried(committed, blocking, null);
         }
         Map<String, Missed> pending = new LinkedHashMap<>(pendingCommits);
         List<Instance> instances = pending.keySet().stream().map(byId::get).toList();
         Map<Instance, Throwable> failed = loads.onEvery(instances,
                 in -> loader.commit(in, pending.get(in.getId()).epoch(), timeout));
-        List<String> blocking = new ArrayList<>();
         Throwable firstCause = null;
         for (Instance in : instances) {
             Throwable t = failed.get(in);
             long epoch = pending.get(in.getId()).epoch();
             if (t == null) {
                 pendingCommits.remove(in.getId());
+                committed.put(in.getId(), epoch);
                 log.info("{} committed placement epoch {} on retry", PlacementCoordinator.describe(in), epoch);
             } else if (t instanceof InstanceRefusedException) {
                 pendingCommits.remove(in.getId());
@@ -128,12 +161,6 @@ final class PendingCommits {
                 firstCause = firstCause == null ? t : firstCause;
             }
         }
-        if (!blocking.isEmpty()) {
-            String kept = "epoch " + currentEpoch + " stays current";
-            log.warn("replan aborted before preparing a new epoch: {} failed the COMMIT retry; {}", blocking, kept);
-            throw new ReplanAbortedException("no new placement epoch was prepared: " + String.join("; ", blocking)
-                    + " failed LoadAssignment (COMMIT retry; preparing a newer epoch there would drop the one the "
-                    + "gateways use); " + kept, firstCause);
-        }
+        return new Retried(committed, blocking, firstCause);
     }
 }

@@ -11,14 +11,16 @@ import io.moemesh.router.prediction.ModelShape;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.trace.RouteTrace;
 import java.time.Duration;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
@@ -75,9 +77,14 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
     }
 
-    /** The instances an epoch is planned for, with the planner's budget and the even deal's replicas for them. */
-    private record Membership(List<Instance> instances, PlacementBudget budget, int replicas) {
+    /**
+     * The instances an epoch is planned for, with the planner's budget and the even deal's replicas for them, and
+     * their container restart counts when discovery knows them (by id; empty otherwise).
+     */
+    private record Membership(List<Instance> instances, PlacementBudget budget, int replicas,
+                              Map<String, Integer> restarts) {
     }
+
 
     private final Settings settings;
     private final RouteBook book;
@@ -89,7 +96,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final AtomicBoolean replanning = new AtomicBoolean();
     private final List<PlacementWatch> watches = new CopyOnWriteArrayList<>();
     private final List<Consumer<ReplanOutcome>> publishListeners = new CopyOnWriteArrayList<>();
-    private final List<BiConsumer<Placement, List<String>>> commitListeners = new CopyOnWriteArrayList<>();
+    private final List<CommitListener> commitListeners = new CopyOnWriteArrayList<>();
     private final Object publishing = new Object();
     private volatile Placement current;
     /** The instances of the current epoch (before the first: the configured ones). */
@@ -98,6 +105,8 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final EpochAttempts attempts;
     /** Instances that missed the COMMIT of a published epoch, with that epoch (written on the replan thread). */
     private final PendingCommits commits;
+    /** The ids of the instances that committed the current epoch, retries included (replan thread only). */
+    private final Set<String> committedIds = new LinkedHashSet<>();
 
     /**
      * @param replanExecutor one thread: plans and loads run there, one at a time
@@ -115,12 +124,17 @@ public final class PlacementCoordinator implements AutoCloseable {
         this.commits = new PendingCommits(loader, loads, settings.loadTimeout());
         this.nanoClock = nanoClock;
         this.attempts = new EpochAttempts(store, loader, loads, settings.loadTimeout());
-        this.members = new Membership(settings.instances(), settings.budget(), settings.replicas());
+        this.members = new Membership(settings.instances(), settings.budget(), settings.replicas(), Map.of());
     }
 
     /** The instances of the current epoch; before the first epoch, the configured ones (empty when discovered). */
     public List<Instance> instances() {
         return members.instances();
+    }
+
+    /** The container restart counts the current epoch's instances were placed with, by id (empty when unknown). */
+    public Map<String, Integer> restarts() {
+        return members.restarts();
     }
 
     public Settings settings() {
@@ -151,6 +165,44 @@ public final class PlacementCoordinator implements AutoCloseable {
         return commits.size();
     }
 
+    /**
+     * Retries the missed COMMITs on the replan executor (a replan does too, but none may come with a stable instance
+     * set and no periodic replan). An instance that commits the current epoch now is reported to the
+     * {@link #onCommitted} listeners with the others (the readiness gate then marks it placed); a failure keeps it
+     * pending.
+     *
+     * @return the COMMITs still pending afterwards
+     */
+    public CompletableFuture<Integer> retryMissedCommits() {
+        CompletableFuture<Integer> f = new CompletableFuture<>();
+        Runnable retry = () -> {
+            try {
+                if (commits.size() > 0) {
+                    Map<String, Long> done = commits.retryBetweenReplans(members.instances());
+                    Placement p = current;
+                    boolean more = false;
+                    if (p != null) {
+                        for (Map.Entry<String, Long> e : done.entrySet()) {
+                            more |= e.getValue() == p.getEpoch() && committedIds.add(e.getKey());
+                        }
+                    }
+                    if (more) {
+                        committed(p, List.copyOf(committedIds));
+                    }
+                }
+                f.complete(commits.size());
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            }
+        };
+        try {
+            replanExecutor.execute(retry);
+        } catch (RejectedExecutionException e) {
+            f.completeExceptionally(e); // closed
+        }
+        return f;
+    }
+
     /** Called with every published epoch (startup's included), on the replan thread. */
     public void onPublished(Consumer<ReplanOutcome> listener) {
         publishListeners.add(listener);
@@ -160,7 +212,7 @@ public final class PlacementCoordinator implements AutoCloseable {
      * Called once the COMMIT of every published epoch has been sent, with the epoch and the ids of the instances that
      * committed it (they serve their share at that epoch; the others missed the COMMIT), on the replan thread.
      */
-    public void onCommitted(BiConsumer<Placement, List<String>> listener) {
+    public void onCommitted(CommitListener listener) {
         commitListeners.add(listener);
     }
 
@@ -179,7 +231,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         if (!replanning.compareAndSet(false, true)) {
             throw new IllegalStateException("a replan is running");
         }
-        Membership m = new Membership(settings.instances(), settings.budget(), settings.replicas());
+        Membership m = new Membership(settings.instances(), settings.budget(), settings.replicas(), Map.of());
         return run(() -> firstEpoch(m));
     }
 
@@ -196,6 +248,12 @@ public final class PlacementCoordinator implements AutoCloseable {
      * @throws IllegalStateException    while a replan runs
      */
     public CompletableFuture<ReplanOutcome> switchTo(List<Instance> instances, PlacementBudget budget, int replicas) {
+        return switchTo(instances, Map.of(), budget, replicas);
+    }
+
+    /** {@link #switchTo(List, PlacementBudget, int)} with the instances' container restart counts, by id. */
+    public CompletableFuture<ReplanOutcome> switchTo(List<Instance> instances, Map<String, Integer> restarts,
+                                                     PlacementBudget budget, int replicas) {
         if (instances.isEmpty()) {
             throw new IllegalArgumentException("a placement needs at least one expert-service instance");
         }
@@ -205,7 +263,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         if (!replanning.compareAndSet(false, true)) {
             throw new IllegalStateException("a replan is already running; try again once it has published");
         }
-        Membership m = new Membership(List.copyOf(instances), budget, replicas);
+        Membership m = new Membership(List.copyOf(instances), budget, replicas, Map.copyOf(restarts));
         return run(() -> {
             if (current == null) {
                 return firstEpoch(m);
@@ -217,9 +275,11 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     private ReplanOutcome firstEpoch(Membership m) throws InterruptedException {
         long started = nanoClock.getAsLong();
-        Placement restored = store.restorePlacement();
-        if (restored != null && current == null && restored.getInstancesList().equals(m.instances())
-                && fitsModel(restored)) {
+        Placement saved = store.restorePlacement();
+        if (saved != null && current == null && PlacementMessages.sameInstances(saved.getInstancesList(), m.instances())
+                && fitsModel(saved)) {
+            // Same ids and endpoints: the rest (a failure domain an older router did not save) comes from discovery.
+            Placement restored = saved.toBuilder().clearInstances().addAllInstances(m.instances()).build();
             log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
             // An instance that restarted with this router holds nothing, and nothing else would give it its experts
             // back: PREPARE is a no-op where the epoch is served already. Best effort: the epoch is the gateways'
@@ -236,10 +296,10 @@ public final class PlacementCoordinator implements AutoCloseable {
             committed(restored, commits.commitEverywhere(restored));
             return outcome;
         }
-        if (restored != null && current == null) {
-            attempts.raiseFloor(restored.getEpoch());
+        if (saved != null && current == null) {
+            attempts.raiseFloor(saved.getEpoch());
             log.info("the restored placement epoch {} is for other instances or another model: dealing evenly",
-                    restored.getEpoch());
+                    saved.getEpoch());
         }
         Placement deal = evenDeal(nextEpoch(), m);
         long epoch = attempts.firstEpoch(deal, m.instances(), currentEpoch());
@@ -396,9 +456,13 @@ public final class PlacementCoordinator implements AutoCloseable {
     }
 
     private void committed(Placement p, List<String> ids) {
-        for (BiConsumer<Placement, List<String>> l : commitListeners) {
+        if (p == current) {
+            committedIds.clear();
+            committedIds.addAll(ids);
+        }
+        for (CommitListener l : commitListeners) {
             try {
-                l.accept(p, ids);
+                l.committed(p, ids, members.restarts());
             } catch (RuntimeException e) {
                 log.error("a listener of committed epoch {} failed", p.getEpoch(), e);
             }

@@ -142,4 +142,23 @@ public final class PlacementMessages {
         }
         return out;
     }
+
+    /**
+     * Whether a restored epoch was placed on these instances: by id and endpoint, in order, the only fields that say
+     * which processes hold its experts. Full equality would refuse every placement saved before a field was added
+     * (failure_domain), so a router upgrade would deal afresh instead of continuing at the epoch the gateways follow.
+     */
+    static boolean sameInstances(List<Instance> restored, List<Instance> now) {
+        if (restored.size() != now.size()) {
+            return false;
+        }
+        for (int i = 0; i < restored.size(); i++) {
+            Instance a = restored.get(i);
+            Instance b = now.get(i);
+            if (!a.getId().equals(b.getId()) || !a.getEndpoint().equals(b.getEndpoint())) {
+                return false;
+            }
+        }
+        return true;
+    }
 }

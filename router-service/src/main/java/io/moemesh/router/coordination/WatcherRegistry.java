@@ -28,21 +28,33 @@ public final class WatcherRegistry {
     private final Map<String, Integer> openStreams = new HashMap<>();
     /** In access order: the eldest is the source that reported least recently. */
     private final Map<String, Long> applied = new LinkedHashMap<>(16, 0.75f, true);
+    /** Sources in {@link #applied} without an open watch (count). */
+    private int unwatched;
 
     public synchronized void opened(String watcherId) {
-        openStreams.merge(watcherId, 1, Integer::sum);
+        if (openStreams.merge(watcherId, 1, Integer::sum) == 1 && applied.containsKey(watcherId)) {
+            unwatched--;
+        }
         notifyAll();
     }
 
     public synchronized void closed(String watcherId) {
-        openStreams.computeIfPresent(watcherId, (k, n) -> n == 1 ? null : n - 1);
+        if (openStreams.containsKey(watcherId)
+                && openStreams.computeIfPresent(watcherId, (k, n) -> n == 1 ? null : n - 1) == null
+                && applied.containsKey(watcherId)) {
+            unwatched++;
+        }
         prune();
         notifyAll();
     }
 
     /** {@code source} dispatches under {@code epoch} now (epochs only grow per source; a lower report is ignored). */
     public synchronized void reportApplied(String source, long epoch) {
+        boolean isNew = !applied.containsKey(source);
         applied.merge(source, epoch, (a, b) -> Long.compareUnsigned(a, b) >= 0 ? a : b);
+        if (isNew && !openStreams.containsKey(source)) {
+            unwatched++;
+        }
         prune();
         notifyAll();
     }
@@ -53,14 +65,10 @@ public final class WatcherRegistry {
     }
 
     private void prune() {
-        if (applied.size() <= MAX_UNWATCHED_SOURCES) {
+        // Counted as they change, not by a scan: a scan on every report would cost the whole map once the bound is
+        // reached. The loop below runs only when one source is too many, and drops the eldest.
+        if (unwatched <= MAX_UNWATCHED_SOURCES) {
             return;
-        }
-        int unwatched = 0;
-        for (String id : applied.keySet()) {
-            if (!openStreams.containsKey(id)) {
-                unwatched++;
-            }
         }
         for (Iterator<String> it = applied.keySet().iterator(); it.hasNext() && unwatched > MAX_UNWATCHED_SOURCES; ) {
             if (!openStreams.containsKey(it.next())) {

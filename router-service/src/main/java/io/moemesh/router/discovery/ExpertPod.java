@@ -21,10 +21,14 @@ import java.util.Map;
  * @param grpcPort        the container port named {@code grpc}, or null when no container declares one
  * @param nodeName        spec.nodeName, the node the pod runs on (its failure domain), null before it is scheduled
  * @param placed          the {@value #PLACED} condition is {@code True}: the router has placed on the pod
+ * @param uid             metadata.uid, may be null: tells a pod from another recreated under the same name
+ * @param restarts        the restart counts of its containers (status.containerStatuses[].restartCount), summed: a
+ *                        container restart at the same pod IP is a new process that holds no experts, which the name
+ *                        and endpoint alone do not show
  */
 public record ExpertPod(String name, Map<String, String> labels, Map<String, String> annotations, boolean terminating,
                         String phase, boolean containersReady, String podIp, Integer grpcPort, String nodeName,
-                        boolean placed) {
+                        boolean placed, String uid, int restarts) {
     /**
      * The pod condition the router sets True once a published epoch includes the pod and the pod committed it (and
      * False when a newer epoch no longer includes it): the chart's readiness gate on the expert-service pods
@@ -39,6 +43,13 @@ public record ExpertPod(String name, Map<String, String> labels, Map<String, Str
     public ExpertPod {
         labels = labels == null ? Map.of() : Map.copyOf(labels);
         annotations = annotations == null ? Map.of() : Map.copyOf(annotations);
+    }
+
+    /** A pod with no uid known and no container restart. */
+    public ExpertPod(String name, Map<String, String> labels, Map<String, String> annotations, boolean terminating,
+                     String phase, boolean containersReady, String podIp, Integer grpcPort, String nodeName,
+                     boolean placed) {
+        this(name, labels, annotations, terminating, phase, containersReady, podIp, grpcPort, nodeName, placed, null, 0);
     }
 
     /**

@@ -2,6 +2,7 @@ package io.moemesh.router.discovery;
 
 import io.moemesh.proto.router.v1.Instance;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -16,6 +17,14 @@ public interface InstanceDiscovery extends AutoCloseable {
      * every different one, one call at a time, on the discovery's own thread.
      */
     void start(Consumer<List<Instance>> onChange);
+
+    /**
+     * The container restart counts of the last delivered ready set, by instance id (read in {@code onChange}: a set
+     * is delivered again when only these changed); empty where the source knows none (the configured list).
+     */
+    default Map<String, Integer> restarts() {
+        return Map.of();
+    }
 
     /** Instances in the last delivered ready set. */
     int ready();

@@ -30,7 +30,8 @@ import org.slf4j.LoggerFactory;
  * container restarted (ContainersReady went False, so discovery dropped it and the router re-placed without it), and the
  * restarted process holds nothing, so it must not turn Ready before the router places on it again. A pod is marked
  * True only when it is, as discovery sees it now, the instance the epoch placed on (same endpoint: a pod recreated
- * under the same name has another IP and waits for its own epoch). Terminating pods are left alone.
+ * under the same name has another IP and waits for its own epoch; one whose container restarted at the same IP, with a
+ * higher restart count, waits for the epoch that places on the new process). Terminating pods are left alone.
  *
  * <p>What is due is computed afresh from the latest pods and the latest committed epoch on every change of either
  * ({@link #due}), and written by {@link PodConditions} on one background thread, never on the replan or discovery
@@ -50,8 +51,13 @@ public final class PlacedGate implements AutoCloseable {
         void set(Change change);
     }
 
-    /** The condition to write on one pod. */
-    public record Change(String pod, boolean placed, String reason, String message) {
+    /**
+     * The condition to write on one pod.
+     *
+     * @param uid the pod's metadata.uid as discovery saw it (null when unknown): the write is for that pod only, not
+     *            for one recreated under the same name meanwhile
+     */
+    public record Change(String pod, String uid, boolean placed, String reason, String message) {
     }
 
     private final PodConditions writer;
@@ -65,6 +71,7 @@ public final class PlacedGate implements AutoCloseable {
     private List<ExpertPod> pods;
     private Placement epoch;
     private Set<String> committed = Set.of();
+    private Map<String, Integer> committedRestarts = Map.of();
     /** The last failure message logged (writer thread): the rate limit of those log lines. */
     private String lastError;
     /**
@@ -96,14 +103,23 @@ public final class PlacedGate implements AutoCloseable {
         schedule();
     }
 
-    /** A published epoch whose COMMIT {@code committedIds} succeeded on (the replan thread). */
+    /** A published epoch whose COMMIT {@code committedIds} succeeded on, restart counts unknown. */
     public void committed(Placement p, Collection<String> committedIds) {
+        committed(p, committedIds, Map.of());
+    }
+
+    /**
+     * A published epoch whose COMMIT {@code committedIds} succeeded on (the replan thread), placed on pods with the
+     * container restart counts {@code restarts} (by name; a pod missing there is not checked).
+     */
+    public void committed(Placement p, Collection<String> committedIds, Map<String, Integer> restarts) {
         synchronized (lock) {
             if (epoch != null && Long.compareUnsigned(p.getEpoch(), epoch.getEpoch()) < 0) {
                 return;
             }
             epoch = p;
             committed = Set.copyOf(committedIds);
+            committedRestarts = Map.copyOf(restarts);
         }
         schedule();
     }
@@ -121,10 +137,12 @@ public final class PlacedGate implements AutoCloseable {
     /**
      * The conditions to write, by pod name: True on a pod that is the instance {@code epoch} placed on and committed
      * it, and whose condition is not True yet; False on a pod whose condition is True and that {@code epoch} does not
-     * include. Nothing for terminating pods, nothing before an epoch is known.
+     * include. Nothing for terminating pods, nothing before an epoch is known. Not True either on a pod whose container
+     * restart count differs from the one it was placed with ({@code restarts}): it restarted at the same endpoint after
+     * (or while) the epoch was loaded, holds nothing, and the router places on it again.
      */
-    static List<Change> due(Collection<ExpertPod> pods, Placement epoch, Set<String> committed, LabelSelector selector,
-                            int defaultPort) {
+    static List<Change> due(Collection<ExpertPod> pods, Placement epoch, Set<String> committed,
+                            Map<String, Integer> restarts, LabelSelector selector, int defaultPort) {
         if (epoch == null || pods == null) {
             return List.of();
         }
@@ -141,11 +159,14 @@ public final class PlacedGate implements AutoCloseable {
             Instance placed = placedOn.get(p.name());
             if (!p.placed()) {
                 Instance now = p.judge(selector, defaultPort).instance();
-                if (placed != null && committed.contains(p.name()) && placed.equals(now)) {
-                    out.add(new Change(p.name(), true, PLACED, at + " places experts on this pod, which committed it"));
+                Integer placedWith = restarts.get(p.name());
+                if (placed != null && committed.contains(p.name()) && placed.equals(now)
+                        && (placedWith == null || placedWith == p.restarts())) {
+                    out.add(new Change(p.name(), p.uid(), true, PLACED,
+                            at + " places experts on this pod, which committed it"));
                 }
             } else if (placed == null) {
-                out.add(new Change(p.name(), false, NOT_PLACED, at + " does not include this pod: the router places on"
+                out.add(new Change(p.name(), p.uid(), false, NOT_PLACED, at + " does not include this pod: the router places on"
                         + " it again once its containers are ready"));
             }
         }
@@ -169,7 +190,7 @@ public final class PlacedGate implements AutoCloseable {
         List<Change> changes;
         Map<String, ExpertPod> seen = new HashMap<>();
         synchronized (lock) {
-            changes = due(pods, epoch, committed, selector, defaultPort);
+            changes = due(pods, epoch, committed, committedRestarts, selector, defaultPort);
             if (pods != null) {
                 pods.forEach(p -> seen.put(p.name(), p));
             }

@@ -67,6 +67,20 @@ public final class PodSet {
         return List.copyOf(pods.values());
     }
 
+    /**
+     * The container restart counts of the ready pods, by name: a restart at the same endpoint leaves {@link #ready}
+     * unchanged, yet the restarted process holds nothing and must be placed on again.
+     */
+    public Map<String, Integer> restarts() {
+        Map<String, Integer> out = new TreeMap<>();
+        for (ExpertPod p : pods.values()) {
+            if (p.judge(selector, defaultPort).instance() != null) {
+                out.put(p.name(), p.restarts());
+            }
+        }
+        return out;
+    }
+
     /** The ready instances, sorted by id (pod name). */
     public List<Instance> ready() {
         Map<String, Instance> out = new TreeMap<>();

@@ -20,7 +20,8 @@ import java.time.temporal.ChronoUnit;
  * Strategic merge because {@code status.conditions} is a list whose patch merge key is {@code type} (PodStatus in
  * k8s.io/api/core/v1/types.go: {@code patchStrategy:"merge" patchMergeKey:"type"}): the API server replaces or adds
  * the one condition of that type and keeps the kubelet's own (Ready, ContainersReady, ...). A JSON merge patch would
- * replace the whole list, and a JSON patch needs the condition's index, which the kubelet's updates may move.
+ * replace the whole list, and a JSON patch needs the condition's index, which the kubelet's updates may move. The
+ * patch names the pod's {@code metadata.uid} as discovery saw it, a precondition the API server checks.
  */
 public final class KubernetesPodConditions implements PlacedGate.PodConditions {
     /** The field manager named in the API server's managed fields. */
@@ -66,6 +67,14 @@ public final class KubernetesPodConditions implements PlacedGate.PodConditions {
         JsonObject status = new JsonObject();
         status.add("conditions", conditions);
         JsonObject root = new JsonObject();
+        if (change.uid() != null) {
+            // The patch is addressed by name; with the uid in it the API server refuses it (409 Conflict) when the
+            // pod was deleted and recreated under that name meanwhile, so a successor never gets a condition meant
+            // for its predecessor.
+            JsonObject metadata = new JsonObject();
+            metadata.addProperty("uid", change.uid());
+            root.add("metadata", metadata);
+        }
         root.add("status", status);
         return root.toString();
     }
@@ -76,6 +85,8 @@ public final class KubernetesPodConditions implements PlacedGate.PodConditions {
             case 403 -> "HTTP 403: the router's Role must allow patch on pods/status (the chart grants it with "
                     + "expertService.readinessGate.enabled)";
             case 404 -> "HTTP 404: the pod is gone";
+            case 409 -> "HTTP 409: the pod was recreated under the same name (another uid); its successor is judged "
+                    + "on its own";
             default -> "HTTP " + e.getCode() + (e.getResponseBody() == null ? "" : ": " + e.getResponseBody());
         };
     }

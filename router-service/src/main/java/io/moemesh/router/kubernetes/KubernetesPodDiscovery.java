@@ -20,6 +20,7 @@ import java.lang.reflect.Type;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -71,6 +72,7 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private volatile boolean watching;
     private volatile Consumer<List<ExpertPod>> podsListener = pods -> { };
     private List<Instance> delivered;
+    private volatile Map<String, Integer> deliveredRestarts = Map.of();
     private String lastError;
     private boolean watchFailureLogged;
     /** Failures in a row (lists and watches): the next pause is FIRST_BACKOFF doubled that many times less one. */
@@ -103,6 +105,11 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     @Override
     public int ready() {
         return ready;
+    }
+
+    @Override
+    public Map<String, Integer> restarts() {
+        return deliveredRestarts;
     }
 
     @Override
@@ -227,8 +234,12 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         } catch (RuntimeException e) {
             log.error("the expert-service pods could not be handed on", e);
         }
-        if (!now.equals(delivered)) {
+        Map<String, Integer> restarts = pods.restarts();
+        // A container restart at the same pod IP leaves the instance set as it was: it is delivered all the same,
+        // because the restarted process holds nothing and must be placed on again.
+        if (!now.equals(delivered) || !restarts.equals(deliveredRestarts)) {
             delivered = now;
+            deliveredRestarts = restarts;
             log.info("{} of {} expert-service pods ready: {}", now.size(), pods.seen(),
                     now.stream().map(Instance::getId).toList());
             try {
@@ -297,7 +308,19 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         return new ExpertPod(meta == null ? null : meta.getName(), meta == null ? null : meta.getLabels(),
                 meta == null ? null : meta.getAnnotations(), meta != null && meta.getDeletionTimestamp() != null,
                 status == null ? null : status.getPhase(), containersReady, status == null ? null : status.getPodIP(),
-                grpcPort, p.getSpec() == null ? null : p.getSpec().getNodeName(), isTrue(conditions, ExpertPod.PLACED));
+                grpcPort, p.getSpec() == null ? null : p.getSpec().getNodeName(), isTrue(conditions, ExpertPod.PLACED),
+                meta == null ? null : meta.getUid(), restarts(status));
+    }
+
+    private static int restarts(io.kubernetes.client.openapi.models.V1PodStatus status) {
+        if (status == null || status.getContainerStatuses() == null) {
+            return 0;
+        }
+        int sum = 0;
+        for (var c : status.getContainerStatuses()) {
+            sum += c.getRestartCount() == null ? 0 : c.getRestartCount();
+        }
+        return sum;
     }
 
     private static boolean isTrue(List<V1PodCondition> conditions, String type) {

@@ -6,7 +6,8 @@ package io.moemesh.router.placement;
  * "deficit", min(c, D) minus the domains it spans, never grows). A move of a copy to another instance of the same
  * domain is always allowed, and so, with every instance its own domain ({@link FailureDomains#unknown}), is every move
  * that keeps an instance from holding an expert twice: the planners then behave exactly as without domains. Not
- * thread-safe; O(1) per query.
+ * thread-safe; add, remove and the move checks are O(1), {@link #underSpread} and {@link #missesADomain} O(domains)
+ * (they count the domains an expert spans).
  */
 final class DomainSpread {
     private final int[] dom;

@@ -85,11 +85,6 @@ public record FailureDomains(int[] domainOf) {
         return domainOf[instance];
     }
 
-    /** Whether every instance is its own domain (then "distinct instances" is already "distinct domains"). */
-    public boolean allDistinct() {
-        return count() == domainOf.length;
-    }
-
     /** The instances of each domain, domains in number order, instances ascending. */
     public List<List<Integer>> members() {
         List<List<Integer>> out = new ArrayList<>();

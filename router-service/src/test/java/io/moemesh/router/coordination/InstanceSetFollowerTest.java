@@ -29,6 +29,8 @@ class InstanceSetFollowerTest {
     volatile CountDownLatch gate = new CountDownLatch(0);
     final Set<String> failing = ConcurrentHashMap.newKeySet();
     final Set<String> prepared = ConcurrentHashMap.newKeySet();
+    /** Instances whose next COMMIT fails (once each). */
+    final Set<String> missCommitOnce = ConcurrentHashMap.newKeySet();
     final AtomicInteger failures = new AtomicInteger();
     PlacementCoordinator coordinator;
     InstanceSetFollower follower;
@@ -50,6 +52,9 @@ class InstanceSetFollowerTest {
 
         @Override
         public void commit(Instance in, long epoch, Duration timeout) {
+            if (missCommitOnce.remove(in.getId())) {
+                throw new IllegalStateException("DEADLINE_EXCEEDED");
+            }
         }
 
         @Override
@@ -121,6 +126,36 @@ class InstanceSetFollowerTest {
         failing.clear();
         await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 1);
         assertThat(follower.switches()).isGreaterThanOrEqualTo(3);
+    }
+
+    @Test
+    void aMissedCommit_isRetriedOnTheRetryPause_andReportedCommitted_withoutANewEpoch() {
+        follower(Duration.ZERO);
+        List<List<String>> committed = new java.util.concurrent.CopyOnWriteArrayList<>();
+        coordinator.onCommitted((p, ids, restarts) -> committed.add(List.copyOf(ids)));
+        missCommitOnce.add("expert-1");
+        follower.offer(List.of(A, B));
+        await().atMost(Duration.ofSeconds(10)).until(() -> !committed.isEmpty());
+        assertThat(committed.getFirst()).containsExactly("expert-0");
+        // No replan comes (the set stays the same): the retry pause alone commits it and reports it.
+        await().atMost(Duration.ofSeconds(10)).until(() -> committed.getLast().contains("expert-1"));
+        assertThat(committed.getLast()).containsExactlyInAnyOrder("expert-0", "expert-1");
+        assertThat(coordinator.currentEpoch()).isEqualTo(1);
+        assertThat(coordinator.pendingCommits()).isZero();
+        assertThat(coordinator.commitFailures()).isEqualTo(1);
+    }
+
+    @Test
+    void aContainerRestartAtTheSameEndpoint_isPlacedOnAgain_likeANewInstance() {
+        follower(Duration.ZERO);
+        follower.offer(List.of(A, B), java.util.Map.of("expert-0", 0, "expert-1", 0));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 1);
+        // Same instances, same endpoints: expert-1's container restarted and holds nothing.
+        follower.offer(List.of(A, B), java.util.Map.of("expert-0", 0, "expert-1", 1));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 2);
+        assertThat(prepared).contains("2 expert-1");
+        assertThat(coordinator.restarts()).containsEntry("expert-1", 1);
+        assertThat(follower.switches()).isEqualTo(2);
     }
 
     @Test

@@ -310,6 +310,27 @@ class PlacementCoordinatorTest {
     }
 
     @Test
+    void restart_continuesAtAnEpochSavedBeforeFailureDomainsExisted_takingTheDomainsFromDiscovery() {
+        PlacementCoordinator first = coordinator(1, 10);
+        first.start().join();
+        first.replan(null).join();
+        first.close();
+        // The same pods (id and endpoint), now reported with their nodes.
+        List<Instance> withNodes = INSTANCES.stream().map(in -> in.toBuilder().setFailureDomain("node-" + in.getId())
+                .build()).toList();
+        var settings = new PlacementCoordinator.Settings(withNodes, book.shape(), false, 1,
+                PlacementBudget.slots(3, 4), "affinity", 10, Duration.ofSeconds(30));
+        PlacementCoordinator second = new PlacementCoordinator(settings, book, new FakeLoader(),
+                new EpochStore(stateDir), Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3),
+                System::nanoTime);
+        coordinators.add(second);
+        ReplanOutcome o = second.start().join();
+        assertThat(o.planner()).isEqualTo("restored");
+        assertThat(o.placement().getEpoch()).isEqualTo(2);
+        assertThat(o.placement().getInstancesList()).isEqualTo(withNodes);
+    }
+
+    @Test
     void start_withoutConfiguredInstances_isRefused_andSwitchToAnEmptySetToo() {
         var settings = new PlacementCoordinator.Settings(List.of(), book.shape(), false, 1,
                 PlacementBudget.slots(1, 8), "affinity", 1, Duration.ofSeconds(1));

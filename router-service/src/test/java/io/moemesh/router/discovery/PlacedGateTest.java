@@ -35,7 +35,7 @@ class PlacedGateTest {
     }
 
     static List<PlacedGate.Change> due(List<ExpertPod> pods, Placement epoch, String... committed) {
-        return PlacedGate.due(pods, epoch, Set.of(committed), SELECTOR, 9100);
+        return PlacedGate.due(pods, epoch, Set.of(committed), Map.of(), SELECTOR, 9100);
     }
 
     @Test
@@ -43,7 +43,7 @@ class PlacedGateTest {
         List<ExpertPod> pods = List.of(pod("expert-0", "10.0.0.1", true, false, false),
                 pod("expert-1", "10.0.0.2", true, true, false));
         Placement p = epoch(4, instance("expert-0", "10.0.0.1"), instance("expert-1", "10.0.0.2"));
-        assertThat(due(pods, p, "expert-0", "expert-1")).containsExactly(new PlacedGate.Change("expert-0", true,
+        assertThat(due(pods, p, "expert-0", "expert-1")).containsExactly(new PlacedGate.Change("expert-0", null, true,
                 PlacedGate.PLACED, "placement epoch 4 places experts on this pod, which committed it"));
         assertThat(due(pods, null)).isEmpty();
     }
@@ -57,13 +57,26 @@ class PlacedGateTest {
     }
 
     @Test
+    void aPodWhoseContainerRestartedAtTheSameIp_afterTheEpochWasPlacedOnIt_isNotMarked() {
+        Placement p = epoch(4, instance("expert-0", "10.0.0.1"), instance("expert-1", "10.0.0.2"));
+        ExpertPod restarted = new ExpertPod("expert-1", LABELS, Map.of(), false, "Running", true, "10.0.0.2", 9100,
+                "node-a", false, "uid-1", 3);
+        ExpertPod same = new ExpertPod("expert-0", LABELS, Map.of(), false, "Running", true, "10.0.0.1", 9100,
+                "node-a", false, "uid-0", 1);
+        // Placed with restart counts 1 and 2: expert-1 restarted since (3), holds nothing, waits to be placed again.
+        assertThat(PlacedGate.due(List.of(same, restarted), p, Set.of("expert-0", "expert-1"),
+                Map.of("expert-0", 1, "expert-1", 2), SELECTOR, 9100)).extracting(PlacedGate.Change::pod,
+                PlacedGate.Change::uid).containsExactly(tuple("expert-0", "uid-0"));
+    }
+
+    @Test
     void aPlacedPodANewerEpochNoLongerIncludes_isMarkedNotPlaced_butTerminatingPodsAreLeftAlone() {
         // expert-1's container restarted: discovery dropped it, the router re-placed without it; the restarted
         // process holds nothing and must not turn Ready before the router places on it again.
         List<ExpertPod> pods = List.of(pod("expert-0", "10.0.0.1", true, true, false),
                 pod("expert-1", "10.0.0.2", false, true, false), pod("expert-2", "10.0.0.3", true, true, true));
         Placement p = epoch(5, instance("expert-0", "10.0.0.1"));
-        assertThat(due(pods, p, "expert-0")).containsExactly(new PlacedGate.Change("expert-1", false,
+        assertThat(due(pods, p, "expert-0")).containsExactly(new PlacedGate.Change("expert-1", null, false,
                 PlacedGate.NOT_PLACED, "placement epoch 5 does not include this pod: the router places on it again "
                 + "once its containers are ready"));
     }

@@ -123,14 +123,16 @@ class KubernetesDiscoveryTest {
         assertThat(configMapPlacement().getInstances(0).getEndpoint()).isEqualTo(experts.get(0).endpoint());
         assertThat(configMapPlacement()).isEqualTo(coordinator.current());
         assertThat(health()).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
-        assertThat(experts.get(0).served()).isEqualTo(1);
+        // The COMMIT follows the publication (and the ConfigMap write, on its own thread): awaited, not raced.
+        await().atMost(Duration.ofSeconds(10)).until(() -> experts.get(0).served() == 1);
 
         // A second pod ready: epoch 2 over both.
         ExpertPods.create(k8s, ExpertPods.ready(ExpertPods.pod("expert-1", port(1)).build(), "127.0.0.1"));
         await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(configMapPlacement().getEpoch())
                 .isEqualTo(2));
         assertThat(ids(configMapPlacement())).containsExactly("expert-0", "expert-1");
-        assertThat(experts.get(1).served()).isEqualTo(2);
+        // The COMMIT follows the publication (and the ConfigMap write, on its own thread): awaited, not raced.
+        await().atMost(Duration.ofSeconds(10)).until(() -> experts.get(1).served() == 2);
 
         // Malformed pods are ignored: ready without an IP, a bad device annotation, labels that do not match.
         ExpertPods.create(k8s, ExpertPods.ready(ExpertPods.pod("expert-noip", port(0)).build(), ""));
@@ -188,6 +190,7 @@ class KubernetesDiscoveryTest {
         await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(configMapPlacement().getEpoch())
                 .isEqualTo(10));
         assertThat(ids(configMapPlacement())).containsExactly("expert-0");
-        assertThat(experts.get(0).served()).isEqualTo(10);
+        // The COMMIT follows the publication (and the ConfigMap write, on its own thread): awaited, not raced.
+        await().atMost(Duration.ofSeconds(10)).until(() -> experts.get(0).served() == 10);
     }
 }

@@ -1,6 +1,7 @@
 package io.moemesh.router.kubernetes;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import com.google.gson.JsonObject;
@@ -16,6 +17,7 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.RouterServiceApplication;
 import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.discovery.ExpertPod;
+import io.moemesh.router.discovery.PlacedGate;
 import io.moemesh.router.support.FakeExpertService;
 import io.moemesh.router.support.RouterTestMesh;
 import java.nio.file.Path;
@@ -117,7 +119,11 @@ class KubernetesReadinessGateTest {
         assertThat(patch.path()).startsWith("/api/v1/namespaces/moemesh/pods/expert-0/status");
         assertThat(patch.contentType()).startsWith(StatusPatchingDispatcher.STRATEGIC_MERGE);
         JsonObject sent = JsonParser.parseString(patch.body()).getAsJsonObject();
-        assertThat(sent.keySet()).containsExactly("status");
+        assertThat(sent.keySet()).containsExactlyInAnyOrder("metadata", "status");
+        // Addressed to this pod, not to one recreated under its name: its uid is a precondition.
+        String uid = k8s.pods().inNamespace(ExpertPods.NAMESPACE).withName("expert-0").get().getMetadata().getUid();
+        assertThat(uid).isNotBlank();
+        assertThat(sent.getAsJsonObject("metadata").get("uid").getAsString()).isEqualTo(uid);
         JsonObject c = sent.getAsJsonObject("status").getAsJsonArray("conditions").get(0).getAsJsonObject();
         assertThat(sent.getAsJsonObject("status").getAsJsonArray("conditions")).hasSize(1);
         assertThat(c.get("type").getAsString()).isEqualTo(ExpertPod.PLACED);
@@ -164,6 +170,20 @@ class KubernetesReadinessGateTest {
         await().atMost(Duration.ofSeconds(30)).until(() -> "True".equals(placed("expert-1")));
         assertThat(coordinator.current().getInstancesList()).extracting(Instance::getId)
                 .containsExactly("expert-0", "expert-1");
+    }
+
+    @Test
+    void aPatchMeantForAPodsPredecessor_isRefusedByUid_andTheSuccessorKeepsItsCondition() {
+        ExpertPods.create(k8s, gated("expert-0", 0, "gpu-node-a"));
+        String uid = k8s.pods().inNamespace(ExpertPods.NAMESPACE).withName("expert-0").get().getMetadata().getUid();
+        var conditions = new KubernetesPodConditions(KubernetesApi.client(server.url("/"), Duration.ofSeconds(5)),
+                ExpertPods.NAMESPACE, java.time.Clock.systemUTC());
+        // Written for a predecessor: another uid under the same name.
+        assertThatThrownBy(() -> conditions.set(new PlacedGate.Change("expert-0", "uid-of-the-predecessor", true,
+                PlacedGate.PLACED, "placement epoch 1 places experts on this pod"))).hasMessageContaining("HTTP 409");
+        assertThat(placed("expert-0")).isNull();
+        conditions.set(new PlacedGate.Change("expert-0", uid, true, PlacedGate.PLACED, "placement epoch 1"));
+        assertThat(placed("expert-0")).isEqualTo("True");
     }
 
     /** What the kubelet reports when the pod's containers stop or start being ready (a patch: the router's stays). */

@@ -24,7 +24,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * merge patch of a pod's status (it answers 415 to one). As a real API server does, the patch's
  * {@code status.conditions} are merged into the pod's by {@code type}, the list's patch merge key (PodStatus in
  * k8s.io/api/core/v1/types.go), so the kubelet's conditions stay; the merged list is then stored through the CRUD
- * dispatcher's own JSON patch support (watch events included). Every strategic merge patch is recorded as the client
+ * dispatcher's own JSON patch support (watch events included). A patch whose {@code metadata.uid} is not the pod's is
+ * refused with 409 Conflict, as the API server's uid precondition does. Every strategic merge patch is recorded as the client
  * sent it, and {@link #refuse} makes the next ones fail with 403 Forbidden (a Role without {@code pods/status}).
  */
 final class StatusPatchingDispatcher extends KubernetesCrudDispatcher {
@@ -68,6 +69,13 @@ final class StatusPatchingDispatcher extends KubernetesCrudDispatcher {
         }
         JsonObject pod = JsonParser.parseString(new String(current.getBody().getBytes(), StandardCharsets.UTF_8))
                 .getAsJsonObject();
+        // The uid precondition a real API server checks: a patch naming another uid is refused with 409 Conflict.
+        JsonObject sentMetadata = JsonParser.parseString(body).getAsJsonObject().getAsJsonObject("metadata");
+        if (sentMetadata != null && sentMetadata.has("uid") && !sentMetadata.get("uid").getAsString()
+                .equals(pod.getAsJsonObject("metadata").get("uid").getAsString())) {
+            return new MockResponse().setResponseCode(409).setBody("{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+                    + "\"status\":\"Failure\",\"reason\":\"Conflict\",\"code\":409}");
+        }
         JsonArray merged = new JsonArray();
         JsonObject status = pod.has("status") ? pod.getAsJsonObject("status") : new JsonObject();
         if (status.has("conditions")) {
