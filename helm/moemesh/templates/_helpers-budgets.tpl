@@ -1,0 +1,126 @@
+{{/* Time and space budgets derived from the values: the kvcache-service's startup probe, termination grace and
+SSD volume, the gateway's termination grace (ChartStartupAndStopBudgetTest, ChartKvCacheVolumeTest). */}}
+
+{{/* The kvcache SSD tier's compaction live fraction as it works, a float64, printed: kvcache.env's
+MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION under any name Spring reads it from, else the service's default 0.5; and 0
+when compaction never runs, either because that fraction is 0 or because MOEMESH_KVCACHE_COMPACTION_PERIOD is 0
+(KvCacheBackground schedules no compaction then): dead space is never reclaimed, whatever the fraction says. */}}
+{{- define "moemesh.kvcache.liveFraction" -}}
+{{- $period := include "moemesh.envSeconds" (dict "env" .Values.kvcache.env "name" "MOEMESH_KVCACHE_COMPACTION_PERIOD" "default" 60 "value" "kvcache.env" "use" "0 turns compaction off, which the chart's SSD volume check and startup budget account for") | int64 }}
+{{- if eq $period 0 }}
+{{- 0.0 }}
+{{- else }}
+{{- include "moemesh.envSetting" (dict "env" .Values.kvcache.env "name" "MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION") | default "0.5" | float64 }}
+{{- end }}
+{{- end }}
+
+{{/* Bytes of one SSD segment file (moemesh.kvcache.segment-bytes: kvcache.env's MOEMESH_KVCACHE_SEGMENT_BYTES, else
+the service's 256 MiB), a float64, printed: the segment being written comes on top of the sealed ones. */}}
+{{- define "moemesh.kvcache.segmentBytes" -}}
+{{- include "moemesh.envSetting" (dict "env" .Values.kvcache.env "name" "MOEMESH_KVCACHE_SEGMENT_BYTES") | default "268435456" | float64 }}
+{{- end }}
+
+{{/* Bytes the kvcache's segment files may hold, a float64, printed. Compaction keeps a sealed segment until less
+than the live fraction of it is live, so the sealed segments may hold ssdBytes ÷ that fraction; a stop then demotes
+the whole DRAM tier to SSD (ServedModels.close), up to dramBytes more records written without a compaction in
+between (the SSD tier evicts to keep ssdBytes live, which only adds dead space); and the segment being written comes
+on top. With compaction off (moemesh.kvcache.liveFraction 0) nothing bounds them but the volume. */}}
+{{- define "moemesh.kvcache.fileBytes" -}}
+{{- $k := .Values.kvcache }}
+{{- $fraction := float64 (include "moemesh.kvcache.liveFraction" .) }}
+{{- if gt $fraction 0.0 }}
+{{- addf (divf (float64 $k.ssdBytes) $fraction) (float64 $k.dramBytes) (float64 (include "moemesh.kvcache.segmentBytes" .)) }}
+{{- else }}
+{{- include "moemesh.quantityBytes" $k.persistence.size }}
+{{- end }}
+{{- end }}
+
+{{/* Seconds the kvcache's startup probe allows: kvcache.startupProbeSeconds, or else derived from the SSD tier.
+Before its actuator answers, the service rebuilds its index by reading and CRC-checking every record of the
+segment files (SsdTier.open), and those may hold moemesh.kvcache.fileBytes: ssdBytes ÷ the compaction live
+fraction, plus the DRAM tier the last stop demoted, plus one segment (the whole volume with compaction off). The
+budget reads them at 100 MB/s, the slowest volume assumed (network block storage; a local NVMe reads GB/s), plus
+120 s for the JVM, Spring and the model's config: 1066 s with the defaults (94.6 GB). A fixed budget below the scan
+kills the pod mid-scan, and the next start scans again: a crash loop. */}}
+{{- define "moemesh.kvcache.startupSeconds" -}}
+{{- $k := .Values.kvcache }}
+{{- if $k.startupProbeSeconds }}
+{{- int64 $k.startupProbeSeconds }}
+{{- else }}
+{{- add 120 (ceil (divf (float64 (include "moemesh.kvcache.fileBytes" .)) 1e8) | int64) }}
+{{- end }}
+{{- end }}
+
+{{/* The kvcache's terminationGracePeriodSeconds. After SIGTERM the service lets in-flight calls finish for its
+shutdown-grace (10 s, or kvcache.env's MOEMESH_KVCACHE_SHUTDOWN_GRACE), then demotes the whole DRAM tier to the SSD
+volume and forces every segment (ServedModels.close), so that every acknowledged put survives: dramBytes written at
+100 MB/s (the slowest volume the chart assumes, as for the startup budget), then 30 s for the compaction's stop, the
+forced writes, the other beans and the JVM to exit: 83 s with the defaults (4 GiB), 212 s with 16 GiB. A pod killed
+before loses the DRAM tier's blocks. kvcache.terminationGracePeriodSeconds 0 renders that; a set value must not be
+below it (the chart fails naming both): set one only to give a slower volume more. */}}
+{{- define "moemesh.kvcache.terminationGraceSeconds" -}}
+{{- $k := .Values.kvcache }}
+{{- $grace := include "moemesh.envSeconds" (dict "env" $k.env "name" "MOEMESH_KVCACHE_SHUTDOWN_GRACE" "default" 10 "value" "kvcache.env" "use" "the chart adds it to the kvcache's terminationGracePeriodSeconds") | int64 }}
+{{- $needed := add $grace (ceil (divf (float64 $k.dramBytes) 1e8) | int64) 30 }}
+{{- if $k.terminationGracePeriodSeconds }}
+{{- if lt (int64 $k.terminationGracePeriodSeconds) $needed }}
+{{- fail (printf "kvcache.terminationGracePeriodSeconds (%d) is shorter than a kvcache pod's stop: its shutdown-grace (%d s) + kvcache.dramBytes (%d) demoted to the SSD volume at 100 MB/s (%d s) + 30 s to force the segments and exit = %d s; a pod killed before loses the DRAM tier's blocks. Set it to at least %d, or to 0 for exactly that" (int64 $k.terminationGracePeriodSeconds) $grace (int64 $k.dramBytes) (ceil (divf (float64 $k.dramBytes) 1e8) | int64) $needed $needed) }}
+{{- end }}
+{{- int64 $k.terminationGracePeriodSeconds }}
+{{- else }}
+{{- $needed }}
+{{- end }}
+{{- end }}
+
+{{/* The gateway's terminationGracePeriodSeconds: the preStop wait, then what its stop takes after SIGTERM, in
+order: shutdown-grace (in-flight requests finish), DrainLifecycle's stop wait (5 s: the requests it stopped end),
+the KV write-back drain (moemesh.gateway.kvcache.drain-timeout: 10 s, or what gateway.env sets; counted also without
+a kvcache, where it only lengthens a limit the gateway does not reach), then 15 s for the servers, the other beans
+and the JVM to exit. The CLI's `down` gives a gateway the same (MeshShutdown.gatewayStopGrace). */}}
+{{- define "moemesh.gateway.terminationGraceSeconds" -}}
+{{- $g := .Values.gateway }}
+{{- $drain := 10 }}
+{{- with include "moemesh.envSetting" (dict "env" $g.env "name" "MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT") }}
+{{- $s := include "moemesh.springDurationSeconds" . }}
+{{- if not $s }}
+{{- fail (printf "gateway.env.MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT must be a duration of at least 0 such as 10s, 500ms, 2m or PT30S, got %q (the chart adds it to the gateway's terminationGracePeriodSeconds)" .) }}
+{{- end }}
+{{- $drain = int64 $s }}
+{{- end }}
+{{- add $g.drain.preStopSeconds $g.drain.shutdownGraceSeconds 5 $drain 15 }}
+{{- end }}
+
+{{/* Fails when the kvcache StatefulSet is installed (lookup) with an SSD volume claim template of another size or
+storage class than kvcache.persistence asks for. Kubernetes refuses every change of a StatefulSet's
+volumeClaimTemplates ("Forbidden: updates to statefulset spec for fields other than ..."), so such an upgrade would
+fail half-way, and raising the size is what the chart's own volume check suggests; this says what to do instead
+(docs/kubernetes.md, "Changing the kvcache volume"). Checked on upgrades only (a first install creates the
+StatefulSet), and only where lookup reaches the cluster (not in helm template, lint or client-side dry runs). */}}
+{{- define "moemesh.kvcache.checkLiveVolume" -}}
+{{- if .Release.IsUpgrade }}
+{{- $k := .Values.kvcache }}
+{{- $name := include "moemesh.componentName" (dict "root" . "component" "kvcache") }}
+{{- $ns := .Release.Namespace }}
+{{- $live := lookup "apps/v1" "StatefulSet" $ns $name | default dict }}
+{{- range (dig "spec" "volumeClaimTemplates" (list) $live) }}
+{{- if eq (dig "metadata" "name" "" .) "ssd" }}
+{{- $liveSize := dig "spec" "resources" "requests" "storage" "" . | toString }}
+{{- $liveClass := dig "spec" "storageClassName" "" . | toString }}
+{{- $wantClass := $k.persistence.storageClassName | default "" | toString }}
+{{- $pvcs := printf "ssd-%s-<ordinal>" $name }}
+{{- $again := "then run this upgrade again: it re-creates the StatefulSet with the new claim template, which adopts the running pods" }}
+{{- if and $liveSize (ne (float64 (include "moemesh.quantityBytes" $liveSize)) (float64 (include "moemesh.quantityBytes" $k.persistence.size))) }}
+{{- $grow := gt (float64 (include "moemesh.quantityBytes" $k.persistence.size)) (float64 (include "moemesh.quantityBytes" $liveSize)) }}
+{{- if $grow }}
+{{- fail (printf "kvcache.persistence.size (%v) differs from the SSD volume size of the installed StatefulSet %s (%s), and Kubernetes refuses to change a StatefulSet's volumeClaimTemplates (the upgrade would fail with \"Forbidden: updates to statefulset spec\"). To grow the volumes: expand each PVC %s in place (its storage class must allow volume expansion): kubectl -n %s patch pvc ssd-%s-0 -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"%v\"}}}}', and so on for every ordinal; then delete the StatefulSet but not its pods and volumes: kubectl -n %s delete statefulset %s --cascade=orphan; %s. Or keep kvcache.persistence.size at %s. docs/kubernetes.md, \"Changing the kvcache volume\"" $k.persistence.size $name $liveSize $pvcs $ns $name $k.persistence.size $ns $name $again $liveSize) }}
+{{- else }}
+{{- fail (printf "kvcache.persistence.size (%v) is below the SSD volume size of the installed StatefulSet %s (%s): a volume cannot shrink, and Kubernetes refuses to change a StatefulSet's volumeClaimTemplates (the upgrade would fail with \"Forbidden: updates to statefulset spec\"). Keep kvcache.persistence.size at %s, or replace the volumes (each pod's cache starts empty): kubectl -n %s delete statefulset %s --cascade=orphan; %s; then, one pod at a time, kubectl -n %s delete pvc %s --wait=false and delete its pod, which comes back with a new volume. docs/kubernetes.md, \"Changing the kvcache volume\"" $k.persistence.size $name $liveSize $liveSize $ns $name $again $ns $pvcs) }}
+{{- end }}
+{{- end }}
+{{- if ne $liveClass $wantClass }}
+{{- fail (printf "kvcache.persistence.storageClassName (%q) differs from the SSD volumes' storage class of the installed StatefulSet %s (%q), and Kubernetes refuses to change a StatefulSet's volumeClaimTemplates (the upgrade would fail with \"Forbidden: updates to statefulset spec\"). A volume cannot change its class: keep kvcache.persistence.storageClassName at %q, or replace the volumes (each pod's cache starts empty): kubectl -n %s delete statefulset %s --cascade=orphan; %s; then, one pod at a time, kubectl -n %s delete pvc %s --wait=false and delete its pod, which comes back with a volume of the new class. docs/kubernetes.md, \"Changing the kvcache volume\"" $wantClass $name $liveClass $liveClass $ns $name $again $ns $pvcs) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
