@@ -1,6 +1,8 @@
 package io.moemesh.kvcache.tier;
 
 import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.block.KvBlock;
+import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.service.kvcache.KvRecordFormat;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -20,6 +22,18 @@ final class Records {
     static final int VERIFY_STEP_BYTES = KvRecordFormat.VERIFY_STEP_BYTES;
 
     private Records() {
+    }
+
+    /**
+     * The whole record of {@code block} in {@code encoding}, CRC filled in, flipped for writing to a file (INT8 may
+     * refuse the block: {@link PayloadEncoding#encode}).
+     */
+    static ByteBuffer of(KvBlock block, PayloadEncoding encoding, KvLayout layout) {
+        ByteBuffer rec = ByteBuffer.allocate(encoding.recordBytes(layout));
+        begin(rec, block.key(), encoding.payloadBytes(layout));
+        encoding.encode(block, rec);
+        seal(rec);
+        return rec;
     }
 
     /** Starts a record: writes the header fields except the CRC and positions {@code rec} at the payload. */

@@ -24,8 +24,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Rebuilds the SSD index from the segment files at open, oldest segment first so a later copy of a key wins
- * (compaction writes its copies into newer segments). Every record's CRC32C is checked; see {@link SsdTier} for
- * what happens to torn tails, bad records, damaged headers and segments of another model or layout.
+ * (compaction writes its copies into newer segments). Every record's CRC32C is checked. A partial record at a
+ * segment's end (a crash mid-append) is truncated; a whole record that fails its CRC is dropped and counted; a segment
+ * whose header is damaged is renamed {@code *.corrupt} and skipped; an intact segment of another model, layout or
+ * format version throws {@link SegmentMismatchException} (the directory is misconfigured; nothing is deleted).
  */
 final class SegmentScan {
     private static final Logger log = LoggerFactory.getLogger(SegmentScan.class);

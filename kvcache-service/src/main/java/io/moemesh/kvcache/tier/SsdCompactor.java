@@ -12,7 +12,12 @@ import java.util.Map;
 import java.util.function.BooleanSupplier;
 
 /**
- * One run of {@link SsdTier#compact()}: copy live records out of sparse sealed segments, then delete them.
+ * One run of {@link SsdTier#compact()}: every sealed segment whose live bytes are below {@code
+ * compactionLiveFraction} of its records has its live records (each CRC-checked; bad ones are dropped) copied into
+ * new segments, which are forced; the index entries that still point at the old copies move, then the old files are
+ * deleted. Crash-safe at every step: until the delete both copies exist and hold the same bytes, and the index rebuild
+ * keeps the later segment's. Concurrent gets keep working (a get that loses the race re-reads from the new location);
+ * puts go on into the active segment, which is never compacted.
  *
  * <p>Victims are read through descriptors of their own ({@link Segment#openPrivateReader()}): an interrupt of the
  * compacting thread during a read closes the channel it reads through, and a victim's own channel is the one every

@@ -38,10 +38,8 @@ import org.slf4j.LoggerFactory;
  *       enters the index: a reader never sees a record that is not completely in the file.</li>
  *   <li>Every read verifies the record's CRC32C (and magic, key and length); a mismatch drops the record from the
  *       index, counts a checksum failure and returns empty.</li>
- *   <li>At open, a partial record at a segment's end (a crash mid-append) is truncated; a whole record that fails
- *       its CRC is dropped and counted; a segment whose header is damaged is renamed {@code *.corrupt} and skipped;
- *       an intact segment of another model, layout or format version makes {@link #open} throw
- *       {@link SegmentMismatchException} (the directory is misconfigured; nothing is deleted).</li>
+ *   <li>At open, {@link SegmentScan} drops what a crash or a bad disk left (torn tails, bad records, damaged
+ *       headers) and refuses another model's segments ({@link SegmentMismatchException}).</li>
  *   <li>A segment file is never truncated after {@link #open}, and one that a {@link #locate} lease names is not
  *       unlinked by {@link #compact()} before the lease ends ({@link #releaseExpiredLeases()}): a same-host reader of
  *       the extent finds the record's bytes.</li>
@@ -202,11 +200,7 @@ public final class SsdTier implements KvTier {
             }
         }
         // Encode outside every lock: it is the CPU part (and INT8 may refuse the block).
-        int payloadBytes = config.encoding().payloadBytes(layout);
-        ByteBuffer rec = ByteBuffer.allocate(stride);
-        Records.begin(rec, key, payloadBytes);
-        config.encoding().encode(block, rec);
-        Records.seal(rec);
+        ByteBuffer rec = Records.of(block, config.encoding(), layout);
         int crc = Records.storedCrc(rec);
         appendLock.lock();
         try {
@@ -262,15 +256,11 @@ public final class SsdTier implements KvTier {
                 // Sealing forces what INTERVAL has not yet (NEVER: sync() does).
                 fsync.force(seg);
             }
-            Segment next = Segment.create(config.directory(),
-                    SegmentHeader.of(layout, config.encoding(), fingerprint, nextSegmentId.getAndIncrement()));
+            Segment next = createSegment(config.encoding());
             // Active before it is listed: compaction, which skips the active segment, must never see it as a
             // sealed empty segment and delete it under this put.
             active = next;
-            synchronized (meta) {
-                segments.put(next.id, next);
-            }
-            return next;
+            return listed(next);
         } catch (IOException e) {
             throw new UncheckedIOException("starting a segment in " + config.directory() + " failed", e);
         }
@@ -479,14 +469,7 @@ public final class SsdTier implements KvTier {
         }
     }
 
-    /**
-     * Rewrites every sealed segment whose live bytes are below {@code compactionLiveFraction} of its records:
-     * copies its live records (each CRC-checked; bad ones are dropped) into new segments, forces them, moves the
-     * index entries that still point at the old copies, then deletes the old files. Crash-safe at every step: until
-     * the delete both copies exist and hold the same bytes, and the index rebuild keeps the later segment's.
-     * Concurrent gets keep working (a get that loses the race re-reads from the new location); puts go on into the
-     * active segment, which is never compacted. One compaction at a time.
-     */
+    /** Rewrites the sealed segments below {@code compactionLiveFraction} live, one run at a time: SsdCompactor. */
     public CompactionResult compact() {
         return compact(() -> false);
     }
@@ -530,8 +513,15 @@ public final class SsdTier implements KvTier {
     }
 
     Segment newSegment(PayloadEncoding encoding) throws IOException {
-        Segment s = Segment.create(config.directory(),
+        return listed(createSegment(encoding));
+    }
+
+    private Segment createSegment(PayloadEncoding encoding) throws IOException {
+        return Segment.create(config.directory(),
                 SegmentHeader.of(layout, encoding, fingerprint, nextSegmentId.getAndIncrement()));
+    }
+
+    private Segment listed(Segment s) {
         synchronized (meta) {
             segments.put(s.id, s);
         }
