@@ -68,7 +68,7 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "kvcache-attend", mixinStandardHelpOptions = true,
         description = "Attend bytes on the wire per decode token / bytes of shipping the sequence's KV (real "
-                + "kvcache-service in-process; goal <= 1% at 4k context).")
+                + "kvcache-service in-process; goal <= 1%% at 4k context).")
 final class KvcacheAttendBenchCommand implements Callable<Integer> {
     /** gRPC's length-prefixed message header: compressed flag and a 4-byte length. */
     static final int GRPC_PREFIX = 5;

@@ -35,7 +35,7 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "prefetch", mixinStandardHelpOptions = true,
         description = "Critical-path resident-set misses, decode tokens/s and lookahead recall with lookahead prefetch "
-                + "off and on, expert services holding half their assignment (goal: >= 80% of the misses removed).")
+                + "off and on, expert services holding half their assignment (goal: >= 80%% of the misses removed).")
 final class PrefetchBenchCommand implements Callable<Integer> {
 
     @Spec
