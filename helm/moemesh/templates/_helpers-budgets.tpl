@@ -1,5 +1,5 @@
-{{/* Time and space budgets derived from the values: the kvcache-service's startup probe, termination grace and
-SSD volume, the gateway's termination grace (ChartStartupAndStopBudgetTest, ChartKvCacheVolumeTest). */}}
+{{/* Time and space budgets derived from the values: the kvcache-service's startup probe, termination grace, SSD
+volume and heap, the gateway's termination grace (ChartStartupAndStopBudgetTest, ChartKvCacheVolumeTest). */}}
 
 {{/* The kvcache SSD tier's compaction live fraction as it works, a float64, printed: kvcache.env's
 MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION under any name Spring reads it from, else the service's default 0.5; and 0
@@ -51,24 +51,54 @@ kills the pod mid-scan, and the next start scans again: a crash loop. */}}
 {{- end }}
 {{- end }}
 
-{{/* The kvcache's terminationGracePeriodSeconds. After SIGTERM the service lets in-flight calls finish for its
-shutdown-grace (10 s, or kvcache.env's MOEMESH_KVCACHE_SHUTDOWN_GRACE), then demotes the whole DRAM tier to the SSD
-volume and forces every segment (ServedModels.close), so that every acknowledged put survives: dramBytes written at
-100 MB/s (the slowest volume the chart assumes, as for the startup budget), then 30 s for the compaction's stop, the
-forced writes, the other beans and the JVM to exit: 83 s with the defaults (4 GiB), 212 s with 16 GiB. A pod killed
-before loses the DRAM tier's blocks. kvcache.terminationGracePeriodSeconds 0 renders that; a set value must not be
-below it (the chart fails naming both): set one only to give a slower volume more. */}}
+{{/* The kvcache's terminationGracePeriodSeconds: what its stop takes after SIGTERM, in order: its shutdown-grace
+(in-flight calls finish: 10 s, or kvcache.env's MOEMESH_KVCACHE_SHUTDOWN_GRACE), the servers' forced stop (10 s:
+calls still running are cancelled and each of its two gRPC servers waits up to 5 s more, GrpcServerLifecycle.stop),
+the wait for a compaction in progress to stop (30 s, KvCacheBackground), the demotion of the whole DRAM tier to the
+SSD volume with every segment forced (ServedModels.close: dramBytes at 100 MB/s, the slowest volume the chart
+assumes, as for the startup budget), then 15 s for the other beans and the JVM to exit: 108 s with the defaults
+(4 GiB), 237 s with 16 GiB. The CLI's `down` gives a kvcache-service the same (MeshShutdown.kvcacheStopGrace). A pod
+killed before loses the DRAM tier's blocks. kvcache.terminationGracePeriodSeconds 0 renders that; a set value must
+not be below it (the chart fails naming both): set one only to give a slower volume more. */}}
 {{- define "moemesh.kvcache.terminationGraceSeconds" -}}
 {{- $k := .Values.kvcache }}
 {{- $grace := include "moemesh.envSeconds" (dict "env" $k.env "name" "MOEMESH_KVCACHE_SHUTDOWN_GRACE" "default" 10 "value" "kvcache.env" "use" "the chart adds it to the kvcache's terminationGracePeriodSeconds") | int64 }}
-{{- $needed := add $grace (ceil (divf (float64 $k.dramBytes) 1e8) | int64) 30 }}
+{{- $demotion := ceil (divf (float64 $k.dramBytes) 1e8) | int64 }}
+{{- $needed := add $grace 10 30 $demotion 15 }}
 {{- if $k.terminationGracePeriodSeconds }}
 {{- if lt (int64 $k.terminationGracePeriodSeconds) $needed }}
-{{- fail (printf "kvcache.terminationGracePeriodSeconds (%d) is shorter than a kvcache pod's stop: its shutdown-grace (%d s) + kvcache.dramBytes (%d) demoted to the SSD volume at 100 MB/s (%d s) + 30 s to force the segments and exit = %d s; a pod killed before loses the DRAM tier's blocks. Set it to at least %d, or to 0 for exactly that" (int64 $k.terminationGracePeriodSeconds) $grace (int64 $k.dramBytes) (ceil (divf (float64 $k.dramBytes) 1e8) | int64) $needed $needed) }}
+{{- fail (printf "kvcache.terminationGracePeriodSeconds (%d) is shorter than a kvcache pod's stop: its shutdown-grace (%d s) + 10 s for the gRPC servers' forced stop + 30 s for a compaction to stop + kvcache.dramBytes (%d) demoted to the SSD volume at 100 MB/s (%d s) + 15 s to exit = %d s; a pod killed before loses the DRAM tier's blocks. Set it to at least %d, or to 0 for exactly that" (int64 $k.terminationGracePeriodSeconds) $grace (int64 $k.dramBytes) $demotion $needed $needed) }}
 {{- end }}
 {{- int64 $k.terminationGracePeriodSeconds }}
 {{- else }}
 {{- $needed }}
+{{- end }}
+{{- end }}
+
+{{/* The kvcache JVM's max heap as the JVM sizes it from the container's JDK_JAVA_OPTIONS (moemesh.javaOptions:
+jvm.extraOptions, then kvcache.javaOptions), as JSON: {"bytes": the heap, "from": what sets it}. The last -Xmx or
+-XX:MaxHeapSize sets it; else the last -XX:MaxRAMPercentage (the JVM's default 25) of
+kvcache.resources.limits.memory, the container's memory. The JVM rounds that product up to its heap alignment
+(2 MiB); the product itself is taken, so a check against it is at most that much stricter than the service's. */}}
+{{- define "moemesh.kvcache.maxHeap" -}}
+{{- $k := .Values.kvcache }}
+{{- $factors := dict "" 1.0 "k" 1024.0 "m" 1048576.0 "g" 1073741824.0 "t" 1099511627776.0 }}
+{{- $size := "" }}
+{{- $percent := "25" }}
+{{- range regexSplit "\\s+" (trim (include "moemesh.javaOptions" (dict "root" . "options" $k.javaOptions))) -1 }}
+{{- if regexMatch "^-(Xmx|XX:MaxHeapSize=)[0-9]+[kKmMgGtT]?$" . }}
+{{- $size = . }}
+{{- else if regexMatch "^-XX:MaxRAMPercentage=[0-9]+(\\.[0-9]+)?$" . }}
+{{- $percent = trimPrefix "-XX:MaxRAMPercentage=" . }}
+{{- end }}
+{{- end }}
+{{- if $size }}
+{{- $n := regexFind "[0-9]+[kKmMgGtT]?$" $size }}
+{{- $digits := regexFind "^[0-9]+" $n }}
+{{- dict "bytes" (mulf (float64 $digits) (index $factors (lower (trimPrefix $digits $n)))) "from" (printf "%s in kvcache.javaOptions or jvm.extraOptions" $size) | toJson }}
+{{- else }}
+{{- $limit := $k.resources.limits.memory }}
+{{- dict "bytes" (mulf (float64 (include "moemesh.quantityBytes" $limit)) (divf (float64 $percent) 100.0)) "percent" (float64 $percent) "from" (printf "kvcache.resources.limits.memory (%v) × -XX:MaxRAMPercentage=%s" $limit $percent) | toJson }}
 {{- end }}
 {{- end }}
 

@@ -91,7 +91,8 @@ chart already sets fails naming it: a ConfigMap entry's value is the chart's to 
 twice would be ambiguous; a name of the container's own env (the pod's name or namespace) would be ignored silently,
 since a container's env wins over its envFrom. Names are compared as Spring binds them (moemesh.envKey), so
 MOEMESH_GATEWAY_GRPCPORT is the chart's MOEMESH_GATEWAY_GRPC_PORT (and Spring would even prefer it), and two names of
-the map that are one setting to Spring fail too. Values are written as moemesh.envValue prints them. */}}
+the map that are one setting to Spring fail too. Values are written as moemesh.envValue prints them. An optional
+"from" dict names the chart value behind an entry (MOEMESH_GATEWAY_KV_BLOCK_TOKENS: kvBlockTokens) for the message. */}}
 {{- define "moemesh.userEnv" -}}
 {{- $chartKeys := dict }}
 {{- range $name, $_ := .settings }}
@@ -109,6 +110,9 @@ the map that are one setting to Spring fail too. Values are written as moemesh.e
 {{- $key := include "moemesh.envKey" $k }}
 {{- if hasKey $chartKeys $key }}
 {{- $as := ternary "" (printf " (as %s: Spring's relaxed binding reads both names for one setting)" (index $chartKeys $key)) (eq $k (index $chartKeys $key)) }}
+{{- with index ($.from | default dict) (index $chartKeys $key) }}
+{{- fail (printf "%s.%s is set by the chart itself%s from %s; set %s instead (docs/kubernetes.md, values reference)" $.value $k $as . .) }}
+{{- end }}
 {{- fail (printf "%s.%s is set by the chart itself%s; change the chart value that sets it instead (docs/kubernetes.md, values reference)" $.value $k $as) }}
 {{- end }}
 {{- if hasKey $podKeys $key }}

@@ -94,6 +94,25 @@ certificate would ever be issued. values.schema.json has checked both are Go dur
 {{- if and $v.kvcache.enabled (not (hasPrefix "/" (toString $v.kvcache.persistence.mountPath))) }}
 {{- fail (printf "kvcache.persistence.mountPath must be an absolute path, got %q" (toString $v.kvcache.persistence.mountPath)) }}
 {{- end }}
+{{- /* The DRAM tier lives on the kvcache JVM's heap, beside the rest of the service, which refuses at startup (so
+the pod crash-loops) a tier above the larger of 3/4 of its max heap and the heap less 256 MiB
+(KvCacheProperties.checkDramFitsHeap); the heap is what the JVM makes of the container's memory limit and its options
+(moemesh.kvcache.maxHeap). The memory a fitting tier needs is the smaller of dramBytes + 256 MiB and dramBytes ÷ 3/4,
+divided by the heap's percentage. */}}
+{{- if $v.kvcache.enabled }}
+{{- $heap := include "moemesh.kvcache.maxHeap" . | fromJson }}
+{{- $bytes := float64 $heap.bytes }}
+{{- $allowed := maxf (mulf $bytes 0.75) (subf $bytes 268435456.0) | floor }}
+{{- $dram := float64 $v.kvcache.dramBytes }}
+{{- if gt $dram $allowed }}
+{{- $neededHeap := minf (addf $dram 268435456.0) (ceil (divf $dram 0.75)) }}
+{{- $raise := printf "raise the heap (-Xmx) to at least %dMi" (int64 (ceil (divf $neededHeap 1048576.0))) }}
+{{- if hasKey $heap "percent" }}
+{{- $raise = printf "raise kvcache.resources.limits.memory to at least %dMi (or the -XX:MaxRAMPercentage of kvcache.javaOptions)" (int64 (ceil (divf $neededHeap (mulf (divf (float64 $heap.percent) 100.0) 1048576.0)))) }}
+{{- end }}
+{{- fail (printf "kvcache.dramBytes (%d) does not fit the kvcache JVM's heap of %d bytes (%s): the DRAM tier lives on the heap beside the rest of the service, which refuses at startup (the pod would crash-loop) a tier above the larger of 3/4 of the heap and the heap less 256 MiB, %d bytes. Lower kvcache.dramBytes to at most %d, or %s" (int64 $dram) (int64 $bytes) $heap.from (int64 $allowed) (int64 $allowed) $raise) }}
+{{- end }}
+{{- end }}
 {{- /* The SSD tier's segment files hold more than ssdBytes of live blocks (moemesh.kvcache.fileBytes): compaction
 rewrites a sealed segment only once less than the live fraction of it is live, so the sealed segments may hold
 ssdBytes ÷ that fraction; a stop demotes the whole DRAM tier on top (dramBytes, with no compaction in between), and

@@ -116,7 +116,23 @@ class ChartBadValuesTest {
                 bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.4"), "kvcache.ssdBytes"),
                 bad(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTIONLIVEFRACTION", "0.4"), "kvcache.ssdBytes"),
                 // ... and the DRAM tier a stop writes to it
-                bad(Map.of("kvcache.dramBytes", "17179869184"), "kvcache.ssdBytes"),
+                bad(Map.of("kvcache.dramBytes", "17179869184", "kvcache.resources.limits.memory", "24Gi"),
+                        "kvcache.ssdBytes"),
+                // ... and the JVM's heap, where the DRAM tier lives: the service refuses to start otherwise
+                // (checkDramFitsHeap: at most the larger of 3/4 of the heap and the heap less 256 MiB)
+                bad(Map.of("kvcache.dramBytes", "6442450944"), "kvcache.resources.limits.memory (8Gi)"),
+                bad(Map.of("kvcache.resources.limits.memory", "5Gi"), "kvcache.dramBytes (4294967296)"),
+                bad(Map.of("kvcache.javaOptions", "-XX:MaxRAMPercentage=50"), "-XX:MaxRAMPercentage=50"),
+                bad(Map.of("kvcache.javaOptions", "-Xmx4g"), "-Xmx4g in kvcache.javaOptions"),
+                bad(Map.of("jvm.extraOptions", "-Xmx2g", "kvcache.javaOptions", "-XX:MaxRAMPercentage=70"),
+                        "-Xmx2g in kvcache.javaOptions or jvm.extraOptions"),
+                // the block size is one value for the gateway and the kvcache-service, which refuses any other
+                bad("kvBlockTokens", "0"),
+                bad("kvBlockTokens", "2048"),
+                bad("gateway.env.MOEMESH_GATEWAY_KV_BLOCK_TOKENS", "32", "from kvBlockTokens"),
+                bad("gateway.env.MOEMESH_GATEWAY_KVBLOCKTOKENS", "32", "from kvBlockTokens"),
+                bad("kvcache.env.MOEMESH_KVCACHE_BLOCK_TOKENS", "32", "from kvBlockTokens"),
+                bad("kvcache.env.moemesh_kvcache_blocktokens", "16", "from kvBlockTokens"),
                 // durations the chart reads from kvcache.env (the startup budget, the volume check, the stop's grace)
                 bad("kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD", "soon",
                         "kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD"),

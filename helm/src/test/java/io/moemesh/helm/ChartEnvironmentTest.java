@@ -17,6 +17,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Every environment variable the chart gives a container (its {@code env} and the keys of the ConfigMaps in its
@@ -181,6 +182,33 @@ class ChartEnvironmentTest {
                     .as("%s.env.%s: %s", n.component(), n.name(), n.yaml()).containsEntry(n.name(), n.rendered());
         }
         assertThat(problems(chart)).isEmpty();
+    }
+
+    /**
+     * The gateway and the kvcache-service bind one block size, kvBlockTokens, from their ConfigMaps: the
+     * kvcache-service refuses every Lookup, Get and Put of another with FAILED_PRECONDITION.
+     */
+    @ParameterizedTest(name = "kvBlockTokens={0}")
+    @ValueSource(ints = {16, 32, 1024})
+    void gatewayAndKvcache_bindTheOneBlockSizeOfKvBlockTokens(int blockTokens) throws ReflectiveOperationException {
+        RenderedChart chart = RenderedChart.parse(Chart.template(new Chart.ValueSet("defaults", null),
+                Map.of("kvBlockTokens", Integer.toString(blockTokens))));
+        assertThat(chart.one(V1ConfigMap.class, Chart.RELEASE + "-gateway").getData())
+                .containsEntry("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", Integer.toString(blockTokens));
+        assertThat(chart.one(V1ConfigMap.class, Chart.RELEASE + "-kvcache").getData())
+                .containsEntry("MOEMESH_KVCACHE_BLOCK_TOKENS", Integer.toString(blockTokens));
+        Map<String, Object> bound = new java.util.HashMap<>();
+        for (RenderedChart.Workload w : chart.workloads()) {
+            V1Container c = w.template().getSpec().getContainers().getFirst();
+            if (c.getName().equals("gateway") || c.getName().equals("kvcache")) {
+                Object settings = ServiceSettings.forContainer(c.getName())
+                        .bind(ContainerEnvironment.of(chart, w.template().getSpec(), c, root(w))).settings();
+                // the settings classes come from the services' target/classes, not the compile class path
+                bound.put(c.getName(), settings.getClass()
+                        .getMethod(c.getName().equals("gateway") ? "kvBlockTokens" : "blockTokens").invoke(settings));
+            }
+        }
+        assertThat(bound).containsOnly(Map.entry("gateway", blockTokens), Map.entry("kvcache", blockTokens));
     }
 
     @Test

@@ -42,7 +42,7 @@ class ChartKvCacheVolumeTest {
                         "kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.75"),
                         (536_870_912_000L - DRAM_AND_SEGMENT) / 4 * 3),
                 // a stop writes the whole DRAM tier to the volume: 16 GiB of DRAM leave less for ssdBytes
-                volume(Map.of("kvcache.dramBytes", "17179869184"),
+                volume(Map.of("kvcache.dramBytes", "17179869184", "kvcache.resources.limits.memory", "24Gi"),
                         (107_374_182_400L - 17_179_869_184L - 268_435_456L) / 2),
                 volume(Map.of("kvcache.env.MOEMESH_KVCACHE_SEGMENT_BYTES", "4294967296"),
                         (107_374_182_400L - 4_294_967_296L - 4_294_967_296L) / 2));

@@ -45,8 +45,8 @@ class ChartStartupAndStopBudgetTest {
                 Arguments.of(Map.of("kvcache.ssdBytes", "20000000000",
                         "kvcache.env.MOEMESH_KVCACHE_COMPACTIONLIVEFRACTION", "0.25"), 80e9 + DRAM + SEGMENT),
                 // a stop demotes the whole DRAM tier: 16 GiB more to read at the next start
-                Arguments.of(Map.of("kvcache.dramBytes", "17179869184", "kvcache.ssdBytes", "40000000000"),
-                        80e9 + 16 * GiB + SEGMENT),
+                Arguments.of(Map.of("kvcache.dramBytes", "17179869184", "kvcache.ssdBytes", "40000000000",
+                        "kvcache.resources.limits.memory", "24Gi"), 80e9 + 16 * GiB + SEGMENT),
                 Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_SEGMENT_BYTES", "4294967296"), 90e9 + DRAM + 4 * GiB),
                 // compaction off: the files may fill the volume
                 Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0"), 100 * GiB),
@@ -104,18 +104,21 @@ class ChartStartupAndStopBudgetTest {
 
     /**
      * A stopping kvcache pod lets in-flight calls finish for its shutdown-grace (10 s unless kvcache.env sets it,
-     * under any spelling Spring reads), then demotes the whole DRAM tier to the SSD volume and forces it
-     * (ServedModels.close): dramBytes written at 100 MB/s, plus 30 s to exit. The kubelet must not kill it before,
-     * or the DRAM tier's blocks are lost.
+     * under any spelling Spring reads), cancels the rest and waits up to 10 s for its two gRPC servers
+     * (GrpcServerLifecycle.stop), up to 30 s for a compaction in progress to stop (KvCacheBackground), then demotes
+     * the whole DRAM tier to the SSD volume and forces it (ServedModels.close): dramBytes written at 100 MB/s, plus
+     * 15 s to exit. The kubelet must not kill it before, or the DRAM tier's blocks are lost. The CLI's `down` gives
+     * it the same (MeshShutdown.kvcacheStopGrace).
      */
     static Stream<Arguments> kvcacheStops() {
         return Stream.of(
-                Arguments.of(Map.of(), 10 + 43 + 30), // 4 GiB
-                Arguments.of(Map.of("kvcache.dramBytes", "17179869184", "kvcache.ssdBytes", "40000000000"),
-                        10 + 172 + 30),
+                Arguments.of(Map.of(), 10 + 10 + 30 + 43 + 15), // 4 GiB
                 Arguments.of(Map.of("kvcache.dramBytes", "17179869184", "kvcache.ssdBytes", "40000000000",
-                        "kvcache.env.MOEMESH_KVCACHE_SHUTDOWN_GRACE", "1m"), 60 + 172 + 30),
-                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_SHUTDOWNGRACE", "PT45S"), 45 + 43 + 30),
+                        "kvcache.resources.limits.memory", "24Gi"), 10 + 10 + 30 + 172 + 15),
+                Arguments.of(Map.of("kvcache.dramBytes", "17179869184", "kvcache.ssdBytes", "40000000000",
+                        "kvcache.resources.limits.memory", "24Gi", "kvcache.env.MOEMESH_KVCACHE_SHUTDOWN_GRACE", "1m"),
+                        60 + 10 + 30 + 172 + 15),
+                Arguments.of(Map.of("kvcache.env.MOEMESH_KVCACHE_SHUTDOWNGRACE", "PT45S"), 45 + 10 + 30 + 43 + 15),
                 // a set value above what the stop needs (a volume slower than 100 MB/s) is kept
                 Arguments.of(Map.of("kvcache.terminationGracePeriodSeconds", "600"), 600));
     }
@@ -143,8 +146,11 @@ class ChartStartupAndStopBudgetTest {
         return Stream.of(
                 // the chart's old default, with 16 GiB of DRAM to write
                 Arguments.of(Map.of("kvcache.terminationGracePeriodSeconds", "120", "kvcache.dramBytes", "17179869184",
-                        "kvcache.ssdBytes", "40000000000"), 10 + 172 + 30),
-                Arguments.of(Map.of("kvcache.terminationGracePeriodSeconds", "82"), 83));
+                        "kvcache.ssdBytes", "40000000000", "kvcache.resources.limits.memory", "24Gi"),
+                        10 + 10 + 30 + 172 + 15),
+                // the chart's old derived grace, 25 s short of the compaction's stop and the servers' forced stop
+                Arguments.of(Map.of("kvcache.terminationGracePeriodSeconds", "83"), 108),
+                Arguments.of(Map.of("kvcache.terminationGracePeriodSeconds", "107"), 108));
     }
 
     private static V1Container kvcache(String manifests) {

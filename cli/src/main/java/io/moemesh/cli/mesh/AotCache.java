@@ -304,7 +304,7 @@ public final class AotCache {
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()));
         pb.environment().keySet().removeIf(MeshSecrets::withheld);
-        pb.environment().putAll(env);
+        SpringEnvironment.overlay(pb.environment(), env);
         Process p = pb.start();
         p.getOutputStream().close();
         try {

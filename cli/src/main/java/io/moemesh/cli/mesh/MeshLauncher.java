@@ -19,7 +19,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -27,7 +26,9 @@ import java.util.Optional;
 /**
  * Brings a local mesh up and down: N expert-service JVMs, the router-service JVM (unless the spec leaves it out), the
  * kvcache-service JVM (when the spec asks for it, as {@code moemesh up} does) and one gateway JVM on loopback,
- * configured through environment variables exactly as a Kubernetes pod would be, sharing one placement file.
+ * configured through environment variables exactly as a Kubernetes pod would be, sharing one placement file. The
+ * caller's settings ({@link MeshSecrets#settings}) reach every service; what the mesh decides (ports, sockets, ids,
+ * files, the KV block size) replaces them under every name Spring binds ({@link MeshEnvironments}).
  * {@code up} writes epoch 1 (the even deal) to it, which every service starts from; the router then owns placement: it
  * loads the same epoch 1 onto the instances (as the identity {@link #ROUTER}), reports SERVING once it is published, and writes every later epoch (a replan) to the same file. Service-to-service gRPC is
  * mutual TLS: {@code up} issues the mesh CA and one certificate per service (and one for itself, the {@link #PLACER}
@@ -119,22 +120,9 @@ public final class MeshLauncher {
             Path socket = sockets == null ? null : sockets.resolve(id + ".sock");
             String endpoint = socket == null ? "127.0.0.1:" + grpc : InstanceEndpoint.unix(socket).target();
             instances.add(Instance.newBuilder().setId(id).setEndpoint(endpoint).setDeviceSlot(i).build());
-            Map<String, String> env = new LinkedHashMap<>(settings);
-            env.put("MOEMESH_EXPERT_MODEL_DIR", spec.model().toString());
-            env.put("MOEMESH_EXPERT_INSTANCE_ID", id);
-            env.put("MOEMESH_EXPERT_DEVICE_SLOT", Integer.toString(i));
-            env.put("MOEMESH_EXPERT_GRPC_HOST", "127.0.0.1");
-            env.put("MOEMESH_EXPERT_GRPC_PORT", Integer.toString(grpc));
-            if (socket != null) {
-                env.put("MOEMESH_EXPERT_GRPC_UNIX_SOCKET", socket.toString());
-            }
-            env.put("MOEMESH_EXPERT_PLACEMENT_FILE", placementFile.toString());
-            env.put("MOEMESH_EXPERT_NATIVE_CACHE_DIR", nativeCache(spec, id).toString());
-            // The router places (LoadAssignment); the launcher's identity stays allowed, so tools and tests can
-            // still switch placements on a mesh without a router.
-            env.put("MOEMESH_EXPERT_PLACER_IDENTITIES", ROUTER + "," + PLACER);
-            SharedHostSettings.expert(env, spec);
-            tlsEnvironment(env, "MOEMESH_EXPERT_TLS_", tls, id);
+            Map<String, String> env = MeshEnvironments.expert(settings, spec, id, i, grpc, socket, placementFile,
+                    nativeCache(spec, id));
+            MeshEnvironments.tls(env, "expert", tls, id);
             experts.add(service(spec, id, java, expertJar, grpc, http, ports[3 * i + 2], env));
         }
         Placement placement = EvenPlacement.build(FIRST_EPOCH, instances, config.numLayers(), config.numExperts(),
@@ -144,17 +132,8 @@ public final class MeshLauncher {
         MeshState.Service router = null;
         if (spec.router()) {
             int base = 3 * (spec.experts() + 1);
-            Map<String, String> renv = new LinkedHashMap<>(settings);
-            renv.put("MOEMESH_ROUTER_MODEL_DIR", spec.model().toString());
-            // the mesh's state folder: the router publishes every epoch to <state-dir>/placement.json (the file the
-            // services start from) and keeps its snapshots in <state-dir>/router/
-            renv.put("MOEMESH_ROUTER_STATE_DIR", spec.stateDir().toString());
-            renv.put("MOEMESH_ROUTER_GRPC_HOST", "127.0.0.1");
-            renv.put("MOEMESH_ROUTER_GRPC_PORT", Integer.toString(ports[base]));
-            renv.put("MOEMESH_ROUTER_REPLICAS", Integer.toString(spec.replicas()));
-            // the instances of the epoch-1 file written above, in its order (the router's even deal is the same)
-            renv.put("MOEMESH_ROUTER_INSTANCES_FROM", placementFile.toString());
-            tlsEnvironment(renv, "MOEMESH_ROUTER_TLS_", tls, ROUTER);
+            Map<String, String> renv = MeshEnvironments.router(settings, spec, ports[base], placementFile);
+            MeshEnvironments.tls(renv, ROUTER, tls, ROUTER);
             router = service(spec, ROUTER, ROUTER_HEAP, java, routerJar, ports[base], ports[base + 1], ports[base + 2],
                     renv);
         }
@@ -165,31 +144,18 @@ public final class MeshLauncher {
             // under the domain-socket transport the gateway restores over <socket dir>/kvcache.sock
             Map<String, String> kenv = KvCacheSettings.environment(settings, spec, ports[base],
                     sockets == null ? null : sockets.resolve(KVCACHE + ".sock"));
-            tlsEnvironment(kenv, "MOEMESH_KVCACHE_TLS_", tls, KVCACHE);
+            MeshEnvironments.tls(kenv, KVCACHE, tls, KVCACHE);
             kvcache = service(spec, KVCACHE, KvCacheSettings.heap(kenv), java, kvcacheJar, ports[base],
                     ports[base + 1], ports[base + 2], kenv);
         }
 
         int gatewayGrpc = ports[3 * spec.experts()];
-        Map<String, String> genv = new LinkedHashMap<>(settings);
-        genv.putAll(MeshSecrets.gatewayApiKeys(spec.stateDir(), callerEnv));
-        genv.put("MOEMESH_GATEWAY_MODEL_DIR", spec.model().toString());
-        genv.put("MOEMESH_GATEWAY_GRPC_HOST", "127.0.0.1");
-        genv.put("MOEMESH_GATEWAY_GRPC_PORT", Integer.toString(gatewayGrpc));
-        genv.put("MOEMESH_GATEWAY_PLACEMENT_FILE", placementFile.toString());
-        genv.put("MOEMESH_GATEWAY_NATIVE_CACHE_DIR", nativeCache(spec, GATEWAY).toString());
-        SharedHostSettings.gateway(genv);
-        if (router != null) {
-            // the gateway follows the router's WatchPlacement (and reports routes to it); the placement file stays
-            // its starting placement
-            genv.put("MOEMESH_GATEWAY_ROUTER_ENDPOINT", router.grpcEndpoint());
-        }
-        if (kvcache != null) {
-            // the gateway's kvcache client (moemesh.gateway.kvcache.*): the gateway ignores these until it binds them
-            genv.put("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", KvCacheSettings.endpoint(kvcache));
-            genv.put("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", Integer.toString(KvCacheSettings.BLOCK_TOKENS));
-        }
-        tlsEnvironment(genv, "MOEMESH_GATEWAY_TLS_", tls, GATEWAY);
+        // the gateway follows the router's WatchPlacement (and reports routes to it) and uses the kvcache-service
+        Map<String, String> genv = MeshEnvironments.gateway(settings, spec,
+                MeshSecrets.gatewayApiKeys(spec.stateDir(), callerEnv).orElse(null), gatewayGrpc, placementFile,
+                nativeCache(spec, GATEWAY), router == null ? null : router.grpcEndpoint(),
+                kvcache == null ? null : KvCacheSettings.endpoint(kvcache));
+        MeshEnvironments.tls(genv, GATEWAY, tls, GATEWAY);
         MeshState.Service gateway = service(spec, GATEWAY, java, gatewayJar, gatewayGrpc, ports[3 * spec.experts() + 1],
                 ports[3 * spec.experts() + 2], genv);
 
@@ -328,13 +294,6 @@ public final class MeshLauncher {
         return stateDir.resolve("tls");
     }
 
-    /** The three files of {@code name}'s certificate, as a pod gets them from its Secret; mode mtls (the default). */
-    private static void tlsEnvironment(Map<String, String> env, String prefix, CertificateDirectory tls, String name) {
-        env.put(prefix + "CERT_CHAIN", tls.certChain(name).toString());
-        env.put(prefix + "PRIVATE_KEY", tls.privateKey(name).toString());
-        env.put(prefix + "CA_BUNDLE", tls.caBundle().toString());
-    }
-
     private static void awaitServing(RunningMesh mesh, MeshState.Service s, Instant deadline, Instant t0,
                                      PrintWriter log) {
         ProcessHandle p = ProcessHandle.of(s.pid()).orElseThrow(() -> new MeshException(s.name()
@@ -352,11 +311,7 @@ public final class MeshLauncher {
 
     private static MeshState.Service service(MeshSpec spec, String name, String heap, String java, Path jar,
                                               int grpcPort, int httpPort, int managementPort, Map<String, String> env) {
-        env.put("SERVER_PORT", Integer.toString(httpPort));
-        env.put("MANAGEMENT_SERVER_PORT", Integer.toString(managementPort));
-        // HTTP and actuator on loopback only: the local mesh is not meant to be reachable from the network.
-        env.put("SERVER_ADDRESS", "127.0.0.1");
-        env.put("MANAGEMENT_SERVER_ADDRESS", "127.0.0.1");
+        MeshEnvironments.http(env, httpPort, managementPort);
         List<String> cmd = new ArrayList<>();
         cmd.add(java);
         cmd.addAll(SERVICE_JVM_FLAGS);

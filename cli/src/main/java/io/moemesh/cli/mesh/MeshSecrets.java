@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.regex.Pattern;
 
 /**
@@ -22,8 +23,12 @@ import java.util.regex.Pattern;
  * given {@code MOEMESH_GATEWAY_API_KEYS_FILE} instead.
  */
 final class MeshSecrets {
-    static final String API_KEYS_ENV = "MOEMESH_GATEWAY_API_KEYS";
-    static final String API_KEYS_FILE_ENV = "MOEMESH_GATEWAY_API_KEYS_FILE";
+    /**
+     * The gateway's inline keys ({@code MOEMESH_GATEWAY_API_KEYS}) and its key file; both read under every name the
+     * gateway binds them from ({@link SpringEnvironment}).
+     */
+    static final String API_KEYS_PROPERTY = "moemesh.gateway.api-keys";
+    static final String API_KEYS_FILE_PROPERTY = "moemesh.gateway.api-keys-file";
     /** Prefixes of the variables that configure a service (Spring relaxed binding, OpenTelemetry, the JVM). */
     private static final List<String> SETTING_PREFIXES =
             List.of("MOEMESH_", "SERVER_", "MANAGEMENT_", "SPRING_", "LOGGING_", "OTEL_");
@@ -57,7 +62,8 @@ final class MeshSecrets {
     /**
      * The API key a command that started the mesh itself ({@code demo}, {@code chaos}) sends to its gateway: the
      * command's {@code --api-key}, else {@code MOEMESH_API_KEY}, else the first key the gateway was given
-     * ({@code MOEMESH_GATEWAY_API_KEYS}, then the first line of {@code MOEMESH_GATEWAY_API_KEYS_FILE}), so that a
+     * ({@code MOEMESH_GATEWAY_API_KEYS}, then the first line of {@code MOEMESH_GATEWAY_API_KEYS_FILE}, each under any
+     * name the gateway binds it from), so that a
      * mesh started with auth on is called with a key it accepts; null when none is set (auth off). A key file that
      * cannot be read gives none: {@code up} reports it.
      */
@@ -69,13 +75,13 @@ final class MeshSecrets {
         if (client != null && !client.isBlank()) {
             return client.strip();
         }
-        String inline = callerEnv.get(API_KEYS_ENV);
+        String inline = SpringEnvironment.value(callerEnv, API_KEYS_PROPERTY).orElse(null);
         if (inline != null && !inline.isBlank()) {
             String pair = inline.split(",")[0];
             int colon = pair.lastIndexOf(':');
             return colon <= 0 ? null : pair.substring(0, colon).strip();
         }
-        String file = callerEnv.get(API_KEYS_FILE_ENV);
+        String file = SpringEnvironment.value(callerEnv, API_KEYS_FILE_PROPERTY).orElse(null);
         if (file != null && !file.isBlank()) {
             try {
                 return Files.readAllLines(Path.of(file), StandardCharsets.UTF_8).stream().map(String::strip)
@@ -89,26 +95,31 @@ final class MeshSecrets {
     }
 
     /**
-     * When the caller set inline API keys: writes them (after the lines of the key file the caller named, if any)
-     * to {@code <state>/secrets/api-keys} with owner-only permissions and returns the variable that points the
-     * gateway at it; empty otherwise.
+     * When the caller set inline API keys (under any name the gateway binds them from: also
+     * {@code MOEMESH_GATEWAY_APIKEYS}): writes them (after the lines of the key file the caller named, if any, under
+     * any of its names) to {@code <state>/secrets/api-keys} with owner-only permissions and returns that file, which
+     * the gateway is then given as {@code moemesh.gateway.api-keys-file}; empty otherwise.
      *
      * @throws IllegalArgumentException when the inline keys are not {@code KEY:TENANT} pairs (the gateway would
      *                                  refuse them at startup; saying so here is sooner)
      */
-    static Map<String, String> gatewayApiKeys(Path stateDir, Map<String, String> callerEnv) {
-        String inline = callerEnv.get(API_KEYS_ENV);
-        if (inline == null || inline.isBlank()) {
-            return Map.of();
+    static Optional<Path> gatewayApiKeys(Path stateDir, Map<String, String> callerEnv) {
+        Optional<Map.Entry<String, String>> inlineSetting = SpringEnvironment.find(callerEnv, API_KEYS_PROPERTY);
+        if (inlineSetting.isEmpty() || inlineSetting.get().getValue().isBlank()) {
+            return Optional.empty();
         }
+        String inlineName = inlineSetting.get().getKey();
+        String inline = inlineSetting.get().getValue();
         List<String> lines = new ArrayList<>();
-        lines.add("# written by moemesh up from " + API_KEYS_ENV + "; KEY TENANT per line");
-        String file = callerEnv.get(API_KEYS_FILE_ENV);
-        if (file != null && !file.isBlank()) {
+        lines.add("# written by moemesh up from " + inlineName + "; KEY TENANT per line");
+        Optional<Map.Entry<String, String>> fileSetting = SpringEnvironment.find(callerEnv, API_KEYS_FILE_PROPERTY);
+        if (fileSetting.isPresent() && !fileSetting.get().getValue().isBlank()) {
+            String file = fileSetting.get().getValue();
             try {
                 lines.addAll(Files.readAllLines(Path.of(file), StandardCharsets.UTF_8));
             } catch (IOException e) {
-                throw new IllegalArgumentException(API_KEYS_FILE_ENV + "=" + file + " is not readable: " + e.getMessage());
+                throw new IllegalArgumentException(fileSetting.get().getKey() + "=" + file + " is not readable: "
+                        + e.getMessage());
             }
         }
         for (String pair : inline.split(",")) {
@@ -116,7 +127,7 @@ final class MeshSecrets {
             String key = colon <= 0 ? "" : pair.substring(0, colon).strip();
             String tenant = colon <= 0 ? "" : pair.substring(colon + 1).strip();
             if (key.isEmpty() || tenant.isEmpty() || key.matches(".*\\s.*") || tenant.matches(".*\\s.*")) {
-                throw new IllegalArgumentException(API_KEYS_ENV + " must be KEY:TENANT pairs separated by commas, "
+                throw new IllegalArgumentException(inlineName + " must be KEY:TENANT pairs separated by commas, "
                         + "without spaces inside a key or tenant");
             }
             lines.add(key + " " + tenant);
@@ -133,6 +144,6 @@ final class MeshSecrets {
         } catch (IOException e) {
             throw new UncheckedIOException(keys + ": cannot write the API key file", e);
         }
-        return Map.of(API_KEYS_FILE_ENV, keys.toString());
+        return Optional.of(keys);
     }
 }

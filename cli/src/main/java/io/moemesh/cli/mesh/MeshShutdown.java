@@ -115,7 +115,8 @@ final class MeshShutdown {
      * calls finish), the servers' forced stop, the wait for a compaction to stop, the demotion of a full DRAM tier to
      * SSD at {@link #KVCACHE_DEMOTION_BYTES_PER_SECOND} (rounded up to whole seconds), and a margin; 68 s with the
      * service's defaults and {@code up}'s 256 MiB tier. A SIGKILL before the demotion ends loses the acknowledged
-     * blocks still in DRAM. The settings are read as {@link #gatewayStopGrace} reads the gateway's
+     * blocks still in DRAM. The Helm chart derives a kvcache pod's terminationGracePeriodSeconds by the same rule
+     * (moemesh.kvcache.terminationGraceSeconds: 108 s with its 4 GiB tier). The settings are read as {@link #gatewayStopGrace} reads the gateway's
      * ({@code MOEMESH_KVCACHE_SHUTDOWN_GRACE}, {@code MOEMESH_KVCACHE_DRAM_BYTES} under any name Spring binds them
      * from); a DRAM size that is not a positive number stopped {@code up} before it started anything, so
      * {@code up}'s default stands for it.

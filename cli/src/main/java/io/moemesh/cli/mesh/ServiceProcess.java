@@ -53,9 +53,10 @@ public final class ServiceProcess {
                     StandardOpenOption.CREATE, StandardOpenOption.APPEND);
             ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
                     .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
-            // Secrets of the caller (API keys) reach a service only through the 0600 files MeshSecrets writes.
+            // Secrets of the caller (API keys) reach a service only through the 0600 files MeshSecrets writes; a
+            // setting of the service's environment is not shadowed by an inherited variable of another spelling.
             pb.environment().keySet().removeIf(MeshSecrets::withheld);
-            pb.environment().putAll(s.environment());
+            SpringEnvironment.overlay(pb.environment(), s.environment());
             Process p = pb.start();
             p.getOutputStream().close();
             return p;

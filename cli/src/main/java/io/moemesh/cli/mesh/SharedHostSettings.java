@@ -6,7 +6,8 @@ import java.util.Map;
  * What the local mesh's services get because they share one host's cores: each expert instance keeps to its share
  * of the cores whenever the instances compute at the same moment, and the gateway balances whole experts over the
  * instances (docs/performance.md, "Rerun with whole experts balanced over instances that each hold every expert").
- * A caller's own setting of the same environment variable wins.
+ * A caller's own setting wins, under any name the service binds it from ({@link SpringEnvironment}: also
+ * {@code MOEMESH_GATEWAY_DISPATCH_REPLICAPICKER}); the default is then not added beside it.
  */
 final class SharedHostSettings {
     private SharedHostSettings() {
@@ -25,12 +26,13 @@ final class SharedHostSettings {
      */
     static void expert(Map<String, String> env, MeshSpec spec) {
         String share = Integer.toString(kernelShare(spec.experts()));
-        env.putIfAbsent("MOEMESH_EXPERT_LARGE_BATCH_KERNEL_THREADS", share);
-        env.putIfAbsent("MOEMESH_EXPERT_SMALL_BATCH_KERNEL_THREADS", spec.replicas() == spec.experts() ? share : "0");
+        SpringEnvironment.putIfAbsent(env, "moemesh.expert.large-batch-kernel-threads", share);
+        SpringEnvironment.putIfAbsent(env, "moemesh.expert.small-batch-kernel-threads",
+                spec.replicas() == spec.experts() ? share : "0");
     }
 
     /** Whole experts to the least loaded replica, largest first: a step waits for the busiest instance. */
     static void gateway(Map<String, String> env) {
-        env.putIfAbsent("MOEMESH_GATEWAY_DISPATCH_REPLICA_PICKER", "balanced-experts");
+        SpringEnvironment.putIfAbsent(env, "moemesh.gateway.dispatch.replica-picker", "balanced-experts");
     }
 }

@@ -38,13 +38,27 @@ class MeshSecretsTest {
     void gatewayApiKeys_writtenOwnerOnly_asKeyTenantLines_afterTheCallersKeyFile() throws Exception {
         Path own = state.resolve("own-keys");
         Files.writeString(own, "k0 t0\n");
-        Map<String, String> env = MeshSecrets.gatewayApiKeys(state, Map.of("MOEMESH_GATEWAY_API_KEYS",
-                "sk-a:alpha, sk-b:beta", "MOEMESH_GATEWAY_API_KEYS_FILE", own.toString()));
-        Path file = Path.of(env.get("MOEMESH_GATEWAY_API_KEYS_FILE"));
+        Path file = MeshSecrets.gatewayApiKeys(state, Map.of("MOEMESH_GATEWAY_API_KEYS",
+                "sk-a:alpha, sk-b:beta", "MOEMESH_GATEWAY_API_KEYS_FILE", own.toString())).orElseThrow();
         assertThat(file).isEqualTo(state.resolve("secrets/api-keys"));
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file))).isEqualTo("rw-------");
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file.getParent()))).isEqualTo("rwx------");
         assertThat(Files.readAllLines(file)).contains("k0 t0", "sk-a alpha", "sk-b beta");
+    }
+
+    /**
+     * The gateway binds its keys from MOEMESH_GATEWAY_APIKEYS (and its file from MOEMESH_GATEWAY_APIKEYSFILE) too;
+     * such keys are withheld from its environment like the others, so they must reach it through the file, or auth
+     * would be off.
+     */
+    @Test
+    void gatewayApiKeys_underAnyNameTheGatewayBinds_areWrittenAfterTheCallersKeyFile() throws Exception {
+        Path own = state.resolve("own-keys");
+        Files.writeString(own, "k0 t0\n");
+        Path file = MeshSecrets.gatewayApiKeys(state, Map.of("MOEMESH_GATEWAY_APIKEYS", "sk-a:alpha",
+                "MOEMESH_GATEWAY_APIKEYSFILE", own.toString())).orElseThrow();
+        assertThat(Files.readAllLines(file)).contains("k0 t0", "sk-a alpha");
+        assertThat(MeshSecrets.clientApiKey(null, Map.of("MOEMESH_GATEWAY_APIKEYS", "sk-a:alpha"))).isEqualTo("sk-a");
     }
 
     /** demo and chaos call the gateway of the mesh they started: with the key that mesh's auth accepts. */
