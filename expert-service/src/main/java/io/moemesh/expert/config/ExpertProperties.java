@@ -1,11 +1,13 @@
 package io.moemesh.expert.config;
 
+import io.moemesh.expert.backend.ExpertBackends;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.Set;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
@@ -37,8 +39,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param assignAll              without a placement file, hold every expert of the model at epoch 0 (a single
  *                               instance, tests); otherwise nothing is held until LoadAssignment
  * @param backend                ExpertBackend by name: cpu, or noop (identity experts, for hop benchmarks)
- * @param maxInboundMessageBytes largest gRPC message accepted (an ExpertBatch of a long prefill chunk is big)
- * @param shutdownGrace          how long in-flight calls may finish on shutdown
+ * @param maxInboundMessageBytes largest gRPC message accepted (an ExpertBatch of a long prefill chunk is big), >= 65536
+ * @param shutdownGrace          how long in-flight calls may finish on shutdown, >= 0
  * @param drainGrace             how long requests carrying the previous placement epoch are still served
  * @param computeThreads         ExpertBatch worker threads; 0 = one per available processor
  * @param maxQueuedBatches       batches that may wait for a worker; beyond that RESOURCE_EXHAUSTED
@@ -107,7 +109,13 @@ public record ExpertProperties(
             grpcUnixSocket = InstanceEndpoint.socketPath("moemesh.expert.grpc-unix-socket", grpcUnixSocket.toString());
         }
         unixSocketSecurity = unixSocketSecurity == null ? UnixSocketSecurity.PEER_UID : unixSocketSecurity;
-        require(maxInboundMessageBytes > 0, "max-inbound-message-bytes must be > 0");
+        // As the gateway's and the kvcache-service's floor: a smaller limit refuses ordinary batches.
+        require(maxInboundMessageBytes >= 65536, "max-inbound-message-bytes must be >= 65536, got "
+                + maxInboundMessageBytes);
+        require(shutdownGrace != null && !shutdownGrace.isNegative(), "shutdown-grace must be >= 0, got "
+                + shutdownGrace);
+        require(backend != null && ExpertBackends.NAMES.contains(backend.strip().toLowerCase(Locale.ROOT)),
+                "backend must be one of " + String.join(", ", ExpertBackends.NAMES) + ", got \"" + backend + "\"");
         require(computeThreads >= 0, "compute-threads must be >= 0 (0 = one per processor)");
         require(maxQueuedBatches >= 0, "max-queued-batches must be >= 0");
         require(inlineMaxTokens >= 0, "inline-max-tokens must be >= 0 (0 = never inline)");
@@ -116,7 +124,7 @@ public record ExpertProperties(
         require(largeBatchKernelThreads >= 0,
                 "large-batch-kernel-threads must be >= 0 (0 = every core), got " + largeBatchKernelThreads);
         require(streamWindow >= 1, "stream-window must be >= 1");
-        require(!drainGrace.isNegative(), "drain-grace must be >= 0");
+        require(drainGrace != null && !drainGrace.isNegative(), "drain-grace must be >= 0, got " + drainGrace);
         require(placementFile == null || !assignAll, "set placement-file or assign-all, not both");
         require(maxEpochJump >= 1, "max-epoch-jump must be >= 1, got " + maxEpochJump);
         placerIdentities = Set.copyOf(placerIdentities == null ? Set.of() : placerIdentities);

@@ -20,7 +20,10 @@ import org.springframework.context.SmartLifecycle;
  * every {@code startup-retry} while instances are unreachable, and a new epoch whenever discovery finds the ready set
  * changed; gRPC health turns SERVING once the first epoch is published), snapshots of the route statistics every
  * {@code snapshot-period} and at shutdown, and replans every {@code auto-replan-period} when configured (off by
- * default). Starts after the gRPC server and stops before it, ending the WatchPlacement streams.
+ * default). Starts after the gRPC server and stops before it: first the service refuses new WatchPlacement and
+ * ReportRoutes streams and ends the open ones and Replan's waits for watchers ({@link RouterGrpcService#stopCalls}),
+ * so the server's graceful stop then waits only for short calls, not its whole grace for streams gateways keep open
+ * (and reopen at once when ended while the server still took calls).
  */
 final class RouterBackground implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(RouterBackground.class);
@@ -54,6 +57,7 @@ final class RouterBackground implements SmartLifecycle {
 
     @Override
     public void start() {
+        service.resumeCalls();
         ScheduledExecutorService t = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("router-background").daemon().factory());
         timer = t;
@@ -95,6 +99,8 @@ final class RouterBackground implements SmartLifecycle {
 
     @Override
     public void stop() {
+        // Before anything else: no stream opened from here on holds the server's stop.
+        service.stopCalls();
         ScheduledExecutorService t = timer;
         timer = null;
         if (t != null) {
@@ -102,7 +108,6 @@ final class RouterBackground implements SmartLifecycle {
         }
         discovery.instances().close();
         follower.close();
-        service.endWatches();
         snapshot();
     }
 

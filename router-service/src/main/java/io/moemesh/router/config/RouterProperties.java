@@ -48,8 +48,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param autoReplanPeriod       replan by itself this often; 0 = never (the default: only Replan calls re-plan)
  * @param snapshotPeriod         how often the route statistics are written to {@code <state-dir>/router/} (also at
  *                               shutdown and after every publication); at least 1s
- * @param maxInboundMessageBytes largest gRPC message accepted
- * @param shutdownGrace          how long in-flight calls may finish on shutdown
+ * @param maxInboundMessageBytes largest gRPC message accepted, >= 65536
+ * @param shutdownGrace          how long in-flight calls may finish on shutdown, >= 0
  * @param tls                    transport security of the gRPC port and of the calls to the expert-services,
  *                               {@code moemesh.router.tls.*} ({@link TlsSettings}): mutual TLS by default; the
  *                               certificate must be the mesh identity {@code router} (SAN
@@ -157,7 +157,11 @@ public record RouterProperties(
                 "auto-replan-period must be 0 (off) or >= 10s, got " + autoReplanPeriod);
         require(snapshotPeriod.compareTo(Duration.ofSeconds(1)) >= 0, "snapshot-period must be >= 1s, got "
                 + snapshotPeriod);
-        require(maxInboundMessageBytes > 0, "max-inbound-message-bytes must be > 0");
+        // As the gateway's and the kvcache-service's floor: a smaller limit refuses ordinary placements and reports.
+        require(maxInboundMessageBytes >= 65536, "max-inbound-message-bytes must be >= 65536, got "
+                + maxInboundMessageBytes);
+        require(shutdownGrace != null && !shutdownGrace.isNegative(), "shutdown-grace must be >= 0, got "
+                + shutdownGrace);
         tls = (tls == null ? new TlsSettings(null, null, null, null, null) : tls).validated("moemesh.router.tls");
         operatorIdentities = Set.copyOf(operatorIdentities == null ? Set.of() : operatorIdentities);
         for (String id : operatorIdentities) {

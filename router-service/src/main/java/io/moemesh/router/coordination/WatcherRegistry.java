@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.BooleanSupplier;
 
 /**
  * Who watches placements (open WatchPlacement streams, by watcher id) and which epoch each reporter last said it
@@ -30,6 +31,8 @@ public final class WatcherRegistry {
     private final Map<String, Long> applied = new LinkedHashMap<>(16, 0.75f, true);
     /** Sources in {@link #applied} without an open watch (count). */
     private int unwatched;
+    /** Threads in {@link #awaitApplied} (count). */
+    private int waiting;
 
     public synchronized void opened(String watcherId) {
         if (openStreams.merge(watcherId, 1, Integer::sum) == 1 && applied.containsKey(watcherId)) {
@@ -88,24 +91,59 @@ public final class WatcherRegistry {
     }
 
     /**
-     * Waits until every open watcher reported {@code epoch} (or a later one) applied, at most {@code timeout}.
+     * Waits until every open watcher reported {@code epoch} (or a later one) applied, at most {@code timeout}, and no
+     * longer than {@code giveUp} says false: it is asked at the start and after every change and every
+     * {@link #wakeWaiters()} (the caller wakes the waits when their calls are cancelled or the router stops).
      *
      * @return the watchers that had not when the wait ended (empty: all applied)
      */
-    public synchronized List<String> awaitApplied(long epoch, Duration timeout) throws InterruptedException {
+    public synchronized List<String> awaitApplied(long epoch, Duration timeout, BooleanSupplier giveUp)
+            throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
-        while (true) {
-            List<String> pending = new ArrayList<>();
-            for (String id : new TreeMap<>(openStreams).keySet()) {
-                if (Long.compareUnsigned(applied.getOrDefault(id, 0L), epoch) < 0) {
-                    pending.add(id);
+        waiting++;
+        try {
+            while (true) {
+                List<String> pending = new ArrayList<>();
+                for (String id : new TreeMap<>(openStreams).keySet()) {
+                    if (Long.compareUnsigned(applied.getOrDefault(id, 0L), epoch) < 0) {
+                        pending.add(id);
+                    }
                 }
+                long left = deadline - System.nanoTime();
+                if (pending.isEmpty() || left <= 0 || giveUp.getAsBoolean()) {
+                    return pending;
+                }
+                wait(Math.max(1, left / 1_000_000));
             }
-            long left = deadline - System.nanoTime();
-            if (pending.isEmpty() || left <= 0) {
-                return pending;
-            }
-            wait(Math.max(1, left / 1_000_000));
+        } finally {
+            waiting--;
+            notifyAll();
         }
+    }
+
+    /** Has every {@link #awaitApplied} ask its {@code giveUp} again now. */
+    public synchronized void wakeWaiters() {
+        notifyAll();
+    }
+
+    /**
+     * Wakes every {@link #awaitApplied} whose {@code giveUp} now says true and waits, at most {@code max}, until no
+     * call waits any more: each has its pending watchers computed before anything else changes the registry.
+     */
+    public synchronized void releaseWaiters(Duration max) {
+        long deadline = System.nanoTime() + max.toNanos();
+        notifyAll();
+        try {
+            for (long left = max.toNanos(); waiting > 0 && left > 0; left = deadline - System.nanoTime()) {
+                wait(Math.max(1, left / 1_000_000));
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** The {@link #awaitApplied} calls waiting now (count). */
+    public synchronized int waiting() {
+        return waiting;
     }
 }

@@ -1,5 +1,6 @@
 package io.moemesh.router.grpc;
 
+import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -15,7 +16,6 @@ import io.moemesh.proto.router.v1.ReplanRequest;
 import io.moemesh.proto.router.v1.ReplanResponse;
 import io.moemesh.proto.router.v1.ReportRoutesRequest;
 import io.moemesh.proto.router.v1.ReportRoutesResponse;
-import io.moemesh.proto.router.v1.RouteSample;
 import io.moemesh.proto.router.v1.RouterServiceGrpc;
 import io.moemesh.proto.router.v1.SequencePrediction;
 import io.moemesh.proto.router.v1.SequenceQuery;
@@ -34,13 +34,10 @@ import io.moemesh.router.trace.TokenRoute;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -61,7 +58,15 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     static final int MAX_TOKENS = 4096;
     /** (token, layer) predictions one PredictPaths call may ask for: bounds the time it holds the predictor. */
     static final long MAX_PREDICTIONS = 65_536;
+    /** The largest token position (uint32 on the wire). */
+    static final long MAX_POSITION = 0xFFFF_FFFFL;
     static final Duration DEFAULT_WATCHERS_TIMEOUT = Duration.ofSeconds(30);
+    /** The longest Replan may wait for watchers (watchers_timeout_ms, router.proto). */
+    static final Duration MAX_WATCHERS_TIMEOUT = Duration.ofMinutes(10);
+    /** The most the stop waits for Replan's waits for watchers to answer (each takes microseconds). */
+    private static final Duration RELEASE_WAITERS = Duration.ofSeconds(5);
+    /** How the router ends its open streams when it stops. */
+    static final Status SHUTTING_DOWN = Status.UNAVAILABLE.withDescription("the router is shutting down");
 
     private final RouteBook book;
     private final PlacementCoordinator coordinator;
@@ -69,7 +74,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     private final Executor waiter;
     private final Runnable replanFailed;
     private final OperatorPolicy operators;
-    private final Set<OpenWatch> openWatches = ConcurrentHashMap.newKeySet();
+    private final OpenCalls calls = new OpenCalls();
 
     /**
      * @param waiter       runs the waits for watchers (blocking; not a gRPC or replan thread)
@@ -115,6 +120,13 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
             if (tokens == 0 || tokens > MAX_TOKENS) {
                 throw new IllegalArgumentException("sequences[" + i + "].token_ids: " + tokens + " tokens, need 1.."
                         + MAX_TOKENS);
+            }
+            // Positions are uint32 on the wire: a later one would wrap to 0 in the answer.
+            long first = Integer.toUnsignedLong(req.getSequences(i).getFirstPosition());
+            if (first + tokens - 1 > MAX_POSITION) {
+                throw new IllegalArgumentException("sequences[" + i + "].first_position: " + first + " with " + tokens
+                        + " tokens puts the last at " + (first + tokens - 1) + ", past the largest position "
+                        + MAX_POSITION + " (uint32)");
             }
             predictions += (long) tokens * (to - from);
         }
@@ -176,61 +188,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
 
     @Override
     public StreamObserver<ReportRoutesRequest> reportRoutes(StreamObserver<ReportRoutesResponse> responses) {
-        return new StreamObserver<>() {
-            private long accepted;
-            private boolean failed;
-
-            @Override
-            public void onNext(ReportRoutesRequest req) {
-                if (failed) {
-                    return;
-                }
-                try {
-                    List<ReportedToken> samples = new ArrayList<>(req.getSamplesCount());
-                    try {
-                        if (req.getSource().isBlank()) {
-                            throw new IllegalArgumentException("source: must name the reporting gateway (its "
-                                    + "WatchPlacement watcher_id)");
-                        }
-                        // Kept per source (WatcherRegistry): bounded like the watcher id it must equal.
-                        RouteBook.checkIdLength(req.getSource(), WatcherRegistry.MAX_ID_BYTES, "source");
-                        float rate = req.getSampleRate();
-                        if (!(rate >= 0 && rate <= 1)) {
-                            throw new IllegalArgumentException("sample_rate: " + rate + " is not in (0, 1] (0 = not "
-                                    + "given)");
-                        }
-                        for (RouteSample s : req.getSamplesList()) {
-                            samples.add(RouteMessages.toReported(s.getRequestId(), s.getRoute()));
-                        }
-                    } catch (IllegalArgumentException e) {
-                        // refused before the book saw it: its samples are dropped all the same (the metric's promise)
-                        book.countDropped(req.getSamplesCount());
-                        throw e;
-                    }
-                    accepted += book.ingest(samples);
-                    watchers.reportApplied(req.getSource(), req.getPlacementEpoch());
-                } catch (RuntimeException e) {
-                    failed = true;
-                    Status status = RouterStatuses.toStatus(e);
-                    logRefusal("ReportRoutes", status, e);
-                    responses.onError(status.asRuntimeException());
-                }
-            }
-
-            @Override
-            public void onError(Throwable t) {
-                // The client went away; what it sent before is ingested.
-            }
-
-            @Override
-            public void onCompleted() {
-                if (!failed) {
-                    responses.onNext(ReportRoutesResponse.newBuilder().setAccepted(accepted)
-                            .setPlacementEpoch(coordinator.currentEpoch()).build());
-                    responses.onCompleted();
-                }
-            }
-        };
+        return ReportStream.open(book, watchers, coordinator::currentEpoch, responses, calls);
     }
 
     @Override
@@ -247,12 +205,18 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
             call.onError(RouterStatuses.toStatus(e).asRuntimeException());
             return;
         }
+        if (calls.stopping()) {
+            call.onError(SHUTTING_DOWN.asRuntimeException());
+            return;
+        }
         OpenWatch w = new OpenWatch(call, id);
         watchers.opened(id);
-        openWatches.add(w);
         call.setOnCancelHandler(w::end);
         call.setOnReadyHandler(w::drain);
         w.registered(coordinator.watch(req.getKnownEpoch(), w::offer));
+        if (!calls.add(w.endAtStop)) {
+            w.endAtStop(); // the router began stopping while this watch was being registered
+        }
     }
 
     /**
@@ -263,6 +227,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     private final class OpenWatch {
         private final ServerCallStreamObserver<WatchPlacementResponse> call;
         private final String id;
+        private final Runnable endAtStop = this::endAtStop;
         private Placement undelivered;
         private AutoCloseable registration;
         private boolean ended;
@@ -317,9 +282,21 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
                 undelivered = null;
                 r = registration;
             }
-            openWatches.remove(this);
+            calls.remove(endAtStop);
             watchers.closed(id);
             close(r);
+        }
+
+        /** Ends the stream with UNAVAILABLE (the router stops); ending a call from the server fires no cancel handler. */
+        void endAtStop() {
+            end();
+            synchronized (this) {
+                try {
+                    call.onError(SHUTTING_DOWN.asRuntimeException());
+                } catch (RuntimeException e) {
+                    log.debug("watch already ended", e);
+                }
+            }
         }
 
         private void close(AutoCloseable r) {
@@ -335,28 +312,31 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     }
 
     /**
-     * Ends every open WatchPlacement stream (UNAVAILABLE: the router is shutting down; watchers reconnect). Ending a
-     * call from the server fires no cancel handler, so each watch is unregistered here.
+     * The router stops: refuses new WatchPlacement and ReportRoutes streams, then ends the open ones with
+     * UNAVAILABLE (watchers reconnect, reporters reopen; samples received stay ingested) and Replan's waits for
+     * watchers (answered with the watchers that had not applied the epoch yet), so none holds the gRPC server's
+     * graceful stop for its grace.
      */
-    public void endWatches() {
-        for (OpenWatch w : List.copyOf(openWatches)) {
-            w.end();
-            synchronized (w) {
-                try {
-                    w.call.onError(Status.UNAVAILABLE.withDescription("the router is shutting down")
-                            .asRuntimeException());
-                } catch (RuntimeException e) {
-                    log.debug("watch already ended", e);
-                }
-            }
-        }
+    public void stopCalls() {
+        calls.stopTaking();
+        // The waits answer first, while the watchers they wait for are still registered: ended first, the watches
+        // would leave the registry and the answers would say every watcher applied the epoch.
+        watchers.releaseWaiters(RELEASE_WAITERS);
+        calls.endOpen();
+    }
+
+    /** Takes streams again after {@link #stopCalls()} (a Spring context stopped and started again). */
+    public void resumeCalls() {
+        calls.resume();
     }
 
     @Override
     public void replan(ReplanRequest req, StreamObserver<ReplanResponse> obs) {
         CompletableFuture<ReplanOutcome> f;
+        Duration timeout;
         try {
             operators.checkMayReplan(PeerIdentityInterceptor.current().map(MeshIdentity::name));
+            timeout = watchersTimeout(req);
             f = coordinator.replan(req.getPlanner());
         } catch (RuntimeException e) {
             Status s = RouterStatuses.toStatus(e);
@@ -366,17 +346,8 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         }
         CompletableFuture<ReplanResponse> answer = f.thenApply(this::response);
         if (req.getWaitForWatchers()) {
-            Duration timeout = req.getWatchersTimeoutMs() == 0 ? DEFAULT_WATCHERS_TIMEOUT
-                    : Duration.ofMillis(Integer.toUnsignedLong(req.getWatchersTimeoutMs()));
-            answer = answer.thenApplyAsync(r -> {
-                try {
-                    List<String> pending = watchers.awaitApplied(r.getEpoch(), timeout);
-                    return r.toBuilder().setApplied(pending.isEmpty()).addAllUnappliedWatchers(pending).build();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted while waiting for the watchers", e);
-                }
-            }, waiter);
+            Context context = Context.current();
+            answer = answer.thenApplyAsync(r -> awaitWatchers(r, timeout, context), waiter);
         }
         answer.whenComplete((r, t) -> {
             if (t != null) {
@@ -391,6 +362,41 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
                 obs.onCompleted();
             }
         });
+    }
+
+    /** watchers_timeout_ms: 0 = the default, at most {@link #MAX_WATCHERS_TIMEOUT}; null without wait_for_watchers. */
+    private static Duration watchersTimeout(ReplanRequest req) {
+        if (!req.getWaitForWatchers()) {
+            return null;
+        }
+        long ms = Integer.toUnsignedLong(req.getWatchersTimeoutMs());
+        if (ms > MAX_WATCHERS_TIMEOUT.toMillis()) {
+            throw new IllegalArgumentException("watchers_timeout_ms: " + ms + " ms is more than the most, "
+                    + MAX_WATCHERS_TIMEOUT.toMillis() + " (10 minutes)");
+        }
+        return ms == 0 ? DEFAULT_WATCHERS_TIMEOUT : Duration.ofMillis(ms);
+    }
+
+    /**
+     * The published epoch's answer once every watcher applied it, the timeout ran out, the Replan call was cancelled
+     * (its context: the client went away or its deadline passed; the answer is then dropped) or the router stops
+     * (answered with the watchers pending then): a thread parked for a call nobody waits for would also hold the
+     * server's graceful stop.
+     */
+    private ReplanResponse awaitWatchers(ReplanResponse r, Duration timeout, Context call) {
+        // stopCalls() marks the stop before it wakes the waits (releaseWaiters), so none misses it.
+        Context.CancellationListener cancelled = c -> watchers.wakeWaiters();
+        call.addListener(cancelled, Runnable::run);
+        try {
+            List<String> pending = watchers.awaitApplied(r.getEpoch(), timeout,
+                    () -> call.isCancelled() || calls.stopping());
+            return r.toBuilder().setApplied(pending.isEmpty()).addAllUnappliedWatchers(pending).build();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the watchers", e);
+        } finally {
+            call.removeListener(cancelled);
+        }
     }
 
     /** publish_millis: the outcome's time to publication, not to the end of the COMMITs that follow it. */
@@ -436,7 +442,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         obs.onCompleted();
     }
 
-    private static void logRefusal(String method, Status s, Throwable t) {
+    static void logRefusal(String method, Status s, Throwable t) {
         if (s.getCode() == Status.Code.INTERNAL) {
             log.error("{} failed", method, t);
         } else {

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.grpc.ManagedChannel;
+import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
@@ -19,6 +20,8 @@ import io.moemesh.proto.router.v1.ReportRoutesResponse;
 import io.moemesh.proto.router.v1.RouteSample;
 import io.moemesh.proto.router.v1.RouterServiceGrpc;
 import io.moemesh.proto.router.v1.TokenRoute;
+import io.moemesh.proto.router.v1.WatchPlacementRequest;
+import io.moemesh.proto.router.v1.WatchPlacementResponse;
 import io.moemesh.router.RouterServiceApplication;
 import io.moemesh.router.support.FakeExpertService;
 import io.moemesh.router.support.RouterTestMesh;
@@ -28,7 +31,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -37,7 +44,10 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.springframework.boot.builder.SpringApplicationBuilder;
 import org.springframework.context.ConfigurableApplicationContext;
 
-/** Whole Spring contexts of the router: snapshots across a restart, and settings refused at startup. */
+/**
+ * Whole Spring contexts of the router: snapshots across a restart, a stop while a gateway holds its streams, and
+ * settings refused at startup.
+ */
 class RouterRestartTest {
     final List<FakeExpertService> experts = List.of(new FakeExpertService(RouterTestMesh.certs(), "expert-0"),
             new FakeExpertService(RouterTestMesh.certs(), "expert-1"));
@@ -191,6 +201,74 @@ class RouterRestartTest {
         }
     }
 
+    /**
+     * Stopping a router that a gateway watches and reports to: the gateway reopens its watch 200 ms after it ends and
+     * keeps its report stream open (a minute at a time). Neither may hold the gRPC server's graceful stop for its
+     * 30 s grace: the router refuses new streams before it ends the open ones.
+     */
+    @Test
+    void stop_whileAGatewayWatchesAndReports_endsTheStreams_longBeforeTheGrace() throws Exception {
+        ConfigurableApplicationContext ctx = run("--moemesh.router.shutdown-grace=30s");
+        ManagedChannel ch = RouterTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+        ScheduledExecutorService gateway = Executors.newSingleThreadScheduledExecutor();
+        AtomicBoolean reopening = new AtomicBoolean(true);
+        List<Status> watchEnds = new CopyOnWriteArrayList<>();
+        try {
+            awaitEpoch(ctx, 1);
+            Runnable[] openWatch = new Runnable[1];
+            openWatch[0] = () -> RouterServiceGrpc.newStub(ch).watchPlacement(WatchPlacementRequest.newBuilder()
+                    .setWatcherId("gw-0").build(), new StreamObserver<>() {
+                        @Override
+                        public void onNext(WatchPlacementResponse r) {
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            watchEnds.add(Status.fromThrowable(t));
+                            if (reopening.get()) {
+                                gateway.schedule(openWatch[0], 200, TimeUnit.MILLISECONDS);
+                            }
+                        }
+
+                        @Override
+                        public void onCompleted() {
+                            onError(new IllegalStateException("completed"));
+                        }
+                    });
+            openWatch[0].run();
+            CompletableFuture<Throwable> reportEnd = new CompletableFuture<>();
+            RouterServiceGrpc.newStub(ch).reportRoutes(new StreamObserver<>() {
+                @Override
+                public void onNext(ReportRoutesResponse r) {
+                    reportEnd.complete(null);
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    reportEnd.complete(t);
+                }
+
+                @Override
+                public void onCompleted() {
+                }
+            }).onNext(ReportRoutesRequest.newBuilder().setSource("gw-0").setPlacementEpoch(1).build());
+            await().atMost(Duration.ofSeconds(30)).until(() -> describe(ctx).getWatchersList().stream()
+                    .anyMatch(w -> w.getWatcherId().equals("gw-0") && w.getAppliedEpoch() == 1));
+
+            CompletableFuture.runAsync(ctx::close).get(20, TimeUnit.SECONDS);
+
+            assertThat(Status.fromThrowable(reportEnd.get(10, TimeUnit.SECONDS)).getCode())
+                    .isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(watchEnds).isNotEmpty().allSatisfy(st -> assertThat(st.getCode())
+                    .isEqualTo(Status.Code.UNAVAILABLE));
+        } finally {
+            reopening.set(false);
+            gateway.shutdownNow();
+            ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            ctx.close();
+        }
+    }
+
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
             "--moemesh.router.replicas=3 | moemesh.router.replicas must be in [1, 2] for 2 instances, got 3",
@@ -198,7 +276,10 @@ class RouterRestartTest {
             "--moemesh.router.planner=best | moemesh.router.planner must be one of affinity, affinity-stats, round-robin, got \"best\"",
             "--moemesh.router.predictor=oracle | moemesh.router.predictor must be one of learned,",
             "--moemesh.router.auto-replan-period=1s | moemesh.router.auto-replan-period must be 0 (off) or >= 10s, got PT1S",
-            "--moemesh.router.memory-budget-bytes=1000 | moemesh.router.slots-per-instance / memory-budget-bytes:"})
+            "--moemesh.router.memory-budget-bytes=1000 | moemesh.router.slots-per-instance / memory-budget-bytes:",
+            "--moemesh.router.max-inbound-message-bytes=1 | moemesh.router.max-inbound-message-bytes must be >= 65536, got 1",
+            "--moemesh.router.max-inbound-message-bytes=65535 | moemesh.router.max-inbound-message-bytes must be >= 65536, got 65535",
+            "--moemesh.router.shutdown-grace=-1s | moemesh.router.shutdown-grace must be >= 0, got PT-1S"})
     void startup_withSettingsThatCannotWork_fails_namingTheProperty(String arg, String message) {
         assertThatThrownBy(() -> run(arg).close()).rootCause().isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(message);

@@ -26,7 +26,7 @@ class WatcherRegistryTest {
         assertThat(registry.watchers()).isEqualTo(Map.of("gw-watching", 7L));
         registry.opened("gw-recent");
         assertThat(registry.watchers()).containsEntry("gw-recent", 3L);
-        assertThat(registry.awaitApplied(3, Duration.ZERO)).isEmpty();
+        assertThat(registry.awaitApplied(3, Duration.ZERO, () -> false)).isEmpty();
     }
 
     @Test

@@ -352,6 +352,24 @@ class RouterServiceSocketTest {
                         .startsWith("sequences: 0 sequences"));
     }
 
+    /** Positions are uint32: a sequence whose last token would be past 4294967295 wrapped to position 0. */
+    @Test
+    void predictPaths_sequencePastTheLargestPosition_isInvalidArgument_namingFirstPosition() {
+        SequenceQuery fits = SequenceQuery.newBuilder().setRequestId("last").addTokenIds(5).setFirstPosition(-1).build();
+        SequenceQuery wraps = fits.toBuilder().setRequestId("wraps").addTokenIds(6).build();
+
+        PredictPathsResponse r = stub.predictPaths(PredictPathsRequest.newBuilder().addSequences(fits).build());
+        assertThat(r.getSequences(0).getLayersList()).allSatisfy(l -> assertThat(l.getPositionsList())
+                .extracting(p -> Integer.toUnsignedLong(p.getPosition())).containsExactly(4294967295L));
+        assertThatThrownBy(() -> stub.predictPaths(PredictPathsRequest.newBuilder().addSequences(fits)
+                .addSequences(wraps).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).isEqualTo("sequences[1].first_position: 4294967295 "
+                            + "with 2 tokens puts the last at 4294967296, past the largest position 4294967295 (uint32)");
+                });
+    }
+
     @Test
     void tokenIdAtOrAboveTheModelsVocabularySize_isInvalidArgument_namingTheField_inBothRpcs() throws Exception {
         // The test model's config.json has vocab_size 512.

@@ -1,8 +1,10 @@
 package io.moemesh.router.grpc;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
@@ -16,6 +18,8 @@ import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.LayerRoute;
+import io.moemesh.proto.router.v1.ReplanRequest;
+import io.moemesh.proto.router.v1.ReplanResponse;
 import io.moemesh.proto.router.v1.ReportRoutesRequest;
 import io.moemesh.proto.router.v1.ReportRoutesResponse;
 import io.moemesh.proto.router.v1.RouteSample;
@@ -39,6 +43,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -46,7 +51,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * ReportRoutes' and WatchPlacement's bounds, against RouterGrpcService on a real server over a real socket
+ * ReportRoutes' and WatchPlacement's bounds, how they and Replan's waits for watchers end when the router stops or
+ * the call is cancelled, against RouterGrpcService on a real server over a real socket
  * (plaintext: these RPCs do not look at the caller's identity), with a coordinator whose instances always load.
  */
 class RouterStreamsSocketTest {
@@ -58,6 +64,8 @@ class RouterStreamsSocketTest {
     Path stateDir;
     final RouteBook book = new RouteBook(SHAPE, PathPredictors.named(PathPredictors.DEFAULT, SHAPE), 1000);
     final WatcherRegistry watchers = new WatcherRegistry();
+    /** Runs Replan's waits for watchers: its active count shows a wait in progress. */
+    final ThreadPoolExecutor waits = (ThreadPoolExecutor) Executors.newFixedThreadPool(2);
     PlacementCoordinator coordinator;
     RouterGrpcService service;
     Server server;
@@ -93,7 +101,7 @@ class RouterStreamsSocketTest {
         coordinator = new PlacementCoordinator(settings, book, new LoadingInstances(), new EpochStore(stateDir),
                 Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
         coordinator.start().join();
-        service = new RouterGrpcService(book, coordinator, watchers, Executors.newSingleThreadExecutor(), () -> { },
+        service = new RouterGrpcService(book, coordinator, watchers, waits, () -> { },
                 OperatorPolicy.unauthenticated());
         server = Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()).addService(service).build().start();
         channel = Grpc.newChannelBuilderForAddress("localhost", server.getPort(), InsecureChannelCredentials.create())
@@ -105,6 +113,7 @@ class RouterStreamsSocketTest {
         channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         coordinator.close();
+        waits.shutdownNow();
     }
 
     static RouteSample sample(String requestId) {
@@ -217,13 +226,13 @@ class RouterStreamsSocketTest {
         }
     }
 
-    @Test
-    void endWatches_endsEveryStreamWithUnavailable_andUnregistersIt() throws Exception {
-        CompletableFuture<Throwable> ended = new CompletableFuture<>();
-        RouterServiceGrpc.newStub(channel).watchPlacement(WatchPlacementRequest.newBuilder().setWatcherId("gw-1")
+    /** A WatchPlacement stream of {@code id}: its placements' epochs into {@code epochs}, its end into {@code ended}. */
+    void watch(String id, List<Long> epochs, CompletableFuture<Throwable> ended) {
+        RouterServiceGrpc.newStub(channel).watchPlacement(WatchPlacementRequest.newBuilder().setWatcherId(id)
                 .build(), new StreamObserver<>() {
                     @Override
                     public void onNext(WatchPlacementResponse r) {
+                        epochs.add(r.getPlacement().getEpoch());
                     }
 
                     @Override
@@ -236,12 +245,122 @@ class RouterStreamsSocketTest {
                         ended.complete(null);
                     }
                 });
+    }
+
+    /** A ReportRoutes stream that sent one sample and stays open: its end (an answer or an error) into {@code end}. */
+    StreamObserver<ReportRoutesRequest> openReport(CompletableFuture<Object> end) {
+        StreamObserver<ReportRoutesRequest> s = RouterServiceGrpc.newStub(channel).reportRoutes(new StreamObserver<>() {
+            @Override
+            public void onNext(ReportRoutesResponse r) {
+                end.complete(r);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                end.complete(t);
+            }
+
+            @Override
+            public void onCompleted() {
+            }
+        });
+        s.onNext(ReportRoutesRequest.newBuilder().setSource("gw-1").setPlacementEpoch(1).addSamples(sample("r-1")).build());
+        return s;
+    }
+
+    static void assertShuttingDown(Object end) {
+        assertThat(end).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(e.getStatus().getDescription()).isEqualTo("the router is shutting down");
+        });
+    }
+
+    @Test
+    void stopCalls_endsEveryWatchWithUnavailable_unregistersIt_andRefusesNewOnes() throws Exception {
+        CompletableFuture<Throwable> ended = new CompletableFuture<>();
+        watch("gw-1", new CopyOnWriteArrayList<>(), ended);
         await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.watchCount() == 1);
         assertThat(watchers.watchers()).containsOnlyKeys("gw-1");
-        service.endWatches();
-        assertThat(ended.get(30, TimeUnit.SECONDS)).isInstanceOfSatisfying(StatusRuntimeException.class,
-                e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+
+        service.stopCalls();
+
+        assertShuttingDown(ended.get(30, TimeUnit.SECONDS));
         assertThat(coordinator.watchCount()).isZero();
         assertThat(watchers.watchers()).isEmpty();
+        // A gateway reopens its watch at once: refused, so it cannot hold the server's graceful stop.
+        CompletableFuture<Throwable> reopened = new CompletableFuture<>();
+        watch("gw-1", new CopyOnWriteArrayList<>(), reopened);
+        assertShuttingDown(reopened.get(30, TimeUnit.SECONDS));
+        assertThat(coordinator.watchCount()).isZero();
+        assertThat(watchers.watchers()).isEmpty();
+    }
+
+    @Test
+    void stopCalls_endsAnOpenReportStreamWithUnavailable_keepingWhatItSent_andRefusesNewOnes() throws Exception {
+        CompletableFuture<Object> end = new CompletableFuture<>();
+        openReport(end);
+        await().atMost(Duration.ofSeconds(10)).until(() -> book.ingested() == 1);
+
+        service.stopCalls();
+
+        assertShuttingDown(end.get(30, TimeUnit.SECONDS));
+        assertThat(book.ingested()).isEqualTo(1);
+        assertShuttingDown(report(ReportRoutesRequest.newBuilder().setSource("gw-1").addSamples(sample("r-2"))
+                .build()).get(30, TimeUnit.SECONDS));
+        assertThat(book.ingested()).isEqualTo(1);
+        assertThat(book.dropped()).isZero();
+    }
+
+    /** Without stopCalls a graceful Server.shutdown() would wait for these forever (gateways keep them open). */
+    @Test
+    void afterStopCalls_aGracefulServerStop_waitsForNoWatchReportOrReplanWait() throws Exception {
+        watch("gw-1", new CopyOnWriteArrayList<>(), new CompletableFuture<>());
+        openReport(new CompletableFuture<>());
+        var replan = RouterServiceGrpc.newFutureStub(channel).replan(ReplanRequest.newBuilder().setWaitForWatchers(true)
+                .setWatchersTimeoutMs((int) RouterGrpcService.MAX_WATCHERS_TIMEOUT.toMillis()).build());
+        await().atMost(Duration.ofSeconds(30)).until(() -> watchers.waiting() == 1 && book.ingested() == 1);
+
+        service.stopCalls();
+        server.shutdown();
+
+        assertThat(server.awaitTermination(20, TimeUnit.SECONDS)).as("the server stopped").isTrue();
+        ReplanResponse r = replan.get(10, TimeUnit.SECONDS);
+        assertThat(r.getApplied()).isFalse();
+        assertThat(r.getUnappliedWatchersList()).containsExactly("gw-1");
+    }
+
+    @Test
+    void replan_waitingForWatchers_stopsWaiting_whenTheCallIsCancelled() throws Exception {
+        watch("gw-1", new CopyOnWriteArrayList<>(), new CompletableFuture<>());
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.watchCount() == 1);
+        long before = coordinator.currentEpoch();
+        Context.CancellableContext call = Context.current().withCancellation();
+        call.run(() -> RouterServiceGrpc.newFutureStub(channel).replan(ReplanRequest.newBuilder()
+                .setWaitForWatchers(true).setWatchersTimeoutMs((int) RouterGrpcService.MAX_WATCHERS_TIMEOUT.toMillis())
+                .build()));
+        await().atMost(Duration.ofSeconds(30)).until(() -> coordinator.currentEpoch() == before + 1
+                && waits.getActiveCount() == 1);
+
+        call.cancel(null);
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> waits.getActiveCount() == 0 && watchers.waiting() == 0);
+    }
+
+    @Test
+    void replan_watchersTimeoutAboveTenMinutes_isInvalidArgument_namingTheField_andPlansNothing() {
+        long before = coordinator.currentEpoch();
+        var stub = RouterServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);
+        assertThatThrownBy(() -> stub.replan(ReplanRequest.newBuilder().setWaitForWatchers(true)
+                .setWatchersTimeoutMs(600_001).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).isEqualTo(
+                            "watchers_timeout_ms: 600001 ms is more than the most, 600000 (10 minutes)");
+                });
+        assertThatThrownBy(() -> stub.replan(ReplanRequest.newBuilder().setWaitForWatchers(true)
+                .setWatchersTimeoutMs(-1).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> assertThat(e.getStatus().getDescription())
+                        .startsWith("watchers_timeout_ms: 4294967295 ms"));
+        assertThat(coordinator.currentEpoch()).isEqualTo(before);
     }
 }

@@ -38,7 +38,8 @@ import org.springframework.context.SmartLifecycle;
 
 /**
  * Runs a plain grpc-java Netty server inside a Spring context: started after the beans it serves, stopped
- * gracefully first (health NOT_SERVING, no new calls, in-flight calls get {@code shutdownGrace}). gRPC health
+ * gracefully first (health NOT_SERVING, no new calls, open Health/Watch streams ended with UNAVAILABLE after their
+ * NOT_SERVING, other in-flight calls get {@code shutdownGrace}). gRPC health
  * v1 and reflection v1 are always on. Port 0 binds a free port; {@link #port()} reads it back. Every service's
  * requests are parsed by {@link RequestParsingGuard}: an unparseable message is INVALID_ARGUMENT, not UNKNOWN.
  * The server's {@link ServerCredentials} apply to every service on the port, health and reflection included: with
@@ -68,6 +69,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     private final Set<String> transportThreadMethods;
     /** Replaced on stop: a stopped manager is terminal, and Spring may start a stopped context again. */
     private volatile HealthStatusManager health = new HealthStatusManager();
+    /** The open Health/Watch calls, ended at stop; replaced with the health manager. */
+    private volatile HealthWatchCloser healthWatches = new HealthWatchCloser();
     private volatile Server server;
     private volatile boolean servingOnStart = true;
     private Path unixSocket;
@@ -215,7 +218,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         b.maxInboundMessageSize(maxInboundMessageBytes)
                 .permitKeepAliveTime(10, TimeUnit.SECONDS)
                 .permitKeepAliveWithoutCalls(true)
-                .addService(RequestParsingGuard.guard(health.getHealthService().bindService()))
+                .addService(ServerInterceptors.intercept(RequestParsingGuard.guard(health.getHealthService().bindService()),
+                        healthWatches))
                 .addService(RequestParsingGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()));
         for (BindableService s : services) {
             b.addService(ServerInterceptors.intercept(RequestParsingGuard.guard(s.bindService()), interceptors));
@@ -267,6 +271,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         if (u != null) {
             u.shutdown();
         }
+        // The watchers have their NOT_SERVING; an open watch would hold the graceful shutdown for the whole grace.
+        healthWatches.closeAll();
         try {
             long deadline = System.nanoTime() + shutdownGrace.toNanos();
             for (Server each : u == null ? List.of(s) : List.of(s, u)) {
@@ -291,6 +297,7 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         }
         // Spring's test context cache stops idle contexts and starts them again (pause / resume).
         health = new HealthStatusManager();
+        healthWatches = new HealthWatchCloser();
     }
 
     @Override

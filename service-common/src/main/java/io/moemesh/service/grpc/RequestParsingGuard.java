@@ -12,7 +12,6 @@ import io.grpc.ServerServiceDefinition;
 import io.grpc.ServiceDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
@@ -276,10 +275,11 @@ public final class RequestParsingGuard {
                     if (raw instanceof KnownLength) {
                         size = raw.available();
                     } else {
-                        // A compressed message inflates through a stream that enforces the inbound size limit.
+                        // A compressed message inflates through a stream that enforces the inbound size limit;
+                        // inflated whole, it is KnownLength for the parser too (WireReader.knownLength).
                         byte[] bytes = raw.readAllBytes();
                         size = bytes.length;
-                        in = new ByteArrayInputStream(bytes);
+                        in = new HeapMessageStream(bytes);
                     }
                 } catch (StatusRuntimeException e) {
                     refuse(e.getStatus().getCode() == Status.Code.RESOURCE_EXHAUSTED ? e.getStatus() : invalid(method, e));

@@ -30,7 +30,9 @@ import java.util.List;
  * {@link CodedOutputStream}, then the floats converted chunk by chunk ({@link TensorCodec#write}). Fields need
  * not be in number order on the wire (protobuf encoding spec, "Field Order"), so the tensor goes last.
  *
- * <p>Reading: one pass over the received stream. Fields other than the tensor are copied (a few hundred bytes) and
+ * <p>Reading: one pass over the received stream (a compressed message is inflated into a heap array first, so that
+ * every length prefix is checked against the bytes present before anything is allocated for it:
+ * {@link WireReader#knownLength}). Fields other than the tensor are copied (a few hundred bytes) and
  * parsed by the generated parser; the tensor's data is decoded from gRPC's received buffers where they lie
  * ({@link HasByteBuffer}) into a float array of the declared shape, once its byte length is checked against shape
  * × dtype (a mismatch, or dtype/shape arriving after the data, is read without decoding: the bytes are skipped,
@@ -143,7 +145,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
         private boolean sawData;
         private TensorArena.Region region;
 
-        Reading(InputStream in) {
+        Reading(InputStream in) throws IOException {
             super(in);
         }
 
@@ -283,7 +285,7 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
                 pieces(length, new TensorCodec.TensorReader(dt, (int) elements, values, 0));
             } else {
                 // dtype or shape may still come (fields in any order), or they do not match and finish() says so:
-                // keep the bytes (no more than the message, which gRPC's inbound limit bounds).
+                // keep the bytes (no more than are left of the message: length() checked them).
                 raw = new byte[(int) length];
                 readFully(raw, 0, raw.length);
             }
@@ -348,11 +350,5 @@ public final class TensorMessageMarshaller<M extends Message> implements MethodD
             readFully(b, 0, b.length);
             out.writeRawBytes(b);
         }
-
-
-
-
-
-
     }
 }

@@ -13,13 +13,26 @@ import java.io.InputStream;
  * bad message fails its call as INVALID_ARGUMENT / INTERNAL the same way whichever parser read it.
  */
 public abstract class WireReader {
-    /** The message being read. */
+    /** The message being read: {@link KnownLength}, its {@code available()} the bytes left. */
     protected final InputStream in;
     /** Bytes of {@link #in} consumed so far. */
     protected long pos;
 
-    protected WireReader(InputStream in) {
-        this.in = in;
+    /** @throws IOException when the message cannot be read (a compressed body that does not inflate) */
+    protected WireReader(InputStream in) throws IOException {
+        this.in = knownLength(in);
+    }
+
+    /**
+     * The message as a stream that knows how many of its bytes are left, so every length prefix is checked against
+     * the bytes actually present before anything is allocated for it. gRPC hands an uncompressed message over as
+     * such a stream (its received buffers, read in place); a compressed one ({@code grpc-encoding: gzip}) comes as
+     * an inflating stream that knows no length, so it is inflated whole into a heap array first: no more than the
+     * server's or channel's inbound message limit, which that stream enforces as it is read. Trusting the prefix
+     * instead let a 30-byte gzip message claim a 2 GiB field and have it allocated before one byte of it was read.
+     */
+    public static InputStream knownLength(InputStream in) throws IOException {
+        return in instanceof KnownLength ? in : new HeapMessageStream(in.readAllBytes());
     }
 
     /** The next field's tag, or -1 at the end of the message (which may only end between fields). */
@@ -36,10 +49,10 @@ public abstract class WireReader {
         return tag;
     }
 
-    /** A length prefix, checked against what is left of the message when the stream knows its length. */
+    /** A length prefix, checked against what is left of the message (so nothing is allocated for bytes not sent). */
     protected final long length() throws IOException {
         long n = varint(readByte());
-        if (n < 0 || n > Integer.MAX_VALUE || (in instanceof KnownLength && n > in.available())) {
+        if (n < 0 || n > Integer.MAX_VALUE || n > in.available()) {
             throw new InvalidProtocolBufferException("a length of " + n + " at byte " + pos
                     + " runs past the end of the message (truncated message)");
         }

@@ -28,7 +28,9 @@ import java.nio.ByteBuffer;
  * buffer has no accessible array). The generated marshaller instead serialises through protobuf's own 4 KiB
  * buffer.
  *
- * <p>Reading: one pass over the received stream. The chunk's bytes are copied once, from gRPC's received buffers
+ * <p>Reading: one pass over the received stream (a compressed message is inflated into a heap array first, so the
+ * data's length prefix is checked against the bytes present before the array is allocated:
+ * {@link WireReader#knownLength}). The chunk's bytes are copied once, from gRPC's received buffers
  * where they lie ({@link HasByteBuffer}) into a heap array: a whole block's array when the chunk starts a block
  * that is {@code blockBytes} long, so a block of one chunk arrives with one copy and no other allocation (the
  * generated parser copies the message into a buffer, then into a {@code ByteString}, which the client then copies
@@ -150,7 +152,7 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
         private boolean last;
         private ByteBuffer data;
 
-        Reading(InputStream in) {
+        Reading(InputStream in) throws IOException {
             super(in);
         }
 
@@ -217,10 +219,5 @@ public final class GetReplyMarshaller implements MethodDescriptor.Marshaller<Get
                         + " is not supported (groups are not used by moemesh protos)");
             }
         }
-
-
-
-
-
     }
 }

@@ -10,6 +10,7 @@ import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerServiceDefinition;
+import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
@@ -153,14 +154,8 @@ class GrpcServerLifecycleTest {
         assertThat(List.of(status(""), status("test.Threads"))).containsOnly(ServingStatus.SERVING);
     }
 
-    @Test
-    void setServing_whileStopping_keepsTheTerminalNotServing() throws Exception {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(2), List.of(THREADS),
-                List.of());
-        server.start();
-        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-        BlockingQueue<ServingStatus> watched = new LinkedBlockingQueue<>();
-        CompletableFuture<Void> ended = new CompletableFuture<>();
+    /** Opens Health/Watch(""): each status into {@code watched}, the stream's end status into {@code ended}. */
+    private void watch(BlockingQueue<ServingStatus> watched, CompletableFuture<Status> ended) {
         HealthGrpc.newStub(channel).watch(HealthCheckRequest.newBuilder().setService("").build(), new StreamObserver<>() {
             @Override
             public void onNext(HealthCheckResponse r) {
@@ -169,16 +164,27 @@ class GrpcServerLifecycleTest {
 
             @Override
             public void onError(Throwable t) {
-                ended.complete(null);
+                ended.complete(Status.fromThrowable(t));
             }
 
             @Override
             public void onCompleted() {
-                ended.complete(null);
+                ended.complete(Status.OK);
             }
         });
+    }
+
+    @Test
+    void setServing_whileStopping_keepsTheTerminalNotServing() throws Exception {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(2), List.of(THREADS),
+                List.of());
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        BlockingQueue<ServingStatus> watched = new LinkedBlockingQueue<>();
+        CompletableFuture<Status> ended = new CompletableFuture<>();
+        watch(watched, ended);
         assertThat(watched.poll(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.SERVING);
-        // stop() waits up to the grace period for the open watch; meanwhile a late setServing(true) must not win.
+        // The watch gets NOT_SERVING, then stop() ends it; a setServing(true) meanwhile must not reach it.
         GrpcServerLifecycle stopping = server;
         CompletableFuture<Void> stopped = CompletableFuture.runAsync(stopping::stop);
         assertThat(watched.poll(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.NOT_SERVING);
@@ -187,6 +193,32 @@ class GrpcServerLifecycleTest {
         stopped.get(10, TimeUnit.SECONDS);
         server = null;
         assertThat(watched).doesNotContain(ServingStatus.SERVING);
+    }
+
+    /**
+     * grpc-java's terminal health state only sends NOT_SERVING to watchers; the server ends their streams, so an
+     * open watch (every gateway holds one on each expert-service) does not hold a graceful stop for its grace.
+     */
+    @Test
+    void stop_withAnOpenHealthWatch_sendsNotServingThenEndsTheWatch_longBeforeTheGrace() throws Exception {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(30), List.of(THREADS), List.of());
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        BlockingQueue<ServingStatus> watched = new LinkedBlockingQueue<>();
+        CompletableFuture<Status> ended = new CompletableFuture<>();
+        watch(watched, ended);
+        assertThat(watched.poll(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.SERVING);
+
+        GrpcServerLifecycle stopping = server;
+        server = null;
+        CompletableFuture.runAsync(stopping::stop).get(15, TimeUnit.SECONDS);
+
+        assertThat(watched.poll(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.NOT_SERVING);
+        Status end = ended.get(10, TimeUnit.SECONDS);
+        assertThat(end.getCode()).as(String.valueOf(end)).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(end.getDescription()).isEqualTo("server shutting down");
+        assertThat(watched).isEmpty();
     }
 
     @Test

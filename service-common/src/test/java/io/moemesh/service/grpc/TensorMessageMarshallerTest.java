@@ -2,6 +2,7 @@ package io.moemesh.service.grpc;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import com.google.protobuf.ByteString;
 import io.moemesh.proto.common.v1.DType;
@@ -10,7 +11,9 @@ import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.FilterInputStream;
 import java.io.InputStream;
+import java.lang.management.ManagementFactory;
 import java.util.Arrays;
 import java.util.Random;
 import net.jqwik.api.ForAll;
@@ -153,6 +156,52 @@ class TensorMessageMarshallerTest {
 
         assertThatThrownBy(() -> RESPONSES.parse(new ByteArrayInputStream(cut)))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("truncated message");
+    }
+
+    /** A stream that does not know its length, as gRPC hands over a gzip-compressed message (an inflating stream). */
+    static InputStream inflating(byte[] wire) {
+        return new FilterInputStream(new ByteArrayInputStream(wire)) { };
+    }
+
+    static long allocatedByThisThread() {
+        return ((com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean()).getCurrentThreadAllocatedBytes();
+    }
+
+    /**
+     * A few bytes claiming a field of about 2 GiB (trace_context: a bytes copy; activations: bf16 data of
+     * 2^30 - 16 floats, a 4 GiB float array) are refused as truncated before anything is allocated for the claim,
+     * also from a stream that does not know its length (a compressed message).
+     */
+    @Test
+    void read_lengthPastTheEndOfACompressedMessage_isRefusedAsTruncated_withoutAllocatingTheClaim() throws Exception {
+        byte[] traceContext = {0x4A, (byte) 0xF0, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, 0x07};
+        ByteArrayOutputStream tensor = new ByteArrayOutputStream();
+        com.google.protobuf.CodedOutputStream t = com.google.protobuf.CodedOutputStream.newInstance(tensor);
+        long dataBytes = (1L << 31) - 32;
+        t.writeEnum(Tensor.DTYPE_FIELD_NUMBER, DType.DTYPE_BF16_VALUE);
+        t.writeInt64(Tensor.SHAPE_FIELD_NUMBER, 1);
+        t.writeInt64(Tensor.SHAPE_FIELD_NUMBER, dataBytes / 2);
+        t.writeTag(Tensor.DATA_FIELD_NUMBER, 2);
+        t.writeUInt64NoTag(dataBytes);
+        t.flush();
+        ByteArrayOutputStream activations = new ByteArrayOutputStream();
+        com.google.protobuf.CodedOutputStream a = com.google.protobuf.CodedOutputStream.newInstance(activations);
+        a.writeTag(ExpertBatchRequest.ACTIVATIONS_FIELD_NUMBER, 2);
+        a.writeUInt64NoTag(tensor.size() + dataBytes);
+        a.writeRawBytes(tensor.toByteArray());
+        a.flush();
+
+        for (byte[] wire : new byte[][] {traceContext, activations.toByteArray()}) {
+            for (InputStream in : new InputStream[] {inflating(wire), new ByteArrayInputStream(wire)}) {
+                long before = allocatedByThisThread();
+                Throwable refused = catchThrowable(() -> REQUESTS.parse(in));
+                long allocated = allocatedByThisThread() - before;
+
+                assertThat(allocated).as("bytes allocated while parsing").isLessThan(1 << 20);
+                assertThat(refused).isInstanceOf(IllegalArgumentException.class)
+                        .hasMessageContaining("runs past the end of the message (truncated message)");
+            }
+        }
     }
 
     @Test

@@ -2,6 +2,7 @@ package io.moemesh.service.kvcache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import com.google.protobuf.ByteString;
 import io.grpc.Drainable;
@@ -11,7 +12,9 @@ import io.moemesh.proto.kvcache.v1.GetResponse;
 import io.moemesh.proto.kvcache.v1.Tier;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.FilterInputStream;
 import java.io.InputStream;
+import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.Random;
@@ -154,6 +157,27 @@ class GetReplyMarshallerTest {
         for (InputStream in : new InputStream[] {new ByteArrayInputStream(cut), grpcStream(cut)}) {
             assertThatThrownBy(() -> CLIENT.parse(in)).isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("kvcache.v1.GetResponse").hasMessageContaining("truncated message");
+        }
+    }
+
+    /**
+     * Six bytes claiming a 2 GiB data field are refused as truncated before the array is allocated, also from a
+     * stream that does not know its length (a compressed reply: an inflating stream).
+     */
+    @Test
+    void read_dataLengthPastTheEndOfACompressedMessage_isRefusedAsTruncated_withoutAllocatingTheClaim() {
+        byte[] wire = {(byte) ((GetResponse.DATA_FIELD_NUMBER << 3) | 2), (byte) 0xF0, (byte) 0xFF, (byte) 0xFF,
+            (byte) 0xFF, 0x07};
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        for (InputStream in : new InputStream[] {new FilterInputStream(new ByteArrayInputStream(wire)) { },
+            new ByteArrayInputStream(wire), grpcStream(wire)}) {
+            long before = threads.getCurrentThreadAllocatedBytes();
+            Throwable refused = catchThrowable(() -> CLIENT.parse(in));
+            long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+
+            assertThat(allocated).as("bytes allocated while parsing").isLessThan(1 << 20);
+            assertThat(refused).isInstanceOf(IllegalArgumentException.class).hasMessageContaining(
+                    "kvcache.v1.GetResponse: a length of 2147483632 at byte 6 runs past the end of the message");
         }
     }
 

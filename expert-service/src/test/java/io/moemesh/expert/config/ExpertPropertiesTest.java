@@ -12,8 +12,8 @@ import org.springframework.boot.context.properties.bind.BindException;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.source.MapConfigurationPropertySource;
 
-/** moemesh.expert.{small,large}-batch-kernel-threads, bound as Spring binds them. */
-class KernelThreadsPropertiesTest {
+/** moemesh.expert.* bound as Spring binds them: the kernel threads, and settings refused naming the property. */
+class ExpertPropertiesTest {
 
     private static ExpertProperties bind(Map<String, String> properties) {
         Map<String, String> all = new HashMap<>(properties);
@@ -44,5 +44,31 @@ class KernelThreadsPropertiesTest {
                 .isInstanceOf(BindException.class).rootCause()
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("moemesh.expert." + property + " must be >= 0 (0 = every core), got -1");
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource(delimiter = '|', textBlock = """
+            max-inbound-message-bytes | 1      | moemesh.expert.max-inbound-message-bytes must be >= 65536, got 1
+            max-inbound-message-bytes | 65535  | moemesh.expert.max-inbound-message-bytes must be >= 65536, got 65535
+            shutdown-grace            | -1s    | moemesh.expert.shutdown-grace must be >= 0, got PT-1S
+            drain-grace               | -1s    | moemesh.expert.drain-grace must be >= 0, got PT-1S
+            backend                   | gpu    | moemesh.expert.backend must be one of cpu, noop, got "gpu"
+            """)
+    void settingThatCannotWork_refusedAtStartup_namingThePropertyAndTheValue(String property, String value,
+                                                                              String message) {
+        assertThatThrownBy(() -> bind(Map.of("moemesh.expert." + property, value)))
+                .isInstanceOf(BindException.class).rootCause()
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage(message);
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource(delimiter = '|', textBlock = """
+            max-inbound-message-bytes | 65536
+            shutdown-grace            | 0s
+            backend                   | ' NoOp '
+            """)
+    void boundaryValues_areAccepted(String property, String value) {
+        assertThat(bind(Map.of("moemesh.expert." + property, value))).isNotNull();
     }
 }
