@@ -29,6 +29,7 @@ import io.moemesh.service.kvcache.GetReply;
 import io.moemesh.service.kvcache.KvGetWire;
 import io.moemesh.service.kvcache.LocalBlockReader;
 import io.moemesh.service.kvcache.LocalRestore;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -63,6 +64,8 @@ public final class KvCacheClient implements AutoCloseable {
     static final int MAX_CHAIN_BLOCKS = 65_536;
     /** Room for a message's fields and framing beyond its tensors, bytes. */
     private static final int FRAMING_BYTES = 64 << 10;
+    /** Pin ids: random, so that two Pins (of any gateway) never share one. */
+    private static final SecureRandom PIN_IDS = new SecureRandom();
     /** Reconnects asked for at most this often while the service is unreachable (1 s). */
     static final long RECONNECT_EVERY_NANOS = TimeUnit.SECONDS.toNanos(1);
 
@@ -302,12 +305,19 @@ public final class KvCacheClient implements AutoCloseable {
     }
 
     /**
-     * Pins each block once (see {@code Pin}): per hash, same order, whether it was stored and is now pinned.
+     * Pins each block once under the id {@code pinId} (see {@code Pin}; the service records what it pinned under
+     * it): per hash, same order, whether it was stored and is now pinned. Whatever this throws, the outcome is
+     * unknown (the service may have pinned): {@link #unpin(byte[], Duration)} of the id releases exactly what it
+     * pinned, if anything.
      *
+     * @param pinId a fresh 16-byte id ({@link #newPinId})
      * @throws io.grpc.StatusRuntimeException when the call fails or times out
+     * @throws IllegalStateException          when the answer does not have one entry per hash
      */
-    public List<Boolean> pin(List<BlockHash> hashes, Duration deadline) {
-        PinRequest.Builder req = PinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+    public List<Boolean> pin(List<BlockHash> hashes, byte[] pinId, Duration deadline) {
+        reconnectIfDown();
+        PinRequest.Builder req = PinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout)
+                .setPinId(ByteString.copyFrom(pinId));
         hashes.forEach(h -> req.addBlockHashes(ByteString.copyFrom(h.bytes())));
         List<Boolean> pinned = KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
                 TimeUnit.NANOSECONDS).pin(req.build()).getPinnedList();
@@ -318,16 +328,25 @@ public final class KvCacheClient implements AutoCloseable {
         return pinned;
     }
 
+    /** A random 16-byte pin id (PinRequest.pin_id): ids of different Pins never meet. */
+    public static byte[] newPinId() {
+        byte[] id = new byte[16];
+        PIN_IDS.nextBytes(id);
+        return id;
+    }
+
     /**
-     * Releases one pin of each block; returns how many had one.
+     * Releases exactly the pins the Pin of {@code pinId} took (none if it never ran; a Pin of the id arriving later
+     * then pins nothing); returns how many it released.
      *
      * @throws io.grpc.StatusRuntimeException when the call fails or times out
      */
-    public int unpin(List<BlockHash> hashes, Duration deadline) {
-        UnpinRequest.Builder req = UnpinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
-        hashes.forEach(h -> req.addBlockHashes(ByteString.copyFrom(h.bytes())));
-        return (int) KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
-                TimeUnit.NANOSECONDS).unpin(req.build()).getUnpinnedList().stream().filter(b -> b).count();
+    public int unpin(byte[] pinId, Duration deadline) {
+        reconnectIfDown();
+        UnpinRequest req = UnpinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout)
+                .setPinId(ByteString.copyFrom(pinId)).build();
+        return KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).unpin(req).getReleased();
     }
 
     /**

@@ -256,9 +256,13 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             return;
         }
         try {
-            int n = cache.importBlocks(r.blocks());
+            // What the import wrote: blocks another sequence registered while the fetch was in flight were already
+            // here (they are findable, not fetched), and a full pool may take none.
+            long before = cache.importedBlocks();
+            cache.importBlocks(r.blocks());
+            long n = cache.importedBlocks() - before;
             fetchedBlocks.addAndGet(n);
-            if (again) {
+            if (again && n > 0) {
                 restores.incrementAndGet();
                 restoredBlocks.addAndGet(n);
             }
@@ -308,7 +312,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         return fetches.get();
     }
 
-    /** Blocks fetched from the service and imported into the local cache. */
+    /** Blocks fetched from the service and imported into the local cache (ones already present not counted). */
     public long fetchedBlocks() {
         return fetchedBlocks.get();
     }
@@ -333,12 +337,12 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         return swapOuts.get();
     }
 
-    /** Resumes of swapped-out sequences that restored blocks from the service. */
+    /** Resumes of swapped-out sequences that restored blocks from the service (imported at least one). */
     public long restores() {
         return restores.get();
     }
 
-    /** Blocks those resumes restored. */
+    /** Blocks those resumes restored (imported). */
     public long restoredBlocks() {
         return restoredBlocks.get();
     }

@@ -21,8 +21,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               KV heads, head dim and attention heads; config.json and the weight files give the
  *                               {@code ModelFingerprint} requests name the model by); at least one; required
  * @param blockTokens            tokens per block: must be the gateway's block size (requests carry theirs in
- *                               {@code BlockLayout.block_tokens}; another value is FAILED_PRECONDITION); in [1, 4096];
- *                               default 16 (the gateway's default)
+ *                               {@code BlockLayout.block_tokens}; another value is FAILED_PRECONDITION); in [1, 1024]
+ *                               (the gateway's {@code moemesh.gateway.kv-block-tokens} range: a larger block could
+ *                               never serve a gateway); default 16 (the gateway's default)
  * @param grpcHost               address the gRPC server binds; loopback unless told otherwise
  * @param grpcPort               gRPC port; 0 = a free port (logged at startup); default 9500
  * @param dramBytes              bytes of blocks held in host memory (heap), shared evenly by the models; each share
@@ -64,7 +65,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               recently used per tier, everything admitted); case-insensitive; another name fails
  *                               startup naming this property
  * @param maxInboundMessageBytes largest gRPC message accepted: bounds one Put chunk (a block may span many); at least
- *                               64 KiB; default 16 MiB
+ *                               {@link #MIN_INBOUND_MESSAGE_BYTES} (1 MiB + 64 KiB: the gateway sends a block's Put
+ *                               data in 1 MiB chunks, the first with the block's header, so a lower limit would
+ *                               fail every write-back of a block larger than it); default 16 MiB. Attend requests
+ *                               carry up to 256 query rows (4 MiB for Mixtral-8x7B) and the blocks' hashes: the
+ *                               default holds them
  * @param shutdownGrace          how long in-flight calls may finish on shutdown before they are cancelled (a Put
  *                               cancelled midway stores nothing of its incomplete block); default 10s
  * @param tls                    transport security of the gRPC port, {@code moemesh.kvcache.tls.*} ({@link TlsSettings}):
@@ -84,6 +89,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               owner only; {@code tls}: the port's mutual TLS on the socket too (needs
  *                               {@code tls.mode=mtls}). The gateway must use the same value
  *                               ({@code moemesh.gateway.unix-socket-security})
+ * @param maxPutStreams          Put streams open at once (all clients): one more is RESOURCE_EXHAUSTED naming this
+ *                               property, after the streams without a message for 30 s were ended to make room. Each
+ *                               buffers at most the block it is receiving, so the buffers take at most this many
+ *                               blocks of heap; a gateway keeps one open at a time; at least 1; default 32
  */
 @ConfigurationProperties("moemesh.kvcache")
 public record KvCacheProperties(
@@ -107,7 +116,8 @@ public record KvCacheProperties(
         @DefaultValue("10s") Duration shutdownGrace,
         @DefaultValue TlsSettings tls,
         Path grpcUnixSocket,
-        @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity) {
+        @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity,
+        @DefaultValue("32") int maxPutStreams) {
     /**
      * Heap the service needs besides the DRAM tier (gRPC buffers, Spring, the SSD index): what {@code moemesh up}
      * adds to dram-bytes for its -Xmx (cli's {@code KvCacheSettings.HEAP_HEADROOM_BYTES}).
@@ -119,8 +129,16 @@ public record KvCacheProperties(
      */
     public static final double HEAP_DRAM_FRACTION = 0.75;
 
-    /** Largest block size accepted: 4096 tokens (a block is still one record of one segment). */
-    public static final int MAX_BLOCK_TOKENS = 4096;
+    /**
+     * Largest block size accepted: 1024 tokens, the most {@code moemesh.gateway.kv-block-tokens} allows (the service
+     * must have the gateway's block size, so a larger one could never serve a gateway).
+     */
+    public static final int MAX_BLOCK_TOKENS = 1024;
+    /**
+     * Smallest max-inbound-message-bytes: a Put message of the gateway, 1 MiB of data (its KvCacheClient.CHUNK_BYTES)
+     * plus 64 KiB for the block's header (hashes, up to 1024 token ids, the tenant) and framing.
+     */
+    public static final int MIN_INBOUND_MESSAGE_BYTES = (1 << 20) + (64 << 10);
 
     public KvCacheProperties {
         modelDirs = modelDirs == null ? List.of() : List.copyOf(modelDirs);
@@ -129,7 +147,8 @@ public record KvCacheProperties(
         require(ssdDir != null && !ssdDir.toString().isBlank(), "ssd-dir (MOEMESH_KVCACHE_SSD_DIR) is required: "
                 + "where the SSD tier's segment files live");
         require(blockTokens >= 1 && blockTokens <= MAX_BLOCK_TOKENS, "block-tokens must be in [1, " + MAX_BLOCK_TOKENS
-                + "] (the gateway's block size), got " + blockTokens);
+                + "] (the gateway's block size, moemesh.gateway.kv-block-tokens, which is at most " + MAX_BLOCK_TOKENS
+                + "), got " + blockTokens);
         require(grpcPort >= 0 && grpcPort <= 65535, "grpc-port must be in [0, 65535], got " + grpcPort);
         require(dramBytes > 0, "dram-bytes must be > 0, got " + dramBytes);
         require(ssdBytes > 0, "ssd-bytes must be > 0, got " + ssdBytes);
@@ -147,8 +166,10 @@ public record KvCacheProperties(
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("moemesh.kvcache.policy (MOEMESH_KVCACHE_POLICY): " + e.getMessage());
         }
-        require(maxInboundMessageBytes >= 65536, "max-inbound-message-bytes must be >= 65536, got "
-                + maxInboundMessageBytes);
+        require(maxInboundMessageBytes >= MIN_INBOUND_MESSAGE_BYTES, "max-inbound-message-bytes must be >= "
+                + MIN_INBOUND_MESSAGE_BYTES + " (the gateway sends Put data in chunks of 1048576 bytes, 1 MiB, plus the "
+                + "block's header: every write-back of a larger block would fail), got " + maxInboundMessageBytes);
+        require(maxPutStreams >= 1, "max-put-streams must be >= 1, got " + maxPutStreams);
         require(shutdownGrace != null && !shutdownGrace.isNegative(), "shutdown-grace must be >= 0, got "
                 + shutdownGrace);
         unixSocketSecurity = unixSocketSecurity == null ? UnixSocketSecurity.PEER_UID : unixSocketSecurity;

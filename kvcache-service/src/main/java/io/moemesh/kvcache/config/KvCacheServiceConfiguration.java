@@ -179,8 +179,8 @@ public final class KvCacheServiceConfiguration {
     }
 
     @Bean
-    KvCacheGrpcService kvCacheGrpcService(ServedModels models, KvCacheMetrics metrics) {
-        return new KvCacheGrpcService(models, metrics);
+    KvCacheGrpcService kvCacheGrpcService(KvCacheProperties props, ServedModels models, KvCacheMetrics metrics) {
+        return new KvCacheGrpcService(models, metrics, props.maxPutStreams());
     }
 
     /**

@@ -20,7 +20,9 @@ import io.moemesh.kvcache.policy.AccessHint;
 import io.moemesh.kvcache.serving.ServedModel;
 import io.moemesh.kvcache.serving.ServedModels;
 import io.moemesh.kvcache.tier.LookupResult;
+import io.moemesh.kvcache.tier.PinLedger;
 import io.moemesh.kvcache.tier.StoredBlock;
+import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.common.v1.Tensor;
 import io.moemesh.proto.kvcache.v1.AttendRequest;
@@ -43,7 +45,9 @@ import io.moemesh.service.kvcache.GetReply;
 import io.moemesh.service.kvcache.KvGetWire;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.function.Supplier;
 
@@ -57,10 +61,21 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
 
     private final ServedModels models;
     private final KvCacheMetrics metrics;
+    /** Each model's pins taken under pin ids, by its store. */
+    private final Map<TieredKvStore, PinLedger> ledgers = new IdentityHashMap<>();
+    private final PutStreams putStreams;
 
+    /** With at most {@link PutStreams#DEFAULT_MAX_STREAMS} Put streams open at once. */
     public KvCacheGrpcService(ServedModels models, KvCacheMetrics metrics) {
+        this(models, metrics, PutStreams.DEFAULT_MAX_STREAMS);
+    }
+
+    /** @param maxPutStreams Put streams open at once (moemesh.kvcache.max-put-streams) */
+    public KvCacheGrpcService(ServedModels models, KvCacheMetrics metrics, int maxPutStreams) {
         this.models = models;
         this.metrics = metrics;
+        this.putStreams = new PutStreams(maxPutStreams);
+        models.all().forEach(m -> ledgers.put(m.store(), new PinLedger(m.store())));
     }
 
     @Override
@@ -80,7 +95,7 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
 
     @Override
     public StreamObserver<PutRequest> put(StreamObserver<PutResponse> obs) {
-        return new PutStream(models, metrics, obs);
+        return putStreams.open(models, metrics, obs);
     }
 
     /**
@@ -128,13 +143,20 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
         unary(obs, "Locate", () -> LocateAnswer.answer(models, req));
     }
 
+    /**
+     * Pins through the model's {@link PinLedger}: cancellation is checked before each block and once all are pinned
+     * (a Pin that waited out its caller's deadline on the store's lock releases what it pinned and answers
+     * CANCELLED), and a {@code pin_id} records what it pinned for an Unpin of the id.
+     */
     @Override
     public void pin(PinRequest req, StreamObserver<PinResponse> obs) {
         unary(obs, "Pin", () -> {
             ServedModel m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
-            PinResponse.Builder out = PinResponse.newBuilder();
-            KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0).forEach(k -> out.addPinned(m.store().pin(k)));
-            return out.build();
+            List<BlockKey> keys = KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0);
+            Context call = Context.current();
+            List<Boolean> pinned = ledger(m).pin(req.getPinId().isEmpty() ? null : req.getPinId().toByteArray(), keys,
+                    call::isCancelled);
+            return PinResponse.newBuilder().addAllPinned(pinned).build();
         });
     }
 
@@ -143,10 +165,25 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
         unary(obs, "Unpin", () -> {
             ServedModel m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
             UnpinResponse.Builder out = UnpinResponse.newBuilder();
-            KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0)
-                    .forEach(k -> out.addUnpinned(m.store().unpin(k)));
-            return out.build();
+            if (!req.getPinId().isEmpty()) {
+                if (req.getBlockHashesCount() > 0) {
+                    throw new IllegalArgumentException("block_hashes: must be empty when pin_id is set (an Unpin by "
+                            + "pin_id releases exactly what that Pin pinned), got " + req.getBlockHashesCount());
+                }
+                return out.setReleased(ledger(m).unpin(req.getPinId().toByteArray())).build();
+            }
+            int released = 0;
+            for (BlockKey k : KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0)) {
+                boolean one = m.store().unpin(k);
+                out.addUnpinned(one);
+                released += one ? 1 : 0;
+            }
+            return out.setReleased(released).build();
         });
+    }
+
+    private PinLedger ledger(ServedModel m) {
+        return ledgers.get(m.store());
     }
 
     @Override

@@ -1,6 +1,7 @@
 package io.moemesh.kvcache.grpc;
 
 import com.google.protobuf.ByteString;
+import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.block.KvBlock;
@@ -19,34 +20,71 @@ import io.moemesh.proto.kvcache.v1.PutResult;
 import io.moemesh.proto.kvcache.v1.Tier;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 
 /**
- * One Put stream. Each block's payload is gathered into a buffer of exactly its layout's size and handed to the
- * store only once complete, so the store never sees a partial block: a stream that errs, is cancelled or ends
- * midway drops the buffer and nothing of that block was ever stored. gRPC delivers a stream's messages one at a
- * time, so no field needs a lock.
+ * One Put stream. Each block's payload is gathered into a buffer and handed to the store only once complete, so the
+ * store never sees a partial block: a stream that errs, is cancelled or ends midway drops the buffer and nothing of
+ * that block was ever stored. The buffer grows with the bytes received (doubling, so at most twice them, and never
+ * past the block's size): a header alone reserves nothing, and {@link PutStreams} bounds the streams open at once.
+ * gRPC delivers a stream's messages one at a time; the monitor is for {@link #endIfIdle}, called from another
+ * stream's thread.
  */
 final class PutStream implements StreamObserver<PutRequest> {
+    private static final byte[] EMPTY = new byte[0];
+
     private final ServedModels models;
     private final KvCacheMetrics metrics;
     private final StreamObserver<PutResponse> obs;
+    private final PutStreams streams;
+    private final LongSupplier clock;
     private final PutResponse.Builder results = PutResponse.newBuilder();
-    private boolean failed;
+    /** Answered, failed or cancelled: later messages are dropped. */
+    private boolean ended;
+    /** {@link #clock} time of the last message (or of the open). */
+    private volatile long lastMessageNanos;
     /** The block being received, or null between blocks. */
     private Pending pending;
 
-    private record Pending(ServedModel model, BlockKey key, AccessHint hint, boolean pinNext, ByteBuffer payload) {
+    /** A block being received: {@code received} bytes of {@code blockBytes} so far, in {@code buf}. */
+    private static final class Pending {
+        final ServedModel model;
+        final BlockKey key;
+        final AccessHint hint;
+        final boolean pinNext;
+        final int blockBytes;
+        byte[] buf = EMPTY;
+        int received;
+
+        Pending(ServedModel model, BlockKey key, AccessHint hint, boolean pinNext) {
+            this.model = model;
+            this.key = key;
+            this.hint = hint;
+            this.pinNext = pinNext;
+            this.blockBytes = model.layout().bytesPerBlock();
+        }
     }
 
-    PutStream(ServedModels models, KvCacheMetrics metrics, StreamObserver<PutResponse> obs) {
+    PutStream(ServedModels models, KvCacheMetrics metrics, StreamObserver<PutResponse> obs, PutStreams streams,
+              LongSupplier clock) {
         this.models = models;
         this.metrics = metrics;
         this.obs = obs;
+        this.streams = streams;
+        this.clock = clock;
+        this.lastMessageNanos = clock.getAsLong();
+    }
+
+    /** Bytes the stream's buffer holds now (its block's received bytes, at most twice them). */
+    synchronized int bufferedBytes() {
+        return pending == null ? 0 : pending.buf.length;
     }
 
     @Override
-    public void onNext(PutRequest req) {
-        if (failed) {
+    public synchronized void onNext(PutRequest req) {
+        lastMessageNanos = clock.getAsLong();
+        if (ended) {
             return;
         }
         try {
@@ -101,8 +139,8 @@ final class PutStream implements StreamObserver<PutRequest> {
             throw new IllegalArgumentException(at + "header.chain_position: " + Integer.toUnsignedLong(h.getChainPosition())
                     + " is past 2^31");
         }
-        return new Pending(m, key, AccessHint.atChainPosition(h.getChainPosition()), h.getPinNext(),
-                ByteBuffer.allocate(layout.bytesPerBlock()));
+        // No buffer yet: it grows with the data (a header alone must not reserve a block, 4 MiB for Mixtral).
+        return new Pending(m, key, AccessHint.atChainPosition(h.getChainPosition()), h.getPinNext());
     }
 
     private void append(ByteString data) {
@@ -110,14 +148,20 @@ final class PutStream implements StreamObserver<PutRequest> {
             throw new IllegalArgumentException("blocks[" + results.getResultsCount() + "].data: bytes without a "
                     + "header (a block starts with a PutRequest carrying its header)");
         }
-        ByteBuffer buf = pending.payload();
-        if (data.size() > buf.remaining()) {
-            throw new IllegalArgumentException("blocks[" + results.getResultsCount() + "].data: "
-                    + ((long) buf.position() + data.size()) + " bytes sent, but a block of "
-                    + pending.model().layout() + " has " + buf.capacity() + " bytes (oversize put)");
+        Pending p = pending;
+        long needed = (long) p.received + data.size();
+        if (needed > p.blockBytes) {
+            throw new IllegalArgumentException("blocks[" + results.getResultsCount() + "].data: " + needed
+                    + " bytes sent, but a block of " + p.model.layout() + " has " + p.blockBytes
+                    + " bytes (oversize put)");
         }
-        data.copyTo(buf);
-        if (!buf.hasRemaining()) {
+        if (needed > p.buf.length) {
+            // Doubling: at most twice the bytes received, a few copies per block; never past the block's size.
+            p.buf = Arrays.copyOf(p.buf, (int) Math.min(p.blockBytes, Math.max(needed, 2L * p.buf.length)));
+        }
+        data.copyTo(p.buf, p.received);
+        p.received = (int) needed;
+        if (p.received == p.blockBytes) {
             store();
         }
     }
@@ -125,57 +169,79 @@ final class PutStream implements StreamObserver<PutRequest> {
     private void store() {
         Pending p = pending;
         pending = null;
-        p.payload().flip();
-        KvBlock block = KvBlock.wrapOwned(p.key(), p.model().layout(), p.payload());
+        KvBlock block = KvBlock.wrapOwned(p.key, p.model.layout(), ByteBuffer.wrap(p.buf));
         long t0 = System.nanoTime();
         StoreResult r;
         try {
-            r = p.model().store().put(block, p.hint(), p.pinNext());
+            r = p.model.store().put(block, p.hint, p.pinNext);
         } catch (IllegalArgumentException e) {
             // The block has the model's layout by construction: what the store refuses is its values (non-finite
             // ones under int8 SSD storage, which would be dropped at demotion after an acknowledgement).
             throw new IllegalArgumentException("blocks[" + results.getResultsCount() + "].data: " + e.getMessage()
                     + "; the block was not stored", e);
         }
-        metrics.stored(p.model(), System.nanoTime() - t0);
+        metrics.stored(p.model, System.nanoTime() - t0);
         PutOutcome outcome = switch (r.result()) {
             case STORED -> PutOutcome.PUT_OUTCOME_STORED;
             case ALREADY_PRESENT -> PutOutcome.PUT_OUTCOME_ALREADY_PRESENT;
             case DECLINED -> PutOutcome.PUT_OUTCOME_DECLINED;
             case NO_SPACE -> PutOutcome.PUT_OUTCOME_NO_SPACE;
         };
-        results.addResults(PutResult.newBuilder().setBlockHash(ByteString.copyFrom(p.key().bytes()))
+        results.addResults(PutResult.newBuilder().setBlockHash(ByteString.copyFrom(p.key.bytes()))
                 .setOutcome(outcome).setTier(r.tier().map(KvMessages::tier).orElse(Tier.TIER_UNSPECIFIED)));
     }
 
     private IllegalArgumentException incomplete(String what) {
-        ByteBuffer buf = pending.payload();
         return new IllegalArgumentException("blocks[" + results.getResultsCount() + "].data: " + what + " after "
-                + buf.position() + " of the block's " + buf.capacity() + " bytes; the incomplete block was not stored");
+                + pending.received + " of the block's " + pending.blockBytes + " bytes; the incomplete block was not "
+                + "stored");
     }
 
     private void fail(RuntimeException e) {
-        failed = true;
+        ended = true;
         pending = null;
+        streams.closed(this);
         obs.onError(KvCacheStatuses.logged("Put", e).asRuntimeException());
     }
 
-    /** The client failed or cancelled the stream: the incomplete block (if any) is dropped, never stored. */
+    /**
+     * Ends the stream (RESOURCE_EXHAUSTED; its incomplete block is not stored) when it had no message for
+     * {@code idleNanos}: {@link PutStreams} makes room for a new stream when {@code maxStreams} are open.
+     */
+    void endIfIdle(long now, long idleNanos, int maxStreams) {
+        if (now - lastMessageNanos < idleNanos) {
+            return; // checked before the monitor: a busy stream (storing a block) is not waited for
+        }
+        synchronized (this) {
+            if (ended || now - lastMessageNanos < idleNanos) {
+                return;
+            }
+            fail(Status.RESOURCE_EXHAUSTED.withDescription("Put: no message for "
+                    + TimeUnit.NANOSECONDS.toSeconds(idleNanos) + " s while " + maxStreams + " Put streams were open "
+                    + "(moemesh.kvcache.max-put-streams): ended to make room; an incomplete block was not stored")
+                    .asRuntimeException());
+        }
+    }
+
+    /** The client ended or cancelled the stream: the incomplete block (if any) is dropped, never stored. */
     @Override
-    public void onError(Throwable t) {
+    public synchronized void onError(Throwable t) {
         pending = null;
-        failed = true;
+        ended = true;
+        streams.closed(this);
     }
 
     @Override
-    public void onCompleted() {
-        if (failed) {
+    public synchronized void onCompleted() {
+        if (ended) {
             return;
         }
         if (pending != null) {
             fail(incomplete("the stream ended"));
             return;
         }
+        ended = true; // answered: nothing more is taken
+        streams.closed(this);
         obs.onNext(results.build());
         obs.onCompleted();
     }

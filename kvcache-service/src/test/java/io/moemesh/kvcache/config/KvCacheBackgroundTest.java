@@ -27,7 +27,8 @@ class KvCacheBackgroundTest {
     private KvCacheProperties props() {
         return new KvCacheProperties(List.of(KvTestMesh.MODEL_DIR), 16, "127.0.0.1", 0, 1L << 20,
                 ssdDir, 1L << 20, 65536, FsyncPolicy.NEVER, Duration.ofSeconds(1), 1L << 20, 1.0,
-                Duration.ofMillis(100), false, false, "lru", 1 << 20, Duration.ZERO, TlsSettings.plaintext(), null, null);
+                Duration.ofMillis(100), false, false, "lru", 16 << 20, Duration.ZERO, TlsSettings.plaintext(), null, null,
+                32);
     }
 
     @Test

@@ -32,7 +32,7 @@ class KvCachePropertiesTest {
             return new KvCacheProperties(modelDirs, blockTokens, "127.0.0.1", grpcPort, dramBytes, ssdDir, ssdBytes,
                     segmentBytes, fsync, fsyncInterval, 64L << 20, fraction, compaction, false, false, "conversation",
                     maxInbound,
-                    Duration.ofSeconds(10), TlsSettings.plaintext(), null, null);
+                    Duration.ofSeconds(10), TlsSettings.plaintext(), null, null, 32);
         }
     }
 
@@ -50,7 +50,12 @@ class KvCachePropertiesTest {
                         p.compaction(), p.maxInbound()), "moemesh.kvcache.model-dirs (MOEMESH_KVCACHE_MODEL_DIRS) is required"),
                 Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 0, p.grpcPort(), p.dramBytes(), p.ssdDir(),
                         p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), p.fraction(), p.compaction(),
-                        p.maxInbound()), "moemesh.kvcache.block-tokens must be in [1, 4096]"),
+                        p.maxInbound()), "moemesh.kvcache.block-tokens must be in [1, 1024]"),
+                // The gateway refuses kv-block-tokens above 1024: a service with larger blocks could serve none.
+                Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 1025, p.grpcPort(), p.dramBytes(), p.ssdDir(),
+                        p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), p.fraction(), p.compaction(),
+                        p.maxInbound()), "moemesh.kvcache.block-tokens must be in [1, 1024] (the gateway's block size, "
+                        + "moemesh.gateway.kv-block-tokens, which is at most 1024), got 1025"),
                 Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, 70000, p.dramBytes(), p.ssdDir(),
                         p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), p.fraction(), p.compaction(),
                         p.maxInbound()), "moemesh.kvcache.grpc-port must be in [0, 65535]"),
@@ -77,7 +82,13 @@ class KvCachePropertiesTest {
                         Duration.ofSeconds(-1), p.maxInbound()), "moemesh.kvcache.compaction-period must be >= 0"),
                 Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, p.grpcPort(), p.dramBytes(), p.ssdDir(),
                         p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), p.fraction(), p.compaction(),
-                        1000), "moemesh.kvcache.max-inbound-message-bytes must be >= 65536"));
+                        1000), "moemesh.kvcache.max-inbound-message-bytes must be >= 1114112"),
+                // Below the gateway's 1 MiB Put chunk plus a header: every write-back of a larger block would fail.
+                Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, p.grpcPort(), p.dramBytes(), p.ssdDir(),
+                        p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), p.fraction(), p.compaction(),
+                        1 << 20), "moemesh.kvcache.max-inbound-message-bytes must be >= 1114112 (the gateway sends Put "
+                        + "data in chunks of 1048576 bytes, 1 MiB, plus the block's header: every write-back of a "
+                        + "larger block would fail), got 1048576"));
     }
 
     @ParameterizedTest
@@ -87,19 +98,45 @@ class KvCachePropertiesTest {
                 .hasMessageStartingWith(message);
     }
 
+    @ParameterizedTest
+    @ValueSource(ints = {1, 1024})
+    void blockTokens_upToTheGatewaysMaximum_isAccepted(int blockTokens) {
+        P d = P.defaults();
+        assertThat(new P(d.modelDirs(), blockTokens, d.grpcPort(), d.dramBytes(), d.ssdDir(), d.ssdBytes(),
+                d.segmentBytes(), d.fsync(), d.fsyncInterval(), d.fraction(), d.compaction(), d.maxInbound()).build()
+                .blockTokens()).isEqualTo(blockTokens);
+    }
+
+    @Test
+    void maxInboundMessageBytes_ofTheGatewaysPutMessage_isAccepted() {
+        P d = P.defaults();
+        assertThat(new P(d.modelDirs(), d.blockTokens(), d.grpcPort(), d.dramBytes(), d.ssdDir(), d.ssdBytes(),
+                d.segmentBytes(), d.fsync(), d.fsyncInterval(), d.fraction(), d.compaction(), 1114112).build()
+                .maxInboundMessageBytes()).isEqualTo(KvCacheProperties.MIN_INBOUND_MESSAGE_BYTES);
+    }
+
+    @Test
+    void maxPutStreams_belowOne_isRefused_namingTheProperty() {
+        assertThatThrownBy(() -> new KvCacheProperties(List.of(Path.of("m")), 16, "h", 0, 1, Path.of("s"), 1, 4096,
+                FsyncPolicy.ALWAYS, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, "lru", 16 << 20,
+                Duration.ZERO, TlsSettings.plaintext(), null, null, 0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("moemesh.kvcache.max-put-streams must be >= 1, got 0");
+    }
+
     @Test
     void mtlsWithoutFiles_isRefused_namingTheTlsProperties() {
         assertThatThrownBy(() -> new KvCacheProperties(List.of(Path.of("m")), 16, "h", 0, 1, Path.of("s"), 1, 4096,
-                FsyncPolicy.ALWAYS, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, "lru", 65536,
+                FsyncPolicy.ALWAYS, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, "lru", 16 << 20,
                 Duration.ZERO,
-                null, null, null)).hasMessageStartingWith("moemesh.kvcache.tls.mode is mtls (the default), but "
+                null, null, null, 32)).hasMessageStartingWith("moemesh.kvcache.tls.mode is mtls (the default), but "
                 + "moemesh.kvcache.tls.cert-chain (MOEMESH_KVCACHE_TLS_CERT_CHAIN)");
     }
 
     static KvCacheProperties withPolicy(String policy) {
         return new KvCacheProperties(List.of(Path.of("m")), 16, "127.0.0.1", 0, 1, Path.of("s"), 1, 4096,
-                FsyncPolicy.NEVER, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, policy, 65536,
-                Duration.ZERO, TlsSettings.plaintext(), null, null);
+                FsyncPolicy.NEVER, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, policy, 16 << 20,
+                Duration.ZERO, TlsSettings.plaintext(), null, null, 32);
     }
 
     @ParameterizedTest
