@@ -4,16 +4,15 @@ import io.grpc.Status;
 import io.moemesh.kvcache.tier.BlockNotFoundException;
 import io.moemesh.kvcache.tier.PinLedger;
 import io.moemesh.service.grpc.StatusMapping;
-import java.util.concurrent.CancellationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The kvcache-service's one exception → Status mapping: a block an Attend needs that is not stored is NOT_FOUND; a
- * Pin whose pin id an Unpin released is ABORTED, one past the pin ids' bound RESOURCE_EXHAUSTED ({@link PinLedger}), a
- * Pin whose call was cancelled CANCELLED; everything else as every service maps it ({@link StatusMapping}: caller mistakes INVALID_ARGUMENT naming the
- * field, an unknown model fingerprint or another block size FAILED_PRECONDITION, anything unexpected INTERNAL
- * without details on the wire).
+ * Pin whose pin id an Unpin released is ABORTED, one past the pin ids' bound RESOURCE_EXHAUSTED ({@link PinLedger});
+ * everything else as every service maps it ({@link StatusMapping}: caller mistakes INVALID_ARGUMENT naming the
+ * field, a Pin whose call was cancelled CANCELLED, an unknown model fingerprint or another block size
+ * FAILED_PRECONDITION, anything unexpected INTERNAL without details on the wire).
  */
 public final class KvCacheStatuses {
     private static final Logger log = LoggerFactory.getLogger(KvCacheStatuses.class);
@@ -30,10 +29,6 @@ public final class KvCacheStatuses {
         }
         if (t instanceof PinLedger.LimitException) {
             return Status.RESOURCE_EXHAUSTED.withDescription(StatusMapping.bounded(t.getMessage()));
-        }
-        if (t instanceof CancellationException) {
-            // Before StatusMapping: a CancellationException is an IllegalStateException, which it maps first.
-            return Status.CANCELLED.withDescription(StatusMapping.bounded(t.getMessage()));
         }
         return StatusMapping.toStatus(t);
     }

@@ -38,6 +38,10 @@ public final class StatusMapping {
         if (t instanceof IllegalArgumentException) {
             return Status.INVALID_ARGUMENT.withDescription(bounded(t.getMessage()));
         }
+        // Before IllegalStateException, its superclass: a cancelled future is CANCELLED, not a failed precondition.
+        if (t instanceof CancellationException) {
+            return Status.CANCELLED.withDescription(bounded(t.getMessage()));
+        }
         if (t instanceof IllegalStateException) {
             return Status.FAILED_PRECONDITION.withDescription(bounded(t.getMessage()));
         }
@@ -49,9 +53,6 @@ public final class StatusMapping {
         }
         if (t instanceof TimeoutException) {
             return Status.DEADLINE_EXCEEDED.withDescription(bounded(t.getMessage()));
-        }
-        if (t instanceof CancellationException) {
-            return Status.CANCELLED.withDescription(bounded(t.getMessage()));
         }
         return Status.INTERNAL.withDescription(INTERNAL_DESCRIPTION).withCause(t);
     }
