@@ -25,8 +25,11 @@ import org.springframework.util.unit.DataSize;
  * @param wireDtype           f32 (exact, default) or bf16 (lossy, half the bytes)
  * @param replicaPicker       which replica of an expert computes a token's pair ({@link ReplicaPicker#names()}):
  *                            {@code prefer-visited} (default: an instance the token already visits at the
- *                            layer, else the least loaded) or {@code least-loaded} (the least loaded, visited or
- *                            not). Never changes tokens, only where experts run
+ *                            layer, else the least loaded), {@code least-loaded} (the least loaded, visited or
+ *                            not) or {@code balanced-experts} (whole experts, the one with the most pairs first,
+ *                            each to its least loaded replica, so every instance gets an even share of the step and
+ *                            reads each of its experts' weights once; what {@code moemesh up} sets); any other name
+ *                            is refused at startup. Never changes tokens, only where experts run
  * @param lookaheadPrefetch   Prefetch hints from the engine's lookahead, {@code
  *                            moemesh.gateway.dispatch.lookahead-prefetch.*}
  * @param sharedMemorySlots   instances on this host ({@code unix:///} endpoints, peer-uid security): slots of the
@@ -43,7 +46,7 @@ public record DispatchProperties(
         @DefaultValue("5s") Duration openStateWait,
         @DefaultValue("f32") String wireDtype,
         @DefaultValue("prefer-visited") String replicaPicker,
-        @DefaultValue GatewayProperties.LookaheadPrefetch lookaheadPrefetch,
+        @DefaultValue LookaheadPrefetchProperties lookaheadPrefetch,
         @DefaultValue("16") int sharedMemorySlots,
         @DefaultValue("1MB") DataSize sharedMemorySlotSize) {
 

@@ -6,15 +6,14 @@ import io.grpc.ManagedChannel;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Timer;
 import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.dispatch.ExpertBatches;
 import io.moemesh.gateway.dispatch.LookaheadPrefetch;
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.NoPlacementException;
-import io.moemesh.gateway.dispatch.ResilientInstance;
 import io.moemesh.gateway.dispatch.TracedLocalExperts;
+import io.moemesh.gateway.grpc.ArrivalInterceptor;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
 import io.moemesh.gateway.kvcache.AttendOffload;
@@ -55,10 +54,9 @@ import io.moemesh.service.tls.MeshCredentials;
 import io.opentelemetry.api.OpenTelemetry;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Clock;
+import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
@@ -73,6 +71,16 @@ import tools.jackson.databind.json.JsonMapper;
 @Configuration(proxyBeanMethods = false)
 public class GatewayConfiguration {
     private static final Logger log = LoggerFactory.getLogger(GatewayConfiguration.class);
+
+    /**
+     * The gRPC server's own grace when it stops, after the drain (DrainLifecycle, stopped first) gave requests
+     * moemesh.gateway.shutdown-grace already: what is left are calls whose last messages are still being written,
+     * e.g. to a client that stopped reading. Giving them the shutdown-grace a second time would run the stop past
+     * what {@code moemesh down} and the chart give a gateway from SIGTERM to exit (grace + 5 s + kvcache drain-timeout
+     * + 15 s, cli MeshShutdown). Tomcat's graceful shutdown gets the same bound
+     * (spring.lifecycle.timeout-per-shutdown-phase in application.yaml).
+     */
+    static final Duration SERVERS_STOP_GRACE = Duration.ofSeconds(5);
 
     /**
      * Cold start: the kernel warm-up (seconds of C2 compilation, MatMul.warmUp) starts once the gateway reports
@@ -101,10 +109,6 @@ public class GatewayConfiguration {
     }
 
     /**
-     * Null when experts run in-process (no placement file, no router). With a router: its watch, starting from the
-     * placement file when one is set (the highest valid epoch of the two serves; the file may be missing at first).
-     */
-    /**
      * Null when experts run in-process (no placement file, no router). With a router: its watch (started here),
      * beginning from the placement file when one is set (the highest valid epoch of the two serves; with a router
      * the file may be missing at first).
@@ -116,10 +120,10 @@ public class GatewayConfiguration {
         int experts = model.config().dispatchableExperts();
         if (!p.router().enabled()) {
             return p.placementFile() == null ? null : new FilePlacementSource(p.placementFile(), layers, experts,
-                    p.placementPollInterval(), Clock.systemUTC());
+                    p.placementPollInterval(), System::nanoTime);
         }
         PlacementSource file = p.placementFile() == null ? null : FilePlacementSource.optional(p.placementFile(),
-                layers, experts, p.placementPollInterval(), Clock.systemUTC());
+                layers, experts, p.placementPollInterval(), System::nanoTime);
         RouterProperties r = p.router();
         RouterPlacementSource watch = new RouterPlacementSource(routerChannel.orElseThrow(), r.endpoint(), r.watcherId(),
                 layers, experts, file, r.reconnect().initialBackoff(), r.reconnect().maxBackoff());
@@ -170,21 +174,13 @@ public class GatewayConfiguration {
         // A reply over max-inbound-message-bytes would end the instance's stream: big batches go in several messages.
         int maxRows = ExpertBatches.maxRowsPerCall(p.maxInboundMessageBytes(), model.config().hiddenSize(),
                 wire == DType.DTYPE_BF16 ? 2 : 4, model.config().pairsPerToken());
+        InstanceMeters instanceMeters = new InstanceMeters(meters);
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), in -> {
             GrpcInstanceClient client = new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,
                     p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel,
                     GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, d.sharedMemory());
             try {
-                return InstanceMeters.register(meters, new ResilientInstance(client, d.maxConcurrentCalls(),
-                        d.failureRateThreshold(), d.openStateWait(), (id, nanos, error) -> {
-                            Timer.builder("moemesh.gateway.dispatch.latency").description("one ExpertBatch message, "
-                                    + "gateway → expert-service → gateway").tag("instance", id)
-                                    .tag("transport", GrpcInstanceClient.transportOf(in.getEndpoint())).publishPercentileHistogram()
-                                    .register(meters).record(nanos, TimeUnit.NANOSECONDS);
-                            if (error != null) {
-                                meters.counter("moemesh.gateway.dispatch.errors", "instance", id).increment();
-                            }
-                        }));
+                return instanceMeters.open(client, GrpcInstanceClient.transportOf(in.getEndpoint()), d);
             } catch (RuntimeException e) {
                 // Nothing holds the client yet, and a later placement tries again: each failure would leak a channel.
                 client.close();
@@ -226,7 +222,7 @@ public class GatewayConfiguration {
     @Bean
     LookaheadPrefetch lookaheadPrefetch(GatewayProperties p, MoeModel model, Optional<MeshExpertDispatch> mesh,
                                         MeterRegistry meters) {
-        GatewayProperties.LookaheadPrefetch lp = p.dispatch().lookaheadPrefetch();
+        LookaheadPrefetchProperties lp = p.dispatch().lookaheadPrefetch();
         if (mesh.isEmpty() || !lp.enabled()) {
             return null;
         }
@@ -393,7 +389,9 @@ public class GatewayConfiguration {
     @Bean
     GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys) {
         // The public API authenticates clients by API key; moemesh.gateway.tls is for the channels to experts only.
+        // The arrival interceptor is last: it runs first, so a call's arrival is taken before anything else.
         return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
-                p.admission().maxRequestBytes(), p.shutdownGrace(), List.of(service.guarded()), List.of(new AuthInterceptor(keys)));
+                p.admission().maxRequestBytes(), SERVERS_STOP_GRACE, List.of(service.guarded()),
+                List.of(new AuthInterceptor(keys), new ArrivalInterceptor()));
     }
 }

@@ -14,7 +14,7 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *
  * @param modelDir              Hugging Face model directory (dense weights, tokenizer); required
  * @param grpcHost              address the public gRPC API binds (loopback by default)
- * @param grpcPort              public gRPC port; 0 picks a free one
+ * @param grpcPort              public gRPC port, in [0, 65535]; 0 picks a free one
  * @param placementFile         JSON of router.v1.Placement; empty runs every expert in-process (monolithic), unless
  *                              a router is set. With a router the file is optional (missing at startup: the router
  *                              delivers the first placement) and the highest valid epoch of the two serves
@@ -28,12 +28,13 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param kvBlockTokens         tokens per KV block (the unit of prefix caching and of the kvcache-service, whose
  *                              {@code moemesh.kvcache.block-tokens} must be the same), in [1, 1024]
  * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
- * @param maxRunning            sequences decoding at once
+ * @param maxRunning            sequences in the engine's batch at once (prefilling their prompt or decoding)
  * @param maxInboundMessageBytes largest gRPC message accepted from expert-services and the router (at least 64 KiB);
  *                              the kvcache-service's channel takes this or its largest reply, whichever is larger
  *                              ({@code KvCacheClient.inboundMessageBytes}). An instance's rows of a layer go in as many
  *                              ExpertBatch messages as keep each request and reply within it; a limit that cannot
  *                              hold one row of the model is refused at startup
+ * @param shutdownGrace         how long in-flight requests may finish after SIGTERM (DrainLifecycle), ≥ 0
  * @param nativeCacheDir        where native libraries are unpacked (a read-only root filesystem must work)
  * @param dispatch              expert-service data path settings
  * @param admission             queue, rate and size limits of the public APIs
@@ -124,8 +125,9 @@ public record GatewayProperties(
      * @param maxWaiting                requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
      *                                  (at least 1); a request counts from its admission, so concurrent ones cannot
      *                                  all take the last place
-     * @param tenantRequestsPerSecond   per-tenant request rate (token bucket); 0 disables
-     * @param tenantBurst               per-tenant bucket size
+     * @param tenantRequestsPerSecond   per-tenant request rate (token bucket), a finite number ≥ 0; 0 (the default)
+     *                                  disables the limit
+     * @param tenantBurst               per-tenant bucket size: requests a tenant may send at once, a finite number ≥ 1
      * @param maxPromptTokens           longest prompt accepted; 0 = the model's context (at most context − 1 either
      *                                  way: one token must remain to generate)
      * @param maxNewTokens              largest max_tokens accepted, and the cap of a request that sets none (which
@@ -178,41 +180,18 @@ public record GatewayProperties(
             if (maxChatMessages < 1) {
                 throw new IllegalArgumentException(prefix + "max-chat-messages must be ≥ 1, got " + maxChatMessages);
             }
+            // A negative rate, a NaN or a burst below one token would switch the limit off or change it silently.
+            if (!(tenantRequestsPerSecond >= 0) || Double.isInfinite(tenantRequestsPerSecond)) {
+                throw new IllegalArgumentException(prefix + "tenant-requests-per-second must be a finite number ≥ 0 "
+                        + "(0 = no limit), got " + tenantRequestsPerSecond);
+            }
+            if (!(tenantBurst >= 1) || Double.isInfinite(tenantBurst)) {
+                throw new IllegalArgumentException(prefix + "tenant-burst must be a finite number ≥ 1, got "
+                        + tenantBurst);
+            }
             if (maxPromptTokens < 0 || maxNewTokens < 0) {
                 throw new IllegalArgumentException(prefix + "max-prompt-tokens and max-new-tokens must be ≥ 0 (0 = the"
                         + " model's context), got " + maxPromptTokens + " and " + maxNewTokens);
-            }
-        }
-    }
-
-    /**
-     * Lookahead prefetch (Pre-gated MoE): during layer l the engine applies layer l+1's gate to layer l's MoE
-     * input, and the gateway sends expert.v1 {@code Prefetch} hints for the predicted experts to the instances the
-     * placement and the replica picker would use, so an expert-service whose resident set cannot hold its whole
-     * assignment loads them before layer l+1's batch arrives. Advice only: tokens never depend on it.
-     *
-     * @param enabled     off by default: an expert-service whose resident set holds its whole assignment (the
-     *                    default budget, 8 GiB, holds every synthetic and tiny model) gains nothing, and each
-     *                    layer then costs one more small message per instance; turn it on for instances whose
-     *                    {@code moemesh.expert.memory-budget-bytes} is below their assignment
-     * @param topK        routed experts predicted per token and layer; 0 (default) = the model's top-k. Capped to
-     *                    the model's number of experts
-     * @param maxInFlight Prefetch calls in flight over all instances; a hint beyond it is dropped (counted), so
-     *                    a slow instance never makes hints pile up
-     */
-    public record LookaheadPrefetch(
-            @DefaultValue("false") boolean enabled,
-            @DefaultValue("0") int topK,
-            @DefaultValue("64") int maxInFlight) {
-
-        public LookaheadPrefetch {
-            if (topK < 0) {
-                throw new IllegalArgumentException("moemesh.gateway.dispatch.lookahead-prefetch.top-k must be >= 0 "
-                        + "(0 = the model's top-k), got " + topK);
-            }
-            if (maxInFlight < 1) {
-                throw new IllegalArgumentException("moemesh.gateway.dispatch.lookahead-prefetch.max-in-flight must "
-                        + "be >= 1, got " + maxInFlight);
             }
         }
     }
@@ -297,6 +276,13 @@ public record GatewayProperties(
     public GatewayProperties {
         if (modelDir == null) {
             throw new IllegalArgumentException("moemesh.gateway.model-dir (MOEMESH_GATEWAY_MODEL_DIR) is required");
+        }
+        if (grpcPort < 0 || grpcPort > 65535) {
+            throw new IllegalArgumentException("moemesh.gateway.grpc-port must be in [0, 65535] (0 = a free port), got "
+                    + grpcPort);
+        }
+        if (shutdownGrace == null || shutdownGrace.isNegative()) {
+            throw new IllegalArgumentException("moemesh.gateway.shutdown-grace must be 0 or more, got " + shutdownGrace);
         }
         if (kvCacheTokens != 0 && kvCacheTokens < 16 || stepTokenBudget < 1 || maxRunning < 1) {
             throw new IllegalArgumentException("moemesh.gateway: kv-cache-tokens 0 (sized from the heap) or ≥ 16, "

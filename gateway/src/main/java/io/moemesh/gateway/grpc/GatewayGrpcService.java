@@ -74,13 +74,14 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
 
     @Override
     public void generate(GenerateRequest request, StreamObserver<GenerateResponse> observer) {
+        long arrival = ArrivalInterceptor.arrivalNanos();
         ServerCallStreamObserver<GenerateResponse> out = (ServerCallStreamObserver<GenerateResponse>) observer;
         String requestId = request.getRequestId().isEmpty() ? UUID.randomUUID().toString() : request.getRequestId();
         GenerationService.Handle handle;
         try {
             GenerationRequest r = prompts.request(request);
             ServingRequest serving = new ServingRequest(requestId, Tenants.current(), r,
-                    request.getSampling().getStopList());
+                    request.getSampling().getStopList(), arrival);
             GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), requestId,
                     maxStreamBacklogBytes);
             // The first message goes out before the sequence can produce tokens on the engine thread (and so
@@ -115,10 +116,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             };
             // Tokenize answers for texts a prompt could be: one that cannot fit is refused untokenized.
             limits.checkText(request.getInputCase() == TokenizeRequest.InputCase.TEXT ? "text" : "chat", text);
-            int[] ids = model.tokenizer().encode(text);
-            if (!request.hasAddBos() || request.getAddBos()) {
-                ids = model.withBos(ids);
-            }
+            int[] ids = prompts.tokenizeBos(model.tokenizer().encode(text), request);
             for (int id : ids) {
                 b.addTokenIds(id);
                 b.addTokens(model.tokenizer().token(id));

@@ -10,6 +10,7 @@ import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.proto.gateway.v1.ChatInput;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.service.grpc.StatusMapping;
 import java.nio.charset.StandardCharsets;
 import java.util.Optional;
@@ -78,6 +79,33 @@ final class PromptBuilder {
             ids[i] = id;
         }
         return model.withBos(ids);
+    }
+
+    /**
+     * Tokenize's BOS (gateway.proto {@code add_bos}): unset = the model's rule, the ids Generate would use; false =
+     * none prepended; true = forced on: the BOS the tokenizer adds, or for a tokenizer that adds none (Qwen2's)
+     * config.json's {@code bos_token_id} (ModelInfo's), prepended unless the ids already start with it. A model with
+     * neither has no BOS to force: INVALID_ARGUMENT naming add_bos.
+     */
+    int[] tokenizeBos(int[] ids, TokenizeRequest r) {
+        if (!r.hasAddBos()) {
+            return model.withBos(ids);
+        }
+        if (!r.getAddBos()) {
+            return ids;
+        }
+        // The tokenizer's BOS, if it adds one: the model's rule applied to no ids gives exactly it.
+        int[] promptBos = model.withBos(new int[0]);
+        int bos = promptBos.length == 1 ? promptBos[0] : model.config().bosTokenId().orElseThrow(() ->
+                new IllegalArgumentException("add_bos is true, but this model has no BOS token (its tokenizer adds "
+                        + "none and config.json has no bos_token_id)"));
+        if (ids.length > 0 && ids[0] == bos) {
+            return ids;
+        }
+        int[] out = new int[ids.length + 1];
+        out[0] = bos;
+        System.arraycopy(ids, 0, out, 1, ids.length);
+        return out;
     }
 
     /** Size limits first (they are cheap and hold whatever the model), then the template. */

@@ -245,7 +245,8 @@ public class OpenAiController {
                 r.ignoreEos());
         String requestId = RequestIds.current(http);
         GenerationRequest g = new GenerationRequest(ids, params, false, r.logprobs());
-        ServingRequest serving = new ServingRequest(requestId, Tenant.of(http), g, r.stop());
+        ServingRequest serving = new ServingRequest(requestId, Tenant.of(http), g, r.stop(),
+                RequestIds.arrivalNanos(http));
         OpenAiChunks chunks = new OpenAiChunks(isChat, (isChat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID(), modelName,
                 model.tokenizer());
         if (!r.stream()) {

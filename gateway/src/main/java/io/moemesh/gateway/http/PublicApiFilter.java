@@ -62,6 +62,8 @@ public final class PublicApiFilter extends OncePerRequestFilter {
     @Override
     protected void doFilterInternal(HttpServletRequest req, HttpServletResponse res, FilterChain chain)
             throws ServletException, IOException {
+        // The request's arrival (TTFT and E2E start here): its body is read, parsed and tokenized after this.
+        req.setAttribute(RequestIds.ARRIVAL_ATTRIBUTE, System.nanoTime());
         String given = req.getHeader(RequestIds.HEADER);
         String id = given != null && SANE_ID.matcher(given).matches() ? given : UUID.randomUUID().toString();
         req.setAttribute(RequestIds.ATTRIBUTE, id);

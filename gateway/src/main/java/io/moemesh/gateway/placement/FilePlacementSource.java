@@ -10,18 +10,20 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
-import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 import java.util.zip.GZIPInputStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A placement file re-read when it changes (checked at most once per poll interval, from the engine thread).
+ * A placement file re-read when it changes (checked at most once per poll interval, measured on a monotonic clock
+ * ({@link System#nanoTime()}): a step of the wall clock neither stops nor hurries the checks).
  * A newer file that does not parse or does not fit the model is logged and ignored: the last good placement
  * keeps serving. Only a higher epoch replaces the current placement (epochs version placements); a file with an
  * older epoch, or the current epoch with other contents, is logged and ignored. Next to a router
@@ -43,12 +45,16 @@ public final class FilePlacementSource implements PlacementSource {
     private final Path gzipSibling;
     private final int layers;
     private final int dispatchableExperts;
-    private final Duration poll;
-    private final Clock clock;
+    private final long pollNanos;
+    private final LongSupplier nanoClock;
     private volatile PlacementTable current;
     private Placement currentPlacement;
     private Versions seen;
-    private long nextCheck;
+    /**
+     * The nano time of the next check. {@link #current()} is called from several threads (the engine thread, the
+     * router watch's): whoever moves it on does the check, the others keep the placement they see.
+     */
+    private final AtomicLong nextCheck;
 
     /**
      * What tells one version of the file from the next. The modification time alone does not: Linux file
@@ -70,8 +76,8 @@ public final class FilePlacementSource implements PlacementSource {
      * @throws IllegalArgumentException when the file is missing, does not parse or does not fit the model (the
      *                                  message names the file)
      */
-    public FilePlacementSource(Path file, int layers, int dispatchableExperts, Duration poll, Clock clock) {
-        this(file, layers, dispatchableExperts, poll, clock, true);
+    public FilePlacementSource(Path file, int layers, int dispatchableExperts, Duration poll, LongSupplier nanoClock) {
+        this(file, layers, dispatchableExperts, poll, nanoClock, true);
     }
 
     /**
@@ -79,19 +85,20 @@ public final class FilePlacementSource implements PlacementSource {
      * good version appears {@link #current()} is empty.
      */
     public static FilePlacementSource optional(Path file, int layers, int dispatchableExperts, Duration poll,
-                                               Clock clock) {
-        return new FilePlacementSource(file, layers, dispatchableExperts, poll, clock, false);
+                                               LongSupplier nanoClock) {
+        return new FilePlacementSource(file, layers, dispatchableExperts, poll, nanoClock, false);
     }
 
-    private FilePlacementSource(Path file, int layers, int dispatchableExperts, Duration poll, Clock clock,
+    /** @param nanoClock {@link System#nanoTime()} (tests: a clock they move) */
+    private FilePlacementSource(Path file, int layers, int dispatchableExperts, Duration poll, LongSupplier nanoClock,
                                 boolean required) {
         this.file = file;
         String fileName = file.getFileName() == null ? "" : file.getFileName().toString();
         this.gzipSibling = fileName.endsWith(".gz") ? null : file.resolveSibling(fileName + ".gz");
         this.layers = layers;
         this.dispatchableExperts = dispatchableExperts;
-        this.poll = poll;
-        this.clock = clock;
+        this.pollNanos = poll.toNanos();
+        this.nanoClock = nanoClock;
         // The version before the read: a write during the read is then seen at the next check, not lost.
         this.seen = version();
         try {
@@ -104,14 +111,15 @@ public final class FilePlacementSource implements PlacementSource {
             }
             log.warn("no placement from the file yet ({}); waiting for it or the router", e.getMessage());
         }
-        this.nextCheck = clock.millis() + poll.toMillis();
+        this.nextCheck = new AtomicLong(nanoClock.getAsLong() + pollNanos);
     }
 
     @Override
     public Optional<PlacementTable> current() {
-        long now = clock.millis();
-        if (now >= nextCheck) {
-            nextCheck = now + poll.toMillis();
+        long now = nanoClock.getAsLong();
+        long next = nextCheck.get();
+        // Compared by difference: nano times may wrap around.
+        if (now - next >= 0 && nextCheck.compareAndSet(next, now + pollNanos)) {
             reloadIfChanged();
         }
         return Optional.ofNullable(current);

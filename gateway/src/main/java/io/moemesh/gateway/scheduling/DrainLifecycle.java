@@ -3,22 +3,27 @@ package io.moemesh.gateway.scheduling;
 import io.moemesh.gateway.serving.AdmissionControl;
 import io.moemesh.gateway.serving.DrainExpiredException;
 import java.time.Duration;
+import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.context.SmartLifecycle;
 
 /**
  * Graceful shutdown (SIGTERM): first stop admitting (new requests get 503 / UNAVAILABLE), then let the
- * sequences in flight finish within the grace period; sequences still running or waiting when it ends are stopped
- * with a {@link DrainExpiredException}, so their clients get a clean, retryable end rather than a stream cut by
- * the servers' stop; only then do the gRPC and HTTP servers stop (this lifecycle's phase is higher, so Spring
- * stops it first).
+ * requests in flight finish within the grace period: those admitted and not yet submitted to the engine
+ * ({@link AdmissionControl#reserved()}) and the engine's sequences ({@link EngineLoop#inFlight()}). Sequences still
+ * running or waiting when it ends are stopped with a {@link DrainExpiredException} (so are those submitted after
+ * that), so their clients get a clean, retryable end rather than a stream cut by the servers' stop; only then do
+ * the gRPC and HTTP servers stop (this lifecycle's phase is higher, so Spring stops it first).
  */
 public final class DrainLifecycle implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(DrainLifecycle.class);
 
     /** How long the stopped requests get to have their last message sent (one engine step is plenty). */
     static final Duration STOP_WAIT = Duration.ofSeconds(5);
+    /** How often a drain looks again while only admitted, not yet submitted requests are left (they are quick). */
+    private static final long RESERVED_POLL_NANOS = Duration.ofMillis(10).toNanos();
+    private static final Duration ENGINE_POLL = Duration.ofMillis(100);
 
     private final AdmissionControl admission;
     private final EngineLoop engine;
@@ -39,19 +44,40 @@ public final class DrainLifecycle implements SmartLifecycle {
     @Override
     public void stop() {
         admission.startDraining();
-        long deadline = System.nanoTime() + grace.toNanos();
-        log.info("draining: {} running, {} waiting", engine.running(), engine.waiting());
-        while ((engine.running() > 0 || engine.waiting() > 0) && System.nanoTime() < deadline) {
-            engine.awaitIdle(Duration.ofMillis(100));
-        }
-        if (engine.busy()) {
-            log.warn("drain grace {} ended: stopping {} running and {} waiting requests", grace, engine.running(),
-                    engine.waiting());
+        log.info("draining: {} requests in flight", inFlight());
+        if (!awaitNoneInFlight(System.nanoTime() + grace.toNanos())) {
+            log.warn("drain grace {} ended: stopping {} requests in flight", grace, inFlight());
             engine.stopAll(new DrainExpiredException(grace));
-            engine.awaitIdle(STOP_WAIT);
+            awaitNoneInFlight(System.nanoTime() + STOP_WAIT.toNanos());
         }
-        log.info("drained: {} running, {} waiting left", engine.running(), engine.waiting());
+        log.info("drained: {} requests in flight left", inFlight());
         running = false;
+    }
+
+    /**
+     * Requests admitted and not ended. Reservations are read first: a request is counted by the engine before its
+     * reservation is released, and none is reserved once draining started, so none is missed between the two reads.
+     */
+    private int inFlight() {
+        int admitted = admission.reserved();
+        return admitted + engine.inFlight();
+    }
+
+    /** Waits until no request is in flight or {@code deadline} (nano time) passes; true when none is. */
+    private boolean awaitNoneInFlight(long deadline) {
+        while (inFlight() > 0) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            if (engine.busy()) {
+                engine.awaitIdle(Duration.ofNanos(Math.min(left, ENGINE_POLL.toNanos())));
+            } else {
+                // Only admitted requests on their way to the engine: a moment.
+                LockSupport.parkNanos(Math.min(left, RESERVED_POLL_NANOS));
+            }
+        }
+        return true;
     }
 
     @Override

@@ -1,8 +1,10 @@
 package io.moemesh.gateway.scheduling;
 
 import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
+import io.moemesh.model.generate.TokenLogprobs;
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.Tracer;
@@ -10,6 +12,7 @@ import io.opentelemetry.context.Scope;
 import java.time.Duration;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,6 +35,12 @@ public final class EngineLoop implements AutoCloseable {
     private volatile boolean running = true;
     private volatile long lastProgressNanos = System.nanoTime();
     private final Object idle = new Object();
+    /**
+     * Sequences submitted and not yet ended (onFinish / onError returned): one count, kept at submit and at the end,
+     * that any thread reads consistently. The scheduler's running and waiting lists belong to the engine thread, and
+     * a sequence moving from one to the other between two reads of them would be seen in neither.
+     */
+    private final AtomicInteger inFlight = new AtomicInteger();
     private final Tracer tracer;
     private final java.util.function.LongConsumer afterStep;
 
@@ -67,7 +76,14 @@ public final class EngineLoop implements AutoCloseable {
     }
 
     public StepScheduler.Handle submit(GenerationRequest request, SequenceListener listener, String tenant) {
-        StepScheduler.Handle h = scheduler.submit(request, listener, tenant);
+        inFlight.incrementAndGet();
+        StepScheduler.Handle h;
+        try {
+            h = scheduler.submit(request, new Counted(listener), tenant);
+        } catch (RuntimeException e) {
+            ended();
+            throw e;
+        }
         wake.release();
         return new StepScheduler.Handle() {
             @Override
@@ -100,11 +116,11 @@ public final class EngineLoop implements AutoCloseable {
         wake.release();
     }
 
-    /** Waits up to {@code max} for the scheduler to have nothing running or waiting. */
+    /** Waits up to {@code max} for every submitted sequence to have ended ({@link #inFlight()} 0). */
     public void awaitIdle(Duration max) {
         long deadline = System.nanoTime() + max.toNanos();
         synchronized (idle) {
-            while (!scheduler.idle() && System.nanoTime() < deadline) {
+            while (inFlight.get() > 0 && deadline - System.nanoTime() > 0) {
                 try {
                     idle.wait(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
                 } catch (InterruptedException e) {
@@ -125,7 +141,67 @@ public final class EngineLoop implements AutoCloseable {
 
     /** Sequences are running or waiting: the loop owes them a step. */
     public boolean busy() {
-        return scheduler.running() + scheduler.waiting() > 0;
+        return inFlight.get() > 0;
+    }
+
+    /** Sequences submitted whose listener has not been told their end yet (running, waiting or just submitted). */
+    public int inFlight() {
+        return inFlight.get();
+    }
+
+    private void ended() {
+        if (inFlight.decrementAndGet() == 0) {
+            synchronized (idle) {
+                idle.notifyAll();
+            }
+        }
+    }
+
+    /** The caller's listener, and the end of its sequence counted once the listener has been told it. */
+    private final class Counted implements SequenceListener {
+        private final SequenceListener listener;
+
+        Counted(SequenceListener listener) {
+            this.listener = listener;
+        }
+
+        @Override
+        public void onAdmitted(int cachedPromptTokens) {
+            listener.onAdmitted(cachedPromptTokens);
+        }
+
+        @Override
+        public void onPrefillComplete() {
+            listener.onPrefillComplete();
+        }
+
+        @Override
+        public void onLogprobs(TokenLogprobs logprobs) {
+            listener.onLogprobs(logprobs);
+        }
+
+        @Override
+        public void onToken(int token) {
+            listener.onToken(token);
+        }
+
+        @Override
+        public void onFinish(GenerationResult result) {
+            try {
+                listener.onFinish(result);
+            } finally {
+                ended();
+            }
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            try {
+                listener.onError(error);
+            } finally {
+                ended();
+            }
+        }
     }
 
     /** {@link System#nanoTime()} when the loop last finished a pass (a step, or an idle wait). */

@@ -34,13 +34,18 @@ public final class AdmissionControl {
     }
 
     /**
-     * @param ratePerSecond requests per second per tenant; ≤ 0 disables rate limiting
+     * @param ratePerSecond requests per second per tenant, finite and ≥ 0; 0 disables rate limiting
+     * @param burst         a tenant's bucket size, finite and ≥ 1
      */
     public AdmissionControl(int maxWaiting, double ratePerSecond, double burst, int maxPromptTokens, int maxNewTokens,
                             IntSupplier waiting, LongSupplier nanoClock) {
+        if (!(ratePerSecond >= 0) || Double.isInfinite(ratePerSecond) || !(burst >= 1) || Double.isInfinite(burst)) {
+            throw new IllegalArgumentException("the per-tenant rate must be finite and ≥ 0 and the burst finite and "
+                    + "≥ 1, got " + ratePerSecond + " and " + burst);
+        }
         this.maxWaiting = maxWaiting;
         this.ratePerSecond = ratePerSecond;
-        this.burst = Math.max(1, burst);
+        this.burst = burst;
         this.maxPromptTokens = maxPromptTokens;
         this.maxNewTokens = maxNewTokens;
         this.waiting = waiting;
@@ -82,6 +87,11 @@ public final class AdmissionControl {
 
     private Reservation reserve() {
         synchronized (this) {
+            // Checked again under the lock: once startDraining returned, no reservation is taken, so a drain that
+            // then sees none reserved and nothing in the engine has nothing left to wait for.
+            if (draining) {
+                throw new DrainingException();
+            }
             // Under the lock: a slot released after its submit is in waiting's count by the time another admit
             // reads it here. The scheduler only lowers that count meanwhile (or a preemption raises it).
             if (waiting.getAsInt() + reserved >= maxWaiting) {
@@ -121,8 +131,17 @@ public final class AdmissionControl {
         }
     }
 
-    public void startDraining() {
+    /** From now on every admission is refused ({@link DrainingException}); reservations taken before stay. */
+    public synchronized void startDraining() {
         draining = true;
+    }
+
+    /**
+     * Requests admitted and not yet submitted to the engine (their {@link Reservation} not released): a drain waits
+     * for them as for the engine's sequences. Their submit counts them in the engine before the release.
+     */
+    public synchronized int reserved() {
+        return reserved;
     }
 
     public boolean draining() {

@@ -75,18 +75,27 @@ public final class GenerationService {
         void cancel();
     }
 
+    /**
+     * Admits and submits the request, or throws why not (no placement, draining, overloaded, a limit): such a
+     * refusal counts in the requests metric with its error type, as a request that fails later does.
+     */
     public Handle submit(ServingRequest request, CompletionSink sink) {
         var g = request.generation();
-        ready.run();
-        AdmissionControl.Reservation slot = admission.admit(request.tenant(), g.promptIds().length,
-                g.params().maxTokens());
         Run run;
         try {
-            run = new Run(request, sink);
-            run.handle = engine.submit(g, run, request.tenant());
-        } finally {
-            // Submitted: the scheduler's waiting count holds the request from here on (or it was refused).
-            slot.release();
+            ready.run();
+            AdmissionControl.Reservation slot = admission.admit(request.tenant(), g.promptIds().length,
+                    g.params().maxTokens());
+            try {
+                run = new Run(request, sink);
+                run.handle = engine.submit(g, run, request.tenant());
+            } finally {
+                // Submitted: the engine counts the request from here on (or it was refused).
+                slot.release();
+            }
+        } catch (RuntimeException e) {
+            metrics.request(e.getClass().getSimpleName(), request.tenant());
+            throw e;
         }
         if (run.cancelRequested) {
             // The engine thread may have stopped the sequence before the handle was stored.
@@ -122,7 +131,8 @@ public final class GenerationService {
         private final ServingRequest request;
         private final CompletionSink sink;
         private final TextAssembler text;
-        private final long arrival = System.nanoTime();
+        /** When the API received the request: TTFT and E2E are counted from it (docs/metrics.md). */
+        private final long arrival;
         private final AtomicBoolean done = new AtomicBoolean();
         private volatile StepScheduler.Handle handle;
         private volatile boolean cancelRequested;
@@ -150,6 +160,7 @@ public final class GenerationService {
         Run(ServingRequest request, CompletionSink sink) {
             this.request = request;
             this.sink = sink;
+            this.arrival = request.arrivalNanos();
             this.text = new TextAssembler(tokenizer, request.stop());
             this.length = request.generation().promptIds().length;
         }
@@ -218,7 +229,7 @@ public final class GenerationService {
             if (done.get()) {
                 return;
             }
-            long now = System.nanoTime();
+            long now = metrics.now();
             metrics.token(now - arrival, now - lastToken, tokens == 0);
             if (tokens == 0) {
                 firstToken = now;
@@ -264,7 +275,8 @@ public final class GenerationService {
         }
 
         private void complete(String reason, GenerationResult result) {
-            metrics.finished(System.nanoTime() - arrival, firstToken - arrival, tokens);
+            // E2E ends at the last token (docs/metrics.md), so TPOT is the mean gap between the tokens exactly.
+            metrics.finished((tokens > 0 ? lastToken : metrics.now()) - arrival, firstToken - arrival, tokens);
             metrics.request("ok", request.tenant());
             String rest = text.finish();
             sink.onComplete(new CompletionSink.Completion(reason, rest, text.text(), java.util.Arrays.copyOf(ids, tokens),

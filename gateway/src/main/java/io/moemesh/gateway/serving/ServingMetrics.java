@@ -4,14 +4,17 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
+import java.util.function.LongSupplier;
 
 /**
  * Latency and throughput of the public APIs, with vLLM's definitions: TTFT (arrival → first token), ITL
- * (between consecutive tokens), TPOT ((E2E − TTFT) / (tokens − 1)), E2E (arrival → last token). Names are
- * listed in docs/metrics.md.
+ * (between consecutive tokens), TPOT ((E2E − TTFT) / (tokens − 1)), E2E (arrival → last token). Arrival is when the
+ * API received the request ({@link ServingRequest#arrivalNanos()}), so intake, tokenization and admission count.
+ * Names are listed in docs/metrics.md.
  */
 public final class ServingMetrics {
     private final MeterRegistry registry;
+    private final LongSupplier nanoClock;
     private final Timer ttft;
     private final Timer itl;
     private final Timer tpot;
@@ -20,7 +23,13 @@ public final class ServingMetrics {
     private final Counter generationTokens;
 
     public ServingMetrics(MeterRegistry registry) {
+        this(registry, System::nanoTime);
+    }
+
+    /** @param nanoClock what token times are read from: {@link System#nanoTime()}, as the arrival times are */
+    public ServingMetrics(MeterRegistry registry, LongSupplier nanoClock) {
         this.registry = registry;
+        this.nanoClock = nanoClock;
         this.ttft = timer("moemesh.gateway.time.to.first.token", "arrival to first generated token");
         this.itl = timer("moemesh.gateway.inter.token.latency", "time between consecutive generated tokens");
         this.tpot = timer("moemesh.gateway.time.per.output.token", "(e2e - ttft) / (output tokens - 1) per request");
@@ -35,6 +44,11 @@ public final class ServingMetrics {
         return Timer.builder(name).description(description).publishPercentileHistogram()
                 .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(10))
                 .register(registry);
+    }
+
+    /** Now, on the clock arrival times are on. */
+    long now() {
+        return nanoClock.getAsLong();
     }
 
     void admitted(int prompt) {
@@ -57,7 +71,10 @@ public final class ServingMetrics {
         }
     }
 
-    /** One count per finished request: status is ok, cancelled, or the error status name. */
+    /**
+     * One count per finished request: status is ok, cancelled, or the error's type (its class's simple name), also
+     * for a request refused before it was admitted (overloaded, draining, no placement).
+     */
     public void request(String status, String tenant) {
         registry.counter("moemesh.gateway.requests", "status", status, "tenant", tenant).increment();
     }

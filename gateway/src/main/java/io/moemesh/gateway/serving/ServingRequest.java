@@ -6,10 +6,14 @@ import java.util.List;
 /**
  * A request as every public API hands it to the {@link GenerationService}.
  *
- * @param stop at most {@link #MAX_STOP} non-empty strings of at most {@link #MAX_STOP_CHARS} UTF-16 units each
- *             (the APIs check their own, possibly lower, limits first and name their field)
+ * @param stop         at most {@link #MAX_STOP} non-empty strings of at most {@link #MAX_STOP_CHARS} UTF-16 units
+ *                     each (the APIs check their own, possibly lower, limits first and name their field)
+ * @param arrivalNanos {@link System#nanoTime()} when the API received the request (an HTTP request's headers, a gRPC
+ *                     call's start), before its body was read, its prompt rendered and tokenized and it was admitted:
+ *                     where TTFT and E2E start (docs/metrics.md)
  */
-public record ServingRequest(String requestId, String tenant, GenerationRequest generation, List<String> stop) {
+public record ServingRequest(String requestId, String tenant, GenerationRequest generation, List<String> stop,
+                             long arrivalNanos) {
     /** Stop strings per request: what gateway.proto allows (the OpenAI API allows 4). */
     public static final int MAX_STOP = 16;
     /**
@@ -17,6 +21,11 @@ public record ServingRequest(String requestId, String tenant, GenerationRequest 
      * suffix, quadratic in its length per token: the cap keeps a hostile stop string from stalling the engine.
      */
     public static final int MAX_STOP_CHARS = 256;
+
+    /** A request received now. */
+    public ServingRequest(String requestId, String tenant, GenerationRequest generation, List<String> stop) {
+        this(requestId, tenant, generation, stop, System.nanoTime());
+    }
 
     public ServingRequest {
         stop = List.copyOf(stop);

@@ -32,7 +32,7 @@ class DispatchPropertiesTest {
 
     @Test
     void lookaheadPrefetch_offByDefault_modelTopK_64InFlight() {
-        GatewayProperties.LookaheadPrefetch lp = bind(Map.of()).lookaheadPrefetch();
+        LookaheadPrefetchProperties lp = bind(Map.of()).lookaheadPrefetch();
         assertThat(lp.enabled()).isFalse();
         assertThat(lp.topK()).isZero();
         assertThat(lp.maxInFlight()).isEqualTo(64);

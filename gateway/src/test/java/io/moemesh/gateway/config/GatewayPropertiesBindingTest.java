@@ -17,7 +17,8 @@ import org.springframework.boot.context.properties.source.MapConfigurationProper
 /**
  * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping, micro-batch-min-expert-rows,
  * unix-socket-security, dispatch.shared-memory-*, placement-poll-interval, admission.max-waiting,
- * max-inbound-message-bytes and dispatch.max-concurrent-calls against micro-batches, bound as Spring binds them.
+ * admission.tenant-requests-per-second and tenant-burst, grpc-port, shutdown-grace, max-inbound-message-bytes and
+ * dispatch.max-concurrent-calls against micro-batches, bound as Spring binds them.
  */
 class GatewayPropertiesBindingTest {
 
@@ -59,11 +60,37 @@ class GatewayPropertiesBindingTest {
             "placement-poll-interval | -1s | moemesh.gateway.placement-poll-interval must be at least 1ms, got PT-1S",
             "admission.max-waiting | 0 | moemesh.gateway.admission.max-waiting must be ≥ 1, got 0",
             "admission.max-waiting | -1 | moemesh.gateway.admission.max-waiting must be ≥ 1, got -1",
-            "max-inbound-message-bytes | 1000 | moemesh.gateway.max-inbound-message-bytes must be >= 65536, got 1000"})
+            "max-inbound-message-bytes | 1000 | moemesh.gateway.max-inbound-message-bytes must be >= 65536, got 1000",
+            "admission.tenant-requests-per-second | -1 | moemesh.gateway.admission.tenant-requests-per-second must be a "
+                    + "finite number ≥ 0 (0 = no limit), got -1.0",
+            "admission.tenant-requests-per-second | NaN | moemesh.gateway.admission.tenant-requests-per-second must be a "
+                    + "finite number ≥ 0 (0 = no limit), got NaN",
+            "admission.tenant-requests-per-second | Infinity | moemesh.gateway.admission.tenant-requests-per-second must "
+                    + "be a finite number ≥ 0 (0 = no limit), got Infinity",
+            "admission.tenant-burst | 0 | moemesh.gateway.admission.tenant-burst must be a finite number ≥ 1, got 0.0",
+            "admission.tenant-burst | -3 | moemesh.gateway.admission.tenant-burst must be a finite number ≥ 1, got -3.0",
+            "admission.tenant-burst | 0.5 | moemesh.gateway.admission.tenant-burst must be a finite number ≥ 1, got 0.5",
+            "admission.tenant-burst | NaN | moemesh.gateway.admission.tenant-burst must be a finite number ≥ 1, got NaN",
+            "grpc-port | -1 | moemesh.gateway.grpc-port must be in [0, 65535] (0 = a free port), got -1",
+            "grpc-port | 65536 | moemesh.gateway.grpc-port must be in [0, 65535] (0 = a free port), got 65536",
+            "shutdown-grace | -1s | moemesh.gateway.shutdown-grace must be 0 or more, got PT-1S"})
     void outOfRange_refusedAtStartup_namingTheProperty(String property, String value, String message) {
         assertThatThrownBy(() -> bind(Map.of("moemesh.gateway." + property, value)))
                 .isInstanceOf(BindException.class).rootCause()
                 .isInstanceOf(IllegalArgumentException.class).hasMessage(message);
+    }
+
+    @Test
+    void admissionRateAndBurst_zeroRateIsOff_andTheBoundsAreAccepted() {
+        GatewayProperties.Admission a = bind(Map.of()).admission();
+        assertThat(a.tenantRequestsPerSecond()).isZero();
+        assertThat(a.tenantBurst()).isEqualTo(20);
+        a = bind(Map.of("moemesh.gateway.admission.tenant-requests-per-second", "0.5",
+                "moemesh.gateway.admission.tenant-burst", "1")).admission();
+        assertThat(a.tenantRequestsPerSecond()).isEqualTo(0.5);
+        assertThat(a.tenantBurst()).isEqualTo(1);
+        assertThat(bind(Map.of("moemesh.gateway.grpc-port", "65535", "moemesh.gateway.shutdown-grace", "0s")).grpcPort())
+                .isEqualTo(65535);
     }
 
     @Test

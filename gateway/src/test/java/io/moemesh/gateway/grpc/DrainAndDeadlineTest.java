@@ -180,6 +180,44 @@ class DrainAndDeadlineTest {
         }
     }
 
+    /**
+     * A Generate call whose client stopped reading cannot end (its status waits behind the data the client does not
+     * take). After the drain, which gave requests the shutdown-grace, the gRPC server's stop gives such a call only its
+     * own short grace, not the shutdown-grace a second time.
+     */
+    @Test
+    void stop_aCallWhoseClientStoppedReading_holdsTheServerForItsShortGrace_notTheShutdownGraceAgain() throws Exception {
+        ConfigurableApplicationContext ctx = start("60s", "--moemesh.gateway.admission.max-stream-backlog-bytes=4096");
+        int port = ctx.getBean(GrpcServerLifecycle.class).port();
+        var meters = ctx.getBean(io.micrometer.core.instrument.MeterRegistry.class);
+        // A small receive window, so the server's transport fills soon once the client stops taking messages.
+        ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().flowControlWindow(4096)
+                .build();
+        try {
+            io.grpc.ClientCall<GenerateRequest, GenerateResponse> call = ch.newCall(
+                    GatewayServiceGrpc.getGenerateMethod(), io.grpc.CallOptions.DEFAULT);
+            call.start(new io.grpc.ClientCall.Listener<>() { }, new io.grpc.Metadata());
+            // The first message and never another.
+            call.request(1);
+            call.sendMessage(GenerateRequest.newBuilder().setPrompt("hi").setSampling(SamplingParams.newBuilder()
+                    .setMaxTokens(480).setIgnoreEos(true).setLogprobs(5)).build());
+            call.halfClose();
+            // Its sequence is cancelled past the backlog bound: the drain has nothing to wait for, the call is open.
+            await().atMost(Duration.ofSeconds(60)).until(() -> {
+                var c = meters.find("moemesh.gateway.requests").tag("status", "cancelled").counter();
+                return c != null && c.count() > 0;
+            });
+            CompletableFuture<Void> closing = CompletableFuture.runAsync(ctx::close);
+            // Long before the 60 s shutdown-grace: the server's own 5 s, and its forced stop.
+            closing.get(30, TimeUnit.SECONDS);
+        } finally {
+            ch.shutdownNow();
+            if (ctx.isActive()) {
+                ctx.close();
+            }
+        }
+    }
+
     @Test
     void deadlineOrClientCancel_endsTheCall_andFreesTheSequencesKvBlocks() throws Exception {
         try (ConfigurableApplicationContext ctx = start()) {

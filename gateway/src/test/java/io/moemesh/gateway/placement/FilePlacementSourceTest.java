@@ -20,13 +20,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.FileTime;
-import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.LongSupplier;
 import java.util.stream.IntStream;
 import java.util.zip.GZIPOutputStream;
 import org.junit.jupiter.api.AfterEach;
@@ -54,23 +51,15 @@ class FilePlacementSourceTest {
     private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
     private final Logger logger = (Logger) LoggerFactory.getLogger(FilePlacementSource.class);
 
-    /** A clock that moves only when the test moves it. */
-    private static final class FakeClock extends Clock {
+    /** A nano clock that moves only when the test moves it (in milliseconds, from {@code origin}). */
+    private static final class FakeClock implements LongSupplier {
         long millis = 1_000_000;
+        /** Where nano time 0 of the test is: nano times may be anywhere, negative or about to wrap around. */
+        long origin;
 
         @Override
-        public ZoneId getZone() {
-            return ZoneOffset.UTC;
-        }
-
-        @Override
-        public Clock withZone(ZoneId zone) {
-            return this;
-        }
-
-        @Override
-        public Instant instant() {
-            return Instant.ofEpochMilli(millis);
+        public long getAsLong() {
+            return origin + millis * 1_000_000;
         }
     }
 
@@ -220,6 +209,28 @@ class FilePlacementSourceTest {
         clock.millis += POLL.toMillis() - 1;
         assertThat(s.current().orElseThrow().epoch()).isEqualTo(2);
         clock.millis += 1;
+        assertThat(s.current().orElseThrow().epoch()).isEqualTo(3);
+    }
+
+    /**
+     * The interval is measured on a monotonic nano clock, compared by difference: a clock about to wrap around keeps
+     * the checks going (a wall clock stepped back would have stopped them for as long as the step).
+     */
+    @Test
+    void pollInterval_onANanoClockThatWrapsAround_stillChecksOncePerInterval() {
+        clock.origin = Long.MAX_VALUE - clock.millis * 1_000_000 - POLL.toNanos() / 2;
+        PlacementFiles.write(file, placement(1, 2));
+        FilePlacementSource s = source();
+        PlacementFiles.write(file, placement(2, 2));
+        clock.millis += 1;
+        assertThat(s.current().orElseThrow().epoch()).as("the next check's time has wrapped, now has not").isEqualTo(1);
+        clock.millis += POLL.toMillis() - 2;
+        assertThat(s.current().orElseThrow().epoch()).as("before the interval ends").isEqualTo(1);
+        clock.millis += 1;
+        assertThat(clock.getAsLong()).as("the clock wrapped around").isNegative();
+        assertThat(s.current().orElseThrow().epoch()).isEqualTo(2);
+        PlacementFiles.write(file, placement(3, 2));
+        clock.millis += POLL.toMillis();
         assertThat(s.current().orElseThrow().epoch()).isEqualTo(3);
     }
 

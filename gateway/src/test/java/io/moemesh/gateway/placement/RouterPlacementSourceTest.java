@@ -13,7 +13,6 @@ import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
 import io.moemesh.service.placement.PlacementTable;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
 import java.util.stream.IntStream;
@@ -132,7 +131,7 @@ class RouterPlacementSourceTest {
         Path file = dir.resolve("placement.json");
         PlacementFiles.write(file, placement(3, 2, LAYERS));
         FilePlacementSource fromFile = FilePlacementSource.optional(file, LAYERS, EXPERTS, Duration.ofMillis(10),
-                Clock.systemUTC());
+                System::nanoTime);
         follow(fromFile);
         await().atMost(WAIT).until(() -> router.watches.size() == 1);
         assertThat(router.watches.getFirst().getKnownEpoch()).as("the file's epoch is known").isEqualTo(3);
@@ -148,7 +147,7 @@ class RouterPlacementSourceTest {
     void missingPlacementFile_nextToARouter_waitsForEither() {
         Path file = dir.resolve("later.json");
         FilePlacementSource fromFile = FilePlacementSource.optional(file, LAYERS, EXPERTS, Duration.ofMillis(10),
-                Clock.systemUTC());
+                System::nanoTime);
         follow(fromFile);
         assertThat(source.current()).isEmpty();
         PlacementFiles.write(file, placement(5, 2, LAYERS));

@@ -1,0 +1,181 @@
+package io.moemesh.gateway.serving;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.moemesh.gateway.dispatch.DispatchTraces;
+import io.moemesh.gateway.dispatch.NoPlacementException;
+import io.moemesh.gateway.scheduling.EngineLoop;
+import io.moemesh.model.MoeModel;
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.SamplingParams;
+import io.moemesh.model.generate.StepScheduler;
+import io.moemesh.model.generate.TokenLogprobs;
+import io.moemesh.model.golden.TestModels;
+import java.time.Duration;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The serving metrics of docs/metrics.md as GenerationService records them: the four latency histograms once per
+ * request (ITL once per gap) from the request's arrival, and every request in requests_total, those refused at
+ * admission included.
+ */
+class ServingMetricsTest {
+    private static final int TOKENS = 5;
+    private static MoeModel model;
+
+    private final MeterRegistry registry = new SimpleMeterRegistry();
+    private final AtomicInteger waiting = new AtomicInteger();
+    private EngineLoop loop;
+
+    @BeforeAll
+    static void open() {
+        model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL));
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    @AfterEach
+    void stop() {
+        if (loop != null) {
+            loop.close();
+        }
+    }
+
+    private GenerationService service(LongSupplier nanoClock, Runnable ready) {
+        loop = new EngineLoop(new StepScheduler(model.localEngine(), model.newCache(64), 16, 1), () -> { },
+                Duration.ofMillis(10));
+        AdmissionControl admission = new AdmissionControl(2, 0, 20, 32, 32, () -> loop.waiting() + waiting.get(),
+                System::nanoTime);
+        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(registry, nanoClock),
+                new DispatchTraces(model.config().numLayers(), 8), ready);
+    }
+
+    private static ServingRequest request(long arrivalNanos) {
+        return new ServingRequest("r", "t", new GenerationRequest(new int[] {1, 5, 9},
+                new SamplingParams(0, 1, 0, OptionalLong.empty(), TOKENS, true), false), List.of(), arrivalNanos);
+    }
+
+    /** Submits and waits for the completion. */
+    private static CompletionSink.Completion run(GenerationService service, ServingRequest request) {
+        CompletableFuture<CompletionSink.Completion> done = new CompletableFuture<>();
+        service.submit(request, new CompletionSink() {
+            @Override
+            public void onToken(int token, String textDelta, TokenLogprobs logprobs) {
+            }
+
+            @Override
+            public void onComplete(Completion completion) {
+                done.complete(completion);
+            }
+
+            @Override
+            public void onError(Throwable error, String restOfText) {
+                done.completeExceptionally(error);
+            }
+        });
+        return done.orTimeout(60, TimeUnit.SECONDS).join();
+    }
+
+    private Timer timer(String name) {
+        return registry.get(name).timer();
+    }
+
+    private double requests(String status) {
+        var c = registry.find("moemesh.gateway.requests").tags("status", status, "tenant", "t").counter();
+        return c == null ? 0 : c.count();
+    }
+
+    @Test
+    void ttft_countsFromTheRequestsArrival_notFromItsSubmit() {
+        // Every token arrives at clock time 10 s; the API received the request at 3 s (its intake and tokenization
+        // took the rest): TTFT and E2E are 7 s, to the nanosecond.
+        long arrival = 3_000_000_000L;
+        GenerationService service = service(() -> 10_000_000_000L, () -> { });
+        run(service, request(arrival));
+        assertThat(timer("moemesh.gateway.time.to.first.token").count()).isOne();
+        assertThat(timer("moemesh.gateway.time.to.first.token").totalTime(TimeUnit.NANOSECONDS))
+                .isEqualTo(7_000_000_000d);
+        assertThat(timer("moemesh.gateway.e2e.request.latency").totalTime(TimeUnit.NANOSECONDS))
+                .isEqualTo(7_000_000_000d);
+    }
+
+    @Test
+    void latencyHistograms_eachRecordedOncePerRequest_withTheirRelations() {
+        AtomicLong now = new AtomicLong(1_000_000_000L);
+        // A clock that moves 1 ms at each reading: every token at a distinct time.
+        GenerationService service = service(() -> now.addAndGet(1_000_000), () -> { });
+        Timer ttft = timer("moemesh.gateway.time.to.first.token");
+        Timer itl = timer("moemesh.gateway.inter.token.latency");
+        Timer tpot = timer("moemesh.gateway.time.per.output.token");
+        Timer e2e = timer("moemesh.gateway.e2e.request.latency");
+        for (int i = 1; i <= 3; i++) {
+            double ttftBefore = ttft.totalTime(TimeUnit.NANOSECONDS);
+            double itlBefore = itl.totalTime(TimeUnit.NANOSECONDS);
+            double tpotBefore = tpot.totalTime(TimeUnit.NANOSECONDS);
+            double e2eBefore = e2e.totalTime(TimeUnit.NANOSECONDS);
+            long arrival = now.get();
+            run(service, request(arrival));
+            long end = now.get();
+
+            assertThat(ttft.count()).isEqualTo(i);
+            assertThat(e2e.count()).isEqualTo(i);
+            assertThat(tpot.count()).isEqualTo(i);
+            assertThat(itl.count()).isEqualTo(i * (TOKENS - 1L));
+            double t = ttft.totalTime(TimeUnit.NANOSECONDS) - ttftBefore;
+            double gaps = itl.totalTime(TimeUnit.NANOSECONDS) - itlBefore;
+            double perToken = tpot.totalTime(TimeUnit.NANOSECONDS) - tpotBefore;
+            double whole = e2e.totalTime(TimeUnit.NANOSECONDS) - e2eBefore;
+            assertThat(t).isPositive().isLessThan(whole);
+            assertThat(whole).isLessThanOrEqualTo(end - arrival);
+            // E2E = TTFT + the gaps between the tokens, and TPOT their mean.
+            assertThat(t + gaps).isCloseTo(whole, within(1.0));
+            assertThat(perToken).isCloseTo(gaps / (TOKENS - 1), within(1.0));
+        }
+        assertThat(registry.get("moemesh.gateway.generation.tokens").counter().count()).isEqualTo(3 * TOKENS);
+        assertThat(requests("ok")).isEqualTo(3);
+    }
+
+    @Test
+    void refusedAtAdmission_countsInRequestsTotal_withItsErrorType() {
+        GenerationService service = service(System::nanoTime, () -> { });
+        waiting.set(2);
+        assertThatThrownBy(() -> service.submit(request(System.nanoTime()), null))
+                .isInstanceOf(OverloadedException.class);
+        assertThat(requests("OverloadedException")).isOne();
+
+        waiting.set(0);
+        service.admission().startDraining();
+        assertThatThrownBy(() -> service.submit(request(System.nanoTime()), null))
+                .isInstanceOf(DrainingException.class);
+        assertThat(requests("DrainingException")).isOne();
+        assertThat(timer("moemesh.gateway.e2e.request.latency").count()).as("no latency for a refusal").isZero();
+    }
+
+    @Test
+    void refusedWithoutAPlacement_countsInRequestsTotal() {
+        GenerationService service = service(System::nanoTime, () -> {
+            throw new NoPlacementException("no expert placement yet");
+        });
+        assertThatThrownBy(() -> service.submit(request(System.nanoTime()), null))
+                .isInstanceOf(NoPlacementException.class);
+        assertThat(requests("NoPlacementException")).isOne();
+    }
+}
