@@ -41,6 +41,8 @@ import picocli.CommandLine.Model.CommandSpec;
 public final class ReplanCommand implements Callable<Integer> {
     /** The watchers' wait is at most this; the whole call may take longer (planning, LoadAssignment). */
     static final Duration LOAD_ALLOWANCE = Duration.ofMinutes(5);
+    /** The router refuses a longer watchers_timeout_ms (INVALID_ARGUMENT): refused here first, naming the option. */
+    static final Duration MAX_TIMEOUT = Duration.ofMinutes(10);
     private static final Pattern DURATION = Pattern.compile("(\\d{1,12})(ms|s|m|h)?");
 
     @Spec
@@ -53,7 +55,8 @@ public final class ReplanCommand implements Callable<Integer> {
 
     @Option(names = "--timeout", defaultValue = "30s", paramLabel = "DURATION",
             description = "How long to wait for every watcher to apply the new epoch once it is published, e.g. "
-                    + "500ms, 30s, 2m (a bare number is seconds; default ${DEFAULT-VALUE}).")
+                    + "500ms, 30s, 2m (a bare number is seconds; more than 0 and at most 10m, the router's limit; "
+                    + "default ${DEFAULT-VALUE}).")
     String timeout;
 
     @Mixin
@@ -111,8 +114,8 @@ public final class ReplanCommand implements Callable<Integer> {
     }
 
     /**
-     * {@code --timeout}: digits with ms, s, m or h (none = seconds), more than 0 and at most 2^32-1 ms
-     * (watchers_timeout_ms is a uint32, in which 0 would mean the router's default).
+     * {@code --timeout}: digits with ms, s, m or h (none = seconds), more than 0 (0 in watchers_timeout_ms would
+     * mean the router's default) and at most {@link #MAX_TIMEOUT}, the most the router accepts.
      */
     static Duration watchersTimeout(String text) {
         Matcher m = DURATION.matcher(text.strip());
@@ -128,9 +131,9 @@ public final class ReplanCommand implements Callable<Integer> {
             case "m" -> Duration.ofMinutes(n);
             default -> Duration.ofHours(n);
         };
-        if (d.isZero() || d.toMillis() > 0xFFFF_FFFFL) {
-            throw new IllegalArgumentException("--timeout must be more than 0 and at most 4294967295ms (about 49 days), "
-                    + "got " + text);
+        if (d.isZero() || d.compareTo(MAX_TIMEOUT) > 0) {
+            throw new IllegalArgumentException("--timeout must be more than 0 and at most 10m (600000ms, the most the "
+                    + "router waits for watchers), got " + text);
         }
         return d;
     }

@@ -151,7 +151,7 @@ class RouterMeshCommandsTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"0", "0s", "abc", "-5s", "30x", "4294968s"})
+    @ValueSource(strings = {"0", "0s", "abc", "-5s", "30x", "4294968s", "601"})
     void replan_withABadTimeout_exits2_namingTheOption(String timeout) {
         CliRun r = run("router", "replan", "--timeout", timeout);
         assertThat(r.exitCode()).isEqualTo(2);
@@ -159,9 +159,20 @@ class RouterMeshCommandsTest {
         assertThat(router.lastReplan).isNull();
     }
 
+    /** The router refuses watchers_timeout_ms above 10 minutes with INVALID_ARGUMENT: refused here first. */
     @ParameterizedTest
-    @CsvSource({"500ms,500", "30,30000", "30s,30000", "2m,120000", "1h,3600000", "4294967295ms,4294967295"})
-    void timeout_acceptsMillisecondsSecondsMinutesAndHours(String text, long millis) {
+    @ValueSource(strings = {"600001ms", "11m", "1h", "4294967295ms"})
+    void replan_withATimeoutAboveTheRoutersTenMinutes_exits2_namingTheOptionAndTheLimit_beforeCallingIt(
+            String timeout) {
+        CliRun r = run("router", "replan", "--timeout", timeout);
+        assertThat(r.exitCode()).isEqualTo(2);
+        assertThat(r.err()).contains("--timeout must be more than 0 and at most 10m", "got " + timeout);
+        assertThat(router.lastReplan).isNull();
+    }
+
+    @ParameterizedTest
+    @CsvSource({"500ms,500", "30,30000", "30s,30000", "2m,120000", "10m,600000", "600000ms,600000", "600,600000"})
+    void timeout_acceptsMillisecondsSecondsAndMinutes_upToTheRoutersTenMinutes(String text, long millis) {
         assertThat(ReplanCommand.watchersTimeout(text)).isEqualTo(Duration.ofMillis(millis));
     }
 

@@ -12,6 +12,7 @@ import io.moemesh.expert.backend.ExpertModel;
 import io.moemesh.expert.backend.KernelThreads;
 import io.moemesh.expert.batch.BatchProcessor;
 import io.moemesh.expert.batch.LoadTracker;
+import io.moemesh.expert.grpc.ExpertBatchShutdown;
 import io.moemesh.expert.grpc.ExpertGrpcService;
 import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.expert.residency.ResidentSet;
@@ -189,5 +190,11 @@ public final class ExpertServiceConfiguration {
         return props.grpcUnixSocket() == null ? server
                 : server.alsoOnUnixSocket(props.grpcUnixSocket(), "moemesh.expert.grpc-unix-socket",
                         props.unixSocketSecurity(), "moemesh.expert.unix-socket-security");
+    }
+
+    /** At stop, the ExpertBatch streams every gateway keeps open are ended before the server waits for its calls. */
+    @Bean
+    ExpertBatchShutdown expertBatchShutdown(GrpcServerLifecycle grpcServer, ExpertGrpcService service) {
+        return new ExpertBatchShutdown(grpcServer, service);
     }
 }

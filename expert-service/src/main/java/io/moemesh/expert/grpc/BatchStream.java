@@ -30,6 +30,11 @@ import org.slf4j.LoggerFactory;
  * batch_id); a bad message gets a reply with its status and the stream goes on. Flow control is manual: the
  * stream holds at most {@code window} unanswered messages, and takes the next one only while the reply side is
  * ready, so a slow reader or a burst cannot make the instance buffer without bound.
+ *
+ * <p>At the service's stop ({@link #shutDown}) the stream takes no further messages; those it took (requested
+ * before the stop, whenever they arrive) are still computed and answered, and once none is unanswered the stream
+ * ends with {@link OpenBatchStreams#shutdownStatus()}: an idle stream at once. A stream opened while the service stops is refused with
+ * it. The caller fails the calls it sent that were not answered with that status, retryably, as for a lost instance.
  */
 final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchRequest>> {
     private static final Logger log = LoggerFactory.getLogger(BatchStream.class);
@@ -48,13 +53,18 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
     private int owed;
     private boolean halfClosed;
     private boolean finished;
+    /** The service is stopping: no more messages are requested, and the stream ends once all taken are answered. */
+    private boolean shuttingDown;
     /** The caller's shared-memory arena, mapped for this stream; null without one. */
     private final TensorArena arena;
+    private final OpenBatchStreams streams;
+    private final int window;
 
     BatchStream(ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>> out, BatchProcessor processor, ExpertMetrics metrics,
                 LoadTracker load, LongSupplier servingEpoch, int hidden, int window, OpenTelemetry otel,
-                TensorArena arena) {
+                TensorArena arena, OpenBatchStreams streams) {
         this.arena = arena;
+        this.streams = streams;
         this.tracer = otel.getTracer("moemesh-expert-service");
         this.traces = new TraceContexts(otel);
         this.out = out;
@@ -67,7 +77,48 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
         out.setOnReadyHandler(this::onReady);
         out.setOnCancelHandler(this::finish);
         load.streamOpened();
-        out.request(window);
+        this.window = window;
+    }
+
+    /** Takes the first {@code window} messages; called once the stream is registered to be ended at stop. */
+    void start() {
+        synchronized (lock) {
+            if (!finished && !shuttingDown) {
+                out.request(window);
+            }
+        }
+    }
+
+    /**
+     * Refuses a stream opened while the service stops, instead of {@link #start}ing it (so no message was taken):
+     * ended at once with the shutdown status.
+     */
+    void refuse() {
+        synchronized (lock) {
+            shuttingDown = true;
+            endForShutdownLocked();
+        }
+    }
+
+    /**
+     * The service stops: request no further messages, answer those already taken, then end the stream with the
+     * shutdown status (at once when none is unanswered). Without this an idle stream, which every gateway keeps
+     * open, held the server's graceful stop for its whole shutdown grace.
+     */
+    void shutDown() {
+        synchronized (lock) {
+            shuttingDown = true;
+            if (unanswered == 0) {
+                endForShutdownLocked();
+            }
+        }
+    }
+
+    private void endForShutdownLocked() {
+        if (!finished) {
+            out.onError(streams.shutdownStatus().asRuntimeException());
+            finishLocked();
+        }
     }
 
     @Override
@@ -142,21 +193,25 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
                 return;
             }
             out.onNext(response);
-            if (out.isReady()) {
-                out.request(1);
-            } else {
-                owed++;
-            }
             if (halfClosed && unanswered == 0) {
                 out.onCompleted();
                 finishLocked();
+            } else if (shuttingDown) {
+                // No new message: the caller's next ones fail with the shutdown status and go elsewhere.
+                if (unanswered == 0) {
+                    endForShutdownLocked();
+                }
+            } else if (out.isReady()) {
+                out.request(1);
+            } else {
+                owed++;
             }
         }
     }
 
     private void onReady() {
         synchronized (lock) {
-            if (owed > 0 && !finished) {
+            if (owed > 0 && !finished && !shuttingDown) {
                 out.request(owed);
                 owed = 0;
             }
@@ -189,6 +244,7 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
         if (!finished) {
             finished = true;
             load.streamClosed();
+            streams.remove(this);
         }
     }
 }

@@ -68,6 +68,7 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
     private final int streamWindow;
     private final OpenTelemetry otel;
     private final PlacerPolicy placers;
+    private final OpenBatchStreams batchStreams;
 
     /** Untraced. */
     public ExpertGrpcService(Identity identity, ExpertModel model, AssignmentManager assignments, ResidentSet resident,
@@ -96,6 +97,7 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
         this.load = load;
         this.metrics = metrics;
         this.streamWindow = streamWindow;
+        this.batchStreams = new OpenBatchStreams(identity.instanceId());
     }
 
     /**
@@ -128,9 +130,16 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
 
     private StreamObserver<TensorMessage<ExpertBatchRequest>> expertBatchStream(
             StreamObserver<TensorMessage<ExpertBatchResponse>> responses) {
-        return new BatchStream((ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>>) responses, processor,
-                metrics, load, assignments::servingEpoch, model.hiddenSize(), streamWindow, otel,
-                TensorArenaInterceptor.current());
+        BatchStream stream = new BatchStream((ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>>) responses,
+                processor, metrics, load, assignments::servingEpoch, model.hiddenSize(), streamWindow, otel,
+                TensorArenaInterceptor.current(), batchStreams);
+        batchStreams.open(stream);
+        return stream;
+    }
+
+    /** The open ExpertBatch streams, ended at stop by {@link ExpertBatchShutdown}. */
+    OpenBatchStreams batchStreams() {
+        return batchStreams;
     }
 
     @Override

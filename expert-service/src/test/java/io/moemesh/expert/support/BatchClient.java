@@ -73,6 +73,11 @@ public final class BatchClient implements AutoCloseable {
         return ended.isDone();
     }
 
+    /** Waits for the stream to end: null when the server completed it, else what it ended with. */
+    public Throwable awaitEnd(Duration timeout) throws Exception {
+        return ended.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
     /** Half-closes and waits for the server to complete the stream. */
     public Throwable finish(Duration timeout) throws Exception {
         synchronized (requests) {
