@@ -91,7 +91,8 @@ final class GenerateStream implements CompletionSink {
 
     /**
      * gateway.proto's token_bytes: the token's own bytes, so a part of a character split across tokens is that
-     * part (its decoded text would be U+FFFD), and nothing for a special token such as EOS.
+     * part (its decoded text would be U+FFFD), a SentencePiece word's leading space is there as in the text
+     * ({@code Tokenizer#tokenBytes}), and nothing for a special token such as EOS.
      */
     private ByteString bytes(int token) {
         return ByteString.copyFrom(tokenizer.tokenBytes(token));

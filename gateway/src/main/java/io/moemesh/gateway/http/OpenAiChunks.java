@@ -20,10 +20,13 @@ final class OpenAiChunks {
     private final String model;
     private final Tokenizer tokenizer;
     /**
-     * Completions logprobs: where the next token's text starts, the lengths of the earlier tokens' texts summed
-     * (in code points, as Python and so OpenAI's and vLLM's servers count), carried across a stream's chunks.
+     * Completions logprobs: where the next token's text starts in the completion's text, in code points (as Python
+     * and so OpenAI's and vLLM's servers count), carried across a stream's chunks: the characters the earlier
+     * tokens' bytes make, read as UTF-8 (a byte that cannot be part of a character counts as the U+FFFD it becomes).
      */
     private int textOffset;
+    /** The bytes of a character whose first tokens came and whose last has not yet, carried across chunks. */
+    private byte[] partialCharacter = new byte[0];
 
     OpenAiChunks(boolean chat, String id, String model, Tokenizer tokenizer) {
         this.chat = chat;
@@ -112,12 +115,14 @@ final class OpenAiChunks {
         return u;
     }
 
+    /** The text a token adds (a SentencePiece word with its space), see {@link Tokenizer#tokenText}. */
     private String text(int token) {
-        return tokenizer.decode(new int[] {token}, false);
+        return tokenizer.tokenText(token);
     }
 
     private Object logprobs(List<TokenLogprobs> lps) {
         if (chat) {
+            // OpenAI's chat shape: the sampled token, and exactly top_logprobs alternatives beside it.
             List<Map<String, Object>> content = new ArrayList<>();
             for (TokenLogprobs lp : lps) {
                 Map<String, Object> t = tokenEntry(lp.token(), lp.logprob());
@@ -135,19 +140,21 @@ final class OpenAiChunks {
         List<Map<String, Float>> top = new ArrayList<>();
         List<Integer> offsets = new ArrayList<>();
         for (TokenLogprobs lp : lps) {
-            String token = text(lp.token());
+            Map<Integer, String> keys = keys(lp);
+            String token = keys.get(lp.token());
             tokens.add(token);
             offsets.add(textOffset);
-            textOffset += token.codePointCount(0, token.length());
+            advanceTextOffset(lp.token());
             tokenLogprobs.add(lp.logprob());
+            // OpenAI: "the API will always return the logprob of the sampled token, so there may be up to
+            // logprobs+1 elements" (vLLM too): the alternatives, most likely first, then the sampled token if it
+            // is not among them.
             Map<String, Float> alts = new LinkedHashMap<>();
             for (int i = 0; i < lp.topIds().length; i++) {
-                String key = alternativeKey(lp.topIds()[i]);
-                if (alts.containsKey(key)) {
-                    key = "token_id:" + lp.topIds()[i];
-                }
-                alts.put(key, lp.topLogprobs()[i]);
+                int id = lp.topIds()[i];
+                alts.put(keys.get(id), id == lp.token() ? lp.logprob() : lp.topLogprobs()[i]);
             }
+            alts.putIfAbsent(token, lp.logprob());
             top.add(alts);
         }
         Map<String, Object> m = new LinkedHashMap<>();
@@ -159,12 +166,31 @@ final class OpenAiChunks {
     }
 
     /**
-     * The key of an alternative in completions' {@code top_logprobs}, a map from token text: a token that is a part
-     * of a UTF-8 character decodes to U+FFFD, like every other such part, and those alternatives would collapse
-     * into one key (fewer than {@code logprobs} entries). Such a token is keyed by its bytes instead, as OpenAI
-     * writes them: {@code bytes:\xe2\x80}. Two distinct tokens with the same text (a special token spelled like a
-     * plain one) keep both entries, the later as {@code token_id:<id>} (vLLM's spelling of a token by id), so an
-     * entry always has exactly {@code logprobs} keys.
+     * The completions keys of a step's tokens, the sampled one first, so that {@code tokens[i]} is always the key of
+     * the sampled token in {@code top_logprobs[i]}: each token's {@link #alternativeKey}; a later token whose key is
+     * taken (two tokens with the same text, such as a byte-fallback {@code <0x61>} and "a") is
+     * {@code token_id:<id>} (vLLM's spelling of a token by id) instead, so the sampled token keeps its text and no
+     * entry is lost.
+     */
+    private Map<Integer, String> keys(TokenLogprobs lp) {
+        Map<Integer, String> keys = new LinkedHashMap<>();
+        java.util.Set<String> taken = new java.util.HashSet<>();
+        keys.put(lp.token(), alternativeKey(lp.token()));
+        taken.add(keys.get(lp.token()));
+        for (int id : lp.topIds()) {
+            if (!keys.containsKey(id)) {
+                String key = alternativeKey(id);
+                keys.put(id, taken.add(key) ? key : "token_id:" + id);
+            }
+        }
+        return keys;
+    }
+
+    /**
+     * The key of a token in completions' {@code tokens} and {@code top_logprobs}, a map from token text: a token
+     * that is a part of a UTF-8 character decodes to U+FFFD, like every other such part, and those alternatives
+     * would collapse into one key. Such a token is keyed by its bytes instead, as OpenAI writes them:
+     * {@code bytes:\xe2\x80}.
      */
     private String alternativeKey(int token) {
         String s = text(token);
@@ -182,6 +208,47 @@ final class OpenAiChunks {
         return b.toString();
     }
 
+    /**
+     * Adds the characters the token's bytes complete to {@link #textOffset}; the bytes of a character not yet
+     * complete wait in {@link #partialCharacter}. A special token adds nothing (it has no text).
+     */
+    private void advanceTextOffset(int token) {
+        byte[] own = tokenizer.tokenBytes(token);
+        byte[] b = java.util.Arrays.copyOf(partialCharacter, partialCharacter.length + own.length);
+        System.arraycopy(own, 0, b, partialCharacter.length, own.length);
+        int p = 0;
+        while (p < b.length) {
+            int n = utf8Length(b[p]);
+            int end = Math.min(p + n, b.length);
+            int q = p + 1;
+            while (q < end && (b[q] & 0xC0) == 0x80) {
+                q++;
+            }
+            if (n > 0 && q == b.length && q < p + n) {
+                break;
+            }
+            // A whole character, or a byte that cannot be part of one: one code point either way (U+FFFD).
+            textOffset++;
+            p = n > 0 && q == p + n ? q : p + 1;
+        }
+        partialCharacter = java.util.Arrays.copyOfRange(b, p, b.length);
+    }
+
+    /** The length of the UTF-8 sequence a byte starts, or 0 when it cannot start one. */
+    private static int utf8Length(byte first) {
+        int b = first & 0xff;
+        if (b < 0x80) {
+            return 1;
+        }
+        if (b >= 0xC2 && b <= 0xDF) {
+            return 2;
+        }
+        if (b >= 0xE0 && b <= 0xEF) {
+            return 3;
+        }
+        return b >= 0xF0 && b <= 0xF4 ? 4 : 0;
+    }
+
     private Map<String, Object> tokenEntry(int token, float logprob) {
         Map<String, Object> t = new LinkedHashMap<>();
         String s = text(token);
@@ -189,7 +256,7 @@ final class OpenAiChunks {
         t.put("logprob", logprob);
         // OpenAI: "the UTF-8 bytes representation of the token", there so that the bytes of a character split
         // across tokens can be joined; the token's own bytes, then, not those of its text (where such a part is
-        // U+FFFD). None for a special token.
+        // U+FFFD), with a SentencePiece word's space as in the text. None for a special token.
         List<Integer> bytes = new ArrayList<>();
         for (byte b : tokenizer.tokenBytes(token)) {
             bytes.add(b & 0xff);

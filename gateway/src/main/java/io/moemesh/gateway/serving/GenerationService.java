@@ -161,7 +161,8 @@ public final class GenerationService {
             this.request = request;
             this.sink = sink;
             this.arrival = request.arrivalNanos();
-            this.text = new TextAssembler(tokenizer, request.stop());
+            // Primed with the prompt: the text is in its context, as vLLM's (a SentencePiece word keeps its space).
+            this.text = new TextAssembler(tokenizer, request.generation().promptIds(), request.stop());
             this.length = request.generation().promptIds().length;
         }
 

@@ -59,7 +59,7 @@ class TextAssemblerTest {
     }
 
     private static Run run(List<String> stops, int[] ids) {
-        TextAssembler a = new TextAssembler(TOKENIZER, stops);
+        TextAssembler a = new TextAssembler(TOKENIZER, new int[0], stops);
         List<String> deltas = new ArrayList<>();
         for (int id : ids) {
             deltas.add(a.add(id));
@@ -72,7 +72,7 @@ class TextAssemblerTest {
      * most words in several tokens), then what finish() released.
      */
     private static Run runPieces(List<String> stops, String... pieces) {
-        TextAssembler a = new TextAssembler(TOKENIZER, stops);
+        TextAssembler a = new TextAssembler(TOKENIZER, new int[0], stops);
         List<String> sent = new ArrayList<>();
         for (String p : pieces) {
             StringBuilder b = new StringBuilder();
@@ -220,7 +220,7 @@ class TextAssemblerTest {
 
     @Test
     void nothingIsSent_afterAStop() {
-        TextAssembler a = new TextAssembler(TOKENIZER, List.of("!"));
+        TextAssembler a = new TextAssembler(TOKENIZER, new int[0], List.of("!"));
         assertThat(a.add(ids("H")[0])).isEqualTo("H");
         assertThat(a.add(ids("!")[0])).isEmpty();
         assertThat(a.stopped()).isTrue();
@@ -318,7 +318,7 @@ class TextAssemblerTest {
 
     @Property
     void withoutStops_everyTokensText_isSentAtOnce_exceptAnIncompleteCharacter(@ForAll("tokens") int[] ids) {
-        TextAssembler a = new TextAssembler(TOKENIZER, List.of());
+        TextAssembler a = new TextAssembler(TOKENIZER, new int[0], List.of());
         StringBuilder sent = new StringBuilder();
         for (int k = 1; k <= ids.length; k++) {
             sent.append(a.add(ids[k - 1]));
@@ -354,7 +354,7 @@ class TextAssemblerTest {
         java.util.Random random = new java.util.Random(42);
         for (int seq = 0; seq < 300; seq++) {
             int[] ids = randomSequence(random, 1 + random.nextInt(120));
-            TextAssembler a = new TextAssembler(TOKENIZER, List.of());
+            TextAssembler a = new TextAssembler(TOKENIZER, new int[0], List.of());
             StringBuilder sent = new StringBuilder();
             for (int k = 1; k <= ids.length; k++) {
                 sent.append(a.add(ids[k - 1]));
@@ -375,7 +375,8 @@ class TextAssemblerTest {
         TextAssembler a = new TextAssembler(window -> {
             decoded[0] += window.length;
             return TOKENIZER.decode(window, true);
-        }, id -> TOKENIZER.isSpecial(id) || TOKENIZER.token(id).matches("<0x[0-9A-F]{2}>"), List.of("STOP"));
+        }, id -> TOKENIZER.isSpecial(id) || TOKENIZER.token(id).matches("<0x[0-9A-F]{2}>"),
+                TOKENIZER.encode("Once upon a time"), List.of("STOP"));
         StringBuilder sent = new StringBuilder();
         for (int id : ids) {
             sent.append(a.add(id));

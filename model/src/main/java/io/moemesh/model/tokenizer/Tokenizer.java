@@ -41,6 +41,13 @@ public final class Tokenizer {
     private final Set<String> specialContents;
     private final Set<Integer> specialIds;
     private final OptionalInt maxInputBytesPerToken;
+    /**
+     * A plain letter: no supported decoder changes it or merges it with its neighbours (a byte-level decoder maps it
+     * to its own byte), unless a Replace or Strip decoder targets it, which {@link #anchorPassesThrough} checks.
+     */
+    private static final String ANCHOR = "a";
+    /** The decoder gives "a" for [a] and "aa" for [a, a]: {@link #tokenText} can cut the anchors off. */
+    private final boolean anchorPassesThrough;
 
     Tokenizer(Normalizer normalizer, PreTokenizer preTokenizer, BpeModel model, Decoder decoder,
               List<AddedToken> addedTokens) {
@@ -77,6 +84,8 @@ public final class Tokenizer {
         }
         this.specialIds = Collections.unmodifiableSet(ids);
         this.maxInputBytesPerToken = inputBytesBound(addedTokens);
+        this.anchorPassesThrough = decoder != null && decoder.decode(List.of(ANCHOR)).equals(ANCHOR)
+                && decoder.decode(List.of(ANCHOR, ANCHOR)).equals(ANCHOR + ANCHOR);
     }
 
     /** See {@link #maxInputBytesPerToken()}; the argument for each step is in the javadoc of its method. */
@@ -188,17 +197,43 @@ public final class Tokenizer {
     }
 
     /**
-     * The bytes token {@code id} alone decodes to, before they are read as UTF-8 (what logprobs report as a token's
+     * The bytes token {@code id} adds to a text, before they are read as UTF-8 (what logprobs report as a token's
      * bytes, so that a client can join them into the text): a byte-level or byte-fallback token that is part of a
      * character gives that part, where {@link #decode} shows U+FFFD; any other token the UTF-8 of
-     * {@code decode([id], false)}. Empty for special tokens (they are not text) and for ids without a token.
+     * {@link #tokenText}, its space included. Empty for special tokens (they are not text) and for ids without a
+     * token.
      */
     public byte[] tokenBytes(int id) {
         if (id < 0 || id >= idToToken.length || idToToken[id] == null || specialIds.contains(id)) {
             return new byte[0];
         }
         byte[] raw = decoder == null ? null : decoder.tokenBytes(idToToken[id]);
-        return raw != null ? raw : Utf8.encode(decode(new int[] {id}, false));
+        return raw != null ? raw : Utf8.encode(tokenText(id));
+    }
+
+    /**
+     * The text token {@code id} adds inside a text, as {@code decode([id], false)} spells it but without what the
+     * decoder does only at the start or end of a text: a SentencePiece decoder (Metaspace, or Replace ▁ then Strip
+     * one leading space) turns "▁is" into "is" alone but into " is" after other text, and per-token strings
+     * (logprobs) must join into the text. So the token is decoded between two {@link #ANCHOR} tokens, which every
+     * supported decoder passes through as themselves, and the anchors' text is cut off; with a decoder that does
+     * not (checked once), or none (HF then joins tokens with spaces), it is {@code decode([id], false)}. A part of
+     * a character is U+FFFD, a special token its content, an id without a token "". At the very start of a text
+     * the decoder still applies: a completion whose prompt has no text (only BOS) starts with the word without its
+     * space.
+     */
+    public String tokenText(int id) {
+        if (id < 0 || id >= idToToken.length || idToToken[id] == null) {
+            return "";
+        }
+        if (!anchorPassesThrough) {
+            return decode(new int[] {id}, false);
+        }
+        String s = decoder.decode(List.of(ANCHOR, idToToken[id], ANCHOR));
+        if (s.length() >= 2 * ANCHOR.length() && s.startsWith(ANCHOR) && s.endsWith(ANCHOR)) {
+            return s.substring(ANCHOR.length(), s.length() - ANCHOR.length());
+        }
+        return decode(new int[] {id}, false);
     }
 
     /**

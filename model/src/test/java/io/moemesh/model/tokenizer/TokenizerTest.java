@@ -49,8 +49,10 @@ class TokenizerTest {
         int e2 = llama.tokenId("<0xE2>").orElseThrow();
         assertThat(llama.decode(new int[] {e2}, false)).isEqualTo("\uFFFD");
         assertThat(llama.tokenBytes(e2)).containsExactly((byte) 0xE2);
-        assertThat(llama.tokenBytes(llama.tokenId("▁a").orElseThrow())).as("as decode spells it")
-                .isEqualTo("a".getBytes(StandardCharsets.UTF_8));
+        // Not "a", decode(["▁a"]) alone: the decoder strips a leading space only at the start of a text, and a
+        // token's bytes are what it adds to a text, so that the tokens' bytes join into it.
+        assertThat(llama.tokenBytes(llama.tokenId("▁a").orElseThrow())).as("with the word's space")
+                .isEqualTo(" a".getBytes(StandardCharsets.UTF_8));
         assertThat(llama.tokenBytes(llama.tokenId("</s>").orElseThrow())).isEmpty();
 
         Tokenizer byteLevel = TokenizerGoldenTest.tokenizer("bytelevel-style");
@@ -63,6 +65,64 @@ class TokenizerTest {
         }
         assertThat(byteLevel.tokenBytes(-1)).isEmpty();
         assertThat(byteLevel.tokenBytes(byteLevel.vocabSize())).isEmpty();
+    }
+
+    /**
+     * A token's bytes are what it adds to a text, a SentencePiece word's space included: joined, the bytes of a
+     * text's tokens after other text are exactly what those tokens add to it, for every tokenizer style (the text
+     * of a whole decode minus the text before them).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-style", "metaspace-style", "qwen-style", "bytelevel-style"})
+    void tokenBytes_joinIntoTheTextTheTokensAdd_afterOtherText(String style) {
+        Tokenizer t = TokenizerGoldenTest.tokenizer(style);
+        int[] before = t.encode("x");
+        String beforeText = t.decode(before, true);
+        int checked = 0;
+        for (GoldenData.Case c : GoldenData.cases()) {
+            if (!c.style().equals(style)) {
+                continue;
+            }
+            int[] all = java.util.stream.IntStream.concat(java.util.Arrays.stream(before),
+                    java.util.Arrays.stream(c.ids())).toArray();
+            String whole = t.decode(all, true);
+            assertThat(whole).as(c.toString()).startsWith(beforeText);
+            java.io.ByteArrayOutputStream joined = new java.io.ByteArrayOutputStream();
+            StringBuilder texts = new StringBuilder();
+            for (int id : c.ids()) {
+                joined.writeBytes(t.tokenBytes(id));
+                texts.append(t.isSpecial(id) ? "" : t.tokenText(id));
+            }
+            String added = whole.substring(beforeText.length());
+            assertThat(joined.toString(StandardCharsets.UTF_8)).as(c.toString()).isEqualTo(added);
+            if (!added.contains("\uFFFD") && !texts.toString().contains("\uFFFD")) {
+                assertThat(texts.toString()).as(c + ": token texts").isEqualTo(added);
+            }
+            checked++;
+        }
+        assertThat(checked).isPositive();
+    }
+
+    /**
+     * tokenText: the text a token adds inside a text. A Metaspace decoder drops the ▁ of a text's first token only;
+     * a Strip decoder after Fuse strips only the start of the text; a decoder that changes the anchor "a" still gives
+     * the decode of the token alone.
+     */
+    @Test
+    void tokenText_keepsTheSpaceADecoderDropsOnlyAtTheStartOfAText() {
+        String bpe = """
+                {"type": "BPE", "vocab": {"a": 0, "▁": 1, "▁a": 2, "b": 3}, "merges": [["▁", "a"]]}""";
+        Tokenizer metaspace = Tokenizer.parse(TokenizerFormatErrorsTest.tokenizerJson("null", "null", bpe,
+                "{\"type\": \"Metaspace\", \"replacement\": \"▁\", \"prepend_scheme\": \"always\"}"), "m");
+        assertThat(metaspace.decode(new int[] {2}, false)).isEqualTo("a");
+        assertThat(metaspace.tokenText(2)).isEqualTo(" a");
+        assertThat(metaspace.tokenBytes(2)).isEqualTo(" a".getBytes(StandardCharsets.UTF_8));
+        assertThat(metaspace.tokenText(0)).isEqualTo("a");
+        assertThat(metaspace.tokenText(99)).isEmpty();
+
+        Tokenizer replacesA = Tokenizer.parse(TokenizerFormatErrorsTest.tokenizerJson("null", "null", bpe,
+                "{\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"}, \"content\": \"b\"}"), "r");
+        assertThat(replacesA.tokenText(2)).as("the token alone").isEqualTo("▁b");
     }
 
     /** The tiny test models under ../models ship the bytelevel-style tokenizer. */
