@@ -159,6 +159,7 @@ public class KvCacheConfiguration {
         if (client.isEmpty() || !a.enabled()) {
             return null;
         }
+        a.checkPool(cache.totalBlocks(), cache.blockTokens());
         AttendOffload o = new AttendOffload(client.get(), writeBack.orElseThrow(), a.thresholdTokens(),
                 a.localBlocks(), a.timeout(), a.offloadTimeout(), cache.totalBlocks());
         cache.setBlockOffload(o);

@@ -13,11 +13,22 @@ public interface KvCache {
 
     /**
      * The most positions one sequence can ever reach here, running alone: every block of the pool, unless long
-     * sequences' oldest blocks move to another tier ({@link #remotePrefix}), which lifts the bound
-     * ({@link Integer#MAX_VALUE}). The scheduler ends a sequence there as it does at the model's context, so a
-     * sequence larger than the cache is not preempted and recomputed without end.
+     * sequences' oldest blocks move to another tier ({@link #remotePrefix}) once they fill the pool, which lifts
+     * the bound ({@link Integer#MAX_VALUE}). The scheduler ends a sequence there as it does at the model's context,
+     * so a sequence larger than the cache is not preempted and recomputed without end. A sequence whose blocks
+     * could not move after all (the tier failed) is ended by the scheduler when it holds the whole pool past its
+     * remote prefix and no offload of it is {@linkplain #offloadPending pending}.
      */
     int maxSequencePositions();
+
+    /**
+     * Whether some of the sequence's blocks are on their way to another tier: once that lands (at a step boundary,
+     * in {@link #ensureCapacity}) the sequence holds fewer blocks here, so one that is short of room waits for it
+     * rather than be preempted or ended. False by default (nothing ever moves).
+     */
+    default boolean offloadPending(long seqId) {
+        return false;
+    }
 
     /**
      * The positions the pool holds at once: with a remote prefix, what one sequence can hold here past it, so the

@@ -1,8 +1,8 @@
 package io.moemesh.model.generate;
 
 /**
- * Preemption: when the KV pool runs short the scheduler preempts the newest running sequence and asks this
- * policy what becomes of its keys and values (vLLM's recompute vs. swap). Either way the sequence's blocks are
+ * Preemption: when the KV pool runs short the scheduler preempts the running sequence that arrived last and asks
+ * this policy what becomes of its keys and values (vLLM's recompute vs. swap). Either way the sequence's blocks are
  * released and it waits; when it is admitted again, the {@link PrefixSource} says how much of its context is
  * back and the rest is recomputed. Engine thread only.
  */

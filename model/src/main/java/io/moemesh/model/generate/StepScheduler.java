@@ -17,7 +17,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * Iteration-level scheduling over the engine's batched step API (Orca, OSDI '22; vLLM): each {@link #step()}
  * decodes one token for every running sequence and fills the rest of the token budget with chunks of waiting
  * prompts (chunked prefill, Sarathi-Serve arXiv:2403.02310). New requests join at step boundaries. When the KV
- * pool runs out, the newest running sequence is preempted and later recomputed from its tokens so far.
+ * pool runs out, the running sequence that arrived last (submitted last, whenever it was admitted) is preempted and
+ * later recomputed from its tokens so far, so the oldest request always progresses (vLLM v1's order, by arrival
+ * as its priority policy breaks ties, not by admission: a resumed sequence would otherwise be the next victim
+ * again). A running prefill short of blocks takes a shorter chunk or preempts later arrivals, and no waiting
+ * request is admitted in a step where a running one went short (vLLM v1 admits none after a preemption), so new
+ * requests cannot take the blocks an admitted long prompt waits for.
  * Results never depend on batching: each sequence samples with its own generator. A {@link PrefixLoader} may hold
  * a sequence back from admission while its KV is fetched from another tier (others are admitted meanwhile).
  *
@@ -43,6 +48,8 @@ public final class StepScheduler {
     private final List<SequenceState> members = new ArrayList<>();
     /** Set once by {@link #stopAll}: from the next step boundary on every sequence ends with it. */
     private volatile RuntimeException stopReason;
+    /** This step a running sequence went short of KV blocks, or one was preempted: nothing is admitted. */
+    private boolean kvShort;
 
     /** Without prefix reuse, recomputing preempted sequences. */
     public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning) {
@@ -168,6 +175,7 @@ public final class StepScheduler {
         dropCancelled();
         batch.clear();
         members.clear();
+        kvShort = false;
         int budget = stepTokenBudget;
         for (SequenceState s : List.copyOf(running)) {
             if (s.decoding() && running.contains(s) && reserve(s, s.length())) {
@@ -176,13 +184,14 @@ public final class StepScheduler {
                 budget--;
             }
         }
-        for (SequenceState s : running) {
-            if (!s.decoding() && budget > 0 && !members.contains(s)) {
+        // A copy: a prefill short of blocks may preempt later arrivals.
+        for (SequenceState s : List.copyOf(running)) {
+            if (!s.decoding() && budget > 0 && running.contains(s) && !members.contains(s)) {
                 budget -= addPrefill(s, budget);
             }
         }
         java.util.Set<SequenceState> loading = null;
-        while (budget > 0 && !waiting.isEmpty() && running.size() < maxRunning) {
+        while (!kvShort && budget > 0 && !waiting.isEmpty() && running.size() < maxRunning) {
             SequenceState s = nextFair(loading);
             if (s == null) {
                 break;
@@ -254,9 +263,10 @@ public final class StepScheduler {
     }
 
     /**
-     * FCFS with per-tenant fairness: a preempted sequence resumes first; otherwise the oldest waiting request
-     * of the tenant with the fewest running sequences, so one tenant's burst cannot starve the others. Sequences
-     * in {@code skip} (still loading) are passed over; null when every waiting one is.
+     * FCFS with per-tenant fairness: a preempted sequence resumes first (it went back to the head of the queue, as
+     * vLLM re-queues preempted requests at the front), with tokens or still in its prompt; otherwise the oldest
+     * waiting request of the tenant with the fewest running sequences, so one tenant's burst cannot starve the
+     * others. Sequences in {@code skip} (still loading) are passed over; null when every waiting one is.
      */
     private SequenceState nextFair(java.util.Set<SequenceState> skip) {
         SequenceState head = null;
@@ -269,7 +279,7 @@ public final class StepScheduler {
         if (head == null) {
             return null;
         }
-        if (head.resuming() || head.prefilled > 0) {
+        if (head.admittedBefore()) {
             return head;
         }
         java.util.Map<String, Integer> share = new java.util.HashMap<>();
@@ -337,7 +347,18 @@ public final class StepScheduler {
             cache.ensureCapacity(s.id, s.prefilled);
             n = chunk(s, budget);
         }
-        if (n == 0 || !cache.ensureCapacity(s.id, s.prefilled + n)) {
+        if (n == 0) {
+            // It holds the whole pool past its remote prefix. Only an offload of its blocks makes room: one in flight
+            // is waited for (the offload wakes the loop when it settles); with none, nothing ever will.
+            if (cache.offloadPending(s.id)) {
+                kvShort = true;
+            } else {
+                outgrown(s);
+            }
+            return 0;
+        }
+        n = fit(s, n);
+        if (n == 0) {
             return 0;
         }
         boolean last = s.prefilled + n == s.prefillTarget();
@@ -350,18 +371,86 @@ public final class StepScheduler {
     }
 
     /**
-     * Reserves KV for a decode at position length-1; preempts the newest other sequences if the pool is short. Alone,
-     * a sequence always fits: it ends at {@link KvCache#maxSequencePositions} (see {@link #advance}).
+     * Reserves the next {@code n} prefill positions of {@code s}, or fewer: the chunk ends at the last block boundary
+     * the pool can give now, so an admitted prompt takes blocks as they free instead of waiting for its whole chunk
+     * while others take them. With not one more position, it preempts running sequences that arrived after it,
+     * last first (vLLM v1: a running request preempts lower-priority ones for its blocks), never itself or an older
+     * one, which it waits for. Returns the positions reserved; 0 marks the step short (no admissions).
+     */
+    private int fit(SequenceState s, int n) {
+        int b = cache.blockTokens();
+        while (true) {
+            for (int end = s.prefilled + n; end > s.prefilled; end = (end - 1) / b * b) {
+                if (cache.ensureCapacity(s.id, end)) {
+                    return end - s.prefilled;
+                }
+            }
+            kvShort = true;
+            SequenceState victim = lastArrived();
+            if (victim.id <= s.id) {
+                return 0;
+            }
+            preempt(victim);
+        }
+    }
+
+    /**
+     * Reserves KV for a decode at position length-1; preempts the last-arrived running sequences if the pool is
+     * short, {@code s} itself when it is the last. Alone, a sequence always fits: it ends at {@link
+     * KvCache#maxSequencePositions} (see {@link #advance}), or, when its blocks were to move to another tier, waits
+     * for an offload in flight and ends where the pool ends past its remote prefix when none is.
      */
     private boolean reserve(SequenceState s, int length) {
         while (!cache.ensureCapacity(s.id, length)) {
-            SequenceState victim = running.getLast();
+            kvShort = true;
+            if (cache.offloadPending(s.id)) {
+                // Its own offload lets go of blocks at a coming step boundary: wait for it, preempting nobody (a
+                // preemption of itself would release the offload, and its recompute start another).
+                return false;
+            }
+            if ((long) length > (long) cache.poolPositions() + cache.remotePrefix(s.id)) {
+                outgrown(s);
+                return false;
+            }
+            SequenceState victim = lastArrived();
             preempt(victim);
             if (victim == s) {
                 return false;
             }
         }
         return true;
+    }
+
+    /** The running sequence submitted last: the preemption victim (ids grow with submission). */
+    private SequenceState lastArrived() {
+        SequenceState last = running.getFirst();
+        for (SequenceState r : running) {
+            if (r.id > last.id) {
+                last = r;
+            }
+        }
+        return last;
+    }
+
+    /**
+     * Ends a running sequence whose context the pool cannot hold past its remote prefix while nothing of it can move
+     * to another tier (the offload failed or never fires for it): with finish reason length when it has tokens, as
+     * at {@link KvCache#maxSequencePositions}; a prompt, which has no result, with an error naming the sizes.
+     */
+    private void outgrown(SequenceState s) {
+        long holds = (long) cache.poolPositions() + cache.remotePrefix(s.id);
+        try {
+            if (s.generatedCount() > 0) {
+                complete(s, FinishReason.LENGTH);
+                return;
+            }
+            finish(s);
+            s.listener.onError(new IllegalArgumentException("prompt of " + s.promptLength() + " tokens does not fit "
+                    + "in the " + holds + " positions the KV cache can hold for it (its pool, and what moved to another "
+                    + "tier) while none of its blocks can move out"));
+        } catch (RuntimeException e) {
+            // A listener that throws loses its sequence (ended above), never the scheduler.
+        }
     }
 
     private void preempt(SequenceState s) {
@@ -378,6 +467,7 @@ public final class StepScheduler {
         }
         s.preempt();
         waiting.addFirst(s);
+        kvShort = true;
     }
 
     private void advance(SequenceState s, SequenceStep step, StepOutput out) {

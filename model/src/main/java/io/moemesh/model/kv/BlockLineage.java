@@ -31,6 +31,11 @@ final class BlockLineage {
         System.arraycopy(tokens, 0, tokensOf, block * blockTokens, blockTokens);
     }
 
+    /** The hash of the block before it in its chain (null for block 0). */
+    BlockHash parent(int block) {
+        return parentOf[block];
+    }
+
     /** The block's position in its chain (block 0 = the first {@code blockTokens} tokens of a context). */
     int position(int block) {
         return positionOf[block];

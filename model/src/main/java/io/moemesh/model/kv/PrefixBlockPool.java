@@ -23,8 +23,12 @@ import java.util.Objects;
 final class PrefixBlockPool {
     private final BlockPool pool;
     private final ModelFingerprint fingerprint;
-    /** Per block: its hash while it is findable in {@link #index}, else null. */
+    /**
+     * Per block: its hash once its keys and values are final, else null. Findable only when {@link #index} names
+     * it: a held duplicate (see {@link #register}) carries its hash without being indexed.
+     */
     private final BlockHash[] hashOf;
+    /** Hash → the one block findable under it (held or cached; every cached block is its hash's). */
     private final Map<BlockHash, Integer> index = new HashMap<>();
     /** Per block with a hash: what it was computed from. */
     private final BlockLineage lineage;
@@ -59,7 +63,10 @@ final class PrefixBlockPool {
         return index.containsKey(hash);
     }
 
-    /** The block's hash while it is findable, else null (a block with a hash is never written). */
+    /**
+     * The block's hash once its keys and values are final, else null (a block with a hash is never written): also
+     * a held duplicate's, which is not findable ({@link #register}).
+     */
     BlockHash hashOf(int block) {
         return hashOf[block];
     }
@@ -99,7 +106,8 @@ final class PrefixBlockPool {
         int b = lru.pollFirst();
         cachedCount--;
         offer(b);
-        index.remove(hashOf[b]);
+        // A cached block is always its hash's indexed one (letGo frees duplicates), so this removes its own entry.
+        index.remove(hashOf[b], b);
         hashOf[b] = null;
         pool.hold(b);
         return b;
@@ -107,14 +115,23 @@ final class PrefixBlockPool {
 
     /**
      * One holder lets go of the block: one nobody holds any more becomes cached when it has a hash (its copy
-     * offered to the sink: it may be evicted from now on), free otherwise. Callers let go of a chain tail first, so
-     * that eviction takes a prefix's end before its start (a chain lookup stops at its first miss).
+     * offered to the sink: it may be evicted from now on), free otherwise. A duplicate ({@link #register}) is freed
+     * (its hash forgotten) while another block is findable under its hash, and becomes that hash's cached block when
+     * none is (the other was evicted meanwhile). Callers let go of a chain tail first, so that eviction takes a
+     * prefix's end before its start (a chain lookup stops at its first miss).
      */
     void letGo(int block) {
         if (!pool.drop(block)) {
             return;
         }
-        if (hashOf[block] != null) {
+        BlockHash h = hashOf[block];
+        Integer owner = h == null ? null : index.putIfAbsent(h, block);
+        if (owner != null && owner != block) {
+            // The same keys and values stay findable in the indexed block: this copy is not worth a cache slot.
+            hashOf[block] = null;
+            h = null;
+        }
+        if (h != null) {
             lru.addLast(block);
             cachedCount++;
             offer(block);
@@ -124,19 +141,24 @@ final class PrefixBlockPool {
     }
 
     /**
-     * Makes a block whose keys and values are final findable under {@code hash}, with its lineage: {@code parent}
-     * (null for block 0), its tokens ({@code tokens[0, blockTokens)}), tenant and chain position. Refused (false)
-     * when the block has a hash already or another block is findable under it (two sequences computed the same
-     * prefix side by side): then this one stays unhashed and goes to the free list when let go of.
+     * Gives a block whose keys and values are final its {@code hash}, with its lineage: {@code parent} (null for
+     * block 0), its tokens ({@code tokens[0, blockTokens)}), tenant and chain position, and makes it findable under
+     * it. When another block is findable under that hash already (two sequences computed the same prefix side by
+     * side) this one becomes a duplicate: it keeps the hash and lineage (so its sequence can still offload, swap
+     * out and write it back by its identity) but is not findable (one block per hash here). vLLM v1 too keeps
+     * duplicates rather than switch a running sequence's block table (KVCacheManager: "we currently don't
+     * de-duplicate the blocks in the cache", so block tables stay append-only). See {@link #letGo} for where a
+     * duplicate goes after. A block that has a hash already keeps it (false).
+     *
+     * @return whether the block is findable under {@code hash} now
      */
     boolean register(int block, BlockHash hash, BlockHash parent, int[] tokens, String tenant, int position) {
-        if (hashOf[block] != null || index.containsKey(hash)) {
+        if (hashOf[block] != null) {
             return false;
         }
-        index.put(hash, block);
         hashOf[block] = hash;
         lineage.remember(block, parent, tokens, tenant, position);
-        return true;
+        return index.putIfAbsent(hash, block) == null;
     }
 
     /** A copy of block {@code block}, which has a hash: its lineage, keys and values. */
@@ -155,8 +177,10 @@ final class PrefixBlockPool {
     /**
      * Makes blocks of one chain another tier returned cached blocks here (see {@link
      * PrefixCachingKvCache#importBlocks} for the rules): validates all of them first, then holds every block of the
-     * chain, present or written, while room is made, so eviction never takes one of them; lets go of them tail
-     * first without offering them to the sink (they came from the tier).
+     * chain, present or written, and the present blocks it continues (its parent back to block 0, as far as they are
+     * findable) while room is made, so eviction never takes one of them: an evicted ancestor would leave the imported
+     * blocks unreachable (a lookup stops at its first miss). Lets go of them tail first without offering them to the
+     * sink (they came from the tier, or were offered when they became cached).
      *
      * @return leading blocks of {@code blocks} findable here afterwards
      */
@@ -177,6 +201,18 @@ final class PrefixBlockPool {
             c.check(pool.blockTokens(), pool.layers(), pool.blockFloats(), fingerprint);
             expectedParent = c.hash();
         }
+        // Nearest ancestor first; bounded by the pool, though a chain's positions fall to 0 anyway.
+        int[] ancestors = new int[pool.totalBlocks()];
+        int a = 0;
+        for (BlockHash h = blocks.getFirst().parent(); h != null && a < ancestors.length; ) {
+            Integer b = index.get(h);
+            if (b == null) {
+                break;
+            }
+            hold(b);
+            ancestors[a++] = b;
+            h = lineage.parent(b);
+        }
         int[] held = new int[blocks.size()];
         int n = 0;
         for (BlockContents c : blocks) {
@@ -195,12 +231,20 @@ final class PrefixBlockPool {
             held[n++] = b;
         }
         for (int i = n - 1; i >= 0; i--) {
-            if (pool.drop(held[i])) {
-                lru.addLast(held[i]);
-                cachedCount++;
-            }
+            release(held[i]);
+        }
+        for (int i = 0; i < a; i++) {
+            release(ancestors[i]);
         }
         return n;
+    }
+
+    /** Lets go of a block {@link #importChain} held: cached again when nobody else holds it, not offered. */
+    private void release(int block) {
+        if (pool.drop(block)) {
+            lru.addLast(block);
+            cachedCount++;
+        }
     }
 
     /** Blocks {@link #importChain} wrote into the pool (present ones not counted). */
@@ -224,9 +268,9 @@ final class PrefixBlockPool {
 
     /**
      * Checks every block's bookkeeping against the others (tests), given how many block tables hold each block:
-     * each block is exactly one of held (its count equals {@code tables}), cached (in the LRU, its hash indexed)
-     * or free (without a hash); every indexed hash names a block carrying it; the counters match. Returns the
-     * number of held blocks.
+     * each block is exactly one of held (its count equals {@code tables}), cached (in the LRU, its hash indexed to
+     * it) or free (without a hash); a hash not indexed to its block only on a held block (a duplicate); every
+     * indexed hash names a block carrying it; the counters match. Returns the number of held blocks.
      */
     int audit(int[] tables) {
         int held = pool.audit(tables);
@@ -241,8 +285,8 @@ final class PrefixBlockPool {
             if (lru.contains(b) && hashOf[b] == null || isFree && hashOf[b] != null) {
                 throw new IllegalStateException("block " + b + ": cached blocks need a hash, free ones have none");
             }
-            if (hashOf[b] != null && index.get(hashOf[b]) != b) {
-                throw new IllegalStateException("block " + b + "'s hash is not indexed to it");
+            if (hashOf[b] != null && !isHeld && !Integer.valueOf(b).equals(index.get(hashOf[b]))) {
+                throw new IllegalStateException("block " + b + "'s hash is not indexed to it, and nobody holds it");
             }
         }
         for (Map.Entry<BlockHash, Integer> e : index.entrySet()) {

@@ -108,7 +108,9 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      * Looks the context's full blocks up, block 0 first, until the first miss, and puts the hits at the start of
      * the sequence's block table (each one more reference; a cached block leaves the LRU). At most
      * {@code (tokens.length - 1) / B} blocks: the block of the last token is always computed (see the class
-     * comment for why a whole cached prompt stops one block early).
+     * comment for why a whole cached prompt stops one block early). And at most one block fewer than the pool: a
+     * context longer than the pool (with a {@link BlockOffload}) that found the whole pool cached would hold every
+     * block and have none for its next position, and only a completed step starts the offload that frees some.
      */
     @Override
     public int acquirePrefix(long seqId, int[] tokens, String tenant) {
@@ -125,7 +127,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         }
         s = new CachedSequence(blockTokens, tenant);
         sequences.put(seqId, s);
-        int max = (tokens.length - 1) / blockTokens;
+        int max = Math.min((tokens.length - 1) / blockTokens, totalBlocks() - 1);
         int hits = 0;
         BlockHash parent = null;
         while (hits < max) {
@@ -234,7 +236,8 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     /**
      * The rows' keys and values are final: every block they filled gets its hash and becomes findable (unless
      * another block already is under that hash: two sequences computed the same prefix side by side, and this one
-     * stays unhashed). Then the sequence's offload may start.
+     * is a duplicate that keeps its hash without being findable, {@link PrefixBlockPool#register}). Then the
+     * sequence's offload may start.
      */
     @Override
     public void stepCompleted(StepContext step) {
@@ -297,8 +300,8 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      * Sets where long sequences' oldest blocks go ({@link BlockOffload#NONE}, the default, keeps them here). After
      * each completed step of a sequence, when the offload's {@link BlockOffload#remoteBlocks} wants more of its
      * blocks remote than are and none is in flight, copies of those blocks go to {@link BlockOffload#offload}: only
-     * full blocks with a hash, block 0 first, stopping at one without (a prefix computed twice side by side keeps
-     * its second copy unhashed) or one that is another chain's. Once that completes with true, at the sequence's
+     * full blocks with a hash, block 0 first, stopping at one without or one that is another chain's (a prefix
+     * computed twice side by side gives its second copy the hash too). Once that completes with true, at the sequence's
      * next {@link #ensureCapacity} (a step boundary), the sequence lets go of them as {@link #release} does (a block
      * other sequences share stays held by them; one nobody holds becomes cached, reclaimable, still findable by
      * its hash) and reports them as its {@link #remotePrefix}. A failed offload leaves the sequence local for the
@@ -382,10 +385,21 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return blocks.importedBlocks();
     }
 
+    /**
+     * The pool's positions, unless the {@link BlockOffload} moves blocks out of a sequence that fills the pool
+     * ({@link BlockOffload#remoteBlocks} of the pool's positions is positive): then no bound. An offload whose policy
+     * never fires within the pool (a threshold above it, more local blocks than it has) leaves the bound where it is.
+     */
     @Override
     public int maxSequencePositions() {
-        return offloader.offloads() ? Integer.MAX_VALUE
-                : (int) Math.min(Integer.MAX_VALUE, (long) totalBlocks() * blockTokens());
+        return offloader.offloadsWithin(totalBlocks()) ? Integer.MAX_VALUE : poolPositions();
+    }
+
+    /** Whether an offload of the sequence's blocks is in flight: once it lands the pool has more room for it. */
+    @Override
+    public boolean offloadPending(long seqId) {
+        CachedSequence s = sequences.get(seqId);
+        return s != null && offloader.pending(s);
     }
 
     @Override

@@ -19,9 +19,19 @@ final class PrefixOffloader {
         this.blocks = blocks;
     }
 
-    /** Whether long sequences' blocks may move to another tier (an offload other than {@link BlockOffload#NONE}). */
-    boolean offloads() {
-        return offload != BlockOffload.NONE;
+    /**
+     * Whether a sequence that fills a pool of {@code poolBlocks} blocks (nothing remote yet) would have blocks
+     * moved out: the policy wants some of them remote at that length. Without it no sequence ever gets past the
+     * pool, whatever the offload: {@link BlockOffload#remoteBlocks} is only asked about lengths a sequence reached.
+     */
+    boolean offloadsWithin(int poolBlocks) {
+        int positions = (int) Math.min(Integer.MAX_VALUE, (long) poolBlocks * blocks.pool().blockTokens());
+        return offload != BlockOffload.NONE && offload.remoteBlocks(positions) > 0;
+    }
+
+    /** Whether an offload of the sequence is in flight (or done and not yet applied). */
+    boolean pending(CachedSequence s) {
+        return s.offloading != null;
     }
 
     void set(BlockOffload offload) {
@@ -31,8 +41,9 @@ final class PrefixOffloader {
     /**
      * After a completed step of the sequence ({@code s.length} positions final and hashed): when the policy wants
      * more of its blocks remote than are and none is in flight, starts an offload of copies of the next ones, only
-     * full blocks with a hash, block {@code s.remote} first, stopping at one without (a prefix computed twice side by
-     * side keeps its second copy unhashed) or one that is another chain's (its chain position differs). A sequence
+     * full blocks with a hash, block {@code s.remote} first, stopping at one without (a sequence whose steps
+     * stopped being hashed, {@link CachedSequence#hashable}) or one that is another chain's (its chain position
+     * differs); a duplicate of another sequence's block has its hash ({@link PrefixBlockPool#register}). A sequence
      * whose offload failed is never offered again.
      */
     void stepCompleted(long seqId, CachedSequence s) {

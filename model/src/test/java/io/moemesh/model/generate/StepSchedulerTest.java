@@ -309,4 +309,100 @@ class StepSchedulerTest {
         }
         assertThat(order.indexOf("b1")).isLessThan(order.indexOf("a3"));
     }
+
+    @Test
+    void anAdmittedLongPrompt_getsItsFirstToken_whileShortRequestsKeepArriving() {
+        // 8 blocks of 16: the 120-token prompt needs all of them, each short request one (3 + 10 positions).
+        PagedKvCache pool = new PagedKvCache(model.config().numLayers(), model.config().kvDim(), 16, 8);
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), pool, 64, 8);
+        int[] longPrompt = new int[120];
+        for (int i = 1; i < longPrompt.length; i++) {
+            longPrompt[i] = 2 + i * 37 % (model.config().vocabSize() - 2);
+        }
+        GenerationRequest longRequest = new GenerationRequest(longPrompt, SamplingParams.greedy(2), false);
+        int[] finished = {0};
+        boolean[] arriving = {true};
+        SequenceListener shortOnes = new SequenceListener() {
+            @Override
+            public void onToken(int token) {
+            }
+
+            @Override
+            public void onFinish(GenerationResult result) {
+                finished[0]++;
+                if (arriving[0]) {
+                    scheduler.submit(new GenerationRequest(new int[] {0, 30 + finished[0], 31},
+                            SamplingParams.greedy(10), false), this);
+                }
+            }
+
+            @Override
+            public void onError(Throwable error) {
+                throw new AssertionError(error);
+            }
+        };
+        for (int i = 0; i < 3; i++) {
+            // They end at different steps (4, 7 and 10 tokens), so blocks free one at a time.
+            scheduler.submit(new GenerationRequest(new int[] {0, 20 + i, 21}, SamplingParams.greedy(4 + 3 * i), false),
+                    shortOnes);
+        }
+        scheduler.step();
+        scheduler.step();
+        Events longOne = new Events();
+        scheduler.submit(longRequest, longOne);
+
+        int steps = 0;
+        while (longOne.seen.isEmpty() && steps < 200) {
+            scheduler.step();
+            steps++;
+        }
+
+        // Its 120 positions at a budget of 64 beside three decoders are two steps; then it takes each block the
+        // short requests admitted before it free (about ten steps), and the newer ones wait.
+        assertThat(steps).as("steps to the long prompt's first token").isLessThanOrEqualTo(40);
+        assertThat(finished[0]).as("the short requests were served meanwhile").isPositive();
+        arriving[0] = false;
+        while (!scheduler.idle()) {
+            scheduler.step();
+        }
+        int[] alone = new Generator(model.localEngine(), model.newCache(512), 512)
+                .generate(List.of(longRequest), TokenListener.NONE).getFirst().generatedIds();
+        assertThat(longOne.seen).hasSize(3).startsWith(alone[0], alone[1]);
+        assertThat(pool.freeBlocks()).isEqualTo(8);
+    }
+
+    @Test
+    void aSequencePreemptedInItsPrompt_isAdmittedAgainBeforeAnotherTenantsNewerRequest() {
+        // 4 blocks of 16, two running at most: a1 decodes beside a2's long prompt until a1 needs a second block and
+        // preempts a2 (the later arrival), prefilled part-way and without a token; b1 waits for a slot meanwhile.
+        PagedKvCache pool = new PagedKvCache(model.config().numLayers(), model.config().kvDim(), 16, 4);
+        List<Long> admissions = new ArrayList<>();
+        PrefixSource recording = (seqId, tokens, tenant) -> {
+            admissions.add(seqId);
+            return 0;
+        };
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), pool, 17, 2, recording,
+                PreemptionPolicy.RECOMPUTE);
+        int[] a2Prompt = new int[60];
+        java.util.Arrays.fill(a2Prompt, 1, 60, 5);
+        long a1 = scheduler.submit(new GenerationRequest(new int[] {0, 11, 12, 13, 14, 15, 16, 17},
+                SamplingParams.greedy(10), false), new Events(), "a").sequenceId();
+        long a2 = scheduler.submit(new GenerationRequest(a2Prompt, SamplingParams.greedy(2), false), new Events(), "a")
+                .sequenceId();
+        scheduler.step();
+        assertThat(admissions).containsExactly(a1, a2);
+        long b1 = scheduler.submit(new GenerationRequest(new int[] {0, 21, 22}, SamplingParams.greedy(2), false),
+                new Events(), "b").sequenceId();
+
+        for (int i = 0; i < 100 && admissions.size() < 3; i++) {
+            scheduler.step();
+        }
+
+        assertThat(admissions).as("the preempted one resumes first").containsExactly(a1, a2, a2);
+        while (!scheduler.idle()) {
+            scheduler.step();
+        }
+        assertThat(admissions).contains(b1);
+        assertThat(pool.freeBlocks()).isEqualTo(4);
+    }
 }

@@ -1,6 +1,7 @@
 package io.moemesh.model.kv;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.config.ModelConfig;
@@ -11,6 +12,7 @@ import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RemoteAttentionBatch;
 import io.moemesh.model.engine.RemoteAttentionException;
 import io.moemesh.model.engine.RouteObserver;
+import io.moemesh.model.generate.FinishReason;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.PreemptionPolicy;
@@ -150,9 +152,11 @@ class OffloadGenerationTest {
     private static final class Seen implements SequenceListener {
         GenerationResult result;
         Throwable error;
+        int tokens;
 
         @Override
         public void onToken(int token) {
+            tokens++;
         }
 
         @Override
@@ -267,6 +271,126 @@ class OffloadGenerationTest {
         }
         assertThat(seen.error).isInstanceOf(RemoteAttentionException.class).hasMessageContaining("UNAVAILABLE");
         assertThat(service.released).containsExactly(1L);
+        assertThat(cache.audit()).isZero();
+    }
+
+    /** A pool of {@code blocks} 16-token blocks with the offload set. */
+    private static PrefixCachingKvCache pool(int blocks, Service service) {
+        PrefixCachingKvCache cache = new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), 16,
+                blocks, fingerprint, true);
+        cache.setBlockOffload(service);
+        return cache;
+    }
+
+    /** Steps until idle, at most {@code max} steps; asserts it got there. */
+    private static void runToIdle(StepScheduler s, int max) {
+        for (int i = 0; i < max && !s.idle(); i++) {
+            s.step();
+        }
+        assertThat(s.idle()).as("every sequence ended within %d steps", max).isTrue();
+    }
+
+    @Test
+    void anOffloadThatNeverFiresWithinThePool_keepsThePoolsBound_aLongerPromptIsRefused_aDecodeEndsWithLength() {
+        // 8 blocks = 128 positions; the threshold is past them, so no sequence ever reaches it.
+        Service service = new Service(129, 2);
+        PrefixCachingKvCache cache = pool(8, service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+
+        assertThatThrownBy(() -> s.submit(greedy(prompt(130, 7), 4), new Seen(), "t"))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("128 positions");
+        GenerationRequest r = greedy(prompt(100, 8), 60);
+        Seen seen = new Seen();
+        s.submit(r, seen, "t");
+        runToIdle(s, 200);
+
+        assertThat(seen.result.finishReason()).isEqualTo(FinishReason.LENGTH);
+        assertThat(100 + seen.result.generatedIds().length).isEqualTo(128);
+        assertThat(reference(r)).startsWith(seen.result.generatedIds());
+        assertThat(service.offloads).isZero();
+        assertThat(cache.audit()).isZero();
+    }
+
+    @Test
+    void aPromptLongerThanThePool_whoseOffloadFailed_endsWithAnError_andTheNextRequestIsServed() {
+        Service service = new Service(48, 2);
+        service.refuse = true;
+        PrefixCachingKvCache cache = pool(8, service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        Seen longOne = new Seen();
+        Seen next = new Seen();
+        s.submit(greedy(prompt(150, 9), 4), longOne, "t");
+        GenerationRequest r = greedy(prompt(20, 10), 5);
+        s.submit(r, next, "t");
+
+        runToIdle(s, 100);
+
+        assertThat(longOne.error).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("prompt of 150 tokens").hasMessageContaining("128 positions");
+        assertThat(next.result.generatedIds()).containsExactly(reference(r));
+        assertThat(service.offloads).isOne();
+        assertThat(cache.audit()).isZero();
+    }
+
+    @Test
+    void aDecodeWhoseOffloadFailed_endsWithLengthWhereThePoolEnds_insteadOfRecomputingItself() {
+        Service service = new Service(48, 2);
+        service.refuse = true;
+        PrefixCachingKvCache cache = pool(8, service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        GenerationRequest r = greedy(prompt(60, 11), 120);
+        Seen seen = new Seen();
+        s.submit(r, seen, "t");
+
+        runToIdle(s, 200);
+
+        assertThat(seen.result.finishReason()).isEqualTo(FinishReason.LENGTH);
+        // The token sampled at the pool's last position needs no KV of its own: 129 tokens over 128 positions.
+        assertThat(60 + seen.result.generatedIds().length).isEqualTo(129);
+        assertThat(reference(r)).startsWith(seen.result.generatedIds());
+        assertThat(cache.audit()).isZero();
+    }
+
+    @Test
+    void aDecodeThatFilledThePool_waitsForItsOffloadInFlight_withoutPreemptingItself_thenGoesOn() {
+        List<CompletableFuture<Boolean>> held = new ArrayList<>();
+        boolean[] hold = {true};
+        // The threshold is the pool's 128 positions: the offload starts when the sequence has filled it.
+        Service service = new Service(128, 2) {
+            @Override
+            public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+                CompletableFuture<Boolean> stored = super.offload(seqId, blocks);
+                if (!hold[0]) {
+                    return stored;
+                }
+                CompletableFuture<Boolean> later = new CompletableFuture<>();
+                held.add(later);
+                return later;
+            }
+        };
+        PrefixCachingKvCache cache = pool(8, service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        GenerationRequest r = greedy(prompt(100, 12), 60);
+        Seen seen = new Seen();
+        s.submit(r, seen, "t");
+        for (int i = 0; i < 100 && service.offloads == 0; i++) {
+            s.step();
+        }
+        assertThat(seen.tokens).as("128 positions computed, the last one's token sampled").isEqualTo(29);
+
+        for (int i = 0; i < 3; i++) {
+            s.step();
+        }
+        assertThat(seen.tokens).as("no room until the offload lands").isEqualTo(29);
+        assertThat(service.released).as("not preempted").isEmpty();
+        assertThat(service.offloads).isOne();
+
+        hold[0] = false;
+        held.forEach(f -> f.complete(true));
+        runToIdle(s, 200);
+
+        assertThat(seen.result.generatedIds()).containsExactly(reference(r));
+        assertThat(service.maxPrefix).isGreaterThanOrEqualTo(96);
         assertThat(cache.audit()).isZero();
     }
 }

@@ -141,16 +141,39 @@ class PrefixBlockPoolTest {
     }
 
     @Test
-    void register_refusesASecondBlockUnderTheSameHash_andAHashedBlocksRehash() {
+    void register_aSecondBlockUnderTheSameHash_keepsItsHashUnfindable_andAHashedBlockKeepsItsHash() {
         int a = allocate();
         int b = allocate();
         register(a, null, 0);
-        assertThat(blocks.register(b, hash(null, 0), null, tokens(0), "t", 0)).isFalse();
+        assertThat(blocks.register(b, hash(null, 0), null, tokens(0), "t", 0)).as("not findable").isFalse();
+        assertThat(blocks.hashOf(b)).as("its identity, for offload and write-back").isEqualTo(hash(null, 0));
+        assertThat(blocks.position(b)).isZero();
         assertThat(blocks.register(a, hash(null, 5), null, tokens(5), "t", 0)).isFalse();
+        assertThat(blocks.hashOf(a)).isEqualTo(hash(null, 0));
         assertThat(blocks.find(hash(null, 0))).isEqualTo(a);
         letGo(b);
-        assertThat(blocks.freeBlocks()).as("the duplicate has no hash: freed plainly").isEqualTo(3);
+        assertThat(blocks.freeBlocks()).as("the duplicate of a findable block: freed").isEqualTo(3);
+        assertThat(blocks.hashOf(b)).isNull();
+        assertThat(blocks.find(hash(null, 0))).as("the other's entry stays").isEqualTo(a);
         letGo(a);
+        assertThat(blocks.lruOrder()).containsExactly(a);
+    }
+
+    @Test
+    void aDuplicate_whoseFindableBlockWasEvicted_becomesTheCachedBlockOfItsHash_whenLetGo() {
+        int a = allocate();
+        int b = allocate();
+        register(a, null, 0);
+        blocks.register(b, hash(null, 0), null, tokens(0), "t", 0);
+        letGo(a);
+        for (int i = 0; i < 3; i++) {
+            allocate(); // two free blocks, then a evicted
+        }
+        assertThat(blocks.find(hash(null, 0))).isEqualTo(-1);
+        assertThat(blocks.hashOf(b)).isEqualTo(hash(null, 0));
+        letGo(b);
+        assertThat(blocks.find(hash(null, 0))).isEqualTo(b);
+        assertThat(blocks.lruOrder()).containsExactly(b);
     }
 
     @Test
@@ -229,6 +252,37 @@ class PrefixBlockPoolTest {
         assertThat(blocks.importChain(chain)).isEqualTo(2);
         assertThat(blocks.find(chain.get(0).hash())).isNotNegative();
         assertThat(blocks.find(chain.get(2).hash())).isEqualTo(-1);
+    }
+
+    @Test
+    void importChain_neverEvictsTheCachedPrefixItContinues_itImportsNothingWhenOnlyThatPrefixIsReclaimable() {
+        List<BlockContents> c1 = chain(1);
+        assertThat(blocks.importChain(c1)).isOne();
+        int c0 = blocks.find(c1.getFirst().hash());
+        for (int i = 0; i < 3; i++) {
+            allocate();
+        }
+        assertThat(blocks.lruOrder()).as("free list empty, only the prefix reclaimable").containsExactly(c0);
+
+        assertThat(blocks.importChain(chain(2).subList(1, 2))).isZero();
+
+        assertThat(blocks.find(c1.getFirst().hash())).as("the prefix is still there").isEqualTo(c0);
+        assertThat(blocks.lruOrder()).containsExactly(c0);
+    }
+
+    @Test
+    void importChain_continuingACachedPrefix_putsItsOwnBlocksBeforeThePrefixInTheLru() {
+        List<BlockContents> c3 = chain(3);
+        assertThat(blocks.importChain(c3.subList(0, 1))).isOne();
+        int c0 = blocks.find(c3.getFirst().hash());
+        int a = allocate();
+
+        assertThat(blocks.importChain(c3.subList(1, 3))).isEqualTo(2);
+
+        int c1 = blocks.find(c3.get(1).hash());
+        int c2 = blocks.find(c3.get(2).hash());
+        assertThat(blocks.lruOrder()).as("tail first, block 0 evicted last").containsExactly(c2, c1, c0);
+        letGo(a);
     }
 
     @Test

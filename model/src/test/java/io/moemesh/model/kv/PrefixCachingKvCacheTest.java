@@ -22,27 +22,82 @@ class PrefixCachingKvCacheTest {
         kv.assertAccounted();
     }
 
-    @Test
-    void maxSequencePositions_isThePool_unlessLongSequencesMoveToAnotherTier() {
-        assertThat(kv.cache.maxSequencePositions()).isEqualTo(16 * B);
-        kv.cache.setBlockOffload(new BlockOffload() {
+    /** Wants every full block past {@code threshold} positions remote but {@code keepLocal}; never completes. */
+    private static BlockOffload policy(int threshold, int keepLocal) {
+        return policy(threshold, keepLocal, false);
+    }
+
+    /** The same, its offloads stored at once when {@code stores}. */
+    private static BlockOffload policy(int threshold, int keepLocal, boolean stores) {
+        return new BlockOffload() {
             @Override
             public int remoteBlocks(int length) {
-                return 0;
+                return length < threshold ? 0 : Math.max(0, length / B - keepLocal);
             }
 
             @Override
             public java.util.concurrent.CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
-                return java.util.concurrent.CompletableFuture.completedFuture(false);
+                return stores ? java.util.concurrent.CompletableFuture.completedFuture(true)
+                        : new java.util.concurrent.CompletableFuture<>();
             }
 
             @Override
             public void released(long seqId) {
             }
-        });
-        assertThat(kv.cache.maxSequencePositions()).isEqualTo(Integer.MAX_VALUE);
+        };
+    }
+
+    @Test
+    void maxSequencePositions_isThePool_unlessTheOffloadMovesBlocksOfASequenceThatFillsIt() {
+        assertThat(kv.cache.maxSequencePositions()).isEqualTo(16 * B);
+        kv.cache.setBlockOffload(policy(16 * B, 15));
+        assertThat(kv.cache.maxSequencePositions()).as("offloads one block of a full pool")
+                .isEqualTo(Integer.MAX_VALUE);
+        kv.cache.setBlockOffload(policy(16 * B + 1, 0));
+        assertThat(kv.cache.maxSequencePositions()).as("threshold past the pool").isEqualTo(16 * B);
+        kv.cache.setBlockOffload(policy(1, 16));
+        assertThat(kv.cache.maxSequencePositions()).as("keeps the whole pool local").isEqualTo(16 * B);
         kv.cache.setBlockOffload(BlockOffload.NONE);
         assertThat(kv.cache.maxSequencePositions()).isEqualTo(16 * B);
+    }
+
+    @Test
+    void offloadPending_whileAnOffloadOfTheSequenceIsInFlight() {
+        kv.cache.setBlockOffload(policy(2 * B, 0));
+        int[] prompt = KvDriver.tokens(3 * B, 4);
+        kv.admit(1, prompt, "t");
+        kv.step(1, prompt, 0, B, "t", true);
+        assertThat(kv.cache.offloadPending(1)).as("below the threshold").isFalse();
+        kv.step(1, prompt, B, 2 * B, "t", true);
+        assertThat(kv.cache.offloadPending(1)).isTrue();
+        assertThat(kv.cache.offloadPending(2)).as("unknown").isFalse();
+        kv.cache.release(1);
+        assertThat(kv.cache.offloadPending(1)).isFalse();
+    }
+
+    @Test
+    void samePrefixComputedSideBySide_theSecondsBlocksKeepTheirHash_soTheyCanBeOffloaded_andItsReleaseKeepsTheFirsts() {
+        kv.cache.setBlockOffload(policy(2 * B, 1, true));
+        int[] prompt = KvDriver.tokens(3 * B, 5);
+        assertThat(kv.admit(1, prompt, "t")).isZero();
+        assertThat(kv.admit(2, prompt, "t")).as("both miss: neither has computed it yet").isZero();
+        kv.step(1, prompt, 0, 3 * B, "t", true);
+        kv.step(2, prompt, 0, 3 * B, "t", true);
+        int[] firsts = kv.cache.blockTable(1).clone();
+
+        assertThat(kv.cache.ensureCapacity(2, 3 * B + 1)).isTrue();
+
+        assertThat(kv.cache.remotePrefix(2)).as("the second's duplicates offloaded too").isEqualTo(2 * B);
+        assertThat(kv.cache.remotePrefix(1)).isZero();
+        assertThat(kv.cache.ensureCapacity(1, 3 * B + 1)).isTrue();
+        assertThat(kv.cache.remotePrefix(1)).isEqualTo(2 * B);
+        kv.cache.release(2);
+        kv.assertAccounted();
+        kv.cache.release(1);
+        assertThat(kv.admit(3, prompt, "t")).as("the first's blocks are still found").isEqualTo(2 * B);
+        assertThat(kv.cache.blockTable(3)[0]).isEqualTo(firsts[0]);
+        assertThat(kv.cache.blockTable(3)[1]).isEqualTo(firsts[1]);
+        kv.cache.release(3);
     }
 
     @Test
