@@ -3,11 +3,9 @@ package io.moemesh.kvcache.tier;
 import io.moemesh.kvcache.attend.PartialAttention;
 import io.moemesh.kvcache.attend.StreamingAttention;
 import io.moemesh.kvcache.block.BlockKey;
-import io.moemesh.kvcache.block.KvBlock;
 import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.kvcache.policy.AccessHint;
 import java.util.List;
-import java.util.Optional;
 
 /**
  * A computational-storage tier: an {@link SsdTier} (same files, same guarantees) that can also compute attention
@@ -16,10 +14,11 @@ import java.util.Optional;
  * flash-decoding merges split-K partials). Here the "device" is the storage process: K/V are read (CRC-checked)
  * from the segment files and never cross the network.
  */
-public final class CsdTier implements KvTier {
+public final class CsdTier extends ForwardingKvTier {
     private final SsdTier ssd;
 
     public CsdTier(SsdTier ssd) {
+        super(ssd);
         this.ssd = ssd;
     }
 
@@ -58,80 +57,5 @@ public final class CsdTier implements KvTier {
     @Override
     public TierKind kind() {
         return TierKind.CSD;
-    }
-
-    @Override
-    public KvLayout layout() {
-        return ssd.layout();
-    }
-
-    @Override
-    public PutResult put(KvBlock block, AccessHint hint) {
-        return ssd.put(block, hint);
-    }
-
-    @Override
-    public void checkStorable(KvBlock block) {
-        ssd.checkStorable(block);
-    }
-
-    @Override
-    public Optional<KvBlock> get(BlockKey key, AccessHint hint) {
-        return ssd.get(key, hint);
-    }
-
-    @Override
-    public Optional<RecordExtent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
-        return ssd.locate(key, hint, leaseUntilNanos);
-    }
-
-    @Override
-    public boolean contains(BlockKey key) {
-        return ssd.contains(key);
-    }
-
-    @Override
-    public boolean remove(BlockKey key) {
-        return ssd.remove(key);
-    }
-
-    @Override
-    public boolean pin(BlockKey key) {
-        return ssd.pin(key);
-    }
-
-    @Override
-    public boolean unpin(BlockKey key) {
-        return ssd.unpin(key);
-    }
-
-    @Override
-    public boolean isPinned(BlockKey key) {
-        return ssd.isPinned(key);
-    }
-
-    @Override
-    public long capacityBytes() {
-        return ssd.capacityBytes();
-    }
-
-    @Override
-    public long usedBytes() {
-        return ssd.usedBytes();
-    }
-
-    @Override
-    public long blockCount() {
-        return ssd.blockCount();
-    }
-
-    @Override
-    public TierStats stats() {
-        return ssd.stats();
-    }
-
-    @Override
-    public void close() {
-        ssd.close();
     }
 }

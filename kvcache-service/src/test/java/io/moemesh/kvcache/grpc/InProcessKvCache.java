@@ -13,19 +13,15 @@ import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.kvcache.policy.LruPolicy;
 import io.moemesh.kvcache.serving.ServedModel;
 import io.moemesh.kvcache.serving.ServedModels;
-import io.moemesh.kvcache.tier.KvTier;
+import io.moemesh.kvcache.tier.ForwardingKvTier;
 import io.moemesh.kvcache.tier.PutResult;
-import io.moemesh.kvcache.tier.RecordExtent;
 import io.moemesh.kvcache.tier.SsdConfig;
 import io.moemesh.kvcache.tier.SsdTier;
 import io.moemesh.kvcache.tier.TestBlocks;
-import io.moemesh.kvcache.tier.TierKind;
-import io.moemesh.kvcache.tier.TierStats;
 import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.proto.kvcache.v1.BlockLayout;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
@@ -137,11 +133,12 @@ final class InProcessKvCache implements AutoCloseable {
     }
 
     /** The SSD tier, with writes held while a {@link Hold} is set. */
-    private static final class GatedTier implements KvTier {
+    private static final class GatedTier extends ForwardingKvTier {
         private final SsdTier ssd;
         volatile Hold hold;
 
         GatedTier(SsdTier ssd) {
+            super(ssd);
             this.ssd = ssd;
         }
 
@@ -161,81 +158,6 @@ final class InProcessKvCache implements AutoCloseable {
                 }
             }
             return ssd.put(block, hint);
-        }
-
-        @Override
-        public TierKind kind() {
-            return ssd.kind();
-        }
-
-        @Override
-        public KvLayout layout() {
-            return ssd.layout();
-        }
-
-        @Override
-        public void checkStorable(KvBlock block) {
-            ssd.checkStorable(block);
-        }
-
-        @Override
-        public Optional<KvBlock> get(BlockKey key, AccessHint hint) {
-            return ssd.get(key, hint);
-        }
-
-        @Override
-        public Optional<RecordExtent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
-            return ssd.locate(key, hint, leaseUntilNanos);
-        }
-
-        @Override
-        public boolean contains(BlockKey key) {
-            return ssd.contains(key);
-        }
-
-        @Override
-        public boolean remove(BlockKey key) {
-            return ssd.remove(key);
-        }
-
-        @Override
-        public boolean pin(BlockKey key) {
-            return ssd.pin(key);
-        }
-
-        @Override
-        public boolean unpin(BlockKey key) {
-            return ssd.unpin(key);
-        }
-
-        @Override
-        public boolean isPinned(BlockKey key) {
-            return ssd.isPinned(key);
-        }
-
-        @Override
-        public long capacityBytes() {
-            return ssd.capacityBytes();
-        }
-
-        @Override
-        public long usedBytes() {
-            return ssd.usedBytes();
-        }
-
-        @Override
-        public long blockCount() {
-            return ssd.blockCount();
-        }
-
-        @Override
-        public TierStats stats() {
-            return ssd.stats();
-        }
-
-        @Override
-        public void close() {
-            ssd.close();
         }
     }
 }

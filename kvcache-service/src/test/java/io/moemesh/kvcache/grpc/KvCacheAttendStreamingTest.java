@@ -21,12 +21,9 @@ import io.moemesh.kvcache.serving.ServedModel;
 import io.moemesh.kvcache.serving.ServedModels;
 import io.moemesh.kvcache.support.KvTestMesh;
 import io.moemesh.kvcache.support.KvTestMesh.Block;
-import io.moemesh.kvcache.tier.KvTier;
-import io.moemesh.kvcache.tier.PutResult;
+import io.moemesh.kvcache.tier.ForwardingKvTier;
 import io.moemesh.kvcache.tier.SsdConfig;
 import io.moemesh.kvcache.tier.SsdTier;
-import io.moemesh.kvcache.tier.TierKind;
-import io.moemesh.kvcache.tier.TierStats;
 import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.common.v1.Tensor;
@@ -213,7 +210,7 @@ class KvCacheAttendStreamingTest {
     }
 
     /** The real SSD tier, recording each read and holding the blocks it hands out only weakly. */
-    private static final class WatchedTier implements KvTier {
+    private static final class WatchedTier extends ForwardingKvTier {
         private final SsdTier ssd;
         final List<BlockKey> asked = new ArrayList<>();
         private final List<WeakReference<KvBlock>> handedOut = new ArrayList<>();
@@ -221,6 +218,7 @@ class KvCacheAttendStreamingTest {
         IntConsumer beforeRead = reads -> { };
 
         WatchedTier(SsdTier ssd) {
+            super(ssd);
             this.ssd = ssd;
         }
 
@@ -245,71 +243,6 @@ class KvCacheAttendStreamingTest {
                 handedOut.add(new WeakReference<>(b.orElse(null)));
             }
             return b;
-        }
-
-        @Override
-        public TierKind kind() {
-            return ssd.kind();
-        }
-
-        @Override
-        public KvLayout layout() {
-            return ssd.layout();
-        }
-
-        @Override
-        public PutResult put(KvBlock block, AccessHint hint) {
-            return ssd.put(block, hint);
-        }
-
-        @Override
-        public boolean contains(BlockKey key) {
-            return ssd.contains(key);
-        }
-
-        @Override
-        public boolean remove(BlockKey key) {
-            return ssd.remove(key);
-        }
-
-        @Override
-        public boolean pin(BlockKey key) {
-            return ssd.pin(key);
-        }
-
-        @Override
-        public boolean unpin(BlockKey key) {
-            return ssd.unpin(key);
-        }
-
-        @Override
-        public boolean isPinned(BlockKey key) {
-            return ssd.isPinned(key);
-        }
-
-        @Override
-        public long capacityBytes() {
-            return ssd.capacityBytes();
-        }
-
-        @Override
-        public long usedBytes() {
-            return ssd.usedBytes();
-        }
-
-        @Override
-        public long blockCount() {
-            return ssd.blockCount();
-        }
-
-        @Override
-        public TierStats stats() {
-            return ssd.stats();
-        }
-
-        @Override
-        public void close() {
-            ssd.close();
         }
     }
 }
