@@ -105,8 +105,11 @@ kvcache.resources.limits.memory, the container's memory. The JVM rounds that pro
 {{/* The gateway's terminationGracePeriodSeconds: the preStop wait, then what its stop takes after SIGTERM, in
 order: shutdown-grace (in-flight requests finish), DrainLifecycle's stop wait (5 s: the requests it stopped end),
 the KV write-back drain (moemesh.gateway.kvcache.drain-timeout: 10 s, or what gateway.env sets; counted also without
-a kvcache, where it only lengthens a limit the gateway does not reach), then 15 s for the servers, the other beans
-and the JVM to exit. The CLI's `down` gives a gateway the same (MeshShutdown.gatewayStopGrace). */}}
+a kvcache, where it only lengthens a limit the gateway does not reach), then 25 s for the servers, the other beans
+and the JVM to exit: Tomcat's graceful shutdown (up to 5 s, spring.lifecycle.timeout-per-shutdown-phase), the gRPC
+server's graceful stop (5 s) and its forced stop (up to 5 s more, GrpcServerLifecycle.stop), then the other beans'
+close and the exit. 80 s with the defaults. The CLI's `down` gives a gateway the same, preStop aside
+(MeshShutdown.gatewayStopGrace, GATEWAY_EXIT_MARGIN). */}}
 {{- define "moemesh.gateway.terminationGraceSeconds" -}}
 {{- $g := .Values.gateway }}
 {{- $drain := 10 }}
@@ -117,7 +120,7 @@ and the JVM to exit. The CLI's `down` gives a gateway the same (MeshShutdown.gat
 {{- end }}
 {{- $drain = int64 $s }}
 {{- end }}
-{{- add $g.drain.preStopSeconds $g.drain.shutdownGraceSeconds 5 $drain 15 }}
+{{- add $g.drain.preStopSeconds $g.drain.shutdownGraceSeconds 5 $drain 25 }}
 {{- end }}
 
 {{/* Fails when the kvcache StatefulSet is installed (lookup) with an SSD volume claim template of another size or

@@ -107,6 +107,13 @@ a first install has nothing to keep. */}}
 {{- printf "%s/%s" (trimSuffix "/" .Values.model.mountPath) (trimPrefix "/" .Values.model.path) }}
 {{- end }}
 
+{{/* Tokens per KV block, the one value of the gateway's and the kvcache-service's ConfigMaps: kvBlockTokens, or 16
+(values.yaml's default, and both services' own) when the key is missing, as in a release upgraded with
+--reuse-values from a chart before kvBlockTokens (Helm then takes the old chart's values.yaml, without it). */}}
+{{- define "moemesh.kvBlockTokens" -}}
+{{- .Values.kvBlockTokens | default 16 | int }}
+{{- end }}
+
 {{/* Where every service unpacks native libraries (JavaCPP/OpenBLAS): an emptyDir, the root filesystem is read-only. */}}
 {{- define "moemesh.nativeCacheDir" -}}/var/cache/moemesh/native{{- end }}
 

@@ -211,6 +211,26 @@ class ChartEnvironmentTest {
         assertThat(bound).containsOnly(Map.entry("gateway", blockTokens), Map.entry("kvcache", blockTokens));
     }
 
+    /**
+     * {@code helm upgrade --reuse-values} from a chart before kvBlockTokens renders with that chart's values.yaml,
+     * which has no such key: the release must still install, with the one block size both services used before (16)
+     * in both ConfigMaps, not fail the schema or render 0.
+     */
+    @Test
+    void kvBlockTokensMissing_asAfterReuseValuesFromAnOlderChart_rendersSixteenInBothConfigMaps(@TempDir Path work)
+            throws IOException {
+        Path chart = Chart.copy(work);
+        Path values = chart.resolve("values.yaml");
+        Files.writeString(values, Files.readString(values).replaceFirst("(?m)^kvBlockTokens: 16\\R", ""));
+        assertThat(Files.readString(values)).doesNotContainPattern("(?m)^kvBlockTokens:");
+        RenderedChart rendered = RenderedChart.parse(Chart.template(chart, new Chart.ValueSet("defaults", null),
+                Map.of()));
+        assertThat(rendered.one(V1ConfigMap.class, Chart.RELEASE + "-gateway").getData())
+                .containsEntry("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", "16");
+        assertThat(rendered.one(V1ConfigMap.class, Chart.RELEASE + "-kvcache").getData())
+                .containsEntry("MOEMESH_KVCACHE_BLOCK_TOKENS", "16");
+    }
+
     @Test
     void misspeltVariable_fromAComponentsEnv_failsNamingTheVariableAndTheContainer() {
         RenderedChart chart = RenderedChart.parse(Chart.template(new Chart.ValueSet("defaults", null),

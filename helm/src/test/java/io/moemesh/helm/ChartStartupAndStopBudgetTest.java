@@ -77,19 +77,20 @@ class ChartStartupAndStopBudgetTest {
     /**
      * The gateway's terminationGracePeriodSeconds is its preStop plus its whole stop: shutdown-grace, the drain's
      * 5 s stop wait, the KV write-back drain timeout (10 s unless gateway.env sets it, under any spelling Spring
-     * reads) and 15 s to exit: MeshShutdown.gatewayStopGrace of the CLI, plus preStop.
+     * reads) and 25 s for its HTTP and gRPC servers' stop (up to 5 + 5 + 5 s) and its exit:
+     * MeshShutdown.gatewayStopGrace of the CLI, plus preStop.
      */
     static Stream<Arguments> gatewayStops() {
         return Stream.of(
-                Arguments.of(Map.of(), 10 + 30 + 5 + 10 + 15),
+                Arguments.of(Map.of(), 10 + 30 + 5 + 10 + 25),
                 Arguments.of(Map.of("gateway.drain.preStopSeconds", "0", "gateway.drain.shutdownGraceSeconds", "5"),
-                        5 + 5 + 10 + 15),
-                Arguments.of(Map.of("gateway.env.MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT", "1m"), 10 + 30 + 5 + 60 + 15),
+                        5 + 5 + 10 + 25),
+                Arguments.of(Map.of("gateway.env.MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT", "1m"), 10 + 30 + 5 + 60 + 25),
                 Arguments.of(Map.of("gateway.env.MOEMESH_GATEWAY_KVCACHE_DRAINTIMEOUT", "PT45S"),
-                        10 + 30 + 5 + 45 + 15),
+                        10 + 30 + 5 + 45 + 25),
                 Arguments.of(Map.of("gateway.env.moemesh_gateway_kvcache_drain_timeout", "30001"), // ms, rounded up
-                        10 + 30 + 5 + 31 + 15),
-                Arguments.of(Map.of("gateway.env.MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT", "0s"), 10 + 30 + 5 + 15));
+                        10 + 30 + 5 + 31 + 25),
+                Arguments.of(Map.of("gateway.env.MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT", "0s"), 10 + 30 + 5 + 25));
     }
 
     @ParameterizedTest(name = "{0} -> {1} s")

@@ -303,8 +303,7 @@ public final class AotCache {
             throws IOException {
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()));
-        pb.environment().keySet().removeIf(MeshSecrets::withheld);
-        SpringEnvironment.overlay(pb.environment(), env);
+        ServiceProcess.replaceEnvironment(pb, env);
         Process p = pb.start();
         p.getOutputStream().close();
         try {

@@ -16,7 +16,7 @@ import picocli.CommandLine.Model.CommandSpec;
                 + "(given --grace, but at least 12 s and at most 15 s: it records a restart in progress before it "
                 + "exits), then to the gateway (it lets in-flight requests finish within its shutdown-grace, then "
                 + "drains its queued KV write-backs; given at least its shutdown-grace + 5 s + its write-back drain "
-                + "timeout + 15 s, 60 s with its defaults), then to the kvcache-service (it persists every acknowledged "
+                + "timeout + 25 s, 70 s with its defaults), then to the kvcache-service (it persists every acknowledged "
                 + "block; given at least its shutdown-grace + 10 s + 30 s + its DRAM tier's bytes at 100 MB/s + 15 s, "
                 + "68 s with its defaults), then to the others; SIGKILL to those still running after the grace period. "
                 + "Logs stay in <state-dir>/logs, the kvcache-service's SSD tier in <state-dir>/kvcache. Exits 0 also "

@@ -10,6 +10,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Pattern;
@@ -29,11 +30,18 @@ final class MeshSecrets {
      */
     static final String API_KEYS_PROPERTY = "moemesh.gateway.api-keys";
     static final String API_KEYS_FILE_PROPERTY = "moemesh.gateway.api-keys-file";
-    /** Prefixes of the variables that configure a service (Spring relaxed binding, OpenTelemetry, the JVM). */
+    /**
+     * Prefixes of the variables that configure a service (Spring relaxed binding, OpenTelemetry), in the form
+     * {@link #configuresService} compares them.
+     */
     private static final List<String> SETTING_PREFIXES =
             List.of("MOEMESH_", "SERVER_", "MANAGEMENT_", "SPRING_", "LOGGING_", "OTEL_");
-    /** Names that hold a secret (a key, token or password) rather than a path to one. */
-    private static final Pattern SECRET = Pattern.compile(".*(KEY|KEYS|SECRET|SECRETS|PASSWORD|TOKEN|CREDENTIALS?)");
+    /**
+     * Names that hold a secret (a key, token or password) rather than a path to one, in any case: Spring binds
+     * {@code moemesh_gateway_api_keys} as it binds {@code MOEMESH_GATEWAY_API_KEYS}.
+     */
+    private static final Pattern SECRET = Pattern.compile(".*(KEY|KEYS|SECRET|SECRETS|PASSWORD|TOKEN|CREDENTIALS?)",
+            Pattern.CASE_INSENSITIVE);
     /** The launcher's own variables, not service settings. */
     private static final List<String> LAUNCHER_ONLY = List.of("MOEMESH_REBUILD", "MOEMESH_JAVA_OPTS");
 
@@ -45,11 +53,24 @@ final class MeshSecrets {
         return SECRET.matcher(name).matches();
     }
 
-    /** The caller's variables that configure services, without secrets: recorded in mesh.json for restarts. */
+    /**
+     * Whether Spring (or OpenTelemetry) could bind the variable {@code name} as a setting of a service: its name
+     * starts with one of {@link #SETTING_PREFIXES}, compared as Spring's relaxed binding reads a variable, whatever
+     * the case and with {@code .} or {@code -} for {@code _} ({@code moemesh_gateway_...}, {@code moemesh.gateway...}).
+     */
+    static boolean configuresService(String name) {
+        String relaxed = name.toUpperCase(Locale.ROOT).replace('.', '_').replace('-', '_');
+        return SETTING_PREFIXES.stream().anyMatch(relaxed::startsWith);
+    }
+
+    /**
+     * The caller's variables that configure services ({@link #configuresService}), without secrets and the
+     * launcher's own variables (names compared in any case): recorded in mesh.json for restarts.
+     */
     static Map<String, String> settings(Map<String, String> callerEnv) {
         Map<String, String> out = new LinkedHashMap<>();
         callerEnv.forEach((k, v) -> {
-            if (SETTING_PREFIXES.stream().anyMatch(k::startsWith) && !withheld(k) && !LAUNCHER_ONLY.contains(k)) {
+            if (configuresService(k) && !withheld(k) && LAUNCHER_ONLY.stream().noneMatch(k::equalsIgnoreCase)) {
                 out.put(k, v);
             }
         });

@@ -18,8 +18,13 @@ final class MeshShutdown {
     static final Duration GATEWAY_STOP_WAIT = Duration.ofSeconds(5);
     /** The gateway's {@code moemesh.gateway.kvcache.drain-timeout} unless its environment sets one. */
     static final Duration GATEWAY_WRITE_BACK_DRAIN = Duration.ofSeconds(10);
-    /** The servers' stop, the other beans' close, the JVM's exit (the Helm chart adds the same to its grace). */
-    static final Duration GATEWAY_EXIT_MARGIN = Duration.ofSeconds(15);
+    /**
+     * What follows the write-back drain, the same in the Helm chart's grace (moemesh.gateway.terminationGraceSeconds):
+     * Tomcat's graceful shutdown (up to 5 s, spring.lifecycle.timeout-per-shutdown-phase), then the gRPC server's
+     * graceful stop (5 s) and its forced stop (up to 5 s more, GrpcServerLifecycle.stop), which alone may take 15 s;
+     * then the other beans' close and the JVM's exit: 25 s.
+     */
+    static final Duration GATEWAY_EXIT_MARGIN = Duration.ofSeconds(25);
     static final String GATEWAY_SHUTDOWN_GRACE_PROPERTY = "moemesh.gateway.shutdown-grace";
     static final String GATEWAY_WRITE_BACK_DRAIN_PROPERTY = "moemesh.gateway.kvcache.drain-timeout";
     /** The kvcache-service's {@code moemesh.kvcache.shutdown-grace} unless its environment sets one. */
@@ -38,7 +43,7 @@ final class MeshShutdown {
      * under a second.
      */
     static final long KVCACHE_DEMOTION_BYTES_PER_SECOND = 100_000_000L;
-    /** Spring's other beans' close and the JVM's exit after the tiers closed, as the gateway's margin. */
+    /** Spring's other beans' close and the JVM's exit after the tiers closed (its servers stopped before them). */
     static final Duration KVCACHE_EXIT_MARGIN = Duration.ofSeconds(15);
     /**
      * How long the supervisor's SIGTERM hook waits for its loop to end, a restart in progress recorded
@@ -97,11 +102,12 @@ final class MeshShutdown {
     /**
      * How long a gateway with this environment may take from SIGTERM to exit: its shutdown-grace (in-flight requests
      * finish), the drain's stop wait, its write-back drain (queued KV blocks still sent to the kvcache-service), and
-     * a margin; 60 s with the gateway's defaults. The durations are the ones the caller's environment gave it
-     * ({@code MOEMESH_GATEWAY_SHUTDOWN_GRACE}, {@code MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT}, which {@code up} passes
-     * on), read under the name the gateway's relaxed binding takes them from ({@link SpringEnvironment}: also
-     * {@code MOEMESH_GATEWAY_SHUTDOWNGRACE}, which wins over the other), or the gateway's defaults; a value the
-     * gateway could not bind stopped it at startup, so its default stands.
+     * {@link #GATEWAY_EXIT_MARGIN} for its servers' stop and its exit; 70 s with the gateway's defaults. The durations
+     * are the ones the caller's environment gave it ({@code MOEMESH_GATEWAY_SHUTDOWN_GRACE},
+     * {@code MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT}, which {@code up} passes on), read under the name the gateway's
+     * relaxed binding takes them from ({@link SpringEnvironment}: also {@code MOEMESH_GATEWAY_SHUTDOWNGRACE}, which
+     * wins over the other), or the gateway's defaults; a value the gateway could not bind stopped it at startup, so
+     * its default stands.
      */
     static Duration gatewayStopGrace(Map<String, String> environment) {
         Duration shutdownGrace = setting(environment, GATEWAY_SHUTDOWN_GRACE_PROPERTY).orElse(GATEWAY_SHUTDOWN_GRACE);

@@ -17,7 +17,9 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -53,16 +55,41 @@ public final class ServiceProcess {
                     StandardOpenOption.CREATE, StandardOpenOption.APPEND);
             ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
                     .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
-            // Secrets of the caller (API keys) reach a service only through the 0600 files MeshSecrets writes; a
-            // setting of the service's environment is not shadowed by an inherited variable of another spelling.
-            pb.environment().keySet().removeIf(MeshSecrets::withheld);
-            SpringEnvironment.overlay(pb.environment(), s.environment());
+            replaceEnvironment(pb, s.environment());
             Process p = pb.start();
             p.getOutputStream().close();
             return p;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot start " + s.name() + " (" + String.join(" ", s.command()) + ")", e);
         }
+    }
+
+    /**
+     * The environment a service's process gets: {@code inherited} (this process's: PATH, JAVA_HOME, HOME, ...)
+     * without the caller's secrets (API keys reach a service only through the 0600 files {@link MeshSecrets} writes)
+     * and without any variable that configures a service ({@link MeshSecrets#configuresService}), then
+     * {@code service}, the environment {@code up} built, which already carries the caller's settings it passes on.
+     * Dropping only the inherited spellings of the service's own settings would not do: a setting {@code up}
+     * removed on purpose (an exported {@code MOEMESH_EXPERT_GRPC_UNIX_SOCKET} under the TCP transport, which every
+     * expert instance would try to bind) would still reach the service, and so would another spelling of one it
+     * set, which Spring might read first.
+     */
+    static Map<String, String> environment(Map<String, String> inherited, Map<String, String> service) {
+        Map<String, String> env = new LinkedHashMap<>();
+        inherited.forEach((k, v) -> {
+            if (!MeshSecrets.withheld(k) && !MeshSecrets.configuresService(k)) {
+                env.put(k, v);
+            }
+        });
+        env.putAll(service);
+        return env;
+    }
+
+    /** Gives {@code pb}'s process {@link #environment} of the one it would inherit and {@code service}. */
+    static void replaceEnvironment(ProcessBuilder pb, Map<String, String> service) {
+        Map<String, String> env = environment(pb.environment(), service);
+        pb.environment().clear();
+        pb.environment().putAll(env);
     }
 
     /**

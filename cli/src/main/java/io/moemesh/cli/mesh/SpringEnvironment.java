@@ -6,8 +6,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
-import java.util.stream.Collectors;
 
 /**
  * The environment variables a Spring Boot service reads a property from, so that the launcher sees a setting the
@@ -79,24 +77,6 @@ final class SpringEnvironment {
     /** Removes every name of {@code property}. */
     static void remove(Map<String, String> env, String property) {
         names(property).forEach(env::remove);
-    }
-
-    /**
-     * Puts {@code env} (a service's environment) over {@code inherited} (a child process's environment, which
-     * ProcessBuilder copies from this process's), after removing every inherited variable Spring could read for the
-     * same setting as one of {@code env}'s names: the caller's exported {@code MOEMESH_GATEWAY_KVBLOCKTOKENS} would
-     * otherwise reach the service beside {@code env}'s {@code MOEMESH_GATEWAY_KV_BLOCK_TOKENS} and win. Names are
-     * compared as Spring's relaxed binding does (case and {@code _} do not count), so a few names of other settings
-     * that compare equal go too; the service's own environment is what it gets.
-     */
-    static void overlay(Map<String, String> inherited, Map<String, String> env) {
-        Set<String> keys = env.keySet().stream().map(SpringEnvironment::relaxedKey).collect(Collectors.toSet());
-        inherited.keySet().removeIf(k -> keys.contains(relaxedKey(k)));
-        inherited.putAll(env);
-    }
-
-    private static String relaxedKey(String name) {
-        return name.toUpperCase(Locale.ROOT).replace("_", "");
     }
 
     /** {@code MOEMESH_KVCACHE_DRAM_BYTES} for {@code moemesh.kvcache.dram-bytes}: the name the docs and the chart use. */

@@ -80,14 +80,36 @@ class MeshLauncherSettingsTest extends MeshLauncherFixture {
 
     /**
      * A service's process inherits this one's environment: an exported other spelling of a setting its environment
-     * has must not reach it, whatever case it is in; unrelated variables still do.
+     * has must not reach it, whatever case it is in, nor any other variable that configures a service (its own
+     * environment already carries the caller's settings it passes on); unrelated variables still do, secrets aside.
      */
     @Test
-    void overlay_dropsInheritedSpellingsOfTheServicesSettings_keepsTheRest() {
-        Map<String, String> inherited = new java.util.HashMap<>(Map.of("MOEMESH_GATEWAY_KVBLOCKTOKENS", "32",
-                "moemesh_gateway_kv_block_tokens", "8", "MOEMESH_GATEWAY_MICROBATCHES", "4", "PATH", "/bin"));
-        SpringEnvironment.overlay(inherited, Map.of("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", "16"));
-        assertThat(inherited).containsOnly(Map.entry("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", "16"),
-                Map.entry("MOEMESH_GATEWAY_MICROBATCHES", "4"), Map.entry("PATH", "/bin"));
+    void childEnvironment_dropsEveryInheritedServiceSetting_keepsTheRest() {
+        Map<String, String> inherited = Map.of("MOEMESH_GATEWAY_KVBLOCKTOKENS", "32",
+                "moemesh_gateway_kv_block_tokens", "8", "MOEMESH_GATEWAY_MICROBATCHES", "4", "otel_service_name", "x",
+                "spring.profiles.active", "p", "GITHUB_TOKEN", "t", "PATH", "/bin", "JAVA_HOME", "/jdk");
+        assertThat(ServiceProcess.environment(inherited, Map.of("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", "16")))
+                .containsOnly(Map.entry("MOEMESH_GATEWAY_KV_BLOCK_TOKENS", "16"), Map.entry("PATH", "/bin"),
+                        Map.entry("JAVA_HOME", "/jdk"));
+    }
+
+    /**
+     * Under the TCP transport {@code up} removes the caller's expert and kvcache sockets from their environments (one
+     * socket for every instance: the second to start could not bind it); the exported variable must not come back
+     * through the environment the process inherits.
+     */
+    @Test
+    void exportedSocketUnderTcpTransport_reachesNoService() {
+        Map<String, String> callerEnv = Map.of("MOEMESH_EXPERT_GRPC_UNIX_SOCKET", "/tmp/e.sock",
+                "moemesh_kvcache_grpcunixsocket", "/tmp/k.sock", "MOEMESH_EXPERT_MAX_BATCH_TOKENS", "64", "PATH", "/bin");
+        MeshSpec spec = spec(2, 1, Duration.ofSeconds(60));
+        Map<String, String> settings = MeshSecrets.settings(callerEnv);
+        Map<String, String> expert = ServiceProcess.environment(callerEnv, MeshEnvironments.expert(settings, spec,
+                "expert-0", 0, 9000, null, state.resolve("placement.json"), state.resolve("native")));
+        Map<String, String> kvcache = ServiceProcess.environment(callerEnv,
+                KvCacheSettings.environment(settings, spec, 9400, null));
+        assertThat(SpringEnvironment.find(expert, "moemesh.expert.grpc-unix-socket")).isEmpty();
+        assertThat(SpringEnvironment.find(kvcache, KvCacheSettings.UNIX_SOCKET_PROPERTY)).isEmpty();
+        assertThat(expert).containsEntry("MOEMESH_EXPERT_MAX_BATCH_TOKENS", "64").containsEntry("PATH", "/bin");
     }
 }

@@ -20,7 +20,8 @@ class MeshSecretsTest {
     @ParameterizedTest(name = "{0} withheld: {1}")
     @CsvSource({"MOEMESH_GATEWAY_API_KEYS, true", "MOEMESH_API_KEY, true", "AWS_SECRET_ACCESS_KEY, true",
         "DB_PASSWORD, true", "GITHUB_TOKEN, true", "MOEMESH_GATEWAY_API_KEYS_FILE, false", "PATH, false",
-        "MOEMESH_GATEWAY_STEP_TOKEN_BUDGET, false"})
+        "MOEMESH_GATEWAY_STEP_TOKEN_BUDGET, false", "moemesh_gateway_api_keys, true", "moemesh_gateway_apikeys, true",
+        "Db_Password, true", "moemesh_gateway_api_keys_file, false"})
     void withheld_namesThatHoldSecrets_notPathsToThem(String name, boolean withheld) {
         assertThat(MeshSecrets.withheld(name)).isEqualTo(withheld);
     }
@@ -32,6 +33,29 @@ class MeshSecretsTest {
                 "k:t", "MOEMESH_REBUILD", "1", "HOME", "/root", "SPRING_PROFILES_ACTIVE", "x"));
         assertThat(s).containsOnlyKeys("MOEMESH_GATEWAY_STEP_TOKEN_BUDGET",
                 "MANAGEMENT_OPENTELEMETRY_TRACING_EXPORT_OTLP_ENDPOINT", "SPRING_PROFILES_ACTIVE");
+    }
+
+    /**
+     * Spring binds a lower-case name as it binds the upper-case one: a caller's lower-case settings are passed on
+     * (else {@code up}'s default replica picker would replace the caller's), and its lower-case API keys are not (they
+     * go to the 0600 key file only).
+     */
+    @Test
+    void settings_lowerCaseNamesAsSpringBindsThem_passedOnWithoutSecrets() {
+        Map<String, String> s = MeshSecrets.settings(Map.of("moemesh_gateway_dispatch_replica_picker", "prefer-visited",
+                "moemesh_gateway_api_keys", "sk-a:alpha", "Otel_Service_Name", "mesh", "moemesh_rebuild", "1",
+                "path", "/bin"));
+        assertThat(s).containsOnlyKeys("moemesh_gateway_dispatch_replica_picker", "Otel_Service_Name");
+        Map<String, String> gateway = new HashMap<>(s);
+        SharedHostSettings.gateway(gateway);
+        assertThat(gateway).containsEntry("moemesh_gateway_dispatch_replica_picker", "prefer-visited")
+                .doesNotContainKey("MOEMESH_GATEWAY_DISPATCH_REPLICA_PICKER");
+    }
+
+    @Test
+    void gatewayApiKeys_lowerCaseName_writtenToTheKeyFile() throws Exception {
+        Path file = MeshSecrets.gatewayApiKeys(state, Map.of("moemesh_gateway_api_keys", "sk-a:alpha")).orElseThrow();
+        assertThat(Files.readAllLines(file)).contains("sk-a alpha");
     }
 
     @Test

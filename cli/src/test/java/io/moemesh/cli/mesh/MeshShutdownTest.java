@@ -16,30 +16,30 @@ class MeshShutdownTest {
 
     /**
      * The gateway stage outlasts what the gateway itself may take: its shutdown-grace, the drain's 5 s stop wait,
-     * its write-back drain timeout and 15 s to exit, from its recorded environment or its defaults (30 s, 10 s);
-     * a longer --grace only lengthens it.
+     * its write-back drain timeout and 25 s for its servers' stop and its exit, from its recorded environment or its
+     * defaults (30 s, 10 s); a longer --grace only lengthens it.
      */
     @ParameterizedTest(name = "[{0}] --grace {1} -> {2} s")
     @CsvSource(delimiter = '|', nullValues = "-", value = {
-        "-                                                                   | 20 | 60",
-        "-                                                                   | 1  | 60",
+        "-                                                                   | 20 | 70",
+        "-                                                                   | 1  | 70",
         "-                                                                   | 90 | 90",
-        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s                                 | 20 | 150",
-        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=2m                                   | 20 | 150",
-        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=PT45S                                | 20 | 75",
-        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=45000                                | 20 | 75",
-        "MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=1m                            | 20 | 110",
-        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=0s,MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=0s | 1 | 20",
-        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=0s,MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=0s | 30 | 30",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s                                 | 20 | 160",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=2m                                   | 20 | 160",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=PT45S                                | 20 | 85",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=45000                                | 20 | 85",
+        "MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=1m                            | 20 | 120",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=0s,MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=0s | 1 | 30",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=0s,MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT=0s | 40 | 40",
         // a value the gateway cannot bind stops it at startup: its default is as good as any
-        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=soon                                 | 20 | 60",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=soon                                 | 20 | 70",
         // every name the gateway's relaxed binding reads; with two, the one it takes (dashes dropped, upper case first)
-        "MOEMESH_GATEWAY_SHUTDOWNGRACE=120s                                  | 20 | 150",
-        "moemesh_gateway_shutdown_grace=120s                                 | 20 | 150",
-        "MOEMESH_GATEWAY_KVCACHE_DRAINTIMEOUT=1m                             | 20 | 110",
-        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=5s,MOEMESH_GATEWAY_SHUTDOWNGRACE=120s | 20 | 150",
-        "MOEMESH_GATEWAY_SHUTDOWNGRACE=5s,MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s | 20 | 35",
-        "moemesh_gateway_shutdown_grace=5s,MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s | 20 | 150",
+        "MOEMESH_GATEWAY_SHUTDOWNGRACE=120s                                  | 20 | 160",
+        "moemesh_gateway_shutdown_grace=120s                                 | 20 | 160",
+        "MOEMESH_GATEWAY_KVCACHE_DRAINTIMEOUT=1m                             | 20 | 120",
+        "MOEMESH_GATEWAY_SHUTDOWN_GRACE=5s,MOEMESH_GATEWAY_SHUTDOWNGRACE=120s | 20 | 160",
+        "MOEMESH_GATEWAY_SHUTDOWNGRACE=5s,MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s | 20 | 45",
+        "moemesh_gateway_shutdown_grace=5s,MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s | 20 | 160",
     })
     void gatewayStage_waitsAtLeastTheGatewaysShutdownGracePlusItsWriteBackDrain(String environment, int graceSeconds,
                                                                                int expectedSeconds) {
@@ -95,7 +95,7 @@ class MeshShutdownTest {
         assertThat(stages).extracting(s -> s.services().stream().map(MeshState.Service::name).toList())
                 .containsExactly(List.of(MeshLauncher.GATEWAY), List.of(MeshLauncher.KVCACHE),
                         List.of("expert-0", "expert-1", MeshLauncher.ROUTER));
-        assertThat(stages).extracting(MeshShutdown.Stage::grace).containsExactly(Duration.ofSeconds(60),
+        assertThat(stages).extracting(MeshShutdown.Stage::grace).containsExactly(Duration.ofSeconds(70),
                 Duration.ofSeconds(68), Duration.ofSeconds(5));
     }
 
