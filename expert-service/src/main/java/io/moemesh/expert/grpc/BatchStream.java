@@ -11,6 +11,7 @@ import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.proto.expert.v1.ExpertBatchRequest;
 import io.moemesh.proto.expert.v1.ExpertBatchResponse;
 import io.moemesh.proto.common.v1.DType;
+import io.moemesh.service.grpc.OpenStreams;
 import io.moemesh.service.grpc.TensorArena;
 import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.grpc.TensorCodec;
@@ -31,10 +32,12 @@ import org.slf4j.LoggerFactory;
  * stream holds at most {@code window} unanswered messages, and takes the next one only while the reply side is
  * ready, so a slow reader or a burst cannot make the instance buffer without bound.
  *
- * <p>At the service's stop ({@link #shutDown}) the stream takes no further messages; those it took (requested
- * before the stop, whenever they arrive) are still computed and answered, and once none is unanswered the stream
- * ends with {@link OpenBatchStreams#shutdownStatus()}: an idle stream at once. A stream opened while the service stops is refused with
- * it. The caller fails the calls it sent that were not answered with that status, retryably, as for a lost instance.
+ * <p>At the service's stop ({@link #shutDown}) the stream requests no further messages; those that arrived before
+ * its last answer are still computed and answered, and once none is unanswered the stream ends with the shutdown
+ * status (UNAVAILABLE "expert-service &lt;id&gt; shutting down"): an idle stream at once. A message requested before
+ * the stop that arrives after that end is dropped, never computed (its arena slot, if any, is the caller's again
+ * once the stream failed). A stream opened while the service stops is refused with that status. The caller fails
+ * the calls it sent that were not answered with it, retryably, as for a lost instance.
  */
 final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchRequest>> {
     private static final Logger log = LoggerFactory.getLogger(BatchStream.class);
@@ -57,14 +60,17 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
     private boolean shuttingDown;
     /** The caller's shared-memory arena, mapped for this stream; null without one. */
     private final TensorArena arena;
-    private final OpenBatchStreams streams;
+    /** The service's open streams: this one is registered there until it finishes. */
+    private final OpenStreams<BatchStream> streams;
+    private final Status shutdownStatus;
     private final int window;
 
     BatchStream(ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>> out, BatchProcessor processor, ExpertMetrics metrics,
                 LoadTracker load, LongSupplier servingEpoch, int hidden, int window, OpenTelemetry otel,
-                TensorArena arena, OpenBatchStreams streams) {
+                TensorArena arena, OpenStreams<BatchStream> streams, Status shutdownStatus) {
         this.arena = arena;
         this.streams = streams;
+        this.shutdownStatus = shutdownStatus;
         this.tracer = otel.getTracer("moemesh-expert-service");
         this.traces = new TraceContexts(otel);
         this.out = out;
@@ -116,7 +122,7 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
 
     private void endForShutdownLocked() {
         if (!finished) {
-            out.onError(streams.shutdownStatus().asRuntimeException());
+            out.onError(shutdownStatus.asRuntimeException());
             finishLocked();
         }
     }
@@ -126,6 +132,13 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
         long arrival = System.nanoTime();
         ExpertBatchRequest req = message.header();
         synchronized (lock) {
+            if (finished) {
+                // Requested before the stream ended and delivered after (the stop ended it at its last answer, or it
+                // was cancelled): nobody reads an answer, and its arena slot is the caller's again, not to be written.
+                // Its received floats go back to the pool; an arena region was never read.
+                TensorArrayPool.shared().give(message.values());
+                return;
+            }
             unanswered++;
         }
         Span span = tracer.spanBuilder("moemesh.expert.batch").setSpanKind(SpanKind.SERVER)
@@ -244,7 +257,7 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
         if (!finished) {
             finished = true;
             load.streamClosed();
-            streams.remove(this);
+            streams.unregister(this);
         }
     }
 }

@@ -6,11 +6,12 @@ import org.springframework.context.SmartLifecycle;
 /**
  * Ends the service's ExpertBatch streams at stop, just before the gRPC server's own graceful stop (one phase
  * earlier): first gRPC health says NOT_SERVING, so the gateways route no new batch here; then every open stream
- * stops taking messages, answers those it took (each judged as at any time: a batch of the previous placement epoch
- * arrived within the drain grace is computed, one after it is refused as not held) and ends with UNAVAILABLE
- * ({@link OpenBatchStreams#shutdownStatus()}), an idle one at once. Returns without waiting for those answers: the
- * server's stop that follows waits for them, within its shutdown grace, instead of the whole grace for streams that
- * every gateway keeps open. Streams opened from here on are refused with the same status.
+ * requests no further messages, answers those that reach it before its last answer (each judged as at any time: a
+ * batch of the previous placement epoch arrived within the drain grace is computed, one after it is refused as not
+ * held) and ends with UNAVAILABLE ("expert-service &lt;id&gt; shutting down"), an idle one at once. Returns
+ * without waiting for those answers: the server's stop that follows waits for them, within its shutdown grace,
+ * instead of the whole grace for streams that every gateway keeps open. Streams opened from here on are refused with
+ * the same status.
  */
 public final class ExpertBatchShutdown implements SmartLifecycle {
     private final GrpcServerLifecycle server;
@@ -25,7 +26,7 @@ public final class ExpertBatchShutdown implements SmartLifecycle {
     /** After the server (a later phase): streams are accepted again after a stop and a start. */
     @Override
     public void start() {
-        service.batchStreams().reopen();
+        service.batchStreams().resume();
         running = true;
     }
 
@@ -34,7 +35,8 @@ public final class ExpertBatchShutdown implements SmartLifecycle {
         running = false;
         // The server's stop makes this terminal right after; set here so the watchers hear it before any stream ends.
         server.setServing(false);
-        service.batchStreams().shutDownAll();
+        // Each stream answers what it took and then ends; this does not wait for those answers.
+        service.batchStreams().endAll(BatchStream::shutDown);
     }
 
     @Override

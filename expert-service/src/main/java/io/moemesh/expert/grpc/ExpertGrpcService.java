@@ -37,6 +37,7 @@ import io.moemesh.proto.expert.v1.LoadAssignmentResponse;
 import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
 import io.moemesh.service.expert.ExpertBatchWire;
+import io.moemesh.service.grpc.OpenStreams;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
@@ -68,7 +69,14 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
     private final int streamWindow;
     private final OpenTelemetry otel;
     private final PlacerPolicy placers;
-    private final OpenBatchStreams batchStreams;
+    /** The open ExpertBatch streams, ended at the service's stop ({@link ExpertBatchShutdown}). */
+    private final OpenStreams<BatchStream> batchStreams = new OpenStreams<>();
+    /**
+     * What a stream ends with at the stop: UNAVAILABLE, which the gateway's client treats like a lost instance (the
+     * calls it sent on the stream and that were not answered fail with it, and its dispatcher sends them to another
+     * replica).
+     */
+    private final Status batchShutdown;
 
     /** Untraced. */
     public ExpertGrpcService(Identity identity, ExpertModel model, AssignmentManager assignments, ResidentSet resident,
@@ -97,7 +105,8 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
         this.load = load;
         this.metrics = metrics;
         this.streamWindow = streamWindow;
-        this.batchStreams = new OpenBatchStreams(identity.instanceId());
+        this.batchShutdown = Status.UNAVAILABLE.withDescription("expert-service " + identity.instanceId()
+                + " shutting down");
     }
 
     /**
@@ -132,13 +141,17 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
             StreamObserver<TensorMessage<ExpertBatchResponse>> responses) {
         BatchStream stream = new BatchStream((ServerCallStreamObserver<TensorMessage<ExpertBatchResponse>>) responses,
                 processor, metrics, load, assignments::servingEpoch, model.hiddenSize(), streamWindow, otel,
-                TensorArenaInterceptor.current(), batchStreams);
-        batchStreams.open(stream);
+                TensorArenaInterceptor.current(), batchStreams, batchShutdown);
+        if (batchStreams.register(stream)) {
+            stream.start();
+        } else {
+            stream.refuse();
+        }
         return stream;
     }
 
-    /** The open ExpertBatch streams, ended at stop by {@link ExpertBatchShutdown}. */
-    OpenBatchStreams batchStreams() {
+    /** The open ExpertBatch streams, ended at stop by {@link ExpertBatchShutdown}; a new one is refused meanwhile. */
+    OpenStreams<BatchStream> batchStreams() {
         return batchStreams;
     }
 

@@ -20,10 +20,12 @@ import org.springframework.context.SmartLifecycle;
  * every {@code startup-retry} while instances are unreachable, and a new epoch whenever discovery finds the ready set
  * changed; gRPC health turns SERVING once the first epoch is published), snapshots of the route statistics every
  * {@code snapshot-period} and at shutdown, and replans every {@code auto-replan-period} when configured (off by
- * default). Starts after the gRPC server and stops before it: first the service refuses new WatchPlacement and
- * ReportRoutes streams and ends the open ones and Replan's waits for watchers ({@link RouterGrpcService#stopCalls}),
- * so the server's graceful stop then waits only for short calls, not its whole grace for streams gateways keep open
- * (and reopen at once when ended while the server still took calls).
+ * default). Starts after the gRPC server and stops before it: first gRPC health turns NOT_SERVING (and stays so
+ * for the rest of the stop, whatever is published meanwhile), so gateways stop routing here before their streams
+ * are refused; then the service refuses new WatchPlacement and ReportRoutes streams and ends the open ones and
+ * Replan's waits for watchers ({@link RouterGrpcService#stopCalls}), so the server's graceful stop then waits only
+ * for short calls, not its whole grace for streams gateways keep open (and reopen at once when ended while the
+ * server still took calls). Started again after a stop, it is SERVING again at once when an epoch is published.
  */
 final class RouterBackground implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(RouterBackground.class);
@@ -38,6 +40,10 @@ final class RouterBackground implements SmartLifecycle {
     private final RouterDiscovery discovery;
     private final InstanceSetFollower follower;
     private volatile ScheduledExecutorService timer;
+    /** Orders health changes: a publication's SERVING never lands after the stop's NOT_SERVING. */
+    private final Object health = new Object();
+    /** Between {@link #stop} and the next {@link #start}: publications leave health NOT_SERVING. */
+    private boolean stopping;
 
     RouterBackground(RouterProperties props, PlacementCoordinator coordinator, RouteBook book, GrpcServerLifecycle server,
                      RouterGrpcService service, RouterMetrics metrics, RouterDiscovery discovery,
@@ -52,11 +58,26 @@ final class RouterBackground implements SmartLifecycle {
         this.metrics = metrics;
         this.store = new EpochStore(props.stateDir());
         coordinator.onPublished(o -> snapshot());
-        coordinator.onPublished(o -> server.setServing(true));
+        coordinator.onPublished(o -> published());
+    }
+
+    private void published() {
+        synchronized (health) {
+            if (!stopping) {
+                server.setServing(true);
+            }
+        }
     }
 
     @Override
     public void start() {
+        synchronized (health) {
+            stopping = false;
+            // Started again after a stop: the server came back NOT_SERVING, and the epoch it serves is still current.
+            if (coordinator.current() != null) {
+                server.setServing(true);
+            }
+        }
         service.resumeCalls();
         ScheduledExecutorService t = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("router-background").daemon().factory());
@@ -99,7 +120,13 @@ final class RouterBackground implements SmartLifecycle {
 
     @Override
     public void stop() {
-        // Before anything else: no stream opened from here on holds the server's stop.
+        // Before the streams are refused: a router that refuses them must not say SERVING (gateways would keep
+        // reopening them here), and a Replan published during the stop must not say so again.
+        synchronized (health) {
+            stopping = true;
+            server.setServing(false);
+        }
+        // Then, before anything else: no stream opened from here on holds the server's stop.
         service.stopCalls();
         ScheduledExecutorService t = timer;
         timer = null;

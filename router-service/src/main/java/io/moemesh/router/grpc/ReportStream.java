@@ -8,6 +8,7 @@ import io.moemesh.proto.router.v1.RouteSample;
 import io.moemesh.router.coordination.WatcherRegistry;
 import io.moemesh.router.reports.ReportedToken;
 import io.moemesh.router.reports.RouteBook;
+import io.moemesh.service.grpc.OpenStreams;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.LongSupplier;
@@ -15,24 +16,24 @@ import java.util.function.LongSupplier;
 /**
  * One ReportRoutes stream: each message is validated as a whole and ingested (a malformed one ends the stream with
  * the field's INVALID_ARGUMENT, its samples counted dropped); the answer, the samples accepted, comes when the
- * client half-closes. Registered in {@link OpenCalls} while open: when the router stops the stream ends with
- * UNAVAILABLE (what came before stays ingested; the gateway reopens one, to this router once it is back or to
- * another), so a stream that a gateway keeps for a minute does not hold the stop. Its callbacks and that end are
- * serialised on this object (a response observer takes one caller at a time).
+ * client half-closes. Registered with the router's open calls ({@link OpenStreams}) while open: when the router
+ * stops the stream ends with UNAVAILABLE (what came before stays ingested; the gateway reopens one, to this router
+ * once it is back or to another), so a stream that a gateway keeps for a minute does not hold the stop. Its
+ * callbacks and that end are serialised on this object (a response observer takes one caller at a time).
  */
 final class ReportStream implements StreamObserver<ReportRoutesRequest> {
     private final RouteBook book;
     private final WatcherRegistry watchers;
     private final LongSupplier currentEpoch;
     private final StreamObserver<ReportRoutesResponse> responses;
-    private final OpenCalls calls;
+    private final OpenStreams<Runnable> calls;
     private final Runnable endAtStop = this::endAtStop;
     private long accepted;
     /** Answered, refused, or ended by the stop: nothing more is read or sent. */
     private boolean done;
 
     private ReportStream(RouteBook book, WatcherRegistry watchers, LongSupplier currentEpoch,
-                         StreamObserver<ReportRoutesResponse> responses, OpenCalls calls) {
+                         StreamObserver<ReportRoutesResponse> responses, OpenStreams<Runnable> calls) {
         this.book = book;
         this.watchers = watchers;
         this.currentEpoch = currentEpoch;
@@ -42,9 +43,10 @@ final class ReportStream implements StreamObserver<ReportRoutesRequest> {
 
     /** The stream's request observer, or one that ignores everything when the router is stopping (refused). */
     static StreamObserver<ReportRoutesRequest> open(RouteBook book, WatcherRegistry watchers, LongSupplier currentEpoch,
-                                                   StreamObserver<ReportRoutesResponse> responses, OpenCalls calls) {
+                                                   StreamObserver<ReportRoutesResponse> responses,
+                                                   OpenStreams<Runnable> calls) {
         ReportStream s = new ReportStream(book, watchers, currentEpoch, responses, calls);
-        if (!calls.add(s.endAtStop)) {
+        if (!calls.register(s.endAtStop)) {
             s.endAtStop();
         }
         return s;
@@ -116,6 +118,6 @@ final class ReportStream implements StreamObserver<ReportRoutesRequest> {
 
     private void finish() {
         done = true;
-        calls.remove(endAtStop);
+        calls.unregister(endAtStop);
     }
 }

@@ -31,6 +31,7 @@ import io.moemesh.router.prediction.ModelShape;
 import io.moemesh.router.reports.ReportedToken;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.trace.TokenRoute;
+import io.moemesh.service.grpc.OpenStreams;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.time.Duration;
@@ -74,7 +75,11 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     private final Executor waiter;
     private final Runnable replanFailed;
     private final OperatorPolicy operators;
-    private final OpenCalls calls = new OpenCalls();
+    /**
+     * The streams gateways keep open (WatchPlacement, ReportRoutes), each known by what ends it at stop; Replan's
+     * waits for watchers end once this is {@link OpenStreams#stopping() stopping}.
+     */
+    private final OpenStreams<Runnable> calls = new OpenStreams<>();
 
     /**
      * @param waiter       runs the waits for watchers (blocking; not a gRPC or replan thread)
@@ -214,7 +219,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         call.setOnCancelHandler(w::end);
         call.setOnReadyHandler(w::drain);
         w.registered(coordinator.watch(req.getKnownEpoch(), w::offer));
-        if (!calls.add(w.endAtStop)) {
+        if (!calls.register(w.endAtStop)) {
             w.endAtStop(); // the router began stopping while this watch was being registered
         }
     }
@@ -282,7 +287,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
                 undelivered = null;
                 r = registration;
             }
-            calls.remove(endAtStop);
+            calls.unregister(endAtStop);
             watchers.closed(id);
             close(r);
         }
@@ -318,11 +323,13 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
      * graceful stop for its grace.
      */
     public void stopCalls() {
-        calls.stopTaking();
+        // Refused before the open ones end: ended first, a gateway reopens its watch about 200 ms later, and that
+        // one would hold the server's graceful stop for its whole grace.
+        calls.stopAccepting();
         // The waits answer first, while the watchers they wait for are still registered: ended first, the watches
         // would leave the registry and the answers would say every watcher applied the epoch.
         watchers.releaseWaiters(RELEASE_WAITERS);
-        calls.endOpen();
+        calls.endAll(Runnable::run);
     }
 
     /** Takes streams again after {@link #stopCalls()} (a Spring context stopped and started again). */

@@ -269,6 +269,31 @@ class RouterRestartTest {
         }
     }
 
+    /**
+     * The router's stop refuses WatchPlacement and ReportRoutes one phase before the gRPC server's own stop. From that
+     * moment health says NOT_SERVING (a gateway reopening its watch every 200 ms would otherwise be refused by a router
+     * that says SERVING), an epoch a Replan publishes meanwhile does not turn it back, and a start after the stop
+     * serves again.
+     */
+    @Test
+    void backgroundStop_turnsHealthNotServing_aReplanDuringTheStopKeepsIt_andAStartServesAgain() throws Exception {
+        try (ConfigurableApplicationContext ctx = run()) {
+            awaitEpoch(ctx, 1);
+            await().atMost(Duration.ofSeconds(30))
+                    .until(() -> health(ctx) == HealthCheckResponse.ServingStatus.SERVING);
+            RouterBackground background = ctx.getBean(RouterBackground.class);
+
+            background.stop();
+            assertThat(health(ctx)).isEqualTo(HealthCheckResponse.ServingStatus.NOT_SERVING);
+            assertThat(replan(ctx).getEpoch()).isEqualTo(2);
+            assertThat(health(ctx)).as("after an epoch published during the stop")
+                    .isEqualTo(HealthCheckResponse.ServingStatus.NOT_SERVING);
+
+            background.start();
+            assertThat(health(ctx)).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+        }
+    }
+
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
             "--moemesh.router.replicas=3 | moemesh.router.replicas must be in [1, 2] for 2 instances, got 3",

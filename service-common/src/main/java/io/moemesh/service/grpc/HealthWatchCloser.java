@@ -8,10 +8,6 @@ import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthGrpc;
-import java.util.ArrayList;
-import java.util.HashSet;
-import java.util.List;
-import java.util.Set;
 
 /**
  * Keeps the open {@code grpc.health.v1.Health/Watch} calls of one server so {@link GrpcServerLifecycle#stop} can end
@@ -24,8 +20,7 @@ import java.util.Set;
 final class HealthWatchCloser implements ServerInterceptor {
     private static final String WATCH = HealthGrpc.getWatchMethod().getFullMethodName();
 
-    private final Set<Watch<?, ?>> open = new HashSet<>();
-    private boolean closing;
+    private final OpenStreams<Watch<?, ?>> open = new OpenStreams<>();
 
     @Override
     public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
@@ -34,11 +29,7 @@ final class HealthWatchCloser implements ServerInterceptor {
             return next.startCall(call, headers);
         }
         Watch<Q, R> watch = new Watch<>(call);
-        boolean accepted;
-        synchronized (this) {
-            accepted = !closing && open.add(watch);
-        }
-        if (!accepted) {
+        if (!open.register(watch)) {
             watch.closeForShutdown();
             return new ServerCall.Listener<>() { };
         }
@@ -57,19 +48,13 @@ final class HealthWatchCloser implements ServerInterceptor {
         };
     }
 
-    private synchronized void forget(Watch<?, ?> watch) {
-        open.remove(watch);
+    private void forget(Watch<?, ?> watch) {
+        open.unregister(watch);
     }
 
     /** Ends every open watch and refuses later ones; call once the watchers have been sent NOT_SERVING. */
     void closeAll() {
-        List<Watch<?, ?>> watches;
-        synchronized (this) {
-            closing = true;
-            watches = new ArrayList<>(open);
-            open.clear();
-        }
-        watches.forEach(Watch::closeForShutdown);
+        open.endAll(Watch::closeForShutdown);
     }
 
     /**

@@ -1,7 +1,6 @@
 package io.moemesh.service.grpc;
 
 import io.grpc.Attributes;
-import io.grpc.KnownLength;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.SecurityLevel;
@@ -272,15 +271,10 @@ public final class RequestParsingGuard {
             if (gate != null) {
                 int size;
                 try {
-                    if (raw instanceof KnownLength) {
-                        size = raw.available();
-                    } else {
-                        // A compressed message inflates through a stream that enforces the inbound size limit;
-                        // inflated whole, it is KnownLength for the parser too (WireReader.knownLength).
-                        byte[] bytes = raw.readAllBytes();
-                        size = bytes.length;
-                        in = new HeapMessageStream(bytes);
-                    }
+                    // A compressed message inflates through a stream that enforces the inbound size limit;
+                    // inflated whole, it is KnownLength for the parser too, which then does not inflate it again.
+                    in = WireReader.knownLength(raw);
+                    size = in.available();
                 } catch (StatusRuntimeException e) {
                     refuse(e.getStatus().getCode() == Status.Code.RESOURCE_EXHAUSTED ? e.getStatus() : invalid(method, e));
                     return;

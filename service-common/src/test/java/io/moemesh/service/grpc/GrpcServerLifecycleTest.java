@@ -176,23 +176,65 @@ class GrpcServerLifecycleTest {
 
     @Test
     void setServing_whileStopping_keepsTheTerminalNotServing() throws Exception {
-        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(2), List.of(THREADS),
-                List.of());
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(30), List.of(THREADS), List.of());
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-        BlockingQueue<ServingStatus> watched = new LinkedBlockingQueue<>();
-        CompletableFuture<Status> ended = new CompletableFuture<>();
-        watch(watched, ended);
-        assertThat(watched.poll(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.SERVING);
-        // The watch gets NOT_SERVING, then stop() ends it; a setServing(true) meanwhile must not reach it.
+        // An open call holds the graceful stop (up to its 30 s grace) until the client ends it, so the setServing
+        // below lands during the stop, and the health manager it would change is still the one being stopped. Its
+        // status is read in-process: the server refuses new calls and ends the health watches at once.
+        BlockingQueue<String> replies = new LinkedBlockingQueue<>();
+        StreamObserver<String> held = ClientCalls.asyncBidiStreamingCall(channel.newCall(POOLED, CallOptions.DEFAULT),
+                new StreamObserver<>() {
+                    @Override
+                    public void onNext(String value) {
+                        replies.add(value);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        replies.add("error: " + t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                    }
+                });
+        held.onNext("open");
+        assertThat(replies.poll(10, TimeUnit.SECONDS)).doesNotStartWith("error");
+        HealthGrpc.AsyncService health = (HealthGrpc.AsyncService) server.health().getHealthService();
         GrpcServerLifecycle stopping = server;
-        CompletableFuture<Void> stopped = CompletableFuture.runAsync(stopping::stop);
-        assertThat(watched.poll(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.NOT_SERVING);
-        stopping.setServing(true);
-        await().until(ended::isDone);
-        stopped.get(10, TimeUnit.SECONDS);
         server = null;
-        assertThat(watched).doesNotContain(ServingStatus.SERVING);
+        CompletableFuture<Void> stopped = CompletableFuture.runAsync(stopping::stop);
+        await().atMost(Duration.ofSeconds(10)).until(() -> inProcessStatus(health) == ServingStatus.NOT_SERVING);
+
+        stopping.setServing(true);
+
+        assertThat(stopped).as("the stop still waits for the open call").isNotDone();
+        assertThat(inProcessStatus(health)).isEqualTo(ServingStatus.NOT_SERVING);
+        held.onCompleted();
+        stopped.get(10, TimeUnit.SECONDS);
+    }
+
+    /** Health/Check("") answered by the health service itself, not over the (stopping) server. */
+    private static ServingStatus inProcessStatus(HealthGrpc.AsyncService health) {
+        CompletableFuture<ServingStatus> status = new CompletableFuture<>();
+        health.check(HealthCheckRequest.newBuilder().setService("").build(), new StreamObserver<>() {
+            @Override
+            public void onNext(HealthCheckResponse r) {
+                status.complete(r.getStatus());
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                status.completeExceptionally(t);
+            }
+
+            @Override
+            public void onCompleted() {
+            }
+        });
+        return status.join();
     }
 
     /**
