@@ -26,7 +26,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -51,12 +50,9 @@ import org.slf4j.LoggerFactory;
  * {@link #positions}); what it pinned is unpinned at once, or, when the Pin answered only
  * after the timeout, with the sequence's other pins when it ends.
  *
- * <p>Each Pin carries a fresh random pin id ({@code PinRequest.pin_id}) and every release is an Unpin of that id,
- * which releases exactly what that Pin pinned. Why: a Pin that fails on this side (its deadline, a reset connection,
- * an answer of the wrong size) may have pinned on the service, and pins nest, so unpinning its hashes could release
- * another sequence's pin of a shared prefix block while doing nothing leaves the blocks unevictable until the service
- * restarts. So any Pin failure is followed by an Unpin of its id (nothing to release if the Pin never ran; one that
- * arrives later then pins nothing).
+ * <p>Each Pin carries a fresh random pin id and every release is an Unpin of that id, which releases exactly what
+ * that Pin pinned, also after a Pin that failed on this side ({@link OffloadPins}: why, and how a service that
+ * predates pin ids is released, by the hashes its answer said pinned).
  *
  * <p><b>Attend</b>: in {@link #start}, one asynchronous call per sequence of the batch (a sequence's rows are
  * consecutive; more than 256 rows, a prefill chunk, go in several), each with a deadline of {@code attendTimeout};
@@ -68,15 +64,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Pins</b> are released, asynchronously, whenever the cache releases the sequence (finish, cancel, failed
  * step, preemption: the cache's {@code release} is on every one of those paths), and for an offload still in flight
- * when it lands. An Unpin that fails is tried again, {@link #UNPIN_ATTEMPTS} times in all, a second apart and more
- * (the pin thread is not held meanwhile); then it is logged: the service forgets pins on restart.
+ * when it lands. An Unpin of a pin id that fails is tried again ({@link OffloadPins#UNPIN_ATTEMPTS} times in all),
+ * then logged: the service forgets pins on restart.
  */
 public final class AttendOffload implements BlockOffload, RemoteAttention, SequenceCaps, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(AttendOffload.class);
     /** Query rows one Attend may carry (kvcache.v1 AttendRequest.query). */
     static final int MAX_ROWS = 256;
-    /** Unpins of one pin id tried at most (1 s, then 2 s apart) before its blocks are left to a restart. */
-    static final int UNPIN_ATTEMPTS = 3;
 
     private final KvCacheClient client;
     private final WriteBack writeBack;
@@ -86,6 +80,8 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     private final Duration offloadTimeout;
     private final int blockTokens;
     private final ExecutorService pins;
+    /** The Pins, on {@link #pins}, and their release. */
+    private final OffloadPins offloadPins;
     /** Full blocks of the gateway's pool: all a sequence can hold locally. */
     private final int poolBlocks;
     private volatile LongConsumer lowered = id -> { };
@@ -104,17 +100,13 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     /** One sequence's pins; closed once the cache released the sequence. */
     private static final class Pinned {
         final List<BlockHash> chain = new ArrayList<>();
-        /** The Pins that pinned {@link #chain}, one per offload: what {@link #released} unpins, by their ids. */
-        final List<PinTaken> taken = new ArrayList<>();
+        /** The Pins that pinned {@link #chain}, one per offload: what {@link #released} unpins. */
+        final List<OffloadPins.Taken> taken = new ArrayList<>();
         boolean closed;
         /** Blocks of offloads reported done (the cache's remote prefix); chain may hold more, pinned too late. */
         int remote;
         /** An offload failed: the cache keeps the sequence local from now on (until it releases it). */
         volatile boolean failed;
-    }
-
-    /** One Pin of an offload: its pin id and how many blocks it pinned. */
-    private record PinTaken(byte[] pinId, int blocks) {
     }
 
     /** One Attend in flight: batch rows [from, from + rows). */
@@ -144,6 +136,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         this.blockTokens = client.payload().blockTokens();
         this.pins = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("moemesh-kv-attend-pins").daemon()
                 .factory());
+        this.offloadPins = new OffloadPins(client, pins, offloadTimeout);
     }
 
     // ---- BlockOffload (engine thread, never blocks) ----
@@ -204,26 +197,17 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
                 return false;
             }
         }
-        byte[] pinId = KvCacheClient.newPinId();
-        List<Boolean> ok;
-        try {
-            ok = client.pin(hashes, pinId, offloadTimeout);
-        } catch (RuntimeException e) {
-            // The service may have pinned (an answer lost or unusable): release by the id, which frees exactly what
-            // this Pin pinned, nothing if it never ran, and makes a Pin still on its way pin nothing.
-            unpinLater(pinId, hashes.size(), 1);
-            throw e;
-        }
+        OffloadPins.Answer a = offloadPins.pin(hashes); // a failure was released (by its id) before it is thrown
         boolean keep;
         synchronized (p) {
-            keep = !p.closed && !ok.contains(false);
+            keep = !p.closed && !a.pinned().contains(false);
             if (keep) {
                 p.chain.addAll(hashes);
-                p.taken.add(new PinTaken(pinId, hashes.size()));
+                p.taken.add(a.taken());
             }
         }
-        if (!keep && ok.contains(true)) {
-            unpinLater(pinId, hashes.size(), 1);
+        if (!keep) {
+            offloadPins.release(a.taken());
         }
         return keep;
     }
@@ -234,41 +218,12 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         if (p == null) {
             return;
         }
-        List<PinTaken> taken;
+        List<OffloadPins.Taken> taken;
         synchronized (p) {
             p.closed = true;
             taken = List.copyOf(p.taken);
         }
-        for (PinTaken t : taken) {
-            unpinLater(t.pinId(), t.blocks(), 1);
-        }
-    }
-
-    /**
-     * Unpins {@code pinId} on the pin thread, the {@code attempt}th time: a failure is tried again after
-     * {@code attempt} seconds, {@link #UNPIN_ATTEMPTS} times in all, then left to a restart of the service.
-     *
-     * @param blocks the Pin's blocks (for the log)
-     */
-    private void unpinLater(byte[] pinId, int blocks, int attempt) {
-        try {
-            pins.execute(() -> {
-                try {
-                    client.unpin(pinId, offloadTimeout);
-                } catch (RuntimeException e) {
-                    if (attempt < UNPIN_ATTEMPTS) {
-                        CompletableFuture.delayedExecutor(attempt, TimeUnit.SECONDS)
-                                .execute(() -> unpinLater(pinId, blocks, attempt + 1));
-                    } else {
-                        log.warn("Unpin of a Pin of {} KV blocks at {} failed {} times (they stay pinned until the "
-                                + "service restarts): {}", blocks, client.endpoint(), attempt, e.getMessage());
-                    }
-                }
-            });
-        } catch (RejectedExecutionException e) {
-            log.debug("shutting down: the KV blocks of a Pin at {} stay pinned until the service restarts",
-                    client.endpoint());
-        }
+        taken.forEach(offloadPins::release);
     }
 
     // ---- SequenceCaps (any thread) ----

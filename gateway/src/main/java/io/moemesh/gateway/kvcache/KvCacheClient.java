@@ -19,6 +19,7 @@ import io.moemesh.proto.kvcache.v1.GetRequest;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.PinRequest;
+import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.UnpinRequest;
 import io.moemesh.proto.kvcache.v1.PutBlockHeader;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
@@ -305,27 +306,41 @@ public final class KvCacheClient implements AutoCloseable {
     }
 
     /**
+     * A Pin's answer.
+     *
+     * @param pinned     per hash, same order, whether it was stored and is now pinned
+     * @param idHonoured the answer echoed the pin id (PinResponse.pin_id): the service recorded the pins under it,
+     *                   and {@link #unpin(byte[], Duration)} of the id releases them. False: a service that predates
+     *                   pin ids ignored it (an Unpin of the id releases nothing there); release by hashes instead
+     */
+    public record PinAnswer(List<Boolean> pinned, boolean idHonoured) {
+    }
+
+    /**
      * Pins each block once under the id {@code pinId} (see {@code Pin}; the service records what it pinned under
-     * it): per hash, same order, whether it was stored and is now pinned. Whatever this throws, the outcome is
-     * unknown (the service may have pinned): {@link #unpin(byte[], Duration)} of the id releases exactly what it
-     * pinned, if anything.
+     * it). Whatever this throws, the outcome is unknown (the service may have pinned): {@link #unpin(byte[],
+     * Duration)} of the id releases exactly what it pinned, if anything (on a service that knows pin ids).
      *
      * @param pinId a fresh 16-byte id ({@link #newPinId})
      * @throws io.grpc.StatusRuntimeException when the call fails or times out
-     * @throws IllegalStateException          when the answer does not have one entry per hash
+     * @throws IllegalStateException          when the answer does not have one entry per hash, or echoes another id
      */
-    public List<Boolean> pin(List<BlockHash> hashes, byte[] pinId, Duration deadline) {
+    public PinAnswer pin(List<BlockHash> hashes, byte[] pinId, Duration deadline) {
         reconnectIfDown();
+        ByteString id = ByteString.copyFrom(pinId);
         PinRequest.Builder req = PinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout)
-                .setPinId(ByteString.copyFrom(pinId));
+                .setPinId(id);
         hashes.forEach(h -> req.addBlockHashes(ByteString.copyFrom(h.bytes())));
-        List<Boolean> pinned = KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
-                TimeUnit.NANOSECONDS).pin(req.build()).getPinnedList();
-        if (pinned.size() != hashes.size()) {
+        PinResponse r = KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).pin(req.build());
+        if (r.getPinnedCount() != hashes.size()) {
             throw new IllegalStateException("Pin of " + hashes.size() + " blocks at " + endpoint + " answered "
-                    + pinned.size());
+                    + r.getPinnedCount());
         }
-        return pinned;
+        if (!r.getPinId().isEmpty() && !r.getPinId().equals(id)) {
+            throw new IllegalStateException("Pin at " + endpoint + " answered the pin id of another Pin");
+        }
+        return new PinAnswer(r.getPinnedList(), !r.getPinId().isEmpty());
     }
 
     /** A random 16-byte pin id (PinRequest.pin_id): ids of different Pins never meet. */
@@ -347,6 +362,20 @@ public final class KvCacheClient implements AutoCloseable {
                 .setPinId(ByteString.copyFrom(pinId)).build();
         return KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
                 TimeUnit.NANOSECONDS).unpin(req).getReleased();
+    }
+
+    /**
+     * Releases one pin of each hash (pins nest): for a service that predates pin ids ({@link PinAnswer#idHonoured}
+     * false), with exactly the hashes its Pin said it pinned. Returns how many had a pin.
+     *
+     * @throws io.grpc.StatusRuntimeException when the call fails or times out
+     */
+    public int unpin(List<BlockHash> hashes, Duration deadline) {
+        reconnectIfDown();
+        UnpinRequest.Builder req = UnpinRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
+        hashes.forEach(h -> req.addBlockHashes(ByteString.copyFrom(h.bytes())));
+        return KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
+                TimeUnit.NANOSECONDS).unpin(req.build()).getReleased();
     }
 
     /**

@@ -67,9 +67,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param maxInboundMessageBytes largest gRPC message accepted: bounds one Put chunk (a block may span many); at least
  *                               {@link #MIN_INBOUND_MESSAGE_BYTES} (1 MiB + 64 KiB: the gateway sends a block's Put
  *                               data in 1 MiB chunks, the first with the block's header, so a lower limit would
- *                               fail every write-back of a block larger than it); default 16 MiB. Attend requests
- *                               carry up to 256 query rows (4 MiB for Mixtral-8x7B) and the blocks' hashes: the
- *                               default holds them
+ *                               fail every write-back of a block larger than it); default 16 MiB. It must also
+ *                               hold each served model's largest Attend request, 256 query rows (4 MiB for
+ *                               Mixtral-8x7B) and the hashes of up to max_position_embeddings / block-tokens blocks:
+ *                               startup fails naming this property, the model and the bytes it needs
+ *                               ({@link #checkAttendFits}); the default holds them for the supported models
  * @param shutdownGrace          how long in-flight calls may finish on shutdown before they are cancelled (a Put
  *                               cancelled midway stores nothing of its incomplete block); default 10s
  * @param tls                    transport security of the gRPC port, {@code moemesh.kvcache.tls.*} ({@link TlsSettings}):
@@ -199,6 +201,25 @@ public record KvCacheProperties(
                     + "service, and may take at most " + allowed + " bytes of it (the larger of 3/4 of the heap and "
                     + "the heap less 256 MiB). Lower dram-bytes to at most " + allowed + ", or raise the heap (-Xmx, "
                     + "or -XX:MaxRAMPercentage and the container's memory limit) to at least " + mib(needed));
+        }
+    }
+
+    /**
+     * Refuses a message limit below a served model's largest Attend request: every Attend offload of a long sequence
+     * of that model would fail with RESOURCE_EXHAUSTED (the gateway then keeps it local and ends it at its pool).
+     *
+     * @param model              the model's name (its directory)
+     * @param attendRequestBytes its largest Attend request ({@code KvCacheGrpcService.largestAttendRequestBytes})
+     * @throws IllegalArgumentException naming the property, the model and the bytes needed
+     */
+    public void checkAttendFits(String model, long attendRequestBytes) {
+        if (maxInboundMessageBytes < attendRequestBytes) {
+            throw new IllegalArgumentException("moemesh.kvcache.max-inbound-message-bytes "
+                    + "(MOEMESH_KVCACHE_MAX_INBOUND_MESSAGE_BYTES): " + maxInboundMessageBytes + " bytes cannot hold "
+                    + "the largest Attend request of model " + model + ", " + attendRequestBytes + " bytes (256 query "
+                    + "rows of its attention heads in f32, and the hashes of a sequence up to its "
+                    + "max_position_embeddings): every Attend of a long sequence would fail with RESOURCE_EXHAUSTED; "
+                    + "set it to at least " + attendRequestBytes + " (" + mib(attendRequestBytes) + ")");
         }
     }
 

@@ -73,15 +73,19 @@ public final class KvCacheServiceConfiguration {
      * Opens every configured model's tiers: DRAM and SSD budgets are shared evenly, each model's segments live
      * in {@code <ssd-dir>/<fingerprint hex>-b<block-tokens>}.
      *
-     * @throws IllegalArgumentException naming the property when a share cannot hold one block, or when two model
-     *                                  directories are the same model
+     * @throws IllegalArgumentException naming the property when a share cannot hold one block, when two model
+     *                                  directories are the same model, or when max-inbound-message-bytes cannot hold
+     *                                  a model's largest Attend request
      */
     static ServedModels open(KvCacheProperties props) {
         int n = props.modelDirs().size();
         Map<ModelFingerprint, Path> fingerprints = new LinkedHashMap<>();
         Map<Path, ModelConfig> configs = new LinkedHashMap<>();
         for (Path dir : props.modelDirs()) {
-            configs.put(dir, ModelConfigReader.read(dir)); // first, so a model that is not one fails on its config
+            ModelConfig c = ModelConfigReader.read(dir); // first, so a model that is not one fails on its config
+            configs.put(dir, c);
+            props.checkAttendFits(name(dir), KvCacheGrpcService.largestAttendRequestBytes(c.numHeads(), c.headDim(),
+                    c.maxPositionEmbeddings(), props.blockTokens()));
             ModelFingerprint fp = ModelFingerprint.of(dir);
             Path other = fingerprints.putIfAbsent(fp, dir);
             // Checked before any tier opens: the second one would share the first one's SSD directory
@@ -120,7 +124,7 @@ public final class KvCacheServiceConfiguration {
 
     private static ServedModel openModel(KvCacheProperties props, Path dir, ModelConfig c, ModelFingerprint fp,
                                          long dramBytes, long ssdBytes) {
-        String name = dir.toAbsolutePath().normalize().getFileName().toString();
+        String name = name(dir);
         KvLayout layout = new KvLayout(c.numLayers(), c.numKvHeads(), c.headDim(), props.blockTokens());
         if (dramBytes < layout.bytesPerBlock()) {
             throw new IllegalArgumentException("moemesh.kvcache.dram-bytes: model " + name + "'s share, " + dramBytes
@@ -160,6 +164,11 @@ public final class KvCacheServiceConfiguration {
             ssd.close(); // releases the directory's lock: a start that failed must not keep it
             throw e;
         }
+    }
+
+    /** A model's name: its directory's. */
+    private static String name(Path dir) {
+        return dir.toAbsolutePath().normalize().getFileName().toString();
     }
 
     /** The gRPC port's credentials (moemesh.kvcache.tls.*): the mesh identity {@code kvcache}. */

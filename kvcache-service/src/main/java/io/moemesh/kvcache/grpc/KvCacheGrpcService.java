@@ -58,6 +58,23 @@ import java.util.function.Supplier;
 public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService, BindableService {
     /** Query tokens one Attend may carry. */
     static final int MAX_ATTEND_TOKENS = 256;
+    /** An Attend request's fields besides its query data, positions and hashes, with their tags and lengths. */
+    private static final int ATTEND_OTHER_FIELDS_BYTES = 1024;
+
+    /**
+     * The largest Attend request (serialized bytes) a gateway sends for a model with {@code heads} attention heads of
+     * {@code headDim}: {@link #MAX_ATTEND_TOKENS} query rows in f32, their positions (int64 varints below 2^31, at
+     * most 5 bytes each), the hashes of the longest remote prefix (a gateway ends a sequence at the model's
+     * {@code maxPositions}, max_position_embeddings, so at most that many positions of blocks, and never more than
+     * {@link KvMessages#MAX_CHAIN_BLOCKS}; 34 bytes a hash with its tag and length) and 1 KiB for the other fields. A
+     * message limit below it fails the Attend calls of long sequences (RESOURCE_EXHAUSTED) however the rest works.
+     */
+    public static long largestAttendRequestBytes(int heads, int headDim, int maxPositions, int blockTokens) {
+        long query = (long) MAX_ATTEND_TOKENS * heads * headDim * Float.BYTES;
+        long positions = MAX_ATTEND_TOKENS * 5L;
+        long blocks = Math.min(KvMessages.MAX_CHAIN_BLOCKS, ((long) maxPositions + blockTokens - 1) / blockTokens);
+        return query + positions + blocks * (BlockKey.BYTES + 2L) + ATTEND_OTHER_FIELDS_BYTES;
+    }
 
     private final ServedModels models;
     private final KvCacheMetrics metrics;
@@ -146,7 +163,9 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
     /**
      * Pins through the model's {@link PinLedger}: cancellation is checked before each block and once all are pinned
      * (a Pin that waited out its caller's deadline on the store's lock releases what it pinned and answers
-     * CANCELLED), and a {@code pin_id} records what it pinned for an Unpin of the id.
+     * CANCELLED), and a {@code pin_id} records what it pinned for an Unpin of the id. The answer echoes the id: a
+     * client tells by it that the id was honoured (a service that predates pin ids ignores them, so there it
+     * releases by hashes instead).
      */
     @Override
     public void pin(PinRequest req, StreamObserver<PinResponse> obs) {
@@ -156,7 +175,7 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
             Context call = Context.current();
             List<Boolean> pinned = ledger(m).pin(req.getPinId().isEmpty() ? null : req.getPinId().toByteArray(), keys,
                     call::isCancelled);
-            return PinResponse.newBuilder().addAllPinned(pinned).build();
+            return PinResponse.newBuilder().addAllPinned(pinned).setPinId(req.getPinId()).build();
         });
     }
 

@@ -21,6 +21,7 @@ import io.moemesh.proto.kvcache.v1.Tier;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongSupplier;
 
 /**
@@ -28,8 +29,9 @@ import java.util.function.LongSupplier;
  * store never sees a partial block: a stream that errs, is cancelled or ends midway drops the buffer and nothing of
  * that block was ever stored. The buffer grows with the bytes received (doubling, so at most twice them, and never
  * past the block's size): a header alone reserves nothing, and {@link PutStreams} bounds the streams open at once.
- * gRPC delivers a stream's messages one at a time; the monitor is for {@link #endIfIdle}, called from another
- * stream's thread.
+ * gRPC delivers a stream's messages one at a time; the lock is for {@link #endIfIdle}, called from another stream's
+ * thread, which only tries it: a message may take long (storing a block waits for the store's lock, held across a
+ * demotion to SSD), and a new stream must neither wait for it nor end a stream that is busy storing.
  */
 final class PutStream implements StreamObserver<PutRequest> {
     private static final byte[] EMPTY = new byte[0];
@@ -40,9 +42,11 @@ final class PutStream implements StreamObserver<PutRequest> {
     private final PutStreams streams;
     private final LongSupplier clock;
     private final PutResponse.Builder results = PutResponse.newBuilder();
+    /** Guards the stream's state: its messages, its end, and {@link #endIfIdle}, which only tries it. */
+    private final ReentrantLock lock = new ReentrantLock();
     /** Answered, failed or cancelled: later messages are dropped. */
     private boolean ended;
-    /** {@link #clock} time of the last message (or of the open). */
+    /** {@link #clock} time the last message was done with (or of the open). */
     private volatile long lastMessageNanos;
     /** The block being received, or null between blocks. */
     private Pending pending;
@@ -77,16 +81,30 @@ final class PutStream implements StreamObserver<PutRequest> {
     }
 
     /** Bytes the stream's buffer holds now (its block's received bytes, at most twice them). */
-    synchronized int bufferedBytes() {
-        return pending == null ? 0 : pending.buf.length;
+    int bufferedBytes() {
+        lock.lock();
+        try {
+            return pending == null ? 0 : pending.buf.length;
+        } finally {
+            lock.unlock();
+        }
     }
 
     @Override
-    public synchronized void onNext(PutRequest req) {
-        lastMessageNanos = clock.getAsLong();
-        if (ended) {
-            return;
+    public void onNext(PutRequest req) {
+        lock.lock();
+        try {
+            if (!ended) {
+                take(req);
+            }
+        } finally {
+            // When it was done with, not when it came: a store that took long does not make the stream look idle.
+            lastMessageNanos = clock.getAsLong();
+            lock.unlock();
         }
+    }
+
+    private void take(PutRequest req) {
         try {
             if (!req.hasHeader() && req.getData().isEmpty()) {
                 throw new IllegalArgumentException("blocks[" + results.getResultsCount() + "]: a PutRequest needs a "
@@ -209,10 +227,12 @@ final class PutStream implements StreamObserver<PutRequest> {
      * {@code idleNanos}: {@link PutStreams} makes room for a new stream when {@code maxStreams} are open.
      */
     void endIfIdle(long now, long idleNanos, int maxStreams) {
-        if (now - lastMessageNanos < idleNanos) {
-            return; // checked before the monitor: a busy stream (storing a block) is not waited for
+        // Only tried: a stream in a message (storing a block, perhaps behind a demotion to SSD) is busy, not idle,
+        // and the caller, a gRPC thread opening a new stream, must not wait for it.
+        if (now - lastMessageNanos < idleNanos || !lock.tryLock()) {
+            return;
         }
-        synchronized (this) {
+        try {
             if (ended || now - lastMessageNanos < idleNanos) {
                 return;
             }
@@ -220,29 +240,41 @@ final class PutStream implements StreamObserver<PutRequest> {
                     + TimeUnit.NANOSECONDS.toSeconds(idleNanos) + " s while " + maxStreams + " Put streams were open "
                     + "(moemesh.kvcache.max-put-streams): ended to make room; an incomplete block was not stored")
                     .asRuntimeException());
+        } finally {
+            lock.unlock();
         }
     }
 
     /** The client ended or cancelled the stream: the incomplete block (if any) is dropped, never stored. */
     @Override
-    public synchronized void onError(Throwable t) {
-        pending = null;
-        ended = true;
-        streams.closed(this);
+    public void onError(Throwable t) {
+        lock.lock();
+        try {
+            pending = null;
+            ended = true;
+            streams.closed(this);
+        } finally {
+            lock.unlock();
+        }
     }
 
     @Override
-    public synchronized void onCompleted() {
-        if (ended) {
-            return;
+    public void onCompleted() {
+        lock.lock();
+        try {
+            if (ended) {
+                return;
+            }
+            if (pending != null) {
+                fail(incomplete("the stream ended"));
+                return;
+            }
+            ended = true; // answered: nothing more is taken
+            streams.closed(this);
+            obs.onNext(results.build());
+            obs.onCompleted();
+        } finally {
+            lock.unlock();
         }
-        if (pending != null) {
-            fail(incomplete("the stream ended"));
-            return;
-        }
-        ended = true; // answered: nothing more is taken
-        streams.closed(this);
-        obs.onNext(results.build());
-        obs.onCompleted();
     }
 }

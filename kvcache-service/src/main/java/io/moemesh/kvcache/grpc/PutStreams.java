@@ -17,8 +17,9 @@ import java.util.function.LongSupplier;
  * buffers the block it is receiving (up to a whole block, 4 MiB for Mixtral) until it is complete, so streams without
  * a bound would let clients that open them and send part of a block exhaust the heap; with it the buffers take at
  * most {@code maxStreams} blocks. One stream more is refused with RESOURCE_EXHAUSTED naming the property, after the
- * streams idle for {@link #IDLE_NANOS} (no message) were ended to make room: a client that opened streams and went
- * quiet cannot keep the others out. A gateway has one Put stream open at a time (its write-back thread).
+ * streams idle for {@link #IDLE_NANOS} (no message since the last one was done with; a stream storing a block is
+ * busy, not idle) were ended to make room: a client that opened streams and went quiet cannot keep the others out.
+ * A gateway has one Put stream open at a time (its write-back thread).
  */
 final class PutStreams {
     /** Default of moemesh.kvcache.max-put-streams. */
@@ -49,7 +50,8 @@ final class PutStreams {
         if (admit(s)) {
             return s;
         }
-        // Ended outside this monitor: a stream ends under its own, then leaves (closed) under this one.
+        // Ended outside this monitor: a stream ends under its own lock, then leaves (closed) under this one. A stream
+        // in a message (storing a block) is skipped, never waited for.
         long now = clock.getAsLong();
         for (PutStream idle : snapshot()) {
             idle.endIfIdle(now, IDLE_NANOS, maxStreams);

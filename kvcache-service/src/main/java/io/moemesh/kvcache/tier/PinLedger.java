@@ -21,7 +21,12 @@ import java.util.function.BooleanSupplier;
  *
  * <p>A Pin checks its call's cancellation before each block and once all are pinned: a cancelled call (the caller gave
  * up, or its deadline passed while the Pin waited for the store's lock) releases what it pinned, forgets its id and
- * throws {@link CancellationException}, so an answer nobody receives leaves nothing pinned.
+ * throws {@link CancellationException}. A cancellation after the last check (the deadline passing while the answer
+ * is on its way) cannot be seen here: the answer is dropped and the pins stay, until an Unpin of the id (the
+ * gateway sends one after any Pin that failed on its side).
+ *
+ * <p>A store whose pin throws (an I/O error reading a block's tier) leaves nothing behind either: the Pin releases
+ * what it pinned, forgets its id (a retry runs anew) and rethrows.
  *
  * <p>Bounds (the ids' memory): at most {@code maxHeldBlocks} hashes across the live ids (those pinned and not yet
  * unpinned, each Pin counting all its hashes), a Pin past it is refused ({@link LimitException}, nothing pinned);
@@ -114,11 +119,19 @@ public final class PinLedger {
      * @throws AbortedException         when an Unpin of the id came first or while it ran: nothing stays pinned
      * @throws LimitException           when the id would pass the held blocks' bound: nothing pinned
      * @throws IllegalArgumentException when the id is not 16 bytes, or names a Pin of other blocks
+     * @throws RuntimeException         what the store's pin threw: nothing this call pinned stays pinned, the id is
+     *                                  forgotten
      */
     public List<Boolean> pin(byte[] pinId, List<BlockKey> keys, BooleanSupplier cancelled) {
         if (pinId == null) {
             List<BlockKey> pinned = new ArrayList<>();
-            List<Boolean> answer = pinAll(keys, cancelled, pinned, null);
+            List<Boolean> answer;
+            try {
+                answer = pinAll(keys, cancelled, pinned, null);
+            } catch (RuntimeException failed) {
+                release(pinned, failed);
+                throw failed;
+            }
             if (answer == null || cancelled.getAsBoolean()) {
                 pinned.forEach(store::unpin);
                 throw cancelledAfter(pinned.size(), keys.size());
@@ -151,7 +164,18 @@ public final class PinLedger {
             live.put(id, e);
             heldBlocks += keys.size();
         }
-        List<Boolean> answer = pinAll(keys, cancelled, e.pinned, e);
+        List<Boolean> answer;
+        try {
+            answer = pinAll(keys, cancelled, e.pinned, e);
+        } catch (RuntimeException failed) {
+            // Else the id would stay live with no answer for ever: its pins held, its blocks counted, a retry
+            // ABORTED and an Unpin of it releasing nothing.
+            synchronized (this) {
+                forget(id, e, e.unpinRequested);
+            }
+            release(e.pinned, failed);
+            throw failed;
+        }
         RuntimeException refusal;
         synchronized (this) {
             if (e.unpinRequested) {
@@ -187,6 +211,17 @@ public final class PinLedger {
             answer.add(ok);
         }
         return answer;
+    }
+
+    /** Releases the pins a Pin that failed took; a failure to release is added to {@code failed}. */
+    private void release(List<BlockKey> pinned, Throwable failed) {
+        for (BlockKey k : pinned) {
+            try {
+                store.unpin(k);
+            } catch (RuntimeException e) {
+                failed.addSuppressed(e);
+            }
+        }
     }
 
     private static CancellationException cancelledAfter(int pinned, int keys) {

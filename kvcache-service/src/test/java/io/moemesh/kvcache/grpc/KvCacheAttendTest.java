@@ -4,6 +4,7 @@ import static io.moemesh.kvcache.support.KvTestMesh.sequence;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.google.protobuf.ByteString;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.moemesh.kvcache.attend.BlockAttention;
@@ -11,9 +12,11 @@ import io.moemesh.kvcache.attend.PartialAttention;
 import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.block.KvBlock;
 import io.moemesh.kvcache.support.KvTestMesh.Block;
+import io.moemesh.proto.common.v1.DType;
 import io.moemesh.proto.common.v1.Tensor;
 import io.moemesh.proto.kvcache.v1.AttendRequest;
 import io.moemesh.proto.kvcache.v1.AttendResponse;
+import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.Tier;
 import java.nio.ByteOrder;
 import java.util.List;
@@ -25,6 +28,35 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 /** Attend over stored blocks: exact against full attention when merged with a local part; its bad input. */
 class KvCacheAttendTest extends KvCacheServiceTestBase {
+    /**
+     * The bound max-inbound-message-bytes is checked against at startup holds the largest Attend request of a
+     * Mixtral-8x7B-sized model (32 heads of 128, 32768 positions, 16-token blocks): 256 query rows, positions near
+     * 2^31, a hash per block up to max_position_embeddings, every other field at its longest; and it is not loose by
+     * more than its 1 KiB allowance and the positions' varints.
+     */
+    @Test
+    void largestAttendRequestBytes_holdsTheLargestRequestOfAModel() {
+        int heads = 32;
+        int dim = 128;
+        int maxPositions = 32768;
+        AttendRequest.Builder b = AttendRequest.newBuilder().setModelFingerprint(ByteString.copyFrom(new byte[32]))
+                .setLayout(BlockLayout.newBuilder().setBlockTokens(16).setNumLayers(-1).setNumKvHeads(-1)
+                        .setHeadDim(-1))
+                .setLayer(-1).setFirstBlock(-1).setScale(Float.MAX_VALUE)
+                .setQuery(Tensor.newBuilder().setDtype(DType.DTYPE_F32).addShape(256).addShape(heads).addShape(dim)
+                        .setData(ByteString.copyFrom(new byte[256 * heads * dim * Float.BYTES])));
+        for (int t = 0; t < 256; t++) {
+            b.addPositions(Integer.MAX_VALUE);
+        }
+        for (int i = 0; i < maxPositions / 16; i++) {
+            b.addBlockHashes(ByteString.copyFrom(new byte[32]));
+        }
+
+        long bound = KvCacheGrpcService.largestAttendRequestBytes(heads, dim, maxPositions, 16);
+
+        assertThat((long) b.build().getSerializedSize()).isLessThanOrEqualTo(bound).isGreaterThan(bound - 2048);
+    }
+
     /**
      * The service's partial over the stored blocks 0-1, merged with the caller's own partial over its local block 2,
      * is attention over all 48 positions, computed here directly (double precision softmax).

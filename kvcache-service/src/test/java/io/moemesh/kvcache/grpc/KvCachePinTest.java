@@ -106,6 +106,17 @@ class KvCachePinTest {
         assertThat(kv.store.isPinned(key(3))).isFalse();
     }
 
+    /**
+     * The answer echoes the pin id it recorded the pins under: a client that finds its id not echoed talks to a
+     * service that predates pin ids (which ignores them, so an Unpin of the id would release nothing there).
+     */
+    @Test
+    void aPinsAnswer_echoesThePinIdItHonoured_andNothingForAPinWithoutOne() throws Exception {
+        assertThat(call(pin(id(9), 1, 99)).value().getPinId()).isEqualTo(id(9));
+        assertThat(call(pin(id(9), 1, 99)).value().getPinId()).as("a repeated Pin of the id").isEqualTo(id(9));
+        assertThat(call(pin(null, 2)).value().getPinId()).isEmpty();
+    }
+
     @Test
     void aRepeatedPin_ofTheSameId_isIdempotent_andOfOtherBlocks_isRefused() throws Exception {
         assertThat(call(pin(id(3), 1, 99)).value().getPinnedList()).containsExactly(true, false);

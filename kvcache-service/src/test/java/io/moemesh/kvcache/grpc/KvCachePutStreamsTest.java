@@ -4,6 +4,7 @@ import static io.moemesh.kvcache.grpc.InProcessKvCache.LAYOUT;
 import static io.moemesh.kvcache.grpc.InProcessKvCache.fingerprint;
 import static io.moemesh.kvcache.grpc.InProcessKvCache.wire;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
@@ -17,11 +18,14 @@ import io.moemesh.proto.kvcache.v1.PutOutcome;
 import io.moemesh.proto.kvcache.v1.PutRequest;
 import io.moemesh.proto.kvcache.v1.PutResponse;
 import java.nio.ByteBuffer;
+import io.moemesh.kvcache.tier.TestBlocks;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
@@ -58,6 +62,16 @@ class KvCachePutStreamsTest {
                 .setBlockHash(ByteString.copyFrom(h.bytes())).setParentHash(ByteString.copyFrom(new byte[32]));
         Arrays.stream(tokens).forEach(b::addTokenIds);
         return b.build();
+    }
+
+    /** A block's payload of finite float32 values. */
+    private static byte[] payload(int seed) {
+        byte[] payload = new byte[LAYOUT.bytesPerBlock()]; // 512
+        new Random(seed).nextBytes(payload);
+        for (int i = 0; i < payload.length; i += 4) {
+            payload[i + 3] = 0x3f; // finite float32 values
+        }
+        return payload;
     }
 
     private PutStream open(PutStreams streams, Answer<PutResponse> answer) {
@@ -114,11 +128,7 @@ class KvCachePutStreamsTest {
     @Test
     void aBlocksBuffer_growsWithTheBytesReceived_neverPastTheBlock_andTheBlockIsStoredWhole() throws Exception {
         PutStreams streams = new PutStreams(1, now::get);
-        byte[] payload = new byte[LAYOUT.bytesPerBlock()]; // 512
-        new Random(5).nextBytes(payload);
-        for (int i = 0; i < payload.length; i += 4) {
-            payload[i + 3] = 0x3f; // finite float32 values
-        }
+        byte[] payload = payload(5);
         Answer<PutResponse> answer = new Answer<>();
         PutStream s = open(streams, answer);
         List<Integer> buffered = new ArrayList<>();
@@ -137,6 +147,45 @@ class KvCachePutStreamsTest {
         BlockKey key = BlockKey.of(header(3).getBlockHash().toByteArray());
         assertThat(kv.store.get(key).orElseThrow().block()
                 .sameContent(KvBlock.wrapOwned(key, LAYOUT, ByteBuffer.wrap(payload)))).isTrue();
+        assertThat(streams.openStreams()).as("the answered stream left").isZero();
+    }
+
+    /**
+     * A stream storing a block behind a slow demotion to SSD (the store's lock is held across the write) is busy, not
+     * idle, however long ago its message came: a new stream past the limit is refused at once, not held by it, and
+     * the busy stream's block is stored and answered. Before, the new stream's gRPC thread waited on the busy stream's
+     * monitor until the store returned, then ended that stream: the reply for the block it had just stored was lost.
+     */
+    @Test
+    void aStreamStoringABlockBehindASlowDemotion_isBusyNotIdle_soANewStreamIsRefusedAtOnce_andItsBlockAnswered()
+            throws Exception {
+        PutStreams streams = new PutStreams(1, now::get);
+        for (int i = 10; i < 14; i++) {
+            kv.store.put(TestBlocks.block(i)); // DRAM full: the next put demotes a block to SSD
+        }
+        InProcessKvCache.Hold hold = kv.holdLowerWrites();
+        Answer<PutResponse> busy = new Answer<>();
+        PutStream s = open(streams, busy);
+        Thread storing = Thread.ofPlatform().start(() -> s.onNext(PutRequest.newBuilder().setHeader(header(4))
+                .setData(ByteString.copyFrom(payload(4))).build()));
+        Answer<PutResponse> refused = new Answer<>();
+        try {
+            assertThat(hold.entered.await(30, TimeUnit.SECONDS)).isTrue();
+            now.addAndGet(TimeUnit.SECONDS.toNanos(31));
+
+            CompletableFuture<Void> opening = CompletableFuture.runAsync(
+                    () -> streams.open(kv.models, kv.metrics, refused));
+
+            await("the new stream answered while the store is still held").atMost(Duration.ofSeconds(20))
+                    .until(opening::isDone);
+        } finally {
+            hold.release();
+        }
+        storing.join();
+        s.onCompleted();
+
+        assertThat(refused.status().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+        assertThat(busy.value().getResults(0).getOutcome()).isEqualTo(PutOutcome.PUT_OUTCOME_STORED);
         assertThat(streams.openStreams()).as("the answered stream left").isZero();
     }
 }

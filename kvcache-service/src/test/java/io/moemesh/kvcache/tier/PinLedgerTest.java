@@ -8,8 +8,11 @@ import static io.moemesh.kvcache.tier.TestBlocks.key;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moemesh.kvcache.block.BlockKey;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.kvcache.policy.LruPolicy;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CancellationException;
@@ -18,7 +21,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The bounds of the pins kept under pin ids: what a model holds, and how many released ids it remembers. */
+/**
+ * The bounds of the pins kept under pin ids (what a model holds, how many released ids it remembers), and a Pin whose
+ * store fails.
+ */
 class PinLedgerTest {
     @TempDir
     Path dir;
@@ -82,5 +88,71 @@ class PinLedgerTest {
                 .isInstanceOf(CancellationException.class);
         assertThat(store.isPinned(key(1))).isFalse();
         assertThat(ledger.heldBlocks()).isZero();
+    }
+
+    /**
+     * The store's pin throws on the second block (its SSD tier fails): the first block's pin is released and the id
+     * forgotten. Before, the id stayed live with no answer for ever: its pin held, its blocks counted against the
+     * bound, a retry ABORTED ("still running") and an Unpin of it releasing nothing.
+     */
+    @Test
+    void aPin_whoseStoreThrows_releasesWhatItPinned_forgetsItsId_andRestoresTheCount() {
+        FailingPins lower = new FailingPins(SsdTierTest.open(SsdConfig.defaults(dir.resolve("failing"),
+                8L * RECORD_BYTES)));
+        try (TieredKvStore failing = new TieredKvStore(LAYOUT, BLOCK_BYTES, new LruPolicy(), lower,
+                AdmissionPolicy.ADMIT_ALL, System::nanoTime)) {
+            failing.put(block(1));
+            failing.put(block(2)); // demotes block 1 into the failing tier
+            PinLedger ledger = new PinLedger(failing);
+            lower.failing = key(1);
+
+            assertThatThrownBy(() -> ledger.pin(id(9), List.of(key(2), key(1)), () -> false))
+                    .isInstanceOf(UncheckedIOException.class);
+            assertThatThrownBy(() -> ledger.pin(null, List.of(key(2), key(1)), () -> false))
+                    .isInstanceOf(UncheckedIOException.class);
+
+            assertThat(failing.isPinned(key(2))).as("the first block's pins were released").isFalse();
+            assertThat(ledger.heldBlocks()).isZero();
+            assertThat(ledger.unpin(id(9))).as("nothing left under the id").isZero();
+            lower.failing = null;
+            assertThat(ledger.pin(id(10), List.of(key(2), key(1)), () -> false)).containsExactly(true, true);
+        }
+    }
+
+    @Test
+    void aPin_whoseStoreThrows_canBeRetriedUnderItsId() {
+        FailingPins lower = new FailingPins(SsdTierTest.open(SsdConfig.defaults(dir.resolve("retried"),
+                8L * RECORD_BYTES)));
+        try (TieredKvStore failing = new TieredKvStore(LAYOUT, BLOCK_BYTES, new LruPolicy(), lower,
+                AdmissionPolicy.ADMIT_ALL, System::nanoTime)) {
+            failing.put(block(1));
+            failing.put(block(2));
+            PinLedger ledger = new PinLedger(failing);
+            lower.failing = key(1);
+            assertThatThrownBy(() -> ledger.pin(id(11), List.of(key(2), key(1)), () -> false))
+                    .isInstanceOf(UncheckedIOException.class);
+            lower.failing = null;
+
+            assertThat(ledger.pin(id(11), List.of(key(2), key(1)), () -> false)).containsExactly(true, true);
+            assertThat(ledger.unpin(id(11))).isEqualTo(2);
+            assertThat(List.of(key(1), key(2))).noneMatch(failing::isPinned);
+        }
+    }
+
+    /** A lower tier whose pin of {@link #failing} throws, as a tier whose disk fails would. */
+    private static final class FailingPins extends ForwardingKvTier {
+        volatile BlockKey failing;
+
+        FailingPins(KvTier delegate) {
+            super(delegate);
+        }
+
+        @Override
+        public boolean pin(BlockKey key) {
+            if (key.equals(failing)) {
+                throw new UncheckedIOException(new IOException("the test's tier failed"));
+            }
+            return super.pin(key);
+        }
     }
 }

@@ -1,0 +1,200 @@
+package io.moemesh.gateway.kvcache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ForwardingServerCall;
+import io.grpc.ForwardingServerCallListener;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.moemesh.gateway.support.TestCertificates;
+import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.block.KvLayout;
+import io.moemesh.kvcache.grpc.KvCacheGrpcService;
+import io.moemesh.kvcache.metrics.KvCacheMetrics;
+import io.moemesh.kvcache.policy.AdmissionPolicy;
+import io.moemesh.kvcache.policy.LruPolicy;
+import io.moemesh.kvcache.serving.ServedModel;
+import io.moemesh.kvcache.serving.ServedModels;
+import io.moemesh.kvcache.tier.SsdConfig;
+import io.moemesh.kvcache.tier.SsdTier;
+import io.moemesh.kvcache.tier.TieredKvStore;
+import io.moemesh.model.kv.BlockContents;
+import io.moemesh.proto.kvcache.v1.PinRequest;
+import io.moemesh.proto.kvcache.v1.PinResponse;
+import io.moemesh.proto.kvcache.v1.UnpinRequest;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.tls.PeerIdentityInterceptor;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A rolling upgrade: the Attend offload against the real kvcache-service (in this JVM, mutual TLS), as it is and as
+ * a service that predates pin ids, which ignores {@code pin_id} in Pin and Unpin (a stand-in: the ids are removed from
+ * the requests before the service sees them, as an older parser would skip the unknown field) and so does not echo it.
+ * The gateway releases a Pin whose answer echoed its id by the id, and one whose answer did not by its hashes, exactly
+ * those the answer said pinned. Before, it unpinned by id whatever the service, and an older service released
+ * nothing: the blocks stayed pinned until it restarted.
+ */
+class AttendOffloadPinIdEchoTest {
+    private static final KvPayload SHAPE = WriteBackTest.LAYOUT;
+    @TempDir
+    Path ssdDir;
+    private TieredKvStore store;
+    private ServedModels models;
+    private GrpcServerLifecycle server;
+    private KvCacheClient client;
+    private WriteBack writeBack;
+    private AttendOffload offload;
+    /** The service ignores pin ids, as one that predates them. */
+    private volatile boolean old;
+    private final List<PinResponse> pinAnswers = new CopyOnWriteArrayList<>();
+    private final List<UnpinRequest> unpins = new CopyOnWriteArrayList<>();
+    /** Unpins the service answered. */
+    private final AtomicInteger unpinsDone = new AtomicInteger();
+
+    @BeforeEach
+    void start() {
+        KvLayout layout = new KvLayout(SHAPE.layers(), SHAPE.kvHeads(), SHAPE.headDim(), SHAPE.blockTokens());
+        SsdTier ssd = SsdTier.open(SsdConfig.defaults(ssdDir, 1 << 20), layout, WriteBackTest.MODEL, new LruPolicy());
+        store = new TieredKvStore(layout, 1 << 20, new LruPolicy(), ssd, AdmissionPolicy.ADMIT_ALL, System::nanoTime);
+        models = new ServedModels(List.of(new ServedModel("echo", WriteBackTest.MODEL, 4, layout, store, ssd)));
+        server = new GrpcServerLifecycle("test-kvcache", "127.0.0.1", 0,
+                TestCertificates.credentials("expert-2").server(), 64 << 20, Duration.ofMillis(200),
+                List.of(new KvCacheGrpcService(models, new KvCacheMetrics(new SimpleMeterRegistry(), models))),
+                List.of(new Versions(), new PeerIdentityInterceptor()));
+        server.start();
+        String endpoint = "127.0.0.1:" + server.port();
+        client = new KvCacheClient(NettyChannelBuilder.forTarget(endpoint,
+                TestCertificates.credentials("gateway").channel()).build(), endpoint, WriteBackTest.MODEL, SHAPE, null);
+        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        offload = new AttendOffload(client, writeBack, 1, 0, Duration.ofSeconds(10), Duration.ofSeconds(30), 64);
+    }
+
+    @AfterEach
+    void stop() {
+        offload.close();
+        writeBack.close(Duration.ZERO);
+        client.close();
+        server.stop();
+        models.close();
+    }
+
+    private boolean pinned(BlockContents b) {
+        return store.isPinned(BlockKey.of(b.hash().bytes()));
+    }
+
+    private static List<ByteString> hashes(List<BlockContents> blocks) {
+        return blocks.stream().map(b -> ByteString.copyFrom(b.hash().bytes())).toList();
+    }
+
+    @Test
+    void aPinWhoseAnswerEchoesItsId_isReleasedByTheId() throws Exception {
+        List<BlockContents> seq = WriteBackTest.chain(3, 4);
+
+        assertThat(offload.offload(1, seq).get(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(seq).allMatch(this::pinned);
+        offload.released(1);
+
+        await().atMost(Duration.ofSeconds(20)).until(() -> seq.stream().noneMatch(this::pinned));
+        assertThat(pinAnswers).hasSize(1);
+        assertThat(pinAnswers.getFirst().getPinId().size()).as("the id echoed").isEqualTo(16);
+        assertThat(unpins).hasSize(1);
+        assertThat(unpins.getFirst().getPinId()).isEqualTo(pinAnswers.getFirst().getPinId());
+        assertThat(unpins.getFirst().getBlockHashesList()).isEmpty();
+    }
+
+    @Test
+    void againstAServiceThatIgnoresPinIds_aSequencesPinsAreReleasedByTheirHashes_whenItEnds() throws Exception {
+        old = true;
+        List<BlockContents> seq = WriteBackTest.chain(3, 5);
+
+        assertThat(offload.offload(2, seq).get(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(seq).allMatch(this::pinned);
+        offload.released(2);
+
+        await().atMost(Duration.ofSeconds(20)).until(() -> seq.stream().noneMatch(this::pinned));
+        assertThat(pinAnswers.getFirst().getPinId()).as("nothing echoed").isEmpty();
+        assertThat(unpins).hasSize(1);
+        assertThat(unpins.getFirst().getBlockHashesList()).isEqualTo(hashes(seq));
+    }
+
+    /**
+     * Two sequences offload the same blocks (a shared prefix): each Pin took one nested pin of each, so releasing one
+     * sequence by hashes leaves the other's pins.
+     */
+    @Test
+    void againstAServiceThatIgnoresPinIds_releasingOneSequence_keepsTheOtherSequencesPinsOfSharedBlocks()
+            throws Exception {
+        old = true;
+        List<BlockContents> seq = WriteBackTest.chain(2, 6);
+        assertThat(offload.offload(3, seq).get(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(offload.offload(4, seq).get(30, TimeUnit.SECONDS)).isTrue();
+
+        offload.released(3);
+        await().atMost(Duration.ofSeconds(20)).until(() -> unpinsDone.get() == 1);
+
+        assertThat(seq).as("sequence 4's pins").allMatch(this::pinned);
+        offload.released(4);
+        await().atMost(Duration.ofSeconds(20)).until(() -> seq.stream().noneMatch(this::pinned));
+    }
+
+    /** Records the Pins' answers and the Unpins; while {@link #old}, removes the pin ids from Pin and Unpin. */
+    private final class Versions implements ServerInterceptor {
+        @Override
+        public <Q, A> ServerCall.Listener<Q> interceptCall(ServerCall<Q, A> call, Metadata headers,
+                                                           ServerCallHandler<Q, A> next) {
+            String method = call.getMethodDescriptor().getBareMethodName();
+            if ("Pin".equals(method)) {
+                ServerCall<Q, A> recorded = new ForwardingServerCall.SimpleForwardingServerCall<>(call) {
+                    @Override
+                    public void sendMessage(A message) {
+                        pinAnswers.add((PinResponse) message);
+                        super.sendMessage(message);
+                    }
+                };
+                return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(
+                        next.startCall(recorded, headers)) {
+                    @Override
+                    public void onMessage(Q message) {
+                        PinRequest r = AttendOffloadPinFailureTest.parse(message, PinRequest.parser());
+                        super.onMessage(AttendOffloadPinFailureTest.stream(old ? r.toBuilder().clearPinId().build()
+                                : r));
+                    }
+                };
+            }
+            if ("Unpin".equals(method)) {
+                return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(
+                        next.startCall(call, headers)) {
+                    @Override
+                    public void onMessage(Q message) {
+                        UnpinRequest r = AttendOffloadPinFailureTest.parse(message, UnpinRequest.parser());
+                        unpins.add(r);
+                        super.onMessage(AttendOffloadPinFailureTest.stream(old ? r.toBuilder().clearPinId().build()
+                                : r));
+                    }
+
+                    @Override
+                    public void onComplete() {
+                        unpinsDone.incrementAndGet();
+                        super.onComplete();
+                    }
+                };
+            }
+            return next.startCall(call, headers);
+        }
+    }
+}
