@@ -87,11 +87,21 @@ public final class MoeModel implements AutoCloseable {
     }
 
     public int[] withBos(int[] ids) {
-        if (promptBos.isEmpty() || (ids.length > 0 && ids[0] == promptBos.get())) {
+        return promptBos.isEmpty() ? ids : withBos(ids, promptBos.get());
+    }
+
+    /** The BOS the tokenizer adds to a prompt ({@link PromptBos}); empty when it adds none. */
+    public Optional<Integer> promptBos() {
+        return promptBos;
+    }
+
+    /** {@code ids} starting with {@code bos}: prepended unless they already start with it. */
+    public static int[] withBos(int[] ids, int bos) {
+        if (ids.length > 0 && ids[0] == bos) {
             return ids;
         }
         int[] out = new int[ids.length + 1];
-        out[0] = promptBos.get();
+        out[0] = bos;
         System.arraycopy(ids, 0, out, 1, ids.length);
         return out;
     }

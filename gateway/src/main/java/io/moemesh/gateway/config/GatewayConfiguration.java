@@ -77,8 +77,9 @@ public class GatewayConfiguration {
      * moemesh.gateway.shutdown-grace already: what is left are calls whose last messages are still being written,
      * e.g. to a client that stopped reading. Giving them the shutdown-grace a second time would run the stop past
      * what {@code moemesh down} and the chart give a gateway from SIGTERM to exit (grace + 5 s + kvcache drain-timeout
-     * + 15 s, cli MeshShutdown). Tomcat's graceful shutdown gets the same bound
-     * (spring.lifecycle.timeout-per-shutdown-phase in application.yaml).
+     * + 25 s, cli MeshShutdown: 5 s for Tomcat, these 5 s, up to 5 s of forced stop, then the beans' close and the
+     * exit). Tomcat's graceful shutdown gets the same bound (spring.lifecycle.timeout-per-shutdown-phase in
+     * application.yaml).
      */
     static final Duration SERVERS_STOP_GRACE = Duration.ofSeconds(5);
 

@@ -1,5 +1,6 @@
 package io.moemesh.gateway.config;
 
+import io.moemesh.gateway.serving.AdmissionControl;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.model.engine.MicroBatchGrouping;
 import io.moemesh.service.tls.TlsSettings;
@@ -180,15 +181,8 @@ public record GatewayProperties(
             if (maxChatMessages < 1) {
                 throw new IllegalArgumentException(prefix + "max-chat-messages must be ≥ 1, got " + maxChatMessages);
             }
-            // A negative rate, a NaN or a burst below one token would switch the limit off or change it silently.
-            if (!(tenantRequestsPerSecond >= 0) || Double.isInfinite(tenantRequestsPerSecond)) {
-                throw new IllegalArgumentException(prefix + "tenant-requests-per-second must be a finite number ≥ 0 "
-                        + "(0 = no limit), got " + tenantRequestsPerSecond);
-            }
-            if (!(tenantBurst >= 1) || Double.isInfinite(tenantBurst)) {
-                throw new IllegalArgumentException(prefix + "tenant-burst must be a finite number ≥ 1, got "
-                        + tenantBurst);
-            }
+            AdmissionControl.checkRateLimit(tenantRequestsPerSecond, tenantBurst, prefix + "tenant-requests-per-second",
+                    prefix + "tenant-burst");
             if (maxPromptTokens < 0 || maxNewTokens < 0) {
                 throw new IllegalArgumentException(prefix + "max-prompt-tokens and max-new-tokens must be ≥ 0 (0 = the"
                         + " model's context), got " + maxPromptTokens + " and " + maxNewTokens);

@@ -136,7 +136,7 @@ public class HealthConfiguration {
             return running;
         }
 
-        /** Above DrainLifecycle (MAX - 1024) and GrpcServerLifecycle (MAX - 2048): started last, stopped first. */
+        /** Above DrainLifecycle (MAX - 768) and GrpcServerLifecycle (MAX - 2048): started last, stopped first. */
         @Override
         public int getPhase() {
             return Integer.MAX_VALUE - 512;

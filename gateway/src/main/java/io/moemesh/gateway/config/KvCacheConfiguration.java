@@ -159,9 +159,13 @@ public class KvCacheConfiguration {
         if (client.isEmpty() || !a.enabled()) {
             return null;
         }
-        a.checkPool(cache.totalBlocks(), cache.blockTokens());
         AttendOffload o = new AttendOffload(client.get(), writeBack.orElseThrow(), a.thresholdTokens(),
                 a.localBlocks(), a.timeout(), a.offloadTimeout(), cache.totalBlocks());
+        if (!cache.offloadsWhenFull(o)) {
+            // The cache's own rule, asked with the offload's policy: refused at startup, not served as if it offloaded.
+            o.close();
+            throw a.neverOffloadsIn(cache.totalBlocks(), cache.blockTokens());
+        }
         cache.setBlockOffload(o);
         FunctionCounter.builder("moemesh_gateway_kvcache_attend_offloaded_blocks", o, AttendOffload::offloadedBlocks)
                 .description("KV blocks of long sequences stored and pinned in the kvcache-service and freed locally")

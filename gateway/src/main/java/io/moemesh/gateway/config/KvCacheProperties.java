@@ -101,24 +101,22 @@ public record KvCacheProperties(
         }
 
         /**
-         * Refuses, at startup, a KV pool in which no sequence would ever offload. A sequence holds at most the pool
-         * locally ({@code poolBlocks} blocks of {@code blockTokens}) until something of it is remote, and its first
-         * offload starts only once its final positions reach {@code threshold-tokens} with more than
-         * {@code local-blocks} full blocks: so the pool must hold {@code threshold-tokens} positions and
-         * {@code local-blocks + 1} blocks. Otherwise attend would do nothing while the gateway pretends to serve
+         * The startup error for a KV pool in which no sequence would ever offload: one the cache's rule
+         * ({@code PrefixCachingKvCache.offloadsWhenFull}) refuses with this offload's policy. A sequence holds at most
+         * the pool locally ({@code poolBlocks} blocks of {@code blockTokens}) until something of it is remote, and its
+         * first offload starts only once its final positions reach {@code threshold-tokens} with more than
+         * {@code local-blocks} full blocks. Otherwise attend would do nothing while the gateway pretended to serve
          * contexts past its pool (the cache then keeps its bound: such prompts are refused, decodes end there).
          */
-        public void checkPool(int poolBlocks, int blockTokens) {
+        public IllegalArgumentException neverOffloadsIn(int poolBlocks, int blockTokens) {
             long positions = (long) poolBlocks * blockTokens;
-            if (thresholdTokens > positions || localBlocks >= poolBlocks) {
-                throw new IllegalArgumentException(PREFIX + "attend.threshold-tokens " + thresholdTokens + " and "
-                        + PREFIX + "attend.local-blocks " + localBlocks + " never offload in the gateway's KV pool of "
-                        + poolBlocks + " blocks of " + blockTokens + " tokens (" + positions + " positions; "
-                        + "moemesh.gateway.kv-cache-tokens, kv-cache-heap-fraction, kv-block-tokens): a sequence holds "
-                        + "at most the pool locally and offloads only once it reaches threshold-tokens with more than "
-                        + "local-blocks full blocks, so threshold-tokens must be at most " + positions
-                        + " and local-blocks at most " + (poolBlocks - 1) + ", or the pool larger");
-            }
+            return new IllegalArgumentException(PREFIX + "attend.threshold-tokens " + thresholdTokens + " and "
+                    + PREFIX + "attend.local-blocks " + localBlocks + " never offload in the gateway's KV pool of "
+                    + poolBlocks + " blocks of " + blockTokens + " tokens (" + positions + " positions; "
+                    + "moemesh.gateway.kv-cache-tokens, kv-cache-heap-fraction, kv-block-tokens): a sequence holds "
+                    + "at most the pool locally and offloads only once it reaches threshold-tokens with more than "
+                    + "local-blocks full blocks, so threshold-tokens must be at most " + positions
+                    + " and local-blocks at most " + (poolBlocks - 1) + ", or the pool larger");
         }
     }
 

@@ -94,18 +94,10 @@ final class PromptBuilder {
         if (!r.getAddBos()) {
             return ids;
         }
-        // The tokenizer's BOS, if it adds one: the model's rule applied to no ids gives exactly it.
-        int[] promptBos = model.withBos(new int[0]);
-        int bos = promptBos.length == 1 ? promptBos[0] : model.config().bosTokenId().orElseThrow(() ->
+        int bos = model.promptBos().or(() -> model.config().bosTokenId()).orElseThrow(() ->
                 new IllegalArgumentException("add_bos is true, but this model has no BOS token (its tokenizer adds "
                         + "none and config.json has no bos_token_id)"));
-        if (ids.length > 0 && ids[0] == bos) {
-            return ids;
-        }
-        int[] out = new int[ids.length + 1];
-        out[0] = bos;
-        System.arraycopy(ids, 0, out, 1, ids.length);
-        return out;
+        return MoeModel.withBos(ids, bos);
     }
 
     /** Size limits first (they are cheap and hold whatever the model), then the template. */

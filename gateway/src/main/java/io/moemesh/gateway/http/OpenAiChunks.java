@@ -2,6 +2,7 @@ package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.serving.CompletionSink;
 import io.moemesh.model.generate.TokenLogprobs;
+import io.moemesh.model.tokenizer.TextOffsets;
 import io.moemesh.model.tokenizer.Tokenizer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -20,13 +21,11 @@ final class OpenAiChunks {
     private final String model;
     private final Tokenizer tokenizer;
     /**
-     * Completions logprobs: where the next token's text starts in the completion's text, in code points (as Python
-     * and so OpenAI's and vLLM's servers count), carried across a stream's chunks: the characters the earlier
-     * tokens' bytes make, read as UTF-8 (a byte that cannot be part of a character counts as the U+FFFD it becomes).
+     * Completions logprobs: where each token's text starts in the completion's text, in code points (as Python and so
+     * OpenAI's and vLLM's servers count), carried across a stream's chunks; bytes that are not valid UTF-8 count as
+     * the tokenizer's decoder turns them into U+FFFD in the text ({@link TextOffsets}).
      */
-    private int textOffset;
-    /** The bytes of a character whose first tokens came and whose last has not yet, carried across chunks. */
-    private byte[] partialCharacter = new byte[0];
+    private final TextOffsets textOffsets;
 
     OpenAiChunks(boolean chat, String id, String model, Tokenizer tokenizer) {
         this.chat = chat;
@@ -34,6 +33,7 @@ final class OpenAiChunks {
         this.created = System.currentTimeMillis() / 1000;
         this.model = model;
         this.tokenizer = tokenizer;
+        this.textOffsets = tokenizer.textOffsets();
     }
 
     String id() {
@@ -143,8 +143,7 @@ final class OpenAiChunks {
             Map<Integer, String> keys = keys(lp);
             String token = keys.get(lp.token());
             tokens.add(token);
-            offsets.add(textOffset);
-            advanceTextOffset(lp.token());
+            offsets.add(textOffsets.add(lp.token()));
             tokenLogprobs.add(lp.logprob());
             // OpenAI: "the API will always return the logprob of the sampled token, so there may be up to
             // logprobs+1 elements" (vLLM too): the alternatives, most likely first, then the sampled token if it
@@ -206,47 +205,6 @@ final class OpenAiChunks {
             b.append(String.format("\\x%02x", x & 0xff));
         }
         return b.toString();
-    }
-
-    /**
-     * Adds the characters the token's bytes complete to {@link #textOffset}; the bytes of a character not yet
-     * complete wait in {@link #partialCharacter}. A special token adds nothing (it has no text).
-     */
-    private void advanceTextOffset(int token) {
-        byte[] own = tokenizer.tokenBytes(token);
-        byte[] b = java.util.Arrays.copyOf(partialCharacter, partialCharacter.length + own.length);
-        System.arraycopy(own, 0, b, partialCharacter.length, own.length);
-        int p = 0;
-        while (p < b.length) {
-            int n = utf8Length(b[p]);
-            int end = Math.min(p + n, b.length);
-            int q = p + 1;
-            while (q < end && (b[q] & 0xC0) == 0x80) {
-                q++;
-            }
-            if (n > 0 && q == b.length && q < p + n) {
-                break;
-            }
-            // A whole character, or a byte that cannot be part of one: one code point either way (U+FFFD).
-            textOffset++;
-            p = n > 0 && q == p + n ? q : p + 1;
-        }
-        partialCharacter = java.util.Arrays.copyOfRange(b, p, b.length);
-    }
-
-    /** The length of the UTF-8 sequence a byte starts, or 0 when it cannot start one. */
-    private static int utf8Length(byte first) {
-        int b = first & 0xff;
-        if (b < 0x80) {
-            return 1;
-        }
-        if (b >= 0xC2 && b <= 0xDF) {
-            return 2;
-        }
-        if (b >= 0xE0 && b <= 0xEF) {
-            return 3;
-        }
-        return b >= 0xF0 && b <= 0xF4 ? 4 : 0;
     }
 
     private Map<String, Object> tokenEntry(int token, float logprob) {

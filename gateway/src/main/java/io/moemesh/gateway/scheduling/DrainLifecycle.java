@@ -14,7 +14,7 @@ import org.springframework.context.SmartLifecycle;
  * ({@link AdmissionControl#reserved()}) and the engine's sequences ({@link EngineLoop#inFlight()}). Sequences still
  * running or waiting when it ends are stopped with a {@link DrainExpiredException} (so are those submitted after
  * that), so their clients get a clean, retryable end rather than a stream cut by the servers' stop; only then do
- * the gRPC and HTTP servers stop (this lifecycle's phase is higher, so Spring stops it first).
+ * the gRPC and HTTP servers stop (see {@link #PHASE}).
  */
 public final class DrainLifecycle implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(DrainLifecycle.class);
@@ -24,6 +24,14 @@ public final class DrainLifecycle implements SmartLifecycle {
     /** How often a drain looks again while only admitted, not yet submitted requests are left (they are quick). */
     private static final long RESERVED_POLL_NANOS = Duration.ofMillis(10).toNanos();
     private static final Duration ENGINE_POLL = Duration.ofMillis(100);
+    /**
+     * A phase of its own, above Spring Boot's web server graceful shutdown (Tomcat stops accepting and waits for its
+     * requests: {@code WebServerGracefulShutdownLifecycle}, MAX - 1024) and the web and gRPC servers' stop (MAX - 2048),
+     * below the health monitor's (MAX - 512, which turns NOT_SERVING first). Spring stops phases from the highest down,
+     * each done before the next, so the drain ends before Tomcat's graceful shutdown whatever the beans' order; in a
+     * phase they shared, only the order the beans were registered in would decide.
+     */
+    static final int PHASE = Integer.MAX_VALUE - 768;
 
     private final AdmissionControl admission;
     private final EngineLoop engine;
@@ -87,6 +95,6 @@ public final class DrainLifecycle implements SmartLifecycle {
 
     @Override
     public int getPhase() {
-        return Integer.MAX_VALUE - 1024;
+        return PHASE;
     }
 }

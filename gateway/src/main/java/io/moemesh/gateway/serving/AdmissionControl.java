@@ -39,10 +39,7 @@ public final class AdmissionControl {
      */
     public AdmissionControl(int maxWaiting, double ratePerSecond, double burst, int maxPromptTokens, int maxNewTokens,
                             IntSupplier waiting, LongSupplier nanoClock) {
-        if (!(ratePerSecond >= 0) || Double.isInfinite(ratePerSecond) || !(burst >= 1) || Double.isInfinite(burst)) {
-            throw new IllegalArgumentException("the per-tenant rate must be finite and ≥ 0 and the burst finite and "
-                    + "≥ 1, got " + ratePerSecond + " and " + burst);
-        }
+        checkRateLimit(ratePerSecond, burst, "the per-tenant rate", "the per-tenant burst");
         this.maxWaiting = maxWaiting;
         this.ratePerSecond = ratePerSecond;
         this.burst = burst;
@@ -50,6 +47,24 @@ public final class AdmissionControl {
         this.maxNewTokens = maxNewTokens;
         this.waiting = waiting;
         this.nanoClock = nanoClock;
+    }
+
+    /**
+     * The per-tenant rate limit's rule, the one place it is checked (the gateway's properties check theirs with it at
+     * startup): a negative rate, a NaN or a burst below one request would switch the limit off or change it silently.
+     *
+     * @param rateName  how the caller names the rate in the message (its property)
+     * @param burstName how the caller names the burst
+     * @throws IllegalArgumentException naming the value that breaks it
+     */
+    public static void checkRateLimit(double ratePerSecond, double burst, String rateName, String burstName) {
+        if (!(ratePerSecond >= 0) || Double.isInfinite(ratePerSecond)) {
+            throw new IllegalArgumentException(rateName + " must be a finite number ≥ 0 (0 = no limit), got "
+                    + ratePerSecond);
+        }
+        if (!(burst >= 1) || Double.isInfinite(burst)) {
+            throw new IllegalArgumentException(burstName + " must be a finite number ≥ 1, got " + burst);
+        }
     }
 
     /**

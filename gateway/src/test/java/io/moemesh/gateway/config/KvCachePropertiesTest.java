@@ -89,21 +89,12 @@ class KvCachePropertiesTest {
                 .hasMessageContaining("moemesh.gateway.kvcache." + property);
     }
 
-    @ParameterizedTest(name = "threshold {0}, local {1}")
-    @CsvSource({"128, 7", "1, 0", "4096, 32"})
-    void attend_thatAFullPoolOffloads_isAccepted(int threshold, int local) {
-        // 8 blocks of 16 = 128 positions, and the defaults' edge: 256 blocks of 16 = 4096.
-        int blocks = threshold == 4096 ? 256 : 8;
-        new KvCacheProperties.Attend(true, threshold, local, null, null).checkPool(blocks, 16);
-    }
-
-    @ParameterizedTest(name = "threshold {0}, local {1}")
-    @CsvSource({"129, 0", "64, 8", "4096, 32"})
-    void attend_thatNoSequenceInThePoolEverReaches_isRefused_namingThePropertiesAndThePool(int threshold, int local) {
-        assertThatThrownBy(() -> new KvCacheProperties.Attend(true, threshold, local, null, null).checkPool(8, 16))
+    @Test
+    void attend_thatNoSequenceInThePoolEverReaches_isRefused_namingThePropertiesAndThePool() {
+        assertThat(new KvCacheProperties.Attend(true, 129, 0, null, null).neverOffloadsIn(8, 16))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("moemesh.gateway.kvcache.attend.threshold-tokens " + threshold)
-                .hasMessageContaining("moemesh.gateway.kvcache.attend.local-blocks " + local)
+                .hasMessageContaining("moemesh.gateway.kvcache.attend.threshold-tokens 129")
+                .hasMessageContaining("moemesh.gateway.kvcache.attend.local-blocks 0")
                 .hasMessageContaining("8 blocks of 16 tokens (128 positions")
                 .hasMessageContaining("threshold-tokens must be at most 128 and local-blocks at most 7");
     }

@@ -184,4 +184,46 @@ class OpenAiChunksTest {
             assertThat(entry).hasSize(5).containsKeys("a", "b", "</s>");
         }
     }
+
+    /** The byte-level token that is the single byte {@code b}. */
+    private static int byteLevel(int b) {
+        return IntStream.range(0, TOKENIZER.vocabSize())
+                .filter(id -> Arrays.equals(TOKENIZER.tokenBytes(id), new byte[] {(byte) b})).findFirst().orElseThrow();
+    }
+
+    /**
+     * After bytes that are not valid UTF-8 the offsets follow the text the decoder gives: a byte-level one makes E2 82
+     * one U+FFFD, a byte-fallback one a U+FFFD per byte of the run; a part of a character points where it would be.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void textOffset_afterBrokenCharacters_pointsIntoTheTextTheDecoderGives() {
+        int[][] byteLevel = {{byteLevel(0xE2), byteLevel(0x82)}, {byteLevel('A'), byteLevel(0xC3)},
+                {byteLevel(0xA9), byteLevel(0xF0), byteLevel('B')}};
+        int[][] byteFallback = {{llama("<0xE2>"), llama("<0x82>")}, {llama("A"), llama("<0xC3>")},
+                {llama("<0xA9>"), llama("<0xF0>"), llama("B")}};
+        for (Tokenizer t : List.of(TOKENIZER, LLAMA)) {
+            int[][] chunked = t == LLAMA ? byteFallback : byteLevel;
+            int[] all = Arrays.stream(chunked).flatMapToInt(Arrays::stream).toArray();
+            String text = t.decode(all, true);
+            assertThat(text).isEqualTo(t == LLAMA ? "\uFFFD\uFFFDA\uFFFD\uFFFD\uFFFDB" : "\uFFFDAé\uFFFDB");
+            OpenAiChunks chunks = new OpenAiChunks(false, "cmpl-test", "m", t);
+            List<String> tokens = new ArrayList<>();
+            List<Integer> offsets = new ArrayList<>();
+            for (int[] part : chunked) {
+                Map<String, Object> lp = logprobs(chunks, Arrays.stream(part).mapToObj(id -> step(id, -1, id)).toList());
+                tokens.addAll((List<String>) lp.get("tokens"));
+                offsets.addAll((List<Integer>) lp.get("text_offset"));
+            }
+            assertThat(tokens).containsExactly("bytes:\\xe2", "bytes:\\x82", "A", "bytes:\\xc3", "bytes:\\xa9",
+                    "bytes:\\xf0", "B");
+            // Byte-level: E2 82 = U+FFFD, A, C3 A9 = é, F0 = U+FFFD, B. Byte fallback: the run E2 82 is two U+FFFD,
+            // A, and the run C3 A9 F0 three (F0 breaks it, after its bytes were sent as é and a character to come), B.
+            assertThat(offsets).as(t == LLAMA ? "byte fallback" : "byte level")
+                    .containsExactlyElementsOf(t == LLAMA ? List.of(0, 0, 2, 3, 3, 4, 6) : List.of(0, 0, 1, 2, 2, 3, 4));
+            for (int i : new int[] {2, 6}) {
+                assertThat(text.startsWith(tokens.get(i), text.offsetByCodePoints(0, offsets.get(i)))).isTrue();
+            }
+        }
+    }
 }

@@ -9,7 +9,11 @@ import io.moemesh.model.engine.StepContext;
 import io.moemesh.model.engine.StepOutput;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -20,9 +24,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * pool runs out, the running sequence that arrived last (submitted last, whenever it was admitted) is preempted and
  * later recomputed from its tokens so far, so the oldest request always progresses (vLLM v1's order, by arrival
  * as its priority policy breaks ties, not by admission: a resumed sequence would otherwise be the next victim
- * again). A running prefill short of blocks takes a shorter chunk or preempts later arrivals, and no waiting
- * request is admitted in a step where a running one went short (vLLM v1 admits none after a preemption), so new
- * requests cannot take the blocks an admitted long prompt waits for.
+ * again). Running prefills take the step's budget in arrival order too, and a preempted sequence's tokens go back
+ * to it. A running prefill short of blocks takes a shorter chunk or preempts later arrivals (or, when an offload of
+ * its own blocks is in flight, waits for it), and no waiting request is admitted in a step where a running one went
+ * short (vLLM v1 admits none after a preemption), so new requests cannot take the blocks an admitted long prompt
+ * waits for.
  * Results never depend on batching: each sequence samples with its own generator. A {@link PrefixLoader} may hold
  * a sequence back from admission while its KV is fetched from another tier (others are admitted meanwhile).
  *
@@ -50,6 +56,13 @@ public final class StepScheduler {
     private volatile RuntimeException stopReason;
     /** This step a running sequence went short of KV blocks, or one was preempted: nothing is admitted. */
     private boolean kvShort;
+    /** Tokens the step being built may still take. */
+    private int budget;
+    /**
+     * This step a sequence ended or was preempted: the step did work even with an empty batch, and the caller steps
+     * again at once rather than wait as when idle (what changed may let another sequence run).
+     */
+    private boolean changed;
 
     /** Without prefix reuse, recomputing preempted sequences. */
     public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning) {
@@ -162,10 +175,12 @@ public final class StepScheduler {
     }
 
     /**
-     * One iteration. Returns false when there was nothing to do. An engine failure (e.g. no healthy replica of
-     * an expert) ends every sequence of that step with the error; the others continue.
+     * One iteration. Returns false when there was nothing to do: nothing ran, ended or was preempted (the caller may
+     * then wait for new work). An engine failure (e.g. no healthy replica of an expert) ends every sequence of that
+     * step with the error; the others continue.
      */
     public boolean step() {
+        changed = false;
         for (SequenceState s; (s = incoming.poll()) != null; ) {
             waiting.add(s);
         }
@@ -176,7 +191,7 @@ public final class StepScheduler {
         batch.clear();
         members.clear();
         kvShort = false;
-        int budget = stepTokenBudget;
+        budget = stepTokenBudget;
         for (SequenceState s : List.copyOf(running)) {
             if (s.decoding() && running.contains(s) && reserve(s, s.length())) {
                 batch.add(SequenceStep.decode(s.id, s.lastToken(), s.length() - 1, s.tenant));
@@ -184,21 +199,30 @@ public final class StepScheduler {
                 budget--;
             }
         }
-        // A copy: a prefill short of blocks may preempt later arrivals.
-        for (SequenceState s : List.copyOf(running)) {
-            if (!s.decoding() && budget > 0 && running.contains(s) && !members.contains(s)) {
-                budget -= addPrefill(s, budget);
+        // By arrival, not by admission (a resumed sequence is admitted after newer ones): the oldest prompt takes the
+        // budget first, and the later arrivals a prefill short of blocks may preempt are not in the batch yet. A
+        // copy: it may preempt them.
+        List<SequenceState> prefills = new ArrayList<>();
+        for (SequenceState s : running) {
+            if (!s.decoding()) {
+                prefills.add(s);
             }
         }
-        java.util.Set<SequenceState> loading = null;
+        prefills.sort(Comparator.comparingLong(s -> s.id));
+        for (SequenceState s : prefills) {
+            if (budget > 0 && running.contains(s) && !members.contains(s)) {
+                addPrefill(s);
+            }
+        }
+        Set<SequenceState> loading = null;
         while (!kvShort && budget > 0 && !waiting.isEmpty() && running.size() < maxRunning) {
-            SequenceState s = nextFair(loading);
+            SequenceState s = AdmissionOrder.next(waiting, running, loading);
             if (s == null) {
                 break;
             }
             if (!s.request.trace() && !loader.ready(s.id, s.context(0, s.prefillTarget()), s.tenant, s.admittedBefore())) {
                 if (loading == null) {
-                    loading = new java.util.HashSet<>();
+                    loading = new HashSet<>();
                 }
                 loading.add(s);
                 continue;
@@ -212,6 +236,7 @@ public final class StepScheduler {
                 cache.release(s.id);
                 waiting.remove(s);
                 loader.forget(s.id);
+                changed = true;
                 s.listener.onError(e);
                 continue;
             }
@@ -220,7 +245,7 @@ public final class StepScheduler {
             }
             waiting.remove(s);
             running.add(s);
-            budget -= addPrefill(s, budget);
+            addPrefill(s);
         }
         int prefillTokens = 0;
         for (SequenceStep st : batch) {
@@ -228,7 +253,7 @@ public final class StepScheduler {
         }
         lastPrefillTokens = prefillTokens;
         if (batch.isEmpty()) {
-            return false;
+            return changed;
         }
         List<StepOutput> outs;
         try {
@@ -260,45 +285,6 @@ public final class StepScheduler {
     /** Prefill tokens (prompt chunks and resume recomputation) in the last step's batch. */
     public int lastStepPrefillTokens() {
         return lastPrefillTokens;
-    }
-
-    /**
-     * FCFS with per-tenant fairness: a preempted sequence resumes first (it went back to the head of the queue, as
-     * vLLM re-queues preempted requests at the front), with tokens or still in its prompt; otherwise the oldest
-     * waiting request of the tenant with the fewest running sequences, so one tenant's burst cannot starve the
-     * others. Sequences in {@code skip} (still loading) are passed over; null when every waiting one is.
-     */
-    private SequenceState nextFair(java.util.Set<SequenceState> skip) {
-        SequenceState head = null;
-        for (SequenceState w : waiting) {
-            if (skip == null || !skip.contains(w)) {
-                head = w;
-                break;
-            }
-        }
-        if (head == null) {
-            return null;
-        }
-        if (head.admittedBefore()) {
-            return head;
-        }
-        java.util.Map<String, Integer> share = new java.util.HashMap<>();
-        for (SequenceState r : running) {
-            share.merge(r.tenant, 1, Integer::sum);
-        }
-        SequenceState best = head;
-        int bestShare = share.getOrDefault(head.tenant, 0);
-        for (SequenceState w : waiting) {
-            if (skip != null && skip.contains(w)) {
-                continue;
-            }
-            int sh = share.getOrDefault(w.tenant, 0);
-            if (sh < bestShare) {
-                best = w;
-                bestShare = sh;
-            }
-        }
-        return best;
     }
 
     /**
@@ -340,7 +326,8 @@ public final class StepScheduler {
         return (int) Math.max(0, Math.min(Math.min(budget, s.prefillTarget() - s.prefilled), room));
     }
 
-    private int addPrefill(SequenceState s, int budget) {
+    /** Adds the sequence's next prefill chunk to the batch, taking it from the budget (nothing when it gets none). */
+    private void addPrefill(SequenceState s) {
         int n = chunk(s, budget);
         if (n == 0) {
             // A completed offload moves the remote prefix on when the cache next reserves for the sequence.
@@ -355,11 +342,11 @@ public final class StepScheduler {
             } else {
                 outgrown(s);
             }
-            return 0;
+            return;
         }
         n = fit(s, n);
         if (n == 0) {
-            return 0;
+            return;
         }
         boolean last = s.prefilled + n == s.prefillTarget();
         SequenceStep.Logits logits = last && !s.resuming() ? SequenceStep.Logits.LAST : SequenceStep.Logits.NONE;
@@ -367,15 +354,17 @@ public final class StepScheduler {
         batch.add(new SequenceStep(s.id, tokens, s.prefilled, logits, s.request.trace() && !s.resuming(), s.tenant,
                 SequenceStep.Phase.PREFILL));
         members.add(s);
-        return n;
+        budget -= n;
     }
 
     /**
      * Reserves the next {@code n} prefill positions of {@code s}, or fewer: the chunk ends at the last block boundary
      * the pool can give now, so an admitted prompt takes blocks as they free instead of waiting for its whole chunk
-     * while others take them. With not one more position, it preempts running sequences that arrived after it,
-     * last first (vLLM v1: a running request preempts lower-priority ones for its blocks), never itself or an older
-     * one, which it waits for. Returns the positions reserved; 0 marks the step short (no admissions).
+     * while others take them. With not one more position it waits when an offload of its own blocks is in flight
+     * (that lets go of blocks at a coming step boundary, as {@link #reserve} waits for it), else preempts running
+     * sequences that arrived after it, last first (vLLM v1: a running request preempts lower-priority ones for its
+     * blocks), never itself or an older one, which it waits for; the chunk then grows by the budget their rows gave
+     * back. Returns the positions reserved; 0 marks the step short (no admissions).
      */
     private int fit(SequenceState s, int n) {
         int b = cache.blockTokens();
@@ -386,11 +375,15 @@ public final class StepScheduler {
                 }
             }
             kvShort = true;
+            if (cache.offloadPending(s.id)) {
+                return 0;
+            }
             SequenceState victim = lastArrived();
             if (victim.id <= s.id) {
                 return 0;
             }
             preempt(victim);
+            n = Math.max(n, chunk(s, budget));
         }
     }
 
@@ -402,13 +395,15 @@ public final class StepScheduler {
      */
     private boolean reserve(SequenceState s, int length) {
         while (!cache.ensureCapacity(s.id, length)) {
-            kvShort = true;
             if (cache.offloadPending(s.id)) {
                 // Its own offload lets go of blocks at a coming step boundary: wait for it, preempting nobody (a
-                // preemption of itself would release the offload, and its recompute start another).
+                // preemption of itself would release the offload, and its recompute start another). Nothing is
+                // admitted meanwhile, so no newcomer takes those blocks.
+                kvShort = true;
                 return false;
             }
             if ((long) length > (long) cache.poolPositions() + cache.remotePrefix(s.id)) {
+                // It ends, so the step is not short: its blocks are free for the others and for admissions now.
                 outgrown(s);
                 return false;
             }
@@ -462,12 +457,14 @@ public final class StepScheduler {
         running.remove(s);
         int at = members.indexOf(s);
         if (at >= 0) {
+            // Its rows leave the step: the budget they took is the others' again.
             members.remove(at);
-            batch.remove(at);
+            budget += batch.remove(at).tokens().length;
         }
         s.preempt();
         waiting.addFirst(s);
         kvShort = true;
+        changed = true;
     }
 
     private void advance(SequenceState s, SequenceStep step, StepOutput out) {
@@ -512,6 +509,7 @@ public final class StepScheduler {
         cache.release(s.id);
         running.remove(s);
         loader.forget(s.id);
+        changed = true;
     }
 
     private void endAll(RuntimeException reason) {
@@ -521,6 +519,7 @@ public final class StepScheduler {
         }
         for (SequenceState s; (s = waiting.poll()) != null; ) {
             loader.forget(s.id);
+            changed = true;
             s.listener.onError(reason);
         }
     }
@@ -529,19 +528,20 @@ public final class StepScheduler {
         for (SequenceState s : List.copyOf(running)) {
             if (s.cancelled()) {
                 finish(s);
-                s.listener.onError(new java.util.concurrent.CancellationException("cancelled"));
+                s.listener.onError(new CancellationException("cancelled"));
             } else if (s.stopRequested() && s.generatedCount() > 0) {
                 complete(s, FinishReason.STOP);
             } else if (s.stopRequested()) {
                 finish(s);
-                s.listener.onError(new java.util.concurrent.CancellationException("stopped before its first token"));
+                s.listener.onError(new CancellationException("stopped before its first token"));
             }
         }
         for (SequenceState s : List.copyOf(waiting)) {
             if (s.cancelled() || s.stopRequested() && s.generatedCount() == 0) {
                 waiting.remove(s);
                 loader.forget(s.id);
-                s.listener.onError(new java.util.concurrent.CancellationException("cancelled"));
+                changed = true;
+                s.listener.onError(new CancellationException("cancelled"));
             } else if (s.stopRequested()) {
                 // Preempted with tokens: it has a result (a trace included), which Handle.stop promises, as for a
                 // running one. complete() releases what it may still hold (a swapped-out or loading prefix).

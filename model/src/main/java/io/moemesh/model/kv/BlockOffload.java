@@ -41,6 +41,14 @@ public interface BlockOffload {
      * one of them is stored and pinned for the sequence, so attention over them can be asked for until {@link
      * #released}: only then does the cache let go of its copies. False (or an exceptional completion) when not: the
      * sequence stays local, and nothing this call pinned stays pinned.
+     *
+     * <p>The future must complete within a bounded time, with success or failure (the gateway's {@code
+     * AttendOffload} fails it after its offload-timeout), and the caller's engine loop should be woken when it does:
+     * while it is pending, a sequence of {@code seqId} short of room waits for it ({@link
+     * io.moemesh.model.engine.KvCache#offloadPending}) instead of being preempted or ended, and no request is admitted
+     * in a step where one waits. The cache and the scheduler do not time it out themselves: they have no clock (a
+     * step is not a unit of time) and the implementation knows its calls' deadlines. A future that never completes
+     * holds its sequence, and with it the blocks it holds, until the sequence is cancelled.
      */
     CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks);
 

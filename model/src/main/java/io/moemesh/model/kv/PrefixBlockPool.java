@@ -33,6 +33,11 @@ final class PrefixBlockPool {
     /** Per block with a hash: what it was computed from. */
     private final BlockLineage lineage;
     private final BlockLru lru;
+    /**
+     * {@link #importChain}'s held ancestors, nearest first: one array for the pool's life, not one per import on the
+     * engine thread (a chain has at most one block per pool block).
+     */
+    private final int[] ancestors;
     private volatile BlockSink sink = BlockSink.NONE;
     private volatile int cachedCount;
     private volatile long imported;
@@ -43,6 +48,7 @@ final class PrefixBlockPool {
         this.hashOf = new BlockHash[pool.totalBlocks()];
         this.lineage = new BlockLineage(pool.totalBlocks(), pool.blockTokens());
         this.lru = new BlockLru(pool.totalBlocks());
+        this.ancestors = new int[pool.totalBlocks()];
     }
 
     BlockPool pool() {
@@ -202,7 +208,6 @@ final class PrefixBlockPool {
             expectedParent = c.hash();
         }
         // Nearest ancestor first; bounded by the pool, though a chain's positions fall to 0 anyway.
-        int[] ancestors = new int[pool.totalBlocks()];
         int a = 0;
         for (BlockHash h = blocks.getFirst().parent(); h != null && a < ancestors.length; ) {
             Integer b = index.get(h);

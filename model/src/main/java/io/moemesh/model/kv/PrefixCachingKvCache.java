@@ -395,6 +395,15 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return offloader.offloadsWithin(totalBlocks()) ? Integer.MAX_VALUE : poolPositions();
     }
 
+    /**
+     * Whether {@code offload} would move blocks out of a sequence that fills this pool: with it set, the cache lifts
+     * its length bound ({@link #maxSequencePositions}); without, it would never offload anything a sequence needs to
+     * go past the pool. For a caller that refuses such an offload before setting it.
+     */
+    public boolean offloadsWhenFull(BlockOffload offload) {
+        return PrefixOffloader.offloadsWithin(offload, totalBlocks(), blockTokens());
+    }
+
     /** Whether an offload of the sequence's blocks is in flight: once it lands the pool has more room for it. */
     @Override
     public boolean offloadPending(long seqId) {

@@ -25,7 +25,12 @@ final class PrefixOffloader {
      * pool, whatever the offload: {@link BlockOffload#remoteBlocks} is only asked about lengths a sequence reached.
      */
     boolean offloadsWithin(int poolBlocks) {
-        int positions = (int) Math.min(Integer.MAX_VALUE, (long) poolBlocks * blocks.pool().blockTokens());
+        return offloadsWithin(offload, poolBlocks, blocks.pool().blockTokens());
+    }
+
+    /** {@link #offloadsWithin(int)} for {@code offload}, set or not. */
+    static boolean offloadsWithin(BlockOffload offload, int poolBlocks, int blockTokens) {
+        int positions = (int) Math.min(Integer.MAX_VALUE, (long) poolBlocks * blockTokens);
         return offload != BlockOffload.NONE && offload.remoteBlocks(positions) > 0;
     }
 

@@ -212,6 +212,22 @@ public final class Tokenizer {
     }
 
     /**
+     * The bytes the decoder spells token {@code id} as (byte-level characters, a {@code <0xNN>} byte-fallback
+     * token), or null for a token it leaves as text, a special token or an id without a token.
+     */
+    byte[] spelledBytes(int id) {
+        if (id < 0 || id >= idToToken.length || idToToken[id] == null || specialIds.contains(id) || decoder == null) {
+            return null;
+        }
+        return decoder.tokenBytes(idToToken[id]);
+    }
+
+    /** Where each token's text starts in a text, added token by token ({@link TextOffsets}): one per text. */
+    public TextOffsets textOffsets() {
+        return new TextOffsets(this, decoder);
+    }
+
+    /**
      * The text token {@code id} adds inside a text, as {@code decode([id], false)} spells it but without what the
      * decoder does only at the start or end of a text: a SentencePiece decoder (Metaspace, or Replace ▁ then Strip
      * one leading space) turns "▁is" into "is" alone but into " is" after other text, and per-token strings

@@ -53,6 +53,18 @@ final class Utf8 {
     }
 
     /**
+     * The sequence at {@code i} as {@link #decodeLossy} reads it, telling apart one that {@code n} cuts off: its
+     * length when well-formed; minus the length of the ill-formed subpart that becomes one U+FFFD; 0 when the bytes
+     * from {@code i} to {@code n} are the start of a well-formed sequence (more bytes may complete it, or prove it
+     * ill-formed: one code point with all of these bytes either way).
+     */
+    static int sequenceAt(byte[] b, int i, int n) {
+        int r = validSequenceLength(b, i, n);
+        int b0 = b[i] & 0xFF;
+        return r < 0 && b0 >= 0xC2 && b0 <= 0xF4 && i - r >= n ? 0 : r;
+    }
+
+    /**
      * Length of the well-formed sequence starting at {@code i}, or minus the length of the maximal ill-formed
      * subpart to replace with a single U+FFFD (mirrors core::str::lossy::Utf8Chunks).
      */

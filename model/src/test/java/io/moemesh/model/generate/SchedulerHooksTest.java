@@ -205,4 +205,46 @@ class SchedulerHooksTest {
                         TokenListener.NONE).getFirst().generatedIds());
         assertThat(pool.freeBlocks()).isEqualTo(5);
     }
+
+    @Test
+    void anOlderPrefillThatPreemptsANewerDecoder_getsTheBudgetItsRowGaveBack() {
+        // 5 blocks of 16, a budget of 33. The loader holds the older prompt back while the newer request is admitted
+        // (3 blocks); then the older one takes 32 positions (2 blocks) beside its decode, and its next chunk finds
+        // the pool full: it preempts the newer decoder, whose row leaves the step.
+        Recording cache = new Recording(new PagedKvCache(model.config().numLayers(), model.config().kvDim(), 16, 5));
+        boolean[] hold = {true};
+        long[] older = {-1};
+        PrefixLoader loader = (seqId, context, tenant, again) -> seqId != older[0] || !hold[0];
+        StepScheduler s = new StepScheduler(model.localEngine(), cache, 33, 4, PrefixSource.NONE,
+                PreemptionPolicy.RECOMPUTE, loader);
+        Outcome o = new Outcome();
+        Outcome d = new Outcome();
+        GenerationRequest olderRequest = new GenerationRequest(prompt(70), noEos(3), false);
+        GenerationRequest newerRequest = new GenerationRequest(prompt(33), noEos(12), false);
+        older[0] = s.submit(olderRequest, o).sequenceId();
+        long newer = s.submit(newerRequest, d).sequenceId();
+        s.step();
+        hold[0] = false;
+        s.step();
+        s.step();
+
+        StepContext third = cache.started.get(2);
+        assertThat(third.sequences()).as("the newer decoder was preempted").singleElement()
+                .satisfies(step -> assertThat(step.seqId()).isEqualTo(older[0]));
+        assertThat(third.rows()).as("the whole budget").isEqualTo(33);
+        run(s);
+        assertThat(o.result.generatedIds()).containsExactly(reference(olderRequest));
+        assertThat(d.result.generatedIds()).containsExactly(reference(newerRequest));
+        assertThat(newer).isGreaterThan(older[0]);
+        assertThat(cache.pool().freeBlocks()).isEqualTo(5);
+    }
+
+    private static SamplingParams noEos(int tokens) {
+        return new SamplingParams(0, 1, 0, java.util.OptionalLong.empty(), tokens, true);
+    }
+
+    private static int[] reference(GenerationRequest r) {
+        return new Generator(model.localEngine(), model.newCache(256), 512).generate(List.of(r), TokenListener.NONE)
+                .getFirst().generatedIds();
+    }
 }

@@ -16,6 +16,7 @@ import io.moemesh.model.generate.FinishReason;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.PreemptionPolicy;
+import io.moemesh.model.generate.PrefixLoader;
 import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.golden.TestModels;
@@ -391,6 +392,87 @@ class OffloadGenerationTest {
 
         assertThat(seen.result.generatedIds()).containsExactly(reference(r));
         assertThat(service.maxPrefix).isGreaterThanOrEqualTo(96);
+        assertThat(cache.audit()).isZero();
+    }
+
+    @Test
+    void aDecodeThatOutgrowsThePool_endsAndFreesItsBlocksForTheWaitingRequest_inThatStep_whichReportsWork() {
+        Service service = new Service(48, 2);
+        service.refuse = true;
+        PrefixCachingKvCache cache = pool(8, service);
+        // One running at a time: the short request waits for the long one's end.
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 1, cache, PreemptionPolicy.RECOMPUTE);
+        Seen longOne = new Seen();
+        Seen next = new Seen();
+        s.submit(greedy(prompt(60, 11), 120), longOne, "t");
+        GenerationRequest r = greedy(prompt(20, 10), 5);
+        s.submit(r, next, "t");
+
+        boolean worked = false;
+        for (int i = 0; i < 200 && longOne.result == null; i++) {
+            worked = s.step();
+        }
+
+        assertThat(longOne.result.finishReason()).isEqualTo(FinishReason.LENGTH);
+        assertThat(worked).as("the step that ended it did work").isTrue();
+        assertThat(next.tokens).as("admitted, prefilled and sampled in that same step").isOne();
+        runToIdle(s, 50);
+        assertThat(next.result.generatedIds()).containsExactly(reference(r));
+        assertThat(cache.audit()).isZero();
+    }
+
+    @Test
+    void aPromptShortOfBlocks_waitsForItsOwnOffloadInFlight_insteadOfPreemptingALaterArrival() {
+        List<CompletableFuture<Boolean>> held = new ArrayList<>();
+        boolean[] hold = {true};
+        Service service = new Service(48, 2) {
+            @Override
+            public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+                CompletableFuture<Boolean> stored = super.offload(seqId, blocks);
+                if (!hold[0]) {
+                    return stored;
+                }
+                CompletableFuture<Boolean> later = new CompletableFuture<>();
+                held.add(later);
+                return later;
+            }
+        };
+        PrefixCachingKvCache cache = pool(8, service);
+        List<Long> preempted = new ArrayList<>();
+        PreemptionPolicy recording = (seqId, tokens, tenant) -> {
+            preempted.add(seqId);
+            return PreemptionPolicy.Choice.RECOMPUTE;
+        };
+        // The loader holds the long prompt back one step, so the later request runs beside it (one block).
+        boolean[] loading = {true};
+        long[] longId = {-1};
+        PrefixLoader loader = (seqId, context, tenant, again) -> seqId != longId[0] || !loading[0];
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, recording, loader);
+        GenerationRequest longRequest = greedy(prompt(150, 13), 4);
+        GenerationRequest later = greedy(prompt(3, 14), 12);
+        Seen longOne = new Seen();
+        Seen laterOne = new Seen();
+        longId[0] = s.submit(longRequest, longOne, "t").sequenceId();
+        s.submit(later, laterOne, "t");
+        s.step();
+        loading[0] = false;
+        // Chunks of 31 beside the decode; its first offload (block 0) starts after 62 positions and is held; at 112
+        // positions the pool (7 blocks its, 1 the later request's) is full.
+        for (int i = 0; i < 8; i++) {
+            s.step();
+        }
+        assertThat(preempted).as("nobody preempted").isEmpty();
+        assertThat(service.offloads).isOne();
+        assertThat(longOne.tokens).isZero();
+        assertThat(laterOne.tokens).as("the later request decodes meanwhile").isEqualTo(9);
+
+        hold[0] = false;
+        held.forEach(f -> f.complete(true));
+        runToIdle(s, 200);
+
+        assertThat(preempted).isEmpty();
+        assertThat(longOne.result.generatedIds()).containsExactly(reference(longRequest));
+        assertThat(laterOne.result.generatedIds()).containsExactly(reference(later));
         assertThat(cache.audit()).isZero();
     }
 }

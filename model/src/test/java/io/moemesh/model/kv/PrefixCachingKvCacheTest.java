@@ -22,7 +22,11 @@ class PrefixCachingKvCacheTest {
         kv.assertAccounted();
     }
 
-    /** Wants every full block past {@code threshold} positions remote but {@code keepLocal}; never completes. */
+    /**
+     * Wants every full block past {@code threshold} positions remote but {@code keepLocal}; its offloads stay in
+     * flight (which {@link BlockOffload#offload} allows no real offload: these tests step the cache by hand, and no
+     * scheduler waits for them).
+     */
     private static BlockOffload policy(int threshold, int keepLocal) {
         return policy(threshold, keepLocal, false);
     }
@@ -50,6 +54,10 @@ class PrefixCachingKvCacheTest {
     @Test
     void maxSequencePositions_isThePool_unlessTheOffloadMovesBlocksOfASequenceThatFillsIt() {
         assertThat(kv.cache.maxSequencePositions()).isEqualTo(16 * B);
+        assertThat(kv.cache.offloadsWhenFull(policy(16 * B, 15))).isTrue();
+        assertThat(kv.cache.offloadsWhenFull(policy(16 * B + 1, 0))).isFalse();
+        assertThat(kv.cache.offloadsWhenFull(policy(1, 16))).isFalse();
+        assertThat(kv.cache.offloadsWhenFull(BlockOffload.NONE)).isFalse();
         kv.cache.setBlockOffload(policy(16 * B, 15));
         assertThat(kv.cache.maxSequencePositions()).as("offloads one block of a full pool")
                 .isEqualTo(Integer.MAX_VALUE);

@@ -305,7 +305,10 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         return server != null;
     }
 
-    /** Stops after web servers and before the beans the services use. */
+    /**
+     * Stops with the web server (Spring Boot's stop phase, after its graceful shutdown at MAX - 1024) and before the
+     * beans the services use.
+     */
     @Override
     public int getPhase() {
         return Integer.MAX_VALUE - 2048;
