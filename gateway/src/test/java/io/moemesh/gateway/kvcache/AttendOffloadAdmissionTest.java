@@ -3,23 +3,8 @@ package io.moemesh.gateway.kvcache;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.moemesh.gateway.support.TestCertificates;
-import io.moemesh.kvcache.block.BlockKey;
-import io.moemesh.kvcache.block.KvLayout;
-import io.moemesh.kvcache.grpc.KvCacheGrpcService;
-import io.moemesh.kvcache.metrics.KvCacheMetrics;
-import io.moemesh.kvcache.policy.LruPolicy;
-import io.moemesh.kvcache.serving.ServedModel;
-import io.moemesh.kvcache.serving.ServedModels;
-import io.moemesh.kvcache.tier.SsdConfig;
-import io.moemesh.kvcache.tier.SsdTier;
-import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.ModelFingerprint;
-import io.moemesh.service.grpc.GrpcServerLifecycle;
-import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -37,32 +22,19 @@ import org.junit.jupiter.api.io.TempDir;
  * block was forgotten by the write-back, the Pin was never sent, and the long sequence stayed local for good.
  */
 class AttendOffloadAdmissionTest {
-    private static final KvPayload SHAPE = WriteBackTest.LAYOUT;
     private static final ModelFingerprint MODEL = WriteBackTest.MODEL;
     @TempDir
     Path ssdDir;
-    private TieredKvStore store;
-    private ServedModels models;
-    private GrpcServerLifecycle server;
+    private LoopbackKvCache kv;
     private KvCacheClient client;
     private WriteBack writeBack;
     private AttendOffload offload;
 
     @BeforeEach
     void start() {
-        KvLayout layout = new KvLayout(SHAPE.layers(), SHAPE.kvHeads(), SHAPE.headDim(), SHAPE.blockTokens());
-        SsdTier ssd = SsdTier.open(SsdConfig.defaults(ssdDir, 1 << 20), layout, MODEL, new LruPolicy());
-        store = new TieredKvStore(layout, 1 << 20, new LruPolicy(), ssd, (key, hint) -> false, System::nanoTime);
-        models = new ServedModels(List.of(new ServedModel("declining", MODEL, 4, layout, store, ssd)));
-        server = new GrpcServerLifecycle("test-kvcache", "127.0.0.1", 0,
-                TestCertificates.credentials("expert-2").server(), 64 << 20, Duration.ofMillis(200),
-                List.of(new KvCacheGrpcService(models, new KvCacheMetrics(new SimpleMeterRegistry(), models))),
-                List.of(new PeerIdentityInterceptor()));
-        server.start();
-        String endpoint = "127.0.0.1:" + server.port();
-        client = new KvCacheClient(NettyChannelBuilder.forTarget(endpoint,
-                TestCertificates.credentials("gateway").channel()).build(), endpoint, MODEL, SHAPE, null);
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        kv = new LoopbackKvCache(ssdDir, "declining", (key, hint) -> false, List.of());
+        client = kv.client;
+        writeBack = kv.writeBack();
         offload = new AttendOffload(client, writeBack, 1, 0, Duration.ofSeconds(10), Duration.ofSeconds(30), 64);
     }
 
@@ -70,9 +42,7 @@ class AttendOffloadAdmissionTest {
     void stop() {
         offload.close();
         writeBack.close(Duration.ZERO);
-        client.close();
-        server.stop();
-        models.close();
+        kv.close();
     }
 
     @Test
@@ -87,10 +57,10 @@ class AttendOffloadAdmissionTest {
 
         assertThat(offloaded).isTrue();
         for (BlockContents b : seq) {
-            assertThat(store.isPinned(BlockKey.of(b.hash().bytes()))).as("block %d", b.chainPosition()).isTrue();
+            assertThat(kv.pinned(b)).as("block %d", b.chainPosition()).isTrue();
         }
         assertThat(offload.offloadedBlocks()).isEqualTo(3);
         assertThat(writeBack.declinedBlocks()).isEqualTo(3);
-        assertThat(store.stats().declined()).as("only the ordinary write-backs were asked").isEqualTo(3);
+        assertThat(kv.store.stats().declined()).as("only the ordinary write-backs were asked").isEqualTo(3);
     }
 }

@@ -15,27 +15,12 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.moemesh.gateway.support.TestCertificates;
-import io.moemesh.kvcache.block.BlockKey;
-import io.moemesh.kvcache.block.KvLayout;
-import io.moemesh.kvcache.grpc.KvCacheGrpcService;
-import io.moemesh.kvcache.metrics.KvCacheMetrics;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
-import io.moemesh.kvcache.policy.LruPolicy;
-import io.moemesh.kvcache.serving.ServedModel;
-import io.moemesh.kvcache.serving.ServedModels;
-import io.moemesh.kvcache.tier.SsdConfig;
-import io.moemesh.kvcache.tier.SsdTier;
-import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.proto.kvcache.v1.PinRequest;
 import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.UnpinRequest;
-import io.moemesh.service.grpc.GrpcServerLifecycle;
-import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.io.ByteArrayInputStream;
 import java.io.InputStream;
 import java.nio.file.Path;
@@ -64,15 +49,12 @@ import org.junit.jupiter.api.io.TempDir;
  * the Pin to reach the service rather than assume it did: the failure is the Pin's deadline, nothing before it.
  */
 class AttendOffloadPinFailureTest {
-    private static final KvPayload SHAPE = WriteBackTest.LAYOUT;
     private static final Duration OFFLOAD_TIMEOUT = Duration.ofSeconds(1);
     /** Longer than the offload timeout: the gateway has given up by then. */
     private static final Duration LATE = Duration.ofSeconds(3);
     @TempDir
     Path ssdDir;
-    private TieredKvStore store;
-    private ServedModels models;
-    private GrpcServerLifecycle server;
+    private LoopbackKvCache kv;
     private KvCacheClient client;
     private WriteBack writeBack;
     private AttendOffload offload;
@@ -90,19 +72,9 @@ class AttendOffloadPinFailureTest {
 
     @BeforeEach
     void start() {
-        KvLayout layout = new KvLayout(SHAPE.layers(), SHAPE.kvHeads(), SHAPE.headDim(), SHAPE.blockTokens());
-        SsdTier ssd = SsdTier.open(SsdConfig.defaults(ssdDir, 1 << 20), layout, WriteBackTest.MODEL, new LruPolicy());
-        store = new TieredKvStore(layout, 1 << 20, new LruPolicy(), ssd, AdmissionPolicy.ADMIT_ALL, System::nanoTime);
-        models = new ServedModels(List.of(new ServedModel("late", WriteBackTest.MODEL, 4, layout, store, ssd)));
-        server = new GrpcServerLifecycle("test-kvcache", "127.0.0.1", 0,
-                TestCertificates.credentials("expert-2").server(), 64 << 20, Duration.ofMillis(200),
-                List.of(new KvCacheGrpcService(models, new KvCacheMetrics(new SimpleMeterRegistry(), models))),
-                List.of(new LatePin(), new PeerIdentityInterceptor()));
-        server.start();
-        String endpoint = "127.0.0.1:" + server.port();
-        client = new KvCacheClient(NettyChannelBuilder.forTarget(endpoint,
-                TestCertificates.credentials("gateway").channel()).build(), endpoint, WriteBackTest.MODEL, SHAPE, null);
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        kv = new LoopbackKvCache(ssdDir, "late", AdmissionPolicy.ADMIT_ALL, List.of(new LatePin()));
+        client = kv.client;
+        writeBack = kv.writeBack();
         offload = new AttendOffload(client, writeBack, 1, 0, Duration.ofSeconds(10), OFFLOAD_TIMEOUT, 64);
         warmUp();
     }
@@ -123,14 +95,12 @@ class AttendOffloadPinFailureTest {
     void stop() {
         offload.close();
         writeBack.close(Duration.ZERO);
-        client.close();
-        server.stop();
+        kv.close();
         timer.shutdownNow();
-        models.close();
     }
 
     private boolean pinned(BlockContents b) {
-        return store.isPinned(BlockKey.of(b.hash().bytes()));
+        return kv.pinned(b);
     }
 
     @Test
@@ -166,7 +136,7 @@ class AttendOffloadPinFailureTest {
         assertThat(unpinIds).as("the gateway unpinned the failed Pin's id").isNotEmpty()
                 .containsOnly(pinIds.getFirst());
         assertThat(seq).as("the blocks were stored")
-                .allMatch(b -> store.contains(BlockKey.of(b.hash().bytes())));
+                .allMatch(b -> kv.stored(b));
     }
 
     /**

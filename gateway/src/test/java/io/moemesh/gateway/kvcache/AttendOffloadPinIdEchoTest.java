@@ -10,26 +10,11 @@ import io.grpc.Metadata;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.moemesh.gateway.support.TestCertificates;
-import io.moemesh.kvcache.block.BlockKey;
-import io.moemesh.kvcache.block.KvLayout;
-import io.moemesh.kvcache.grpc.KvCacheGrpcService;
-import io.moemesh.kvcache.metrics.KvCacheMetrics;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
-import io.moemesh.kvcache.policy.LruPolicy;
-import io.moemesh.kvcache.serving.ServedModel;
-import io.moemesh.kvcache.serving.ServedModels;
-import io.moemesh.kvcache.tier.SsdConfig;
-import io.moemesh.kvcache.tier.SsdTier;
-import io.moemesh.kvcache.tier.TieredKvStore;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.proto.kvcache.v1.PinRequest;
 import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.UnpinRequest;
-import io.moemesh.service.grpc.GrpcServerLifecycle;
-import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -50,12 +35,9 @@ import org.junit.jupiter.api.io.TempDir;
  * nothing: the blocks stayed pinned until it restarted.
  */
 class AttendOffloadPinIdEchoTest {
-    private static final KvPayload SHAPE = WriteBackTest.LAYOUT;
     @TempDir
     Path ssdDir;
-    private TieredKvStore store;
-    private ServedModels models;
-    private GrpcServerLifecycle server;
+    private LoopbackKvCache kv;
     private KvCacheClient client;
     private WriteBack writeBack;
     private AttendOffload offload;
@@ -68,19 +50,9 @@ class AttendOffloadPinIdEchoTest {
 
     @BeforeEach
     void start() {
-        KvLayout layout = new KvLayout(SHAPE.layers(), SHAPE.kvHeads(), SHAPE.headDim(), SHAPE.blockTokens());
-        SsdTier ssd = SsdTier.open(SsdConfig.defaults(ssdDir, 1 << 20), layout, WriteBackTest.MODEL, new LruPolicy());
-        store = new TieredKvStore(layout, 1 << 20, new LruPolicy(), ssd, AdmissionPolicy.ADMIT_ALL, System::nanoTime);
-        models = new ServedModels(List.of(new ServedModel("echo", WriteBackTest.MODEL, 4, layout, store, ssd)));
-        server = new GrpcServerLifecycle("test-kvcache", "127.0.0.1", 0,
-                TestCertificates.credentials("expert-2").server(), 64 << 20, Duration.ofMillis(200),
-                List.of(new KvCacheGrpcService(models, new KvCacheMetrics(new SimpleMeterRegistry(), models))),
-                List.of(new Versions(), new PeerIdentityInterceptor()));
-        server.start();
-        String endpoint = "127.0.0.1:" + server.port();
-        client = new KvCacheClient(NettyChannelBuilder.forTarget(endpoint,
-                TestCertificates.credentials("gateway").channel()).build(), endpoint, WriteBackTest.MODEL, SHAPE, null);
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        kv = new LoopbackKvCache(ssdDir, "echo", AdmissionPolicy.ADMIT_ALL, List.of(new Versions()));
+        client = kv.client;
+        writeBack = kv.writeBack();
         offload = new AttendOffload(client, writeBack, 1, 0, Duration.ofSeconds(10), Duration.ofSeconds(30), 64);
     }
 
@@ -88,13 +60,11 @@ class AttendOffloadPinIdEchoTest {
     void stop() {
         offload.close();
         writeBack.close(Duration.ZERO);
-        client.close();
-        server.stop();
-        models.close();
+        kv.close();
     }
 
     private boolean pinned(BlockContents b) {
-        return store.isPinned(BlockKey.of(b.hash().bytes()));
+        return kv.pinned(b);
     }
 
     private static List<ByteString> hashes(List<BlockContents> blocks) {
