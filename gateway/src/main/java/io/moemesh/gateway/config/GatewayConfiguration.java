@@ -33,6 +33,7 @@ import io.moemesh.gateway.serving.GenerationService;
 import io.moemesh.gateway.serving.IntakeLimiter;
 import io.moemesh.gateway.serving.PromptLimits;
 import io.moemesh.gateway.serving.SequenceCaps;
+import io.moemesh.gateway.serving.ServingClock;
 import io.moemesh.gateway.serving.ServingMetrics;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
@@ -347,10 +348,17 @@ public class GatewayConfiguration {
                 a.maxChatMessages());
     }
 
+    /** The clock of request times (arrival, tokens); a test may give its own. */
+    @Bean
+    ServingClock servingClock() {
+        return ServingClock.SYSTEM;
+    }
+
     @Bean
     GenerationService generationService(EngineLoop loop, MoeModel model, AdmissionControl admission, MeterRegistry meters,
                                         DispatchTraces traces, Optional<MeshExpertDispatch> mesh,
-                                        Optional<PlacementSource> source, Optional<AttendOffload> attend) {
+                                        Optional<PlacementSource> source, Optional<AttendOffload> attend,
+                                        ServingClock clock) {
         // With expert services, nothing is admitted before a placement is applied (a router may not have sent one).
         Runnable ready = mesh.isEmpty() ? () -> { } : () -> {
             if (!mesh.get().hasPlacement()) {
@@ -358,7 +366,7 @@ public class GatewayConfiguration {
             }
         };
         // With attend offload, a sequence whose offload failed ends where the local pool does (the cache's bound is lifted).
-        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters), traces, ready,
+        return new GenerationService(loop, model.tokenizer(), admission, new ServingMetrics(meters, clock), traces, ready,
                 attend.<SequenceCaps>map(o -> o).orElse(SequenceCaps.NONE));
     }
 
@@ -374,9 +382,9 @@ public class GatewayConfiguration {
 
     @Bean
     FilterRegistrationBean<PublicApiFilter> publicApiFilter(ApiKeys keys, JsonMapper json, GatewayProperties p,
-                                                            IntakeLimiter intake) {
+                                                            IntakeLimiter intake, ServingClock clock) {
         FilterRegistrationBean<PublicApiFilter> r = new FilterRegistrationBean<>(
-                new PublicApiFilter(keys, json, p.admission().maxRequestBytes(), intake));
+                new PublicApiFilter(keys, json, p.admission().maxRequestBytes(), intake, clock));
         r.setOrder(Ordered.HIGHEST_PRECEDENCE + 10);
         return r;
     }
@@ -388,11 +396,12 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys) {
+    GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys,
+                                   ServingClock clock) {
         // The public API authenticates clients by API key; moemesh.gateway.tls is for the channels to experts only.
         // The arrival interceptor is last: it runs first, so a call's arrival is taken before anything else.
         return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
                 p.admission().maxRequestBytes(), SERVERS_STOP_GRACE, List.of(service.guarded()),
-                List.of(new AuthInterceptor(keys), new ArrivalInterceptor()));
+                List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock)));
     }
 }

@@ -3,6 +3,7 @@ package io.moemesh.gateway.http;
 import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.serving.IntakeLimiter;
 import io.moemesh.gateway.serving.OverloadedException;
+import io.moemesh.gateway.serving.ServingClock;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.http.HttpServletRequest;
@@ -44,8 +45,11 @@ public final class PublicApiFilter extends OncePerRequestFilter {
     private final JsonMapper json;
     private final long maxRequestBytes;
     private final IntakeLimiter intake;
+    private final ServingClock clock;
 
-    public PublicApiFilter(ApiKeys keys, JsonMapper json, long maxRequestBytes, IntakeLimiter intake) {
+    public PublicApiFilter(ApiKeys keys, JsonMapper json, long maxRequestBytes, IntakeLimiter intake,
+                           ServingClock clock) {
+        this.clock = clock;
         this.keys = keys;
         this.json = json;
         this.maxRequestBytes = maxRequestBytes;
@@ -63,7 +67,7 @@ public final class PublicApiFilter extends OncePerRequestFilter {
     protected void doFilterInternal(HttpServletRequest req, HttpServletResponse res, FilterChain chain)
             throws ServletException, IOException {
         // The request's arrival (TTFT and E2E start here): its body is read, parsed and tokenized after this.
-        req.setAttribute(RequestIds.ARRIVAL_ATTRIBUTE, System.nanoTime());
+        req.setAttribute(RequestIds.ARRIVAL_ATTRIBUTE, clock.getAsLong());
         String given = req.getHeader(RequestIds.HEADER);
         String id = given != null && SANE_ID.matcher(given).matches() ? given : UUID.randomUUID().toString();
         req.setAttribute(RequestIds.ATTRIBUTE, id);

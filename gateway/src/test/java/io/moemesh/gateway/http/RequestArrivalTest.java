@@ -1,6 +1,7 @@
 package io.moemesh.gateway.http;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
@@ -11,6 +12,7 @@ import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import io.moemesh.gateway.serving.ServingClock;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
@@ -25,24 +27,57 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.context.TestConfiguration;
 import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Primary;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * TTFT counts from the request's arrival at the API (docs/metrics.md): a client that sends its headers, then its
  * body or message only after a pause, gets a TTFT that includes the pause, over HTTP and over gRPC (counted from
- * the request's submit, it was a few milliseconds). Checked against half the pause: the headers take a moment to
- * reach the API too.
+ * the request's submit, it was a few milliseconds). The pause is placed on the gateway's {@link ServingClock}, not
+ * slept: once the gateway has read the clock for the arrival (the headers are in), the clock moves on by the pause,
+ * then the rest is sent.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class RequestArrivalTest {
     private static final String MODEL = TestModels.MIXTRAL;
-    /** The client's own pause between its headers and the rest: the input of the test, not a wait for a condition. */
+    /** The client's pause between its headers and the rest, on the gateway's clock. */
     private static final Duration PAUSE = Duration.ofSeconds(1);
+
+    /** The system clock moved on by {@link #advance}, counting its reads (an arrival is one). */
+    static final class SteppedClock implements ServingClock {
+        final AtomicLong offset = new AtomicLong();
+        final AtomicInteger reads = new AtomicInteger();
+
+        @Override
+        public long getAsLong() {
+            reads.incrementAndGet();
+            return System.nanoTime() + offset.get();
+        }
+
+        /** Once the gateway has read the clock after {@code readsBefore} reads, moves it on by {@code by}. */
+        void advanceAfterARead(int readsBefore, Duration by) {
+            await().atMost(Duration.ofSeconds(30)).until(() -> reads.get() > readsBefore);
+            offset.addAndGet(by.toNanos());
+        }
+    }
+
+    @TestConfiguration
+    static class Clock {
+        @Bean
+        @Primary
+        SteppedClock steppedClock() {
+            return new SteppedClock();
+        }
+    }
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) {
@@ -56,6 +91,8 @@ class RequestArrivalTest {
     GrpcServerLifecycle grpc;
     @Autowired
     MeterRegistry meters;
+    @Autowired
+    SteppedClock clock;
 
     private Timer ttft() {
         return meters.get("moemesh.gateway.time.to.first.token").timer();
@@ -69,10 +106,11 @@ class RequestArrivalTest {
         byte[] body = ("{\"model\":\"" + MODEL + "\",\"prompt\":\"hello\",\"max_tokens\":2}").getBytes(StandardCharsets.UTF_8);
         try (Socket s = new Socket("127.0.0.1", port)) {
             OutputStream out = s.getOutputStream();
+            int reads = clock.reads.get();
             out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                     + "Content-Length: " + body.length + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
             out.flush();
-            Thread.sleep(PAUSE);
+            clock.advanceAfterARead(reads, PAUSE);
             out.write(body);
             out.flush();
             InputStream in = s.getInputStream();
@@ -98,6 +136,7 @@ class RequestArrivalTest {
             MethodDescriptor<GenerateRequest, GenerateResponse> generate = GatewayServiceGrpc.getGenerateMethod()
                     .toBuilder().setType(MethodDescriptor.MethodType.BIDI_STREAMING).build();
             ClientCall<GenerateRequest, GenerateResponse> call = channel.newCall(generate, CallOptions.DEFAULT);
+            int reads = clock.reads.get();
             CompletableFuture<Status> done = new CompletableFuture<>();
             call.start(new ClientCall.Listener<>() {
                 @Override
@@ -107,7 +146,7 @@ class RequestArrivalTest {
             }, new Metadata());
             call.request(Integer.MAX_VALUE);
             // The message follows the pause.
-            Thread.sleep(PAUSE);
+            clock.advanceAfterARead(reads, PAUSE);
             call.sendMessage(GenerateRequest.newBuilder().setPrompt("hello")
                     .setSampling(SamplingParams.newBuilder().setMaxTokens(2)).build());
             call.halfClose();
