@@ -150,6 +150,33 @@ class OffloadGenerationTest {
         }
     }
 
+    /** A service whose offloads stay in flight until {@link #land}; the ones after it complete as stored. */
+    private static final class HeldService extends Service {
+        private final List<CompletableFuture<Boolean>> held = new ArrayList<>();
+        private boolean holding = true;
+
+        HeldService(int threshold) {
+            super(threshold, 2);
+        }
+
+        @Override
+        public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+            CompletableFuture<Boolean> stored = super.offload(seqId, blocks);
+            if (!holding) {
+                return stored;
+            }
+            CompletableFuture<Boolean> later = new CompletableFuture<>();
+            held.add(later);
+            return later;
+        }
+
+        /** The offloads in flight land as stored; later ones are not held. */
+        void land() {
+            holding = false;
+            held.forEach(f -> f.complete(true));
+        }
+    }
+
     private static final class Seen implements SequenceListener {
         GenerationResult result;
         Throwable error;
@@ -354,21 +381,8 @@ class OffloadGenerationTest {
 
     @Test
     void aDecodeThatFilledThePool_waitsForItsOffloadInFlight_withoutPreemptingItself_thenGoesOn() {
-        List<CompletableFuture<Boolean>> held = new ArrayList<>();
-        boolean[] hold = {true};
         // The threshold is the pool's 128 positions: the offload starts when the sequence has filled it.
-        Service service = new Service(128, 2) {
-            @Override
-            public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
-                CompletableFuture<Boolean> stored = super.offload(seqId, blocks);
-                if (!hold[0]) {
-                    return stored;
-                }
-                CompletableFuture<Boolean> later = new CompletableFuture<>();
-                held.add(later);
-                return later;
-            }
-        };
+        HeldService service = new HeldService(128);
         PrefixCachingKvCache cache = pool(8, service);
         StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
         GenerationRequest r = greedy(prompt(100, 12), 60);
@@ -386,8 +400,7 @@ class OffloadGenerationTest {
         assertThat(service.released).as("not preempted").isEmpty();
         assertThat(service.offloads).isOne();
 
-        hold[0] = false;
-        held.forEach(f -> f.complete(true));
+        service.land();
         runToIdle(s, 200);
 
         assertThat(seen.result.generatedIds()).containsExactly(reference(r));
@@ -423,20 +436,7 @@ class OffloadGenerationTest {
 
     @Test
     void aPromptShortOfBlocks_waitsForItsOwnOffloadInFlight_insteadOfPreemptingALaterArrival() {
-        List<CompletableFuture<Boolean>> held = new ArrayList<>();
-        boolean[] hold = {true};
-        Service service = new Service(48, 2) {
-            @Override
-            public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
-                CompletableFuture<Boolean> stored = super.offload(seqId, blocks);
-                if (!hold[0]) {
-                    return stored;
-                }
-                CompletableFuture<Boolean> later = new CompletableFuture<>();
-                held.add(later);
-                return later;
-            }
-        };
+        HeldService service = new HeldService(48);
         PrefixCachingKvCache cache = pool(8, service);
         List<Long> preempted = new ArrayList<>();
         PreemptionPolicy recording = (seqId, tokens, tenant) -> {
@@ -466,8 +466,7 @@ class OffloadGenerationTest {
         assertThat(longOne.tokens).isZero();
         assertThat(laterOne.tokens).as("the later request decodes meanwhile").isEqualTo(9);
 
-        hold[0] = false;
-        held.forEach(f -> f.complete(true));
+        service.land();
         runToIdle(s, 200);
 
         assertThat(preempted).isEmpty();
