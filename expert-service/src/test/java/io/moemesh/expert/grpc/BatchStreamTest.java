@@ -8,12 +8,7 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.moemesh.expert.assignment.Assignment;
 import io.moemesh.expert.assignment.AssignmentManager;
-import io.moemesh.expert.backend.BatchInput;
-import io.moemesh.expert.backend.ExpertBackend;
-import io.moemesh.expert.backend.ExpertLookup;
 import io.moemesh.expert.backend.ExpertModel;
-import io.moemesh.expert.backend.LoadedExpert;
-import io.moemesh.expert.backend.NoOpExpertBackend;
 import io.moemesh.expert.batch.BatchProcessor;
 import io.moemesh.expert.batch.LoadTracker;
 import io.moemesh.expert.metrics.ExpertMetrics;
@@ -66,29 +61,7 @@ class BatchStreamTest {
 
     @Test
     void messageDeliveredAfterTheStopEndedTheStream_isDropped_notComputed_andItsArrayGoesBackToThePool() {
-        NoOpExpertBackend noop = new NoOpExpertBackend(64);
-        ExpertBackend held = new ExpertBackend() {
-            @Override
-            public String name() {
-                return "held";
-            }
-
-            @Override
-            public LoadedExpert load(ExpertKey key) {
-                return noop.load(key);
-            }
-
-            @Override
-            public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException(e);
-                }
-                noop.compute(batch, experts, out);
-            }
-        };
+        HeldBackend held = new HeldBackend(new CountDownLatch(1), release);
         ResidentSet resident = new ResidentSet(Long.MAX_VALUE, held::load, model.config().numLayers());
         Assignment all = Assignment.of(0, IntStream.range(0, 4 * 8).mapToObj(i -> new ExpertKey(i / 8, i % 8))
                 .toList());

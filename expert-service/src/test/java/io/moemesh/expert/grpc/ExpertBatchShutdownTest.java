@@ -17,12 +17,7 @@ import io.moemesh.expert.assignment.Assignment;
 import io.moemesh.expert.assignment.AssignmentManager;
 import io.moemesh.expert.assignment.PlacerPolicy;
 import io.moemesh.expert.assignment.Prefetcher;
-import io.moemesh.expert.backend.BatchInput;
-import io.moemesh.expert.backend.ExpertBackend;
-import io.moemesh.expert.backend.ExpertLookup;
 import io.moemesh.expert.backend.ExpertModel;
-import io.moemesh.expert.backend.LoadedExpert;
-import io.moemesh.expert.backend.NoOpExpertBackend;
 import io.moemesh.expert.batch.BatchProcessor;
 import io.moemesh.expert.batch.LoadTracker;
 import io.moemesh.expert.metrics.ExpertMetrics;
@@ -91,36 +86,9 @@ class ExpertBatchShutdownTest {
         });
     }
 
-    /** The noop backend whose computes wait for {@code release} (each signals {@code computing} first). */
-    private record Held(CountDownLatch computing, CountDownLatch release) implements ExpertBackend {
-        private static final NoOpExpertBackend NOOP = new NoOpExpertBackend(64);
-
-        @Override
-        public String name() {
-            return "held";
-        }
-
-        @Override
-        public LoadedExpert load(ExpertKey key) {
-            return NOOP.load(key);
-        }
-
-        @Override
-        public void compute(BatchInput batch, ExpertLookup experts, float[] out) {
-            computing.countDown();
-            try {
-                release.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException(e);
-            }
-            NOOP.compute(batch, experts, out);
-        }
-    }
-
     @Test
     void stop_answersTheBatchesAStreamTook_thenEndsEveryStreamUnavailable_longBeforeTheGrace() throws Exception {
-        Held backend = new Held(new CountDownLatch(1), new CountDownLatch(1));
+        HeldBackend backend = new HeldBackend(new CountDownLatch(1), new CountDownLatch(1));
         ResidentSet resident = new ResidentSet(Long.MAX_VALUE, backend::load, model.config().numLayers());
         Assignment all = Assignment.of(0, IntStream.range(0, 4 * 8).mapToObj(i -> new ExpertKey(i / 8, i % 8)).toList());
         AssignmentManager assignments = new AssignmentManager(model, "expert-0", resident, all, Duration.ofSeconds(10),
