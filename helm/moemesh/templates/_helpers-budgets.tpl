@@ -6,7 +6,7 @@ MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION under any name Spring reads it from, el
 when compaction never runs, either because that fraction is 0 or because MOEMESH_KVCACHE_COMPACTION_PERIOD is 0
 (KvCacheBackground schedules no compaction then): dead space is never reclaimed, whatever the fraction says. */}}
 {{- define "moemesh.kvcache.liveFraction" -}}
-{{- $period := include "moemesh.envSeconds" (dict "env" .Values.kvcache.env "name" "MOEMESH_KVCACHE_COMPACTION_PERIOD" "default" 60 "value" "kvcache.env" "use" "0 turns compaction off, which the chart's SSD volume check and startup budget account for") | int64 }}
+{{- $period := include "moemesh.envSeconds" (dict "env" .Values.kvcache.env "name" "MOEMESH_KVCACHE_COMPACTION_PERIOD" "default" 60 "value" "kvcache.env" "use" "0 turns compaction off, which the chart's SSD volume check accounts for") | int64 }}
 {{- if eq $period 0 }}
 {{- 0.0 }}
 {{- else }}
@@ -20,34 +20,22 @@ the service's 256 MiB), a float64, printed: the segment being written comes on t
 {{- include "moemesh.envSetting" (dict "env" .Values.kvcache.env "name" "MOEMESH_KVCACHE_SEGMENT_BYTES") | default "268435456" | float64 }}
 {{- end }}
 
-{{/* Bytes the kvcache's segment files may hold, a float64, printed. Compaction keeps a sealed segment until less
-than the live fraction of it is live, so the sealed segments may hold ssdBytes ÷ that fraction; a stop then demotes
-the whole DRAM tier to SSD (ServedModels.close), up to dramBytes more records written without a compaction in
-between (the SSD tier evicts to keep ssdBytes live, which only adds dead space); and the segment being written comes
-on top. With compaction off (moemesh.kvcache.liveFraction 0) nothing bounds them but the volume. */}}
-{{- define "moemesh.kvcache.fileBytes" -}}
-{{- $k := .Values.kvcache }}
-{{- $fraction := float64 (include "moemesh.kvcache.liveFraction" .) }}
-{{- if gt $fraction 0.0 }}
-{{- addf (divf (float64 $k.ssdBytes) $fraction) (float64 $k.dramBytes) (float64 (include "moemesh.kvcache.segmentBytes" .)) }}
-{{- else }}
-{{- include "moemesh.quantityBytes" $k.persistence.size }}
-{{- end }}
-{{- end }}
-
-{{/* Seconds the kvcache's startup probe allows: kvcache.startupProbeSeconds, or else derived from the SSD tier.
-Before its actuator answers, the service rebuilds its index by reading and CRC-checking every record of the
-segment files (SsdTier.open), and those may hold moemesh.kvcache.fileBytes: ssdBytes ÷ the compaction live
-fraction, plus the DRAM tier the last stop demoted, plus one segment (the whole volume with compaction off). The
-budget reads them at 100 MB/s, the slowest volume assumed (network block storage; a local NVMe reads GB/s), plus
-120 s for the JVM, Spring and the model's config: 1066 s with the defaults (94.6 GB). A fixed budget below the scan
-kills the pod mid-scan, and the next start scans again: a crash loop. */}}
+{{/* Seconds the kvcache's startup probe allows: kvcache.startupProbeSeconds, or else derived from the SSD volume.
+Before its actuator answers, the service rebuilds its index by reading and CRC-checking every record of the segment
+files (SsdTier.open), and only then evicts down to its ssdBytes. So the scan reads what the volume holds, which the
+current ssdBytes, dramBytes and compaction do not bound: the files were written under the values of the release
+before (the volume outlives upgrades, and a reinstall's StatefulSet adopts the claims the last one left), and from
+the defaults an upgrade to ssdBytes 1e10 would allow 366 s for a 94.6 GB scan, the pod killed mid-scan and every
+restart scanning from zero again: a crash loop. The budget reads the whole volume, kvcache.persistence.size, which
+is fixed once installed (an upgrade or a reinstall with another size fails, moemesh.kvcache.checkLiveVolume), at
+100 MB/s, the slowest volume assumed (network block storage; a local NVMe reads GB/s), plus 120 s for the JVM, Spring
+and the model's config: 1194 s with the defaults (100Gi). */}}
 {{- define "moemesh.kvcache.startupSeconds" -}}
 {{- $k := .Values.kvcache }}
 {{- if $k.startupProbeSeconds }}
 {{- int64 $k.startupProbeSeconds }}
 {{- else }}
-{{- add 120 (ceil (divf (float64 (include "moemesh.kvcache.fileBytes" .)) 1e8) | int64) }}
+{{- add 120 (ceil (divf (float64 (include "moemesh.quantityBytes" $k.persistence.size)) 1e8) | int64) }}
 {{- end }}
 {{- end }}
 
@@ -127,10 +115,13 @@ close and the exit. 80 s with the defaults. The CLI's `down` gives a gateway the
 storage class than kvcache.persistence asks for. Kubernetes refuses every change of a StatefulSet's
 volumeClaimTemplates ("Forbidden: updates to statefulset spec for fields other than ..."), so such an upgrade would
 fail half-way, and raising the size is what the chart's own volume check suggests; this says what to do instead
-(docs/kubernetes.md, "Changing the kvcache volume"). Checked on upgrades only (a first install creates the
-StatefulSet), and only where lookup reaches the cluster (not in helm template, lint or client-side dry runs). */}}
+(docs/kubernetes.md, "Changing the kvcache volume"). On a first install there is no StatefulSet, but there may be
+the claims an uninstalled release left: moemesh.kvcache.checkLeftClaims. Only where lookup reaches the cluster (not
+in helm template, lint or client-side dry runs). */}}
 {{- define "moemesh.kvcache.checkLiveVolume" -}}
-{{- if .Release.IsUpgrade }}
+{{- if not .Release.IsUpgrade }}
+{{- include "moemesh.kvcache.checkLeftClaims" . }}
+{{- else }}
 {{- $k := .Values.kvcache }}
 {{- $name := include "moemesh.componentName" (dict "root" . "component" "kvcache") }}
 {{- $ns := .Release.Namespace }}
@@ -154,6 +145,39 @@ StatefulSet), and only where lookup reaches the cluster (not in helm template, l
 {{- fail (printf "kvcache.persistence.storageClassName (%q) differs from the SSD volumes' storage class of the installed StatefulSet %s (%q), and Kubernetes refuses to change a StatefulSet's volumeClaimTemplates (the upgrade would fail with \"Forbidden: updates to statefulset spec\"). A volume cannot change its class: keep kvcache.persistence.storageClassName at %q, or replace the volumes (each pod's cache starts empty): kubectl -n %s delete statefulset %s --cascade=orphan; %s; then, one pod at a time, kubectl -n %s delete pvc %s --wait=false and delete its pod, which comes back with a volume of the new class. docs/kubernetes.md, \"Changing the kvcache volume\"" $wantClass $name $liveClass $liveClass $ns $name $again $ns $pvcs) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Fails when a first install's kvcache StatefulSet would adopt an existing SSD claim (lookup) of another size
+than kvcache.persistence.size, or of another storage class than a set kvcache.persistence.storageClassName.
+helm uninstall leaves a StatefulSet's claims behind, and a StatefulSet claims ssd-<name>-<ordinal> again by name,
+whatever its template asks: on a smaller volume the tier the values size for persistence.size (ssdBytes, the volume
+check in moemesh.validate) runs out of space; a larger one may hold more than the startup budget reads
+(moemesh.kvcache.startupSeconds), so the pod would be killed mid-scan, over and over. Checked for the ordinals the
+install starts (kvcache.replicas). A claim without a storage class set in the values got the cluster's default
+class when it was made, which the chart cannot name: its class is compared only when the values set one. */}}
+{{- define "moemesh.kvcache.checkLeftClaims" -}}
+{{- $k := .Values.kvcache }}
+{{- $name := include "moemesh.componentName" (dict "root" . "component" "kvcache") }}
+{{- $ns := .Release.Namespace }}
+{{- $want := float64 (include "moemesh.quantityBytes" $k.persistence.size) }}
+{{- $wantClass := $k.persistence.storageClassName | default "" | toString }}
+{{- range $ordinal := until (int $k.replicas) }}
+{{- $pvc := printf "ssd-%s-%d" $name $ordinal }}
+{{- $live := lookup "v1" "PersistentVolumeClaim" $ns $pvc | default dict }}
+{{- $liveSize := dig "spec" "resources" "requests" "storage" "" $live | toString }}
+{{- $liveClass := dig "spec" "storageClassName" "" $live | toString }}
+{{- $adopt := printf "the PersistentVolumeClaim %s (%s, storage class %q) in namespace %s, left by an earlier release (helm uninstall keeps a StatefulSet's volume claims), which this install's kvcache StatefulSet would take as it is" $pvc $liveSize $liveClass $ns }}
+{{- $fresh := printf "or delete the claim for a new, empty volume (the cache starts empty): kubectl -n %s delete pvc %s. docs/kubernetes.md, \"Changing the kvcache volume\"" $ns $pvc }}
+{{- if and $liveSize (lt (float64 (include "moemesh.quantityBytes" $liveSize)) $want) }}
+{{- fail (printf "kvcache.persistence.size (%v) is larger than %s: the SSD tier sized for kvcache.persistence.size (kvcache.ssdBytes, kvcache.dramBytes) would run out of space on it. Set kvcache.persistence.size to %s (and kvcache.ssdBytes to fit it), or grow the claim first (its storage class must allow volume expansion): kubectl -n %s patch pvc %s -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"%v\"}}}}', %s" $k.persistence.size $adopt $liveSize $ns $pvc $k.persistence.size $fresh) }}
+{{- end }}
+{{- if and $liveSize (gt (float64 (include "moemesh.quantityBytes" $liveSize)) $want) }}
+{{- fail (printf "kvcache.persistence.size (%v) is smaller than %s: a starting kvcache pod reads all its volume holds before it answers, which may take longer than the startup budget derived from kvcache.persistence.size, and would then be killed mid-scan, over and over. Set kvcache.persistence.size to %s, %s" $k.persistence.size $adopt $liveSize $fresh) }}
+{{- end }}
+{{- if and $live $wantClass (ne $liveClass $wantClass) }}
+{{- fail (printf "kvcache.persistence.storageClassName (%q) differs from the storage class of %s. Set kvcache.persistence.storageClassName to %q, %s" $wantClass $adopt $liveClass $fresh) }}
 {{- end }}
 {{- end }}
 {{- end }}

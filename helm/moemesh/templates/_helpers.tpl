@@ -114,8 +114,14 @@ a first install has nothing to keep. */}}
 {{- .Values.kvBlockTokens | default 16 | int }}
 {{- end }}
 
-{{/* Where every service unpacks native libraries (JavaCPP/OpenBLAS): an emptyDir, the root filesystem is read-only. */}}
+{{/* Where every service unpacks native libraries (JavaCPP/OpenBLAS): a directory the service itself creates, as the
+pod's non-root user (under the container's umask, 022: writable by that user alone), inside the emptyDir mounted at
+moemesh.nativeCacheMount (the root filesystem is read-only). Not the mount point itself: the kubelet makes an
+emptyDir world-writable (0777, and group-writable for the fsGroup), and a library loaded from a directory others may
+write to is theirs to replace. Not under /tmp either, nor under the user's home: the images' user's home, /app, is
+on the read-only root filesystem. */}}
 {{- define "moemesh.nativeCacheDir" -}}/var/cache/moemesh/native{{- end }}
+{{- define "moemesh.nativeCacheMount" -}}/var/cache/moemesh{{- end }}
 
 {{/* JDK_JAVA_OPTIONS of a component: (dict "root" $ "options" .Values.gateway.javaOptions). */}}
 {{- define "moemesh.javaOptions" -}}
@@ -139,12 +145,12 @@ checksum/config: {{ (.config | fromYaml).data | toYaml | sha256sum }}
 {{- end }}
 {{- end }}
 
-{{/* Volume mounts every MoE Mesh container has: /tmp, the native cache, the model, the certificate. */}}
+{{/* Volume mounts every MoE Mesh container has: /tmp, the native cache's parent, the model, the certificate. */}}
 {{- define "moemesh.commonMounts" -}}
 - name: tmp
   mountPath: /tmp
 - name: native-cache
-  mountPath: {{ include "moemesh.nativeCacheDir" .root }}
+  mountPath: {{ include "moemesh.nativeCacheMount" .root }}
 - name: model
   mountPath: {{ .root.Values.model.mountPath }}
   readOnly: true

@@ -113,7 +113,7 @@ divided by the heap's percentage. */}}
 {{- fail (printf "kvcache.dramBytes (%d) does not fit the kvcache JVM's heap of %d bytes (%s): the DRAM tier lives on the heap beside the rest of the service, which refuses at startup (the pod would crash-loop) a tier above the larger of 3/4 of the heap and the heap less 256 MiB, %d bytes. Lower kvcache.dramBytes to at most %d, or %s" (int64 $dram) (int64 $bytes) $heap.from (int64 $allowed) (int64 $allowed) $raise) }}
 {{- end }}
 {{- end }}
-{{- /* The SSD tier's segment files hold more than ssdBytes of live blocks (moemesh.kvcache.fileBytes): compaction
+{{- /* The SSD tier's segment files hold more than ssdBytes of live blocks: compaction
 rewrites a sealed segment only once less than the live fraction of it is live, so the sealed segments may hold
 ssdBytes ÷ that fraction; a stop demotes the whole DRAM tier on top (dramBytes, with no compaction in between), and
 the segment being written comes on top of that. A volume below the sum fills up in a steady state the service can

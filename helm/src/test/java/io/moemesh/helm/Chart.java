@@ -2,6 +2,7 @@ package io.moemesh.helm;
 
 import com.marcnuri.helm.DryRun;
 import com.marcnuri.helm.Helm;
+import com.marcnuri.helm.InstallCommand;
 import com.marcnuri.helm.LintResult;
 import com.marcnuri.helm.TemplateCommand;
 import com.marcnuri.helm.UpgradeCommand;
@@ -27,8 +28,32 @@ final class Chart {
     static final Path DIR = Path.of("moemesh");
     static final String RELEASE = "moemesh";
     static final String NAMESPACE = "serving";
+    /**
+     * An empty cluster for {@link #template}: helm-java's template, unlike the CLI's {@code helm template}, leaves
+     * Helm's dry-run option at "none", so the templates' {@code lookup} asks the cluster of the kubeconfig (the CLI's
+     * returns nothing). KUBECONFIG (the surefire configuration names the file) points at this fake API server, whose
+     * namespace holds nothing: lookup finds nothing, as in {@code helm template}, and Helm reaches no real cluster.
+     */
+    private static final FakeKubernetesApi EMPTY_CLUSTER = emptyClusterAtKubeconfig();
 
     private Chart() {
+    }
+
+    private static FakeKubernetesApi emptyClusterAtKubeconfig() {
+        String kubeconfig = System.getenv("KUBECONFIG");
+        if (kubeconfig == null || kubeconfig.isBlank() || kubeconfig.equals("/dev/null")) {
+            throw new IllegalStateException(
+                    "KUBECONFIG must name the file for the tests' empty fake cluster (pom.xml), got " + kubeconfig);
+        }
+        FakeKubernetesApi api = FakeKubernetesApi.withoutRelease();
+        try {
+            Files.createDirectories(Path.of(kubeconfig).toAbsolutePath().getParent());
+            Files.writeString(Path.of(kubeconfig), api.kubeconfig());
+        } catch (IOException e) {
+            api.close();
+            throw new UncheckedIOException(e);
+        }
+        return api;
     }
 
     /** A documented value set: the defaults ({@code file} null) or a file of moemesh/ci/. */
@@ -81,6 +106,21 @@ final class Chart {
             u = u.set(e.getKey(), e.getValue());
         }
         return u.call().getOutput();
+    }
+
+    /**
+     * {@code helm install --dry-run=server} of the chart in {@code chartDir} with {@code --set} pairs against
+     * {@code api}: a first install whose templates' {@code lookup} sees the API's live objects. Returns what Helm
+     * prints; throws with Helm's message on failure.
+     */
+    static String installDryRun(Path chartDir, Map<String, String> overrides, FakeKubernetesApi api) {
+        InstallCommand i = new Helm(chartDir).install().withName(RELEASE).withNamespace(NAMESPACE)
+                .withKubeConfigContents(api.kubeconfig()).withDryRunOption(DryRun.SERVER)
+                .disableOpenApiValidation(); // the fake API serves no OpenAPI schema
+        for (Map.Entry<String, String> e : overrides.entrySet()) {
+            i = i.set(e.getKey(), e.getValue());
+        }
+        return i.call().getOutput();
     }
 
     /** A copy of the chart under {@code workDir}, to change for one test. */

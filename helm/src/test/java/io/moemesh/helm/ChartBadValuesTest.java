@@ -63,7 +63,8 @@ class ChartBadValuesTest {
                 // A ClusterIssuer's CA may sign for other namespaces: its certificates would join this mesh.
                 bad(Map.of("tls.certManager.enabled", "true", "tls.certManager.issuerRef.kind", "ClusterIssuer"),
                         "tls.certManager.dedicatedCa"),
-                bad(Map.of("gateway.autoscaling.servingMetric.name", ""), "gateway.autoscaling.servingMetric.name"),
+                bad(Map.of("gateway.autoscaling.servingMetric.enabled", "true",
+                        "gateway.autoscaling.servingMetric.name", ""), "gateway.autoscaling.servingMetric.name"),
                 bad(Map.of("router.persistence.enabled", "true", "router.persistence.size", ""),
                         "router.persistence.size"),
                 bad("gateway.env.MOEMESH_GATEWAY_GRPC_PORT", "9001", "gateway.env.MOEMESH_GATEWAY_GRPC_PORT"),
@@ -133,7 +134,7 @@ class ChartBadValuesTest {
                 bad("gateway.env.MOEMESH_GATEWAY_KVBLOCKTOKENS", "32", "from kvBlockTokens"),
                 bad("kvcache.env.MOEMESH_KVCACHE_BLOCK_TOKENS", "32", "from kvBlockTokens"),
                 bad("kvcache.env.moemesh_kvcache_blocktokens", "16", "from kvBlockTokens"),
-                // durations the chart reads from kvcache.env (the startup budget, the volume check, the stop's grace)
+                // durations the chart reads from kvcache.env (the volume check, the stop's grace)
                 bad("kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD", "soon",
                         "kvcache.env.MOEMESH_KVCACHE_COMPACTION_PERIOD"),
                 bad("kvcache.env.MOEMESH_KVCACHE_SHUTDOWN_GRACE", "-5s", "kvcache.env.MOEMESH_KVCACHE_SHUTDOWN_GRACE"),

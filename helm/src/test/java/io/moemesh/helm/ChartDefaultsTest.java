@@ -42,22 +42,41 @@ class ChartDefaultsTest {
                 .containsEntry("moemesh.io/memory-budget-bytes", "8589934592");
     }
 
+    /**
+     * The HPA controller scales no workload down while one of its HPA's metrics cannot be read (it only scales up
+     * then): a Pods metric without the Prometheus Adapter would keep the defaults from ever scaling in. So the
+     * defaults scale on CPU (the metrics-server's resource metrics) alone.
+     */
     @Test
-    void defaults_renderHpasForGatewayAndExperts_onCpuAndAServingMetric() {
-        assertThat(chart.all(V2HorizontalPodAutoscaler.class)).extracting(h -> h.getSpec().getScaleTargetRef().getName())
+    void defaults_renderHpasForGatewayAndExperts_onCpuAlone_soTheyScaleInWithoutAMetricsAdapter() {
+        assertThat(chart.all(V2HorizontalPodAutoscaler.class))
+                .extracting(h -> h.getSpec().getScaleTargetRef().getName())
                 .containsExactlyInAnyOrder("moemesh-gateway", "moemesh-expert-service");
         for (V2HorizontalPodAutoscaler hpa : chart.all(V2HorizontalPodAutoscaler.class)) {
-            assertThat(hpa.getSpec().getMetrics()).extracting(m -> m.getType())
-                    .containsExactly("Resource", "Pods");
+            assertThat(hpa.getSpec().getMetrics()).singleElement().satisfies(m -> {
+                assertThat(m.getType()).isEqualTo("Resource");
+                assertThat(m.getResource().getName()).isEqualTo("cpu");
+            });
         }
-        assertThat(chart.one(V2HorizontalPodAutoscaler.class, "moemesh-gateway").getSpec().getMetrics().get(1)
-                .getPods().getMetric().getName()).isEqualTo("moemesh_gateway_sequences_waiting");
-        assertThat(chart.one(V2HorizontalPodAutoscaler.class, "moemesh-expert-service").getSpec().getMetrics().get(1)
-                .getPods().getMetric().getName()).isEqualTo("moemesh_expert_inflight_batches");
         // The HPA owns the pod count: a first install (what helm template shows: lookup finds nothing) leaves it to
         // the HPA; an upgrade keeps the live count instead (ChartUpgradeLookupTest).
         assertThat(chart.one(V1Deployment.class, "moemesh-gateway").getSpec().getReplicas()).isNull();
         assertThat(chart.one(V1StatefulSet.class, "moemesh-expert-service").getSpec().getReplicas()).isNull();
+    }
+
+    /** With the adapter (docs/kubernetes.md), each HPA also scales on its serving metric, a Pods metric. */
+    @Test
+    void servingMetricsOn_addEachHpasPodsMetric_besideCpu() {
+        RenderedChart withMetrics = RenderedChart.parse(Chart.template(Chart.valueSets().getFirst(), Map.of(
+                "gateway.autoscaling.servingMetric.enabled", "true",
+                "expertService.autoscaling.servingMetric.enabled", "true")));
+        for (V2HorizontalPodAutoscaler hpa : withMetrics.all(V2HorizontalPodAutoscaler.class)) {
+            assertThat(hpa.getSpec().getMetrics()).extracting(m -> m.getType()).containsExactly("Resource", "Pods");
+        }
+        assertThat(withMetrics.one(V2HorizontalPodAutoscaler.class, "moemesh-gateway").getSpec().getMetrics().get(1)
+                .getPods().getMetric().getName()).isEqualTo("moemesh_gateway_sequences_waiting");
+        assertThat(withMetrics.one(V2HorizontalPodAutoscaler.class, "moemesh-expert-service").getSpec().getMetrics()
+                .get(1).getPods().getMetric().getName()).isEqualTo("moemesh_expert_inflight_batches");
     }
 
     @Test

@@ -23,6 +23,8 @@ class ChartStartupAndStopBudgetTest {
     private static final Chart.ValueSet DEFAULTS = Chart.valueSets().getFirst();
     /** The slowest SSD volume the chart assumes, bytes per second. */
     private static final double READ_RATE = 100e6;
+    /** Seconds the chart gives the JVM, Spring and the model's config on top of the scan. */
+    private static final long STARTUP_MARGIN = 120;
 
     /** The DRAM tier and one SSD segment, the service's defaults (4 GiB, 256 MiB). */
     private static final double DRAM = 4294967296.0;
@@ -30,9 +32,10 @@ class ChartStartupAndStopBudgetTest {
     private static final double GiB = 1L << 30;
 
     /**
-     * Settings of the SSD tier, and the bytes of segment files a starting kvcache-service may have to read: the
-     * sealed segments (ssdBytes ÷ the compaction live fraction), the DRAM tier the last stop demoted to SSD and the
-     * segment being written; the whole volume when compaction is off.
+     * Settings of the SSD tier, and the bytes of segment files a starting kvcache-service may have to read when the
+     * values have not changed since they were written: the sealed segments (ssdBytes ÷ the compaction live
+     * fraction), the DRAM tier the last stop demoted to SSD and the segment being written; the whole volume when
+     * compaction is off.
      */
     static Stream<Arguments> ssdTiers() {
         return Stream.of(
@@ -63,6 +66,31 @@ class ChartStartupAndStopBudgetTest {
         V1Probe startup = kvcache(Chart.template(DEFAULTS, overrides)).getStartupProbe();
         long budget = (long) startup.getFailureThreshold() * startup.getPeriodSeconds();
         assertThat(budget).isGreaterThanOrEqualTo((long) Math.ceil(scanBytes / READ_RATE) + 60);
+    }
+
+    /**
+     * Values that let the SSD tier hold less than the volume, and the volume's bytes. SsdTier.open scans every
+     * segment file before it evicts down to the new ssdBytes, so a pod upgraded from the defaults (segment files of
+     * up to 94.6 GB) to a smaller tier, a smaller DRAM tier or compaction turned back on still reads all that the
+     * old values let grow: the startup budget covers the whole volume, whatever the new values would allow.
+     */
+    static Stream<Arguments> tiersBelowTheVolume() {
+        return Stream.of(
+                Arguments.of(Map.of("kvcache.ssdBytes", "10000000000"), 100 * GiB),
+                Arguments.of(Map.of("kvcache.ssdBytes", "10000000000", "kvcache.dramBytes", "1073741824"), 100 * GiB),
+                Arguments.of(Map.of("kvcache.ssdBytes", "10000000000", "kvcache.persistence.size", "500Gi"),
+                        500 * GiB),
+                Arguments.of(Map.of("kvcache.ssdBytes", "1000000000",
+                        "kvcache.env.MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION", "0.9"), 100 * GiB));
+    }
+
+    @ParameterizedTest(name = "{0} -> {1} bytes")
+    @MethodSource("tiersBelowTheVolume")
+    void kvcacheStartupProbe_outlastsReadingTheWholeVolume_notJustWhatTheNewSsdBytesAllows(
+            Map<String, String> overrides, double volumeBytes) {
+        V1Probe startup = kvcache(Chart.template(DEFAULTS, overrides)).getStartupProbe();
+        long budget = (long) startup.getFailureThreshold() * startup.getPeriodSeconds();
+        assertThat(budget).isGreaterThanOrEqualTo((long) Math.ceil(volumeBytes / READ_RATE) + STARTUP_MARGIN);
     }
 
     @ParameterizedTest(name = "{0}")

@@ -25,10 +25,11 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * What the chart reads from the cluster on {@code helm upgrade} ({@code lookup}), rendered by Helm's
- * {@code upgrade --dry-run=server} against {@link FakeKubernetesApi} (in {@code helm template}, the other tests' way,
- * lookup finds nothing: that is a first install). Helm prints a dry run's NOTES but not its manifest, so the
- * replica tests render a copy of the chart whose NOTES.txt is the two autoscaled workloads' templates.
+ * What the chart reads from the cluster on {@code helm upgrade} and {@code helm install} ({@code lookup}), rendered
+ * by Helm's {@code upgrade --dry-run=server} and {@code install --dry-run=server} against {@link FakeKubernetesApi}
+ * (in {@code helm template}, the other tests' way, lookup finds nothing: a first install into an empty namespace).
+ * Helm prints a dry run's NOTES but not its manifest, so the replica tests render a copy of the chart whose NOTES.txt
+ * is the two autoscaled workloads' templates.
  */
 class ChartUpgradeLookupTest {
     private static final String EXPERTS = Chart.RELEASE + "-expert-service";
@@ -125,6 +126,90 @@ class ChartUpgradeLookupTest {
                         .satisfies(e -> assertThat(e.getMessage()).contains(message));
             }
         }
+    }
+
+    /**
+     * SSD claims an uninstalled release left (helm uninstall keeps a StatefulSet's claims), the values of a first
+     * install, and what its failure must say. The install's StatefulSet would take ssd-moemesh-kvcache-N by name
+     * whatever its template asks: a smaller volume than persistence.size runs the tier out of space, a larger one
+     * may hold more than the startup budget reads, so the install fails naming the claim, its size and the value to
+     * change. A claim of the asked size, and claims of ordinals the install does not start, install.
+     */
+    static Stream<Arguments> leftClaims() {
+        return Stream.of(
+                Arguments.of(Map.of(0, "100Gi"), Map.of(), List.of()), // the defaults, reinstalled
+                Arguments.of(Map.of(0, "107374182400"), Map.of(), List.of()), // the same size written otherwise
+                Arguments.of(Map.of(1, "10Gi"), Map.of(), List.of()), // ordinal 1 is not started with 1 replica
+                Arguments.of(Map.of(0, "100Gi"), Map.of("kvcache.persistence.size", "200Gi",
+                        "kvcache.ssdBytes", "90000000000"), List.of("kvcache.persistence.size (200Gi) is larger than",
+                        "PersistentVolumeClaim ssd-moemesh-kvcache-0 (100Gi", "would run out of space",
+                        "Set kvcache.persistence.size to 100Gi",
+                        "kubectl -n serving patch pvc ssd-moemesh-kvcache-0 -p "
+                                + "'{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"200Gi\"}}}}'",
+                        "kubectl -n serving delete pvc ssd-moemesh-kvcache-0", "Changing the kvcache volume")),
+                Arguments.of(Map.of(0, "100Gi", 1, "50Gi"), Map.of("kvcache.replicas", "2"),
+                        List.of("kvcache.persistence.size (100Gi) is larger than",
+                                "PersistentVolumeClaim ssd-moemesh-kvcache-1 (50Gi",
+                                "Set kvcache.persistence.size to 50Gi")),
+                Arguments.of(Map.of(0, "500Gi"), Map.of(), List.of("kvcache.persistence.size (100Gi) is smaller than",
+                        "PersistentVolumeClaim ssd-moemesh-kvcache-0 (500Gi", "startup budget",
+                        "Set kvcache.persistence.size to 500Gi",
+                        "kubectl -n serving delete pvc ssd-moemesh-kvcache-0")));
+    }
+
+    @ParameterizedTest(name = "claims {0}, values {1}")
+    @MethodSource("leftClaims")
+    void firstInstallOverAnotherSizesLeftClaim_failsNamingTheClaimItsSizeAndTheValue(Map<Integer, String> claims,
+                                                                                  Map<String, String> values,
+                                                                                  List<String> message) {
+        try (FakeKubernetesApi api = FakeKubernetesApi.withoutRelease()) {
+            claims.forEach((ordinal, size) -> api.live(ssdClaim(ordinal, size, null)));
+            if (message.isEmpty()) {
+                assertThat(Chart.installDryRun(chart, values, api)).contains("STATUS: pending-install");
+            } else {
+                assertThatThrownBy(() -> Chart.installDryRun(chart, values, api))
+                        .satisfies(e -> assertThat(e.getMessage()).contains(message));
+            }
+        }
+    }
+
+    /**
+     * A set storage class is compared with the left claim's; with none set the claim got the cluster's default
+     * class, which the chart cannot name, so any class installs.
+     */
+    @ParameterizedTest(name = "claim class {0}, values {1}")
+    @MethodSource("leftClaimClasses")
+    void firstInstallOverALeftClaimOfAnotherStorageClass_failsNamingIt(String claimClass, Map<String, String> values,
+                                                                      List<String> message) {
+        try (FakeKubernetesApi api = FakeKubernetesApi.withoutRelease()) {
+            api.live(ssdClaim(0, "100Gi", claimClass));
+            if (message.isEmpty()) {
+                assertThat(Chart.installDryRun(chart, values, api)).contains("STATUS: pending-install");
+            } else {
+                assertThatThrownBy(() -> Chart.installDryRun(chart, values, api))
+                        .satisfies(e -> assertThat(e.getMessage()).contains(message));
+            }
+        }
+    }
+
+    static Stream<Arguments> leftClaimClasses() {
+        return Stream.of(
+                Arguments.of("standard", Map.of(), List.of()),
+                Arguments.of("local-nvme", Map.of("kvcache.persistence.storageClassName", "local-nvme"), List.of()),
+                Arguments.of("standard", Map.of("kvcache.persistence.storageClassName", "local-nvme"),
+                        List.of("kvcache.persistence.storageClassName (\"local-nvme\")",
+                                "PersistentVolumeClaim ssd-moemesh-kvcache-0 (100Gi, storage class \"standard\")",
+                                "Set kvcache.persistence.storageClassName to \"standard\"",
+                                "kubectl -n serving delete pvc ssd-moemesh-kvcache-0")));
+    }
+
+    /** A claim of the kvcache StatefulSet's template {@code ssd}, as its controller names and makes them. */
+    private static V1PersistentVolumeClaim ssdClaim(int ordinal, String size, String storageClass) {
+        return new V1PersistentVolumeClaim().apiVersion("v1").kind("PersistentVolumeClaim")
+                .metadata(new V1ObjectMeta().name("ssd-" + KVCACHE + "-" + ordinal))
+                .spec(new V1PersistentVolumeClaimSpec().accessModes(List.of("ReadWriteOnce"))
+                        .storageClassName(storageClass)
+                        .resources(new V1VolumeResourceRequirements().putRequestsItem("storage", new Quantity(size))));
     }
 
     /** The objects NOTES.txt rendered: what Helm printed after {@code NOTES:}. */

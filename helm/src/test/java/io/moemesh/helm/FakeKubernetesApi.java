@@ -4,6 +4,7 @@ import com.sun.net.httpserver.HttpServer;
 import io.kubernetes.client.openapi.JSON;
 import io.kubernetes.client.openapi.models.V1Deployment;
 import io.kubernetes.client.openapi.models.V1ObjectMeta;
+import io.kubernetes.client.openapi.models.V1PersistentVolumeClaim;
 import io.kubernetes.client.openapi.models.V1StatefulSet;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -17,12 +18,13 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.zip.GZIPOutputStream;
 
 /**
- * Just enough of a Kubernetes API server, on loopback, for {@code helm upgrade --dry-run=server} of the chart: the
- * only way to run the templates' {@code lookup} (which finds nothing in {@code helm template} and lint) without a
- * cluster. It serves discovery of the kinds the chart renders, Helm's record of a deployed release {@code moemesh}
- * in namespace {@code serving} (revision 1, no manifest: every rendered object is new to Helm, and one that exists
- * carries Helm's ownership labels and annotations, so Helm adopts it as an upgrade would), and the workloads given
- * to {@link #live}; every other path is 404 Not Found. A dry run writes nothing, so nothing else is needed.
+ * Just enough of a Kubernetes API server, on loopback, for {@code helm upgrade --dry-run=server} and
+ * {@code helm install --dry-run=server} of the chart: the only way to run the templates' {@code lookup} (which finds
+ * nothing in {@code helm template} and lint) without a cluster. It serves discovery of the kinds the chart renders,
+ * Helm's record of a deployed release {@code moemesh} in namespace {@code serving} (revision 1, no manifest: every
+ * rendered object is new to Helm, and one that exists carries Helm's ownership labels and annotations, so Helm adopts
+ * it as an upgrade would; {@link #withoutRelease} serves none, as after {@code helm uninstall}), and the objects
+ * given to {@link #live}; every other path is 404 Not Found. A dry run writes nothing, so nothing else is needed.
  */
 final class FakeKubernetesApi implements AutoCloseable {
     private static final JSON JSON = new JSON();
@@ -32,7 +34,17 @@ final class FakeKubernetesApi implements AutoCloseable {
     private final Map<String, String> responses = new ConcurrentHashMap<>();
     private final HttpServer server;
 
+    /** With a deployed release {@code moemesh}: what {@code helm upgrade} finds. */
     FakeKubernetesApi() {
+        this(true);
+    }
+
+    /** Without any release record: what a first {@code helm install} (or one after an uninstall) finds. */
+    static FakeKubernetesApi withoutRelease() {
+        return new FakeKubernetesApi(false);
+    }
+
+    private FakeKubernetesApi(boolean deployedRelease) {
         responses.put("/version", "{\"major\":\"1\",\"minor\":\"31\",\"gitVersion\":\"v1.31.0\"}");
         responses.put("/api", "{\"kind\":\"APIVersions\",\"versions\":[\"v1\"]}");
         responses.put("/apis", "{\"kind\":\"APIGroupList\",\"apiVersion\":\"v1\",\"groups\":["
@@ -48,7 +60,8 @@ final class FakeKubernetesApi implements AutoCloseable {
                 "rolebindings", "RoleBinding");
         resources("/apis/cert-manager.io/v1", "cert-manager.io/v1", "certificates", "Certificate");
         // Helm's release storage (the Secret driver): the list it reads the release history from.
-        responses.put("/api/v1/namespaces/" + Chart.NAMESPACE + "/secrets", releaseSecrets());
+        responses.put("/api/v1/namespaces/" + Chart.NAMESPACE + "/secrets", deployedRelease ? releaseSecrets()
+                : "{\"kind\":\"SecretList\",\"apiVersion\":\"v1\",\"metadata\":{},\"items\":[]}");
         try {
             server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         } catch (IOException e) {
@@ -69,20 +82,23 @@ final class FakeKubernetesApi implements AutoCloseable {
 
     /**
      * Makes a StatefulSet or Deployment of the official client's model live in {@link Chart#NAMESPACE}, owned by the
-     * release as Helm marks what it installed.
+     * release as Helm marks what it installed; or a PersistentVolumeClaim, as a StatefulSet's controller makes them
+     * (no Helm marks: Helm never owned it, and {@code helm uninstall} leaves it).
      */
-    FakeKubernetesApi live(Object workload) {
-        String plural = switch (workload) {
-            case V1StatefulSet s -> "statefulsets";
-            case V1Deployment d -> "deployments";
-            default -> throw new IllegalArgumentException("not a workload the chart renders: " + workload.getClass());
+    FakeKubernetesApi live(Object object) {
+        String path = switch (object) {
+            case V1StatefulSet s -> "/apis/apps/v1/namespaces/" + Chart.NAMESPACE + "/statefulsets/";
+            case V1Deployment d -> "/apis/apps/v1/namespaces/" + Chart.NAMESPACE + "/deployments/";
+            case V1PersistentVolumeClaim c -> "/api/v1/namespaces/" + Chart.NAMESPACE + "/persistentvolumeclaims/";
+            default -> throw new IllegalArgumentException("not an object the chart meets: " + object.getClass());
         };
-        V1ObjectMeta metadata = RenderedChart.meta(workload);
-        metadata.namespace(Chart.NAMESPACE).putLabelsItem("app.kubernetes.io/managed-by", "Helm")
-                .putAnnotationsItem("meta.helm.sh/release-name", Chart.RELEASE)
-                .putAnnotationsItem("meta.helm.sh/release-namespace", Chart.NAMESPACE);
-        responses.put("/apis/apps/v1/namespaces/" + Chart.NAMESPACE + "/" + plural + "/" + metadata.getName(),
-                JSON.serialize(workload));
+        V1ObjectMeta metadata = RenderedChart.meta(object).namespace(Chart.NAMESPACE);
+        if (!(object instanceof V1PersistentVolumeClaim)) {
+            metadata.putLabelsItem("app.kubernetes.io/managed-by", "Helm")
+                    .putAnnotationsItem("meta.helm.sh/release-name", Chart.RELEASE)
+                    .putAnnotationsItem("meta.helm.sh/release-namespace", Chart.NAMESPACE);
+        }
+        responses.put(path + metadata.getName(), JSON.serialize(object));
         return this;
     }
 
