@@ -57,7 +57,12 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               {@code ./moemesh up} sets cores ÷ expert instances for large batches, and for small
  *                               ones when every instance holds every expert
  * @param streamWindow           unanswered messages one ExpertBatch stream may have (gRPC flow control)
- * @param nativeCacheDir         where native libraries (JavaCPP/OpenBLAS) are unpacked; must be writable
+ * @param nativeCacheDir         where native libraries (JavaCPP/OpenBLAS) are unpacked and loaded from, unless
+ *                               {@code -Dorg.bytedeco.javacpp.cachedir} is set; must be writable. Created 0700 when
+ *                               absent; one another user owns or could write stops the startup
+ *                               ({@code NativeCacheDirectory}). Null: the model's default,
+ *                               {@code ${user.home}/.cache/moemesh/native}, where such a directory only leaves
+ *                               OpenBLAS unloaded (the Vector API kernels compute), with a warning
  * @param tls                    the gRPC port's transport security, {@code moemesh.expert.tls.*} ({@link TlsSettings}):
  *                               mutual TLS by default (cert-chain, private-key and ca-bundle files required; startup
  *                               fails naming them when they are missing); plaintext only with {@code mode=plaintext}
@@ -136,9 +141,6 @@ public record ExpertProperties(
             }
         }
         tls = (tls == null ? new TlsSettings(null, null, null, null, null) : tls).validated("moemesh.expert.tls");
-        if (nativeCacheDir == null) {
-            nativeCacheDir = Path.of(System.getProperty("java.io.tmpdir"), "moemesh-native");
-        }
     }
 
     private static void require(boolean ok, String message) {

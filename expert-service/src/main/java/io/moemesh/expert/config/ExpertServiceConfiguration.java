@@ -18,6 +18,7 @@ import io.moemesh.expert.metrics.ExpertMetrics;
 import io.moemesh.expert.residency.ResidentSet;
 import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.model.kernel.MatMul;
+import io.moemesh.model.kernel.NativeCacheDirectory;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.tls.MeshCredentials;
@@ -48,7 +49,9 @@ public final class ExpertServiceConfiguration {
 
     @Bean(destroyMethod = "close")
     ExpertModel expertModel(ExpertProperties props) {
-        NativeCache.configure(props.nativeCacheDir());
+        if (props.nativeCacheDir() != null) {
+            NativeCacheDirectory.useUnlessSet(props.nativeCacheDir(), "moemesh.expert.native-cache-dir");
+        }
         ExpertModel model = ExpertModel.open(props.modelDir());
         var c = model.config();
         log.info("model {} ({}, {} layers, {} experts{}, hidden {}, dtype {})", model.name(), c.architecture(),

@@ -47,6 +47,7 @@ import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.kernel.MatMul;
+import io.moemesh.model.kernel.NativeCacheDirectory;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.proto.common.v1.DType;
@@ -97,8 +98,10 @@ public class GatewayConfiguration {
 
     @Bean(destroyMethod = "close")
     MoeModel model(GatewayProperties p) {
-        if (p.nativeCacheDir() != null && System.getProperty("org.bytedeco.javacpp.cachedir") == null) {
-            System.setProperty("org.bytedeco.javacpp.cachedir", p.nativeCacheDir().toString());
+        if (p.nativeCacheDir() != null) {
+            // Refused (the startup fails naming the property) when another user owns or could write it: OpenBLAS is
+            // loaded from there. Unset, Blas prepares its own default, ${user.home}/.cache/moemesh/native.
+            NativeCacheDirectory.useUnlessSet(p.nativeCacheDir(), "moemesh.gateway.native-cache-dir");
         }
         return MoeModel.open(p.modelDir());
     }

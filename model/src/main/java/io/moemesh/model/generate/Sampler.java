@@ -24,6 +24,10 @@ import java.util.SplittableRandom;
  * should rounding leave it short). A head is a prefix of the full order, ties included, so the tokens drawn are
  * those of a full sort, the same up to rounding of the normalising sum (summed in token order now, where a full
  * sort summed it in draw order). One sampler per request; not thread-safe.
+ *
+ * <p>A row with a NaN or +Inf logit, or none finite, is refused with an {@link IllegalStateException}, greedy or
+ * not: such a row comes from broken arithmetic, any token picked from it would be a wrong one (exp(Inf - Inf) is
+ * NaN, and a NaN is skipped by every comparison), and transformers' multinomial raises on it too.
  */
 public final class Sampler {
     private static final int BUCKETS_PER_UNIT = 4;
@@ -56,10 +60,15 @@ public final class Sampler {
         // positive T (≈ 1e-38 in float), and exp(Inf - Inf) = NaN then drew the last-ranked token. Shifted this way
         // the best logit scales to exactly 0 and every other to a finite negative or -Inf, so T → 0 is greedy, as
         // the limit of softmax(logits / T) is. softmax is shift-invariant, so any other T draws the same
-        // distribution as transformers' TemperatureLogitsWarper (scores / T) followed by softmax.
+        // distribution as transformers' TemperatureLogitsWarper (scores / T) followed by softmax. That holds because
+        // the max is finite: Math.max propagates NaN, so a NaN or +Inf logit (or a row of -Inf) leaves it non-finite
+        // and the row is refused here, in the pass that finds the max.
         float maxLogit = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < vocab; i++) {
             maxLogit = Math.max(maxLogit, logits[off + i]);
+        }
+        if (!Float.isFinite(maxLogit)) {
+            throw notFinite(logits, off, vocab);
         }
         for (int i = 0; i < vocab; i++) {
             scaled[i] = ((double) logits[off + i] - maxLogit) / params.temperature();
@@ -256,15 +265,40 @@ public final class Sampler {
         }
     }
 
+    /**
+     * The first maximum, as torch.argmax.
+     *
+     * @throws IllegalStateException when a logit is NaN or +Inf, or none is finite: the model's arithmetic broke, and
+     *                               a token picked from such a row would be a wrong one (a NaN compares below
+     *                               everything and would be skipped)
+     */
     public static int argmax(float[] logits, int off, int n) {
         int best = 0;
         float bestV = logits[off];
+        // NaN is tracked in the same pass, without a branch: the check costs no second pass over the vocabulary.
+        boolean nan = bestV != bestV;
         for (int i = 1; i < n; i++) {
-            if (logits[off + i] > bestV) {
-                bestV = logits[off + i];
+            float v = logits[off + i];
+            nan |= v != v;
+            if (v > bestV) {
+                bestV = v;
                 best = i;
             }
         }
+        if (nan || !Float.isFinite(bestV)) {
+            throw notFinite(logits, off, n);
+        }
         return best;
+    }
+
+    /** Names the first NaN or +Inf of a row (a second pass, on the failure path only). */
+    private static IllegalStateException notFinite(float[] logits, int off, int n) {
+        for (int i = 0; i < n; i++) {
+            float v = logits[off + i];
+            if (Float.isNaN(v) || v == Float.POSITIVE_INFINITY) {
+                return new IllegalStateException("logits are not finite (" + v + " at token id " + i + ")");
+            }
+        }
+        return new IllegalStateException("logits are not finite (every one of the " + n + " is -Infinity)");
     }
 }

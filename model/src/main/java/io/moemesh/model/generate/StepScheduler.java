@@ -29,7 +29,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * its own blocks is in flight, waits for it), and no waiting request is admitted in a step where a running one went
  * short (vLLM v1 admits none after a preemption), so new requests cannot take the blocks an admitted long prompt
  * waits for.
- * Results never depend on batching: each sequence samples with its own generator. A {@link PrefixLoader} may hold
+ * A sequence's random draws never depend on batching (each samples with its own generator); its logits may, in
+ * their last bits (README, Scheduling). A {@link PrefixLoader} may hold
  * a sequence back from admission while its KV is fetched from another tier (others are admitted meanwhile).
  *
  * <p>{@link #submit}, {@link Handle#cancel} and {@link #stopAll} are thread-safe; {@link #step()} runs on one thread.
@@ -177,7 +178,8 @@ public final class StepScheduler {
     /**
      * One iteration. Returns false when there was nothing to do: nothing ran, ended or was preempted (the caller may
      * then wait for new work). An engine failure (e.g. no healthy replica of an expert) ends every sequence of that
-     * step with the error; the others continue.
+     * step with the error; the others continue. A sequence whose logits are not finite (NaN, +Inf) ends alone with an
+     * {@link IllegalStateException} naming it and the token ({@link Sampler}): no token is drawn from such a row.
      */
     public boolean step() {
         changed = false;
@@ -485,7 +487,13 @@ public final class StepScheduler {
             }
             s.listener.onPrefillComplete();
         }
-        int token = s.sampler.sample(out.logits(), 0, c.vocabSize());
+        int token;
+        try {
+            token = s.sampler.sample(out.logits(), 0, c.vocabSize());
+        } catch (IllegalStateException e) {
+            // Non-finite logits: this sequence ends with the error (step() catches it), the others in the step go on.
+            throw new IllegalStateException("sequence " + s.id + ": " + e.getMessage(), e);
+        }
         if (s.request.logprobs() >= 0) {
             s.listener.onLogprobs(TokenLogprobs.of(out.logits(), 0, c.vocabSize(), token, s.request.logprobs()));
         }

@@ -18,8 +18,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>OpenBLAS runs single-threaded: {@link Parallel} splits the rows, as for every other kernel, so the two
  * thread pools never fight over the cores. Disable with {@code -Dmoemesh.blas=off}. JavaCPP unpacks ~40 MB into
- * {@code -Dorg.bytedeco.javacpp.cachedir}; when unset we choose {@code $moemesh.home/target/javacpp} (the
- * launcher sets {@code moemesh.home}) or {@code java.io.tmpdir/moemesh-javacpp}, never {@code ~/.javacpp}.
+ * {@code -Dorg.bytedeco.javacpp.cachedir} and loads the library from there; when unset we choose
+ * {@code -Dmoemesh.javacpp.cachedir}, else {@code $moemesh.home/target/javacpp} (the launcher sets
+ * {@code moemesh.home}), else {@code ${user.home}/.cache/moemesh/native} (never {@code ~/.javacpp}, never a
+ * shared directory such as java.io.tmpdir), prepared by {@link NativeCacheDirectory}: one that another user could
+ * write is refused, with a warning, and OpenBLAS is then not loaded.
  */
 public final class Blas {
     private static final Logger LOG = LoggerFactory.getLogger(Blas.class);
@@ -74,13 +77,20 @@ public final class Blas {
             return null;
         }
         try {
-            if (System.getProperty("org.bytedeco.javacpp.cachedir") == null) {
-                String home = System.getProperty("moemesh.home");
-                Path dir = System.getProperty("moemesh.javacpp.cachedir") != null
-                        ? Path.of(System.getProperty("moemesh.javacpp.cachedir"))
-                        : home != null ? Path.of(home, "target", "javacpp")
-                        : Path.of(System.getProperty("java.io.tmpdir"), "moemesh-javacpp");
-                System.setProperty("org.bytedeco.javacpp.cachedir", dir.toString());
+            String explicit = System.getProperty("moemesh.javacpp.cachedir");
+            String home = System.getProperty("moemesh.home");
+            try {
+                if (explicit != null) {
+                    NativeCacheDirectory.useUnlessSet(Path.of(explicit), "-Dmoemesh.javacpp.cachedir");
+                } else if (home != null) {
+                    NativeCacheDirectory.useUnlessSet(Path.of(home, "target", "javacpp"), "-Dmoemesh.home");
+                } else {
+                    NativeCacheDirectory.useUnlessSet(NativeCacheDirectory.defaultDirectory(),
+                            "-Dorg.bytedeco.javacpp.cachedir (default ${user.home}/.cache/moemesh/native)");
+                }
+            } catch (IllegalStateException unsafe) {
+                LOG.warn("OpenBLAS not loaded; float32 GEMMs use the Vector API kernels: {}", unsafe.getMessage());
+                return null;
             }
             org.bytedeco.javacpp.Loader.load(org.bytedeco.openblas.global.openblas_nolapack.class);
             Linker linker = Linker.nativeLinker();

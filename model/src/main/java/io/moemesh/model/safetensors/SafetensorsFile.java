@@ -119,14 +119,29 @@ public final class SafetensorsFile {
         DType dtype = DType.fromSafetensors(dtypeName).orElseThrow(() -> new ModelFormatException(
                 where + ": dtype " + dtypeName + " is not supported (F32, BF16, F16)"));
         long[] shape = new long[shapeNode.size()];
-        long elements = 1;
+        boolean empty = false;
         for (int i = 0; i < shape.length; i++) {
             JsonNode d = shapeNode.get(i);
-            if (!d.isIntegralNumber() || d.longValue() < 0) {
+            if (!d.isIntegralNumber() || !d.canConvertToLong() || d.longValue() < 0) {
                 throw new ModelFormatException(where + ": shape " + shapeNode + " is not a list of sizes");
             }
             shape[i] = d.longValue();
-            elements = Math.multiplyExact(elements, shape[i]);
+            empty |= shape[i] == 0;
+        }
+        // Exact arithmetic: a wrapped product could match the data_offsets by accident (2^62 + 2 F32 elements wrap to
+        // 8 bytes) and map a tensor far smaller than its shape. A zero dimension makes the tensor empty, however
+        // large the others.
+        long bytes = 0;
+        if (!empty) {
+            try {
+                bytes = dtype.bytes();
+                for (long d : shape) {
+                    bytes = Math.multiplyExact(bytes, d);
+                }
+            } catch (ArithmeticException overflow) {
+                throw new ModelFormatException(where + ": shape " + shapeNode + " of " + dtype
+                        + " has more than 2^63 - 1 bytes", overflow);
+            }
         }
         long begin = offsets.get(0).longValue(-1);
         long end = offsets.get(1).longValue(-1);
@@ -134,7 +149,7 @@ public final class SafetensorsFile {
             throw new ModelFormatException(where + ": data_offsets [" + begin + ", " + end
                     + "] fall outside the " + dataLen + " data bytes (truncated file?)");
         }
-        if (end - begin != elements * dtype.bytes()) {
+        if (end - begin != bytes) {
             throw new ModelFormatException(where + ": " + (end - begin) + " bytes do not hold shape " + shapeNode
                     + " of " + dtype);
         }

@@ -19,8 +19,10 @@ import tools.jackson.databind.json.JsonMapper;
  *       post-processor from it ({@code LlamaTokenizerFast.update_post_processor}); the token is its
  *       {@code bos_token}.</li>
  *   <li>Else tokenizer.json's {@code post_processor}: a {@code TemplateProcessing} whose {@code single} template
- *       starts with a special token adds that token (Mixtral's {@code "<s> $A"}); any other post-processor adds
- *       none at the start.</li>
+ *       starts with a special token adds that token (Mixtral's {@code "<s> $A"}), as {@code BertProcessing} and
+ *       {@code RobertaProcessing} add their {@code cls}; a {@code Sequence} of processors adds what the last of
+ *       them that adds a first token adds (Llama 3: {@code ByteLevel}, then a template starting with
+ *       {@code <|begin_of_text|>}); any other post-processor ({@code ByteLevel} alone) adds none at the start.</li>
  *   <li>Else, with a tokenizer_config.json, none (Qwen2's tokenizer: no post-processor, {@code bos_token} null).</li>
  *   <li>Else (a directory with only tokenizer.json and config.json, as the bundled tiny models): config.json's
  *       {@code bos_token_id}, the convention their reference outputs were made with.</li>
@@ -53,16 +55,40 @@ public final class PromptBos {
         }
         JsonNode post = read(modelDir.resolve("tokenizer.json")).get("post_processor");
         if (post != null && !post.isNull()) {
-            JsonNode single = "TemplateProcessing".equals(post.path("type").asString(""))
-                    ? post.path("single") : null;
-            JsonNode first = single != null && single.isArray() && !single.isEmpty() ? single.get(0) : null;
-            if (first != null && first.has("SpecialToken")) {
-                String token = first.get("SpecialToken").path("id").asString("");
-                return Optional.of(id(tokenizer, token, modelDir.resolve("tokenizer.json") + ": post_processor"));
-            }
-            return Optional.empty();
+            return startToken(post).map(token -> id(tokenizer, token,
+                    modelDir.resolve("tokenizer.json") + ": post_processor"));
         }
         return config != null ? Optional.empty() : configBos;
+    }
+
+    /**
+     * The special token a post-processor puts first, if any. A {@code Sequence} runs its processors in order, each on
+     * the previous one's output, so the last one that puts a token first decides (Llama 3's ByteLevel, which only
+     * trims offsets, then a TemplateProcessing).
+     */
+    private static Optional<String> startToken(JsonNode post) {
+        String type = post.path("type").asString("");
+        if ("Sequence".equals(type)) {
+            Optional<String> start = Optional.empty();
+            for (JsonNode processor : post.path("processors")) {
+                Optional<String> token = startToken(processor);
+                if (token.isPresent()) {
+                    start = token;
+                }
+            }
+            return start;
+        }
+        if ("TemplateProcessing".equals(type)) {
+            JsonNode single = post.path("single");
+            JsonNode first = single.isArray() && !single.isEmpty() ? single.get(0) : null;
+            return first != null && first.has("SpecialToken")
+                    ? Optional.of(first.get("SpecialToken").path("id").asString("")) : Optional.empty();
+        }
+        if ("BertProcessing".equals(type) || "RobertaProcessing".equals(type)) {
+            // both wrap a sequence as cls $A sep; cls is [token, id]
+            return Optional.of(post.path("cls").path(0).asString(""));
+        }
+        return Optional.empty();
     }
 
     private static int id(Tokenizer tokenizer, String token, String where) {

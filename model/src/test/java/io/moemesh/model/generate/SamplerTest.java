@@ -55,6 +55,52 @@ class SamplerTest {
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining(name);
     }
 
+    /**
+     * A NaN or +Inf logit comes from broken arithmetic: no token is drawn from the row (Inf - Inf made every weight
+     * NaN and drew the last token; a NaN was skipped by the comparisons), greedy or sampled, full vocabulary, top-k
+     * or top-p, whatever the seed.
+     */
+    @ParameterizedTest(name = "{0} T={1} top_p={2} top_k={3}")
+    @CsvSource({
+        "'0, Infinity, 1, 2, 3', 1, 0.9, 0, Infinity at token id 1",
+        "'0, Infinity, 1, 2, 3', 1, 1, 3, Infinity at token id 1",
+        "'0, Infinity, 1, 2, 3', 1, 1, 0, Infinity at token id 1",
+        "'0, Infinity, 1, 2, 3', 0, 1, 0, Infinity at token id 1",
+        "'0, 5, NaN, 2, 3', 1, 1, 0, NaN at token id 2",
+        "'0, 5, NaN, 2, 3', 1, 0.9, 0, NaN at token id 2",
+        "'0, 5, NaN, 2, 3', 1, 1, 3, NaN at token id 2",
+        "'0, 5, NaN, 2, 3', 0, 1, 0, NaN at token id 2",
+        "'NaN, 5, 1, 2, 3', 0, 1, 0, NaN at token id 0",
+        "'-Infinity, -Infinity, -Infinity', 1, 1, 0, every one of the 3 is -Infinity",
+        "'-Infinity, -Infinity, -Infinity', 0, 1, 0, every one of the 3 is -Infinity",
+    })
+    void nonFiniteLogits_areRefusedNamingTheToken(String row, double temperature, double topP, int topK,
+                                                  String what) {
+        String[] parts = row.split(",\\s*");
+        float[] logits = new float[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            logits[i] = Float.parseFloat(parts[i]);
+        }
+        for (long seed = 0; seed < 20; seed++) {
+            Sampler s = new Sampler(new SamplingParams(temperature, topP, topK, OptionalLong.of(seed), 1, false));
+            assertThatThrownBy(() -> s.sample(logits, 0, logits.length)).isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("not finite").hasMessageContaining(what);
+        }
+    }
+
+    /** -Inf logits are masked tokens, not broken arithmetic: they are never drawn, and the rest of the row is. */
+    @Test
+    void negativeInfinityLogits_areNeverDrawn_andTheRowStillSamples() {
+        float[] logits = {Float.NEGATIVE_INFINITY, 1, Float.NEGATIVE_INFINITY, 2};
+        Set<Integer> seen = new HashSet<>();
+        Sampler s = new Sampler(new SamplingParams(1.0, 1, 0, OptionalLong.of(3), 1, false));
+        for (int i = 0; i < 500; i++) {
+            seen.add(s.sample(logits, 0, logits.length));
+        }
+        assertThat(seen).containsExactlyInAnyOrder(1, 3);
+        assertThat(Sampler.argmax(logits, 0, logits.length)).isEqualTo(3);
+    }
+
     /** softmax(logits / T) tends to the argmax as T → 0; logits / T alone overflowed to Inf and gave NaN weights. */
     @ParameterizedTest(name = "T={0}")
     @ValueSource(doubles = {1e-30, 1e-38, 1e-40, Double.MIN_VALUE})

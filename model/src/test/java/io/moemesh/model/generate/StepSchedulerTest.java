@@ -5,7 +5,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import io.moemesh.model.MoeModel;
+import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.engine.PagedKvCache;
 import io.moemesh.model.engine.PrefixSource;
 import io.moemesh.model.golden.TestModels;
@@ -17,6 +20,8 @@ import java.util.concurrent.CancellationException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class StepSchedulerTest {
     private static MoeModel model;
@@ -219,6 +224,48 @@ class StepSchedulerTest {
         assertThat(broken.seen).singleElement().isInstanceOfSatisfying(IllegalStateException.class,
                 e -> assertThat(e).hasMessageContaining("prefix source returned 3 cached positions"));
         assertThat(fine.seen.getLast()).isInstanceOf(GenerationResult.class);
+        assertThat(scheduler.idle()).isTrue();
+        assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
+    }
+
+    /**
+     * A sequence whose logits turn NaN (here its last layer's expert rows, as a broken kernel or replica would; at an
+     * earlier layer the next router refuses the step) ends with an error naming it and the token, instead of a token drawn from NaN weights; the other sequence of the same steps gets
+     * the tokens it gets alone.
+     */
+    @ParameterizedTest(name = "poisoned sequence greedy={0}")
+    @ValueSource(booleans = {true, false})
+    void nonFiniteLogits_failOnlyTheirOwnSequence_theOthersInTheStepContinue(boolean greedy) {
+        ModelConfig c = model.config();
+        LocalExperts local = LocalExperts.fromStore(model.tensors(), c);
+        long[] poisoned = {-1};
+        ExpertDispatch poisoning = (step, layer, x, experts, weights, pairsPerToken, out) -> {
+            local.run(step, layer, x, experts, weights, pairsPerToken, out);
+            for (int row = 0; row < step.rows(); row++) {
+                if (step.seqId(row) == poisoned[0] && layer == c.numLayers() - 1) {
+                    java.util.Arrays.fill(out, row * c.hiddenSize(), (row + 1) * c.hiddenSize(), Float.NaN);
+                }
+            }
+        };
+        PagedKvCache cache = model.newCache(512);
+        StepScheduler scheduler = new StepScheduler(model.engine(poisoning), cache, 64, 8);
+        GenerationRequest fineRequest = new GenerationRequest(model.encodePrompt("world"),
+                new SamplingParams(0.9, 0.95, 0, OptionalLong.of(5), 6, true), false);
+        SamplingParams badParams = greedy ? SamplingParams.greedy(6)
+                : new SamplingParams(1.0, 0.9, 3, OptionalLong.of(1), 6, true);
+        Events broken = new Events();
+        Events fine = new Events();
+        poisoned[0] = scheduler.submit(new GenerationRequest(model.encodePrompt("hello"), badParams, false), broken)
+                .sequenceId();
+        scheduler.submit(fineRequest, fine);
+        for (int i = 0; i < 20 && !scheduler.idle(); i++) {
+            scheduler.step();
+        }
+        assertThat(broken.seen).singleElement().isInstanceOfSatisfying(IllegalStateException.class,
+                e -> assertThat(e).hasMessageContaining("sequence " + poisoned[0]).hasMessageContaining("not finite")
+                        .hasMessageContaining("NaN at token id 0"));
+        assertThat(fine.seen.getLast()).isInstanceOfSatisfying(GenerationResult.class,
+                r -> assertThat(r.generatedIds()).containsExactly(alone(List.of(fineRequest)).getFirst()));
         assertThat(scheduler.idle()).isTrue();
         assertThat(cache.freeBlocks()).isEqualTo(cache.totalBlocks());
     }

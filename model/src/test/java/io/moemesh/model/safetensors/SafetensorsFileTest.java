@@ -55,6 +55,14 @@ class SafetensorsFileTest {
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}                         | 8  | data_offsets",
         "{\"a\": [1, 2                                                      | 0  | not valid JSON",
         "[1, 2]                                                             | 0  | not a JSON object",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}} | 8 "
+                + "| tensor a: shape [4294967296,4294967296] of F32 has more than 2^63 - 1 bytes",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387906],\"data_offsets\":[0,8]}} | 8 "
+                + "| tensor a: shape [4611686018427387906] of F32 has more than 2^63 - 1 bytes",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,8]}} | 8 "
+                + "| tensor a: shape [99999999999999999999] is not a list of sizes",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,8]}} | 8 "
+                + "| tensor a: shape [2,-1] is not a list of sizes",
     })
     void open_corruptHeader_failsNamingFileAndProblem(String header, int data, String message) throws IOException {
         Path p = file(header, data);
@@ -83,6 +91,16 @@ class SafetensorsFileTest {
                 assertThatThrownBy(() -> SafetensorsFile.open(p, shared)).isInstanceOf(ModelFormatException.class);
             }
             assertThat(Files.readAllLines(Path.of("/proc/self/maps"))).noneMatch(line -> line.endsWith(p.toString()));
+        }
+    }
+
+    /** A zero dimension makes a tensor empty, however large the others: its size is no overflow. */
+    @Test
+    void open_emptyTensorWithHugeOtherDimensions_holdsNoBytes() throws IOException {
+        Path p = file("{\"a\":{\"dtype\":\"BF16\",\"shape\":[4294967296,4294967296,0],\"data_offsets\":[0,0]}}", 0);
+        try (Arena arena = Arena.ofConfined()) {
+            assertThat(SafetensorsFile.open(p, arena).tensor("a").orElseThrow().shape())
+                    .containsExactly(4294967296L, 4294967296L, 0L);
         }
     }
 

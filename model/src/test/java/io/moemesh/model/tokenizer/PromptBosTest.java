@@ -38,6 +38,14 @@ class PromptBosTest {
             "- | {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, "
                     + "{\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]} | <s> | a template that starts with <s>",
             "{\"bos_token\": \"<s>\"} | {\"type\": \"ByteLevel\"} | none | a post-processor that adds nothing",
+            "{\"bos_token\": \"<s>\"} | {\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\", "
+                    + "\"trim_offsets\": false}, {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
+                    + "{\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}]} | <s> "
+                    + "| Llama 3: a Sequence of ByteLevel and a template that starts with <s>",
+            "{\"bos_token\": \"<s>\"} | {\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\"}]} | none "
+                    + "| a Sequence whose processors add nothing",
+            "- | {\"type\": \"RobertaProcessing\", \"sep\": [\"</s>\", 2], \"cls\": [\"<s>\", 1]} | <s> "
+                    + "| a Roberta post-processor adds its cls first",
             "{\"add_bos_token\": false} | {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
                     + "\"<s>\", \"type_id\": 0}}]} | none | add_bos_token false wins over the template",
     })
