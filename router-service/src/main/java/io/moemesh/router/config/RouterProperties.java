@@ -32,12 +32,18 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               {@code instances-from}
  * @param instancesFrom          a placement file (protobuf JSON of router.v1.Placement) whose instances are used when
  *                               {@code instances} is empty; its experts are ignored
- * @param replicas               copies of every expert in the even deal (epoch 1, and replans with too few routes),
- *                               in [1, instances]
- * @param slotsPerInstance       experts one instance may hold per layer (planner budget); 0 = ceil(1.25 × experts /
- *                               instances), 25% room for replicas, at least what the even deal needs
- * @param memoryBudgetBytes      bytes of expert weights one instance may hold (planner budget, spread evenly over the
- *                               layers); 0 = no limit beyond the slots
+ * @param replicas               copies of every expert (the shared one included) in every epoch: exactly this many in
+ *                               the even deal (epoch 1, and replans with too few routes), at least this many in a
+ *                               planned epoch (every planner; only the slots left over go to the busiest experts), on
+ *                               distinct instances and, where the nodes allow, distinct nodes; in [1, instances]
+ *                               (with fewer instances, min(replicas, instances)). Startup fails when the slots or the
+ *                               memory budget cannot hold the even deal
+ * @param slotsPerInstance       experts one instance may hold per layer, the shared expert's copy included (planner
+ *                               budget); 0 = ceil(1.25 × routed experts / instances), 25% room for replicas, at least
+ *                               what the even deal needs
+ * @param memoryBudgetBytes      bytes of expert weights one instance may hold, the shared expert's (at its own size)
+ *                               included (planner budget, spread evenly over the layers); 0 = no limit beyond the
+ *                               slots
  * @param planner                default PlacementPlanner by name (Replan may name another)
  * @param predictor              PathPredictor by name, for PredictPaths and the online recall
  * @param minRoutesToPlan        tokens the route window needs before a replan plans from it; fewer = the even deal

@@ -150,7 +150,7 @@ public final class RouterServiceConfiguration {
         ApiClient client = KubernetesApi.client(d.apiServer(), d.resyncPeriod());
         var pods = new KubernetesPodDiscovery(client, d.namespace(), d.selector(), d.grpcPort(), d.resyncPeriod());
         var publisher = new ConfigMapPublisher(new KubernetesPlacementConfigMap(client, d.namespace(), d.configMap()),
-                d.namespace() + "/" + d.configMap(), Executors.newSingleThreadExecutor(
+                d.namespace() + "/" + d.configMap(), Executors.newSingleThreadScheduledExecutor(
                         Thread.ofPlatform().name("router-configmap").daemon().factory()),
                 d.configMapGzipThresholdBytes());
         coordinator.onPublished(o -> publisher.offer(o.placement()));

@@ -17,12 +17,13 @@ import org.slf4j.LoggerFactory;
 /**
  * Keeps the placement on the instance set discovery delivers (issue 12, item 3): a new set is placed on once it has
  * been stable for the settle time (pods that come or become ready together make one epoch, not one each), by
- * {@link PlacementCoordinator#switchTo} with the budget for that many instances and min(replicas, instances) copies in
- * the even deal. One switch at a time: a set that changes while a switch (or a Replan) runs is placed on after it. A
- * switch that fails (an instance did not load its share) is retried after the retry pause while the set stays the
- * same, at the same epoch number (whatever it plans: {@link EpochAttempts}). A COMMIT an instance missed is retried
- * after the retry pause, and again until none is pending ({@link PlacementCoordinator#retryMissedCommits}). An empty set publishes nothing: the current epoch
- * stays (before the first one the router stays NOT_SERVING).
+ * {@link PlacementCoordinator#switchTo} with the budget for that many instances and min(replicas, instances) copies of
+ * every expert (the even deal's, and the least a planned epoch keeps). One switch at a time: a set that changes while
+ * a switch (or a Replan) runs is placed on after it. A switch that fails (an instance did not load its share) is
+ * retried after the retry pause while the set stays the same, at the same epoch number (whatever it plans:
+ * {@link EpochAttempts}). A COMMIT an instance missed is retried after the retry pause, and again until none is pending
+ * ({@link PlacementCoordinator#retryMissedCommits}). An empty set publishes nothing: the current epoch stays (before
+ * the first one the router stays NOT_SERVING).
  */
 public final class InstanceSetFollower implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(InstanceSetFollower.class);

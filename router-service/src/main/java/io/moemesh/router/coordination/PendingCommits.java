@@ -5,9 +5,11 @@ import io.moemesh.proto.router.v1.Placement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -16,7 +18,12 @@ import org.slf4j.LoggerFactory;
 /**
  * The COMMIT phase of {@link PlacementCoordinator}'s two-phase switch: the COMMIT of a published epoch on every
  * instance, and the COMMITs instances missed, kept and retried before the next PREPARE and on a timer between replans.
- * Replan thread only (the counts are read from any thread).
+ * A missed COMMIT is kept, one per instance id, until it is delivered or superseded: also while its instance is out
+ * of the set (a readiness flap), for the set that drops it may fail to publish and the instance come back into the
+ * same set, where no switch runs and the next PREPARE would replace the epoch it still holds only prepared (then it
+ * refuses the current epoch's calls). It is superseded by a newer epoch published without the instance (the gateways
+ * leave the missed one), by the instance's next COMMIT, or by a new process under its id. Replan thread only (the
+ * counts are read from any thread).
  */
 final class PendingCommits {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
@@ -64,6 +71,11 @@ final class PendingCommits {
         Map<Instance, Throwable> failed = loads.onEvery(p.getInstancesList(),
                 in -> loader.commit(in, epoch, timeout));
         List<String> committed = new ArrayList<>();
+        // A COMMIT an instance outside this epoch missed is of an older epoch the gateways now leave: superseded.
+        Set<String> ids = new HashSet<>();
+        p.getInstancesList().forEach(in -> ids.add(in.getId()));
+        pendingCommits.entrySet().removeIf(e -> !ids.contains(e.getKey())
+                && Long.compareUnsigned(e.getValue().epoch(), epoch) < 0);
         for (Instance in : p.getInstancesList()) {
             Throwable t = failed.get(in);
             if (t == null) {
@@ -82,10 +94,11 @@ final class PendingCommits {
     /**
      * Retries the COMMITs an instance missed, before a newer epoch is prepared: a PREPARE of a newer epoch replaces
      * a still-prepared one on the instance, which would drop the published epoch the gateways dispatch under. The
-     * retry goes to the instance as it is in {@code members} now. An instance that answers that it holds the epoch
-     * neither prepared nor served (restarted) has nothing to lose, and neither has one whose endpoint changed (a new
-     * process, e.g. a restarted pod with a new IP: it never prepared that epoch, and the old address is dead); any
-     * other failure aborts the replan before anything is prepared.
+     * retry goes to the instance as it is in {@code members} now; one not among them is not asked, and its missed
+     * COMMIT is kept for when it is back. An instance that answers that it holds the epoch neither prepared nor served
+     * (restarted) has nothing to lose, and neither has one whose endpoint changed (a new process, e.g. a restarted pod
+     * with a new IP: it never prepared that epoch, and the old address is dead); any other failure aborts the replan
+     * before anything is prepared.
      */
     void retry(List<Instance> members, long currentEpoch) throws InterruptedException {
         Retried r = retryNow(members);
@@ -124,8 +137,7 @@ final class PendingCommits {
             Instance now = byId.get(e.getKey());
             Instance then = e.getValue().instance();
             if (now == null) {
-                log.info("{} left the instance set: its missed COMMIT is not retried", PlacementCoordinator.describe(then));
-                return true;
+                return false; // out of the set for now: kept, asked once it is back (or superseded meanwhile)
             }
             if (!now.getEndpoint().equals(then.getEndpoint())) {
                 log.info("{} is at {} now, a new process that never prepared placement epoch {}: its missed COMMIT is "
@@ -140,6 +152,10 @@ final class PendingCommits {
             return new Retried(committed, blocking, null);
         }
         Map<String, Missed> pending = new LinkedHashMap<>(pendingCommits);
+        pending.keySet().retainAll(byId.keySet());
+        if (pending.isEmpty()) {
+            return new Retried(committed, blocking, null);
+        }
         List<Instance> instances = pending.keySet().stream().map(byId::get).toList();
         Map<Instance, Throwable> failed = loads.onEvery(instances,
                 in -> loader.commit(in, pending.get(in.getId()).epoch(), timeout));

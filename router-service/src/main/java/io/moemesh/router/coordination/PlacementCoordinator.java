@@ -49,7 +49,8 @@ import org.slf4j.LoggerFactory;
  * a COMMIT to each, a no-op where it was committed); otherwise it deals evenly at the next epoch. Replans run one at a
  * time on the replan executor, never on a caller's (gRPC) thread; every replan publishes a new epoch, even when the plan
  * is unchanged; with fewer than {@code minRoutesToPlan} tokens in the route window a replan deals evenly ({@value #EVEN})
- * instead of planning from too little.
+ * instead of planning from too little. A planned epoch keeps {@code replicas} copies of every expert too (the planner
+ * spends only the slots left over by load), and the shared expert's copies count within the slots.
  *
  * <p>The instance set may change ({@link #switchTo}, issue 12 item 3: the router follows the READY expert-service pods
  * in Kubernetes): the next epoch is planned for exactly the new set and PREPAREd on its instances only (a gone instance
@@ -65,7 +66,7 @@ public final class PlacementCoordinator implements AutoCloseable {
      *
      * @param instances the configured instances {@link #start} places on; empty when they are discovered (then only
      *                  {@link #switchTo} places, with the instances and budget it is given)
-     * @param replicas  copies of every expert in the even deal (at most the instance count)
+     * @param replicas  copies of every expert in the even deal, the least in a planned one (at most the instances)
      * @param budget    the planner's budget for {@code instances} (any budget when they are empty)
      */
     public record Settings(List<Instance> instances, ModelShape shape, boolean sharedExpert, int replicas,
@@ -78,8 +79,8 @@ public final class PlacementCoordinator implements AutoCloseable {
     }
 
     /**
-     * The instances an epoch is planned for, with the planner's budget and the even deal's replicas for them, and
-     * their container restart counts when discovery knows them (by id; empty otherwise).
+     * The instances an epoch is planned for, with the planner's budget and the replicas for them, and their container
+     * restart counts when discovery knows them (by id; empty otherwise).
      */
     private record Membership(List<Instance> instances, PlacementBudget budget, int replicas,
                               Map<String, Integer> restarts) {
@@ -238,12 +239,13 @@ public final class PlacementCoordinator implements AutoCloseable {
     /**
      * Places on a new instance set in the background (discovery found instances come, become ready or go). Before the
      * first epoch this is {@link #start} for these instances; after it, the next epoch is planned for exactly these
-     * instances (the configured planner from the route window, or the even deal with {@code replicas} copies when the
-     * window holds fewer than minRoutesToPlan tokens), PREPAREd on each of them (not on instances that left), published
-     * and committed. Until then the current epoch stays current, with its instances.
+     * instances (the configured planner from the route window, keeping {@code replicas} copies of every expert, or the
+     * even deal with {@code replicas} copies when the window holds fewer than minRoutesToPlan tokens), PREPAREd on
+     * each of them (not on instances that left), published and committed. Until then the current epoch stays current,
+     * with its instances.
      *
      * @param budget   the planner's budget for {@code instances.size()} instances
-     * @param replicas the even deal's copies of every expert, in [1, instances.size()]
+     * @param replicas the copies of every expert, in [1, instances.size()]
      * @throws IllegalArgumentException when {@code instances} is empty or replicas is out of range
      * @throws IllegalStateException    while a replan runs
      */
@@ -360,10 +362,12 @@ public final class PlacementCoordinator implements AutoCloseable {
             return loadAndPublish(evenDeal(epoch, m), EVEN, started, m);
         }
         List<String> ids = m.instances().stream().map(Instance::getId).toList();
-        io.moemesh.router.placement.Placement plan = chosen.plan(stats, m.budget(), ids,
+        // The replicas of every expert, so one pod going never takes an expert's last copy; shared copies in the slots
+        PlacementBudget budget = m.budget().withCopies(m.replicas(), settings.sharedExpert() ? m.replicas() : 0);
+        io.moemesh.router.placement.Placement plan = chosen.plan(stats, budget, ids,
                 PlacementMessages.domains(m.instances()));
         Placement p = PlacementMessages.toProto(plan, epoch, m.instances(), settings.sharedExpert() ? 1 : 0,
-                m.replicas());
+                budget.sharedCopies());
         return loadAndPublish(p, chosen.name(), started, m);
     }
 

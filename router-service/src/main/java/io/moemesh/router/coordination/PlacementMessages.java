@@ -60,7 +60,8 @@ public final class PlacementMessages {
      * @param sharedExperts 1 when the model has an always-on shared expert (id = routed experts), else 0: planners
      *                      place routed experts only, so the shared one goes, like in the even deal, on
      *                      {@code sharedReplicas} consecutive instances of the deal's order offset by the layer
-     *                      (in distinct failure domains where they allow: every token visits it)
+     *                      number (in distinct failure domains where they allow: every token visits it), the slots
+     *                      the planners kept free for it ({@code PlacementBudget.sharedCopies})
      */
     public static io.moemesh.proto.router.v1.Placement toProto(Placement p, long epoch, List<Instance> instances,
                                                                int sharedExperts, int sharedReplicas) {
@@ -83,7 +84,7 @@ public final class PlacementMessages {
                 int e = p.experts(l) + s;
                 ExpertPlacement.Builder ep = ExpertPlacement.newBuilder().setExpert(e).setShared(true);
                 for (int r = 0; r < sharedReplicas; r++) {
-                    ep.addInstanceIds(instances.get(deal.holder(e, l, r)).getId());
+                    ep.addInstanceIds(instances.get(deal.holder(e, p.firstLayer() + l, r)).getId());
                 }
                 lp.addExperts(ep);
             }

@@ -8,8 +8,10 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.ExecutorService;
+import java.time.Duration;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.zip.GZIPInputStream;
@@ -36,6 +38,13 @@ import org.slf4j.LoggerFactory;
  * whose gzip form exceeds the threshold too is not written: an error log names the sizes and {@link #oversize()}
  * counts it; the ConfigMap keeps the last placement that fit and gateways that follow the router's WatchPlacement
  * stream still get every epoch.
+ *
+ * <p>A write that fails ({@link Result#FAILED}: the API server down or answering 5xx, conflicts that did not resolve)
+ * is tried again on the writer thread after {@link #FIRST_RETRY}, doubling up to {@link #MAX_RETRY}, until it is
+ * written or a newer placement is offered (which is written instead: only the latest one is ever pending, and an
+ * older one never replaces a newer one). Without it the ConfigMap would stay at an older epoch than the instances
+ * serve until the next publication, and it is what a restarted router takes as its epoch floor and a gateway starts
+ * from.
  */
 public final class ConfigMapPublisher implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ConfigMapPublisher.class);
@@ -49,15 +58,21 @@ public final class ConfigMapPublisher implements AutoCloseable {
     public static final int DEFAULT_GZIP_THRESHOLD_BYTES = 768 * 1024;
     /** Attempts of one write when other writers keep changing the ConfigMap. */
     static final int ATTEMPTS = 3;
+    /** The pause before a failed write is tried again; it doubles with each failure in a row, up to MAX_RETRY. */
+    public static final Duration FIRST_RETRY = Duration.ofSeconds(1);
+    public static final Duration MAX_RETRY = Duration.ofSeconds(30);
 
     /** What became of one write. */
     public enum Result { WRITTEN, OVERSIZE, SUPERSEDED, FAILED }
 
     private final PlacementConfigMap configMap;
     private final String name;
-    private final ExecutorService writer;
+    private final ScheduledExecutorService writer;
     private final int gzipThresholdBytes;
+    /** The latest placement offered and not written yet (null: none). */
     private final AtomicReference<Placement> pending = new AtomicReference<>();
+    /** Failed writes in a row (writer thread): the next retry's pause doubles with each. */
+    private int failedInRow;
     private final AtomicLong writes = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
     private final AtomicLong conflicts = new AtomicLong();
@@ -65,17 +80,18 @@ public final class ConfigMapPublisher implements AutoCloseable {
     private final AtomicLong gzipped = new AtomicLong();
 
     /** With the default threshold, {@value #DEFAULT_GZIP_THRESHOLD_BYTES} bytes. */
-    public ConfigMapPublisher(PlacementConfigMap configMap, String name, ExecutorService writer) {
+    public ConfigMapPublisher(PlacementConfigMap configMap, String name, ScheduledExecutorService writer) {
         this(configMap, name, writer, DEFAULT_GZIP_THRESHOLD_BYTES);
     }
 
     /**
      * @param name               the ConfigMap's namespace/name, for the logs
-     * @param writer             one thread: the writes of {@link #offer} run there, the latest placement only
+     * @param writer             one thread: the writes of {@link #offer} and their retries run there, the latest
+     *                           placement only
      * @param gzipThresholdBytes the most bytes the placement may take as stored: plain JSON up to it, else the gzip
      *                           form if its base64 length is within it, else nothing; in [1, {@value #LIMIT_BYTES}]
      */
-    public ConfigMapPublisher(PlacementConfigMap configMap, String name, ExecutorService writer,
+    public ConfigMapPublisher(PlacementConfigMap configMap, String name, ScheduledExecutorService writer,
                               int gzipThresholdBytes) {
         if (gzipThresholdBytes < 1 || gzipThresholdBytes > LIMIT_BYTES) {
             throw new IllegalArgumentException("gzip threshold must be in [1, " + LIMIT_BYTES + "] bytes, got "
@@ -87,19 +103,43 @@ public final class ConfigMapPublisher implements AutoCloseable {
         this.gzipThresholdBytes = gzipThresholdBytes;
     }
 
-    /** Writes {@code p} in the background; a newer placement offered before the write starts replaces it. */
+    /**
+     * Writes {@code p} in the background, and again after a pause while the write fails; a newer placement offered
+     * before the write starts (or while it waits to be retried) replaces it, an older one is dropped.
+     */
     public void offer(Placement p) {
-        pending.set(p);
+        pending.accumulateAndGet(p, (had, offered) -> had != null
+                && Long.compareUnsigned(had.getEpoch(), offered.getEpoch()) > 0 ? had : offered);
+        submit(0);
+    }
+
+    private void submit(long delayNanos) {
         try {
-            writer.execute(() -> {
-                Placement next = pending.getAndSet(null);
-                if (next != null) {
-                    write(next);
-                }
-            });
+            writer.schedule(this::writePending, delayNanos, TimeUnit.NANOSECONDS);
         } catch (RejectedExecutionException e) {
             log.debug("ConfigMap {} not written: shutting down", name);
         }
+    }
+
+    /** Writes the pending placement (writer thread); a failure puts it back, unless a newer one came, and retries. */
+    private void writePending() {
+        Placement next = pending.getAndSet(null);
+        if (next == null) {
+            return;
+        }
+        if (write(next) != Result.FAILED) {
+            failedInRow = 0;
+            return;
+        }
+        failedInRow++;
+        if (pending.compareAndSet(null, next)) {
+            long pause = FIRST_RETRY.toNanos() << Math.min(failedInRow - 1, 30);
+            pause = pause <= 0 ? MAX_RETRY.toNanos() : Math.min(pause, MAX_RETRY.toNanos());
+            log.warn("placement epoch {} is tried again on ConfigMap {} in {} ms", next.getEpoch(), name,
+                    TimeUnit.NANOSECONDS.toMillis(pause));
+            submit(pause);
+        }
+        // else: a newer placement was offered meanwhile; its own write is queued and supersedes this one
     }
 
     /** Writes {@code p} now, on the caller's thread. */
@@ -243,7 +283,7 @@ public final class ConfigMapPublisher implements AutoCloseable {
         return writes.get();
     }
 
-    /** Placements not written: API errors, conflicts that did not resolve, or a newer epoch found there. */
+    /** Writes that failed: API errors, conflicts that did not resolve (each retried), or a newer epoch found there. */
     public long failures() {
         return failures.get();
     }

@@ -14,9 +14,10 @@ import java.util.Map;
  * @param terminating     metadata.deletionTimestamp is set
  * @param phase           status.phase ({@code Pending}, {@code Running}, ...), may be null
  * @param containersReady the {@code ContainersReady} condition is {@code True} (the {@code Ready} condition when the
- *                        pod reports no ContainersReady). Not {@code Ready}: with the chart's readiness gate a pod is
- *                        Ready only once the router has placed on it ({@link #PLACED}), so judging on Ready the router
- *                        would never place on a new pod. Without readiness gates the two are the same condition.
+ *                        pod reports no ContainersReady). Not {@code Ready} alone: with the chart's readiness gate a
+ *                        pod is Ready only once the router has placed on it ({@link #PLACED}), so judging on Ready the
+ *                        router would never place on a new pod; a Ready=False that is not the gate's is
+ *                        {@code notReadyOtherwise}.
  * @param podIp           status.podIP, may be null
  * @param grpcPort        the container port named {@code grpc}, or null when no container declares one
  * @param nodeName        spec.nodeName, the node the pod runs on (its failure domain), null before it is scheduled
@@ -25,15 +26,22 @@ import java.util.Map;
  * @param restarts        the restart counts of its containers (status.containerStatuses[].restartCount), summed: a
  *                        container restart at the same pod IP is a new process that holds no experts, which the name
  *                        and endpoint alone do not show
+ * @param notReadyOtherwise the {@code Ready} condition is False for another reason than the router's readiness gate:
+ *                        the node controller marks every pod of a node it lost Ready=False (and nothing else: their
+ *                        ContainersReady stays True, their phase Running, until they are evicted minutes later), so a
+ *                        pod whose containers look ready is still gone. False while the gate is what keeps it
+ *                        NotReady: the Ready condition's reason is the kubelet's {@code ReadinessGatesNotReady}
+ *                        (still there for a moment after the router set the gate True), or the router never wrote the
+ *                        {@value #PLACED} condition (a new pod)
  */
 public record ExpertPod(String name, Map<String, String> labels, Map<String, String> annotations, boolean terminating,
                         String phase, boolean containersReady, String podIp, Integer grpcPort, String nodeName,
-                        boolean placed, String uid, int restarts) {
+                        boolean placed, String uid, int restarts, boolean notReadyOtherwise) {
     /**
      * The pod condition the router sets True once a published epoch includes the pod and the pod committed it (and
-     * False when a newer epoch no longer includes it): the chart's readiness gate on the expert-service pods
-     * (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-readiness-gate), so a rolling update or
-     * a drain waits for the router's re-placement.
+     * False when a newer epoch no longer includes it or its container restarted): the chart's readiness gate on the
+     * expert-service pods (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-readiness-gate), so
+     * a rolling update or a drain waits for the router's re-placement.
      */
     public static final String PLACED = "moemesh.io/placed";
     public static final String DEVICE = "moemesh.io/device";
@@ -45,11 +53,19 @@ public record ExpertPod(String name, Map<String, String> labels, Map<String, Str
         annotations = annotations == null ? Map.of() : Map.copyOf(annotations);
     }
 
-    /** A pod with no uid known and no container restart. */
+    /** A pod with no uid known and no container restart, NotReady (if at all) only for the gate. */
     public ExpertPod(String name, Map<String, String> labels, Map<String, String> annotations, boolean terminating,
                      String phase, boolean containersReady, String podIp, Integer grpcPort, String nodeName,
                      boolean placed) {
         this(name, labels, annotations, terminating, phase, containersReady, podIp, grpcPort, nodeName, placed, null, 0);
+    }
+
+    /** A pod NotReady (if at all) only for the gate. */
+    public ExpertPod(String name, Map<String, String> labels, Map<String, String> annotations, boolean terminating,
+                     String phase, boolean containersReady, String podIp, Integer grpcPort, String nodeName,
+                     boolean placed, String uid, int restarts) {
+        this(name, labels, annotations, terminating, phase, containersReady, podIp, grpcPort, nodeName, placed, uid,
+                restarts, false);
     }
 
     /**
@@ -96,6 +112,10 @@ public record ExpertPod(String name, Map<String, String> labels, Map<String, Str
         }
         if (!"Running".equals(phase) || !containersReady) {
             return Verdict.notReady("phase " + phase + ", containers ready " + containersReady);
+        }
+        if (notReadyOtherwise) {
+            return Verdict.notReady("its Ready condition is False for another reason than the readiness gate (its node "
+                    + "lost?)");
         }
         if (podIp == null || podIp.isBlank()) {
             return Verdict.ignored("it is Running with its containers ready but has no pod IP");

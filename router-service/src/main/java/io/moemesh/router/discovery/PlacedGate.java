@@ -28,7 +28,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>It sets it False again (reason {@value #NOT_PLACED}) when a newer published epoch no longer includes the pod: its
  * container restarted (ContainersReady went False, so discovery dropped it and the router re-placed without it), and the
- * restarted process holds nothing, so it must not turn Ready before the router places on it again. A pod is marked
+ * restarted process holds nothing, so it must not turn Ready before the router places on it again. Likewise when the
+ * pod's container restart count moved past the one the epoch placed it with (a restart discovery never saw as
+ * not ready, e.g. an OOM kill whose container was ready again at the same IP before the router re-placed): the kubelet
+ * would otherwise turn the pod Ready again on the True condition while it holds nothing, and the PodDisruptionBudget
+ * would count it as a holder. A pod is marked
  * True only when it is, as discovery sees it now, the instance the epoch placed on (same endpoint: a pod recreated
  * under the same name has another IP and waits for its own epoch; one whose container restarted at the same IP, with a
  * higher restart count, waits for the epoch that places on the new process). Terminating pods are left alone.
@@ -137,9 +141,9 @@ public final class PlacedGate implements AutoCloseable {
     /**
      * The conditions to write, by pod name: True on a pod that is the instance {@code epoch} placed on and committed
      * it, and whose condition is not True yet; False on a pod whose condition is True and that {@code epoch} does not
-     * include. Nothing for terminating pods, nothing before an epoch is known. Not True either on a pod whose container
-     * restart count differs from the one it was placed with ({@code restarts}): it restarted at the same endpoint after
-     * (or while) the epoch was loaded, holds nothing, and the router places on it again.
+     * include. Nothing for terminating pods, nothing before an epoch is known. Not True, and False where it is True, on
+     * a pod whose container restart count differs from the one it was placed with ({@code restarts}): it restarted at
+     * the same endpoint after (or while) the epoch was loaded, holds nothing, and the router places on it again.
      */
     static List<Change> due(Collection<ExpertPod> pods, Placement epoch, Set<String> committed,
                             Map<String, Integer> restarts, LabelSelector selector, int defaultPort) {
@@ -157,17 +161,21 @@ public final class PlacedGate implements AutoCloseable {
                 continue;
             }
             Instance placed = placedOn.get(p.name());
+            Integer placedWith = restarts.get(p.name());
+            boolean restarted = placedWith != null && placedWith != p.restarts();
             if (!p.placed()) {
                 Instance now = p.judge(selector, defaultPort).instance();
-                Integer placedWith = restarts.get(p.name());
-                if (placed != null && committed.contains(p.name()) && placed.equals(now)
-                        && (placedWith == null || placedWith == p.restarts())) {
+                if (placed != null && committed.contains(p.name()) && placed.equals(now) && !restarted) {
                     out.add(new Change(p.name(), p.uid(), true, PLACED,
                             at + " places experts on this pod, which committed it"));
                 }
             } else if (placed == null) {
                 out.add(new Change(p.name(), p.uid(), false, NOT_PLACED, at + " does not include this pod: the router places on"
                         + " it again once its containers are ready"));
+            } else if (restarted) {
+                out.add(new Change(p.name(), p.uid(), false, NOT_PLACED, "its container restarted (restart count "
+                        + p.restarts() + ", placed by " + at + " at " + placedWith + ") and holds nothing: the router "
+                        + "places on it again"));
             }
         }
         return out;

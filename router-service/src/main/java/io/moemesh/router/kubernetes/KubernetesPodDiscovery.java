@@ -43,6 +43,8 @@ import org.slf4j.LoggerFactory;
 public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private static final Logger log = LoggerFactory.getLogger(KubernetesPodDiscovery.class);
     private static final Type EVENT = new TypeToken<Watch.Response<V1Pod>>() { }.getType();
+    /** The Ready condition's reason when the kubelet holds a pod NotReady for its readiness gates only. */
+    static final String GATES_NOT_READY = "ReadinessGatesNotReady";
     /** The pause after a first failure; it doubles with each failure in a row, up to the resync period. */
     static final Duration FIRST_BACKOFF = Duration.ofSeconds(1);
 
@@ -283,8 +285,20 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     }
 
     /**
-     * The router's view of a pod; null fields where the API gave none. Placeable on ContainersReady, not Ready: the
-     * chart's readiness gate ({@value ExpertPod#PLACED}) keeps Ready False until the router has placed on the pod.
+     * The router's view of a pod; null fields where the API gave none. Placeable on ContainersReady, not on Ready
+     * alone: the chart's readiness gate ({@value ExpertPod#PLACED}) keeps Ready False until the router has placed on
+     * the pod. But a Ready=False that is not the gate's takes the pod out ({@link ExpertPod#notReadyOtherwise}): the
+     * node controller marks the pods of a node it lost (NotReady or unreachable for the node monitor grace, under a
+     * minute by default) Ready=False and nothing else, their ContainersReady stays True until they are evicted
+     * (after the 300 s not-ready toleration), and meanwhile every switch would PREPARE on pods nobody can reach. The
+     * gate is what keeps a pod NotReady when the pod lists it in spec.readinessGates and either the Ready condition
+     * carries the kubelet's reason for it, {@value #GATES_NOT_READY} (also while the kubelet has not yet re-evaluated
+     * the gate the router just set True: otherwise every placement would take its pod out until then), or the gate
+     * condition was never written (a new pod the router has not placed yet). Not "whenever the gate condition is not
+     * True": the router sets it False on the lost node's pods once it re-placed without them, and they would then
+     * look placeable again, and be re-placed on and failed on, over and over. The node controller keeps the reason
+     * the kubelet last wrote, none on a pod that was Ready. The node's own Ready condition is not read: discovery
+     * watches pods only.
      */
     static ExpertPod view(V1Pod p) {
         var meta = p.getMetadata();
@@ -295,6 +309,14 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         // A kubelet reports ContainersReady next to Ready (Kubernetes >= 1.12); Ready stands in for it only on a pod
         // that has none (one whose status was not written by a kubelet).
         boolean containersReady = isTrue(conditions, hasContainersReady ? "ContainersReady" : "Ready");
+        boolean notReadyOtherwise = false;
+        V1PodCondition ready = condition(conditions, "Ready");
+        if (hasContainersReady && ready != null && !"True".equals(ready.getStatus())) {
+            boolean gated = p.getSpec() != null && p.getSpec().getReadinessGates() != null && p.getSpec()
+                    .getReadinessGates().stream().anyMatch(g -> ExpertPod.PLACED.equals(g.getConditionType()));
+            boolean neverPlaced = condition(conditions, ExpertPod.PLACED) == null;
+            notReadyOtherwise = !(gated && (neverPlaced || GATES_NOT_READY.equals(ready.getReason())));
+        }
         Integer grpcPort = null;
         if (p.getSpec() != null && p.getSpec().getContainers() != null) {
             for (V1Container c : p.getSpec().getContainers()) {
@@ -309,7 +331,7 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
                 meta == null ? null : meta.getAnnotations(), meta != null && meta.getDeletionTimestamp() != null,
                 status == null ? null : status.getPhase(), containersReady, status == null ? null : status.getPodIP(),
                 grpcPort, p.getSpec() == null ? null : p.getSpec().getNodeName(), isTrue(conditions, ExpertPod.PLACED),
-                meta == null ? null : meta.getUid(), restarts(status));
+                meta == null ? null : meta.getUid(), restarts(status), notReadyOtherwise);
     }
 
     private static int restarts(io.kubernetes.client.openapi.models.V1PodStatus status) {
@@ -321,6 +343,10 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
             sum += c.getRestartCount() == null ? 0 : c.getRestartCount();
         }
         return sum;
+    }
+
+    private static V1PodCondition condition(List<V1PodCondition> conditions, String type) {
+        return conditions.stream().filter(c -> type.equals(c.getType())).findFirst().orElse(null);
     }
 
     private static boolean isTrue(List<V1PodCondition> conditions, String type) {

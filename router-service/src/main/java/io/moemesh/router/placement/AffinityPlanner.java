@@ -8,8 +8,11 @@ import java.util.List;
  * <ol>
  *   <li><b>Replicas in the spare slots</b> (EPLB's redundant-expert rule, DeepSeek-V3 technical report §3.4 and
  *       github.com/deepseek-ai/EPLB; Lina, Li et al., USENIX ATC 2023, replicates popular experts the same way):
- *       while a slot is free, the expert whose copies carry the most (token, expert) pairs each gets one more copy
- *       (never more copies than instances; experts with no traffic get none). Every spare slot is used: a copy is
+ *       every expert first gets the budget's {@link PlacementBudget#copies() replicas} (min(replicas, instances),
+ *       whatever its traffic: availability first, so one instance going never takes an expert's last copy when
+ *       replicas ≥ 2); then, while a slot is free, the expert whose copies carry the most (token, expert) pairs each
+ *       gets one more copy (never more copies than instances; experts with no traffic get no more). The slots of the
+ *       layer's shared expert copies (where the even deal puts them) are kept out. Every spare slot is used: a copy is
  *       what lets the gateway's least-loaded rule absorb a test load that differs from the training load (on the
  *       traces, filling only the slots whose copy would carry more than a mean slot's load balanced worse:
  *       docs/performance.md, "Placement").</li>
@@ -80,14 +83,19 @@ public final class AffinityPlanner implements PlacementPlanner {
         int slots = budget.slotsPerLayer(stats.layers(), stats.experts());
         int[][][] holders = new int[stats.layers()][][];
         boolean[][] previous = null;
+        EvenDeal deal = new EvenDeal(domains);
         for (int l = 0; l < stats.layers(); l++) {
             double[][] transitionsIn = l == 0 ? null : stats.transitions()[l - 1];
+            int[] shared = new int[budget.sharedCopies()];
+            for (int r = 0; r < shared.length; r++) {
+                shared[r] = deal.holder(stats.experts(), stats.firstLayer() + l, r);
+            }
             LayerPacking p = new LayerPacking(n, slots, stats.load()[l], stats.coactivation()[l], previous, transitionsIn,
-                    domains);
+                    domains, budget.copies(), shared);
             p.pack();
             int[][] rows = stats.rows()[l];
             if (replay && ReplayRefinement.affordable(n, slots, stats.experts(), rows)) {
-                ReplayRefinement.refine(n, slots, stats.experts(), rows, p.slot, domains);
+                ReplayRefinement.refine(n, slots, stats.experts(), rows, p.slot, domains, budget.copies());
                 p.rebuildHolds();
             }
             holders[l] = p.holders();

@@ -21,6 +21,20 @@ public final class EvenDeal {
         this.order = domains.interleaved();
     }
 
+    /**
+     * The most copies the deal of {@code replicas} copies of each of {@code experts} experts puts on one instance in a
+     * layer: the slots per instance per layer it needs. Not always ceil(experts × replicas / instances): expert e's
+     * copies are the window of positions e + l .. e + l + replicas - 1, and the (experts mod instances) positions
+     * that start one more window than the others are consecutive, so one instance can be in min(that, replicas) of
+     * those extra windows (6 experts, 2 replicas, 4 instances: 4 on one instance, not 3). The domain order is a
+     * permutation of the instances, so it does not change the figure.
+     *
+     * @param replicas in [1, instances]
+     */
+    public static int mostPerInstance(int experts, int replicas, int instances) {
+        return replicas * (experts / instances) + Math.min(experts % instances, replicas);
+    }
+
     /** The instance index of replica {@code replica} of {@code expert} in layer number {@code layer}. */
     public int holder(int expert, int layer, int replica) {
         return order[EvenPlacement.holder(expert, layer, replica, order.length)];

@@ -5,12 +5,17 @@ import java.util.List;
 
 /**
  * One layer's packing state for {@link AffinityPlanner} (its steps 1–3, described there): slot i × S + s of instance
- * i holds an expert or -1, with the per-instance loads, counts and affinity sums kept up to date on every move, and
+ * i holds an expert, {@link #EMPTY} or {@link #RESERVED} (the shared expert's copy, which the planner does not move),
+ * with the per-instance loads, counts (reserved slots included) and affinity sums kept up to date on every move, and
  * the copies' spread over the failure domains ({@link DomainSpread}).
  */
 final class LayerPacking {
     private static final int MAX_PASSES = 30;
     private static final double EPS = 1e-9;
+    /** A free slot. */
+    static final int EMPTY = -1;
+    /** The slot of the layer's shared expert copy on this instance: never free, never moved or swapped. */
+    static final int RESERVED = -2;
 
     final int n;
     final int s;
@@ -31,12 +36,20 @@ final class LayerPacking {
     final double[][] coSum;
     final int[] copies;
     final FailureDomains domains;
+    /** Copies every expert keeps, whatever its load: min(replicas, instances). */
+    final int minCopies;
+    /** Slots not reserved for the shared expert: what the routed experts' copies may take. */
+    final int capacity;
     /** The copies of each expert per failure domain. */
     DomainSpread spread;
     double cap;
 
+    /**
+     * @param minCopies copies of every expert at least, in [1, n]
+     * @param reserved  the instances holding the layer's shared expert copy (one slot each), distinct
+     */
     LayerPacking(int n, int s, double[] load, double[][] co, boolean[][] prevHolds, double[][] transitionsIn,
-                 FailureDomains domains) {
+                 FailureDomains domains, int minCopies, int[] reserved) {
         this.n = n;
         this.s = s;
         this.experts = load.length;
@@ -44,11 +57,22 @@ final class LayerPacking {
         this.directed = co;
         this.co = new double[experts][experts];
         this.slot = new int[n * s];
-        java.util.Arrays.fill(slot, -1);
+        java.util.Arrays.fill(slot, EMPTY);
         this.share = new double[n * s];
         this.holds = new boolean[n][experts];
         this.instLoad = new double[n];
         this.instCount = new int[n];
+        this.minCopies = minCopies;
+        for (int i : reserved) {
+            slot[i * s] = RESERVED;
+            instCount[i]++;
+        }
+        this.capacity = n * s - reserved.length;
+        if (minCopies < 1 || minCopies > n || (long) experts * minCopies > capacity) {
+            // PlacementBudget.slotsPerLayer refuses such a budget first
+            throw new IllegalArgumentException(capacity + " slots cannot hold " + minCopies + " copies of each of "
+                    + experts + " experts on " + n + " instances");
+        }
         this.coSum = new double[n][experts];
         this.copies = new int[experts];
         this.prevAff = new double[n][experts];
@@ -74,8 +98,10 @@ final class LayerPacking {
         for (double v : load) {
             total += v;
         }
-        java.util.Arrays.fill(copies, 1);
-        for (int spare = n * s - experts; spare > 0; spare--) {
+        // The replicas first: every expert keeps minCopies whatever its traffic (an expert idle in the window is not
+        // idle for good, and its one copy would go with its instance); only the slots left over follow the load.
+        java.util.Arrays.fill(copies, minCopies);
+        for (int spare = capacity - experts * minCopies; spare > 0; spare--) {
             int best = -1;
             for (int e = 0; e < experts; e++) {
                 if (copies[e] < n && (best < 0 || load[e] / copies[e] > load[best] / copies[best])) {
@@ -249,7 +275,7 @@ final class LayerPacking {
 
     private int freeSlot(int i) {
         for (int k = i * s; k < (i + 1) * s; k++) {
-            if (slot[k] < 0) {
+            if (slot[k] == EMPTY) {
                 return k;
             }
         }
@@ -296,7 +322,7 @@ final class LayerPacking {
         int j = q / s;
         int ep = slot[p];
         int eq = slot[q];
-        return ep != eq && (ep < 0 || !holds[j][ep] && spread.canMove(ep, i, j))
+        return ep != eq && ep != RESERVED && eq != RESERVED && (ep < 0 || !holds[j][ep] && spread.canMove(ep, i, j))
                 && (eq < 0 || !holds[i][eq] && spread.canMove(eq, j, i));
     }
 
@@ -358,7 +384,8 @@ final class LayerPacking {
                     for (int q = 0; q < n * s; q++) {
                         int j = q / s;
                         int x = slot[q];
-                        if (spread.inDomainOf(j, e) > 0 || x >= 0 && (holds[i][x] || !spread.canMove(x, j, i))) {
+                        if (x == RESERVED || spread.inDomainOf(j, e) > 0
+                                || x >= 0 && (holds[i][x] || !spread.canMove(x, j, i))) {
                             continue;
                         }
                         double newMax = Math.max(instLoad[i] - share[p] + share[q],

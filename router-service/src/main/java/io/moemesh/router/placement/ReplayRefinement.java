@@ -11,9 +11,10 @@ package io.moemesh.router.placement;
  * <p>Objective: mean distinct instances per row (fan-out) plus {@link #OVERLOAD_PENALTY} × the load ratio
  * (max / mean instance load) above {@link #LOAD_TARGET}: in-sample balance with headroom for a test load that
  * differs. Moves: swap two slots' experts between instances (an empty slot included: a move), or give a spare
- * copy of an expert with several copies to another expert; the first improving move is taken, passes repeat
- * until none improves or {@link #MAX_PASSES}. A move that would make an expert span fewer failure domains than it
- * could ({@link DomainSpread}) is not tried: the replay tunes fan-out and balance within the spread the packing gave.
+ * copy of an expert with more than the minimum copies (the replicas every expert keeps) to another expert; the first
+ * improving move is taken, passes repeat until none improves or {@link #MAX_PASSES}. A move that would make an expert
+ * span fewer failure domains than it could ({@link DomainSpread}) is not tried: the replay tunes fan-out and balance
+ * within the spread the packing gave. The shared expert's reserved slots ({@link LayerPacking#RESERVED}) never move.
  */
 final class ReplayRefinement {
     static final double LOAD_TARGET = 1.03;
@@ -31,8 +32,12 @@ final class ReplayRefinement {
     private final boolean[] used;
     private final int[] chosen;
     private final DomainSpread spread;
+    /** Copies every expert keeps: a spare copy is one above it. */
+    private final int minCopies;
 
-    private ReplayRefinement(int n, int s, int experts, int[][] rows, int[] slot, FailureDomains domains) {
+    private ReplayRefinement(int n, int s, int experts, int[][] rows, int[] slot, FailureDomains domains,
+                             int minCopies) {
+        this.minCopies = minCopies;
         this.n = n;
         this.s = s;
         this.experts = experts;
@@ -54,9 +59,12 @@ final class ReplayRefinement {
         return moves * rows.length * rows[0].length <= WORK_BUDGET;
     }
 
-    /** Improves {@code slot} (instance i × S + k → expert or -1) in place. */
-    static void refine(int n, int s, int experts, int[][] rows, int[] slot, FailureDomains domains) {
-        new ReplayRefinement(n, s, experts, rows, slot, domains).run();
+    /**
+     * Improves {@code slot} (instance i × S + k → expert, {@link LayerPacking#EMPTY} or
+     * {@link LayerPacking#RESERVED}) in place, every expert keeping at least {@code minCopies} copies.
+     */
+    static void refine(int n, int s, int experts, int[][] rows, int[] slot, FailureDomains domains, int minCopies) {
+        new ReplayRefinement(n, s, experts, rows, slot, domains, minCopies).run();
     }
 
     private void run() {
@@ -70,7 +78,8 @@ final class ReplayRefinement {
                     int eq = slot[q];
                     int i = p / s;
                     int j = q / s;
-                    if (ep == eq || ep >= 0 && (holds(j, ep) || !spread.canMove(ep, i, j))
+                    if (ep == eq || ep == LayerPacking.RESERVED || eq == LayerPacking.RESERVED
+                            || ep >= 0 && (holds(j, ep) || !spread.canMove(ep, i, j))
                             || eq >= 0 && (holds(i, eq) || !spread.canMove(eq, j, i))) {
                         continue;
                     }
@@ -97,7 +106,7 @@ final class ReplayRefinement {
             for (int p = 0; p < total; p++) {
                 int ep = slot[p];
                 int i = p / s;
-                if (ep < 0 || copies(ep) < 2 || !spread.canRemove(ep, i)) {
+                if (ep < 0 || copies(ep) <= minCopies || !spread.canRemove(ep, i)) {
                     continue;
                 }
                 for (int e = 0; e < experts; e++) {

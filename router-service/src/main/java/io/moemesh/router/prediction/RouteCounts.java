@@ -12,8 +12,20 @@ import java.util.Map;
  * frequency per token id and per previous token id (Read-ME's decoupled, token-conditioned router), and the
  * temporal table (the previous token of the sequence had e at layer l, this one x at l). Sizes: layers² ×
  * experts² ints for co-activation, which is 262k for FLAME-MoE and 65k for Mixtral.
+ *
+ * <p>The int tables are never reset and a hot expert's row grows by top-k with every token the router learns: at fleet
+ * rates a total would pass 2^31 in about a day and wrap negative, turning the conditional distributions into garbage.
+ * So when a total reaches the bound ({@link #DEFAULT_HALVING_BOUND}), every count of its table block is halved (the
+ * co-activation block of that layer pair, the temporal block of that layer, the one row of a per-token table), the
+ * totals recomputed as the sums they are. Halving rather than long counters: the co-activation table is the router's
+ * largest (layers² × experts²), which longs would double, and halving keeps the predictors adaptive, the older
+ * traffic weighing half as much each time (an exponential forgetting on the scale of a day at fleet rates), where
+ * longs would let months of old traffic outvote a shift in the routes. The ratios within a block survive the halving
+ * up to rounding (a count of 1 becomes 0: the rarest pairs are forgotten first).
  */
 final class RouteCounts {
+    /** A count table total that triggers the halving of its block: half of int's range, so no add overflows first. */
+    static final int DEFAULT_HALVING_BOUND = 1 << 30;
 
     private final ModelShape shape;
     private final int layers;
@@ -37,6 +49,8 @@ final class RouteCounts {
     private final int maxTokenTables;
     private final int[] temporal;
     private final int[] temporalTotal;
+    /** A total at or above it halves its block. */
+    private final int halvingBound;
 
     RouteCounts(ModelShape shape) {
         this(shape, TOKEN_TABLE_BUDGET_BYTES);
@@ -44,6 +58,19 @@ final class RouteCounts {
 
     /** @param tokenTableBudgetBytes bytes the per-token tables may take, both maps together (at least one id each) */
     RouteCounts(ModelShape shape, long tokenTableBudgetBytes) {
+        this(shape, tokenTableBudgetBytes, DEFAULT_HALVING_BOUND);
+    }
+
+    /**
+     * @param halvingBound a table total at or above it halves the counts of its block, in [top-k, 2^30] (tests use
+     *                     small ones; larger would let one add overflow)
+     */
+    RouteCounts(ModelShape shape, long tokenTableBudgetBytes, int halvingBound) {
+        if (halvingBound < shape.topK() || halvingBound > DEFAULT_HALVING_BOUND) {
+            throw new IllegalArgumentException("halving bound must be in [" + shape.topK() + ", "
+                    + DEFAULT_HALVING_BOUND + "], got " + halvingBound);
+        }
+        this.halvingBound = halvingBound;
         this.shape = shape;
         this.maxTokenTables = (int) Math.clamp(tokenTableBudgetBytes / 2 / (4L * shape.layers() * (shape.experts() + 1)),
                 1, Integer.MAX_VALUE);
@@ -93,12 +120,17 @@ final class RouteCounts {
                 if (routes[j] == null) {
                     continue;
                 }
+                boolean full = false;
                 for (int e : routes[j]) {
                     int base = ((j * layers + l) * experts + e);
                     pairTotal[base] += routes[l].length;
                     for (int x : routes[l]) {
                         pair[base * experts + x]++;
                     }
+                    full |= pairTotal[base] >= halvingBound;
+                }
+                if (full) {
+                    halve(pair, pairTotal, (j * layers + l) * experts, experts);
                 }
             }
             if (ofToken != null) {
@@ -108,11 +140,16 @@ final class RouteCounts {
                 addTo(ofPrevious, l, routes[l]);
             }
             if (previous != null && previous.layers() == layers && previous.has(l)) {
+                boolean full = false;
                 for (int e : previous.experts()[l]) {
                     temporalTotal[l * experts + e] += routes[l].length;
                     for (int x : routes[l]) {
                         temporal[(l * experts + e) * experts + x]++;
                     }
+                    full |= temporalTotal[l * experts + e] >= halvingBound;
+                }
+                if (full) {
+                    halve(temporal, temporalTotal, l * experts, experts);
                 }
             }
         }
@@ -139,6 +176,29 @@ final class RouteCounts {
             table[base + x]++;
         }
         table[base + experts] += routes.length;
+        if (table[base + experts] >= halvingBound) {
+            int sum = 0;
+            for (int x = 0; x < experts; x++) {
+                table[base + x] >>= 1;
+                sum += table[base + x];
+            }
+            table[base + experts] = sum;
+        }
+    }
+
+    /**
+     * Halves the {@code rows} rows of {@code experts} counts from row {@code firstRow} of {@code counts}, each row's
+     * total in {@code totals} recomputed as its sum.
+     */
+    private void halve(int[] counts, int[] totals, int firstRow, int rows) {
+        for (int r = firstRow; r < firstRow + rows; r++) {
+            int sum = 0;
+            for (int x = 0; x < experts; x++) {
+                counts[r * experts + x] >>= 1;
+                sum += counts[r * experts + x];
+            }
+            totals[r] = sum;
+        }
     }
 
     /**

@@ -97,4 +97,18 @@ class PendingCommitsTest {
         assertThat(commits).containsExactly("6 expert-1@10.0.0.2:9100");
         assertThat(pending.size()).isZero();
     }
+
+    @Test
+    void aMissedCommit_ofAnInstanceOutOfTheSet_isKept_untilANewerEpochIsPublishedWithoutIt() throws Exception {
+        dead.add(OLD.getEndpoint());
+        pending.commitEverywhere(epoch(5, OTHER, OLD));
+        commits.clear();
+        // Out of the set for now: not asked, not forgotten.
+        pending.retry(List.of(OTHER), 5);
+        assertThat(commits).isEmpty();
+        assertThat(pending.size()).isEqualTo(1);
+        // Epoch 6 is published without it: the gateways leave epoch 5, the missed COMMIT is superseded.
+        pending.commitEverywhere(epoch(6, OTHER));
+        assertThat(pending.size()).isZero();
+    }
 }

@@ -14,7 +14,6 @@ import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.support.TestRoutes;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -23,7 +22,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
@@ -39,23 +37,17 @@ class PlacementCoordinatorTest {
 
     @TempDir
     Path stateDir;
-    /** epoch → instance → experts prepared. */
-    final Map<Long, Map<String, List<AssignedExpert>>> loaded = new ConcurrentHashMap<>();
-    /** Every call and publication in order: "prepare 2 expert-0", "published 2", "commit 2 expert-0", "abort ...". */
-    final List<String> events = new CopyOnWriteArrayList<>();
-    /** PREPARE fails (UNAVAILABLE) on these instances. */
-    final Set<String> failing = ConcurrentHashMap.newKeySet();
-    final Set<String> failingCommit = ConcurrentHashMap.newKeySet();
-    /** COMMIT answered FAILED_PRECONDITION: the instance holds the epoch neither prepared nor served. */
-    final Set<String> refusingCommit = ConcurrentHashMap.newKeySet();
-    final Set<String> failingAbort = ConcurrentHashMap.newKeySet();
-    /** The epoch in {@code <state-dir>/placement.json} (0: none) when each prepare and commit event happened. */
-    final Map<String, Long> diskEpochAt = new ConcurrentHashMap<>();
-    /** What each instance says it holds (DescribeInstance); nothing when absent. */
-    final Map<String, HeldEpochs> held = new ConcurrentHashMap<>();
-    /** The instance sets the loader was told the router places on, in order. */
-    final List<List<String>> placedOn = new CopyOnWriteArrayList<>();
-    volatile CountDownLatch gate = new CountDownLatch(0);
+    /** Records every call, fails where the test says ({@link ScriptedLoader}). */
+    final ScriptedLoader loader = new ScriptedLoader(() -> stateDir);
+    final Map<Long, Map<String, List<AssignedExpert>>> loaded = loader.loaded;
+    final List<String> events = loader.events;
+    final Set<String> failing = loader.failing;
+    final Set<String> failingCommit = loader.failingCommit;
+    final Set<String> refusingCommit = loader.refusingCommit;
+    final Set<String> failingAbort = loader.failingAbort;
+    final Map<String, Long> diskEpochAt = loader.diskEpochAt;
+    final Map<String, HeldEpochs> held = loader.held;
+    final List<List<String>> placedOn = loader.placedOn;
     final List<PlacementCoordinator> coordinators = new ArrayList<>();
     RouteBook book = TestRoutes.book(1000);
 
@@ -63,63 +55,10 @@ class PlacementCoordinatorTest {
         return Instance.newBuilder().setId(id).setEndpoint("127.0.0.1:1").build();
     }
 
-    /** An InstanceLoader that records every call and fails where the test says; each call waits for the gate. */
-    final class FakeLoader implements InstanceLoader {
-        private void pass(Set<String> failingOnes, Instance in) {
-            try {
-                gate.await();
-            } catch (InterruptedException e) {
-                throw new IllegalStateException(e);
-            }
-            if (failingOnes.contains(in.getId())) {
-                throw new IllegalStateException("UNAVAILABLE io exception");
-            }
-        }
-
-        private void record(String event) {
-            Path f = stateDir.resolve("placement.json");
-            diskEpochAt.put(event, Files.isRegularFile(f) ? PlacementFiles.read(f).getEpoch() : 0L);
-            events.add(event);
-        }
-
-        @Override
-        public void prepare(Instance in, long epoch, List<AssignedExpert> experts, Duration timeout) {
-            pass(failing, in);
-            record("prepare " + epoch + " " + in.getId());
-            loaded.computeIfAbsent(epoch, e -> new ConcurrentHashMap<>()).put(in.getId(), experts);
-        }
-
-        @Override
-        public void commit(Instance in, long epoch, Duration timeout) {
-            pass(failingCommit, in);
-            if (refusingCommit.contains(in.getId())) {
-                throw new InstanceRefusedException("FAILED_PRECONDITION cannot commit epoch " + epoch, null);
-            }
-            record("commit " + epoch + " " + in.getId());
-        }
-
-        @Override
-        public void abort(Instance in, long epoch, Duration timeout) {
-            pass(failingAbort, in);
-            events.add("abort " + epoch + " " + in.getId());
-        }
-
-        @Override
-        public HeldEpochs held(Instance in, Duration timeout) {
-            pass(failing, in);
-            return held.getOrDefault(in.getId(), HeldEpochs.NONE);
-        }
-
-        @Override
-        public void placingOn(List<Instance> instances) {
-            placedOn.add(instances.stream().map(Instance::getId).toList());
-        }
-    }
-
     PlacementCoordinator coordinator(int replicas, int minRoutes) {
         var settings = new PlacementCoordinator.Settings(INSTANCES, book.shape(), false, replicas,
                 PlacementBudget.slots(3, 4), "affinity", minRoutes, Duration.ofSeconds(30));
-        PlacementCoordinator c = new PlacementCoordinator(settings, book, new FakeLoader(), new EpochStore(stateDir),
+        PlacementCoordinator c = new PlacementCoordinator(settings, book, loader, new EpochStore(stateDir),
                 Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
         c.onPublished(o -> events.add("published " + o.placement().getEpoch()));
         coordinators.add(c);
@@ -263,11 +202,11 @@ class PlacementCoordinatorTest {
         assertThatThrownBy(() -> c.replan(null)).isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("no placement epoch is published yet");
         c.start().join();
-        gate = new CountDownLatch(1);
+        loader.gate = new CountDownLatch(1);
         var running = c.replan(null);
         assertThatThrownBy(() -> c.replan(null)).isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("a replan is already running");
-        gate.countDown();
+        loader.gate.countDown();
         assertThat(running.get(30, TimeUnit.SECONDS).placement().getEpoch()).isEqualTo(2);
         await().atMost(Duration.ofSeconds(10)).until(() -> !c.replanRunning());
         assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(3);
@@ -320,7 +259,7 @@ class PlacementCoordinatorTest {
                 .build()).toList();
         var settings = new PlacementCoordinator.Settings(withNodes, book.shape(), false, 1,
                 PlacementBudget.slots(3, 4), "affinity", 10, Duration.ofSeconds(30));
-        PlacementCoordinator second = new PlacementCoordinator(settings, book, new FakeLoader(),
+        PlacementCoordinator second = new PlacementCoordinator(settings, book, loader,
                 new EpochStore(stateDir), Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3),
                 System::nanoTime);
         coordinators.add(second);
@@ -334,7 +273,7 @@ class PlacementCoordinatorTest {
     void start_withoutConfiguredInstances_isRefused_andSwitchToAnEmptySetToo() {
         var settings = new PlacementCoordinator.Settings(List.of(), book.shape(), false, 1,
                 PlacementBudget.slots(1, 8), "affinity", 1, Duration.ofSeconds(1));
-        PlacementCoordinator c = new PlacementCoordinator(settings, book, new FakeLoader(), new EpochStore(stateDir),
+        PlacementCoordinator c = new PlacementCoordinator(settings, book, loader, new EpochStore(stateDir),
                 Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
         coordinators.add(c);
         assertThatThrownBy(c::start).isInstanceOf(IllegalStateException.class)
@@ -366,7 +305,7 @@ class PlacementCoordinatorTest {
     void switchTo_beforeTheFirstEpoch_dealsEvenlyOverTheGivenSet_asEpoch1() {
         var settings = new PlacementCoordinator.Settings(List.of(), book.shape(), false, 2,
                 PlacementBudget.slots(1, 8), "affinity", 10, Duration.ofSeconds(30));
-        PlacementCoordinator c = new PlacementCoordinator(settings, book, new FakeLoader(), new EpochStore(stateDir),
+        PlacementCoordinator c = new PlacementCoordinator(settings, book, loader, new EpochStore(stateDir),
                 Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(3), System::nanoTime);
         coordinators.add(c);
         ReplanOutcome o = c.switchTo(INSTANCES.subList(1, 2), PlacementBudget.slots(1, 8), 1).join();

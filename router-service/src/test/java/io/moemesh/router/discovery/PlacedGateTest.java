@@ -70,6 +70,21 @@ class PlacedGateTest {
     }
 
     @Test
+    void aPlacedPodWhoseContainerRestartedAtTheSameIp_whileTheEpochStillIncludesIt_isMarkedNotPlaced() {
+        // OOM-killed after it was placed, its container ready again at the same IP before the router re-placed: the
+        // new process holds nothing, so it must not stay Ready (the PDB would count it as a holder).
+        Placement p = epoch(4, instance("expert-0", "10.0.0.1"), instance("expert-1", "10.0.0.2"));
+        ExpertPod restarted = new ExpertPod("expert-1", LABELS, Map.of(), false, "Running", true, "10.0.0.2", 9100,
+                "node-a", true, "uid-1", 3);
+        ExpertPod same = new ExpertPod("expert-0", LABELS, Map.of(), false, "Running", true, "10.0.0.1", 9100,
+                "node-a", true, "uid-0", 1);
+        assertThat(PlacedGate.due(List.of(same, restarted), p, Set.of("expert-0", "expert-1"),
+                Map.of("expert-0", 1, "expert-1", 2), SELECTOR, 9100)).containsExactly(new PlacedGate.Change(
+                "expert-1", "uid-1", false, PlacedGate.NOT_PLACED, "its container restarted (restart count 3, placed "
+                + "by placement epoch 4 at 2) and holds nothing: the router places on it again"));
+    }
+
+    @Test
     void aPlacedPodANewerEpochNoLongerIncludes_isMarkedNotPlaced_butTerminatingPodsAreLeftAlone() {
         // expert-1's container restarted: discovery dropped it, the router re-placed without it; the restarted
         // process holds nothing and must not turn Ready before the router places on it again.

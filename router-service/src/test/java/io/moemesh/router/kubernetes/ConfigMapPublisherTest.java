@@ -1,6 +1,7 @@
 package io.moemesh.router.kubernetes;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.util.JsonFormat;
@@ -58,13 +59,13 @@ class ConfigMapPublisherTest {
     }
 
     ConfigMapPublisher publisher(PlacementConfigMap configMap) {
-        publisher = new ConfigMapPublisher(configMap, NS + "/" + NAME, Executors.newSingleThreadExecutor());
+        publisher = new ConfigMapPublisher(configMap, NS + "/" + NAME, Executors.newSingleThreadScheduledExecutor());
         return publisher;
     }
 
     ConfigMapPublisher publisher(int gzipThresholdBytes) {
         publisher = new ConfigMapPublisher(new KubernetesPlacementConfigMap(client, NS, NAME), NS + "/" + NAME,
-                Executors.newSingleThreadExecutor(), gzipThresholdBytes);
+                Executors.newSingleThreadScheduledExecutor(), gzipThresholdBytes);
         return publisher;
     }
 
@@ -275,5 +276,20 @@ class ConfigMapPublisherTest {
                 .isEqualTo(ConfigMapPublisher.Result.FAILED);
         assertThat(publisher.failures()).isEqualTo(1);
         assertThat(Map.of("writes", publisher.writes())).containsEntry("writes", 0L);
+    }
+
+    @Test
+    void aWriteTheApiServerFails_isRetried_untilTheEpochIsWritten() {
+        // The API server answers the first replace with 500: the ConfigMap would stay at an older epoch than the
+        // instances serve (a restarted router's floor, a gateway's start) until the next publication.
+        server.expect().put().withPath("/api/v1/namespaces/" + NS + "/configmaps/" + NAME)
+                .andReturn(500, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"code\":500}")
+                .once();
+        Placement p = placement(7, 2, 4, 8, 1);
+        publisher(new KubernetesPlacementConfigMap(client, NS, NAME)).offer(p);
+        await().atMost(Duration.ofSeconds(15)).until(() -> stored() != null);
+        assertThat(PlacementFiles.parse(stored(), "ConfigMap")).isEqualTo(p);
+        assertThat(publisher.failures()).isEqualTo(1);
+        assertThat(publisher.writes()).isEqualTo(1);
     }
 }

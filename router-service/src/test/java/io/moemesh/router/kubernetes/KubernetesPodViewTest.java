@@ -43,6 +43,17 @@ class KubernetesPodViewTest {
         return "{\"type\":\"" + type + "\",\"status\":\"" + (status ? "True" : "False") + "\"}";
     }
 
+    static String condition(String type, boolean status, String reason) {
+        return "{\"type\":\"" + type + "\",\"status\":\"" + (status ? "True" : "False") + "\",\"reason\":\""
+                + reason + "\"}";
+    }
+
+    /** {@link #pod} without the chart's readiness gate. */
+    static String ungated(String name, String node, String ip, String conditions) {
+        return pod(name, node, ip, conditions)
+                .replace("\"readinessGates\":[{\"conditionType\":\"moemesh.io/placed\"}],", "");
+    }
+
     void serve(String... items) {
         server.setDispatcher(new Dispatcher() {
             @Override
@@ -81,6 +92,44 @@ class KubernetesPodViewTest {
         await().atMost(Duration.ofSeconds(5)).until(() -> !delivered.isEmpty());
         assertThat(delivered.getFirst()).containsExactly(Instance.newBuilder().setId("expert-0")
                 .setEndpoint("10.0.0.5:9100").setFailureDomain("gpu-node-a").build());
+    }
+
+    @Test
+    void aPlacedPodOnALostNode_markedNotReadyByTheNodeController_isNotPlacedOn_thoughItsContainersLookReady() {
+        // The node controller sets only Ready=False on the pods of a node it lost (keeping the reason, none on a pod
+        // that was Ready); ContainersReady stays True until the eviction minutes later. expert-1 was never placed on
+        // and is held back by the gate (the kubelet's reason), expert-2 just got the gate True and the kubelet has
+        // not re-evaluated Ready yet: both are placed on.
+        serve(pod("expert-0", "gpu-node-a", "10.0.0.5", condition("ContainersReady", true) + ","
+                        + condition("Ready", false) + "," + condition(ExpertPod.PLACED, true)),
+                pod("expert-1", "gpu-node-b", "10.0.0.6", condition("ContainersReady", true) + ","
+                        + condition("Ready", false, "ReadinessGatesNotReady")),
+                pod("expert-2", "gpu-node-b", "10.0.0.7", condition("ContainersReady", true) + ","
+                        + condition("Ready", false, "ReadinessGatesNotReady") + ","
+                        + condition(ExpertPod.PLACED, true)));
+        await().atMost(Duration.ofSeconds(5)).until(() -> !delivered.isEmpty());
+        assertThat(delivered.getFirst()).extracting(Instance::getId).containsExactly("expert-1", "expert-2");
+    }
+
+    @Test
+    void aLostNodesPod_theRouterMarkedNotPlaced_staysOut() {
+        // Once re-placed without it, the router sets its gate False; the dead kubelet never rewrites Ready: still out.
+        serve(pod("expert-0", "gpu-node-a", "10.0.0.5", condition("ContainersReady", true) + ","
+                + condition("Ready", false) + "," + condition(ExpertPod.PLACED, false, "NotInPlacement")));
+        await().atMost(Duration.ofSeconds(5)).until(() -> !pods.isEmpty());
+        await().atMost(Duration.ofSeconds(5)).until(() -> !delivered.isEmpty());
+        assertThat(delivered.getFirst()).isEmpty();
+    }
+
+    @Test
+    void aPodWithoutTheReadinessGate_whoseReadyIsFalse_isNotPlacedOn() {
+        // Without a gate Ready is ContainersReady, unless the node controller marked the pod.
+        serve(ungated("expert-0", "gpu-node-a", "10.0.0.5", condition("ContainersReady", true) + ","
+                        + condition("Ready", false)),
+                ungated("expert-1", "gpu-node-a", "10.0.0.6", condition("ContainersReady", true) + ","
+                        + condition("Ready", true)));
+        await().atMost(Duration.ofSeconds(5)).until(() -> !delivered.isEmpty());
+        assertThat(delivered.getFirst()).extracting(Instance::getId).containsExactly("expert-1");
     }
 
     @Test

@@ -164,4 +164,78 @@ class PlacementPlannersTest {
                 PlacementPlanners.localIds(4));
         assertThat(p.maxSlotsUsed()).isLessThanOrEqualTo(3);
     }
+
+    /** Two copies of each of 8 experts on 4 instances of 4 slots (e on e mod 4 and e + 1 mod 4): no slot free. */
+    private static int[] twoCopiesEach() {
+        int[] slot = new int[16];
+        int[] used = new int[4];
+        for (int e = 0; e < 8; e++) {
+            for (int r = 0; r < 2; r++) {
+                int i = (e + r) % 4;
+                slot[i * 4 + used[i]++] = e;
+            }
+        }
+        return slot;
+    }
+
+    private static int[] copies(int[] slot) {
+        int[] c = new int[8];
+        for (int x : slot) {
+            if (x >= 0) {
+                c[x]++;
+            }
+        }
+        return c;
+    }
+
+    @Test
+    void replay_neverTakesAnExpertBelowItsReplicas_evenWhenAllTheTrafficIsOnTwoExperts() {
+        int[][] rows = new int[400][];
+        Arrays.fill(rows, new int[] {0, 1});
+        int[] kept = twoCopiesEach();
+        ReplayRefinement.refine(4, 4, 8, rows, kept, FailureDomains.unknown(4), 2);
+        assertThat(Arrays.stream(copies(kept)).min().orElseThrow()).isGreaterThanOrEqualTo(2);
+        // With one copy as the floor, the same replay does give idle experts' copies to the busy ones.
+        int[] free = twoCopiesEach();
+        ReplayRefinement.refine(4, 4, 8, rows, free, FailureDomains.unknown(4), 1);
+        assertThat(copies(free)).contains(1);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"affinity", "affinity-stats", "round-robin"})
+    void aBudgetThatCannotHoldTheReplicasOfEveryExpert_isRefused_namingTheReplicas(String planner) {
+        RouteStats stats = RouteStats.of(SyntheticTraces.clustered(200, 2, 8, 2, 2, 0.1, 5));
+        // 12 slots per layer: every expert once fits, two copies of each (16) do not.
+        assertThatThrownBy(() -> PlacementPlanners.named(planner).plan(stats,
+                PlacementBudget.slots(4, 3).withCopies(2, 0), PlacementPlanners.localIds(4)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("--slots-per-instance: 3 experts per instance per layer × --instances 4 = 12 slots per "
+                        + "layer cannot hold 2 copies of each of the 8 experts (--replicas 2; needs at least 4 per "
+                        + "instance)");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"affinity", "affinity-stats", "round-robin"})
+    void aLargerSharedExpert_takesItsBytesFromTheMemoryBudget_ofTheInstanceHoldingIt(String planner) {
+        RouteStats stats = RouteStats.of(SyntheticTraces.clustered(400, 2, 8, 2, 2, 0.1, 5));
+        // 1200 bytes over 2 layers: 600 a layer, 6 routed experts of 100 bytes; the shared expert's 300 bytes leave
+        // 3 routed next to it, so 4 slots (1 + 3) per instance per layer.
+        PlacementBudget budget = new PlacementBudget(4, 8, 1200, 100, 1, 1, 300);
+        assertThat(budget.slotsPerLayer(2, 8)).isEqualTo(4);
+        Placement p = PlacementPlanners.named(planner).plan(stats, budget, PlacementPlanners.localIds(4));
+        EvenDeal deal = new EvenDeal(FailureDomains.unknown(4));
+        for (int l = 0; l < 2; l++) {
+            int[] routed = new int[4];
+            for (int[] h : p.holders()[l]) {
+                for (int i : h) {
+                    routed[i]++;
+                }
+            }
+            int sharedOn = deal.holder(8, l, 0);
+            for (int i = 0; i < 4; i++) {
+                long bytes = routed[i] * 100L + (i == sharedOn ? 300 : 0);
+                assertThat(bytes).as("layer %d instance %d", l, i).isLessThanOrEqualTo(600);
+            }
+        }
+    }
 }

@@ -1,8 +1,10 @@
 package io.moemesh.router.prediction;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import io.moemesh.router.trace.TokenRoute;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 class RouteCountsTest {
@@ -39,5 +41,40 @@ class RouteCountsTest {
         long qwenTable = 4L * 24 * (60 + 1);
         assertThat(2 * (RouteCounts.TOKEN_TABLE_BUDGET_BYTES / 2 / qwenTable) * qwenTable)
                 .isLessThanOrEqualTo(RouteCounts.TOKEN_TABLE_BUDGET_BYTES);
+    }
+
+    static TokenRoute route(int tokenId, int first, int second) {
+        return new TokenRoute("t" + tokenId, tokenId, new int[][] {{first}, {second}}, new float[][] {{1f}, {1f}});
+    }
+
+    @Test
+    void aCountTotalReachingTheBound_halvesItsBlock_soNothingOverflows_andTheCountsFollowAShift() {
+        RouteCounts counts = new RouteCounts(SHAPE, 400, 8);
+        double[] out = new double[4];
+        double[] prior = {0.25, 0.25, 0.25, 0.25};
+        for (int i = 0; i < 7; i++) {
+            counts.add(route(5, 0, 1), null);
+        }
+        counts.pairCounts(0, new int[] {0}, 1, out);
+        assertThat(out).as("below the bound: exact").containsExactly(0, 7, 0, 0);
+        counts.add(route(5, 0, 2), null); // the total reaches 8: 7 and 1 become 3 and 0
+        counts.pairCounts(0, new int[] {0}, 1, out);
+        assertThat(out).containsExactly(0, 3, 0, 0);
+        // The routes shift to expert 2: with halving the old pairs fade; a never-reset count would stay 50/50.
+        TokenRoute previous = null;
+        for (int i = 0; i < 1000; i++) {
+            TokenRoute t = route(5, 0, 2);
+            counts.add(t, previous);
+            previous = t;
+        }
+        counts.pairDistribution(0, new int[] {0}, 1, prior, 0, out);
+        assertThat(out).containsExactly(0, 0, 1, 0);
+        // Every table stays a distribution (the temporal one and the per-token ones too).
+        counts.temporalDistribution(new int[] {2}, 1, prior, 1, out);
+        assertThat(Arrays.stream(out).sum()).isCloseTo(1, within(1e-9));
+        assertThat(out[2]).isGreaterThan(0.5);
+        assertThat(counts.tokenDistribution(5, false, 1, prior, 1, out)).isTrue();
+        assertThat(Arrays.stream(out).sum()).isCloseTo(1, within(1e-9));
+        assertThat(out[2]).isGreaterThan(0.5);
     }
 }

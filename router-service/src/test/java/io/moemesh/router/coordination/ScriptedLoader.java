@@ -1,0 +1,94 @@
+package io.moemesh.router.coordination;
+
+import io.moemesh.proto.router.v1.Instance;
+import io.moemesh.service.placement.PlacementFiles;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.function.Supplier;
+
+/**
+ * The coordinator tests' InstanceLoader: records every call and fails where the test says; each call waits for the
+ * gate.
+ */
+final class ScriptedLoader implements InstanceLoader {
+    /** epoch → instance → experts prepared. */
+    final Map<Long, Map<String, List<AssignedExpert>>> loaded = new ConcurrentHashMap<>();
+    /** Every call and publication in order: "prepare 2 expert-0", "published 2", "commit 2 expert-0", "abort ...". */
+    final List<String> events = new CopyOnWriteArrayList<>();
+    /** PREPARE fails (UNAVAILABLE) on these instances. */
+    final Set<String> failing = ConcurrentHashMap.newKeySet();
+    final Set<String> failingCommit = ConcurrentHashMap.newKeySet();
+    /** COMMIT answered FAILED_PRECONDITION: the instance holds the epoch neither prepared nor served. */
+    final Set<String> refusingCommit = ConcurrentHashMap.newKeySet();
+    final Set<String> failingAbort = ConcurrentHashMap.newKeySet();
+    /** The epoch in {@code <state-dir>/placement.json} (0: none) when each prepare and commit event happened. */
+    final Map<String, Long> diskEpochAt = new ConcurrentHashMap<>();
+    /** What each instance says it holds (DescribeInstance); nothing when absent. */
+    final Map<String, HeldEpochs> held = new ConcurrentHashMap<>();
+    /** The instance sets the loader was told the router places on, in order. */
+    final List<List<String>> placedOn = new CopyOnWriteArrayList<>();
+    volatile CountDownLatch gate = new CountDownLatch(0);
+    private final Supplier<Path> stateDir;
+
+    /** @param stateDir the router's state folder (read when a call is recorded: a JUnit @TempDir is set late) */
+    ScriptedLoader(Supplier<Path> stateDir) {
+        this.stateDir = stateDir;
+    }
+
+    private void pass(Set<String> failingOnes, Instance in) {
+        try {
+            gate.await();
+        } catch (InterruptedException e) {
+            throw new IllegalStateException(e);
+        }
+        if (failingOnes.contains(in.getId())) {
+            throw new IllegalStateException("UNAVAILABLE io exception");
+        }
+    }
+
+    private void record(String event) {
+        Path f = stateDir.get().resolve("placement.json");
+        diskEpochAt.put(event, Files.isRegularFile(f) ? PlacementFiles.read(f).getEpoch() : 0L);
+        events.add(event);
+    }
+
+    @Override
+    public void prepare(Instance in, long epoch, List<AssignedExpert> experts, Duration timeout) {
+        pass(failing, in);
+        record("prepare " + epoch + " " + in.getId());
+        loaded.computeIfAbsent(epoch, e -> new ConcurrentHashMap<>()).put(in.getId(), experts);
+    }
+
+    @Override
+    public void commit(Instance in, long epoch, Duration timeout) {
+        pass(failingCommit, in);
+        if (refusingCommit.contains(in.getId())) {
+            throw new InstanceRefusedException("FAILED_PRECONDITION cannot commit epoch " + epoch, null);
+        }
+        record("commit " + epoch + " " + in.getId());
+    }
+
+    @Override
+    public void abort(Instance in, long epoch, Duration timeout) {
+        pass(failingAbort, in);
+        events.add("abort " + epoch + " " + in.getId());
+    }
+
+    @Override
+    public HeldEpochs held(Instance in, Duration timeout) {
+        pass(failing, in);
+        return held.getOrDefault(in.getId(), HeldEpochs.NONE);
+    }
+
+    @Override
+    public void placingOn(List<Instance> instances) {
+        placedOn.add(instances.stream().map(Instance::getId).toList());
+    }
+}
