@@ -40,8 +40,8 @@ final class KvCacheBackground implements SmartLifecycle {
                 Thread.ofPlatform().name("kvcache-compaction").daemon().factory());
         timer = t;
         if (!props.compactionPeriod().isZero()) {
-            long every = props.compactionPeriod().toMillis();
-            t.scheduleWithFixedDelay(this::compact, every, every, TimeUnit.MILLISECONDS);
+            long every = props.compactionPeriod().toNanos();
+            t.scheduleWithFixedDelay(this::compact, every, every, TimeUnit.NANOSECONDS);
         }
     }
 

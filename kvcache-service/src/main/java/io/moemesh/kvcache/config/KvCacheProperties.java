@@ -47,11 +47,12 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               loses it. A shutdown (SIGTERM) demotes all of DRAM to SSD (a full SSD tier evicts
  *                               by its policy to take them; what it cannot take is lost) and then forces every
  *                               segment with unforced records, under every policy.
- * @param fsyncInterval          {@code interval}: longest time a record written to SSD stays unforced; > 0; default 1s
+ * @param fsyncInterval          {@code interval}: longest time a record written to SSD stays unforced; at least 1ms;
+ *                               default 1s
  * @param fsyncIntervalBytes     {@code interval}: force once this many record bytes were appended; > 0; default 64 MiB
  * @param compactionLiveFraction compaction rewrites sealed segments whose live bytes are below this fraction of their
  *                               records; in [0, 1]; default 0.5
- * @param compactionPeriod       how often compaction runs in the background; 0 = never; default 1m
+ * @param compactionPeriod       how often compaction runs in the background; 0 = never, else at least 1ms; default 1m
  * @param int8                   store new SSD segments as int8 with a scale per row (about 4x smaller, lossy: error at
  *                               most max|row| / 254); off by default (the wire and DRAM stay float32 always). A Put
  *                               of a block with NaN or infinite values is then refused (INVALID_ARGUMENT
@@ -156,13 +157,16 @@ public record KvCacheProperties(
         require(ssdBytes > 0, "ssd-bytes must be > 0, got " + ssdBytes);
         require(segmentBytes >= 4096, "segment-bytes must be >= 4096, got " + segmentBytes);
         require(fsync != null, "fsync must be always, interval or never");
-        require(fsyncInterval != null && !fsyncInterval.isNegative() && !fsyncInterval.isZero(),
-                "fsync-interval must be > 0, got " + fsyncInterval);
+        // At least 1 ms: a shorter one passed "> 0" but became a 0 ms timer period, which failed startup with a bare
+        // IllegalArgumentException after every SSD index was rebuilt.
+        require(fsyncInterval != null && fsyncInterval.compareTo(Duration.ofMillis(1)) >= 0,
+                "fsync-interval must be >= 1ms, got " + fsyncInterval);
         require(fsyncIntervalBytes > 0, "fsync-interval-bytes must be > 0, got " + fsyncIntervalBytes);
         require(compactionLiveFraction >= 0 && compactionLiveFraction <= 1,
                 "compaction-live-fraction must be in [0, 1], got " + compactionLiveFraction);
-        require(compactionPeriod != null && !compactionPeriod.isNegative(), "compaction-period must be >= 0 (0 = never), "
-                + "got " + compactionPeriod);
+        require(compactionPeriod != null && (compactionPeriod.isZero()
+                        || compactionPeriod.compareTo(Duration.ofMillis(1)) >= 0),
+                "compaction-period must be 0 (never) or >= 1ms, got " + compactionPeriod);
         try {
             policy = StorePolicy.named(policy).label();
         } catch (IllegalArgumentException e) {

@@ -152,10 +152,10 @@ public final class KvCacheServiceConfiguration {
             OpenReport r = ssd.openReport();
             log.info("model {}: eviction/admission policy {} over about {} blocks", name, props.policy(),
                     capacity);
-            log.info("model {} ({}): {}; SSD tier {} rebuilt: {} blocks in {} segments, {} checksum failures "
-                            + "dropped, {} torn bytes truncated, {} segments quarantined", name, fp.hex(), layout,
-                    ssdDir, r.blocks(), r.segments(), r.checksumFailures(), r.tornBytesTruncated(),
-                    r.quarantined().size());
+            log.info("model {} ({}): {}; SSD tier {} rebuilt: {} blocks in {} segments, {} records tombstoned "
+                            + "(let go of before the restart), {} checksum failures dropped, {} torn bytes truncated, "
+                            + "{} segments quarantined", name, fp.hex(), layout, ssdDir, r.blocks(), r.segments(),
+                    r.tombstonedRecords(), r.checksumFailures(), r.tornBytesTruncated(), r.quarantined().size());
             KvTier lower = props.csd() ? new CsdTier(ssd) : ssd;
             TieredKvStore store = new TieredKvStore(layout, dramBytes, policies.dram(), lower, policies.admission(),
                     policies.observer(), System::nanoTime);

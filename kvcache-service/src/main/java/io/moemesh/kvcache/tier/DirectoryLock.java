@@ -13,6 +13,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -70,7 +71,7 @@ final class DirectoryLock implements AutoCloseable {
         Path heldKey = null;
         boolean acquired = false;
         try {
-            Files.createDirectories(dir);
+            OwnerOnly.createDirectories(dir); // 0700: the segments in it hold every tenant's K/V
             Path key = dir.toRealPath().resolve(FILE);
             if (HELD.putIfAbsent(key, token) != null) {
                 throw locked(dir, path, "an SSD tier of this process that was not closed");
@@ -78,8 +79,8 @@ final class DirectoryLock implements AutoCloseable {
             heldKey = key;
             for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
                 Object before = fileKey(path);
-                FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                        StandardOpenOption.WRITE);
+                FileChannel ch = FileChannel.open(path, Set.of(StandardOpenOption.CREATE, StandardOpenOption.READ,
+                        StandardOpenOption.WRITE), OwnerOnly.file(dir));
                 FileLock lock;
                 boolean inThisJvm = false;
                 try {

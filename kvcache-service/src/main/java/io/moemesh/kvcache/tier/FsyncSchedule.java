@@ -6,6 +6,8 @@ import java.util.Collection;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -21,8 +23,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>It tracks every segment appended to since that segment was last forced, not only the active one: under NEVER
  * the segments sealed since the last sync, and under every policy a segment abandoned after a failed append (its
- * earlier records were acknowledged). Forcing "everything" forces all of them, and {@link #unsyncedBytes()} counts
- * all of them.
+ * earlier records were acknowledged); and every segment whose tombstones ({@link #afterTombstone}) were appended since.
+ * Forcing "everything" forces all of them, and {@link #unsyncedBytes()} counts all their record bytes.
  *
  * <p>Guarded by the tier's append lock: the tier holds it around {@link #afterAppend}, {@link #force} and
  * {@link #forceAll}; the methods that the tier's other threads call ({@link #sync}, {@link #unsyncedBytes},
@@ -35,6 +37,8 @@ final class FsyncSchedule {
     private final ReentrantLock appendLock;
     /** Segments with records appended since their last force, and those records' bytes; oldest first. */
     private final Map<Segment, Long> unforced = new LinkedHashMap<>();
+    /** Segments whose tombstone file has entries appended since its last force (thread-safe: see afterTombstone). */
+    private final Set<Segment> tombstoned = ConcurrentHashMap.newKeySet();
     private long lastSyncNanos = System.nanoTime();
 
     FsyncSchedule(SsdConfig config, ReentrantLock appendLock) {
@@ -60,13 +64,23 @@ final class FsyncSchedule {
         }
         lastSyncNanos = System.nanoTime();
         force(seg);
-        if (!unforced.isEmpty()) {
+        if (!unforced.isEmpty() || !tombstoned.isEmpty()) {
             try {
                 forceAll();
             } catch (IOException e) {
                 log.warn("forcing an earlier SSD segment failed (tried again at the next force): {}", e.toString());
             }
         }
+    }
+
+    /**
+     * Notes a tombstone appended to {@code seg}'s {@link DeadLog} (after the append): forced at the next force of
+     * everything (a put's under ALWAYS, INTERVAL's timer, {@link #sync}, close), never on its own, and not counted in
+     * {@link #unsyncedBytes()} (record bytes) or INTERVAL's byte threshold. Without the append lock: a remove (a
+     * promotion, under the store's lock) must not wait for the timer's force.
+     */
+    void afterTombstone(Segment seg) {
+        tombstoned.add(seg);
     }
 
     /**
@@ -84,6 +98,19 @@ final class FsyncSchedule {
      */
     void forceAll() throws IOException {
         IOException failed = null;
+        for (Segment s : tombstoned) {
+            tombstoned.remove(s); // before the force: an append after it is noted again
+            try {
+                s.deadLog().force();
+            } catch (IOException e) {
+                tombstoned.add(s);
+                if (failed == null) {
+                    failed = e;
+                } else {
+                    failed.addSuppressed(e);
+                }
+            }
+        }
         for (Iterator<Segment> it = unforced.keySet().iterator(); it.hasNext(); ) {
             Segment s = it.next();
             try {
@@ -122,6 +149,7 @@ final class FsyncSchedule {
         appendLock.lock();
         try {
             unforced.keySet().removeAll(retired);
+            tombstoned.removeAll(retired);
         } finally {
             appendLock.unlock();
         }
@@ -140,15 +168,16 @@ final class FsyncSchedule {
             t.setDaemon(true);
             return t;
         });
-        long ms = config.fsyncInterval().toMillis();
-        timer.scheduleWithFixedDelay(() -> tick(closed), ms, ms, TimeUnit.MILLISECONDS);
+        // In nanoseconds: an interval below a millisecond would be 0 ms, which scheduleWithFixedDelay refuses.
+        long ns = config.fsyncInterval().toNanos();
+        timer.scheduleWithFixedDelay(() -> tick(closed), ns, ns, TimeUnit.NANOSECONDS);
         return timer;
     }
 
     private void tick(BooleanSupplier closed) {
         appendLock.lock();
         try {
-            if (!closed.getAsBoolean() && !unforced.isEmpty()) {
+            if (!closed.getAsBoolean() && (!unforced.isEmpty() || !tombstoned.isEmpty())) {
                 lastSyncNanos = System.nanoTime();
                 forceAll();
             }

@@ -12,9 +12,14 @@ import java.util.List;
  * @param duplicateRecords    older copies of a key also found in a later segment (dead space; compaction left them)
  * @param tornBytesTruncated  bytes of partial records cut off segment tails (a crash during an append)
  * @param quarantined         segment files whose header was not intact, renamed to {@code *.corrupt} and skipped
+ * @param tombstonedRecords   records their segment's tombstones name ({@link DeadLog}: evicted, removed, dropped or
+ *                            moved out before the restart): dead space, not indexed
+ * @param retiredSegments     segments compaction had retired (kept for a lease, or a crash before their delete):
+ *                            deleted
  */
 public record OpenReport(int segments, long blocks, long checksumFailures, long duplicateRecords,
-                         long tornBytesTruncated, List<Path> quarantined) {
+                         long tornBytesTruncated, List<Path> quarantined, long tombstonedRecords,
+                         int retiredSegments) {
     public OpenReport {
         quarantined = List.copyOf(quarantined);
     }

@@ -2,8 +2,12 @@ package io.moemesh.kvcache.tier;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -53,13 +57,48 @@ public final class OrphanedStores {
         return out;
     }
 
-    private static long bytesIn(Path dir) throws IOException {
-        try (Stream<Path> files = Files.walk(dir)) {
-            long total = 0;
-            for (Path f : files.filter(Files::isRegularFile).toList()) {
-                total += Files.size(f);
+    /**
+     * The bytes of the regular files under {@code dir}, listed first and sized after. A file that disappears between
+     * the two, or while the folder is walked, counts nothing: another service sharing the SSD directory (which this
+     * class allows) may be renaming a {@code *.tmp} or compacting in it.
+     */
+    static long bytesIn(Path dir) throws IOException {
+        return bytesOf(filesIn(dir));
+    }
+
+    /** The regular files under {@code dir} (none when it is gone); entries gone before they are read are skipped. */
+    static List<Path> filesIn(Path dir) throws IOException {
+        List<Path> files = new ArrayList<>();
+        Files.walkFileTree(dir, new SimpleFileVisitor<>() {
+            @Override
+            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) {
+                if (attrs.isRegularFile()) {
+                    files.add(file);
+                }
+                return FileVisitResult.CONTINUE;
             }
-            return total;
+
+            @Override
+            public FileVisitResult visitFileFailed(Path file, IOException e) throws IOException {
+                if (e instanceof NoSuchFileException) {
+                    return FileVisitResult.CONTINUE;
+                }
+                throw e;
+            }
+        });
+        return files;
+    }
+
+    /** The files' sizes summed; one that no longer exists counts 0. */
+    static long bytesOf(List<Path> files) throws IOException {
+        long total = 0;
+        for (Path f : files) {
+            try {
+                total += Files.size(f);
+            } catch (NoSuchFileException gone) {
+                // deleted or renamed since it was listed
+            }
         }
+        return total;
     }
 }

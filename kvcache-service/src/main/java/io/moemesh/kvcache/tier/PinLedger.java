@@ -29,7 +29,8 @@ import java.util.function.BooleanSupplier;
  * what it pinned, forgets its id (a retry runs anew) and rethrows.
  *
  * <p>Bounds (the ids' memory): at most {@code maxHeldBlocks} hashes across the live ids (those pinned and not yet
- * unpinned, each Pin counting all its hashes), a Pin past it is refused ({@link LimitException}, nothing pinned);
+ * unpinned, each Pin counting all its hashes; a Pin with an id and no hashes is refused, as it would count none), a
+ * Pin past it is refused ({@link LimitException}, nothing pinned);
  * the last {@code maxReleasedIds} ids unpinned (or named by an Unpin before their Pin) are remembered, older ones
  * forgotten: a Pin of such an id arriving later still would pin as a new id. The gateway's Pins are bounded by its
  * offload timeout and cancelled server-side once past it, so a Pin overtaken by more than that many releases cannot
@@ -118,7 +119,8 @@ public final class PinLedger {
      * @throws CancellationException    when the call was cancelled: nothing this call pinned stays pinned
      * @throws AbortedException         when an Unpin of the id came first or while it ran: nothing stays pinned
      * @throws LimitException           when the id would pass the held blocks' bound: nothing pinned
-     * @throws IllegalArgumentException when the id is not 16 bytes, or names a Pin of other blocks
+     * @throws IllegalArgumentException when the id is not 16 bytes, names a Pin of other blocks, or comes with no
+     *                                  keys
      * @throws RuntimeException         what the store's pin threw: nothing this call pinned stays pinned, the id is
      *                                  forgotten
      */
@@ -139,6 +141,11 @@ public final class PinLedger {
             return answer;
         }
         PinId id = PinId.of(pinId);
+        if (keys.isEmpty()) {
+            // It would pin nothing, yet stay live under its id counting 0 against maxHeldBlocks: distinct ids of empty
+            // Pins would grow the ledger without bound.
+            throw new IllegalArgumentException("block_hashes: a Pin with a pin_id must name at least one block hash");
+        }
         Entry e;
         synchronized (this) {
             if (released.containsKey(id)) {
@@ -266,6 +273,11 @@ public final class PinLedger {
             n += store.unpin(k) ? 1 : 0;
         }
         return n;
+    }
+
+    /** Ids live now: pinned and not yet unpinned, or their Pin still running. */
+    public synchronized int liveIds() {
+        return live.size();
     }
 
     /** Blocks held under live ids now (each Pin counting all its hashes). */

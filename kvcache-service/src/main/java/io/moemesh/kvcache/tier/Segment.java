@@ -11,11 +11,13 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.Set;
 
 /**
- * One segment file: a {@link SegmentHeader} and fixed-size records appended after it. Positional reads are
- * thread-safe; appends come from one writer at a time (the tier's append lock or the compactor's own segment).
- * {@code liveBytes} and {@code deadBytes} are guarded by the tier's metadata monitor.
+ * One segment file: a {@link SegmentHeader} and fixed-size records appended after it, and its tombstones
+ * ({@link DeadLog}, a file beside it from the first one on). Positional reads are thread-safe; appends come from one
+ * writer at a time (the tier's append lock or the compactor's own segment). {@code liveBytes} and {@code deadBytes}
+ * are guarded by the monitor of the tier's {@link SsdIndex}.
  *
  * <p>Its channel heals itself: a {@link FileChannel} is an {@code InterruptibleChannel}, so a thread interrupted
  * during its I/O (a cancelled task, an executor's {@code shutdownNow}) closes it for every thread, and every later get
@@ -39,9 +41,12 @@ final class Segment {
     private volatile long forcedSize;
     long liveBytes;
     long deadBytes;
+    /** The tombstones of its records, forced and closed with it. */
+    private final DeadLog dead;
 
-    private Segment(long id, Path path, SegmentHeader header, FileChannel channel, long size) {
+    private Segment(long id, Path path, SegmentHeader header, FileChannel channel, long size, DeadLog dead) {
         this.id = id;
+        this.dead = dead;
         this.path = path;
         this.header = header;
         this.recordBytes = header.recordBytes();
@@ -55,25 +60,60 @@ final class Segment {
 
     /**
      * Creates the file crash-safely: the header goes to a temporary file that is forced and then renamed, so a
-     * segment file never exists without its whole header.
+     * segment file never exists without its whole header. Owner-only (0600, {@link OwnerOnly}). A creation that fails
+     * leaves nothing behind (the temporary file, or the renamed one holding no record, is deleted): a put that fails
+     * here and the next one's try must not leave a file each.
      */
     static Segment create(Path dir, SegmentHeader header) throws IOException {
         Path path = pathOf(dir, header.segmentId());
         Path tmp = dir.resolve(path.getFileName() + ".tmp");
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        Path made = null;
+        FileChannel ch = null;
+        try {
+            ch = FileChannel.open(tmp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+                    OwnerOnly.file(dir));
+            made = tmp;
             writeFully(ch, header.encode(), 0);
             ch.force(true);
+            ch.close();
+            Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE);
+            made = path;
+            syncDirectory(dir);
+            ch = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            return new Segment(header.segmentId(), path, header, ch, SegmentHeader.BYTES,
+                    new DeadLog(DeadLog.pathOf(dir, header.segmentId()), header.segmentId(), 0));
+        } catch (IOException | RuntimeException | Error e) {
+            if (ch != null) {
+                try {
+                    ch.close();
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            if (made != null) {
+                try {
+                    Files.deleteIfExists(made);
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
         }
-        Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE);
-        syncDirectory(dir);
-        FileChannel ch = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-        return new Segment(header.segmentId(), path, header, ch, SegmentHeader.BYTES);
     }
 
-    /** Opens an existing file whose header was already read; {@code size} is its length after any truncation. */
-    static Segment open(Path path, SegmentHeader header, long size) throws IOException {
+    /**
+     * Opens an existing file whose header was already read; {@code size} is its length after any truncation,
+     * {@code deadLogBytes} the length of its tombstone file (0 when it has none).
+     */
+    static Segment open(Path path, SegmentHeader header, long size, long deadLogBytes) throws IOException {
         FileChannel ch = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-        return new Segment(header.segmentId(), path, header, ch, size);
+        return new Segment(header.segmentId(), path, header, ch, size,
+                new DeadLog(DeadLog.pathOf(path.getParent(), header.segmentId()), header.segmentId(), deadLogBytes));
+    }
+
+    /** Its tombstones ({@link DeadLog}). */
+    DeadLog deadLog() {
+        return dead;
     }
 
     long size() {
@@ -180,9 +220,22 @@ final class Segment {
         return b;
     }
 
-    /** Cuts a torn tail off (at open, before any append). */
+    /**
+     * Cuts the file back to {@code bytes}: a torn tail at open, before any append, or the copies a failed compaction
+     * appended to its output after the last record it committed (never indexed, never located, so no reader's
+     * extent is cut). A channel an interrupt closed is reopened first.
+     */
     void truncateTo(long bytes) throws IOException {
-        channel.truncate(bytes);
+        FileChannel ch = channel;
+        try {
+            ch.truncate(bytes);
+        } catch (ClosedChannelException closed) {
+            if (closed instanceof ClosedByInterruptException || Thread.currentThread().isInterrupted()) {
+                reopenAfter(ch, closed);
+                throw interruptedIo("truncate", closed);
+            }
+            reopenAfter(ch, closed).truncate(bytes);
+        }
         size = bytes;
     }
 
@@ -190,7 +243,8 @@ final class Segment {
      * Forces the file's written bytes to stable storage. When this segment's channel was closed under it (I/O of an
      * interrupted thread closes the channel, e.g. an append that failed so; compaction closes what it retires), a
      * descriptor of its own does it: fsync is per file, not per descriptor. A file compaction already deleted
-     * needs nothing (its live records were copied and forced first).
+     * needs nothing (its live records were copied and forced first). Its tombstones ({@link DeadLog}) are forced
+     * with it: they are on the same schedule as the records.
      */
     void force() throws IOException {
         long at = size;
@@ -203,6 +257,7 @@ final class Segment {
                 // compacted: nothing of it is needed
             }
         }
+        dead.force();
         forcedSize = at;
     }
 
@@ -219,6 +274,14 @@ final class Segment {
         } catch (IOException ignored) {
             // Closing a channel we only read from or already forced loses nothing.
         }
+        dead.close();
+    }
+
+    /** Closes it and deletes its file, then its tombstones' (in that order: {@link DeadLog#delete()}). */
+    void delete() throws IOException {
+        close();
+        Files.deleteIfExists(path);
+        dead.delete();
     }
 
     /**

@@ -18,13 +18,23 @@ import java.util.zip.CRC32C;
  * </pre>
  * The layout's fields are written next to its id so that a refusal can say what the file holds.
  *
- * @param formatVersion {@link #FORMAT_VERSION} when written by this code
+ * @param formatVersion {@link #FORMAT_VERSION} when written by this code, down to {@link #OLDEST_READABLE_VERSION}
+ *                      when read
  */
 record SegmentHeader(int formatVersion, KvLayout layout, long layoutId, PayloadEncoding encoding,
                      ModelFingerprint fingerprint, long segmentId) {
     static final int BYTES = 128;
-    /** Version of the segment and record format; a file of another version is refused. */
-    static final int FORMAT_VERSION = 1;
+    /**
+     * Version of the segment format this code writes: 2, a segment whose dead records are named by its tombstone file
+     * ({@link DeadLog}). A build that predates tombstones refuses it (it would serve what the tier had evicted).
+     */
+    static final int FORMAT_VERSION = 2;
+    /**
+     * Oldest version this code reads: version 1 has the same header and records and no tombstone file (every intact
+     * record counts as live, as that build wrote them). Tombstones written for a version-1 segment's records are
+     * honoured.
+     */
+    static final int OLDEST_READABLE_VERSION = 1;
     private static final byte[] MAGIC = "MMKVSEG1".getBytes(StandardCharsets.US_ASCII);
     private static final int CRC_AT = BYTES - 4;
 
@@ -45,9 +55,12 @@ record SegmentHeader(int formatVersion, KvLayout layout, long layoutId, PayloadE
     }
 
     /**
-     * Parses a header.
+     * Parses a header. The version is checked as soon as the CRC says the header is intact, before any field whose
+     * meaning is the version's: an intact header of another version is another build's segment, refused, and never
+     * mistaken for a damaged one (which the scan would quarantine).
      *
-     * @throws CorruptSegmentException when the bytes are not an intact header (bad magic or CRC, unknown encoding)
+     * @throws CorruptSegmentException  when the bytes are not an intact header (bad magic or CRC, unknown encoding)
+     * @throws SegmentMismatchException when it is intact but of a version this code does not read
      */
     static SegmentHeader decode(ByteBuffer raw) {
         ByteBuffer b = raw.duplicate().order(ByteOrder.LITTLE_ENDIAN);
@@ -67,6 +80,11 @@ record SegmentHeader(int formatVersion, KvLayout layout, long layoutId, PayloadE
         }
         h.position(MAGIC.length);
         int version = h.getInt();
+        if (version < OLDEST_READABLE_VERSION || version > FORMAT_VERSION) {
+            throw new SegmentMismatchException("segment format version " + version + ", this store reads versions "
+                    + OLDEST_READABLE_VERSION + " to " + FORMAT_VERSION
+                    + "; use another directory or remove the old segments");
+        }
         h.getInt();
         long layoutId = h.getLong();
         int layers = h.getInt();

@@ -1,7 +1,6 @@
 package io.moemesh.kvcache.tier;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -80,17 +79,19 @@ final class SegmentLeases {
         return kept.size();
     }
 
-    /** Closes the kept segments' files (the tier closes); the files stay: a restart indexes the newer copies. */
+    /**
+     * Closes the kept segments' files (the tier closes); the files stay, marked retired: a restart deletes them and
+     * indexes the newer copies.
+     */
     synchronized void closeKept() {
         kept.forEach(Segment::close);
     }
 
     private static void unlink(Segment s) {
-        s.close();
         try {
-            Files.deleteIfExists(s.path);
+            s.delete();
         } catch (IOException e) {
-            // Left behind it only holds duplicates: the next open indexes the newer copies.
+            // Left behind, its tombstones mark it retired: the next open deletes it and indexes the newer copies.
         }
     }
 }

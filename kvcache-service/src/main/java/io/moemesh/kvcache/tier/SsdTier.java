@@ -12,12 +12,9 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.TreeMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
@@ -29,8 +26,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Blocks in append-only segment files on local SSD (the log-structured layout of Mooncake's and LMCache's disk
  * tiers): {@link Segment}s of fixed-size {@link Records} each carrying its own CRC32C, an in-memory index
- * key → (segment, offset) rebuilt by scanning the files at {@link #open}, and {@link #compact()} to reclaim the
- * space of removed and evicted records.
+ * key → (segment, offset) ({@link SsdIndex}) rebuilt by scanning the files at {@link #open}, tombstones
+ * ({@link DeadLog}) naming the records it let go of, and {@link #compact()} to reclaim the space of removed and
+ * evicted records.
  *
  * <p>Guarantees:
  * <ul>
@@ -40,17 +38,21 @@ import org.slf4j.LoggerFactory;
  *       index, counts a checksum failure and returns empty.</li>
  *   <li>At open, {@link SegmentScan} drops what a crash or a bad disk left (torn tails, bad records, damaged
  *       headers) and refuses another model's segments ({@link SegmentMismatchException}).</li>
- *   <li>A segment file is never truncated after {@link #open}, and one that a {@link #locate} lease names is not
- *       unlinked by {@link #compact()} before the lease ends ({@link #releaseExpiredLeases()}): a same-host reader of
- *       the extent finds the record's bytes.</li>
- *   <li>{@link #remove} and eviction are not logged: a removed block can reappear after a restart, which is
- *       correct as keys are content hashes (any copy holds the same K/V); remove frees space, not erasure.</li>
+ *   <li>A record a {@link #locate} names is never cut off its file (only compaction truncates, and only copies it
+ *       never committed), and a segment that a lease names is not unlinked by {@link #compact()} before the lease
+ *       ends ({@link #releaseExpiredLeases()}): a same-host reader of the extent finds the record's bytes.</li>
+ *   <li>{@link #remove}, eviction and a drop write a tombstone of the record, forced on the fsync policy's schedule
+ *       ({@link Tombstones}): a restart serves the blocks the tier held at its close, not every record still in the
+ *       files. What a crash's unforced tombstones let come back is a block the tier had (any copy of a content hash
+ *       holds the same K/V), and {@link #open} evicts a surplus oldest record first. Remove frees space; it does not
+ *       promise erasure (the bytes stay until compaction).</li>
+ *   <li>Files are owner-only ({@link OwnerOnly}): segments and tombstones 0600, the directories it creates 0700.</li>
  * </ul>
  *
- * <p>Locks: one metadata monitor for the index, the policy and the byte counts (held briefly, never across I/O);
- * an append lock serialising writers; a compaction lock. Reads are positional and run in parallel; a read that
- * races with compaction deleting its segment retries on the record's new location. One tier per directory, across
- * processes: {@link #open} takes its {@link DirectoryLock} until {@link #close()}.
+ * <p>Locks: the index's monitor ({@link SsdIndex}: held briefly, never across I/O); an append lock serialising
+ * record writers and forces; a compaction lock; each tombstone file's own ({@link DeadLog}). Reads are positional
+ * and run in parallel; a read that races with compaction deleting its segment retries on the record's new location.
+ * One tier per directory, across processes: {@link #open} takes its {@link DirectoryLock} until {@link #close()}.
  */
 public final class SsdTier implements KvTier {
     private static final Logger log = LoggerFactory.getLogger(SsdTier.class);
@@ -59,14 +61,11 @@ public final class SsdTier implements KvTier {
     private final SsdConfig config;
     private final KvLayout layout;
     private final ModelFingerprint fingerprint;
-    private final EvictionPolicy policy;
     private final LongSupplier clock;
     private final TierCounters counters = new TierCounters();
     /** Reused read buffers of {@link #get}: read, CRC32C-check and copy out in one pass. */
     private final RecordReader reader = new RecordReader();
-    private final Object meta = new Object();
-    private final Map<BlockKey, IndexEntry> index = new HashMap<>();
-    private final TreeMap<Long, Segment> segments = new TreeMap<>();
+    private final SsdIndex index;
     private final ReentrantLock appendLock = new ReentrantLock();
     private final ReentrantLock compactionLock = new ReentrantLock();
     /** {@link #locate}'s leases, and the compacted segments kept for them. */
@@ -74,11 +73,11 @@ public final class SsdTier implements KvTier {
     private final AtomicLong nextSegmentId;
     private final ScheduledExecutorService syncTimer;
     private final OpenReport openReport;
-    private long usedBytes;
-    private long pinnedBytes;
     private volatile Segment active;
     /** When segments are forced, and which have unforced records. */
     private final FsyncSchedule fsync;
+    /** Writes the tombstones of the records the index lets go of. */
+    private final Tombstones tombstones;
     /** The directory's single-writer lock, until {@link #close()}. */
     private final DirectoryLock dirLock;
     private volatile boolean closed;
@@ -89,29 +88,16 @@ public final class SsdTier implements KvTier {
         this.config = config;
         this.layout = layout;
         this.fingerprint = fingerprint;
-        this.policy = policy;
         this.clock = clock;
+        this.index = new SsdIndex(policy, clock, counters, config.capacityBytes());
         this.leases = new SegmentLeases(clock);
         this.fsync = new FsyncSchedule(config, appendLock);
-        for (Segment s : scan.segments()) {
-            segments.put(s.id, s);
-        }
+        this.tombstones = new Tombstones(fsync);
         this.nextSegmentId = new AtomicLong(scan.nextSegmentId());
         this.openReport = scan.report();
         counters.checksumFailures.add(scan.report().checksumFailures());
-        long now = clock.getAsLong();
-        scan.index().forEach((key, e) -> {
-            index.put(key, e);
-            e.history = BlockHistory.inserted(key, e.segment.recordBytes, now, AccessHint.NONE);
-            usedBytes += e.segment.recordBytes;
-            policy.onInsert(e.history);
-        });
-        synchronized (meta) {
-            // A smaller capacity than last time: evict down to it (no block is pinned yet).
-            while (usedBytes > config.capacityBytes()) {
-                evictOne();
-            }
-        }
+        // Tombstoned, so the next restart does not bring the surplus back either.
+        tombstones.write(index.load(scan.segments(), scan.index()));
         syncTimer = fsync.startTimer(() -> closed);
     }
 
@@ -192,12 +178,8 @@ public final class SsdTier implements KvTier {
         // open() checked that one record fits the capacity, so a block of the right layout is never oversize.
         Tiers.checkBlock(block, layout, Long.MAX_VALUE, "SSD tier");
         BlockKey key = block.key();
-        synchronized (meta) {
-            IndexEntry e = index.get(key);
-            if (e != null) {
-                touch(e, hint);
-                return PutResult.ALREADY_PRESENT;
-            }
+        if (index.touch(key, hint) != null) {
+            return PutResult.ALREADY_PRESENT;
         }
         // Encode outside every lock: it is the CPU part (and INT8 may refuse the block).
         ByteBuffer rec = Records.of(block, config.encoding(), layout);
@@ -205,19 +187,12 @@ public final class SsdTier implements KvTier {
         appendLock.lock();
         try {
             checkOpen();
-            synchronized (meta) {
-                IndexEntry e = index.get(key);
-                if (e != null) {
-                    touch(e, hint);
-                    return PutResult.ALREADY_PRESENT;
-                }
-                if (pinnedBytes + stride > config.capacityBytes()) {
-                    return PutResult.NO_SPACE;
-                }
-                while (usedBytes + stride > config.capacityBytes()) {
-                    evictOne();
-                }
+            List<Tombstones.Dead> evicted = new ArrayList<>();
+            PutResult room = index.makeRoom(key, stride, hint, evicted);
+            if (room != PutResult.STORED) {
+                return room;
             }
+            tombstones.write(evicted); // forced with this put's record under ALWAYS
             Segment seg = activeFor(stride);
             long at;
             try {
@@ -229,14 +204,8 @@ public final class SsdTier implements KvTier {
                 active = null;
                 throw new UncheckedIOException("appending block " + key + " to " + seg.path + " failed", ex);
             }
-            synchronized (meta) {
-                IndexEntry e = new IndexEntry(seg, at, crc, BlockHistory.inserted(key, stride, clock.getAsLong(), hint),
-                        false);
-                index.put(key, e);
-                usedBytes += stride;
-                seg.liveBytes += stride;
-                policy.onInsert(e.history);
-            }
+            index.insert(key, new IndexEntry(seg, at, crc, BlockHistory.inserted(key, stride, clock.getAsLong(), hint),
+                    false));
             counters.bytesWritten.add(stride);
             return PutResult.STORED;
         } finally {
@@ -260,15 +229,16 @@ public final class SsdTier implements KvTier {
             // Active before it is listed: compaction, which skips the active segment, must never see it as a
             // sealed empty segment and delete it under this put.
             active = next;
-            return listed(next);
+            index.list(next);
+            return next;
         } catch (IOException e) {
             throw new UncheckedIOException("starting a segment in " + config.directory() + " failed", e);
         }
     }
 
     /**
-     * Forces every appended record to stable storage now, whatever the policy: every segment with unforced records
-     * (sealed ones under NEVER, one left by a failed append), not only the active one.
+     * Forces every appended record and tombstone to stable storage now, whatever the policy: every segment with
+     * unforced records (sealed ones under NEVER, one left by a failed append), not only the active one.
      */
     public void sync() {
         fsync.sync();
@@ -282,42 +252,11 @@ public final class SsdTier implements KvTier {
         return fsync.unsyncedBytes();
     }
 
-    /** Under {@code meta}. */
-    private void evictOne() {
-        BlockKey victim = policy.victim(k -> !index.get(k).pinned).orElseThrow(() -> new IllegalStateException(
-                "eviction policy found no unpinned block while " + (usedBytes - pinnedBytes)
-                        + " unpinned bytes are resident"));
-        drop(victim, index.get(victim));
-        counters.evictions.increment();
-    }
-
-    /** Under {@code meta}: the record becomes dead space. */
-    private void drop(BlockKey key, IndexEntry e) {
-        index.remove(key);
-        int stride = e.segment.recordBytes;
-        usedBytes -= stride;
-        e.segment.liveBytes -= stride;
-        e.segment.deadBytes += stride;
-        if (e.pinned) {
-            pinnedBytes -= stride;
-        }
-        policy.onRemove(key);
-    }
-
-    /** Under {@code meta}. */
-    private void touch(IndexEntry e, AccessHint hint) {
-        e.history = e.history.accessed(clock.getAsLong(), hint);
-        policy.onAccess(e.history);
-    }
-
     @Override
     public Optional<KvBlock> get(BlockKey key, AccessHint hint) {
         checkOpen();
         for (int attempt = 0; attempt < MAX_READ_ATTEMPTS; attempt++) {
-            IndexEntry e;
-            synchronized (meta) {
-                e = index.get(key);
-            }
+            IndexEntry e = index.find(key);
             if (e == null) {
                 break;
             }
@@ -335,11 +274,7 @@ public final class SsdTier implements KvTier {
                 dropCorrupt(key, e, "on read");
                 break;
             }
-            synchronized (meta) {
-                if (index.get(key) == e) {
-                    touch(e, hint);
-                }
-            }
+            index.touchIfCurrent(key, e, hint);
             counters.hits.increment();
             counters.bytesRead.add(e.segment.recordBytes);
             return Optional.of(e.segment.header.encoding().decode(key, layout, rec.payload()));
@@ -356,14 +291,9 @@ public final class SsdTier implements KvTier {
     @Override
     public Optional<RecordExtent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
         checkOpen();
-        IndexEntry e;
-        synchronized (meta) {
-            e = index.get(key);
-            if (e == null) {
-                return Optional.empty();
-            }
-            leases.lease(e.segment.id, leaseUntilNanos); // under meta: compaction's swap-in cannot come between
-            touch(e, hint);
+        IndexEntry e = index.lease(key, hint, leases, leaseUntilNanos);
+        if (e == null) {
+            return Optional.empty();
         }
         counters.hits.increment();
         counters.bytesRead.add(e.segment.recordBytes);
@@ -391,14 +321,18 @@ public final class SsdTier implements KvTier {
     }
 
     private void dropCorrupt(BlockKey key, IndexEntry e, String when) {
-        synchronized (meta) {
-            if (index.get(key) == e) {
-                drop(key, e);
-            }
-        }
-        counters.checksumFailures.increment();
+        dropFailed(key, e);
         log.warn("block {} in {} at offset {} failed its CRC32C check {}: dropped", key, e.segment.path, e.offset,
                 when);
+    }
+
+    /** Drops a record that failed (if still indexed there) and counts a checksum failure, as a bad read does. */
+    private void dropFailed(BlockKey key, IndexEntry e) {
+        Tombstones.Dead dead = index.dropIfCurrent(key, e);
+        if (dead != null) {
+            tombstones.write(List.of(dead));
+        }
+        counters.checksumFailures.increment();
     }
 
     /** Read buffers kept for reuse by {@link #get} (tests: one per concurrent reader, not one per block). */
@@ -408,65 +342,37 @@ public final class SsdTier implements KvTier {
 
     @Override
     public boolean contains(BlockKey key) {
-        synchronized (meta) {
-            return index.containsKey(key);
-        }
+        return index.contains(key);
     }
 
     @Override
     public boolean remove(BlockKey key) {
-        synchronized (meta) {
-            IndexEntry e = index.get(key);
-            if (e == null) {
-                return false;
-            }
-            drop(key, e);
-            return true;
+        Tombstones.Dead dead = index.remove(key);
+        if (dead == null) {
+            return false;
         }
+        tombstones.write(List.of(dead));
+        return true;
     }
 
     @Override
     public boolean pin(BlockKey key) {
-        synchronized (meta) {
-            IndexEntry e = index.get(key);
-            if (e == null) {
-                return false;
-            }
-            if (!e.pinned) {
-                e.pinned = true;
-                pinnedBytes += e.segment.recordBytes;
-            }
-            return true;
-        }
+        return index.pin(key);
     }
 
     @Override
     public boolean unpin(BlockKey key) {
-        synchronized (meta) {
-            IndexEntry e = index.get(key);
-            if (e == null || !e.pinned) {
-                return false;
-            }
-            e.pinned = false;
-            pinnedBytes -= e.segment.recordBytes;
-            return true;
-        }
+        return index.unpin(key);
     }
 
     @Override
     public boolean isPinned(BlockKey key) {
-        synchronized (meta) {
-            IndexEntry e = index.get(key);
-            return e != null && e.pinned;
-        }
+        return index.isPinned(key);
     }
 
     /** The block's history in this tier, empty when it is not stored. */
     public Optional<BlockHistory> history(BlockKey key) {
-        synchronized (meta) {
-            IndexEntry e = index.get(key);
-            return e == null ? Optional.empty() : Optional.of(e.history);
-        }
+        return index.history(key);
     }
 
     /** Rewrites the sealed segments below {@code compactionLiveFraction} live, one run at a time: SsdCompactor. */
@@ -491,29 +397,19 @@ public final class SsdTier implements KvTier {
 
     // --- for SsdCompactor (same package) ---
 
-    /** Sealed segments at or below the live fraction, with the live entries in each; under {@code meta}. */
-    Map<Segment, List<Map.Entry<BlockKey, IndexEntry>>> compactionCandidates() {
-        synchronized (meta) {
-            Segment act = active;
-            Map<Segment, List<Map.Entry<BlockKey, IndexEntry>>> out = new HashMap<>();
-            for (Segment s : segments.values()) {
-                long area = s.recordArea();
-                if (s != act && (area == 0 || s.liveBytes < config.compactionLiveFraction() * area)) {
-                    out.put(s, new ArrayList<>());
-                }
-            }
-            for (Map.Entry<BlockKey, IndexEntry> e : index.entrySet()) {
-                List<Map.Entry<BlockKey, IndexEntry>> l = out.get(e.getValue().segment);
-                if (l != null) {
-                    l.add(Map.entry(e.getKey(), e.getValue()));
-                }
-            }
-            return out;
-        }
+    /** {@link SsdIndex#compactionCandidates}, the active segment excluded. */
+    List<SsdCompactor.Victim> compactionCandidates() {
+        return index.compactionCandidates(() -> active, config.compactionLiveFraction());
+    }
+
+    SsdIndex index() {
+        return index;
     }
 
     Segment newSegment(PayloadEncoding encoding) throws IOException {
-        return listed(createSegment(encoding));
+        Segment s = createSegment(encoding);
+        index.list(s);
+        return s;
     }
 
     private Segment createSegment(PayloadEncoding encoding) throws IOException {
@@ -521,40 +417,49 @@ public final class SsdTier implements KvTier {
                 SegmentHeader.of(layout, encoding, fingerprint, nextSegmentId.getAndIncrement()));
     }
 
-    private Segment listed(Segment s) {
-        synchronized (meta) {
-            segments.put(s.id, s);
+    /** Unlists and deletes an output of a failed compaction that holds no record the index names. */
+    void discard(Segment output) {
+        index.unlist(output);
+        fsync.forget(List.of(output));
+        try {
+            output.delete();
+        } catch (IOException e) {
+            log.warn("deleting {} (an unfinished compaction output) failed; the next open finds it without live "
+                    + "records: {}", output.path, e.toString());
         }
-        return s;
     }
 
-    /** Moves an entry to its copy if it still points at the old record, and retires the victims; one step. */
-    void swapIn(List<SsdCompactor.Moved> moved, List<Segment> victims) {
-        synchronized (meta) {
-            for (SsdCompactor.Moved m : moved) {
-                int stride = m.to().recordBytes;
-                if (index.get(m.key()) == m.from()) {
-                    index.put(m.key(), m.from().movedTo(m.to(), m.offset()));
-                    m.to().liveBytes += stride;
-                    m.from().segment.liveBytes -= stride; // a half-copied victim stays
-                    m.from().segment.deadBytes += stride;
-                } else {
-                    m.to().deadBytes += stride;
-                }
-            }
-            for (Segment v : victims) {
-                segments.remove(v.id);
-            }
+    /** {@link SsdIndex#swapIn}, and the retired victim forgotten by the fsync schedule (it needs no force). */
+    List<SsdCompactor.Moved> swapIn(List<SsdCompactor.Moved> moved, Segment retired) {
+        List<SsdCompactor.Moved> stale = index.swapIn(moved, retired);
+        if (retired != null) {
+            fsync.forget(List.of(retired)); // outside the index's monitor: it takes the append lock
         }
-        fsync.forget(victims); // outside meta: it takes the append lock
+        return stale;
     }
 
-    void verifyOrDrop(BlockKey key, IndexEntry e, ByteBuffer rec, Runnable onGood) {
+    /** Whether a copied record is intact; drops it (a checksum failure) when not. */
+    boolean verifyOrDrop(BlockKey key, IndexEntry e, ByteBuffer rec) {
         if (key.equals(Records.verify(rec, e.segment.header.encoding().payloadBytes(layout)))) {
-            onGood.run();
-        } else {
-            dropCorrupt(key, e, "during compaction");
+            return true;
         }
+        dropCorrupt(key, e, "during compaction");
+        return false;
+    }
+
+    /**
+     * Drops a record compaction could not read (an I/O error, a short read): counted as a checksum failure. A get
+     * leaves such a block indexed (the error may pass), but compaction cannot leave it behind: its victim would stay,
+     * and every later run would fail on it again.
+     */
+    void dropUnreadable(BlockKey key, IndexEntry e, IOException failure) {
+        dropFailed(key, e);
+        log.warn("block {} in {} at offset {} could not be read during compaction ({}): dropped", key,
+                e.segment.path, e.offset, failure.toString());
+    }
+
+    Tombstones tombstones() {
+        return tombstones;
     }
 
     void countWritten(long bytes) {
@@ -570,51 +475,37 @@ public final class SsdTier implements KvTier {
 
     @Override
     public long usedBytes() {
-        synchronized (meta) {
-            return usedBytes;
-        }
+        return index.usedBytes();
     }
 
     @Override
     public long blockCount() {
-        synchronized (meta) {
-            return index.size();
-        }
+        return index.blockCount();
     }
 
     /** Bytes of records that are no longer live (removed, evicted, superseded, failed), awaiting compaction. */
     public long deadBytes() {
-        synchronized (meta) {
-            return segments.values().stream().mapToLong(s -> s.deadBytes).sum();
-        }
+        return index.deadBytes();
     }
 
-    /** Bytes of all segment files. */
+    /** Bytes of all segment files, their tombstone files included. */
     public long diskBytes() {
-        synchronized (meta) {
-            return segments.values().stream().mapToLong(Segment::size).sum();
-        }
+        return index.diskBytes();
     }
 
     /** Segment files in use. */
     public int segmentCount() {
-        synchronized (meta) {
-            return segments.size();
-        }
+        return index.segmentCount();
     }
 
     /** The segments in use, oldest first (tests). */
     List<Segment> segments() {
-        synchronized (meta) {
-            return List.copyOf(segments.values());
-        }
+        return index.segments();
     }
 
     @Override
     public TierStats stats() {
-        synchronized (meta) {
-            return counters.snapshot(index.size(), usedBytes, config.capacityBytes());
-        }
+        return index.stats();
     }
 
     @Override
@@ -635,10 +526,7 @@ public final class SsdTier implements KvTier {
         } catch (IOException e) {
             log.warn("forcing segments in {} at close failed: {}", config.directory(), e.toString());
         } finally {
-            synchronized (meta) {
-                segments.values().forEach(Segment::close);
-                leases.closeKept();
-            }
+            index.closeAll(leases);
             // Last: the next opener of the directory (a restart) must find every segment closed and forced.
             dirLock.close();
             appendLock.unlock();

@@ -73,13 +73,23 @@ class KvCachePropertiesTest {
                         p.maxInbound()), "moemesh.kvcache.segment-bytes must be >= 4096"),
                 Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, p.grpcPort(), p.dramBytes(), p.ssdDir(),
                         p.ssdBytes(), p.segmentBytes(), p.fsync(), Duration.ZERO, p.fraction(), p.compaction(),
-                        p.maxInbound()), "moemesh.kvcache.fsync-interval must be > 0"),
+                        p.maxInbound()), "moemesh.kvcache.fsync-interval must be >= 1ms, got PT0S"),
+                // Positive, but a 0 ms timer period: it used to fail startup after the index rebuild, unexplained.
+                Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, p.grpcPort(), p.dramBytes(), p.ssdDir(),
+                        p.ssdBytes(), p.segmentBytes(), p.fsync(), Duration.ofNanos(500_000), p.fraction(),
+                        p.compaction(), p.maxInbound()),
+                        "moemesh.kvcache.fsync-interval must be >= 1ms, got PT0.0005S"),
+                Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, p.grpcPort(), p.dramBytes(), p.ssdDir(),
+                        p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), p.fraction(),
+                        Duration.ofNanos(500_000), p.maxInbound()),
+                        "moemesh.kvcache.compaction-period must be 0 (never) or >= 1ms, got PT0.0005S"),
                 Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, p.grpcPort(), p.dramBytes(), p.ssdDir(),
                         p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), 1.5, p.compaction(),
                         p.maxInbound()), "moemesh.kvcache.compaction-live-fraction must be in [0, 1]"),
                 Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, p.grpcPort(), p.dramBytes(), p.ssdDir(),
                         p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), p.fraction(),
-                        Duration.ofSeconds(-1), p.maxInbound()), "moemesh.kvcache.compaction-period must be >= 0"),
+                        Duration.ofSeconds(-1), p.maxInbound()),
+                        "moemesh.kvcache.compaction-period must be 0 (never) or >= 1ms, got PT-1S"),
                 Arguments.of((UnaryOperator<P>) p -> new P(p.modelDirs(), 16, p.grpcPort(), p.dramBytes(), p.ssdDir(),
                         p.ssdBytes(), p.segmentBytes(), p.fsync(), p.fsyncInterval(), p.fraction(), p.compaction(),
                         1000), "moemesh.kvcache.max-inbound-message-bytes must be >= 1114112"),
@@ -105,6 +115,16 @@ class KvCachePropertiesTest {
         assertThat(new P(d.modelDirs(), blockTokens, d.grpcPort(), d.dramBytes(), d.ssdDir(), d.ssdBytes(),
                 d.segmentBytes(), d.fsync(), d.fsyncInterval(), d.fraction(), d.compaction(), d.maxInbound()).build()
                 .blockTokens()).isEqualTo(blockTokens);
+    }
+
+    @Test
+    void aMillisecond_fsyncIntervalAndCompactionPeriod_areAccepted() {
+        P d = P.defaults();
+        KvCacheProperties p = new P(d.modelDirs(), d.blockTokens(), d.grpcPort(), d.dramBytes(), d.ssdDir(),
+                d.ssdBytes(), d.segmentBytes(), d.fsync(), Duration.ofMillis(1), d.fraction(), Duration.ofMillis(1),
+                d.maxInbound()).build();
+        assertThat(p.fsyncInterval()).isEqualTo(Duration.ofMillis(1));
+        assertThat(p.compactionPeriod()).isEqualTo(Duration.ofMillis(1));
     }
 
     @Test

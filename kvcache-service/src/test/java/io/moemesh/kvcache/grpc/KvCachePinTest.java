@@ -167,6 +167,16 @@ class KvCachePinTest {
         assertThat(kv.store.isPinned(key(1))).isFalse();
     }
 
+    @Test
+    void aPinWithAPinId_andNoBlockHashes_isInvalidArgument_namingTheField() throws Exception {
+        Status empty = call(pin(id(10))).status();
+
+        assertThat(empty.getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(empty.getDescription()).isEqualTo("block_hashes: a Pin with a pin_id must name at least one "
+                + "block hash");
+        assertThat(call(pin(null)).value().getPinnedList()).as("without an id: an empty answer, as before").isEmpty();
+    }
+
     /**
      * A Pin waits for the store's lock while a DRAM put demotes a block to a slow SSD (the lock is held across the
      * write); its caller's deadline passes meanwhile. When it gets the lock it pins, sees the call cancelled, and

@@ -30,7 +30,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * prompts: every full block of the prompt is stored as int8 and restored into a fresh cache, the rest of the prompt
  * and {@value #DECODE} greedy tokens are computed over it, and each position's logits are compared with float32 KV
  * (the same positions, fed the float32 run's tokens): the largest logit difference and how often the int8 run's
- * greedy token is the float32 one's (kvcache-service/README.md, INT8).
+ * greedy token is the float32 one's (kvcache-service/SSD-TIER.md, INT8).
  */
 class Int8KvCostTest {
     private static final int BLOCK_TOKENS = 4;

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -30,5 +31,24 @@ class OrphanedStoresTest {
     @Test
     void aMissingSsdDirectory_hasNone() {
         assertThat(OrphanedStores.find(ssd.resolve("absent"), Set.of())).isEmpty();
+    }
+
+    /** Another service on the same SSD directory renames a *.tmp or compacts while the sizes are summed. */
+    @Test
+    void aFileGoneBetweenListingAndSizing_countsNothing_insteadOfFailingTheStartup() throws IOException {
+        Path store = Files.createDirectories(ssd.resolve("fedcba9876543210fedcba9876543210-b16"));
+        Files.write(store.resolve("seg-0000000000000001.kvseg"), new byte[1000]);
+        Path tmp = Files.write(store.resolve("seg-0000000000000002.kvseg.tmp"), new byte[128]);
+
+        List<Path> listed = OrphanedStores.filesIn(store);
+        Files.delete(tmp);
+
+        assertThat(listed).hasSize(2);
+        assertThat(OrphanedStores.bytesOf(listed)).isEqualTo(1000);
+    }
+
+    @Test
+    void aStoreGoneBeforeItIsWalked_hasNoFiles() throws IOException {
+        assertThat(OrphanedStores.filesIn(ssd.resolve("fedcba9876543210fedcba9876543210-b16"))).isEmpty();
     }
 }

@@ -67,6 +67,21 @@ class PinLedgerTest {
         assertThat(ledger.pin(id(2), List.of(key(3), key(4)), () -> false)).containsExactly(true, true);
     }
 
+    /** Each would count 0 against the bound yet stay live under its id: distinct ids grew the ledger unbounded. */
+    @Test
+    void aPinWithAnId_andNoBlocks_isRefusedNamingTheField_andHoldsNothing() {
+        PinLedger ledger = new PinLedger(store, 3, 16);
+        for (int i = 1; i <= 100; i++) {
+            int n = i;
+            assertThatThrownBy(() -> ledger.pin(id(n), List.of(), () -> false))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("block_hashes: a Pin with a pin_id must name at least one block hash");
+        }
+        assertThat(ledger.liveIds()).isZero();
+        assertThat(ledger.pin(null, List.of(), () -> false)).as("without an id nothing is kept").isEmpty();
+        assertThat(ledger.liveIds()).isZero();
+    }
+
     @Test
     void releasedIds_areRememberedUpToTheBound_theOldestForgottenFirst() {
         PinLedger ledger = new PinLedger(store, 16, 2);

@@ -99,6 +99,24 @@ class SsdLeaseTest {
         }
     }
 
+    @Test
+    void aVictimKeptForALease_isDeletedByTheNextOpen_andACopyLetGoOfMeanwhileStaysGone() {
+        RecordExtent e;
+        try (SsdTier t = open()) {
+            sparseFirstSegment(t);
+            e = t.locate(key(3), AccessHint.NONE, clock.get() + 500).orElseThrow();
+            assertThat(t.compact().segmentsCompacted()).isEqualTo(1);
+            t.remove(key(3)); // its copy, in the new segment
+        }
+        assertThat(e.path()).as("closed while the lease ran: kept, marked retired").exists();
+        try (SsdTier t = open()) {
+            assertThat(t.openReport().retiredSegments()).isEqualTo(1);
+            assertThat(e.path()).doesNotExist();
+            assertThat(t.contains(key(3))).as("not back from the retired segment").isFalse();
+            assertThat(t.blockCount()).isEqualTo(8);
+        }
+    }
+
     private static ByteBuffer read(RecordExtent e) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(e.length());
         try (FileChannel ch = FileChannel.open(e.path(), StandardOpenOption.READ)) {

@@ -15,6 +15,7 @@ import io.moemesh.kvcache.policy.LruPolicy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.stream.Stream;
@@ -301,6 +302,62 @@ class SsdTierTest {
             assertThat(t.get(key(2))).isEmpty();
             assertThat(t.get(key(3))).hasValueSatisfying(b -> assertThat(b.sameContent(block(3))).isTrue());
             assertThat(t.stats().usedBytes()).isEqualTo(2L * RECORD_BYTES);
+        }
+    }
+
+    @Test
+    void put_whoseNewSegmentCannotBeCreated_fails_leavingNoFileBehind_andTheNextPutGoesOn() throws IOException {
+        try (SsdTier t = open(config(dir))) {
+            // A directory in the way of segment 1's name: its rename fails after the *.tmp was written.
+            Path blocker = Files.createDirectories(dir.resolve("seg-0000000000000001.kvseg"));
+            Files.write(blocker.resolve("in-the-way"), new byte[1]);
+            for (int id = 1; id <= 3; id++) {
+                assertThatThrownBy(() -> t.put(block(1))).isInstanceOf(java.io.UncheckedIOException.class);
+                // Each failed put used its id up: in the way of the next one's.
+                blocker = Files.move(blocker, dir.resolve(String.format("seg-%016d.kvseg", id + 1)));
+            }
+            try (Stream<Path> s = Files.list(dir)) {
+                assertThat(s.filter(p -> !p.equals(dir.resolve(".lock")))).as("only the blocker").hasSize(1);
+            }
+            Files.delete(blocker.resolve("in-the-way"));
+            Files.delete(blocker);
+            assertThat(t.put(block(1))).isEqualTo(PutResult.STORED);
+            assertThat(t.get(key(1))).isPresent();
+        }
+    }
+
+    @Test
+    void segmentsAndTombstones_areOwnerOnly_andTheDirectoriesTheTierCreates_0700() throws IOException {
+        org.junit.jupiter.api.Assumptions.assumeTrue(
+                dir.getFileSystem().supportedFileAttributeViews().contains("posix"), "POSIX permissions");
+        Path parent = dir.resolve("ssd");
+        Path store = parent.resolve("model-b16");
+        SsdConfig c = config(store);
+        SsdTier ssd = open(c);
+        try (TieredKvStore s = new TieredKvStore(LAYOUT, 2L * TestBlocks.BLOCK_BYTES, new LruPolicy(), ssd,
+                io.moemesh.kvcache.policy.AdmissionPolicy.ADMIT_ALL, System::nanoTime)) {
+            for (int i = 0; i < 12; i++) {
+                s.put(block(i)); // DRAM holds 2: the others are demoted to SSD
+            }
+            for (int i : new int[] {0, 1, 2, 4}) {
+                s.remove(key(i)); // tombstones: segment 1 below half live, segment 2 not
+            }
+            s.demoteAll();
+            assertThat(Files.getPosixFilePermissions(store.resolve(".lock")))
+                    .isEqualTo(PosixFilePermissions.fromString("rw-------"));
+            assertThat(ssd.compact().segmentsCompacted()).as("an output segment").isPositive();
+        }
+        assertThat(Files.getPosixFilePermissions(parent)).isEqualTo(PosixFilePermissions.fromString("rwx------"));
+        assertThat(Files.getPosixFilePermissions(store)).isEqualTo(PosixFilePermissions.fromString("rwx------"));
+        List<Path> files;
+        try (Stream<Path> s = Files.list(store)) {
+            files = s.toList();
+        }
+        assertThat(files).extracting(p -> p.getFileName().toString())
+                .anyMatch(n -> n.endsWith(".kvseg")).anyMatch(n -> n.endsWith(".kvdead"));
+        for (Path f : files) {
+            assertThat(Files.getPosixFilePermissions(f)).as("%s", f.getFileName())
+                    .isEqualTo(PosixFilePermissions.fromString("rw-------"));
         }
     }
 }
