@@ -104,6 +104,7 @@ public final class MeshLauncher {
         if (spec.kvcache()) {
             identities.add(KVCACHE);
         }
+        createStateDirectories(spec, identities);
         CertificateDirectory tls = CertificateDirectory.create(tlsDir(spec.stateDir()), identities);
 
         List<Instance> instances = new ArrayList<>();
@@ -281,6 +282,29 @@ public final class MeshLauncher {
             } catch (IOException e) {
                 throw new UncheckedIOException(file + ": cannot delete the router's epoch file of an earlier mesh", e);
             }
+        }
+    }
+
+    /**
+     * Creates the state directory and the directories in it that the mesh writes to (by {@code up} itself or by the
+     * services it starts: the CA and certificates, logs, native libraries, the router's snapshots, the kvcache-service's
+     * SSD tier with every tenant's K/V) owner-only before anything is written, where missing ({@link PrivateDirectories}).
+     */
+    static void createStateDirectories(MeshSpec spec, List<String> identities) {
+        Path state = spec.stateDir();
+        PrivateDirectories.create(state);
+        PrivateDirectories.create(tlsDir(state));
+        PrivateDirectories.create(state.resolve("logs"));
+        for (String id : identities) {
+            if (!id.equals(PLACER)) {
+                PrivateDirectories.create(nativeCache(spec, id));
+            }
+        }
+        if (spec.router()) {
+            PrivateDirectories.create(routerDir(state));
+        }
+        if (spec.kvcache()) {
+            PrivateDirectories.create(spec.kvcacheDir());
         }
     }
 

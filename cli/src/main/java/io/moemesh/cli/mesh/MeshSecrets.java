@@ -121,8 +121,9 @@ final class MeshSecrets {
      * any of its names) to {@code <state>/secrets/api-keys} with owner-only permissions and returns that file, which
      * the gateway is then given as {@code moemesh.gateway.api-keys-file}; empty otherwise.
      *
-     * @throws IllegalArgumentException when the inline keys are not {@code KEY:TENANT} pairs (the gateway would
-     *                                  refuse them at startup; saying so here is sooner)
+     * @throws IllegalArgumentException when the inline keys are not {@code KEY:TENANT} pairs, hold none, or hold a key
+     *                                  that starts with {@code #} (the gateway would refuse them at startup, or read
+     *                                  the key's line as a comment; saying so here is sooner: {@code up} exits 2)
      */
     static Optional<Path> gatewayApiKeys(Path stateDir, Map<String, String> callerEnv) {
         Optional<Map.Entry<String, String>> inlineSetting = SpringEnvironment.find(callerEnv, API_KEYS_PROPERTY);
@@ -143,7 +144,11 @@ final class MeshSecrets {
                         + e.getMessage());
             }
         }
-        for (String pair : inline.split(",")) {
+        String[] pairs = inline.split(",");
+        if (pairs.length == 0) {
+            throw new IllegalArgumentException(inlineName + " holds no KEY:TENANT pair: unset it to run without auth");
+        }
+        for (String pair : pairs) {
             int colon = pair.lastIndexOf(':');
             String key = colon <= 0 ? "" : pair.substring(0, colon).strip();
             String tenant = colon <= 0 ? "" : pair.substring(colon + 1).strip();
@@ -151,12 +156,19 @@ final class MeshSecrets {
                 throw new IllegalArgumentException(inlineName + " must be KEY:TENANT pairs separated by commas, "
                         + "without spaces inside a key or tenant");
             }
+            // The key file has no escaping: a line that starts with # is a comment, so the key would be dropped
+            // (and with it, were it the only one, auth itself). Refused, never quoting the key.
+            if (key.startsWith("#")) {
+                throw new IllegalArgumentException(inlineName + ": a key must not start with # (the gateway's key "
+                        + "file reads such a line as a comment)");
+            }
             lines.add(key + " " + tenant);
         }
         Path dir = stateDir.resolve("secrets");
         Path keys = dir.resolve("api-keys");
+        PrivateDirectories.create(dir);
         try {
-            Files.createDirectories(dir);
+            // An existing one (an earlier mesh's) is narrowed too: it is about to hold the keys.
             Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
             Files.deleteIfExists(keys);
             // Created with owner-only permissions before a byte is written: never readable by others, not even briefly.

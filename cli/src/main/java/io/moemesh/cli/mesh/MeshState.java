@@ -184,11 +184,7 @@ public record MeshState(String model, int replicas, long epoch, String placement
     }
 
     private static Path lockFile(Path stateDir) {
-        try {
-            Files.createDirectories(stateDir);
-        } catch (IOException e) {
-            throw new UncheckedIOException(stateDir + ": cannot create the state directory", e);
-        }
+        PrivateDirectories.create(stateDir);
         return stateDir.resolve(LOCK_NAME);
     }
 
@@ -199,8 +195,8 @@ public record MeshState(String model, int replicas, long epoch, String placement
     /** Written atomically: a concurrent {@code down} never reads half a file. */
     void write(Path stateDir) {
         Path file = file(stateDir);
+        PrivateDirectories.create(stateDir);
         try {
-            Files.createDirectories(stateDir);
             Path tmp = Files.createTempFile(stateDir, FILE_NAME, ".tmp");
             Files.writeString(tmp, JSON.writeValueAsString(this) + "\n", StandardCharsets.UTF_8);
             try {

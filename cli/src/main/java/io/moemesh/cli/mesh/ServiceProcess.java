@@ -48,8 +48,8 @@ public final class ServiceProcess {
             command.add(SETSID.toString());
         }
         command.addAll(s.command());
+        PrivateDirectories.create(log.getParent());
         try {
-            Files.createDirectories(log.getParent());
             Files.writeString(log, "=== moemesh: starting " + s.name() + " at " + Instant.now() + ": "
                     + String.join(" ", s.command()) + System.lineSeparator(), StandardCharsets.UTF_8,
                     StandardOpenOption.CREATE, StandardOpenOption.APPEND);

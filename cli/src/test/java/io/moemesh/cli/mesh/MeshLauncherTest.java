@@ -155,6 +155,25 @@ class MeshLauncherTest extends MeshLauncherFixture {
         }
     }
 
+    /**
+     * The state directory holds every tenant's K/V (kvcache/), the mesh CA's key (tls/), the API keys and the logs:
+     * up creates it, a missing parent too, and each directory the mesh writes to, owner-only before anything is in it.
+     */
+    @Test
+    void up_createsTheStateDirectoryAndTheDirectoriesInIt_ownerOnly() throws IOException {
+        state = tmp.resolve("deep").resolve("state");
+        try (RunningMesh mesh = MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)).withKvCache(),
+                new PrintWriter(log, true), true)) {
+            for (Path dir : List.of(tmp.resolve("deep"), state, state.resolve("tls"), state.resolve("logs"),
+                    state.resolve("native-cache"), state.resolve("native-cache/gateway"),
+                    state.resolve("native-cache/expert-0"), state.resolve("native-cache/router"),
+                    state.resolve("native-cache/kvcache"), state.resolve("router"), state.resolve("kvcache"))) {
+                assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(dir)))
+                        .as(dir.toString()).isEqualTo("rwx------");
+            }
+        }
+    }
+
     @Test
     void up_withoutRouter_startsNone_andTheGatewayFollowsNoRouter() throws IOException {
         try (RunningMesh mesh = MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)).withoutRouter(),

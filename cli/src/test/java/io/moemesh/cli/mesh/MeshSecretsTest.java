@@ -122,4 +122,30 @@ class MeshSecretsTest {
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("KEY:TENANT")
                 .hasMessageNotContaining("sk-secret-only");
     }
+
+    /**
+     * The key file has no escaping and reads a line starting with # as a comment: MOEMESH_GATEWAY_API_KEYS='#k:alice'
+     * would have become the comment "#k alice" and, as the only key, auth off. Refused (up exits 2), the key not echoed,
+     * no file written.
+     */
+    @ParameterizedTest(name = "\"{0}\"")
+    @CsvSource(delimiter = '|', quoteCharacter = '"', textBlock = """
+            "#sk-secret:alice"
+            "sk-good:bob,#sk-secret:alice"
+            " #sk-secret :alice"
+            """)
+    void gatewayApiKeys_aKeyStartingWithHash_refusedWithoutEchoingIt(String inline) {
+        assertThatThrownBy(() -> MeshSecrets.gatewayApiKeys(state, Map.of("MOEMESH_GATEWAY_API_KEYS", inline)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("MOEMESH_GATEWAY_API_KEYS: a key must not start with # (the gateway's key file reads such a "
+                        + "line as a comment)");
+        assertThat(state.resolve("secrets/api-keys")).doesNotExist();
+    }
+
+    @Test
+    void gatewayApiKeys_noPairAtAll_refused() {
+        assertThatThrownBy(() -> MeshSecrets.gatewayApiKeys(state, Map.of("MOEMESH_GATEWAY_API_KEYS", ",")))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("MOEMESH_GATEWAY_API_KEYS holds no KEY:TENANT pair: unset it to run without auth");
+    }
 }

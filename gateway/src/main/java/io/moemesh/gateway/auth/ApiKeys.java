@@ -10,14 +10,23 @@ import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Bearer API keys, each mapped to a tenant id. Keys are kept only as SHA-256 digests and compared in
  * constant time ({@link MessageDigest#isEqual}) against every entry, so neither timing nor a heap dump reveals
- * them; they are never logged. Sources: a file of {@code key tenant} lines ({@code #} comments) and/or a
- * {@code key:tenant,key:tenant} string (environment). No keys configured = auth off (local mode).
+ * them; they are never logged. Sources: a file of {@code KEY TENANT} lines ({@code #} comments) and/or a
+ * {@code key:tenant,key:tenant} string (environment). Auth is off (local mode) only when neither source is set (a
+ * blank inline string counts as unset). A source that is set and gives no key is refused: a key file of comments
+ * only, or an inline string without a pair, is a mistake or every key revoked, never a wish to let everyone in as
+ * tenant {@code default}. Whether auth is on, and with how many keys, is logged at load.
  */
 public final class ApiKeys {
+    private static final Logger log = LoggerFactory.getLogger(ApiKeys.class);
+    static final String FILE_PROPERTY = "moemesh.gateway.api-keys-file";
+    static final String INLINE_PROPERTY = "moemesh.gateway.api-keys";
+
     private record Entry(byte[] digest, String tenant) {
     }
 
@@ -27,6 +36,12 @@ public final class ApiKeys {
         this.entries = List.copyOf(entries);
     }
 
+    /**
+     * @param file   {@value #FILE_PROPERTY}, or null when unset
+     * @param inline {@value #INLINE_PROPERTY}, or null (blank: unset)
+     * @throws IllegalArgumentException naming the property (and the line or pair, never the key) when a source is
+     *                                  malformed or gives no key
+     */
     public static ApiKeys load(Path file, String inline) {
         List<Entry> out = new ArrayList<>();
         if (file != null) {
@@ -48,9 +63,17 @@ public final class ApiKeys {
                 }
                 out.add(new Entry(digest(parts[0]), parts[1]));
             }
+            if (out.isEmpty()) {
+                throw new IllegalArgumentException(FILE_PROPERTY + " " + file + " holds no keys (only comments or "
+                        + "blank lines): remove the setting to run without auth, or add a \"KEY TENANT\" line");
+            }
         }
         if (inline != null && !inline.isBlank()) {
             String[] pairs = inline.split(",");
+            if (pairs.length == 0) {
+                throw new IllegalArgumentException(INLINE_PROPERTY + " holds no KEY:TENANT pair: remove the setting "
+                        + "to run without auth");
+            }
             for (int i = 0; i < pairs.length; i++) {
                 int colon = pairs[i].lastIndexOf(':');
                 String key = colon < 0 ? "" : pairs[i].substring(0, colon).strip();
@@ -61,10 +84,22 @@ public final class ApiKeys {
                     throw new IllegalArgumentException("API keys must be KEY:TENANT pairs separated by commas, "
                             + "without spaces inside a key or tenant (pair " + (i + 1) + " is not)");
                 }
+                // Nor a key that starts with #: in a key file its line would be a comment, and the key gone.
+                if (key.startsWith("#")) {
+                    throw new IllegalArgumentException(INLINE_PROPERTY + ": a key must not start with # (a key file "
+                            + "reads such a line as a comment; pair " + (i + 1) + " does)");
+                }
                 out.add(new Entry(digest(key), tenant));
             }
         }
         refuseAmbiguous(out);
+        if (out.isEmpty()) {
+            log.warn("API-key auth is off ({} and {} unset): every request is served as tenant default",
+                    FILE_PROPERTY, INLINE_PROPERTY);
+        } else {
+            log.info("API-key auth is on: {} key(s) of {} tenant(s)", out.size(),
+                    out.stream().map(Entry::tenant).distinct().count());
+        }
         return new ApiKeys(out);
     }
 

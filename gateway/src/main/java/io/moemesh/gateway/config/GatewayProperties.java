@@ -39,8 +39,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param nativeCacheDir        where native libraries are unpacked (a read-only root filesystem must work)
  * @param dispatch              expert-service data path settings
  * @param admission             queue, rate and size limits of the public APIs
- * @param apiKeysFile           "KEY TENANT" lines; with apiKeys unset and no file, auth is off (local mode)
- * @param apiKeys               "KEY:TENANT,KEY:TENANT" (e.g. from the environment: MOEMESH_GATEWAY_API_KEYS)
+ * @param apiKeysFile           "KEY TENANT" lines; with apiKeys unset (or blank) and no file, auth is off (local
+ *                              mode). A file that holds no key (comments only) is refused at startup, never auth off
+ * @param apiKeys               "KEY:TENANT,KEY:TENANT" (e.g. from the environment: MOEMESH_GATEWAY_API_KEYS); a
+ *                              key may not start with {@code #} (a key file could not hold it)
  * @param health                readiness and liveness checks (actuator groups, mirrored into gRPC health)
  * @param tls                   transport security of the channels to expert-services, {@code moemesh.gateway.tls.*}
  *                              ({@link TlsSettings}): mutual TLS by default, its files required (and checked at
@@ -127,13 +129,19 @@ public record GatewayProperties(
      *                                  (at least 1); a request counts from its admission, so concurrent ones cannot
      *                                  all take the last place
      * @param tenantRequestsPerSecond   per-tenant request rate (token bucket), a finite number ≥ 0; 0 (the default)
-     *                                  disables the limit
+     *                                  disables the limit. A completions or chat request and a gRPC Generate or
+     *                                  Tokenize call count when they arrive, before their body is read, whether they
+     *                                  are then served or refused: a tenant past its rate gets 429 /
+     *                                  RESOURCE_EXHAUSTED without its body being read, parsed or tokenized
      * @param tenantBurst               per-tenant bucket size: requests a tenant may send at once, a finite number ≥ 1
      * @param maxPromptTokens           longest prompt accepted; 0 = the model's context (at most context − 1 either
      *                                  way: one token must remain to generate)
      * @param maxNewTokens              largest max_tokens accepted, and the cap of a request that sets none (which
-     *                                  then ends with finish reason length); 0 = the model's context (a cap that
-     *                                  refuses nothing: a larger max_tokens ends at the context)
+     *                                  then ends with finish reason length); 0 = the model's context, a cap that
+     *                                  refuses no value by itself: what a max_tokens the prompt leaves no room for
+     *                                  gets is the API's rule, 400 context_length_exceeded over HTTP (as OpenAI and
+     *                                  vLLM answer), an end at the context with finish reason length over gRPC
+     *                                  (gateway.proto)
      * @param maxRequestBytes           largest HTTP body (also without Content-Length: counted while read) and gRPC
      *                                  message accepted (413 / RESOURCE_EXHAUSTED)
      * @param largeRequestBytes         an HTTP body or gRPC Generate / Tokenize message above this many bytes is

@@ -159,8 +159,10 @@ final class PairAssignment {
         for (int h : holders) {
             names.append(names.isEmpty() ? "" : ", ").append(table.instances().get(h).getId());
         }
-        return new ExpertUnavailableException("layer " + layer + " expert " + expert
-                + " has no healthy replica (placed on " + names + ", epoch " + table.epoch() + ")", null);
+        String what = "layer " + layer + " expert " + expert + " has no healthy replica";
+        // The instances and the epoch are the operator's to know: the client is told only what failed.
+        return new ExpertUnavailableException(what + " (placed on " + names + ", epoch " + table.epoch() + ")",
+                what + "; retry", null);
     }
 
     /** The picker's view of one pair (or one whole expert); reused for every pick. */

@@ -26,8 +26,9 @@ import java.util.UUID;
 
 /**
  * The public gRPC API (moemesh.gateway.v1): a thin adapter over the engine loop. Its requests are parsed by
- * {@link RequestParsingGuard}, which also admits Generate and Tokenize messages by size through the
- * {@link IntakeLimiter} shared with the HTTP API (RESOURCE_EXHAUSTED when too many large ones are in intake).
+ * {@link RequestParsingGuard}, which also admits Generate and Tokenize messages, first by their tenant's rate, then
+ * by size through the {@link IntakeLimiter} shared with the HTTP API (RESOURCE_EXHAUSTED when the tenant is past its
+ * rate or too many large ones are in intake).
  */
 public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceImplBase {
     private final MoeModel model;
@@ -58,7 +59,11 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
         return () -> RequestParsingGuard.guard(bindService(), this::admit);
     }
 
-    /** Large Generate and Tokenize messages take an intake permit for their parsing and tokenization. */
+    /**
+     * Generate and Tokenize calls count against their tenant's rate when their message arrives, before it is parsed
+     * (a tenant past it: RESOURCE_EXHAUSTED, holding nothing); large ones then take an intake permit for their
+     * parsing and tokenization.
+     */
     private Runnable admit(MethodDescriptor<?, ?> method, int bytes) {
         String name = method.getFullMethodName();
         if (!name.equals(GatewayServiceGrpc.getGenerateMethod().getFullMethodName())
@@ -66,6 +71,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             return () -> { };
         }
         try {
+            service.admission().chargeRate(Tenants.current());
             return intake.admit(bytes)::close;
         } catch (RuntimeException e) {
             throw GatewayStatus.of(e, "").asRuntimeException();

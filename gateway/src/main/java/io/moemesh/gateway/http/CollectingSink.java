@@ -18,8 +18,9 @@ final class CollectingSink implements CompletionSink {
      * async request writes nothing, Tomcat does not watch its socket and reports no error, so an abandoned
      * non-streamed request runs to its end (and counts as ok) and its answer is written to a closed connection.
      * What bounds it is its own length: max_tokens (unset on a chat: the room left in the context, at most
-     * moemesh.gateway.admission.max-new-tokens), never more than the model's context; and a drain's grace at
-     * shutdown. Streamed requests do notice: their writes fail (SseSink).
+     * moemesh.gateway.admission.max-new-tokens), never more than the model's context; a drain's grace at
+     * shutdown; and the engine thread's end, which ends every sequence it held with 503 (EngineLoop). Streamed
+     * requests do notice: their writes fail (SseSink).
      */
     final DeferredResult<Object> response = new DeferredResult<>(0L);
 

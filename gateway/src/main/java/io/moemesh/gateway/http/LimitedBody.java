@@ -12,24 +12,34 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * The body of a /v1 request as the handler reads it, counted byte by byte, so the limits hold also when there is
- * no Content-Length (chunked transfer): past {@code maxBytes} the read fails with 413; past the intake limiter's
- * large threshold it needs a large-request permit (429 when none is free) before the next byte is handed out.
- * The permit is held until {@link #close()}, after the handler parsed and tokenized the request.
+ * no Content-Length (chunked transfer): past {@code maxBytes} the read fails with 413; a declared large length, or
+ * a count past the intake limiter's large threshold, needs a large-request permit (429 when none is free) before
+ * the next byte is handed out: so only a handler that reads the body takes one, after its own checks (the tenant's
+ * rate). The permit is held until {@link #close()}, after the handler parsed and tokenized the request.
  */
 final class LimitedBody extends HttpServletRequestWrapper implements AutoCloseable {
     private final long maxBytes;
     private final IntakeLimiter intake;
+    /** The Content-Length the client declared, or -1. */
+    private final long declared;
     private IntakeLimiter.Permit permit;
     private ServletInputStream stream;
     private long read;
     private boolean eof;
 
-    /** @param permit already taken for a declared large Content-Length, or null */
-    LimitedBody(HttpServletRequest request, long maxBytes, IntakeLimiter intake, IntakeLimiter.Permit permit) {
+    /** @param declared the request's Content-Length, or -1 when it has none */
+    LimitedBody(HttpServletRequest request, long maxBytes, IntakeLimiter intake, long declared) {
         super(request);
         this.maxBytes = maxBytes;
         this.intake = intake;
-        this.permit = permit;
+        this.declared = declared;
+    }
+
+    /** Before a read: a body declared large needs its permit before its first byte is taken in. */
+    private void beforeRead() {
+        if (permit == null && intake.isLarge(declared)) {
+            permit = intake.admit(declared);
+        }
     }
 
     /** Whether the handler read the body to its end. */
@@ -67,6 +77,7 @@ final class LimitedBody extends HttpServletRequestWrapper implements AutoCloseab
             stream = new ServletInputStream() {
                 @Override
                 public int read() throws IOException {
+                    beforeRead();
                     int b = in.read();
                     counted(b < 0 ? -1 : 1);
                     return b;
@@ -74,6 +85,7 @@ final class LimitedBody extends HttpServletRequestWrapper implements AutoCloseab
 
                 @Override
                 public int read(byte[] buf, int off, int len) throws IOException {
+                    beforeRead();
                     int n = in.read(buf, off, len);
                     counted(n);
                     return n;

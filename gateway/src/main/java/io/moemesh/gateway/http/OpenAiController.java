@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
+import java.util.Set;
 import java.util.UUID;
 import org.springframework.http.InvalidMediaTypeException;
 import org.springframework.http.MediaType;
@@ -36,6 +37,12 @@ public class OpenAiController {
     /** Used when the model ships no chat template: ChatML (documented in README). */
     static final String DEFAULT_CHAT_TEMPLATE = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
             + "{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+    /**
+     * Where a turn of {@link #DEFAULT_CHAT_TEMPLATE} ends. A model whose EOS is not this (a base model, the bundled tiny
+     * ones) would write it as text and go on into a turn of its own ({@code <|im_start|>user...}) to the context's end:
+     * a chat the fallback renders stops at it, as a stop string and, when the vocabulary has it, as a token.
+     */
+    static final String FALLBACK_END_OF_TURN = "<|im_end|>";
 
     private final MoeModel model;
     private final ChatTemplate chat;
@@ -44,12 +51,19 @@ public class OpenAiController {
     private final PromptLimits limits;
     private final String modelName;
     private final long maxStreamBacklogBytes;
+    /** The model has no chat template: chats are rendered with {@link #DEFAULT_CHAT_TEMPLATE}. */
+    private final boolean fallbackChat;
+    /** {@link #FALLBACK_END_OF_TURN}'s id when the vocabulary has it (a special token is not in the decoded text). */
+    private final Set<Integer> fallbackStopIds;
 
     public OpenAiController(MoeModel model, java.util.Optional<ChatTemplate> chat, GenerationService service,
                             JsonMapper json, PromptLimits limits, GatewayProperties properties) {
         this.maxStreamBacklogBytes = properties.admission().maxStreamBacklogBytes();
         this.model = model;
         this.chat = chat.orElseGet(() -> ChatTemplate.of(DEFAULT_CHAT_TEMPLATE, Map.of()));
+        this.fallbackChat = chat.isEmpty();
+        var endOfTurn = model.tokenizer().tokenId(FALLBACK_END_OF_TURN);
+        this.fallbackStopIds = endOfTurn.isPresent() ? Set.of(endOfTurn.getAsInt()) : Set.of();
         this.service = service;
         this.json = json;
         this.limits = limits;
@@ -82,14 +96,20 @@ public class OpenAiController {
                 "The model `" + shown + "` does not exist; this gateway serves `" + modelName + "`");
     }
 
-    /** The body is read by the request parser itself, as a stream (see {@link OpenAiRequestParser} for why). */
+    /**
+     * The body is read by the request parser itself, as a stream (see {@link OpenAiRequestParser} for why). Its tenant's
+     * rate is charged first: a tenant past it is refused (429) before its body is read, so before a large one takes an
+     * intake permit (at its first byte: LimitedBody) and before anything is parsed or tokenized.
+     */
     @PostMapping(value = "/v1/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Object completions(HttpServletRequest http) throws IOException {
+        service.admission().chargeRate(Tenant.of(http));
         return run(OpenAiRequest.parse(http.getInputStream(), false, json, limits), false, http);
     }
 
     @PostMapping(value = "/v1/chat/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Object chatCompletions(HttpServletRequest http) throws IOException {
+        service.admission().chargeRate(Tenant.of(http));
         return run(OpenAiRequest.parse(http.getInputStream(), true, json, limits), true, http);
     }
 
@@ -185,6 +205,16 @@ public class OpenAiController {
         return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x85;
     }
 
+    /** The caller's stop strings, and the fallback's end of turn for a chat it renders (once, whoever named it). */
+    static List<String> stops(List<String> asked, boolean fallbackChat) {
+        if (!fallbackChat || asked.contains(FALLBACK_END_OF_TURN)) {
+            return asked;
+        }
+        List<String> stops = new java.util.ArrayList<>(asked);
+        stops.add(FALLBACK_END_OF_TURN);
+        return stops;
+    }
+
     /**
      * A non-streamed answer is JSON: an Accept header that rules it out is 406 now, before the request is admitted
      * and generated (Spring would only find out when writing the result, after the tokens were spent and counted).
@@ -245,8 +275,9 @@ public class OpenAiController {
                 r.ignoreEos());
         String requestId = RequestIds.current(http);
         GenerationRequest g = new GenerationRequest(ids, params, false, r.logprobs());
-        ServingRequest serving = new ServingRequest(requestId, Tenant.of(http), g, r.stop(),
-                RequestIds.arrivalNanos(http));
+        boolean fallback = isChat && fallbackChat;
+        ServingRequest serving = new ServingRequest(requestId, Tenant.of(http), g, stops(r.stop(), fallback),
+                RequestIds.arrivalNanos(http), fallback ? fallbackStopIds : Set.of());
         OpenAiChunks chunks = new OpenAiChunks(isChat, (isChat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID(), modelName,
                 model.tokenizer());
         if (!r.stream()) {

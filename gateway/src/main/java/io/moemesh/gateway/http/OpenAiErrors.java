@@ -2,10 +2,13 @@ package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
 import io.moemesh.gateway.dispatch.NoPlacementException;
+import io.moemesh.gateway.scheduling.EngineStoppedException;
 import io.moemesh.gateway.serving.DrainExpiredException;
 import io.moemesh.gateway.serving.DrainingException;
+import io.moemesh.gateway.serving.OffloadFailedException;
 import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.gateway.serving.PromptTooLongException;
+import io.moemesh.gateway.serving.PublicErrors;
 import io.moemesh.model.engine.RemoteAttentionException;
 import jakarta.servlet.http.HttpServletRequest;
 import java.util.LinkedHashMap;
@@ -25,9 +28,10 @@ import org.springframework.web.context.request.async.AsyncRequestNotUsableExcept
  * status OpenAI uses: 400 bad request (a prompt that cannot fit: code {@code context_length_exceeded}), 401 auth,
  * 404 unknown model or path, 405/406/415 for the wrong method, Accept or Content-Type, 413 body too large, 429
  * overloaded (Retry-After), 503 no healthy experts, no placement yet, the kvcache-service failing a long
- * context's Attend or draining (Retry-After), 500 a bug: the message then says only
+ * context's Attend, the engine thread gone or draining (Retry-After), 500 a bug: the message then says only
  * "internal error" and the request id, and the exception is logged once with that id (never a class name or a
- * stack trace on the wire).
+ * stack trace on the wire). A 503 whose cause names internal endpoints, instances or other requests says what failed
+ * in general terms, its detail logged with the request id ({@link PublicErrors}).
  */
 @RestControllerAdvice
 public class OpenAiErrors {
@@ -64,16 +68,27 @@ public class OpenAiErrors {
                     .header("Retry-After", Integer.toString(e.retryAfterSeconds()))
                     .body(body(e.getMessage(), "rate_limit_error", null, "rate_limit_exceeded"));
             // A replica is usually back (or the breaker half-open) within seconds: worth a retry soon.
+            // Their messages name instances, endpoints, other requests' sequences: the client gets PublicErrors'.
             case ExpertUnavailableException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
-                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "no_healthy_experts"));
+                    .header("Retry-After", "1").body(body(PublicErrors.message(e, requestId), "service_unavailable",
+                            null, "no_healthy_experts"));
             // Waiting for the router's first placement: it normally arrives within seconds of startup.
             case NoPlacementException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
-                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "no_placement"));
+                    .header("Retry-After", "1").body(body(PublicErrors.message(e, requestId), "service_unavailable",
+                            null, "no_placement"));
             // The KV of a long context's old positions lives in the kvcache-service, which failed or was too slow:
             // the step cannot be computed without it. The blocks stay stored, so a retry finds its prefix again.
             case RemoteAttentionException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
+                    .header("Retry-After", "1").body(body(PublicErrors.message(e, requestId), "service_unavailable",
+                            null, "kvcache_unavailable"));
+            // Its own prompt did not fit once its offload failed: about this request alone.
+            case OffloadFailedException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null,
                             "kvcache_unavailable"));
+            // The engine thread is gone: this replica serves nothing until it is restarted (liveness fails), another may.
+            case EngineStoppedException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
+                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null,
+                            "engine_stopped"));
             case DrainingException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "draining"));
             // Stopped when the drain grace ended: the whole request is worth retrying on another replica.

@@ -35,8 +35,9 @@ final class OpenAiFields {
             Map.entry("tools", List.of()), Map.entry("tool_choice", "none"), Map.entry("functions", List.of()),
             Map.entry("function_call", "none"), Map.entry("suffix", ""), Map.entry("audio", Map.of()),
             Map.entry("prediction", Map.of()), Map.entry("parallel_tool_calls", Neutral.ANY_BOOLEAN),
-            Map.entry("reasoning_effort", Neutral.NULL_ONLY), Map.entry("verbosity", Neutral.NULL_ONLY),
-            Map.entry("modalities", Neutral.NULL_ONLY), Map.entry("web_search_options", Neutral.NULL_ONLY),
+            // verbosity: OpenAI's default, "medium", asks for nothing; modalities: text out is all there is.
+            Map.entry("reasoning_effort", Neutral.NULL_ONLY), Map.entry("verbosity", "medium"),
+            Map.entry("modalities", List.of("text")), Map.entry("web_search_options", Neutral.NULL_ONLY),
             // store: true promises a completion kept for later retrieval, which nothing keeps.
             Map.entry("store", false),
             // vLLM's sampling and output extensions
@@ -101,13 +102,31 @@ final class OpenAiFields {
             case Neutral n -> n == Neutral.ANY_BOOLEAN && (t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE);
             case String s -> t == JsonToken.VALUE_STRING && p.getString().equals(s);
             case Map<?, ?> m -> t == JsonToken.START_OBJECT && emptyContainer(p);
-            case List<?> l -> t == JsonToken.START_ARRAY && emptyContainer(p);
+            case List<?> l -> t == JsonToken.START_ARRAY && (l.isEmpty() ? emptyContainer(p) : sameStrings(p, l));
             default -> false;
         };
         if (!result && p.currentToken() != null && p.currentToken().isStructStart()) {
             p.skipChildren();
         }
         return result;
+    }
+
+    /**
+     * At a START_ARRAY: whether it holds exactly {@code expected}'s strings, in order; either way the parser ends at its
+     * END_ARRAY.
+     */
+    private static boolean sameStrings(JsonParser p, List<?> expected) {
+        boolean same = true;
+        int i = 0;
+        for (JsonToken tok = p.nextToken(); tok != JsonToken.END_ARRAY; tok = p.nextToken(), i++) {
+            if (tok.isStructStart()) {
+                p.skipChildren();
+                same = false;
+            } else if (tok != JsonToken.VALUE_STRING || i >= expected.size() || !p.getString().equals(expected.get(i))) {
+                same = false;
+            }
+        }
+        return same && i == expected.size();
     }
 
     /** At a START_OBJECT/START_ARRAY: whether it is empty; either way the parser ends at its END token. */

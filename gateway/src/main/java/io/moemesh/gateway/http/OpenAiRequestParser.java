@@ -365,6 +365,15 @@ final class OpenAiRequestParser {
                                         + "chunk at the end: include_usage)");
                     }
                 }
+                // OpenAI's random padding of each chunk (a side-channel mitigation, on by default there): false
+                // asks for what this gateway does; true for padding it never adds, so it is refused, not ignored.
+                case "include_obfuscation" -> {
+                    if (orElse(bool("stream_options.include_obfuscation", v), false)) {
+                        throw OpenAiException.invalid("stream_options.include_obfuscation",
+                                "unsupported parameter(s): stream_options.include_obfuscation (this gateway adds no "
+                                        + "obfuscation padding to chunks: send false or leave it out)");
+                    }
+                }
                 default -> unknown("stream_options." + key, v);
             }
         }

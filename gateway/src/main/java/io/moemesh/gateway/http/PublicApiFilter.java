@@ -2,7 +2,6 @@ package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.serving.IntakeLimiter;
-import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.gateway.serving.ServingClock;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
@@ -25,11 +24,12 @@ import tools.jackson.databind.json.JsonMapper;
  *
  * <p>Body limits, before anything parses the body: a declared Content-Length over {@code maxRequestBytes} is 413 at
  * once; a body without one is counted as it is read ({@link LimitedBody}) and fails with 413 past the limit. A
- * large body (see {@link IntakeLimiter}) needs a permit for its parsing and tokenization: taken here for a declared
- * length, or when the count passes the threshold; none free = 429 with Retry-After at once. When a request is
- * refused before its body was read (413, 401, 429, or a 4xx from parsing), the rest of the body (up to the limit)
- * is read and dropped so the client, still sending, sees the answer instead of a reset connection; a longer rest
- * closes the connection.
+ * large body (see {@link IntakeLimiter}) needs a permit for its parsing and tokenization, taken when the handler
+ * reads its first byte (for a declared length) or when the count passes the threshold; none free = 429 with
+ * Retry-After at once. The permit is not taken here: the handler first charges the tenant's rate, so a tenant past
+ * it is refused without holding one (OpenAiController). When a request is refused before its body was read (413,
+ * 401, 429, or a 4xx from parsing), the rest of the body (up to the limit) is read and dropped so the client, still
+ * sending, sees the answer instead of a reset connection; a longer rest closes the connection.
  *
  * <p>Which requests are {@code /v1/**} is decided on the path as it is routed, not on the raw request URI: the
  * container decodes {@code %XX}, drops {@code ;parameters} and resolves {@code //}, {@code .} and {@code ..}
@@ -105,18 +105,7 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                 }
                 req.setAttribute(Tenant.ATTRIBUTE, tenant.get());
             }
-            IntakeLimiter.Permit permit = null;
-            if (intake.isLarge(declared)) {
-                try {
-                    permit = intake.admit(declared);
-                } catch (OverloadedException e) {
-                    drain(req, res);
-                    res.setHeader("Retry-After", Integer.toString(e.retryAfterSeconds()));
-                    reject(res, 429, e.getMessage(), "rate_limit_error", "rate_limit_exceeded");
-                    return;
-                }
-            }
-            try (LimitedBody body = new LimitedBody(req, maxRequestBytes, intake, permit)) {
+            try (LimitedBody body = new LimitedBody(req, maxRequestBytes, intake, declared)) {
                 try {
                     chain.doFilter(body, res);
                 } finally {

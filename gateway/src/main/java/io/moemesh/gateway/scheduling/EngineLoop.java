@@ -10,8 +10,11 @@ import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Scope;
 import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,6 +26,12 @@ import org.slf4j.LoggerFactory;
  * tell a loop stuck inside a step from an idle one. An {@link Error} (OutOfMemoryError, StackOverflowError) is
  * never caught: it ends the thread, {@link #alive()} turns false and liveness fails, instead of a loop that
  * logs and limps on in a JVM whose state is unknown.
+ *
+ * <p>No sequence is left waiting on a thread that is gone: when the loop ends (that Error, or {@link #close()}),
+ * every sequence submitted and not yet ended, running or queued, ends with an {@link EngineStoppedException}
+ * (its listener's {@code onError}, on the dying thread as its last act), and from then on {@link #submit} refuses
+ * at once with one. Without that a request would be accepted and never answered (the HTTP answers and SSE streams
+ * have no timeout: a long generation is not an error).
  */
 public final class EngineLoop implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(EngineLoop.class);
@@ -41,6 +50,10 @@ public final class EngineLoop implements AutoCloseable {
      * a sequence moving from one to the other between two reads of them would be seen in neither.
      */
     private final AtomicInteger inFlight = new AtomicInteger();
+    /** The listeners of those sequences: what the loop's end must still tell (see the class comment). */
+    private final Set<Counted> held = ConcurrentHashMap.newKeySet();
+    /** Why the loop ended (set before it tells the sequences it held); null while it runs. */
+    private volatile EngineStoppedException stopped;
     private final Tracer tracer;
     private final java.util.function.LongConsumer afterStep;
 
@@ -71,18 +84,33 @@ public final class EngineLoop implements AutoCloseable {
         this.thread = Thread.ofPlatform().name("moemesh-engine").daemon()
                 .uncaughtExceptionHandler((t, e) -> log.error("the engine thread died: no request makes progress from "
                         + "now on (liveness fails)", e))
-                .unstarted(this::loop);
+                .unstarted(this::run);
         thread.start();
     }
 
+    /**
+     * @throws EngineStoppedException at once when the engine thread is gone: nothing would ever step the sequence
+     */
     public StepScheduler.Handle submit(GenerationRequest request, SequenceListener listener, String tenant) {
+        refuseIfStopped();
+        Counted counted = new Counted(listener);
         inFlight.incrementAndGet();
+        held.add(counted);
         StepScheduler.Handle h;
         try {
-            h = scheduler.submit(request, new Counted(listener), tenant);
+            h = scheduler.submit(request, counted, tenant);
         } catch (RuntimeException e) {
+            held.remove(counted);
             ended();
             throw e;
+        }
+        // The loop may have ended since the check above, and told the sequences it held before this one was among
+        // them: then this sequence is refused here, unless that end reached it after all (it was told once).
+        EngineStoppedException s = stopped;
+        if (s != null && counted.claimEnd()) {
+            held.remove(counted);
+            ended();
+            throw s;
         }
         wake.release();
         return new StepScheduler.Handle() {
@@ -103,6 +131,21 @@ public final class EngineLoop implements AutoCloseable {
                 return h.sequenceId();
             }
         };
+    }
+
+    /**
+     * Throws the {@link EngineStoppedException} a submit would get now, if the engine thread is gone: a caller checks
+     * it before its own admission, whose answer for a dead engine (its queue never empties: full, 429) would mislead.
+     */
+    public void refuseIfStopped() {
+        EngineStoppedException s = stopped;
+        if (s != null) {
+            throw s;
+        }
+        if (!thread.isAlive()) {
+            // Ended without saying why (the end itself failed): still nothing will step a new sequence.
+            throw new EngineStoppedException("the engine thread is not running; the gateway must be restarted");
+        }
     }
 
     /** Ends every sequence with {@code reason} at the next step boundary ({@link StepScheduler#stopAll}). */
@@ -157,12 +200,21 @@ public final class EngineLoop implements AutoCloseable {
         }
     }
 
-    /** The caller's listener, and the end of its sequence counted once the listener has been told it. */
+    /**
+     * The caller's listener, and the end of its sequence counted once the listener has been told it. The end is told
+     * once: by the scheduler, or by the loop's end for a sequence the scheduler never ended ({@link #claimEnd}).
+     */
     private final class Counted implements SequenceListener {
         private final SequenceListener listener;
+        private final AtomicBoolean over = new AtomicBoolean();
 
         Counted(SequenceListener listener) {
             this.listener = listener;
+        }
+
+        /** Takes the one telling of the end: true for the caller that must tell it (and count it). */
+        boolean claimEnd() {
+            return over.compareAndSet(false, true);
         }
 
         @Override
@@ -187,18 +239,26 @@ public final class EngineLoop implements AutoCloseable {
 
         @Override
         public void onFinish(GenerationResult result) {
+            if (!claimEnd()) {
+                return;
+            }
             try {
                 listener.onFinish(result);
             } finally {
+                held.remove(this);
                 ended();
             }
         }
 
         @Override
         public void onError(Throwable error) {
+            if (!claimEnd()) {
+                return;
+            }
             try {
                 listener.onError(error);
             } finally {
+                held.remove(this);
                 ended();
             }
         }
@@ -211,7 +271,39 @@ public final class EngineLoop implements AutoCloseable {
 
     /** The engine thread runs (false once it died of an Error, or after {@link #close()}). */
     public boolean alive() {
-        return thread.isAlive();
+        return stopped == null && thread.isAlive();
+    }
+
+    /** The engine thread: the loop, then the end of every sequence it still held, however the loop ended. */
+    private void run() {
+        try {
+            loop();
+        } catch (Error e) {
+            endHeld(EngineStoppedException.of(e));
+            // On to the uncaught exception handler: the Error is logged with its stack, and the thread ends.
+            throw e;
+        }
+        endHeld(new EngineStoppedException("the gateway is shutting down"));
+    }
+
+    /**
+     * Tells every sequence still held that the engine stopped, on the dying thread (nothing else steps them). After an
+     * OutOfMemoryError this may fail too: each listener is tried on its own, so one failure does not leave the rest.
+     */
+    private void endHeld(EngineStoppedException why) {
+        stopped = why;
+        for (Counted c : held) {
+            if (c.claimEnd()) {
+                try {
+                    c.listener.onError(why);
+                } catch (Throwable t) {
+                    log.error("telling a sequence that the engine stopped failed", t);
+                } finally {
+                    held.remove(c);
+                    ended();
+                }
+            }
+        }
     }
 
     private void loop() {

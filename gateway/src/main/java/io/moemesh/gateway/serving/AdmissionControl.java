@@ -11,6 +11,12 @@ import java.util.function.LongSupplier;
  * rate limits (a token bucket per tenant: {@code ratePerSecond} refill, {@code burst} capacity), limits on
  * prompt length and max_tokens, and a drain switch for shutdown.
  *
+ * <p>The rate is charged when a request arrives ({@link #chargeRate}, by the public APIs before its body is read),
+ * not at {@link #admit}: a tenant past its rate must be refused before its body takes a large-request permit and is
+ * parsed and tokenized, or a loop of large requests refused after tokenizing (a max_tokens past the context, say)
+ * would keep the shared intake busy for every other tenant at no cost. So every request that arrives counts against
+ * its tenant's rate, whether it is then served or refused.
+ *
  * <p>The queue's length is what {@code waiting} says (the scheduler's count: submitted and not yet running,
  * preempted ones included) plus the {@link Reservation}s of requests admitted here and not yet submitted: a
  * request is counted from its admission on, so concurrent submitters cannot all see room for one and all join.
@@ -77,7 +83,8 @@ public final class AdmissionControl {
 
     /**
      * Throws when the request may not join now; the message says which limit and by how much. Otherwise takes a
-     * waiting slot, which the caller releases once the request is submitted (or will not be).
+     * waiting slot, which the caller releases once the request is submitted (or will not be). The tenant's rate is not
+     * looked at here: its request was charged when it arrived ({@link #chargeRate}).
      */
     public Reservation admit(String tenant, int promptTokens, int maxTokens) {
         if (draining) {
@@ -90,14 +97,7 @@ public final class AdmissionControl {
         if (maxTokens > maxNewTokens) {
             throw new IllegalArgumentException("max_tokens " + maxTokens + " exceeds the limit of " + maxNewTokens);
         }
-        Reservation slot = reserve();
-        try {
-            takeRateToken(tenant);
-        } catch (RuntimeException e) {
-            slot.release();
-            throw e;
-        }
-        return slot;
+        return reserve();
     }
 
     private Reservation reserve() {
@@ -124,7 +124,13 @@ public final class AdmissionControl {
         };
     }
 
-    private void takeRateToken(String tenant) {
+    /**
+     * Counts an arriving request against its tenant's rate: takes a token from the tenant's bucket, or throws when
+     * it is empty. Cheap (no I/O, one small lock per tenant): the public APIs call it before they read a body.
+     *
+     * @throws OverloadedException naming the tenant and its rate, with the seconds until a token is back
+     */
+    public void chargeRate(String tenant) {
         if (ratePerSecond > 0) {
             Bucket b = buckets.computeIfAbsent(tenant, t -> {
                 Bucket nb = new Bucket();

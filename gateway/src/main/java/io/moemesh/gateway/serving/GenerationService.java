@@ -3,7 +3,6 @@ package io.moemesh.gateway.serving;
 import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.dispatch.PromptDispatch;
 import io.moemesh.gateway.scheduling.EngineLoop;
-import io.moemesh.model.engine.RemoteAttentionException;
 import io.moemesh.model.generate.FinishReason;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.SequenceListener;
@@ -19,7 +18,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The one path from a public API to the engine: admission, then a sequence on the engine loop whose tokens
- * become text deltas (UTF-8 and stop strings held back), finish reasons, usage and metrics. A traced request's
+ * become text deltas (UTF-8 and stop strings held back; a stop token ends the text as a stop string does), finish
+ * reasons, usage and metrics. A traced request's
  * dispatch record ({@link DispatchTraces}, by its sequence id) goes to its sink with the completion, and is
  * discarded whatever else ends the sequence (error, cancellation), so none outlives its request.
  */
@@ -76,13 +76,15 @@ public final class GenerationService {
     }
 
     /**
-     * Admits and submits the request, or throws why not (no placement, draining, overloaded, a limit): such a
-     * refusal counts in the requests metric with its error type, as a request that fails later does.
+     * Admits and submits the request, or throws why not (the engine stopped, no placement, draining, overloaded, a
+     * limit): such a refusal counts in the requests metric with its error type, as a request that fails later does.
      */
     public Handle submit(ServingRequest request, CompletionSink sink) {
         var g = request.generation();
         Run run;
         try {
+            // First: a dead engine's queue never empties, so admission would answer "full" (429) instead of 503.
+            engine.refuseIfStopped();
             ready.run();
             AdmissionControl.Reservation slot = admission.admit(request.tenant(), g.promptIds().length,
                     g.params().maxTokens());
@@ -137,7 +139,7 @@ public final class GenerationService {
         private volatile StepScheduler.Handle handle;
         private volatile boolean cancelRequested;
         private volatile boolean stopRequested;
-        /** A stop string ended a traced request's text: onFinish completes it, with the trace (engine thread). */
+        /** A stop string or token ended a traced request's text: onFinish completes it, with the trace (engine thread). */
         private boolean stoppedForTrace;
         /** The sequence ended before {@link #handle} was stored: submit releases its dispatch record. */
         private volatile boolean endedWithoutHandle;
@@ -241,11 +243,13 @@ public final class GenerationService {
             }
             ids[tokens++] = token;
             length = request.generation().promptIds().length + tokens;
-            String delta = text.add(token);
+            // A stop token ends the text before its own (a special token's is empty anyway).
+            boolean stopToken = request.stopTokenIds().contains(token);
+            String delta = stopToken ? "" : text.add(token);
             TokenLogprobs lp = pendingLogprobs;
             pendingLogprobs = null;
             sink.onToken(token, delta, lp);
-            if (text.stopped() && done.compareAndSet(false, true)) {
+            if ((stopToken || text.stopped()) && done.compareAndSet(false, true)) {
                 if (request.generation().trace()) {
                     // A traced request's last message carries the prompt's logits and routes, which only the
                     // engine's result has: it ends at the next step boundary with them (onFinish), one step later.
@@ -253,7 +257,7 @@ public final class GenerationService {
                     stopSequence();
                     return;
                 }
-                // A stop string ended the text: finish now and let the scheduler drop the sequence.
+                // A stop string or token ended the text: finish now and let the scheduler drop the sequence.
                 cancelSequence();
                 complete("stop", null);
                 return;
@@ -317,9 +321,9 @@ public final class GenerationService {
                     }
                     return;
                 }
-                error = new RemoteAttentionException("the prompt's " + length + " tokens do not fit in the gateway's "
+                error = new OffloadFailedException("the prompt's " + length + " tokens do not fit in the gateway's "
                         + "KV cache (" + cap + " positions for this sequence) and "
-                        + "offloading its oldest blocks to the kvcache-service failed", null);
+                        + "offloading its oldest blocks to the kvcache-service failed; retry");
             }
             if (error instanceof CancellationException) {
                 return;

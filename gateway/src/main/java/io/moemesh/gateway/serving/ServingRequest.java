@@ -2,6 +2,7 @@ package io.moemesh.gateway.serving;
 
 import io.moemesh.model.generate.GenerationRequest;
 import java.util.List;
+import java.util.Set;
 
 /**
  * A request as every public API hands it to the {@link GenerationService}.
@@ -11,9 +12,12 @@ import java.util.List;
  * @param arrivalNanos {@link System#nanoTime()} when the API received the request (an HTTP request's headers, a gRPC
  *                     call's start), before its body was read, its prompt rendered and tokenized and it was admitted:
  *                     where TTFT and E2E start (docs/metrics.md)
+ * @param stopTokenIds token ids that end the text as a stop string does (finish reason stop, the token's own text not
+ *                     part of it): the end-of-turn token of the chat format the gateway chose itself (a special token
+ *                     is not in the decoded text, so a stop string could not see it)
  */
 public record ServingRequest(String requestId, String tenant, GenerationRequest generation, List<String> stop,
-                             long arrivalNanos) {
+                             long arrivalNanos, Set<Integer> stopTokenIds) {
     /** Stop strings per request: what gateway.proto allows (the OpenAI API allows 4). */
     public static final int MAX_STOP = 16;
     /**
@@ -27,8 +31,15 @@ public record ServingRequest(String requestId, String tenant, GenerationRequest 
         this(requestId, tenant, generation, stop, System.nanoTime());
     }
 
+    /** A request that only its own stop strings (and the model's EOS) end. */
+    public ServingRequest(String requestId, String tenant, GenerationRequest generation, List<String> stop,
+                          long arrivalNanos) {
+        this(requestId, tenant, generation, stop, arrivalNanos, Set.of());
+    }
+
     public ServingRequest {
         stop = List.copyOf(stop);
+        stopTokenIds = Set.copyOf(stopTokenIds);
         String problem = stopProblem(stop, MAX_STOP);
         if (problem != null) {
             throw new IllegalArgumentException("stop " + problem);

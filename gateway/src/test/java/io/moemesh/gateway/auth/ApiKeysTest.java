@@ -118,12 +118,49 @@ class ApiKeysTest {
     }
 
     @ParameterizedTest(name = "inline \"{0}\"")
+    @NullSource
     @ValueSource(strings = {"", "  "})
-    void noSources_orBlankInline_meansAuthOff(String inline) throws IOException {
+    void noSources_orBlankInline_meansAuthOff(String inline) {
         assertThat(ApiKeys.load(null, inline).enabled()).isFalse();
-        assertThat(ApiKeys.load(null, null).enabled()).isFalse();
-        assertThat(ApiKeys.load(keyFile("# no keys yet", ""), inline).enabled()).as("a file of comments only")
-                .isFalse();
+    }
+
+    /**
+     * An operator who comments out every key to revoke access must not get every request served as tenant default:
+     * a key file that is set and holds no key stops the gateway, naming the property and the file.
+     */
+    @ParameterizedTest(name = "inline \"{0}\"")
+    @NullSource
+    @ValueSource(strings = {"", "  ", "sk-other:carol"})
+    void keyFileWithNoKeys_isRefused_namingThePropertyAndTheFile(String inline) throws IOException {
+        Path file = keyFile("# every key revoked", "# " + ALICE_KEY + " alice", "");
+        assertThatThrownBy(() -> ApiKeys.load(file, inline)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("moemesh.gateway.api-keys-file " + file + " holds no keys (only comments or blank lines): "
+                        + "remove the setting to run without auth, or add a \"KEY TENANT\" line")
+                .message().doesNotContain(ALICE_KEY);
+        Path empty = keyFile();
+        assertThatThrownBy(() -> ApiKeys.load(empty, inline)).hasMessageStartingWith(
+                "moemesh.gateway.api-keys-file " + empty + " holds no keys");
+    }
+
+    @ParameterizedTest(name = "inline \"{0}\"")
+    @ValueSource(strings = {",", ",,,"})
+    void inlineSettingWithNoPair_isRefused_namingTheProperty(String inline) {
+        assertThatThrownBy(() -> ApiKeys.load(null, inline)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("moemesh.gateway.api-keys holds no KEY:TENANT pair: remove the setting to run without auth");
+    }
+
+    /** moemesh up writes inline keys to a key file, where a line starting with # is a comment: refused where given. */
+    @ParameterizedTest(name = "\"{0}\" → pair {1}")
+    @CsvSource(delimiter = '|', quoteCharacter = '"', textBlock = """
+            "#secret:alice"               | 1
+            "good:alice, #secret:bob"     | 2
+            """)
+    void inlineKeyStartingWithHash_isRefused_withoutQuotingIt(String inline, int pair) {
+        assertThatThrownBy(() -> ApiKeys.load(null, inline)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("moemesh.gateway.api-keys: a key must not start with # (a key file reads such a line as a "
+                        + "comment; pair " + pair + " does)")
+                .message().doesNotContain("secret");
+        assertThat(ApiKeys.load(null, "sk#inside:alice").tenantOf("sk#inside")).as("# inside a key").contains("alice");
     }
 
     @ParameterizedTest(name = "line {1}: \"{0}\"")

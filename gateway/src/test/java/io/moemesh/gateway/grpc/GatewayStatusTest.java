@@ -3,18 +3,41 @@ package io.moemesh.gateway.grpc;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.Status;
+import io.moemesh.gateway.dispatch.ExpertUnavailableException;
+import io.moemesh.gateway.dispatch.NoPlacementException;
 import io.moemesh.model.engine.RemoteAttentionException;
 import org.junit.jupiter.api.Test;
 
-/** The gateway's exception → Status mapping for the data path's own failures. */
+/**
+ * The gateway's exception → Status mapping for the data path's own failures: what failed, in general terms, never an
+ * internal endpoint, instance, epoch or another request's sequence (those go to the log with the request id).
+ */
 class GatewayStatusTest {
 
     @Test
-    void aRemoteAttentionFailure_isUnavailable_withItsMessage_neverInternal() {
+    void aRemoteAttentionFailure_isUnavailable_sayingWhatFailed_withoutTheEndpointOrOtherSequences() {
         Status s = GatewayStatus.of(new RemoteAttentionException("layer 2: remote attention over the prefixes of "
-                + "sequences [7] failed: Attend of sequence 7 at the kvcache-service h:1 failed: UNAVAILABLE",
+                + "sequences [3, 9] failed: Attend of sequence 9 at the kvcache-service "
+                + "unix:///home/alice/.moemesh/sockets/kvcache.sock failed: UNAVAILABLE",
                 new IllegalStateException("cause")), "req-1");
         assertThat(s.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
-        assertThat(s.getDescription()).contains("kvcache-service h:1", "UNAVAILABLE").doesNotContain("Exception");
+        assertThat(s.getDescription()).isEqualTo("the KV-cache service failed to attend this request's offloaded "
+                + "prefix; retry");
+    }
+
+    @Test
+    void anExpertWithoutAHealthyReplica_isUnavailable_namingTheExpert_notItsInstancesOrTheEpoch() {
+        Status s = GatewayStatus.of(new ExpertUnavailableException("layer 1 expert 2 has no healthy replica (placed on "
+                + "expert-pod-7f9c, epoch 12)", "layer 1 expert 2 has no healthy replica; retry", null), "req-2");
+        assertThat(s.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(s.getDescription()).isEqualTo("layer 1 expert 2 has no healthy replica; retry");
+    }
+
+    @Test
+    void noPlacementYet_isUnavailable_withoutTheRoutersAddress() {
+        Status s = GatewayStatus.of(new NoPlacementException("no expert placement yet: waiting for the router at "
+                + "router.internal:9100"), "req-3");
+        assertThat(s.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(s.getDescription()).doesNotContain("router.internal").startsWith("no expert placement yet");
     }
 }

@@ -9,9 +9,12 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.MetadataUtils;
+import io.moemesh.gateway.serving.IntakeLimiter;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.ModelInfoRequest;
+import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import java.io.OutputStream;
 import java.net.Socket;
@@ -20,6 +23,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
@@ -39,7 +43,7 @@ class AdmissionAndAuthTest {
     static void props(DynamicPropertyRegistry r) {
         r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
         r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob");
+        r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob,sk-carol-789:carol,sk-dave-012:dave");
         r.add("moemesh.gateway.admission.tenant-requests-per-second", () -> "0.001");
         r.add("moemesh.gateway.admission.tenant-burst", () -> "2");
         r.add("moemesh.gateway.admission.max-request-bytes", () -> String.valueOf(MAX_BYTES));
@@ -50,6 +54,8 @@ class AdmissionAndAuthTest {
 
     @Autowired
     GrpcServerLifecycle grpc;
+    @Autowired
+    IntakeLimiter intake;
 
     HttpResponse<String> complete(String key, String prompt) throws Exception {
         HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
@@ -80,6 +86,51 @@ class AdmissionAndAuthTest {
         assertThat(third.headers().firstValue("Retry-After")).isPresent();
         assertThat(third.body()).contains("rate_limit_exceeded").contains("alice");
         assertThat(complete("sk-bob-456", "one").statusCode()).isEqualTo(200);
+    }
+
+    private static GatewayServiceGrpc.GatewayServiceBlockingStub stub(ManagedChannel ch, String key) {
+        Metadata md = new Metadata();
+        md.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + key);
+        return GatewayServiceGrpc.newBlockingStub(ch).withInterceptors(MetadataUtils.newAttachHeadersInterceptor(md));
+    }
+
+    /**
+     * A tenant past its rate is refused before its large body takes an intake permit or is parsed and tokenized:
+     * with every large-body permit held, its large requests (HTTP, gRPC Generate and Tokenize) are refused for its
+     * rate, not for the permits; another tenant's large request then takes the permit freed for it and is read.
+     */
+    @Test
+    void tenantPastItsRate_largeRequestRefusedBeforeItTakesAPermit_anotherTenantsStillPasses() throws Exception {
+        assertThat(complete("sk-carol-789", "one").statusCode()).isEqualTo(200);
+        assertThat(complete("sk-carol-789", "two").statusCode()).isEqualTo(200);
+        String large = "a".repeat(300_000);
+        ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", grpc.port()).usePlaintext()
+                .maxInboundMessageSize(1 << 20).build();
+        IntakeLimiter.Permit first = intake.admit(Long.MAX_VALUE);
+        try (IntakeLimiter.Permit second = intake.admit(Long.MAX_VALUE)) {
+            HttpResponse<String> r = complete("sk-carol-789", large);
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(429);
+            assertThat(r.headers().firstValue("Retry-After")).isPresent();
+            assertThat(r.body()).contains("tenant carol exceeds its rate limit").doesNotContain("being read already");
+            for (Runnable call : List.<Runnable>of(
+                    () -> stub(ch, "sk-carol-789").tokenize(TokenizeRequest.newBuilder().setText(large).build()),
+                    () -> stub(ch, "sk-carol-789").generate(GenerateRequest.newBuilder().setPrompt(large).build())
+                            .hasNext())) {
+                assertThatThrownBy(call::run).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+                    assertThat(e.getStatus().getDescription()).contains("tenant carol exceeds its rate limit");
+                });
+            }
+            assertThat(intake.largeInIntake()).isEqualTo(2);
+            first.close();
+            HttpResponse<String> other = complete("sk-dave-012", large);
+            assertThat(other.statusCode()).as("read and refused for its length, not for a permit").isEqualTo(400);
+            assertThat(other.body()).contains("context_length_exceeded");
+        } finally {
+            first.close();
+            ch.shutdownNow();
+        }
+        assertThat(intake.largeInIntake()).isZero();
     }
 
     @Test

@@ -111,7 +111,9 @@ class RequestFieldsHttpTest {
                 Arguments.of("truncate_prompt_tokens", "4"), Arguments.of("reasoning_effort", "\"low\""),
                 Arguments.of("chat_template", "\"{{ messages }}\""), Arguments.of("store", "true"),
                 Arguments.of("priority", "1"), Arguments.of("return_tokens_as_token_ids", "true"),
-                Arguments.of("cache_salt", "\"s\""), Arguments.of("request_id", "\"r\""));
+                Arguments.of("cache_salt", "\"s\""), Arguments.of("request_id", "\"r\""),
+                Arguments.of("modalities", "[\"text\",\"audio\"]"), Arguments.of("modalities", "[\"audio\"]"),
+                Arguments.of("modalities", "[]"), Arguments.of("verbosity", "\"low\""));
     }
 
     @ParameterizedTest(name = "{0}: {1}")
@@ -132,15 +134,34 @@ class RequestFieldsHttpTest {
                 + "\"guided_grammar\":null,\"guided_decoding_backend\":null,\"structured_outputs\":null,"
                 + "\"prompt_logprobs\":null,\"use_beam_search\":false,\"length_penalty\":1.0,"
                 + "\"truncate_prompt_tokens\":null,\"reasoning_effort\":null,\"chat_template\":null,\"store\":false,"
-                + "\"priority\":0,\"return_tokens_as_token_ids\":false,\"cache_salt\":null,\"add_special_tokens\":true";
+                + "\"priority\":0,\"return_tokens_as_token_ids\":false,\"cache_salt\":null,\"add_special_tokens\":true,"
+                + "\"modalities\":[\"text\"],\"verbosity\":\"medium\"";
         for (String body : new String[] {completion(neutral), chat(neutral + ",\"continue_final_message\":false,"
                 + "\"add_generation_prompt\":true,\"chat_template_kwargs\":null"),
-                completion("\"stream\":true,\"stream_options\":{\"include_usage\":true,\"continuous_usage_stats\":false}")}) {
+                completion("\"stream\":true,\"stream_options\":{\"include_usage\":true,\"continuous_usage_stats\":false}"),
+                completion("\"stream\":true,\"stream_options\":{\"include_usage\":true,\"include_obfuscation\":false}"),
+                chat("\"stream\":true,\"stream_options\":{\"include_obfuscation\":false}")}) {
             HttpResponse<String> r = post(path(body), body);
             assertThat(r.statusCode()).as(body + " → " + r.body()).isEqualTo(200);
         }
         refused(C, completion("\"stream\":true,\"stream_options\":{\"continuous_usage_stats\":true}"),
                 "stream_options.continuous_usage_stats");
+    }
+
+    /**
+     * OpenAI pads each streamed chunk when include_obfuscation is true (its default): false asks for what the gateway
+     * does, true for padding it never adds, refused saying so rather than dropped in silence.
+     */
+    @Test
+    void includeObfuscation_false_isAccepted_true_isRefusedSayingNoPaddingIsAdded() throws Exception {
+        String off = completion("\"stream\":true,\"stream_options\":{\"include_obfuscation\":false}");
+        HttpResponse<String> r = post(C, off);
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        assertThat(r.body()).endsWith("data: [DONE]\n\n").doesNotContain("obfuscation");
+        JsonNode e = refused(C, completion("\"stream\":true,\"stream_options\":{\"include_obfuscation\":true}"),
+                "stream_options.include_obfuscation");
+        assertThat(e.get("message").stringValue()).startsWith("unsupported parameter(s): stream_options.include_obfuscation")
+                .contains("no obfuscation padding");
     }
 
     /**

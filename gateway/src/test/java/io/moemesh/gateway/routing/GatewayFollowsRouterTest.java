@@ -71,7 +71,8 @@ import tools.jackson.databind.json.JsonMapper;
 /**
  * A gateway that follows a router, end to end on real sockets with mutual TLS: a small router.v1 RouterService and
  * two expert-service stand-ins (Qwen2-MoE, shared expert included), no placement file. Before the router's first
- * epoch the gateway is not ready and refuses generations (503 / UNAVAILABLE naming the router); the first epoch makes
+ * epoch the gateway is not ready (its readiness naming the router) and refuses generations (503 / UNAVAILABLE, without
+ * the router's address); the first epoch makes
  * it serve; route reports carry the engine's own routes (without the shared expert) and the applied epoch, and an
  * epoch switch in the middle of a generation changes no token.
  */
@@ -186,8 +187,10 @@ class GatewayFollowsRouterTest {
 
     @Test
     @Order(1)
-    void beforeTheFirstEpoch_notReady_generationRefusedNamingTheRouter_thenServingOnceItArrives() {
+    void beforeTheFirstEpoch_notReady_generationRefusedWithoutNamingTheRouter_thenServingOnceItArrives() {
         String why = "no expert placement yet: waiting for the router at " + router.endpoint();
+        // A client is not told the router's address: only the readiness details (the management port) name it.
+        String told = "no expert placement yet: the gateway is waiting for its first one; retry shortly";
         assertThat(grpcHealth()).isEqualTo(ServingStatus.NOT_SERVING);
         HttpResponse<String> readiness = http(managementPort, "/actuator/health/readiness", null);
         assertThat(readiness.statusCode()).isEqualTo(503);
@@ -198,12 +201,12 @@ class GatewayFollowsRouterTest {
         assertThat(refused.statusCode()).isEqualTo(503);
         assertThat(refused.headers().firstValue("Retry-After")).contains("1");
         JsonNode error = JSON.readTree(refused.body()).at("/error");
-        assertThat(error.at("/message").asString()).isEqualTo(why);
+        assertThat(error.at("/message").asString()).isEqualTo(told);
         assertThat(error.at("/code").asString()).isEqualTo("no_placement");
         assertThatThrownBy(() -> GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
                 .generate(request(prompt(4, 0), 2, false)).next()).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
-                    assertThat(e.getStatus().getDescription()).isEqualTo(why);
+                    assertThat(e.getStatus().getDescription()).isEqualTo(told);
                 });
         await().atMost(WAIT).until(() -> !router.reports.isEmpty());
         assertThat(lastReportedEpoch()).as("reports say no epoch is applied").isZero();

@@ -93,21 +93,36 @@ class AdmissionControlTest {
                 .hasMessageContaining("max_tokens 51 exceeds the limit of 50");
     }
 
-    /**
-     * Each reservation is released as a submitted request's would be, so the waiting queue (4) is never what
-     * refuses: the refusal is the rate limit's, which the message tells apart from the full queue's.
-     */
+    /** The bucket of a tenant is charged as its requests arrive; tenants are independent. */
     @Test
     void tokenBucket_refillsAtTheTenantsRate_andTenantsAreIndependent() {
         AdmissionControl c = control(1.0);
-        c.admit("a", 1, 1).release();
-        c.admit("a", 1, 1).release();
-        assertThatThrownBy(() -> c.admit("a", 1, 1)).isInstanceOf(OverloadedException.class)
-                .hasMessageContaining("tenant a exceeds its rate limit").hasMessageNotContaining("waiting queue");
-        c.admit("b", 1, 1).release();
+        c.chargeRate("a");
+        c.chargeRate("a");
+        assertThatThrownBy(() -> c.chargeRate("a")).isInstanceOfSatisfying(OverloadedException.class,
+                e -> assertThat(e.retryAfterSeconds()).isEqualTo(1)).hasMessageContaining("tenant a exceeds its rate limit");
+        c.chargeRate("b");
         now.addAndGet(1_000_000_000L);
+        c.chargeRate("a");
+        assertThatThrownBy(() -> c.chargeRate("a")).hasMessageContaining("tenant a exceeds its rate limit");
+    }
+
+    /**
+     * Admission does not charge the rate again: a request charged when it arrived is admitted whatever its tenant's
+     * bucket holds now, and a tenant's refused admissions (a full queue) leave its bucket as it was.
+     */
+    @Test
+    void admission_takesNoRateToken_theArrivalDid() {
+        AdmissionControl c = control(1.0);
+        c.chargeRate("a");
+        c.chargeRate("a");
         c.admit("a", 1, 1).release();
-        assertThatThrownBy(() -> c.admit("a", 1, 1)).hasMessageContaining("tenant a exceeds its rate limit");
+        c.admit("a", 1, 1).release();
+        c.admit("a", 1, 1).release();
+        waiting.set(4);
+        assertThatThrownBy(() -> c.admit("b", 1, 1)).hasMessageContaining("waiting queue is full");
+        c.chargeRate("b");
+        c.chargeRate("b");
     }
 
     @Test
