@@ -41,9 +41,13 @@ final class Chart {
 
     private static FakeKubernetesApi emptyClusterAtKubeconfig() {
         String kubeconfig = System.getenv("KUBECONFIG");
-        if (kubeconfig == null || kubeconfig.isBlank() || kubeconfig.equals("/dev/null")) {
-            throw new IllegalStateException(
-                    "KUBECONFIG must name the file for the tests' empty fake cluster (pom.xml), got " + kubeconfig);
+        // Only the file pom.xml names: run outside surefire (an IDE), KUBECONFIG may be the user's own, which must
+        // never be overwritten with the fake cluster.
+        if (kubeconfig == null || !Path.of(kubeconfig).toAbsolutePath().normalize()
+                .endsWith(Path.of("target", "empty-cluster.kubeconfig"))) {
+            throw new IllegalStateException("KUBECONFIG must name target/empty-cluster.kubeconfig, the file for the "
+                    + "tests' empty fake cluster (helm/pom.xml sets it), got " + kubeconfig
+                    + "; not writing over it");
         }
         FakeKubernetesApi api = FakeKubernetesApi.withoutRelease();
         try {

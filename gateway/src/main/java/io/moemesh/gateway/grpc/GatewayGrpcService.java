@@ -71,7 +71,11 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             return () -> { };
         }
         try {
-            service.admission().chargeRate(Tenants.current());
+            if (name.equals(GatewayServiceGrpc.getGenerateMethod().getFullMethodName())) {
+                service.chargeRate(Tenants.current());
+            } else {
+                service.admission().chargeRate(Tenants.current());
+            }
             return intake.admit(bytes)::close;
         } catch (RuntimeException e) {
             throw GatewayStatus.of(e, "").asRuntimeException();

@@ -103,13 +103,13 @@ public class OpenAiController {
      */
     @PostMapping(value = "/v1/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Object completions(HttpServletRequest http) throws IOException {
-        service.admission().chargeRate(Tenant.of(http));
+        service.chargeRate(Tenant.of(http));
         return run(OpenAiRequest.parse(http.getInputStream(), false, json, limits), false, http);
     }
 
     @PostMapping(value = "/v1/chat/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Object chatCompletions(HttpServletRequest http) throws IOException {
-        service.admission().chargeRate(Tenant.of(http));
+        service.chargeRate(Tenant.of(http));
         return run(OpenAiRequest.parse(http.getInputStream(), true, json, limits), true, http);
     }
 

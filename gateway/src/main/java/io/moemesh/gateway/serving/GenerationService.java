@@ -129,6 +129,21 @@ public final class GenerationService {
         return admission;
     }
 
+    /**
+     * Charges an arriving generation request to its tenant's rate ({@link AdmissionControl#chargeRate}), before its
+     * body is read; a refusal is counted in {@code requests_total} as the admission's refusals are.
+     *
+     * @throws OverloadedException when the tenant is over its rate
+     */
+    public void chargeRate(String tenant) {
+        try {
+            admission.chargeRate(tenant);
+        } catch (OverloadedException e) {
+            metrics.request(e.getClass().getSimpleName(), tenant);
+            throw e;
+        }
+    }
+
     private final class Run implements SequenceListener {
         private final ServingRequest request;
         private final CompletionSink sink;

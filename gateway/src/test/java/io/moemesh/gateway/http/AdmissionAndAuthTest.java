@@ -56,6 +56,8 @@ class AdmissionAndAuthTest {
     GrpcServerLifecycle grpc;
     @Autowired
     IntakeLimiter intake;
+    @Autowired
+    io.micrometer.core.instrument.MeterRegistry registry;
 
     HttpResponse<String> complete(String key, String prompt) throws Exception {
         HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
@@ -85,6 +87,8 @@ class AdmissionAndAuthTest {
         assertThat(third.statusCode()).isEqualTo(429);
         assertThat(third.headers().firstValue("Retry-After")).isPresent();
         assertThat(third.body()).contains("rate_limit_exceeded").contains("alice");
+        assertThat(registry.get("moemesh.gateway.requests").tags("status", "OverloadedException", "tenant", "alice")
+                .counter().count()).as("the rate refusal is counted in requests_total").isEqualTo(1);
         assertThat(complete("sk-bob-456", "one").statusCode()).isEqualTo(200);
     }
 

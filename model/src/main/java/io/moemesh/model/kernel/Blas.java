@@ -83,7 +83,16 @@ public final class Blas {
                 if (explicit != null) {
                     NativeCacheDirectory.useUnlessSet(Path.of(explicit), "-Dmoemesh.javacpp.cachedir");
                 } else if (home != null) {
-                    NativeCacheDirectory.useUnlessSet(Path.of(home, "target", "javacpp"), "-Dmoemesh.home");
+                    try {
+                        NativeCacheDirectory.useUnlessSet(Path.of(home, "target", "javacpp"), "-Dmoemesh.home");
+                    } catch (IllegalStateException notPrivate) {
+                        // A checkout's target/javacpp made under umask 002 by an older build: not ours alone, but
+                        // the per-user default is, so OpenBLAS still loads (from there).
+                        LOG.warn("{}; using {} instead", notPrivate.getMessage(),
+                                NativeCacheDirectory.defaultDirectory());
+                        NativeCacheDirectory.useUnlessSet(NativeCacheDirectory.defaultDirectory(),
+                                "-Dorg.bytedeco.javacpp.cachedir (default ${user.home}/.cache/moemesh/native)");
+                    }
                 } else {
                     NativeCacheDirectory.useUnlessSet(NativeCacheDirectory.defaultDirectory(),
                             "-Dorg.bytedeco.javacpp.cachedir (default ${user.home}/.cache/moemesh/native)");

@@ -20,8 +20,9 @@ import java.util.Set;
  * {@code ${user.home}/.cache/moemesh/native}, never under {@code java.io.tmpdir}.
  *
  * <p>An explicit {@code -Dorg.bytedeco.javacpp.cachedir} is JavaCPP's own setting and is left as given: the
- * Helm chart points it at the pod's emptyDir (mode 0777, but no other user shares the pod) and {@code ./moemesh
- * up} at the state directory. On a file system without POSIX permissions (Windows) the directory is only
+ * Helm chart points it at {@code /var/cache/moemesh/native}, a directory the service creates inside the pod's
+ * emptyDir, and {@code ./moemesh up} at the state directory. The images set {@code -Dmoemesh.javacpp.cachedir}
+ * to the same path (their home directory is on the read-only root). On a file system without POSIX permissions (Windows) the directory is only
  * created.
  */
 public final class NativeCacheDirectory {
