@@ -38,7 +38,7 @@ public class HealthConfiguration {
     @Bean
     ExpertReadiness expertReadiness(Optional<MeshExpertDispatch> mesh, Optional<PlacementSource> source) {
         return source.isEmpty() ? new ExpertReadiness(mesh.orElse(null))
-                : new ExpertReadiness(mesh.orElse(null), source.get().absentReason());
+                : new ExpertReadiness(mesh.orElse(null), source.get());
     }
 
     @Bean

@@ -19,6 +19,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,10 +48,8 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
     private final PairAssignment assignment;
     private final int maxRowsPerCall;
     private final Map<String, ResilientInstance> clients = new HashMap<>();
-    /** The last placement whose instances could not be connected: not tried again until another one comes. */
-    private PlacementTable refused;
-    /** Why {@link #refused} was, for readiness (any thread); null once a later placement is in use. */
-    private volatile String refusal;
+    /** The last placement whose instances could not be connected: tried again after a backoff. */
+    private final RefusedPlacement refused;
     private final Map<String, Instance> known = new HashMap<>();
     private PlacementTable table;
     private ResilientInstance[] byIndex = new ResilientInstance[0];
@@ -96,6 +95,12 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
      */
     public MeshExpertDispatch(int hidden, Function<Instance, ResilientInstance> connect, Duration stepDeadline,
                               ReplicaPicker picker, DispatchTraces traces, int maxRowsPerCall) {
+        this(hidden, connect, stepDeadline, picker, traces, maxRowsPerCall, System::nanoTime);
+    }
+
+    /** @param nanoTime the clock of a refused placement's retries ({@link System#nanoTime()}) */
+    public MeshExpertDispatch(int hidden, Function<Instance, ResilientInstance> connect, Duration stepDeadline,
+                              ReplicaPicker picker, DispatchTraces traces, int maxRowsPerCall, LongSupplier nanoTime) {
         if (maxRowsPerCall < 1) {
             throw new IllegalArgumentException("maxRowsPerCall must be >= 1, got " + maxRowsPerCall);
         }
@@ -105,6 +110,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         this.stepDeadline = stepDeadline;
         this.assignment = new PairAssignment(picker);
         this.traces = traces;
+        this.refused = new RefusedPlacement(nanoTime);
     }
 
     /** Where the rows of traced prompt passes went. */
@@ -116,11 +122,11 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
      * Switches to a placement (at a step boundary): connects new instances, closes removed ones. The new clients are
      * connected before any old one is closed: when one cannot be (e.g. a {@code unix:///} endpoint where the
      * transport is unavailable), those just opened are closed, the current placement keeps serving with its
-     * clients, and the refused placement is logged once and not tried again until a different one comes (the
-     * engine calls this before every step: retrying each time would only repeat the failure).
+     * clients, and the refused placement is tried again after a backoff or when a different one comes
+     * ({@link RefusedPlacement}); until one is applied, {@link #refusedPlacement()} names it (readiness fails on it).
      */
     public void usePlacement(PlacementTable next) {
-        if (samePlacement(table, next) || samePlacement(refused, next)) {
+        if (RefusedPlacement.same(table, next) || refused.holdsBack(next)) {
             return;
         }
         Map<String, ResilientInstance> opened = new HashMap<>();
@@ -133,11 +139,7 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             }
         } catch (RuntimeException e) {
             opened.values().forEach(ResilientInstance::close);
-            refused = next;
-            refusal = "placement epoch " + next.epoch() + " could not be applied: " + e;
-            log.error("placement epoch {} not applied: an instance could not be connected ({}); {}", next.epoch(),
-                    e.toString(), table == null ? "no placement serves until a later one connects"
-                            : "epoch " + table.epoch() + " keeps serving until a later placement connects", e);
+            refused.refused(next, e, table == null ? 0 : table.epoch());
             return;
         }
         Map<String, Instance> wanted = new HashMap<>();
@@ -160,18 +162,13 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
         byIndex = idx;
         ids = next.instances().stream().map(Instance::getId).toList();
         table = next;
-        refused = null;
-        refusal = null;
+        refused.clear(next);
         placed = new Placed(next, List.of(idx));
-    }
-
-    private static boolean samePlacement(PlacementTable a, PlacementTable b) {
-        return a != null && a.epoch() == b.epoch() && a.instances().equals(b.instances());
     }
 
     /** Why the latest placement was not applied (an instance could not be connected); empty once one was. */
     public Optional<String> refusedPlacement() {
-        return Optional.ofNullable(refusal);
+        return refused.reason();
     }
 
     /** The current placement's epoch; 0 before the first placement. */

@@ -17,4 +17,13 @@ public interface PlacementSource {
     default String absentReason() {
         return "no expert placement yet";
     }
+
+    /**
+     * Why an epoch newer than every one this source took (published by the router) could not be taken, naming it;
+     * empty when there is none, or once an epoch at least as new is taken. The expert-services stop answering the
+     * epoch in force once their drain grace after the router's switch has passed, so readiness fails on this.
+     */
+    default Optional<String> unapplied() {
+        return Optional.empty();
+    }
 }

@@ -23,7 +23,11 @@ import org.slf4j.LoggerFactory;
 /**
  * Follows the router's {@code WatchPlacement} stream (router.v1): every placement received is validated against
  * the model ({@link PlacementTable#of}); one that does not fit is logged naming its epoch and what is wrong, and
- * ignored, and only a higher epoch than the one in force replaces it, so the last good placement keeps serving.
+ * ignored, and only a higher epoch than the one in force replaces it. The last good placement keeps serving, but
+ * only until the expert-services drain its epoch: the router COMMITs a new epoch right after publishing it, and an
+ * instance refuses the old one once its {@code drain-grace} after that COMMIT has passed. So while an epoch newer
+ * than every one taken did not fit, {@link #unapplied()} names it and the gateway is not ready (ExpertReadiness),
+ * until the router publishes a later epoch that fits.
  * When the stream fails or ends (the router restarting: UNAVAILABLE) it is opened again after an exponential
  * backoff with jitter ({@link Backoff}; reset by a placement received, or a stream that stayed open longer than the
  * backoff's cap), with {@code known_epoch} = the epoch in force, so the router sends only newer ones.
@@ -52,6 +56,8 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
             Thread.ofPlatform().name("moemesh-placement-watch").daemon().factory());
     private final LongAdder reconnects = new LongAdder();
     private final LongAdder rejected = new LongAdder();
+    /** The newest epoch the router sent that did not fit the model, and why (null: none). */
+    private volatile Rejected newestRejected;
     /** The newest valid placement the router sent (null: none yet). */
     private volatile PlacementTable fromRouter;
     /** The epoch {@link #current()} last served (0: none). */
@@ -59,6 +65,9 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
     private volatile boolean closed;
     /** The open watch call (guarded by this). */
     private ClientCallStreamObserver<WatchPlacementRequest> call;
+
+    private record Rejected(long epoch, String why) {
+    }
 
     /**
      * @param channel        to the router ({@code moemesh.gateway.router.endpoint}, mesh credentials)
@@ -114,6 +123,21 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
     public long knownEpoch() {
         PlacementTable r = fromRouter;
         return Math.max(inForce, r == null ? 0 : r.epoch());
+    }
+
+    /**
+     * The newest epoch the router sent that does not fit the model, while no epoch at least as new was taken from the
+     * router or the placement file: the router has moved on to it, so the epoch in force is answered only until the
+     * instances drain it.
+     */
+    @Override
+    public Optional<String> unapplied() {
+        Rejected r = newestRejected;
+        if (r == null || r.epoch() <= knownEpoch()) {
+            return Optional.empty();
+        }
+        return Optional.of("placement epoch " + r.epoch() + " from the router at " + endpoint
+                + " does not fit the model: " + r.why());
     }
 
     /** Watches opened again after the previous one failed or ended. */
@@ -204,8 +228,17 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
             table = PlacementTable.of(p, layers, dispatchableExperts);
         } catch (IllegalArgumentException e) {
             rejected.increment();
-            log.error("router {}: placement epoch {} does not fit the model and is ignored (keeping epoch {}): {}",
-                    endpoint, epoch, knownEpoch(), e.getMessage());
+            long known = knownEpoch();
+            Rejected r = newestRejected;
+            if (epoch > known && (r == null || epoch >= r.epoch())) {
+                newestRejected = new Rejected(epoch, e.getMessage());
+                log.error("router {}: placement epoch {} does not fit the model and is ignored: {}; not ready until "
+                        + "a later epoch fits ({})", endpoint, epoch, e.getMessage(), known == 0 ? "no placement yet"
+                        : "epoch " + known + " is answered only until the expert-services drain it");
+            } else {
+                log.error("router {}: placement epoch {} does not fit the model and is ignored (keeping epoch {}): {}",
+                        endpoint, epoch, known, e.getMessage());
+            }
             return;
         }
         PlacementTable last = fromRouter;

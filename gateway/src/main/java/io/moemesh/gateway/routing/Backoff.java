@@ -4,10 +4,11 @@ import java.time.Duration;
 import java.util.function.DoubleSupplier;
 
 /**
- * Exponential backoff with jitter for reconnecting to the router: the n-th failure in a row waits a random time
+ * Exponential backoff with jitter for reconnecting to the router (and for connecting a refused placement again):
+ * the n-th failure in a row waits a random time
  * in [d/2, d], d = min(max, initial × 2^(n−1)) ("equal jitter": never a zero wait that would hammer a restarting
  * router, and gateways that lost it at the same moment spread their retries). {@link #reset()} after a success.
- * Not thread-safe: each stream's retry loop owns one.
+ * Not thread-safe: each retry loop owns one.
  */
 public final class Backoff {
     private final Duration initial;

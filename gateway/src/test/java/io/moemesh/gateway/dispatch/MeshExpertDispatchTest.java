@@ -24,7 +24,9 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BiFunction;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
@@ -215,14 +217,16 @@ class MeshExpertDispatchTest {
     /**
      * Epoch 2 moves expert-1 to a {@code unix:///} endpoint this host cannot connect (as when epoll is unavailable)
      * and adds expert-2: the dispatch keeps serving epoch 1 with its clients open, closes the one it opened for
-     * epoch 2, does not try epoch 2 again at every step boundary, and takes the next epoch that connects.
+     * epoch 2, does not try epoch 2 again at every step boundary but after a backoff (a transient failure passes),
+     * and takes the next epoch that connects at once.
      */
     @Test
-    void placementThatCannotConnect_keepsTheServingPlacementAndItsClients_triedAgainOnlyForANewEpoch() {
+    void placementThatCannotConnect_keepsTheServingPlacementAndItsClients_triedAgainAfterABackoffOrForANewEpoch() {
         MoeModel model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL));
         var c = model.config();
         Map<String, List<InProcessInstance>> made = new HashMap<>();
         AtomicInteger connects = new AtomicInteger();
+        AtomicLong clock = new AtomicLong();
         MeshExpertDispatch d = new MeshExpertDispatch(c.hiddenSize(), in -> {
             connects.incrementAndGet();
             if (in.getEndpoint().startsWith("unix:")) {
@@ -231,7 +235,8 @@ class MeshExpertDispatchTest {
             InProcessInstance i = new InProcessInstance(in.getId(), model);
             made.computeIfAbsent(in.getId(), k -> new ArrayList<>()).add(i);
             return new ResilientInstance(i, 8, 50, Duration.ofSeconds(30));
-        }, Duration.ofSeconds(10), ReplicaPicker.PREFER_VISITED, new DispatchTraces(c.numLayers(), 8));
+        }, Duration.ofSeconds(10), ReplicaPicker.PREFER_VISITED, new DispatchTraces(c.numLayers(), 8),
+                Integer.MAX_VALUE, clock::get);
         BiFunction<Long, List<String>, PlacementTable> placement = (epoch, endpoints) -> {
             List<Instance> ins = IntStream.range(0, endpoints.size()).mapToObj(i -> Instance.newBuilder()
                     .setId(endpoints.get(i).split("=")[0]).setEndpoint(endpoints.get(i).split("=")[1]).build()).toList();
@@ -259,6 +264,14 @@ class MeshExpertDispatchTest {
         int tried = connects.get();
         d.usePlacement(bad);
         assertThat(connects.get()).as("epoch 2 is not tried at every step boundary").isEqualTo(tried);
+        clock.addAndGet(RefusedPlacement.FIRST_RETRY.toNanos());
+        d.usePlacement(bad);
+        assertThat(connects.get()).as("tried again once the first backoff passed").isGreaterThan(tried);
+        assertThat(d.epoch()).isEqualTo(1);
+        assertThat(d.refusedPlacement()).hasValueSatisfying(why -> assertThat(why).startsWith("placement epoch 2 "));
+        tried = connects.get();
+        d.usePlacement(bad);
+        assertThat(connects.get()).as("the backoff grew: not due yet").isEqualTo(tried);
 
         d.usePlacement(placement.apply(3L, List.of("expert-0=127.0.0.1:9100", "expert-1=127.0.0.1:9101",
                 "expert-2=127.0.0.1:9102")));
@@ -267,6 +280,46 @@ class MeshExpertDispatchTest {
                 model.newCache(128)).getFirst();
         assertThat(out.logits()).containsExactly(g.lastLogits(), within(1e-4f));
         assertThat(made.get("expert-2").getLast().calls.get()).isPositive();
+        d.close();
+        model.close();
+    }
+
+    /**
+     * Opening a client that fails for a moment (descriptors short) refuses the placement only until its retry: the
+     * same placement, offered again at every step boundary, is applied once the backoff has passed and the failure
+     * with it, and nothing is refused any more.
+     */
+    @Test
+    void placementWhoseConnectFailsForAMoment_isAppliedAtItsRetry_andNothingIsRefusedThen() {
+        MoeModel model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL));
+        var c = model.config();
+        AtomicBoolean failing = new AtomicBoolean(true);
+        AtomicLong clock = new AtomicLong();
+        MeshExpertDispatch d = new MeshExpertDispatch(c.hiddenSize(), in -> {
+            if (failing.get()) {
+                throw new IllegalStateException("Too many open files");
+            }
+            return new ResilientInstance(new InProcessInstance(in.getId(), model), 8, 50, Duration.ofSeconds(30));
+        }, Duration.ofSeconds(10), ReplicaPicker.PREFER_VISITED, new DispatchTraces(c.numLayers(), 8),
+                Integer.MAX_VALUE, clock::get);
+        List<Instance> ins = IntStream.range(0, 2).mapToObj(i -> Instance.newBuilder().setId("expert-" + i)
+                .setEndpoint("127.0.0.1:" + (9100 + i)).build()).toList();
+        PlacementTable table = PlacementTable.of(EvenPlacement.build(1, ins, c.numLayers(), c.numExperts(),
+                c.hasSharedExpert(), 1), c.numLayers(), c.dispatchableExperts());
+
+        d.usePlacement(table);
+        assertThat(d.hasPlacement()).isFalse();
+        assertThat(d.refusedPlacement()).hasValue("placement epoch 1 could not be applied: "
+                + "java.lang.IllegalStateException: Too many open files");
+        failing.set(false);
+        d.usePlacement(table);
+        assertThat(d.hasPlacement()).as("the retry is not due yet").isFalse();
+
+        clock.addAndGet(RefusedPlacement.MAX_RETRY.toNanos());
+        d.usePlacement(table);
+        assertThat(d.epoch()).isEqualTo(1);
+        assertThat(d.instances()).extracting(ResilientInstance::id).containsExactly("expert-0", "expert-1");
+        assertThat(d.refusedPlacement()).isEmpty();
         d.close();
         model.close();
     }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moemesh.gateway.dispatch.MeshExpertDispatch;
 import io.moemesh.gateway.dispatch.ResilientInstance;
+import io.moemesh.gateway.placement.PlacementSource;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.InstanceClient;
@@ -14,7 +15,9 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BiFunction;
 import java.util.function.Consumer;
 import java.util.stream.IntStream;
@@ -163,8 +166,53 @@ class ExpertReadinessTest {
         assertThat(c.reason()).startsWith("layer 0 expert ").contains("(placed on expert-0) has no usable replica");
     }
 
+    /**
+     * An epoch the placement source could not take (the router published it, it does not fit the model) fails
+     * readiness naming it, before any placement and while an earlier one serves; ready once it is superseded.
+     */
     @Test
-    void placementThatCannotBeConnected_downNamingIt_untilALaterOneIs() {
+    void epochTheSourceCouldNotTake_downNamingIt_withOrWithoutAPlacement_upOnceALaterOneIsTaken() {
+        String rejected = "placement epoch 8 from the router at 10.0.0.1:9300 does not fit the model: placement epoch "
+                + "8: layer 9 does not exist (model has 4)";
+        AtomicReference<String> unapplied = new AtomicReference<>(rejected);
+        ExpertReadiness readiness = new ExpertReadiness(dispatch, new PlacementSource() {
+            @Override
+            public Optional<PlacementTable> current() {
+                return Optional.empty();
+            }
+
+            @Override
+            public String absentReason() {
+                return "no expert placement yet: waiting for the router at 10.0.0.1:9300";
+            }
+
+            @Override
+            public Optional<String> unapplied() {
+                return Optional.ofNullable(unapplied.get());
+            }
+        });
+        assertThat(readiness.check()).satisfies(c -> {
+            assertThat(c.up()).isFalse();
+            assertThat(c.reason()).as("says more than 'none yet'").isEqualTo(rejected);
+        });
+
+        place(2, 1);
+        assertThat(readiness.check()).satisfies(c -> {
+            assertThat(c.up()).isFalse();
+            assertThat(c.reason()).isEqualTo(rejected + "; epoch 7 is answered only until the expert-services drain it");
+            assertThat(c.details()).containsEntry("epoch", 7L).containsEntry("unappliedPlacement", rejected);
+        });
+
+        unapplied.set(null);
+        assertThat(readiness.check().up()).isTrue();
+    }
+
+    /**
+     * A placement the dispatch could not connect fails readiness naming its epoch, also while an earlier epoch
+     * serves (the instances answer that one only until their drain grace after the router's switch has passed).
+     */
+    @Test
+    void placementThatCannotBeConnected_downNamingIt_evenWhileAnEarlierServes_untilALaterOneIs() {
         try (MeshExpertDispatch d = new MeshExpertDispatch(4, LAYERS, in -> {
             if (in.getEndpoint().startsWith("unix:")) {
                 throw new IllegalStateException(in.getEndpoint() + " needs epoll, which is not available here");
@@ -184,10 +232,14 @@ class ExpertReadinessTest {
             assertThat(new ExpertReadiness(d).check().up()).isTrue();
             d.usePlacement(table.apply(9L, "unix:///run/moemesh/expert-0.sock"));
             c = new ExpertReadiness(d).check();
-            assertThat(c.up()).as("epoch 8 still serves").isTrue();
-            assertThat(c.details()).containsEntry("epoch", 8L).containsEntry("refusedPlacement", "placement epoch 9 "
-                    + "could not be applied: java.lang.IllegalStateException: unix:///run/moemesh/expert-0.sock needs "
-                    + "epoll, which is not available here");
+            String refused = "placement epoch 9 could not be applied: java.lang.IllegalStateException: "
+                    + "unix:///run/moemesh/expert-0.sock needs epoll, which is not available here";
+            assertThat(c.up()).as("epoch 8 serves, but only until the instances drain it").isFalse();
+            assertThat(c.reason()).isEqualTo(refused + "; epoch 8 is answered only until the expert-services drain it");
+            assertThat(c.details()).containsEntry("epoch", 8L).containsEntry("unappliedPlacement", refused);
+
+            d.usePlacement(table.apply(10L, "127.0.0.1:9100"));
+            assertThat(new ExpertReadiness(d).check().up()).isTrue();
         }
     }
 

@@ -89,24 +89,35 @@ class RouterPlacementSourceTest {
         assertThat(source.rejected()).isZero();
     }
 
+    /**
+     * A newer epoch that does not fit is named as unapplied (the router moved on to it: readiness fails on it) until
+     * a later epoch fits; an epoch that is not newer is only ignored.
+     */
     @Test
-    void placementThatDoesNotFit_orIsNotNewer_isIgnored_andTheLastGoodKeepsServing() {
+    void placementThatDoesNotFit_orIsNotNewer_isIgnored_aNewerOneNamedUnappliedUntilALaterOneFits() {
         follow(null);
         router.publish(placement(1, 2, LAYERS));
         await().atMost(WAIT).until(() -> served() == 1);
+        assertThat(source.unapplied()).isEmpty();
 
         router.publish(placement(2, 2, LAYERS + 3));
         await().atMost(WAIT).until(() -> source.rejected() == 1);
         assertThat(served()).as("unknown layers: rejected").isEqualTo(1);
+        assertThat(source.unapplied()).hasValueSatisfying(why -> assertThat(why)
+                .startsWith("placement epoch 2 from the router at " + router.endpoint() + " does not fit the model: ")
+                .contains("layer 2"));
 
         router.publish(placement(1, 3, LAYERS));
         await().atMost(WAIT).until(() -> source.rejected() == 2);
         assertThat(served()).as("the same epoch again: rejected").isEqualTo(1);
         assertThat(source.current().orElseThrow().instances()).hasSize(2);
+        assertThat(source.unapplied()).as("epoch 2 is still the router's newest").hasValueSatisfying(why ->
+                assertThat(why).startsWith("placement epoch 2 "));
 
         router.publish(placement(3, 3, LAYERS));
         await().atMost(WAIT).until(() -> served() == 3);
         assertThat(source.rejected()).isEqualTo(2);
+        assertThat(source.unapplied()).isEmpty();
     }
 
     @Test

@@ -74,7 +74,8 @@ import tools.jackson.databind.json.JsonMapper;
  * epoch the gateway is not ready (its readiness naming the router) and refuses generations (503 / UNAVAILABLE, without
  * the router's address); the first epoch makes
  * it serve; route reports carry the engine's own routes (without the shared expert) and the applied epoch, and an
- * epoch switch in the middle of a generation changes no token.
+ * epoch switch in the middle of a generation changes no token. A published epoch the gateway cannot apply makes it
+ * not ready, naming the epoch, until a later one is applied.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -143,8 +144,12 @@ class GatewayFollowsRouterTest {
     }
 
     private ServingStatus grpcHealth() {
+        return grpcHealth("");
+    }
+
+    private ServingStatus grpcHealth(String service) {
         return HealthGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS)
-                .check(HealthCheckRequest.newBuilder().setService("").build()).getStatus();
+                .check(HealthCheckRequest.newBuilder().setService(service).build()).getStatus();
     }
 
     private static HttpResponse<String> http(int port, String path, String postBody) {
@@ -346,5 +351,38 @@ class GatewayFollowsRouterTest {
         assertThat(msgs.getLast().getTrace().getPlacementEpoch()).isEqualTo(2);
         assertThat(msgs.stream().flatMap(m -> m.getTokenIdsList().stream()).toList()).isEqualTo(reference(
                 msgs.getLast().getTrace().getInputIdsList().stream().mapToInt(Integer::intValue).toArray(), 8));
+    }
+
+    /**
+     * The router moved on to epoch 3, which does not fit this gateway's model (a layer is not placed): the instances
+     * answer epoch 2 only until their drain grace after the router's COMMIT has passed, so the gateway goes not ready
+     * (HTTP readiness and gRPC health, the empty and the serving service name) naming epoch 3, while epoch 2 still
+     * serves what reaches it; a later epoch that fits makes it ready again.
+     */
+    @Test
+    @Order(4)
+    void publishedEpochThatCannotBeApplied_notReadyNamingIt_readyAgainOnceALaterOneIs() {
+        assertThat(dispatch.epoch()).isEqualTo(2);
+        assertThat(grpcHealth()).isEqualTo(ServingStatus.SERVING);
+        router.publish(placement(3, 2).toBuilder().removeLayers(0).build());
+
+        String why = "placement epoch 3 from the router at " + router.endpoint() + " does not fit the model: "
+                + "placement epoch 3: layer 0 expert 0 is not placed; epoch 2 is answered only until the "
+                + "expert-services drain it";
+        await().atMost(WAIT).until(() -> grpcHealth() == ServingStatus.NOT_SERVING);
+        assertThat(grpcHealth(GatewayServiceGrpc.SERVICE_NAME)).isEqualTo(ServingStatus.NOT_SERVING);
+        HttpResponse<String> readiness = http(managementPort, "/actuator/health/readiness", null);
+        assertThat(readiness.statusCode()).isEqualTo(503);
+        assertThat(JSON.readTree(readiness.body()).at("/components/experts/details/reason").asString()).isEqualTo(why);
+        List<GenerateResponse> msgs = new ArrayList<>();
+        GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS)
+                .generate(request(prompt(5, 4), 2, true)).forEachRemaining(msgs::add);
+        assertThat(msgs.getLast().getTrace().getPlacementEpoch()).as("the last good epoch serves meanwhile")
+                .isEqualTo(2);
+
+        router.publish(placement(4, 1));
+        await().atMost(WAIT).until(() -> dispatch.epoch() == 4 && grpcHealth() == ServingStatus.SERVING);
+        assertThat(grpcHealth(GatewayServiceGrpc.SERVICE_NAME)).isEqualTo(ServingStatus.SERVING);
+        assertThat(http(managementPort, "/actuator/health/readiness", null).statusCode()).isEqualTo(200);
     }
 }
