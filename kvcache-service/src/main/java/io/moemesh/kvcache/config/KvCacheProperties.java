@@ -39,7 +39,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param fsync                  when records written to the SSD tier (Puts acknowledged there, demotions from DRAM)
  *                               are forced to stable storage: {@code always} (before the write returns),
  *                               {@code interval} (default) or {@code never}. A kill -9 loses none of them under any
- *                               policy (the bytes are in the page cache); on power loss or an OS crash
+ *                               policy (the bytes are in the page cache), nor a block read back from SSD into DRAM
+ *                               (its record is kept until the block leaves the store or is demoted anew, or
+ *                               compaction retires its segment); on power loss or an OS crash
  *                               {@code interval} loses at most those written in the last {@code fsync-interval} (or
  *                               last {@code fsync-interval-bytes}), {@code never} whatever the OS had not written.
  *                               No policy covers a Put acknowledged in DRAM ({@code TIER_DRAM}, the usual case): it

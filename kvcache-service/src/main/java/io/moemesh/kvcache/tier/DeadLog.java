@@ -18,9 +18,9 @@ import java.util.zip.CRC32C;
 /**
  * The tombstones of one segment, {@code seg-<id>.kvdead} beside its {@code seg-<id>.kvseg} (segment format version
  * 2): which of its records are no longer live (evicted, removed, dropped for a failed check, moved out by a stopped
- * compaction), and, once compaction retired the whole segment, a mark saying so. The index rebuild at open skips
- * what they name, so a restart serves the blocks the tier held, not every record still in the files (Bitcask's
- * tombstones, Sheehy and Smith 2010).
+ * compaction, superseded by a later copy), and, once compaction retired the whole segment, a mark saying so. The
+ * index rebuild at open skips what they name, so a restart serves the blocks the tier held, not every record still
+ * in the files (Bitcask's tombstones, Sheehy and Smith 2010).
  *
  * <p>Why a file per segment rather than tombstone records in the active segment, as Bitcask does: a segment's
  * records all have one size (what keeps the scan in step past a damaged length field), and a tombstone that names its

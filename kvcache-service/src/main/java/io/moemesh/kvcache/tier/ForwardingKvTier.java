@@ -62,6 +62,16 @@ public abstract class ForwardingKvTier implements KvTier {
     }
 
     @Override
+    public boolean promoteOut(BlockKey key) {
+        return delegate.promoteOut(key);
+    }
+
+    @Override
+    public void letGo(BlockKey key) {
+        delegate.letGo(key);
+    }
+
+    @Override
     public boolean pin(BlockKey key) {
         return delegate.pin(key);
     }

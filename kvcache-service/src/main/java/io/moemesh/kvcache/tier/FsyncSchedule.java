@@ -76,8 +76,8 @@ final class FsyncSchedule {
     /**
      * Notes a tombstone appended to {@code seg}'s {@link DeadLog} (after the append): forced at the next force of
      * everything (a put's under ALWAYS, INTERVAL's timer, {@link #sync}, close), never on its own, and not counted in
-     * {@link #unsyncedBytes()} (record bytes) or INTERVAL's byte threshold. Without the append lock: a remove (a
-     * promotion, under the store's lock) must not wait for the timer's force.
+     * {@link #unsyncedBytes()} (record bytes) or INTERVAL's byte threshold. Without the append lock: a remove (under
+     * the store's lock) must not wait for the timer's force.
      */
     void afterTombstone(Segment seg) {
         tombstoned.add(seg);

@@ -77,6 +77,26 @@ public interface KvTier extends AutoCloseable {
     boolean remove(BlockKey key);
 
     /**
+     * Takes the block out of this tier because the tier above now holds it (a {@link TieredKvStore} promotion): for
+     * lookups and capacity as {@link #remove}, but a file-backed tier keeps the block's record where a restart finds
+     * it (the SSD tier writes no tombstone), so a kill -9 while the block is only in the tier above does not lose it.
+     * The record is let go of when the block leaves the store ({@link #letGo}, {@link #remove}) or a put of the
+     * block writes a newer one (its demotion). {@link #remove} by default.
+     *
+     * @return whether it was stored
+     */
+    default boolean promoteOut(BlockKey key) {
+        return remove(key);
+    }
+
+    /**
+     * The block {@link #promoteOut} took out left the store for good (the tier above dropped it without a demotion):
+     * the record kept for it is let go of. Nothing when none is kept (nothing by default).
+     */
+    default void letGo(BlockKey key) {
+    }
+
+    /**
      * Marks a stored block as never to be evicted until {@link #unpin}. Pins do not nest in a tier (the
      * {@link TieredKvStore} counts them).
      *

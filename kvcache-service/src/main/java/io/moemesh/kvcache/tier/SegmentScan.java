@@ -35,15 +35,23 @@ import org.slf4j.LoggerFactory;
  * before its delete) is deleted with its tombstones; a tombstone file whose segment is gone is deleted. The index
  * comes back in log order (segment id, offset), the order {@link SsdTier} hands the blocks to its eviction policy,
  * so a surplus at open (a capacity lowered since, or tombstones a crash lost) goes oldest record first.
+ *
+ * <p>A key found twice (a version-1 directory, a crash between forcing a compaction's copy and the retired mark, a
+ * tombstone of a moved-out record that failed) is served from its later copy, and the earlier one comes back as
+ * {@link Result#superseded()}, which the tier tombstones: left untombstoned, it would come back at a later restart
+ * once the later copy was evicted or removed.
  */
 final class SegmentScan {
     private static final Logger log = LoggerFactory.getLogger(SegmentScan.class);
     private static final Pattern NAME = Pattern.compile("seg-(\\d{16})\\" + Segment.SUFFIX);
     private static final Pattern DEAD_NAME = Pattern.compile("seg-(\\d{16})\\" + DeadLog.SUFFIX);
 
-    /** @param index the live records in log order (segment id, then offset) */
+    /**
+     * @param index      the live records in log order (segment id, then offset)
+     * @param superseded the earlier copies of keys found twice, for the tier to tombstone (see the class comment)
+     */
     record Result(List<Segment> segments, LinkedHashMap<BlockKey, IndexEntry> index, long nextSegmentId,
-                  OpenReport report) {
+                  OpenReport report, List<Tombstones.Dead> superseded) {
     }
 
     private SegmentScan() {
@@ -84,6 +92,7 @@ final class SegmentScan {
             long duplicates = 0;
             long torn = 0;
             long tombstoned = 0;
+            List<Tombstones.Dead> superseded = new ArrayList<>();
             int retired = 0;
             long nextId = 1;
             for (Map.Entry<Long, Path> f : files.entrySet()) {
@@ -152,6 +161,7 @@ final class SegmentScan {
                         duplicates++;
                         previous.segment.liveBytes -= previous.segment.recordBytes;
                         previous.segment.deadBytes += previous.segment.recordBytes;
+                        superseded.add(new Tombstones.Dead(previous.segment, previous.offset, key));
                     }
                 }
                 if (pos < size) {
@@ -170,7 +180,7 @@ final class SegmentScan {
             if (!opened.isEmpty() || !quarantined.isEmpty()) {
                 log.info("SSD tier {}: {}", dir, report);
             }
-            return new Result(opened, index, nextId, report);
+            return new Result(opened, index, nextId, report, superseded);
         } catch (IOException e) {
             opened.forEach(Segment::close);
             throw new UncheckedIOException("opening the SSD tier in " + dir + " failed", e);

@@ -107,6 +107,8 @@ final class SsdCompactor {
             } else if (outcome == Outcome.STOPPED) {
                 break;
             }
+            // The tier's lease sweep waits for this run (it takes the compaction lock): a long run releases them.
+            tier.releaseExpiredLeases();
         }
         if (!victims.isEmpty()) {
             Segment.syncDirectory(tier.config().directory());

@@ -26,6 +26,14 @@ import java.util.function.Supplier;
  */
 final class SsdIndex {
     private final Map<BlockKey, IndexEntry> index = new HashMap<>();
+    /**
+     * The records of blocks promoted to the tier above ({@link #promoteOut}): out of the index and its capacity, dead
+     * space to compaction, but not tombstoned, so a restart after a kill -9 still finds the block. Let go of (their
+     * tombstone the caller's) when the block leaves the store ({@link #letGo}) or a newer record of it is inserted,
+     * forgotten when compaction retires their segment. A key is never both here and in {@link #index}: a record enters
+     * the index only by a put, which takes the key's entry out of here. So it holds at most the tier above's blocks.
+     */
+    private final Map<BlockKey, Tombstones.Dead> promoted = new HashMap<>();
     private final TreeMap<Long, Segment> segments = new TreeMap<>();
     private final EvictionPolicy policy;
     private final LongSupplier clock;
@@ -93,12 +101,19 @@ final class SsdIndex {
         return PutResult.STORED;
     }
 
-    /** Enters a record appended (and forced as the policy says). */
-    synchronized void insert(BlockKey key, IndexEntry e) {
+    /**
+     * Enters a record appended (and forced as the policy says).
+     *
+     * @return the record of the block kept since its promotion ({@link #promoteOut}), which this one supersedes: its
+     *         tombstone the caller's (after this record, so a later eviction of this one cannot bring it back); null
+     *         when none
+     */
+    synchronized Tombstones.Dead insert(BlockKey key, IndexEntry e) {
         index.put(key, e);
         usedBytes += e.segment.recordBytes;
         e.segment.liveBytes += e.segment.recordBytes;
         policy.onInsert(e.history);
+        return promoted.remove(key);
     }
 
     /** Touches the entry if the key still names it (a get that read it). */
@@ -130,6 +145,30 @@ final class SsdIndex {
     synchronized Tombstones.Dead remove(BlockKey key) {
         IndexEntry e = index.get(key);
         return e == null ? null : drop(key, e);
+    }
+
+    /**
+     * Takes the block out of the index and its capacity for a promotion, keeping its record's place (no tombstone).
+     *
+     * @return whether it was stored
+     */
+    synchronized boolean promoteOut(BlockKey key) {
+        IndexEntry e = index.get(key);
+        if (e == null) {
+            return false;
+        }
+        promoted.put(key, drop(key, e)); // an indexed key has no kept record (see the field), so none is overwritten
+        return true;
+    }
+
+    /** @return the record kept since the block's promotion, now let go of (its tombstone the caller's); null if none */
+    synchronized Tombstones.Dead letGo(BlockKey key) {
+        return promoted.remove(key);
+    }
+
+    /** Records kept for promoted blocks (tests). */
+    synchronized int promotedCount() {
+        return promoted.size();
     }
 
     private Tombstones.Dead evictOne() {
@@ -259,6 +298,8 @@ final class SsdIndex {
         }
         if (retired != null) {
             segments.remove(retired.id);
+            // Its file goes (or is marked retired) with the kept records in it: nothing is left to let go of.
+            promoted.values().removeIf(d -> d.segment() == retired);
         }
         return stale;
     }

@@ -40,12 +40,15 @@ import org.slf4j.LoggerFactory;
  *       headers) and refuses another model's segments ({@link SegmentMismatchException}).</li>
  *   <li>A record a {@link #locate} names is never cut off its file (only compaction truncates, and only copies it
  *       never committed), and a segment that a lease names is not unlinked by {@link #compact()} before the lease
- *       ends ({@link #releaseExpiredLeases()}): a same-host reader of the extent finds the record's bytes.</li>
+ *       ends, and soon after it is ({@link #releaseExpiredLeases()}): a same-host reader of the extent finds the
+ *       record's bytes.</li>
  *   <li>{@link #remove}, eviction and a drop write a tombstone of the record, forced on the fsync policy's schedule
  *       ({@link Tombstones}): a restart serves the blocks the tier held at its close, not every record still in the
- *       files. What a crash's unforced tombstones let come back is a block the tier had (any copy of a content hash
- *       holds the same K/V), and {@link #open} evicts a surplus oldest record first. Remove frees space; it does not
- *       promise erasure (the bytes stay until compaction).</li>
+ *       files. A promotion ({@link #promoteOut}) writes none until the block leaves the store or is written anew,
+ *       so a kill -9 keeps a promoted block too. What a crash's unforced tombstones let come back is a block the
+ *       tier had (any copy of a content hash holds the same K/V), and {@link #open} evicts a surplus oldest record
+ *       first; a key found twice at open has its earlier copy tombstoned. Remove frees space; it does not promise
+ *       erasure (the bytes stay until compaction).</li>
  *   <li>Files are owner-only ({@link OwnerOnly}): segments and tombstones 0600, the directories it creates 0700.</li>
  * </ul>
  *
@@ -90,13 +93,15 @@ public final class SsdTier implements KvTier {
         this.fingerprint = fingerprint;
         this.clock = clock;
         this.index = new SsdIndex(policy, clock, counters, config.capacityBytes());
-        this.leases = new SegmentLeases(clock);
+        this.leases = new SegmentLeases(clock, config.directory(), compactionLock);
         this.fsync = new FsyncSchedule(config, appendLock);
         this.tombstones = new Tombstones(fsync);
         this.nextSegmentId = new AtomicLong(scan.nextSegmentId());
         this.openReport = scan.report();
         counters.checksumFailures.add(scan.report().checksumFailures());
-        // Tombstoned, so the next restart does not bring the surplus back either.
+        // Tombstoned on the fsync schedule, so no later restart brings back a key's earlier copy (once its later one
+        // is let go of) nor the surplus.
+        tombstones.write(scan.superseded());
         tombstones.write(index.load(scan.segments(), scan.index()));
         syncTimer = fsync.startTimer(() -> closed);
     }
@@ -204,9 +209,15 @@ public final class SsdTier implements KvTier {
                 active = null;
                 throw new UncheckedIOException("appending block " + key + " to " + seg.path + " failed", ex);
             }
-            index.insert(key, new IndexEntry(seg, at, crc, BlockHistory.inserted(key, stride, clock.getAsLong(), hint),
-                    false));
+            Tombstones.Dead superseded = index.insert(key, new IndexEntry(seg, at, crc,
+                    BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false));
             counters.bytesWritten.add(stride);
+            if (superseded != null) {
+                // The record kept since the block's promotion (a demotion writes the block anew): tombstoned after
+                // the new one is appended, on its schedule, so a crash keeps one of the two, and before the new one
+                // can be evicted, so that eviction cannot bring the old one back.
+                tombstones.write(List.of(superseded));
+            }
             return PutResult.STORED;
         } finally {
             appendLock.unlock();
@@ -307,12 +318,13 @@ public final class SsdTier implements KvTier {
     }
 
     /**
-     * Unlinks the compacted segments whose lease ended ({@link #locate}); {@link #compact()} calls it first.
+     * Unlinks the compacted segments whose lease ended ({@link #locate}), as compaction does before and between its
+     * victims and the leases' own sweep soon after a kept victim's lease ends ({@link SegmentLeases#scheduleSweep}).
      *
      * @return files unlinked
      */
     public int releaseExpiredLeases() {
-        return leases.releaseExpired(config.directory());
+        return leases.releaseExpired();
     }
 
     /** The leases and the compacted segments kept for them (the compactor retires its victims there). */
@@ -345,14 +357,36 @@ public final class SsdTier implements KvTier {
         return index.contains(key);
     }
 
+    /** Drops the block (pinned or not), or lets go of the record kept since its promotion ({@link #letGo}). */
     @Override
     public boolean remove(BlockKey key) {
         Tombstones.Dead dead = index.remove(key);
         if (dead == null) {
+            letGo(key);
             return false;
         }
         tombstones.write(List.of(dead));
         return true;
+    }
+
+    /**
+     * Takes the block out of the index and the capacity (the tier above holds it now) and keeps its record
+     * untombstoned, so a restart after a kill -9 serves it from there; tombstoned once the block leaves the store
+     * ({@link #letGo}, {@link #remove}) or a put of it (its demotion) appends a newer record. Until then it is dead
+     * space that compaction does not copy: once its segment is retired the block is only in the tier above.
+     */
+    @Override
+    public boolean promoteOut(BlockKey key) {
+        return index.promoteOut(key);
+    }
+
+    /** Tombstones the record kept since the block's {@link #promoteOut}, if any. */
+    @Override
+    public void letGo(BlockKey key) {
+        Tombstones.Dead dead = index.letGo(key);
+        if (dead != null) {
+            tombstones.write(List.of(dead));
+        }
     }
 
     @Override
@@ -391,6 +425,7 @@ public final class SsdTier implements KvTier {
             releaseExpiredLeases();
             return SsdCompactor.run(this, stopRequested);
         } finally {
+            leases.scheduleSweep(); // also after a failed run: the victims it retired before may be kept
             compactionLock.unlock();
         }
     }
@@ -520,6 +555,7 @@ public final class SsdTier implements KvTier {
         appendLock.lock();
         try {
             closed = true;
+            leases.stopSweeps();
             if (config.fsync() != FsyncPolicy.NEVER) {
                 fsync.forceAll();
             }

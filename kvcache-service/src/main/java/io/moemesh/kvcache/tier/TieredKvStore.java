@@ -27,8 +27,10 @@ import java.util.function.LongSupplier;
  *       #put(KvBlock, AccessHint, boolean)}); otherwise into DRAM. DRAM's victims are demoted into
  *       the lower tier synchronously, before they leave DRAM, so a demoted block is visible throughout. When DRAM
  *       is full of pinned blocks the put goes straight to the lower tier.</li>
- *   <li>{@link #get}: DRAM, else the lower tier; a lower-tier hit is promoted (stored in DRAM, then removed
- *       below), keeping the tiers exclusive.</li>
+ *   <li>{@link #get}: DRAM, else the lower tier; a lower-tier hit is promoted (stored in DRAM, then taken out
+ *       below), keeping the tiers exclusive. The lower tier keeps its record until the block leaves the store (a
+ *       DRAM eviction the lower tier does not take, a {@link #remove}) or is demoted anew ({@link
+ *       KvTier#promoteOut}), so a kill -9 while the block is only in DRAM does not lose it.</li>
  *   <li>{@link #restore}: the read of a whole-prefix restore (the service's {@code Get}): as {@link #get}, but a
  *       lower-tier hit is promoted only while DRAM has free room for it; once DRAM is full the block is served
  *       from the lower tier and stays there (its hit recorded there), so a long prefix streaming through DRAM
@@ -96,17 +98,22 @@ public final class TieredKvStore implements AutoCloseable {
         this.dram = new DramTier(layout, dramBytes, dramPolicy, clock, this::demote);
     }
 
-    /** Called by DRAM, under {@link #lock} (every DRAM put is), with a victim that is still in DRAM. */
+    /**
+     * Called by DRAM, under {@link #lock} (every DRAM put is), with a victim that is still in DRAM. A victim the lower
+     * tier does not take leaves the store: the record the lower tier kept since its promotion goes too.
+     */
     private void demote(KvBlock victim) {
         PutResult r;
         try {
             r = lower.put(victim);
         } catch (RuntimeException e) {
             demotionDrops.increment();
+            lower.letGo(victim.key());
             throw e; // DRAM logs it and drops the block
         }
         if (r == PutResult.NO_SPACE) {
             demotionDrops.increment();
+            lower.letGo(victim.key());
         } else {
             demotions.increment();
         }
@@ -258,7 +265,7 @@ public final class TieredKvStore implements AutoCloseable {
                 return; // another thread promoted it, or it was removed meanwhile
             }
             if (dram.put(block, hint) == PutResult.STORED) {
-                lower.remove(key);
+                lower.promoteOut(key);
                 if (pins.containsKey(key)) {
                     dram.pin(key);
                 }
@@ -501,7 +508,7 @@ public final class TieredKvStore implements AutoCloseable {
 
     /**
      * Closes both tiers. DRAM's blocks are not written down: the store is a cache, and a restart rebuilds the lower
-     * tier's index from its files.
+     * tier's index from its files (which still hold the records of DRAM blocks promoted from there: those come back).
      */
     @Override
     public void close() {

@@ -115,6 +115,37 @@ class SsdCompactionTest {
     }
 
     @Test
+    void aDuplicateLeftByACrash_hasItsEarlierCopyTombstonedAtOpen_soARemovedBlockStaysGoneAfterTheNextRestart()
+            throws IOException {
+        Path saved = Files.createDirectories(dir.resolveSibling(dir.getFileName() + "-saved"));
+        try (SsdTier t = SsdTierTest.open(config())) {
+            for (int i = 0; i < 8; i++) {
+                t.put(block(i));
+            }
+            for (int i = 0; i < 3; i++) {
+                t.remove(key(i));
+            }
+            Files.copy(SsdTierTest.segmentFiles(dir).getFirst(), saved.resolve("seg-0000000000000001.kvseg"));
+            Files.copy(DeadLog.pathOf(dir, 1), saved.resolve(DeadLog.pathOf(dir, 1).getFileName()));
+            t.compact(); // block 3 moves out of segment 1, which is deleted
+        }
+        // Segment 1 and its tombstones back: the process died between forcing the copy and the retired mark.
+        try (var s = Files.list(saved)) {
+            for (Path p : s.toList()) {
+                Files.move(p, dir.resolve(p.getFileName()));
+            }
+        }
+        try (SsdTier t = SsdTierTest.open(config())) {
+            assertThat(t.openReport().duplicateRecords()).isEqualTo(1);
+            assertThat(t.remove(key(3))).isTrue(); // its later copy, the one indexed
+        }
+        try (SsdTier t = SsdTierTest.open(config())) {
+            assertThat(t.contains(key(3))).as("not back from segment 1's earlier copy").isFalse();
+            assertThat(t.blockCount()).isEqualTo(4);
+        }
+    }
+
+    @Test
     void compaction_underConcurrentReads_neverServesAMissOrWrongBytesForALiveBlock() throws Exception {
         SsdConfig c = config().withCompactionLiveFraction(1.0);
         try (SsdTier t = SsdTierTest.open(c)) {

@@ -6,6 +6,7 @@ import static io.moemesh.kvcache.tier.TestBlocks.RECORD_BYTES;
 import static io.moemesh.kvcache.tier.TestBlocks.block;
 import static io.moemesh.kvcache.tier.TestBlocks.key;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import io.moemesh.kvcache.policy.AccessHint;
 import io.moemesh.kvcache.policy.LruPolicy;
@@ -13,8 +14,10 @@ import io.moemesh.service.kvcache.KvRecordFormat;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -81,8 +84,22 @@ class SsdLeaseTest {
             assertThat(t.releaseExpiredLeases()).as("still leased at 499 of 500 ms").isZero();
             assertThat(e.path()).exists();
             clock.addAndGet(1);
-            assertThat(t.releaseExpiredLeases()).isEqualTo(1);
+            t.releaseExpiredLeases(); // unlinks it, unless the tier's own sweep (below) just did
             assertThat(e.path()).doesNotExist();
+            assertThat(t.leases().keptCount()).isZero();
+        }
+    }
+
+    @Test
+    void aKeptVictim_isUnlinkedSoonAfterItsLeaseEnds_withoutAnotherCompaction() {
+        try (SsdTier t = open()) {
+            sparseFirstSegment(t);
+            RecordExtent e = t.locate(key(3), AccessHint.NONE, clock.get() + 500).orElseThrow();
+            assertThat(t.compact().segmentsCompacted()).isEqualTo(1);
+            assertThat(e.path()).as("leased: kept").exists();
+            clock.addAndGet(500);
+            // No compaction runs again (a compaction period away, or never when it is off): the sweep unlinks it.
+            await().atMost(Duration.ofSeconds(10)).until(() -> !Files.exists(e.path()));
             assertThat(t.leases().keptCount()).isZero();
         }
     }
