@@ -36,14 +36,21 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               the even deal (epoch 1, and replans with too few routes), at least this many in a
  *                               planned epoch (every planner; only the slots left over go to the busiest experts), on
  *                               distinct instances and, where the nodes allow, distinct nodes; in [1, instances]
- *                               (with fewer instances, min(replicas, instances)). Startup fails when the slots or the
- *                               memory budget cannot hold the even deal
+ *                               (with fewer instances, min(replicas, instances)). When the slots or the memory
+ *                               budget cannot hold the even deal: with the static instances (discovery.mode=static)
+ *                               startup fails naming the property; with discovered ones (discovery.mode=kubernetes)
+ *                               the budget is checked for each ready set, so the router starts and a set it cannot
+ *                               hold is not placed on (logged: "cannot place on the N ready instances …; waiting for
+ *                               the set to change"; health stays NOT_SERVING until a first epoch is published, the
+ *                               current epoch stays after one)
  * @param slotsPerInstance       experts one instance may hold per layer, the shared expert's copy included (planner
- *                               budget); 0 = ceil(1.25 × routed experts / instances), 25% room for replicas, at least
- *                               what the even deal needs
+ *                               budget); 0 = what the even deal needs (the most copies its rule deals one instance:
+ *                               about (routed experts + shared) × replicas / instances) plus
+ *                               ceil(0.25 × routed experts / instances): 25% of the routed experts as room for copies
+ *                               of the busiest ones on top of the replicas, capped by the memory budget when one is set
  * @param memoryBudgetBytes      bytes of expert weights one instance may hold, the shared expert's (at its own size)
  *                               included (planner budget, spread evenly over the layers); 0 = no limit beyond the
- *                               slots
+ *                               slots. Too small for the even deal: as for the slots (see replicas)
  * @param planner                default PlacementPlanner by name (Replan may name another)
  * @param predictor              PathPredictor by name, for PredictPaths and the online recall
  * @param minRoutesToPlan        tokens the route window needs before a replan plans from it; fewer = the even deal

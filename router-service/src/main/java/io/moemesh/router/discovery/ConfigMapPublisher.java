@@ -13,7 +13,6 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.zip.GZIPInputStream;
 import java.util.zip.GZIPOutputStream;
 import org.slf4j.Logger;
@@ -39,12 +38,18 @@ import org.slf4j.LoggerFactory;
  * counts it; the ConfigMap keeps the last placement that fit and gateways that follow the router's WatchPlacement
  * stream still get every epoch.
  *
- * <p>A write that fails ({@link Result#FAILED}: the API server down or answering 5xx, conflicts that did not resolve)
- * is tried again on the writer thread after {@link #FIRST_RETRY}, doubling up to {@link #MAX_RETRY}, until it is
- * written or a newer placement is offered (which is written instead: only the latest one is ever pending, and an
- * older one never replaces a newer one). Without it the ConfigMap would stay at an older epoch than the instances
- * serve until the next publication, and it is what a restarted router takes as its epoch floor and a gateway starts
- * from.
+ * <p>A write that fails for a while ({@link Result#FAILED}: no answer or a timeout, 5xx, 408, 429, conflicts that did
+ * not resolve) is tried again on the writer thread after {@link #FIRST_RETRY}, doubling up to {@link #MAX_RETRY},
+ * until it is written or a newer placement is offered (which is written instead: only the latest one is ever pending,
+ * and an older one never replaces a newer one). Without it the ConfigMap would stay at an older epoch than the
+ * instances serve until the next publication, and it is what a restarted router takes as its epoch floor and a
+ * gateway starts from. A write the API server refuses for good ({@link Result#REFUSED}: 403 from a missing Role rule,
+ * 404 for a deleted ConfigMap, which the router never creates, 422) would fail the same way every time: it is logged
+ * once, naming the status and the rule or value to fix, and not tried again; the next epoch is.
+ *
+ * <p>{@link #failures()} counts the placements given up without being written (refused, a newer epoch found there, or
+ * a failed one overtaken by a newer placement before a retry wrote it), {@link #retries()} the failed attempts tried
+ * again: a placement written on its second attempt counts one retry and no failure.
  */
 public final class ConfigMapPublisher implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ConfigMapPublisher.class);
@@ -63,18 +68,31 @@ public final class ConfigMapPublisher implements AutoCloseable {
     public static final Duration MAX_RETRY = Duration.ofSeconds(30);
 
     /** What became of one write. */
-    public enum Result { WRITTEN, OVERSIZE, SUPERSEDED, FAILED }
+    public enum Result {
+        WRITTEN,
+        /** Too large for the threshold even gzipped: not written. */
+        OVERSIZE,
+        /** A newer epoch (or the same one, written by another writer) is there: not written. */
+        SUPERSEDED,
+        /** Failed for now (I/O, timeout, 5xx, 408, 429, conflicts that did not resolve): {@link #offer} retries it. */
+        FAILED,
+        /** Refused for good by the API server ({@link PlacementConfigMap.RefusedException}): not retried. */
+        REFUSED
+    }
 
     private final PlacementConfigMap configMap;
     private final String name;
     private final ScheduledExecutorService writer;
     private final int gzipThresholdBytes;
-    /** The latest placement offered and not written yet (null: none). */
-    private final AtomicReference<Placement> pending = new AtomicReference<>();
+    /** The latest placement offered and not written yet (null: none); guarded by this. */
+    private Placement pending;
+    /** Whether {@link #pending} is a failed write waiting for its retry (then a newer offer gives it up); by this. */
+    private boolean pendingFailed;
     /** Failed writes in a row (writer thread): the next retry's pause doubles with each. */
     private int failedInRow;
     private final AtomicLong writes = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
+    private final AtomicLong retries = new AtomicLong();
     private final AtomicLong conflicts = new AtomicLong();
     private final AtomicLong oversize = new AtomicLong();
     private final AtomicLong gzipped = new AtomicLong();
@@ -108,9 +126,24 @@ public final class ConfigMapPublisher implements AutoCloseable {
      * before the write starts (or while it waits to be retried) replaces it, an older one is dropped.
      */
     public void offer(Placement p) {
-        pending.accumulateAndGet(p, (had, offered) -> had != null
-                && Long.compareUnsigned(had.getEpoch(), offered.getEpoch()) > 0 ? had : offered);
+        synchronized (this) {
+            if (pending != null && Long.compareUnsigned(pending.getEpoch(), p.getEpoch()) > 0) {
+                return; // older than the one waiting: never written over it
+            }
+            if (pending != null && pendingFailed) {
+                givenUp(pending, p);
+            }
+            pending = p;
+            pendingFailed = false;
+        }
         submit(0);
+    }
+
+    /** A failed placement will not be written: {@code newer} replaces it. */
+    private void givenUp(Placement failed, Placement newer) {
+        failures.incrementAndGet();
+        log.warn("placement epoch {} not written to ConfigMap {}: epoch {} replaces it before a retry wrote it",
+                failed.getEpoch(), name, newer.getEpoch());
     }
 
     private void submit(long delayNanos) {
@@ -123,23 +156,36 @@ public final class ConfigMapPublisher implements AutoCloseable {
 
     /** Writes the pending placement (writer thread); a failure puts it back, unless a newer one came, and retries. */
     private void writePending() {
-        Placement next = pending.getAndSet(null);
+        Placement next;
+        synchronized (this) {
+            next = pending;
+            pending = null;
+            pendingFailed = false;
+        }
         if (next == null) {
             return;
         }
         if (write(next) != Result.FAILED) {
-            failedInRow = 0;
+            failedInRow = 0; // written, or given up (refused, superseded, oversize): the next epoch starts afresh
             return;
         }
         failedInRow++;
-        if (pending.compareAndSet(null, next)) {
-            long pause = FIRST_RETRY.toNanos() << Math.min(failedInRow - 1, 30);
-            pause = pause <= 0 ? MAX_RETRY.toNanos() : Math.min(pause, MAX_RETRY.toNanos());
-            log.warn("placement epoch {} is tried again on ConfigMap {} in {} ms", next.getEpoch(), name,
-                    TimeUnit.NANOSECONDS.toMillis(pause));
-            submit(pause);
+        synchronized (this) {
+            if (pending != null && Long.compareUnsigned(pending.getEpoch(), next.getEpoch()) >= 0) {
+                // a newer placement was offered meanwhile; its own write is queued and supersedes this one
+                givenUp(next, pending);
+                return;
+            }
+            // (an older one offered meanwhile is dropped: never written over this one)
+            pending = next;
+            pendingFailed = true;
         }
-        // else: a newer placement was offered meanwhile; its own write is queued and supersedes this one
+        retries.incrementAndGet();
+        long pause = FIRST_RETRY.toNanos() << Math.min(failedInRow - 1, 30);
+        pause = pause <= 0 ? MAX_RETRY.toNanos() : Math.min(pause, MAX_RETRY.toNanos());
+        log.warn("placement epoch {} is tried again on ConfigMap {} in {} ms", next.getEpoch(), name,
+                TimeUnit.NANOSECONDS.toMillis(pause));
+        submit(pause);
     }
 
     /** Writes {@code p} now, on the caller's thread. */
@@ -203,10 +249,14 @@ public final class ConfigMapPublisher implements AutoCloseable {
             }
             log.error("placement epoch {} not written to ConfigMap {}: {} conflicting writes in a row", p.getEpoch(),
                     name, ATTEMPTS);
+        } catch (PlacementConfigMap.RefusedException e) {
+            failures.incrementAndGet();
+            log.error("placement epoch {} not written to ConfigMap {}, and not tried again (the next epoch is): {}",
+                    p.getEpoch(), name, e.getMessage());
+            return Result.REFUSED;
         } catch (RuntimeException e) {
             log.error("placement epoch {} not written to ConfigMap {}: {}", p.getEpoch(), name, e.getMessage());
         }
-        failures.incrementAndGet();
         return Result.FAILED;
     }
 
@@ -283,9 +333,18 @@ public final class ConfigMapPublisher implements AutoCloseable {
         return writes.get();
     }
 
-    /** Writes that failed: API errors, conflicts that did not resolve (each retried), or a newer epoch found there. */
+    /**
+     * Placements given up without being written: refused for good by the API server ({@link Result#REFUSED}), a
+     * newer epoch found there ({@link Result#SUPERSEDED}), or a failed write overtaken by a newer placement before a
+     * retry wrote it. Not the oversize ones ({@link #oversize()}), nor those still being retried.
+     */
     public long failures() {
         return failures.get();
+    }
+
+    /** Failed writes tried again later ({@link Result#FAILED} from {@link #offer}'s writes). */
+    public long retries() {
+        return retries.get();
     }
 
     /** 409 Conflicts met (each followed by a fresh read). */

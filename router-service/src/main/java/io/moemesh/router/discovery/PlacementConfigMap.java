@@ -9,7 +9,11 @@ package io.moemesh.router.discovery;
  */
 public interface PlacementConfigMap {
 
-    /** Its current placement (either form) and resourceVersion. */
+    /**
+     * Its current placement (either form) and resourceVersion.
+     *
+     * @throws RefusedException when the API server refuses the read for good (e.g. 403, 404)
+     */
     Stored read();
 
     /**
@@ -18,6 +22,7 @@ public interface PlacementConfigMap {
      * Conflict otherwise), so a reader never sees both forms or neither.
      *
      * @throws ConflictException when another writer changed it since it was read
+     * @throws RefusedException  when the API server refuses the update for good (e.g. 403, 404, 422)
      */
     void replace(Content content, String resourceVersion) throws ConflictException;
 
@@ -50,6 +55,17 @@ public interface PlacementConfigMap {
 
         public boolean isGzip() {
             return gzip != null;
+        }
+    }
+
+    /**
+     * The API server refused the request for good (HTTP 4xx other than 408, 409 and 429: 403 Forbidden, 404 Not Found,
+     * 422 Unprocessable, ...): sending it again fails the same way until someone fixes what the message names (the
+     * Role's rule, the missing ConfigMap, the value), so it is not retried.
+     */
+    final class RefusedException extends RuntimeException {
+        public RefusedException(String message, Throwable cause) {
+            super(message, cause);
         }
     }
 

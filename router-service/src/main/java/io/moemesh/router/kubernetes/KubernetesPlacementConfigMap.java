@@ -13,8 +13,8 @@ import java.util.Map;
  * The placement ConfigMap through the official client: GET it, then PUT it back with the resourceVersion read (the API
  * server answers 409 Conflict when it changed meanwhile). One PUT sets the placement's form and removes the other
  * form's key ({@code data.placement.json} or {@code binaryData.placement.json.gz}), so both change atomically. It is
- * never created (the chart creates it empty and the router's Role allows only get, update and patch on it, by name).
- * Used from one thread (the publisher's).
+ * never created (the chart creates it empty and the router's Role allows only get, update and patch on it, by name),
+ * so a 404, like a 403 or 422, is a {@link RefusedException}: not retried. Used from one thread (the publisher's).
  */
 public final class KubernetesPlacementConfigMap implements PlacementConfigMap {
     private final CoreV1Api api;
@@ -39,7 +39,7 @@ public final class KubernetesPlacementConfigMap implements PlacementConfigMap {
                     binary == null ? null : binary.get(ConfigMapPublisher.GZIP_KEY),
                     cm.getMetadata() == null ? null : cm.getMetadata().getResourceVersion());
         } catch (ApiException e) {
-            throw new IllegalStateException("reading ConfigMap " + namespace + "/" + name + " failed: " + explain(e), e);
+            throw failure("reading", "get", e);
         }
     }
 
@@ -69,17 +69,32 @@ public final class KubernetesPlacementConfigMap implements PlacementConfigMap {
                 throw new ConflictException("ConfigMap " + namespace + "/" + name + " changed since resourceVersion "
                         + resourceVersion, e);
             }
-            throw new IllegalStateException("writing ConfigMap " + namespace + "/" + name + " failed: " + explain(e), e);
+            throw failure("writing", "update", e);
         }
     }
 
-    private static String explain(ApiException e) {
-        return switch (e.getCode()) {
-            case 0 -> e.getMessage();
-            case 404 -> "HTTP 404: it does not exist (the chart creates it; the router only updates it)";
-            case 403 -> "HTTP 403: the router's Role must allow get and update on it";
-            case 422 -> "HTTP 422: the API server refused it (" + e.getResponseBody() + ")";
-            default -> "HTTP " + e.getCode();
+    /**
+     * A {@link RefusedException} for what sending again cannot fix (4xx but 408 Request Timeout, 409 Conflict, 429
+     * Too Many Requests), naming the rule or value to fix; else (no HTTP answer: I/O or timeout; 5xx; 408; 429) an
+     * IllegalStateException, which the publisher retries.
+     */
+    private RuntimeException failure(String doing, String verb, ApiException e) {
+        int code = e.getCode();
+        String what = doing + " ConfigMap " + namespace + "/" + name + " failed: ";
+        if (code < 400 || code >= 500 || code == 408 || code == 409 || code == 429) {
+            return new IllegalStateException(what + (code == 0 ? e.getMessage() : "HTTP " + code), e);
+        }
+        String why = switch (code) {
+            case 401 -> "HTTP 401 Unauthorized: the API server does not accept the router's credentials (its service"
+                    + " account token, or moemesh.router.discovery.api-server's)";
+            case 403 -> "HTTP 403 Forbidden: the router's Role must allow \"" + verb + "\" on configmaps named \""
+                    + name + "\" in namespace " + namespace + " (the chart's router Role: apiGroups [\"\"], resources"
+                    + " [configmaps], resourceNames [" + name + "], verbs [get, update, patch])";
+            case 404 -> "HTTP 404: it does not exist; the router never creates it (the chart does, empty): install the"
+                    + " chart's ConfigMap again (or kubectl create configmap " + name + " -n " + namespace + "), or set"
+                    + " moemesh.router.discovery.config-map to the existing one";
+            default -> "HTTP " + code + ": the API server refused it (" + e.getResponseBody() + ")";
         };
+        return new RefusedException(what + why, e);
     }
 }

@@ -29,8 +29,12 @@ public final class DiscoveryMetrics {
         FunctionCounter.builder("moemesh.router.configmap.writes", publisher, ConfigMapPublisher::writes)
                 .description("Placements written to the placement ConfigMap").register(registry);
         FunctionCounter.builder("moemesh.router.configmap.failures", publisher, ConfigMapPublisher::failures)
-                .description("Placements not written to the ConfigMap (API error, conflicts, a newer epoch there)")
-                .register(registry);
+                .description("Placements given up without being written to the ConfigMap: refused by the API server "
+                        + "(403, 404, 422: not retried), a newer epoch there, or overtaken by a newer placement while "
+                        + "being retried").register(registry);
+        FunctionCounter.builder("moemesh.router.configmap.retries", publisher, ConfigMapPublisher::retries)
+                .description("ConfigMap writes that failed for now (no answer, 5xx, 429, conflicts) and were tried "
+                        + "again").register(registry);
         FunctionCounter.builder("moemesh.router.configmap.conflicts", publisher, ConfigMapPublisher::conflicts)
                 .description("409 Conflicts met writing the ConfigMap (another writer)").register(registry);
         FunctionCounter.builder("moemesh.router.configmap.gzipped", publisher, ConfigMapPublisher::gzipped)

@@ -23,12 +23,15 @@ import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The placement ConfigMap writer through the official client against fabric8's mock API server in CRUD mode, which
@@ -270,26 +273,78 @@ class ConfigMapPublisherTest {
     }
 
     @Test
-    void missingConfigMap_isAFailureNamingIt_neverACrash() {
+    void missingConfigMap_isRefused_namingIt_neverACrash() {
+        // The router never creates it (its Role cannot): a 404 is not retried.
         k8s.configMaps().inNamespace(NS).withName(NAME).delete();
         assertThat(publisher(new KubernetesPlacementConfigMap(client, NS, NAME)).write(placement(1, 2, 4, 8, 1)))
-                .isEqualTo(ConfigMapPublisher.Result.FAILED);
+                .isEqualTo(ConfigMapPublisher.Result.REFUSED);
         assertThat(publisher.failures()).isEqualTo(1);
         assertThat(Map.of("writes", publisher.writes())).containsEntry("writes", 0L);
     }
 
+    static String status(int code) {
+        return "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"code\":" + code + "}";
+    }
+
+    /** The publisher's writer thread, idle: what it ran has finished; returns the delayed tasks (retries) queued. */
+    static int idleWriterQueue(ScheduledThreadPoolExecutor writer) throws Exception {
+        writer.submit(() -> { }).get(15, TimeUnit.SECONDS);
+        return writer.getQueue().size();
+    }
+
+    @ParameterizedTest(name = "HTTP {0}")
+    @ValueSource(ints = {403, 404, 422})
+    void aWriteTheApiServerRefusesForGood_isNotRetried_andTheNextEpochIsWritten(int code) throws Exception {
+        // A Role without "update" (403), a deleted ConfigMap (404), an invalid object (422): trying again every
+        // 30 s would fail the same way forever.
+        server.expect().put().withPath("/api/v1/namespaces/" + NS + "/configmaps/" + NAME)
+                .andReturn(code, status(code)).once();
+        var writer = new ScheduledThreadPoolExecutor(1);
+        publisher = new ConfigMapPublisher(new KubernetesPlacementConfigMap(client, NS, NAME), NS + "/" + NAME, writer);
+        int before = server.getRequestCount();
+
+        publisher.offer(placement(7, 2, 4, 8, 1));
+
+        assertThat(idleWriterQueue(writer)).as("retries queued").isZero();
+        assertThat(server.getRequestCount() - before).as("one GET and one PUT").isEqualTo(2);
+        assertThat(publisher.failures()).isEqualTo(1);
+        assertThat(publisher.retries()).isZero();
+        assertThat(stored()).isNull();
+
+        Placement next = placement(8, 2, 4, 8, 1);
+        publisher.offer(next);
+        assertThat(idleWriterQueue(writer)).isZero();
+        assertThat(PlacementFiles.parse(stored(), "ConfigMap")).isEqualTo(next);
+        assertThat(publisher.writes()).isEqualTo(1);
+        assertThat(publisher.failures()).isEqualTo(1);
+    }
+
     @Test
-    void aWriteTheApiServerFails_isRetried_untilTheEpochIsWritten() {
+    void aWriteTheApiServerFails_isRetried_untilTheEpochIsWritten_countingNoPlacementNotWritten() {
         // The API server answers the first replace with 500: the ConfigMap would stay at an older epoch than the
         // instances serve (a restarted router's floor, a gateway's start) until the next publication.
         server.expect().put().withPath("/api/v1/namespaces/" + NS + "/configmaps/" + NAME)
-                .andReturn(500, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"code\":500}")
-                .once();
+                .andReturn(500, status(500)).once();
         Placement p = placement(7, 2, 4, 8, 1);
         publisher(new KubernetesPlacementConfigMap(client, NS, NAME)).offer(p);
         await().atMost(Duration.ofSeconds(15)).until(() -> stored() != null);
         assertThat(PlacementFiles.parse(stored(), "ConfigMap")).isEqualTo(p);
-        assertThat(publisher.failures()).isEqualTo(1);
         assertThat(publisher.writes()).isEqualTo(1);
+        assertThat(publisher.retries()).isEqualTo(1);
+        assertThat(publisher.failures()).as("placements not written").isZero();
+    }
+
+    @Test
+    void aFailedWrite_overtakenByANewerPlacement_isCountedNotWritten_once() {
+        server.expect().put().withPath("/api/v1/namespaces/" + NS + "/configmaps/" + NAME)
+                .andReturn(503, status(503)).times(2);
+        publisher(new KubernetesPlacementConfigMap(client, NS, NAME)).offer(placement(7, 2, 4, 8, 1));
+        await().atMost(Duration.ofSeconds(15)).until(() -> publisher.retries() >= 1);
+        Placement newer = placement(8, 2, 4, 8, 1);
+        publisher.offer(newer);
+        await().atMost(Duration.ofSeconds(15)).until(() -> stored() != null);
+        assertThat(PlacementFiles.parse(stored(), "ConfigMap")).isEqualTo(newer);
+        assertThat(publisher.writes()).isEqualTo(1);
+        assertThat(publisher.failures()).as("epoch 7, given up for epoch 8").isEqualTo(1);
     }
 }
