@@ -292,8 +292,12 @@ public class GatewayConfiguration {
                 .description("engine time spent blocked waiting for expert results").register(meters);
         FunctionCounter.builder("moemesh_gateway_expert_awaits", waits, ExpertWaits::calls)
                 .description("expert calls awaited by the engine (one per micro-batch per MoE layer)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_engine_steps", loop, EngineLoop::steps)
+                .description("engine steps that did work (idle passes not counted)").register(meters);
         Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
+        Gauge.builder("moemesh_gateway_kv_blocks_total", cache, PrefixCachingKvCache::totalBlocks)
+                .description("KV blocks of the gateway's pool").register(meters);
         // Held by running sequences (a shared block once); cached blocks are reclaimable, so they are not "used".
         Gauge.builder("moemesh_gateway_kv_blocks_used", cache, PrefixCachingKvCache::usedBlocks).register(meters);
         Gauge.builder("moemesh_gateway_kv_blocks_remote", cache, PrefixCachingKvCache::remoteBlocks)

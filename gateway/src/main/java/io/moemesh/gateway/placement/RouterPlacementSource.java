@@ -127,8 +127,8 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
 
     /**
      * The newest epoch the router sent that does not fit the model, while no epoch at least as new was taken from the
-     * router or the placement file: the router has moved on to it, so the epoch in force is answered only until the
-     * instances drain it.
+     * placement file and none was taken from the router since: the router has moved on to it, so the epoch in force
+     * is answered only until the instances drain it.
      */
     @Override
     public Optional<String> unapplied() {
@@ -255,6 +255,9 @@ public final class RouterPlacementSource implements PlacementSource, AutoCloseab
             return;
         }
         fromRouter = table;
+        // Taken after a rejected one: the router has moved on, even to a lower number (a router that lost its state
+        // and its ConfigMap write of the rejected epoch deals again from below it).
+        newestRejected = null;
         log.info("router {}: placement epoch {} received ({} instances); applied at the next step boundary", endpoint,
                 epoch, p.getInstancesCount());
         onNewPlacement.run();

@@ -43,6 +43,8 @@ public final class EngineLoop implements AutoCloseable {
     private final Thread thread;
     private volatile boolean running = true;
     private volatile long lastProgressNanos = System.nanoTime();
+    /** Steps that did work; written by the engine thread only. */
+    private volatile long steps;
     private final Object idle = new Object();
     /**
      * Sequences submitted and not yet ended (onFinish / onError returned): one count, kept at submit and at the end,
@@ -265,6 +267,11 @@ public final class EngineLoop implements AutoCloseable {
     }
 
     /** {@link System#nanoTime()} when the loop last finished a pass (a step, or an idle wait). */
+    /** Steps the engine has run that did work (idle passes not counted). */
+    public long steps() {
+        return steps;
+    }
+
     public long lastProgressNanos() {
         return lastProgressNanos;
     }
@@ -312,6 +319,7 @@ public final class EngineLoop implements AutoCloseable {
                 atStepBoundary.run();
                 long start = System.nanoTime();
                 if (step()) {
+                    steps++;
                     afterStep.accept(System.nanoTime() - start);
                 } else {
                     synchronized (idle) {

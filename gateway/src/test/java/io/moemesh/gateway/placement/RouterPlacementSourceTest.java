@@ -120,6 +120,24 @@ class RouterPlacementSourceTest {
         assertThat(source.unapplied()).isEmpty();
     }
 
+    /**
+     * A router that lost its state (and its ConfigMap write of the epoch the gateway rejected) deals again from below
+     * that epoch: the lower epoch it then publishes is taken, and the gateway is ready on it.
+     */
+    @Test
+    void epochTakenAfterARejectedHigherOne_clearsTheRejection() {
+        follow(null);
+        router.publish(placement(1, 2, LAYERS));
+        await().atMost(WAIT).until(() -> served() == 1);
+        router.publish(placement(3, 2, LAYERS + 3));
+        await().atMost(WAIT).until(() -> source.rejected() == 1);
+        assertThat(source.unapplied()).hasValueSatisfying(why -> assertThat(why).startsWith("placement epoch 3 "));
+
+        router.publish(placement(2, 3, LAYERS));
+        await().atMost(WAIT).until(() -> served() == 2);
+        assertThat(source.unapplied()).isEmpty();
+    }
+
     @Test
     void routerRestartedOnTheSamePort_isReconnectedWithTheKnownEpoch_andNewerEpochsArrive() {
         follow(null);

@@ -84,8 +84,8 @@ public final class ServedModels implements AutoCloseable {
                 int moved = m.store().demoteAll();
                 long left = m.store().dram().blockCount();
                 m.ssd().sync();
-                log.info("model {}: {} DRAM blocks written to the SSD tier ({} it could not take are lost), segments "
-                        + "forced; {} blocks on SSD", m.name(), moved, left, m.ssd().blockCount());
+                log.info("model {}: {} DRAM blocks written to the SSD tier ({} it could not take are lost, but for "
+                        + "those promoted from it whose record is kept), segments forced; {} blocks on SSD", m.name(), moved, left, m.ssd().blockCount());
             } catch (RuntimeException e) {
                 log.error("model {}: persisting the DRAM blocks at shutdown failed", m.name(), e);
             } finally {

@@ -214,8 +214,10 @@ public final class SsdTier implements KvTier {
             counters.bytesWritten.add(stride);
             if (superseded != null) {
                 // The record kept since the block's promotion (a demotion writes the block anew): tombstoned after
-                // the new one is appended, on its schedule, so a crash keeps one of the two, and before the new one
-                // can be evicted, so that eviction cannot bring the old one back.
+                // the new one is appended, so a kill -9 keeps one of the two (both are in the page cache), and before
+                // the new one can be evicted, so that eviction cannot bring the old one back. Forced on the fsync
+                // schedule, tombstone files first: a power loss within the interval can lose both, as it loses the
+                // interval's other records.
                 tombstones.write(List.of(superseded));
             }
             return PutResult.STORED;
