@@ -296,7 +296,7 @@ public class GatewayConfiguration {
                 .description("engine steps that did work (idle passes not counted)").register(meters);
         Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
-        Gauge.builder("moemesh_gateway_kv_blocks_total", cache, PrefixCachingKvCache::totalBlocks)
+        Gauge.builder("moemesh_gateway_kv_blocks_capacity", cache, PrefixCachingKvCache::totalBlocks)
                 .description("KV blocks of the gateway's pool").register(meters);
         // Held by running sequences (a shared block once); cached blocks are reclaimable, so they are not "used".
         Gauge.builder("moemesh_gateway_kv_blocks_used", cache, PrefixCachingKvCache::usedBlocks).register(meters);

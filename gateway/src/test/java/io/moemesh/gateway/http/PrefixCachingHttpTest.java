@@ -154,7 +154,7 @@ class PrefixCachingHttpTest {
         // once the engine has released the finished sequence, its blocks are cached or free, none is used
         await().atMost(Duration.ofSeconds(30)).until(() -> metric("moemesh_gateway_kv_blocks_used") == 0);
         assertThat(metric("moemesh_gateway_kv_blocks_cached")).isGreaterThanOrEqualTo(hit.cached() / 16);
-        assertThat(metric("moemesh_gateway_kv_blocks_total")).as("the pool the documented free = total - used - "
+        assertThat(metric("moemesh_gateway_kv_blocks_capacity")).as("the pool the documented free = total - used - "
                 + "cached is read from").isGreaterThanOrEqualTo(metric("moemesh_gateway_kv_blocks_cached")).isPositive();
         assertThat(metric("moemesh_gateway_engine_steps_total")).as("two requests ran steps").isGreaterThanOrEqualTo(2);
     }
