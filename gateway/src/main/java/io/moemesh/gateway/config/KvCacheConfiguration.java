@@ -85,15 +85,17 @@ public class KvCacheConfiguration {
             return null;
         }
         KvCacheProperties k = p.kvcache();
-        WriteBack w = new WriteBack(client.get(), k.writeBackQueueBlocks(), k.putTimeout(), k.rememberedBlocks(),
-                k.drainTimeout());
+        // Swap-outs' and offloads' writes are copies of blocks the pool holds: bounded by its size, not the queue's.
+        WriteBack w = new WriteBack(client.get(), k.writeBackQueueBlocks(), cache.totalBlocks(), k.putTimeout(),
+                k.rememberedBlocks(), k.drainTimeout());
         cache.setBlockSink(w);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_blocks", w, WriteBack::writtenBlocks)
                 .description("KV blocks written back to the kvcache-service (stored or already there)").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_bytes", w, WriteBack::writtenBytes)
                 .description("payload bytes of those blocks").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_dropped_blocks", w, WriteBack::droppedBlocks)
-                .description("KV blocks not written back: the queue (write-back-queue-blocks) was full").register(meters);
+                .description("KV blocks not written back for want of room: the queue (write-back-queue-blocks) "
+                        + "was full, or a swap-out's past the KV pool's size of queued swap-out and offload blocks").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_failed_blocks", w, WriteBack::failedBlocks)
                 .description("KV blocks whose Put failed or timed out").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_declined_blocks", w, WriteBack::declinedBlocks)

@@ -24,8 +24,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                           the service (Lookup and Get; for a resume, its swap-out's writes too) before it computes
  *                           them instead: > 0, default 2s
  * @param minFetchBlocks     fewest missing full blocks worth a round trip to the service: >= 1, default 1
- * @param writeBackQueueBlocks blocks waiting to be written back at most: >= 1, default 256; beyond it a block is
- *                           dropped (counted in {@code moemesh_gateway_kvcache_writeback_dropped_blocks_total})
+ * @param writeBackQueueBlocks finished and evicted blocks waiting to be written back at most: >= 1, default 256;
+ *                           beyond it a block is dropped (counted in {@code
+ *                           moemesh_gateway_kvcache_writeback_dropped_blocks_total}); swap-outs' and offloads' blocks
+ *                           are not bounded by it (the KV pool's size bounds them: {@code WriteBack})
  * @param putTimeout         deadline of one Put stream (up to 16 blocks): > 0, default 10s
  * @param rememberedBlocks   block hashes remembered as stored by the service (not sent again) with the CRC32C of
  *                           their payload (checked when fetched back): >= 1, default 65536

@@ -43,12 +43,14 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Offload</b> (a gateway thread, never the engine's): the blocks go through the {@link WriteBack} queue
  * ahead of everything else ({@link WriteBack#writeFirst}; blocks it already stored are not sent again), marked
- * {@code pin_next} so the service's admission policy does not decline them, then one {@code Pin} for them all. Any
- * block not stored (no space, Put failed) or not pinned, a service that is down, or more than {@code
- * offloadTimeout}: the offload reports false and the sequence stays local for good (no
- * failure, no retry against a failing service; it ends with finish reason length where the local pool ends, see
- * {@link #positions}); what it pinned is unpinned at once, or, when the Pin answered only
- * after the timeout, with the sequence's other pins when it ends.
+ * {@code pin_next} so the service's admission policy does not decline them, then one {@code Pin} for them all.
+ * Blocks that Pin finds not stored (the write-back remembered them stored, but the service evicted or lost them
+ * since) are forgotten by the write-back, sent again and pinned by a second Pin, once. Any block not stored (no
+ * space, Put failed) or still not pinned, a service that is down, or more than {@code offloadTimeout}: the offload
+ * reports false and the sequence stays local for good (no failure, no more retries against a failing service; it
+ * ends with finish reason length where the local pool ends, see {@link #positions}); what it pinned is unpinned at
+ * once, or, when a Pin answered only after the timeout, with the sequence's other pins when it ends, and its blocks
+ * still queued for writing are withdrawn ({@link WriteBack#withdraw}).
  *
  * <p>Each Pin carries a fresh random pin id and every release is an Unpin of that id, which releases exactly what
  * that Pin pinned, also after a Pin that failed on this side ({@link OffloadPins}: why, and how a service that
@@ -153,12 +155,13 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         CompletableFuture<Boolean> done;
         try {
             // pin_next: pinned right after, so the service's admission policy may not decline them.
-            done = writeBack.writeFirst(blocks, hashes, true).thenApplyAsync(x -> pin(p, hashes), pins);
+            done = writeBack.writeFirst(blocks, hashes, true)
+                    .thenComposeAsync(x -> pin(p, blocks, hashes), pins);
         } catch (RuntimeException e) {
             done = CompletableFuture.failedFuture(e);
         }
         CompletableFuture<Boolean> settled = done.orTimeout(offloadTimeout.toNanos(), TimeUnit.NANOSECONDS)
-                .handle((ok, e) -> settle(seqId, p, blocks.size(), ok, e));
+                .handle((ok, e) -> settle(seqId, p, hashes, ok, e));
         // A prompt longer than the pool waits, with nothing else to run, for this offload to move its remote prefix
         // on (StepScheduler's next chunk): wake the loop rather than let it sleep out its idle poll.
         settled.whenComplete((ok, e) -> wakeUp.run());
@@ -166,11 +169,13 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     }
 
     /** Counts an offload's outcome; a failed one caps its sequence by the local pool from now on. */
-    private boolean settle(long seqId, Pinned p, int blocks, Boolean ok, Throwable e) {
+    private boolean settle(long seqId, Pinned p, List<BlockHash> hashes, Boolean ok, Throwable e) {
         if (e != null || !ok) {
             offloadFailures.incrementAndGet();
-            log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", blocks, seqId,
+            log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", hashes.size(), seqId,
                     client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
+            // Its copies still queued (past the timeout) are of no use to it now: freed, not left to pile up.
+            writeBack.withdraw(hashes);
             // Still the sequence's own pins (not a released one's): from now on it is capped by the local pool.
             if (pinned.get(seqId) == p) {
                 p.failed = true;
@@ -179,9 +184,9 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
             return false;
         }
         synchronized (p) {
-            p.remote += blocks;
+            p.remote += hashes.size();
         }
-        offloadedBlocks.addAndGet(blocks);
+        offloadedBlocks.addAndGet(hashes.size());
         return true;
     }
 
@@ -190,24 +195,96 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         this.wakeUp = wakeUp;
     }
 
-    /** On the pin thread: every block stored (acknowledged to the write-back), then pinned for the sequence. */
-    private boolean pin(Pinned p, List<BlockHash> hashes) {
+    /**
+     * On the pin thread: every block stored (acknowledged to the write-back), then pinned for the sequence. Blocks
+     * the Pin finds not stored, though the write-back remembered them stored (the service evicted them since, lost
+     * them in a restart, or they were never re-sent because of that memory), are forgotten there ({@link
+     * WriteBack#notStored}), sent again and pinned by a second Pin, once; the first Pin's pins are held meanwhile.
+     */
+    private CompletableFuture<Boolean> pin(Pinned p, List<BlockContents> blocks, List<BlockHash> hashes) {
+        if (!allStored(hashes)) {
+            return CompletableFuture.completedFuture(false);
+        }
+        OffloadPins.Answer a = offloadPins.pin(hashes); // a failure was released (by its id) before it is thrown
+        List<BlockContents> missing = new ArrayList<>();
+        for (int i = 0; i < hashes.size(); i++) {
+            if (!a.pinned().get(i)) {
+                writeBack.notStored(hashes.get(i));
+                missing.add(blocks.get(i));
+            }
+        }
+        if (missing.isEmpty()) {
+            return CompletableFuture.completedFuture(keep(p, hashes, List.of(a.taken())));
+        }
+        boolean closed;
+        synchronized (p) {
+            closed = p.closed;
+        }
+        if (closed) {
+            offloadPins.release(a.taken());
+            return CompletableFuture.completedFuture(false);
+        }
+        log.debug("{} of {} KV blocks of an offload were gone from {}: sent again", missing.size(), hashes.size(),
+                client.endpoint());
+        List<BlockHash> again = missing.stream().map(BlockContents::hash).toList();
+        CompletableFuture<Boolean> second;
+        try {
+            second = writeBack.writeFirst(missing, again, true).thenApplyAsync(x -> pinAgain(p, hashes, again,
+                    a.taken()), pins);
+        } catch (RuntimeException e) {
+            offloadPins.release(a.taken());
+            throw e;
+        }
+        return second;
+    }
+
+    /** The second and last Pin of an offload, of the blocks sent again; releases the first Pin's pins on failure. */
+    private boolean pinAgain(Pinned p, List<BlockHash> hashes, List<BlockHash> again, OffloadPins.Taken first) {
+        OffloadPins.Answer b;
+        try {
+            if (!allStored(again)) {
+                offloadPins.release(first);
+                return false;
+            }
+            b = offloadPins.pin(again);
+        } catch (RuntimeException e) {
+            offloadPins.release(first);
+            throw e;
+        }
+        for (int i = 0; i < again.size(); i++) {
+            if (!b.pinned().get(i)) {
+                writeBack.notStored(again.get(i));
+            }
+        }
+        if (b.pinned().contains(false)) {
+            offloadPins.release(first);
+            offloadPins.release(b.taken());
+            return false;
+        }
+        return keep(p, hashes, List.of(first, b.taken()));
+    }
+
+    private boolean allStored(List<BlockHash> hashes) {
         for (BlockHash h : hashes) {
             if (!writeBack.stored(h)) {
                 return false;
             }
         }
-        OffloadPins.Answer a = offloadPins.pin(hashes); // a failure was released (by its id) before it is thrown
+        return true;
+    }
+
+    /** The offload's Pins pinned every block: they are the sequence's, unless it was released meanwhile. */
+    private boolean keep(Pinned p, List<BlockHash> hashes, List<OffloadPins.Taken> taken) {
         boolean keep;
         synchronized (p) {
-            keep = !p.closed && !a.pinned().contains(false);
+            keep = !p.closed;
             if (keep) {
                 p.chain.addAll(hashes);
-                p.taken.add(a.taken());
+                p.taken.addAll(taken);
             }
         }
         if (!keep) {
-            offloadPins.release(a.taken());
+            taken.forEach(offloadPins::release);
         }
         return keep;
     }

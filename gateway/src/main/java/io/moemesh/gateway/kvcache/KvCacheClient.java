@@ -167,15 +167,37 @@ public final class KvCacheClient implements AutoCloseable {
     }
 
     /**
+     * A fetched run.
+     *
+     * @param blocks the payloads of the leading run of the hashes asked for that the service returned, block 0 first
+     * @param bad    why the block after them broke the contract (which ended the run there), or null: the run ended
+     *               with every block asked for, or at one the service did not return (a miss)
+     */
+    public record Fetch(List<byte[]> blocks, String bad) {
+    }
+
+    /**
      * The payloads of the leading run of {@code hashes} the service returns, in order: it stops at the first block
      * not found. A block whose chunks break the contract ends the run too (the blocks before it are returned;
-     * {@link BadBlockException} when it is the first). The replies are parsed by {@link KvGetWire}'s marshaller
-     * straight from gRPC's buffers into the block arrays, on the transport thread that received them, and checked by
-     * {@link GetBlocks#call}. With local reads on, a {@code Locate} first, the SSD blocks read from the service's
-     * segment files and checked as the service checks them, the rest through Get ({@link LocalRestore}): the same
-     * answer.
+     * {@link BadBlockException} when it is the first). As {@link #fetch}.
      */
     public List<byte[]> get(List<BlockHash> hashes, Duration deadline) {
+        Fetch f = fetch(hashes, deadline);
+        if (f.bad() != null && f.blocks().isEmpty()) {
+            throw new BadBlockException(f.bad());
+        }
+        return f.blocks();
+    }
+
+    /**
+     * The leading run of {@code hashes} the service returns, in order, and whether it ended at a block that broke
+     * the contract ({@link Fetch#bad}, also after good blocks, which are kept). The replies are parsed by {@link
+     * KvGetWire}'s marshaller straight from gRPC's buffers into the block arrays, on the transport thread that
+     * received them, and checked by {@link GetBlocks#run}. With local reads on, a {@code Locate} first, the SSD
+     * blocks read from the service's segment files and checked as the service checks them, the rest through Get
+     * ({@link LocalRestore}): the same answer.
+     */
+    public Fetch fetch(List<BlockHash> hashes, Duration deadline) {
         reconnectIfDown();
         int size = payload.bytes();
         CallOptions options = CallOptions.DEFAULT.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
@@ -186,7 +208,7 @@ public final class KvCacheClient implements AutoCloseable {
                             hashes.stream().map(BlockHash::bytes).toList(), size, localReader);
                     localReadBlocks.addAndGet(r.localBlocks());
                     localReadFailures.addAndGet(r.failedReads());
-                    return r.blocks();
+                    return new Fetch(r.blocks(), r.bad() == null ? null : r.bad().getMessage());
                 } catch (StatusRuntimeException e) {
                     if (!LocalRestore.isRefusal(e)) {
                         throw e;
@@ -202,9 +224,11 @@ public final class KvCacheClient implements AutoCloseable {
             }
             // Read on the transport thread as the replies arrive (no hand-off per message); cancelled once the run
             // ends, so the service stops sending when we stopped reading early.
-            return GetBlocks.call(channel, getMethod, options, req.build(), hashes.size(), size);
+            GetBlocks.Run r = GetBlocks.run(channel, getMethod, options, req.build(), hashes.size(), size);
+            return new Fetch(r.blocks(), r.bad() == null ? null : r.bad().getMessage());
         } catch (GetBlocks.BadReplyException e) {
-            throw new BadBlockException(e.getMessage());
+            // LocalRestore: the run's first block, through Get, broke the contract.
+            return new Fetch(List.of(), e.getMessage());
         }
     }
 

@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -30,7 +31,10 @@ import org.slf4j.LoggerFactory;
  * payload size checked, and the CRC32C compared for blocks this gateway wrote, {@link WriteBack#heldOtherBytes}), and the
  * sequence is admitted: the cache, as the prefix source, finds them like its own, so {@code cached_tokens} counts
  * local and fetched tokens alike. A fetch that fails, times out or returns a bad block just brings fewer blocks (the
- * rest is computed: same tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip.
+ * rest is computed: same tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip. A block
+ * the write-back remembers as stored but the Lookup or Get stops at, or whose bytes are not the ones this gateway
+ * stored (another writer's copy after the service lost ours), is forgotten by the write-back ({@link
+ * WriteBack#notStored}): it is sent again when next offered, and checked no more against our old checksum.
  *
  * <p><b>Fetch budget</b>: a fetched run is held decoded (a block's payload in floats) until its sequence is admitted,
  * which may be many steps away when the pool is full, and every waiting sequence asks in one step. So the blocks of
@@ -43,11 +47,17 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Preemption</b> ({@link PreemptionPolicy}): {@code recompute} and {@code swap} force either; {@code auto}
  * swaps out when restoring the sequence's full blocks is predicted faster than recomputing them, from the measured
- * restore bandwidth and prefill throughput ({@link TransferRates}; recompute until both are measured). A swap-out
- * queues the sequence's blocks that the service does not have ahead of all other write-backs; on resume the
- * admission path above waits for those writes to settle and restores the blocks the local cache lost meanwhile
- * (once the pool has room for the whole context: a restore into a full pool would be evicted again before the
- * sequence is admitted). A sequence preempted for recompute resumes from the local cache only.
+ * restore bandwidth and prefill throughput ({@link TransferRates}; recompute until both are measured). Every fetch
+ * is a sample of the restore bandwidth, timed from when it was asked for (a resume's wait for its swap-out's writes
+ * included); one that failed or timed out is a sample of what it cost, at least {@code fetchTimeout} plus
+ * recomputing its blocks anyway ({@link TransferRates#restoreFailed}), so a service that slows down turns {@code
+ * auto} to recompute. A swap-out queues the sequence's blocks that the service does not have (as far as the
+ * write-back knows) ahead of all other write-backs, as many as its bound for priority writes leaves room for ({@link
+ * WriteBack#swapOutFilter}); on resume the admission path above waits for those writes to settle and restores the
+ * blocks the local cache lost meanwhile (once the pool has room for the whole context: a restore into a full pool
+ * would be evicted again before the sequence is admitted). A sequence preempted for recompute resumes the same way,
+ * without writes to wait for: what the local cache lost and the service has (written back when evicted, or
+ * offloaded for {@code Attend}) is fetched, the rest recomputed.
  *
  * <p>Engine-thread methods ({@link #ready}, {@link #forget}, {@link #choose}, {@link #swapOut}) never block; the
  * counters may be read from any thread.
@@ -75,7 +85,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     private final ExecutorService fetchers;
     private volatile Runnable wakeUp = () -> { };
     /** Engine thread only. */
-    private final Map<Long, CompletableFuture<Fetched>> fetching = new HashMap<>();
+    private final Map<Long, Pending> fetching = new HashMap<>();
     private final Map<Long, CompletableFuture<Void>> swappedOut = new HashMap<>();
     /** Engine thread only: blocks each started, not yet imported fetch may bring (the fetch budget's share). */
     private final Map<Long, Integer> reserved = new HashMap<>();
@@ -89,8 +99,15 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     private final AtomicLong restores = new AtomicLong();
     private final AtomicLong restoredBlocks = new AtomicLong();
 
-    /** Blocks fetched for one sequence, block 0 of the run first; {@code failed}: the fetch ended early. */
-    record Fetched(List<BlockContents> blocks, boolean failed) {
+    /**
+     * Blocks fetched for one sequence, block 0 of the run first; {@code failed}: the fetch ended early; {@code bytes}:
+     * the payload bytes it moved.
+     */
+    record Fetched(List<BlockContents> blocks, boolean failed, long bytes) {
+    }
+
+    /** A fetch started: its outcome, and whether it restores a swapped-out sequence (counted in {@link #restores}). */
+    private record Pending(CompletableFuture<Fetched> future, boolean swapped) {
     }
 
     /**
@@ -125,12 +142,9 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
 
     @Override
     public boolean ready(long seqId, int[] context, String tenant, boolean again) {
-        CompletableFuture<Fetched> f = fetching.get(seqId);
+        Pending f = fetching.get(seqId);
         if (f == null) {
             CompletableFuture<Void> written = swappedOut.get(seqId);
-            if (again && written == null) {
-                return true; // preempted for recompute: the local cache only
-            }
             int b = cache.blockTokens();
             if (again && cache.freeBlocks() + cache.cachedBlocks() < (context.length + b - 1) / b) {
                 // No room to resume yet: a restore now would be evicted again before the admission that follows.
@@ -146,17 +160,18 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
                 return true; // over the fetch budget: computing these blocks gives the same tokens
             }
             swappedOut.remove(seqId);
-            f = start(written, chain, local, Arrays.copyOf(context, full * b), tenant, again);
+            f = new Pending(start(written, chain, local, Arrays.copyOf(context, full * b), tenant),
+                    again && written != null);
             fetching.put(seqId, f);
             reserve(seqId, full - local);
             return false;
         }
-        if (!f.isDone()) {
+        if (!f.future().isDone()) {
             return false;
         }
         fetching.remove(seqId);
         unreserve(seqId);
-        importFetched(f, again);
+        importFetched(f.future(), f.swapped());
         return true;
     }
 
@@ -184,33 +199,60 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     }
 
     private CompletableFuture<Fetched> start(CompletableFuture<Void> written, List<BlockHash> chain, int local,
-                                             int[] tokens, String tenant, boolean again) {
-        long deadline = System.nanoTime() + fetchTimeout.toNanos();
+                                             int[] tokens, String tenant) {
+        long asked = System.nanoTime();
+        long deadline = asked + fetchTimeout.toNanos();
         CompletableFuture<Void> before = written == null ? CompletableFuture.completedFuture(null)
                 : written.exceptionally(e -> null);
         CompletableFuture<Fetched> f = before.thenApplyAsync(x -> fetch(chain, local, tokens, tenant, deadline), fetchers)
                 .orTimeout(fetchTimeout.toNanos(), TimeUnit.NANOSECONDS);
-        f.whenComplete((r, e) -> wakeUp.run());
+        int wanted = chain.size() - local;
+        f.whenComplete((r, e) -> {
+            measured(r, e, wanted, System.nanoTime() - asked);
+            wakeUp.run();
+        });
         fetches.incrementAndGet();
         return f;
+    }
+
+    /**
+     * A fetch of {@code wanted} blocks ended after {@code nanos} (from when it was asked for): a sample of the restore
+     * bandwidth. One that moved blocks is their bytes over that time; one that failed, timed out or brought nothing
+     * though the service had blocks is the penalty of {@link TransferRates#restoreFailed} (its time, at least the
+     * fetch timeout, plus recomputing the blocks), else a service that slowed down would keep {@code auto} swapping
+     * at its last fast rate. A fetch forgotten (cancelled) or that found too few blocks to ask for is no sample.
+     */
+    private void measured(Fetched r, Throwable e, int wanted, long nanos) {
+        if (e instanceof CancellationException) {
+            return;
+        }
+        if (e == null && r.bytes() > 0) {
+            rates.restored(r.bytes(), nanos);
+        } else if (e != null || r.failed()) {
+            rates.restoreFailed((long) wanted * client.payload().bytes(), (long) wanted * cache.blockTokens(),
+                    Math.max(nanos, fetchTimeout.toNanos()));
+        }
     }
 
     /** On a fetch thread: Lookup then Get of the run after the local blocks, each block checked. */
     private Fetched fetch(List<BlockHash> chain, int local, int[] tokens, String tenant, long deadline) {
         List<BlockHash> rest = chain.subList(local, chain.size());
-        long start = System.nanoTime();
         int present = client.lookup(rest, remaining(deadline));
-        if (present < minFetchBlocks) {
-            return new Fetched(List.of(), false);
+        if (present < rest.size()) {
+            notStored(rest.get(present)); // the Lookup stopped there: the service does not have it
         }
-        List<byte[]> payloads;
+        if (present < minFetchBlocks) {
+            return new Fetched(List.of(), false, 0);
+        }
+        KvCacheClient.Fetch got = client.fetch(rest.subList(0, present), remaining(deadline));
+        List<byte[]> payloads = got.blocks();
         boolean failed = false;
-        try {
-            payloads = client.get(rest.subList(0, present), remaining(deadline));
-        } catch (KvCacheClient.BadBlockException e) {
+        if (got.bad() != null) {
             badBlocks.incrementAndGet();
-            log.debug("KV fetch from {}: {}", client.endpoint(), e.getMessage());
-            return new Fetched(List.of(), true);
+            failed = true;
+            log.debug("KV fetch from {}: {}", client.endpoint(), got.bad());
+        } else if (payloads.size() < present) {
+            notStored(rest.get(payloads.size())); // a miss: gone since the Lookup
         }
         int b = cache.blockTokens();
         List<BlockContents> blocks = new ArrayList<>(payloads.size());
@@ -221,6 +263,9 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             byte[] p = payloads.get(i);
             if (writeBack != null && writeBack.heldOtherBytes(h, p)) {
                 badBlocks.incrementAndGet();
+                // Corrupted, or (the service lost our copy) another writer's: either way not ours any more, so
+                // its checksum is forgotten and the block refused once, not on every fetch from now on.
+                notStored(h);
                 log.warn("KV block {} from {} does not hold the bytes this gateway stored: it and the blocks after it "
                         + "are recomputed", h, client.endpoint());
                 failed = true;
@@ -231,8 +276,13 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
                     Arrays.copyOfRange(tokens, at * b, (at + 1) * b), tenant, at, kv[0], kv[1]));
             bytes += p.length;
         }
-        rates.restored(bytes, System.nanoTime() - start);
-        return new Fetched(blocks, failed || payloads.size() < present);
+        return new Fetched(blocks, failed || payloads.size() < present, bytes);
+    }
+
+    private void notStored(BlockHash h) {
+        if (writeBack != null) {
+            writeBack.notStored(h);
+        }
     }
 
     private static Duration remaining(long deadline) {
@@ -240,7 +290,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     }
 
     /** Engine thread: the fetch ended; whatever arrived intact joins the local cache. */
-    private void importFetched(CompletableFuture<Fetched> f, boolean again) {
+    private void importFetched(CompletableFuture<Fetched> f, boolean swapped) {
         Fetched r;
         try {
             r = f.join();
@@ -262,7 +312,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             cache.importBlocks(r.blocks());
             long n = cache.importedBlocks() - before;
             fetchedBlocks.addAndGet(n);
-            if (again && n > 0) {
+            if (swapped && n > 0) {
                 restores.incrementAndGet();
                 restoredBlocks.addAndGet(n);
             }
@@ -275,9 +325,9 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
 
     @Override
     public void forget(long seqId) {
-        CompletableFuture<Fetched> f = fetching.remove(seqId);
+        Pending f = fetching.remove(seqId);
         if (f != null) {
-            f.cancel(false);
+            f.future().cancel(false);
         }
         unreserve(seqId);
         swappedOut.remove(seqId);
@@ -302,7 +352,8 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     @Override
     public void swapOut(long seqId, int[] tokens, String tenant) {
         List<BlockHash> chain = cache.prefixChain(tokens, tenant, tokens.length / cache.blockTokens());
-        List<BlockContents> copies = cache.copyHeldBlocks(seqId, writeBack::wants);
+        // Only blocks that will be queued are copied: those the service lacks, within the priority writes' bound.
+        List<BlockContents> copies = cache.copyHeldBlocks(seqId, writeBack.swapOutFilter());
         swappedOut.put(seqId, writeBack.writeFirst(copies, chain));
         swapOuts.incrementAndGet();
     }

@@ -5,7 +5,9 @@ package io.moemesh.gateway.kvcache;
  * on resume) or recomputed: restore bandwidth of the service's {@code Lookup} + {@code Get} (bytes per second, the
  * call's fixed costs included, so small restores are judged slow as they are) and the engine's prefill throughput
  * (prefill tokens per second of the steps that had any). Each an exponentially weighted moving average
- * ({@link #WEIGHT} for the newest sample); 0 until measured. Thread-safe.
+ * ({@link #WEIGHT} for the newest sample); 0 until measured. A restore that failed or timed out is a sample too
+ * ({@link #restoreFailed}), below what recomputing costs, so a service that slowed down is no longer chosen at the rate
+ * it had when it was fast. Thread-safe.
  */
 public final class TransferRates {
     /** Weight of the newest sample in each average. */
@@ -19,6 +21,22 @@ public final class TransferRates {
         if (bytes > 0 && nanos > 0) {
             restoreBytesPerSecond = ewma(restoreBytesPerSecond, bytes * 1e9 / nanos);
         }
+    }
+
+    /**
+     * A fetch that was to move {@code bytes} of block payload ({@code tokens} positions) failed, timed out or brought
+     * nothing after {@code nanos} (the caller passes at least its timeout). What it cost is that time and then the
+     * recompute of the positions anyway, so it is sampled as the bandwidth that would have cost as much: {@code bytes}
+     * over {@code nanos} plus {@code tokens} at the measured prefill rate. Restoring at that rate is predicted slower
+     * than recomputing, by construction: repeated failures pull the average below that (each closes {@link #WEIGHT}
+     * of the gap) and turn {@link #restoreFaster} false; working fetches pull it back up.
+     */
+    public synchronized void restoreFailed(long bytes, long tokens, long nanos) {
+        if (bytes <= 0 || nanos <= 0) {
+            return;
+        }
+        double recompute = prefillTokensPerSecond > 0 ? tokens * 1e9 / prefillTokensPerSecond : 0;
+        restoreBytesPerSecond = ewma(restoreBytesPerSecond, bytes * 1e9 / (nanos + recompute));
     }
 
     /** A step with {@code prefillTokens} prompt (or recomputation) tokens took {@code nanos}. */

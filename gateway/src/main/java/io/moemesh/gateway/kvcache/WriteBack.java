@@ -17,15 +17,17 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Predicate;
 import java.util.zip.CRC32C;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Asynchronous write-back of the gateway's KV blocks to the kvcache-service: the {@link BlockSink} of the
- * gateway's prefix cache. The engine thread only copies a block and queues it ({@link #accept}, never blocking: a
- * full queue drops the block and counts it); one writer thread encodes queued blocks (the layout transpose,
- * {@link KvPayload}) and stores them in {@code Put} streams of up to {@link #BATCH_BLOCKS} blocks.
+ * gateway's prefix cache. The engine thread only copies a block and queues it ({@link #accept}, never blocking: with
+ * {@code queueBlocks} ordinary blocks queued, {@link #wants} says no, so a block is not even copied, and counts it
+ * dropped); one writer thread encodes queued blocks (the layout transpose, {@link KvPayload}) and stores them in
+ * {@code Put} streams of up to {@link #BATCH_BLOCKS} blocks.
  *
  * <p>It remembers, bounded ({@code remembered} hashes, least recently touched forgotten first), which hashes are
  * queued or stored (acknowledged {@code STORED} or {@code ALREADY_PRESENT}), so a block is not copied or sent twice
@@ -33,9 +35,20 @@ import org.slf4j.LoggerFactory;
  * that payload's int8 round trip (the service's optional int8 SSD storage, {@code moemesh.kvcache.int8}, gives those
  * floats back after a demotion), so a block fetched back can be checked end to end ({@link #heldOtherBytes}). An
  * {@code ALREADY_PRESENT} block keeps the copy that was there, perhaps another gateway's bitwise-different floats:
- * no checksum. A failed, declined or dropped block is forgotten (it may be offered again). Swap-outs and Attend
- * offloads jump the queue ({@link #writeFirst}) and can wait for their blocks to be settled; an offload's blocks are
- * sent with {@code pin_next} ({@link #writeFirst(List, List, boolean)}).
+ * no checksum. A failed, declined or dropped block is forgotten (it may be offered again), and so is a stored one
+ * that the service was seen not to hold ({@link #notStored}: evicted, lost with its DRAM, or another writer's bytes
+ * now), so it is sent again when next offered.
+ *
+ * <p><b>Priority writes</b>: swap-outs and Attend offloads jump the queue ({@link #writeFirst}) and can wait for
+ * their blocks to be settled; an offload's blocks are sent with {@code pin_next} ({@link #writeFirst(List, List,
+ * boolean)}). They never push a queued block out, and once queued they are not dropped: {@code queueBlocks} bounds
+ * only the ordinary write-backs (finished and evicted blocks), and a full queue drops the newest, the one offered.
+ * Priority writes are copies of blocks the engine holds, bounded by {@code priorityBlocks} (the KV pool's size): a
+ * swap-out copies and queues only as many of its leading blocks as keep them within it ({@link #swapOutFilter}; the
+ * rest, counted dropped, is recomputed on resume: a restore uses the leading run); an offload is always taken whole,
+ * its copies being of blocks its sequence holds until the offload settles (one in flight per sequence, so the
+ * offloads' copies alone stay within the pool), and what one that gave up left queued is withdrawn ({@link
+ * #withdraw}).
  */
 public final class WriteBack implements BlockSink, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(WriteBack.class);
@@ -55,7 +68,13 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private final Duration putTimeout;
     private final int remembered;
     private final Duration drain;
-    private final LinkedBlockingDeque<Entry> queue;
+    private final int queueBlocks;
+    private final int priorityBlocks;
+    /** Priority entries at the front, ordinary ones behind; unbounded itself: the two counts below bound it. */
+    private final LinkedBlockingDeque<Entry> queue = new LinkedBlockingDeque<>();
+    /** Entries in {@link #queue} by kind (under {@code known}'s lock). */
+    private int ordinaryQueued;
+    private int priorityQueued;
     /** hash → what is remembered of it. Access order: the least recently used goes first. */
     private final LinkedHashMap<BlockHash, Sums> known;
     /** Queued hashes → their entry (to move one to the front, and to wait for it). */
@@ -71,31 +90,46 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     /** A queued block. */
     private static final class Entry {
         final BlockContents block;
+        /** Queued by {@link #writeFirst} (counted against priorityBlocks), else by {@link #accept}. */
+        final boolean priority;
         final CompletableFuture<Boolean> done = new CompletableFuture<>();
+        /** writeFirst calls waiting for it (under {@code known}'s lock): {@link #withdraw} takes it only from the last. */
+        int waiters;
         /**
          * Its Put says {@code pin_next} (an offload pins it next): set by {@link #writeFirst} under {@code known}'s
          * lock, possibly after the block was queued by {@link #accept}; read by the writer when it sends the block.
          */
         volatile boolean pinNext;
 
-        Entry(BlockContents block, boolean pinNext) {
+        Entry(BlockContents block, boolean priority, boolean pinNext) {
             this.block = block;
+            this.priority = priority;
             this.pinNext = pinNext;
         }
     }
 
     /**
-     * @param queueBlocks blocks waiting to be written at most (≥ 1); beyond it new ones are dropped
-     * @param putTimeout  deadline of one Put stream
-     * @param remembered  hashes remembered as stored or queued at most (≥ 1)
-     * @param drain       how long {@link #close()} still writes what is queued
+     * @param queueBlocks    ordinary blocks (finished, evicted) waiting to be written at most (≥ 1); beyond it new
+     *                       ones are dropped
+     * @param priorityBlocks swap-out blocks waiting to be written at most, offloads' included (≥ 1): the KV pool's
+     *                       blocks (see the class comment)
+     * @param putTimeout     deadline of one Put stream
+     * @param remembered     hashes remembered as stored or queued at most (≥ 1)
+     * @param drain          how long {@link #close()} still writes what is queued
      */
-    public WriteBack(KvCacheClient client, int queueBlocks, Duration putTimeout, int remembered, Duration drain) {
+    public WriteBack(KvCacheClient client, int queueBlocks, int priorityBlocks, Duration putTimeout, int remembered,
+                     Duration drain) {
+        if (queueBlocks < 1 || priorityBlocks < 1 || remembered < 1) {
+            throw new IllegalArgumentException("a write-back needs write-back-queue-blocks >= 1, the KV pool's blocks "
+                    + ">= 1 and remembered-blocks >= 1, got " + queueBlocks + ", " + priorityBlocks + " and "
+                    + remembered);
+        }
         this.drain = drain;
         this.client = client;
         this.putTimeout = putTimeout;
         this.remembered = remembered;
-        this.queue = new LinkedBlockingDeque<>(queueBlocks);
+        this.queueBlocks = queueBlocks;
+        this.priorityBlocks = priorityBlocks;
         this.known = new LinkedHashMap<>(16, 0.75f, true) {
             @Override
             protected boolean removeEldestEntry(Map.Entry<BlockHash, Sums> eldest) {
@@ -106,8 +140,29 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         writer.start();
     }
 
+    /**
+     * Whether the cache should copy and hand over the block: the service is not known to hold it, it is not queued,
+     * and the ordinary queue has room (full: counted as dropped here, before any copy is made).
+     */
     @Override
     public boolean wants(BlockHash hash) {
+        synchronized (known) {
+            if (!lacks(hash)) {
+                return false;
+            }
+            if (ordinaryQueued >= queueBlocks) {
+                dropped.incrementAndGet();
+                return false;
+            }
+            return true;
+        }
+    }
+
+    /**
+     * Whether a swap-out should copy the block: the service is not known to hold it and it is not queued (the
+     * ordinary queue's room does not matter: see {@link #priorityRoom}).
+     */
+    public boolean lacks(BlockHash hash) {
         synchronized (known) {
             return open && !known.containsKey(hash);
         }
@@ -115,13 +170,53 @@ public final class WriteBack implements BlockSink, AutoCloseable {
 
     @Override
     public void accept(BlockContents block) {
-        enqueue(block, false, false);
+        synchronized (known) {
+            if (!open || known.containsKey(block.hash())) {
+                return;
+            }
+            if (ordinaryQueued >= queueBlocks) {
+                dropped.incrementAndGet();
+                return;
+            }
+            admit(new Entry(block, false, false), false);
+        }
     }
 
     /**
-     * Queues {@code blocks} ahead of everything else (a swap-out: its blocks are needed back soon) and moves
-     * {@code alsoNeeded} that are queued already to the front too. The future completes when each of them is
-     * settled (stored, or failed / dropped / declined: then the restore finds fewer blocks and recomputes the rest).
+     * Blocks a swap-out may still queue: {@code priorityBlocks} less the priority blocks queued now (offloads'
+     * included). Only grows until the caller's next {@link #writeFirst} (the writer only takes entries).
+     */
+    public int priorityRoom() {
+        synchronized (known) {
+            return Math.max(0, priorityBlocks - priorityQueued);
+        }
+    }
+
+    /**
+     * For one swap-out's copies (engine thread, right before its {@link #writeFirst}): says yes to the blocks the
+     * service lacks ({@link #lacks}) while {@link #priorityRoom} lasts, and no to the rest, counting those dropped,
+     * so no block is copied that would not be queued.
+     */
+    public Predicate<BlockHash> swapOutFilter() {
+        int[] room = {priorityRoom()};
+        return h -> {
+            if (!lacks(h)) {
+                return false;
+            }
+            if (room[0] > 0) {
+                room[0]--;
+                return true;
+            }
+            dropped.incrementAndGet();
+            return false;
+        };
+    }
+
+    /**
+     * A swap-out: queues {@code blocks} (block 0 first; their leading {@link #priorityRoom} ones, the caller having
+     * copied no more) ahead of everything else (its blocks are needed back soon) and moves {@code alsoNeeded} that
+     * are queued already to the front too. The future completes when each of them is settled (stored, or failed /
+     * declined / not taken for room: then the restore finds fewer blocks and recomputes the rest).
      */
     public CompletableFuture<Void> writeFirst(List<BlockContents> blocks, List<BlockHash> alsoNeeded) {
         return writeFirst(blocks, alsoNeeded, false);
@@ -129,9 +224,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
 
     /**
      * As {@link #writeFirst(List, List)}; with {@code pinNext} (the Attend offload: it pins the blocks once they are
-     * settled) every one of them, {@code alsoNeeded} ones already queued included, is sent with {@code pin_next}, so
-     * the service's admission policy does not decline it (the conversation policy declines a chain's last block once
-     * it learned those are rarely reused; a declined block cannot be pinned, and the sequence would stay local).
+     * settled) every one of them is taken, whatever the room (see the class comment), and every one, {@code
+     * alsoNeeded} ones already queued included, is sent with {@code pin_next}, so the service's admission policy
+     * does not decline it (the conversation policy declines a chain's last block once it learned those are rarely
+     * reused; a declined block cannot be pinned, and the sequence would stay local).
      */
     public CompletableFuture<Void> writeFirst(List<BlockContents> blocks, List<BlockHash> alsoNeeded,
                                               boolean pinNext) {
@@ -140,52 +236,99 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             for (BlockHash h : alsoNeeded) {
                 Entry e = queued.get(h);
                 if (e != null) {
-                    // Still queued: to the front. Already taken by the writer: just wait for its Put (a Put sent
-                    // without pin_next and declined is sent again with it: see write).
+                    // Still queued: to the front (its count unchanged). Already taken by the writer: just wait for
+                    // its Put (a Put sent without pin_next and declined is sent again with it: see write).
                     if (pinNext) {
                         e.pinNext = true;
                     }
                     if (queue.remove(e)) {
                         queue.offerFirst(e);
                     }
+                    e.waiters++;
                     waits.add(e.done);
                 }
             }
-        }
-        for (BlockContents b : blocks.reversed()) {
-            Entry e = enqueue(b, true, pinNext);
-            if (e != null) {
+            List<Entry> fresh = new ArrayList<>();
+            int room = pinNext ? Integer.MAX_VALUE : Math.max(0, priorityBlocks - priorityQueued);
+            for (BlockContents b : blocks) {
+                if (!open || known.containsKey(b.hash())) {
+                    continue;
+                }
+                if (fresh.size() >= room) {
+                    // Past the swap-outs' bound (a caller that did not ask priorityRoom): the leading run is kept.
+                    dropped.incrementAndGet();
+                    continue;
+                }
+                fresh.add(new Entry(b, true, pinNext));
+            }
+            // Block 0 ends at the very front.
+            for (Entry e : fresh.reversed()) {
+                admit(e, true);
+                e.waiters++;
                 waits.add(e.done);
             }
         }
         return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
     }
 
-    private Entry enqueue(BlockContents block, boolean first, boolean pinNext) {
-        Entry e = new Entry(block, pinNext);
+    /**
+     * An offload gave up (failed or timed out): its blocks still queued that no other {@link #writeFirst} waits for
+     * are taken out and forgotten (their copies freed: the offloads' copies stay within the blocks their sequences
+     * hold). Blocks already taken by the writer are written as usual.
+     */
+    public void withdraw(List<BlockHash> hashes) {
         synchronized (known) {
-            if (!open || known.containsKey(block.hash())) {
-                return null;
-            }
-            boolean in = first ? queue.offerFirst(e) : queue.offerLast(e);
-            if (!in && first) {
-                // Room for a swap-out's block at the expense of the newest ordinary one.
-                Entry last = queue.pollLast();
-                if (last != null) {
-                    forget(last, "dropped");
-                    dropped.incrementAndGet();
+            for (BlockHash h : hashes) {
+                Entry e = queued.get(h);
+                if (e == null || !e.priority || e.waiters == 0 || --e.waiters > 0) {
+                    continue;
                 }
-                in = queue.offerFirst(e);
+                if (queue.remove(e)) {
+                    taken(e);
+                    forget(e, "withdrawn: its offload gave up");
+                }
             }
-            if (!in) {
-                dropped.incrementAndGet();
-                e.done.complete(false);
-                return e;
-            }
-            known.put(block.hash(), Sums.QUEUED);
-            queued.put(block.hash(), e);
         }
-        return e;
+    }
+
+    /** Queues {@code e} at the front or the back (caller holds {@code known}'s lock). */
+    private void admit(Entry e, boolean first) {
+        if (first) {
+            queue.offerFirst(e);
+        } else {
+            queue.offerLast(e);
+        }
+        counted(e, 1);
+        known.put(e.block.hash(), Sums.QUEUED);
+        queued.put(e.block.hash(), e);
+    }
+
+    /** {@code e} left the queue (caller holds {@code known}'s lock). */
+    private void taken(Entry e) {
+        counted(e, -1);
+    }
+
+    private void counted(Entry e, int delta) {
+        if (e.priority) {
+            priorityQueued += delta;
+        } else {
+            ordinaryQueued += delta;
+        }
+    }
+
+    /**
+     * Evidence that the service does not hold {@code hash} (a Pin that found it not stored, a Lookup or Get that
+     * stopped at it, a payload other than the one this gateway stored): forgets that it was stored, and its
+     * checksums, so {@link #wants} and {@link #lacks} say yes again and the block is sent again when next offered.
+     * A block still queued or being written is left alone.
+     */
+    public void notStored(BlockHash hash) {
+        synchronized (known) {
+            Sums c = known.get(hash);
+            if (c != null && c != Sums.QUEUED) {
+                known.remove(hash);
+            }
+        }
     }
 
     /** Forgets a queued entry that is not going to be stored (caller holds {@code known}'s lock). */
@@ -269,6 +412,9 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 batch.clear();
                 batch.add(first);
                 queue.drainTo(batch, BATCH_BLOCKS - 1);
+                synchronized (known) {
+                    batch.forEach(this::taken);
+                }
                 write(batch);
             } catch (InterruptedException e) {
                 return;
@@ -317,9 +463,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     written.incrementAndGet();
                     writtenBytes.addAndGet(payloads.get(i).length);
                     en.done.complete(true);
-                } else if (o == PutOutcome.PUT_OUTCOME_DECLINED && en.pinNext && !pinNext[i]
-                        && queue.offerFirst(en)) {
+                } else if (o == PutOutcome.PUT_OUTCOME_DECLINED && en.pinNext && !pinNext[i]) {
                     // An offload named it while its ordinary Put was in flight: once more, with pin_next.
+                    queue.offerFirst(en);
+                    counted(en, 1);
                     log.debug("KV block {} declined; sent again for an offload", en.block.hash());
                 } else {
                     declined.incrementAndGet();
@@ -339,7 +486,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         return writtenBytes.get();
     }
 
-    /** Blocks not queued because the queue was full (or pushed out by a swap-out's). */
+    /**
+     * Blocks not queued for want of room: ordinary ones offered while the ordinary queue was full (not even copied),
+     * and swap-out blocks past the priority bound (see the class comment).
+     */
     public long droppedBlocks() {
         return dropped.get();
     }

@@ -54,7 +54,7 @@ final class LoopbackKvCache implements AutoCloseable {
 
     /** A write-back to the service as the gateway configures one for the tests (64 blocks queued). */
     WriteBack writeBack() {
-        return new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        return new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
     }
 
     boolean pinned(BlockContents b) {

@@ -41,7 +41,7 @@ class RemotePrefixesCountTest {
         for (BlockContents b : chain) {
             kv.blocks.put(ByteString.copyFrom(b.hash().bytes()), SHAPE.encode(b.keys(), b.values()));
         }
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
         remote = new RemotePrefixes(cache, client, writeBack, new TransferRates(), Duration.ofSeconds(20), 1,
                 RemotePrefixes.Mode.SWAP, RemotePrefixes.fetchThreads(1));
     }

@@ -37,4 +37,26 @@ class TransferRatesTest {
         r.prefilled(200, 1_000_000_000L);
         assertThat(r.prefillTokensPerSecond()).isEqualTo(100 + TransferRates.WEIGHT * 100);
     }
+
+    @Test
+    void failedRestores_areSampledAsSlowerThanRecomputing_andTurnTheChoiceToRecompute() {
+        TransferRates r = new TransferRates();
+        r.restored(1_000_000_000L, 1_000_000_000L); // 1 GB/s: a 4 KiB token restores in 4 µs
+        r.prefilled(1000, 1_000_000_000L); // 1 ms per token
+        assertThat(r.restoreFaster(64, 4096)).isTrue();
+        // 64 tokens' bytes, each attempt failing after its 2 s fetch timeout
+        int failures = 0;
+        while (r.restoreFaster(64, 4096) && failures < 50) {
+            r.restoreFailed(64 * 4096, 64, 2_000_000_000L);
+            failures++;
+        }
+        assertThat(r.restoreFaster(64, 4096)).as("after %d failures", failures).isFalse();
+
+        TransferRates one = new TransferRates();
+        one.prefilled(1000, 1_000_000_000L);
+        one.restoreFailed(64 * 4096, 64, 2_000_000_000L);
+        assertThat(one.restoreBytesPerSecond()).as("its bytes over its 2 s plus the 64 ms recompute")
+                .isCloseTo(64 * 4096 / 2.064, org.assertj.core.data.Offset.offset(1e-6));
+        assertThat(one.restoreFaster(64, 4096)).isFalse();
+    }
 }

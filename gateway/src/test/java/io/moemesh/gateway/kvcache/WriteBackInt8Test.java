@@ -40,7 +40,7 @@ class WriteBackInt8Test {
         try (RealKvCacheService kv = new RealKvCacheService(dir, ssd, 16, shape.bytes(), null, PayloadEncoding.INT8)) {
             KvCacheClient client = new KvCacheClient(NettyChannelBuilder.forTarget(kv.endpoint(),
                     TestCertificates.credentials("gateway").channel()).build(), kv.endpoint(), fp, shape, null);
-            WriteBack writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+            WriteBack writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
             try {
                 List<BlockContents> chain = chain(shape, fp, 4);
                 chain.forEach(writeBack::accept);

@@ -66,7 +66,7 @@ class WriteBackTest {
 
     @Test
     void blocksAreStoredOnce_andTheirChecksumRemembered() {
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
         List<BlockContents> c = chain(3, 1);
         c.forEach(writeBack::accept);
         await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.writtenBlocks() == 3);
@@ -85,8 +85,8 @@ class WriteBackTest {
 
     @Test
     void aBlockAnotherGatewayStoredFirst_isStored_butHasNoChecksum_andOnlyOtherBytesFailTheCheck() {
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
-        WriteBack other = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        WriteBack other = new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
         try {
             List<BlockContents> c = chain(2, 4);
             other.accept(c.getFirst());
@@ -112,7 +112,7 @@ class WriteBackTest {
     @Test
     void aFullQueue_dropsAndCountsBlocks_neverBlockingTheCaller() {
         kv.putDelay = Duration.ofSeconds(2);
-        writeBack = new WriteBack(client, 2, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        writeBack = new WriteBack(client, 2, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
         List<BlockContents> c = chain(40, 2);
         c.forEach(writeBack::accept);
         // the writer takes at most 16 + 16 while the first Put is slow; the queue holds 2: the rest is dropped
@@ -126,7 +126,7 @@ class WriteBackTest {
     @Test
     void aServiceThatIsDown_failsTheBlocks_andForgetsThem() {
         kv.stop();
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(2), 1000, Duration.ofSeconds(5));
+        writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(2), 1000, Duration.ofSeconds(5));
         List<BlockContents> c = chain(2, 3);
         c.forEach(writeBack::accept);
         await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.failedBlocks() == 2);
@@ -142,7 +142,7 @@ class WriteBackTest {
     @Test
     void aServiceBackOnItsAddress_isWrittenToAgain() {
         kv.stop();
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(2), 1000, Duration.ofSeconds(5));
+        writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(2), 1000, Duration.ofSeconds(5));
         List<BlockContents> c = chain(2, 7);
         c.forEach(writeBack::accept);
         await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.failedBlocks() == 2);
@@ -157,7 +157,7 @@ class WriteBackTest {
 
     @Test
     void aSwapOutsBlocks_jumpTheQueue_andItsFutureCompletesWhenTheyAreStored() throws Exception {
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
         List<BlockContents> c = chain(3, 4);
         writeBack.writeFirst(c, hashes(c)).get(30, java.util.concurrent.TimeUnit.SECONDS);
         assertThat(client.lookup(hashes(c), Duration.ofSeconds(10))).isEqualTo(3);
@@ -165,7 +165,7 @@ class WriteBackTest {
 
     @Test
     void close_stillWritesWhatIsQueued_withinTheDrainTime() {
-        writeBack = new WriteBack(client, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(30));
+        writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(30));
         List<BlockContents> c = chain(5, 5);
         c.forEach(writeBack::accept);
         writeBack.close();

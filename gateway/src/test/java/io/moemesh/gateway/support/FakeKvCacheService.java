@@ -11,11 +11,15 @@ import io.moemesh.proto.kvcache.v1.GetResponse;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.LookupResponse;
+import io.moemesh.proto.kvcache.v1.PinRequest;
+import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
 import io.moemesh.proto.kvcache.v1.PutRequest;
 import io.moemesh.proto.kvcache.v1.PutResponse;
 import io.moemesh.proto.kvcache.v1.PutResult;
 import io.moemesh.proto.kvcache.v1.Tier;
+import io.moemesh.proto.kvcache.v1.UnpinRequest;
+import io.moemesh.proto.kvcache.v1.UnpinResponse;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import java.io.ByteArrayOutputStream;
 import java.time.Duration;
@@ -31,9 +35,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {@link TestCertificates}), following the contract the gateway relies on: Put streams of header + chunks, a block
  * stored only when complete and only when its hash matches its parent, tokens, fingerprint and tenant; Lookup of the
  * leading run; Get in chunks of at most 1 MiB with {@code found = false} for a miss; a block_tokens other than the
- * configured one is FAILED_PRECONDITION. Knobs for the failure tests: {@link #delay} (every Lookup and Get waits
- * first), {@link #corrupt} (Get returns the bytes of another stored block of the same size), {@link #putDelay},
- * {@link #stop} / {@link #restart} (down).
+ * configured one is FAILED_PRECONDITION; Pin of stored blocks under a pin id (echoed) and Unpin of that id. Knobs for
+ * the failure tests: {@link #delay} (every Lookup and Get waits first), {@link #corrupt} (Get returns the bytes of
+ * another stored block of the same size), {@link #shortBlockAt} (Get breaks the chunk contract there), {@link
+ * #putDelay}, {@link #stop} / {@link #restart} (down). Clearing {@link #blocks} is a service that lost them.
  */
 public final class FakeKvCacheService implements AutoCloseable {
     /** Stored payloads by hash. */
@@ -41,6 +46,12 @@ public final class FakeKvCacheService implements AutoCloseable {
     public volatile Duration delay = Duration.ZERO;
     public volatile Duration putDelay = Duration.ZERO;
     public volatile boolean corrupt;
+    /** Get's reply for the block at this index of a request (≥ 0) ends 4 bytes short of the block: a bad reply. */
+    public volatile int shortBlockAt = -1;
+    /** Pins held now, by hash (pins nest). */
+    public final Map<ByteString, Integer> pins = new ConcurrentHashMap<>();
+    /** Pin id → the hashes its Pin pinned. */
+    private final Map<ByteString, List<ByteString>> pinIds = new ConcurrentHashMap<>();
     /**
      * While set, every Lookup waits (at most 30 s) until the barrier's other parties looked up too: requests that
      * arrive apart are then admitted together, since each waits for its fetch.
@@ -174,14 +185,52 @@ public final class FakeKvCacheService implements AutoCloseable {
                         continue;
                     }
                     int chunk = 1 << 20;
-                    for (int off = 0; off < data.length; off += chunk) {
-                        int n = Math.min(chunk, data.length - off);
+                    int end = i == shortBlockAt ? data.length - 4 : data.length;
+                    for (int off = 0; off < end; off += chunk) {
+                        int n = Math.min(chunk, end - off);
                         out.onNext(GetResponse.newBuilder().setIndex(i).setFound(true).setTier(Tier.TIER_DRAM).setOffset(off)
-                                .setData(ByteString.copyFrom(data, off, n)).setLast(off + n == data.length).build());
+                                .setData(ByteString.copyFrom(data, off, n)).setLast(off + n == end).build());
                     }
                 }
                 out.onCompleted();
             });
+        }
+
+        @Override
+        public void pin(PinRequest req, StreamObserver<PinResponse> out) {
+            checkLayout(req.getLayout());
+            PinResponse.Builder r = PinResponse.newBuilder().setPinId(req.getPinId());
+            List<ByteString> took = new java.util.ArrayList<>();
+            for (ByteString h : req.getBlockHashesList()) {
+                boolean stored = blocks.containsKey(h);
+                if (stored) {
+                    pins.merge(h, 1, Integer::sum);
+                    took.add(h);
+                }
+                r.addPinned(stored);
+            }
+            if (!req.getPinId().isEmpty()) {
+                pinIds.put(req.getPinId(), took);
+            }
+            out.onNext(r.build());
+            out.onCompleted();
+        }
+
+        @Override
+        public void unpin(UnpinRequest req, StreamObserver<UnpinResponse> out) {
+            checkLayout(req.getLayout());
+            List<ByteString> took = req.getPinId().isEmpty() ? req.getBlockHashesList()
+                    : pinIds.getOrDefault(req.getPinId(), List.of());
+            pinIds.remove(req.getPinId());
+            int released = 0;
+            for (ByteString h : took) {
+                if (pins.containsKey(h)) {
+                    pins.computeIfPresent(h, (k, n) -> n == 1 ? null : n - 1);
+                    released++;
+                }
+            }
+            out.onNext(UnpinResponse.newBuilder().setReleased(released).build());
+            out.onCompleted();
         }
 
         @Override

@@ -18,8 +18,9 @@ import java.util.concurrent.ExecutionException;
  * A {@code Get} stream's replies assembled into block payloads, each checked against the contract before it is
  * used: replies for the blocks in request order, a block's chunks in order at the offsets they claim, exactly a
  * block's bytes, then {@code last}. The leading run of found blocks is the answer: it ends at the first block not
- * found (the service's miss) or at the first reply that breaks the contract ({@link BadReplyException}, raised only
- * when no block came before it: a run of good blocks is still usable).
+ * found (the service's miss) or at the first reply that breaks the contract ({@link BadReplyException}, raised by
+ * {@link #read} and {@link #call} only when no block came before it: a run of good blocks is still usable; {@link
+ * #run} returns it with the run, so a caller learns of a bad block after good ones too).
  *
  * <p>A block of one chunk is the array the marshaller read it into ({@link GetReply#blockArray}); the later chunks
  * of a larger block are copied into its first chunk's array. So a block arrives with one copy of its bytes.
@@ -38,6 +39,16 @@ public final class GetBlocks {
         }
     }
 
+    /**
+     * A call's leading run and how it ended.
+     *
+     * @param blocks the payloads of the run, block 0 first
+     * @param bad    the contract break that ended it (at block {@code blocks.size()}), or null: it ended with all
+     *               the requested blocks or at a miss
+     */
+    public record Run(List<byte[]> blocks, BadReplyException bad) {
+    }
+
     private GetBlocks() {
     }
 
@@ -54,7 +65,11 @@ public final class GetBlocks {
         while (!a.ended() && replies.hasNext()) {
             a.accept(replies.next());
         }
-        return a.finish();
+        Run r = a.finish();
+        if (r.bad() != null && r.blocks().isEmpty()) {
+            throw r.bad();
+        }
+        return r.blocks();
     }
 
     /**
@@ -69,6 +84,19 @@ public final class GetBlocks {
      */
     public static List<byte[]> call(Channel channel, MethodDescriptor<GetRequest, GetReply> method,
                                     CallOptions options, GetRequest request, int requested, int blockBytes) {
+        Run r = run(channel, method, options, request, requested, blockBytes);
+        if (r.bad() != null && r.blocks().isEmpty()) {
+            throw r.bad();
+        }
+        return r.blocks();
+    }
+
+    /**
+     * As {@link #call}, but a reply that breaks the contract is never thrown: it ends the run, and the run says so
+     * ({@link Run#bad}), also when good blocks came before it (a caller counting bad blocks sees every one).
+     */
+    public static Run run(Channel channel, MethodDescriptor<GetRequest, GetReply> method, CallOptions options,
+                          GetRequest request, int requested, int blockBytes) {
         ClientCall<GetRequest, GetReply> call = channel.newCall(method,
                 options.withExecutor(MoreExecutors.directExecutor()));
         Collector collector = new Collector(call, new Assembler(requested, blockBytes));
@@ -79,7 +107,7 @@ public final class GetBlocks {
             call.halfClose();
             // Every reply at once: each is parsed into its block as it arrives; the answer holds them anyway.
             call.request(Integer.MAX_VALUE);
-            List<byte[]> out = collector.answer.get();
+            Run out = collector.answer.get();
             done = true;
             return out;
         } catch (InterruptedException e) {
@@ -100,7 +128,7 @@ public final class GetBlocks {
     private static final class Collector extends ClientCall.Listener<GetReply> {
         private final ClientCall<GetRequest, GetReply> call;
         private final Assembler assembler;
-        final CompletableFuture<List<byte[]>> answer = new CompletableFuture<>();
+        final CompletableFuture<Run> answer = new CompletableFuture<>();
 
         Collector(ClientCall<GetRequest, GetReply> call, Assembler assembler) {
             this.call = call;
@@ -133,11 +161,7 @@ public final class GetBlocks {
         }
 
         private void complete() {
-            try {
-                answer.complete(assembler.finish());
-            } catch (BadReplyException e) {
-                answer.completeExceptionally(e);
-            }
+            answer.complete(assembler.finish());
         }
     }
 
@@ -210,21 +234,14 @@ public final class GetBlocks {
             }
         }
 
-        /**
-         * The run, once the replies ended or the run did: a block still incomplete breaks the contract.
-         *
-         * @throws BadReplyException when the contract broke before the first block was complete
-         */
-        List<byte[]> finish() {
+        /** The run, once the replies ended or the run did: a block still incomplete breaks the contract. */
+        Run finish() {
             if (bad == null && block != null) {
                 bad = bad("block " + out.size() + ": the stream ended after " + filled + " of " + blockBytes
                         + " bytes");
             }
             ended = true;
-            if (bad != null && out.isEmpty()) {
-                throw bad;
-            }
-            return out;
+            return new Run(out, bad);
         }
     }
 

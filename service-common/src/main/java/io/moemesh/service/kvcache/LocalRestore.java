@@ -43,8 +43,11 @@ public final class LocalRestore {
      * @param localBlocks of them, read from the segment files
      * @param getBlocks   of them, fetched with Get (in memory, or after a failed local read)
      * @param failedReads local reads that failed their read or check (each followed by a Get from that block on)
+     * @param bad         the Get reply that broke the contract and ended the run (at block {@code blocks.size()}),
+     *                    or null
      */
-    public record Result(List<byte[]> blocks, int localBlocks, int getBlocks, int failedReads) {
+    public record Result(List<byte[]> blocks, int localBlocks, int getBlocks, int failedReads,
+                         GetBlocks.BadReplyException bad) {
     }
 
     /**
@@ -57,7 +60,9 @@ public final class LocalRestore {
      * @param hashes     the 32-byte block hashes, block 0 first
      * @throws StatusRuntimeException as the calls fail ({@link #isRefusal} for a service that does not serve Locate
      *                                to this caller)
-     * @throws GetBlocks.BadReplyException when a Get's first block breaks the contract
+     * @throws GetBlocks.BadReplyException when the run's very first block came through Get and broke the contract
+     *                                     (as {@link GetBlocks#call}); a bad Get reply after good blocks, read
+     *                                     locally or not, ends the run there instead ({@link Result#bad})
      */
     public static Result restore(Channel channel, MethodDescriptor<GetRequest, GetReply> get, CallOptions options,
                                  ByteString fingerprint, BlockLayout layout, List<byte[]> hashes, int blockBytes,
@@ -72,6 +77,7 @@ public final class LocalRestore {
         int local = 0;
         int viaGet = 0;
         int failed = 0;
+        GetBlocks.BadReplyException bad = null;
         int i = 0;
         while (i < present) {
             if (located.getBlocks(i).getWhereCase() == LocatedBlock.WhereCase.EXTENT) {
@@ -83,31 +89,37 @@ public final class LocalRestore {
                 }
                 failed++;
                 log.warn("local read of a KV block failed ({}): Get from block {} on", stop.failure(), i);
-                List<byte[]> rest = get(channel, get, options, fingerprint, layout, wire.subList(i, present),
+                GetBlocks.Run rest = get(channel, get, options, fingerprint, layout, wire.subList(i, present),
                         blockBytes);
-                out.addAll(rest);
-                viaGet += rest.size();
+                out.addAll(rest.blocks());
+                viaGet += rest.blocks().size();
+                bad = rest.bad();
                 break;
             }
             int j = i;
             while (j < present && located.getBlocks(j).getWhereCase() != LocatedBlock.WhereCase.EXTENT) {
                 j++;
             }
-            List<byte[]> mem = get(channel, get, options, fingerprint, layout, wire.subList(i, j), blockBytes);
-            out.addAll(mem);
-            viaGet += mem.size();
-            if (mem.size() < j - i) {
-                break; // gone meanwhile: the run ends here, as a Get's would
+            GetBlocks.Run mem = get(channel, get, options, fingerprint, layout, wire.subList(i, j), blockBytes);
+            out.addAll(mem.blocks());
+            viaGet += mem.blocks().size();
+            if (mem.blocks().size() < j - i) {
+                bad = mem.bad();
+                break; // gone meanwhile, or a bad reply: the run ends here, as a Get's would
             }
             i = j;
         }
-        return new Result(out, local, viaGet, failed);
+        if (bad != null && out.isEmpty()) {
+            throw bad;
+        }
+        return new Result(out, local, viaGet, failed, bad);
     }
 
-    private static List<byte[]> get(Channel channel, MethodDescriptor<GetRequest, GetReply> get, CallOptions options,
+    /** One Get of {@code hashes}: its run, a bad reply returned with it (the blocks read before it are kept). */
+    private static GetBlocks.Run get(Channel channel, MethodDescriptor<GetRequest, GetReply> get, CallOptions options,
                                     ByteString fingerprint, BlockLayout layout, List<ByteString> hashes,
                                     int blockBytes) {
-        return GetBlocks.call(channel, get, options, GetRequest.newBuilder().setModelFingerprint(fingerprint)
+        return GetBlocks.run(channel, get, options, GetRequest.newBuilder().setModelFingerprint(fingerprint)
                 .setLayout(layout).addAllBlockHashes(hashes).build(), hashes.size(), blockBytes);
     }
 

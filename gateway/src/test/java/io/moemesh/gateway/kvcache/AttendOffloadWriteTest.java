@@ -1,0 +1,106 @@
+package io.moemesh.gateway.kvcache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.google.protobuf.ByteString;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.moemesh.gateway.support.FakeKvCacheService;
+import io.moemesh.gateway.support.TestCertificates;
+import io.moemesh.model.kv.BlockContents;
+import io.moemesh.model.kv.BlockHash;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The Attend offload's writes and Pins against the in-memory kvcache.v1 service: an offload larger than the
+ * write-back's ordinary queue stores and pins all its blocks (before, the queue's bound dropped its tail and the
+ * offload failed, the sequence local for good), and blocks the write-back remembers as stored but the service lost
+ * are sent again and pinned (before, the Pin found them missing and every later offload of them failed too).
+ */
+class AttendOffloadWriteTest {
+    private static final KvPayload LAYOUT = WriteBackTest.LAYOUT;
+    private final FakeKvCacheService kv = new FakeKvCacheService(LAYOUT.blockTokens());
+    private final KvCacheClient client = new KvCacheClient(NettyChannelBuilder.forTarget(kv.endpoint(),
+            TestCertificates.credentials("gateway").channel()).build(), kv.endpoint(), WriteBackTest.MODEL, LAYOUT,
+            null);
+    private WriteBack writeBack;
+    private AttendOffload offload;
+
+    private void start(int queueBlocks) {
+        writeBack = new WriteBack(client, queueBlocks, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        offload = new AttendOffload(client, writeBack, 1, 0, Duration.ofSeconds(10), Duration.ofSeconds(30), 64);
+    }
+
+    @AfterEach
+    void stop() {
+        offload.close();
+        writeBack.close(Duration.ZERO);
+        client.close();
+        kv.close();
+    }
+
+    private boolean pinnedInService(BlockContents b) {
+        return kv.pins.getOrDefault(ByteString.copyFrom(b.hash().bytes()), 0) > 0;
+    }
+
+    @Test
+    void anOffloadOfMoreBlocksThanTheWriteBackQueue_storesAndPinsThemAll() throws Exception {
+        start(4);
+        // The writer held in a slow Put of an ordinary block: the offload's six blocks all wait in the queue.
+        kv.putDelay = Duration.ofSeconds(1);
+        writeBack.accept(WriteBackTest.chain(1, 80).getFirst());
+        await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.queuedBlocks() == 0);
+        List<BlockContents> six = WriteBackTest.chain(6, 81);
+
+        assertThat(offload.offload(1, six).get(30, TimeUnit.SECONDS)).isTrue();
+
+        assertThat(six).allMatch(this::pinnedInService);
+        assertThat(offload.offloadedBlocks()).isEqualTo(6);
+        assertThat(offload.offloadFailures()).isZero();
+        assertThat(writeBack.droppedBlocks()).isZero();
+    }
+
+    @Test
+    void anOffloadOfBlocksTheServiceLostSinceTheyWereStored_sendsThemAgain_andPinsThem() throws Exception {
+        start(64);
+        List<BlockContents> three = WriteBackTest.chain(3, 82);
+        List<BlockHash> hashes = three.stream().map(BlockContents::hash).toList();
+        writeBack.writeFirst(three, hashes).get(30, TimeUnit.SECONDS);
+        assertThat(kv.stored.get()).isEqualTo(3);
+        // The service lost them (evicted, or a kill -9 took its DRAM); the write-back still remembers them stored.
+        kv.blocks.clear();
+
+        assertThat(offload.offload(2, three).get(30, TimeUnit.SECONDS)).isTrue();
+
+        assertThat(kv.stored.get()).as("sent again").isEqualTo(6);
+        assertThat(three).allMatch(this::pinnedInService);
+        assertThat(offload.offloadFailures()).isZero();
+        offload.released(2);
+        await().atMost(Duration.ofSeconds(30)).until(() -> kv.pins.isEmpty());
+    }
+
+    @Test
+    void anOffloadWhoseBlocksAreLostAgainBeforeTheSecondPin_failsAndLeavesNothingPinned() throws Exception {
+        start(64);
+        List<BlockContents> two = WriteBackTest.chain(2, 83);
+        writeBack.writeFirst(two, two.stream().map(BlockContents::hash).toList()).get(30, TimeUnit.SECONDS);
+        kv.blocks.remove(ByteString.copyFrom(two.get(1).hash().bytes()));
+        // Every Put of the block that is sent again is answered after the service lost it once more.
+        kv.putDelay = Duration.ofMillis(200);
+        Thread.ofPlatform().daemon().start(() -> {
+            await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(5))
+                    .until(() -> kv.blocks.containsKey(ByteString.copyFrom(two.get(1).hash().bytes())));
+            kv.blocks.remove(ByteString.copyFrom(two.get(1).hash().bytes()));
+        });
+
+        assertThat(offload.offload(3, two).get(30, TimeUnit.SECONDS)).isFalse();
+
+        await().atMost(Duration.ofSeconds(30)).until(() -> kv.pins.isEmpty());
+        assertThat(offload.offloadFailures()).isEqualTo(1);
+        assertThat(offload.pinnedSequences()).isZero();
+    }
+}
