@@ -33,7 +33,8 @@ import picocli.CommandLine.Model.CommandSpec;
             "0:done",
             "1:unexpected failure, or another gRPC status from the gateway",
             "2:bad input: usage, files, parameters; INVALID_ARGUMENT from the gateway",
-            "3:UNAVAILABLE: the gateway is unreachable or no replica of a needed expert is healthy"})
+            "3:UNAVAILABLE: the gateway is unreachable, no replica of a needed expert is healthy, or the gateway is "
+                    + "shutting down (also when it cancels the stream while draining)"})
 final class GenerateCommand implements Callable<Integer> {
 
     @Spec

@@ -100,6 +100,7 @@ class GenerateEndpointTest {
         "fail:UNAVAILABLE,      3, UNAVAILABLE: scripted failure",
         "fail:NOT_FOUND,        1, NOT_FOUND: scripted failure",
         "late:UNAVAILABLE,      3, UNAVAILABLE: no healthy replica of layer 1 expert 3",
+        "drain:UNAVAILABLE,     3, UNAVAILABLE: the gateway cancelled the request while draining (shutting down) after 1 token(s)",
     })
     void grpcErrors_printOneLineWithTheCode_andExitByCode(String prompt, int exit, String line) {
         CliRun run = CliRun.of("generate", "--endpoint", endpoint, "--prompt", prompt);

@@ -46,6 +46,68 @@ class SynthCommandTest {
         CliRun run = CliRun.of(("synth --arch mixtral --out " + file + " --hidden 64 --intermediate 32 --layers 1 "
                 + "--experts 8 --top-k 2 --heads 4 --kv-heads 2 --vocab 512").split("\\s+"));
         assertThat(run.exitCode()).isEqualTo(2);
-        assertThat(run.err()).contains(file.toString()).doesNotContain("\tat ");
+        assertThat(run.err().strip()).isEqualTo("moemesh synth: --out " + file + " exists and is not a directory");
+    }
+
+    private static final String SMALL = " --hidden 64 --intermediate 32 --layers 1 --experts 8 --top-k 2 --heads 4"
+            + " --kv-heads 2 --vocab 512";
+
+    /** Sizes are checked before anything is written: one line naming the option, exit 2, nothing created. */
+    @ParameterizedTest(name = "{1}")
+    @CsvSource(delimiter = '|', value = {
+        "--hidden 2000000000 --intermediate 32 --layers 1 --experts 8 | "
+                + "--hidden 2000000000: the checkpoint would be larger than 2^63 bytes; give smaller sizes",
+        "--hidden 64 --intermediate 32 --layers 1 --experts 1000000 | "
+                + "--experts 1000000 and --layers 1 make 3000010 tensors, more than a safetensors header may list",
+    })
+    void synth_sizesTooLargeToWrite_exitWith2NamingTheOption_beforeWritingAnything(String sizes, String message) {
+        Path out = tmp.resolve("big");
+        CliRun run = CliRun.of(("synth --arch mixtral --out " + out + " " + sizes + " --top-k 2 --heads 4 --kv-heads 2"
+                + " --vocab 512").split("\\s+"));
+        assertThat(run.exitCode()).as(run.err()).isEqualTo(2);
+        assertThat(run.err()).startsWith("moemesh synth: ").contains(message).doesNotContain("\tat ");
+        assertThat(run.err().strip().lines()).hasSize(1);
+        assertThat(out).doesNotExist();
+    }
+
+    @Test
+    void synth_largerThanTheFreeSpace_namesOutAndBothSizes() {
+        Path out = tmp.resolve("big");
+        CliRun run = CliRun.of(("synth --arch mixtral --out " + out + " --hidden 65536 --intermediate 1000000 "
+                + "--layers 10 --experts 64 --top-k 2 --heads 4 --kv-heads 2 --vocab 512").split("\\s+"));
+        assertThat(run.exitCode()).isEqualTo(2);
+        assertThat(run.err().strip()).startsWith("moemesh synth: --out " + out + ": the checkpoint needs ")
+                .contains("free on its file system").doesNotContain("\n");
+        assertThat(out).doesNotExist();
+    }
+
+    /** A write that fails part way (here: model.safetensors.partial cannot be created) leaves no half checkpoint. */
+    @Test
+    void synth_failingPartWay_removesWhatItWrote_exitsWith2InOneLine() throws java.io.IOException {
+        Path out = Files.createDirectories(tmp.resolve("out"));
+        Files.writeString(out.resolve("notes.txt"), "the caller's");
+        Files.createDirectory(out.resolve("model.safetensors.partial")); // a directory: opening it for writing fails
+        CliRun run = CliRun.of(("synth --arch mixtral --out " + out + SMALL).split("\\s+"));
+        assertThat(run.exitCode()).as(run.err()).isEqualTo(2);
+        assertThat(run.err().strip()).startsWith("moemesh synth: --out " + out + ": writing the checkpoint failed (")
+                .endsWith("); removed the files written").doesNotContain("\n");
+        try (var left = Files.list(out)) {
+            assertThat(left).extracting(p -> p.getFileName().toString()).containsExactly("notes.txt");
+        }
+    }
+
+    /** The size checked up front is the size written: SynthSize follows the layout of every architecture. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"mixtral", "qwen2_moe", "olmoe"})
+    void synthSize_matchesTheTensorsTheCheckpointHolds(String arch) {
+        var spec = new io.moemesh.model.synth.SynthSpec(io.moemesh.model.synth.SynthArch.parse(arch), 48, 40, 3, 5, 2,
+                6, 2, 600, java.util.OptionalInt.of(arch.equals("olmoe") ? 8 : 10),
+                arch.equals("qwen2_moe") ? java.util.OptionalInt.of(24) : java.util.OptionalInt.empty(),
+                io.moemesh.model.synth.SynthDtype.BF16, 64, 0);
+        var tensors = io.moemesh.model.synth.SyntheticCheckpoint.tensors(spec);
+        SynthSize size = SynthSize.of(spec);
+        assertThat(size.tensors()).isEqualTo(tensors.size());
+        assertThat(size.dataBytes()).isEqualTo(tensors.stream()
+                .mapToLong(io.moemesh.model.safetensors.SafetensorsWriter.Tensor::byteSize).sum());
     }
 }

@@ -60,6 +60,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -109,6 +110,8 @@ final class KvRestoreRuns implements AutoCloseable {
      */
     static final String MARKER = ".moemesh-bench-kvcache-restore";
     private static final String SEGMENT_PREFIX = "seg-";
+    /** The lock file an SSD tier keeps in its directory while it is open (the kvcache-service's DirectoryLock). */
+    private static final String TIER_LOCK = ".lock";
 
     /**
      * Makes {@code dir} the bench's (created if need be, {@link #MARKER} written), before anything in it is written or
@@ -123,6 +126,14 @@ final class KvRestoreRuns implements AutoCloseable {
                 throw new IllegalArgumentException("--dir " + dir + " holds " + foreign.size() + " segment file(s) ("
                         + foreign.getFirst().getFileName() + ", ...) this bench did not write, perhaps a "
                         + "kvcache-service's SSD tier; the bench would delete them: name an empty or new directory");
+            }
+            // A kvcache-service keeps its segments one level down, in <ssd-dir>/<model fingerprint>-b<block tokens>/
+            // (up's <state-dir>/kvcache/): the bench would not delete them, but would fill the live service's volume.
+            Optional<Path> service = serviceTier(dir);
+            if (service.isPresent()) {
+                throw new IllegalArgumentException("--dir " + dir + " is a kvcache-service's SSD directory ("
+                        + service.get().getFileName() + "/ in it is an SSD tier): the bench would fill that service's "
+                        + "volume; name an empty or new directory");
             }
         }
         Files.createDirectories(dir);
@@ -187,6 +198,24 @@ final class KvRestoreRuns implements AutoCloseable {
     /** The segment files (what the page cache must not hold before a restore). */
     List<Path> files() throws IOException {
         return segments(tier.config().directory());
+    }
+
+    /**
+     * The first immediate subdirectory of {@code dir} holding segment files or an SSD tier's {@code .lock} (a
+     * service's tier, which may not have written a segment yet); empty when there is none.
+     */
+    private static Optional<Path> serviceTier(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return Optional.empty();
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path sub : s.filter(Files::isDirectory).sorted().toList()) {
+                if (!segments(sub).isEmpty() || Files.exists(sub.resolve(TIER_LOCK))) {
+                    return Optional.of(sub);
+                }
+            }
+        }
+        return Optional.empty();
     }
 
     /** The segment files in {@code dir} (and their temporaries), by name; none when it does not exist. */

@@ -111,7 +111,9 @@ final class StartupBenchCommand implements Callable<Integer> {
                 err.printf("bench startup: run %d of %d, %s the AOT cache%n", r + 1, runs, withAot ? "with" : "without");
                 err.flush();
                 LauncherUp.Result up = LauncherUp.run(home.root().resolve("moemesh"), ms, env);
-                try (RunningMesh mesh = RunningMesh.attach(ms.stateDir())) {
+                // The launcher's services run in sessions of their own: a Ctrl-C of the bench reaches none of them,
+                // so the hook stops the mesh (closing it removes the hook).
+                try (RunningMesh mesh = RunningMesh.attach(ms.stateDir()).stopOnJvmExit()) {
                     ProcessCpu services = mesh.state().services().stream()
                             .map(s -> ProcessCpu.of(s.pid()).orElse(ProcessCpu.ZERO))
                             .reduce(ProcessCpu.ZERO, ProcessCpu::plus);

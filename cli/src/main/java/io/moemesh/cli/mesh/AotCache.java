@@ -173,14 +173,16 @@ public final class AotCache {
     /**
      * Deletes the caches of earlier builds of the jars {@link #apply} used that nothing can still need
      * ({@link StaleAotCaches} says when), saying how many; a failure only costs a line in {@code log}.
+     *
+     * @param stateDir the launching mesh's state directory: the folders its mesh.json names stay
      */
-    public void pruneStale(PrintWriter log) {
+    public void pruneStale(PrintWriter log, Path stateDir) {
         if (used.isEmpty() || !Files.isDirectory(root)) {
             return;
         }
         try {
             List<Path> deleted = StaleAotCaches.prune(root, Set.copyOf(used), Instant.now(),
-                    StaleAotCaches.namedByLiveProcesses());
+                    StaleAotCaches.inUse(stateDir));
             if (!deleted.isEmpty()) {
                 say(log, "moemesh up: deleted %d AOT cache(s) of earlier builds from %s", deleted.size(), root);
             }

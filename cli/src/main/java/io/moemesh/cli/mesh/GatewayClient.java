@@ -71,7 +71,9 @@ public final class GatewayClient implements AutoCloseable {
      * Runs one Generate call to its end, handing every message to {@code onMessage} as it arrives.
      *
      * @throws io.grpc.StatusRuntimeException the call's error status, also when the gateway ends the stream with
-     *                                        FINISH_REASON_ERROR (its {@code error} becomes the status)
+     *                                        FINISH_REASON_ERROR, or with FINISH_REASON_CANCELLED and an error (a
+     *                                        shutting-down gateway's drain ended: UNAVAILABLE); its {@code error}
+     *                                        becomes the status
      */
     public Generation generate(GenerateRequest request, Consumer<GenerateResponse> onMessage) {
         // A cancellable context, so that a caller that stops reading (an exception in onMessage) also stops
@@ -111,6 +113,7 @@ public final class GatewayClient implements AutoCloseable {
                 break;
             }
         }
+        int[] generated = ids.build().toArray();
         if (last == null || last.getFinishReason() == FinishReason.FINISH_REASON_UNSPECIFIED) {
             throw Status.INTERNAL.withDescription("the gateway ended the Generate stream without a final message")
                     .asRuntimeException();
@@ -119,8 +122,16 @@ public final class GatewayClient implements AutoCloseable {
             throw Status.fromCodeValue(last.getError().getCode())
                     .withDescription(last.getError().getMessage()).asRuntimeException();
         }
+        // A shutting-down gateway whose drain grace ended stops the request with CANCELLED and the retryable
+        // UNAVAILABLE: the text is cut off, so the call failed (as before any token, when the status ends the call).
+        if (last.getFinishReason() == FinishReason.FINISH_REASON_CANCELLED && last.getError().getCode() != 0) {
+            String why = last.getError().getMessage().isEmpty() ? "" : ": " + last.getError().getMessage();
+            throw Status.fromCodeValue(last.getError().getCode())
+                    .withDescription("the gateway cancelled the request while draining (shutting down) after "
+                            + generated.length + " token(s); retry it" + why).asRuntimeException();
+        }
         String reason = last.getFinishReason().name().substring("FINISH_REASON_".length()).toLowerCase(Locale.ROOT);
-        return new Generation(requestId, ids.build().toArray(), text.toString(), reason, last.getTrace());
+        return new Generation(requestId, generated, text.toString(), reason, last.getTrace());
     }
 
     @Override

@@ -11,7 +11,8 @@ import java.nio.FloatBuffer;
  *
  * @param generatedIds all streamed token ids, in order
  * @param text         the streamed text deltas joined
- * @param finishReason "stop", "length" or "cancelled"
+ * @param finishReason "stop", "length" or "cancelled" (a CANCELLED that carries an error status, a shutting-down
+ *                     gateway's, fails the call instead: {@link GatewayClient#generate})
  * @param trace        the final message's trace: input_ids always, the rest when the request asked for it
  */
 public record Generation(String requestId, int[] generatedIds, String text, String finishReason, TraceInfo trace) {

@@ -64,8 +64,10 @@ public final class MeshLauncher {
 
     /**
      * Starts the mesh and returns once every service reports SERVING. On any failure it stops what it started
-     * and throws. With {@code stopOnJvmExit} the services are also stopped when this JVM exits (tests, demo);
-     * without it they keep running until {@link #down} ({@code moemesh up}).
+     * and throws. While one launch is starting a mesh in a state directory, another on the same directory fails at
+     * once with an IllegalArgumentException naming it ({@link LaunchLock}), starting nothing. With
+     * {@code stopOnJvmExit} the services are also stopped when this JVM exits (tests, demo); without it they keep
+     * running until {@link #down} ({@code moemesh up}).
      */
     public static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit) {
         return up(spec, log, stopOnJvmExit, System.getenv());
@@ -77,7 +79,16 @@ public final class MeshLauncher {
      */
     public static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit, Map<String, String> callerEnv) {
         ModelConfig config = ModelConfigReader.read(spec.model());
-        MeshState.refuseIfRunning(spec.stateDir());
+        // Held until mesh.json records every process started (or a failed launch stopped them): a second launch on
+        // this folder fails at once instead of replacing the CA and the mesh.json of this one (LaunchLock).
+        try (LaunchLock ignored = LaunchLock.acquire(spec.stateDir())) {
+            return launch(spec, log, stopOnJvmExit, callerEnv, config);
+        }
+    }
+
+    private static RunningMesh launch(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit,
+                                      Map<String, String> callerEnv, ModelConfig config) {
+        MeshState.refuseIfRecordedRunning(spec.stateDir());
         // what a mesh that is no longer running left behind
         MeshState.delete(spec.stateDir());
         // A fresh mesh starts at epoch 1: the router must not continue at the epoch of an earlier run. Its learned
@@ -175,7 +186,9 @@ public final class MeshLauncher {
             kvcache = kvcache == null ? null : cached.get(next);
         }
 
-        RunningMesh mesh = new RunningMesh(spec.stateDir(),
+        // Until it is up, the mesh is what this launch started, kept in memory: a failure (or a Ctrl-C) stops
+        // exactly those processes, whatever a mesh.json on disk lists.
+        RunningMesh mesh = RunningMesh.launching(spec.stateDir(),
                 new MeshState(spec.model().toString(), spec.replicas(), FIRST_EPOCH, placementFile.toString(), List.of(), null),
                 config);
         Thread abort = new Thread(mesh::stopQuietly, "moemesh-up-abort");
@@ -208,7 +221,7 @@ public final class MeshLauncher {
                 awaitServing(mesh, s, deadline, t0, log);
             }
             // Once every service serves, so it costs the start nothing.
-            aot.ifPresent(a -> a.pruneStale(log));
+            aot.ifPresent(a -> a.pruneStale(log, spec.stateDir()));
             if (spec.restart() == MeshSpec.RestartPolicy.ALWAYS) {
                 MeshState.Service sup = supervisor(spec, java).withProcess(ServiceProcess.start(supervisor(spec, java)).toHandle());
                 mesh.update(mesh.state().withSupervisor(sup));
@@ -221,6 +234,7 @@ public final class MeshLauncher {
             removeHook(abort);
             throw e;
         }
+        mesh.launched();
         if (!stopOnJvmExit) {
             removeHook(abort);
         } else {
@@ -259,13 +273,16 @@ public final class MeshLauncher {
         return report;
     }
 
-    /** The supervisor process: this CLI's own class path and JDK, a small heap. */
-    private static MeshState.Service supervisor(MeshSpec spec, String java) {
+    /**
+     * The supervisor process: this CLI's own class path and JDK, a small heap; its absolute {@code --state-dir} is how
+     * the AOT cache pruning finds the mesh.json it restarts services from ({@link StaleAotCaches#inUse}).
+     */
+    static MeshState.Service supervisor(MeshSpec spec, String java) {
         List<String> cmd = new ArrayList<>();
         cmd.add(java);
         cmd.addAll(List.of("--add-modules", "jdk.incubator.vector", "-Xmx64m", "-XX:+UseSerialGC",
                 "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"), "io.moemesh.cli.Main",
-                "supervise", "--state-dir", spec.stateDir().toString()));
+                "supervise", "--state-dir", spec.stateDir().toAbsolutePath().toString()));
         Path logFile = spec.stateDir().resolve("logs").resolve("supervisor.log");
         return new MeshState.Service("supervisor", 0, "", 0, 0, logFile.toString(), cmd, Map.of());
     }

@@ -222,13 +222,19 @@ public record MeshState(String model, int replicas, long epoch, String placement
     }
 
     /**
-     * Refuses a state folder whose recorded mesh still runs (a service or its supervisor alive): {@code up}, and every
-     * tool that would overwrite the folder's data (a bench emptying {@code kvcache/}), must not touch a live mesh's
-     * files.
+     * Refuses a state folder whose recorded mesh still runs (a service or its supervisor alive), or in which a launch
+     * is starting one ({@link LaunchLock}): every tool that would overwrite the folder's data (a bench emptying
+     * {@code kvcache/}) must not touch a live mesh's files.
      *
      * @throws IllegalArgumentException naming the folder and how to stop the mesh
      */
     public static void refuseIfRunning(Path stateDir) {
+        LaunchLock.refuseIfHeld(stateDir);
+        refuseIfRecordedRunning(stateDir);
+    }
+
+    /** {@link #refuseIfRunning} for the launch that holds the folder's {@link LaunchLock} itself. */
+    static void refuseIfRecordedRunning(Path stateDir) {
         Optional<MeshState> old = read(stateDir);
         if (old.isPresent() && (old.get().services().stream().anyMatch(s -> s.process().isPresent())
                 || (old.get().supervisor() != null && old.get().supervisor().process().isPresent()))) {

@@ -26,11 +26,29 @@ public final class RunningMesh implements AutoCloseable {
     private final ModelConfig config;
     private volatile MeshState state;
     private volatile Runnable onClose = () -> { };
+    /**
+     * While {@link MeshLauncher#up} starts it: {@link #state} is what this process started (held in memory, written
+     * to mesh.json), not whatever mesh.json on disk lists.
+     */
+    private volatile boolean launching;
+    private volatile Thread exitHook;
 
     RunningMesh(Path stateDir, MeshState state, ModelConfig config) {
         this.stateDir = stateDir;
         this.state = state;
         this.config = config;
+    }
+
+    /** A mesh {@link MeshLauncher#up} is starting: until {@link #launched}, its state is the one in memory. */
+    static RunningMesh launching(Path stateDir, MeshState state, ModelConfig config) {
+        RunningMesh m = new RunningMesh(stateDir, state, config);
+        m.launching = true;
+        return m;
+    }
+
+    /** Every service reports SERVING: from now on mesh.json (which the supervisor rewrites) is the state. */
+    void launched() {
+        launching = false;
     }
 
     /**
@@ -44,8 +62,14 @@ public final class RunningMesh implements AutoCloseable {
         return new RunningMesh(stateDir, s, ModelConfigReader.read(Path.of(s.model())));
     }
 
-    /** The recorded state: mesh.json as it is now (the supervisor rewrites it when it restarts a service). */
+    /**
+     * The recorded state: mesh.json as it is now (the supervisor rewrites it when it restarts a service); while
+     * {@code up} starts the mesh, what it started so far.
+     */
     public MeshState state() {
+        if (launching) {
+            return state;
+        }
         try {
             MeshState onDisk = MeshState.read(stateDir).orElse(null);
             if (onDisk != null) {
@@ -204,15 +228,46 @@ public final class RunningMesh implements AutoCloseable {
         onClose = r;
     }
 
-    /** Stops every recorded service that still runs and forgets the mesh. Never throws. */
+    /**
+     * Stops every recorded service that still runs and forgets the mesh. Never throws. While {@code up} starts it,
+     * the services stopped are the ones this process started (and those its supervisor restarted, which only it
+     * records in mesh.json: the launch lock keeps every other writer out).
+     */
     void stopQuietly() {
         try {
-            MeshShutdown.stopSupervisor(state(), STOP_GRACE);
-            MeshShutdown.stopServices(state(), STOP_GRACE);
+            if (launching) {
+                MeshState started = state;
+                MeshShutdown.stopSupervisor(started, STOP_GRACE);
+                MeshShutdown.stopServices(started, STOP_GRACE);
+                if (started.supervisor() != null) {
+                    MeshState.read(stateDir).ifPresent(restarted -> MeshShutdown.stopServices(restarted, STOP_GRACE));
+                }
+            } else {
+                MeshShutdown.stopSupervisor(state(), STOP_GRACE);
+                MeshShutdown.stopServices(state(), STOP_GRACE);
+            }
             MeshState.delete(stateDir);
         } catch (RuntimeException e) {
             System.err.println("moemesh: stopping the mesh in " + stateDir + " failed: " + e);
         }
+    }
+
+    /**
+     * Stops this mesh when the JVM exits (Ctrl-C, SIGTERM) unless it is closed first, as {@code demo} does with the
+     * mesh it starts: its services run in sessions of their own (setsid), so no signal to this process reaches them.
+     * Returns this.
+     */
+    public RunningMesh stopOnJvmExit() {
+        Thread hook = new Thread(this::stopQuietly, "moemesh-stop-on-exit");
+        Runtime.getRuntime().addShutdownHook(hook);
+        exitHook = hook;
+        onClose(() -> MeshLauncher.removeHook(hook));
+        return this;
+    }
+
+    /** The hook {@link #stopOnJvmExit} registered (tests run it as the JVM would); null without one. */
+    Thread exitHook() {
+        return exitHook;
     }
 
     /** Stops the mesh (SIGTERM, then SIGKILL after a grace period). */

@@ -13,8 +13,10 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -28,13 +30,17 @@ import java.util.stream.Stream;
  * <p>A folder {@code <jar>-<key>} of a jar the mesh uses, other than the current build's, is deleted when all of
  * these hold: it was not used for {@link #UNUSED_FOR} (its lock file's time, which every use of a cache refreshes,
  * {@link #touch}), no live process names it on its command line (a mesh started from an earlier build still runs
- * from it: its JVMs open the extracted jars lazily), and its lock is free (no launcher is training it). Its archive
- * goes first, so a folder a deletion left half done is never taken for a ready cache; the next prune finishes it.
+ * from it: its JVMs open the extracted jars lazily), no service command recorded in the {@code mesh.json} of the
+ * launching mesh or of a mesh whose supervisor runs names it ({@link #inUse}), and its lock is free (no launcher is
+ * training it). Its archive goes first, so a folder a deletion left half done is never taken for a ready cache; the
+ * next prune finishes it.
  */
 final class StaleAotCaches {
     /** A cache used within this time stays (another checkout sharing the root, a launcher about to start from it). */
     static final Duration UNUSED_FOR = Duration.ofHours(1);
     private static final Pattern KEYED = Pattern.compile("(.+)-[0-9a-f]{16}");
+    /** The CLI's main class, which the supervisor's command line runs ({@link MeshLauncher}). */
+    private static final String MAIN_CLASS = "io.moemesh.cli.Main";
 
     private StaleAotCaches() {
     }
@@ -58,6 +64,55 @@ final class StaleAotCaches {
                 .map(p -> p.info().commandLine().orElse(""))
                 .filter(c -> !c.isEmpty())
                 .toList();
+        return folder -> commands.stream().anyMatch(c -> c.contains(folder.toString()));
+    }
+
+    /**
+     * Whether {@code folder} may still be needed: named by a live process's command line
+     * ({@link #namedByLiveProcesses}), or by a service command recorded in the mesh.json of {@code stateDir} or of
+     * the state directory of any live supervisor ({@link #supervisedStateDir}). Why the recorded commands: a
+     * supervised service that exited runs nowhere until its restart (RestartBackoff: up to 30 s later), and the
+     * supervisor then starts it with its recorded command, from that folder; deleted, it would fail at every restart.
+     * A mesh without a supervisor restarts nothing, so its live processes are all that can need a folder.
+     */
+    static Predicate<Path> inUse(Path stateDir) {
+        Set<Path> stateDirs = new LinkedHashSet<>();
+        stateDirs.add(stateDir);
+        ProcessHandle.allProcesses().forEach(p -> p.info().arguments()
+                .flatMap(args -> supervisedStateDir(List.of(args))).ifPresent(stateDirs::add));
+        return namedByLiveProcesses().or(namedByRecordedMeshes(stateDirs));
+    }
+
+    /**
+     * The state directory of a mesh supervisor's arguments ({@code ... io.moemesh.cli.Main supervise --state-dir DIR},
+     * as {@link MeshLauncher} starts it); empty for any other process.
+     */
+    static Optional<Path> supervisedStateDir(List<String> args) {
+        for (int i = 1; i + 2 < args.size(); i++) {
+            if (args.get(i - 1).equals(MAIN_CLASS) && args.get(i).equals("supervise")
+                    && args.get(i + 1).equals("--state-dir")) {
+                return Optional.of(Path.of(args.get(i + 2)));
+            }
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * Whether any service command (or the supervisor's) recorded in the mesh.json of one of {@code stateDirs} names
+     * the folder, whether its process runs or not. A folder without a readable mesh.json names nothing.
+     */
+    static Predicate<Path> namedByRecordedMeshes(Collection<Path> stateDirs) {
+        List<String> commands = new ArrayList<>();
+        for (Path dir : stateDirs) {
+            try {
+                MeshState.read(dir).ifPresent(state -> {
+                    state.services().forEach(svc -> commands.add(String.join(" ", svc.command())));
+                    Optional.ofNullable(state.supervisor()).ifPresent(svc -> commands.add(String.join(" ", svc.command())));
+                });
+            } catch (RuntimeException e) {
+                // not a mesh state file: it records no command
+            }
+        }
         return folder -> commands.stream().anyMatch(c -> c.contains(folder.toString()));
     }
 

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code moemesh bench kvcache-restore} at a tiny size: the report's shape, never its timings. */
 class KvRestoreBenchCommandTest {
@@ -92,6 +93,31 @@ class KvRestoreBenchCommandTest {
         assertThat(foreign).hasBinaryContent(new byte[] {1, 2, 3});
         try (Stream<Path> left = Files.list(dir)) {
             assertThat(left).containsExactly(foreign);
+        }
+    }
+
+    /**
+     * A kvcache-service keeps its segments one level down ({@code <ssd-dir>/<fingerprint>-b16/}, up's
+     * {@code <state-dir>/kvcache}): that directory is refused too, the bench writing nothing into the service's
+     * volume; so is one whose tier holds only its open tier's lock file (no segment written yet).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"seg-0000000000000001.kvseg", ".lock"})
+    void kvcacheServicesSsdDir_withItsTierOneLevelDown_isRefusedWithExitTwo_andNothingIsWritten(String file,
+                                                                                               @TempDir Path dir)
+            throws Exception {
+        Path tier = Files.createDirectories(dir.resolve("0123456789abcdef-b16"));
+        Path foreign = tier.resolve(file);
+        Files.write(foreign, new byte[] {1, 2, 3});
+        CliRun r = CliRun.of("bench", "kvcache-restore", "--dir", dir.toString(), "--model", "S", "--total", "4m",
+                "--prefix-tokens", "128", "--dram", "256k", "--warmup-prefixes", "1", "--rounds", "1");
+        assertThat(r.exitCode()).as(r.err()).isEqualTo(2);
+        assertThat(r.err().strip()).isEqualTo("moemesh kvcache-restore: --dir " + dir + " is a kvcache-service's SSD "
+                + "directory (0123456789abcdef-b16/ in it is an SSD tier): the bench would fill that service's "
+                + "volume; name an empty or new directory");
+        assertThat(foreign).hasBinaryContent(new byte[] {1, 2, 3});
+        try (Stream<Path> left = Files.list(dir)) {
+            assertThat(left).containsExactly(tier);
         }
     }
 

@@ -28,7 +28,8 @@ import java.util.TreeSet;
  * A stand-in for the gateway's Generate in CLI tests: the reference engine in-process, streamed the way the
  * contract says (first message with request id, one message per token with its text delta, a final message
  * with finish reason, usage and trace). Prompts starting with "fail:CODE" end with that status before any
- * token; "late:CODE" streams one token, then a final FINISH_REASON_ERROR message carrying CODE.
+ * token; "late:CODE" streams one token, then a final FINISH_REASON_ERROR message carrying CODE; "drain:CODE" streams
+ * one token, then a final FINISH_REASON_CANCELLED message carrying CODE (a shutting-down gateway's drain ended).
  */
 public final class FakeGateway extends GatewayServiceGrpc.GatewayServiceImplBase {
     private final MoeModel model;
@@ -47,6 +48,15 @@ public final class FakeGateway extends GatewayServiceGrpc.GatewayServiceImplBase
         }
         int[] ids = model.encodePrompt(prompt);
         out.onNext(GenerateResponse.newBuilder().setRequestId("fake-1").setPromptTokens(ids.length).build());
+        if (prompt.startsWith("drain:")) {
+            // what a shutting-down gateway sends when its drain grace ends after tokens were streamed
+            out.onNext(GenerateResponse.newBuilder().addTokenIds(ids[1]).setText("x").build());
+            out.onNext(GenerateResponse.newBuilder().setFinishReason(FinishReason.FINISH_REASON_CANCELLED)
+                    .setError(com.google.rpc.Status.newBuilder().setCode(Code.valueOf(prompt.substring(6)).getNumber())
+                            .setMessage("the gateway is shutting down")).build());
+            out.onCompleted();
+            return;
+        }
         if (prompt.startsWith("late:")) {
             out.onNext(GenerateResponse.newBuilder().addTokenIds(ids[1]).setText("x").build());
             out.onNext(GenerateResponse.newBuilder().setFinishReason(FinishReason.FINISH_REASON_ERROR)

@@ -72,6 +72,42 @@ class StaleAotCachesTest {
         assertThat(StaleAotCaches.namedByLiveProcesses().test(root.resolve("moemesh-gateway-00000000000000aa"))).isFalse();
     }
 
+    /**
+     * A supervised service that exited runs nowhere until the supervisor restarts it (up to 30 s later) with its
+     * recorded command: the folder that command names stays while the mesh is recorded, and goes once it is not.
+     */
+    @Test
+    void prune_keepsAFolderARecordedMeshsCommandNames_whileItsProcessIsDead() throws IOException {
+        Path current = cache("moemesh-gateway-00000000000000aa", Duration.ZERO);
+        Path old = cache("moemesh-gateway-00000000000000bb", Duration.ofDays(2));
+        Path stateDir = root.resolve("state"); // not a cache folder: prune passes it by
+        // pid 2^31 - 1: no live process
+        MeshState.Service gateway = new MeshState.Service("gateway", Integer.MAX_VALUE, "", 1, 2,
+                stateDir.resolve("logs/gateway.log").toString(), List.of("java", "-XX:AOTCache=" + old.resolve(
+                AotCache.ARCHIVE), "-jar", old.resolve(AotCache.EXTRACTED).resolve("moemesh-gateway.jar").toString()),
+                java.util.Map.of());
+        MeshStates.write(stateDir, new MeshState("/m", 1, 1, "/m/placement.json", List.of(), gateway));
+        assertThat(gateway.process()).isEmpty();
+
+        assertThat(StaleAotCaches.prune(root, Set.of(current), NOW, StaleAotCaches.inUse(stateDir))).isEmpty();
+        assertThat(old.resolve(AotCache.ARCHIVE)).exists();
+
+        Files.delete(MeshState.file(stateDir)); // down
+        assertThat(StaleAotCaches.prune(root, Set.of(current), NOW, StaleAotCaches.inUse(stateDir)))
+                .containsExactly(old);
+    }
+
+    /** Any running supervisor's mesh counts, wherever its state directory is: its command line names it. */
+    @Test
+    void supervisedStateDir_isReadFromTheSupervisorsCommandLine_asTheLauncherStartsIt() {
+        Path stateDir = root.resolve("elsewhere");
+        MeshSpec spec = new MeshSpec(root.resolve("model"), 1, 1, stateDir, "64m", Duration.ofSeconds(1),
+                new MeshHome(root), List.of(), MeshSpec.RestartPolicy.ALWAYS);
+        List<String> command = MeshLauncher.supervisor(spec, "java").command();
+        assertThat(StaleAotCaches.supervisedStateDir(command.subList(1, command.size()))).contains(stateDir);
+        assertThat(StaleAotCaches.supervisedStateDir(List.of("-jar", "x.jar", "--state-dir", "/tmp"))).isEmpty();
+    }
+
     /** A cache folder (archive, extracted jar) whose lock file was last touched {@code age} before NOW. */
     private Path cache(String name, Duration age) throws IOException {
         Path d = Files.createDirectories(root.resolve(name));

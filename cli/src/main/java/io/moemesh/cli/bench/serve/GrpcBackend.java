@@ -29,12 +29,14 @@ public final class GrpcBackend implements StreamingBackend {
     private static final Metadata.Key<String> AUTHORIZATION =
             Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
+    private final String endpoint;
     private final ManagedChannel channel;
     private final GatewayServiceGrpc.GatewayServiceBlockingStub stub;
 
     /** @param apiKey sent as {@code authorization: Bearer} metadata; null or empty = none */
     public GrpcBackend(Endpoint endpoint, String apiKey) {
         String host = endpoint.host().replaceAll("^\\[|]$", "");
+        this.endpoint = endpoint.host() + ":" + endpoint.port();
         this.channel = NettyChannelBuilder.forAddress(host, endpoint.port()).usePlaintext()
                 .maxInboundMessageSize(64 << 20).build();
         GatewayServiceGrpc.GatewayServiceBlockingStub s = GatewayServiceGrpc.newBlockingStub(channel);
@@ -53,7 +55,8 @@ public final class GrpcBackend implements StreamingBackend {
             info = stub.withDeadlineAfter(30, TimeUnit.SECONDS)
                     .modelInfo(ModelInfoRequest.newBuilder().setModel(model == null ? "" : model).build());
         } catch (StatusRuntimeException e) {
-            throw new IllegalArgumentException("--endpoint: gRPC ModelInfo failed: " + e.getStatus());
+            throw new IllegalArgumentException("--endpoint " + endpoint + ": gRPC ModelInfo failed: "
+                    + ConnectionFailures.describe(e.getStatus()));
         }
         Set<Integer> eos = new HashSet<>(info.getEosTokenIdsList());
         int context = info.getMaxPositionEmbeddings();
@@ -69,7 +72,8 @@ public final class GrpcBackend implements StreamingBackend {
                     .tokenize(TokenizeRequest.newBuilder().setModel(model).setText(text).build())
                     .getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
         } catch (StatusRuntimeException e) {
-            throw new IllegalArgumentException("gRPC Tokenize failed: " + e.getStatus());
+            throw new IllegalArgumentException("--endpoint " + endpoint + ": gRPC Tokenize failed: "
+                    + ConnectionFailures.describe(e.getStatus()));
         }
     }
 
@@ -119,8 +123,7 @@ public final class GrpcBackend implements StreamingBackend {
             if (Thread.currentThread().isInterrupted()) {
                 throw new InterruptedException("cancelled");
             }
-            return RequestOutcome.failed("gRPC " + e.getStatus().getCode() + ": " + e.getStatus().getDescription(),
-                    promptTokens);
+            return RequestOutcome.failed("gRPC " + ConnectionFailures.describe(e.getStatus()), promptTokens);
         }
         return timer.finish(promptTokens, usageTokens >= 0 ? usageTokens : outputTokens);
     }

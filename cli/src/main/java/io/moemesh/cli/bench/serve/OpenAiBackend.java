@@ -50,7 +50,8 @@ public final class OpenAiBackend implements StreamingBackend {
             r = client.send(request(base.resolve(base.getPath() + "/models")).GET().build(),
                     HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
         } catch (IOException e) {
-            throw new IllegalArgumentException("--endpoint " + base + ": GET /v1/models failed: " + e.getMessage());
+            throw new IllegalArgumentException("--endpoint " + base + ": GET /v1/models failed: "
+                    + ConnectionFailures.describe(e));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted", e);
@@ -109,7 +110,7 @@ public final class OpenAiBackend implements StreamingBackend {
         try {
             response = client.send(request, HttpResponse.BodyHandlers.ofInputStream());
         } catch (IOException e) {
-            return RequestOutcome.failed("connection: " + e.getMessage(), prompt.promptTokens());
+            return RequestOutcome.failed("connection: " + ConnectionFailures.describe(e), prompt.promptTokens());
         }
         try (InputStream in = response.body()) {
             if (response.statusCode() != 200) {
@@ -123,7 +124,7 @@ public final class OpenAiBackend implements StreamingBackend {
             if (Thread.currentThread().isInterrupted()) {
                 throw new InterruptedException("cancelled");
             }
-            return RequestOutcome.failed("stream broken: " + e.getMessage(), prompt.promptTokens());
+            return RequestOutcome.failed("stream broken: " + ConnectionFailures.describe(e), prompt.promptTokens());
         }
     }
 

@@ -1,0 +1,46 @@
+package io.moemesh.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moemesh.model.golden.TestModels;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The launcher script's {@code java_major}, run by bash as the script defines it, on stand-in {@code java}
+ * executables that print a version line as the JDK does: every JDK the launcher may pick gives its feature release
+ * as a plain number (its check {@code major >= 25} needs one), early-access builds included.
+ */
+class LauncherJavaVersionTest {
+    @TempDir
+    Path tmp;
+
+    @ParameterizedTest(name = "\"{0}\" -> {1}")
+    @CsvSource({
+        "25,          25",
+        "25.0.1,      25",
+        "26-ea,       26",
+        "25+36,       25",
+        "26-internal, 26",
+        "1.8.0_392,   8",
+    })
+    void javaMajor_isTheFeatureReleaseAsANumber_earlyAccessBuildsIncluded(String version, String major)
+            throws IOException, InterruptedException {
+        Path java = tmp.resolve("java");
+        Files.writeString(java, "#!/bin/sh\necho 'openjdk version \"" + version + "\" 2026-03-17' >&2\n"
+                + "echo 'OpenJDK Runtime Environment (build " + version + ")' >&2\n");
+        java.toFile().setExecutable(true);
+        Path script = TestModels.repoRoot().resolve("moemesh");
+        Process p = new ProcessBuilder("bash", "-c",
+                "eval \"$(sed -n '/^java_major()/,/^}/p' \"$0\")\" && java_major \"$1\"", script.toString(),
+                java.toString()).redirectErrorStream(true).start();
+        assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip()).isEqualTo(major);
+    }
+}
