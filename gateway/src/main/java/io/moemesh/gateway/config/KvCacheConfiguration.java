@@ -85,8 +85,9 @@ public class KvCacheConfiguration {
             return null;
         }
         KvCacheProperties k = p.kvcache();
-        // Swap-outs' and offloads' writes are copies of blocks the pool holds: bounded by its size, not the queue's.
-        WriteBack w = new WriteBack(client.get(), k.writeBackQueueBlocks(), cache.totalBlocks(), k.putTimeout(),
+        // Swap-outs' and offloads' copies are heap beside the pool (half of -Xmx or more): a budget of their own, of
+        // write-back-queue-blocks, never the pool's size, which let a slow service's swap-outs pile up a second pool.
+        WriteBack w = new WriteBack(client.get(), k.writeBackQueueBlocks(), k.writeBackQueueBlocks(), k.putTimeout(),
                 k.rememberedBlocks(), k.drainTimeout());
         cache.setBlockSink(w);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_blocks", w, WriteBack::writtenBlocks)
@@ -95,7 +96,7 @@ public class KvCacheConfiguration {
                 .description("payload bytes of those blocks").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_dropped_blocks", w, WriteBack::droppedBlocks)
                 .description("KV blocks not written back for want of room: the queue (write-back-queue-blocks) "
-                        + "was full, or a swap-out's past the KV pool's size of queued swap-out and offload blocks").register(meters);
+                        + "was full, or a swap-out's past as many swap-out and offload copies held").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_failed_blocks", w, WriteBack::failedBlocks)
                 .description("KV blocks whose Put failed or timed out").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_writeback_declined_blocks", w, WriteBack::declinedBlocks)

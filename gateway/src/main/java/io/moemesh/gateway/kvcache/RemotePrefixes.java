@@ -32,9 +32,12 @@ import org.slf4j.LoggerFactory;
  * sequence is admitted: the cache, as the prefix source, finds them like its own, so {@code cached_tokens} counts
  * local and fetched tokens alike. A fetch that fails, times out or returns a bad block just brings fewer blocks (the
  * rest is computed: same tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip. A block
- * the write-back remembers as stored but the Lookup or Get stops at, or whose bytes are not the ones this gateway
- * stored (another writer's copy after the service lost ours), is forgotten by the write-back ({@link
- * WriteBack#notStored}): it is sent again when next offered, and checked no more against our old checksum.
+ * the write-back remembers as stored but the Lookup or Get stops at is forgotten by the write-back ({@link
+ * WriteBack#notStored}): it is sent again when next offered. A block whose bytes are not the ones this gateway stored
+ * is not: its checksum is kept, so it is refused (counted in {@link #badBlocks}) and recomputed on every fetch, since
+ * the service keeps that copy (sending ours again is answered {@code ALREADY_PRESENT}). Another gateway's bitwise
+ * different floats for the same hash, stored after the service lost ours, are refused alike: correct, at the cost
+ * of recomputing them.
  *
  * <p><b>Fetch budget</b>: a fetched run is held decoded (a block's payload in floats) until its sequence is admitted,
  * which may be many steps away when the pool is full, and every waiting sequence asks in one step. So the blocks of
@@ -263,9 +266,8 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             byte[] p = payloads.get(i);
             if (writeBack != null && writeBack.heldOtherBytes(h, p)) {
                 badBlocks.incrementAndGet();
-                // Corrupted, or (the service lost our copy) another writer's: either way not ours any more, so
-                // its checksum is forgotten and the block refused once, not on every fetch from now on.
-                notStored(h);
+                // Corrupted, or (the service lost our copy) another writer's: refused, and its checksum kept (no
+                // notStored), so it is refused on every fetch; the service keeps that copy whatever we send.
                 log.warn("KV block {} from {} does not hold the bytes this gateway stored: it and the blocks after it "
                         + "are recomputed", h, client.endpoint());
                 failed = true;

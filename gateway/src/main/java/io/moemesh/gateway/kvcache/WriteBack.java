@@ -36,19 +36,23 @@ import org.slf4j.LoggerFactory;
  * floats back after a demotion), so a block fetched back can be checked end to end ({@link #heldOtherBytes}). An
  * {@code ALREADY_PRESENT} block keeps the copy that was there, perhaps another gateway's bitwise-different floats:
  * no checksum. A failed, declined or dropped block is forgotten (it may be offered again), and so is a stored one
- * that the service was seen not to hold ({@link #notStored}: evicted, lost with its DRAM, or another writer's bytes
- * now), so it is sent again when next offered.
+ * that the service was seen not to hold ({@link #notStored}: evicted or lost with its DRAM), so it is sent again when
+ * next offered. A block fetched back with other bytes is not evidence of that (the service still holds a copy, and
+ * sending ours again would only be answered {@code ALREADY_PRESENT}): its checksum is kept, so it is refused on every
+ * fetch.
  *
  * <p><b>Priority writes</b>: swap-outs and Attend offloads jump the queue ({@link #writeFirst}) and can wait for
  * their blocks to be settled; an offload's blocks are sent with {@code pin_next} ({@link #writeFirst(List, List,
  * boolean)}). They never push a queued block out, and once queued they are not dropped: {@code queueBlocks} bounds
  * only the ordinary write-backs (finished and evicted blocks), and a full queue drops the newest, the one offered.
- * Priority writes are copies of blocks the engine holds, bounded by {@code priorityBlocks} (the KV pool's size): a
- * swap-out copies and queues only as many of its leading blocks as keep them within it ({@link #swapOutFilter}; the
- * rest, counted dropped, is recomputed on resume: a restore uses the leading run); an offload is always taken whole,
- * its copies being of blocks its sequence holds until the offload settles (one in flight per sequence, so the
- * offloads' copies alone stay within the pool), and what one that gave up left queued is withdrawn ({@link
- * #withdraw}).
+ * Priority copies held (queued, or in the writer's Put, until settled) count against a fixed budget, {@code
+ * priorityBlocks} (the gateway passes {@code write-back-queue-blocks}), never the KV pool's size: they are heap beside
+ * the pool, which a slow service's swap-outs would fill a second time. A swap-out copies only its leading blocks that
+ * fit ({@link #swapOutFilter}; the rest, counted dropped, is recomputed on resume: a restore uses the leading run).
+ * An offload is taken whole (a part could not be pinned): its copies are of blocks its sequence holds until the
+ * offload settles (one in flight per sequence), so bounded by those blocks; they count against the budget, so
+ * swap-outs' plus offloads' copies stay within the larger of the budget and the offloads' own. What an offload that
+ * gave up left queued is withdrawn ({@link #withdraw}).
  */
 public final class WriteBack implements BlockSink, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(WriteBack.class);
@@ -72,9 +76,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private final int priorityBlocks;
     /** Priority entries at the front, ordinary ones behind; unbounded itself: the two counts below bound it. */
     private final LinkedBlockingDeque<Entry> queue = new LinkedBlockingDeque<>();
-    /** Entries in {@link #queue} by kind (under {@code known}'s lock). */
+    /** Ordinary entries in {@link #queue} (under {@code known}'s lock). */
     private int ordinaryQueued;
-    private int priorityQueued;
+    /** Priority entries queued or in the writer's Put, not yet settled: its copies are still held (under the lock). */
+    private int priorityHeld;
     /** hash → what is remembered of it. Access order: the least recently used goes first. */
     private final LinkedHashMap<BlockHash, Sums> known;
     /** Queued hashes → their entry (to move one to the front, and to wait for it). */
@@ -111,8 +116,9 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     /**
      * @param queueBlocks    ordinary blocks (finished, evicted) waiting to be written at most (≥ 1); beyond it new
      *                       ones are dropped
-     * @param priorityBlocks swap-out blocks waiting to be written at most, offloads' included (≥ 1): the KV pool's
-     *                       blocks (see the class comment)
+     * @param priorityBlocks the budget of priority copies held (queued or being written, ≥ 1): swap-outs copy no
+     *                       more than its room, offloads' copies count against it but are taken whole (see the class
+     *                       comment); a fixed number, never the KV pool's size
      * @param putTimeout     deadline of one Put stream
      * @param remembered     hashes remembered as stored or queued at most (≥ 1)
      * @param drain          how long {@link #close()} still writes what is queued
@@ -120,7 +126,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     public WriteBack(KvCacheClient client, int queueBlocks, int priorityBlocks, Duration putTimeout, int remembered,
                      Duration drain) {
         if (queueBlocks < 1 || priorityBlocks < 1 || remembered < 1) {
-            throw new IllegalArgumentException("a write-back needs write-back-queue-blocks >= 1, the KV pool's blocks "
+            throw new IllegalArgumentException("a write-back needs write-back-queue-blocks >= 1, a priority budget "
                     + ">= 1 and remembered-blocks >= 1, got " + queueBlocks + ", " + priorityBlocks + " and "
                     + remembered);
         }
@@ -183,12 +189,20 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     }
 
     /**
-     * Blocks a swap-out may still queue: {@code priorityBlocks} less the priority blocks queued now (offloads'
-     * included). Only grows until the caller's next {@link #writeFirst} (the writer only takes entries).
+     * Blocks a swap-out may still copy and queue: {@code priorityBlocks} less the priority copies held now (queued or
+     * being written, offloads' included). Only grows until the caller's next {@link #writeFirst} (the writer only
+     * settles entries).
      */
     public int priorityRoom() {
         synchronized (known) {
-            return Math.max(0, priorityBlocks - priorityQueued);
+            return Math.max(0, priorityBlocks - priorityHeld);
+        }
+    }
+
+    /** Priority copies held now: queued, or in the writer's Put and not yet settled (tests). */
+    int priorityCopies() {
+        synchronized (known) {
+            return priorityHeld;
         }
     }
 
@@ -214,7 +228,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
 
     /**
      * A swap-out: queues {@code blocks} (block 0 first; their leading {@link #priorityRoom} ones, the caller having
-     * copied no more) ahead of everything else (its blocks are needed back soon) and moves {@code alsoNeeded} that
+     * copied no more: see {@link #swapOutFilter}) ahead of everything else (its blocks are needed back soon) and moves {@code alsoNeeded} that
      * are queued already to the front too. The future completes when each of them is settled (stored, or failed /
      * declined / not taken for room: then the restore finds fewer blocks and recomputes the rest).
      */
@@ -249,7 +263,8 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 }
             }
             List<Entry> fresh = new ArrayList<>();
-            int room = pinNext ? Integer.MAX_VALUE : Math.max(0, priorityBlocks - priorityQueued);
+            // An offload whole (its copies bounded by the blocks its sequence holds until it settles: class comment).
+            int room = pinNext ? Integer.MAX_VALUE : Math.max(0, priorityBlocks - priorityHeld);
             for (BlockContents b : blocks) {
                 if (!open || known.containsKey(b.hash())) {
                     continue;
@@ -298,29 +313,43 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         } else {
             queue.offerLast(e);
         }
-        counted(e, 1);
+        if (e.priority) {
+            priorityHeld++;
+        } else {
+            ordinaryQueued++;
+        }
         known.put(e.block.hash(), Sums.QUEUED);
         queued.put(e.block.hash(), e);
     }
 
-    /** {@code e} left the queue (caller holds {@code known}'s lock). */
+    /** {@code e} left the queue (caller holds {@code known}'s lock): a priority copy stays held until settled. */
     private void taken(Entry e) {
-        counted(e, -1);
+        if (!e.priority) {
+            ordinaryQueued--;
+        }
     }
 
-    private void counted(Entry e, int delta) {
+    /** {@code e}, taken by the writer, is queued again (caller holds {@code known}'s lock). */
+    private void requeued(Entry e) {
+        queue.offerFirst(e);
+        if (!e.priority) {
+            ordinaryQueued++;
+        }
+    }
+
+    /** {@code e} is stored or forgotten: its copy is no longer held (caller holds {@code known}'s lock). */
+    private void settled(Entry e) {
         if (e.priority) {
-            priorityQueued += delta;
-        } else {
-            ordinaryQueued += delta;
+            priorityHeld--;
         }
     }
 
     /**
      * Evidence that the service does not hold {@code hash} (a Pin that found it not stored, a Lookup or Get that
-     * stopped at it, a payload other than the one this gateway stored): forgets that it was stored, and its
-     * checksums, so {@link #wants} and {@link #lacks} say yes again and the block is sent again when next offered.
-     * A block still queued or being written is left alone.
+     * stopped at it): forgets that it was stored, and its checksums, so {@link #wants} and {@link #lacks} say yes
+     * again and the block is sent again when next offered. A block still queued or being written is left alone. Not
+     * for a block fetched back with other bytes ({@link #heldOtherBytes}): the service holds a copy then, and its
+     * checksum must stay so that copy is refused on every fetch.
      */
     public void notStored(BlockHash hash) {
         synchronized (known) {
@@ -338,6 +367,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         if (known.get(h) == Sums.QUEUED) {
             known.remove(h);
         }
+        settled(e);
         e.done.complete(false);
         log.debug("KV block {} not written back: {}", h, why);
     }
@@ -420,6 +450,14 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 return;
             } catch (RuntimeException e) {
                 log.warn("KV write-back failed", e);
+                // Its blocks are not stored: forgotten (their waiters answered, priority copies no longer held).
+                synchronized (known) {
+                    for (Entry en : batch) {
+                        if (!en.done.isDone() && !queue.contains(en)) {
+                            forget(en, "write-back failed");
+                        }
+                    }
+                }
             }
         }
     }
@@ -460,13 +498,13 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 if (o == PutOutcome.PUT_OUTCOME_STORED || o == PutOutcome.PUT_OUTCOME_ALREADY_PRESENT) {
                     queued.remove(en.block.hash());
                     known.put(en.block.hash(), sums.get(i));
+                    settled(en);
                     written.incrementAndGet();
                     writtenBytes.addAndGet(payloads.get(i).length);
                     en.done.complete(true);
                 } else if (o == PutOutcome.PUT_OUTCOME_DECLINED && en.pinNext && !pinNext[i]) {
                     // An offload named it while its ordinary Put was in flight: once more, with pin_next.
-                    queue.offerFirst(en);
-                    counted(en, 1);
+                    requeued(en);
                     log.debug("KV block {} declined; sent again for an offload", en.block.hash());
                 } else {
                     declined.incrementAndGet();
@@ -488,7 +526,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
 
     /**
      * Blocks not queued for want of room: ordinary ones offered while the ordinary queue was full (not even copied),
-     * and swap-out blocks past the priority bound (see the class comment).
+     * and swap-out blocks past the priority budget (see the class comment).
      */
     public long droppedBlocks() {
         return dropped.get();

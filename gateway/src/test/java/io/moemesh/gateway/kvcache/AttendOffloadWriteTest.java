@@ -11,6 +11,7 @@ import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -50,13 +51,18 @@ class AttendOffloadWriteTest {
     @Test
     void anOffloadOfMoreBlocksThanTheWriteBackQueue_storesAndPinsThemAll() throws Exception {
         start(4);
-        // The writer held in a slow Put of an ordinary block: the offload's six blocks all wait in the queue.
-        kv.putDelay = Duration.ofSeconds(1);
+        // The writer held in a Put of an ordinary block until released: the offload's six blocks all wait queued.
+        CompletableFuture<Void> hold = new CompletableFuture<>();
+        kv.putHold = hold;
         writeBack.accept(WriteBackTest.chain(1, 80).getFirst());
-        await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.queuedBlocks() == 0);
+        await().atMost(Duration.ofSeconds(30)).until(() -> kv.heldPuts.get() == 1);
         List<BlockContents> six = WriteBackTest.chain(6, 81);
 
-        assertThat(offload.offload(1, six).get(30, TimeUnit.SECONDS)).isTrue();
+        CompletableFuture<Boolean> offloaded = offload.offload(1, six);
+        assertThat(writeBack.queuedBlocks()).as("all six queued behind the held Put").isEqualTo(6);
+        kv.putHold = null;
+        hold.complete(null);
+        assertThat(offloaded.get(30, TimeUnit.SECONDS)).isTrue();
 
         assertThat(six).allMatch(this::pinnedInService);
         assertThat(offload.offloadedBlocks()).isEqualTo(6);

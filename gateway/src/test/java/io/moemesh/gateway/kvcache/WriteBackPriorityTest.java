@@ -19,9 +19,10 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Priority writes (swap-outs, Attend offloads: {@link WriteBack#writeFirst}) against the in-memory kvcache.v1
- * service, with the writer held in a slow Put so that what is queued stays queued: the ordinary queue's bound never
- * drops a priority block, and a priority block never pushes another out. Before, a writeFirst larger than the room
- * left in the queue dropped blocks from the queue's tail, often its own earlier ones.
+ * service, with the writer held in a Put the test releases ({@link FakeKvCacheService#putHold}) so that what is
+ * queued stays queued: the ordinary queue's bound never drops a priority block, a priority block never pushes another
+ * out, and swap-outs' copies held (queued or in the writer's Put) never pass their budget. Before, a writeFirst
+ * larger than the room left in the queue dropped blocks from the queue's tail, often its own earlier ones.
  */
 class WriteBackPriorityTest {
     private static final KvPayload LAYOUT = WriteBackTest.LAYOUT;
@@ -33,6 +34,7 @@ class WriteBackPriorityTest {
 
     @AfterEach
     void close() {
+        release();
         writeBack.close(Duration.ZERO);
         client.close();
         kv.close();
@@ -46,22 +48,41 @@ class WriteBackPriorityTest {
         return kv.blocks.containsKey(ByteString.copyFrom(b.hash().bytes()));
     }
 
-    /** One ordinary block accepted and taken by the writer, whose Put then answers only after {@code putDelay}. */
-    private void holdTheWriter(Duration putDelay) {
-        kv.putDelay = putDelay;
-        writeBack.accept(WriteBackTest.chain(1, 90).getFirst());
-        await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.queuedBlocks() == 0);
+    /**
+     * {@code blocks} handed over ({@code offer}) and taken by the writer, whose Put then waits for {@link #release}:
+     * returns once the service holds that Put (the writer took and counted its batch before it sent it).
+     */
+    private void holdTheWriter(Runnable offer) {
+        kv.putHold = new CompletableFuture<>();
+        int held = kv.heldPuts.get();
+        offer.run();
+        await().atMost(Duration.ofSeconds(30)).until(() -> kv.heldPuts.get() == held + 1);
+    }
+
+    /** One ordinary block accepted and taken by the writer, whose Put waits for {@link #release}. */
+    private void holdTheWriter() {
+        holdTheWriter(() -> writeBack.accept(WriteBackTest.chain(1, 90).getFirst()));
+    }
+
+    /** Lets the held Put and every later one answer. */
+    private void release() {
+        CompletableFuture<Void> hold = kv.putHold;
+        kv.putHold = null;
+        if (hold != null) {
+            hold.complete(null);
+        }
     }
 
     @Test
     void writeFirst_largerThanTheOrdinaryQueue_storesEveryBlock_andDropsNone() throws Exception {
         writeBack = new WriteBack(client, 4, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
-        holdTheWriter(Duration.ofSeconds(1));
+        holdTheWriter();
         List<BlockContents> six = WriteBackTest.chain(6, 91);
 
         CompletableFuture<Void> done = writeBack.writeFirst(six, hashes(six), true);
         assertThat(writeBack.queuedBlocks()).as("all six queued behind the held Put").isEqualTo(6);
 
+        release();
         done.get(30, TimeUnit.SECONDS);
         assertThat(six).allMatch(this::inService).allMatch(b -> writeBack.stored(b.hash()));
         assertThat(writeBack.droppedBlocks()).isZero();
@@ -70,13 +91,15 @@ class WriteBackPriorityTest {
     @Test
     void aSwapOut_neverPushesOutAnOffloadsQueuedBlocks() throws Exception {
         writeBack = new WriteBack(client, 4, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
-        holdTheWriter(Duration.ofSeconds(1));
+        holdTheWriter();
         List<BlockContents> offload = WriteBackTest.chain(3, 92);
         List<BlockContents> swap = WriteBackTest.chain(3, 93);
 
         CompletableFuture<Void> first = writeBack.writeFirst(offload, hashes(offload), true);
         CompletableFuture<Void> second = writeBack.writeFirst(swap, hashes(swap));
+        assertThat(writeBack.queuedBlocks()).isEqualTo(6);
 
+        release();
         CompletableFuture.allOf(first, second).get(30, TimeUnit.SECONDS);
         assertThat(offload).allMatch(this::inService);
         assertThat(swap).allMatch(this::inService);
@@ -86,7 +109,7 @@ class WriteBackPriorityTest {
     @Test
     void ordinaryBlocks_areDroppedWhenTheirQueueIsFull_uncopied_whilePriorityOnesStillGoIn() {
         writeBack = new WriteBack(client, 2, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
-        holdTheWriter(Duration.ofSeconds(1));
+        holdTheWriter();
         List<BlockContents> ordinary = WriteBackTest.chain(2, 94);
         ordinary.forEach(writeBack::accept);
         BlockHash third = WriteBackTest.chain(3, 94).get(2).hash();
@@ -102,13 +125,15 @@ class WriteBackPriorityTest {
     @Test
     void aSwapOut_copiesAndQueuesOnlyItsLeadingBlocksThatFitThePriorityBound() throws Exception {
         writeBack = new WriteBack(client, 64, 4, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
-        holdTheWriter(Duration.ofSeconds(1));
+        holdTheWriter();
         List<BlockContents> six = WriteBackTest.chain(6, 96);
 
         Predicate<BlockHash> copy = writeBack.swapOutFilter();
         List<BlockContents> copied = six.stream().filter(b -> copy.test(b.hash())).toList();
         assertThat(copied).as("the leading four").containsExactlyElementsOf(six.subList(0, 4));
-        writeBack.writeFirst(copied, hashes(six)).get(30, TimeUnit.SECONDS);
+        CompletableFuture<Void> done = writeBack.writeFirst(copied, hashes(six));
+        release();
+        done.get(30, TimeUnit.SECONDS);
 
         assertThat(six.subList(0, 4)).allMatch(this::inService);
         assertThat(writeBack.droppedBlocks()).isEqualTo(2);
@@ -118,7 +143,7 @@ class WriteBackPriorityTest {
     @Test
     void anOffloadThatGaveUp_hasItsQueuedBlocksWithdrawn_andTheyMayBeOfferedAgain() throws Exception {
         writeBack = new WriteBack(client, 64, 64, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
-        holdTheWriter(Duration.ofSeconds(2));
+        holdTheWriter();
         List<BlockContents> three = WriteBackTest.chain(3, 97);
         CompletableFuture<Void> done = writeBack.writeFirst(three, hashes(three), true);
 
@@ -126,8 +151,56 @@ class WriteBackPriorityTest {
 
         assertThat(writeBack.queuedBlocks()).isZero();
         assertThat(writeBack.priorityRoom()).isEqualTo(64);
+        release();
         done.get(30, TimeUnit.SECONDS);
         assertThat(three).allMatch(b -> writeBack.lacks(b.hash()));
+    }
+
+    /**
+     * A slow service: each swap-out's copies wait while the writer's Put of earlier ones is held. Swap-outs' copies
+     * held, queued or in that Put, never pass the budget, and offloads' copies (taken whole) count against it.
+     * Before, only queued ones counted, so every batch the writer took let swap-outs copy a batch more.
+     */
+    @Test
+    void swapOutCopiesHeld_queuedOrBeingWritten_neverPassTheBudget_offloadsCountedAgainstIt() throws Exception {
+        int budget = 6;
+        writeBack = new WriteBack(client, 64, budget, Duration.ofSeconds(10), 1000, Duration.ofSeconds(5));
+        List<CompletableFuture<Void>> swaps = new java.util.ArrayList<>();
+        // The writer takes a swap-out's blocks (some or all four) and is held in their Put: still four copies held.
+        List<BlockContents> first = WriteBackTest.chain(4, 100);
+        holdTheWriter(() -> swaps.add(swapOut(first)));
+        assertThat(writeBack.queuedBlocks()).as("the writer took some").isLessThan(4);
+        assertThat(writeBack.priorityCopies()).as("queued or in the held Put").isEqualTo(4);
+
+        List<BlockContents> second = WriteBackTest.chain(4, 101);
+        swaps.add(swapOut(second));
+        assertThat(writeBack.priorityCopies()).as("two fit").isEqualTo(budget);
+        assertThat(second.subList(2, 4)).allMatch(b -> writeBack.lacks(b.hash()));
+        List<BlockContents> third = WriteBackTest.chain(4, 102);
+        swaps.add(swapOut(third));
+        assertThat(writeBack.priorityCopies()).as("none fits").isEqualTo(budget);
+
+        // An offload is taken whole, past the budget, and leaves swap-outs no room until it is settled.
+        List<BlockContents> offload = WriteBackTest.chain(3, 103);
+        CompletableFuture<Void> offloaded = writeBack.writeFirst(offload, hashes(offload), true);
+        assertThat(writeBack.priorityCopies()).isEqualTo(budget + 3);
+        swaps.add(swapOut(WriteBackTest.chain(2, 104)));
+        assertThat(writeBack.priorityCopies()).isEqualTo(budget + 3);
+        assertThat(writeBack.droppedBlocks()).as("2 + 4 + 2 swap-out blocks past the budget").isEqualTo(8);
+
+        release();
+        CompletableFuture.allOf(swaps.toArray(CompletableFuture[]::new)).get(30, TimeUnit.SECONDS);
+        offloaded.get(30, TimeUnit.SECONDS);
+        assertThat(offload).allMatch(this::inService);
+        assertThat(first).allMatch(this::inService);
+        assertThat(writeBack.priorityCopies()).isZero();
+        assertThat(writeBack.priorityRoom()).isEqualTo(budget);
+    }
+
+    /** A swap-out as RemotePrefixes does it: copies what swapOutFilter takes, then queues those ahead. */
+    private CompletableFuture<Void> swapOut(List<BlockContents> chain) {
+        Predicate<BlockHash> copy = writeBack.swapOutFilter();
+        return writeBack.writeFirst(chain.stream().filter(b -> copy.test(b.hash())).toList(), hashes(chain));
     }
 
     @Test

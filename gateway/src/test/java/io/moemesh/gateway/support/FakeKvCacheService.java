@@ -38,13 +38,20 @@ import java.util.concurrent.atomic.AtomicInteger;
  * configured one is FAILED_PRECONDITION; Pin of stored blocks under a pin id (echoed) and Unpin of that id. Knobs for
  * the failure tests: {@link #delay} (every Lookup and Get waits first), {@link #corrupt} (Get returns the bytes of
  * another stored block of the same size), {@link #shortBlockAt} (Get breaks the chunk contract there), {@link
- * #putDelay}, {@link #stop} / {@link #restart} (down). Clearing {@link #blocks} is a service that lost them.
+ * #putDelay}, {@link #putHold} (Put answers wait for the test), {@link #stop} / {@link #restart} (down). Clearing {@link #blocks} is a service that lost them.
  */
 public final class FakeKvCacheService implements AutoCloseable {
     /** Stored payloads by hash. */
     public final Map<ByteString, byte[]> blocks = new ConcurrentHashMap<>();
     public volatile Duration delay = Duration.ZERO;
     public volatile Duration putDelay = Duration.ZERO;
+    /**
+     * While set, every Put's answer (its blocks already stored) waits until this completes, on no gRPC thread: the
+     * test holds the gateway's writer in a Put for as long as it needs and releases it with {@code complete(null)}.
+     * {@link #heldPuts} counts the Puts that arrived complete and wait.
+     */
+    public volatile CompletableFuture<Void> putHold;
+    public final AtomicInteger heldPuts = new AtomicInteger();
     public volatile boolean corrupt;
     /** Get's reply for the block at this index of a request (≥ 0) ends 4 bytes short of the block: a bad reply. */
     public volatile int shortBlockAt = -1;
@@ -304,10 +311,17 @@ public final class FakeKvCacheService implements AutoCloseable {
                         return;
                     }
                     PutResponse answer = results.build();
-                    later(putDelay, out, () -> {
+                    Runnable reply = () -> later(putDelay, out, () -> {
                         out.onNext(answer);
                         out.onCompleted();
                     });
+                    CompletableFuture<Void> hold = putHold;
+                    if (hold == null) {
+                        reply.run();
+                    } else {
+                        heldPuts.incrementAndGet();
+                        hold.thenRunAsync(reply);
+                    }
                 }
             };
         }
