@@ -12,8 +12,10 @@ import org.springframework.util.unit.DataSize;
  * deadlines, bulkhead and circuit breaker, the wire dtype, the replica picker, lookahead prefetch and the same-host
  * shared-memory arena. Checked at startup.
  *
- * @param stepDeadline        a layer's expert calls, retries included, must finish within this (positive); a probe
- *                            of an instance whose breaker is half-open may use half of it
+ * @param stepDeadline        a layer's expert calls, retries and hedges included, must finish within this
+ *                            (positive); a call unanswered after half the time its step had left is hedged (also
+ *                            sent to another replica holding its experts, the first reply wins); a probe of an
+ *                            instance whose breaker is half-open may use half of it
  * @param maxConcurrentCalls  bulkhead: calls in flight per instance, ≥ 1, and at least {@code micro-batches} (checked
  *                            by {@link GatewayProperties}: each micro-batch has a call in flight at once); a call
  *                            refused because the bulkhead is full waits for one of them to answer

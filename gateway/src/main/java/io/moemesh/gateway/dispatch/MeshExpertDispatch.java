@@ -2,9 +2,7 @@ package io.moemesh.gateway.dispatch;
 
 import io.moemesh.model.engine.ExpertDispatch;
 import io.moemesh.model.engine.StepContext;
-import io.moemesh.model.kernel.Parallel;
 import io.moemesh.proto.router.v1.Instance;
-import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.placement.PlacementTable;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -13,11 +11,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
@@ -25,17 +18,17 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The gateway's {@link ExpertDispatch}: for each MoE layer, every (token, expert) pair is assigned to a
- * healthy instance holding the expert (which replica: the configured {@link ReplicaPicker}), one
- * {@link ExpertCall} goes to each instance, and the replies are summed into the output in instance order
- * (deterministic). Where the rows of traced prompt passes went is recorded per sequence in {@link DispatchTraces}. A failed call is retried on other replicas within the step deadline; if an
- * expert has no healthy replica left the step fails with {@link ExpertUnavailableException} naming it.
- * "Healthy" is {@link ResilientInstance#available()}: breaker not open, gRPC health not down. A call to an
- * instance whose breaker is HALF_OPEN (a probe) may use at most half the step deadline, so when the probe
- * fails or hangs its tokens still fit on another replica: probing never fails a request by itself. A call the
- * instance refuses locally because its probe or its bulkhead's calls are in flight ({@link ResilientInstance.Refused}
- * busy; with ping-pong micro-batches the other micro-batch's call holds the probe) is not a failure: it is sent again
- * once one of those answers. An instance's rows go in messages of at most {@code maxRowsPerCall} rows
- * ({@link ExpertBatches}), so no request or reply outgrows the gRPC message limit.
+ * healthy instance holding the expert (which replica: the configured {@link ReplicaPicker}), each instance with
+ * pairs gets its rows as {@code ExpertCall}s of at most {@code maxRowsPerCall} rows ({@link ExpertBatches}: no
+ * request or reply outgrows the gRPC message limit), and the replies are summed into the output in instance order
+ * (deterministic). Where the rows of traced prompt passes went is recorded per sequence in {@link DispatchTraces}.
+ * Waiting, retries and hedges are {@link LayerCalls}': a failed or timed-out call is retried on other replicas within
+ * the step deadline, a call still unanswered after its hedge delay (half the time its step had left) is sent to another
+ * replica too and the first reply wins, a call refused as busy ({@link ResilientInstance.Refused}) waits for its
+ * instance's next answer and goes there again, and a probe of a half-open breaker may use at most half the step
+ * deadline (probing never fails a request by itself); if an expert has no healthy replica left the step fails with
+ * {@link ExpertUnavailableException} naming it. "Healthy" is {@link ResilientInstance#available()}: breaker not open,
+ * gRPC health not down.
  * {@link #run}, {@link #start} (and its handle) and {@link #usePlacement} are called from the engine thread only; {@link #missingExperts()},
  * {@link #instances()} and {@link #epoch()} from any thread.
  */
@@ -231,7 +224,8 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
      * Assigns the layer's pairs and sends the first round of calls, to each instance with pairs one or more
      * messages (as many as its rows need at maxRowsPerCall), without waiting for them
      * (ping-pong micro-batches: the engine computes another micro-batch meanwhile); {@link Pending#await()} waits,
-     * retries failed pairs on other replicas within the step deadline (counted from here) and sums the replies.
+     * retries failed pairs and hedges slow calls on other replicas within the step deadline (counted from here) and
+     * sums the replies ({@link LayerCalls}).
      * Several layers' calls (of different micro-batches) may be in flight at once; each handle keeps its own
      * state, and the placement does not change under them (it changes only at step boundaries).
      */
@@ -242,193 +236,10 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
             // Requests are refused while there is no placement (GenerationService); this is the last guard.
             throw new NoPlacementException("no expert placement yet: the gateway does not know where experts live");
         }
-        InFlight f = new InFlight(step, layer, x, experts, weights, pairsPerToken, out);
-        f.send();
-        return f;
-    }
-
-    /** One message in flight: its instance, rows, future, how long it may be awaited, and its instance's next answer. */
-    private record Sent(int inst, ExpertBatches.Batch batch, CompletableFuture<float[]> future, long waitUntil,
-                        CompletableFuture<Void> nextAnswer) {
-    }
-
-    /** One layer's calls of one batch of rows, from {@link #start} to the end of {@link #await} or abandon. */
-    private final class InFlight implements Pending {
-        private final StepContext step;
-        private final int layer;
-        private final float[] x;
-        private final int[] experts;
-        private final float[] weights;
-        private final int pairsPerToken;
-        private final float[] out;
-        private final int tokens;
-        private final int pairs;
-        private final long deadline = System.nanoTime() + stepDeadline.toNanos();
-        private final int[] target;
-        private final boolean[] failed = new boolean[byIndex.length];
-        private final float[][] partial = new float[byIndex.length][];
-        private final int[][] rowsOf = new int[byIndex.length][];
-        private final boolean[] pending;
-        /** The current round's messages, in the order sent. */
-        private final List<Sent> calls = new ArrayList<>();
-        private Throwable lastError;
-
-        InFlight(StepContext step, int layer, float[] x, int[] experts, float[] weights, int pairsPerToken,
-                 float[] out) {
-            this.step = step;
-            this.layer = layer;
-            this.x = x;
-            this.experts = experts;
-            this.weights = weights;
-            this.pairsPerToken = pairsPerToken;
-            this.out = out;
-            this.tokens = step.rows();
-            this.pairs = tokens * pairsPerToken;
-            this.target = new int[pairs];
-            this.pending = new boolean[pairs];
-            Arrays.fill(pending, true);
-            assignment.assign(table, byIndex, layer, tokens, experts, pairsPerToken, target, failed, null);
-        }
-
-        /** Sends a round: the messages of every instance that has pending pairs assigned. */
-        void send() {
-            calls.clear();
-            for (int inst = 0; inst < byIndex.length; inst++) {
-                for (ExpertBatches.Batch b : ExpertBatches.forInstance(table.epoch(), inst, layer, x, hidden, tokens,
-                        experts, weights, pairsPerToken, target, pending, maxRowsPerCall)) {
-                    calls.add(sendOne(inst, b));
-                }
-            }
-        }
-
-        private Sent sendOne(int inst, ExpertBatches.Batch b) {
-            ResilientInstance instance = byIndex[inst];
-            boolean probe = instance.probing();
-            long now = System.nanoTime();
-            // Taken before the call: if the call is refused as busy, the call holding the slot completes it.
-            CompletableFuture<Void> answer = instance.nextAnswer();
-            CompletableFuture<float[]> f = instance.call(b.call());
-            return new Sent(inst, b, f, probe ? Math.min(deadline, now + stepDeadline.toNanos() / 2) : deadline, answer);
-        }
-
-        /**
-         * A message refused as busy, sent again once its instance's call in flight answered, within the time the
-         * refused one had: the message sent (refused again if the instance stayed busy until then), or null when
-         * no call answered in that time.
-         */
-        private Sent resendWhenFree(Sent s) throws InterruptedException {
-            while (true) {
-                try {
-                    s.nextAnswer().get(Math.max(0, s.waitUntil() - System.nanoTime()), TimeUnit.NANOSECONDS);
-                } catch (TimeoutException | ExecutionException e) {
-                    return null;
-                }
-                Sent again = sendOne(s.inst(), s.batch());
-                CompletableFuture<float[]> f = again.future();
-                if (!refusedBusy(f) || System.nanoTime() - s.waitUntil() >= 0) {
-                    return again;
-                }
-                s = new Sent(s.inst(), s.batch(), f, s.waitUntil(), again.nextAnswer());
-            }
-        }
-
-        private static boolean refusedBusy(CompletableFuture<float[]> f) {
-            return f.state() == Future.State.FAILED
-                    && f.exceptionNow() instanceof ResilientInstance.Refused r && r.busy();
-        }
-
-        @Override
-        public void await() {
-            for (Sent c : calls) {
-                if (!c.future().isDone()) {
-                    Parallel.parkHelpers(); // a reply is still on its way: the helpers need not spin for it
-                    break;
-                }
-            }
-            while (true) {
-                boolean retry = false;
-                for (int i = 0; i < calls.size(); i++) {
-                    Sent c = calls.get(i);
-                    int inst = c.inst();
-                    try {
-                        if (refusedBusy(c.future())) {
-                            // Not a failure of the instance: its slot is taken by a call in flight (often the other
-                            // micro-batch's probe). Wait for that one, then send this again.
-                            Sent again = resendWhenFree(c);
-                            if (again != null) {
-                                calls.set(i, again);
-                                c = again;
-                            }
-                        }
-                        float[] r = c.future().get(Math.max(0, c.waitUntil() - System.nanoTime()), TimeUnit.NANOSECONDS);
-                        merge(partial, rowsOf, inst, r, c.batch().tokenRows());
-                        for (int p : c.batch().pairs()) {
-                            pending[p] = false;
-                        }
-                    } catch (ExecutionException | TimeoutException ex) {
-                        lastError = ex instanceof ExecutionException ? ex.getCause() : ex;
-                        c.future().cancel(false);
-                        failed[inst] = true;
-                        retry = true;
-                    } catch (InterruptedException ex) {
-                        Thread.currentThread().interrupt();
-                        calls.forEach(f -> f.future().cancel(false));
-                        throw new ExpertUnavailableException("layer " + layer + ": interrupted while waiting for experts",
-                                ex);
-                    }
-                }
-                calls.clear();
-                if (!retry) {
-                    break;
-                }
-                if (System.nanoTime() > deadline) {
-                    throw new ExpertUnavailableException("layer " + layer + ": expert calls did not finish within the "
-                            + "step deadline of " + stepDeadline.toMillis() + " ms", lastError);
-                }
-                assignment.assign(table, byIndex, layer, tokens, experts, pairsPerToken, target, failed, pending);
-                send();
-            }
-            traces.record(step, layer, experts, pairsPerToken, target, ids, table.epoch());
-            Arrays.fill(out, 0, tokens * hidden, 0f);
-            for (int inst = 0; inst < byIndex.length; inst++) {
-                if (partial[inst] == null) {
-                    continue;
-                }
-                int[] rows = rowsOf[inst];
-                for (int r = 0; r < rows.length; r++) {
-                    int t = rows[r];
-                    for (int i = 0; i < hidden; i++) {
-                        out[t * hidden + i] += partial[inst][r * hidden + i];
-                    }
-                }
-                // Summed: the reply's array (the client's, from the pool) is read no more.
-                TensorArrayPool.shared().give(partial[inst]);
-                partial[inst] = null;
-            }
-        }
-
-        /**
-         * Lets the current round's calls finish (their replies are dropped), each within the deadline it would have
-         * been awaited for, and cancels one only once that passes, as {@link #await} would: cancelling a healthy
-         * call at once would count as a failure against its instance's breaker. No retries.
-         */
-        @Override
-        public void abandon() {
-            for (Sent c : calls) {
-                try {
-                    c.future().get(Math.max(0, c.waitUntil() - System.nanoTime()), TimeUnit.NANOSECONDS);
-                } catch (ExecutionException | RuntimeException ex) {
-                    // Its failure no longer matters: the step failed already.
-                } catch (TimeoutException ex) {
-                    c.future().cancel(false);
-                } catch (InterruptedException ex) {
-                    Thread.currentThread().interrupt();
-                    calls.forEach(f -> f.future().cancel(false));
-                    break;
-                }
-            }
-            calls.clear();
-        }
+        LayerCalls calls = new LayerCalls(new LayerCalls.Mesh(table, byIndex, ids, assignment, traces, hidden,
+                maxRowsPerCall, stepDeadline), step, layer, x, experts, weights, pairsPerToken, out);
+        calls.send();
+        return calls;
     }
 
     /**
@@ -475,27 +286,6 @@ public final class MeshExpertDispatch implements ExpertDispatch, AutoCloseable {
      * @param epoch the placement epoch the targets were computed under
      */
     public record PrefetchTarget(ResilientInstance instance, long epoch, int layer, int[] experts) {
-    }
-
-    /**
-     * Partial results of an instance arrive in several replies (several messages per round, and retries in later
-     * rounds): keep them per token row.
-     */
-    private void merge(float[][] partial, int[][] rowsOf, int inst, float[] result, int[] tokenRows) {
-        if (partial[inst] == null) {
-            partial[inst] = result;
-            rowsOf[inst] = tokenRows;
-            return;
-        }
-        int[] rows = Arrays.copyOf(rowsOf[inst], rowsOf[inst].length + tokenRows.length);
-        System.arraycopy(tokenRows, 0, rows, rowsOf[inst].length, tokenRows.length);
-        float[] p = Arrays.copyOf(partial[inst], rows.length * hidden);
-        System.arraycopy(result, 0, p, rowsOf[inst].length * hidden, tokenRows.length * hidden);
-        // Copied: the replies' arrays (the client's, from the pool) are read no more.
-        TensorArrayPool.shared().give(partial[inst]);
-        TensorArrayPool.shared().give(result);
-        partial[inst] = p;
-        rowsOf[inst] = rows;
     }
 
     @Override

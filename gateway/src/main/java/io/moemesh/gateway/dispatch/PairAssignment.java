@@ -38,6 +38,22 @@ final class PairAssignment {
     }
 
     /**
+     * Where pairs already in flight could be computed besides (a hedge): every pair of {@code only} among its holders
+     * that are healthy and not {@code excluded}, as {@link #assign} picks; a pair with no such holder gets -1 in
+     * {@code target} instead of failing the step (its call in flight may still answer). {@code target} holds -1 for
+     * every pair of {@code only} on entry.
+     */
+    void assignElsewhere(PlacementTable table, ResilientInstance[] instances, int layer, int tokens, int[] experts,
+                         int perToken, int[] target, boolean[] excluded, boolean[] only) {
+        choice.start(instances, perToken, target, excluded);
+        if (picker.wholeExperts()) {
+            wholeExperts(table, layer, tokens * perToken, experts, target, only, false);
+        } else {
+            perPair(table, layer, tokens, experts, perToken, target, only, false);
+        }
+    }
+
+    /**
      * Where predicted pairs would be computed if they were a step's routes: the same picks over the same usable
      * replicas, but a pair whose expert is out of range or has no usable replica gets -1 rather than an error.
      */
@@ -56,7 +72,7 @@ final class PairAssignment {
      * After {@code choice.start}: one pick per pair, token by token, each pair counted into the loads before the next.
      *
      * @param required whether an expert out of range or without a usable replica is an error (a step) or leaves its
-     *                 pair unassigned (a prediction)
+     *                 pair unassigned (a prediction or a hedge)
      */
     private void perPair(PlacementTable table, int layer, int tokens, int[] experts, int perToken, int[] target,
                          boolean[] only, boolean required) {
@@ -89,7 +105,7 @@ final class PairAssignment {
      * loads before the next pick.
      *
      * @param required whether an expert out of range or without a usable replica is an error (a step) or leaves its
-     *                 pairs unassigned (a prediction)
+     *                 pairs unassigned (a prediction or a hedge)
      */
     private void wholeExperts(PlacementTable table, int layer, int pairs, int[] experts, int[] target, boolean[] only,
                               boolean required) {

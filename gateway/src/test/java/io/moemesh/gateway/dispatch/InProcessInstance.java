@@ -4,7 +4,9 @@ import io.moemesh.model.MoeModel;
 import io.moemesh.model.engine.ExpertFfn;
 import io.moemesh.model.engine.ExpertKey;
 import io.moemesh.model.engine.ExpertWeights;
+import io.grpc.Status;
 import io.moemesh.model.kernel.VectorOps;
+import io.moemesh.service.expert.EpochRefusedException;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.InstanceClient;
 import io.moemesh.service.expert.InstanceHealth;
@@ -16,13 +18,14 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 
 /**
  * An expert instance computed in the test's JVM (the network boundary is what is faked here; the real gRPC
- * path is covered by the e2e suite). It can be made to fail, to never answer or to answer only once a latch opens,
- * reports a settable gRPC health to its listeners like the real client's health watch, and counts the calls it got
+ * path is covered by the e2e suite). It can be made to fail, to never answer, to answer only once a latch opens or
+ * to refuse older placement epochs as the expert-service does (STALE_EPOCH), reports a settable gRPC health to its listeners like the real client's health watch, and counts the calls it got
  * and served.
  */
 final class InProcessInstance implements InstanceClient {
@@ -38,6 +41,13 @@ final class InProcessInstance implements InstanceClient {
     final List<CompletableFuture<float[]>> unanswered = new CopyOnWriteArrayList<>();
     /** While it holds a latch, replies are computed at once but delivered (on another thread) once it opens. */
     final AtomicReference<CountDownLatch> hold = new AtomicReference<>();
+    /**
+     * Held replies delivered, each counted once its future completed: whatever ran on that completion (the
+     * dispatcher's callbacks) has run.
+     */
+    final AtomicInteger delivered = new AtomicInteger();
+    /** Calls under an older placement epoch are refused with STALE_EPOCH; 0: every epoch is served. */
+    final AtomicLong servingEpoch = new AtomicLong();
     /** Set by {@link #close()}: the dispatcher let go of this client. */
     final AtomicBoolean closed = new AtomicBoolean();
     private final List<Consumer<InstanceHealth>> healthListeners = new CopyOnWriteArrayList<>();
@@ -81,6 +91,12 @@ final class InProcessInstance implements InstanceClient {
         if (down.get()) {
             return CompletableFuture.failedFuture(new IllegalStateException(id + " is down"));
         }
+        long serving = servingEpoch.get();
+        if (c.epoch() < serving) {
+            String what = id + ": stale epoch " + c.epoch() + ", serving " + serving;
+            return CompletableFuture.failedFuture(new EpochRefusedException(what, true,
+                    Status.FAILED_PRECONDITION.withDescription(what).asRuntimeException()));
+        }
         calls.incrementAndGet();
         layersSeen.add(c.layer());
         int h = c.hidden();
@@ -100,14 +116,17 @@ final class InProcessInstance implements InstanceClient {
         if (latch == null) {
             return CompletableFuture.completedFuture(out);
         }
-        return CompletableFuture.supplyAsync(() -> {
+        CompletableFuture<float[]> reply = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
             try {
                 latch.await();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-            return out;
-        }, runnable -> Thread.ofVirtual().start(runnable));
+            reply.complete(out);
+            delivered.incrementAndGet();
+        });
+        return reply;
     }
 
     @Override

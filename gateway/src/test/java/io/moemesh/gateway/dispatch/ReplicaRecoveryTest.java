@@ -1,6 +1,7 @@
 package io.moemesh.gateway.dispatch;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 import static org.awaitility.Awaitility.await;
 
@@ -19,6 +20,8 @@ import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.InstanceHealth;
+import io.moemesh.service.placement.EvenPlacement;
+import io.moemesh.service.placement.PlacementTable;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -243,6 +246,32 @@ class ReplicaRecoveryTest {
         assertThat(r.state()).as("3 failed calls of 3").isEqualTo(State.OPEN);
         assertThat(r.call(c)).isCompletedExceptionally();
         assertThat(wedged.attempts.get()).isEqualTo(3);
+    }
+
+    /**
+     * The gateway stays on epoch 1 while the instances serve only epoch 2 (it could not apply the new epoch within
+     * drain-grace): every call is refused STALE_EPOCH and every step fails, but that is the gateway's fault, not the
+     * instances': no breaker opens, so once epoch 2 applies (same instances, same endpoints: same clients and
+     * breakers) every expert has a usable replica and the next step succeeds at once.
+     */
+    @Test
+    void staleEpochRefusals_openNoBreaker_andTheStepAfterTheNewEpochApplies_succeeds() {
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 2, 2, Duration.ofMinutes(5), Duration.ofSeconds(10));
+        mesh.instances().values().forEach(i -> i.servingEpoch.set(2));
+        for (int i = 0; i < 3; i++) {
+            assertThatThrownBy(() -> goldenStep(mesh)).isInstanceOf(ExpertUnavailableException.class)
+                    .hasMessageContaining("has no healthy replica");
+        }
+        assertThat(mesh.instances().values()).allSatisfy(i -> assertThat(i.attempts.get()).isEqualTo(3));
+        assertThat(mesh.dispatch().instances()).allSatisfy(r -> assertThat(r.state()).isEqualTo(State.CLOSED));
+
+        var c = mesh.model().config();
+        mesh.dispatch().usePlacement(PlacementTable.of(EvenPlacement.build(2, mesh.table().instances(), c.numLayers(),
+                c.numExperts(), c.hasSharedExpert(), 2), c.numLayers(), c.dispatchableExperts()));
+
+        assertThat(mesh.dispatch().epoch()).isEqualTo(2);
+        assertThat(mesh.dispatch().missingExperts()).isEmpty();
+        goldenStep(mesh);
     }
 
     @Test

@@ -4,12 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 
 import io.github.resilience4j.circuitbreaker.CircuitBreaker.State;
+import io.grpc.Status;
+import io.moemesh.service.expert.EpochRefusedException;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.InstanceClient;
 import io.moemesh.service.expert.InstanceHealth;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.RejectedExecutionException;
@@ -24,7 +27,9 @@ import org.junit.jupiter.params.provider.EnumSource;
  * hand, with the real Resilience4j breaker and bulkhead: a full bulkhead refuses without calling the instance
  * and without counting a failure; a cancelled call is a failure and frees its slot; health NOT_SERVING or
  * UNREACHABLE makes the instance unavailable whatever the breaker says and SERVING moves an OPEN breaker to
- * HALF_OPEN; the call observer sees every answered call once, with its error. (The whole recovery cycle through
+ * HALF_OPEN; the call observer sees every answered call once, with its error; an epoch refusal or a withdrawn call is
+ * not counted against the breaker; a call that missed its hedge delay makes the instance look fully loaded until one of
+ * its calls ends by itself. (The whole recovery cycle through
  * the dispatcher is {@link ReplicaRecoveryTest}.)
  */
 class ResilientInstanceTest {
@@ -312,6 +317,82 @@ class ResilientInstanceTest {
         assertThat(r.load()).isEqualTo(2);
         client.calls.getFirst().complete(new float[4]);
         assertThat(r.load()).isEqualTo(1);
+    }
+
+    /** What the expert-service's STALE_EPOCH reply becomes in the client. */
+    private static EpochRefusedException staleEpoch() {
+        return new EpochRefusedException("expert-7: stale epoch 1, serving 2", true,
+                Status.FAILED_PRECONDITION.withDescription("expert-7: stale epoch 1, serving 2").asRuntimeException());
+    }
+
+    @Test
+    void epochRefusals_areNotCountedAgainstTheBreaker_butAreObservedAsFailedCalls() {
+        ResilientInstance r = instance(1);
+        for (int i = 0; i < 10; i++) {
+            CompletableFuture<float[]> f = r.call(CALL);
+            client.last().completeExceptionally(staleEpoch());
+            assertThat(failure(f)).isInstanceOf(EpochRefusedException.class);
+        }
+        assertThat(r.state()).as("the gateway's epoch was off, not the instance").isEqualTo(State.CLOSED);
+        assertThat(r.available()).isTrue();
+        assertThat(observed).hasSize(10).allSatisfy(o -> assertThat(o.error()).isInstanceOf(EpochRefusedException.class));
+        assertThat(r.call(CALL)).as("every refusal gave its slot back").isNotDone();
+    }
+
+    @Test
+    void epochRefusedProbe_leavesTheBreakerHalfOpen_andTheNextCallProbesAgain() {
+        ResilientInstance r = instance(4);
+        open(r);
+        client.health(InstanceHealth.SERVING);
+        r.call(CALL);
+        client.last().completeExceptionally(new CompletionException(staleEpoch()));
+        assertThat(r.state()).isEqualTo(State.HALF_OPEN);
+        r.call(CALL);
+        client.last().complete(new float[4]);
+        assertThat(r.state()).isEqualTo(State.CLOSED);
+    }
+
+    @Test
+    void withdrawnCall_freesItsSlot_cancelsTheSentCall_andCountsNothing() {
+        ResilientInstance r = instance(1);
+        for (int i = 0; i < 5; i++) {
+            CompletableFuture<float[]> f = r.call(CALL);
+            assertThat(client.calls).as("the previous withdrawal gave the slot back").hasSize(i + 1);
+            r.withdraw(f);
+            assertThat(client.last()).isCancelled();
+            assertThat(f).isCompletedExceptionally();
+        }
+        assertThat(r.state()).as("a hedge that lost is no failure").isEqualTo(State.CLOSED);
+        assertThat(observed).isEmpty();
+        CompletableFuture<float[]> answered = r.call(CALL);
+        client.last().complete(new float[4]);
+        r.withdraw(answered);
+        assertThat(answered).as("withdrawing an answered call changes nothing").isCompleted()
+                .isNotCompletedExceptionally();
+    }
+
+    @Test
+    void lagging_makesTheInstanceLookFullyLoaded_untilOneOfItsCallsEndsByItself() {
+        ResilientInstance r = instance(4);
+        CompletableFuture<float[]> wedged = r.call(CALL);
+        r.call(CALL);
+        r.markLagging(System.nanoTime() + Duration.ofMinutes(5).toNanos());
+        assertThat(r.lagging()).isTrue();
+        assertThat(r.load()).isEqualTo(2 + ResilientInstance.LAGGING_LOAD);
+
+        wedged.cancel(false);
+        assertThat(r.load()).as("a call given up on: still lagging").isEqualTo(1 + ResilientInstance.LAGGING_LOAD);
+        client.last().complete(new float[4]);
+        assertThat(r.lagging()).as("it answered").isFalse();
+        assertThat(r.load()).isZero();
+    }
+
+    @Test
+    void lagging_endsWithTheDeadlineOfTheCallThatMissedItsHedgeDelay() {
+        ResilientInstance r = instance(4);
+        r.markLagging(System.nanoTime() - 1);
+        assertThat(r.lagging()).isFalse();
+        assertThat(r.load()).isZero();
     }
 
     @Test

@@ -357,8 +357,10 @@ public final class GrpcInstanceClient implements InstanceClient {
                 return;
             }
             if (r.hasStatus() && r.getStatus().getCode() != Status.Code.OK.value()) {
-                p.future.completeExceptionally(Status.fromCodeValue(r.getStatus().getCode())
-                        .withDescription(id + ": " + r.getStatus().getMessage()).asRuntimeException());
+                // An epoch refusal gets a type of its own: it is the caller's placement that is off, not the instance.
+                p.future.completeExceptionally(EpochRefusedException.of(r.getStatus(),
+                        Status.fromCodeValue(r.getStatus().getCode())
+                                .withDescription(id + ": " + r.getStatus().getMessage()).asRuntimeException()));
                 return;
             }
             try {

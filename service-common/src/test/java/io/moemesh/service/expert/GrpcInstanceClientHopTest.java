@@ -2,6 +2,7 @@ package io.moemesh.service.expert;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 
 import io.grpc.InsecureChannelCredentials;
@@ -175,6 +176,50 @@ class GrpcInstanceClientHopTest {
                     .isInstanceOf(IllegalArgumentException.class)
                     .hasMessage("expert-0 outputs: 4092 bytes of DTYPE_F32 data, expected 4096 (truncated or padded payload)");
             assertThat(client.call(good).get(10, TimeUnit.SECONDS)).containsExactly(good.activations());
+        }
+    }
+
+    /**
+     * An instance refusing the call's placement epoch (ErrorInfo STALE_EPOCH / EPOCH_NOT_LOADED, as the expert-service
+     * sends it) fails that call with an {@link EpochRefusedException}, whose status code is still FAILED_PRECONDITION;
+     * any other FAILED_PRECONDITION (an expert not held) stays a plain status.
+     */
+    @Test
+    void epochRefusal_failsTheCallWithAnEpochRefusedException_otherPreconditionFailuresStayPlainStatuses() throws Exception {
+        GrpcServerLifecycle s = instance(r -> {
+            String reason = switch (r.getLayer()) {
+                case 1 -> EpochRefusedException.STALE_EPOCH;
+                case 2 -> EpochRefusedException.EPOCH_NOT_LOADED;
+                case 3 -> "EXPERT_NOT_HELD";
+                default -> null;
+            };
+            if (reason == null) {
+                return echo(r);
+            }
+            return ExpertBatchResponse.newBuilder().setBatchId(r.getBatchId()).setStatus(com.google.rpc.Status.newBuilder()
+                    .setCode(Status.Code.FAILED_PRECONDITION.value()).setMessage("refused at layer " + r.getLayer())
+                    .addDetails(com.google.protobuf.Any.pack(com.google.rpc.ErrorInfo.newBuilder().setReason(reason)
+                            .setDomain("expert.moemesh.io").putMetadata("serving_epoch", "2").build())))
+                    .build().toByteArray();
+        });
+        try (GrpcInstanceClient client = client(s, DType.DTYPE_F32)) {
+            ExpertCall good = call(1, 64, 4);
+            for (int layer = 1; layer <= 3; layer++) {
+                ExpertCall c = new ExpertCall(1, layer, good.activations(), 1, 64, good.counts(), good.experts(),
+                        good.weights());
+                Throwable failed = catchThrowable(() -> client.call(c).get(10, TimeUnit.SECONDS)).getCause();
+
+                assertThat(Status.fromThrowable(failed).getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+                assertThat(failed).hasMessage("FAILED_PRECONDITION: expert-0: refused at layer " + layer);
+                if (layer == 3) {
+                    assertThat(failed).isInstanceOf(StatusRuntimeException.class);
+                } else {
+                    assertThat(failed).isInstanceOfSatisfying(EpochRefusedException.class,
+                            e -> assertThat(e.stale()).isEqualTo(c.layer() == 1));
+                }
+            }
+            assertThat(client.call(good).get(10, TimeUnit.SECONDS)).as("the stream goes on")
+                    .containsExactly(good.activations());
         }
     }
 
