@@ -266,7 +266,11 @@ final class LayerCalls implements ExpertDispatch.Pending {
             TensorArrayPool.shared().give(reply);
             return;
         }
-        replies.add(c.inst, reply, c.batch.tokenRows());
+        int firstPair = Integer.MAX_VALUE;
+        for (int p : c.batch.pairs()) {
+            firstPair = Math.min(firstPair, p);
+        }
+        replies.add(c.inst, reply, c.batch.tokenRows(), firstPair);
         for (int p : c.batch.pairs()) {
             pending[p] = false;
             answeredBy[p] = c.inst;
@@ -310,8 +314,8 @@ final class LayerCalls implements ExpertDispatch.Pending {
      * The pairs still to compute that only a call past its hedge delay carries go to other replicas too, where one
      * holds them that is free: not failed or slow in this step, not lagging (a call of another batch there missed its
      * hedge delay), and with no call of this step in flight (it computes its own share first, or another hedge). When
-     * every instance is slow at once (a long prompt chunk on cores they share) none gets another's work on top. A pair
-     * with no free holder now stays with its call (a holder may become free when its own call answers).
+     * every instance is slow at once (a long prompt chunk on cores they share) none gets another's work on top. A call
+     * with a pair no free replica holds is not hedged now (a holder may become free when its own call answers).
      */
     private void hedge() {
         int n = mesh.instances().length;
@@ -348,7 +352,33 @@ final class LayerCalls implements ExpertDispatch.Pending {
         Arrays.fill(elsewhere, -1);
         mesh.assignment().assignElsewhere(mesh.table(), mesh.instances(), layer, tokens, experts, perToken, elsewhere,
                 excluded, only);
-        send(elsewhere, only);
+        // A call is hedged whole or not at all: a reply row is the sum of its token's pairs, so once a hedge has
+        // answered some of a call's pairs the call's own reply is unusable, and a pair no free replica holds would
+        // have to go back to the slow instance with less time left. Each call's hedge travels on its own, so an
+        // original answering first voids only its own hedge.
+        List<boolean[]> whole = new ArrayList<>();
+        for (Call c : live) {
+            if (!c.hedged) {
+                continue;
+            }
+            boolean[] mine = null;
+            boolean covered = true;
+            for (int p : c.batch.pairs()) {
+                if (only[p]) {
+                    covered &= elsewhere[p] >= 0;
+                    if (mine == null) {
+                        mine = new boolean[pending.length];
+                    }
+                    mine[p] = true;
+                }
+            }
+            if (mine != null && covered) {
+                whole.add(mine);
+            }
+        }
+        for (boolean[] mine : whole) {
+            send(elsewhere, mine);
+        }
     }
 
     /**
