@@ -94,6 +94,8 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final ExecutorService replanExecutor;
     private final ParallelLoads loads;
     private final LongSupplier nanoClock;
+    /** Builds what an epoch places where (the even deal or a planner's plan). */
+    private final EpochPlans plans;
     private final AtomicBoolean replanning = new AtomicBoolean();
     private final List<PlacementWatch> watches = new CopyOnWriteArrayList<>();
     private final List<Consumer<ReplanOutcome>> publishListeners = new CopyOnWriteArrayList<>();
@@ -124,6 +126,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         this.loads = new ParallelLoads(loadExecutor, settings.loadTimeout());
         this.commits = new PendingCommits(loader, loads, settings.loadTimeout());
         this.nanoClock = nanoClock;
+        this.plans = new EpochPlans(settings.shape(), settings.sharedExpert());
         this.attempts = new EpochAttempts(store, loader, loads, settings.loadTimeout());
         this.members = new Membership(settings.instances(), settings.budget(), settings.replicas(), Map.of());
     }
@@ -279,7 +282,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         long started = nanoClock.getAsLong();
         Placement saved = store.restorePlacement();
         if (saved != null && current == null && PlacementMessages.sameInstances(saved.getInstancesList(), m.instances())
-                && fitsModel(saved)) {
+                && plans.fitsModel(saved)) {
             // Same ids and endpoints: the rest (a failure domain an older router did not save) comes from discovery.
             Placement restored = saved.toBuilder().clearInstances().addAllInstances(m.instances()).build();
             log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
@@ -361,13 +364,7 @@ public final class PlacementCoordinator implements AutoCloseable {
                     settings.minRoutesToPlan());
             return loadAndPublish(evenDeal(epoch, m), EVEN, started, m);
         }
-        List<String> ids = m.instances().stream().map(Instance::getId).toList();
-        // The replicas of every expert, so one pod going never takes an expert's last copy; shared copies in the slots
-        PlacementBudget budget = m.budget().withCopies(m.replicas(), settings.sharedExpert() ? m.replicas() : 0);
-        io.moemesh.router.placement.Placement plan = chosen.plan(stats, budget, ids,
-                PlacementMessages.domains(m.instances()));
-        Placement p = PlacementMessages.toProto(plan, epoch, m.instances(), settings.sharedExpert() ? 1 : 0,
-                budget.sharedCopies());
+        Placement p = plans.planned(chosen, stats, epoch, m.instances(), m.budget(), m.replicas());
         return loadAndPublish(p, chosen.name(), started, m);
     }
 
@@ -430,18 +427,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     }
 
     private Placement evenDeal(long epoch, Membership m) {
-        ModelShape s = settings.shape();
-        return PlacementMessages.evenDeal(epoch, m.instances(), s.layers(), s.experts(), settings.sharedExpert(),
-                m.replicas());
-    }
-
-    private boolean fitsModel(Placement p) {
-        try {
-            PlacementMessages.toDomain(p, settings.shape().layers(), settings.shape().experts());
-            return p.getLayersCount() == settings.shape().layers();
-        } catch (IllegalArgumentException e) {
-            return false;
-        }
+        return plans.even(epoch, m.instances(), m.replicas());
     }
 
     /**
