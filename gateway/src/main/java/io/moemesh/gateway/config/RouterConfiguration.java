@@ -18,7 +18,7 @@ import org.springframework.context.annotation.Configuration;
 /**
  * The gateway's link to the router-service ({@code moemesh.gateway.router.*}): one channel (mutual TLS with the
  * gateway's mesh credentials, {@code moemesh.gateway.tls.*}) that carries the placement watch
- * ({@code RouterPlacementSource}, wired in {@link GatewayConfiguration}) and the route reports. No beans without
+ * ({@code RouterPlacementSource}, wired in {@link ExpertDispatchConfiguration}) and the route reports. No beans without
  * an endpoint.
  */
 @Configuration(proxyBeanMethods = false)
