@@ -268,13 +268,11 @@ final class LayerCalls implements ExpertDispatch.Pending {
         }
         int firstPair = Integer.MAX_VALUE;
         for (int p : c.batch.pairs()) {
+            pending[p] = false;
+            answeredBy[p] = c.inst;
             firstPair = Math.min(firstPair, p);
         }
         replies.add(c.inst, reply, c.batch.tokenRows(), firstPair);
-        for (int p : c.batch.pairs()) {
-            pending[p] = false;
-            answeredBy[p] = c.inst;
-        }
         remaining -= c.batch.pairs().length;
     }
 
