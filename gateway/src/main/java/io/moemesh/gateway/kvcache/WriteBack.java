@@ -4,13 +4,9 @@ import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.BlockSink;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
-import io.moemesh.service.kvcache.KvRecordFormat;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -18,7 +14,6 @@ import java.util.concurrent.LinkedBlockingDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
-import java.util.zip.CRC32C;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -58,19 +53,8 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(WriteBack.class);
     /** Blocks per Put stream at most. */
     static final int BATCH_BLOCKS = 16;
-    /** What is remembered of a hash: its checksums, or none while queued or when another copy was kept. */
-    private record Sums(long exact, long int8) {
-        static final Sums QUEUED = new Sums(-1, -1);
-        static final Sums UNCHECKED = new Sums(-2, -2);
-
-        boolean checked() {
-            return exact >= 0;
-        }
-    }
-
     private final KvCacheClient client;
     private final Duration putTimeout;
-    private final int remembered;
     private final Duration drain;
     private final int queueBlocks;
     private final int priorityBlocks;
@@ -80,8 +64,8 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private int ordinaryQueued;
     /** Priority entries queued or in the writer's Put, not yet settled: its copies are still held (under the lock). */
     private int priorityHeld;
-    /** hash → what is remembered of it. Access order: the least recently used goes first. */
-    private final LinkedHashMap<BlockHash, Sums> known;
+    /** What is remembered of hashes queued or stored; also the one lock of this class's mutable state. */
+    private final StoredBlocks known;
     /** Queued hashes → their entry (to move one to the front, and to wait for it). */
     private final Map<BlockHash, Entry> queued = new HashMap<>();
     private final Thread writer;
@@ -133,15 +117,9 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         this.drain = drain;
         this.client = client;
         this.putTimeout = putTimeout;
-        this.remembered = remembered;
         this.queueBlocks = queueBlocks;
         this.priorityBlocks = priorityBlocks;
-        this.known = new LinkedHashMap<>(16, 0.75f, true) {
-            @Override
-            protected boolean removeEldestEntry(Map.Entry<BlockHash, Sums> eldest) {
-                return size() > WriteBack.this.remembered;
-            }
-        };
+        this.known = new StoredBlocks(remembered);
         this.writer = Thread.ofPlatform().name("moemesh-kv-writeback").daemon().unstarted(this::run);
         writer.start();
     }
@@ -170,14 +148,14 @@ public final class WriteBack implements BlockSink, AutoCloseable {
      */
     public boolean lacks(BlockHash hash) {
         synchronized (known) {
-            return open && !known.containsKey(hash);
+            return open && !known.knows(hash);
         }
     }
 
     @Override
     public void accept(BlockContents block) {
         synchronized (known) {
-            if (!open || known.containsKey(block.hash())) {
+            if (!open || known.knows(block.hash())) {
                 return;
             }
             if (ordinaryQueued >= queueBlocks) {
@@ -266,7 +244,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             // An offload whole (its copies bounded by the blocks its sequence holds until it settles: class comment).
             int room = pinNext ? Integer.MAX_VALUE : Math.max(0, priorityBlocks - priorityHeld);
             for (BlockContents b : blocks) {
-                if (!open || known.containsKey(b.hash())) {
+                if (!open || known.knows(b.hash())) {
                     continue;
                 }
                 if (fresh.size() >= room) {
@@ -318,7 +296,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         } else {
             ordinaryQueued++;
         }
-        known.put(e.block.hash(), Sums.QUEUED);
+        known.queued(e.block.hash());
         queued.put(e.block.hash(), e);
     }
 
@@ -353,10 +331,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
      */
     public void notStored(BlockHash hash) {
         synchronized (known) {
-            Sums c = known.get(hash);
-            if (c != null && c != Sums.QUEUED) {
-                known.remove(hash);
-            }
+            known.forgetStored(hash);
         }
     }
 
@@ -364,9 +339,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private void forget(Entry e, String why) {
         BlockHash h = e.block.hash();
         queued.remove(h);
-        if (known.get(h) == Sums.QUEUED) {
-            known.remove(h);
-        }
+        known.forgetQueued(h);
         settled(e);
         e.done.complete(false);
         log.debug("KV block {} not written back: {}", h, why);
@@ -378,16 +351,14 @@ public final class WriteBack implements BlockSink, AutoCloseable {
      */
     long checksum(BlockHash hash) {
         synchronized (known) {
-            Sums c = known.get(hash);
-            return c == null || !c.checked() ? -1 : c.exact();
+            return known.checksum(hash);
         }
     }
 
     /** Whether the service acknowledged {@code hash} as stored (STORED or ALREADY_PRESENT), as far as remembered. */
     public boolean stored(BlockHash hash) {
         synchronized (known) {
-            Sums c = known.get(hash);
-            return c != null && c != Sums.QUEUED;
+            return known.isStored(hash);
         }
     }
 
@@ -397,38 +368,15 @@ public final class WriteBack implements BlockSink, AutoCloseable {
      * remembers no checksum (nothing to compare with).
      */
     public boolean heldOtherBytes(BlockHash hash, byte[] payload) {
-        Sums c;
+        StoredBlocks.Sums c;
         synchronized (known) {
-            c = known.get(hash);
+            c = known.sums(hash);
         }
-        if (c == null || !c.checked()) {
-            return false;
-        }
-        long crc = crc32c(payload);
-        return crc != c.exact() && crc != c.int8();
-    }
-
-    /** The CRC32C of {@code payload} after an int8 round trip as the service's int8 SSD storage makes it; -1 when
-     * int8 cannot hold it (non-finite values: the service refuses such a block under int8). */
-    long int8RoundTripCrc(byte[] payload) {
-        KvPayload shape = client.payload();
-        int rows = 2 * shape.layers() * shape.kvHeads() * shape.blockTokens();
-        ByteBuffer q = ByteBuffer.allocate(KvRecordFormat.int8PayloadBytes(rows, shape.headDim()));
-        try {
-            KvRecordFormat.encodeInt8(ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer(), rows,
-                    shape.headDim(), q);
-        } catch (IllegalArgumentException e) {
-            return -1;
-        }
-        byte[] back = new byte[payload.length];
-        KvRecordFormat.decodeInt8(q.flip(), rows, shape.headDim(), ByteBuffer.wrap(back));
-        return crc32c(back);
+        return c != null && c.otherThan(payload);
     }
 
     static long crc32c(byte[] payload) {
-        CRC32C crc = new CRC32C();
-        crc.update(payload);
-        return crc.getValue();
+        return StoredBlocks.crc32c(payload);
     }
 
     private void run() {
@@ -486,10 +434,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             return;
         }
         // Outside the lock, which the engine thread's accept takes: the int8 round trip is a pass over the block.
-        List<Sums> sums = new ArrayList<>(batch.size());
+        List<StoredBlocks.Sums> sums = new ArrayList<>(batch.size());
         for (int i = 0; i < batch.size(); i++) {
             sums.add(outcomes.get(i) == PutOutcome.PUT_OUTCOME_STORED
-                    ? new Sums(crc32c(payloads.get(i)), int8RoundTripCrc(payloads.get(i))) : Sums.UNCHECKED);
+                    ? StoredBlocks.sumsOf(client.payload(), payloads.get(i)) : StoredBlocks.Sums.UNCHECKED);
         }
         synchronized (known) {
             for (int i = 0; i < batch.size(); i++) {
@@ -497,7 +445,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 PutOutcome o = outcomes.get(i);
                 if (o == PutOutcome.PUT_OUTCOME_STORED || o == PutOutcome.PUT_OUTCOME_ALREADY_PRESENT) {
                     queued.remove(en.block.hash());
-                    known.put(en.block.hash(), sums.get(i));
+                    known.stored(en.block.hash(), sums.get(i));
                     settled(en);
                     written.incrementAndGet();
                     writtenBytes.addAndGet(payloads.get(i).length);

@@ -4,9 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import com.google.protobuf.ByteString;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moemesh.gateway.support.FakeKvCacheService;
-import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import java.time.Duration;
@@ -25,9 +23,7 @@ import org.junit.jupiter.api.Test;
 class AttendOffloadWriteTest {
     private static final KvPayload LAYOUT = WriteBackTest.LAYOUT;
     private final FakeKvCacheService kv = new FakeKvCacheService(LAYOUT.blockTokens());
-    private final KvCacheClient client = new KvCacheClient(NettyChannelBuilder.forTarget(kv.endpoint(),
-            TestCertificates.credentials("gateway").channel()).build(), kv.endpoint(), WriteBackTest.MODEL, LAYOUT,
-            null);
+    private final KvCacheClient client = WriteBackTest.clientOf(kv);
     private WriteBack writeBack;
     private AttendOffload offload;
 

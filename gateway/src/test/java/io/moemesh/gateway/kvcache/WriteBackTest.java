@@ -38,6 +38,12 @@ class WriteBackTest {
         kv.close();
     }
 
+    /** A client of {@code kv} (mTLS as "gateway") for blocks of {@link #LAYOUT} under {@link #MODEL}. */
+    static KvCacheClient clientOf(FakeKvCacheService kv) {
+        return new KvCacheClient(NettyChannelBuilder.forTarget(kv.endpoint(),
+                TestCertificates.credentials("gateway").channel()).build(), kv.endpoint(), MODEL, LAYOUT, null);
+    }
+
     /**
      * Blocks 0..n-1 of one chain of {@link #LAYOUT} under the zero fingerprint, tenant "t", their keys and values
      * drawn from the position (AttendOffloadAdmissionTest stores them in a real service of that layout).
