@@ -117,6 +117,72 @@ class HedgedCallTest {
         }
     }
 
+    /** Three instances and a dispatch over them; layer 0's experts 0 and 1 live where {@code layer0} says. */
+    private record ThreeInstances(MoeModel model, Map<String, InProcessInstance> instances, DispatchTraces traces,
+            MeshExpertDispatch dispatch, Map<String, CountDownLatch> answers) implements AutoCloseable {
+
+        static ThreeInstances of(List<String> expert0On, List<String> expert1On) throws Exception {
+            MoeModel model = MoeModel.open(TestModels.dir(MODEL));
+            ModelConfig c = model.config();
+            Map<String, InProcessInstance> instances = new HashMap<>();
+            DispatchTraces traces = new DispatchTraces(c.numLayers(), 8);
+            MeshExpertDispatch dispatch = new MeshExpertDispatch(c.hiddenSize(), in -> {
+                InProcessInstance i = new InProcessInstance(in.getId(), model);
+                instances.put(in.getId(), i);
+                return new ResilientInstance(i, 8, 50, Duration.ofMinutes(5));
+            }, Duration.ofSeconds(4), ReplicaPicker.PREFER_VISITED, traces);
+            Placement.Builder p = Placement.newBuilder().setEpoch(1);
+            for (int i = 0; i < 3; i++) {
+                p.addInstances(Instance.newBuilder().setId("expert-" + i).setEndpoint("127.0.0.1:" + (9100 + i)));
+            }
+            for (int l = 0; l < c.numLayers(); l++) {
+                LayerPlacement.Builder lp = LayerPlacement.newBuilder().setLayer(l);
+                for (int e = 0; e < c.numExperts(); e++) {
+                    List<String> on = l == 0 && e == 0 ? expert0On : l == 0 && e == 1 ? expert1On
+                            : List.of("expert-0");
+                    lp.addExperts(ExpertPlacement.newBuilder().setExpert(e).addAllInstanceIds(on));
+                }
+                p.addLayers(lp);
+            }
+            dispatch.usePlacement(PlacementTable.of(p.build(), c.numLayers(), c.dispatchableExperts()));
+            Map<String, CountDownLatch> answers = new HashMap<>();
+            for (String id : List.of("expert-0", "expert-1", "expert-2")) {
+                answers.put(id, new CountDownLatch(1));
+                instances.get(id).hold.set(answers.get(id));
+            }
+            return new ThreeInstances(model, instances, traces, dispatch, answers);
+        }
+
+        /** A random hidden state of one token. */
+        float[] input() {
+            Random random = new Random(7);
+            float[] x = new float[model.config().hiddenSize()];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) random.nextGaussian();
+            }
+            return x;
+        }
+
+        /** Layer 0's experts computed in this process, the sum the mesh must give. */
+        float[] reference(StepContext step, float[] x, int[] experts, float[] weights) {
+            ModelConfig c = model.config();
+            float[] reference = new float[c.hiddenSize()];
+            new LocalExperts(c, key -> ExpertWeights.load(model.tensors(), c, key)).run(step, 0, x, experts, weights,
+                    experts.length, reference);
+            return reference;
+        }
+
+        @Override
+        public void close() {
+            dispatch.close();
+            model.close();
+        }
+    }
+
+    private static StepContext oneToken() {
+        return StepContext.of(List.of(new SequenceStep(1, new int[] {5}, 0, SequenceStep.Logits.LAST, true)));
+    }
+
     /**
      * One token whose two pairs both go to expert-0 (experts 0 and 1 of layer 0; expert 0 is also on expert-1,
      * expert 1 also on expert-2). expert-0 does not answer in time, so each pair is hedged to its other replica. The
@@ -125,66 +191,71 @@ class HedgedCallTest {
      */
     @Test
     void hedgedPairAnsweredByBothReplicas_theLaterReplyIsDropped_andEachPairIsSummedOnce() throws Exception {
-        MoeModel model = MoeModel.open(TestModels.dir(MODEL));
-        ModelConfig c = model.config();
-        Map<String, InProcessInstance> instances = new HashMap<>();
-        DispatchTraces traces = new DispatchTraces(c.numLayers(), 8);
-        MeshExpertDispatch dispatch = new MeshExpertDispatch(c.hiddenSize(), in -> {
-            InProcessInstance i = new InProcessInstance(in.getId(), model);
-            instances.put(in.getId(), i);
-            return new ResilientInstance(i, 8, 50, Duration.ofMinutes(5));
-        }, Duration.ofSeconds(4), ReplicaPicker.PREFER_VISITED, traces);
-        Placement.Builder p = Placement.newBuilder().setEpoch(1);
-        for (int i = 0; i < 3; i++) {
-            p.addInstances(Instance.newBuilder().setId("expert-" + i).setEndpoint("127.0.0.1:" + (9100 + i)));
-        }
-        for (int l = 0; l < c.numLayers(); l++) {
-            LayerPlacement.Builder lp = LayerPlacement.newBuilder().setLayer(l);
-            for (int e = 0; e < c.numExperts(); e++) {
-                List<String> on = l == 0 && e == 0 ? List.of("expert-0", "expert-1")
-                        : l == 0 && e == 1 ? List.of("expert-0", "expert-2") : List.of("expert-0");
-                lp.addExperts(ExpertPlacement.newBuilder().setExpert(e).addAllInstanceIds(on));
-            }
-            p.addLayers(lp);
-        }
-        dispatch.usePlacement(PlacementTable.of(p.build(), c.numLayers(), c.dispatchableExperts()));
-        Map<String, CountDownLatch> answers = new HashMap<>();
-        for (String id : List.of("expert-0", "expert-1", "expert-2")) {
-            answers.put(id, new CountDownLatch(1));
-            instances.get(id).hold.set(answers.get(id));
-        }
-        Random random = new Random(7);
-        float[] x = new float[c.hiddenSize()];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) random.nextGaussian();
-        }
-        int[] experts = {0, 1};
-        float[] weights = {0.625f, 0.375f};
-        StepContext step = StepContext.of(List.of(new SequenceStep(1, new int[] {5}, 0, SequenceStep.Logits.LAST,
-                true)));
-        float[] reference = new float[c.hiddenSize()];
-        new LocalExperts(c, key -> ExpertWeights.load(model.tensors(), c, key)).run(step, 0, x, experts, weights, 2,
-                reference);
-        CompletableFuture<Void> released = CompletableFuture.runAsync(() -> {
-            await("the hedges arrived").atMost(Duration.ofSeconds(30)).until(() ->
-                    instances.get("expert-1").attempts.get() == 1 && instances.get("expert-2").attempts.get() == 1);
-            for (String id : List.of("expert-1", "expert-0", "expert-2")) {
-                answers.get(id).countDown();
-                await(id + "'s reply is in").atMost(Duration.ofSeconds(30))
-                        .until(() -> instances.get(id).delivered.get() == 1);
-            }
-        });
-        float[] out = new float[c.hiddenSize()];
+        try (ThreeInstances mesh = ThreeInstances.of(List.of("expert-0", "expert-1"),
+                List.of("expert-0", "expert-2"))) {
+            Map<String, InProcessInstance> instances = mesh.instances();
+            float[] x = mesh.input();
+            int[] experts = {0, 1};
+            float[] weights = {0.625f, 0.375f};
+            StepContext step = oneToken();
+            float[] reference = mesh.reference(step, x, experts, weights);
+            CompletableFuture<Void> released = CompletableFuture.runAsync(() -> {
+                await("the hedges arrived").atMost(Duration.ofSeconds(30)).until(() ->
+                        instances.get("expert-1").attempts.get() == 1
+                                && instances.get("expert-2").attempts.get() == 1);
+                for (String id : List.of("expert-1", "expert-0", "expert-2")) {
+                    mesh.answers().get(id).countDown();
+                    await(id + "'s reply is in").atMost(Duration.ofSeconds(30))
+                            .until(() -> instances.get(id).delivered.get() == 1);
+                }
+            });
+            float[] out = new float[x.length];
 
-        dispatch.run(step, 0, x, experts, weights, 2, out);
+            mesh.dispatch().run(step, 0, x, experts, weights, 2, out);
 
-        released.get(30, TimeUnit.SECONDS);
-        assertThat(instances.get("expert-0").attempts.get()).as("one call, both pairs").isEqualTo(1);
-        assertThat(out).containsExactly(reference, within(1e-5f));
-        assertThat(traces.take(1).layers()).singleElement().satisfies(r -> assertThat(r.instances())
-                .extracting(LayerDispatchRecord.InstanceShare::instanceId).containsExactly("expert-1", "expert-2"));
-        assertThat(dispatch.instances()).allSatisfy(r -> assertThat(r.state()).isEqualTo(State.CLOSED));
-        dispatch.close();
-        model.close();
+            released.get(30, TimeUnit.SECONDS);
+            assertThat(instances.get("expert-0").attempts.get()).as("one call, both pairs").isEqualTo(1);
+            assertThat(out).containsExactly(reference, within(1e-5f));
+            assertThat(mesh.traces().take(1).layers()).singleElement().satisfies(r -> assertThat(r.instances())
+                    .extracting(LayerDispatchRecord.InstanceShare::instanceId)
+                    .containsExactly("expert-1", "expert-2"));
+            assertThat(mesh.dispatch().instances()).allSatisfy(r -> assertThat(r.state()).isEqualTo(State.CLOSED));
+        }
+    }
+
+    /**
+     * A call is hedged whole or not at all. One token whose two pairs both go to expert-0; expert 0 is also on
+     * expert-1, expert 1 on expert-0 only. When expert-0 misses its hedge delay, hedging only expert 0's pair would
+     * leave expert 1's pair to expert-0's call, whose reply (the sum of both pairs in one row) could no longer be
+     * used once expert-1 answered: so nothing is hedged, and expert-0's late reply computes the token.
+     */
+    @Test
+    void slowCallWithAPairNoFreeReplicaHolds_isNotHedgedAtAll_andItsLateReplyComputesTheToken() throws Exception {
+        try (ThreeInstances mesh = ThreeInstances.of(List.of("expert-0", "expert-1"), List.of("expert-0"))) {
+            Map<String, InProcessInstance> instances = mesh.instances();
+            ResilientInstance slow = mesh.dispatch().instances().stream()
+                    .filter(r -> r.id().equals("expert-0")).findFirst().orElseThrow();
+            float[] x = mesh.input();
+            int[] experts = {0, 1};
+            float[] weights = {0.625f, 0.375f};
+            StepContext step = oneToken();
+            float[] reference = mesh.reference(step, x, experts, weights);
+            CompletableFuture<Void> released = CompletableFuture.runAsync(() -> {
+                await("expert-0's call missed its hedge delay").atMost(Duration.ofSeconds(30)).until(slow::lagging);
+                // the engine thread would send a hedge in the same pass that marked expert-0 lagging, before this
+                // thread can see it: so expert-1's attempts are final by now
+                mesh.answers().get("expert-0").countDown();
+            });
+            float[] out = new float[x.length];
+
+            mesh.dispatch().run(step, 0, x, experts, weights, 2, out);
+
+            released.get(30, TimeUnit.SECONDS);
+            assertThat(instances.get("expert-1").attempts.get()).as("no hedge of part of expert-0's call").isZero();
+            assertThat(instances.get("expert-0").attempts.get()).as("one call, both pairs").isEqualTo(1);
+            assertThat(out).containsExactly(reference, within(1e-5f));
+            assertThat(mesh.traces().take(1).layers()).singleElement().satisfies(r -> assertThat(r.instances())
+                    .extracting(LayerDispatchRecord.InstanceShare::instanceId).containsExactly("expert-0"));
+        }
     }
 }
