@@ -57,6 +57,14 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     static final int MAX_SEQUENCES = 1024;
     /** Tokens one sequence of PredictPaths may carry. */
     static final int MAX_TOKENS = 4096;
+    /**
+     * Observed routes one sequence of PredictPaths may carry: as many as it may have tokens. Each becomes a checked
+     * route (arrays for every layer) held until its sequence is predicted; only the message size bounded them
+     * before, and a 16 MiB message holds over a million one-layer routes.
+     */
+    static final int MAX_OBSERVED = MAX_TOKENS;
+    /** Observed routes one PredictPaths call may carry in all: bounds the checking one call makes the router do. */
+    static final int MAX_OBSERVED_PER_CALL = 65_536;
     /** (token, layer) predictions one PredictPaths call may ask for: bounds the time it holds the predictor. */
     static final long MAX_PREDICTIONS = 65_536;
     /** The largest token position (uint32 on the wire). */
@@ -120,6 +128,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         }
         int n = max == 0 ? Math.min(2 * shape.topK(), shape.experts()) : (int) max;
         long predictions = 0;
+        long observed = 0;
         for (int i = 0; i < req.getSequencesCount(); i++) {
             int tokens = req.getSequences(i).getTokenIdsCount();
             if (tokens == 0 || tokens > MAX_TOKENS) {
@@ -134,6 +143,19 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
                         + MAX_POSITION + " (uint32)");
             }
             predictions += (long) tokens * (to - from);
+            // RouteSample.request_id's bound (a gateway's ids fit it): the id is echoed in the answer.
+            RouteBook.checkIdLength(req.getSequences(i).getRequestId(), RouteBook.MAX_REQUEST_ID_BYTES,
+                    "sequences[" + i + "].request_id");
+            int routes = req.getSequences(i).getObservedCount();
+            if (routes > MAX_OBSERVED) {
+                throw new IllegalArgumentException("sequences[" + i + "].observed: " + routes + " routes, at most "
+                        + MAX_OBSERVED + " per sequence");
+            }
+            observed += routes;
+            if (observed > MAX_OBSERVED_PER_CALL) {
+                throw new IllegalArgumentException("sequences[" + i + "].observed: " + observed
+                        + " routes in sequences[0.." + i + "], at most " + MAX_OBSERVED_PER_CALL + " per call");
+            }
         }
         if (predictions > MAX_PREDICTIONS) {
             throw new IllegalArgumentException("sequences: " + predictions + " (token, layer) predictions asked, at most "
@@ -151,7 +173,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         Map<Long, TokenRoute> observed = new HashMap<>();
         for (int j = 0; j < q.getObservedCount(); j++) {
             ReportedToken t = RouteMessages.toReported(q.getRequestId(), q.getObserved(j));
-            TokenRoute r = book.toRoute(t, field + ".observed[" + j + "]");
+            TokenRoute r = book.toObservedRoute(t, field + ".observed[" + j + "]");
             if (observed.put(t.position(), r) != null) {
                 throw new IllegalArgumentException(field + ".observed[" + j + "].position: position " + t.position()
                         + " is observed twice");

@@ -22,17 +22,19 @@ import java.util.Set;
  * predictor's count tables have fixed sizes but for the per-token ones, capped at a byte budget, RouteCounts).
  * The window, not all history, is what a replan plans from: placement should follow the current traffic.
  *
- * <p>Thread-safe: every method holds the book's lock (the predictors are not thread-safe; ingestion and prediction are
- * short: a report message is at most {@link #MAX_SAMPLES_PER_MESSAGE} tokens).
+ * <p>Thread-safe: every method that reads or changes the window, the counters or the predictor holds the book's lock
+ * (the predictors are not thread-safe; ingestion and prediction are short: a report message is at most
+ * {@link #MAX_SAMPLES_PER_MESSAGE} tokens); the checks against the model read only final fields and take no lock.
  */
 public final class RouteBook {
     /** Samples one report message may carry (router.v1 ReportRoutesRequest.samples). */
     public static final int MAX_SAMPLES_PER_MESSAGE = 4096;
     /**
-     * UTF-8 bytes a reported request id may have (router.v1 RouteSample.request_id). Ids are kept: in every window
-     * token's key (up to windowTokens of them, and in the routes.json snapshot) and as sequence context; unbounded,
-     * one gateway could grow the router's memory and snapshot by megabytes per token. Room for the gateway's ids
-     * (its watcher id, a start time and a sequence number) with a 253-byte DNS-name watcher id.
+     * UTF-8 bytes a reported request id may have (router.v1 RouteSample.request_id; PredictPaths'
+     * SequenceQuery.request_id has the same bound). Ids are kept: in every window token's key (up to windowTokens of
+     * them, and in the routes.json snapshot) and as sequence context; unbounded, one gateway could grow the router's
+     * memory and snapshot by megabytes per token. Room for the gateway's ids (its watcher id, a start time and a
+     * sequence number) with a 253-byte DNS-name watcher id.
      */
     public static final int MAX_REQUEST_ID_BYTES = 512;
     /** Requests whose latest token is kept as the next token's sequence context (least recently reported dropped). */
@@ -290,11 +292,31 @@ public final class RouteBook {
     }
 
     /**
-     * A reported route as a {@link TokenRoute}, checked against the model.
+     * A reported route as a {@link TokenRoute} for the window, checked against the model, named by its request id,
+     * position and a sequence number (unique in the window). Called under the book's lock ({@link #ingest}), after
+     * the request id's length was checked.
      *
      * @param field the route's field name in error messages ({@code samples[3].route})
      */
-    public synchronized TokenRoute toRoute(ReportedToken sample, String field) {
+    private TokenRoute toRoute(ReportedToken sample, String field) {
+        String key = (sample.requestId().isEmpty() ? "report" : sample.requestId()) + ":" + sample.position() + "#"
+                + (++sequence);
+        return checkRoute(sample, field, key);
+    }
+
+    /**
+     * A route PredictPaths is given as context (SequenceQuery.observed), checked against the model as a reported one.
+     * It is only read while its sequence is predicted, never kept, so it is named by its position alone: a copy of
+     * the request id in each of a sequence's observed routes would multiply the id by their number.
+     *
+     * @param field the route's field name in error messages ({@code sequences[0].observed[3]})
+     */
+    public TokenRoute toObservedRoute(ReportedToken sample, String field) {
+        return checkRoute(sample, field, "observed:" + sample.position());
+    }
+
+    /** Checks {@code sample} against the model (shape and vocabulary, both final: no lock needed). */
+    private TokenRoute checkRoute(ReportedToken sample, String field, String key) {
         checkTokenId(sample.tokenId(), field + ".token_id");
         if (sample.layers().isEmpty()) {
             throw new IllegalArgumentException(field + ".layers: no layers reported");
@@ -347,8 +369,6 @@ public final class RouteBook {
             experts[(int) lr.layer()] = es;
             weights[(int) lr.layer()] = w;
         }
-        String key = (sample.requestId().isEmpty() ? "report" : sample.requestId()) + ":" + sample.position() + "#"
-                + (++sequence);
         return new TokenRoute(key, sample.tokenId(), experts, weights);
     }
 }

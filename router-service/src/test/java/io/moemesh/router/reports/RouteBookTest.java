@@ -61,6 +61,22 @@ class RouteBookTest {
         assertThat(book.recall().truths()).isZero();
     }
 
+    /** PredictPaths' observed routes are only read while their sequence is predicted: no copy of the id in each. */
+    @Test
+    void observedRoute_isCheckedAsAReportedOne_butItsKeyHoldsNoCopyOfTheRequestId() {
+        RouteBook book = book(100);
+        String id = "q".repeat(RouteBook.MAX_REQUEST_ID_BYTES);
+        TokenRoute r = book.toObservedRoute(token(id, 5, 1), "sequences[0].observed[0]");
+        assertThat(r.key()).isEqualTo("observed:5");
+        assertThat(r.experts()[0]).containsExactly(1, 2);
+        ReportedToken outside = new ReportedToken(id, 6, 7, List.of(new ReportedLayer(4, new long[] {0, 1},
+                new float[0])));
+        assertThatThrownBy(() -> book.toObservedRoute(outside, "sequences[0].observed[1]"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("sequences[0].observed[1].layers[0].layer: layer 4 is not in [0, 4)");
+        assertThat(book.windowSize()).isZero();
+    }
+
     @Test
     void ingest_scoresEachTokenBeforeLearningIt_soTheFirstTokenIsScoredAgainstAnUntrainedPredictor() {
         RouteBook book = book(100);
