@@ -9,6 +9,8 @@ package io.moemesh.expert.backend;
  *               refused by BatchProcessor.validate, which reports it unsigned
  * @param x      [tokens, hidden] float32 activations, row-major
  * @param counts per token, in [0, experts.length]: ProtoMapping reads the uint32 counts unsigned and refuses larger
+ * @param experts expert ids, token-major; BatchProcessor.validate refuses one listed twice for the same token, so a
+ *                token has at most the model's dispatchable experts as pairs
  */
 public record BatchInput(int layer, int tokens, float[] x, int[] counts, int[] experts, float[] weights) {
 

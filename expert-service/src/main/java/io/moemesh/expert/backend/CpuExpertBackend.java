@@ -14,11 +14,22 @@ import java.util.Objects;
  * pages.
  */
 public final class CpuExpertBackend implements ExpertBackend {
+    /**
+     * Scratch bytes a computing thread keeps for its next batch. The grouped loop's buffers grow to the largest
+     * expert group it has computed (for n rows of one expert: the gathered rows and their results, [n, hidden] each,
+     * and the SwiGLU's gate and up, [n, intermediate] each) and never shrink, so kept per thread, one prefill batch
+     * of a few thousand tokens left every worker (and event loop) holding that much for good: gigabytes at real
+     * model sizes. A batch whose scratch could pass this bound computes with a loop of its own, dropped with it.
+     */
+    static final long RETAINED_SCRATCH_BYTES = 32L << 20;
+
     private final ExpertModel model;
     /** The loop keeps scratch buffers and is not thread-safe: one per worker thread. */
     private final ThreadLocal<GroupedExperts> loops;
     /** Kernel threads a batch is split over, by its size. */
     private final KernelThreads kernelThreads;
+    /** Rows of the largest expert group computed with the thread's kept loop. */
+    private final long retainedRows;
 
     /** A backend that splits every batch over all the kernel's threads (an instance with cores of its own). */
     public CpuExpertBackend(ExpertModel model) {
@@ -32,9 +43,23 @@ public final class CpuExpertBackend implements ExpertBackend {
      *                      monolithic engine's decode rate against 0.81 with every core)
      */
     public CpuExpertBackend(ExpertModel model, KernelThreads kernelThreads) {
+        this(model, kernelThreads, RETAINED_SCRATCH_BYTES);
+    }
+
+    /** @param retainedScratchBytes scratch a computing thread keeps between batches (tests use a tiny one) */
+    CpuExpertBackend(ExpertModel model, KernelThreads kernelThreads, long retainedScratchBytes) {
         this.model = model;
-        this.loops = ThreadLocal.withInitial(() -> new GroupedExperts(model.hiddenSize(), model.dispatchableExperts()));
+        this.loops = ThreadLocal.withInitial(this::newLoop);
         this.kernelThreads = Objects.requireNonNull(kernelThreads, "kernelThreads");
+        int intermediate = Math.max(model.config().expertIntermediateSize(),
+                model.config().sharedExpertIntermediateSize());
+        // Per row of an expert group: two [hidden] and two [intermediate] float rows.
+        long scratchBytesPerRow = 2L * Float.BYTES * ((long) model.hiddenSize() + intermediate);
+        this.retainedRows = retainedScratchBytes / scratchBytesPerRow;
+    }
+
+    private GroupedExperts newLoop() {
+        return new GroupedExperts(model.hiddenSize(), model.dispatchableExperts());
     }
 
     @Override
@@ -88,11 +113,36 @@ public final class CpuExpertBackend implements ExpertBackend {
     }
 
     private void computeOnKernelThreads(BatchInput batch, ExpertLookup experts, float[] out) {
-        GroupedExperts loop = loops.get();
+        GroupedExperts loop = loopFor(batch);
         int pairs = batch.pairs();
         int[] pairTokens = batch.pairTokens(loop.pairTokens(pairs));
         loop.compute(batch.layer(), batch.x(), batch.tokens(), batch.experts(), batch.weights(), pairs, pairTokens,
                 (layer, e) -> weights(experts.get(new ExpertKey(layer, e))), out);
+    }
+
+    /**
+     * The thread's kept loop when the batch's largest expert group fits {@link #RETAINED_SCRATCH_BYTES}, else a loop
+     * for this batch only (its scratch is garbage once the batch is computed).
+     */
+    GroupedExperts loopFor(BatchInput batch) {
+        return largestGroup(batch) <= retainedRows ? loops.get() : newLoop();
+    }
+
+    /**
+     * Rows of the batch's largest expert group (pairs of one expert), or the pair count (never fewer) when that
+     * already fits.
+     */
+    private long largestGroup(BatchInput batch) {
+        int pairs = batch.pairs();
+        if (pairs <= retainedRows) {
+            return pairs; // a decode step: no count needed
+        }
+        int[] rows = new int[model.dispatchableExperts()];
+        int largest = 0;
+        for (int i = 0; i < pairs; i++) {
+            largest = Math.max(largest, ++rows[batch.experts()[i]]);
+        }
+        return largest;
     }
 
     private static ExpertWeights weights(LoadedExpert e) {

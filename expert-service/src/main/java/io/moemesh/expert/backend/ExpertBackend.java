@@ -23,7 +23,8 @@ public interface ExpertBackend {
 
     /**
      * The largest batch (tokens) this backend computes on the transport thread that read it, instead of handing it
-     * to a compute worker (BatchProcessor's inline rule, further capped by {@code moemesh.expert.inline-max-tokens}):
+     * to a compute worker (BatchProcessor's inline rule, further capped by {@code moemesh.expert.inline-max-tokens},
+     * and to that many tokens' routed pairs):
      * only a backend whose {@link #compute} never blocks on I/O or a lock, and whose time for such a batch is
      * bounded, may return more than 0. Default 0: always a worker.
      */

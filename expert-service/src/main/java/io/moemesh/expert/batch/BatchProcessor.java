@@ -26,11 +26,19 @@ import java.util.function.LongSupplier;
  * message is refused (RejectedExecutionException → RESOURCE_EXHAUSTED) rather than buffered without bound.
  *
  * <p>Inline rule: a batch of at most {@code inlineMaxTokens} tokens, and at most what the backend allows
- * ({@link ExpertBackend#inlineMaxTokens()}: any size for {@code noop}, 1-4 tokens for {@code cpu}), is computed on
- * the calling thread (the transport thread that read the message) instead of waking a worker, when every expert it
- * uses is resident (no load on the event loop). That is safe on an event loop: the work is bounded (one pass over
- * a few tokens' rows and their experts' weights) and never waits on I/O or a lock; larger batches still go to the
- * workers.
+ * ({@link ExpertBackend#inlineMaxTokens()}: any size for {@code noop}, 1-4 tokens for {@code cpu}), with at most as
+ * many (token, expert) pairs as that many tokens have when routed (the model's top-k plus its shared expert per
+ * token), is computed on the calling thread (the transport thread that read the message) instead of waking a
+ * worker, when every expert it uses is resident (no load on the event loop). That is safe on an event loop: the
+ * work is bounded (one pass over a few tokens' rows and their few experts' weights) and never waits on I/O or a
+ * lock; larger batches still go to the workers. The pair bound matters because a token's pairs are the caller's to
+ * choose: without it one token listing every expert of the layer ran a pass over all their weights on the event
+ * loop.
+ *
+ * <p>A token lists each expert at most once (refused otherwise, see {@link #validate}): so a batch has at most
+ * tokens × the model's experts pairs, and the backend's scratch for one expert's rows never exceeds the batch's own
+ * token rows. Before that rule a 2.5 MB message of one token listing expert 0 half a million times made the cpu
+ * backend gather half a million rows (16 GB at hidden 4096).
  */
 public final class BatchProcessor implements AutoCloseable {
     private final ExpertModel model;
@@ -41,6 +49,8 @@ public final class BatchProcessor implements AutoCloseable {
     private final LongSupplier nanoClock;
     private final ThreadPoolExecutor workers;
     private final int inlineMaxTokens;
+    /** Most pairs an inline batch may have: {@link #inlineMaxTokens} tokens' worth of routed pairs. */
+    private final long inlineMaxPairs;
 
     /** Never inline. */
     public BatchProcessor(ExpertModel model, ExpertBackend backend, ResidentSet resident, AssignmentManager assignments,
@@ -55,6 +65,7 @@ public final class BatchProcessor implements AutoCloseable {
             throw new IllegalArgumentException("inlineMaxTokens must be >= 0, got " + inlineMaxTokens);
         }
         this.inlineMaxTokens = Math.min(inlineMaxTokens, backend.inlineMaxTokens());
+        this.inlineMaxPairs = (long) this.inlineMaxTokens * model.config().pairsPerToken();
         this.model = model;
         this.backend = backend;
         this.resident = resident;
@@ -112,7 +123,7 @@ public final class BatchProcessor implements AutoCloseable {
      * the event loop; null when the batch goes to a worker.
      */
     private ExpertLookup inline(BatchInput in, int[] distinct) {
-        if (in.tokens() > inlineMaxTokens) {
+        if (in.tokens() > inlineMaxTokens || in.pairs() > inlineMaxPairs) {
             return null;
         }
         ExpertKey[] keys = new ExpertKey[distinct.length];
@@ -170,7 +181,10 @@ public final class BatchProcessor implements AutoCloseable {
         done.accept(result, null);
     }
 
-    /** The structural rules of an ExpertBatchRequest (see expert.proto); IllegalArgumentException says which. */
+    /**
+     * The structural rules of an ExpertBatchRequest (see expert.proto), and each expert at most once per token (a
+     * router picks distinct experts; a repeat would only bloat the batch); IllegalArgumentException says which.
+     */
     void validate(BatchInput in) {
         model.checkLayer(in.layer());
         if (in.tokens() < 1) {
@@ -196,15 +210,26 @@ public final class BatchProcessor implements AutoCloseable {
             throw new IllegalArgumentException("weights has " + in.weights().length + " entries but experts has "
                     + in.experts().length);
         }
-        for (int i = 0; i < in.experts().length; i++) {
-            try {
-                model.key(in.layer(), in.experts()[i]);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("experts[" + i + "]: " + e.getMessage(), e);
-            }
-            if (!Float.isFinite(in.weights()[i])) {
-                throw new IllegalArgumentException("weights[" + i + "] is " + in.weights()[i]
-                        + " (combine weights must be finite)");
+        // Per expert id, 1 + the last token that listed it (0 = none yet): one small array per message, no set.
+        int[] listedBy = new int[model.dispatchableExperts()];
+        int i = 0;
+        for (int t = 0; t < in.tokens(); t++) {
+            for (int end = i + in.counts()[t]; i < end; i++) { // counts sum to experts.length (checked above)
+                int expert = in.experts()[i];
+                try {
+                    model.key(in.layer(), expert);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("experts[" + i + "]: " + e.getMessage(), e);
+                }
+                if (listedBy[expert] == t + 1) {
+                    throw new IllegalArgumentException("experts[" + i + "]: expert " + expert + " is listed twice for"
+                            + " token " + t + " (each expert at most once per token)");
+                }
+                listedBy[expert] = t + 1;
+                if (!Float.isFinite(in.weights()[i])) {
+                    throw new IllegalArgumentException("weights[" + i + "] is " + in.weights()[i]
+                            + " (combine weights must be finite)");
+                }
             }
         }
     }

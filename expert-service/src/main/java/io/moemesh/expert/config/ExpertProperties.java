@@ -46,8 +46,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param maxQueuedBatches       batches that may wait for a worker; beyond that RESOURCE_EXHAUSTED
  * @param inlineMaxTokens        batches of at most this many tokens are computed on the gRPC transport thread that
  *                               read them (no worker wake-up), within the backend's own bound (noop: any size;
- *                               cpu: 1-4 tokens, the weight-read-bound passes of decoding one to a few sequences)
- *                               and with their experts resident; 0 = always a worker
+ *                               cpu: 1-4 tokens, the weight-read-bound passes of decoding one to a few sequences),
+ *                               with at most that many tokens' routed pairs (top-k plus the shared expert each) and
+ *                               with their experts resident; 0 = always a worker
  * @param smallBatchKernelThreads kernel threads (the computing thread included) that the cpu backend splits one batch
  *                               of at most 4 tokens over; 0 (default) = every core ({@code moemesh.kernel.threads})
  * @param largeBatchKernelThreads the same for a batch of more than 4 tokens. Both for instances that share a host's

@@ -38,6 +38,7 @@ import io.moemesh.proto.expert.v1.PrefetchRequest;
 import io.moemesh.proto.expert.v1.PrefetchResponse;
 import io.moemesh.service.expert.ExpertBatchWire;
 import io.moemesh.service.grpc.OpenStreams;
+import io.moemesh.service.grpc.RequestParsingGuard;
 import io.moemesh.service.grpc.TensorMessage;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
@@ -133,8 +134,13 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
                 out.addMethod(m);
             }
         }
-        // Every server of this service maps the arenas same-host callers offer (TensorArenaInterceptor).
-        return ServerInterceptors.intercept(out.build(), new TensorArenaInterceptor());
+        // Every server of this service maps the arenas same-host callers offer (TensorArenaInterceptor), parses
+        // requests in RequestParsingGuard (GrpcServerLifecycle's guard then leaves it as it is) and counts the
+        // ExpertBatch streams the guard ends in errors_total (ExpertBatchCloseCounter, on both sides of the guard).
+        ExpertBatchCloseCounter closes = new ExpertBatchCloseCounter(metrics);
+        ServerServiceDefinition handlers = ServerInterceptors.intercept(out.build(), new TensorArenaInterceptor(),
+                closes.handlerSide());
+        return ServerInterceptors.intercept(RequestParsingGuard.guard(handlers), closes.outside());
     }
 
     private StreamObserver<TensorMessage<ExpertBatchRequest>> expertBatchStream(

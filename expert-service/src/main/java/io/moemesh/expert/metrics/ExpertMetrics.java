@@ -93,7 +93,10 @@ public final class ExpertMetrics {
         queue.record(queueNanos, TimeUnit.NANOSECONDS);
     }
 
-    /** A failed ExpertBatch message or control call, by gRPC status code name (e.g. INVALID_ARGUMENT). */
+    /**
+     * A failed ExpertBatch message (answered with a status, or ending its stream unread: ExpertBatchCloseCounter) or
+     * control call, by gRPC status code name (e.g. INVALID_ARGUMENT).
+     */
     public void error(String code) {
         errors.computeIfAbsent(code, c -> Counter.builder("moemesh.expert.errors").tag("code", c)
                 .description("Failed ExpertBatch messages and control calls by gRPC status code").register(registry))

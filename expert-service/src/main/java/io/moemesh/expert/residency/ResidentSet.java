@@ -21,7 +21,8 @@ import java.util.function.Predicate;
  * recently used are dropped to make room and loaded again on demand. An expert that does not fit (bigger than
  * the budget, or everything else is protected) is still returned to the caller but not kept: it is paged in
  * on use, as the contract says for assignments beyond the budget. Loads run outside the lock, at most one per
- * expert at a time, so hits never wait for another expert's load.
+ * expert at a time, so hits never wait for another expert's load. A load that fails with a RuntimeException (the
+ * weights file gone or corrupt) fails as an {@link ExpertLoadException}: the server's fault, not the caller's.
  *
  * <p>Counted for the critical path: every {@link #acquire} is a hit (resident) or a miss (the batch waits for a
  * load, whether or not a prefetch of it was queued or is loading). Counted for prefetch: experts a prefetch
@@ -80,9 +81,16 @@ public final class ResidentSet {
             }
             misses++;
         }
-        LoadedExpert e = loadOnce(key);
-        admit(e, Set.of(), false);
-        return e;
+        return loadAndAdmit(key, Set.of(), Use.BATCH).expert();
+    }
+
+    /** Who admits an expert: a batch that uses it now, a prefetch ahead of use, or an assignment's preload. */
+    private enum Use {
+        BATCH, PREFETCH, PRELOAD
+    }
+
+    /** A loaded expert, and whether it is resident now. */
+    private record Admitted(LoadedExpert expert, boolean kept) {
     }
 
     /**
@@ -97,7 +105,7 @@ public final class ResidentSet {
         if (isResident(key)) {
             return true;
         }
-        return admit(loadOnce(key), Set.of(), true);
+        return loadAndAdmit(key, Set.of(), Use.PREFETCH).kept();
     }
 
     /**
@@ -113,7 +121,7 @@ public final class ResidentSet {
                     continue;
                 }
             }
-            if (!admit(loadOnce(k), kept, false)) {
+            if (!loadAndAdmit(k, kept, Use.PRELOAD).kept()) {
                 break;
             }
             kept.add(k);
@@ -137,7 +145,12 @@ public final class ResidentSet {
         });
     }
 
-    private LoadedExpert loadOnce(ExpertKey key) {
+    /**
+     * Loads {@code key}, or joins the load of it already under way, and admits it ({@link #admit}). The thread that
+     * loads admits before it hands the expert to the threads that joined its load: a batch that joined a prefetch's
+     * load finds it kept by the prefetch, and uses it.
+     */
+    private Admitted loadAndAdmit(ExpertKey key, Set<ExpertKey> protect, Use use) {
         CompletableFuture<LoadedExpert> f;
         boolean mine = false;
         synchronized (this) {
@@ -149,19 +162,31 @@ public final class ResidentSet {
             }
         }
         if (!mine) {
+            LoadedExpert e;
             try {
-                return f.join();
-            } catch (CompletionException e) {
-                if (e.getCause() instanceof Error err) {
+                e = f.join();
+            } catch (CompletionException failed) {
+                if (failed.getCause() instanceof Error err) {
                     throw err;
                 }
-                throw e.getCause() instanceof RuntimeException r ? r : e;
+                throw failed.getCause() instanceof RuntimeException r ? r : failed;
             }
+            return new Admitted(e, admit(e, protect, use));
         }
         try {
-            LoadedExpert e = loader.apply(key);
+            LoadedExpert e;
+            try {
+                e = loader.apply(key);
+            } catch (ExpertLoadException already) {
+                throw already;
+            } catch (RuntimeException notLoaded) {
+                // A ModelFormatException (an IllegalArgumentException: INVALID_ARGUMENT) or UncheckedIOException of
+                // the weights file: the key was checked before, so the server's fault, answered INTERNAL.
+                throw new ExpertLoadException(key, notLoaded);
+            }
+            boolean kept = admit(e, protect, use);
             f.complete(e);
-            return e;
+            return new Admitted(e, kept);
         } catch (Throwable t) {
             // Any Throwable, not only RuntimeException: an Error (InternalError from MemorySegment.load on a
             // truncated file, OutOfMemoryError) left uncompleted would hang every thread already in join() forever.
@@ -184,11 +209,18 @@ public final class ResidentSet {
     /**
      * Keeps {@code e} if admissible and it fits after evicting LRU experts outside {@code protect}.
      *
-     * @param byPrefetch a prefetch loads it (counted as a prefetch load when it is kept)
+     * @param use who admits it: a prefetch's is counted as a prefetch load when it is kept
      */
-    private synchronized boolean admit(LoadedExpert e, Set<ExpertKey> protect, boolean byPrefetch) {
+    private synchronized boolean admit(LoadedExpert e, Set<ExpertKey> protect, Use use) {
         ExpertKey key = e.key();
+        boolean byPrefetch = use == Use.PREFETCH;
         if (lru.get(key) != null) {
+            // Already kept. By a prefetch whose load this batch joined (it missed while the prefetch was loading,
+            // and the loading thread admits first): the batch uses it now, so the prefetch was used, a prefetch hit
+            // as well as the batch's miss, and no waste when it is evicted later.
+            if (use == Use.BATCH && prefetchedUnused.remove(key)) {
+                prefetchHits++;
+            }
             return true;
         }
         long size = e.byteSize();

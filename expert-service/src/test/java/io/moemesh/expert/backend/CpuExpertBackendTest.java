@@ -160,6 +160,53 @@ class CpuExpertBackendTest {
         }
     }
 
+    /**
+     * A computing thread keeps its grouped loop (whose scratch grows to the largest expert group it computed, and
+     * never shrinks) only for batches within the retained bound, here 4 rows of mixtral-tiny (4 × 2 × (64 + 96)
+     * floats): a batch with a larger expert group computes with a loop of its own, which goes with it, and gives
+     * the same bits.
+     */
+    @Test
+    void batchWhoseExpertGroupPassesTheRetainedScratch_computesWithALoopOfItsOwn_andTheThreadKeepsItsSmallOne() {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL))) {
+            ModelConfig c = model.config();
+            long fourRows = 4L * 2 * Float.BYTES * (c.hiddenSize() + c.expertIntermediateSize());
+            CpuExpertBackend bounded = new CpuExpertBackend(model, KernelThreads.EVERY_CORE, fourRows);
+            CpuExpertBackend unbounded = new CpuExpertBackend(model);
+            ResidentSet resident = new ResidentSet(Long.MAX_VALUE, unbounded::load);
+            BatchInput fourOfExpert0 = oneExpertPerToken(c, 4, t -> 0);
+            BatchInput fiveOfExpert0 = oneExpertPerToken(c, 5, t -> 0);
+            BatchInput sixteenSpread = oneExpertPerToken(c, 16, t -> t % c.numExperts()); // groups of 2 rows
+
+            var kept = bounded.loopFor(fourOfExpert0);
+            assertThat(bounded.loopFor(fourOfExpert0)).as("the thread's loop, reused").isSameAs(kept);
+            assertThat(bounded.loopFor(sixteenSpread)).as("16 pairs, but no group past 4 rows").isSameAs(kept);
+            assertThat(bounded.loopFor(fiveOfExpert0)).as("a group of 5 rows").isNotSameAs(kept)
+                    .isNotSameAs(bounded.loopFor(fiveOfExpert0));
+            assertThat(bounded.loopFor(fourOfExpert0)).as("still the thread's small loop").isSameAs(kept);
+
+            for (BatchInput in : List.of(fiveOfExpert0, fourOfExpert0, sixteenSpread)) {
+                float[] want = new float[in.tokens() * c.hiddenSize()];
+                unbounded.compute(in, resident::acquire, want);
+                float[] got = new float[in.tokens() * c.hiddenSize()];
+                bounded.compute(in, resident::acquire, got);
+                assertThat(got).as("%d tokens", in.tokens()).containsExactly(want);
+            }
+        }
+    }
+
+    private static BatchInput oneExpertPerToken(ModelConfig c, int tokens, java.util.function.IntUnaryOperator expert) {
+        int[] counts = new int[tokens];
+        int[] experts = new int[tokens];
+        float[] weights = new float[tokens];
+        for (int t = 0; t < tokens; t++) {
+            counts[t] = 1;
+            experts[t] = expert.applyAsInt(t);
+            weights[t] = 0.25f + t;
+        }
+        return new BatchInput(0, tokens, Routing.random(c, 0, tokens, tokens).x(), counts, experts, weights);
+    }
+
     @Test
     void load_makesExpertComputeReady_withItsWeightBytes() {
         try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL_BF16))) {

@@ -174,6 +174,39 @@ class BatchProcessorTest {
     }
 
     /**
+     * The inline rule counts pairs too: on the cpu backend (4 tokens) a batch may have 4 tokens' routed pairs (top-2
+     * of mixtral-tiny: 8) to run on the caller's thread, so one token may use every expert, but two tokens listing
+     * every expert (16 pairs, twice the weights of a decode step) go to a worker.
+     */
+    @ParameterizedTest(name = "{0} tokens × {1} experts: inline = {2}")
+    @CsvSource({"1, 2, true", "1, 8, true", "4, 2, true", "2, 8, false", "3, 4, false"})
+    void batchOfFewTokens_withMorePairsThanThatManyRoutedTokensHave_goesToAWorker(int tokens, int expertsPerToken,
+                                                                                   boolean inline) {
+        ExpertBackend backend = new CpuExpertBackend(model);
+        ResidentSet resident = new ResidentSet(Long.MAX_VALUE, backend::load);
+        try (BatchProcessor p = new BatchProcessor(model, backend, resident, holding(resident, all()),
+                new LoadTracker(System::nanoTime), System::nanoTime, 2, 8, 8)) {
+            resident.preload(all());
+            int[] counts = new int[tokens];
+            java.util.Arrays.fill(counts, expertsPerToken);
+            int[] experts = new int[tokens * expertsPerToken];
+            float[] weights = new float[experts.length];
+            for (int i = 0; i < experts.length; i++) {
+                experts[i] = i % expertsPerToken;
+                weights[i] = 0.5f;
+            }
+            BatchInput in = new BatchInput(1, tokens, Routing.random(model.config(), 1, tokens, 5).x(), counts, experts,
+                    weights);
+            CompletableFuture<Thread> answeredOn = new CompletableFuture<>();
+            p.submit(new BatchRequest(0, in), System.nanoTime(),
+                    (res, e) -> answeredOn.complete(e == null ? Thread.currentThread() : null));
+            Thread on = answeredOn.orTimeout(30, TimeUnit.SECONDS).join();
+            assertThat(on).as("computed, without an error").isNotNull();
+            assertThat(on == Thread.currentThread()).isEqualTo(inline);
+        }
+    }
+
+    /**
      * An inline batch takes its experts when it is found inline (all resident): an eviction while it computes (another
      * batch's miss, a prefetch, a new assignment) must not make it load an expert on the transport thread.
      */
@@ -262,6 +295,7 @@ class BatchProcessorTest {
         "infinite weight           | weights[1] is Infinity",
         "activations of wrong size | activations: 64 floats for 2 tokens",
         "zero tokens               | num_tokens must be >= 1",
+        "expert twice for a token  | experts[2]: expert 1 is listed twice for token 1",
     })
     void malformedBatch_isRefusedAlone_namingTheProblem(String kase, String message) {
         float[] x2 = new float[2 * h];
@@ -276,6 +310,9 @@ class BatchProcessorTest {
                     new float[] {1, Float.POSITIVE_INFINITY});
             case "activations of wrong size" -> new BatchInput(0, 2, new float[h], new int[] {1, 1}, new int[] {0, 1},
                     new float[] {1, 1});
+            // expert 1 for both tokens is fine; the second time for token 1 is not
+            case "expert twice for a token" -> new BatchInput(0, 2, x2, new int[] {1, 2}, new int[] {1, 1, 1},
+                    new float[] {1, 1, 1});
             default -> new BatchInput(0, 0, new float[0], new int[0], new int[0], new float[0]);
         };
         try (BatchProcessor p = processor(new CpuExpertBackend(model), all(), 1, 1)) {

@@ -157,6 +157,20 @@ class ExpertBatchBadInputTest extends PlacedInstanceTestBase {
         assertRefused(good().setExperts(0, -1), Status.Code.INVALID_ARGUMENT, "expert 4294967295 does not exist");
     }
 
+    /**
+     * One token listing expert 0 again and again (the audit's 2.5 MB message listed it half a million times, which
+     * made the cpu backend gather that many rows: 16 GB at hidden 4096, on the event loop) is refused outright.
+     */
+    @Test
+    void expertBatch_expertListedTwiceForOneToken_isInvalidArgument_andTheInstanceServesTheNextBatch() throws Exception {
+        int pairs = 10_000;
+        ExpertBatchRequest.Builder repeated = good().setTokenExpertCounts(0, pairs).clearExperts().clearWeights();
+        for (int i = 0; i < pairs; i++) {
+            repeated.addExperts(0).addWeights(1f);
+        }
+        assertRefused(repeated, Status.Code.INVALID_ARGUMENT, "experts[1]: expert 0 is listed twice for token 0");
+    }
+
     @Test
     void expertBatch_unsupportedOutputDtype_isInvalidArgument_andStreamStaysOpen() throws Exception {
         assertRefused(good().setOutputDtype(DType.DTYPE_F16), Status.Code.INVALID_ARGUMENT, "output_dtype DTYPE_F16");

@@ -81,6 +81,48 @@ class ResidentSetTest {
         assertThat(set.misses()).isEqualTo(3);
     }
 
+    /**
+     * A batch that misses while a prefetch of its expert is loading joins that load (and waits: a miss); the
+     * prefetch keeps the expert and the batch then uses it, so the prefetch was used: a hit, not wasted when the
+     * expert is evicted later. The loader holds the prefetch until the batch is parked in the join.
+     */
+    @Test
+    void prefetchWhoseLoadABatchJoined_isAPrefetchHit_andNotWastedWhenEvicted() throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicInteger started = new AtomicInteger();
+        ResidentSet set = new ResidentSet(200, key -> {
+            if (key.equals(k(1))) {
+                started.incrementAndGet();
+                try {
+                    release.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            return new Fake(key, 100);
+        });
+        CompletableFuture<Boolean> prefetched = new CompletableFuture<>();
+        daemon(() -> prefetched.complete(set.prefetch(k(1)))).start();
+        await().until(() -> started.get() == 1);
+        CompletableFuture<Throwable> batch = new CompletableFuture<>();
+        Thread batchThread = daemon(() -> batch.complete(failureOf(set, k(1))));
+        batchThread.start();
+        // WAITING only once it is parked in the join() on the prefetch's load (a lock wait would be BLOCKED).
+        await().until(() -> batchThread.getState() == Thread.State.WAITING);
+        release.countDown();
+        assertThat(prefetched.get(10, TimeUnit.SECONDS)).isTrue();
+        assertThat(batch.get(10, TimeUnit.SECONDS)).isNull();
+
+        set.acquire(k(2));
+        set.acquire(k(3)); // evicts 1, which the batch used
+        assertThat(set.isResident(k(1))).isFalse();
+        assertThat(started).as("one load, shared").hasValue(1);
+        assertThat(set.prefetchLoads()).isEqualTo(1);
+        assertThat(set.prefetchHits()).isEqualTo(1);
+        assertThat(set.prefetchWasted()).isZero();
+        assertThat(set.misses()).as("the batch waited for the load, then 2 and 3").isEqualTo(3);
+    }
+
     @Test
     void prefetchOfAResidentExpert_loadsNothing_andCountsNoPrefetch() {
         ResidentSet set = new ResidentSet(300, loader);
