@@ -5,11 +5,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.moemesh.cli.mesh.RunningMesh;
 import io.moemesh.model.golden.TestModels;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -42,22 +41,22 @@ class OpenAiClientTest {
         if (Files.isDirectory(nodeDir().resolve("node_modules").resolve("openai"))) {
             return;
         }
-        Process p = new ProcessBuilder("npm", "ci", "--no-audit", "--no-fund").directory(nodeDir().toFile())
-                .redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertThat(p.waitFor(5, TimeUnit.MINUTES)).as("npm ci finished").isTrue();
-        assertThat(p.exitValue()).as("npm ci: %s", out).isZero();
+        // bounded: a hung npm ci fails the test (its process tree killed) instead of stalling the build
+        BoundedRun npm = BoundedRun.of(new ProcessBuilder("npm", "ci", "--no-audit", "--no-fund")
+                .directory(nodeDir().toFile()), Duration.ofMinutes(5));
+        assertThat(npm.finished()).as("npm ci finished within 5 minutes: %s", npm.output()).isTrue();
+        assertThat(npm.exit()).as("npm ci: %s", npm.output()).isZero();
     }
 
     @Test
     void officialOpenAiClient_completionsChatStreamingAndErrors() throws Exception {
         npmCi();
         String base = mesh.gatewayHttp();
-        Process p = new ProcessBuilder(List.of("node", "openai-client.mjs", base, TestModels.MIXTRAL))
-                .directory(nodeDir().toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertThat(p.waitFor(5, TimeUnit.MINUTES)).as("node finished").isTrue();
-        assertThat(p.exitValue()).as(out).isZero();
+        BoundedRun node = BoundedRun.of(new ProcessBuilder(List.of("node", "openai-client.mjs", base,
+                TestModels.MIXTRAL)).directory(nodeDir().toFile()), Duration.ofMinutes(4));
+        String out = node.output();
+        assertThat(node.finished()).as("node finished within 4 minutes: %s", out).isTrue();
+        assertThat(node.exit()).as(out).isZero();
         // every check of the script passed: as many ok lines as the script has checks
         long checks = Files.readAllLines(nodeDir().resolve("openai-client.mjs")).stream()
                 .filter(l -> l.startsWith("await check(")).count();

@@ -10,7 +10,6 @@ import io.moemesh.cli.mesh.ServiceProcess;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import java.io.PrintWriter;
-import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -123,9 +122,9 @@ public final class ChaosRun {
         List<String> round = new ArrayList<>();
         long nextKill = t0 + plan.warmup().toNanos();
         while (System.nanoTime() - killUntil < 0 && (plan.maxKills() == 0 || kills.size() < plan.maxKills())) {
-            long wait = nextKill - System.nanoTime();
-            if (wait > 0) {
-                Thread.sleep(Duration.ofNanos(Math.min(wait, killUntil - System.nanoTime())).toMillis() + 1);
+            long now = System.nanoTime();
+            if (nextKill - now > 0) {
+                Thread.sleep(pauseMillis(nextKill, killUntil, now));
                 continue;
             }
             if (round.isEmpty()) {
@@ -149,6 +148,16 @@ public final class ChaosRun {
         // followed until it carried traffic): a last stretch of load, then stop.
         stopAt = System.nanoTime() + plan.warmup().toNanos();
         stopSet = true;
+    }
+
+    /**
+     * How long the kill loop sleeps at {@code now} (System.nanoTime) before it looks again: until the next kill or
+     * the end of the kills, whichever is first, plus 1 ms (a sleep rounded down to 0 would spin). Never negative:
+     * {@code killUntil} may have passed since the loop's check, and a negative sleep threw, losing the whole run's
+     * report.
+     */
+    static long pauseMillis(long nextKill, long killUntil, long now) {
+        return TimeUnit.NANOSECONDS.toMillis(Math.max(0, Math.min(nextKill - now, killUntil - now))) + 1;
     }
 
     /** SIGKILL, then the supervisor's restart, SERVING, and the first batch the new process computes. */

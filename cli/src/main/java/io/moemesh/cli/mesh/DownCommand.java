@@ -19,8 +19,10 @@ import picocli.CommandLine.Model.CommandSpec;
                 + "timeout + 25 s, 70 s with its defaults), then to the kvcache-service (it persists every acknowledged "
                 + "block; given at least its shutdown-grace + 10 s + 30 s + its DRAM tier's bytes at 100 MB/s + 15 s, "
                 + "68 s with its defaults), then to the others; SIGKILL to those still running after the grace period. "
-                + "Logs stay in <state-dir>/logs, the kvcache-service's SSD tier in <state-dir>/kvcache. Exits 0 also "
-                + "when no mesh is running.")
+                + "Logs stay in <state-dir>/logs, the kvcache-service's SSD tier in <state-dir>/kvcache. While a "
+                + "`moemesh up` is still starting a mesh there (it holds <state-dir>/.lock), down first waits for it "
+                + "to finish (--launch-wait), then stops that mesh. Exits 0 also when no mesh is running; 2 when the "
+                + "up still runs after --launch-wait (nothing is stopped then).")
 public final class DownCommand implements Callable<Integer> {
 
     @Spec
@@ -34,14 +36,25 @@ public final class DownCommand implements Callable<Integer> {
                     + "kvcache-service get at least the time above (default ${DEFAULT-VALUE}).")
     int graceSeconds;
 
+    @Option(names = "--launch-wait", paramLabel = "SECONDS",
+            description = "How long to wait for a `moemesh up` still starting a mesh in the state directory to finish "
+                    + "before stopping it; past it, exit 2 and nothing stopped (default ${DEFAULT-VALUE}: more than up "
+                    + "takes with its defaults).")
+    int launchWaitSeconds = (int) MeshLauncher.LAUNCH_WAIT.toSeconds();
+
     @Override
     public Integer call() {
         if (graceSeconds < 0) {
             throw new IllegalArgumentException("--grace must be >= 0 seconds, got " + graceSeconds);
         }
+        if (launchWaitSeconds < 0) {
+            throw new IllegalArgumentException("--launch-wait must be >= 0 seconds, got " + launchWaitSeconds);
+        }
         PrintWriter out = spec.commandLine().getOut();
         Path dir = stateDir.resolve();
-        List<String> report = MeshLauncher.down(dir, Duration.ofSeconds(graceSeconds));
+        // progress (the wait for a launch) to stderr: stdout is the report
+        List<String> report = MeshLauncher.down(dir, Duration.ofSeconds(graceSeconds),
+                Duration.ofSeconds(launchWaitSeconds), spec.commandLine().getErr());
         if (report.isEmpty()) {
             out.println("no mesh running (no " + MeshState.file(dir) + ")");
         } else {

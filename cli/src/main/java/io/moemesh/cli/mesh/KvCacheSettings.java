@@ -4,6 +4,7 @@ import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -13,7 +14,7 @@ import java.util.Map;
  * setting it exports, e.g. {@code _FSYNC}) win, except what the mesh itself decides: model, SSD directory, block
  * size, address and TLS files. Settings are found under every name the service's relaxed binding reads
  * ({@link SpringEnvironment}): the heap follows the DRAM tier the service will have, also when the caller wrote
- * {@code MOEMESH_KVCACHE_DRAMBYTES}.
+ * {@code MOEMESH_KVCACHE_DRAMBYTES} or passed {@code --jvm-option=-Dmoemesh.kvcache.dram-bytes=...}.
  */
 public final class KvCacheSettings {
     /**
@@ -74,13 +75,14 @@ public final class KvCacheSettings {
 
     /**
      * -Xmx of the service: its DRAM tier (on the heap) plus {@link #HEAP_HEADROOM_BYTES}, in MiB (512m by default).
-     * The tier is the one the service binds: from the first of its names that {@code env} has
-     * ({@link SpringEnvironment}).
+     * The tier is the one the service binds: a {@code -Dmoemesh.kvcache.dram-bytes} among {@code jvmOptions} (the
+     * options {@code up --jvm-option} gives every service; also as {@code -Dmoemesh.kvcache.dramBytes}), which
+     * Spring prefers to the environment, else the first of its names that {@code env} has ({@link SpringEnvironment}).
      *
-     * @throws IllegalArgumentException when that is not a positive number of bytes
+     * @throws IllegalArgumentException naming the option or variable when that is not a positive number of bytes
      */
-    static String heap(Map<String, String> env) {
-        Map.Entry<String, String> setting = SpringEnvironment.find(env, DRAM_BYTES_PROPERTY)
+    static String heap(Map<String, String> env, List<String> jvmOptions) {
+        Map.Entry<String, String> setting = SpringEnvironment.find(jvmOptions, env, DRAM_BYTES_PROPERTY)
                 .orElse(Map.entry(SpringEnvironment.conventionalName(DRAM_BYTES_PROPERTY), String.valueOf(DRAM_BYTES)));
         String value = setting.getValue();
         long dram;

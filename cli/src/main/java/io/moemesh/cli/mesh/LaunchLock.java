@@ -5,10 +5,14 @@ import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.HashSet;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -19,6 +23,7 @@ import java.util.Set;
  * {@code up} that a mesh is coming; two of them each issued their own CA, deleted each other's {@code mesh.json}, and
  * left JVMs running that no {@code down} knew of. The kernel releases the lock when its holder dies (kill -9
  * included), so a crashed launcher never leaves the directory locked; the file itself stays, empty of meaning.
+ * {@code moemesh down} waits for the lock to be released before it reads {@code mesh.json} ({@link #awaitReleased}).
  *
  * <p>A FileLock is a POSIX record lock held by the process: closing any descriptor of the file drops every lock the
  * process holds on it, and two launches in one JVM (tests, demo, benches) never see each other's lock. So this JVM's
@@ -26,6 +31,9 @@ import java.util.Set;
  */
 final class LaunchLock implements AutoCloseable {
     static final String FILE = ".lock";
+    /** The marker of a {@code down} waiting for the launch to end ({@link #awaitReleased}). */
+    static final String DOWN_WAITING = ".down-waiting";
+    private static final Duration POLL = Duration.ofMillis(100);
     /** The state directories (real paths) whose lock this JVM holds. */
     private static final Set<Path> HELD = new HashSet<>();
 
@@ -77,30 +85,99 @@ final class LaunchLock implements AutoCloseable {
      * @throws IllegalArgumentException naming the directory when its lock is held
      */
     static void refuseIfHeld(Path stateDir) {
+        if (held(stateDir)) {
+            throw busy(stateDir);
+        }
+    }
+
+    /** Whether a launch (of this process or another) holds the lock of {@code stateDir} now. */
+    static boolean held(Path stateDir) {
         Path key;
         try {
             key = stateDir.toRealPath();
         } catch (IOException e) {
-            return; // no directory: nothing is being started there
+            return false; // no directory: nothing is being started there
         }
         synchronized (HELD) {
             if (HELD.contains(key)) {
-                throw busy(stateDir);
+                return true;
             }
             // Never opened while this JVM holds it (above): closing this descriptor would drop that lock.
             try (FileChannel ch = FileChannel.open(key.resolve(FILE), StandardOpenOption.WRITE);
                  FileLock lock = ch.tryLock()) {
-                if (lock == null) {
-                    throw busy(stateDir);
-                }
+                return lock == null;
             } catch (OverlappingFileLockException e) {
-                throw busy(stateDir);
+                return true;
             } catch (NoSuchFileException e) {
-                // never launched here
+                return false; // never launched here
             } catch (IOException e) {
                 throw new UncheckedIOException(stateDir.resolve(FILE) + ": cannot check the state directory's lock", e);
             }
         }
+    }
+
+    /**
+     * Waits until no launch holds the lock of {@code stateDir}, at most {@code wait}; true once none does (at once when
+     * none did). While it waits, {@code <state-dir>/}{@value #DOWN_WAITING} names this process, so the launch can
+     * tell that its mesh is stopped as soon as it is up ({@link #downWaiting}). {@code moemesh down} waits so: stopping
+     * the processes of a launch under way would fail it with a misleading error, and before it recorded any, down
+     * found nothing to stop and the mesh came up anyway.
+     */
+    static boolean awaitReleased(Path stateDir, Duration wait) {
+        if (!held(stateDir)) {
+            return true;
+        }
+        Path marker = stateDir.resolve(DOWN_WAITING);
+        String me = processTag(ProcessHandle.current());
+        try {
+            Files.writeString(marker, me);
+        } catch (IOException e) {
+            // only the launch's message depends on it: the wait itself does not
+        }
+        try {
+            Instant deadline = Instant.now().plus(wait);
+            while (held(stateDir)) {
+                if (!Instant.now().isBefore(deadline)) {
+                    return false;
+                }
+                try {
+                    Thread.sleep(POLL);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return !held(stateDir);
+                }
+            }
+            return true;
+        } finally {
+            try {
+                // unless a second down waiting meanwhile wrote its own: it removes that one when its wait ends
+                if (me.equals(Files.readString(marker))) {
+                    Files.delete(marker);
+                }
+            } catch (IOException e) {
+                // gone already, or cannot be read: a marker of a process that ended is ignored (downWaiting)
+            }
+        }
+    }
+
+    /**
+     * The pid of a {@code moemesh down} waiting (in {@link #awaitReleased}) for the launch in {@code stateDir} to end,
+     * if one is: it stops the mesh once the launch releases the lock.
+     */
+    static Optional<Long> downWaiting(Path stateDir) {
+        try {
+            String tag = Files.readString(stateDir.resolve(DOWN_WAITING));
+            long pid = Long.parseLong(tag.split(" ", 2)[0]);
+            // a marker left by a down that was killed, or whose pid now belongs to another process, names nobody
+            return ProcessHandle.of(pid).filter(p -> processTag(p).equals(tag)).map(ProcessHandle::pid);
+        } catch (IOException | RuntimeException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** A process as the marker names it: its pid and start instant (a recycled pid never matches). */
+    private static String processTag(ProcessHandle p) {
+        return p.pid() + " " + MeshState.Service.startInstant(p);
     }
 
     private static IllegalArgumentException busy(Path stateDir) {

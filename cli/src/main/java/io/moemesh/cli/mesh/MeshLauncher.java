@@ -22,6 +22,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * Brings a local mesh up and down: N expert-service JVMs, the router-service JVM (unless the spec leaves it out), the
@@ -56,6 +57,11 @@ public final class MeshLauncher {
     public static final String ROUTER = "router";
     /** -Xmx of the router: it holds the route window (~1.5 KiB a token for 32 layers) and no weights. */
     static final String ROUTER_HEAP = "256m";
+    /**
+     * How long {@code down} waits for a launch still starting a mesh in its state directory: more than {@code up}
+     * takes with its defaults (the AOT caches' training runs and 180 s for the services to become healthy).
+     */
+    public static final Duration LAUNCH_WAIT = Duration.ofSeconds(600);
     /** The kvcache-service's service name and mesh identity (its certificate's SAN is spiffe://moemesh/kvcache). */
     public static final String KVCACHE = "kvcache";
 
@@ -67,7 +73,8 @@ public final class MeshLauncher {
      * and throws. While one launch is starting a mesh in a state directory, another on the same directory fails at
      * once with an IllegalArgumentException naming it ({@link LaunchLock}), starting nothing. With
      * {@code stopOnJvmExit} the services are also stopped when this JVM exits (tests, demo); without it they keep
-     * running until {@link #down} ({@code moemesh up}).
+     * running until {@link #down} ({@code moemesh up}). A {@code down} run meanwhile waits for the launch to end, then
+     * stops the mesh: {@link RunningMesh#stopAskedBy} names it.
      */
     public static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit) {
         return up(spec, log, stopOnJvmExit, System.getenv());
@@ -157,8 +164,8 @@ public final class MeshLauncher {
             Map<String, String> kenv = KvCacheSettings.environment(settings, spec, ports[base],
                     sockets == null ? null : sockets.resolve(KVCACHE + ".sock"));
             MeshEnvironments.tls(kenv, KVCACHE, tls, KVCACHE);
-            kvcache = service(spec, KVCACHE, KvCacheSettings.heap(kenv), java, kvcacheJar, ports[base],
-                    ports[base + 1], ports[base + 2], kenv);
+            kvcache = service(spec, KVCACHE, KvCacheSettings.heap(kenv, spec.jvmOptions()), java, kvcacheJar,
+                    ports[base], ports[base + 1], ports[base + 2], kenv);
         }
 
         int gatewayGrpc = ports[3 * spec.experts()];
@@ -205,29 +212,25 @@ public final class MeshLauncher {
             // All start at once: JVM startup is largely single-threaded, so the services' startups overlap on
             // the cores. The gateway connects to expert services lazily (as on Kubernetes, where pods start in
             // any order), and `up` returns only when every one of them is SERVING.
-            List<MeshState.Service> started = new ArrayList<>();
+            // Each started and recorded under the mesh's monitor: a Ctrl-C's stop sees every one (startDuringLaunch).
             for (MeshState.Service s : experts) {
-                started.add(s.withProcess(ServiceProcess.start(s).toHandle()));
-                mesh.update(mesh.state().withExperts(started));
+                mesh.startDuringLaunch(s, (st, e) -> st.withExperts(Stream.concat(st.experts().stream(), Stream.of(e))
+                        .toList()));
             }
             if (router != null) {
-                mesh.update(mesh.state().withRouter(router.withProcess(ServiceProcess.start(router).toHandle())));
+                mesh.startDuringLaunch(router, MeshState::withRouter);
             }
             if (kvcache != null) {
-                mesh.update(mesh.state().withKvCache(kvcache.withProcess(ServiceProcess.start(kvcache).toHandle())));
+                mesh.startDuringLaunch(kvcache, MeshState::withKvCache);
             }
-            mesh.update(mesh.state().withGateway(gateway.withProcess(ServiceProcess.start(gateway).toHandle())));
+            mesh.startDuringLaunch(gateway, MeshState::withGateway);
             for (MeshState.Service s : mesh.state().services()) {
                 awaitServing(mesh, s, deadline, t0, log);
             }
             // Once every service serves, so it costs the start nothing.
             aot.ifPresent(a -> a.pruneStale(log, spec.stateDir()));
             if (spec.restart() == MeshSpec.RestartPolicy.ALWAYS) {
-                MeshState.Service sup = supervisor(spec, java).withProcess(ServiceProcess.start(supervisor(spec, java)).toHandle());
-                mesh.update(mesh.state().withSupervisor(sup));
-                log.printf("moemesh up: services that exit are restarted by the supervisor (pid %d, log %s)%n", sup.pid(),
-                        sup.logFile());
-                log.flush();
+                startSupervisor(mesh, spec, java, log);
             }
         } catch (RuntimeException e) {
             mesh.stopQuietly();
@@ -235,6 +238,13 @@ public final class MeshLauncher {
             throw e;
         }
         mesh.launched();
+        // The lock is still held, so a down that asked meanwhile is still waiting: say so, not just that it is up.
+        LaunchLock.downWaiting(spec.stateDir()).ifPresent(pid -> {
+            mesh.stopAskedBy(pid);
+            log.printf("moemesh up: every service is SERVING, but moemesh down (pid %d) asked to stop this mesh while "
+                    + "it was starting: it stops it now%n", pid);
+            log.flush();
+        });
         if (!stopOnJvmExit) {
             removeHook(abort);
         } else {
@@ -244,33 +254,32 @@ public final class MeshLauncher {
     }
 
     /**
-     * Stops the mesh recorded in {@code stateDir}: SIGTERM, then SIGKILL after {@code grace}. Returns one line
-     * per service saying what happened; an empty list when no mesh was recorded there.
+     * Starts the supervisor and records it, unless the launch is being stopped (a Ctrl-C's hook): then it throws
+     * and starts nothing ({@link RunningMesh#startDuringLaunch}).
      */
+    static void startSupervisor(RunningMesh mesh, MeshSpec spec, String java, PrintWriter log) {
+        MeshState.Service sup = mesh.startDuringLaunch(supervisor(spec, java), MeshState::withSupervisor);
+        log.printf("moemesh up: services that exit are restarted by the supervisor (pid %d, log %s)%n", sup.pid(),
+                sup.logFile());
+        log.flush();
+    }
+
+    /** {@link #down(Path, Duration, Duration, PrintWriter)} waiting up to {@link #LAUNCH_WAIT}, saying nothing. */
     public static List<String> down(Path stateDir, Duration grace) {
-        Optional<MeshState> state = MeshState.read(stateDir);
-        if (state.isEmpty()) {
-            return List.of();
-        }
-        List<String> report = new ArrayList<>();
-        // The supervisor first, so it restarts nothing while the services stop; then the state it may have
-        // changed (a restart in progress is recorded before it exits).
-        if (MeshShutdown.stopSupervisor(state.get(), grace)) {
-            report.add("stopped supervisor (pid " + state.get().supervisor().pid() + ")");
-            state = MeshState.read(stateDir);
-            if (state.isEmpty()) {
-                return report;
-            }
-        }
-        for (MeshState.Service s : state.get().services()) {
-            report.add(s.process().isPresent() ? "stopped " + s.name() + " (pid " + s.pid() + ")"
-                    : s.name() + " was not running");
-        }
-        MeshShutdown.stopServices(state.get(), grace);
-        MeshState.delete(stateDir);
-        // The short /tmp directory a deep state dir's sockets went to (SocketDirectory), once the services unlinked them.
-        SocketDirectory.removeEmptyFallback(stateDir).ifPresent(report::add);
-        return report;
+        return down(stateDir, grace, LAUNCH_WAIT, new PrintWriter(java.io.Writer.nullWriter()));
+    }
+
+    /**
+     * Stops the mesh recorded in {@code stateDir}: SIGTERM, then SIGKILL after {@code grace}. Returns one line
+     * per service saying what happened; an empty list when no mesh was recorded there. While a launch is starting a
+     * mesh there ({@link LaunchLock}), it first waits up to {@code launchWait} for it to end (saying so on
+     * {@code log}), then stops what it recorded: a cleanup run during an {@code up} leaves nothing running.
+     *
+     * @throws IllegalArgumentException naming the lock file when the launch still runs after {@code launchWait};
+     *     nothing is stopped then
+     */
+    public static List<String> down(Path stateDir, Duration grace, Duration launchWait, PrintWriter log) {
+        return MeshShutdown.down(stateDir, grace, launchWait, log);
     }
 
     /**

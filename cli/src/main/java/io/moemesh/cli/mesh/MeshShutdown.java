@@ -1,16 +1,20 @@
 package io.moemesh.cli.mesh;
 
+import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** Stopping a recorded mesh's processes: the supervisor first, then the services in the order that keeps KV blocks. */
+/**
+ * Stopping a recorded mesh's processes ({@code down}): once no launch is starting it, the supervisor first, then the
+ * services in the order that keeps KV blocks.
+ */
 final class MeshShutdown {
     /** The gateway's {@code moemesh.gateway.shutdown-grace} unless its environment sets one. */
     static final Duration GATEWAY_SHUTDOWN_GRACE = Duration.ofSeconds(30);
@@ -60,6 +64,46 @@ final class MeshShutdown {
     private MeshShutdown() {
     }
 
+    /** {@link MeshLauncher#down(Path, Duration, Duration, PrintWriter)}: the launch's end awaited, the stages run. */
+    static List<String> down(Path stateDir, Duration grace, Duration launchWait, PrintWriter log) {
+        if (LaunchLock.held(stateDir)) {
+            log.printf("moemesh down: a moemesh up is starting a mesh in %s (it holds %s): waiting up to %d s for "
+                    + "it to finish, then stopping it%n", stateDir, stateDir.resolve(LaunchLock.FILE),
+                    launchWait.toSeconds());
+            log.flush();
+            if (!LaunchLock.awaitReleased(stateDir, launchWait)) {
+                throw new IllegalArgumentException("a moemesh up is still starting a mesh in " + stateDir
+                        + " (it holds " + stateDir.resolve(LaunchLock.FILE) + ") after " + launchWait.toSeconds()
+                        + " s; nothing was stopped: run moemesh down --state-dir " + stateDir + " again once that up has returned "
+                        + "(a Ctrl-C in it stops what it started), or give --launch-wait more seconds");
+            }
+        }
+        Optional<MeshState> state = MeshState.read(stateDir);
+        if (state.isEmpty()) {
+            return List.of();
+        }
+        List<String> report = new ArrayList<>();
+        // The supervisor first, so it restarts nothing while the services stop; then the state it may have
+        // changed (a restart in progress is recorded before it exits).
+        if (stopSupervisor(state.get(), grace)) {
+            report.add("stopped supervisor (pid " + state.get().supervisor().pid() + ")");
+            state = MeshState.read(stateDir);
+            if (state.isEmpty()) {
+                return report;
+            }
+        }
+        for (MeshState.Service s : state.get().services()) {
+            report.add(s.process().isPresent() ? "stopped " + s.name() + " (pid " + s.pid() + ")"
+                    : s.name() + " was not running");
+        }
+        stopServices(state.get(), grace);
+        MeshState.delete(stateDir);
+        // The short /tmp directory a deep state dir's sockets went to (SocketDirectory), once the services unlinked
+        // them.
+        SocketDirectory.removeEmptyFallback(stateDir).ifPresent(report::add);
+        return report;
+    }
+
     /** Services stopped together: SIGTERM to all, SIGKILL to those still running after {@code grace}. */
     record Stage(List<MeshState.Service> services, Duration grace) {
         Stage {
@@ -93,43 +137,43 @@ final class MeshShutdown {
             (s.name().equals(MeshLauncher.GATEWAY) ? gateway : s.name().equals(MeshLauncher.KVCACHE) ? kvcache : rest)
                     .add(s);
         }
-        Duration gatewayGrace = gateway.stream().map(s -> gatewayStopGrace(s.environment())).reduce(grace, MeshShutdown::max);
-        Duration kvcacheGrace = kvcache.stream().map(s -> kvcacheStopGrace(s.environment()))
-                .reduce(grace, MeshShutdown::max);
+        Duration gatewayGrace = gateway.stream().map(MeshShutdown::gatewayStopGrace).reduce(grace, MeshShutdown::max);
+        Duration kvcacheGrace = kvcache.stream().map(MeshShutdown::kvcacheStopGrace).reduce(grace, MeshShutdown::max);
         return List.of(new Stage(gateway, gatewayGrace), new Stage(kvcache, kvcacheGrace), new Stage(rest, grace));
     }
 
     /**
-     * How long a gateway with this environment may take from SIGTERM to exit: its shutdown-grace (in-flight requests
+     * How long the recorded gateway {@code s} may take from SIGTERM to exit: its shutdown-grace (in-flight requests
      * finish), the drain's stop wait, its write-back drain (queued KV blocks still sent to the kvcache-service), and
      * {@link #GATEWAY_EXIT_MARGIN} for its servers' stop and its exit; 70 s with the gateway's defaults. The durations
-     * are the ones the caller's environment gave it ({@code MOEMESH_GATEWAY_SHUTDOWN_GRACE},
-     * {@code MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT}, which {@code up} passes on), read under the name the gateway's
-     * relaxed binding takes them from ({@link SpringEnvironment}: also {@code MOEMESH_GATEWAY_SHUTDOWNGRACE}, which
-     * wins over the other), or the gateway's defaults; a value the gateway could not bind stopped it at startup, so
-     * its default stands.
+     * are the ones it was started with, read where Spring takes them from
+     * ({@link SpringEnvironment#value(MeshState.Service, String)}): a {@code -D} option of its command ({@code up --jvm-option=-Dmoemesh.gateway.shutdown-grace=120s},
+     * also as {@code -Dmoemesh.gateway.shutdownGrace}), else its environment ({@code MOEMESH_GATEWAY_SHUTDOWN_GRACE},
+     * {@code MOEMESH_GATEWAY_KVCACHE_DRAIN_TIMEOUT}, which {@code up} passes on, under the name the gateway's relaxed
+     * binding takes them from: also {@code MOEMESH_GATEWAY_SHUTDOWNGRACE}, which wins over the other), or the
+     * gateway's defaults; a value the gateway could not bind stopped it at startup, so its default stands.
      */
-    static Duration gatewayStopGrace(Map<String, String> environment) {
-        Duration shutdownGrace = setting(environment, GATEWAY_SHUTDOWN_GRACE_PROPERTY).orElse(GATEWAY_SHUTDOWN_GRACE);
-        Duration writeBackDrain = setting(environment, GATEWAY_WRITE_BACK_DRAIN_PROPERTY)
-                .orElse(GATEWAY_WRITE_BACK_DRAIN);
+    static Duration gatewayStopGrace(MeshState.Service s) {
+        Duration shutdownGrace = setting(s, GATEWAY_SHUTDOWN_GRACE_PROPERTY).orElse(GATEWAY_SHUTDOWN_GRACE);
+        Duration writeBackDrain = setting(s, GATEWAY_WRITE_BACK_DRAIN_PROPERTY).orElse(GATEWAY_WRITE_BACK_DRAIN);
         return shutdownGrace.plus(GATEWAY_STOP_WAIT).plus(writeBackDrain).plus(GATEWAY_EXIT_MARGIN);
     }
 
     /**
-     * How long a kvcache-service with this environment may take from SIGTERM to exit: its shutdown-grace (in-flight
+     * How long the recorded kvcache-service {@code s} may take from SIGTERM to exit: its shutdown-grace (in-flight
      * calls finish), the servers' forced stop, the wait for a compaction to stop, the demotion of a full DRAM tier to
      * SSD at {@link #KVCACHE_DEMOTION_BYTES_PER_SECOND} (rounded up to whole seconds), and a margin; 68 s with the
      * service's defaults and {@code up}'s 256 MiB tier. A SIGKILL before the demotion ends loses the acknowledged
      * blocks still in DRAM. The Helm chart derives a kvcache pod's terminationGracePeriodSeconds by the same rule
      * (moemesh.kvcache.terminationGraceSeconds: 108 s with its 4 GiB tier). The settings are read as {@link #gatewayStopGrace} reads the gateway's
-     * ({@code MOEMESH_KVCACHE_SHUTDOWN_GRACE}, {@code MOEMESH_KVCACHE_DRAM_BYTES} under any name Spring binds them
+     * ({@code -Dmoemesh.kvcache.shutdown-grace}, {@code -Dmoemesh.kvcache.dram-bytes} options of its command, else
+     * {@code MOEMESH_KVCACHE_SHUTDOWN_GRACE}, {@code MOEMESH_KVCACHE_DRAM_BYTES} under any name Spring binds them
      * from); a DRAM size that is not a positive number stopped {@code up} before it started anything, so
      * {@code up}'s default stands for it.
      */
-    static Duration kvcacheStopGrace(Map<String, String> environment) {
-        Duration shutdownGrace = setting(environment, KVCACHE_SHUTDOWN_GRACE_PROPERTY).orElse(KVCACHE_SHUTDOWN_GRACE);
-        long dram = SpringEnvironment.value(environment, KvCacheSettings.DRAM_BYTES_PROPERTY).flatMap(v -> {
+    static Duration kvcacheStopGrace(MeshState.Service s) {
+        Duration shutdownGrace = setting(s, KVCACHE_SHUTDOWN_GRACE_PROPERTY).orElse(KVCACHE_SHUTDOWN_GRACE);
+        long dram = SpringEnvironment.value(s, KvCacheSettings.DRAM_BYTES_PROPERTY).flatMap(v -> {
             try {
                 return Optional.of(Long.parseLong(v.strip()));
             } catch (NumberFormatException e) {
@@ -141,8 +185,8 @@ final class MeshShutdown {
                 .plus(KVCACHE_EXIT_MARGIN);
     }
 
-    private static Optional<Duration> setting(Map<String, String> environment, String property) {
-        return SpringEnvironment.value(environment, property).flatMap(MeshShutdown::springDuration)
+    private static Optional<Duration> setting(MeshState.Service s, String property) {
+        return SpringEnvironment.value(s, property).flatMap(MeshShutdown::springDuration)
                 .filter(d -> !d.isNegative());
     }
 

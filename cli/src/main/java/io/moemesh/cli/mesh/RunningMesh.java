@@ -17,6 +17,7 @@ import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.BiFunction;
 
 /** A mesh started by {@link MeshLauncher#up}: its recorded state, and stop / kill / restart of its services. */
 public final class RunningMesh implements AutoCloseable {
@@ -31,7 +32,15 @@ public final class RunningMesh implements AutoCloseable {
      * to mesh.json), not whatever mesh.json on disk lists.
      */
     private volatile boolean launching;
+    /**
+     * Set (under this mesh's monitor) when the stop of a launch began: a Ctrl-C's hook or a failure. From then on
+     * the launch starts nothing ({@link #startDuringLaunch}), so the stop's snapshot of what was started is all
+     * there is.
+     */
+    private boolean aborted;
     private volatile Thread exitHook;
+    /** The pid of a {@code moemesh down} that waited for this launch to end, to stop the mesh then; 0 = none. */
+    private volatile long stopAskedBy;
 
     RunningMesh(Path stateDir, MeshState state, ModelConfig config) {
         this.stateDir = stateDir;
@@ -49,6 +58,19 @@ public final class RunningMesh implements AutoCloseable {
     /** Every service reports SERVING: from now on mesh.json (which the supervisor rewrites) is the state. */
     void launched() {
         launching = false;
+    }
+
+    /** Records that {@code moemesh down} (pid {@code pid}) waited for this launch to end: it stops the mesh now. */
+    void stopAskedBy(long pid) {
+        stopAskedBy = pid;
+    }
+
+    /**
+     * The pid of a {@code moemesh down} that asked to stop this mesh while {@code up} was starting it (it waited for
+     * the launch to end and stops the mesh now); empty when none did.
+     */
+    public Optional<Long> stopAskedBy() {
+        return stopAskedBy == 0 ? Optional.empty() : Optional.of(stopAskedBy);
     }
 
     /**
@@ -217,6 +239,28 @@ public final class RunningMesh implements AutoCloseable {
         }
     }
 
+    /**
+     * Starts {@code s} (its recorded command) for the launch and records it ({@code record}: the state with the
+     * started service in it), both under this mesh's monitor, which the launch's stop takes for its snapshot: whatever was
+     * started is in that snapshot and stopped with it. Why: a Ctrl-C's hook stops what the launch started so far
+     * while the launch's own thread goes on; a supervisor started after that snapshot would restart each service
+     * the hook stops, and those JVMs, unrecorded once the hook deleted mesh.json, kept their ports and the
+     * kvcache-service's SSD lock.
+     *
+     * @return {@code s} as started
+     * @throws MeshException when the launch is being stopped (nothing is started then)
+     */
+    synchronized MeshState.Service startDuringLaunch(MeshState.Service s,
+                                                     BiFunction<MeshState, MeshState.Service, MeshState> record) {
+        if (aborted) {
+            throw new MeshException("moemesh up was interrupted while starting the mesh in " + stateDir
+                    + ": stopping what it started, not starting " + s.name());
+        }
+        MeshState.Service started = s.withProcess(ServiceProcess.start(s).toHandle());
+        update(record.apply(state, started));
+        return started;
+    }
+
     /** Records a change under the state lock (the supervisor may write mesh.json at the same time). */
     synchronized void update(MeshState s) {
         state = s;
@@ -231,12 +275,17 @@ public final class RunningMesh implements AutoCloseable {
     /**
      * Stops every recorded service that still runs and forgets the mesh. Never throws. While {@code up} starts it,
      * the services stopped are the ones this process started (and those its supervisor restarted, which only it
-     * records in mesh.json: the launch lock keeps every other writer out).
+     * records in mesh.json: the launch lock keeps every other writer out), and the launch starts no more
+     * ({@link #startDuringLaunch}).
      */
     void stopQuietly() {
         try {
             if (launching) {
-                MeshState started = state;
+                MeshState started;
+                synchronized (this) {
+                    aborted = true;
+                    started = state;
+                }
                 MeshShutdown.stopSupervisor(started, STOP_GRACE);
                 MeshShutdown.stopServices(started, STOP_GRACE);
                 if (started.supervisor() != null) {

@@ -129,7 +129,7 @@ final class StaleAotCaches {
             candidates = s.filter(Files::isDirectory)
                     .filter(d -> !current.contains(d))
                     .filter(d -> jarName(d).filter(jars::contains).isPresent())
-                    .filter(d -> lastUse(root, d).plus(UNUSED_FOR).isBefore(now))
+                    .filter(d -> lastUse(root, d).filter(t -> t.plus(UNUSED_FOR).isBefore(now)).isPresent())
                     .sorted()
                     .toList();
         } catch (IOException e) {
@@ -149,12 +149,17 @@ final class StaleAotCaches {
         return m.matches() ? Optional.of(m.group(1)) : Optional.empty();
     }
 
-    private static Instant lastUse(Path root, Path folder) {
+    /**
+     * The last use of {@code folder}'s cache; empty when it cannot be told (the folder went between the listing and
+     * this, deleted by another launcher's prune, or cannot be read): such a folder is kept, and the others are still
+     * pruned.
+     */
+    private static Optional<Instant> lastUse(Path root, Path folder) {
         Path lock = AotCache.lockFile(root, folder);
         try {
-            return Files.getLastModifiedTime(Files.exists(lock) ? lock : folder).toInstant();
+            return Optional.of(Files.getLastModifiedTime(Files.exists(lock) ? lock : folder).toInstant());
         } catch (IOException e) {
-            return Instant.MAX; // cannot tell: keep it
+            return Optional.empty();
         }
     }
 

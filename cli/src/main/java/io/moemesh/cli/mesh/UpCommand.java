@@ -86,8 +86,10 @@ public final class UpCommand implements Callable<Integer> {
         printEndpoints(mesh, out);
         mesh.placementTable().summary().forEach(out::println);
         out.flush();
-        err.println("moemesh up: mesh state in " + MeshState.file(ms.stateDir()) + "; stop it with: moemesh down"
-                + (stateDir.isDefault() ? "" : " --state-dir " + ms.stateDir()));
+        if (mesh.stopAskedBy().isEmpty()) {
+            err.println("moemesh up: mesh state in " + MeshState.file(ms.stateDir()) + "; stop it with: moemesh down"
+                    + (stateDir.isDefault() ? "" : " --state-dir " + ms.stateDir()));
+        }
         err.flush();
         return 0;
     }

@@ -34,7 +34,7 @@ class KvCacheSettingsTest {
     })
     void heap_isTheDramTierTheServiceBindsPlusHeadroom(String settings, String heap) {
         Map<String, String> env = KvCacheSettings.environment(environment(settings), SPEC, 9400, null);
-        assertThat(KvCacheSettings.heap(env)).isEqualTo(heap);
+        assertThat(KvCacheSettings.heap(env, List.of())).isEqualTo(heap);
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -44,8 +44,33 @@ class KvCacheSettingsTest {
     })
     void dramTierTheServiceBindsNotAPositiveNumber_isRefusedNamingTheVariable(String settings) {
         Map<String, String> env = KvCacheSettings.environment(environment(settings), SPEC, 9400, null);
-        assertThatThrownBy(() -> KvCacheSettings.heap(env)).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> KvCacheSettings.heap(env, List.of())).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageStartingWith("MOEMESH_KVCACHE_DRAMBYTES must be a positive number of bytes");
+    }
+
+    /**
+     * {@code up --jvm-option=-Dmoemesh.kvcache.dram-bytes=...} sizes the tier (Spring binds a system property before
+     * the environment), so it sizes the heap too, under every spelling Spring accepts.
+     */
+    @ParameterizedTest(name = "[{0}] [{1}] -> -Xmx{2}")
+    @CsvSource(delimiter = '|', nullValues = "-", value = {
+        "-Dmoemesh.kvcache.dram-bytes=1073741824                    | -                                     | 1280m",
+        "-Dmoemesh.kvcache.dramBytes=1073741824                     | -                                     | 1280m",
+        "-Dmoemesh.kvcache.dram-bytes=1073741824                    | MOEMESH_KVCACHE_DRAMBYTES=268435456   | 1280m",
+        "-Dmoemesh.kvcache.ssd-bytes=1073741824                     | MOEMESH_KVCACHE_DRAM_BYTES=536870912  | 768m",
+        "-XX:ActiveProcessorCount=1                                 | -                                     | 512m",
+    })
+    void heap_followsTheDramTierOfADOption_beforeTheEnvironment(String jvmOption, String settings, String heap) {
+        Map<String, String> env = KvCacheSettings.environment(environment(settings), SPEC, 9400, null);
+        assertThat(KvCacheSettings.heap(env, List.of(jvmOption.strip()))).isEqualTo(heap);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @CsvSource({"-Dmoemesh.kvcache.dram-bytes=lots", "-Dmoemesh.kvcache.dramBytes=0"})
+    void dramTierOfADOptionNotAPositiveNumber_isRefusedNamingTheOption(String jvmOption) {
+        Map<String, String> env = KvCacheSettings.environment(Map.of(), SPEC, 9400, null);
+        assertThatThrownBy(() -> KvCacheSettings.heap(env, List.of(jvmOption))).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith(jvmOption.substring(0, jvmOption.indexOf('=')) + " must be a positive number of bytes");
     }
 
     @ParameterizedTest(name = "[{0}]")

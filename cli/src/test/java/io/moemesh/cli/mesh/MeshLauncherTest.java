@@ -332,53 +332,6 @@ class MeshLauncherTest extends MeshLauncherFixture {
         }
     }
 
-    /**
-     * Two launches on one state directory at once: the one that takes its lock starts the mesh; the other fails at
-     * once naming the directory, starting no JVM and touching neither the CA nor mesh.json of the first.
-     */
-    @Test
-    void twoUpsAtOnceOnOneStateDir_oneFailsFastNamingTheLock_startingNothing_theOtherComesUp() throws Exception {
-        java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
-        java.util.concurrent.ExecutorService two = java.util.concurrent.Executors.newFixedThreadPool(2);
-        List<RunningMesh> up = new java.util.concurrent.CopyOnWriteArrayList<>();
-        List<Throwable> failed = new java.util.concurrent.CopyOnWriteArrayList<>();
-        try {
-            List<java.util.concurrent.Future<?>> runs = new java.util.ArrayList<>();
-            for (int i = 0; i < 2; i++) {
-                runs.add(two.submit(() -> {
-                    go.await();
-                    try {
-                        up.add(MeshLauncher.up(spec(1, 1, Duration.ofSeconds(90)).withoutRouter(), new PrintWriter(log, true),
-                                true));
-                    } catch (RuntimeException e) {
-                        failed.add(e);
-                    }
-                    return null;
-                }));
-            }
-            go.countDown();
-            for (java.util.concurrent.Future<?> r : runs) {
-                r.get(3, java.util.concurrent.TimeUnit.MINUTES);
-            }
-            assertThat(failed).singleElement().isInstanceOf(IllegalArgumentException.class).asString()
-                    .contains("another moemesh up is starting a mesh in " + state)
-                    .contains("moemesh down --state-dir " + state);
-            assertThat(up).hasSize(1);
-            MeshState recorded = MeshState.read(state).orElseThrow();
-            assertThat(recorded.services()).allSatisfy(svc -> assertThat(svc.process()).as(svc.name()).isPresent());
-            // every service JVM of this state directory is one the winner recorded: the loser left none behind
-            java.util.Set<Long> pids = new java.util.HashSet<>(recorded.services().stream().map(MeshState.Service::pid)
-                    .toList());
-            assertThat(ProcessHandle.allProcesses()
-                    .filter(p -> p.info().commandLine().orElse("").contains(state.resolve("native-cache").toString()))
-                    .map(ProcessHandle::pid).toList()).containsExactlyInAnyOrderElementsOf(pids);
-            assertThat(ServiceProcess.serving("127.0.0.1", recorded.gateway().grpcPort())).isTrue();
-        } finally {
-            up.forEach(RunningMesh::close);
-            two.shutdownNow();
-        }
-    }
-
     private long pidInLog(String name) throws IOException {
         Path file = state.resolve("logs").resolve(name + ".log");
         await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(file) && Files.readString(file).contains(" pid "));

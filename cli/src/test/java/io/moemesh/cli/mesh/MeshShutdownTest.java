@@ -88,6 +88,41 @@ class MeshShutdownTest {
         assertThat(stages.get(1).grace()).isEqualTo(Duration.ofSeconds(expectedSeconds));
     }
 
+    /**
+     * A {@code -D} option the service was started with ({@code up --jvm-option}) is what Spring binds, before the
+     * environment, also under another spelling it accepts (camelCase, upper case); the canonical one wins over those.
+     * After {@code -jar} it is a program argument: not a setting.
+     */
+    @ParameterizedTest(name = "[java {1}] [{2}] -> {3} s")
+    @CsvSource(delimiter = '|', nullValues = "-", value = {
+        "gateway | -Dmoemesh.gateway.shutdown-grace=120s -jar g.jar                                | -    | 160",
+        "gateway | -Dmoemesh.gateway.shutdownGrace=120s -jar g.jar                                 | -    | 160",
+        "gateway | -DMOEMESH.GATEWAY.SHUTDOWN-GRACE=120s -jar g.jar                                | -    | 160",
+        "gateway | -Dmoemesh.gateway.shutdown-grace=120s -jar g.jar | MOEMESH_GATEWAY_SHUTDOWNGRACE=5s        | 160",
+        "gateway | -Dmoemesh.gateway.shutdown-grace=120s -Dmoemesh.gateway.shutdownGrace=5s -jar g.jar | - | 160",
+        "gateway | -Dmoemesh.gateway.shutdown-grace=5s -Dmoemesh.gateway.shutdown-grace=120s -jar g.jar | - | 160",
+        "gateway | -Dmoemesh.gateway.kvcache.drainTimeout=1m -jar g.jar                             | -    | 120",
+        "gateway | --add-modules jdk.incubator.vector -Dmoemesh.gateway.shutdown-grace=2m -jar g.jar   | -    | 160",
+        "gateway | -jar g.jar -Dmoemesh.gateway.shutdown-grace=120s                                | -    | 70",
+        // a value the gateway cannot bind stopped it at startup, whatever the environment says
+        "gateway | -Dmoemesh.gateway.shutdown-grace=soon -jar g.jar | MOEMESH_GATEWAY_SHUTDOWN_GRACE=120s | 70",
+        "kvcache | -Dmoemesh.kvcache.shutdown-grace=90s -jar k.jar                                 | -    | 148",
+        "kvcache | -Dmoemesh.kvcache.dram-bytes=8000000000 -jar k.jar | MOEMESH_KVCACHE_DRAM_BYTES=268435456 | 145",
+        "kvcache | -Dmoemesh.kvcache.dramBytes=8000000000 -jar k.jar                               | -    | 145",
+    })
+    void stage_followsTheSettingOfTheRecordedCommandsDOption_beforeTheEnvironment(String name, String args,
+                                                                                  String environment,
+                                                                                  int expectedSeconds) {
+        List<String> command = new java.util.ArrayList<>(List.of("java"));
+        command.addAll(List.of(args.strip().split("\\s+")));
+        MeshState.Service s = new MeshState.Service(name, 0, "", 1, 2, "/dev/null", command, environment(environment));
+        MeshState state = name.equals(MeshLauncher.GATEWAY) ? mesh(s) : mesh(service(MeshLauncher.GATEWAY, Map.of()), s);
+        List<MeshShutdown.Stage> stages = MeshShutdown.stages(state, Duration.ofSeconds(20));
+        MeshShutdown.Stage stage = stages.get(name.equals(MeshLauncher.GATEWAY) ? 0 : 1);
+        assertThat(stage.services()).extracting(MeshState.Service::name).containsExactly(name);
+        assertThat(stage.grace()).isEqualTo(Duration.ofSeconds(expectedSeconds));
+    }
+
     @Test
     void stages_gatewayFirst_thenTheKvCacheGivenItsStopGrace_thenTheRestGivenTheGrace() {
         MeshState state = mesh(service(MeshLauncher.GATEWAY, Map.of()));

@@ -3,6 +3,7 @@ package io.moemesh.cli.mesh;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
@@ -11,6 +12,8 @@ import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.AbstractSet;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -50,6 +53,49 @@ class StaleAotCachesTest {
         }
         assertThat(training.resolve(AotCache.ARCHIVE)).exists();
         assertThat(StaleAotCaches.prune(root, Set.of(current), NOW, d -> false)).containsExactly(training);
+    }
+
+    /**
+     * A folder that goes between the listing and its time check (two launchers pruning at once: the other deleted
+     * it) has no last use to tell: it is passed by, and the other stale folders still go. Its time read as "never"
+     * overflowed the age rule, and the whole prune failed.
+     */
+    @Test
+    void prune_aFolderGoneBetweenTheListingAndItsTimeCheck_isPassedBy_theOtherStaleOnesStillGo() throws IOException {
+        Path current = cache("moemesh-gateway-00000000000000aa", Duration.ZERO);
+        Path gone = cache("moemesh-gateway-00000000000000bb", Duration.ofDays(2));
+        Path old = cache("moemesh-gateway-00000000000000cc", Duration.ofDays(2));
+        // The listing asks the set of current folders about each folder just before its time check: the other
+        // launcher's prune deletes this one (the folder, then its lock file) right then.
+        Set<Path> currentFolders = new AbstractSet<>() {
+            @Override
+            public boolean contains(Object o) {
+                if (gone.equals(o)) {
+                    try {
+                        AotCache.deleteTree(gone);
+                        Files.delete(AotCache.lockFile(root, gone));
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                }
+                return current.equals(o);
+            }
+
+            @Override
+            public Iterator<Path> iterator() {
+                return List.of(current).iterator();
+            }
+
+            @Override
+            public int size() {
+                return 1;
+            }
+        };
+
+        assertThat(StaleAotCaches.prune(root, currentFolders, NOW, d -> false)).containsExactly(old);
+        assertThat(old).doesNotExist();
+        assertThat(gone).doesNotExist();
+        assertThat(current.resolve(AotCache.ARCHIVE)).exists();
     }
 
     @Test
