@@ -23,7 +23,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param fetchTimeout       how long an admission (or a swapped-out sequence's resume) waits for its blocks from
  *                           the service (Lookup and Get; for a resume, its swap-out's writes too) before it computes
  *                           them instead: > 0, default 2s
- * @param minFetchBlocks     fewest missing full blocks worth a round trip to the service: >= 1, default 1
+ * @param minFetchBlocks     fewest missing full blocks worth a fetch from the service (fewer: computed, the chain
+ *                           only announced): >= 1, default 1
  * @param writeBackQueueBlocks finished and evicted blocks waiting to be written back at most: >= 1, default 256;
  *                           beyond it a block is dropped (counted in {@code
  *                           moemesh_gateway_kvcache_writeback_dropped_blocks_total}); swap-outs' and offloads' copies

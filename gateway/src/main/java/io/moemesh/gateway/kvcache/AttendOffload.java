@@ -155,8 +155,8 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         CompletableFuture<Boolean> done;
         try {
             // pin_next: pinned right after, so the service's admission policy may not decline them.
-            done = writeBack.writeFirst(blocks, hashes, true)
-                    .thenComposeAsync(x -> pin(p, blocks, hashes), pins);
+            done = writeBack.writeFirstStored(blocks, hashes, true)
+                    .thenComposeAsync(stored -> pin(p, blocks, hashes, stored), pins);
         } catch (RuntimeException e) {
             done = CompletableFuture.failedFuture(e);
         }
@@ -196,13 +196,16 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     }
 
     /**
-     * On the pin thread: every block stored (acknowledged to the write-back), then pinned for the sequence. Blocks
-     * the Pin finds not stored, though the write-back remembered them stored (the service evicted them since, lost
-     * them in a restart, or they were never re-sent because of that memory), are forgotten there ({@link
-     * WriteBack#notStored}), sent again and pinned by a second Pin, once; the first Pin's pins are held meanwhile.
+     * On the pin thread: every block stored ({@code stored}: acknowledged to this offload's write, {@link
+     * WriteBack#writeFirstStored}, not looked up in the write-back's bounded memory, which an offload larger than
+     * {@code remembered-blocks} would overflow), then pinned for the sequence. Blocks the Pin finds not stored,
+     * though the write-back remembered them stored (the service evicted them since, lost them in a restart, or they
+     * were never re-sent because of that memory), are forgotten there ({@link WriteBack#notStored}), sent again and
+     * pinned by a second Pin, once; the first Pin's pins are held meanwhile.
      */
-    private CompletableFuture<Boolean> pin(Pinned p, List<BlockContents> blocks, List<BlockHash> hashes) {
-        if (!allStored(hashes)) {
+    private CompletableFuture<Boolean> pin(Pinned p, List<BlockContents> blocks, List<BlockHash> hashes,
+                                           boolean stored) {
+        if (!stored) {
             return CompletableFuture.completedFuture(false);
         }
         OffloadPins.Answer a = offloadPins.pin(hashes); // a failure was released (by its id) before it is thrown
@@ -229,8 +232,8 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         List<BlockHash> again = missing.stream().map(BlockContents::hash).toList();
         CompletableFuture<Boolean> second;
         try {
-            second = writeBack.writeFirst(missing, again, true).thenApplyAsync(x -> pinAgain(p, hashes, again,
-                    a.taken()), pins);
+            second = writeBack.writeFirstStored(missing, again, true).thenApplyAsync(resent -> pinAgain(p, hashes,
+                    again, resent, a.taken()), pins);
         } catch (RuntimeException e) {
             offloadPins.release(a.taken());
             throw e;
@@ -239,10 +242,11 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     }
 
     /** The second and last Pin of an offload, of the blocks sent again; releases the first Pin's pins on failure. */
-    private boolean pinAgain(Pinned p, List<BlockHash> hashes, List<BlockHash> again, OffloadPins.Taken first) {
+    private boolean pinAgain(Pinned p, List<BlockHash> hashes, List<BlockHash> again, boolean stored,
+                             OffloadPins.Taken first) {
         OffloadPins.Answer b;
         try {
-            if (!allStored(again)) {
+            if (!stored) {
                 offloadPins.release(first);
                 return false;
             }
@@ -262,15 +266,6 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
             return false;
         }
         return keep(p, hashes, List.of(first, b.taken()));
-    }
-
-    private boolean allStored(List<BlockHash> hashes) {
-        for (BlockHash h : hashes) {
-            if (!writeBack.stored(h)) {
-                return false;
-            }
-        }
-        return true;
     }
 
     /** The offload's Pins pinned every block: they are the sequence's, unless it was released meanwhile. */

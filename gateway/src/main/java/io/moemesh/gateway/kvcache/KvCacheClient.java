@@ -17,7 +17,6 @@ import io.moemesh.proto.kvcache.v1.AttendResponse;
 import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.GetRequest;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
-import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.PinRequest;
 import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.UnpinRequest;
@@ -44,8 +43,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The gateway's calls to the kvcache-service (kvcache.v1) for one model and block layout: thin, blocking, each
- * with a deadline; called on the gateway's own threads, never the engine's. Every answer is checked against the
+ * The gateway's calls to the kvcache-service (kvcache.v1) for one model and block layout: thin, blocking (but
+ * {@link #announce}, which does not wait for its answer), each with a deadline; called on the gateway's own
+ * threads, never the engine's. Every answer is checked against the
  * contract before it is used (a block's chunks in order, exactly a block's bytes, the requested index), and a
  * block that breaks it ends the fetch there ({@link BadBlockException}).
  *
@@ -94,6 +94,8 @@ public final class KvCacheClient implements AutoCloseable {
     private final AutoCloseable onClose;
     /** Whether {@link #get} reads the SSD blocks from the service's files ({@link LocalRestore}). */
     private final AtomicBoolean localReads = new AtomicBoolean();
+    /** The Lookups (whole chains, held blocks, announcements). */
+    private final ChainLookups lookups;
     /** Read buffers of the local reads (one per concurrent fetch). */
     private final LocalBlockReader localReader = new LocalBlockReader();
     private final AtomicLong localReadBlocks = new AtomicLong();
@@ -124,6 +126,7 @@ public final class KvCacheClient implements AutoCloseable {
         this.layout = BlockLayout.newBuilder().setBlockTokens(payload.blockTokens()).setNumLayers(payload.layers())
                 .setNumKvHeads(payload.kvHeads()).setHeadDim(payload.headDim()).build();
         this.getMethod = KvGetWire.client(payload.bytes());
+        this.lookups = new ChainLookups(channel, endpoint, this.fingerprint, layout);
         this.onClose = onClose;
     }
 
@@ -154,16 +157,31 @@ public final class KvCacheClient implements AutoCloseable {
         }
     }
 
-    /** Length of the leading run of {@code chain} the service stores. */
+    /** Length of the leading run of {@code chain} the service stores (a new request, nothing held). */
     public int lookup(List<BlockHash> chain, Duration deadline) {
+        return lookup(chain, 0, false, deadline);
+    }
+
+    /**
+     * Length of the leading run of {@code chain}'s blocks from {@code held} on that the service stores; the request
+     * carries the whole chain, so that the service's policy learns the request from block 0 on ({@link
+     * ChainLookups#lookup}: also how a service that predates LookupRequest.held_blocks is asked).
+     *
+     * @param held   leading blocks of {@code chain} this caller holds (0 .. chain.size())
+     * @param repeat the sequence was announced before (a resume, a second try): LookupRequest.repeat
+     */
+    public int lookup(List<BlockHash> chain, int held, boolean repeat, Duration deadline) {
         reconnectIfDown();
-        LookupRequest.Builder req = LookupRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout);
-        for (BlockHash h : chain) {
-            req.addBlockHashes(ByteString.copyFrom(h.bytes()));
-        }
-        int present = KvCacheServiceGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(),
-                TimeUnit.NANOSECONDS).lookup(req.build()).getPresentBlocks();
-        return Math.min(present, chain.size());
+        return lookups.lookup(chain, held, repeat, deadline);
+    }
+
+    /**
+     * Tells the service's policy about a new request that fetches nothing (its blocks held here, or too few missing
+     * to be worth a fetch), without waiting for an answer ({@link ChainLookups#announce}).
+     */
+    public void announce(List<BlockHash> chain, Duration deadline) {
+        reconnectIfDown();
+        lookups.announce(chain, deadline);
     }
 
     /**
@@ -198,6 +216,15 @@ public final class KvCacheClient implements AutoCloseable {
      * ({@link LocalRestore}): the same answer.
      */
     public Fetch fetch(List<BlockHash> hashes, Duration deadline) {
+        return fetch(hashes, 0, deadline);
+    }
+
+    /**
+     * As {@link #fetch(List, Duration)}, for {@code hashes} that are the chain's blocks from {@code firstBlock} on
+     * (the caller holds the ones before): a {@code Locate} says so (LocateRequest.first_block), so the service
+     * records each block's use at its true chain position.
+     */
+    public Fetch fetch(List<BlockHash> hashes, int firstBlock, Duration deadline) {
         reconnectIfDown();
         int size = payload.bytes();
         CallOptions options = CallOptions.DEFAULT.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
@@ -205,7 +232,7 @@ public final class KvCacheClient implements AutoCloseable {
             if (localReads.get()) {
                 try {
                     LocalRestore.Result r = LocalRestore.restore(channel, getMethod, options, fingerprint, layout,
-                            hashes.stream().map(BlockHash::bytes).toList(), size, localReader);
+                            hashes.stream().map(BlockHash::bytes).toList(), firstBlock, size, localReader);
                     localReadBlocks.addAndGet(r.localBlocks());
                     localReadFailures.addAndGet(r.failedReads());
                     return new Fetch(r.blocks(), r.bad() == null ? null : r.bad().getMessage());
@@ -258,15 +285,23 @@ public final class KvCacheClient implements AutoCloseable {
         return put(blocks, payloads, new boolean[blocks.size()], deadline);
     }
 
-    /**
-     * As {@link #put(List, List, Duration)}, with per block whether it is pinned right after it is stored (the Attend
-     * offload's blocks): their headers say {@code pin_next}, so the service's admission policy does not decline them
-     * (a declined block could not be pinned, and the offload would fail).
-     *
-     * @param pinNext per block (same order), whether the caller pins it next
-     */
+    /** As {@link #put(List, List, boolean[], boolean[], Duration)} with no block of a swap-out. */
     public List<PutOutcome> put(List<BlockContents> blocks, List<byte[]> payloads, boolean[] pinNext,
                                 Duration deadline) {
+        return put(blocks, payloads, pinNext, new boolean[blocks.size()], deadline);
+    }
+
+    /**
+     * As {@link #put(List, List, Duration)}, with per block whether it is pinned right after it is stored (the Attend
+     * offload's blocks) and whether it is a swap-out's (read back when its sequence resumes): their headers say
+     * {@code pin_next} or {@code swap_out}, so the service's admission policy does not decline them (a declined block
+     * could not be pinned, and the offload would fail; or it would end the resume's restored run there).
+     *
+     * @param pinNext per block (same order), whether the caller pins it next
+     * @param swapOut per block (same order), whether it is part of a swap-out
+     */
+    public List<PutOutcome> put(List<BlockContents> blocks, List<byte[]> payloads, boolean[] pinNext,
+                                boolean[] swapOut, Duration deadline) {
         reconnectIfDown();
         CompletableFuture<PutResponse> done = new CompletableFuture<>();
         StreamObserver<PutRequest> out = KvCacheServiceGrpc.newStub(channel).withDeadlineAfter(deadline.toNanos(),
@@ -293,7 +328,8 @@ public final class KvCacheClient implements AutoCloseable {
                         .setBlockHash(ByteString.copyFrom(b.hash().bytes()))
                         .setParentHash(ByteString.copyFrom(b.parent() == null ? new byte[BlockHash.BYTES]
                                 : b.parent().bytes()))
-                        .setTenant(b.tenant()).setChainPosition(b.chainPosition()).setPinNext(pinNext[i]);
+                        .setTenant(b.tenant()).setChainPosition(b.chainPosition()).setPinNext(pinNext[i])
+                        .setSwapOut(swapOut[i]);
                 for (int t : b.tokens()) {
                     h.addTokenIds(t);
                 }

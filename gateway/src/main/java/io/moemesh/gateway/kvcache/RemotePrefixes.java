@@ -9,12 +9,15 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -24,20 +27,25 @@ import org.slf4j.LoggerFactory;
  * The kvcache-service as the gateway's second tier, through the scheduler's hooks (issue 11, item 3).
  *
  * <p><b>Admission</b> ({@link PrefixLoader}): before a sequence is admitted, its context's full blocks (those the
- * prefix source may hand out: before the last token) are hashed; the ones after the leading run already in the
- * local cache are looked up in the service ({@code Lookup}) and the found run fetched ({@code Get}) on a gateway
- * thread, bounded by {@code fetchTimeout}; meanwhile the sequence waits and others run. At a later step boundary, on
- * the engine thread, the verified blocks are imported into the local cache (hash chain recomputed from the tokens,
- * payload size checked, and the CRC32C compared for blocks this gateway wrote, {@link WriteBack#heldOtherBytes}), and the
- * sequence is admitted: the cache, as the prefix source, finds them like its own, so {@code cached_tokens} counts
- * local and fetched tokens alike. A fetch that fails, times out or returns a bad block just brings fewer blocks (the
- * rest is computed: same tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip. A block
- * the write-back remembers as stored but the Lookup or Get stops at is forgotten by the write-back ({@link
+ * prefix source may hand out: before the last token) are hashed; the ones after the leading run already in the local
+ * cache are looked up in the service ({@code Lookup}) and the found run fetched ({@code Get}) on a gateway thread,
+ * bounded by {@code fetchTimeout}; meanwhile the sequence waits and others run. The Lookup carries the whole chain from
+ * block 0 and says how many leading blocks are local ({@link KvCacheClient#lookup(List, int, boolean, Duration)}), so
+ * that the service's policy sees the request as it is (a next turn whose history is still local continues its
+ * conversation from block 0); a sequence that fetches nothing is announced all the same ({@link
+ * KvCacheClient#announce}, without waiting), and one asked about again (a resume, a second try at its admission) says
+ * it is a repeat, so the policy sees each admitted request once. At a later step boundary, on the engine thread, the
+ * verified blocks are imported into the local cache (hash chain recomputed from the tokens, payload size checked, and
+ * the CRC32C compared for blocks this gateway wrote, {@link WriteBack#heldOtherBytes}), and the sequence is admitted:
+ * the cache, as the prefix source, finds them like its own, so {@code cached_tokens} counts local and fetched tokens
+ * alike. A fetch that fails, times out or returns a bad block just brings fewer blocks (the rest is computed: same
+ * tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip (the chain is only announced). A
+ * block the write-back remembers as stored but the Lookup or Get stops at is forgotten by the write-back ({@link
  * WriteBack#notStored}): it is sent again when next offered. A block whose bytes are not the ones this gateway stored
  * is not: its checksum is kept, so it is refused (counted in {@link #badBlocks}) and recomputed on every fetch, since
  * the service keeps that copy (sending ours again is answered {@code ALREADY_PRESENT}). Another gateway's bitwise
- * different floats for the same hash, stored after the service lost ours, are refused alike: correct, at the cost
- * of recomputing them.
+ * different floats for the same hash, stored after the service lost ours, are refused alike: correct, at the cost of
+ * recomputing them.
  *
  * <p><b>Fetch budget</b>: a fetched run is held decoded (a block's payload in floats) until its sequence is admitted,
  * which may be many steps away when the pool is full, and every waiting sequence asks in one step. So the blocks of
@@ -48,19 +56,20 @@ import org.slf4j.LoggerFactory;
  * fetch cancelled by {@link #forget} frees its share at once; its thread may still finish decoding, for at most
  * {@code fetchTimeout}.
  *
- * <p><b>Preemption</b> ({@link PreemptionPolicy}): {@code recompute} and {@code swap} force either; {@code auto}
- * swaps out when restoring the sequence's full blocks is predicted faster than recomputing them, from the measured
- * restore bandwidth and prefill throughput ({@link TransferRates}; recompute until both are measured). Every fetch
- * is a sample of the restore bandwidth, timed from when it was asked for (a resume's wait for its swap-out's writes
- * included); one that failed or timed out is a sample of what it cost, at least {@code fetchTimeout} plus
- * recomputing its blocks anyway ({@link TransferRates#restoreFailed}), so a service that slows down turns {@code
- * auto} to recompute. A swap-out queues the sequence's blocks that the service does not have (as far as the
- * write-back knows) ahead of all other write-backs, as many as its bound for priority writes leaves room for ({@link
- * WriteBack#swapOutFilter}); on resume the admission path above waits for those writes to settle and restores the
- * blocks the local cache lost meanwhile (once the pool has room for the whole context: a restore into a full pool
+ * <p><b>Preemption</b> ({@link PreemptionPolicy}): {@code recompute} and {@code swap} force either; {@code auto} swaps
+ * out when restoring the sequence's full blocks is predicted faster than recomputing them, from the measured restore
+ * bandwidth and prefill throughput ({@link TransferRates}; recompute until both are measured). Every fetch is a sample
+ * of the restore bandwidth, timed from when it was asked for (a resume's wait for its swap-out's writes included); one
+ * that failed or timed out is a sample of what it cost, at least {@code fetchTimeout} plus recomputing its blocks
+ * anyway ({@link TransferRates#restoreFailed}), so a service that slows down turns {@code auto} to recompute. A
+ * swap-out queues the sequence's blocks that the service does not have (as far as the write-back knows) ahead of all
+ * other write-backs, as many as its bound for priority writes leaves room for ({@link WriteBack#swapOutFilter}), marked
+ * {@code swap_out} so that the service's admission policy does not decline one (the restore would stop at it, every
+ * block after it written for nothing); on resume the admission path above waits for those writes to settle and restores
+ * the blocks the local cache lost meanwhile (once the pool has room for the whole context: a restore into a full pool
  * would be evicted again before the sequence is admitted). A sequence preempted for recompute resumes the same way,
- * without writes to wait for: what the local cache lost and the service has (written back when evicted, or
- * offloaded for {@code Attend}) is fetched, the rest recomputed.
+ * without writes to wait for: what the local cache lost and the service has (written back when evicted, or offloaded
+ * for {@code Attend}) is fetched, the rest recomputed.
  *
  * <p>Engine-thread methods ({@link #ready}, {@link #forget}, {@link #choose}, {@link #swapOut}) never block; the
  * counters may be read from any thread.
@@ -89,6 +98,8 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     private volatile Runnable wakeUp = () -> { };
     /** Engine thread only. */
     private final Map<Long, Pending> fetching = new HashMap<>();
+    /** Engine thread only: sequences whose chain the service was told (a Lookup or an announcement). */
+    private final Set<Long> announced = new HashSet<>();
     private final Map<Long, CompletableFuture<Void>> swappedOut = new HashMap<>();
     /** Engine thread only: blocks each started, not yet imported fetch may bring (the fetch budget's share). */
     private final Map<Long, Integer> reserved = new HashMap<>();
@@ -156,14 +167,18 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             int full = (context.length - 1) / b;
             List<BlockHash> chain = cache.prefixChain(context, tenant, full);
             int local = cache.presentBlocks(chain);
-            if (full - local < minFetchBlocks) {
+            boolean repeat = !announced.add(seqId);
+            if (full - local < minFetchBlocks
+                    || reservedBlocks + full - local > cache.freeBlocks() + cache.cachedBlocks()) {
+                // Too few to fetch, or over the fetch budget (computing them gives the same tokens): no Lookup, but
+                // the service's policy is still told of a new request.
+                if (!repeat) {
+                    announce(chain);
+                }
                 return true;
             }
-            if (reservedBlocks + full - local > cache.freeBlocks() + cache.cachedBlocks()) {
-                return true; // over the fetch budget: computing these blocks gives the same tokens
-            }
             swappedOut.remove(seqId);
-            f = new Pending(start(written, chain, local, Arrays.copyOf(context, full * b), tenant),
+            f = new Pending(start(written, chain, local, repeat, Arrays.copyOf(context, full * b), tenant),
                     again && written != null);
             fetching.put(seqId, f);
             reserve(seqId, full - local);
@@ -176,6 +191,18 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         unreserve(seqId);
         importFetched(f.future(), f.swapped());
         return true;
+    }
+
+    /** On a fetch thread (the call itself does not wait for its answer): the engine thread never calls the client. */
+    private void announce(List<BlockHash> chain) {
+        if (chain.isEmpty()) {
+            return;
+        }
+        try {
+            fetchers.execute(() -> client.announce(chain, fetchTimeout));
+        } catch (RejectedExecutionException e) {
+            log.debug("KV chain not announced: the fetch threads are shut down");
+        }
     }
 
     private void reserve(long seqId, int blocks) {
@@ -202,12 +229,13 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     }
 
     private CompletableFuture<Fetched> start(CompletableFuture<Void> written, List<BlockHash> chain, int local,
-                                             int[] tokens, String tenant) {
+                                             boolean repeat, int[] tokens, String tenant) {
         long asked = System.nanoTime();
         long deadline = asked + fetchTimeout.toNanos();
         CompletableFuture<Void> before = written == null ? CompletableFuture.completedFuture(null)
                 : written.exceptionally(e -> null);
-        CompletableFuture<Fetched> f = before.thenApplyAsync(x -> fetch(chain, local, tokens, tenant, deadline), fetchers)
+        CompletableFuture<Fetched> f = before
+                .thenApplyAsync(x -> fetch(chain, local, repeat, tokens, tenant, deadline), fetchers)
                 .orTimeout(fetchTimeout.toNanos(), TimeUnit.NANOSECONDS);
         int wanted = chain.size() - local;
         f.whenComplete((r, e) -> {
@@ -237,17 +265,21 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         }
     }
 
-    /** On a fetch thread: Lookup then Get of the run after the local blocks, each block checked. */
-    private Fetched fetch(List<BlockHash> chain, int local, int[] tokens, String tenant, long deadline) {
+    /**
+     * On a fetch thread: Lookup of the whole chain (the first {@code local} blocks held here), then Get (or Locate and
+     * the local reads) of the found run after the local blocks, each block checked.
+     */
+    private Fetched fetch(List<BlockHash> chain, int local, boolean repeat, int[] tokens, String tenant,
+                          long deadline) {
         List<BlockHash> rest = chain.subList(local, chain.size());
-        int present = client.lookup(rest, remaining(deadline));
+        int present = client.lookup(chain, local, repeat, remaining(deadline));
         if (present < rest.size()) {
             notStored(rest.get(present)); // the Lookup stopped there: the service does not have it
         }
         if (present < minFetchBlocks) {
             return new Fetched(List.of(), false, 0);
         }
-        KvCacheClient.Fetch got = client.fetch(rest.subList(0, present), remaining(deadline));
+        KvCacheClient.Fetch got = client.fetch(rest.subList(0, present), local, remaining(deadline));
         List<byte[]> payloads = got.blocks();
         boolean failed = false;
         if (got.bad() != null) {
@@ -333,6 +365,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         }
         unreserve(seqId);
         swappedOut.remove(seqId);
+        announced.remove(seqId);
     }
 
     @Override

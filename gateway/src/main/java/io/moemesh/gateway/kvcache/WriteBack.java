@@ -36,18 +36,18 @@ import org.slf4j.LoggerFactory;
  * sending ours again would only be answered {@code ALREADY_PRESENT}): its checksum is kept, so it is refused on every
  * fetch.
  *
- * <p><b>Priority writes</b>: swap-outs and Attend offloads jump the queue ({@link #writeFirst}) and can wait for
- * their blocks to be settled; an offload's blocks are sent with {@code pin_next} ({@link #writeFirst(List, List,
- * boolean)}). They never push a queued block out, and once queued they are not dropped: {@code queueBlocks} bounds
- * only the ordinary write-backs (finished and evicted blocks), and a full queue drops the newest, the one offered.
- * Priority copies held (queued, or in the writer's Put, until settled) count against a fixed budget, {@code
- * priorityBlocks} (the gateway passes {@code write-back-queue-blocks}), never the KV pool's size: they are heap beside
- * the pool, which a slow service's swap-outs would fill a second time. A swap-out copies only its leading blocks that
- * fit ({@link #swapOutFilter}; the rest, counted dropped, is recomputed on resume: a restore uses the leading run).
- * An offload is taken whole (a part could not be pinned): its copies are of blocks its sequence holds until the
- * offload settles (one in flight per sequence), so bounded by those blocks; they count against the budget, so
- * swap-outs' plus offloads' copies stay within the larger of the budget and the offloads' own. What an offload that
- * gave up left queued is withdrawn ({@link #withdraw}).
+ * <p><b>Priority writes</b>: swap-outs and Attend offloads jump the queue ({@link #writeFirst}) and can wait for their
+ * blocks to be settled; an offload's blocks are sent with {@code pin_next} ({@link #writeFirst(List, List, boolean)}),
+ * a swap-out's with {@code swap_out}: the service's admission policy declines neither. They never push a queued block
+ * out, and once queued they are not dropped: {@code queueBlocks} bounds only the ordinary write-backs (finished and
+ * evicted blocks), and a full queue drops the newest, the one offered. Priority copies held (queued, or in the writer's
+ * Put, until settled) count against a fixed budget, {@code priorityBlocks} (the gateway passes {@code
+ * write-back-queue-blocks}), never the KV pool's size: they are heap beside the pool, which a slow service's swap-outs
+ * would fill a second time. A swap-out copies only its leading blocks that fit ({@link #swapOutFilter}; the rest,
+ * counted dropped, is recomputed on resume: a restore uses the leading run). An offload is taken whole (a part could
+ * not be pinned): its copies are of blocks its sequence holds until the offload settles (one in flight per sequence),
+ * so bounded by those blocks; they count against the budget, so swap-outs' plus offloads' copies stay within the larger
+ * of the budget and the offloads' own. What an offload that gave up left queued is withdrawn ({@link #withdraw}).
  */
 public final class WriteBack implements BlockSink, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(WriteBack.class);
@@ -89,11 +89,14 @@ public final class WriteBack implements BlockSink, AutoCloseable {
          * lock, possibly after the block was queued by {@link #accept}; read by the writer when it sends the block.
          */
         volatile boolean pinNext;
+        /** Its Put says {@code swap_out} (a swap-out reads it back on resume): set and read as {@link #pinNext}. */
+        volatile boolean swapOut;
 
         Entry(BlockContents block, boolean priority, boolean pinNext) {
             this.block = block;
             this.priority = priority;
             this.pinNext = pinNext;
+            this.swapOut = priority && !pinNext;
         }
     }
 
@@ -207,8 +210,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     /**
      * A swap-out: queues {@code blocks} (block 0 first; their leading {@link #priorityRoom} ones, the caller having
      * copied no more: see {@link #swapOutFilter}) ahead of everything else (its blocks are needed back soon) and moves {@code alsoNeeded} that
-     * are queued already to the front too. The future completes when each of them is settled (stored, or failed /
-     * declined / not taken for room: then the restore finds fewer blocks and recomputes the rest).
+     * are queued already to the front too, every one sent with {@code swap_out}: the service's admission policy may not
+     * decline it (the conversation policy declines an announced chain's last block once it learned those are rarely
+     * reused; the resume's restore would stop there). The future completes when each of them is settled (stored, or
+     * failed / not stored for room: then the restore finds fewer blocks and recomputes the rest).
      */
     public CompletableFuture<Void> writeFirst(List<BlockContents> blocks, List<BlockHash> alsoNeeded) {
         return writeFirst(blocks, alsoNeeded, false);
@@ -217,13 +222,25 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     /**
      * As {@link #writeFirst(List, List)}; with {@code pinNext} (the Attend offload: it pins the blocks once they are
      * settled) every one of them is taken, whatever the room (see the class comment), and every one, {@code
-     * alsoNeeded} ones already queued included, is sent with {@code pin_next}, so the service's admission policy
-     * does not decline it (the conversation policy declines a chain's last block once it learned those are rarely
-     * reused; a declined block cannot be pinned, and the sequence would stay local).
+     * alsoNeeded} ones already queued included, is sent with {@code pin_next} instead of {@code swap_out}, so the
+     * service's admission policy does not decline it (a declined block cannot be pinned, and the sequence would stay
+     * local).
      */
     public CompletableFuture<Void> writeFirst(List<BlockContents> blocks, List<BlockHash> alsoNeeded,
                                               boolean pinNext) {
+        return writeFirstStored(blocks, alsoNeeded, pinNext).thenApply(all -> null);
+    }
+
+    /**
+     * As {@link #writeFirst(List, List, boolean)}; the future says whether every block is stored: each one it queued
+     * or waited for was acknowledged, the others were remembered stored when it was called. Not {@link #stored} once
+     * settled: that memory is bounded ({@code remembered}), and an offload of more blocks than it holds would find
+     * its first ones forgotten and fail every time.
+     */
+    public CompletableFuture<Boolean> writeFirstStored(List<BlockContents> blocks, List<BlockHash> alsoNeeded,
+                                                       boolean pinNext) {
         List<CompletableFuture<Boolean>> waits = new ArrayList<>();
+        boolean[] all = {true};
         synchronized (known) {
             for (BlockHash h : alsoNeeded) {
                 Entry e = queued.get(h);
@@ -232,6 +249,8 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     // its Put (a Put sent without pin_next and declined is sent again with it: see write).
                     if (pinNext) {
                         e.pinNext = true;
+                    } else {
+                        e.swapOut = true;
                     }
                     if (queue.remove(e)) {
                         queue.offerFirst(e);
@@ -245,11 +264,19 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             int room = pinNext ? Integer.MAX_VALUE : Math.max(0, priorityBlocks - priorityHeld);
             for (BlockContents b : blocks) {
                 if (!open || known.knows(b.hash())) {
+                    // Known: queued (its Put is waited for) or stored; closed: not stored.
+                    Entry q = queued.get(b.hash());
+                    if (q != null) {
+                        waits.add(q.done);
+                    } else {
+                        all[0] &= open && known.isStored(b.hash());
+                    }
                     continue;
                 }
                 if (fresh.size() >= room) {
                     // Past the swap-outs' bound (a caller that did not ask priorityRoom): the leading run is kept.
                     dropped.incrementAndGet();
+                    all[0] = false;
                     continue;
                 }
                 fresh.add(new Entry(b, true, pinNext));
@@ -261,7 +288,8 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 waits.add(e.done);
             }
         }
-        return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
+        return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new))
+                .thenApply(x -> all[0] && waits.stream().allMatch(CompletableFuture::join));
     }
 
     /**
@@ -414,15 +442,17 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         List<BlockContents> blocks = new ArrayList<>(batch.size());
         List<byte[]> payloads = new ArrayList<>(batch.size());
         boolean[] pinNext = new boolean[batch.size()];
+        boolean[] swapOut = new boolean[batch.size()];
         for (int i = 0; i < batch.size(); i++) {
             Entry e = batch.get(i);
             blocks.add(e.block);
             payloads.add(client.payload().encode(e.block.keys(), e.block.values()));
             pinNext[i] = e.pinNext;
+            swapOut[i] = e.swapOut;
         }
         List<PutOutcome> outcomes;
         try {
-            outcomes = client.put(blocks, payloads, pinNext, putTimeout);
+            outcomes = client.put(blocks, payloads, pinNext, swapOut, putTimeout);
         } catch (RuntimeException e) {
             failed.addAndGet(batch.size());
             synchronized (known) {
@@ -450,10 +480,11 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     written.incrementAndGet();
                     writtenBytes.addAndGet(payloads.get(i).length);
                     en.done.complete(true);
-                } else if (o == PutOutcome.PUT_OUTCOME_DECLINED && en.pinNext && !pinNext[i]) {
-                    // An offload named it while its ordinary Put was in flight: once more, with pin_next.
+                } else if (o == PutOutcome.PUT_OUTCOME_DECLINED && (en.pinNext && !pinNext[i]
+                        || en.swapOut && !swapOut[i])) {
+                    // An offload or a swap-out named it while its ordinary Put was in flight: once more, unasked.
                     requeued(en);
-                    log.debug("KV block {} declined; sent again for an offload", en.block.hash());
+                    log.debug("KV block {} declined; sent again for an offload or a swap-out", en.block.hash());
                 } else {
                     declined.incrementAndGet();
                     forget(en, o.name());

@@ -34,11 +34,14 @@ import java.util.concurrent.atomic.AtomicInteger;
  * A small in-memory kvcache.v1 KvCacheService on a real socket with mutual TLS (the mesh certificate "expert-2" of
  * {@link TestCertificates}), following the contract the gateway relies on: Put streams of header + chunks, a block
  * stored only when complete and only when its hash matches its parent, tokens, fingerprint and tenant; Lookup of the
- * leading run; Get in chunks of at most 1 MiB with {@code found = false} for a miss; a block_tokens other than the
- * configured one is FAILED_PRECONDITION; Pin of stored blocks under a pin id (echoed) and Unpin of that id. Knobs for
- * the failure tests: {@link #delay} (every Lookup and Get waits first), {@link #corrupt} (Get returns the bytes of
- * another stored block of the same size), {@link #shortBlockAt} (Get breaks the chunk contract there), {@link
- * #putDelay}, {@link #putHold} (Put answers wait for the test), {@link #stop} / {@link #restart} (down). Clearing {@link #blocks} is a service that lost them.
+ * leading run after the held blocks, echoing held_blocks in counted_from (or, with {@link #legacyLookup}, as a service
+ * that predates held_blocks: from block 0, no echo), every request kept in {@link #lookupRequests}; Get in chunks of at
+ * most 1 MiB with {@code found = false} for a miss; a block_tokens other than the configured one is
+ * FAILED_PRECONDITION; Pin of stored blocks under a pin id (echoed) and Unpin of that id. Knobs for the failure tests:
+ * {@link #delay} (every Lookup and Get waits first), {@link #corrupt} (Get returns the bytes of another stored block of
+ * the same size), {@link #shortBlockAt} (Get breaks the chunk contract there), {@link #putDelay}, {@link #putHold} (Put
+ * answers wait for the test), {@link #stop} / {@link #restart} (down). Clearing {@link #blocks} is a service that lost
+ * them.
  */
 public final class FakeKvCacheService implements AutoCloseable {
     /** Stored payloads by hash. */
@@ -65,6 +68,10 @@ public final class FakeKvCacheService implements AutoCloseable {
      */
     public volatile java.util.concurrent.CyclicBarrier lookupGate;
     public final AtomicInteger lookups = new AtomicInteger();
+    /** Every Lookup's request, in arrival order. */
+    public final List<LookupRequest> lookupRequests = new java.util.concurrent.CopyOnWriteArrayList<>();
+    /** Answer Lookups as a service that predates held_blocks: counted from block 0, counted_from left 0. */
+    public volatile boolean legacyLookup;
     public final AtomicInteger gets = new AtomicInteger();
     public final AtomicInteger stored = new AtomicInteger();
     private final int blockTokens;
@@ -150,6 +157,7 @@ public final class FakeKvCacheService implements AutoCloseable {
         @Override
         public void lookup(LookupRequest req, StreamObserver<LookupResponse> out) {
             lookups.incrementAndGet();
+            lookupRequests.add(req);
             java.util.concurrent.CyclicBarrier gate = lookupGate;
             if (gate != null) {
                 try {
@@ -162,8 +170,9 @@ public final class FakeKvCacheService implements AutoCloseable {
             }
             later(delay, out, () -> {
                 checkLayout(req.getLayout());
-                LookupResponse.Builder r = LookupResponse.newBuilder();
-                for (ByteString h : req.getBlockHashesList()) {
+                int from = legacyLookup ? 0 : req.getHeldBlocks();
+                LookupResponse.Builder r = LookupResponse.newBuilder().setCountedFrom(from);
+                for (ByteString h : req.getBlockHashesList().subList(from, req.getBlockHashesCount())) {
                     if (!blocks.containsKey(h)) {
                         break;
                     }

@@ -10,10 +10,10 @@ import java.security.NoSuchAlgorithmException;
  * The shape of every block of one model: K and V of {@code blockTokens} positions for all {@code layers} and
  * {@code kvHeads}, float32 (the fidelity rule: the wire and the DRAM tier are float32; int8 is an SSD-only option).
  *
- * <p>Float order inside a block (the order of {@code kvcache.v1}'s {@code PutRequest.layers}, so an adapter copies
- * each layer's K and V tensors as one contiguous run): for each layer ascending, K then V, each
- * {@code [kvHeads][blockTokens][headDim]} row-major. The float at (layer, k or v, head, token, dim) is at
- * {@link #offset}. Little-endian bytes.
+ * <p>Float order inside a block (the payload order {@code kvcache.proto}'s file comment defines for {@code Put}'s data
+ * and {@code Get}'s chunks, so an adapter copies each layer's K and V tensors as one contiguous run): for each layer
+ * ascending, K then V, each {@code [kvHeads][blockTokens][headDim]} row-major. The float at (layer, k or v, head,
+ * token, dim) is at {@link #offset}. Little-endian bytes.
  *
  * <p>The {@link #id()} is written into every SSD segment header: a segment written for another layout (or by
  * another {@link #VERSION} of this encoding) is refused when the tier opens.

@@ -100,11 +100,21 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
         unary(obs, "Lookup", () -> {
             ServedModel m = KvMessages.model(models, req.getModelFingerprint(), req.hasLayout(), req.getLayout());
             List<BlockKey> chain = KvMessages.keys(req.getBlockHashesList(), "block_hashes", 0);
-            // The gateway's Lookup carries the whole prompt's chain: the policy learns the request from it (which
-            // conversation it continues, its think time) before the request's gets and puts arrive.
-            m.store().observe(chain, System.currentTimeMillis());
-            LookupResult r = m.store().lookup(chain);
-            LookupResponse.Builder out = LookupResponse.newBuilder().setPresentBlocks(r.presentBlocks());
+            long held = Integer.toUnsignedLong(req.getHeldBlocks());
+            if (held > chain.size()) {
+                throw new IllegalArgumentException("held_blocks: " + held + ", but block_hashes has only "
+                        + chain.size() + " (the leading blocks of the chain the caller holds)");
+            }
+            // The gateway's Lookup carries the whole prompt's chain, also the blocks it holds itself: the policy
+            // learns the request from it (which conversation it continues, from block 0 on; its think time) before
+            // the request's gets and puts arrive. A repeat (a resume, a second try) was announced already: told
+            // again, its grown chain would be taken for a next turn of itself.
+            if (!req.getRepeat()) {
+                m.store().observe(chain, System.currentTimeMillis());
+            }
+            LookupResult r = m.store().lookup(chain.subList((int) held, chain.size()));
+            LookupResponse.Builder out = LookupResponse.newBuilder().setPresentBlocks(r.presentBlocks())
+                    .setCountedFrom((int) held);
             r.tiers().forEach(t -> out.addTiers(KvMessages.tier(t)));
             return out.build();
         });

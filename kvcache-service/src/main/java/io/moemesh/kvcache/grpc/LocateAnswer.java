@@ -48,7 +48,12 @@ final class LocateAnswer {
             throw new IllegalArgumentException("lease_millis: " + lease + " is not in [1, " + MAX_LEASE_MILLIS
                     + "] (milliseconds the named segment files must stay)");
         }
-        List<TieredKvStore.Located> run = m.store().locate(chain,
+        long first = Integer.toUnsignedLong(req.getFirstBlock());
+        if (first + chain.size() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("first_block: " + first + " with " + chain.size() + " block_hashes "
+                    + "passes chain position 2^31 - 1 (the block index in the sequence of block_hashes[0])");
+        }
+        List<TieredKvStore.Located> run = m.store().locate(chain, (int) first,
                 m.ssd().now() + TimeUnit.MILLISECONDS.toNanos(lease));
         LocateResponse.Builder out = LocateResponse.newBuilder().setPresentBlocks(run.size())
                 .setLeaseMillis((int) lease).setLayout(KvMessages.layout(m.layout()));

@@ -56,16 +56,17 @@ final class PutStream implements StreamObserver<PutRequest> {
         final ServedModel model;
         final BlockKey key;
         final AccessHint hint;
-        final boolean pinNext;
+        /** The admission policy is not asked (the header's pin_next or swap_out). */
+        final boolean unasked;
         final int blockBytes;
         byte[] buf = EMPTY;
         int received;
 
-        Pending(ServedModel model, BlockKey key, AccessHint hint, boolean pinNext) {
+        Pending(ServedModel model, BlockKey key, AccessHint hint, boolean unasked) {
             this.model = model;
             this.key = key;
             this.hint = hint;
-            this.pinNext = pinNext;
+            this.unasked = unasked;
             this.blockBytes = model.layout().bytesPerBlock();
         }
     }
@@ -158,7 +159,8 @@ final class PutStream implements StreamObserver<PutRequest> {
                     + " is past 2^31");
         }
         // No buffer yet: it grows with the data (a header alone must not reserve a block, 4 MiB for Mixtral).
-        return new Pending(m, key, AccessHint.atChainPosition(h.getChainPosition()), h.getPinNext());
+        // Pinned right after (an Attend offload) or read back on a resume (a swap-out): not the policy's to decline.
+        return new Pending(m, key, AccessHint.atChainPosition(h.getChainPosition()), h.getPinNext() || h.getSwapOut());
     }
 
     private void append(ByteString data) {
@@ -191,7 +193,7 @@ final class PutStream implements StreamObserver<PutRequest> {
         long t0 = System.nanoTime();
         StoreResult r;
         try {
-            r = p.model.store().put(block, p.hint, p.pinNext);
+            r = p.model.store().put(block, p.hint, p.unasked);
         } catch (IllegalArgumentException e) {
             // The block has the model's layout by construction: what the store refuses is its values (non-finite
             // ones under int8 SSD storage, which would be dropped at demotion after an acknowledgement).

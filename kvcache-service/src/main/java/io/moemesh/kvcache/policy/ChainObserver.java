@@ -6,8 +6,10 @@ import java.util.List;
 /**
  * Told each request's whole block chain before its blocks are looked up, read or stored: what a prefix-aware
  * policy needs beyond single-block events (which conversation a chain continues, which block is its last). The
- * service calls it on every {@code Lookup} (the gateway's Lookup carries the whole prompt's chain); a put that no
- * lookup announced is still stored, with what the policy knows of its key. Implementations are thread-safe.
+ * service calls it on every {@code Lookup} that is not a repeat (the gateway's Lookup carries the whole prompt's
+ * chain from block 0, the blocks it holds itself included, and says {@code repeat} when it asks about a sequence
+ * again: a resume, a second try at its admission); a put that no lookup announced is still stored, with what the
+ * policy knows of its key. Implementations are thread-safe.
  */
 @FunctionalInterface
 public interface ChainObserver {

@@ -208,8 +208,10 @@ public final class ConversationPolicy implements AdmissionPolicy, ChainObserver 
             matched++;
         }
         if (matched == chain.size() && isRepeat(chain, deepest.request)) {
-            // The same request announced again (a retry, or a second Lookup before a restore): not a next turn, and
-            // not one more use; its blocks keep their keys.
+            // The same request announced again (a retry, or a second Lookup before a restore, from a client that
+            // does not mark repeats: the gateway's are not observed at all, LookupRequest.repeat, which also covers
+            // a resume whose chain grew by its generated blocks and so is no repeat here): not a next turn, and not
+            // one more use; its blocks keep their keys.
             return;
         }
         for (BlockKey k : chain) {

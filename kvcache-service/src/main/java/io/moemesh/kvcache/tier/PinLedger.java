@@ -28,6 +28,11 @@ import java.util.function.BooleanSupplier;
  * <p>A store whose pin throws (an I/O error reading a block's tier) leaves nothing behind either: the Pin releases
  * what it pinned, forgets its id (a retry runs anew) and rethrows.
  *
+ * <p>Each pin is recorded with the generation of the block's run of pins ({@link TieredKvStore#pinGeneration}) and
+ * released only from that run ({@link TieredKvStore#unpin(BlockKey, long)}): a block whose copy was dropped (a bad
+ * CRC32C on a read) lost its pins with it, and once it is stored and pinned again by another Pin, an Unpin of this
+ * id must release nothing of that Pin's.
+ *
  * <p>Bounds (the ids' memory): at most {@code maxHeldBlocks} hashes across the live ids (those pinned and not yet
  * unpinned, each Pin counting all its hashes; a Pin with an id and no hashes is refused, as it would count none), a
  * Pin past it is refused ({@link LimitException}, nothing pinned);
@@ -76,11 +81,15 @@ public final class PinLedger {
         }
     }
 
+    /** One pin taken: the block and the generation of the run of pins it joined. */
+    private record Held(BlockKey key, long generation) {
+    }
+
     /** One live id. */
     private static final class Entry {
         final List<BlockKey> keys;
-        /** Blocks this id pinned: written by its Pin only while it runs, then read under the ledger's monitor. */
-        final List<BlockKey> pinned = new ArrayList<>();
+        /** Pins this id took: written by its Pin only while it runs, then read under the ledger's monitor. */
+        final List<Held> pinned = new ArrayList<>();
         /** The Pin's answer once it finished (under the monitor); null while it runs. */
         List<Boolean> answer;
         /** An Unpin named the id while its Pin ran: the Pin releases its own pins when it sees it. */
@@ -126,7 +135,7 @@ public final class PinLedger {
      */
     public List<Boolean> pin(byte[] pinId, List<BlockKey> keys, BooleanSupplier cancelled) {
         if (pinId == null) {
-            List<BlockKey> pinned = new ArrayList<>();
+            List<Held> pinned = new ArrayList<>();
             List<Boolean> answer;
             try {
                 answer = pinAll(keys, cancelled, pinned, null);
@@ -135,7 +144,7 @@ public final class PinLedger {
                 throw failed;
             }
             if (answer == null || cancelled.getAsBoolean()) {
-                pinned.forEach(store::unpin);
+                pinned.forEach(this::unpin);
                 throw cancelledAfter(pinned.size(), keys.size());
             }
             return answer;
@@ -197,7 +206,7 @@ public final class PinLedger {
                 return e.answer;
             }
         }
-        e.pinned.forEach(store::unpin);
+        e.pinned.forEach(this::unpin);
         throw refusal;
     }
 
@@ -205,26 +214,31 @@ public final class PinLedger {
      * Pins the keys into {@code pinned} until done, cancelled or (with an entry) an Unpin of its id: the answer, or
      * null when it stopped early.
      */
-    private List<Boolean> pinAll(List<BlockKey> keys, BooleanSupplier cancelled, List<BlockKey> pinned, Entry e) {
+    private List<Boolean> pinAll(List<BlockKey> keys, BooleanSupplier cancelled, List<Held> pinned, Entry e) {
         List<Boolean> answer = new ArrayList<>(keys.size());
         for (BlockKey k : keys) {
             if (cancelled.getAsBoolean() || e != null && e.unpinRequested) {
                 return null;
             }
-            boolean ok = store.pin(k);
-            if (ok) {
-                pinned.add(k);
+            long generation = store.pinGeneration(k);
+            if (generation >= 0) {
+                pinned.add(new Held(k, generation));
             }
-            answer.add(ok);
+            answer.add(generation >= 0);
         }
         return answer;
     }
 
+    /** Releases one pin this ledger took, only from the run of pins it joined. */
+    private boolean unpin(Held h) {
+        return store.unpin(h.key(), h.generation());
+    }
+
     /** Releases the pins a Pin that failed took; a failure to release is added to {@code failed}. */
-    private void release(List<BlockKey> pinned, Throwable failed) {
-        for (BlockKey k : pinned) {
+    private void release(List<Held> pinned, Throwable failed) {
+        for (Held h : pinned) {
             try {
-                store.unpin(k);
+                unpin(h);
             } catch (RuntimeException e) {
                 failed.addSuppressed(e);
             }
@@ -248,13 +262,15 @@ public final class PinLedger {
     /**
      * Releases exactly the pins the Pin of {@code pinId} took. An id no Pin used yet is remembered, so its Pin pins
      * nothing when it comes; one whose Pin still runs is marked, and that Pin releases its own pins when it sees it.
+     * A pin that is gone already (its block's copy dropped, its pins with it) is not released again: the block's pins
+     * now, if any, are another Pin's.
      *
      * @return pins released now (0 when the Pin never ran, still runs, or its id was unpinned before)
      * @throws IllegalArgumentException when the id is not 16 bytes
      */
     public int unpin(byte[] pinId) {
         PinId id = PinId.of(pinId);
-        List<BlockKey> pinned;
+        List<Held> pinned;
         synchronized (this) {
             Entry e = live.get(id);
             if (e == null) {
@@ -269,8 +285,8 @@ public final class PinLedger {
             pinned = e.pinned;
         }
         int n = 0;
-        for (BlockKey k : pinned) {
-            n += store.unpin(k) ? 1 : 0;
+        for (Held h : pinned) {
+            n += unpin(h) ? 1 : 0;
         }
         return n;
     }

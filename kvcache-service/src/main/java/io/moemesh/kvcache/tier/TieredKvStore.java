@@ -23,8 +23,8 @@ import java.util.function.LongSupplier;
  * smaller tier on copies).
  *
  * <ul>
- *   <li>{@link #put}: the {@link AdmissionPolicy} may decline (not a put the caller pins next: {@link
- *       #put(KvBlock, AccessHint, boolean)}); otherwise into DRAM. DRAM's victims are demoted into
+ *   <li>{@link #put}: the {@link AdmissionPolicy} may decline (not a put the caller pins next or reads back on a
+ *       resume: {@link #put(KvBlock, AccessHint, boolean)}); otherwise into DRAM. DRAM's victims are demoted into
  *       the lower tier synchronously, before they leave DRAM, so a demoted block is visible throughout. When DRAM
  *       is full of pinned blocks the put goes straight to the lower tier.</li>
  *   <li>{@link #get}: DRAM, else the lower tier; a lower-tier hit is promoted (stored in DRAM, then taken out
@@ -39,7 +39,9 @@ import java.util.function.LongSupplier;
  *       promotion carries the pin. A pin belongs to the stored block: when the block leaves both tiers without a
  *       {@link #remove} (the SSD tier dropped its record for a bad CRC32C, on a read or during compaction) its pins
  *       are forgotten the next time the store meets its key, so {@link #unpin} answers false and a later put of
- *       the key is a fresh, unpinned block.</li>
+ *       the key is a fresh, unpinned block. Each run of pins on a stored block has a generation ({@link
+ *       #pinGeneration}), so a caller that records it ({@link PinLedger}) never releases a pin of a later
+ *       run (the key stored and pinned again) with {@link #unpin(BlockKey, long)}.</li>
  * </ul>
  *
  * <p>Thread-safe. Every move between tiers (put, promotion, demotion, remove, pin) happens under one lock; a DRAM
@@ -58,13 +60,28 @@ public final class TieredKvStore implements AutoCloseable {
      * Nested pin counts; guarded by {@link #lock}. May hold the key of a block a tier dropped on its own (a checksum
      * failure), which the store is not told of: {@link #pinsOf} forgets those.
      */
-    private final Map<BlockKey, Integer> pins = new HashMap<>();
+    private final Map<BlockKey, Pins> pins = new HashMap<>();
+    /** The last generation given to a run of pins (guarded by {@link #lock}). */
+    private long pinGenerations;
     private final LongAdder demotions = new LongAdder();
     private final LongAdder demotionDrops = new LongAdder();
     private final LongAdder promotions = new LongAdder();
     /** Lower-tier hits of {@link #restore} left in the lower tier because DRAM had no free room. */
     private final LongAdder skippedPromotions = new LongAdder();
     private final LongAdder declined = new LongAdder();
+
+    /**
+     * The pins held on one stored block: a nested count, and the generation of this run of pins (from the first pin
+     * while none was held until the last is released or the block leaves the store), unique in the store.
+     */
+    private static final class Pins {
+        int count;
+        final long generation;
+
+        Pins(long generation) {
+            this.generation = generation;
+        }
+    }
 
     /**
      * @param dramBytes  DRAM budget in bytes (≥ one block)
@@ -136,12 +153,14 @@ public final class TieredKvStore implements AutoCloseable {
     }
 
     /**
-     * As {@link #put(KvBlock, AccessHint)}; with {@code pinNext} the caller pins the block right after it is stored
-     * (the gateway's Attend offload), so the admission policy is not asked: a policy that learned to decline such
-     * blocks (the conversation policy declines chains' last blocks) would otherwise leave the caller a block it can
-     * never pin, and its sequence stuck in its own memory. Capacity still applies (NO_SPACE).
+     * As {@link #put(KvBlock, AccessHint)}; with {@code unasked} the admission policy is not asked, for a block the
+     * caller pins right after it is stored (the gateway's Attend offload, {@code pin_next}) or reads back when its
+     * sequence resumes (a swap-out, {@code swap_out}): a policy that learned to decline such blocks (the conversation
+     * policy declines chains' last blocks) would otherwise leave the caller a block it can never pin, and its
+     * sequence stuck in its own memory, or end a resume's restored run at the declined block, every block after it
+     * written for nothing. Capacity still applies (NO_SPACE).
      */
-    public StoreResult put(KvBlock block, AccessHint hint, boolean pinNext) {
+    public StoreResult put(KvBlock block, AccessHint hint, boolean unasked) {
         Tiers.checkBlock(block, layout, Long.MAX_VALUE, "store");
         lower.checkStorable(block);
         lock.lock();
@@ -151,7 +170,7 @@ public final class TieredKvStore implements AutoCloseable {
                 return new StoreResult(PutResult.ALREADY_PRESENT, where);
             }
             pins.remove(block.key()); // pins of a dropped block of this key: the new one is not pinned
-            if (!pinNext && !admission.admit(block.key(), hint)) {
+            if (!unasked && !admission.admit(block.key(), hint)) {
                 declined.increment();
                 return new StoreResult(PutResult.DECLINED, Optional.empty());
             }
@@ -296,8 +315,8 @@ public final class TieredKvStore implements AutoCloseable {
 
     /**
      * Announces a request's whole chain (block 0 first) to the store's policy before the request's blocks are looked
-     * up, read or stored; the service calls it on every Lookup. Stores and reads nothing: a put that was never
-     * announced is still stored (or declined) by what the policy knows of its key.
+     * up, read or stored; the service calls it on every Lookup but a repeat. Stores and reads nothing: a put that was
+     * never announced is still stored (or declined) by what the policy knows of its key.
      *
      * @param arrivalMillis the request's arrival time (ms), negative when unknown
      */
@@ -332,8 +351,16 @@ public final class TieredKvStore implements AutoCloseable {
      * {@code leaseUntilNanos} ({@link SsdTier#locate}: the lease's clock is the lower tier's); a DRAM block (or one
      * a tier keeps in no file) as {@link Located#extent()} null, to be fetched with {@link #restore}. Under the lock,
      * so a block moving between the tiers meanwhile is found in one of them. Nothing is promoted.
+     *
+     * @param chain      consecutive blocks of one chain, block {@code firstBlock} first
+     * @param firstBlock the chain position of {@code chain}'s first block (≥ 0): each located block's use is recorded
+     *                   at its true position (a caller holding the chain's head locates only the rest)
      */
-    public List<Located> locate(List<BlockKey> chain, long leaseUntilNanos) {
+    public List<Located> locate(List<BlockKey> chain, int firstBlock, long leaseUntilNanos) {
+        if (firstBlock < 0 || (long) firstBlock + chain.size() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("firstBlock " + firstBlock + " and " + chain.size() + " blocks: chain "
+                    + "positions are in [0, 2^31)");
+        }
         List<Located> out = new ArrayList<>();
         lock.lock();
         try {
@@ -343,7 +370,8 @@ public final class TieredKvStore implements AutoCloseable {
                     out.add(new Located(TierKind.DRAM, null));
                     continue;
                 }
-                Optional<RecordExtent> e = lower.locate(k, AccessHint.atChainPosition(i), leaseUntilNanos);
+                Optional<RecordExtent> e = lower.locate(k, AccessHint.atChainPosition(firstBlock + i),
+                        leaseUntilNanos);
                 if (e.isPresent()) {
                     out.add(new Located(lower.kind(), e.get()));
                 } else if (lower.contains(k)) {
@@ -386,16 +414,29 @@ public final class TieredKvStore implements AutoCloseable {
      * @return whether the block is stored (false: nothing pinned)
      */
     public boolean pin(BlockKey key) {
+        return pinGeneration(key) >= 0;
+    }
+
+    /**
+     * Pins a stored block, as {@link #pin}, and returns the generation of the run of pins it joined: the same for
+     * every pin taken while the block held at least one, a new one after a time without pins or once the key was
+     * stored anew (its block dropped for a bad CRC32C, its pins with it, and put again). {@link #unpin(BlockKey,
+     * long)} of it never releases a pin of another run.
+     *
+     * @return the generation (≥ 0), or -1 when the block is not stored (nothing pinned)
+     */
+    public long pinGeneration(BlockKey key) {
         lock.lock();
         try {
             Optional<TierKind> where = locate(key);
             if (where.isEmpty()) {
                 pins.remove(key);
-                return false;
+                return -1;
             }
             (where.get() == TierKind.DRAM ? dram : lower).pin(key);
-            pins.merge(key, 1, Integer::sum);
-            return true;
+            Pins p = pins.computeIfAbsent(key, k -> new Pins(pinGenerations++));
+            p.count++;
+            return p.generation;
         } finally {
             lock.unlock();
         }
@@ -403,15 +444,24 @@ public final class TieredKvStore implements AutoCloseable {
 
     /** Releases one pin. @return whether the block had one. */
     public boolean unpin(BlockKey key) {
+        return unpin(key, -1);
+    }
+
+    /**
+     * Releases one pin of the run {@code generation} ({@link #pinGeneration}); none when the block's pins now are of
+     * another run (its pins of that run died with a dropped copy, or were all released by {@link #unpin(BlockKey)}).
+     *
+     * @param generation the run's generation, or -1 for whatever run the block's pins are of
+     * @return whether a pin was released
+     */
+    public boolean unpin(BlockKey key, long generation) {
         lock.lock();
         try {
-            Integer n = pinsOf(key);
-            if (n == null) {
+            Pins p = pinsOf(key);
+            if (p == null || generation >= 0 && p.generation != generation) {
                 return false;
             }
-            if (n > 1) {
-                pins.put(key, n - 1);
-            } else {
+            if (--p.count == 0) {
                 pins.remove(key);
                 dram.unpin(key);
                 lower.unpin(key);
@@ -433,17 +483,17 @@ public final class TieredKvStore implements AutoCloseable {
     }
 
     /**
-     * The block's pin count, null when it has none; under {@link #lock}. Forgets the pins of a block that is in
+     * The block's pins, null when it has none; under {@link #lock}. Forgets the pins of a block that is in
      * neither tier: under the lock nothing is between tiers (moves store before they remove), so such a block was
      * dropped by its tier (a checksum failure) and its pins died with it.
      */
-    private Integer pinsOf(BlockKey key) {
-        Integer n = pins.get(key);
-        if (n != null && locate(key).isEmpty()) {
+    private Pins pinsOf(BlockKey key) {
+        Pins p = pins.get(key);
+        if (p != null && locate(key).isEmpty()) {
             pins.remove(key);
             return null;
         }
-        return n;
+        return p;
     }
 
     /**

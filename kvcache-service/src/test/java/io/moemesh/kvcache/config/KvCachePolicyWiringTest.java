@@ -102,14 +102,7 @@ class KvCachePolicyWiringTest {
         try (ConfigurableApplicationContext ctx = run()) {
             ManagedChannel ch = KvTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
             try {
-                // What the policy learns from (ConversationPolicy.LAST_BLOCK_EVIDENCE = 100 such conversations): a
-                // first turn's last block is never reused by the next turn, the blocks before it are.
-                long id = 1;
-                for (int c = 0; c < 100; c++) {
-                    ByteString head = hash(id++);
-                    lookup(ch, List.of(hash(0), head, hash(id++)));
-                    lookup(ch, List.of(hash(0), head, hash(id++), hash(id++)));
-                }
+                learnToDeclineLastBlocks(ch);
                 List<Block> seq = KvTestMesh.sequence(3, 3, BT, "t");
                 assertThat(lookup(ch, hashes(seq)).getPresentBlocks()).isZero();
                 PutResponse plain = KvTestMesh.put(ch, KvTestMesh.putMessages(seq, BT, "t")).get(1, TimeUnit.MINUTES);
@@ -131,6 +124,50 @@ class KvCachePolicyWiringTest {
             } finally {
                 ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
             }
+        }
+    }
+
+    /**
+     * The gateway's swap-out stores a preempted sequence's blocks to read them back on resume: its Puts say so
+     * (swap_out), and the conversation policy, which has learned to decline the last block of the chain a Lookup
+     * announced (the prompt's), is not asked. A declined block would end the resume's restore there, and every block
+     * the sequence generated after it would be stored for nothing and recomputed.
+     */
+    @Test
+    void aSwapOutPut_ofTheAnnouncedChainsLastBlock_isStored_soTheResumesLookupFindsTheWholeSequence()
+            throws Exception {
+        try (ConfigurableApplicationContext ctx = run()) {
+            ManagedChannel ch = KvTestMesh.channel(ctx.getBean(GrpcServerLifecycle.class).port());
+            try {
+                learnToDeclineLastBlocks(ch);
+                List<Block> seq = KvTestMesh.sequence(4, 4, BT, "t");
+                // The prompt: blocks 0..1; the sequence generated blocks 2..3 before it was preempted.
+                assertThat(lookup(ch, hashes(seq.subList(0, 2))).getPresentBlocks()).isZero();
+                List<PutRequest> swapOut = KvTestMesh.putMessages(seq, BT, "t").stream()
+                        .map(m -> m.hasHeader() ? m.toBuilder().setHeader(m.getHeader().toBuilder().setSwapOut(true))
+                                .build() : m).toList();
+
+                PutResponse r = KvTestMesh.put(ch, swapOut).get(1, TimeUnit.MINUTES);
+
+                assertThat(r.getResultsList()).extracting(PutResult::getOutcome)
+                        .containsOnly(PutOutcome.PUT_OUTCOME_STORED);
+                assertThat(lookup(ch, hashes(seq)).getPresentBlocks()).isEqualTo(4);
+            } finally {
+                ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    /**
+     * What the policy learns from (ConversationPolicy.LAST_BLOCK_EVIDENCE = 100 such conversations): a first turn's
+     * last block is never reused by the next turn, the blocks before it are.
+     */
+    private static void learnToDeclineLastBlocks(ManagedChannel ch) {
+        long id = 1;
+        for (int c = 0; c < 100; c++) {
+            ByteString head = hash(id++);
+            lookup(ch, List.of(hash(0), head, hash(id++)));
+            lookup(ch, List.of(hash(0), head, hash(id++), hash(id++)));
         }
     }
 

@@ -211,6 +211,8 @@ class KvCacheLocateTest {
                         "lease_millis"),
                 Arguments.of("lease 60,001 ms", (UnaryOperator<LocateRequest.Builder>) b -> b.setLeaseMillis(60_001),
                         "lease_millis"),
+                Arguments.of("blocks past chain position 2^31 - 1", (UnaryOperator<LocateRequest.Builder>) b ->
+                        b.setFirstBlock(Integer.MAX_VALUE - 1), "first_block"),
                 Arguments.of("a 5-byte fingerprint", (UnaryOperator<LocateRequest.Builder>) b ->
                         b.setModelFingerprint(ByteString.copyFrom(new byte[5])), "model_fingerprint"),
                 Arguments.of("no fingerprint", (UnaryOperator<LocateRequest.Builder>) b -> b.clearModelFingerprint(),

@@ -9,6 +9,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.kvcache.block.BlockKey;
+import io.moemesh.kvcache.policy.AccessHint;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.kvcache.policy.LruPolicy;
 import java.io.IOException;
@@ -65,6 +66,35 @@ class PinLedgerTest {
         assertThat(ledger.unpin(id(1))).isEqualTo(2);
         assertThat(ledger.heldBlocks()).isZero();
         assertThat(ledger.pin(id(2), List.of(key(3), key(4)), () -> false)).containsExactly(true, true);
+    }
+
+    /**
+     * Pin id 1 pinned block 11 on the SSD; a read found the record's CRC32C bad and dropped it, its pins with it; the
+     * block was put again and pin id 2 pinned it. An Unpin of id 1 must not release id 2's pin (before, the ledger
+     * released one pin of each block it had pinned, whichever Pin's it was).
+     */
+    @Test
+    void anUnpinById_ofABlockDroppedForABadChecksumAndPinnedAnewByAnotherId_releasesNothingOfTheOthersPin(
+            @TempDir Path other) throws IOException {
+        try (TieredKvStore s = new TieredKvStore(LAYOUT, BLOCK_BYTES, new LruPolicy(),
+                SsdTierTest.open(SsdConfig.defaults(other, 4L * RECORD_BYTES)), AdmissionPolicy.ADMIT_ALL,
+                System::nanoTime)) {
+            PinLedger ledger = new PinLedger(s);
+            s.put(block(11));
+            s.put(block(12)); // 11 demoted to the SSD tier
+            assertThat(ledger.pin(id(1), List.of(key(11)), () -> false)).containsExactly(true);
+            RecordExtent e = s.lower().locate(key(11), AccessHint.NONE, Long.MAX_VALUE).orElseThrow();
+            SsdCrashTest.flip(e.path(), e.offset() + 44 + 100);
+            assertThat(s.get(key(11))).as("dropped for its CRC32C").isEmpty();
+            s.put(block(11));
+            assertThat(ledger.pin(id(2), List.of(key(11)), () -> false)).containsExactly(true);
+
+            assertThat(ledger.unpin(id(1))).as("its pin died with the dropped copy").isZero();
+
+            assertThat(s.isPinned(key(11))).as("id 2's pin").isTrue();
+            assertThat(ledger.unpin(id(2))).isEqualTo(1);
+            assertThat(s.isPinned(key(11))).isFalse();
+        }
     }
 
     /** Each would count 0 against the bound yet stay live under its id: distinct ids grew the ledger unbounded. */

@@ -263,6 +263,31 @@ class TieredKvStoreTest {
         }
     }
 
+    /**
+     * A caller that holds a chain's head locates only the rest: each located block's use is recorded at its chain
+     * position in the sequence (the eviction order takes a chain's tail first), not its index in the request.
+     */
+    @Test
+    void locate_recordsEachBlocksUseAtItsChainPosition_countedFromFirstBlock() {
+        List<Integer> positions = new ArrayList<>();
+        KvTier recording = new ForwardingKvTier(SsdTierTest.open(SsdConfig.defaults(dir, 10L * RECORD_BYTES))) {
+            @Override
+            public Optional<RecordExtent> locate(BlockKey key, AccessHint hint, long leaseUntilNanos) {
+                positions.add(hint.chainPosition());
+                return super.locate(key, hint, leaseUntilNanos);
+            }
+        };
+        try (TieredKvStore s = new TieredKvStore(LAYOUT, BLOCK_BYTES, new LruPolicy(), recording,
+                AdmissionPolicy.ADMIT_ALL, System::nanoTime)) {
+            s.put(block(1));
+            s.put(block(2));
+            s.put(block(3)); // 1 and 2 demoted to the SSD tier
+            assertThat(s.locate(List.of(key(1), key(2)), 5, Long.MAX_VALUE)).extracting(TieredKvStore.Located::tier)
+                    .containsExactly(TierKind.SSD, TierKind.SSD);
+            assertThat(positions).containsExactly(5, 6);
+        }
+    }
+
     @Test
     void theAdmissionPolicy_mayDeclineABlock_andNothingIsStored() {
         try (TieredKvStore s = store(2, 2, (k, hint) -> hint.chainPosition() < 2)) {

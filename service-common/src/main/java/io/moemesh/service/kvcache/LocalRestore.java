@@ -67,11 +67,25 @@ public final class LocalRestore {
     public static Result restore(Channel channel, MethodDescriptor<GetRequest, GetReply> get, CallOptions options,
                                  ByteString fingerprint, BlockLayout layout, List<byte[]> hashes, int blockBytes,
                                  LocalBlockReader reader) {
+        return restore(channel, get, options, fingerprint, layout, hashes, 0, blockBytes, reader);
+    }
+
+    /**
+     * As {@link #restore(Channel, MethodDescriptor, CallOptions, ByteString, BlockLayout, List, int,
+     * LocalBlockReader)}, for {@code hashes} that are a chain's blocks from {@code firstBlock} on (the caller holds
+     * the ones before): the Locate says so (LocateRequest.first_block), so the service records each block's use at
+     * its true chain position (its eviction order takes a chain's tail first). The same answer whatever it is.
+     *
+     * @param firstBlock block index (0-based) in the sequence of {@code hashes[0]}
+     */
+    public static Result restore(Channel channel, MethodDescriptor<GetRequest, GetReply> get, CallOptions options,
+                                 ByteString fingerprint, BlockLayout layout, List<byte[]> hashes, int firstBlock,
+                                 int blockBytes, LocalBlockReader reader) {
         List<ByteString> wire = new ArrayList<>(hashes.size());
         hashes.forEach(h -> wire.add(ByteString.copyFrom(h)));
         LocateResponse located = ClientCalls.blockingUnaryCall(channel, KvCacheServiceGrpc.getLocateMethod(), options,
                 LocateRequest.newBuilder().setModelFingerprint(fingerprint).setLayout(layout).addAllBlockHashes(wire)
-                        .setLeaseMillis(leaseMillis(options)).build());
+                        .setFirstBlock(firstBlock).setLeaseMillis(leaseMillis(options)).build());
         int present = Math.min(located.getPresentBlocks(), Math.min(located.getBlocksCount(), hashes.size()));
         List<byte[]> out = new ArrayList<>(present);
         int local = 0;
