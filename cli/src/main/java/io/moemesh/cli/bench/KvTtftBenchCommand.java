@@ -41,8 +41,9 @@ import picocli.CommandLine.Spec;
  *   <li><b>restored</b>: on a fresh gateway process (the first one is stopped with SIGTERM, draining its
  *       write-backs, and started again), whose prefix cache is empty, so its admission looks the prefix up in the
  *       service and fetches it instead of prefilling it. Unless {@code --warm-service}, the kvcache-service is
- *       restarted too (its DRAM demoted to the SSD tier at shutdown, the index rebuilt at start) and the page
- *       cache dropped ({@link PageCache}): the blocks come from the SSD.</li>
+ *       restarted too (its DRAM demoted to the SSD tier at shutdown, the index rebuilt at start) and, once it
+ *       reports SERVING and the fresh gateway has been warmed up, the page cache dropped ({@link PageCache},
+ *       {@link KvTtftRestart}): the blocks come from the SSD.</li>
  * </ol>
  * Both gateways are warmed up first ({@code --warmup} prompts, restored and recomputed ones on the second).
  */
@@ -82,7 +83,7 @@ final class KvTtftBenchCommand implements Callable<Integer> {
 
     @Option(names = "--warm-service",
             description = "Keep the kvcache-service running between the phases (blocks may come from its DRAM and "
-                    + "the page cache); by default it is restarted and the page cache dropped.")
+                    + "the page cache); by default it is restarted and, once it reports SERVING, the page cache dropped.")
     boolean warmService;
 
     @Option(names = "--heap", defaultValue = "4g", description = "-Xmx of the gateway and the expert-service (default ${DEFAULT-VALUE}).")
@@ -153,37 +154,77 @@ final class KvTtftBenchCommand implements Callable<Integer> {
                     err.printf("bench: warning: the gateway dropped %.0f write-back blocks (queue full)%n", gw.dropped());
                 }
             }
-            List<String> restart = new ArrayList<>(List.of(MeshLauncher.GATEWAY));
-            stop(mesh, MeshLauncher.GATEWAY);
-            if (warmService) {
-                cacheState = "kvcache-service kept running (DRAM and page cache warm)";
-            } else {
-                stop(mesh, MeshLauncher.KVCACHE);
-                restart.add(MeshLauncher.KVCACHE);
-                cacheState = "kvcache-service restarted, " + PageCache.drop(files(ms.kvcacheDir())).description();
-            }
-            err.println("bench: " + cacheState + "; starting a fresh gateway");
-            err.flush();
-            mesh.restart(restart, Duration.ofMinutes(10));
-            try (KvTtftClient gw = client(mesh)) {
-                for (int w = 0; w < warmup; w++) {
-                    gw.generate(prompt(vocab, warmupLength(), -1 - w)); // restored
-                    gw.generate(prompt(vocab, warmupLength(), -1000 - w)); // recomputed
-                }
-                for (int r = 0; r < runs; r++) {
-                    for (int i = 0; i < lengths.length; i++) {
-                        KvTtftClient.Outcome o = gw.generate(prompt(vocab, lengths[i], seed(i, r)));
-                        restored[i][r] = o.ttftMillis();
-                        cached[i][r] = o.cachedTokens();
-                        err.printf(Locale.ROOT, "bench: %d tokens, run %d: restored %.1f ms (%d cached)%n", lengths[i],
-                                r, o.ttftMillis(), o.cachedTokens());
-                        err.flush();
-                    }
-                }
+            try (Restored phase = new Restored(mesh, ms, vocab, restored, cached, err)) {
+                cacheState = KvTtftRestart.run(phase, warmService, err);
             }
         }
         print(out, dir, cacheState, recomputed, restored, cached);
         return 0;
+    }
+
+    /** The restored phase's steps on the mesh's processes; closing it closes the fresh gateway's client. */
+    private final class Restored implements KvTtftRestart.Steps, AutoCloseable {
+        private final RunningMesh mesh;
+        private final MeshSpec ms;
+        private final int vocab;
+        private final double[][] restored;
+        private final int[][] cached;
+        private final PrintWriter err;
+        private KvTtftClient gw;
+
+        Restored(RunningMesh mesh, MeshSpec ms, int vocab, double[][] restored, int[][] cached, PrintWriter err) {
+            this.mesh = mesh;
+            this.ms = ms;
+            this.vocab = vocab;
+            this.restored = restored;
+            this.cached = cached;
+            this.err = err;
+        }
+
+        @Override
+        public void stop(String service) throws Exception {
+            KvTtftBenchCommand.stop(mesh, service);
+        }
+
+        @Override
+        public void restart(List<String> services) {
+            mesh.restart(services, Duration.ofMinutes(10));
+            gw = client(mesh);
+        }
+
+        @Override
+        public void warmUp() {
+            for (int w = 0; w < warmup; w++) {
+                gw.generate(prompt(vocab, warmupLength(), -1 - w)); // restored
+                gw.generate(prompt(vocab, warmupLength(), -1000 - w)); // recomputed
+            }
+        }
+
+        @Override
+        public PageCache.Method dropPageCache() throws IOException {
+            return PageCache.drop(files(ms.kvcacheDir()));
+        }
+
+        @Override
+        public void measure() {
+            for (int r = 0; r < runs; r++) {
+                for (int i = 0; i < lengths.length; i++) {
+                    KvTtftClient.Outcome o = gw.generate(prompt(vocab, lengths[i], seed(i, r)));
+                    restored[i][r] = o.ttftMillis();
+                    cached[i][r] = o.cachedTokens();
+                    err.printf(Locale.ROOT, "bench: %d tokens, run %d: restored %.1f ms (%d cached)%n", lengths[i], r,
+                            o.ttftMillis(), o.cachedTokens());
+                    err.flush();
+                }
+            }
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            if (gw != null) {
+                gw.close();
+            }
+        }
     }
 
     private void checkLengths(int maxPositions) {

@@ -19,7 +19,8 @@ import java.util.Optional;
  * {@code moemesh up} timed as a user runs it: the launcher script as a child process, from its start until it exits
  * (it returns once every service reports SERVING), so the launcher JVM's own start and work count, with the JIT
  * options the script gives it. Its CPU seconds come from polling the launcher JVM's {@code /proc} counters every
- * {@link #POLL_MS} ms while it runs (the last poll before it exits, so up to one interval's worth is missed).
+ * {@link #POLL_MS} ms while it runs (the last poll before it exits, so up to one interval's worth is missed); each
+ * service's from its {@code /proc} counters when the launcher reports it SERVING ({@link ServingCpu}).
  */
 final class LauncherUp {
     static final long POLL_MS = 100;
@@ -28,8 +29,10 @@ final class LauncherUp {
      * @param seconds process start → exit, every service SERVING
      * @param secondsToLaunch process start → its "starting" line, printed just before it starts the service JVMs
      * @param launcherCpu the launcher JVM's CPU time (its last poll)
+     * @param servicesAtServing each service's CPU time when the launcher reported it SERVING, by mesh name
      */
-    record Result(double seconds, double secondsToLaunch, ProcessCpu launcherCpu) {
+    record Result(double seconds, double secondsToLaunch, ProcessCpu launcherCpu,
+                  Map<String, ProcessCpu> servicesAtServing) {
     }
 
     private LauncherUp() {
@@ -56,9 +59,11 @@ final class LauncherUp {
         }
         Deque<String> lastLines = new ArrayDeque<>();
         long[] launchedAt = {-1};
+        ServingCpu serving = new ServingCpu(ProcessCpu::of);
         Thread reader = Thread.ofPlatform().daemon().name("bench-startup-up-stderr").start(() -> {
             try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getErrorStream(), StandardCharsets.UTF_8))) {
                 for (String line; (line = r.readLine()) != null; ) {
+                    serving.accept(line);
                     synchronized (lastLines) {
                         if (launchedAt[0] < 0 && line.startsWith("moemesh up: starting ")) {
                             launchedAt[0] = System.nanoTime();
@@ -103,7 +108,8 @@ final class LauncherUp {
                     }
                     throw new IllegalStateException(why);
                 }
-                return new Result(seconds, launchedAt[0] < 0 ? Double.NaN : (launchedAt[0] - t0) / 1e9, cpu);
+                return new Result(seconds, launchedAt[0] < 0 ? Double.NaN : (launchedAt[0] - t0) / 1e9, cpu,
+                        serving.atServing());
             }
         } catch (InterruptedException e) {
             p.destroy();

@@ -36,7 +36,8 @@ import picocli.CommandLine.Spec;
  *
  * <p>Beside each wall time it reports the CPU seconds the process used until SERVING ({@link ProcessCpu}: user +
  * system, split into C2 and C1 compiler threads, GC, {@code main} and the rest; for {@code up}, all services
- * together). On fewer cores than starting JVMs, {@code up} takes about the sum of those, and they hardly depend on
+ * together, each sampled when {@code up} reported it SERVING ({@link ServingCpu}), and the launcher JVM). On fewer
+ * cores than starting JVMs, {@code up} takes about the sum of those, and they hardly depend on
  * the machine's other load, unlike the wall times: they are what a cut of start-up work is judged by.
  */
 @Command(name = "startup", mixinStandardHelpOptions = true,
@@ -114,9 +115,7 @@ final class StartupBenchCommand implements Callable<Integer> {
                 // The launcher's services run in sessions of their own: a Ctrl-C of the bench reaches none of them,
                 // so the hook stops the mesh (closing it removes the hook).
                 try (RunningMesh mesh = RunningMesh.attach(ms.stateDir()).stopOnJvmExit()) {
-                    ProcessCpu services = mesh.state().services().stream()
-                            .map(s -> ProcessCpu.of(s.pid()).orElse(ProcessCpu.ZERO))
-                            .reduce(ProcessCpu.ZERO, ProcessCpu::plus);
+                    ProcessCpu services = untilServing(mesh, up);
                     record(seconds, "`./moemesh up` (" + experts + " experts, router, kvcache, gateway)", withAot, r,
                             new Sample(up.seconds(), services.plus(up.launcherCpu())));
                     record(seconds, "of which the launcher JVM (until it starts the services; CPU: all of it)",
@@ -146,15 +145,33 @@ final class StartupBenchCommand implements Callable<Integer> {
                 + String.join(" | ", modes.stream().map(m -> Stats.of(wall(byMode.get(m))).cell()).toList()) + " | "
                 + String.join(" | ", modes.stream().map(m -> cpuCell(byMode.get(m))).toList()) + " |"));
         out.println();
-        out.println("CPU s: user + system seconds the process used until SERVING (for `up`, all services and the "
-                + "launcher JVM together), medians; C2 / C1: the JIT compiler threads, GC: GC workers and the VM Thread, "
-                + "main: Spring's context (the launcher's: its main thread), other: the rest (threads already exited "
+        out.println("CPU s: user + system seconds the process used until SERVING (for `up`, all services, each "
+                + "sampled when `up` reported it SERVING, and the whole launcher JVM together), medians; C2 / C1: "
+                + "the JIT compiler threads, GC: GC workers and the VM Thread, main: Spring's context (the launcher's: its main thread), other: the rest (threads already exited "
                 + "included). `up` is the launcher script run as a user runs it, timed from its start until it "
                 + "exits; the launcher's CPU is polled every " + LauncherUp.POLL_MS + " ms.");
         out.println("load average (1, 5, 15 min): " + loadBefore + " before, " + LoadAverage.now() + " after; "
                 + Runtime.getRuntime().availableProcessors() + " cores");
         out.flush();
         return 0;
+    }
+
+    /**
+     * The services' CPU time until SERVING, together: each sampled when {@code up} reported it SERVING, not once
+     * {@code up} has exited, by when the services that reported earlier have spent more (their kernel warm-ups
+     * among it).
+     */
+    private static ProcessCpu untilServing(RunningMesh mesh, LauncherUp.Result up) {
+        ProcessCpu sum = ProcessCpu.ZERO;
+        for (var s : mesh.state().services()) {
+            ProcessCpu cpu = up.servicesAtServing().get(s.name());
+            if (cpu == null) {
+                throw new IllegalStateException("`moemesh up` printed no \"" + s.name() + " SERVING\" line the bench "
+                        + "could read (or its process was gone): its CPU time until SERVING is unknown");
+            }
+            sum = sum.plus(cpu);
+        }
+        return sum;
     }
 
     /** The mesh's CPU use below this fraction of one core over {@link #QUIET_WINDOW_MS} counts as quiet. */
