@@ -134,6 +134,13 @@ public class KvCacheConfiguration {
         FunctionCounter.builder("moemesh_gateway_kvcache_bad_blocks", r, RemotePrefixes::badBlocks)
                 .description("fetched blocks refused: wrong size or order, or not the bytes this gateway stored")
                 .register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_announcements", r, RemotePrefixes::announcements)
+                .description("admitted requests that fetched nothing, announced to the kvcache-service's policy")
+                .register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_announcements_dropped", r,
+                        RemotePrefixes::droppedAnnouncements)
+                .description("announcements not sent: as many as allowed were unanswered (a slow service)")
+                .register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_swap_outs", r, RemotePrefixes::swapOuts)
                 .description("preempted sequences swapped out to the kvcache-service").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_restores", r, RemotePrefixes::restores)

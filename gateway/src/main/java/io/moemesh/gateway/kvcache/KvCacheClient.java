@@ -177,11 +177,11 @@ public final class KvCacheClient implements AutoCloseable {
 
     /**
      * Tells the service's policy about a new request that fetches nothing (its blocks held here, or too few missing
-     * to be worth a fetch), without waiting for an answer ({@link ChainLookups#announce}).
+     * to be worth a fetch), without waiting for an answer or blocking ({@link ChainLookups#announce}: bounded).
      */
-    public void announce(List<BlockHash> chain, Duration deadline) {
+    public Announcement announce(List<BlockHash> chain, Duration deadline) {
         reconnectIfDown();
-        lookups.announce(chain, deadline);
+        return lookups.announce(chain, deadline);
     }
 
     /**

@@ -17,8 +17,8 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -33,8 +33,12 @@ import org.slf4j.LoggerFactory;
  * block 0 and says how many leading blocks are local ({@link KvCacheClient#lookup(List, int, boolean, Duration)}), so
  * that the service's policy sees the request as it is (a next turn whose history is still local continues its
  * conversation from block 0); a sequence that fetches nothing is announced all the same ({@link
- * KvCacheClient#announce}, without waiting), and one asked about again (a resume, a second try at its admission) says
- * it is a repeat, so the policy sees each admitted request once. At a later step boundary, on the engine thread, the
+ * KvCacheClient#announce}: an asynchronous call the engine thread starts itself, never queued behind the fetches, at
+ * most {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} unanswered, one more dropped and counted in {@link
+ * #droppedAnnouncements}), and one asked about again (a resume, a second try at its admission) says it is a repeat, so
+ * the policy sees each admitted request once. A sequence counts as announced only once its Lookup or announcement went
+ * out: a fetch that ended before its Lookup did (it timed out queued behind others, or waiting for its swap-out's
+ * writes) announces the chain when it ends. At a later step boundary, on the engine thread, the
  * verified blocks are imported into the local cache (hash chain recomputed from the tokens, payload size checked, and
  * the CRC32C compared for blocks this gateway wrote, {@link WriteBack#heldOtherBytes}), and the sequence is admitted:
  * the cache, as the prefix source, finds them like its own, so {@code cached_tokens} counts local and fetched tokens
@@ -98,7 +102,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     private volatile Runnable wakeUp = () -> { };
     /** Engine thread only. */
     private final Map<Long, Pending> fetching = new HashMap<>();
-    /** Engine thread only: sequences whose chain the service was told (a Lookup or an announcement). */
+    /** Engine thread only: sequences whose chain the service was told (a Lookup or an announcement that went out). */
     private final Set<Long> announced = new HashSet<>();
     private final Map<Long, CompletableFuture<Void>> swappedOut = new HashMap<>();
     /** Engine thread only: blocks each started, not yet imported fetch may bring (the fetch budget's share). */
@@ -112,6 +116,8 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     private final AtomicLong swapOuts = new AtomicLong();
     private final AtomicLong restores = new AtomicLong();
     private final AtomicLong restoredBlocks = new AtomicLong();
+    private final AtomicLong announcements = new AtomicLong();
+    private final AtomicLong droppedAnnouncements = new AtomicLong();
 
     /**
      * Blocks fetched for one sequence, block 0 of the run first; {@code failed}: the fetch ended early; {@code bytes}:
@@ -120,9 +126,18 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     record Fetched(List<BlockContents> blocks, boolean failed, long bytes) {
     }
 
-    /** A fetch started: its outcome, and whether it restores a swapped-out sequence (counted in {@link #restores}). */
-    private record Pending(CompletableFuture<Fetched> future, boolean swapped) {
+    /**
+     * A fetch started: its outcome, whether it restores a swapped-out sequence (counted in {@link #restores}), its
+     * chain, and whether its Lookup went out ({@link #LOOKUP_SENT}; the fetch thread claims it just before sending,
+     * the engine thread claims {@link #LOOKUP_ABANDONED} for one that ended first, which then never sends it).
+     */
+    private record Pending(CompletableFuture<Fetched> future, boolean swapped, List<BlockHash> chain,
+                           AtomicInteger lookup) {
     }
+
+    private static final int LOOKUP_NOT_YET = 0;
+    private static final int LOOKUP_SENT = 1;
+    private static final int LOOKUP_ABANDONED = 2;
 
     /**
      * @param fetchers threads that run the fetches (blocking gRPC calls); shut down by {@link #close}
@@ -167,19 +182,20 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             int full = (context.length - 1) / b;
             List<BlockHash> chain = cache.prefixChain(context, tenant, full);
             int local = cache.presentBlocks(chain);
-            boolean repeat = !announced.add(seqId);
+            boolean repeat = announced.contains(seqId);
             if (full - local < minFetchBlocks
                     || reservedBlocks + full - local > cache.freeBlocks() + cache.cachedBlocks()) {
                 // Too few to fetch, or over the fetch budget (computing them gives the same tokens): no Lookup, but
                 // the service's policy is still told of a new request.
                 if (!repeat) {
-                    announce(chain);
+                    announce(seqId, chain);
                 }
                 return true;
             }
             swappedOut.remove(seqId);
-            f = new Pending(start(written, chain, local, repeat, Arrays.copyOf(context, full * b), tenant),
-                    again && written != null);
+            AtomicInteger lookup = new AtomicInteger(LOOKUP_NOT_YET);
+            f = new Pending(start(written, chain, local, repeat, Arrays.copyOf(context, full * b), tenant, lookup),
+                    again && written != null, chain, lookup);
             fetching.put(seqId, f);
             reserve(seqId, full - local);
             return false;
@@ -189,19 +205,40 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         }
         fetching.remove(seqId);
         unreserve(seqId);
+        if (f.lookup().compareAndSet(LOOKUP_NOT_YET, LOOKUP_ABANDONED)) {
+            // Ended before its Lookup went out: the request is admitted all the same, so the policy is told now.
+            if (!announced.contains(seqId)) {
+                announce(seqId, f.chain());
+            }
+        } else {
+            announced.add(seqId);
+        }
         importFetched(f.future(), f.swapped());
         return true;
     }
 
-    /** On a fetch thread (the call itself does not wait for its answer): the engine thread never calls the client. */
-    private void announce(List<BlockHash> chain) {
-        if (chain.isEmpty()) {
+    /**
+     * Engine thread: tells the service's policy of {@code seqId}'s chain. The call does not block (an asynchronous
+     * Lookup, at most {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} unanswered), so it needs no fetch thread and
+     * never waits behind a fetch; the sequence counts as announced only when it went out.
+     */
+    private void announce(long seqId, List<BlockHash> chain) {
+        Announcement a;
+        try {
+            a = client.announce(chain, fetchTimeout);
+        } catch (RuntimeException e) {
+            log.debug("KV chain not announced to {}: {}", client.endpoint(), e.toString());
             return;
         }
-        try {
-            fetchers.execute(() -> client.announce(chain, fetchTimeout));
-        } catch (RejectedExecutionException e) {
-            log.debug("KV chain not announced: the fetch threads are shut down");
+        switch (a) {
+            case SENT -> {
+                announced.add(seqId);
+                announcements.incrementAndGet();
+            }
+            case DROPPED -> droppedAnnouncements.incrementAndGet();
+            case NOT_SENT -> {
+                // an empty chain, or a service that predates held_blocks: nothing to tell it
+            }
         }
     }
 
@@ -229,13 +266,13 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     }
 
     private CompletableFuture<Fetched> start(CompletableFuture<Void> written, List<BlockHash> chain, int local,
-                                             boolean repeat, int[] tokens, String tenant) {
+                                             boolean repeat, int[] tokens, String tenant, AtomicInteger lookup) {
         long asked = System.nanoTime();
         long deadline = asked + fetchTimeout.toNanos();
         CompletableFuture<Void> before = written == null ? CompletableFuture.completedFuture(null)
                 : written.exceptionally(e -> null);
         CompletableFuture<Fetched> f = before
-                .thenApplyAsync(x -> fetch(chain, local, repeat, tokens, tenant, deadline), fetchers)
+                .thenApplyAsync(x -> fetch(chain, local, repeat, tokens, tenant, deadline, lookup), fetchers)
                 .orTimeout(fetchTimeout.toNanos(), TimeUnit.NANOSECONDS);
         int wanted = chain.size() - local;
         f.whenComplete((r, e) -> {
@@ -267,10 +304,14 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
 
     /**
      * On a fetch thread: Lookup of the whole chain (the first {@code local} blocks held here), then Get (or Locate and
-     * the local reads) of the found run after the local blocks, each block checked.
+     * the local reads) of the found run after the local blocks, each block checked. Nothing when the engine thread
+     * abandoned the fetch first ({@code lookup}).
      */
     private Fetched fetch(List<BlockHash> chain, int local, boolean repeat, int[] tokens, String tenant,
-                          long deadline) {
+                          long deadline, AtomicInteger lookup) {
+        if (!lookup.compareAndSet(LOOKUP_NOT_YET, LOOKUP_SENT)) {
+            return new Fetched(List.of(), false, 0);
+        }
         List<BlockHash> rest = chain.subList(local, chain.size());
         int present = client.lookup(chain, local, repeat, remaining(deadline));
         if (present < rest.size()) {
@@ -361,6 +402,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     public void forget(long seqId) {
         Pending f = fetching.remove(seqId);
         if (f != null) {
+            f.lookup().compareAndSet(LOOKUP_NOT_YET, LOOKUP_ABANDONED); // a queued fetch sends no Lookup now
             f.future().cancel(false);
         }
         unreserve(seqId);
@@ -431,6 +473,16 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     /** Blocks those resumes restored (imported). */
     public long restoredBlocks() {
         return restoredBlocks.get();
+    }
+
+    /** Requests that fetched nothing announced to the service (a Lookup with every block held). */
+    public long announcements() {
+        return announcements.get();
+    }
+
+    /** Announcements not sent because {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} were unanswered. */
+    public long droppedAnnouncements() {
+        return droppedAnnouncements.get();
     }
 
     public TransferRates rates() {

@@ -93,6 +93,12 @@ class KvCacheTierHttpTest {
         assertThat(again.text()).isEqualTo(first.text());
         assertThat(api.metric("moemesh_gateway_kvcache_fetched_blocks_total") - fetched).isEqualTo(3);
         assertThat(api.metric("moemesh_gateway_kvcache_writeback_blocks_total")).isPositive();
+
+        // Its blocks are local now: nothing to fetch, so the service's policy is told of it by an announcement.
+        double announced = api.metric("moemesh_gateway_kvcache_announcements_total");
+        api.complete(p, 2);
+        assertThat(api.metric("moemesh_gateway_kvcache_announcements_total") - announced).isEqualTo(1);
+        assertThat(api.metric("moemesh_gateway_kvcache_announcements_dropped_total")).isZero();
     }
 
     @Test

@@ -4,7 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import com.google.protobuf.ByteString;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moemesh.gateway.support.FakeKvCacheService;
+import io.moemesh.gateway.support.TestCertificates;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
@@ -93,7 +95,10 @@ class RemotePrefixesLookupTest {
         assertThat(remote.ready(3, context(chain), "t", false)).as("admitted at once").isTrue();
         assertThat(remote.ready(3, context(chain), "t", false)).as("asked again: not admitted that step").isTrue();
 
-        await().atMost(Duration.ofSeconds(30)).until(() -> kv.lookups.get() == 1);
+        // The announcements went out on this (the engine) thread: what was sent is settled, the arrival awaited.
+        assertThat(remote.announcements()).as("sent once").isEqualTo(1);
+        await().atMost(Duration.ofSeconds(30)).until(() -> kv.lookups.get() >= 1);
+        assertThat(kv.lookups.get()).as("nothing else was sent").isEqualTo(1);
         LookupRequest req = kv.lookupRequests.getFirst();
         assertThat(req.getBlockHashesList()).isEqualTo(wire(chain));
         assertThat(req.getHeldBlocks()).as("asks about nothing").isEqualTo(6);
@@ -114,6 +119,57 @@ class RemotePrefixesLookupTest {
         assertThat(kv.lookupRequests.get(0).getRepeat()).isFalse();
         assertThat(kv.lookupRequests.get(1).getRepeat()).as("not a next turn of itself").isTrue();
         assertThat(kv.lookupRequests.get(1).getBlockHashesList()).isEqualTo(wire(chain));
+    }
+
+    @Test
+    void aFetchWithLocalReads_locatesItsMissingBlocks_fromTheirTrueChainPosition() {
+        KvCacheClient reading = new KvCacheClient(NettyChannelBuilder.forTarget(kv.endpoint(),
+                TestCertificates.credentials("gateway").channel()).build(),
+                kv.endpoint(), WriteBackTest.MODEL, SHAPE, null, true);
+        RemotePrefixes locating = new RemotePrefixes(cache, reading, writeBack, new TransferRates(),
+                Duration.ofSeconds(20), 1, RemotePrefixes.Mode.SWAP, RemotePrefixes.fetchThreads(1));
+        try {
+            cache.importBlocks(chain.subList(0, 4));
+            inServiceOnly(chain.subList(4, 6));
+
+            assertThat(locating.ready(9, context(chain), "t", false)).isFalse();
+            await().atMost(Duration.ofSeconds(30)).until(() -> locating.ready(9, context(chain), "t", false));
+
+            assertThat(kv.locateRequests).hasSize(1);
+            assertThat(kv.locateRequests.getFirst().getBlockHashesList()).as("the blocks after the local ones")
+                    .isEqualTo(wire(chain.subList(4, 6)));
+            assertThat(kv.locateRequests.getFirst().getFirstBlock()).as("block 4 of the chain, not its block 0")
+                    .isEqualTo(4);
+            assertThat(locating.fetchedBlocks()).as("Got (in memory)").isEqualTo(2);
+        } finally {
+            locating.close();
+            reading.close();
+        }
+    }
+
+    @Test
+    void aServiceThatPredatesHeldBlocks_whoseRunFromBlock0CoversTheHeldOnes_isAskedOnce_andAnnouncedNothingAfter() {
+        kv.legacyLookup = true;
+        cache.importBlocks(chain.subList(0, 4));
+        inServiceOnly(chain); // its run from block 0 goes on past the 4 held blocks
+
+        admitWithFetch(5, context(chain), false);
+
+        assertThat(remote.fetchedBlocks()).isEqualTo(2);
+        assertThat(kv.lookupRequests).as("its answer from block 0 used: no second Lookup").hasSize(1);
+        assertThat(kv.lookupRequests.getFirst().getHeldBlocks()).isEqualTo(4);
+
+        // Everything local now: the older service is not told (it would take the chain as asked about).
+        assertThat(remote.ready(6, context(chain), "t", false)).isTrue();
+        assertThat(remote.announcements()).isZero();
+        assertThat(remote.droppedAnnouncements()).isZero();
+        List<BlockContents> other = WriteBackTest.chain(6, 42);
+        cache.importBlocks(other.subList(0, 5));
+        inServiceOnly(other.subList(5, 6));
+        admitWithFetch(7, context(other), false);
+        assertThat(kv.lookupRequests).hasSize(2);
+        assertThat(kv.lookupRequests.get(1).getBlockHashesList()).as("the rest alone, as before held_blocks")
+                .isEqualTo(wire(other.subList(5, 6)));
     }
 
     @Test

@@ -9,6 +9,9 @@ import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.GetRequest;
 import io.moemesh.proto.kvcache.v1.GetResponse;
 import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
+import io.moemesh.proto.kvcache.v1.LocateRequest;
+import io.moemesh.proto.kvcache.v1.LocateResponse;
+import io.moemesh.proto.kvcache.v1.LocatedBlock;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.LookupResponse;
 import io.moemesh.proto.kvcache.v1.PinRequest;
@@ -36,9 +39,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * stored only when complete and only when its hash matches its parent, tokens, fingerprint and tenant; Lookup of the
  * leading run after the held blocks, echoing held_blocks in counted_from (or, with {@link #legacyLookup}, as a service
  * that predates held_blocks: from block 0, no echo), every request kept in {@link #lookupRequests}; Get in chunks of at
- * most 1 MiB with {@code found = false} for a miss; a block_tokens other than the configured one is
+ * most 1 MiB with {@code found = false} for a miss; Locate of the leading stored run, every block "in memory" (the
+ * client Gets them, as from the real service's DRAM tier), every request kept in {@link #locateRequests} (it serves
+ * any caller: the fake has no peer-uid socket check); a block_tokens other than the configured one is
  * FAILED_PRECONDITION; Pin of stored blocks under a pin id (echoed) and Unpin of that id. Knobs for the failure tests:
- * {@link #delay} (every Lookup and Get waits first), {@link #corrupt} (Get returns the bytes of another stored block of
+ * {@link #delay} (every Lookup and Get waits first), {@link #lookupHold}, {@link #corrupt} (Get returns the bytes of another stored block of
  * the same size), {@link #shortBlockAt} (Get breaks the chunk contract there), {@link #putDelay}, {@link #putHold} (Put
  * answers wait for the test), {@link #stop} / {@link #restart} (down). Clearing {@link #blocks} is a service that lost
  * them.
@@ -70,6 +75,13 @@ public final class FakeKvCacheService implements AutoCloseable {
     public final AtomicInteger lookups = new AtomicInteger();
     /** Every Lookup's request, in arrival order. */
     public final List<LookupRequest> lookupRequests = new java.util.concurrent.CopyOnWriteArrayList<>();
+    /**
+     * While set, every Lookup's answer waits until this completes, on no gRPC thread (its arrival is counted in
+     * {@link #lookups} at once): the test keeps Lookups unanswered for as long as it needs.
+     */
+    public volatile CompletableFuture<Void> lookupHold;
+    /** Every Locate's request, in arrival order. */
+    public final List<LocateRequest> locateRequests = new java.util.concurrent.CopyOnWriteArrayList<>();
     /** Answer Lookups as a service that predates held_blocks: counted from block 0, counted_from left 0. */
     public volatile boolean legacyLookup;
     public final AtomicInteger gets = new AtomicInteger();
@@ -168,7 +180,7 @@ public final class FakeKvCacheService implements AutoCloseable {
                     // answer anyway: the test's own assertions say what went wrong
                 }
             }
-            later(delay, out, () -> {
+            Runnable reply = () -> later(delay, out, () -> {
                 checkLayout(req.getLayout());
                 int from = legacyLookup ? 0 : req.getHeldBlocks();
                 LookupResponse.Builder r = LookupResponse.newBuilder().setCountedFrom(from);
@@ -181,6 +193,28 @@ public final class FakeKvCacheService implements AutoCloseable {
                 out.onNext(r.build());
                 out.onCompleted();
             });
+            CompletableFuture<Void> hold = lookupHold;
+            if (hold == null) {
+                reply.run();
+            } else {
+                hold.thenRunAsync(reply);
+            }
+        }
+
+        @Override
+        public void locate(LocateRequest req, StreamObserver<LocateResponse> out) {
+            locateRequests.add(req);
+            checkLayout(req.getLayout());
+            LocateResponse.Builder r = LocateResponse.newBuilder().setLeaseMillis(req.getLeaseMillis())
+                    .setLayout(req.getLayout());
+            for (ByteString h : req.getBlockHashesList()) {
+                if (!blocks.containsKey(h)) {
+                    break;
+                }
+                r.setPresentBlocks(r.getPresentBlocks() + 1).addBlocks(LocatedBlock.newBuilder().setInMemory(true));
+            }
+            out.onNext(r.build());
+            out.onCompleted();
         }
 
         @Override
