@@ -211,7 +211,7 @@ public class GatewayConfiguration {
 
     @Bean
     AdmissionControl admissionControl(GatewayProperties p, PromptLimits limits, EngineLoop loop) {
-        GatewayProperties.Admission a = p.admission();
+        AdmissionProperties a = p.admission();
         int context = limits.context();
         return new AdmissionControl(a.maxWaiting(), a.tenantRequestsPerSecond(), a.tenantBurst(),
                 a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context, a.maxNewTokens() > 0 ? a.maxNewTokens() : context,
@@ -234,7 +234,7 @@ public class GatewayConfiguration {
     PromptLimits promptLimits(GatewayProperties p, MoeModel model, PrefixCachingKvCache kvCache,
                               Optional<AttendOffload> offload) {
         int context = Math.min(model.config().maxPositionEmbeddings(), kvCache.maxSequencePositions());
-        GatewayProperties.Admission a = p.admission();
+        AdmissionProperties a = p.admission();
         return new PromptLimits(context, a.maxPromptTokens() > 0 ? a.maxPromptTokens() : context,
                 a.maxNewTokens() > 0 ? a.maxNewTokens() : context, model.tokenizer().maxInputBytesPerToken(),
                 a.maxChatMessages());
@@ -276,7 +276,8 @@ public class GatewayConfiguration {
     FilterRegistrationBean<PublicApiFilter> publicApiFilter(ApiKeys keys, JsonMapper json, GatewayProperties p,
                                                             IntakeLimiter intake, ServingClock clock) {
         FilterRegistrationBean<PublicApiFilter> r = new FilterRegistrationBean<>(
-                new PublicApiFilter(keys, json, p.admission().maxRequestBytes(), intake, clock));
+                new PublicApiFilter(keys, json, p.admission().maxRequestBytes(), intake, clock,
+                        p.admission().requestReadTimeout()));
         r.setOrder(Ordered.HIGHEST_PRECEDENCE + 10);
         return r;
     }
@@ -284,7 +285,8 @@ public class GatewayConfiguration {
     @Bean
     GatewayGrpcService gatewayGrpcService(GatewayProperties p, MoeModel model, Optional<ChatTemplate> chat,
                                           GenerationService service, PromptLimits limits, IntakeLimiter intake) {
-        return new GatewayGrpcService(model, chat, service, limits, intake, p.admission().maxStreamBacklogBytes());
+        return new GatewayGrpcService(model, chat, service, limits, intake, p.admission().maxStreamBacklogBytes(),
+                p.admission().requestReadTimeout());
     }
 
     @Bean
@@ -292,8 +294,12 @@ public class GatewayConfiguration {
                                    ServingClock clock) {
         // The public API authenticates clients by API key; moemesh.gateway.tls is for the channels to experts only.
         // The arrival interceptor is last: it runs first, so a call's arrival is taken before anything else.
+        // Resettable calls: a Generate whose client does not read, a call that does not half-close, are reset
+        // (CallReset) so that nothing of them stays queued.
         return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
                 p.admission().maxRequestBytes(), SERVERS_STOP_GRACE, List.of(service.guarded()),
-                List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock)));
+                List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock))).resettableCalls()
+                .maxCallsPerConnection(p.admission().maxGrpcCallsPerConnection(),
+                        "moemesh.gateway.admission.max-grpc-calls-per-connection");
     }
 }

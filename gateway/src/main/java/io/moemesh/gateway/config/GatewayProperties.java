@@ -1,6 +1,5 @@
 package io.moemesh.gateway.config;
 
-import io.moemesh.gateway.serving.AdmissionControl;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.model.engine.MicroBatchGrouping;
 import io.moemesh.service.tls.TlsSettings;
@@ -38,7 +37,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param shutdownGrace         how long in-flight requests may finish after SIGTERM (DrainLifecycle), ≥ 0
  * @param nativeCacheDir        where native libraries are unpacked (a read-only root filesystem must work)
  * @param dispatch              expert-service data path settings
- * @param admission             queue, rate and size limits of the public APIs
+ * @param admission             queue, rate, size and time limits of the public APIs,
+ *                              {@code moemesh.gateway.admission.*} ({@link AdmissionProperties})
  * @param apiKeysFile           "KEY TENANT" lines; with apiKeys unset (or blank) and no file, auth is off (local
  *                              mode). A file that holds no key (comments only) is refused at startup, never auth off
  * @param apiKeys               "KEY:TENANT,KEY:TENANT" (e.g. from the environment: MOEMESH_GATEWAY_API_KEYS); a
@@ -99,7 +99,7 @@ public record GatewayProperties(
         @DefaultValue("30s") Duration shutdownGrace,
         Path nativeCacheDir,
         @DefaultValue DispatchProperties dispatch,
-        @DefaultValue Admission admission,
+        @DefaultValue AdmissionProperties admission,
         Path apiKeysFile,
         String apiKeys,
         @DefaultValue Health health,
@@ -122,80 +122,6 @@ public record GatewayProperties(
      *                {@code cached_tokens} is always 0
      */
     public record PrefixCaching(@DefaultValue("true") boolean enabled) {
-    }
-
-    /**
-     * @param maxWaiting                requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
-     *                                  (at least 1); a request counts from its admission, so concurrent ones cannot
-     *                                  all take the last place
-     * @param tenantRequestsPerSecond   per-tenant request rate (token bucket), a finite number ≥ 0; 0 (the default)
-     *                                  disables the limit. A completions or chat request and a gRPC Generate or
-     *                                  Tokenize call count when they arrive, before their body is read, whether they
-     *                                  are then served or refused: a tenant past its rate gets 429 /
-     *                                  RESOURCE_EXHAUSTED without its body being read, parsed or tokenized
-     * @param tenantBurst               per-tenant bucket size: requests a tenant may send at once, a finite number ≥ 1
-     * @param maxPromptTokens           longest prompt accepted; 0 = the model's context (at most context − 1 either
-     *                                  way: one token must remain to generate)
-     * @param maxNewTokens              largest max_tokens accepted, and the cap of a request that sets none (which
-     *                                  then ends with finish reason length); 0 = the model's context, a cap that
-     *                                  refuses no value by itself: what a max_tokens the prompt leaves no room for
-     *                                  gets is the API's rule, 400 context_length_exceeded over HTTP (as OpenAI and
-     *                                  vLLM answer), an end at the context with finish reason length over gRPC
-     *                                  (gateway.proto)
-     * @param maxRequestBytes           largest HTTP body (also without Content-Length: counted while read) and gRPC
-     *                                  message accepted (413 / RESOURCE_EXHAUSTED)
-     * @param largeRequestBytes         an HTTP body or gRPC Generate / Tokenize message above this many bytes is
-     *                                  large: only {@code maxConcurrentLargeRequests} are parsed and tokenized at once
-     * @param maxConcurrentLargeRequests large requests in intake at once; more get 429 + Retry-After /
-     *                                  RESOURCE_EXHAUSTED at once, without waiting
-     * @param maxChatMessages           messages a chat may have (400 naming {@code messages}, INVALID_ARGUMENT naming
-     *                                  {@code chat.messages}), checked while the body is read
-     * @param maxStreamBacklogBytes     event text an SSE stream may have waiting beyond what the socket holds
-     *                                  (characters, about bytes); past it the client is taken as not reading and the
-     *                                  request is cancelled, so a stalled client holds at most this much memory
-     */
-    public record Admission(
-            @DefaultValue("1024") int maxWaiting,
-            @DefaultValue("0") double tenantRequestsPerSecond,
-            @DefaultValue("20") double tenantBurst,
-            @DefaultValue("0") int maxPromptTokens,
-            @DefaultValue("0") int maxNewTokens,
-            @DefaultValue("4194304") int maxRequestBytes,
-            @DefaultValue("262144") int largeRequestBytes,
-            @DefaultValue("2") int maxConcurrentLargeRequests,
-            @DefaultValue("2048") int maxChatMessages,
-            @DefaultValue("1048576") long maxStreamBacklogBytes) {
-
-        public Admission {
-            String prefix = "moemesh.gateway.admission.";
-            if (maxWaiting < 1) {
-                // 0 would answer every request 429 while readiness says the gateway serves.
-                throw new IllegalArgumentException(prefix + "max-waiting must be ≥ 1, got " + maxWaiting);
-            }
-            if (maxRequestBytes < 1) {
-                throw new IllegalArgumentException(prefix + "max-request-bytes must be ≥ 1, got " + maxRequestBytes);
-            }
-            if (largeRequestBytes < 1) {
-                throw new IllegalArgumentException(prefix + "large-request-bytes must be ≥ 1, got " + largeRequestBytes);
-            }
-            if (maxConcurrentLargeRequests < 1) {
-                throw new IllegalArgumentException(prefix + "max-concurrent-large-requests must be ≥ 1, got "
-                        + maxConcurrentLargeRequests);
-            }
-            if (maxStreamBacklogBytes < 1) {
-                throw new IllegalArgumentException(prefix + "max-stream-backlog-bytes must be ≥ 1, got "
-                        + maxStreamBacklogBytes);
-            }
-            if (maxChatMessages < 1) {
-                throw new IllegalArgumentException(prefix + "max-chat-messages must be ≥ 1, got " + maxChatMessages);
-            }
-            AdmissionControl.checkRateLimit(tenantRequestsPerSecond, tenantBurst, prefix + "tenant-requests-per-second",
-                    prefix + "tenant-burst");
-            if (maxPromptTokens < 0 || maxNewTokens < 0) {
-                throw new IllegalArgumentException(prefix + "max-prompt-tokens and max-new-tokens must be ≥ 0 (0 = the"
-                        + " model's context), got " + maxPromptTokens + " and " + maxNewTokens);
-            }
-        }
     }
 
     /**

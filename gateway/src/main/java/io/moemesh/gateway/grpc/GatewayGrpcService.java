@@ -20,7 +20,9 @@ import io.moemesh.proto.gateway.v1.ModelInfoRequest;
 import io.moemesh.proto.gateway.v1.ModelInfoResponse;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.proto.gateway.v1.TokenizeResponse;
+import io.moemesh.service.grpc.CallReset;
 import io.moemesh.service.grpc.RequestParsingGuard;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.UUID;
 
@@ -28,7 +30,10 @@ import java.util.UUID;
  * The public gRPC API (moemesh.gateway.v1): a thin adapter over the engine loop. Its requests are parsed by
  * {@link RequestParsingGuard}, which also admits Generate and Tokenize messages, first by their tenant's rate, then
  * by size through the {@link IntakeLimiter} shared with the HTTP API (RESOURCE_EXHAUSTED when the tenant is past its
- * rate or too many large ones are in intake).
+ * rate or too many large ones are in intake). grpc-java hands a call's message over only at its half-close, holding
+ * its bytes until then: a call (Generate, Tokenize, ModelInfo) whose half-close has not come {@code requestReadTimeout}
+ * after its start is ended by the guard (DEADLINE_EXCEEDED naming moemesh.gateway.admission.request-read-timeout, its stream
+ * reset), so a client that never ends its request cannot hold them.
  */
 public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceImplBase {
     private final MoeModel model;
@@ -38,14 +43,19 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
     private final GenerationService service;
     private final IntakeLimiter intake;
     private final long maxStreamBacklogBytes;
+    private final RequestParsingGuard.HalfCloseBound halfCloseBound;
 
     /**
      * @param maxStreamBacklogBytes serialized bytes of Generate messages a call may have waiting for a client that
      *                              does not read before its sequence is cancelled (see {@link GenerateStream})
+     * @param requestReadTimeout    how long a call may take from its start to its half-close
      */
     public GatewayGrpcService(MoeModel model, Optional<ChatTemplate> chat, GenerationService service,
-                              PromptLimits limits, IntakeLimiter intake, long maxStreamBacklogBytes) {
+                              PromptLimits limits, IntakeLimiter intake, long maxStreamBacklogBytes,
+                              Duration requestReadTimeout) {
         this.maxStreamBacklogBytes = maxStreamBacklogBytes;
+        this.halfCloseBound = new RequestParsingGuard.HalfCloseBound(requestReadTimeout,
+                "moemesh.gateway.admission.request-read-timeout");
         this.model = model;
         this.chat = chat;
         this.limits = limits;
@@ -56,7 +66,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
 
     /** This service with its requests parsed by the guard and large ones admitted by the intake limiter. */
     public BindableService guarded() {
-        return () -> RequestParsingGuard.guard(bindService(), this::admit);
+        return () -> RequestParsingGuard.guard(bindService(), this::admit, halfCloseBound);
     }
 
     /**
@@ -92,8 +102,8 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             GenerationRequest r = prompts.request(request);
             ServingRequest serving = new ServingRequest(requestId, Tenants.current(), r,
                     request.getSampling().getStopList(), arrival);
-            GenerateStream stream = new GenerateStream(out, model.tokenizer(), r.promptIds(), r.trace(), requestId,
-                    maxStreamBacklogBytes);
+            GenerateStream stream = new GenerateStream(out, CallReset.current(), model.tokenizer(), r.promptIds(),
+                    r.trace(), requestId, maxStreamBacklogBytes);
             // The first message goes out before the sequence can produce tokens on the engine thread (and so
             // before it can complete: GenerationService relies on that to hand over its dispatch record).
             synchronized (out) {

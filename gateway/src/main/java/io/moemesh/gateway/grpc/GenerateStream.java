@@ -12,24 +12,31 @@ import io.moemesh.proto.gateway.v1.GenerateResponse;
 import io.moemesh.proto.gateway.v1.TokenLogprob;
 import io.moemesh.proto.gateway.v1.TopLogprob;
 import io.moemesh.proto.gateway.v1.Usage;
+import io.moemesh.service.grpc.CallReset;
 
 /**
  * Streams one request to its gRPC caller: a message per token with the text it makes safe to send, then a
  * final message with finish reason, usage and trace ({@link TraceMessage}: input_ids always; logits, routes with
- * their weights, and where this request's own prompt rows went when it asked for a trace). Runs on the engine thread. A failure before the first token ends the call with its
- * status; after tokens were streamed it ends with a final message carrying FINISH_REASON_ERROR and {@code error}
- * (the status as google.rpc.Status) and the call completes OK, as gateway.proto promises: the caller keeps the
- * tokens it got, with the text held back until then on that final message, and learns why there are no more.
+ * their weights, and where this request's own prompt rows went when it asked for a trace and completed). Runs on the
+ * engine thread. A failure before the first token ends the call with its status; after tokens were streamed it ends
+ * with a final message carrying FINISH_REASON_ERROR and {@code error} (the status as google.rpc.Status), usage and
+ * the trace's input_ids, and the call completes OK, as gateway.proto promises: the caller keeps the tokens it got,
+ * with the text held back until then on that final message, and learns why there are no more.
  *
  * <p>Flow control: gRPC queues whatever {@code onNext} is given, so a client that stops reading would make the
  * server hold every token message of its stream. The engine thread never waits for the client; instead the
  * serialized bytes of messages sent while the call is not ready ({@code isReady}, reset when it is again) count
  * against {@code maxBacklogBytes} ({@code moemesh.gateway.admission.max-stream-backlog-bytes}, the bound of the SSE
- * streams): past it the sequence is cancelled ({@code moemesh.gateway.requests} status cancelled) and the call ends
- * RESOURCE_EXHAUSTED saying the client did not read. The closing message is never refused (one small message).
+ * streams): past it the sequence is cancelled ({@code moemesh.gateway.requests} status cancelled) and the call's
+ * stream is reset ({@link CallReset}): the transport drops the messages it still queued for the client at once, and
+ * the client learns of it (CANCELLED) without reading them, once it has read what it already received. Ending the call with a status instead would queue its
+ * trailers behind those messages, which would stay in memory until the client read them or its connection closed.
+ * Without a reset (a server without {@link CallReset#tracerFactory()}) it ends RESOURCE_EXHAUSTED saying the client
+ * did not read. The closing message is never refused (one small message).
  */
 final class GenerateStream implements CompletionSink {
     private final ServerCallStreamObserver<GenerateResponse> out;
+    private final CallReset reset;
     private final Tokenizer tokenizer;
     private final int[] promptIds;
     private final boolean trace;
@@ -47,9 +54,10 @@ final class GenerateStream implements CompletionSink {
     private volatile int cachedPromptTokens;
 
     /** Call in the service method, before it returns (gRPC takes the on-ready handler only then). */
-    GenerateStream(ServerCallStreamObserver<GenerateResponse> out, Tokenizer tokenizer, int[] promptIds, boolean trace,
-                   String requestId, long maxBacklogBytes) {
+    GenerateStream(ServerCallStreamObserver<GenerateResponse> out, CallReset reset, Tokenizer tokenizer, int[] promptIds,
+                   boolean trace, String requestId, long maxBacklogBytes) {
         this.out = out;
+        this.reset = reset;
         this.maxBacklogBytes = maxBacklogBytes;
         // Ready again: the transport took what was queued, so the client is reading.
         out.setOnReadyHandler(() -> {
@@ -133,6 +141,8 @@ final class GenerateStream implements CompletionSink {
                             .setMessage(status.getDescription() == null ? "" : status.getDescription()))
                     .setUsage(Usage.newBuilder().setPromptTokens(promptIds.length).setCompletionTokens(tokensSent)
                             .setCachedPromptTokens(cachedPromptTokens))
+                    // input_ids, as on every last message; the engine's result (logits, routes) is gone with it.
+                    .setTrace(new TraceMessage(promptIds, false, null, null).toProto())
                     .build());
             out.onCompleted();
         }
@@ -149,9 +159,11 @@ final class GenerateStream implements CompletionSink {
                     stalled = true;
                     // Never blocks: the sequence is dropped at the next step boundary, counted as cancelled.
                     handle.cancel();
-                    out.onError(io.grpc.Status.RESOURCE_EXHAUSTED.withDescription("the client did not read the "
-                            + "stream: more than " + maxBacklogBytes + " bytes of messages waited for it (request "
-                            + requestId + ")").asRuntimeException());
+                    String why = "the client did not read the stream: more than " + maxBacklogBytes
+                            + " bytes of messages waited for it (request " + requestId + ")";
+                    if (!reset.reset(why)) {
+                        out.onError(io.grpc.Status.RESOURCE_EXHAUSTED.withDescription(why).asRuntimeException());
+                    }
                     return;
                 }
             }

@@ -9,6 +9,10 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The body of a /v1 request as the handler reads it, counted byte by byte, so the limits hold also when there is
@@ -16,29 +20,73 @@ import java.nio.charset.StandardCharsets;
  * a count past the intake limiter's large threshold, needs a large-request permit (429 when none is free) before
  * the next byte is handed out: so only a handler that reads the body takes one, after its own checks (the tenant's
  * rate). The permit is held until {@link #close()}, after the handler parsed and tokenized the request.
+ *
+ * <p>A large body must then arrive in full within {@code readTimeout}
+ * ({@code moemesh.gateway.admission.request-read-timeout}): the container's read timeout bounds each wait for
+ * bytes, not the whole body, so a client sending a byte now and then would otherwise hold the permit for as long
+ * as it likes. At the deadline the permit is given back at once, even while the handler's thread still waits in a
+ * read, and the next read (or the one that was waiting, when it returns) fails with 408.
  */
 final class LimitedBody extends HttpServletRequestWrapper implements AutoCloseable {
+    /** One daemon thread for every request's deadline: it only gives permits back, never waits. */
+    private static final ScheduledThreadPoolExecutor DEADLINES = deadlines();
+
     private final long maxBytes;
     private final IntakeLimiter intake;
     /** The Content-Length the client declared, or -1. */
     private final long declared;
+    private final Duration readTimeout;
     private IntakeLimiter.Permit permit;
+    private ScheduledFuture<?> deadline;
+    /** The body did not arrive within the read timeout; set on the deadline's thread. */
+    private volatile boolean timedOut;
     private ServletInputStream stream;
     private long read;
     private boolean eof;
 
-    /** @param declared the request's Content-Length, or -1 when it has none */
-    LimitedBody(HttpServletRequest request, long maxBytes, IntakeLimiter intake, long declared) {
+    /**
+     * @param declared    the request's Content-Length, or -1 when it has none
+     * @param readTimeout how long a large body may take from its permit to its end
+     */
+    LimitedBody(HttpServletRequest request, long maxBytes, IntakeLimiter intake, long declared, Duration readTimeout) {
         super(request);
         this.maxBytes = maxBytes;
         this.intake = intake;
         this.declared = declared;
+        this.readTimeout = readTimeout;
+    }
+
+    private static ScheduledThreadPoolExecutor deadlines() {
+        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1,
+                Thread.ofPlatform().name("http-body-deadline").daemon().factory());
+        // Nearly every deadline is cancelled by its body's end: do not keep them queued until they would have fired.
+        t.setRemoveOnCancelPolicy(true);
+        return t;
     }
 
     /** Before a read: a body declared large needs its permit before its first byte is taken in. */
     private void beforeRead() {
+        failIfTimedOut();
         if (permit == null && intake.isLarge(declared)) {
-            permit = intake.admit(declared);
+            admit(declared);
+        }
+    }
+
+    private void admit(long bytes) {
+        IntakeLimiter.Permit p = intake.admit(bytes);
+        permit = p;
+        // Only a large body holds a permit worth bounding; the deadline's thread releases it (twice is once).
+        deadline = DEADLINES.schedule(() -> {
+            timedOut = true;
+            p.close();
+        }, readTimeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
+
+    private void failIfTimedOut() {
+        if (timedOut) {
+            throw new OpenAiException(408, "invalid_request_error", "request_timeout", null, "the request body did "
+                    + "not arrive within " + readTimeout.toMillis() + " ms (a body over the large-request size must "
+                    + "arrive whole within moemesh.gateway.admission.request-read-timeout)");
         }
     }
 
@@ -47,8 +95,16 @@ final class LimitedBody extends HttpServletRequestWrapper implements AutoCloseab
         return eof;
     }
 
+    /** Whether the body missed its deadline: it is not worth reading what is left of it. */
+    boolean timedOut() {
+        return timedOut;
+    }
+
     @Override
     public void close() {
+        if (deadline != null) {
+            deadline.cancel(false);
+        }
         if (permit != null) {
             permit.close();
             permit = null;
@@ -56,8 +112,13 @@ final class LimitedBody extends HttpServletRequestWrapper implements AutoCloseab
     }
 
     private void counted(int n) {
+        failIfTimedOut();
         if (n < 0) {
             eof = true;
+            if (deadline != null) {
+                // Whole and in time: the permit stays held until close(), for the parsing and tokenization.
+                deadline.cancel(false);
+            }
             return;
         }
         read += n;
@@ -66,7 +127,7 @@ final class LimitedBody extends HttpServletRequestWrapper implements AutoCloseab
                     "the request body exceeds the limit of " + maxBytes + " bytes");
         }
         if (permit == null && intake.isLarge(read)) {
-            permit = intake.admit(read);
+            admit(read);
         }
     }
 

@@ -9,6 +9,7 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.io.InputStream;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
@@ -27,9 +28,11 @@ import tools.jackson.databind.json.JsonMapper;
  * large body (see {@link IntakeLimiter}) needs a permit for its parsing and tokenization, taken when the handler
  * reads its first byte (for a declared length) or when the count passes the threshold; none free = 429 with
  * Retry-After at once. The permit is not taken here: the handler first charges the tenant's rate, so a tenant past
- * it is refused without holding one (OpenAiController). When a request is refused before its body was read (413,
- * 401, 429, or a 4xx from parsing), the rest of the body (up to the limit) is read and dropped so the client, still
- * sending, sees the answer instead of a reset connection; a longer rest closes the connection.
+ * it is refused without holding one (OpenAiController). A large body must arrive whole within {@code readTimeout}
+ * of its permit, else 408 and the permit is given back at the deadline ({@link LimitedBody}). When a request is
+ * refused before its body was read (413, 401, 429, or a 4xx from parsing), the rest of the body (up to the limit) is
+ * read and dropped so the client, still sending, sees the answer instead of a reset connection; a longer rest closes
+ * the connection. A body that missed its deadline is not read further: its connection is closed after the 408.
  *
  * <p>Which requests are {@code /v1/**} is decided on the path as it is routed, not on the raw request URI: the
  * container decodes {@code %XX}, drops {@code ;parameters} and resolves {@code //}, {@code .} and {@code ..}
@@ -46,10 +49,13 @@ public final class PublicApiFilter extends OncePerRequestFilter {
     private final long maxRequestBytes;
     private final IntakeLimiter intake;
     private final ServingClock clock;
+    private final Duration readTimeout;
 
+    /** @param readTimeout how long a large body may take to arrive (moemesh.gateway.admission.request-read-timeout) */
     public PublicApiFilter(ApiKeys keys, JsonMapper json, long maxRequestBytes, IntakeLimiter intake,
-                           ServingClock clock) {
+                           ServingClock clock, Duration readTimeout) {
         this.clock = clock;
+        this.readTimeout = readTimeout;
         this.keys = keys;
         this.json = json;
         this.maxRequestBytes = maxRequestBytes;
@@ -105,12 +111,15 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                 }
                 req.setAttribute(Tenant.ATTRIBUTE, tenant.get());
             }
-            try (LimitedBody body = new LimitedBody(req, maxRequestBytes, intake, declared)) {
+            try (LimitedBody body = new LimitedBody(req, maxRequestBytes, intake, declared, readTimeout)) {
                 try {
                     chain.doFilter(body, res);
                 } finally {
-                    // Refused (413, 429, a parse error) before the body was read to its end.
-                    if (res.getStatus() >= 400 && !body.fullyRead() && !req.isAsyncStarted()) {
+                    if (body.timedOut()) {
+                        // Draining a body that came too slowly would wait for it all over again.
+                        res.setHeader("Connection", "close");
+                    } else if (res.getStatus() >= 400 && !body.fullyRead() && !req.isAsyncStarted()) {
+                        // Refused (413, 429, a parse error) before the body was read to its end.
                         drain(req, res);
                     }
                 }

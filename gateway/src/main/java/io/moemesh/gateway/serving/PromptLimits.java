@@ -123,10 +123,10 @@ public final class PromptLimits {
         }
     }
 
-    /** After tokenizing: the prompt's ids, BOS included. */
+    /** After tokenizing: the prompt's ids, BOS included; the message names {@code field}, as the other checks'. */
     public void checkTokens(String field, int tokens) {
         if (tokens > maxPromptTokens) {
-            throw new PromptTooLongException(field, limit() + "; the prompt has " + tokens + " tokens"
+            throw new PromptTooLongException(field, limit() + "; the prompt (" + field + ") has " + tokens + " tokens"
                     + (maxPromptTokens == context - 1 ? " and at least one must remain for the completion" : ""));
         }
     }

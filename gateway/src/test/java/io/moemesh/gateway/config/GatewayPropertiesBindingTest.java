@@ -17,7 +17,8 @@ import org.springframework.boot.context.properties.source.MapConfigurationProper
 /**
  * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping, micro-batch-min-expert-rows,
  * unix-socket-security, dispatch.shared-memory-*, placement-poll-interval, admission.max-waiting,
- * admission.tenant-requests-per-second and tenant-burst, grpc-port, shutdown-grace, max-inbound-message-bytes and
+ * admission.tenant-requests-per-second and tenant-burst, admission.request-read-timeout and
+ * max-grpc-calls-per-connection, grpc-port, shutdown-grace, max-inbound-message-bytes and
  * dispatch.max-concurrent-calls against micro-batches, bound as Spring binds them.
  */
 class GatewayPropertiesBindingTest {
@@ -60,6 +61,12 @@ class GatewayPropertiesBindingTest {
             "placement-poll-interval | -1s | moemesh.gateway.placement-poll-interval must be at least 1ms, got PT-1S",
             "admission.max-waiting | 0 | moemesh.gateway.admission.max-waiting must be ≥ 1, got 0",
             "admission.max-waiting | -1 | moemesh.gateway.admission.max-waiting must be ≥ 1, got -1",
+            "admission.request-read-timeout | 0s | moemesh.gateway.admission.request-read-timeout must be a positive "
+                    + "duration, got PT0S",
+            "admission.request-read-timeout | -1s | moemesh.gateway.admission.request-read-timeout must be a positive "
+                    + "duration, got PT-1S",
+            "admission.max-grpc-calls-per-connection | 0 | moemesh.gateway.admission.max-grpc-calls-per-connection "
+                    + "must be ≥ 1, got 0",
             "max-inbound-message-bytes | 1000 | moemesh.gateway.max-inbound-message-bytes must be >= 65536, got 1000",
             "admission.tenant-requests-per-second | -1 | moemesh.gateway.admission.tenant-requests-per-second must be a "
                     + "finite number ≥ 0 (0 = no limit), got -1.0",
@@ -82,9 +89,11 @@ class GatewayPropertiesBindingTest {
 
     @Test
     void admissionRateAndBurst_zeroRateIsOff_andTheBoundsAreAccepted() {
-        GatewayProperties.Admission a = bind(Map.of()).admission();
+        AdmissionProperties a = bind(Map.of()).admission();
         assertThat(a.tenantRequestsPerSecond()).isZero();
         assertThat(a.tenantBurst()).isEqualTo(20);
+        assertThat(a.requestReadTimeout()).isEqualTo(java.time.Duration.ofSeconds(30));
+        assertThat(a.maxGrpcCallsPerConnection()).isEqualTo(2048);
         a = bind(Map.of("moemesh.gateway.admission.tenant-requests-per-second", "0.5",
                 "moemesh.gateway.admission.tenant-burst", "1")).admission();
         assertThat(a.tenantRequestsPerSecond()).isEqualTo(0.5);

@@ -151,6 +151,8 @@ class DrainAndDeadlineTest {
                     assertThat(last.getError().getCode()).isEqualTo(Status.Code.UNAVAILABLE.value());
                     assertThat(last.getError().getMessage()).contains("drain grace", "retry on another replica");
                     assertThat(last.getUsage().getCompletionTokens()).isPositive();
+                    assertThat(last.getTrace().getInputIdsCount()).as("input_ids, on every last message")
+                            .isEqualTo(s.seen().getFirst().getPromptTokens()).isPositive();
                     // The text held back when it was stopped (a character not yet complete) is on the last message:
                     // the texts join to all the text of the tokens sent.
                     int[] ids = s.seen().stream().flatMap(m -> m.getTokenIdsList().stream()).mapToInt(i -> i)

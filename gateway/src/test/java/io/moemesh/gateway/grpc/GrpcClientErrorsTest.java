@@ -43,8 +43,8 @@ import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * What gateway.proto promises for bad input, on a real socket: uint32 fields read unsigned, floats NaN/∞/out of
- * range, stop strings (at most 16, non-empty), request_id ≤ 128 bytes, prompt ids in [0, vocab_size) are
- * INVALID_ARGUMENT naming the field; another model is NOT_FOUND; chat without a template FAILED_PRECONDITION;
+ * range, stop strings (at most 16, non-empty), request_id ≤ 128 bytes, prompt ids in [0, vocab_size) and no more
+ * than the prompt limit are INVALID_ARGUMENT naming the field; another model is NOT_FOUND; chat without a template FAILED_PRECONDITION;
  * large messages beyond the intake cap RESOURCE_EXHAUSTED; unparseable bytes INVALID_ARGUMENT.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
@@ -124,6 +124,8 @@ class GrpcClientErrorsTest {
                 Arguments.of(GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder().addTokenIds(1 << 20)),
                         "prompt_ids.token_ids[0] = 1048576 is outside [0, "),
                 Arguments.of(GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder()), "prompt_ids.token_ids is empty"),
+                Arguments.of(GenerateRequest.newBuilder().setPromptIds(PromptIds.newBuilder()
+                        .addAllTokenIds(Collections.nCopies(100_000, 5))), "the prompt (prompt_ids.token_ids) has 100000 tokens"),
                 Arguments.of(GenerateRequest.newBuilder().setPrompt("x".repeat(100_000)), "prompt has 100000 bytes of text"),
                 Arguments.of(GenerateRequest.newBuilder().setChat(many), "chat.messages has more than 2048 messages"),
                 Arguments.of(GenerateRequest.newBuilder(), "the request has no input"));

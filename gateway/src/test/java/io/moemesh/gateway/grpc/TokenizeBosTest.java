@@ -57,7 +57,7 @@ class TokenizeBosTest {
         PromptLimits limits = new PromptLimits(512, 511, model.tokenizer().maxInputBytesPerToken(), 16);
         // Tokenize does not generate: no GenerationService behind it.
         GatewayGrpcService service = new GatewayGrpcService(model, Optional.empty(), null, limits,
-                new IntakeLimiter(1 << 20, 2), 1 << 20);
+                new IntakeLimiter(1 << 20, 2), 1 << 20, java.time.Duration.ofSeconds(30));
         CompletableFuture<Answer> answer = new CompletableFuture<>();
         service.tokenize(request, new StreamObserver<>() {
             @Override

@@ -48,8 +48,8 @@ import tools.jackson.databind.json.JsonMapper;
 /**
  * The gateway's experts on a real gRPC instance that can be made to fail: a failure before the first token keeps
  * its real status (HTTP 503 with Retry-After, also when streaming; gRPC UNAVAILABLE), a failure after tokens were
- * streamed ends the stream in-band (an SSE error event then [DONE]; a final gRPC message with FINISH_REASON_ERROR
- * and the status), the text held back until then included — and the gateway serves golden tokens again once the
+ * streamed ends the stream in-band (an SSE error event then [DONE]; a final gRPC message with FINISH_REASON_ERROR,
+ * the status and the trace's input_ids), the text held back until then included — and the gateway serves golden tokens again once the
  * instance is back.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
@@ -190,7 +190,7 @@ class FirstTokenFailureTest {
 
     @Test
     @Order(3)
-    void grpc_failureAfterTokens_endsWithAFinalMessage_finishReasonError_carryingTheStatus() {
+    void grpc_failureAfterTokens_endsWithAFinalMessage_finishReasonError_carryingTheStatus_andTheInputIds() {
         Iterator<GenerateResponse> it = GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS)
                 .generate(GenerateRequest.newBuilder().setPrompt("Experts in a mixture")
                         .setSampling(SamplingParams.newBuilder().setMaxTokens(400).setIgnoreEos(true)).build());
@@ -209,6 +209,9 @@ class FirstTokenFailureTest {
         int streamed = messages.stream().mapToInt(GenerateResponse::getTokenIdsCount).sum();
         assertThat(streamed).isPositive().isLessThan(400);
         assertThat(last.getUsage().getCompletionTokens()).isEqualTo(streamed);
+        // gateway.proto: the last message carries trace.input_ids always, a failed call's too.
+        assertThat(last.getTrace().getInputIdsCount()).isEqualTo(messages.getFirst().getPromptTokens())
+                .isEqualTo(last.getUsage().getPromptTokens()).isPositive();
     }
 
     @Test

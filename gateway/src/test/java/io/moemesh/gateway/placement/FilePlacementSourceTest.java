@@ -348,6 +348,15 @@ class FilePlacementSourceTest {
     }
 
     @Test
+    void fileWithoutAnEpoch_failsAtStartNamingTheEpoch_andIsNeverServedNextToARouter() {
+        PlacementFiles.write(file, placement(1, 2).toBuilder().clearEpoch().build());
+        assertThatThrownBy(this::source).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage(file + ": placement epoch 0: epoch must be ≥ 1 (a missing epoch reads as 0)");
+        FilePlacementSource optional = FilePlacementSource.optional(file, LAYERS, EXPERTS, POLL, clock);
+        assertThat(optional.current()).as("an epoch-0 placement would make ExpertBatch skip the epoch check").isEmpty();
+    }
+
+    @Test
     void fileThatDoesNotFitTheModelAtStart_failsNamingTheFileAndWhatDoesNotFit() {
         PlacementFiles.write(file, placement(1, 2, LAYERS, EXPERTS + 1));
         assertThatThrownBy(this::source).isInstanceOf(IllegalArgumentException.class)

@@ -120,6 +120,19 @@ class RouterPlacementSourceTest {
         assertThat(source.unapplied()).isEmpty();
     }
 
+    @Test
+    void placementWithoutAnEpoch_isNotApplied() {
+        follow(null);
+        // As the watch hands it over (a router answering known_epoch 0 sends only epochs above 0).
+        source.accept(placement(0, 2, LAYERS));
+        assertThat(source.rejected()).isOne();
+        assertThat(source.current()).isEmpty();
+        assertThat(source.unapplied()).isEmpty();
+
+        router.publish(placement(1, 2, LAYERS));
+        await().atMost(WAIT).until(() -> served() == 1);
+    }
+
     /**
      * A router that lost its state (and its ConfigMap write of the epoch the gateway rejected) deals again from below
      * that epoch: the lower epoch it then publishes is taken, and the gateway is ready on it.

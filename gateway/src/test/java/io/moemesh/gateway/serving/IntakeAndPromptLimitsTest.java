@@ -56,7 +56,7 @@ class IntakeAndPromptLimitsTest {
                 .isInstanceOf(PromptTooLongException.class);
         LIMITS.checkTokens("prompt", 511);
         assertThatThrownBy(() -> LIMITS.checkTokens("prompt", 512)).isInstanceOf(PromptTooLongException.class)
-                .hasMessageContaining("the prompt has 512 tokens");
+                .hasMessageContaining("the prompt (prompt) has 512 tokens");
     }
 
     @Test

@@ -62,9 +62,9 @@ class PromptLimitsTest {
 
     @ParameterizedTest(name = "context {0}, configured {1}")
     @CsvSource(delimiter = '|', textBlock = """
-            512 | 100  | 100 | The prompt limit of this gateway is 100 tokens; the prompt has 101 tokens
-            512 | 511  | 511 | This model's maximum context length is 512 tokens; the prompt has 512 tokens and at least one must remain for the completion
-            512 | 4096 | 511 | This model's maximum context length is 512 tokens; the prompt has 512 tokens and at least one must remain for the completion
+            512 | 100  | 100 | The prompt limit of this gateway is 100 tokens; the prompt (input_ids) has 101 tokens
+            512 | 511  | 511 | This model's maximum context length is 512 tokens; the prompt (input_ids) has 512 tokens and at least one must remain for the completion
+            512 | 4096 | 511 | This model's maximum context length is 512 tokens; the prompt (input_ids) has 512 tokens and at least one must remain for the completion
             """)
     void tooManyTokens_messageNamesTheLimitThatWasHit(int context, int configured, int effective, String message) {
         PromptLimits l = new PromptLimits(context, configured, OptionalInt.of(4), 8);

@@ -79,6 +79,9 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     private String unixSecuritySetting;
     private volatile Server unixServer;
     private volatile EventLoopGroup unixLoops;
+    /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of each connection; 0 = Netty's default (no limit). */
+    private int maxCallsPerConnection;
+    private boolean resettableCalls;
 
     public GrpcServerLifecycle(String name, String host, int port, ServerCredentials credentials,
                                int maxInboundMessageBytes, Duration shutdownGrace, List<BindableService> services,
@@ -140,6 +143,29 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         this.unixSocketSetting = setting;
         this.unixSecurity = Objects.requireNonNull(security, "security");
         this.unixSecuritySetting = securitySetting;
+        return this;
+    }
+
+    /**
+     * Call before {@link #start()}: each client connection may have at most {@code calls} calls open at once (HTTP/2
+     * SETTINGS_MAX_CONCURRENT_STREAMS, on the TCP port and the Unix socket). A client's further calls wait in the
+     * client until one ends (grpc-java queues them; none is refused), so calls a client leaves open cannot pile up
+     * without bound on one connection.
+     *
+     * @param setting names the setting in the error
+     * @throws IllegalArgumentException naming {@code setting} when {@code calls} < 1
+     */
+    public GrpcServerLifecycle maxCallsPerConnection(int calls, String setting) {
+        if (calls < 1) {
+            throw new IllegalArgumentException(setting + " must be ≥ 1, got " + calls);
+        }
+        this.maxCallsPerConnection = calls;
+        return this;
+    }
+
+    /** Call before {@link #start()}: {@link CallReset#current()} works in every call of this server. */
+    public GrpcServerLifecycle resettableCalls() {
+        this.resettableCalls = true;
         return this;
     }
 
@@ -221,6 +247,12 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                 .addService(ServerInterceptors.intercept(RequestParsingGuard.guard(health.getHealthService().bindService()),
                         healthWatches))
                 .addService(RequestParsingGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()));
+        if (maxCallsPerConnection > 0) {
+            b.maxConcurrentCallsPerConnection(maxCallsPerConnection);
+        }
+        if (resettableCalls) {
+            b.addStreamTracerFactory(CallReset.tracerFactory());
+        }
         for (BindableService s : services) {
             b.addService(ServerInterceptors.intercept(RequestParsingGuard.guard(s.bindService()), interceptors));
         }

@@ -13,8 +13,14 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,7 +42,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p>With a {@link Gate}, methods whose client sends a single message (unary, server streaming) are also admitted
  * by serialized size before parsing; the gate's release runs once the handler returned from {@code onHalfClose}
- * (where grpc-java's stubs run the method) or the call ended.
+ * (where grpc-java's stubs run the method) or the call ended. grpc-java's ServerCallImpl hands such a call's
+ * message to the listener only at the half-close (1.85: it holds it unparsed until then), so the gate is asked then,
+ * and no permit is held while a client takes its time; but the message's bytes are held for as long as the client
+ * does not half-close, whatever their size up to the inbound limit. With a {@link HalfCloseBound} the guard ends a
+ * call whose half-close has not come that long after its start: closed DEADLINE_EXCEEDED with a description that
+ * names the bound's setting, any permit given back, its stream reset ({@link CallReset}, on a server with its
+ * tracers) so that nothing of it stays; the handler's listener gets {@code onCancel()}.
  */
 public final class RequestParsingGuard {
     private static final Logger log = LoggerFactory.getLogger(RequestParsingGuard.class);
@@ -66,6 +78,33 @@ public final class RequestParsingGuard {
 
     private static final RawMarshaller RAW = new RawMarshaller();
 
+    /**
+     * How long a gated call may take from its start (its headers) to its half-close.
+     *
+     * @param timeout > 0
+     * @param setting the property that sets it, named in the status of a call that passed it
+     */
+    public record HalfCloseBound(Duration timeout, String setting) {
+        public HalfCloseBound {
+            if (timeout == null || timeout.isNegative() || timeout.isZero()) {
+                throw new IllegalArgumentException(setting + " must be a positive duration, got " + timeout);
+            }
+        }
+    }
+
+    /** One daemon thread for every server's bounds: it only closes calls, never waits. */
+    private static final class Timer {
+        static final ScheduledThreadPoolExecutor INSTANCE = create();
+
+        private static ScheduledThreadPoolExecutor create() {
+            ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1,
+                    Thread.ofPlatform().name("grpc-half-close-bound").daemon().factory());
+            // Nearly every bound is cancelled by its half-close: do not keep them queued until they would have fired.
+            t.setRemoveOnCancelPolicy(true);
+            return t;
+        }
+    }
+
     private RequestParsingGuard() {
     }
 
@@ -76,6 +115,14 @@ public final class RequestParsingGuard {
 
     /** The same, admitting single-message requests through {@code gate} (null = no gate). */
     public static ServerServiceDefinition guard(ServerServiceDefinition service, Gate gate) {
+        return guard(service, gate, null);
+    }
+
+    /**
+     * The same, and a gated call whose half-close has not come {@code bound} after its start is ended (see the class
+     * comment; null = no bound).
+     */
+    public static ServerServiceDefinition guard(ServerServiceDefinition service, Gate gate, HalfCloseBound bound) {
         ServiceDescriptor sd = service.getServiceDescriptor();
         if (service.getMethods().stream().allMatch(m -> m.getMethodDescriptor().getRequestMarshaller() instanceof RawMarshaller)) {
             return service;
@@ -84,7 +131,7 @@ public final class RequestParsingGuard {
                 .setSchemaDescriptor(sd.getSchemaDescriptor());
         List<ServerMethodDefinition<?, ?>> wrapped = new ArrayList<>();
         for (ServerMethodDefinition<?, ?> m : service.getMethods()) {
-            ServerMethodDefinition<?, ?> w = wrap(m, gate);
+            ServerMethodDefinition<?, ?> w = wrap(m, gate, bound);
             wrapped.add(w);
             descriptor.addMethod(w.getMethodDescriptor());
         }
@@ -94,7 +141,8 @@ public final class RequestParsingGuard {
         return out.build();
     }
 
-    private static <Q, R> ServerMethodDefinition<?, R> wrap(ServerMethodDefinition<Q, R> m, Gate gate) {
+    private static <Q, R> ServerMethodDefinition<?, R> wrap(ServerMethodDefinition<Q, R> m, Gate gate,
+                                                            HalfCloseBound bound) {
         MethodDescriptor<Q, R> original = m.getMethodDescriptor();
         if (original.getRequestMarshaller() instanceof RawMarshaller) {
             return m;
@@ -104,7 +152,11 @@ public final class RequestParsingGuard {
         ServerCallHandler<Q, R> next = m.getServerCallHandler();
         ServerCallHandler<InputStream, R> handler = (call, headers) -> {
             GuardedCall<Q, R> guarded = new GuardedCall<>(call, original);
-            return new GuardedListener<>(guarded, next.startCall(guarded, headers), gated ? gate : null);
+            // Taken here, where the call's Context is current: the bound fires on the timer's thread.
+            GuardedListener<Q, R> listener = new GuardedListener<>(guarded, next.startCall(guarded, headers),
+                    gated ? gate : null, gated ? bound : null, CallReset.current());
+            listener.startHalfCloseTimer();
+            return listener;
         };
         return ServerMethodDefinition.create(raw, handler);
     }
@@ -137,6 +189,8 @@ public final class RequestParsingGuard {
         private final MethodDescriptor<Q, R> method;
         private final Object lock = new Object();
         private volatile boolean closedByGuard;
+        /** The handler was given the half-close (guarded by {@link #lock}): a bound may no longer end the call. */
+        private boolean halfClosed;
 
         GuardedCall(ServerCall<InputStream, R> call, MethodDescriptor<Q, R> method) {
             this.call = call;
@@ -161,6 +215,21 @@ public final class RequestParsingGuard {
 
         boolean closedByGuard() {
             return closedByGuard;
+        }
+
+        /** Returns false when the guard has closed the call: the handler must not get the half-close then. */
+        boolean halfClose() {
+            synchronized (lock) {
+                halfClosed = !closedByGuard;
+                return halfClosed;
+            }
+        }
+
+        /** Closes the call unless the handler got its half-close or the call was closed already. */
+        boolean closeByGuardBeforeHalfClose(Status status) {
+            synchronized (lock) {
+                return !halfClosed && closeByGuard(status);
+            }
         }
 
         @Override
@@ -248,17 +317,62 @@ public final class RequestParsingGuard {
         }
     }
 
-    /** Parses each raw message and hands it on; the transport serialises these callbacks. */
+    /**
+     * Parses each raw message and hands it on; the transport serialises these callbacks. The half-close bound's
+     * timer runs on its own thread: it only closes the call and gives the permit back (both thread-safe); the
+     * handler's listener hears of it in the next serialised callback (the call's end).
+     */
     private static final class GuardedListener<Q, R> extends ServerCall.Listener<InputStream> {
         private final GuardedCall<Q, R> call;
         private final ServerCall.Listener<Q> next;
         private final Gate gate;
-        private Runnable release;
+        private final HalfCloseBound bound;
+        private final CallReset reset;
+        private final AtomicReference<Runnable> release = new AtomicReference<>();
+        /** The handler's listener was told of the guard's close (once). */
+        private final AtomicBoolean cancelTold = new AtomicBoolean();
+        private volatile ScheduledFuture<?> halfCloseTimer;
 
-        GuardedListener(GuardedCall<Q, R> call, ServerCall.Listener<Q> next, Gate gate) {
+        GuardedListener(GuardedCall<Q, R> call, ServerCall.Listener<Q> next, Gate gate, HalfCloseBound bound,
+                        CallReset reset) {
             this.call = call;
             this.next = next;
             this.gate = gate;
+            this.bound = bound;
+            this.reset = reset;
+        }
+
+        /** At the call's start: its half-close must follow within the bound. */
+        void startHalfCloseTimer() {
+            if (bound != null) {
+                halfCloseTimer = Timer.INSTANCE.schedule(this::halfCloseMissed, bound.timeout().toNanos(),
+                        TimeUnit.NANOSECONDS);
+            }
+        }
+
+        private void stopHalfCloseTimer() {
+            if (halfCloseTimer != null) {
+                halfCloseTimer.cancel(false);
+            }
+        }
+
+        /** On the timer's thread. */
+        private void halfCloseMissed() {
+            String why = "the call did not half-close (end its request) within " + bound.timeout().toMillis()
+                    + " ms of its start (" + bound.setting() + ")";
+            if (call.closeByGuardBeforeHalfClose(Status.DEADLINE_EXCEEDED.withDescription(why))) {
+                log.debug("{} ended: {}", call.getMethodDescriptor().getFullMethodName(), why);
+                done();
+                // After the trailers (queued first): drops the stream, and the request bytes held for it.
+                reset.reset(why);
+            }
+        }
+
+        /** Tells the handler's listener, once, that the call ended without it: as a cancellation. */
+        private void tellCancelled() {
+            if (cancelTold.compareAndSet(false, true)) {
+                next.onCancel();
+            }
         }
 
         @Override
@@ -286,7 +400,13 @@ public final class RequestParsingGuard {
                 // must not overwrite the first one's permit: that permit would never be given back.
                 done();
                 try {
-                    release = gate.admit(method, size);
+                    Runnable r = gate.admit(method, size);
+                    release.set(r);
+                    if (call.closedByGuard()) {
+                        // The bound fired while the gate admitted: its done() may have missed this permit.
+                        done();
+                        return;
+                    }
                 } catch (StatusRuntimeException e) {
                     refuse(e.getStatus());
                     return;
@@ -314,15 +434,16 @@ public final class RequestParsingGuard {
         private void refuse(Status status) {
             log.debug("{} refused before its handler: {} {}", call.getMethodDescriptor().getFullMethodName(),
                     status.getCode(), status.getDescription());
+            stopHalfCloseTimer();
             done();
             if (call.closeByGuard(status)) {
-                next.onCancel();
+                tellCancelled();
             }
         }
 
+        /** Gives the permit back, once, on whichever thread gets here first. */
         private void done() {
-            Runnable r = release;
-            release = null;
+            Runnable r = release.getAndSet(null);
             if (r != null) {
                 r.run();
             }
@@ -330,7 +451,8 @@ public final class RequestParsingGuard {
 
         @Override
         public void onHalfClose() {
-            if (call.closedByGuard()) {
+            stopHalfCloseTimer();
+            if (!call.halfClose()) {
                 return;
             }
             try {
@@ -342,17 +464,23 @@ public final class RequestParsingGuard {
 
         @Override
         public void onCancel() {
+            stopHalfCloseTimer();
             done();
             if (!call.closedByGuard()) {
                 next.onCancel();
+            } else {
+                tellCancelled();
             }
         }
 
         @Override
         public void onComplete() {
+            stopHalfCloseTimer();
             done();
             if (!call.closedByGuard()) {
                 next.onComplete();
+            } else {
+                tellCancelled();
             }
         }
 

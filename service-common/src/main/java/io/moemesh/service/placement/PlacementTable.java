@@ -16,14 +16,20 @@ import java.util.TreeSet;
 /**
  * A validated placement, indexed for the data path: for each (layer, expert) the instances holding it.
  * Validation is against the model: every layer and every dispatchable expert (routed experts plus the shared
- * expert id of Qwen2-MoE) must be placed on at least one declared instance, and nothing else may be.
+ * expert id of Qwen2-MoE) must be placed on at least one declared instance, and nothing else may be; and the epoch
+ * must be set (≥ 1, as placement.proto says).
  *
  * @param holders [layer][expert] → indices into {@link #instances()}
  */
 public record PlacementTable(long epoch, List<Instance> instances, int[][][] holders, boolean[][] shared) {
 
     public static PlacementTable of(Placement p, int numLayers, int dispatchableExperts) {
-        String where = "placement epoch " + p.getEpoch();
+        String where = "placement epoch " + Long.toUnsignedString(p.getEpoch());
+        if (p.getEpoch() == 0) {
+            // router.v1.Placement: epochs start at 1. An ExpertBatch under placement_epoch 0 is not checked against
+            // the instance's epochs at all, so a placement without one would switch that check off for the mesh.
+            throw new IllegalArgumentException(where + ": epoch must be ≥ 1 (a missing epoch reads as 0)");
+        }
         if (p.getInstancesCount() == 0) {
             throw new IllegalArgumentException(where + ": no instances");
         }

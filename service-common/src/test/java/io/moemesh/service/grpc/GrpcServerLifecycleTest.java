@@ -30,7 +30,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
-/** A real Netty server on loopback: which thread runs a call's handler, and the port checks. */
+/** A real Netty server on loopback: which thread runs a call's handler, the port checks, calls per connection. */
 class GrpcServerLifecycleTest {
 
     private static MethodDescriptor<String, String> method(String name) {
@@ -274,6 +274,51 @@ class GrpcServerLifecycleTest {
         assertThat(HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
                 .check(HealthCheckRequest.newBuilder().setService("test.Threads").build()).getStatus())
                 .isEqualTo(ServingStatus.SERVING);
+    }
+
+    /** A bidi call on {@link #channel} whose replies (or "error") land in {@code replies}. */
+    private StreamObserver<String> open(BlockingQueue<String> replies) {
+        return ClientCalls.asyncBidiStreamingCall(channel.newCall(POOLED, CallOptions.DEFAULT), new StreamObserver<>() {
+            @Override
+            public void onNext(String value) {
+                replies.add(value);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                replies.add("error: " + t);
+            }
+
+            @Override
+            public void onCompleted() {
+            }
+        });
+    }
+
+    @Test
+    void maxCallsPerConnection_aFurtherCallWaitsInTheClient_untilAnOpenOneEnds() throws InterruptedException {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of()).maxCallsPerConnection(1, "moemesh.test.max-calls");
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        BlockingQueue<String> first = new LinkedBlockingQueue<>();
+        StreamObserver<String> open = open(first);
+        open.onNext("1");
+        assertThat(first.poll(10, TimeUnit.SECONDS)).isNotNull();
+
+        BlockingQueue<String> second = new LinkedBlockingQueue<>();
+        open(second).onNext("2");
+        await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(5)).until(second::isEmpty);
+        open.onCompleted();
+        assertThat(second.poll(10, TimeUnit.SECONDS)).as("served once the first call ended, not refused")
+                .isNotNull().doesNotStartWith("error");
+    }
+
+    @Test
+    void maxCallsPerConnection_belowOne_isRefused_namingTheSetting() {
+        assertThatThrownBy(() -> new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(),
+                1 << 20, Duration.ofSeconds(1), List.of(THREADS), List.of()).maxCallsPerConnection(0, "moemesh.x.calls"))
+                .isInstanceOf(IllegalArgumentException.class).hasMessage("moemesh.x.calls must be ≥ 1, got 0");
     }
 
     @Test

@@ -35,6 +35,14 @@ class PlacementTableTest {
     }
 
     @Test
+    void epochAbove2To63_isValid_andNamedUnsigned() {
+        Placement p = EvenPlacement.build(-1L, instances(1), 1, 2, false, 1);
+        assertThat(PlacementTable.of(p, 1, 2).epoch()).isEqualTo(-1L);
+        assertThatThrownBy(() -> PlacementTable.of(p.toBuilder().clearInstances().build(), 1, 2))
+                .hasMessageStartingWith("placement epoch 18446744073709551615: no instances");
+    }
+
+    @Test
     void fileRoundTrip_isProtobufJson() {
         Placement p = EvenPlacement.build(7, instances(2), 1, 2, false, 1);
         assertThat(PlacementFiles.toJson(p)).contains("\"instanceIds\"").contains("\"epoch\": \"7\"");
@@ -50,6 +58,7 @@ class PlacementTableTest {
         "bad endpoint        | is neither host:port nor unix:///absolute/path.sock",
         "relative socket     | unix:///absolute/path.sock (three slashes",
         "duplicate instance  | appears twice",
+        "no epoch            | placement epoch 0: epoch must be ≥ 1",
     })
     void invalidPlacement_isRefusedNamingTheProblem(String kind, String message) {
         Placement good = EvenPlacement.build(1, instances(2), 4, 8, false, 1);
@@ -65,6 +74,8 @@ class PlacementTableTest {
             case "bad endpoint" -> p -> p.toBuilder().setInstances(0, p.getInstances(0).toBuilder().setEndpoint("nohost")).build();
             case "relative socket" -> p -> p.toBuilder().setInstances(0, p.getInstances(0).toBuilder()
                     .setEndpoint("unix://relative.sock")).build();
+            // placement.proto: epochs start at 1; an ExpertBatch under epoch 0 would skip the instances' epoch check
+            case "no epoch" -> p -> p.toBuilder().clearEpoch().build();
             default -> p -> p.toBuilder().setInstances(1, p.getInstances(0)).build();
         };
         assertThatThrownBy(() -> PlacementTable.of(breakIt.apply(good), 4, 8))

@@ -1,0 +1,107 @@
+package io.moemesh.gateway.config;
+
+import io.moemesh.gateway.serving.AdmissionControl;
+import java.time.Duration;
+import org.springframework.boot.context.properties.bind.DefaultValue;
+
+/**
+ * Queue, rate, size and time limits of the public APIs ({@code moemesh.gateway.admission.*}, environment variables
+ * {@code MOEMESH_GATEWAY_ADMISSION_*}); part of {@link GatewayProperties}.
+ *
+ * @param maxWaiting                requests waiting to start beyond which new ones get 429 / RESOURCE_EXHAUSTED
+ *                                  (at least 1); a request counts from its admission, so concurrent ones cannot
+ *                                  all take the last place
+ * @param tenantRequestsPerSecond   per-tenant request rate (token bucket), a finite number ≥ 0; 0 (the default)
+ *                                  disables the limit. A completions or chat request and a gRPC Generate or
+ *                                  Tokenize call count when they arrive, before their body is read, whether they
+ *                                  are then served or refused: a tenant past its rate gets 429 /
+ *                                  RESOURCE_EXHAUSTED without its body being read, parsed or tokenized
+ * @param tenantBurst               per-tenant bucket size: requests a tenant may send at once, a finite number ≥ 1
+ * @param maxPromptTokens           longest prompt accepted; 0 = the model's context (at most context − 1 either
+ *                                  way: one token must remain to generate)
+ * @param maxNewTokens              largest max_tokens accepted, and the cap of a request that sets none (which
+ *                                  then ends with finish reason length); 0 = the model's context, a cap that
+ *                                  refuses no value by itself: what a max_tokens the prompt leaves no room for
+ *                                  gets is the API's rule, 400 context_length_exceeded over HTTP (as OpenAI and
+ *                                  vLLM answer), an end at the context with finish reason length over gRPC
+ *                                  (gateway.proto)
+ * @param maxRequestBytes           largest HTTP body (also without Content-Length: counted while read) and gRPC
+ *                                  message accepted (413 / RESOURCE_EXHAUSTED)
+ * @param largeRequestBytes         an HTTP body or gRPC Generate / Tokenize message above this many bytes is
+ *                                  large: only {@code maxConcurrentLargeRequests} are parsed and tokenized at once
+ * @param maxConcurrentLargeRequests large requests in intake at once; more get 429 + Retry-After /
+ *                                  RESOURCE_EXHAUSTED at once, without waiting
+ * @param maxChatMessages           messages a chat may have (400 naming {@code messages}, INVALID_ARGUMENT naming
+ *                                  {@code chat.messages}), checked while the body is read
+ * @param maxStreamBacklogBytes     event text an SSE stream may have waiting beyond what the socket holds
+ *                                  (characters, about bytes), or bytes of gRPC Generate messages queued while the
+ *                                  call is not ready; past it the client is taken as not reading and the request is
+ *                                  cancelled (a gRPC call's stream is reset, dropping what it queued), so a stalled
+ *                                  client holds at most this much memory
+ * @param requestReadTimeout        how long a request may take to arrive once it has begun, > 0: an HTTP body over
+ *                                  {@code largeRequestBytes}, from when it takes its large-request permit to its
+ *                                  last byte (408, the permit given back at the deadline even while a read still
+ *                                  waits: the container's per-read timeout bounds each wait, not the whole body); a
+ *                                  call of the public gRPC API (Generate, Tokenize, ModelInfo), from its start to
+ *                                  its half-close, until which gRPC holds its message's bytes (closed DEADLINE_EXCEEDED naming this setting, its
+ *                                  stream reset). A slow client cannot hold a permit, or a request's bytes, longer
+ * @param maxGrpcCallsPerConnection calls a client connection may have open at once on the public gRPC port
+ *                                  (HTTP/2 MAX_CONCURRENT_STREAMS), ≥ 1; further calls wait in the client until one
+ *                                  ends, none is refused. The default is above the requests the gateway holds at
+ *                                  once at the default limits (max-waiting 1024 + max-running 256), so no call the
+ *                                  admission would take waits for it; it bounds the calls one connection can leave
+ *                                  open
+ */
+public record AdmissionProperties(
+        @DefaultValue("1024") int maxWaiting,
+        @DefaultValue("0") double tenantRequestsPerSecond,
+        @DefaultValue("20") double tenantBurst,
+        @DefaultValue("0") int maxPromptTokens,
+        @DefaultValue("0") int maxNewTokens,
+        @DefaultValue("4194304") int maxRequestBytes,
+        @DefaultValue("262144") int largeRequestBytes,
+        @DefaultValue("2") int maxConcurrentLargeRequests,
+        @DefaultValue("2048") int maxChatMessages,
+        @DefaultValue("1048576") long maxStreamBacklogBytes,
+        @DefaultValue("30s") Duration requestReadTimeout,
+        @DefaultValue("2048") int maxGrpcCallsPerConnection) {
+
+    public AdmissionProperties {
+        String prefix = "moemesh.gateway.admission.";
+        if (maxWaiting < 1) {
+            // 0 would answer every request 429 while readiness says the gateway serves.
+            throw new IllegalArgumentException(prefix + "max-waiting must be ≥ 1, got " + maxWaiting);
+        }
+        if (maxRequestBytes < 1) {
+            throw new IllegalArgumentException(prefix + "max-request-bytes must be ≥ 1, got " + maxRequestBytes);
+        }
+        if (largeRequestBytes < 1) {
+            throw new IllegalArgumentException(prefix + "large-request-bytes must be ≥ 1, got " + largeRequestBytes);
+        }
+        if (maxConcurrentLargeRequests < 1) {
+            throw new IllegalArgumentException(prefix + "max-concurrent-large-requests must be ≥ 1, got "
+                    + maxConcurrentLargeRequests);
+        }
+        if (maxStreamBacklogBytes < 1) {
+            throw new IllegalArgumentException(prefix + "max-stream-backlog-bytes must be ≥ 1, got "
+                    + maxStreamBacklogBytes);
+        }
+        if (requestReadTimeout == null || requestReadTimeout.isNegative() || requestReadTimeout.isZero()) {
+            throw new IllegalArgumentException(prefix + "request-read-timeout must be a positive duration, got "
+                    + requestReadTimeout);
+        }
+        if (maxGrpcCallsPerConnection < 1) {
+            throw new IllegalArgumentException(prefix + "max-grpc-calls-per-connection must be ≥ 1, got "
+                    + maxGrpcCallsPerConnection);
+        }
+        if (maxChatMessages < 1) {
+            throw new IllegalArgumentException(prefix + "max-chat-messages must be ≥ 1, got " + maxChatMessages);
+        }
+        AdmissionControl.checkRateLimit(tenantRequestsPerSecond, tenantBurst, prefix + "tenant-requests-per-second",
+                prefix + "tenant-burst");
+        if (maxPromptTokens < 0 || maxNewTokens < 0) {
+            throw new IllegalArgumentException(prefix + "max-prompt-tokens and max-new-tokens must be ≥ 0 (0 = the"
+                    + " model's context), got " + maxPromptTokens + " and " + maxNewTokens);
+        }
+    }
+}
