@@ -44,7 +44,15 @@ class LauncherScriptTest {
     private static final Path ROOT = TestModels.repoRoot();
     private static final Path STATE = TestMeshes.stateDir("launcher");
     private static final Path RUNS = STATE.resolveSibling("launcher-runs");
-    private static final Thread CLEANUP = new Thread(() -> MeshLauncher.down(STATE, Duration.ofSeconds(10)));
+    /**
+     * Ends a launcher run still going (an {@code up} holding the state directory's lock), then stops the mesh
+     * recorded. {@code down(STATE, grace)} waits for no launch: a hook that waited for one (up to 600 s) blocked the
+     * JVM's exit until surefire SIGKILLed it, and nothing was cleaned up.
+     */
+    private static final Thread CLEANUP = new Thread(() -> {
+        LauncherRun.killRunning();
+        MeshLauncher.down(STATE, Duration.ofSeconds(10));
+    });
 
     @BeforeAll
     static void clean() throws IOException {

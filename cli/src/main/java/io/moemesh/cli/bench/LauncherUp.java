@@ -98,7 +98,8 @@ final class LauncherUp {
             reader.join(5_000);
             synchronized (lastLines) {
                 if (exit != 0) {
-                    // up's own exit codes: 2 = bad input (the bench's options), 3 = the mesh did not come up
+                    // up's own exit codes: 2 = bad input (the bench's options), 3 = the mesh did not come up;
+                    // 4 (a down stopping the mesh it brought up) fails the run as any other
                     String why = "`moemesh up` exited with " + exit + ": " + String.join(" | ", lastLines);
                     if (exit == 2) {
                         throw new IllegalArgumentException(why);

@@ -24,6 +24,13 @@ import picocli.CommandLine.Model.CommandSpec;
                 + "to finish (--launch-wait), then stops that mesh. Exits 0 also when no mesh is running; 2 when the "
                 + "up still runs after --launch-wait (nothing is stopped then).")
 public final class DownCommand implements Callable<Integer> {
+    /**
+     * How long {@code moemesh down} waits by default for a launch still starting a mesh in its state directory: more
+     * than {@code up} takes with its defaults (the AOT caches' training runs and 180 s for the services to become
+     * healthy). Only this command waits so long: a cleanup in code ({@link MeshLauncher#down(Path, Duration)}) waits
+     * for no launch.
+     */
+    static final Duration DEFAULT_LAUNCH_WAIT = Duration.ofSeconds(600);
 
     @Spec
     CommandSpec spec;
@@ -40,7 +47,7 @@ public final class DownCommand implements Callable<Integer> {
             description = "How long to wait for a `moemesh up` still starting a mesh in the state directory to finish "
                     + "before stopping it; past it, exit 2 and nothing stopped (default ${DEFAULT-VALUE}: more than up "
                     + "takes with its defaults).")
-    int launchWaitSeconds = (int) MeshLauncher.LAUNCH_WAIT.toSeconds();
+    int launchWaitSeconds = (int) DEFAULT_LAUNCH_WAIT.toSeconds();
 
     @Override
     public Integer call() {

@@ -10,7 +10,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.HashSet;
 import java.util.Optional;
 import java.util.Set;
@@ -34,6 +33,10 @@ final class LaunchLock implements AutoCloseable {
     /** The marker of a {@code down} waiting for the launch to end ({@link #awaitReleased}). */
     static final String DOWN_WAITING = ".down-waiting";
     private static final Duration POLL = Duration.ofMillis(100);
+    /** How often {@link #acquire(Path)} tries a lock it finds taken, {@link #ACQUIRE_RETRY} apart, before refusing. */
+    static final int ACQUIRE_TRIES = 3;
+    /** The pause between two tries: three span 300 ms, far longer than a probe holds the lock (microseconds). */
+    static final Duration ACQUIRE_RETRY = Duration.ofMillis(150);
     /** The state directories (real paths) whose lock this JVM holds. */
     private static final Set<Path> HELD = new HashSet<>();
 
@@ -46,13 +49,39 @@ final class LaunchLock implements AutoCloseable {
     }
 
     /**
-     * Takes the lock of {@code stateDir} (created owner-only when missing) without waiting.
+     * Takes the lock of {@code stateDir} (created owner-only when missing), trying {@value #ACQUIRE_TRIES} times
+     * {@link #ACQUIRE_RETRY} apart: another process's {@link #held} (a {@code down} waiting in {@link #awaitReleased}
+     * probes every 100 ms) takes the lock for a moment, and an {@code up} starting at that instant would otherwise
+     * be refused as if another launch held it.
      *
      * @throws IllegalArgumentException naming the directory when another launch holds it
      */
     static LaunchLock acquire(Path stateDir) {
+        return acquire(stateDir, ACQUIRE_TRIES, LaunchLock::pauseBeforeRetry);
+    }
+
+    /**
+     * {@link #acquire(Path)} with its tries and what runs between two of them (tests: what frees the lock). A lock
+     * this JVM's own launch holds is refused at once: no probe of this JVM takes it ({@link #held} runs under the same
+     * monitor), so it is not freed in a moment.
+     */
+    static LaunchLock acquire(Path stateDir, int tries, Runnable betweenTries) {
         PrivateDirectories.create(stateDir);
         Path key = realPath(stateDir);
+        for (int tried = 1; ; tried++) {
+            LaunchLock lock = tryAcquire(stateDir, key);
+            if (lock != null) {
+                return lock;
+            }
+            if (tried >= tries) {
+                throw busy(stateDir);
+            }
+            betweenTries.run();
+        }
+    }
+
+    /** The lock, or null when another process (or this JVM under another name of the directory) holds it. */
+    private static LaunchLock tryAcquire(Path stateDir, Path key) {
         synchronized (HELD) {
             if (HELD.contains(key)) {
                 throw busy(stateDir);
@@ -62,12 +91,12 @@ final class LaunchLock implements AutoCloseable {
                 ch = FileChannel.open(key.resolve(FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
                 FileLock lock = ch.tryLock();
                 if (lock == null) {
-                    throw busy(stateDir);
+                    return null;
                 }
                 HELD.add(key);
                 return new LaunchLock(key, ch);
             } catch (OverlappingFileLockException e) {
-                throw busy(stateDir); // this JVM holds it under another name of the directory
+                return null; // this JVM holds it under another name of the directory
             } catch (IOException e) {
                 throw new UncheckedIOException(stateDir.resolve(FILE) + ": cannot lock the state directory", e);
             } finally {
@@ -75,6 +104,14 @@ final class LaunchLock implements AutoCloseable {
                     closeQuietly(ch);
                 }
             }
+        }
+    }
+
+    private static void pauseBeforeRetry() {
+        try {
+            Thread.sleep(ACQUIRE_RETRY);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt(); // the remaining tries run at once, then refuse
         }
     }
 
@@ -127,6 +164,9 @@ final class LaunchLock implements AutoCloseable {
         if (!held(stateDir)) {
             return true;
         }
+        if (!wait.isPositive()) {
+            return false; // no wait: no marker, or the launch would say a down stops its mesh that never will
+        }
         Path marker = stateDir.resolve(DOWN_WAITING);
         String me = processTag(ProcessHandle.current());
         try {
@@ -135,9 +175,10 @@ final class LaunchLock implements AutoCloseable {
             // only the launch's message depends on it: the wait itself does not
         }
         try {
-            Instant deadline = Instant.now().plus(wait);
+            // The monotonic clock: a wall-clock step (NTP, a suspended laptop) would shorten or stretch the wait.
+            long deadline = System.nanoTime() + wait.toNanos();
             while (held(stateDir)) {
-                if (!Instant.now().isBefore(deadline)) {
+                if (System.nanoTime() - deadline >= 0) {
                     return false;
                 }
                 try {

@@ -57,11 +57,6 @@ public final class MeshLauncher {
     public static final String ROUTER = "router";
     /** -Xmx of the router: it holds the route window (~1.5 KiB a token for 32 layers) and no weights. */
     static final String ROUTER_HEAP = "256m";
-    /**
-     * How long {@code down} waits for a launch still starting a mesh in its state directory: more than {@code up}
-     * takes with its defaults (the AOT caches' training runs and 180 s for the services to become healthy).
-     */
-    public static final Duration LAUNCH_WAIT = Duration.ofSeconds(600);
     /** The kvcache-service's service name and mesh identity (its certificate's SAN is spiffe://moemesh/kvcache). */
     public static final String KVCACHE = "kvcache";
 
@@ -70,8 +65,8 @@ public final class MeshLauncher {
 
     /**
      * Starts the mesh and returns once every service reports SERVING. On any failure it stops what it started
-     * and throws. While one launch is starting a mesh in a state directory, another on the same directory fails at
-     * once with an IllegalArgumentException naming it ({@link LaunchLock}), starting nothing. With
+     * and throws. While one launch is starting a mesh in a state directory, another on the same directory fails
+     * within 0.3 s with an IllegalArgumentException naming it ({@link LaunchLock#acquire}), starting nothing. With
      * {@code stopOnJvmExit} the services are also stopped when this JVM exits (tests, demo); without it they keep
      * running until {@link #down} ({@code moemesh up}). A {@code down} run meanwhile waits for the launch to end, then
      * stops the mesh: {@link RunningMesh#stopAskedBy} names it.
@@ -87,7 +82,8 @@ public final class MeshLauncher {
     public static RunningMesh up(MeshSpec spec, PrintWriter log, boolean stopOnJvmExit, Map<String, String> callerEnv) {
         ModelConfig config = ModelConfigReader.read(spec.model());
         // Held until mesh.json records every process started (or a failed launch stopped them): a second launch on
-        // this folder fails at once instead of replacing the CA and the mesh.json of this one (LaunchLock).
+        // this folder fails (after LaunchLock.acquire's tries) instead of replacing the CA and the mesh.json of this
+        // one (LaunchLock).
         try (LaunchLock ignored = LaunchLock.acquire(spec.stateDir())) {
             return launch(spec, log, stopOnJvmExit, callerEnv, config);
         }
@@ -264,9 +260,14 @@ public final class MeshLauncher {
         log.flush();
     }
 
-    /** {@link #down(Path, Duration, Duration, PrintWriter)} waiting up to {@link #LAUNCH_WAIT}, saying nothing. */
+    /**
+     * {@link #down(Path, Duration, Duration, PrintWriter)} waiting for no launch, saying nothing: the cleanup of
+     * tests and shutdown hooks, which must not block for minutes (a hook blocking its JVM's exit is SIGKILLed with
+     * nothing cleaned up). While a launch still starts a mesh in {@code stateDir} it throws, naming the lock file, and
+     * stops nothing; only {@code moemesh down} waits for one ({@code --launch-wait}).
+     */
     public static List<String> down(Path stateDir, Duration grace) {
-        return down(stateDir, grace, LAUNCH_WAIT, new PrintWriter(java.io.Writer.nullWriter()));
+        return down(stateDir, grace, Duration.ZERO, new PrintWriter(java.io.Writer.nullWriter()));
     }
 
     /**

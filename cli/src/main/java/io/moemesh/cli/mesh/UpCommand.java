@@ -23,8 +23,15 @@ import picocli.CommandLine.Model.CommandSpec;
         exitCodeList = {
             "0:every service is SERVING",
             "2:bad input (model directory, --experts/--replicas, service jars not built, a mesh already running)",
-            "3:a service exited or did not become healthy in time (everything started is stopped again)"})
+            "3:a service exited or did not become healthy in time (everything started is stopped again)",
+            "4:every service came up, but a moemesh down run during the launch is stopping the mesh (nothing on "
+                + "stdout)"})
 public final class UpCommand implements Callable<Integer> {
+    /**
+     * The exit code of an {@code up} whose mesh a {@code down} run during the launch is stopping: not 0, so
+     * {@code moemesh up && moemesh generate ...} does not run against a mesh being torn down.
+     */
+    static final int STOPPED_BY_DOWN = 4;
 
     @Spec
     CommandSpec spec;
@@ -83,13 +90,17 @@ public final class UpCommand implements Callable<Integer> {
             ms = ms.withoutRouter();
         }
         RunningMesh mesh = MeshLauncher.up(noKvCache ? ms : ms.withKvCache(), err, false);
+        if (mesh.stopAskedBy().isPresent()) {
+            // The launch said which down stops it (stderr); endpoints on stdout would be read as a mesh to use.
+            err.println("moemesh up: exiting " + STOPPED_BY_DOWN + ": the mesh is being stopped, no endpoints printed");
+            err.flush();
+            return STOPPED_BY_DOWN;
+        }
         printEndpoints(mesh, out);
         mesh.placementTable().summary().forEach(out::println);
         out.flush();
-        if (mesh.stopAskedBy().isEmpty()) {
-            err.println("moemesh up: mesh state in " + MeshState.file(ms.stateDir()) + "; stop it with: moemesh down"
-                    + (stateDir.isDefault() ? "" : " --state-dir " + ms.stateDir()));
-        }
+        err.println("moemesh up: mesh state in " + MeshState.file(ms.stateDir()) + "; stop it with: moemesh down"
+                + (stateDir.isDefault() ? "" : " --state-dir " + ms.stateDir()));
         err.flush();
         return 0;
     }

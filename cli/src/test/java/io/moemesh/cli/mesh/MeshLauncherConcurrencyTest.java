@@ -147,6 +147,74 @@ class MeshLauncherConcurrencyTest extends MeshLauncherFixture {
     }
 
     /**
+     * A cleanup in code (a test's @AfterEach, a shutdown hook) while a launch is starting a mesh: it refuses at once
+     * naming the lock and stops nothing, long before moemesh down's 600 s launch wait (a hook blocking that long is
+     * SIGKILLed, cleaning nothing); the launch goes on (here until its own timeout, when it stops what it started).
+     */
+    @Test
+    void downInCode_whileALaunchIsStarting_refusesAtOnceNamingTheLock_andStopsNothing() throws Exception {
+        ExecutorService one = Executors.newSingleThreadExecutor();
+        try {
+            Future<RunningMesh> up = one.submit(() -> MeshLauncher.up(spec(1, 1, Duration.ofSeconds(15),
+                    "-Dfake.hang=expert-0").withoutRouter(), new PrintWriter(log, true), true));
+            await().atMost(Duration.ofSeconds(30)).until(() -> MeshState.read(state)
+                    .map(s -> !s.experts().isEmpty() && s.experts().getFirst().process().isPresent()).orElse(false));
+
+            assertThatThrownBy(() -> MeshLauncher.down(state, Duration.ofSeconds(5)))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("a moemesh up is still starting a mesh in " + state)
+                    .hasMessageContaining(state.resolve(".lock").toString())
+                    .hasMessageContaining("nothing was stopped");
+
+            assertThat(up.isDone()).as("down returned before the launch's 15 s timeout").isFalse();
+            assertThat(MeshState.read(state).orElseThrow().experts().getFirst().process()).as("expert-0").isPresent();
+            // no marker: the launch must not say that a down stops its mesh
+            assertThat(state.resolve(LaunchLock.DOWN_WAITING)).doesNotExist();
+            assertThatThrownBy(() -> up.get(1, TimeUnit.MINUTES)).isInstanceOf(ExecutionException.class)
+                    .hasCauseInstanceOf(MeshException.class)
+                    .hasMessageContaining("expert-0 did not report SERVING");
+        } finally {
+            one.shutdownNow();
+        }
+    }
+
+    /**
+     * {@code moemesh up} whose mesh a {@code down} run during the launch stops: exit 4 and nothing on stdout, so
+     * {@code moemesh up && moemesh generate ...} does not go on against a mesh being torn down.
+     */
+    @Test
+    void upCommand_whileADownWaitsForItsLaunch_exits4_printingNoEndpoints() throws Exception {
+        String previousHome = System.setProperty("moemesh.home", home.root().toString());
+        ExecutorService one = Executors.newSingleThreadExecutor();
+        try {
+            Future<CliRun> up = one.submit(() -> CliRun.of("up", "--model",
+                    TestModels.dir(TestModels.MIXTRAL_BF16).toString(), "--experts", "2", "--no-kvcache",
+                    "--state-dir", state.toString(), "--heap", "256m", "--timeout", "90"));
+            await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(5))
+                    .until(() -> LaunchLock.held(state) || up.isDone());
+
+            List<String> report = MeshLauncher.down(state, Duration.ofSeconds(20), Duration.ofMinutes(2),
+                    new PrintWriter(new StringWriter(), true));
+
+            CliRun run = up.get(1, TimeUnit.MINUTES);
+            assertThat(run.exitCode()).as(run.err()).isEqualTo(UpCommand.STOPPED_BY_DOWN).isEqualTo(4);
+            assertThat(run.out()).isEmpty();
+            assertThat(run.err()).contains("asked to stop this mesh while it was starting")
+                    .contains("the mesh is being stopped, no endpoints printed").doesNotContain("stop it with");
+            assertThat(report).isNotEmpty().allMatch(l -> l.startsWith("stopped "))
+                    .anyMatch(l -> l.startsWith("stopped gateway (pid "));
+            assertThat(MeshState.file(state)).doesNotExist();
+        } finally {
+            if (previousHome == null) {
+                System.clearProperty("moemesh.home");
+            } else {
+                System.setProperty("moemesh.home", previousHome);
+            }
+            one.shutdownNow();
+        }
+    }
+
+    /**
      * A Ctrl-C after the last service reports SERVING, as the launch is about to start the supervisor: the abort
      * hook stops what the launch started (a supervisor it already started included), and from then on the launch
      * starts no supervisor, which would restart every service the hook stops, left running and unrecorded.

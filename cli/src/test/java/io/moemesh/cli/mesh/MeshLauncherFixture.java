@@ -27,6 +27,8 @@ abstract class MeshLauncherFixture {
 
     @AfterEach
     void stopLeftovers() {
+        // Waits for no launch: one a failed test left starting fails this naming the lock, instead of holding the
+        // suite for moemesh down's 600 s.
         MeshLauncher.down(state, Duration.ofSeconds(5));
     }
 

@@ -136,8 +136,9 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
         }
         // Every server of this service maps the arenas same-host callers offer (TensorArenaInterceptor), parses
         // requests in RequestParsingGuard (GrpcServerLifecycle's guard then leaves it as it is) and counts the
-        // ExpertBatch streams the guard ends in errors_total (ExpertBatchCloseCounter, on both sides of the guard).
-        ExpertBatchCloseCounter closes = new ExpertBatchCloseCounter(metrics);
+        // calls the guard ends (ExpertBatch streams, control calls) in errors_total (GuardCloseCounter, on both sides
+        // of the guard).
+        GuardCloseCounter closes = new GuardCloseCounter(metrics);
         ServerServiceDefinition handlers = ServerInterceptors.intercept(out.build(), new TensorArenaInterceptor(),
                 closes.handlerSide());
         return ServerInterceptors.intercept(RequestParsingGuard.guard(handlers), closes.outside());

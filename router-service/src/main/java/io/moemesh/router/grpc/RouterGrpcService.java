@@ -58,11 +58,13 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     /** Tokens one sequence of PredictPaths may carry. */
     static final int MAX_TOKENS = 4096;
     /**
-     * Observed routes one sequence of PredictPaths may carry: as many as it may have tokens. Each becomes a checked
+     * Observed routes one sequence of PredictPaths may carry: as many as it may use, one more than it may have
+     * tokens. A token uses its own route (layers below from_layer) and the one at position - 1, so its largest
+     * sequence uses the routes at first_position - 1 .. first_position + MAX_TOKENS - 1. Each becomes a checked
      * route (arrays for every layer) held until its sequence is predicted; only the message size bounded them
      * before, and a 16 MiB message holds over a million one-layer routes.
      */
-    static final int MAX_OBSERVED = MAX_TOKENS;
+    static final int MAX_OBSERVED = MAX_TOKENS + 1;
     /** Observed routes one PredictPaths call may carry in all: bounds the checking one call makes the router do. */
     static final int MAX_OBSERVED_PER_CALL = 65_536;
     /** (token, layer) predictions one PredictPaths call may ask for: bounds the time it holds the predictor. */

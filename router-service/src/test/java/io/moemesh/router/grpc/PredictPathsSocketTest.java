@@ -81,10 +81,15 @@ class PredictPathsSocketTest {
         SequenceQuery.Builder q = SequenceQuery.newBuilder().setRequestId(requestId).addTokenIds(5)
                 .setFirstPosition(observed);
         for (int p = 0; p < observed; p++) {
-            q.addObserved(TokenRoute.newBuilder().setPosition(p).setTokenId(5)
-                    .addLayers(LayerRoute.newBuilder().setLayer(0).addExperts(p % 8).addExperts((p + 1) % 8)));
+            q.addObserved(route(p));
         }
         return q.build();
+    }
+
+    /** A route at {@code position}, its layer 0 only. */
+    static TokenRoute route(int position) {
+        return TokenRoute.newBuilder().setPosition(position).setTokenId(5).addLayers(LayerRoute.newBuilder().setLayer(0)
+                .addExperts(position % 8).addExperts((position + 1) % 8)).build();
     }
 
     /** The answer, or the error that refused the call. */
@@ -107,17 +112,30 @@ class PredictPathsSocketTest {
         assertInvalidArgument(end, "sequences[1].request_id: longer than 512 bytes (UTF-8)");
     }
 
+    /**
+     * A sequence of the most tokens, predicted from layer 1, uses one observed route more than it has tokens: each
+     * token's own (its layer 0) and the one before the first token's position. All of them are accepted; one more
+     * route is refused naming the sequence's observed.
+     */
     @Test
-    void predictPaths_moreObservedRoutesInASequenceThanItMayHaveTokens_isInvalidArgument_namingItsObserved() {
+    void predictPaths_fullSequenceWithEveryRouteItUses_isAnswered_oneRouteMoreIsInvalidArgument_namingItsObserved() {
         int most = RouterGrpcService.MAX_TOKENS;
-        PredictPathsResponse r = stub.predictPaths(PredictPathsRequest.newBuilder().addSequences(query("a", most))
-                .setFromLayer(1).build());
+        SequenceQuery.Builder full = SequenceQuery.newBuilder().setRequestId("a").setFirstPosition(1);
+        for (int p = 0; p <= most; p++) { // positions 0 (before the first token) .. most (the last token's)
+            full.addObserved(route(p));
+            if (p > 0) {
+                full.addTokenIds(5);
+            }
+        }
+        assertThat(full.getObservedCount()).isEqualTo(most + 1);
+        PredictPathsResponse r = stub.predictPaths(PredictPathsRequest.newBuilder().addSequences(full).setFromLayer(1)
+                .build());
         assertThat(r.getSequences(0).getLayersList()).hasSize(3).allSatisfy(l -> assertThat(l.getPositionsList())
-                .singleElement().satisfies(p -> assertThat(p.getPosition()).isEqualTo(most)));
+                .hasSize(most).first().satisfies(p -> assertThat(p.getPosition()).isEqualTo(1)));
 
         Object end = call(PredictPathsRequest.newBuilder().addSequences(query("a", 1))
-                .addSequences(query("b", most + 1)));
-        assertInvalidArgument(end, "sequences[1].observed: 4097 routes, at most 4096 per sequence");
+                .addSequences(query("b", most + 2)));
+        assertInvalidArgument(end, "sequences[1].observed: 4098 routes, at most 4097 per sequence");
     }
 
     @Test

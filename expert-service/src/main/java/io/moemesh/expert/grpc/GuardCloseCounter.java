@@ -8,15 +8,16 @@ import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
 import io.moemesh.expert.metrics.ExpertMetrics;
-import io.moemesh.service.expert.ExpertBatchWire;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * Counts in {@code moemesh_expert_errors_total} an ExpertBatch stream that something other than its handler closed
- * with a non-OK status: RequestParsingGuard, for a message that does not parse (INVALID_ARGUMENT) or a compressed
- * one that inflates past the size limit (RESOURCE_EXHAUSTED). Such a message ends the stream without a reply of its
- * own, so BatchStream, which counts every message it answers with a status, never sees it. The handler's own closes
- * (the stream completed, or ended at the service's stop with UNAVAILABLE) fail no message and are not counted.
+ * Counts in {@code moemesh_expert_errors_total} a call of the ExpertService that something other than its handler
+ * closed with a non-OK status: RequestParsingGuard, for a message that does not parse (INVALID_ARGUMENT) or a
+ * compressed one that inflates past the size limit (RESOURCE_EXHAUSTED). Such a message ends its call without a
+ * reply of its own, so neither BatchStream, which counts every ExpertBatch message it answers with a status, nor the
+ * control calls' handler (Prefetch, LoadAssignment, DescribeInstance: ExpertGrpcService.unary counts the failures it
+ * answers) ever sees it. The handlers' own closes are never counted here: a control call's failure is counted once,
+ * by unary; a stream's end (completed, or ended at the service's stop with UNAVAILABLE) fails no message.
  *
  * <p>Two interceptors, because the guard closes the transport's call directly, past everything inside it:
  * {@link #outside()} goes around the guard and sees every close; {@link #handlerSide()} goes inside it, around the
@@ -24,18 +25,14 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * grpc-java before any interceptor (it cancels the stream with RESOURCE_EXHAUSTED and logs it at warning), so it is
  * not counted here.
  */
-final class ExpertBatchCloseCounter {
-    /** Set for an ExpertBatch call's start by {@link #outside()}: whether its handler closed it. */
-    private static final Context.Key<AtomicBoolean> CLOSED_BY_HANDLER = Context.key("moemesh-expert-batch-closed-by-handler");
+final class GuardCloseCounter {
+    /** Set for a call's start by {@link #outside()}: whether its handler closed it. */
+    private static final Context.Key<AtomicBoolean> CLOSED_BY_HANDLER = Context.key("moemesh-expert-closed-by-handler");
 
     private final ExpertMetrics metrics;
 
-    ExpertBatchCloseCounter(ExpertMetrics metrics) {
+    GuardCloseCounter(ExpertMetrics metrics) {
         this.metrics = metrics;
-    }
-
-    private static boolean isExpertBatch(ServerCall<?, ?> call) {
-        return call.getMethodDescriptor().getFullMethodName().equals(ExpertBatchWire.METHOD.getFullMethodName());
     }
 
     /** Around the guard: counts a non-OK close the handler did not make. */
@@ -44,9 +41,6 @@ final class ExpertBatchCloseCounter {
             @Override
             public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
                                                                ServerCallHandler<Q, R> next) {
-                if (!isExpertBatch(call)) {
-                    return next.startCall(call, headers);
-                }
                 AtomicBoolean byHandler = new AtomicBoolean();
                 ServerCall<Q, R> counted = new ForwardingServerCall.SimpleForwardingServerCall<>(call) {
                     @Override
@@ -58,11 +52,12 @@ final class ExpertBatchCloseCounter {
                     }
                 };
                 // Only for the start: the guard and the handler are built in it (no per-message context switch).
-                Context previous = Context.current().withValue(CLOSED_BY_HANDLER, byHandler).attach();
+                Context attached = Context.current().withValue(CLOSED_BY_HANDLER, byHandler);
+                Context previous = attached.attach();
                 try {
                     return next.startCall(counted, headers);
                 } finally {
-                    Context.current().detach(previous);
+                    attached.detach(previous);
                 }
             }
         };

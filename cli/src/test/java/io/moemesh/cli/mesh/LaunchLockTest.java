@@ -1,0 +1,70 @@
+package io.moemesh.cli.mesh;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The launch lock's tries: a lock taken for a moment (another process's {@link LaunchLock#held} probe, as a waiting
+ * {@code down} makes every 100 ms) does not refuse a launch; one that stays taken does. The moment is played by a
+ * {@link FileLock} this test takes on the lock file and frees between two tries.
+ */
+class LaunchLockTest {
+    @TempDir
+    Path state;
+
+    /** A probe's lock on {@code <state>/.lock}; the launch's first try finds it taken. */
+    private FileChannel probe(FileLock[] lock) throws IOException {
+        Files.createDirectories(state);
+        FileChannel ch = FileChannel.open(state.resolve(LaunchLock.FILE), StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE);
+        lock[0] = ch.lock();
+        return ch;
+    }
+
+    @Test
+    void acquire_lockTakenForAMomentByAProbe_triesAgain_andTakesIt() throws IOException {
+        FileLock[] lock = new FileLock[1];
+        FileChannel probe = probe(lock);
+        AtomicInteger pauses = new AtomicInteger();
+
+        try (LaunchLock taken = LaunchLock.acquire(state, LaunchLock.ACQUIRE_TRIES, () -> {
+            pauses.incrementAndGet();
+            try {
+                lock[0].release(); // the probe is done
+                probe.close();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        })) {
+            assertThat(pauses).hasValue(1);
+            assertThat(LaunchLock.held(state)).isTrue();
+            assertThatThrownBy(() -> LaunchLock.acquire(state)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("another moemesh up is starting a mesh in " + state);
+        }
+        assertThat(LaunchLock.held(state)).isFalse();
+    }
+
+    @Test
+    void acquire_lockThatStaysTaken_isRefusedAfterItsTries_namingTheLockFile() throws IOException {
+        FileLock[] lock = new FileLock[1];
+        AtomicInteger pauses = new AtomicInteger();
+        try (FileChannel ignored = probe(lock)) {
+            assertThatThrownBy(() -> LaunchLock.acquire(state, LaunchLock.ACQUIRE_TRIES, pauses::incrementAndGet))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("another moemesh up is starting a mesh in " + state)
+                    .hasMessageContaining(state.resolve(LaunchLock.FILE).toString());
+            assertThat(pauses).hasValue(LaunchLock.ACQUIRE_TRIES - 1);
+        }
+    }
+}
