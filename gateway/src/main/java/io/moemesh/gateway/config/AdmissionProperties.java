@@ -43,14 +43,24 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                                  last byte (408, the permit given back at the deadline even while a read still
  *                                  waits: the container's per-read timeout bounds each wait, not the whole body); a
  *                                  call of the public gRPC API (Generate, Tokenize, ModelInfo), from its start to
- *                                  its half-close, until which gRPC holds its message's bytes (closed DEADLINE_EXCEEDED naming this setting, its
- *                                  stream reset). A slow client cannot hold a permit, or a request's bytes, longer
+ *                                  its half-close, until which gRPC holds its message's bytes (closed
+ *                                  DEADLINE_EXCEEDED naming this setting, its stream reset). A slow client cannot
+ *                                  hold a permit, or a request's bytes, longer than this
  * @param maxGrpcCallsPerConnection calls a client connection may have open at once on the public gRPC port
  *                                  (HTTP/2 MAX_CONCURRENT_STREAMS), ≥ 1; further calls wait in the client until one
- *                                  ends, none is refused. The default is above the requests the gateway holds at
- *                                  once at the default limits (max-waiting 1024 + max-running 256), so no call the
- *                                  admission would take waits for it; it bounds the calls one connection can leave
- *                                  open
+ *                                  ends, none is refused. At least {@code maxWaiting} + moemesh.gateway.max-running
+ *                                  (checked at startup, {@link GatewayProperties}): the requests the gateway holds at
+ *                                  once, so a client on one connection past them is answered RESOURCE_EXHAUSTED by
+ *                                  the admission instead of waiting in its own client unanswered; it bounds the calls
+ *                                  one connection can leave open
+ * @param maxHeldRequestBytes       request bytes the public gRPC port's calls may hold together before their
+ *                                  half-close (gRPC reads a call's message as it arrives and keeps it until then,
+ *                                  for up to {@code requestReadTimeout}, whatever the connection's flow control): a
+ *                                  call whose bytes would pass it is closed RESOURCE_EXHAUSTED naming this setting
+ *                                  and its stream reset at once (logged, counted in
+ *                                  moemesh_gateway_grpc_held_request_resets_total). 0 (the default) = 4 ×
+ *                                  {@code maxConcurrentLargeRequests} × {@code maxRequestBytes} (32 MiB at the
+ *                                  defaults); else at least {@code maxRequestBytes}, so one largest message fits
  */
 public record AdmissionProperties(
         @DefaultValue("1024") int maxWaiting,
@@ -64,7 +74,8 @@ public record AdmissionProperties(
         @DefaultValue("2048") int maxChatMessages,
         @DefaultValue("1048576") long maxStreamBacklogBytes,
         @DefaultValue("30s") Duration requestReadTimeout,
-        @DefaultValue("2048") int maxGrpcCallsPerConnection) {
+        @DefaultValue("2048") int maxGrpcCallsPerConnection,
+        @DefaultValue("0") long maxHeldRequestBytes) {
 
     public AdmissionProperties {
         String prefix = "moemesh.gateway.admission.";
@@ -93,6 +104,14 @@ public record AdmissionProperties(
         if (maxGrpcCallsPerConnection < 1) {
             throw new IllegalArgumentException(prefix + "max-grpc-calls-per-connection must be ≥ 1, got "
                     + maxGrpcCallsPerConnection);
+        }
+        if (maxHeldRequestBytes == 0) {
+            maxHeldRequestBytes = 4L * maxConcurrentLargeRequests * maxRequestBytes;
+        } else if (maxHeldRequestBytes < maxRequestBytes) {
+            throw new IllegalArgumentException(prefix + "max-held-request-bytes must be 0 (4 × "
+                    + "max-concurrent-large-requests × max-request-bytes) or at least " + prefix
+                    + "max-request-bytes (" + maxRequestBytes + "), so that one largest message fits, got "
+                    + maxHeldRequestBytes);
         }
         if (maxChatMessages < 1) {
             throw new IllegalArgumentException(prefix + "max-chat-messages must be ≥ 1, got " + maxChatMessages);

@@ -44,6 +44,7 @@ import io.moemesh.model.kernel.NativeCacheDirectory;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.grpc.HeldRequestBytes;
 import io.moemesh.service.tls.MeshCredentials;
 import io.opentelemetry.api.OpenTelemetry;
 import java.nio.file.Files;
@@ -289,16 +290,29 @@ public class GatewayConfiguration {
                 p.admission().requestReadTimeout());
     }
 
+    /** The public gRPC port's budget of request bytes held before half-closes (admission.max-held-request-bytes). */
+    @Bean
+    HeldRequestBytes heldRequestBytes(GatewayProperties p, MeterRegistry meters) {
+        HeldRequestBytes held = new HeldRequestBytes(p.admission().maxHeldRequestBytes(),
+                "moemesh.gateway.admission.max-held-request-bytes");
+        Gauge.builder("moemesh_gateway_grpc_held_request_bytes", held, HeldRequestBytes::held)
+                .description("request bytes public gRPC calls hold before their half-close").register(meters);
+        FunctionCounter.builder("moemesh_gateway_grpc_held_request_resets", held, HeldRequestBytes::resets)
+                .description("public gRPC calls reset: their request would have taken the held bytes past "
+                        + "admission.max-held-request-bytes").register(meters);
+        return held;
+    }
+
     @Bean
     GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys,
-                                   ServingClock clock) {
+                                   ServingClock clock, HeldRequestBytes heldRequests) {
         // The public API authenticates clients by API key; moemesh.gateway.tls is for the channels to experts only.
         // The arrival interceptor is last: it runs first, so a call's arrival is taken before anything else.
-        // Resettable calls: a Generate whose client does not read, a call that does not half-close, are reset
-        // (CallReset) so that nothing of them stays queued.
+        // Resettable calls: a Generate whose client does not read, a call that does not half-close, a call whose
+        // request would take the held bytes past their budget, are reset (CallReset) so that nothing of them stays.
         return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
                 p.admission().maxRequestBytes(), SERVERS_STOP_GRACE, List.of(service.guarded()),
-                List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock))).resettableCalls()
+                List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock))).resettableCalls(heldRequests)
                 .maxCallsPerConnection(p.admission().maxGrpcCallsPerConnection(),
                         "moemesh.gateway.admission.max-grpc-calls-per-connection");
     }

@@ -28,7 +28,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param kvBlockTokens         tokens per KV block (the unit of prefix caching and of the kvcache-service, whose
  *                              {@code moemesh.kvcache.block-tokens} must be the same), in [1, 1024]
  * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
- * @param maxRunning            sequences in the engine's batch at once (prefilling their prompt or decoding)
+ * @param maxRunning            sequences in the engine's batch at once (prefilling their prompt or decoding); with
+ *                              admission.max-waiting at most admission.max-grpc-calls-per-connection
  * @param maxInboundMessageBytes largest gRPC message accepted from expert-services and the router (at least 64 KiB);
  *                              the kvcache-service's channel takes this or its largest reply, whichever is larger
  *                              ({@code KvCacheClient.inboundMessageBytes}). An instance's rows of a layer go in as many
@@ -259,6 +260,16 @@ public record GatewayProperties(
             // them every layer, and the micro-batches wait for each other instead of overlapping.
             throw new IllegalArgumentException("moemesh.gateway.dispatch.max-concurrent-calls (" + dispatch.maxConcurrentCalls()
                     + ") must be at least moemesh.gateway.micro-batches (" + microBatches + ")");
+        }
+        if (admission != null
+                && admission.maxGrpcCallsPerConnection() < (long) admission.maxWaiting() + maxRunning) {
+            // The gateway holds max-waiting + max-running requests at once and refuses the next with
+            // RESOURCE_EXHAUSTED; a client on one connection past a lower stream limit would wait in its own client
+            // instead, told nothing.
+            throw new IllegalArgumentException("moemesh.gateway.admission.max-grpc-calls-per-connection ("
+                    + admission.maxGrpcCallsPerConnection() + ") must be at least moemesh.gateway.admission"
+                    + ".max-waiting (" + admission.maxWaiting() + ") + moemesh.gateway.max-running (" + maxRunning
+                    + ")");
         }
         // Only a gateway with expert-services (a placement file or a router) or a kvcache-service opens channels that
         // need the certificate.

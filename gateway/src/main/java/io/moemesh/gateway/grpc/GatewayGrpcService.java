@@ -33,7 +33,9 @@ import java.util.UUID;
  * rate or too many large ones are in intake). grpc-java hands a call's message over only at its half-close, holding
  * its bytes until then: a call (Generate, Tokenize, ModelInfo) whose half-close has not come {@code requestReadTimeout}
  * after its start is ended by the guard (DEADLINE_EXCEEDED naming moemesh.gateway.admission.request-read-timeout, its stream
- * reset), so a client that never ends its request cannot hold them.
+ * reset), so a client that never ends its request cannot hold them; and what all such calls hold at once is bounded by
+ * moemesh.gateway.admission.max-held-request-bytes (the server's HeldRequestBytes: past it a call is closed
+ * RESOURCE_EXHAUSTED and reset).
  */
 public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceImplBase {
     private final MoeModel model;

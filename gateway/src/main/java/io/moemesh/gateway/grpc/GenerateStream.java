@@ -13,6 +13,8 @@ import io.moemesh.proto.gateway.v1.TokenLogprob;
 import io.moemesh.proto.gateway.v1.TopLogprob;
 import io.moemesh.proto.gateway.v1.Usage;
 import io.moemesh.service.grpc.CallReset;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Streams one request to its gRPC caller: a message per token with the text it makes safe to send, then a
@@ -27,14 +29,17 @@ import io.moemesh.service.grpc.CallReset;
  * server hold every token message of its stream. The engine thread never waits for the client; instead the
  * serialized bytes of messages sent while the call is not ready ({@code isReady}, reset when it is again) count
  * against {@code maxBacklogBytes} ({@code moemesh.gateway.admission.max-stream-backlog-bytes}, the bound of the SSE
- * streams): past it the sequence is cancelled ({@code moemesh.gateway.requests} status cancelled) and the call's
- * stream is reset ({@link CallReset}): the transport drops the messages it still queued for the client at once, and
- * the client learns of it (CANCELLED) without reading them, once it has read what it already received. Ending the call with a status instead would queue its
- * trailers behind those messages, which would stay in memory until the client read them or its connection closed.
+ * streams): past it the sequence is cancelled ({@code moemesh.gateway.requests} status client_stalled, apart from
+ * clients that cancel; logged at info with the request id) and the call's stream is reset ({@link CallReset}): the
+ * transport drops the messages it still queued for the client at once, and the client learns of it (CANCELLED)
+ * without reading them, once it has read what it already received. Ending the call with a status instead would
+ * queue its trailers behind those messages, which would stay in memory until the client read them or its
+ * connection closed.
  * Without a reset (a server without {@link CallReset#tracerFactory()}) it ends RESOURCE_EXHAUSTED saying the client
  * did not read. The closing message is never refused (one small message).
  */
 final class GenerateStream implements CompletionSink {
+    private static final Logger log = LoggerFactory.getLogger(GenerateStream.class);
     private final ServerCallStreamObserver<GenerateResponse> out;
     private final CallReset reset;
     private final Tokenizer tokenizer;
@@ -157,10 +162,12 @@ final class GenerateStream implements CompletionSink {
                 backlog += r.getSerializedSize();
                 if (backlog > maxBacklogBytes) {
                     stalled = true;
-                    // Never blocks: the sequence is dropped at the next step boundary, counted as cancelled.
-                    handle.cancel();
+                    // Never blocks: the sequence is dropped at the next step boundary, counted apart from the
+                    // clients that cancelled (the client sees only CANCELLED: the log says why).
+                    handle.cancelStalled();
                     String why = "the client did not read the stream: more than " + maxBacklogBytes
                             + " bytes of messages waited for it (request " + requestId + ")";
+                    log.info("Generate {} ended, its stream reset: {}", requestId, why);
                     if (!reset.reset(why)) {
                         out.onError(io.grpc.Status.RESOURCE_EXHAUSTED.withDescription(why).asRuntimeException());
                     }

@@ -9,6 +9,8 @@ import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.http.MediaType;
 import org.springframework.web.context.request.async.DeferredResult;
 import org.springframework.web.servlet.mvc.method.annotation.ResponseBodyEmitter;
@@ -31,14 +33,15 @@ import tools.jackson.databind.json.JsonMapper;
  * final chunk and {@code [DONE]} last, then the emitter is completed. A client that stops reading shows as a queue
  * that only grows: once its unsent event text passes {@code maxBacklogBytes} (counted in characters, which for the
  * chunks' JSON are about bytes; the closing events are never refused), the sequence is cancelled
- * ({@code moemesh.gateway.requests} status cancelled), the queue dropped, and the response ends after the write in
- * progress, without [DONE].
+ * ({@code moemesh.gateway.requests} status client_stalled, apart from clients that went away; logged at info with
+ * the request id), the queue dropped, and the response ends after the write in progress, without [DONE].
  *
  * <p>Each event is written as exactly {@code data: <json>\n\n}, OpenAI's wire format: SseEmitter's own event
  * builder writes {@code data:} without the space, which the SSE spec allows but clients that match the line
  * prefix {@code "data: "} (as many hand-written OpenAI clients do) would not see.
  */
 final class SseSink implements CompletionSink {
+    private static final Logger log = LoggerFactory.getLogger(SseSink.class);
     /** What SseEmitter writes its event text as: the response's content type stays text/event-stream. */
     private static final MediaType UTF8_TEXT = new MediaType("text", "plain", StandardCharsets.UTF_8);
     private final SseEmitter emitter = new SseEmitter(0L);
@@ -53,6 +56,8 @@ final class SseSink implements CompletionSink {
     private final long maxBacklogBytes;
     private volatile GenerationService.Handle handle;
     private volatile boolean gone;
+    /** Gone because it stopped reading (past the backlog bound), not because it went away. */
+    private volatile boolean stalledClient;
     private boolean started;
     /** The closing events are being queued: they pass the backlog bound (a few small events at most). */
     private boolean ending;
@@ -84,7 +89,7 @@ final class SseSink implements CompletionSink {
         response.onError(e -> clientGone());
         response.onTimeout(this::clientGone);
         if (gone) {
-            h.cancel();
+            cancel(h);
         }
     }
 
@@ -92,6 +97,15 @@ final class SseSink implements CompletionSink {
         gone = true;
         GenerationService.Handle h = handle;
         if (h != null) {
+            cancel(h);
+        }
+    }
+
+    /** Counted apart: a client that stopped reading is not one that went away. */
+    private void cancel(GenerationService.Handle h) {
+        if (stalledClient) {
+            h.cancelStalled();
+        } else {
             h.cancel();
         }
     }
@@ -126,6 +140,7 @@ final class SseSink implements CompletionSink {
             if (!closing && backlog + event.length() > maxBacklogBytes) {
                 // The client has not taken what the socket buffers hold, nor this much more: it is not reading.
                 stalled = true;
+                stalledClient = true;
                 gone = true;
                 queue.clear();
                 queue.add(END);
@@ -140,6 +155,8 @@ final class SseSink implements CompletionSink {
             }
         }
         if (stalled) {
+            log.info("request {} ended: the client did not read its event stream, more than {} characters of events "
+                    + "waited for it", requestId, maxBacklogBytes);
             clientGone();
         }
         if (startWriter) {

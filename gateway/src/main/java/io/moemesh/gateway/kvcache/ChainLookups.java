@@ -14,7 +14,9 @@ import io.moemesh.proto.kvcache.v1.LookupRequest;
 import io.moemesh.proto.kvcache.v1.LookupResponse;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -43,9 +45,9 @@ import org.slf4j.LoggerFactory;
 final class ChainLookups {
     private static final Logger log = LoggerFactory.getLogger(ChainLookups.class);
     /**
-     * Announcements sent and not yet answered, at most: each holds its request (about 34 bytes per block of its chain)
-     * until the service answers or its deadline passes, so a slow service would otherwise pile up one per prompt
-     * served locally. One more is dropped ({@link Announcement#DROPPED}).
+     * Announcements queued or sent and not yet answered, at most: each holds its chain, then its request (about 34
+     * bytes per block), until the service answers or its deadline passes, so a slow service would otherwise pile up
+     * one per prompt served locally. One more is dropped ({@link Announcement#DROPPED}).
      */
     static final int MAX_ANNOUNCEMENTS_IN_FLIGHT = 64;
     /** How long a service found to predate held_blocks is asked as before until it is re-checked (60 s). */
@@ -57,6 +59,12 @@ final class ChainLookups {
     private final BlockLayout layout;
     private final LongSupplier nanoClock;
     private final Semaphore announcing = new Semaphore(MAX_ANNOUNCEMENTS_IN_FLIGHT);
+    /**
+     * Builds and sends the announcements, one at a time in order; its queue holds at most
+     * {@link #MAX_ANNOUNCEMENTS_IN_FLIGHT} ({@link #announcing}). Its thread ends when idle for a while.
+     */
+    private final ThreadPoolExecutor announcer = new ThreadPoolExecutor(1, 1, 30, TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(), Thread.ofPlatform().name("moemesh-kv-announcer").daemon().factory());
     /** Whether the service counts Lookups from held_blocks (its last answer to one with held blocks echoed them). */
     private final AtomicBoolean heldBlocksHonoured = new AtomicBoolean(true);
     /** {@link #nanoClock} time from which the next Lookup with held blocks or announcement re-checks the service. */
@@ -73,6 +81,7 @@ final class ChainLookups {
         this.fingerprint = fingerprint;
         this.layout = layout;
         this.nanoClock = nanoClock;
+        announcer.allowCoreThreadTimeOut(true);
     }
 
     /**
@@ -113,11 +122,14 @@ final class ChainLookups {
     }
 
     /**
-     * A Lookup of the whole chain with every block held (it asks about none), sent without waiting for the answer
-     * (the call does not block: its caller may be the engine thread); a failure is only logged (the request goes on
-     * without the service). Not sent for an empty chain, nor to a service that predates held_blocks (it would take the
-     * chain as asked about, and its other Lookups are of the rest alone) but when it is re-checked; dropped while
-     * {@link #MAX_ANNOUNCEMENTS_IN_FLIGHT} are unanswered.
+     * A Lookup of the whole chain with every block held (it asks about none), handed to the announcer thread, which
+     * builds it (about 34 bytes per block) and sends it without waiting for the answer: the caller, the engine thread,
+     * only queues the chain it has. A failure is only logged (the request goes on without the service). Not sent for
+     * an empty chain, nor to a service that predates held_blocks (it would take the chain as asked about, and its
+     * other Lookups are of the rest alone) but when it is re-checked; dropped while
+     * {@link #MAX_ANNOUNCEMENTS_IN_FLIGHT} are queued or unanswered (which bounds the announcer's queue).
+     *
+     * @param chain not changed afterwards (the announcer reads it)
      */
     Announcement announce(List<BlockHash> chain, Duration timeout) {
         if (chain.isEmpty() || !heldBlocksHonoured.get() && !recheckDue()) {
@@ -130,13 +142,25 @@ final class ChainLookups {
             announcing.release();
             return Announcement.NOT_SENT;
         }
+        try {
+            announcer.execute(() -> send(chain, timeout));
+        } catch (RuntimeException e) { // closed
+            announcing.release();
+            throw e;
+        }
+        return Announcement.SENT;
+    }
+
+    /** On the announcer thread: builds and sends one announcement; its permit is given back when it ends. */
+    private void send(List<BlockHash> chain, Duration timeout) {
         ListenableFuture<LookupResponse> answer;
         try {
             answer = KvCacheServiceGrpc.newFutureStub(channel).withDeadlineAfter(timeout.toNanos(),
                     TimeUnit.NANOSECONDS).lookup(request(chain, chain.size(), false));
         } catch (RuntimeException e) {
             announcing.release();
-            throw e;
+            log.debug("announcing a chain of {} KV blocks to {} failed: {}", chain.size(), endpoint, e.toString());
+            return;
         }
         Futures.addCallback(answer, new FutureCallback<>() {
             @Override
@@ -152,7 +176,11 @@ final class ChainLookups {
                         t.toString());
             }
         }, MoreExecutors.directExecutor());
-        return Announcement.SENT;
+    }
+
+    /** Drops the announcements not sent yet (the client closes). */
+    void close() {
+        announcer.shutdownNow();
     }
 
     private boolean recheckDue() {

@@ -177,7 +177,8 @@ public final class KvCacheClient implements AutoCloseable {
 
     /**
      * Tells the service's policy about a new request that fetches nothing (its blocks held here, or too few missing
-     * to be worth a fetch), without waiting for an answer or blocking ({@link ChainLookups#announce}: bounded).
+     * to be worth a fetch), without building the request, waiting for an answer or blocking ({@link
+     * ChainLookups#announce}: queued to its announcer thread, bounded).
      */
     public Announcement announce(List<BlockHash> chain, Duration deadline) {
         reconnectIfDown();
@@ -466,6 +467,7 @@ public final class KvCacheClient implements AutoCloseable {
 
     @Override
     public void close() {
+        lookups.close();
         channel.shutdownNow();
         if (onClose != null) {
             try {

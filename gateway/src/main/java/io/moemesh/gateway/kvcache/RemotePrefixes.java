@@ -9,10 +9,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
@@ -33,9 +31,10 @@ import org.slf4j.LoggerFactory;
  * block 0 and says how many leading blocks are local ({@link KvCacheClient#lookup(List, int, boolean, Duration)}), so
  * that the service's policy sees the request as it is (a next turn whose history is still local continues its
  * conversation from block 0); a sequence that fetches nothing is announced all the same ({@link
- * KvCacheClient#announce}: an asynchronous call the engine thread starts itself, never queued behind the fetches, at
- * most {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} unanswered, one more dropped and counted in {@link
- * #droppedAnnouncements}), and one asked about again (a resume, a second try at its admission) says it is a repeat, so
+ * SequenceAnnouncements}: the engine thread hands the chain to the client's announcer thread, never queued behind
+ * the fetches, at most {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} unanswered, one more dropped, counted once
+ * per sequence in {@link #droppedAnnouncements}), and one asked about again (a resume, a second try at its
+ * admission) says it is a repeat, so
  * the policy sees each admitted request once. A sequence counts as announced only once its Lookup or announcement went
  * out: a fetch that ended before its Lookup did (it timed out queued behind others, or waiting for its swap-out's
  * writes) announces the chain when it ends. At a later step boundary, on the engine thread, the
@@ -102,8 +101,8 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     private volatile Runnable wakeUp = () -> { };
     /** Engine thread only. */
     private final Map<Long, Pending> fetching = new HashMap<>();
-    /** Engine thread only: sequences whose chain the service was told (a Lookup or an announcement that went out). */
-    private final Set<Long> announced = new HashSet<>();
+    /** Engine thread only (but its counters). */
+    private final SequenceAnnouncements announced;
     private final Map<Long, CompletableFuture<Void>> swappedOut = new HashMap<>();
     /** Engine thread only: blocks each started, not yet imported fetch may bring (the fetch budget's share). */
     private final Map<Long, Integer> reserved = new HashMap<>();
@@ -116,8 +115,6 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     private final AtomicLong swapOuts = new AtomicLong();
     private final AtomicLong restores = new AtomicLong();
     private final AtomicLong restoredBlocks = new AtomicLong();
-    private final AtomicLong announcements = new AtomicLong();
-    private final AtomicLong droppedAnnouncements = new AtomicLong();
 
     /**
      * Blocks fetched for one sequence, block 0 of the run first; {@code failed}: the fetch ended early; {@code bytes}:
@@ -156,6 +153,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         this.minFetchBlocks = Math.max(1, minFetchBlocks);
         this.mode = mode;
         this.fetchers = fetchers;
+        this.announced = new SequenceAnnouncements(client, fetchTimeout);
     }
 
     /** A pool of {@code threads} daemon threads for {@link #RemotePrefixes}'s fetches. */
@@ -182,13 +180,13 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             int full = (context.length - 1) / b;
             List<BlockHash> chain = cache.prefixChain(context, tenant, full);
             int local = cache.presentBlocks(chain);
-            boolean repeat = announced.contains(seqId);
+            boolean repeat = announced.told(seqId);
             if (full - local < minFetchBlocks
                     || reservedBlocks + full - local > cache.freeBlocks() + cache.cachedBlocks()) {
                 // Too few to fetch, or over the fetch budget (computing them gives the same tokens): no Lookup, but
                 // the service's policy is still told of a new request.
                 if (!repeat) {
-                    announce(seqId, chain);
+                    announced.announce(seqId, chain);
                 }
                 return true;
             }
@@ -207,39 +205,14 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         unreserve(seqId);
         if (f.lookup().compareAndSet(LOOKUP_NOT_YET, LOOKUP_ABANDONED)) {
             // Ended before its Lookup went out: the request is admitted all the same, so the policy is told now.
-            if (!announced.contains(seqId)) {
-                announce(seqId, f.chain());
+            if (!announced.told(seqId)) {
+                announced.announce(seqId, f.chain());
             }
         } else {
-            announced.add(seqId);
+            announced.lookupSent(seqId);
         }
         importFetched(f.future(), f.swapped());
         return true;
-    }
-
-    /**
-     * Engine thread: tells the service's policy of {@code seqId}'s chain. The call does not block (an asynchronous
-     * Lookup, at most {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} unanswered), so it needs no fetch thread and
-     * never waits behind a fetch; the sequence counts as announced only when it went out.
-     */
-    private void announce(long seqId, List<BlockHash> chain) {
-        Announcement a;
-        try {
-            a = client.announce(chain, fetchTimeout);
-        } catch (RuntimeException e) {
-            log.debug("KV chain not announced to {}: {}", client.endpoint(), e.toString());
-            return;
-        }
-        switch (a) {
-            case SENT -> {
-                announced.add(seqId);
-                announcements.incrementAndGet();
-            }
-            case DROPPED -> droppedAnnouncements.incrementAndGet();
-            case NOT_SENT -> {
-                // an empty chain, or a service that predates held_blocks: nothing to tell it
-            }
-        }
     }
 
     private void reserve(long seqId, int blocks) {
@@ -407,7 +380,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         }
         unreserve(seqId);
         swappedOut.remove(seqId);
-        announced.remove(seqId);
+        announced.forget(seqId);
     }
 
     @Override
@@ -477,12 +450,15 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
 
     /** Requests that fetched nothing announced to the service (a Lookup with every block held). */
     public long announcements() {
-        return announcements.get();
+        return announced.sent();
     }
 
-    /** Announcements not sent because {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} were unanswered. */
+    /**
+     * Sequences an announcement was dropped for, once each, because {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT}
+     * were unanswered (a later try of one may have been sent: it is in {@link #announcements} too).
+     */
     public long droppedAnnouncements() {
-        return droppedAnnouncements.get();
+        return announced.droppedSequences();
     }
 
     public TransferRates rates() {

@@ -70,10 +70,20 @@ public final class GenerationService {
         this.traces = traces;
     }
 
-    /** A running request; cancel when the client goes away. */
+    /** A running request; cancel when the client goes away or stops reading. */
     public interface Handle {
+        /** The client went away (or its deadline passed): counted in the requests metric as {@code cancelled}. */
         void cancel();
+
+        /**
+         * The client stopped reading the stream (past admission.max-stream-backlog-bytes): counted as
+         * {@value #CLIENT_STALLED}, apart from the clients that went away.
+         */
+        void cancelStalled();
     }
+
+    /** The requests metric's status of a request whose client stopped reading its stream. */
+    public static final String CLIENT_STALLED = "client_stalled";
 
     /**
      * Admits and submits the request, or throws why not (the engine stopped, no placement, draining, overloaded, a
@@ -122,7 +132,17 @@ public final class GenerationService {
         metrics.admitted(g.promptIds().length);
         log.debug("request {} tenant {} admitted: {} prompt tokens", request.requestId(), request.tenant(),
                 g.promptIds().length);
-        return run::cancelByClient;
+        return new Handle() {
+            @Override
+            public void cancel() {
+                run.cancelByClient("cancelled");
+            }
+
+            @Override
+            public void cancelStalled() {
+                run.cancelByClient(CLIENT_STALLED);
+            }
+        };
     }
 
     public AdmissionControl admission() {
@@ -206,9 +226,10 @@ public final class GenerationService {
             }
         }
 
-        void cancelByClient() {
+        /** @param status the requests metric's status: why the client's side ended it */
+        void cancelByClient(String status) {
             if (done.compareAndSet(false, true)) {
-                metrics.request("cancelled", request.tenant());
+                metrics.request(status, request.tenant());
                 cancelSequence();
             }
         }

@@ -2,6 +2,7 @@ package io.moemesh.gateway.serving;
 
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Bounds the memory the public APIs spend on reading requests: a request larger than {@code largeRequestBytes}
@@ -22,6 +23,7 @@ public final class IntakeLimiter {
     private final long largeRequestBytes;
     private final int maxConcurrentLarge;
     private final Semaphore large;
+    private final AtomicLong largeAdmitted = new AtomicLong();
 
     /**
      * @param largeRequestBytes  sizes above this are large
@@ -54,6 +56,7 @@ public final class IntakeLimiter {
             throw new OverloadedException(maxConcurrentLarge + " requests larger than " + largeRequestBytes
                     + " bytes are being read already; retry later", 1);
         }
+        largeAdmitted.incrementAndGet();
         AtomicBoolean released = new AtomicBoolean();
         return () -> {
             if (released.compareAndSet(false, true)) {
@@ -65,5 +68,10 @@ public final class IntakeLimiter {
     /** Large requests in intake now (for tests and metrics). */
     public int largeInIntake() {
         return maxConcurrentLarge - large.availablePermits();
+    }
+
+    /** Large requests given a permit so far (for tests and metrics: unlike {@link #largeInIntake}, it never drops). */
+    public long largeAdmitted() {
+        return largeAdmitted.get();
     }
 }

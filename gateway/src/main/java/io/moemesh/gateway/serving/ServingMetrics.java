@@ -72,7 +72,8 @@ public final class ServingMetrics {
     }
 
     /**
-     * One count per finished request: status is ok, cancelled, or the error's type (its class's simple name), also
+     * One count per finished request: status is ok, cancelled, client_stalled (the client stopped reading its
+     * stream: {@link GenerationService#CLIENT_STALLED}), or the error's type (its class's simple name), also
      * for a request refused before it was admitted (overloaded, draining, no placement).
      */
     public void request(String status, String tenant) {

@@ -17,9 +17,10 @@ import org.springframework.boot.context.properties.source.MapConfigurationProper
 /**
  * moemesh.gateway.micro-batches, micro-batch-min-rows, micro-batch-grouping, micro-batch-min-expert-rows,
  * unix-socket-security, dispatch.shared-memory-*, placement-poll-interval, admission.max-waiting,
- * admission.tenant-requests-per-second and tenant-burst, admission.request-read-timeout and
- * max-grpc-calls-per-connection, grpc-port, shutdown-grace, max-inbound-message-bytes and
- * dispatch.max-concurrent-calls against micro-batches, bound as Spring binds them.
+ * admission.tenant-requests-per-second and tenant-burst, admission.request-read-timeout,
+ * max-grpc-calls-per-connection (also against max-waiting + max-running) and max-held-request-bytes, grpc-port,
+ * shutdown-grace, max-inbound-message-bytes and dispatch.max-concurrent-calls against micro-batches, bound as Spring
+ * binds them.
  */
 class GatewayPropertiesBindingTest {
 
@@ -100,6 +101,42 @@ class GatewayPropertiesBindingTest {
         assertThat(a.tenantBurst()).isEqualTo(1);
         assertThat(bind(Map.of("moemesh.gateway.grpc-port", "65535", "moemesh.gateway.shutdown-grace", "0s")).grpcPort())
                 .isEqualTo(65535);
+    }
+
+    @Test
+    void grpcCallsPerConnection_belowWhatTheGatewayHolds_refusedAtStartup_namingTheProperties() {
+        assertThatThrownBy(() -> bind(Map.of("moemesh.gateway.admission.max-grpc-calls-per-connection", "1279")))
+                .isInstanceOf(BindException.class).rootCause().isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("moemesh.gateway.admission.max-grpc-calls-per-connection (1279) must be at least "
+                        + "moemesh.gateway.admission.max-waiting (1024) + moemesh.gateway.max-running (256)");
+        // Raising what the gateway holds needs the per-connection limit raised too.
+        assertThatThrownBy(() -> bind(Map.of("moemesh.gateway.admission.max-waiting", "4096")))
+                .isInstanceOf(BindException.class).rootCause().isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("max-grpc-calls-per-connection (2048) must be at least")
+                .hasMessageContaining("max-waiting (4096)");
+        assertThat(bind(Map.of("moemesh.gateway.admission.max-grpc-calls-per-connection", "1280")).admission()
+                .maxGrpcCallsPerConnection()).isEqualTo(1280);
+        assertThat(bind(Map.of("moemesh.gateway.admission.max-waiting", "4", "moemesh.gateway.max-running", "4",
+                "moemesh.gateway.admission.max-grpc-calls-per-connection", "8")).admission()
+                .maxGrpcCallsPerConnection()).isEqualTo(8);
+    }
+
+    @Test
+    void heldRequestBytes_fourLargeRequestsOfTheLargestSizeByDefault_atLeastOneLargestMessageWhenSet() {
+        assertThat(bind(Map.of()).admission().maxHeldRequestBytes()).isEqualTo(4L * 2 * 4194304);
+        assertThat(bind(Map.of("moemesh.gateway.admission.max-request-bytes", "1000000",
+                "moemesh.gateway.admission.max-concurrent-large-requests", "3")).admission().maxHeldRequestBytes())
+                .isEqualTo(12_000_000L);
+        assertThat(bind(Map.of("moemesh.gateway.admission.max-held-request-bytes", "4194304")).admission()
+                .maxHeldRequestBytes()).isEqualTo(4194304);
+        for (String bad : new String[] {"4194303", "-1"}) {
+            assertThatThrownBy(() -> bind(Map.of("moemesh.gateway.admission.max-held-request-bytes", bad)))
+                    .isInstanceOf(BindException.class).rootCause().isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("moemesh.gateway.admission.max-held-request-bytes must be 0 (4 × "
+                            + "max-concurrent-large-requests × max-request-bytes) or at least "
+                            + "moemesh.gateway.admission.max-request-bytes (4194304), so that one largest message "
+                            + "fits, got " + bad);
+        }
     }
 
     @Test

@@ -206,7 +206,7 @@ class DrainAndDeadlineTest {
             call.halfClose();
             // Its sequence is cancelled past the backlog bound: the drain has nothing to wait for, the call is open.
             await().atMost(Duration.ofSeconds(60)).until(() -> {
-                var c = meters.find("moemesh.gateway.requests").tag("status", "cancelled").counter();
+                var c = meters.find("moemesh.gateway.requests").tag("status", "client_stalled").counter();
                 return c != null && c.count() > 0;
             });
             CompletableFuture<Void> closing = CompletableFuture.runAsync(ctx::close);

@@ -3,13 +3,19 @@ package io.moemesh.gateway.grpc;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.UnknownFieldSet;
 import io.grpc.CallOptions;
+import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCalls;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.moemesh.gateway.serving.IntakeLimiter;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.gateway.v1.ChatInput;
@@ -22,11 +28,13 @@ import io.moemesh.proto.gateway.v1.PromptIds;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.grpc.HeldRequestBytes;
 import io.moemesh.service.testing.RawMessages;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
@@ -45,7 +53,8 @@ import org.springframework.test.context.DynamicPropertySource;
  * What gateway.proto promises for bad input, on a real socket: uint32 fields read unsigned, floats NaN/∞/out of
  * range, stop strings (at most 16, non-empty), request_id ≤ 128 bytes, prompt ids in [0, vocab_size) and no more
  * than the prompt limit are INVALID_ARGUMENT naming the field; another model is NOT_FOUND; chat without a template FAILED_PRECONDITION;
- * large messages beyond the intake cap RESOURCE_EXHAUSTED; unparseable bytes INVALID_ARGUMENT.
+ * large messages beyond the intake cap RESOURCE_EXHAUSTED; unparseable bytes INVALID_ARGUMENT; a call whose request
+ * would take the bytes held before half-closes past admission.max-held-request-bytes RESOURCE_EXHAUSTED.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -61,6 +70,10 @@ class GrpcClientErrorsTest {
     GrpcServerLifecycle server;
     @Autowired
     IntakeLimiter intake;
+    @Autowired
+    HeldRequestBytes held;
+    @Autowired
+    MeterRegistry meters;
     ManagedChannel channel;
     GatewayServiceGrpc.GatewayServiceBlockingStub stub;
 
@@ -215,5 +228,57 @@ class GrpcClientErrorsTest {
         Status big = generateStatus(GenerateRequest.newBuilder().setPrompt("w".repeat(5 << 20)).build());
         assertThat(big.getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
         assertThat(generateStatus(prompt(sampling()).build())).isEqualTo(Status.OK);
+    }
+    /**
+     * Calls that send a message of almost max-request-bytes and never half-close (as a bidi stream: grpc-java's own
+     * client sends such a message only with its half-close; the server does not check what type the client took the
+     * method for). gRPC reads each whole and holds it: at the default budget, 4 × 2 large requests of the largest
+     * size, eight fit and the ninth is the one reset. The half-close bound (30 s by default) closes none meanwhile.
+     */
+    @Test
+    void requestBytesHeldBeforeHalfClose_pastTheBudget_resetTheCallThatPushedPast_resourceExhaustedNamingTheSetting() {
+        int bytes = 4_000_000;
+        assertThat(held.max()).as("the default").isEqualTo(4L * 2 * 4194304);
+        FunctionCounter resets = meters.find("moemesh_gateway_grpc_held_request_resets").functionCounter();
+        double resetsBefore = resets.count();
+        await().atMost(Duration.ofSeconds(20)).until(() -> held.held() == 0); // earlier tests' calls have ended
+        GenerateRequest message = GenerateRequest.newBuilder().setPrompt("hi").setUnknownFields(UnknownFieldSet
+                .newBuilder().addField(1000, UnknownFieldSet.Field.newBuilder()
+                        .addLengthDelimited(ByteString.copyFrom(new byte[bytes])).build()).build()).build();
+        List<ClientCall<GenerateRequest, GenerateResponse>> calls = new ArrayList<>();
+        List<CompletableFuture<Status>> closed = new ArrayList<>();
+        try {
+            for (int i = 0; i < 9; i++) {
+                CompletableFuture<Status> c = new CompletableFuture<>();
+                ClientCall<GenerateRequest, GenerateResponse> call = channel.newCall(GatewayServiceGrpc
+                        .getGenerateMethod().toBuilder().setType(MethodDescriptor.MethodType.BIDI_STREAMING).build(),
+                        CallOptions.DEFAULT);
+                call.start(new ClientCall.Listener<>() {
+                    @Override
+                    public void onClose(Status status, Metadata trailers) {
+                        c.complete(status);
+                    }
+                }, new Metadata());
+                call.request(1);
+                call.sendMessage(message);
+                calls.add(call);
+                closed.add(c);
+                if (i < 8) {
+                    long expected = (long) (i + 1) * message.getSerializedSize();
+                    await().atMost(Duration.ofSeconds(20)).until(() -> held.held() == expected);
+                }
+            }
+
+            assertThat(closed.get(8)).succeedsWithin(Duration.ofSeconds(20))
+                    .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED))
+                    .satisfies(s -> assertThat(s.getDescription())
+                            .contains("moemesh.gateway.admission.max-held-request-bytes"));
+            assertThat(resets.count()).isEqualTo(resetsBefore + 1);
+            assertThat(held.held()).as("the ninth's bytes given back").isEqualTo(8L * message.getSerializedSize());
+            assertThat(closed.subList(0, 8)).allSatisfy(c -> assertThat(c).isNotDone());
+        } finally {
+            calls.forEach(c -> c.cancel("the test is done", null));
+        }
+        await().atMost(Duration.ofSeconds(20)).until(() -> held.held() == 0);
     }
 }

@@ -27,8 +27,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.system.CapturedOutput;
+import org.springframework.boot.test.system.OutputCaptureExtension;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
@@ -36,9 +39,11 @@ import org.springframework.test.context.DynamicPropertySource;
  * A gRPC client that stops reading its Generate stream does not make the server queue its messages without bound
  * (GenerateStream): once the messages sent while the call was not ready pass {@code max-stream-backlog-bytes}, its
  * sequence is cancelled and the call's stream is reset, without the rest of the tokens or a final message: the
- * stream closes at the gateway while the client reads nothing, so what was queued for it is dropped at once.
+ * stream closes at the gateway while the client reads nothing, so what was queued for it is dropped at once. The
+ * request counts as client_stalled, not as a client's cancellation, and the log says why, with its request id.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+@ExtendWith(OutputCaptureExtension.class)
 class GrpcStalledStreamTest {
     private static final String MODEL = TestModels.MIXTRAL;
 
@@ -85,8 +90,10 @@ class GrpcStalledStreamTest {
     }
 
     @Test
-    void aClientThatStopsReading_isResetPastTheBacklogBound_droppingWhatWasQueuedForIt() {
+    void aClientThatStopsReading_isResetPastTheBacklogBound_droppingWhatWasQueuedForIt_countedAsStalled(
+            CapturedOutput output) {
         double cancelledBefore = requests("cancelled");
+        double stalledBefore = requests("client_stalled");
         // A small receive window, so the server's transport fills soon once the client stops taking messages.
         ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext()
                 .flowControlWindow(4096).build();
@@ -111,11 +118,14 @@ class GrpcStalledStreamTest {
             // One message (the request id) and never another: big token messages (five alternatives each) for
             // the whole context pile up at the server.
             call.request(1);
-            call.sendMessage(GenerateRequest.newBuilder().setPrompt("hi").setSampling(SamplingParams.newBuilder()
-                    .setMaxTokens(480).setIgnoreEos(true).setLogprobs(5)).build());
+            call.sendMessage(GenerateRequest.newBuilder().setRequestId("stalled-1").setPrompt("hi")
+                    .setSampling(SamplingParams.newBuilder().setMaxTokens(480).setIgnoreEos(true).setLogprobs(5))
+                    .build());
             call.halfClose();
 
-            await().atMost(Duration.ofSeconds(60)).until(() -> requests("cancelled") > cancelledBefore);
+            await().atMost(Duration.ofSeconds(60)).until(() -> requests("client_stalled") > stalledBefore);
+            assertThat(requests("cancelled")).as("not a client's cancellation").isEqualTo(cancelledBefore);
+            assertThat(output.getOut()).contains("Generate stalled-1 ended, its stream reset: the client did not read");
             // The client reads nothing more, and the call has no deadline: an end of the call sent as trailers would
             // wait at the gateway behind the queued messages until it did; the reset closes the stream there now,
             // dropping them.

@@ -50,8 +50,9 @@ import org.springframework.test.context.DynamicPropertySource;
  * a byte now and then (each wait far under the container's 30 s read timeout) loses its permit at the deadline,
  * even while its thread still waits in a read, and ends 408 at its next byte; meanwhile a third client's large
  * request is served. A gRPC call that sends its large message and never half-closes takes no permit (grpc-java hands
- * the message over only at the half-close) and is closed DEADLINE_EXCEEDED naming the setting, so its bytes are not
- * held for longer either.
+ * the message over only at the half-close; a large one that half-closes does take one) and is closed
+ * DEADLINE_EXCEEDED naming the setting, so its bytes are not held for longer either. Each test waits for the
+ * permits taken ({@link IntakeLimiter#largeAdmitted}, which never drops), not for a count in a window of time.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class SlowRequestsTest {
@@ -113,8 +114,10 @@ class SlowRequestsTest {
 
     @Test
     void slowHttpBodies_loseTheirPermitsAtTheDeadline_andEnd408_whileALargeRequestIsServed() throws Exception {
+        long admittedBefore = intake.largeAdmitted();
         try (Socket a = trickling(); Socket b = trickling()) {
-            await().atMost(Duration.ofSeconds(10)).until(() -> intake.largeInIntake() == 2);
+            // Both took a permit (each may already have lost it: the deadline is 1 s).
+            await().atMost(Duration.ofSeconds(10)).until(() -> intake.largeAdmitted() == admittedBefore + 2);
             // Neither sends another byte: their threads wait in a read that the container's 30 s would end.
             await().atMost(Duration.ofSeconds(10)).until(() -> intake.largeInIntake() == 0);
 
@@ -166,15 +169,9 @@ class SlowRequestsTest {
     void grpcCallsThatNeverHalfClose_holdNoPermit_andAreClosedAtTheDeadline() {
         ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", grpc.port()).usePlaintext().build();
         try {
+            long admittedBefore = intake.largeAdmitted();
             CompletableFuture<Status> a = neverHalfClosing(channel);
             CompletableFuture<Status> b = neverHalfClosing(channel);
-
-            // While both are open: a third large call is served, both permits free.
-            Iterator<GenerateResponse> third = GatewayServiceGrpc.newBlockingStub(channel)
-                    .withDeadlineAfter(60, TimeUnit.SECONDS).generate(largeGenerate(LARGE));
-            List<GenerateResponse> messages = new ArrayList<>();
-            third.forEachRemaining(messages::add);
-            assertThat(messages.getLast().getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
 
             await().atMost(Duration.ofSeconds(10)).until(() -> a.isDone() && b.isDone());
             for (Status s : List.of(a.join(), b.join())) {
@@ -182,6 +179,15 @@ class SlowRequestsTest {
                 assertThat(s.getDescription()).contains("did not half-close",
                         "moemesh.gateway.admission.request-read-timeout");
             }
+            assertThat(intake.largeAdmitted()).as("neither was ever given a permit").isEqualTo(admittedBefore);
+
+            // The same large message from a call that half-closes is admitted (takes a permit) and served.
+            Iterator<GenerateResponse> third = GatewayServiceGrpc.newBlockingStub(channel)
+                    .withDeadlineAfter(60, TimeUnit.SECONDS).generate(largeGenerate(LARGE));
+            List<GenerateResponse> messages = new ArrayList<>();
+            third.forEachRemaining(messages::add);
+            assertThat(messages.getLast().getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
+            assertThat(intake.largeAdmitted()).isEqualTo(admittedBefore + 1);
             assertThat(intake.largeInIntake()).isZero();
         } finally {
             channel.shutdownNow();

@@ -16,9 +16,12 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.context.TestConfiguration;
+import org.springframework.boot.test.system.CapturedOutput;
+import org.springframework.boot.test.system.OutputCaptureExtension;
 import org.springframework.boot.tomcat.TomcatConnectorCustomizer;
 import org.springframework.context.annotation.Bean;
 import org.springframework.boot.test.web.server.LocalServerPort;
@@ -28,9 +31,11 @@ import org.springframework.test.context.DynamicPropertySource;
 /**
  * A client that stops reading its SSE stream stalls only itself (SseSink): the engine thread never writes to a
  * socket, so other requests keep being served, and once the stream's unsent events pass
- * {@code max-stream-backlog-bytes} its sequence is cancelled.
+ * {@code max-stream-backlog-bytes} its sequence is cancelled, counted as client_stalled (not as a client that went
+ * away) and logged with its request id.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+@ExtendWith(OutputCaptureExtension.class)
 class StalledStreamTest {
     private static final String MODEL = TestModels.MIXTRAL;
     private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
@@ -62,8 +67,10 @@ class StalledStreamTest {
     }
 
     @Test
-    void clientThatStopsReading_doesNotHoldUpOtherRequests_andIsCancelledPastTheBacklogBound() throws Exception {
+    void clientThatStopsReading_doesNotHoldUpOtherRequests_andIsCancelledPastTheBacklogBound_countedAsStalled(
+            CapturedOutput output) throws Exception {
         double cancelledBefore = requests("cancelled");
+        double stalledBefore = requests("client_stalled");
         // Big events (five alternatives per token) for the whole context (a chat without max_tokens runs to its
         // end; an explicit value past it would be refused), to a receive window of a few KB.
         byte[] body = ("{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
@@ -86,7 +93,9 @@ class StalledStreamTest {
                     .build(), HttpResponse.BodyHandlers.ofString());
             await().atMost(Duration.ofSeconds(20)).until(other::isDone);
             assertThat(other.join().statusCode()).isEqualTo(200);
-            await().atMost(Duration.ofSeconds(20)).until(() -> requests("cancelled") > cancelledBefore);
+            await().atMost(Duration.ofSeconds(20)).until(() -> requests("client_stalled") > stalledBefore);
+            assertThat(output.getOut()).containsPattern("request \\S+ ended: the client did not read its event stream");
         }
+        assertThat(requests("cancelled")).as("not counted as a client that went away").isEqualTo(cancelledBefore);
     }
 }

@@ -5,7 +5,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import com.google.protobuf.ByteString;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.ClientInterceptor;
+import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
@@ -17,6 +23,7 @@ import io.moemesh.proto.kvcache.v1.BlockLayout;
 import io.moemesh.proto.kvcache.v1.LookupRequest;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -24,7 +31,8 @@ import org.junit.jupiter.api.Test;
 /**
  * {@link ChainLookups} against the recording in-memory kvcache.v1 service, on a clock the test turns: a service found
  * to predate held_blocks is asked as before only until it is re-checked (it may have been upgraded in place), an
- * announcement's answer tells a downgrade too, and the two Lookups such a service may need share one deadline.
+ * announcement's answer tells a downgrade too, the two Lookups such a service may need share one deadline, and an
+ * announcement is built and sent off its caller's thread.
  */
 class ChainLookupsTest {
     private static final KvPayload SHAPE = WriteBackTest.LAYOUT;
@@ -32,7 +40,16 @@ class ChainLookupsTest {
     private final ManagedChannel channel = NettyChannelBuilder.forTarget(kv.endpoint(),
             TestCertificates.credentials("gateway").channel()).build();
     private final AtomicLong nanos = new AtomicLong();
-    private final ChainLookups lookups = new ChainLookups(channel, kv.endpoint(),
+    /** The thread each call was started on (where its request was built just before). */
+    private final List<String> callThreads = new CopyOnWriteArrayList<>();
+    private final ChainLookups lookups = new ChainLookups(ClientInterceptors.intercept(channel, new ClientInterceptor() {
+        @Override
+        public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options,
+                                                     Channel next) {
+            callThreads.add(Thread.currentThread().getName());
+            return next.newCall(method, options);
+        }
+    }), kv.endpoint(),
             ByteString.copyFrom(WriteBackTest.MODEL.bytes()), BlockLayout.newBuilder()
             .setBlockTokens(SHAPE.blockTokens()).setNumLayers(SHAPE.layers()).setNumKvHeads(SHAPE.kvHeads())
             .setHeadDim(SHAPE.headDim()).build(), nanos::get);
@@ -42,6 +59,7 @@ class ChainLookupsTest {
 
     @AfterEach
     void stop() {
+        lookups.close();
         channel.shutdownNow();
         kv.close();
     }
@@ -138,6 +156,17 @@ class ChainLookupsTest {
                 .satisfies(q -> assertThat(q.getBlockHashesList()).isEqualTo(chain.subList(4, 6).stream()
                         .map(h -> ByteString.copyFrom(h.bytes())).toList()))
                 .satisfies(q -> assertThat(q.getHeldBlocks()).isZero());
+    }
+
+    @Test
+    void anAnnouncement_isBuiltAndSentByTheAnnouncerThread_notTheCaller() {
+        assertThat(lookups.announce(chain, TIMEOUT)).isEqualTo(Announcement.SENT);
+
+        await().atMost(Duration.ofSeconds(30)).until(() -> kv.lookups.get() == 1);
+        assertThat(last().getHeldBlocks()).isEqualTo(chain.size());
+        // The caller (the engine thread) only queued the chain it had.
+        assertThat(callThreads).singleElement().isNotEqualTo(Thread.currentThread().getName())
+                .isEqualTo("moemesh-kv-announcer");
     }
 
     @Test

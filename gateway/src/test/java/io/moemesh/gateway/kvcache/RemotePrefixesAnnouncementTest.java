@@ -21,7 +21,8 @@ import org.junit.jupiter.api.Test;
  * How {@link RemotePrefixes} announces requests that fetch nothing, against the recording in-memory kvcache.v1
  * service, the test thread acting as the engine thread, over one fetch thread the test can keep busy: an announcement
  * never waits for a fetch thread (a slow service holds those for up to the fetch timeout), at most
- * {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} are unanswered (one more is dropped and counted), and a sequence
+ * {@link ChainLookups#MAX_ANNOUNCEMENTS_IN_FLIGHT} are unanswered (one more is dropped and counted, once per
+ * sequence however often it is tried again), and a sequence
  * counts as announced only once something carrying its chain went out.
  */
 class RemotePrefixesAnnouncementTest {
@@ -93,7 +94,7 @@ class RemotePrefixesAnnouncementTest {
     }
 
     @Test
-    void announcements_atMostTheBoundUnanswered_oneMoreIsDroppedAndCounted_andSentOnceAnswersFreedRoom() {
+    void announcements_atMostTheBoundUnanswered_oneMoreIsDroppedAndCountedOnce_andSentOnceAnswersFreedRoom() {
         RemotePrefixes r = remote(Duration.ofSeconds(20));
         cache.importBlocks(chain);
         kv.lookupHold = new CompletableFuture<>();
@@ -107,6 +108,11 @@ class RemotePrefixesAnnouncementTest {
         assertThat(r.droppedAnnouncements()).isEqualTo(3);
         await().atMost(Duration.ofSeconds(30)).until(() -> kv.lookups.get() >= bound);
         assertThat(kv.lookups.get()).isEqualTo(bound);
+        // Not admitted yet, a dropped sequence is tried again at every step: still one request dropped.
+        for (int step = 0; step < 5; step++) {
+            assertThat(r.ready(bound + 1, context(chain), "t", false)).isTrue();
+        }
+        assertThat(r.droppedAnnouncements()).as("counted once per sequence").isEqualTo(3);
 
         kv.lookupHold.complete(null);
         // A dropped sequence was not marked announced: asked about again once the answers freed room, it is sent.

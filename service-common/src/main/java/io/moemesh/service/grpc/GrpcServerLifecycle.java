@@ -82,6 +82,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of each connection; 0 = Netty's default (no limit). */
     private int maxCallsPerConnection;
     private boolean resettableCalls;
+    /** The budget of request bytes held before half-closes, or null (none). */
+    private HeldRequestBytes heldRequests;
 
     public GrpcServerLifecycle(String name, String host, int port, ServerCredentials credentials,
                                int maxInboundMessageBytes, Duration shutdownGrace, List<BindableService> services,
@@ -169,6 +171,18 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         return this;
     }
 
+    /**
+     * Call before {@link #start()}: as {@link #resettableCalls()}, and the request bytes this server's one-message
+     * calls hold before their half-close (on the TCP port and the Unix socket together) are bounded by
+     * {@code heldRequests}: a call whose bytes would pass it is closed RESOURCE_EXHAUSTED and reset
+     * ({@link CallReset}).
+     */
+    public GrpcServerLifecycle resettableCalls(HeldRequestBytes heldRequests) {
+        this.resettableCalls = true;
+        this.heldRequests = Objects.requireNonNull(heldRequests, "heldRequests");
+        return this;
+    }
+
     @Override
     public void start() {
         NettyServerBuilder b = configure(NettyServerBuilder.forAddress(new InetSocketAddress(host, requestedPort),
@@ -251,7 +265,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
             b.maxConcurrentCallsPerConnection(maxCallsPerConnection);
         }
         if (resettableCalls) {
-            b.addStreamTracerFactory(CallReset.tracerFactory());
+            b.addStreamTracerFactory(heldRequests == null ? CallReset.tracerFactory()
+                    : CallReset.tracerFactory(heldRequests));
         }
         for (BindableService s : services) {
             b.addService(ServerInterceptors.intercept(RequestParsingGuard.guard(s.bindService()), interceptors));

@@ -48,7 +48,9 @@ import org.slf4j.LoggerFactory;
  * does not half-close, whatever their size up to the inbound limit. With a {@link HalfCloseBound} the guard ends a
  * call whose half-close has not come that long after its start: closed DEADLINE_EXCEEDED with a description that
  * names the bound's setting, any permit given back, its stream reset ({@link CallReset}, on a server with its
- * tracers) so that nothing of it stays; the handler's listener gets {@code onCancel()}.
+ * tracers) so that nothing of it stays; the handler's listener gets {@code onCancel()}. What all such calls hold
+ * together is bounded by a server's {@link HeldRequestBytes} (its {@link CallReset} tracers count the bytes, the
+ * guard says when the half-close came and closes a call reset past it RESOURCE_EXHAUSTED).
  */
 public final class RequestParsingGuard {
     private static final Logger log = LoggerFactory.getLogger(RequestParsingGuard.class);
@@ -153,8 +155,12 @@ public final class RequestParsingGuard {
         ServerCallHandler<InputStream, R> handler = (call, headers) -> {
             GuardedCall<Q, R> guarded = new GuardedCall<>(call, original);
             // Taken here, where the call's Context is current: the bound fires on the timer's thread.
+            CallReset reset = CallReset.current();
+            // Before the handler asks for the message: a read past the server's budget of held request bytes may
+            // follow at once, on the transport thread (the client then reads why before the reset).
+            reset.beforeReset(guarded::closeByGuardBeforeHalfClose);
             GuardedListener<Q, R> listener = new GuardedListener<>(guarded, next.startCall(guarded, headers),
-                    gated ? gate : null, gated ? bound : null, CallReset.current());
+                    gated ? gate : null, gated ? bound : null, reset);
             listener.startHalfCloseTimer();
             return listener;
         };
@@ -452,6 +458,7 @@ public final class RequestParsingGuard {
         @Override
         public void onHalfClose() {
             stopHalfCloseTimer();
+            reset.requestEnded();
             if (!call.halfClose()) {
                 return;
             }
