@@ -58,9 +58,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                                  for up to {@code requestReadTimeout}, whatever the connection's flow control): a
  *                                  call whose bytes would pass it is closed RESOURCE_EXHAUSTED naming this setting
  *                                  and its stream reset at once (logged, counted in
- *                                  moemesh_gateway_grpc_held_request_resets_total). 0 (the default) = 4 ×
- *                                  {@code maxConcurrentLargeRequests} × {@code maxRequestBytes} (32 MiB at the
- *                                  defaults); else at least {@code maxRequestBytes}, so one largest message fits
+ *                                  moemesh_gateway_grpc_held_request_resets_total). 0 (the default) = 32 ×
+ *                                  {@code maxConcurrentLargeRequests} × {@code maxRequestBytes} (256 MiB at the
+ *                                  defaults: a legitimate burst of calls waiting for the executor between their
+ *                                  message and half-close holds them too, so room for far more than the large
+ *                                  permits); else at least {@code maxRequestBytes}, so one largest message fits
  */
 public record AdmissionProperties(
         @DefaultValue("1024") int maxWaiting,
@@ -106,9 +108,9 @@ public record AdmissionProperties(
                     + maxGrpcCallsPerConnection);
         }
         if (maxHeldRequestBytes == 0) {
-            maxHeldRequestBytes = 4L * maxConcurrentLargeRequests * maxRequestBytes;
+            maxHeldRequestBytes = 32L * maxConcurrentLargeRequests * maxRequestBytes;
         } else if (maxHeldRequestBytes < maxRequestBytes) {
-            throw new IllegalArgumentException(prefix + "max-held-request-bytes must be 0 (4 × "
+            throw new IllegalArgumentException(prefix + "max-held-request-bytes must be 0 (32 × "
                     + "max-concurrent-large-requests × max-request-bytes) or at least " + prefix
                     + "max-request-bytes (" + maxRequestBytes + "), so that one largest message fits, got "
                     + maxHeldRequestBytes);

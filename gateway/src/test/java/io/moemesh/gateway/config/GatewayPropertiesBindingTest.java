@@ -122,17 +122,17 @@ class GatewayPropertiesBindingTest {
     }
 
     @Test
-    void heldRequestBytes_fourLargeRequestsOfTheLargestSizeByDefault_atLeastOneLargestMessageWhenSet() {
-        assertThat(bind(Map.of()).admission().maxHeldRequestBytes()).isEqualTo(4L * 2 * 4194304);
+    void heldRequestBytes_thirtyTwoLargeRequestsOfTheLargestSizeByDefault_atLeastOneLargestMessageWhenSet() {
+        assertThat(bind(Map.of()).admission().maxHeldRequestBytes()).isEqualTo(32L * 2 * 4194304);
         assertThat(bind(Map.of("moemesh.gateway.admission.max-request-bytes", "1000000",
                 "moemesh.gateway.admission.max-concurrent-large-requests", "3")).admission().maxHeldRequestBytes())
-                .isEqualTo(12_000_000L);
+                .isEqualTo(96_000_000L);
         assertThat(bind(Map.of("moemesh.gateway.admission.max-held-request-bytes", "4194304")).admission()
                 .maxHeldRequestBytes()).isEqualTo(4194304);
         for (String bad : new String[] {"4194303", "-1"}) {
             assertThatThrownBy(() -> bind(Map.of("moemesh.gateway.admission.max-held-request-bytes", bad)))
                     .isInstanceOf(BindException.class).rootCause().isInstanceOf(IllegalArgumentException.class)
-                    .hasMessage("moemesh.gateway.admission.max-held-request-bytes must be 0 (4 × "
+                    .hasMessage("moemesh.gateway.admission.max-held-request-bytes must be 0 (32 × "
                             + "max-concurrent-large-requests × max-request-bytes) or at least "
                             + "moemesh.gateway.admission.max-request-bytes (4194304), so that one largest message "
                             + "fits, got " + bad);

@@ -64,6 +64,8 @@ class GrpcClientErrorsTest {
     static void props(DynamicPropertyRegistry r) {
         r.add("moemesh.gateway.model-dir", () -> TestModels.dir(TestModels.QWEN2_MOE).toString());
         r.add("moemesh.gateway.grpc-port", () -> "0");
+        // 8 largest messages (4 MiB each): the ninth passes it (the default, 32 x that, would need 65 such calls)
+        r.add("moemesh.gateway.admission.max-held-request-bytes", () -> "33554432");
     }
 
     @Autowired
@@ -238,7 +240,7 @@ class GrpcClientErrorsTest {
     @Test
     void requestBytesHeldBeforeHalfClose_pastTheBudget_resetTheCallThatPushedPast_resourceExhaustedNamingTheSetting() {
         int bytes = 4_000_000;
-        assertThat(held.max()).as("the default").isEqualTo(4L * 2 * 4194304);
+        assertThat(held.max()).as("set above").isEqualTo(8L * 4194304);
         FunctionCounter resets = meters.find("moemesh_gateway_grpc_held_request_resets").functionCounter();
         double resetsBefore = resets.count();
         await().atMost(Duration.ofSeconds(20)).until(() -> held.held() == 0); // earlier tests' calls have ended
