@@ -47,8 +47,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                                  DEADLINE_EXCEEDED naming this setting, its stream reset). A slow client cannot
  *                                  hold a permit, or a request's bytes, longer than this
  * @param maxGrpcCallsPerConnection calls a client connection may have open at once on the public gRPC port
- *                                  (HTTP/2 MAX_CONCURRENT_STREAMS), ≥ 1; further calls wait in the client until one
- *                                  ends, none is refused. At least {@code maxWaiting} + moemesh.gateway.max-running
+ *                                  (HTTP/2 MAX_CONCURRENT_STREAMS); further calls wait in the client until one
+ *                                  ends, none is refused. 0 (the default) = the larger of 2048 and
+ *                                  {@code maxWaiting} + moemesh.gateway.max-running (set by {@link
+ *                                  GatewayProperties}); else at least {@code maxWaiting} + moemesh.gateway.max-running
  *                                  (checked at startup, {@link GatewayProperties}): the requests the gateway holds at
  *                                  once, so a client on one connection past them is answered RESOURCE_EXHAUSTED by
  *                                  the admission instead of waiting in its own client unanswered; it bounds the calls
@@ -76,7 +78,7 @@ public record AdmissionProperties(
         @DefaultValue("2048") int maxChatMessages,
         @DefaultValue("1048576") long maxStreamBacklogBytes,
         @DefaultValue("30s") Duration requestReadTimeout,
-        @DefaultValue("2048") int maxGrpcCallsPerConnection,
+        @DefaultValue("0") int maxGrpcCallsPerConnection,
         @DefaultValue("0") long maxHeldRequestBytes) {
 
     public AdmissionProperties {
@@ -103,9 +105,9 @@ public record AdmissionProperties(
             throw new IllegalArgumentException(prefix + "request-read-timeout must be a positive duration, got "
                     + requestReadTimeout);
         }
-        if (maxGrpcCallsPerConnection < 1) {
-            throw new IllegalArgumentException(prefix + "max-grpc-calls-per-connection must be ≥ 1, got "
-                    + maxGrpcCallsPerConnection);
+        if (maxGrpcCallsPerConnection < 0) {
+            throw new IllegalArgumentException(prefix + "max-grpc-calls-per-connection must be ≥ 0 (0 = the larger of "
+                    + "2048 and max-waiting + moemesh.gateway.max-running), got " + maxGrpcCallsPerConnection);
         }
         if (maxHeldRequestBytes == 0) {
             maxHeldRequestBytes = 32L * maxConcurrentLargeRequests * maxRequestBytes;
@@ -124,5 +126,12 @@ public record AdmissionProperties(
             throw new IllegalArgumentException(prefix + "max-prompt-tokens and max-new-tokens must be ≥ 0 (0 = the"
                     + " model's context), got " + maxPromptTokens + " and " + maxNewTokens);
         }
+    }
+
+    /** These settings with {@code calls} as max-grpc-calls-per-connection (what 0 stands for, once it is known). */
+    AdmissionProperties withMaxGrpcCallsPerConnection(int calls) {
+        return new AdmissionProperties(maxWaiting, tenantRequestsPerSecond, tenantBurst, maxPromptTokens,
+                maxNewTokens, maxRequestBytes, largeRequestBytes, maxConcurrentLargeRequests, maxChatMessages,
+                maxStreamBacklogBytes, requestReadTimeout, calls, maxHeldRequestBytes);
     }
 }

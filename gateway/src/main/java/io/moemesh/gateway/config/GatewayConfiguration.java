@@ -45,6 +45,7 @@ import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.HeldRequestBytes;
+import io.moemesh.service.grpc.RequestParsingGuard;
 import io.moemesh.service.tls.MeshCredentials;
 import io.opentelemetry.api.OpenTelemetry;
 import java.nio.file.Files;
@@ -312,7 +313,9 @@ public class GatewayConfiguration {
         // request would take the held bytes past their budget, are reset (CallReset) so that nothing of them stays.
         return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
                 p.admission().maxRequestBytes(), SERVERS_STOP_GRACE, List.of(service.guarded()),
-                List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock))).resettableCalls(heldRequests)
+                List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock))).resettableCalls(heldRequests,
+                        new RequestParsingGuard.HalfCloseBound(p.admission().requestReadTimeout(),
+                                "moemesh.gateway.admission.request-read-timeout"))
                 .maxCallsPerConnection(p.admission().maxGrpcCallsPerConnection(),
                         "moemesh.gateway.admission.max-grpc-calls-per-connection");
     }

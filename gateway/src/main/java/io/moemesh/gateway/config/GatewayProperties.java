@@ -261,7 +261,11 @@ public record GatewayProperties(
             throw new IllegalArgumentException("moemesh.gateway.dispatch.max-concurrent-calls (" + dispatch.maxConcurrentCalls()
                     + ") must be at least moemesh.gateway.micro-batches (" + microBatches + ")");
         }
-        if (admission != null
+        if (admission != null && admission.maxGrpcCallsPerConnection() == 0) {
+            // Derived, so that raising max-waiting or max-running alone keeps the gateway starting.
+            admission = admission.withMaxGrpcCallsPerConnection((int) Math.min(Integer.MAX_VALUE,
+                    Math.max(2048L, (long) admission.maxWaiting() + maxRunning)));
+        } else if (admission != null
                 && admission.maxGrpcCallsPerConnection() < (long) admission.maxWaiting() + maxRunning) {
             // The gateway holds max-waiting + max-running requests at once and refuses the next with
             // RESOURCE_EXHAUSTED; a client on one connection past a lower stream limit would wait in its own client

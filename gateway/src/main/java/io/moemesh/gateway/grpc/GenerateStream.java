@@ -164,10 +164,11 @@ final class GenerateStream implements CompletionSink {
                     stalled = true;
                     // Never blocks: the sequence is dropped at the next step boundary, counted apart from the
                     // clients that cancelled (the client sees only CANCELLED: the log says why).
-                    handle.cancelStalled();
                     String why = "the client did not read the stream: more than " + maxBacklogBytes
                             + " bytes of messages waited for it (request " + requestId + ")";
+                    // Logged before it is counted: whoever sees the count sees the line too.
                     log.info("Generate {} ended, its stream reset: {}", requestId, why);
+                    handle.cancelStalled();
                     if (!reset.reset(why)) {
                         out.onError(io.grpc.Status.RESOURCE_EXHAUSTED.withDescription(why).asRuntimeException());
                     }

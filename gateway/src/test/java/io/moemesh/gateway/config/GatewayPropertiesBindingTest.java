@@ -66,8 +66,8 @@ class GatewayPropertiesBindingTest {
                     + "duration, got PT0S",
             "admission.request-read-timeout | -1s | moemesh.gateway.admission.request-read-timeout must be a positive "
                     + "duration, got PT-1S",
-            "admission.max-grpc-calls-per-connection | 0 | moemesh.gateway.admission.max-grpc-calls-per-connection "
-                    + "must be ≥ 1, got 0",
+            "admission.max-grpc-calls-per-connection | -1 | moemesh.gateway.admission.max-grpc-calls-per-connection "
+                    + "must be ≥ 0 (0 = the larger of 2048 and max-waiting + moemesh.gateway.max-running), got -1",
             "max-inbound-message-bytes | 1000 | moemesh.gateway.max-inbound-message-bytes must be >= 65536, got 1000",
             "admission.tenant-requests-per-second | -1 | moemesh.gateway.admission.tenant-requests-per-second must be a "
                     + "finite number ≥ 0 (0 = no limit), got -1.0",
@@ -109,8 +109,12 @@ class GatewayPropertiesBindingTest {
                 .isInstanceOf(BindException.class).rootCause().isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("moemesh.gateway.admission.max-grpc-calls-per-connection (1279) must be at least "
                         + "moemesh.gateway.admission.max-waiting (1024) + moemesh.gateway.max-running (256)");
-        // Raising what the gateway holds needs the per-connection limit raised too.
-        assertThatThrownBy(() -> bind(Map.of("moemesh.gateway.admission.max-waiting", "4096")))
+        // Raising what the gateway holds raises the default with it (docs/kubernetes.md's example raises max-waiting
+        // alone); an explicit lower value is refused.
+        assertThat(bind(Map.of("moemesh.gateway.admission.max-waiting", "4096")).admission()
+                .maxGrpcCallsPerConnection()).isEqualTo(4096 + 256);
+        assertThatThrownBy(() -> bind(Map.of("moemesh.gateway.admission.max-waiting", "4096",
+                "moemesh.gateway.admission.max-grpc-calls-per-connection", "2048")))
                 .isInstanceOf(BindException.class).rootCause().isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("max-grpc-calls-per-connection (2048) must be at least")
                 .hasMessageContaining("max-waiting (4096)");

@@ -234,7 +234,7 @@ class GrpcClientErrorsTest {
     /**
      * Calls that send a message of almost max-request-bytes and never half-close (as a bidi stream: grpc-java's own
      * client sends such a message only with its half-close; the server does not check what type the client took the
-     * method for). gRPC reads each whole and holds it: at the default budget, 4 × 2 large requests of the largest
+     * method for). gRPC reads each whole and holds it: at the budget this class sets, 8 messages of the largest
      * size, eight fit and the ninth is the one reset. The half-close bound (30 s by default) closes none meanwhile.
      */
     @Test

@@ -82,6 +82,11 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
     /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of each connection; 0 = Netty's default (no limit). */
     private int maxCallsPerConnection;
     private boolean resettableCalls;
+    /**
+     * With {@link #heldRequests}: the bound on the half-close of the one-message calls this server guards itself
+     * (health, reflection, the services not guarded already), so none holds its bytes against the budget for ever.
+     */
+    private RequestParsingGuard.HalfCloseBound halfCloseBound;
     /** The budget of request bytes held before half-closes, or null (none). */
     private HeldRequestBytes heldRequests;
 
@@ -175,11 +180,14 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
      * Call before {@link #start()}: as {@link #resettableCalls()}, and the request bytes this server's one-message
      * calls hold before their half-close (on the TCP port and the Unix socket together) are bounded by
      * {@code heldRequests}: a call whose bytes would pass it is closed RESOURCE_EXHAUSTED and reset
-     * ({@link CallReset}).
+     * ({@link CallReset}); the one-message calls the server guards itself (health, reflection, services not guarded
+     * already) end after {@code halfCloseBound} without their half-close, so none holds bytes for ever.
      */
-    public GrpcServerLifecycle resettableCalls(HeldRequestBytes heldRequests) {
+    public GrpcServerLifecycle resettableCalls(HeldRequestBytes heldRequests,
+                                               RequestParsingGuard.HalfCloseBound halfCloseBound) {
         this.resettableCalls = true;
         this.heldRequests = Objects.requireNonNull(heldRequests, "heldRequests");
+        this.halfCloseBound = Objects.requireNonNull(halfCloseBound, "halfCloseBound");
         return this;
     }
 
@@ -258,9 +266,10 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         b.maxInboundMessageSize(maxInboundMessageBytes)
                 .permitKeepAliveTime(10, TimeUnit.SECONDS)
                 .permitKeepAliveWithoutCalls(true)
-                .addService(ServerInterceptors.intercept(RequestParsingGuard.guard(health.getHealthService().bindService()),
-                        healthWatches))
-                .addService(RequestParsingGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()));
+                .addService(ServerInterceptors.intercept(RequestParsingGuard.guard(health.getHealthService()
+                        .bindService(), null, halfCloseBound), healthWatches))
+                .addService(RequestParsingGuard.guard(ProtoReflectionServiceV1.newInstance().bindService(), null,
+                        halfCloseBound));
         if (maxCallsPerConnection > 0) {
             b.maxConcurrentCallsPerConnection(maxCallsPerConnection);
         }
@@ -269,7 +278,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
                     : CallReset.tracerFactory(heldRequests));
         }
         for (BindableService s : services) {
-            b.addService(ServerInterceptors.intercept(RequestParsingGuard.guard(s.bindService()), interceptors));
+            b.addService(ServerInterceptors.intercept(RequestParsingGuard.guard(s.bindService(), null, halfCloseBound),
+                    interceptors));
         }
         if (!transportThreadMethods.isEmpty()) {
             // null = the server's default executor.

@@ -7,7 +7,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * before their half-close. grpc-java reads such a call's message as it arrives, returning the HTTP/2 flow-control
  * credit for it, and keeps it until the half-close (the handler gets it then): neither the stream's window nor the
  * per-connection call limit bounds what many such calls hold together. {@link CallReset}'s stream tracers, on a
- * server built with this budget ({@code GrpcServerLifecycle#resettableCalls(HeldRequestBytes)}), count each such
+ * server built with this budget ({@code GrpcServerLifecycle#resettableCalls(HeldRequestBytes, HalfCloseBound)}), count each such
  * call's message bytes from the first read until its half-close or end; a call whose bytes would take the total past
  * {@link #max()} is closed RESOURCE_EXHAUSTED naming {@link #setting()} and its stream reset at once, giving its
  * bytes back ({@link #resets()} counts those calls).

@@ -121,8 +121,9 @@ public final class RequestParsingGuard {
     }
 
     /**
-     * The same, and a gated call whose half-close has not come {@code bound} after its start is ended (see the class
-     * comment; null = no bound).
+     * The same, and a call of a one-message method whose half-close has not come {@code bound} after its start is
+     * ended, gated or not (see the class comment; null = no bound): a health or reflection call's message is held
+     * until its half-close like any other, and counts against the server's HeldRequestBytes.
      */
     public static ServerServiceDefinition guard(ServerServiceDefinition service, Gate gate, HalfCloseBound bound) {
         ServiceDescriptor sd = service.getServiceDescriptor();
@@ -150,7 +151,8 @@ public final class RequestParsingGuard {
             return m;
         }
         MethodDescriptor<InputStream, R> raw = original.toBuilder(RAW, original.getResponseMarshaller()).build();
-        boolean gated = gate != null && original.getType().clientSendsOneMessage();
+        boolean oneMessage = original.getType().clientSendsOneMessage();
+        boolean gated = gate != null && oneMessage;
         ServerCallHandler<Q, R> next = m.getServerCallHandler();
         ServerCallHandler<InputStream, R> handler = (call, headers) -> {
             GuardedCall<Q, R> guarded = new GuardedCall<>(call, original);
@@ -160,7 +162,7 @@ public final class RequestParsingGuard {
             // follow at once, on the transport thread (the client then reads why before the reset).
             reset.beforeReset(guarded::closeByGuardBeforeHalfClose);
             GuardedListener<Q, R> listener = new GuardedListener<>(guarded, next.startCall(guarded, headers),
-                    gated ? gate : null, gated ? bound : null, reset);
+                    gated ? gate : null, oneMessage ? bound : null, reset);
             listener.startHalfCloseTimer();
             return listener;
         };

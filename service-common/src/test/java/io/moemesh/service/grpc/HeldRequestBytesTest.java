@@ -80,11 +80,17 @@ class HeldRequestBytesTest {
             .build();
 
     private void start() {
+        start(Duration.ofSeconds(60));
+    }
+
+    /** {@code serverBound}: the half-close bound of the one-message calls the server guards (health, reflection). */
+    private void start(Duration serverBound) {
         RequestParsingGuard.Gate gate = (method, bytes) -> () -> { };
         BindableService guarded = () -> RequestParsingGuard.guard(service.bindService(), gate,
                 new RequestParsingGuard.HalfCloseBound(Duration.ofSeconds(60), "moemesh.test.request-read-timeout"));
         server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
-                Duration.ofSeconds(1), List.of(guarded), List.of()).resettableCalls(held);
+                Duration.ofSeconds(1), List.of(guarded), List.of()).resettableCalls(held,
+                new RequestParsingGuard.HalfCloseBound(serverBound, "moemesh.test.server-read-timeout"));
         server.start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
     }
@@ -155,6 +161,26 @@ class HeldRequestBytesTest {
         b.call().cancel("the test is done", null);
         await().atMost(Duration.ofSeconds(10)).until(() -> held.held() == 0);
         assertThat(held.resets()).isEqualTo(1);
+    }
+
+    /**
+     * A health check (no gate, no API key on the gateway) that never half-closes holds its message against the same
+     * budget: without a bound of its own, a few such calls would fill the budget for good and every other call would
+     * be reset. The server's bound ends it and gives its bytes back.
+     */
+    @Test
+    void aHealthCheckThatNeverHalfCloses_isEndedByTheServersBound_andGivesItsBytesBack() {
+        start(Duration.ofMillis(500));
+        MethodDescriptor<String, String> check = TextRpc.method(MethodDescriptor.MethodType.BIDI_STREAMING,
+                "grpc.health.v1.Health", "Check");
+
+        Open h = send(check, "h".repeat(MESSAGE));
+
+        assertThat(h.closed()).succeedsWithin(Duration.ofSeconds(20))
+                .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED))
+                .satisfies(s -> assertThat(s.getDescription()).contains("moemesh.test.server-read-timeout"));
+        await().atMost(Duration.ofSeconds(10)).until(() -> held.held() == 0);
+        assertThat(held.resets()).isZero();
     }
 
     @Test
