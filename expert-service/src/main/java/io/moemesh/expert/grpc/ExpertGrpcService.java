@@ -136,12 +136,9 @@ public final class ExpertGrpcService implements ExpertServiceGrpc.AsyncService, 
         }
         // Every server of this service maps the arenas same-host callers offer (TensorArenaInterceptor), parses
         // requests in RequestParsingGuard (GrpcServerLifecycle's guard then leaves it as it is) and counts the
-        // calls the guard ends (ExpertBatch streams, control calls) in errors_total (GuardCloseCounter, on both sides
-        // of the guard).
-        GuardCloseCounter closes = new GuardCloseCounter(metrics);
-        ServerServiceDefinition handlers = ServerInterceptors.intercept(out.build(), new TensorArenaInterceptor(),
-                closes.handlerSide());
-        return ServerInterceptors.intercept(RequestParsingGuard.guard(handlers), closes.outside());
+        // calls the guard ends (ExpertBatch streams, control calls) in errors_total; the handlers count their own.
+        ServerServiceDefinition handlers = ServerInterceptors.intercept(out.build(), new TensorArenaInterceptor());
+        return RequestParsingGuard.guard(handlers, null, null, status -> metrics.error(status.getCode().name()));
     }
 
     private StreamObserver<TensorMessage<ExpertBatchRequest>> expertBatchStream(

@@ -95,7 +95,7 @@ public final class ExpertMetrics {
 
     /**
      * A failed ExpertBatch message or control call (answered with a status, or ending its call unread:
-     * GuardCloseCounter), by gRPC status code name (e.g. INVALID_ARGUMENT).
+     * told by RequestParsingGuard), by gRPC status code name (e.g. INVALID_ARGUMENT).
      */
     public void error(String code) {
         errors.computeIfAbsent(code, c -> Counter.builder("moemesh.expert.errors").tag("code", c)

@@ -45,7 +45,6 @@ import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.HeldRequestBytes;
-import io.moemesh.service.grpc.RequestParsingGuard;
 import io.moemesh.service.tls.MeshCredentials;
 import io.opentelemetry.api.OpenTelemetry;
 import java.nio.file.Files;
@@ -314,8 +313,7 @@ public class GatewayConfiguration {
         return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
                 p.admission().maxRequestBytes(), SERVERS_STOP_GRACE, List.of(service.guarded()),
                 List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock))).resettableCalls(heldRequests,
-                        new RequestParsingGuard.HalfCloseBound(p.admission().requestReadTimeout(),
-                                "moemesh.gateway.admission.request-read-timeout"))
+                        service.halfCloseBound())
                 .maxCallsPerConnection(p.admission().maxGrpcCallsPerConnection(),
                         "moemesh.gateway.admission.max-grpc-calls-per-connection");
     }

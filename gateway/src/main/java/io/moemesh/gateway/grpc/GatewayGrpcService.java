@@ -66,6 +66,11 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
         this.intake = intake;
     }
 
+    /** How long a call of this service may take from its start to its half-close (request-read-timeout). */
+    public RequestParsingGuard.HalfCloseBound halfCloseBound() {
+        return halfCloseBound;
+    }
+
     /** This service with its requests parsed by the guard and large ones admitted by the intake limiter. */
     public BindableService guarded() {
         return () -> RequestParsingGuard.guard(bindService(), this::admit, halfCloseBound);

@@ -185,9 +185,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
                     || reservedBlocks + full - local > cache.freeBlocks() + cache.cachedBlocks()) {
                 // Too few to fetch, or over the fetch budget (computing them gives the same tokens): no Lookup, but
                 // the service's policy is still told of a new request.
-                if (!repeat) {
-                    announced.announce(seqId, chain);
-                }
+                announced.announce(seqId, chain);
                 return true;
             }
             swappedOut.remove(seqId);
@@ -205,9 +203,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         unreserve(seqId);
         if (f.lookup().compareAndSet(LOOKUP_NOT_YET, LOOKUP_ABANDONED)) {
             // Ended before its Lookup went out: the request is admitted all the same, so the policy is told now.
-            if (!announced.told(seqId)) {
-                announced.announce(seqId, f.chain());
-            }
+            announced.announce(seqId, f.chain());
         } else {
             announced.lookupSent(seqId);
         }

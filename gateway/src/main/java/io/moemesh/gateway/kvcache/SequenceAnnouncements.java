@@ -43,8 +43,14 @@ final class SequenceAnnouncements {
         dropped.remove(seqId);
     }
 
-    /** Tells the service's policy of {@code seqId}'s chain; it counts as told only when the announcement went out. */
+    /**
+     * Tells the service's policy of {@code seqId}'s chain unless it was told already (a Lookup or an announcement went
+     * out); it counts as told only when the announcement went out.
+     */
     void announce(long seqId, List<BlockHash> chain) {
+        if (told(seqId)) {
+            return;
+        }
         Announcement a;
         try {
             a = client.announce(chain, timeout);

@@ -157,15 +157,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
 
     @Override
     public void accept(BlockContents block) {
-        synchronized (known) {
-            if (!open || known.knows(block.hash())) {
-                return;
+        synchronized (known) { // held across the check and the admission: nothing queues in between
+            if (wants(block.hash())) {
+                admit(new Entry(block, false, false), false);
             }
-            if (ordinaryQueued >= queueBlocks) {
-                dropped.incrementAndGet();
-                return;
-            }
-            admit(new Entry(block, false, false), false);
         }
     }
 

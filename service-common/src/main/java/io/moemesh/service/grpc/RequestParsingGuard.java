@@ -16,11 +16,13 @@ import java.io.InputStream;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -126,6 +128,17 @@ public final class RequestParsingGuard {
      * until its half-close like any other, and counts against the server's HeldRequestBytes.
      */
     public static ServerServiceDefinition guard(ServerServiceDefinition service, Gate gate, HalfCloseBound bound) {
+        return guard(service, gate, bound, status -> { });
+    }
+
+    /**
+     * The same, and {@code closedByGuard} is told the status of every call the guard itself ends (an unreadable or
+     * oversize request, a missed half-close bound, a reset past the held-bytes budget), once per call; never of a
+     * call its handler closed.
+     */
+    public static ServerServiceDefinition guard(ServerServiceDefinition service, Gate gate, HalfCloseBound bound,
+                                                Consumer<Status> closedByGuard) {
+        Objects.requireNonNull(closedByGuard, "closedByGuard");
         ServiceDescriptor sd = service.getServiceDescriptor();
         if (service.getMethods().stream().allMatch(m -> m.getMethodDescriptor().getRequestMarshaller() instanceof RawMarshaller)) {
             return service;
@@ -134,7 +147,7 @@ public final class RequestParsingGuard {
                 .setSchemaDescriptor(sd.getSchemaDescriptor());
         List<ServerMethodDefinition<?, ?>> wrapped = new ArrayList<>();
         for (ServerMethodDefinition<?, ?> m : service.getMethods()) {
-            ServerMethodDefinition<?, ?> w = wrap(m, gate, bound);
+            ServerMethodDefinition<?, ?> w = wrap(m, gate, bound, closedByGuard);
             wrapped.add(w);
             descriptor.addMethod(w.getMethodDescriptor());
         }
@@ -145,7 +158,7 @@ public final class RequestParsingGuard {
     }
 
     private static <Q, R> ServerMethodDefinition<?, R> wrap(ServerMethodDefinition<Q, R> m, Gate gate,
-                                                            HalfCloseBound bound) {
+                                                            HalfCloseBound bound, Consumer<Status> closedByGuard) {
         MethodDescriptor<Q, R> original = m.getMethodDescriptor();
         if (original.getRequestMarshaller() instanceof RawMarshaller) {
             return m;
@@ -155,7 +168,7 @@ public final class RequestParsingGuard {
         boolean gated = gate != null && oneMessage;
         ServerCallHandler<Q, R> next = m.getServerCallHandler();
         ServerCallHandler<InputStream, R> handler = (call, headers) -> {
-            GuardedCall<Q, R> guarded = new GuardedCall<>(call, original);
+            GuardedCall<Q, R> guarded = new GuardedCall<>(call, original, closedByGuard);
             // Taken here, where the call's Context is current: the bound fires on the timer's thread.
             CallReset reset = CallReset.current();
             // Before the handler asks for the message: a read past the server's budget of held request bytes may
@@ -195,14 +208,16 @@ public final class RequestParsingGuard {
     private static final class GuardedCall<Q, R> extends ServerCall<Q, R> {
         private final ServerCall<InputStream, R> call;
         private final MethodDescriptor<Q, R> method;
+        private final Consumer<Status> onCloseByGuard;
         private final Object lock = new Object();
         private volatile boolean closedByGuard;
         /** The handler was given the half-close (guarded by {@link #lock}): a bound may no longer end the call. */
         private boolean halfClosed;
 
-        GuardedCall(ServerCall<InputStream, R> call, MethodDescriptor<Q, R> method) {
+        GuardedCall(ServerCall<InputStream, R> call, MethodDescriptor<Q, R> method, Consumer<Status> onCloseByGuard) {
             this.call = call;
             this.method = method;
+            this.onCloseByGuard = onCloseByGuard;
         }
 
         /** Returns false when the call was already closed (by the handler or the guard). */
@@ -217,6 +232,7 @@ public final class RequestParsingGuard {
                 } catch (IllegalStateException alreadyClosed) {
                     return false;
                 }
+                onCloseByGuard.accept(status);
                 return true;
             }
         }
