@@ -211,6 +211,8 @@ public final class RequestParsingGuard {
         private final Consumer<Status> onCloseByGuard;
         private final Object lock = new Object();
         private volatile boolean closedByGuard;
+        /** The handler closed the call (guarded by {@link #lock}): the guard ends it no more. */
+        private boolean closedByHandler;
         /** The handler was given the half-close (guarded by {@link #lock}): a bound may no longer end the call. */
         private boolean halfClosed;
 
@@ -223,16 +225,17 @@ public final class RequestParsingGuard {
         /** Returns false when the call was already closed (by the handler or the guard). */
         boolean closeByGuard(Status status) {
             synchronized (lock) {
-                if (closedByGuard) {
+                if (closedByGuard || closedByHandler) {
                     return false;
                 }
                 closedByGuard = true;
+                // Told before the close that sends the client its status: whoever sees the status sees the count.
+                onCloseByGuard.accept(status);
                 try {
                     call.close(status, new Metadata());
                 } catch (IllegalStateException alreadyClosed) {
                     return false;
                 }
-                onCloseByGuard.accept(status);
                 return true;
             }
         }
@@ -290,6 +293,7 @@ public final class RequestParsingGuard {
         public void close(Status status, Metadata trailers) {
             synchronized (lock) {
                 if (!closedByGuard) {
+                    closedByHandler = true;
                     call.close(status, trailers);
                 }
             }
