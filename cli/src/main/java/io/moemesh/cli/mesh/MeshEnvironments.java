@@ -83,13 +83,20 @@ final class MeshEnvironments {
         SpringEnvironment.put(env, "moemesh.gateway.placement-file", placementFile.toString());
         SpringEnvironment.put(env, "moemesh.gateway.native-cache-dir", nativeCache.toString());
         SharedHostSettings.gateway(env);
+        // without the service, a caller's endpoint would be another mesh's router or kvcache-service (a peer-uid
+        // socket of the same user even accepts the gateway): up decides these, so --no-router / --no-kvcache
+        // remove them as the TCP transport removes a caller's socket
         if (routerEndpoint != null) {
             SpringEnvironment.put(env, "moemesh.gateway.router.endpoint", routerEndpoint);
+        } else {
+            SpringEnvironment.remove(env, "moemesh.gateway.router.endpoint");
         }
         if (kvcacheEndpoint != null) {
             // the kvcache-service refuses a block size other than its own (FAILED_PRECONDITION on every call)
             SpringEnvironment.put(env, "moemesh.gateway.kvcache.endpoint", kvcacheEndpoint);
             SpringEnvironment.put(env, "moemesh.gateway.kv-block-tokens", Integer.toString(KvCacheSettings.BLOCK_TOKENS));
+        } else {
+            SpringEnvironment.remove(env, "moemesh.gateway.kvcache.endpoint");
         }
         return env;
     }

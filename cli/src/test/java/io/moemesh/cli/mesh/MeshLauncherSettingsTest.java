@@ -112,4 +112,23 @@ class MeshLauncherSettingsTest extends MeshLauncherFixture {
         assertThat(SpringEnvironment.find(kvcache, KvCacheSettings.UNIX_SOCKET_PROPERTY)).isEmpty();
         assertThat(expert).containsEntry("MOEMESH_EXPERT_MAX_BATCH_TOKENS", "64").containsEntry("PATH", "/bin");
     }
+
+    /**
+     * {@code --no-router} and {@code --no-kvcache} leave the gateway without those services: a caller's exported
+     * endpoint (another mesh's, whose peer-uid socket would even accept this gateway) must not reach it under any
+     * spelling, nor come back through the environment the process inherits.
+     */
+    @Test
+    void noRouterNoKvCache_callersEndpointsReachNoGateway() {
+        Map<String, String> callerEnv = Map.of("MOEMESH_GATEWAY_KVCACHE_ENDPOINT", "10.0.0.1:9400",
+                "moemesh_gateway_router_endpoint", "10.0.0.1:9300", "MOEMESH_GATEWAY_MICROBATCHES", "4",
+                "PATH", "/bin");
+        Map<String, String> settings = MeshSecrets.settings(callerEnv);
+        Map<String, String> gateway = ServiceProcess.environment(callerEnv, MeshEnvironments.gateway(settings,
+                spec(2, 1, Duration.ofSeconds(60)), null, 9000, state.resolve("placement.json"),
+                state.resolve("native"), null, null));
+        assertThat(SpringEnvironment.find(gateway, "moemesh.gateway.kvcache.endpoint")).isEmpty();
+        assertThat(SpringEnvironment.find(gateway, "moemesh.gateway.router.endpoint")).isEmpty();
+        assertThat(gateway).containsEntry("MOEMESH_GATEWAY_MICROBATCHES", "4").containsEntry("PATH", "/bin");
+    }
 }
