@@ -32,6 +32,13 @@ await check('model retrieve', async () => {
     assert.equal(e.code, 'model_not_found');
     return true;
   });
+  // The client percent-encodes an id's '/' (mistralai%2FMixtral-...): still OpenAI's 404, not the container's 400.
+  await assert.rejects(client.models.retrieve('mistralai/Mixtral-8x7B-Instruct-v0.1'), (e) => {
+    assert.equal(e.status, 404);
+    assert.equal(e.code, 'model_not_found');
+    assert.match(e.message, /mistralai\/Mixtral-8x7B-Instruct-v0\.1/);
+    return true;
+  });
   return m.id;
 });
 

@@ -26,8 +26,19 @@ final class OpenAiChunks {
      * the tokenizer's decoder turns them into U+FFFD in the text ({@link TextOffsets}).
      */
     private final TextOffsets textOffsets;
+    /**
+     * A stream with {@code stream_options.include_usage}: every chunk but the usage chunk has {@code "usage": null},
+     * as OpenAI's reference says ("All other chunks will also include a usage field, but with a null value"); without
+     * it no chunk has the key, as from OpenAI.
+     */
+    private final boolean includeUsage;
 
     OpenAiChunks(boolean chat, String id, String model, Tokenizer tokenizer) {
+        this(chat, id, model, tokenizer, false);
+    }
+
+    OpenAiChunks(boolean chat, String id, String model, Tokenizer tokenizer, boolean includeUsage) {
+        this.includeUsage = includeUsage;
         this.chat = chat;
         this.id = id;
         this.created = System.currentTimeMillis() / 1000;
@@ -49,7 +60,10 @@ final class OpenAiChunks {
         return m;
     }
 
-    /** A stream chunk: text delta (chat: {@code delta.content}), optional logprobs and finish reason. */
+    /**
+     * A stream chunk: text delta (chat: {@code delta.content}), optional logprobs and finish reason; with
+     * include_usage, {@code "usage": null}.
+     */
     Map<String, Object> chunk(String text, List<TokenLogprobs> logprobs, String finishReason, boolean roleOnly) {
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("index", 0);
@@ -69,6 +83,9 @@ final class OpenAiChunks {
         choice.put("finish_reason", finishReason);
         Map<String, Object> m = envelope(true);
         m.put("choices", List.of(choice));
+        if (includeUsage) {
+            m.put("usage", null);
+        }
         return m;
     }
 

@@ -75,9 +75,15 @@ public class OpenAiController {
         return Map.of("object", "list", "data", List.of(modelObject()));
     }
 
-    /** One model (the clients' models.retrieve): the served one, else 404 model_not_found as OpenAI answers. */
-    @GetMapping("/v1/models/{id}")
-    public Map<String, Object> model(@PathVariable("id") String id) {
+    /**
+     * One model (the clients' models.retrieve): the served one, else 404 model_not_found as OpenAI answers. The id is
+     * the rest of the path, decoded: {@code org/name} sent as two segments or as {@code org%2Fname} (the openai npm
+     * client) alike ({@link ModelIdPath}).
+     */
+    @GetMapping("/v1/models/{*id}")
+    public Map<String, Object> model(@PathVariable("id") String rest) {
+        // {*id} captures from the '/' after /v1/models; GET /v1/models itself is the list (the more specific match).
+        String id = rest.startsWith("/") ? rest.substring(1) : rest;
         if (!id.equals(modelName)) {
             throw unknownModel(id);
         }
@@ -279,7 +285,7 @@ public class OpenAiController {
         ServingRequest serving = new ServingRequest(requestId, Tenant.of(http), g, stops(r.stop(), fallback),
                 RequestIds.arrivalNanos(http), fallback ? fallbackStopIds : Set.of());
         OpenAiChunks chunks = new OpenAiChunks(isChat, (isChat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID(), modelName,
-                model.tokenizer());
+                model.tokenizer(), r.stream() && r.includeUsage());
         if (!r.stream()) {
             CollectingSink sink = new CollectingSink(chunks, r.logprobs() >= 0, requestId);
             GenerationService.Handle handle = service.submit(serving, sink);

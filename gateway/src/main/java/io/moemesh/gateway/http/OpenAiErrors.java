@@ -26,13 +26,13 @@ import org.springframework.web.context.request.async.AsyncRequestNotUsableExcept
 /**
  * Every failure of the HTTP API as OpenAI's error JSON {@code {"error": {message, type, param, code}}} with the
  * status OpenAI uses: 400 bad request (a prompt that cannot fit: code {@code context_length_exceeded}), 401 auth,
- * 404 unknown model or path, 405/406/415 for the wrong method, Accept or Content-Type, 408 a large body too slow
- * (LimitedBody), 413 body too large, 429
- * overloaded (Retry-After), 503 no healthy experts, no placement yet, the kvcache-service failing a long
- * context's Attend, the engine thread gone or draining (Retry-After), 500 a bug: the message then says only
- * "internal error" and the request id, and the exception is logged once with that id (never a class name or a
- * stack trace on the wire). A 503 whose cause names internal endpoints, instances or other requests says what failed
- * in general terms, its detail logged with the request id ({@link PublicErrors}).
+ * 404 unknown model or path, 405/406/415 for the wrong method (with Allow), Accept or Content-Type, 408 a large
+ * body too slow (LimitedBody), 413 body too large, 429 overloaded (Retry-After), 503 no healthy experts, no
+ * placement yet, the kvcache-service failing a long context's Attend, the engine thread gone or draining
+ * (Retry-After), 500 a bug: the message then says only "internal error" and the request id, and the exception is
+ * logged once with that id (never a class name or a stack trace on the wire). A 503 whose cause names internal
+ * endpoints, instances or other requests says what failed in general terms, its detail logged with the request id
+ * ({@link PublicErrors}).
  */
 @RestControllerAdvice
 public class OpenAiErrors {
@@ -115,10 +115,12 @@ public class OpenAiErrors {
             return ResponseEntity.status(HttpStatus.NOT_FOUND).contentType(MediaType.APPLICATION_JSON)
                     .body(body(e.getMessage(), "invalid_request_error", null, "not_found"));
         }
-        // Spring MVC's own refusals (405 method, 406 Accept, 415 Content-Type, ...) keep their 4xx status.
+        // Spring MVC's own refusals (405 method, 406 Accept, 415 Content-Type, ...) keep their 4xx status and headers:
+        // a 405's Allow (RFC 9110 §15.5.6 requires it), a 415's Accept.
         if (e instanceof ErrorResponse r && r.getStatusCode().is4xxClientError()) {
             String detail = r.getBody().getDetail();
-            return ResponseEntity.status(r.getStatusCode()).contentType(MediaType.APPLICATION_JSON)
+            return ResponseEntity.status(r.getStatusCode()).headers(r.getHeaders())
+                    .contentType(MediaType.APPLICATION_JSON)
                     .body(body(detail == null ? e.getMessage() : detail, "invalid_request_error", null, null));
         }
         return of(e, RequestIds.current(request));

@@ -40,7 +40,12 @@ import tools.jackson.databind.json.JsonMapper;
  * {@code /v1;x=1/completions} or {@code /%761/completions} reach the API's handlers though their raw URI does not
  * start with {@code /v1/}. Every request whose resolved path is under {@code /v1} (any case) gets the checks, and
  * one whose raw path differs from its resolved path is refused with 400 {@code invalid_path} before anything else:
- * the API's paths are plain ASCII, so such a path is only ever an attempt to look like something else.
+ * the API's paths are plain ASCII, so such a path is only ever an attempt to look like something else. The one
+ * exception is a model id after {@code /v1/models/}, which clients percent-encode ({@code org%2Fname}): it passes
+ * when it decodes to exactly what the container resolved ({@link ModelIdPath}), and gets the checks like any other.
+ *
+ * <p>A 401 carries {@code WWW-Authenticate: Bearer} (RFC 9110 §15.5.2 requires the challenge; the key is a bearer
+ * token, RFC 6750).
  */
 public final class PublicApiFilter extends OncePerRequestFilter {
     private static final Pattern SANE_ID = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
@@ -86,10 +91,11 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                 chain.doFilter(req, res);
                 return;
             }
-            if (!raw.equals(resolved)) {
+            if (!raw.equals(resolved) && !ModelIdPath.isEncodedModelId(raw, resolved)) {
                 drain(req, res);
-                reject(res, 400, "the request path must be plain: no path parameters (;), percent-escapes, empty or "
-                        + "dot segments", "invalid_request_error", "invalid_path");
+                reject(res, 400, "the request path must be plain: no path parameters (;), percent-escapes (but in "
+                        + "the model id of /v1/models/{id}), empty or dot segments", "invalid_request_error",
+                        "invalid_path");
                 return;
             }
             long declared = req.getContentLengthLong();
@@ -105,6 +111,7 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                 if (tenant.isEmpty()) {
                     // As for 413 and 429: a client still sending its body must get to read the 401.
                     drain(req, res);
+                    res.setHeader("WWW-Authenticate", "Bearer");
                     reject(res, 401, header == null ? "missing API key: send \"Authorization: Bearer KEY\""
                             : "incorrect API key provided", "invalid_request_error", "invalid_api_key");
                     return;

@@ -193,6 +193,11 @@ public final class GenerationService {
         private volatile int cap;
         /** The scheduler has ended the sequence (onFinish or onError). */
         private volatile boolean ended;
+        /** E2E (and TPOT) recorded: once per request, however it ends (engine thread). */
+        private boolean latencyRecorded;
+        /** Its client went away or stopped reading ({@link #cancelByClient}), at {@link #clientEnd}. */
+        private volatile boolean endedByClient;
+        private volatile long clientEnd;
 
         Run(ServingRequest request, CompletionSink sink) {
             this.request = request;
@@ -218,17 +223,36 @@ public final class GenerationService {
             stopSequence();
         }
 
+        /** The scheduler ended the sequence: whatever ended it (a client too, earlier), its latency is recorded now. */
         private void ended() {
             ended = true;
             StepScheduler.Handle h = handle;
             if (h != null) {
                 runs.remove(h.sequenceId(), this);
             }
+            recordLatency();
+        }
+
+        /**
+         * E2E and TPOT, once per request the engine took, whether it completed, failed or was cancelled: like TTFT,
+         * which its first token records however it ends (docs/metrics.md). E2E ends at its last token; a request
+         * without one ends when it did (its client went away, or now). On the engine thread, which wrote the token
+         * times: a client's cancel only marks the request, and the scheduler's end of the sequence comes here.
+         */
+        private void recordLatency() {
+            if (latencyRecorded) {
+                return;
+            }
+            latencyRecorded = true;
+            long end = tokens > 0 ? lastToken : endedByClient ? clientEnd : metrics.now();
+            metrics.finished(end - arrival, firstToken - arrival, tokens);
         }
 
         /** @param status the requests metric's status: why the client's side ended it */
         void cancelByClient(String status) {
             if (done.compareAndSet(false, true)) {
+                clientEnd = metrics.now();
+                endedByClient = true;
                 metrics.request(status, request.tenant());
                 cancelSequence();
             }
@@ -316,8 +340,9 @@ public final class GenerationService {
         }
 
         private void complete(String reason, GenerationResult result) {
-            // E2E ends at the last token (docs/metrics.md), so TPOT is the mean gap between the tokens exactly.
-            metrics.finished((tokens > 0 ? lastToken : metrics.now()) - arrival, firstToken - arrival, tokens);
+            // E2E ends at the last token (docs/metrics.md), so TPOT is the mean gap between the tokens exactly. A stop
+            // string completes the request before the scheduler ends its sequence: recorded here, not again there.
+            recordLatency();
             metrics.request("ok", request.tenant());
             String rest = text.finish();
             sink.onComplete(new CompletionSink.Completion(reason, rest, text.text(), java.util.Arrays.copyOf(ids, tokens),

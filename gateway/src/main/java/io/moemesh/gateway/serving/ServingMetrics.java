@@ -64,6 +64,10 @@ public final class ServingMetrics {
         }
     }
 
+    /**
+     * E2E, and TPOT with more than one token: once per request the engine took, however it ended (completed, failed,
+     * cancelled), as TTFT is recorded for every request that got a first token however it ended.
+     */
     void finished(long e2eNanos, long ttftNanos, int tokens) {
         e2e.record(Duration.ofNanos(e2eNanos));
         if (tokens > 1) {

@@ -70,13 +70,16 @@ class AdmissionAndAuthTest {
     }
 
     @Test
-    void missingOrWrongKey_is401_inOpenAiErrorJson() throws Exception {
+    void missingOrWrongKey_is401_inOpenAiErrorJson_withABearerChallenge() throws Exception {
         HttpResponse<String> none = complete(null, "x");
         assertThat(none.statusCode()).isEqualTo(401);
         assertThat(none.body()).contains("\"invalid_api_key\"").contains("missing API key");
+        // RFC 9110 §15.5.2: a 401 carries the challenge of the scheme it wants.
+        assertThat(none.headers().firstValue("WWW-Authenticate")).hasValue("Bearer");
         HttpResponse<String> wrong = complete("sk-mallory", "x");
         assertThat(wrong.statusCode()).isEqualTo(401);
         assertThat(wrong.body()).contains("incorrect API key").doesNotContain("sk-mallory");
+        assertThat(wrong.headers().firstValue("WWW-Authenticate")).hasValue("Bearer");
     }
 
     @Test

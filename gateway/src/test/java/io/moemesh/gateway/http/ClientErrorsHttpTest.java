@@ -225,8 +225,12 @@ class ClientErrorsHttpTest {
         byte[] ok = completion("\"seed\":1").getBytes(StandardCharsets.UTF_8);
         HttpResponse<String> get = send("GET", C, null, null, null);
         assertThat(get.statusCode()).isEqualTo(405);
+        // RFC 9110 §15.5.6: a 405 names the methods the resource supports.
+        assertThat(get.headers().firstValue("Allow")).hasValue("POST");
+        assertThat(get.body()).contains("\"error\"");
         HttpResponse<String> text = send("POST", C, "text/plain", ok, null);
         assertThat(text.statusCode()).isEqualTo(415);
+        assertThat(text.headers().firstValue("Accept")).hasValue("application/json");
         assertThat(text.body()).contains("\"error\"");
         HttpResponse<String> none = send("POST", C, null, ok, null);
         assertThat(none.statusCode()).isEqualTo(415);

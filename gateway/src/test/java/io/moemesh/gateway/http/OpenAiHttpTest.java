@@ -108,6 +108,38 @@ class OpenAiHttpTest {
         }
     }
 
+    /**
+     * With stream_options.include_usage every chunk but the last has {@code "usage": null} (OpenAI's reference: "All
+     * other chunks will also include a usage field, but with a null value"), the last one the usage and no choices;
+     * without it no chunk has the key, as from OpenAI. A chat's role chunk and the finish chunk included.
+     */
+    @Test
+    void streamWithIncludeUsage_everyOtherChunkHasUsageNull_withoutItNoChunkHasUsage() throws Exception {
+        for (String path : List.of("/v1/completions", "/v1/chat/completions")) {
+            String input = path.contains("chat") ? "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]"
+                    : "\"prompt\":\"gRPC\"";
+            String stream = "{\"model\":\"" + MODEL + "\"," + input + ",\"max_tokens\":4,\"temperature\":0,"
+                    + "\"ignore_eos\":true,\"stream\":true";
+            List<String> with = events(post(path, stream + ",\"stream_options\":{\"include_usage\":true}}").body());
+            List<String> chunks = with.subList(0, with.size() - 1);
+            assertThat(chunks.size()).as(path).isGreaterThanOrEqualTo(3);
+            for (String chunk : chunks.subList(0, chunks.size() - 1)) {
+                JsonNode c = JSON.readTree(chunk);
+                assertThat(c.has("usage")).as(path + ": " + chunk).isTrue();
+                assertThat(c.get("usage").isNull()).as(path + ": " + chunk).isTrue();
+            }
+            JsonNode last = JSON.readTree(chunks.getLast());
+            assertThat(last.get("choices").isEmpty()).as(path).isTrue();
+            assertThat(last.at("/usage/completion_tokens").intValue()).as(path).isEqualTo(4);
+
+            List<String> without = events(post(path, stream + "}").body());
+            assertThat(without.getLast()).isEqualTo("[DONE]");
+            for (String chunk : without.subList(0, without.size() - 1)) {
+                assertThat(JSON.readTree(chunk).has("usage")).as(path + ": " + chunk).isFalse();
+            }
+        }
+    }
+
     /** max_completion_tokens, OpenAI's newer name for max_tokens, counts on /v1/completions too, and wins over it. */
     @Test
     void completion_honoursMaxCompletionTokens_whichWinsOverMaxTokens() throws Exception {

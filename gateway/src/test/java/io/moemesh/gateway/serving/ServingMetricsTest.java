@@ -153,6 +153,73 @@ class ServingMetricsTest {
         assertThat(requests("ok")).isEqualTo(3);
     }
 
+    /**
+     * E2E is recorded for every request the engine took, however it ends, as TTFT is: a request cancelled by its
+     * client, or failed, after its first token has an E2E (to that token) as it has a TTFT. The engine thread is held
+     * at the first token until the request has been ended, so no other token comes first.
+     */
+    @Test
+    void e2e_recordedOnce_forARequestCancelledOrFailedAfterItsFirstToken_asTtftIs() throws Exception {
+        long arrival = 3_000_000_000L;
+        GenerationService service = service(() -> 10_000_000_000L, () -> { });
+        Timer ttft = timer("moemesh.gateway.time.to.first.token");
+        Timer e2e = timer("moemesh.gateway.e2e.request.latency");
+
+        GenerationService.Handle cancelled = endAfterItsFirstToken(service, arrival, GenerationService.Handle::cancel);
+        assertThat(requests("cancelled")).isOne();
+        assertThat(ttft.count()).isOne();
+        assertThat(e2e.count()).as("the cancelled request's E2E").isOne();
+        assertThat(e2e.totalTime(TimeUnit.NANOSECONDS)).isEqualTo(7_000_000_000d);
+
+        endAfterItsFirstToken(service, arrival, h -> loop.stopAll(new DrainExpiredException(Duration.ofSeconds(1))));
+        assertThat(requests("DrainExpiredException")).isOne();
+        assertThat(ttft.count()).isEqualTo(2);
+        assertThat(e2e.count()).as("the failed request's E2E").isEqualTo(2);
+        assertThat(e2e.totalTime(TimeUnit.NANOSECONDS)).isEqualTo(14_000_000_000d);
+
+        cancelled.cancel();
+        assertThat(e2e.count()).as("once per request").isEqualTo(2);
+    }
+
+    /**
+     * Submits a request of 20 tokens, ends it with {@code end} while the engine thread waits in its first token, then
+     * waits for the engine to have ended its sequence.
+     */
+    private GenerationService.Handle endAfterItsFirstToken(GenerationService service, long arrival,
+                                                           java.util.function.Consumer<GenerationService.Handle> end)
+            throws Exception {
+        java.util.concurrent.CountDownLatch first = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch ended = new java.util.concurrent.CountDownLatch(1);
+        ServingRequest r = new ServingRequest("r", "t", new GenerationRequest(new int[] {1, 5, 9},
+                new SamplingParams(0, 1, 0, OptionalLong.empty(), 20, true), false), List.of(), arrival);
+        GenerationService.Handle h = service.submit(r, new CompletionSink() {
+            @Override
+            public void onToken(int token, String textDelta, TokenLogprobs logprobs) {
+                if (first.getCount() > 0) {
+                    first.countDown();
+                    try {
+                        assertThat(ended.await(30, TimeUnit.SECONDS)).isTrue();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            }
+
+            @Override
+            public void onComplete(Completion completion) {
+            }
+
+            @Override
+            public void onError(Throwable error, String restOfText) {
+            }
+        });
+        assertThat(first.await(60, TimeUnit.SECONDS)).isTrue();
+        end.accept(h);
+        ended.countDown();
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> loop.inFlight() == 0);
+        return h;
+    }
+
     @Test
     void refusedAtAdmission_countsInRequestsTotal_withItsErrorType() {
         GenerationService service = service(System::nanoTime, () -> { });
