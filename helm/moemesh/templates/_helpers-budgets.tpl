@@ -115,13 +115,11 @@ close and the exit. 80 s with the defaults. The CLI's `down` gives a gateway the
 storage class than kvcache.persistence asks for. Kubernetes refuses every change of a StatefulSet's
 volumeClaimTemplates ("Forbidden: updates to statefulset spec for fields other than ..."), so such an upgrade would
 fail half-way, and raising the size is what the chart's own volume check suggests; this says what to do instead
-(docs/kubernetes.md, "Changing the kvcache volume"). On a first install there is no StatefulSet, but there may be
-the claims an uninstalled release left: moemesh.kvcache.checkLeftClaims. Only where lookup reaches the cluster (not
-in helm template, lint or client-side dry runs). */}}
+(docs/kubernetes.md, "Changing the kvcache volume"). Then, on an install and an upgrade alike, the claims the pods
+will run on: moemesh.kvcache.checkClaims. Only where lookup reaches the cluster (not in helm template, lint or
+client-side dry runs). */}}
 {{- define "moemesh.kvcache.checkLiveVolume" -}}
-{{- if not .Release.IsUpgrade }}
-{{- include "moemesh.kvcache.checkLeftClaims" . }}
-{{- else }}
+{{- if .Release.IsUpgrade }}
 {{- $k := .Values.kvcache }}
 {{- $name := include "moemesh.componentName" (dict "root" . "component" "kvcache") }}
 {{- $ns := .Release.Namespace }}
@@ -147,20 +145,26 @@ in helm template, lint or client-side dry runs). */}}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- include "moemesh.kvcache.checkClaims" . }}
 {{- end }}
 
-{{/* Fails when a first install's kvcache StatefulSet would adopt an existing SSD claim (lookup) of another size
-than kvcache.persistence.size, or of another storage class than a set kvcache.persistence.storageClassName.
-helm uninstall leaves a StatefulSet's claims behind, and a StatefulSet claims ssd-<name>-<ordinal> again by name,
-whatever its template asks: on a smaller volume the tier the values size for persistence.size (ssdBytes, the volume
-check in moemesh.validate) runs out of space; a larger one may hold more than the startup budget reads
-(moemesh.kvcache.startupSeconds), so the pod would be killed mid-scan, over and over. Checked for the ordinals the
-install starts (kvcache.replicas). A claim without a storage class set in the values got the cluster's default
-class when it was made, which the chart cannot name: its class is compared only when the values set one. */}}
-{{- define "moemesh.kvcache.checkLeftClaims" -}}
+{{/* Fails when a kvcache pod the release runs would take an existing SSD claim (lookup) of another size than
+kvcache.persistence.size, or of another storage class than a set kvcache.persistence.storageClassName. A
+StatefulSet takes ssd-<name>-<ordinal> by name, whatever its claim template asks, and keeps the claims of the pods a
+scale-in removed; helm uninstall keeps them all. So a first install may find the claims an uninstalled release left,
+and an upgrade the claim a scale-in left (made before the volumes were grown: raising kvcache.replicas again would
+put that ordinal on it) or one an expansion forgot. On a smaller volume the tier the values size for
+persistence.size (ssdBytes, the volume check in moemesh.validate) runs out of space; a larger one may hold more than
+the startup budget reads (moemesh.kvcache.startupSeconds), so the pod would be killed mid-scan, over and over.
+Checked for the ordinals the release runs (kvcache.replicas). A claim without a storage class set in the values got
+the cluster's default class when it was made, which the chart cannot name: its class is compared only when the
+values set one. On an upgrade the values' size is the live claim template's (checkLiveVolume), so the way out is
+the claim's, not the value's. */}}
+{{- define "moemesh.kvcache.checkClaims" -}}
 {{- $k := .Values.kvcache }}
 {{- $name := include "moemesh.componentName" (dict "root" . "component" "kvcache") }}
 {{- $ns := .Release.Namespace }}
+{{- $upgrade := .Release.IsUpgrade }}
 {{- $want := float64 (include "moemesh.quantityBytes" $k.persistence.size) }}
 {{- $wantClass := $k.persistence.storageClassName | default "" | toString }}
 {{- range $ordinal := until (int $k.replicas) }}
@@ -170,14 +174,31 @@ class when it was made, which the chart cannot name: its class is compared only 
 {{- $liveClass := dig "spec" "storageClassName" "" $live | toString }}
 {{- $adopt := printf "the PersistentVolumeClaim %s (%s, storage class %q) in namespace %s, left by an earlier release (helm uninstall keeps a StatefulSet's volume claims), which this install's kvcache StatefulSet would take as it is" $pvc $liveSize $liveClass $ns }}
 {{- $fresh := printf "or delete the claim for a new, empty volume (the cache starts empty): kubectl -n %s delete pvc %s. docs/kubernetes.md, \"Changing the kvcache volume\"" $ns $pvc }}
+{{- if $upgrade }}
+{{- $adopt = printf "the PersistentVolumeClaim %s (%s, storage class %q) in namespace %s, which the kvcache pod %s-%d runs on as it is (a StatefulSet takes an ordinal's claim by name whatever its claim template asks, and keeps the claims of the pods a scale-in removed)" $pvc $liveSize $liveClass $ns $name $ordinal }}
+{{- $fresh = printf "or delete the claim for a new, empty volume (that pod's cache starts empty): kubectl -n %s delete pvc %s --wait=false, then kubectl -n %s delete pod %s-%d if it runs. docs/kubernetes.md, \"Changing the kvcache volume\"" $ns $pvc $ns $name $ordinal }}
+{{- end }}
+{{- $grow := printf "grow the claim first (its storage class must allow volume expansion): kubectl -n %s patch pvc %s -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"%v\"}}}}', %s" $ns $pvc $k.persistence.size $fresh }}
 {{- if and $liveSize (lt (float64 (include "moemesh.quantityBytes" $liveSize)) $want) }}
-{{- fail (printf "kvcache.persistence.size (%v) is larger than %s: the SSD tier sized for kvcache.persistence.size (kvcache.ssdBytes, kvcache.dramBytes) would run out of space on it. Set kvcache.persistence.size to %s (and kvcache.ssdBytes to fit it), or grow the claim first (its storage class must allow volume expansion): kubectl -n %s patch pvc %s -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"%v\"}}}}', %s" $k.persistence.size $adopt $liveSize $ns $pvc $k.persistence.size $fresh) }}
+{{- $fix := printf "Set kvcache.persistence.size to %s (and kvcache.ssdBytes to fit it), or %s" $liveSize $grow }}
+{{- if $upgrade }}
+{{- $fix = printf "Every pod's claim must be of kvcache.persistence.size: %s" $grow }}
+{{- end }}
+{{- fail (printf "kvcache.persistence.size (%v) is larger than %s: the SSD tier sized for kvcache.persistence.size (kvcache.ssdBytes, kvcache.dramBytes) would run out of space on it. %s" $k.persistence.size $adopt $fix) }}
 {{- end }}
 {{- if and $liveSize (gt (float64 (include "moemesh.quantityBytes" $liveSize)) $want) }}
-{{- fail (printf "kvcache.persistence.size (%v) is smaller than %s: a starting kvcache pod reads all its volume holds before it answers, which may take longer than the startup budget derived from kvcache.persistence.size, and would then be killed mid-scan, over and over. Set kvcache.persistence.size to %s, %s" $k.persistence.size $adopt $liveSize $fresh) }}
+{{- $fix := printf "Set kvcache.persistence.size to %s, %s" $liveSize $fresh }}
+{{- if $upgrade }}
+{{- $fix = printf "Every pod's claim must be of kvcache.persistence.size: grow the other claims to %s and set kvcache.persistence.size to it (\"A larger volume\" in docs/kubernetes.md), %s" $liveSize $fresh }}
+{{- end }}
+{{- fail (printf "kvcache.persistence.size (%v) is smaller than %s: a starting kvcache pod reads all its volume holds before it answers, which may take longer than the startup budget derived from kvcache.persistence.size, and would then be killed mid-scan, over and over. %s" $k.persistence.size $adopt $fix) }}
 {{- end }}
 {{- if and $live $wantClass (ne $liveClass $wantClass) }}
-{{- fail (printf "kvcache.persistence.storageClassName (%q) differs from the storage class of %s. Set kvcache.persistence.storageClassName to %q, %s" $wantClass $adopt $liveClass $fresh) }}
+{{- $fix := printf "Set kvcache.persistence.storageClassName to %q, %s" $liveClass $fresh }}
+{{- if $upgrade }}
+{{- $fix = printf "A claim cannot change its class: %s" (trimPrefix "or " $fresh) }}
+{{- end }}
+{{- fail (printf "kvcache.persistence.storageClassName (%q) differs from the storage class of %s. %s" $wantClass $adopt $fix) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -97,6 +97,28 @@ class ChartKvCacheVolumeTest {
         assertThat(100L * (1L << 30) - 2 * ssdBytes - dramBytes - 268_435_456L).isGreaterThanOrEqualTo(10_000_000_000L);
     }
 
+    /**
+     * The volume check counts one store, yet a change of kvBlockTokens, model.path or the fingerprint version opens a
+     * new one beside the old: the chart has each pod delete at its start the stores no served model uses
+     * (moemesh.kvcache.orphaned-stores), unless kvcache.orphanedStores says keep; kvcache.env may not set it.
+     */
+    @Test
+    void storesAnEarlierBlockSizeLeft_areDeletedAtThePodsStart_unlessOrphanedStoresIsKeep() {
+        assertThat(kvcacheSettings(Map.of())).containsEntry("MOEMESH_KVCACHE_ORPHANED_STORES", "delete");
+        assertThat(kvcacheSettings(Map.of("kvcache.orphanedStores", "keep")))
+                .containsEntry("MOEMESH_KVCACHE_ORPHANED_STORES", "keep");
+        assertThatThrownBy(() -> Chart.template(DEFAULTS, Map.of("kvcache.orphanedStores", "remove")))
+                .hasMessageContaining("orphanedStores");
+        assertThatThrownBy(() -> Chart.template(DEFAULTS, Map.of("kvcache.env.MOEMESH_KVCACHE_ORPHANED_STORES", "keep")))
+                .hasMessageContaining("kvcache.env.MOEMESH_KVCACHE_ORPHANED_STORES is set by the chart itself from "
+                        + "kvcache.orphanedStores");
+    }
+
+    private static Map<String, String> kvcacheSettings(Map<String, String> overrides) {
+        return RenderedChart.parse(Chart.template(DEFAULTS, overrides))
+                .one(V1ConfigMap.class, Chart.RELEASE + "-kvcache").getData();
+    }
+
     private static Arguments volume(Map<String, String> overrides, long limit) {
         return Arguments.of(overrides, limit);
     }

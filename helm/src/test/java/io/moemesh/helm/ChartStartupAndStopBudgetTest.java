@@ -5,12 +5,16 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.kubernetes.client.openapi.models.V1Container;
 import io.kubernetes.client.openapi.models.V1Probe;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.yaml.snakeyaml.Yaml;
 
 /**
  * The kubelet's limits must outlast what the services do before they answer and before they exit: a kvcache pod
@@ -100,6 +104,24 @@ class ChartStartupAndStopBudgetTest {
         withOverride.put("kvcache.startupProbeSeconds", "7200");
         V1Probe startup = kvcache(Chart.template(DEFAULTS, withOverride)).getStartupProbe();
         assertThat((long) startup.getFailureThreshold() * startup.getPeriodSeconds()).isEqualTo(7200);
+    }
+
+    /**
+     * values.schema.json describes the derived budget and the ssdBytes bound as the templates compute them (the
+     * whole volume; size less DRAM tier and segment), the numbers a reader sizes a volume by.
+     */
+    @Test
+    void schemaDescriptions_sayWhatTheTemplatesDerive() throws IOException {
+        Map<String, Object> schema = new Yaml().load(Files.readString(Chart.DIR.resolve("values.schema.json")));
+        String startup = (String) Chart.value(schema, "properties.kvcache.properties.startupProbeSeconds.description");
+        String ssdBytes = (String) Chart.value(schema, "properties.kvcache.properties.ssdBytes.description");
+        V1Probe probe = kvcache(Chart.template(DEFAULTS, Map.of())).getStartupProbe();
+        long derived = (long) Math.ceil(100 * GiB / READ_RATE) + STARTUP_MARGIN;
+
+        assertThat(startup).contains("120 + the whole SSD volume (persistence.size) read at 100 MB/s, " + derived)
+                .doesNotContain("ssdBytes");
+        assertThat((long) probe.getFailureThreshold() * probe.getPeriodSeconds()).isBetween(derived, derived + 4);
+        assertThat(ssdBytes).contains("(persistence.size - dramBytes - one segment) x the compaction live fraction");
     }
 
     /**

@@ -111,14 +111,57 @@ class ChartUpgradeLookupTest {
                                                                               Map<String, String> values,
                                                                               List<String> message) {
         try (FakeKubernetesApi api = new FakeKubernetesApi()) {
-            api.live(new V1StatefulSet().apiVersion("apps/v1").kind("StatefulSet")
-                    .metadata(new V1ObjectMeta().name(KVCACHE))
-                    .spec(new V1StatefulSetSpec().replicas(1).addVolumeClaimTemplatesItem(new V1PersistentVolumeClaim()
-                            .metadata(new V1ObjectMeta().name("ssd"))
-                            .spec(new V1PersistentVolumeClaimSpec().accessModes(List.of("ReadWriteOnce"))
-                                    .storageClassName(storageClass.isEmpty() ? null : storageClass)
-                                    .resources(new V1VolumeResourceRequirements()
-                                            .putRequestsItem("storage", new Quantity(size)))))));
+            api.live(kvcacheStatefulSet(1, size, storageClass.isEmpty() ? null : storageClass));
+            if (message.isEmpty()) {
+                assertThat(Chart.upgradeDryRun(chart, values, api)).contains("STATUS: pending-upgrade");
+            } else {
+                assertThatThrownBy(() -> Chart.upgradeDryRun(chart, values, api))
+                        .satisfies(e -> assertThat(e.getMessage()).contains(message));
+            }
+        }
+    }
+
+    /**
+     * Live claims of the ordinals an upgrade runs, against the values: a StatefulSet takes an ordinal's claim by name
+     * whatever its template asks, and keeps the claims of the pods a scale-in removed. So an upgrade whose claim
+     * template matches the values may still put a pod on a claim of another size: one a scale-in left before the
+     * volumes were grown (raising kvcache.replicas again), or one the expansion recipe forgot (the StatefulSet deleted
+     * with --cascade=orphan, so none is live). The upgrade fails naming the claim and how to fix it; claims of the
+     * values' size, and a claim of an ordinal the upgrade does not run, upgrade.
+     */
+    static Stream<Arguments> upgradeClaims() {
+        return Stream.of(
+                Arguments.of("100Gi", Map.of(0, "100Gi", 1, "100Gi"), Map.of("kvcache.replicas", "2"), List.of()),
+                Arguments.of("100Gi", Map.of(0, "100Gi", 1, "50Gi"), Map.of(), List.of()), // ordinal 1 not run
+                // kvcache.replicas 2 -> 1, ordinal 0 grown to 200Gi, then replicas 2 again: pod 1 on the old claim
+                Arguments.of("200Gi", Map.of(0, "200Gi", 1, "100Gi"), Map.of("kvcache.replicas", "2",
+                        "kvcache.persistence.size", "200Gi"), List.of("kvcache.persistence.size (200Gi) is larger than",
+                        "PersistentVolumeClaim ssd-moemesh-kvcache-1 (100Gi", "kvcache pod moemesh-kvcache-1",
+                        "would run out of space", "kubectl -n serving patch pvc ssd-moemesh-kvcache-1 -p "
+                                + "'{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"200Gi\"}}}}'",
+                        "kubectl -n serving delete pvc ssd-moemesh-kvcache-1 --wait=false",
+                        "Changing the kvcache volume")),
+                // the reverse: the left claim is larger than the volume the startup budget reads
+                Arguments.of("100Gi", Map.of(0, "100Gi", 1, "200Gi"), Map.of("kvcache.replicas", "2"),
+                        List.of("kvcache.persistence.size (100Gi) is smaller than",
+                                "PersistentVolumeClaim ssd-moemesh-kvcache-1 (200Gi", "startup budget",
+                                "kubectl -n serving delete pvc ssd-moemesh-kvcache-1 --wait=false")),
+                // the expansion recipe with ordinal 1 forgotten: no live StatefulSet to compare with
+                Arguments.of("", Map.of(0, "200Gi", 1, "100Gi"), Map.of("kvcache.replicas", "2",
+                        "kvcache.persistence.size", "200Gi"), List.of("kvcache.persistence.size (200Gi) is larger than",
+                        "PersistentVolumeClaim ssd-moemesh-kvcache-1 (100Gi",
+                        "kubectl -n serving patch pvc ssd-moemesh-kvcache-1")));
+    }
+
+    @ParameterizedTest(name = "live template {0}, claims {1}, values {2}")
+    @MethodSource("upgradeClaims")
+    void upgradeOntoAClaimOfAnotherSize_failsNamingTheClaim_evenWhenTheClaimTemplateMatches(
+            String templateSize, Map<Integer, String> claims, Map<String, String> values, List<String> message) {
+        try (FakeKubernetesApi api = new FakeKubernetesApi()) {
+            if (!templateSize.isEmpty()) {
+                api.live(kvcacheStatefulSet(1, templateSize, null));
+            }
+            claims.forEach((ordinal, size) -> api.live(ssdClaim(ordinal, size, null)));
             if (message.isEmpty()) {
                 assertThat(Chart.upgradeDryRun(chart, values, api)).contains("STATUS: pending-upgrade");
             } else {
@@ -201,6 +244,18 @@ class ChartUpgradeLookupTest {
                                 "PersistentVolumeClaim ssd-moemesh-kvcache-0 (100Gi, storage class \"standard\")",
                                 "Set kvcache.persistence.storageClassName to \"standard\"",
                                 "kubectl -n serving delete pvc ssd-moemesh-kvcache-0")));
+    }
+
+    /** The installed kvcache StatefulSet: {@code replicas} pods, its SSD claim template of that size and class. */
+    private static V1StatefulSet kvcacheStatefulSet(int replicas, String size, String storageClass) {
+        return new V1StatefulSet().apiVersion("apps/v1").kind("StatefulSet")
+                .metadata(new V1ObjectMeta().name(KVCACHE))
+                .spec(new V1StatefulSetSpec().replicas(replicas).addVolumeClaimTemplatesItem(new V1PersistentVolumeClaim()
+                        .metadata(new V1ObjectMeta().name("ssd"))
+                        .spec(new V1PersistentVolumeClaimSpec().accessModes(List.of("ReadWriteOnce"))
+                                .storageClassName(storageClass)
+                                .resources(new V1VolumeResourceRequirements()
+                                        .putRequestsItem("storage", new Quantity(size))))));
     }
 
     /** A claim of the kvcache StatefulSet's template {@code ssd}, as its controller names and makes them. */

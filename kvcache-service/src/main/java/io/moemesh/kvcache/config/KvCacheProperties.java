@@ -8,6 +8,7 @@ import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
 
@@ -98,6 +99,11 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               property, after the streams without a message for 30 s were ended to make room. Each
  *                               buffers at most the block it is receiving, so the buffers take at most this many
  *                               blocks of heap; a gateway keeps one open at a time; at least 1; default 32
+ * @param orphanedStores         what startup does with the model stores in {@code ssd-dir} no served model uses (of
+ *                               another model, block size or fingerprint version: never read again, yet on the same
+ *                               volume): {@code keep} (default) logs each and refuses to start when they leave the
+ *                               served stores too little room ({@link OrphanedStoresAtStartup}); {@code delete}
+ *                               deletes them, for an ssd-dir this service alone uses. Case-insensitive
  */
 @ConfigurationProperties("moemesh.kvcache")
 public record KvCacheProperties(
@@ -122,7 +128,8 @@ public record KvCacheProperties(
         @DefaultValue TlsSettings tls,
         Path grpcUnixSocket,
         @DefaultValue("peer-uid") UnixSocketSecurity unixSocketSecurity,
-        @DefaultValue("32") int maxPutStreams) {
+        @DefaultValue("32") int maxPutStreams,
+        @DefaultValue("keep") String orphanedStores) {
     /**
      * Heap the service needs besides the DRAM tier (gRPC buffers, Spring, the SSD index): what {@code moemesh up}
      * adds to dram-bytes for its -Xmx (cli's {@code KvCacheSettings.HEAP_HEADROOM_BYTES}).
@@ -178,6 +185,10 @@ public record KvCacheProperties(
                 + MIN_INBOUND_MESSAGE_BYTES + " (the gateway sends Put data in chunks of 1048576 bytes, 1 MiB, plus the "
                 + "block's header: every write-back of a larger block would fail), got " + maxInboundMessageBytes);
         require(maxPutStreams >= 1, "max-put-streams must be >= 1, got " + maxPutStreams);
+        String orphans = orphanedStores == null ? "keep" : orphanedStores.strip().toLowerCase(Locale.ROOT);
+        require(orphans.equals("keep") || orphans.equals("delete"), "orphaned-stores "
+                + "(MOEMESH_KVCACHE_ORPHANED_STORES) must be keep or delete, got '" + orphanedStores + "'");
+        orphanedStores = orphans;
         require(shutdownGrace != null && !shutdownGrace.isNegative(), "shutdown-grace must be >= 0, got "
                 + shutdownGrace);
         unixSocketSecurity = unixSocketSecurity == null ? UnixSocketSecurity.PEER_UID : unixSocketSecurity;
@@ -231,6 +242,11 @@ public record KvCacheProperties(
 
     private static String mib(long bytes) {
         return ((bytes + (1 << 20) - 1) >> 20) + " MiB";
+    }
+
+    /** {@link #orphanedStores} is {@code delete}. */
+    public boolean deleteOrphanedStores() {
+        return orphanedStores.equals("delete");
     }
 
     /** The configured {@link #policy}. */

@@ -12,7 +12,6 @@ import io.moemesh.kvcache.serving.ServedModels;
 import io.moemesh.kvcache.tier.CsdTier;
 import io.moemesh.kvcache.tier.KvTier;
 import io.moemesh.kvcache.tier.OpenReport;
-import io.moemesh.kvcache.tier.OrphanedStores;
 import io.moemesh.kvcache.tier.PayloadEncoding;
 import io.moemesh.kvcache.tier.SsdConfig;
 import io.moemesh.kvcache.tier.SsdDirectoryLockedException;
@@ -76,6 +75,9 @@ public final class KvCacheServiceConfiguration {
      * @throws IllegalArgumentException naming the property when a share cannot hold one block, when two model
      *                                  directories are the same model, or when max-inbound-message-bytes cannot hold
      *                                  a model's largest Attend request
+     * @throws IllegalStateException    naming moemesh.kvcache.orphaned-stores when the stores no served model uses
+     *                                  that it keeps leave the served ones too little room
+     *                                  ({@link OrphanedStoresAtStartup})
      */
     static ServedModels open(KvCacheProperties props) {
         int n = props.modelDirs().size();
@@ -96,13 +98,19 @@ public final class KvCacheServiceConfiguration {
                         + "once");
             }
         }
+        // Before any tier opens (a rebuild may take minutes): a start refused for the space gives its answer at once,
+        // and the stores deleted free their space before the served ones grow.
+        Set<Path> stores = new HashSet<>();
+        fingerprints.keySet().forEach(fp -> stores.add(storeDir(props, fp)));
+        OrphanedStoresAtStartup.settle(props.ssdDir(), stores, props.deleteOrphanedStores(),
+                OrphanedStoresAtStartup.footprintBytes(props, n), OrphanedStoresAtStartup.footprintRule(props),
+                () -> OrphanedStoresAtStartup.usableBytes(props.ssdDir()));
         List<ServedModel> served = new ArrayList<>();
         try {
             for (Map.Entry<ModelFingerprint, Path> e : fingerprints.entrySet()) {
                 served.add(openModel(props, e.getValue(), configs.get(e.getValue()), e.getKey(),
                         props.dramBytes() / n, props.ssdBytes() / n));
             }
-            warnOfOrphanedStores(props.ssdDir(), served);
             return new ServedModels(served);
         } catch (RuntimeException e) {
             served.forEach(m -> m.store().close());
@@ -110,16 +118,9 @@ public final class KvCacheServiceConfiguration {
         }
     }
 
-    private static void warnOfOrphanedStores(Path ssdDir, List<ServedModel> served) {
-        Set<Path> inUse = new HashSet<>();
-        for (ServedModel m : served) {
-            inUse.add(m.ssd().config().directory());
-        }
-        for (OrphanedStores.Orphan o : OrphanedStores.find(ssdDir, inUse)) {
-            log.warn("{}: a model store no served model uses ({} bytes: another model, block size or fingerprint "
-                    + "version; not counted in ssd-bytes); delete it to free the space if nothing else serves it",
-                    o.dir(), o.bytes());
-        }
+    /** A model's store folder: {@code <ssd-dir>/<fingerprint hex>-b<block-tokens>}. */
+    private static Path storeDir(KvCacheProperties props, ModelFingerprint fp) {
+        return props.ssdDir().resolve(fp.hex() + "-b" + props.blockTokens());
     }
 
     private static ServedModel openModel(KvCacheProperties props, Path dir, ModelConfig c, ModelFingerprint fp,
@@ -136,7 +137,7 @@ public final class KvCacheServiceConfiguration {
             throw new IllegalArgumentException("moemesh.kvcache.ssd-bytes: model " + name + "'s share, " + ssdBytes
                     + " bytes, cannot hold one block of about " + record + " bytes (" + layout + ")");
         }
-        Path ssdDir = props.ssdDir().resolve(fp.hex() + "-b" + props.blockTokens());
+        Path ssdDir = storeDir(props, fp);
         SsdConfig cfg = new SsdConfig(ssdDir, ssdBytes, props.segmentBytes(), props.fsync(), props.fsyncInterval(),
                 props.fsyncIntervalBytes(), props.compactionLiveFraction(), encoding);
         // The policy is sized by the model's whole share (DRAM plus SSD blocks: the tiers are exclusive).

@@ -35,7 +35,8 @@ record SegmentHeader(int formatVersion, KvLayout layout, long layoutId, PayloadE
      * honoured.
      */
     static final int OLDEST_READABLE_VERSION = 1;
-    private static final byte[] MAGIC = "MMKVSEG1".getBytes(StandardCharsets.US_ASCII);
+    /** The first bytes of every segment file (OrphanedStores tells a store's segments by them too). */
+    static final byte[] MAGIC = "MMKVSEG1".getBytes(StandardCharsets.US_ASCII);
     private static final int CRC_AT = BYTES - 4;
 
     static SegmentHeader of(KvLayout layout, PayloadEncoding encoding, ModelFingerprint fingerprint, long id) {

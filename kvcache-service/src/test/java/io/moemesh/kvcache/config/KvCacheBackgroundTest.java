@@ -28,7 +28,7 @@ class KvCacheBackgroundTest {
         return new KvCacheProperties(List.of(KvTestMesh.MODEL_DIR), 16, "127.0.0.1", 0, 1L << 20,
                 ssdDir, 1L << 20, 65536, FsyncPolicy.NEVER, Duration.ofSeconds(1), 1L << 20, 1.0,
                 Duration.ofMillis(100), false, false, "lru", 16 << 20, Duration.ZERO, TlsSettings.plaintext(), null, null,
-                32);
+                32, "keep");
     }
 
     @Test

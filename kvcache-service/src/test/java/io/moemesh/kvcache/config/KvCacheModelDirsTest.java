@@ -30,7 +30,7 @@ class KvCacheModelDirsTest {
         return new KvCacheProperties(modelDirs, 16, "127.0.0.1", 0, 1L << 20,
                 ssdDir, 1L << 20, 65536, FsyncPolicy.NEVER, Duration.ofSeconds(1), 1L << 20, 1.0,
                 Duration.ofMillis(100), false, false, "lru", maxInboundMessageBytes, Duration.ZERO,
-                TlsSettings.plaintext(), null, null, 32);
+                TlsSettings.plaintext(), null, null, 32, "keep");
     }
 
     /**

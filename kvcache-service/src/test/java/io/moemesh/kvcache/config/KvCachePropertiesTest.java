@@ -32,7 +32,7 @@ class KvCachePropertiesTest {
             return new KvCacheProperties(modelDirs, blockTokens, "127.0.0.1", grpcPort, dramBytes, ssdDir, ssdBytes,
                     segmentBytes, fsync, fsyncInterval, 64L << 20, fraction, compaction, false, false, "conversation",
                     maxInbound,
-                    Duration.ofSeconds(10), TlsSettings.plaintext(), null, null, 32);
+                    Duration.ofSeconds(10), TlsSettings.plaintext(), null, null, 32, "keep");
         }
     }
 
@@ -139,7 +139,7 @@ class KvCachePropertiesTest {
     void maxPutStreams_belowOne_isRefused_namingTheProperty() {
         assertThatThrownBy(() -> new KvCacheProperties(List.of(Path.of("m")), 16, "h", 0, 1, Path.of("s"), 1, 4096,
                 FsyncPolicy.ALWAYS, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, "lru", 16 << 20,
-                Duration.ZERO, TlsSettings.plaintext(), null, null, 0))
+                Duration.ZERO, TlsSettings.plaintext(), null, null, 0, "keep"))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("moemesh.kvcache.max-put-streams must be >= 1, got 0");
     }
@@ -149,14 +149,40 @@ class KvCachePropertiesTest {
         assertThatThrownBy(() -> new KvCacheProperties(List.of(Path.of("m")), 16, "h", 0, 1, Path.of("s"), 1, 4096,
                 FsyncPolicy.ALWAYS, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, "lru", 16 << 20,
                 Duration.ZERO,
-                null, null, null, 32)).hasMessageStartingWith("moemesh.kvcache.tls.mode is mtls (the default), but "
+                null, null, null, 32, "keep")).hasMessageStartingWith("moemesh.kvcache.tls.mode is mtls (the default), but "
                 + "moemesh.kvcache.tls.cert-chain (MOEMESH_KVCACHE_TLS_CERT_CHAIN)");
+    }
+
+    static KvCacheProperties withOrphanedStores(String orphanedStores) {
+        return new KvCacheProperties(List.of(Path.of("m")), 16, "127.0.0.1", 0, 1, Path.of("s"), 1, 4096,
+                FsyncPolicy.NEVER, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, "lru", 16 << 20,
+                Duration.ZERO, TlsSettings.plaintext(), null, null, 32, orphanedStores);
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', nullValues = "null", textBlock = """
+            keep   | false
+            KEEP   | false
+            delete | true
+            Delete | true
+            null   | false
+            """)
+    void orphanedStores_isKeepOrDelete_caseInsensitive_keepByDefault(String value, boolean deletes) {
+        assertThat(withOrphanedStores(value).deleteOrphanedStores()).isEqualTo(deletes);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"remove", "", "true"})
+    void orphanedStores_ofAnotherValue_isRefused_namingThePropertyAndTheValue(String value) {
+        assertThatThrownBy(() -> withOrphanedStores(value)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) must be keep or "
+                        + "delete, got '" + value + "'");
     }
 
     static KvCacheProperties withPolicy(String policy) {
         return new KvCacheProperties(List.of(Path.of("m")), 16, "127.0.0.1", 0, 1, Path.of("s"), 1, 4096,
                 FsyncPolicy.NEVER, Duration.ofSeconds(1), 1, 0.5, Duration.ZERO, false, false, policy, 16 << 20,
-                Duration.ZERO, TlsSettings.plaintext(), null, null, 32);
+                Duration.ZERO, TlsSettings.plaintext(), null, null, 32, "keep");
     }
 
     @ParameterizedTest

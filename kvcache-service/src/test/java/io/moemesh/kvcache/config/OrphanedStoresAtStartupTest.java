@@ -1,0 +1,150 @@
+package io.moemesh.kvcache.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moemesh.kvcache.support.KvTestMesh;
+import io.moemesh.kvcache.tier.FsyncPolicy;
+import io.moemesh.kvcache.tier.OrphanedStores.Orphan;
+import io.moemesh.service.tls.TlsSettings;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The model stores no served model uses, at startup, as plain objects on temp directories: a change of block-tokens
+ * (or model, or fingerprint version) opens a new store beside the old one, whose bytes would fill a volume sized for
+ * one. The volume's usable space is given, so the tests need no small file system.
+ */
+class OrphanedStoresAtStartupTest {
+    private static final String RULE = "ssd-bytes ÷ compaction-live-fraction + dram-bytes + segment-bytes per served "
+            + "model";
+
+    @TempDir
+    Path ssd;
+
+    private Path served;
+    private Path oldBlockSize;
+
+    /** The served store (block-tokens 32 now) and the store of block-tokens 16 before, of 1000 bytes. */
+    private void storesAfterABlockSizeChange() throws IOException {
+        served = Files.createDirectories(ssd.resolve("0123456789abcdef0123456789abcdef-b32"));
+        Files.write(served.resolve("seg-0000000000000001.kvseg"), segment(100));
+        oldBlockSize = Files.createDirectories(ssd.resolve("0123456789abcdef0123456789abcdef-b16"));
+        Files.write(oldBlockSize.resolve("seg-0000000000000001.kvseg"), segment(1000));
+    }
+
+    /** Bytes that start as a segment file does. */
+    private static byte[] segment(int bytes) {
+        byte[] b = new byte[bytes];
+        System.arraycopy("MMKVSEG1".getBytes(), 0, b, 0, 8);
+        return b;
+    }
+
+    @Test
+    void keep_whenTheOrphansLeaveTooLittleRoom_refusesToStart_namingTheSettingTheFoldersAndTheBytes()
+            throws IOException {
+        storesAfterABlockSizeChange();
+
+        // The served store holds 100 bytes and may come to hold 5000; 4000 usable: 900 short.
+        assertThatThrownBy(() -> OrphanedStoresAtStartup.settle(ssd, Set.of(served), false, 5000, RULE, () -> 4000))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageStartingWith("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) is keep")
+                .hasMessageContaining(oldBlockSize + " (1000 bytes)")
+                .hasMessageContaining("4000 bytes usable and the served stores hold 100, but they may come to hold "
+                        + "5000 bytes (" + RULE + ")")
+                .hasMessageContaining("Set moemesh.kvcache.orphaned-stores=delete "
+                        + "(MOEMESH_KVCACHE_ORPHANED_STORES=delete)")
+                .hasMessageNotContaining(served.toString() + " (");
+        assertThat(oldBlockSize.resolve("seg-0000000000000001.kvseg")).exists();
+    }
+
+    @Test
+    void keep_withRoomForTheServedStores_keepsTheOrphans() throws IOException {
+        storesAfterABlockSizeChange();
+
+        assertThat(OrphanedStoresAtStartup.settle(ssd, Set.of(served), false, 5000, RULE, () -> 4900))
+                .containsExactly(new Orphan(oldBlockSize, 1000));
+        assertThat(oldBlockSize.resolve("seg-0000000000000001.kvseg")).exists();
+    }
+
+    /** Only the other layout's store goes: never the served one, never a folder or file that is not a store. */
+    @Test
+    void delete_removesTheOrphanedStores_andNothingElse() throws IOException {
+        storesAfterABlockSizeChange();
+        Path lostAndFound = Files.createDirectories(ssd.resolve("lost+found"));
+        Path unknown = Files.createDirectories(ssd.resolve("snapshots"));
+        Files.writeString(unknown.resolve("seg-0000000000000001.kvseg"), "MMKVSEG1 an operator's copy");
+        Path file = Files.writeString(ssd.resolve("README"), "operator's notes");
+
+        assertThat(OrphanedStoresAtStartup.settle(ssd, Set.of(served), true, 5000, RULE, () -> 0)).isEmpty();
+
+        assertThat(oldBlockSize).doesNotExist();
+        assertThat(served.resolve("seg-0000000000000001.kvseg")).exists();
+        assertThat(lostAndFound).isDirectory();
+        assertThat(unknown.resolve("seg-0000000000000001.kvseg")).exists();
+        assertThat(file).exists();
+    }
+
+    @Test
+    void delete_ofAStoreFolderItMustNotDelete_withoutRoom_refusesToStart_sayingWhy() throws IOException {
+        storesAfterABlockSizeChange();
+        Files.writeString(oldBlockSize.resolve("keep-me.txt"), "not a store's file");
+
+        assertThatThrownBy(() -> OrphanedStoresAtStartup.settle(ssd, Set.of(served), true, 5000, RULE, () -> 10))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageStartingWith("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) is delete")
+                .hasMessageContaining(oldBlockSize + " (1018 bytes: it holds keep-me.txt, which is not a file of a "
+                        + "store)")
+                .hasMessageContaining("delete them yourself");
+        assertThat(oldBlockSize.resolve("seg-0000000000000001.kvseg")).exists();
+    }
+
+    @Test
+    void noOrphans_askNothingOfTheVolume() throws IOException {
+        served = Files.createDirectories(ssd.resolve("0123456789abcdef0123456789abcdef-b32"));
+
+        assertThat(OrphanedStoresAtStartup.settle(ssd, Set.of(served), false, Long.MAX_VALUE, RULE, () -> {
+            throw new AssertionError("the volume's space is asked only when a store is kept");
+        })).isEmpty();
+        assertThat(OrphanedStoresAtStartup.settle(ssd.resolve("absent"), Set.of(), false, 1, RULE, () -> 0)).isEmpty();
+    }
+
+    /** What the served stores may come to hold: the chart's volume check's sum. */
+    @Test
+    void footprint_isSsdBytesOverTheLiveFraction_plusDram_plusASegmentPerModel_orSsdBytesWithCompactionOff() {
+        assertThat(OrphanedStoresAtStartup.footprintBytes(props(Duration.ofMinutes(1), "keep"), 2))
+                .isEqualTo((1L << 20) * 2 + (1L << 20) + 2 * 65536);
+        assertThat(OrphanedStoresAtStartup.footprintBytes(props(Duration.ZERO, "keep"), 1))
+                .isEqualTo((1L << 20) + (1L << 20) + 65536);
+        assertThat(OrphanedStoresAtStartup.footprintRule(props(Duration.ZERO, "keep"))).contains("compaction is off");
+    }
+
+    /**
+     * The service's own startup with delete: the store of the block size before is gone before the served model's
+     * tiers open, and the served one opens as usual.
+     */
+    @Test
+    void open_withDelete_deletesTheStoreOfTheBlockSizeBefore_andOpensTheServedOne() throws IOException {
+        Path before = Files.createDirectories(ssd.resolve(KvTestMesh.FINGERPRINT.hex() + "-b32"));
+        Files.write(before.resolve("seg-0000000000000001.kvseg"), segment(4096));
+
+        try (var models = KvCacheServiceConfiguration.open(props(Duration.ofMinutes(1), "delete"))) {
+            assertThat(models.all()).hasSize(1);
+        }
+        assertThat(before).doesNotExist();
+        assertThat(ssd.resolve(KvTestMesh.FINGERPRINT.hex() + "-b16")).isDirectory();
+    }
+
+    /** 1 MiB of DRAM and of SSD at block-tokens 16, live fraction 0.5, 64 KiB segments. */
+    private KvCacheProperties props(Duration compactionPeriod, String orphanedStores) {
+        return new KvCacheProperties(List.of(KvTestMesh.MODEL_DIR), 16, "127.0.0.1", 0, 1L << 20, ssd, 1L << 20,
+                65536, FsyncPolicy.NEVER, Duration.ofSeconds(1), 1L << 20, 0.5, compactionPeriod, false, false,
+                "lru", 16 << 20, Duration.ZERO, TlsSettings.plaintext(), null, null, 32, orphanedStores);
+    }
+}
