@@ -5,6 +5,7 @@ import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.engine.DenseWeights;
 import io.moemesh.model.engine.Engine;
 import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.model.engine.ExpertWeights;
 import io.moemesh.model.engine.LookaheadObserver;
 import io.moemesh.model.engine.RouteObserver;
 import io.moemesh.model.engine.LocalExperts;
@@ -38,7 +39,10 @@ public final class MoeModel implements AutoCloseable {
         this.dense = dense;
     }
 
-    /** Opens {@code dir}; every problem is a {@link ModelFormatException} naming the file and what is wrong. */
+    /**
+     * Opens {@code dir}; every problem is a {@link ModelFormatException} naming the file and what is wrong. Every
+     * tensor is checked here, the experts' too ({@link ExpertWeights#checkAll}: headers only, no data read).
+     */
     public static MoeModel open(Path dir) {
         if (!Files.isDirectory(dir)) {
             throw new ModelFormatException(dir + ": model directory not found");
@@ -51,7 +55,12 @@ public final class MoeModel implements AutoCloseable {
         }
         TensorStore store = TensorStore.open(dir);
         try {
-            return new MoeModel(dir, config, tokenizer, store, DenseWeights.load(store, config));
+            DenseWeights dense = DenseWeights.load(store, config);
+            // The in-process experts map their weights on first use; a missing one would otherwise surface in the
+            // step that first routes to it, failing all of that step's requests. Every shard's header is read
+            // (ModelFingerprint reads them all at the gateway's start anyway); no page of tensor data is touched.
+            ExpertWeights.checkAll(store, config);
+            return new MoeModel(dir, config, tokenizer, store, dense);
         } catch (RuntimeException e) {
             store.close();
             throw e;

@@ -179,7 +179,8 @@ public class GatewayConfiguration {
         FunctionCounter.builder("moemesh_gateway_expert_awaits", waits, ExpertWaits::calls)
                 .description("expert calls awaited by the engine (one per micro-batch per MoE layer)").register(meters);
         FunctionCounter.builder("moemesh_gateway_engine_steps", loop, EngineLoop::steps)
-                .description("engine steps that did work (idle passes not counted)").register(meters);
+                .description("engine forward passes, each over its step's whole batch (steps that only ended or "
+                        + "preempted sequences, and idle passes, not counted)").register(meters);
         Gauge.builder("moemesh_gateway_sequences_running", loop, EngineLoop::running).register(meters);
         Gauge.builder("moemesh_gateway_sequences_waiting", loop, EngineLoop::waiting).register(meters);
         Gauge.builder("moemesh_gateway_kv_blocks_capacity", cache, PrefixCachingKvCache::totalBlocks)

@@ -43,7 +43,7 @@ public final class EngineLoop implements AutoCloseable {
     private final Thread thread;
     private volatile boolean running = true;
     private volatile long lastProgressNanos = System.nanoTime();
-    /** Steps that did work; written by the engine thread only. */
+    /** Forward passes run ({@link #steps()}); written by the engine thread only. */
     private volatile long steps;
     private final Object idle = new Object();
     /**
@@ -69,7 +69,7 @@ public final class EngineLoop implements AutoCloseable {
     }
 
     /**
-     * @param afterStep told how long each step that ran work took (nanoseconds), on the engine thread (the
+     * @param afterStep told how long each step that ran a forward pass took (nanoseconds), on the engine thread (the
      *                  kvcache's prefill-rate estimate reads the scheduler's last step there); must be cheap
      */
     public EngineLoop(StepScheduler scheduler, Runnable atStepBoundary, Duration idlePoll, OpenTelemetry otel,
@@ -266,12 +266,16 @@ public final class EngineLoop implements AutoCloseable {
         }
     }
 
-    /** {@link System#nanoTime()} when the loop last finished a pass (a step, or an idle wait). */
-    /** Steps the engine has run that did work (idle passes not counted). */
+    /**
+     * Forward passes the engine has run, each over the whole batch of its step (all its micro-batches), a failed one
+     * included. Steps that only ended, cancelled or preempted sequences ran none and are not counted, nor are idle
+     * passes: per-step ratios (micro-batches per step, docs/metrics.md) divide by forward passes.
+     */
     public long steps() {
         return steps;
     }
 
+    /** {@link System#nanoTime()} when the loop last finished a pass (a step, or an idle wait). */
     public long lastProgressNanos() {
         return lastProgressNanos;
     }
@@ -319,8 +323,10 @@ public final class EngineLoop implements AutoCloseable {
                 atStepBoundary.run();
                 long start = System.nanoTime();
                 if (step()) {
-                    steps++;
-                    afterStep.accept(System.nanoTime() - start);
+                    if (scheduler.lastStepRanForwardPass()) {
+                        steps++;
+                        afterStep.accept(System.nanoTime() - start);
+                    }
                 } else {
                     synchronized (idle) {
                         idle.notifyAll();

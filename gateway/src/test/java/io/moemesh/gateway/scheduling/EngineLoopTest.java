@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.moemesh.model.MoeModel;
+import io.moemesh.model.engine.ExpertDispatch;
+import io.moemesh.model.engine.LocalExperts;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.SamplingParams;
@@ -145,5 +147,36 @@ class EngineLoopTest {
         assertThat(loop.inFlight()).isZero();
         assertThatThrownBy(() -> loop.submit(request(), new Ending(() -> { }), "t"))
                 .isInstanceOf(EngineStoppedException.class);
+    }
+
+    /**
+     * The steps counter (moemesh_gateway_engine_steps_total) counts forward passes: the step that only ends a sequence
+     * whose client found its stop string runs none. It was counted, and skewed the documented micro-batches per step.
+     */
+    @Test
+    void stepsCounter_countsForwardPassesOnly_notAStepThatOnlyEndedAStoppedSequence() {
+        AtomicInteger passes = new AtomicInteger();
+        LocalExperts local = LocalExperts.fromStore(model.tensors(), model.config());
+        ExpertDispatch counting = (step, layer, x, experts, weights, pairsPerToken, out) -> {
+            if (layer == 0) {
+                passes.incrementAndGet();
+            }
+            local.run(step, layer, x, experts, weights, pairsPerToken, out);
+        };
+        AtomicInteger boundaries = new AtomicInteger();
+        StepScheduler scheduler = new StepScheduler(model.engine(counting), model.newCache(64), 16, 1);
+        try (EngineLoop loop = new EngineLoop(scheduler, boundaries::incrementAndGet, Duration.ofMillis(10))) {
+            CompletableFuture<StepScheduler.Handle> handle = new CompletableFuture<>();
+            // The first token's text holds the client's stop string: it stops the sequence, which ends next step.
+            Ending stopped = new Ending(() -> handle.join().stop());
+            handle.complete(loop.submit(request(), stopped, "t"));
+            assertThat(stopped.error.orTimeout(30, TimeUnit.SECONDS).join()).as("finished, no error").isNull();
+            // One more step boundary: the pass that ended the sequence is over, counted or not.
+            int seen = boundaries.get();
+            await().atMost(Duration.ofSeconds(10)).until(() -> boundaries.get() > seen);
+
+            assertThat(passes.get()).as("forward passes: the prefill with the first token").isEqualTo(1);
+            assertThat(loop.steps()).isEqualTo(passes.get());
+        }
     }
 }

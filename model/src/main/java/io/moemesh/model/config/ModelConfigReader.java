@@ -86,7 +86,8 @@ public final class ModelConfigReader {
                             + " (dense MLP layers between MoE layers) is not supported; only 1");
                 }
                 JsonNode mlpOnly = c.node("mlp_only_layers");
-                if (mlpOnly != null && mlpOnly.size() > 0) {
+                // Not a list (a bare 5) is refused too: its size() of 0 passed it as "no dense layers".
+                if (mlpOnly != null && (!mlpOnly.isArray() || mlpOnly.size() > 0)) {
                     throw new ModelFormatException(c.source() + ": mlp_only_layers " + mlpOnly
                             + " (dense MLP layers) is not supported; only []");
                 }
@@ -142,7 +143,17 @@ public final class ModelConfigReader {
             if (rope == null) {
                 continue;
             }
-            JsonNode type = rope.has("rope_type") ? rope.get("rope_type") : rope.get("type");
+            // transformers reads both as a dict; a bare "yarn" or a list used to pass as default RoPE, unread.
+            if (!rope.isObject()) {
+                throw new ModelFormatException(c.source() + ": \"" + key + "\" must be an object (or null), got "
+                        + ConfigFields.describe(rope));
+            }
+            String field = rope.has("rope_type") ? "rope_type" : "type";
+            JsonNode type = rope.get(field);
+            if (type != null && !type.isNull() && !type.isString()) {
+                throw new ModelFormatException(c.source() + ": \"" + key + "." + field + "\" must be a string, got "
+                        + ConfigFields.describe(type));
+            }
             if (type != null && !type.isNull() && !"default".equals(type.stringValue())) {
                 throw new ModelFormatException(c.source() + ": " + key + ".rope_type " + type
                         + " is not supported; only \"default\" RoPE");
@@ -189,9 +200,13 @@ public final class ModelConfigReader {
             throw new ModelFormatException(c.source() + ": use_sliding_window true is not supported (full attention only)");
         }
         JsonNode layerTypes = c.node("layer_types");
+        if (layerTypes != null && !layerTypes.isArray()) {
+            throw new ModelFormatException(c.source() + ": \"layer_types\" must be a list (or null), got "
+                    + ConfigFields.describe(layerTypes));
+        }
         if (layerTypes != null) {
             for (JsonNode t : layerTypes.values()) {
-                if (!"full_attention".equals(t.stringValue())) {
+                if (!t.isString() || !"full_attention".equals(t.stringValue())) {
                     throw new ModelFormatException(c.source() + ": layer_types entry " + t
                             + " is not supported (full_attention only)");
                 }
@@ -199,7 +214,12 @@ public final class ModelConfigReader {
         }
         if (arch != Architecture.QWEN2_MOE) {
             JsonNode window = c.node("sliding_window");
-            if (window != null && !(window.isNumber() && window.intValue() == 0)) {
+            if (window != null && !window.isIntegralNumber()) {
+                throw new ModelFormatException(c.source() + ": \"sliding_window\" must be an integer or null, got "
+                        + ConfigFields.describe(window));
+            }
+            // Any integer: one past the int range (4294967296) is refused as a window in effect, not a Jackson error.
+            if (window != null && !(window.canConvertToLong() && window.longValue() == 0)) {
                 throw new ModelFormatException(c.source() + ": sliding_window " + window
                         + " is not supported (full attention only; set it to null)");
             }

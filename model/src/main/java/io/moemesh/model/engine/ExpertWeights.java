@@ -23,6 +23,21 @@ public record ExpertWeights(ExpertKey key, Matrix gate, Matrix up, Matrix down) 
     }
 
     /**
+     * Checks every dispatchable expert of every layer (the Qwen2-MoE shared expert included): each tensor present,
+     * of a dtype the engine computes (the shard's header is parsed when it is first mapped), in its shape from
+     * config.json; a {@link io.moemesh.model.ModelFormatException} names the first that is not. No tensor data is
+     * read: the views are made and dropped. Engines whose experts load on first use ({@link LocalExperts}) met such
+     * a tensor in the middle of a step instead, and failed every request of that step.
+     */
+    public static void checkAll(TensorStore store, ModelConfig config) {
+        for (int layer = 0; layer < config.numLayers(); layer++) {
+            for (int expert = 0; expert < config.dispatchableExperts(); expert++) {
+                load(store, config, new ExpertKey(layer, expert));
+            }
+        }
+    }
+
+    /**
      * Loads routed expert {@code expert} of {@code layer}, or for {@code expert == numExperts} the Qwen2-MoE
      * shared expert, which the mesh dispatches like any other expert.
      */

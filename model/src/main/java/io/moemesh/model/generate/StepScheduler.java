@@ -64,6 +64,8 @@ public final class StepScheduler {
      * again at once rather than wait as when idle (what changed may let another sequence run).
      */
     private boolean changed;
+    /** The last step ran a forward pass (one may only end or preempt sequences). */
+    private boolean forwardPass;
 
     /** Without prefix reuse, recomputing preempted sequences. */
     public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning) {
@@ -105,23 +107,6 @@ public final class StepScheduler {
 
         /** The sequence's id in step contexts, KV caches and expert dispatch. */
         long sequenceId();
-    }
-
-    private record SequenceHandle(SequenceState s) implements Handle {
-        @Override
-        public void cancel() {
-            s.cancel();
-        }
-
-        @Override
-        public void stop() {
-            s.stop();
-        }
-
-        @Override
-        public long sequenceId() {
-            return s.id;
-        }
     }
 
     public Handle submit(GenerationRequest request, SequenceListener listener) {
@@ -177,12 +162,14 @@ public final class StepScheduler {
 
     /**
      * One iteration. Returns false when there was nothing to do: nothing ran, ended or was preempted (the caller may
-     * then wait for new work). An engine failure (e.g. no healthy replica of an expert) ends every sequence of that
-     * step with the error; the others continue. A sequence whose logits are not finite (NaN, +Inf) ends alone with an
+     * then wait for new work), true even without a forward pass ({@link #lastStepRanForwardPass}). An engine failure
+     * (e.g. no healthy replica of an expert) ends every sequence of that step with it ({@link StepFailedException#of});
+     * the others continue. A sequence whose logits are not finite (NaN, +Inf) ends alone with an
      * {@link IllegalStateException} naming it and the token ({@link Sampler}): no token is drawn from such a row.
      */
     public boolean step() {
         changed = false;
+        forwardPass = false;
         for (SequenceState s; (s = incoming.poll()) != null; ) {
             waiting.add(s);
         }
@@ -258,12 +245,14 @@ public final class StepScheduler {
             return changed;
         }
         List<StepOutput> outs;
+        forwardPass = true;
         try {
             outs = engine.step(StepContext.of(batch), cache);
         } catch (RuntimeException e) {
+            RuntimeException told = StepFailedException.of(e);
             for (SequenceState s : List.copyOf(members)) {
                 finish(s);
-                s.listener.onError(e);
+                s.listener.onError(told);
             }
             return true;
         }
@@ -282,6 +271,11 @@ public final class StepScheduler {
             }
         }
         return true;
+    }
+
+    /** The last {@link #step()} ran a forward pass (a failed one too). */
+    public boolean lastStepRanForwardPass() {
+        return forwardPass;
     }
 
     /** Prefill tokens (prompt chunks and resume recomputation) in the last step's batch. */

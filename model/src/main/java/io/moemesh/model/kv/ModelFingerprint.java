@@ -42,12 +42,12 @@ import tools.jackson.databind.json.JsonMapper;
  *
  * <p>Digest layout (version 2): SHA-256 of the ASCII tag {@code moemesh-model-fingerprint-v2}, then per item
  * {@code uint32 LE length ‖ name (UTF-8) ‖ uint64 LE length ‖ content}: first {@code config.json} with the file's
- * bytes, then for every weight file in name order (the shards {@code model.safetensors.index.json} lists, else
- * {@code model.safetensors}) the item {@code <file>#header} with the file's first 8 + N bytes (the header length
- * and the header), then for each of its tensors in name order the items {@code <file>#<tensor>@<offset>}, the
- * offset counted from the tensor's first byte: one item with the whole tensor when it has at most
- * 3 × {@value #SAMPLE_BYTES} bytes, else three of {@value #SAMPLE_BYTES} bytes at offsets 0,
- * (size − {@value #SAMPLE_BYTES}) / 2 and size − {@value #SAMPLE_BYTES}. Header format:
+ * bytes, then for every weight file in name order ({@code model.safetensors}, else the shards
+ * {@code model.safetensors.index.json} lists: the files {@code TensorStore} reads) the item {@code <file>#header}
+ * with the file's first 8 + N bytes (the header length and the header), then for each of its tensors in name
+ * order the items {@code <file>#<tensor>@<offset>}, the offset counted from the tensor's first byte: one item
+ * with the whole tensor when it has at most 3 × {@value #SAMPLE_BYTES} bytes, else three of {@value #SAMPLE_BYTES}
+ * bytes at offsets 0, (size − {@value #SAMPLE_BYTES}) / 2 and size − {@value #SAMPLE_BYTES}. Header format:
  * https://github.com/huggingface/safetensors#format.
  */
 public final class ModelFingerprint {
@@ -98,7 +98,11 @@ public final class ModelFingerprint {
     private static TreeSet<String> weightFiles(Path dir) {
         Path index = dir.resolve(INDEX);
         TreeSet<String> files = new TreeSet<>();
-        if (Files.isRegularFile(index)) {
+        // The files TensorStore.open reads, in its (transformers') order: model.safetensors first, the index only
+        // without it. The fingerprint is of the weights served, so it must not read the others.
+        if (Files.isRegularFile(dir.resolve(SINGLE))) {
+            files.add(SINGLE);
+        } else if (Files.isRegularFile(index)) {
             JsonNode map;
             try {
                 JsonNode root = JSON.readTree(index.toFile());
@@ -117,8 +121,6 @@ public final class ModelFingerprint {
                 }
                 files.add(shard);
             }
-        } else if (Files.isRegularFile(dir.resolve(SINGLE))) {
-            files.add(SINGLE);
         } else {
             throw new ModelFormatException(dir + ": no " + SINGLE + " or " + INDEX + " found");
         }

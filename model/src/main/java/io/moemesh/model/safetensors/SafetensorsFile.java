@@ -11,12 +11,18 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import tools.jackson.core.JacksonException;
+import tools.jackson.core.JsonParser;
+import tools.jackson.core.JsonToken;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -62,24 +68,16 @@ public final class SafetensorsFile {
                         + headerLen + ", file size " + size + " bytes)");
             }
             byte[] headerBytes = read(ch, 8, (int) headerLen).array();
-            JsonNode header;
-            try {
-                header = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8));
-            } catch (JacksonException e) {
-                throw new ModelFormatException(path + ": safetensors header is not valid JSON (" + e.getOriginalMessage() + ")", e);
-            }
-            if (header == null || !header.isObject()) {
-                throw new ModelFormatException(path + ": safetensors header is not a JSON object");
-            }
             long dataStart = 8 + headerLen;
             long dataLen = size - dataStart;
             Map<String, Entry> entries = new LinkedHashMap<>();
-            for (Map.Entry<String, JsonNode> e : header.properties()) {
+            for (Map.Entry<String, JsonNode> e : header(path, headerBytes).entrySet()) {
                 if (e.getKey().equals("__metadata__")) {
                     continue;
                 }
                 entries.put(e.getKey(), parseEntry(path, e.getKey(), e.getValue(), dataLen));
             }
+            checkCoverage(path, entries.values(), dataLen);
             MemorySegment seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             Map<String, TensorView> tensors = new LinkedHashMap<>();
             for (Entry t : entries.values()) {
@@ -92,8 +90,68 @@ public final class SafetensorsFile {
         }
     }
 
+    /**
+     * The header's top-level entries in file order. Read as a stream, not as a tree: a tree keeps only the last of
+     * two entries with one name, and the other's bytes (or a second view of the same bytes) went unnoticed.
+     */
+    private static Map<String, JsonNode> header(Path path, byte[] headerBytes) {
+        Map<String, JsonNode> out = new LinkedHashMap<>();
+        try (JsonParser p = JSON.createParser(new String(headerBytes, StandardCharsets.UTF_8))) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                throw new ModelFormatException(path + ": safetensors header is not a JSON object");
+            }
+            while (p.nextToken() == JsonToken.PROPERTY_NAME) {
+                String name = p.currentName();
+                p.nextToken();
+                JsonNode value = p.readValueAsTree();
+                if (out.putIfAbsent(name, value) != null) {
+                    throw new ModelFormatException(path + ": the safetensors header lists " + name
+                            + " twice (each tensor once)");
+                }
+            }
+            if (p.nextToken() != null) {
+                throw new ModelFormatException(path + ": safetensors header is not valid JSON (content after its object)");
+            }
+        } catch (JacksonException e) {
+            throw new ModelFormatException(path + ": safetensors header is not valid JSON (" + e.getOriginalMessage() + ")", e);
+        }
+        return out;
+    }
+
+    /**
+     * The format's rule (https://github.com/huggingface/safetensors#format, "the byte buffer needs to be entirely
+     * indexed, and cannot contain holes"): the tensors' ranges, in offset order, tile the data section exactly. An
+     * overlap gave two tensors the same bytes, and a hole or trailing bytes went unread (a polyglot or damaged file).
+     */
+    private static void checkCoverage(Path path, Collection<Entry> entries, long dataLen) {
+        List<Entry> byOffset = new ArrayList<>(entries);
+        byOffset.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
+        long covered = 0;
+        Entry previous = null;
+        for (Entry e : byOffset) {
+            if (e.begin() < covered) {
+                throw new ModelFormatException(path + ": tensors " + previous.name() + " " + previous.range() + " and "
+                        + e.name() + " " + e.range() + " overlap (each data byte belongs to one tensor)");
+            }
+            if (e.begin() > covered) {
+                throw new ModelFormatException(path + ": data bytes [" + covered + ", " + e.begin() + ") before tensor "
+                        + e.name() + " belong to no tensor (the format allows no holes)");
+            }
+            covered = e.end();
+            previous = e;
+        }
+        if (covered < dataLen) {
+            throw new ModelFormatException(path + ": the last " + (dataLen - covered) + " data bytes"
+                    + (previous == null ? "" : ", after tensor " + previous.name() + ",")
+                    + " belong to no tensor (the format allows no holes)");
+        }
+    }
+
     /** One checked header entry, before the data is mapped. */
     private record Entry(String name, DType dtype, long[] shape, long begin, long end) {
+        String range() {
+            return "[" + begin + ", " + end + ")";
+        }
     }
 
     private static ByteBuffer read(FileChannel ch, long at, int n) throws IOException {
@@ -115,7 +173,7 @@ public final class SafetensorsFile {
                 || offsets.size() != 2) {
             throw new ModelFormatException(where + ": header entry needs dtype, shape and data_offsets [begin, end]");
         }
-        String dtypeName = dtypeNode.stringValue("");
+        String dtypeName = dtypeNode.isString() ? dtypeNode.stringValue() : dtypeNode.toString();
         DType dtype = DType.fromSafetensors(dtypeName).orElseThrow(() -> new ModelFormatException(
                 where + ": dtype " + dtypeName + " is not supported (F32, BF16, F16)"));
         long[] shape = new long[shapeNode.size()];
@@ -143,8 +201,14 @@ public final class SafetensorsFile {
                         + " has more than 2^63 - 1 bytes", overflow);
             }
         }
-        long begin = offsets.get(0).longValue(-1);
-        long end = offsets.get(1).longValue(-1);
+        for (JsonNode o : offsets.values()) {
+            // As for shape: "8", 8.0 or null is no offset (read as -1, it was reported as a truncated file).
+            if (!o.isIntegralNumber() || !o.canConvertToLong()) {
+                throw new ModelFormatException(where + ": data_offsets " + offsets + " are not two byte offsets [begin, end]");
+            }
+        }
+        long begin = offsets.get(0).longValue();
+        long end = offsets.get(1).longValue();
         if (begin < 0 || end < begin || end > dataLen) {
             throw new ModelFormatException(where + ": data_offsets [" + begin + ", " + end
                     + "] fall outside the " + dataLen + " data bytes (truncated file?)");

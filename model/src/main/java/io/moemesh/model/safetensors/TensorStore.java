@@ -14,7 +14,7 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * The weights of a model directory: one {@code model.safetensors} or shards listed by
- * {@code model.safetensors.index.json}. Shards are mapped lazily, the first time one of their tensors is asked
+ * {@code model.safetensors.index.json} (the single file when both are there, see {@link #open}). Shards are mapped lazily, the first time one of their tensors is asked
  * for, so a process that needs only some experts maps only their shards and touches only their pages.
  */
 public final class TensorStore implements AutoCloseable {
@@ -33,13 +33,19 @@ public final class TensorStore implements AutoCloseable {
         this.weightMap = weightMap;
     }
 
+    /**
+     * Opens the weights of {@code modelDir}: {@code model.safetensors} when it is there, else the shards of
+     * {@code model.safetensors.index.json}. The order is transformers' (its checkpoint resolution takes the single
+     * file first and the index only without it), so a directory holding both serves the weights transformers loads
+     * from it; preferring the index served stale shards left beside a new single file.
+     */
     public static TensorStore open(Path modelDir) {
+        if (Files.isRegularFile(modelDir.resolve(SINGLE))) {
+            return new TensorStore(modelDir, null);
+        }
         Path index = modelDir.resolve(INDEX);
         if (Files.isRegularFile(index)) {
             return new TensorStore(modelDir, readIndex(index));
-        }
-        if (Files.isRegularFile(modelDir.resolve(SINGLE))) {
-            return new TensorStore(modelDir, null);
         }
         throw new ModelFormatException(modelDir + ": no " + SINGLE + " or " + INDEX + " found");
     }

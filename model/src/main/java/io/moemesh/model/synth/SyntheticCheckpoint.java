@@ -11,6 +11,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import tools.jackson.core.JacksonException;
 import tools.jackson.core.util.DefaultPrettyPrinter;
 import tools.jackson.core.util.Separators;
 import tools.jackson.databind.JsonNode;
@@ -29,6 +32,8 @@ public final class SyntheticCheckpoint {
     /** The command a README names when the caller gives none. */
     public static final String DEFAULT_COMMAND = "moemesh synth";
     public static final String MODEL_FILE = "model.safetensors";
+    /** A sharded checkpoint's index: not written, and removed when the output directory holds one. */
+    public static final String INDEX_FILE = "model.safetensors.index.json";
 
     private static final String TOKENIZER_RESOURCE = "tokenizer.json";
     private static final JsonMapper JSON = JsonMapper.builder().build();
@@ -41,7 +46,11 @@ public final class SyntheticCheckpoint {
     private SyntheticCheckpoint() {
     }
 
-    /** Writes the checkpoint of {@code spec} into {@code outDir} (created if needed; existing files replaced). */
+    /**
+     * Writes the checkpoint of {@code spec} into {@code outDir} (created if needed; existing files replaced, and a
+     * sharded checkpoint there, its {@value #INDEX_FILE} and the shards it lists, removed once the new weights are
+     * written: see {@link #removeShardedWeights}).
+     */
     public static void write(SynthSpec spec, Path outDir) throws IOException {
         List<String> command = new ArrayList<>(List.of(DEFAULT_COMMAND));
         command.addAll(spec.toCliArgs());
@@ -67,6 +76,38 @@ public final class SyntheticCheckpoint {
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
         try (SynthValues values = new SynthValues(spec.seed(), tensors, threads)) {
             SafetensorsWriter.write(outDir.resolve(MODEL_FILE), tensors, values);
+        }
+        removeShardedWeights(outDir);
+    }
+
+    /**
+     * Removes the index of a sharded checkpoint the directory held, and the shards it lists. Left beside the new
+     * {@value #MODEL_FILE} they are a second set of weights, which a loader that prefers the index (this project's
+     * did) or reads every *.safetensors file serves instead of, or with, the new ones. Only names of .safetensors
+     * files in the directory itself are removed, never {@value #MODEL_FILE}; an index that does not parse names none.
+     * Last, so a write that fails leaves the old checkpoint whole.
+     */
+    private static void removeShardedWeights(Path outDir) throws IOException {
+        Path index = outDir.resolve(INDEX_FILE);
+        if (!Files.isRegularFile(index)) {
+            return;
+        }
+        Set<String> shards = new TreeSet<>();
+        try {
+            JsonNode root = JSON.readTree(index.toFile());
+            for (JsonNode shard : root == null ? List.<JsonNode>of() : root.path("weight_map").values()) {
+                String name = shard.isString() ? shard.stringValue() : "";
+                if (name.endsWith(".safetensors") && !name.contains("/") && !name.contains("\\")
+                        && !name.equals(MODEL_FILE)) {
+                    shards.add(name);
+                }
+            }
+        } catch (JacksonException e) {
+            // Not JSON: it names no shard to remove; it goes itself.
+        }
+        Files.delete(index);
+        for (String shard : shards) {
+            Files.deleteIfExists(outDir.resolve(shard));
         }
     }
 

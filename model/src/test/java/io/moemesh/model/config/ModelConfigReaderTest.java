@@ -95,6 +95,18 @@ class ModelConfigReaderTest {
         "mixtral-tiny  | max_position_embeddings | 0                                      | \"max_position_embeddings\" must be a positive integer, got 0",
         "mixtral-tiny  | max_position_embeddings | -512                                   | \"max_position_embeddings\" must be a positive integer, got -512",
         "qwen2moe-tiny | shared_expert_intermediate_size | -96                            | \"shared_expert_intermediate_size\" must be ≥ 0, got -96",
+        // Each of these used to throw a raw Jackson exception (a stack trace in the CLI) or load as default RoPE.
+        "mixtral-tiny  | rope_scaling        | {\"type\": 1}                            | \"rope_scaling.type\" must be a string, got 1",
+        "mixtral-tiny  | rope_parameters     | {\"rope_type\": 1}                       | \"rope_parameters.rope_type\" must be a string, got 1",
+        "mixtral-tiny  | rope_scaling        | \"linear\"                               | \"rope_scaling\" must be an object (or null), got \"linear\"",
+        "mixtral-tiny  | rope_parameters     | \"yarn\"                                 | \"rope_parameters\" must be an object (or null), got \"yarn\"",
+        "mixtral-tiny  | rope_parameters     | [{\"rope_type\": \"yarn\"}]            | \"rope_parameters\" must be an object (or null)",
+        "mixtral-tiny  | sliding_window      | 4294967296                                 | sliding_window 4294967296 is not supported",
+        "mixtral-tiny  | sliding_window      | 0.5                                        | \"sliding_window\" must be an integer or null, got 0.5",
+        "mixtral-tiny  | sliding_window      | \"0\"                                    | \"sliding_window\" must be an integer or null, got \"0\"",
+        "qwen2moe-tiny | layer_types         | [1]                                        | layer_types entry 1 is not supported",
+        "qwen2moe-tiny | layer_types         | \"sliding_attention\"                    | \"layer_types\" must be a list (or null)",
+        "qwen2moe-tiny | mlp_only_layers     | 5                                          | mlp_only_layers 5",
     })
     void read_unsupportedOrInvalidKey_failsNamingTheKey(String model, String key, String value, String message)
             throws IOException {

@@ -49,6 +49,22 @@ class ModelFingerprintTest {
                 .isNotEqualTo(ModelFingerprint.of(TestModels.dir(TestModels.QWEN2_MOE)));
     }
 
+    /**
+     * A directory with model.safetensors beside a sharded checkpoint's index: the fingerprint is of the single file,
+     * the weights TensorStore reads there (transformers' order), not of the shards the index lists.
+     */
+    @Test
+    void singleFileBesideAnIndex_fingerprintsTheSingleFile_theWeightsServed() throws IOException {
+        Path both = copy(TestModels.MIXTRAL, "both");
+        try (Stream<Path> files = Files.list(TestModels.dir(TestModels.MIXTRAL_BF16))) {
+            for (Path f : files.filter(f -> f.getFileName().toString().startsWith("model")).toList()) {
+                Files.copy(f, both.resolve(f.getFileName()));
+            }
+        }
+        assertThat(both.resolve("model.safetensors.index.json")).exists();
+        assertThat(ModelFingerprint.of(both)).isEqualTo(ModelFingerprint.of(TestModels.dir(TestModels.MIXTRAL)));
+    }
+
     @Test
     void aChangedConfig_changesIt() throws IOException {
         Path dir = copy(TestModels.MIXTRAL, "m");

@@ -13,6 +13,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -69,6 +70,70 @@ class SafetensorsFileTest {
         try (Arena arena = Arena.ofConfined()) {
             assertThatThrownBy(() -> SafetensorsFile.open(p, arena)).isInstanceOf(ModelFormatException.class)
                     .hasMessageContaining(p.toString()).hasMessageContaining(message);
+        }
+    }
+
+    /**
+     * The format's data section is tiled exactly by the tensors (no overlap, no hole, nothing after the last), and each
+     * name is listed once: the old code gave two tensors the same bytes, read past holes, and kept the last of two
+     * entries of one name. Offsets must be integers: a string was read as -1 and reported as a truncated file.
+     */
+    @ParameterizedTest(name = "{2}")
+    @CsvSource(delimiter = '|', value = {
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} | 8 "
+                + "| tensors a [0, 8) and b [0, 8) overlap",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}} | 16 "
+                + "| tensors a [0, 12) and b [8, 16) overlap",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}} | 12 "
+                + "| the safetensors header lists a twice",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}} | 12 "
+                + "| data bytes [0, 4) before tensor a belong to no tensor",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}} | 12 "
+                + "| data bytes [4, 8) before tensor b belong to no tensor",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} | 100 "
+                + "| the last 92 data bytes, after tensor a, belong to no tensor",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[\"0\",\"8\"]}} | 8 "
+                + "| tensor a: data_offsets [\"0\",\"8\"] are not two byte offsets [begin, end]",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.0,8.0]}} | 8 "
+                + "| tensor a: data_offsets [0.0,8.0] are not two byte offsets",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[null,8]}} | 8 "
+                + "| tensor a: data_offsets [null,8] are not two byte offsets",
+        "{\"a\":{\"dtype\":5,\"shape\":[2],\"data_offsets\":[0,8]}} | 8 | tensor a: dtype 5 is not supported",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}{} | 8 | not valid JSON",
+    })
+    void open_rangesThatDoNotTileTheDataOrNamesListedTwice_refusedNamingTheTensors(String header, int data,
+            String message) throws IOException {
+        Path p = file(header, data);
+        try (Arena arena = Arena.ofConfined()) {
+            assertThatThrownBy(() -> SafetensorsFile.open(p, arena)).isInstanceOf(ModelFormatException.class)
+                    .hasMessageStartingWith(p.toString()).hasMessageContaining(message);
+        }
+    }
+
+    /** Empty tensors take no bytes: one at the start, between two others, or at the end still tiles the data. */
+    @Test
+    void open_emptyTensorsBetweenOthers_tileTheData() throws IOException {
+        Path p = file("{\"e0\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
+                + "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+                + "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                + "\"e1\":{\"dtype\":\"BF16\",\"shape\":[2,0],\"data_offsets\":[4,4]},"
+                + "\"e2\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]}}", 8);
+        try (Arena arena = Arena.ofConfined()) {
+            assertThat(SafetensorsFile.open(p, arena).names()).containsExactly("e0", "b", "a", "e1", "e2");
+        }
+    }
+
+    /** Every weight file of every bundled model tiles its data section (what the check above demands). */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {TestModels.MIXTRAL, TestModels.MIXTRAL_BF16,
+            TestModels.QWEN2_MOE})
+    void open_everyBundledWeightFile_opens(String model) throws IOException {
+        try (var files = Files.list(TestModels.dir(model)); Arena arena = Arena.ofConfined()) {
+            List<Path> weights = files.filter(f -> f.toString().endsWith(".safetensors")).toList();
+            assertThat(weights).isNotEmpty();
+            for (Path f : weights) {
+                assertThat(SafetensorsFile.open(f, arena).names()).as(f.toString()).isNotEmpty();
+            }
         }
     }
 
@@ -148,6 +213,28 @@ class SafetensorsFileTest {
             assertThatThrownBy(() -> store.tensor("model.embed_tokens.weight", 64, 512))
                     .isInstanceOf(ModelFormatException.class).hasMessageContaining("[512, 64]")
                     .hasMessageContaining("expected [64, 512]");
+        }
+    }
+
+    /**
+     * With model.safetensors and a sharded checkpoint's index both in the directory, the single file is read, as
+     * transformers loads it; the index used to win, and the engine served other weights than transformers would.
+     */
+    @Test
+    void store_singleFileBesideAnIndex_readsTheSingleFile() throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("both"));
+        try (var shards = Files.list(TestModels.dir(TestModels.MIXTRAL_BF16))) {
+            for (Path f : shards.filter(f -> f.getFileName().toString().startsWith("model")).toList()) {
+                Files.copy(f, dir.resolve(f.getFileName()));
+            }
+        }
+        Files.copy(TestModels.dir(TestModels.MIXTRAL).resolve("model.safetensors"), dir.resolve("model.safetensors"));
+        try (TensorStore store = TensorStore.open(dir)) {
+            TensorView t = store.tensor("model.embed_tokens.weight", 512, 64);
+            assertThat(t.file()).isEqualTo("model.safetensors");
+            assertThat(t.dtype()).isEqualTo(DType.F32);
+            assertThatThrownBy(() -> store.tensor("no.such.tensor")).hasMessageContaining("model.safetensors: tensor "
+                    + "no.such.tensor is missing");
         }
     }
 

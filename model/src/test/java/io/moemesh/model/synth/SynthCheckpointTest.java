@@ -3,7 +3,11 @@ package io.moemesh.model.synth;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.offset;
 
+import io.moemesh.model.kernel.Matrix;
+import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.safetensors.SafetensorsWriter;
+import io.moemesh.model.safetensors.TensorStore;
+import io.moemesh.model.safetensors.TensorView;
 import io.moemesh.model.safetensors.WrittenSafetensors;
 import io.moemesh.model.safetensors.WrittenSafetensors.Entry;
 import java.io.IOException;
@@ -183,6 +187,50 @@ class SynthCheckpointTest {
                         + " --top-k 4 --heads 8 --kv-heads 2 --vocab 520 --head-dim 8 --dtype f32 --max-position 4096"
                         + " --seed 7 --out " + dir);
         assertThat(dir).isDirectoryNotContaining("glob:**.partial");
+    }
+
+    /**
+     * Into a directory holding a sharded checkpoint (a copy of the bundled mixtral-tiny-bf16, same sizes): its index and
+     * shards go, so the directory's weights are the new model.safetensors. The old index and shards used to stay, and
+     * the engine served the old weights from them; files that are no weights stay.
+     */
+    @Test
+    void write_overAShardedCheckpoint_removesItsIndexAndShards_theNewWeightsAreRead(@TempDir Path fresh)
+            throws IOException {
+        try (var files = Files.list(repoFile("models/mixtral-tiny-bf16"))) {
+            for (Path f : files.toList()) {
+                Files.copy(f, dir.resolve(f.getFileName()));
+            }
+        }
+        Files.writeString(dir.resolve("notes.txt"), "not a weight file");
+        SynthSpec spec = SynthSpec.of(SynthArch.MIXTRAL, 64, 96, 4, 8, 2, 4, 2, 512).withDtype(SynthDtype.BF16)
+                .withSeed(7);
+        SyntheticCheckpoint.write(spec, dir);
+        SyntheticCheckpoint.write(spec, fresh);
+
+        try (var files = Files.list(dir)) {
+            assertThat(files.map(f -> f.getFileName().toString())).containsExactlyInAnyOrder("config.json",
+                    "generation_config.json", "tokenizer.json", "README.md", "model.safetensors", "golden.json",
+                    "notes.txt");
+        }
+        // Every tensor (samples of each) and config.json: the weights read from it are those of a fresh write.
+        assertThat(ModelFingerprint.of(dir)).isEqualTo(ModelFingerprint.of(fresh));
+        try (TensorStore store = TensorStore.open(dir); TensorStore expected = TensorStore.open(fresh)) {
+            TensorView embed = store.tensor("model.embed_tokens.weight", 512, 64);
+            assertThat(embed.file()).isEqualTo("model.safetensors");
+            assertThat(Matrix.of(embed).get(3, 5))
+                    .isEqualTo(Matrix.of(expected.tensor("model.embed_tokens.weight", 512, 64)).get(3, 5));
+        }
+    }
+
+    /** An index that does not parse names no shards: it goes, and nothing else. */
+    @Test
+    void write_overAnIndexThatIsNotJson_removesTheIndexOnly() throws IOException {
+        Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": ");
+        Files.writeString(dir.resolve("model-00001-of-00001.safetensors"), "kept: no index names it");
+        SyntheticCheckpoint.write(tiny(SynthArch.MIXTRAL), dir);
+        assertThat(dir.resolve("model.safetensors.index.json")).doesNotExist();
+        assertThat(dir.resolve("model-00001-of-00001.safetensors")).hasContent("kept: no index names it");
     }
 
     @Test
