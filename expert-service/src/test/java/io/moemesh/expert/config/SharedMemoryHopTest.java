@@ -85,7 +85,7 @@ class SharedMemoryHopTest {
     private static GrpcInstanceClient client(SharedMemory shm, DType wire) {
         return new GrpcInstanceClient("expert-0", "unix://" + socket, InsecureChannelCredentials.create(),
                 UnixSocketSecurity.PEER_UID, wire, 64 << 20, OpenTelemetry.noop(),
-                GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, shm);
+                GrpcInstanceClient.DEFAULT_STALL_BOUND, shm);
     }
 
     private static ExpertCall call(int rows, long seed) {

@@ -85,9 +85,10 @@ public class ExpertDispatchConfiguration {
                 wire == DType.DTYPE_BF16 ? 2 : 4, model.config().pairsPerToken());
         InstanceMeters instanceMeters = new InstanceMeters(meters);
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), in -> {
+            // A stream neither drained nor answered for a whole step deadline is not being read: every call that
+            // waited on it has been given up by then, so ending it (and freeing what waited) costs no step.
             GrpcInstanceClient client = new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,
-                    p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel,
-                    GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, d.sharedMemory());
+                    p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel, d.stepDeadline(), d.sharedMemory());
             try {
                 return instanceMeters.open(client, GrpcInstanceClient.transportOf(in.getEndpoint()), d);
             } catch (RuntimeException e) {

@@ -25,7 +25,9 @@ import java.util.TreeSet;
  * position once: the recomputed row replaces the first (its expert work is the one whose result the sequence
  * kept). Records are bounded: at most {@code capacity} sequences are held, and past that the oldest record is
  * dropped ({@link #evicted()}), so nothing leaks even if a sequence never reports back. Each record holds
- * layers × prompt positions × pairs ints, the size of the trace's own {@code router_topk}.
+ * layers × prompt positions × pairs ints, the size of the trace's own {@code router_topk}, and the ids of the
+ * instances it names; ids live only in the records that name them, so pod names that change with every rollout
+ * leave nothing behind once their records are taken, discarded or dropped.
  *
  * <p>Thread-safe: the engine thread records, takes and discards; a request that ends before its submitter learnt
  * its sequence id is discarded from the submitting thread.
@@ -35,9 +37,6 @@ public final class DispatchTraces {
     private final int capacity;
     /** Insertion order: the eldest record is dropped first. */
     private final LinkedHashMap<Long, Trace> bySequence = new LinkedHashMap<>();
-    /** Instance ids seen, interned: records store the index. */
-    private final Map<String, Integer> instanceIndex = new HashMap<>();
-    private final List<String> instanceIds = new ArrayList<>();
     private long rerecorded;
     private long evicted;
 
@@ -45,9 +44,22 @@ public final class DispatchTraces {
         long epoch;
         /** [layer][position]: (instance, expert) pairs of that row, alternating; null until recorded. */
         final int[][][] rows;
+        /** The ids of the instances this record names, interned: {@link #rows} store the index. */
+        final List<String> ids = new ArrayList<>();
+        private final Map<String, Integer> index = new HashMap<>();
 
         Trace(int layers) {
             rows = new int[layers][][];
+        }
+
+        int intern(String id) {
+            Integer i = index.get(id);
+            if (i == null) {
+                i = ids.size();
+                ids.add(id);
+                index.put(id, i);
+            }
+            return i;
         }
     }
 
@@ -88,20 +100,23 @@ public final class DispatchTraces {
             return;
         }
         synchronized (this) {
-            int[] interned = new int[instanceIds.size()];
-            for (int i = 0; i < interned.length; i++) {
-                interned[i] = intern(instanceIds.get(i));
-            }
             int row = 0;
             for (SequenceStep s : step.sequences()) {
                 int n = s.tokens().length;
                 if (s.traceRoutes() && s.phase() == SequenceStep.Phase.PREFILL) {
                     Trace t = traceOf(s.seqId());
                     t.epoch = epoch;
+                    // target index → this record's index, looked up once per instance the rows use.
+                    int[] interned = new int[instanceIds.size()];
+                    Arrays.fill(interned, -1);
                     for (int r = row; r < row + n; r++) {
                         int[] pairs = new int[2 * pairsPerToken];
                         for (int j = 0; j < pairsPerToken; j++) {
-                            pairs[2 * j] = interned[target[r * pairsPerToken + j]];
+                            int inst = target[r * pairsPerToken + j];
+                            if (interned[inst] < 0) {
+                                interned[inst] = t.intern(instanceIds.get(inst));
+                            }
+                            pairs[2 * j] = interned[inst];
                             pairs[2 * j + 1] = experts[r * pairsPerToken + j];
                         }
                         put(t, layer, step.position(r), pairs);
@@ -135,7 +150,7 @@ public final class DispatchTraces {
                     continue;
                 }
                 for (int j = 0; j < pairs.length; j += 2) {
-                    String id = instanceIds.get(pairs[j]);
+                    String id = t.ids.get(pairs[j]);
                     experts.computeIfAbsent(id, k -> new TreeSet<>()).add(pairs[j + 1]);
                     boolean earlier = false;
                     for (int k = 0; k < j; k += 2) {
@@ -174,19 +189,18 @@ public final class DispatchTraces {
         return rerecorded;
     }
 
+    /** Instance ids the held records keep, each counted once per record that names it. */
+    synchronized int instanceIdsHeld() {
+        int n = 0;
+        for (Trace t : bySequence.values()) {
+            n += t.ids.size();
+        }
+        return n;
+    }
+
     /** Records dropped because {@code capacity} sequences were held. */
     public synchronized long evicted() {
         return evicted;
-    }
-
-    private int intern(String id) {
-        Integer i = instanceIndex.get(id);
-        if (i == null) {
-            i = instanceIds.size();
-            instanceIds.add(id);
-            instanceIndex.put(id, i);
-        }
-        return i;
     }
 
     private Trace traceOf(long seqId) {

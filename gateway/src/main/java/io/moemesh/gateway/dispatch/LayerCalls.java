@@ -21,8 +21,8 @@ import java.util.concurrent.TimeoutException;
  * or {@link #abandon}: sends them, waits for the replies, retries, hedges, and sums what came back.
  *
  * <p>Waiting reacts to whichever call ends first. A call that fails, or does not answer by its deadline (the step
- * deadline; half of it for a probe of a half-open breaker), puts its instance out of this step, and its pairs are
- * assigned again among the other healthy replicas. A call refused as busy (its instance's bulkhead is full, or its
+ * deadline; half of it for a probe of a half-open breaker whose pairs another usable replica holds), puts its instance
+ * out of this step, and its pairs are assigned again among the other healthy replicas. A call refused as busy (its instance's bulkhead is full, or its
  * half-open breaker's one probe is in flight) is no failure: it goes to the same instance again once one of that
  * instance's calls ends. A call that has not answered after its hedge delay (half the time the step had left when it
  * was sent) is hedged, after Dean and Barroso's hedged requests ("The Tail at Scale", CACM 56(2), 2013): its pairs
@@ -140,15 +140,36 @@ final class LayerCalls implements ExpertDispatch.Pending {
         ResilientInstance instance = mesh.instances()[inst];
         long now = System.nanoTime();
         // A probe may use half the step deadline, so its pairs still fit elsewhere when it fails or hangs; it is not
-        // hedged: at that point it is cancelled, and its pairs retried, instead.
+        // hedged: at that point it is cancelled, and its pairs retried, instead. Only when another replica could take
+        // them: for the sole holder of a pair, giving up early would fail the step with the rest of the deadline
+        // unused, so its probe waits as any call does (probing never fails a request by itself).
         boolean probe = instance.probing();
-        long waitUntil = probe ? Math.min(deadline, now + mesh.stepDeadline().toNanos() / 2) : deadline;
+        long waitUntil = probe && othersCouldTake(inst, b)
+                ? Math.min(deadline, now + mesh.stepDeadline().toNanos() / 2) : deadline;
         Call c = new Call(inst, b, probe ? waitUntil : now + (deadline - now) / 2, waitUntil);
         live.add(c);
         for (int p : b.pairs()) {
             carriers[p]++;
         }
         call(c);
+    }
+
+    /** Whether every pair of {@code b} has a holder besides {@code inst} that is usable and not out of this step. */
+    private boolean othersCouldTake(int inst, ExpertBatches.Batch b) {
+        int[][] holders = mesh.table().holders()[layer];
+        for (int p : b.pairs()) {
+            boolean other = false;
+            for (int h : holders[experts[p]]) {
+                if (h != inst && !failed[h] && mesh.instances()[h].available()) {
+                    other = true;
+                    break;
+                }
+            }
+            if (!other) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private void call(Call c) {

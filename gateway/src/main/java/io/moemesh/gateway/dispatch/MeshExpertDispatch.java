@@ -26,9 +26,10 @@ import org.slf4j.LoggerFactory;
  * the step deadline, a call still unanswered after its hedge delay (half the time its step had left) is sent to another
  * replica too and the first reply wins, a call refused as busy ({@link ResilientInstance.Refused}) waits for its
  * instance's next answer and goes there again, and a probe of a half-open breaker may use at most half the step
- * deadline (probing never fails a request by itself); if an expert has no healthy replica left the step fails with
- * {@link ExpertUnavailableException} naming it. "Healthy" is {@link ResilientInstance#available()}: breaker not open,
- * gRPC health not down.
+ * deadline when another usable replica holds all of its pairs, the whole of it when none does (probing never fails a
+ * request by itself: a probe cut short leaves its pairs somewhere to go); if an expert has no healthy replica left the
+ * step fails with {@link ExpertUnavailableException} naming it. "Healthy" is {@link ResilientInstance#available()}:
+ * breaker not open, gRPC health not down.
  * {@link #run}, {@link #start} (and its handle) and {@link #usePlacement} are called from the engine thread only; {@link #missingExperts()},
  * {@link #instances()} and {@link #epoch()} from any thread.
  */

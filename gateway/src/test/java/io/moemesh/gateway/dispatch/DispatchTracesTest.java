@@ -156,6 +156,36 @@ class DispatchTracesTest {
         assertImplied(traces.take(5), 2);
     }
 
+    /**
+     * On Kubernetes instance ids are pod names, new with every rollout: over 1,000 placements of fresh ids, the ids
+     * held are only those the records still held name (none once they are taken), and each record still names its
+     * own placement's instances.
+     */
+    @Test
+    void instanceIdsOfAThousandPlacements_areHeldOnlyByTheRecordsThatNameThem() {
+        DispatchTraces traces = new DispatchTraces(LAYERS, 8);
+        for (int k = 0; k < 1_000; k++) {
+            List<String> ids = List.of("pod-" + k + "-a", "pod-" + k + "-b", "pod-" + k + "-c");
+            StepContext step = StepContext.of(List.of(chunk(k, 0, 3, true)));
+            int[] experts = {0, 4, 1, 4, 2, 4};
+            int[] target = {0, 1, 1, 1, 2, 1};
+            for (int layer = 0; layer < LAYERS; layer++) {
+                traces.record(step, layer, experts, PAIRS, target, ids, k);
+            }
+            if (k % 3 == 0) {
+                PromptDispatch d = traces.take(k);
+                assertThat(d.layers().getFirst().instances()).extracting(LayerDispatchRecord.InstanceShare::instanceId)
+                        .containsExactlyElementsOf(ids);
+            }
+
+            assertThat(traces.instanceIdsHeld()).as("placement %d", k).isLessThanOrEqualTo(3 * traces.held());
+        }
+        for (long seq = 0; seq < 1_000; seq++) {
+            traces.discard(seq);
+        }
+        assertThat(traces.instanceIdsHeld()).isZero();
+    }
+
     @Test
     void zeroLayersOrCapacity_refused() {
         assertThatThrownBy(() -> new DispatchTraces(0, 1)).isInstanceOf(IllegalArgumentException.class);

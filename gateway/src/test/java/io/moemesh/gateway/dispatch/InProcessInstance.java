@@ -10,12 +10,14 @@ import io.moemesh.service.expert.EpochRefusedException;
 import io.moemesh.service.expert.ExpertCall;
 import io.moemesh.service.expert.InstanceClient;
 import io.moemesh.service.expert.InstanceHealth;
+import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -24,7 +26,8 @@ import java.util.function.Consumer;
 
 /**
  * An expert instance computed in the test's JVM (the network boundary is what is faked here; the real gRPC
- * path is covered by the e2e suite). It can be made to fail, to never answer, to answer only once a latch opens or
+ * path is covered by the e2e suite). It can be made to fail, to never answer, to answer a call late, to answer only
+ * once a latch opens or
  * to refuse older placement epochs as the expert-service does (STALE_EPOCH), reports a settable gRPC health to its listeners like the real client's health watch, and counts the calls it got
  * and served.
  */
@@ -39,6 +42,8 @@ final class InProcessInstance implements InstanceClient {
     final AtomicInteger attempts = new AtomicInteger();
     final AtomicInteger calls = new AtomicInteger();
     final List<CompletableFuture<float[]>> unanswered = new CopyOnWriteArrayList<>();
+    /** When set, the next reply is computed at once but delivered this long after its call arrived (then cleared). */
+    final AtomicReference<Duration> nextAnswerAfter = new AtomicReference<>();
     /** While it holds a latch, replies are computed at once but delivered (on another thread) once it opens. */
     final AtomicReference<CountDownLatch> hold = new AtomicReference<>();
     /**
@@ -111,6 +116,12 @@ final class InProcessInstance implements InstanceClient {
                 ffn.apply(w, x, 1, y);
                 VectorOps.axpy(c.weights()[q], y, 0, out, r * h, h);
             }
+        }
+        Duration after = nextAnswerAfter.getAndSet(null);
+        if (after != null) {
+            CompletableFuture<float[]> late = new CompletableFuture<>();
+            CompletableFuture.delayedExecutor(after.toNanos(), TimeUnit.NANOSECONDS).execute(() -> late.complete(out));
+            return late;
         }
         CountDownLatch latch = hold.get();
         if (latch == null) {

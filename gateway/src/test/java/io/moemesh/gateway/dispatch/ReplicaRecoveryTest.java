@@ -169,6 +169,34 @@ class ReplicaRecoveryTest {
     }
 
     /**
+     * The only replica of every expert half-open (just restarted): its probe is not cut at half the step deadline,
+     * which would leave its pairs nowhere to go and fail the request with half the deadline unused. Answering at 0.6 ×
+     * the deadline, it computes the step, which gives the reference logits, and its breaker closes.
+     */
+    @Test
+    void probeOfTheOnlyReplica_answeringAfterHalfTheStepDeadline_completesTheStep() {
+        Duration deadline = Duration.ofSeconds(2);
+        Mesh mesh = MeshExpertDispatchTest.mesh(MODEL, 1, 1, Duration.ofMinutes(5), deadline);
+        InProcessInstance only = mesh.instances().get("expert-0");
+        ResilientInstance breaker = mesh.resilient("expert-0");
+        only.down.set(true);
+        ExpertCall c = new ExpertCall(1, 0, new float[4], 1, 4, new int[] {1}, new int[] {0}, new float[] {1});
+        for (int i = 0; i < 3; i++) {
+            assertThat(breaker.call(c)).isCompletedExceptionally();
+        }
+        only.down.set(false);
+        only.health(InstanceHealth.UNREACHABLE);
+        only.health(InstanceHealth.SERVING);
+        assertThat(breaker.state()).isEqualTo(State.HALF_OPEN);
+        only.nextAnswerAfter.set(deadline.multipliedBy(6).dividedBy(10));
+
+        goldenStep(mesh);
+
+        assertThat(only.nextAnswerAfter.get()).as("the probe was the late call").isNull();
+        assertThat(breaker.state()).isEqualTo(State.CLOSED);
+    }
+
+    /**
      * Ping-pong with the only replica half-open: micro-batch 0's layer-0 call is the probe, and micro-batch 1's call
      * is refused by the breaker (one probe at a time) while the probe's answer is held back until it was sent. The
      * refusal is not the instance's failure: micro-batch 1's call goes again once the probe answered, the step gives

@@ -28,10 +28,10 @@ import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.api.trace.StatusCode;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
@@ -46,8 +46,10 @@ import java.util.function.Consumer;
  *
  * <p>The hop without copies: activations go from the call's float array into gRPC's pooled direct buffers, and
  * replies from gRPC's received buffers into the result's float array ({@link ExpertBatchWire}); the channel
- * runs its callbacks on the transport thread. A stream the instance stops reading refuses calls past
- * {@link #MAX_QUEUED_WHILE_NOT_READY} waiting messages with RESOURCE_EXHAUSTED.
+ * runs its callbacks on the transport thread. A stream the instance stopped reading (messages wait for the
+ * transport and nothing moved for the stall bound: {@link StallGuard}) is ended, failing its calls and the next one
+ * with RESOURCE_EXHAUSTED and freeing what waited; the call after reopens it. A burst of large messages to an
+ * instance that reads is never refused, however long the stream is not ready during it.
  *
  * <p>On its own host (a {@code unix:///} endpoint with peer-uid security) each stream also offers the instance a
  * shared-memory arena ({@link SharedMemory}, {@link TensorArena}): once the instance answers that it mapped it, a
@@ -62,10 +64,11 @@ public final class GrpcInstanceClient implements InstanceClient {
      */
     public static final long PREFETCH_DEADLINE_MS = 5_000;
     /**
-     * Messages that may wait for the transport on a stream that is not ready (the instance stopped reading)
-     * before calls are refused: more than a step sends to one instance, far less than memory.
+     * How long a stream may go without any movement (the transport drained what waited, or a reply arrived) while
+     * messages wait for the transport before it counts as not being read: the gateway's default step deadline, by
+     * which every call that waited on it has been given up anyway. The gateway passes its own step deadline.
      */
-    public static final int MAX_QUEUED_WHILE_NOT_READY = 16;
+    public static final Duration DEFAULT_STALL_BOUND = Duration.ofSeconds(10);
     private final String id;
     private final ManagedChannel channel;
     private final DType wireDtype;
@@ -74,7 +77,7 @@ public final class GrpcInstanceClient implements InstanceClient {
     private final AtomicReference<Stream> stream = new AtomicReference<>();
     /** Serialises sends and stream opening (a StreamObserver is not thread-safe); never taken on a transport thread. */
     private final Object sendLock = new Object();
-    private final int maxQueuedWhileNotReady;
+    private final long stallBoundNanos;
     private final Tracer tracer;
     private final TraceContexts traces;
     private final HealthWatch health;
@@ -94,42 +97,27 @@ public final class GrpcInstanceClient implements InstanceClient {
     /** With tracing: each message is a client span whose context travels in the message to the instance. */
     public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials, DType wireDtype,
                               int maxInboundMessageBytes, OpenTelemetry otel) {
-        this(id, endpoint, credentials, wireDtype, maxInboundMessageBytes, otel, MAX_QUEUED_WHILE_NOT_READY);
-    }
-
-    /**
-     * @param maxQueuedWhileNotReady messages a call may add to a stream the instance is not reading (not ready
-     *     for more) before further calls fail with RESOURCE_EXHAUSTED; the count restarts when it is ready again
-     */
-    public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials, DType wireDtype,
-                              int maxInboundMessageBytes, OpenTelemetry otel, int maxQueuedWhileNotReady) {
         this(id, endpoint, credentials, UnixSocketSecurity.PEER_UID, wireDtype, maxInboundMessageBytes, otel,
-                maxQueuedWhileNotReady);
+                DEFAULT_STALL_BOUND, SharedMemory.defaults());
     }
 
     /**
      * @param unixSecurity on a {@code unix:///path} endpoint: {@link UnixSocketSecurity#PEER_UID} (plaintext, the
      *     instance's default) or {@link UnixSocketSecurity#TLS} ({@code credentials} on the socket too); must match
      *     the instance's {@code unix-socket-security}. Ignored on TCP
-     */
-    public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials,
-                              UnixSocketSecurity unixSecurity, DType wireDtype, int maxInboundMessageBytes,
-                              OpenTelemetry otel, int maxQueuedWhileNotReady) {
-        this(id, endpoint, credentials, unixSecurity, wireDtype, maxInboundMessageBytes, otel, maxQueuedWhileNotReady,
-                SharedMemory.defaults());
-    }
-
-    /**
+     * @param stallBound how long a stream may go without movement (the transport drained what waited, or a reply
+     *     arrived) while messages wait for the transport before it is ended as not being read: its calls and the
+     *     next fail with RESOURCE_EXHAUSTED; positive
      * @param sharedMemory the arena each stream offers when the endpoint is {@code unix:///} and {@code unixSecurity}
      *     is peer-uid (ignored otherwise); {@link SharedMemory#OFF}: every tensor in the message
      */
     public GrpcInstanceClient(String id, String endpoint, ChannelCredentials credentials,
                               UnixSocketSecurity unixSecurity, DType wireDtype, int maxInboundMessageBytes,
-                              OpenTelemetry otel, int maxQueuedWhileNotReady, SharedMemory sharedMemory) {
-        if (maxQueuedWhileNotReady < 1) {
-            throw new IllegalArgumentException(id + ": maxQueuedWhileNotReady must be >= 1, got " + maxQueuedWhileNotReady);
+                              OpenTelemetry otel, Duration stallBound, SharedMemory sharedMemory) {
+        if (stallBound == null || !stallBound.isPositive()) {
+            throw new IllegalArgumentException(id + ": stallBound must be a positive duration, got " + stallBound);
         }
-        this.maxQueuedWhileNotReady = maxQueuedWhileNotReady;
+        this.stallBoundNanos = stallBound.toNanos();
         this.tracer = otel.getTracer("moemesh-gateway");
         this.traces = new TraceContexts(otel);
         this.id = id;
@@ -232,13 +220,11 @@ public final class GrpcInstanceClient implements InstanceClient {
                     return f;
                 }
                 // Flow control: a peer that stops reading makes the stream not ready (gRPC buffers ~32 KiB, then
-                // HTTP/2 windows fill). A few messages may wait for the transport; past that the call is refused
-                // instead of buffering without bound.
-                if (!s.requests.isReady() && s.sentWhileNotReady.incrementAndGet() > maxQueuedWhileNotReady) {
-                    s.sentWhileNotReady.decrementAndGet();
-                    f.completeExceptionally(Status.RESOURCE_EXHAUSTED.withDescription(id + ": the ExpertBatch stream "
-                            + "is not being read (" + maxQueuedWhileNotReady + " messages already wait for the "
-                            + "transport); the instance is overloaded or stuck").asRuntimeException());
+                // HTTP/2 windows fill). Not ready alone proves nothing (one large message makes it so): messages
+                // waiting with nothing moving for the stall bound end the stream (what waited is freed) instead of
+                // piling up for good. Meanwhile what a caller may add is its own limit's (the gateway's bulkhead).
+                if (guard(s, s.stall.sending(s.requests.isReady(), System.nanoTime()))) {
+                    f.completeExceptionally(s.failure);
                     return f;
                 }
                 Optional<TensorArena.Region> region = s.arena == null ? Optional.empty()
@@ -306,11 +292,51 @@ public final class GrpcInstanceClient implements InstanceClient {
         return f;
     }
 
+    /**
+     * Acts on the stall guard's verdict for {@code s}, under the send lock: schedules its check, or ends a stream
+     * that was not read for the bound. Returns whether it ended the stream.
+     */
+    private boolean guard(Stream s, StallGuard.Verdict verdict) {
+        switch (verdict) {
+            case FINE -> {
+                return false;
+            }
+            case CHECK_LATER -> {
+                // Not on the transport thread: the check takes the send lock.
+                CompletableFuture.delayedExecutor(s.stall.checkDelayNanos(System.nanoTime()), TimeUnit.NANOSECONDS)
+                        .execute(() -> checkStall(s));
+                return false;
+            }
+            default -> {
+                RuntimeException notRead = Status.RESOURCE_EXHAUSTED.withDescription(id + ": the ExpertBatch stream "
+                        + "is not being read (messages waited for the transport " + stallBoundNanos / 1_000_000
+                        + " ms with none taken and no reply); the instance is overloaded or stuck").asRuntimeException();
+                broken(s, notRead);
+                try {
+                    // Resets the stream: what waited for the transport is freed, and the instance drops its end.
+                    s.requests.cancel("not being read", notRead);
+                } catch (RuntimeException alreadyClosed) {
+                    // The call ended meanwhile: nothing left to free.
+                }
+                return true;
+            }
+        }
+    }
+
+    /** The stall guard's scheduled look at a stream that was not ready: ends it if nothing moved since. */
+    private void checkStall(Stream s) {
+        synchronized (sendLock) {
+            if (s.failure == null) {
+                guard(s, s.stall.checkDue(s.requests.isReady(), System.nanoTime()));
+            }
+        }
+    }
+
     /** One ExpertBatch stream; replies complete their calls on the transport thread that read them. */
     private final class Stream implements ClientResponseObserver<TensorMessage<ExpertBatchRequest>,
             TensorMessage<ExpertBatchResponse>> {
         private ClientCallStreamObserver<TensorMessage<ExpertBatchRequest>> requests;
-        private final AtomicInteger sentWhileNotReady = new AtomicInteger();
+        private final StallGuard stall = new StallGuard(stallBoundNanos);
         /** Set once the stream failed (possibly inside {@link #start}). */
         private volatile Throwable failure;
         /** This stream's shared-memory arena, offered in its headers; null without one. */
@@ -331,11 +357,12 @@ public final class GrpcInstanceClient implements InstanceClient {
         @Override
         public void beforeStart(ClientCallStreamObserver<TensorMessage<ExpertBatchRequest>> requestStream) {
             this.requests = requestStream;
-            requestStream.setOnReadyHandler(() -> sentWhileNotReady.set(0));
+            requestStream.setOnReadyHandler(stall::progressed);
         }
 
         @Override
         public void onNext(TensorMessage<ExpertBatchResponse> reply) {
+            stall.progressed(); // the instance takes a message per answer: it reads
             ExpertBatchResponse r = reply.header();
             // Removed before its future completes, not in the future's own callback: completing it wakes the
             // caller, which on a busy core runs before this thread gets back to that callback (the woken thread

@@ -150,7 +150,7 @@ class GrpcInstanceClientArenaTest {
     private GrpcInstanceClient client(int slots) {
         return new GrpcInstanceClient("expert-0", InstanceEndpoint.unix(socket).target(),
                 InsecureChannelCredentials.create(), UnixSocketSecurity.PEER_UID, DType.DTYPE_F32, 64 << 20,
-                OpenTelemetry.noop(), GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY,
+                OpenTelemetry.noop(), GrpcInstanceClient.DEFAULT_STALL_BOUND,
                 new SharedMemory(slots, 4096, dir));
     }
 

@@ -22,6 +22,8 @@ import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.HopBufferPool;
 import io.moemesh.service.grpc.TensorCodec;
+import io.moemesh.service.grpc.UnixSocketSecurity;
+import io.opentelemetry.api.OpenTelemetry;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -45,7 +47,8 @@ import org.junit.jupiter.params.provider.EnumSource;
  * The gateway's zero-copy client on the hop, against fake instances on real loopback sockets (the generated
  * protobuf code on the server side, so the wire format is checked against it): results bit-identical to the
  * generated codec, bad replies fail their own call with a message naming the fault, a peer that stops reading
- * gets calls refused instead of buffered, and every pool chunk is back after each case.
+ * has its stream ended instead of buffered while a burst to one that reads is never refused, and every pool chunk is
+ * back after each case.
  */
 class GrpcInstanceClientHopTest {
     private final List<GrpcServerLifecycle> servers = new ArrayList<>();
@@ -270,9 +273,43 @@ class GrpcInstanceClientHopTest {
         }
     }
 
+    /**
+     * A step's burst of large messages to one instance that reads normally (prefill: [15, 4096] f32, ~240 KiB each,
+     * the rows ExpertBatches puts in a message under a 256 KiB limit): the stream is not ready for most of the burst
+     * (more than gRPC's 32 KiB wait for the transport, and a fresh stream is not ready before it is set up), yet no
+     * call is refused: the instance takes the messages and answers them.
+     */
     @Test
-    void peerThatStopsReading_callsPastTheBoundAreRefused_resourceExhausted_andOtherStreamsUnaffected() throws Exception {
-        // Takes no message ever: HTTP/2 flow control stops the sender once its window is full.
+    void burstOfLargeMessagesToAnInstanceThatReads_noneRefused_thoughTheStreamIsNotReadyDuringIt() throws Exception {
+        GrpcServerLifecycle s = instance(GrpcInstanceClientHopTest::echo);
+        try (GrpcInstanceClient client = client(s, DType.DTYPE_F32)) {
+            List<ExpertCall> calls = new ArrayList<>();
+            for (int i = 0; i < 40; i++) {
+                calls.add(call(15, 4096, i));
+            }
+            List<CompletableFuture<float[]>> sent = new ArrayList<>();
+            for (ExpertCall c : calls) {
+                sent.add(client.call(c));
+            }
+
+            for (int i = 0; i < calls.size(); i++) {
+                assertThat(sent.get(i).get(30, TimeUnit.SECONDS)).as("call %d", i)
+                        .isEqualTo(calls.get(i).activations());
+            }
+        }
+    }
+
+    /**
+     * A peer that stops reading: HTTP/2 flow control stops the sender once the windows are full, the messages after
+     * wait for the transport, and nothing moves. Once the stall bound passes with nothing taken and no reply, the
+     * stream is reset (what waited is freed, the instance sees its end) and every call sent on it fails with
+     * RESOURCE_EXHAUSTED; another instance's stream is not affected.
+     */
+    @Test
+    void peerThatStopsReading_streamResetAfterTheStallBound_itsCallsFailResourceExhausted_otherStreamsUnaffected()
+            throws Exception {
+        CountDownLatch reset = new CountDownLatch(1);
+        // Takes no message ever.
         MethodDescriptor<byte[], byte[]> raw = ExpertServiceGrpc.getExpertBatchMethod().toBuilder(BYTES, BYTES).build();
         ServerServiceDefinition def = ServerServiceDefinition.builder(ServiceDescriptor.newBuilder(ExpertServiceGrpc.SERVICE_NAME)
                 .addMethod(raw).build()).addMethod(raw, ServerCalls.asyncBidiStreamingCall((StreamObserver<byte[]> out) -> {
@@ -284,6 +321,7 @@ class GrpcInstanceClientHopTest {
 
                         @Override
                         public void onError(Throwable t) {
+                            reset.countDown();
                         }
 
                         @Override
@@ -296,24 +334,25 @@ class GrpcInstanceClientHopTest {
         stuck.start();
         servers.add(stuck);
         GrpcServerLifecycle healthy = instance(GrpcInstanceClientHopTest::echo);
-        try (GrpcInstanceClient toStuck = client(stuck, DType.DTYPE_F32);
+        try (GrpcInstanceClient toStuck = new GrpcInstanceClient("expert-0", "127.0.0.1:" + stuck.port(),
+                InsecureChannelCredentials.create(), UnixSocketSecurity.PEER_UID, DType.DTYPE_F32, 64 << 20,
+                OpenTelemetry.noop(), Duration.ofMillis(300), SharedMemory.OFF);
              GrpcInstanceClient toHealthy = client(healthy, DType.DTYPE_F32)) {
             List<CompletableFuture<float[]>> sent = new ArrayList<>();
-            Throwable refused = null;
-            for (int i = 0; i < 400 && refused == null; i++) {
-                CompletableFuture<float[]> f = toStuck.call(call(16, 1024, i));
-                sent.add(f);
-                if (f.isCompletedExceptionally()) {
-                    refused = f.handle((r, e) -> e).join();
-                }
+            for (int i = 0; i < 256; i++) {
+                sent.add(toStuck.call(call(16, 1024, i))); // 16 MiB: far past what the windows let through
             }
 
-            assertThat(refused).as("a call refused once the stream stopped being read").isNotNull();
-            assertThat(Status.fromThrowable(refused).getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
-            assertThat(refused).hasMessageContaining("expert-0: the ExpertBatch stream is not being read");
+            for (CompletableFuture<float[]> f : sent) {
+                Throwable failed = catchThrowable(() -> f.get(30, TimeUnit.SECONDS));
+                assertThat(failed).isInstanceOf(ExecutionException.class);
+                assertThat(Status.fromThrowable(failed.getCause()).getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+                assertThat(failed.getCause()).hasMessageContaining("expert-0: the ExpertBatch stream is not being read");
+            }
+            assertThat(reset.await(30, TimeUnit.SECONDS)).as("the stream was reset: its waiting messages freed").isTrue();
+            assertThat(toStuck.inFlight()).isZero();
             ExpertCall c = call(4, 1024, 9);
             assertThat(toHealthy.call(c).get(10, TimeUnit.SECONDS)).containsExactly(c.activations());
-            sent.forEach(f -> f.cancel(false));
         }
     }
 

@@ -48,7 +48,7 @@ final class HopClient implements AutoCloseable {
     long roundTrip(ExpertCall call, DType wire, boolean refusalExpected) throws InterruptedException {
         GrpcInstanceClient client = clients.computeIfAbsent(wire,
                 w -> new GrpcInstanceClient("noop-expert", endpoint, credentials, unixSecurity, w, 256 << 20,
-                        OpenTelemetry.noop(), GrpcInstanceClient.MAX_QUEUED_WHILE_NOT_READY, sharedMemory));
+                        OpenTelemetry.noop(), GrpcInstanceClient.DEFAULT_STALL_BOUND, sharedMemory));
         long t0 = System.nanoTime();
         try {
             // Given back as the gateway's dispatch does once it has summed a reply.
