@@ -47,8 +47,6 @@ import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.HeldRequestBytes;
 import io.moemesh.service.tls.MeshCredentials;
 import io.opentelemetry.api.OpenTelemetry;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -99,11 +97,14 @@ public class GatewayConfiguration {
         return MoeModel.open(p.modelDir());
     }
 
-    /** Null (no bean) when the model has no chat template; Optional injection points see it as empty. */
+    /**
+     * The model directory's chat template as transformers loads it (ChatTemplate.fromDirectory: chat_template.jinja
+     * also without a tokenizer_config.json); null (no bean) when it has none, which Optional injection points see
+     * as empty. A template this engine cannot render as Jinja does fails the start here, naming the construct.
+     */
     @Bean
     ChatTemplate chatTemplate(GatewayProperties p) {
-        Path config = p.modelDir().resolve("tokenizer_config.json");
-        return Files.isRegularFile(config) ? ChatTemplate.fromTokenizerConfig(config).orElse(null) : null;
+        return ChatTemplate.fromDirectory(p.modelDir()).orElse(null);
     }
 
     /** Credentials of the channels to expert-services and the router (moemesh.gateway.tls.*); none in-process. */

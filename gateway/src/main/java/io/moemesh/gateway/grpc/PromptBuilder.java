@@ -20,7 +20,9 @@ import java.util.OptionalLong;
  * Turns a gateway.v1 request into token ids and sampling parameters, refusing what it cannot honour with the
  * status gateway.proto promises: INVALID_ARGUMENT naming the field for a bad value, NOT_FOUND for another model,
  * FAILED_PRECONDITION for chat input to a model without a chat template. uint32 fields arrive as Java ints,
- * negative from 2^31 on, so they are read unsigned before any range check.
+ * negative from 2^31 on, so they are read unsigned before any range check. A chat the template refuses
+ * (raise_exception: ChatTemplateException, an IllegalArgumentException) is INVALID_ARGUMENT; a template failing on
+ * its own (BrokenChatTemplateException) is the server's fault, INTERNAL, logged by GatewayStatus.
  */
 final class PromptBuilder {
     static final int MAX_REQUEST_ID_BYTES = 128;
@@ -112,7 +114,8 @@ final class PromptBuilder {
         }
         limits.checkChatBytes("chat.messages", bytes);
         ChatTemplate t = chat.orElseThrow(() -> new IllegalStateException(
-                "chat input needs a chat template, and the model has none (tokenizer_config.json chat_template)"));
+                "chat input needs a chat template, and the model has none (chat_template.jinja, or chat_template in "
+                        + "tokenizer_config.json)"));
         return t.render(c.getMessagesList().stream().map(m -> new ChatMessage(m.getRole(), m.getContent())).toList(),
                 !c.hasAddGenerationPrompt() || c.getAddGenerationPrompt());
     }

@@ -13,7 +13,8 @@ import tools.jackson.core.JsonToken;
 /**
  * The chat parts of a request body, read off {@link OpenAiRequestParser}'s token stream: {@code messages} (refused
  * as soon as their count or content bytes pass the limits, before the rest is read) and
- * {@code chat_template_kwargs} (bounded in values, as it is the one field read into a tree).
+ * {@code chat_template_kwargs} (bounded in values, as it is the one field read into a tree). Text that becomes
+ * part of the prompt must be Unicode ({@link #text}).
  */
 final class ChatMessagesParser {
     private static final Set<String> ROLES = Set.of("system", "user", "assistant", "developer");
@@ -103,7 +104,7 @@ final class ChatMessagesParser {
      */
     private String content(String at, JsonToken t) {
         if (t == JsonToken.VALUE_STRING) {
-            return p.getString();
+            return text(at, p.getString());
         }
         if (t != JsonToken.START_ARRAY) {
             throw OpenAiException.invalid(at, at + " must be a string or an array of text parts, got "
@@ -124,7 +125,7 @@ final class ChatMessagesParser {
                 JsonToken v = p.nextToken();
                 switch (key) {
                     case "type" -> type = OpenAiJson.string(p, pat + ".type", v);
-                    case "text" -> text = OpenAiJson.string(p, pat + ".text", v);
+                    case "text" -> text = text(pat + ".text", OpenAiJson.string(p, pat + ".text", v));
                     // A part's other keys (cache_control, an image's detail, ...) ask for something not done here:
                     // refused like any unknown field, never dropped.
                     default -> throw OpenAiException.invalid(pat + "." + key, OpenAiFields.unrecognized(
@@ -144,6 +145,30 @@ final class ChatMessagesParser {
             }
         }
         return sb.toString();
+    }
+
+    /**
+     * {@code s}, a string read from the body, when it is Unicode text; refused naming {@code field} when it holds
+     * a lone surrogate. JSON can spell one ({@code "\\ud83d"} without its low half), Jackson gives it as it is,
+     * and UTF-8 cannot encode it (Java's encoder writes '?'; HF tokenizers, and the tokenizer here, refuse such
+     * text): refused while the field is known, so the 400 names it. (gRPC needs no such check: a protobuf string
+     * must be valid UTF-8 already.)
+     */
+    static String text(String field, String s) {
+        if (s == null) {
+            return null;
+        }
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw OpenAiException.invalid(field, String.format("%s is not valid Unicode: it has a lone surrogate "
+                        + "\\u%04x at character %d (a \\ud800-\\udfff escape must be a high one followed by a low "
+                        + "one), which no UTF-8 text can hold", field, (int) c, i));
+            }
+        }
+        return s;
     }
 
     /** chat_template_kwargs: variables for the chat template, as plain Java values (maps, lists, scalars). */
@@ -192,7 +217,7 @@ final class ChatMessagesParser {
                 }
                 yield list;
             }
-            case VALUE_STRING -> p.getString();
+            case VALUE_STRING -> text(name, p.getString());
             case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> p.getNumberValue();
             case VALUE_TRUE -> true;
             case VALUE_FALSE -> false;

@@ -89,7 +89,7 @@ final class OpenAiRequestParser {
                     if (chat) {
                         unknown(name, t);
                     } else if (t == JsonToken.VALUE_STRING) {
-                        prompt = p.getString();
+                        prompt = ChatMessagesParser.text("prompt", p.getString());
                         promptIds = null;
                     } else if (t == JsonToken.START_ARRAY) {
                         prompt = null;
@@ -292,7 +292,7 @@ final class OpenAiRequestParser {
     private Object promptArray() {
         JsonToken first = p.nextToken();
         if (first == JsonToken.VALUE_STRING) {
-            String s = p.getString();
+            String s = ChatMessagesParser.text("prompt", p.getString());
             if (p.nextToken() != JsonToken.END_ARRAY) {
                 throw OpenAiException.invalid("prompt", PROMPT_SHAPE);
             }
@@ -324,14 +324,15 @@ final class OpenAiRequestParser {
         if (t == JsonToken.VALUE_NULL) {
             return out;
         }
+        // Matched against the generated text: a lone surrogate could never match, nor be encoded to look for.
         if (t == JsonToken.VALUE_STRING) {
-            out.add(p.getString());
+            out.add(ChatMessagesParser.text("stop", p.getString()));
         } else if (t == JsonToken.START_ARRAY) {
             for (JsonToken s = p.nextToken(); s != JsonToken.END_ARRAY; s = p.nextToken()) {
                 if (s != JsonToken.VALUE_STRING || out.size() == OpenAiRequest.MAX_STOP) {
                     throw OpenAiException.invalid("stop", shape + ", got " + describe(s) + " at stop[" + out.size() + "]");
                 }
-                out.add(p.getString());
+                out.add(ChatMessagesParser.text("stop", p.getString()));
             }
         } else {
             throw OpenAiException.invalid("stop", shape + ", got " + describe(t));

@@ -28,7 +28,8 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Client mistakes are 4xx in OpenAI's error JSON naming the field, never a 500 or a class name: the cases an
- * attacker found (seed past 2^63, prompt arrays mixing ids and strings) and their relatives.
+ * attacker found (seed past 2^63, prompt arrays mixing ids and strings) and their relatives. A chat template failing
+ * on its own is no client mistake: 500, not a 400 blaming the messages.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class ClientErrorsHttpTest {
@@ -47,13 +48,18 @@ class ClientErrorsHttpTest {
         r.add("moemesh.gateway.admission.max-new-tokens", () -> String.valueOf(MAX_NEW_TOKENS));
     }
 
-    /** The model has no chat template: this one is ChatML that refuses a conversation opened by the assistant. */
+    /**
+     * The model has no chat template: this one is ChatML that refuses a conversation opened by the assistant, and
+     * fails on its own (an attribute Jinjava's loop lacks) on a first message "break the template".
+     */
     @TestBean(name = "chatTemplate", methodName = "raisingChatTemplate")
     ChatTemplate chatTemplate;
 
     static ChatTemplate raisingChatTemplate() {
         return ChatTemplate.of("{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('Conversation must start "
-                + "with a user message') }}{% endif %}" + OpenAiController.DEFAULT_CHAT_TEMPLATE, Map.of());
+                + "with a user message') }}{% endif %}{% if messages[0]['content'] == 'break the template' %}"
+                + "{% for m in messages %}{{ loop['previtem'] }}{% endfor %}{% endif %}"
+                + OpenAiController.DEFAULT_CHAT_TEMPLATE, Map.of());
     }
 
     @LocalServerPort
@@ -121,6 +127,10 @@ class ClientErrorsHttpTest {
                         + (MAX_NEW_TOKENS + 1)), "max_completion_tokens", "exceeds the limit of " + MAX_NEW_TOKENS),
                 Arguments.of(CHAT, chat("[{\"role\":\"assistant\",\"content\":\"a\"}]"), "messages",
                         "TemplateError: Conversation must start with a user message"),
+                Arguments.of(CHAT, chat("[{\"role\":\"user\",\"content\":\"x\\ud83dy\"}]"), "messages[0].content",
+                        "messages[0].content is not valid Unicode: it has a lone surrogate \\ud83d at character 1"),
+                Arguments.of(C, completion("\"stop\":\"\\udc00\"").replace("\"x\"", "\"\\ud83d\\ude00\""), "stop",
+                        "stop is not valid Unicode"),
                 Arguments.of(C, completion("\"max_tokens\":1e400"), "max_tokens", "max_tokens must be an integer"),
                 Arguments.of(C, completion("\"temperature\":1e400"), "temperature", "temperature must be a number"),
                 Arguments.of(C, completion("\"temperature\":\"NaN\""), "temperature", "temperature must be a number"),
@@ -163,6 +173,22 @@ class ClientErrorsHttpTest {
         assertThat(e.get("message").stringValue()).contains(message).doesNotContain("Exception");
         assertThat(e.get("param").isNull() ? null : e.get("param").stringValue()).isEqualTo(param);
         assertThat(e.get("type").stringValue()).isEqualTo("invalid_request_error");
+    }
+
+    /**
+     * A chat template that fails on its own (whatever the conversation) is the server's fault: 500, "internal
+     * error" and the request id, the details logged; not a 400 invalid_request_error blaming the messages.
+     */
+    @Test
+    void chatTemplateFailingOnItsOwn_is500_notBlamedOnTheMessages() throws Exception {
+        HttpResponse<String> r = send("POST", CHAT, "application/json",
+                chat("[{\"role\":\"user\",\"content\":\"break the template\"}]").getBytes(StandardCharsets.UTF_8),
+                null);
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(500);
+        JsonNode e = JSON.readTree(r.body()).get("error");
+        assertThat(e.get("type").stringValue()).isEqualTo("server_error");
+        assertThat(e.get("message").stringValue()).startsWith("internal error; request id ");
+        assertThat(e.get("param").isNull()).isTrue();
     }
 
     /**

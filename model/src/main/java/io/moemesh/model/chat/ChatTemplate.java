@@ -5,6 +5,7 @@ import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.interpret.errorcategory.BasicTemplateErrorCategory;
+import com.hubspot.jinjava.tree.Node;
 import io.moemesh.model.ModelFormatException;
 import io.moemesh.model.tokenizer.TokenizerConfig;
 import java.io.IOException;
@@ -27,15 +28,19 @@ import java.util.stream.Stream;
  * "content"), {@code add_generation_prompt}, the special tokens of tokenizer_config.json ({@code bos_token},
  * {@code eos_token}, ...), {@code tools}/{@code documents} as None, and the functions {@code raise_exception} and
  * {@code strftime_now}. Rendering is done by Jinjava configured like Jinja with {@code trim_blocks} and
- * {@code lstrip_blocks}, with Python's truth, equality and {@code str} methods (JinjaEnvironment). Jinjava has one
- * null for both of Jinja's None and Undefined; here null is Undefined only, and every None the template sees
- * (those variables, a null content, nulls inside the variables, the literals {@code none}/{@code None}) is
- * {@link PyNone}, so that {@code is defined}, {@code is none}, {@code default} and {@code ==} tell them apart as
- * Jinja does. Constructs Jinjava would still render differently are refused when the template is loaded
- * ({@link JinjaDivergences}). Instances are immutable and thread-safe.
+ * {@code lstrip_blocks}, with Jinja's grammar ({@link JinjaParser}), and Python's truth, equality, {@code str()}
+ * and {@code str} methods (JinjaEnvironment). Jinjava has one null for both of Jinja's None and Undefined; here
+ * null is Undefined only, and every None the template sees (those variables, a null content, nulls inside the
+ * variables, the literals {@code none}/{@code None}) is {@link PyNone}, so that {@code is defined},
+ * {@code is none}, {@code default} and {@code ==} tell them apart as Jinja does. As Jinja compiles a template
+ * before rendering it, the whole template is parsed when it is loaded, and refused then if it has a syntax error,
+ * an unknown filter, test or tag ({@link TemplateCheck}) or a construct Jinjava would still render differently
+ * ({@link JinjaDivergences}): a template is rendered as transformers renders it or refused. Instances are
+ * immutable and thread-safe.
  */
 public final class ChatTemplate {
     private static final Jinjava JINJAVA = JinjaEnvironment.create();
+    private static final String TOKENIZER_CONFIG = "tokenizer_config.json";
     private static final String TEMPLATE_FILE = "chat_template.jinja";
     private static final String TEMPLATE_DIR = "additional_chat_templates";
 
@@ -48,6 +53,30 @@ public final class ChatTemplate {
         this.body = stripOneTrailingNewline(source);
         this.specialTokens = Map.copyOf(specialTokens);
         checkCompiles();
+    }
+
+    /**
+     * The chat template of a model directory, as transformers' {@code AutoTokenizer.from_pretrained(dir)} loads it:
+     * {@link #fromTokenizerConfig} when the directory has a tokenizer_config.json; without one, the template files
+     * alone ({@code chat_template.jinja}, {@code additional_chat_templates/}, which transformers reads whether or
+     * not a tokenizer_config.json is there), with no special-token variables. Empty when the directory has no
+     * template.
+     *
+     * @throws ModelFormatException  if a file is unreadable or malformed, or templates are listed but none is
+     *                               "default"
+     * @throws ChatTemplateException if the template does not compile
+     */
+    public static Optional<ChatTemplate> fromDirectory(Path modelDir) {
+        Path config = modelDir.resolve(TOKENIZER_CONFIG);
+        if (Files.isRegularFile(config)) {
+            return fromTokenizerConfig(config);
+        }
+        Path dir = modelDir.toAbsolutePath();
+        Map<String, String> files = templateFiles(dir);
+        if (files.isEmpty()) {
+            return Optional.empty();
+        }
+        return Optional.of(of(defaultTemplate(files, dir + ": " + TEMPLATE_DIR + "/", true), Map.of()));
     }
 
     /**
@@ -71,13 +100,18 @@ public final class ChatTemplate {
         if (templates.isEmpty()) {
             return Optional.empty();
         }
+        String source = files.isEmpty() ? tokenizerConfigJson + ": chat_template" : dir + ": " + TEMPLATE_DIR + "/";
+        return Optional.of(of(defaultTemplate(templates, source, !files.isEmpty()), config.specialTokens()));
+    }
+
+    /** The template named "default" of {@code templates} (read from {@code source}). */
+    private static String defaultTemplate(Map<String, String> templates, String source, boolean fromFiles) {
         String template = templates.get("default");
         if (template == null) {
-            throw new ModelFormatException((files.isEmpty() ? tokenizerConfigJson + ": chat_template"
-                    : dir + ": " + TEMPLATE_DIR + "/") + " lists " + templates.keySet() + " but none is named \"default\""
-                    + (files.isEmpty() ? "" : " (no " + TEMPLATE_FILE + ")"));
+            throw new ModelFormatException(source + " lists " + templates.keySet() + " but none is named \"default\""
+                    + (fromFiles ? " (no " + TEMPLATE_FILE + ")" : ""));
         }
-        return Optional.of(of(template, config.specialTokens()));
+        return template;
     }
 
     /** chat_template.jinja as "default" and additional_chat_templates/*.jinja by name; empty when there are none. */
@@ -127,7 +161,9 @@ public final class ChatTemplate {
      * Renders the conversation.
      *
      * @param addGenerationPrompt whether to end with the header of an assistant turn
-     * @throws ChatTemplateException if the template raises (e.g. roles that do not alternate) or fails
+     * @throws ChatTemplateException       if the template refuses the conversation ({@code raise_exception}, e.g.
+     *                                     roles that do not alternate) or Python fails on it (TypeError, ValueError)
+     * @throws BrokenChatTemplateException if the template fails on its own (whatever the conversation)
      */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt) {
         return render(messages, addGenerationPrompt, Map.of());
@@ -138,7 +174,7 @@ public final class ChatTemplate {
      * {@code apply_chat_template(..., **kwargs)} passes them.
      */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, ?> variables) {
-        Map<String, Object> context = new HashMap<>();
+        Map<String, Object> context = new HashMap<>(TemplateFunctions.FUNCTIONS);
         context.put("tools", PyNone.NONE);
         context.put("documents", PyNone.NONE);
         context.putAll(specialTokens);
@@ -156,25 +192,27 @@ public final class ChatTemplate {
         context.put("messages", list);
         context.put("add_generation_prompt", addGenerationPrompt);
         RenderResult result = JINJAVA.renderForResult(body, context);
-        failOnErrors(result.getErrors());
+        failOnErrors(result.getErrors(), true);
         return result.getOutput();
     }
 
     /**
-     * Parse-time checks, so a broken template fails when the model is loaded rather than on the first request:
-     * tag structure (Jinjava's parser) and filter names (Jinja rejects unknown filters at compile time, Jinjava
-     * would print nothing). Errors inside expressions only show when rendering.
+     * Parse-time checks, so a broken template fails when the model is loaded rather than on every request: tag
+     * structure (Jinjava's parser), constructs Jinjava would render differently, every expression, tag and test
+     * ({@link TemplateCheck}), and filter names (Jinja rejects unknown filters at compile time, Jinjava would print
+     * nothing).
      */
     private void checkCompiles() {
         JinjavaInterpreter interpreter = JINJAVA.newInterpreter();
         JinjavaInterpreter.pushCurrent(interpreter);
         try {
-            interpreter.parse(body);
-            failOnErrors(interpreter.getErrors());
+            Node root = interpreter.parse(body);
+            failOnErrors(interpreter.getErrors(), false);
+            JinjaDivergences.check(body);
+            TemplateCheck.check(body, root, JINJAVA.getGlobalContext());
         } finally {
             JinjavaInterpreter.popCurrent();
         }
-        JinjaDivergences.check(body);
         for (String filter : FilterNames.in(body)) {
             if (JINJAVA.getGlobalContext().getFilter(filter) == null) {
                 throw new ChatTemplateException("TemplateAssertionError: No filter named '" + filter + "'.");
@@ -184,20 +222,22 @@ public final class ChatTemplate {
 
     /**
      * Jinjava collects errors instead of throwing. A {@code raise_exception} call becomes transformers'
-     * {@code "TemplateError: <message>"}, a Python TypeError (iterating None, tojson of an undefined value)
-     * {@code "TypeError: <message>"}; any fatal error or syntax error (Jinjava reports some, such as an unclosed
-     * tag, as warnings) fails the render too, and so does an attribute Jinjava does not know on one of its own
-     * objects (a warning for Jinjava, which renders nothing): Jinja knows attributes Jinjava lacks, such as
-     * {@code loop.previtem}, so an unknown one is refused rather than guessed to be undefined.
+     * {@code "TemplateError: <message>"}, a Python error (a TypeError iterating None, tojson of an undefined value)
+     * {@code "TypeError: <message>"}: the conversation is refused ({@link ChatTemplateException}). Any fatal error
+     * or syntax error (Jinjava reports some, such as an unclosed tag, as warnings) fails too, and so does an
+     * attribute Jinjava does not know on one of its own objects (a warning for Jinjava, which renders nothing):
+     * Jinja knows attributes Jinjava lacks, such as {@code loop.previtem}, so an unknown one is refused rather than
+     * guessed to be undefined. When loading, that refuses the template ({@link ChatTemplateException}); when
+     * rendering, it is the template's own failure ({@link BrokenChatTemplateException}), not the conversation's.
      */
-    private static void failOnErrors(List<TemplateError> errors) {
+    private static void failOnErrors(List<TemplateError> errors, boolean rendering) {
         for (TemplateError e : errors) {
             for (Throwable t = e.getException(); t != null; t = t.getCause()) {
                 if (t instanceof TemplateFunctions.RaisedException raised) {
                     throw new ChatTemplateException("TemplateError: " + raised.getMessage());
                 }
-                if (t instanceof PyNone.TypeError typeError) {
-                    throw new ChatTemplateException("TypeError: " + typeError.getMessage());
+                if (t instanceof PythonError python) {
+                    throw new ChatTemplateException(python.type() + ": " + python.getMessage());
                 }
             }
         }
@@ -206,8 +246,9 @@ public final class ChatTemplate {
             boolean unknownProperty = e.getCategory() == BasicTemplateErrorCategory.UNKNOWN_PROPERTY;
             if (syntax || unknownProperty || e.getSeverity() == TemplateError.ErrorType.FATAL) {
                 String line = e.getLineno() > 0 ? " (line " + e.getLineno() + ")" : "";
-                throw new ChatTemplateException((syntax ? "TemplateSyntaxError: " : "TemplateError: ")
-                        + e.getMessage() + line, e.getException());
+                String message = (syntax ? "TemplateSyntaxError: " : "TemplateError: ") + e.getMessage() + line;
+                throw rendering ? new BrokenChatTemplateException("the chat template failed: " + message,
+                        e.getException()) : new ChatTemplateException(message, e.getException());
             }
         }
     }

@@ -1,11 +1,15 @@
 package io.moemesh.model.chat;
 
 /**
- * A chat template that cannot be rendered: it called {@code raise_exception} (e.g. roles that do not alternate),
- * or it has a syntax error or uses an unknown filter. The message reads like the Python exception transformers
- * would raise, {@code "<ExceptionType>: <message>"}, e.g.
+ * A chat template refused: when it is loaded, a template with a syntax error, an unknown filter, test or tag, or a
+ * construct this engine would render differently from Jinja; when it renders, a conversation the template refuses
+ * itself with {@code raise_exception} (e.g. roles that do not alternate) or that makes Python fail inside it
+ * ({@code TypeError}, {@code ValueError}: iterating a None, tojson of an undefined value). The message reads like
+ * the Python exception transformers would raise, {@code "<ExceptionType>: <message>"}, e.g.
  * {@code "TemplateError: Conversation roles must alternate user/assistant/user/assistant/..."}. It is an
- * {@link IllegalArgumentException} because the conversation or the template is at fault, never the server.
+ * {@link IllegalArgumentException} because the argument is at fault: the template given to
+ * {@link ChatTemplate#of}, or the conversation given to {@link ChatTemplate#render}. A template that fails on its
+ * own while rendering is a {@link BrokenChatTemplateException}.
  */
 public final class ChatTemplateException extends IllegalArgumentException {
     public ChatTemplateException(String message) {

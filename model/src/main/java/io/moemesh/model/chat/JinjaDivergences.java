@@ -12,8 +12,6 @@ import java.util.regex.Pattern;
  * <ul>
  *   <li>a loop filter {@code {% for m in messages if cond %}} (Jinjava ignores the condition);</li>
  *   <li>{@code {% for %}…{% else %}…{% endfor %}} (Jinjava never renders the else branch);</li>
- *   <li>{@code not x is test} (Jinja: {@code not (x is test)}; Jinjava: {@code (not x) is test});</li>
- *   <li>printing a literal {@code true} or {@code false} (Python prints True, False; Jinjava true, false);</li>
  *   <li>{@code loop.previtem}, {@code loop.nextitem}, {@code loop.changed(...)}, which Jinjava's loop object
  *       lacks (it would render them as nothing), and {@code loop.counter}, {@code loop.revcounter},
  *       {@code loop.continued}, which only Jinjava's has (Jinja renders them as undefined). Any other attribute
@@ -25,8 +23,6 @@ final class JinjaDivergences {
     private static final Pattern TAG = Pattern.compile("\\{#.*?#\\}|\\{%(.*?)%\\}|\\{\\{(.*?)\\}\\}", Pattern.DOTALL);
     private static final Pattern STRING = Pattern.compile("'(?:[^'\\\\]|\\\\.)*'|\"(?:[^\"\\\\]|\\\\.)*\"");
     private static final Pattern FOR_IF = Pattern.compile("^for\\s.+\\sin\\s.+\\sif\\s");
-    private static final Pattern NOT_IS = Pattern.compile("\\bnot\\s+[A-Za-z_][\\w.]*(?:\\[[^\\]]*\\])*\\s+is\\b");
-    private static final Pattern LITERAL = Pattern.compile("^(?i:true|false)$");
     private static final Pattern LOOP_ATTRIBUTE =
             Pattern.compile("\\bloop\\s*\\.\\s*(previtem|nextitem|changed|counter|revcounter|continued)\\b");
     private static final Pattern BLOCK = Pattern.compile("^(for|if|macro|call|filter|set|raw|block)\\b|^(end\\w+|else)\\b");
@@ -45,18 +41,12 @@ final class JinjaDivergences {
                 continue; // a comment
             }
             String inner = STRING.matcher(raw).replaceAll("''").replaceAll("^[-+]|[-+]$", "").strip();
-            if (NOT_IS.matcher(inner).find()) {
-                refuse(template, m, "'not x is test' (write 'x is not test' or 'not (x is test)')");
-            }
             Matcher loop = LOOP_ATTRIBUTE.matcher(inner);
             if (loop.find()) {
                 refuse(template, m, "loop." + loop.group(1)
                         + " (not an attribute of this engine's loop, or only of it)");
             }
             if (!statement) {
-                if (LITERAL.matcher(inner).matches()) {
-                    refuse(template, m, "printing the literal " + inner + " (Jinja prints True/False)");
-                }
                 continue;
             }
             if (FOR_IF.matcher(inner).find()) {

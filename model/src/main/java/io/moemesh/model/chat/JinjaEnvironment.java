@@ -5,6 +5,9 @@ import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.interpret.Context;
+import com.hubspot.jinjava.interpret.InterpreterFactory;
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.lib.expression.ExpressionStrategy;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import java.lang.reflect.Method;
 import jinjava.javax.el.CompositeELResolver;
@@ -14,7 +17,8 @@ import jinjava.javax.el.ExpressionFactory;
 /**
  * A Jinjava configured to behave like the Jinja environment of transformers' {@code apply_chat_template}
  * ({@code ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)}, keep_trailing_newline false),
- * with Python's semantics where Jinjava's differ ({@link JinjaOverrides}, {@link PyNone}).
+ * with Jinja's grammar and Python's semantics where Jinjava's differ ({@link JinjaParser}, {@link JinjaOverrides},
+ * {@link PyNone}).
  */
 final class JinjaEnvironment {
     private JinjaEnvironment() {
@@ -45,10 +49,12 @@ final class JinjaEnvironment {
                 .withFailOnUnknownTokens(false)
                 .withLegacyOverrides(pythonLike)
                 .withMaxOutputSize(64L * 1024 * 1024)
+                .withInterperterFactory(new PythonInterpreters()) // sic: Jinjava's spelling
                 .withElResolver(resolver())
                 .build();
-        // Python truth and equality in expressions (JinjaOverrides); Jinjava's constructor hard-codes its own
-        // factory, but every expression is parsed and evaluated through this getter (ExpressionResolver).
+        // Jinja's grammar (JinjaParser), Python's truth and str in expressions (JinjaOverrides); Jinjava's
+        // constructor hard-codes its own factory, but every expression is parsed and evaluated through this getter
+        // (ExpressionResolver).
         ExpressionFactory factory = JinjaOverrides.expressionFactory();
         Jinjava jinjava = new Jinjava(config) {
             @Override
@@ -64,6 +70,26 @@ final class JinjaEnvironment {
         JinjaOverrides.tests().forEach(globals::registerExpTest);
         globals.registerTag(new JinjaOverrides.PythonIfTag());
         return jinjava;
+    }
+
+    /**
+     * Interpreters whose {@code {{ x }}} prints Python's {@code str(x)}: the expression strategy is a setting of the
+     * render's context (inherited by its child scopes), which Jinjava creates afresh for each render without
+     * copying the global context's.
+     */
+    private static final class PythonInterpreters implements InterpreterFactory {
+        private static final ExpressionStrategy OUTPUT = new JinjaOverrides.PythonOutput();
+
+        @Override
+        public JinjavaInterpreter newInstance(JinjavaInterpreter orig) {
+            return new JinjavaInterpreter(orig);
+        }
+
+        @Override
+        public JinjavaInterpreter newInstance(Jinjava application, Context context, JinjavaConfig renderConfig) {
+            context.setExpressionStrategy(OUTPUT);
+            return new JinjavaInterpreter(application, context, renderConfig);
+        }
     }
 
     /** Python str methods first, then Jinjava's usual (read-only) resolution. */

@@ -64,18 +64,11 @@ final class PyNone implements HasObjectTruthValue, PyishSerializable, Iterator<O
 
     @Override
     public boolean hasNext() {
-        throw new TypeError("'NoneType' object is not iterable");
+        throw PythonError.typeError("'NoneType' object is not iterable");
     }
 
     @Override
     public Object next() {
-        throw new TypeError("'NoneType' object is not iterable");
-    }
-
-    /** Python's TypeError; {@link ChatTemplate} reports it as {@code "TypeError: <message>"}. */
-    static final class TypeError extends RuntimeException {
-        TypeError(String message) {
-            super(message, null, false, false);
-        }
+        throw PythonError.typeError("'NoneType' object is not iterable");
     }
 }

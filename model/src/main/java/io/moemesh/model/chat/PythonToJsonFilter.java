@@ -65,7 +65,7 @@ final class PythonToJsonFilter implements Filter {
                           boolean sortKeys, boolean ensureAscii) {
         void value(Object v, int depth) {
             switch (v) {
-                case null -> throw new PyNone.TypeError("Object of type Undefined is not JSON serializable");
+                case null -> throw PythonError.typeError("Object of type Undefined is not JSON serializable");
                 case PyNone n -> out.append("null");
                 case Boolean b -> out.append(b ? "true" : "false");
                 case Integer i -> out.append(i);
@@ -185,21 +185,8 @@ final class PythonToJsonFilter implements Filter {
             if (x instanceof CharSequence s && y instanceof CharSequence t) {
                 return Arrays.compare(s.toString().codePoints().toArray(), t.toString().codePoints().toArray());
             }
-            throw new PyNone.TypeError("'<' not supported between instances of '" + typeName(x) + "' and '"
-                    + typeName(y) + "'");
-        }
-
-        private static String typeName(Object o) {
-            return switch (o) {
-                case PyNone n -> "NoneType";
-                case Boolean b -> "bool";
-                case Double d -> "float";
-                case Float f -> "float";
-                case BigDecimal d -> "float";
-                case Number n -> "int";
-                case CharSequence s -> "str";
-                default -> o.getClass().getSimpleName();
-            };
+            throw PythonError.typeError("'<' not supported between instances of '" + PythonValues.typeName(x)
+                    + "' and '" + PythonValues.typeName(y) + "'");
         }
     }
 }

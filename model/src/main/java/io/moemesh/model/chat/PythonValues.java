@@ -6,6 +6,7 @@ import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.math.MathContext;
 import java.math.RoundingMode;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Iterator;
 import java.util.List;
@@ -63,7 +64,7 @@ final class PythonValues {
             return a instanceof CharSequence && b instanceof CharSequence && a.toString().equals(b.toString());
         }
         if (a instanceof List<?> x && b instanceof List<?> y) {
-            if (x.size() != y.size()) {
+            if (x.size() != y.size() || (x instanceof PythonTuple) != (y instanceof PythonTuple)) {
                 return false;
             }
             Iterator<?> i = x.iterator();
@@ -87,6 +88,34 @@ final class PythonValues {
             return true;
         }
         return a.equals(b);
+    }
+
+    /** Python's {@code item in container}. */
+    static boolean contains(Object container, Object item) {
+        Object c = unwrap(container);
+        Object x = unwrap(item);
+        return switch (c) {
+            case null -> false; // Undefined iterates as empty
+            case CharSequence s -> {
+                if (!(x instanceof CharSequence part)) {
+                    throw PythonError.typeError("'in <string>' requires string as left operand, not "
+                            + typeName(x));
+                }
+                yield s.toString().contains(part);
+            }
+            case Map<?, ?> m -> m.keySet().stream().anyMatch(k -> equal(k, x));
+            case Iterable<?> i -> {
+                for (Object o : i) {
+                    if (equal(o, x)) {
+                        yield true;
+                    }
+                }
+                yield false;
+            }
+            case Object[] a -> Arrays.asList(a).stream().anyMatch(o -> equal(o, x));
+            default -> throw PythonError.typeError("argument of type '" + typeName(c)
+                    + "' is not iterable");
+        };
     }
 
     /** Python's bool is an int: {@code True == 1}, {@code 1 == 1.0}. */
@@ -132,17 +161,148 @@ final class PythonValues {
     }
 
     /**
-     * Python's {@code str(value)}, as Jinja's filters convert their input ({@code soft_str}): None is "None",
-     * booleans "True"/"False", floats their repr ("nan", "inf", "-inf" for the non-finite ones); Undefined is "".
+     * Python's {@code str(value)}, as Jinja prints a value and its filters convert their input ({@code soft_str}):
+     * None is "None", booleans "True"/"False", floats their repr ("nan", "inf", "-inf" for the non-finite ones),
+     * lists, dicts and a dict's items ({@code dictsort}, {@code items()}) their repr ({@link #repr}); Undefined is "".
      */
     static String str(Object value) {
         return switch (unwrap(value)) {
             case null -> "";
+            case CharSequence s -> s.toString();
+            case Character c -> c.toString(); // Jinjava's list of a string's characters holds Characters
             case Boolean b -> b ? "True" : "False";
             case Double d -> pythonFloat(d);
             case Float f -> pythonFloat(f.doubleValue());
             case BigDecimal d -> pythonFloat(d.doubleValue());
+            case Collection<?> c -> repr(c);
+            case Map<?, ?> m -> repr(m);
+            case Map.Entry<?, ?> e -> repr(e);
+            case Object[] a -> repr(a);
             default -> value.toString();
+        };
+    }
+
+    /**
+     * Python's {@code repr(value)}, how a value inside a printed list or dict appears: strings quoted and escaped as
+     * Python quotes them, None, True/False, floats' repr, lists {@code [a, b]}, tuples {@code (a, b)}, dicts
+     * {@code {'k': v}}, a dict's item the tuple {@code ('k', v)}; Undefined is "Undefined" (jinja2's {@code Undefined.__repr__}).
+     */
+    static String repr(Object value) {
+        StringBuilder out = new StringBuilder();
+        repr(value, out, 0);
+        return out.toString();
+    }
+
+    /** Deeper than this a repr says "..." (Python raises RecursionError on a list that holds itself). */
+    private static final int MAX_REPR_DEPTH = 100;
+
+    private static void repr(Object value, StringBuilder out, int depth) {
+        if (depth > MAX_REPR_DEPTH) {
+            out.append("...");
+            return;
+        }
+        switch (unwrap(value)) {
+            case null -> out.append("Undefined");
+            case CharSequence s -> quote(s.toString(), out);
+            case Character c -> quote(c.toString(), out);
+            case Map<?, ?> m -> {
+                out.append('{');
+                String separator = "";
+                for (Map.Entry<?, ?> e : m.entrySet()) {
+                    out.append(separator);
+                    repr(e.getKey(), out, depth + 1);
+                    out.append(": ");
+                    repr(e.getValue(), out, depth + 1);
+                    separator = ", ";
+                }
+                out.append('}');
+            }
+            case Map.Entry<?, ?> e -> {
+                out.append('(');
+                repr(e.getKey(), out, depth + 1);
+                out.append(", ");
+                repr(e.getValue(), out, depth + 1);
+                out.append(')');
+            }
+            case PythonTuple t -> {
+                out.append('(');
+                String separator = "";
+                for (Object o : t) {
+                    out.append(separator);
+                    repr(o, out, depth + 1);
+                    separator = ", ";
+                }
+                out.append(t.size() == 1 ? ",)" : ")");
+            }
+            case Collection<?> c -> {
+                out.append('[');
+                String separator = "";
+                for (Object o : c) {
+                    out.append(separator);
+                    repr(o, out, depth + 1);
+                    separator = ", ";
+                }
+                out.append(']');
+            }
+            case Object[] a -> repr(Arrays.asList(a), out, depth);
+            case Object o -> out.append(str(o));
+        }
+    }
+
+    /**
+     * Python's {@code repr(str)} (Objects/unicodeobject.c {@code unicode_repr}): single quotes unless the text has
+     * a single quote and no double quote; backslash, the quote, \t \n \r escaped; other characters Python does not
+     * count as printable (control, format, surrogate, private-use, unassigned, separators but the space) as
+     * {@code \xhh}, {@code \\uhhhh} or {@code \\Uhhhhhhhh}.
+     */
+    private static void quote(String s, StringBuilder out) {
+        char quote = s.indexOf('\'') >= 0 && s.indexOf('"') < 0 ? '"' : '\'';
+        out.append(quote);
+        s.codePoints().forEach(c -> {
+            if (c == quote || c == '\\') {
+                out.append('\\').appendCodePoint(c);
+            } else if (c == '\t') {
+                out.append("\\t");
+            } else if (c == '\n') {
+                out.append("\\n");
+            } else if (c == '\r') {
+                out.append("\\r");
+            } else if (c == ' ' || (c > 0x20 && c < 0x7F) || (c > 0x7F && isPrintable(c))) {
+                out.appendCodePoint(c);
+            } else {
+                String hex = Integer.toHexString(c);
+                int width = c <= 0xFF ? 2 : c <= 0xFFFF ? 4 : 8;
+                out.append(c <= 0xFF ? "\\x" : c <= 0xFFFF ? "\\u" : "\\U").append("0".repeat(width - hex.length()))
+                        .append(hex);
+            }
+        });
+        out.append(quote);
+    }
+
+    /** Python's {@code str.isprintable} of one character: not in a category Other (C*) or Separator (Z*). */
+    private static boolean isPrintable(int c) {
+        return switch (Character.getType(c)) {
+            case Character.CONTROL, Character.FORMAT, Character.SURROGATE, Character.PRIVATE_USE,
+                 Character.UNASSIGNED, Character.LINE_SEPARATOR, Character.PARAGRAPH_SEPARATOR,
+                 Character.SPACE_SEPARATOR -> false;
+            default -> true;
+        };
+    }
+
+    /** Python's {@code type(value).__name__} of the values a template handles. */
+    static String typeName(Object value) {
+        return switch (unwrap(value)) {
+            case null -> "Undefined";
+            case PyNone n -> "NoneType";
+            case Boolean b -> "bool";
+            case Double d -> "float";
+            case Float f -> "float";
+            case BigDecimal d -> "float";
+            case Number n -> "int";
+            case CharSequence s -> "str";
+            case Map<?, ?> m -> "dict";
+            case Collection<?> c -> "list";
+            case Object o -> o.getClass().getSimpleName();
         };
     }
 

@@ -3,6 +3,7 @@ package io.moemesh.model.chat;
 import java.time.LocalDateTime;
 import java.time.format.TextStyle;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * The global functions transformers adds to its Jinja environment (chat_template_utils.py
@@ -11,6 +12,22 @@ import java.util.Locale;
 final class TemplateFunctions {
     private TemplateFunctions() {
     }
+
+    /**
+     * A function as a value, which the template sees under the function's name as Jinja does (so that
+     * {@code raise_exception is callable} and {@code is defined} hold): Jinjava calls functions by name, never
+     * through a variable, so this value is only ever tested or printed.
+     */
+    record Function(String name) {
+        @Override
+        public String toString() {
+            return "<function " + name + ">";
+        }
+    }
+
+    /** The functions by name, as {@link ChatTemplate} puts them among a template's variables. */
+    static final Map<String, Function> FUNCTIONS = Map.of("raise_exception",
+            new Function("raise_exception"), "strftime_now", new Function("strftime_now"));
 
     /** Thrown by {@code raise_exception}; Jinjava wraps it, {@link ChatTemplate} digs it out of the cause chain. */
     static final class RaisedException extends RuntimeException {

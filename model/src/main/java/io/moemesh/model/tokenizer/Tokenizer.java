@@ -155,8 +155,12 @@ public final class Tokenizer {
     /**
      * The ids of {@code text}, as HF's {@code encode(text, add_special_tokens=False)}: added tokens written in the
      * text (e.g. {@code <s>}, {@code <|im_start|>}) are matched as such; no BOS/EOS is added.
+     *
+     * @throws IllegalArgumentException if the text has a lone surrogate: it is no Unicode text, which HF tokenizers
+     *                                  refuse, and UTF-8 cannot encode it (Java's encoder would write '?')
      */
     public int[] encode(String text) {
+        checkUnicode(text);
         IntList out = new IntList(text.length() / 3 + 8);
         List<PreTokenizer.Piece> words = new ArrayList<>();
         for (AddedVocabulary.Segment s : addedVocabulary.extract(text)) {
@@ -173,6 +177,18 @@ public final class Tokenizer {
             }
         }
         return out.toArray();
+    }
+
+    private static void checkUnicode(String text) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw new IllegalArgumentException(String.format("the text to encode has a lone surrogate \\u%04x "
+                        + "at character %d: it is not Unicode text", (int) c, i));
+            }
+        }
     }
 
     /**

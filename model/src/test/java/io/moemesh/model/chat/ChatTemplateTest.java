@@ -51,7 +51,8 @@ class ChatTemplateTest {
                 + "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}"
                 + "{{ ns.n }}|{{ messages[0].tool_calls }}|{{ 'a' if add_generation_prompt else 'b' }}|"
                 + "{{ eos_token ~ '!' }}|{{ '  x '|trim }}";
-        assertThat(render(template)).isEqualTo("<s>system|false|0s,1u,2a|2|true|3||a|</s>!|x");
+        // Jinja prints Python's booleans: False, True
+        assertThat(render(template)).isEqualTo("<s>system|False|0s,1u,2a|2|True|3||a|</s>!|x");
     }
 
     @Test
@@ -62,7 +63,7 @@ class ChatTemplateTest {
                 + "{{ c.replace('think', 't') }}|{{ '-'.join(['a', 'b']) }}|{{ c.strip().title() }}", Map.of());
         assertThat(t.render(List.of(ChatMessage.user(" <think>x</think> answered \n")), false))
                 .isEqualTo("<think>x</think> answered|<think>x</think> answered \n| <think>x</think> answered|"
-                        + "true|true|answered|2|<THINK>X</THINK> ANSWERED| <t>x</t> answered \n|a-b|"
+                        + "True|True|answered|2|<THINK>X</THINK> ANSWERED| <t>x</t> answered \n|a-b|"
                         + "<Think>X</Think> Answered");
     }
 
@@ -123,12 +124,13 @@ class ChatTemplateTest {
         assertThat(t.render(List.of(), false)).isEqualTo("|nofilter{{ y|nofilter }}");
     }
 
+    /** Jinja compiles the whole template first: an expression no branch reaches yet still fails the load. */
     @Test
-    void expressionSyntaxError_failsTheRender() {
-        ChatTemplate t = ChatTemplate.of("{{ messages[0]['role'] + }}", Map.of());
-        assertThatThrownBy(() -> t.render(CHAT, false))
+    void expressionSyntaxError_failsWhenCreated_namingTheExpression() {
+        assertThatThrownBy(() -> ChatTemplate.of("{% if false %}{{ messages[0]['role'] + }}{% endif %}", Map.of()))
                 .isInstanceOf(ChatTemplateException.class)
-                .hasMessageStartingWith("TemplateSyntaxError: ");
+                .hasMessageStartingWith("TemplateSyntaxError: cannot parse the expression "
+                        + "'messages[0]['role'] +' (line 1)");
     }
 
     @Test
@@ -180,6 +182,30 @@ class ChatTemplateTest {
         }
         assertThat(ChatTemplate.fromTokenizerConfig(config).map(t -> t.render(CHAT, false))).isEqualTo(
                 java.util.Optional.ofNullable(expected));
+    }
+
+    /**
+     * transformers reads chat_template.jinja whether or not a tokenizer_config.json is there: a model directory
+     * without one still has its template (with no special-token variables).
+     */
+    @Test
+    void fromDirectory_readsChatTemplateJinja_whenThereIsNoTokenizerConfig(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("chat_template.jinja"), "{% for m in messages %}[{{ m.role }}]{% endfor %}"
+                + "{{ bos_token is defined }}\n");
+        assertThat(ChatTemplate.fromDirectory(dir).orElseThrow().render(CHAT, false))
+                .isEqualTo("[system][user][assistant]False");
+    }
+
+    @Test
+    void fromDirectory_isEmpty_withNeitherATemplateFileNorATokenizerConfig(@TempDir Path dir) {
+        assertThat(ChatTemplate.fromDirectory(dir)).isEmpty();
+    }
+
+    @Test
+    void fromDirectory_usesTokenizerConfig_whenThereIsOne(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": \"<s>\"}");
+        Files.writeString(dir.resolve("chat_template.jinja"), "file {{ bos_token }}");
+        assertThat(ChatTemplate.fromDirectory(dir).orElseThrow().render(CHAT, false)).isEqualTo("file <s>");
     }
 
     @Test

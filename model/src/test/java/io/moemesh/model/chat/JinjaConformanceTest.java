@@ -29,12 +29,82 @@ class JinjaConformanceTest {
     }
 
     /**
+     * Jinja's {@code not} negates a whole comparison or test ({@code parse_not} above {@code parse_compare});
+     * Jinjava bound it to the operand next to it, so {@code not a == b} was {@code (not a) == b}: EXAONE 3.5's
+     * template ({@code {% if not message['role'] == 'user' %}}) silently dropped every end-of-turn token, and
+     * {@code not x is defined} (DeepSeek-V3's, Llama 3.1's) was refused. Expected outputs from Jinja 3.1.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "{% if not messages[0]['role'] == 'user' %}not user{% endif %} ==> not user",
+        "{{ 'y' if not 'z' in 'cat' else 'n' }}{{ 'y' if not messages|length > 2 else 'n' }}"
+                + "{{ 'y' if not 1 + 1 == 3 else 'n' }} ==> yyy",
+        "{% if not messages is defined %}u{% else %}d{% endif %} ==> d",
+        "{%- if not add_generation_prompt is defined -%}x{%- endif -%}none ==> none",
+        "{{ not not 'a' }},{{ not 0 and 1 }},{{ (not 1) == false }} ==> True,1,True",
+    })
+    void not_negatesTheWholeComparison_asInJinja(String template, String expected) {
+        assertThat(ChatTemplate.of(template, Map.of()).render(CHAT, true)).isEqualTo(expected);
+    }
+
+    /**
+     * Expressions Jinjava could not parse (each made every render fail while the model reported ready) or parsed
+     * otherwise, in Jinja's grammar now: chained comparisons, tests after filters, slices with a step (Qwen3's
+     * {@code messages[::-1]}), Python's string escapes, repetition, a keyword argument's whole expression (Qwen3's
+     * {@code namespace(last_query_index=messages|length - 1)}), a conditional's condition, tuples, floored
+     * {@code %}. Expected outputs from Jinja 3.1.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "{{ 1 < 2 < 3 }},{{ 3 > 2 > 2 }},{{ 'a' in 'ab' in 'xaby' }} ==> True,False,True",
+        "{{ messages|length is even }},{{ messages|first|length is odd }} ==> True,False",
+        "{% for m in messages[::-1] %}{{ m.role }},{% endfor %}|{{ 'abcdef'[4:1:-1] }}|{{ 'abcdef'[-100:2] }}|"
+                + "{{ messages[5:]|length }}|{{ '\uD83D\uDE00ab'[:1] }} ==> user,system,|edc|ab|0|\uD83D\uDE00",
+        "{{ '\\u00e9\\x41\\101\\N{BULLET}\\U0001F600' }},{{ 'a\\qb' }} ==> \u00e9AA\u2022\uD83D\uDE00,a\\qb",
+        "{{ '-' * 3 }},{{ 2 * 'ab' }},{{ [0] * 2 }},{{ 7 % -3 }} ==> ---,abab,[0, 0],-2",
+        "{% set ns = namespace(last=messages|length - 1) %}{{ ns.last }} ==> 1",
+        "{{ 'a' if false if true else 'b' }}|{{ 'c' if true if false else 'd' }} ==> |d",
+        "{{ (1, 'a') }},{{ ('x',) }},{{ [1, 2] == (1, 2) }} ==> (1, 'a'),('x',),False",
+    })
+    void expressionsJinjavaCouldNotParse_renderAsJinjaDoes(String template, String expected) {
+        assertThat(ChatTemplate.of(template, Map.of()).render(CHAT, true)).isEqualTo(expected);
+    }
+
+    /**
+     * As Jinja compiles a whole template first, a template this engine cannot parse or render as Jinja does is
+     * refused when it is loaded (the model does not start), naming the construct: not at the first request, which
+     * the gateway would answer with a 400 blaming the client. Unknown tests are refused as Jinja refuses them
+     * (Jinjava answered false).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "{{ {'a': {'b': 1}}.a.b }} ==> cannot parse the expression '{'a': {'b': 1' (line 1)",
+        "{%- if true %}\\n{% for m in messages recursive %}{{ m.role }}{% endfor %}{% endif %}"
+                + " ==> cannot parse the expression 'messages recursive' (line 2)",
+        "{{ messages ? 1 : 2 }} ==> cannot parse the expression 'messages ? 1 : 2'",
+        "{{ 1 == not 2 }} ==> cannot parse the expression '1 == not 2'",
+        "{{ messages[0] is defined if true else 'n' }} ==> cannot parse the expression",
+        "{{ '\\x4' }} ==> a truncated \\x escape",
+        "{% do messages.append(1) %} ==> Encountered unknown tag 'do'",
+        "{{ 'y' if messages[0] is nonexistenttest else 'n' }} ==> No test named 'nonexistenttest'",
+        "{{ 'y' if messages is escaped else 'n' }} ==> the test 'escaped'",
+    })
+    void templatesThisEngineCannotRenderAsJinja_areRefusedWhenLoaded_namingTheConstruct(String template,
+                                                                                          String message) {
+        assertThatThrownBy(() -> ChatTemplate.of(template.replace("\\n", "\n"), Map.of()))
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message);
+    }
+
+    /**
      * Python's values as Jinja sees them, where Jinjava's differ: truth (a non-empty string is true, "False"
      * too), None apart from Undefined ({@code is defined}, {@code is none}, {@code default}, {@code ==}),
      * {@code default} keeping its argument's type, {@code trim} as {@code str.strip}, transformers' {@code tojson}
      * signature and Python's float repr, {@code str.startswith}/{@code endswith} with start and end, a string's
-     * items (code points) and attributes (Undefined unless a method). Expected
-     * outputs from Jinja 3.1 with transformers' environment; the conversation is user "U", assistant "False".
+     * items (code points) and attributes (Undefined unless a method); {@code and} giving an operand, not a
+     * boolean; {@code str()} of booleans, lists, dicts and a dict's items (Jinjava printed true/false and
+     * {@code fn:map_entry('k', 'v')}); the tests {@code iterable}, {@code sequence}, {@code callable}, {@code in},
+     * {@code number} as Python answers them. Expected outputs from Jinja 3.1 with transformers' environment; the
+     * conversation is user "U", assistant "False".
      */
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
@@ -65,11 +135,23 @@ class JinjaConformanceTest {
                 + "{{ 'y' if 'abcdef'.endswith(('x', 'de'), -3, -1) else 'n' }}"
                 + "{{ 'y' if 'abc'.endswith('c', 1, 99) else 'n' }}"
                 + " ==> ynyy",
+        "{{ 'a' and 'b' }},{{ '' and 'b' }},{{ none and 'b' }},{{ x and 'b' }},{{ 1 and 2 }} ==> b,,None,,2",
+        "{% set s = messages[0].role == 'user' and messages[0].content %}{{ s }}|"
+                + "{% set s = messages[0].role == 'x' and messages[0].content %}{{ s }} ==> U|False",
+        "{{ (messages|length > 1 and messages[1].content) or 'none' }} ==> False",
+        "{{ x is defined }},{{ flag }},{{ 'x' ~ true }},{{ false|string }},{{ [true, none, 1.5, \"it's\"] }},"
+                + "{{ {'k': false} }} ==> False,True,xTrue,False,[True, None, 1.5, \"it's\"],{'k': False}",
+        "{{ {'b': 1, 'a': 2}|dictsort }},{{ {'k': 'v'}.items()|list }},{{ [flag]|join(',') }}"
+                + " ==> [('a', 2), ('b', 1)],[('k', 'v')],True",
+        "{{ 'y' if 'x' is iterable else 'n' }}{{ 'y' if 'x' is sequence else 'n' }}"
+                + "{{ 'y' if 3 is iterable else 'n' }}{{ 'y' if none is sequence else 'n' }} ==> yynn",
+        "{{ 'y' if raise_exception is callable else 'n' }}{{ 'y' if 'x' is callable else 'n' }}"
+                + "{{ 'y' if 'b' is in 'abc' else 'n' }}{{ 'y' if true is number else 'n' }} ==> ynyy",
     })
     void pythonValueSemantics_renderAsJinjaDoes(String template, String expected) {
         Map<String, Object> nested = new HashMap<>();
         nested.put("a", null);
-        Map<String, Object> variables = Map.of("spaced", "\u3000x\u00a0\u0085", "nested", nested);
+        Map<String, Object> variables = Map.of("spaced", "\u3000x\u00a0\u0085", "nested", nested, "flag", true);
         assertThat(ChatTemplate.of(template, Map.of()).render(List.of(ChatMessage.user("U"),
                 ChatMessage.assistant("False")), false, variables)).isEqualTo(expected.replace("\\n", "\n"));
     }
@@ -135,12 +217,15 @@ class JinjaConformanceTest {
                 .hasMessageContaining("TypeError: '<' not supported between instances of");
     }
 
-    /** Jinja raises where Python does; Jinjava would render None as an empty loop and Undefined as "null". */
+    /**
+     * Jinja raises where Python does; Jinjava would render None as an empty loop and Undefined as "null". The
+     * values come with the request, so the conversation is refused (an IllegalArgumentException).
+     */
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
         "{% for t in tools %}x{% endfor %} ==> TypeError: 'NoneType' object is not iterable",
         "{{ x|tojson }} ==> TypeError: Object of type Undefined is not JSON serializable",
-        "{% for m in messages %}{{ loop['previtem'] }}{% endfor %} ==> previtem",
+        "{{ 'abc'[::0] }} ==> ValueError: slice step cannot be zero",
     })
     void pythonErrorsAndUnknownAttributes_failTheRender(String template, String message) {
         ChatTemplate t = ChatTemplate.of(template, Map.of());
@@ -148,14 +233,27 @@ class JinjaConformanceTest {
                 .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message);
     }
 
+    /**
+     * A template failing on its own while rendering (an attribute Jinjava's loop lacks, whatever the conversation)
+     * is the template's fault, not the request's: a BrokenChatTemplateException, which is no
+     * IllegalArgumentException (the gateway answers 500 / INTERNAL and logs it), while the template's own refusal
+     * of a conversation ({@code raise_exception}) stays a ChatTemplateException (400 / INVALID_ARGUMENT).
+     */
+    @Test
+    void templatesOwnFailure_isABrokenTemplate_whileItsRaiseRefusesTheConversation() {
+        ChatTemplate broken = ChatTemplate.of("{% for m in messages %}{{ loop['previtem'] }}{% endfor %}", Map.of());
+        assertThatThrownBy(() -> broken.render(CHAT, true))
+                .isInstanceOf(BrokenChatTemplateException.class).isNotInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("previtem");
+        ChatTemplate raising = ChatTemplate.of("{{ raise_exception('no ' + messages[0].role) }}", Map.of());
+        assertThatThrownBy(() -> raising.render(CHAT, true))
+                .isInstanceOf(ChatTemplateException.class).hasMessage("TemplateError: no system");
+    }
+
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', quoteCharacter = '"', value = {
         "{% for m in messages if m.role == 'user' %}{{ m.content }}{% endfor %} | loop filter",
         "{% for m in [] %}x{% else %}empty{% endfor %}                          | else branch of a loop",
-        "{% if not messages is defined %}u{% else %}d{% endif %}                | not x is test",
-        "{%- if not add_generation_prompt is defined -%}x{%- endif -%}          | not x is test",
-        "{{ true }}                                                            | literal true",
-        "{{ False }}                                                           | literal False",
         "{% for m in messages %}{{ loop.previtem.role }}{% endfor %}             | loop.previtem",
         "{% for m in messages %}{{ loop.nextitem }}{% endfor %}                  | loop.nextitem",
         "{% for m in messages %}{% if loop.changed(m.role) %}x{% endif %}{% endfor %} | loop.changed",

@@ -34,6 +34,21 @@ class TokenizerTest {
                 .hasMessageContaining("700");
     }
 
+    /**
+     * A lone surrogate is no Unicode text: HF tokenizers refuse it, and UTF-8 cannot encode it (Java's encoder
+     * would have written '?', so "x\\ud83dy" encoded as "x?y"). A surrogate pair is one character.
+     */
+    @Test
+    void encode_loneSurrogate_isRefused_aPairIsOneCharacter() {
+        Tokenizer t = TokenizerGoldenTest.tokenizer("qwen-style");
+        for (String lone : new String[] {"x\ud83dy", "\ude00", "ab\ud800"}) {
+            assertThatThrownBy(() -> t.encode(lone))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("lone surrogate");
+        }
+        assertThat(t.decode(t.encode("x\ud83d\ude00y"), false)).isEqualTo("x\ud83d\ude00y");
+    }
+
     @Test
     void addedTokenText_isMatchedAsTheSpecialToken_andDroppedBySkippingDecode() {
         Tokenizer t = TokenizerGoldenTest.tokenizer("qwen-style");
