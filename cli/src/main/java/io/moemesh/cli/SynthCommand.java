@@ -13,6 +13,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -86,6 +87,11 @@ final class SynthCommand implements Callable<Integer> {
         if (Files.exists(out) && !Files.isDirectory(out)) {
             throw new IllegalArgumentException("--out " + out + " exists and is not a directory");
         }
+        // Another checkpoint's directory (a download, a mistyped path): refused before anything is written.
+        Optional<String> foreign = SyntheticCheckpoint.foreignWeights(out);
+        if (foreign.isPresent()) {
+            throw new IllegalArgumentException("--out " + out + " " + foreign.get());
+        }
         checkSize(s, out);
         long t0 = System.nanoTime();
         write(s, out, "moemesh synth " + String.join(" ", spec.commandLine().getParseResult().originalArgs()));
@@ -134,8 +140,10 @@ final class SynthCommand implements Callable<Integer> {
     }
 
     /**
-     * Writes the checkpoint; a failure part way (a full disk, an I/O error) removes the files this run wrote (and
-     * {@code out}, if it made it and it is empty), so no config.json is left without its weights.
+     * Writes the checkpoint. A failure part way (a full disk, an I/O error) while writing the weights leaves a
+     * checkpoint already in {@code out} as it was ({@link SyntheticCheckpoint#write} moves its files into place only
+     * once the weights are complete) and removes {@code out} if it made it and it is empty; one while moving them
+     * into place removes every checkpoint file, so no config.json is left without its weights.
      */
     static void write(SynthSpec s, Path out, String command) throws IOException {
         boolean outExisted = Files.isDirectory(out);
@@ -159,14 +167,24 @@ final class SynthCommand implements Callable<Integer> {
         }
     }
 
-    /** Deletes the checkpoint files this run wrote: new ones, and those whose time changed since it started. */
+    /**
+     * Once any checkpoint file is new or its time changed since the run started, deletes every checkpoint file:
+     * what is left is neither the old checkpoint nor the new. None changed: the old one is whole and stays.
+     */
     private static void removeWritten(Path out, Map<String, FileTime> before, boolean outExisted) {
+        boolean changed = false;
         for (String f : CHECKPOINT_FILES) {
             Path p = out.resolve(f);
             try {
-                if (Files.exists(p) && (!before.containsKey(f) || !before.get(f).equals(Files.getLastModifiedTime(p)))) {
-                    Files.delete(p);
-                }
+                changed |= Files.exists(p) && (!before.containsKey(f)
+                        || !before.get(f).equals(Files.getLastModifiedTime(p)));
+            } catch (IOException e) {
+                changed = true; // cannot tell: treat it as written
+            }
+        }
+        for (String f : changed ? CHECKPOINT_FILES : List.<String>of()) {
+            try {
+                Files.deleteIfExists(out.resolve(f));
             } catch (IOException ignored) {
                 // what cannot be deleted stays; the error already names the directory
             }

@@ -4,6 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.TreeMap;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -94,6 +97,62 @@ class SynthCommandTest {
         try (var left = Files.list(out)) {
             assertThat(left).extracting(p -> p.getFileName().toString()).containsExactly("notes.txt");
         }
+    }
+
+    /**
+     * --out naming another checkpoint's directory (a download, a mistyped path): one line naming the directory and
+     * its index, exit 2, every file as it was. Its index and shards used to be deleted, its config.json replaced.
+     */
+    @Test
+    void synth_intoAnotherCheckpointsDirectory_exitsWith2NamingIt_andTouchesNothing() throws java.io.IOException {
+        Path out = Files.createDirectories(tmp.resolve("Mixtral-8x7B"));
+        Files.writeString(out.resolve("model.safetensors.index.json"),
+                "{\"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\"}}");
+        Files.writeString(out.resolve("model-00001-of-00002.safetensors"), "shard 1");
+        Files.writeString(out.resolve("model-00002-of-00002.safetensors"), "shard 2");
+        Files.writeString(out.resolve("config.json"), "{\"model_type\": \"mixtral\"}");
+        Map<String, String> before = contents(out);
+
+        CliRun run = CliRun.of(("synth --arch mixtral --out " + out + SMALL).split("\\s+"));
+
+        assertThat(run.exitCode()).as(run.err()).isEqualTo(2);
+        assertThat(run.err().strip()).isEqualTo("moemesh synth: --out " + out + " holds model.safetensors.index.json "
+                + "and 2 more weight files, which synth does not write: another checkpoint's weights, whose config.json "
+                + "and tokenizer.json synth would replace; give a new or empty directory");
+        assertThat(contents(out)).isEqualTo(before);
+    }
+
+    /**
+     * Its own earlier output is written over (reruns, the benches' model cache); a rerun that fails part way (here
+     * model.safetensors.partial cannot be created) leaves it as it was, instead of removing its config.json.
+     */
+    @Test
+    void synth_overItsOwnEarlierOutput_writesOverIt_andARerunThatFailsLeavesItWhole() throws java.io.IOException {
+        Path out = tmp.resolve("M");
+        CliRun first = CliRun.of(("synth --arch mixtral --out " + out + SMALL + " --seed 1").split("\\s+"));
+        CliRun second = CliRun.of(("synth --arch mixtral --out " + out + SMALL + " --seed 2").split("\\s+"));
+        assertThat(first.exitCode()).as(first.err()).isZero();
+        assertThat(second.exitCode()).as(second.err()).isZero();
+        assertThat(Files.readString(out.resolve("README.md"))).contains("--seed 2");
+        Map<String, String> before = contents(out);
+
+        Files.createDirectory(out.resolve("model.safetensors.partial")); // a directory: opening it for writing fails
+        CliRun failing = CliRun.of(("synth --arch mixtral --out " + out + SMALL + " --seed 3").split("\\s+"));
+
+        assertThat(failing.exitCode()).as(failing.err()).isEqualTo(2);
+        assertThat(contents(out)).isEqualTo(before);
+    }
+
+    /** Every entry of {@code d} by name, with its bytes' hash ("dir" for a directory). */
+    private static Map<String, String> contents(Path d) throws java.io.IOException {
+        Map<String, String> out = new TreeMap<>();
+        try (var files = Files.list(d)) {
+            for (Path f : files.toList()) {
+                out.put(f.getFileName().toString(),
+                        Files.isRegularFile(f) ? Integer.toHexString(Arrays.hashCode(Files.readAllBytes(f))) : "dir");
+            }
+        }
+        return out;
     }
 
     /** The size checked up front is the size written: SynthSize follows the layout of every architecture. */

@@ -56,9 +56,10 @@ public final class MoeModel implements AutoCloseable {
         TensorStore store = TensorStore.open(dir);
         try {
             DenseWeights dense = DenseWeights.load(store, config);
-            // The in-process experts map their weights on first use; a missing one would otherwise surface in the
-            // step that first routes to it, failing all of that step's requests. Every shard's header is read
-            // (ModelFingerprint reads them all at the gateway's start anyway); no page of tensor data is touched.
+            // The in-process experts make their views on first use; a missing one would otherwise surface in the
+            // step that first routes to it, failing all of that step's requests. Every shard is mapped and its
+            // header read (ModelFingerprint reads them all at the gateway's start anyway); no page of tensor data
+            // is touched.
             ExpertWeights.checkAll(store, config);
             return new MoeModel(dir, config, tokenizer, store, dense);
         } catch (RuntimeException e) {

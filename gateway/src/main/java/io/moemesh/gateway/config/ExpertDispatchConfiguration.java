@@ -85,8 +85,9 @@ public class ExpertDispatchConfiguration {
                 wire == DType.DTYPE_BF16 ? 2 : 4, model.config().pairsPerToken());
         InstanceMeters instanceMeters = new InstanceMeters(meters);
         MeshExpertDispatch dispatch = new MeshExpertDispatch(model.config().hiddenSize(), in -> {
-            // A stream neither drained nor answered for a whole step deadline is not being read: every call that
-            // waited on it has been given up by then, so ending it (and freeing what waited) costs no step.
+            // A stream neither drained nor answered for a whole step deadline is not being read: the calls sent
+            // before it stopped moving have been given up by then. Ending it (and freeing what waited) also fails,
+            // early, the calls sent since (the other micro-batch, later layers), which may be within their deadlines.
             GrpcInstanceClient client = new GrpcInstanceClient(in.getId(), in.getEndpoint(), credentials,
                     p.unixSocketSecurity(), wire, p.maxInboundMessageBytes(), otel, d.stepDeadline(), d.sharedMemory());
             try {

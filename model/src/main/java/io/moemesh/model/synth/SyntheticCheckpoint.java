@@ -6,14 +6,17 @@ import io.moemesh.model.safetensors.SafetensorsWriter.Tensor;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
-import java.util.TreeSet;
-import tools.jackson.core.JacksonException;
+import java.util.Optional;
+import java.util.stream.Stream;
 import tools.jackson.core.util.DefaultPrettyPrinter;
 import tools.jackson.core.util.Separators;
 import tools.jackson.databind.JsonNode;
@@ -26,14 +29,21 @@ import tools.jackson.databind.json.JsonMapper;
  * tiny test models), {@code model.safetensors} and a README saying the weights are random. The safetensors file is
  * streamed, so checkpoints of many GB are written without holding them in memory, and the bytes are a pure function
  * of the spec (see {@link SynthValues}).
+ *
+ * <p>It writes into a new or empty directory, or over its own earlier output; a directory holding weights it does
+ * not write (a sharded checkpoint's index or shards) is another checkpoint, and is refused: replacing its
+ * config.json and tokenizer.json would break it, and deleting its weights would lose what may have been a long
+ * download.
  */
 public final class SyntheticCheckpoint {
 
     /** The command a README names when the caller gives none. */
     public static final String DEFAULT_COMMAND = "moemesh synth";
     public static final String MODEL_FILE = "model.safetensors";
-    /** A sharded checkpoint's index: not written, and removed when the output directory holds one. */
+    /** A sharded checkpoint's index: never written; an output directory that holds one is refused. */
     public static final String INDEX_FILE = "model.safetensors.index.json";
+    /** Suffix of the files staged beside their final names until the weights are written. */
+    private static final String PARTIAL = ".partial";
 
     private static final String TOKENIZER_RESOURCE = "tokenizer.json";
     private static final JsonMapper JSON = JsonMapper.builder().build();
@@ -47,9 +57,12 @@ public final class SyntheticCheckpoint {
     }
 
     /**
-     * Writes the checkpoint of {@code spec} into {@code outDir} (created if needed; existing files replaced, and a
-     * sharded checkpoint there, its {@value #INDEX_FILE} and the shards it lists, removed once the new weights are
-     * written: see {@link #removeShardedWeights}).
+     * Writes the checkpoint of {@code spec} into {@code outDir} (created if needed; the files of an earlier write
+     * replaced). An {@code outDir} holding weights synth does not write is refused before anything is written
+     * ({@link #foreignWeights}): an {@link IllegalArgumentException} naming the directory and the file. A write
+     * that fails before its files are moved into place (while writing the weights, nearly all of its time) leaves
+     * what the directory held as it was: config.json, tokenizer.json and the README wait beside their names until
+     * the weights are complete.
      */
     public static void write(SynthSpec spec, Path outDir) throws IOException {
         List<String> command = new ArrayList<>(List.of(DEFAULT_COMMAND));
@@ -65,49 +78,76 @@ public final class SyntheticCheckpoint {
             throw new ModelFormatException("--vocab " + spec.vocab() + " is smaller than the bundled tokenizer's "
                     + tokenizerVocab + " ids: use --vocab " + tokenizerVocab + " or more");
         }
+        Optional<String> foreign = foreignWeights(outDir);
+        if (foreign.isPresent()) {
+            throw new IllegalArgumentException(outDir + " " + foreign.get());
+        }
         List<Tensor> tensors = tensors(spec);
-        Files.createDirectories(outDir);
+        Map<String, byte[]> small = new LinkedHashMap<>();
         try (InputStream in = tokenizerStream()) {
-            Files.write(outDir.resolve("tokenizer.json"), in.readAllBytes());
+            small.put("tokenizer.json", in.readAllBytes());
         }
-        writeJson(outDir.resolve("config.json"), SynthConfig.config(spec));
-        writeJson(outDir.resolve("generation_config.json"), SynthConfig.generationConfig());
-        Files.writeString(outDir.resolve("README.md"), readme(spec, tensors, command));
-        int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
-        try (SynthValues values = new SynthValues(spec.seed(), tensors, threads)) {
-            SafetensorsWriter.write(outDir.resolve(MODEL_FILE), tensors, values);
+        small.put("config.json", json(SynthConfig.config(spec)));
+        small.put("generation_config.json", json(SynthConfig.generationConfig()));
+        small.put("README.md", readme(spec, tensors, command).getBytes(StandardCharsets.UTF_8));
+        Files.createDirectories(outDir);
+        List<Path> staged = new ArrayList<>();
+        try {
+            for (Map.Entry<String, byte[]> f : small.entrySet()) {
+                Path partial = outDir.resolve(f.getKey() + PARTIAL);
+                staged.add(partial);
+                Files.write(partial, f.getValue());
+            }
+            int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+            try (SynthValues values = new SynthValues(spec.seed(), tensors, threads)) {
+                SafetensorsWriter.write(outDir.resolve(MODEL_FILE), tensors, values); // itself staged, then moved
+            }
+            for (String name : small.keySet()) {
+                move(outDir.resolve(name + PARTIAL), outDir.resolve(name));
+            }
+        } catch (IOException | RuntimeException e) {
+            for (Path partial : staged) {
+                try {
+                    Files.deleteIfExists(partial);
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
         }
-        removeShardedWeights(outDir);
     }
 
     /**
-     * Removes the index of a sharded checkpoint the directory held, and the shards it lists. Left beside the new
-     * {@value #MODEL_FILE} they are a second set of weights, which a loader that prefers the index (this project's
-     * did) or reads every *.safetensors file serves instead of, or with, the new ones. Only names of .safetensors
-     * files in the directory itself are removed, never {@value #MODEL_FILE}; an index that does not parse names none.
-     * Last, so a write that fails leaves the old checkpoint whole.
+     * Why synth refuses {@code outDir}, or empty: a {@value #INDEX_FILE}, or a {@code *.safetensors} file other than
+     * {@value #MODEL_FILE}, in it. Synth writes neither, so they belong to another checkpoint (a download, a typo in
+     * the path), whose config.json and tokenizer.json a write would replace. Its own earlier output, which holds
+     * {@value #MODEL_FILE} only, is not refused. Empty too when {@code outDir} is not a directory.
      */
-    private static void removeShardedWeights(Path outDir) throws IOException {
-        Path index = outDir.resolve(INDEX_FILE);
-        if (!Files.isRegularFile(index)) {
-            return;
+    public static Optional<String> foreignWeights(Path outDir) throws IOException {
+        if (!Files.isDirectory(outDir)) {
+            return Optional.empty();
         }
-        Set<String> shards = new TreeSet<>();
+        List<String> foreign;
+        try (Stream<Path> files = Files.list(outDir)) {
+            foreign = files.map(f -> f.getFileName().toString())
+                    .filter(n -> n.equals(INDEX_FILE) || n.endsWith(".safetensors") && !n.equals(MODEL_FILE))
+                    .sorted((a, b) -> a.equals(INDEX_FILE) ? -1 : b.equals(INDEX_FILE) ? 1 : a.compareTo(b))
+                    .toList();
+        }
+        if (foreign.isEmpty()) {
+            return Optional.empty();
+        }
+        return Optional.of("holds " + foreign.getFirst() + (foreign.size() > 1 ? " and " + (foreign.size() - 1)
+                + " more weight file" + (foreign.size() > 2 ? "s" : "") : "") + ", which synth does not write: another "
+                + "checkpoint's weights, whose config.json and tokenizer.json synth would replace; give a new or "
+                + "empty directory");
+    }
+
+    private static void move(Path from, Path to) throws IOException {
         try {
-            JsonNode root = JSON.readTree(index.toFile());
-            for (JsonNode shard : root == null ? List.<JsonNode>of() : root.path("weight_map").values()) {
-                String name = shard.isString() ? shard.stringValue() : "";
-                if (name.endsWith(".safetensors") && !name.contains("/") && !name.contains("\\")
-                        && !name.equals(MODEL_FILE)) {
-                    shards.add(name);
-                }
-            }
-        } catch (JacksonException e) {
-            // Not JSON: it names no shard to remove; it goes itself.
-        }
-        Files.delete(index);
-        for (String shard : shards) {
-            Files.deleteIfExists(outDir.resolve(shard));
+            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
         }
     }
 
@@ -149,8 +189,8 @@ public final class SyntheticCheckpoint {
         return in;
     }
 
-    private static void writeJson(Path file, Map<String, Object> value) throws IOException {
-        Files.writeString(file, PRETTY.writeValueAsString(value) + "\n");
+    private static byte[] json(Map<String, Object> value) {
+        return (PRETTY.writeValueAsString(value) + "\n").getBytes(StandardCharsets.UTF_8);
     }
 
     private static String readme(SynthSpec spec, List<Tensor> tensors, String command) {

@@ -1,21 +1,23 @@
 package io.moemesh.model.synth;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.offset;
 
-import io.moemesh.model.kernel.Matrix;
-import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.safetensors.SafetensorsWriter;
-import io.moemesh.model.safetensors.TensorStore;
-import io.moemesh.model.safetensors.TensorView;
 import io.moemesh.model.safetensors.WrittenSafetensors;
 import io.moemesh.model.safetensors.WrittenSafetensors.Entry;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -190,47 +192,91 @@ class SynthCheckpointTest {
     }
 
     /**
-     * Into a directory holding a sharded checkpoint (a copy of the bundled mixtral-tiny-bf16, same sizes): its index and
-     * shards go, so the directory's weights are the new model.safetensors. The old index and shards used to stay, and
-     * the engine served the old weights from them; files that are no weights stay.
+     * Into a directory holding a sharded checkpoint (a copy of the bundled mixtral-tiny-bf16; `--out` mistyped or
+     * reused): refused before anything is written, naming the directory and the index, every file as it was. The
+     * index and its shards used to be deleted and the checkpoint's config.json and tokenizer replaced.
      */
     @Test
-    void write_overAShardedCheckpoint_removesItsIndexAndShards_theNewWeightsAreRead(@TempDir Path fresh)
-            throws IOException {
+    void write_intoAShardedCheckpointsDirectory_isRefusedNamingItsIndex_everyFileLeftAsItWas() throws IOException {
         try (var files = Files.list(repoFile("models/mixtral-tiny-bf16"))) {
             for (Path f : files.toList()) {
                 Files.copy(f, dir.resolve(f.getFileName()));
             }
         }
-        Files.writeString(dir.resolve("notes.txt"), "not a weight file");
-        SynthSpec spec = SynthSpec.of(SynthArch.MIXTRAL, 64, 96, 4, 8, 2, 4, 2, 512).withDtype(SynthDtype.BF16)
-                .withSeed(7);
-        SyntheticCheckpoint.write(spec, dir);
-        SyntheticCheckpoint.write(spec, fresh);
+        Map<String, String> before = contents(dir);
+        SynthSpec spec = SynthSpec.of(SynthArch.MIXTRAL, 64, 96, 4, 8, 2, 4, 2, 512).withDtype(SynthDtype.BF16);
 
-        try (var files = Files.list(dir)) {
-            assertThat(files.map(f -> f.getFileName().toString())).containsExactlyInAnyOrder("config.json",
-                    "generation_config.json", "tokenizer.json", "README.md", "model.safetensors", "golden.json",
-                    "notes.txt");
-        }
-        // Every tensor (samples of each) and config.json: the weights read from it are those of a fresh write.
-        assertThat(ModelFingerprint.of(dir)).isEqualTo(ModelFingerprint.of(fresh));
-        try (TensorStore store = TensorStore.open(dir); TensorStore expected = TensorStore.open(fresh)) {
-            TensorView embed = store.tensor("model.embed_tokens.weight", 512, 64);
-            assertThat(embed.file()).isEqualTo("model.safetensors");
-            assertThat(Matrix.of(embed).get(3, 5))
-                    .isEqualTo(Matrix.of(expected.tensor("model.embed_tokens.weight", 512, 64)).get(3, 5));
-        }
+        assertThatThrownBy(() -> SyntheticCheckpoint.write(spec, dir))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith(dir + " holds model.safetensors.index.json and 3 more weight files, which "
+                        + "synth does not write")
+                .hasMessageContaining("config.json and tokenizer.json");
+        assertThat(contents(dir)).isEqualTo(before);
     }
 
-    /** An index that does not parse names no shards: it goes, and nothing else. */
+    /** Any .safetensors file but model.safetensors, or an index, is another checkpoint's, whatever its contents. */
+    @ParameterizedTest
+    @CsvSource({"model-00001-of-00002.safetensors", "consolidated.safetensors", "model.safetensors.index.json"})
+    void write_intoADirectoryHoldingWeightsSynthDoesNotWrite_isRefusedNamingTheFile(String file) throws IOException {
+        Files.writeString(dir.resolve(file), "{\"weight_map\": ");
+        Files.writeString(dir.resolve("config.json"), "{}");
+
+        assertThatThrownBy(() -> SyntheticCheckpoint.write(tiny(SynthArch.MIXTRAL), dir))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith(dir + " holds " + file + ", which synth does not write");
+        assertThat(dir.resolve(file)).hasContent("{\"weight_map\": ");
+        assertThat(dir.resolve("config.json")).hasContent("{}");
+        assertThat(dir.resolve("model.safetensors")).doesNotExist();
+    }
+
+    /** Its own earlier output (model.safetensors and the files beside it) is written over: reruns and bench caches. */
     @Test
-    void write_overAnIndexThatIsNotJson_removesTheIndexOnly() throws IOException {
-        Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": ");
-        Files.writeString(dir.resolve("model-00001-of-00001.safetensors"), "kept: no index names it");
+    void write_overItsOwnEarlierOutput_replacesIt(@TempDir Path fresh) throws IOException {
         SyntheticCheckpoint.write(tiny(SynthArch.MIXTRAL), dir);
-        assertThat(dir.resolve("model.safetensors.index.json")).doesNotExist();
-        assertThat(dir.resolve("model-00001-of-00001.safetensors")).hasContent("kept: no index names it");
+        Files.writeString(dir.resolve("notes.txt"), "the caller's");
+        SynthSpec other = tiny(SynthArch.QWEN2_MOE).withSeed(8);
+
+        SyntheticCheckpoint.write(other, dir, "moemesh synth");
+        SyntheticCheckpoint.write(other, fresh, "moemesh synth");
+
+        Map<String, String> expected = new TreeMap<>(contents(fresh));
+        expected.put("notes.txt", sha256("the caller's".getBytes(StandardCharsets.UTF_8)));
+        assertThat(contents(dir)).isEqualTo(expected);
+    }
+
+    /**
+     * A write over an earlier one that fails while writing the weights (here model.safetensors.partial is a
+     * directory, which cannot be opened for writing) leaves the earlier checkpoint whole: its config.json, tokenizer
+     * and README are replaced only once the new weights are complete, and nothing staged is left.
+     */
+    @Test
+    void write_failingWhileWritingTheWeights_leavesTheEarlierCheckpointWhole() throws IOException {
+        SyntheticCheckpoint.write(tiny(SynthArch.MIXTRAL), dir);
+        Map<String, String> before = contents(dir);
+        Files.createDirectory(dir.resolve("model.safetensors.partial"));
+
+        assertThatThrownBy(() -> SyntheticCheckpoint.write(tiny(SynthArch.OLMOE).withSeed(8), dir))
+                .isInstanceOf(IOException.class);
+        assertThat(contents(dir)).isEqualTo(before);
+    }
+
+    /** Every entry of {@code d} by name, with the SHA-256 of its bytes ("dir" for a directory): short to compare. */
+    private static Map<String, String> contents(Path d) throws IOException {
+        Map<String, String> out = new LinkedHashMap<>();
+        try (var files = Files.list(d)) {
+            for (Path f : files.sorted().toList()) {
+                out.put(f.getFileName().toString(), Files.isRegularFile(f) ? sha256(Files.readAllBytes(f)) : "dir");
+            }
+        }
+        return out;
+    }
+
+    private static String sha256(byte[] bytes) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     @Test

@@ -47,8 +47,9 @@ import java.util.function.Consumer;
  * <p>The hop without copies: activations go from the call's float array into gRPC's pooled direct buffers, and
  * replies from gRPC's received buffers into the result's float array ({@link ExpertBatchWire}); the channel
  * runs its callbacks on the transport thread. A stream the instance stopped reading (messages wait for the
- * transport and nothing moved for the stall bound: {@link StallGuard}) is ended, failing its calls and the next one
- * with RESOURCE_EXHAUSTED and freeing what waited; the call after reopens it. A burst of large messages to an
+ * transport and nothing moved for the stall bound: {@link StallGuard}, looked at before and after each send and by
+ * a check scheduled while messages wait) is ended, failing its calls with RESOURCE_EXHAUSTED and freeing what
+ * waited; the next call reopens it. A burst of large messages to an
  * instance that reads is never refused, however long the stream is not ready during it.
  *
  * <p>On its own host (a {@code unix:///} endpoint with peer-uid security) each stream also offers the instance a
@@ -65,8 +66,10 @@ public final class GrpcInstanceClient implements InstanceClient {
     public static final long PREFETCH_DEADLINE_MS = 5_000;
     /**
      * How long a stream may go without any movement (the transport drained what waited, or a reply arrived) while
-     * messages wait for the transport before it counts as not being read: the gateway's default step deadline, by
-     * which every call that waited on it has been given up anyway. The gateway passes its own step deadline.
+     * messages wait for the transport before it counts as not being read: the gateway's default step deadline, so
+     * the instance has answered nothing for a whole step deadline and the calls sent before the stream stopped moving
+     * have been given up by then. Calls sent on it later (the other micro-batch, later layers) may still be within
+     * their deadlines; they fail early, with the rest. The gateway passes its own step deadline.
      */
     public static final Duration DEFAULT_STALL_BOUND = Duration.ofSeconds(10);
     private final String id;
@@ -106,8 +109,8 @@ public final class GrpcInstanceClient implements InstanceClient {
      *     instance's default) or {@link UnixSocketSecurity#TLS} ({@code credentials} on the socket too); must match
      *     the instance's {@code unix-socket-security}. Ignored on TCP
      * @param stallBound how long a stream may go without movement (the transport drained what waited, or a reply
-     *     arrived) while messages wait for the transport before it is ended as not being read: its calls and the
-     *     next fail with RESOURCE_EXHAUSTED; positive
+     *     arrived) while messages wait for the transport before it is ended as not being read: its calls fail
+     *     with RESOURCE_EXHAUSTED; positive
      * @param sharedMemory the arena each stream offers when the endpoint is {@code unix:///} and {@code unixSecurity}
      *     is peer-uid (ignored otherwise); {@link SharedMemory#OFF}: every tensor in the message
      */
@@ -223,8 +226,11 @@ public final class GrpcInstanceClient implements InstanceClient {
                 // HTTP/2 windows fill). Not ready alone proves nothing (one large message makes it so): messages
                 // waiting with nothing moving for the stall bound end the stream (what waited is freed) instead of
                 // piling up for good. Meanwhile what a caller may add is its own limit's (the gateway's bulkhead).
-                if (guard(s, s.stall.sending(s.requests.isReady(), System.nanoTime()))) {
-                    f.completeExceptionally(s.failure);
+                // The exception the guard made, not s.failure: the transport's CANCELLED for the reset may have
+                // replaced that already.
+                RuntimeException notRead = guard(s, s.stall.sending(s.requests.isReady(), System.nanoTime()));
+                if (notRead != null) {
+                    f.completeExceptionally(notRead);
                     return f;
                 }
                 Optional<TensorArena.Region> region = s.arena == null ? Optional.empty()
@@ -244,6 +250,12 @@ public final class GrpcInstanceClient implements InstanceClient {
                         s.arena.release(batchId);
                     }
                     throw e;
+                }
+                // Also after the send: if this message is what made the stream not ready (the last one before the
+                // windows filled), the clock starts now, not at some later send that may never come.
+                RuntimeException endedNow = guard(s, s.stall.sent(s.requests.isReady(), System.nanoTime()));
+                if (endedNow != null) {
+                    f.completeExceptionally(endedNow); // failed with it already as a call sent on the stream
                 }
             }
         } catch (RuntimeException e) {
@@ -294,18 +306,18 @@ public final class GrpcInstanceClient implements InstanceClient {
 
     /**
      * Acts on the stall guard's verdict for {@code s}, under the send lock: schedules its check, or ends a stream
-     * that was not read for the bound. Returns whether it ended the stream.
+     * that was not read for the bound. Returns the RESOURCE_EXHAUSTED the stream was ended with, null if it was not.
      */
-    private boolean guard(Stream s, StallGuard.Verdict verdict) {
+    private RuntimeException guard(Stream s, StallGuard.Verdict verdict) {
         switch (verdict) {
             case FINE -> {
-                return false;
+                return null;
             }
             case CHECK_LATER -> {
                 // Not on the transport thread: the check takes the send lock.
                 CompletableFuture.delayedExecutor(s.stall.checkDelayNanos(System.nanoTime()), TimeUnit.NANOSECONDS)
                         .execute(() -> checkStall(s));
-                return false;
+                return null;
             }
             default -> {
                 RuntimeException notRead = Status.RESOURCE_EXHAUSTED.withDescription(id + ": the ExpertBatch stream "
@@ -318,7 +330,7 @@ public final class GrpcInstanceClient implements InstanceClient {
                 } catch (RuntimeException alreadyClosed) {
                     // The call ended meanwhile: nothing left to free.
                 }
-                return true;
+                return notRead;
             }
         }
     }

@@ -13,7 +13,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>{@link #progressed} from any thread; the rest under the owner's lock (its send lock).
  */
 final class StallGuard {
-    /** What the owner does after {@link #sending} or {@link #checkDue}. */
+    /** What the owner does after {@link #sending}, {@link #sent} or {@link #checkDue}. */
     enum Verdict {
         /** Nothing: the stream drains, or a check is already scheduled. */
         FINE,
@@ -44,6 +44,15 @@ final class StallGuard {
 
     /** A message is about to be sent; {@code ready}: the stream's isReady() now. */
     Verdict sending(boolean ready, long nowNanos) {
+        return observe(ready, nowNanos);
+    }
+
+    /**
+     * A message was just handed to the transport; {@code ready}: the stream's isReady() now. A send that itself makes
+     * the stream not ready (the last before the windows fill) starts the clock here: looked at only before sending,
+     * its message would wait untimed, and unfreed, until some later send.
+     */
+    Verdict sent(boolean ready, long nowNanos) {
         return observe(ready, nowNanos);
     }
 

@@ -299,17 +299,8 @@ class GrpcInstanceClientHopTest {
         }
     }
 
-    /**
-     * A peer that stops reading: HTTP/2 flow control stops the sender once the windows are full, the messages after
-     * wait for the transport, and nothing moves. Once the stall bound passes with nothing taken and no reply, the
-     * stream is reset (what waited is freed, the instance sees its end) and every call sent on it fails with
-     * RESOURCE_EXHAUSTED; another instance's stream is not affected.
-     */
-    @Test
-    void peerThatStopsReading_streamResetAfterTheStallBound_itsCallsFailResourceExhausted_otherStreamsUnaffected()
-            throws Exception {
-        CountDownLatch reset = new CountDownLatch(1);
-        // Takes no message ever.
+    /** An instance that takes no message ever (it never asks for one); {@code reset} counts down when its stream is reset. */
+    private GrpcServerLifecycle stuckInstance(CountDownLatch reset) {
         MethodDescriptor<byte[], byte[]> raw = ExpertServiceGrpc.getExpertBatchMethod().toBuilder(BYTES, BYTES).build();
         ServerServiceDefinition def = ServerServiceDefinition.builder(ServiceDescriptor.newBuilder(ExpertServiceGrpc.SERVICE_NAME)
                 .addMethod(raw).build()).addMethod(raw, ServerCalls.asyncBidiStreamingCall((StreamObserver<byte[]> out) -> {
@@ -333,26 +324,82 @@ class GrpcInstanceClientHopTest {
                 64 << 20, Duration.ofMillis(100), List.of(() -> def), List.of());
         stuck.start();
         servers.add(stuck);
+        return stuck;
+    }
+
+    private static GrpcInstanceClient client(GrpcServerLifecycle s, Duration stallBound) {
+        return new GrpcInstanceClient("expert-0", "127.0.0.1:" + s.port(), InsecureChannelCredentials.create(),
+                UnixSocketSecurity.PEER_UID, DType.DTYPE_F32, 64 << 20, OpenTelemetry.noop(), stallBound, SharedMemory.OFF);
+    }
+
+    private static void assertNotRead(Throwable failed) {
+        assertThat(failed).isInstanceOf(ExecutionException.class);
+        assertThat(Status.fromThrowable(failed.getCause()).getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+        assertThat(failed.getCause()).hasMessageContaining("expert-0: the ExpertBatch stream is not being read");
+    }
+
+    /**
+     * A peer that stops reading: HTTP/2 flow control stops the sender once the windows are full, the messages after
+     * wait for the transport, and nothing moves. Once the stall bound passes with nothing taken and no reply, the
+     * stream is reset (what waited is freed, the instance sees its end) and every call sent on it fails with
+     * RESOURCE_EXHAUSTED; another instance's stream is not affected.
+     */
+    @Test
+    void peerThatStopsReading_streamResetAfterTheStallBound_itsCallsFailResourceExhausted_otherStreamsUnaffected()
+            throws Exception {
+        CountDownLatch reset = new CountDownLatch(1);
+        GrpcServerLifecycle stuck = stuckInstance(reset);
         GrpcServerLifecycle healthy = instance(GrpcInstanceClientHopTest::echo);
-        try (GrpcInstanceClient toStuck = new GrpcInstanceClient("expert-0", "127.0.0.1:" + stuck.port(),
-                InsecureChannelCredentials.create(), UnixSocketSecurity.PEER_UID, DType.DTYPE_F32, 64 << 20,
-                OpenTelemetry.noop(), Duration.ofMillis(300), SharedMemory.OFF);
+        // The bound is far longer than the loop takes, yet a machine stalled for longer in mid-loop ends the first
+        // stream there; the calls after go on a new stream, which may take them all and stay ready (nothing to time).
+        try (GrpcInstanceClient toStuck = client(stuck, Duration.ofSeconds(2));
              GrpcInstanceClient toHealthy = client(healthy, DType.DTYPE_F32)) {
             List<CompletableFuture<float[]>> sent = new ArrayList<>();
+            // Calls sent while the first is still waiting went on the first stream: its end (under the send lock)
+            // fails the first call before another send can open a new stream.
+            int onFirstStream = 0;
             for (int i = 0; i < 256; i++) {
                 sent.add(toStuck.call(call(16, 1024, i))); // 16 MiB: far past what the windows let through
+                if (!sent.getFirst().isDone()) {
+                    onFirstStream = i + 1;
+                }
             }
 
-            for (CompletableFuture<float[]> f : sent) {
-                Throwable failed = catchThrowable(() -> f.get(30, TimeUnit.SECONDS));
-                assertThat(failed).isInstanceOf(ExecutionException.class);
-                assertThat(Status.fromThrowable(failed.getCause()).getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
-                assertThat(failed.getCause()).hasMessageContaining("expert-0: the ExpertBatch stream is not being read");
+            for (CompletableFuture<float[]> f : sent.subList(0, onFirstStream)) {
+                assertNotRead(catchThrowable(() -> f.get(30, TimeUnit.SECONDS)));
+            }
+            for (CompletableFuture<float[]> f : sent.subList(onFirstStream, sent.size())) {
+                // On the first stream, or on a later one that filled up too, or waiting on one that took them all.
+                if (!f.cancel(false)) {
+                    assertNotRead(catchThrowable(() -> f.get(30, TimeUnit.SECONDS)));
+                }
             }
             assertThat(reset.await(30, TimeUnit.SECONDS)).as("the stream was reset: its waiting messages freed").isTrue();
-            assertThat(toStuck.inFlight()).isZero();
+            await("no failed call left in flight").atMost(Duration.ofSeconds(30)).until(() -> toStuck.inFlight() == 0);
             ExpertCall c = call(4, 1024, 9);
             assertThat(toHealthy.call(c).get(10, TimeUnit.SECONDS)).containsExactly(c.activations());
+        }
+    }
+
+    /**
+     * A send that itself makes the stream not ready (one message larger than the windows, on a stream that was
+     * ready) is timed from that send: nothing more is sent, yet the stream is reset after the bound and the call
+     * fails. Looked at only before each send, the message waited for the transport, unfreed, until a next send.
+     */
+    @Test
+    void sendThatMakesTheStreamNotReady_isTimedFromThatSend_theStreamIsResetWithoutAnotherSend() throws Exception {
+        CountDownLatch reset = new CountDownLatch(1);
+        GrpcServerLifecycle stuck = stuckInstance(reset);
+        Duration bound = Duration.ofMillis(500);
+        try (GrpcInstanceClient client = client(stuck, bound)) {
+            client.call(call(1, 8, 0)); // sets the stream up; fits the windows
+            // Until the check the fresh stream's first send scheduled (it was not set up yet) has found it ready
+            // and stopped the clock: no hook tells when, and only the old code's failure depends on it.
+            await().pollDelay(bound.multipliedBy(4)).until(() -> true);
+
+            CompletableFuture<float[]> large = client.call(call(1024, 4096, 1)); // 16 MiB
+            assertNotRead(catchThrowable(() -> large.get(30, TimeUnit.SECONDS)));
+            assertThat(reset.await(30, TimeUnit.SECONDS)).as("the stream was reset: the message freed").isTrue();
         }
     }
 

@@ -53,4 +53,14 @@ class StallGuardTest {
         assertThat(g.sending(false, 3 * BOUND)).as("a new wait is timed from its start").isEqualTo(Verdict.CHECK_LATER);
         assertThat(g.sending(false, 4 * BOUND - 1)).isEqualTo(Verdict.FINE);
     }
+
+    @Test
+    void sendThatMakesTheStreamNotReady_startsTheClockAtThatSend_andAsksForACheck() {
+        StallGuard g = new StallGuard(BOUND);
+
+        assertThat(g.sending(true, 0)).as("ready before the send: nothing to time").isEqualTo(Verdict.FINE);
+        assertThat(g.sent(false, 0)).as("not ready after it").isEqualTo(Verdict.CHECK_LATER);
+        assertThat(g.checkDelayNanos(0)).isEqualTo(BOUND);
+        assertThat(g.checkDue(false, BOUND)).isEqualTo(Verdict.STALLED);
+    }
 }
