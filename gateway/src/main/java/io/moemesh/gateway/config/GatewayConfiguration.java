@@ -163,6 +163,8 @@ public class GatewayConfiguration {
         Runnable boundary = mesh.isPresent()
                 ? () -> source.get().current().ifPresent(mesh.get()::usePlacement)
                 : () -> { };
+        // The prefill throughput auto preemption compares restores with: each step's prefill tokens over its whole
+        // time, weighed by those tokens (TransferRates.prefilled), so decode-heavy steps with a short tail barely count.
         java.util.function.LongConsumer afterStep = remote.isEmpty() ? nanos -> { }
                 : nanos -> remote.get().rates().prefilled(scheduler.lastStepPrefillTokens(), nanos);
         EngineLoop loop = new EngineLoop(scheduler, boundary, p.placementPollInterval(), otel, afterStep);

@@ -185,7 +185,7 @@ public class KvCacheConfiguration {
         FunctionCounter.builder("moemesh_gateway_kvcache_attend_calls", o, AttendOffload::attendCalls)
                 .description("Attend calls sent (one per sequence per layer per step)").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_attend_failures", o, AttendOffload::attendFailures)
-                .description("layers whose Attend failed or missed attend.timeout (each failed its step's requests)")
+                .description("layers whose Attend failed or missed attend.timeout (each failed those requests alone)")
                 .register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_attend_wire_bytes", o, AttendOffload::attendWireBytes)
                 .description("serialized bytes of answered Attend requests and responses").register(meters);

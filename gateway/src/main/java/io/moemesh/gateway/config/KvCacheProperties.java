@@ -29,8 +29,9 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                           beyond it a block is dropped (counted in {@code
  *                           moemesh_gateway_kvcache_writeback_dropped_blocks_total}); swap-outs' and offloads' copies
  *                           are not counted in it but have a budget of as many blocks of their own: a swap-out copies
- *                           only its leading blocks that fit (the rest recomputed on resume), an offload's count
- *                           against it but are taken whole ({@code WriteBack})
+ *                           only its leading blocks that fit (the rest recomputed on resume); offloads copy only
+ *                           blocks the service does not hold and hold at most as many copies again ({@code
+ *                           AttendOffload})
  * @param putTimeout         deadline of one Put stream (up to 16 blocks): > 0, default 10s
  * @param rememberedBlocks   block hashes remembered as stored by the service (not sent again) with the CRC32C of
  *                           their payload (checked when fetched back): >= 1, default 65536

@@ -1,33 +1,23 @@
 package io.moemesh.gateway.kvcache;
 
-import com.google.common.util.concurrent.ListenableFuture;
 import com.google.protobuf.ByteString;
-import com.google.protobuf.UnsafeByteOperations;
-import io.grpc.Status;
 import io.moemesh.gateway.serving.SequenceCaps;
 import io.moemesh.model.engine.RemoteAttention;
 import io.moemesh.model.engine.RemoteAttentionBatch;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.BlockOffload;
-import io.moemesh.proto.common.v1.DType;
-import io.moemesh.proto.common.v1.Tensor;
-import io.moemesh.proto.kvcache.v1.AttendRequest;
-import io.moemesh.proto.kvcache.v1.AttendResponse;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.FloatBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 import org.slf4j.Logger;
@@ -41,16 +31,21 @@ import org.slf4j.LoggerFactory;
  * io.moemesh.model.kv.PrefixCachingKvCache#setBlockOffload}); the engine then asks for attention over them per
  * layer per step ({@link RemoteAttention}) and merges the partials exactly with its local ones.
  *
- * <p><b>Offload</b> (a gateway thread, never the engine's): the blocks go through the {@link WriteBack} queue
- * ahead of everything else ({@link WriteBack#writeFirst}; blocks it already stored are not sent again), marked
- * {@code pin_next} so the service's admission policy does not decline them, then one {@code Pin} for them all.
- * Blocks that Pin finds not stored (the write-back remembered them stored, but the service evicted or lost them
- * since) are forgotten by the write-back, sent again and pinned by a second Pin, once. Any block not stored (no
- * space, Put failed) or still not pinned, a service that is down, or more than {@code offloadTimeout}: the offload
- * reports false and the sequence stays local for good (no failure, no more retries against a failing service; it
- * ends with finish reason length where the local pool ends, see {@link #positions}); what it pinned is unpinned at
- * once, or, when a Pin answered only after the timeout, with the sequence's other pins when it ends, and its blocks
- * still queued for writing are withdrawn ({@link WriteBack#withdraw}).
+ * <p><b>Offload</b> (a gateway thread, never the engine's): the cache copies only the blocks the write-back does not
+ * know as stored or queued ({@link #needsCopy}), the others go by hash; the copies go through the {@link WriteBack}
+ * queue ahead of everything else ({@link WriteBack#writeFirst}), marked {@code pin_next} so the service's admission
+ * policy does not decline them, then one {@code Pin} for them all. Copies are heap beside the pool, made on the
+ * engine thread: the offloads hold at most the write-back's priority budget of them ({@link #copyRoom}; {@code
+ * write-back-queue-blocks}), each from its copy until its writes and Pins are over (a Pin answered after the
+ * timeout included); a sequence whose next copy finds no room keeps those blocks local until it does. Blocks that Pin
+ * finds not stored (the write-back remembered them stored, but the service evicted or lost them since) are forgotten
+ * by the write-back, sent again and pinned by a second Pin, once; when one of them was not copied, the Pin is released
+ * and the offload says {@link Outcome#AGAIN} instead: the cache offers the run again at once, copying those. Any block
+ * not stored (no space, Put failed) or still not pinned, a service that is down, or more than {@code offloadTimeout}:
+ * the offload fails and the sequence stays local for good (no failure, no more retries against a failing service;
+ * it ends with finish reason length where the local pool ends, see {@link #positions}); what it pinned is unpinned
+ * at once, or, when a Pin answered only after the timeout, with the sequence's other pins when it ends, and its
+ * blocks still queued for writing are withdrawn ({@link WriteBack#withdraw}).
  *
  * <p>Each Pin carries a fresh random pin id and every release is an Unpin of that id, which releases exactly what
  * that Pin pinned, also after a Pin that failed on this side ({@link OffloadPins}: why, and how a service that
@@ -58,11 +53,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Attend</b>: in {@link #start}, one asynchronous call per sequence of the batch (a sequence's rows are
  * consecutive; more than 256 rows, a prefill chunk, go in several), each with a deadline of {@code attendTimeout};
- * {@link #await} waits for all of them. A call that fails or misses its deadline fails the step ({@link
- * io.moemesh.model.engine.RemoteAttentionException}, mapped to HTTP 503 / gRPC UNAVAILABLE): the positions it
- * covered are no longer held locally, and computing the step without them would produce a wrong token. The
- * request fails; its blocks stay in the service (and, until evicted, in the local cache as cached blocks), so a
- * retry finds its prefix again.
+ * {@link #await} waits for all of them ({@link AttendCalls}). A call that fails or misses its deadline fails its
+ * sequence ({@link io.moemesh.model.engine.RemoteAttentionException} naming it, mapped to HTTP 503 / gRPC
+ * UNAVAILABLE; the scheduler steps the others again without it): the positions it covered are no longer held
+ * locally, and computing the step without them would produce a wrong token. The request fails; its blocks stay in
+ * the service (and, until evicted, in the local cache as cached blocks), so a retry finds its prefix again.
  *
  * <p><b>Pins</b> are released, asynchronously, whenever the cache releases the sequence (finish, cancel, failed
  * step, preemption: the cache's {@code release} is on every one of those paths), and for an offload still in flight
@@ -91,13 +86,14 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     private volatile Runnable wakeUp = () -> { };
     /** Sequence → the blocks pinned for it, block 0 first (the remote prefix's hashes). */
     private final Map<Long, Pinned> pinned = new ConcurrentHashMap<>();
-    /** Engine thread only: the calls of the current layer. */
-    private final List<Call> calls = new ArrayList<>();
+    /** Engine thread only: the Attend calls of the current layer. */
+    private final AttendCalls attends;
+    /** Block copies the offloads hold: from {@link #offload} until their writes and Pins are over. */
+    private final AtomicInteger copiesHeld = new AtomicInteger();
+    /** The most they may hold: the write-back's budget for priority copies. */
+    private final int copyBudget;
     private final AtomicLong offloadedBlocks = new AtomicLong();
     private final AtomicLong offloadFailures = new AtomicLong();
-    private final AtomicLong attendCalls = new AtomicLong();
-    private final AtomicLong attendFailures = new AtomicLong();
-    private final AtomicLong attendWireBytes = new AtomicLong();
 
     /** One sequence's pins; closed once the cache released the sequence. */
     private static final class Pinned {
@@ -109,10 +105,6 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         int remote;
         /** An offload failed: the cache keeps the sequence local from now on (until it releases it). */
         volatile boolean failed;
-    }
-
-    /** One Attend in flight: batch rows [from, from + rows). */
-    private record Call(int from, int rows, long seqId, int requestBytes, ListenableFuture<AttendResponse> answer) {
     }
 
     /**
@@ -136,6 +128,8 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         this.offloadTimeout = offloadTimeout;
         this.poolBlocks = poolBlocks;
         this.blockTokens = client.payload().blockTokens();
+        this.copyBudget = writeBack.priorityBudget();
+        this.attends = new AttendCalls(client, attendTimeout);
         this.pins = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("moemesh-kv-attend-pins").daemon()
                 .factory());
         this.offloadPins = new OffloadPins(client, pins, offloadTimeout);
@@ -148,29 +142,51 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         return length < thresholdTokens ? 0 : Math.max(0, length / blockTokens - localBlocks);
     }
 
+    /** The write-back neither stored nor queued it (as far as it remembers): the offload sends a copy. */
     @Override
-    public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+    public boolean needsCopy(BlockHash hash) {
+        return writeBack.lacks(hash);
+    }
+
+    @Override
+    public int copyRoom() {
+        return Math.max(0, copyBudget - copiesHeld.get());
+    }
+
+    @Override
+    public CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes, List<BlockContents> copies) {
         Pinned p = pinned.computeIfAbsent(seqId, k -> new Pinned());
-        List<BlockHash> hashes = blocks.stream().map(BlockContents::hash).toList();
-        CompletableFuture<Boolean> done;
+        copiesHeld.addAndGet(copies.size());
+        CompletableFuture<Outcome> work;
         try {
             // pin_next: pinned right after, so the service's admission policy may not decline them.
-            done = writeBack.writeFirstStored(blocks, hashes, true)
-                    .thenComposeAsync(stored -> pin(p, blocks, hashes, stored), pins);
+            work = writeBack.writeFirstStored(copies, hashes, true)
+                    .thenComposeAsync(stored -> pin(p, copies, hashes, stored), pins);
         } catch (RuntimeException e) {
-            done = CompletableFuture.failedFuture(e);
+            work = CompletableFuture.failedFuture(e);
         }
-        CompletableFuture<Boolean> settled = done.orTimeout(offloadTimeout.toNanos(), TimeUnit.NANOSECONDS)
-                .handle((ok, e) -> settle(seqId, p, hashes, ok, e));
+        // The copies live until the work is over, after a timeout too (a late Pin still holds them): only then is
+        // their room another offload's, which a sequence may be waiting for.
+        work.whenComplete((o, e) -> {
+            copiesHeld.addAndGet(-copies.size());
+            wakeUp.run();
+        });
+        CompletableFuture<Outcome> settled = work.copy().orTimeout(offloadTimeout.toNanos(), TimeUnit.NANOSECONDS)
+                .handle((o, e) -> settle(seqId, p, hashes, o, e));
         // A prompt longer than the pool waits, with nothing else to run, for this offload to move its remote prefix
         // on (StepScheduler's next chunk): wake the loop rather than let it sleep out its idle poll.
-        settled.whenComplete((ok, e) -> wakeUp.run());
+        settled.whenComplete((o, e) -> wakeUp.run());
         return settled;
     }
 
     /** Counts an offload's outcome; a failed one caps its sequence by the local pool from now on. */
-    private boolean settle(long seqId, Pinned p, List<BlockHash> hashes, Boolean ok, Throwable e) {
-        if (e != null || !ok) {
+    private Outcome settle(long seqId, Pinned p, List<BlockHash> hashes, Outcome o, Throwable e) {
+        if (e == null && o == Outcome.AGAIN) {
+            log.debug("offload of sequence {}: a KV block sent by its hash alone was gone from {}; offered again",
+                    seqId, client.endpoint());
+            return o;
+        }
+        if (e != null || o != Outcome.PINNED) {
             offloadFailures.incrementAndGet();
             log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", hashes.size(), seqId,
                     client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
@@ -181,13 +197,13 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
                 p.failed = true;
                 lowered.accept(seqId);
             }
-            return false;
+            return Outcome.FAILED;
         }
         synchronized (p) {
             p.remote += hashes.size();
         }
         offloadedBlocks.addAndGet(hashes.size());
-        return true;
+        return o;
     }
 
     /** Called, on any thread, whenever an offload settles (stored and pinned, or failed). Set once, before serving. */
@@ -198,39 +214,50 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     /**
      * On the pin thread: every block stored ({@code stored}: acknowledged to this offload's write, {@link
      * WriteBack#writeFirstStored}, not looked up in the write-back's bounded memory, which an offload larger than
-     * {@code remembered-blocks} would overflow), then pinned for the sequence. Blocks the Pin finds not stored,
-     * though the write-back remembered them stored (the service evicted them since, lost them in a restart, or they
-     * were never re-sent because of that memory), are forgotten there ({@link WriteBack#notStored}), sent again and
-     * pinned by a second Pin, once; the first Pin's pins are held meanwhile.
+     * {@code remembered-blocks} would overflow; a block sent by hash alone is the Pin's to find), then pinned for the
+     * sequence. Blocks the Pin finds not stored, though the write-back remembered them stored (the service evicted
+     * them since, lost them in a restart, or they were never re-sent because of that memory), are forgotten there
+     * ({@link WriteBack#notStored}), sent again and pinned by a second Pin, once; the first Pin's pins are held
+     * meanwhile. When one of them was sent by hash alone there is no copy to send: {@link Outcome#AGAIN}.
      */
-    private CompletableFuture<Boolean> pin(Pinned p, List<BlockContents> blocks, List<BlockHash> hashes,
+    private CompletableFuture<Outcome> pin(Pinned p, List<BlockContents> copies, List<BlockHash> hashes,
                                            boolean stored) {
         if (!stored) {
-            return CompletableFuture.completedFuture(false);
+            return CompletableFuture.completedFuture(Outcome.FAILED);
         }
         OffloadPins.Answer a = offloadPins.pin(hashes); // a failure was released (by its id) before it is thrown
+        Map<BlockHash, BlockContents> copyOf = new HashMap<>();
+        copies.forEach(c -> copyOf.put(c.hash(), c));
         List<BlockContents> missing = new ArrayList<>();
+        boolean uncopied = false;
         for (int i = 0; i < hashes.size(); i++) {
             if (!a.pinned().get(i)) {
                 writeBack.notStored(hashes.get(i));
-                missing.add(blocks.get(i));
+                BlockContents c = copyOf.get(hashes.get(i));
+                if (c == null) {
+                    uncopied = true;
+                } else {
+                    missing.add(c);
+                }
             }
         }
-        if (missing.isEmpty()) {
+        if (missing.isEmpty() && !uncopied) {
             return CompletableFuture.completedFuture(keep(p, hashes, List.of(a.taken())));
         }
         boolean closed;
         synchronized (p) {
             closed = p.closed;
         }
-        if (closed) {
+        if (closed || uncopied) {
+            // Released meanwhile; or a block went by hash alone: the write-back forgot it above, so the cache's next
+            // try copies it.
             offloadPins.release(a.taken());
-            return CompletableFuture.completedFuture(false);
+            return CompletableFuture.completedFuture(closed ? Outcome.FAILED : Outcome.AGAIN);
         }
         log.debug("{} of {} KV blocks of an offload were gone from {}: sent again", missing.size(), hashes.size(),
                 client.endpoint());
         List<BlockHash> again = missing.stream().map(BlockContents::hash).toList();
-        CompletableFuture<Boolean> second;
+        CompletableFuture<Outcome> second;
         try {
             second = writeBack.writeFirstStored(missing, again, true).thenApplyAsync(resent -> pinAgain(p, hashes,
                     again, resent, a.taken()), pins);
@@ -242,13 +269,13 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     }
 
     /** The second and last Pin of an offload, of the blocks sent again; releases the first Pin's pins on failure. */
-    private boolean pinAgain(Pinned p, List<BlockHash> hashes, List<BlockHash> again, boolean stored,
+    private Outcome pinAgain(Pinned p, List<BlockHash> hashes, List<BlockHash> again, boolean stored,
                              OffloadPins.Taken first) {
         OffloadPins.Answer b;
         try {
             if (!stored) {
                 offloadPins.release(first);
-                return false;
+                return Outcome.FAILED;
             }
             b = offloadPins.pin(again);
         } catch (RuntimeException e) {
@@ -263,13 +290,13 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         if (b.pinned().contains(false)) {
             offloadPins.release(first);
             offloadPins.release(b.taken());
-            return false;
+            return Outcome.FAILED;
         }
         return keep(p, hashes, List.of(first, b.taken()));
     }
 
     /** The offload's Pins pinned every block: they are the sequence's, unless it was released meanwhile. */
-    private boolean keep(Pinned p, List<BlockHash> hashes, List<OffloadPins.Taken> taken) {
+    private Outcome keep(Pinned p, List<BlockHash> hashes, List<OffloadPins.Taken> taken) {
         boolean keep;
         synchronized (p) {
             keep = !p.closed;
@@ -281,7 +308,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         if (!keep) {
             taken.forEach(offloadPins::release);
         }
-        return keep;
+        return keep ? Outcome.PINNED : Outcome.FAILED;
     }
 
     @Override
@@ -324,28 +351,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     @Override
     public void start(RemoteAttentionBatch batch) {
-        cancelCalls();
-        int rowFloats = batch.heads() * batch.headDim();
-        for (int i = 0; i < batch.count(); ) {
-            long seq = batch.seqId(i);
-            int r = batch.prefix(i);
-            int n = 1;
-            while (i + n < batch.count() && n < MAX_ROWS && batch.seqId(i + n) == seq) {
-                n++;
-            }
-            List<ByteString> blocks = remoteChain(seq, r);
-            ByteBuffer q = ByteBuffer.allocate(n * rowFloats * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-            q.asFloatBuffer().put(batch.queries(), i * rowFloats, n * rowFloats);
-            long[] positions = new long[n];
-            for (int j = 0; j < n; j++) {
-                positions[j] = batch.position(i + j);
-            }
-            AttendRequest req = client.attendRequest(batch.layer(), n, batch.heads(),
-                    UnsafeByteOperations.unsafeWrap(q.array()), positions, blocks, batch.scale());
-            calls.add(new Call(i, n, seq, req.getSerializedSize(), client.attend(req, attendTimeout)));
-            attendCalls.incrementAndGet();
-            i += n;
-        }
+        attends.start(batch, this::remoteChain);
     }
 
     /** The hashes of the sequence's first {@code prefix / blockTokens} blocks, as pinned for it. */
@@ -371,60 +377,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     @Override
     public void await(RemoteAttentionBatch batch) {
-        long deadline = System.nanoTime() + attendTimeout.toNanos();
-        try {
-            for (Call c : calls) {
-                AttendResponse a = answer(c, deadline);
-                copy(batch, c, a);
-                attendWireBytes.addAndGet(c.requestBytes() + a.getSerializedSize());
-            }
-        } catch (RuntimeException e) {
-            attendFailures.incrementAndGet();
-            throw e;
-        } finally {
-            cancelCalls();
-        }
-    }
-
-    private AttendResponse answer(Call c, long deadline) {
-        try {
-            return c.answer().get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-        } catch (ExecutionException e) {
-            Status s = Status.fromThrowable(e.getCause());
-            throw new IllegalStateException("Attend of sequence " + c.seqId() + " at the kvcache-service "
-                    + client.endpoint() + " failed: " + s.getCode()
-                    + (s.getDescription() == null ? "" : " " + s.getDescription()));
-        } catch (TimeoutException e) {
-            throw new IllegalStateException("Attend of sequence " + c.seqId() + " at the kvcache-service "
-                    + client.endpoint() + " did not answer within " + attendTimeout.toMillis() + " ms");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for Attend");
-        }
-    }
-
-    /** Checks the answer's shapes and copies it into the batch's rows. */
-    private static void copy(RemoteAttentionBatch batch, Call c, AttendResponse a) {
-        int heads = batch.heads();
-        int d = batch.headDim();
-        Tensor out = a.getOutputs();
-        Tensor lse = a.getLse();
-        if (out.getDtype() != DType.DTYPE_F32 || out.getData().size() != c.rows() * heads * d * Float.BYTES
-                || lse.getDtype() != DType.DTYPE_F32 || lse.getData().size() != c.rows() * heads * Float.BYTES) {
-            throw new IllegalStateException("Attend of sequence " + c.seqId() + " answered " + out.getShapeList()
-                    + " outputs and " + lse.getShapeList() + " lse for " + c.rows() + " rows of " + heads + " heads");
-        }
-        FloatBuffer o = out.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-        o.get(batch.output(), c.from() * heads * d, c.rows() * heads * d);
-        FloatBuffer l = lse.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-        l.get(batch.lse(), c.from() * heads, c.rows() * heads);
-    }
-
-    private void cancelCalls() {
-        for (Call c : calls) {
-            c.answer().cancel(true);
-        }
-        calls.clear();
+        attends.await(batch);
     }
 
     // ---- counters (any thread) ----
@@ -441,17 +394,17 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     /** Attend calls sent. */
     public long attendCalls() {
-        return attendCalls.get();
+        return attends.sent();
     }
 
-    /** Layers whose Attend failed or timed out (each failed a step). */
+    /** Layers whose Attend failed or timed out for some sequence (each failed those sequences' step). */
     public long attendFailures() {
-        return attendFailures.get();
+        return attends.failures();
     }
 
     /** Serialized bytes of answered Attend calls, request plus response (protobuf messages, no HTTP/2 framing). */
     public long attendWireBytes() {
-        return attendWireBytes.get();
+        return attends.wireBytes();
     }
 
     /** Sequences with blocks pinned in the service now (an offload that failed at once pinned nothing). */

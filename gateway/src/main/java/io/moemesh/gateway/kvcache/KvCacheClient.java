@@ -458,9 +458,14 @@ public final class KvCacheClient implements AutoCloseable {
         return req.build();
     }
 
-    /** Sends an {@code Attend} without waiting: the future fails with the call's status (deadline included). */
+    /**
+     * Sends an {@code Attend} without waiting: the future fails with the call's status (deadline included). Like every
+     * call, it first asks a channel in TRANSIENT_FAILURE to reconnect (the class comment): a long sequence attends on
+     * every step, so without that a restarted service would fail its Attends for the rest of grpc-java's backoff.
+     */
     public com.google.common.util.concurrent.ListenableFuture<AttendResponse> attend(AttendRequest req,
                                                                                     Duration deadline) {
+        reconnectIfDown();
         return KvCacheServiceGrpc.newFutureStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS)
                 .attend(req);
     }

@@ -9,8 +9,10 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
@@ -69,10 +71,13 @@ import org.slf4j.LoggerFactory;
  * other write-backs, as many as its bound for priority writes leaves room for ({@link WriteBack#swapOutFilter}), marked
  * {@code swap_out} so that the service's admission policy does not decline one (the restore would stop at it, every
  * block after it written for nothing); on resume the admission path above waits for those writes to settle and restores
- * the blocks the local cache lost meanwhile (once the pool has room for the whole context: a restore into a full pool
- * would be evicted again before the sequence is admitted). A sequence preempted for recompute resumes the same way,
- * without writes to wait for: what the local cache lost and the service has (written back when evicted, or offloaded
- * for {@code Attend}) is fetched, the rest recomputed.
+ * the blocks the local cache lost meanwhile, once the pool has room for the whole context (a restore into a full pool
+ * would be evicted again before the sequence is admitted). Until then it waits and keeps its place ({@link
+ * #holdsPlace}: nobody is admitted past it, so the room it waits for is not taken; the running sequences, which
+ * arrived before it, free it as they end), through its restore's fetch too; only a context the pool can never hold
+ * resumes at once, recomputing. A sequence preempted for recompute resumes the same way, without writes to wait for
+ * and without holding its place (admitted as soon as its first chunk fits): what the local cache lost and the service
+ * has (written back when evicted, or offloaded for {@code Attend}) is fetched, the rest recomputed.
  *
  * <p>Engine-thread methods ({@link #ready}, {@link #forget}, {@link #choose}, {@link #swapOut}) never block; the
  * counters may be read from any thread.
@@ -104,6 +109,8 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     /** Engine thread only (but its counters). */
     private final SequenceAnnouncements announced;
     private final Map<Long, CompletableFuture<Void>> swappedOut = new HashMap<>();
+    /** Engine thread only: swapped-out sequences waiting for the pool's room for their restore. */
+    private final Set<Long> roomAwaited = new HashSet<>();
     /** Engine thread only: blocks each started, not yet imported fetch may bring (the fetch budget's share). */
     private final Map<Long, Integer> reserved = new HashMap<>();
     private int reservedBlocks;
@@ -173,10 +180,19 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         if (f == null) {
             CompletableFuture<Void> written = swappedOut.get(seqId);
             int b = cache.blockTokens();
-            if (again && cache.freeBlocks() + cache.cachedBlocks() < (context.length + b - 1) / b) {
-                // No room to resume yet: a restore now would be evicted again before the admission that follows.
+            int blocks = (context.length + b - 1) / b;
+            if (again && cache.freeBlocks() + cache.cachedBlocks() < blocks) {
+                // No room to resume yet: a restore now would be evicted again before the admission that follows. A
+                // swapped-out sequence waits for that room in its place (holdsPlace), unless it can never have it;
+                // admitted now it would recompute what the service holds. Any other resumes as it can.
+                if (written != null && blocks <= cache.totalBlocks()) {
+                    roomAwaited.add(seqId);
+                    return false;
+                }
+                roomAwaited.remove(seqId);
                 return true;
             }
+            roomAwaited.remove(seqId);
             int full = (context.length - 1) / b;
             List<BlockHash> chain = cache.prefixChain(context, tenant, full);
             int local = cache.presentBlocks(chain);
@@ -319,6 +335,9 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             blocks.add(new BlockContents(h, at == 0 ? null : chain.get(at - 1),
                     Arrays.copyOfRange(tokens, at * b, (at + 1) * b), tenant, at, kv[0], kv[1]));
             bytes += p.length;
+            if (writeBack != null) {
+                writeBack.fetched(h); // the service holds it: not written back when the cache lets go of it
+            }
         }
         return new Fetched(blocks, failed || payloads.size() < present, bytes);
     }
@@ -367,6 +386,16 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         }
     }
 
+    /**
+     * A swapped-out sequence keeps its place while it waits for the pool's room for its restore and while that
+     * restore is fetched: nobody admitted past it takes the room (it would be left to recompute).
+     */
+    @Override
+    public boolean holdsPlace(long seqId) {
+        Pending f = fetching.get(seqId);
+        return f != null ? f.swapped() : roomAwaited.contains(seqId);
+    }
+
     @Override
     public void forget(long seqId) {
         Pending f = fetching.remove(seqId);
@@ -376,6 +405,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         }
         unreserve(seqId);
         swappedOut.remove(seqId);
+        roomAwaited.remove(seqId);
         announced.forget(seqId);
     }
 

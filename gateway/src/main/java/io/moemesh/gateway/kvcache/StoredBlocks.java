@@ -61,6 +61,17 @@ final class StoredBlocks {
         known.put(hash, sums);
     }
 
+    /**
+     * {@code hash} was fetched from the service, which therefore holds it: remembered stored, without checksums when
+     * nothing was remembered of it (whose bytes the service holds is not known); what is remembered is kept (a block
+     * this gateway stored keeps its checksums, a queued one stays queued).
+     */
+    void fetched(BlockHash hash) {
+        if (known.get(hash) == null) {
+            known.put(hash, Sums.UNCHECKED);
+        }
+    }
+
     /** Whether {@code hash} was acknowledged stored (STORED or ALREADY_PRESENT), as far as remembered. */
     boolean isStored(BlockHash hash) {
         Sums c = known.get(hash);

@@ -4,14 +4,21 @@ package io.moemesh.gateway.kvcache;
  * Measured rates that decide whether a preempted sequence is swapped out (its KV restored from the kvcache-service
  * on resume) or recomputed: restore bandwidth of the service's {@code Lookup} + {@code Get} (bytes per second, the
  * call's fixed costs included, so small restores are judged slow as they are) and the engine's prefill throughput
- * (prefill tokens per second of the steps that had any). Each an exponentially weighted moving average
- * ({@link #WEIGHT} for the newest sample); 0 until measured. A restore that failed or timed out is a sample too
- * ({@link #restoreFailed}), below what recomputing costs, so a service that slowed down is no longer chosen at the rate
- * it had when it was fast. Thread-safe.
+ * (prefill tokens per second of the steps that had any). Restore bandwidth is an exponentially weighted moving average
+ * of fetches ({@link #WEIGHT} for the newest); prefill throughput one of prefill tokens ({@link #prefilled}: a step
+ * weighs by its prefill tokens, so a step timed mostly on its decode rows, with a prefill tail of a few tokens, barely
+ * moves it). Each 0 until measured. A restore that failed or timed out is a sample too ({@link #restoreFailed}), below
+ * what recomputing costs, so a service that slowed down is no longer chosen at the rate it had when it was fast.
+ * Thread-safe.
  */
 public final class TransferRates {
-    /** Weight of the newest sample in each average. */
+    /** Weight of the newest fetch in the restore bandwidth's average. */
     static final double WEIGHT = 0.3;
+    /**
+     * Prefill tokens the prefill throughput's average remembers: a step of {@code n} prefill tokens moves it by
+     * {@code 1 - e^(-n / PREFILL_MEMORY_TOKENS)} towards its own rate, as if each of its tokens were a sample.
+     */
+    static final double PREFILL_MEMORY_TOKENS = 1024;
 
     private double restoreBytesPerSecond;
     private double prefillTokensPerSecond;
@@ -39,10 +46,19 @@ public final class TransferRates {
         restoreBytesPerSecond = ewma(restoreBytesPerSecond, bytes * 1e9 / (nanos + recompute));
     }
 
-    /** A step with {@code prefillTokens} prompt (or recomputation) tokens took {@code nanos}. */
+    /**
+     * A step with {@code prefillTokens} prompt (or recomputation) tokens took {@code nanos}, its decode rows included.
+     * Its rate, {@code prefillTokens / nanos}, weighs by its tokens ({@link #PREFILL_MEMORY_TOKENS}), not one per step:
+     * a recompute is prefilled in budget-sized chunks, so steps that were mostly prefill predict its speed, while a
+     * step of many decode rows and a 2-token prefill tail charges the decode rows' time to those 2 tokens (20 tok/s
+     * for a 100 ms step) and, weighed like the others, would make {@code auto} swap out sequences that recompute faster.
+     */
     public synchronized void prefilled(int prefillTokens, long nanos) {
         if (prefillTokens > 0 && nanos > 0) {
-            prefillTokensPerSecond = ewma(prefillTokensPerSecond, prefillTokens * 1e9 / nanos);
+            double sample = prefillTokens * 1e9 / nanos;
+            double weight = -Math.expm1(-prefillTokens / PREFILL_MEMORY_TOKENS);
+            prefillTokensPerSecond = prefillTokensPerSecond == 0 ? sample
+                    : prefillTokensPerSecond + weight * (sample - prefillTokensPerSecond);
         }
     }
 

@@ -25,16 +25,16 @@ import org.slf4j.LoggerFactory;
  * {@code Put} streams of up to {@link #BATCH_BLOCKS} blocks.
  *
  * <p>It remembers, bounded ({@code remembered} hashes, least recently touched forgotten first), which hashes are
- * queued or stored (acknowledged {@code STORED} or {@code ALREADY_PRESENT}), so a block is not copied or sent twice
- * needlessly ({@link #wants}), and for blocks it stored ({@code STORED}) the CRC32C of the payload it sent and of
- * that payload's int8 round trip (the service's optional int8 SSD storage, {@code moemesh.kvcache.int8}, gives those
- * floats back after a demotion), so a block fetched back can be checked end to end ({@link #heldOtherBytes}). An
- * {@code ALREADY_PRESENT} block keeps the copy that was there, perhaps another gateway's bitwise-different floats:
- * no checksum. A failed, declined or dropped block is forgotten (it may be offered again), and so is a stored one
- * that the service was seen not to hold ({@link #notStored}: evicted or lost with its DRAM), so it is sent again when
- * next offered. A block fetched back with other bytes is not evidence of that (the service still holds a copy, and
- * sending ours again would only be answered {@code ALREADY_PRESENT}): its checksum is kept, so it is refused on every
- * fetch.
+ * queued or stored (acknowledged {@code STORED} or {@code ALREADY_PRESENT}, or {@link #fetched}), so a block is not
+ * copied or sent twice needlessly ({@link #wants}), and for blocks it stored ({@code STORED}) the CRC32C of the
+ * payload it sent and of that payload's int8 round trip (the service's optional int8 SSD storage, {@code
+ * moemesh.kvcache.int8}, gives those floats back after a demotion), so a block fetched back can be checked end to end
+ * ({@link #heldOtherBytes}). An {@code ALREADY_PRESENT} block keeps the copy that was there, perhaps another
+ * gateway's bitwise-different floats: no checksum. A failed, declined or dropped block is forgotten (it may be
+ * offered again), and so is a stored one that the service was seen not to hold ({@link #notStored}: evicted or lost
+ * with its DRAM), so it is sent again when next offered. A block fetched back with other bytes is not evidence of
+ * that (the service still holds a copy, and sending ours again would only be answered {@code ALREADY_PRESENT}): its
+ * checksum is kept, so it is refused on every fetch.
  *
  * <p><b>Priority writes</b>: swap-outs and Attend offloads jump the queue ({@link #writeFirst}) and can wait for their
  * blocks to be settled; an offload's blocks are sent with {@code pin_next} ({@link #writeFirst(List, List, boolean)}),
@@ -45,9 +45,9 @@ import org.slf4j.LoggerFactory;
  * write-back-queue-blocks}), never the KV pool's size: they are heap beside the pool, which a slow service's swap-outs
  * would fill a second time. A swap-out copies only its leading blocks that fit ({@link #swapOutFilter}; the rest,
  * counted dropped, is recomputed on resume: a restore uses the leading run). An offload is taken whole (a part could
- * not be pinned): its copies are of blocks its sequence holds until the offload settles (one in flight per sequence),
- * so bounded by those blocks; they count against the budget, so swap-outs' plus offloads' copies stay within the larger
- * of the budget and the offloads' own. What an offload that gave up left queued is withdrawn ({@link #withdraw}).
+ * not be pinned): it bounds its own copies ({@link AttendOffload}: blocks this write-back {@link #lacks}, at most
+ * {@link #priorityBudget} held), so priority copies stay within twice the budget. What an offload that gave up left
+ * queued is withdrawn ({@link #withdraw}).
  */
 public final class WriteBack implements BlockSink, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(WriteBack.class);
@@ -175,6 +175,11 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         }
     }
 
+    /** The budget of priority copies held ({@code priorityBlocks}); the offloads' own is as large. */
+    public int priorityBudget() {
+        return priorityBlocks;
+    }
+
     /** Priority copies held now: queued, or in the writer's Put and not yet settled (tests). */
     int priorityCopies() {
         synchronized (known) {
@@ -255,7 +260,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 }
             }
             List<Entry> fresh = new ArrayList<>();
-            // An offload whole (its copies bounded by the blocks its sequence holds until it settles: class comment).
+            // An offload whole (its copies bounded by the offload's own budget: class comment).
             int room = pinNext ? Integer.MAX_VALUE : Math.max(0, priorityBlocks - priorityHeld);
             for (BlockContents b : blocks) {
                 if (!open || known.knows(b.hash())) {
@@ -366,6 +371,13 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         settled(e);
         e.done.complete(false);
         log.debug("KV block {} not written back: {}", h, why);
+    }
+
+    /** A block fetched from the service, which holds it: not copied or sent back when offered ({@link #wants}). */
+    public void fetched(BlockHash hash) {
+        synchronized (known) {
+            known.fetched(hash);
+        }
     }
 
     /**

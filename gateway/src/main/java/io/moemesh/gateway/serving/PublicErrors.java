@@ -8,9 +8,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What a client is told of a failure whose message is written for operators: the kvcache-service's Attend failure
- * names its endpoint (a socket path under a home directory) and every sequence of the failed step, other tenants'
- * included; an expert without a healthy replica names the instances it is placed on and the epoch; a missing
- * placement names the router's endpoint. The public message (HTTP error JSON, gRPC status description, a stream's
+ * names its endpoint (a socket path under a home directory) and every sequence whose Attend failed in that layer,
+ * other tenants' included (each of those requests gets it; the others of the step go on); an expert without a
+ * healthy replica names the instances it is placed on and the epoch; a missing placement names the router's
+ * endpoint. The public message (HTTP error JSON, gRPC status description, a stream's
  * error event) says what failed in general terms; the full message goes to the log once, with the request id, where
  * an operator looks it up. Every other failure's message is already about the request alone and is shown as it is.
  */

@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.ModelFingerprint;
+import io.moemesh.model.kv.BlockOffload.Outcome;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -53,9 +54,9 @@ class AttendOffloadAdmissionTest {
         seq.forEach(writeBack::accept);
         await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.declinedBlocks() == 3);
 
-        boolean offloaded = offload.offload(7, seq).get(60, TimeUnit.SECONDS);
+        Outcome offloaded = offload.offload(7, seq).get(60, TimeUnit.SECONDS);
 
-        assertThat(offloaded).isTrue();
+        assertThat(offloaded).isEqualTo(Outcome.PINNED);
         for (BlockContents b : seq) {
             assertThat(kv.pinned(b)).as("block %d", b.chainPosition()).isTrue();
         }

@@ -18,6 +18,7 @@ import io.grpc.Status;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
+import io.moemesh.model.kv.BlockOffload.Outcome;
 import io.moemesh.proto.kvcache.v1.PinRequest;
 import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.UnpinRequest;
@@ -108,7 +109,7 @@ class AttendOffloadPinFailureTest {
         pinAnswersLate = true;
         List<BlockContents> seq = WriteBackTest.chain(3, 2);
 
-        assertThat(offload.offload(7, seq).get(30, TimeUnit.SECONDS)).isFalse();
+        assertThat(offload.offload(7, seq).get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.FAILED);
         offload.released(7);
 
         await("the Pin reached the service").atMost(Duration.ofSeconds(20)).until(() -> pinAnswer.get() != null);
@@ -125,7 +126,7 @@ class AttendOffloadPinFailureTest {
         pinArrivesLate = true;
         List<BlockContents> seq = WriteBackTest.chain(3, 3);
 
-        assertThat(offload.offload(8, seq).get(30, TimeUnit.SECONDS)).isFalse();
+        assertThat(offload.offload(8, seq).get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.FAILED);
         offload.released(8);
 
         // The late Pin runs in a context nobody cancels: only the gateway's Unpin of its id (a tombstone if it came

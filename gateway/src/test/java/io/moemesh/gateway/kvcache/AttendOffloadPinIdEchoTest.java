@@ -12,6 +12,7 @@ import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.model.kv.BlockContents;
+import io.moemesh.model.kv.BlockOffload.Outcome;
 import io.moemesh.proto.kvcache.v1.PinRequest;
 import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.UnpinRequest;
@@ -75,7 +76,7 @@ class AttendOffloadPinIdEchoTest {
     void aPinWhoseAnswerEchoesItsId_isReleasedByTheId() throws Exception {
         List<BlockContents> seq = WriteBackTest.chain(3, 4);
 
-        assertThat(offload.offload(1, seq).get(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(offload.offload(1, seq).get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.PINNED);
         assertThat(seq).allMatch(this::pinned);
         offload.released(1);
 
@@ -92,7 +93,7 @@ class AttendOffloadPinIdEchoTest {
         old = true;
         List<BlockContents> seq = WriteBackTest.chain(3, 5);
 
-        assertThat(offload.offload(2, seq).get(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(offload.offload(2, seq).get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.PINNED);
         assertThat(seq).allMatch(this::pinned);
         offload.released(2);
 
@@ -111,8 +112,8 @@ class AttendOffloadPinIdEchoTest {
             throws Exception {
         old = true;
         List<BlockContents> seq = WriteBackTest.chain(2, 6);
-        assertThat(offload.offload(3, seq).get(30, TimeUnit.SECONDS)).isTrue();
-        assertThat(offload.offload(4, seq).get(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(offload.offload(3, seq).get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.PINNED);
+        assertThat(offload.offload(4, seq).get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.PINNED);
 
         offload.released(3);
         await().atMost(Duration.ofSeconds(20)).until(() -> unpinsDone.get() == 1);

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moemesh.kvcache.policy.AdmissionPolicy;
 import io.moemesh.model.kv.BlockContents;
+import io.moemesh.model.kv.BlockOffload.Outcome;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -45,9 +46,9 @@ class AttendOffloadRememberedTest {
     void anOffloadLargerThanRememberedBlocks_isStoredAndPinned() throws Exception {
         List<BlockContents> seq = WriteBackTest.chain(6, 60);
 
-        boolean offloaded = offload.offload(7, seq).get(60, TimeUnit.SECONDS);
+        Outcome offloaded = offload.offload(7, seq).get(60, TimeUnit.SECONDS);
 
-        assertThat(offloaded).isTrue();
+        assertThat(offloaded).isEqualTo(Outcome.PINNED);
         assertThat(seq).allMatch(kv::pinned);
         assertThat(offload.offloadedBlocks()).isEqualTo(6);
     }

@@ -41,8 +41,8 @@ import tools.jackson.databind.json.JsonMapper;
  * TLS), through the public HTTP API: with {@code attend.threshold-tokens} 48 and {@code local-blocks} 2, a 60-token
  * prompt generating 250 tokens has its old blocks stored, pinned and freed from the gateway's pool while it runs,
  * gets the reference engine's text, and its pins are released when it ends; an Attend that fails or misses
- * {@code attend.timeout} fails the request with 503 and a message naming the service; a service that cannot pin
- * leaves the sequence local (same text, no Attend).
+ * {@code attend.timeout} fails the request with 503 and a message naming the service, and only that request (one
+ * batched with it gets its text); a service that cannot pin leaves the sequence local (same text, no Attend).
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class KvCacheAttendHttpTest {
@@ -152,6 +152,27 @@ class KvCacheAttendHttpTest {
         assertThat(api.metric("moemesh_gateway_kvcache_attend_failures_total") - failures).isEqualTo(1);
         await().atMost(Duration.ofSeconds(10))
                 .until(() -> api.metric("moemesh_gateway_kvcache_attend_pinned_sequences") == 0);
+    }
+
+    @Test
+    void anAttendThatFails_failsOnlyItsRequest_aShortOneInTheSameStepsGetsItsReferenceText() throws Exception {
+        int[] longPrompt = Completions.prompt(60, 105);
+        // 3 + 44 positions: below threshold-tokens, it never attends
+        int[] shortPrompt = Completions.prompt(2, 106);
+        int attends = KV.attends.get();
+        CompletableFuture<HttpResponse<String>> longOne = complete(longPrompt, 250);
+        await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(5)).until(() -> KV.attends.get() > attends);
+        CompletableFuture<HttpResponse<String>> shortOne = complete(shortPrompt, 44);
+        await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(1))
+                .until(() -> api.metric("moemesh_gateway_sequences_running") == 2);
+
+        KV.failAttend = true; // the long one's next step fails its Attend; the short one is in that step too
+
+        assertThat(longOne.get().statusCode()).isEqualTo(503);
+        HttpResponse<String> r = shortOne.get();
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        assertThat(JSON.readTree(r.body()).at("/choices/0/text").stringValue())
+                .isEqualTo(ReferenceText.greedy(model, shortPrompt, 44));
     }
 
     @Test

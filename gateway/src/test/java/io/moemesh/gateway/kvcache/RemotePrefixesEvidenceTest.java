@@ -23,8 +23,9 @@ import org.junit.jupiter.api.Test;
  * What {@link RemotePrefixes}' fetches learn from the service, against the in-memory kvcache.v1 service, the test
  * thread acting as the engine thread: a block the write-back remembers as stored but the service no longer has is
  * forgotten (sent again when next offered), bytes other than the ones this gateway stored are refused on every fetch
- * (the service keeps that copy), a bad block after good ones is counted bad, fetches that fail or time out pull {@code auto} to recompute, and a sequence preempted
- * for recompute fetches what the local cache lost.
+ * (the service keeps that copy), blocks fetched are not written back to it again, a bad block after good ones is
+ * counted bad, fetches that fail or time out pull {@code auto} to recompute, and a sequence preempted for recompute
+ * fetches what the local cache lost.
  */
 class RemotePrefixesEvidenceTest {
     private static final KvPayload SHAPE = WriteBackTest.LAYOUT;
@@ -118,6 +119,24 @@ class RemotePrefixesEvidenceTest {
         assertThat(remote.fetchedBlocks()).as("nothing imported: those tokens are recomputed").isZero();
         assertThat(writeBack.checksum(chain.getFirst().hash())).as("its checksum kept").isEqualTo(sum);
         assertThat(writeBack.wants(chain.getFirst().hash())).as("not sent again").isFalse();
+    }
+
+    @Test
+    void blocksFetchedFromTheService_areNotWrittenBackWhenTheCacheLetsGoOfThem() {
+        start(RemotePrefixes.Mode.SWAP, Duration.ofSeconds(20));
+        cache.setBlockSink(writeBack);
+        List<BlockContents> chain = WriteBackTest.chain(4, 27);
+        inServiceOnly(chain);
+        admit(1, context(chain), false);
+        assertThat(remote.fetchedBlocks()).isEqualTo(4);
+
+        assertThat(cache.acquirePrefix(1, context(chain), "t")).isEqualTo(4 * SHAPE.blockTokens());
+        cache.release(1); // its blocks become cached: offered to the write-back
+        cache.importBlocks(WriteBackTest.chain(16, 28)); // and evicted: offered again
+        writeBack.close(Duration.ofSeconds(30)); // writes whatever was queued
+
+        assertThat(writeBack.writtenBlocks()).as("the service holds them already").isZero();
+        assertThat(writeBack.droppedBlocks()).isZero();
     }
 
     @Test

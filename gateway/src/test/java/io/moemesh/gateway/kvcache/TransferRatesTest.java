@@ -2,6 +2,7 @@ package io.moemesh.gateway.kvcache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -31,11 +32,33 @@ class TransferRatesTest {
     }
 
     @Test
-    void aNewSample_movesTheAverageByItsWeight() {
+    void aNewRestore_movesTheAverageByItsWeight() {
+        TransferRates r = new TransferRates();
+        r.restored(100, 1_000_000_000L);
+        r.restored(200, 1_000_000_000L);
+        assertThat(r.restoreBytesPerSecond()).isEqualTo(100 + TransferRates.WEIGHT * 100);
+    }
+
+    @Test
+    void aPrefillStep_movesTheAverageByItsTokens() {
         TransferRates r = new TransferRates();
         r.prefilled(100, 1_000_000_000L);
         r.prefilled(200, 1_000_000_000L);
-        assertThat(r.prefillTokensPerSecond()).isEqualTo(100 + TransferRates.WEIGHT * 100);
+        assertThat(r.prefillTokensPerSecond()).isCloseTo(
+                100 + (1 - Math.exp(-200 / TransferRates.PREFILL_MEMORY_TOKENS)) * 100, Offset.offset(1e-9));
+    }
+
+    @Test
+    void prefillTailsOfDecodeSteps_barelyMoveThePrefillRate_soRecomputingStaysPredictedFaster() {
+        TransferRates r = new TransferRates();
+        r.prefilled(450, 100_000_000L); // a prefill step: 4,500 tok/s
+        for (int i = 0; i < 5; i++) {
+            r.prefilled(2, 100_000_000L); // 62 decode rows and a 2-token prefill tail: "20 tok/s"
+        }
+        r.restored(2_000L * 4096, 1_000_000_000L); // restores 2,000 tokens of 4 KiB a second
+
+        assertThat(r.prefillTokensPerSecond()).isGreaterThan(4000);
+        assertThat(r.restoreFaster(64, 4096)).as("recomputing at 4,500 tok/s beats restoring at 2,000").isFalse();
     }
 
     @Test

@@ -22,10 +22,11 @@ public interface KvCache {
     int maxSequencePositions();
 
     /**
-     * Whether some of the sequence's blocks are on their way to another tier: once that lands (at a step boundary,
-     * in {@link #ensureCapacity}) the sequence holds fewer blocks here, so one that is short of room waits for it
-     * rather than be preempted, preempt later arrivals or be ended. The offload settles within a bounded time (see
-     * {@code BlockOffload#offload}). False by default (nothing ever moves).
+     * Whether some of the sequence's blocks are on their way to another tier (or about to be: the offload has no room
+     * for their copies until others settle, {@code BlockOffload#copyRoom}): once that lands (at a step boundary, in
+     * {@link #ensureCapacity}) the sequence holds fewer blocks here, so one that is short of room waits for it rather
+     * than be preempted, preempt later arrivals or be ended. The offload settles within a bounded time (see {@code
+     * BlockOffload#offload}). False by default (nothing ever moves).
      */
     default boolean offloadPending(long seqId) {
         return false;

@@ -20,7 +20,10 @@ package io.moemesh.model.engine;
  *
  * <p>Failure: an exception from either method fails the step with a {@link RemoteAttentionException} (the cause
  * kept), as an expert dispatch failure fails it: the cache is not told the step completed and the scheduler ends
- * its sequences with the error, as it does for an expert failure. When the step fails between {@code
+ * its sequences with the error, as it does for an expert failure. An implementation that knows whose partial failed
+ * (one sequence's call failed, the others' answered) throws a {@link RemoteAttentionException} naming those
+ * sequences ({@link RemoteAttentionException#sequences}): the scheduler then ends only them and runs the step again
+ * without them, so one sequence's failure is not every batched request's. When the step fails between {@code
  * start} and {@code await} (the local attention threw), {@code await} is not called; the next {@code start}
  * supersedes the abandoned batch.
  */

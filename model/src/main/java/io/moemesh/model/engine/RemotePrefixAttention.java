@@ -1,13 +1,15 @@
 package io.moemesh.model.engine;
 
 import io.moemesh.model.config.ModelConfig;
+import java.util.Set;
 import java.util.TreeSet;
 
 /**
  * The engine's side of {@link RemoteAttention}: checks each sequence's remote prefix, hands a layer's remote rows'
  * queries to the implementation before the local attention (so its call overlaps it), and merges the remote
  * partials into the local ones afterwards (the exact log-sum-exp merge of flash-decoding's split-K, {@link
- * Attention#merge}). Any failure becomes a {@link RemoteAttentionException} naming the layer and the sequences.
+ * Attention#merge}). Any failure becomes a {@link RemoteAttentionException} naming the layer and the sequences: those
+ * whose partial failed when that is known (the implementation said so, or their partial is not a number), else all.
  */
 final class RemotePrefixAttention {
     private final RemoteAttention remote;
@@ -70,12 +72,13 @@ final class RemotePrefixAttention {
             for (int j = i * heads; j < (i + 1) * heads; j++) {
                 if (!Float.isFinite(lse[j])) {
                     throw failure(rb, l, "lse of sequence " + rb.seqId(i) + " head " + (j - i * heads) + " is "
-                            + lse[j], null);
+                            + lse[j], null, Set.of(rb.seqId(i)));
                 }
             }
             for (int j = i * heads * headDim; j < (i + 1) * heads * headDim; j++) {
                 if (!Float.isFinite(out[j])) {
-                    throw failure(rb, l, "output of sequence " + rb.seqId(i) + " is " + out[j], null);
+                    throw failure(rb, l, "output of sequence " + rb.seqId(i) + " is " + out[j], null,
+                            Set.of(rb.seqId(i)));
                 }
             }
             int r = rb.row(i);
@@ -84,12 +87,31 @@ final class RemotePrefixAttention {
         }
     }
 
+    /**
+     * The step's failure: the sequences whose partial failed are those {@code cause} names when it is a {@link
+     * RemoteAttentionException} naming some of the batch's (the implementation knew), else not known.
+     */
     private static RemoteAttentionException failure(RemoteAttentionBatch rb, int l, String what, Throwable cause) {
+        Set<Long> failed = cause instanceof RemoteAttentionException r ? r.sequences() : Set.of();
+        return failure(rb, l, what, cause, failed);
+    }
+
+    /**
+     * The step's failure, naming {@code failed} (the scheduler ends only those and runs the step again) when they
+     * are the batch's, else every sequence of the batch (the scheduler ends the whole step's).
+     */
+    private static RemoteAttentionException failure(RemoteAttentionBatch rb, int l, String what, Throwable cause,
+                                                    Set<Long> failed) {
         TreeSet<Long> seqs = new TreeSet<>();
         for (int i = 0; i < rb.count(); i++) {
             seqs.add(rb.seqId(i));
         }
+        if (failed.isEmpty() || !seqs.containsAll(failed)) {
+            failed = Set.of();
+        } else {
+            seqs = new TreeSet<>(failed);
+        }
         return new RemoteAttentionException("layer " + l + ": remote attention over the prefixes of sequences "
-                + seqs + " failed: " + what, cause);
+                + seqs + " failed: " + what, cause, failed);
     }
 }

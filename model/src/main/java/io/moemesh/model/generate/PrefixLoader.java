@@ -20,6 +20,17 @@ public interface PrefixLoader {
      */
     boolean ready(long seqId, int[] context, String tenant, boolean again);
 
+    /**
+     * Whether the sequence that {@link #ready} just held back keeps its place in the queue meanwhile: the scheduler
+     * then admits nobody after it in that step, as when a first chunk does not fit. For a sequence that waits for
+     * the pool to have room for what it brings back (a swapped-out sequence's restore): a sequence admitted past it
+     * would take that room, and it would end up recomputing what the other tier holds. False by default (others are
+     * admitted while it loads).
+     */
+    default boolean holdsPlace(long seqId) {
+        return false;
+    }
+
     /** The sequence left the scheduler (finished, failed or cancelled): drop what is kept for it. */
     default void forget(long seqId) {
     }

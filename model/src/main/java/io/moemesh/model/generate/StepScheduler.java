@@ -31,7 +31,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * waits for.
  * A sequence's random draws never depend on batching (each samples with its own generator); its logits may, in
  * their last bits (README, Scheduling). A {@link PrefixLoader} may hold
- * a sequence back from admission while its KV is fetched from another tier (others are admitted meanwhile).
+ * a sequence back from admission while its KV is fetched from another tier (others are admitted meanwhile, unless
+ * it {@linkplain PrefixLoader#holdsPlace holds its place}).
  *
  * <p>{@link #submit}, {@link Handle#cancel} and {@link #stopAll} are thread-safe; {@link #step()} runs on one thread.
  */
@@ -164,7 +165,8 @@ public final class StepScheduler {
      * One iteration. Returns false when there was nothing to do: nothing ran, ended or was preempted (the caller may
      * then wait for new work), true even without a forward pass ({@link #lastStepRanForwardPass}). An engine failure
      * (e.g. no healthy replica of an expert) ends every sequence of that step with it ({@link StepFailedException#of});
-     * the others continue. A sequence whose logits are not finite (NaN, +Inf) ends alone with an
+     * the others continue. A failed remote attention that names its sequences ends only those ({@link FailedRemotes}).
+     * A sequence whose logits are not finite (NaN, +Inf) ends alone with an
      * {@link IllegalStateException} naming it and the token ({@link Sampler}): no token is drawn from such a row.
      */
     public boolean step() {
@@ -210,6 +212,9 @@ public final class StepScheduler {
                 break;
             }
             if (!s.request.trace() && !loader.ready(s.id, s.context(0, s.prefillTarget()), s.tenant, s.admittedBefore())) {
+                if (loader.holdsPlace(s.id)) {
+                    break;
+                }
                 if (loading == null) {
                     loading = new HashSet<>();
                 }
@@ -247,7 +252,10 @@ public final class StepScheduler {
         List<StepOutput> outs;
         forwardPass = true;
         try {
-            outs = engine.step(StepContext.of(batch), cache);
+            outs = FailedRemotes.step(engine, cache, batch, members, (s, e) -> {
+                finish(s);
+                s.listener.onError(e);
+            });
         } catch (RuntimeException e) {
             RuntimeException told = StepFailedException.of(e);
             for (SequenceState s : List.copyOf(members)) {

@@ -11,6 +11,20 @@ import java.util.concurrent.CompletableFuture;
  * {@code Attend} for the rest"). The cache calls every method on the engine thread: none may block.
  */
 public interface BlockOffload {
+    /** What became of an offload ({@link #offload}). */
+    enum Outcome {
+        /** Every block is stored and pinned for the sequence: the cache lets go of its own. */
+        PINNED,
+        /**
+         * Nothing is pinned for it, and nothing failed for good: a block it took no copy of ({@link #needsCopy} said
+         * none was needed) turned out to be gone from the tier. The cache offers the blocks again at once, with
+         * copies of those {@link #needsCopy} now asks for.
+         */
+        AGAIN,
+        /** Not stored or not pinned: the sequence stays local for the rest of its life (no retry). */
+        FAILED
+    }
+
     /** Keeps everything local. */
     BlockOffload NONE = new BlockOffload() {
         @Override
@@ -19,8 +33,8 @@ public interface BlockOffload {
         }
 
         @Override
-        public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
-            return CompletableFuture.completedFuture(false);
+        public CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes, List<BlockContents> copies) {
+            return CompletableFuture.completedFuture(Outcome.FAILED);
         }
 
         @Override
@@ -36,11 +50,34 @@ public interface BlockOffload {
     int remoteBlocks(int length);
 
     /**
-     * Starts storing and pinning {@code blocks} (consecutive, block 0 or continuing the blocks already offloaded
-     * for this sequence) for sequence {@code seqId}, and returns at once. The future completes with true once every
-     * one of them is stored and pinned for the sequence, so attention over them can be asked for until {@link
-     * #released}: only then does the cache let go of its copies. False (or an exceptional completion) when not: the
-     * sequence stays local, and nothing this call pinned stays pinned.
+     * Whether the offload needs a copy of the block's keys and values: false when its tier holds the block already
+     * (or it is on its way there), so the cache hands over the hash alone. A copy is a block of heap made on the
+     * engine thread: a follow-up turn whose history is still cached here, or many sequences sharing one long system
+     * prompt, would otherwise copy blocks the tier has, each time. Every block by default.
+     */
+    default boolean needsCopy(BlockHash hash) {
+        return true;
+    }
+
+    /**
+     * How many more block copies the offload takes now: its budget for copies in flight less those its offloads
+     * hold. The cache copies no more; the blocks past them stay local for now, and a sequence that cannot start an
+     * offload at all for want of it waits as for one in flight ({@link io.moemesh.model.engine.KvCache#offloadPending})
+     * and starts it once there is room. Copies are held until their offload settles, so room comes back within the
+     * bounded time of {@link #offload}. Unbounded by default.
+     */
+    default int copyRoom() {
+        return Integer.MAX_VALUE;
+    }
+
+    /**
+     * Starts storing and pinning the blocks {@code hashes} (consecutive, block 0 or continuing the blocks already
+     * offloaded for this sequence) for sequence {@code seqId}, and returns at once; {@code copies} are copies of
+     * those {@link #needsCopy} asked for (at most {@link #copyRoom}), in the same order. The future completes with
+     * {@link Outcome#PINNED} once every block is stored and pinned for the sequence, so attention over them can be asked
+     * for until {@link #released}: only then does the cache let go of its own. {@link Outcome#FAILED} (or an
+     * exceptional completion) when not: the sequence stays local, and nothing this call pinned stays pinned; {@link
+     * Outcome#AGAIN} when a block it took no copy of was gone (nothing pinned either).
      *
      * <p>The future must complete within a bounded time, with success or failure (the gateway's {@code
      * AttendOffload} fails it after its offload-timeout), and the caller's engine loop should be woken when it does:
@@ -48,9 +85,15 @@ public interface BlockOffload {
      * io.moemesh.model.engine.KvCache#offloadPending}) instead of being preempted or ended, and no request is admitted
      * in a step where one waits. The cache and the scheduler do not time it out themselves: they have no clock (a
      * step is not a unit of time) and the implementation knows its calls' deadlines. A future that never completes
-     * holds its sequence, and with it the blocks it holds, until the sequence is cancelled.
+     * holds its sequence, and with it the blocks it holds, until the sequence is cancelled. The loop should be woken
+     * too when copies stop being held ({@link #copyRoom} grew): a sequence may be waiting for that room.
      */
-    CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks);
+    CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes, List<BlockContents> copies);
+
+    /** {@link #offload(long, List, List)} with a copy of every block. */
+    default CompletableFuture<Outcome> offload(long seqId, List<BlockContents> blocks) {
+        return offload(seqId, blocks.stream().map(BlockContents::hash).toList(), blocks);
+    }
 
     /**
      * The sequence left the cache (finished, cancelled, failed, preempted): every pin taken for it is released,

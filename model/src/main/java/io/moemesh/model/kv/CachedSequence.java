@@ -27,8 +27,13 @@ final class CachedSequence {
     /** Leading blocks held remotely (the remote prefix, in blocks): {@code table.get(0)} is block {@code remote}. */
     int remote;
     /** An offload in flight ({@link BlockOffload#offload}) that makes blocks [remote, offloadTo) remote. */
-    CompletableFuture<Boolean> offloading;
+    CompletableFuture<BlockOffload.Outcome> offloading;
     int offloadTo;
+    /**
+     * The policy wants blocks remote but no offload could start: the offload had no room for the first copy ({@link
+     * BlockOffload#copyRoom}). The sequence waits for that room as for an offload in flight.
+     */
+    boolean awaitingRoom;
     /** True once an offload was started (then the offload is told of the release). */
     boolean offloaded;
     /** An offload failed: the sequence stays local from then on (no retry against a service that is down). */

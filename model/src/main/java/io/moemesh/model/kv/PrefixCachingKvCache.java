@@ -156,7 +156,7 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     public boolean ensureCapacity(long seqId, int length) {
         CachedSequence s = sequences.get(seqId);
         if (s != null) {
-            offloader.apply(s);
+            offloader.apply(seqId, s);
         }
         int need = (length + blockTokens - 1) / blockTokens - (s == null ? 0 : s.remote);
         int have = s == null ? 0 : s.table.size();
@@ -299,13 +299,16 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
     /**
      * Sets where long sequences' oldest blocks go ({@link BlockOffload#NONE}, the default, keeps them here). After
      * each completed step of a sequence, when the offload's {@link BlockOffload#remoteBlocks} wants more of its
-     * blocks remote than are and none is in flight, copies of those blocks go to {@link BlockOffload#offload}: only
-     * full blocks with a hash, block 0 first, stopping at one without or one that is another chain's (a prefix
-     * computed twice side by side gives its second copy the hash too). Once that completes with true, at the sequence's
-     * next {@link #ensureCapacity} (a step boundary), the sequence lets go of them as {@link #release} does (a block
-     * other sequences share stays held by them; one nobody holds becomes cached, reclaimable, still findable by
-     * its hash) and reports them as its {@link #remotePrefix}. A failed offload leaves the sequence local for the
-     * rest of its life. Engine thread only; set it before the engine runs.
+     * blocks remote than are and none is in flight, those blocks go to {@link BlockOffload#offload}: only full blocks
+     * with a hash, block 0 first, stopping at one without or one that is another chain's (a prefix computed twice
+     * side by side gives its second copy the hash too); copied only when the offload {@linkplain
+     * BlockOffload#needsCopy needs a copy}, and no more copies than its {@linkplain BlockOffload#copyRoom room} (the
+     * rest stays local for now; a sequence that could start nothing waits for that room, {@link #offloadPending}).
+     * Once that completes with {@link BlockOffload.Outcome#PINNED}, at the sequence's next {@link #ensureCapacity} (a
+     * step boundary), the sequence lets go of them as {@link #release} does (a block other sequences share stays held
+     * by them; one nobody holds becomes cached, reclaimable, still findable by its hash) and reports them as its
+     * {@link #remotePrefix}. A failed offload leaves the sequence local for the rest of its life. Engine thread only;
+     * set it before the engine runs.
      */
     public void setBlockOffload(BlockOffload offload) {
         if (offload != BlockOffload.NONE && !enabled) {
@@ -404,7 +407,10 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
         return PrefixOffloader.offloadsWithin(offload, totalBlocks(), blockTokens());
     }
 
-    /** Whether an offload of the sequence's blocks is in flight: once it lands the pool has more room for it. */
+    /**
+     * Whether an offload of the sequence's blocks is in flight, or waits for the offload's room for copies: once it
+     * lands the pool has more room for it.
+     */
     @Override
     public boolean offloadPending(long seqId) {
         CachedSequence s = sequences.get(seqId);

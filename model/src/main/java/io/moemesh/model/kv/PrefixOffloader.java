@@ -34,9 +34,12 @@ final class PrefixOffloader {
         return offload != BlockOffload.NONE && offload.remoteBlocks(positions) > 0;
     }
 
-    /** Whether an offload of the sequence is in flight (or done and not yet applied). */
+    /**
+     * Whether an offload of the sequence is in flight (or done and not yet applied), or waits for the offload's room
+     * for copies ({@link BlockOffload#copyRoom}): either way the pool has more room for it soon.
+     */
     boolean pending(CachedSequence s) {
-        return s.offloading != null;
+        return s.offloading != null || s.awaitingRoom;
     }
 
     void set(BlockOffload offload) {
@@ -45,47 +48,82 @@ final class PrefixOffloader {
 
     /**
      * After a completed step of the sequence ({@code s.length} positions final and hashed): when the policy wants
-     * more of its blocks remote than are and none is in flight, starts an offload of copies of the next ones, only
-     * full blocks with a hash, block {@code s.remote} first, stopping at one without (a sequence whose steps
-     * stopped being hashed, {@link CachedSequence#hashable}) or one that is another chain's (its chain position
-     * differs); a duplicate of another sequence's block has its hash ({@link PrefixBlockPool#register}). A sequence
-     * whose offload failed is never offered again.
+     * more of its blocks remote than are and none is in flight, starts an offload of the next ones ({@link #start}).
+     * A sequence whose offload failed is never offered again.
      */
     void stepCompleted(long seqId, CachedSequence s) {
+        start(seqId, s);
+    }
+
+    /**
+     * Starts an offload of the sequence's next blocks, when none is in flight and the policy wants more remote: only
+     * full blocks with a hash, block {@code s.remote} first, stopping at one without (a sequence whose steps stopped
+     * being hashed, {@link CachedSequence#hashable}) or one that is another chain's (its chain position differs); a
+     * duplicate of another sequence's block has its hash ({@link PrefixBlockPool#register}). A block the offload
+     * holds already goes by its hash alone ({@link BlockOffload#needsCopy}), so a long history that is still cached
+     * here and stored there costs no copies; the others are copied, no more than {@link BlockOffload#copyRoom}: the
+     * run stops before the first copy past it (those blocks stay local for now). A run that could not start for
+     * want of room leaves the sequence waiting for it ({@link CachedSequence#awaitingRoom}): {@link #apply} tries
+     * again at every step boundary.
+     */
+    private void start(long seqId, CachedSequence s) {
+        s.awaitingRoom = false;
         if (offload == BlockOffload.NONE || s.offloading != null || s.offloadFailed) {
             return;
         }
         int target = Math.min(offload.remoteBlocks(s.length), s.length / blocks.pool().blockTokens());
+        int room = offload.copyRoom();
+        List<BlockHash> hashes = new ArrayList<>();
         List<BlockContents> copies = new ArrayList<>();
         for (int i = s.remote; i < target; i++) {
             int b = s.table.get(i - s.remote);
-            if (blocks.hashOf(b) == null || blocks.position(b) != i) {
+            BlockHash h = blocks.hashOf(b);
+            if (h == null || blocks.position(b) != i) {
                 break;
             }
-            copies.add(blocks.copy(b));
+            if (offload.needsCopy(h)) {
+                if (copies.size() >= room) {
+                    s.awaitingRoom = hashes.isEmpty();
+                    break;
+                }
+                copies.add(blocks.copy(b));
+            }
+            hashes.add(h);
         }
-        if (copies.isEmpty()) {
+        if (hashes.isEmpty()) {
             return;
         }
         s.offloaded = true;
-        s.offloadTo = s.remote + copies.size();
-        s.offloading = offload.offload(seqId, copies);
+        s.offloadTo = s.remote + hashes.size();
+        s.offloading = offload.offload(seqId, hashes, copies);
     }
 
     /**
      * At a step boundary (the engine reads the table after this): lets go of the blocks of a completed offload as a
      * release does (a block other sequences share stays held by them; one nobody holds becomes cached, still
-     * findable by its hash) and counts them as remote. A failed one (false, exceptional or cancelled) leaves the
-     * sequence local for the rest of its life: no retry against a service that is down.
+     * findable by its hash) and counts them as remote. A failed one (FAILED, exceptional or cancelled) leaves the
+     * sequence local for the rest of its life: no retry against a service that is down. One that says {@link
+     * BlockOffload.Outcome#AGAIN}, and a sequence waiting for the offload's room, start an offload again here (the
+     * scheduler reserves for a sequence at each step boundary, waiting or not).
      */
-    void apply(CachedSequence s) {
-        if (s.offloading == null || !s.offloading.isDone()) {
+    void apply(long seqId, CachedSequence s) {
+        if (s.offloading == null) {
+            if (s.awaitingRoom && offload.copyRoom() > 0) {
+                start(seqId, s);
+            }
             return;
         }
-        boolean ok = !s.offloading.isCompletedExceptionally() && !s.offloading.isCancelled()
-                && Boolean.TRUE.equals(s.offloading.getNow(false));
+        if (!s.offloading.isDone()) {
+            return;
+        }
+        BlockOffload.Outcome outcome = s.offloading.isCompletedExceptionally() || s.offloading.isCancelled()
+                ? BlockOffload.Outcome.FAILED : s.offloading.getNow(BlockOffload.Outcome.FAILED);
         s.offloading = null;
-        if (!ok) {
+        if (outcome == BlockOffload.Outcome.AGAIN) {
+            start(seqId, s);
+            return;
+        }
+        if (outcome != BlockOffload.Outcome.PINNED) {
             s.offloadFailed = true;
             return;
         }

@@ -84,15 +84,16 @@ class OffloadGenerationTest {
         }
 
         @Override
-        public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
+        public CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes, List<BlockContents> blocks) {
             offloads++;
             if (refuse) {
-                return CompletableFuture.completedFuture(false);
+                return CompletableFuture.completedFuture(Outcome.FAILED);
             }
             List<BlockContents> have = pinned.computeIfAbsent(seqId, k -> new ArrayList<>());
+            assertThat(blocks).as("a copy of every block (it needs them all)").hasSameSizeAs(hashes);
             assertThat(blocks.getFirst().chainPosition()).as("offloads continue the remote run").isEqualTo(have.size());
             have.addAll(blocks);
-            return CompletableFuture.completedFuture(true);
+            return CompletableFuture.completedFuture(Outcome.PINNED);
         }
 
         @Override
@@ -152,7 +153,7 @@ class OffloadGenerationTest {
 
     /** A service whose offloads stay in flight until {@link #land}; the ones after it complete as stored. */
     private static final class HeldService extends Service {
-        private final List<CompletableFuture<Boolean>> held = new ArrayList<>();
+        private final List<CompletableFuture<Outcome>> held = new ArrayList<>();
         private boolean holding = true;
 
         HeldService(int threshold) {
@@ -160,12 +161,12 @@ class OffloadGenerationTest {
         }
 
         @Override
-        public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
-            CompletableFuture<Boolean> stored = super.offload(seqId, blocks);
+        public CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes, List<BlockContents> blocks) {
+            CompletableFuture<Outcome> stored = super.offload(seqId, hashes, blocks);
             if (!holding) {
                 return stored;
             }
-            CompletableFuture<Boolean> later = new CompletableFuture<>();
+            CompletableFuture<Outcome> later = new CompletableFuture<>();
             held.add(later);
             return later;
         }
@@ -173,7 +174,7 @@ class OffloadGenerationTest {
         /** The offloads in flight land as stored; later ones are not held. */
         void land() {
             holding = false;
-            held.forEach(f -> f.complete(true));
+            held.forEach(f -> f.complete(Outcome.PINNED));
         }
     }
 
@@ -299,6 +300,32 @@ class OffloadGenerationTest {
         }
         assertThat(seen.error).isInstanceOf(RemoteAttentionException.class).hasMessageContaining("UNAVAILABLE");
         assertThat(service.released).containsExactly(1L);
+        assertThat(cache.audit()).isZero();
+    }
+
+    @Test
+    void aRemoteAttentionFailureNamingItsSequence_endsOnlyIt_andTheOthersInTheStepGetTheReferenceTokens() {
+        Service service = new Service(32, 1) {
+            @Override
+            public void await(RemoteAttentionBatch batch) {
+                throw new RemoteAttentionException("Attend of sequence " + batch.seqId(0) + " failed: UNAVAILABLE",
+                        null, java.util.Set.of(batch.seqId(0)));
+            }
+        };
+        PrefixCachingKvCache cache = pool(64, service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        Seen longOne = new Seen();
+        Seen shortOne = new Seen();
+        GenerationRequest r = greedy(prompt(8, 12), 20); // 28 positions: below the threshold, never remote
+        long longId = s.submit(greedy(prompt(40, 6), 30), longOne, "t").sequenceId();
+        s.submit(r, shortOne, "t");
+
+        runToIdle(s, 200);
+
+        assertThat(longOne.error).isInstanceOf(RemoteAttentionException.class).hasMessageContaining("UNAVAILABLE");
+        assertThat(shortOne.error).isNull();
+        assertThat(shortOne.result.generatedIds()).containsExactly(reference(r));
+        assertThat(service.released).contains(longId);
         assertThat(cache.audit()).isZero();
     }
 

@@ -40,8 +40,9 @@ class PrefixCachingKvCacheTest {
             }
 
             @Override
-            public java.util.concurrent.CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
-                return stores ? java.util.concurrent.CompletableFuture.completedFuture(true)
+            public java.util.concurrent.CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes,
+                                                                           List<BlockContents> copies) {
+                return stores ? java.util.concurrent.CompletableFuture.completedFuture(Outcome.PINNED)
                         : new java.util.concurrent.CompletableFuture<>();
             }
 
@@ -67,6 +68,53 @@ class PrefixCachingKvCacheTest {
         assertThat(kv.cache.maxSequencePositions()).as("keeps the whole pool local").isEqualTo(16 * B);
         kv.cache.setBlockOffload(BlockOffload.NONE);
         assertThat(kv.cache.maxSequencePositions()).isEqualTo(16 * B);
+    }
+
+    /**
+     * A follow-up turn whose 60-block history is still cached here, and stored in the offload's tier: its first step
+     * hands the offload that history by hash, and copies none of it (before, every block up to the policy's target
+     * was copied on the engine thread and held until the offload's Pin answered, once per such sequence).
+     */
+    @Test
+    void aFollowUpTurnWhoseHistoryTheOffloadHolds_isOffloadedWithoutACopy() {
+        kv = new KvDriver(64);
+        int[] history = KvDriver.tokens(60 * B + 2, 6);
+        kv.prefill(1, history, "t");
+        kv.cache.release(1);
+        List<List<BlockHash>> runs = new java.util.ArrayList<>();
+        List<List<BlockContents>> copies = new java.util.ArrayList<>();
+        kv.cache.setBlockOffload(new BlockOffload() {
+            @Override
+            public int remoteBlocks(int length) {
+                return length < 8 * B ? 0 : length / B - 2;
+            }
+
+            @Override
+            public boolean needsCopy(BlockHash hash) {
+                return false; // its tier stores every block already
+            }
+
+            @Override
+            public java.util.concurrent.CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes,
+                                                                           List<BlockContents> copied) {
+                runs.add(hashes);
+                copies.add(copied);
+                return new java.util.concurrent.CompletableFuture<>();
+            }
+
+            @Override
+            public void released(long seqId) {
+            }
+        });
+        int[] turn = Arrays.copyOf(history, 60 * B + 6);
+        Arrays.fill(turn, 60 * B, turn.length, 5);
+
+        assertThat(kv.admit(2, turn, "t")).isEqualTo(60 * B);
+        kv.step(2, turn, 60 * B, turn.length, "t", true);
+
+        assertThat(runs).singleElement().satisfies(run -> assertThat(run).hasSize(59));
+        assertThat(copies).singleElement().satisfies(c -> assertThat(c).isEmpty());
+        kv.cache.release(2);
     }
 
     @Test

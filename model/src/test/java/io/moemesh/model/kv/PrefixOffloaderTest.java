@@ -27,11 +27,19 @@ class PrefixOffloaderTest {
     private final CachedSequence s = new CachedSequence(B, "t");
     private final BlockHash[] hashes = new BlockHash[3];
 
-    /** Wants {@code remote} blocks remote; every call gets {@link #next}. */
+    /**
+     * Wants {@code remote} blocks remote; every call gets {@link #next}. Needs no copy of the blocks in {@link
+     * #stored}; takes {@link #room} copies at most.
+     */
     private static final class Offload implements BlockOffload {
         int remote = 2;
-        CompletableFuture<Boolean> next = new CompletableFuture<>();
+        int room = Integer.MAX_VALUE;
+        final java.util.Set<BlockHash> stored = new java.util.HashSet<>();
+        CompletableFuture<Outcome> next = new CompletableFuture<>();
+        /** Each offload's copies. */
         final List<List<BlockContents>> calls = new ArrayList<>();
+        /** Each offload's blocks. */
+        final List<List<BlockHash>> runs = new ArrayList<>();
         final List<Long> released = new ArrayList<>();
 
         @Override
@@ -40,8 +48,19 @@ class PrefixOffloaderTest {
         }
 
         @Override
-        public CompletableFuture<Boolean> offload(long seqId, List<BlockContents> blocks) {
-            calls.add(blocks);
+        public boolean needsCopy(BlockHash hash) {
+            return !stored.contains(hash);
+        }
+
+        @Override
+        public int copyRoom() {
+            return room;
+        }
+
+        @Override
+        public CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes, List<BlockContents> copies) {
+            runs.add(hashes);
+            calls.add(copies);
             return next;
         }
 
@@ -88,12 +107,12 @@ class PrefixOffloaderTest {
         assertThat(offload.calls).singleElement().satisfies(copies -> assertThat(copies)
                 .extracting(BlockContents::hash).containsExactly(hashes[0], hashes[1]));
 
-        offloader.apply(s); // still in flight: nothing changes
+        offloader.apply(SEQ, s); // still in flight: nothing changes
         assertThat(s.table.size()).isEqualTo(3);
         assertThat(s.remote).isZero();
 
-        offload.next.complete(true);
-        offloader.apply(s);
+        offload.next.complete(BlockOffload.Outcome.PINNED);
+        offloader.apply(SEQ, s);
         assertThat(s.remote).isEqualTo(2);
         assertThat(s.table.size()).isOne();
         assertThat(s.table.get(0)).isEqualTo(third);
@@ -154,6 +173,80 @@ class PrefixOffloaderTest {
         assertThat(offload.calls).hasSize(1);
     }
 
+    @Test
+    void blocksTheOffloadHoldsAlready_goByTheirHashAlone_withoutCopies() {
+        offload.remote = 3;
+        offload.stored.add(hashes[0]);
+        offload.stored.add(hashes[1]);
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+        }
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.runs.getFirst()).containsExactly(hashes[0], hashes[1], hashes[2]);
+        assertThat(offload.calls.getFirst()).extracting(BlockContents::hash).containsExactly(hashes[2]);
+    }
+
+    @Test
+    void copiesPastTheOffloadsRoom_stayLocalForNow_andGoInALaterOffload() {
+        offload.remote = 3;
+        offload.room = 1;
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+        }
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.runs.getFirst()).containsExactly(hashes[0]);
+        assertThat(offloader.pending(s)).isTrue();
+
+        offload.next.complete(BlockOffload.Outcome.PINNED);
+        offloader.apply(SEQ, s);
+        assertThat(s.remote).isOne();
+        offload.next = new CompletableFuture<>();
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.runs).hasSize(2);
+        assertThat(offload.runs.get(1)).containsExactly(hashes[1]);
+        offloader.released(SEQ, s);
+    }
+
+    @Test
+    void noRoomForTheFirstCopy_theSequenceWaits_andItsOffloadStartsAtTheBoundaryAfterRoomCameBack() {
+        offload.room = 0;
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+        }
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.runs).isEmpty();
+        assertThat(offloader.pending(s)).as("waits for room as for an offload in flight").isTrue();
+        offloader.apply(SEQ, s);
+        assertThat(offload.runs).as("still no room").isEmpty();
+
+        offload.room = 8;
+        offloader.apply(SEQ, s);
+        assertThat(offload.runs).singleElement().satisfies(run -> assertThat(run).hasSize(2));
+        assertThat(s.awaitingRoom).isFalse();
+        offloader.released(SEQ, s);
+    }
+
+    @Test
+    void anOffloadThatSaysAgain_startsAgainAtTheBoundary_copyingWhatItNowNeeds_andIsNotAFailure() {
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+            offload.stored.add(hashes[i]);
+        }
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.calls.getFirst()).as("holds them all: nothing copied").isEmpty();
+        offload.stored.remove(hashes[1]); // it turned out gone from the tier
+        offload.next.complete(BlockOffload.Outcome.AGAIN);
+        offload.next = new CompletableFuture<>();
+
+        offloader.apply(SEQ, s);
+
+        assertThat(s.offloadFailed).isFalse();
+        assertThat(s.remote).isZero();
+        assertThat(offload.runs).hasSize(2);
+        assertThat(offload.calls.get(1)).extracting(BlockContents::hash).containsExactly(hashes[1]);
+        offloader.released(SEQ, s);
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"false", "exception", "cancelled"})
     void aFailedOffload_leavesTheSequenceLocal_andIsNeverRetried(String outcome) {
@@ -162,15 +255,15 @@ class PrefixOffloaderTest {
         }
         offloader.stepCompleted(SEQ, s);
         switch (outcome) {
-            case "false" -> offload.next.complete(false);
+            case "false" -> offload.next.complete(BlockOffload.Outcome.FAILED);
             case "exception" -> offload.next.completeExceptionally(new IllegalStateException("service down"));
             default -> offload.next.cancel(false);
         }
-        offloader.apply(s);
+        offloader.apply(SEQ, s);
         assertThat(s.table.size()).isEqualTo(3);
         assertThat(s.remote).isZero();
         assertThat(s.offloadFailed).isTrue();
-        offload.next = CompletableFuture.completedFuture(true);
+        offload.next = CompletableFuture.completedFuture(BlockOffload.Outcome.PINNED);
         offloader.stepCompleted(SEQ, s);
         assertThat(offload.calls).hasSize(1);
         offloader.released(SEQ, s);
