@@ -149,13 +149,17 @@ client-side dry runs). */}}
 {{- end }}
 
 {{/* Fails when a kvcache pod the release runs would take an existing SSD claim (lookup) of another size than
-kvcache.persistence.size, or of another storage class than a set kvcache.persistence.storageClassName. A
-StatefulSet takes ssd-<name>-<ordinal> by name, whatever its claim template asks, and keeps the claims of the pods a
-scale-in removed; helm uninstall keeps them all. So a first install may find the claims an uninstalled release left,
-and an upgrade the claim a scale-in left (made before the volumes were grown: raising kvcache.replicas again would
-put that ordinal on it) or one an expansion forgot. On a smaller volume the tier the values size for
-persistence.size (ssdBytes, the volume check in moemesh.validate) runs out of space; a larger one may hold more than
-the startup budget reads (moemesh.kvcache.startupSeconds), so the pod would be killed mid-scan, over and over.
+kvcache.persistence.size (on an upgrade: a smaller one only), or of another storage class than a set
+kvcache.persistence.storageClassName. A StatefulSet takes ssd-<name>-<ordinal> by name, whatever its claim template
+asks, and keeps the claims of the pods a scale-in removed; helm uninstall keeps them all. So a first install may
+find the claims an uninstalled release left, and an upgrade the claim a scale-in left (made before the volumes were
+grown: raising kvcache.replicas again would put that ordinal on it) or one an expansion forgot. On a smaller volume
+the tier the values size for persistence.size (ssdBytes, the volume check in moemesh.validate) runs out of space. A
+larger claim fails a first install: left by another release, it may hold more than the startup budget reads
+(moemesh.kvcache.startupSeconds), so the pod would be killed mid-scan, over and over. On an upgrade a larger claim
+passes: it is most often one grown in place (kubectl patch, a PVC autoresizer) under the release's own pods, whose
+tier the values size for persistence.size, and failing there would stop every upgrade, an image bump included,
+until the StatefulSet is re-created (docs/kubernetes.md says when such a claim wants kvcache.startupProbeSeconds).
 Checked for the ordinals the release runs (kvcache.replicas). A claim without a storage class set in the values got
 the cluster's default class when it was made, which the chart cannot name: its class is compared only when the
 values set one. On an upgrade the values' size is the live claim template's (checkLiveVolume), so the way out is
@@ -182,16 +186,12 @@ the claim's, not the value's. */}}
 {{- if and $liveSize (lt (float64 (include "moemesh.quantityBytes" $liveSize)) $want) }}
 {{- $fix := printf "Set kvcache.persistence.size to %s (and kvcache.ssdBytes to fit it), or %s" $liveSize $grow }}
 {{- if $upgrade }}
-{{- $fix = printf "Every pod's claim must be of kvcache.persistence.size: %s" $grow }}
+{{- $fix = printf "Every pod's claim must be at least of kvcache.persistence.size: %s" $grow }}
 {{- end }}
 {{- fail (printf "kvcache.persistence.size (%v) is larger than %s: the SSD tier sized for kvcache.persistence.size (kvcache.ssdBytes, kvcache.dramBytes) would run out of space on it. %s" $k.persistence.size $adopt $fix) }}
 {{- end }}
-{{- if and $liveSize (gt (float64 (include "moemesh.quantityBytes" $liveSize)) $want) }}
-{{- $fix := printf "Set kvcache.persistence.size to %s, %s" $liveSize $fresh }}
-{{- if $upgrade }}
-{{- $fix = printf "Every pod's claim must be of kvcache.persistence.size: grow the other claims to %s and set kvcache.persistence.size to it (\"A larger volume\" in docs/kubernetes.md), %s" $liveSize $fresh }}
-{{- end }}
-{{- fail (printf "kvcache.persistence.size (%v) is smaller than %s: a starting kvcache pod reads all its volume holds before it answers, which may take longer than the startup budget derived from kvcache.persistence.size, and would then be killed mid-scan, over and over. %s" $k.persistence.size $adopt $fix) }}
+{{- if and $liveSize (not $upgrade) (gt (float64 (include "moemesh.quantityBytes" $liveSize)) $want) }}
+{{- fail (printf "kvcache.persistence.size (%v) is smaller than %s: a starting kvcache pod reads all its volume holds before it answers, which may take longer than the startup budget derived from kvcache.persistence.size, and would then be killed mid-scan, over and over. Set kvcache.persistence.size to %s, %s" $k.persistence.size $adopt $liveSize $fresh) }}
 {{- end }}
 {{- if and $live $wantClass (ne $liveClass $wantClass) }}
 {{- $fix := printf "Set kvcache.persistence.storageClassName to %q, %s" $liveClass $fresh }}

@@ -124,10 +124,11 @@ class ChartUpgradeLookupTest {
     /**
      * Live claims of the ordinals an upgrade runs, against the values: a StatefulSet takes an ordinal's claim by name
      * whatever its template asks, and keeps the claims of the pods a scale-in removed. So an upgrade whose claim
-     * template matches the values may still put a pod on a claim of another size: one a scale-in left before the
-     * volumes were grown (raising kvcache.replicas again), or one the expansion recipe forgot (the StatefulSet deleted
-     * with --cascade=orphan, so none is live). The upgrade fails naming the claim and how to fix it; claims of the
-     * values' size, and a claim of an ordinal the upgrade does not run, upgrade.
+     * template matches the values may still put a pod on a smaller claim: one a scale-in left before the volumes were
+     * grown (raising kvcache.replicas again), or one the expansion recipe forgot (the StatefulSet deleted with
+     * --cascade=orphan, so none is live). The upgrade fails naming the claim and how to fix it. Claims of the values'
+     * size, larger ones (grown in place: kubectl patch, a PVC autoresizer), and a claim of an ordinal the upgrade does
+     * not run, upgrade.
      */
     static Stream<Arguments> upgradeClaims() {
         return Stream.of(
@@ -141,11 +142,10 @@ class ChartUpgradeLookupTest {
                                 + "'{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"200Gi\"}}}}'",
                         "kubectl -n serving delete pvc ssd-moemesh-kvcache-1 --wait=false",
                         "Changing the kvcache volume")),
-                // the reverse: the left claim is larger than the volume the startup budget reads
-                Arguments.of("100Gi", Map.of(0, "100Gi", 1, "200Gi"), Map.of("kvcache.replicas", "2"),
-                        List.of("kvcache.persistence.size (100Gi) is smaller than",
-                                "PersistentVolumeClaim ssd-moemesh-kvcache-1 (200Gi", "startup budget",
-                                "kubectl -n serving delete pvc ssd-moemesh-kvcache-1 --wait=false")),
+                // claims grown in place (kubectl patch, a PVC autoresizer) under the running pods: an image bump
+                // upgrades, as it did before claims were looked up on upgrades
+                Arguments.of("100Gi", Map.of(0, "150Gi"), Map.of("kvcache.image.tag", "0.2.1"), List.of()),
+                Arguments.of("100Gi", Map.of(0, "100Gi", 1, "200Gi"), Map.of("kvcache.replicas", "2"), List.of()),
                 // the expansion recipe with ordinal 1 forgotten: no live StatefulSet to compare with
                 Arguments.of("", Map.of(0, "200Gi", 1, "100Gi"), Map.of("kvcache.replicas", "2",
                         "kvcache.persistence.size", "200Gi"), List.of("kvcache.persistence.size (200Gi) is larger than",
@@ -155,7 +155,7 @@ class ChartUpgradeLookupTest {
 
     @ParameterizedTest(name = "live template {0}, claims {1}, values {2}")
     @MethodSource("upgradeClaims")
-    void upgradeOntoAClaimOfAnotherSize_failsNamingTheClaim_evenWhenTheClaimTemplateMatches(
+    void upgradeOntoASmallerClaim_failsNamingTheClaim_evenWhenTheClaimTemplateMatches_aLargerOneUpgrades(
             String templateSize, Map<Integer, String> claims, Map<String, String> values, List<String> message) {
         try (FakeKubernetesApi api = new FakeKubernetesApi()) {
             if (!templateSize.isEmpty()) {

@@ -8,8 +8,9 @@ import java.util.function.LongSupplier;
 
 /**
  * Latency and throughput of the public APIs, with vLLM's definitions: TTFT (arrival → first token), ITL
- * (between consecutive tokens), TPOT ((E2E − TTFT) / (tokens − 1)), E2E (arrival → last token). Arrival is when the
- * API received the request ({@link ServingRequest#arrivalNanos()}), so intake, tokenization and admission count.
+ * (between consecutive tokens), TPOT ((E2E − TTFT) / (tokens − 1)), E2E (arrival → last token, or → the request's
+ * end when it ended before its first token, failed or cancelled). Arrival is when the API received the request
+ * ({@link ServingRequest#arrivalNanos()}), so intake, tokenization and admission count.
  * Names are listed in docs/metrics.md.
  */
 public final class ServingMetrics {
@@ -33,7 +34,8 @@ public final class ServingMetrics {
         this.ttft = timer("moemesh.gateway.time.to.first.token", "arrival to first generated token");
         this.itl = timer("moemesh.gateway.inter.token.latency", "time between consecutive generated tokens");
         this.tpot = timer("moemesh.gateway.time.per.output.token", "(e2e - ttft) / (output tokens - 1) per request");
-        this.e2e = timer("moemesh.gateway.e2e.request.latency", "arrival to last generated token");
+        this.e2e = timer("moemesh.gateway.e2e.request.latency",
+                "arrival to last generated token, or to the end of a request that ended before its first token");
         this.promptTokens = Counter.builder("moemesh.gateway.prompt.tokens").description("prompt tokens admitted")
                 .register(registry);
         this.generationTokens = Counter.builder("moemesh.gateway.generation.tokens").description("tokens generated")

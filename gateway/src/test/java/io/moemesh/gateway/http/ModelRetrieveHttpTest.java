@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
@@ -43,6 +44,13 @@ class ModelRetrieveHttpTest {
         r.add("moemesh.gateway.model-dir", DIR::toString);
         r.add("moemesh.gateway.grpc-port", () -> "0");
         r.add("moemesh.gateway.api-keys", () -> KEY + ":alice");
+    }
+
+    /** The link and its temporary folder go with the class: each run makes new ones in target. */
+    @AfterAll
+    static void removeTheLink() throws IOException {
+        Files.deleteIfExists(DIR); // the link only, not the model it points to
+        Files.deleteIfExists(DIR.getParent());
     }
 
     /** The tiny Mixtral through a link named {@code name}: the gateway serves a model by its directory's name. */

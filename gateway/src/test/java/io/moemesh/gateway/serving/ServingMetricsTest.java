@@ -28,6 +28,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The serving metrics of docs/metrics.md as GenerationService records them: the four latency histograms once per
@@ -165,7 +167,7 @@ class ServingMetricsTest {
         Timer ttft = timer("moemesh.gateway.time.to.first.token");
         Timer e2e = timer("moemesh.gateway.e2e.request.latency");
 
-        GenerationService.Handle cancelled = endAfterItsFirstToken(service, arrival, GenerationService.Handle::cancel);
+        endAfterItsFirstToken(service, arrival, GenerationService.Handle::cancel);
         assertThat(requests("cancelled")).isOne();
         assertThat(ttft.count()).isOne();
         assertThat(e2e.count()).as("the cancelled request's E2E").isOne();
@@ -176,17 +178,14 @@ class ServingMetricsTest {
         assertThat(ttft.count()).isEqualTo(2);
         assertThat(e2e.count()).as("the failed request's E2E").isEqualTo(2);
         assertThat(e2e.totalTime(TimeUnit.NANOSECONDS)).isEqualTo(14_000_000_000d);
-
-        cancelled.cancel();
-        assertThat(e2e.count()).as("once per request").isEqualTo(2);
     }
 
     /**
      * Submits a request of 20 tokens, ends it with {@code end} while the engine thread waits in its first token, then
      * waits for the engine to have ended its sequence.
      */
-    private GenerationService.Handle endAfterItsFirstToken(GenerationService service, long arrival,
-                                                           java.util.function.Consumer<GenerationService.Handle> end)
+    private void endAfterItsFirstToken(GenerationService service, long arrival,
+                                       java.util.function.Consumer<GenerationService.Handle> end)
             throws Exception {
         java.util.concurrent.CountDownLatch first = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.CountDownLatch ended = new java.util.concurrent.CountDownLatch(1);
@@ -217,7 +216,38 @@ class ServingMetricsTest {
         end.accept(h);
         ended.countDown();
         org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> loop.inFlight() == 0);
-        return h;
+    }
+
+    /**
+     * A stop string completes the request inside its token (recording its E2E there) and has the scheduler drop the
+     * sequence, whose end (a CancellationException) comes after: that end records nothing more. So does a traced
+     * request, which the stop string ends one step later with the engine's result (onFinish). The stop string is the
+     * first character of what the model generates greedily, so it ends the request at its first token.
+     */
+    @ParameterizedTest(name = "traced {0}")
+    @ValueSource(booleans = {false, true})
+    void e2e_recordedOnce_forARequestAStopStringEnds(boolean trace) {
+        GenerationService service = service(System::nanoTime, () -> { });
+        Timer e2e = timer("moemesh.gateway.e2e.request.latency");
+        String text = run(service, request(20, false, List.of())).text();
+        assertThat(text).as("the greedy text, whose first character is the stop string").isNotEmpty();
+        String stop = text.substring(0, Character.charCount(text.codePointAt(0)));
+        long before = e2e.count();
+
+        CompletionSink.Completion stopped = run(service, request(20, trace, List.of(stop)));
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> loop.inFlight() == 0);
+
+        assertThat(stopped.reason()).isEqualTo("stop");
+        assertThat(stopped.generatedIds()).as("ended by the stop string, not by max_tokens").hasSizeLessThan(20);
+        if (trace) {
+            assertThat(stopped.result()).as("a traced request ends with the engine's result (onFinish)").isNotNull();
+        }
+        assertThat(e2e.count() - before).as("the stopped request's E2E").isOne();
+    }
+
+    private static ServingRequest request(int maxTokens, boolean trace, List<String> stop) {
+        return new ServingRequest("r", "t", new GenerationRequest(new int[] {1, 5, 9},
+                new SamplingParams(0, 1, 0, OptionalLong.empty(), maxTokens, true), trace), stop, System.nanoTime());
     }
 
     @Test

@@ -23,8 +23,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>{@code delete} deletes each of them that is really a store of ours and that nothing has open
  * ({@link OrphanedStores#delete}), logging each. {@code keep} leaves them, and so does {@code delete} for a folder it
- * must not delete; the service then refuses to start when what is kept leaves the served stores too little room:
- * less than their {@link #footprintBytes footprint} in the volume's usable space plus what they hold already.
+ * must not delete; the service then refuses to start when what is kept is what leaves the served stores too little
+ * room: their {@link #footprintBytes footprint} is more than the volume's usable space plus what they hold already,
+ * but not more once the kept stores' bytes are added (deleting them would make the room). A volume too small for the
+ * footprint even without them (an empty folder kept after a {@code moemesh up} of another model, on a laptop with
+ * less free space than the defaults' footprint) is only warned of, as it is without any kept store: the stores are
+ * not what is short, and the served ones may never grow that far.
  */
 final class OrphanedStoresAtStartup {
     private static final Logger log = LoggerFactory.getLogger(OrphanedStoresAtStartup.class);
@@ -61,6 +65,7 @@ final class OrphanedStoresAtStartup {
      * @param usableBytes    the usable space of the volume ssd-dir is on, asked only when a store is kept
      * @return the stores no served model uses that are kept
      * @throws IllegalStateException naming the setting, the stores kept and the bytes, when they leave too little room
+     *                               (deleting them would make it)
      */
     static List<Orphan> settle(Path ssdDir, Set<Path> served, boolean delete, long footprintBytes,
                                String footprintRule, LongSupplier usableBytes) {
@@ -89,25 +94,26 @@ final class OrphanedStoresAtStartup {
         }
         long held = served.stream().filter(Files::isDirectory).mapToLong(OrphanedStores::bytesUnder).sum();
         long usable = usableBytes.getAsLong();
-        if (footprintBytes > usable + held) {
+        long keptBytes = kept.stream().mapToLong(Orphan::bytes).sum();
+        long room = saturatedSum(usable, held);
+        if (footprintBytes > room && footprintBytes <= saturatedSum(room, keptBytes)) {
             StringBuilder stores = new StringBuilder();
             for (int i = 0; i < kept.size(); i++) {
                 stores.append(i == 0 ? "" : ", ").append(kept.get(i).dir()).append(" (").append(kept.get(i).bytes())
                         .append(" bytes").append(reasons.get(i)).append(')');
             }
-            long keptBytes = kept.stream().mapToLong(Orphan::bytes).sum();
             throw new IllegalStateException("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) is "
                     + (delete ? "delete" : "keep") + ", and the model stores in " + ssdDir + " that no served model "
                     + "uses (another model, block size or fingerprint version: never read again) leave the served "
                     + "stores too little room: " + stores + ". The volume has " + usable + " bytes usable and the "
                     + "served stores hold " + held + ", but they may come to hold " + footprintBytes + " bytes ("
                     + footprintRule + "), so the volume would fill (puts and compaction failing, a stop losing the "
-                    + "DRAM tier's blocks). " + (delete
-                    ? "They could not be deleted (above); delete them yourself, " + keptBytes + " bytes, if nothing "
-                    + "else serves them"
+                    + "DRAM tier's blocks); without the " + keptBytes + " bytes of those stores it would not. "
+                    + (delete
+                    ? "They could not be deleted (above); delete them yourself if nothing else serves them"
                     : "Set moemesh.kvcache.orphaned-stores=delete (MOEMESH_KVCACHE_ORPHANED_STORES=delete) to delete "
-                    + "them at startup, or delete them yourself (" + keptBytes + " bytes) if no other configuration "
-                    + "on this directory serves them"));
+                    + "them at startup, or delete them yourself if no other configuration on this directory serves "
+                    + "them"));
         }
         if (!delete) {
             for (Orphan o : kept) {
@@ -116,7 +122,20 @@ final class OrphanedStoresAtStartup {
                         + "startup, or delete it to free the space if nothing else serves it", o.dir(), o.bytes());
             }
         }
+        if (footprintBytes > room) {
+            log.warn("{}: the volume has {} bytes usable and the served stores hold {}, but they may come to hold {} "
+                    + "bytes ({}): the volume is too small for them even without the {} bytes of the model stores no "
+                    + "served model uses (above), and fills if they grow that far (puts and compaction failing, a "
+                    + "stop losing the DRAM tier's blocks); lower moemesh.kvcache.ssd-bytes or dram-bytes, or free "
+                    + "space on the volume", ssdDir, usable, held, footprintBytes, footprintRule, keptBytes);
+        }
         return kept;
+    }
+
+    /** {@code a + b} for non-negative counts, {@link Long#MAX_VALUE} when it would overflow. */
+    private static long saturatedSum(long a, long b) {
+        long sum = a + b;
+        return sum < 0 ? Long.MAX_VALUE : sum;
     }
 
     /** The usable bytes of the file store {@code dir} is on (the SSD volume). */

@@ -25,9 +25,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * crash never leaves the directory locked; the file itself then stays, empty of meaning.
  *
  * <p>The file is deleted on {@link #close()}, before the lock is released, so a closed tier leaves its directory as
- * it found it. A file unlinked under a contender is why {@link #acquire} checks, once it holds the lock, that the
- * path still names the file it opened (its key before the open and after the lock are the same); otherwise it
- * may have locked an unlinked file while another opener created and locked a new one, and it tries again.
+ * it found it. The directory itself may then go ({@link OrphanedStores#delete} removes an unused store's folder
+ * after its lock is released), so {@link #acquire} makes it again when it finds it gone before it opens the file.
+ * A file unlinked under a contender is why {@link #acquire} checks, once it holds the lock, that the path still
+ * names the file it opened (its key before the open and after the lock are the same); otherwise it may have locked
+ * an unlinked file while another opener created and locked a new one, and it tries again.
  *
  * <p>A FileLock is a POSIX record lock, held by the process: closing <em>any</em> descriptor of the file drops every
  * lock the process holds on it. So this JVM must never open a second descriptor on a {@code .lock} it holds (the
@@ -66,21 +68,38 @@ final class DirectoryLock implements AutoCloseable {
      * @throws UncheckedIOException        when the lock file cannot be created or locked
      */
     static DirectoryLock acquire(Path dir) {
+        return acquire(dir, () -> { });
+    }
+
+    /**
+     * {@link #acquire(Path)}, running {@code beforeOpen} just before each open of the lock file: the moment another
+     * process's {@link OrphanedStores#delete} may remove the folder made a moment before (its lock released, the
+     * folder emptied); tests remove it there.
+     */
+    static DirectoryLock acquire(Path dir, Runnable beforeOpen) {
         Path path = dir.resolve(FILE);
         Object token = new Object();
         Path heldKey = null;
         boolean acquired = false;
         try {
-            OwnerOnly.createDirectories(dir); // 0700: the segments in it hold every tenant's K/V
-            Path key = dir.toRealPath().resolve(FILE);
+            Path key = made(dir).resolve(FILE);
             if (HELD.putIfAbsent(key, token) != null) {
                 throw locked(dir, path, "an SSD tier of this process that was not closed");
             }
             heldKey = key;
             for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
                 Object before = fileKey(path);
-                FileChannel ch = FileChannel.open(path, Set.of(StandardOpenOption.CREATE, StandardOpenOption.READ,
-                        StandardOpenOption.WRITE), OwnerOnly.file(dir));
+                beforeOpen.run();
+                FileChannel ch;
+                try {
+                    ch = FileChannel.open(path, Set.of(StandardOpenOption.CREATE, StandardOpenOption.READ,
+                            StandardOpenOption.WRITE), OwnerOnly.file(dir));
+                } catch (NoSuchFileException folderGone) {
+                    // Another process deleted the store folder since it was made here (an orphaned store it found
+                    // unlocked, OrphanedStores.delete): it is no one's now, so made again and locked as a new one.
+                    OwnerOnly.createDirectories(dir);
+                    continue;
+                }
                 FileLock lock;
                 boolean inThisJvm = false;
                 try {
@@ -114,13 +133,30 @@ final class DirectoryLock implements AutoCloseable {
                 ch.close();
             }
             throw new IllegalStateException("the SSD directory lock " + path.toAbsolutePath() + " kept being "
-                    + "replaced while it was being locked (" + ATTEMPTS + " tries)");
+                    + "replaced, or its directory removed, while it was being locked (" + ATTEMPTS + " tries)");
         } catch (IOException e) {
             throw new UncheckedIOException("locking the SSD directory " + dir.toAbsolutePath() + " (" + path.getFileName()
                     + ") failed", e);
         } finally {
             if (!acquired && heldKey != null) {
                 HELD.remove(heldKey, token);
+            }
+        }
+    }
+
+    /**
+     * {@code dir}, made if missing (0700: the segments in it hold every tenant's K/V), as its real path; made again
+     * when it goes before its real path is read (as {@link #acquire} does before the open).
+     */
+    private static Path made(Path dir) throws IOException {
+        for (int attempt = 1; ; attempt++) {
+            OwnerOnly.createDirectories(dir);
+            try {
+                return dir.toRealPath();
+            } catch (NoSuchFileException folderGone) {
+                if (attempt == ATTEMPTS) {
+                    throw folderGone;
+                }
             }
         }
     }

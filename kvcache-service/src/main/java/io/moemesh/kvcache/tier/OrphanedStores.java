@@ -105,7 +105,9 @@ public final class OrphanedStores {
             return Optional.of("deleting its files failed (" + e.getMessage() + ")");
         }
         try {
-            Files.delete(store); // the lock file went with the lock's close
+            // The lock file went with the lock's close. A tier opening the store from now on finds the folder gone
+            // before it opens the lock file and makes it again (DirectoryLock.acquire), or makes this delete fail.
+            Files.delete(store);
             return Optional.empty();
         } catch (DirectoryNotEmptyException e) {
             return Optional.of("a file appeared in it while it was being deleted (a tier opening it?)");

@@ -3,6 +3,9 @@ package io.moemesh.kvcache.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import io.moemesh.kvcache.support.KvTestMesh;
 import io.moemesh.kvcache.tier.FsyncPolicy;
 import io.moemesh.kvcache.tier.OrphanedStores.Orphan;
@@ -13,8 +16,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
 
 /**
  * The model stores no served model uses, at startup, as plain objects on temp directories: a change of block-tokens
@@ -30,6 +36,25 @@ class OrphanedStoresAtStartupTest {
 
     private Path served;
     private Path oldBlockSize;
+    private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
+    private final Logger logger = (Logger) LoggerFactory.getLogger(OrphanedStoresAtStartup.class);
+
+    @BeforeEach
+    void captureTheLog() {
+        logged.start();
+        logger.addAppender(logged);
+    }
+
+    @AfterEach
+    void releaseTheLog() {
+        logger.detachAppender(logged);
+    }
+
+    /** The warnings logged, formatted. */
+    private List<String> warnings() {
+        return logged.list.stream().filter(e -> e.getLevel() == ch.qos.logback.classic.Level.WARN)
+                .map(ILoggingEvent::getFormattedMessage).toList();
+    }
 
     /** The served store (block-tokens 32 now) and the store of block-tokens 16 before, of 1000 bytes. */
     private void storesAfterABlockSizeChange() throws IOException {
@@ -47,17 +72,19 @@ class OrphanedStoresAtStartupTest {
     }
 
     @Test
-    void keep_whenTheOrphansLeaveTooLittleRoom_refusesToStart_namingTheSettingTheFoldersAndTheBytes()
+    void keep_whenDeletingTheOrphansWouldMakeTheRoom_refusesToStart_namingTheSettingTheFoldersAndTheBytes()
             throws IOException {
         storesAfterABlockSizeChange();
 
-        // The served store holds 100 bytes and may come to hold 5000; 4000 usable: 900 short.
+        // The served store holds 100 bytes and may come to hold 5000; 4000 usable: 900 short, and the old store's
+        // 1000 bytes would make the room.
         assertThatThrownBy(() -> OrphanedStoresAtStartup.settle(ssd, Set.of(served), false, 5000, RULE, () -> 4000))
                 .isInstanceOf(IllegalStateException.class)
                 .hasMessageStartingWith("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) is keep")
                 .hasMessageContaining(oldBlockSize + " (1000 bytes)")
                 .hasMessageContaining("4000 bytes usable and the served stores hold 100, but they may come to hold "
                         + "5000 bytes (" + RULE + ")")
+                .hasMessageContaining("without the 1000 bytes of those stores it would not")
                 .hasMessageContaining("Set moemesh.kvcache.orphaned-stores=delete "
                         + "(MOEMESH_KVCACHE_ORPHANED_STORES=delete)")
                 .hasMessageNotContaining(served.toString() + " (");
@@ -71,6 +98,38 @@ class OrphanedStoresAtStartupTest {
         assertThat(OrphanedStoresAtStartup.settle(ssd, Set.of(served), false, 5000, RULE, () -> 4900))
                 .containsExactly(new Orphan(oldBlockSize, 1000));
         assertThat(oldBlockSize.resolve("seg-0000000000000001.kvseg")).exists();
+        assertThat(warnings()).singleElement().asString().contains(oldBlockSize + ": a model store no served model "
+                + "uses (1000 bytes");
+    }
+
+    /**
+     * An empty store folder (a model started once, nothing put) is not what leaves a small volume (a laptop's, a CI
+     * machine's) short of the footprint: the start goes on, warning of the volume as it would without the folder.
+     */
+    @Test
+    void keep_anEmptyOrphan_onAVolumeSmallerThanTheFootprint_starts_warningThatTheVolumeIsSmall() throws IOException {
+        served = Files.createDirectories(ssd.resolve("0123456789abcdef0123456789abcdef-b16"));
+        Path otherModel = Files.createDirectories(ssd.resolve("fedcba9876543210fedcba9876543210-b16"));
+
+        assertThat(OrphanedStoresAtStartup.settle(ssd, Set.of(served), false, 5000, RULE, () -> 10))
+                .containsExactly(new Orphan(otherModel, 0));
+        assertThat(otherModel).isDirectory();
+        assertThat(warnings()).hasSize(2);
+        assertThat(warnings().get(1)).contains(ssd + ": the volume has 10 bytes usable and the served stores hold 0, "
+                + "but they may come to hold 5000 bytes (" + RULE + "): the volume is too small for them even "
+                + "without the 0 bytes of the model stores no served model uses");
+    }
+
+    /** Nor is a store whose bytes, deleted, would still leave the volume short: the volume is what is small. */
+    @Test
+    void keep_anOrphanWhoseDeletionWouldNotMakeTheRoom_starts_warningThatTheVolumeIsSmall() throws IOException {
+        storesAfterABlockSizeChange();
+
+        // 10 usable + 100 held + the old store's 1000 is still short of 5000.
+        assertThat(OrphanedStoresAtStartup.settle(ssd, Set.of(served), false, 5000, RULE, () -> 10))
+                .containsExactly(new Orphan(oldBlockSize, 1000));
+        assertThat(warnings()).last().asString().contains("the volume is too small for them even without the 1000 "
+                + "bytes");
     }
 
     /** Only the other layout's store goes: never the served one, never a folder or file that is not a store. */
@@ -92,17 +151,32 @@ class OrphanedStoresAtStartupTest {
     }
 
     @Test
-    void delete_ofAStoreFolderItMustNotDelete_withoutRoom_refusesToStart_sayingWhy() throws IOException {
+    void delete_ofAStoreFolderItMustNotDelete_whoseBytesLeaveTooLittleRoom_refusesToStart_sayingWhy()
+            throws IOException {
         storesAfterABlockSizeChange();
         Files.writeString(oldBlockSize.resolve("keep-me.txt"), "not a store's file");
 
-        assertThatThrownBy(() -> OrphanedStoresAtStartup.settle(ssd, Set.of(served), true, 5000, RULE, () -> 10))
+        assertThatThrownBy(() -> OrphanedStoresAtStartup.settle(ssd, Set.of(served), true, 5000, RULE, () -> 4000))
                 .isInstanceOf(IllegalStateException.class)
                 .hasMessageStartingWith("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) is delete")
                 .hasMessageContaining(oldBlockSize + " (1018 bytes: it holds keep-me.txt, which is not a file of a "
                         + "store)")
                 .hasMessageContaining("delete them yourself");
         assertThat(oldBlockSize.resolve("seg-0000000000000001.kvseg")).exists();
+    }
+
+    @Test
+    void delete_ofAStoreFolderItMustNotDelete_onAVolumeTooSmallWithoutIt_starts_warningThatTheVolumeIsSmall()
+            throws IOException {
+        storesAfterABlockSizeChange();
+        Files.writeString(oldBlockSize.resolve("keep-me.txt"), "not a store's file");
+
+        assertThat(OrphanedStoresAtStartup.settle(ssd, Set.of(served), true, 5000, RULE, () -> 10))
+                .containsExactly(new Orphan(oldBlockSize, 1018));
+        assertThat(warnings()).hasSize(2);
+        assertThat(warnings().get(0)).contains(oldBlockSize + ": a model store no served model uses (1018 bytes), not "
+                + "deleted: it holds keep-me.txt");
+        assertThat(warnings().get(1)).contains("the volume is too small for them even without the 1018 bytes");
     }
 
     @Test
