@@ -185,7 +185,7 @@ class ChartRenderTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("valueSets")
-    void routerRole_grantsOnlyPodReadsPodStatusPatchesAndWritesOfThePlacementConfigMap_toTheRoutersServiceAccount(
+    void routerRole_grantsOnlyPodReadsPodStatusPatchesWritesOfThePlacementConfigMapAndTheLease_toTheRoutersServiceAccount(
             Chart.ValueSet set) {
         RenderedChart chart = Chart.render(set);
         String placement = name("placement");
@@ -198,7 +198,12 @@ class ChartRenderTest {
                         .verbs(List.of("get", "list", "watch")),
                 new V1PolicyRule().apiGroups(List.of("")).resources(List.of("pods/status")).verbs(List.of("patch")),
                 new V1PolicyRule().apiGroups(List.of("")).resources(List.of("configmaps"))
-                        .resourceNames(List.of(placement)).verbs(List.of("get", "update", "patch")));
+                        .resourceNames(List.of(placement)).verbs(List.of("get", "update", "patch")),
+                // the placement lease: only its holder places (create cannot be limited by name)
+                new V1PolicyRule().apiGroups(List.of("coordination.k8s.io")).resources(List.of("leases"))
+                        .resourceNames(List.of(name("router"))).verbs(List.of("get", "update")),
+                new V1PolicyRule().apiGroups(List.of("coordination.k8s.io")).resources(List.of("leases"))
+                        .verbs(List.of("create")));
         assertThat(chart.all(V1Role.class)).hasSize(1);
         V1RoleBinding binding = chart.one(V1RoleBinding.class, name("router"));
         assertThat(binding.getRoleRef().getKind()).isEqualTo("Role");
@@ -229,6 +234,8 @@ class ChartRenderTest {
         Map<String, String> settings = chart.one(V1ConfigMap.class, name("router")).getData();
         assertThat(settings).containsEntry("MOEMESH_ROUTER_DISCOVERY_MODE", "kubernetes")
                 .containsEntry("MOEMESH_ROUTER_DISCOVERY_CONFIG_MAP", name("placement"))
+                // the Lease the Role lets it take: a second router pod that overlaps does not place
+                .containsEntry("MOEMESH_ROUTER_DISCOVERY_LEASE", name("router"))
                 .containsEntry("MOEMESH_ROUTER_DISCOVERY_GRPC_PORT",
                         String.valueOf(Chart.value(Chart.values(set), "expertService.grpcPort")));
         assertThat(router.getSpec().getTemplate().getSpec().getContainers().getFirst().getEnv())

@@ -42,13 +42,22 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                      {@code readinessGates} (the chart's {@code expertService.readinessGate.enabled}), so they turn
  *                      Ready only once placed; the router's Role must allow {@code patch} on {@code pods/status}.
  *                      Default false: the chart turns it on together with the gate and that permission
+ * @param lease         the name of the {@code coordination.k8s.io/v1} Lease (in {@code namespace}) the router must hold
+ *                      to place (kubernetes mode): a router that does not hold it switches no placement, writes no
+ *                      ConfigMap, ends its WatchPlacement and ReportRoutes streams and is not ready, so two routers
+ *                      that overlap never both switch the expert-services ({@code RouterLease}); the router's Role must
+ *                      allow get, create and update on leases. Empty (the default) = no lease: one router is assumed
+ *                      (the chart sets it)
+ * @param leaseDuration how long a router that stopped renewing the lease keeps it: another one takes it over only
+ *                      after that ({@code spec.leaseDurationSeconds}, renewed every third of it); >= 3s, whole seconds
  */
 public record DiscoverySettings(@DefaultValue("static") String mode, String namespace, String labelSelector,
                                 String configMap, @DefaultValue("9100") int grpcPort,
                                 @DefaultValue("2s") Duration settleTime, @DefaultValue("30s") Duration resyncPeriod,
                                 String apiServer,
                                 @DefaultValue("786432") int configMapGzipThresholdBytes,
-                                @DefaultValue("false") boolean readinessGate) {
+                                @DefaultValue("false") boolean readinessGate, String lease,
+                                @DefaultValue("15s") Duration leaseDuration) {
     public static final String STATIC = "static";
     public static final String KUBERNETES = "kubernetes";
 
@@ -62,6 +71,12 @@ public record DiscoverySettings(@DefaultValue("static") String mode, String name
         require(!settleTime.isNegative(), "settle-time must be >= 0, got " + settleTime);
         require(resyncPeriod.compareTo(Duration.ofSeconds(1)) >= 0, "resync-period must be >= 1s, got "
                 + resyncPeriod);
+        lease = lease == null ? "" : lease.strip();
+        leaseDuration = leaseDuration == null ? Duration.ofSeconds(15) : leaseDuration;
+        require(lease.isEmpty() || lease.matches("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"), "lease must be a DNS "
+                + "subdomain name, got \"" + lease + "\"");
+        require(leaseDuration.compareTo(Duration.ofSeconds(3)) >= 0 && leaseDuration.toNanos() % 1_000_000_000L == 0,
+                "lease-duration must be whole seconds, >= 3s, got " + leaseDuration);
         if (mode.equals(KUBERNETES)) {
             require(namespace != null && !namespace.isBlank(), "namespace is required with mode=kubernetes "
                     + "(MOEMESH_ROUTER_DISCOVERY_NAMESPACE; the chart sets it from the pod's namespace)");
@@ -97,7 +112,7 @@ public record DiscoverySettings(@DefaultValue("static") String mode, String name
     /** The defaults: static mode. */
     static DiscoverySettings defaults() {
         return new DiscoverySettings(null, null, null, null, 9100, null, null, null,
-                ConfigMapPublisher.DEFAULT_GZIP_THRESHOLD_BYTES, false);
+                ConfigMapPublisher.DEFAULT_GZIP_THRESHOLD_BYTES, false, "", Duration.ofSeconds(15));
     }
 
     public boolean kubernetes() {

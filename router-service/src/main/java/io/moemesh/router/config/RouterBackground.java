@@ -4,6 +4,7 @@ import io.moemesh.router.coordination.EpochStore;
 import io.moemesh.router.coordination.InstanceSetFollower;
 import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.grpc.RouterGrpcService;
+import io.moemesh.router.kubernetes.RouterLease;
 import io.moemesh.router.metrics.RouterMetrics;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.reports.RouteBookSnapshots;
@@ -25,7 +26,14 @@ import org.springframework.context.SmartLifecycle;
  * are refused; then the service refuses new WatchPlacement and ReportRoutes streams and ends the open ones and
  * Replan's waits for watchers ({@link RouterGrpcService#stopCalls}), so the server's graceful stop then waits only
  * for short calls, not its whole grace for streams gateways keep open (and reopen at once when ended while the
- * server still took calls). Started again after a stop, it is SERVING again at once when an epoch is published.
+ * server still took calls). Started again after a stop, it is SERVING again at once when an epoch is published, and
+ * follows the instance set again (a new follower timer, discovery from a fresh list).
+ *
+ * <p>With a placement lease ({@code moemesh.router.discovery.lease}) it takes the lease at start and releases it at
+ * stop. Only while it holds it does the router place, say SERVING and take WatchPlacement and ReportRoutes streams:
+ * when it takes it, the ConfigMap's epoch is read again (another router may have published since) and the instance
+ * set placed on again at a new epoch; when it loses it, placement stops, health turns NOT_SERVING and the open
+ * streams end with UNAVAILABLE (the gateways reconnect, to the router that holds it).
  */
 final class RouterBackground implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(RouterBackground.class);
@@ -44,6 +52,8 @@ final class RouterBackground implements SmartLifecycle {
     private final Object health = new Object();
     /** Between {@link #stop} and the next {@link #start}: publications leave health NOT_SERVING. */
     private boolean stopping;
+    /** Whether this router may place: it holds the placement lease, or there is none. Guarded by {@link #health}. */
+    private boolean leading;
 
     RouterBackground(RouterProperties props, PlacementCoordinator coordinator, RouteBook book, GrpcServerLifecycle server,
                      RouterGrpcService service, RouterMetrics metrics, RouterDiscovery discovery,
@@ -59,14 +69,51 @@ final class RouterBackground implements SmartLifecycle {
         this.store = new EpochStore(props.stateDir());
         coordinator.onPublished(o -> snapshot());
         coordinator.onPublished(o -> published());
+        leading = discovery.lease() == null;
+        if (discovery.lease() != null) {
+            discovery.lease().listen(new RouterLease.Listener() {
+                @Override
+                public void acquired() {
+                    leaseAcquired();
+                }
+
+                @Override
+                public void lost(String why) {
+                    leaseLost(why);
+                }
+            });
+        }
     }
 
     private void published() {
         synchronized (health) {
-            if (!stopping) {
+            if (!stopping && leading) {
                 server.setServing(true);
             }
         }
+    }
+
+    private void leaseAcquired() {
+        synchronized (health) {
+            leading = true;
+            if (!stopping) {
+                service.resumeCalls();
+            }
+        }
+        // Another router may have published since this one last read the ConfigMap: read it again before placing,
+        // then place again at a new epoch (the gateways may follow the other router's), SERVING once published.
+        RouterServiceConfiguration.readConfigMapEpoch(coordinator, discovery.publisher(), props.discovery());
+        coordinator.floor().release(RouterServiceConfiguration.LEASE_HOLD);
+        follower.placeAgain();
+    }
+
+    private void leaseLost(String why) {
+        coordinator.floor().hold(RouterServiceConfiguration.LEASE_HOLD);
+        synchronized (health) {
+            leading = false;
+            server.setServing(false);
+        }
+        service.standBy("another router holds the placement lease, or this one could not renew it (" + why + ")");
     }
 
     @Override
@@ -74,18 +121,26 @@ final class RouterBackground implements SmartLifecycle {
         synchronized (health) {
             stopping = false;
             // Started again after a stop: the server came back NOT_SERVING, and the epoch it serves is still current.
-            if (coordinator.current() != null) {
+            if (coordinator.current() != null && leading) {
                 server.setServing(true);
             }
+            if (leading) {
+                service.resumeCalls();
+            } else {
+                service.standBy("it does not hold the placement lease (yet)");
+            }
         }
-        service.resumeCalls();
         ScheduledExecutorService t = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("router-background").daemon().factory());
         timer = t;
         // The first epoch and every change of the instance set: the follower places on what discovery delivers
         // (the configured list at once; in Kubernetes the READY pods, after the settle time), retrying every
-        // startup-retry while instances fail to load it.
+        // startup-retry while instances fail to load it. Both were closed by a stop before: they start afresh.
+        follower.start();
         discovery.instances().start(set -> follower.offer(set, discovery.instances().restarts()));
+        if (discovery.lease() != null) {
+            discovery.lease().start();
+        }
         long snap = props.snapshotPeriod().toMillis();
         t.scheduleWithFixedDelay(this::snapshot, snap, snap, TimeUnit.MILLISECONDS);
         if (!props.autoReplanPeriod().isZero()) {
@@ -135,6 +190,14 @@ final class RouterBackground implements SmartLifecycle {
         }
         discovery.instances().close();
         follower.close();
+        if (discovery.lease() != null) {
+            // Released: the next router takes it over at once. Held again (and placement with it) at the next start.
+            coordinator.floor().hold(RouterServiceConfiguration.LEASE_HOLD);
+            discovery.lease().close();
+            synchronized (health) {
+                leading = false;
+            }
+        }
         snapshot();
     }
 

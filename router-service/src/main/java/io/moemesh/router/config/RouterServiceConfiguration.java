@@ -20,6 +20,7 @@ import io.moemesh.router.kubernetes.KubernetesApi;
 import io.moemesh.router.kubernetes.KubernetesPlacementConfigMap;
 import io.moemesh.router.kubernetes.KubernetesPodConditions;
 import io.moemesh.router.kubernetes.KubernetesPodDiscovery;
+import io.moemesh.router.kubernetes.RouterLease;
 import io.moemesh.router.metrics.DiscoveryMetrics;
 import io.moemesh.router.metrics.RouterMetrics;
 import io.moemesh.router.placement.PlacementBudget;
@@ -38,6 +39,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.boot.health.contributor.Health;
+import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 
@@ -154,16 +157,24 @@ public final class RouterServiceConfiguration {
                         Thread.ofPlatform().name("router-configmap").daemon().factory()),
                 d.configMapGzipThresholdBytes());
         coordinator.onPublished(o -> publisher.offer(o.placement()));
-        try {
-            // A recreated router pod may have lost its state folder (an emptyDir): never publish at or below the
-            // epoch the ConfigMap, and so every gateway that mounts it, already has.
-            long stored = publisher.storedEpoch();
-            if (stored > 0) {
-                coordinator.raiseEpochFloor(stored);
+        // A newer epoch a write finds there raises the floor too.
+        publisher.onEpochSeen(e -> {
+            if (e > 0) {
+                coordinator.floor().raise(e, "ConfigMap " + d.namespace() + "/" + d.configMap());
             }
-        } catch (RuntimeException e) {
-            log.warn("ConfigMap {}/{} not read at start ({}): the first epoch goes above the instances' epochs only",
-                    d.namespace(), d.configMap(), e.getMessage());
+        });
+        readConfigMapEpoch(coordinator, publisher, d);
+        RouterLease lease = null;
+        if (!d.lease().isEmpty()) {
+            // No placement before this router holds the lease (RouterBackground takes it and reads the ConfigMap
+            // again when it does: another router may have published meanwhile).
+            coordinator.floor().hold(LEASE_HOLD);
+            // Its own client: each call bounded well under a renewal period (the discovery's waits on long watches).
+            ApiClient leaseClient = KubernetesApi.withCallTimeout(KubernetesApi.client(d.apiServer(), Duration.ZERO),
+                    d.leaseDuration().dividedBy(6));
+            lease = new RouterLease(leaseClient, d.namespace(), d.lease(), leaseIdentity(), d.leaseDuration(),
+                    () -> Executors.newScheduledThreadPool(2, Thread.ofPlatform().name("router-lease-", 0).daemon()
+                            .factory()), System::nanoTime);
         }
         PlacedGate gate = null;
         if (d.readinessGate()) {
@@ -171,10 +182,61 @@ public final class RouterServiceConfiguration {
             gate = new PlacedGate(new KubernetesPodConditions(client, d.namespace(), Clock.systemUTC()), d.selector(),
                     d.grpcPort(), Executors.newSingleThreadExecutor(
                             Thread.ofPlatform().name("router-readiness-gate").daemon().factory()));
-            pods.onPods(gate::pods);
+            // Only the router that places writes the condition (a standby's last committed epoch is stale).
+            RouterLease placing = lease;
+            PlacedGate g = gate;
+            pods.onPods(all -> {
+                if (placing == null || placing.held()) {
+                    g.pods(all);
+                }
+            });
             coordinator.onCommitted(gate::committed);
         }
-        return new RouterDiscovery(pods, publisher, gate);
+        return new RouterDiscovery(pods, publisher, gate, lease);
+    }
+
+    /** Why nothing is placed while another router holds the placement lease. */
+    static final String LEASE_HOLD = "this router does not hold the placement lease";
+
+    /**
+     * Holds placement until the ConfigMap's epoch is read (again while the API server fails) and raised the floor:
+     * a recreated router pod may have lost its state folder (an emptyDir), and must never publish at or below the
+     * epoch the ConfigMap, and so every gateway that mounts it, already has.
+     */
+    static void readConfigMapEpoch(PlacementCoordinator coordinator, ConfigMapPublisher publisher,
+                                   DiscoverySettings d) {
+        String where = "ConfigMap " + d.namespace() + "/" + d.configMap();
+        String hold = where + " not read yet: its epoch is the least the next one goes above";
+        coordinator.floor().hold(hold);
+        publisher.readStoredEpoch(e -> {
+            if (e > 0) { // (2^63 and above, unsigned, are no router's epochs)
+                coordinator.floor().raise(e, where);
+            }
+            coordinator.floor().release(hold);
+        });
+    }
+
+    /** This process in the lease: the pod's name (HOSTNAME in a pod) and a random suffix, one per start. */
+    private static String leaseIdentity() {
+        String host = System.getenv("HOSTNAME");
+        return (host == null || host.isBlank() ? "router" : host.strip()) + "_"
+                + java.util.UUID.randomUUID().toString().substring(0, 8);
+    }
+
+    /**
+     * Readiness (the chart's probe, /actuator/health/readiness): out of service while this router does not hold the
+     * placement lease (another router places; this one must not take the gateways' streams).
+     */
+    @Bean
+    HealthIndicator placementLeaseHealthIndicator(RouterDiscovery discovery) {
+        return () -> {
+            RouterLease lease = discovery.lease();
+            if (lease == null) {
+                return Health.up().withDetail("lease", "none (one router)").build();
+            }
+            return (lease.held() ? Health.up() : Health.outOfService()).withDetail("holder", lease.held())
+                    .withDetail("identity", lease.identity()).build();
+        };
     }
 
     /** Places on the discovered set: the settle time in Kubernetes mode, at once on the static list. */
@@ -184,8 +246,9 @@ public final class RouterServiceConfiguration {
         DiscoverySettings d = props.discovery();
         var follower = new InstanceSetFollower(coordinator, n -> Budgets.of(props, c, n, Math.min(props.replicas(), n)),
                 props.replicas(), d.kubernetes() ? d.settleTime() : Duration.ZERO, props.startupRetry(),
-                Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().name("router-follow").daemon().factory()),
-                metrics::replanFailed);
+                () -> Executors.newSingleThreadScheduledExecutor(
+                        Thread.ofPlatform().name("router-follow").daemon().factory()),
+                metrics::replanFailed, d.kubernetes());
         DiscoveryMetrics.register(registry, discovery.instances(), follower, discovery.publisher());
         return follower;
     }

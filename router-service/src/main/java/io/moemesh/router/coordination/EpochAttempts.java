@@ -5,6 +5,7 @@ import io.moemesh.proto.router.v1.Placement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -121,6 +122,19 @@ final class EpochAttempts {
         return next(currentEpoch);
     }
 
+    /**
+     * Whether every one of {@code instances} serves {@code p}'s epoch with exactly the experts {@code p} gives it,
+     * nothing prepared above: then {@code p} is that epoch as everyone who saw it elsewhere (a gateway, the
+     * ConfigMap) has it, and it may be published as it is rather than above it.
+     */
+    boolean servedAsIs(Placement p, List<Instance> instances) throws InterruptedException {
+        long epoch = p.getEpoch();
+        Map<Instance, HeldEpochs> held = held(instances);
+        return held.size() == instances.size() && held.entrySet().stream().allMatch(e -> e.getValue().served() == epoch
+                && Long.compareUnsigned(e.getValue().prepared(), epoch) <= 0
+                && e.getValue().servedExperts().equals(PlacementMessages.assignment(p, e.getKey().getId())));
+    }
+
     private Map<Instance, HeldEpochs> held(List<Instance> instances) throws InterruptedException {
         Map<Instance, HeldEpochs> held = new ConcurrentHashMap<>();
         Duration t = timeout.compareTo(DESCRIBE_TIMEOUT) < 0 ? timeout : DESCRIBE_TIMEOUT;
@@ -166,14 +180,18 @@ final class EpochAttempts {
                 + "prepared (still serving the current one) until a newer epoch replaces it: {}", epoch,
                 PlacementCoordinator.describe(in), t.getMessage()));
         List<String> failures = new ArrayList<>();
-        failed.forEach((in, t) -> failures.add(PlacementCoordinator.describe(in) + ": " + t.getMessage()));
+        Map<String, String> failedIds = new LinkedHashMap<>();
+        failed.forEach((in, t) -> {
+            failures.add(PlacementCoordinator.describe(in) + ": " + t.getMessage());
+            failedIds.put(in.getId(), "PREPARE of epoch " + epoch + ": " + t.getMessage());
+        });
         log.warn("placement epoch {} not published: {} failed to prepare it; {} (the {} instances that prepared it "
                 + "were told to ABORT, {} of them did not answer)", epoch, failures, kept, prepared.size(),
                 abortFailed.size());
         giveUpNumberIfHeld(epoch, failed);
         throw new ReplanAbortedException("placement epoch " + epoch + " was not published: "
                 + String.join("; ", failures) + " failed LoadAssignment (PREPARE); " + kept,
-                failed.values().iterator().next());
+                failed.values().iterator().next(), failedIds);
     }
 
     /**

@@ -3,9 +3,11 @@ package io.moemesh.router.coordination;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.router.placement.PlacementBudget;
+import io.moemesh.router.placement.PlacementEval;
 import io.moemesh.router.placement.PlacementPlanner;
 import io.moemesh.router.placement.RouteStats;
 import io.moemesh.router.prediction.ModelShape;
+import io.moemesh.router.trace.RouteTrace;
 import java.util.List;
 
 /**
@@ -20,6 +22,12 @@ final class EpochPlans {
     EpochPlans(ModelShape shape, boolean sharedExpert) {
         this.shape = shape;
         this.sharedExpert = sharedExpert;
+    }
+
+    /** How {@code p} does on the routes of {@code window}; null when the window is empty. */
+    PlacementEval score(Placement p, RouteTrace window) {
+        return window.tokens().isEmpty() ? null
+                : PlacementEval.score(PlacementMessages.toDomain(p, shape.layers(), shape.experts()), window);
     }
 
     /** The even deal of {@code epoch} on {@code instances}, with {@code replicas} copies of every expert. */

@@ -3,14 +3,18 @@ package io.moemesh.router.coordination;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.placement.PlacementBudget;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntFunction;
+import java.util.function.Supplier;
+import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -24,6 +28,16 @@ import org.slf4j.LoggerFactory;
  * {@link EpochAttempts}). A COMMIT an instance missed is retried after the retry pause, and again until none is pending
  * ({@link PlacementCoordinator#retryMissedCommits}). An empty set publishes nothing: the current epoch stays (before
  * the first one the router stays NOT_SERVING).
+ *
+ * <p>With {@code leaveOutFailing} (discovered pods) the set placed on leaves out the instances in the coordinator's
+ * {@link Quarantine} (those that kept failing their PREPARE or a COMMIT retry): one bad pod must not keep the router
+ * from re-placing the experts of a pod that died. When a quarantine ends the set is placed on again with that
+ * instance. Without it (the configured instances, which may still be starting when the router does) every instance
+ * is waited for. An epoch seen elsewhere above the
+ * current one ({@link PlacementCoordinator#isBehind}) is placed on again too, with the same set.
+ *
+ * <p>{@link #close} stops it; {@link #start} (after a close: a Spring context stopped and started again) takes a new
+ * timer from the supplier, so it follows again.
  */
 public final class InstanceSetFollower implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(InstanceSetFollower.class);
@@ -33,7 +47,9 @@ public final class InstanceSetFollower implements AutoCloseable {
     private final int replicas;
     private final Duration settle;
     private final Duration retry;
-    private final ScheduledExecutorService timer;
+    private final Supplier<ScheduledExecutorService> timers;
+    /** The settle timer's thread; replaced by {@link #start} after {@link #close}. Guarded by this. */
+    private ScheduledExecutorService timer;
     private final Runnable failed;
     private final AtomicLong switches = new AtomicLong();
     /** The set to place on: the latest delivered (timer thread and discovery thread). */
@@ -43,29 +59,62 @@ public final class InstanceSetFollower implements AutoCloseable {
     private ScheduledFuture<?> pending;
     /** The next retry of missed COMMITs, while any are pending. */
     private ScheduledFuture<?> commitRetry;
+    /** The next look at the set once a quarantine ends, while an instance of it is quarantined. */
+    private ScheduledFuture<?> releaseCheck;
     private boolean switching;
+    /** Place on the set at a new epoch even when it is placed already ({@link #placeAgain}), until one publishes. */
+    private boolean again;
 
     /**
      * @param budgets  the planner's budget for a number of instances (may refuse one with IllegalArgumentException)
      * @param replicas the configured replicas; a smaller set gets one copy per instance at most
      * @param settle   how long a set must stay unchanged before it is placed on
      * @param retry    pause before a failed switch is tried again
-     * @param timer    one thread: the settle timer and the switches' bookkeeping run there
+     * @param timers   a new one-thread executor each time (first at once, then at each {@link #start} after a
+     *                 {@link #close}): the settle timer and the switches' bookkeeping run there
      * @param failed   called when a switch did not publish (metrics)
+     * @param leaveOutFailing whether instances that keep failing are left out for a while ({@link Quarantine}: it is
+     *                 enabled)
      */
     public InstanceSetFollower(PlacementCoordinator coordinator, IntFunction<PlacementBudget> budgets, int replicas,
-                               Duration settle, Duration retry, ScheduledExecutorService timer, Runnable failed) {
+                               Duration settle, Duration retry, Supplier<ScheduledExecutorService> timers,
+                               Runnable failed, boolean leaveOutFailing) {
         this.coordinator = coordinator;
         this.budgets = budgets;
         this.replicas = replicas;
         this.settle = settle;
         this.retry = retry;
-        this.timer = timer;
+        this.timers = timers;
+        this.timer = timers.get();
         this.failed = failed;
         // Every published epoch may leave COMMITs missed (a switch's, a Replan's, the restored one's): they are
         // retried every retry pause until none is left, so a pod that missed one does not wait for the next replan
         // (none may come) to be committed and marked placed.
         coordinator.onCommitted((p, ids, restarts) -> retryCommitsLater());
+        // An instance quarantined (by a switch or a Replan) changes the set to place on; an epoch seen elsewhere
+        // above the current one must be placed on again above it.
+        if (leaveOutFailing) {
+            coordinator.quarantine().enable();
+        }
+        coordinator.quarantine().onChange(() -> schedule(Duration.ZERO));
+        coordinator.onBehind(() -> schedule(Duration.ZERO));
+    }
+
+    /**
+     * Follows again after {@link #close} (a no-op while it follows): a new timer, the set delivered last looked at
+     * again, and the missed COMMITs retried.
+     */
+    public synchronized void start() {
+        if (!timer.isShutdown()) {
+            return;
+        }
+        timer = timers.get();
+        // Their tasks went with the old timer, which never completes them.
+        pending = null;
+        commitRetry = null;
+        releaseCheck = null;
+        schedule(Duration.ZERO);
+        retryCommitsLater();
     }
 
     /** The ready set changed (any thread): it is placed on once stable for the settle time. */
@@ -83,7 +132,18 @@ public final class InstanceSetFollower implements AutoCloseable {
             wanted = List.copyOf(ready);
             wantedRestarts = Map.copyOf(restarts);
         }
+        // An instance that left the set and comes back gets a new chance.
+        coordinator.quarantine().retain(ready.stream().map(Instance::getId).collect(Collectors.toSet()));
         schedule(settle);
+    }
+
+    /**
+     * Places on the set again at a new epoch, even when the current epoch is for it (the placement lease taken after
+     * another router may have placed: the gateways may follow that router's epochs), retried until one publishes.
+     */
+    public synchronized void placeAgain() {
+        again = true;
+        schedule(Duration.ZERO);
     }
 
     /** Switches started because the instance set changed (the first epoch included). */
@@ -122,13 +182,17 @@ public final class InstanceSetFollower implements AutoCloseable {
     }
 
     private synchronized void reconcile() {
-        List<Instance> set = wanted;
-        Map<String, Integer> restarts = wantedRestarts;
-        if (switching || set == null) {
+        List<Instance> ready = wanted;
+        if (switching || ready == null) {
             return; // the switch's end looks again
         }
+        List<Instance> set = coordinator.quarantine().admit(ready);
+        Set<String> ids = set.stream().map(Instance::getId).collect(Collectors.toSet());
+        Map<String, Integer> restarts = new HashMap<>(wantedRestarts);
+        restarts.keySet().retainAll(ids);
+        lookAgainAfterQuarantine(ready);
         if (coordinator.current() != null && coordinator.instances().equals(set)
-                && coordinator.restarts().equals(restarts)) {
+                && coordinator.restarts().equals(restarts) && !coordinator.isBehind() && !again) {
             return;
         }
         if (set.isEmpty()) {
@@ -158,6 +222,20 @@ public final class InstanceSetFollower implements AutoCloseable {
         }
     }
 
+    /** While an instance of {@code ready} is quarantined, looks at the set again when the first quarantine ends. */
+    private void lookAgainAfterQuarantine(List<Instance> ready) {
+        Duration left = coordinator.quarantine().nextRelease(ready.stream().map(Instance::getId)
+                .collect(Collectors.toSet()));
+        if (left == null || (releaseCheck != null && !releaseCheck.isDone())) {
+            return;
+        }
+        try {
+            releaseCheck = timer.schedule(() -> schedule(Duration.ZERO), left.toNanos() + 1, TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+            log.debug("quarantine end not followed: shutting down");
+        }
+    }
+
     private synchronized void done(Throwable e) {
         switching = false;
         if (e != null) {
@@ -167,12 +245,13 @@ public final class InstanceSetFollower implements AutoCloseable {
             schedule(retry);
             return;
         }
+        again = false;
         // The set may have changed while the switch ran.
         schedule(Duration.ZERO);
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
         timer.shutdownNow();
     }
 }

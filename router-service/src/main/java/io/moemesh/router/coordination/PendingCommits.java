@@ -107,7 +107,7 @@ final class PendingCommits {
             log.warn("replan aborted before preparing a new epoch: {} failed the COMMIT retry; {}", r.blocking(), kept);
             throw new ReplanAbortedException("no new placement epoch was prepared: " + String.join("; ", r.blocking())
                     + " failed LoadAssignment (COMMIT retry; preparing a newer epoch there would drop the one the "
-                    + "gateways use); " + kept, r.firstCause());
+                    + "gateways use); " + kept, r.firstCause(), r.failedIds());
         }
     }
 
@@ -127,7 +127,9 @@ final class PendingCommits {
         return r.committed();
     }
 
-    private record Retried(Map<String, Long> committed, List<String> blocking, Throwable firstCause) {
+    /** {@code failedIds}: the blocking instances' ids with their failure. */
+    private record Retried(Map<String, Long> committed, List<String> blocking, Throwable firstCause,
+                           Map<String, String> failedIds) {
     }
 
     private Retried retryNow(List<Instance> members) throws InterruptedException {
@@ -148,13 +150,14 @@ final class PendingCommits {
         });
         Map<String, Long> committed = new LinkedHashMap<>();
         List<String> blocking = new ArrayList<>();
+        Map<String, String> failedIds = new LinkedHashMap<>();
         if (pendingCommits.isEmpty()) {
-            return new Retried(committed, blocking, null);
+            return new Retried(committed, blocking, null, Map.of());
         }
         Map<String, Missed> pending = new LinkedHashMap<>(pendingCommits);
         pending.keySet().retainAll(byId.keySet());
         if (pending.isEmpty()) {
-            return new Retried(committed, blocking, null);
+            return new Retried(committed, blocking, null, Map.of());
         }
         List<Instance> instances = pending.keySet().stream().map(byId::get).toList();
         Map<Instance, Throwable> failed = loads.onEvery(instances,
@@ -174,9 +177,10 @@ final class PendingCommits {
             } else {
                 commitFailures.incrementAndGet();
                 blocking.add(PlacementCoordinator.describe(in) + ": epoch " + epoch + ": " + t.getMessage());
+                failedIds.put(in.getId(), "COMMIT retry of epoch " + epoch + ": " + t.getMessage());
                 firstCause = firstCause == null ? t : firstCause;
             }
         }
-        return new Retried(committed, blocking, firstCause);
+        return new Retried(committed, blocking, firstCause, failedIds);
     }
 }

@@ -17,7 +17,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -36,11 +35,9 @@ import org.slf4j.LoggerFactory;
  * counted from the commit, after the publication. An instance that misses the COMMIT still answers both epochs (safe);
  * the miss is logged and counted ({@link #commitFailures()}) and the COMMIT retried before the next PREPARE.
  *
- * <p>When an instance fails to prepare, the instances that prepared the epoch are told to ABORT (best effort, logged:
- * one that misses it keeps the epoch prepared until a newer PREPARE replaces it), nothing is published, and the
- * previous epoch stays current and served on every instance with no drain deadline: a failed replan never breaks the
- * mesh. While nothing is published, the next attempt reuses that epoch number, for whatever assignment it plans, so
- * retries while an instance is down do not climb past the expert-services' max-epoch-jump ({@link EpochAttempts}).
+ * <p>When an instance fails to prepare, the instances that prepared the epoch are told to ABORT, nothing is
+ * published, and the previous epoch stays current and served everywhere with no drain deadline: a failed replan
+ * never breaks the mesh. The next attempt reuses the unpublished number ({@link EpochAttempts}).
  *
  * <p>Epoch 1 (at first start) is the even deal with exactly {@code replicas} replicas
  * ({@link PlacementMessages#evenDeal}: the copies of an expert in distinct failure domains where they allow), switched
@@ -55,6 +52,9 @@ import org.slf4j.LoggerFactory;
  * <p>The instance set may change ({@link #switchTo}, issue 12 item 3: the router follows the READY expert-service pods
  * in Kubernetes): the next epoch is planned for exactly the new set and PREPAREd on its instances only (a gone instance
  * is not asked); until it is published, the previous epoch and its instances stay current, and a Replan plans for them.
+ * Instances that keep failing attempts go to the {@link Quarantine}, which the follower leaves out for a while.
+ * Every epoch seen elsewhere raises the floor ({@link EpochFloor}); one above the current epoch makes
+ * {@link #isBehind()} true and tells the {@link #onBehind} listeners (the follower publishes again, above it).
  */
 public final class PlacementCoordinator implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
@@ -97,9 +97,7 @@ public final class PlacementCoordinator implements AutoCloseable {
     /** Builds what an epoch places where (the even deal or a planner's plan). */
     private final EpochPlans plans;
     private final AtomicBoolean replanning = new AtomicBoolean();
-    private final List<PlacementWatch> watches = new CopyOnWriteArrayList<>();
-    private final List<Consumer<ReplanOutcome>> publishListeners = new CopyOnWriteArrayList<>();
-    private final List<CommitListener> commitListeners = new CopyOnWriteArrayList<>();
+    private final Publications publications = new Publications();
     private final Object publishing = new Object();
     private volatile Placement current;
     /** The instances of the current epoch (before the first: the configured ones). */
@@ -110,6 +108,9 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final PendingCommits commits;
     /** The ids of the instances that committed the current epoch, retries included (replan thread only). */
     private final Set<String> committedIds = new LinkedHashSet<>();
+    /** Instances that keep failing attempts. */
+    private final Quarantine quarantine = new Quarantine();
+    private final EpochFloor floor;
 
     /**
      * @param replanExecutor one thread: plans and loads run there, one at a time
@@ -128,6 +129,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         this.nanoClock = nanoClock;
         this.plans = new EpochPlans(settings.shape(), settings.sharedExpert());
         this.attempts = new EpochAttempts(store, loader, loads, settings.loadTimeout());
+        this.floor = new EpochFloor(replanExecutor, this::raisedElsewhere);
         this.members = new Membership(settings.instances(), settings.budget(), settings.replicas(), Map.of());
     }
 
@@ -143,6 +145,11 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     public Settings settings() {
         return settings;
+    }
+
+    /** The instances that keep failing attempts, left out of the follower's switches for a while. */
+    public Quarantine quarantine() {
+        return quarantine;
     }
 
     /** The current published placement, or null before the first publication. */
@@ -179,28 +186,24 @@ public final class PlacementCoordinator implements AutoCloseable {
      */
     public CompletableFuture<Integer> retryMissedCommits() {
         CompletableFuture<Integer> f = new CompletableFuture<>();
-        Runnable retry = () -> {
-            try {
-                if (commits.size() > 0) {
-                    Map<String, Long> done = commits.retryBetweenReplans(members.instances());
+        try {
+            replanExecutor.execute(() -> {
+                try {
                     Placement p = current;
                     boolean more = false;
-                    if (p != null) {
-                        for (Map.Entry<String, Long> e : done.entrySet()) {
+                    if (commits.size() > 0 && p != null) {
+                        for (var e : commits.retryBetweenReplans(members.instances()).entrySet()) {
                             more |= e.getValue() == p.getEpoch() && committedIds.add(e.getKey());
                         }
                     }
                     if (more) {
                         committed(p, List.copyOf(committedIds));
                     }
+                    f.complete(commits.size());
+                } catch (Throwable t) {
+                    f.completeExceptionally(t);
                 }
-                f.complete(commits.size());
-            } catch (Throwable t) {
-                f.completeExceptionally(t);
-            }
-        };
-        try {
-            replanExecutor.execute(retry);
+            });
         } catch (RejectedExecutionException e) {
             f.completeExceptionally(e); // closed
         }
@@ -209,7 +212,7 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     /** Called with every published epoch (startup's included), on the replan thread. */
     public void onPublished(Consumer<ReplanOutcome> listener) {
-        publishListeners.add(listener);
+        publications.onPublished(listener);
     }
 
     /**
@@ -217,7 +220,7 @@ public final class PlacementCoordinator implements AutoCloseable {
      * committed it (they serve their share at that epoch; the others missed the COMMIT), on the replan thread.
      */
     public void onCommitted(CommitListener listener) {
-        commitListeners.add(listener);
+        publications.onCommitted(listener);
     }
 
     /**
@@ -232,6 +235,7 @@ public final class PlacementCoordinator implements AutoCloseable {
             throw new IllegalStateException("no expert-service instance is configured: the instances are discovered, "
                     + "so switchTo places on them");
         }
+        floor.checkNotHeld();
         if (!replanning.compareAndSet(false, true)) {
             throw new IllegalStateException("a replan is running");
         }
@@ -240,12 +244,10 @@ public final class PlacementCoordinator implements AutoCloseable {
     }
 
     /**
-     * Places on a new instance set in the background (discovery found instances come, become ready or go). Before the
-     * first epoch this is {@link #start} for these instances; after it, the next epoch is planned for exactly these
-     * instances (the configured planner from the route window, keeping {@code replicas} copies of every expert, or the
-     * even deal with {@code replicas} copies when the window holds fewer than minRoutesToPlan tokens), PREPAREd on
-     * each of them (not on instances that left), published and committed. Until then the current epoch stays current,
-     * with its instances.
+     * Places on a new instance set in the background. Before the first epoch this is {@link #start} for these
+     * instances; after it, the next epoch is planned for exactly them (as a replan, with {@code replicas} copies),
+     * PREPAREd on each of them (not on instances that left), published and committed; until then the current epoch
+     * stays current, with its instances.
      *
      * @param budget   the planner's budget for {@code instances.size()} instances
      * @param replicas the copies of every expert, in [1, instances.size()]
@@ -265,6 +267,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         if (replicas < 1 || replicas > instances.size()) {
             throw new IllegalArgumentException("replicas must be in [1, " + instances.size() + "], got " + replicas);
         }
+        floor.checkNotHeld();
         if (!replanning.compareAndSet(false, true)) {
             throw new IllegalStateException("a replan is already running; try again once it has published");
         }
@@ -281,8 +284,9 @@ public final class PlacementCoordinator implements AutoCloseable {
     private ReplanOutcome firstEpoch(Membership m) throws InterruptedException {
         long started = nanoClock.getAsLong();
         Placement saved = store.restorePlacement();
+        // Not below an epoch seen elsewhere: gateways that hold a newer one would ignore it.
         if (saved != null && current == null && PlacementMessages.sameInstances(saved.getInstancesList(), m.instances())
-                && plans.fitsModel(saved)) {
+                && plans.fitsModel(saved) && Long.compareUnsigned(floor.highestElsewhere(), saved.getEpoch()) <= 0) {
             // Same ids and endpoints: the rest (a failure domain an older router did not save) comes from discovery.
             Placement restored = saved.toBuilder().clearInstances().addAllInstances(m.instances()).build();
             log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
@@ -303,28 +307,50 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
         if (saved != null && current == null) {
             attempts.raiseFloor(saved.getEpoch());
-            log.info("the restored placement epoch {} is for other instances or another model: dealing evenly",
-                    saved.getEpoch());
+            log.info("the restored placement epoch {} is for other instances or another model, or below one seen "
+                    + "elsewhere: dealing evenly", saved.getEpoch());
+        }
+        long seen = floor.highestElsewhere();
+        if (seen > 0 && attempts.servedAsIs(evenDeal(seen, m), m.instances())) {
+            // moemesh up: the instances and gateways started from the same placement file, whose epoch is this deal.
+            return loadAndPublish(evenDeal(seen, m), EVEN, started, m);
         }
         Placement deal = evenDeal(nextEpoch(), m);
         long epoch = attempts.firstEpoch(deal, m.instances(), currentEpoch());
         return loadAndPublish(epoch == deal.getEpoch() ? deal : evenDeal(epoch, m), EVEN, started, m);
     }
 
-    /**
-     * Raises the epoch floor to {@code epoch}, one that a previous router published elsewhere (the placement
-     * ConfigMap's, in Kubernetes mode), so this run never publishes one at or below it. Runs on the replan thread,
-     * before any replan submitted after this call.
-     */
+    /** What must be known before placing: the highest epoch seen elsewhere, and the holds on placing. */
+    public EpochFloor floor() {
+        return floor;
+    }
+
+    /** {@link EpochFloor#raise} with an epoch a previous router published (the ConfigMap's). */
     public void raiseEpochFloor(long epoch) {
-        if (epoch < 0) {
-            throw new IllegalArgumentException("epoch must be >= 0, got " + Long.toUnsignedString(epoch));
+        floor.raise(epoch, "published before this run");
+    }
+
+    /** On the replan thread: a new highest epoch seen elsewhere. */
+    private void raisedElsewhere(long epoch, String where) {
+        if (attempts.raiseFloor(epoch)) {
+            log.info("placement epoch {} seen elsewhere ({}): the next epoch goes above it", epoch, where);
         }
-        replanExecutor.execute(() -> {
-            if (attempts.raiseFloor(epoch)) {
-                log.info("placement epoch {} was published before this run: the next epoch goes above it", epoch);
-            }
-        });
+        if (isBehind()) {
+            log.warn("placement epoch {} seen elsewhere ({}) is above the current epoch {}: placing again above it (a"
+                    + " gateway ignores an epoch not newer than its own)", epoch, where, currentEpoch());
+            publications.behind();
+        }
+    }
+
+    /** Whether an epoch seen elsewhere is above the current one (then the next epoch must be published). */
+    public boolean isBehind() {
+        Placement p = current;
+        return p != null && Long.compareUnsigned(floor.highestElsewhere(), p.getEpoch()) > 0;
+    }
+
+    /** Called on the replan thread when an epoch seen elsewhere turns out above the current one. */
+    public void onBehind(Runnable listener) {
+        publications.onBehind(listener);
     }
 
     /**
@@ -347,6 +373,7 @@ public final class PlacementCoordinator implements AutoCloseable {
             throw new IllegalStateException("no placement epoch is published yet (the router is still loading epoch 1"
                     + " onto the expert-services); try again once it is");
         }
+        floor.checkNotHeld();
         if (!replanning.compareAndSet(false, true)) {
             throw new IllegalStateException("a replan is already running; try again once it has published");
         }
@@ -375,18 +402,15 @@ public final class PlacementCoordinator implements AutoCloseable {
      * @return closes the watch
      */
     public AutoCloseable watch(long knownEpoch, Consumer<Placement> watcher) {
-        PlacementWatch w = new PlacementWatch(watcher, knownEpoch);
-        watches.add(w);
-        Placement p = current;
-        if (p != null) {
-            w.offer(p);
+        if (knownEpoch > 0) {
+            floor.raise(knownEpoch, "a watcher's known_epoch");
         }
-        return () -> watches.remove(w);
+        return publications.watch(knownEpoch, watcher, current);
     }
 
     /** Open watches (count). */
     public int watchCount() {
-        return watches.size();
+        return publications.watchCount();
     }
 
     @Override
@@ -406,9 +430,13 @@ public final class PlacementCoordinator implements AutoCloseable {
                 // The flag is cleared before the future completes: whoever is told the replan is over may start another.
                 ReplanOutcome outcome;
                 try {
+                    floor.checkNotHeld(); // a hold that began while this waited in the queue
                     outcome = body.run();
                 } catch (Throwable t) {
                     replanning.set(false);
+                    if (t instanceof ReplanAbortedException a) {
+                        quarantine.failed(a.failedInstances());
+                    }
                     f.completeExceptionally(t);
                     return;
                 }
@@ -440,6 +468,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         commits.retry(m.instances(), currentEpoch());
         String kept = current == null ? "no epoch is published yet" : "epoch " + currentEpoch() + " stays current";
         attempts.prepareEverywhere(p, kept);
+        floor.checkNotHeld(); // e.g. the lease lost while preparing: unpublished, like a failed attempt
         ReplanOutcome outcome = publish(p, planner, started, m);
         committed(p, commits.commitEverywhere(p));
         return outcome;
@@ -450,13 +479,7 @@ public final class PlacementCoordinator implements AutoCloseable {
             committedIds.clear();
             committedIds.addAll(ids);
         }
-        for (CommitListener l : commitListeners) {
-            try {
-                l.committed(p, ids, members.restarts());
-            } catch (RuntimeException e) {
-                log.error("a listener of committed epoch {} failed", p.getEpoch(), e);
-            }
-        }
+        publications.committed(p, ids, members.restarts());
     }
 
     static String describe(Instance in) {
@@ -465,29 +488,21 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     private ReplanOutcome publish(Placement p, String planner, long started, Membership m) {
         RouteTrace window = book.windowTrace();
-        PlacementEval score = null;
-        if (!window.tokens().isEmpty()) {
-            score = PlacementEval.score(PlacementMessages.toDomain(p, settings.shape().layers(),
-                    settings.shape().experts()), window);
-        }
+        PlacementEval score = plans.score(p, window);
         synchronized (publishing) {
             store.recordPublished(p);
             attempts.published(p);
             members = m;
             current = p;
         }
+        quarantine.placed(p.getInstancesList().stream().map(Instance::getId).toList());
         loader.placingOn(p.getInstancesList());
         ReplanOutcome outcome = new ReplanOutcome(p, planner, score, window.tokens().size(),
                 nanoClock.getAsLong() - started);
         log.info("published placement epoch {} ({}, {} instances{})", p.getEpoch(), planner, p.getInstancesCount(),
                 score == null ? "" : String.format(", fan-out %.3f, load max/mean %.3f on %d routes", score.fanOut(),
                         score.loadMaxOverMean(), window.tokens().size()));
-        for (PlacementWatch w : watches) {
-            w.offer(p);
-        }
-        for (Consumer<ReplanOutcome> l : publishListeners) {
-            l.accept(outcome);
-        }
+        publications.published(outcome);
         return outcome;
     }
 }

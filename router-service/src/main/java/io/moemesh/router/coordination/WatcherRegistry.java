@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.BooleanSupplier;
+import java.util.function.LongSupplier;
 
 /**
  * Who watches placements (open WatchPlacement streams, by watcher id) and which epoch each reporter last said it
@@ -51,10 +52,14 @@ public final class WatcherRegistry {
         notifyAll();
     }
 
-    /** {@code source} dispatches under {@code epoch} now (epochs only grow per source; a lower report is ignored). */
+    /**
+     * {@code source} dispatches under {@code epoch} now. The latest report is kept, not the highest: a gateway that
+     * restarted under the same id from an older placement file dispatches under that older epoch, whatever it said
+     * before.
+     */
     public synchronized void reportApplied(String source, long epoch) {
         boolean isNew = !applied.containsKey(source);
-        applied.merge(source, epoch, (a, b) -> Long.compareUnsigned(a, b) >= 0 ? a : b);
+        applied.put(source, epoch);
         if (isNew && !openStreams.containsKey(source)) {
             unwatched++;
         }
@@ -91,21 +96,26 @@ public final class WatcherRegistry {
     }
 
     /**
-     * Waits until every open watcher reported {@code epoch} (or a later one) applied, at most {@code timeout}, and no
-     * longer than {@code giveUp} says false: it is asked at the start and after every change and every
-     * {@link #wakeWaiters()} (the caller wakes the waits when their calls are cancelled or the router stops).
+     * Waits until every open watcher reported {@code epoch} applied, or a later one up to {@code newest} (what this
+     * router published since), at most {@code timeout}, and no longer than {@code giveUp} says false: it is asked at
+     * the start and after every change and every {@link #wakeWaiters()} (the caller wakes the waits when their calls
+     * are cancelled or the router stops). An epoch above {@code newest} is not this router's: a gateway that holds
+     * one (a router before this one published it) ignores {@code epoch}, as it is not newer than its own.
      *
      * @return the watchers that had not when the wait ended (empty: all applied)
      */
-    public synchronized List<String> awaitApplied(long epoch, Duration timeout, BooleanSupplier giveUp)
-            throws InterruptedException {
+    public synchronized List<String> awaitApplied(long epoch, LongSupplier newest, Duration timeout,
+                                                  BooleanSupplier giveUp) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         waiting++;
         try {
             while (true) {
                 List<String> pending = new ArrayList<>();
+                long top = newest.getAsLong();
                 for (String id : new TreeMap<>(openStreams).keySet()) {
-                    if (Long.compareUnsigned(applied.getOrDefault(id, 0L), epoch) < 0) {
+                    long theirs = applied.getOrDefault(id, 0L);
+                    if (Long.compareUnsigned(theirs, epoch) < 0
+                            || (Long.compareUnsigned(theirs, top) > 0 && theirs != epoch)) {
                         pending.add(id);
                     }
                 }

@@ -13,6 +13,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
 import java.util.zip.GZIPInputStream;
 import java.util.zip.GZIPOutputStream;
 import org.slf4j.Logger;
@@ -46,6 +47,11 @@ import org.slf4j.LoggerFactory;
  * gateway starts from. A write the API server refuses for good ({@link Result#REFUSED}: 403 from a missing Role rule,
  * 404 for a deleted ConfigMap, which the router never creates, 422) would fail the same way every time: it is logged
  * once, naming the status and the rule or value to fix, and not tried again; the next epoch is.
+ *
+ * <p>Every epoch a read finds there is handed to {@link #onEpochSeen} (the router's epoch floor: a newer one than
+ * this router's is one it must publish above, or the gateways that mount the ConfigMap ignore its epochs).
+ * {@link #readStoredEpoch} reads it before the router's first placement, again after a pause while the API server
+ * does not answer.
  *
  * <p>{@link #failures()} counts the placements given up without being written (refused, a newer epoch found there, or
  * a failed one overtaken by a newer placement before a retry wrote it), {@link #retries()} the failed attempts tried
@@ -96,6 +102,7 @@ public final class ConfigMapPublisher implements AutoCloseable {
     private final AtomicLong conflicts = new AtomicLong();
     private final AtomicLong oversize = new AtomicLong();
     private final AtomicLong gzipped = new AtomicLong();
+    private volatile LongConsumer epochSeen = e -> { };
 
     /** With the default threshold, {@value #DEFAULT_GZIP_THRESHOLD_BYTES} bytes. */
     public ConfigMapPublisher(PlacementConfigMap configMap, String name, ScheduledExecutorService writer) {
@@ -119,6 +126,56 @@ public final class ConfigMapPublisher implements AutoCloseable {
         this.name = name;
         this.writer = writer;
         this.gzipThresholdBytes = gzipThresholdBytes;
+    }
+
+    /** {@code listener} gets the epoch of every read of the ConfigMap (0: none there), on the writer thread. */
+    public void onEpochSeen(LongConsumer listener) {
+        this.epochSeen = listener;
+    }
+
+    /**
+     * Reads the epoch the ConfigMap holds on the writer thread and hands it to {@code then} (0 when none), reading it
+     * again after a pause ({@link #FIRST_RETRY} doubling up to {@link #MAX_RETRY}) while the API server does not
+     * answer or fails: a router that lost its state folder and started while the API server was unreachable would
+     * otherwise publish below the epoch the gateways hold. One the API server refuses for good (403, 404: a
+     * {@link PlacementConfigMap.RefusedException}) is logged naming what to fix and handed on as 0: no gateway can
+     * have read a newer epoch from a ConfigMap that is not there, and waiting would never end.
+     */
+    public void readStoredEpoch(LongConsumer then) {
+        readStored(then, 0);
+    }
+
+    private void readStored(LongConsumer then, int failedInRow) {
+        try {
+            writer.execute(() -> {
+                long epoch;
+                try {
+                    epoch = storedEpoch();
+                } catch (PlacementConfigMap.RefusedException e) {
+                    log.error("ConfigMap {} not read ({}): the first epoch goes above the instances' epochs and the "
+                            + "gateways' only", name, e.getMessage());
+                    then.accept(0);
+                    return;
+                } catch (RuntimeException e) {
+                    long pause = pause(failedInRow + 1);
+                    log.warn("ConfigMap {} not read ({}): nothing is placed until its epoch is known (a router without "
+                            + "its state must not publish below it); reading it again in {} ms", name, e.getMessage(),
+                            TimeUnit.NANOSECONDS.toMillis(pause));
+                    writer.schedule(() -> readStored(then, failedInRow + 1), pause, TimeUnit.NANOSECONDS);
+                    return;
+                }
+                log.info("ConfigMap {} holds placement epoch {}", name, epoch);
+                then.accept(epoch);
+            });
+        } catch (RejectedExecutionException e) {
+            log.debug("ConfigMap {} not read: shutting down", name);
+        }
+    }
+
+    /** The pause after {@code failedInRow} failures: {@link #FIRST_RETRY} doubled with each, up to MAX_RETRY. */
+    private static long pause(int failedInRow) {
+        long pause = FIRST_RETRY.toNanos() << Math.min(failedInRow - 1, 30);
+        return pause <= 0 ? MAX_RETRY.toNanos() : Math.min(pause, MAX_RETRY.toNanos());
     }
 
     /**
@@ -181,8 +238,7 @@ public final class ConfigMapPublisher implements AutoCloseable {
             pendingFailed = true;
         }
         retries.incrementAndGet();
-        long pause = FIRST_RETRY.toNanos() << Math.min(failedInRow - 1, 30);
-        pause = pause <= 0 ? MAX_RETRY.toNanos() : Math.min(pause, MAX_RETRY.toNanos());
+        long pause = pause(failedInRow);
         log.warn("placement epoch {} is tried again on ConfigMap {} in {} ms", next.getEpoch(), name,
                 TimeUnit.NANOSECONDS.toMillis(pause));
         submit(pause);
@@ -224,6 +280,7 @@ public final class ConfigMapPublisher implements AutoCloseable {
                 // A newer epoch there is never replaced (a stale or second router would otherwise roll every reader
                 // back); the same epoch only by this router's own first attempt (a restored epoch published again).
                 long theirs = epochOf(stored);
+                seen(theirs);
                 int order = Long.compareUnsigned(theirs, p.getEpoch());
                 if (order > 0 || (order == 0 && attempt > 1)) {
                     log.error("ConfigMap {} holds placement epoch {}, written by another writer, not older than this "
@@ -296,6 +353,14 @@ public final class ConfigMapPublisher implements AutoCloseable {
             return b.getEpoch();
         } catch (InvalidProtocolBufferException e) {
             return 0;
+        }
+    }
+
+    private void seen(long epoch) {
+        try {
+            epochSeen.accept(epoch);
+        } catch (RuntimeException e) {
+            log.warn("ConfigMap {}'s placement epoch {} could not be handed on: {}", name, epoch, e.getMessage());
         }
     }
 

@@ -5,13 +5,14 @@ import io.grpc.stub.StreamObserver;
 import io.moemesh.proto.router.v1.ReportRoutesRequest;
 import io.moemesh.proto.router.v1.ReportRoutesResponse;
 import io.moemesh.proto.router.v1.RouteSample;
+import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.coordination.WatcherRegistry;
 import io.moemesh.router.reports.ReportedToken;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.service.grpc.OpenStreams;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.LongSupplier;
+import java.util.function.Supplier;
 
 /**
  * One ReportRoutes stream: each message is validated as a whole and ingested (a malformed one ends the stream with
@@ -19,33 +20,40 @@ import java.util.function.LongSupplier;
  * client half-closes. Registered with the router's open calls ({@link OpenStreams}) while open: when the router
  * stops the stream ends with UNAVAILABLE (what came before stays ingested; the gateway reopens one, to this router
  * once it is back or to another), so a stream that a gateway keeps for a minute does not hold the stop. Its
- * callbacks and that end are serialised on this object (a response observer takes one caller at a time).
+ * callbacks and that end are serialised on this object (a response observer takes one caller at a time). The epoch a
+ * gateway reports applied raises the coordinator's epoch floor ({@code EpochFloor}): a router that lost its state
+ * must not publish below it.
  */
 final class ReportStream implements StreamObserver<ReportRoutesRequest> {
     private final RouteBook book;
     private final WatcherRegistry watchers;
-    private final LongSupplier currentEpoch;
+    private final PlacementCoordinator coordinator;
     private final StreamObserver<ReportRoutesResponse> responses;
     private final OpenStreams<Runnable> calls;
+    /** The status a stop (or a standby) ends the stream with. */
+    private final Supplier<Status> refusal;
     private final Runnable endAtStop = this::endAtStop;
     private long accepted;
     /** Answered, refused, or ended by the stop: nothing more is read or sent. */
     private boolean done;
 
-    private ReportStream(RouteBook book, WatcherRegistry watchers, LongSupplier currentEpoch,
-                         StreamObserver<ReportRoutesResponse> responses, OpenStreams<Runnable> calls) {
+    private ReportStream(RouteBook book, WatcherRegistry watchers, PlacementCoordinator coordinator,
+                         StreamObserver<ReportRoutesResponse> responses, OpenStreams<Runnable> calls,
+                         Supplier<Status> refusal) {
+        this.refusal = refusal;
         this.book = book;
         this.watchers = watchers;
-        this.currentEpoch = currentEpoch;
+        this.coordinator = coordinator;
         this.responses = responses;
         this.calls = calls;
     }
 
     /** The stream's request observer, or one that ignores everything when the router is stopping (refused). */
-    static StreamObserver<ReportRoutesRequest> open(RouteBook book, WatcherRegistry watchers, LongSupplier currentEpoch,
+    static StreamObserver<ReportRoutesRequest> open(RouteBook book, WatcherRegistry watchers,
+                                                   PlacementCoordinator coordinator,
                                                    StreamObserver<ReportRoutesResponse> responses,
-                                                   OpenStreams<Runnable> calls) {
-        ReportStream s = new ReportStream(book, watchers, currentEpoch, responses, calls);
+                                                   OpenStreams<Runnable> calls, Supplier<Status> refusal) {
+        ReportStream s = new ReportStream(book, watchers, coordinator, responses, calls, refusal);
         if (!calls.register(s.endAtStop)) {
             s.endAtStop();
         }
@@ -80,6 +88,11 @@ final class ReportStream implements StreamObserver<ReportRoutesRequest> {
             }
             accepted += book.ingest(samples);
             watchers.reportApplied(req.getSource(), req.getPlacementEpoch());
+            // Signed: 2^63 and above (unsigned) are no router's epochs, and are left out.
+            if (req.getPlacementEpoch() > coordinator.floor().highestElsewhere()) {
+                coordinator.floor().raise(req.getPlacementEpoch(), "gateway " + req.getSource()
+                        + "'s ReportRoutes placement_epoch");
+            }
         } catch (RuntimeException e) {
             finish();
             Status status = RouterStatuses.toStatus(e);
@@ -99,7 +112,7 @@ final class ReportStream implements StreamObserver<ReportRoutesRequest> {
         if (!done) {
             finish();
             responses.onNext(ReportRoutesResponse.newBuilder().setAccepted(accepted)
-                    .setPlacementEpoch(currentEpoch.getAsLong()).build());
+                    .setPlacementEpoch(coordinator.currentEpoch()).build());
             responses.onCompleted();
         }
     }
@@ -110,7 +123,7 @@ final class ReportStream implements StreamObserver<ReportRoutesRequest> {
         }
         finish();
         try {
-            responses.onError(RouterGrpcService.SHUTTING_DOWN.asRuntimeException());
+            responses.onError(refusal.get().asRuntimeException());
         } catch (RuntimeException e) {
             // the client cancelled meanwhile: nothing to end
         }

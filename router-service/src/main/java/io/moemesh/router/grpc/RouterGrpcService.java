@@ -90,6 +90,8 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
      * waits for watchers end once this is {@link OpenStreams#stopping() stopping}.
      */
     private final OpenStreams<Runnable> calls = new OpenStreams<>();
+    /** What ends the streams and refuses new ones while {@link #calls} stops: the stop's, or the standby's. */
+    private volatile Status refusal = SHUTTING_DOWN;
 
     /**
      * @param waiter       runs the waits for watchers (blocking; not a gRPC or replan thread)
@@ -217,7 +219,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
 
     @Override
     public StreamObserver<ReportRoutesRequest> reportRoutes(StreamObserver<ReportRoutesResponse> responses) {
-        return ReportStream.open(book, watchers, coordinator::currentEpoch, responses, calls);
+        return ReportStream.open(book, watchers, coordinator, responses, calls, () -> refusal);
     }
 
     @Override
@@ -235,7 +237,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
             return;
         }
         if (calls.stopping()) {
-            call.onError(SHUTTING_DOWN.asRuntimeException());
+            call.onError(refusal.asRuntimeException());
             return;
         }
         OpenWatch w = new OpenWatch(call, id);
@@ -321,7 +323,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
             end();
             synchronized (this) {
                 try {
-                    call.onError(SHUTTING_DOWN.asRuntimeException());
+                    call.onError(refusal.asRuntimeException());
                 } catch (RuntimeException e) {
                     log.debug("watch already ended", e);
                 }
@@ -347,6 +349,19 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
      * graceful stop for its grace.
      */
     public void stopCalls() {
+        stopCalls(SHUTTING_DOWN);
+    }
+
+    /**
+     * As {@link #stopCalls()} for a router that stands by (another holds the placement lease): the streams are
+     * ended, and new ones refused, with UNAVAILABLE saying {@code why}, so gateways go to the router that places.
+     */
+    public void standBy(String why) {
+        stopCalls(Status.UNAVAILABLE.withDescription("this router stands by: " + why));
+    }
+
+    private void stopCalls(Status status) {
+        refusal = status;
         // Refused before the open ones end: ended first, a gateway reopens its watch about 200 ms later, and that
         // one would hold the server's graceful stop for its whole grace.
         calls.stopAccepting();
@@ -356,7 +371,10 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         calls.endAll(Runnable::run);
     }
 
-    /** Takes streams again after {@link #stopCalls()} (a Spring context stopped and started again). */
+    /**
+     * Takes streams again after {@link #stopCalls()} (a Spring context stopped and started again) or
+     * {@link #standBy} (the placement lease taken).
+     */
     public void resumeCalls() {
         calls.resume();
     }
@@ -419,7 +437,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         Context.CancellationListener cancelled = c -> watchers.wakeWaiters();
         call.addListener(cancelled, Runnable::run);
         try {
-            List<String> pending = watchers.awaitApplied(r.getEpoch(), timeout,
+            List<String> pending = watchers.awaitApplied(r.getEpoch(), coordinator::currentEpoch, timeout,
                     () -> call.isCancelled() || calls.stopping());
             return r.toBuilder().setApplied(pending.isEmpty()).addAllUnappliedWatchers(pending).build();
         } catch (InterruptedException e) {

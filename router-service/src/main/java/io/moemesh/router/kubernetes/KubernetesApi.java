@@ -30,4 +30,9 @@ public final class KubernetesApi {
         }
         return client.setReadTimeout((int) longestWatch.plusSeconds(30).toMillis());
     }
+
+    /** {@code client} with every call (connect, write, read) bounded by {@code timeout} in all. */
+    public static ApiClient withCallTimeout(ApiClient client, Duration timeout) {
+        return client.setHttpClient(client.getHttpClient().newBuilder().callTimeout(timeout).build());
+    }
 }

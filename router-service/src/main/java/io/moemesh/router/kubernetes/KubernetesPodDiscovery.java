@@ -39,6 +39,11 @@ import org.slf4j.LoggerFactory;
  * distinct message, and retried with a new list after a pause that starts at {@link #FIRST_BACKOFF} and doubles with
  * each failure in a row up to the resync period (so a router whose Role does not allow watch follows the pods by
  * listing every resync period): never a crash of the router. Runs on its own daemon thread.
+ *
+ * <p>{@link #close} ends it; {@link #start} after a close (a Spring context stopped and started again) follows the
+ * pods afresh, from a new list, on a new thread, and delivers the ready set it finds even when it is the one delivered
+ * before the close. A thread of the closed run that is still in an API call (a list ignores interrupts) delivers
+ * nothing more when it returns.
  */
 public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private static final Logger log = LoggerFactory.getLogger(KubernetesPodDiscovery.class);
@@ -65,22 +70,14 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private final String namespace;
     private final LabelSelector selector;
     private final Duration resync;
-    private final PodSet pods;
-    private volatile boolean closed;
-    private volatile Thread thread;
-    private volatile Watch<V1Pod> watch;
+    private final int defaultPort;
+    /** The current run (from {@link #start} to {@link #close}), or null. */
+    private volatile Run run;
     private volatile int ready;
     private volatile int seen;
     private volatile boolean watching;
     private volatile Consumer<List<ExpertPod>> podsListener = pods -> { };
-    private List<Instance> delivered;
     private volatile Map<String, Integer> deliveredRestarts = Map.of();
-    private String lastError;
-    private boolean watchFailureLogged;
-    /** Failures in a row (lists and watches): the next pause is FIRST_BACKOFF doubled that many times less one. */
-    private int failures;
-    /** The resourceVersion to resume a watch from: the list's, then each event's. */
-    private String resourceVersion;
 
     /**
      * @param client      the API client; its read timeout must exceed {@code resync} (a watch waits that long)
@@ -94,14 +91,21 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         this.namespace = Objects.requireNonNull(namespace, "namespace");
         this.selector = selector;
         this.resync = resync;
-        this.pods = new PodSet(selector, defaultPort);
+        this.defaultPort = defaultPort;
     }
 
+    /** Starts following the pods; after {@link #close}, afresh. A run still going is closed first. */
     @Override
-    public void start(Consumer<List<Instance>> onChange) {
+    public synchronized void start(Consumer<List<Instance>> onChange) {
         log.info("discovering expert-service pods in namespace {} with labels {} (resync every {})", namespace,
                 selector, resync);
-        thread = Thread.ofPlatform().name("router-discovery").daemon().start(() -> loop(onChange));
+        Run old = run;
+        if (old != null) {
+            old.close();
+        }
+        Run r = new Run(onChange);
+        run = r;
+        r.thread = Thread.ofPlatform().name("router-discovery").daemon().start(r::loop);
     }
 
     @Override
@@ -133,131 +137,185 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         return watching;
     }
 
-    private void loop(Consumer<List<Instance>> onChange) {
-        while (!closed) {
-            long listedAt = System.nanoTime();
-            try {
-                V1PodList list = api.listNamespacedPod(namespace).labelSelector(selector.toString()).execute();
-                List<ExpertPod> all = new ArrayList<>();
-                for (V1Pod p : list.getItems()) {
-                    all.add(view(p));
+    /** One run of the discovery: its thread, its view of the pods and where its watch is. */
+    private final class Run {
+        private final Consumer<List<Instance>> onChange;
+        private final PodSet pods = new PodSet(selector, defaultPort);
+        private volatile boolean closed;
+        private volatile Thread thread;
+        private volatile Watch<V1Pod> watch;
+        private List<Instance> delivered;
+        private String lastError;
+        private boolean watchFailureLogged;
+        /** Failures in a row (lists and watches): the next pause is FIRST_BACKOFF doubled that many times less one. */
+        private int failures;
+        /** The resourceVersion to resume a watch from: the list's, then each event's. */
+        private String resourceVersion;
+
+        Run(Consumer<List<Instance>> onChange) {
+            this.onChange = onChange;
+        }
+
+        void loop() {
+            while (!closed) {
+                long listedAt = System.nanoTime();
+                try {
+                    V1PodList list = api.listNamespacedPod(namespace).labelSelector(selector.toString()).execute();
+                    List<ExpertPod> all = new ArrayList<>();
+                    for (V1Pod p : list.getItems()) {
+                        all.add(view(p));
+                    }
+                    pods.replaceAll(all);
+                    deliver();
+                    resourceVersion = list.getMetadata() == null ? null : list.getMetadata().getResourceVersion();
+                    lastError = null;
+                } catch (ApiException | RuntimeException e) {
+                    failed("listing the expert-service pods failed", e);
+                    backOff();
+                    continue;
                 }
-                pods.replaceAll(all);
-                deliver(onChange);
-                resourceVersion = list.getMetadata() == null ? null : list.getMetadata().getResourceVersion();
-                lastError = null;
-            } catch (ApiException | RuntimeException e) {
-                failed("listing the expert-service pods failed", e);
-                backOff();
-                continue;
-            }
-            WatchEnd end;
-            do {
-                long left = resync.toNanos() - (System.nanoTime() - listedAt);
-                end = left < TimeUnit.SECONDS.toNanos(1) || closed ? WatchEnd.RESYNC : watch(left, onChange);
-            } while (end == WatchEnd.CLOSED);
-            if (end == WatchEnd.FAILED) {
-                backOff();
-            } else {
-                failures = 0;
+                WatchEnd end;
+                do {
+                    long left = resync.toNanos() - (System.nanoTime() - listedAt);
+                    end = left < TimeUnit.SECONDS.toNanos(1) || closed ? WatchEnd.RESYNC : watch(left);
+                } while (end == WatchEnd.CLOSED);
+                if (end == WatchEnd.FAILED) {
+                    backOff();
+                } else {
+                    failures = 0;
+                }
             }
         }
-    }
 
-    /** One watch from {@link #resourceVersion}, at most {@code nanos} long. */
-    private WatchEnd watch(long nanos, Consumer<List<Instance>> onChange) {
-        int seconds = (int) Math.max(1, TimeUnit.NANOSECONDS.toSeconds(nanos));
-        long openedAt = System.nanoTime();
-        boolean events = false;
-        try (Watch<V1Pod> w = Watch.createWatch(client, api.listNamespacedPod(namespace)
-                .labelSelector(selector.toString()).resourceVersion(resourceVersion).watch(true)
-                .allowWatchBookmarks(true).timeoutSeconds(seconds).buildCall(null), EVENT)) {
-            watch = w;
-            watching = true;
-            for (Watch.Response<V1Pod> e : w) {
+        /** One watch from {@link #resourceVersion}, at most {@code nanos} long. */
+        private WatchEnd watch(long nanos) {
+            int seconds = (int) Math.max(1, TimeUnit.NANOSECONDS.toSeconds(nanos));
+            long openedAt = System.nanoTime();
+            boolean events = false;
+            try (Watch<V1Pod> w = Watch.createWatch(client, api.listNamespacedPod(namespace)
+                    .labelSelector(selector.toString()).resourceVersion(resourceVersion).watch(true)
+                    .allowWatchBookmarks(true).timeoutSeconds(seconds).buildCall(null), EVENT)) {
+                watch = w;
+                watching = true;
+                for (Watch.Response<V1Pod> e : w) {
+                    if (closed) {
+                        return WatchEnd.RESYNC;
+                    }
+                    if ("ERROR".equals(e.type) || e.object == null) {
+                        boolean gone = e.status != null && e.status.getCode() != null && e.status.getCode() == 410;
+                        log.info("the pod watch ended with {} ({}): listing again{}", e.type,
+                                e.status == null ? "" : e.status.getMessage(), gone ? "" : " after a pause");
+                        return gone ? WatchEnd.GONE : WatchEnd.FAILED;
+                    }
+                    events = true;
+                    if (e.object.getMetadata() != null && e.object.getMetadata().getResourceVersion() != null) {
+                        resourceVersion = e.object.getMetadata().getResourceVersion();
+                    }
+                    switch (e.type) {
+                        case "ADDED", "MODIFIED" -> pods.put(view(e.object));
+                        case "DELETED" -> pods.remove(e.object.getMetadata() == null ? null
+                                : e.object.getMetadata().getName());
+                        default -> {
+                            continue; // BOOKMARK: only its resourceVersion
+                        }
+                    }
+                    deliver();
+                }
+                watchFailureLogged = false;
+                if (closed || System.nanoTime() - openedAt >= TimeUnit.SECONDS.toNanos(seconds)) {
+                    return WatchEnd.RESYNC;
+                }
+                // Ended early and cleanly (an API server restarting closes its watches): resume at once. One that
+                // ends as soon as it opens, with nothing in it, is treated as a failure, or a server that keeps
+                // doing that would be asked again and again without a pause.
+                return events || System.nanoTime() - openedAt >= FIRST_BACKOFF.toNanos() ? WatchEnd.CLOSED
+                        : WatchEnd.FAILED;
+            } catch (ApiException | IOException | RuntimeException e) {
+                watching = false;
                 if (closed) {
                     return WatchEnd.RESYNC;
                 }
-                if ("ERROR".equals(e.type) || e.object == null) {
-                    boolean gone = e.status != null && e.status.getCode() != null && e.status.getCode() == 410;
-                    log.info("the pod watch ended with {} ({}): listing again{}", e.type,
-                            e.status == null ? "" : e.status.getMessage(), gone ? "" : " after a pause");
-                    return gone ? WatchEnd.GONE : WatchEnd.FAILED;
+                if (e instanceof ApiException a && a.getCode() == 410) {
+                    log.info("the pod watch from resourceVersion {} is Gone (410): listing again", resourceVersion);
+                    return WatchEnd.GONE;
                 }
-                events = true;
-                if (e.object.getMetadata() != null && e.object.getMetadata().getResourceVersion() != null) {
-                    resourceVersion = e.object.getMetadata().getResourceVersion();
+                if (!watchFailureLogged) {
+                    watchFailureLogged = true;
+                    log.warn("watching the expert-service pods failed ({}): listing them again after a pause ({} "
+                            + "doubling up to {})", describe(e), FIRST_BACKOFF, resync);
                 }
-                switch (e.type) {
-                    case "ADDED", "MODIFIED" -> pods.put(view(e.object));
-                    case "DELETED" -> pods.remove(e.object.getMetadata() == null ? null
-                            : e.object.getMetadata().getName());
-                    default -> {
-                        continue; // BOOKMARK: only its resourceVersion
-                    }
-                }
-                deliver(onChange);
+                return WatchEnd.FAILED;
+            } finally {
+                watch = null;
             }
-            watchFailureLogged = false;
-            if (closed || System.nanoTime() - openedAt >= TimeUnit.SECONDS.toNanos(seconds)) {
-                return WatchEnd.RESYNC;
-            }
-            // Ended early and cleanly (an API server restarting closes its watches): resume at once. One that ends
-            // as soon as it opens, with nothing in it, is treated as a failure, or a server that keeps doing that
-            // would be asked again and again without a pause.
-            return events || System.nanoTime() - openedAt >= FIRST_BACKOFF.toNanos() ? WatchEnd.CLOSED
-                    : WatchEnd.FAILED;
-        } catch (ApiException | IOException | RuntimeException e) {
-            watching = false;
+        }
+
+        private void deliver() {
             if (closed) {
-                return WatchEnd.RESYNC;
+                return; // a closed run's list that returned late: the next run delivers
             }
-            if (e instanceof ApiException a && a.getCode() == 410) {
-                log.info("the pod watch from resourceVersion {} is Gone (410): listing again", resourceVersion);
-                return WatchEnd.GONE;
-            }
-            if (!watchFailureLogged) {
-                watchFailureLogged = true;
-                log.warn("watching the expert-service pods failed ({}): listing them again after a pause ({} doubling "
-                        + "up to {})", describe(e), FIRST_BACKOFF, resync);
-            }
-            return WatchEnd.FAILED;
-        } finally {
-            watch = null;
-        }
-    }
-
-    private void deliver(Consumer<List<Instance>> onChange) {
-        List<Instance> now = pods.ready();
-        seen = pods.seen();
-        ready = now.size();
-        try {
-            podsListener.accept(pods.all());
-        } catch (RuntimeException e) {
-            log.error("the expert-service pods could not be handed on", e);
-        }
-        Map<String, Integer> restarts = pods.restarts();
-        // A container restart at the same pod IP leaves the instance set as it was: it is delivered all the same,
-        // because the restarted process holds nothing and must be placed on again.
-        if (!now.equals(delivered) || !restarts.equals(deliveredRestarts)) {
-            delivered = now;
-            deliveredRestarts = restarts;
-            log.info("{} of {} expert-service pods ready: {}", now.size(), pods.seen(),
-                    now.stream().map(Instance::getId).toList());
+            List<Instance> now = pods.ready();
+            seen = pods.seen();
+            ready = now.size();
             try {
-                onChange.accept(now);
+                podsListener.accept(pods.all());
             } catch (RuntimeException e) {
-                log.error("the ready instance set could not be handed on", e);
+                log.error("the expert-service pods could not be handed on", e);
+            }
+            Map<String, Integer> restarts = pods.restarts();
+            // A container restart at the same pod IP leaves the instance set as it was: it is delivered all the
+            // same, because the restarted process holds nothing and must be placed on again.
+            if (!now.equals(delivered) || !restarts.equals(deliveredRestarts)) {
+                delivered = now;
+                deliveredRestarts = restarts;
+                log.info("{} of {} expert-service pods ready: {}", now.size(), pods.seen(),
+                        now.stream().map(Instance::getId).toList());
+                try {
+                    onChange.accept(now);
+                } catch (RuntimeException e) {
+                    log.error("the ready instance set could not be handed on", e);
+                }
             }
         }
-    }
 
-    private void failed(String what, Exception e) {
-        String message = describe(e);
-        if (!message.equals(lastError)) {
-            lastError = message;
-            log.warn("{} ({}); trying again after a pause ({} doubling up to {})", what, message, FIRST_BACKOFF,
-                    resync);
+        private void failed(String what, Exception e) {
+            String message = describe(e);
+            if (!message.equals(lastError)) {
+                lastError = message;
+                log.warn("{} ({}); trying again after a pause ({} doubling up to {})", what, message, FIRST_BACKOFF,
+                        resync);
+            }
+        }
+
+        /** Sleeps after a failure: FIRST_BACKOFF, doubled for each failure in a row before it, at most the resync. */
+        private void backOff() {
+            failures++;
+            long pause = FIRST_BACKOFF.toNanos() << Math.min(failures - 1, 30);
+            pause = pause <= 0 ? resync.toNanos() : Math.min(pause, resync.toNanos());
+            if (!closed) {
+                try {
+                    TimeUnit.NANOSECONDS.sleep(pause);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    closed = true;
+                }
+            }
+        }
+
+        void close() {
+            closed = true;
+            Watch<V1Pod> w = watch;
+            if (w != null) {
+                try {
+                    w.close();
+                } catch (IOException | RuntimeException e) {
+                    log.debug("closing the pod watch", e);
+                }
+            }
+            Thread t = thread;
+            if (t != null) {
+                t.interrupt();
+            }
         }
     }
 
@@ -267,21 +325,6 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
                     + "pods" : "");
         }
         return e.getClass().getSimpleName() + ": " + e.getMessage();
-    }
-
-    /** Sleeps after a failure: FIRST_BACKOFF, doubled for each failure in a row before it, at most the resync period. */
-    private void backOff() {
-        failures++;
-        long pause = FIRST_BACKOFF.toNanos() << Math.min(failures - 1, 30);
-        pause = pause <= 0 ? resync.toNanos() : Math.min(pause, resync.toNanos());
-        if (!closed) {
-            try {
-                TimeUnit.NANOSECONDS.sleep(pause);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                closed = true;
-            }
-        }
     }
 
     /**
@@ -354,19 +397,11 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
     }
 
     @Override
-    public void close() {
-        closed = true;
-        Watch<V1Pod> w = watch;
-        if (w != null) {
-            try {
-                w.close();
-            } catch (IOException | RuntimeException e) {
-                log.debug("closing the pod watch", e);
-            }
-        }
-        Thread t = thread;
-        if (t != null) {
-            t.interrupt();
+    public synchronized void close() {
+        Run r = run;
+        run = null;
+        if (r != null) {
+            r.close();
         }
     }
 }

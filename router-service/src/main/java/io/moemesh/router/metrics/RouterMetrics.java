@@ -50,6 +50,10 @@ public final class RouterMetrics {
         Gauge.builder("moemesh.router.commit.pending", coordinator, PlacementCoordinator::pendingCommits)
                 .description("Instances that missed the COMMIT of a published epoch (they answer the epoch before "
                         + "it too until the retry)").register(registry);
+        Gauge.builder("moemesh.router.instances.quarantined", coordinator, c -> c.quarantine().size())
+                .description("Expert-service instances left out of placements for now: they kept failing their "
+                        + "LoadAssignment (PREPARE, or a COMMIT retry); each is tried again when its quarantine ends")
+                .register(registry);
         coordinator.onPublished(this::published);
         Gauge.builder("moemesh.router.prediction.recall", book, b -> b.recall().recallK()).tag("guesses", "k")
                 .tag("ahead", "1").description("Online next-layer recall of the predictor with k guesses").register(registry);

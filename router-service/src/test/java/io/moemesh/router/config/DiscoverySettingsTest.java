@@ -64,6 +64,9 @@ class DiscoverySettingsTest {
             moemesh.router.discovery.settle-time     | -1s             | moemesh.router.discovery.settle-time must be >= 0
             moemesh.router.discovery.resync-period   | 500ms           | moemesh.router.discovery.resync-period must be >= 1s
             moemesh.router.discovery.api-server      | ftp://k8s:1     | moemesh.router.discovery.api-server must be an http(s) URL
+            moemesh.router.discovery.lease           | Router!         | moemesh.router.discovery.lease must be a DNS subdomain name, got "Router!"
+            moemesh.router.discovery.lease-duration  | 2s              | moemesh.router.discovery.lease-duration must be whole seconds, >= 3s, got PT2S
+            moemesh.router.discovery.lease-duration  | 3500ms          | moemesh.router.discovery.lease-duration must be whole seconds, >= 3s, got PT3.5S
             moemesh.router.instances[0].id           | expert-0        | instances and instances-from must be unset with discovery.mode=kubernetes
             moemesh.router.instances-from            | /tmp/p.json     | instances and instances-from must be unset with discovery.mode=kubernetes
             """)

@@ -22,7 +22,10 @@ import io.moemesh.proto.router.v1.RouterServiceGrpc;
 import io.moemesh.proto.router.v1.TokenRoute;
 import io.moemesh.proto.router.v1.WatchPlacementRequest;
 import io.moemesh.proto.router.v1.WatchPlacementResponse;
+import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.RouterServiceApplication;
+import io.moemesh.router.coordination.InstanceSetFollower;
+import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.support.FakeExpertService;
 import io.moemesh.router.support.RouterTestMesh;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
@@ -291,6 +294,11 @@ class RouterRestartTest {
 
             background.start();
             assertThat(health(ctx)).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+            // It follows the instance set again: a set that changes after the start is placed on.
+            PlacementCoordinator coordinator = ctx.getBean(PlacementCoordinator.class);
+            ctx.getBean(InstanceSetFollower.class).offer(coordinator.instances().subList(0, 1));
+            awaitEpoch(ctx, 3);
+            assertThat(coordinator.instances()).extracting(Instance::getId).containsExactly("expert-0");
         }
     }
 

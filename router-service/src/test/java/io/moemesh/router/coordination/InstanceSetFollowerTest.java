@@ -19,10 +19,15 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Following the discovered instance set: settle time, one switch at a time, retries, an empty set. */
+/**
+ * Following the discovered instance set: settle time, one switch at a time, retries, an empty set, instances that
+ * keep failing, epochs seen elsewhere, a stop and a start.
+ */
 class InstanceSetFollowerTest {
     static final Instance A = Instance.newBuilder().setId("expert-0").setEndpoint("127.0.0.1:1").build();
     static final Instance B = Instance.newBuilder().setId("expert-1").setEndpoint("127.0.0.1:2").build();
+    static final Instance C = Instance.newBuilder().setId("expert-2").setEndpoint("127.0.0.1:3").build();
+    static final Instance D = Instance.newBuilder().setId("expert-3").setEndpoint("127.0.0.1:4").build();
 
     @TempDir
     Path stateDir;
@@ -68,12 +73,18 @@ class InstanceSetFollowerTest {
     };
 
     InstanceSetFollower follower(Duration settle) {
+        return follower(settle, true);
+    }
+
+    /** @param leaveOutFailing as the router's with discovered pods (true) or configured instances (false) */
+    InstanceSetFollower follower(Duration settle, boolean leaveOutFailing) {
         var settings = new PlacementCoordinator.Settings(List.of(), TestRoutes.SHAPE, false, 2,
                 PlacementBudget.slots(1, 8), "affinity", 10, Duration.ofSeconds(30));
         coordinator = new PlacementCoordinator(settings, TestRoutes.book(1000), loader, new EpochStore(stateDir),
                 Executors.newSingleThreadExecutor(), Executors.newFixedThreadPool(2), System::nanoTime);
         follower = new InstanceSetFollower(coordinator, n -> PlacementBudget.slots(n, 8), 2, settle,
-                Duration.ofMillis(100), Executors.newSingleThreadScheduledExecutor(), failures::incrementAndGet);
+                Duration.ofMillis(100), Executors::newSingleThreadScheduledExecutor, failures::incrementAndGet,
+                leaveOutFailing);
         return follower;
     }
 
@@ -118,7 +129,7 @@ class InstanceSetFollowerTest {
 
     @Test
     void aFailedSwitch_isRetried_untilTheInstancesLoadIt_keepingItsEpochNumber() {
-        follower(Duration.ZERO);
+        follower(Duration.ZERO, false);
         failing.add("expert-1");
         follower.offer(List.of(A, B));
         await().atMost(Duration.ofSeconds(10)).until(() -> failures.get() >= 2);
@@ -168,5 +179,58 @@ class InstanceSetFollowerTest {
         await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 1);
         follower.offer(List.of());
         await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(5)).until(() -> coordinator.currentEpoch() == 1);
+    }
+
+    /**
+     * A Ready pod that can never load its share (a broken GPU) must not keep the router from re-placing the experts of
+     * a pod that died: after failing twice in a row it is left out, and the switch goes on with the others.
+     */
+    @Test
+    void anInstanceThatKeepsFailingPrepare_isLeftOut_soADeadInstanceIsStillReplaced() {
+        follower(Duration.ZERO);
+        failing.add("expert-3");
+        follower.offer(List.of(A, B, C, D));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() > 0);
+        assertThat(coordinator.current().getInstancesList()).containsExactly(A, B, C);
+        assertThat(coordinator.quarantine().quarantined()).singleElement()
+                .satisfies(q -> assertThat(q.instanceId()).isEqualTo("expert-3"))
+                .satisfies(q -> assertThat(q.lastError()).contains("UNAVAILABLE"));
+        long first = coordinator.currentEpoch();
+        // expert-1 dies; expert-3 is still Ready and still cannot load anything.
+        follower.offer(List.of(A, C, D));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() > first);
+        assertThat(coordinator.current().getInstancesList()).containsExactly(A, C);
+        assertThat(coordinator.current().getLayersList()).allSatisfy(l -> assertThat(l.getExpertsList())
+                .allSatisfy(e -> assertThat(e.getInstanceIdsList()).containsExactlyInAnyOrder("expert-0", "expert-2")));
+    }
+
+    /**
+     * A gateway that holds an epoch above the router's (a router before this one published it, and this one lost its
+     * state) ignores the router's epochs: seeing it, the router publishes again, above it, on the same instances.
+     */
+    @Test
+    void anEpochSeenElsewhereAboveTheCurrentOne_isPlacedOnAgain_aboveIt() {
+        follower(Duration.ZERO);
+        follower.offer(List.of(A, B));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 1);
+        List<Long> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        coordinator.watch(57, p -> seen.add(p.getEpoch()));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 58);
+        assertThat(seen).containsExactly(58L);
+        assertThat(coordinator.current().getInstancesList()).containsExactly(A, B);
+        assertThat(coordinator.isBehind()).isFalse();
+    }
+
+    /** A Spring context stopped and started again: the follower's timer was shut down, and a new one follows. */
+    @Test
+    void aStartAfterAClose_followsTheSetAgain() {
+        follower(Duration.ZERO);
+        follower.offer(List.of(A));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 1);
+        follower.close();
+        follower.start();
+        follower.offer(List.of(A, B));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 2);
+        assertThat(coordinator.current().getInstancesList()).containsExactly(A, B);
     }
 }

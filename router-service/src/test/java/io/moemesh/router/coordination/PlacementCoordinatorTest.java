@@ -106,6 +106,8 @@ class PlacementCoordinatorTest {
             held.put(in.getId(), new HeldEpochs(1, PlacementMessages.assignment(deal, in.getId()), 0));
         }
         PlacementCoordinator c = coordinator(1, 10);
+        // A gateway started from the same file watches at its epoch: that epoch, as it is, is published.
+        c.watch(1, p -> { });
         assertThat(c.start().join().placement().getEpoch()).isEqualTo(1);
     }
 
@@ -124,6 +126,46 @@ class PlacementCoordinatorTest {
         assertThat(c.start().join().placement().getEpoch()).isEqualTo(10);
         assertThatThrownBy(() -> c.raiseEpochFloor(-1)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("epoch must be >= 0");
+    }
+
+    /** A gateway watching at epoch 57 (published by a router before this one, which lost its state) ignores 1. */
+    @Test
+    void watch_atAKnownEpoch_raisesTheFloor_soStartPublishesAboveIt() {
+        PlacementCoordinator c = coordinator(1, 10);
+        List<Long> seen = new CopyOnWriteArrayList<>();
+        c.watch(57, p -> seen.add(p.getEpoch()));
+        assertThat(c.start().join().placement().getEpoch()).isEqualTo(58);
+        assertThat(seen).containsExactly(58L);
+    }
+
+    @Test
+    void restart_whenAnEpochAboveTheRestoredOneWasSeenElsewhere_dealsAboveIt_insteadOfRestoring() {
+        PlacementCoordinator first = coordinator(1, 10);
+        first.start().join();
+        first.close();
+        PlacementCoordinator second = coordinator(1, 10);
+        second.floor().raise(57, "a test's ConfigMap");
+        ReplanOutcome o = second.start().join();
+        assertThat(o.planner()).isEqualTo(PlacementCoordinator.EVEN);
+        assertThat(o.placement().getEpoch()).isEqualTo(58);
+    }
+
+    @Test
+    void aHold_keepsStartSwitchAndReplanFromBeginning_untilReleased() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.floor().hold("the ConfigMap not read yet");
+        assertThatThrownBy(c::start).isInstanceOf(IllegalStateException.class)
+                .hasMessage("placement is on hold: the ConfigMap not read yet");
+        c.floor().raise(9, "the ConfigMap");
+        c.floor().release("the ConfigMap not read yet");
+        await().atMost(Duration.ofSeconds(10)).until(() -> !c.floor().held());
+        assertThat(c.start().join().placement().getEpoch()).isEqualTo(10);
+        c.floor().hold("another router holds the lease");
+        assertThatThrownBy(() -> c.replan(null)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("another router holds the lease");
+        assertThatThrownBy(() -> c.switchTo(INSTANCES, PlacementBudget.slots(3, 4), 1))
+                .isInstanceOf(IllegalStateException.class);
+        assertThat(events).doesNotContain("prepare 11 expert-0");
     }
 
     @Test

@@ -26,7 +26,7 @@ class WatcherRegistryTest {
         assertThat(registry.watchers()).isEqualTo(Map.of("gw-watching", 7L));
         registry.opened("gw-recent");
         assertThat(registry.watchers()).containsEntry("gw-recent", 3L);
-        assertThat(registry.awaitApplied(3, Duration.ZERO, () -> false)).isEmpty();
+        assertThat(registry.awaitApplied(3, () -> 7, Duration.ZERO, () -> false)).isEmpty();
     }
 
     @Test
@@ -41,5 +41,21 @@ class WatcherRegistryTest {
         }
         assertThat(registry.sourcesKept()).isEqualTo(WatcherRegistry.MAX_UNWATCHED_SOURCES);
         assertThat(registry.watchers()).isEmpty();
+    }
+
+    /**
+     * A gateway at epoch 57, from a router before this one, ignores this router's epoch 2 (not newer than its own):
+     * it has not applied it, however high its epoch.
+     */
+    @Test
+    void aWatcherAtAnEpochAboveWhatThisRouterPublished_hasNotAppliedALowerOne() throws Exception {
+        registry.opened("gw-0");
+        registry.opened("gw-1");
+        registry.reportApplied("gw-0", 57);
+        registry.reportApplied("gw-1", 3);
+        assertThat(registry.awaitApplied(2, () -> 3, Duration.ZERO, () -> false)).containsExactly("gw-0");
+        // The latest report counts: restarted from an older placement file, it dispatches under that one.
+        registry.reportApplied("gw-1", 1);
+        assertThat(registry.watchers()).containsEntry("gw-1", 1L);
     }
 }

@@ -346,6 +346,24 @@ class RouterStreamsSocketTest {
         await().atMost(Duration.ofSeconds(10)).until(() -> waits.getActiveCount() == 0 && watchers.waiting() == 0);
     }
 
+    /**
+     * A gateway at epoch 57 (published by a router before this one, which lost its state) ignores any epoch not newer
+     * than its own: its report puts the replan's epoch above it, and the replan is not applied until it applies that.
+     */
+    @Test
+    void replan_waitingForWatchers_isNotAppliedByAGatewayAtAnEpochOfAnEarlierRouter() throws Exception {
+        watch("gw-1", new CopyOnWriteArrayList<>(), new CompletableFuture<>());
+        StreamObserver<ReportRoutesRequest> reports = openReport(new CompletableFuture<>());
+        reports.onNext(ReportRoutesRequest.newBuilder().setSource("gw-1").setPlacementEpoch(57).build());
+        await().atMost(Duration.ofSeconds(10)).until(() -> Long.valueOf(57).equals(watchers.watchers().get("gw-1")));
+        ReplanResponse r = RouterServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+                .replan(ReplanRequest.newBuilder().setWaitForWatchers(true).setWatchersTimeoutMs(300).build());
+        assertThat(r.getEpoch()).isEqualTo(58);
+        assertThat(r.getApplied()).isFalse();
+        assertThat(r.getUnappliedWatchersList()).containsExactly("gw-1");
+        reports.onCompleted();
+    }
+
     @Test
     void replan_watchersTimeoutAboveTenMinutes_isInvalidArgument_namingTheField_andPlansNothing() {
         long before = coordinator.currentEpoch();

@@ -242,6 +242,36 @@ class ConfigMapPublisherTest {
         assertThat(pub.write(placement(9, 2, 4, 8, 1))).isEqualTo(ConfigMapPublisher.Result.WRITTEN);
     }
 
+    /** A router that lost its state must publish above the epoch the gateways mounting the ConfigMap hold. */
+    @Test
+    void aNewerEpochFoundThere_isHandedOn_soTheRouterGoesAboveIt() {
+        ConfigMapPublisher pub = publisher(new KubernetesPlacementConfigMap(client, NS, NAME));
+        pub.write(placement(57, 2, 4, 8, 1));
+        List<Long> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        pub.onEpochSeen(seen::add);
+        assertThat(pub.write(placement(3, 2, 4, 8, 1))).isEqualTo(ConfigMapPublisher.Result.SUPERSEDED);
+        assertThat(seen).containsExactly(57L);
+    }
+
+    /** Nothing may be placed before the ConfigMap's epoch is known: an API server that fails is asked again. */
+    @Test
+    void readStoredEpoch_isReadAgainWhileTheApiServerFails_thenHandedOn() throws Exception {
+        publisher(new KubernetesPlacementConfigMap(client, NS, NAME)).write(placement(57, 2, 4, 8, 1));
+        server.expect().get().withPath("/api/v1/namespaces/" + NS + "/configmaps/" + NAME)
+                .andReturn(503, status(503)).times(2);
+        java.util.concurrent.CompletableFuture<Long> read = new java.util.concurrent.CompletableFuture<>();
+        publisher.readStoredEpoch(read::complete);
+        assertThat(read.get(30, TimeUnit.SECONDS)).isEqualTo(57);
+    }
+
+    @Test
+    void readStoredEpoch_ofAMissingConfigMap_isZero_notAnEndlessWait() throws Exception {
+        k8s.configMaps().inNamespace(NS).withName(NAME).delete();
+        java.util.concurrent.CompletableFuture<Long> read = new java.util.concurrent.CompletableFuture<>();
+        publisher(new KubernetesPlacementConfigMap(client, NS, NAME)).readStoredEpoch(read::complete);
+        assertThat(read.get(30, TimeUnit.SECONDS)).isZero();
+    }
+
     @Test
     void conflict_withANewerEpochStoredGzipped_isNeverOverwritten() {
         Placement theirs = placement(9, 2, 4, 8, 1);

@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.coordination.v1.LeaseBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
@@ -24,16 +25,21 @@ import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
 import java.nio.file.Path;
+import java.time.ZonedDateTime;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.boot.health.contributor.HealthIndicator;
+import org.springframework.boot.health.contributor.Status;
 import org.springframework.context.ConfigurableApplicationContext;
 
 /**
@@ -61,8 +67,9 @@ class KubernetesDiscoveryTest {
         experts.forEach(FakeExpertService::close);
     }
 
-    ConfigurableApplicationContext run() {
+    ConfigurableApplicationContext run(String... extra) {
         List<String> args = new ArrayList<>(RouterTestMesh.args(stateDir, List.of()));
+        args.addAll(List.of(extra));
         args.addAll(List.of("--moemesh.router.discovery.mode=kubernetes",
                 "--moemesh.router.discovery.namespace=" + ExpertPods.NAMESPACE,
                 "--moemesh.router.discovery.label-selector=" + ExpertPods.SELECTOR,
@@ -192,5 +199,47 @@ class KubernetesDiscoveryTest {
         assertThat(ids(configMapPlacement())).containsExactly("expert-0");
         // The COMMIT follows the publication (and the ConfigMap write, on its own thread): awaited, not raced.
         await().atMost(Duration.ofSeconds(10)).until(() -> experts.get(0).served() == 10);
+    }
+
+    /**
+     * Two routers overlap (the old pod's container still runs on a node whose kubelet died): the one without the
+     * placement lease places nothing and is not ready while the other renews it, and takes over once it stops.
+     */
+    @Test
+    void aRouterWithoutTheLease_placesNothing_andIsNotReady_untilTheHolderStopsRenewingIt() throws Exception {
+        k8s.configMaps().inNamespace(ExpertPods.NAMESPACE).resource(new ConfigMapBuilder().withNewMetadata()
+                .withName(CONFIG_MAP).withNamespace(ExpertPods.NAMESPACE).endMetadata().build()).create();
+        k8s.leases().inNamespace(ExpertPods.NAMESPACE).resource(new LeaseBuilder().withNewMetadata()
+                .withName("test-moemesh-router").withNamespace(ExpertPods.NAMESPACE).endMetadata().withNewSpec()
+                .withHolderIdentity("router-old").withLeaseDurationSeconds(3).withRenewTime(ZonedDateTime.now())
+                .endSpec().build()).create();
+        ScheduledExecutorService oldRouter = Executors.newSingleThreadScheduledExecutor();
+        try {
+            oldRouter.scheduleWithFixedDelay(() -> k8s.leases().inNamespace(ExpertPods.NAMESPACE)
+                    .withName("test-moemesh-router").edit(l -> {
+                        l.getSpec().setRenewTime(ZonedDateTime.now());
+                        return l;
+                    }), 0, 500, TimeUnit.MILLISECONDS);
+            ctx = run("--moemesh.router.discovery.lease=test-moemesh-router",
+                    "--moemesh.router.discovery.lease-duration=3s");
+            PlacementCoordinator coordinator = ctx.getBean(PlacementCoordinator.class);
+            HealthIndicator readiness = ctx.getBean("placementLeaseHealthIndicator", HealthIndicator.class);
+            ExpertPods.create(k8s, ExpertPods.ready(ExpertPods.pod("expert-0", port(0)).build(), "127.0.0.1"));
+            await().during(Duration.ofSeconds(4)).atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+                assertThat(coordinator.currentEpoch()).isZero();
+                assertThat(configMapPlacement()).isNull();
+                assertThat(readiness.health().getStatus()).isEqualTo(Status.OUT_OF_SERVICE);
+            });
+            assertThat(experts.get(0).calls).isEmpty();
+
+            oldRouter.shutdownNow();
+
+            await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(configMapPlacement()).isNotNull());
+            assertThat(ids(configMapPlacement())).containsExactly("expert-0");
+            assertThat(readiness.health().getStatus()).isEqualTo(Status.UP);
+            await().atMost(Duration.ofSeconds(10)).until(() -> health() == HealthCheckResponse.ServingStatus.SERVING);
+        } finally {
+            oldRouter.shutdownNow();
+        }
     }
 }

@@ -104,4 +104,16 @@ class KubernetesPodWatchTest {
         await().atMost(PROMPTLY).until(() -> watches.size() >= 2);
         assertThat(lists).hasSize(2);
     }
+
+    /** A Spring context stopped and started again: the closed discovery follows the pods again, from a new list. */
+    @Test
+    void aStartAfterAClose_listsAgain_andDeliversTheReadySetAgain() {
+        serve(n -> silent());
+        await().atMost(PROMPTLY).until(() -> delivered.size() == 1 && watches.size() == 1);
+        discovery.close();
+        discovery.start(set -> delivered.add(set.stream().map(Instance::getId).toList()));
+        await().atMost(PROMPTLY).until(() -> delivered.size() == 2);
+        assertThat(delivered.get(1)).containsExactly("expert-0");
+        assertThat(lists).hasSize(2);
+    }
 }

@@ -53,9 +53,22 @@ import org.springframework.context.SmartLifecycle;
  * accessible to its owner only and the socket file is made 0600. With {@link UnixSocketSecurity#TLS} it keeps the
  * server's credentials (mutual TLS). A socket file left by a killed process is removed at start when nothing answers
  * on it ({@link UnixSocketFile}); a live listener there is a startup error.
+ *
+ * <p>Keepalive, on both listeners: after {@link #KEEPALIVE_TIME} without a byte from a client the server pings it, and
+ * closes the connection when no answer comes within {@link #KEEPALIVE_TIMEOUT}, cancelling its calls. A client that
+ * vanished without closing its connection (its node lost, a network partition) is otherwise noticed only by TCP's own
+ * keepalive, two hours by default: until then its streams stay open (a gateway would stay the router's watcher, which
+ * Replan waits for). Clients may ping every {@link #PERMIT_KEEPALIVE_TIME} or less often (the gateway pings every 30 s),
+ * with or without calls.
  */
 public final class GrpcServerLifecycle implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(GrpcServerLifecycle.class);
+    /** A client connection idle this long is pinged. */
+    public static final Duration KEEPALIVE_TIME = Duration.ofSeconds(30);
+    /** A ping unanswered this long closes the connection: a silent client is dropped within about 40 s. */
+    public static final Duration KEEPALIVE_TIMEOUT = Duration.ofSeconds(10);
+    /** The most often a client may ping; more often is answered with GOAWAY (too_many_pings). */
+    public static final Duration PERMIT_KEEPALIVE_TIME = Duration.ofSeconds(10);
 
     private final String name;
     private final String host;
@@ -87,6 +100,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
      * (health, reflection, the services not guarded already), so none holds its bytes against the budget for ever.
      */
     private RequestParsingGuard.HalfCloseBound halfCloseBound;
+    private Duration keepAliveTime = KEEPALIVE_TIME;
+    private Duration keepAliveTimeout = KEEPALIVE_TIMEOUT;
     /** The budget of request bytes held before half-closes, or null (none). */
     private HeldRequestBytes heldRequests;
 
@@ -167,6 +182,23 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
             throw new IllegalArgumentException(setting + " must be ≥ 1, got " + calls);
         }
         this.maxCallsPerConnection = calls;
+        return this;
+    }
+
+    /**
+     * Call before {@link #start()}: ping a client connection idle for {@code time}, and close it when the ping is not
+     * answered within {@code timeout} (by default {@link #KEEPALIVE_TIME} and {@link #KEEPALIVE_TIMEOUT}; tests use
+     * shorter ones).
+     *
+     * @throws IllegalArgumentException when either is not positive
+     */
+    public GrpcServerLifecycle keepAlive(Duration time, Duration timeout) {
+        if (time.isNegative() || time.isZero() || timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException(name + ": keepalive time and timeout must be > 0, got " + time + " and "
+                    + timeout);
+        }
+        this.keepAliveTime = time;
+        this.keepAliveTimeout = timeout;
         return this;
     }
 
@@ -264,7 +296,9 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
 
     private NettyServerBuilder configure(NettyServerBuilder b) {
         b.maxInboundMessageSize(maxInboundMessageBytes)
-                .permitKeepAliveTime(10, TimeUnit.SECONDS)
+                .keepAliveTime(keepAliveTime.toNanos(), TimeUnit.NANOSECONDS)
+                .keepAliveTimeout(keepAliveTimeout.toNanos(), TimeUnit.NANOSECONDS)
+                .permitKeepAliveTime(PERMIT_KEEPALIVE_TIME.toNanos(), TimeUnit.NANOSECONDS)
                 .permitKeepAliveWithoutCalls(true)
                 .addService(ServerInterceptors.intercept(RequestParsingGuard.guard(health.getHealthService()
                         .bindService(), null, halfCloseBound), healthWatches))

@@ -127,6 +127,41 @@ class GrpcServerLifecycleTest {
         assertThat(secondMessageThread(DIRECT)).startsWith("grpc-default-executor");
     }
 
+    /**
+     * The server pings idle connections (a client that vanished without closing its connection is dropped when a
+     * ping goes unanswered): a live client answers, and its idle stream stays open through many pings.
+     */
+    @Test
+    void keepAlive_pingsAnIdleClient_whoseStreamStaysOpen_andNonPositiveSettingsAreRefused() {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of())
+                .keepAlive(Duration.ofMillis(100), Duration.ofSeconds(1));
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        BlockingQueue<Object> watched = new LinkedBlockingQueue<>();
+        HealthGrpc.newStub(channel).watch(HealthCheckRequest.getDefaultInstance(), new StreamObserver<>() {
+            @Override
+            public void onNext(HealthCheckResponse r) {
+                watched.add(r.getStatus());
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                watched.add(t);
+            }
+
+            @Override
+            public void onCompleted() {
+                watched.add("completed");
+            }
+        });
+        await().atMost(Duration.ofSeconds(10)).until(() -> watched.contains(ServingStatus.SERVING));
+        await().during(Duration.ofSeconds(2)).atMost(Duration.ofSeconds(5)).until(() -> watched.size() == 1);
+        assertThatThrownBy(() -> server.keepAlive(Duration.ZERO, Duration.ofSeconds(1)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("test: keepalive time and timeout must be > 0, got PT0S and PT1S");
+    }
+
     private ServingStatus status(String service) {
         return HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.newBuilder().setService(service).build())
                 .getStatus();

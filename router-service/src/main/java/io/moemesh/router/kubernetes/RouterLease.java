@@ -1,0 +1,279 @@
+package io.moemesh.router.kubernetes;
+
+import io.kubernetes.client.openapi.ApiClient;
+import io.kubernetes.client.openapi.ApiException;
+import io.kubernetes.client.openapi.apis.CoordinationV1Api;
+import io.kubernetes.client.openapi.models.V1Lease;
+import io.kubernetes.client.openapi.models.V1LeaseSpec;
+import io.kubernetes.client.openapi.models.V1ObjectMeta;
+import java.time.Duration;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.Objects;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The placement lease: a {@code coordination.k8s.io/v1} Lease that only one router holds at a time, so two routers
+ * that overlap (the old pod's container still running on a node whose kubelet died while its replacement starts) do
+ * not both switch the expert-services' placements: each would otherwise lift its epoch above the other's, and each
+ * COMMIT would drain the epoch the other's gateways dispatch under. Only the holder places ({@code EpochFloor} holds
+ * the others) and is ready.
+ *
+ * <p>As Kubernetes' own leader election (client-go's): the holder renews the Lease's renewTime every
+ * {@code duration / 3}; another router takes it over only once it has seen the same record (holder, renewTime,
+ * transitions) unchanged for a whole {@code duration}, measured on its own monotonic clock (no clock needs to agree
+ * with another), or at once when the holder released it (empty holder). Every write is at the resourceVersion read,
+ * so of two routers taking it over at once one gets 409 Conflict and stays out. A holder that has not renewed it
+ * for {@code 2/3 × duration} (the API server unreachable; each call is bounded by the client's call timeout, which
+ * must be well under a third of the duration) gives it up, checked every twelfth of the duration on a thread of its
+ * own, so at least a quarter of the duration before any other router may take it (counted from the start of its last
+ * successful renewal, which is before the API server wrote it, and so before any other router saw it). The Lease is
+ * created when missing. {@link #close} releases it (empty holder), so the next router takes over without waiting for
+ * the duration.
+ *
+ * <p>The {@link Listener} ({@link #listen}) is called on the lease's own thread. Errors are logged once per distinct
+ * message and retried at the next renewal.
+ */
+public final class RouterLease implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(RouterLease.class);
+
+    /** Told when this router becomes the holder and when it stops being it. */
+    public interface Listener {
+        void acquired();
+
+        void lost(String why);
+    }
+
+    private final CoordinationV1Api api;
+    private final String namespace;
+    private final String name;
+    private final String identity;
+    private final Duration duration;
+    private final Supplier<ScheduledExecutorService> timers;
+    private final LongSupplier nanoClock;
+    private volatile Listener listener = new Listener() {
+        @Override
+        public void acquired() {
+        }
+
+        @Override
+        public void lost(String why) {
+        }
+    };
+    /** Guarded by this. */
+    private ScheduledExecutorService timer;
+    private volatile boolean held;
+    /** The record last seen (holder, renewTime, transitions) and when it was first seen so (timer thread). */
+    private String observed;
+    private long observedAt;
+    /** When this router last began a write of the Lease that made it its holder; guarded by this. */
+    private long renewedAt;
+    private volatile String lastError;
+
+    /**
+     * @param identity who this router is in {@code spec.holderIdentity}: unique per process
+     * @param duration how long a holder that stopped renewing keeps it ({@code spec.leaseDurationSeconds}); >= 3s
+     * @param timers   a new executor for each {@link #start}, with two threads: renewals, and the check that gives
+     *                 the lease up while a renewal hangs
+     */
+    public RouterLease(ApiClient client, String namespace, String name, String identity, Duration duration,
+                       Supplier<ScheduledExecutorService> timers, LongSupplier nanoClock) {
+        if (duration.compareTo(Duration.ofSeconds(3)) < 0) {
+            throw new IllegalArgumentException("lease duration must be >= 3s, got " + duration);
+        }
+        this.api = new CoordinationV1Api(client);
+        this.namespace = Objects.requireNonNull(namespace, "namespace");
+        this.name = Objects.requireNonNull(name, "name");
+        this.identity = Objects.requireNonNull(identity, "identity");
+        this.duration = duration;
+        this.timers = timers;
+        this.nanoClock = nanoClock;
+    }
+
+    /** Who is told (call before {@link #start}). */
+    public void listen(Listener l) {
+        this.listener = Objects.requireNonNull(l, "listener");
+    }
+
+    /** Tries to take the Lease now and every {@code duration / 3}; after a {@link #close}, afresh. */
+    public synchronized void start() {
+        if (timer != null) {
+            return;
+        }
+        timer = timers.get();
+        observed = null;
+        long period = duration.toNanos() / 3;
+        timer.scheduleWithFixedDelay(this::tick, 0, period, TimeUnit.NANOSECONDS);
+        timer.scheduleAtFixedRate(this::checkRenewed, period / 4, period / 4, TimeUnit.NANOSECONDS);
+        log.info("placement lease {}/{}: taking it as {} (duration {})", namespace, name, identity, duration);
+    }
+
+    /** Whether this router holds the Lease now. */
+    public boolean held() {
+        return held;
+    }
+
+    public String identity() {
+        return identity;
+    }
+
+    private void tick() {
+        long now = nanoClock.getAsLong();
+        try {
+            V1Lease lease = read();
+            if (lease == null) {
+                create(now);
+            } else {
+                V1LeaseSpec spec = lease.getSpec() == null ? new V1LeaseSpec() : lease.getSpec();
+                String holder = spec.getHolderIdentity() == null ? "" : spec.getHolderIdentity();
+                String record = holder + " " + spec.getRenewTime() + " " + spec.getLeaseTransitions();
+                if (!record.equals(observed)) {
+                    observed = record;
+                    observedAt = now;
+                }
+                if (identity.equals(holder)) {
+                    write(lease, false, now);
+                } else if (held) {
+                    lose("router " + holder + " holds it now");
+                } else if (holder.isEmpty() || now - observedAt >= durationOf(spec).toNanos()) {
+                    if (!holder.isEmpty()) {
+                        log.warn("placement lease {}/{}: router {} has not renewed it for {}: taking it over",
+                                namespace, name, holder, durationOf(spec));
+                    }
+                    write(lease, true, now);
+                }
+            }
+            lastError = null;
+        } catch (ApiException e) {
+            failed(e.getCode() == 409 ? "another router wrote it first (409 Conflict)" : describe(e));
+        } catch (RuntimeException e) {
+            failed(e.getClass().getSimpleName() + ": " + e.getMessage());
+        }
+        checkRenewed();
+    }
+
+    /** Gives the lease up once it has not been renewed for 2/3 of its duration (also while a renewal hangs). */
+    private synchronized void checkRenewed() {
+        if (held && nanoClock.getAsLong() - renewedAt >= duration.toNanos() * 2 / 3) {
+            lose("not renewed for " + Duration.ofNanos(duration.toNanos() * 2 / 3) + " (" + lastError + "): another"
+                    + " router may take it over soon");
+        }
+    }
+
+    private Duration durationOf(V1LeaseSpec spec) {
+        Integer s = spec.getLeaseDurationSeconds();
+        return s == null || s < 1 ? duration : Duration.ofSeconds(s);
+    }
+
+    private V1Lease read() throws ApiException {
+        try {
+            return api.readNamespacedLease(name, namespace).execute();
+        } catch (ApiException e) {
+            if (e.getCode() == 404) {
+                return null;
+            }
+            throw e;
+        }
+    }
+
+    private void create(long now) throws ApiException {
+        OffsetDateTime t = OffsetDateTime.now(ZoneOffset.UTC);
+        api.createNamespacedLease(namespace, new V1Lease().apiVersion("coordination.k8s.io/v1").kind("Lease")
+                .metadata(new V1ObjectMeta().name(name).namespace(namespace))
+                .spec(new V1LeaseSpec().holderIdentity(identity).leaseDurationSeconds(seconds()).acquireTime(t)
+                        .renewTime(t).leaseTransitions(0))).execute();
+        renewed(now);
+    }
+
+    /** Renews it (as its holder) or takes it over, at the resourceVersion read: 409 when another wrote it first. */
+    private void write(V1Lease lease, boolean takeOver, long now) throws ApiException {
+        OffsetDateTime t = OffsetDateTime.now(ZoneOffset.UTC);
+        V1LeaseSpec spec = lease.getSpec() == null ? new V1LeaseSpec() : lease.getSpec();
+        spec.holderIdentity(identity).leaseDurationSeconds(seconds()).renewTime(t);
+        if (takeOver) {
+            spec.acquireTime(t).leaseTransitions(spec.getLeaseTransitions() == null ? 1
+                    : spec.getLeaseTransitions() + 1);
+        }
+        api.replaceNamespacedLease(name, namespace, lease.apiVersion("coordination.k8s.io/v1").kind("Lease")
+                .spec(spec)).execute();
+        renewed(now);
+    }
+
+    private synchronized void renewed(long now) {
+        renewedAt = now;
+        if (!held) {
+            held = true;
+            log.info("placement lease {}/{} taken by this router ({}): it places", namespace, name, identity);
+            listener.acquired();
+        }
+    }
+
+    private synchronized void lose(String why) {
+        held = false;
+        log.warn("placement lease {}/{} lost: {}; this router stops placing and is not ready", namespace, name, why);
+        listener.lost(why);
+    }
+
+    private int seconds() {
+        return (int) Math.max(1, duration.toSeconds());
+    }
+
+    private void failed(String message) {
+        if (!message.equals(lastError)) {
+            lastError = message;
+            log.warn("placement lease {}/{}: {} (tried again in {})", namespace, name, message,
+                    Duration.ofNanos(duration.toNanos() / 3));
+        }
+    }
+
+    private String describe(ApiException e) {
+        return switch (e.getCode()) {
+            case 0 -> "no answer: " + e.getMessage();
+            case 403 -> "HTTP 403 Forbidden: the router's Role must allow get, create and update on leases "
+                    + "(apiGroups [coordination.k8s.io]; the chart's router Role does)";
+            default -> "HTTP " + e.getCode() + ": " + e.getResponseBody();
+        };
+    }
+
+    /**
+     * Stops renewing; when this router holds the Lease it is released (empty holder, best effort), so the next
+     * router takes it over at once.
+     */
+    @Override
+    public void close() {
+        ScheduledExecutorService t;
+        synchronized (this) {
+            t = timer;
+            timer = null;
+        }
+        if (t == null) {
+            return;
+        }
+        t.shutdownNow();
+        try {
+            t.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (held) {
+            held = false;
+            try {
+                V1Lease lease = read();
+                if (lease != null && lease.getSpec() != null && identity.equals(lease.getSpec().getHolderIdentity())) {
+                    lease.getSpec().holderIdentity(null).leaseDurationSeconds(1);
+                    api.replaceNamespacedLease(name, namespace, lease.apiVersion("coordination.k8s.io/v1")
+                            .kind("Lease")).execute();
+                    log.info("placement lease {}/{} released", namespace, name);
+                }
+            } catch (ApiException | RuntimeException e) {
+                log.warn("placement lease {}/{} not released ({}): another router takes it over once it expires",
+                        namespace, name, e instanceof ApiException a ? describe(a) : e.getMessage());
+            }
+        }
+    }
+}
