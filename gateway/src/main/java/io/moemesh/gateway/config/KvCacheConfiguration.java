@@ -182,6 +182,9 @@ public class KvCacheConfiguration {
                 .register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_attend_offload_failures", o, AttendOffload::offloadFailures)
                 .description("offloads that failed (the sequence stayed local)").register(meters);
+        FunctionCounter.builder("moemesh_gateway_kvcache_attend_offload_retries", o, AttendOffload::offloadRetries)
+                .description("offloads offered again with a copy of every block: one sent by its hash alone was gone "
+                        + "from the service").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_attend_calls", o, AttendOffload::attendCalls)
                 .description("Attend calls sent (one per sequence per layer per step)").register(meters);
         FunctionCounter.builder("moemesh_gateway_kvcache_attend_failures", o, AttendOffload::attendFailures)

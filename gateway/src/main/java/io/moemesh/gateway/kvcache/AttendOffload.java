@@ -19,6 +19,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.LongConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -36,11 +37,16 @@ import org.slf4j.LoggerFactory;
  * queue ahead of everything else ({@link WriteBack#writeFirst}), marked {@code pin_next} so the service's admission
  * policy does not decline them, then one {@code Pin} for them all. Copies are heap beside the pool, made on the
  * engine thread: the offloads hold at most the write-back's priority budget of them ({@link #copyRoom}; {@code
- * write-back-queue-blocks}), each from its copy until its writes and Pins are over (a Pin answered after the
- * timeout included); a sequence whose next copy finds no room keeps those blocks local until it does. Blocks that Pin
+ * write-back-queue-blocks}), each from its copy until its offload settles: stored and pinned, failed, or past {@code
+ * offloadTimeout}, when its copies still queued are withdrawn and a Pin that answers later (queued behind others on
+ * the pin thread) sends none again, so a black-holed service holds the room no longer than that (a Put already under
+ * way keeps its blocks, 16 at most, until it ends). A sequence whose next copy finds no room keeps those blocks local
+ * until it does, and waits for that room ({@link #awaitRoom}) at most {@code offloadTimeout}, not at all right after
+ * an offload failed: it then runs on with its blocks local (no failure). Blocks that Pin
  * finds not stored (the write-back remembered them stored, but the service evicted or lost them since) are forgotten
  * by the write-back, sent again and pinned by a second Pin, once; when one of them was not copied, the Pin is released
- * and the offload says {@link Outcome#AGAIN} instead: the cache offers the run again at once, copying those. Any block
+ * and the offload says {@link Outcome#AGAIN} instead ({@link #offloadRetries}): the cache offers the run again at
+ * once, copying every block of it (a second AGAIN in a row fails the sequence's offload). Any block
  * not stored (no space, Put failed) or still not pinned, a service that is down, or more than {@code offloadTimeout}:
  * the offload fails and the sequence stays local for good (no failure, no more retries against a failing service;
  * it ends with finish reason length where the local pool ends, see {@link #positions}); what it pinned is unpinned
@@ -88,12 +94,17 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     private final Map<Long, Pinned> pinned = new ConcurrentHashMap<>();
     /** Engine thread only: the Attend calls of the current layer. */
     private final AttendCalls attends;
-    /** Block copies the offloads hold: from {@link #offload} until their writes and Pins are over. */
+    /** Block copies the offloads hold: from {@link #offload} until it settles. */
     private final AtomicInteger copiesHeld = new AtomicInteger();
+    /** Sequences waiting for copy room ({@link #awaitRoom}) → when they first found none ({@link System#nanoTime}). */
+    private final Map<Long, Long> roomAwaited = new ConcurrentHashMap<>();
+    /** {@link System#nanoTime} of the last failed offload. */
+    private volatile long lastFailure;
     /** The most they may hold: the write-back's budget for priority copies. */
     private final int copyBudget;
     private final AtomicLong offloadedBlocks = new AtomicLong();
     private final AtomicLong offloadFailures = new AtomicLong();
+    private final AtomicLong offloadRetries = new AtomicLong();
 
     /** One sequence's pins; closed once the cache released the sequence. */
     private static final class Pinned {
@@ -133,6 +144,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         this.pins = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("moemesh-kv-attend-pins").daemon()
                 .factory());
         this.offloadPins = new OffloadPins(client, pins, offloadTimeout);
+        this.lastFailure = System.nanoTime() - offloadTimeout.toNanos(); // none recent
     }
 
     // ---- BlockOffload (engine thread, never blocks) ----
@@ -153,28 +165,56 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         return Math.max(0, copyBudget - copiesHeld.get());
     }
 
+    /**
+     * A sequence short of copy room waits for it at most {@code offloadTimeout} from when it first found none (every
+     * offload gives its room back within that time, when it settles), and not at all within {@code offloadTimeout} of
+     * a failed offload (the service is likely down, and the room would come back only by more failures). Past that it
+     * does not wait again until an offload of it starts.
+     */
+    @Override
+    public boolean awaitRoom(long seqId) {
+        long now = System.nanoTime();
+        long bound = offloadTimeout.toNanos();
+        if (now - lastFailure < bound) {
+            return false;
+        }
+        Long since = roomAwaited.putIfAbsent(seqId, now);
+        if (since == null) {
+            // The step boundary that ends the wait: nothing else may wake the loop (its sequences may all be waiting).
+            CompletableFuture.delayedExecutor(bound, TimeUnit.NANOSECONDS).execute(() -> wakeUp.run());
+            return true;
+        }
+        return now - since < bound;
+    }
+
     @Override
     public CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes, List<BlockContents> copies) {
         Pinned p = pinned.computeIfAbsent(seqId, k -> new Pinned());
-        copiesHeld.addAndGet(copies.size());
+        roomAwaited.remove(seqId);
+        int copied = copies.size();
+        copiesHeld.addAndGet(copied);
+        // The copies, for a second write of blocks the Pin finds gone; let go of when the offload settles, so a Pin
+        // that runs or answers after the timeout holds none.
+        AtomicReference<List<BlockContents>> held = new AtomicReference<>(copies);
         CompletableFuture<Outcome> work;
         try {
             // pin_next: pinned right after, so the service's admission policy may not decline them.
             work = writeBack.writeFirstStored(copies, hashes, true)
-                    .thenComposeAsync(stored -> pin(p, copies, hashes, stored), pins);
+                    .thenComposeAsync(stored -> pin(p, held, hashes, stored), pins);
         } catch (RuntimeException e) {
             work = CompletableFuture.failedFuture(e);
         }
-        // The copies live until the work is over, after a timeout too (a late Pin still holds them): only then is
-        // their room another offload's, which a sequence may be waiting for.
-        work.whenComplete((o, e) -> {
-            copiesHeld.addAndGet(-copies.size());
-            wakeUp.run();
-        });
         CompletableFuture<Outcome> settled = work.copy().orTimeout(offloadTimeout.toNanos(), TimeUnit.NANOSECONDS)
-                .handle((o, e) -> settle(seqId, p, hashes, o, e));
-        // A prompt longer than the pool waits, with nothing else to run, for this offload to move its remote prefix
-        // on (StepScheduler's next chunk): wake the loop rather than let it sleep out its idle poll.
+                .handle((o, e) -> {
+                    held.set(null);
+                    Outcome outcome = settle(seqId, p, hashes, o, e); // a failure withdraws its queued copies
+                    // Their room is another offload's now, a timeout's too: the pin thread may be held for long by
+                    // calls to a service that does not answer, and a sequence may be waiting for that room.
+                    copiesHeld.addAndGet(-copied);
+                    return outcome;
+                });
+        // The loop may be waiting for this offload (a prompt longer than the pool, StepScheduler's next chunk) or for
+        // its room: wake it rather than let it sleep out its idle poll.
         settled.whenComplete((o, e) -> wakeUp.run());
         return settled;
     }
@@ -182,12 +222,14 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     /** Counts an offload's outcome; a failed one caps its sequence by the local pool from now on. */
     private Outcome settle(long seqId, Pinned p, List<BlockHash> hashes, Outcome o, Throwable e) {
         if (e == null && o == Outcome.AGAIN) {
+            offloadRetries.incrementAndGet();
             log.debug("offload of sequence {}: a KV block sent by its hash alone was gone from {}; offered again",
                     seqId, client.endpoint());
             return o;
         }
         if (e != null || o != Outcome.PINNED) {
             offloadFailures.incrementAndGet();
+            lastFailure = System.nanoTime();
             log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", hashes.size(), seqId,
                     client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
             // Its copies still queued (past the timeout) are of no use to it now: freed, not left to pile up.
@@ -217,22 +259,26 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
      * {@code remembered-blocks} would overflow; a block sent by hash alone is the Pin's to find), then pinned for the
      * sequence. Blocks the Pin finds not stored, though the write-back remembered them stored (the service evicted
      * them since, lost them in a restart, or they were never re-sent because of that memory), are forgotten there
-     * ({@link WriteBack#notStored}), sent again and pinned by a second Pin, once; the first Pin's pins are held
-     * meanwhile. When one of them was sent by hash alone there is no copy to send: {@link Outcome#AGAIN}.
+     * ({@link StoredBlocks#notStored}), sent again and pinned by a second Pin, once; the first Pin's pins are held
+     * meanwhile. When one of them was sent by hash alone there is no copy to send: {@link Outcome#AGAIN}. Nothing is
+     * pinned once the offload settled ({@code held} empty: it timed out while this waited for the pin thread).
      */
-    private CompletableFuture<Outcome> pin(Pinned p, List<BlockContents> copies, List<BlockHash> hashes,
+    private CompletableFuture<Outcome> pin(Pinned p, AtomicReference<List<BlockContents>> held, List<BlockHash> hashes,
                                            boolean stored) {
-        if (!stored) {
+        if (!stored || held.get() == null) {
             return CompletableFuture.completedFuture(Outcome.FAILED);
         }
         OffloadPins.Answer a = offloadPins.pin(hashes); // a failure was released (by its id) before it is thrown
+        List<BlockContents> copies = held.get(); // none once it settled during the Pin: nothing is sent again
         Map<BlockHash, BlockContents> copyOf = new HashMap<>();
-        copies.forEach(c -> copyOf.put(c.hash(), c));
+        if (copies != null) {
+            copies.forEach(c -> copyOf.put(c.hash(), c));
+        }
         List<BlockContents> missing = new ArrayList<>();
         boolean uncopied = false;
         for (int i = 0; i < hashes.size(); i++) {
             if (!a.pinned().get(i)) {
-                writeBack.notStored(hashes.get(i));
+                writeBack.memory().notStored(hashes.get(i));
                 BlockContents c = copyOf.get(hashes.get(i));
                 if (c == null) {
                     uncopied = true;
@@ -284,7 +330,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         }
         for (int i = 0; i < again.size(); i++) {
             if (!b.pinned().get(i)) {
-                writeBack.notStored(again.get(i));
+                writeBack.memory().notStored(again.get(i));
             }
         }
         if (b.pinned().contains(false)) {
@@ -313,6 +359,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     @Override
     public void released(long seqId) {
+        roomAwaited.remove(seqId);
         Pinned p = pinned.remove(seqId);
         if (p == null) {
             return;
@@ -390,6 +437,14 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     /** Offloads that failed (the sequence stayed local). */
     public long offloadFailures() {
         return offloadFailures.get();
+    }
+
+    /**
+     * Offloads that said {@link Outcome#AGAIN}: a block sent by its hash alone was gone from the service (the cache
+     * offered the run again with a copy of every block).
+     */
+    public long offloadRetries() {
+        return offloadRetries.get();
     }
 
     /** Attend calls sent. */

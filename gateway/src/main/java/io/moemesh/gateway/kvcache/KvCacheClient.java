@@ -6,7 +6,6 @@ import io.grpc.ConnectivityState;
 import io.grpc.MethodDescriptor;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import io.grpc.stub.StreamObserver;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
 import io.moemesh.model.kv.ModelFingerprint;
@@ -20,10 +19,7 @@ import io.moemesh.proto.kvcache.v1.KvCacheServiceGrpc;
 import io.moemesh.proto.kvcache.v1.PinRequest;
 import io.moemesh.proto.kvcache.v1.PinResponse;
 import io.moemesh.proto.kvcache.v1.UnpinRequest;
-import io.moemesh.proto.kvcache.v1.PutBlockHeader;
 import io.moemesh.proto.kvcache.v1.PutOutcome;
-import io.moemesh.proto.kvcache.v1.PutRequest;
-import io.moemesh.proto.kvcache.v1.PutResponse;
 import io.moemesh.service.kvcache.GetBlocks;
 import io.moemesh.service.kvcache.GetReply;
 import io.moemesh.service.kvcache.KvGetWire;
@@ -31,12 +27,8 @@ import io.moemesh.service.kvcache.LocalBlockReader;
 import io.moemesh.service.kvcache.LocalRestore;
 import java.security.SecureRandom;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -96,6 +88,8 @@ public final class KvCacheClient implements AutoCloseable {
     private final AtomicBoolean localReads = new AtomicBoolean();
     /** The Lookups (whole chains, held blocks, announcements). */
     private final ChainLookups lookups;
+    /** The Put streams. */
+    private final PutStreams puts;
     /** Read buffers of the local reads (one per concurrent fetch). */
     private final LocalBlockReader localReader = new LocalBlockReader();
     private final AtomicLong localReadBlocks = new AtomicLong();
@@ -127,6 +121,7 @@ public final class KvCacheClient implements AutoCloseable {
                 .setNumKvHeads(payload.kvHeads()).setHeadDim(payload.headDim()).build();
         this.getMethod = KvGetWire.client(payload.bytes());
         this.lookups = new ChainLookups(channel, endpoint, this.fingerprint, layout);
+        this.puts = new PutStreams(channel, endpoint, this.fingerprint, layout);
         this.onClose = onClose;
     }
 
@@ -304,66 +299,7 @@ public final class KvCacheClient implements AutoCloseable {
     public List<PutOutcome> put(List<BlockContents> blocks, List<byte[]> payloads, boolean[] pinNext,
                                 boolean[] swapOut, Duration deadline) {
         reconnectIfDown();
-        CompletableFuture<PutResponse> done = new CompletableFuture<>();
-        StreamObserver<PutRequest> out = KvCacheServiceGrpc.newStub(channel).withDeadlineAfter(deadline.toNanos(),
-                TimeUnit.NANOSECONDS).put(new StreamObserver<>() {
-                    @Override
-                    public void onNext(PutResponse value) {
-                        done.complete(value);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        done.completeExceptionally(t);
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                        done.complete(PutResponse.getDefaultInstance());
-                    }
-                });
-        try {
-            for (int i = 0; i < blocks.size(); i++) {
-                BlockContents b = blocks.get(i);
-                PutBlockHeader.Builder h = PutBlockHeader.newBuilder().setModelFingerprint(fingerprint).setLayout(layout)
-                        .setBlockHash(ByteString.copyFrom(b.hash().bytes()))
-                        .setParentHash(ByteString.copyFrom(b.parent() == null ? new byte[BlockHash.BYTES]
-                                : b.parent().bytes()))
-                        .setTenant(b.tenant()).setChainPosition(b.chainPosition()).setPinNext(pinNext[i])
-                        .setSwapOut(swapOut[i]);
-                for (int t : b.tokens()) {
-                    h.addTokenIds(t);
-                }
-                byte[] p = payloads.get(i);
-                for (int off = 0; off < p.length; off += CHUNK_BYTES) {
-                    PutRequest.Builder m = PutRequest.newBuilder()
-                            .setData(ByteString.copyFrom(p, off, Math.min(CHUNK_BYTES, p.length - off)));
-                    if (off == 0) {
-                        m.setHeader(h);
-                    }
-                    out.onNext(m.build());
-                }
-            }
-            out.onCompleted();
-        } catch (RuntimeException e) {
-            out.onError(e);
-            throw e;
-        }
-        try {
-            PutResponse r = done.get(deadline.toNanos() + TimeUnit.SECONDS.toNanos(1), TimeUnit.NANOSECONDS);
-            List<PutOutcome> outcomes = new ArrayList<>();
-            for (int i = 0; i < blocks.size(); i++) {
-                outcomes.add(i < r.getResultsCount() ? r.getResults(i).getOutcome() : PutOutcome.PUT_OUTCOME_UNSPECIFIED);
-            }
-            return outcomes;
-        } catch (ExecutionException e) {
-            throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
-        } catch (TimeoutException e) {
-            throw new IllegalStateException("Put to " + endpoint + " did not answer in time");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted");
-        }
+        return puts.put(blocks, payloads, pinNext, swapOut, deadline);
     }
 
     /**

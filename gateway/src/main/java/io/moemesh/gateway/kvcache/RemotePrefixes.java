@@ -9,10 +9,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
@@ -20,6 +18,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,13 +40,13 @@ import org.slf4j.LoggerFactory;
  * out: a fetch that ended before its Lookup did (it timed out queued behind others, or waiting for its swap-out's
  * writes) announces the chain when it ends. At a later step boundary, on the engine thread, the
  * verified blocks are imported into the local cache (hash chain recomputed from the tokens, payload size checked, and
- * the CRC32C compared for blocks this gateway wrote, {@link WriteBack#heldOtherBytes}), and the sequence is admitted:
- * the cache, as the prefix source, finds them like its own, so {@code cached_tokens} counts local and fetched tokens
- * alike. A fetch that fails, times out or returns a bad block just brings fewer blocks (the rest is computed: same
- * tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip (the chain is only announced). A
- * block the write-back remembers as stored but the Lookup or Get stops at is forgotten by the write-back ({@link
- * WriteBack#notStored}): it is sent again when next offered. A block whose bytes are not the ones this gateway stored
- * is not: its checksum is kept, so it is refused (counted in {@link #badBlocks}) and recomputed on every fetch, since
+ * the CRC32C compared for blocks this gateway wrote, {@link StoredBlocks#heldOtherBytes}), and the sequence is
+ * admitted: the cache, as the prefix source, finds them like its own, so {@code cached_tokens} counts local and fetched
+ * tokens alike. A fetch that fails, times out or returns a bad block just brings fewer blocks (the rest is computed:
+ * same tokens). Fewer than {@code minFetchBlocks} missing blocks are not worth a round trip (the chain is only
+ * announced). A block the write-back remembers as stored but the Lookup or Get stops at is forgotten by the write-back
+ * ({@link StoredBlocks#notStored}): it is sent again when next offered. A block whose bytes are not the ones this
+ * gateway stored is not: its checksum is kept, so it is refused (counted in {@link #badBlocks}) and recomputed on every fetch, since
  * the service keeps that copy (sending ours again is answered {@code ALREADY_PRESENT}). Another gateway's bitwise
  * different floats for the same hash, stored after the service lost ours, are refused alike: correct, at the cost of
  * recomputing them.
@@ -74,10 +73,12 @@ import org.slf4j.LoggerFactory;
  * the blocks the local cache lost meanwhile, once the pool has room for the whole context (a restore into a full pool
  * would be evicted again before the sequence is admitted). Until then it waits and keeps its place ({@link
  * #holdsPlace}: nobody is admitted past it, so the room it waits for is not taken; the running sequences, which
- * arrived before it, free it as they end), through its restore's fetch too; only a context the pool can never hold
- * resumes at once, recomputing. A sequence preempted for recompute resumes the same way, without writes to wait for
- * and without holding its place (admitted as soon as its first chunk fits): what the local cache lost and the service
- * has (written back when evicted, or offloaded for {@code Attend}) is fetched, the rest recomputed.
+ * arrived before it, free it as they end), through its restore's fetch too, but only while that can pay and for at
+ * most {@code fetchTimeout} ({@link SwapOuts}: a swap-out that queued nothing and whose blocks the service is not
+ * known to hold has nothing to restore); past that, and for a context the pool can never hold, it resumes at once,
+ * recomputing. A sequence preempted for recompute resumes the same way, without writes to wait for and without holding
+ * its place (admitted as soon as its first chunk fits): what the local cache lost and the service has (written back
+ * when evicted, or offloaded for {@code Attend}) is fetched, the rest recomputed.
  *
  * <p>Engine-thread methods ({@link #ready}, {@link #forget}, {@link #choose}, {@link #swapOut}) never block; the
  * counters may be read from any thread.
@@ -108,13 +109,10 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     private final Map<Long, Pending> fetching = new HashMap<>();
     /** Engine thread only (but its counters). */
     private final SequenceAnnouncements announced;
-    private final Map<Long, CompletableFuture<Void>> swappedOut = new HashMap<>();
-    /** Engine thread only: swapped-out sequences waiting for the pool's room for their restore. */
-    private final Set<Long> roomAwaited = new HashSet<>();
-    /** Engine thread only: blocks each started, not yet imported fetch may bring (the fetch budget's share). */
-    private final Map<Long, Integer> reserved = new HashMap<>();
-    private int reservedBlocks;
-    private volatile long peakReservedBlocks;
+    /** Engine thread only. */
+    private final SwapOuts swaps;
+    /** Engine thread only (but its peak). */
+    private final FetchBudget budget = new FetchBudget();
     private final AtomicLong fetchedBlocks = new AtomicLong();
     private final AtomicLong fetches = new AtomicLong();
     private final AtomicLong fetchFailures = new AtomicLong();
@@ -148,6 +146,12 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
      */
     public RemotePrefixes(PrefixCachingKvCache cache, KvCacheClient client, WriteBack writeBack, TransferRates rates,
                           Duration fetchTimeout, int minFetchBlocks, Mode mode, ExecutorService fetchers) {
+        this(cache, client, writeBack, rates, fetchTimeout, minFetchBlocks, mode, fetchers, System::nanoTime);
+    }
+
+    /** @param clock times a swapped-out sequence's wait for room ({@link System#nanoTime} but in tests) */
+    RemotePrefixes(PrefixCachingKvCache cache, KvCacheClient client, WriteBack writeBack, TransferRates rates,
+                   Duration fetchTimeout, int minFetchBlocks, Mode mode, ExecutorService fetchers, LongSupplier clock) {
         if (cache.blockTokens() != client.payload().blockTokens()) {
             throw new IllegalArgumentException("the KV cache has " + cache.blockTokens() + "-token blocks, the "
                     + "kvcache payload " + client.payload().blockTokens());
@@ -161,6 +165,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         this.mode = mode;
         this.fetchers = fetchers;
         this.announced = new SequenceAnnouncements(client, fetchTimeout);
+        this.swaps = new SwapOuts(writeBack, fetchTimeout, clock);
     }
 
     /** A pool of {@code threads} daemon threads for {@link #RemotePrefixes}'s fetches. */
@@ -178,45 +183,40 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     public boolean ready(long seqId, int[] context, String tenant, boolean again) {
         Pending f = fetching.get(seqId);
         if (f == null) {
-            CompletableFuture<Void> written = swappedOut.get(seqId);
             int b = cache.blockTokens();
             int blocks = (context.length + b - 1) / b;
             if (again && cache.freeBlocks() + cache.cachedBlocks() < blocks) {
                 // No room to resume yet: a restore now would be evicted again before the admission that follows. A
-                // swapped-out sequence waits for that room in its place (holdsPlace), unless it can never have it;
+                // swapped-out sequence waits for that room in its place (holdsPlace), within SwapOuts' bounds;
                 // admitted now it would recompute what the service holds. Any other resumes as it can.
-                if (written != null && blocks <= cache.totalBlocks()) {
-                    roomAwaited.add(seqId);
-                    return false;
-                }
-                roomAwaited.remove(seqId);
-                return true;
+                return !swaps.awaitRoom(seqId, blocks <= cache.totalBlocks());
             }
-            roomAwaited.remove(seqId);
+            swaps.roomFound(seqId);
+            CompletableFuture<Void> written = swaps.written(seqId);
             int full = (context.length - 1) / b;
             List<BlockHash> chain = cache.prefixChain(context, tenant, full);
             int local = cache.presentBlocks(chain);
             boolean repeat = announced.told(seqId);
             if (full - local < minFetchBlocks
-                    || reservedBlocks + full - local > cache.freeBlocks() + cache.cachedBlocks()) {
+                    || !budget.fits(full - local, cache.freeBlocks() + cache.cachedBlocks())) {
                 // Too few to fetch, or over the fetch budget (computing them gives the same tokens): no Lookup, but
                 // the service's policy is still told of a new request.
                 announced.announce(seqId, chain);
                 return true;
             }
-            swappedOut.remove(seqId);
+            swaps.forget(seqId);
             AtomicInteger lookup = new AtomicInteger(LOOKUP_NOT_YET);
             f = new Pending(start(written, chain, local, repeat, Arrays.copyOf(context, full * b), tenant, lookup),
                     again && written != null, chain, lookup);
             fetching.put(seqId, f);
-            reserve(seqId, full - local);
+            budget.reserve(seqId, full - local);
             return false;
         }
         if (!f.future().isDone()) {
             return false;
         }
         fetching.remove(seqId);
-        unreserve(seqId);
+        budget.release(seqId);
         if (f.lookup().compareAndSet(LOOKUP_NOT_YET, LOOKUP_ABANDONED)) {
             // Ended before its Lookup went out: the request is admitted all the same, so the policy is told now.
             announced.announce(seqId, f.chain());
@@ -227,27 +227,14 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
         return true;
     }
 
-    private void reserve(long seqId, int blocks) {
-        reserved.put(seqId, blocks);
-        reservedBlocks += blocks;
-        peakReservedBlocks = Math.max(peakReservedBlocks, reservedBlocks);
-    }
-
-    private void unreserve(long seqId) {
-        Integer blocks = reserved.remove(seqId);
-        if (blocks != null) {
-            reservedBlocks -= blocks;
-        }
-    }
-
     /** Bytes the started, not yet imported fetches may hold decoded (engine thread). */
     long reservedFetchBytes() {
-        return (long) reservedBlocks * client.payload().bytes();
+        return (long) budget.blocks() * client.payload().bytes();
     }
 
     /** The highest {@link #reservedFetchBytes} so far (any thread). */
     long peakReservedFetchBytes() {
-        return peakReservedBlocks * client.payload().bytes();
+        return budget.peakBlocks() * client.payload().bytes();
     }
 
     private CompletableFuture<Fetched> start(CompletableFuture<Void> written, List<BlockHash> chain, int local,
@@ -322,7 +309,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             int at = local + i;
             BlockHash h = chain.get(at);
             byte[] p = payloads.get(i);
-            if (writeBack != null && writeBack.heldOtherBytes(h, p)) {
+            if (writeBack != null && writeBack.memory().heldOtherBytes(h, p)) {
                 badBlocks.incrementAndGet();
                 // Corrupted, or (the service lost our copy) another writer's: refused, and its checksum kept (no
                 // notStored), so it is refused on every fetch; the service keeps that copy whatever we send.
@@ -336,7 +323,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
                     Arrays.copyOfRange(tokens, at * b, (at + 1) * b), tenant, at, kv[0], kv[1]));
             bytes += p.length;
             if (writeBack != null) {
-                writeBack.fetched(h); // the service holds it: not written back when the cache lets go of it
+                writeBack.memory().fetched(h); // the service holds it: not written back when the cache lets go of it
             }
         }
         return new Fetched(blocks, failed || payloads.size() < present, bytes);
@@ -344,7 +331,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
 
     private void notStored(BlockHash h) {
         if (writeBack != null) {
-            writeBack.notStored(h);
+            writeBack.memory().notStored(h);
         }
     }
 
@@ -387,13 +374,14 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     }
 
     /**
-     * A swapped-out sequence keeps its place while it waits for the pool's room for its restore and while that
-     * restore is fetched: nobody admitted past it takes the room (it would be left to recompute).
+     * A swapped-out sequence keeps its place while it waits for the pool's room for its restore (within {@link
+     * SwapOuts}' bounds) and while that restore is fetched: nobody admitted past it takes the room (it would be left
+     * to recompute).
      */
     @Override
     public boolean holdsPlace(long seqId) {
         Pending f = fetching.get(seqId);
-        return f != null ? f.swapped() : roomAwaited.contains(seqId);
+        return f != null ? f.swapped() : swaps.awaitingRoom(seqId);
     }
 
     @Override
@@ -403,15 +391,14 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
             f.lookup().compareAndSet(LOOKUP_NOT_YET, LOOKUP_ABANDONED); // a queued fetch sends no Lookup now
             f.future().cancel(false);
         }
-        unreserve(seqId);
-        swappedOut.remove(seqId);
-        roomAwaited.remove(seqId);
+        budget.release(seqId);
+        swaps.forget(seqId);
         announced.forget(seqId);
     }
 
     @Override
     public Choice choose(long seqId, int[] tokens, String tenant) {
-        swappedOut.remove(seqId);
+        swaps.forget(seqId);
         long full = tokens.length / cache.blockTokens();
         return switch (mode) {
             case RECOMPUTE -> Choice.RECOMPUTE;
@@ -429,8 +416,7 @@ public final class RemotePrefixes implements PrefixLoader, PreemptionPolicy, Aut
     public void swapOut(long seqId, int[] tokens, String tenant) {
         List<BlockHash> chain = cache.prefixChain(tokens, tenant, tokens.length / cache.blockTokens());
         // Only blocks that will be queued are copied: those the service lacks, within the priority writes' bound.
-        List<BlockContents> copies = cache.copyHeldBlocks(seqId, writeBack.swapOutFilter());
-        swappedOut.put(seqId, writeBack.writeFirst(copies, chain));
+        swaps.swapOut(seqId, cache.copyHeldBlocks(seqId, writeBack.swapOutFilter()), chain);
         swapOuts.incrementAndGet();
     }
 

@@ -5,14 +5,17 @@ import io.moemesh.service.kvcache.KvRecordFormat;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.zip.CRC32C;
 
 /**
- * What {@link WriteBack} remembers of the hashes it queued or stored, bounded ({@code remembered} hashes, least
- * recently touched forgotten first): queued, stored with the checksums of what it sent (acknowledged {@code STORED}),
- * or stored without (acknowledged {@code ALREADY_PRESENT}: another copy was kept). Not thread-safe: the write-back
- * guards it with its one lock, which is this object (it also guards the write-back's queue counts).
+ * What {@link WriteBack} remembers of the hashes it queued or stored ({@link WriteBack#memory}), bounded ({@code
+ * remembered} hashes, least recently touched forgotten first): queued, stored with the checksums of what it sent
+ * (acknowledged {@code STORED}), or stored without (acknowledged {@code ALREADY_PRESENT}, or fetched: another copy may
+ * be the one kept). The fetches and the offload read it and feed it evidence ({@link #notStored}, {@link #fetched},
+ * {@link #heldOtherBytes}). Thread-safe: every method holds this object's lock, which is also the write-back's one
+ * lock (it guards the write-back's queue counts too, so a check here and a queue change there can be one step).
  */
 final class StoredBlocks {
     /** What is remembered of a hash: its checksums, or none while queued or when another copy was kept. */
@@ -47,58 +50,92 @@ final class StoredBlocks {
     }
 
     /** Whether {@code hash} is queued or stored, as far as remembered. */
-    boolean knows(BlockHash hash) {
+    synchronized boolean knows(BlockHash hash) {
         return known.containsKey(hash);
     }
 
+    /** How many of {@code hashes} are queued or stored, as far as remembered. */
+    synchronized int known(List<BlockHash> hashes) {
+        int n = 0;
+        for (BlockHash h : hashes) {
+            n += known.containsKey(h) ? 1 : 0;
+        }
+        return n;
+    }
+
     /** {@code hash} was queued. */
-    void queued(BlockHash hash) {
+    synchronized void queued(BlockHash hash) {
         known.put(hash, Sums.QUEUED);
     }
 
     /** {@code hash} was acknowledged stored, with {@code sums} ({@link Sums#UNCHECKED} when another copy was kept). */
-    void stored(BlockHash hash, Sums sums) {
+    synchronized void stored(BlockHash hash, Sums sums) {
         known.put(hash, sums);
     }
 
     /**
-     * {@code hash} was fetched from the service, which therefore holds it: remembered stored, without checksums when
-     * nothing was remembered of it (whose bytes the service holds is not known); what is remembered is kept (a block
-     * this gateway stored keeps its checksums, a queued one stays queued).
+     * {@code hash} was fetched from the service, which therefore holds it: remembered stored (not copied or sent back
+     * when offered, {@link WriteBack#wants}), without checksums when nothing was remembered of it (whose bytes the
+     * service holds is not known); what is remembered is kept (a block this gateway stored keeps its checksums, a
+     * queued one stays queued).
      */
-    void fetched(BlockHash hash) {
+    synchronized void fetched(BlockHash hash) {
         if (known.get(hash) == null) {
             known.put(hash, Sums.UNCHECKED);
         }
     }
 
     /** Whether {@code hash} was acknowledged stored (STORED or ALREADY_PRESENT), as far as remembered. */
-    boolean isStored(BlockHash hash) {
+    synchronized boolean isStored(BlockHash hash) {
         Sums c = known.get(hash);
         return c != null && c != Sums.QUEUED;
     }
 
     /** Forgets {@code hash} if it was stored (a queued one is left alone). */
-    void forgetStored(BlockHash hash) {
+    synchronized void forgetStored(BlockHash hash) {
         if (isStored(hash)) {
             known.remove(hash);
         }
     }
 
+    /**
+     * Evidence that the service does not hold {@code hash} (a Pin that found it not stored, a Lookup or Get that
+     * stopped at it): forgets that it was stored, and its checksums, so {@link WriteBack#wants} and {@link
+     * WriteBack#lacks} say yes again and the block is sent again when next offered. A block still queued or being
+     * written is left alone. Not for a block fetched back with other bytes ({@link #heldOtherBytes}): the service
+     * holds a copy then, and its checksum must stay so that copy is refused on every fetch.
+     */
+    synchronized void notStored(BlockHash hash) {
+        forgetStored(hash);
+    }
+
+    /**
+     * Whether {@code payload}, fetched back under {@code hash}, is not what this gateway stored there: the checksums
+     * are remembered, and the payload matches neither the bytes sent nor their int8 round trip. False when no
+     * checksum is remembered (nothing to compare with).
+     */
+    boolean heldOtherBytes(BlockHash hash, byte[] payload) {
+        Sums c = sums(hash); // the CRC outside the lock, which the engine thread's write-back offers take
+        return c != null && c.otherThan(payload);
+    }
+
     /** Forgets {@code hash} if it is still remembered as queued. */
-    void forgetQueued(BlockHash hash) {
+    synchronized void forgetQueued(BlockHash hash) {
         if (known.get(hash) == Sums.QUEUED) {
             known.remove(hash);
         }
     }
 
     /** What is remembered of {@code hash}, or null. */
-    Sums sums(BlockHash hash) {
+    synchronized Sums sums(BlockHash hash) {
         return known.get(hash);
     }
 
-    /** The CRC32C of the payload stored under {@code hash}, or -1 when none is remembered. */
-    long checksum(BlockHash hash) {
+    /**
+     * The CRC32C of the payload this gateway stored under {@code hash}, or -1 when none is remembered (never written
+     * from here, forgotten, not yet acknowledged, or {@code ALREADY_PRESENT}: another copy was kept).
+     */
+    synchronized long checksum(BlockHash hash) {
         Sums c = known.get(hash);
         return c == null || !c.checked() ? -1 : c.exact();
     }

@@ -7,7 +7,8 @@ package io.moemesh.gateway.kvcache;
  * (prefill tokens per second of the steps that had any). Restore bandwidth is an exponentially weighted moving average
  * of fetches ({@link #WEIGHT} for the newest); prefill throughput one of prefill tokens ({@link #prefilled}: a step
  * weighs by its prefill tokens, so a step timed mostly on its decode rows, with a prefill tail of a few tokens, barely
- * moves it). Each 0 until measured. A restore that failed or timed out is a sample too ({@link #restoreFailed}), below
+ * moves it; until {@link #PREFILL_MEMORY_TOKENS} tokens were seen, the mean of the steps' rates so weighed, so a
+ * first step of a few tokens is not the starting point). Each 0 until measured. A restore that failed or timed out is a sample too ({@link #restoreFailed}), below
  * what recomputing costs, so a service that slowed down is no longer chosen at the rate it had when it was fast.
  * Thread-safe.
  */
@@ -22,6 +23,10 @@ public final class TransferRates {
 
     private double restoreBytesPerSecond;
     private double prefillTokensPerSecond;
+    /** Prefill tokens sampled so far, up to {@link #PREFILL_MEMORY_TOKENS} (then the moving average takes over). */
+    private long prefillTokensSeen;
+    /** The sum of those samples' rates, each times its tokens. */
+    private double prefillRateTokens;
 
     /** A fetch moved {@code bytes} of block payload in {@code nanos} (lookup included). */
     public synchronized void restored(long bytes, long nanos) {
@@ -52,14 +57,23 @@ public final class TransferRates {
      * a recompute is prefilled in budget-sized chunks, so steps that were mostly prefill predict its speed, while a
      * step of many decode rows and a 2-token prefill tail charges the decode rows' time to those 2 tokens (20 tok/s
      * for a 100 ms step) and, weighed like the others, would make {@code auto} swap out sequences that recompute faster.
+     * Until {@link #PREFILL_MEMORY_TOKENS} tokens were seen it is the mean of the samples, each weighed by its tokens:
+     * an average started from its first sample alone would keep a 2-token first step's rate for about a thousand
+     * tokens more.
      */
     public synchronized void prefilled(int prefillTokens, long nanos) {
-        if (prefillTokens > 0 && nanos > 0) {
-            double sample = prefillTokens * 1e9 / nanos;
-            double weight = -Math.expm1(-prefillTokens / PREFILL_MEMORY_TOKENS);
-            prefillTokensPerSecond = prefillTokensPerSecond == 0 ? sample
-                    : prefillTokensPerSecond + weight * (sample - prefillTokensPerSecond);
+        if (prefillTokens <= 0 || nanos <= 0) {
+            return;
         }
+        double sample = prefillTokens * 1e9 / nanos;
+        if (prefillTokensSeen < PREFILL_MEMORY_TOKENS) {
+            prefillTokensSeen += prefillTokens;
+            prefillRateTokens += sample * prefillTokens;
+            prefillTokensPerSecond = prefillRateTokens / prefillTokensSeen;
+            return;
+        }
+        double weight = -Math.expm1(-prefillTokens / PREFILL_MEMORY_TOKENS);
+        prefillTokensPerSecond += weight * (sample - prefillTokensPerSecond);
     }
 
     private static double ewma(double old, double sample) {

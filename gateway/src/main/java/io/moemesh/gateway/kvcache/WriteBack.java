@@ -24,17 +24,17 @@ import org.slf4j.LoggerFactory;
  * dropped); one writer thread encodes queued blocks (the layout transpose, {@link KvPayload}) and stores them in
  * {@code Put} streams of up to {@link #BATCH_BLOCKS} blocks.
  *
- * <p>It remembers, bounded ({@code remembered} hashes, least recently touched forgotten first), which hashes are
- * queued or stored (acknowledged {@code STORED} or {@code ALREADY_PRESENT}, or {@link #fetched}), so a block is not
- * copied or sent twice needlessly ({@link #wants}), and for blocks it stored ({@code STORED}) the CRC32C of the
- * payload it sent and of that payload's int8 round trip (the service's optional int8 SSD storage, {@code
- * moemesh.kvcache.int8}, gives those floats back after a demotion), so a block fetched back can be checked end to end
- * ({@link #heldOtherBytes}). An {@code ALREADY_PRESENT} block keeps the copy that was there, perhaps another
- * gateway's bitwise-different floats: no checksum. A failed, declined or dropped block is forgotten (it may be
- * offered again), and so is a stored one that the service was seen not to hold ({@link #notStored}: evicted or lost
- * with its DRAM), so it is sent again when next offered. A block fetched back with other bytes is not evidence of
- * that (the service still holds a copy, and sending ours again would only be answered {@code ALREADY_PRESENT}): its
- * checksum is kept, so it is refused on every fetch.
+ * <p>It remembers ({@link #memory}), bounded ({@code remembered} hashes, least recently touched forgotten first),
+ * which hashes are queued or stored (acknowledged {@code STORED} or {@code ALREADY_PRESENT}, or {@linkplain
+ * StoredBlocks#fetched fetched}), so a block is not copied or sent twice needlessly ({@link #wants}), and for blocks
+ * it stored ({@code STORED}) the CRC32C of the payload it sent and of that payload's int8 round trip (the service's
+ * optional int8 SSD storage, {@code moemesh.kvcache.int8}, gives those floats back after a demotion), so a block
+ * fetched back can be checked end to end ({@link StoredBlocks#heldOtherBytes}). An {@code ALREADY_PRESENT} block
+ * keeps the copy that was there, perhaps another gateway's bitwise-different floats: no checksum. A failed, declined
+ * or dropped block is forgotten (it may be offered again), and so is a stored one that the service was seen not to
+ * hold ({@link StoredBlocks#notStored}: evicted or lost with its DRAM), so it is sent again when next offered. A
+ * block fetched back with other bytes is not evidence of that (the service still holds a copy, and sending ours
+ * again would only be answered {@code ALREADY_PRESENT}): its checksum is kept, so it is refused on every fetch.
  *
  * <p><b>Priority writes</b>: swap-outs and Attend offloads jump the queue ({@link #writeFirst}) and can wait for their
  * blocks to be settled; an offload's blocks are sent with {@code pin_next} ({@link #writeFirst(List, List, boolean)}),
@@ -233,7 +233,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
 
     /**
      * As {@link #writeFirst(List, List, boolean)}; the future says whether every block is stored: each one it queued
-     * or waited for was acknowledged, the others were remembered stored when it was called. Not {@link #stored} once
+     * or waited for was acknowledged, the others were remembered stored when it was called. Not {@link StoredBlocks#isStored} once
      * settled: that memory is bounded ({@code remembered}), and an offload of more blocks than it holds would find
      * its first ones forgotten and fail every time.
      */
@@ -350,19 +350,6 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         }
     }
 
-    /**
-     * Evidence that the service does not hold {@code hash} (a Pin that found it not stored, a Lookup or Get that
-     * stopped at it): forgets that it was stored, and its checksums, so {@link #wants} and {@link #lacks} say yes
-     * again and the block is sent again when next offered. A block still queued or being written is left alone. Not
-     * for a block fetched back with other bytes ({@link #heldOtherBytes}): the service holds a copy then, and its
-     * checksum must stay so that copy is refused on every fetch.
-     */
-    public void notStored(BlockHash hash) {
-        synchronized (known) {
-            known.forgetStored(hash);
-        }
-    }
-
     /** Forgets a queued entry that is not going to be stored (caller holds {@code known}'s lock). */
     private void forget(Entry e, String why) {
         BlockHash h = e.block.hash();
@@ -373,45 +360,12 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         log.debug("KV block {} not written back: {}", h, why);
     }
 
-    /** A block fetched from the service, which holds it: not copied or sent back when offered ({@link #wants}). */
-    public void fetched(BlockHash hash) {
-        synchronized (known) {
-            known.fetched(hash);
-        }
-    }
-
     /**
-     * The CRC32C of the payload this gateway stored under {@code hash}, or -1 when it does not remember one (never
-     * written from here, forgotten, not yet acknowledged, or {@code ALREADY_PRESENT}: another copy was kept).
+     * What it remembers of the hashes it queued or stored, with their checksums (thread-safe; its lock is this
+     * write-back's): the fetches and the offload read it and tell it what they saw of the service.
      */
-    long checksum(BlockHash hash) {
-        synchronized (known) {
-            return known.checksum(hash);
-        }
-    }
-
-    /** Whether the service acknowledged {@code hash} as stored (STORED or ALREADY_PRESENT), as far as remembered. */
-    public boolean stored(BlockHash hash) {
-        synchronized (known) {
-            return known.isStored(hash);
-        }
-    }
-
-    /**
-     * Whether {@code payload}, fetched back under {@code hash}, is not what this gateway stored there: it remembers
-     * the checksums, and the payload matches neither the bytes it sent nor their int8 round trip. False when it
-     * remembers no checksum (nothing to compare with).
-     */
-    public boolean heldOtherBytes(BlockHash hash, byte[] payload) {
-        StoredBlocks.Sums c;
-        synchronized (known) {
-            c = known.sums(hash);
-        }
-        return c != null && c.otherThan(payload);
-    }
-
-    static long crc32c(byte[] payload) {
-        return StoredBlocks.crc32c(payload);
+    StoredBlocks memory() {
+        return known;
     }
 
     private void run() {

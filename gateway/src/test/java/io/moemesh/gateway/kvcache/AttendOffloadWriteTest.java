@@ -107,6 +107,7 @@ class AttendOffloadWriteTest {
         assertThat(hashes).as("known missing: copied next time").allMatch(offload::needsCopy);
         await().atMost(Duration.ofSeconds(30)).until(() -> kv.pins.isEmpty());
         assertThat(offload.offloadFailures()).as("not a failure: the sequence may still offload").isZero();
+        assertThat(offload.offloadRetries()).as("counted").isOne();
         assertThat(offload.offload(4, hashes, three).get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.PINNED);
         assertThat(three).allMatch(this::pinnedInService);
     }

@@ -3,6 +3,7 @@ package io.moemesh.gateway.kvcache;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.moemesh.gateway.scheduling.EngineLoop;
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.RealKvCacheService;
 import io.moemesh.gateway.support.ReferenceText;
@@ -22,6 +23,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -79,6 +81,9 @@ class KvCacheAttendHttpTest {
     @Autowired
     PrefixCachingKvCache cache;
 
+    @Autowired
+    EngineLoop loop;
+
     private Completions api;
 
     @BeforeAll
@@ -102,6 +107,7 @@ class KvCacheAttendHttpTest {
         KV.failAttend = false;
         KV.failPin = false;
         KV.attendDelay = Duration.ZERO;
+        KV.onFailedAttend = () -> { };
     }
 
     private CompletableFuture<HttpResponse<String>> complete(int[] prompt, int maxTokens) {
@@ -166,9 +172,14 @@ class KvCacheAttendHttpTest {
         await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(1))
                 .until(() -> api.metric("moemesh_gateway_sequences_running") == 2);
 
+        // The engine thread waits for the failing Attend meanwhile: what runs then is that step's batch.
+        AtomicInteger runningAtFailure = new AtomicInteger(-1);
+        KV.onFailedAttend = () -> runningAtFailure.compareAndSet(-1, loop.running());
         KV.failAttend = true; // the long one's next step fails its Attend; the short one is in that step too
 
         assertThat(longOne.get().statusCode()).isEqualTo(503);
+        assertThat(runningAtFailure.get()).as("the short one still ran when the long one's Attend failed: the step "
+                + "ran again without the long one").isEqualTo(2);
         HttpResponse<String> r = shortOne.get();
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         assertThat(JSON.readTree(r.body()).at("/choices/0/text").stringValue())

@@ -104,7 +104,7 @@ class RemotePrefixesEvidenceTest {
         start(RemotePrefixes.Mode.SWAP, Duration.ofSeconds(20));
         List<BlockContents> chain = WriteBackTest.chain(4, 21);
         writeBack.writeFirst(chain, hashes(chain)).get(30, TimeUnit.SECONDS);
-        long sum = writeBack.checksum(chain.getFirst().hash());
+        long sum = writeBack.memory().checksum(chain.getFirst().hash());
         // Block 0's copy in the service holds other bytes (corrupted, or another gateway's floats for the same
         // tokens after the service lost ours): the service keeps it, whatever this gateway sends.
         BlockContents other = WriteBackTest.chain(1, 22).getFirst();
@@ -117,7 +117,7 @@ class RemotePrefixesEvidenceTest {
         admit(2, context(chain), false);
         assertThat(remote.badBlocks()).as("refused again").isEqualTo(2);
         assertThat(remote.fetchedBlocks()).as("nothing imported: those tokens are recomputed").isZero();
-        assertThat(writeBack.checksum(chain.getFirst().hash())).as("its checksum kept").isEqualTo(sum);
+        assertThat(writeBack.memory().checksum(chain.getFirst().hash())).as("its checksum kept").isEqualTo(sum);
         assertThat(writeBack.wants(chain.getFirst().hash())).as("not sent again").isFalse();
     }
 

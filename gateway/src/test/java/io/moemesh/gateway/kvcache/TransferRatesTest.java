@@ -42,10 +42,21 @@ class TransferRatesTest {
     @Test
     void aPrefillStep_movesTheAverageByItsTokens() {
         TransferRates r = new TransferRates();
-        r.prefilled(100, 1_000_000_000L);
+        r.prefilled(1024, 1_000_000_000L);
         r.prefilled(200, 1_000_000_000L);
         assertThat(r.prefillTokensPerSecond()).isCloseTo(
-                100 + (1 - Math.exp(-200 / TransferRates.PREFILL_MEMORY_TOKENS)) * 100, Offset.offset(1e-9));
+                1024 + (1 - Math.exp(-200 / TransferRates.PREFILL_MEMORY_TOKENS)) * (200 - 1024), Offset.offset(1e-9));
+    }
+
+    @Test
+    void aFirstStepOfAFewPrefillTokens_weighsByItsTokens_notAsTheWholeStartingPoint() {
+        TransferRates r = new TransferRates();
+        r.prefilled(2, 100_000_000L); // a 2-token tail timed on a decode step: "20 tok/s"
+        r.prefilled(1000, 200_000_000L); // a prefill step: 5,000 tok/s
+
+        // The tokens' mean of the two rates; before, the first sample was the start whatever its tokens, and the
+        // second moved it 62% of the way: 3,125 tok/s, until another thousand tokens went by.
+        assertThat(r.prefillTokensPerSecond()).isCloseTo((2 * 20.0 + 1000 * 5000.0) / 1002, Offset.offset(1e-6));
     }
 
     @Test

@@ -51,13 +51,13 @@ class WriteBackInt8Test {
                 int fromInt8 = 0;
                 for (int i = 0; i < got.size(); i++) {
                     BlockHash h = chain.get(i).hash();
-                    assertThat(writeBack.heldOtherBytes(h, got.get(i))).as("block %d", i).isFalse();
-                    if (WriteBack.crc32c(got.get(i)) != writeBack.checksum(h)) {
+                    assertThat(writeBack.memory().heldOtherBytes(h, got.get(i))).as("block %d", i).isFalse();
+                    if (StoredBlocks.crc32c(got.get(i)) != writeBack.memory().checksum(h)) {
                         fromInt8++;
                     }
                     byte[] other = got.get(i).clone();
                     other[5] ^= 1;
-                    assertThat(writeBack.heldOtherBytes(h, other)).as("block %d, one bit flipped", i).isTrue();
+                    assertThat(writeBack.memory().heldOtherBytes(h, other)).as("block %d, one bit flipped", i).isTrue();
                 }
                 assertThat(fromInt8).as("blocks that came back through the int8 SSD tier").isPositive();
             } finally {

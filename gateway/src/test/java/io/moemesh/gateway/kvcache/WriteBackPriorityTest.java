@@ -80,7 +80,7 @@ class WriteBackPriorityTest {
 
         release();
         done.get(30, TimeUnit.SECONDS);
-        assertThat(six).allMatch(this::inService).allMatch(b -> writeBack.stored(b.hash()));
+        assertThat(six).allMatch(this::inService).allMatch(b -> writeBack.memory().isStored(b.hash()));
         assertThat(writeBack.droppedBlocks()).isZero();
     }
 
@@ -208,11 +208,11 @@ class WriteBackPriorityTest {
         BlockHash first = two.getFirst().hash();
         assertThat(writeBack.wants(first)).isFalse();
 
-        writeBack.notStored(first);
+        writeBack.memory().notStored(first);
 
         assertThat(writeBack.wants(first)).isTrue();
-        assertThat(writeBack.stored(first)).isFalse();
-        assertThat(writeBack.checksum(first)).isEqualTo(-1);
+        assertThat(writeBack.memory().isStored(first)).isFalse();
+        assertThat(writeBack.memory().checksum(first)).isEqualTo(-1);
         assertThat(writeBack.wants(two.get(1).hash())).isFalse();
     }
 }

@@ -80,7 +80,7 @@ class WriteBackTest {
         for (BlockContents b : c) {
             assertThat(writeBack.wants(b.hash())).isFalse();
             byte[] payload = LAYOUT.encode(b.keys(), b.values());
-            assertThat(writeBack.checksum(b.hash())).isEqualTo(WriteBack.crc32c(payload));
+            assertThat(writeBack.memory().checksum(b.hash())).isEqualTo(StoredBlocks.crc32c(payload));
         }
         c.forEach(writeBack::accept);
         assertThat(writeBack.queuedBlocks()).isZero();
@@ -101,15 +101,15 @@ class WriteBackTest {
             await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.writtenBlocks() == 2);
             // ALREADY_PRESENT: the service kept the other gateway's copy, whose floats may differ bitwise
             BlockHash first = c.getFirst().hash();
-            assertThat(writeBack.stored(first)).isTrue();
-            assertThat(writeBack.checksum(first)).isEqualTo(-1);
-            assertThat(writeBack.heldOtherBytes(first, new byte[LAYOUT.bytes()])).isFalse();
+            assertThat(writeBack.memory().isStored(first)).isTrue();
+            assertThat(writeBack.memory().checksum(first)).isEqualTo(-1);
+            assertThat(writeBack.memory().heldOtherBytes(first, new byte[LAYOUT.bytes()])).isFalse();
             // STORED: its own bytes pass, any others fail
             BlockHash second = c.get(1).hash();
             byte[] payload = LAYOUT.encode(c.get(1).keys(), c.get(1).values());
-            assertThat(writeBack.heldOtherBytes(second, payload)).isFalse();
+            assertThat(writeBack.memory().heldOtherBytes(second, payload)).isFalse();
             payload[0] ^= 1;
-            assertThat(writeBack.heldOtherBytes(second, payload)).isTrue();
+            assertThat(writeBack.memory().heldOtherBytes(second, payload)).isTrue();
         } finally {
             other.close(Duration.ZERO);
         }
@@ -140,7 +140,7 @@ class WriteBackTest {
         c.forEach(writeBack::accept);
         await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.failedBlocks() == 2);
         assertThat(writeBack.wants(c.getFirst().hash())).isTrue();
-        assertThat(writeBack.checksum(c.getFirst().hash())).isEqualTo(-1);
+        assertThat(writeBack.memory().checksum(c.getFirst().hash())).isEqualTo(-1);
     }
 
     /**

@@ -45,7 +45,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * FAILED_PRECONDITION; Pin of stored blocks under a pin id (echoed) and Unpin of that id. Knobs for the failure tests:
  * {@link #delay} (every Lookup and Get waits first), {@link #lookupHold}, {@link #corrupt} (Get returns the bytes of another stored block of
  * the same size), {@link #shortBlockAt} (Get breaks the chunk contract there), {@link #putDelay}, {@link #putHold} (Put
- * answers wait for the test), {@link #stop} / {@link #restart} (down). Clearing {@link #blocks} is a service that lost
+ * answers wait for the test), {@link #silentPins} (Pin and Unpin never answer), {@link #stop} / {@link #restart}
+ * (down). Clearing {@link #blocks} is a service that lost
  * them.
  */
 public final class FakeKvCacheService implements AutoCloseable {
@@ -63,6 +64,11 @@ public final class FakeKvCacheService implements AutoCloseable {
     public volatile boolean corrupt;
     /** Get's reply for the block at this index of a request (≥ 0) ends 4 bytes short of the block: a bad reply. */
     public volatile int shortBlockAt = -1;
+    /** While set, Pins and Unpins are never answered (a black-holed service: the caller's deadline ends them). */
+    public volatile boolean silentPins;
+    /** Pins and Unpins that arrived. */
+    public final AtomicInteger pinCalls = new AtomicInteger();
+    public final AtomicInteger unpinCalls = new AtomicInteger();
     /** Pins held now, by hash (pins nest). */
     public final Map<ByteString, Integer> pins = new ConcurrentHashMap<>();
     /** Pin id → the hashes its Pin pinned. */
@@ -248,6 +254,10 @@ public final class FakeKvCacheService implements AutoCloseable {
 
         @Override
         public void pin(PinRequest req, StreamObserver<PinResponse> out) {
+            pinCalls.incrementAndGet();
+            if (silentPins) {
+                return;
+            }
             checkLayout(req.getLayout());
             PinResponse.Builder r = PinResponse.newBuilder().setPinId(req.getPinId());
             List<ByteString> took = new java.util.ArrayList<>();
@@ -268,6 +278,10 @@ public final class FakeKvCacheService implements AutoCloseable {
 
         @Override
         public void unpin(UnpinRequest req, StreamObserver<UnpinResponse> out) {
+            unpinCalls.incrementAndGet();
+            if (silentPins) {
+                return;
+            }
             checkLayout(req.getLayout());
             List<ByteString> took = req.getPinId().isEmpty() ? req.getBlockHashesList()
                     : pinIds.getOrDefault(req.getPinId(), List.of());

@@ -37,13 +37,16 @@ import java.util.concurrent.atomic.AtomicInteger;
  * The real kvcache-service's gRPC service ({@link KvCacheGrpcService}) over its real tiers (16 MiB of DRAM over an
  * SSD tier in a temporary directory) for one model, on a real socket with mutual TLS (the mesh certificate
  * "expert-2" of {@link TestCertificates}), in this JVM. Knobs for the failure tests, applied by an interceptor in
- * front of the service: {@link #failAttend} and {@link #failPin} (the call ends UNAVAILABLE), {@link #attendDelay}
+ * front of the service: {@link #failAttend} and {@link #failPin} (the call ends UNAVAILABLE; {@link #onFailedAttend}
+ * runs first), {@link #attendDelay}
  * (Attend answers later, on a timer: no thread sleeps).
  */
 public final class RealKvCacheService implements AutoCloseable {
     public volatile boolean failAttend;
     public volatile boolean failPin;
     public volatile Duration attendDelay = Duration.ZERO;
+    /** Run (on the gRPC thread) whenever {@link #failAttend} fails an Attend, before the call is closed. */
+    public volatile Runnable onFailedAttend = () -> { };
     public final AtomicInteger attends = new AtomicInteger();
     public final AtomicInteger pins = new AtomicInteger();
     public final AtomicInteger unpins = new AtomicInteger();
@@ -129,6 +132,9 @@ public final class RealKvCacheService implements AutoCloseable {
                 default -> { }
             }
             if ("Attend".equals(method) && failAttend || "Pin".equals(method) && failPin) {
+                if ("Attend".equals(method)) {
+                    onFailedAttend.run();
+                }
                 call.close(Status.UNAVAILABLE.withDescription(method + " failure injected by the test"), new Metadata());
                 return new ServerCall.Listener<>() { };
             }

@@ -24,8 +24,10 @@ public interface PrefixLoader {
      * Whether the sequence that {@link #ready} just held back keeps its place in the queue meanwhile: the scheduler
      * then admits nobody after it in that step, as when a first chunk does not fit. For a sequence that waits for
      * the pool to have room for what it brings back (a swapped-out sequence's restore): a sequence admitted past it
-     * would take that room, and it would end up recomputing what the other tier holds. False by default (others are
-     * admitted while it loads).
+     * would take that room, and it would end up recomputing what the other tier holds. A place held stops every
+     * later request, so an implementation holds it only while the wait can pay (the other tier has blocks to bring
+     * back) and for a bounded time (it has the clock; the scheduler has none). False by default (others are admitted
+     * while it loads).
      */
     default boolean holdsPlace(long seqId) {
         return false;

@@ -5,14 +5,11 @@ import io.moemesh.model.engine.Engine;
 import io.moemesh.model.engine.KvCache;
 import io.moemesh.model.engine.SequenceStep;
 import io.moemesh.model.engine.PrefixSource;
-import io.moemesh.model.engine.StepContext;
 import io.moemesh.model.engine.StepOutput;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
@@ -41,10 +38,9 @@ public final class StepScheduler {
     private final KvCache cache;
     private final int stepTokenBudget;
     private final int maxRunning;
-    private final PrefixSource prefixes;
     private final PreemptionPolicy preemption;
     private final PrefixLoader loader;
-    /** Prefill tokens of the last step (its decode rows not counted), for rate estimates. */
+    /** {@link #lastStepPrefillTokens}. */
     private volatile int lastPrefillTokens;
     private final ModelConfig c;
     private final ConcurrentLinkedQueue<SequenceState> incoming = new ConcurrentLinkedQueue<>();
@@ -60,6 +56,29 @@ public final class StepScheduler {
     private boolean kvShort;
     /** Tokens the step being built may still take. */
     private int budget;
+    private final Admissions admissions;
+    /** The step being built, as {@link #admissions} sees it. */
+    private final Admissions.Step building = new Admissions.Step() {
+        @Override
+        public int budget() {
+            return budget;
+        }
+
+        @Override
+        public boolean kvShort() {
+            return kvShort;
+        }
+
+        @Override
+        public void addPrefill(SequenceState s) {
+            StepScheduler.this.addPrefill(s);
+        }
+
+        @Override
+        public void changed() {
+            changed = true;
+        }
+    };
     /**
      * This step a sequence ended or was preempted: the step did work even with an empty batch, and the caller steps
      * again at once rather than wait as when idle (what changed may let another sequence run).
@@ -88,10 +107,10 @@ public final class StepScheduler {
         this.cache = cache;
         this.stepTokenBudget = stepTokenBudget;
         this.maxRunning = maxRunning;
-        this.prefixes = prefixes;
         this.preemption = preemption;
         this.loader = loader;
         this.c = engine.config();
+        this.admissions = new Admissions(cache, prefixes, loader, waiting, running, maxRunning);
     }
 
     /** A submitted sequence: cancel or stop it (applied at the next step boundary). */
@@ -205,52 +224,15 @@ public final class StepScheduler {
                 addPrefill(s);
             }
         }
-        Set<SequenceState> loading = null;
-        while (!kvShort && budget > 0 && !waiting.isEmpty() && running.size() < maxRunning) {
-            SequenceState s = AdmissionOrder.next(waiting, running, loading);
-            if (s == null) {
-                break;
-            }
-            if (!s.request.trace() && !loader.ready(s.id, s.context(0, s.prefillTarget()), s.tenant, s.admittedBefore())) {
-                if (loader.holdsPlace(s.id)) {
-                    break;
-                }
-                if (loading == null) {
-                    loading = new HashSet<>();
-                }
-                loading.add(s);
-                continue;
-            }
-            boolean admitted;
-            try {
-                admitted = admit(s, budget);
-            } catch (RuntimeException e) {
-                // A prefix source that broke its contract (or a listener that threw) loses this sequence, never the
-                // scheduler: otherwise it would stay first in line and fail every step again.
-                cache.release(s.id);
-                waiting.remove(s);
-                loader.forget(s.id);
-                changed = true;
-                s.listener.onError(e);
-                continue;
-            }
-            if (!admitted) {
-                break;
-            }
-            waiting.remove(s);
-            running.add(s);
-            addPrefill(s);
-        }
-        int prefillTokens = 0;
-        for (SequenceStep st : batch) {
-            prefillTokens += st.phase() == SequenceStep.Phase.PREFILL ? st.tokens().length : 0;
-        }
-        lastPrefillTokens = prefillTokens;
+        admissions.admit(building);
+        // Until a pass completes: the time of a step whose pass failed is no measure of prefill.
+        lastPrefillTokens = 0;
         if (batch.isEmpty()) {
             return changed;
         }
         List<StepOutput> outs;
         forwardPass = true;
+        int rows = batch.size();
         try {
             outs = FailedRemotes.step(engine, cache, batch, members, (s, e) -> {
                 finish(s);
@@ -263,6 +245,11 @@ public final class StepScheduler {
                 s.listener.onError(told);
             }
             return true;
+        }
+        if (batch.size() == rows) {
+            // One pass, all of it kept. A step that ran again without sequences whose remote attention failed took
+            // the failed pass's time too (up to the Attend timeout): fed to a rate, it would read as a slow prefill.
+            lastPrefillTokens = prefillTokens(batch);
         }
         List<SequenceState> stepped = List.copyOf(members);
         List<SequenceStep> steps = List.copyOf(batch);
@@ -286,48 +273,28 @@ public final class StepScheduler {
         return forwardPass;
     }
 
-    /** Prefill tokens (prompt chunks and resume recomputation) in the last step's batch. */
+    /**
+     * Prefill tokens (prompt chunks and resume recomputation) the last step's forward pass computed, for rate
+     * estimates over the step's time: 0 when it ran no pass, or when a pass of it failed (the whole step, or some
+     * sequences' remote attention, the step then run again without them: its time includes the failed pass, up to the
+     * Attend timeout, so it says nothing of prefill speed).
+     */
     public int lastStepPrefillTokens() {
         return lastPrefillTokens;
     }
 
-    /**
-     * Takes the context's available prefix from the prefix source (never for a traced request: a trace covers
-     * every position) and reserves the first chunk; false, with nothing held, when the pool has no room.
-     */
-    private boolean admit(SequenceState s, int budget) {
-        int cached = 0;
-        if (!s.request.trace()) {
-            int[] context = s.context(0, s.prefillTarget());
-            cached = prefixes.acquirePrefix(s.id, context, s.tenant);
-            if (cached < 0 || cached >= context.length || cached % cache.blockTokens() != 0) {
-                cache.release(s.id);
-                throw new IllegalStateException("prefix source returned " + cached + " cached positions for a context of "
-                        + context.length + " (must be a multiple of " + cache.blockTokens() + " below it)");
-            }
-        }
-        s.prefilled = cached;
-        if (!cache.ensureCapacity(s.id, s.prefilled + chunk(s, budget))) {
-            cache.release(s.id);
-            s.prefilled = 0;
-            return false;
-        }
-        if (!s.admittedBefore()) {
-            s.cachedPromptTokens = cached;
-            s.listener.onAdmitted(cached);
-        }
-        return true;
+    /** The next prefill chunk's positions ({@link Admissions#chunk}). */
+    private int chunk(SequenceState s, int budget) {
+        return Admissions.chunk(cache, s, budget);
     }
 
-    /**
-     * The next prefill chunk's positions: the budget's, and never more than the pool holds past the sequence's remote
-     * prefix. With Attend offload a prompt may be longer than the pool (its old blocks move out between chunks); a
-     * chunk larger than the pool would not fit even alone, and the sequence would wait at the head of the queue for
-     * ever. 0 while the pool holds the sequence's last chunk and its offload has not moved the remote prefix on.
-     */
-    private int chunk(SequenceState s, int budget) {
-        long room = (long) cache.poolPositions() + cache.remotePrefix(s.id) - s.prefilled;
-        return (int) Math.max(0, Math.min(Math.min(budget, s.prefillTarget() - s.prefilled), room));
+    /** Prefill tokens (prompt chunks and resume recomputation) of {@code steps}. */
+    private static int prefillTokens(List<SequenceStep> steps) {
+        int n = 0;
+        for (SequenceStep st : steps) {
+            n += st.phase() == SequenceStep.Phase.PREFILL ? st.tokens().length : 0;
+        }
+        return n;
     }
 
     /** Adds the sequence's next prefill chunk to the batch, taking it from the budget (nothing when it gets none). */

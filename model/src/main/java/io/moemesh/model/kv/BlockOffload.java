@@ -17,8 +17,9 @@ public interface BlockOffload {
         PINNED,
         /**
          * Nothing is pinned for it, and nothing failed for good: a block it took no copy of ({@link #needsCopy} said
-         * none was needed) turned out to be gone from the tier. The cache offers the blocks again at once, with
-         * copies of those {@link #needsCopy} now asks for.
+         * none was needed) turned out to be gone from the tier. The cache offers the blocks again at once, this time
+         * with a copy of every one (by hash, a block the tier acknowledged again could be gone again by the next
+         * Pin, round after round); an offload with every copy that says AGAIN all the same counts as {@link #FAILED}.
          */
         AGAIN,
         /** Not stored or not pinned: the sequence stays local for the rest of its life (no retry). */
@@ -63,11 +64,25 @@ public interface BlockOffload {
      * How many more block copies the offload takes now: its budget for copies in flight less those its offloads
      * hold. The cache copies no more; the blocks past them stay local for now, and a sequence that cannot start an
      * offload at all for want of it waits as for one in flight ({@link io.moemesh.model.engine.KvCache#offloadPending})
-     * and starts it once there is room. Copies are held until their offload settles, so room comes back within the
-     * bounded time of {@link #offload}. Unbounded by default.
+     * and starts it once there is room, for as long as {@link #awaitRoom} says it waits. Copies are held until their
+     * offload settles, so room comes back within the bounded time of {@link #offload}. Unbounded by default.
      */
     default int copyRoom() {
         return Integer.MAX_VALUE;
+    }
+
+    /**
+     * Whether a sequence whose offload could not start for want of {@link #copyRoom} waits for that room: while it
+     * does it counts as {@linkplain io.moemesh.model.engine.KvCache#offloadPending pending} (short of room, it waits
+     * instead of preempting, and nothing is admitted in a step where one waits). When not, it keeps its blocks local
+     * and runs on as if none were to move (short of room it preempts or ends as without an offload; not a failure:
+     * its next completed step offers the blocks again). Asked when the room is found wanting and at every step
+     * boundary while the sequence waits; the implementation bounds the wait (the cache and the scheduler have no
+     * clock): the gateway's {@code AttendOffload} waits at most its offload-timeout, and not at all right after an
+     * offload failed. Waits by default.
+     */
+    default boolean awaitRoom(long seqId) {
+        return true;
     }
 
     /**

@@ -34,6 +34,11 @@ final class CachedSequence {
      * BlockOffload#copyRoom}). The sequence waits for that room as for an offload in flight.
      */
     boolean awaitingRoom;
+    /**
+     * Its last offload said {@link BlockOffload.Outcome#AGAIN}: its offloads copy every block until one is pinned,
+     * and another AGAIN fails it.
+     */
+    boolean copyAll;
     /** True once an offload was started (then the offload is told of the release). */
     boolean offloaded;
     /** An offload failed: the sequence stays local from then on (no retry against a service that is down). */

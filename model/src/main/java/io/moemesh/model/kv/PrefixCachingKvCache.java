@@ -303,7 +303,9 @@ public final class PrefixCachingKvCache implements KvCache, PrefixSource {
      * with a hash, block 0 first, stopping at one without or one that is another chain's (a prefix computed twice
      * side by side gives its second copy the hash too); copied only when the offload {@linkplain
      * BlockOffload#needsCopy needs a copy}, and no more copies than its {@linkplain BlockOffload#copyRoom room} (the
-     * rest stays local for now; a sequence that could start nothing waits for that room, {@link #offloadPending}).
+     * rest stays local for now; a sequence that could start nothing waits for that room, {@link #offloadPending},
+     * while the offload {@linkplain BlockOffload#awaitRoom says it waits}; after an {@code AGAIN} every block is
+     * copied).
      * Once that completes with {@link BlockOffload.Outcome#PINNED}, at the sequence's next {@link #ensureCapacity} (a
      * step boundary), the sequence lets go of them as {@link #release} does (a block other sequences share stays held
      * by them; one nobody holds becomes cached, reclaimable, still findable by its hash) and reports them as its

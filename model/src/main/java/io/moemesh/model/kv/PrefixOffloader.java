@@ -63,8 +63,9 @@ final class PrefixOffloader {
      * holds already goes by its hash alone ({@link BlockOffload#needsCopy}), so a long history that is still cached
      * here and stored there costs no copies; the others are copied, no more than {@link BlockOffload#copyRoom}: the
      * run stops before the first copy past it (those blocks stay local for now). A run that could not start for
-     * want of room leaves the sequence waiting for it ({@link CachedSequence#awaitingRoom}): {@link #apply} tries
-     * again at every step boundary.
+     * want of room leaves the sequence waiting for it ({@link CachedSequence#awaitingRoom}) while the offload says
+     * it waits ({@link BlockOffload#awaitRoom}): {@link #apply} tries again at every step boundary. After an AGAIN
+     * every block is copied ({@link CachedSequence#copyAll}).
      */
     private void start(long seqId, CachedSequence s) {
         s.awaitingRoom = false;
@@ -81,9 +82,9 @@ final class PrefixOffloader {
             if (h == null || blocks.position(b) != i) {
                 break;
             }
-            if (offload.needsCopy(h)) {
+            if (s.copyAll || offload.needsCopy(h)) {
                 if (copies.size() >= room) {
-                    s.awaitingRoom = hashes.isEmpty();
+                    s.awaitingRoom = hashes.isEmpty() && offload.awaitRoom(seqId);
                     break;
                 }
                 copies.add(blocks.copy(b));
@@ -103,13 +104,17 @@ final class PrefixOffloader {
      * release does (a block other sequences share stays held by them; one nobody holds becomes cached, still
      * findable by its hash) and counts them as remote. A failed one (FAILED, exceptional or cancelled) leaves the
      * sequence local for the rest of its life: no retry against a service that is down. One that says {@link
-     * BlockOffload.Outcome#AGAIN}, and a sequence waiting for the offload's room, start an offload again here (the
-     * scheduler reserves for a sequence at each step boundary, waiting or not).
+     * BlockOffload.Outcome#AGAIN} starts again here, copying every block; a second AGAIN in a row is a failure (by
+     * hash alone a retry could find its blocks evicted again, round after round, the sequence pending throughout). A
+     * sequence waiting for the offload's room starts here once there is room, or stops waiting when the offload says
+     * so (the scheduler reserves for a sequence at each step boundary, waiting or not).
      */
     void apply(long seqId, CachedSequence s) {
         if (s.offloading == null) {
             if (s.awaitingRoom && offload.copyRoom() > 0) {
                 start(seqId, s);
+            } else if (s.awaitingRoom) {
+                s.awaitingRoom = offload.awaitRoom(seqId);
             }
             return;
         }
@@ -119,7 +124,8 @@ final class PrefixOffloader {
         BlockOffload.Outcome outcome = s.offloading.isCompletedExceptionally() || s.offloading.isCancelled()
                 ? BlockOffload.Outcome.FAILED : s.offloading.getNow(BlockOffload.Outcome.FAILED);
         s.offloading = null;
-        if (outcome == BlockOffload.Outcome.AGAIN) {
+        if (outcome == BlockOffload.Outcome.AGAIN && !s.copyAll) {
+            s.copyAll = true;
             start(seqId, s);
             return;
         }
@@ -127,6 +133,7 @@ final class PrefixOffloader {
             s.offloadFailed = true;
             return;
         }
+        s.copyAll = false;
         int n = s.offloadTo - s.remote;
         // Tail first into the LRU, as a release does: eviction takes the chain's end before its start.
         for (int i = n - 1; i >= 0; i--) {

@@ -329,6 +329,37 @@ class OffloadGenerationTest {
         assertThat(cache.audit()).isZero();
     }
 
+    @Test
+    void aStepRunAgainWithoutASequenceWhoseRemoteAttentionFailed_isNoPrefillSample() {
+        int[] failed = {0};
+        Service service = new Service(32, 1) {
+            @Override
+            public void await(RemoteAttentionBatch batch) {
+                failed[0]++;
+                throw new RemoteAttentionException("Attend of sequence " + batch.seqId(0) + " failed: UNAVAILABLE",
+                        null, java.util.Set.of(batch.seqId(0)));
+            }
+        };
+        PrefixCachingKvCache cache = pool(64, service);
+        StepScheduler s = new StepScheduler(engine(service), cache, 32, 4, cache, PreemptionPolicy.RECOMPUTE);
+        // The long one's first chunk takes the whole budget; its last 8 tokens, over its offloaded first block, share
+        // the next step with the short one's 8-token prompt, and that step's pass fails for the long one.
+        s.submit(greedy(prompt(40, 6), 30), new Seen(), "t");
+        Seen shortOne = new Seen();
+        s.submit(greedy(prompt(8, 12), 4), shortOne, "t");
+
+        s.step();
+        assertThat(s.lastStepPrefillTokens()).as("a step whose one pass succeeded").isEqualTo(32);
+        s.step();
+
+        assertThat(failed[0]).as("the second step's pass failed").isOne();
+        assertThat(s.running()).as("the short one ran on, prefilled in the step run again").isOne();
+        // Its time includes the failed pass (up to the Attend timeout): no prefill rate may be drawn from it.
+        assertThat(s.lastStepPrefillTokens()).isZero();
+        runToIdle(s, 200);
+        assertThat(shortOne.error).isNull();
+    }
+
     /** A pool of {@code blocks} 16-token blocks with the offload set. */
     private static PrefixCachingKvCache pool(int blocks, Service service) {
         PrefixCachingKvCache cache = new PrefixCachingKvCache(model.config().numLayers(), model.config().kvDim(), 16,

@@ -34,6 +34,8 @@ class PrefixOffloaderTest {
     private static final class Offload implements BlockOffload {
         int remote = 2;
         int room = Integer.MAX_VALUE;
+        /** What {@link #awaitRoom} says. */
+        boolean waits = true;
         final java.util.Set<BlockHash> stored = new java.util.HashSet<>();
         CompletableFuture<Outcome> next = new CompletableFuture<>();
         /** Each offload's copies. */
@@ -55,6 +57,11 @@ class PrefixOffloaderTest {
         @Override
         public int copyRoom() {
             return room;
+        }
+
+        @Override
+        public boolean awaitRoom(long seqId) {
+            return waits;
         }
 
         @Override
@@ -227,11 +234,12 @@ class PrefixOffloaderTest {
     }
 
     @Test
-    void anOffloadThatSaysAgain_startsAgainAtTheBoundary_copyingWhatItNowNeeds_andIsNotAFailure() {
+    void anOffloadThatSaysAgain_startsAgainAtTheBoundary_copyingEveryBlockOfItsRun_andIsNotAFailure() {
         for (int i = 0; i < 3; i++) {
             register(i, i);
             offload.stored.add(hashes[i]);
         }
+        offload.remote = 3;
         offloader.stepCompleted(SEQ, s);
         assertThat(offload.calls.getFirst()).as("holds them all: nothing copied").isEmpty();
         offload.stored.remove(hashes[1]); // it turned out gone from the tier
@@ -243,7 +251,61 @@ class PrefixOffloaderTest {
         assertThat(s.offloadFailed).isFalse();
         assertThat(s.remote).isZero();
         assertThat(offload.runs).hasSize(2);
-        assertThat(offload.calls.get(1)).extracting(BlockContents::hash).containsExactly(hashes[1]);
+        // Not only the block found gone: the others, acknowledged again and unpinned meanwhile, may be evicted too
+        // before the next Pin, and by hash alone the retries could go round for ever.
+        assertThat(offload.calls.get(1)).extracting(BlockContents::hash).containsExactly(hashes[0], hashes[1],
+                hashes[2]);
+
+        offload.next.complete(BlockOffload.Outcome.PINNED);
+        offloader.apply(SEQ, s);
+        assertThat(s.remote).isEqualTo(3);
+        offloader.released(SEQ, s);
+    }
+
+    @Test
+    void aSecondAgainInARow_failsTheOffload_theSequenceStaysLocal() {
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+            offload.stored.add(hashes[i]);
+        }
+        offloader.stepCompleted(SEQ, s);
+        offload.next.complete(BlockOffload.Outcome.AGAIN);
+        offload.next = new CompletableFuture<>();
+        offloader.apply(SEQ, s);
+        assertThat(offload.runs).hasSize(2);
+
+        offload.next.complete(BlockOffload.Outcome.AGAIN);
+        offload.next = new CompletableFuture<>();
+        offloader.apply(SEQ, s);
+        offloader.stepCompleted(SEQ, s);
+
+        assertThat(s.offloadFailed).isTrue();
+        assertThat(offloader.pending(s)).isFalse();
+        assertThat(offload.runs).as("no third try").hasSize(2);
+        assertThat(s.table.size()).isEqualTo(3);
+        offloader.released(SEQ, s);
+    }
+
+    @Test
+    void aSequenceTheOffloadStopsWaitingFor_isNotPending_keepsItsBlocks_andOffloadsWhenRoomIsBack() {
+        offload.room = 0;
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+        }
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offloader.pending(s)).as("waits for room").isTrue();
+
+        offload.waits = false; // e.g. past the offload's timeout, or its offloads are failing
+        offloader.apply(SEQ, s);
+        assertThat(offloader.pending(s)).as("runs on with its blocks local").isFalse();
+        assertThat(s.offloadFailed).as("not a failure").isFalse();
+        assertThat(s.table.size()).isEqualTo(3);
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offloader.pending(s)).as("still no room: does not wait again").isFalse();
+
+        offload.room = 8;
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.runs).singleElement().satisfies(run -> assertThat(run).hasSize(2));
         offloader.released(SEQ, s);
     }
 
