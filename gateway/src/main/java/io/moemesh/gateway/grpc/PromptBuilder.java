@@ -2,10 +2,12 @@ package io.moemesh.gateway.grpc;
 
 import io.grpc.Status;
 import io.moemesh.gateway.serving.PromptLimits;
+import io.moemesh.gateway.serving.PromptTooLongException;
 import io.moemesh.gateway.serving.ServingRequest;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatMessage;
 import io.moemesh.model.chat.ChatTemplate;
+import io.moemesh.model.chat.RenderedChatTooLongException;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.SamplingParams;
 import io.moemesh.proto.gateway.v1.ChatInput;
@@ -13,6 +15,7 @@ import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
 import io.moemesh.service.grpc.StatusMapping;
 import java.nio.charset.StandardCharsets;
+import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
 
@@ -21,8 +24,10 @@ import java.util.OptionalLong;
  * status gateway.proto promises: INVALID_ARGUMENT naming the field for a bad value, NOT_FOUND for another model,
  * FAILED_PRECONDITION for chat input to a model without a chat template. uint32 fields arrive as Java ints,
  * negative from 2^31 on, so they are read unsigned before any range check. A chat the template refuses
- * (raise_exception: ChatTemplateException, an IllegalArgumentException) is INVALID_ARGUMENT; a template failing on
- * its own (BrokenChatTemplateException) is the server's fault, INTERNAL, logged by GatewayStatus.
+ * (raise_exception, or Python failing on its values: ChatTemplateException, an IllegalArgumentException) is
+ * INVALID_ARGUMENT, and so is a chat whose rendered text would pass the prompt's byte budget (PromptTooLongException,
+ * naming chat); a template failing on its own (BrokenChatTemplateException) is the server's fault, INTERNAL, logged
+ * by GatewayStatus.
  */
 final class PromptBuilder {
     static final int MAX_REQUEST_ID_BYTES = 128;
@@ -116,8 +121,29 @@ final class PromptBuilder {
         ChatTemplate t = chat.orElseThrow(() -> new IllegalStateException(
                 "chat input needs a chat template, and the model has none (chat_template.jinja, or chat_template in "
                         + "tokenizer_config.json)"));
-        return t.render(c.getMessagesList().stream().map(m -> new ChatMessage(m.getRole(), m.getContent())).toList(),
-                !c.hasAddGenerationPrompt() || c.getAddGenerationPrompt());
+        try {
+            // at most the characters a prompt may have: a template repeating the chat by a count fails before it
+            // builds more
+            return t.render(c.getMessagesList().stream().map(m -> new ChatMessage(m.getRole(), m.getContent()))
+                    .toList(), !c.hasAddGenerationPrompt() || c.getAddGenerationPrompt(), Map.of(),
+                    limits.maxPromptBytes());
+        } catch (RenderedChatTooLongException e) {
+            throw tooLong("chat", e, limits);
+        }
+    }
+
+    /**
+     * The render of {@code field} passed its limit: the gateway's prompt byte budget (a text with more characters
+     * has more UTF-8 bytes, so more tokens than a prompt may have), or the engine's own cap when that is smaller.
+     * The same error as any prompt too long (HTTP 400 context_length_exceeded, gRPC INVALID_ARGUMENT).
+     */
+    static PromptTooLongException tooLong(String field, RenderedChatTooLongException e, PromptLimits limits) {
+        String why = e.limit() >= limits.maxPromptBytes()
+                ? ", more than " + limits.maxPromptTokens() + " prompt tokens can hold (at most "
+                + limits.maxPromptBytes() + " bytes)"
+                : ", the most a chat template may output";
+        return new PromptTooLongException(field, "The chat template's output for " + field + " would be longer than "
+                + e.limit() + " characters" + why);
     }
 
     /** NOT_FOUND unless {@code requested} is empty or the served model's name (gateway.proto). */

@@ -3,10 +3,12 @@ package io.moemesh.gateway.http;
 import io.moemesh.gateway.config.GatewayProperties;
 import io.moemesh.gateway.serving.GenerationService;
 import io.moemesh.gateway.serving.PromptLimits;
+import io.moemesh.gateway.serving.PromptTooLongException;
 import io.moemesh.gateway.serving.ServingRequest;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.chat.ChatTemplate;
 import io.moemesh.model.chat.ChatTemplateException;
+import io.moemesh.model.chat.RenderedChatTooLongException;
 import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.SamplingParams;
 import jakarta.servlet.http.HttpServletRequest;
@@ -163,11 +165,18 @@ public class OpenAiController {
         OpenAiRequest.ChatOptions o = r.chatOptions();
         String rendered;
         try {
-            rendered = chat.render(r.messages(), o.addGenerationPrompt(), o.variables());
+            // at most the characters a prompt may have: a template repeating the chat by a count from the request
+            // fails before it builds more
+            rendered = chat.render(r.messages(), o.addGenerationPrompt(), o.variables(), limits.maxPromptBytes());
         } catch (ChatTemplateException e) {
-            // The template's raise_exception (roles that do not alternate, a system message out of place, ...):
-            // the conversation is the caller's mistake.
+            // The template's raise_exception (roles that do not alternate, a system message out of place, ...) or
+            // Python failing on the values (a TypeError on a chat_template_kwargs value): the caller's mistake.
             throw OpenAiException.invalid("messages", e.getMessage());
+        } catch (RenderedChatTooLongException e) {
+            throw new PromptTooLongException("messages", "The chat template's output for messages would be longer "
+                    + "than " + e.limit() + " characters" + (e.limit() >= limits.maxPromptBytes() ? ", more than "
+                    + limits.maxPromptTokens() + " prompt tokens can hold (at most " + limits.maxPromptBytes()
+                    + " bytes)" : ", the most a chat template may output"));
         }
         return o.continueFinalMessage() ? cutAfterFinalMessage(rendered, r.messages().getLast().content()) : rendered;
     }

@@ -29,7 +29,9 @@ class ChatTemplateStatusTest {
     private static final ChatTemplate TEMPLATE = ChatTemplate.of("{% if messages[0].role == 'assistant' %}"
             + "{{ raise_exception('Conversation must start with a user message') }}{% endif %}"
             + "{% if messages[0].content == 'break the template' %}{% for m in messages %}{{ loop['previtem'] }}"
-            + "{% endfor %}{% endif %}{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}", Map.of());
+            + "{% endfor %}{% endif %}{% if messages[0].content == 'subtract' %}{{ messages[0].content - 1 }}"
+            + "{% endif %}{% if messages[0].content == 'repeat' %}{{ messages[0].content * 1000000 }}{% endif %}"
+            + "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}", Map.of());
 
     private static Status tokenize(MoeModel model, String role, String content) {
         PromptLimits limits = new PromptLimits(512, 511, model.tokenizer().maxInputBytesPerToken(), 16);
@@ -69,6 +71,26 @@ class ChatTemplateStatusTest {
             Status broken = tokenize(model, "user", "break the template");
             assertThat(broken.getCode()).isEqualTo(Status.Code.INTERNAL);
             assertThat(broken.getDescription()).isEqualTo("internal error; request id tokenize");
+        }
+    }
+
+    /**
+     * Python failing on the conversation's values is the conversation's fault (it was INTERNAL: JUEL's coercion
+     * error looked like the template's), and a chat the template would render past the prompt's byte budget is a
+     * prompt too long, refused before the text is built (6 MB here) and naming chat.
+     */
+    @Test
+    void pythonErrorOnTheConversation_andARenderPastThePromptBudget_areInvalidArgument() {
+        try (MoeModel model = MoeModel.open(TestModels.dir(TestModels.MIXTRAL))) {
+            Status typeError = tokenize(model, "user", "subtract");
+            assertThat(typeError.getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(typeError.getDescription())
+                    .isEqualTo("TypeError: unsupported operand type(s) for -: 'str' and 'int'");
+
+            Status tooLong = tokenize(model, "user", "repeat");
+            assertThat(tooLong.getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(tooLong.getDescription()).startsWith("The chat template's output for chat would be longer than")
+                    .contains("prompt tokens can hold");
         }
     }
 }

@@ -50,7 +50,9 @@ class ClientErrorsHttpTest {
 
     /**
      * The model has no chat template: this one is ChatML that refuses a conversation opened by the assistant, and
-     * fails on its own (an attribute Jinjava's loop lacks) on a first message "break the template".
+     * fails on its own (an attribute Jinjava's loop lacks) on a first message "break the template"; it subtracts
+     * from a chat_template_kwargs value "budget" and repeats the first message by a value "repeat", as templates do
+     * with their flags.
      */
     @TestBean(name = "chatTemplate", methodName = "raisingChatTemplate")
     ChatTemplate chatTemplate;
@@ -59,6 +61,8 @@ class ClientErrorsHttpTest {
         return ChatTemplate.of("{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('Conversation must start "
                 + "with a user message') }}{% endif %}{% if messages[0]['content'] == 'break the template' %}"
                 + "{% for m in messages %}{{ loop['previtem'] }}{% endfor %}{% endif %}"
+                + "{% if budget is defined %}{{ budget - 1 }}{% endif %}"
+                + "{% if repeat is defined %}{{ messages[0]['content'] * repeat }}{% endif %}"
                 + OpenAiController.DEFAULT_CHAT_TEMPLATE, Map.of());
     }
 
@@ -127,6 +131,14 @@ class ClientErrorsHttpTest {
                         + (MAX_NEW_TOKENS + 1)), "max_completion_tokens", "exceeds the limit of " + MAX_NEW_TOKENS),
                 Arguments.of(CHAT, chat("[{\"role\":\"assistant\",\"content\":\"a\"}]"), "messages",
                         "TemplateError: Conversation must start with a user message"),
+                // values of chat_template_kwargs Python fails on are the client's, as the template's raise is;
+                // and so is a template repeating the chat by the request's count past the prompt's byte budget
+                Arguments.of(CHAT, chat("[{\"role\":\"user\",\"content\":\"a\"}],\"chat_template_kwargs\":"
+                        + "{\"budget\":\"abc\"}"), "messages",
+                        "TypeError: unsupported operand type(s) for -: 'str' and 'int'"),
+                Arguments.of(CHAT, chat("[{\"role\":\"user\",\"content\":\"a\"}],\"chat_template_kwargs\":"
+                        + "{\"repeat\":1000000000}"), "messages",
+                        "The chat template's output for messages would be longer than"),
                 Arguments.of(CHAT, chat("[{\"role\":\"user\",\"content\":\"x\\ud83dy\"}]"), "messages[0].content",
                         "messages[0].content is not valid Unicode: it has a lone surrogate \\ud83d at character 1"),
                 Arguments.of(C, completion("\"stop\":\"\\udc00\"").replace("\"x\"", "\"\\ud83d\\ude00\""), "stop",

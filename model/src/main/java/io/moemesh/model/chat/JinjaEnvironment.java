@@ -8,6 +8,7 @@ import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.InterpreterFactory;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.lib.expression.ExpressionStrategy;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import java.lang.reflect.Method;
 import jinjava.javax.el.CompositeELResolver;
@@ -21,37 +22,14 @@ import jinjava.javax.el.ExpressionFactory;
  * {@link PyNone}).
  */
 final class JinjaEnvironment {
+    private static final InterpreterFactory INTERPRETERS = new PythonInterpreters();
+    private static final ELResolver RESOLVER = resolver();
+
     private JinjaEnvironment() {
     }
 
     static Jinjava create() {
-        LegacyOverrides pythonLike = LegacyOverrides.newBuilder()
-                // Python semantics where Jinjava's historical defaults differ: operator precedence, dict
-                // literal keys as expressions, iterating a dict yields its keys, lists and dicts print as
-                // Python repr, "{%-"/"{{-" whitespace control like Jinja.
-                .withUseNaturalOperatorPrecedence(true)
-                .withEvaluateMapKeys(true)
-                .withIterateOverMapKeys(true)
-                .withUsePyishObjectMapper(true)
-                .withParseWhitespaceControlStrictly(true)
-                .withUseTrimmingForNotesAndExpressions(true)
-                .withKeepNullableLoopValues(true)
-                .withHandleBackslashInQuotesOnly(true)
-                // Not withDefaultKeepTrailingNewlineBehavior: Jinjava strips a newline at the end of the
-                // *output*, Jinja one at the end of the *source*; ChatTemplate does the latter itself.
-                .build();
-        JinjavaConfig config = JinjavaConfig.newBuilder()
-                .withTrimBlocks(true)
-                .withLstripBlocks(true)
-                // A message containing "{{ ... }}" must be printed, never evaluated.
-                .withNestedInterpretationEnabled(false)
-                // Undefined variables render as nothing, as Jinja's default Undefined does.
-                .withFailOnUnknownTokens(false)
-                .withLegacyOverrides(pythonLike)
-                .withMaxOutputSize(64L * 1024 * 1024)
-                .withInterperterFactory(new PythonInterpreters()) // sic: Jinjava's spelling
-                .withElResolver(resolver())
-                .build();
+        JinjavaConfig config = config(OutputBudget.MAX_OUTPUT, null);
         // Jinja's grammar (JinjaParser), Python's truth and str in expressions (JinjaOverrides); Jinjava's
         // constructor hard-codes its own factory, but every expression is parsed and evaluated through this getter
         // (ExpressionResolver).
@@ -70,6 +48,46 @@ final class JinjaEnvironment {
         JinjaOverrides.tests().forEach(globals::registerExpTest);
         globals.registerTag(new JinjaOverrides.PythonIfTag());
         return jinjava;
+    }
+
+    /**
+     * The environment's settings with an output limit of {@code maxOutput} characters (Jinjava's
+     * {@code maxOutputSize}, which also bounds its string building; {@link OutputBudget} reads it for the values
+     * the template builds): {@link ChatTemplate} renders each conversation with the limit its caller gives.
+     *
+     * @param objectMapper the environment's (a config would otherwise build a Jackson mapper of its own), or null
+     */
+    static JinjavaConfig config(long maxOutput, ObjectMapper objectMapper) {
+        LegacyOverrides pythonLike = LegacyOverrides.newBuilder()
+                // Python semantics where Jinjava's historical defaults differ: operator precedence, dict
+                // literal keys as expressions, iterating a dict yields its keys, lists and dicts print as
+                // Python repr, "{%-"/"{{-" whitespace control like Jinja.
+                .withUseNaturalOperatorPrecedence(true)
+                .withEvaluateMapKeys(true)
+                .withIterateOverMapKeys(true)
+                .withUsePyishObjectMapper(true)
+                .withParseWhitespaceControlStrictly(true)
+                .withUseTrimmingForNotesAndExpressions(true)
+                .withKeepNullableLoopValues(true)
+                .withHandleBackslashInQuotesOnly(true)
+                // Not withDefaultKeepTrailingNewlineBehavior: Jinjava strips a newline at the end of the
+                // *output*, Jinja one at the end of the *source*; ChatTemplate does the latter itself.
+                .build();
+        JinjavaConfig.Builder config = JinjavaConfig.newBuilder()
+                .withTrimBlocks(true)
+                .withLstripBlocks(true)
+                // A message containing "{{ ... }}" must be printed, never evaluated.
+                .withNestedInterpretationEnabled(false)
+                // Undefined variables render as nothing, as Jinja's default Undefined does.
+                .withFailOnUnknownTokens(false)
+                .withLegacyOverrides(pythonLike)
+                .withMaxOutputSize(maxOutput)
+                .withInterperterFactory(INTERPRETERS) // sic: Jinjava's spelling
+                .withElResolver(RESOLVER);
+        if (objectMapper != null) {
+            config.withObjectMapper(objectMapper);
+        }
+        return config.build();
     }
 
     /**
@@ -92,10 +110,11 @@ final class JinjaEnvironment {
         }
     }
 
-    /** Python str methods first, then Jinjava's usual (read-only) resolution. */
+    /** Python str methods and attributes of numbers and lists first, then Jinjava's usual (read-only) resolution. */
     private static ELResolver resolver() {
         CompositeELResolver resolver = new CompositeELResolver();
         resolver.add(new PythonStringMethods());
+        resolver.add(new PythonAttributes());
         resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
         return resolver;
     }

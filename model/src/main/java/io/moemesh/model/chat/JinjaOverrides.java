@@ -17,8 +17,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.BiPredicate;
 import jinjava.de.odysseus.el.ExpressionFactoryImpl;
+import jinjava.de.odysseus.el.misc.TypeConverter;
 import jinjava.de.odysseus.el.tree.TreeStore;
 import jinjava.de.odysseus.el.tree.impl.Cache;
+import jinjava.javax.el.ELException;
 
 /**
  * Jinjava's tests, filters, tags, conversions and output replaced where they differ from Jinja's (jinja2/tests.py,
@@ -98,9 +100,11 @@ final class JinjaOverrides {
      * truth and str() in conversions; its cache of parsed trees has the size of Jinjava's.
      */
     static ExpressionFactoryImpl expressionFactory() {
-        return new ExpressionFactoryImpl(new TreeStore(JinjaParser.BUILDER, new Cache(1000)),
-                new PythonTypeConverter());
+        return new ExpressionFactoryImpl(new TreeStore(JinjaParser.BUILDER, new Cache(1000)), CONVERTER);
     }
+
+    /** The conversions of every expression (stateless, shared). */
+    static final TypeConverter CONVERTER = new PythonTypeConverter();
 
     /**
      * JUEL converts every operand of not/and/or/?: (and Jinjava's "or") to Boolean through this, and the operands
@@ -108,6 +112,24 @@ final class JinjaOverrides {
      */
     private static final class PythonTypeConverter extends TruthyTypeConverter {
         private static final long serialVersionUID = 1L;
+        private static final int MAX_QUOTED = 60;
+
+        /**
+         * JUEL's coercion, failing as Python fails: a value that cannot be the number (or other type) an operation
+         * or a function's parameter needs ({@code range('a')}, a filter's numeric argument) is the values' fault, a
+         * TypeError, where JUEL's ELException failed the render as the template's.
+         */
+        @Override
+        public <T> T convert(Object value, Class<T> type) {
+            try {
+                return super.convert(value, type);
+            } catch (ELException e) {
+                throw PythonError.typeError("cannot use " + PythonValues.shortRepr(value, MAX_QUOTED) + " ("
+                        + PythonValues.typeName(value) + ") as "
+                        + (Number.class.isAssignableFrom(type) || type.isPrimitive() ? "a number" : "a " + type
+                        .getSimpleName()));
+            }
+        }
 
         @Override
         protected Boolean coerceToBoolean(Object value) {
@@ -202,7 +224,8 @@ final class JinjaOverrides {
 
     /**
      * jinja2 filters.py {@code do_join(value, d='', attribute=None)}: {@code str(d).join(map(str, value))}, with
-     * each item's attribute first when one is named (resolved as Jinjava's join resolves it).
+     * each item's attribute first when one is named (resolved as Jinjava's join resolves it); bounded by the
+     * render's {@link OutputBudget}.
      */
     private static final class JoinFilter implements Filter {
         @Override
@@ -220,10 +243,14 @@ final class JinjaOverrides {
             String separator = PythonValues.str(argument(args, kwargs, 0, "d", ""));
             Object attribute = argument(args, kwargs, 1, "attribute", null);
             List<String> parts = new ArrayList<>();
+            long length = 0;
             for (Object item : items(var)) {
                 Object v = attribute == null || attribute instanceof PyNone ? item
                         : interpreter.resolveProperty(item, PythonValues.str(attribute));
-                parts.add(PythonValues.str(v));
+                String part = PythonValues.str(v);
+                length += part.length() + (parts.isEmpty() ? 0 : separator.length());
+                OutputBudget.check(length); // the render's budget: a long list joined by a long separator
+                parts.add(part);
             }
             return String.join(separator, parts);
         }

@@ -1,12 +1,17 @@
 package io.moemesh.model.chat;
 
 import com.hubspot.jinjava.el.ExtendedSyntaxBuilder;
+import com.hubspot.jinjava.el.ext.AdditionOperator;
+import com.hubspot.jinjava.el.ext.AstDict;
+import com.hubspot.jinjava.el.ext.AstList;
+import com.hubspot.jinjava.el.ext.AstNamedParameter;
 import com.hubspot.jinjava.el.ext.AstTuple;
 import com.hubspot.jinjava.el.ext.ExtendedParser;
 import com.hubspot.jinjava.el.ext.NamedParameterOperator;
 import com.hubspot.jinjava.objects.collections.PyList;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import jinjava.de.odysseus.el.tree.Bindings;
 import jinjava.de.odysseus.el.tree.Tree;
 import jinjava.de.odysseus.el.tree.impl.Builder;
@@ -18,6 +23,7 @@ import jinjava.de.odysseus.el.tree.impl.Scanner.Token;
 import jinjava.de.odysseus.el.tree.impl.ast.AstBinary;
 import jinjava.de.odysseus.el.tree.impl.ast.AstBracket;
 import jinjava.de.odysseus.el.tree.impl.ast.AstDot;
+import jinjava.de.odysseus.el.tree.impl.ast.AstIdentifier;
 import jinjava.de.odysseus.el.tree.impl.ast.AstNode;
 import jinjava.de.odysseus.el.tree.impl.ast.AstNull;
 import jinjava.de.odysseus.el.tree.impl.ast.AstParameters;
@@ -43,8 +49,10 @@ import jinjava.javax.el.ELContext;
  *       either one filter chain or one test;</li>
  *   <li>slices take a step ({@code messages[::-1]}, Qwen3's template) and follow Python's rules, strings by code
  *       point ({@link PythonSlice});</li>
- *   <li>{@code *} repeats a string or list by an int ({@code '-' * 3}); {@code %} of numbers has the divisor's
- *       sign;</li>
+ *   <li>arithmetic and order comparisons are Python's ({@link PythonArithmetic}): {@code *} repeats a string or
+ *       list by an int ({@code '-' * 3}), {@code %} has the divisor's sign, operands of the wrong type are a
+ *       TypeError (JUEL coerced {@code '5' - 1} to 4), a zero divisor a ZeroDivisionError, an undefined operand
+ *       jinja2's UndefinedError; {@code **} binds tighter than {@code *}, unary {@code +} is no abs();</li>
  *   <li>string literals take Python's escapes ({@link PythonScanner}: {@code \x41}, {@code \\u00e9},
  *       {@code \N{...}}, octal; an unknown escape stays as written), as Jinja's lexer decodes them
  *       (unicode-escape); Jinjava knows only a few;</li>
@@ -117,15 +125,77 @@ final class JinjaParser extends ExtendedParser {
         return v;
     }
 
+    /**
+     * A node whose operands JUEL's {@code getChild} does not give (Jinjava's list, tuple and dict literals and
+     * keyword arguments are leaves to it): {@link TemplateCheck} walks them to find the parts of an expression made
+     * of literals only.
+     */
+    interface Operands {
+        List<AstNode> operands();
+    }
+
     /** A tuple literal {@code (a, b)} evaluates to a {@link PythonTuple}, which prints as Python prints it. */
     @Override
     protected AstTuple createAstTuple(AstParameters parameters) throws ScanException, ParseException {
-        return new AstTuple(parameters) {
+        final class Tuple extends AstTuple implements Operands {
+            Tuple() {
+                super(parameters);
+            }
+
             @Override
             public Object eval(Bindings bindings, ELContext context) {
                 return new PythonTuple((PyList) super.eval(bindings, context));
             }
-        };
+
+            @Override
+            public List<AstNode> operands() {
+                return children(parameters);
+            }
+        }
+        return new Tuple();
+    }
+
+    @Override
+    protected AstList createAstList(AstParameters parameters) throws ScanException, ParseException {
+        final class ListLiteral extends AstList implements Operands {
+            ListLiteral() {
+                super(parameters);
+            }
+
+            @Override
+            public List<AstNode> operands() {
+                return children(parameters);
+            }
+        }
+        return new ListLiteral();
+    }
+
+    @Override
+    protected AstDict createAstDict(Map<AstNode, AstNode> entries) {
+        final class DictLiteral extends AstDict implements Operands {
+            DictLiteral() {
+                super(entries);
+            }
+
+            @Override
+            public List<AstNode> operands() {
+                List<AstNode> out = new ArrayList<>();
+                dict.forEach((k, v) -> {
+                    out.add(k);
+                    out.add(v);
+                });
+                return out;
+            }
+        }
+        return new DictLiteral();
+    }
+
+    private static List<AstNode> children(AstParameters parameters) {
+        List<AstNode> out = new ArrayList<>(parameters.getCardinality());
+        for (int i = 0; i < parameters.getCardinality(); i++) {
+            out.add(parameters.getChild(i));
+        }
+        return out;
     }
 
     /** {@code and := not ('and' not)*}: Jinja's {@code parse_and}. */
@@ -140,9 +210,10 @@ final class JinjaParser extends ExtendedParser {
             if (t.getSymbol() == Symbol.AND) {
                 consumeToken();
                 v = createAstBinary(v, not(true), AstBinary.AND);
-            } else if (t.getSymbol() == Symbol.EXTENSION
-                    && getExtensionHandler(t).getExtensionPoint() == ExtensionPoint.AND) {
-                v = getExtensionHandler(consumeToken()).createAstNode(v, not(true)); // Jinjava's stray '|' error
+            } else if (t.getSymbol() == Symbol.EXTENSION && "|".equals(t.getImage())) {
+                // a '|' no filter name follows ({{ a | 1 }}): Jinjava's handler would throw an ELException, which
+                // is no syntax error naming the position
+                fail("a filter name after '|'");
             } else {
                 return v;
             }
@@ -210,13 +281,26 @@ final class JinjaParser extends ExtendedParser {
         if (getToken().getSymbol() == Symbol.NOT) {
             fail("an operand (Jinja's 'not' negates a whole comparison: write (not x) here)");
         }
+        if (getToken().getSymbol() == Symbol.PLUS
+                || getToken().getSymbol() == Symbol.EXTENSION && "+".equals(getToken().getImage())) {
+            consumeToken(); // Python's unary plus; Jinjava's is abs()
+            return createAstUnary(unary(true), PythonOperators.POS);
+        }
         return super.unary(required);
     }
 
-    /** Jinjava's {@code mul} with its natural operator precedence, whatever interpreter is current. */
+    @Override
+    protected AstUnary createAstUnary(AstNode child, AstUnary.Operator operator) {
+        return super.createAstUnary(child, operator == AstUnary.NEG ? PythonOperators.NEG : operator);
+    }
+
+    /**
+     * Jinja's {@code parse_math2}: {@code pow (('*' | '/' | '//' | '%') pow)*}, whatever interpreter is current
+     * (Jinjava's {@code mul} reads the precedence off it).
+     */
     @Override
     protected AstNode mul(boolean required) throws ScanException, ParseException {
-        AstNode v = filter(required);
+        AstNode v = pow(required);
         if (v == null) {
             return null;
         }
@@ -225,27 +309,45 @@ final class JinjaParser extends ExtendedParser {
             switch (t.getSymbol()) {
                 case MUL -> {
                     consumeToken();
-                    v = createAstBinary(v, filter(true), AstBinary.MUL);
+                    v = createAstBinary(v, pow(true), AstBinary.MUL);
                 }
                 case DIV -> {
                     consumeToken();
-                    v = createAstBinary(v, filter(true), AstBinary.DIV);
+                    v = createAstBinary(v, pow(true), AstBinary.DIV);
                 }
                 case MOD -> {
                     consumeToken();
-                    v = createAstBinary(v, filter(true), AstBinary.MOD);
+                    v = createAstBinary(v, pow(true), AstBinary.MOD);
                 }
                 case EXTENSION -> {
-                    if (getExtensionHandler(t).getExtensionPoint() != ExtensionPoint.MUL) {
+                    if (!"//".equals(t.getImage())) {
                         return v;
                     }
-                    v = getExtensionHandler(consumeToken()).createAstNode(v, filter(true));
+                    consumeToken();
+                    v = createAstBinary(v, pow(true), PythonOperators.FLOOR_DIV);
                 }
                 default -> {
                     return v;
                 }
             }
         }
+    }
+
+    /**
+     * Jinja's {@code parse_pow}: {@code unary ('**' unary)*}, binding tighter than {@code *} and to the left
+     * ({@code 2 * 3 ** 2} is 18, {@code 2 ** 3 ** 2} is 64, {@code -2 ** 2} is 4, as in Jinja; Jinjava put
+     * {@code **} at the level of {@code *}).
+     */
+    private AstNode pow(boolean required) throws ScanException, ParseException {
+        AstNode v = filter(required);
+        if (v == null) {
+            return null;
+        }
+        while (getToken().getSymbol() == Symbol.EXTENSION && "**".equals(getToken().getImage())) {
+            consumeToken();
+            v = createAstBinary(v, filter(true), PythonOperators.POW);
+        }
+        return v;
     }
 
     /**
@@ -275,9 +377,20 @@ final class JinjaParser extends ExtendedParser {
 
     private AstNode argument(boolean required) throws ScanException, ParseException {
         if (getToken().getSymbol() == Symbol.IDENTIFIER && lookahead(0) == NamedParameterOperator.TOKEN) {
-            AstNode name = identifier(consumeToken().getImage());
+            AstIdentifier name = identifier(consumeToken().getImage());
             consumeToken();
-            return NamedParameterOperator.HANDLER.createAstNode(name, expr(true));
+            AstNode value = expr(true);
+            final class Keyword extends AstNamedParameter implements Operands {
+                Keyword() {
+                    super(name, value);
+                }
+
+                @Override
+                public List<AstNode> operands() {
+                    return List.of(value);
+                }
+            }
+            return new Keyword();
         }
         return expr(required);
     }
@@ -395,6 +508,13 @@ final class JinjaParser extends ExtendedParser {
                 : operator == AstBinary.AND ? PythonOperators.AND
                 : operator == AstBinary.MUL ? PythonOperators.MUL
                 : operator == AstBinary.MOD ? PythonOperators.MOD
+                : operator == AdditionOperator.OP ? PythonOperators.ADD
+                : operator == AstBinary.SUB ? PythonOperators.SUB
+                : operator == AstBinary.DIV ? PythonOperators.DIV
+                : operator == AstBinary.LT ? PythonOperators.LT
+                : operator == AstBinary.LE ? PythonOperators.LE
+                : operator == AstBinary.GT ? PythonOperators.GT
+                : operator == AstBinary.GE ? PythonOperators.GE
                 : operator;
         return super.createAstBinary(left, right, python);
     }

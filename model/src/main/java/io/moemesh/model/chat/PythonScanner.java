@@ -9,7 +9,8 @@ import jinjava.de.odysseus.el.tree.impl.Scanner.Token;
  * Jinjava's scanner with Python's string literals: Jinja's lexer decodes a literal with the unicode-escape
  * codec, so {@code \a \b \f \n \r \t \v \\ \' \"}, octal {@code \ooo}, {@code \xhh}, {@code \\uhhhh},
  * {@code \\Uhhhhhhhh}, {@code \N{name}} and a backslash before a line break (which joins the lines) are
- * escapes, and any other backslash stays in the string. A malformed escape is a syntax error, as in Jinja.
+ * escapes, and any other backslash stays in the string. A malformed escape is a syntax error, as in Jinja; so is an
+ * escape of a surrogate code point (d800-dfff), which Python keeps as a lone surrogate that no tokenizer accepts.
  */
 final class PythonScanner extends ExtendedScanner {
     PythonScanner(String input) {
@@ -78,6 +79,12 @@ final class PythonScanner extends ExtendedScanner {
         if (cp > Character.MAX_CODE_POINT) {
             throw new ScanException(start, "an illegal Unicode character \\" + in.substring(i - 1, end),
                     "a code point up to 10ffff");
+        }
+        if (cp >= Character.MIN_SURROGATE && cp <= Character.MAX_SURROGATE) {
+            // Python keeps each such escape as a lone surrogate ('\ud83d\ude00' is two of them, not an emoji):
+            // text no UTF-8 encoder or tokenizer accepts, which would fail every render that reaches it
+            throw new ScanException(start, "a surrogate escape \\" + in.substring(i - 1, end) + " (Python keeps it "
+                    + "as a lone surrogate, which no tokenizer accepts)", "a code point outside d800-dfff");
         }
         builder.appendCodePoint((int) cp);
         return end;

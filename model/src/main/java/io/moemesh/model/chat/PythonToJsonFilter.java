@@ -1,6 +1,7 @@
 package io.moemesh.model.chat;
 
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.interpret.OutputTooBigException;
 import com.hubspot.jinjava.lib.filter.Filter;
 import java.math.BigDecimal;
 import java.math.BigInteger;
@@ -57,13 +58,18 @@ final class PythonToJsonFilter implements Filter {
             keySeparator = PythonValues.str(pair.get(1));
         }
         StringBuilder out = new StringBuilder();
-        new Writer(out, indentUnit, itemSeparator, keySeparator, sortKeys, ensureAscii).value(var, 0);
+        new Writer(out, indentUnit, itemSeparator, keySeparator, sortKeys, ensureAscii, OutputBudget.limit())
+                .value(var, 0);
         return out.toString();
     }
 
+    /** Writes json.dumps' text; past {@code limit} characters (the render's {@link OutputBudget}) it fails. */
     private record Writer(StringBuilder out, String indent, String itemSeparator, String keySeparator,
-                          boolean sortKeys, boolean ensureAscii) {
+                          boolean sortKeys, boolean ensureAscii, long limit) {
         void value(Object v, int depth) {
+            if (out.length() > limit) {
+                throw new OutputTooBigException(limit, out.length());
+            }
             switch (v) {
                 case null -> throw PythonError.typeError("Object of type Undefined is not JSON serializable");
                 case PyNone n -> out.append("null");

@@ -1,5 +1,6 @@
 package io.moemesh.model.chat;
 
+import com.hubspot.jinjava.interpret.OutputTooBigException;
 import com.hubspot.jinjava.objects.SafeString;
 import com.hubspot.jinjava.util.HasObjectTruthValue;
 import java.math.BigDecimal;
@@ -186,17 +187,39 @@ final class PythonValues {
      * Python's {@code repr(value)}, how a value inside a printed list or dict appears: strings quoted and escaped as
      * Python quotes them, None, True/False, floats' repr, lists {@code [a, b]}, tuples {@code (a, b)}, dicts
      * {@code {'k': v}}, a dict's item the tuple {@code ('k', v)}; Undefined is "Undefined" (jinja2's {@code Undefined.__repr__}).
+     * A repr longer than the render may output fails as the output would ({@link OutputBudget}), before its text is
+     * all built.
      */
     static String repr(Object value) {
         StringBuilder out = new StringBuilder();
-        repr(value, out, 0);
+        repr(value, out, 0, OutputBudget.limit());
         return out.toString();
+    }
+
+    /**
+     * {@link #repr}, or when that would pass {@code max} characters a description of the value (its type and size):
+     * for messages that quote a value.
+     */
+    static String shortRepr(Object value, int max) {
+        if (OutputBudget.reprSize(value, max) <= max) {
+            return repr(value);
+        }
+        return "a " + typeName(value) + " (" + (value instanceof Collection<?> c ? c.size() + " items"
+                : value instanceof Map<?, ?> m ? m.size() + " keys" : "long") + ")";
     }
 
     /** Deeper than this a repr says "..." (Python raises RecursionError on a list that holds itself). */
     private static final int MAX_REPR_DEPTH = 100;
 
-    private static void repr(Object value, StringBuilder out, int depth) {
+    /**
+     * Appends the repr; past {@code limit} characters (the render's {@link OutputBudget}) it fails with Jinjava's
+     * output-too-big error, checked after each item, before a printed list's text could take more memory than the
+     * output may.
+     */
+    private static void repr(Object value, StringBuilder out, int depth, long limit) {
+        if (out.length() > limit) {
+            throw new OutputTooBigException(limit, out.length());
+        }
         if (depth > MAX_REPR_DEPTH) {
             out.append("...");
             return;
@@ -210,18 +233,18 @@ final class PythonValues {
                 String separator = "";
                 for (Map.Entry<?, ?> e : m.entrySet()) {
                     out.append(separator);
-                    repr(e.getKey(), out, depth + 1);
+                    repr(e.getKey(), out, depth + 1, limit);
                     out.append(": ");
-                    repr(e.getValue(), out, depth + 1);
+                    repr(e.getValue(), out, depth + 1, limit);
                     separator = ", ";
                 }
                 out.append('}');
             }
             case Map.Entry<?, ?> e -> {
                 out.append('(');
-                repr(e.getKey(), out, depth + 1);
+                repr(e.getKey(), out, depth + 1, limit);
                 out.append(", ");
-                repr(e.getValue(), out, depth + 1);
+                repr(e.getValue(), out, depth + 1, limit);
                 out.append(')');
             }
             case PythonTuple t -> {
@@ -229,7 +252,7 @@ final class PythonValues {
                 String separator = "";
                 for (Object o : t) {
                     out.append(separator);
-                    repr(o, out, depth + 1);
+                    repr(o, out, depth + 1, limit);
                     separator = ", ";
                 }
                 out.append(t.size() == 1 ? ",)" : ")");
@@ -239,13 +262,16 @@ final class PythonValues {
                 String separator = "";
                 for (Object o : c) {
                     out.append(separator);
-                    repr(o, out, depth + 1);
+                    repr(o, out, depth + 1, limit);
                     separator = ", ";
                 }
                 out.append(']');
             }
-            case Object[] a -> repr(Arrays.asList(a), out, depth);
+            case Object[] a -> repr(Arrays.asList(a), out, depth, limit);
             case Object o -> out.append(str(o));
+        }
+        if (out.length() > limit) {
+            throw new OutputTooBigException(limit, out.length());
         }
     }
 
@@ -300,7 +326,9 @@ final class PythonValues {
             case BigDecimal d -> "float";
             case Number n -> "int";
             case CharSequence s -> "str";
+            case Character c -> "str";
             case Map<?, ?> m -> "dict";
+            case PythonTuple t -> "tuple";
             case Collection<?> c -> "list";
             case Object o -> o.getClass().getSimpleName();
         };

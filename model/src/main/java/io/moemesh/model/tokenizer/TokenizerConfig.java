@@ -78,6 +78,41 @@ public record TokenizerConfig(Map<String, String> specialTokens, boolean addBosT
                 reader.bool(root, "add_eos_token", "", false), chatTemplates(root.get("chat_template"), reader));
     }
 
+    /**
+     * The special-token entries of a tokenizer_config.json or a special_tokens_map.json (the same keys, in the same
+     * forms): each key of {@code bos_token}, {@code eos_token}, {@code unk_token}, {@code pad_token},
+     * {@code sep_token}, {@code cls_token}, {@code mask_token} the file has, to its string, or to null where the file
+     * sets it to null (transformers then has no such token, and passes the chat template none).
+     *
+     * @throws ModelFormatException if the file is unreadable or malformed; the message names the file
+     */
+    public static Map<String, String> specialTokenEntries(Path file) {
+        JsonNode root;
+        try {
+            root = MAPPER.readTree(Files.readString(file, StandardCharsets.UTF_8));
+        } catch (IOException e) {
+            throw new ModelFormatException(file + ": cannot be read: " + e, e);
+        } catch (JacksonException e) {
+            throw new ModelFormatException(file + ": malformed JSON: " + e.getOriginalMessage(), e);
+        }
+        if (root == null || !root.isObject()) {
+            throw new ModelFormatException(file + ": malformed JSON: the top level must be an object");
+        }
+        Json reader = new Json(file.toString());
+        Map<String, String> out = new LinkedHashMap<>();
+        for (String key : SPECIAL_TOKEN_KEYS) {
+            if (root.has(key)) {
+                out.put(key, tokenString(root.get(key), reader, key));
+            }
+        }
+        return out;
+    }
+
+    /** The keys of the special tokens transformers passes a chat template ({@code special_tokens_map}). */
+    public static List<String> specialTokenKeys() {
+        return SPECIAL_TOKEN_KEYS;
+    }
+
     public Optional<String> bosToken() {
         return Optional.ofNullable(specialTokens.get("bos_token"));
     }

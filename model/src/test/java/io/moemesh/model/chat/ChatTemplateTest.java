@@ -186,14 +186,114 @@ class ChatTemplateTest {
 
     /**
      * transformers reads chat_template.jinja whether or not a tokenizer_config.json is there: a model directory
-     * without one still has its template (with no special-token variables).
+     * without one still has its template.
      */
     @Test
     void fromDirectory_readsChatTemplateJinja_whenThereIsNoTokenizerConfig(@TempDir Path dir) throws Exception {
-        Files.writeString(dir.resolve("chat_template.jinja"), "{% for m in messages %}[{{ m.role }}]{% endfor %}"
-                + "{{ bos_token is defined }}\n");
+        Files.writeString(dir.resolve("chat_template.jinja"), "{% for m in messages %}[{{ m.role }}]{% endfor %}\n");
         assertThat(ChatTemplate.fromDirectory(dir).orElseThrow().render(CHAT, false))
-                .isEqualTo("[system][user][assistant]False");
+                .isEqualTo("[system][user][assistant]");
+    }
+
+    /**
+     * transformers reads special_tokens_map.json with or without a tokenizer_config.json, and its entries replace
+     * the config's: {@code {{ bos_token }}} of Mixtral's and Llama 3's templates rendered empty when it was not read.
+     */
+    @Test
+    void specialTokensMap_givesTheSpecialTokens_withoutATokenizerConfig(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("chat_template.jinja"), "{{ bos_token }}{% for m in messages %}{{ m.content }}"
+                + "{% endfor %}{{ eos_token }}|{{ pad_token }}|\n");
+        Files.writeString(dir.resolve("special_tokens_map.json"), """
+                {"bos_token": {"content": "<s>", "lstrip": false, "normalized": false, "rstrip": false,
+                               "single_word": false},
+                 "eos_token": "</s>", "pad_token": null,
+                 "additional_special_tokens": ["<x>"]}""");
+        assertThat(ChatTemplate.fromDirectory(dir).orElseThrow().render(CHAT, false)).isEqualTo("<s>Be brief.HiHello</s>||");
+    }
+
+    @Test
+    void specialTokensMap_replacesTheTokenizerConfigsTokens_keyByKey(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": \"<config-bos>\", \"eos_token\": "
+                + "\"<config-eos>\", \"chat_template\": \"{{ bos_token }}{{ eos_token }}\"}");
+        Files.writeString(dir.resolve("special_tokens_map.json"), "{\"bos_token\": \"<map-bos>\"}");
+        assertThat(ChatTemplate.fromDirectory(dir).orElseThrow().render(CHAT, false))
+                .isEqualTo("<map-bos><config-eos>");
+        assertThat(ChatTemplate.fromTokenizerConfig(dir.resolve("tokenizer_config.json")).orElseThrow()
+                .render(CHAT, false)).isEqualTo("<map-bos><config-eos>");
+    }
+
+    /**
+     * A special token no file defines would be the tokenizer class's default in transformers (LlamaTokenizerFast's
+     * "<s>"), which this engine does not know: a template reading it is refused when loaded, not rendered empty.
+     * One set to null is transformers' None, undefined to the template.
+     */
+    @Test
+    void templateReadingASpecialTokenNoFileDefines_isRefusedWhenLoaded(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("chat_template.jinja"), "{{ bos_token }}{{ messages[0].content }}");
+        assertThatThrownBy(() -> ChatTemplate.fromDirectory(dir)).isInstanceOf(ChatTemplateException.class)
+                .hasMessageContaining("reads bos_token").hasMessageContaining("special_tokens_map.json");
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"eos_token\": \"</s>\"}");
+        assertThatThrownBy(() -> ChatTemplate.fromDirectory(dir)).isInstanceOf(ChatTemplateException.class)
+                .hasMessageContaining("reads bos_token")
+                .hasMessageContaining("neither tokenizer_config.json nor a special_tokens_map.json");
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": null}");
+        assertThat(ChatTemplate.fromDirectory(dir).orElseThrow().render(CHAT, false)).isEqualTo("Be brief.");
+        Files.writeString(dir.resolve("chat_template.jinja"), "{% set bos_token = '<b>' %}{{ bos_token }}");
+        Files.delete(dir.resolve("tokenizer_config.json"));
+        assertThat(ChatTemplate.fromDirectory(dir).orElseThrow().render(CHAT, false)).isEqualTo("<b>");
+    }
+
+    /**
+     * The tree parsed at load is rendered for every conversation, by request threads at once: each render has its
+     * own interpreter and context, and Jinjava's nodes keep nothing of a render, so concurrent renders give what
+     * one render at a time gives.
+     */
+    @Test
+    void concurrentRenders_ofOneTemplate_giveWhatSequentialRendersGive() throws Exception {
+        ChatTemplate t = ChatTemplate.of("{% macro turn(m) %}<{{ m.role }}>{{ m.content|trim }}{% endmacro %}"
+                + "{% set ns = namespace(n=0, last='') %}{% for m in messages %}{% set ns.n = ns.n + m.content|length %}"
+                + "{% set ns.last = m.role %}{{ turn(m) }}{% if not loop.last %}|{% endif %}{% endfor %}"
+                + "#{{ ns.n }}{{ ns.last }}{{ bos_token * k }}", Map.of("bos_token", "<s>"));
+        int threads = 8;
+        int rounds = 200;
+        List<List<String>> expected = new java.util.ArrayList<>();
+        for (int i = 0; i < threads; i++) {
+            List<String> outputs = new java.util.ArrayList<>();
+            for (int r = 0; r < rounds; r++) {
+                outputs.add(t.render(conversation(i, r), r % 2 == 0, Map.of("k", r % 3)));
+            }
+            expected.add(outputs);
+        }
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads);
+        try {
+            java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(threads);
+            List<java.util.concurrent.Future<List<String>>> results = new java.util.ArrayList<>();
+            for (int i = 0; i < threads; i++) {
+                int thread = i;
+                results.add(pool.submit(() -> {
+                    start.await();
+                    List<String> outputs = new java.util.ArrayList<>();
+                    for (int r = 0; r < rounds; r++) {
+                        outputs.add(t.render(conversation(thread, r), r % 2 == 0, Map.of("k", r % 3)));
+                    }
+                    return outputs;
+                }));
+            }
+            for (int i = 0; i < threads; i++) {
+                assertThat(results.get(i).get()).as("thread " + i).isEqualTo(expected.get(i));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static List<ChatMessage> conversation(int thread, int round) {
+        List<ChatMessage> out = new java.util.ArrayList<>();
+        for (int m = 0; m <= (thread + round) % 5; m++) {
+            out.add(m % 2 == 0 ? ChatMessage.user(" t" + thread + "r" + round + "m" + m + " ")
+                    : ChatMessage.assistant("a" + "x".repeat(m + thread)));
+        }
+        return out;
     }
 
     @Test

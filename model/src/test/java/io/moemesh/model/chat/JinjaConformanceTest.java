@@ -219,13 +219,15 @@ class JinjaConformanceTest {
 
     /**
      * Jinja raises where Python does; Jinjava would render None as an empty loop and Undefined as "null". The
-     * values come with the request, so the conversation is refused (an IllegalArgumentException).
+     * values the template fails on come with the request (tools, an absent variable, the conversation's length as
+     * a slice's step), so the conversation is refused (an IllegalArgumentException). A failure of literals alone is
+     * the template's, refused when it is loaded (ChatTemplateLoadCheckTest).
      */
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
         "{% for t in tools %}x{% endfor %} ==> TypeError: 'NoneType' object is not iterable",
         "{{ x|tojson }} ==> TypeError: Object of type Undefined is not JSON serializable",
-        "{{ 'abc'[::0] }} ==> ValueError: slice step cannot be zero",
+        "{{ 'abc'[::messages|length - 2] }} ==> ValueError: slice step cannot be zero",
     })
     void pythonErrorsAndUnknownAttributes_failTheRender(String template, String message) {
         ChatTemplate t = ChatTemplate.of(template, Map.of());
