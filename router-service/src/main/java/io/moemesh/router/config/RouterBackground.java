@@ -1,5 +1,6 @@
 package io.moemesh.router.config;
 
+import io.moemesh.router.coordination.EpochFloor;
 import io.moemesh.router.coordination.EpochStore;
 import io.moemesh.router.coordination.InstanceSetFollower;
 import io.moemesh.router.coordination.PlacementCoordinator;
@@ -32,8 +33,10 @@ import org.springframework.context.SmartLifecycle;
  * <p>With a placement lease ({@code moemesh.router.discovery.lease}) it takes the lease at start and releases it at
  * stop. Only while it holds it does the router place, say SERVING and take WatchPlacement and ReportRoutes streams:
  * when it takes it, the ConfigMap's epoch is read again (another router may have published since) and the instance
- * set placed on again at a new epoch; when it loses it, placement stops, health turns NOT_SERVING and the open
- * streams end with UNAVAILABLE (the gateways reconnect, to the router that holds it).
+ * set placed on again at a new epoch, unless it finds the lease still its own (it gave it up without anyone taking it
+ * over: its epoch is still the holder's last, so it resumes at once, SERVING, and places again only when the
+ * ConfigMap holds a newer epoch); when it loses it, placement stops, health turns NOT_SERVING and the open streams
+ * end with UNAVAILABLE (the gateways reconnect, to the router that holds it).
  */
 final class RouterBackground implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(RouterBackground.class);
@@ -54,6 +57,8 @@ final class RouterBackground implements SmartLifecycle {
     private boolean stopping;
     /** Whether this router may place: it holds the placement lease, or there is none. Guarded by {@link #health}. */
     private boolean leading;
+    /** The hold on placement while this router does not hold the lease (null: none). Guarded by {@link #health}. */
+    private EpochFloor.Hold leaseHold;
 
     RouterBackground(RouterProperties props, PlacementCoordinator coordinator, RouteBook book, GrpcServerLifecycle server,
                      RouterGrpcService service, RouterMetrics metrics, RouterDiscovery discovery,
@@ -71,10 +76,12 @@ final class RouterBackground implements SmartLifecycle {
         coordinator.onPublished(o -> published());
         leading = discovery.lease() == null;
         if (discovery.lease() != null) {
+            // No placement before this router holds the lease (taken at start; the ConfigMap is read again then).
+            leaseHold = coordinator.floor().hold(LEASE_HOLD);
             discovery.lease().listen(new RouterLease.Listener() {
                 @Override
-                public void acquired() {
-                    leaseAcquired();
+                public void acquired(boolean resumed) {
+                    leaseAcquired(resumed);
                 }
 
                 @Override
@@ -93,28 +100,53 @@ final class RouterBackground implements SmartLifecycle {
         }
     }
 
-    private void leaseAcquired() {
+    /** @param resumed the lease still named this router: nobody placed since it last did */
+    private void leaseAcquired(boolean resumed) {
+        boolean placed = coordinator.current() != null;
+        EpochFloor.Hold hold;
         synchronized (health) {
             leading = true;
+            hold = leaseHold;
+            leaseHold = null;
             if (!stopping) {
                 service.resumeCalls();
+                if (resumed && placed) {
+                    server.setServing(true); // its epoch is still the last one placed
+                }
             }
         }
-        // Another router may have published since this one last read the ConfigMap: read it again before placing,
-        // then place again at a new epoch (the gateways may follow the other router's), SERVING once published.
+        // Another router may have published since this one last read the ConfigMap: read it again before placing.
+        // A newer epoch there makes the coordinator behind, and the follower places again above it.
         RouterServiceConfiguration.readConfigMapEpoch(coordinator, discovery.publisher(), props.discovery());
-        coordinator.floor().release(RouterServiceConfiguration.LEASE_HOLD);
-        follower.placeAgain();
+        if (hold != null) {
+            coordinator.floor().release(hold);
+        }
+        if (!resumed || !placed) {
+            // Taken over: the gateways may follow the other router's epochs, so place again at a new one (SERVING
+            // once published).
+            follower.placeAgain();
+        }
+    }
+
+    private void holdForLease() {
+        synchronized (health) {
+            if (leaseHold == null) {
+                leaseHold = coordinator.floor().hold(LEASE_HOLD);
+            }
+        }
     }
 
     private void leaseLost(String why) {
-        coordinator.floor().hold(RouterServiceConfiguration.LEASE_HOLD);
+        holdForLease();
         synchronized (health) {
             leading = false;
             server.setServing(false);
         }
         service.standBy("another router holds the placement lease, or this one could not renew it (" + why + ")");
     }
+
+    /** Why nothing is placed while another router holds the placement lease. */
+    static final String LEASE_HOLD = "this router does not hold the placement lease";
 
     @Override
     public void start() {
@@ -192,7 +224,7 @@ final class RouterBackground implements SmartLifecycle {
         follower.close();
         if (discovery.lease() != null) {
             // Released: the next router takes it over at once. Held again (and placement with it) at the next start.
-            coordinator.floor().hold(RouterServiceConfiguration.LEASE_HOLD);
+            holdForLease();
             discovery.lease().close();
             synchronized (health) {
                 leading = false;

@@ -6,6 +6,7 @@ import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.proto.router.v1.Instance;
 import io.kubernetes.client.openapi.ApiClient;
+import io.moemesh.router.coordination.EpochFloor;
 import io.moemesh.router.coordination.EpochStore;
 import io.moemesh.router.coordination.InstanceSetFollower;
 import io.moemesh.router.coordination.PlacementCoordinator;
@@ -166,9 +167,8 @@ public final class RouterServiceConfiguration {
         readConfigMapEpoch(coordinator, publisher, d);
         RouterLease lease = null;
         if (!d.lease().isEmpty()) {
-            // No placement before this router holds the lease (RouterBackground takes it and reads the ConfigMap
-            // again when it does: another router may have published meanwhile).
-            coordinator.floor().hold(LEASE_HOLD);
+            // RouterBackground holds placement until it takes the lease, and reads the ConfigMap again when it does
+            // (another router may have published meanwhile).
             // Its own client: each call bounded well under a renewal period (the discovery's waits on long watches).
             ApiClient leaseClient = KubernetesApi.withCallTimeout(KubernetesApi.client(d.apiServer(), Duration.ZERO),
                     d.leaseDuration().dividedBy(6));
@@ -195,9 +195,6 @@ public final class RouterServiceConfiguration {
         return new RouterDiscovery(pods, publisher, gate, lease);
     }
 
-    /** Why nothing is placed while another router holds the placement lease. */
-    static final String LEASE_HOLD = "this router does not hold the placement lease";
-
     /**
      * Holds placement until the ConfigMap's epoch is read (again while the API server fails) and raised the floor:
      * a recreated router pod may have lost its state folder (an emptyDir), and must never publish at or below the
@@ -206,8 +203,10 @@ public final class RouterServiceConfiguration {
     static void readConfigMapEpoch(PlacementCoordinator coordinator, ConfigMapPublisher publisher,
                                    DiscoverySettings d) {
         String where = "ConfigMap " + d.namespace() + "/" + d.configMap();
-        String hold = where + " not read yet: its epoch is the least the next one goes above";
-        coordinator.floor().hold(hold);
+        // A token of its own: a read still running from before (e.g. the start's, when the lease is taken again)
+        // ends only its own hold.
+        EpochFloor.Hold hold = coordinator.floor().hold(where + " not read yet: its epoch is the least the next one"
+                + " goes above");
         publisher.readStoredEpoch(e -> {
             if (e > 0) { // (2^63 and above, unsigned, are no router's epochs)
                 coordinator.floor().raise(e, where);

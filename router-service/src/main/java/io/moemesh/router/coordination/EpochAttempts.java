@@ -123,6 +123,38 @@ final class EpochAttempts {
     }
 
     /**
+     * The last run's published epoch ({@code saved}, null: none) continued on {@code instances}, or null when it may
+     * not be: other instances (ids and endpoints), another model, or below {@code seenElsewhere} (gateways that hold
+     * a newer one would ignore it); then its number is given up. Continued, it is PREPAREd again on each instance: one
+     * that restarted with this router holds nothing, and nothing else would give it its experts back (a no-op where
+     * the epoch is served). Best effort: the epoch is the gateways' current one whatever an instance answers, so it
+     * is published in any case.
+     */
+    Placement restore(Placement saved, List<Instance> instances, EpochPlans plans, long seenElsewhere)
+            throws InterruptedException {
+        if (saved == null) {
+            return null;
+        }
+        if (!PlacementMessages.sameInstances(saved.getInstancesList(), instances) || !plans.fitsModel(saved)
+                || Long.compareUnsigned(seenElsewhere, saved.getEpoch()) > 0) {
+            raiseFloor(saved.getEpoch());
+            log.info("the restored placement epoch {} is for other instances or another model, or below one seen "
+                    + "elsewhere: dealing evenly", saved.getEpoch());
+            return null;
+        }
+        // Same ids and endpoints: the rest (a failure domain an older router did not save) comes from discovery.
+        Placement restored = saved.toBuilder().clearInstances().addAllInstances(instances).build();
+        long epoch = restored.getEpoch();
+        log.info("continuing at placement epoch {} (restored from {})", epoch, store.routerDir());
+        Map<Instance, Throwable> unprepared = loads.onEvery(instances,
+                in -> loader.prepare(in, epoch, PlacementMessages.assignment(restored, in.getId()), timeout));
+        unprepared.forEach((in, t) -> log.warn("restored placement epoch {}: PREPARE on {} failed ({}); published "
+                + "all the same, as the epoch the gateways already follow", epoch, PlacementCoordinator.describe(in),
+                t.getMessage()));
+        return restored;
+    }
+
+    /**
      * Whether every one of {@code instances} serves {@code p}'s epoch with exactly the experts {@code p} gives it,
      * nothing prepared above: then {@code p} is that epoch as everyone who saw it elsewhere (a gateway, the
      * ConfigMap) has it, and it may be published as it is rather than above it.
@@ -135,7 +167,8 @@ final class EpochAttempts {
                 && e.getValue().servedExperts().equals(PlacementMessages.assignment(p, e.getKey().getId())));
     }
 
-    private Map<Instance, HeldEpochs> held(List<Instance> instances) throws InterruptedException {
+    /** What each of {@code instances} says it holds (DescribeInstance); one that does not answer is left out. */
+    Map<Instance, HeldEpochs> held(List<Instance> instances) throws InterruptedException {
         Map<Instance, HeldEpochs> held = new ConcurrentHashMap<>();
         Duration t = timeout.compareTo(DESCRIBE_TIMEOUT) < 0 ? timeout : DESCRIBE_TIMEOUT;
         Map<Instance, Throwable> failed = loads.onEvery(instances, in -> held.put(in, loader.held(in, t)));
@@ -183,7 +216,10 @@ final class EpochAttempts {
         Map<String, String> failedIds = new LinkedHashMap<>();
         failed.forEach((in, t) -> {
             failures.add(PlacementCoordinator.describe(in) + ": " + t.getMessage());
-            failedIds.put(in.getId(), "PREPARE of epoch " + epoch + ": " + t.getMessage());
+            // A refusal is about the epoch (a jump, a number held), not the pod: no strike against it.
+            if (!(t instanceof InstanceRefusedException)) {
+                failedIds.put(in.getId(), "PREPARE of epoch " + epoch + ": " + t.getMessage());
+            }
         });
         log.warn("placement epoch {} not published: {} failed to prepare it; {} (the {} instances that prepared it "
                 + "were told to ABORT, {} of them did not answer)", epoch, failures, kept, prepared.size(),
@@ -191,7 +227,25 @@ final class EpochAttempts {
         giveUpNumberIfHeld(epoch, failed);
         throw new ReplanAbortedException("placement epoch " + epoch + " was not published: "
                 + String.join("; ", failures) + " failed LoadAssignment (PREPARE); " + kept,
-                failed.values().iterator().next(), failedIds);
+                failed.values().iterator().next(), Quarantine.strikes(failedIds, failed.size(), instances.size()));
+    }
+
+    /**
+     * After every instance prepared {@code p}, something rules its publication out ({@code why}: the lease lost):
+     * every instance is told to ABORT it (best effort, as after a failed PREPARE), so the router that places next
+     * finds none of them holding it, and its number is reused by this router's next attempt.
+     *
+     * @throws ReplanAbortedException always, naming no instance (none of them failed)
+     */
+    void abandon(Placement p, String why) throws InterruptedException {
+        long epoch = p.getEpoch();
+        List<Instance> instances = p.getInstancesList();
+        Map<Instance, Throwable> abortFailed = loads.onEvery(instances, in -> loader.abort(in, epoch, timeout));
+        instances.stream().filter(in -> !abortFailed.containsKey(in)).forEach(in -> mayHold.remove(key(in)));
+        log.warn("placement epoch {} prepared everywhere but not published ({}): the {} instances were told to ABORT "
+                + "it, {} of them did not answer", epoch, why, instances.size(), abortFailed.size());
+        throw new ReplanAbortedException("placement epoch " + epoch + " was not published: " + why
+                + " (the instances that prepared it were told to ABORT it)", null);
     }
 
     /**

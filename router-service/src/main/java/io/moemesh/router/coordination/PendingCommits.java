@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -42,6 +43,8 @@ final class PendingCommits {
      */
     private final Map<String, Missed> pendingCommits = new ConcurrentHashMap<>();
     private final AtomicLong commitFailures = new AtomicLong();
+    /** The ids of the instances that committed the current epoch, retries included (replan thread only). */
+    private final Set<String> committedCurrent = new LinkedHashSet<>();
 
     PendingCommits(InstanceLoader loader, ParallelLoads loads, Duration timeout) {
         this.loader = loader;
@@ -107,7 +110,8 @@ final class PendingCommits {
             log.warn("replan aborted before preparing a new epoch: {} failed the COMMIT retry; {}", r.blocking(), kept);
             throw new ReplanAbortedException("no new placement epoch was prepared: " + String.join("; ", r.blocking())
                     + " failed LoadAssignment (COMMIT retry; preparing a newer epoch there would drop the one the "
-                    + "gateways use); " + kept, r.firstCause(), r.failedIds());
+                    + "gateways use); " + kept, r.firstCause(),
+                    Quarantine.strikes(r.failedIds(), r.blocking().size(), members.size()));
         }
     }
 
@@ -125,6 +129,27 @@ final class PendingCommits {
             log.warn("COMMIT retry failed on {}; tried again after a pause", r.blocking());
         }
         return r.committed();
+    }
+
+    /** The current epoch ({@code p}) was committed by {@code ids}: its committed set starts over from them. */
+    void committedCurrent(List<String> ids) {
+        committedCurrent.clear();
+        committedCurrent.addAll(ids);
+    }
+
+    /**
+     * {@link #retryBetweenReplans}, noting the instances that commit {@code current} now.
+     *
+     * @return every id that committed {@code current} (retries included) when a retry added one; else null
+     */
+    List<String> retryCurrent(Placement current, List<Instance> members) throws InterruptedException {
+        boolean more = false;
+        if (size() > 0 && current != null) {
+            for (var e : retryBetweenReplans(members).entrySet()) {
+                more |= e.getValue() == current.getEpoch() && committedCurrent.add(e.getKey());
+            }
+        }
+        return more ? List.copyOf(committedCurrent) : null;
     }
 
     /** {@code failedIds}: the blocking instances' ids with their failure. */

@@ -11,10 +11,8 @@ import io.moemesh.router.prediction.ModelShape;
 import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.trace.RouteTrace;
 import java.time.Duration;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
@@ -53,8 +51,9 @@ import org.slf4j.LoggerFactory;
  * in Kubernetes): the next epoch is planned for exactly the new set and PREPAREd on its instances only (a gone instance
  * is not asked); until it is published, the previous epoch and its instances stay current, and a Replan plans for them.
  * Instances that keep failing attempts go to the {@link Quarantine}, which the follower leaves out for a while.
- * Every epoch seen elsewhere raises the floor ({@link EpochFloor}); one above the current epoch makes
- * {@link #isBehind()} true and tells the {@link #onBehind} listeners (the follower publishes again, above it).
+ * Every epoch seen elsewhere raises the floor ({@link EpochFloor}; a gateway's only once the instances confirm it,
+ * {@link EpochsElsewhere}); one above the current epoch makes {@link #isBehind()} true and tells the
+ * {@link #onBehind} listeners (the follower publishes again, above it).
  */
 public final class PlacementCoordinator implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PlacementCoordinator.class);
@@ -106,10 +105,10 @@ public final class PlacementCoordinator implements AutoCloseable {
     private final EpochAttempts attempts;
     /** Instances that missed the COMMIT of a published epoch, with that epoch (written on the replan thread). */
     private final PendingCommits commits;
-    /** The ids of the instances that committed the current epoch, retries included (replan thread only). */
-    private final Set<String> committedIds = new LinkedHashSet<>();
     /** Instances that keep failing attempts. */
     private final Quarantine quarantine = new Quarantine();
+    /** Epochs seen outside this coordinator: the floor, gateways' hints and their check. */
+    private final EpochsElsewhere elsewhere;
     private final EpochFloor floor;
 
     /**
@@ -129,7 +128,9 @@ public final class PlacementCoordinator implements AutoCloseable {
         this.nanoClock = nanoClock;
         this.plans = new EpochPlans(settings.shape(), settings.sharedExpert());
         this.attempts = new EpochAttempts(store, loader, loads, settings.loadTimeout());
-        this.floor = new EpochFloor(replanExecutor, this::raisedElsewhere);
+        this.elsewhere = new EpochsElsewhere(replanExecutor, attempts, () -> current, () -> members.instances(),
+                publications::behind);
+        this.floor = elsewhere.floor();
         this.members = new Membership(settings.instances(), settings.budget(), settings.replicas(), Map.of());
     }
 
@@ -190,14 +191,9 @@ public final class PlacementCoordinator implements AutoCloseable {
             replanExecutor.execute(() -> {
                 try {
                     Placement p = current;
-                    boolean more = false;
-                    if (commits.size() > 0 && p != null) {
-                        for (var e : commits.retryBetweenReplans(members.instances()).entrySet()) {
-                            more |= e.getValue() == p.getEpoch() && committedIds.add(e.getKey());
-                        }
-                    }
-                    if (more) {
-                        committed(p, List.copyOf(committedIds));
+                    List<String> ids = commits.retryCurrent(p, members.instances());
+                    if (ids != null) {
+                        committed(p, ids);
                     }
                     f.complete(commits.size());
                 } catch (Throwable t) {
@@ -283,32 +279,15 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     private ReplanOutcome firstEpoch(Membership m) throws InterruptedException {
         long started = nanoClock.getAsLong();
-        Placement saved = store.restorePlacement();
-        // Not below an epoch seen elsewhere: gateways that hold a newer one would ignore it.
-        if (saved != null && current == null && PlacementMessages.sameInstances(saved.getInstancesList(), m.instances())
-                && plans.fitsModel(saved) && Long.compareUnsigned(floor.highestElsewhere(), saved.getEpoch()) <= 0) {
-            // Same ids and endpoints: the rest (a failure domain an older router did not save) comes from discovery.
-            Placement restored = saved.toBuilder().clearInstances().addAllInstances(m.instances()).build();
-            log.info("continuing at placement epoch {} (restored from {})", restored.getEpoch(), store.routerDir());
-            // An instance that restarted with this router holds nothing, and nothing else would give it its experts
-            // back: PREPARE is a no-op where the epoch is served already. Best effort: the epoch is the gateways'
-            // current one whatever an instance answers, so it is published in any case.
-            long epoch = restored.getEpoch();
-            Map<Instance, Throwable> unprepared = loads.onEvery(restored.getInstancesList(),
-                    in -> loader.prepare(in, epoch, PlacementMessages.assignment(restored, in.getId()),
-                            settings.loadTimeout()));
-            unprepared.forEach((in, t) -> log.warn("restored placement epoch {}: PREPARE on {} failed ({}); published "
-                    + "all the same, as the epoch the gateways already follow", epoch, describe(in), t.getMessage()));
+        elsewhere.checkPending(m.instances());
+        Placement restored = current == null ? attempts.restore(store.restorePlacement(), m.instances(), plans,
+                floor.highestElsewhere()) : null;
+        if (restored != null) {
             ReplanOutcome outcome = publish(restored, "restored", started, m);
             // The last run may have stopped between publishing and committing: a COMMIT of the served epoch is a
             // no-op, so every instance is told again (nothing is loaded).
             committed(restored, commits.commitEverywhere(restored));
             return outcome;
-        }
-        if (saved != null && current == null) {
-            attempts.raiseFloor(saved.getEpoch());
-            log.info("the restored placement epoch {} is for other instances or another model, or below one seen "
-                    + "elsewhere: dealing evenly", saved.getEpoch());
         }
         long seen = floor.highestElsewhere();
         if (seen > 0 && attempts.servedAsIs(evenDeal(seen, m), m.instances())) {
@@ -330,22 +309,14 @@ public final class PlacementCoordinator implements AutoCloseable {
         floor.raise(epoch, "published before this run");
     }
 
-    /** On the replan thread: a new highest epoch seen elsewhere. */
-    private void raisedElsewhere(long epoch, String where) {
-        if (attempts.raiseFloor(epoch)) {
-            log.info("placement epoch {} seen elsewhere ({}): the next epoch goes above it", epoch, where);
-        }
-        if (isBehind()) {
-            log.warn("placement epoch {} seen elsewhere ({}) is above the current epoch {}: placing again above it (a"
-                    + " gateway ignores an epoch not newer than its own)", epoch, where, currentEpoch());
-            publications.behind();
-        }
+    /** Gateway epochs ignored because no instance confirmed them ({@link EpochsElsewhere}), since the start. */
+    public long unconfirmedEpochs() {
+        return elsewhere.unconfirmed();
     }
 
     /** Whether an epoch seen elsewhere is above the current one (then the next epoch must be published). */
     public boolean isBehind() {
-        Placement p = current;
-        return p != null && Long.compareUnsigned(floor.highestElsewhere(), p.getEpoch()) > 0;
+        return elsewhere.isBehind();
     }
 
     /** Called on the replan thread when an epoch seen elsewhere turns out above the current one. */
@@ -397,14 +368,14 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     /**
      * Watches publications: {@code watcher} gets the current placement now if its epoch is above {@code knownEpoch},
-     * then every newer one, each epoch at most once and in increasing order.
+     * then every newer one, each epoch at most once and in increasing order. {@code knownEpoch} is a hint
+     * ({@link EpochFloor#hint}: it raises the floor once an instance confirms it); {@code who} names the watcher in
+     * the log.
      *
      * @return closes the watch
      */
-    public AutoCloseable watch(long knownEpoch, Consumer<Placement> watcher) {
-        if (knownEpoch > 0) {
-            floor.raise(knownEpoch, "a watcher's known_epoch");
-        }
+    public AutoCloseable watch(long knownEpoch, String who, Consumer<Placement> watcher) {
+        floor.hint(knownEpoch, who + "'s WatchPlacement known_epoch");
         return publications.watch(knownEpoch, watcher, current);
     }
 
@@ -468,7 +439,10 @@ public final class PlacementCoordinator implements AutoCloseable {
         commits.retry(m.instances(), currentEpoch());
         String kept = current == null ? "no epoch is published yet" : "epoch " + currentEpoch() + " stays current";
         attempts.prepareEverywhere(p, kept);
-        floor.checkNotHeld(); // e.g. the lease lost while preparing: unpublished, like a failed attempt
+        if (floor.held()) {
+            // e.g. the lease lost while preparing: not published, and ABORTed so the next holder finds it nowhere
+            attempts.abandon(p, "placement went on hold while it was prepared (" + floor.holdReasons() + ")");
+        }
         ReplanOutcome outcome = publish(p, planner, started, m);
         committed(p, commits.commitEverywhere(p));
         return outcome;
@@ -476,8 +450,7 @@ public final class PlacementCoordinator implements AutoCloseable {
 
     private void committed(Placement p, List<String> ids) {
         if (p == current) {
-            committedIds.clear();
-            committedIds.addAll(ids);
+            commits.committedCurrent(ids);
         }
         publications.committed(p, ids, members.restarts());
     }

@@ -21,7 +21,11 @@ import org.slf4j.LoggerFactory;
  * would stay at fewer copies for as long as the bad pod stays Ready.
  *
  * <p>An instance named by {@value #DEFAULT_FAILURES_IN_ROW} failed attempts in a row (a PREPARE, or the retry of a
- * COMMIT it missed, which also stops a switch) is quarantined: {@link #admit} leaves it out of the sets the router
+ * COMMIT it missed, which also stops a switch) is quarantined; a failure counts against it only when it says
+ * something of the pod ({@link #strikes}): not a refusal of the epoch (FAILED_PRECONDITION: a jump past the
+ * max-epoch-jump, a number it holds already, which every pod would answer alike), and not when half or more of the set
+ * failed the same attempt (then the attempt is at fault, e.g. a big re-plan slowing every load past the timeout, and
+ * quarantining them would move the model to whichever pods are left). It is quarantined: {@link #admit} leaves it out of the sets the router
  * places on, for {@code first}, doubled with each quarantine in a row up to {@code max}. Once that ends it is tried
  * again with the others; one more failure quarantines it again at once (for twice as long), an epoch published with
  * it ends its record. One failure alone is not enough: a refusal the router itself fixes on the next attempt (an
@@ -132,6 +136,20 @@ public final class Quarantine {
         if (!quarantinedNow.isEmpty()) {
             listeners.forEach(Runnable::run);
         }
+    }
+
+    /**
+     * What one failed attempt counts against its instances: {@code failures} (by id: the failures that say something
+     * of the pod, refusals left out by the caller), or nothing when {@code failedCount} (every failure, refusals
+     * included) is half or more of the {@code setSize} instances attempted.
+     */
+    static Map<String, String> strikes(Map<String, String> failures, int failedCount, int setSize) {
+        if (failures.isEmpty() || (long) failedCount * 2 < setSize) {
+            return failures;
+        }
+        log.info("{} of the {} instances failed the same placement attempt: counted against none of them (the attempt"
+                + " is at fault, not the pods)", failedCount, setSize);
+        return Map.of();
     }
 
     /** The instances of {@code ids} hold a published epoch: their records end. */

@@ -21,8 +21,8 @@ import java.util.function.Supplier;
  * stops the stream ends with UNAVAILABLE (what came before stays ingested; the gateway reopens one, to this router
  * once it is back or to another), so a stream that a gateway keeps for a minute does not hold the stop. Its
  * callbacks and that end are serialised on this object (a response observer takes one caller at a time). The epoch a
- * gateway reports applied raises the coordinator's epoch floor ({@code EpochFloor}): a router that lost its state
- * must not publish below it.
+ * gateway reports applied is a hint for the coordinator's epoch floor ({@code EpochFloor#hint}): once an instance
+ * confirms it, a router that lost its state does not publish below it.
  */
 final class ReportStream implements StreamObserver<ReportRoutesRequest> {
     private final RouteBook book;
@@ -88,9 +88,9 @@ final class ReportStream implements StreamObserver<ReportRoutesRequest> {
             }
             accepted += book.ingest(samples);
             watchers.reportApplied(req.getSource(), req.getPlacementEpoch());
-            // Signed: 2^63 and above (unsigned) are no router's epochs, and are left out.
+            // A hint, checked against the instances (2^63 and above, unsigned, are no router's epochs: left out).
             if (req.getPlacementEpoch() > coordinator.floor().highestElsewhere()) {
-                coordinator.floor().raise(req.getPlacementEpoch(), "gateway " + req.getSource()
+                coordinator.floor().hint(req.getPlacementEpoch(), "gateway " + req.getSource()
                         + "'s ReportRoutes placement_epoch");
             }
         } catch (RuntimeException e) {

@@ -244,7 +244,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         watchers.opened(id);
         call.setOnCancelHandler(w::end);
         call.setOnReadyHandler(w::drain);
-        w.registered(coordinator.watch(req.getKnownEpoch(), w::offer));
+        w.registered(coordinator.watch(req.getKnownEpoch(), "gateway " + id, w::offer));
         if (!calls.register(w.endAtStop)) {
             w.endAtStop(); // the router began stopping while this watch was being registered
         }

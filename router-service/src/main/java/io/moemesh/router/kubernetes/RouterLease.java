@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.Objects;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
@@ -25,26 +26,33 @@ import org.slf4j.LoggerFactory;
  * the others) and is ready.
  *
  * <p>As Kubernetes' own leader election (client-go's): the holder renews the Lease's renewTime every
- * {@code duration / 3}; another router takes it over only once it has seen the same record (holder, renewTime,
- * transitions) unchanged for a whole {@code duration}, measured on its own monotonic clock (no clock needs to agree
- * with another), or at once when the holder released it (empty holder). Every write is at the resourceVersion read,
+ * {@code duration / 3}, and after a failed try (no answer within the call timeout, an error) tries again every
+ * {@code duration / 15} (1 s for 15 s) until one gets through: one slow answer must not cost the holder the Lease,
+ * as each loss stops placement and ends every gateway stream. Another router takes it over only once it has
+ * seen the same record (holder, renewTime, transitions) unchanged for a whole {@code duration}, measured on its own
+ * monotonic clock (no clock needs to agree with another), or at once when the holder released it (empty holder). Every write is at the resourceVersion read,
  * so of two routers taking it over at once one gets 409 Conflict and stays out. A holder that has not renewed it
  * for {@code 2/3 × duration} (the API server unreachable; each call is bounded by the client's call timeout, which
  * must be well under a third of the duration) gives it up, checked every twelfth of the duration on a thread of its
  * own, so at least a quarter of the duration before any other router may take it (counted from the start of its last
- * successful renewal, which is before the API server wrote it, and so before any other router saw it). The Lease is
- * created when missing. {@link #close} releases it (empty holder), so the next router takes over without waiting for
+ * successful renewal, which is before the API server wrote it, and so before any other router saw it); it keeps
+ * trying, and finding itself still the holder renews it again ({@link Listener#acquired} with {@code resumed}). The
+ * Lease is created when missing. {@link #close} releases it (empty holder), so the next router takes over without waiting for
  * the duration.
  *
- * <p>The {@link Listener} ({@link #listen}) is called on the lease's own thread. Errors are logged once per distinct
- * message and retried at the next renewal.
+ * <p>The {@link Listener} ({@link #listen}) is called on the lease's own thread, never once {@link #close} began (a
+ * renewal still in flight then does not report the Lease taken). Errors are logged once per distinct message.
  */
 public final class RouterLease implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(RouterLease.class);
 
     /** Told when this router becomes the holder and when it stops being it. */
     public interface Listener {
-        void acquired();
+        /**
+         * @param resumed whether this router finds itself the holder still (it gave the Lease up without anyone
+         *                taking it over since: what it placed is still the last placement of the holder)
+         */
+        void acquired(boolean resumed);
 
         void lost(String why);
     }
@@ -58,7 +66,7 @@ public final class RouterLease implements AutoCloseable {
     private final LongSupplier nanoClock;
     private volatile Listener listener = new Listener() {
         @Override
-        public void acquired() {
+        public void acquired(boolean resumed) {
         }
 
         @Override
@@ -68,6 +76,8 @@ public final class RouterLease implements AutoCloseable {
     /** Guarded by this. */
     private ScheduledExecutorService timer;
     private volatile boolean held;
+    /** From {@link #close} to the next {@link #start}: nothing is reported taken. Guarded by this. */
+    private boolean closing;
     /** The record last seen (holder, renewTime, transitions) and when it was first seen so (timer thread). */
     private String observed;
     private long observedAt;
@@ -106,9 +116,10 @@ public final class RouterLease implements AutoCloseable {
             return;
         }
         timer = timers.get();
+        closing = false;
         observed = null;
         long period = duration.toNanos() / 3;
-        timer.scheduleWithFixedDelay(this::tick, 0, period, TimeUnit.NANOSECONDS);
+        schedule(timer, 0);
         timer.scheduleAtFixedRate(this::checkRenewed, period / 4, period / 4, TimeUnit.NANOSECONDS);
         log.info("placement lease {}/{}: taking it as {} (duration {})", namespace, name, identity, duration);
     }
@@ -122,8 +133,27 @@ public final class RouterLease implements AutoCloseable {
         return identity;
     }
 
-    private void tick() {
+    /** The next try on {@code t}, unless it was shut down meanwhile. */
+    private static void schedule(ScheduledExecutorService t, Runnable task, long delayNanos) {
+        try {
+            t.schedule(task, delayNanos, TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+            // closed: no more tries
+        }
+    }
+
+    private void schedule(ScheduledExecutorService t, long delayNanos) {
+        schedule(t, () -> {
+            boolean ok = tick();
+            // A failed try is repeated soon: a holder has only 2/3 × duration from its last renewal.
+            schedule(t, ok ? duration.toNanos() / 3 : duration.toNanos() / 15);
+        }, delayNanos);
+    }
+
+    /** One try to renew or take the Lease; @return whether it got an answer it could act on */
+    private boolean tick() {
         long now = nanoClock.getAsLong();
+        boolean ok = false;
         try {
             V1Lease lease = read();
             if (lease == null) {
@@ -137,6 +167,7 @@ public final class RouterLease implements AutoCloseable {
                     observedAt = now;
                 }
                 if (identity.equals(holder)) {
+                    // Still ours: nobody held it since this router last did, even if it gave it up meanwhile.
                     write(lease, false, now);
                 } else if (held) {
                     lose("router " + holder + " holds it now");
@@ -149,12 +180,14 @@ public final class RouterLease implements AutoCloseable {
                 }
             }
             lastError = null;
+            ok = true;
         } catch (ApiException e) {
             failed(e.getCode() == 409 ? "another router wrote it first (409 Conflict)" : describe(e));
         } catch (RuntimeException e) {
             failed(e.getClass().getSimpleName() + ": " + e.getMessage());
         }
         checkRenewed();
+        return ok;
     }
 
     /** Gives the lease up once it has not been renewed for 2/3 of its duration (also while a renewal hangs). */
@@ -187,7 +220,7 @@ public final class RouterLease implements AutoCloseable {
                 .metadata(new V1ObjectMeta().name(name).namespace(namespace))
                 .spec(new V1LeaseSpec().holderIdentity(identity).leaseDurationSeconds(seconds()).acquireTime(t)
                         .renewTime(t).leaseTransitions(0))).execute();
-        renewed(now);
+        renewed(now, false);
     }
 
     /** Renews it (as its holder) or takes it over, at the resourceVersion read: 409 when another wrote it first. */
@@ -201,15 +234,17 @@ public final class RouterLease implements AutoCloseable {
         }
         api.replaceNamespacedLease(name, namespace, lease.apiVersion("coordination.k8s.io/v1").kind("Lease")
                 .spec(spec)).execute();
-        renewed(now);
+        renewed(now, !takeOver);
     }
 
-    private synchronized void renewed(long now) {
+    /** @param stillOurs whether the Lease named this router before this write (a renewal, not a take-over) */
+    private synchronized void renewed(long now, boolean stillOurs) {
         renewedAt = now;
-        if (!held) {
+        if (!held && !closing) {
             held = true;
-            log.info("placement lease {}/{} taken by this router ({}): it places", namespace, name, identity);
-            listener.acquired();
+            log.info("placement lease {}/{} {} by this router ({}): it places", namespace, name,
+                    stillOurs ? "renewed again" : "taken", identity);
+            listener.acquired(stillOurs);
         }
     }
 
@@ -227,7 +262,7 @@ public final class RouterLease implements AutoCloseable {
         if (!message.equals(lastError)) {
             lastError = message;
             log.warn("placement lease {}/{}: {} (tried again in {})", namespace, name, message,
-                    Duration.ofNanos(duration.toNanos() / 3));
+                    Duration.ofNanos(duration.toNanos() / 15));
         }
     }
 
@@ -241,8 +276,8 @@ public final class RouterLease implements AutoCloseable {
     }
 
     /**
-     * Stops renewing; when this router holds the Lease it is released (empty holder, best effort), so the next
-     * router takes it over at once.
+     * Stops renewing; when the Lease names this router it is released (empty holder, best effort), so the next
+     * router takes it over at once. A renewal still in flight is not reported ({@link Listener#acquired}).
      */
     @Override
     public void close() {
@@ -250,6 +285,7 @@ public final class RouterLease implements AutoCloseable {
         synchronized (this) {
             t = timer;
             timer = null;
+            closing = true;
         }
         if (t == null) {
             return;
@@ -260,20 +296,19 @@ public final class RouterLease implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (held) {
-            held = false;
-            try {
-                V1Lease lease = read();
-                if (lease != null && lease.getSpec() != null && identity.equals(lease.getSpec().getHolderIdentity())) {
-                    lease.getSpec().holderIdentity(null).leaseDurationSeconds(1);
-                    api.replaceNamespacedLease(name, namespace, lease.apiVersion("coordination.k8s.io/v1")
-                            .kind("Lease")).execute();
-                    log.info("placement lease {}/{} released", namespace, name);
-                }
-            } catch (ApiException | RuntimeException e) {
-                log.warn("placement lease {}/{} not released ({}): another router takes it over once it expires",
-                        namespace, name, e instanceof ApiException a ? describe(a) : e.getMessage());
+        // Also when not held: a try that was in flight may have written this router's name.
+        held = false;
+        try {
+            V1Lease lease = read();
+            if (lease != null && lease.getSpec() != null && identity.equals(lease.getSpec().getHolderIdentity())) {
+                lease.getSpec().holderIdentity(null).leaseDurationSeconds(1);
+                api.replaceNamespacedLease(name, namespace, lease.apiVersion("coordination.k8s.io/v1")
+                        .kind("Lease")).execute();
+                log.info("placement lease {}/{} released", namespace, name);
             }
+        } catch (ApiException | RuntimeException e) {
+            log.warn("placement lease {}/{} not released ({}): another router takes it over once it expires",
+                    namespace, name, e instanceof ApiException a ? describe(a) : e.getMessage());
         }
     }
 }

@@ -47,6 +47,9 @@ public final class RouterMetrics {
                 + "because an instance failed to load the epoch").register(registry);
         FunctionCounter.builder("moemesh.router.commit.failures", coordinator, PlacementCoordinator::commitFailures)
                 .description("COMMITs of a published epoch an instance failed (retries included)").register(registry);
+        FunctionCounter.builder("moemesh.router.epochs.unconfirmed", coordinator, PlacementCoordinator::unconfirmedEpochs)
+                .description("Placement epochs gateways sent that no instance holds, ignored (each logged as an "
+                        + "error naming the gateway)").register(registry);
         Gauge.builder("moemesh.router.commit.pending", coordinator, PlacementCoordinator::pendingCommits)
                 .description("Instances that missed the COMMIT of a published epoch (they answer the epoch before "
                         + "it too until the retry)").register(registry);

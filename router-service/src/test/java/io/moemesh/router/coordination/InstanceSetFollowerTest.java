@@ -214,7 +214,7 @@ class InstanceSetFollowerTest {
         follower.offer(List.of(A, B));
         await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 1);
         List<Long> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
-        coordinator.watch(57, p -> seen.add(p.getEpoch()));
+        coordinator.watch(57, "gateway gw-test", p -> seen.add(p.getEpoch()));
         await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() == 58);
         assertThat(seen).containsExactly(58L);
         assertThat(coordinator.current().getInstancesList()).containsExactly(A, B);

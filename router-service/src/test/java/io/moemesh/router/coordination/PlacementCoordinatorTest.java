@@ -42,6 +42,7 @@ class PlacementCoordinatorTest {
     final Map<Long, Map<String, List<AssignedExpert>>> loaded = loader.loaded;
     final List<String> events = loader.events;
     final Set<String> failing = loader.failing;
+    final Set<String> refusing = loader.refusing;
     final Set<String> failingCommit = loader.failingCommit;
     final Set<String> refusingCommit = loader.refusingCommit;
     final Set<String> failingAbort = loader.failingAbort;
@@ -107,7 +108,7 @@ class PlacementCoordinatorTest {
         }
         PlacementCoordinator c = coordinator(1, 10);
         // A gateway started from the same file watches at its epoch: that epoch, as it is, is published.
-        c.watch(1, p -> { });
+        c.watch(1, "gateway gw-test", p -> { });
         assertThat(c.start().join().placement().getEpoch()).isEqualTo(1);
     }
 
@@ -133,7 +134,7 @@ class PlacementCoordinatorTest {
     void watch_atAKnownEpoch_raisesTheFloor_soStartPublishesAboveIt() {
         PlacementCoordinator c = coordinator(1, 10);
         List<Long> seen = new CopyOnWriteArrayList<>();
-        c.watch(57, p -> seen.add(p.getEpoch()));
+        c.watch(57, "gateway gw-test", p -> seen.add(p.getEpoch()));
         assertThat(c.start().join().placement().getEpoch()).isEqualTo(58);
         assertThat(seen).containsExactly(58L);
     }
@@ -153,11 +154,11 @@ class PlacementCoordinatorTest {
     @Test
     void aHold_keepsStartSwitchAndReplanFromBeginning_untilReleased() {
         PlacementCoordinator c = coordinator(1, 10);
-        c.floor().hold("the ConfigMap not read yet");
+        EpochFloor.Hold read = c.floor().hold("the ConfigMap not read yet");
         assertThatThrownBy(c::start).isInstanceOf(IllegalStateException.class)
                 .hasMessage("placement is on hold: the ConfigMap not read yet");
         c.floor().raise(9, "the ConfigMap");
-        c.floor().release("the ConfigMap not read yet");
+        c.floor().release(read);
         await().atMost(Duration.ofSeconds(10)).until(() -> !c.floor().held());
         assertThat(c.start().join().placement().getEpoch()).isEqualTo(10);
         c.floor().hold("another router holds the lease");
@@ -173,7 +174,7 @@ class PlacementCoordinatorTest {
         PlacementCoordinator c = coordinator(1, 10);
         c.start().join();
         List<Long> seen = new CopyOnWriteArrayList<>();
-        c.watch(0, p -> seen.add(p.getEpoch()));
+        c.watch(0, "gateway gw-test", p -> seen.add(p.getEpoch()));
         Placement second = c.replan(null).join().placement();
         Placement third = c.replan(null).join().placement();
         assertThat(seen).containsExactly(1L, 2L, 3L);
@@ -201,7 +202,7 @@ class PlacementCoordinatorTest {
         PlacementCoordinator c = coordinator(1, 10);
         c.start().join();
         List<Long> seen = new CopyOnWriteArrayList<>();
-        c.watch(0, p -> seen.add(p.getEpoch()));
+        c.watch(0, "gateway gw-test", p -> seen.add(p.getEpoch()));
         failing.add("expert-1");
         assertThatThrownBy(() -> c.replan(null).join()).isInstanceOf(CompletionException.class)
                 .cause().isInstanceOf(ReplanAbortedException.class)
@@ -361,7 +362,7 @@ class PlacementCoordinatorTest {
         PlacementCoordinator c = coordinator(1, 10);
         c.start().join();
         events.clear();
-        c.watch(1, p -> events.add("watcher " + p.getEpoch()));
+        c.watch(1, "gateway gw-test", p -> events.add("watcher " + p.getEpoch()));
         c.replan(null).join();
         List<String> prepares = each("prepare", 2, "expert-0", "expert-1", "expert-2");
         List<String> commits = each("commit", 2, "expert-0", "expert-1", "expert-2");
@@ -459,5 +460,129 @@ class PlacementCoordinatorTest {
         refusingCommit.clear();
         c.replan(null).join();
         assertThat(c.pendingCommits()).isZero();
+    }
+
+    /** Every instance serves {@code p}'s epoch with its share, as DescribeInstance would say after the COMMIT. */
+    void servedEverywhere(Placement p) {
+        for (Instance in : INSTANCES) {
+            held.put(in.getId(), new HeldEpochs(p.getEpoch(), PlacementMessages.assignment(p, in.getId()), 0));
+        }
+    }
+
+    /**
+     * A gateway with a wrong epoch (a bug, or pointed at another mesh) far above what any instance holds: believed,
+     * it would lift the next epoch past the jump every instance refuses, for good, and quarantine them all.
+     */
+    @Test
+    void aWatcherFarAboveWhatAnyInstanceHolds_isIgnoredAndCounted_theNextEpochIsCurrentPlusOne_noPodQuarantined() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.quarantine().enable();
+        c.start().join();
+        servedEverywhere(c.current());
+        loader.maxEpochJump = 1000;
+
+        c.watch(5001, "gateway gw-elsewhere", p -> { });
+        await().atMost(Duration.ofSeconds(10)).until(() -> c.unconfirmedEpochs() == 1);
+
+        assertThat(c.isBehind()).isFalse();
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(2);
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(3);
+        assertThat(c.quarantine().size()).isZero();
+        assertThat(new EpochStore(stateDir).restoreHighestAttempted()).as("the floor on disk").isEqualTo(3);
+    }
+
+    /** Another router placed epoch 57 (an instance holds it prepared): a gateway at 57 is believed. */
+    @Test
+    void aWatcherAtAnEpochAnInstanceHolds_raisesTheFloor_andTheCoordinatorIsBehind() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.start().join();
+        servedEverywhere(c.current());
+        held.put("expert-2", new HeldEpochs(1, held.get("expert-2").servedExperts(), 57));
+
+        c.watch(57, "gateway gw-1", p -> { });
+
+        await().atMost(Duration.ofSeconds(10)).until(c::isBehind);
+        assertThat(c.unconfirmedEpochs()).isZero();
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(58);
+    }
+
+    /** A refusal is about the epoch (e.g. a jump, a number held), which any pod would answer alike. */
+    @Test
+    void prepareRefusals_countAgainstNoInstance() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.quarantine().enable();
+        c.start().join();
+        refusing.add("expert-1");
+        for (int i = 0; i < 3; i++) {
+            assertThatThrownBy(() -> c.replan(null).join()).hasCauseInstanceOf(ReplanAbortedException.class);
+        }
+        assertThat(c.quarantine().size()).isZero();
+    }
+
+    /** Half the set or more failing one attempt (a big re-plan slowing every load) is the attempt's fault. */
+    @Test
+    void anAttemptFailedByHalfTheSetOrMore_countsAgainstNone_butOneFailingAloneIsQuarantined() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.quarantine().enable();
+        c.start().join();
+        failing.addAll(List.of("expert-0", "expert-1"));
+        for (int i = 0; i < 3; i++) {
+            assertThatThrownBy(() -> c.replan(null).join()).hasCauseInstanceOf(ReplanAbortedException.class);
+        }
+        assertThat(c.quarantine().size()).isZero();
+
+        failing.remove("expert-0");
+        for (int i = 0; i < 2; i++) {
+            assertThatThrownBy(() -> c.replan(null).join()).hasCauseInstanceOf(ReplanAbortedException.class);
+        }
+        assertThat(c.quarantine().quarantined()).extracting(Quarantine.Quarantined::instanceId)
+                .containsExactly("expert-1");
+    }
+
+    /**
+     * The lease lost while the epoch was being prepared: it is not published, and every instance is told to ABORT
+     * it (the next holder's PREPARE at that number would be refused otherwise), with no strike against any of them.
+     */
+    @Test
+    void aHoldThatBeginsWhilePreparing_abortsTheEpochEverywhere_publishesNothing_andStrikesNoInstance() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.quarantine().enable();
+        c.start().join();
+        events.clear();
+        loader.gate = new CountDownLatch(1);
+        var replan = c.replan(null);
+        await().atMost(Duration.ofSeconds(10)).until(() -> loader.waiting.get() == 3);
+        EpochFloor.Hold lease = c.floor().hold("another router holds the lease");
+        loader.gate.countDown();
+
+        assertThatThrownBy(replan::join).cause().isInstanceOf(ReplanAbortedException.class)
+                .hasMessageContaining("placement epoch 2 was not published")
+                .hasMessageContaining("another router holds the lease");
+        assertThat(events).containsAll(each("abort", 2, "expert-0", "expert-1", "expert-2"))
+                .doesNotContain("published 2");
+        assertThat(c.currentEpoch()).isEqualTo(1);
+        assertThat(c.quarantine().size()).isZero();
+        // Held again later: the number was never published, and is used again.
+        c.floor().release(lease);
+        await().atMost(Duration.ofSeconds(10)).until(() -> !c.floor().held());
+        assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(2);
+    }
+
+    /** Two reads of the ConfigMap overlap (the same reason): the older one ending must not lift the newer one's hold. */
+    @Test
+    void twoHoldsOfTheSameReason_releasingTheOlder_keepsTheNewerOn() {
+        PlacementCoordinator c = coordinator(1, 10);
+        EpochFloor.Hold older = c.floor().hold("the ConfigMap not read yet");
+        EpochFloor.Hold newer = c.floor().hold("the ConfigMap not read yet");
+
+        c.floor().release(older);
+        c.retryMissedCommits().join(); // queued on the replan thread after the release: it has run
+
+        assertThat(c.floor().held()).isTrue();
+        assertThatThrownBy(c::start).isInstanceOf(IllegalStateException.class)
+                .hasMessage("placement is on hold: the ConfigMap not read yet");
+        c.floor().release(newer);
+        c.retryMissedCommits().join();
+        assertThat(c.floor().held()).isFalse();
     }
 }

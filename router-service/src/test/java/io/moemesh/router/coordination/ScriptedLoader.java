@@ -11,6 +11,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
 /**
@@ -24,6 +25,15 @@ final class ScriptedLoader implements InstanceLoader {
     final List<String> events = new CopyOnWriteArrayList<>();
     /** PREPARE fails (UNAVAILABLE) on these instances. */
     final Set<String> failing = ConcurrentHashMap.newKeySet();
+    /** PREPARE answered FAILED_PRECONDITION on these instances (a refusal of the epoch, not a broken pod). */
+    final Set<String> refusing = ConcurrentHashMap.newKeySet();
+    /**
+     * As an expert-service's moemesh.expert.max-epoch-jump: a PREPARE this far above the epoch an instance serves
+     * ({@link #held}) is refused.
+     */
+    volatile long maxEpochJump = Long.MAX_VALUE;
+    /** Calls waiting at the gate now. */
+    final AtomicInteger waiting = new AtomicInteger();
     final Set<String> failingCommit = ConcurrentHashMap.newKeySet();
     /** COMMIT answered FAILED_PRECONDITION: the instance holds the epoch neither prepared nor served. */
     final Set<String> refusingCommit = ConcurrentHashMap.newKeySet();
@@ -43,10 +53,13 @@ final class ScriptedLoader implements InstanceLoader {
     }
 
     private void pass(Set<String> failingOnes, Instance in) {
+        waiting.incrementAndGet();
         try {
             gate.await();
         } catch (InterruptedException e) {
             throw new IllegalStateException(e);
+        } finally {
+            waiting.decrementAndGet();
         }
         if (failingOnes.contains(in.getId())) {
             throw new IllegalStateException("UNAVAILABLE io exception");
@@ -62,6 +75,10 @@ final class ScriptedLoader implements InstanceLoader {
     @Override
     public void prepare(Instance in, long epoch, List<AssignedExpert> experts, Duration timeout) {
         pass(failing, in);
+        long served = held.getOrDefault(in.getId(), HeldEpochs.NONE).served();
+        if (refusing.contains(in.getId()) || (served != 0 && epoch - served > maxEpochJump)) {
+            throw new InstanceRefusedException("FAILED_PRECONDITION assignment epoch " + epoch + " refused", null);
+        }
         record("prepare " + epoch + " " + in.getId());
         loaded.computeIfAbsent(epoch, e -> new ConcurrentHashMap<>()).put(in.getId(), experts);
     }

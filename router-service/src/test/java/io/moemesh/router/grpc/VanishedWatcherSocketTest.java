@@ -120,10 +120,12 @@ class VanishedWatcherSocketTest {
         coordinator.start().join();
         var service = new RouterGrpcService(book, coordinator, watchers, Executors.newVirtualThreadPerTaskExecutor(),
                 () -> { }, OperatorPolicy.unauthenticated());
-        // Short keepalive settings; the services run with 30 s and 10 s.
+        // Short keepalive settings (the services run with 30 s and 10 s; grpc-java raises the 1 s time asked for to its
+        // 10 s least); the 5 s ping timeout leaves the proxy's threads, on a loaded machine, ample time to carry each
+        // answer while the watch must stay open.
         server = new GrpcServerLifecycle("router-service", "127.0.0.1", 0, InsecureServerCredentials.create(),
                 4 << 20, Duration.ofSeconds(1), List.of(service), List.of())
-                .keepAlive(Duration.ofSeconds(1), Duration.ofSeconds(1));
+                .keepAlive(Duration.ofSeconds(1), Duration.ofSeconds(5));
         server.start();
         channel = Grpc.newChannelBuilderForAddress("127.0.0.1", proxyTo(server.port()),
                 InsecureChannelCredentials.create()).build();
@@ -144,8 +146,8 @@ class VanishedWatcherSocketTest {
                     }
                 });
         await().atMost(Duration.ofSeconds(10)).until(() -> epochs.contains(1L));
-        // Idle pings are answered while the connection works: the watch stays.
-        await().during(Duration.ofSeconds(3)).atMost(Duration.ofSeconds(10))
+        // Idle pings are answered while the connection works: the watch stays (past the first ping, at 10 s).
+        await().during(Duration.ofSeconds(12)).atMost(Duration.ofSeconds(20))
                 .until(() -> watchers.watchers().containsKey("gw-lost"));
 
         blackhole = true;

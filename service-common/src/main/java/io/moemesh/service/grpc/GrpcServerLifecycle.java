@@ -187,8 +187,8 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
 
     /**
      * Call before {@link #start()}: ping a client connection idle for {@code time}, and close it when the ping is not
-     * answered within {@code timeout} (by default {@link #KEEPALIVE_TIME} and {@link #KEEPALIVE_TIMEOUT}; tests use
-     * shorter ones).
+     * answered within {@code timeout} (by default {@link #KEEPALIVE_TIME} and {@link #KEEPALIVE_TIMEOUT}; grpc-java raises a
+     * time under 10 s to 10 s, so a test can shorten only the timeout below that).
      *
      * @throws IllegalArgumentException when either is not positive
      */

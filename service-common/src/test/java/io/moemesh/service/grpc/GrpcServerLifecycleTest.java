@@ -20,6 +20,13 @@ import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
 import io.moemesh.service.testing.TextRpc;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
@@ -129,7 +136,8 @@ class GrpcServerLifecycleTest {
 
     /**
      * The server pings idle connections (a client that vanished without closing its connection is dropped when a
-     * ping goes unanswered): a live client answers, and its idle stream stays open through many pings.
+     * ping goes unanswered): a live client answers, and its idle stream stays open past a ping (grpc-java raises the
+     * 100 ms asked for to its 10 s least, hence the 12 s looked at).
      */
     @Test
     void keepAlive_pingsAnIdleClient_whoseStreamStaysOpen_andNonPositiveSettingsAreRefused() {
@@ -156,10 +164,51 @@ class GrpcServerLifecycleTest {
             }
         });
         await().atMost(Duration.ofSeconds(10)).until(() -> watched.contains(ServingStatus.SERVING));
-        await().during(Duration.ofSeconds(2)).atMost(Duration.ofSeconds(5)).until(() -> watched.size() == 1);
+        await().during(Duration.ofSeconds(12)).atMost(Duration.ofSeconds(20)).until(() -> watched.size() == 1);
         assertThatThrownBy(() -> server.keepAlive(Duration.ZERO, Duration.ofSeconds(1)))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("test: keepalive time and timeout must be > 0, got PT0S and PT1S");
+    }
+
+    /**
+     * A client that went silent (it sent the HTTP/2 preface and nothing since: a vanished gateway) is pinged once its
+     * connection has been idle for the keepalive time, and the connection is closed when the ping goes unanswered.
+     * grpc-java raises any keepalive time below 10 s to 10 s, so the ping comes after 10 s; with the keepalive not
+     * applied none would come within the 20 s looked at (the default is 30 s; Netty's own, never).
+     */
+    @Test
+    void keepAlive_pingsASilentClient_andClosesItsConnectionWhenThePingGoesUnanswered() throws IOException {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(1), List.of(THREADS), List.of())
+                .keepAlive(Duration.ofMillis(200), Duration.ofMillis(500));
+        server.start();
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), server.port())) {
+            socket.setSoTimeout(20_000);
+            OutputStream out = socket.getOutputStream();
+            out.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            out.write(new byte[] {0, 0, 0, 4, 0, 0, 0, 0, 0}); // an empty SETTINGS frame, never a PING ack
+            out.flush();
+            DataInputStream in = new DataInputStream(socket.getInputStream());
+            boolean pinged = false;
+            boolean closed = false;
+            long giveUp = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            try {
+                while (System.nanoTime() - giveUp < 0) { // HTTP/2 frames: length (24 bits), type, flags, stream, payload
+                    int length = in.readUnsignedShort() << 8 | in.readUnsignedByte();
+                    int type = in.readUnsignedByte();
+                    int flags = in.readUnsignedByte();
+                    in.readInt();
+                    in.skipNBytes(length);
+                    pinged |= type == 6 && (flags & 1) == 0; // a PING, not an ACK
+                }
+            } catch (SocketTimeoutException e) {
+                // open and silent for 20 s: not closed
+            } catch (IOException e) { // the end of the stream, or a reset
+                closed = true;
+            }
+            assertThat(pinged).as("the server pinged the idle connection").isTrue();
+            assertThat(closed).as("the server closed the connection whose ping went unanswered").isTrue();
+        }
     }
 
     private ServingStatus status(String service) {
