@@ -45,6 +45,7 @@ final class JinjaEnvironment {
         globals.registerFunction(function("strftime_now", "strftimeNow"));
         globals.registerFilter(new PythonToJsonFilter());
         JinjaOverrides.filters().forEach(globals::registerFilter);
+        PythonCollectionFilters.filters().forEach(globals::registerFilter);
         JinjaOverrides.tests().forEach(globals::registerExpTest);
         globals.registerTag(new JinjaOverrides.PythonIfTag());
         return jinjava;

@@ -244,7 +244,7 @@ final class JinjaOverrides {
             Object attribute = argument(args, kwargs, 1, "attribute", null);
             List<String> parts = new ArrayList<>();
             long length = 0;
-            for (Object item : items(var)) {
+            for (Object item : iterate(var)) {
                 Object v = attribute == null || attribute instanceof PyNone ? item
                         : interpreter.resolveProperty(item, PythonValues.str(attribute));
                 String part = PythonValues.str(v);
@@ -254,21 +254,21 @@ final class JinjaOverrides {
             }
             return String.join(separator, parts);
         }
+    }
 
-        /** What Python's iteration yields: a string's characters, a dict's keys; None is a TypeError. */
-        private static Iterable<?> items(Object var) {
-            Object v = PythonValues.unwrap(var);
-            return switch (v) {
-                case null -> List.of();
-                case PyNone n -> throw PythonError.typeError("'NoneType' object is not iterable");
-                case CharSequence s -> s.toString().codePoints().mapToObj(Character::toString).toList();
-                case Map<?, ?> m -> m.keySet();
-                case Iterable<?> i -> i;
-                case Object[] a -> Arrays.asList(a);
-                case Iterator<?> i -> (Iterable<Object>) () -> (Iterator<Object>) i;
-                default -> throw PythonError.typeError("'" + PythonValues.typeName(v) + "' object is not iterable");
-            };
-        }
+    /** What Python's iteration yields: a string's characters, a dict's keys; Undefined none; None is a TypeError. */
+    static Iterable<?> iterate(Object var) {
+        Object v = PythonValues.unwrap(var);
+        return switch (v) {
+            case null -> List.of();
+            case PyNone n -> throw PythonError.typeError("'NoneType' object is not iterable");
+            case CharSequence s -> s.toString().codePoints().mapToObj(Character::toString).toList();
+            case Map<?, ?> m -> m.keySet();
+            case Iterable<?> i -> i;
+            case Object[] a -> Arrays.asList(a);
+            case Iterator<?> i -> (Iterable<Object>) () -> (Iterator<Object>) i;
+            default -> throw PythonError.typeError("'" + PythonValues.typeName(v) + "' object is not iterable");
+        };
     }
 
     /** A Python argument given by position or keyword. */

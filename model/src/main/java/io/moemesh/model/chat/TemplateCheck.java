@@ -46,7 +46,7 @@ import jinjava.javax.el.ELException;
  *       {@code include}, ...) are not rendered as Jinja renders them;</li>
  *   <li>a filter or test Jinja does not have ({@code x|render}, one of Jinjava's own, and {@code x is
  *       nonexistenttest}: jinja2 refuses both at compile time, Jinjava rendered them), or one of Jinja's this engine
- *       lacks ({@code items}, {@code max}, {@code min}; {@code escaped}, {@code filter}, {@code test});</li>
+ *       lacks (the tests {@code escaped}, {@code filter}, {@code test});</li>
  *   <li>a call of a function that is neither one of Jinja's globals this engine has ({@code range},
  *       {@code namespace}), transformers' ({@code raise_exception}, {@code strftime_now}), {@code caller} nor a
  *       macro of the template: Jinja's {@code dict}, {@code cycler}, {@code joiner}, {@code lipsum}, which Jinjava

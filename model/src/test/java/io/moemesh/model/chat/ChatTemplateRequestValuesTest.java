@@ -42,6 +42,56 @@ class ChatTemplateRequestValuesTest {
     }
 
     /**
+     * Jinja's {@code items}: a mapping's (key, value) tuples in its order, unpacked by a for loop (Llama 3.1's
+     * {@code {% for arg_name, arg_val in tool_call.arguments | items %}}); Undefined has none.
+     */
+    @ParameterizedTest(name = "{0} with {1}")
+    @CsvSource(delimiterString = " | ", quoteCharacter = '`', value = {
+        "{% for k, v in args|items %}{{ k }}={{ v }}{% if not loop.last %}{{ ', ' }}{% endif %}{% endfor %}"
+                + " | {\"args\": {\"city\": \"Paris\", \"days\": 3, \"u\": null}} | city=Paris, days=3, u=None",
+        "{{ args|items|list }}/{{ (args|items|first)[1] }}/{{ missing|items|list }}"
+                + " | {\"args\": {\"a\": [1, true]}} | [('a', [1, True])]/[1, True]/[]",
+    })
+    void items_pairsAMappingsKeysAndValues_asJinja(String template, String variables, String expected) {
+        assertThat(ChatTemplate.of(template, Map.of()).render(CHAT, false, kwargs(variables))).isEqualTo(expected);
+    }
+
+    /**
+     * Jinja's {@code max}/{@code min(case_sensitive=False, attribute=None)}: Python's max/min of what iteration
+     * yields, strings compared lowercased unless case-sensitive, the first of equal items, by a (dotted) attribute
+     * when named; an empty value is Undefined.
+     */
+    @ParameterizedTest(name = "{0} with {1}")
+    @CsvSource(delimiterString = " | ", quoteCharacter = '`', value = {
+        "{{ l|max }},{{ l|min }} | {\"l\": [3, 1.5, 2]} | 3,1.5",
+        "{{ l|max }},{{ l|min }},{{ l|max(case_sensitive=true) }},{{ l|min(true) }}"
+                + " | {\"l\": [\"B\", \"a\", \"b\"]} | B,a,b,B",
+        "{{ (t|max(attribute='function.n')).name }},{{ (t|min(attribute='name')).name }}"
+                + " | {\"t\": [{\"name\": \"x\", \"function\": {\"n\": 2}},"
+                + " {\"name\": \"Y\", \"function\": {\"n\": 5}}]} | Y,x",
+        "[{{ e|max }}][{{ missing|min }}][{{ s|max }}][{{ d|max }}]"
+                + " | {\"e\": [], \"s\": \"hello\", \"d\": {\"a\": 1, \"c\": 0}} | [][][o][c]",
+    })
+    void maxAndMin_areJinjas(String template, String variables, String expected) {
+        assertThat(ChatTemplate.of(template, Map.of()).render(CHAT, false, kwargs(variables))).isEqualTo(expected);
+    }
+
+    /** items of a non-mapping, max/min of what Python cannot iterate or order: the conversation's TypeError. */
+    @ParameterizedTest(name = "{0} with {1}")
+    @CsvSource(delimiterString = " | ", quoteCharacter = '`', value = {
+        "{{ x|items|list }} | {\"x\": [1]} | TypeError: Can only get item pairs from a mapping.",
+        "{{ x|items|list }} | {\"x\": null} | TypeError: Can only get item pairs from a mapping.",
+        "{{ x|max }} | {\"x\": [1, \"a\"]} | TypeError: '>' not supported between instances of 'str' and 'int'",
+        "{{ x|min }} | {\"x\": null} | TypeError: 'NoneType' object is not iterable",
+    })
+    void itemsMaxOrMinOfValuesPythonRefuses_refusesTheConversation(String template, String variables,
+            String message) {
+        ChatTemplate t = ChatTemplate.of(template, Map.of());
+        assertThatThrownBy(() -> t.render(CHAT, false, kwargs(variables)))
+                .isInstanceOf(ChatTemplateException.class).hasMessage(message);
+    }
+
+    /**
      * Arithmetic and order comparisons on request values fail as Python fails, the conversation's error: JUEL
      * coerced ({@code '5' - 1} was 4, {@code x / 0} inf) or failed the render as the template's fault.
      */
