@@ -216,8 +216,9 @@ final class EpochAttempts {
         Map<String, String> failedIds = new LinkedHashMap<>();
         failed.forEach((in, t) -> {
             failures.add(PlacementCoordinator.describe(in) + ": " + t.getMessage());
-            // A refusal is about the epoch (a jump, a number held), not the pod: no strike against it.
-            if (!(t instanceof InstanceRefusedException)) {
+            // A refusal of the epoch's number (a jump, a number held) is not about the pod: no strike against it.
+            // Other refusals (an assignment for another instance) are the pod's, and count.
+            if (!Quarantine.refusesTheEpoch(t)) {
                 failedIds.put(in.getId(), "PREPARE of epoch " + epoch + ": " + t.getMessage());
             }
         });

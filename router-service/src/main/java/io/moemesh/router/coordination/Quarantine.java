@@ -11,6 +11,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.LongSupplier;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,10 +23,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p>An instance named by {@value #DEFAULT_FAILURES_IN_ROW} failed attempts in a row (a PREPARE, or the retry of a
  * COMMIT it missed, which also stops a switch) is quarantined; a failure counts against it only when it says
- * something of the pod ({@link #strikes}): not a refusal of the epoch (FAILED_PRECONDITION: a jump past the
- * max-epoch-jump, a number it holds already, which every pod would answer alike), and not when half or more of the set
- * failed the same attempt (then the attempt is at fault, e.g. a big re-plan slowing every load past the timeout, and
- * quarantining them would move the model to whichever pods are left). It is quarantined: {@link #admit} leaves it out of the sets the router
+ * something of the pod ({@link #strikes}): not a refusal of the epoch's number ({@link #refusesTheEpoch}: a jump past
+ * the max-epoch-jump, an epoch older than one held, a number it holds already, which every pod would answer alike;
+ * any other refusal, e.g. an assignment for another instance, does count), and not when more than half of a set of
+ * three or more failed the same attempt (then the attempt is at fault, e.g. a big re-plan slowing every load past the
+ * timeout, and quarantining them would move the model to whichever pods are left). In a set of one or two a single
+ * failing pod is half of it: exempting that would leave it failing every switch for good, so there it counts. It is
+ * quarantined: {@link #admit} leaves it out of the sets the router
  * places on, for {@code first}, doubled with each quarantine in a row up to {@code max}. Once that ends it is tried
  * again with the others; one more failure quarantines it again at once (for twice as long), an epoch published with
  * it ends its record. One failure alone is not enough: a refusal the router itself fixes on the next attempt (an
@@ -47,6 +51,11 @@ public final class Quarantine {
     public static final Duration DEFAULT_FIRST = Duration.ofSeconds(30);
     /** The longest quarantine. */
     public static final Duration DEFAULT_MAX = Duration.ofMinutes(10);
+
+    /** The epoch-number refusals' messages, after GrpcInstanceLoader's status-code prefix. */
+    private static final Pattern EPOCH_REFUSAL = Pattern.compile(
+            "(FAILED_PRECONDITION )?(assignment epoch \\d+ (is older than |jumps |is not below )"
+                    + "|epoch \\d+ is already \\w+ with a different assignment)");
 
     /** What one instance is charged with: failures in a row, quarantines in a row, until when (nanoClock). */
     private static final class Record {
@@ -140,16 +149,29 @@ public final class Quarantine {
 
     /**
      * What one failed attempt counts against its instances: {@code failures} (by id: the failures that say something
-     * of the pod, refusals left out by the caller), or nothing when {@code failedCount} (every failure, refusals
-     * included) is half or more of the {@code setSize} instances attempted.
+     * of the pod, epoch-number refusals left out by the caller), or nothing when {@code failedCount} (every failure,
+     * refusals included) is more than half of {@code setSize} instances attempted and that set has three or more.
+     * Smaller sets are never exempt: one bad pod of two is half the set, and exempting it would fail every switch.
      */
     static Map<String, String> strikes(Map<String, String> failures, int failedCount, int setSize) {
-        if (failures.isEmpty() || (long) failedCount * 2 < setSize) {
+        if (failures.isEmpty() || setSize < 3 || (long) failedCount * 2 <= setSize) {
             return failures;
         }
         log.info("{} of the {} instances failed the same placement attempt: counted against none of them (the attempt"
                 + " is at fault, not the pods)", failedCount, setSize);
         return Map.of();
+    }
+
+    /**
+     * Whether {@code t} is an instance refusing the epoch's number (an expert-service AssignmentManager's "assignment
+     * epoch N is older than / jumps / is not below ..." or "epoch N is already served|prepared with a different
+     * assignment"), which every pod would answer alike and the router fixes by its choice of number. Matched by those
+     * message prefixes: FAILED_PRECONDITION alone also carries refusals about the pod itself (an assignment for another
+     * instance), which must count against it.
+     */
+    static boolean refusesTheEpoch(Throwable t) {
+        return t instanceof InstanceRefusedException && t.getMessage() != null
+                && EPOCH_REFUSAL.matcher(t.getMessage()).lookingAt();
     }
 
     /** The instances of {@code ids} hold a published epoch: their records end. */

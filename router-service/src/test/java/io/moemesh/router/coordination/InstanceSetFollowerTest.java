@@ -205,6 +205,21 @@ class InstanceSetFollowerTest {
     }
 
     /**
+     * With two pods one that always fails its PREPARE is half the set: it still counts against it (exempting it would
+     * fail every switch for good), so it is quarantined and an epoch on the other one is published.
+     */
+    @Test
+    void oneOfTwoInstancesAlwaysFailingPrepare_isQuarantined_andAnEpochOnTheOtherIsPublished() {
+        follower(Duration.ZERO);
+        failing.add("expert-3");
+        follower.offer(List.of(A, D));
+        await().atMost(Duration.ofSeconds(10)).until(() -> coordinator.currentEpoch() > 0);
+        assertThat(coordinator.current().getInstancesList()).containsExactly(A);
+        assertThat(coordinator.quarantine().quarantined()).singleElement()
+                .satisfies(q -> assertThat(q.instanceId()).isEqualTo("expert-3"));
+    }
+
+    /**
      * A gateway that holds an epoch above the router's (a router before this one published it, and this one lost its
      * state) ignores the router's epochs: seeing it, the router publishes again, above it, on the same instances.
      */

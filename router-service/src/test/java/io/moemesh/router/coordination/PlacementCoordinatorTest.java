@@ -506,9 +506,9 @@ class PlacementCoordinatorTest {
         assertThat(c.replan(null).join().placement().getEpoch()).isEqualTo(58);
     }
 
-    /** A refusal is about the epoch (e.g. a jump, a number held), which any pod would answer alike. */
+    /** A refusal of the epoch's number (e.g. a jump, a number held) is one any pod would answer alike. */
     @Test
-    void prepareRefusals_countAgainstNoInstance() {
+    void prepareRefusalsOfTheEpochNumber_countAgainstNoInstance() {
         PlacementCoordinator c = coordinator(1, 10);
         c.quarantine().enable();
         c.start().join();
@@ -519,9 +519,27 @@ class PlacementCoordinatorTest {
         assertThat(c.quarantine().size()).isZero();
     }
 
-    /** Half the set or more failing one attempt (a big re-plan slowing every load) is the attempt's fault. */
+    /**
+     * A pod answering that the assignment is for another instance refuses with FAILED_PRECONDITION too, but that says
+     * something of the pod, not of the epoch: every attempt would fail on it, so it counts and the pod is quarantined.
+     */
     @Test
-    void anAttemptFailedByHalfTheSetOrMore_countsAgainstNone_butOneFailingAloneIsQuarantined() {
+    void aPrepareRefusedAsForAnotherInstance_countsAgainstThatInstance_andQuarantinesIt() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.quarantine().enable();
+        c.start().join();
+        loader.otherInstance.add("expert-1");
+        for (int i = 0; i < 2; i++) {
+            assertThatThrownBy(() -> c.replan(null).join()).hasCauseInstanceOf(ReplanAbortedException.class);
+        }
+        assertThat(c.quarantine().quarantined()).singleElement()
+                .satisfies(q -> assertThat(q.instanceId()).isEqualTo("expert-1"))
+                .satisfies(q -> assertThat(q.lastError()).contains("assignment is for instance"));
+    }
+
+    /** More than half the set failing one attempt (a big re-plan slowing every load) is the attempt's fault. */
+    @Test
+    void anAttemptFailedByMoreThanHalfTheSet_countsAgainstNone_butOneFailingAloneIsQuarantined() {
         PlacementCoordinator c = coordinator(1, 10);
         c.quarantine().enable();
         c.start().join();

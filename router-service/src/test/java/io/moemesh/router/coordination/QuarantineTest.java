@@ -72,4 +72,27 @@ class QuarantineTest {
         assertThat(quarantine.size()).isEqualTo(2);
         assertThat(quarantine.admit(List.of(A, B))).containsExactly(A, B);
     }
+
+    @Test
+    void strikes_countOneFailingPodOfTwo_butNotAnAttemptMoreThanHalfOfThreeOrMoreFailed() {
+        Map<String, String> one = Map.of("b", "PREPARE of epoch 2: UNAVAILABLE");
+        assertThat(Quarantine.strikes(one, 1, 2)).isEqualTo(one);
+        assertThat(Quarantine.strikes(one, 1, 1)).isEqualTo(one);
+        assertThat(Quarantine.strikes(Map.of("a", "x", "b", "y"), 2, 4)).hasSize(2);
+        assertThat(Quarantine.strikes(Map.of("a", "x", "b", "y"), 2, 3)).isEmpty();
+    }
+
+    @Test
+    void refusesTheEpoch_onlyForEpochNumberRefusals_notForAnAssignmentMeantForAnotherInstance() {
+        assertThat(Quarantine.refusesTheEpoch(new InstanceRefusedException("FAILED_PRECONDITION assignment epoch 9 "
+                + "jumps 8 epochs past the served epoch 1, more than moemesh.expert.max-epoch-jump (4)", null))).isTrue();
+        assertThat(Quarantine.refusesTheEpoch(new InstanceRefusedException("FAILED_PRECONDITION assignment epoch 2 "
+                + "is older than the served epoch 3", null))).isTrue();
+        assertThat(Quarantine.refusesTheEpoch(new InstanceRefusedException("FAILED_PRECONDITION epoch 3 is already "
+                + "served with a different assignment (4 experts); a new assignment needs a new epoch", null))).isTrue();
+        assertThat(Quarantine.refusesTheEpoch(new InstanceRefusedException("FAILED_PRECONDITION assignment is for "
+                + "instance \"expert-1\", this is expert-7", null))).isFalse();
+        assertThat(Quarantine.refusesTheEpoch(new IllegalStateException("UNAVAILABLE assignment epoch 2 is older "
+                + "than the served epoch 3"))).isFalse();
+    }
 }

@@ -25,8 +25,13 @@ final class ScriptedLoader implements InstanceLoader {
     final List<String> events = new CopyOnWriteArrayList<>();
     /** PREPARE fails (UNAVAILABLE) on these instances. */
     final Set<String> failing = ConcurrentHashMap.newKeySet();
-    /** PREPARE answered FAILED_PRECONDITION on these instances (a refusal of the epoch, not a broken pod). */
+    /** PREPARE answered FAILED_PRECONDITION on these instances (a refusal of the epoch's number, not a broken pod). */
     final Set<String> refusing = ConcurrentHashMap.newKeySet();
+    /**
+     * PREPARE answered FAILED_PRECONDITION "assignment is for instance X, this is Y" on these instances: a pod that is
+     * not the instance it is listed as, whichever epoch it is sent.
+     */
+    final Set<String> otherInstance = ConcurrentHashMap.newKeySet();
     /**
      * As an expert-service's moemesh.expert.max-epoch-jump: a PREPARE this far above the epoch an instance serves
      * ({@link #held}) is refused.
@@ -76,8 +81,18 @@ final class ScriptedLoader implements InstanceLoader {
     public void prepare(Instance in, long epoch, List<AssignedExpert> experts, Duration timeout) {
         pass(failing, in);
         long served = held.getOrDefault(in.getId(), HeldEpochs.NONE).served();
-        if (refusing.contains(in.getId()) || (served != 0 && epoch - served > maxEpochJump)) {
-            throw new InstanceRefusedException("FAILED_PRECONDITION assignment epoch " + epoch + " refused", null);
+        if (otherInstance.contains(in.getId())) {
+            throw new InstanceRefusedException("FAILED_PRECONDITION assignment is for instance \"" + in.getId()
+                    + "\", this is " + in.getId() + "-elsewhere", null);
+        }
+        if (refusing.contains(in.getId())) {
+            throw new InstanceRefusedException("FAILED_PRECONDITION epoch " + epoch
+                    + " is already prepared with a different assignment (3 experts); a new assignment needs a new epoch",
+                    null);
+        }
+        if (served != 0 && epoch - served > maxEpochJump) {
+            throw new InstanceRefusedException("FAILED_PRECONDITION assignment epoch " + epoch + " jumps "
+                    + (epoch - served) + " epochs past the served epoch " + served, null);
         }
         record("prepare " + epoch + " " + in.getId());
         loaded.computeIfAbsent(epoch, e -> new ConcurrentHashMap<>()).put(in.getId(), experts);
