@@ -26,9 +26,10 @@ import java.util.Set;
  * add_generation_prompt=..., tokenize=False)}: the template sees {@code messages} (maps with "role" and
  * "content"), {@code add_generation_prompt}, the special tokens ({@code bos_token}, {@code eos_token}, ...),
  * {@code tools}/{@code documents} as None, and the functions {@code raise_exception} and {@code strftime_now}.
- * Rendering is done by Jinjava configured like Jinja with {@code trim_blocks} and {@code lstrip_blocks}, with
- * Jinja's grammar ({@link JinjaParser}), and Python's truth, equality, arithmetic, {@code str()} and {@code str}
- * methods (JinjaEnvironment). Jinjava has one null for both of Jinja's None and Undefined; here null is Undefined
+ * Rendering is done by Jinjava configured like Jinja with {@code trim_blocks} and {@code lstrip_blocks} (the latter
+ * applied to the source by {@link JinjaLstripBlocks}, as Jinjava's strips mid-line too), with Jinja's grammar
+ * ({@link JinjaParser}), and Python's truth, equality, arithmetic, {@code str()} and {@code str} methods
+ * (JinjaEnvironment). Jinjava has one null for both of Jinja's None and Undefined; here null is Undefined
  * only, and every None the template sees (those variables, a null content, nulls inside the variables, the literals
  * {@code none}/{@code None}) is {@link PyNone}, so that {@code is defined}, {@code is none}, {@code default} and
  * {@code ==} tell them apart as Jinja does. As Jinja compiles a template before rendering it, the whole template is
@@ -68,7 +69,8 @@ public final class ChatTemplate {
                     (int) source.charAt(surrogate), surrogate, 1 + source.substring(0, surrogate).chars()
                             .filter(c -> c == '\n').count()));
         }
-        this.root = compile(stripOneTrailingNewline(source), specialTokens.keySet(), tokensFrom);
+        this.root = compile(JinjaLstripBlocks.apply(stripOneTrailingNewline(source)), specialTokens.keySet(),
+                tokensFrom);
     }
 
     /**

@@ -17,9 +17,9 @@ import jinjava.javax.el.ExpressionFactory;
 
 /**
  * A Jinjava configured to behave like the Jinja environment of transformers' {@code apply_chat_template}
- * ({@code ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)}, keep_trailing_newline false),
- * with Jinja's grammar and Python's semantics where Jinjava's differ ({@link JinjaParser}, {@link JinjaOverrides},
- * {@link PyNone}).
+ * ({@code ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)}, keep_trailing_newline false; the
+ * lstrip_blocks applied to the source by {@link JinjaLstripBlocks}), with Jinja's grammar and Python's semantics
+ * where Jinjava's differ ({@link JinjaParser}, {@link JinjaOverrides}, {@link PyNone}).
  */
 final class JinjaEnvironment {
     private static final InterpreterFactory INTERPRETERS = new PythonInterpreters();
@@ -76,7 +76,9 @@ final class JinjaEnvironment {
                 .build();
         JinjavaConfig.Builder config = JinjavaConfig.newBuilder()
                 .withTrimBlocks(true)
-                .withLstripBlocks(true)
+                // Jinja's lstrip_blocks is applied to the source (JinjaLstripBlocks): Jinjava's stripped the blanks
+                // before a block tag also in the middle of a line
+                .withLstripBlocks(false)
                 // A message containing "{{ ... }}" must be printed, never evaluated.
                 .withNestedInterpretationEnabled(false)
                 // Undefined variables render as nothing, as Jinja's default Undefined does.

@@ -71,6 +71,35 @@ class JinjaConformanceTest {
     }
 
     /**
+     * Jinja's lstrip_blocks (jinja2.lexer), as transformers sets it: the spaces and tabs before a block or comment tag
+     * are stripped only when nothing else precedes the tag on its line; "{%+" keeps them, "{%-" strips all
+     * whitespace, expressions are never stripped, a raw body is text, a "{%" or "%}" inside quotes is no tag. Jinjava
+     * stripped them also in the middle of a line, so "{% if not loop.last %}, {% endif %}" lost its space.
+     * Expected outputs from Jinja 3.1.6.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiterString = " ==> ", quoteCharacter = '`', value = {
+        "`{% for m in messages %}{{ m.role }}{% if not loop.last %}, {% endif %}{% endfor %}` ==> `system, user`",
+        "`{% if true %}, {% endif %}x\\t{% if true %}y{% endif %}` ==> `, x\\ty`",
+        "`a\\n  \\t{% if true %}b{% endif %}\\n  {% if true %}\\n  c\\n  {% endif %}\\nd` ==> `a\\nb  c\\nd`",
+        "`  {% if true %}x {% endif %}{{ 'y' }}  {% if true %}z{% endif %}` ==> `x y  z`",
+        "`a\\n  {%+ if true %}b\\n  {%+ endif %}c` ==> `a\\n  b\\n  c`",
+        "`a\\n  {%- if true %}b {%- endif %}c` ==> `abc`",
+        "`a\\n \\t{# c #}b {# d #}c\\n  {#+ e #}d` ==> `a\\nb c\\n  d`",
+        "`{% raw %}a\\n  {% if %} {{ x }}\\n  {% endraw %}b` ==> `a\\n  {% if %} {{ x }}\\nb`",
+        "`{{ '%}' }}\\n  {% if true %}b{% endif %}{{ 'c' }}\\n  {{ 'd' }}` ==> `%}\\nbc\\n  d`",
+        "`{% set s = 'x\\n  {%' %}{{ s }}| {% if true %}e{% endif %}{{ \"'\" }} {% if true %}f{% endif %}`"
+                + " ==> `x\\n  {%| e' f`",
+    })
+    void lstripBlocks_stripsBlanksBeforeATagOnlyAtTheStartOfALine(String template, String expected) {
+        assertThat(ChatTemplate.of(unescape(template), Map.of()).render(CHAT, true)).isEqualTo(unescape(expected));
+    }
+
+    private static String unescape(String s) {
+        return s.replace("\\n", "\n").replace("\\t", "\t");
+    }
+
+    /**
      * As Jinja compiles a whole template first, a template this engine cannot parse or render as Jinja does is
      * refused when it is loaded (the model does not start), naming the construct: not at the first request, which
      * the gateway would answer with a 400 blaming the client. Unknown tests are refused as Jinja refuses them
