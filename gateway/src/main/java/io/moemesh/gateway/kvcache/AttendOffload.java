@@ -41,8 +41,9 @@ import org.slf4j.LoggerFactory;
  * offloadTimeout}, when its copies still queued are withdrawn and a Pin that answers later (queued behind others on
  * the pin thread) sends none again, so a black-holed service holds the room no longer than that (a Put already under
  * way keeps its blocks, 16 at most, until it ends). A sequence whose next copy finds no room keeps those blocks local
- * until it does, and waits for that room ({@link #awaitRoom}) at most {@code offloadTimeout}, not at all right after
- * an offload failed: it then runs on with its blocks local (no failure). Blocks that Pin
+ * until it does, and waits for that room ({@link #awaitRoom}) until it gets it (offloads hold it each at most
+ * their own {@code offloadTimeout}, so it comes back), but not at all once {@value #DOWN_AFTER_FAILURES}
+ * offloads in a row failed (the service looks down): it then runs on with its blocks local (no failure). Blocks that Pin
  * finds not stored (the write-back remembered them stored, but the service evicted or lost them since) are forgotten
  * by the write-back, sent again and pinned by a second Pin, once; when one of them was not copied, the Pin is released
  * and the offload says {@link Outcome#AGAIN} instead ({@link #offloadRetries}): the cache offers the run again at
@@ -98,8 +99,13 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     private final AtomicInteger copiesHeld = new AtomicInteger();
     /** Sequences waiting for copy room ({@link #awaitRoom}) → when they first found none ({@link System#nanoTime}). */
     private final Map<Long, Long> roomAwaited = new ConcurrentHashMap<>();
-    /** {@link System#nanoTime} of the last failed offload. */
-    private volatile long lastFailure;
+    /**
+     * Offloads that failed since the last that pinned: from {@link #DOWN_AFTER_FAILURES} the service looks down. One
+     * failure alone (a full service declining, a sequence's own timeout) says nothing of the others' offloads.
+     */
+    private final AtomicInteger failuresInARow = new AtomicInteger();
+    /** Failures in a row after which no sequence waits for copy room. */
+    static final int DOWN_AFTER_FAILURES = 3;
     /** The most they may hold: the write-back's budget for priority copies. */
     private final int copyBudget;
     private final AtomicLong offloadedBlocks = new AtomicLong();
@@ -144,7 +150,6 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         this.pins = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("moemesh-kv-attend-pins").daemon()
                 .factory());
         this.offloadPins = new OffloadPins(client, pins, offloadTimeout);
-        this.lastFailure = System.nanoTime() - offloadTimeout.toNanos(); // none recent
     }
 
     // ---- BlockOffload (engine thread, never blocks) ----
@@ -166,16 +171,17 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     }
 
     /**
-     * A sequence short of copy room waits for it at most {@code offloadTimeout} from when it first found none (every
-     * offload gives its room back within that time, when it settles), and not at all within {@code offloadTimeout} of
-     * a failed offload (the service is likely down, and the room would come back only by more failures). Past that it
-     * does not wait again until an offload of it starts.
+     * A sequence short of copy room waits for it {@code offloadTimeout} from when it first found none, and past that
+     * while offloads hold room: each gives it back within its own deadline, when it settles (and wakes the loop), so
+     * a healthy service that is merely busy does not end a long sequence at the local pool. It does not wait once
+     * {@link #DOWN_AFTER_FAILURES} offloads in a row failed (the service looks down, the room would come back only by
+     * more failures). With no copy budget at all ({@code write-back-queue-blocks} 0) it waits the bound only.
      */
     @Override
     public boolean awaitRoom(long seqId) {
         long now = System.nanoTime();
         long bound = offloadTimeout.toNanos();
-        if (now - lastFailure < bound) {
+        if (failuresInARow.get() >= DOWN_AFTER_FAILURES) {
             return false;
         }
         Long since = roomAwaited.putIfAbsent(seqId, now);
@@ -184,7 +190,9 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
             CompletableFuture.delayedExecutor(bound, TimeUnit.NANOSECONDS).execute(() -> wakeUp.run());
             return true;
         }
-        return now - since < bound;
+        // Past the bound too while there is room to wait for: held by offloads, each within its deadline, or free
+        // (it came back since the cache looked, and the next boundary starts the offload). No budget at all: none.
+        return now - since < bound || copiesHeld.get() > 0 || copyRoom() > 0;
     }
 
     @Override
@@ -229,7 +237,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         }
         if (e != null || o != Outcome.PINNED) {
             offloadFailures.incrementAndGet();
-            lastFailure = System.nanoTime();
+            failuresInARow.incrementAndGet();
             log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", hashes.size(), seqId,
                     client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
             // Its copies still queued (past the timeout) are of no use to it now: freed, not left to pile up.
@@ -241,6 +249,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
             }
             return Outcome.FAILED;
         }
+        failuresInARow.set(0);
         synchronized (p) {
             p.remote += hashes.size();
         }
@@ -445,6 +454,11 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
      */
     public long offloadRetries() {
         return offloadRetries.get();
+    }
+
+    /** Sequences whose wait for copy room is remembered (until an offload of them starts or they are released). */
+    int roomWaiters() {
+        return roomAwaited.size();
     }
 
     /** Attend calls sent. */

@@ -19,7 +19,8 @@ import org.junit.jupiter.api.Test;
  * (in memory, mutual TLS; a 1 s offload timeout, a budget of 2 copies). Before, an offload's copies held their room
  * until its Pins were over, and the Pins (each up to the offload timeout) queue on one pin thread with the Unpins of
  * the failed ones: the room came back long after the offloads had failed, while every sequence waiting for it
- * counted as pending and stalled admissions, never marked failed.
+ * counted as pending and stalled admissions, never marked failed. A sequence waiting for room waits until it gets it
+ * unless offloads keep failing in a row (the service looks down).
  */
 class AttendOffloadCopyRoomTest {
     private static final Duration OFFLOAD_TIMEOUT = Duration.ofSeconds(1);
@@ -72,25 +73,65 @@ class AttendOffloadCopyRoomTest {
     }
 
     @Test
-    void aSequenceShortOfCopyRoom_waitsForIt_butNotRightAfterAnOffloadFailed() throws Exception {
+    void aSequenceShortOfCopyRoom_keepsWaitingAfterOneFailedOffload_andStopsOnceTheServiceLooksDown()
+            throws Exception {
         CompletableFuture<Outcome> taking = offload.offload(1, WriteBackTest.chain(2, 92));
         assertThat(offload.copyRoom()).isZero();
         assertThat(offload.awaitRoom(3)).as("room comes back within the offload timeout").isTrue();
 
         assertThat(taking.get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.FAILED);
+        assertThat(offload.awaitRoom(5)).as("one failure (a full service, a timeout) says nothing of the others")
+                .isTrue();
 
-        assertThat(offload.awaitRoom(5)).as("offloads are failing: it runs on with its blocks local").isFalse();
+        List<CompletableFuture<Outcome>> more = List.of(offload.offload(6, WriteBackTest.chain(1, 93)),
+                offload.offload(7, WriteBackTest.chain(1, 94)));
+        for (CompletableFuture<Outcome> f : more) {
+            assertThat(f.get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.FAILED);
+        }
+
+        assertThat(offload.offloadFailures()).isEqualTo(AttendOffload.DOWN_AFTER_FAILURES);
+        assertThat(offload.awaitRoom(3)).as("the service looks down: it runs on with its blocks local").isFalse();
+        assertThat(offload.awaitRoom(8)).as("and a new one does not begin to wait").isFalse();
     }
 
     @Test
-    void aSequenceShortOfCopyRoom_waitsNoLongerThanTheOffloadTimeout_andNotAgainUntilItOffloads() {
+    void aSequenceShortOfCopyRoom_keepsWaitingPastTheOffloadTimeout_whileOffloadsHoldTheRoom() throws Exception {
+        kv.silentPins = false;
+        CompletableFuture<Void> hold = new CompletableFuture<>();
+        kv.putHold = hold;
+        long since = System.nanoTime();
+        CompletableFuture<Outcome> taking = offload.offload(1, WriteBackTest.chain(2, 95));
+        assertThat(offload.copyRoom()).isZero();
         assertThat(offload.awaitRoom(4)).isTrue();
 
-        await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(20)).until(() -> !offload.awaitRoom(4));
-        assertThat(offload.awaitRoom(4)).isFalse();
+        kv.putHold = null;
+        hold.complete(null);
+        assertThat(taking.get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.PINNED);
+
+        // Before, the wait ended here, and a sequence longer than the pool was refused or ended with length (its
+        // room taken again by other sequences' next offloads in between).
+        await().atMost(Duration.ofSeconds(30)).until(() -> System.nanoTime() - since > OFFLOAD_TIMEOUT.toNanos());
+        CompletableFuture<Void> again = new CompletableFuture<>();
+        kv.putHold = again;
+        CompletableFuture<Outcome> retaking = offload.offload(2, WriteBackTest.chain(2, 97));
+        assertThat(offload.copyRoom()).isZero();
+        assertThat(offload.awaitRoom(4)).as("a busy service is not a failing one: the room comes back").isTrue();
+        kv.putHold = null;
+        again.complete(null);
+        assertThat(retaking.get(30, TimeUnit.SECONDS)).isEqualTo(Outcome.PINNED);
+        assertThat(offload.offload(4, WriteBackTest.chain(2, 96)).get(30, TimeUnit.SECONDS))
+                .isEqualTo(Outcome.PINNED);
         assertThat(offload.offloadFailures()).as("not a failure").isZero();
+        assertThat(offload.roomWaiters()).as("its offload started: no wait remembered").isZero();
+    }
+
+    @Test
+    void aReleasedSequence_leavesNoWaitRemembered_andANewLifeOfTheIdWaitsAgain() {
+        assertThat(offload.awaitRoom(4)).isTrue();
 
         offload.released(4);
-        assertThat(offload.awaitRoom(4)).as("a new life of the id waits again").isTrue();
+
+        assertThat(offload.roomWaiters()).isZero();
+        assertThat(offload.awaitRoom(4)).isTrue();
     }
 }

@@ -78,8 +78,10 @@ public interface BlockOffload {
      * and runs on as if none were to move (short of room it preempts or ends as without an offload; not a failure:
      * its next completed step offers the blocks again). Asked when the room is found wanting and at every step
      * boundary while the sequence waits; the implementation bounds the wait (the cache and the scheduler have no
-     * clock): the gateway's {@code AttendOffload} waits at most its offload-timeout, and not at all right after an
-     * offload failed. Waits by default.
+     * clock): the gateway's {@code AttendOffload} waits while its offloads hold the room (each at most its
+     * offload-timeout), and not at all once several offloads in a row failed (the service looks down). The cache
+     * tells the offload of the sequence's release once it asked this, whether an offload of it started or not.
+     * Waits by default.
      */
     default boolean awaitRoom(long seqId) {
         return true;

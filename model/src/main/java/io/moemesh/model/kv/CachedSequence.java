@@ -39,7 +39,10 @@ final class CachedSequence {
      * and another AGAIN fails it.
      */
     boolean copyAll;
-    /** True once an offload was started (then the offload is told of the release). */
+    /**
+     * True once the offload heard of the sequence: an offload was started, or it was asked to wait for room (then
+     * the offload is told of the release, which ends what it holds for the sequence either way).
+     */
     boolean offloaded;
     /** An offload failed: the sequence stays local from then on (no retry against a service that is down). */
     boolean offloadFailed;

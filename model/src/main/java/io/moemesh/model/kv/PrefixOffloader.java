@@ -84,7 +84,11 @@ final class PrefixOffloader {
             }
             if (s.copyAll || offload.needsCopy(h)) {
                 if (copies.size() >= room) {
-                    s.awaitingRoom = hashes.isEmpty() && offload.awaitRoom(seqId);
+                    if (hashes.isEmpty()) {
+                        // The offload may keep state for the wait (the gateway's does): it hears of the release.
+                        s.offloaded = true;
+                        s.awaitingRoom = offload.awaitRoom(seqId);
+                    }
                     break;
                 }
                 copies.add(blocks.copy(b));
@@ -144,7 +148,10 @@ final class PrefixOffloader {
         remoteCount += n;
     }
 
-    /** The sequence left the cache: its remote blocks are no longer counted, and the offload unpins them. */
+    /**
+     * The sequence left the cache: its remote blocks are no longer counted, and the offload unpins them and forgets
+     * its wait for room (told of every sequence it heard of, an offload started or not).
+     */
     void released(long seqId, CachedSequence s) {
         if (s.offloaded) {
             remoteCount -= s.remote;

@@ -309,6 +309,25 @@ class PrefixOffloaderTest {
         offloader.released(SEQ, s);
     }
 
+    @ParameterizedTest(name = "waits {0}")
+    @ValueSource(booleans = {true, false})
+    void aSequenceThatWasAskedToWaitForRoom_andEndsBeforeAnyOffload_isReleasedToTheOffload(boolean waits) {
+        // The gateway's offload remembers when a sequence began to wait (also once it said no more): without the
+        // release it would keep that for ever, a sequence id never coming back.
+        offload.room = 0;
+        offload.waits = waits;
+        for (int i = 0; i < 3; i++) {
+            register(i, i);
+        }
+        offloader.stepCompleted(SEQ, s);
+        assertThat(offload.runs).as("no offload started").isEmpty();
+
+        offloader.released(SEQ, s);
+
+        assertThat(offload.released).containsExactly(SEQ);
+        assertThat(offloader.remoteBlocks()).isZero();
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"false", "exception", "cancelled"})
     void aFailedOffload_leavesTheSequenceLocal_andIsNeverRetried(String outcome) {
