@@ -33,10 +33,6 @@ final class OpenAiChunks {
      */
     private final boolean includeUsage;
 
-    OpenAiChunks(boolean chat, String id, String model, Tokenizer tokenizer) {
-        this(chat, id, model, tokenizer, false);
-    }
-
     OpenAiChunks(boolean chat, String id, String model, Tokenizer tokenizer, boolean includeUsage) {
         this.includeUsage = includeUsage;
         this.chat = chat;

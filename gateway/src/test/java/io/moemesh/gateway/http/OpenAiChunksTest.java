@@ -32,7 +32,7 @@ class OpenAiChunksTest {
 
     @SuppressWarnings("unchecked")
     private static List<Map<String, Float>> topLogprobs(int[] topIds) {
-        OpenAiChunks chunks = new OpenAiChunks(false, "cmpl-test", "m", TOKENIZER);
+        OpenAiChunks chunks = new OpenAiChunks(false, "cmpl-test", "m", TOKENIZER, false);
         float[] lps = new float[topIds.length];
         for (int i = 0; i < lps.length; i++) {
             lps[i] = -1 - i;
@@ -96,7 +96,7 @@ class OpenAiChunksTest {
                 step(e2, -3, a, e2, llama("<0xE3>")),
                 step(spaceA, -7, a, byteA),
                 new TokenLogprobs(a, -0.5f, new int[0], new float[0]));
-        Map<String, Object> lp = logprobs(new OpenAiChunks(false, "cmpl-test", "m", LLAMA), steps);
+        Map<String, Object> lp = logprobs(new OpenAiChunks(false, "cmpl-test", "m", LLAMA, false), steps);
         List<String> tokens = (List<String>) lp.get("tokens");
         List<Float> tokenLogprobs = (List<Float>) lp.get("token_logprobs");
         List<Map<String, Float>> top = (List<Map<String, Float>>) lp.get("top_logprobs");
@@ -127,7 +127,7 @@ class OpenAiChunksTest {
         String text = LLAMA.decode(all, true).substring(LLAMA.decode(prompt, true).length());
         assertThat(text).isEqualTo(" x is é and an apple");
         assertThat(LLAMA.tokens(generated)).as("é is split into bytes").contains("<0xC3>", "<0xA9>");
-        OpenAiChunks chunks = new OpenAiChunks(false, "cmpl-test", "m", LLAMA);
+        OpenAiChunks chunks = new OpenAiChunks(false, "cmpl-test", "m", LLAMA, false);
         List<String> tokens = new ArrayList<>();
         List<Integer> offsets = new ArrayList<>();
         // Two chunks, cut inside é.
@@ -160,7 +160,7 @@ class OpenAiChunksTest {
         int[] generated = LLAMA.encode("and an apple é!");
         int[] all = java.util.stream.IntStream.concat(Arrays.stream(prompt), Arrays.stream(generated)).toArray();
         String content = LLAMA.decode(all, true).substring(LLAMA.decode(prompt, true).length());
-        OpenAiChunks chunks = new OpenAiChunks(true, "chatcmpl-test", "m", LLAMA);
+        OpenAiChunks chunks = new OpenAiChunks(true, "chatcmpl-test", "m", LLAMA, false);
         Map<String, Object> lp = logprobs(chunks, Arrays.stream(generated).mapToObj(id -> step(id, -1, id)).toList());
         java.io.ByteArrayOutputStream joined = new java.io.ByteArrayOutputStream();
         for (Map<String, Object> entry : (List<Map<String, Object>>) lp.get("content")) {
@@ -207,7 +207,7 @@ class OpenAiChunksTest {
             int[] all = Arrays.stream(chunked).flatMapToInt(Arrays::stream).toArray();
             String text = t.decode(all, true);
             assertThat(text).isEqualTo(t == LLAMA ? "\uFFFD\uFFFDA\uFFFD\uFFFD\uFFFDB" : "\uFFFDAé\uFFFDB");
-            OpenAiChunks chunks = new OpenAiChunks(false, "cmpl-test", "m", t);
+            OpenAiChunks chunks = new OpenAiChunks(false, "cmpl-test", "m", t, false);
             List<String> tokens = new ArrayList<>();
             List<Integer> offsets = new ArrayList<>();
             for (int[] part : chunked) {
