@@ -22,6 +22,7 @@ import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.api.trace.StatusCode;
 import io.opentelemetry.api.trace.Tracer;
+import io.opentelemetry.context.Context;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -141,9 +142,7 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
             }
             unanswered++;
         }
-        Span span = tracer.spanBuilder("moemesh.expert.batch").setSpanKind(SpanKind.SERVER)
-                .setParent(traces.extract(req.getTraceContextMap())).setAttribute("moemesh.layer", req.getLayer())
-                .setAttribute("moemesh.tokens", req.getTokenExpertCountsCount()).startSpan();
+        Span span = startSpan(req);
         BatchRequest request;
         TensorArena.Region region = message.region();
         try {
@@ -160,6 +159,22 @@ final class BatchStream implements StreamObserver<TensorMessage<ExpertBatchReque
                 TensorArrayPool.shared().give(request.out());
             }
         });
+    }
+
+    /**
+     * The batch's span, a child of the caller's from the message's trace_context; a no-op span when that carries no
+     * valid parent (empty, or no well-formed traceparent). expert.proto promises that an empty trace_context means
+     * untraced, and a root span started here would be sampled at the configured ratio (application.yaml's
+     * management.tracing.sampling.probability), each a trace of one span.
+     */
+    private Span startSpan(ExpertBatchRequest req) {
+        Context parent = traces.extract(req.getTraceContextMap());
+        if (!Span.fromContext(parent).getSpanContext().isValid()) {
+            return Span.getInvalid();
+        }
+        return tracer.spanBuilder("moemesh.expert.batch").setSpanKind(SpanKind.SERVER).setParent(parent)
+                .setAttribute("moemesh.layer", req.getLayer())
+                .setAttribute("moemesh.tokens", req.getTokenExpertCountsCount()).startSpan();
     }
 
     /**

@@ -23,6 +23,16 @@ import io.moemesh.service.grpc.OpenStreams;
 import io.moemesh.service.grpc.TensorArrayPool;
 import io.moemesh.service.grpc.TensorMessage;
 import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.context.propagation.ContextPropagators;
+import io.opentelemetry.sdk.OpenTelemetrySdk;
+import io.opentelemetry.sdk.trace.ReadWriteSpan;
+import io.opentelemetry.sdk.trace.ReadableSpan;
+import io.opentelemetry.sdk.trace.SdkTracerProvider;
+import io.opentelemetry.sdk.trace.SpanProcessor;
+import io.opentelemetry.sdk.trace.data.SpanData;
+import io.opentelemetry.sdk.trace.samplers.Sampler;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -33,7 +43,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** One ExpertBatch stream driven directly, without a server: what it does with a message after it ended. */
+/**
+ * One ExpertBatch stream driven directly, without a server: what it does with a message after it ended, and the
+ * spans it records.
+ */
 class BatchStreamTest {
     private static ExpertModel model;
 
@@ -59,8 +72,11 @@ class BatchStreamTest {
         }
     }
 
-    @Test
-    void messageDeliveredAfterTheStopEndedTheStream_isDropped_notComputed_andItsArrayGoesBackToThePool() {
+    /** A stream over the test model, every compute held until the test ends; its load and open streams. */
+    private record Opened(BatchStream stream, LoadTracker load, OpenStreams<BatchStream> streams) {
+    }
+
+    private Opened open(RecordingObserver out, OpenTelemetry otel) {
         HeldBackend held = new HeldBackend(new CountDownLatch(1), release);
         ResidentSet resident = new ResidentSet(Long.MAX_VALUE, held::load, model.config().numLayers());
         Assignment all = Assignment.of(0, IntStream.range(0, 4 * 8).mapToObj(i -> new ExpertKey(i / 8, i % 8))
@@ -72,12 +88,21 @@ class BatchStreamTest {
         processor = new BatchProcessor(model, held, resident, assignments, load, System::nanoTime, 1, 8);
         ExpertMetrics metrics = new ExpertMetrics(new SimpleMeterRegistry(), model.config().numLayers(), resident,
                 assignments, load);
-        RecordingObserver out = new RecordingObserver();
         OpenStreams<BatchStream> streams = new OpenStreams<>();
         Status shutdown = Status.UNAVAILABLE.withDescription("expert-service expert-0 shutting down");
+        BatchStream stream = new BatchStream(out, processor, metrics, load, assignments::servingEpoch,
+                model.hiddenSize(), 4, otel, null, streams, shutdown);
+        return new Opened(stream, load, streams);
+    }
+
+    @Test
+    void messageDeliveredAfterTheStopEndedTheStream_isDropped_notComputed_andItsArrayGoesBackToThePool() {
+        RecordingObserver out = new RecordingObserver();
+        Opened opened = open(out, OpenTelemetry.noop());
+        BatchStream stream = opened.stream();
+        LoadTracker load = opened.load();
+        OpenStreams<BatchStream> streams = opened.streams();
         int hidden = model.hiddenSize();
-        BatchStream stream = new BatchStream(out, processor, metrics, load, assignments::servingEpoch, hidden, 4,
-                OpenTelemetry.noop(), null, streams, shutdown);
         assertThat(streams.register(stream)).isTrue();
         stream.start();
         assertThat(out.requested).isEqualTo(4);
@@ -102,6 +127,59 @@ class BatchStreamTest {
         assertThatThrownBy(() -> TensorArrayPool.shared().give(activations)).as("the array is idle in the pool")
                 .isInstanceOf(IllegalStateException.class);
         assertThat(streams.size()).isZero();
+    }
+
+    @Test
+    void batchWithAnEmptyTraceContext_recordsNoSpan_andOneWithATraceparent_recordsAChildOfIt() {
+        List<SpanData> ended = new CopyOnWriteArrayList<>();
+        // Every root span sampled: an untraced batch that started one would be recorded here.
+        SdkTracerProvider tracing = SdkTracerProvider.builder().setSampler(Sampler.parentBased(Sampler.alwaysOn()))
+                .addSpanProcessor(new SpanProcessor() {
+                    @Override
+                    public void onStart(Context parentContext, ReadWriteSpan span) {
+                    }
+
+                    @Override
+                    public boolean isStartRequired() {
+                        return false;
+                    }
+
+                    @Override
+                    public void onEnd(ReadableSpan span) {
+                        ended.add(span.toSpanData());
+                    }
+
+                    @Override
+                    public boolean isEndRequired() {
+                        return true;
+                    }
+                }).build();
+        try (OpenTelemetrySdk otel = OpenTelemetrySdk.builder().setTracerProvider(tracing)
+                .setPropagators(ContextPropagators.create(W3CTraceContextPropagator.getInstance())).build()) {
+            RecordingObserver out = new RecordingObserver();
+            BatchStream stream = open(out, otel).stream();
+            int hidden = model.hiddenSize();
+            // An output dtype the service refuses: answered at once, without a compute.
+            ExpertBatchRequest untraced = Requests.single(0, 1, 0, hidden).clearActivations()
+                    .setOutputDtype(DType.DTYPE_I32).build();
+            stream.onNext(new TensorMessage<>(untraced, true, DType.DTYPE_F32, new long[] {1, hidden}, 4L * hidden,
+                    new float[hidden], null));
+            assertThat(out.replies).hasSize(1);
+            assertThat(ended).as("spans of an untraced batch").isEmpty();
+
+            String traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+            String parentSpanId = "00f067aa0ba902b7";
+            ExpertBatchRequest traced = untraced.toBuilder()
+                    .putTraceContext("traceparent", "00-" + traceId + "-" + parentSpanId + "-01").build();
+            stream.onNext(new TensorMessage<>(traced, true, DType.DTYPE_F32, new long[] {1, hidden}, 4L * hidden,
+                    new float[hidden], null));
+            assertThat(out.replies).hasSize(2);
+            assertThat(ended).singleElement().satisfies(span -> {
+                assertThat(span.getName()).isEqualTo("moemesh.expert.batch");
+                assertThat(span.getTraceId()).isEqualTo(traceId);
+                assertThat(span.getParentSpanId()).isEqualTo(parentSpanId);
+            });
+        }
     }
 
     /** The server side of the call: what the stream sent, and the credit it asked for. */

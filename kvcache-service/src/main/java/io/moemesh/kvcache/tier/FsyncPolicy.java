@@ -19,8 +19,8 @@ public enum FsyncPolicy {
      */
     INTERVAL,
     /**
-     * Never force (the OS writes back when it likes) until {@link SsdTier#sync()}; compaction's copies are still
-     * forced before it deletes the originals.
+     * Never force (the OS writes back when it likes) until {@link SsdTier#sync()} or {@link SsdTier#close()};
+     * compaction's copies are still forced before it deletes the originals.
      */
     NEVER
 }

@@ -19,7 +19,7 @@ import org.slf4j.LoggerFactory;
 /**
  * When an {@link SsdTier} forces its segments under its {@link FsyncPolicy}: after every record (ALWAYS), after
  * {@code fsyncIntervalBytes} or {@code fsyncInterval}, whichever comes first (INTERVAL, with a timer forcing what a
- * quiet interval left), or never (NEVER: the OS decides, until {@link SsdTier#sync()}).
+ * quiet interval left), or never (NEVER: the OS decides, until {@link SsdTier#sync()} or {@link SsdTier#close()}).
  *
  * <p>It tracks every segment appended to since that segment was last forced, not only the active one: under NEVER
  * the segments sealed since the last sync, and under every policy a segment abandoned after a failed append (its
@@ -33,17 +33,25 @@ import org.slf4j.LoggerFactory;
 final class FsyncSchedule {
     private static final Logger log = LoggerFactory.getLogger(FsyncSchedule.class);
 
+    /** How a segment is forced: {@link Segment#force()}; tests make it fail (a disk that reports an I/O error). */
+    @FunctionalInterface
+    interface SegmentForce {
+        void force(Segment segment) throws IOException;
+    }
+
     private final SsdConfig config;
     private final ReentrantLock appendLock;
+    private final SegmentForce forcer;
     /** Segments with records appended since their last force, and those records' bytes; oldest first. */
     private final Map<Segment, Long> unforced = new LinkedHashMap<>();
     /** Segments whose tombstone file has entries appended since its last force (thread-safe: see afterTombstone). */
     private final Set<Segment> tombstoned = ConcurrentHashMap.newKeySet();
     private long lastSyncNanos = System.nanoTime();
 
-    FsyncSchedule(SsdConfig config, ReentrantLock appendLock) {
+    FsyncSchedule(SsdConfig config, ReentrantLock appendLock, SegmentForce forcer) {
         this.config = config;
         this.appendLock = appendLock;
+        this.forcer = forcer;
     }
 
     /**
@@ -88,8 +96,17 @@ final class FsyncSchedule {
      * segment's first force comes on the same schedule.
      */
     void force(Segment seg) throws IOException {
-        seg.force();
+        forcer.force(seg);
         unforced.remove(seg);
+    }
+
+    /**
+     * {@code seg} was cut back by a record of {@code stride} bytes that a failed put had appended: not counted any
+     * more, and the segment stays listed (with its other unforced bytes, if any) so the next force makes the cut
+     * durable too.
+     */
+    void tookBack(Segment seg, int stride) {
+        unforced.compute(seg, (s, bytes) -> bytes == null ? 0L : Math.max(0L, bytes - stride));
     }
 
     /**
@@ -114,7 +131,7 @@ final class FsyncSchedule {
         for (Iterator<Segment> it = unforced.keySet().iterator(); it.hasNext(); ) {
             Segment s = it.next();
             try {
-                s.force();
+                forcer.force(s);
                 it.remove();
             } catch (IOException e) {
                 if (failed == null) {

@@ -221,9 +221,9 @@ final class Segment {
     }
 
     /**
-     * Cuts the file back to {@code bytes}: a torn tail at open, before any append, or the copies a failed compaction
-     * appended to its output after the last record it committed (never indexed, never located, so no reader's
-     * extent is cut). A channel an interrupt closed is reopened first.
+     * Cuts the file back to {@code bytes}: a torn tail at open, before any append, the copies a failed compaction
+     * appended to its output after the last record it committed, or the record of a put that failed after writing it
+     * (never indexed, never located, so no reader's extent is cut). A channel an interrupt closed is reopened first.
      */
     void truncateTo(long bytes) throws IOException {
         FileChannel ch = channel;

@@ -34,7 +34,9 @@ import org.slf4j.LoggerFactory;
  * keeps its records indexed, and the run throws.
  *
  * <p>Crash-safe at every step: until the retired mark both copies exist and hold the same bytes, and the index
- * rebuild keeps the later segment's; once the mark is forced the rebuild deletes the victim. Concurrent gets keep
+ * rebuild keeps the later segment's; once the mark is forced the rebuild deletes the victim. A block removed, evicted
+ * or promoted while its copy waits for the swap-in has that copy tombstoned too ({@link SsdIndex#copied}), so a crash
+ * before the swap-in does not bring it back from the copy. Concurrent gets keep
  * working (a get that loses the race re-reads from the new location); puts go on into the active segment, which is
  * never compacted.
  *
@@ -156,7 +158,14 @@ final class SsdCompactor {
                     continue;
                 }
                 Segment out = outs.outFor(from.header.encoding(), rec.capacity());
-                copies.add(new Moved(live.getKey(), live.getValue(), out, out.append(rec)));
+                Moved m = new Moved(live.getKey(), live.getValue(), out, out.append(rec));
+                copies.add(m);
+                // Noted, so a drop of the block before the swap-in tombstones this copy too: a restart would serve
+                // it otherwise (a later segment's copy wins), bringing back a block let go of.
+                Tombstones.Dead lateCopy = tier.index().copied(m.key(), m.from(), m.to(), m.offset());
+                if (lateCopy != null) {
+                    tier.tombstones().write(List.of(lateCopy)); // let go of between the listing and the copy
+                }
             }
         }
         return Outcome.WHOLE;
@@ -230,6 +239,7 @@ final class SsdCompactor {
          */
         void rollBack(List<Moved> uncommitted) {
             boolean interrupted = Thread.interrupted(); // the clean-up must not be interrupted in turn
+            tier.index().forgetCopies(uncommitted); // cut off below, or tombstoned when the cut fails
             try {
                 for (Iterator<Map.Entry<Segment, Long>> it = committed.entrySet().iterator(); it.hasNext(); ) {
                     Map.Entry<Segment, Long> e = it.next();

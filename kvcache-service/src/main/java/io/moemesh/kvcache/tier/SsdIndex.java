@@ -34,6 +34,13 @@ final class SsdIndex {
      * the index only by a put, which takes the key's entry out of here. So it holds at most the tier above's blocks.
      */
     private final Map<BlockKey, Tombstones.Dead> promoted = new HashMap<>();
+    /**
+     * The copies a compaction run appended to its output and has not swapped in yet, by the entry copied
+     * ({@link #copied}). A restart would index such a copy (a later segment's copy wins), so a drop of the entry
+     * hands back the copy's tombstone with the original's: a block let go of during the copy stays gone after a
+     * crash, as of the last forced tombstones. Emptied by {@link #swapIn} and {@link #forgetCopies}.
+     */
+    private final Map<IndexEntry, Tombstones.Dead> copying = new HashMap<>();
     private final TreeMap<Long, Segment> segments = new TreeMap<>();
     private final EvictionPolicy policy;
     private final LongSupplier clock;
@@ -51,7 +58,8 @@ final class SsdIndex {
 
     /**
      * Takes the scan's segments and live records, in log order (the policy's ties then go oldest record first), and
-     * evicts down to the capacity: a smaller one than last time, or tombstones a crash lost (no block is pinned yet).
+     * evicts down to the capacity: a smaller one than last time, or tombstones a crash lost (no block is pinned yet,
+     * nothing is being copied).
      *
      * @return the tombstones of the blocks evicted
      */
@@ -66,7 +74,7 @@ final class SsdIndex {
         });
         List<Tombstones.Dead> surplus = new ArrayList<>();
         while (usedBytes > capacityBytes) {
-            surplus.add(evictOne());
+            evictOne(surplus);
         }
         return surplus;
     }
@@ -85,35 +93,45 @@ final class SsdIndex {
     }
 
     /**
-     * Room for a new record of {@code stride} bytes, evicting into {@code evicted}: STORED when there is room now,
-     * ALREADY_PRESENT (the block touched), or NO_SPACE when pinned blocks leave none.
+     * Whether a new record of {@code stride} bytes could be stored, evicting nothing yet (a put checks before it
+     * writes, and evicts only once its record is written: {@link #admit}): STORED, ALREADY_PRESENT (the block
+     * touched), or NO_SPACE when pinned blocks leave no room.
      */
-    synchronized PutResult makeRoom(BlockKey key, int stride, AccessHint hint, List<Tombstones.Dead> evicted) {
+    synchronized PutResult roomFor(BlockKey key, int stride, AccessHint hint) {
         if (touch(key, hint) != null) {
             return PutResult.ALREADY_PRESENT;
+        }
+        return pinnedBytes + stride > capacityBytes ? PutResult.NO_SPACE : PutResult.STORED;
+    }
+
+    /**
+     * Enters a record appended (and forced as the policy says), evicting for its room first, in one step: STORED, or
+     * NO_SPACE (nothing evicted, nothing entered) when blocks pinned since {@link #roomFor} leave no room.
+     *
+     * @param dead receives the tombstones of the blocks evicted and, last, of the record of the block kept since its
+     *             promotion ({@link #promoteOut}), which this one supersedes (tombstoned after this record is
+     *             entered, so a later eviction of this one cannot bring it back)
+     */
+    synchronized PutResult admit(BlockKey key, IndexEntry e, List<Tombstones.Dead> dead) {
+        int stride = e.segment.recordBytes;
+        if (index.containsKey(key)) {
+            return PutResult.ALREADY_PRESENT; // puts are serialised: only a put of the key could have entered it
         }
         if (pinnedBytes + stride > capacityBytes) {
             return PutResult.NO_SPACE;
         }
         while (usedBytes + stride > capacityBytes) {
-            evicted.add(evictOne());
+            evictOne(dead);
+        }
+        index.put(key, e);
+        usedBytes += stride;
+        e.segment.liveBytes += stride;
+        policy.onInsert(e.history);
+        Tombstones.Dead superseded = promoted.remove(key);
+        if (superseded != null) {
+            dead.add(superseded);
         }
         return PutResult.STORED;
-    }
-
-    /**
-     * Enters a record appended (and forced as the policy says).
-     *
-     * @return the record of the block kept since its promotion ({@link #promoteOut}), which this one supersedes: its
-     *         tombstone the caller's (after this record, so a later eviction of this one cannot bring it back); null
-     *         when none
-     */
-    synchronized Tombstones.Dead insert(BlockKey key, IndexEntry e) {
-        index.put(key, e);
-        usedBytes += e.segment.recordBytes;
-        e.segment.liveBytes += e.segment.recordBytes;
-        policy.onInsert(e.history);
-        return promoted.remove(key);
     }
 
     /** Touches the entry if the key still names it (a get that read it). */
@@ -136,28 +154,39 @@ final class SsdIndex {
         return e;
     }
 
-    /** Drops the entry if the key still names it. @return its tombstone, null when it was not current */
-    synchronized Tombstones.Dead dropIfCurrent(BlockKey key, IndexEntry e) {
-        return index.get(key) == e ? drop(key, e) : null;
+    /**
+     * Drops the entry if the key still names it.
+     *
+     * @return its tombstones (its record's, and an unswapped compaction copy's: {@link #copying}); empty when it was
+     *         not current
+     */
+    synchronized List<Tombstones.Dead> dropIfCurrent(BlockKey key, IndexEntry e) {
+        List<Tombstones.Dead> dead = new ArrayList<>(1);
+        if (index.get(key) == e) {
+            dead.add(drop(key, e, dead));
+        }
+        return dead;
     }
 
-    /** @return the removed record's tombstone, null when the block is not stored */
-    synchronized Tombstones.Dead remove(BlockKey key) {
+    /** @return the removed block's tombstones (as {@link #dropIfCurrent}); empty when the block is not stored */
+    synchronized List<Tombstones.Dead> remove(BlockKey key) {
         IndexEntry e = index.get(key);
-        return e == null ? null : drop(key, e);
+        return e == null ? List.of() : dropIfCurrent(key, e);
     }
 
     /**
      * Takes the block out of the index and its capacity for a promotion, keeping its record's place (no tombstone).
+     * An unswapped compaction copy of it is let go of ({@code copies}): the record kept is the one a restart serves.
      *
      * @return whether it was stored
      */
-    synchronized boolean promoteOut(BlockKey key) {
+    synchronized boolean promoteOut(BlockKey key, List<Tombstones.Dead> copies) {
         IndexEntry e = index.get(key);
         if (e == null) {
             return false;
         }
-        promoted.put(key, drop(key, e)); // an indexed key has no kept record (see the field), so none is overwritten
+        // An indexed key has no kept record (see the field), so none is overwritten.
+        promoted.put(key, drop(key, e, copies));
         return true;
     }
 
@@ -171,16 +200,24 @@ final class SsdIndex {
         return promoted.size();
     }
 
-    private Tombstones.Dead evictOne() {
+    /** Evicts the policy's victim; its tombstones go to {@code dead}. */
+    private void evictOne(List<Tombstones.Dead> dead) {
         BlockKey victim = policy.victim(k -> !index.get(k).pinned).orElseThrow(() -> new IllegalStateException(
                 "eviction policy found no unpinned block while " + (usedBytes - pinnedBytes)
                         + " unpinned bytes are resident"));
         counters.evictions.increment();
-        return drop(victim, index.get(victim));
+        dead.add(drop(victim, index.get(victim), dead));
     }
 
-    /** The record becomes dead space. */
-    private Tombstones.Dead drop(BlockKey key, IndexEntry e) {
+    /**
+     * The record becomes dead space. @return its tombstone; that of an unswapped compaction copy of it goes to
+     * {@code copies}
+     */
+    private Tombstones.Dead drop(BlockKey key, IndexEntry e, List<Tombstones.Dead> copies) {
+        Tombstones.Dead copy = copying.remove(e);
+        if (copy != null) {
+            copies.add(copy);
+        }
         index.remove(key);
         int stride = e.segment.recordBytes;
         usedBytes -= stride;
@@ -277,15 +314,37 @@ final class SsdIndex {
     }
 
     /**
+     * Notes a record compaction appended to its output, not swapped in yet ({@link #copying}).
+     *
+     * @return the copy's tombstone, for the caller to write, when the entry copied was let go of before this (its
+     *         drop could not name the copy); null when noted
+     */
+    synchronized Tombstones.Dead copied(BlockKey key, IndexEntry from, Segment to, long offset) {
+        Tombstones.Dead copy = new Tombstones.Dead(to, offset, key);
+        if (index.get(key) != from) {
+            return copy;
+        }
+        copying.put(from, copy);
+        return null;
+    }
+
+    /** Forgets the copies a failed compaction cuts off its outputs (or tombstones itself). */
+    synchronized void forgetCopies(List<SsdCompactor.Moved> cut) {
+        cut.forEach(m -> copying.remove(m.from()));
+    }
+
+    /**
      * Moves each entry that still points at its old record to its copy, and unlists {@code retired} (null: none);
      * one step.
      *
-     * @return the copies whose record the index let go of meanwhile: dead space, their tombstones the caller's
+     * @return the copies whose record the index let go of meanwhile and whose tombstone was not handed out yet (a
+     *         drop after {@link #copied} hands it out itself): dead space, their tombstones the caller's
      */
     synchronized List<SsdCompactor.Moved> swapIn(List<SsdCompactor.Moved> moved, Segment retired) {
         List<SsdCompactor.Moved> stale = new ArrayList<>();
         for (SsdCompactor.Moved m : moved) {
             int stride = m.to().recordBytes;
+            boolean noted = copying.remove(m.from()) != null;
             if (index.get(m.key()) == m.from()) {
                 index.put(m.key(), m.from().movedTo(m.to(), m.offset()));
                 m.to().liveBytes += stride;
@@ -293,7 +352,9 @@ final class SsdIndex {
                 m.from().segment.deadBytes += stride;
             } else {
                 m.to().deadBytes += stride;
-                stale.add(m);
+                if (noted) {
+                    stale.add(m);
+                }
             }
         }
         if (retired != null) {

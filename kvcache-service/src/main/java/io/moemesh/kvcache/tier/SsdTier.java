@@ -16,7 +16,6 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
 import java.util.function.LongSupplier;
@@ -33,15 +32,16 @@ import org.slf4j.LoggerFactory;
  * <p>Guarantees:
  * <ul>
  *   <li>A put appends its whole record with system calls, forces it as {@link FsyncPolicy} says, and only then
- *       enters the index: a reader never sees a record that is not completely in the file.</li>
+ *       evicts for its room and enters the index: a reader never sees a record that is not completely in the file,
+ *       and a put that fails evicts nothing and leaves no record a restart would serve.</li>
  *   <li>Every read verifies the record's CRC32C (and magic, key and length); a mismatch drops the record from the
  *       index, counts a checksum failure and returns empty.</li>
  *   <li>At open, {@link SegmentScan} drops what a crash or a bad disk left (torn tails, bad records, damaged
  *       headers) and refuses another model's segments ({@link SegmentMismatchException}).</li>
- *   <li>A record a {@link #locate} names is never cut off its file (only compaction truncates, and only copies it
- *       never committed), and a segment that a lease names is not unlinked by {@link #compact()} before the lease
- *       ends, and soon after it is ({@link #releaseExpiredLeases()}): a same-host reader of the extent finds the
- *       record's bytes.</li>
+ *   <li>A record a {@link #locate} names is never cut off its file (only compaction truncates, only copies it never
+ *       committed, and a failed put, only its own record), and a segment that a lease names is not unlinked by
+ *       {@link #compact()} before the lease ends, and soon after it is ({@link #releaseExpiredLeases()}): a same-host
+ *       reader of the extent finds the record's bytes.</li>
  *   <li>{@link #remove}, eviction and a drop write a tombstone of the record, forced on the fsync policy's schedule
  *       ({@link Tombstones}): a restart serves the blocks the tier held at its close, not every record still in the
  *       files. A promotion ({@link #promoteOut}) writes none until the block leaves the store or is written anew,
@@ -73,10 +73,10 @@ public final class SsdTier implements KvTier {
     private final ReentrantLock compactionLock = new ReentrantLock();
     /** {@link #locate}'s leases, and the compacted segments kept for them. */
     private final SegmentLeases leases;
-    private final AtomicLong nextSegmentId;
     private final ScheduledExecutorService syncTimer;
     private final OpenReport openReport;
-    private volatile Segment active;
+    /** Where puts append, and new segments' ids. */
+    private final ActiveSegment active;
     /** When segments are forced, and which have unforced records. */
     private final FsyncSchedule fsync;
     /** Writes the tombstones of the records the index lets go of. */
@@ -86,7 +86,8 @@ public final class SsdTier implements KvTier {
     private volatile boolean closed;
 
     private SsdTier(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, EvictionPolicy policy,
-                    LongSupplier clock, SegmentScan.Result scan, DirectoryLock dirLock) {
+                    LongSupplier clock, SegmentScan.Result scan, DirectoryLock dirLock,
+                    FsyncSchedule.SegmentForce forcer) {
         this.dirLock = dirLock;
         this.config = config;
         this.layout = layout;
@@ -94,9 +95,9 @@ public final class SsdTier implements KvTier {
         this.clock = clock;
         this.index = new SsdIndex(policy, clock, counters, config.capacityBytes());
         this.leases = new SegmentLeases(clock, config.directory(), compactionLock);
-        this.fsync = new FsyncSchedule(config, appendLock);
+        this.fsync = new FsyncSchedule(config, appendLock, forcer);
         this.tombstones = new Tombstones(fsync);
-        this.nextSegmentId = new AtomicLong(scan.nextSegmentId());
+        this.active = new ActiveSegment(config, layout, fingerprint, index, fsync, tombstones, scan.nextSegmentId());
         this.openReport = scan.report();
         counters.checksumFailures.add(scan.report().checksumFailures());
         // Tombstoned on the fsync schedule, so no later restart brings back a key's earlier copy (once its later one
@@ -118,6 +119,12 @@ public final class SsdTier implements KvTier {
      */
     public static SsdTier open(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint,
                                EvictionPolicy policy, LongSupplier clock) {
+        return open(config, layout, fingerprint, policy, clock, Segment::force);
+    }
+
+    /** {@link #open(SsdConfig, KvLayout, ModelFingerprint, EvictionPolicy, LongSupplier)} forcing with {@code forcer}. */
+    static SsdTier open(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, EvictionPolicy policy,
+                        LongSupplier clock, FsyncSchedule.SegmentForce forcer) {
         Objects.requireNonNull(layout, "layout");
         Objects.requireNonNull(fingerprint, "fingerprint");
         if (config.capacityBytes() < config.encoding().recordBytes(layout)) {
@@ -130,7 +137,7 @@ public final class SsdTier implements KvTier {
         DirectoryLock lock = DirectoryLock.acquire(config.directory());
         try {
             SegmentScan.Result scan = SegmentScan.scan(config.directory(), layout, fingerprint);
-            return new SsdTier(config, layout, fingerprint, policy, clock, scan, lock);
+            return new SsdTier(config, layout, fingerprint, policy, clock, scan, lock, forcer);
         } catch (RuntimeException | Error e) {
             lock.close();
             throw e;
@@ -192,60 +199,44 @@ public final class SsdTier implements KvTier {
         appendLock.lock();
         try {
             checkOpen();
-            List<Tombstones.Dead> evicted = new ArrayList<>();
-            PutResult room = index.makeRoom(key, stride, hint, evicted);
+            // Nothing is evicted before the record is written and forced: a put that fails (a segment that cannot
+            // be created, a failed write or force) leaves every other block in place (KvTier: it changed nothing).
+            PutResult room = index.roomFor(key, stride, hint);
             if (room != PutResult.STORED) {
                 return room;
             }
-            tombstones.write(evicted); // forced with this put's record under ALWAYS
-            Segment seg = activeFor(stride);
-            long at;
+            Segment seg = active.forRecord(stride);
+            long at = -1;
             try {
-                at = seg.append(rec);
+                at = seg.append(rec); // a failed append cuts its partial record off itself
                 fsync.afterAppend(seg, stride);
             } catch (IOException ex) {
-                // Its tail is suspect: go on in a fresh segment. Its acknowledged records stay in fsync's
-                // unforced set (the timer, sync() and close() force it).
-                active = null;
+                if (at >= 0) {
+                    // Written, its force failed: no restart may serve it. Taken back while still active, so
+                    // compaction (which skips the active segment) cannot be retiring the segment meanwhile.
+                    active.takeBack(seg, at, key);
+                }
+                active.abandon();
                 throw new UncheckedIOException("appending block " + key + " to " + seg.path + " failed", ex);
             }
-            Tombstones.Dead superseded = index.insert(key, new IndexEntry(seg, at, crc,
-                    BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false));
-            counters.bytesWritten.add(stride);
-            if (superseded != null) {
-                // The record kept since the block's promotion (a demotion writes the block anew): tombstoned after
-                // the new one is appended, so a kill -9 keeps one of the two (both are in the page cache), and before
-                // the new one can be evicted, so that eviction cannot bring the old one back. Forced on the fsync
-                // schedule, tombstone files first: a power loss within the interval can lose both, as it loses the
-                // interval's other records.
-                tombstones.write(List.of(superseded));
+            List<Tombstones.Dead> dead = new ArrayList<>();
+            PutResult admitted = index.admit(key, new IndexEntry(seg, at, crc,
+                    BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false), dead);
+            if (admitted != PutResult.STORED) {
+                active.takeBack(seg, at, key); // blocks pinned since roomFor leave no room now
+                return admitted;
             }
+            counters.bytesWritten.add(stride);
+            // The evicted, then the record kept since the block's promotion (a demotion writes the block anew):
+            // tombstoned after the new one is appended, so a kill -9 keeps one of the two (both are in the page
+            // cache), and before the new one can be evicted, so that eviction cannot bring the old one back. Forced on
+            // the fsync schedule (the next force: under ALWAYS the next put's), tombstone files first: a power loss
+            // before it can bring an evicted block back (the open evicts the surplus again) or lose both copies of
+            // a demoted one, as it loses the interval's other records.
+            tombstones.write(dead);
             return PutResult.STORED;
         } finally {
             appendLock.unlock();
-        }
-    }
-
-    /** The segment to append a record of {@code stride} bytes to: the active one, or a new one past the size. */
-    private Segment activeFor(int stride) {
-        Segment seg = active;
-        if (seg != null && seg.header.encoding() == config.encoding()
-                && (seg.size() + stride <= config.segmentBytes() || seg.recordArea() == 0)) {
-            return seg;
-        }
-        try {
-            if (seg != null && config.fsync() != FsyncPolicy.NEVER) {
-                // Sealing forces what INTERVAL has not yet (NEVER: sync() does).
-                fsync.force(seg);
-            }
-            Segment next = createSegment(config.encoding());
-            // Active before it is listed: compaction, which skips the active segment, must never see it as a
-            // sealed empty segment and delete it under this put.
-            active = next;
-            index.list(next);
-            return next;
-        } catch (IOException e) {
-            throw new UncheckedIOException("starting a segment in " + config.directory() + " failed", e);
         }
     }
 
@@ -342,10 +333,7 @@ public final class SsdTier implements KvTier {
 
     /** Drops a record that failed (if still indexed there) and counts a checksum failure, as a bad read does. */
     private void dropFailed(BlockKey key, IndexEntry e) {
-        Tombstones.Dead dead = index.dropIfCurrent(key, e);
-        if (dead != null) {
-            tombstones.write(List.of(dead));
-        }
+        tombstones.write(index.dropIfCurrent(key, e));
         counters.checksumFailures.increment();
     }
 
@@ -362,12 +350,12 @@ public final class SsdTier implements KvTier {
     /** Drops the block (pinned or not), or lets go of the record kept since its promotion ({@link #letGo}). */
     @Override
     public boolean remove(BlockKey key) {
-        Tombstones.Dead dead = index.remove(key);
-        if (dead == null) {
+        List<Tombstones.Dead> dead = index.remove(key);
+        if (dead.isEmpty()) {
             letGo(key);
             return false;
         }
-        tombstones.write(List.of(dead));
+        tombstones.write(dead);
         return true;
     }
 
@@ -379,7 +367,10 @@ public final class SsdTier implements KvTier {
      */
     @Override
     public boolean promoteOut(BlockKey key) {
-        return index.promoteOut(key);
+        List<Tombstones.Dead> copies = new ArrayList<>(0);
+        boolean stored = index.promoteOut(key, copies);
+        tombstones.write(copies);
+        return stored;
     }
 
     /** Tombstones the record kept since the block's {@link #promoteOut}, if any. */
@@ -436,7 +427,7 @@ public final class SsdTier implements KvTier {
 
     /** {@link SsdIndex#compactionCandidates}, the active segment excluded. */
     List<SsdCompactor.Victim> compactionCandidates() {
-        return index.compactionCandidates(() -> active, config.compactionLiveFraction());
+        return index.compactionCandidates(active::current, config.compactionLiveFraction());
     }
 
     SsdIndex index() {
@@ -444,14 +435,9 @@ public final class SsdTier implements KvTier {
     }
 
     Segment newSegment(PayloadEncoding encoding) throws IOException {
-        Segment s = createSegment(encoding);
+        Segment s = active.create(encoding);
         index.list(s);
         return s;
-    }
-
-    private Segment createSegment(PayloadEncoding encoding) throws IOException {
-        return Segment.create(config.directory(),
-                SegmentHeader.of(layout, encoding, fingerprint, nextSegmentId.getAndIncrement()));
     }
 
     /** Unlists and deletes an output of a failed compaction that holds no record the index names. */
@@ -558,9 +544,7 @@ public final class SsdTier implements KvTier {
         try {
             closed = true;
             leases.stopSweeps();
-            if (config.fsync() != FsyncPolicy.NEVER) {
-                fsync.forceAll();
-            }
+            fsync.forceAll(); // under NEVER too: what close() promises (a restart after a power loss finds it all)
         } catch (IOException e) {
             log.warn("forcing segments in {} at close failed: {}", config.directory(), e.toString());
         } finally {

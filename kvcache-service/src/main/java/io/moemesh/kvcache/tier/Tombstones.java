@@ -10,8 +10,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Writes the tombstones ({@link DeadLog}) of the records an {@link SsdTier} lets go of (evicted, removed, dropped for
- * a failed check or an unreadable read, copies compaction no longer needs, superseded: the earlier copy of a key
- * found twice at open, a promoted block's kept record): outside the tier's index monitor, as
+ * a failed check or an unreadable read, copies compaction no longer needs, or made of a block let go of before their
+ * swap-in, a failed put's record it could not cut off, superseded: the earlier copy of a key found twice at open, a
+ * promoted block's kept record): outside the tier's index monitor, as
  * they are I/O, and without its append lock (a remove must not wait behind a put's or the timer's force); each
  * {@link DeadLog} serialises its own appends. A tombstone for a segment compaction already retired is skipped (its
  * file is going; the retired mark covers all its records).

@@ -36,7 +36,11 @@ class SsdCompactionTest {
     Path dir;
 
     private SsdConfig config() {
-        return SsdConfig.defaults(dir, 1 << 20).withSegmentBytes(HEADER + 4L * RECORD_BYTES)
+        return config(dir);
+    }
+
+    private static SsdConfig config(Path d) {
+        return SsdConfig.defaults(d, 1 << 20).withSegmentBytes(HEADER + 4L * RECORD_BYTES)
                 .withFsync(FsyncPolicy.NEVER);
     }
 
@@ -268,6 +272,45 @@ class SsdCompactionTest {
         try (SsdTier t = SsdTierTest.open(config())) {
             assertThat(t.blockCount()).isEqualTo(10); // the compacted copies are what a restart finds
             assertThat(t.openReport().duplicateRecords()).isZero();
+        }
+    }
+
+    @Test
+    void aBlockRemovedWhileCompactionCopiesIt_staysGoneAfterAKill9BeforeTheSwapIn() throws IOException {
+        Path afterKill = Files.createDirectories(dir.resolveSibling(dir.getFileName() + "-killed"));
+        try (SsdTier t = twoVictims()) {
+            AtomicInteger checks = new AtomicInteger();
+            // The 1st check comes before block 1 (segment 1's first live record) is copied, the 2nd after: block 1's
+            // copy is in the output, the index still names segment 1's record.
+            t.compact(() -> {
+                if (checks.incrementAndGet() == 2) {
+                    assertThat(t.remove(key(1))).isTrue();
+                    copyAsAKill9Leaves(afterKill);
+                }
+                return false;
+            });
+            assertThat(t.contains(key(1))).isFalse();
+        }
+        try (SsdTier t = SsdTierTest.open(config(afterKill))) {
+            assertThat(t.contains(key(1))).as("block 1, removed before the kill").isFalse();
+            assertThat(t.blockCount()).isEqualTo(9);
+        }
+        try (SsdTier t = SsdTierTest.open(config())) {
+            assertThat(t.contains(key(1))).isFalse();
+            assertThat(t.blockCount()).isEqualTo(9);
+        }
+    }
+
+    /** The tier's files as they are now (a kill -9 leaves the page cache's bytes), the lock file left behind. */
+    private void copyAsAKill9Leaves(Path to) {
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                if (!p.getFileName().toString().equals(".lock")) {
+                    Files.copy(p, to.resolve(p.getFileName()));
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 

@@ -79,6 +79,20 @@ class SsdDurabilityTest {
     }
 
     @Test
+    void close_forcesEverySegment_underNeverToo() {
+        SsdConfig c = config(FsyncPolicy.NEVER, Duration.ofHours(1)).withSegmentBytes(1);
+        List<Segment> segments;
+        try (SsdTier t = SsdTierTest.open(c)) {
+            for (int i = 0; i < 3; i++) {
+                t.put(block(i));
+            }
+            segments = t.segments();
+            assertThat(segments).hasSize(3).allSatisfy(s -> assertThat(s.forcedSize()).isZero());
+        }
+        assertThat(segments).allSatisfy(s -> assertThat(s.forcedSize()).isEqualTo(s.size()));
+    }
+
+    @Test
     void interval_keepsForcingASegmentAbandonedAfterAFailedAppend_itsAcknowledgedRecordsIncluded() {
         try (SsdTier t = SsdTierTest.open(config(FsyncPolicy.INTERVAL, Duration.ofMillis(500)))) {
             assertThat(t.put(block(1))).isEqualTo(PutResult.STORED); // acknowledged, not forced yet

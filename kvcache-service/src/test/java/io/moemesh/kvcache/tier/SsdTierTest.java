@@ -327,6 +327,65 @@ class SsdTierTest {
     }
 
     @Test
+    void put_whoseNewSegmentCannotBeCreated_evictsNothing() throws IOException {
+        // Room for 2 records, and segment 1 is full after 2: put(3) needs a room and a new segment.
+        SsdConfig c = SsdConfig.defaults(dir, 2L * RECORD_BYTES).withSegmentBytes(128 + 2L * RECORD_BYTES);
+        try (SsdTier t = open(c)) {
+            t.put(block(1));
+            t.put(block(2));
+            Path blocker = Files.createDirectories(dir.resolve("seg-0000000000000002.kvseg"));
+            Files.write(blocker.resolve("in-the-way"), new byte[1]);
+
+            assertThatThrownBy(() -> t.put(block(3))).isInstanceOf(java.io.UncheckedIOException.class);
+
+            assertThat(t.contains(key(1))).isTrue();
+            assertThat(t.contains(key(2))).isTrue();
+            assertThat(t.contains(key(3))).isFalse();
+            assertThat(t.blockCount()).isEqualTo(2);
+            assertThat(t.stats().evictions()).isZero();
+            Files.delete(blocker.resolve("in-the-way"));
+            Files.delete(blocker);
+        }
+        try (SsdTier t = open(c)) {
+            assertThat(t.openReport().tombstonedRecords()).as("no eviction was logged either").isZero();
+            assertThat(t.blockCount()).isEqualTo(2);
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = FsyncPolicy.class, names = {"ALWAYS", "INTERVAL"})
+    void put_whoseForceFails_leavesNoRecordThatARestartServes_andEvictsNothing(FsyncPolicy fsync) {
+        // INTERVAL with a 1-byte threshold forces on every put, as ALWAYS does.
+        SsdConfig c = new SsdConfig(dir, 2L * RECORD_BYTES, 1 << 20, fsync, Duration.ofHours(1), 1, 0.5,
+                PayloadEncoding.FLOAT32);
+        java.util.concurrent.atomic.AtomicBoolean failing = new java.util.concurrent.atomic.AtomicBoolean();
+        FsyncSchedule.SegmentForce disk = s -> {
+            if (failing.get()) {
+                throw new IOException("injected: fsync reported an I/O error");
+            }
+            s.force();
+        };
+        try (SsdTier t = SsdTier.open(c, LAYOUT, MODEL, new LruPolicy(), System::nanoTime, disk)) {
+            t.put(block(1));
+            t.put(block(2));
+            failing.set(true);
+
+            assertThatThrownBy(() -> t.put(block(3))).isInstanceOf(java.io.UncheckedIOException.class);
+
+            failing.set(false);
+            assertThat(t.contains(key(3))).isFalse();
+            assertThat(t.blockCount()).isEqualTo(2);
+            assertThat(t.stats().evictions()).isZero();
+            assertThat(t.unsyncedBytes()).as("the record taken back is not counted").isZero();
+        }
+        try (SsdTier t = open(c)) {
+            assertThat(t.contains(key(3))).as("the block whose put failed").isFalse();
+            assertThat(t.contains(key(1))).isTrue();
+            assertThat(t.contains(key(2))).isTrue();
+        }
+    }
+
+    @Test
     void segmentsAndTombstones_areOwnerOnly_andTheDirectoriesTheTierCreates_0700() throws IOException {
         org.junit.jupiter.api.Assumptions.assumeTrue(
                 dir.getFileSystem().supportedFileAttributeViews().contains("posix"), "POSIX permissions");
