@@ -164,11 +164,13 @@ public class KvCacheConfiguration {
      */
     @Bean(destroyMethod = "close")
     AttendOffload attendOffload(GatewayProperties p, Optional<KvCacheClient> client, Optional<WriteBack> writeBack,
-                                PrefixCachingKvCache cache, MeterRegistry meters) {
+                                PrefixCachingKvCache cache, MoeModel model, MeterRegistry meters) {
         KvCacheProperties.Attend a = p.kvcache().attend();
         if (client.isEmpty() || !a.enabled()) {
             return null;
         }
+        // Before anything starts: an Attend names every remote block, and the service takes a bounded number.
+        a.checkRemotePrefix(model.config().maxPositionEmbeddings(), cache.blockTokens(), KvCacheClient.MAX_CHAIN_BLOCKS);
         AttendOffload o = new AttendOffload(client.get(), writeBack.orElseThrow(), a.thresholdTokens(),
                 a.localBlocks(), a.timeout(), a.offloadTimeout(), cache.totalBlocks());
         if (!cache.offloadsWhenFull(o)) {

@@ -124,6 +124,36 @@ public record KvCacheProperties(
                     + "local-blocks full blocks, so threshold-tokens must be at most " + positions
                     + " and local-blocks at most " + (poolBlocks - 1) + ", or the pool larger");
         }
+
+        /**
+         * Refuses a context whose remote prefix could name more blocks than one Attend may ({@code maxHashes}, the
+         * kvcache-service's limit per request): a sequence reaching the context keeps its last {@code local-blocks}
+         * full blocks here and names every older one in each Attend, so past the limit the service would refuse
+         * every Attend of it (INVALID_ARGUMENT) and fail the request, however well the rest is served. Small blocks
+         * make it: 1-token blocks pass 65,536 hashes from a context of 65,569 positions (with the default
+         * local-blocks of 32).
+         *
+         * @param context     the longest sequence served (the model's max_position_embeddings: the offload lifts the
+         *                    KV pool's bound)
+         * @param blockTokens the gateway's block size (moemesh.gateway.kv-block-tokens)
+         * @throws IllegalArgumentException naming kv-block-tokens, the context, the limit and the smallest block size
+         *                                  that fits
+         */
+        public void checkRemotePrefix(int context, int blockTokens, int maxHashes) {
+            long remote = context < thresholdTokens ? 0 : Math.max(0, context / blockTokens - localBlocks);
+            if (remote <= maxHashes) {
+                return;
+            }
+            // floor(context / B) - local-blocks <= maxHashes from this B on.
+            long fits = (long) context / ((long) maxHashes + localBlocks + 1) + 1;
+            throw new IllegalArgumentException("moemesh.gateway.kv-block-tokens " + blockTokens + " is too small for "
+                    + PREFIX + "attend.enabled: a sequence at the model's context of " + context + " positions "
+                    + "(max_position_embeddings) would attend over " + remote + " remote blocks (those past "
+                    + PREFIX + "attend.local-blocks " + localBlocks + "), more than the " + maxHashes + " block hashes "
+                    + "one Attend may carry, so the kvcache-service would refuse its every Attend; set kv-block-tokens "
+                    + "to at least " + fits + " (and the service's moemesh.kvcache.block-tokens to the same), or turn "
+                    + "attend off");
+        }
     }
 
     public KvCacheProperties {

@@ -120,7 +120,8 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
                         .build());
             }
         } catch (RuntimeException e) {
-            out.onError(GatewayStatus.of(e, requestId).asRuntimeException());
+            // Refused before the first message, which echoes the id: the trailers carry it instead.
+            out.onError(GatewayStatus.ending(e, requestId));
             return;
         }
         // Client gone or deadline passed: the sequence is dropped at the next step boundary.

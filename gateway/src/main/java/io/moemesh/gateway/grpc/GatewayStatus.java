@@ -1,6 +1,8 @@
 package io.moemesh.gateway.grpc;
 
+import io.grpc.Metadata;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
 import io.moemesh.gateway.dispatch.NoPlacementException;
 import io.moemesh.gateway.scheduling.EngineStoppedException;
@@ -19,12 +21,49 @@ import org.slf4j.LoggerFactory;
  * The gateway's exception → Status mapping: the shared one, plus the data path's own failures. An INTERNAL status
  * (a bug) is logged here once, with the request id, and says only "internal error" and that id on the wire; an
  * UNAVAILABLE whose cause names internal endpoints, instances or other requests says what failed in general terms,
- * its detail logged with the request id ({@link PublicErrors}).
+ * its detail logged with the request id ({@link PublicErrors}). A Generate that ends with a status carries its request
+ * id in the trailer {@link #REQUEST_ID} ({@link #ending}): one refused before its first message would otherwise never
+ * tell its client the id the server assigned, the one the log names.
  */
 final class GatewayStatus {
     private static final Logger log = LoggerFactory.getLogger(GatewayStatus.class);
+    /** The trailer of a Generate's error status that carries its request id: the HTTP API's header name. */
+    static final Metadata.Key<String> REQUEST_ID = Metadata.Key.of("x-request-id", Metadata.ASCII_STRING_MARSHALLER);
+    /** Bytes of the longest request id (GenerateRequest.request_id). */
+    private static final int MAX_REQUEST_ID_BYTES = 128;
 
     private GatewayStatus() {
+    }
+
+    /** {@link #of}, as what ends the call of request {@code requestId}: {@link #ending(Status, String)}. */
+    static StatusRuntimeException ending(Throwable t, String requestId) {
+        return ending(of(t, requestId), requestId);
+    }
+
+    /**
+     * {@code status} with the trailer {@link #REQUEST_ID}: the request id, when it is printable ASCII without spaces
+     * (metadata values are ASCII, and a space at either end may be trimmed on the way): always a server-assigned id
+     * (a UUID); a caller's own id otherwise goes without it (the caller knows it), as does one that was refused.
+     */
+    static StatusRuntimeException ending(Status status, String requestId) {
+        Metadata trailers = new Metadata();
+        if (asciiId(requestId)) {
+            trailers.put(REQUEST_ID, requestId);
+        }
+        return status.asRuntimeException(trailers);
+    }
+
+    private static boolean asciiId(String id) {
+        if (id == null || id.isEmpty() || id.length() > MAX_REQUEST_ID_BYTES) {
+            return false;
+        }
+        for (int i = 0; i < id.length(); i++) {
+            char c = id.charAt(i);
+            if (c < 0x21 || c > 0x7e) {
+                return false;
+            }
+        }
+        return true;
     }
 
     static Status of(Throwable t, String requestId) {

@@ -20,7 +20,8 @@ import org.slf4j.LoggerFactory;
  * Streams one request to its gRPC caller: a message per token with the text it makes safe to send, then a
  * final message with finish reason, usage and trace ({@link TraceMessage}: input_ids always; logits, routes with
  * their weights, and where this request's own prompt rows went when it asked for a trace and completed). Runs on the
- * engine thread. A failure before the first token ends the call with its status; after tokens were streamed it ends
+ * engine thread. A failure before the first token ends the call with its status (its trailers carrying the request
+ * id, {@link GatewayStatus#REQUEST_ID}); after tokens were streamed it ends
  * with a final message carrying FINISH_REASON_ERROR and {@code error} (the status as google.rpc.Status), usage and
  * the trace's input_ids, and the call completes OK, as gateway.proto promises: the caller keeps the tokens it got,
  * with the text held back until then on that final message, and learns why there are no more.
@@ -133,7 +134,7 @@ final class GenerateStream implements CompletionSink {
                 return;
             }
             if (tokensSent == 0) {
-                out.onError(status.asRuntimeException());
+                out.onError(GatewayStatus.ending(status, requestId));
                 return;
             }
             // Stopped by the server's shutdown (not failed): CANCELLED, with the retryable UNAVAILABLE as the error.
@@ -170,7 +171,8 @@ final class GenerateStream implements CompletionSink {
                     log.info("Generate {} ended, its stream reset: {}", requestId, why);
                     handle.cancelStalled();
                     if (!reset.reset(why)) {
-                        out.onError(io.grpc.Status.RESOURCE_EXHAUSTED.withDescription(why).asRuntimeException());
+                        out.onError(GatewayStatus.ending(io.grpc.Status.RESOURCE_EXHAUSTED.withDescription(why),
+                                requestId));
                     }
                     return;
                 }

@@ -43,7 +43,8 @@ import org.slf4j.LoggerFactory;
  * way keeps its blocks, 16 at most, until it ends). A sequence whose next copy finds no room keeps those blocks local
  * until it does, and waits for that room ({@link #awaitRoom}) until it gets it (offloads hold it each at most
  * their own {@code offloadTimeout}, so it comes back), but not at all once {@value #DOWN_AFTER_FAILURES}
- * offloads in a row failed (the service looks down): it then runs on with its blocks local (no failure). Blocks that Pin
+ * offloads in a row failed (the service looks down): it then runs on with its blocks local (no failure; a prompt
+ * longer than the pool ends with 503 where it fills the pool). Blocks that Pin
  * finds not stored (the write-back remembered them stored, but the service evicted or lost them since) are forgotten
  * by the write-back, sent again and pinned by a second Pin, once; when one of them was not copied, the Pin is released
  * and the offload says {@link Outcome#AGAIN} instead ({@link #offloadRetries}): the cache offers the run again at

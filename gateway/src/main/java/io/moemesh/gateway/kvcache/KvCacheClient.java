@@ -53,8 +53,12 @@ public final class KvCacheClient implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KvCacheClient.class);
     /** Largest data chunk of a Put message (the service's Get sends at most this too). */
     static final int CHUNK_BYTES = 1 << 20;
-    /** Blocks one kvcache.v1 request may name (Attend's tiers reply has one entry per block). */
-    static final int MAX_CHAIN_BLOCKS = 65_536;
+    /**
+     * Blocks one kvcache.v1 request may name (the service refuses more: INVALID_ARGUMENT; Attend's tiers reply has one
+     * entry per block). An Attend names every block of its sequence's remote prefix: the gateway refuses at startup a
+     * context whose remote prefix could pass it ({@code KvCacheProperties.Attend#checkRemotePrefix}).
+     */
+    public static final int MAX_CHAIN_BLOCKS = 65_536;
     /** Room for a message's fields and framing beyond its tensors, bytes. */
     private static final int FRAMING_BYTES = 64 << 10;
     /** Pin ids: random, so that two Pins (of any gateway) never share one. */

@@ -5,6 +5,7 @@ import io.moemesh.gateway.dispatch.PromptDispatch;
 import io.moemesh.gateway.scheduling.EngineLoop;
 import io.moemesh.model.generate.FinishReason;
 import io.moemesh.model.generate.GenerationResult;
+import io.moemesh.model.generate.PromptOutgrewCacheException;
 import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.generate.TokenLogprobs;
@@ -162,6 +163,13 @@ public final class GenerationService {
             metrics.request(e.getClass().getSimpleName(), tenant);
             throw e;
         }
+    }
+
+    /** A prompt the pool cannot hold while its blocks cannot move to the kvcache-service: 503 / UNAVAILABLE. */
+    private static OffloadFailedException offloadFailed(int promptTokens, long positions) {
+        return new OffloadFailedException("the prompt's " + promptTokens + " tokens do not fit in the gateway's KV "
+                + "cache (" + positions + " positions for this sequence) and offloading its oldest blocks to the "
+                + "kvcache-service failed or is unavailable; retry");
     }
 
     private final class Run implements SequenceListener {
@@ -382,9 +390,12 @@ public final class GenerationService {
                     }
                     return;
                 }
-                error = new OffloadFailedException("the prompt's " + length + " tokens do not fit in the gateway's "
-                        + "KV cache (" + cap + " positions for this sequence) and "
-                        + "offloading its oldest blocks to the kvcache-service failed; retry");
+                error = offloadFailed(length, cap);
+            } else if (error instanceof PromptOutgrewCacheException e) {
+                // The scheduler ended it first: no offload of its own failed (the service looks down, so none was
+                // tried) or the cap's stop came after. Either way the kvcache-service could not take its blocks, and
+                // the advertised context admits the prompt: not the caller's mistake.
+                error = offloadFailed(e.promptTokens(), e.positions());
             }
             if (error instanceof CancellationException) {
                 return;

@@ -100,6 +100,27 @@ class KvCachePropertiesTest {
     }
 
     @Test
+    void attend_whoseRemotePrefixCouldPassTheHashesOfOneAttend_isRefused_namingKvBlockTokensAndWhatFits() {
+        KvCacheProperties.Attend a = new KvCacheProperties.Attend(true, 4096, 32, null, null);
+
+        // 1-token blocks at a 131,072-position context: 131,040 remote blocks, one hash each in every Attend.
+        assertThatThrownBy(() -> a.checkRemotePrefix(131_072, 1, 65_536))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("moemesh.gateway.kv-block-tokens 1 ")
+                .hasMessageContaining("context of 131072 positions")
+                .hasMessageContaining("131040 remote blocks")
+                .hasMessageContaining("moemesh.gateway.kvcache.attend.local-blocks 32")
+                .hasMessageContaining("65536 block hashes")
+                .hasMessageContaining("at least 2");
+        a.checkRemotePrefix(131_072, 2, 65_536);
+        // The bound is exact: 65,536 remote blocks past the 32 local ones fit, one more does not.
+        a.checkRemotePrefix(65_568, 1, 65_536);
+        assertThatThrownBy(() -> a.checkRemotePrefix(65_569, 1, 65_536)).hasMessageContaining("65537 remote blocks");
+        // A context below threshold-tokens never offloads.
+        new KvCacheProperties.Attend(true, 200_000, 0, null, null).checkRemotePrefix(131_072, 1, 65_536);
+    }
+
+    @Test
     void attend_withoutAnEndpoint_isRefused_namingBoth() {
         assertThatThrownBy(() -> new KvCacheProperties("", null, 1, 1, null, 1, 1, "auto", null,
                 new KvCacheProperties.Attend(true, 64, 2, null, null), null))

@@ -3,6 +3,7 @@ package io.moemesh.gateway.grpc;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.moemesh.gateway.dispatch.ExpertUnavailableException;
 import io.moemesh.gateway.dispatch.NoPlacementException;
 import io.moemesh.model.engine.RemoteAttentionException;
@@ -39,5 +40,17 @@ class GatewayStatusTest {
                 + "router.internal:9100"), "req-3");
         assertThat(s.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
         assertThat(s.getDescription()).doesNotContain("router.internal").startsWith("no expert placement yet");
+    }
+
+    @Test
+    void anEndingStatus_carriesTheRequestIdInTheTrailers_unlessItIsNotPrintableAsciiWithoutSpaces() {
+        StatusRuntimeException e = GatewayStatus.ending(new NoPlacementException("no expert placement yet"), "req-4");
+        assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(e.getTrailers().get(GatewayStatus.REQUEST_ID)).isEqualTo("req-4");
+
+        // A caller's own id may be any UTF-8 without control characters; metadata values are ASCII.
+        assertThat(GatewayStatus.ending(Status.UNAVAILABLE, "requête 5").getTrailers().get(GatewayStatus.REQUEST_ID))
+                .isNull();
+        assertThat(GatewayStatus.ending(Status.UNAVAILABLE, "").getTrailers().get(GatewayStatus.REQUEST_ID)).isNull();
     }
 }

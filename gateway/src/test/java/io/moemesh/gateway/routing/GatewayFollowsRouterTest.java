@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.within;
 import static org.awaitility.Awaitility.await;
 
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
@@ -58,8 +59,11 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.system.CapturedOutput;
+import org.springframework.boot.test.system.OutputCaptureExtension;
 import org.springframework.boot.test.web.server.LocalManagementPort;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.test.annotation.DirtiesContext;
@@ -72,7 +76,7 @@ import tools.jackson.databind.json.JsonMapper;
  * A gateway that follows a router, end to end on real sockets with mutual TLS: a small router.v1 RouterService and
  * two expert-service stand-ins (Qwen2-MoE, shared expert included), no placement file. Before the router's first
  * epoch the gateway is not ready (its readiness naming the router) and refuses generations (503 / UNAVAILABLE, without
- * the router's address); the first epoch makes
+ * the router's address; a gRPC refusal carries the request id in its trailers); the first epoch makes
  * it serve; route reports carry the engine's own routes (without the shared expert) and the applied epoch, and an
  * epoch switch in the middle of a generation changes no token. A published epoch the gateway cannot apply makes it
  * not ready, naming the epoch, until a later one is applied.
@@ -81,7 +85,10 @@ import tools.jackson.databind.json.JsonMapper;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 @DirtiesContext
+@ExtendWith(OutputCaptureExtension.class)
 class GatewayFollowsRouterTest {
+    private static final Metadata.Key<String> REQUEST_ID = Metadata.Key.of("x-request-id",
+            Metadata.ASCII_STRING_MARSHALLER);
     private static final String MODEL = TestModels.QWEN2_MOE;
     private static final Duration WAIT = Duration.ofSeconds(60);
     private static final JsonMapper JSON = JsonMapper.builder().build();
@@ -192,7 +199,8 @@ class GatewayFollowsRouterTest {
 
     @Test
     @Order(1)
-    void beforeTheFirstEpoch_notReady_generationRefusedWithoutNamingTheRouter_thenServingOnceItArrives() {
+    void beforeTheFirstEpoch_notReady_generationRefusedWithoutNamingTheRouter_itsIdInTheTrailers_thenServing(
+            CapturedOutput output) {
         String why = "no expert placement yet: waiting for the router at " + router.endpoint();
         // A client is not told the router's address: only the readiness details (the management port) name it.
         String told = "no expert placement yet: the gateway is waiting for its first one; retry shortly";
@@ -212,7 +220,16 @@ class GatewayFollowsRouterTest {
                 .generate(request(prompt(4, 0), 2, false)).next()).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
                     assertThat(e.getStatus().getDescription()).isEqualTo(told);
+                    // Refused before the first message, which echoes it: the id the server assigned is in the
+                    // trailers, and it is the one the log names the refusal by (with the router's address).
+                    String id = e.getTrailers().get(REQUEST_ID);
+                    assertThat(id).matches("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
+                    assertThat(output.getOut()).contains("request " + id + " failed: " + why);
                 });
+        assertThatThrownBy(() -> GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .generate(request(prompt(4, 0), 2, false).toBuilder().setRequestId("mine-1").build()).next())
+                .isInstanceOfSatisfying(StatusRuntimeException.class,
+                        e -> assertThat(e.getTrailers().get(REQUEST_ID)).isEqualTo("mine-1"));
         await().atMost(WAIT).until(() -> !router.reports.isEmpty());
         assertThat(lastReportedEpoch()).as("reports say no epoch is applied").isZero();
         assertThat(router.watches).first().satisfies(w -> assertThat(w.getWatcherId()).isEqualTo("gw-it"));

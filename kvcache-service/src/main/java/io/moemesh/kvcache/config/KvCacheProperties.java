@@ -73,7 +73,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                               data in 1 MiB chunks, the first with the block's header, so a lower limit would
  *                               fail every write-back of a block larger than it); default 16 MiB. It must also
  *                               hold each served model's largest Attend request, 256 query rows (4 MiB for
- *                               Mixtral-8x7B) and the hashes of up to max_position_embeddings / block-tokens blocks:
+ *                               Mixtral-8x7B) and the hashes of up to max_position_embeddings / block-tokens blocks
+ *                               (65,536 at most, the most one request may name):
  *                               startup fails naming this property, the model and the bytes it needs
  *                               ({@link #checkAttendFits}); the default holds them for the supported models
  * @param shutdownGrace          how long in-flight calls may finish on shutdown before they are cancelled (a Put

@@ -65,9 +65,11 @@ public final class KvCacheGrpcService implements KvCacheServiceGrpc.AsyncService
      * The largest Attend request (serialized bytes) a gateway sends for a model with {@code heads} attention heads of
      * {@code headDim}: {@link #MAX_ATTEND_TOKENS} query rows in f32, their positions (int64 varints below 2^31, at
      * most 5 bytes each), the hashes of the longest remote prefix (a gateway ends a sequence at the model's
-     * {@code maxPositions}, max_position_embeddings, so at most that many positions of blocks, and never more than
-     * {@link KvMessages#MAX_CHAIN_BLOCKS}; 34 bytes a hash with its tag and length) and 1 KiB for the other fields. A
-     * message limit below it fails the Attend calls of long sequences (RESOURCE_EXHAUSTED) however the rest works.
+     * {@code maxPositions}, max_position_embeddings, so at most that many positions of blocks; and never more than
+     * {@link KvMessages#MAX_CHAIN_BLOCKS}, since an Attend naming more is refused whatever its size, and a gateway
+     * with attend offload refuses to start with a block size whose remote prefix could need more; 34 bytes a hash
+     * with its tag and length) and 1 KiB for the other fields. A message limit below it fails the Attend calls of
+     * long sequences (RESOURCE_EXHAUSTED) however the rest works.
      */
     public static long largestAttendRequestBytes(int heads, int headDim, int maxPositions, int blockTokens) {
         long query = (long) MAX_ATTEND_TOKENS * heads * headDim * Float.BYTES;

@@ -401,7 +401,8 @@ public final class StepScheduler {
     /**
      * Ends a running sequence whose context the pool cannot hold past its remote prefix while nothing of it can move
      * to another tier (the offload failed or never fires for it): with finish reason length when it has tokens, as
-     * at {@link KvCache#maxSequencePositions}; a prompt, which has no result, with an error naming the sizes.
+     * at {@link KvCache#maxSequencePositions}; a prompt, which has no result, with a {@link
+     * PromptOutgrewCacheException} naming the sizes (the tier was unavailable: the prompt was admitted for it).
      */
     private void outgrown(SequenceState s) {
         long holds = (long) cache.poolPositions() + cache.remotePrefix(s.id);
@@ -411,9 +412,7 @@ public final class StepScheduler {
                 return;
             }
             finish(s);
-            s.listener.onError(new IllegalArgumentException("prompt of " + s.promptLength() + " tokens does not fit "
-                    + "in the " + holds + " positions the KV cache can hold for it (its pool, and what moved to another "
-                    + "tier) while none of its blocks can move out"));
+            s.listener.onError(new PromptOutgrewCacheException(s.promptLength(), holds));
         } catch (RuntimeException e) {
             // A listener that throws loses its sequence (ended above), never the scheduler.
         }

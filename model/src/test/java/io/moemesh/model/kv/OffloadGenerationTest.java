@@ -17,6 +17,7 @@ import io.moemesh.model.generate.GenerationRequest;
 import io.moemesh.model.generate.GenerationResult;
 import io.moemesh.model.generate.PreemptionPolicy;
 import io.moemesh.model.generate.PrefixLoader;
+import io.moemesh.model.generate.PromptOutgrewCacheException;
 import io.moemesh.model.generate.SequenceListener;
 import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.golden.TestModels;
@@ -411,8 +412,11 @@ class OffloadGenerationTest {
 
         runToIdle(s, 100);
 
-        assertThat(longOne.error).isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("prompt of 150 tokens").hasMessageContaining("128 positions");
+        // Not a caller's mistake (the prompt was admitted for the context the offload serves): its own type.
+        assertThat(longOne.error).isInstanceOfSatisfying(PromptOutgrewCacheException.class, e -> {
+            assertThat(e.promptTokens()).isEqualTo(150);
+            assertThat(e.positions()).isEqualTo(128);
+        }).hasMessageContaining("prompt of 150 tokens").hasMessageContaining("128 positions");
         assertThat(next.result.generatedIds()).containsExactly(reference(r));
         assertThat(service.offloads).isOne();
         assertThat(cache.audit()).isZero();
