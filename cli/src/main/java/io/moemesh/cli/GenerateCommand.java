@@ -155,7 +155,9 @@ final class GenerateCommand implements Callable<Integer> {
                 throw new ModelFormatException("--prompt: " + ids.length + " tokens exceed max_position_embeddings "
                         + c.maxPositionEmbeddings() + " of " + model.resolve("config.json"));
             }
-            int total = Math.min(c.maxPositionEmbeddings(), ids.length + maxTokens);
+            // In long: ids.length + maxTokens overflows int for a --max-tokens near 2^31 - 1, and the negative sum
+            // sized the KV cache to one block, ending the generation there.
+            int total = (int) Math.min(c.maxPositionEmbeddings(), (long) ids.length + maxTokens);
             Generator generator = new Generator(m.localEngine(), m.newCache(total), 512);
             PrintWriter out = spec.commandLine().getOut();
             TextStream stream = new TextStream(m.tokenizer(), out, !json);

@@ -4,6 +4,7 @@ import static io.moemesh.model.golden.JsonArrays.ints;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
 import java.io.IOException;
@@ -67,6 +68,26 @@ class GenerateCommandTest {
         String[] args = {"generate", "--model", model, "--prompt", "hello", "--temperature", "0.8", "--top-p", "0.9",
             "--seed", "11", "--max-tokens", "12", "--json"};
         assertThat(CliRun.of(args).lastLine()).isEqualTo(CliRun.of(args).lastLine());
+    }
+
+    /**
+     * --max-tokens 2147483647 means "until the context is full", as --max-tokens equal to the context does: the prompt
+     * length plus it overflowed int, and the negative sum sized the KV cache to one block of 16 positions.
+     */
+    @Test
+    void maxTokensIntMax_generatesAsMuchAsMaxTokensEqualToTheContext() {
+        String model = TestModels.dir(TestModels.MIXTRAL).toString();
+        int context = ModelConfigReader.read(TestModels.dir(TestModels.MIXTRAL)).maxPositionEmbeddings();
+        CliRun huge = CliRun.of("generate", "--model", model, "--prompt", "gRPC", "--max-tokens",
+                Integer.toString(Integer.MAX_VALUE), "--json");
+        CliRun whole = CliRun.of("generate", "--model", model, "--prompt", "gRPC", "--max-tokens",
+                Integer.toString(context), "--json");
+        assertThat(huge.exitCode()).as(huge.err()).isZero();
+        assertThat(whole.exitCode()).as(whole.err()).isZero();
+        JsonNode h = JSON.readTree(huge.lastLine());
+        int[] expected = ints(JSON.readTree(whole.lastLine()).get("generated_ids"));
+        assertThat(h.get("input_ids").size() + expected.length).as("past one KV block").isGreaterThan(16);
+        assertThat(ints(h.get("generated_ids"))).containsExactly(expected);
     }
 
     @Test

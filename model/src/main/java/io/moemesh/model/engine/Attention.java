@@ -151,7 +151,7 @@ final class Attention implements Parallel.RangeBody {
         for (int g = 0; g < group; g++) {
             float max = VectorOps.max(s, g * n, n);
             float sum = VectorOps.expShifted(s, g * n, n, max);
-            VectorOps.divide(s, g * n, n, sum);
+            VectorOps.normalise(s, g * n, n, sum);
             if (remote > 0) {
                 lse[t * heads + kvh * group + g] = max + (float) Math.log(sum);
             }

@@ -5,8 +5,11 @@ import io.moemesh.model.kernel.VectorOps;
 
 /**
  * The true gate of an MoE layer, as the published transformers code computes it: softmax over all experts
- * in float32, top-k (ties to the lower index, like torch.topk on CPU), then renormalised to sum to one when
- * the architecture does (Mixtral always; Qwen2-MoE and OLMoE only with {@code norm_topk_prob}).
+ * in float32, top-k, then renormalised to sum to one when the architecture does (Mixtral always; Qwen2-MoE and
+ * OLMoE only with {@code norm_topk_prob}). Of experts with exactly equal probabilities the lower expert id is
+ * taken first, deterministically. torch.topk does not promise an order among ties: its CPU kernel
+ * (aten/src/ATen/native/TopKImpl.h) selects with std::nth_element whenever k · 64 > n (Mixtral's 2 of 8 experts,
+ * OLMoE's 8 of 64), so on an exact tie transformers may route to another expert than this does.
  */
 public final class Router {
     private final int experts;

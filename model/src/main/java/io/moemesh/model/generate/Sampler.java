@@ -23,7 +23,9 @@ import java.util.SplittableRandom;
  * distribution holds the nucleus mass or the drawn point, and only that head is sorted (the next bucket too,
  * should rounding leave it short). A head is a prefix of the full order, ties included, so the tokens drawn are
  * those of a full sort, the same up to rounding of the normalising sum (summed in token order now, where a full
- * sort summed it in draw order). One sampler per request; not thread-safe.
+ * sort summed it in draw order). One sampler per request, holding its parameters and its random generator; the
+ * working arrays are the caller's {@link SamplerScratch}, one per sampling thread (it has none of a sequence's
+ * state, so which scratch a draw goes through never changes it). Not thread-safe.
  *
  * <p>A row with a NaN or +Inf logit, or none finite, is refused with an {@link IllegalStateException}, greedy or
  * not: such a row comes from broken arithmetic, any token picked from it would be a wrong one (exp(Inf - Inf) is
@@ -32,30 +34,29 @@ import java.util.SplittableRandom;
 public final class Sampler {
     private static final int BUCKETS_PER_UNIT = 4;
     private static final int LAST_BUCKET = 64 * BUCKETS_PER_UNIT;
+    /** Buckets of {@link SamplerScratch#bucketMass}. */
+    static final int BUCKETS = LAST_BUCKET + 1;
 
     private final SamplingParams params;
     private final SplittableRandom random;
-    private double[] scaled = new double[0];
-    private double[] work = new double[0];
-    private int[] order = new int[0];
-    private int[] merge = new int[0];
-    private final double[] bucketMass = new double[LAST_BUCKET + 1];
 
     public Sampler(SamplingParams params) {
         this.params = params;
         this.random = new SplittableRandom(params.seed().orElseGet(() -> new SplittableRandom().nextLong()));
     }
 
-    public int sample(float[] logits, int off, int vocab) {
+    /**
+     * The next token from {@code logits[off, off + vocab)}, working in {@code w} (untouched when greedy).
+     *
+     * @throws IllegalStateException when the row is not finite (see above)
+     */
+    public int sample(float[] logits, int off, int vocab, SamplerScratch w) {
         if (params.isGreedy()) {
             return argmax(logits, off, vocab);
         }
-        if (scaled.length < vocab) {
-            scaled = new double[vocab];
-            work = new double[vocab];
-            order = new int[vocab];
-            merge = new int[vocab];
-        }
+        w.ensure(vocab);
+        double[] scaled = w.scaled;
+        int[] order = w.order;
         // The max is subtracted before dividing by T, in double: logit / T alone overflows to ±Inf for a tiny
         // positive T (≈ 1e-38 in float), and exp(Inf - Inf) = NaN then drew the last-ranked token. Shifted this way
         // the best logit scales to exactly 0 and every other to a finite negative or -Inf, so T → 0 is greedy, as
@@ -75,52 +76,53 @@ public final class Sampler {
         }
         int k = params.topK() > 0 ? Math.min(params.topK(), vocab) : vocab;
         if (k < vocab) {
-            double kth = kthLargest(vocab, k);
+            double kth = kthLargest(w, vocab, k);
             int n = 0;
             for (int i = 0; i < vocab; i++) {
                 if (compare(scaled[i], kth) >= 0) {
                     order[n++] = i;
                 }
             }
-            sortDescending(n);
+            sortDescending(w, n);
             double sum = 0;
             for (int r = 0; r < n; r++) {
                 sum += Math.exp(scaled[order[r]]);
             }
-            int keep = params.topP() < 1 ? nucleus(n, sum, true) : n;
-            return draw(keep);
+            int keep = params.topP() < 1 ? nucleus(w, n, sum, true) : n;
+            return draw(w, keep);
         }
         // Without top-k: the weights' total and, per bucket of 1/4 in log-weight below the best token, their mass,
         // so that only the head holding the mass wanted (the nucleus, or the drawn point) is sorted. The total is
         // summed in token order, so u * total may differ from a draw-order sum in its last bits.
+        double[] bucketMass = w.bucketMass;
         Arrays.fill(bucketMass, 0);
         double total = 0;
         for (int i = 0; i < vocab; i++) {
-            double w = Math.exp(scaled[i]);
-            total += w;
-            bucketMass[bucket(scaled[i])] += w;
+            double weight = Math.exp(scaled[i]);
+            total += weight;
+            bucketMass[bucket(scaled[i])] += weight;
         }
         if (params.topP() < 1) {
-            for (int head = firstHead(params.topP() * total); ; head++) {
-                int n = collectHead(vocab, head);
-                int keep = nucleus(n, total, n == vocab);
+            for (int head = firstHead(bucketMass, params.topP() * total); ; head++) {
+                int n = collectHead(w, vocab, head);
+                int keep = nucleus(w, n, total, n == vocab);
                 if (keep > 0) {
-                    return draw(keep);
+                    return draw(w, keep);
                 }
             }
         }
         double u = random.nextDouble() * total;
-        for (int head = firstHead(u); ; head++) {
-            int n = collectHead(vocab, head);
+        for (int head = firstHead(bucketMass, u); ; head++) {
+            int n = collectHead(w, vocab, head);
             double acc = 0;
             int lastWeighted = 0;
             for (int r = 0; r < n; r++) {
-                double w = Math.exp(scaled[order[r]]);
-                acc += w;
+                double weight = Math.exp(scaled[order[r]]);
+                acc += weight;
                 if (u < acc) {
                     return order[r];
                 }
-                lastWeighted = w > 0 ? r : lastWeighted;
+                lastWeighted = weight > 0 ? r : lastWeighted;
             }
             if (n == vocab) {
                 // u is just below the total, summed in another order: the last token that has any weight
@@ -140,7 +142,7 @@ public final class Sampler {
     }
 
     /** The first head (last bucket included) whose mass reaches {@code mass}, with a margin for rounding. */
-    private int firstHead(double mass) {
+    private static int firstHead(double[] bucketMass, double mass) {
         double cum = 0;
         for (int b = 0; b < LAST_BUCKET; b++) {
             cum += bucketMass[b];
@@ -155,10 +157,10 @@ public final class Sampler {
      * The number of most likely tokens of {@code order[0..n)} whose mass (weights / sum) first reaches top_p; n when
      * {@code complete} and it never does (rounding), -1 when the head is incomplete and does not reach it.
      */
-    private int nucleus(int n, double sum, boolean complete) {
+    private int nucleus(SamplerScratch w, int n, double sum, boolean complete) {
         double mass = 0;
         for (int r = 0; r < n; r++) {
-            mass += Math.exp(scaled[order[r]]) / sum;
+            mass += Math.exp(w.scaled[w.order[r]]) / sum;
             if (mass >= params.topP()) {
                 return r + 1;
             }
@@ -167,7 +169,9 @@ public final class Sampler {
     }
 
     /** One draw among {@code order[0..keep)}, the most likely first. */
-    private int draw(int keep) {
+    private int draw(SamplerScratch w, int keep) {
+        double[] scaled = w.scaled;
+        int[] order = w.order;
         double sum = 0;
         for (int r = 0; r < keep; r++) {
             sum += Math.exp(scaled[order[r]]);
@@ -184,14 +188,14 @@ public final class Sampler {
     }
 
     /** The tokens of buckets 0..head into {@code order}, sorted; their count. */
-    private int collectHead(int vocab, int head) {
+    private static int collectHead(SamplerScratch w, int vocab, int head) {
         int n = 0;
         for (int i = 0; i < vocab; i++) {
-            if (bucket(scaled[i]) <= head) {
-                order[n++] = i;
+            if (bucket(w.scaled[i]) <= head) {
+                w.order[n++] = i;
             }
         }
-        sortDescending(n);
+        sortDescending(w, n);
         return n;
     }
 
@@ -204,9 +208,9 @@ public final class Sampler {
     }
 
     /** The k-th largest score (quickselect on a copy). */
-    private double kthLargest(int vocab, int k) {
-        double[] a = work;
-        System.arraycopy(scaled, 0, a, 0, vocab);
+    private static double kthLargest(SamplerScratch w, int vocab, int k) {
+        double[] a = w.work;
+        System.arraycopy(w.scaled, 0, a, 0, vocab);
         int lo = 0;
         int hi = vocab - 1;
         int target = k - 1;
@@ -242,9 +246,11 @@ public final class Sampler {
      * Sorts {@code order[0..n)}, collected in token-id order, by descending score: a stable merge sort, so equal
      * scores keep the id order.
      */
-    private void sortDescending(int n) {
+    private static void sortDescending(SamplerScratch w, int n) {
+        double[] scaled = w.scaled;
+        int[] order = w.order;
         int[] src = order;
-        int[] dst = merge;
+        int[] dst = w.merge;
         for (int width = 1; width < n; width *= 2) {
             for (int lo = 0; lo < n; lo += 2 * width) {
                 int mid = Math.min(lo + width, n);

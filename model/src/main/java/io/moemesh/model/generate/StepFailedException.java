@@ -10,11 +10,25 @@ import java.util.concurrent.CancellationException;
  * any unexpected exception (HTTP 500 / gRPC INTERNAL, a generic message on the wire, this and its cause logged),
  * where the cause itself went out as a 400 / INVALID_ARGUMENT carrying a server file's path. Other engine failures
  * keep their type: a server maps those already (an expert without a healthy replica is a 503 / UNAVAILABLE).
+ *
+ * <p>The same holds for one sequence whose logits the pass made not finite ({@link #notFinite}): the
+ * {@link Sampler} refuses them with an {@link IllegalStateException}, which would go out as a FAILED_PRECONDITION
+ * (unlogged), though the request was valid and only the engine's arithmetic broke; that sequence alone ends with
+ * this.
  */
 public final class StepFailedException extends RuntimeException {
 
     private StepFailedException(RuntimeException cause) {
-        super("the engine step failed: " + cause.getMessage(), cause);
+        this("the engine step failed: " + cause.getMessage(), cause);
+    }
+
+    private StepFailedException(String message, RuntimeException cause) {
+        super(message, cause);
+    }
+
+    /** What sequence {@code id} is told when the sampler refused its row of logits with {@code e}. */
+    static StepFailedException notFinite(long id, IllegalStateException e) {
+        return new StepFailedException("sequence " + id + ": " + e.getMessage(), e);
     }
 
     /** What the sequences of a step that failed with {@code e} are told: {@code e}, or it wrapped (see above). */

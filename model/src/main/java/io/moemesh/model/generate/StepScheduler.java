@@ -86,6 +86,8 @@ public final class StepScheduler {
     private boolean changed;
     /** The last step ran a forward pass (one may only end or preempt sequences). */
     private boolean forwardPass;
+    /** Sequences sample on the step's thread one at a time: they share these arrays, each with its own generator. */
+    private final SamplerScratch samplerScratch = new SamplerScratch();
 
     /** Without prefix reuse, recomputing preempted sequences. */
     public StepScheduler(Engine engine, KvCache cache, int stepTokenBudget, int maxRunning) {
@@ -185,8 +187,8 @@ public final class StepScheduler {
      * then wait for new work), true even without a forward pass ({@link #lastStepRanForwardPass}). An engine failure
      * (e.g. no healthy replica of an expert) ends every sequence of that step with it ({@link StepFailedException#of});
      * the others continue. A failed remote attention that names its sequences ends only those ({@link FailedRemotes}).
-     * A sequence whose logits are not finite (NaN, +Inf) ends alone with an
-     * {@link IllegalStateException} naming it and the token ({@link Sampler}): no token is drawn from such a row.
+     * A sequence whose logits are not finite (NaN, +Inf) ends alone with a {@link StepFailedException} (the
+     * server's failure) naming it and the token ({@link Sampler}): no token is drawn from such a row.
      */
     public boolean step() {
         changed = false;
@@ -266,6 +268,11 @@ public final class StepScheduler {
             }
         }
         return true;
+    }
+
+    /** The working arrays every sequence samples in (tests: they do not grow with the sequences). */
+    SamplerScratch samplerScratch() {
+        return samplerScratch;
     }
 
     /** The last {@link #step()} ran a forward pass (a failed one too). */
@@ -457,10 +464,11 @@ public final class StepScheduler {
         }
         int token;
         try {
-            token = s.sampler.sample(out.logits(), 0, c.vocabSize());
+            token = s.sampler.sample(out.logits(), 0, c.vocabSize(), samplerScratch);
         } catch (IllegalStateException e) {
-            // Non-finite logits: this sequence ends with the error (step() catches it), the others in the step go on.
-            throw new IllegalStateException("sequence " + s.id + ": " + e.getMessage(), e);
+            // Non-finite logits: the engine's failure, not a refused precondition of the request (that would go out
+            // as FAILED_PRECONDITION, unlogged). This sequence ends with it (step() catches it), the others go on.
+            throw StepFailedException.notFinite(s.id, e);
         }
         if (s.request.logprobs() >= 0) {
             s.listener.onLogprobs(TokenLogprobs.of(out.logits(), 0, c.vocabSize(), token, s.request.logprobs()));

@@ -163,18 +163,26 @@ public final class VectorOps {
         return Exp.shiftedInPlace(x, off, n, max);
     }
 
-    /** x[off, off + n) /= d (a division, as torch's softmax normalises, not a multiply by 1/d). */
-    public static void divide(float[] x, int off, int n, float d) {
+    /**
+     * x[off, off + n) *= 1 / sum, the softmax normalisation: a multiply by the reciprocal, as torch's CPU softmax over
+     * the last dim normalises ({@code _vec_softmax_lastdim}: {@code tmp_sum = 1 / tmp_sum}, then {@code x * tmp_sum}),
+     * not a division, which differs in the last bit for some x.
+     */
+    public static void normalise(float[] x, int off, int n, float sum) {
+        float r = 1f / sum;
         int i = 0;
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
-            FloatVector.fromArray(F, x, off + i).div(d).intoArray(x, off + i);
+            FloatVector.fromArray(F, x, off + i).mul(r).intoArray(x, off + i);
         }
         for (; i < n; i++) {
-            x[off + i] /= d;
+            x[off + i] *= r;
         }
     }
 
-    /** In-place softmax over x[off, off + n), float32, max-subtracted as torch does. */
+    /**
+     * In-place softmax over x[off, off + n), float32, max-subtracted and normalised by the reciprocal of the sum as
+     * torch does ({@link #normalise}).
+     */
     public static void softmax(float[] x, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) {
@@ -186,9 +194,7 @@ public final class VectorOps {
             x[off + i] = e;
             sum += e;
         }
-        for (int i = 0; i < n; i++) {
-            x[off + i] /= sum;
-        }
+        normalise(x, off, n, sum);
     }
 
     public static float sigmoid(float x) {

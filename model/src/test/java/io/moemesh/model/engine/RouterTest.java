@@ -33,6 +33,24 @@ class RouterTest {
                 .hasMessageContaining("router logits of layer 3 are not finite");
     }
 
+    /**
+     * Exactly equal probabilities go to the lower expert id first, whatever their place among the others: the rule is
+     * ours (torch.topk leaves the order of ties unspecified).
+     */
+    @Test
+    void exactTies_routeToTheLowerExpertIdFirst() {
+        float[] logits = {0.1f, 0.7f, 0.2f, 0.7f, 0.3f, 0.7f, 0.4f, 0.5f};
+        int[] experts = new int[2];
+        float[] weights = new float[2];
+        new Router(MIXTRAL).route(0, logits, 0, experts, weights, 0);
+        assertThat(experts).containsExactly(1, 3);
+        assertThat(weights[0]).isEqualTo(weights[1]).isEqualTo(0.5f);
+
+        float[] tiedWithSecond = {0.9f, 0.2f, 0.6f, 0.2f, 0.6f, 0.6f, 0.1f, 0.3f};
+        new Router(MIXTRAL).route(0, tiedWithSecond, 0, experts, weights, 0);
+        assertThat(experts).containsExactly(0, 2);
+    }
+
     /** One -Inf among finite logits is a probability of 0 in torch's softmax, not an error. */
     @Test
     void oneNegativeInfiniteLogit_isRoutedAsTorchDoes() {

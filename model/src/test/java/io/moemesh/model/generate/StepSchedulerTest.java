@@ -68,6 +68,38 @@ class StepSchedulerTest {
         }
     }
 
+    /**
+     * The sampler's working arrays (24 × vocab bytes, 3.5 MiB at a 151,936-token vocabulary) are the scheduler's, not
+     * each sequence's for its whole life: eight sampled sequences running together allocate them once, and each draws
+     * the tokens it draws alone.
+     */
+    @Test
+    void sampledSequences_shareTheSchedulersSamplerScratch_eachDrawingItsOwnTokens() {
+        List<GenerationRequest> requests = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            requests.add(new GenerationRequest(model.encodePrompt("prompt " + i),
+                    new SamplingParams(0.8, i % 2 == 0 ? 1 : 0.9, i % 3 == 0 ? 20 : 0, OptionalLong.of(7 + i), 6, true),
+                    false));
+        }
+        StepScheduler scheduler = new StepScheduler(model.localEngine(), model.newCache(1024), 64, 8);
+        List<Events> events = new ArrayList<>();
+        for (GenerationRequest r : requests) {
+            events.add(new Events());
+            scheduler.submit(r, events.getLast());
+        }
+        for (int i = 0; i < 50 && !scheduler.idle(); i++) {
+            scheduler.step();
+        }
+        List<int[]> alone = alone(requests);
+        for (int i = 0; i < requests.size(); i++) {
+            int[] expected = alone.get(i);
+            assertThat(events.get(i).seen.getLast()).as("request %d", i).isInstanceOfSatisfying(GenerationResult.class,
+                    r -> assertThat(r.generatedIds()).containsExactly(expected));
+        }
+        assertThat(scheduler.samplerScratch().allocations()).isEqualTo(1);
+        assertThat(scheduler.samplerScratch().bytes()).isEqualTo(24L * model.config().vocabSize());
+    }
+
     @Test
     void kvPoolTooSmallForAll_preemptsAndRecomputes_withSameTokens() {
         List<GenerationRequest> requests = mixedRequests();
@@ -230,12 +262,14 @@ class StepSchedulerTest {
 
     /**
      * A sequence whose logits turn NaN (here its last layer's expert rows, as a broken kernel or replica would; at an
-     * earlier layer the next router refuses the step) ends with an error naming it and the token, instead of a token drawn from NaN weights; the other sequence of the same steps gets
-     * the tokens it gets alone.
+     * earlier layer the next router refuses the step) ends with an error naming it and the token, instead of a token
+     * drawn from NaN weights; the other sequence of the same steps gets the tokens it gets alone. The error is the
+     * engine's failure ({@link StepFailedException}: HTTP 500 / gRPC INTERNAL, logged), not the sampler's
+     * IllegalStateException, which the services map to FAILED_PRECONDITION as if the request were at fault.
      */
     @ParameterizedTest(name = "poisoned sequence greedy={0}")
     @ValueSource(booleans = {true, false})
-    void nonFiniteLogits_failOnlyTheirOwnSequence_theOthersInTheStepContinue(boolean greedy) {
+    void nonFiniteLogits_failOnlyTheirOwnSequence_asTheEnginesFailure_theOthersInTheStepContinue(boolean greedy) {
         ModelConfig c = model.config();
         LocalExperts local = LocalExperts.fromStore(model.tensors(), c);
         long[] poisoned = {-1};
@@ -261,9 +295,10 @@ class StepSchedulerTest {
         for (int i = 0; i < 20 && !scheduler.idle(); i++) {
             scheduler.step();
         }
-        assertThat(broken.seen).singleElement().isInstanceOfSatisfying(IllegalStateException.class,
-                e -> assertThat(e).hasMessageContaining("sequence " + poisoned[0]).hasMessageContaining("not finite")
-                        .hasMessageContaining("NaN at token id 0"));
+        assertThat(broken.seen).singleElement().isInstanceOfSatisfying(StepFailedException.class,
+                e -> assertThat(e).isNotInstanceOf(IllegalStateException.class)
+                        .hasMessageContaining("sequence " + poisoned[0]).hasMessageContaining("not finite")
+                        .hasMessageContaining("NaN at token id 0").hasCauseInstanceOf(IllegalStateException.class));
         assertThat(fine.seen.getLast()).isInstanceOfSatisfying(GenerationResult.class,
                 r -> assertThat(r.generatedIds()).containsExactly(alone(List.of(fineRequest)).getFirst()));
         assertThat(scheduler.idle()).isTrue();
