@@ -95,7 +95,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             }
             return intake.admit(bytes)::close;
         } catch (RuntimeException e) {
-            throw GatewayStatus.of(e, "").asRuntimeException();
+            throw GatewayStatus.ofCall(e, "the request's admission").asRuntimeException();
         }
     }
 
@@ -152,7 +152,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             out.onNext(b.build());
             out.onCompleted();
         } catch (RuntimeException e) {
-            out.onError(GatewayStatus.of(e, "tokenize").asRuntimeException());
+            out.onError(GatewayStatus.ofCall(e, "Tokenize").asRuntimeException());
         }
     }
 
@@ -161,7 +161,7 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
         try {
             prompts.checkModel(request.getModel());
         } catch (RuntimeException e) {
-            out.onError(GatewayStatus.of(e, "modelInfo").asRuntimeException());
+            out.onError(GatewayStatus.ofCall(e, "ModelInfo").asRuntimeException());
             return;
         }
         ModelConfig c = model.config();

@@ -66,7 +66,30 @@ final class GatewayStatus {
         return true;
     }
 
+    /**
+     * The status of a call that has no request id (Tokenize, ModelInfo, a refusal before the request is read):
+     * as {@link #of}, an internal failure logged and described by the call's name {@code rpc} instead of an id.
+     */
+    static Status ofCall(Throwable t, String rpc) {
+        Status s = map(t, rpc);
+        if (s == null) {
+            log.error("{} failed", rpc, t);
+            return Status.INTERNAL.withDescription("internal error in " + rpc + "; the gateway's log has the details");
+        }
+        return s;
+    }
+
     static Status of(Throwable t, String requestId) {
+        Status s = map(t, requestId);
+        if (s == null) {
+            log.error("request {} failed", requestId, t);
+            return Status.INTERNAL.withDescription("internal error; request id " + requestId);
+        }
+        return s;
+    }
+
+    /** The status of {@code t}; null for an internal failure (INTERNAL or UNKNOWN), which the caller logs. */
+    private static Status map(Throwable t, String requestId) {
         if (t instanceof ExpertUnavailableException || t instanceof NoPlacementException
                 || t instanceof RemoteAttentionException) {
             // Their messages name instances, endpoints, other requests' sequences: the caller gets PublicErrors'.
@@ -85,10 +108,6 @@ final class GatewayStatus {
             return Status.CANCELLED.withDescription("the request was cancelled");
         }
         Status s = StatusMapping.toStatus(t);
-        if (s.getCode() == Status.Code.INTERNAL || s.getCode() == Status.Code.UNKNOWN) {
-            log.error("request {} failed", requestId, t);
-            return Status.INTERNAL.withDescription("internal error; request id " + requestId);
-        }
-        return s;
+        return s.getCode() == Status.Code.INTERNAL || s.getCode() == Status.Code.UNKNOWN ? null : s;
     }
 }

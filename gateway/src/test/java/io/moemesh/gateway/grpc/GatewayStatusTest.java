@@ -53,4 +53,16 @@ class GatewayStatusTest {
                 .isNull();
         assertThat(GatewayStatus.ending(Status.UNAVAILABLE, "").getTrailers().get(GatewayStatus.REQUEST_ID)).isNull();
     }
+
+    @Test
+    void anInternalFailureOfACallWithoutRequestId_namesTheCall_notARequestId() {
+        Status s = GatewayStatus.ofCall(new NullPointerException("boom"), "Tokenize");
+        assertThat(s.getCode()).isEqualTo(Status.Code.INTERNAL);
+        assertThat(s.getDescription()).isEqualTo("internal error in Tokenize; the gateway's log has the details");
+
+        // A caller's mistake keeps its own status and message.
+        Status bad = GatewayStatus.ofCall(new IllegalArgumentException("text: must not be empty"), "Tokenize");
+        assertThat(bad.getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(bad.getDescription()).contains("text: must not be empty");
+    }
 }
