@@ -5,6 +5,7 @@ import io.moemesh.kvcache.block.KvLayout;
 import io.moemesh.model.kv.ModelFingerprint;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -12,7 +13,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Where an {@link SsdTier}'s puts append: the active segment, a new one once it is full (or of another encoding), the
- * ids of new segments (compaction's outputs too), and taking back the record of a put that failed after writing it.
+ * ids of new segments (compaction's outputs too), entering a written record in the index, and taking back the record
+ * of a put that failed after writing it.
  * Why apart from the tier: the put's write path, beside the tier's reads, removals and compaction hooks.
  *
  * <p>Called under the tier's append lock, but for {@link #current()} (read under the index's monitor by compaction)
@@ -84,9 +86,46 @@ final class ActiveSegment {
     }
 
     /**
+     * Enters the record of {@code key} just appended at {@code at} in {@code seg} ({@link SsdIndex#admit}), or takes
+     * it back when blocks pinned since the room check leave no room (NO_SPACE) or the admit throws (a broken
+     * invariant: the record must not be left behind unindexed, which a restart would serve). The evicted blocks'
+     * tombstones, then that of the record kept since the block's promotion (a demotion writes the block anew), are
+     * written after the new record is appended, so a kill -9 keeps one of the two (both are in the page cache), and
+     * before the new one can be evicted, so that eviction cannot bring the old one back. Under ALWAYS they are forced
+     * before the put returns; under INTERVAL and NEVER on the fsync schedule, tombstone files first: a power loss
+     * before then can bring an evicted block back (the open evicts the surplus again) or lose both copies of a
+     * demoted one, as it loses the interval's other records.
+     */
+    PutResult admit(Segment seg, long at, BlockKey key, IndexEntry entry) {
+        List<Tombstones.Dead> dead = new ArrayList<>();
+        PutResult admitted;
+        try {
+            admitted = index.admit(key, entry, dead);
+        } catch (RuntimeException e) {
+            takeBack(seg, at, key);
+            tombstones.write(dead); // what it evicted before it failed is out of the index already
+            throw e;
+        }
+        if (admitted != PutResult.STORED) {
+            takeBack(seg, at, key);
+            return admitted;
+        }
+        if (config.fsync() == FsyncPolicy.ALWAYS) {
+            tombstones.writeNow(dead);
+        } else {
+            tombstones.write(dead);
+        }
+        return PutResult.STORED;
+    }
+
+    /**
      * Takes back the record at {@code at} of a put that failed after appending it (or found no room once written),
      * so that no restart serves a block whose put did not store it: cut off its segment, so the next append lines up
-     * after the records before it, or, when the cut fails, tombstoned and counted as dead space. Never indexed nor
+     * after the records before it, and under ALWAYS and INTERVAL the cut forced before the put reports its failure
+     * (under NEVER by the next sync() or close(), as its other records are: a power loss before then can bring the
+     * record back, as it can lose acknowledged ones). When the cut or its force fails, the record is tombstoned (the
+     * tombstone forced now, under NEVER on the schedule), counted as dead space, and the segment takes no more appends
+     * (a later record of the key at the same offset would meet that tombstone at the next open). Never indexed nor
      * located, so no reader's extent is cut. An interrupt (which may have failed the force) is held back meanwhile:
      * the clean-up must not fail in turn.
      */
@@ -95,10 +134,20 @@ final class ActiveSegment {
         try {
             seg.truncateTo(at);
             fsync.tookBack(seg, seg.recordBytes);
+            if (config.fsync() != FsyncPolicy.NEVER) {
+                fsync.force(seg);
+            }
         } catch (IOException e) {
-            log.warn("cutting the record of block {} off {} failed ({}): tombstoned", key, seg.path, e.toString());
+            log.warn("cutting the record of block {} off {} (or forcing the cut) failed ({}): tombstoned", key,
+                    seg.path, e.toString());
             index.countDead(seg, seg.recordBytes);
-            tombstones.write(List.of(new Tombstones.Dead(seg, at, key)));
+            List<Tombstones.Dead> dead = List.of(new Tombstones.Dead(seg, at, key));
+            if (config.fsync() == FsyncPolicy.NEVER) {
+                tombstones.write(dead);
+            } else {
+                tombstones.writeNow(dead);
+            }
+            abandon();
         } finally {
             if (interrupted) {
                 Thread.currentThread().interrupt();

@@ -59,6 +59,8 @@ final class DeadLog {
     private FileChannel channel;
     /** Volatile: {@link #size()} is read without the monitor (the index's accounting must not wait on a force). */
     private volatile long size;
+    /** Bytes the last force covered (tests: whether a tombstone is durable yet). */
+    private volatile long forcedSize;
     /** The file's directory entry is durable: it was there at open, or a force synced the directory since. */
     private boolean entryDurable;
     private boolean closed;
@@ -81,6 +83,10 @@ final class DeadLog {
 
     long size() {
         return size;
+    }
+
+    long forcedSize() {
+        return forcedSize;
     }
 
     /** Appends a tombstone of the record at {@code offset}. @return false when the segment is closed (retired) */
@@ -128,12 +134,14 @@ final class DeadLog {
     void force() throws IOException {
         FileChannel ch;
         boolean newEntry;
+        long at;
         synchronized (this) {
             if (closed || size == 0) {
                 return;
             }
             ch = open();
             newEntry = !entryDurable;
+            at = size;
         }
         try {
             ch.force(false);
@@ -152,6 +160,7 @@ final class DeadLog {
                 entryDurable = true;
             }
         }
+        forcedSize = at;
     }
 
     /** The channel, opened (or reopened after an interrupt closed it) when needed; under the monitor. */

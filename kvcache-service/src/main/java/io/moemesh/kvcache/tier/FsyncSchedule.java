@@ -26,9 +26,9 @@ import org.slf4j.LoggerFactory;
  * earlier records were acknowledged); and every segment whose tombstones ({@link #afterTombstone}) were appended since.
  * Forcing "everything" forces all of them, and {@link #unsyncedBytes()} counts all their record bytes.
  *
- * <p>Guarded by the tier's append lock: the tier holds it around {@link #afterAppend}, {@link #force} and
- * {@link #forceAll}; the methods that the tier's other threads call ({@link #sync}, {@link #unsyncedBytes},
- * {@link #forget}, the timer) take it themselves.
+ * <p>Guarded by the tier's append lock: the tier holds it around {@link #afterAppend}, {@link #force},
+ * {@link #forceTombstones} and {@link #forceAll}; the methods that the tier's other threads call ({@link #sync},
+ * {@link #unsyncedBytes}, {@link #forget}, the timer) take it themselves.
  */
 final class FsyncSchedule {
     private static final Logger log = LoggerFactory.getLogger(FsyncSchedule.class);
@@ -83,7 +83,8 @@ final class FsyncSchedule {
 
     /**
      * Notes a tombstone appended to {@code seg}'s {@link DeadLog} (after the append): forced at the next force of
-     * everything (a put's under ALWAYS, INTERVAL's timer, {@link #sync}, close), never on its own, and not counted in
+     * everything (a put's under ALWAYS, INTERVAL's timer, {@link #sync}, close) or of the tombstones (under ALWAYS,
+     * a put's evictions before it returns: {@link Tombstones#writeNow}), never on its own, and not counted in
      * {@link #unsyncedBytes()} (record bytes) or INTERVAL's byte threshold. Without the append lock: a remove (under
      * the store's lock) must not wait for the timer's force.
      */
@@ -103,7 +104,7 @@ final class FsyncSchedule {
     /**
      * {@code seg} was cut back by a record of {@code stride} bytes that a failed put had appended: not counted any
      * more, and the segment stays listed (with its other unforced bytes, if any) so the next force makes the cut
-     * durable too.
+     * durable too (under ALWAYS and INTERVAL the taker-back forces it right away: {@link ActiveSegment#takeBack}).
      */
     void tookBack(Segment seg, int stride) {
         unforced.compute(seg, (s, bytes) -> bytes == null ? 0L : Math.max(0L, bytes - stride));
@@ -115,18 +116,10 @@ final class FsyncSchedule {
      */
     void forceAll() throws IOException {
         IOException failed = null;
-        for (Segment s : tombstoned) {
-            tombstoned.remove(s); // before the force: an append after it is noted again
-            try {
-                s.deadLog().force();
-            } catch (IOException e) {
-                tombstoned.add(s);
-                if (failed == null) {
-                    failed = e;
-                } else {
-                    failed.addSuppressed(e);
-                }
-            }
+        try {
+            forceTombstones();
+        } catch (IOException e) {
+            failed = e;
         }
         for (Iterator<Segment> it = unforced.keySet().iterator(); it.hasNext(); ) {
             Segment s = it.next();
@@ -134,6 +127,30 @@ final class FsyncSchedule {
                 forcer.force(s);
                 it.remove();
             } catch (IOException e) {
+                if (failed == null) {
+                    failed = e;
+                } else {
+                    failed.addSuppressed(e);
+                }
+            }
+        }
+        if (failed != null) {
+            throw failed;
+        }
+    }
+
+    /**
+     * Forces every tombstone file with entries appended since its last force. Tries them all, then throws the first
+     * failure (the others suppressed); the ones that failed stay noted.
+     */
+    void forceTombstones() throws IOException {
+        IOException failed = null;
+        for (Segment s : tombstoned) {
+            tombstoned.remove(s); // before the force: an append after it is noted again
+            try {
+                s.deadLog().force();
+            } catch (IOException e) {
+                tombstoned.add(s);
                 if (failed == null) {
                     failed = e;
                 } else {

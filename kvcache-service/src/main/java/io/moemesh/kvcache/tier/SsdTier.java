@@ -33,7 +33,9 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>A put appends its whole record with system calls, forces it as {@link FsyncPolicy} says, and only then
  *       evicts for its room and enters the index: a reader never sees a record that is not completely in the file,
- *       and a put that fails evicts nothing and leaves no record a restart would serve.</li>
+ *       and a put that fails evicts nothing and leaves no record a restart would serve (its record is cut off, the
+ *       cut forced before the failure is reported but under NEVER, where sync() or close() forces it; a power loss
+ *       before then can bring the record back: {@link ActiveSegment#takeBack}).</li>
  *   <li>Every read verifies the record's CRC32C (and magic, key and length); a mismatch drops the record from the
  *       index, counts a checksum failure and returns empty.</li>
  *   <li>At open, {@link SegmentScan} drops what a crash or a bad disk left (torn tails, bad records, damaged
@@ -43,12 +45,12 @@ import org.slf4j.LoggerFactory;
  *       {@link #compact()} before the lease ends, and soon after it is ({@link #releaseExpiredLeases()}): a same-host
  *       reader of the extent finds the record's bytes.</li>
  *   <li>{@link #remove}, eviction and a drop write a tombstone of the record, forced on the fsync policy's schedule
- *       ({@link Tombstones}): a restart serves the blocks the tier held at its close, not every record still in the
- *       files. A promotion ({@link #promoteOut}) writes none until the block leaves the store or is written anew,
- *       so a kill -9 keeps a promoted block too. What a crash's unforced tombstones let come back is a block the
- *       tier had (any copy of a content hash holds the same K/V), and {@link #open} evicts a surplus oldest record
- *       first; a key found twice at open has its earlier copy tombstoned. Remove frees space; it does not promise
- *       erasure (the bytes stay until compaction).</li>
+ *       (under ALWAYS a put's evictions before it returns; {@link Tombstones}): a restart serves the blocks the tier
+ *       held at its close, not every record still in the files. A promotion ({@link #promoteOut}) writes none until
+ *       the block leaves the store or is written anew, so a kill -9 keeps a promoted block too. What a crash's
+ *       unforced tombstones let come back is a block the tier had (any copy of a content hash holds the same K/V),
+ *       and {@link #open} evicts a surplus oldest record first; a key found twice at open has its earlier copy
+ *       tombstoned. Remove frees space; it does not promise erasure (the bytes stay until compaction).</li>
  *   <li>Files are owner-only ({@link OwnerOnly}): segments and tombstones 0600, the directories it creates 0700.</li>
  * </ul>
  *
@@ -219,22 +221,13 @@ public final class SsdTier implements KvTier {
                 active.abandon();
                 throw new UncheckedIOException("appending block " + key + " to " + seg.path + " failed", ex);
             }
-            List<Tombstones.Dead> dead = new ArrayList<>();
-            PutResult admitted = index.admit(key, new IndexEntry(seg, at, crc,
-                    BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false), dead);
-            if (admitted != PutResult.STORED) {
-                active.takeBack(seg, at, key); // blocks pinned since roomFor leave no room now
-                return admitted;
+            // Blocks pinned since roomFor may leave no room: admit takes the record back then (and on a throw).
+            PutResult admitted = active.admit(seg, at, key, new IndexEntry(seg, at, crc,
+                    BlockHistory.inserted(key, stride, clock.getAsLong(), hint), false));
+            if (admitted == PutResult.STORED) {
+                counters.bytesWritten.add(stride);
             }
-            counters.bytesWritten.add(stride);
-            // The evicted, then the record kept since the block's promotion (a demotion writes the block anew):
-            // tombstoned after the new one is appended, so a kill -9 keeps one of the two (both are in the page
-            // cache), and before the new one can be evicted, so that eviction cannot bring the old one back. Forced on
-            // the fsync schedule (the next force: under ALWAYS the next put's), tombstone files first: a power loss
-            // before it can bring an evicted block back (the open evicts the surplus again) or lose both copies of
-            // a demoted one, as it loses the interval's other records.
-            tombstones.write(dead);
-            return PutResult.STORED;
+            return admitted;
         } finally {
             appendLock.unlock();
         }

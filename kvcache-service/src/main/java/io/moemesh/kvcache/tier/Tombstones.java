@@ -53,6 +53,24 @@ final class Tombstones {
     }
 
     /**
+     * {@link #write}, then forces every tombstone file with unforced entries now (ALWAYS: an eviction's tombstones are
+     * durable before the put that evicted returns). A failed force is logged, not thrown, as a failed write is: the
+     * files stay noted and the next force tries them again.
+     */
+    void writeNow(Collection<Dead> dead) {
+        if (dead.isEmpty()) {
+            return;
+        }
+        write(dead);
+        try {
+            fsync.forceTombstones();
+        } catch (IOException e) {
+            log.warn("forcing tombstones failed (tried again at the next force): the blocks they name may come back "
+                    + "after a power loss: {}", e.toString());
+        }
+    }
+
+    /**
      * Appends a tombstone for each and forces them now, whatever the policy: compaction's, durable before the index
      * moves to the copies.
      *

@@ -34,6 +34,9 @@ class SsdCompactionTest {
 
     @TempDir
     Path dir;
+    /** A second directory (a saved or killed copy of the tier's files), deleted after each test as dir is. */
+    @TempDir
+    Path copies;
 
     private SsdConfig config() {
         return config(dir);
@@ -82,7 +85,7 @@ class SsdCompactionTest {
 
     @Test
     void aCrashAfterTheCopyBeforeTheDelete_leavesDuplicates_thatReopenResolvesToTheSameBlocks() throws IOException {
-        Path saved = Files.createDirectories(dir.resolveSibling(dir.getFileName() + "-saved"));
+        Path saved = copies;
         try (SsdTier t = SsdTierTest.open(config())) {
             for (int i = 0; i < 8; i++) {
                 t.put(block(i));
@@ -121,7 +124,7 @@ class SsdCompactionTest {
     @Test
     void aDuplicateLeftByACrash_hasItsEarlierCopyTombstonedAtOpen_soARemovedBlockStaysGoneAfterTheNextRestart()
             throws IOException {
-        Path saved = Files.createDirectories(dir.resolveSibling(dir.getFileName() + "-saved"));
+        Path saved = copies;
         try (SsdTier t = SsdTierTest.open(config())) {
             for (int i = 0; i < 8; i++) {
                 t.put(block(i));
@@ -277,7 +280,7 @@ class SsdCompactionTest {
 
     @Test
     void aBlockRemovedWhileCompactionCopiesIt_staysGoneAfterAKill9BeforeTheSwapIn() throws IOException {
-        Path afterKill = Files.createDirectories(dir.resolveSibling(dir.getFileName() + "-killed"));
+        Path afterKill = copies;
         try (SsdTier t = twoVictims()) {
             AtomicInteger checks = new AtomicInteger();
             // The 1st check comes before block 1 (segment 1's first live record) is copied, the 2nd after: block 1's
