@@ -70,7 +70,7 @@ class ChatTemplateStatusTest {
 
             Status broken = tokenize(model, "user", "break the template");
             assertThat(broken.getCode()).isEqualTo(Status.Code.INTERNAL);
-            assertThat(broken.getDescription()).isEqualTo("internal error; request id tokenize");
+            assertThat(broken.getDescription()).isEqualTo("internal error in Tokenize; the gateway's log has the details");
         }
     }
 
