@@ -38,14 +38,15 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                                  call is not ready; past it the client is taken as not reading and the request is
  *                                  cancelled (a gRPC call's stream is reset, dropping what it queued), so a stalled
  *                                  client holds at most this much memory
- * @param requestReadTimeout        how long a request may take to arrive once it has begun, > 0: an HTTP body over
- *                                  {@code largeRequestBytes}, from when it takes its large-request permit to its
- *                                  last byte (408, the permit given back at the deadline even while a read still
- *                                  waits: the container's per-read timeout bounds each wait, not the whole body); a
- *                                  call of the public gRPC API (Generate, Tokenize, ModelInfo), from its start to
- *                                  its half-close, until which gRPC holds its message's bytes (closed
- *                                  DEADLINE_EXCEEDED naming this setting, its stream reset). A slow client cannot
- *                                  hold a permit, or a request's bytes, longer than this
+ * @param requestReadTimeout        how long a request may take to arrive once it has begun, > 0: an HTTP body, of
+ *                                  any size, from the end of its headers to its last byte (408 and the connection
+ *                                  closed at the deadline, its permit given back; the body is received without a
+ *                                  worker thread, so a slow client never holds one; the container's per-read
+ *                                  timeout bounds each wait for bytes, not the whole body); a call of the public
+ *                                  gRPC API (Generate, Tokenize, ModelInfo), from its start to its half-close, until
+ *                                  which gRPC holds its message's bytes (closed DEADLINE_EXCEEDED naming this
+ *                                  setting, its stream reset). A slow client cannot hold a permit, a request's bytes
+ *                                  or a connection longer than this
  * @param maxGrpcCallsPerConnection calls a client connection may have open at once on the public gRPC port
  *                                  (HTTP/2 MAX_CONCURRENT_STREAMS); further calls wait in the client until one
  *                                  ends, none is refused. 0 (the default) = the larger of 2048 and
@@ -60,7 +61,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                                  for up to {@code requestReadTimeout}, whatever the connection's flow control): a
  *                                  call whose bytes would pass it is closed RESOURCE_EXHAUSTED naming this setting
  *                                  and its stream reset at once (logged, counted in
- *                                  moemesh_gateway_grpc_held_request_resets_total). 0 (the default) = 32 ×
+ *                                  moemesh_gateway_grpc_held_request_resets_total). The HTTP API's bodies being
+ *                                  received (read as they arrive, without a worker, until whole) have a budget of
+ *                                  their own of the same size: a body whose bytes would pass it is 429 naming this
+ *                                  setting. 0 (the default) = 32 ×
  *                                  {@code maxConcurrentLargeRequests} × {@code maxRequestBytes} (256 MiB at the
  *                                  defaults: a legitimate burst of calls waiting for the executor between their
  *                                  message and half-close holds them too, so room for far more than the large

@@ -279,10 +279,11 @@ public class GatewayConfiguration {
 
     @Bean
     FilterRegistrationBean<PublicApiFilter> publicApiFilter(ApiKeys keys, JsonMapper json, GatewayProperties p,
-                                                            IntakeLimiter intake, ServingClock clock) {
+                                                            IntakeLimiter intake, ServingClock clock,
+                                                            GenerationService service) {
         FilterRegistrationBean<PublicApiFilter> r = new FilterRegistrationBean<>(
                 new PublicApiFilter(keys, json, p.admission().maxRequestBytes(), intake, clock,
-                        p.admission().requestReadTimeout()));
+                        p.admission().requestReadTimeout(), p.admission().maxHeldRequestBytes(), service::chargeRate));
         r.setOrder(Ordered.HIGHEST_PRECEDENCE + 10);
         return r;
     }

@@ -140,7 +140,10 @@ public record GatewayProperties(
      *                           engine-stall; never shorter than engine-stall
      * @param httpProbeInterval  how often the public HTTP listener is probed (a GET of /v1/models)
      * @param httpProbeTimeout   a probe whose connect, or whose answer, takes longer than this fails
-     * @param httpProbeFailures  failed probes in a row that fail readiness and liveness
+     * @param httpProbeFailures  failed probes in a row that fail readiness; liveness fails after as many that the
+     *                           listener's load does not explain (a probe that timed out while every worker was
+     *                           busy or every connection taken, the listener still completing work, waited
+     *                           behind clients: HttpSelfProbe)
      * @param httpProbePort      port the probe connects to on server.address; 0 = this gateway's own HTTP port
      * @param grpcHealthInterval how often readiness is re-evaluated into the gRPC health service (it also is
      *                           at once when Spring's readiness state changes)

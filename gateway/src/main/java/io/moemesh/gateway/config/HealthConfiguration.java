@@ -8,6 +8,7 @@ import io.moemesh.gateway.health.Check;
 import io.moemesh.gateway.health.ExpertReadiness;
 import io.moemesh.gateway.health.HealthMonitor;
 import io.moemesh.gateway.health.HttpSelfProbe;
+import io.moemesh.gateway.health.ListenerLoad;
 import io.moemesh.gateway.health.StallDetector;
 import io.moemesh.gateway.placement.PlacementSource;
 import io.moemesh.gateway.scheduling.EngineLoop;
@@ -16,10 +17,16 @@ import io.moemesh.service.grpc.GrpcServerLifecycle;
 import java.net.URI;
 import java.time.Duration;
 import java.util.Optional;
+import org.apache.catalina.connector.Connector;
+import org.apache.coyote.AbstractProtocol;
+import org.apache.coyote.ProtocolHandler;
 import org.springframework.boot.availability.AvailabilityChangeEvent;
 import org.springframework.boot.availability.ReadinessState;
 import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.HealthIndicator;
+import org.springframework.boot.tomcat.TomcatWebServer;
+import org.springframework.boot.web.server.context.WebServerApplicationContext;
+import org.springframework.context.ApplicationContext;
 import org.springframework.context.ApplicationListener;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.context.annotation.Bean;
@@ -28,9 +35,10 @@ import org.springframework.core.env.Environment;
 
 /**
  * Thin Spring adapters for the gateway's health checks (the logic is in {@code io.moemesh.gateway.health}):
- * the indicators {@code experts}, {@code engine}, {@code engineLiveness} and {@code httpApi} that
- * application.yaml puts into the actuator's readiness and liveness groups, and the monitor that probes the HTTP
- * listener and mirrors readiness into the gateway's gRPC health service.
+ * the indicators {@code experts}, {@code engine}, {@code engineLiveness}, {@code httpApi} and
+ * {@code httpApiLiveness} that application.yaml puts into the actuator's readiness and liveness groups, the
+ * public listener's load read from Tomcat for the HTTP self-probe, and the monitor that probes the HTTP listener
+ * and mirrors readiness into the gateway's gRPC health service.
  */
 @Configuration(proxyBeanMethods = false)
 public class HealthConfiguration {
@@ -67,19 +75,57 @@ public class HealthConfiguration {
     }
 
     @Bean
-    HttpSelfProbe httpSelfProbe(GatewayProperties p, Environment env, MeterRegistry meters) {
+    HttpSelfProbe httpSelfProbe(GatewayProperties p, Environment env, MeterRegistry meters, ApplicationContext context) {
         GatewayProperties.Health h = p.health();
         String address = env.getProperty("server.address", "");
         // The listener's own address, unless it listens on every address (then loopback reaches it).
         String host = address.isBlank() || address.equals("0.0.0.0") || address.equals("::") ? "127.0.0.1"
                 : address.contains(":") ? "[" + address + "]" : address;
+        // Tomcat closes a connection idle for its connection timeout (60 s unless set): a working listener completes
+        // a task at least that often, also when only idle connections fill it, so twice that without one is stuck.
+        Duration idle = env.getProperty("server.tomcat.connection-timeout", Duration.class, Duration.ofSeconds(60));
+        Duration progressWindow = (idle.isNegative() || idle.isZero() ? Duration.ofSeconds(60) : idle).multipliedBy(2);
         HttpSelfProbe probe = new HttpSelfProbe(() -> {
             int port = h.httpProbePort() > 0 ? h.httpProbePort() : env.getProperty("local.server.port", Integer.class, 0);
             return port > 0 ? Optional.of(URI.create("http://" + host + ":" + port + "/v1/models")) : Optional.empty();
-        }, h.httpProbeTimeout(), h.httpProbeFailures());
+        }, h.httpProbeTimeout(), h.httpProbeFailures(), () -> tomcatLoad(context), progressWindow);
         FunctionCounter.builder("moemesh.gateway.http.probe.failures", probe, HttpSelfProbe::failuresTotal)
                 .description("self-probes of the public HTTP listener that got no answer").register(meters);
         return probe;
+    }
+
+    /**
+     * The public listener's load, from the connector of the main context's Tomcat (the actuator's listener is another
+     * server, in its own context); unknown before the server exists or with another container.
+     */
+    static ListenerLoad tomcatLoad(ApplicationContext context) {
+        if (!(context instanceof WebServerApplicationContext w) || !(w.getWebServer() instanceof TomcatWebServer t)) {
+            return ListenerLoad.UNKNOWN;
+        }
+        Connector[] connectors = t.getTomcat().getService().findConnectors();
+        if (connectors.length == 0) {
+            return ListenerLoad.UNKNOWN;
+        }
+        ProtocolHandler handler = connectors[0].getProtocolHandler();
+        int busy = -1;
+        int maxWorkers = -1;
+        long completed = -1;
+        if (handler.getExecutor() instanceof org.apache.tomcat.util.threads.ThreadPoolExecutor e) {
+            busy = e.getActiveCount();
+            maxWorkers = e.getMaximumPoolSize();
+            completed = e.getCompletedTaskCount();
+        } else if (handler.getExecutor() instanceof java.util.concurrent.ThreadPoolExecutor e) {
+            busy = e.getActiveCount();
+            maxWorkers = e.getMaximumPoolSize();
+            completed = e.getCompletedTaskCount();
+        }
+        long connections = -1;
+        long maxConnections = -1;
+        if (handler instanceof AbstractProtocol<?> protocol) {
+            connections = protocol.getConnectionCount();
+            maxConnections = protocol.getMaxConnections();
+        }
+        return new ListenerLoad(busy, maxWorkers, connections, maxConnections, completed);
     }
 
     @Bean
@@ -160,7 +206,12 @@ public class HealthConfiguration {
 
     @Bean
     HealthIndicator httpApiHealthIndicator(HttpSelfProbe http) {
-        return () -> health(http.check());
+        return () -> health(http.readiness());
+    }
+
+    @Bean
+    HealthIndicator httpApiLivenessHealthIndicator(HttpSelfProbe http) {
+        return () -> health(http.liveness());
     }
 
     private static Health health(Check c) {

@@ -54,7 +54,7 @@ public final class HealthMonitor implements AutoCloseable {
 
     /** Ready now: accepting traffic and every readiness check up. */
     public boolean ready() {
-        return acceptingTraffic && experts.check().up() && engine.readiness().up() && http.check().up();
+        return acceptingTraffic && experts.check().up() && engine.readiness().up() && http.readiness().up();
     }
 
     /** The last readiness published (false before the first). */
@@ -88,7 +88,7 @@ public final class HealthMonitor implements AutoCloseable {
         if (!acceptingTraffic) {
             return "not ready (the application does not accept traffic)";
         }
-        for (Check c : new Check[] {experts.check(), engine.readiness(), http.check()}) {
+        for (Check c : new Check[] {experts.check(), engine.readiness(), http.readiness()}) {
             if (!c.up()) {
                 return "not ready (" + c.reason() + ")";
             }

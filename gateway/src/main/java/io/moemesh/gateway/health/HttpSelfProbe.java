@@ -19,7 +19,19 @@ import org.slf4j.LoggerFactory;
  * with a short timeout. A listener whose poller thread died (seen after an OutOfMemoryError) still accepts TCP
  * connections but never answers, while everything else in the process looks fine; only a request through the
  * socket shows it. Any HTTP answer counts as alive (a 401 without an API key too): the probe tests the listener,
- * not the API. {@code failuresToFail} consecutive failures fail readiness and liveness; one answer clears them.
+ * not the API. One answer clears the failures.
+ *
+ * <p>Readiness ({@link #readiness()}) fails after {@code failuresToFail} failures in a row, whatever their cause: a
+ * listener that does not answer new clients should not be sent more. Liveness ({@link #liveness()}) restarts the
+ * process, which ends every stream and call in flight on it, so it fails only on failures the listener's load does
+ * not explain: a probe that timed out while every worker was busy or the listener held all the connections it
+ * accepts ({@link ListenerLoad#saturated()}) waited behind the clients, and says nothing of a dead listener; such a
+ * failure does not count for liveness (nor does it clear the count). It is explained only while the listener still
+ * completes work: a dead poller dispatches nothing, so no task completes, while a busy listener finishes requests and
+ * closes idle connections at least every connection timeout ({@code progressWindow} is more than that). So a dead
+ * poller still fails liveness after {@code failuresToFail} probes, even when the connections it left open fill the
+ * listener, and so does a worker pool stuck for good; clients that merely keep the listener full do not restart the
+ * gateway. (Dropping the probe from liveness would have left a dead listener unready for ever, never restarted.)
  */
 public final class HttpSelfProbe {
     private static final Logger log = LoggerFactory.getLogger(HttpSelfProbe.class);
@@ -27,24 +39,44 @@ public final class HttpSelfProbe {
     private final Supplier<HttpClient> clients;
     private final Duration timeout;
     private final int failuresToFail;
+    private final Supplier<ListenerLoad> load;
+    private final long progressWindowNanos;
     private final AtomicBoolean inFlight = new AtomicBoolean();
     private final AtomicLong failuresTotal = new AtomicLong();
     /** One field, so a check never pairs a new failure count with the previous probe's outcome. */
-    private volatile Outcome outcome = new Outcome(0, "no probe yet");
+    private volatile Outcome outcome = new Outcome(0, 0, "no probe yet", null);
+    // Written by one probe at a time (inFlight orders them): the listener's completed tasks and when they last moved.
+    private long lastCompletedTasks = -1;
+    private long lastProgressNanos = System.nanoTime();
 
-    /** The failures in a row and what the last probe saw. */
-    private record Outcome(int consecutiveFailures, String last) {
+    /**
+     * The failures in a row, those of them the listener's load does not explain (liveness counts these), what the last
+     * probe saw, and the load that explained its failure (null when it answered or nothing explained it).
+     */
+    private record Outcome(int consecutiveFailures, int unexplainedFailures, String last, String explainedBy) {
     }
 
     /**
+     * A probe that knows nothing of the listener's load: every failure counts for liveness too.
+     *
      * @param target where to send the GET; empty while it is not known yet (the listener has not started), and
      *               then no probe is made
      */
     public HttpSelfProbe(Supplier<Optional<URI>> target, Duration timeout, int failuresToFail) {
+        this(target, timeout, failuresToFail, () -> ListenerLoad.UNKNOWN, Duration.ZERO);
+    }
+
+    /**
+     * @param load           the listener's load, read when a probe ends (it may throw: then it is unknown)
+     * @param progressWindow how long the listener may complete no task and its saturation still explain a failure
+     */
+    public HttpSelfProbe(Supplier<Optional<URI>> target, Duration timeout, int failuresToFail,
+                         Supplier<ListenerLoad> load, Duration progressWindow) {
         // A client per probe: a pooled keep-alive connection would skip the accept path, and a listener that
         // no longer accepts must fail the probe. HTTP/1.1: no h2c upgrade attempt.
         this(target, timeout, failuresToFail,
-                () -> HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).build());
+                () -> HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).build(),
+                load, progressWindow);
     }
 
     /**
@@ -53,6 +85,11 @@ public final class HttpSelfProbe {
      */
     public HttpSelfProbe(Supplier<Optional<URI>> target, Duration timeout, int failuresToFail,
                          Supplier<HttpClient> clients) {
+        this(target, timeout, failuresToFail, clients, () -> ListenerLoad.UNKNOWN, Duration.ZERO);
+    }
+
+    private HttpSelfProbe(Supplier<Optional<URI>> target, Duration timeout, int failuresToFail,
+                          Supplier<HttpClient> clients, Supplier<ListenerLoad> load, Duration progressWindow) {
         if (failuresToFail < 1) {
             throw new IllegalArgumentException("failures to fail must be >= 1, got " + failuresToFail);
         }
@@ -60,6 +97,8 @@ public final class HttpSelfProbe {
         this.target = target;
         this.timeout = timeout;
         this.failuresToFail = failuresToFail;
+        this.load = load;
+        this.progressWindowNanos = progressWindow.toNanos();
     }
 
     /**
@@ -117,19 +156,38 @@ public final class HttpSelfProbe {
     private void finished(int status, Throwable error) {
         // One probe at a time (inFlight): the only writer. The outcome is published before the total counts it,
         // so whoever sees the total sees the outcome too.
+        ListenerLoad l = currentLoad();
+        long now = System.nanoTime();
+        if (l.completedTasks() >= 0 && l.completedTasks() != lastCompletedTasks) {
+            lastCompletedTasks = l.completedTasks();
+            lastProgressNanos = now;
+        }
+        Outcome o = outcome;
         if (error == null) {
-            outcome = new Outcome(0, "HTTP " + status);
+            outcome = new Outcome(0, 0, "HTTP " + status, null);
         } else {
             Throwable cause = error.getCause() != null ? error.getCause() : error;
-            outcome = new Outcome(outcome.consecutiveFailures() + 1,
-                    cause.getClass().getSimpleName() + (cause.getMessage() == null ? "" : ": " + cause.getMessage()));
+            String last = cause.getClass().getSimpleName() + (cause.getMessage() == null ? "" : ": " + cause.getMessage());
+            // Unknown progress (no task count) cannot tell a stuck listener from a busy one: saturation explains.
+            boolean working = l.completedTasks() < 0 || now - lastProgressNanos <= progressWindowNanos;
+            outcome = l.saturated() && working
+                    ? new Outcome(o.consecutiveFailures() + 1, o.unexplainedFailures(), last, l.describe())
+                    : new Outcome(o.consecutiveFailures() + 1, o.unexplainedFailures() + 1, last, null);
             failuresTotal.incrementAndGet();
         }
         inFlight.set(false);
     }
 
-    public Check check() {
-        Outcome o = outcome;
+    private ListenerLoad currentLoad() {
+        try {
+            return load.get();
+        } catch (RuntimeException e) {
+            log.debug("the HTTP listener's load could not be read: {}", e.toString());
+            return ListenerLoad.UNKNOWN;
+        }
+    }
+
+    private Map<String, Object> details(Outcome o) {
         Map<String, Object> details = new LinkedHashMap<>();
         try {
             target.get().ifPresent(u -> details.put("target", u.toString()));
@@ -137,12 +195,39 @@ public final class HttpSelfProbe {
             // Only a detail: the probes count the failure.
         }
         details.put("consecutiveFailures", o.consecutiveFailures());
+        details.put("unexplainedFailures", o.unexplainedFailures());
         details.put("last", o.last());
+        if (o.explainedBy() != null) {
+            details.put("saturated", o.explainedBy());
+        }
+        return details;
+    }
+
+    /** Down after {@code failuresToFail} failed probes in a row, whatever their cause (a full listener too). */
+    public Check readiness() {
+        Outcome o = outcome;
         if (o.consecutiveFailures() >= failuresToFail) {
             return Check.down("the public HTTP listener did not answer " + o.consecutiveFailures()
-                    + " probes in a row (last: " + o.last() + ")", details);
+                    + " probes in a row (last: " + o.last() + ")", details(o));
         }
-        return Check.up("the public HTTP listener answers", details);
+        return Check.up("the public HTTP listener answers", details(o));
+    }
+
+    /**
+     * Down after {@code failuresToFail} failed probes, with no answer in between, that the listener's load does not
+     * explain: a listener that its clients keep full, and that still completes work, is not restarted.
+     */
+    public Check liveness() {
+        Outcome o = outcome;
+        if (o.unexplainedFailures() >= failuresToFail) {
+            return Check.down("the public HTTP listener did not answer " + o.unexplainedFailures() + " probes that "
+                    + "its load does not explain (last: " + o.last() + ")", details(o));
+        }
+        if (o.consecutiveFailures() >= failuresToFail) {
+            return Check.up("the public HTTP listener does not answer, but its clients keep it full and it still "
+                    + "completes work" + (o.explainedBy() == null ? "" : " (" + o.explainedBy() + ")"), details(o));
+        }
+        return Check.up("the public HTTP listener answers", details(o));
     }
 
     /** Failed probes since start (a counter for metrics). */

@@ -105,20 +105,27 @@ public class OpenAiController {
     }
 
     /**
-     * The body is read by the request parser itself, as a stream (see {@link OpenAiRequestParser} for why). Its tenant's
-     * rate is charged first: a tenant past it is refused (429) before its body is read, so before a large one takes an
-     * intake permit (at its first byte: LimitedBody) and before anything is parsed or tokenized.
+     * The body, received whole by PublicApiFilter (its limits held), is parsed by the request parser as a stream (see
+     * {@link OpenAiRequestParser} for why). Its tenant's rate is charged before anything is parsed or tokenized: a
+     * tenant past it is refused (429). A large body's tenant was charged already, by the filter, before the body took
+     * an intake permit, so a tenant past its rate never holds one.
      */
     @PostMapping(value = "/v1/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Object completions(HttpServletRequest http) throws IOException {
-        service.chargeRate(Tenant.of(http));
+        chargeRate(http);
         return run(OpenAiRequest.parse(http.getInputStream(), false, json, limits), false, http);
     }
 
     @PostMapping(value = "/v1/chat/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Object chatCompletions(HttpServletRequest http) throws IOException {
-        service.chargeRate(Tenant.of(http));
+        chargeRate(http);
         return run(OpenAiRequest.parse(http.getInputStream(), true, json, limits), true, http);
+    }
+
+    private void chargeRate(HttpServletRequest http) {
+        if (http.getAttribute(Tenant.RATE_CHARGED_ATTRIBUTE) == null) {
+            service.chargeRate(Tenant.of(http));
+        }
     }
 
     /**

@@ -26,8 +26,8 @@ import org.springframework.web.context.request.async.AsyncRequestNotUsableExcept
 /**
  * Every failure of the HTTP API as OpenAI's error JSON {@code {"error": {message, type, param, code}}} with the
  * status OpenAI uses: 400 bad request (a prompt that cannot fit: code {@code context_length_exceeded}), 401 auth,
- * 404 unknown model or path, 405/406/415 for the wrong method (with Allow), Accept or Content-Type, 408 a large
- * body too slow (LimitedBody), 413 body too large, 429 overloaded (Retry-After), 503 no healthy experts, no
+ * 404 unknown model or path, 405/406/415 for the wrong method (with Allow), Accept or Content-Type, 408 a body
+ * too slow (BodyIntake), 413 body too large, 429 overloaded (Retry-After), 503 no healthy experts, no
  * placement yet, the kvcache-service failing a long context's Attend, the engine thread gone or draining
  * (Retry-After), 500 a bug: the message then says only "internal error" and the request id, and the exception is
  * logged once with that id (never a class name or a stack trace on the wire). A 503 whose cause names internal

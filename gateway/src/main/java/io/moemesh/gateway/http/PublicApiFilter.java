@@ -2,7 +2,9 @@ package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.serving.IntakeLimiter;
+import io.moemesh.gateway.serving.OverloadedException;
 import io.moemesh.gateway.serving.ServingClock;
+import jakarta.servlet.DispatcherType;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.http.HttpServletRequest;
@@ -13,6 +15,7 @@ import java.time.Duration;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
+import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import org.slf4j.MDC;
 import org.springframework.web.filter.OncePerRequestFilter;
@@ -23,16 +26,22 @@ import tools.jackson.databind.json.JsonMapper;
  * the response and put in the log context; for {@code /v1/**}: the body limits and the API key → tenant, or
  * 401, in OpenAI's error JSON. Keys are never logged.
  *
- * <p>Body limits, before anything parses the body: a declared Content-Length over {@code maxRequestBytes} is 413 at
- * once; a body without one is counted as it is read ({@link LimitedBody}) and fails with 413 past the limit. A
- * large body (see {@link IntakeLimiter}) needs a permit for its parsing and tokenization, taken when the handler
- * reads its first byte (for a declared length) or when the count passes the threshold; none free = 429 with
- * Retry-After at once. The permit is not taken here: the handler first charges the tenant's rate, so a tenant past
- * it is refused without holding one (OpenAiController). A large body must arrive whole within {@code readTimeout}
- * of its permit, else 408 and the permit is given back at the deadline ({@link LimitedBody}). When a request is
- * refused before its body was read (413, 401, 429, or a 4xx from parsing), the rest of the body (up to the limit) is
- * read and dropped so the client, still sending, sees the answer instead of a reset connection; a longer rest closes
- * the connection. A body that missed its deadline is not read further: its connection is closed after the 408.
+ * <p>A body is received whole before the handler runs, and never by a worker waiting for a client's bytes: what
+ * has arrived with its headers (Tomcat holds it already) is taken at once, and when that is all of it the handler
+ * runs right away; the rest is received asynchronously ({@link BodyIntake}: Servlet non-blocking reads), and the
+ * handler runs on an async dispatch of the request once it is whole ({@link ReceivedBody}). Either way it must arrive whole within {@code readTimeout}
+ * (moemesh.gateway.admission.request-read-timeout) of the end of its headers, else 408 and the connection is closed
+ * at the deadline: a slow client holds a connection for at most that long, and no worker at all. The limits, before
+ * anything parses the body: a declared Content-Length over {@code maxRequestBytes} is 413 at once; a body without
+ * one is counted as it arrives ({@link BodyBuffer}) and is 413 past the limit. A large body (see
+ * {@link IntakeLimiter}) needs a permit for its parsing and tokenization before more than the large size of it is
+ * taken in (at once for a declared length), its tenant's rate charged first so a tenant past it is refused without
+ * holding one; none free = 429 with Retry-After at once. The bytes of all bodies being received are bounded together
+ * ({@link HeldBodyBytes}, 429 past it). A request refused before its body arrived (400 path, 413, 401, 429) is
+ * answered at once with {@code Connection: close}, without waiting for the body: what keeps arriving is read and
+ * dropped without a worker while it keeps coming (a pause of {@link BodyIntake#DISCARD_IDLE} ends it), within the
+ * deadline and twice the limit, so a client still sending reads the answer instead of a reset connection, and then
+ * the connection is closed; one whose body had arrived whole keeps its connection.
  *
  * <p>Which requests are {@code /v1/**} is decided on the path as it is routed, not on the raw request URI: the
  * container decodes {@code %XX}, drops {@code ;parameters} and resolves {@code //}, {@code .} and {@code ..}
@@ -51,32 +60,42 @@ public final class PublicApiFilter extends OncePerRequestFilter {
     private static final Pattern SANE_ID = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
     private final ApiKeys keys;
     private final JsonMapper json;
-    private final long maxRequestBytes;
-    private final IntakeLimiter intake;
+    private final BodyLimits limits;
     private final ServingClock clock;
-    private final Duration readTimeout;
 
-    /** @param readTimeout how long a large body may take to arrive (moemesh.gateway.admission.request-read-timeout) */
+    /**
+     * @param readTimeout   how long a body may take to arrive whole (moemesh.gateway.admission.request-read-timeout)
+     * @param maxHeldBytes  bytes the bodies being received may hold together
+     *                      (moemesh.gateway.admission.max-held-request-bytes)
+     * @param chargeRate    charges a tenant's rate, throwing OverloadedException past it (GenerationService)
+     */
     public PublicApiFilter(ApiKeys keys, JsonMapper json, long maxRequestBytes, IntakeLimiter intake,
-                           ServingClock clock, Duration readTimeout) {
+                           ServingClock clock, Duration readTimeout, long maxHeldBytes, Consumer<String> chargeRate) {
         this.clock = clock;
-        this.readTimeout = readTimeout;
         this.keys = keys;
         this.json = json;
-        this.maxRequestBytes = maxRequestBytes;
-        this.intake = intake;
+        this.limits = new BodyLimits(maxRequestBytes, intake, new HeldBodyBytes(maxHeldBytes), readTimeout,
+                chargeRate);
     }
 
-    private void reject(HttpServletResponse res, int status, String message, String type, String code)
-            throws IOException {
-        res.setStatus(status);
-        res.setContentType("application/json");
-        res.getWriter().write(json.writeValueAsString(OpenAiErrors.body(message, type, null, code)));
+    /** Bytes of the bodies being received now, not yet parsed ({@link HeldBodyBytes}). */
+    long heldBodyBytes() {
+        return limits.held().held();
+    }
+
+    /** The async dispatch that hands a received body to the handler comes through here too. */
+    @Override
+    protected boolean shouldNotFilterAsyncDispatch() {
+        return false;
     }
 
     @Override
     protected void doFilterInternal(HttpServletRequest req, HttpServletResponse res, FilterChain chain)
             throws ServletException, IOException {
+        if (req.getDispatcherType() == DispatcherType.ASYNC) {
+            asyncDispatch(req, res, chain);
+            return;
+        }
         // The request's arrival (TTFT and E2E start here): its body is read, parsed and tokenized after this.
         req.setAttribute(RequestIds.ARRIVAL_ATTRIBUTE, clock.getAsLong());
         String given = req.getHeader(RequestIds.HEADER);
@@ -91,76 +110,142 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                 chain.doFilter(req, res);
                 return;
             }
+            long declared = req.getContentLengthLong();
             if (!raw.equals(resolved) && !ModelIdPath.isEncodedModelId(raw, resolved)) {
-                drain(req, res);
-                reject(res, 400, "the request path must be plain: no path parameters (;), percent-escapes (but in "
-                        + "the model id of /v1/models/{id}), empty or dot segments", "invalid_request_error",
-                        "invalid_path");
+                refuse(req, res, declared, new OpenAiException(400, "invalid_request_error", "invalid_path", null,
+                        "the request path must be plain: no path parameters (;), percent-escapes (but in the model "
+                                + "id of /v1/models/{id}), empty or dot segments"));
                 return;
             }
-            long declared = req.getContentLengthLong();
-            if (declared > maxRequestBytes) {
-                drain(req, res);
-                reject(res, 413, "the request body of " + declared + " bytes exceeds the limit of " + maxRequestBytes
-                        + " bytes", "invalid_request_error", "request_too_large");
+            if (declared > limits.maxBytes()) {
+                refuse(req, res, declared, new OpenAiException(413, "invalid_request_error", "request_too_large",
+                        null, "the request body of " + declared + " bytes exceeds the limit of " + limits.maxBytes()
+                        + " bytes"));
                 return;
             }
             if (keys.enabled()) {
                 String header = req.getHeader("Authorization");
                 Optional<String> tenant = keys.tenantOf(ApiKeys.bearer(header));
                 if (tenant.isEmpty()) {
-                    // As for 413 and 429: a client still sending its body must get to read the 401.
-                    drain(req, res);
                     res.setHeader("WWW-Authenticate", "Bearer");
-                    reject(res, 401, header == null ? "missing API key: send \"Authorization: Bearer KEY\""
-                            : "incorrect API key provided", "invalid_request_error", "invalid_api_key");
+                    refuse(req, res, declared, new OpenAiException(401, "invalid_request_error", "invalid_api_key",
+                            null, header == null ? "missing API key: send \"Authorization: Bearer KEY\""
+                            : "incorrect API key provided"));
                     return;
                 }
                 req.setAttribute(Tenant.ATTRIBUTE, tenant.get());
             }
-            try (LimitedBody body = new LimitedBody(req, maxRequestBytes, intake, declared, readTimeout)) {
-                try {
-                    chain.doFilter(body, res);
-                } finally {
-                    if (body.timedOut()) {
-                        // Draining a body that came too slowly would wait for it all over again.
-                        res.setHeader("Connection", "close");
-                    } else if (res.getStatus() >= 400 && !body.fullyRead() && !req.isAsyncStarted()) {
-                        // Refused (413, 429, a parse error) before the body was read to its end.
-                        drain(req, res);
-                    }
+            if (!hasBody(req, declared)) {
+                chain.doFilter(req, res);
+                return;
+            }
+            BodyBuffer body = new BodyBuffer(limits, req, declared);
+            try {
+                body.start();
+                takeBuffered(req.getInputStream(), body, declared);
+            } catch (OpenAiException | OverloadedException e) {
+                body.release();
+                if (declared > 0 && body.count() == declared) {
+                    // Read to its end: the connection stays usable.
+                    BodyIntake.answer(res, json, e, id, false);
+                } else {
+                    BodyIntake.refuse(req, res, limits, json, e);
                 }
+                return;
+            } catch (IOException | RuntimeException e) {
+                body.release();
+                throw e;
+            }
+            if (declared < 0 || body.count() < declared) {
+                // The rest is still on its way: received without a worker, the handler runs once it is whole.
+                BodyIntake.receive(req, res, limits, json, body);
+                return;
+            }
+            try (ReceivedBody received = body.finish()) {
+                chain.doFilter(received.wrap(req), res);
             }
         } finally {
             MDC.remove("requestId");
         }
     }
 
-    /** {@code /v1} or below it, in any case (a different case is not routed, but is not let past the checks). */
-    private static boolean isApi(String path) {
-        return path.regionMatches(true, 0, "/v1", 0, 3) && (path.length() == 3 || path.charAt(3) == '/');
+    /**
+     * An async dispatch: the one BodyIntake made with a whole body (handed to the handler here), or one of the
+     * handler's own (its answer, a stream: nothing of the filter's to do).
+     */
+    private static void asyncDispatch(HttpServletRequest req, HttpServletResponse res, FilterChain chain)
+            throws ServletException, IOException {
+        MDC.put("requestId", RequestIds.current(req));
+        try {
+            if (req.getAttribute(BodyIntake.RECEIVED_ATTRIBUTE) instanceof ReceivedBody received) {
+                req.removeAttribute(BodyIntake.RECEIVED_ATTRIBUTE);
+                // Held (permit, bytes) until the handler parsed and tokenized it: its answer is asynchronous.
+                try (received) {
+                    chain.doFilter(received.wrap(req), res);
+                }
+            } else {
+                chain.doFilter(req, res);
+            }
+        } finally {
+            MDC.remove("requestId");
+        }
     }
 
     /**
-     * Reads and drops what is left of the body, up to {@code maxRequestBytes}: a client that is still sending
-     * reads the answer only once the server has taken what it sent (or the connection is closed). Past that, the
-     * connection is closed after the answer.
+     * Answers {@code refusal}: synchronously, keeping the connection, when the request has no body or all of it is
+     * in the container's buffer already (dropped here); else at once with Connection: close, BodyIntake reading and
+     * dropping the body as it comes, without a worker.
      */
-    private void drain(HttpServletRequest req, HttpServletResponse res) {
-        byte[] buf = new byte[16384];
-        long left = maxRequestBytes;
-        try {
-            InputStream in = req.getInputStream();
-            while (left > 0) {
-                int n = in.read(buf, 0, (int) Math.min(buf.length, left));
-                if (n < 0) {
-                    return;
-                }
-                left -= n;
-            }
-        } catch (IOException | RuntimeException e) {
-            // Nothing more to read (the client stopped, or the container consumed the body already).
+    private void refuse(HttpServletRequest req, HttpServletResponse res, long declared, RuntimeException refusal)
+            throws IOException {
+        if (!hasBody(req, declared) || (declared > 0 && skipBuffered(req.getInputStream(), declared) == declared)) {
+            BodyIntake.answer(res, json, refusal, RequestIds.current(req), false);
+        } else {
+            BodyIntake.refuse(req, res, limits, json, refusal);
         }
-        res.setHeader("Connection", "close");
+    }
+
+    /** Whether the request has a body: a Content-Length above 0, or a chunked one (the container refuses others). */
+    private static boolean hasBody(HttpServletRequest req, long declared) {
+        return declared > 0 || (declared < 0 && req.getHeader("Transfer-Encoding") != null);
+    }
+
+    /**
+     * Takes what the container holds of a declared body already (usually all of a small one: it came with the
+     * headers), without waiting for the client: available() of a blocking stream counts what is buffered, and a
+     * read of a Content-Length body returns buffered bytes without touching the socket. A chunked body is left to
+     * BodyIntake: a buffered part of a chunk header would make the read wait for the rest.
+     */
+    private static void takeBuffered(InputStream in, BodyBuffer body, long declared) throws IOException {
+        byte[] buf = null;
+        while (declared > 0 && body.count() < declared && in.available() > 0) {
+            if (buf == null) {
+                buf = new byte[(int) Math.min(declared, 16_384)];
+            }
+            int n = in.read(buf, 0, (int) Math.min(buf.length, declared - body.count()));
+            if (n < 0) {
+                return;
+            }
+            body.add(buf, 0, n);
+        }
+    }
+
+    /** Drops what the container holds of a declared body already (as {@link #takeBuffered}); returns how much. */
+    private static long skipBuffered(InputStream in, long declared) throws IOException {
+        byte[] buf = new byte[16_384];
+        long skipped = 0;
+        while (skipped < declared && in.available() > 0) {
+            int n = in.read(buf, 0, (int) Math.min(buf.length, declared - skipped));
+            if (n < 0) {
+                break;
+            }
+            skipped += n;
+        }
+        return skipped;
+    }
+
+    /** {@code /v1} or below it, in any case (a different case is not routed, but is not let past the checks). */
+    private static boolean isApi(String path) {
+        return path.regionMatches(true, 0, "/v1", 0, 3) && (path.length() == 3 || path.charAt(3) == '/');
     }
 }

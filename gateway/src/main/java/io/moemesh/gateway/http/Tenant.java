@@ -5,6 +5,8 @@ import jakarta.servlet.http.HttpServletRequest;
 /** The tenant of an HTTP request, set by {@link PublicApiFilter} ("default" when auth is off). */
 final class Tenant {
     static final String ATTRIBUTE = "moemesh.tenant";
+    /** Set once the request was charged to its tenant's rate (a large body is, before it takes a permit). */
+    static final String RATE_CHARGED_ATTRIBUTE = "moemesh.rate-charged";
 
     private Tenant() {
     }

@@ -14,14 +14,15 @@ import java.net.http.HttpClient;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The self-probe against real sockets: a listener that answers, a closed port, one that accepts and never answers;
- * and a probe that cannot even be sent (no client).
+ * The self-probe against real sockets: a listener that answers, a closed port, one that accepts and never answers
+ * (with the load its clients put on it, or none); and a probe that cannot even be sent (no client).
  */
 class HttpSelfProbeTest {
     private HttpServer answering;
@@ -71,8 +72,8 @@ class HttpSelfProbeTest {
     void anyAnswer_up_evenA401() {
         HttpSelfProbe probe = new HttpSelfProbe(() -> Optional.of(answeringUri()), Duration.ofSeconds(5), 1);
         probe.probe();
-        await().until(() -> probe.check().details().get("last").equals("HTTP 401"));
-        assertThat(probe.check().up()).isTrue();
+        await().until(() -> probe.readiness().details().get("last").equals("HTTP 401"));
+        assertThat(probe.readiness().up()).isTrue();
         assertThat(probe.failuresTotal()).isZero();
     }
 
@@ -81,18 +82,18 @@ class HttpSelfProbeTest {
         target.set(Optional.of(URI.create("http://127.0.0.1:" + closedPort() + "/v1/models")));
         HttpSelfProbe probe = new HttpSelfProbe(target::get, Duration.ofSeconds(5), 2);
         failures(probe, 1);
-        assertThat(probe.check().up()).as("one failure is not enough").isTrue();
+        assertThat(probe.readiness().up()).as("one failure is not enough").isTrue();
         failures(probe, 2);
-        Check down = probe.check();
+        Check down = probe.readiness();
         assertThat(down.up()).isFalse();
         assertThat(down.reason()).startsWith("the public HTTP listener did not answer 2 probes in a row (last: Connect");
 
         target.set(Optional.of(answeringUri()));
         await().until(() -> {
             probe.probe();
-            return probe.check().up();
+            return probe.readiness().up();
         });
-        assertThat(probe.check().details()).containsEntry("consecutiveFailures", 0);
+        assertThat(probe.readiness().details()).containsEntry("consecutiveFailures", 0);
     }
 
     @Test
@@ -103,8 +104,72 @@ class HttpSelfProbeTest {
                     () -> Optional.of(URI.create("http://127.0.0.1:" + silent.getLocalPort() + "/v1/models")),
                     Duration.ofMillis(300), 1);
             failures(probe, 1);
-            assertThat(probe.check().up()).isFalse();
-            assertThat(probe.check().reason()).contains("Timeout");
+            assertThat(probe.readiness().up()).isFalse();
+            assertThat(probe.readiness().reason()).contains("Timeout");
+            assertThat(probe.liveness().up()).as("nothing explains it: no load known").isFalse();
+        }
+    }
+
+    private static Optional<URI> uri(ServerSocket s) {
+        return Optional.of(URI.create("http://127.0.0.1:" + s.getLocalPort() + "/v1/models"));
+    }
+
+    /**
+     * A listener that accepts and never answers while its load says every worker is busy and it keeps completing
+     * work: its clients are in the way, it is not dead. Readiness fails, liveness does not, and one answer clears
+     * both.
+     */
+    @Test
+    void silentListener_fullOfClientsAndWorking_failsReadinessNotLiveness() throws IOException {
+        try (ServerSocket silent = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
+            target.set(uri(silent));
+            AtomicLong completed = new AtomicLong();
+            HttpSelfProbe probe = new HttpSelfProbe(target::get, Duration.ofMillis(200), 2,
+                    () -> new ListenerLoad(2, 2, 5, 8192, completed.incrementAndGet()), Duration.ofMinutes(2));
+            failures(probe, 3);
+            assertThat(probe.readiness().up()).isFalse();
+            Check live = probe.liveness();
+            assertThat(live.up()).isTrue();
+            assertThat(live.reason()).contains("its clients keep it full");
+            assertThat(live.details()).containsEntry("consecutiveFailures", 3).containsEntry("unexplainedFailures", 0)
+                    .containsEntry("saturated", "workers 2/2 busy, connections 5/8192");
+
+            target.set(Optional.of(answeringUri()));
+            await().until(() -> {
+                probe.probe();
+                return probe.readiness().up();
+            });
+            assertThat(probe.liveness().details()).containsEntry("unexplainedFailures", 0)
+                    .doesNotContainKey("saturated");
+        }
+    }
+
+    /**
+     * Full (every connection taken) but completing no task since the first look: a listener stuck for good, or a
+     * dead poller whose leaked connections fill it, is not excused past the progress window; liveness fails.
+     */
+    @Test
+    void silentListener_fullButCompletingNothing_failsLivenessPastTheProgressWindow() throws IOException {
+        try (ServerSocket silent = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
+            HttpSelfProbe probe = new HttpSelfProbe(() -> uri(silent), Duration.ofMillis(200), 2,
+                    () -> new ListenerLoad(0, 200, 8192, 8192, 7), Duration.ofMillis(1));
+            failures(probe, 3);
+            Check live = probe.liveness();
+            assertThat(live.up()).isFalse();
+            assertThat(live.reason()).startsWith("the public HTTP listener did not answer 2 probes that its load "
+                    + "does not explain");
+            assertThat(probe.readiness().up()).isFalse();
+        }
+    }
+
+    @Test
+    void silentListener_loadThatCannotBeRead_countsForLiveness() throws IOException {
+        try (ServerSocket silent = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
+            HttpSelfProbe probe = new HttpSelfProbe(() -> uri(silent), Duration.ofMillis(200), 1, () -> {
+                throw new IllegalStateException("the web server is stopping");
+            }, Duration.ofMinutes(2));
+            failures(probe, 1);
+            assertThat(probe.liveness().up()).isFalse();
         }
     }
 
@@ -120,13 +185,13 @@ class HttpSelfProbeTest {
         });
         probe.probe();
         assertThat(probe.failuresTotal()).isOne();
-        assertThat(probe.check().up()).isFalse();
-        assertThat(probe.check().reason()).contains("IOException: Too many open files");
+        assertThat(probe.readiness().up()).isFalse();
+        assertThat(probe.readiness().reason()).contains("IOException: Too many open files");
 
         outOfDescriptors.set(false);
         probe.probe();
-        await().until(() -> probe.check().up());
-        assertThat(probe.check().details()).containsEntry("last", "HTTP 401");
+        await().until(() -> probe.readiness().up());
+        assertThat(probe.readiness().details()).containsEntry("last", "HTTP 401");
     }
 
     @Test
@@ -134,7 +199,7 @@ class HttpSelfProbeTest {
         HttpSelfProbe probe = new HttpSelfProbe(Optional::empty, Duration.ofSeconds(1), 1);
         probe.probe();
         assertThat(probe.failuresTotal()).isZero();
-        assertThat(probe.check().up()).isTrue();
-        assertThat(probe.check().details()).containsEntry("last", "no probe yet");
+        assertThat(probe.readiness().up()).isTrue();
+        assertThat(probe.readiness().details()).containsEntry("last", "no probe yet");
     }
 }
