@@ -96,8 +96,9 @@ public final class AssignmentManager {
      * this returns; the served epoch stays, with no drain deadline, until a commit. Idempotent for the prepared or
      * the served epoch with the same experts; a newer epoch replaces a prepared one.
      *
-     * @throws IllegalStateException for an epoch older than the served or the prepared one, too far past the served
-     *                               one, or already held with other experts
+     * @throws EpochNumberRefusedException for an epoch older than the served or the prepared one, too far past the
+     *                                     served one, or already held with other experts
+     * @throws IllegalStateException       for an assignment meant for another instance
      */
     public LoadResult prepare(String forInstance, long epoch, List<ExpertKey> experts) {
         Assignment next = validated(forInstance, epoch, experts);
@@ -179,31 +180,31 @@ public final class AssignmentManager {
         long epoch = next.epoch();
         long serving = s.current().epoch();
         if (Long.compareUnsigned(epoch, serving) < 0) {
-            throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch)
+            throw refused(s, epoch, "assignment epoch " + Long.toUnsignedString(epoch)
                     + " is older than the served epoch " + Long.toUnsignedString(serving));
         }
         // epoch >= serving here, so the difference is the unsigned distance.
         if (serving != 0 && Long.compareUnsigned(epoch - serving, maxEpochJump) > 0) {
-            throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " jumps "
+            throw refused(s, epoch, "assignment epoch " + Long.toUnsignedString(epoch) + " jumps "
                     + Long.toUnsignedString(epoch - serving) + " epochs past the served epoch " + serving
                     + ", more than moemesh.expert.max-epoch-jump (" + maxEpochJump + "); epoch " + serving
                     + " stays served");
         }
         if (serving == 0 && epoch < 0) {
-            throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch) + " is not below "
+            throw refused(s, epoch, "assignment epoch " + Long.toUnsignedString(epoch) + " is not below "
                     + "2^63: no placement gets there, and none could follow it; epoch 0 stays served");
         }
         if (epoch == serving) {
-            requireSame(next, s.current(), "served");
+            requireSame(s, next, s.current(), "served");
             return resident.preload(next.experts());
         }
         Assignment prepared = s.prepared();
         if (prepared != null && Long.compareUnsigned(epoch, prepared.epoch()) < 0) {
-            throw new IllegalStateException("assignment epoch " + Long.toUnsignedString(epoch)
+            throw refused(s, epoch, "assignment epoch " + Long.toUnsignedString(epoch)
                     + " is older than the prepared epoch " + Long.toUnsignedString(prepared.epoch()));
         }
         if (prepared != null && epoch == prepared.epoch()) {
-            requireSame(next, prepared, "prepared");
+            requireSame(s, next, prepared, "prepared");
             return resident.preload(next.experts());
         }
         // Load next to what is answered now; a replaced prepared epoch's experts go unless still held otherwise.
@@ -224,12 +225,18 @@ public final class AssignmentManager {
         return loaded;
     }
 
-    private static void requireSame(Assignment next, Assignment held, String how) {
+    private static void requireSame(State s, Assignment next, Assignment held, String how) {
         if (!next.experts().equals(held.experts())) {
-            throw new IllegalStateException("epoch " + Long.toUnsignedString(next.epoch()) + " is already " + how
+            throw refused(s, next.epoch(), "epoch " + Long.toUnsignedString(next.epoch()) + " is already " + how
                     + " with a different assignment (" + held.experts().size()
                     + " experts); a new assignment needs a new epoch");
         }
+    }
+
+    /** A refusal of {@code epoch}'s number, with the epochs {@code s} holds (its wording is for people only). */
+    private static EpochNumberRefusedException refused(State s, long epoch, String message) {
+        return new EpochNumberRefusedException(message, epoch, s.current().epoch(),
+                s.prepared() == null ? 0 : s.prepared().epoch());
     }
 
     /** The prepared epoch becomes the served one; the served one drains; an older one still draining ends now. */

@@ -3,6 +3,7 @@ package io.moemesh.expert.grpc;
 import com.google.protobuf.Any;
 import com.google.rpc.ErrorInfo;
 import io.moemesh.expert.assignment.EpochNotServedException;
+import io.moemesh.expert.assignment.EpochNumberRefusedException;
 import io.moemesh.expert.assignment.ExpertNotHeldException;
 import io.moemesh.expert.backend.BatchInput;
 import io.moemesh.expert.backend.ExpertModel;
@@ -20,6 +21,11 @@ import java.util.List;
 /** proto ⇄ domain for the expert API, and the per-message error status (StatusMapping plus ErrorInfo). */
 final class ProtoMapping {
     static final String ERROR_DOMAIN = "expert.moemesh.io";
+    /**
+     * The ErrorInfo reason of a LoadAssignment refused for its epoch's number (expert.proto, LoadAssignmentRequest):
+     * the router reads it to tell such a refusal, which says nothing of the instance, from one about the instance.
+     */
+    static final String EPOCH_NUMBER_REFUSED = "EPOCH_NUMBER_REFUSED";
 
     private ProtoMapping() {
     }
@@ -75,7 +81,10 @@ final class ProtoMapping {
         return req.getOutputDtype() == DType.DTYPE_BF16 ? DType.DTYPE_BF16 : DType.DTYPE_F32;
     }
 
-    /** The status of one failed message: code and text from StatusMapping, plus ErrorInfo for the gateway. */
+    /**
+     * The status of one failed message or call: code and text from StatusMapping, plus ErrorInfo for the caller (the
+     * gateway for ExpertBatch, the router for LoadAssignment).
+     */
     static com.google.rpc.Status toRpcStatus(Throwable t) {
         com.google.rpc.Status.Builder s = StatusMapping.toRpcStatus(t).toBuilder();
         if (t instanceof ExpertNotHeldException e) {
@@ -87,6 +96,11 @@ final class ProtoMapping {
             s.addDetails(Any.pack(ErrorInfo.newBuilder().setReason(e.stale() ? "STALE_EPOCH" : "EPOCH_NOT_LOADED")
                     .setDomain(ERROR_DOMAIN)
                     .putMetadata("serving_epoch", Long.toUnsignedString(e.servingEpoch())).build()));
+        } else if (t instanceof EpochNumberRefusedException e) {
+            s.addDetails(Any.pack(ErrorInfo.newBuilder().setReason(EPOCH_NUMBER_REFUSED).setDomain(ERROR_DOMAIN)
+                    .putMetadata("epoch", Long.toUnsignedString(e.epoch()))
+                    .putMetadata("served_epoch", Long.toUnsignedString(e.servedEpoch()))
+                    .putMetadata("prepared_epoch", Long.toUnsignedString(e.preparedEpoch())).build()));
         }
         return s.build();
     }

@@ -108,7 +108,8 @@ class AssignmentManagerTest {
     void lowerEpoch_isFailedPrecondition() {
         manager.load("expert-1", 3, List.of(k(0, 0)));
         assertThatThrownBy(() -> manager.load("expert-1", 2, List.of(k(0, 0))))
-                .isInstanceOf(IllegalStateException.class).hasMessageContaining("older than the served epoch 3");
+                .isExactlyInstanceOf(EpochNumberRefusedException.class)
+                .hasMessageContaining("older than the served epoch 3");
     }
 
     @Test
@@ -116,13 +117,14 @@ class AssignmentManagerTest {
         manager.load("expert-1", 3, List.of(k(0, 0), k(1, 1)));
         assertThat(manager.load("expert-1", 3, List.of(k(1, 1), k(0, 0))).epoch()).isEqualTo(3);
         assertThatThrownBy(() -> manager.load("expert-1", 3, List.of(k(0, 0))))
-                .isInstanceOf(IllegalStateException.class).hasMessageContaining("different assignment");
+                .isExactlyInstanceOf(EpochNumberRefusedException.class).hasMessageContaining("different assignment");
     }
 
     @Test
     void assignmentForAnotherInstance_isFailedPrecondition() {
         assertThatThrownBy(() -> manager.load("expert-2", 1, List.of()))
-                .isInstanceOf(IllegalStateException.class).hasMessageContaining("expert-2").hasMessageContaining("expert-1");
+                .as("about the instance, not the epoch's number").isExactlyInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("expert-2").hasMessageContaining("expert-1");
     }
 
     @Test
@@ -165,7 +167,7 @@ class AssignmentManagerTest {
                 now::get);
         manager.load("expert-1", 3, List.of(k(0, 0)));
         assertThatThrownBy(() -> manager.load("expert-1", epoch, List.of(k(0, 1))))
-                .isExactlyInstanceOf(IllegalStateException.class).hasMessage(message);
+                .isExactlyInstanceOf(EpochNumberRefusedException.class).hasMessage(message);
         assertThat(manager.servingEpoch()).isEqualTo(3);
         assertThat(manager.checkHeld(3, 0, new int[] {0})).isEqualTo(3);
         assertThat(resident.residentExperts()).containsExactly(k(0, 0));
@@ -177,7 +179,7 @@ class AssignmentManagerTest {
     @Test
     void firstEpoch_mayBeAnythingBelow2pow63_butNotBeyond() {
         assertThatThrownBy(() -> manager.load("expert-1", Long.MIN_VALUE, List.of(k(0, 0))))
-                .isExactlyInstanceOf(IllegalStateException.class)
+                .isExactlyInstanceOf(EpochNumberRefusedException.class)
                 .hasMessage("assignment epoch 9223372036854775808 is not below 2^63: no placement gets there, and none "
                         + "could follow it; epoch 0 stays served");
         assertThat(manager.servingEpoch()).isZero();

@@ -154,16 +154,16 @@ class TwoPhaseSwitchTest {
                 refused("abort of the served epoch", m -> m.abort("expert-1", 1),
                         "cannot abort epoch 1: it is the served epoch (only a prepared epoch can be aborted; prepared "
                                 + "epoch 2)"),
-                refused("the prepared epoch with other experts", m -> m.prepare("expert-1", 2, List.of(k(0, 2))),
+                refusedNumber("the prepared epoch with other experts", m -> m.prepare("expert-1", 2, List.of(k(0, 2))),
                         "epoch 2 is already prepared with a different assignment (2 experts); a new assignment needs a "
                                 + "new epoch"),
-                refused("the served epoch with other experts", m -> m.prepare("expert-1", 1, List.of(k(0, 2))),
+                refusedNumber("the served epoch with other experts", m -> m.prepare("expert-1", 1, List.of(k(0, 2))),
                         "epoch 1 is already served with a different assignment (2 experts); a new assignment needs a "
                                 + "new epoch"),
-                refused("an epoch jumping past max-epoch-jump", m -> m.prepare("expert-1", 1 + 1001, List.of()),
+                refusedNumber("an epoch jumping past max-epoch-jump", m -> m.prepare("expert-1", 1 + 1001, List.of()),
                         "assignment epoch 1002 jumps 1001 epochs past the served epoch 1, more than "
                                 + "moemesh.expert.max-epoch-jump (1000); epoch 1 stays served"),
-                refused("an absurd epoch", m -> m.prepare("expert-1", -1, List.of()),
+                refusedNumber("an absurd epoch", m -> m.prepare("expert-1", -1, List.of()),
                         "assignment epoch 18446744073709551615 jumps 18446744073709551614 epochs past the served epoch "
                                 + "1, more than moemesh.expert.max-epoch-jump (1000); epoch 1 stays served"),
                 refused("commit for another instance", m -> m.commit("expert-2", 2),
@@ -173,14 +173,20 @@ class TwoPhaseSwitchTest {
     }
 
     private static Arguments refused(String what, Consumer<AssignmentManager> call, String message) {
-        return Arguments.of(what, call, message);
+        return Arguments.of(what, call, message, IllegalStateException.class);
+    }
+
+    /** A refusal of the epoch's number: its own type, which the grpc package marks EPOCH_NUMBER_REFUSED. */
+    private static Arguments refusedNumber(String what, Consumer<AssignmentManager> call, String message) {
+        return Arguments.of(what, call, message, EpochNumberRefusedException.class);
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("refusedCalls")
-    void refusedCalls_nameWhatIsWrong_andChangeNothing(String what, Consumer<AssignmentManager> call, String message) {
+    void refusedCalls_nameWhatIsWrong_andChangeNothing(String what, Consumer<AssignmentManager> call, String message,
+                                                       Class<? extends IllegalStateException> type) {
         prepare2();
-        assertThatThrownBy(() -> call.accept(manager)).isExactlyInstanceOf(IllegalStateException.class)
+        assertThatThrownBy(() -> call.accept(manager)).isExactlyInstanceOf(type)
                 .hasMessage(message);
         assertUnchanged();
     }
@@ -200,10 +206,10 @@ class TwoPhaseSwitchTest {
         m.load("expert-1", 3, List.of(k(0, 0), k(0, 1)));
         m.prepare("expert-1", 5, List.of(k(0, 1), k(0, 2)));
         assertThatThrownBy(() -> m.prepare("expert-1", 2, List.of(k(0, 1))))
-                .isExactlyInstanceOf(IllegalStateException.class)
+                .isExactlyInstanceOf(EpochNumberRefusedException.class)
                 .hasMessage("assignment epoch 2 is older than the served epoch 3");
         assertThatThrownBy(() -> m.prepare("expert-1", 4, List.of(k(0, 1))))
-                .isExactlyInstanceOf(IllegalStateException.class)
+                .isExactlyInstanceOf(EpochNumberRefusedException.class)
                 .hasMessage("assignment epoch 4 is older than the prepared epoch 5");
         assertThatThrownBy(() -> m.commit("expert-1", 4)).isExactlyInstanceOf(IllegalStateException.class)
                 .hasMessage("cannot commit epoch 4: it is neither prepared nor served (serving epoch 3, prepared epoch 5)");
@@ -235,7 +241,7 @@ class TwoPhaseSwitchTest {
         AssignmentManager fresh = new AssignmentManager(model, "expert-1", new ResidentSet(10_000,
                 k -> new Fake(k, 100)), Assignment.empty(), Duration.ofNanos(GRACE), 1000, now::get);
         assertThatThrownBy(() -> fresh.prepare("expert-1", Long.MIN_VALUE, List.of(k(0, 0))))
-                .isExactlyInstanceOf(IllegalStateException.class).hasMessageContaining("is not below 2^63");
+                .isExactlyInstanceOf(EpochNumberRefusedException.class).hasMessageContaining("is not below 2^63");
         assertThat(fresh.prepare("expert-1", 5_000_000, List.of(k(0, 0))).preparedEpoch()).isEqualTo(5_000_000);
         assertThat(fresh.checkHeld(5_000_000, 0, new int[] {0})).as("serving epoch 0 still").isZero();
         fresh.commit("expert-1", 5_000_000);

@@ -18,6 +18,8 @@ public interface InstanceLoader {
      * @throws InstanceRefusedException when the instance answered that what it holds rules the PREPARE out
      *                                  (FAILED_PRECONDITION): {@code epoch} already held with other experts, an older
      *                                  epoch than its served or prepared one, one too far above its served one
+     *                                  (these three {@link InstanceRefusedException#epochNumber() marked} when the
+     *                                  instance said they refuse the epoch's number)
      */
     void prepare(Instance instance, long epoch, List<AssignedExpert> experts, Duration timeout);
 

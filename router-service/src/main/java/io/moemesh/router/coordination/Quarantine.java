@@ -52,7 +52,10 @@ public final class Quarantine {
     /** The longest quarantine. */
     public static final Duration DEFAULT_MAX = Duration.ofMinutes(10);
 
-    /** The epoch-number refusals' messages, after GrpcInstanceLoader's status-code prefix. */
+    /**
+     * The epoch-number refusals' messages, after GrpcInstanceLoader's status-code prefix, as an expert-service without
+     * the EPOCH_NUMBER_REFUSED mark words them: only for such an older instance during a rolling upgrade.
+     */
     private static final Pattern EPOCH_REFUSAL = Pattern.compile(
             "(FAILED_PRECONDITION )?(assignment epoch \\d+ (is older than |jumps |is not below )"
                     + "|epoch \\d+ is already \\w+ with a different assignment)");
@@ -163,15 +166,21 @@ public final class Quarantine {
     }
 
     /**
-     * Whether {@code t} is an instance refusing the epoch's number (an expert-service AssignmentManager's "assignment
-     * epoch N is older than / jumps / is not below ..." or "epoch N is already served|prepared with a different
-     * assignment"), which every pod would answer alike and the router fixes by its choice of number. Matched by those
-     * message prefixes: FAILED_PRECONDITION alone also carries refusals about the pod itself (an assignment for another
-     * instance), which must count against it.
+     * Whether {@code t} is an instance refusing the epoch's number (older than an epoch it holds, too far past the
+     * served one, a number it holds with other experts), which every pod would answer alike and the router fixes by
+     * its choice of number. FAILED_PRECONDITION alone also carries refusals about the pod itself (an assignment for
+     * another instance), which must count against it, so it takes the expert-service's mark
+     * ({@link InstanceRefusedException#epochNumber()}, the ErrorInfo reason EPOCH_NUMBER_REFUSED of expert.proto).
+     * An expert-service from before that reason sends no mark: during a rolling upgrade its refusals are still told
+     * by their message prefixes ("assignment epoch N is older than / jumps / is not below ..." or "epoch N is already
+     * served|prepared with a different assignment"), a fallback that can go once no such expert-service is left.
      */
     static boolean refusesTheEpoch(Throwable t) {
-        return t instanceof InstanceRefusedException && t.getMessage() != null
-                && EPOCH_REFUSAL.matcher(t.getMessage()).lookingAt();
+        if (!(t instanceof InstanceRefusedException refused)) {
+            return false;
+        }
+        return refused.epochNumber()
+                || (t.getMessage() != null && EPOCH_REFUSAL.matcher(t.getMessage()).lookingAt());
     }
 
     /** The instances of {@code ids} hold a published epoch: their records end. */

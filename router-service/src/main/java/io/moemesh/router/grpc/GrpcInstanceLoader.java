@@ -1,11 +1,15 @@
 package io.moemesh.router.grpc;
 
+import com.google.protobuf.Any;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.rpc.ErrorInfo;
 import io.grpc.ChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.protobuf.StatusProto;
 import io.moemesh.proto.expert.v1.AssignmentStage;
 import io.moemesh.proto.expert.v1.DescribeInstanceRequest;
 import io.moemesh.proto.expert.v1.DescribeInstanceResponse;
@@ -32,6 +36,10 @@ import java.util.stream.Collectors;
  * which expert-services accept as a placer).
  */
 public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
+    /** expert.proto's ErrorInfo domain of the expert-service's refusals. */
+    static final String ERROR_DOMAIN = "expert.moemesh.io";
+    /** expert.proto's ErrorInfo reason of a LoadAssignment refused for its epoch's number (LoadAssignmentRequest). */
+    static final String EPOCH_NUMBER_REFUSED = "EPOCH_NUMBER_REFUSED";
     private final ChannelCredentials credentials;
     private final UnixSocketSecurity unixSecurity;
     private final Map<String, ManagedChannel> channels = new ConcurrentHashMap<>();
@@ -127,13 +135,38 @@ public final class GrpcInstanceLoader implements InstanceLoader, AutoCloseable {
     /**
      * FAILED_PRECONDITION is the instance refusing because of what it holds (an epoch neither prepared nor served to
      * commit, an epoch already held with other experts, an older one): an {@link InstanceRefusedException}, so the
-     * coordinator can tell it from an instance that did not answer.
+     * coordinator can tell it from an instance that did not answer; marked {@link InstanceRefusedException#epochNumber()
+     * epochNumber} when the status details carry the ErrorInfo reason EPOCH_NUMBER_REFUSED (expert.proto).
      */
     private static IllegalStateException failure(StatusRuntimeException e) {
         String message = e.getStatus().getCode() + (e.getStatus().getDescription() == null ? ""
                 : " " + e.getStatus().getDescription());
-        return e.getStatus().getCode() == Status.Code.FAILED_PRECONDITION ? new InstanceRefusedException(message, e)
+        return e.getStatus().getCode() == Status.Code.FAILED_PRECONDITION
+                ? new InstanceRefusedException(message, e, refusesTheEpochNumber(e))
                 : new IllegalStateException(message, e);
+    }
+
+    /** Whether the status details of {@code e} carry expert.proto's ErrorInfo reason EPOCH_NUMBER_REFUSED. */
+    private static boolean refusesTheEpochNumber(StatusRuntimeException e) {
+        com.google.rpc.Status status = StatusProto.fromThrowable(e);
+        if (status == null) {
+            return false;
+        }
+        for (Any detail : status.getDetailsList()) {
+            if (!detail.is(ErrorInfo.class)) {
+                continue;
+            }
+            try {
+                ErrorInfo info = detail.unpack(ErrorInfo.class);
+                if (ERROR_DOMAIN.equals(info.getDomain()) && EPOCH_NUMBER_REFUSED.equals(info.getReason())) {
+                    return true;
+                }
+            } catch (InvalidProtocolBufferException ignored) {
+                // A detail that does not parse marks nothing: the refusal stands unmarked (it counts against the pod
+                // unless its message is an older expert-service's epoch-number refusal).
+            }
+        }
+        return false;
     }
 
     @Override

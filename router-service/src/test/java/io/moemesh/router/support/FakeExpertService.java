@@ -29,7 +29,7 @@ import java.util.concurrent.TimeUnit;
  * mesh's mutual TLS, with the epoch rules of expert.proto in small (one served and one prepared epoch per fake; stages
  * PREPARE, COMMIT, ABORT and the load-and-switch of UNSPECIFIED; no expert or epoch-jump checks). It records each
  * LoadAssignment call with the caller's mesh identity, and can be told to refuse (UNAVAILABLE, every call or some
- * stages) or to hold its answers.
+ * stages; or PREPARE with a status of the test's own, details included) or to hold its answers.
  */
 public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImplBase implements AutoCloseable {
     /** One accepted LoadAssignment that loads experts (PREPARE or UNSPECIFIED). */
@@ -47,6 +47,8 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
     public volatile boolean failing;
     /** Calls of these stages fail with UNAVAILABLE. */
     public final Set<AssignmentStage> failingStages = ConcurrentHashMap.newKeySet();
+    /** When set, every PREPARE is answered with this status (its details included). */
+    public volatile com.google.rpc.Status prepareRefusal;
     public volatile CountDownLatch gate = new CountDownLatch(0);
     /** COMMIT calls also wait for this one. */
     public volatile CountDownLatch commitGate = new CountDownLatch(0);
@@ -115,6 +117,12 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
         if (failing || failingStages.contains(stage)) {
             calls.add(new Call(stage, epoch, Status.Code.UNAVAILABLE));
             obs.onError(Status.UNAVAILABLE.withDescription("disk on fire").asRuntimeException());
+            return;
+        }
+        com.google.rpc.Status refusal = prepareRefusal;
+        if (refusal != null && stage == AssignmentStage.ASSIGNMENT_STAGE_PREPARE) {
+            calls.add(new Call(stage, epoch, Status.fromCodeValue(refusal.getCode()).getCode()));
+            obs.onError(io.grpc.protobuf.StatusProto.toStatusRuntimeException(refusal));
             return;
         }
         LoadAssignmentResponse r;
