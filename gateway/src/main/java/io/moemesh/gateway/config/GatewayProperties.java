@@ -27,9 +27,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param kvCacheHeapFraction   the share of the JVM's heap a cache sized from it takes, in (0, 0.8]
  * @param kvBlockTokens         tokens per KV block (the unit of prefix caching and of the kvcache-service, whose
  *                              {@code moemesh.kvcache.block-tokens} must be the same), in [1, 1024]; with attend
- *                              offload, large enough that a sequence at the model's context has at most 65,536
- *                              remote blocks, the hashes one Attend may carry (refused at startup otherwise:
- *                              {@code KvCacheProperties.Attend#checkRemotePrefix})
+ *                              offload, large enough that the longest sequence (the model's context, or the
+ *                              admission caps if fewer) has at most 65,536 remote blocks, the hashes one Attend
+ *                              may carry (refused at startup otherwise: {@code
+ *                              KvCacheProperties.Attend#checkRemotePrefix})
  * @param stepTokenBudget       tokens per engine step (decode tokens plus prefill chunks)
  * @param maxRunning            sequences in the engine's batch at once (prefilling their prompt or decoding); with
  *                              admission.max-waiting at most admission.max-grpc-calls-per-connection

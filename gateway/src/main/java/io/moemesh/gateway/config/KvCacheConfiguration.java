@@ -170,7 +170,8 @@ public class KvCacheConfiguration {
             return null;
         }
         // Before anything starts: an Attend names every remote block, and the service takes a bounded number.
-        a.checkRemotePrefix(model.config().maxPositionEmbeddings(), cache.blockTokens(), KvCacheClient.MAX_CHAIN_BLOCKS);
+        a.checkRemotePrefix(model.config().maxPositionEmbeddings(), p.admission().maxPromptTokens(),
+                p.admission().maxNewTokens(), cache.blockTokens(), KvCacheClient.MAX_CHAIN_BLOCKS);
         AttendOffload o = new AttendOffload(client.get(), writeBack.orElseThrow(), a.thresholdTokens(),
                 a.localBlocks(), a.timeout(), a.offloadTimeout(), cache.totalBlocks());
         if (!cache.offloadsWhenFull(o)) {

@@ -126,33 +126,44 @@ public record KvCacheProperties(
         }
 
         /**
-         * Refuses a context whose remote prefix could name more blocks than one Attend may ({@code maxHashes}, the
-         * kvcache-service's limit per request): a sequence reaching the context keeps its last {@code local-blocks}
-         * full blocks here and names every older one in each Attend, so past the limit the service would refuse
-         * every Attend of it (INVALID_ARGUMENT) and fail the request, however well the rest is served. Small blocks
-         * make it: 1-token blocks pass 65,536 hashes from a context of 65,569 positions (with the default
-         * local-blocks of 32).
+         * Refuses a block size at which a remote prefix could name more blocks than one Attend may ({@code maxHashes},
+         * the kvcache-service's limit per request): a long sequence keeps its last {@code local-blocks} full blocks
+         * here and names every older one in each Attend, so past the limit the service would refuse every Attend of
+         * it (INVALID_ARGUMENT) and fail the request, however well the rest is served. The longest sequence has
+         * {@code min(context, max-prompt-tokens + max-new-tokens)} tokens (it ends once it reaches the context or its
+         * caps); its KV never holds its last token, and its last step's Attend uses the remote prefix an offload took
+         * from the KV before the step before it: at most that length − 2 positions. Small blocks make it: 1-token
+         * blocks pass 65,536 hashes from a longest sequence of 65,571 tokens (with the default local-blocks of 32).
          *
-         * @param context     the longest sequence served (the model's max_position_embeddings: the offload lifts the
-         *                    KV pool's bound)
-         * @param blockTokens the gateway's block size (moemesh.gateway.kv-block-tokens)
-         * @throws IllegalArgumentException naming kv-block-tokens, the context, the limit and the smallest block size
-         *                                  that fits
+         * @param context         the model's max_position_embeddings (the offload lifts the KV pool's bound)
+         * @param maxPromptTokens moemesh.gateway.admission.max-prompt-tokens (0 = the context)
+         * @param maxNewTokens    moemesh.gateway.admission.max-new-tokens (0 = the context)
+         * @param blockTokens     the gateway's block size (moemesh.gateway.kv-block-tokens)
+         * @throws IllegalArgumentException naming kv-block-tokens, the longest sequence, the limit and the smallest
+         *                                  block size that fits
          */
-        public void checkRemotePrefix(int context, int blockTokens, int maxHashes) {
-            long remote = context < thresholdTokens ? 0 : Math.max(0, context / blockTokens - localBlocks);
+        public void checkRemotePrefix(int context, int maxPromptTokens, int maxNewTokens, int blockTokens,
+                                      int maxHashes) {
+            long caps = (long) (maxPromptTokens > 0 ? maxPromptTokens : context)
+                    + (maxNewTokens > 0 ? maxNewTokens : context);
+            long longest = Math.min(context, caps);
+            // The positions the last Attend's remote prefix comes from (PrefixOffloader: remoteBlocks of the KV length).
+            long attended = Math.max(0, longest - 2);
+            long remote = attended < thresholdTokens ? 0 : Math.max(0, attended / blockTokens - localBlocks);
             if (remote <= maxHashes) {
                 return;
             }
-            // floor(context / B) - local-blocks <= maxHashes from this B on.
-            long fits = (long) context / ((long) maxHashes + localBlocks + 1) + 1;
+            // floor(attended / B) - local-blocks <= maxHashes from this B on.
+            long fits = attended / ((long) maxHashes + localBlocks + 1) + 1;
             throw new IllegalArgumentException("moemesh.gateway.kv-block-tokens " + blockTokens + " is too small for "
-                    + PREFIX + "attend.enabled: a sequence at the model's context of " + context + " positions "
-                    + "(max_position_embeddings) would attend over " + remote + " remote blocks (those past "
-                    + PREFIX + "attend.local-blocks " + localBlocks + "), more than the " + maxHashes + " block hashes "
-                    + "one Attend may carry, so the kvcache-service would refuse its every Attend; set kv-block-tokens "
-                    + "to at least " + fits + " (and the service's moemesh.kvcache.block-tokens to the same), or turn "
-                    + "attend off");
+                    + PREFIX + "attend.enabled: the longest sequence, " + longest + " tokens (the model's context of "
+                    + context + " positions, max_position_embeddings, or moemesh.gateway.admission.max-prompt-tokens "
+                    + "+ max-new-tokens if fewer), attends in its last step over a remote prefix from " + attended
+                    + " positions: " + remote + " remote blocks (those past " + PREFIX + "attend.local-blocks "
+                    + localBlocks + "), more than the " + maxHashes + " block hashes one Attend may carry, so the "
+                    + "kvcache-service would refuse its every Attend; set kv-block-tokens to at least " + fits
+                    + " (and the service's moemesh.kvcache.block-tokens to the same), lower the admission caps, or "
+                    + "turn attend off");
         }
     }
 

@@ -21,16 +21,19 @@ import org.slf4j.LoggerFactory;
  * The gateway's exception → Status mapping: the shared one, plus the data path's own failures. An INTERNAL status
  * (a bug) is logged here once, with the request id, and says only "internal error" and that id on the wire; an
  * UNAVAILABLE whose cause names internal endpoints, instances or other requests says what failed in general terms,
- * its detail logged with the request id ({@link PublicErrors}). A Generate that ends with a status carries its request
- * id in the trailer {@link #REQUEST_ID} ({@link #ending}): one refused before its first message would otherwise never
- * tell its client the id the server assigned, the one the log names.
+ * its detail logged with the request id ({@link PublicErrors}). A Generate the gateway ends with an error status of its
+ * own (refused before its first message, failed before its first token, or a stalled stream it could not reset)
+ * carries its request id in the trailer {@link #REQUEST_ID} ({@link #ending}): one refused before its first message
+ * would otherwise never tell its client the id the server assigned, the one the log names. No trailer where no such
+ * status is sent: a stalled stream reset (RST_STREAM, the client sees CANCELLED), a call the client cancelled or
+ * whose deadline passed, a failure after tokens (a final message, the call OK), and calls refused before their
+ * request is read or parsed (no id exists yet); nor on Tokenize or ModelInfo, which have no request id
+ * ({@link #ofCall}).
  */
 final class GatewayStatus {
     private static final Logger log = LoggerFactory.getLogger(GatewayStatus.class);
     /** The trailer of a Generate's error status that carries its request id: the HTTP API's header name. */
     static final Metadata.Key<String> REQUEST_ID = Metadata.Key.of("x-request-id", Metadata.ASCII_STRING_MARSHALLER);
-    /** Bytes of the longest request id (GenerateRequest.request_id). */
-    private static final int MAX_REQUEST_ID_BYTES = 128;
 
     private GatewayStatus() {
     }
@@ -54,7 +57,7 @@ final class GatewayStatus {
     }
 
     private static boolean asciiId(String id) {
-        if (id == null || id.isEmpty() || id.length() > MAX_REQUEST_ID_BYTES) {
+        if (id == null || id.isEmpty() || id.length() > PromptBuilder.MAX_REQUEST_ID_BYTES) {
             return false;
         }
         for (int i = 0; i < id.length(); i++) {
@@ -95,8 +98,9 @@ final class GatewayStatus {
             // Their messages name instances, endpoints, other requests' sequences: the caller gets PublicErrors'.
             return Status.UNAVAILABLE.withDescription(PublicErrors.message(t, requestId));
         }
-        if (t instanceof OffloadFailedException) {
-            return Status.UNAVAILABLE.withDescription(t.getMessage());
+        if (t instanceof OffloadFailedException o) {
+            // gRPC has no Retry-After: the description says what the HTTP API's header does.
+            return Status.UNAVAILABLE.withDescription(o.getMessage() + " (retry after " + o.retryAfterSeconds() + " s)");
         }
         if (t instanceof OverloadedException o) {
             return Status.RESOURCE_EXHAUSTED.withDescription(o.getMessage() + " (retry after " + o.retryAfterSeconds() + " s)");

@@ -83,8 +83,9 @@ public class OpenAiErrors {
                     .header("Retry-After", "1").body(body(PublicErrors.message(e, requestId), "service_unavailable",
                             null, "kvcache_unavailable"));
             // Its own prompt did not fit once its offload failed: about this request alone.
+            // Retry-After: the offload timeout, within which a retry would be refused again.
             case OffloadFailedException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
-                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null,
+                    .header("Retry-After", Integer.toString(e.retryAfterSeconds())).body(body(e.getMessage(), "service_unavailable", null,
                             "kvcache_unavailable"));
             // The engine thread is gone: this replica serves nothing until it is restarted (liveness fails), another may.
             case EngineStoppedException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)

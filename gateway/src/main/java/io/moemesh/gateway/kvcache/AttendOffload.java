@@ -44,7 +44,8 @@ import org.slf4j.LoggerFactory;
  * until it does, and waits for that room ({@link #awaitRoom}) until it gets it (offloads hold it each at most
  * their own {@code offloadTimeout}, so it comes back), but not at all once {@value #DOWN_AFTER_FAILURES}
  * offloads in a row failed (the service looks down): it then runs on with its blocks local (no failure; a prompt
- * longer than the pool ends with 503 where it fills the pool). Blocks that Pin
+ * longer than the pool ends with 503 where it fills the pool, or is refused so at once, see {@link
+ * #promptPositions}). Blocks that Pin
  * finds not stored (the write-back remembered them stored, but the service evicted or lost them since) are forgotten
  * by the write-back, sent again and pinned by a second Pin, once; when one of them was not copied, the Pin is released
  * and the offload says {@link Outcome#AGAIN} instead ({@link #offloadRetries}): the cache offers the run again at
@@ -100,13 +101,10 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     private final AtomicInteger copiesHeld = new AtomicInteger();
     /** Sequences waiting for copy room ({@link #awaitRoom}) → when they first found none ({@link System#nanoTime}). */
     private final Map<Long, Long> roomAwaited = new ConcurrentHashMap<>();
-    /**
-     * Offloads that failed since the last that pinned: from {@link #DOWN_AFTER_FAILURES} the service looks down. One
-     * failure alone (a full service declining, a sequence's own timeout) says nothing of the others' offloads.
-     */
-    private final AtomicInteger failuresInARow = new AtomicInteger();
+    /** Offloads that failed in a row: whether the service looks down. */
+    private final OffloadHealth health;
     /** Failures in a row after which no sequence waits for copy room. */
-    static final int DOWN_AFTER_FAILURES = 3;
+    static final int DOWN_AFTER_FAILURES = OffloadHealth.DOWN_AFTER_FAILURES;
     /** The most they may hold: the write-back's budget for priority copies. */
     private final int copyBudget;
     private final AtomicLong offloadedBlocks = new AtomicLong();
@@ -144,6 +142,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         this.localBlocks = localBlocks;
         this.attendTimeout = attendTimeout;
         this.offloadTimeout = offloadTimeout;
+        this.health = new OffloadHealth(offloadTimeout);
         this.poolBlocks = poolBlocks;
         this.blockTokens = client.payload().blockTokens();
         this.copyBudget = writeBack.priorityBudget();
@@ -182,7 +181,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     public boolean awaitRoom(long seqId) {
         long now = System.nanoTime();
         long bound = offloadTimeout.toNanos();
-        if (failuresInARow.get() >= DOWN_AFTER_FAILURES) {
+        if (health.looksDown()) {
             return false;
         }
         Long since = roomAwaited.putIfAbsent(seqId, now);
@@ -238,7 +237,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         }
         if (e != null || o != Outcome.PINNED) {
             offloadFailures.incrementAndGet();
-            failuresInARow.incrementAndGet();
+            health.failed();
             log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", hashes.size(), seqId,
                     client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
             // Its copies still queued (past the timeout) are of no use to it now: freed, not left to pile up.
@@ -250,7 +249,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
             }
             return Outcome.FAILED;
         }
-        failuresInARow.set(0);
+        health.pinned();
         synchronized (p) {
             p.remote += hashes.size();
         }
@@ -397,6 +396,21 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         synchronized (p) {
             return (int) Math.min(Integer.MAX_VALUE, ((long) p.remote + poolBlocks) * blockTokens);
         }
+    }
+
+    /**
+     * While the service looks down, and failed within the offload timeout ({@link OffloadHealth}), no block of a new
+     * prompt can move out: the pool's positions are all it can hold.
+     */
+    @Override
+    public int promptPositions() {
+        return health.refusesLongPrompts() ? (int) Math.min(Integer.MAX_VALUE, (long) poolBlocks * blockTokens)
+                : Integer.MAX_VALUE;
+    }
+
+    @Override
+    public int retryAfterSeconds() {
+        return health.retryAfterSeconds();
     }
 
     @Override

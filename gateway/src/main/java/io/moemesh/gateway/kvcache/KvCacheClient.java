@@ -56,7 +56,7 @@ public final class KvCacheClient implements AutoCloseable {
     /**
      * Blocks one kvcache.v1 request may name (the service refuses more: INVALID_ARGUMENT; Attend's tiers reply has one
      * entry per block). An Attend names every block of its sequence's remote prefix: the gateway refuses at startup a
-     * context whose remote prefix could pass it ({@code KvCacheProperties.Attend#checkRemotePrefix}).
+     * block size at which the longest sequence's remote prefix could pass it ({@code KvCacheProperties.Attend#checkRemotePrefix}).
      */
     public static final int MAX_CHAIN_BLOCKS = 65_536;
     /** Room for a message's fields and framing beyond its tensors, bytes. */

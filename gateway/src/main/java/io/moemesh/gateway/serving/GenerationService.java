@@ -97,6 +97,12 @@ public final class GenerationService {
             // First: a dead engine's queue never empties, so admission would answer "full" (429) instead of 503.
             engine.refuseIfStopped();
             ready.run();
+            // Cheaper than the prefill it saves: a prompt no pool can hold while its blocks cannot move out would
+            // fill the pool and end with this same 503 (each retry again, until the service is back).
+            int promptPositions = caps.promptPositions();
+            if (g.promptIds().length > promptPositions) {
+                throw offloadFailed(g.promptIds().length, promptPositions);
+            }
             AdmissionControl.Reservation slot = admission.admit(request.tenant(), g.promptIds().length,
                     g.params().maxTokens());
             try {
@@ -166,10 +172,10 @@ public final class GenerationService {
     }
 
     /** A prompt the pool cannot hold while its blocks cannot move to the kvcache-service: 503 / UNAVAILABLE. */
-    private static OffloadFailedException offloadFailed(int promptTokens, long positions) {
+    private OffloadFailedException offloadFailed(int promptTokens, long positions) {
         return new OffloadFailedException("the prompt's " + promptTokens + " tokens do not fit in the gateway's KV "
                 + "cache (" + positions + " positions for this sequence) and offloading its oldest blocks to the "
-                + "kvcache-service failed or is unavailable; retry");
+                + "kvcache-service failed or is unavailable; retry", caps.retryAfterSeconds());
     }
 
     private final class Run implements SequenceListener {

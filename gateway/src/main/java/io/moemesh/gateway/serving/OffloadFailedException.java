@@ -5,10 +5,20 @@ package io.moemesh.gateway.serving;
  * the service looks down) no longer fits in the gateway's own KV pool before its first token (its prompt alone passes
  * what the pool holds): it ends with HTTP 503 {@code kvcache_unavailable} / UNAVAILABLE, never 400, since the
  * context the gateway advertises admits the prompt. The message is about this request alone (its length and its
- * cap), so clients are told it as it is.
+ * cap), so clients are told it as it is. While the service looks down such a prompt is refused so at submit, before
+ * any prefill ({@link SequenceCaps#promptPositions}). Retry-After is {@link #retryAfterSeconds()}: the offload
+ * timeout, within which the refusal would only repeat.
  */
 public final class OffloadFailedException extends RuntimeException {
-    public OffloadFailedException(String message) {
+    private final int retryAfterSeconds;
+
+    public OffloadFailedException(String message, int retryAfterSeconds) {
         super(message);
+        this.retryAfterSeconds = retryAfterSeconds;
+    }
+
+    /** Seconds the client should wait before a retry (HTTP Retry-After), at least 1. */
+    public int retryAfterSeconds() {
+        return retryAfterSeconds;
     }
 }

@@ -24,6 +24,20 @@ public interface SequenceCaps {
     /** The most positions (prompt and completion) the sequence can reach now; Integer.MAX_VALUE when uncapped. Any thread. */
     int positions(long seqId);
 
+    /**
+     * The most prompt tokens a new request can have now; Integer.MAX_VALUE when uncapped. Less while no block of a
+     * prompt could leave the pool (attend offload's service looks down): a longer prompt would only fill the pool and
+     * end with 503, so it is refused so at submit. Any thread.
+     */
+    default int promptPositions() {
+        return Integer.MAX_VALUE;
+    }
+
+    /** Seconds a request refused for a cap (503 kvcache_unavailable) should wait before its retry; at least 1. */
+    default int retryAfterSeconds() {
+        return 1;
+    }
+
     /** Tells {@code listener}, on any thread, the id of a sequence whose cap was just lowered. Set once, before serving. */
     void onLowered(LongConsumer listener);
 }

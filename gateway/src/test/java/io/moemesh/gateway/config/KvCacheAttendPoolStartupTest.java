@@ -53,7 +53,7 @@ class KvCacheAttendPoolStartupTest {
                 .rootCause().isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("moemesh.gateway.kv-block-tokens 1 ")
                 .hasMessageContaining("context of 70000 positions")
-                .hasMessageContaining("69992 remote blocks")
+                .hasMessageContaining("69990 remote blocks")
                 .hasMessageContaining("65536 block hashes")
                 .hasMessageContaining("at least 2");
     }

@@ -103,21 +103,32 @@ class KvCachePropertiesTest {
     void attend_whoseRemotePrefixCouldPassTheHashesOfOneAttend_isRefused_namingKvBlockTokensAndWhatFits() {
         KvCacheProperties.Attend a = new KvCacheProperties.Attend(true, 4096, 32, null, null);
 
-        // 1-token blocks at a 131,072-position context: 131,040 remote blocks, one hash each in every Attend.
-        assertThatThrownBy(() -> a.checkRemotePrefix(131_072, 1, 65_536))
+        // 1-token blocks at a 131,072-position context: the last Attend's prefix comes from 131,070 positions,
+        // 131,038 remote blocks, one hash each.
+        assertThatThrownBy(() -> a.checkRemotePrefix(131_072, 0, 0, 1, 65_536))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("moemesh.gateway.kv-block-tokens 1 ")
-                .hasMessageContaining("context of 131072 positions")
-                .hasMessageContaining("131040 remote blocks")
+                .hasMessageContaining("the longest sequence, 131072 tokens")
+                .hasMessageContaining("131038 remote blocks")
                 .hasMessageContaining("moemesh.gateway.kvcache.attend.local-blocks 32")
                 .hasMessageContaining("65536 block hashes")
                 .hasMessageContaining("at least 2");
-        a.checkRemotePrefix(131_072, 2, 65_536);
-        // The bound is exact: 65,536 remote blocks past the 32 local ones fit, one more does not.
-        a.checkRemotePrefix(65_568, 1, 65_536);
-        assertThatThrownBy(() -> a.checkRemotePrefix(65_569, 1, 65_536)).hasMessageContaining("65537 remote blocks");
+        a.checkRemotePrefix(131_072, 0, 0, 2, 65_536);
+        // A sequence of N tokens has at most N - 1 positions of KV, and its last Attend a remote prefix from N - 2:
+        // 65,570 tokens give 65,536 remote blocks past the 32 local ones, which fit; one more token does not.
+        a.checkRemotePrefix(65_570, 0, 0, 1, 65_536);
+        assertThatThrownBy(() -> a.checkRemotePrefix(65_571, 0, 0, 1, 65_536)).hasMessageContaining("65537 remote blocks");
         // A context below threshold-tokens never offloads.
-        new KvCacheProperties.Attend(true, 200_000, 0, null, null).checkRemotePrefix(131_072, 1, 65_536);
+        new KvCacheProperties.Attend(true, 200_000, 0, null, null).checkRemotePrefix(131_072, 0, 0, 1, 65_536);
+    }
+
+    @Test
+    void attend_remotePrefixCheck_countsTheAdmissionCaps_notOnlyTheContext() {
+        KvCacheProperties.Attend a = new KvCacheProperties.Attend(true, 4096, 32, null, null);
+        // Prompts of at most 60,000 tokens and 5,570 new ones: no sequence passes 65,570 tokens, whatever the context.
+        a.checkRemotePrefix(131_072, 60_000, 5_570, 1, 65_536);
+        assertThatThrownBy(() -> a.checkRemotePrefix(131_072, 60_000, 5_571, 1, 65_536))
+                .hasMessageContaining("the longest sequence, 65571 tokens").hasMessageContaining("65537 remote blocks");
     }
 
     @Test

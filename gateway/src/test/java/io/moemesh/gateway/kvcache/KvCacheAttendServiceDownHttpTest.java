@@ -3,15 +3,28 @@ package io.moemesh.gateway.kvcache;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.moemesh.gateway.scheduling.EngineLoop;
 import io.moemesh.gateway.support.Completions;
 import io.moemesh.gateway.support.FakeKvCacheService;
 import io.moemesh.model.golden.TestModels;
+import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
+import io.moemesh.proto.gateway.v1.GenerateRequest;
+import io.moemesh.proto.gateway.v1.PromptIds;
+import io.moemesh.proto.gateway.v1.SamplingParams;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
+import java.util.Arrays;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
@@ -27,9 +40,11 @@ import tools.jackson.databind.json.JsonMapper;
  * blocks but never answers a Pin): every offload times out. Once 3 did in a row the service looks down, and a
  * sequence that finds no room for its copies (offloads still in flight hold them all) does not wait for it: it runs
  * on with its blocks local. A prompt longer than the pool then fills the pool with no offload of its own to wait
- * for, and the scheduler ends it. Before, that end was the scheduler's "does not fit" IllegalArgumentException, a
- * 400 invalid_request_error for a prompt the advertised context admits; it is the 503 kvcache_unavailable a prompt
- * gets whose own offload failed.
+ * for, and the scheduler would end it. Before 2828856 that end was the scheduler's "does not fit"
+ * IllegalArgumentException, a 400 invalid_request_error for a prompt the advertised context admits; it is the 503
+ * kvcache_unavailable a prompt gets whose own offload failed, and while the service looks down (and failed within the
+ * offload timeout) such a prompt gets it at submit, before any prefill, on every API: each retry used to prefill a
+ * whole pool for the same answer. Its Retry-After is the offload timeout (5 s here), not 1 s.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class KvCacheAttendServiceDownHttpTest {
@@ -62,6 +77,10 @@ class KvCacheAttendServiceDownHttpTest {
 
     @Autowired
     AttendOffload attend;
+    @Autowired
+    EngineLoop loop;
+    @Autowired
+    GrpcServerLifecycle grpc;
 
     @AfterAll
     static void stop() {
@@ -70,8 +89,12 @@ class KvCacheAttendServiceDownHttpTest {
     }
 
     private HttpResponse<String> complete(int[] prompt, int maxTokens) throws Exception {
+        return complete(prompt, maxTokens, false);
+    }
+
+    private HttpResponse<String> complete(int[] prompt, int maxTokens, boolean stream) throws Exception {
         String body = JSON.writeValueAsString(Map.of("model", MODEL, "prompt", prompt, "max_tokens", maxTokens,
-                "temperature", 0, "ignore_eos", true));
+                "temperature", 0, "ignore_eos", true, "stream", stream));
         return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
                         .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body))
                         .timeout(Duration.ofSeconds(60)).build(),
@@ -90,14 +113,15 @@ class KvCacheAttendServiceDownHttpTest {
     }
 
     @Test
-    void aPromptLongerThanThePool_whileTheServiceLooksDownAndOffloadsHoldTheCopyRoom_endsWith503() throws Exception {
+    void aPromptLongerThanThePool_whileTheServiceLooksDown_isRefusedWith503AtSubmit_withoutPrefill() throws Exception {
         offloadThree(301);
         await().atMost(Duration.ofSeconds(60)).until(() -> attend.offloadFailures() >= AttendOffload.DOWN_AFTER_FAILURES
                 && attend.copyRoom() == COPY_BUDGET);
 
-        // The service looks down; three more offloads, in flight for 5 s, hold every copy's room.
+        // The service looks down; three more offloads, in flight for 5 s, hold every copy's room (and fail then).
         offloadThree(311);
         assertThat(attend.copyRoom()).isZero();
+        long steps = loop.steps();
 
         HttpResponse<String> r = complete(Completions.prompt(150, 321), 10);
 
@@ -107,6 +131,39 @@ class KvCacheAttendServiceDownHttpTest {
         assertThat(error.at("/code").stringValue()).isEqualTo("kvcache_unavailable");
         assertThat(error.at("/message").stringValue()).contains("151 tokens", "128 positions", "kvcache-service")
                 .doesNotContain("Exception");
-        assertThat(r.headers().firstValue("Retry-After")).contains("1");
+        assertThat(r.headers().firstValue("Retry-After")).contains("5");
+
+        // The same answer for a stream, before any chunk: a JSON error, not an event stream.
+        HttpResponse<String> streamed = complete(Completions.prompt(150, 322), 10, true);
+        assertThat(streamed.statusCode()).as(streamed.body()).isEqualTo(503);
+        assertThat(streamed.body()).doesNotContain("data:");
+        assertThat(JSON.readTree(streamed.body()).at("/error/code").stringValue()).isEqualTo("kvcache_unavailable");
+        assertThat(streamed.headers().firstValue("Retry-After")).contains("5");
+
+        // And gRPC: UNAVAILABLE, the wait in its description, the request id in the trailer.
+        int[] ids = Completions.prompt(150, 323);
+        ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", grpc.port()).usePlaintext().build();
+        try {
+            GenerateRequest request = GenerateRequest.newBuilder()
+                    .setPromptIds(PromptIds.newBuilder().addAllTokenIds(Arrays.stream(ids).boxed().toList()))
+                    .setSampling(SamplingParams.newBuilder().setMaxTokens(10)).build();
+            StatusRuntimeException e = null;
+            try {
+                GatewayServiceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS).generate(request)
+                        .forEachRemaining(x -> { });
+            } catch (StatusRuntimeException thrown) {
+                e = thrown;
+            }
+            assertThat(e).as("the call ends with a status").isNotNull();
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(e.getStatus().getDescription()).contains("128 positions", "kvcache-service", "retry after 5 s");
+            assertThat(e.getTrailers().get(Metadata.Key.of("x-request-id", Metadata.ASCII_STRING_MARSHALLER)))
+                    .isNotBlank();
+        } finally {
+            channel.shutdownNow();
+        }
+
+        // Refused at submit: none of them ran a forward pass (each used to prefill the whole pool first).
+        assertThat(loop.steps()).isEqualTo(steps);
     }
 }

@@ -71,12 +71,13 @@ final class Admissions {
                 admitted = admit(s, step.budget());
             } catch (RuntimeException e) {
                 // A prefix source that broke its contract (or a listener that threw) loses this sequence, never the
-                // scheduler: otherwise it would stay first in line and fail every step again.
+                // scheduler: otherwise it would stay first in line and fail every step again. The request was checked
+                // at submit, so the failure is the server's (500 / INTERNAL, logged), not a refused precondition.
                 cache.release(s.id);
                 waiting.remove(s);
                 loader.forget(s.id);
                 step.changed();
-                s.listener.onError(e);
+                s.listener.onError(StepFailedException.admission(s.id, e));
                 continue;
             }
             if (!admitted) {

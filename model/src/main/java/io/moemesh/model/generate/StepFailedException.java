@@ -15,6 +15,10 @@ import java.util.concurrent.CancellationException;
  * {@link Sampler} refuses them with an {@link IllegalStateException}, which would go out as a FAILED_PRECONDITION
  * (unlogged), though the request was valid and only the engine's arithmetic broke; that sequence alone ends with
  * this.
+ *
+ * <p>Likewise for one sequence whose admission failed ({@link #admission}): the prefix source broke its contract
+ * (the scheduler refuses its answer with an {@link IllegalStateException}) or threw a misread type itself. The request
+ * was checked at submit, so the failure is the server's, not the caller's.
  */
 public final class StepFailedException extends RuntimeException {
 
@@ -31,10 +35,22 @@ public final class StepFailedException extends RuntimeException {
         return new StepFailedException("sequence " + id + ": " + e.getMessage(), e);
     }
 
+    /**
+     * What sequence {@code id} is told when its admission (the prefix source, its KV reservation) failed with
+     * {@code e}: {@code e} wrapped when its type would read as the caller's mistake or a refused precondition, as in
+     * {@link #of}; a cancellation or a type the services map by itself stays as it is.
+     */
+    static RuntimeException admission(long id, RuntimeException e) {
+        return misread(e) ? new StepFailedException("sequence " + id + ": admission failed: " + e.getMessage(), e) : e;
+    }
+
+    private static boolean misread(RuntimeException e) {
+        return e instanceof IllegalArgumentException
+                || e instanceof IllegalStateException && !(e instanceof CancellationException);
+    }
+
     /** What the sequences of a step that failed with {@code e} are told: {@code e}, or it wrapped (see above). */
     static RuntimeException of(RuntimeException e) {
-        boolean misread = e instanceof IllegalArgumentException
-                || e instanceof IllegalStateException && !(e instanceof CancellationException);
-        return misread ? new StepFailedException(e) : e;
+        return misread(e) ? new StepFailedException(e) : e;
     }
 }
