@@ -9,7 +9,8 @@ import tools.jackson.databind.JsonNode;
 /**
  * Builds the normalizer, pre-tokenizer and decoder of a tokenizer.json (their {@code "type"}-tagged JSON, as HF's
  * serde definitions read it). Anything this code does not reproduce exactly is rejected, naming the component,
- * rather than approximated.
+ * rather than approximated; that includes a regex construct Java would read otherwise than Oniguruma (see
+ * {@link HfRegex}).
  */
 final class ComponentParser {
     private static final String NORMALIZERS =
@@ -17,6 +18,13 @@ final class ComponentParser {
     private static final String PRE_TOKENIZERS =
             "Sequence, ByteLevel, Metaspace, Split, Digits, Whitespace, WhitespaceSplit, Punctuation";
     private static final String DECODERS = "Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace";
+
+    /**
+     * whitespace.rs: keeps the matches of \w+|[^\w\s]+, drops the rest. Unlike Split's, this regex is compiled by
+     * the regex crate, not Oniguruma: its \w is Unicode's word class (with U+200C and U+200D, without ²), which is
+     * Java's with {@link Pattern#UNICODE_CHARACTER_CLASS}, so it is not rewritten as {@link HfRegex} would.
+     */
+    static final Pattern WHITESPACE = Pattern.compile("\\w+|[^\\w\\s]+", Pattern.UNICODE_CHARACTER_CLASS);
 
     private final Json json;
 
@@ -61,9 +69,7 @@ final class ComponentParser {
             case "Digits" -> new PreTokenizer.Split(HfRegex.compile("\\p{N}", path),
                     json.bool(node, "individual_digits", path, false)
                             ? SplitBehavior.ISOLATED : SplitBehavior.CONTIGUOUS, false);
-            // whitespace.rs: keeps the matches of \w+|[^\w\s]+, drops the rest.
-            case "Whitespace" -> new PreTokenizer.Split(HfRegex.compile("\\w+|[^\\w\\s]+", path),
-                    SplitBehavior.REMOVED, true);
+            case "Whitespace" -> new PreTokenizer.Split(WHITESPACE, SplitBehavior.REMOVED, true);
             case "WhitespaceSplit" -> new PreTokenizer.Split(HfRegex.compile("\\s", path),
                     SplitBehavior.REMOVED, false);
             // punctuation.rs: ASCII punctuation or a Unicode P* character, one at a time.

@@ -93,11 +93,14 @@ sealed interface Normalizer {
         }
     }
 
-    /** normalizers/unicode.rs NFC, NFD, NFKC, NFKD. */
+    /**
+     * normalizers/unicode.rs NFC, NFD, NFKC, NFKD: {@link java.text.Normalizer}'s result, in time near-linear even
+     * on long runs of combining marks (see {@link UnicodeNormalization}).
+     */
     record UnicodeForm(java.text.Normalizer.Form form) implements Normalizer {
         @Override
         public String normalize(String text) {
-            return java.text.Normalizer.normalize(text, form);
+            return UnicodeNormalization.normalize(text, form);
         }
 
         /**

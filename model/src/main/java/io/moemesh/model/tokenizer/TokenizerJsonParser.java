@@ -45,7 +45,67 @@ final class TokenizerJsonParser {
         Decoder decoder = components.decoder(root.get("decoder"), "decoder");
         List<AddedToken> added = addedTokens(root);
         BpeModel model = model(json.object(root, "model", ""), added);
+        checkAddedTokenIds(added, model.vocab());
         return new Tokenizer(normalizer, preTokenizer, model, decoder, added);
+    }
+
+    /**
+     * The tokenizers library does not use a declared {@code added_tokens[].id}: loading adds the tokens one by one
+     * (serialization.rs, then added_vocabulary.rs {@code add_tokens}) and each gets the id its content already has
+     * (an earlier added token's, else model.vocab's) or else the next free one: model.vocab's size while no added
+     * token has an id at or past it, else the largest added id + 1; an empty content gets none. It only warns when
+     * that differs from the declared id. {@link Tokenizer} uses the declared ids (an added token's id names it for
+     * decoding), so a file where they differ, hand-edited or converted, would encode and decode other ids than HF:
+     * "!" could vanish, or {@code "<sep>"} reach the model as "!". Such a file is refused, naming the token.
+     */
+    private void checkAddedTokenIds(List<AddedToken> added, Map<String, Integer> vocab) {
+        Map<String, Integer> assigned = new HashMap<>();
+        Map<String, Integer> firstIndex = new HashMap<>();
+        Map<Integer, String> vocabById = null;
+        int maxAssigned = -1;
+        for (int i = 0; i < added.size(); i++) {
+            AddedToken t = added.get(i);
+            String path = "added_tokens[" + i + "]";
+            if (t.content().isEmpty()) {
+                vocabById = vocabById == null ? byId(vocab) : vocabById;
+                String there = vocabById.get(t.id());
+                if (there != null) {
+                    throw json.error(path + ".id", "\"\" has id " + t.id() + ", which is \"" + there
+                            + "\" in model.vocab: the tokenizers library ignores an empty added token, and decoding"
+                            + " would lose \"" + there + "\"");
+                }
+                continue;
+            }
+            Integer hf = assigned.get(t.content());
+            String why;
+            if (hf != null) {
+                why = "the id of added_tokens[" + firstIndex.get(t.content()) + "], which has the same content";
+            } else if (vocab.containsKey(t.content())) {
+                hf = vocab.get(t.content());
+                why = "its id in model.vocab";
+            } else {
+                hf = maxAssigned < 0 || (maxAssigned < vocab.size() && !vocab.isEmpty()) ? vocab.size()
+                        : maxAssigned + 1;
+                why = "the next free id after model.vocab's " + vocab.size() + " entries and the added tokens before"
+                        + " it";
+            }
+            if (hf != t.id()) {
+                String there = byId(vocab).get(t.id());
+                throw json.error(path + ".id", "\"" + t.content() + "\" has id " + t.id()
+                        + (there == null ? "" : ", which is \"" + there + "\" in model.vocab,")
+                        + " but the tokenizers library ignores a declared id and gives it " + hf + " (" + why
+                        + "): the ids would not be the ones the file declares");
+            }
+            firstIndex.putIfAbsent(t.content(), i);
+            assigned.put(t.content(), hf);
+            maxAssigned = Math.max(maxAssigned, hf);
+        }
+    }
+
+    private static Map<Integer, String> byId(Map<String, Integer> vocab) {
+        Map<Integer, String> out = new HashMap<>(vocab.size() * 2);
+        vocab.forEach((token, id) -> out.putIfAbsent(id, token));
+        return out;
     }
 
     private List<AddedToken> addedTokens(JsonNode root) {

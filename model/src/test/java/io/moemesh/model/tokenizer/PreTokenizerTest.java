@@ -56,8 +56,7 @@ class PreTokenizerTest {
     @Test
     void split_withInvert_treatsTheNonMatchesAsDelimiters() {
         // HF's Whitespace pre-tokenizer: keep \w+|[^\w\s]+, remove what is between.
-        PreTokenizer whitespace = new PreTokenizer.Split(HfRegex.compile("\\w+|[^\\w\\s]+", "test"),
-                SplitBehavior.REMOVED, true);
+        PreTokenizer whitespace = new PreTokenizer.Split(ComponentParser.WHITESPACE, SplitBehavior.REMOVED, true);
         assertThat(texts(whitespace, "Hey friend!   How are you?!?"))
                 .containsExactly("Hey", "friend", "!", "How", "are", "you", "?!?");
     }

@@ -1,5 +1,6 @@
 package io.moemesh.model.tokenizer;
 
+import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.model.ModelFormatException;
@@ -167,5 +168,77 @@ class TokenizerFormatErrorsTest {
         assertThatThrownBy(() -> Tokenizer.parse(json, "tokenizer.json"))
                 .isInstanceOf(ModelFormatException.class)
                 .hasMessage("tokenizer.json: model.unk_token \"<unk>\" is not in the vocabulary");
+    }
+
+    /** A vocabulary of 4 entries, "!" at id 3, with the given added_tokens (content, id, special pairs). */
+    private static String withAddedTokens(String... contentAndId) {
+        StringBuilder added = new StringBuilder();
+        for (int i = 0; i < contentAndId.length; i += 2) {
+            added.append(i == 0 ? "" : ", ").append("""
+                    {"id": %s, "content": "%s", "single_word": false, "lstrip": false, "rstrip": false,
+                     "normalized": false, "special": true}""".formatted(contentAndId[i + 1], contentAndId[i]));
+        }
+        return """
+                {"version": "1.0", "added_tokens": [%s], "normalizer": null, "pre_tokenizer": null,
+                 "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "!": 3}, "merges": [["a", "b"]]},
+                 "decoder": null}""".formatted(added);
+    }
+
+    /**
+     * The tokenizers library ignores a declared added-token id (it only warns): checked with tokenizers 0.23.2 on a
+     * 512-entry vocabulary, "<sep>" declared at "!"'s id 3 got 512, so "!" stayed "!" and "<sep>" was 512.
+     */
+    @Test
+    void parse_rejectsAnAddedTokenDeclaredAtTheIdOfAnotherVocabularyToken_namingTokenIdAndThatToken() {
+        assertThatThrownBy(() -> Tokenizer.parse(withAddedTokens("<sep>", "3"), "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[0].id \"<sep>\" has id 3, which is \"!\" in"
+                        + " model.vocab, but the tokenizers library ignores a declared id and gives it 4 (the next"
+                        + " free id after model.vocab's 4 entries and the added tokens before it)");
+    }
+
+    /** tokenizers 0.23.2: "el", in the vocabulary at 459 and declared at 3, encoded as 459. */
+    @Test
+    void parse_rejectsAnAddedTokenThatTheVocabularyHasAtAnotherId() {
+        assertThatThrownBy(() -> Tokenizer.parse(withAddedTokens("ab", "5"), "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[0].id \"ab\" has id 5 but the tokenizers"
+                        + " library ignores a declared id and gives it 2 (its id in model.vocab)");
+    }
+
+    /** tokenizers 0.23.2: "<extra>" declared at 600 after a 512-entry vocabulary encoded as 512. */
+    @Test
+    void parse_rejectsAnAddedTokenDeclaredPastAGapAfterTheVocabulary() {
+        assertThatThrownBy(() -> Tokenizer.parse(withAddedTokens("<s>", "4", "<extra>", "600"), "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[1].id \"<extra>\" has id 600 but the"
+                        + " tokenizers library ignores a declared id and gives it 5 (the next free id");
+    }
+
+    /** tokenizers 0.23.2: a second "<s>" declared at "!"'s id 3 left "!" alone; "<s>" kept its first id. */
+    @Test
+    void parse_rejectsTheSameAddedTokenDeclaredAgainAtAnotherId() {
+        assertThatThrownBy(() -> Tokenizer.parse(withAddedTokens("<s>", "4", "<s>", "5"), "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[1].id \"<s>\" has id 5 but the tokenizers"
+                        + " library ignores a declared id and gives it 4 (the id of added_tokens[0], which has the"
+                        + " same content)");
+    }
+
+    @Test
+    void parse_rejectsAnEmptyAddedTokenDeclaredAtTheIdOfAVocabularyToken() {
+        assertThatThrownBy(() -> Tokenizer.parse(withAddedTokens("", "3"), "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[0].id \"\" has id 3, which is \"!\" in"
+                        + " model.vocab: the tokenizers library ignores an empty added token");
+    }
+
+    /** Ids and text as tokenizers 0.23.2 gives them for the same file (no decoder: tokens joined by spaces). */
+    @Test
+    void parse_acceptsAddedTokensDeclaredAtTheIdsTheTokenizersLibraryGives() {
+        Tokenizer t = Tokenizer.parse(withAddedTokens("!", "3", "<s>", "4", "</s>", "5", "<s>", "4", "", "9"),
+                "tokenizer.json");
+        assertThat(t.encode("ab<s>!</s>")).containsExactly(2, 4, 3, 5);
+        assertThat(t.decode(new int[] {2, 4, 3, 5}, false)).isEqualTo("ab <s> ! </s>");
     }
 }
