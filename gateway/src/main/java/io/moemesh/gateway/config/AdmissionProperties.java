@@ -26,7 +26,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                                  vLLM answer), an end at the context with finish reason length over gRPC
  *                                  (gateway.proto)
  * @param maxRequestBytes           largest HTTP body (also without Content-Length: counted while read) and gRPC
- *                                  message accepted (413 / RESOURCE_EXHAUSTED)
+ *                                  message accepted (413 / RESOURCE_EXHAUSTED), 1 to 2^31 − 9 (a body is
+ *                                  held in one byte array)
  * @param largeRequestBytes         an HTTP body or gRPC Generate / Tokenize message above this many bytes is
  *                                  large: only {@code maxConcurrentLargeRequests} are parsed and tokenized at once
  * @param maxConcurrentLargeRequests large requests in intake at once; more get 429 + Retry-After /
@@ -85,14 +86,19 @@ public record AdmissionProperties(
         @DefaultValue("0") int maxGrpcCallsPerConnection,
         @DefaultValue("0") long maxHeldRequestBytes) {
 
+    /** The largest body one byte array can hold on every JVM (the JDK's own soft limit for array lengths). */
+    static final int MAX_REQUEST_BYTES = Integer.MAX_VALUE - 8;
+
     public AdmissionProperties {
         String prefix = "moemesh.gateway.admission.";
         if (maxWaiting < 1) {
             // 0 would answer every request 429 while readiness says the gateway serves.
             throw new IllegalArgumentException(prefix + "max-waiting must be ≥ 1, got " + maxWaiting);
         }
-        if (maxRequestBytes < 1) {
-            throw new IllegalArgumentException(prefix + "max-request-bytes must be ≥ 1, got " + maxRequestBytes);
+        if (maxRequestBytes < 1 || maxRequestBytes > MAX_REQUEST_BYTES) {
+            // A body is held in one byte array: the JVM refuses arrays much past this (an Error, a 500).
+            throw new IllegalArgumentException(prefix + "max-request-bytes must be between 1 and " + MAX_REQUEST_BYTES
+                    + ", got " + maxRequestBytes);
         }
         if (largeRequestBytes < 1) {
             throw new IllegalArgumentException(prefix + "large-request-bytes must be ≥ 1, got " + largeRequestBytes);

@@ -81,10 +81,11 @@ public class HealthConfiguration {
         // The listener's own address, unless it listens on every address (then loopback reaches it).
         String host = address.isBlank() || address.equals("0.0.0.0") || address.equals("::") ? "127.0.0.1"
                 : address.contains(":") ? "[" + address + "]" : address;
-        // Tomcat closes a connection idle for its connection timeout (60 s unless set): a working listener completes
-        // a task at least that often, also when only idle connections fill it, so twice that without one is stuck.
-        Duration idle = env.getProperty("server.tomcat.connection-timeout", Duration.class, Duration.ofSeconds(60));
-        Duration progressWindow = (idle.isNegative() || idle.isZero() ? Duration.ofSeconds(60) : idle).multipliedBy(2);
+        // Tomcat closes a connection idle for its connection timeout (60 s unless set), or between requests for its
+        // keep-alive timeout (the connection timeout unless set): see HttpSelfProbe.progressWindow.
+        Duration progressWindow = HttpSelfProbe.progressWindow(
+                env.getProperty("server.tomcat.connection-timeout", Duration.class, Duration.ofSeconds(60)),
+                env.getProperty("server.tomcat.keep-alive-timeout", Duration.class));
         HttpSelfProbe probe = new HttpSelfProbe(() -> {
             int port = h.httpProbePort() > 0 ? h.httpProbePort() : env.getProperty("local.server.port", Integer.class, 0);
             return port > 0 ? Optional.of(URI.create("http://" + host + ":" + port + "/v1/models")) : Optional.empty();

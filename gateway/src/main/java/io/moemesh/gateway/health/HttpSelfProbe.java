@@ -4,6 +4,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -24,17 +25,21 @@ import org.slf4j.LoggerFactory;
  * <p>Readiness ({@link #readiness()}) fails after {@code failuresToFail} failures in a row, whatever their cause: a
  * listener that does not answer new clients should not be sent more. Liveness ({@link #liveness()}) restarts the
  * process, which ends every stream and call in flight on it, so it fails only on failures the listener's load does
- * not explain: a probe that timed out while every worker was busy or the listener held all the connections it
- * accepts ({@link ListenerLoad#saturated()}) waited behind the clients, and says nothing of a dead listener; such a
- * failure does not count for liveness (nor does it clear the count). It is explained only while the listener still
- * completes work: a dead poller dispatches nothing, so no task completes, while a busy listener finishes requests and
- * closes idle connections at least every connection timeout ({@code progressWindow} is more than that). So a dead
+ * not explain: a probe that timed out ({@link HttpTimeoutException}, the connect or the answer) while every worker was
+ * busy or the listener held all the connections it accepts ({@link ListenerLoad#saturated()}) waited behind the
+ * clients, and says nothing of a dead listener; such a failure does not count for liveness (nor does it clear the
+ * count). Any other failure (a refused connection, no file descriptor left) counts whatever the load. A timeout is
+ * explained only while the listener still completes work: a dead poller dispatches nothing, so no task completes,
+ * while a busy listener finishes requests and closes idle connections at least every connection or keep-alive
+ * timeout ({@link #progressWindow} is twice the longer; unbounded when idle connections are never closed). So a dead
  * poller still fails liveness after {@code failuresToFail} probes, even when the connections it left open fill the
  * listener, and so does a worker pool stuck for good; clients that merely keep the listener full do not restart the
  * gateway. (Dropping the probe from liveness would have left a dead listener unready for ever, never restarted.)
  */
 public final class HttpSelfProbe {
     private static final Logger log = LoggerFactory.getLogger(HttpSelfProbe.class);
+    /** A progress window no listener outlasts (its nanoseconds still fit a long). */
+    static final Duration UNBOUNDED = Duration.ofNanos(Long.MAX_VALUE);
     private final Supplier<Optional<URI>> target;
     private final Supplier<HttpClient> clients;
     private final Duration timeout;
@@ -170,7 +175,10 @@ public final class HttpSelfProbe {
             String last = cause.getClass().getSimpleName() + (cause.getMessage() == null ? "" : ": " + cause.getMessage());
             // Unknown progress (no task count) cannot tell a stuck listener from a busy one: saturation explains.
             boolean working = l.completedTasks() < 0 || now - lastProgressNanos <= progressWindowNanos;
-            outcome = l.saturated() && working
+            // Only a wait explains itself by the load: a refused connection or a process out of file descriptors
+            // is a failure of its own, whatever the load.
+            boolean waited = cause instanceof HttpTimeoutException;
+            outcome = waited && l.saturated() && working
                     ? new Outcome(o.consecutiveFailures() + 1, o.unexplainedFailures(), last, l.describe())
                     : new Outcome(o.consecutiveFailures() + 1, o.unexplainedFailures() + 1, last, null);
             failuresTotal.incrementAndGet();
@@ -228,6 +236,26 @@ public final class HttpSelfProbe {
                     + "completes work" + (o.explainedBy() == null ? "" : " (" + o.explainedBy() + ")"), details(o));
         }
         return Check.up("the public HTTP listener answers", details(o));
+    }
+
+    /**
+     * How long a saturated listener may complete no task and still be taken as working: twice the longest time a
+     * connection can stay idle before the listener closes it (a closing is a completed task, so a listener full of
+     * idle keep-alive connections completes one at least that often). Tomcat's keep-alive timeout is its connection
+     * timeout when not set. A negative or zero timeout (Tomcat: never close an idle connection) leaves a full listener
+     * nothing to complete, so no window can tell it from a stuck one: the window is then unbounded, and saturation
+     * alone never restarts the gateway (a dead listener that is not full still fails liveness).
+     *
+     * @param connectionTimeout server.tomcat.connection-timeout (60 s when not set)
+     * @param keepAliveTimeout  server.tomcat.keep-alive-timeout, or null when not set
+     */
+    public static Duration progressWindow(Duration connectionTimeout, Duration keepAliveTimeout) {
+        Duration keepAlive = keepAliveTimeout == null ? connectionTimeout : keepAliveTimeout;
+        if (!connectionTimeout.isPositive() || !keepAlive.isPositive()) {
+            return UNBOUNDED;
+        }
+        Duration longest = connectionTimeout.compareTo(keepAlive) >= 0 ? connectionTimeout : keepAlive;
+        return longest.compareTo(UNBOUNDED.dividedBy(2)) >= 0 ? UNBOUNDED : longest.multipliedBy(2);
     }
 
     /** Failed probes since start (a counter for metrics). */

@@ -2,32 +2,31 @@ package io.moemesh.gateway.http;
 
 import io.moemesh.gateway.serving.IntakeLimiter;
 import io.moemesh.gateway.serving.OverloadedException;
-import jakarta.servlet.http.HttpServletRequest;
 import java.util.Arrays;
 
 /**
  * One body's bytes as they arrive, held to the limits before anything parses them, also without a Content-Length
- * (chunked): past {@code maxBytes} 413; a body declared large, or counted past the large size, needs its tenant's
- * rate charged and then a large-request permit before more of it is taken in (429 when the tenant is past its rate
- * or no permit is free); every byte takes its share of {@link HeldBodyBytes} (429 past it). A refusal is thrown
+ * (chunked): past {@code maxBytes} 413; a body declared large, or counted past the large size, needs a large-request
+ * permit before more of it is taken in (429 when none is free; its tenant's rate was charged before its first byte,
+ * {@link PublicApiFilter}); every byte takes its share of {@link HeldBodyBytes} (429 past it). A refusal is thrown
  * (OpenAiException, OverloadedException); the caller then {@link #release()}s what the body took. Used by one
  * thread at a time ({@link BodyIntake} serializes its callbacks).
  */
 final class BodyBuffer {
     private static final IntakeLimiter.Permit NO_PERMIT = () -> { };
     private final BodyLimits limits;
-    private final HttpServletRequest request;
     private final long declared;
     private byte[] bytes;
     private int count;
+    /** Bytes read from the connection and offered to {@link #add}, also those of an add that was refused. */
+    private long taken;
     private long held;
     private IntakeLimiter.Permit permit;
     private boolean done;
 
     /** @param declared the request's Content-Length, or -1 when it has none */
-    BodyBuffer(BodyLimits limits, HttpServletRequest request, long declared) {
+    BodyBuffer(BodyLimits limits, long declared) {
         this.limits = limits;
-        this.request = request;
         this.declared = declared;
         // Grown as bytes arrive: a declared length that never comes holds nothing.
         this.bytes = new byte[(int) Math.min(16_384, declared > 0 ? declared : 16_384)];
@@ -41,17 +40,14 @@ final class BodyBuffer {
     }
 
     private void admitLarge(long size) {
-        // The tenant's rate first: a tenant past it is refused without taking a permit from the others. The
-        // controller charges the rest (small bodies) before parsing; the attribute tells it this one was.
-        if (request.getAttribute(Tenant.RATE_CHARGED_ATTRIBUTE) == null) {
-            limits.chargeRate().accept(Tenant.of(request));
-            request.setAttribute(Tenant.RATE_CHARGED_ATTRIBUTE, Boolean.TRUE);
-        }
+        // A generation request's tenant was charged before (PublicApiFilter): one past its rate never gets here.
         permit = limits.intake().admit(size);
     }
 
     /** Takes in {@code n} bytes of {@code buf} from {@code off}, or throws the refusal. */
     void add(byte[] buf, int off, int n) {
+        // Read from the connection whether or not they are taken: what is left of the body is after them.
+        taken += n;
         if (count + (long) n > limits.maxBytes()) {
             throw new OpenAiException(413, "invalid_request_error", "request_too_large", null,
                     "the request body exceeds the limit of " + limits.maxBytes() + " bytes");
@@ -75,6 +71,11 @@ final class BodyBuffer {
 
     int count() {
         return count;
+    }
+
+    /** Bytes of the body read from the connection so far, the refused ones included. */
+    long taken() {
+        return taken;
     }
 
     /** The whole body, handed over with its permit and held bytes (released when it is closed). */

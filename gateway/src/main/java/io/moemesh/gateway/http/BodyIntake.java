@@ -9,6 +9,7 @@ import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.net.SocketTimeoutException;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.ScheduledFuture;
@@ -201,8 +202,14 @@ final class BodyIntake implements ReadListener, AsyncListener {
         try {
             if (state == State.RECEIVING && !response.isCommitted()) {
                 body.release();
-                answer(response, json, OpenAiException.invalid(null, "the request body could not be read: "
-                        + t.getMessage()), RequestIds.current(request), true);
+                // Tomcat's own wait for the next bytes timed out (server.tomcat.connection-timeout, when shorter
+                // than the whole body's deadline): the client was too slow, not its body malformed.
+                answer(response, json, t instanceof SocketTimeoutException
+                        ? new OpenAiException(408, "invalid_request_error", "request_timeout", null, "no bytes of the "
+                                + "request body arrived for the container's read timeout (server.tomcat."
+                                + "connection-timeout)")
+                        : OpenAiException.invalid(null, "the request body could not be read: " + t.getMessage()),
+                        RequestIds.current(request), true);
             }
         } catch (IOException | RuntimeException e) {
             // The client is gone: no one to answer.

@@ -12,8 +12,9 @@ import java.util.function.Consumer;
  * @param held        the bytes bodies being received may hold together (429 past it)
  * @param readTimeout how long a body may take to arrive whole from the end of its headers
  *                    (moemesh.gateway.admission.request-read-timeout): 408 and the connection closed at the deadline
- * @param chargeRate  charges a tenant's rate (throws OverloadedException past it): a large body's tenant is charged
- *                    before it takes a permit, so a tenant past its rate is refused without holding one
+ * @param chargeRate  charges a tenant's rate (throws OverloadedException past it): a generation request's tenant is
+ *                    charged before its body's first byte is taken in, so a tenant past its rate is refused without
+ *                    holding received bytes or a large-request permit
  */
 record BodyLimits(long maxBytes, IntakeLimiter intake, HeldBodyBytes held, Duration readTimeout,
                   Consumer<String> chargeRate) {

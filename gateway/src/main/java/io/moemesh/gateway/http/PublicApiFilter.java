@@ -33,15 +33,18 @@ import tools.jackson.databind.json.JsonMapper;
  * (moemesh.gateway.admission.request-read-timeout) of the end of its headers, else 408 and the connection is closed
  * at the deadline: a slow client holds a connection for at most that long, and no worker at all. The limits, before
  * anything parses the body: a declared Content-Length over {@code maxRequestBytes} is 413 at once; a body without
- * one is counted as it arrives ({@link BodyBuffer}) and is 413 past the limit. A large body (see
+ * one is counted as it arrives ({@link BodyBuffer}) and is 413 past the limit. A completions or chat POST with a
+ * body is charged to its tenant's rate here, before the first byte of its body is taken in, whatever its size and
+ * whether it is then served or refused: a tenant past its rate is 429 at once, so it cannot hold connections,
+ * received bytes or a large-request permit uncharged (the controller charges one without a body). A large body (see
  * {@link IntakeLimiter}) needs a permit for its parsing and tokenization before more than the large size of it is
- * taken in (at once for a declared length), its tenant's rate charged first so a tenant past it is refused without
- * holding one; none free = 429 with Retry-After at once. The bytes of all bodies being received are bounded together
- * ({@link HeldBodyBytes}, 429 past it). A request refused before its body arrived (400 path, 413, 401, 429) is
- * answered at once with {@code Connection: close}, without waiting for the body: what keeps arriving is read and
- * dropped without a worker while it keeps coming (a pause of {@link BodyIntake#DISCARD_IDLE} ends it), within the
- * deadline and twice the limit, so a client still sending reads the answer instead of a reset connection, and then
- * the connection is closed; one whose body had arrived whole keeps its connection.
+ * taken in (at once for a declared length); none free = 429 with Retry-After at once. The bytes of all bodies being
+ * received are bounded together ({@link HeldBodyBytes}, 429 past it). A request refused before its body arrived
+ * (400 path, 413, 401, 429) is answered at once with {@code Connection: close}, without waiting for the body: what
+ * keeps arriving is read and dropped without a worker while it keeps coming (a pause of
+ * {@link BodyIntake#DISCARD_IDLE} ends it), within the deadline and twice the limit, so a client still sending reads
+ * the answer instead of a reset connection, and then the connection is closed; one whose body the container held
+ * whole already (dropped here) is answered without Connection: close and keeps its connection.
  *
  * <p>Which requests are {@code /v1/**} is decided on the path as it is routed, not on the raw request URI: the
  * container decodes {@code %XX}, drops {@code ;parameters} and resolves {@code //}, {@code .} and {@code ..}
@@ -139,14 +142,21 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                 chain.doFilter(req, res);
                 return;
             }
-            BodyBuffer body = new BodyBuffer(limits, req, declared);
+            BodyBuffer body = new BodyBuffer(limits, declared);
             try {
+                if (isGeneration(req, resolved)) {
+                    // Charged when its body starts, not once it is whole: a body that never completes (408, the
+                    // client gone, a 429 of the held bytes) would otherwise cost its tenant nothing.
+                    limits.chargeRate().accept(Tenant.of(req));
+                    req.setAttribute(Tenant.RATE_CHARGED_ATTRIBUTE, Boolean.TRUE);
+                }
                 body.start();
                 takeBuffered(req.getInputStream(), body, declared);
             } catch (OpenAiException | OverloadedException e) {
                 body.release();
-                if (declared > 0 && body.count() == declared) {
-                    // Read to its end: the connection stays usable.
+                long rest = declared - body.taken();
+                if (declared > 0 && skipBuffered(req.getInputStream(), rest) == rest) {
+                    // The container held all of it: dropped to its end, the connection stays usable.
                     BodyIntake.answer(res, json, e, id, false);
                 } else {
                     BodyIntake.refuse(req, res, limits, json, e);
@@ -158,7 +168,14 @@ public final class PublicApiFilter extends OncePerRequestFilter {
             }
             if (declared < 0 || body.count() < declared) {
                 // The rest is still on its way: received without a worker, the handler runs once it is whole.
-                BodyIntake.receive(req, res, limits, json, body);
+                try {
+                    BodyIntake.receive(req, res, limits, json, body);
+                } catch (IOException | RuntimeException e) {
+                    // The request did not go asynchronous (or its listener is not set): nothing else would give
+                    // back the body's permit and bytes. Twice is once, should the listener release them too.
+                    body.release();
+                    throw e;
+                }
                 return;
             }
             try (ReceivedBody received = body.finish()) {
@@ -203,6 +220,12 @@ public final class PublicApiFilter extends OncePerRequestFilter {
         } else {
             BodyIntake.refuse(req, res, limits, json, refusal);
         }
+    }
+
+    /** A generation request (completions, chat): the ones charged to their tenant's rate. */
+    private static boolean isGeneration(HttpServletRequest req, String resolved) {
+        return "POST".equals(req.getMethod())
+                && (resolved.equals("/v1/completions") || resolved.equals("/v1/chat/completions"));
     }
 
     /** Whether the request has a body: a Content-Length above 0, or a chunked one (the container refuses others). */

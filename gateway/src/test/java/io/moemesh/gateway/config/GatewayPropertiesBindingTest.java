@@ -61,6 +61,10 @@ class GatewayPropertiesBindingTest {
             "placement-poll-interval | 500us | moemesh.gateway.placement-poll-interval must be at least 1ms, got PT0.0005S",
             "placement-poll-interval | -1s | moemesh.gateway.placement-poll-interval must be at least 1ms, got PT-1S",
             "admission.max-waiting | 0 | moemesh.gateway.admission.max-waiting must be ≥ 1, got 0",
+            "admission.max-request-bytes | 2147483640 | moemesh.gateway.admission.max-request-bytes must be between 1 "
+                    + "and 2147483639, got 2147483640",
+            "admission.max-request-bytes | 0 | moemesh.gateway.admission.max-request-bytes must be between 1 and "
+                    + "2147483639, got 0",
             "admission.max-waiting | -1 | moemesh.gateway.admission.max-waiting must be ≥ 1, got -1",
             "admission.request-read-timeout | 0s | moemesh.gateway.admission.request-read-timeout must be a positive "
                     + "duration, got PT0S",

@@ -202,4 +202,44 @@ class HttpSelfProbeTest {
         assertThat(probe.readiness().up()).isTrue();
         assertThat(probe.readiness().details()).containsEntry("last", "no probe yet");
     }
+
+    /** A refused connection is no wait behind clients: it counts for liveness however full the listener is. */
+    @Test
+    void refusedConnection_underSaturation_countsForLiveness() throws IOException {
+        int closed = closedPort();
+        HttpSelfProbe probe = new HttpSelfProbe(() -> Optional.of(URI.create("http://127.0.0.1:" + closed + "/")),
+                Duration.ofSeconds(5), 2, () -> new ListenerLoad(2, 2, 8192, 8192, System.nanoTime()),
+                Duration.ofMinutes(2));
+        failures(probe, 2);
+        assertThat(probe.liveness().up()).isFalse();
+        assertThat(probe.liveness().details()).containsEntry("unexplainedFailures", 2).doesNotContainKey("saturated");
+    }
+
+    /** Idle keep-alive connections are closed only at the keep-alive timeout: the window covers the longer one. */
+    @Test
+    void progressWindow_isTwiceTheLongerOfConnectionAndKeepAliveTimeouts() {
+        assertThat(HttpSelfProbe.progressWindow(Duration.ofSeconds(20), Duration.ofMinutes(5)))
+                .isEqualTo(Duration.ofMinutes(10));
+        assertThat(HttpSelfProbe.progressWindow(Duration.ofSeconds(60), Duration.ofSeconds(5)))
+                .isEqualTo(Duration.ofMinutes(2));
+        assertThat(HttpSelfProbe.progressWindow(Duration.ofSeconds(30), null)).isEqualTo(Duration.ofMinutes(1));
+    }
+
+    /**
+     * Idle connections never closed (a timeout of -1): a full listener completes nothing while merely full, so a
+     * timed-out probe under saturation stays excused however long nothing completes.
+     */
+    @Test
+    void progressWindow_idleConnectionsNeverClosed_saturationAloneNeverFailsLiveness() throws IOException {
+        assertThat(HttpSelfProbe.progressWindow(Duration.ofMillis(-1), null)).isEqualTo(HttpSelfProbe.UNBOUNDED);
+        Duration window = HttpSelfProbe.progressWindow(Duration.ofSeconds(60), Duration.ofMillis(-1));
+        assertThat(window).isEqualTo(HttpSelfProbe.UNBOUNDED);
+        try (ServerSocket silent = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
+            HttpSelfProbe probe = new HttpSelfProbe(() -> uri(silent), Duration.ofMillis(200), 2,
+                    () -> new ListenerLoad(0, 200, 8192, 8192, 7), window);
+            failures(probe, 3);
+            assertThat(probe.liveness().up()).isTrue();
+            assertThat(probe.readiness().up()).isFalse();
+        }
+    }
 }

@@ -43,7 +43,7 @@ class AdmissionAndAuthTest {
     static void props(DynamicPropertyRegistry r) {
         r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
         r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob,sk-carol-789:carol,sk-dave-012:dave");
+        r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob,sk-carol-789:carol,sk-dave-012:dave,sk-erin-345:erin");
         r.add("moemesh.gateway.admission.tenant-requests-per-second", () -> "0.001");
         r.add("moemesh.gateway.admission.tenant-burst", () -> "2");
         r.add("moemesh.gateway.admission.max-request-bytes", () -> String.valueOf(MAX_BYTES));
@@ -93,6 +93,31 @@ class AdmissionAndAuthTest {
         assertThat(registry.get("moemesh.gateway.requests").tags("status", "OverloadedException", "tenant", "alice")
                 .counter().count()).as("the rate refusal is counted in requests_total").isEqualTo(1);
         assertThat(complete("sk-bob-456", "one").statusCode()).isEqualTo(200);
+    }
+
+    /**
+     * A small body is charged when it starts, not once whole: a tenant past its rate is answered 429 before the body
+     * arrives, so bodies that never complete cannot hold connections and received bytes uncharged.
+     */
+    @Test
+    void tenantPastItsRate_smallSlowBody_is429BeforeItsBodyArrives() throws Exception {
+        assertThat(complete("sk-erin-345", "one").statusCode()).isEqualTo(200);
+        assertThat(complete("sk-erin-345", "two").statusCode()).isEqualTo(200);
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            // Well before the 30 s body deadline, which is what answered it before.
+            s.setSoTimeout(10_000);
+            OutputStream out = s.getOutputStream();
+            out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Authorization: Bearer sk-erin-345\r\nContent-Length: 1000\r\n\r\n{")
+                    .getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            byte[] head = new byte[12];
+            int n = 0;
+            for (int r; n < head.length && (r = s.getInputStream().read(head, n, head.length - n)) > 0; ) {
+                n += r;
+            }
+            assertThat(new String(head, 0, n, StandardCharsets.US_ASCII)).isEqualTo("HTTP/1.1 429");
+        }
     }
 
     private static GatewayServiceGrpc.GatewayServiceBlockingStub stub(ManagedChannel ch, String key) {

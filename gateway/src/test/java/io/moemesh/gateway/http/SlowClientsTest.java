@@ -3,6 +3,7 @@ package io.moemesh.gateway.http;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.moemesh.gateway.health.HttpSelfProbe;
 import io.moemesh.model.golden.TestModels;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -73,6 +74,8 @@ class SlowClientsTest {
     int managementPort;
     @Autowired
     FilterRegistrationBean<PublicApiFilter> filter;
+    @Autowired
+    HttpSelfProbe probe;
 
     private int liveness() throws Exception {
         return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + managementPort
@@ -144,9 +147,13 @@ class SlowClientsTest {
         List<Socket> slow = List.of(slowPost(KEY), slowPost(KEY));
         ScheduledExecutorService pace = Executors.newScheduledThreadPool(2);
         try {
+            long probeFailures = probe.failuresTotal();
             slow.forEach(s -> dribble(s, pace));
             // Both dribble for most of their 5 s; the probe runs every 100 ms and fails liveness after two misses.
-            await().during(Duration.ofSeconds(4)).atMost(Duration.ofSeconds(10)).until(() -> liveness() == 200);
+            // Liveness alone cannot show held workers (two workers busy of two would excuse a timed-out probe): the
+            // probe itself must keep being answered, so readiness's httpApi stays UP too.
+            await().during(Duration.ofSeconds(4)).atMost(Duration.ofSeconds(10)).until(() -> liveness() == 200
+                    && probe.readiness().up() && probe.failuresTotal() == probeFailures);
             // Another client is served meanwhile: no worker waits for the slow bodies.
             HttpResponse<String> models = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
                     + "/v1/models")).header("Authorization", "Bearer " + KEY).timeout(Duration.ofSeconds(10)).build(),
