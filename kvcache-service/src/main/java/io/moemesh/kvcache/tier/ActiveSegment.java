@@ -29,11 +29,22 @@ final class ActiveSegment {
     private final SsdIndex index;
     private final FsyncSchedule fsync;
     private final Tombstones tombstones;
+    /**
+     * How a failed put's record is cut off: {@link Segment#truncateTo}; tests make it fail (a disk that reports an
+     * I/O error), as {@link FsyncSchedule.SegmentForce} does the force.
+     */
+    @FunctionalInterface
+    interface SegmentCut {
+        void cut(Segment segment, long bytes) throws IOException;
+    }
+
     private final AtomicLong nextSegmentId;
+    private final SegmentCut cutter;
     private volatile Segment active;
 
     ActiveSegment(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, SsdIndex index,
-                  FsyncSchedule fsync, Tombstones tombstones, long nextSegmentId) {
+                  FsyncSchedule fsync, Tombstones tombstones, long nextSegmentId, SegmentCut cutter) {
+        this.cutter = cutter;
         this.config = config;
         this.layout = layout;
         this.fingerprint = fingerprint;
@@ -103,19 +114,24 @@ final class ActiveSegment {
             admitted = index.admit(key, entry, dead);
         } catch (RuntimeException e) {
             takeBack(seg, at, key);
-            tombstones.write(dead); // what it evicted before it failed is out of the index already
+            writeEvicted(dead); // what it evicted before it failed is out of the index already
             throw e;
         }
         if (admitted != PutResult.STORED) {
             takeBack(seg, at, key);
             return admitted;
         }
+        writeEvicted(dead);
+        return PutResult.STORED;
+    }
+
+    /** An admit's eviction tombstones: under ALWAYS forced before the put returns (or throws), else on the schedule. */
+    private void writeEvicted(List<Tombstones.Dead> dead) {
         if (config.fsync() == FsyncPolicy.ALWAYS) {
             tombstones.writeNow(dead);
         } else {
             tombstones.write(dead);
         }
-        return PutResult.STORED;
     }
 
     /**
@@ -124,15 +140,20 @@ final class ActiveSegment {
      * after the records before it, and under ALWAYS and INTERVAL the cut forced before the put reports its failure
      * (under NEVER by the next sync() or close(), as its other records are: a power loss before then can bring the
      * record back, as it can lose acknowledged ones). When the cut or its force fails, the record is tombstoned (the
-     * tombstone forced now, under NEVER on the schedule), counted as dead space, and the segment takes no more appends
-     * (a later record of the key at the same offset would meet that tombstone at the next open). Never indexed nor
+     * tombstone forced now, under NEVER on the schedule; also when only the force failed, as the cut may not be
+     * durable), counted as dead space only when the cut failed (a cut record is no longer in the file, so counting it
+     * would overstate {@code deadBytes()} until compaction or a restart), and the segment takes no more appends (a
+     * later record of the key at the same offset would meet that tombstone at the next open). Never indexed nor
      * located, so no reader's extent is cut. An interrupt (which may have failed the force) is held back meanwhile:
-     * the clean-up must not fail in turn.
+     * the clean-up must not fail in turn. The force runs under the append lock (the caller's): a failed put pays a
+     * second fsync, the cut's, before the next put can append.
      */
     void takeBack(Segment seg, long at, BlockKey key) {
         boolean interrupted = Thread.interrupted();
+        boolean cut = false;
         try {
-            seg.truncateTo(at);
+            cutter.cut(seg, at);
+            cut = true;
             fsync.tookBack(seg, seg.recordBytes);
             if (config.fsync() != FsyncPolicy.NEVER) {
                 fsync.force(seg);
@@ -140,7 +161,9 @@ final class ActiveSegment {
         } catch (IOException e) {
             log.warn("cutting the record of block {} off {} (or forcing the cut) failed ({}): tombstoned", key,
                     seg.path, e.toString());
-            index.countDead(seg, seg.recordBytes);
+            if (!cut) {
+                index.countDead(seg, seg.recordBytes);
+            }
             List<Tombstones.Dead> dead = List.of(new Tombstones.Dead(seg, at, key));
             if (config.fsync() == FsyncPolicy.NEVER) {
                 tombstones.write(dead);

@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.SequencedMap;
 import java.util.TreeMap;
+import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
@@ -123,10 +124,11 @@ final class SsdIndex {
         while (usedBytes + stride > capacityBytes) {
             evictOne(dead);
         }
+        // The policy first: if it throws, nothing points at the record the caller then takes back.
+        policy.onInsert(e.history);
         index.put(key, e);
         usedBytes += stride;
         e.segment.liveBytes += stride;
-        policy.onInsert(e.history);
         Tombstones.Dead superseded = promoted.remove(key);
         if (superseded != null) {
             dead.add(superseded);
@@ -163,7 +165,7 @@ final class SsdIndex {
     synchronized List<Tombstones.Dead> dropIfCurrent(BlockKey key, IndexEntry e) {
         List<Tombstones.Dead> dead = new ArrayList<>(1);
         if (index.get(key) == e) {
-            dead.add(drop(key, e, dead));
+            drop(key, e, dead, dead::add);
         }
         return dead;
     }
@@ -186,7 +188,7 @@ final class SsdIndex {
             return false;
         }
         // An indexed key has no kept record (see the field), so none is overwritten.
-        promoted.put(key, drop(key, e, copies));
+        drop(key, e, copies, kept -> promoted.put(key, kept));
         return true;
     }
 
@@ -206,14 +208,16 @@ final class SsdIndex {
                 "eviction policy found no unpinned block while " + (usedBytes - pinnedBytes)
                         + " unpinned bytes are resident"));
         counters.evictions.increment();
-        dead.add(drop(victim, index.get(victim), dead));
+        drop(victim, index.get(victim), dead, dead::add);
     }
 
     /**
-     * The record becomes dead space. @return its tombstone; that of an unswapped compaction copy of it goes to
-     * {@code copies}
+     * The record becomes dead space: its tombstone goes to {@code tombstone} (before the policy hears of it, so a
+     * throwing policy cannot leave a record out of the index that no tombstone names); that of an unswapped
+     * compaction copy of it to {@code copies}.
      */
-    private Tombstones.Dead drop(BlockKey key, IndexEntry e, List<Tombstones.Dead> copies) {
+    private void drop(BlockKey key, IndexEntry e, List<Tombstones.Dead> copies,
+                      Consumer<Tombstones.Dead> tombstone) {
         Tombstones.Dead copy = copying.remove(e);
         if (copy != null) {
             copies.add(copy);
@@ -226,8 +230,8 @@ final class SsdIndex {
         if (e.pinned) {
             pinnedBytes -= stride;
         }
+        tombstone.accept(new Tombstones.Dead(e.segment, e.offset, key));
         policy.onRemove(key);
-        return new Tombstones.Dead(e.segment, e.offset, key);
     }
 
     private void touch(IndexEntry e, AccessHint hint) {

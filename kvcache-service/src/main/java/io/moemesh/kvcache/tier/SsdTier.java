@@ -89,7 +89,7 @@ public final class SsdTier implements KvTier {
 
     private SsdTier(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, EvictionPolicy policy,
                     LongSupplier clock, SegmentScan.Result scan, DirectoryLock dirLock,
-                    FsyncSchedule.SegmentForce forcer) {
+                    FsyncSchedule.SegmentForce forcer, ActiveSegment.SegmentCut cutter) {
         this.dirLock = dirLock;
         this.config = config;
         this.layout = layout;
@@ -99,7 +99,8 @@ public final class SsdTier implements KvTier {
         this.leases = new SegmentLeases(clock, config.directory(), compactionLock);
         this.fsync = new FsyncSchedule(config, appendLock, forcer);
         this.tombstones = new Tombstones(fsync);
-        this.active = new ActiveSegment(config, layout, fingerprint, index, fsync, tombstones, scan.nextSegmentId());
+        this.active = new ActiveSegment(config, layout, fingerprint, index, fsync, tombstones, scan.nextSegmentId(),
+                cutter);
         this.openReport = scan.report();
         counters.checksumFailures.add(scan.report().checksumFailures());
         // Tombstoned on the fsync schedule, so no later restart brings back a key's earlier copy (once its later one
@@ -127,6 +128,15 @@ public final class SsdTier implements KvTier {
     /** {@link #open(SsdConfig, KvLayout, ModelFingerprint, EvictionPolicy, LongSupplier)} forcing with {@code forcer}. */
     static SsdTier open(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, EvictionPolicy policy,
                         LongSupplier clock, FsyncSchedule.SegmentForce forcer) {
+        return open(config, layout, fingerprint, policy, clock, forcer, Segment::truncateTo);
+    }
+
+    /**
+     * {@link #open(SsdConfig, KvLayout, ModelFingerprint, EvictionPolicy, LongSupplier)} forcing with {@code forcer}
+     * and cutting a failed put's record off with {@code cutter} (tests inject failures).
+     */
+    static SsdTier open(SsdConfig config, KvLayout layout, ModelFingerprint fingerprint, EvictionPolicy policy,
+                        LongSupplier clock, FsyncSchedule.SegmentForce forcer, ActiveSegment.SegmentCut cutter) {
         Objects.requireNonNull(layout, "layout");
         Objects.requireNonNull(fingerprint, "fingerprint");
         if (config.capacityBytes() < config.encoding().recordBytes(layout)) {
@@ -139,7 +149,7 @@ public final class SsdTier implements KvTier {
         DirectoryLock lock = DirectoryLock.acquire(config.directory());
         try {
             SegmentScan.Result scan = SegmentScan.scan(config.directory(), layout, fingerprint);
-            return new SsdTier(config, layout, fingerprint, policy, clock, scan, lock, forcer);
+            return new SsdTier(config, layout, fingerprint, policy, clock, scan, lock, forcer, cutter);
         } catch (RuntimeException | Error e) {
             lock.close();
             throw e;

@@ -88,6 +88,22 @@ class EpochEvidenceTest extends PlacementCoordinatorFixture {
     }
 
     /**
+     * A refusal the instance marks as one of the epoch's number counts against no instance whatever its wording (not
+     * one the rolling-upgrade message fallback knows).
+     */
+    @Test
+    void prepareRefusalsMarkedAsOfTheEpochNumber_butWordedOtherwise_countAgainstNoInstance() {
+        PlacementCoordinator c = coordinator(1, 10);
+        c.quarantine().enable();
+        c.start().join();
+        loader.refusingMarked.add("expert-1");
+        for (int i = 0; i < 3; i++) {
+            assertThatThrownBy(() -> c.replan(null).join()).hasCauseInstanceOf(ReplanAbortedException.class);
+        }
+        assertThat(c.quarantine().size()).isZero();
+    }
+
+    /**
      * A pod answering that the assignment is for another instance refuses with FAILED_PRECONDITION too, but that says
      * something of the pod, not of the epoch: every attempt would fail on it, so it counts and the pod is quarantined.
      */

@@ -93,6 +93,19 @@ class EpochNumberRefusalWireTest {
     }
 
     @Test
+    void prepareOfAnEpochOlderThanTheServedOne_isRefusedMarked_asTheRealExpertServiceDoes() {
+        loader.prepare(instance, 5, List.of(new AssignedExpert(0, 1)), TIMEOUT);
+        loader.commit(instance, 5, TIMEOUT);
+
+        Throwable t = catchThrowable(() -> loader.prepare(instance, 3, List.of(new AssignedExpert(0, 1)), TIMEOUT));
+
+        assertThat(t).isInstanceOf(InstanceRefusedException.class)
+                .hasMessage("FAILED_PRECONDITION assignment epoch 3 is older than the served epoch 5");
+        assertThat(((InstanceRefusedException) t).epochNumber()).as("the fake's ErrorInfo mark").isTrue();
+        assertThat(Quarantine.refusesTheEpoch(t)).isTrue();
+    }
+
+    @Test
     void otherStatusThanFailedPrecondition_isNoRefusal_evenWithTheMark() {
         Throwable t = refusedPrepare(com.google.rpc.Status.newBuilder().setCode(Status.Code.UNAVAILABLE.value())
                 .setMessage("disk on fire").addDetails(Any.pack(info("expert.moemesh.io", "EPOCH_NUMBER_REFUSED")))

@@ -28,6 +28,12 @@ final class ScriptedLoader implements InstanceLoader {
     /** PREPARE answered FAILED_PRECONDITION on these instances (a refusal of the epoch's number, not a broken pod). */
     final Set<String> refusing = ConcurrentHashMap.newKeySet();
     /**
+     * PREPARE answered FAILED_PRECONDITION marked as a refusal of the epoch's number (expert.proto's ErrorInfo
+     * EPOCH_NUMBER_REFUSED, {@link InstanceRefusedException#epochNumber()}) in words no expert-service used for it:
+     * only the mark tells it from a refusal about the pod.
+     */
+    final Set<String> refusingMarked = ConcurrentHashMap.newKeySet();
+    /**
      * PREPARE answered FAILED_PRECONDITION "assignment is for instance X, this is Y" on these instances: a pod that is
      * not the instance it is listed as, whichever epoch it is sent.
      */
@@ -89,6 +95,10 @@ final class ScriptedLoader implements InstanceLoader {
             throw new InstanceRefusedException("FAILED_PRECONDITION epoch " + epoch
                     + " is already prepared with a different assignment (3 experts); a new assignment needs a new epoch",
                     null);
+        }
+        if (refusingMarked.contains(in.getId())) {
+            throw new InstanceRefusedException("FAILED_PRECONDITION epoch " + epoch + " cannot be taken by this pod",
+                    null, true);
         }
         if (served != 0 && epoch - served > maxEpochJump) {
             throw new InstanceRefusedException("FAILED_PRECONDITION assignment epoch " + epoch + " jumps "

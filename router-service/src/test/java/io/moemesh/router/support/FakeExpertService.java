@@ -29,7 +29,9 @@ import java.util.concurrent.TimeUnit;
  * mesh's mutual TLS, with the epoch rules of expert.proto in small (one served and one prepared epoch per fake; stages
  * PREPARE, COMMIT, ABORT and the load-and-switch of UNSPECIFIED; no expert or epoch-jump checks). It records each
  * LoadAssignment call with the caller's mesh identity, and can be told to refuse (UNAVAILABLE, every call or some
- * stages; or PREPARE with a status of the test's own, details included) or to hold its answers.
+ * stages; or PREPARE with a status of the test's own, details included) or to hold its answers. Its refusal of an
+ * epoch older than the served one carries the ErrorInfo EPOCH_NUMBER_REFUSED (domain expert.moemesh.io), as the real
+ * expert-service's does.
  */
 public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImplBase implements AutoCloseable {
     /** One accepted LoadAssignment that loads experts (PREPARE or UNSPECIFIED). */
@@ -137,7 +139,19 @@ public final class FakeExpertService extends ExpertServiceGrpc.ExpertServiceImpl
             };
             if (refused != null) {
                 calls.add(new Call(stage, epoch, Status.Code.FAILED_PRECONDITION));
-                obs.onError(Status.FAILED_PRECONDITION.withDescription(refused).asRuntimeException());
+                com.google.rpc.Status.Builder status = com.google.rpc.Status.newBuilder()
+                        .setCode(Status.Code.FAILED_PRECONDITION.value()).setMessage(refused);
+                if (stage != AssignmentStage.ASSIGNMENT_STAGE_COMMIT
+                        && stage != AssignmentStage.ASSIGNMENT_STAGE_ABORT) {
+                    // An epoch older than the served one: a refusal of the epoch's number, marked as the real
+                    // expert-service marks it (expert.proto's ErrorInfo EPOCH_NUMBER_REFUSED).
+                    status.addDetails(com.google.protobuf.Any.pack(com.google.rpc.ErrorInfo.newBuilder()
+                            .setDomain("expert.moemesh.io").setReason("EPOCH_NUMBER_REFUSED")
+                            .putMetadata("epoch", Long.toUnsignedString(epoch))
+                            .putMetadata("served_epoch", Long.toUnsignedString(served))
+                            .putMetadata("prepared_epoch", Long.toUnsignedString(prepared)).build()));
+                }
+                obs.onError(io.grpc.protobuf.StatusProto.toStatusRuntimeException(status.build()));
                 return;
             }
             if (stage == AssignmentStage.ASSIGNMENT_STAGE_PREPARE
