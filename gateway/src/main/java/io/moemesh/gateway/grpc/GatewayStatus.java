@@ -99,8 +99,8 @@ final class GatewayStatus {
             return Status.UNAVAILABLE.withDescription(PublicErrors.message(t, requestId));
         }
         if (t instanceof OffloadFailedException o) {
-            // gRPC has no Retry-After: the description says what the HTTP API's header does.
-            return Status.UNAVAILABLE.withDescription(o.getMessage() + " (retry after " + o.retryAfterSeconds() + " s)");
+            // gRPC has no Retry-After: the message already ends with the wait the HTTP API's header says.
+            return Status.UNAVAILABLE.withDescription(o.getMessage());
         }
         if (t instanceof OverloadedException o) {
             return Status.RESOURCE_EXHAUSTED.withDescription(o.getMessage() + " (retry after " + o.retryAfterSeconds() + " s)");

@@ -83,7 +83,8 @@ public class OpenAiErrors {
                     .header("Retry-After", "1").body(body(PublicErrors.message(e, requestId), "service_unavailable",
                             null, "kvcache_unavailable"));
             // Its own prompt did not fit once its offload failed: about this request alone.
-            // Retry-After: the offload timeout, within which a retry would be refused again.
+            // Retry-After: refused at submit, what remains of the refusal (rounded up), before which a retry would be
+            // refused again; a prompt whose own offload failed while the service does not look down, 1.
             case OffloadFailedException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", Integer.toString(e.retryAfterSeconds())).body(body(e.getMessage(), "service_unavailable", null,
                             "kvcache_unavailable"));

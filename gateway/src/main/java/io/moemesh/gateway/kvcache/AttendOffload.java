@@ -17,7 +17,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.LongConsumer;
@@ -35,17 +34,13 @@ import org.slf4j.LoggerFactory;
  * <p><b>Offload</b> (a gateway thread, never the engine's): the cache copies only the blocks the write-back does not
  * know as stored or queued ({@link #needsCopy}), the others go by hash; the copies go through the {@link WriteBack}
  * queue ahead of everything else ({@link WriteBack#writeFirst}), marked {@code pin_next} so the service's admission
- * policy does not decline them, then one {@code Pin} for them all. Copies are heap beside the pool, made on the
- * engine thread: the offloads hold at most the write-back's priority budget of them ({@link #copyRoom}; {@code
- * write-back-queue-blocks}), each from its copy until its offload settles: stored and pinned, failed, or past {@code
- * offloadTimeout}, when its copies still queued are withdrawn and a Pin that answers later (queued behind others on
- * the pin thread) sends none again, so a black-holed service holds the room no longer than that (a Put already under
- * way keeps its blocks, 16 at most, until it ends). A sequence whose next copy finds no room keeps those blocks local
- * until it does, and waits for that room ({@link #awaitRoom}) until it gets it (offloads hold it each at most
- * their own {@code offloadTimeout}, so it comes back), but not at all once {@value #DOWN_AFTER_FAILURES}
- * offloads in a row failed (the service looks down): it then runs on with its blocks local (no failure; a prompt
- * longer than the pool ends with 503 where it fills the pool, or is refused so at once, see {@link
- * #promptPositions}). Blocks that Pin
+ * policy does not decline them, then one {@code Pin} for them all. The copies' room is {@link CopyRoom}'s: an
+ * offload holds it until it settles (stored and pinned, failed, or past {@code offloadTimeout}, when its copies still
+ * queued are withdrawn and a Pin that answers later, queued behind others on the pin thread, sends none again, so a
+ * black-holed service holds the room no longer than that; a Put already under way keeps its blocks, 16 at most,
+ * until it ends). Once {@value #DOWN_AFTER_FAILURES} offloads in a row went unanswered (the service looks down,
+ * {@link OffloadHealth}) a sequence short of room runs on with its blocks local (no failure; a prompt longer than
+ * the pool ends with 503 where it fills the pool, or is refused so at once, see {@link #admitsPrompt}). Blocks that Pin
  * finds not stored (the write-back remembered them stored, but the service evicted or lost them since) are forgotten
  * by the write-back, sent again and pinned by a second Pin, once; when one of them was not copied, the Pin is released
  * and the offload says {@link Outcome#AGAIN} instead ({@link #offloadRetries}): the cache offers the run again at
@@ -97,16 +92,12 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     private final Map<Long, Pinned> pinned = new ConcurrentHashMap<>();
     /** Engine thread only: the Attend calls of the current layer. */
     private final AttendCalls attends;
-    /** Block copies the offloads hold: from {@link #offload} until it settles. */
-    private final AtomicInteger copiesHeld = new AtomicInteger();
-    /** Sequences waiting for copy room ({@link #awaitRoom}) → when they first found none ({@link System#nanoTime}). */
-    private final Map<Long, Long> roomAwaited = new ConcurrentHashMap<>();
-    /** Offloads that failed in a row: whether the service looks down. */
+    /** The room for the offloads' block copies, and the sequences waiting for it. */
+    private final CopyRoom room;
+    /** Offloads the service did not answer, in a row: whether it looks down. */
     private final OffloadHealth health;
     /** Failures in a row after which no sequence waits for copy room. */
     static final int DOWN_AFTER_FAILURES = OffloadHealth.DOWN_AFTER_FAILURES;
-    /** The most they may hold: the write-back's budget for priority copies. */
-    private final int copyBudget;
     private final AtomicLong offloadedBlocks = new AtomicLong();
     private final AtomicLong offloadFailures = new AtomicLong();
     private final AtomicLong offloadRetries = new AtomicLong();
@@ -142,10 +133,11 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         this.localBlocks = localBlocks;
         this.attendTimeout = attendTimeout;
         this.offloadTimeout = offloadTimeout;
-        this.health = new OffloadHealth(offloadTimeout);
+        this.health = new OffloadHealth(offloadTimeout, System::nanoTime);
+        writeBack.onOffloadPutUnanswered(health::failed);
         this.poolBlocks = poolBlocks;
         this.blockTokens = client.payload().blockTokens();
-        this.copyBudget = writeBack.priorityBudget();
+        this.room = new CopyRoom(writeBack.priorityBudget(), offloadTimeout, health, () -> wakeUp.run());
         this.attends = new AttendCalls(client, attendTimeout);
         this.pins = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("moemesh-kv-attend-pins").daemon()
                 .factory());
@@ -167,40 +159,20 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     @Override
     public int copyRoom() {
-        return Math.max(0, copyBudget - copiesHeld.get());
+        return room.room();
     }
 
-    /**
-     * A sequence short of copy room waits for it {@code offloadTimeout} from when it first found none, and past that
-     * while offloads hold room: each gives it back within its own deadline, when it settles (and wakes the loop), so
-     * a healthy service that is merely busy does not end a long sequence at the local pool. It does not wait once
-     * {@link #DOWN_AFTER_FAILURES} offloads in a row failed (the service looks down, the room would come back only by
-     * more failures). With no copy budget at all ({@code write-back-queue-blocks} 0) it waits the bound only.
-     */
+    /** See {@link CopyRoom#await}. */
     @Override
     public boolean awaitRoom(long seqId) {
-        long now = System.nanoTime();
-        long bound = offloadTimeout.toNanos();
-        if (health.looksDown()) {
-            return false;
-        }
-        Long since = roomAwaited.putIfAbsent(seqId, now);
-        if (since == null) {
-            // The step boundary that ends the wait: nothing else may wake the loop (its sequences may all be waiting).
-            CompletableFuture.delayedExecutor(bound, TimeUnit.NANOSECONDS).execute(() -> wakeUp.run());
-            return true;
-        }
-        // Past the bound too while there is room to wait for: held by offloads, each within its deadline, or free
-        // (it came back since the cache looked, and the next boundary starts the offload). No budget at all: none.
-        return now - since < bound || copiesHeld.get() > 0 || copyRoom() > 0;
+        return room.await(seqId);
     }
 
     @Override
     public CompletableFuture<Outcome> offload(long seqId, List<BlockHash> hashes, List<BlockContents> copies) {
         Pinned p = pinned.computeIfAbsent(seqId, k -> new Pinned());
-        roomAwaited.remove(seqId);
         int copied = copies.size();
-        copiesHeld.addAndGet(copied);
+        room.hold(seqId, copied);
         // The copies, for a second write of blocks the Pin finds gone; let go of when the offload settles, so a Pin
         // that runs or answers after the timeout holds none.
         AtomicReference<List<BlockContents>> held = new AtomicReference<>(copies);
@@ -218,7 +190,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
                     Outcome outcome = settle(seqId, p, hashes, o, e); // a failure withdraws its queued copies
                     // Their room is another offload's now, a timeout's too: the pin thread may be held for long by
                     // calls to a service that does not answer, and a sequence may be waiting for that room.
-                    copiesHeld.addAndGet(-copied);
+                    room.give(copied);
                     return outcome;
                 });
         // The loop may be waiting for this offload (a prompt longer than the pool, StepScheduler's next chunk) or for
@@ -227,8 +199,17 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         return settled;
     }
 
-    /** Counts an offload's outcome; a failed one caps its sequence by the local pool from now on. */
+    /**
+     * Counts an offload's outcome; a failed one caps its sequence by the local pool from now on. Only an offload the
+     * service did not answer (transport error, deadline) counts toward it looking down; a sequence released
+     * meanwhile counts for nothing else, its outcome being about the release, not the service.
+     */
     private Outcome settle(long seqId, Pinned p, List<BlockHash> hashes, Outcome o, Throwable e) {
+        boolean released;
+        synchronized (p) {
+            released = p.closed;
+        }
+        released |= pinned.get(seqId) != p;
         if (e == null && o == Outcome.AGAIN) {
             offloadRetries.incrementAndGet();
             log.debug("offload of sequence {}: a KV block sent by its hash alone was gone from {}; offered again",
@@ -237,7 +218,9 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         }
         if (e != null || o != Outcome.PINNED) {
             offloadFailures.incrementAndGet();
-            health.failed();
+            if (e != null && OffloadHealth.unanswered(e)) {
+                health.failed();
+            }
             log.debug("offload of {} KV blocks of sequence {} to {} failed (it stays local): {}", hashes.size(), seqId,
                     client.endpoint(), e == null ? "not stored or not pinned" : e.toString());
             // Its copies still queued (past the timeout) are of no use to it now: freed, not left to pile up.
@@ -249,7 +232,9 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
             }
             return Outcome.FAILED;
         }
-        health.pinned();
+        if (!released) {
+            health.pinned();
+        }
         synchronized (p) {
             p.remote += hashes.size();
         }
@@ -368,7 +353,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     @Override
     public void released(long seqId) {
-        roomAwaited.remove(seqId);
+        room.forget(seqId);
         Pinned p = pinned.remove(seqId);
         if (p == null) {
             return;
@@ -399,13 +384,27 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
     }
 
     /**
-     * While the service looks down, and failed within the offload timeout ({@link OffloadHealth}), no block of a new
-     * prompt can move out: the pool's positions are all it can hold.
+     * While the service looks down and prompts longer than the pool are refused ({@link OffloadHealth}: its window,
+     * or a probe under way), no block of a new prompt can move out: the pool's positions are all it can hold.
      */
     @Override
     public int promptPositions() {
-        return health.refusesLongPrompts() ? (int) Math.min(Integer.MAX_VALUE, (long) poolBlocks * blockTokens)
-                : Integer.MAX_VALUE;
+        return health.refusing() ? poolPositions() : Integer.MAX_VALUE;
+    }
+
+    /** As {@link #promptPositions}; a prompt longer than the pool let through while the service looks down is the probe. */
+    @Override
+    public boolean admitsPrompt(int promptTokens) {
+        return promptTokens <= poolPositions() || !health.refusesLongPrompts();
+    }
+
+    private int poolPositions() {
+        return (int) Math.min(Integer.MAX_VALUE, (long) poolBlocks * blockTokens);
+    }
+
+    /** Its health (a test sets its clock). */
+    OffloadHealth health() {
+        return health;
     }
 
     @Override
@@ -473,7 +472,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     /** Sequences whose wait for copy room is remembered (until an offload of them starts or they are released). */
     int roomWaiters() {
-        return roomAwaited.size();
+        return room.waiters();
     }
 
     /** Attend calls sent. */

@@ -75,6 +75,8 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private final AtomicLong dropped = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
     private final AtomicLong declined = new AtomicLong();
+    /** Told when a Put of an offload's blocks was not answered (transport error, deadline): {@link OffloadHealth}. */
+    private volatile Runnable offloadPutUnanswered = () -> { };
 
     /** A queued block. */
     private static final class Entry {
@@ -416,6 +418,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             outcomes = client.put(blocks, payloads, pinNext, swapOut, putTimeout);
         } catch (RuntimeException e) {
             failed.addAndGet(batch.size());
+            if (OffloadHealth.unanswered(e) && batch.stream().anyMatch(en -> en.pinNext)) {
+                // An offload's blocks: its future says only "not stored", which a full service says too.
+                offloadPutUnanswered.run();
+            }
             synchronized (known) {
                 for (Entry en : batch) {
                     forget(en, "Put failed");
@@ -452,6 +458,11 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 }
             }
         }
+    }
+
+    /** Sets what a Put of an offload's blocks that the service did not answer tells (once, before serving). */
+    void onOffloadPutUnanswered(Runnable listener) {
+        this.offloadPutUnanswered = listener;
     }
 
     /** Blocks stored (acknowledged STORED or ALREADY_PRESENT). */

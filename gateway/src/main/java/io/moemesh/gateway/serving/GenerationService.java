@@ -97,15 +97,15 @@ public final class GenerationService {
             // First: a dead engine's queue never empties, so admission would answer "full" (429) instead of 503.
             engine.refuseIfStopped();
             ready.run();
-            // Cheaper than the prefill it saves: a prompt no pool can hold while its blocks cannot move out would
-            // fill the pool and end with this same 503 (each retry again, until the service is back).
-            int promptPositions = caps.promptPositions();
-            if (g.promptIds().length > promptPositions) {
-                throw offloadFailed(g.promptIds().length, promptPositions);
-            }
             AdmissionControl.Reservation slot = admission.admit(request.tenant(), g.promptIds().length,
                     g.params().maxTokens());
             try {
+                // After admission, so a draining or full gateway says so first (the finally releases the slot).
+                // Cheaper than the prefill it saves: a prompt no pool can hold while its blocks cannot move out would
+                // fill the pool and end with this same 503 (each retry again, until the service is back).
+                if (!caps.admitsPrompt(g.promptIds().length)) {
+                    throw offloadFailed(g.promptIds().length, caps.promptPositions());
+                }
                 run = new Run(request, sink);
                 run.handle = engine.submit(g, run, request.tenant());
             } finally {
@@ -173,9 +173,10 @@ public final class GenerationService {
 
     /** A prompt the pool cannot hold while its blocks cannot move to the kvcache-service: 503 / UNAVAILABLE. */
     private OffloadFailedException offloadFailed(int promptTokens, long positions) {
+        int retryAfter = caps.retryAfterSeconds();
         return new OffloadFailedException("the prompt's " + promptTokens + " tokens do not fit in the gateway's KV "
                 + "cache (" + positions + " positions for this sequence) and offloading its oldest blocks to the "
-                + "kvcache-service failed or is unavailable; retry", caps.retryAfterSeconds());
+                + "kvcache-service failed or is unavailable; retry after " + retryAfter + " s", retryAfter);
     }
 
     private final class Run implements SequenceListener {

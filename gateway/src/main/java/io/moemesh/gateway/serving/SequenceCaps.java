@@ -33,7 +33,19 @@ public interface SequenceCaps {
         return Integer.MAX_VALUE;
     }
 
-    /** Seconds a request refused for a cap (503 kvcache_unavailable) should wait before its retry; at least 1. */
+    /**
+     * Whether a new request's prompt of {@code promptTokens} is let through: at most {@link #promptPositions}, or, past
+     * that, admitted as the one probe of a service that may be back (attend offload: the first such call once the
+     * refusal window passed; the next ones are refused until its offload settles). Any thread.
+     */
+    default boolean admitsPrompt(int promptTokens) {
+        return promptTokens <= promptPositions();
+    }
+
+    /**
+     * Seconds a request refused for a cap (503 kvcache_unavailable) should wait before its retry, at least 1: while
+     * long prompts are refused at submit, what remains of that refusal; otherwise 1.
+     */
     default int retryAfterSeconds() {
         return 1;
     }

@@ -91,9 +91,11 @@ class GenerateStreamTrailerTest {
 
     @Test
     void promptOutgrewThePoolBeforeTheFirstToken_endsUnavailable_withTheWaitAndTheRequestIdTrailer() {
-        StatusRuntimeException e = endedWith(new OffloadFailedException("the prompt's 151 tokens do not fit", 5));
+        String message = "the prompt's 151 tokens do not fit ...; retry after 5 s"; // as GenerationService says it
+        StatusRuntimeException e = endedWith(new OffloadFailedException(message, 5));
         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
-        assertThat(e.getStatus().getDescription()).contains("retry after 5 s");
+        assertThat(e.getStatus().getDescription()).as("the wait once, not \"retry (retry after 5 s)\"")
+                .isEqualTo(message);
         assertThat(e.getTrailers().get(GatewayStatus.REQUEST_ID)).isEqualTo("req-7");
     }
 }

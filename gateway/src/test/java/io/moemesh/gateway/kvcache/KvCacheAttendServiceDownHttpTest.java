@@ -44,7 +44,8 @@ import tools.jackson.databind.json.JsonMapper;
  * IllegalArgumentException, a 400 invalid_request_error for a prompt the advertised context admits; it is the 503
  * kvcache_unavailable a prompt gets whose own offload failed, and while the service looks down (and failed within the
  * offload timeout) such a prompt gets it at submit, before any prefill, on every API: each retry used to prefill a
- * whole pool for the same answer. Its Retry-After is the offload timeout (5 s here), not 1 s.
+ * whole pool for the same answer. Its Retry-After is what remains of that window (5 s here, the health's clock held
+ * at the last failure so that a slow machine does not close the window during the test), not 1 s.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class KvCacheAttendServiceDownHttpTest {
@@ -117,6 +118,17 @@ class KvCacheAttendServiceDownHttpTest {
         offloadThree(301);
         await().atMost(Duration.ofSeconds(60)).until(() -> attend.offloadFailures() >= AttendOffload.DOWN_AFTER_FAILURES
                 && attend.copyRoom() == COPY_BUDGET);
+        // The refusal window stays open however long the requests below take (a loaded machine).
+        long frozen = attend.health().lastFailureNanos();
+        attend.health().clock(() -> frozen);
+        try {
+            refusedAtSubmit();
+        } finally {
+            attend.health().clock(System::nanoTime);
+        }
+    }
+
+    private void refusedAtSubmit() throws Exception {
 
         // The service looks down; three more offloads, in flight for 5 s, hold every copy's room (and fail then).
         offloadThree(311);

@@ -66,6 +66,8 @@ public final class FakeKvCacheService implements AutoCloseable {
     public volatile int shortBlockAt = -1;
     /** While set, Pins and Unpins are never answered (a black-holed service: the caller's deadline ends them). */
     public volatile boolean silentPins;
+    /** While set, every Put is answered DECLINED for each block (a full service), nothing stored. */
+    public volatile boolean declinePuts;
     /** Pins and Unpins that arrived. */
     public final AtomicInteger pinCalls = new AtomicInteger();
     public final AtomicInteger unpinCalls = new AtomicInteger();
@@ -338,7 +340,12 @@ public final class FakeKvCacheService implements AutoCloseable {
                         if (data.size() > size) {
                             throw Status.INVALID_ARGUMENT.withDescription("data (oversize put)").asRuntimeException();
                         }
-                        if (data.size() == size) {
+                        if (data.size() == size && declinePuts) {
+                            // A full service: it answers, storing nothing.
+                            results.addResults(PutResult.newBuilder().setBlockHash(hash)
+                                    .setOutcome(PutOutcome.PUT_OUTCOME_DECLINED));
+                            data = null;
+                        } else if (data.size() == size) {
                             boolean had = blocks.putIfAbsent(hash, data.toByteArray()) != null;
                             if (!had) {
                                 stored.incrementAndGet();
