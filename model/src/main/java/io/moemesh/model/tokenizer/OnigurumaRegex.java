@@ -1,8 +1,8 @@
 package io.moemesh.model.tokenizer;
 
 import java.util.ArrayDeque;
+import java.util.BitSet;
 import java.util.Deque;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
@@ -32,12 +32,15 @@ import java.util.regex.Pattern;
  *       back-reference or octal, a match start, a grapheme, a quote, a control, and repeats that Oniguruma reads as
  *       an optional or repeated interval where Java reads a lazy or possessive one).</li>
  *   <li>{@code \p{...}}: only names checked against tokenizers: the general categories but Cn and Cs (whose
- *       Oniguruma sets differ), the POSIX classes, the scripts but Unknown, and a few binary properties.</li>
+ *       Oniguruma sets differ), by short or long name, the POSIX classes, the scripts and their aliases but Unknown,
+ *       and a few binary properties; in any case, as Oniguruma ignores it ({@link OnigurumaPropertyNames}).</li>
  *   <li>Case-insensitive groups: Oniguruma also matches "ss" to "ß", "st" to "ﬆ", "j" + U+030C to "ǰ", keeps "i"
  *       apart from "İ" and "ı", and does not fold {@code \p{Lu}}; Java does the opposite. So such a group refuses
- *       "i", letters outside ASCII, combining marks, the pairs ss, st, ff, fi, fl, classes, {@code \p}, {@code \x}
- *       and backslash-u; the rest (each other ASCII letter was compared on all code points) is enough for the
- *       contractions {@code (?i:'s|'t|'re|'ve|'m|'ll|'d)} of the published tokenizers.</li>
+ *       "i", letters outside ASCII, combining marks, the pairs ss, st, ff, fi, fl (also through a one-character
+ *       class, which Oniguruma reads as a literal), {@code \p}, {@code \x}, backslash-u, and classes but those of
+ *       literal ASCII characters and ranges without i, I, k or K; the rest (each other ASCII letter was compared on
+ *       all code points, and a class of it matches what it matches) is enough for the contractions
+ *       {@code (?i:'s|'t|'re|'ve|'m|'ll|'d)} and {@code (?i:[sdmt]|ll|ve|re)} of the published tokenizers.</li>
  * </ul>
  */
 final class OnigurumaRegex {
@@ -62,13 +65,6 @@ final class OnigurumaRegex {
     private static final String LINE_START = "(?:\\A|(?<=\\n)(?!\\z))";
     private static final String LINE_END = "(?=\\n|\\z)";
 
-    private static final Set<String> SAME_PROPERTIES = Set.of("L", "Lu", "Ll", "Lt", "Lm", "Lo", "LC", "M", "Mn",
-            "Mc", "Me", "N", "Nd", "Nl", "No", "P", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "S", "Sm", "Sc", "Sk",
-            "So", "Z", "Zs", "Zl", "Zp", "C", "Cc", "Cf", "Co", "Alpha", "Alnum", "ASCII", "Blank", "Cntrl",
-            "Digit", "Graph", "Lower", "Print", "Punct", "Space", "Upper");
-    private static final Set<String> BINARY_PROPERTIES = Set.of("White_Space", "Alphabetic", "Emoji",
-            "Emoji_Presentation", "Emoji_Modifier", "Emoji_Modifier_Base", "Emoji_Component", "Extended_Pictographic",
-            "Ideographic", "Lowercase", "Uppercase", "Join_Control", "Noncharacter_Code_Point");
     /** Bodies of Java classes for Oniguruma names Java lacks or reads otherwise. */
     private static final Map<String, String> SPELLED_OUT = Map.of("XDigit", HEX, "Hex_Digit",
             HEX_DIGIT, "Assigned", "\\P{Cn}", "Any", "\\x{0}-\\x{10FFFF}");
@@ -122,9 +118,10 @@ final class OnigurumaRegex {
                 case '\\' -> escape();
                 case '[' -> {
                     if (caseInsensitive) {
-                        throw refuse("a character class in a case-insensitive group");
+                        letter = caseInsensitiveClass();
+                    } else {
+                        charClass();
                     }
-                    charClass();
                 }
                 case '(' -> group();
                 case ')' -> {
@@ -154,6 +151,70 @@ final class OnigurumaRegex {
         int cp = re.codePointAt(pos);
         pos += Character.charCount(cp);
         out.appendCodePoint(cp);
+        return checkFolding(cp);
+    }
+
+    /**
+     * A class in a case-insensitive group ({@code (?i:[sdmt]|ll|ve|re)} of LLaDA and Ling): accepted when its
+     * members are literal ASCII characters or ranges of them without i, I, k or K, which both engines fold alike
+     * (s also to U+017F in both; i, k have other partners: İ, ı, U+212A). Java then reads it as Oniguruma does: no
+     * escape, nested class, POSIX bracket or {@code &&}. Oniguruma turns a one-character class into a literal, so
+     * that one is checked as a literal (after "s", {@code [s]} makes "ss", which also matches ß).
+     *
+     * @return what {@link #literal()} returns for a one-character class, else 0
+     */
+    private char caseInsensitiveClass() {
+        int start = pos;
+        pos++;
+        boolean negated = pos < re.length() && re.charAt(pos) == '^';
+        if (negated) {
+            pos++;
+        }
+        BitSet members = new BitSet(128);
+        boolean first = true;
+        while (true) {
+            if (pos >= re.length()) {
+                throw refuse("an unclosed character class");
+            }
+            char c = re.charAt(pos);
+            if (c == ']' && !first) {
+                pos++;
+                break;
+            }
+            first = false;
+            int low = classMember(c);
+            pos++;
+            int high = low;
+            if (pos + 1 < re.length() && re.charAt(pos) == '-' && re.charAt(pos + 1) != ']') {
+                high = classMember(re.charAt(pos + 1));
+                pos += 2;
+                if (high < low) {
+                    throw refuse("the range " + (char) low + "-" + (char) high + " (out of order)");
+                }
+            }
+            for (int m = low; m <= high; m++) {
+                if (m == 'i' || m == 'I' || m == 'k' || m == 'K') {
+                    throw refuse("'" + (char) m + "' in a character class in a case-insensitive group (Oniguruma and"
+                            + " Java fold it differently)");
+                }
+            }
+            members.set(low, high + 1);
+        }
+        out.append(re, start, pos);
+        return !negated && members.cardinality() == 1 ? checkFolding(members.nextSetBit(0)) : 0;
+    }
+
+    /** A character of a class in a case-insensitive group: a literal ASCII one that no engine reads specially. */
+    private int classMember(char c) {
+        if (c > 0x7F || c == '\\' || c == '[' || c == '&' && pos + 1 < re.length() && re.charAt(pos + 1) == '&') {
+            throw refuse((c == '\\' ? "an escape" : c == '[' ? "a nested class or POSIX bracket" : c > 0x7F
+                    ? "'" + c + "'" : "&&") + " in a character class in a case-insensitive group");
+        }
+        return c;
+    }
+
+    /** In a case-insensitive group, refuses a copied letter that the engines fold differently; else as literal(). */
+    private char checkFolding(int cp) {
         if (!caseInsensitive || !Character.isLetter(cp) && !isMark(cp) && Character.toLowerCase(cp) == cp
                 && Character.toUpperCase(cp) == cp) {
             return 0;
@@ -406,24 +467,25 @@ final class OnigurumaRegex {
         }
         pos = m.end();
         boolean negated = negatedEscape != !m.group(1).isEmpty();
-        String name = m.group(2);
+        String name = OnigurumaPropertyNames.canonical(m.group(2));
         String body;
-        if (SAME_PROPERTIES.contains(name)) {
+        if (OnigurumaPropertyNames.SAME.contains(name)) {
             body = null;
-        } else if (BINARY_PROPERTIES.contains(name)) {
+        } else if (OnigurumaPropertyNames.BINARY.contains(name)) {
             name = "Is" + name;
             body = null;
         } else if (name.equals("Word")) {
             body = inClass ? CLASS_WORD : WORD;
         } else if (SPELLED_OUT.containsKey(name)) {
             body = SPELLED_OUT.get(name);
-        } else if (isScript(name)) {
-            name = "script=" + name;
+        } else if (OnigurumaPropertyNames.script(name) != null) {
+            name = "script=" + OnigurumaPropertyNames.script(name).name();
             body = null;
         } else {
             throw refuse("\\p{" + name + "} (not one of the properties checked against tokenizers: the general"
-                    + " categories but Cn and Cs, the POSIX classes, Word, XDigit, Hex_Digit, Any, Assigned, the"
-                    + " scripts but Unknown, " + String.join(", ", BINARY_PROPERTIES.stream().sorted().toList()) + ")");
+                    + " categories (short or long names) but Cn and Cs, the POSIX classes, Word, XDigit, Hex_Digit,"
+                    + " Any, Assigned, the scripts and their aliases but Unknown, "
+                    + String.join(", ", OnigurumaPropertyNames.BINARY.stream().sorted().toList()) + ")");
         }
         if (body == null) {
             return (negated ? "\\P{" : "\\p{") + name + "}";
@@ -431,16 +493,6 @@ final class OnigurumaRegex {
         return negated ? "[^" + body + "]" : body;
     }
 
-    /** A script by its Unicode name (Oniguruma's spelling), but Unknown: Oniguruma's set of it differs. */
-    private static boolean isScript(String name) {
-        try {
-            Character.UnicodeScript script = Character.UnicodeScript.forName(name);
-            return script != Character.UnicodeScript.UNKNOWN
-                    && script.name().equals(name.toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            return false;
-        }
-    }
 
     private IllegalArgumentException refuse(String construct) {
         return new IllegalArgumentException("uses " + construct + ", which Oniguruma (HF tokenizers) and Java read"

@@ -50,11 +50,12 @@ final class TokenizerJsonParser {
     }
 
     /**
-     * The tokenizers library does not use a declared {@code added_tokens[].id}: loading adds the tokens one by one
-     * (serialization.rs, then added_vocabulary.rs {@code add_tokens}) and each gets the id its content already has
-     * (an earlier added token's, else model.vocab's) or else the next free one: model.vocab's size while no added
-     * token has an id at or past it, else the largest added id + 1; an empty content gets none. It only warns when
-     * that differs from the declared id. {@link Tokenizer} uses the declared ids (an added token's id names it for
+     * The tokenizers library does not use a declared {@code added_tokens[].id}: loading adds all the tokens in one
+     * {@code add_tokens} call (serialization.rs, added_vocabulary.rs) and each gets the id its content already has
+     * (an earlier added token's, else model.vocab's, even one at or past model.vocab's size) or else the next new
+     * id, which starts at model.vocab's size and grows by one per token given a new id; an empty content gets none.
+     * This is the rule of tokenizers 0.22.2 and later (PR #1891; 0.23.x keeps it), not the "largest added id + 1"
+     * of 0.22.1 and earlier. It only warns when that differs from the declared id. {@link Tokenizer} uses the declared ids (an added token's id names it for
      * decoding), so a file where they differ, hand-edited or converted, would encode and decode other ids than HF:
      * "!" could vanish, or {@code "<sep>"} reach the model as "!". Such a file is refused, naming the token.
      */
@@ -62,7 +63,7 @@ final class TokenizerJsonParser {
         Map<String, Integer> assigned = new HashMap<>();
         Map<String, Integer> firstIndex = new HashMap<>();
         Map<Integer, String> vocabById = null;
-        int maxAssigned = -1;
+        int nextNew = vocab.size();
         for (int i = 0; i < added.size(); i++) {
             AddedToken t = added.get(i);
             String path = "added_tokens[" + i + "]";
@@ -84,10 +85,9 @@ final class TokenizerJsonParser {
                 hf = vocab.get(t.content());
                 why = "its id in model.vocab";
             } else {
-                hf = maxAssigned < 0 || (maxAssigned < vocab.size() && !vocab.isEmpty()) ? vocab.size()
-                        : maxAssigned + 1;
-                why = "the next free id after model.vocab's " + vocab.size() + " entries and the added tokens before"
-                        + " it";
+                hf = nextNew++;
+                why = "the next new id: model.vocab's size " + vocab.size() + " plus the added tokens before it"
+                        + " that got a new id";
             }
             if (hf != t.id()) {
                 String there = byId(vocab).get(t.id());
@@ -98,7 +98,6 @@ final class TokenizerJsonParser {
             }
             firstIndex.putIfAbsent(t.content(), i);
             assigned.put(t.content(), hf);
-            maxAssigned = Math.max(maxAssigned, hf);
         }
     }
 

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.moemesh.model.ModelFormatException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -112,6 +113,13 @@ class HfRegexTest {
                 " don", "'t", " ", " \u00E9t\u00E9", "\u2019s", " \u65E5\u672C\u8A9E\u3067\u3059", " \uAC00\uB098",
                 " x", "\u00B2", "  \n\n", "\t", "!?", " foo", "/bar", " \r\n", " ", " ", "\u0661", "\u0662", "\u0663",
                 " \uD83D\uDE00", " HeLLo", "'LL", " a", "  \n", "z", "  ");
+        // LLaDA-8B-Instruct and Ling 3.0: not run through tokenizers here; split by reading the pattern, which Java
+        // reads as Oniguruma does once accepted. Its (?i:[sdmt]...) alternative has no apostrophe, so on SAMPLE it
+        // never wins over the next one and the split is Qwen2's; it takes a lone s/d/m/t (any case, ſ) after a digit.
+        String llada = "(?i:[sdmt]|ll|ve|re)|[^\r\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]++[\r\n]*|"
+                + "\\s*[\r\n]|\\s+(?!\\S)|\\s+";
+        assertThat(split(llada, SAMPLE)).isEqualTo(split(qwen2, SAMPLE));
+        assertThat(split(llada, "2Ste 3\u017Fx")).containsExactly("2", "S", "t", "e", " ", "3", "\u017F", "x");
         String gpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
         assertThat(split(gpt2, SAMPLE)).containsExactly("Hello", " WORLD", "'s",
                 " 12345", " don", "'t", " ", " \u00E9t\u00E9", "\u2019", "s", " \u65E5\u672C\u8A9E\u3067\u3059",
@@ -148,7 +156,14 @@ class HfRegexTest {
         "(?i:'st) | \"st\" in a case-insensitive group",
         "(?i)if | 'i' in a case-insensitive group",
         "(?i)\u00E9 | '\u00E9' in a case-insensitive group",
-        "(?i)[a-z] | a character class in a case-insensitive group",
+        "(?i)[a-z] | 'i' in a character class in a case-insensitive group",
+        "(?i:[Kx]) | 'K' in a character class in a case-insensitive group",
+        "(?i:[\\w]) | an escape in a character class in a case-insensitive group",
+        "(?i:[[:alpha:]]) | a nested class or POSIX bracket in a character class in a case-insensitive group",
+        "(?i:[a&&b]) | && in a character class in a case-insensitive group",
+        "(?i:[\u00E9]) | '\u00E9' in a character class in a case-insensitive group",
+        "(?i:s[s]) | \"ss\" in a case-insensitive group",
+        "\\p{Zzzz} | \\p{Zzzz}",
         "(?i:\\p{Lu}) | \\p in a case-insensitive group",
         "\\p{Cn} | \\p{Cn}",
         "\\p{Cs} | \\p{Cs}",
@@ -160,6 +175,53 @@ class HfRegexTest {
                 .isInstanceOf(ModelFormatException.class)
                 .hasMessageStartingWith("pre_tokenizer.pattern: regex \"" + regex + "\" is not supported: it uses "
                         + construct);
+    }
+
+    /**
+     * A class of ASCII letters but i and k in a case-insensitive group matches, on every code point, what the letters
+     * as literals match (s also U+017F), which was compared with tokenizers on all code points.
+     */
+    @Test
+    void caseInsensitiveClassOfAsciiLettersButIAndK_matchesWhatTheLettersMatchAsLiterals() {
+        List<Pattern> classes = new ArrayList<>();
+        List<Pattern> literals = new ArrayList<>();
+        for (char c = 'A'; c <= 'z'; c++) {
+            if (Character.isLetter(c) && "iIkK".indexOf(c) < 0) {
+                classes.add(javaPattern("(?i:[" + c + "])"));
+                literals.add(javaPattern("(?i:" + c + ")"));
+            }
+        }
+        classes.add(javaPattern("(?i:[a-hl-z0-9_])"));
+        literals.add(javaPattern("(?i:a|b|c|d|e|f|g|h|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|[0-9_])"));
+        classes.add(javaPattern("(?i:[^A-HL-Z])"));
+        literals.add(javaPattern("(?!(?i:a|b|c|d|e|f|g|h|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z))[\\x{0}-\\x{10FFFF}]"));
+        for (int cp = 0; cp <= Character.MAX_CODE_POINT; cp++) {
+            String text = Character.toString(cp);
+            for (int p = 0; p < classes.size(); p++) {
+                if (classes.get(p).matcher(text).matches() != literals.get(p).matcher(text).matches()) {
+                    throw new AssertionError(classes.get(p) + " and " + literals.get(p) + " differ on U+"
+                            + Integer.toHexString(cp));
+                }
+            }
+        }
+        assertThat(split("(?i:[s])", "s\u017FS\u00DF")).containsExactly("s", "\u017F", "S", "\u00DF");
+    }
+
+    private static Pattern javaPattern(String onigurumaRegex) {
+        return Pattern.compile(OnigurumaRegex.translate(onigurumaRegex), OnigurumaRegex.FLAGS);
+    }
+
+    /** Oniguruma ignores the case of property names and knows the scripts' aliases and long category names. */
+    @Test
+    void propertyNames_inAnyCase_scriptAliases_andLongCategoryNames_areAccepted() {
+        String text = "a\u65E5B\u0301\u3005 1";
+        assertThat(split("\\p{Hani}+", text)).isEqualTo(split("\\p{Han}+", text));
+        assertThat(split("\\p{hani}+", text)).containsExactly("a", "\u65E5", "B\u0301", "\u3005", " 1");
+        assertThat(split("\\p{Zinh}", text)).containsExactly("a\u65E5B", "\u0301", "\u3005 1");
+        assertThat(split("\\p{Letter}+", text)).isEqualTo(split("\\p{L}+", text));
+        assertThat(split("\\p{l}+", text)).isEqualTo(split("\\p{L}+", text));
+        assertThat(split("[\\p{decimal_number}]", text)).containsExactly("a\u65E5B\u0301\u3005 ", "1");
+        assertThat(split("\\p{WHITE_SPACE}", text)).containsExactly("a\u65E5B\u0301\u3005", " ", "1");
     }
 
     @Test

@@ -172,6 +172,11 @@ class TokenizerFormatErrorsTest {
 
     /** A vocabulary of 4 entries, "!" at id 3, with the given added_tokens (content, id, special pairs). */
     private static String withAddedTokens(String... contentAndId) {
+        return withVocabAndAddedTokens("{\"a\": 0, \"b\": 1, \"ab\": 2, \"!\": 3}", contentAndId);
+    }
+
+    /** The vocabulary (a JSON object holding "a", "b" and "ab") with the given added_tokens (content, id pairs). */
+    private static String withVocabAndAddedTokens(String vocab, String... contentAndId) {
         StringBuilder added = new StringBuilder();
         for (int i = 0; i < contentAndId.length; i += 2) {
             added.append(i == 0 ? "" : ", ").append("""
@@ -180,8 +185,8 @@ class TokenizerFormatErrorsTest {
         }
         return """
                 {"version": "1.0", "added_tokens": [%s], "normalizer": null, "pre_tokenizer": null,
-                 "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "!": 3}, "merges": [["a", "b"]]},
-                 "decoder": null}""".formatted(added);
+                 "model": {"type": "BPE", "vocab": %s, "merges": [["a", "b"]]},
+                 "decoder": null}""".formatted(added, vocab);
     }
 
     /**
@@ -194,7 +199,7 @@ class TokenizerFormatErrorsTest {
                 .isInstanceOf(ModelFormatException.class)
                 .hasMessageStartingWith("tokenizer.json: added_tokens[0].id \"<sep>\" has id 3, which is \"!\" in"
                         + " model.vocab, but the tokenizers library ignores a declared id and gives it 4 (the next"
-                        + " free id after model.vocab's 4 entries and the added tokens before it)");
+                        + " new id: model.vocab's size 4 plus the added tokens before it that got a new id)");
     }
 
     /** tokenizers 0.23.2: "el", in the vocabulary at 459 and declared at 3, encoded as 459. */
@@ -212,7 +217,24 @@ class TokenizerFormatErrorsTest {
         assertThatThrownBy(() -> Tokenizer.parse(withAddedTokens("<s>", "4", "<extra>", "600"), "tokenizer.json"))
                 .isInstanceOf(ModelFormatException.class)
                 .hasMessageStartingWith("tokenizer.json: added_tokens[1].id \"<extra>\" has id 600 but the"
-                        + " tokenizers library ignores a declared id and gives it 5 (the next free id");
+                        + " tokenizers library ignores a declared id and gives it 5 (the next new id");
+    }
+
+    /**
+     * tokenizers 0.23.1 (the rule since 0.22.2): a token new to the vocabulary gets model.vocab's size (4 here), not
+     * the largest id + 1 (8), even after an added token that keeps its vocabulary id 7 past that size.
+     */
+    @Test
+    void parse_addedTokenAfterAVocabularyGap_getsTheVocabularySizeNotTheLargestIdPlusOne() {
+        String vocab = "{\"a\": 0, \"b\": 1, \"ab\": 2, \"<s>\": 7}";
+        Tokenizer t = Tokenizer.parse(withVocabAndAddedTokens(vocab, "<s>", "7", "<x>", "4", "<y>", "5"),
+                "tokenizer.json");
+        assertThat(t.encode("ab<x><s><y>")).containsExactly(2, 4, 7, 5);
+        assertThatThrownBy(() -> Tokenizer.parse(withVocabAndAddedTokens(vocab, "<s>", "7", "<x>", "8"),
+                "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[1].id \"<x>\" has id 8 but the tokenizers"
+                        + " library ignores a declared id and gives it 4 (the next new id: model.vocab's size 4");
     }
 
     /** tokenizers 0.23.2: a second "<s>" declared at "!"'s id 3 left "!" alone; "<s>" kept its first id. */
