@@ -78,10 +78,15 @@ final class BodyBuffer {
         return taken;
     }
 
-    /** The whole body, handed over with its permit and held bytes (released when it is closed). */
+    /**
+     * The whole body, handed over with its permit and held bytes (released when it is closed); this buffer lets go of
+     * them, so that once the body is closed nothing keeps its array while the response is under way.
+     */
     ReceivedBody finish() {
         done = true;
-        return new ReceivedBody(bytes, count, permit == null ? NO_PERMIT : permit, limits.held());
+        ReceivedBody received = new ReceivedBody(bytes, count, permit == null ? NO_PERMIT : permit, limits.held());
+        bytes = null;
+        return received;
     }
 
     /** Gives back what the body took, unless it was handed over; twice is once. */

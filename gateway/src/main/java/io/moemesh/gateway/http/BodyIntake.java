@@ -54,9 +54,13 @@ final class BodyIntake implements ReadListener, AsyncListener {
     private final ServletInputStream in;
     private final BodyLimits limits;
     private final JsonMapper json;
-    /** The body being received; null for one refused before BodyIntake took over. */
-    private final BodyBuffer body;
-    private final byte[] chunk = new byte[16_384];
+    /**
+     * The body being received; null for one refused before BodyIntake took over, and once handed over: Tomcat keeps
+     * this listener until the request is recycled, which must not keep the body's bytes for the whole response.
+     */
+    private BodyBuffer body;
+    /** The read buffer; null once the body is handed over (nothing more is read). */
+    private byte[] chunk = new byte[16_384];
     private State state;
     private long discarded;
     private long lastReadNanos = System.nanoTime();
@@ -187,6 +191,8 @@ final class BodyIntake implements ReadListener, AsyncListener {
         if (state == State.RECEIVING) {
             state = State.DONE;
             request.setAttribute(RECEIVED_ATTRIBUTE, body.finish());
+            body = null;
+            chunk = null;
             async.dispatch();
         } else {
             end();
@@ -289,6 +295,11 @@ final class BodyIntake implements ReadListener, AsyncListener {
             }
             async.complete();
         }
+    }
+
+    /** Whether this intake still references the body or its read buffer (tests). */
+    synchronized boolean holdsBody() {
+        return body != null || chunk != null;
     }
 
     private void cancelIdleCheck() {

@@ -107,9 +107,9 @@ public class OpenAiController {
     /**
      * The body, received whole by PublicApiFilter (its limits held), is parsed by the request parser as a stream (see
      * {@link OpenAiRequestParser} for why). Its tenant's rate is charged before anything is parsed or tokenized: a
-     * tenant past it is refused (429). A request with a body was charged already, by the filter, when its body started
-     * (so a body that never completes is charged too, and a tenant past its rate never holds an intake permit); one
-     * without a body is charged here.
+     * tenant past it is refused (429). PublicApiFilter charged it already, once authenticated and before its body (so a
+     * body that never completes is charged too, and a tenant past its rate never holds an intake permit); one that
+     * reached here without passing the filter is charged here.
      */
     @PostMapping(value = "/v1/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Object completions(HttpServletRequest http) throws IOException {

@@ -33,14 +33,15 @@ import tools.jackson.databind.json.JsonMapper;
  * (moemesh.gateway.admission.request-read-timeout) of the end of its headers, else 408 and the connection is closed
  * at the deadline: a slow client holds a connection for at most that long, and no worker at all. The limits, before
  * anything parses the body: a declared Content-Length over {@code maxRequestBytes} is 413 at once; a body without
- * one is counted as it arrives ({@link BodyBuffer}) and is 413 past the limit. A completions or chat POST with a
- * body is charged to its tenant's rate here, before the first byte of its body is taken in, whatever its size and
- * whether it is then served or refused: a tenant past its rate is 429 at once, so it cannot hold connections,
- * received bytes or a large-request permit uncharged (the controller charges one without a body). A large body (see
+ * one is counted as it arrives ({@link BodyBuffer}) and is 413 past the limit. A completions or chat POST is charged
+ * to its tenant's rate here, right after its path check and authentication (a 400 {@code invalid_path} and a 401 are
+ * the only refusals not charged), before its body's size, Content-Type or content is looked at and before its first
+ * byte is taken in, whether it is then served or refused (413 declared or counted, 415, 400, 408, 429): a tenant past
+ * its rate is 429 at once, so it cannot hold connections, received bytes or a large-request permit uncharged. A large body (see
  * {@link IntakeLimiter}) needs a permit for its parsing and tokenization before more than the large size of it is
  * taken in (at once for a declared length); none free = 429 with Retry-After at once. The bytes of all bodies being
  * received are bounded together ({@link HeldBodyBytes}, 429 past it). A request refused before its body arrived
- * (400 path, 413, 401, 429) is answered at once with {@code Connection: close}, without waiting for the body: what
+ * (400 path, 401, 429, 413) is answered at once with {@code Connection: close}, without waiting for the body: what
  * keeps arriving is read and dropped without a worker while it keeps coming (a pause of
  * {@link BodyIntake#DISCARD_IDLE} ends it), within the deadline and twice the limit, so a client still sending reads
  * the answer instead of a reset connection, and then the connection is closed; one whose body the container held
@@ -120,12 +121,6 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                                 + "id of /v1/models/{id}), empty or dot segments"));
                 return;
             }
-            if (declared > limits.maxBytes()) {
-                refuse(req, res, declared, new OpenAiException(413, "invalid_request_error", "request_too_large",
-                        null, "the request body of " + declared + " bytes exceeds the limit of " + limits.maxBytes()
-                        + " bytes"));
-                return;
-            }
             if (keys.enabled()) {
                 String header = req.getHeader("Authorization");
                 Optional<String> tenant = keys.tenantOf(ApiKeys.bearer(header));
@@ -138,18 +133,30 @@ public final class PublicApiFilter extends OncePerRequestFilter {
                 }
                 req.setAttribute(Tenant.ATTRIBUTE, tenant.get());
             }
+            if (isGeneration(req, resolved)) {
+                // Charged once authenticated, before any check of its body (size, Content-Type, JSON) and before
+                // its first byte is taken in: every refusal after this one costs the tenant alike, and a body that
+                // never completes (408, the client gone, a 429 of the held bytes) is charged too.
+                try {
+                    limits.chargeRate().accept(Tenant.of(req));
+                } catch (OverloadedException e) {
+                    refuse(req, res, declared, e);
+                    return;
+                }
+                req.setAttribute(Tenant.RATE_CHARGED_ATTRIBUTE, Boolean.TRUE);
+            }
+            if (declared > limits.maxBytes()) {
+                refuse(req, res, declared, new OpenAiException(413, "invalid_request_error", "request_too_large",
+                        null, "the request body of " + declared + " bytes exceeds the limit of " + limits.maxBytes()
+                        + " bytes"));
+                return;
+            }
             if (!hasBody(req, declared)) {
                 chain.doFilter(req, res);
                 return;
             }
             BodyBuffer body = new BodyBuffer(limits, declared);
             try {
-                if (isGeneration(req, resolved)) {
-                    // Charged when its body starts, not once it is whole: a body that never completes (408, the
-                    // client gone, a 429 of the held bytes) would otherwise cost its tenant nothing.
-                    limits.chargeRate().accept(Tenant.of(req));
-                    req.setAttribute(Tenant.RATE_CHARGED_ATTRIBUTE, Boolean.TRUE);
-                }
                 body.start();
                 takeBuffered(req.getInputStream(), body, declared);
             } catch (OpenAiException | OverloadedException e) {

@@ -5,7 +5,7 @@ import jakarta.servlet.http.HttpServletRequest;
 /** The tenant of an HTTP request, set by {@link PublicApiFilter} ("default" when auth is off). */
 final class Tenant {
     static final String ATTRIBUTE = "moemesh.tenant";
-    /** Set once the request was charged to its tenant's rate (PublicApiFilter, when a generation body starts). */
+    /** Set once the request was charged to its tenant's rate (PublicApiFilter, once a generation POST is authenticated). */
     static final String RATE_CHARGED_ATTRIBUTE = "moemesh.rate-charged";
 
     private Tenant() {

@@ -13,6 +13,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -134,7 +135,6 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         this.attendTimeout = attendTimeout;
         this.offloadTimeout = offloadTimeout;
         this.health = new OffloadHealth(offloadTimeout, System::nanoTime);
-        writeBack.onOffloadPutUnanswered(health::failed);
         this.poolBlocks = poolBlocks;
         this.blockTokens = client.payload().blockTokens();
         this.room = new CopyRoom(writeBack.priorityBudget(), offloadTimeout, health, () -> wakeUp.run());
@@ -299,8 +299,13 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
         List<BlockHash> again = missing.stream().map(BlockContents::hash).toList();
         CompletableFuture<Outcome> second;
         try {
-            second = writeBack.writeFirstStored(missing, again, true).thenApplyAsync(resent -> pinAgain(p, hashes,
-                    again, resent, a.taken()), pins);
+            second = writeBack.writeFirstStored(missing, again, true).handleAsync((resent, e) -> {
+                if (e != null) { // a Put got no answer: the offload fails with it, the first Pin's pins let go of
+                    offloadPins.release(a.taken());
+                    throw e instanceof CompletionException c ? c : new CompletionException(e);
+                }
+                return pinAgain(p, hashes, again, resent, a.taken());
+            }, pins);
         } catch (RuntimeException e) {
             offloadPins.release(a.taken());
             throw e;

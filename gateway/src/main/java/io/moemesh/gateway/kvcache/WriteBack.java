@@ -10,6 +10,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.LinkedBlockingDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -75,8 +76,6 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private final AtomicLong dropped = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
     private final AtomicLong declined = new AtomicLong();
-    /** Told when a Put of an offload's blocks was not answered (transport error, deadline): {@link OffloadHealth}. */
-    private volatile Runnable offloadPutUnanswered = () -> { };
 
     /** A queued block. */
     private static final class Entry {
@@ -93,6 +92,11 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         volatile boolean pinNext;
         /** Its Put says {@code swap_out} (a swap-out reads it back on resume): set and read as {@link #pinNext}. */
         volatile boolean swapOut;
+        /**
+         * Why its Put went unanswered (transport error, deadline), else null: written before {@link #done} completes,
+         * so an offload waiting for it fails once with it, however many Puts its blocks took (see writeFirstStored).
+         */
+        volatile RuntimeException unanswered;
 
         Entry(BlockContents block, boolean priority, boolean pinNext) {
             this.block = block;
@@ -237,11 +241,14 @@ public final class WriteBack implements BlockSink, AutoCloseable {
      * As {@link #writeFirst(List, List, boolean)}; the future says whether every block is stored: each one it queued
      * or waited for was acknowledged, the others were remembered stored when it was called. Not {@link StoredBlocks#isStored} once
      * settled: that memory is bounded ({@code remembered}), and an offload of more blocks than it holds would find
-     * its first ones forgotten and fail every time.
+     * its first ones forgotten and fail every time. With {@code pinNext} (an offload) it fails instead, with the Put's
+     * error, when the service did not answer a Put of one of them (transport error, deadline): the offload counts
+     * that once toward the service looking down ({@link OffloadHealth}), however many Puts its blocks took.
      */
     public CompletableFuture<Boolean> writeFirstStored(List<BlockContents> blocks, List<BlockHash> alsoNeeded,
                                                        boolean pinNext) {
         List<CompletableFuture<Boolean>> waits = new ArrayList<>();
+        List<Entry> entries = new ArrayList<>();
         boolean[] all = {true};
         synchronized (known) {
             for (BlockHash h : alsoNeeded) {
@@ -259,6 +266,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     }
                     e.waiters++;
                     waits.add(e.done);
+                    entries.add(e);
                 }
             }
             List<Entry> fresh = new ArrayList<>();
@@ -270,6 +278,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     Entry q = queued.get(b.hash());
                     if (q != null) {
                         waits.add(q.done);
+                        entries.add(q);
                     } else {
                         all[0] &= open && known.isStored(b.hash());
                     }
@@ -288,10 +297,21 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 admit(e, true);
                 e.waiters++;
                 waits.add(e.done);
+                entries.add(e);
             }
         }
-        return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new))
-                .thenApply(x -> all[0] && waits.stream().allMatch(CompletableFuture::join));
+        return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new)).thenApply(x -> {
+            if (pinNext) {
+                // An offload's "not stored" is also a full service's answer: one its Puts got no answer to fails it
+                // with that error instead, once for the whole offload (its blocks may have taken several Puts).
+                for (Entry e : entries) {
+                    if (e.unanswered != null) {
+                        throw new CompletionException(e.unanswered);
+                    }
+                }
+            }
+            return all[0] && waits.stream().allMatch(CompletableFuture::join);
+        });
     }
 
     /**
@@ -418,12 +438,12 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             outcomes = client.put(blocks, payloads, pinNext, swapOut, putTimeout);
         } catch (RuntimeException e) {
             failed.addAndGet(batch.size());
-            if (OffloadHealth.unanswered(e) && batch.stream().anyMatch(en -> en.pinNext)) {
-                // An offload's blocks: its future says only "not stored", which a full service says too.
-                offloadPutUnanswered.run();
-            }
+            boolean unanswered = OffloadHealth.unanswered(e);
             synchronized (known) {
                 for (Entry en : batch) {
+                    if (unanswered) {
+                        en.unanswered = e; // before forget completes its future: see writeFirstStored
+                    }
                     forget(en, "Put failed");
                 }
             }
@@ -458,11 +478,6 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 }
             }
         }
-    }
-
-    /** Sets what a Put of an offload's blocks that the service did not answer tells (once, before serving). */
-    void onOffloadPutUnanswered(Runnable listener) {
-        this.offloadPutUnanswered = listener;
     }
 
     /** Blocks stored (acknowledged STORED or ALREADY_PRESENT). */

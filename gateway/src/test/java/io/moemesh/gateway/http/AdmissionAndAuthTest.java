@@ -43,7 +43,7 @@ class AdmissionAndAuthTest {
     static void props(DynamicPropertyRegistry r) {
         r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
         r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob,sk-carol-789:carol,sk-dave-012:dave,sk-erin-345:erin");
+        r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob,sk-carol-789:carol,sk-dave-012:dave,sk-erin-345:erin,sk-frank-678:frank");
         r.add("moemesh.gateway.admission.tenant-requests-per-second", () -> "0.001");
         r.add("moemesh.gateway.admission.tenant-burst", () -> "2");
         r.add("moemesh.gateway.admission.max-request-bytes", () -> String.valueOf(MAX_BYTES));
@@ -170,6 +170,30 @@ class AdmissionAndAuthTest {
         HttpResponse<String> r = complete("sk-bob-456", "x".repeat(MAX_BYTES));
         assertThat(r.statusCode()).isEqualTo(413);
         assertThat(r.body()).contains("exceeds the limit of " + MAX_BYTES + " bytes");
+    }
+
+    /**
+     * A generation request is charged once authenticated, before its body is looked at: one whose declared length is
+     * over the limit and a chunked one counted past it are both 413 and both charged (before, only the chunked one
+     * was), so the tenant's third request is past its burst of 2.
+     */
+    @Test
+    void tenantCharged_forA413_declaredOrChunked_alike() throws Exception {
+        HttpResponse<String> declared = complete("sk-frank-678", "x".repeat(MAX_BYTES));
+        assertThat(declared.statusCode()).isEqualTo(413);
+        byte[] over = ("{\"model\":\"" + MODEL + "\",\"prompt\":\"" + "x".repeat(MAX_BYTES) + "\"}")
+                .getBytes(StandardCharsets.UTF_8);
+        // A body of unknown length: sent chunked, so it is counted as it arrives.
+        HttpResponse<String> chunked = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                        + "/v1/completions")).header("Content-Type", "application/json")
+                .header("Authorization", "Bearer sk-frank-678")
+                .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(over))).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(chunked.statusCode()).isEqualTo(413);
+
+        HttpResponse<String> third = complete("sk-frank-678", "x");
+        assertThat(third.statusCode()).as(third.body()).isEqualTo(429);
+        assertThat(third.body()).contains("tenant frank exceeds its rate limit");
     }
 
     /**

@@ -106,6 +106,65 @@ class PublicApiFilterIntakeTest {
     }
 
     /**
+     * A body received asynchronously is handed over whole, and the intake (which Tomcat keeps as the request's read
+     * listener until the request is recycled, after the response) keeps no reference to it or its read buffer: the
+     * bytes are let go of when the handler closes the body, not when the response ends.
+     */
+    @Test
+    void asyncBody_handedOver_intakeKeepsNoReferenceToItsBytes() throws Exception {
+        byte[] data = "{\"prompt\":\"x\"}".getBytes(StandardCharsets.US_ASCII);
+        MockHttpServletRequest mock = post("/v1/completions", "");
+        mock.setAsyncSupported(true);
+        AtomicReference<ReadListener> listener = new AtomicReference<>();
+        int[] pos = {0};
+        ServletInputStream arriving = new ServletInputStream() {
+            @Override
+            public boolean isFinished() {
+                return pos[0] >= data.length;
+            }
+
+            @Override
+            public boolean isReady() {
+                return !isFinished();
+            }
+
+            @Override
+            public void setReadListener(ReadListener l) {
+                listener.set(l);
+            }
+
+            @Override
+            public int read() {
+                return isFinished() ? -1 : data[pos[0]++];
+            }
+        };
+        HttpServletRequestWrapper req = new HttpServletRequestWrapper(mock) {
+            @Override
+            public long getContentLengthLong() {
+                return data.length;
+            }
+
+            @Override
+            public ServletInputStream getInputStream() {
+                return arriving;
+            }
+        };
+        PublicApiFilter f = filter(10_000, false);
+        f.doFilter(req, new MockHttpServletResponse(), new MockFilterChain());
+        BodyIntake intake = (BodyIntake) listener.get();
+        assertThat(intake).as("the body is received asynchronously").isNotNull();
+        assertThat(intake.holdsBody()).isTrue();
+
+        intake.onDataAvailable();
+        intake.onAllDataRead();
+
+        assertThat(mock.getAttribute(BodyIntake.RECEIVED_ATTRIBUTE)).isInstanceOf(ReceivedBody.class);
+        assertThat(intake.holdsBody()).as("the intake let go of the body and its read buffer").isFalse();
+        ((ReceivedBody) mock.getAttribute(BodyIntake.RECEIVED_ATTRIBUTE)).close();
+        assertThat(f.heldBodyBytes()).isZero();
+    }
+
+    /**
      * The container's own wait for the next bytes timed out (server.tomcat.connection-timeout shorter than the
      * body's deadline): the client was too slow, 408 naming the setting, not 400 "could not be read".
      */

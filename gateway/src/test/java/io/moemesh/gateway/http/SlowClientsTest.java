@@ -151,9 +151,11 @@ class SlowClientsTest {
             slow.forEach(s -> dribble(s, pace));
             // Both dribble for most of their 5 s; the probe runs every 100 ms and fails liveness after two misses.
             // Liveness alone cannot show held workers (two workers busy of two would excuse a timed-out probe): the
-            // probe itself must keep being answered, so readiness's httpApi stays UP too.
+            // probe itself must keep being answered, so readiness's httpApi stays UP too. One probe may miss its
+            // 500 ms on a loaded machine; held workers would fail every probe (7 or more in these 4 s, readiness DOWN
+            // after two in a row), so at most one failure still tells them apart.
             await().during(Duration.ofSeconds(4)).atMost(Duration.ofSeconds(10)).until(() -> liveness() == 200
-                    && probe.readiness().up() && probe.failuresTotal() == probeFailures);
+                    && probe.readiness().up() && probe.failuresTotal() - probeFailures <= 1);
             // Another client is served meanwhile: no worker waits for the slow bodies.
             HttpResponse<String> models = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
                     + "/v1/models")).header("Authorization", "Bearer " + KEY).timeout(Duration.ofSeconds(10)).build(),

@@ -83,6 +83,23 @@ class AttendOffloadHealthTest {
     }
 
     @Test
+    void anOffloadOfManyPutsNotAnswered_countsOnce() throws Exception {
+        kv.close();
+        // Three Puts each (16 + 16 + 8 blocks), every one unanswered: before, each Put counted, and one offload made
+        // the service look down by itself.
+        int blocks = 2 * WriteBack.BATCH_BLOCKS + 8;
+        for (int i = 0; i < AttendOffload.DOWN_AFTER_FAILURES - 1; i++) {
+            assertThat(offload.offload(i, WriteBackTest.chain(blocks, 50 + i)).get(30, TimeUnit.SECONDS))
+                    .isEqualTo(Outcome.FAILED);
+            assertLooksUp();
+        }
+
+        assertThat(offload.offload(9, WriteBackTest.chain(blocks, 59)).get(30, TimeUnit.SECONDS))
+                .isEqualTo(Outcome.FAILED);
+        assertThat(offload.admitsPrompt(longPrompt)).as("the third unanswered offload").isFalse();
+    }
+
+    @Test
     void offloadsWhosePutsAreNotAnswered_makeTheServiceLookDown_andRefuseLongPrompts() throws Exception {
         kv.close();
         for (int i = 0; i < AttendOffload.DOWN_AFTER_FAILURES; i++) {

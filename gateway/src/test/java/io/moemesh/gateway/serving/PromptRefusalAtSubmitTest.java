@@ -26,6 +26,7 @@ import org.junit.jupiter.api.Test;
  * draining gateway answered kvcache_unavailable.
  */
 class PromptRefusalAtSubmitTest {
+    private static final int MAX_WAITING = 2;
     private static MoeModel model;
     private EngineLoop loop;
 
@@ -69,7 +70,7 @@ class PromptRefusalAtSubmitTest {
     private GenerationService service() {
         loop = new EngineLoop(new StepScheduler(model.localEngine(), model.newCache(64), 16, 1), () -> { },
                 Duration.ofMillis(10));
-        AdmissionControl admission = new AdmissionControl(2, 0, 20, 32, 32, loop::waiting, System::nanoTime);
+        AdmissionControl admission = new AdmissionControl(MAX_WAITING, 0, 20, 32, 32, loop::waiting, System::nanoTime);
         return new GenerationService(loop, model.tokenizer(), admission,
                 new ServingMetrics(new SimpleMeterRegistry(), System::nanoTime),
                 new DispatchTraces(model.config().numLayers(), 8), () -> { }, REFUSING);
@@ -83,6 +84,10 @@ class PromptRefusalAtSubmitTest {
     @Test
     void submit_promptPastTheCap_isRefusedWith503_andTheWaitInItsMessage() {
         GenerationService service = service();
+        // max-waiting + 1 refusals first: each gives its waiting slot back, else the last would be 429 (queue full).
+        for (int i = 0; i < MAX_WAITING; i++) {
+            assertThatThrownBy(() -> service.submit(request(), null)).isInstanceOf(OffloadFailedException.class);
+        }
 
         assertThatThrownBy(() -> service.submit(request(), null)).isInstanceOfSatisfying(OffloadFailedException.class,
                 e -> assertThat(e.retryAfterSeconds()).isEqualTo(7)).hasMessageContaining("3 tokens")
