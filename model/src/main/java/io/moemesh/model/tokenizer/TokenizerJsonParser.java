@@ -55,14 +55,24 @@ final class TokenizerJsonParser {
      * (an earlier added token's, else model.vocab's, even one at or past model.vocab's size) or else the next new
      * id, which starts at model.vocab's size and grows by one per token given a new id; an empty content gets none.
      * This is the rule of tokenizers 0.22.2 and later (PR #1891; 0.23.x keeps it), not the "largest added id + 1"
-     * of 0.22.1 and earlier. It only warns when that differs from the declared id. {@link Tokenizer} uses the declared ids (an added token's id names it for
-     * decoding), so a file where they differ, hand-edited or converted, would encode and decode other ids than HF:
-     * "!" could vanish, or {@code "<sep>"} reach the model as "!". Such a file is refused, naming the token.
+     * of 0.22.1 and earlier. It only warns when that differs from the declared id. {@link Tokenizer} uses the
+     * declared ids (an added token's id names it for decoding), so a file where they differ, hand-edited or
+     * converted, would encode and decode other ids than HF: "!" could vanish, or {@code "<sep>"} reach the model
+     * as "!". Such a file is refused, naming the token.
+     *
+     * <p>The library keeps one token per id ({@code added_tokens_map_r.insert(id, token)}). A token given the id of
+     * an earlier added token of other content replaces it, so HF no longer matches the earlier one in text while
+     * {@link Tokenizer} would match both; the new-id rule can lead there (model.vocab {@code {..., "<s>": 7}} of
+     * size 4 gives the fourth new token 7, "<s>"'s id). A new id that a model.vocab entry of other content holds
+     * makes that entry decode as the added token ("!" in, "<y>" out). Both are refused, naming both tokens and the id.
      */
     private void checkAddedTokenIds(List<AddedToken> added, Map<String, Integer> vocab) {
         Map<String, Integer> assigned = new HashMap<>();
         Map<String, Integer> firstIndex = new HashMap<>();
         Map<Integer, String> vocabById = null;
+        // Which content holds each id an added token got: HF keeps the last, so a second content means a lost token.
+        Map<Integer, String> addedOwner = new HashMap<>();
+        Map<Integer, Integer> addedOwnerIndex = new HashMap<>();
         int nextNew = vocab.size();
         for (int i = 0; i < added.size(); i++) {
             AddedToken t = added.get(i);
@@ -75,10 +85,17 @@ final class TokenizerJsonParser {
                             + "\" in model.vocab: the tokenizers library ignores an empty added token, and decoding"
                             + " would lose \"" + there + "\"");
                 }
+                String owner = addedOwner.get(t.id());
+                if (owner != null) {
+                    throw json.error(path + ".id", "\"\" has id " + t.id() + ", which is already \"" + owner
+                            + "\"'s (added_tokens[" + addedOwnerIndex.get(t.id()) + "]): the tokenizers library ignores"
+                            + " an empty added token, and decoding would lose \"" + owner + "\"");
+                }
                 continue;
             }
             Integer hf = assigned.get(t.content());
             String why;
+            boolean newId = false;
             if (hf != null) {
                 why = "the id of added_tokens[" + firstIndex.get(t.content()) + "], which has the same content";
             } else if (vocab.containsKey(t.content())) {
@@ -86,6 +103,7 @@ final class TokenizerJsonParser {
                 why = "its id in model.vocab";
             } else {
                 hf = nextNew++;
+                newId = true;
                 why = "the next new id: model.vocab's size " + vocab.size() + " plus the added tokens before it"
                         + " that got a new id";
             }
@@ -96,6 +114,21 @@ final class TokenizerJsonParser {
                         + " but the tokenizers library ignores a declared id and gives it " + hf + " (" + why
                         + "): the ids would not be the ones the file declares");
             }
+            String owner = addedOwner.get(hf);
+            String ownerWhere = owner == null ? null : "added_tokens[" + addedOwnerIndex.get(hf) + "]";
+            if (owner == null && newId) {
+                vocabById = vocabById == null ? byId(vocab) : vocabById;
+                owner = vocabById.get(hf);
+                ownerWhere = "model.vocab";
+            }
+            if (owner != null && !owner.equals(t.content())) {
+                throw json.error(path + ".id", "\"" + t.content() + "\" gets id " + hf + " (" + why + "), which is"
+                        + " already \"" + owner + "\"'s (" + ownerWhere + "): the tokenizers library keeps one token"
+                        + " per id, so \"" + t.content() + "\" would replace \"" + owner + "\" there and the ids would"
+                        + " not encode and decode as the file declares");
+            }
+            addedOwner.putIfAbsent(hf, t.content());
+            addedOwnerIndex.putIfAbsent(hf, i);
             firstIndex.putIfAbsent(t.content(), i);
             assigned.put(t.content(), hf);
         }

@@ -5,7 +5,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.model.ModelFormatException;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
+import java.util.Locale;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -179,7 +182,10 @@ class HfRegexTest {
 
     /**
      * A class of ASCII letters but i and k in a case-insensitive group matches, on every code point, what the letters
-     * as literals match (s also U+017F), which was compared with tokenizers on all code points.
+     * as literals match (s also U+017F), which was compared with tokenizers on all code points. Only a code point
+     * with a case mapping, a fold partner or a multi-character fold can match a letter case-insensitively, so those
+     * (with all of Latin-1 and the ends of the range, where a negated class must still match) are checked, not all
+     * 1.1M: the check stays as strict at a small fraction of its time on a loaded machine.
      */
     @Test
     void caseInsensitiveClassOfAsciiLettersButIAndK_matchesWhatTheLettersMatchAsLiterals() {
@@ -195,16 +201,49 @@ class HfRegexTest {
         literals.add(javaPattern("(?i:a|b|c|d|e|f|g|h|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|[0-9_])"));
         classes.add(javaPattern("(?i:[^A-HL-Z])"));
         literals.add(javaPattern("(?!(?i:a|b|c|d|e|f|g|h|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z))[\\x{0}-\\x{10FFFF}]"));
-        for (int cp = 0; cp <= Character.MAX_CODE_POINT; cp++) {
+        List<Matcher> classMatchers = classes.stream().map(p -> p.matcher("")).toList();
+        List<Matcher> literalMatchers = literals.stream().map(p -> p.matcher("")).toList();
+        int[] checked = caseRelevantCodePoints();
+        assertThat(checked).contains(0x17F, 0x212A, 0x130, 0x131, 0xDF, 0x1E9E, 0xFB00, Character.MAX_CODE_POINT);
+        for (int cp : checked) {
             String text = Character.toString(cp);
             for (int p = 0; p < classes.size(); p++) {
-                if (classes.get(p).matcher(text).matches() != literals.get(p).matcher(text).matches()) {
+                if (classMatchers.get(p).reset(text).matches() != literalMatchers.get(p).reset(text).matches()) {
                     throw new AssertionError(classes.get(p) + " and " + literals.get(p) + " differ on U+"
                             + Integer.toHexString(cp));
                 }
             }
         }
         assertThat(split("(?i:[s])", "s\u017FS\u00DF")).containsExactly("s", "\u017F", "S", "\u00DF");
+    }
+
+    /**
+     * Latin-1, the first and last code points of each plane and every code point that has a simple case mapping
+     * (upper, lower or title), is the target of one (a fold partner such as \u00DF of U+1E9E) or changes in a full
+     * (multi-character) case mapping such as \uFB00 "ff".
+     */
+    private static int[] caseRelevantCodePoints() {
+        BitSet set = new BitSet(Character.MAX_CODE_POINT + 1);
+        set.set(0, 0x100);
+        for (int plane = 0; plane <= 0x10; plane++) {
+            set.set(plane << 16);
+            set.set((plane << 16) | 0xFFFF);
+        }
+        for (int cp = 0; cp <= Character.MAX_CODE_POINT; cp++) {
+            int upper = Character.toUpperCase(cp);
+            int lower = Character.toLowerCase(cp);
+            int title = Character.toTitleCase(cp);
+            if (upper != cp || lower != cp || title != cp) {
+                set.set(cp);
+                set.set(upper);
+                set.set(lower);
+                set.set(title);
+            } else if (Character.isLetter(cp) && !Character.toString(cp).toUpperCase(Locale.ROOT)
+                    .equals(Character.toString(cp))) {
+                set.set(cp);
+            }
+        }
+        return set.stream().toArray();
     }
 
     private static Pattern javaPattern(String onigurumaRegex) {

@@ -237,6 +237,42 @@ class TokenizerFormatErrorsTest {
                         + " library ignores a declared id and gives it 4 (the next new id: model.vocab's size 4");
     }
 
+    /**
+     * HF's add_tokens keeps one token per id (added_tokens_map_r.insert): "<w>" gets the next new id 7, "<s>"'s id
+     * in model.vocab, and replaces "<s>", which HF then no longer matches in text.
+     */
+    @Test
+    void parse_rejectsANewAddedTokenGivenTheIdOfAnEarlierAddedToken_namingBothTokensAndTheId() {
+        String vocab = "{\"a\": 0, \"b\": 1, \"ab\": 2, \"<s>\": 7}";
+        assertThatThrownBy(() -> Tokenizer.parse(withVocabAndAddedTokens(vocab, "<s>", "7", "<x>", "4", "<y>", "5",
+                "<z>", "6", "<w>", "7"), "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[4].id \"<w>\" gets id 7 (the next new id:"
+                        + " model.vocab's size 4 plus the added tokens before it that got a new id), which is already"
+                        + " \"<s>\"'s (added_tokens[0]): the tokenizers library keeps one token per id");
+    }
+
+    /** A new token's id 5 is "!"'s in a model.vocab with a gap: HF would decode "!" as "<y>". */
+    @Test
+    void parse_rejectsANewAddedTokenGivenTheIdOfAnotherVocabularyToken_namingBothTokensAndTheId() {
+        String vocab = "{\"a\": 0, \"b\": 1, \"ab\": 2, \"!\": 5}";
+        assertThatThrownBy(() -> Tokenizer.parse(withVocabAndAddedTokens(vocab, "<x>", "4", "<y>", "5"),
+                "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[1].id \"<y>\" gets id 5 (the next new id:"
+                        + " model.vocab's size 4 plus the added tokens before it that got a new id), which is already"
+                        + " \"!\"'s (model.vocab)");
+    }
+
+    /** HF ignores an empty token; ours would name id 4 "" for decoding and lose "<s>". */
+    @Test
+    void parse_rejectsAnEmptyAddedTokenDeclaredAtTheIdOfAnEarlierAddedToken() {
+        assertThatThrownBy(() -> Tokenizer.parse(withAddedTokens("<s>", "4", "", "4"), "tokenizer.json"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("tokenizer.json: added_tokens[1].id \"\" has id 4, which is already"
+                        + " \"<s>\"'s (added_tokens[0]): the tokenizers library ignores an empty added token");
+    }
+
     /** tokenizers 0.23.2: a second "<s>" declared at "!"'s id 3 left "!" alone; "<s>" kept its first id. */
     @Test
     void parse_rejectsTheSameAddedTokenDeclaredAgainAtAnotherId() {
