@@ -14,6 +14,7 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.LinkedBlockingDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -93,10 +94,11 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         /** Its Put says {@code swap_out} (a swap-out reads it back on resume): set and read as {@link #pinNext}. */
         volatile boolean swapOut;
         /**
-         * Why its Put went unanswered (transport error, deadline), else null: written before {@link #done} completes,
-         * so an offload waiting for it fails once with it, however many Puts its blocks took (see writeFirstStored).
+         * Why its Put went unanswered (transport error, deadline), else null: set before {@link #done} completes, so
+         * an offload waiting for it fails once with it, however many Puts its blocks took (see writeFirstStored). A
+         * holder of its own so that the offload keeps only it, never the entry and its block's arrays.
          */
-        volatile RuntimeException unanswered;
+        final AtomicReference<RuntimeException> unanswered = new AtomicReference<>();
 
         Entry(BlockContents block, boolean priority, boolean pinNext) {
             this.block = block;
@@ -248,7 +250,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     public CompletableFuture<Boolean> writeFirstStored(List<BlockContents> blocks, List<BlockHash> alsoNeeded,
                                                        boolean pinNext) {
         List<CompletableFuture<Boolean>> waits = new ArrayList<>();
-        List<Entry> entries = new ArrayList<>();
+        // An offload's: the error holders of the entries it waits for, never the entries themselves. The callback
+        // below lives until the last of them is settled, and entries would keep the settled ones' key/value arrays
+        // reachable after priorityHeld stopped counting them (past the budget); a swap-out needs none.
+        List<AtomicReference<RuntimeException>> unanswered = pinNext ? new ArrayList<>() : null;
         boolean[] all = {true};
         synchronized (known) {
             for (BlockHash h : alsoNeeded) {
@@ -265,8 +270,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                         queue.offerFirst(e);
                     }
                     e.waiters++;
-                    waits.add(e.done);
-                    entries.add(e);
+                    waitFor(e, waits, unanswered);
                 }
             }
             List<Entry> fresh = new ArrayList<>();
@@ -277,8 +281,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     // Known: queued (its Put is waited for) or stored; closed: not stored.
                     Entry q = queued.get(b.hash());
                     if (q != null) {
-                        waits.add(q.done);
-                        entries.add(q);
+                        waitFor(q, waits, unanswered);
                     } else {
                         all[0] &= open && known.isStored(b.hash());
                     }
@@ -296,22 +299,30 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             for (Entry e : fresh.reversed()) {
                 admit(e, true);
                 e.waiters++;
-                waits.add(e.done);
-                entries.add(e);
+                waitFor(e, waits, unanswered);
             }
         }
         return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new)).thenApply(x -> {
-            if (pinNext) {
+            if (unanswered != null) {
                 // An offload's "not stored" is also a full service's answer: one its Puts got no answer to fails it
                 // with that error instead, once for the whole offload (its blocks may have taken several Puts).
-                for (Entry e : entries) {
-                    if (e.unanswered != null) {
-                        throw new CompletionException(e.unanswered);
+                for (AtomicReference<RuntimeException> u : unanswered) {
+                    if (u.get() != null) {
+                        throw new CompletionException(u.get());
                     }
                 }
             }
             return all[0] && waits.stream().allMatch(CompletableFuture::join);
         });
+    }
+
+    /** A writeFirst waits for {@code e}: its future, and (an offload, {@code unanswered} not null) its error holder. */
+    private static void waitFor(Entry e, List<CompletableFuture<Boolean>> waits,
+                                List<AtomicReference<RuntimeException>> unanswered) {
+        waits.add(e.done);
+        if (unanswered != null) {
+            unanswered.add(e.unanswered);
+        }
     }
 
     /**
@@ -442,7 +453,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             synchronized (known) {
                 for (Entry en : batch) {
                     if (unanswered) {
-                        en.unanswered = e; // before forget completes its future: see writeFirstStored
+                        en.unanswered.set(e); // before forget completes its future: see writeFirstStored
                     }
                     forget(en, "Put failed");
                 }

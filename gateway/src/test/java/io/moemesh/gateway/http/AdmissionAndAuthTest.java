@@ -43,7 +43,8 @@ class AdmissionAndAuthTest {
     static void props(DynamicPropertyRegistry r) {
         r.add("moemesh.gateway.model-dir", () -> TestModels.dir(MODEL).toString());
         r.add("moemesh.gateway.grpc-port", () -> "0");
-        r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob,sk-carol-789:carol,sk-dave-012:dave,sk-erin-345:erin,sk-frank-678:frank");
+        r.add("moemesh.gateway.api-keys", () -> "sk-alice-123:alice,sk-bob-456:bob,sk-carol-789:carol,sk-dave-012:dave,"
+                + "sk-erin-345:erin,sk-frank-678:frank,sk-gina-901:gina");
         r.add("moemesh.gateway.admission.tenant-requests-per-second", () -> "0.001");
         r.add("moemesh.gateway.admission.tenant-burst", () -> "2");
         r.add("moemesh.gateway.admission.max-request-bytes", () -> String.valueOf(MAX_BYTES));
@@ -165,9 +166,10 @@ class AdmissionAndAuthTest {
         assertThat(intake.largeInIntake()).isZero();
     }
 
+    /** Its own tenant: a 413 is charged, so on bob it would spend the burst tenantOverItsRate's bob request needs. */
     @Test
     void oversizedBody_is413() throws Exception {
-        HttpResponse<String> r = complete("sk-bob-456", "x".repeat(MAX_BYTES));
+        HttpResponse<String> r = complete("sk-gina-901", "x".repeat(MAX_BYTES));
         assertThat(r.statusCode()).isEqualTo(413);
         assertThat(r.body()).contains("exceeds the limit of " + MAX_BYTES + " bytes");
     }

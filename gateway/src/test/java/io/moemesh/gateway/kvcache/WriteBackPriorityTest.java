@@ -7,6 +7,7 @@ import com.google.protobuf.ByteString;
 import io.moemesh.gateway.support.FakeKvCacheService;
 import io.moemesh.model.kv.BlockContents;
 import io.moemesh.model.kv.BlockHash;
+import java.lang.ref.WeakReference;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -191,6 +192,51 @@ class WriteBackPriorityTest {
         assertThat(first).allMatch(this::inService);
         assertThat(writeBack.priorityCopies()).isZero();
         assertThat(writeBack.priorityRoom()).isEqualTo(budget);
+    }
+
+    /**
+     * A slow service answers a swap-out's first Put and holds its second: the blocks already stored are settled
+     * (no longer counted against the budget), so nothing may still hold their copies. Before, the swap-out's future
+     * kept every entry it waited for, their key/value arrays included, until its last block was settled: heap past
+     * the budget.
+     */
+    @Test
+    void aSwapOutsStoredCopies_becomeUnreachable_whileItsOtherBlocksWait() {
+        // A Put deadline far past the waits below: the held Put must not end (and settle the swap-out) meanwhile.
+        writeBack = new WriteBack(client, 64, 64, Duration.ofMinutes(5), 1000, Duration.ofSeconds(5));
+        holdTheWriter(); // Put 1, an ordinary block: the swap-out's blocks all queue behind it
+        int held = kv.heldPuts.get();
+        List<WeakReference<float[]>> firstKeys = new java.util.ArrayList<>();
+        CompletableFuture<Void> done = swapOutKeepingOnly(WriteBack.BATCH_BLOCKS + 1, firstKeys);
+
+        answerHeldPutAndHoldTheNext(); // Put 2: the swap-out's first BATCH_BLOCKS blocks, held
+        await().atMost(Duration.ofSeconds(30)).until(() -> kv.heldPuts.get() == held + 1);
+        answerHeldPutAndHoldTheNext(); // Put 2 answered; Put 3, its last block, held
+        await().atMost(Duration.ofSeconds(30)).until(() -> kv.heldPuts.get() == held + 2);
+        await().atMost(Duration.ofSeconds(30)).until(() -> writeBack.priorityCopies() == 1);
+
+        assertThat(done).isNotDone();
+        await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50)).until(() -> {
+            System.gc();
+            return firstKeys.getFirst().get() == null;
+        });
+        assertThat(done).as("freed while its last block still waits").isNotDone();
+        release();
+        assertThat(done).succeedsWithin(Duration.ofSeconds(30));
+    }
+
+    /** A swap-out of {@code n} fresh blocks whose only trace the test keeps is a weak reference to block 0's keys. */
+    private CompletableFuture<Void> swapOutKeepingOnly(int n, List<WeakReference<float[]>> firstKeys) {
+        List<BlockContents> blocks = WriteBackTest.chain(n, 106);
+        firstKeys.add(new WeakReference<>(blocks.getFirst().keys()[0]));
+        return writeBack.writeFirst(blocks, hashes(blocks));
+    }
+
+    /** The held Put answers; the next one is held (set first, so the writer's next Put cannot slip through). */
+    private void answerHeldPutAndHoldTheNext() {
+        CompletableFuture<Void> answered = kv.putHold;
+        kv.putHold = new CompletableFuture<>();
+        answered.complete(null);
     }
 
     /** A swap-out as RemotePrefixes does it: copies what swapOutFilter takes, then queues those ahead. */
