@@ -61,7 +61,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private final int queueBlocks;
     private final int priorityBlocks;
     /** Priority entries at the front, ordinary ones behind; unbounded itself: the two counts below bound it. */
-    private final LinkedBlockingDeque<Entry> queue = new LinkedBlockingDeque<>();
+    private final LinkedBlockingDeque<QueuedBlock> queue = new LinkedBlockingDeque<>();
     /** Ordinary entries in {@link #queue} (under {@code known}'s lock). */
     private int ordinaryQueued;
     /** Priority entries queued or in the writer's Put, not yet settled: its copies are still held (under the lock). */
@@ -69,7 +69,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     /** What is remembered of hashes queued or stored; also the one lock of this class's mutable state. */
     private final StoredBlocks known;
     /** Queued hashes → their entry (to move one to the front, and to wait for it). */
-    private final Map<BlockHash, Entry> queued = new HashMap<>();
+    private final Map<BlockHash, QueuedBlock> queued = new HashMap<>();
     private final Thread writer;
     private volatile boolean open = true;
     private final AtomicLong written = new AtomicLong();
@@ -78,35 +78,6 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     private final AtomicLong failed = new AtomicLong();
     private final AtomicLong declined = new AtomicLong();
 
-    /** A queued block. */
-    private static final class Entry {
-        final BlockContents block;
-        /** Queued by {@link #writeFirst} (counted against priorityBlocks), else by {@link #accept}. */
-        final boolean priority;
-        final CompletableFuture<Boolean> done = new CompletableFuture<>();
-        /** writeFirst calls waiting for it (under {@code known}'s lock): {@link #withdraw} takes it only from the last. */
-        int waiters;
-        /**
-         * Its Put says {@code pin_next} (an offload pins it next): set by {@link #writeFirst} under {@code known}'s
-         * lock, possibly after the block was queued by {@link #accept}; read by the writer when it sends the block.
-         */
-        volatile boolean pinNext;
-        /** Its Put says {@code swap_out} (a swap-out reads it back on resume): set and read as {@link #pinNext}. */
-        volatile boolean swapOut;
-        /**
-         * Why its Put went unanswered (transport error, deadline), else null: set before {@link #done} completes, so
-         * an offload waiting for it fails once with it, however many Puts its blocks took (see writeFirstStored). A
-         * holder of its own so that the offload keeps only it, never the entry and its block's arrays.
-         */
-        final AtomicReference<RuntimeException> unanswered = new AtomicReference<>();
-
-        Entry(BlockContents block, boolean priority, boolean pinNext) {
-            this.block = block;
-            this.priority = priority;
-            this.pinNext = pinNext;
-            this.swapOut = priority && !pinNext;
-        }
-    }
 
     /**
      * @param queueBlocks    ordinary blocks (finished, evicted) waiting to be written at most (≥ 1); beyond it new
@@ -167,7 +138,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     public void accept(BlockContents block) {
         synchronized (known) { // held across the check and the admission: nothing queues in between
             if (wants(block.hash())) {
-                admit(new Entry(block, false, false), false);
+                admit(new QueuedBlock(block, false, false), false);
             }
         }
     }
@@ -257,7 +228,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         boolean[] all = {true};
         synchronized (known) {
             for (BlockHash h : alsoNeeded) {
-                Entry e = queued.get(h);
+                QueuedBlock e = queued.get(h);
                 if (e != null) {
                     // Still queued: to the front (its count unchanged). Already taken by the writer: just wait for
                     // its Put (a Put sent without pin_next and declined is sent again with it: see write).
@@ -273,13 +244,13 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     waitFor(e, waits, unanswered);
                 }
             }
-            List<Entry> fresh = new ArrayList<>();
+            List<QueuedBlock> fresh = new ArrayList<>();
             // An offload whole (its copies bounded by the offload's own budget: class comment).
             int room = pinNext ? Integer.MAX_VALUE : Math.max(0, priorityBlocks - priorityHeld);
             for (BlockContents b : blocks) {
                 if (!open || known.knows(b.hash())) {
                     // Known: queued (its Put is waited for) or stored; closed: not stored.
-                    Entry q = queued.get(b.hash());
+                    QueuedBlock q = queued.get(b.hash());
                     if (q != null) {
                         waitFor(q, waits, unanswered);
                     } else {
@@ -293,10 +264,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                     all[0] = false;
                     continue;
                 }
-                fresh.add(new Entry(b, true, pinNext));
+                fresh.add(new QueuedBlock(b, true, pinNext));
             }
             // Block 0 ends at the very front.
-            for (Entry e : fresh.reversed()) {
+            for (QueuedBlock e : fresh.reversed()) {
                 admit(e, true);
                 e.waiters++;
                 waitFor(e, waits, unanswered);
@@ -317,7 +288,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     }
 
     /** A writeFirst waits for {@code e}: its future, and (an offload, {@code unanswered} not null) its error holder. */
-    private static void waitFor(Entry e, List<CompletableFuture<Boolean>> waits,
+    private static void waitFor(QueuedBlock e, List<CompletableFuture<Boolean>> waits,
                                 List<AtomicReference<RuntimeException>> unanswered) {
         waits.add(e.done);
         if (unanswered != null) {
@@ -333,7 +304,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     public void withdraw(List<BlockHash> hashes) {
         synchronized (known) {
             for (BlockHash h : hashes) {
-                Entry e = queued.get(h);
+                QueuedBlock e = queued.get(h);
                 if (e == null || !e.priority || e.waiters == 0 || --e.waiters > 0) {
                     continue;
                 }
@@ -346,7 +317,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     }
 
     /** Queues {@code e} at the front or the back (caller holds {@code known}'s lock). */
-    private void admit(Entry e, boolean first) {
+    private void admit(QueuedBlock e, boolean first) {
         if (first) {
             queue.offerFirst(e);
         } else {
@@ -362,14 +333,14 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     }
 
     /** {@code e} left the queue (caller holds {@code known}'s lock): a priority copy stays held until settled. */
-    private void taken(Entry e) {
+    private void taken(QueuedBlock e) {
         if (!e.priority) {
             ordinaryQueued--;
         }
     }
 
     /** {@code e}, taken by the writer, is queued again (caller holds {@code known}'s lock). */
-    private void requeued(Entry e) {
+    private void requeued(QueuedBlock e) {
         queue.offerFirst(e);
         if (!e.priority) {
             ordinaryQueued++;
@@ -377,14 +348,14 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     }
 
     /** {@code e} is stored or forgotten: its copy is no longer held (caller holds {@code known}'s lock). */
-    private void settled(Entry e) {
+    private void settled(QueuedBlock e) {
         if (e.priority) {
             priorityHeld--;
         }
     }
 
     /** Forgets a queued entry that is not going to be stored (caller holds {@code known}'s lock). */
-    private void forget(Entry e, String why) {
+    private void forget(QueuedBlock e, String why) {
         BlockHash h = e.block.hash();
         queued.remove(h);
         known.forgetQueued(h);
@@ -402,10 +373,10 @@ public final class WriteBack implements BlockSink, AutoCloseable {
     }
 
     private void run() {
-        List<Entry> batch = new ArrayList<>();
+        List<QueuedBlock> batch = new ArrayList<>();
         while (open || !queue.isEmpty()) {
             try {
-                Entry first = queue.poll(100, TimeUnit.MILLISECONDS);
+                QueuedBlock first = queue.poll(100, TimeUnit.MILLISECONDS);
                 if (first == null) {
                     continue;
                 }
@@ -422,7 +393,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
                 log.warn("KV write-back failed", e);
                 // Its blocks are not stored: forgotten (their waiters answered, priority copies no longer held).
                 synchronized (known) {
-                    for (Entry en : batch) {
+                    for (QueuedBlock en : batch) {
                         if (!en.done.isDone() && !queue.contains(en)) {
                             forget(en, "write-back failed");
                         }
@@ -432,13 +403,13 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         }
     }
 
-    private void write(List<Entry> batch) {
+    private void write(List<QueuedBlock> batch) {
         List<BlockContents> blocks = new ArrayList<>(batch.size());
         List<byte[]> payloads = new ArrayList<>(batch.size());
         boolean[] pinNext = new boolean[batch.size()];
         boolean[] swapOut = new boolean[batch.size()];
         for (int i = 0; i < batch.size(); i++) {
-            Entry e = batch.get(i);
+            QueuedBlock e = batch.get(i);
             blocks.add(e.block);
             payloads.add(client.payload().encode(e.block.keys(), e.block.values()));
             pinNext[i] = e.pinNext;
@@ -451,7 +422,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
             failed.addAndGet(batch.size());
             boolean unanswered = OffloadHealth.unanswered(e);
             synchronized (known) {
-                for (Entry en : batch) {
+                for (QueuedBlock en : batch) {
                     if (unanswered) {
                         en.unanswered.set(e); // before forget completes its future: see writeFirstStored
                     }
@@ -469,7 +440,7 @@ public final class WriteBack implements BlockSink, AutoCloseable {
         }
         synchronized (known) {
             for (int i = 0; i < batch.size(); i++) {
-                Entry en = batch.get(i);
+                QueuedBlock en = batch.get(i);
                 PutOutcome o = outcomes.get(i);
                 if (o == PutOutcome.PUT_OUTCOME_STORED || o == PutOutcome.PUT_OUTCOME_ALREADY_PRESENT) {
                     queued.remove(en.block.hash());
