@@ -16,18 +16,11 @@ final class MacroArguments {
     static List<String[]> jinja(String args) {
         List<String[]> out = new ArrayList<>();
         int depth = 0;
-        char quote = 0;
         int from = 0;
         for (int i = 0; i < args.length(); i++) {
             char c = args.charAt(i);
-            if (quote != 0) {
-                if (c == '\\') {
-                    i++;
-                } else if (c == quote) {
-                    quote = 0;
-                }
-            } else if (c == '\'' || c == '"') {
-                quote = c;
+            if (c == '\'' || c == '"') {
+                i = stringEnd(args, i);
             } else if (c == '[' || c == '{' || c == '(') {
                 depth++;
             } else if (c == ']' || c == '}' || c == ')') {
@@ -98,17 +91,10 @@ final class MacroArguments {
     }
 
     private static int equalsOutsideStrings(String s) {
-        char quote = 0;
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
-            if (quote != 0) {
-                if (c == '\\') {
-                    i++;
-                } else if (c == quote) {
-                    quote = 0;
-                }
-            } else if (c == '\'' || c == '"') {
-                quote = c;
+            if (c == '\'' || c == '"') {
+                i = stringEnd(s, i);
             } else if (c == '=') {
                 return i;
             }
@@ -127,21 +113,37 @@ final class MacroArguments {
     }
 
     private static boolean commaInString(String s) {
-        char quote = 0;
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
-            if (quote != 0) {
-                if (c == '\\') {
-                    i++;
-                } else if (c == quote) {
-                    quote = 0;
-                } else if (c == ',') {
-                    return true;
+            if (c == '\'' || c == '"') {
+                int end = stringEnd(s, i);
+                for (int j = i + 1; j < end; j++) {
+                    if (s.charAt(j) == '\\') {
+                        j++; // an escaped character, a comma too, is not one
+                    } else if (s.charAt(j) == ',') {
+                        return true;
+                    }
                 }
-            } else if (c == '\'' || c == '"') {
-                quote = c;
+                i = end;
             }
         }
         return false;
+    }
+
+    /**
+     * The index of the quote that closes the string opened at {@code open} (a backslash escapes the next character),
+     * or {@code s.length()} when it is not closed.
+     */
+    private static int stringEnd(String s, int open) {
+        char quote = s.charAt(open);
+        for (int i = open + 1; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '\\') {
+                i++;
+            } else if (c == quote) {
+                return i;
+            }
+        }
+        return s.length();
     }
 }
