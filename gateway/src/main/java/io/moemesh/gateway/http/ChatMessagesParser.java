@@ -181,7 +181,8 @@ final class ChatMessagesParser {
             throw OpenAiException.invalid(name, name + " must be an object of template variables, got "
                     + OpenAiJson.describe(p, t));
         }
-        // The root object is not one of the values: a flat object holds MAX_TEMPLATE_VALUES variables (README).
+        // The root object is not one of the values: a flat object holds MAX_TEMPLATE_VALUES variables
+        // (docs/gateway-api.md).
         templateValues = -1;
         @SuppressWarnings("unchecked")
         Map<String, Object> vars = (Map<String, Object>) value(name, t);

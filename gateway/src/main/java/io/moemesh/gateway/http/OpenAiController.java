@@ -36,7 +36,7 @@ import tools.jackson.databind.json.JsonMapper;
  */
 @RestController
 public class OpenAiController {
-    /** Used when the model ships no chat template: ChatML (documented in README). */
+    /** Used when the model ships no chat template: ChatML (documented in docs/gateway-api.md). */
     static final String DEFAULT_CHAT_TEMPLATE = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
             + "{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
     /**

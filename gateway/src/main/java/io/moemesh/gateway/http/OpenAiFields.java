@@ -8,8 +8,8 @@ import tools.jackson.core.JsonToken;
 
 /**
  * What the HTTP API does with a request field it does not honour. Every field is honoured or refused with 400
- * naming it, never silently dropped (README, HTTP API): a client relying on a penalty, a guided decoding or a
- * misspelt parameter would otherwise get an answer that is not the one it asked for, without a word.
+ * naming it, never silently dropped (docs/gateway-api.md, HTTP API): a client relying on a penalty, a guided
+ * decoding or a misspelt parameter would otherwise get an answer that is not the one it asked for, without a word.
  * <ul>
  * <li>{@link #UNSUPPORTED}: parameters of OpenAI and vLLM that MoE Mesh does not implement, refused unless null or
  * their neutral value (the value that asks for nothing): clients and frameworks send defaults explicitly.</li>

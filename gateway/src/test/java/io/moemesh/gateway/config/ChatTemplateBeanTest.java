@@ -17,9 +17,9 @@ import org.springframework.boot.context.properties.source.MapConfigurationProper
 
 /**
  * The chatTemplate bean finds the model's template where transformers does: chat_template.jinja, also in a model
- * directory without tokenizer_config.json (README: "Chat templates from chat_template.jinja (preferred, as
- * transformers does) or tokenizer_config.json"); no bean without either; a template this engine cannot render
- * as Jinja does fails the start.
+ * directory without tokenizer_config.json (docs/supported-formats.md: "Chat templates from chat_template.jinja
+ * (preferred, as transformers does) or tokenizer_config.json"); no bean without either; a template this engine
+ * cannot render as Jinja does fails the start.
  */
 class ChatTemplateBeanTest {
     @TempDir

@@ -124,7 +124,10 @@ class PromptRenderingHttpTest {
                 + "0]}}", "chat_template_kwargs");
     }
 
-    /** The limit counts the values inside chat_template_kwargs, not the object itself (README: at most 1024 values). */
+    /**
+     * The limit counts the values inside chat_template_kwargs, not the object itself (docs/gateway-api.md: at most
+     * 1024 values).
+     */
     @Test
     void chatTemplateKwargs_holdAtMost1024Values_notCountingTheObjectItself() throws Exception {
         int max = ChatMessagesParser.MAX_TEMPLATE_VALUES;

@@ -21,9 +21,9 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * Every request field is honoured or refused with 400 naming it, never silently dropped (README, HTTP API): unknown
- * fields as OpenAI refuses them, vLLM's extensions unless at their neutral value, message fields the template would
- * not see; only fields that cannot change the answer are accepted unused.
+ * Every request field is honoured or refused with 400 naming it, never silently dropped (docs/gateway-api.md, HTTP
+ * API): unknown fields as OpenAI refuses them, vLLM's extensions unless at their neutral value, message fields the
+ * template would not see; only fields that cannot change the answer are accepted unused.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class RequestFieldsHttpTest {

@@ -9,7 +9,7 @@ import java.util.OptionalLong;
  * @param topP        nucleus mass in (0, 1]; 1 disables
  * @param topK        keep the k most likely tokens; 0 disables
  * @param seed        seeds the request's own generator, so its random draws never depend on what else runs (the
- *                    logits may, in their last bits: see README, Scheduling)
+ *                    logits may, in their last bits: see gateway/README.md, Scheduling)
  * @param maxTokens   tokens to generate at most (≥ 1)
  * @param ignoreEos   keep generating past EOS ids (benchmarks)
  */

@@ -27,7 +27,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * short (vLLM v1 admits none after a preemption), so new requests cannot take the blocks an admitted long prompt
  * waits for.
  * A sequence's random draws never depend on batching (each samples with its own generator); its logits may, in
- * their last bits (README, Scheduling). A {@link PrefixLoader} may hold
+ * their last bits (gateway/README.md, Scheduling). A {@link PrefixLoader} may hold
  * a sequence back from admission while its KV is fetched from another tier (others are admitted meanwhile, unless
  * it {@linkplain PrefixLoader#holdsPlace holds its place}).
  *
