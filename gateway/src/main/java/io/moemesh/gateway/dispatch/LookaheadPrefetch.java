@@ -2,6 +2,7 @@ package io.moemesh.gateway.dispatch;
 
 import io.moemesh.model.engine.LookaheadObserver;
 import io.moemesh.model.engine.RouteObserver;
+import io.moemesh.model.engine.SequenceStep;
 import io.moemesh.model.engine.StepContext;
 import io.moemesh.service.expert.PrefetchHints;
 import java.util.ArrayList;
@@ -21,7 +22,9 @@ import java.util.concurrent.atomic.LongAdder;
  * awaited, past the breaker and the bulkhead ({@link ResilientInstance#prefetch}), only to instances that are
  * {@link ResilientInstance#available() available}, at most {@code maxInFlight} calls at once (more are dropped);
  * a failed call or any exception here is only counted. As a {@link RouteObserver} it also scores its guesses
- * against the true gate at layer l+1: the online lookahead recall, {@link #hits()} ÷ {@link #trueExperts()}.
+ * against the true gate at layer l+1: the online lookahead recall, {@link #hits()} ÷ {@link #trueExperts()}. A
+ * layer is hinted, and scored, once per step: a step run again without the sequences whose remote attention failed
+ * (model's {@code FailedRemotes}) goes on from the layers its failed pass reached ({@link #observed}).
  * {@link #onLookahead} and {@link #onRoutes} run on the engine thread; the counters are read from any thread.
  */
 public final class LookaheadPrefetch implements LookaheadObserver, RouteObserver {
@@ -43,6 +46,16 @@ public final class LookaheadPrefetch implements LookaheadObserver, RouteObserver
     private int pendingRows;
     private int pendingPerRow;
     private int[] pending = new int[0];
+    /**
+     * The step observed last (engine thread only), and the last layer hinted and scored in it over its passes. A step
+     * whose remote attention failed for some of its sequences runs again without them as a new StepContext of the
+     * same SequenceStep objects, less theirs (FailedRemotes); its failed pass had hinted and scored the layers it
+     * reached, for those rows too: hinted again, and counted again, they would count the step twice. So a re-run
+     * sends only the layers' hints its failed pass did not, and scores only the layers it did not.
+     */
+    private StepContext observed;
+    private int hintedThrough;
+    private int scoredThrough;
 
     /**
      * @param guesses      routed experts predicted per row (k'), at least 1
@@ -71,6 +84,7 @@ public final class LookaheadPrefetch implements LookaheadObserver, RouteObserver
 
     @Override
     public void onLookahead(StepContext step, int nextLayer, int[] experts, float[] scores, int perRow) {
+        enter(step);
         int rows = step.rows();
         if (pending.length < rows * perRow) {
             pending = new int[rows * perRow];
@@ -79,6 +93,10 @@ public final class LookaheadPrefetch implements LookaheadObserver, RouteObserver
         pendingLayer = nextLayer;
         pendingRows = rows;
         pendingPerRow = perRow;
+        if (nextLayer <= hintedThrough) {
+            return; // hinted by this step's failed pass (see the field)
+        }
+        hintedThrough = nextLayer;
         try {
             send(nextLayer, rows, experts, perRow);
         } catch (RuntimeException e) {
@@ -128,10 +146,15 @@ public final class LookaheadPrefetch implements LookaheadObserver, RouteObserver
     /** Scores the last lookahead against the true gate of the layer it predicted. */
     @Override
     public void onRoutes(StepContext step, int layer, int[] experts, float[] weights, int pairsPerToken) {
+        enter(step);
         if (layer != pendingLayer || step.rows() != pendingRows) {
             return;
         }
         pendingLayer = -1;
+        if (layer <= scoredThrough) {
+            return; // scored in this step's failed pass (see the field)
+        }
+        scoredThrough = layer;
         long found = 0;
         for (int r = 0; r < pendingRows; r++) {
             for (int j = 0; j < topK; j++) {
@@ -146,6 +169,41 @@ public final class LookaheadPrefetch implements LookaheadObserver, RouteObserver
         }
         trueExperts.add((long) pendingRows * topK);
         hits.add(found);
+    }
+
+    /** Notes the step observed: a new one starts with no layer hinted or scored, a re-run of the last goes on. */
+    private void enter(StepContext s) {
+        if (s == observed) {
+            return;
+        }
+        if (!rerunOf(s, observed)) {
+            hintedThrough = 0;
+            scoredThrough = 0;
+        }
+        observed = s;
+    }
+
+    /**
+     * Whether {@code s} is {@code last} run again without some of its sequences: fewer, and each one of
+     * {@code last}'s SequenceStep objects, in its order. A later step is never that: the scheduler makes each step's
+     * SequenceSteps anew.
+     */
+    private static boolean rerunOf(StepContext s, StepContext last) {
+        if (last == null || s.sequences().size() >= last.sequences().size()) {
+            return false;
+        }
+        List<SequenceStep> before = last.sequences();
+        int j = 0;
+        for (SequenceStep q : s.sequences()) {
+            while (j < before.size() && before.get(j) != q) {
+                j++;
+            }
+            if (j == before.size()) {
+                return false;
+            }
+            j++;
+        }
+        return true;
     }
 
     /** Experts hinted (over all Prefetch calls sent). */

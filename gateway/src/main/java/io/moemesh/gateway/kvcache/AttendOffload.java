@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
@@ -41,7 +42,7 @@ import org.slf4j.LoggerFactory;
  * black-holed service holds the room no longer than that; a Put already under way keeps its blocks, 16 at most,
  * until it ends). Once {@value #DOWN_AFTER_FAILURES} offloads in a row went unanswered (the service looks down,
  * {@link OffloadHealth}) a sequence short of room runs on with its blocks local (no failure; a prompt longer than
- * the pool ends with 503 where it fills the pool, or is refused so at once, see {@link #admitsPrompt}). Blocks that Pin
+ * the pool ends with 503 where it fills the pool, or is refused so at once, see {@link #admitPrompt}). Blocks that Pin
  * finds not stored (the write-back remembered them stored, but the service evicted or lost them since) are forgotten
  * by the write-back, sent again and pinned by a second Pin, once; when one of them was not copied, the Pin is released
  * and the offload says {@link Outcome#AGAIN} instead ({@link #offloadRetries}): the cache offers the run again at
@@ -358,6 +359,7 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     @Override
     public void released(long seqId) {
+        health.released(seqId); // a probe released before its offload's outcome frees its claim
         room.forget(seqId);
         Pinned p = pinned.remove(seqId);
         if (p == null) {
@@ -399,8 +401,8 @@ public final class AttendOffload implements BlockOffload, RemoteAttention, Seque
 
     /** As {@link #promptPositions}; a prompt longer than the pool let through while the service looks down is the probe. */
     @Override
-    public boolean admitsPrompt(int promptTokens) {
-        return promptTokens <= poolPositions() || !health.refusesLongPrompts();
+    public Optional<Admitted> admitPrompt(int promptTokens) {
+        return promptTokens <= poolPositions() ? Optional.of(Admitted.PLAIN) : health.admitLongPrompt();
     }
 
     private int poolPositions() {

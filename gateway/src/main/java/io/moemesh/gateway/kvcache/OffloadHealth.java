@@ -2,11 +2,13 @@ package io.moemesh.gateway.kvcache;
 
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.moemesh.gateway.serving.SequenceCaps;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.LongSupplier;
 
 /**
@@ -18,20 +20,20 @@ import java.util.function.LongSupplier;
  * for the offload timeout after the last failure (the window); past it exactly one long prompt is let through, the
  * probe, so a service that came back is found by its offload even when only long prompts arrive, and the others are
  * refused until the probe's offload settles: a pin ends the refusals, a failure opens a new window. A probe whose
- * offload never comes (cancelled, failed before it) holds the refusals one window at most, then another is let
- * through. Any thread.
+ * request or sequence ends without an offload outcome (cancelled, finished, failed before its offload was sent,
+ * preempted: {@link Probe#ended}, {@link #released}) frees its claim at once, so the next long prompt probes rather
+ * than being refused for the rest of a window with nothing probed; one whose offload never comes while it runs holds
+ * the refusals one window at most, then another is let through. Any thread.
  */
 final class OffloadHealth {
     /** Failures in a row after which the service looks down. */
     static final int DOWN_AFTER_FAILURES = 3;
-    /** {@link #probeSince}: no probe under way. */
-    private static final long NO_PROBE = Long.MIN_VALUE;
 
     private final AtomicInteger failuresInARow = new AtomicInteger();
     /** Clock time of the last failure; written before the count, so a reader of the count sees it. */
     private volatile long lastFailureNanos;
-    /** Clock time the probe was let through, or {@link #NO_PROBE}. */
-    private final AtomicLong probeSince = new AtomicLong(NO_PROBE);
+    /** The probe under way, or null. */
+    private final AtomicReference<Probe> probe = new AtomicReference<>();
     private final long windowNanos;
     /** Nanosecond clock ({@link System#nanoTime} in service); a test's own so windows do not depend on its speed. */
     private volatile LongSupplier nanos;
@@ -42,17 +44,50 @@ final class OffloadHealth {
         this.nanos = nanos;
     }
 
+    /**
+     * The long prompt let through as the probe at {@code since}: its claim holds the other long prompts off until an
+     * offload's outcome ({@link #pinned}, {@link #failed}), its end ({@link #ended}, {@link #released}) or a window.
+     */
+    private final class Probe implements SequenceCaps.Admitted {
+        final long since;
+        /** Its sequence, once submitted; -1 before. */
+        volatile long seqId = -1;
+
+        Probe(long since) {
+            this.since = since;
+        }
+
+        @Override
+        public void submitted(long seqId) {
+            this.seqId = seqId;
+        }
+
+        /** Frees the claim unless an outcome (or a later probe) replaced it already. */
+        @Override
+        public void ended() {
+            probe.compareAndSet(this, null);
+        }
+    }
+
     /** An offload the service did not answer in time (or at all): opens a new window, ends a probe. */
     void failed() {
         lastFailureNanos = nanos.getAsLong();
-        probeSince.set(NO_PROBE);
+        probe.set(null);
         failuresInARow.incrementAndGet();
     }
 
     /** An offload pinned: the service answers, nothing is refused. */
     void pinned() {
         failuresInARow.set(0);
-        probeSince.set(NO_PROBE);
+        probe.set(null);
+    }
+
+    /** The KV cache released the sequence (it ended, or was preempted): if it is the probe's, its claim is freed. */
+    void released(long seqId) {
+        Probe p = probe.get();
+        if (p != null && p.seqId == seqId) {
+            p.ended();
+        }
     }
 
     boolean looksDown() {
@@ -65,20 +100,22 @@ final class OffloadHealth {
     }
 
     /**
-     * Whether a prompt longer than the pool is refused now; when it is not while the service looks down, the caller
-     * is the probe (see the class comment), and the next callers are refused until its offload settles.
+     * Whether a prompt longer than the pool is let through now (empty: refused); when it is while the service looks
+     * down, the caller is the probe, and the next callers are refused until its claim (returned) is freed or its
+     * offload settles (see the class comment).
      */
-    boolean refusesLongPrompts() {
+    Optional<SequenceCaps.Admitted> admitLongPrompt() {
         if (!looksDown()) {
-            return false;
+            return Optional.of(SequenceCaps.Admitted.PLAIN);
         }
         long now = nanos.getAsLong();
         if (refusedUntil(now) != Long.MIN_VALUE) {
-            return true;
+            return Optional.empty();
         }
-        long probe = probeSince.get();
+        Probe previous = probe.get();
+        Probe claim = new Probe(now);
         // Only one caller wins the probe; the losers are refused as during a probe.
-        return !probeSince.compareAndSet(probe, now);
+        return probe.compareAndSet(previous, claim) ? Optional.of(claim) : Optional.empty();
     }
 
     /** The end of the refusal (window or probe) under way at {@code now}, or Long.MIN_VALUE when none is. */
@@ -87,9 +124,9 @@ final class OffloadHealth {
         if (now - windowEnd < 0) {
             return windowEnd;
         }
-        long probe = probeSince.get();
-        if (probe != NO_PROBE && now - (probe + windowNanos) < 0) {
-            return probe + windowNanos;
+        Probe p = probe.get();
+        if (p != null && now - (p.since + windowNanos) < 0) {
+            return p.since + windowNanos;
         }
         return Long.MIN_VALUE;
     }

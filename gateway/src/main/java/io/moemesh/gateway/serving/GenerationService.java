@@ -103,11 +103,16 @@ public final class GenerationService {
                 // After admission, so a draining or full gateway says so first (the finally releases the slot).
                 // Cheaper than the prefill it saves: a prompt no pool can hold while its blocks cannot move out would
                 // fill the pool and end with this same 503 (each retry again, until the service is back).
-                if (!caps.admitsPrompt(g.promptIds().length)) {
-                    throw offloadFailed(g.promptIds().length, caps.promptPositions());
+                SequenceCaps.Admitted admitted = caps.admitPrompt(g.promptIds().length)
+                        .orElseThrow(() -> offloadFailed(g.promptIds().length, caps.promptPositions()));
+                try {
+                    run = new Run(request, sink, admitted);
+                    run.handle = engine.submit(g, run, request.tenant());
+                } catch (RuntimeException e) {
+                    admitted.ended(); // not submitted: a probe's claim goes to the next long prompt
+                    throw e;
                 }
-                run = new Run(request, sink);
-                run.handle = engine.submit(g, run, request.tenant());
+                admitted.submitted(run.handle.sequenceId());
             } finally {
                 // Submitted: the engine counts the request from here on (or it was refused).
                 slot.release();
@@ -213,10 +218,13 @@ public final class GenerationService {
         /** Its client went away or stopped reading ({@link #cancelByClient}), at {@link #clientEnd}. */
         private volatile boolean endedByClient;
         private volatile long clientEnd;
+        /** What admitted its prompt: told when the sequence ends (a probe ended without an offload outcome, maybe). */
+        private final SequenceCaps.Admitted admitted;
 
-        Run(ServingRequest request, CompletionSink sink) {
+        Run(ServingRequest request, CompletionSink sink, SequenceCaps.Admitted admitted) {
             this.request = request;
             this.sink = sink;
+            this.admitted = admitted;
             this.arrival = request.arrivalNanos();
             // Primed with the prompt: the text is in its context, as vLLM's (a SentencePiece word keeps its space).
             this.text = new TextAssembler(tokenizer, request.generation().promptIds(), request.stop());
@@ -241,6 +249,7 @@ public final class GenerationService {
         /** The scheduler ended the sequence: whatever ended it (a client too, earlier), its latency is recorded now. */
         private void ended() {
             ended = true;
+            admitted.ended();
             StepScheduler.Handle h = handle;
             if (h != null) {
                 runs.remove(h.sequenceId(), this);

@@ -6,7 +6,7 @@ package io.moemesh.gateway.serving;
  * what the pool holds): it ends with HTTP 503 {@code kvcache_unavailable} / UNAVAILABLE, never 400, since the
  * context the gateway advertises admits the prompt. The message is about this request alone (its length and its
  * cap), so clients are told it as it is. While the service looks down such a prompt is refused so at submit, before
- * any prefill ({@link SequenceCaps#admitsPrompt}). Retry-After is {@link #retryAfterSeconds()} ({@link
+ * any prefill ({@link SequenceCaps#admitPrompt}). Retry-After is {@link #retryAfterSeconds()} ({@link
  * SequenceCaps#retryAfterSeconds}): while such prompts are refused, what remains of the refusal, within which a retry
  * would only be refused again; otherwise 1. The message ends with that wait (gRPC has no Retry-After).
  */

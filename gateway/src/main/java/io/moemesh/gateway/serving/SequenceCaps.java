@@ -1,5 +1,6 @@
 package io.moemesh.gateway.serving;
 
+import java.util.Optional;
 import java.util.function.LongConsumer;
 
 /**
@@ -34,12 +35,33 @@ public interface SequenceCaps {
     }
 
     /**
-     * Whether a new request's prompt of {@code promptTokens} is let through: at most {@link #promptPositions}, or, past
-     * that, admitted as the one probe of a service that may be back (attend offload: the first such call once the
-     * refusal window passed; the next ones are refused until its offload settles). Any thread.
+     * Whether a new request's prompt of {@code promptTokens} is let through (empty: refused): at most {@link
+     * #promptPositions}, or, past that, admitted as the one probe of a service that may be back (attend offload: the
+     * first such call once the refusal window passed; the next ones are refused until its offload settles). The
+     * caller tells what it returns the request's sequence and its end ({@link Admitted}). Any thread.
      */
-    default boolean admitsPrompt(int promptTokens) {
-        return promptTokens <= promptPositions();
+    default Optional<Admitted> admitPrompt(int promptTokens) {
+        return promptTokens <= promptPositions() ? Optional.of(Admitted.PLAIN) : Optional.empty();
+    }
+
+    /**
+     * A new request's prompt let through by {@link #admitPrompt}. When it is the probe, the other long prompts are
+     * refused until its offload settles; a probe whose request or sequence ends without an offload outcome (cancelled,
+     * finished, failed before its offload was sent, preempted) frees that claim when told so here, and the next long
+     * prompt probes, rather than holding the refusals a whole window with nothing probed. Any thread.
+     */
+    interface Admitted {
+        /** A prompt let through that is no probe: nothing to tell. */
+        Admitted PLAIN = new Admitted() {
+        };
+
+        /** The request is sequence {@code seqId} (the KV cache's release of it, a preemption too, ends a probe). */
+        default void submitted(long seqId) {
+        }
+
+        /** The request's sequence ended, however, or the request was not submitted after all. Idempotent. */
+        default void ended() {
+        }
     }
 
     /**

@@ -10,8 +10,19 @@ import io.moemesh.gateway.support.FakeExpertInstance;
 import io.moemesh.model.MoeModel;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.engine.Engine;
+import io.moemesh.model.engine.ForwardingKvCache;
+import io.moemesh.model.engine.PagedKvCache;
+import io.moemesh.model.engine.RemoteAttention;
+import io.moemesh.model.engine.RemoteAttentionBatch;
+import io.moemesh.model.engine.RemoteAttentionException;
 import io.moemesh.model.engine.SequenceStep;
 import io.moemesh.model.engine.StepOutput;
+import io.moemesh.model.generate.GenerationRequest;
+import io.moemesh.model.generate.GenerationResult;
+import io.moemesh.model.generate.PreemptionPolicy;
+import io.moemesh.model.generate.SamplingParams;
+import io.moemesh.model.generate.SequenceListener;
+import io.moemesh.model.generate.StepScheduler;
 import io.moemesh.model.golden.GoldenCase;
 import io.moemesh.model.golden.TestModels;
 import io.moemesh.proto.common.v1.DType;
@@ -23,10 +34,12 @@ import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementTable;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -186,6 +199,105 @@ class LookaheadPrefetchTest {
                 assertThat(i.state()).isEqualTo(CircuitBreaker.State.CLOSED);
                 assertThat(i.available()).isTrue();
             });
+        }
+    }
+
+    /**
+     * A step whose remote attention fails at layer 2 for one of its sequences runs again without it (the scheduler's
+     * FailedRemotes): each layer of the step is hinted to an instance once and scored once, layers 1 and 2 hinted and
+     * layer 1 scored by the failed pass (its 7 rows: 3 of the local prompt, 4 past the other's remote prefix), layer 3
+     * hinted and layers 2 and 3 scored by the re-run (3 rows). Before, the re-run hinted and scored every layer again.
+     */
+    @Test
+    void stepRunAgainWithoutTheSequenceWhoseRemoteAttentionFailed_hintsAndScoresEachLayerOnce() {
+        int failLayer = 2;
+        int remotePrefix = 16;
+        try (Mesh mesh = mesh(TestModels.MIXTRAL, 2)) {
+            var c = mesh.model().config();
+            RemotePrefixes cache = new RemotePrefixes(mesh.model().newCache(256));
+            RemoteAttention remote = new RemoteAttention() {
+                @Override
+                public void start(RemoteAttentionBatch batch) {
+                }
+
+                /** Zero partials below the failing layer: the sequence ends there, its tokens do not matter. */
+                @Override
+                public void await(RemoteAttentionBatch batch) {
+                    if (batch.layer() == failLayer) {
+                        throw new RemoteAttentionException("injected: Attend failed", null, Set.of(batch.seqId(0)));
+                    }
+                }
+            };
+            Engine engine = new Engine(c, mesh.model().denseWeights(), mesh.dispatch(), mesh.prefetch(),
+                    mesh.prefetch(), remote);
+            StepScheduler scheduler = new StepScheduler(engine, cache, 64, 4, (seqId, tokens, tenant) -> {
+                if (tokens.length > remotePrefix) {
+                    cache.prefixes.put(seqId, remotePrefix);
+                    return remotePrefix;
+                }
+                return 0;
+            }, PreemptionPolicy.RECOMPUTE);
+            int[] longPrompt = new int[remotePrefix + 4];
+            for (int i = 0; i < longPrompt.length; i++) {
+                longPrompt[i] = 3 + 7 * i;
+            }
+            CompletableFuture<Object> local = new CompletableFuture<>();
+            CompletableFuture<Object> failing = new CompletableFuture<>();
+            scheduler.submit(new GenerationRequest(new int[] {1, 2, 3}, SamplingParams.greedy(1), false), ended(local));
+            scheduler.submit(new GenerationRequest(longPrompt, SamplingParams.greedy(1), false), ended(failing));
+            while (!(local.isDone() && failing.isDone()) && scheduler.step()) {
+                // one engine step per iteration
+            }
+            assertThat(failing).isCompletedWithValueMatching(e -> e instanceof RemoteAttentionException);
+            assertThat(local).isCompletedWithValueMatching(r -> r instanceof GenerationResult);
+
+            await().until(() -> mesh.prefetch().requestsSent() == mesh.fakes().get(0).prefetches.size()
+                    + mesh.fakes().get(1).prefetches.size());
+            Set<Integer> hintedLayers = new HashSet<>();
+            for (FakeExpertInstance f : mesh.fakes()) {
+                List<Integer> layers = f.prefetches.stream().map(p -> p.getExperts(0).getLayer()).toList();
+                assertThat(layers).as("one Prefetch per layer and instance").doesNotHaveDuplicates();
+                hintedLayers.addAll(layers);
+            }
+            assertThat(hintedLayers).containsExactlyInAnyOrder(1, 2, 3);
+            assertThat(mesh.prefetch().trueExperts()).isEqualTo((long) c.topK() * (7 + 3 + 3));
+        }
+    }
+
+    private static SequenceListener ended(CompletableFuture<Object> done) {
+        return new SequenceListener() {
+            @Override
+            public void onToken(int token) {
+            }
+
+            @Override
+            public void onFinish(GenerationResult result) {
+                done.complete(result);
+            }
+
+            @Override
+            public void onError(Throwable error) {
+                done.complete(error);
+            }
+        };
+    }
+
+    /** Holds a sequence's positions from its remote prefix on (the kvcache-service keeps the rest). */
+    private static final class RemotePrefixes extends ForwardingKvCache {
+        final Map<Long, Integer> prefixes = new HashMap<>();
+
+        RemotePrefixes(PagedKvCache pool) {
+            super(pool);
+        }
+
+        @Override
+        public boolean ensureCapacity(long seqId, int length) {
+            return pool().ensureCapacity(seqId, Math.max(0, length - remotePrefix(seqId)));
+        }
+
+        @Override
+        public int remotePrefix(long seqId) {
+            return prefixes.getOrDefault(seqId, 0);
         }
     }
 

@@ -49,7 +49,7 @@ class AttendOffloadHealthTest {
 
     private void assertLooksUp() {
         assertThat(offload.promptPositions()).isEqualTo(Integer.MAX_VALUE);
-        assertThat(offload.admitsPrompt(longPrompt)).isTrue();
+        assertThat(offload.admitPrompt(longPrompt).isPresent()).isTrue();
         assertThat(offload.retryAfterSeconds()).isOne();
     }
 
@@ -96,7 +96,7 @@ class AttendOffloadHealthTest {
 
         assertThat(offload.offload(9, WriteBackTest.chain(blocks, 59)).get(30, TimeUnit.SECONDS))
                 .isEqualTo(Outcome.FAILED);
-        assertThat(offload.admitsPrompt(longPrompt)).as("the third unanswered offload").isFalse();
+        assertThat(offload.admitPrompt(longPrompt).isPresent()).as("the third unanswered offload").isFalse();
     }
 
     @Test
@@ -108,8 +108,8 @@ class AttendOffloadHealthTest {
         }
 
         assertThat(offload.promptPositions()).isEqualTo(POOL_BLOCKS * WriteBackTest.LAYOUT.blockTokens());
-        assertThat(offload.admitsPrompt(longPrompt - 1)).as("a prompt the pool holds").isTrue();
-        assertThat(offload.admitsPrompt(longPrompt)).isFalse();
+        assertThat(offload.admitPrompt(longPrompt - 1).isPresent()).as("a prompt the pool holds").isTrue();
+        assertThat(offload.admitPrompt(longPrompt).isPresent()).isFalse();
         assertThat(offload.retryAfterSeconds()).isBetween(1, 10);
     }
 }

@@ -159,21 +159,23 @@ final class SsdIndex {
     /**
      * Drops the entry if the key still names it.
      *
-     * @return its tombstones (its record's, and an unswapped compaction copy's: {@link #copying}); empty when it was
-     *         not current
+     * @param dead receives its tombstones (its record's, and an unswapped compaction copy's: {@link #copying}), the
+     *             caller's list so that they reach it also when the policy's onRemove then throws: the entry is out
+     *             of the index by then, and a restart would serve it if they were not written
      */
-    synchronized List<Tombstones.Dead> dropIfCurrent(BlockKey key, IndexEntry e) {
-        List<Tombstones.Dead> dead = new ArrayList<>(1);
+    synchronized void dropIfCurrent(BlockKey key, IndexEntry e, List<Tombstones.Dead> dead) {
         if (index.get(key) == e) {
             drop(key, e, dead, dead::add);
         }
-        return dead;
     }
 
-    /** @return the removed block's tombstones (as {@link #dropIfCurrent}); empty when the block is not stored */
-    synchronized List<Tombstones.Dead> remove(BlockKey key) {
+    /** Drops the block, its tombstones to {@code dead} (as {@link #dropIfCurrent}). @return whether it was stored */
+    synchronized boolean remove(BlockKey key, List<Tombstones.Dead> dead) {
         IndexEntry e = index.get(key);
-        return e == null ? List.of() : dropIfCurrent(key, e);
+        if (e != null) {
+            drop(key, e, dead, dead::add);
+        }
+        return e != null;
     }
 
     /**

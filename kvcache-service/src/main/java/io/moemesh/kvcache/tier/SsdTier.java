@@ -336,7 +336,12 @@ public final class SsdTier implements KvTier {
 
     /** Drops a record that failed (if still indexed there) and counts a checksum failure, as a bad read does. */
     private void dropFailed(BlockKey key, IndexEntry e) {
-        tombstones.write(index.dropIfCurrent(key, e));
+        List<Tombstones.Dead> dead = new ArrayList<>(1);
+        try {
+            index.dropIfCurrent(key, e, dead);
+        } finally {
+            tombstones.write(dead); // also when the policy threw: the record is out of the index
+        }
         counters.checksumFailures.increment();
     }
 
@@ -353,13 +358,18 @@ public final class SsdTier implements KvTier {
     /** Drops the block (pinned or not), or lets go of the record kept since its promotion ({@link #letGo}). */
     @Override
     public boolean remove(BlockKey key) {
-        List<Tombstones.Dead> dead = index.remove(key);
-        if (dead.isEmpty()) {
-            letGo(key);
-            return false;
+        List<Tombstones.Dead> dead = new ArrayList<>(1);
+        boolean stored;
+        try {
+            stored = index.remove(key, dead);
+        } finally {
+            // Also when the policy's onRemove threw: the block is out of the index, and must stay gone after a restart.
+            tombstones.write(dead);
         }
-        tombstones.write(dead);
-        return true;
+        if (!stored) {
+            letGo(key);
+        }
+        return stored;
     }
 
     /**
@@ -371,9 +381,11 @@ public final class SsdTier implements KvTier {
     @Override
     public boolean promoteOut(BlockKey key) {
         List<Tombstones.Dead> copies = new ArrayList<>(0);
-        boolean stored = index.promoteOut(key, copies);
-        tombstones.write(copies);
-        return stored;
+        try {
+            return index.promoteOut(key, copies);
+        } finally {
+            tombstones.write(copies); // also when the policy threw
+        }
     }
 
     /** Tombstones the record kept since the block's {@link #promoteOut}, if any. */

@@ -395,14 +395,27 @@ public final class TieredKvStore implements AutoCloseable {
     public record Located(TierKind tier, RecordExtent extent) {
     }
 
-    /** Drops the block from whichever tier holds it, with its pins. @return whether it was stored. */
+    /**
+     * Drops the block from whichever tier holds it, with its pins; the lower tier also when DRAM's policy throws
+     * (the block is out of DRAM by then): its record, kept since a promotion, must not bring the block back after a
+     * restart. @return whether it was stored.
+     */
     public boolean remove(BlockKey key) {
         lock.lock();
         try {
             pins.remove(key);
-            boolean d = dram.remove(key);
-            boolean l = lower.remove(key);
-            return d || l;
+            boolean d;
+            try {
+                d = dram.remove(key);
+            } catch (RuntimeException e) {
+                try {
+                    lower.remove(key);
+                } catch (RuntimeException second) {
+                    e.addSuppressed(second);
+                }
+                throw e;
+            }
+            return lower.remove(key) || d;
         } finally {
             lock.unlock();
         }

@@ -8,8 +8,6 @@ import static io.moemesh.kvcache.tier.TestBlocks.key;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.moemesh.kvcache.block.BlockKey;
-import io.moemesh.kvcache.policy.BlockHistory;
 import io.moemesh.kvcache.policy.EvictionPolicy;
 import io.moemesh.kvcache.policy.LruPolicy;
 import java.io.IOException;
@@ -17,9 +15,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.Predicate;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -197,39 +193,6 @@ class SsdTakeBackFailureTest {
             assertThat(t.contains(key(1))).as("out of the index before the throw: must not come back").isFalse();
             assertThat(t.contains(key(2))).isTrue();
             assertThat(t.contains(key(3))).isFalse();
-        }
-    }
-
-    /** LRU whose insert or remove throws once told to (a broken policy: the admit fails part-way). */
-    private static final class ThrowingPolicy implements EvictionPolicy {
-        private final LruPolicy lru = new LruPolicy();
-        volatile boolean insertThrows;
-        volatile boolean removeThrows;
-
-        @Override
-        public void onInsert(BlockHistory history) {
-            if (insertThrows) {
-                throw new IllegalStateException("injected: onInsert failed");
-            }
-            lru.onInsert(history);
-        }
-
-        @Override
-        public void onAccess(BlockHistory history) {
-            lru.onAccess(history);
-        }
-
-        @Override
-        public void onRemove(BlockKey key) {
-            if (removeThrows) {
-                throw new IllegalStateException("injected: onRemove failed");
-            }
-            lru.onRemove(key);
-        }
-
-        @Override
-        public Optional<BlockKey> victim(Predicate<BlockKey> evictable) {
-            return lru.victim(evictable);
         }
     }
 }

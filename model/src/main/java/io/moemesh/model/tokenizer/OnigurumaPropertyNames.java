@@ -2,7 +2,6 @@ package io.moemesh.model.tokenizer;
 
 import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -32,42 +31,82 @@ final class OnigurumaPropertyNames {
             Map.entry("Separator", "Z"), Map.entry("Space_Separator", "Zs"), Map.entry("Line_Separator", "Zl"),
             Map.entry("Paragraph_Separator", "Zp"), Map.entry("Other", "C"), Map.entry("Control", "Cc"),
             Map.entry("Format", "Cf"), Map.entry("Private_Use", "Co"));
-    /** Every accepted name but the scripts, lower-cased, to the spelling the lookups above use. */
+    /** Every accepted name but the scripts, by its {@link #key}, to the spelling the lookups above use. */
     private static final Map<String, String> KNOWN_NAMES = knownNames();
+    /** The scripts by the {@link #key} of their Unicode names (OLD_ITALIC: "olditalic"). */
+    private static final Map<String, Character.UnicodeScript> SCRIPTS = scripts();
 
     private OnigurumaPropertyNames() {
     }
 
     /**
-     * The spelling OnigurumaRegex looks up for a property name: Oniguruma ignores the case of property names
-     * ({@code \p{l}}, {@code \p{WHITE_SPACE}}), and a long general-category name ({@code \p{Letter}}) means its
-     * short one.
+     * The spelling OnigurumaRegex looks up for a property name, or the name as written if it is none of the names
+     * above: Oniguruma matches a name as {@link #key} spells it ({@code \p{l}}, {@code \p{WHITE SPACE}},
+     * {@code \p{L_u}}), and a long general-category name ({@code \p{Letter}}) means its short one.
      */
     static String canonical(String name) {
-        String folded = name.toLowerCase(Locale.ROOT);
-        String known = KNOWN_NAMES.get(folded);
+        String key = key(name);
+        String known = key == null ? null : KNOWN_NAMES.get(key);
         return known != null ? known : name;
     }
 
     /**
-     * A script by its Unicode name or alias (Hani, Zinh), in any case, as Oniguruma reads them; but Unknown (Zzzz):
-     * Oniguruma's set of it differs. Java's forName takes the same names and aliases, ignoring case.
+     * A script by its Unicode name or alias (Hani, Zinh, {@code Old Italic}), spelled as {@link #key} allows, as
+     * Oniguruma reads them; but Unknown (Zzzz): Oniguruma's set of it differs.
      */
     static Character.UnicodeScript script(String name) {
-        try {
-            Character.UnicodeScript script = Character.UnicodeScript.forName(name);
-            return script == Character.UnicodeScript.UNKNOWN ? null : script;
-        } catch (IllegalArgumentException e) {
+        String key = key(name);
+        if (key == null) {
             return null;
         }
+        Character.UnicodeScript script = SCRIPTS.get(key);
+        if (script == null) {
+            // The 4-letter aliases (Hani, Zinh): Java's forName knows them, ignoring case; the key is ASCII without
+            // separators, so forName can only take an alias here or a name the map already has.
+            try {
+                script = Character.UnicodeScript.forName(key);
+            } catch (IllegalArgumentException e) {
+                return null;
+            }
+        }
+        return script == Character.UnicodeScript.UNKNOWN ? null : script;
+    }
+
+    /**
+     * A property name as Oniguruma looks it up (onigenc_unicode_property_name_to_ctype, src/unicode.c; its name
+     * table is gperf's with --ignore-case, src/unicode_property_data.c): spaces, hyphens and underscores dropped
+     * wherever they are, and ASCII letters lower-cased; null for a name with a character outside ASCII, which
+     * Oniguruma refuses (ONIGERR_INVALID_CHAR_PROPERTY_NAME) and Java's case mapping could turn into a known one
+     * (the Kelvin sign into k, dotless i into I). Other characters (a tab) stay, so no name has them.
+     */
+    static String key(String name) {
+        StringBuilder out = new StringBuilder(name.length());
+        for (int i = 0; i < name.length(); i++) {
+            char c = name.charAt(i);
+            if (c >= 0x80) {
+                return null;
+            }
+            if (c != ' ' && c != '-' && c != '_') {
+                out.append(c >= 'A' && c <= 'Z' ? (char) (c + ('a' - 'A')) : c);
+            }
+        }
+        return out.toString();
     }
 
     private static Map<String, String> knownNames() {
         Map<String, String> out = new HashMap<>();
         for (Set<String> names : List.of(SAME, BINARY, Set.of("Word", "XDigit", "Hex_Digit", "Assigned", "Any"))) {
-            names.forEach(n -> out.put(n.toLowerCase(Locale.ROOT), n));
+            names.forEach(n -> out.put(key(n), n));
         }
-        LONG_CATEGORY_NAMES.forEach((longName, shortName) -> out.put(longName.toLowerCase(Locale.ROOT), shortName));
+        LONG_CATEGORY_NAMES.forEach((longName, shortName) -> out.put(key(longName), shortName));
+        return Map.copyOf(out);
+    }
+
+    private static Map<String, Character.UnicodeScript> scripts() {
+        Map<String, Character.UnicodeScript> out = new HashMap<>();
+        for (Character.UnicodeScript script : Character.UnicodeScript.values()) {
+            out.put(key(script.name()), script);
+        }
         return Map.copyOf(out);
     }
 }

@@ -33,7 +33,8 @@ import java.util.regex.Pattern;
  *       an optional or repeated interval where Java reads a lazy or possessive one).</li>
  *   <li>{@code \p{...}}: only names checked against tokenizers: the general categories but Cn and Cs (whose
  *       Oniguruma sets differ), by short or long name, the POSIX classes, the scripts and their aliases but Unknown,
- *       and a few binary properties; in any case, as Oniguruma ignores it ({@link OnigurumaPropertyNames}).</li>
+ *       and a few binary properties; in any case and with spaces, hyphens and underscores anywhere, as Oniguruma
+ *       ignores them ({@code \p{L_u}} is {@code \p{Lu}}; {@link OnigurumaPropertyNames#key}).</li>
  *   <li>Case-insensitive groups: Oniguruma also matches "ss" to "ß", "st" to "ﬆ", "j" + U+030C to "ǰ", keeps "i"
  *       apart from "İ" and "ı", and does not fold {@code \p{Lu}}; Java does the opposite. So such a group refuses
  *       "i", letters outside ASCII, combining marks, the pairs ss, st, ff, fi, fl (also through a one-character
