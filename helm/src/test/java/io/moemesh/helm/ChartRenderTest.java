@@ -185,20 +185,22 @@ class ChartRenderTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("valueSets")
-    void routerRole_grantsOnlyPodReadsPodStatusPatchesWritesOfThePlacementConfigMapAndTheLease_toTheRoutersServiceAccount(
-            Chart.ValueSet set) {
+    void routerRole_grantsExactlyTheVerbsOfTheCallsTheRouterMakes_toTheRoutersServiceAccount(Chart.ValueSet set) {
         RenderedChart chart = Chart.render(set);
         String placement = name("placement");
         assertThat(chart.one(V1ConfigMap.class, placement).getData()).as("created empty, the router fills it")
                 .isNullOrEmpty();
         V1Role role = chart.one(V1Role.class, name("router"));
-        // pods/status: the readiness gate's condition (expertService.readinessGate.enabled, on in every value set)
+        // One verb per call in router-service's io.moemesh.router.kubernetes, nothing more (least privilege):
+        // KubernetesPodDiscovery lists and watches pods (never reads one by name: no get); KubernetesPodConditions
+        // patches pods/status (the readiness gate's condition; expertService.readinessGate.enabled, on in every value
+        // set); KubernetesPlacementConfigMap reads the placement ConfigMap and replaces it (get, update; never a
+        // patch); RouterLease reads, replaces and creates the Lease (get, update, create).
         assertThat(role.getRules()).containsExactly(
-                new V1PolicyRule().apiGroups(List.of("")).resources(List.of("pods"))
-                        .verbs(List.of("get", "list", "watch")),
+                new V1PolicyRule().apiGroups(List.of("")).resources(List.of("pods")).verbs(List.of("list", "watch")),
                 new V1PolicyRule().apiGroups(List.of("")).resources(List.of("pods/status")).verbs(List.of("patch")),
                 new V1PolicyRule().apiGroups(List.of("")).resources(List.of("configmaps"))
-                        .resourceNames(List.of(placement)).verbs(List.of("get", "update", "patch")),
+                        .resourceNames(List.of(placement)).verbs(List.of("get", "update")),
                 // the placement lease: only its holder places (create cannot be limited by name)
                 new V1PolicyRule().apiGroups(List.of("coordination.k8s.io")).resources(List.of("leases"))
                         .resourceNames(List.of(name("router"))).verbs(List.of("get", "update")),

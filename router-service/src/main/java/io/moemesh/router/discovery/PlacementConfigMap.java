@@ -1,8 +1,8 @@
 package io.moemesh.router.discovery;
 
 /**
- * The ConfigMap the router publishes placements to (the chart creates it empty; the router's Role may get, update and
- * patch it, never create it). The placement is stored in one of two forms, never both: compact JSON under the
+ * The ConfigMap the router publishes placements to (the chart creates it empty; the router's Role may get and update
+ * it, never create or patch it). The placement is stored in one of two forms, never both: compact JSON under the
  * {@code data} key {@value ConfigMapPublisher#KEY}, or its gzip under the {@code binaryData} key
  * {@value ConfigMapPublisher#GZIP_KEY} ({@link ConfigMapPublisher} chooses by size). The Kubernetes implementation is
  * {@code io.moemesh.router.kubernetes}.

@@ -10,15 +10,11 @@ import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.proto.router.v1.PlacementSummary;
 import io.moemesh.proto.router.v1.PredictPathsRequest;
 import io.moemesh.proto.router.v1.PredictPathsResponse;
-import io.moemesh.proto.router.v1.PredictedLayer;
-import io.moemesh.proto.router.v1.PredictedPosition;
 import io.moemesh.proto.router.v1.ReplanRequest;
 import io.moemesh.proto.router.v1.ReplanResponse;
 import io.moemesh.proto.router.v1.ReportRoutesRequest;
 import io.moemesh.proto.router.v1.ReportRoutesResponse;
 import io.moemesh.proto.router.v1.RouterServiceGrpc;
-import io.moemesh.proto.router.v1.SequencePrediction;
-import io.moemesh.proto.router.v1.SequenceQuery;
 import io.moemesh.proto.router.v1.WatchPlacementRequest;
 import io.moemesh.proto.router.v1.WatchPlacementResponse;
 import io.moemesh.proto.router.v1.WatcherState;
@@ -27,15 +23,11 @@ import io.moemesh.router.coordination.PlacementMessages;
 import io.moemesh.router.coordination.ReplanOutcome;
 import io.moemesh.router.coordination.WatcherRegistry;
 import io.moemesh.router.placement.PlacementEval;
-import io.moemesh.router.prediction.ModelShape;
-import io.moemesh.router.reports.ReportedToken;
 import io.moemesh.router.reports.RouteBook;
-import io.moemesh.router.trace.TokenRoute;
 import io.moemesh.service.grpc.OpenStreams;
 import io.moemesh.service.tls.MeshIdentity;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -53,24 +45,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImplBase {
     private static final Logger log = LoggerFactory.getLogger(RouterGrpcService.class);
-    /** Sequences one PredictPaths call may carry. */
-    static final int MAX_SEQUENCES = 1024;
-    /** Tokens one sequence of PredictPaths may carry. */
-    static final int MAX_TOKENS = 4096;
-    /**
-     * Observed routes one sequence of PredictPaths may carry: as many as it may use, one more than it may have
-     * tokens. A token uses its own route (layers below from_layer) and the one at position - 1, so its largest
-     * sequence uses the routes at first_position - 1 .. first_position + MAX_TOKENS - 1. Each becomes a checked
-     * route (arrays for every layer) held until its sequence is predicted; only the message size bounded them
-     * before, and a 16 MiB message holds over a million one-layer routes.
-     */
-    static final int MAX_OBSERVED = MAX_TOKENS + 1;
-    /** Observed routes one PredictPaths call may carry in all: bounds the checking one call makes the router do. */
-    static final int MAX_OBSERVED_PER_CALL = 65_536;
-    /** (token, layer) predictions one PredictPaths call may ask for: bounds the time it holds the predictor. */
-    static final long MAX_PREDICTIONS = 65_536;
-    /** The largest token position (uint32 on the wire). */
-    static final long MAX_POSITION = 0xFFFF_FFFFL;
     static final Duration DEFAULT_WATCHERS_TIMEOUT = Duration.ofSeconds(30);
     /** The longest Replan may wait for watchers (watchers_timeout_ms, router.proto). */
     static final Duration MAX_WATCHERS_TIMEOUT = Duration.ofMinutes(10);
@@ -80,6 +54,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
     static final Status SHUTTING_DOWN = Status.UNAVAILABLE.withDescription("the router is shutting down");
 
     private final RouteBook book;
+    private final PathPredictions predictions;
     private final PlacementCoordinator coordinator;
     private final WatcherRegistry watchers;
     private final Executor waiter;
@@ -103,6 +78,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
         this.replanFailed = replanFailed;
         this.operators = operators;
         this.book = book;
+        this.predictions = new PathPredictions(book, coordinator::currentEpoch);
         this.coordinator = coordinator;
         this.watchers = watchers;
         this.waiter = waiter;
@@ -110,111 +86,7 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
 
     @Override
     public void predictPaths(PredictPathsRequest req, StreamObserver<PredictPathsResponse> obs) {
-        unary(obs, "PredictPaths", () -> predict(req));
-    }
-
-    private PredictPathsResponse predict(PredictPathsRequest req) {
-        ModelShape shape = book.shape();
-        if (req.getSequencesCount() == 0 || req.getSequencesCount() > MAX_SEQUENCES) {
-            throw new IllegalArgumentException("sequences: " + req.getSequencesCount() + " sequences, need 1.."
-                    + MAX_SEQUENCES);
-        }
-        long from = Integer.toUnsignedLong(req.getFromLayer());
-        if (from >= shape.layers()) {
-            throw new IllegalArgumentException("from_layer: layer " + from + " is not in [0, " + shape.layers() + ")");
-        }
-        long ahead = Integer.toUnsignedLong(req.getLookaheadLayers());
-        int to = (int) (ahead == 0 ? shape.layers() : Math.min(shape.layers(), from + ahead));
-        long max = Integer.toUnsignedLong(req.getMaxExperts());
-        if (max > shape.experts()) {
-            throw new IllegalArgumentException("max_experts: " + max + " is more than the model's " + shape.experts()
-                    + " experts");
-        }
-        int n = max == 0 ? Math.min(2 * shape.topK(), shape.experts()) : (int) max;
-        long predictions = 0;
-        long observed = 0;
-        for (int i = 0; i < req.getSequencesCount(); i++) {
-            int tokens = req.getSequences(i).getTokenIdsCount();
-            if (tokens == 0 || tokens > MAX_TOKENS) {
-                throw new IllegalArgumentException("sequences[" + i + "].token_ids: " + tokens + " tokens, need 1.."
-                        + MAX_TOKENS);
-            }
-            // Positions are uint32 on the wire: a later one would wrap to 0 in the answer.
-            long first = Integer.toUnsignedLong(req.getSequences(i).getFirstPosition());
-            if (first + tokens - 1 > MAX_POSITION) {
-                throw new IllegalArgumentException("sequences[" + i + "].first_position: " + first + " with " + tokens
-                        + " tokens puts the last at " + (first + tokens - 1) + ", past the largest position "
-                        + MAX_POSITION + " (uint32)");
-            }
-            predictions += (long) tokens * (to - from);
-            // RouteSample.request_id's bound (a gateway's ids fit it): the id is echoed in the answer.
-            RouteBook.checkIdLength(req.getSequences(i).getRequestId(), RouteBook.MAX_REQUEST_ID_BYTES,
-                    "sequences[" + i + "].request_id");
-            int routes = req.getSequences(i).getObservedCount();
-            if (routes > MAX_OBSERVED) {
-                throw new IllegalArgumentException("sequences[" + i + "].observed: " + routes + " routes, at most "
-                        + MAX_OBSERVED + " per sequence");
-            }
-            observed += routes;
-            if (observed > MAX_OBSERVED_PER_CALL) {
-                throw new IllegalArgumentException("sequences[" + i + "].observed: " + observed
-                        + " routes in sequences[0.." + i + "], at most " + MAX_OBSERVED_PER_CALL + " per call");
-            }
-        }
-        if (predictions > MAX_PREDICTIONS) {
-            throw new IllegalArgumentException("sequences: " + predictions + " (token, layer) predictions asked, at most "
-                    + MAX_PREDICTIONS + " per call (fewer tokens or lookahead_layers)");
-        }
-        PredictPathsResponse.Builder out = PredictPathsResponse.newBuilder()
-                .setPlacementEpoch(coordinator.currentEpoch()).setPredictor(book.predictorName());
-        for (int i = 0; i < req.getSequencesCount(); i++) {
-            out.addSequences(predictSequence(req.getSequences(i), "sequences[" + i + "]", (int) from, to, n));
-        }
-        return out.build();
-    }
-
-    private SequencePrediction predictSequence(SequenceQuery q, String field, int from, int to, int n) {
-        Map<Long, TokenRoute> observed = new HashMap<>();
-        for (int j = 0; j < q.getObservedCount(); j++) {
-            ReportedToken t = RouteMessages.toReported(q.getRequestId(), q.getObserved(j));
-            TokenRoute r = book.toObservedRoute(t, field + ".observed[" + j + "]");
-            if (observed.put(t.position(), r) != null) {
-                throw new IllegalArgumentException(field + ".observed[" + j + "].position: position " + t.position()
-                        + " is observed twice");
-            }
-        }
-        long first = Integer.toUnsignedLong(q.getFirstPosition());
-        SequencePrediction.Builder sp = SequencePrediction.newBuilder().setRequestId(q.getRequestId());
-        int tokens = q.getTokenIdsCount();
-        PredictedLayer.Builder[] layers = new PredictedLayer.Builder[to - from];
-        for (int l = from; l < to; l++) {
-            layers[l - from] = PredictedLayer.newBuilder().setLayer(l);
-        }
-        for (int t = 0; t < tokens; t++) {
-            long position = first + t;
-            int tokenId = q.getTokenIds(t);
-            book.checkTokenId(tokenId, field + ".token_ids[" + t + "]");
-            TokenRoute own = observed.get(position);
-            int[][] known = new int[book.shape().layers()][];
-            if (own != null) {
-                for (int l = 0; l < from; l++) {
-                    known[l] = own.experts()[l];
-                }
-            }
-            TokenRoute previous = observed.get(position - 1);
-            for (int l = from; l < to; l++) {
-                int[] experts = book.predict(tokenId, known, previous, l, n);
-                PredictedPosition.Builder pp = PredictedPosition.newBuilder().setPosition((int) position);
-                for (int r = 0; r < experts.length; r++) {
-                    pp.addExperts(experts[r]).addScores(1f - (float) r / experts.length);
-                }
-                layers[l - from].addPositions(pp);
-            }
-        }
-        for (PredictedLayer.Builder b : layers) {
-            sp.addLayers(b);
-        }
-        return sp.build();
+        unary(obs, "PredictPaths", () -> predictions.answer(req));
     }
 
     @Override
@@ -232,6 +104,13 @@ public final class RouterGrpcService extends RouterServiceGrpc.RouterServiceImpl
                         + "ReportRoutes)");
             }
             RouteBook.checkIdLength(id, WatcherRegistry.MAX_ID_BYTES, "watcher_id");
+            // No epoch reaches 2^63 (EpochFloor refuses one), so a watch from such a "known" epoch would never be sent
+            // a placement, yet stay registered: listed by DescribeRouter, waited for by every Replan with
+            // wait_for_watchers. A client bug (a cast of -1): refused before the watcher is registered.
+            if (req.getKnownEpoch() < 0) {
+                throw new IllegalArgumentException("known_epoch: " + Long.toUnsignedString(req.getKnownEpoch())
+                        + " is not an epoch (epochs are below 2^63; 0 = none known)");
+            }
         } catch (IllegalArgumentException e) {
             call.onError(RouterStatuses.toStatus(e).asRuntimeException());
             return;

@@ -1,28 +1,32 @@
 package io.moemesh.router.kubernetes;
 
+import com.google.gson.JsonObject;
 import io.kubernetes.client.openapi.ApiClient;
 import io.kubernetes.client.openapi.ApiException;
 import io.kubernetes.client.openapi.apis.CoreV1Api;
-import io.kubernetes.client.openapi.models.V1ConfigMap;
 import io.moemesh.router.discovery.ConfigMapPublisher;
 import io.moemesh.router.discovery.PlacementConfigMap;
-import java.util.HashMap;
-import java.util.Map;
+import java.util.Base64;
 
 /**
  * The placement ConfigMap through the official client: GET it, then PUT it back with the resourceVersion read (the API
  * server answers 409 Conflict when it changed meanwhile). One PUT sets the placement's form and removes the other
  * form's key ({@code data.placement.json} or {@code binaryData.placement.json.gz}), so both change atomically. It is
- * never created (the chart creates it empty and the router's Role allows only get, update and patch on it, by name),
- * so a 404, like a 403 or 422, is a {@link RefusedException}: not retried. Used from one thread (the publisher's).
+ * never created (the chart creates it empty and the router's Role allows only get and update on it, by name), so a
+ * 404, like a 403 or 422, is a {@link RefusedException}: not retried. Used from one thread (the publisher's).
+ *
+ * <p>The ConfigMap is read and written as a plain JSON tree ({@link RawApi}): members a newer Kubernetes adds neither
+ * fail the read nor get dropped by the write, which changes only the two keys and the resourceVersion.
  */
 public final class KubernetesPlacementConfigMap implements PlacementConfigMap {
+    private final RawApi raw;
     private final CoreV1Api api;
     private final String namespace;
     private final String name;
-    private V1ConfigMap last;
+    private JsonObject last;
 
     public KubernetesPlacementConfigMap(ApiClient client, String namespace, String name) {
+        this.raw = new RawApi(client);
         this.api = new CoreV1Api(client);
         this.namespace = namespace;
         this.name = name;
@@ -31,45 +35,71 @@ public final class KubernetesPlacementConfigMap implements PlacementConfigMap {
     @Override
     public Stored read() {
         try {
-            V1ConfigMap cm = api.readNamespacedConfigMap(name, namespace).execute();
+            JsonObject cm = raw.send(api.readNamespacedConfigMap(name, namespace).buildCall(null));
             last = cm;
-            Map<String, String> data = cm.getData();
-            Map<String, byte[]> binary = cm.getBinaryData();
-            return new Stored(data == null ? null : data.get(ConfigMapPublisher.KEY),
-                    binary == null ? null : binary.get(ConfigMapPublisher.GZIP_KEY),
-                    cm.getMetadata() == null ? null : cm.getMetadata().getResourceVersion());
+            String json = LenientJson.string(LenientJson.object(cm, "data", "ConfigMap"), ConfigMapPublisher.KEY,
+                    "data");
+            String gzip = LenientJson.string(LenientJson.object(cm, "binaryData", "ConfigMap"),
+                    ConfigMapPublisher.GZIP_KEY, "binaryData");
+            return new Stored(json, gzip == null ? null : decode(gzip), PodJson.resourceVersion(cm));
         } catch (ApiException e) {
             throw failure("reading", "get", e);
         }
     }
 
+    /** binaryData's value: base64 (standard, padded), as encoding/json writes Go's []byte. */
+    private byte[] decode(String base64) {
+        try {
+            return Base64.getDecoder().decode(base64);
+        } catch (IllegalArgumentException e) {
+            throw new LenientJson.Malformed("ConfigMap " + namespace + "/" + name + ": binaryData."
+                    + ConfigMapPublisher.GZIP_KEY + " is not base64 (" + e.getMessage() + ")");
+        }
+    }
+
     @Override
     public void replace(Content content, String resourceVersion) throws ConflictException {
-        V1ConfigMap cm = last;
-        if (cm == null) {
+        if (last == null) {
             throw new IllegalStateException("ConfigMap " + namespace + "/" + name + " was not read before writing it");
         }
-        Map<String, String> data = new HashMap<>(cm.getData() == null ? Map.of() : cm.getData());
-        Map<String, byte[]> binary = new HashMap<>(cm.getBinaryData() == null ? Map.of() : cm.getBinaryData());
+        JsonObject cm = RawApi.withoutManagedFields(last);
+        JsonObject data = LenientJson.object(cm, "data", "ConfigMap");
+        JsonObject binary = LenientJson.object(cm, "binaryData", "ConfigMap");
+        data = data == null ? new JsonObject() : data;
+        binary = binary == null ? new JsonObject() : binary;
         if (content.isGzip()) {
-            binary.put(ConfigMapPublisher.GZIP_KEY, content.gzip());
+            binary.addProperty(ConfigMapPublisher.GZIP_KEY, Base64.getEncoder().encodeToString(content.gzip()));
             data.remove(ConfigMapPublisher.KEY);
         } else {
-            data.put(ConfigMapPublisher.KEY, content.json());
+            data.addProperty(ConfigMapPublisher.KEY, content.json());
             binary.remove(ConfigMapPublisher.GZIP_KEY);
         }
-        // An empty map is sent as null: the API server drops empty maps anyway, and null keeps the PUT minimal.
-        cm.setData(data.isEmpty() ? null : data);
-        cm.setBinaryData(binary.isEmpty() ? null : binary);
-        cm.getMetadata().setResourceVersion(resourceVersion);
+        // An empty map is left out: the API server drops empty maps anyway, and leaving it out keeps the PUT minimal.
+        put(cm, "data", data);
+        put(cm, "binaryData", binary);
+        JsonObject meta = LenientJson.object(cm, "metadata", "ConfigMap");
+        if (meta == null) {
+            meta = new JsonObject();
+            cm.add("metadata", meta);
+        }
+        meta.addProperty("resourceVersion", resourceVersion);
         try {
-            last = api.replaceNamespacedConfigMap(name, namespace, cm).execute();
+            last = raw.send(raw.write("PUT", "/api/v1/namespaces/" + raw.escape(namespace) + "/configmaps/"
+                    + raw.escape(name), cm));
         } catch (ApiException e) {
             if (e.getCode() == 409) {
                 throw new ConflictException("ConfigMap " + namespace + "/" + name + " changed since resourceVersion "
                         + resourceVersion, e);
             }
             throw failure("writing", "update", e);
+        }
+    }
+
+    private static void put(JsonObject cm, String member, JsonObject map) {
+        if (map.isEmpty()) {
+            cm.remove(member);
+        } else {
+            cm.add(member, map);
         }
     }
 
@@ -89,7 +119,7 @@ public final class KubernetesPlacementConfigMap implements PlacementConfigMap {
                     + " account token, or moemesh.router.discovery.api-server's)";
             case 403 -> "HTTP 403 Forbidden: the router's Role must allow \"" + verb + "\" on configmaps named \""
                     + name + "\" in namespace " + namespace + " (the chart's router Role: apiGroups [\"\"], resources"
-                    + " [configmaps], resourceNames [" + name + "], verbs [get, update, patch])";
+                    + " [configmaps], resourceNames [" + name + "], verbs [get, update])";
             case 404 -> "HTTP 404: it does not exist; the router never creates it (the chart does, empty): install the"
                     + " chart's ConfigMap again (or kubectl create configmap " + name + " -n " + namespace + "), or set"
                     + " moemesh.router.discovery.config-map to the existing one";

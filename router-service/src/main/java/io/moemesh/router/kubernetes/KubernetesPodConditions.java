@@ -6,7 +6,6 @@ import io.kubernetes.client.custom.V1Patch;
 import io.kubernetes.client.openapi.ApiClient;
 import io.kubernetes.client.openapi.ApiException;
 import io.kubernetes.client.openapi.apis.CoreV1Api;
-import io.kubernetes.client.openapi.models.V1Pod;
 import io.kubernetes.client.util.PatchUtils;
 import io.moemesh.router.discovery.ExpertPod;
 import io.moemesh.router.discovery.PlacedGate;
@@ -43,7 +42,9 @@ public final class KubernetesPodConditions implements PlacedGate.PodConditions {
     public void set(PlacedGate.Change change) {
         String body = patch(change, clock.instant().truncatedTo(ChronoUnit.SECONDS).toString());
         try {
-            PatchUtils.patch(V1Pod.class, () -> api.patchNamespacedPodStatus(change.pod(), namespace, new V1Patch(body))
+            // The answer (the whole pod) is read as a plain JSON tree and dropped: through the generated V1Pod a
+            // pod member newer than the client would fail a patch the API server applied (see LenientJson).
+            PatchUtils.patch(JsonObject.class, () -> api.patchNamespacedPodStatus(change.pod(), namespace, new V1Patch(body))
                     .fieldManager(FIELD_MANAGER).buildCall(null), V1Patch.PATCH_FORMAT_STRATEGIC_MERGE_PATCH, client);
         } catch (ApiException e) {
             throw new IllegalStateException("patching the status of pod " + namespace + "/" + change.pod()

@@ -1,29 +1,28 @@
 package io.moemesh.router.kubernetes;
 
-import com.google.gson.reflect.TypeToken;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import io.kubernetes.client.openapi.ApiClient;
 import io.kubernetes.client.openapi.ApiException;
 import io.kubernetes.client.openapi.apis.CoreV1Api;
-import io.kubernetes.client.openapi.models.V1Container;
-import io.kubernetes.client.openapi.models.V1ContainerPort;
-import io.kubernetes.client.openapi.models.V1Pod;
-import io.kubernetes.client.openapi.models.V1PodCondition;
-import io.kubernetes.client.openapi.models.V1PodList;
-import io.kubernetes.client.util.Watch;
 import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.router.discovery.ExpertPod;
 import io.moemesh.router.discovery.InstanceDiscovery;
 import io.moemesh.router.discovery.LabelSelector;
 import io.moemesh.router.discovery.PodSet;
 import java.io.IOException;
-import java.lang.reflect.Type;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
+import okhttp3.Call;
+import okhttp3.Response;
+import okhttp3.ResponseBody;
+import okio.BufferedSource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -35,7 +34,12 @@ import org.slf4j.LoggerFactory;
  * seen; one that ends with 410 Gone (that resourceVersion is too old) is followed by a new list at once. A pod that
  * goes must be seen going at once: a gateway dispatching to a terminating pod fails its requests.
  *
- * <p>Errors (API down, 403, a watch that cannot be opened or breaks, a pod that cannot be read) are logged, once per
+ * <p>Pods are read from the API server's JSON as a plain tree ({@link PodJson}), not through the client's generated
+ * models, which refuse a whole list for one member they do not define: a newer Kubernetes's pods (every release adds
+ * members) are read like any other. A pod whose members the router reads cannot be read (a wrong JSON type) is left
+ * out, as if deleted, and logged once per pod and reason; the other pods are delivered as usual.
+ *
+ * <p>Errors (API down, 403, a watch that cannot be opened or breaks, an answer that is not JSON) are logged, once per
  * distinct message, and retried with a new list after a pause that starts at {@link #FIRST_BACKOFF} and doubles with
  * each failure in a row up to the resync period (so a router whose Role does not allow watch follows the pods by
  * listing every resync period): never a crash of the router. Runs on its own daemon thread.
@@ -47,9 +51,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class KubernetesPodDiscovery implements InstanceDiscovery {
     private static final Logger log = LoggerFactory.getLogger(KubernetesPodDiscovery.class);
-    private static final Type EVENT = new TypeToken<Watch.Response<V1Pod>>() { }.getType();
-    /** The Ready condition's reason when the kubelet holds a pod NotReady for its readiness gates only. */
-    static final String GATES_NOT_READY = "ReadinessGatesNotReady";
     /** The pause after a first failure; it doubles with each failure in a row, up to the resync period. */
     static final Duration FIRST_BACKOFF = Duration.ofSeconds(1);
 
@@ -65,7 +66,7 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         FAILED
     }
 
-    private final ApiClient client;
+    private final RawApi raw;
     private final CoreV1Api api;
     private final String namespace;
     private final LabelSelector selector;
@@ -86,7 +87,7 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
      */
     public KubernetesPodDiscovery(ApiClient client, String namespace, LabelSelector selector, int defaultPort,
                                   Duration resync) {
-        this.client = client;
+        this.raw = new RawApi(client);
         this.api = new CoreV1Api(client);
         this.namespace = Objects.requireNonNull(namespace, "namespace");
         this.selector = selector;
@@ -143,8 +144,11 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
         private final PodSet pods = new PodSet(selector, defaultPort);
         private volatile boolean closed;
         private volatile Thread thread;
-        private volatile Watch<V1Pod> watch;
+        /** The watch call in progress, cancelled by {@link #close}. */
+        private volatile Call watch;
         private List<Instance> delivered;
+        /** The reason last logged for an unreadable pod, by name: the rate limit of those log lines. */
+        private final Map<String, String> unreadable = new HashMap<>();
         private String lastError;
         private boolean watchFailureLogged;
         /** Failures in a row (lists and watches): the next pause is FIRST_BACKOFF doubled that many times less one. */
@@ -160,14 +164,21 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
             while (!closed) {
                 long listedAt = System.nanoTime();
                 try {
-                    V1PodList list = api.listNamespacedPod(namespace).labelSelector(selector.toString()).execute();
+                    JsonObject list = raw.send(api.listNamespacedPod(namespace).labelSelector(selector.toString())
+                            .buildCall(null));
                     List<ExpertPod> all = new ArrayList<>();
-                    for (V1Pod p : list.getItems()) {
-                        all.add(view(p));
+                    List<String> names = new ArrayList<>();
+                    for (JsonObject p : LenientJson.objects(list, "items", "PodList")) {
+                        ExpertPod pod = read(p);
+                        names.add(pod == null ? PodJson.name(p) : pod.name());
+                        if (pod != null) {
+                            all.add(pod);
+                        }
                     }
+                    unreadable.keySet().retainAll(names);
                     pods.replaceAll(all);
                     deliver();
-                    resourceVersion = list.getMetadata() == null ? null : list.getMetadata().getResourceVersion();
+                    resourceVersion = PodJson.resourceVersion(list);
                     lastError = null;
                 } catch (ApiException | RuntimeException e) {
                     failed("listing the expert-service pods failed", e);
@@ -192,34 +203,68 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
             int seconds = (int) Math.max(1, TimeUnit.NANOSECONDS.toSeconds(nanos));
             long openedAt = System.nanoTime();
             boolean events = false;
-            try (Watch<V1Pod> w = Watch.createWatch(client, api.listNamespacedPod(namespace)
-                    .labelSelector(selector.toString()).resourceVersion(resourceVersion).watch(true)
-                    .allowWatchBookmarks(true).timeoutSeconds(seconds).buildCall(null), EVENT)) {
-                watch = w;
-                watching = true;
-                for (Watch.Response<V1Pod> e : w) {
-                    if (closed) {
-                        return WatchEnd.RESYNC;
+            try {
+                Call call = api.listNamespacedPod(namespace).labelSelector(selector.toString())
+                        .resourceVersion(resourceVersion).watch(true).allowWatchBookmarks(true).timeoutSeconds(seconds)
+                        .buildCall(null);
+                watch = call;
+                if (closed) {
+                    return WatchEnd.RESYNC;
+                }
+                try (Response response = call.execute()) {
+                    ResponseBody body = response.body();
+                    if (!response.isSuccessful() || body == null) {
+                        throw new ApiException(response.code(), response.headers().toMultimap(),
+                                body == null ? null : body.string());
                     }
-                    if ("ERROR".equals(e.type) || e.object == null) {
-                        boolean gone = e.status != null && e.status.getCode() != null && e.status.getCode() == 410;
-                        log.info("the pod watch ended with {} ({}): listing again{}", e.type,
-                                e.status == null ? "" : e.status.getMessage(), gone ? "" : " after a pause");
-                        return gone ? WatchEnd.GONE : WatchEnd.FAILED;
-                    }
-                    events = true;
-                    if (e.object.getMetadata() != null && e.object.getMetadata().getResourceVersion() != null) {
-                        resourceVersion = e.object.getMetadata().getResourceVersion();
-                    }
-                    switch (e.type) {
-                        case "ADDED", "MODIFIED" -> pods.put(view(e.object));
-                        case "DELETED" -> pods.remove(e.object.getMetadata() == null ? null
-                                : e.object.getMetadata().getName());
-                        default -> {
-                            continue; // BOOKMARK: only its resourceVersion
+                    BufferedSource lines = body.source();
+                    watching = true;
+                    // The watch is a stream of JSON events, one a line
+                    // (https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes):
+                    // read as plain JSON like the list, so a pod's unknown members cannot end it.
+                    for (String line; (line = lines.readUtf8Line()) != null; ) {
+                        if (closed) {
+                            return WatchEnd.RESYNC;
                         }
+                        if (line.isBlank()) {
+                            continue;
+                        }
+                        JsonObject e = JsonParser.parseString(line).getAsJsonObject();
+                        String type = LenientJson.string(e, "type", "watch event");
+                        JsonObject object = LenientJson.object(e, "object", "watch event");
+                        if ("ERROR".equals(type) || object == null) {
+                            Integer code = "ERROR".equals(type) ? LenientJson.integer(object, "code", "Status") : null;
+                            boolean gone = code != null && code == 410;
+                            log.info("the pod watch ended with {} ({}): listing again{}", type, object == null ? ""
+                                    : LenientJson.string(object, "message", "Status"), gone ? "" : " after a pause");
+                            return gone ? WatchEnd.GONE : WatchEnd.FAILED;
+                        }
+                        events = true;
+                        String version = PodJson.resourceVersion(object);
+                        if (version != null) {
+                            resourceVersion = version;
+                        }
+                        switch (type == null ? "" : type) {
+                            case "ADDED", "MODIFIED" -> {
+                                ExpertPod pod = read(object);
+                                if (pod != null) {
+                                    pods.put(pod);
+                                } else {
+                                    // Its state is unknown now: left out, as the list leaves it out.
+                                    pods.remove(PodJson.name(object));
+                                }
+                            }
+                            case "DELETED" -> {
+                                String name = PodJson.name(object);
+                                pods.remove(name);
+                                unreadable.remove(name);
+                            }
+                            default -> {
+                                continue; // BOOKMARK: only its resourceVersion
+                            }
+                        }
+                        deliver();
                     }
-                    deliver();
                 }
                 watchFailureLogged = false;
                 if (closed || System.nanoTime() - openedAt >= TimeUnit.SECONDS.toNanos(seconds)) {
@@ -247,6 +292,24 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
                 return WatchEnd.FAILED;
             } finally {
                 watch = null;
+            }
+        }
+
+        /**
+         * The router's view of {@code pod}, or null when a member it reads cannot be read: logged once per pod and
+         * reason (a pod that stays so is not logged on every event or resync).
+         */
+        private ExpertPod read(JsonObject pod) {
+            String name = PodJson.name(pod);
+            try {
+                ExpertPod p = PodJson.view(pod);
+                unreadable.remove(name);
+                return p;
+            } catch (LenientJson.Malformed e) {
+                if (!e.getMessage().equals(unreadable.put(name, e.getMessage()))) {
+                    log.warn("leaving out expert-service pod {}: it cannot be read ({})", name, e.getMessage());
+                }
+                return null;
             }
         }
 
@@ -304,13 +367,9 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
 
         void close() {
             closed = true;
-            Watch<V1Pod> w = watch;
+            Call w = watch;
             if (w != null) {
-                try {
-                    w.close();
-                } catch (IOException | RuntimeException e) {
-                    log.debug("closing the pod watch", e);
-                }
+                w.cancel();
             }
             Thread t = thread;
             if (t != null) {
@@ -321,79 +380,10 @@ public final class KubernetesPodDiscovery implements InstanceDiscovery {
 
     private static String describe(Exception e) {
         if (e instanceof ApiException a && a.getCode() != 0) {
-            return "HTTP " + a.getCode() + (a.getCode() == 403 ? ": the router's Role must allow get, list and watch on "
-                    + "pods" : "");
+            return "HTTP " + a.getCode() + (a.getCode() == 403 ? ": the router's Role must allow list and watch on pods"
+                    : "");
         }
         return e.getClass().getSimpleName() + ": " + e.getMessage();
-    }
-
-    /**
-     * The router's view of a pod; null fields where the API gave none. Placeable on ContainersReady, not on Ready
-     * alone: the chart's readiness gate ({@value ExpertPod#PLACED}) keeps Ready False until the router has placed on
-     * the pod. But a Ready=False that is not the gate's takes the pod out ({@link ExpertPod#notReadyOtherwise}): the
-     * node controller marks the pods of a node it lost (NotReady or unreachable for the node monitor grace, under a
-     * minute by default) Ready=False and nothing else, their ContainersReady stays True until they are evicted
-     * (after the 300 s not-ready toleration), and meanwhile every switch would PREPARE on pods nobody can reach. The
-     * gate is what keeps a pod NotReady when the pod lists it in spec.readinessGates and either the Ready condition
-     * carries the kubelet's reason for it, {@value #GATES_NOT_READY} (also while the kubelet has not yet re-evaluated
-     * the gate the router just set True: otherwise every placement would take its pod out until then), or the gate
-     * condition was never written (a new pod the router has not placed yet). Not "whenever the gate condition is not
-     * True": the router sets it False on the lost node's pods once it re-placed without them, and they would then
-     * look placeable again, and be re-placed on and failed on, over and over. The node controller keeps the reason
-     * the kubelet last wrote, none on a pod that was Ready. The node's own Ready condition is not read: discovery
-     * watches pods only.
-     */
-    static ExpertPod view(V1Pod p) {
-        var meta = p.getMetadata();
-        var status = p.getStatus();
-        List<V1PodCondition> conditions = status == null || status.getConditions() == null ? List.of()
-                : status.getConditions();
-        boolean hasContainersReady = conditions.stream().anyMatch(c -> "ContainersReady".equals(c.getType()));
-        // A kubelet reports ContainersReady next to Ready (Kubernetes >= 1.12); Ready stands in for it only on a pod
-        // that has none (one whose status was not written by a kubelet).
-        boolean containersReady = isTrue(conditions, hasContainersReady ? "ContainersReady" : "Ready");
-        boolean notReadyOtherwise = false;
-        V1PodCondition ready = condition(conditions, "Ready");
-        if (hasContainersReady && ready != null && !"True".equals(ready.getStatus())) {
-            boolean gated = p.getSpec() != null && p.getSpec().getReadinessGates() != null && p.getSpec()
-                    .getReadinessGates().stream().anyMatch(g -> ExpertPod.PLACED.equals(g.getConditionType()));
-            boolean neverPlaced = condition(conditions, ExpertPod.PLACED) == null;
-            notReadyOtherwise = !(gated && (neverPlaced || GATES_NOT_READY.equals(ready.getReason())));
-        }
-        Integer grpcPort = null;
-        if (p.getSpec() != null && p.getSpec().getContainers() != null) {
-            for (V1Container c : p.getSpec().getContainers()) {
-                for (V1ContainerPort port : c.getPorts() == null ? List.<V1ContainerPort>of() : c.getPorts()) {
-                    if ("grpc".equals(port.getName())) {
-                        grpcPort = port.getContainerPort();
-                    }
-                }
-            }
-        }
-        return new ExpertPod(meta == null ? null : meta.getName(), meta == null ? null : meta.getLabels(),
-                meta == null ? null : meta.getAnnotations(), meta != null && meta.getDeletionTimestamp() != null,
-                status == null ? null : status.getPhase(), containersReady, status == null ? null : status.getPodIP(),
-                grpcPort, p.getSpec() == null ? null : p.getSpec().getNodeName(), isTrue(conditions, ExpertPod.PLACED),
-                meta == null ? null : meta.getUid(), restarts(status), notReadyOtherwise);
-    }
-
-    private static int restarts(io.kubernetes.client.openapi.models.V1PodStatus status) {
-        if (status == null || status.getContainerStatuses() == null) {
-            return 0;
-        }
-        int sum = 0;
-        for (var c : status.getContainerStatuses()) {
-            sum += c.getRestartCount() == null ? 0 : c.getRestartCount();
-        }
-        return sum;
-    }
-
-    private static V1PodCondition condition(List<V1PodCondition> conditions, String type) {
-        return conditions.stream().filter(c -> type.equals(c.getType())).findFirst().orElse(null);
-    }
-
-    private static boolean isTrue(List<V1PodCondition> conditions, String type) {
-        return conditions.stream().anyMatch(c -> type.equals(c.getType()) && "True".equals(c.getStatus()));
     }
 
     @Override

@@ -1,14 +1,13 @@
 package io.moemesh.router.kubernetes;
 
+import com.google.gson.JsonObject;
 import io.kubernetes.client.openapi.ApiClient;
 import io.kubernetes.client.openapi.ApiException;
 import io.kubernetes.client.openapi.apis.CoordinationV1Api;
-import io.kubernetes.client.openapi.models.V1Lease;
-import io.kubernetes.client.openapi.models.V1LeaseSpec;
-import io.kubernetes.client.openapi.models.V1ObjectMeta;
 import java.time.Duration;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
@@ -42,6 +41,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The {@link Listener} ({@link #listen}) is called on the lease's own thread, never once {@link #close} began (a
  * renewal still in flight then does not report the Lease taken). Errors are logged once per distinct message.
+ *
+ * <p>The Lease is read and written as a plain JSON tree ({@link RawApi}), not through the client's generated models:
+ * a member a newer Kubernetes adds neither fails the read (which would cost the holder the Lease at each renewal) nor
+ * gets dropped by the write, which changes only the spec members below.
  */
 public final class RouterLease implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(RouterLease.class);
@@ -57,6 +60,13 @@ public final class RouterLease implements AutoCloseable {
         void lost(String why);
     }
 
+    /**
+     * A MicroTime (spec.renewTime, spec.acquireTime) as the API server parses it: RFC 3339 with exactly six fraction
+     * digits, {@code 2006-01-02T15:04:05.000000Z07:00} (k8s.io/apimachinery/pkg/apis/meta/v1/micro_time.go), in UTC.
+     */
+    private static final DateTimeFormatter MICRO_TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'");
+
+    private final RawApi raw;
     private final CoordinationV1Api api;
     private final String namespace;
     private final String name;
@@ -96,6 +106,7 @@ public final class RouterLease implements AutoCloseable {
         if (duration.compareTo(Duration.ofSeconds(3)) < 0) {
             throw new IllegalArgumentException("lease duration must be >= 3s, got " + duration);
         }
+        this.raw = new RawApi(client);
         this.api = new CoordinationV1Api(client);
         this.namespace = Objects.requireNonNull(namespace, "namespace");
         this.name = Objects.requireNonNull(name, "name");
@@ -155,13 +166,14 @@ public final class RouterLease implements AutoCloseable {
         long now = nanoClock.getAsLong();
         boolean ok = false;
         try {
-            V1Lease lease = read();
+            JsonObject lease = read();
             if (lease == null) {
                 create(now);
             } else {
-                V1LeaseSpec spec = lease.getSpec() == null ? new V1LeaseSpec() : lease.getSpec();
-                String holder = spec.getHolderIdentity() == null ? "" : spec.getHolderIdentity();
-                String record = holder + " " + spec.getRenewTime() + " " + spec.getLeaseTransitions();
+                JsonObject spec = spec(lease);
+                String holder = holder(spec);
+                String record = holder + " " + LenientJson.string(spec, "renewTime", "spec") + " "
+                        + LenientJson.integer(spec, "leaseTransitions", "spec");
                 if (!record.equals(observed)) {
                     observed = record;
                     observedAt = now;
@@ -198,14 +210,34 @@ public final class RouterLease implements AutoCloseable {
         }
     }
 
-    private Duration durationOf(V1LeaseSpec spec) {
-        Integer s = spec.getLeaseDurationSeconds();
+    private Duration durationOf(JsonObject spec) {
+        Integer s = LenientJson.integer(spec, "leaseDurationSeconds", "spec");
         return s == null || s < 1 ? duration : Duration.ofSeconds(s);
     }
 
-    private V1Lease read() throws ApiException {
+    /** The Lease's spec (a new one, in it, when it has none). */
+    private static JsonObject spec(JsonObject lease) {
+        JsonObject spec = LenientJson.object(lease, "spec", "Lease");
+        if (spec == null) {
+            spec = new JsonObject();
+            lease.add("spec", spec);
+        }
+        return spec;
+    }
+
+    private static String holder(JsonObject spec) {
+        String holder = LenientJson.string(spec, "holderIdentity", "spec");
+        return holder == null ? "" : holder;
+    }
+
+    private String path() {
+        return "/apis/coordination.k8s.io/v1/namespaces/" + raw.escape(namespace) + "/leases";
+    }
+
+    /** The Lease (without metadata.managedFields: it is written back from this), or null when there is none. */
+    private JsonObject read() throws ApiException {
         try {
-            return api.readNamespacedLease(name, namespace).execute();
+            return RawApi.withoutManagedFields(raw.send(api.readNamespacedLease(name, namespace).buildCall(null)));
         } catch (ApiException e) {
             if (e.getCode() == 404) {
                 return null;
@@ -215,26 +247,46 @@ public final class RouterLease implements AutoCloseable {
     }
 
     private void create(long now) throws ApiException {
-        OffsetDateTime t = OffsetDateTime.now(ZoneOffset.UTC);
-        api.createNamespacedLease(namespace, new V1Lease().apiVersion("coordination.k8s.io/v1").kind("Lease")
-                .metadata(new V1ObjectMeta().name(name).namespace(namespace))
-                .spec(new V1LeaseSpec().holderIdentity(identity).leaseDurationSeconds(seconds()).acquireTime(t)
-                        .renewTime(t).leaseTransitions(0))).execute();
+        String t = MICRO_TIME.format(OffsetDateTime.now(ZoneOffset.UTC));
+        JsonObject meta = new JsonObject();
+        meta.addProperty("name", name);
+        meta.addProperty("namespace", namespace);
+        JsonObject spec = new JsonObject();
+        spec.addProperty("holderIdentity", identity);
+        spec.addProperty("leaseDurationSeconds", seconds());
+        spec.addProperty("acquireTime", t);
+        spec.addProperty("renewTime", t);
+        spec.addProperty("leaseTransitions", 0);
+        JsonObject lease = new JsonObject();
+        lease.addProperty("apiVersion", "coordination.k8s.io/v1");
+        lease.addProperty("kind", "Lease");
+        lease.add("metadata", meta);
+        lease.add("spec", spec);
+        raw.send(raw.write("POST", path(), lease));
         renewed(now, false);
     }
 
     /** Renews it (as its holder) or takes it over, at the resourceVersion read: 409 when another wrote it first. */
-    private void write(V1Lease lease, boolean takeOver, long now) throws ApiException {
-        OffsetDateTime t = OffsetDateTime.now(ZoneOffset.UTC);
-        V1LeaseSpec spec = lease.getSpec() == null ? new V1LeaseSpec() : lease.getSpec();
-        spec.holderIdentity(identity).leaseDurationSeconds(seconds()).renewTime(t);
+    private void write(JsonObject lease, boolean takeOver, long now) throws ApiException {
+        String t = MICRO_TIME.format(OffsetDateTime.now(ZoneOffset.UTC));
+        JsonObject spec = spec(lease);
+        spec.addProperty("holderIdentity", identity);
+        spec.addProperty("leaseDurationSeconds", seconds());
+        spec.addProperty("renewTime", t);
         if (takeOver) {
-            spec.acquireTime(t).leaseTransitions(spec.getLeaseTransitions() == null ? 1
-                    : spec.getLeaseTransitions() + 1);
+            Integer transitions = LenientJson.integer(spec, "leaseTransitions", "spec");
+            spec.addProperty("acquireTime", t);
+            spec.addProperty("leaseTransitions", transitions == null ? 1 : transitions + 1);
         }
-        api.replaceNamespacedLease(name, namespace, lease.apiVersion("coordination.k8s.io/v1").kind("Lease")
-                .spec(spec)).execute();
+        replace(lease);
         renewed(now, !takeOver);
+    }
+
+    /** PUT of the Lease as read (its resourceVersion with it), its unknown members kept. */
+    private void replace(JsonObject lease) throws ApiException {
+        lease.addProperty("apiVersion", "coordination.k8s.io/v1");
+        lease.addProperty("kind", "Lease");
+        raw.send(raw.write("PUT", path() + "/" + raw.escape(name), lease));
     }
 
     /** @param stillOurs whether the Lease named this router before this write (a renewal, not a take-over) */
@@ -299,11 +351,11 @@ public final class RouterLease implements AutoCloseable {
         // Also when not held: a try that was in flight may have written this router's name.
         held = false;
         try {
-            V1Lease lease = read();
-            if (lease != null && lease.getSpec() != null && identity.equals(lease.getSpec().getHolderIdentity())) {
-                lease.getSpec().holderIdentity(null).leaseDurationSeconds(1);
-                api.replaceNamespacedLease(name, namespace, lease.apiVersion("coordination.k8s.io/v1")
-                        .kind("Lease")).execute();
+            JsonObject lease = read();
+            if (lease != null && identity.equals(holder(spec(lease)))) {
+                spec(lease).remove("holderIdentity");
+                spec(lease).addProperty("leaseDurationSeconds", 1);
+                replace(lease);
                 log.info("placement lease {}/{} released", namespace, name);
             }
         } catch (ApiException | RuntimeException e) {

@@ -119,7 +119,7 @@ class PredictPathsSocketTest {
      */
     @Test
     void predictPaths_fullSequenceWithEveryRouteItUses_isAnswered_oneRouteMoreIsInvalidArgument_namingItsObserved() {
-        int most = RouterGrpcService.MAX_TOKENS;
+        int most = PathPredictions.MAX_TOKENS;
         SequenceQuery.Builder full = SequenceQuery.newBuilder().setRequestId("a").setFirstPosition(1);
         for (int p = 0; p <= most; p++) { // positions 0 (before the first token) .. most (the last token's)
             full.addObserved(route(p));
@@ -140,11 +140,11 @@ class PredictPathsSocketTest {
 
     @Test
     void predictPaths_moreObservedRoutesInAllThanOneCallMayCarry_isInvalidArgument_namingTheSequenceThatPassedIt() {
-        int perCall = RouterGrpcService.MAX_OBSERVED_PER_CALL;
-        int full = perCall / RouterGrpcService.MAX_TOKENS; // sequences of MAX_TOKENS observed routes that fit exactly
+        int perCall = PathPredictions.MAX_OBSERVED_PER_CALL;
+        int full = perCall / PathPredictions.MAX_TOKENS; // sequences of MAX_TOKENS observed routes that fit exactly
         PredictPathsRequest.Builder fits = PredictPathsRequest.newBuilder();
         for (int i = 0; i < full; i++) {
-            fits.addSequences(query("s" + i, RouterGrpcService.MAX_TOKENS));
+            fits.addSequences(query("s" + i, PathPredictions.MAX_TOKENS));
         }
         assertThat(stub.predictPaths(fits.clone().setFromLayer(3).build()).getSequencesCount()).isEqualTo(full);
 

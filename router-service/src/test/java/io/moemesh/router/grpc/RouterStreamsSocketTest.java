@@ -182,6 +182,28 @@ class RouterStreamsSocketTest {
         assertInvalidArgument(end, "watcher_id: longer than 256 bytes (UTF-8)");
     }
 
+    /**
+     * No epoch reaches 2^63, so a watch from such a known_epoch (a client's cast of -1) would never be sent a
+     * placement, yet DescribeRouter would list it and every Replan with wait_for_watchers would wait for it.
+     */
+    @Test
+    void watchPlacement_withAKnownEpochOf2To63OrMore_isInvalidArgument_namingKnownEpoch_andRegistersNoWatcher() {
+        for (long known : new long[] {Long.MIN_VALUE, -1}) {
+            var it = RouterServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+                    .watchPlacement(WatchPlacementRequest.newBuilder().setWatcherId("gw-x").setKnownEpoch(known)
+                            .build());
+            Object end = null;
+            try {
+                it.hasNext();
+            } catch (StatusRuntimeException e) {
+                end = e;
+            }
+            assertInvalidArgument(end, "known_epoch: " + Long.toUnsignedString(known)
+                    + " is not an epoch (epochs are below 2^63; 0 = none known)");
+        }
+        assertThat(watchers.watchers()).isEmpty();
+    }
+
     @Test
     void aWatcherThatStopsReading_holdsOnlyTheLatestPlacement_andGetsItWhenItReadsAgain() throws Exception {
         // A small HTTP/2 window: the server's transport stops taking messages after a few placements.
