@@ -1,5 +1,7 @@
 package io.moemesh.cli;
 
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.moemesh.cli.mesh.GatewayClient;
 import io.moemesh.cli.mesh.Generation;
 import io.moemesh.model.ModelFormatException;
@@ -137,8 +139,26 @@ final class GenerateCommand implements Callable<Integer> {
                 out.println();
                 out.flush();
             }
-            throw e;
+            throw unreachable(e);
         }
+    }
+
+    /**
+     * A gateway that could not be reached (the status carries the transport's failure as its cause; a gateway that
+     * answers UNAVAILABLE itself has none): the line names the endpoint and the reason, as the router commands' does.
+     * Any other failure is returned as it is.
+     */
+    private RuntimeException unreachable(RuntimeException e) {
+        if (!(e instanceof StatusRuntimeException s) || s.getStatus().getCode() != Status.Code.UNAVAILABLE
+                || s.getStatus().getCause() == null) {
+            return e;
+        }
+        String why = s.getStatus().getDescription() == null ? "" : s.getStatus().getDescription() + ": ";
+        return Status.UNAVAILABLE.withCause(s.getStatus().getCause())
+                .withDescription("gateway not reachable at " + target.endpoint + " (" + why
+                        + InputErrorHandler.rootCause(s.getStatus().getCause()) + "); is the mesh up? (moemesh up "
+                        + "starts one and prints its gateway's gRPC address)")
+                .asRuntimeException();
     }
 
     private int runLocally(Path model, String text, SamplingParams params) {

@@ -22,6 +22,12 @@ final class InputErrorHandler implements CommandLine.IExecutionExceptionHandler 
         if (e instanceof StatusRuntimeException s) {
             Status.Code code = s.getStatus().getCode();
             String why = s.getStatus().getDescription() == null ? "" : ": " + s.getStatus().getDescription().replace('\n', ' ');
+            // A failure of the transport (connection refused, unknown host, TLS) says only "io exception": the
+            // reason is the status's cause, which the line would otherwise drop.
+            String cause = rootCause(s.getStatus().getCause());
+            if (cause != null && !why.contains(cause)) {
+                why += " (" + cause + ")";
+            }
             cmd.getErr().println("moemesh " + cmd.getCommandName() + ": " + code + why);
             cmd.getErr().flush();
             return code == Status.Code.INVALID_ARGUMENT ? INPUT_ERROR : code == Status.Code.UNAVAILABLE ? UNAVAILABLE : 1;
@@ -40,5 +46,17 @@ final class InputErrorHandler implements CommandLine.IExecutionExceptionHandler 
         }
         e.printStackTrace(cmd.getErr());
         return 1;
+    }
+
+    /** The innermost cause's message (its class name when it has none), or null without a cause. */
+    static String rootCause(Throwable t) {
+        if (t == null) {
+            return null;
+        }
+        Throwable root = t;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        return root.getMessage() == null ? root.getClass().getSimpleName() : root.getMessage().replace('\n', ' ');
     }
 }

@@ -108,13 +108,17 @@ class GenerateEndpointTest {
         assertThat(run.err()).contains("moemesh generate: " + line).doesNotContain("\tat ");
     }
 
+    /** "UNAVAILABLE: io exception" alone named neither the gateway tried nor why it could not be reached. */
     @Test
-    void unreachableGateway_exitsWith3() {
-        int port = server.port();
-        CliRun run = CliRun.of("generate", "--endpoint", "127.0.0.1:1", "--prompt", "hi");
-        assertThat(port).isNotEqualTo(1);
+    void unreachableGateway_namesTheEndpointAndTheCause_andExitsWith3() throws java.io.IOException {
+        int closed;
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            closed = s.getLocalPort();
+        }
+        CliRun run = CliRun.of("generate", "--endpoint", "127.0.0.1:" + closed, "--prompt", "hi");
         assertThat(run.exitCode()).isEqualTo(3);
-        assertThat(run.err()).contains("moemesh generate: UNAVAILABLE");
+        assertThat(run.err()).contains("moemesh generate: UNAVAILABLE: gateway not reachable at 127.0.0.1:" + closed)
+                .contains("Connection refused").doesNotContain("\tat ");
     }
 
     @ParameterizedTest(name = "{1}")

@@ -7,7 +7,9 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -15,7 +17,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * The launcher script's {@code java_major}, run by bash as the script defines it, on stand-in {@code java}
  * executables that print a version line as the JDK does: every JDK the launcher may pick gives its feature release
- * as a plain number (its check {@code major >= 25} needs one), early-access builds included.
+ * as a plain number (its check {@code major >= 25} needs one), early-access builds included; and its
+ * {@code find_java}, run as the script runs it ({@code set -euo pipefail}).
  */
 class LauncherJavaVersionTest {
     @TempDir
@@ -42,5 +45,33 @@ class LauncherJavaVersionTest {
                 java.toString()).redirectErrorStream(true).start();
         assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
         assertThat(new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip()).isEqualTo(major);
+    }
+
+    /**
+     * Under {@code env -i}, a systemd system unit without {@code User=} or some CI runners HOME is unset: the search
+     * aborted on {@code "$HOME"} (set -u) and the launcher said no JDK existed, with a valid one in JAVA_HOME.
+     */
+    @Test
+    void findJava_withHomeUnset_takesTheJdkInJavaHome() throws IOException, InterruptedException {
+        Path jdk = tmp.resolve("jdk-25");
+        Path java = jdk.resolve("bin").resolve("java");
+        Files.createDirectories(java.getParent());
+        Files.writeString(java, "#!/bin/sh\necho 'openjdk version \"25.0.1\" 2025-10-21' >&2\n");
+        Files.writeString(jdk.resolve("bin").resolve("javac"), "#!/bin/sh\n");
+        java.toFile().setExecutable(true);
+        jdk.resolve("bin").resolve("javac").toFile().setExecutable(true);
+        Path script = TestModels.repoRoot().resolve("moemesh");
+        ProcessBuilder pb = new ProcessBuilder("/bin/bash", "-c", "set -euo pipefail; eval \"$(sed -n "
+                + "'/^java_major()/,/^}/p; /^usable_java()/,/^}/p; /^find_java()/,/^}/p' \"$0\")\" && find_java",
+                script.toString()).redirectErrorStream(true);
+        Map<String, String> env = pb.environment();
+        env.clear();
+        env.put("JAVA_HOME", jdk.toString());
+        env.put("PATH", "/usr/bin:/bin");
+        Process p = pb.start();
+        assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+        assertThat(p.exitValue()).as(out).isZero();
+        assertThat(out).isEqualTo(java.toString());
     }
 }

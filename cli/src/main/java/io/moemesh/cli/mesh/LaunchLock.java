@@ -129,6 +129,18 @@ final class LaunchLock implements AutoCloseable {
 
     /** Whether a launch (of this process or another) holds the lock of {@code stateDir} now. */
     static boolean held(Path stateDir) {
+        return held(stateDir, StateFiles.REAL);
+    }
+
+    /**
+     * {@link #held(Path)} with {@code .lock} opened by {@code files}. The probe is a shared lock on a read-only
+     * descriptor: it conflicts with the launch's exclusive lock all the same (fcntl(2): a read lock fails while another
+     * process holds a write lock), and it works where the state directory's file system has become read-only, which
+     * an open for writing does not (EROFS): {@code down} then could not even tell whether a launch runs.
+     *
+     * @throws java.io.UncheckedIOException naming the lock file and the cause when even that probe fails
+     */
+    static boolean held(Path stateDir, StateFiles files) {
         Path key;
         try {
             key = stateDir.toRealPath();
@@ -140,15 +152,16 @@ final class LaunchLock implements AutoCloseable {
                 return true;
             }
             // Never opened while this JVM holds it (above): closing this descriptor would drop that lock.
-            try (FileChannel ch = FileChannel.open(key.resolve(FILE), StandardOpenOption.WRITE);
-                 FileLock lock = ch.tryLock()) {
+            try (FileChannel ch = files.open(key.resolve(FILE), StandardOpenOption.READ);
+                 FileLock lock = ch.tryLock(0, Long.MAX_VALUE, true)) {
                 return lock == null;
             } catch (OverlappingFileLockException e) {
                 return true;
             } catch (NoSuchFileException e) {
                 return false; // never launched here
             } catch (IOException e) {
-                throw new UncheckedIOException(stateDir.resolve(FILE) + ": cannot check the state directory's lock", e);
+                throw new UncheckedIOException(stateDir.resolve(FILE) + ": cannot check the state directory's lock ("
+                        + e.getMessage() + ")", e);
             }
         }
     }
@@ -216,14 +229,15 @@ final class LaunchLock implements AutoCloseable {
         }
     }
 
-    /** A process as the marker names it: its pid and start instant (a recycled pid never matches). */
+    /** A process as the marker names it: its pid and start (a recycled pid never matches; {@link ProcessStart}). */
     private static String processTag(ProcessHandle p) {
-        return p.pid() + " " + MeshState.Service.startInstant(p);
+        return p.pid() + " " + ProcessStart.SYSTEM.of(p).tag();
     }
 
     private static IllegalArgumentException busy(Path stateDir) {
         return new IllegalArgumentException("another moemesh up is starting a mesh in " + stateDir + " (it holds "
-                + stateDir.resolve(FILE) + "); once it is up, stop it with: moemesh down --state-dir " + stateDir
+                + stateDir.resolve(FILE) + "); once it is up, stop it with: moemesh down "
+                + StateDirOption.argument(stateDir)
                 + ", or use another --state-dir");
     }
 

@@ -1,6 +1,8 @@
 package io.moemesh.cli.mesh;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.format.DateTimeParseException;
@@ -66,7 +68,25 @@ final class MeshShutdown {
 
     /** {@link MeshLauncher#down(Path, Duration, Duration, PrintWriter)}: the launch's end awaited, the stages run. */
     static List<String> down(Path stateDir, Duration grace, Duration launchWait, PrintWriter log) {
-        if (LaunchLock.held(stateDir)) {
+        return down(stateDir, grace, launchWait, log, StateFiles.REAL);
+    }
+
+    /**
+     * {@link #down(Path, Duration, Duration, PrintWriter)} with the lock probe and the delete of mesh.json done by
+     * {@code files}. On a state directory that has become read-only (or fails otherwise) the mesh is stopped all the
+     * same: a lock that cannot be probed is a warning (no launch is waited for), and so is a mesh.json that cannot be
+     * deleted once every process it records is stopped (a later up overwrites it: none of them runs).
+     */
+    static List<String> down(Path stateDir, Duration grace, Duration launchWait, PrintWriter log, StateFiles files) {
+        boolean launching;
+        try {
+            launching = LaunchLock.held(stateDir, files);
+        } catch (UncheckedIOException e) {
+            warn(log, e.getMessage() + "; stopping the mesh " + MeshState.FILE_NAME
+                    + " records without waiting for a launch");
+            launching = false;
+        }
+        if (launching) {
             log.printf("moemesh down: a moemesh up is starting a mesh in %s (it holds %s): waiting up to %d s for "
                     + "it to finish, then stopping it%n", stateDir, stateDir.resolve(LaunchLock.FILE),
                     launchWait.toSeconds());
@@ -74,7 +94,8 @@ final class MeshShutdown {
             if (!LaunchLock.awaitReleased(stateDir, launchWait)) {
                 throw new IllegalArgumentException("a moemesh up is still starting a mesh in " + stateDir
                         + " (it holds " + stateDir.resolve(LaunchLock.FILE) + ") after " + launchWait.toSeconds()
-                        + " s; nothing was stopped: run moemesh down --state-dir " + stateDir + " again once that up has returned "
+                        + " s; nothing was stopped: run moemesh down " + StateDirOption.argument(stateDir)
+                        + " again once that up has returned "
                         + "(a Ctrl-C in it stops what it started), or give --launch-wait more seconds");
             }
         }
@@ -97,11 +118,21 @@ final class MeshShutdown {
                     : s.name() + " was not running");
         }
         stopServices(state.get(), grace);
-        MeshState.delete(stateDir);
+        try {
+            files.deleteIfExists(MeshState.file(stateDir));
+        } catch (IOException e) {
+            warn(log, "the mesh is stopped, but " + MeshState.file(stateDir) + " cannot be deleted (" + e.getMessage()
+                    + "); delete it once its file system is writable (until then it names only stopped processes)");
+        }
         // The short /tmp directory a deep state dir's sockets went to (SocketDirectory), once the services unlinked
         // them.
         SocketDirectory.removeEmptyFallback(stateDir).ifPresent(report::add);
         return report;
+    }
+
+    private static void warn(PrintWriter log, String what) {
+        log.println("moemesh down: warning: " + what);
+        log.flush();
     }
 
     /** Services stopped together: SIGTERM to all, SIGKILL to those still running after {@code grace}. */

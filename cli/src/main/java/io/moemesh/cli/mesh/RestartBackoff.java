@@ -68,6 +68,19 @@ final class RestartBackoff {
         return t.notBefore;
     }
 
+    /**
+     * A restart after the exit last seen by {@link #exited} did not take at {@code now} (the process could not be
+     * started, or could not be recorded and was killed again): counted as one more exit in a row, so the next try
+     * waits the doubled wait (at least {@code initial}) rather than the next poll. Returns when it may be tried.
+     */
+    long failedStart(String service, long now) {
+        Track t = tracks.computeIfAbsent(service, k -> new Track());
+        long wait = Math.min(maxNanos, initialNanos << Math.min(30, Math.max(0, t.crashes - 1)));
+        t.crashes++;
+        t.notBefore = now + wait;
+        return t.notBefore;
+    }
+
     /** Consecutive exits counted for the service (0 once it ran long enough). */
     int crashes(String service) {
         Track t = tracks.get(service);

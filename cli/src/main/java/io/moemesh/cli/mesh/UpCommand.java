@@ -100,7 +100,7 @@ public final class UpCommand implements Callable<Integer> {
         mesh.placementTable().summary().forEach(out::println);
         out.flush();
         err.println("moemesh up: mesh state in " + MeshState.file(ms.stateDir()) + "; stop it with: moemesh down"
-                + (stateDir.isDefault() ? "" : " --state-dir " + ms.stateDir()));
+                + (stateDir.isDefault() ? "" : " " + StateDirOption.argument(ms.stateDir())));
         err.flush();
         return 0;
     }

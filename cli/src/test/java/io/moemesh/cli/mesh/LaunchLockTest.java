@@ -67,4 +67,36 @@ class LaunchLockTest {
             assertThat(pauses).hasValue(LaunchLock.ACQUIRE_TRIES - 1);
         }
     }
+
+    /**
+     * The probe is a shared lock on a read-only descriptor (it works on a read-only file system): it must still see
+     * the exclusive lock a launch in another process holds, and stop seeing it when that process dies.
+     */
+    @Test
+    void held_seesTheLockOfALaunchInAnotherProcess_throughItsReadOnlyProbe() throws Exception {
+        Files.createDirectories(state);
+        Path holder = Files.writeString(state.resolve("HoldLock.java"), """
+                public class HoldLock {
+                    public static void main(String[] args) throws Exception {
+                        var ch = java.nio.channels.FileChannel.open(java.nio.file.Path.of(args[0]),
+                                java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE);
+                        ch.lock();
+                        System.out.println("locked");
+                        System.out.flush();
+                        Thread.sleep(600_000);
+                    }
+                }
+                """);
+        Process launch = new ProcessBuilder(MeshHome.javaBinary(), holder.toString(),
+                state.resolve(LaunchLock.FILE).toString()).redirectErrorStream(true).start();
+        try {
+            assertThat(new java.io.BufferedReader(new java.io.InputStreamReader(launch.getInputStream())).readLine())
+                    .isEqualTo("locked");
+            assertThat(LaunchLock.held(state)).isTrue();
+        } finally {
+            launch.destroyForcibly();
+            launch.waitFor();
+        }
+        assertThat(LaunchLock.held(state)).isFalse();
+    }
 }

@@ -51,6 +51,21 @@ class RestartBackoffTest {
         assertThat(backoff.exited("b", 7, 5 * S)).as("another service's first exit").isEqualTo(5 * S);
     }
 
+    /**
+     * A restart that did not take (the process could not be started, or could not be recorded and was killed) is
+     * tried again after the doubled wait, not at the next 200 ms poll: a full disk must not start a JVM five times a
+     * second.
+     */
+    @Test
+    void failedStart_waitsAsOneMoreExitInARow() {
+        backoff.running("expert-0", 1, 0);
+        assertThat(backoff.exited("expert-0", 1, S)).as("first exit: at once").isEqualTo(S);
+        assertThat(backoff.failedStart("expert-0", S)).isEqualTo(2 * S);
+        assertThat(backoff.exited("expert-0", 1, S + 1)).as("the same exit asked again").isEqualTo(2 * S);
+        assertThat(backoff.failedStart("expert-0", 2 * S)).isEqualTo(4 * S);
+        assertThat(backoff.crashes("expert-0")).isEqualTo(3);
+    }
+
     @Test
     void badSettings_areRefused() {
         assertThatThrownBy(() -> new RestartBackoff(Duration.ZERO, Duration.ofSeconds(1), Duration.ZERO))

@@ -3,6 +3,13 @@ package io.moemesh.cli.mesh;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthGrpc;
+import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -11,9 +18,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class SocketDirectoryTest {
     private static final List<String> NAMES = List.of("expert-0", "expert-1", "expert-10");
@@ -27,6 +39,38 @@ class SocketDirectoryTest {
         assertThat(dir).isEqualTo(tmp.resolve("state").resolve("sockets"));
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(dir))).isEqualTo("rwx------");
         assertThat(log.toString()).isEmpty();
+    }
+
+    /**
+     * A state directory under "~/My Projects" (or with #, %, ?) kept its sockets in its own sockets/ folder, but the
+     * unix:// endpoints up wrote into the placement could not be dialled: the router never published epoch 1 and the
+     * gateway refused the placement. Here a real server listens on the socket and the endpoint up builds reaches it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"my mesh", "no#1", "100%", "why?"})
+    void stateDirThatAUriMustEncode_givesSocketEndpointsThatCanBeDialled(String name) {
+        Assumptions.assumeTrue(InstanceEndpoint.domainSocketsAvailable(), "no epoll here");
+        Path sockets = SocketDirectory.choose(tmp.resolve(name), List.of("expert-0"), tmp.resolve("short"),
+                new PrintWriter(log));
+        assertThat(sockets).isEqualTo(tmp.resolve(name).resolve("sockets"));
+        Path socket = sockets.resolve("expert-0.sock");
+        GrpcServerLifecycle server = new GrpcServerLifecycle("expert-0", "127.0.0.1", 0,
+                InsecureServerCredentials.create(), 1 << 20, Duration.ofSeconds(1), List.of(), List.of())
+                .alsoOnUnixSocket(socket, "moemesh.expert.grpc-unix-socket");
+        server.start();
+        try {
+            // what MeshLauncher writes into the placement, and the router and the gateway dial
+            ManagedChannel ch = InstanceEndpoint.parse(InstanceEndpoint.unix(socket).target())
+                    .channelBuilder(InsecureChannelCredentials.create()).build();
+            try {
+                assertThat(HealthGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+                        .check(HealthCheckRequest.getDefaultInstance()).getStatus()).isEqualTo(ServingStatus.SERVING);
+            } finally {
+                ch.shutdownNow();
+            }
+        } finally {
+            server.stop();
+        }
     }
 
     @Test

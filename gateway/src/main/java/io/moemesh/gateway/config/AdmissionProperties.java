@@ -13,9 +13,12 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                                  all take the last place
  * @param tenantRequestsPerSecond   per-tenant request rate (token bucket), a finite number ≥ 0; 0 (the default)
  *                                  disables the limit. A completions or chat request and a gRPC Generate or
- *                                  Tokenize call count when they arrive, before their body is read, whether they
- *                                  are then served or refused: a tenant past its rate gets 429 /
- *                                  RESOURCE_EXHAUSTED without its body being read, parsed or tokenized
+ *                                  Tokenize call count when they arrive, right after their authentication and
+ *                                  before their body is read, whether they are then served or refused (a gRPC call
+ *                                  once, however many messages it sends): a tenant past its rate gets 429 /
+ *                                  RESOURCE_EXHAUSTED (Retry-After; over gRPC the description ends "(retry after N
+ *                                  s)") without its body being read, parsed or tokenized, so a gRPC call of it holds
+ *                                  none of {@code maxHeldRequestBytes}
  * @param tenantBurst               per-tenant bucket size: requests a tenant may send at once, a finite number ≥ 1
  * @param maxPromptTokens           longest prompt accepted; 0 = the model's context (at most context − 1 either
  *                                  way: one token must remain to generate)

@@ -13,6 +13,7 @@ import io.moemesh.gateway.dispatch.TracedLocalExperts;
 import io.moemesh.gateway.grpc.ArrivalInterceptor;
 import io.moemesh.gateway.grpc.AuthInterceptor;
 import io.moemesh.gateway.grpc.GatewayGrpcService;
+import io.moemesh.gateway.grpc.TenantRateInterceptor;
 import io.moemesh.gateway.kvcache.AttendOffload;
 import io.moemesh.gateway.kvcache.RemotePrefixes;
 import io.moemesh.gateway.http.PublicApiFilter;
@@ -309,16 +310,18 @@ public class GatewayConfiguration {
     }
 
     @Bean
-    GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, ApiKeys keys,
-                                   ServingClock clock, HeldRequestBytes heldRequests) {
+    GrpcServerLifecycle grpcServer(GatewayProperties p, GatewayGrpcService service, GenerationService generation,
+                                   ApiKeys keys, ServingClock clock, HeldRequestBytes heldRequests) {
         // The public API authenticates clients by API key; moemesh.gateway.tls is for the channels to experts only.
-        // The arrival interceptor is last: it runs first, so a call's arrival is taken before anything else.
+        // The arrival interceptor is last: it runs first, so a call's arrival is taken before anything else. The
+        // tenant's rate is charged right after authentication, before the call's message is asked for.
         // Resettable calls: a Generate whose client does not read, a call that does not half-close, a call whose
         // request would take the held bytes past their budget, are reset (CallReset) so that nothing of them stays.
         return new GrpcServerLifecycle("gateway", p.grpcHost(), p.grpcPort(), InsecureServerCredentials.create(),
                 p.admission().maxRequestBytes(), SERVERS_STOP_GRACE, List.of(service.guarded()),
-                List.of(new AuthInterceptor(keys), new ArrivalInterceptor(clock))).resettableCalls(heldRequests,
-                        service.halfCloseBound())
+                List.of(new TenantRateInterceptor(generation), new AuthInterceptor(keys),
+                        new ArrivalInterceptor(clock)))
+                .resettableCalls(heldRequests, service.halfCloseBound())
                 .maxCallsPerConnection(p.admission().maxGrpcCallsPerConnection(),
                         "moemesh.gateway.admission.max-grpc-calls-per-connection");
     }

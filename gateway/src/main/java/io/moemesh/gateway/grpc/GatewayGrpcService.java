@@ -27,15 +27,16 @@ import java.util.Optional;
 import java.util.UUID;
 
 /**
- * The public gRPC API (moemesh.gateway.v1): a thin adapter over the engine loop. Its requests are parsed by
- * {@link RequestParsingGuard}, which also admits Generate and Tokenize messages, first by their tenant's rate, then
- * by size through the {@link IntakeLimiter} shared with the HTTP API (RESOURCE_EXHAUSTED when the tenant is past its
- * rate or too many large ones are in intake). grpc-java hands a call's message over only at its half-close, holding
- * its bytes until then: a call (Generate, Tokenize, ModelInfo) whose half-close has not come {@code requestReadTimeout}
- * after its start is ended by the guard (DEADLINE_EXCEEDED naming moemesh.gateway.admission.request-read-timeout, its stream
- * reset), so a client that never ends its request cannot hold them; and what all such calls hold at once is bounded by
- * moemesh.gateway.admission.max-held-request-bytes (the server's HeldRequestBytes: past it a call is closed
- * RESOURCE_EXHAUSTED and reset).
+ * The public gRPC API (moemesh.gateway.v1): a thin adapter over the engine loop. A Generate or Tokenize call is charged
+ * to its tenant's rate when it starts, before its message is read ({@link TenantRateInterceptor}). Its requests are
+ * parsed by {@link RequestParsingGuard}, which also admits Generate and Tokenize messages by size through the
+ * {@link IntakeLimiter} shared with the HTTP API (RESOURCE_EXHAUSTED when too many large ones are in intake), and refuses a
+ * call that does not send exactly one request message (INVALID_ARGUMENT). grpc-java hands a call's message over only at
+ * its half-close, holding its bytes until then: a call (Generate, Tokenize, ModelInfo) whose half-close has not come
+ * {@code requestReadTimeout} after its start is ended by the guard (DEADLINE_EXCEEDED naming
+ * moemesh.gateway.admission.request-read-timeout, its stream reset), so a client that never ends its request cannot
+ * hold them; and what all such calls hold at once is bounded by moemesh.gateway.admission.max-held-request-bytes (the
+ * server's HeldRequestBytes: past it a call is closed RESOURCE_EXHAUSTED and reset).
  */
 public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceImplBase {
     private final MoeModel model;
@@ -77,9 +78,8 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
     }
 
     /**
-     * Generate and Tokenize calls count against their tenant's rate when their message arrives, before it is parsed
-     * (a tenant past it: RESOURCE_EXHAUSTED, holding nothing); large ones then take an intake permit for their
-     * parsing and tokenization.
+     * Large Generate and Tokenize messages take an intake permit for their parsing and tokenization (their tenant's
+     * rate was charged when the call started: {@link TenantRateInterceptor}).
      */
     private Runnable admit(MethodDescriptor<?, ?> method, int bytes) {
         String name = method.getFullMethodName();
@@ -88,11 +88,6 @@ public final class GatewayGrpcService extends GatewayServiceGrpc.GatewayServiceI
             return () -> { };
         }
         try {
-            if (name.equals(GatewayServiceGrpc.getGenerateMethod().getFullMethodName())) {
-                service.chargeRate(Tenants.current());
-            } else {
-                service.admission().chargeRate(Tenants.current());
-            }
             return intake.admit(bytes)::close;
         } catch (RuntimeException e) {
             throw GatewayStatus.ofCall(e, "the request's admission").asRuntimeException();

@@ -24,6 +24,7 @@ import io.moemesh.proto.gateway.v1.FinishReason;
 import io.moemesh.proto.gateway.v1.GatewayServiceGrpc;
 import io.moemesh.proto.gateway.v1.GenerateRequest;
 import io.moemesh.proto.gateway.v1.GenerateResponse;
+import io.moemesh.proto.gateway.v1.ModelInfoRequest;
 import io.moemesh.proto.gateway.v1.PromptIds;
 import io.moemesh.proto.gateway.v1.SamplingParams;
 import io.moemesh.proto.gateway.v1.TokenizeRequest;
@@ -39,6 +40,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Named;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -54,7 +56,8 @@ import org.springframework.test.context.DynamicPropertySource;
  * range, stop strings (at most 16, non-empty), request_id ≤ 128 bytes, prompt ids in [0, vocab_size) and no more
  * than the prompt limit are INVALID_ARGUMENT naming the field; another model is NOT_FOUND; chat without a template FAILED_PRECONDITION;
  * large messages beyond the intake cap RESOURCE_EXHAUSTED; unparseable bytes INVALID_ARGUMENT; a call whose request
- * would take the bytes held before half-closes past admission.max-held-request-bytes RESOURCE_EXHAUSTED.
+ * would take the bytes held before half-closes past admission.max-held-request-bytes RESOURCE_EXHAUSTED; a call
+ * without its request message or with a second one INVALID_ARGUMENT (a client's mistake, never INTERNAL).
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -231,6 +234,61 @@ class GrpcClientErrorsTest {
         assertThat(big.getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
         assertThat(generateStatus(prompt(sampling()).build())).isEqualTo(Status.OK);
     }
+    /** Starts {@code method}'s call, sends {@code messages}, each at once, half-closes when asked; how it ended. */
+    private <Q, R> Status callSending(MethodDescriptor<Q, R> method, List<Q> messages, boolean halfClose) {
+        ClientCall<Q, R> c = channel.newCall(method.toBuilder().setType(MethodDescriptor.MethodType.BIDI_STREAMING)
+                .build(), CallOptions.DEFAULT.withDeadlineAfter(30, TimeUnit.SECONDS));
+        CompletableFuture<Status> closed = new CompletableFuture<>();
+        c.start(new ClientCall.Listener<>() {
+            @Override
+            public void onClose(Status status, Metadata trailers) {
+                closed.complete(status);
+            }
+        }, new Metadata());
+        c.request(Integer.MAX_VALUE);
+        messages.forEach(c::sendMessage);
+        if (halfClose) {
+            c.halfClose();
+        }
+        return closed.join();
+    }
+
+    static Stream<Arguments> methods() {
+        return Stream.of(
+                Arguments.of(Named.of("Generate", GatewayServiceGrpc.getGenerateMethod()), prompt(sampling()).build()),
+                Arguments.of(Named.of("Tokenize", GatewayServiceGrpc.getTokenizeMethod()),
+                        TokenizeRequest.newBuilder().setText("hi").build()),
+                Arguments.of(Named.of("ModelInfo", GatewayServiceGrpc.getModelInfoMethod()),
+                        ModelInfoRequest.getDefaultInstance()));
+    }
+
+    /** grpc-java's stubs would answer INTERNAL "Half-closed without a request", which gateway.proto keeps for bugs. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("methods")
+    <Q> void aCallEndingItsRequestWithoutAMessage_isInvalidArgument_namingTheMissingRequest(
+            MethodDescriptor<Q, ?> method, Q request) {
+        Status s = callSending(method, List.of(), true);
+
+        assertThat(s.getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(s.getDescription()).isEqualTo("the call ended its request without a moemesh.gateway.v1."
+                + request.getClass().getSimpleName() + ": " + method.getFullMethodName() + " takes exactly one");
+    }
+
+    /** grpc-java would reset the stream: a bare CANCELLED, as if the client had cancelled the call itself. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("methods")
+    <Q> void aSecondRequestMessage_isInvalidArgument_namingTheRule_halfClosedOrNot(MethodDescriptor<Q, ?> method,
+                                                                                  Q request) {
+        for (boolean halfClose : List.of(true, false)) {
+            Status s = callSending(method, List.of(request, request), halfClose);
+
+            assertThat(s.getCode()).as("half-closed " + halfClose).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(s.getDescription()).isEqualTo("the call sent a second moemesh.gateway.v1."
+                    + request.getClass().getSimpleName() + ": " + method.getFullMethodName() + " takes exactly one");
+        }
+        assertThat(generateStatus(prompt(sampling()).build())).as("the server still serves").isEqualTo(Status.OK);
+    }
+
     /**
      * Calls that send a message of almost max-request-bytes and never half-close (as a bidi stream: grpc-java's own
      * client sends such a message only with its half-close; the server does not check what type the client took the

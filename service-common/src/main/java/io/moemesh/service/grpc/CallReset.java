@@ -34,6 +34,12 @@ import org.slf4j.LoggerFactory;
  * resets its call there, on the transport thread, after the closer the guard registered
  * ({@link #beforeReset}) closed it RESOURCE_EXHAUSTED (the client reads that status, the trailers going out before
  * the reset).
+ *
+ * <p>The same tracers see a one-message call's client begin a second request message ({@code inboundMessage}, on the
+ * transport thread, as that message's header is read): grpc-java (ServerCallImpl, 1.85) would cancel its stream with
+ * INTERNAL "Too many requests", an RST_STREAM the client sees as a bare CANCELLED, as if it had cancelled the call
+ * itself. With a status registered ({@link #refuseSecondMessage}) the closer closes the call with it and the call is
+ * reset, so the client reads what it did wrong.
  */
 public final class CallReset {
     private static final Logger log = LoggerFactory.getLogger(CallReset.class);
@@ -54,6 +60,8 @@ public final class CallReset {
     private final AtomicLong held;
     private final String method;
     private volatile Consumer<Status> closer;
+    /** What the closer closes the call with when its client begins a second request message; null = grpc-java's. */
+    private volatile Status secondMessage;
 
     private CallReset(Context.CancellableContext parent, HeldRequestBytes budget, String method) {
         this.parent = parent;
@@ -97,6 +105,15 @@ public final class CallReset {
                 CallReset c = call;
                 if (c != null) {
                     c.read(bytes);
+                }
+            }
+
+            @Override
+            public void inboundMessage(int seqNo) {
+                CallReset c = call;
+                // Numbered from 0: the second message's header was read, its body not yet.
+                if (c != null && seqNo == 1) {
+                    c.secondMessage();
                 }
             }
 
@@ -150,6 +167,34 @@ public final class CallReset {
     void beforeReset(Consumer<Status> closer) {
         if (parent != null) {
             this.closer = closer;
+        }
+    }
+
+    /**
+     * For a call whose client must send one request message: when it begins a second one, the call is closed with
+     * {@code status} by the {@link #beforeReset closer} and reset (see the class comment).
+     */
+    void refuseSecondMessage(Status status) {
+        if (parent != null) {
+            this.secondMessage = Objects.requireNonNull(status, "status");
+        }
+    }
+
+    /** On the transport thread: the call's client began its second request message. */
+    private void secondMessage() {
+        Status s = secondMessage;
+        if (s == null) {
+            return;
+        }
+        log.debug("{} refused: {}", method, s.getDescription());
+        try {
+            Consumer<Status> c = closer;
+            if (c != null) {
+                c.accept(s);
+            }
+        } finally {
+            // After the trailers (queued first): the rest of the client's stream is dropped, not read.
+            reset(s.getDescription());
         }
     }
 

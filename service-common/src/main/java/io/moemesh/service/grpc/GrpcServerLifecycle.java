@@ -41,7 +41,8 @@ import org.springframework.context.SmartLifecycle;
  * gracefully first (health NOT_SERVING, no new calls, open Health/Watch streams ended with UNAVAILABLE after their
  * NOT_SERVING, other in-flight calls get {@code shutdownGrace}). gRPC health
  * v1 and reflection v1 are always on. Port 0 binds a free port; {@link #port()} reads it back. Every service's
- * requests are parsed by {@link RequestParsingGuard}: an unparseable message is INVALID_ARGUMENT, not UNKNOWN.
+ * requests are parsed by {@link RequestParsingGuard}: an unparseable message is INVALID_ARGUMENT, not UNKNOWN, and so is
+ * a one-message call without its request (with {@link #resettableCalls()}, one with a second request too).
  * The server's {@link ServerCredentials} apply to every service on the port, health and reflection included: with
  * mutual TLS ({@code io.moemesh.service.tls.MeshCredentials}) a client without the mesh's certificate fails the
  * handshake before any call; with {@code InsecureServerCredentials} the port is plaintext.

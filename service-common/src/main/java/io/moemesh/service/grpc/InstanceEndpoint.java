@@ -7,6 +7,8 @@ import io.grpc.ManagedChannelBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
@@ -19,6 +21,11 @@ import java.nio.file.Path;
  * authenticate the connecting uid instead of TLS), or the caller's credentials with {@link UnixSocketSecurity#TLS}
  * (mutual TLS holds on a domain socket too: peers are verified against the mesh CA, not by host name, see
  * {@code MeshCredentials}). Both ends must agree; a mismatch fails each call with UNAVAILABLE naming the setting.
+ *
+ * <p>A {@code unix:} endpoint is a URI, as grpc-java's target is (RFC 3986; gRPC's naming doc, "unix://absolute_path"):
+ * a socket path with a character a URI path cannot hold (a space, {@code #}, {@code %}, {@code ?}, non-ASCII) is
+ * percent-encoded in it ({@code unix:///tmp/my%20mesh/expert-0.sock}; {@link #unix(Path)} encodes, {@link #parse}
+ * decodes). Unencoded, grpc-java found no name resolver for such a target and the channel could not be built.
  *
  * @param target    the string given to grpc-java's channel builder
  * @param transport {@code tcp} or {@code unix}: the dispatch latency metric's {@code transport} label
@@ -37,8 +44,9 @@ public record InstanceEndpoint(String target, String transport, Path socket) {
     /**
      * @throws IllegalArgumentException naming the endpoint when it is neither {@code host:port} nor
      *     {@code unix:///absolute/path} (a relative path such as {@code unix://relative} would be read as a host
-     *     name by URI rules, so it is refused rather than guessed), or when the socket path is longer than
-     *     {@link #MAX_SOCKET_PATH_BYTES}
+     *     name by URI rules, so it is refused rather than guessed), when a {@code unix:} endpoint is not a valid URI
+     *     (a space, {@code #}, {@code %} or {@code ?} of its path not percent-encoded), or when the (decoded) socket
+     *     path is longer than {@link #MAX_SOCKET_PATH_BYTES}
      */
     public static InstanceEndpoint parse(String endpoint) {
         if (endpoint == null || endpoint.isBlank()) {
@@ -49,7 +57,7 @@ public record InstanceEndpoint(String target, String transport, Path socket) {
                 throw new IllegalArgumentException("endpoint \"" + endpoint + "\": a domain socket endpoint is "
                         + "unix:///absolute/path.sock (three slashes, an absolute path)");
             }
-            Path socket = socketPath("endpoint \"" + endpoint + "\"", endpoint.substring(UNIX_PREFIX.length()));
+            Path socket = socketPath("endpoint \"" + endpoint + "\"", decodedPath(endpoint));
             return new InstanceEndpoint(endpoint, UNIX, socket);
         }
         if (!endpoint.matches("(\\[[0-9A-Fa-f:.]+]|[^:\\s/\\[\\]]+):\\d{1,5}")
@@ -60,9 +68,46 @@ public record InstanceEndpoint(String target, String transport, Path socket) {
         return new InstanceEndpoint(endpoint, TCP, null);
     }
 
-    /** The endpoint of a domain socket: {@code unix://} + its absolute path. */
+    /**
+     * The endpoint of a domain socket: {@code unix://} + its absolute path, percent-encoded (every byte of its UTF-8
+     * but RFC 3986's unreserved characters and {@code /}), so any legal path gives a target grpc-java can dial.
+     */
     public static InstanceEndpoint unix(Path socket) {
-        return parse(UNIX_PREFIX + socket);
+        return parse(UNIX_PREFIX + percentEncoded(socket.toString()));
+    }
+
+    /**
+     * The socket path of a {@code unix:///} endpoint, percent-decoded as grpc-java's {@code unix} name resolver
+     * decodes it ({@code UdsNameResolverProvider} takes the target URI's decoded path).
+     */
+    private static String decodedPath(String endpoint) {
+        URI uri;
+        try {
+            uri = new URI(endpoint);
+        } catch (URISyntaxException e) {
+            throw new IllegalArgumentException("endpoint \"" + endpoint + "\" is not a valid URI (" + e.getReason()
+                    + " at index " + e.getIndex() + "): percent-encode a space, #, % or ? of the socket path (%20, "
+                    + "%23, %25, %3F)", e);
+        }
+        if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
+            throw new IllegalArgumentException("endpoint \"" + endpoint + "\": a ? or # in the socket path must be "
+                    + "percent-encoded (%3F, %23); a domain socket endpoint has no query or fragment");
+        }
+        return uri.getPath();
+    }
+
+    private static String percentEncoded(String path) {
+        StringBuilder sb = new StringBuilder(path.length());
+        for (byte b : path.getBytes(StandardCharsets.UTF_8)) {
+            char c = (char) (b & 0xff);
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || "-._~/".indexOf(c) >= 0) {
+                sb.append(c);
+            } else {
+                sb.append('%').append(Character.toUpperCase(Character.forDigit(c >> 4, 16)))
+                        .append(Character.toUpperCase(Character.forDigit(c & 0xf, 16)));
+            }
+        }
+        return sb.toString();
     }
 
     /**

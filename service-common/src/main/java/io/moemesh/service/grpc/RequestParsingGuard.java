@@ -53,6 +53,13 @@ import org.slf4j.LoggerFactory;
  * tracers) so that nothing of it stays; the handler's listener gets {@code onCancel()}. What all such calls hold
  * together is bounded by a server's {@link HeldRequestBytes} (its {@link CallReset} tracers count the bytes, the
  * guard says when the half-close came and closes a call reset past it RESOURCE_EXHAUSTED).
+ *
+ * <p>A one-message method's call must carry exactly one request message, else INVALID_ARGUMENT naming the message
+ * type and the rule: grpc-java answers a client's protocol mistake as a server fault, INTERNAL "Half-closed without a
+ * request" from its stubs for none, and for a second one its transport cancels the stream, INTERNAL "Too many
+ * requests" the client never reads (it sees a bare CANCELLED). The second one is caught as its header is read, on a
+ * server with {@link CallReset}'s tracers ({@link CallReset#refuseSecondMessage}); should it reach the guard, it is
+ * refused there.
  */
 public final class RequestParsingGuard {
     private static final Logger log = LoggerFactory.getLogger(RequestParsingGuard.class);
@@ -174,8 +181,11 @@ public final class RequestParsingGuard {
             // Before the handler asks for the message: a read past the server's budget of held request bytes may
             // follow at once, on the transport thread (the client then reads why before the reset).
             reset.beforeReset(guarded::closeByGuardBeforeHalfClose);
+            if (oneMessage) {
+                reset.refuseSecondMessage(secondMessage(original));
+            }
             GuardedListener<Q, R> listener = new GuardedListener<>(guarded, next.startCall(guarded, headers),
-                    gated ? gate : null, oneMessage ? bound : null, reset);
+                    gated ? gate : null, oneMessage, oneMessage ? bound : null, reset);
             listener.startHalfCloseTimer();
             return listener;
         };
@@ -192,6 +202,12 @@ public final class RequestParsingGuard {
             return msg.getDescriptorForType().getFullName();
         }
         return "request of " + method.getFullMethodName();
+    }
+
+    /** A one-message call's client sent a second request message. */
+    private static Status secondMessage(MethodDescriptor<?, ?> method) {
+        return Status.INVALID_ARGUMENT.withDescription("the call sent a second " + typeName(method) + ": "
+                + method.getFullMethodName() + " takes exactly one");
     }
 
     /** What the parser said, innermost cause first (InvalidProtocolBufferException's message). */
@@ -354,18 +370,23 @@ public final class RequestParsingGuard {
         private final GuardedCall<Q, R> call;
         private final ServerCall.Listener<Q> next;
         private final Gate gate;
+        /** The method's client sends one message: it must send exactly one. */
+        private final boolean oneMessage;
         private final HalfCloseBound bound;
         private final CallReset reset;
         private final AtomicReference<Runnable> release = new AtomicReference<>();
         /** The handler's listener was told of the guard's close (once). */
         private final AtomicBoolean cancelTold = new AtomicBoolean();
         private volatile ScheduledFuture<?> halfCloseTimer;
+        /** A request message arrived (the transport serialises onMessage and onHalfClose). */
+        private boolean messageSeen;
 
-        GuardedListener(GuardedCall<Q, R> call, ServerCall.Listener<Q> next, Gate gate, HalfCloseBound bound,
-                        CallReset reset) {
+        GuardedListener(GuardedCall<Q, R> call, ServerCall.Listener<Q> next, Gate gate, boolean oneMessage,
+                        HalfCloseBound bound, CallReset reset) {
             this.call = call;
             this.next = next;
             this.gate = gate;
+            this.oneMessage = oneMessage;
             this.bound = bound;
             this.reset = reset;
         }
@@ -409,6 +430,12 @@ public final class RequestParsingGuard {
                 return;
             }
             MethodDescriptor<Q, R> method = call.getMethodDescriptor();
+            if (oneMessage && messageSeen) {
+                // Before the gate: the call is admitted (its permit taken) once, for its one message.
+                refuse(secondMessage(method));
+                return;
+            }
+            messageSeen = true;
             InputStream in = raw;
             if (gate != null) {
                 int size;
@@ -424,9 +451,6 @@ public final class RequestParsingGuard {
                     refuse(invalid(method, e));
                     return;
                 }
-                // A second message on the call (a unary method's handler asks for two, to refuse the extra one)
-                // must not overwrite the first one's permit: that permit would never be given back.
-                done();
                 try {
                     Runnable r = gate.admit(method, size);
                     release.set(r);
@@ -481,6 +505,12 @@ public final class RequestParsingGuard {
         public void onHalfClose() {
             stopHalfCloseTimer();
             reset.requestEnded();
+            if (oneMessage && !messageSeen && !call.closedByGuard()) {
+                MethodDescriptor<Q, R> method = call.getMethodDescriptor();
+                refuse(Status.INVALID_ARGUMENT.withDescription("the call ended its request without a "
+                        + typeName(method) + ": " + method.getFullMethodName() + " takes exactly one"));
+                return;
+            }
             if (!call.halfClose()) {
                 return;
             }

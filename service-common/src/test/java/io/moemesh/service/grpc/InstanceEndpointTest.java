@@ -35,10 +35,29 @@ class InstanceEndpointTest {
         "host:99999             | is neither host:port nor unix:///absolute/path.sock",
         "http://host:80         | is neither host:port nor unix:///absolute/path.sock",
         "'  '                   | endpoint is empty",
+        "unix:///tmp/my mesh/e.sock | is not a valid URI",
+        "unix:///tmp/a%zz/e.sock    | is not a valid URI",
+        "unix:///tmp/why?/e.sock    | must be percent-encoded",
+        "unix:///tmp/no#1/e.sock    | must be percent-encoded",
     })
     void badEndpoint_isRefusedNamingIt(String endpoint, String message) {
         assertThatThrownBy(() -> InstanceEndpoint.parse(endpoint)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(message);
+    }
+
+    /** A state directory under "My Projects" (or with #, %, ?) gave a target grpc-java could not parse. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "/tmp/my mesh/sockets/expert-0.sock | unix:///tmp/my%20mesh/sockets/expert-0.sock",
+        "/tmp/a#b/c%d/why?.sock             | unix:///tmp/a%23b/c%25d/why%3F.sock",
+        "/tmp/m/expert-0.sock               | unix:///tmp/m/expert-0.sock",
+    })
+    void unixEndpoint_percentEncodesThePath_andParseDecodesIt(String path, String target) {
+        Path socket = Path.of(path);
+        InstanceEndpoint e = InstanceEndpoint.unix(socket);
+        assertThat(e.target()).isEqualTo(target);
+        assertThat(e.socket()).isEqualTo(socket);
+        assertThat(InstanceEndpoint.parse(target)).isEqualTo(e);
     }
 
     @ParameterizedTest(name = "{0} bytes")

@@ -28,6 +28,7 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -38,6 +39,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** A real gRPC server on a real Unix domain socket (epoll), next to its TCP port. */
 class UnixSocketServerTest {
@@ -119,6 +122,19 @@ class UnixSocketServerTest {
 
         s.stop();
         assertThat(socket).doesNotExist();
+    }
+
+    /**
+     * A socket path that a URI must percent-encode (a state directory under "My Projects") is served and dialled: the
+     * endpoint's target is encoded, and grpc-java's unix name resolver decodes it back to the path.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"my mesh", "no#1", "100%", "why?"})
+    void socketPathThatAUriMustEncode_isServedAndDialled(String directory) throws IOException {
+        Path socket = Files.createDirectory(dir.resolve(directory),
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"))).resolve("e.sock");
+        start(socket, InsecureServerCredentials.create());
+        assertThat(health(socket, InsecureChannelCredentials.create())).isEqualTo(ServingStatus.SERVING);
     }
 
     @Test
