@@ -6,7 +6,10 @@ import io.moemesh.model.engine.SequenceStep;
 import io.moemesh.model.engine.StepContext;
 import io.moemesh.service.expert.PrefetchHints;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 
@@ -185,23 +188,20 @@ public final class LookaheadPrefetch implements LookaheadObserver, RouteObserver
 
     /**
      * Whether {@code s} is {@code last} run again without some of its sequences: fewer, and each one of
-     * {@code last}'s SequenceStep objects, in its order. A later step is never that: the scheduler makes each step's
-     * SequenceSteps anew.
+     * {@code last}'s SequenceStep objects, in any order (a re-run may group its rows into micro-batches anew, e.g.
+     * under {@code micro-batch-grouping=predicted-path}). A later step is never that: the scheduler makes each
+     * step's SequenceSteps anew.
      */
     private static boolean rerunOf(StepContext s, StepContext last) {
         if (last == null || s.sequences().size() >= last.sequences().size()) {
             return false;
         }
-        List<SequenceStep> before = last.sequences();
-        int j = 0;
+        Set<SequenceStep> before = Collections.newSetFromMap(new IdentityHashMap<>());
+        before.addAll(last.sequences());
         for (SequenceStep q : s.sequences()) {
-            while (j < before.size() && before.get(j) != q) {
-                j++;
-            }
-            if (j == before.size()) {
+            if (!before.contains(q)) {
                 return false;
             }
-            j++;
         }
         return true;
     }
