@@ -1,5 +1,6 @@
 {{/* Time and space budgets derived from the values: the kvcache-service's startup probe, termination grace, SSD
-volume and heap, the gateway's termination grace (ChartStartupAndStopBudgetTest, ChartKvCacheVolumeTest). */}}
+volume and heap, the gateway's and the router's termination grace (ChartStartupAndStopBudgetTest,
+ChartKvCacheVolumeTest). */}}
 
 {{/* The kvcache SSD tier's compaction live fraction as it works, a float64, printed: kvcache.env's
 MOEMESH_KVCACHE_COMPACTION_LIVE_FRACTION under any name Spring reads it from, else the service's default 0.5; and 0
@@ -109,6 +110,31 @@ close and the exit. 80 s with the defaults. The CLI's `down` gives a gateway the
 {{- $drain = int64 $s }}
 {{- end }}
 {{- add $g.drain.preStopSeconds $g.drain.shutdownGraceSeconds 5 $drain 25 }}
+{{- end }}
+
+{{/* moemesh.router.shutdown-grace in seconds: router.shutdownGraceSeconds, or 5 (values.yaml's default, and the
+router's own) when the key is missing, as in a release upgraded with --reuse-values from a chart before it (Helm then
+takes the old chart's values.yaml, without it). 0 is a grace of its own: not replaced. */}}
+{{- define "moemesh.router.shutdownGraceSeconds" -}}
+{{- if hasKey .Values.router "shutdownGraceSeconds" }}
+{{- int64 .Values.router.shutdownGraceSeconds }}
+{{- else }}
+{{- 5 }}
+{{- end }}
+{{- end }}
+
+{{/* The router's terminationGracePeriodSeconds: what its stop takes after SIGTERM (no preStop: the gateways follow
+its gRPC health, which the stop turns NOT_SERVING first), in order: RouterBackground.stop ends the open
+WatchPlacement and ReportRoutes streams and the Replans waiting for watchers, releases the placement lease (up to
+10 s: RouterLease.close waits up to 5 s for its renewals to stop, then reads and writes the Lease, each call bounded
+by a sixth of the lease's 15 s) and writes the route statistics' snapshot to the state volume (RouteBookSnapshots);
+then the gRPC server gives the calls still in flight the shutdown-grace (router.shutdownGraceSeconds, 5 s), cancels
+the rest and waits up to 5 s more (GrpcServerLifecycle.stop); then the other beans close and the JVM exits. The
+grace + 25 s (10 for the lease, 5 for the forced stop, 10 for the snapshot, the other beans and the exit): 30 s with
+the defaults. The shutdown grace is the chart's to set (MOEMESH_ROUTER_SHUTDOWN_GRACE in router.env fails naming
+router.shutdownGraceSeconds), so the kubelet never SIGKILLs a router inside a grace it was given. */}}
+{{- define "moemesh.router.terminationGraceSeconds" -}}
+{{- add (include "moemesh.router.shutdownGraceSeconds" . | int64) 10 5 10 }}
 {{- end }}
 
 {{/* Fails when the kvcache StatefulSet is installed (lookup) with an SSD volume claim template of another size or

@@ -3,6 +3,7 @@ package io.moemesh.helm;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.kubernetes.client.openapi.models.V1ConfigMap;
 import io.kubernetes.client.openapi.models.V1Container;
 import io.kubernetes.client.openapi.models.V1Probe;
 import java.io.IOException;
@@ -14,13 +15,14 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.yaml.snakeyaml.Yaml;
 
 /**
  * The kubelet's limits must outlast what the services do before they answer and before they exit: a kvcache pod
  * killed mid-scan of its SSD tier scans again on the next start (a crash loop), one killed while it writes its DRAM
  * tier to SSD loses those blocks, a gateway killed mid-drain loses its in-flight requests and its queued KV
- * write-backs.
+ * write-backs, a router killed within its shutdown grace its in-flight calls and its last route snapshot.
  */
 class ChartStartupAndStopBudgetTest {
 
@@ -151,6 +153,46 @@ class ChartStartupAndStopBudgetTest {
         RenderedChart.Workload gateway = chart.workloads().stream()
                 .filter(w -> w.name().equals(Chart.RELEASE + "-gateway")).findFirst().orElseThrow();
         assertThat(gateway.template().getSpec().getTerminationGracePeriodSeconds()).isEqualTo(expectedSeconds);
+    }
+
+    /**
+     * The router's terminationGracePeriodSeconds is its whole stop (it has no preStop): the shutdown-grace it is given
+     * (router.shutdownGraceSeconds, rendered as MOEMESH_ROUTER_SHUTDOWN_GRACE), up to 10 s for the placement lease's
+     * release (RouterLease.close), 5 s for the gRPC server's forced stop (GrpcServerLifecycle.stop) and 10 s for the
+     * route statistics' snapshot (RouterBackground.stop), the other beans and the exit. It was a fixed 30 s, which a
+     * longer grace passed.
+     * A key missing from the values (--reuse-values from a chart before it) is the router's own default, 5 s.
+     */
+    static Stream<Arguments> routerStops() {
+        return Stream.of(
+                Arguments.of(Map.of(), 5, 5 + 10 + 5 + 10),
+                Arguments.of(Map.of("router.shutdownGraceSeconds", "60"), 60, 60 + 10 + 5 + 10),
+                Arguments.of(Map.of("router.shutdownGraceSeconds", "0"), 0, 10 + 5 + 10),
+                Arguments.of(Map.of("router.shutdownGraceSeconds", "null"), 5, 5 + 10 + 5 + 10));
+    }
+
+    @ParameterizedTest(name = "{0} -> grace {1} s, {2} s")
+    @MethodSource("routerStops")
+    void routerTerminationGrace_coversTheShutdownGraceItIsGiven_theForcedStopSnapshotAndExit(
+            Map<String, String> overrides, int graceSeconds, int expectedSeconds) {
+        RenderedChart chart = RenderedChart.parse(Chart.template(DEFAULTS, overrides));
+        RenderedChart.Workload router = chart.workloads().stream()
+                .filter(w -> w.name().equals(Chart.RELEASE + "-router")).findFirst().orElseThrow();
+        assertThat(router.template().getSpec().getTerminationGracePeriodSeconds()).isEqualTo(expectedSeconds);
+        assertThat(chart.one(V1ConfigMap.class, Chart.RELEASE + "-router").getData())
+                .containsEntry("MOEMESH_ROUTER_SHUTDOWN_GRACE", graceSeconds + "s");
+    }
+
+    /**
+     * router.env may not give the router a grace of its own, under any spelling Spring reads: the kubelet would kill
+     * it at the grace the chart derived from router.shutdownGraceSeconds, in the middle of the longer one.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"MOEMESH_ROUTER_SHUTDOWN_GRACE", "MOEMESH_ROUTER_SHUTDOWNGRACE"})
+    void routerShutdownGrace_inRouterEnv_failsNamingTheValueTheTerminationGraceFollows(String name) {
+        assertThatThrownBy(() -> Chart.template(DEFAULTS, Map.of("router.env." + name, "60s")))
+                .hasMessageContaining("router.env." + name + " is set by the chart itself")
+                .hasMessageContaining("from router.shutdownGraceSeconds; set router.shutdownGraceSeconds instead");
     }
 
     /**

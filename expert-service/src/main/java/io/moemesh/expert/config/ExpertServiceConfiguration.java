@@ -21,6 +21,7 @@ import io.moemesh.model.kernel.MatMul;
 import io.moemesh.model.kernel.NativeCacheDirectory;
 import io.moemesh.proto.expert.v1.ExpertServiceGrpc;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.settings.SettingRefusedException;
 import io.moemesh.service.tls.MeshCredentials;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
 import io.opentelemetry.api.OpenTelemetry;
@@ -50,7 +51,13 @@ public final class ExpertServiceConfiguration {
     @Bean(destroyMethod = "close")
     ExpertModel expertModel(ExpertProperties props) {
         if (props.nativeCacheDir() != null) {
-            NativeCacheDirectory.useUnlessSet(props.nativeCacheDir(), "moemesh.expert.native-cache-dir");
+            // Refused (the startup fails naming the property) when another user owns or could write it: OpenBLAS is
+            // loaded from there (expert-service README, native-cache-dir).
+            try {
+                NativeCacheDirectory.useUnlessSet(props.nativeCacheDir(), "moemesh.expert.native-cache-dir");
+            } catch (IllegalStateException e) {
+                throw new SettingRefusedException("moemesh.expert.native-cache-dir", e.getMessage(), e);
+            }
         }
         ExpertModel model = ExpertModel.open(props.modelDir());
         var c = model.config();
@@ -65,8 +72,8 @@ public final class ExpertServiceConfiguration {
                 new KernelThreads(props.smallBatchKernelThreads(), props.largeBatchKernelThreads()));
         // Fail at startup, not at the first batch, when the JVM lacks the flag the CPU kernels need.
         if (backend.name().equals("cpu") && ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
-            throw new IllegalStateException("moemesh.expert.backend=cpu needs the Vector API: start the JVM with "
-                    + "--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED");
+            throw new SettingRefusedException("moemesh.expert.backend", "moemesh.expert.backend=cpu needs the Vector "
+                    + "API: start the JVM with --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED");
         }
         log.info("{}: backend {}, budget {} bytes, device slot {}", props.instanceId(), backend.name(),
                 props.memoryBudgetBytes(), props.deviceSlot());

@@ -1,6 +1,7 @@
 package io.moemesh.expert.config;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.expert.assignment.AssignmentManager;
 import io.moemesh.expert.assignment.Assignment;
@@ -13,6 +14,7 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.proto.router.v1.Placement;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementFiles;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -49,6 +51,28 @@ class StartupPlacementTest {
             assertThat(manager.servingEpoch()).isEqualTo(5);
             assertThat(manager.current().experts()).hasSize(model.numLayers() * model.dispatchableExperts() / 2)
                     .contains(new ExpertKey(0, 0)).doesNotContain(new ExpertKey(0, 1));
+        }
+    }
+
+    @Test
+    void load_aPlacementFileWithoutAnEpoch_isARefusedSetting_namingItAndTheFile() throws Exception {
+        try (ExpertModel model = ExpertModel.open(TestModels.dir(TestModels.MIXTRAL))) {
+            Instance only = Instance.newBuilder().setId("expert-0").setEndpoint("127.0.0.1:1").build();
+            Placement p = EvenPlacement.build(1, List.of(only), model.numLayers(), model.dispatchableExperts(),
+                    false, 1).toBuilder().clearEpoch().build();
+            Path file = dir.resolve("placement.json");
+            PlacementFiles.write(file, p);
+            NoOpExpertBackend backend = new NoOpExpertBackend(model.hiddenSize());
+            AssignmentManager manager = new AssignmentManager(model, "expert-0",
+                    new ResidentSet(Long.MAX_VALUE, backend::load, model.numLayers()), Assignment.empty(),
+                    Duration.ofSeconds(10), System::nanoTime);
+
+            assertThatThrownBy(() -> StartupPlacement.load(file, "expert-0", model, manager))
+                    .isInstanceOfSatisfying(SettingRefusedException.class,
+                            e -> assertThat(e.setting()).isEqualTo("moemesh.expert.placement-file"))
+                    .hasMessage("moemesh.expert.placement-file " + file + ": placement epoch 0: epoch must be ≥ 1 (a "
+                            + "missing epoch reads as 0)");
+            assertThat(manager.servingEpoch()).isZero();
         }
     }
 }

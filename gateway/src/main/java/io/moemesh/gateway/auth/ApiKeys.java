@@ -1,5 +1,6 @@
 package io.moemesh.gateway.auth;
 
+import io.moemesh.service.settings.SettingRefusedException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -39,8 +40,8 @@ public final class ApiKeys {
     /**
      * @param file   {@value #FILE_PROPERTY}, or null when unset
      * @param inline {@value #INLINE_PROPERTY}, or null (blank: unset)
-     * @throws IllegalArgumentException naming the property (and the line or pair, never the key) when a source is
-     *                                  malformed or gives no key
+     * @throws SettingRefusedException naming the property (and the line or pair, never the key) when a source is
+     *                                 malformed or gives no key (the gateway loads them at startup)
      */
     public static ApiKeys load(Path file, String inline) {
         List<Entry> out = new ArrayList<>();
@@ -58,21 +59,22 @@ public final class ApiKeys {
                 }
                 String[] parts = line.split("\\s+");
                 if (parts.length != 2) {
-                    throw new IllegalArgumentException("API key file " + file + " line " + (i + 1)
+                    throw new SettingRefusedException(FILE_PROPERTY, "API key file " + file + " line " + (i + 1)
                             + ": expected \"KEY TENANT\"");
                 }
                 out.add(new Entry(digest(parts[0]), parts[1]));
             }
             if (out.isEmpty()) {
-                throw new IllegalArgumentException(FILE_PROPERTY + " " + file + " holds no keys (only comments or "
-                        + "blank lines): remove the setting to run without auth, or add a \"KEY TENANT\" line");
+                throw new SettingRefusedException(FILE_PROPERTY, FILE_PROPERTY + " " + file + " holds no keys (only "
+                        + "comments or blank lines): remove the setting to run without auth, or add a \"KEY TENANT\" "
+                        + "line");
             }
         }
         if (inline != null && !inline.isBlank()) {
             String[] pairs = inline.split(",");
             if (pairs.length == 0) {
-                throw new IllegalArgumentException(INLINE_PROPERTY + " holds no KEY:TENANT pair: remove the setting "
-                        + "to run without auth");
+                throw new SettingRefusedException(INLINE_PROPERTY, INLINE_PROPERTY + " holds no KEY:TENANT pair: "
+                        + "remove the setting to run without auth");
             }
             for (int i = 0; i < pairs.length; i++) {
                 int colon = pairs[i].lastIndexOf(':');
@@ -81,18 +83,18 @@ public final class ApiKeys {
                 // An empty key would let "Authorization: Bearer " in; keys and tenants with spaces cannot be
                 // written to a key file (moemesh up turns these pairs into one). The key itself is never quoted.
                 if (key.isEmpty() || tenant.isEmpty() || hasSpace(key) || hasSpace(tenant)) {
-                    throw new IllegalArgumentException("API keys must be KEY:TENANT pairs separated by commas, "
-                            + "without spaces inside a key or tenant (pair " + (i + 1) + " is not)");
+                    throw new SettingRefusedException(INLINE_PROPERTY, "API keys must be KEY:TENANT pairs separated "
+                            + "by commas, without spaces inside a key or tenant (pair " + (i + 1) + " is not)");
                 }
                 // Nor a key that starts with #: in a key file its line would be a comment, and the key gone.
                 if (key.startsWith("#")) {
-                    throw new IllegalArgumentException(INLINE_PROPERTY + ": a key must not start with # (a key file "
-                            + "reads such a line as a comment; pair " + (i + 1) + " does)");
+                    throw new SettingRefusedException(INLINE_PROPERTY, INLINE_PROPERTY + ": a key must not start "
+                            + "with # (a key file reads such a line as a comment; pair " + (i + 1) + " does)");
                 }
                 out.add(new Entry(digest(key), tenant));
             }
         }
-        refuseAmbiguous(out);
+        refuseAmbiguous(out, inline != null && !inline.isBlank() ? INLINE_PROPERTY : FILE_PROPERTY);
         if (out.isEmpty()) {
             log.warn("API-key auth is off ({} and {} unset): every request is served as tenant default",
                     FILE_PROPERTY, INLINE_PROPERTY);
@@ -107,14 +109,14 @@ public final class ApiKeys {
      * One key of two tenants would make the tenant, and with it the tenant's rate limit and prefix-cache salt,
      * depend on the order of the sources: refused, naming the tenants (never the key).
      */
-    private static void refuseAmbiguous(List<Entry> entries) {
+    private static void refuseAmbiguous(List<Entry> entries, String setting) {
         for (int i = 0; i < entries.size(); i++) {
             for (int j = i + 1; j < entries.size(); j++) {
                 Entry a = entries.get(i);
                 Entry b = entries.get(j);
                 if (MessageDigest.isEqual(a.digest, b.digest) && !a.tenant.equals(b.tenant)) {
-                    throw new IllegalArgumentException("an API key is listed for two tenants, " + a.tenant + " and "
-                            + b.tenant + ": give each key one tenant");
+                    throw new SettingRefusedException(setting, "an API key is listed for two tenants, " + a.tenant
+                            + " and " + b.tenant + ": give each key one tenant");
                 }
             }
         }

@@ -46,6 +46,7 @@ import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.model.kv.PrefixCachingKvCache;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.grpc.HeldRequestBytes;
+import io.moemesh.service.settings.SettingRefusedException;
 import io.moemesh.service.tls.MeshCredentials;
 import io.opentelemetry.api.OpenTelemetry;
 import java.time.Duration;
@@ -93,7 +94,11 @@ public class GatewayConfiguration {
         if (p.nativeCacheDir() != null) {
             // Refused (the startup fails naming the property) when another user owns or could write it: OpenBLAS is
             // loaded from there. Unset, Blas prepares its own default, ${user.home}/.cache/moemesh/native.
-            NativeCacheDirectory.useUnlessSet(p.nativeCacheDir(), "moemesh.gateway.native-cache-dir");
+            try {
+                NativeCacheDirectory.useUnlessSet(p.nativeCacheDir(), "moemesh.gateway.native-cache-dir");
+            } catch (IllegalStateException e) {
+                throw new SettingRefusedException("moemesh.gateway.native-cache-dir", e.getMessage(), e);
+            }
         }
         return MoeModel.open(p.modelDir());
     }

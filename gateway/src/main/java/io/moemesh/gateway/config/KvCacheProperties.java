@@ -3,6 +3,7 @@ package io.moemesh.gateway.config;
 import io.moemesh.gateway.kvcache.RemotePrefixes;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.UnixSocketSecurity;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.time.Duration;
 import java.util.Locale;
 import org.springframework.boot.context.properties.bind.DefaultValue;
@@ -114,14 +115,14 @@ public record KvCacheProperties(
          * {@code local-blocks} full blocks. Otherwise attend would do nothing while the gateway pretended to serve
          * contexts past its pool (the cache then keeps its bound: such prompts are refused, decodes end there).
          */
-        public IllegalArgumentException neverOffloadsIn(int poolBlocks, int blockTokens) {
+        public SettingRefusedException neverOffloadsIn(int poolBlocks, int blockTokens) {
             long positions = (long) poolBlocks * blockTokens;
-            return new IllegalArgumentException(PREFIX + "attend.threshold-tokens " + thresholdTokens + " and "
-                    + PREFIX + "attend.local-blocks " + localBlocks + " never offload in the gateway's KV pool of "
-                    + poolBlocks + " blocks of " + blockTokens + " tokens (" + positions + " positions; "
-                    + "moemesh.gateway.kv-cache-tokens, kv-cache-heap-fraction, kv-block-tokens): a sequence holds "
-                    + "at most the pool locally and offloads only once it reaches threshold-tokens with more than "
-                    + "local-blocks full blocks, so threshold-tokens must be at most " + positions
+            return new SettingRefusedException(PREFIX + "attend.threshold-tokens", PREFIX + "attend.threshold-tokens "
+                    + thresholdTokens + " and " + PREFIX + "attend.local-blocks " + localBlocks + " never offload in "
+                    + "the gateway's KV pool of " + poolBlocks + " blocks of " + blockTokens + " tokens (" + positions
+                    + " positions; moemesh.gateway.kv-cache-tokens, kv-cache-heap-fraction, kv-block-tokens): a "
+                    + "sequence holds at most the pool locally and offloads only once it reaches threshold-tokens with "
+                    + "more than local-blocks full blocks, so threshold-tokens must be at most " + positions
                     + " and local-blocks at most " + (poolBlocks - 1) + ", or the pool larger");
         }
 
@@ -155,7 +156,8 @@ public record KvCacheProperties(
             }
             // floor(attended / B) - local-blocks <= maxHashes from this B on.
             long fits = attended / ((long) maxHashes + localBlocks + 1) + 1;
-            throw new IllegalArgumentException("moemesh.gateway.kv-block-tokens " + blockTokens + " is too small for "
+            throw new SettingRefusedException("moemesh.gateway.kv-block-tokens", "moemesh.gateway.kv-block-tokens "
+                    + blockTokens + " is too small for "
                     + PREFIX + "attend.enabled: the longest sequence, " + longest + " tokens (the model's context of "
                     + context + " positions, max_position_embeddings, or moemesh.gateway.admission.max-prompt-tokens "
                     + "+ max-new-tokens if fewer), attends in its last step over a remote prefix from " + attended

@@ -1,5 +1,6 @@
 package io.moemesh.gateway.config;
 
+import io.moemesh.service.settings.SettingRefusedException;
 import java.util.Locale;
 
 /**
@@ -29,7 +30,7 @@ public record KvCacheSizing(int tokens, long bytes, boolean fromHeap) {
      * @param heapFraction     {@code moemesh.gateway.kv-cache-heap-fraction}: the share of the heap a cache sized from
      *                         it takes, in (0, {@link #MAX_HEAP_SHARE}]
      * @param maxHeapBytes     the JVM's heap ({@link Runtime#maxMemory()})
-     * @throws IllegalArgumentException naming the setting when the cache does not fit the heap
+     * @throws SettingRefusedException naming the setting when the cache does not fit the heap
      */
     public static KvCacheSizing of(int configuredTokens, double heapFraction, int blockTokens, int layers, int kvDim,
                                    long maxHeapBytes) {
@@ -45,10 +46,11 @@ public record KvCacheSizing(int tokens, long bytes, boolean fromHeap) {
             long tokens = (configuredTokens + (long) blockTokens - 1) / blockTokens * blockTokens;
             long bytes = tokens * perToken;
             if (bytes > maxBytes) {
-                throw new IllegalArgumentException("moemesh.gateway.kv-cache-tokens=" + configuredTokens + " needs "
-                        + size(bytes) + " of heap for its KV cache (" + layers + " layers x " + kvDim + " floats of K and "
-                        + "as many of V per position, float32: " + size(perToken) + " per position), more than "
-                        + percent(MAX_HEAP_SHARE) + " of this JVM's heap (" + size(maxHeapBytes) + ", -Xmx): lower it, "
+                throw new SettingRefusedException("moemesh.gateway.kv-cache-tokens", "moemesh.gateway.kv-cache-tokens="
+                        + configuredTokens + " needs " + size(bytes) + " of heap for its KV cache (" + layers
+                        + " layers x " + kvDim + " floats of K and as many of V per position, float32: " + size(perToken)
+                        + " per position), more than " + percent(MAX_HEAP_SHARE) + " of this JVM's heap ("
+                        + size(maxHeapBytes) + ", -Xmx): lower it, "
                         + "set it to 0 to size the cache from the heap, or give the gateway more heap (moemesh up "
                         + "--heap; the chart's gateway.javaOptions and memory limit)");
             }
@@ -59,7 +61,8 @@ public record KvCacheSizing(int tokens, long bytes, boolean fromHeap) {
         long arrayCap = (Integer.MAX_VALUE - 8L) / kvDim;
         long tokens = Math.min(Math.min(fit, MAX_AUTO_TOKENS), arrayCap) / blockTokens * blockTokens;
         if (tokens < blockTokens) {
-            throw new IllegalArgumentException("moemesh.gateway.kv-cache-heap-fraction=" + heapFraction + " of this JVM's "
+            throw new SettingRefusedException("moemesh.gateway.kv-cache-heap-fraction",
+                    "moemesh.gateway.kv-cache-heap-fraction=" + heapFraction + " of this JVM's "
                     + "heap (" + size(maxHeapBytes) + ", -Xmx) holds no KV block of " + blockTokens + " positions ("
                     + size(blockTokens * perToken) + "): give the gateway more heap (moemesh up --heap; the chart's "
                     + "gateway.javaOptions and memory limit)");

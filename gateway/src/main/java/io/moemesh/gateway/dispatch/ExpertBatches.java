@@ -1,6 +1,7 @@
 package io.moemesh.gateway.dispatch;
 
 import io.moemesh.service.expert.ExpertCall;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -36,13 +37,14 @@ public final class ExpertBatches {
      *
      * @param elementBytes bytes per value on the wire (4 for f32, 2 for bf16)
      * @param pairsPerRow  the most (expert, weight) pairs a token sends to one instance (top-k plus shared experts)
-     * @throws IllegalArgumentException naming both settings when not even one row fits
+     * @throws SettingRefusedException naming both settings when not even one row fits (refused at startup)
      */
     public static int maxRowsPerCall(int maxMessageBytes, int hidden, int elementBytes, int pairsPerRow) {
         long rowBytes = (long) hidden * elementBytes + COUNT_BYTES + (long) pairsPerRow * PAIR_BYTES;
         long rows = (maxMessageBytes - (long) HEADROOM_BYTES) / rowBytes;
         if (rows < 1) {
-            throw new IllegalArgumentException("moemesh.gateway.max-inbound-message-bytes (" + maxMessageBytes
+            throw new SettingRefusedException("moemesh.gateway.max-inbound-message-bytes",
+                    "moemesh.gateway.max-inbound-message-bytes (" + maxMessageBytes
                     + ") cannot hold one token row of this model (hidden size " + hidden + ") in moemesh.gateway"
                     + ".dispatch.wire-dtype " + (elementBytes == 2 ? "bf16" : "f32") + ": it needs at least "
                     + (HEADROOM_BYTES + rowBytes) + " bytes");

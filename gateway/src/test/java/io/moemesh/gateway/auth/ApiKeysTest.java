@@ -3,6 +3,7 @@ package io.moemesh.gateway.auth;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moemesh.service.settings.SettingRefusedException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -133,7 +134,9 @@ class ApiKeysTest {
     @ValueSource(strings = {"", "  ", "sk-other:carol"})
     void keyFileWithNoKeys_isRefused_namingThePropertyAndTheFile(String inline) throws IOException {
         Path file = keyFile("# every key revoked", "# " + ALICE_KEY + " alice", "");
-        assertThatThrownBy(() -> ApiKeys.load(file, inline)).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> ApiKeys.load(file, inline))
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.gateway.api-keys-file"))
                 .hasMessage("moemesh.gateway.api-keys-file " + file + " holds no keys (only comments or blank lines): "
                         + "remove the setting to run without auth, or add a \"KEY TENANT\" line")
                 .message().doesNotContain(ALICE_KEY);
@@ -145,7 +148,9 @@ class ApiKeysTest {
     @ParameterizedTest(name = "inline \"{0}\"")
     @ValueSource(strings = {",", ",,,"})
     void inlineSettingWithNoPair_isRefused_namingTheProperty(String inline) {
-        assertThatThrownBy(() -> ApiKeys.load(null, inline)).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> ApiKeys.load(null, inline))
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.gateway.api-keys"))
                 .hasMessage("moemesh.gateway.api-keys holds no KEY:TENANT pair: remove the setting to run without auth");
     }
 
@@ -172,7 +177,9 @@ class ApiKeysTest {
     void malformedKeyFileLine_failsNamingTheFileAndLineNumber_withoutQuotingTheKey(String badLine, int lineNumber)
             throws IOException {
         Path file = keyFile("# keys", badLine, ALICE_KEY + " alice");
-        assertThatThrownBy(() -> ApiKeys.load(file, null)).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> ApiKeys.load(file, null))
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.gateway.api-keys-file"))
                 .hasMessage("API key file " + file + " line " + lineNumber + ": expected \"KEY TENANT\"")
                 .message().doesNotContain("secret-key");
     }

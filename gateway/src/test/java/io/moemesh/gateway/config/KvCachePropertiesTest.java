@@ -8,6 +8,7 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
 import io.moemesh.service.grpc.UnixSocketSecurity;
+import io.moemesh.service.settings.SettingRefusedException;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.source.ConfigurationPropertySources;
@@ -92,7 +93,8 @@ class KvCachePropertiesTest {
     @Test
     void attend_thatNoSequenceInThePoolEverReaches_isRefused_namingThePropertiesAndThePool() {
         assertThat(new KvCacheProperties.Attend(true, 129, 0, null, null).neverOffloadsIn(8, 16))
-                .isInstanceOf(IllegalArgumentException.class)
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.gateway.kvcache.attend.threshold-tokens"))
                 .hasMessageContaining("moemesh.gateway.kvcache.attend.threshold-tokens 129")
                 .hasMessageContaining("moemesh.gateway.kvcache.attend.local-blocks 0")
                 .hasMessageContaining("8 blocks of 16 tokens (128 positions")
@@ -106,7 +108,8 @@ class KvCachePropertiesTest {
         // 1-token blocks at a 131,072-position context: the last Attend's prefix comes from 131,070 positions,
         // 131,038 remote blocks, one hash each.
         assertThatThrownBy(() -> a.checkRemotePrefix(131_072, 0, 0, 1, 65_536))
-                .isInstanceOf(IllegalArgumentException.class)
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.gateway.kv-block-tokens"))
                 .hasMessageContaining("moemesh.gateway.kv-block-tokens 1 ")
                 .hasMessageContaining("the longest sequence, 131072 tokens")
                 .hasMessageContaining("131038 remote blocks")

@@ -3,6 +3,7 @@ package io.moemesh.gateway.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moemesh.service.settings.SettingRefusedException;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -73,7 +74,8 @@ class KvCacheSizingTest {
     void configured_largerThan80PercentOfTheHeap_refusedAtStartup_namingTheSettingAndWhatItNeeds(int configured,
                                                                                                long heapMib) {
         assertThatThrownBy(() -> KvCacheSizing.of(configured, 0.5, 16, 8, 256, heapMib * MIB))
-                .isInstanceOf(IllegalArgumentException.class)
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.gateway.kv-cache-tokens"))
                 .hasMessageStartingWith("moemesh.gateway.kv-cache-tokens=" + configured + " needs ")
                 .hasMessageContaining("8 layers x 256 floats of K and as many of V per position, float32: 16.0 KiB per position")
                 .hasMessageContaining("more than 80% of this JVM's heap (1.0 GiB, -Xmx)")
@@ -93,7 +95,8 @@ class KvCacheSizingTest {
     void aHeapThatHoldsNoBlock_refused_namingTheHeap(long heapKib) {
         // One block of 16 positions is 256 KiB; half of a 511 KiB heap holds none.
         assertThatThrownBy(() -> KvCacheSizing.of(0, 0.5, 16, 8, 256, heapKib * 1024))
-                .isInstanceOf(IllegalArgumentException.class)
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.gateway.kv-cache-heap-fraction"))
                 .hasMessageContaining("holds no KV block of 16 positions (256.0 KiB)")
                 .hasMessageContaining("moemesh up --heap");
     }

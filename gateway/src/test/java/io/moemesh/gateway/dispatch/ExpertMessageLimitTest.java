@@ -26,6 +26,7 @@ import io.moemesh.proto.router.v1.Instance;
 import io.moemesh.service.expert.GrpcInstanceClient;
 import io.moemesh.service.placement.EvenPlacement;
 import io.moemesh.service.placement.PlacementTable;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -90,7 +91,8 @@ class ExpertMessageLimitTest {
         assertThat(ExpertBatches.maxRowsPerCall(64 << 20, 4096, 4, 3)).isEqualTo(((64 << 20) - 4096) / (4096 * 4 + 5 + 27));
         assertThat(ExpertBatches.maxRowsPerCall(64 << 20, 4096, 2, 3)).isEqualTo(((64 << 20) - 4096) / (4096 * 2 + 5 + 27));
         assertThatThrownBy(() -> ExpertBatches.maxRowsPerCall(65536, 16384, 4, 8))
-                .isInstanceOf(IllegalArgumentException.class)
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.gateway.max-inbound-message-bytes"))
                 .hasMessage("moemesh.gateway.max-inbound-message-bytes (65536) cannot hold one token row of this model "
                         + "(hidden size 16384) in moemesh.gateway.dispatch.wire-dtype f32: it needs at least 69709 bytes");
     }

@@ -4,6 +4,7 @@ import io.moemesh.kvcache.policy.StorePolicy;
 import io.moemesh.kvcache.tier.FsyncPolicy;
 import io.moemesh.service.grpc.InstanceEndpoint;
 import io.moemesh.service.grpc.UnixSocketSecurity;
+import io.moemesh.service.settings.SettingRefusedException;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -207,14 +208,15 @@ public record KvCacheProperties(
      * max heap less {@link #HEAP_HEADROOM_BYTES}, so {@code moemesh up}'s heap (dram-bytes + 256 MiB) always fits.
      *
      * @param maxHeapBytes the JVM's max heap (-Xmx, or -XX:MaxRAMPercentage of the container's memory)
-     * @throws IllegalArgumentException naming the property, the heap and the fix
+     * @throws SettingRefusedException naming the property, the heap and the fix
      */
     public void checkDramFitsHeap(long maxHeapBytes) {
         long allowed = Math.max((long) (maxHeapBytes * HEAP_DRAM_FRACTION), maxHeapBytes - HEAP_HEADROOM_BYTES);
         if (dramBytes > allowed) {
             long needed = Math.min(dramBytes + HEAP_HEADROOM_BYTES, (long) Math.ceil(dramBytes / HEAP_DRAM_FRACTION));
-            throw new IllegalArgumentException("moemesh.kvcache.dram-bytes (MOEMESH_KVCACHE_DRAM_BYTES): " + dramBytes
-                    + " bytes (" + mib(dramBytes) + ") of blocks do not fit the JVM's max heap of " + maxHeapBytes
+            throw new SettingRefusedException("moemesh.kvcache.dram-bytes", "moemesh.kvcache.dram-bytes "
+                    + "(MOEMESH_KVCACHE_DRAM_BYTES): " + dramBytes + " bytes (" + mib(dramBytes) + ") of blocks do not "
+                    + "fit the JVM's max heap of " + maxHeapBytes
                     + " bytes (" + mib(maxHeapBytes) + "): the DRAM tier lives on the heap, beside the rest of the "
                     + "service, and may take at most " + allowed + " bytes of it (the larger of 3/4 of the heap and "
                     + "the heap less 256 MiB). Lower dram-bytes to at most " + allowed + ", or raise the heap (-Xmx, "
@@ -228,13 +230,14 @@ public record KvCacheProperties(
      *
      * @param model              the model's name (its directory)
      * @param attendRequestBytes its largest Attend request ({@code KvCacheGrpcService.largestAttendRequestBytes})
-     * @throws IllegalArgumentException naming the property, the model and the bytes needed
+     * @throws SettingRefusedException naming the property, the model and the bytes needed
      */
     public void checkAttendFits(String model, long attendRequestBytes) {
         if (maxInboundMessageBytes < attendRequestBytes) {
-            throw new IllegalArgumentException("moemesh.kvcache.max-inbound-message-bytes "
-                    + "(MOEMESH_KVCACHE_MAX_INBOUND_MESSAGE_BYTES): " + maxInboundMessageBytes + " bytes cannot hold "
-                    + "the largest Attend request of model " + model + ", " + attendRequestBytes + " bytes (256 query "
+            throw new SettingRefusedException("moemesh.kvcache.max-inbound-message-bytes",
+                    "moemesh.kvcache.max-inbound-message-bytes (MOEMESH_KVCACHE_MAX_INBOUND_MESSAGE_BYTES): "
+                    + maxInboundMessageBytes + " bytes cannot hold the largest Attend request of model " + model + ", "
+                    + attendRequestBytes + " bytes (256 query "
                     + "rows of its attention heads in f32, and the hashes of a sequence up to its "
                     + "max_position_embeddings): every Attend of a long sequence would fail with RESOURCE_EXHAUSTED; "
                     + "set it to at least " + attendRequestBytes + " (" + mib(attendRequestBytes) + ")");

@@ -21,6 +21,7 @@ import io.moemesh.model.config.ModelConfig;
 import io.moemesh.model.config.ModelConfigReader;
 import io.moemesh.model.kv.ModelFingerprint;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.settings.SettingRefusedException;
 import io.moemesh.service.tls.MeshCredentials;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.lang.management.ManagementFactory;
@@ -72,12 +73,12 @@ public final class KvCacheServiceConfiguration {
      * Opens every configured model's tiers: DRAM and SSD budgets are shared evenly, each model's segments live
      * in {@code <ssd-dir>/<fingerprint hex>-b<block-tokens>}.
      *
-     * @throws IllegalArgumentException naming the property when a share cannot hold one block, when two model
-     *                                  directories are the same model, or when max-inbound-message-bytes cannot hold
-     *                                  a model's largest Attend request
-     * @throws IllegalStateException    naming moemesh.kvcache.orphaned-stores when the stores no served model uses
-     *                                  that it keeps leave the served ones too little room
-     *                                  ({@link OrphanedStoresAtStartup})
+     * @throws SettingRefusedException naming the property when a share cannot hold one block, when two model
+     *                                 directories are the same model, when max-inbound-message-bytes cannot hold a
+     *                                 model's largest Attend request, when another service holds a store's ssd-dir,
+     *                                 or (naming moemesh.kvcache.orphaned-stores) when the stores no served model uses
+     *                                 that it keeps leave the served ones too little room
+     *                                 ({@link OrphanedStoresAtStartup})
      */
     static ServedModels open(KvCacheProperties props) {
         int n = props.modelDirs().size();
@@ -93,9 +94,9 @@ public final class KvCacheServiceConfiguration {
             // Checked before any tier opens: the second one would share the first one's SSD directory
             // (<ssd-dir>/<fingerprint>-b<block-tokens>) and fail on its lock, blaming ssd-dir.
             if (other != null) {
-                throw new IllegalArgumentException("moemesh.kvcache.model-dirs (MOEMESH_KVCACHE_MODEL_DIRS): " + other
-                        + " and " + dir + " are the same model (fingerprint " + fp.hex() + "): configure the model "
-                        + "once");
+                throw new SettingRefusedException("moemesh.kvcache.model-dirs", "moemesh.kvcache.model-dirs "
+                        + "(MOEMESH_KVCACHE_MODEL_DIRS): " + other + " and " + dir + " are the same model (fingerprint "
+                        + fp.hex() + "): configure the model once");
             }
         }
         // Before any tier opens (a rebuild may take minutes): a start refused for the space gives its answer at once,
@@ -128,13 +129,15 @@ public final class KvCacheServiceConfiguration {
         String name = name(dir);
         KvLayout layout = new KvLayout(c.numLayers(), c.numKvHeads(), c.headDim(), props.blockTokens());
         if (dramBytes < layout.bytesPerBlock()) {
-            throw new IllegalArgumentException("moemesh.kvcache.dram-bytes: model " + name + "'s share, " + dramBytes
+            throw new SettingRefusedException("moemesh.kvcache.dram-bytes", "moemesh.kvcache.dram-bytes: model " + name
+                    + "'s share, " + dramBytes
                     + " bytes, cannot hold one block of " + layout.bytesPerBlock() + " bytes (" + layout + ")");
         }
         PayloadEncoding encoding = props.int8() ? PayloadEncoding.INT8 : PayloadEncoding.FLOAT32;
         long record = 64L + encoding.payloadBytes(layout);
         if (ssdBytes < record) {
-            throw new IllegalArgumentException("moemesh.kvcache.ssd-bytes: model " + name + "'s share, " + ssdBytes
+            throw new SettingRefusedException("moemesh.kvcache.ssd-bytes", "moemesh.kvcache.ssd-bytes: model " + name
+                    + "'s share, " + ssdBytes
                     + " bytes, cannot hold one block of about " + record + " bytes (" + layout + ")");
         }
         Path ssdDir = storeDir(props, fp);
@@ -147,7 +150,8 @@ public final class KvCacheServiceConfiguration {
         try {
             ssd = SsdTier.open(cfg, layout, fp, policies.lower());
         } catch (SsdDirectoryLockedException e) {
-            throw new IllegalStateException("moemesh.kvcache.ssd-dir (MOEMESH_KVCACHE_SSD_DIR): " + e.getMessage(), e);
+            throw new SettingRefusedException("moemesh.kvcache.ssd-dir", "moemesh.kvcache.ssd-dir "
+                    + "(MOEMESH_KVCACHE_SSD_DIR): " + e.getMessage(), e);
         }
         try {
             OpenReport r = ssd.openReport();

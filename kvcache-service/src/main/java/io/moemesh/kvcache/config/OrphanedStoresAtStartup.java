@@ -2,6 +2,7 @@ package io.moemesh.kvcache.config;
 
 import io.moemesh.kvcache.tier.OrphanedStores;
 import io.moemesh.kvcache.tier.OrphanedStores.Orphan;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -64,8 +65,8 @@ final class OrphanedStoresAtStartup {
      * @param footprintRule  how that is counted ({@link #footprintRule})
      * @param usableBytes    the usable space of the volume ssd-dir is on, asked only when a store is kept
      * @return the stores no served model uses that are kept
-     * @throws IllegalStateException naming the setting, the stores kept and the bytes, when they leave too little room
-     *                               (deleting them would make it)
+     * @throws SettingRefusedException naming the setting, the stores kept and the bytes, when they leave too little
+     *                                 room (deleting them would make it)
      */
     static List<Orphan> settle(Path ssdDir, Set<Path> served, boolean delete, long footprintBytes,
                                String footprintRule, LongSupplier usableBytes) {
@@ -102,7 +103,8 @@ final class OrphanedStoresAtStartup {
                 stores.append(i == 0 ? "" : ", ").append(kept.get(i).dir()).append(" (").append(kept.get(i).bytes())
                         .append(" bytes").append(reasons.get(i)).append(')');
             }
-            throw new IllegalStateException("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) is "
+            throw new SettingRefusedException("moemesh.kvcache.orphaned-stores", "moemesh.kvcache.orphaned-stores "
+                    + "(MOEMESH_KVCACHE_ORPHANED_STORES) is "
                     + (delete ? "delete" : "keep") + ", and the model stores in " + ssdDir + " that no served model "
                     + "uses (another model, block size or fingerprint version: never read again) leave the served "
                     + "stores too little room: " + stores + ". The volume has " + usable + " bytes usable and the "

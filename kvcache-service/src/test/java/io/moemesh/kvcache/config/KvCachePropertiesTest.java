@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.kvcache.policy.StorePolicy;
 import io.moemesh.kvcache.tier.FsyncPolicy;
+import io.moemesh.service.settings.SettingRefusedException;
 import io.moemesh.service.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -233,7 +234,9 @@ class KvCachePropertiesTest {
             "4294967296, 4294967295, 4352 MiB", "268435456, 268435456, 342 MiB"})
     void dramBytes_beyondWhatTheHeapHolds_isRefused_namingThePropertyTheHeapAndTheFix(long dram, long heap,
                                                                                      String neededHeap) {
-        assertThatThrownBy(() -> withDram(dram).checkDramFitsHeap(heap)).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> withDram(dram).checkDramFitsHeap(heap))
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.kvcache.dram-bytes"))
                 .hasMessageStartingWith("moemesh.kvcache.dram-bytes (MOEMESH_KVCACHE_DRAM_BYTES): " + dram + " bytes")
                 .hasMessageContaining("the JVM's max heap of " + heap + " bytes")
                 .hasMessageContaining("Lower dram-bytes to at most")

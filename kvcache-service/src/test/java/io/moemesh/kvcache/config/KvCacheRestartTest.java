@@ -20,13 +20,17 @@ import io.moemesh.proto.kvcache.v1.PutOutcome;
 import io.moemesh.proto.kvcache.v1.PutResponse;
 import io.moemesh.proto.kvcache.v1.Tier;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.boot.test.system.CapturedOutput;
+import org.springframework.boot.test.system.OutputCaptureExtension;
 import org.springframework.context.ConfigurableApplicationContext;
 
 /** Whole Spring contexts of the service: blocks acknowledged before a shutdown are served after it; bad settings. */
@@ -101,6 +105,27 @@ class KvCacheRestartTest {
         }
         // Stopped: its lock released, the directory serves the next start.
         run().close();
+    }
+
+    /**
+     * kvcache.md: dram-bytes is "refused at startup above the larger of ¾ of the maximum heap and the maximum heap −
+     * 256 MiB, naming the heap it needs". Reported as Spring Boot reports a setting it cannot bind, not as "Application
+     * run failed" and the bean creation exceptions above the refusal.
+     */
+    @Test
+    @ExtendWith(OutputCaptureExtension.class)
+    void dramBytesAboveTheHeap_endsTheStartWithTheFailureReport_namingTheSetting_withoutAStackTrace(
+            CapturedOutput output) {
+        assertThatThrownBy(() -> run("--moemesh.kvcache.dram-bytes=" + (1L << 40)).close())
+                .rootCause().isInstanceOf(SettingRefusedException.class);
+
+        assertThat(output.getAll()).contains("APPLICATION FAILED TO START")
+                .containsPattern("Description:\\s+moemesh\\.kvcache\\.dram-bytes \\(MOEMESH_KVCACHE_DRAM_BYTES\\): "
+                        + (1L << 40) + " bytes \\(1048576 MiB\\) of blocks do not fit the JVM's max heap")
+                .containsPattern("Action:\\s+Change moemesh\\.kvcache\\.dram-bytes \\(environment variable "
+                        + "MOEMESH_KVCACHE_DRAM_BYTES\\)")
+                .doesNotContain("Application run failed").doesNotContain("Caused by:");
+        assertThat(output.getAll().lines().filter(line -> line.startsWith("\tat "))).as("stack frames").isEmpty();
     }
 
     @Test

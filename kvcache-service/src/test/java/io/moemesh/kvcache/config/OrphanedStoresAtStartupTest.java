@@ -9,6 +9,7 @@ import ch.qos.logback.core.read.ListAppender;
 import io.moemesh.kvcache.support.KvTestMesh;
 import io.moemesh.kvcache.tier.FsyncPolicy;
 import io.moemesh.kvcache.tier.OrphanedStores.Orphan;
+import io.moemesh.service.settings.SettingRefusedException;
 import io.moemesh.service.tls.TlsSettings;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -79,7 +80,8 @@ class OrphanedStoresAtStartupTest {
         // The served store holds 100 bytes and may come to hold 5000; 4000 usable: 900 short, and the old store's
         // 1000 bytes would make the room.
         assertThatThrownBy(() -> OrphanedStoresAtStartup.settle(ssd, Set.of(served), false, 5000, RULE, () -> 4000))
-                .isInstanceOf(IllegalStateException.class)
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.kvcache.orphaned-stores"))
                 .hasMessageStartingWith("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) is keep")
                 .hasMessageContaining(oldBlockSize + " (1000 bytes)")
                 .hasMessageContaining("4000 bytes usable and the served stores hold 100, but they may come to hold "
@@ -157,7 +159,8 @@ class OrphanedStoresAtStartupTest {
         Files.writeString(oldBlockSize.resolve("keep-me.txt"), "not a store's file");
 
         assertThatThrownBy(() -> OrphanedStoresAtStartup.settle(ssd, Set.of(served), true, 5000, RULE, () -> 4000))
-                .isInstanceOf(IllegalStateException.class)
+                .isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo("moemesh.kvcache.orphaned-stores"))
                 .hasMessageStartingWith("moemesh.kvcache.orphaned-stores (MOEMESH_KVCACHE_ORPHANED_STORES) is delete")
                 .hasMessageContaining(oldBlockSize + " (1018 bytes: it holds keep-me.txt, which is not a file of a "
                         + "store)")

@@ -3,11 +3,12 @@ package io.moemesh.router.config;
 import io.moemesh.model.config.ModelConfig;
 import io.moemesh.router.placement.EvenDeal;
 import io.moemesh.router.placement.PlacementBudget;
+import io.moemesh.service.settings.SettingRefusedException;
 
 /**
- * The planner's budget from the settings and the model for a set of instances, refused (IllegalArgumentException
- * naming the property) when it cannot hold the even deal: at startup for the static instances, at each switch for
- * discovered ones.
+ * The planner's budget from the settings and the model for a set of instances, refused (SettingRefusedException,
+ * an IllegalArgumentException naming the property) when it cannot hold the even deal: at startup for the static
+ * instances, at each switch for discovered ones.
  */
 final class Budgets {
     private Budgets() {
@@ -32,7 +33,8 @@ final class Budgets {
                               int replicas) {
         int experts = c.numExperts();
         if (replicas > instances) {
-            throw new IllegalArgumentException("moemesh.router.replicas must be in [1, " + instances + "] for "
+            throw new SettingRefusedException("moemesh.router.replicas", "moemesh.router.replicas must be in [1, "
+                    + instances + "] for "
                     + instances + " instances, got " + replicas);
         }
         // The even deal (epoch 1) puts replicas copies of every expert, the shared one included, on consecutive
@@ -43,7 +45,8 @@ final class Budgets {
         // and the planners would have no slot left for load (4 instances, 8 experts, 2 replicas: 16 of 16 taken).
         int slots = slotsPerInstance > 0 ? slotsPerInstance : evenSlots + ceilDiv(experts, 4L * instances);
         if (slots < evenSlots) {
-            throw new IllegalArgumentException("moemesh.router.slots-per-instance " + slots + " is too small: the even deal"
+            throw new SettingRefusedException("moemesh.router.slots-per-instance", "moemesh.router.slots-per-instance "
+                    + slots + " is too small: the even deal"
                     + " of " + experts + " experts" + (c.hasSharedExpert() ? " and the shared expert" : "")
                     + " with moemesh.router.replicas " + replicas + " over " + instances + " instances needs "
                     + evenSlots + " per instance per layer");
@@ -57,13 +60,15 @@ final class Budgets {
         try {
             perLayer = budget.slotsPerLayer(c.numLayers(), experts);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("moemesh.router.slots-per-instance / memory-budget-bytes: "
+            throw new SettingRefusedException(memoryBudgetBytes > 0 ? "moemesh.router.memory-budget-bytes"
+                    : "moemesh.router.slots-per-instance", "moemesh.router.slots-per-instance / memory-budget-bytes: "
                     + e.getMessage().replace("--slots-per-instance", "slots-per-instance")
                     .replace("--memory-budget", "memory-budget-bytes").replace("--instances", "instances")
                     .replace("--replicas", "replicas"));
         }
         if (memoryBudgetBytes > 0 && perLayer < evenSlots) {
-            throw new IllegalArgumentException("moemesh.router.memory-budget-bytes " + memoryBudgetBytes
+            throw new SettingRefusedException("moemesh.router.memory-budget-bytes",
+                    "moemesh.router.memory-budget-bytes " + memoryBudgetBytes
                     + " holds " + perLayer + " experts of " + budget.expertBytes() + " bytes per layer"
                     + (c.hasSharedExpert() ? " (the shared expert's " + budget.sharedExpertBytes()
                     + " bytes among them)" : "") + "; the even deal with moemesh.router.replicas " + replicas

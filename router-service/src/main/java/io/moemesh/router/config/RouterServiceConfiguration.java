@@ -31,6 +31,7 @@ import io.moemesh.router.reports.RouteBook;
 import io.moemesh.router.reports.RouteBookSnapshots;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
 import io.moemesh.service.placement.PlacementFiles;
+import io.moemesh.service.settings.SettingRefusedException;
 import io.moemesh.service.tls.MeshCredentials;
 import io.moemesh.service.tls.PeerIdentityInterceptor;
 import java.time.Clock;
@@ -260,7 +261,8 @@ public final class RouterServiceConfiguration {
         if (props.instances().isEmpty()) {
             List<Instance> fromFile = PlacementFiles.read(props.instancesFrom()).getInstancesList();
             if (fromFile.isEmpty()) {
-                throw new IllegalArgumentException("moemesh.router.instances-from: " + props.instancesFrom()
+                throw new SettingRefusedException("moemesh.router.instances-from", "moemesh.router.instances-from: "
+                        + props.instancesFrom()
                         + " lists no instances: the router needs at least one expert-service instance");
             }
             return fromFile;

@@ -1,6 +1,7 @@
 package io.moemesh.router.config;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moemesh.model.config.Architecture;
 import io.moemesh.model.config.ModelConfig;
@@ -10,6 +11,7 @@ import io.moemesh.router.placement.PlacementPlanners;
 import io.moemesh.router.placement.RouteStats;
 import io.moemesh.router.trace.RouteTrace;
 import io.moemesh.router.trace.TokenRoute;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -38,6 +40,18 @@ class BudgetsTest {
         long spare = (long) b.slotsPerLayer(LAYERS, experts) * instances - required;
         assertThat(spare).as("slots a layer left for the busiest experts' copies")
                 .isGreaterThanOrEqualTo((experts + 3) / 4);
+    }
+
+    @ParameterizedTest(name = "slots {0}, memory {1}, replicas {2}: {3}")
+    @CsvSource({"0, 0, 5, moemesh.router.replicas", "3, 0, 2, moemesh.router.slots-per-instance",
+            "0, 1000, 2, moemesh.router.memory-budget-bytes", "0, 600000, 2, moemesh.router.memory-budget-bytes"})
+    void aBudgetThatCannotHoldTheEvenDeal_isARefusedSetting_namingTheOneToChange(int slots, long memoryBudgetBytes,
+                                                                                int replicas, String setting) {
+        // 8 experts on 4 instances: the even deal of 2 replicas needs 4 slots per instance per layer; an expert has
+        // 49,152 bytes (64 × 128 × 3 in bf16), so 600,000 bytes hold 3 per layer over the 4 layers, 1,000 none.
+        assertThatThrownBy(() -> Budgets.of(slots, memoryBudgetBytes, model(8, 0), 4, replicas))
+                .isInstanceOfSatisfying(SettingRefusedException.class, e -> assertThat(e.setting()).isEqualTo(setting))
+                .hasMessageContaining(setting.substring("moemesh.router.".length()));
     }
 
     @ParameterizedTest

@@ -29,6 +29,7 @@ import io.moemesh.router.coordination.PlacementCoordinator;
 import io.moemesh.router.support.FakeExpertService;
 import io.moemesh.router.support.RouterTestMesh;
 import io.moemesh.service.grpc.GrpcServerLifecycle;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -41,10 +42,13 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.boot.test.system.CapturedOutput;
+import org.springframework.boot.test.system.OutputCaptureExtension;
 import org.springframework.context.ConfigurableApplicationContext;
 
 /**
@@ -316,6 +320,27 @@ class RouterRestartTest {
     void startup_withSettingsThatCannotWork_fails_namingTheProperty(String arg, String message) {
         assertThatThrownBy(() -> run(arg).close()).rootCause().isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(message);
+    }
+
+    /**
+     * A setting a bean refuses (the budget, from the model and the instances) ends the start with Spring Boot's
+     * failure report, as one the settings record refuses does: not with "Application run failed" and the bean
+     * creation exceptions above the refusal.
+     */
+    @Test
+    @ExtendWith(OutputCaptureExtension.class)
+    void startup_withReplicasAboveTheInstances_endsWithTheFailureReport_namingTheSetting_withoutAStackTrace(
+            CapturedOutput output) {
+        assertThatThrownBy(() -> run("--moemesh.router.replicas=3").close()).rootCause()
+                .isInstanceOf(SettingRefusedException.class);
+
+        assertThat(output.getAll()).contains("APPLICATION FAILED TO START")
+                .containsPattern("Description:\\s+moemesh\\.router\\.replicas must be in \\[1, 2] for 2 instances, "
+                        + "got 3")
+                .containsPattern("Action:\\s+Change moemesh\\.router\\.replicas \\(environment variable "
+                        + "MOEMESH_ROUTER_REPLICAS\\)")
+                .doesNotContain("Application run failed").doesNotContain("Caused by:");
+        assertThat(output.getAll().lines().filter(line -> line.startsWith("\tat "))).as("stack frames").isEmpty();
     }
 
     @Test

@@ -9,6 +9,7 @@ import io.grpc.TlsServerCredentials;
 import io.grpc.netty.shaded.io.netty.handler.ssl.OpenSsl;
 import io.grpc.util.AdvancedTlsX509KeyManager;
 import io.grpc.util.AdvancedTlsX509TrustManager;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.security.GeneralSecurityException;
@@ -64,7 +65,9 @@ public final class MeshCredentials implements AutoCloseable {
      * Loads the files of {@code settings} (validated as the properties under {@code prefix}, which the error
      * messages name).
      *
-     * @throws IllegalArgumentException when a setting is missing or a file is not what it must be
+     * @throws IllegalArgumentException when a setting is missing or a file is not what it must be (a file:
+     *                                  {@link SettingRefusedException} naming its property, as services load these
+     *                                  while they start)
      */
     public static MeshCredentials load(TlsSettings settings, String prefix) {
         return load(settings, prefix, () -> Executors.newSingleThreadScheduledExecutor(
@@ -83,8 +86,9 @@ public final class MeshCredentials implements AutoCloseable {
         parse(prefix, "private-key", () -> PemFiles.readPrivateKey(settings.privateKey()));
         parse(prefix, "ca-bundle", () -> PemFiles.readCertificates(settings.caBundle()));
         if (chain.getFirst().getBasicConstraints() >= 0) {
-            throw new IllegalArgumentException(TlsSettings.property(prefix, "cert-chain") + ": " + settings.certChain()
-                    + " starts with a CA certificate; it must start with this service's own certificate");
+            throw new SettingRefusedException(prefix + ".cert-chain", TlsSettings.property(prefix, "cert-chain") + ": "
+                    + settings.certChain() + " starts with a CA certificate; it must start with this service's own "
+                    + "certificate");
         }
         AdvancedTlsX509KeyManager keys = new AdvancedTlsX509KeyManager();
         AdvancedTlsX509TrustManager trust;
@@ -109,7 +113,8 @@ public final class MeshCredentials implements AutoCloseable {
             if (reloader != null) {
                 reloader.shutdownNow();
             }
-            throw new IllegalArgumentException(prefix + ": cannot load " + settings.certChain() + ", "
+            throw new SettingRefusedException(prefix + ".cert-chain", prefix + ": cannot load " + settings.certChain()
+                    + ", "
                     + settings.privateKey() + " and " + settings.caBundle() + " (" + e.getMessage() + ")", e);
         }
         ServerCredentials server = TlsServerCredentials.newBuilder().keyManager(keys).trustManager(trust)
@@ -141,7 +146,8 @@ public final class MeshCredentials implements AutoCloseable {
         try {
             return read.read();
         } catch (IllegalArgumentException | UncheckedIOException e) {
-            throw new IllegalArgumentException(TlsSettings.property(prefix, property) + ": " + e.getMessage(), e);
+            throw new SettingRefusedException(prefix + "." + property, TlsSettings.property(prefix, property) + ": "
+                    + e.getMessage(), e);
         }
     }
 

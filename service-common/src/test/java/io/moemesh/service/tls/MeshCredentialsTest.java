@@ -7,6 +7,7 @@ import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.TlsChannelCredentials;
 import io.grpc.TlsServerCredentials;
+import io.moemesh.service.settings.SettingRefusedException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -77,7 +78,8 @@ class MeshCredentialsTest {
     void aFileThatIsNotWhatItMustBe_isRefused_namingItsProperty(String property, Function<TlsSettings, TlsSettings> wrong,
                                                                String problem) {
         TlsSettings s = wrong.apply(mesh.settings("gateway"));
-        assertThatThrownBy(() -> MeshCredentials.load(s, PREFIX)).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> MeshCredentials.load(s, PREFIX)).isInstanceOfSatisfying(SettingRefusedException.class,
+                        e -> assertThat(e.setting()).isEqualTo(PREFIX + "." + property))
                 .hasMessageStartingWith(PREFIX + "." + property + " (MOEMESH_GATEWAY_TLS_"
                         + property.toUpperCase().replace('-', '_') + "): ")
                 .hasMessageContaining(problem);
