@@ -117,8 +117,11 @@ final class GenerateCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         boolean[] printed = {false};
+        // Once the gateway answered, a transport failure is a connection lost mid-call, not a gateway never reached.
+        boolean[] answered = {false};
         try (GatewayClient client = new GatewayClient(target.endpoint, null, apiKey())) {
             Generation g = client.generate(request, r -> {
+                answered[0] = true;
                 if (!r.getRequestId().isEmpty()) {
                     err.printf("moemesh: request %s on %s, %d prompt tokens%n", r.getRequestId(), target.endpoint,
                             r.getPromptTokens());
@@ -139,7 +142,7 @@ final class GenerateCommand implements Callable<Integer> {
                 out.println();
                 out.flush();
             }
-            throw unreachable(e);
+            throw answered[0] ? e : unreachable(e);
         }
     }
 

@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The launcher script's {@code java_major}, run by bash as the script defines it, on stand-in {@code java}
@@ -49,10 +50,12 @@ class LauncherJavaVersionTest {
 
     /**
      * Under {@code env -i}, a systemd system unit without {@code User=} or some CI runners HOME is unset: the search
-     * aborted on {@code "$HOME"} (set -u) and the launcher said no JDK existed, with a valid one in JAVA_HOME.
+     * aborted on {@code "$HOME"} (set -u) and the launcher said no JDK existed, with a valid one in JAVA_HOME or on
+     * PATH.
      */
-    @Test
-    void findJava_withHomeUnset_takesTheJdkInJavaHome() throws IOException, InterruptedException {
+    @ParameterizedTest(name = "the JDK in {0}")
+    @ValueSource(strings = {"JAVA_HOME", "PATH"})
+    void findJava_withHomeUnset_takesTheJdk(String where) throws IOException, InterruptedException {
         Path jdk = tmp.resolve("jdk-25");
         Path java = jdk.resolve("bin").resolve("java");
         Files.createDirectories(java.getParent());
@@ -66,8 +69,12 @@ class LauncherJavaVersionTest {
                 script.toString()).redirectErrorStream(true);
         Map<String, String> env = pb.environment();
         env.clear();
-        env.put("JAVA_HOME", jdk.toString());
-        env.put("PATH", "/usr/bin:/bin");
+        if (where.equals("JAVA_HOME")) {
+            env.put("JAVA_HOME", jdk.toString());
+            env.put("PATH", "/usr/bin:/bin");
+        } else {
+            env.put("PATH", jdk.resolve("bin") + ":/usr/bin:/bin");
+        }
         Process p = pb.start();
         assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
