@@ -158,6 +158,22 @@ checksum/config: {{ (.config | fromYaml).data | toYaml | sha256sum }}
 - name: tls
   mountPath: /etc/moemesh/tls
   readOnly: true
+{{- if .root.Values.tls.caBundle.configMap }}
+- name: ca-bundle
+  mountPath: /etc/moemesh/ca-bundle
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The CA certificates every service trusts (its MOEMESH_*_TLS_CA_BUNDLE): the tls.caBundle ConfigMap when set, one
+file for the whole release that can hold the old and the new CA while the CA is rotated (docs/kubernetes.md, "Rotating
+the mesh CA"); else the ca.crt of the component's own Secret, which cert-manager writes per certificate at its issue. */}}
+{{- define "moemesh.caBundlePath" -}}
+{{- if .Values.tls.caBundle.configMap -}}
+/etc/moemesh/ca-bundle/ca-bundle.crt
+{{- else -}}
+/etc/moemesh/tls/ca.crt
 {{- end }}
 {{- end }}
 
@@ -184,6 +200,17 @@ checksum/config: {{ (.config | fromYaml).data | toYaml | sha256sum }}
   secret:
     secretName: {{ .tlsSecret }}
     defaultMode: 0440
+{{- with .root.Values.tls.caBundle }}
+{{- if .configMap }}
+# Mounted whole (no subPath): the kubelet updates it in place, and the services re-read it every tls.reloadPeriod.
+- name: ca-bundle
+  configMap:
+    name: {{ .configMap }}
+    items:
+      - key: {{ .key }}
+        path: ca-bundle.crt
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 

@@ -79,10 +79,11 @@ class ChartDefaultsTest {
                 .get(1).getPods().getMetric().getName()).isEqualTo("moemesh_expert_inflight_batches");
     }
 
+    /** No PDB for the single kvcache pod: it could not keep it up (ChartDisruptionBudgetTest). */
     @Test
     void defaults_renderPdbs_routerRbac_andThePlacementConfigMap() {
         assertThat(chart.all(V1PodDisruptionBudget.class)).extracting(p -> p.getMetadata().getName())
-                .containsExactlyInAnyOrder("moemesh-gateway", "moemesh-expert-service", "moemesh-kvcache");
+                .containsExactlyInAnyOrder("moemesh-gateway", "moemesh-expert-service");
         assertThat(chart.all(V1ServiceAccount.class)).extracting(a -> a.getMetadata().getName())
                 .containsExactly("moemesh-router");
         assertThat(chart.all(V1Role.class)).hasSize(1);

@@ -21,7 +21,8 @@ import org.slf4j.LoggerFactory;
  * {@code key:tenant,key:tenant} string (environment). Auth is off (local mode) only when neither source is set (a
  * blank inline string counts as unset). A source that is set and gives no key is refused: a key file of comments
  * only, or an inline string without a pair, is a mistake or every key revoked, never a wish to let everyone in as
- * tenant {@code default}. Whether auth is on, and with how many keys, is logged at load.
+ * tenant {@code default}. Whether auth is on, and with how many keys, is logged at load. A running gateway follows
+ * changes of the key file ({@link ApiKeyFileReload}).
  */
 public final class ApiKeys {
     private static final Logger log = LoggerFactory.getLogger(ApiKeys.class);
@@ -31,10 +32,19 @@ public final class ApiKeys {
     private record Entry(byte[] digest, String tenant) {
     }
 
-    private final List<Entry> entries;
+    /** Replaced whole when the key file is reloaded ({@link ApiKeyFileReload}); a lookup reads it once. */
+    private volatile List<Entry> entries;
 
     private ApiKeys(List<Entry> entries) {
         this.entries = List.copyOf(entries);
+    }
+
+    /**
+     * Serves {@code fresh}'s keys from now on in place of these: the key file changed ({@link ApiKeyFileReload}).
+     * {@code fresh} is a successful {@link #load} of the same sources, so auth stays on.
+     */
+    void replaceWith(ApiKeys fresh) {
+        entries = fresh.entries;
     }
 
     /**

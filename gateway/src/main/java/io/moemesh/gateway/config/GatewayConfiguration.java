@@ -4,6 +4,7 @@ import io.grpc.InsecureServerCredentials;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.moemesh.gateway.auth.ApiKeyFileReload;
 import io.moemesh.gateway.auth.ApiKeys;
 import io.moemesh.gateway.dispatch.DispatchTraces;
 import io.moemesh.gateway.dispatch.LookaheadPrefetch;
@@ -273,14 +274,34 @@ public class GatewayConfiguration {
                 attend.<SequenceCaps>map(o -> o).orElse(SequenceCaps.NONE));
     }
 
+    /** The drain sends the public gRPC port's clients GOAWAY as it starts, so that they reconnect elsewhere. */
     @Bean
-    DrainLifecycle drainLifecycle(AdmissionControl admission, EngineLoop loop, GatewayProperties p) {
-        return new DrainLifecycle(admission, loop, p.shutdownGrace());
+    DrainLifecycle drainLifecycle(AdmissionControl admission, EngineLoop loop, GatewayProperties p,
+                                  GrpcServerLifecycle grpcServer) {
+        return new DrainLifecycle(admission, loop, p.shutdownGrace(), grpcServer::sendGoAway);
+    }
+
+    /**
+     * The API keys, and with a key file their re-reads every moemesh.gateway.api-keys-reload-period: on Kubernetes the
+     * file is a Secret volume the kubelet updates in place, and a revoked key must stop working on the running
+     * replicas, not only on those started later.
+     */
+    @Bean(destroyMethod = "close")
+    ApiKeyFileReload apiKeyFileReload(GatewayProperties p, MeterRegistry meters) {
+        ApiKeyFileReload reload = ApiKeyFileReload.start(p.apiKeysFile(), p.apiKeys(), p.apiKeysReloadPeriod());
+        if (p.apiKeysFile() != null) {
+            FunctionCounter.builder("moemesh_gateway_api_keys_reloads", reload, ApiKeyFileReload::reloads)
+                    .description("changes of the API key file taken into use by this running gateway").register(meters);
+            FunctionCounter.builder("moemesh_gateway_api_keys_reload_failures", reload, ApiKeyFileReload::failures)
+                    .description("re-reads of the API key file that found it unreadable or invalid (the last good keys "
+                            + "stayed in use)").register(meters);
+        }
+        return reload;
     }
 
     @Bean
-    ApiKeys apiKeys(GatewayProperties p) {
-        return ApiKeys.load(p.apiKeysFile(), p.apiKeys());
+    ApiKeys apiKeys(ApiKeyFileReload reload) {
+        return reload.keys();
     }
 
     @Bean

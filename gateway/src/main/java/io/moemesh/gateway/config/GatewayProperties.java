@@ -1,5 +1,6 @@
 package io.moemesh.gateway.config;
 
+import io.moemesh.gateway.auth.ApiKeyFileReload;
 import io.moemesh.service.grpc.UnixSocketSecurity;
 import io.moemesh.model.engine.MicroBatchGrouping;
 import io.moemesh.service.tls.TlsSettings;
@@ -48,6 +49,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  *                              mode). A file that holds no key (comments only) is refused at startup, never auth off
  * @param apiKeys               "KEY:TENANT,KEY:TENANT" (e.g. from the environment: MOEMESH_GATEWAY_API_KEYS); a
  *                              key may not start with {@code #} (a key file could not hold it)
+ * @param apiKeysReloadPeriod   how often a running gateway re-reads apiKeysFile and, when its content changed, serves
+ *                              its keys instead ({@link io.moemesh.gateway.auth.ApiKeyFileReload}: a file that cannot
+ *                              be read or would be refused at startup keeps the last good keys); 0 = read once at
+ *                              startup; else at least 1 s. Default 1m, as the TLS files' {@code tls.reload-period}
  * @param health                readiness and liveness checks (actuator groups, mirrored into gRPC health)
  * @param tls                   transport security of the channels to expert-services, {@code moemesh.gateway.tls.*}
  *                              ({@link TlsSettings}): mutual TLS by default, its files required (and checked at
@@ -107,6 +112,7 @@ public record GatewayProperties(
         @DefaultValue AdmissionProperties admission,
         Path apiKeysFile,
         String apiKeys,
+        @DefaultValue("1m") Duration apiKeysReloadPeriod,
         @DefaultValue Health health,
         @DefaultValue TlsSettings tls,
         @DefaultValue PrefixCaching prefixCaching,
@@ -217,6 +223,7 @@ public record GatewayProperties(
             throw new IllegalArgumentException("moemesh.gateway.grpc-port must be in [0, 65535] (0 = a free port), got "
                     + grpcPort);
         }
+        ApiKeyFileReload.checkPeriod(apiKeysReloadPeriod);
         if (shutdownGrace == null || shutdownGrace.isNegative()) {
             throw new IllegalArgumentException("moemesh.gateway.shutdown-grace must be 0 or more, got " + shutdownGrace);
         }

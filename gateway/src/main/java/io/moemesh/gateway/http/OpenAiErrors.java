@@ -15,6 +15,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpStatus;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
@@ -92,11 +93,17 @@ public class OpenAiErrors {
             case EngineStoppedException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
                     .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null,
                             "engine_stopped"));
+            // A draining gateway's answers close their connection (RFC 9112 §9.6): a keep-alive client's retry then
+            // opens a new one, which a Kubernetes Service sends to a pod that serves, instead of reusing this one.
+            // Tomcat closes after any 503 by itself (Http11Processor.statusDropsConnection); said here, it does not
+            // depend on the container.
             case DrainingException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
-                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "draining"));
+                    .header("Retry-After", "1").header(HttpHeaders.CONNECTION, "close")
+                    .body(body(e.getMessage(), "service_unavailable", null, "draining"));
             // Stopped when the drain grace ended: the whole request is worth retrying on another replica.
             case DrainExpiredException e -> ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
-                    .header("Retry-After", "1").body(body(e.getMessage(), "service_unavailable", null, "drain_expired"));
+                    .header("Retry-After", "1").header(HttpHeaders.CONNECTION, "close")
+                    .body(body(e.getMessage(), "service_unavailable", null, "drain_expired"));
             case IllegalArgumentException e -> ResponseEntity.badRequest()
                     .body(body(e.getMessage(), "invalid_request_error", null, null));
             default -> {

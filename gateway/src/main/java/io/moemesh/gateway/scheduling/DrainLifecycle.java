@@ -9,12 +9,13 @@ import org.slf4j.LoggerFactory;
 import org.springframework.context.SmartLifecycle;
 
 /**
- * Graceful shutdown (SIGTERM): first stop admitting (new requests get 503 / UNAVAILABLE), then let the
- * requests in flight finish within the grace period: those admitted and not yet submitted to the engine
- * ({@link AdmissionControl#reserved()}) and the engine's sequences ({@link EngineLoop#inFlight()}). Sequences still
- * running or waiting when it ends are stopped with a {@link DrainExpiredException} (so are those submitted after
- * that), so their clients get a clean, retryable end rather than a stream cut by the servers' stop; only then do
- * the gRPC and HTTP servers stop (see {@link #PHASE}).
+ * Graceful shutdown (SIGTERM): first stop admitting (new requests get 503 / UNAVAILABLE) and tell the public gRPC
+ * server's client connections to go away (GOAWAY, see {@link #DrainLifecycle(AdmissionControl, EngineLoop, Duration,
+ * Runnable)}), then let the requests in flight finish within the grace period: those admitted and not yet submitted
+ * to the engine ({@link AdmissionControl#reserved()}) and the engine's sequences ({@link EngineLoop#inFlight()}).
+ * Sequences still running or waiting when it ends are stopped with a {@link DrainExpiredException} (so are those
+ * submitted after that), so their clients get a clean, retryable end rather than a stream cut by the servers' stop;
+ * only then do the gRPC and HTTP servers stop (see {@link #PHASE}).
  */
 public final class DrainLifecycle implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(DrainLifecycle.class);
@@ -36,12 +37,27 @@ public final class DrainLifecycle implements SmartLifecycle {
     private final AdmissionControl admission;
     private final EngineLoop engine;
     private final Duration grace;
+    private final Runnable goAway;
     private volatile boolean running;
 
+    /** A drain with no connections to send away (tests of the drain alone). */
     public DrainLifecycle(AdmissionControl admission, EngineLoop engine, Duration grace) {
+        this(admission, engine, grace, () -> { });
+    }
+
+    /**
+     * @param goAway run when the drain starts, right after admission closes: the public gRPC server's GOAWAY
+     *               ({@code GrpcServerLifecycle.sendGoAway}), whose calls in flight go on. Without it a client whose
+     *               connection is open (a Kubernetes Service picks a pod per connection, so a long-lived gRPC channel
+     *               stays on this pod) would have every call refused for the whole grace instead of reconnecting to a
+     *               pod that serves; the preStop wait only keeps new connections away (docs/kubernetes.md,
+     *               "Rolling upgrades without dropping requests")
+     */
+    public DrainLifecycle(AdmissionControl admission, EngineLoop engine, Duration grace, Runnable goAway) {
         this.admission = admission;
         this.engine = engine;
         this.grace = grace;
+        this.goAway = goAway;
     }
 
     @Override
@@ -52,6 +68,7 @@ public final class DrainLifecycle implements SmartLifecycle {
     @Override
     public void stop() {
         admission.startDraining();
+        goAway.run();
         log.info("draining: {} requests in flight", inFlight());
         if (!awaitNoneInFlight(System.nanoTime() + grace.toNanos())) {
             log.warn("drain grace {} ended: stopping {} requests in flight", grace, inFlight());

@@ -19,8 +19,8 @@ import org.springframework.boot.context.properties.source.MapConfigurationProper
  * unix-socket-security, dispatch.shared-memory-*, placement-poll-interval, admission.max-waiting,
  * admission.tenant-requests-per-second and tenant-burst, admission.request-read-timeout,
  * max-grpc-calls-per-connection (also against max-waiting + max-running) and max-held-request-bytes, grpc-port,
- * shutdown-grace, max-inbound-message-bytes and dispatch.max-concurrent-calls against micro-batches, bound as Spring
- * binds them.
+ * shutdown-grace, api-keys-reload-period, max-inbound-message-bytes and dispatch.max-concurrent-calls against
+ * micro-batches, bound as Spring binds them.
  */
 class GatewayPropertiesBindingTest {
 
@@ -85,11 +85,23 @@ class GatewayPropertiesBindingTest {
             "admission.tenant-burst | NaN | moemesh.gateway.admission.tenant-burst must be a finite number ≥ 1, got NaN",
             "grpc-port | -1 | moemesh.gateway.grpc-port must be in [0, 65535] (0 = a free port), got -1",
             "grpc-port | 65536 | moemesh.gateway.grpc-port must be in [0, 65535] (0 = a free port), got 65536",
-            "shutdown-grace | -1s | moemesh.gateway.shutdown-grace must be 0 or more, got PT-1S"})
+            "shutdown-grace | -1s | moemesh.gateway.shutdown-grace must be 0 or more, got PT-1S",
+            "api-keys-reload-period | 500ms | moemesh.gateway.api-keys-reload-period must be 0 (the key file is read "
+                    + "once, at startup) or at least 1s, got PT0.5S",
+            "api-keys-reload-period | -1m | moemesh.gateway.api-keys-reload-period must be 0 (the key file is read "
+                    + "once, at startup) or at least 1s, got PT-1M"})
     void outOfRange_refusedAtStartup_namingTheProperty(String property, String value, String message) {
         assertThatThrownBy(() -> bind(Map.of("moemesh.gateway." + property, value)))
                 .isInstanceOf(BindException.class).rootCause()
                 .isInstanceOf(IllegalArgumentException.class).hasMessage(message);
+    }
+
+    @Test
+    void apiKeysReloadPeriod_oneMinuteByDefault_zeroReadsOnce() {
+        assertThat(bind(Map.of()).apiKeysReloadPeriod()).isEqualTo(java.time.Duration.ofMinutes(1));
+        assertThat(bind(Map.of("moemesh.gateway.api-keys-reload-period", "0")).apiKeysReloadPeriod()).isZero();
+        assertThat(bind(Map.of("moemesh.gateway.api-keys-reload-period", "1s")).apiKeysReloadPeriod())
+                .isEqualTo(java.time.Duration.ofSeconds(1));
     }
 
     @Test

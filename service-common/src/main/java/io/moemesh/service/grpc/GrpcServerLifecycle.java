@@ -351,6 +351,27 @@ public final class GrpcServerLifecycle implements SmartLifecycle {
         }
     }
 
+    /**
+     * Tells every client connection to go away while the calls in flight on it go on: grpc-java's graceful
+     * {@link Server#shutdown()}, which sends HTTP/2 GOAWAY on each connection (RFC 9113 §6.8: streams the client opens
+     * after it are refused, and grpc-java's client retries them transparently on a new connection) and closes the
+     * listeners. A drain calls this when it starts, so that a client whose long-lived connection was pinned to this
+     * server (a Kubernetes Service picks a pod per connection, not per call) reconnects, and lands on another pod,
+     * instead of having every call refused until the drain ends. {@link #stop()} then waits for the calls left as
+     * before. No effect before {@link #start()} or after {@link #stop()}.
+     */
+    public void sendGoAway() {
+        Server s = server;
+        Server u = unixServer;
+        if (s != null) {
+            s.shutdown();
+            log.info("{} gRPC: GOAWAY sent to every client connection; calls in flight go on", name);
+        }
+        if (u != null) {
+            u.shutdown();
+        }
+    }
+
     @Override
     public void stop() {
         Server s = server;

@@ -6,11 +6,13 @@ import static org.awaitility.Awaitility.await;
 
 import io.grpc.BindableService;
 import io.grpc.CallOptions;
+import io.grpc.ConnectivityState;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
@@ -396,6 +398,36 @@ class GrpcServerLifecycleTest {
         open.onCompleted();
         assertThat(second.poll(10, TimeUnit.SECONDS)).as("served once the first call ended, not refused")
                 .isNotNull().doesNotStartWith("error");
+    }
+
+    /**
+     * A drain's GOAWAY: the client's connection stops being READY at once (its next call opens a new connection:
+     * behind a Kubernetes Service, to another pod), while the call in flight on it goes on to its end.
+     */
+    @Test
+    void sendGoAway_theOpenConnectionLeavesReady_whileItsCallInFlightGoesOn() throws InterruptedException {
+        server = new GrpcServerLifecycle("test", "127.0.0.1", 0, InsecureServerCredentials.create(), 1 << 20,
+                Duration.ofSeconds(5), List.of(THREADS), List.of());
+        server.start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        BlockingQueue<String> replies = new LinkedBlockingQueue<>();
+        StreamObserver<String> inFlight = open(replies);
+        inFlight.onNext("1");
+        assertThat(replies.poll(10, TimeUnit.SECONDS)).isNotNull().doesNotStartWith("error");
+        assertThat(channel.getState(false)).isEqualTo(ConnectivityState.READY);
+
+        server.sendGoAway();
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> channel.getState(false) != ConnectivityState.READY);
+        inFlight.onNext("2");
+        assertThat(replies.poll(10, TimeUnit.SECONDS)).as("the call in flight is still served").isNotNull()
+                .doesNotStartWith("error");
+        // The listener is closed too: a new call cannot reach this server any more.
+        assertThatThrownBy(() -> HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .check(HealthCheckRequest.getDefaultInstance()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class,
+                        e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+        inFlight.onCompleted();
     }
 
     @Test

@@ -163,6 +163,35 @@ class MutualTlsSocketTest {
         }
     }
 
+    /**
+     * The CA bundle is read as every certificate in the file: while the mesh CA is rotated, a bundle of the old and
+     * the new CA (docs/kubernetes.md, "Rotating the mesh CA") lets peers of either CA call each other, in both
+     * directions, so leaves can be re-issued one by one without a failed handshake.
+     */
+    @Test
+    void aCaBundleOfTwoCas_acceptsPeersOfEither_asWhileTheMeshCaIsRotated() throws Exception {
+        Path bothCas = tmp.resolve("old-and-new-ca.crt");
+        Files.writeString(bothCas, Files.readString(mesh.caBundle()) + "\n" + Files.readString(foreign.caBundle()));
+        try (MeshCredentials oldCaServer = MeshCredentials.load(new TlsSettings(TlsSettings.Mode.MTLS,
+                     mesh.certChain("expert-0"), mesh.privateKey("expert-0"), bothCas, Duration.ZERO), "test.tls");
+             MeshCredentials newCaServer = MeshCredentials.load(new TlsSettings(TlsSettings.Mode.MTLS,
+                     foreign.certChain("expert-0"), foreign.privateKey("expert-0"), bothCas, Duration.ZERO), "test.tls");
+             MeshCredentials oldCaClient = MeshCredentials.load(new TlsSettings(TlsSettings.Mode.MTLS,
+                     mesh.certChain("gateway"), mesh.privateKey("gateway"), bothCas, Duration.ZERO), "test.tls");
+             MeshCredentials newCaClient = MeshCredentials.load(new TlsSettings(TlsSettings.Mode.MTLS,
+                     foreign.certChain("placer"), foreign.privateKey("placer"), bothCas, Duration.ZERO), "test.tls")) {
+            for (MeshCredentials serverSide : List.of(oldCaServer, newCaServer)) {
+                GrpcServerLifecycle other = start(serverSide.server());
+                try {
+                    assertThat(whoAmI(channel(other.port(), oldCaClient.channel()))).isEqualTo("gateway");
+                    assertThat(whoAmI(channel(other.port(), newCaClient.channel()))).isEqualTo("placer");
+                } finally {
+                    other.stop();
+                }
+            }
+        }
+    }
+
     @Test
     void plaintextServer_servesPlaintextClients_withoutIdentity() {
         try (MeshCredentials plain = MeshCredentials.load(TlsSettings.plaintext(), "test.tls")) {
