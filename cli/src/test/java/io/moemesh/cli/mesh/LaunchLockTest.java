@@ -83,7 +83,7 @@ class LaunchLockTest {
                         ch.lock();
                         System.out.println("locked");
                         System.out.flush();
-                        Thread.sleep(600_000);
+                        System.in.read(); // holds the lock until the test closes this end (or kills it)
                     }
                 }
                 """);
@@ -94,6 +94,7 @@ class LaunchLockTest {
                     .isEqualTo("locked");
             assertThat(LaunchLock.held(state)).isTrue();
         } finally {
+            launch.getOutputStream().close();
             launch.destroyForcibly();
             launch.waitFor();
         }
